@@ -1,0 +1,3 @@
+module github.com/smolvmm/smolvmm
+
+go 1.26

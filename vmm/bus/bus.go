@@ -1,0 +1,161 @@
+// Package bus routes guest port-I/O and MMIO accesses to devices.
+//
+// A Bus maps non-overlapping address ranges to Devices. The vCPU loop decodes
+// a KVM exit into an address, a direction and a data buffer and hands it to
+// the bus; it knows no device by name. Reads nobody claims return all ones
+// (as on a real ISA/PCI bus) and writes nobody claims are dropped; both are
+// counted so that `smolvmm run -v` can show what the guest poked at.
+package bus
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Device is anything that answers accesses to a range on a bus. offset is
+// relative to the start of the range the device was registered at; len(data)
+// is the access width (1, 2 or 4 for port I/O, up to 8 for MMIO). Read fills
+// data in little-endian order; Write consumes it.
+type Device interface {
+	Read(offset uint64, data []byte)
+	Write(offset uint64, data []byte)
+}
+
+// IRQ is an interrupt line a device drives. Devices never call KVM
+// themselves: the machine hands them an IRQ backed by KVM_IRQ_LINE.
+type IRQ interface {
+	// Set drives a level-triggered line high or low.
+	Set(level bool)
+	// Pulse raises and lowers an edge-triggered line.
+	Pulse()
+}
+
+// NoIRQ is an IRQ connected to nothing, for tests and detached devices.
+type NoIRQ struct{}
+
+// Set does nothing.
+func (NoIRQ) Set(bool) {}
+
+// Pulse does nothing.
+func (NoIRQ) Pulse() {}
+
+type mapping struct {
+	base, size uint64
+	name       string
+	dev        Device
+}
+
+// Bus is a set of address ranges, each served by one Device. It is safe for
+// concurrent use.
+type Bus struct {
+	name string
+
+	mu       sync.RWMutex
+	ranges   []mapping // sorted by base
+	unRead   map[uint64]uint64
+	unWrite  map[uint64]uint64
+	unhandle uint64
+}
+
+// New returns an empty bus; name ("pio", "mmio") appears in errors.
+func New(name string) *Bus {
+	return &Bus{name: name, unRead: map[uint64]uint64{}, unWrite: map[uint64]uint64{}}
+}
+
+// Register maps [base, base+size) to dev. It refuses empty, overflowing or
+// overlapping ranges.
+func (b *Bus) Register(name string, base, size uint64, dev Device) error {
+	if size == 0 || base+size < base {
+		return fmt.Errorf("%s bus: %s: bad range base %#x size %#x", b.name, name, base, size)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.ranges {
+		if base < m.base+m.size && m.base < base+size {
+			return fmt.Errorf("%s bus: %s at [%#x, %#x) overlaps %s at [%#x, %#x)",
+				b.name, name, base, base+size, m.name, m.base, m.base+m.size)
+		}
+	}
+	b.ranges = append(b.ranges, mapping{base: base, size: size, name: name, dev: dev})
+	sort.Slice(b.ranges, func(i, j int) bool { return b.ranges[i].base < b.ranges[j].base })
+	return nil
+}
+
+// Unregister removes the range that starts at base and reports whether one
+// was there. PCI BAR moves use it.
+func (b *Bus) Unregister(base uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, m := range b.ranges {
+		if m.base == base {
+			b.ranges = append(b.ranges[:i], b.ranges[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Bus) find(addr uint64, n int) (mapping, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	i := sort.Search(len(b.ranges), func(i int) bool { return b.ranges[i].base+b.ranges[i].size > addr })
+	if i < len(b.ranges) {
+		m := b.ranges[i]
+		if addr >= m.base && addr+uint64(n) <= m.base+m.size {
+			return m, true
+		}
+	}
+	return mapping{}, false
+}
+
+// Read serves a guest read of len(data) bytes at addr and reports whether a
+// device claimed it. Unclaimed reads fill data with 0xFF.
+func (b *Bus) Read(addr uint64, data []byte) bool {
+	if m, ok := b.find(addr, len(data)); ok {
+		m.dev.Read(addr-m.base, data)
+		return true
+	}
+	for i := range data {
+		data[i] = 0xFF
+	}
+	b.mu.Lock()
+	b.unRead[addr]++
+	b.unhandle++
+	b.mu.Unlock()
+	return false
+}
+
+// Write serves a guest write at addr and reports whether a device claimed
+// it. Unclaimed writes are dropped.
+func (b *Bus) Write(addr uint64, data []byte) bool {
+	if m, ok := b.find(addr, len(data)); ok {
+		m.dev.Write(addr-m.base, data)
+		return true
+	}
+	b.mu.Lock()
+	b.unWrite[addr]++
+	b.unhandle++
+	b.mu.Unlock()
+	return false
+}
+
+// Unhandled is a count of accesses no device claimed, by address.
+type Unhandled struct {
+	Reads, Writes map[uint64]uint64
+	Total         uint64
+}
+
+// Unhandled returns a copy of the counts of unclaimed accesses.
+func (b *Bus) Unhandled() Unhandled {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	u := Unhandled{Reads: map[uint64]uint64{}, Writes: map[uint64]uint64{}, Total: b.unhandle}
+	for k, v := range b.unRead {
+		u.Reads[k] = v
+	}
+	for k, v := range b.unWrite {
+		u.Writes[k] = v
+	}
+	return u
+}

@@ -1,0 +1,421 @@
+// Package pci is the PCI host: configuration mechanism #1 at ports
+// 0xCF8-0xCFF, a host bridge at 00:00.0, and the firmware's job of placing
+// I/O BARs and filling the interrupt line and pin of every function before
+// the guest runs (NetBSD uses what it finds and never assigns them itself).
+package pci
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/smolvmm/smolvmm/vmm/bus"
+)
+
+// Standard configuration header offsets.
+const (
+	RegVendorID      = 0x00
+	RegDeviceID      = 0x02
+	RegCommand       = 0x04
+	RegStatus        = 0x06
+	RegRevision      = 0x08
+	RegClass         = 0x09 // programming interface, subclass, class
+	RegCacheLine     = 0x0C
+	RegLatency       = 0x0D
+	RegHeaderType    = 0x0E
+	RegBAR0          = 0x10
+	RegSubsysVendor  = 0x2C
+	RegSubsysID      = 0x2E
+	RegInterruptLine = 0x3C
+	RegInterruptPin  = 0x3D
+)
+
+// Command register bits a guest may set.
+const (
+	CommandIO        = 1 << 0
+	CommandMemory    = 1 << 1
+	CommandBusMaster = 1 << 2
+	CommandIntxOff   = 1 << 10
+)
+
+// Header is the identity of a type-0 function.
+type Header struct {
+	VendorID, DeviceID uint16
+	Revision           uint8
+	// Class is class<<16 | subclass<<8 | programming interface.
+	Class                          uint32
+	SubsystemVendorID, SubsystemID uint16
+}
+
+// Config is a type-0 configuration space: 256 bytes with the write masks a
+// real device has. Functions embed one and the Host drives it.
+type Config struct {
+	mu      sync.Mutex
+	space   [256]byte
+	barSize [6]uint32 // 0 when the BAR is not implemented
+	barIO   [6]bool
+	sizing  [6]bool
+}
+
+// NewConfig returns a configuration space for h, with no BARs and no
+// interrupt pin.
+func NewConfig(h Header) *Config {
+	c := &Config{}
+	le := binary.LittleEndian
+	le.PutUint16(c.space[RegVendorID:], h.VendorID)
+	le.PutUint16(c.space[RegDeviceID:], h.DeviceID)
+	c.space[RegRevision] = h.Revision
+	c.space[RegClass] = uint8(h.Class)
+	c.space[RegClass+1] = uint8(h.Class >> 8)
+	c.space[RegClass+2] = uint8(h.Class >> 16)
+	le.PutUint16(c.space[RegSubsysVendor:], h.SubsystemVendorID)
+	le.PutUint16(c.space[RegSubsysID:], h.SubsystemID)
+	return c
+}
+
+// AddIOBAR declares BAR i as an I/O BAR of size bytes (a power of two, at
+// least 4). The Host gives it an address when the function is added.
+func (c *Config) AddIOBAR(i int, size uint32) error {
+	if i < 0 || i > 5 {
+		return fmt.Errorf("pci: BAR index %d out of range 0-5", i)
+	}
+	if size < 4 || size&(size-1) != 0 || size > 256 {
+		return fmt.Errorf("pci: BAR%d: I/O size %d must be a power of two from 4 to 256", i, size)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.barSize[i] = size
+	c.barIO[i] = true
+	binary.LittleEndian.PutUint32(c.space[RegBAR0+4*i:], 1)
+	return nil
+}
+
+// BAR returns the address BAR i decodes (0 when unassigned or unused) and
+// its size.
+func (c *Config) BAR(i int) (addr uint64, size uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.barAddr(i), c.barSize[i]
+}
+
+func (c *Config) barAddr(i int) uint64 {
+	v := binary.LittleEndian.Uint32(c.space[RegBAR0+4*i:])
+	if c.barIO[i] {
+		return uint64(v &^ 3)
+	}
+	return uint64(v &^ 0xF)
+}
+
+func (c *Config) setBAR(i int, addr uint64) {
+	v := uint32(addr)
+	if c.barIO[i] {
+		v |= 1
+	}
+	binary.LittleEndian.PutUint32(c.space[RegBAR0+4*i:], v)
+}
+
+// Command returns the command register.
+func (c *Config) Command() uint16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return binary.LittleEndian.Uint16(c.space[RegCommand:])
+}
+
+// InterruptLine returns the IRQ the firmware (the Host) assigned.
+func (c *Config) InterruptLine() uint8 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.space[RegInterruptLine]
+}
+
+func (c *Config) setInterrupt(line, pin uint8) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.space[RegInterruptLine] = line
+	c.space[RegInterruptPin] = pin
+}
+
+// SetStatusBit sets bits in the status register (interrupt status, bit 3,
+// for INTx devices).
+func (c *Config) SetStatusBit(mask uint16, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := binary.LittleEndian.Uint16(c.space[RegStatus:])
+	if on {
+		v |= mask
+	} else {
+		v &^= mask
+	}
+	binary.LittleEndian.PutUint16(c.space[RegStatus:], v)
+}
+
+// Read copies len(data) bytes of configuration space at off into data.
+// Bytes past 256 read as ones.
+func (c *Config) Read(off int, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range data {
+		o := off + i
+		switch {
+		case o < 0 || o >= len(c.space):
+			data[i] = 0xFF
+		case o >= RegBAR0 && o < RegBAR0+24 && c.sizing[(o-RegBAR0)/4]:
+			b := (o - RegBAR0) / 4
+			mask := ^(c.barSize[b] - 1)
+			if c.barIO[b] {
+				mask = mask&^3 | 1
+			}
+			data[i] = uint8(mask >> (8 * ((o - RegBAR0) % 4)))
+		default:
+			data[i] = c.space[o]
+		}
+	}
+}
+
+// write applies a guest write and reports which BARs changed address.
+func (c *Config) write(off int, data []byte) (moved []barMove) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	touched := [6]bool{}
+	var old [6]uint64
+	for b := 0; b < 6; b++ {
+		old[b] = c.barAddr(b)
+	}
+	for i, v := range data {
+		o := off + i
+		switch {
+		case o == RegCommand:
+			c.space[o] = v & (CommandIO | CommandMemory | CommandBusMaster | 0x40) // + parity
+		case o == RegCommand+1:
+			c.space[o] = v & (CommandIntxOff>>8 | 0x01) // INTx disable, SERR#
+		case o == RegCacheLine || o == RegLatency || o == RegInterruptLine:
+			c.space[o] = v
+		case o >= RegBAR0 && o < RegBAR0+24:
+			b := (o - RegBAR0) / 4
+			if c.barSize[b] == 0 {
+				continue
+			}
+			c.space[o] = v
+			touched[b] = true
+		}
+	}
+	for b := 0; b < 6; b++ {
+		if !touched[b] {
+			continue
+		}
+		raw := binary.LittleEndian.Uint32(c.space[RegBAR0+4*b:])
+		mask := ^(c.barSize[b] - 1)
+		if c.barIO[b] {
+			mask &^= 3
+		}
+		if raw&mask == mask {
+			// Sizing: the guest wrote all ones and will read the size
+			// mask back, then restore the address. Keep decoding the old
+			// address meanwhile.
+			c.sizing[b] = true
+			c.setBAR(b, old[b])
+			continue
+		}
+		c.sizing[b] = false
+		addr := uint64(raw & mask)
+		c.setBAR(b, addr)
+		if addr != old[b] {
+			moved = append(moved, barMove{bar: b, old: old[b], new: addr})
+		}
+	}
+	return moved
+}
+
+type barMove struct {
+	bar      int
+	old, new uint64
+}
+
+// Function is a PCI function: a configuration space and the devices behind
+// its BARs.
+type Function interface {
+	// PCIConfig returns the function's configuration space.
+	PCIConfig() *Config
+	// BARDevice returns the device that serves BAR i, or nil.
+	BARDevice(i int) bus.Device
+}
+
+// Slot is where a function was placed and what it was given.
+type Slot struct {
+	Device  int // device number on bus 0
+	IRQLine uint8
+	BARs    [6]uint64
+}
+
+// Host is the host bridge and configuration mechanism #1. Register it on the
+// port bus at 0xCF8 with size 8.
+type Host struct {
+	mu     sync.Mutex
+	pio    *bus.Bus
+	addr   uint32
+	funcs  [32]Function
+	next   int
+	nextIO uint64
+
+	// OnBARMove, when set, is called after a guest moved an I/O BAR (the
+	// machine uses it to move ioeventfds).
+	OnBARMove func(fn Function, bar int, old, new uint64)
+}
+
+// IOBase is where the Host starts placing I/O BARs, above every legacy ISA
+// port.
+const IOBase = 0xC000
+
+// NewHost returns a host with a host bridge at 00:00.0 whose functions' I/O
+// BARs are registered on pio.
+func NewHost(pio *bus.Bus) *Host {
+	h := &Host{pio: pio, nextIO: IOBase, next: 1}
+	h.funcs[0] = &hostBridge{cfg: NewConfig(Header{
+		VendorID: 0x1B36, DeviceID: 0x0008, // Red Hat generic PCIe host bridge ID
+		Class: 0x060000,
+	})}
+	return h
+}
+
+// Add places fn in the next free slot of bus 0, assigns its I/O BARs and
+// registers them on the port bus, and fills interrupt line irq with pin
+// INTA (irq 0 means no interrupt). NetBSD refuses to share an ISA edge IRQ
+// with a level-triggered PCI handler, so irq must be one no ISA device uses.
+func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
+	switch irq {
+	case 0, 5, 9, 10, 11:
+	default:
+		return Slot{}, fmt.Errorf("pci: IRQ %d is used by ISA devices; use 5, 9, 10 or 11", irq)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.next >= len(h.funcs) {
+		return Slot{}, fmt.Errorf("pci: bus 0 is full (32 devices)")
+	}
+	cfg := fn.PCIConfig()
+	s := Slot{Device: h.next, IRQLine: irq}
+	for b := 0; b < 6; b++ {
+		_, size := cfg.BAR(b)
+		if size == 0 {
+			continue
+		}
+		dev := fn.BARDevice(b)
+		if dev == nil {
+			return Slot{}, fmt.Errorf("pci: BAR%d declared without a device", b)
+		}
+		base := (h.nextIO + uint64(size) - 1) &^ (uint64(size) - 1)
+		if base+uint64(size) > 0x10000 {
+			return Slot{}, fmt.Errorf("pci: out of I/O space for BAR%d", b)
+		}
+		if err := h.pio.Register(fmt.Sprintf("pci 00:%02x.0 BAR%d", h.next, b), base, uint64(size), dev); err != nil {
+			return Slot{}, err
+		}
+		cfg.mu.Lock()
+		cfg.setBAR(b, base)
+		cfg.mu.Unlock()
+		s.BARs[b] = base
+		h.nextIO = base + uint64(size)
+	}
+	pin := uint8(1)
+	if irq == 0 {
+		pin = 0
+	}
+	cfg.setInterrupt(irq, pin)
+	h.funcs[h.next] = fn
+	h.next++
+	return s, nil
+}
+
+// Read serves the guest's accesses to 0xCF8-0xCFF.
+func (h *Host) Read(off uint64, data []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if off < 4 {
+		// Only a full 32-bit read of 0xCF8 returns the address latch;
+		// byte and word reads of 0xCF8-0xCFB belong to other
+		// mechanisms (0xCF9 is the reset control register).
+		if off == 0 && len(data) == 4 {
+			binary.LittleEndian.PutUint32(data, h.addr)
+			return
+		}
+		fill(data)
+		return
+	}
+	fn, reg, ok := h.selected()
+	if !ok {
+		fill(data)
+		return
+	}
+	fn.PCIConfig().Read(reg+int(off-4), clip(data, reg+int(off-4)))
+}
+
+// Write serves the guest's accesses to 0xCF8-0xCFF.
+func (h *Host) Write(off uint64, data []byte) {
+	h.mu.Lock()
+	if off < 4 {
+		if off == 0 && len(data) == 4 {
+			h.addr = binary.LittleEndian.Uint32(data) & 0x80FFFFFC
+		}
+		h.mu.Unlock()
+		return
+	}
+	fn, reg, ok := h.selected()
+	if !ok {
+		h.mu.Unlock()
+		return
+	}
+	moved := fn.PCIConfig().write(reg+int(off-4), data)
+	var hook func(Function, int, uint64, uint64)
+	for _, m := range moved {
+		dev := fn.BARDevice(m.bar)
+		_, size := fn.PCIConfig().BAR(m.bar)
+		h.pio.Unregister(m.old)
+		if err := h.pio.Register(fmt.Sprintf("pci BAR%d", m.bar), m.new, uint64(size), dev); err != nil {
+			// The guest moved a BAR over another device: leave it
+			// undecoded, as a conflicting real device would be.
+			continue
+		}
+		hook = h.OnBARMove
+	}
+	h.mu.Unlock()
+	if hook != nil {
+		for _, m := range moved {
+			hook(fn, m.bar, m.old, m.new)
+		}
+	}
+}
+
+// selected returns the function and register the address latch names.
+// Caller holds h.mu.
+func (h *Host) selected() (Function, int, bool) {
+	a := h.addr
+	if a&0x80000000 == 0 {
+		return nil, 0, false
+	}
+	busNo := (a >> 16) & 0xFF
+	dev := (a >> 11) & 0x1F
+	fnNo := (a >> 8) & 0x7
+	if busNo != 0 || fnNo != 0 || h.funcs[dev] == nil {
+		return nil, 0, false
+	}
+	return h.funcs[dev], int(a & 0xFC), true
+}
+
+func fill(data []byte) {
+	for i := range data {
+		data[i] = 0xFF
+	}
+}
+
+func clip(data []byte, off int) []byte {
+	if off+len(data) > 256 {
+		fill(data)
+		return data[:max(0, 256-off)]
+	}
+	return data
+}
+
+type hostBridge struct{ cfg *Config }
+
+func (b *hostBridge) PCIConfig() *Config       { return b.cfg }
+func (b *hostBridge) BARDevice(int) bus.Device { return nil }
