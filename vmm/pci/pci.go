@@ -260,6 +260,11 @@ type Host struct {
 	// OnBARMove, when set, is called after a guest moved an I/O BAR (the
 	// machine uses it to move ioeventfds).
 	OnBARMove func(fn Function, bar int, old, new uint64)
+
+	// ResetControl, when set, serves byte accesses to port 0xCF9, the
+	// chipset's reset control register, which sits inside the
+	// configuration mechanism's port range.
+	ResetControl bus.Device
 }
 
 // IOBase is where the Host starts placing I/O BARs, above every legacy ISA
@@ -330,6 +335,10 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 func (h *Host) Read(off uint64, data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if off == 1 && len(data) == 1 && h.ResetControl != nil {
+		h.ResetControl.Read(0, data)
+		return
+	}
 	if off < 4 {
 		// Only a full 32-bit read of 0xCF8 returns the address latch;
 		// byte and word reads of 0xCF8-0xCFB belong to other
@@ -351,8 +360,14 @@ func (h *Host) Read(off uint64, data []byte) {
 
 // Write serves the guest's accesses to 0xCF8-0xCFF.
 func (h *Host) Write(off uint64, data []byte) {
+	if off == 1 && len(data) == 1 && h.ResetControl != nil {
+		h.ResetControl.Write(0, data)
+		return
+	}
 	h.mu.Lock()
 	if off < 4 {
+		// Byte and word writes to 0xCF8-0xCFB must leave the latched
+		// address alone: NetBSD's mechanism #1 detection checks that.
 		if off == 0 && len(data) == 4 {
 			h.addr = binary.LittleEndian.Uint32(data) & 0x80FFFFFC
 		}

@@ -1,0 +1,79 @@
+package bus
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+type mem struct{ b [16]byte }
+
+func (m *mem) Read(off uint64, d []byte)  { copy(d, m.b[off:]) }
+func (m *mem) Write(off uint64, d []byte) { copy(m.b[off:], d) }
+
+func TestRegisterOverlap(t *testing.T) {
+	tests := []struct {
+		name       string
+		base, size uint64
+		wantErr    string
+	}{
+		{"disjoint below", 0x100, 0x10, ""},
+		{"disjoint above", 0x220, 0x10, ""},
+		{"adjacent", 0x210, 0x10, ""},
+		{"overlap start", 0x1F8, 0x10, "overlaps a"},
+		{"overlap end", 0x20F, 0x2, "overlaps a"},
+		{"inside", 0x204, 0x4, "overlaps a"},
+		{"covering", 0x1F0, 0x40, "overlaps a"},
+		{"empty", 0x300, 0, "bad range"},
+		{"wraps", ^uint64(0) - 1, 4, "bad range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New("port")
+			if err := b.Register("a", 0x200, 0x10, &mem{}); err != nil {
+				t.Fatal(err)
+			}
+			err := b.Register("b", tt.base, tt.size, &mem{})
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDispatchAndUnhandled(t *testing.T) {
+	b := New("port")
+	m := &mem{}
+	if err := b.Register("m", 0x3F8, 8, m); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Write(0x3F9, []byte{0xAB, 0xCD}) {
+		t.Fatal("write not claimed")
+	}
+	if m.b[1] != 0xAB || m.b[2] != 0xCD {
+		t.Fatalf("device saw %x", m.b[:4])
+	}
+	got := make([]byte, 2)
+	if !b.Read(0x3F9, got) || !bytes.Equal(got, []byte{0xAB, 0xCD}) {
+		t.Fatalf("read %x", got)
+	}
+	// An access straddling the end of a range is not the device's.
+	if b.Read(0x3FF, make([]byte, 2)) {
+		t.Fatal("straddling read claimed")
+	}
+	d := []byte{0, 0, 0, 0}
+	if b.Read(0x80, d) || !bytes.Equal(d, []byte{0xFF, 0xFF, 0xFF, 0xFF}) {
+		t.Fatalf("unclaimed read = %x, want all ones", d)
+	}
+	b.Write(0x80, []byte{1})
+	u := b.Unhandled()
+	if u.Total != 3 || u.Reads[0x80] != 1 || u.Writes[0x80] != 1 || u.Reads[0x3FF] != 1 {
+		t.Fatalf("unhandled = %+v", u)
+	}
+	if !b.Unregister(0x3F8) || b.Unregister(0x3F8) {
+		t.Fatal("unregister")
+	}
+	if b.Write(0x3F9, []byte{1}) {
+		t.Fatal("unregistered range still claimed")
+	}
+}

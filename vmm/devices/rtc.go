@@ -1,0 +1,212 @@
+package devices
+
+import (
+	"sync"
+	"time"
+)
+
+// MC146818 register indices.
+const (
+	rtcSec     = 0x00
+	rtcMin     = 0x02
+	rtcHour    = 0x04
+	rtcWeekday = 0x06
+	rtcDay     = 0x07
+	rtcMonth   = 0x08
+	rtcYear    = 0x09
+	rtcA       = 0x0A
+	rtcB       = 0x0B
+	rtcC       = 0x0C
+	rtcD       = 0x0D
+	rtcDiag    = 0x0E
+	rtcCentury = 0x32
+
+	rtcBSet    = 0x80
+	rtcBBinary = 0x04
+	rtcB24h    = 0x02
+	rtcDVRT    = 0x80
+)
+
+// RTC is the MC146818 CMOS clock at ports 0x70 (index) and 0x71 (data). KVM
+// does not emulate it, and NetBSD's inittodr spins on the update-in-progress
+// bit when the ports read all ones. The clock runs from the host's time plus
+// whatever offset the guest sets; it reports no update in progress, valid
+// RAM and time (register D), and a clean BIOS diagnostic (register 0x0E). It
+// raises no interrupts. The data format follows register B (BCD and 24-hour
+// as NetBSD programs it).
+type RTC struct {
+	mu     sync.Mutex
+	index  uint8
+	ram    [128]byte
+	offset time.Duration
+	now    func() time.Time
+}
+
+// NewRTC returns a CMOS clock; now is the host clock (time.Now when nil).
+// memBytes fills the BIOS memory-size bytes firmware would leave in CMOS.
+func NewRTC(now func() time.Time, memBytes uint64) *RTC {
+	if now == nil {
+		now = time.Now
+	}
+	r := &RTC{now: now}
+	r.ram[rtcA] = 0x26 // 32.768 kHz time base, 1024 Hz rate
+	r.ram[rtcB] = rtcB24h
+	r.ram[rtcD] = rtcDVRT
+	// Extended memory above 1 MiB in KiB (0x17/0x18 and 0x30/0x31, capped
+	// at 0xFFFF) and above 16 MiB in 64 KiB units (0x34/0x35).
+	ext := uint64(0)
+	if memBytes > 1<<20 {
+		ext = (memBytes - 1<<20) >> 10
+	}
+	ext = min(ext, 0xFFFF)
+	r.ram[0x17], r.ram[0x18] = uint8(ext), uint8(ext>>8)
+	r.ram[0x30], r.ram[0x31] = uint8(ext), uint8(ext>>8)
+	high := uint64(0)
+	if memBytes > 16<<20 {
+		high = min((memBytes-16<<20)>>16, 0xFFFF)
+	}
+	r.ram[0x34], r.ram[0x35] = uint8(high), uint8(high>>8)
+	return r
+}
+
+// Read serves port 0x70 (offset 0) and 0x71 (offset 1).
+func (r *RTC) Read(off uint64, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range data {
+		switch off + uint64(i) {
+		case 0:
+			data[i] = 0xFF // the index register is write-only
+		case 1:
+			data[i] = r.readReg(r.index)
+		default:
+			data[i] = 0xFF
+		}
+	}
+}
+
+// Write serves port 0x70 (offset 0) and 0x71 (offset 1).
+func (r *RTC) Write(off uint64, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, v := range data {
+		switch off + uint64(i) {
+		case 0:
+			r.index = v & 0x7F // bit 7 masks NMI
+		case 1:
+			r.writeReg(r.index, v)
+		}
+	}
+}
+
+func (r *RTC) guestTime() time.Time { return r.now().Add(r.offset).UTC() }
+
+func (r *RTC) encode(v int) uint8 {
+	if r.ram[rtcB]&rtcBBinary != 0 {
+		return uint8(v)
+	}
+	return uint8(v/10<<4 | v%10)
+}
+
+func (r *RTC) decode(v uint8) int {
+	if r.ram[rtcB]&rtcBBinary != 0 {
+		return int(v)
+	}
+	return int(v>>4)*10 + int(v&0x0F)
+}
+
+func (r *RTC) encodeHour(h int) uint8 {
+	if r.ram[rtcB]&rtcB24h != 0 {
+		return r.encode(h)
+	}
+	pm := uint8(0)
+	if h >= 12 {
+		pm = 0x80
+	}
+	h %= 12
+	if h == 0 {
+		h = 12
+	}
+	return r.encode(h) | pm
+}
+
+func (r *RTC) decodeHour(v uint8) int {
+	if r.ram[rtcB]&rtcB24h != 0 {
+		return r.decode(v)
+	}
+	h := r.decode(v&0x7F) % 12
+	if v&0x80 != 0 {
+		h += 12
+	}
+	return h
+}
+
+func (r *RTC) readReg(reg uint8) uint8 {
+	t := r.guestTime()
+	switch reg {
+	case rtcSec:
+		return r.encode(t.Second())
+	case rtcMin:
+		return r.encode(t.Minute())
+	case rtcHour:
+		return r.encodeHour(t.Hour())
+	case rtcWeekday:
+		return r.encode(int(t.Weekday()) + 1)
+	case rtcDay:
+		return r.encode(t.Day())
+	case rtcMonth:
+		return r.encode(int(t.Month()))
+	case rtcYear:
+		return r.encode(t.Year() % 100)
+	case rtcCentury:
+		return r.encode(t.Year() / 100)
+	case rtcA:
+		return r.ram[rtcA] &^ 0x80 // never "update in progress"
+	case rtcC:
+		v := r.ram[rtcC]
+		r.ram[rtcC] = 0 // reading C acknowledges interrupt flags
+		return v
+	case rtcD:
+		return rtcDVRT
+	}
+	return r.ram[reg&0x7F]
+}
+
+func (r *RTC) writeReg(reg uint8, v uint8) {
+	switch reg {
+	case rtcSec, rtcMin, rtcHour, rtcDay, rtcMonth, rtcYear, rtcCentury:
+		r.setField(reg, v)
+	case rtcA:
+		r.ram[rtcA] = v &^ 0x80
+	case rtcC, rtcD:
+		// Read-only status registers.
+	default:
+		r.ram[reg&0x7F] = v
+	}
+}
+
+// setField moves the guest's clock so that field reg reads v from now on,
+// keeping the other fields.
+func (r *RTC) setField(reg uint8, v uint8) {
+	t := r.guestTime()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	switch reg {
+	case rtcSec:
+		s = r.decode(v)
+	case rtcMin:
+		mi = r.decode(v)
+	case rtcHour:
+		h = r.decodeHour(v)
+	case rtcDay:
+		d = r.decode(v)
+	case rtcMonth:
+		mo = time.Month(r.decode(v))
+	case rtcYear:
+		y = y/100*100 + r.decode(v)
+	case rtcCentury:
+		y = r.decode(v)*100 + y%100
+	}
+	want := time.Date(y, mo, d, h, mi, s, t.Nanosecond(), time.UTC)
+	r.offset += want.Sub(t)
+}

@@ -1,0 +1,295 @@
+package devices
+
+import (
+	"io"
+	"sync"
+
+	"github.com/smolvmm/smolvmm/vmm/bus"
+)
+
+// 16550A register offsets from the base port.
+const (
+	uartRBR = 0 // receive buffer (read), transmit holding (write), DLL with DLAB
+	uartIER = 1 // interrupt enable, DLM with DLAB
+	uartIIR = 2 // interrupt identification (read), FIFO control (write)
+	uartLCR = 3
+	uartMCR = 4
+	uartLSR = 5
+	uartMSR = 6
+	uartSCR = 7
+)
+
+// Register bits.
+const (
+	ierRDA  = 0x01 // received data available
+	ierTHRE = 0x02 // transmit holding register empty
+	ierRLS  = 0x04 // receiver line status
+	ierMS   = 0x08 // modem status
+
+	iirNone  = 0x01
+	iirMS    = 0x00
+	iirTHRE  = 0x02
+	iirRDA   = 0x04
+	iirRLS   = 0x06
+	iirFIFOs = 0xC0
+
+	fcrEnable  = 0x01
+	fcrClearRX = 0x02
+
+	lcrDLAB = 0x80
+
+	mcrDTR  = 0x01
+	mcrRTS  = 0x02
+	mcrOUT1 = 0x04
+	mcrOUT2 = 0x08
+	mcrLoop = 0x10
+
+	lsrDR   = 0x01
+	lsrOE   = 0x02
+	lsrTHRE = 0x20
+	lsrTEMT = 0x40
+
+	msrDCTS = 0x01
+	msrDDSR = 0x02
+	msrTERI = 0x04
+	msrDDCD = 0x08
+	msrCTS  = 0x10
+	msrDSR  = 0x20
+	msrRI   = 0x40
+	msrDCD  = 0x80
+)
+
+// uartRXLimit bounds the host-side receive buffer so a flood of input
+// cannot grow memory without limit; excess bytes set the overrun flag.
+const uartRXLimit = 4096
+
+// UART is a 16550A serial port (COM1 at 0x3F8 on IRQ 4 on a PC). Transmitted
+// bytes go to Out at once, so the transmitter is always empty; received bytes
+// come from Receive. The interrupt output follows the 16550's priority rules
+// and drives its IRQ line level: high while an enabled condition is pending,
+// low once the guest has served it. On the PC's edge-triggered 8259 that is
+// one edge per new event, which is what NetBSD's com(4) waits for once its
+// tty layer runs.
+type UART struct {
+	mu  sync.Mutex
+	out io.Writer
+	irq bus.IRQ
+
+	rx      []byte
+	ier     uint8
+	lcr     uint8
+	mcr     uint8
+	lsrErr  uint8 // overrun, cleared by reading LSR
+	scr     uint8
+	dll     uint8
+	dlm     uint8
+	fcr     uint8
+	thrIntr bool  // THRE interrupt pending (cleared by reading IIR or writing THR)
+	msr     uint8 // delta bits and loopback state
+	irqHigh bool
+
+	// OnOutput, when set, sees every transmitted byte after it was written
+	// to out (the machine watches for NetBSD's halt message with it).
+	OnOutput func(b byte)
+}
+
+// NewUART returns a UART writing to out and interrupting through irq.
+func NewUART(out io.Writer, irq bus.IRQ) *UART {
+	if out == nil {
+		out = io.Discard
+	}
+	if irq == nil {
+		irq = bus.NoIRQ{}
+	}
+	return &UART{out: out, irq: irq, msr: msrDCD | msrDSR | msrCTS, dll: 12}
+}
+
+// Receive queues bytes typed on the console for the guest to read.
+func (u *UART) Receive(p []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, b := range p {
+		if len(u.rx) >= uartRXLimit {
+			u.lsrErr |= lsrOE
+			break
+		}
+		u.rx = append(u.rx, b)
+	}
+	u.update()
+}
+
+// RXSpace reports how many more bytes Receive accepts without overrun.
+func (u *UART) RXSpace() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return uartRXLimit - len(u.rx)
+}
+
+// Read serves a guest read of a UART register.
+func (u *UART) Read(off uint64, data []byte) {
+	for i := range data {
+		data[i] = u.readReg(off + uint64(i))
+	}
+}
+
+// Write serves a guest write of a UART register.
+func (u *UART) Write(off uint64, data []byte) {
+	for i, v := range data {
+		u.writeReg(off+uint64(i), v)
+	}
+}
+
+func (u *UART) readReg(reg uint64) uint8 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	defer u.update()
+	dlab := u.lcr&lcrDLAB != 0
+	switch reg {
+	case uartRBR:
+		if dlab {
+			return u.dll
+		}
+		if len(u.rx) == 0 {
+			return 0
+		}
+		b := u.rx[0]
+		u.rx = u.rx[1:]
+		if len(u.rx) == 0 {
+			u.rx = nil
+		}
+		return b
+	case uartIER:
+		if dlab {
+			return u.dlm
+		}
+		return u.ier
+	case uartIIR:
+		id := u.pending()
+		if id == iirTHRE {
+			// Reading IIR while THRE is the reported source clears it.
+			u.thrIntr = false
+		}
+		if u.fcr&fcrEnable != 0 {
+			id |= iirFIFOs
+		}
+		return id
+	case uartLCR:
+		return u.lcr
+	case uartMCR:
+		return u.mcr
+	case uartLSR:
+		v := uint8(lsrTHRE|lsrTEMT) | u.lsrErr
+		if len(u.rx) > 0 {
+			v |= lsrDR
+		}
+		u.lsrErr = 0
+		return v
+	case uartMSR:
+		v := u.msrValue()
+		u.msr &^= msrDCTS | msrDDSR | msrTERI | msrDDCD
+		return v
+	case uartSCR:
+		return u.scr
+	}
+	return 0xFF
+}
+
+func (u *UART) writeReg(reg uint64, v uint8) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	defer u.update()
+	dlab := u.lcr&lcrDLAB != 0
+	switch reg {
+	case uartRBR:
+		if dlab {
+			u.dll = v
+			return
+		}
+		if u.mcr&mcrLoop != 0 {
+			if len(u.rx) < uartRXLimit {
+				u.rx = append(u.rx, v)
+			} else {
+				u.lsrErr |= lsrOE
+			}
+		} else {
+			// A failing console writer must not stop the guest: the
+			// byte is lost as on a disconnected line.
+			_, _ = u.out.Write([]byte{v})
+			if u.OnOutput != nil {
+				u.OnOutput(v)
+			}
+		}
+		// The byte left at once: the holding register is empty again.
+		u.thrIntr = true
+	case uartIER:
+		if dlab {
+			u.dlm = v
+			return
+		}
+		old := u.ier
+		u.ier = v & 0x0F
+		if u.ier&ierTHRE != 0 && old&ierTHRE == 0 {
+			// Enabling THRE with an empty transmitter raises it at once.
+			u.thrIntr = true
+		}
+	case uartIIR:
+		u.fcr = v & 0xC9
+		if v&fcrClearRX != 0 {
+			u.rx = nil
+		}
+	case uartLCR:
+		u.lcr = v
+	case uartMCR:
+		u.mcr = v & 0x1F
+	case uartLSR, uartMSR:
+		// Read-only on a 16550A; factory test writes are ignored.
+	case uartSCR:
+		u.scr = v
+	}
+}
+
+func (u *UART) msrValue() uint8 {
+	if u.mcr&mcrLoop == 0 {
+		return u.msr
+	}
+	// Loopback ties the modem outputs to the inputs.
+	v := u.msr & 0x0F
+	if u.mcr&mcrRTS != 0 {
+		v |= msrCTS
+	}
+	if u.mcr&mcrDTR != 0 {
+		v |= msrDSR
+	}
+	if u.mcr&mcrOUT1 != 0 {
+		v |= msrRI
+	}
+	if u.mcr&mcrOUT2 != 0 {
+		v |= msrDCD
+	}
+	return v
+}
+
+// pending returns the IIR identification of the highest-priority enabled
+// interrupt, or iirNone.
+func (u *UART) pending() uint8 {
+	switch {
+	case u.ier&ierRLS != 0 && u.lsrErr != 0:
+		return iirRLS
+	case u.ier&ierRDA != 0 && len(u.rx) > 0:
+		return iirRDA
+	case u.ier&ierTHRE != 0 && u.thrIntr:
+		return iirTHRE
+	case u.ier&ierMS != 0 && u.msr&0x0F != 0:
+		return iirMS
+	}
+	return iirNone
+}
+
+// update drives the IRQ line to match the pending state. Caller holds mu.
+func (u *UART) update() {
+	high := u.pending() != iirNone
+	if high != u.irqHigh {
+		u.irqHigh = high
+		u.irq.Set(high)
+	}
+}

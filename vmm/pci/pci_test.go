@@ -1,0 +1,229 @@
+package pci
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/vmm/bus"
+)
+
+type regs struct{ last []byte }
+
+func (r *regs) Read(off uint64, d []byte) {
+	for i := range d {
+		d[i] = byte(off) + byte(i)
+	}
+}
+func (r *regs) Write(off uint64, d []byte) { r.last = append([]byte{byte(off)}, d...) }
+
+type fn struct {
+	cfg *Config
+	dev *regs
+}
+
+func (f *fn) PCIConfig() *Config { return f.cfg }
+func (f *fn) BARDevice(i int) bus.Device {
+	if i == 0 {
+		return f.dev
+	}
+	return nil
+}
+
+func newFn(t *testing.T) *fn {
+	t.Helper()
+	c := NewConfig(Header{VendorID: 0x1AF4, DeviceID: 0x1001, Class: 0x010000, SubsystemVendorID: 0x1AF4, SubsystemID: 2})
+	if err := c.AddIOBAR(0, 64); err != nil {
+		t.Fatal(err)
+	}
+	return &fn{cfg: c, dev: &regs{}}
+}
+
+// cfg drives configuration mechanism #1 the way a guest does.
+type cfg struct {
+	pio *bus.Bus
+}
+
+func (c cfg) sel(dev, reg int) {
+	c.pio.Write(0xCF8, le32(0x80000000|uint32(dev)<<11|uint32(reg&^3)))
+}
+func (c cfg) read32(dev, reg int) uint32 {
+	c.sel(dev, reg)
+	d := make([]byte, 4)
+	c.pio.Read(0xCFC, d)
+	return binary.LittleEndian.Uint32(d)
+}
+func (c cfg) read8(dev, reg int) uint8 {
+	c.sel(dev, reg)
+	d := make([]byte, 1)
+	c.pio.Read(0xCFC+uint64(reg&3), d)
+	return d[0]
+}
+func (c cfg) write32(dev, reg int, v uint32) {
+	c.sel(dev, reg)
+	c.pio.Write(0xCFC, le32(v))
+}
+
+func le32(v uint32) []byte { b := make([]byte, 4); binary.LittleEndian.PutUint32(b, v); return b }
+
+func setup(t *testing.T) (*Host, cfg, *fn) {
+	t.Helper()
+	pio := bus.New("port")
+	h := NewHost(pio)
+	if err := pio.Register("pci", 0xCF8, 8, h); err != nil {
+		t.Fatal(err)
+	}
+	f := newFn(t)
+	if _, err := h.Add(f, 10); err != nil {
+		t.Fatal(err)
+	}
+	return h, cfg{pio}, f
+}
+
+func TestMechanismOneDetection(t *testing.T) {
+	_, c, _ := setup(t)
+	c.pio.Write(0xCF8, le32(0x80000000))
+	// Byte and word writes inside 0xCF8-0xCFB must not change the latch.
+	c.pio.Write(0xCFB, []byte{0x00})
+	c.pio.Write(0xCFA, []byte{0x00, 0x00})
+	d := make([]byte, 4)
+	c.pio.Read(0xCF8, d)
+	if got := binary.LittleEndian.Uint32(d) & 0x80FFFFFC; got != 0x80000000 {
+		t.Fatalf("latch = %#x, want 0x80000000", got)
+	}
+	c.pio.Write(0xCF8, le32(0x8012345F))
+	c.pio.Read(0xCF8, d)
+	if got := binary.LittleEndian.Uint32(d); got != 0x8012345C {
+		t.Fatalf("latch = %#x, want the written value masked with 0x80fffffc", got)
+	}
+}
+
+func TestConfigSpace(t *testing.T) {
+	_, c, _ := setup(t)
+	tests := []struct {
+		name      string
+		dev, reg  int
+		want      uint32
+		wantNoDev bool
+	}{
+		{"host bridge id", 0, 0, 0x00081B36, false},
+		{"host bridge class", 0, 8, 0x06000000, false},
+		{"virtio id", 1, 0, 0x10011AF4, false},
+		{"virtio revision 0 + class", 1, 8, 0x01000000, false},
+		{"subsystem", 1, 0x2C, 0x00021AF4, false},
+		{"BAR0 assigned as I/O", 1, 0x10, IOBase | 1, false},
+		{"BAR1 unused", 1, 0x14, 0, false},
+		{"interrupt line 10 pin A", 1, 0x3C, 0x0000010A, false},
+		{"absent device", 7, 0, 0xFFFFFFFF, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := c.read32(tt.dev, tt.reg); got != tt.want {
+				t.Fatalf("read %#x, want %#x", got, tt.want)
+			}
+		})
+	}
+	// Bus 1 and function 1 are absent.
+	c.pio.Write(0xCF8, le32(0x80010000))
+	d := make([]byte, 4)
+	c.pio.Read(0xCFC, d)
+	if binary.LittleEndian.Uint32(d) != 0xFFFFFFFF {
+		t.Fatal("bus 1 answered")
+	}
+	c.pio.Write(0xCF8, le32(0x80000900))
+	c.pio.Read(0xCFC, d)
+	if binary.LittleEndian.Uint32(d) != 0xFFFFFFFF {
+		t.Fatal("function 1 answered")
+	}
+	// Disabled mechanism (bit 31 clear) reads all ones.
+	c.pio.Write(0xCF8, le32(0x00000800))
+	c.pio.Read(0xCFC, d)
+	if binary.LittleEndian.Uint32(d) != 0xFFFFFFFF {
+		t.Fatal("enable bit ignored")
+	}
+	if got := c.read8(1, 0x3D); got != 1 {
+		t.Fatalf("byte read of interrupt pin = %d", got)
+	}
+}
+
+func TestBARSizingAndMove(t *testing.T) {
+	h, c, f := setup(t)
+	var moved []uint64
+	h.OnBARMove = func(_ Function, bar int, old, new uint64) { moved = append(moved, old, new) }
+	c.write32(1, 0x10, 0xFFFFFFFF)
+	if got := c.read32(1, 0x10); got != 0xFFFFFFC1 {
+		t.Fatalf("sizing read %#x, want 0xFFFFFFC1 (64-byte I/O BAR)", got)
+	}
+	// While sizing, the device still decodes at its address.
+	d := make([]byte, 1)
+	if !c.pio.Read(IOBase+3, d) || d[0] != 3 {
+		t.Fatal("BAR not decoded during sizing")
+	}
+	c.write32(1, 0x10, IOBase|1)
+	if got := c.read32(1, 0x10); got != IOBase|1 {
+		t.Fatalf("restored BAR = %#x", got)
+	}
+	if len(moved) != 0 {
+		t.Fatalf("restore reported a move: %v", moved)
+	}
+	c.write32(1, 0x10, 0xD000)
+	if len(moved) != 2 || moved[0] != IOBase || moved[1] != 0xD000 {
+		t.Fatalf("moves %v", moved)
+	}
+	if c.pio.Read(IOBase, d) {
+		t.Fatal("old BAR address still decoded")
+	}
+	c.pio.Write(0xD004, []byte{9})
+	if len(f.dev.last) != 2 || f.dev.last[0] != 4 {
+		t.Fatalf("device saw %v", f.dev.last)
+	}
+}
+
+func TestCommandAndReadOnly(t *testing.T) {
+	_, c, _ := setup(t)
+	c.write32(1, 0x04, 0xFFFFFFFF)
+	if got := c.read32(1, 0x04) & 0xFFFF; got != 0x0547 {
+		t.Fatalf("command = %#x, want only implemented bits 0x547", got)
+	}
+	c.write32(1, 0x00, 0)
+	c.write32(1, 0x2C, 0)
+	if c.read32(1, 0) != 0x10011AF4 || c.read32(1, 0x2C) != 0x00021AF4 {
+		t.Fatal("IDs must be read-only")
+	}
+	c.write32(1, 0x3C, 0x0000FF0B)
+	if got := c.read32(1, 0x3C); got != 0x0000010B {
+		t.Fatalf("line/pin = %#x: line is writable, pin is not", got)
+	}
+}
+
+func TestAddRejectsISAIRQ(t *testing.T) {
+	h := NewHost(bus.New("port"))
+	for _, irq := range []uint8{1, 3, 4, 8, 14} {
+		if _, err := h.Add(newFn(t), irq); err == nil || !strings.Contains(err.Error(), "ISA") {
+			t.Errorf("irq %d: err = %v", irq, err)
+		}
+	}
+}
+
+type rc struct{ v []byte }
+
+func (r *rc) Read(_ uint64, d []byte)  { d[0] = 0x42 }
+func (r *rc) Write(_ uint64, d []byte) { r.v = append(r.v, d...) }
+
+func TestResetControlPort(t *testing.T) {
+	h, c, _ := setup(t)
+	r := &rc{}
+	h.ResetControl = r
+	c.pio.Write(0xCF8, le32(0x80000800))
+	c.pio.Write(0xCF9, []byte{0x06})
+	d := make([]byte, 1)
+	c.pio.Read(0xCF9, d)
+	if len(r.v) != 1 || r.v[0] != 6 || d[0] != 0x42 {
+		t.Fatalf("reset control saw %v, read %#x", r.v, d[0])
+	}
+	d4 := make([]byte, 4)
+	c.pio.Read(0xCF8, d4)
+	if binary.LittleEndian.Uint32(d4) != 0x80000800 {
+		t.Fatal("0xCF9 access changed the latch")
+	}
+}
