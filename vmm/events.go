@@ -1,0 +1,23 @@
+package vmm
+
+import "time"
+
+// Phase names a moment in a machine's life, for boot-time measurements.
+type Phase string
+
+// The phases a Machine reports, in the order they happen.
+const (
+	PhaseVMCreated      Phase = "vm-created"      // KVM VM and guest memory exist
+	PhaseDevicesCreated Phase = "devices-created" // buses, irqchip and devices are ready
+	PhaseKernelLoaded   Phase = "kernel-loaded"   // the kernel is in guest memory
+	PhaseFirstRun       Phase = "first-run"       // just before the first KVM_RUN
+	PhaseFirstOutput    Phase = "first-output"    // the guest wrote its first console byte
+	PhaseReady          Phase = "ready"           // the ready pattern matched or the guest wrote the boot-timer port
+	PhaseExit           Phase = "exit"            // the guest left (or was stopped)
+)
+
+// Event is a phase reached at a monotonic time.
+type Event struct {
+	Phase Phase
+	Time  time.Time
+}

@@ -1,0 +1,141 @@
+package vmm
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"golang.org/x/sys/unix"
+)
+
+// The ioctls gokvm's kvm package does not wrap (or wraps incorrectly at the
+// version we use) are issued here with x/sys/unix; everything else goes
+// through gokvm. This file and vcpu.go are the only code that talks to KVM.
+
+const (
+	kvmIOEventFD      = 0x79 // _IOW(KVMIO, 0x79, struct kvm_ioeventfd)
+	kvmCapImmediateEx = 136
+
+	ioeventfdFlagPIO      = 1 << 1
+	ioeventfdFlagDeassign = 1 << 2
+
+	kvmExitIO            = 2
+	kvmExitHLT           = 5
+	kvmExitMMIO          = 6
+	kvmExitShutdown      = 8
+	kvmExitFailEntry     = 9
+	kvmExitIntr          = 10
+	kvmExitInternalError = 17
+	kvmExitSystemEvent   = 24
+
+	kvmSystemEventShutdown = 1
+	kvmSystemEventReset    = 2
+)
+
+type ioeventfdArgs struct {
+	Datamatch uint64
+	Addr      uint64
+	Len       uint32
+	FD        int32
+	Flags     uint32
+	_         [36]byte
+}
+
+func ioctlW(fd uintptr, nr, size uintptr, arg unsafe.Pointer) error {
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, kvm.IIOW(nr, size), uintptr(arg))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// openKVM opens /dev/kvm and checks the API version, turning the usual
+// failures into errors that say what to do.
+func openKVM(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		switch {
+		case os.IsNotExist(err):
+			return nil, &Error{Op: "open " + path, Err: ErrNoKVM,
+				Hint: "this host has no KVM: enable virtualization in the firmware and load kvm-intel or kvm-amd"}
+		case os.IsPermission(err):
+			return nil, &Error{Op: "open " + path, Err: ErrKVMPermission,
+				Hint: "add your user to the kvm group (sudo usermod -aG kvm $USER, then log in again) or run as root"}
+		}
+		return nil, &Error{Op: "open " + path, Err: err}
+	}
+	v, err := kvm.GetAPIVersion(f.Fd())
+	if err != nil || v != 12 {
+		f.Close()
+		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: fmt.Errorf("version %d, err %v: %w", v, err, ErrNoKVM),
+			Hint: "the kernel's KVM API is not version 12"}
+	}
+	return f, nil
+}
+
+// setIOEventFD makes KVM signal efd, instead of exiting to user space, when
+// the guest writes len bytes to port addr.
+func setIOEventFD(vmFD uintptr, addr uint64, length uint32, efd int, deassign bool) error {
+	a := ioeventfdArgs{Addr: addr, Len: length, FD: int32(efd), Flags: ioeventfdFlagPIO}
+	if deassign {
+		a.Flags |= ioeventfdFlagDeassign
+	}
+	if err := ioctlW(vmFD, kvmIOEventFD, unsafe.Sizeof(a), unsafe.Pointer(&a)); err != nil {
+		return fmt.Errorf("KVM_IOEVENTFD port %#x: %w", addr, err)
+	}
+	return nil
+}
+
+// kvmIRQ drives one interrupt line of the in-kernel PIC/IOAPIC through
+// KVM_IRQ_LINE_STATUS.
+type kvmIRQ struct {
+	vmFD uintptr
+	line uint32
+}
+
+// Set drives the line to level.
+func (q kvmIRQ) Set(level bool) {
+	l := uint32(0)
+	if level {
+		l = 1
+	}
+	// The only failure is a VM being torn down; the interrupt is moot then.
+	_ = kvm.IRQLineStatus(q.vmFD, q.line, l)
+}
+
+// Pulse raises and lowers the line (one edge).
+func (q kvmIRQ) Pulse() {
+	_ = kvm.IRQLineStatus(q.vmFD, q.line, 1)
+	_ = kvm.IRQLineStatus(q.vmFD, q.line, 0)
+}
+
+// setLevelTriggered sets the ELCR bits of the in-kernel 8259 pair for lines,
+// as a PCI BIOS would: NetBSD never programs the ELCR itself, and its PCI
+// handlers expect level-triggered lines.
+func setLevelTriggered(vmFD uintptr, lines []uint8) error {
+	for chip := uint32(0); chip < 2; chip++ {
+		var c kvm.IRQChip
+		c.ChipID = chip
+		if err := kvm.GetIRQChip(vmFD, &c); err != nil {
+			return fmt.Errorf("KVM_GET_IRQCHIP %d: %w", chip, err)
+		}
+		const elcrOff, elcrMaskOff = 14, 15 // in struct kvm_pic_state
+		changed := false
+		for _, l := range lines {
+			if uint32(l/8) != chip {
+				continue
+			}
+			c.Chip[elcrOff] |= 1 << (l % 8)
+			c.Chip[elcrMaskOff] |= 1 << (l % 8)
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		if err := kvm.SetIRQChip(vmFD, &c); err != nil {
+			return fmt.Errorf("KVM_SET_IRQCHIP %d: %w", chip, err)
+		}
+	}
+	return nil
+}

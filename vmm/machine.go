@@ -1,0 +1,480 @@
+// Package vmm is a KVM virtual machine that boots a multiboot v1 kernel
+// directly: no firmware, no bootloader. It is a library first; the smolvmm
+// command is a thin layer over it.
+//
+// A Machine has one vCPU started in the multiboot entry state (flat 32-bit
+// protected mode, paging off), RAM from address 0 with low memory laid out as
+// a PC BIOS would leave it, the in-kernel 8259 PIC, I/O APIC and PIT, a
+// 16550A UART on COM1, the CMOS clock, a PCI host with the legacy virtio
+// devices the Config asks for, and the ports a guest uses to reset or leave.
+package vmm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/vmm/bus"
+	"github.com/smolvmm/smolvmm/vmm/devices"
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/vmm/pci"
+)
+
+// Defaults for a Config's zero values.
+const (
+	DefaultMemoryMiB = 128
+	DefaultAppend    = "console=com root=ld0a"
+	// MaxMemoryMiB keeps RAM below the 32-bit PCI/APIC hole at 3 GiB: the
+	// guest is a 32-bit kernel with one memory slot from address 0.
+	MaxMemoryMiB = 3072
+	// MinMemoryMiB leaves room for low memory and a small kernel; NetBSD
+	// itself refuses less than 2 MiB.
+	MinMemoryMiB = 2
+)
+
+// Config describes a machine.
+type Config struct {
+	// Kernel is the multiboot kernel's path. KernelImage, when set, is used
+	// instead (the file is not opened) and Kernel only names it.
+	Kernel      string
+	KernelImage []byte
+	// Append follows the kernel's name on the multiboot command line.
+	// Empty means DefaultAppend; use NoAppend for an empty one.
+	Append   string
+	NoAppend bool
+	// Modules are multiboot boot modules.
+	Modules []multiboot.Module
+	// MemoryMiB is the guest's RAM in MiB (DefaultMemoryMiB when 0).
+	MemoryMiB int
+
+	// Console receives what the guest writes on COM1 (discarded when nil).
+	Console io.Writer
+	// Input, when set, is read for bytes to send to the guest's COM1.
+	Input io.Reader
+
+	// Ready, when set, is matched against each console line as it grows;
+	// the first match reports PhaseReady. Patterns do not span lines.
+	Ready *regexp.Regexp
+	// OnEvent, when set, is called at each Phase (from the goroutine that
+	// reached it; keep it short).
+	OnEvent func(Event)
+	// Log receives diagnostics (unhandled port and MMIO accesses when
+	// Verbose). Nil discards them.
+	Log     io.Writer
+	Verbose bool
+
+	// KVMPath is the KVM device (default /dev/kvm).
+	KVMPath string
+}
+
+// ExitReason says why Run returned without an error.
+type ExitReason int
+
+// The ways a guest can end.
+const (
+	ExitReset    ExitReason = iota + 1 // the guest asked for a reset (NetBSD reboot)
+	ExitDebug                          // the guest wrote the debug-exit port
+	ExitHalted                         // NetBSD halted and waits for a key
+	ExitShutdown                       // KVM reported a shutdown system event
+	ExitStopped                        // Run's context ended (Ctrl-C, SIGTERM, timeout)
+)
+
+func (r ExitReason) String() string {
+	switch r {
+	case ExitReset:
+		return "reset"
+	case ExitDebug:
+		return "debug-exit"
+	case ExitHalted:
+		return "halted"
+	case ExitShutdown:
+		return "shutdown"
+	case ExitStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("ExitReason(%d)", int(r))
+}
+
+// Exit is how a guest ended.
+type Exit struct {
+	Reason ExitReason
+	// Code is the value written to the debug-exit port (ExitDebug only).
+	Code uint32
+}
+
+// Status is the process exit status that mirrors the guest's exit: 0 for a
+// reset, halt or shutdown, (Code<<1)|1 for the debug-exit port (as QEMU's
+// isa-debug-exit), 130 when stopped.
+func (e Exit) Status() int {
+	switch e.Reason {
+	case ExitDebug:
+		return int((e.Code<<1 | 1) & 0xFF)
+	case ExitStopped:
+		return 130
+	}
+	return 0
+}
+
+// Ports of the devices the machine places on the ISA bus.
+const (
+	PortCOM1      = 0x3F8
+	PortDebugExit = 0x501
+	IRQCOM1       = 4
+)
+
+// Machine is a configured VM. Create it with New, run it once with Run, and
+// release it with Close.
+type Machine struct {
+	cfg   Config
+	kvm   *os.File
+	vmFD  uintptr
+	mem   []byte
+	gmem  *guestmem.Memory
+	pio   *bus.Bus
+	mmio  *bus.Bus
+	uart  *devices.UART
+	pci   *pci.Host
+	vcpu  *vcpu
+	plan  multiboot.Plan
+	logMu sync.Mutex
+
+	exit      atomic.Pointer[Exit]
+	firstOut  atomic.Bool
+	readyOnce sync.Once
+	line      []byte
+	halt      haltWatcher
+
+	closeOnce sync.Once
+	closers   []func() error
+}
+
+// New builds a machine: VM, memory, devices, and the kernel loaded and
+// ready to run. On error nothing is left open.
+func New(cfg Config) (m *Machine, err error) {
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = DefaultMemoryMiB
+	}
+	if cfg.MemoryMiB < MinMemoryMiB || cfg.MemoryMiB > MaxMemoryMiB {
+		return nil, &Error{Op: "memory", Err: fmt.Errorf("%d MiB: %w", cfg.MemoryMiB, ErrConfig),
+			Hint: fmt.Sprintf("use -m between %d and %d", MinMemoryMiB, MaxMemoryMiB)}
+	}
+	if cfg.Append == "" && !cfg.NoAppend {
+		cfg.Append = DefaultAppend
+	}
+	if cfg.KVMPath == "" {
+		cfg.KVMPath = "/dev/kvm"
+	}
+	image := cfg.KernelImage
+	if image == nil {
+		if cfg.Kernel == "" {
+			return nil, &Error{Op: "kernel", Err: fmt.Errorf("no kernel given: %w", ErrConfig), Hint: "pass -k KERNEL"}
+		}
+		image, err = os.ReadFile(cfg.Kernel)
+		if err != nil {
+			return nil, &Error{Op: "read kernel", Err: err, Hint: "check the path given with -k"}
+		}
+	}
+
+	m = &Machine{cfg: cfg}
+	built := m
+	defer func() {
+		if err != nil {
+			built.Close()
+		}
+	}()
+	if m.kvm, err = openKVM(cfg.KVMPath); err != nil {
+		return nil, err
+	}
+	m.closers = append(m.closers, m.kvm.Close)
+	vmFD, err := kvm.CreateVM(m.kvm.Fd())
+	if err != nil {
+		return nil, &Error{Op: "KVM_CREATE_VM", Err: err}
+	}
+	m.vmFD = vmFD
+	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
+	if err := m.setupMemory(); err != nil {
+		return nil, err
+	}
+	m.event(PhaseVMCreated)
+
+	if err := m.setupDevices(); err != nil {
+		return nil, err
+	}
+	m.event(PhaseDevicesCreated)
+
+	name := filepath.Base(cfg.Kernel)
+	if name == "." || name == "/" || name == "" {
+		name = "kernel"
+	}
+	m.plan, err = multiboot.Load(m.gmem, bytes.NewReader(image), int64(len(image)), multiboot.Options{
+		KernelName: name,
+		Append:     cfg.Append,
+		Modules:    cfg.Modules,
+	})
+	if err != nil {
+		return nil, &Error{Op: "load kernel " + name, Err: err, Hint: loadHint(err)}
+	}
+	m.event(PhaseKernelLoaded)
+
+	if m.vcpu, err = newVCPU(m, 0); err != nil {
+		return nil, err
+	}
+	if err := m.vcpu.setBootState(m.plan); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func loadHint(err error) string {
+	var big *multiboot.MemoryError
+	if errors.As(err, &big) {
+		return fmt.Sprintf("give the VM more memory: -m %d", big.NeedMiB())
+	}
+	if errors.Is(err, multiboot.ErrNotMultiboot) || errors.Is(err, multiboot.ErrNotELF) {
+		return "pass a multiboot v1 kernel, such as NetBSD i386's netbsd or netbsd-GENERIC"
+	}
+	return ""
+}
+
+// Memory returns the guest's RAM, for tests and loaders.
+func (m *Machine) Memory() *guestmem.Memory { return m.gmem }
+
+// Plan returns where the loader placed the kernel and how it will start.
+func (m *Machine) Plan() multiboot.Plan { return m.plan }
+
+// PortBus returns the machine's port-I/O bus (to add devices before Run).
+func (m *Machine) PortBus() *bus.Bus { return m.pio }
+
+// Unhandled returns the counts of port and MMIO accesses no device claimed.
+func (m *Machine) Unhandled() (pio, mmio bus.Unhandled) {
+	return m.pio.Unhandled(), m.mmio.Unhandled()
+}
+
+func (m *Machine) setupMemory() error {
+	size := m.cfg.MemoryMiB << 20
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return &Error{Op: "mmap guest memory", Err: err, Hint: "use a smaller -m"}
+	}
+	m.mem = mem
+	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
+	m.gmem = guestmem.New(mem)
+	region := kvm.UserspaceMemoryRegion{
+		Slot: 0, GuestPhysAddr: 0, MemorySize: uint64(size),
+		UserspaceAddr: uint64(uintptrOf(mem)),
+	}
+	if err := kvm.SetUserMemoryRegion(m.vmFD, &region); err != nil {
+		return &Error{Op: "KVM_SET_USER_MEMORY_REGION", Err: err}
+	}
+	// Intel needs these pages for real-mode emulation; put them where
+	// QEMU does, far above RAM.
+	if err := kvm.SetTSSAddr(m.vmFD, 0xFFFBD000); err != nil {
+		return &Error{Op: "KVM_SET_TSS_ADDR", Err: err}
+	}
+	if err := kvm.SetIdentityMapAddr(m.vmFD, 0xFFFBC000); err != nil {
+		return &Error{Op: "KVM_SET_IDENTITY_MAP_ADDR", Err: err}
+	}
+	return writeFirmware(m.gmem)
+}
+
+func (m *Machine) setupDevices() error {
+	if err := kvm.CreateIRQChip(m.vmFD); err != nil {
+		return &Error{Op: "KVM_CREATE_IRQCHIP", Err: err}
+	}
+	if err := kvm.CreatePIT2(m.vmFD); err != nil {
+		return &Error{Op: "KVM_CREATE_PIT2", Err: err}
+	}
+	m.pio = bus.New("port")
+	m.mmio = bus.New("mmio")
+
+	out := m.cfg.Console
+	if out == nil {
+		out = io.Discard
+	}
+	m.uart = devices.NewUART(out, kvmIRQ{m.vmFD, IRQCOM1})
+	m.uart.OnOutput = m.onConsoleByte
+	exit := func(kind devices.ExitKind, code uint32) {
+		switch kind {
+		case devices.ExitReset:
+			m.requestExit(Exit{Reason: ExitReset})
+		case devices.ExitDebugPort:
+			m.requestExit(Exit{Reason: ExitDebug, Code: code})
+		}
+	}
+	m.pci = pci.NewHost(m.pio)
+	m.pci.ResetControl = &devices.ResetControl{Exit: exit}
+	regs := []struct {
+		name       string
+		base, size uint64
+		dev        bus.Device
+	}{
+		{"com1", PortCOM1, 8, m.uart},
+		{"cmos", 0x70, 2, devices.NewRTC(nil, uint64(len(m.mem)))},
+		{"i8042", 0x60, 5, &devices.KeyboardController{Exit: exit}},
+		{"port92", 0x92, 1, &devices.FastA20{Exit: exit}},
+		{"pci", 0xCF8, 8, m.pci},
+		{"debug-exit", PortDebugExit, 4, &devices.DebugExit{Exit: exit}},
+	}
+	for _, r := range regs {
+		if err := m.pio.Register(r.name, r.base, r.size, r.dev); err != nil {
+			return &Error{Op: "register " + r.name, Err: err}
+		}
+	}
+	return nil
+}
+
+// requestExit records the first reason to stop; the vCPU loop sees it after
+// the current exit is handled.
+func (m *Machine) requestExit(e Exit) {
+	m.exit.CompareAndSwap(nil, &e)
+}
+
+func (m *Machine) event(p Phase) {
+	if m.cfg.OnEvent != nil {
+		m.cfg.OnEvent(Event{Phase: p, Time: time.Now()})
+	}
+}
+
+// onConsoleByte runs on the vCPU thread for each byte the guest transmits.
+func (m *Machine) onConsoleByte(b byte) {
+	if m.firstOut.CompareAndSwap(false, true) {
+		m.event(PhaseFirstOutput)
+	}
+	if m.halt.feed(b) {
+		m.requestExit(Exit{Reason: ExitHalted})
+	}
+	if m.cfg.Ready == nil {
+		return
+	}
+	if b == '\n' {
+		m.line = m.line[:0]
+		return
+	}
+	if len(m.line) < 4096 {
+		m.line = append(m.line, b)
+	}
+	if m.cfg.Ready.Match(m.line) {
+		m.readyOnce.Do(func() { m.event(PhaseReady) })
+	}
+}
+
+func (m *Machine) logf(format string, args ...any) {
+	if m.cfg.Log == nil {
+		return
+	}
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	fmt.Fprintf(m.cfg.Log, "smolvmm: "+format+"\n", args...)
+}
+
+// Run runs the guest until it resets, halts, leaves through the debug-exit
+// port, crashes (a *CrashError) or ctx ends. A Machine runs once.
+func (m *Machine) Run(ctx context.Context) (Exit, error) {
+	if m.vcpu == nil {
+		return Exit{}, &Error{Op: "run", Err: fmt.Errorf("machine is closed: %w", ErrConfig)}
+	}
+	inputDone := make(chan struct{})
+	defer close(inputDone)
+	if m.cfg.Input != nil {
+		go m.pumpInput(inputDone)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		m.requestExit(Exit{Reason: ExitStopped})
+		m.vcpu.kick()
+	})
+	defer stop()
+	err := m.vcpu.run()
+	m.event(PhaseExit)
+	if err != nil {
+		return Exit{}, err
+	}
+	e := m.exit.Load()
+	if e == nil {
+		return Exit{Reason: ExitStopped}, nil
+	}
+	return *e, nil
+}
+
+// pumpInput feeds console input to the UART, holding back while its buffer
+// is full so that a paste is not lost.
+func (m *Machine) pumpInput(done <-chan struct{}) {
+	buf := make([]byte, 256)
+	for {
+		n, err := m.cfg.Input.Read(buf)
+		for p := buf[:n]; len(p) > 0; {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			space := m.uart.RXSpace()
+			if space == 0 {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			k := min(space, len(p))
+			m.uart.Receive(p[:k])
+			p = p[k:]
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Close releases every file descriptor and mapping. It is safe to call
+// more than once.
+func (m *Machine) Close() error {
+	var first error
+	m.closeOnce.Do(func() {
+		if m.vcpu != nil {
+			if err := m.vcpu.close(); err != nil && first == nil {
+				first = err
+			}
+			m.vcpu = nil
+		}
+		for i := len(m.closers) - 1; i >= 0; i-- {
+			if err := m.closers[i](); err != nil && first == nil {
+				first = err
+			}
+		}
+	})
+	return first
+}
+
+// haltWatcher recognises NetBSD's halt message: after it the kernel polls
+// the UART forever and never executes HLT.
+type haltWatcher struct {
+	tail   []byte
+	halted bool
+}
+
+const (
+	haltMsg1 = "The operating system has halted."
+	haltMsg2 = "Please press any key to reboot."
+)
+
+func (h *haltWatcher) feed(b byte) bool {
+	h.tail = append(h.tail, b)
+	if len(h.tail) > 64 {
+		h.tail = h.tail[len(h.tail)-64:]
+	}
+	if !h.halted && bytes.HasSuffix(h.tail, []byte(haltMsg1)) {
+		h.halted = true
+		return false
+	}
+	return h.halted && bytes.HasSuffix(h.tail, []byte(haltMsg2))
+}

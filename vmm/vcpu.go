@@ -1,0 +1,269 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/multiboot"
+)
+
+// vcpu is the boot CPU: its fd, its shared kvm_run page, and the OS thread
+// that runs it (so that it can be interrupted with a signal).
+type vcpu struct {
+	m       *Machine
+	fd      int
+	runPage []byte
+	tid     atomic.Int32
+	once    sync.Once
+}
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+func newVCPU(m *Machine, id int) (*vcpu, error) {
+	fd, err := kvm.CreateVCPU(m.vmFD, id)
+	if err != nil {
+		return nil, &Error{Op: "KVM_CREATE_VCPU", Err: err}
+	}
+	v := &vcpu{m: m, fd: int(fd)}
+	size, err := kvm.GetVCPUMMmapSize(m.kvm.Fd())
+	if err != nil {
+		unix.Close(v.fd)
+		return nil, &Error{Op: "KVM_GET_VCPU_MMAP_SIZE", Err: err}
+	}
+	v.runPage, err = unix.Mmap(v.fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(v.fd)
+		return nil, &Error{Op: "mmap kvm_run", Err: err}
+	}
+	if err := v.setCPUID(); err != nil {
+		v.close()
+		return nil, err
+	}
+	if err := v.setLAPIC(); err != nil {
+		v.close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *vcpu) close() error {
+	var err error
+	v.once.Do(func() {
+		if v.runPage != nil {
+			err = unix.Munmap(v.runPage)
+		}
+		if e := unix.Close(v.fd); e != nil && err == nil {
+			err = e
+		}
+	})
+	return err
+}
+
+// setCPUID passes KVM's supported CPUID through, minus what a guest cannot
+// use here: MONITOR/MWAIT (KVM does not run them) and the performance
+// monitoring leaf (no PMU is set up), with APIC ID 0 for the only CPU.
+func (v *vcpu) setCPUID() error {
+	c := kvm.CPUID{Nent: 256, Entries: make([]kvm.CPUIDEntry2, 256)}
+	if err := kvm.GetSupportedCPUID(v.m.kvm.Fd(), &c); err != nil {
+		return &Error{Op: "KVM_GET_SUPPORTED_CPUID", Err: err}
+	}
+	for i := range c.Entries[:c.Nent] {
+		e := &c.Entries[i]
+		switch e.Function {
+		case 1:
+			e.Ecx &^= 1 << 3                // MONITOR/MWAIT
+			e.Ebx &^= 0xFF << 24            // initial APIC ID 0
+			e.Ebx = e.Ebx&^0xFF0000 | 1<<16 // one logical processor
+		case 0xA:
+			e.Eax, e.Ebx, e.Ecx, e.Edx = 0, 0, 0, 0
+		}
+	}
+	c.Entries = c.Entries[:c.Nent]
+	if err := kvm.SetCPUID2(uintptr(v.fd), &c); err != nil {
+		return &Error{Op: "KVM_SET_CPUID2", Err: err}
+	}
+	return nil
+}
+
+// setLAPIC makes LINT0 ExtINT and LINT1 NMI, as a BIOS leaves the boot CPU:
+// NetBSD without MP or ACPI tables never enables the local APIC and relies
+// on 8259 interrupts arriving through LINT0.
+func (v *vcpu) setLAPIC() error {
+	var l kvm.LAPICState
+	if err := kvm.GetLocalAPIC(uintptr(v.fd), &l); err != nil {
+		return &Error{Op: "KVM_GET_LAPIC", Err: err}
+	}
+	const lvt0, lvt1 = 0x350, 0x360
+	const extINT, nmi = 0x7 << 8, 0x4 << 8
+	binary.LittleEndian.PutUint32(l.Regs[lvt0:], extINT)
+	binary.LittleEndian.PutUint32(l.Regs[lvt1:], nmi)
+	if err := kvm.SetLocalAPIC(uintptr(v.fd), &l); err != nil {
+		return &Error{Op: "KVM_SET_LAPIC", Err: err}
+	}
+	return nil
+}
+
+// setBootState puts the vCPU in the multiboot entry state: protected mode
+// without paging, flat 4 GiB code and data segments, interrupts off, EAX the
+// multiboot magic, EBX the info structure.
+func (v *vcpu) setBootState(p multiboot.Plan) error {
+	s, err := kvm.GetSregs(uintptr(v.fd))
+	if err != nil {
+		return &Error{Op: "KVM_GET_SREGS", Err: err}
+	}
+	code := kvm.Segment{Base: 0, Limit: 0xFFFFFFFF, Selector: gdtCode, Typ: 0xB,
+		Present: 1, DPL: 0, DB: 1, S: 1, G: 1}
+	data := code
+	data.Selector, data.Typ = gdtData, 0x3
+	s.CS = code
+	s.DS, s.ES, s.FS, s.GS, s.SS = data, data, data, data, data
+	s.GDT = kvm.Descriptor{Base: gdtBase, Limit: 3*8 - 1}
+	s.IDT = kvm.Descriptor{Base: 0, Limit: 0}
+	s.CR0 = 0x11 // PE | ET
+	s.CR3, s.CR4, s.EFER = 0, 0, 0
+	if err := kvm.SetSregs(uintptr(v.fd), s); err != nil {
+		return &Error{Op: "KVM_SET_SREGS", Err: err}
+	}
+	r := &kvm.Regs{RIP: uint64(p.Entry), RAX: uint64(p.EAX), RBX: uint64(p.EBX),
+		RSP: bootStack, RFLAGS: 0x2}
+	if err := kvm.SetRegs(uintptr(v.fd), r); err != nil {
+		return &Error{Op: "KVM_SET_REGS", Err: err}
+	}
+	return nil
+}
+
+// kick makes a running KVM_RUN return: immediate_exit covers the window
+// before the ioctl, the signal the time inside it. SIGURG is the signal the
+// Go runtime itself uses to preempt threads, so every Go program already
+// tolerates it arriving at any time.
+func (v *vcpu) kick() {
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&v.runPage[0])), 1<<8) // immediate_exit
+	if tid := v.tid.Load(); tid != 0 {
+		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
+}
+
+// kvm_run field offsets (include/uapi/linux/kvm.h, x86).
+const (
+	runExitReason = 8
+	runExitData   = 32
+)
+
+// run is the vCPU loop. It returns nil when the machine should stop for a
+// reason recorded in m.exit, or the crash that stopped it.
+func (v *vcpu) run() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	v.tid.Store(int32(unix.Gettid()))
+	defer v.tid.Store(0)
+	m := v.m
+	le := binary.LittleEndian
+	m.event(PhaseFirstRun)
+	for m.exit.Load() == nil {
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvm.IIO(0x80), 0)
+		if errno != 0 {
+			if errno == unix.EINTR || errno == unix.EAGAIN {
+				continue
+			}
+			return &Error{Op: "KVM_RUN", Err: errno}
+		}
+		switch reason := le.Uint32(v.runPage[runExitReason:]); reason {
+		case kvmExitIO:
+			v.handleIO()
+		case kvmExitMMIO:
+			v.handleMMIO()
+		case kvmExitIntr:
+		case kvmExitHLT:
+			// Only reachable without an in-kernel irqchip; the guest
+			// waits for an interrupt that will never be injected.
+			return v.crash("HLT with no interrupt source")
+		case kvmExitShutdown:
+			return v.crash("triple fault (KVM_EXIT_SHUTDOWN)")
+		case kvmExitFailEntry:
+			return v.crash(fmt.Sprintf("VM entry failed (hardware reason %#x)", le.Uint64(v.runPage[runExitData:])))
+		case kvmExitInternalError:
+			sub := le.Uint32(v.runPage[runExitData:])
+			what := map[uint32]string{1: "emulation failure", 2: "simultaneous exceptions", 3: "delivery event failure"}[sub]
+			return v.crash(fmt.Sprintf("KVM internal error %d (%s)", sub, what))
+		case kvmExitSystemEvent:
+			switch le.Uint32(v.runPage[runExitData:]) {
+			case kvmSystemEventReset:
+				m.requestExit(Exit{Reason: ExitReset})
+			default:
+				m.requestExit(Exit{Reason: ExitShutdown})
+			}
+		default:
+			return v.crash(fmt.Sprintf("unexpected KVM exit %d", reason))
+		}
+	}
+	return nil
+}
+
+func (v *vcpu) handleIO() {
+	d := v.runPage[runExitData:]
+	dir := d[0] // 0 in, 1 out
+	size := int(d[1])
+	port := uint64(binary.LittleEndian.Uint16(d[2:]))
+	count := int(binary.LittleEndian.Uint32(d[4:]))
+	off := binary.LittleEndian.Uint64(d[8:])
+	if size == 0 || off+uint64(size*count) > uint64(len(v.runPage)) {
+		return
+	}
+	for i := 0; i < count; i++ {
+		buf := v.runPage[off+uint64(i*size) : off+uint64((i+1)*size)]
+		if dir == 1 {
+			if !v.m.pio.Write(port, buf) && v.m.cfg.Verbose {
+				v.m.logf("unhandled port write %#x (%d bytes) = %#x", port, size, buf)
+			}
+		} else if !v.m.pio.Read(port, buf) && v.m.cfg.Verbose {
+			v.m.logf("unhandled port read %#x (%d bytes)", port, size)
+		}
+	}
+}
+
+func (v *vcpu) handleMMIO() {
+	d := v.runPage[runExitData:]
+	addr := binary.LittleEndian.Uint64(d[0:])
+	n := binary.LittleEndian.Uint32(d[16:])
+	write := d[20] != 0
+	if n > 8 {
+		n = 8
+	}
+	buf := d[8 : 8+n]
+	if write {
+		if !v.m.mmio.Write(addr, buf) {
+			v.m.logf("unhandled MMIO write at %#x (%d bytes): no RAM or device there, ignored", addr, n)
+		}
+	} else if !v.m.mmio.Read(addr, buf) {
+		v.m.logf("unhandled MMIO read at %#x (%d bytes): no RAM or device there, read as all ones", addr, n)
+	}
+}
+
+// crash builds a CrashError with the vCPU's registers.
+func (v *vcpu) crash(reason string) error {
+	return &CrashError{Reason: reason, Regs: v.dumpRegs()}
+}
+
+func (v *vcpu) dumpRegs() string {
+	r, err := kvm.GetRegs(uintptr(v.fd))
+	if err != nil {
+		return "registers unavailable: " + err.Error()
+	}
+	s, err := kvm.GetSregs(uintptr(v.fd))
+	if err != nil {
+		return "segment registers unavailable: " + err.Error()
+	}
+	return fmt.Sprintf("EAX=%08x EBX=%08x ECX=%08x EDX=%08x ESI=%08x EDI=%08x EBP=%08x ESP=%08x\n"+
+		"EIP=%08x EFLAGS=%08x CS=%04x DS=%04x SS=%04x CR0=%08x CR2=%08x CR3=%08x CR4=%08x EFER=%x\n"+
+		"GDT=%08x/%x IDT=%08x/%x",
+		r.RAX, r.RBX, r.RCX, r.RDX, r.RSI, r.RDI, r.RBP, r.RSP,
+		r.RIP, r.RFLAGS, s.CS.Selector, s.DS.Selector, s.SS.Selector, s.CR0, s.CR2, s.CR3, s.CR4, s.EFER,
+		s.GDT.Base, s.GDT.Limit, s.IDT.Base, s.IDT.Limit)
+}
