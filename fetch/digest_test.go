@@ -1,0 +1,128 @@
+package fetch
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+var hexA = strings.Repeat("a", 128)
+
+func TestParseDigests(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    Digests
+		wantErr string
+	}{
+		{"netbsd format", "SHA512 (base.tgz) = " + hexA + "\nSHA512 (rescue.tar.xz) = " + strings.ToUpper(hexA) + "\n",
+			Digests{"base.tgz": hexA, "rescue.tar.xz": hexA}, ""},
+		{"blank lines and CRLF", "\r\nSHA512 (a.tgz) = " + hexA + "\r\n\n", Digests{"a.tgz": hexA}, ""},
+		{"name with parens", "SHA512 (a (1).tgz) = " + hexA, Digests{"a (1).tgz": hexA}, ""},
+		{"html page", "  <!DOCTYPE html><html>", nil, "HTML"},
+		{"empty", "", nil, "no `SHA512"},
+		{"md5 file", "MD5 (base.tgz) = 0123456789abcdef0123456789abcdef", nil, `line 1`},
+		{"short digest", "SHA512 (a.tgz) = abcd", nil, "4 hex digits"},
+		{"not hex", "SHA512 (a.tgz) = " + strings.Repeat("zz", 64), nil, "not hex"},
+		{"path in name", "SHA512 (../x) = " + hexA, nil, "bad file name"},
+		{"missing equals", "SHA512 (a.tgz) " + hexA, nil, `missing ") = "`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseDigests([]byte(tt.in))
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrNotDigestFile) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want ErrNotDigestFile containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s: %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestSetFile(t *testing.T) {
+	d := Digests{"rescue.tgz": "1", "base.tar.xz": "2", "kern-GENERIC.tgz": "3"}
+	tests := []struct{ set, file, sum, err string }{
+		{"rescue", "rescue.tgz", "1", ""},
+		{"base", "base.tar.xz", "2", ""},
+		{"base.tar.xz", "base.tar.xz", "2", ""},
+		{"comp", "", "", "base, kern-GENERIC, rescue"},
+	}
+	for _, tt := range tests {
+		file, sum, err := d.SetFile(tt.set)
+		if tt.err != "" {
+			if !errors.Is(err, ErrUnknownSet) || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s: err = %v, want ErrUnknownSet listing %q", tt.set, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || file != tt.file || sum != tt.sum {
+			t.Errorf("%s: %q %q %v, want %q %q", tt.set, file, sum, err, tt.file, tt.sum)
+		}
+	}
+}
+
+func TestParseIndex(t *testing.T) {
+	page := `<a href="../">../</a> <a href="NetBSD-9.3/">NetBSD-9.3/</a> <A HREF="NetBSD-10.0/">x</a>
+<a href="README">README</a> <a href="/icons/x/">i</a> <a href="?C=M;O=A">sort</a> <a href="https://x/y/">ext</a>
+<a href="./NetBSD-9.2/">y</a> <a href="NetBSD-9.3/">dup</a>`
+	got := strings.Join(parseIndex(page), " ")
+	if want := "NetBSD-10.0 NetBSD-9.2 NetBSD-9.3"; got != want {
+		t.Errorf("parseIndex = %q, want %q", got, want)
+	}
+	if got := strings.Join(versionsIn([]string{"NetBSD-9.3", "NetBSD-archive", "misc"}), " "); got != "9.3 archive" {
+		t.Errorf("versionsIn = %q", got)
+	}
+	if got := strings.Join(archesIn([]string{"amd64", "i386", "source", "shared", "images"}), " "); got != "amd64 i386" {
+		t.Errorf("archesIn = %q", got)
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	tests := []struct {
+		in          string
+		start, size int64
+		ok          bool
+	}{
+		{"bytes 100-199/200", 100, 200, true},
+		{"bytes 0-0/*", 0, -1, true},
+		{"bytes 300-399/200", 0, 0, false},
+		{"bytes */200", 0, 0, false},
+		{"items 1-2/3", 0, 0, false},
+		{"", 0, 0, false},
+	}
+	for _, tt := range tests {
+		start, size, ok := parseContentRange(tt.in)
+		if ok != tt.ok || (ok && (start != tt.start || size != tt.size)) {
+			t.Errorf("%q: %d %d %v, want %d %d %v", tt.in, start, size, ok, tt.start, tt.size, tt.ok)
+		}
+	}
+}
+
+func FuzzParseDigests(f *testing.F) {
+	f.Add([]byte("SHA512 (rescue.tgz) = " + hexA + "\n"))
+	f.Add([]byte("<html>"))
+	f.Add([]byte("SHA512 () = \n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := ParseDigests(data)
+		if err != nil {
+			return
+		}
+		for name, sum := range d {
+			if name == "" || strings.Contains(name, "/") || len(sum) != 128 {
+				t.Fatalf("accepted bad entry %q = %q", name, sum)
+			}
+		}
+	})
+}

@@ -1,0 +1,19 @@
+// Package fetch downloads a NetBSD release's kernel and sets from a mirror
+// into a local cache and verifies every file against the release's SHA512
+// digest files before handing it out.
+//
+// The mirror layout is NetBSD's release tree:
+//
+//	<mirror>/NetBSD-<version>/<arch>/binary/kernel/netbsd-GENERIC.gz
+//	<mirror>/NetBSD-<version>/<arch>/binary/kernel/SHA512
+//	<mirror>/NetBSD-<version>/<arch>/binary/sets/<set>.tgz (or .tar.xz)
+//	<mirror>/NetBSD-<version>/<arch>/binary/sets/SHA512
+//
+// The cache keeps the same files under <cache>/<version>/<arch>/kernel and
+// .../sets. Once a release's files are cached, Fetch does no network I/O at
+// all: it re-hashes each cached file against the cached digest file, and a
+// file that no longer matches is deleted and downloaded again. Downloads go
+// to a ".part" file that is renamed into place only after its digest
+// matches; an interrupted download is resumed with an HTTP Range request, or
+// restarted from zero when the mirror cannot resume it.
+package fetch

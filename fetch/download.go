@@ -1,0 +1,239 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+)
+
+const (
+	// maxAttempts bounds the resumes of one file within one Fetch; each
+	// resume must have made progress.
+	maxAttempts = 4
+	// maxFileSize refuses a mirror that streams without end; NetBSD's
+	// largest sets are a few hundred MiB.
+	maxFileSize = 4 << 30
+)
+
+// download moves one file from the mirror to its cache path through
+// path+".part", verifying it before the rename.
+type download struct {
+	r                    *release
+	url, name, path, sum string
+
+	size        int64 // final size
+	transferred int64 // bytes received this run
+	resumed     bool  // the result continued an earlier partial file
+}
+
+func (d *download) run(ctx context.Context) error {
+	part := d.path + ".part"
+	restarted := false
+	for attempt := 1; ; attempt++ {
+		have := fileSize(part)
+		if have > 0 && d.verify(part) == nil {
+			// A complete earlier download that was not renamed yet.
+			return d.commit(part)
+		}
+		n, err := d.attempt(ctx, part, have)
+		d.transferred += n
+		if err != nil {
+			if errors.Is(err, ErrTruncated) && n > 0 && attempt < maxAttempts && ctx.Err() == nil {
+				continue // progress was made: resume from the new end
+			}
+			return err
+		}
+		err = d.verify(part)
+		if err == nil {
+			return d.commit(part)
+		}
+		os.Remove(part)
+		if d.resumed && !restarted {
+			// The bytes kept from an earlier attempt may be what is wrong:
+			// start over once from zero before blaming the mirror.
+			restarted, d.resumed = true, false
+			continue
+		}
+		return err
+	}
+}
+
+// verify hashes part and compares it with the expected digest.
+func (d *download) verify(part string) error {
+	got, err := HashFile(part)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", part, err)
+	}
+	if got != d.sum {
+		return &DigestError{File: d.name, Path: part, Expected: d.sum, Actual: got}
+	}
+	return nil
+}
+
+// commit renames the verified part file into place.
+func (d *download) commit(part string) error {
+	d.size = fileSize(part)
+	if err := os.Rename(part, d.path); err != nil {
+		return fsErr("rename", part, err)
+	}
+	return nil
+}
+
+// attempt issues one GET, resuming from have bytes when have > 0, and
+// appends the body to part. It returns the bytes received.
+func (d *download) attempt(ctx context.Context, part string, have int64) (int64, error) {
+	resp, err := d.r.get(ctx, d.url, have)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	total := resp.ContentLength
+	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	switch resp.StatusCode {
+	case http.StatusOK:
+		// A fresh start, or a server that ignores Range: rewrite from zero.
+		flags |= os.O_TRUNC
+		have, d.resumed = 0, false
+	case http.StatusPartialContent:
+		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != have {
+			// Not the range asked for: discard the partial file and retry
+			// from zero (the caller sees no progress only if that fails).
+			resp.Body.Close()
+			os.Remove(part)
+			return d.attempt(ctx, part, 0)
+		}
+		total = size
+		d.resumed = true
+	case http.StatusRequestedRangeNotSatisfiable:
+		// The partial file is as long as (or longer than) the file but did
+		// not verify: it is garbage.
+		resp.Body.Close()
+		os.Remove(part)
+		if have == 0 {
+			return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, d.url, resp.Status)
+		}
+		return d.attempt(ctx, part, 0)
+	case http.StatusNotFound:
+		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s (an incomplete mirror? try another --mirror)", ErrNotFound, d.url, d.name)
+	default:
+		return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, d.url, resp.Status)
+	}
+	if total > maxFileSize {
+		return 0, fmt.Errorf("%s: the mirror announces %d bytes, more than the %d a NetBSD file can be", d.url, total, int64(maxFileSize))
+	}
+
+	f, err := os.OpenFile(part, flags, 0o644)
+	if err != nil {
+		return 0, fsErr("create", part, err)
+	}
+	var w io.Writer = f
+	if d.r.f.wrapPart != nil {
+		w = d.r.f.wrapPart(f)
+	}
+	if d.r.f.Progress != nil {
+		p := d.r.f.Progress(d.name, total, have)
+		defer p.Close()
+		w = io.MultiWriter(w, p)
+	}
+	n, rerr, werr := copyBody(w, io.LimitReader(resp.Body, maxFileSize+1-have))
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	switch {
+	case werr != nil:
+		return n, fsErr("write", part, werr)
+	case rerr != nil && ctx.Err() != nil:
+		return n, fmt.Errorf("download %s interrupted after %d bytes (kept %s to resume): %w", d.url, have+n, part, ctx.Err())
+	case rerr != nil:
+		return n, fmt.Errorf("%w: GET %s: got %d of %s bytes: %w; the partial file %s is kept and the next run resumes it",
+			ErrTruncated, d.url, have+n, sizeString(total), rerr, part)
+	case total >= 0 && have+n != total:
+		return n, fmt.Errorf("%w: GET %s: got %d of %d bytes; the partial file %s is kept and the next run resumes it",
+			ErrTruncated, d.url, have+n, total, part)
+	case have+n > maxFileSize:
+		os.Remove(part)
+		return n, fmt.Errorf("%s: more than %d bytes, more than a NetBSD file can be", d.url, int64(maxFileSize))
+	}
+	return n, nil
+}
+
+// copyBody copies like io.Copy but tells read errors (the network) from
+// write errors (the disk).
+func copyBody(w io.Writer, r io.Reader) (n int64, rerr, werr error) {
+	buf := make([]byte, 64<<10)
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			k, err := w.Write(buf[:m])
+			n += int64(k)
+			if err == nil && k < m {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return n, nil, err
+			}
+		}
+		if err == io.EOF {
+			return n, nil, nil
+		}
+		if err != nil {
+			return n, err, nil
+		}
+	}
+}
+
+// parseContentRange reads "bytes start-end/size". size is -1 when "*".
+func parseContentRange(h string) (start, size int64, ok bool) {
+	rest, ok := strings.CutPrefix(h, "bytes ")
+	if !ok {
+		return 0, 0, false
+	}
+	rng, sz, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, false
+	}
+	s, _, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	start, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || start < 0 {
+		return 0, 0, false
+	}
+	size = -1
+	if sz != "*" {
+		if size, err = strconv.ParseInt(sz, 10, 64); err != nil || size < start {
+			return 0, 0, false
+		}
+	}
+	return start, size, true
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func sizeString(n int64) string {
+	if n < 0 {
+		return "an unknown number of"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// transferErr reports a body that broke off while reading a small file.
+func transferErr(url string, err error) error {
+	return fmt.Errorf("%w: GET %s: %w (run again)", ErrTruncated, url, err)
+}

@@ -1,0 +1,49 @@
+package fetch
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors that callers can test with errors.Is. Every error Fetch
+// returns wraps at most one of them, plus the underlying cause.
+var (
+	// ErrNetwork: the mirror could not be reached (DNS, refused, reset,
+	// proxy failure) before or during a transfer.
+	ErrNetwork = errors.New("network error")
+	// ErrNotFound: the mirror answered 404 for a file, version or arch.
+	ErrNotFound = errors.New("not found on mirror")
+	// ErrNotDigestFile: the mirror answered something that is not a SHA512
+	// digest file (an HTML page, a captive portal, garbage).
+	ErrNotDigestFile = errors.New("not a digest file")
+	// ErrDigestMismatch: a file's SHA512 differs from the release's digest
+	// file. The file has been deleted. The error is a *DigestError.
+	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrTruncated: a transfer ended before the announced length. The
+	// partial file is kept so that the next run resumes it.
+	ErrTruncated = errors.New("truncated transfer")
+	// ErrNoSpace: the cache's file system is full (ENOSPC).
+	ErrNoSpace = errors.New("no space left on device")
+	// ErrUnknownSet: a requested set is not listed in the release's digest
+	// file.
+	ErrUnknownSet = errors.New("unknown set")
+	// ErrHTTP: the mirror answered with an unexpected HTTP status.
+	ErrHTTP = errors.New("unexpected HTTP status")
+)
+
+// DigestError says which file failed verification, what the release's digest
+// file expected and what the file's content hashes to.
+type DigestError struct {
+	File     string // file name in the release, e.g. "rescue.tgz"
+	Path     string // local path that was checked (and deleted)
+	Expected string // hex SHA512 from the digest file
+	Actual   string // hex SHA512 of the bytes received
+}
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("SHA512 mismatch for %s (deleted %s): expected %s, got %s; the mirror or the transfer is corrupt, run again or try another --mirror",
+		e.File, e.Path, e.Expected, e.Actual)
+}
+
+// Is makes errors.Is(err, ErrDigestMismatch) true for a *DigestError.
+func (e *DigestError) Is(target error) bool { return target == ErrDigestMismatch }

@@ -1,0 +1,361 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults for a release request.
+const (
+	DefaultMirror  = "https://cdn.netbsd.org/pub/NetBSD"
+	DefaultVersion = "9.3"
+	DefaultArch    = "i386"
+	DefaultSet     = "rescue"
+	// KernelName is the kernel file fetched from binary/kernel.
+	KernelName = "netbsd-GENERIC.gz"
+)
+
+// maxDigestFile bounds a digest file; NetBSD's are a few KiB.
+const maxDigestFile = 1 << 20
+
+// Fetcher downloads release files into a cache. The zero value uses the
+// default mirror, the default cache directory and an HTTP client that takes
+// proxies from the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+type Fetcher struct {
+	// Mirror is the URL of the directory holding NetBSD-<version>
+	// directories; DefaultMirror when empty.
+	Mirror string
+	// Cache is the cache root; DefaultCacheDir() when empty. Files go to
+	// Cache/<version>/<arch>/{kernel,sets}/.
+	Cache string
+	// Client makes the requests; nil means a client with proxies from the
+	// environment, no transparent decompression and connection timeouts.
+	Client *http.Client
+	// Progress, when set, is called at the start of each download with the
+	// file name, its total size (-1 if unknown) and the bytes already on
+	// disk from an earlier attempt; the bytes received are written to the
+	// returned writer, which is closed when the download ends.
+	Progress func(name string, total, have int64) io.WriteCloser
+
+	// wrapPart lets tests replace the .part file's writer (full-disk test).
+	wrapPart func(io.Writer) io.Writer
+}
+
+// Action says how Fetch obtained a file.
+type Action string
+
+// The ways a file can be obtained.
+const (
+	Cached     Action = "cached"     // found in the cache and re-verified
+	Downloaded Action = "downloaded" // downloaded from the start
+	Resumed    Action = "resumed"    // completed from an earlier partial download
+)
+
+// File is one verified file of a release in the cache.
+type File struct {
+	Name        string        // name in the release, e.g. "rescue.tgz"
+	Set         string        // set name ("rescue"); empty for the kernel
+	Path        string        // verified file in the cache
+	SHA512      string        // hex digest it was verified against
+	Size        int64         // bytes
+	Action      Action        // how it was obtained
+	Transferred int64         // bytes received from the network this run
+	Repaired    bool          // a corrupt cached copy was deleted first
+	Duration    time.Duration // time spent obtaining and verifying it
+}
+
+// Release is the result of Fetch: the kernel and the sets, all verified.
+type Release struct {
+	Version, Arch string
+	Dir           string // cache directory of this release
+	Kernel        File
+	Sets          []File // in the order requested
+	// Requests counts the HTTP requests this Fetch made: zero when
+	// everything came from the cache.
+	Requests int
+}
+
+// Fetch makes sure the release's kernel and the named sets (DefaultSet when
+// none) are in the cache and verified, downloading what is missing, and
+// returns where they are. A fully cached release costs no network I/O.
+func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...string) (*Release, error) {
+	if err := checkComponent("version", version); err != nil {
+		return nil, err
+	}
+	if err := checkComponent("arch", arch); err != nil {
+		return nil, err
+	}
+	if len(sets) == 0 {
+		sets = []string{DefaultSet}
+	}
+	for _, s := range sets {
+		if err := checkComponent("set", s); err != nil {
+			return nil, err
+		}
+	}
+	mirror, err := f.mirror()
+	if err != nil {
+		return nil, err
+	}
+	root := f.Cache
+	if root == "" {
+		if root, err = DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Join(root, version, arch)
+	for _, sub := range []string{"kernel", "sets"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fsErr("create cache directory", filepath.Join(dir, sub), err)
+		}
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	rel := &release{f: f, version: version, arch: arch, dir: dir,
+		base: mirror + "/NetBSD-" + version + "/" + arch + "/binary/"}
+	out := &Release{Version: version, Arch: arch, Dir: dir}
+
+	kd, err := rel.digests(ctx, "kernel")
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			removeEmpty(dir, root) // leave no directories for a release that does not exist
+		}
+		return nil, err
+	}
+	ksum, ok := kd[KernelName]
+	if !ok {
+		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s", ErrNotFound, rel.base, KernelName)
+	}
+	if out.Kernel, err = rel.file(ctx, "kernel", KernelName, ksum); err != nil {
+		return nil, err
+	}
+	sd, err := rel.digests(ctx, "sets")
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sets {
+		name, sum, err := sd.SetFile(s)
+		if err != nil {
+			return nil, fmt.Errorf("NetBSD %s/%s: %w", version, arch, err)
+		}
+		file, err := rel.file(ctx, "sets", name, sum)
+		if err != nil {
+			return nil, err
+		}
+		file.Set = s
+		out.Sets = append(out.Sets, file)
+	}
+	out.Requests = rel.requests
+	return out, nil
+}
+
+// release carries the state of one Fetch call.
+type release struct {
+	f              *Fetcher
+	version, arch  string
+	dir, base      string
+	requests       int
+}
+
+// get counts the request and issues it.
+func (r *release) get(ctx context.Context, url string, offset int64) (*http.Response, error) {
+	r.requests++
+	return r.f.get(ctx, url, offset)
+}
+
+// digests returns the parsed digest file of sub ("kernel" or "sets"), from
+// the cache when it holds a well-formed copy, from the mirror otherwise.
+func (r *release) digests(ctx context.Context, sub string) (Digests, error) {
+	path := filepath.Join(r.dir, sub, "SHA512")
+	if data, err := os.ReadFile(path); err == nil {
+		if d, err := ParseDigests(data); err == nil {
+			return d, nil
+		}
+		os.Remove(path) // a corrupt cache entry: fetch it again
+	}
+	url := r.base + sub + "/SHA512"
+	resp, err := r.get(ctx, url, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, r.notFound(ctx, url)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: GET %s: %s", ErrHTTP, url, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDigestFile+1))
+	if err != nil {
+		return nil, transferErr(url, err)
+	}
+	if len(data) > maxDigestFile {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrNotDigestFile, url, maxDigestFile)
+	}
+	d, err := ParseDigests(data)
+	if err != nil {
+		if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
+			return nil, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check --mirror, it must point at a NetBSD release tree such as %s: %w", ct, url, DefaultMirror, err)
+		}
+		return nil, fmt.Errorf("%s: check --mirror, it must point at a NetBSD release tree such as %s: %w", url, DefaultMirror, err)
+	}
+	if err := writeFileAtomic(path, data); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// notFound explains a 404 for the release's first file: it lists the
+// versions the mirror has when the version is missing, the ports when the
+// arch is missing.
+func (r *release) notFound(ctx context.Context, url string) error {
+	mirror, _ := r.f.mirror()
+	dirs := r.listDirs(ctx, mirror+"/")
+	if versions := versionsIn(dirs); len(versions) > 0 && !contains(versions, r.version) {
+		return fmt.Errorf("%w: NetBSD version %q (GET %s: 404); the mirror offers: %s",
+			ErrNotFound, r.version, url, strings.Join(versions, " "))
+	}
+	if arches := archesIn(r.listDirs(ctx, mirror+"/NetBSD-"+r.version+"/")); len(arches) > 0 && !contains(arches, r.arch) {
+		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
+			ErrNotFound, r.arch, r.version, url, strings.Join(arches, " "))
+	}
+	return fmt.Errorf("%w: GET %s: 404 (check --version, --arch and --mirror)", ErrNotFound, url)
+}
+
+// file returns the verified cache entry for name, downloading it when the
+// cache has no good copy.
+func (r *release) file(ctx context.Context, sub, name, sum string) (File, error) {
+	start := time.Now()
+	path := filepath.Join(r.dir, sub, name)
+	out := File{Name: name, Path: path, SHA512: sum}
+	if st, err := os.Stat(path); err == nil {
+		got, err := HashFile(path)
+		if err != nil {
+			return out, fmt.Errorf("verify cached %s: %w", path, err)
+		}
+		if got == sum {
+			out.Size, out.Action, out.Duration = st.Size(), Cached, time.Since(start)
+			return out, nil
+		}
+		if err := os.Remove(path); err != nil {
+			return out, fmt.Errorf("remove corrupt cache entry %s: %w", path, err)
+		}
+		out.Repaired = true
+	}
+	d := download{r: r, url: r.base + sub + "/" + name, name: name, path: path, sum: sum}
+	if err := d.run(ctx); err != nil {
+		return out, err
+	}
+	out.Size, out.Transferred, out.Duration = d.size, d.transferred, time.Since(start)
+	out.Action = Downloaded
+	if d.resumed {
+		out.Action = Resumed
+	}
+	return out, nil
+}
+
+// get issues one GET (with a Range from offset when offset > 0) and turns
+// transport failures into ErrNetwork errors.
+func (f *Fetcher) get(ctx context.Context, url string, offset int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	resp, err := f.client().Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("GET %s: %w", url, ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or --mirror)", ErrNetwork, url, unwrapURLError(err))
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func (f *Fetcher) client() *http.Client {
+	if f.Client != nil {
+		return f.Client
+	}
+	return defaultClient
+}
+
+// defaultClient takes proxies from the environment and never decompresses:
+// .gz files must reach the digest check byte for byte even from a server
+// that labels them Content-Encoding: gzip.
+var defaultClient = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	TLSHandshakeTimeout:   15 * time.Second,
+	ResponseHeaderTimeout: 30 * time.Second,
+	DisableCompression:    true,
+	ForceAttemptHTTP2:     true,
+	MaxIdleConnsPerHost:   2,
+}}
+
+func (f *Fetcher) mirror() (string, error) {
+	m := f.Mirror
+	if m == "" {
+		m = DefaultMirror
+	}
+	u, err := url.Parse(m)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("mirror %q is not an http:// or https:// URL (e.g. %s)", m, DefaultMirror)
+	}
+	return strings.TrimRight(m, "/"), nil
+}
+
+// checkComponent refuses values that would escape the cache directory or
+// the mirror's tree.
+func checkComponent(field, v string) error {
+	if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\?#% ") {
+		return fmt.Errorf("bad %s %q: want a plain name such as %q", field, v, map[string]string{
+			"version": DefaultVersion, "arch": DefaultArch, "set": DefaultSet}[field])
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// removeEmpty removes dir's kernel and sets subdirectories, its lock file
+// and dir itself, then empty parents up to root; non-empty ones stay.
+func removeEmpty(dir, root string) {
+	if os.Remove(filepath.Join(dir, "kernel")) != nil || os.Remove(filepath.Join(dir, "sets")) != nil {
+		return
+	}
+	os.Remove(filepath.Join(dir, ".lock"))
+	for d := dir; d != root && strings.HasPrefix(d, root); d = filepath.Dir(d) {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,416 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+)
+
+var (
+	testKernel = bytes.Repeat([]byte("\x7fELF fake netbsd kernel "), 4000) // ~96 KB: several reads
+	testRescue = fetchtest.RescueSet()
+	testBase   = []byte("not really xz, the fetcher does not care\n")
+)
+
+func testRelease() fetchtest.Release {
+	return fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: testKernel,
+		Sets: map[string][]byte{"rescue.tgz": testRescue, "base.tar.xz": testBase}}
+}
+
+// setup returns a server with release 9.3/i386 (plus 10.0/amd64, so that
+// the mirror's indexes list more than one entry) and a fetcher using it.
+func setup(t *testing.T) (*fetchtest.Server, *Fetcher) {
+	t.Helper()
+	other := fetchtest.Release{Version: "10.0", Arch: "amd64", Kernel: []byte("k"), Sets: map[string][]byte{"rescue.tgz": []byte("r")}}
+	srv := fetchtest.NewServer(testRelease(), other)
+	t.Cleanup(srv.Close)
+	return srv, &Fetcher{Mirror: srv.Mirror(), Cache: t.TempDir()}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFetchHappyPath(t *testing.T) {
+	srv, f := setup(t)
+	rel, err := f.Fetch(context.Background(), "9.3", "i386", "rescue", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(f.Cache, "9.3", "i386"); rel.Dir != want {
+		t.Errorf("Dir = %s, want %s", rel.Dir, want)
+	}
+	if rel.Kernel.Path != filepath.Join(rel.Dir, "kernel", KernelName) || !bytes.Equal(mustRead(t, rel.Kernel.Path), testKernel) {
+		t.Errorf("kernel at %s does not hold the served kernel", rel.Kernel.Path)
+	}
+	want := []struct {
+		set, name string
+		data      []byte
+	}{{"rescue", "rescue.tgz", testRescue}, {"base", "base.tar.xz", testBase}}
+	if len(rel.Sets) != len(want) {
+		t.Fatalf("got %d sets, want %d", len(rel.Sets), len(want))
+	}
+	for i, w := range want {
+		s := rel.Sets[i]
+		if s.Set != w.set || s.Name != w.name || s.Action != Downloaded || s.Size != int64(len(w.data)) || s.Transferred != int64(len(w.data)) {
+			t.Errorf("set %d = %+v, want %s as %s, downloaded, %d bytes", i, s, w.set, w.name, len(w.data))
+		}
+		if !bytes.Equal(mustRead(t, s.Path), w.data) {
+			t.Errorf("%s: content differs from the served file", s.Path)
+		}
+	}
+	// Two digest files, the kernel and two sets.
+	if n := len(srv.Requests()); n != 5 || rel.Requests != 5 {
+		t.Errorf("requests: server saw %d, Fetch counted %d, want 5", n, rel.Requests)
+	}
+	if m, _ := filepath.Glob(filepath.Join(rel.Dir, "*", "*.part")); len(m) != 0 {
+		t.Errorf("partial files left behind: %v", m)
+	}
+}
+
+func TestFetchSecondRunIsOffline(t *testing.T) {
+	srv, f := setup(t)
+	if _, err := f.Fetch(context.Background(), "9.3", "i386"); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetLog()
+	rel, err := f.Fetch(context.Background(), "9.3", "i386")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.Requests()); n != 0 || rel.Requests != 0 {
+		t.Errorf("second run made %d requests (counted %d), want 0: %v", n, rel.Requests, srv.Requests())
+	}
+	if rel.Kernel.Action != Cached || rel.Sets[0].Action != Cached || rel.Sets[0].Transferred != 0 {
+		t.Errorf("actions = %s, %s; want cached", rel.Kernel.Action, rel.Sets[0].Action)
+	}
+	// With the mirror gone, the cache alone must still serve.
+	srv.Close()
+	if _, err := f.Fetch(context.Background(), "9.3", "i386"); err != nil {
+		t.Errorf("offline run with a full cache: %v", err)
+	}
+}
+
+func TestFetchRepairsCorruptCache(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, rel *Release)
+		reqs    int
+	}{
+		{"set flipped byte", func(t *testing.T, rel *Release) {
+			b := mustRead(t, rel.Sets[0].Path)
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(rel.Sets[0].Path, b, 0o644)
+		}, 1},
+		{"kernel truncated", func(t *testing.T, rel *Release) {
+			os.Truncate(rel.Kernel.Path, 10)
+		}, 1},
+		{"sets digest file garbage", func(t *testing.T, rel *Release) {
+			os.WriteFile(filepath.Join(rel.Dir, "sets", "SHA512"), []byte("garbage\n"), 0o644)
+		}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, f := setup(t)
+			rel, err := f.Fetch(context.Background(), "9.3", "i386")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.corrupt(t, rel)
+			srv.ResetLog()
+			rel, err = f.Fetch(context.Background(), "9.3", "i386")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(srv.Requests()); n != tt.reqs {
+				t.Errorf("repair made %d requests, want %d: %v", n, tt.reqs, srv.Requests())
+			}
+			if !bytes.Equal(mustRead(t, rel.Kernel.Path), testKernel) || !bytes.Equal(mustRead(t, rel.Sets[0].Path), testRescue) {
+				t.Error("cache does not hold the right bytes after repair")
+			}
+		})
+	}
+}
+
+func TestFetchCorruptDownload(t *testing.T) {
+	srv, f := setup(t)
+	bad := append([]byte(nil), testRescue...)
+	bad[10] ^= 1
+	srv.SetFault(fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), fetchtest.Fault{Body: bad})
+	_, err := f.Fetch(context.Background(), "9.3", "i386", "rescue")
+	var de *DigestError
+	if !errors.As(err, &de) || !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("err = %v, want a *DigestError", err)
+	}
+	if de.File != "rescue.tgz" || de.Expected != sha512hex(testRescue) || de.Actual != sha512hex(bad) {
+		t.Errorf("DigestError = %+v, want rescue.tgz with expected and actual digests", de)
+	}
+	for _, s := range []string{"rescue.tgz", de.Expected, de.Actual} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("message %q does not name %s", err, s)
+		}
+	}
+	for _, p := range []string{"rescue.tgz", "rescue.tgz.part"} {
+		if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "sets", p)); !os.IsNotExist(err) {
+			t.Errorf("%s still exists after a digest mismatch (%v)", p, err)
+		}
+	}
+}
+
+func TestFetchWrongDigestFile(t *testing.T) {
+	srv, f := setup(t)
+	srv.SetFile(fetchtest.SetsPath("9.3", "i386", "SHA512"),
+		fetchtest.DigestFile(map[string][]byte{"rescue.tgz": []byte("something else")}))
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), sha512hex([]byte("something else"))) {
+		t.Fatalf("err = %v, want a digest mismatch naming the listed digest", err)
+	}
+}
+
+func TestFetchNotFound(t *testing.T) {
+	tests := []struct {
+		name, version, arch string
+		sets                []string
+		fault               string // path to answer 404
+		want                error
+		wantMsg             []string
+	}{
+		{"unknown version", "9.9", "i386", nil, "", ErrNotFound, []string{`version "9.9"`, "offers: 10.0 9.3"}},
+		{"unknown arch", "9.3", "vax", nil, "", ErrNotFound, []string{`arch "vax"`, "offers: i386"}},
+		{"set not in release", "9.3", "i386", []string{"games"}, "", ErrUnknownSet, []string{`"games"`, "base, rescue"}},
+		{"listed set missing on mirror", "9.3", "i386", nil, fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), ErrNotFound, []string{"rescue.tgz: 404", "incomplete mirror"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, f := setup(t)
+			if tt.fault != "" {
+				srv.SetFault(tt.fault, fetchtest.Fault{Status: 404})
+			}
+			_, err := f.Fetch(context.Background(), tt.version, tt.arch, tt.sets...)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if tt.fault == "" && tt.sets == nil {
+				if _, err := os.Stat(filepath.Join(f.Cache, tt.version)); !os.IsNotExist(err) {
+					t.Errorf("cache directory left for a release that does not exist (%v)", err)
+				}
+			}
+			for _, m := range tt.wantMsg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("message %q lacks %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchHTMLInsteadOfDigests(t *testing.T) {
+	srv, f := setup(t)
+	srv.SetFault(fetchtest.KernelPath("9.3", "i386", "SHA512"), fetchtest.Fault{Status: 200,
+		ContentType: "text/html", Body: []byte("<!DOCTYPE html><html><body>Welcome to the hotel wifi</body></html>")})
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrNotDigestFile) || !strings.Contains(err.Error(), "HTML") || !strings.Contains(err.Error(), "kernel/SHA512") {
+		t.Fatalf("err = %v, want ErrNotDigestFile saying HTML and naming kernel/SHA512", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "kernel", "SHA512")); !os.IsNotExist(err) {
+		t.Error("an HTML answer was cached as a digest file")
+	}
+}
+
+func TestFetchTruncatedTransfer(t *testing.T) {
+	srv, f := setup(t)
+	path := fetchtest.KernelPath("9.3", "i386", KernelName)
+	srv.SetFault(path, fetchtest.Fault{TruncateAt: 1000})
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrTruncated) {
+		t.Fatalf("err = %v, want ErrTruncated", err)
+	}
+	part := filepath.Join(f.Cache, "9.3", "i386", "kernel", KernelName+".part")
+	if got := fileSize(part); got != maxAttempts*1000 {
+		t.Errorf("partial file holds %d bytes, want %d (each attempt resumed)", got, maxAttempts*1000)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(part, ".part")); !os.IsNotExist(err) {
+		t.Error("a truncated kernel was put in place")
+	}
+	// The next run resumes where the last one stopped.
+	srv.SetFault(path, fetchtest.Fault{})
+	srv.ResetLog()
+	rel, err := f.Fetch(context.Background(), "9.3", "i386")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Kernel.Action != Resumed || rel.Kernel.Transferred != int64(len(testKernel)-4000) {
+		t.Errorf("kernel %s with %d bytes transferred, want resumed with %d", rel.Kernel.Action, rel.Kernel.Transferred, len(testKernel)-4000)
+	}
+	if !hasRequest(srv, path, "bytes=4000-") {
+		t.Errorf("no Range request for the kernel: %v", srv.Requests())
+	}
+	if !bytes.Equal(mustRead(t, rel.Kernel.Path), testKernel) {
+		t.Error("resumed kernel differs")
+	}
+}
+
+func TestFetchResume(t *testing.T) {
+	kpath := fetchtest.KernelPath("9.3", "i386", KernelName)
+	tests := []struct {
+		name      string
+		seed      []byte // pre-existing .part content
+		fault     fetchtest.Fault
+		action    Action
+		wantRange string
+	}{
+		{"cut once, resumed in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 1}, Resumed, "bytes=5000-"},
+		{"good partial from an earlier run", testKernel[:7000], fetchtest.Fault{}, Resumed, "bytes=7000-"},
+		{"bad partial: restart from zero", append([]byte("garbage!"), testKernel[8:7000]...), fetchtest.Fault{}, Downloaded, "bytes=7000-"},
+		{"server ignores Range", testKernel[:7000], fetchtest.Fault{IgnoreRange: true}, Downloaded, "bytes=7000-"},
+		{"partial longer than the file", append(append([]byte(nil), testKernel...), 'x'), fetchtest.Fault{}, Downloaded, "bytes=" + itoa(len(testKernel)+1) + "-"},
+		{"complete partial needs no request", testKernel, fetchtest.Fault{}, Downloaded, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, f := setup(t)
+			if _, err := f.Fetch(context.Background(), "9.3", "i386"); err != nil {
+				t.Fatal(err)
+			}
+			kfile := filepath.Join(f.Cache, "9.3", "i386", "kernel", KernelName)
+			os.Remove(kfile)
+			if tt.seed != nil {
+				os.WriteFile(kfile+".part", tt.seed, 0o644)
+			}
+			srv.SetFault(kpath, tt.fault)
+			srv.ResetLog()
+			rel, err := f.Fetch(context.Background(), "9.3", "i386")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rel.Kernel.Action != tt.action {
+				t.Errorf("action = %s, want %s", rel.Kernel.Action, tt.action)
+			}
+			if !bytes.Equal(mustRead(t, kfile), testKernel) {
+				t.Error("kernel differs from the served one")
+			}
+			if tt.wantRange != "" && !hasRequest(srv, kpath, tt.wantRange) {
+				t.Errorf("no request with Range %s: %v", tt.wantRange, srv.Requests())
+			}
+			if tt.wantRange == "" && len(srv.Requests()) != 0 {
+				t.Errorf("requests %v, want none", srv.Requests())
+			}
+		})
+	}
+}
+
+func TestFetchNoNetwork(t *testing.T) {
+	srv, f := setup(t)
+	srv.Close() // nothing listens on its port any more
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "cannot reach the mirror") {
+		t.Fatalf("err = %v, want ErrNetwork", err)
+	}
+}
+
+// fullDisk fails every write the way a full file system does.
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}
+}
+
+func TestFetchDiskFull(t *testing.T) {
+	_, f := setup(t)
+	f.wrapPart = func(io.Writer) io.Writer { return fullDisk{} }
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "--cache") {
+		t.Fatalf("err = %v, want ErrNoSpace suggesting --cache", err)
+	}
+}
+
+func TestFetchBadArguments(t *testing.T) {
+	tests := []struct {
+		name                 string
+		mirror, version, arch string
+		sets                 []string
+		want                 string
+	}{
+		{"version escapes", "", "../9.3", "i386", nil, "bad version"},
+		{"empty arch", "", "9.3", "", nil, "bad arch"},
+		{"set with slash", "", "9.3", "i386", []string{"a/b"}, "bad set"},
+		{"ftp mirror", "ftp://ftp.netbsd.org/pub/NetBSD", "9.3", "i386", nil, "not an http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &Fetcher{Mirror: tt.mirror, Cache: t.TempDir()}
+			_, err := f.Fetch(context.Background(), tt.version, tt.arch, tt.sets...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// recorder is a Progress writer that remembers what it saw.
+type recorder struct {
+	name        string
+	total, have int64
+	n           int64
+	closed      bool
+}
+
+func (r *recorder) Write(p []byte) (int, error) { r.n += int64(len(p)); return len(p), nil }
+func (r *recorder) Close() error                { r.closed = true; return nil }
+
+func TestFetchProgress(t *testing.T) {
+	_, f := setup(t)
+	var recs []*recorder
+	f.Progress = func(name string, total, have int64) io.WriteCloser {
+		r := &recorder{name: name, total: total, have: have}
+		recs = append(recs, r)
+		return r
+	}
+	if _, err := f.Fetch(context.Background(), "9.3", "i386"); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d progress writers, want 2 (kernel, rescue)", len(recs))
+	}
+	k := recs[0]
+	if k.name != KernelName || k.total != int64(len(testKernel)) || k.n != k.total || k.have != 0 || !k.closed {
+		t.Errorf("kernel progress = %+v", *k)
+	}
+}
+
+func TestDefaultCacheDir(t *testing.T) {
+	tests := []struct{ xdg, home, want string }{
+		{"/x/cache", "/home/u", "/x/cache/smolvmm"},
+		{"", "/home/u", "/home/u/.cache/smolvmm"},
+		{"relative", "/home/u", "/home/u/.cache/smolvmm"},
+	}
+	for _, tt := range tests {
+		t.Setenv("XDG_CACHE_HOME", tt.xdg)
+		t.Setenv("HOME", tt.home)
+		if got, err := DefaultCacheDir(); err != nil || got != tt.want {
+			t.Errorf("XDG_CACHE_HOME=%q HOME=%q: %q, %v; want %q", tt.xdg, tt.home, got, err, tt.want)
+		}
+	}
+}
+
+func hasRequest(srv *fetchtest.Server, path, rng string) bool {
+	for _, r := range srv.Requests() {
+		if r.Path == path && r.Range == rng {
+			return true
+		}
+	}
+	return false
+}

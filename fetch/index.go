@@ -1,0 +1,76 @@
+package fetch
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// hrefRE finds links in a web server's directory index page.
+var hrefRE = regexp.MustCompile(`(?i)href\s*=\s*"([^"?#]+)"`)
+
+// listDirs reads a directory index page at url and returns the names of the
+// subdirectories it links to, sorted. It returns nil when the page cannot be
+// had or lists nothing: the caller only uses it to improve an error message.
+func (r *release) listDirs(ctx context.Context, url string) []string {
+	resp, err := r.get(ctx, url, 0)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	page, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil
+	}
+	return parseIndex(string(page))
+}
+
+// parseIndex extracts relative subdirectory links ("9.3/", "i386/") from an
+// HTML directory listing.
+func parseIndex(page string) []string {
+	seen := map[string]bool{}
+	var dirs []string
+	for _, m := range hrefRE.FindAllStringSubmatch(page, -1) {
+		h := strings.TrimPrefix(m[1], "./")
+		name, ok := strings.CutSuffix(h, "/")
+		if !ok || name == "" || strings.ContainsAny(name, "/:") || strings.HasPrefix(name, ".") || seen[name] {
+			continue
+		}
+		seen[name] = true
+		dirs = append(dirs, name)
+	}
+	sort.Strings(dirs)
+	return dirs
+}
+
+// versionsIn keeps the NetBSD-<version> entries of a mirror's top index and
+// returns the versions.
+func versionsIn(dirs []string) []string {
+	var v []string
+	for _, d := range dirs {
+		if s, ok := strings.CutPrefix(d, "NetBSD-"); ok && s != "" {
+			v = append(v, s)
+		}
+	}
+	return v
+}
+
+// notArch names directories of a release that are not ports.
+var notArch = map[string]bool{"source": true, "shared": true, "images": true, "iso": true, "patches": true}
+
+// archesIn keeps the port directories of a release's index.
+func archesIn(dirs []string) []string {
+	var a []string
+	for _, d := range dirs {
+		if !notArch[d] {
+			a = append(a, d)
+		}
+	}
+	return a
+}
