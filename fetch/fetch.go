@@ -164,10 +164,10 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 
 // release carries the state of one Fetch call.
 type release struct {
-	f              *Fetcher
-	version, arch  string
-	dir, base      string
-	requests       int
+	f             *Fetcher
+	version, arch string
+	dir, base     string
+	requests      int
 }
 
 // get counts the request and issues it.

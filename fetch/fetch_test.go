@@ -339,10 +339,10 @@ func TestFetchDiskFull(t *testing.T) {
 
 func TestFetchBadArguments(t *testing.T) {
 	tests := []struct {
-		name                 string
+		name                  string
 		mirror, version, arch string
-		sets                 []string
-		want                 string
+		sets                  []string
+		want                  string
 	}{
 		{"version escapes", "", "../9.3", "i386", nil, "bad version"},
 		{"empty arch", "", "9.3", "", nil, "bad arch"},
