@@ -1,0 +1,222 @@
+package ext2
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/imagecheck"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+)
+
+const ts = 1700000000
+
+// netbsdTree builds a rescue-like tree plus the awkward cases: a file past
+// the double-indirect limit (sparse), a multi-block directory, fast and slow
+// symlinks, a FIFO, odd owners and modes.
+func netbsdTree(t testing.TB, bigOffset int64) *fstree.Tree {
+	t.Helper()
+	raw, err := testsets.Bytes(testsets.Rescue(300_000), "tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := fstree.New()
+	if err := tr.AddTar(bytes.NewReader(raw), "rescue.tar"); err != nil {
+		t.Fatal(err)
+	}
+	big := &fstree.Node{Type: fstree.Regular, Perm: 0644, Size: bigOffset + 5000,
+		Extents: []fstree.Extent{{Off: 0, Data: []byte("head")}, {Off: bigOffset, Data: testsets.Blob(9, 5000)}}}
+	mustPut(t, tr, "var/big", big)
+	mustPut(t, tr, "var/medium", fstree.NewFile(0600, testsets.Blob(3, 300_000))) // double indirect at 1 KiB
+	for i := 0; i < 120; i++ {
+		mustPut(t, tr, fmt.Sprintf("usr/share/many/entry-with-a-longish-name-%03d", i), fstree.NewFile(0444, []byte{byte(i)}))
+	}
+	mustPut(t, tr, "bin/fast", fstree.NewSymlink("/rescue/sh"))
+	mustPut(t, tr, "bin/slow", fstree.NewSymlink("/"+strings.Repeat("long/", 30)+"target"))
+	mustPut(t, tr, "tmp/fifo", &fstree.Node{Type: fstree.FIFO, Perm: 0600})
+	owned := fstree.NewFile(04755, []byte("setuid\n"))
+	owned.UID, owned.GID, owned.Mtime = 1000, 100, 1234567890
+	mustPut(t, tr, "usr/bin/owned", owned)
+	mustPut(t, tr, "empty", fstree.NewFile(0644, nil))
+	mustPut(t, tr, "zeros", fstree.NewFile(0644, make([]byte, 8192)))
+	return tr
+}
+
+func mustPut(t testing.TB, tr *fstree.Tree, p string, n *fstree.Node) {
+	t.Helper()
+	if err := tr.Put(p, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeImage(t testing.TB, tr *fstree.Tree, opts Options) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "root.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Write(f, tr, opts); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	return img
+}
+
+func TestWriteReadBack(t *testing.T) {
+	const tripleAt1K = (12 + 256 + 65536) * 1024
+	for _, tc := range []struct {
+		name string
+		bs   uint32
+		size int64
+	}{
+		{"1k", 1024, 12 << 20},
+		{"2k", 2048, 12 << 20},
+		{"4k", 4096, 16 << 20},
+		{"1k-many-groups", 1024, 40 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := netbsdTree(t, tripleAt1K+3*1024*1024)
+			img := writeImage(t, tr, Options{Size: tc.size, BlockSize: tc.bs, Timestamp: ts})
+			if st, _ := os.Stat(img); st.Size() != tc.size {
+				t.Fatalf("image is %d bytes, want %d", st.Size(), tc.size)
+			}
+			imagecheck.Fsck(t, img)
+			checkDebugfs(t, img, tr, tc.bs)
+			imagecheck.Compare(t, imagecheck.Describe(tr, ts), imagecheck.Mounted(t, img))
+		})
+	}
+}
+
+func checkDebugfs(t *testing.T, img string, tr *fstree.Tree, bs uint32) {
+	sh, _ := tr.Get("rescue/sh")
+	if got := imagecheck.Debugfs(t, img, "cat /rescue/init"); got != string(sh.Content()) {
+		t.Errorf("debugfs cat /rescue/init: %d bytes differ from the set's %d", len(got), sh.Size)
+	}
+	st := imagecheck.Debugfs(t, img, "stat /rescue/sh")
+	if !strings.Contains(st, "Links: 150") {
+		t.Errorf("stat /rescue/sh: want Links: 150 in\n%s", st)
+	}
+	st = imagecheck.Debugfs(t, img, "stat /dev/ld1e")
+	if !strings.Contains(st, "Device major/minor number: 19:12") {
+		t.Errorf("stat /dev/ld1e: want device 19:12 in\n%s", st)
+	}
+	st = imagecheck.Debugfs(t, img, "stat /var/big")
+	if bs == 1024 && !strings.Contains(st, "TIND") {
+		t.Errorf("stat /var/big: want a triple indirect block in\n%s", st)
+	}
+	st = imagecheck.Debugfs(t, img, "stat /bin/fast")
+	if !strings.Contains(st, `Fast link dest: "/rescue/sh"`) {
+		t.Errorf("stat /bin/fast: want a fast symlink in\n%s", st)
+	}
+	ls := imagecheck.Debugfs(t, img, "ls -l /usr/share/many")
+	if n := strings.Count(ls, "entry-with-a-longish-name-"); n != 120 {
+		t.Errorf("ls -l /usr/share/many: %d entries, want 120", n)
+	}
+	sup := imagecheck.Debugfs(t, img, "stats")
+	for _, want := range []string{"Filesystem features:      filetype sparse_super large_file\n",
+		fmt.Sprintf("Block size:               %d\n", bs), "Inode size:\t          128\n", "Filesystem revision #:    1"} {
+		if !strings.Contains(sup, want) {
+			t.Errorf("debugfs stats: want %q in\n%s", want, sup)
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	opts := Options{Size: 8 << 20, Timestamp: ts}
+	a := writeImage(t, netbsdTree(t, 1<<20), opts)
+	b := writeImage(t, netbsdTree(t, 1<<20), opts)
+	ab, _ := os.ReadFile(a)
+	bb, _ := os.ReadFile(b)
+	if !bytes.Equal(ab, bb) {
+		t.Fatal("two images of the same tree and options differ")
+	}
+	c := writeImage(t, netbsdTree(t, 1<<20), Options{Size: 8 << 20, Timestamp: ts + 1})
+	cb, _ := os.ReadFile(c)
+	if bytes.Equal(ab, cb) {
+		t.Fatal("a different timestamp gave the same bytes")
+	}
+}
+
+func TestTooSmall(t *testing.T) {
+	tr := netbsdTree(t, 1<<20)
+	mustPut(t, tr, "var/data", fstree.NewFile(0644, testsets.Blob(5, 3<<20)))
+	f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = Write(f, tr, Options{Size: 2 << 20, Timestamp: ts})
+	var tse *TooSmallError
+	if err == nil || !asTooSmall(err, &tse) {
+		t.Fatalf("Write into 1 MiB: got %v, want a TooSmallError", err)
+	}
+	min, err := MinSize(tr, &Options{Timestamp: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tse.Needed != min || !strings.Contains(err2s(tse), fmt.Sprintf("at least %d MB", min>>20)) {
+		t.Errorf("error %q: want the minimum %d MB", tse, min>>20)
+	}
+	img := writeImage(t, tr, Options{Size: min, Timestamp: ts})
+	imagecheck.Fsck(t, img)
+	f2, _ := os.Create(filepath.Join(t.TempDir(), "img2"))
+	defer f2.Close()
+	if err := Write(f2, tr, Options{Size: min - 1<<20, Timestamp: ts}); !asTooSmall(err, &tse) {
+		t.Errorf("one MiB below the minimum: got %v, want TooSmallError", err)
+	}
+}
+
+func TestNetBSDDev(t *testing.T) {
+	for _, tc := range []struct{ maj, min, want uint32 }{
+		{0, 0, 0}, {19, 8, 0x1308}, {165, 0, 0xa500}, {19, 300, 0x10132c},
+	} {
+		if got := netbsdDev(tc.maj, tc.min); got != tc.want {
+			t.Errorf("netbsdDev(%d,%d) = %#x, want %#x", tc.maj, tc.min, got, tc.want)
+		}
+	}
+}
+
+func TestHasSuper(t *testing.T) {
+	var got []uint32
+	for g := uint32(0); g < 130; g++ {
+		if hasSuper(g) {
+			got = append(got, g)
+		}
+	}
+	if want := "[0 1 3 5 7 9 25 27 49 81 125]"; fmt.Sprint(got) != want {
+		t.Errorf("groups with superblock backups: %v, want %s", got, want)
+	}
+}
+
+func TestBadTrees(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*fstree.Tree)
+		want string
+	}{
+		{"lost+found file", func(tr *fstree.Tree) { tr.Put("lost+found", fstree.NewFile(0644, nil)) }, "must be a directory"},
+		{"long symlink", func(tr *fstree.Tree) { tr.Put("x", fstree.NewSymlink(strings.Repeat("a", 1024))) }, "symlink target is 1024 bytes"},
+		{"bad block size", nil, "block size 512"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := fstree.New()
+			opts := Options{Size: 4 << 20, Timestamp: ts, BlockSize: 1024}
+			if tc.mod != nil {
+				tc.mod(tr)
+			} else {
+				opts.BlockSize = 512
+			}
+			f, _ := os.Create(filepath.Join(t.TempDir(), "img"))
+			defer f.Close()
+			err := Write(f, tr, opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}

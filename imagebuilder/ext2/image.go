@@ -1,0 +1,317 @@
+package ext2
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+)
+
+// imageWriter allocates blocks in order, group by group, writes data as it
+// goes and keeps the metadata (bitmaps, inode tables) in memory until the end.
+type imageWriter struct {
+	w    io.WriterAt
+	p    *plan
+	g    *geometry
+	opts *Options
+
+	bbm      [][]byte // block bitmap per group
+	ibm      [][]byte // inode bitmap per group
+	itab     [][]byte // inode table per group
+	dirs     []uint32 // directories per group
+	freeB    []uint32
+	freeI    []uint32
+	curGroup uint32
+	next     uint32 // next block to hand out
+	out      *blockBuf
+	done     uint64
+}
+
+func newImageWriter(w io.WriterAt, p *plan, g *geometry, opts *Options) *imageWriter {
+	iw := &imageWriter{w: w, p: p, g: g, opts: opts}
+	iw.out = &blockBuf{w: w, bs: int64(g.bs)}
+	for grp := uint32(0); grp < g.groups; grp++ {
+		bb := make([]byte, g.bs)
+		n := g.end(grp) - g.start(grp)
+		for i := uint32(0); i < g.overhead(grp); i++ {
+			setBit(bb, i)
+		}
+		for i := n; i < 8*g.bs; i++ { // padding past the end of the file system
+			setBit(bb, i)
+		}
+		ib := make([]byte, g.bs)
+		for i := g.ipg; i < 8*g.bs; i++ {
+			setBit(ib, i)
+		}
+		iw.bbm = append(iw.bbm, bb)
+		iw.ibm = append(iw.ibm, ib)
+		iw.itab = append(iw.itab, make([]byte, g.ipg*inodeSize))
+		iw.dirs = append(iw.dirs, 0)
+		iw.freeB = append(iw.freeB, n-g.overhead(grp))
+		iw.freeI = append(iw.freeI, g.ipg)
+	}
+	for ino := uint32(1); ino < firstIno; ino++ { // reserved inodes
+		iw.markInode(ino)
+	}
+	_, _, _, iw.next = g.meta(0)
+	return iw
+}
+
+func setBit(b []byte, i uint32) { b[i/8] |= 1 << (i % 8) }
+
+func (iw *imageWriter) markInode(ino uint32) {
+	grp, idx := (ino-1)/iw.g.ipg, (ino-1)%iw.g.ipg
+	setBit(iw.ibm[grp], idx)
+	iw.freeI[grp]--
+}
+
+// alloc hands out the next free block, moving on to the next group's data
+// area when a group is full.
+func (iw *imageWriter) alloc() (uint32, error) {
+	for iw.next >= iw.g.end(iw.curGroup) {
+		iw.curGroup++
+		if iw.curGroup >= iw.g.groups {
+			return 0, fmt.Errorf("out of blocks (internal sizing error)")
+		}
+		_, _, _, iw.next = iw.g.meta(iw.curGroup)
+	}
+	b := iw.next
+	iw.next++
+	grp := iw.curGroup
+	setBit(iw.bbm[grp], b-iw.g.start(grp))
+	iw.freeB[grp]--
+	return b, nil
+}
+
+func (iw *imageWriter) writeAll() error {
+	buf := make([]byte, iw.g.bs)
+	for _, in := range iw.p.inodes {
+		if err := iw.writeInode(in, buf); err != nil {
+			return err
+		}
+	}
+	if err := iw.out.flush(); err != nil {
+		return err
+	}
+	if iw.opts.Progress != nil {
+		iw.opts.Progress(iw.p.blocks, iw.p.blocks)
+	}
+	return iw.writeMeta()
+}
+
+// writeInode allocates and writes the content of one inode and fills its
+// slot in the inode table.
+func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
+	n := in.node
+	raw := make([]byte, inodeSize)
+	mode := uint16(n.Perm & 07777)
+	var size uint64
+	var m *mapper
+	switch n.Type {
+	case fstree.Regular:
+		mode |= 0x8000
+		size = uint64(n.Size)
+		m = newMapper(iw)
+		for _, l := range iw.p.present[n] {
+			if err := m.put(l, iw.p.blockData(n, l, buf)); err != nil {
+				return fmt.Errorf("%s: %w", in.path, err)
+			}
+		}
+	case fstree.Dir:
+		mode |= 0x4000
+		size = uint64(len(in.dir)) * uint64(iw.g.bs)
+		m = newMapper(iw)
+		for l, b := range in.dir {
+			if err := m.put(uint32(l), b); err != nil {
+				return fmt.Errorf("%s: %w", in.path, err)
+			}
+		}
+		grp := (in.ino - 1) / iw.g.ipg
+		iw.dirs[grp]++
+	case fstree.Symlink:
+		mode |= 0xA000
+		size = uint64(len(n.Target))
+		if len(n.Target) < 60 {
+			copy(raw[40:100], n.Target) // fast symlink: the target lives in the block pointers
+		} else {
+			m = newMapper(iw)
+			clear(buf)
+			copy(buf, n.Target)
+			if err := m.put(0, buf); err != nil {
+				return fmt.Errorf("%s: %w", in.path, err)
+			}
+		}
+	case fstree.CharDev, fstree.BlockDev:
+		mode |= 0x2000
+		if n.Type == fstree.BlockDev {
+			mode |= 0x6000
+		}
+		le.PutUint32(raw[40:], netbsdDev(n.Major, n.Minor))
+	case fstree.FIFO:
+		mode |= 0x1000
+	}
+	var nblocks uint64
+	if m != nil {
+		if err := m.finish(); err != nil {
+			return fmt.Errorf("%s: %w", in.path, err)
+		}
+		for i, b := range m.iblock {
+			le.PutUint32(raw[40+4*i:], b)
+		}
+		nblocks = m.count
+	}
+	t := uint32(n.Mtime)
+	if n.Mtime == 0 {
+		t = uint32(iw.opts.Timestamp)
+	}
+	le.PutUint16(raw[0:], mode)
+	le.PutUint16(raw[2:], uint16(n.UID))
+	le.PutUint32(raw[4:], uint32(size))
+	le.PutUint32(raw[8:], t)  // atime
+	le.PutUint32(raw[12:], t) // ctime
+	le.PutUint32(raw[16:], t) // mtime
+	le.PutUint16(raw[24:], uint16(n.GID))
+	le.PutUint16(raw[26:], uint16(in.links))
+	le.PutUint32(raw[28:], uint32(nblocks*uint64(iw.g.bs/512)))
+	le.PutUint32(raw[108:], uint32(size>>32))
+	le.PutUint16(raw[116:], uint16(nblocks*uint64(iw.g.bs/512)>>32))
+	le.PutUint16(raw[120:], uint16(n.UID>>16))
+	le.PutUint16(raw[122:], uint16(n.GID>>16))
+	grp, idx := (in.ino-1)/iw.g.ipg, (in.ino-1)%iw.g.ipg
+	copy(iw.itab[grp][idx*inodeSize:], raw)
+	if in.ino >= firstIno { // the root is among the reserved inodes, already marked
+		iw.markInode(in.ino)
+	}
+	return nil
+}
+
+// netbsdDev encodes a device number as NetBSD's makedev does: major<<8|minor
+// for minors below 256, the high minor bits above bit 20.
+func netbsdDev(major, minor uint32) uint32 {
+	return (major<<8)&0x000fff00 | (minor<<12)&0xfff00000 | minor&0xff
+}
+
+// writeMeta writes the bitmaps, inode tables, group descriptors and
+// superblocks (the primary and the sparse_super backups).
+func (iw *imageWriter) writeMeta() error {
+	g := iw.g
+	bs := int64(g.bs)
+	gdt := make([]byte, g.gdtBlocks*g.bs)
+	var freeB, freeI uint64
+	for grp := uint32(0); grp < g.groups; grp++ {
+		bb, ib, it, _ := g.meta(grp)
+		d := gdt[grp*descSize:]
+		le.PutUint32(d[0:], bb)
+		le.PutUint32(d[4:], ib)
+		le.PutUint32(d[8:], it)
+		le.PutUint16(d[12:], uint16(iw.freeB[grp]))
+		le.PutUint16(d[14:], uint16(iw.freeI[grp]))
+		le.PutUint16(d[16:], uint16(iw.dirs[grp]))
+		freeB += uint64(iw.freeB[grp])
+		freeI += uint64(iw.freeI[grp])
+		for _, w := range []struct {
+			blk  uint32
+			data []byte
+		}{{bb, iw.bbm[grp]}, {ib, iw.ibm[grp]}, {it, iw.itab[grp]}} {
+			if _, err := iw.w.WriteAt(w.data, int64(w.blk)*bs); err != nil {
+				return fmt.Errorf("writing group %d metadata at block %d: %w", grp, w.blk, err)
+			}
+		}
+	}
+	for grp := uint32(0); grp < g.groups; grp++ {
+		if !hasSuper(grp) {
+			continue
+		}
+		off := int64(g.start(grp)) * bs
+		if grp == 0 {
+			off = superOffset
+		}
+		if _, err := iw.w.WriteAt(iw.superblock(grp, freeB, freeI), off); err != nil {
+			return fmt.Errorf("writing superblock of group %d at byte %d: %w", grp, off, err)
+		}
+		gdtOff := int64(g.start(grp)+1) * bs
+		if _, err := iw.w.WriteAt(gdt, gdtOff); err != nil {
+			return fmt.Errorf("writing group descriptors of group %d at byte %d: %w", grp, gdtOff, err)
+		}
+	}
+	// Make the image its full size even when its last blocks are unused.
+	last := iw.opts.Size - 1
+	var b [1]byte
+	if _, err := iw.w.WriteAt(b[:], last); err != nil {
+		return fmt.Errorf("extending image to %d bytes: %w", iw.opts.Size, err)
+	}
+	return nil
+}
+
+func (iw *imageWriter) superblock(grp uint32, freeB, freeI uint64) []byte {
+	g, o := iw.g, iw.opts
+	s := make([]byte, 1024)
+	logBS := uint32(0)
+	for 1024<<logBS < g.bs {
+		logBS++
+	}
+	ts := uint32(o.Timestamp)
+	le.PutUint32(s[0:], g.ipg*g.groups)
+	le.PutUint32(s[4:], g.blocks)
+	le.PutUint32(s[8:], 0) // no blocks reserved for root: everything in the VM runs as root
+	le.PutUint32(s[12:], uint32(freeB))
+	le.PutUint32(s[16:], uint32(freeI))
+	le.PutUint32(s[20:], g.fdb)
+	le.PutUint32(s[24:], logBS)
+	le.PutUint32(s[28:], logBS)
+	le.PutUint32(s[32:], g.bpg)
+	le.PutUint32(s[36:], g.bpg)
+	le.PutUint32(s[40:], g.ipg)
+	le.PutUint32(s[48:], ts)     // write time
+	le.PutUint16(s[54:], 0xffff) // max mount count -1: no forced checks
+	le.PutUint16(s[56:], magic)
+	le.PutUint16(s[58:], 1) // clean
+	le.PutUint16(s[60:], 1) // on errors: continue
+	le.PutUint32(s[64:], ts)
+	le.PutUint32(s[76:], 1) // revision 1
+	le.PutUint32(s[84:], firstIno)
+	le.PutUint16(s[88:], inodeSize)
+	le.PutUint16(s[90:], uint16(grp))
+	le.PutUint32(s[96:], 0x0002)  // incompat: filetype
+	le.PutUint32(s[100:], 0x0003) // ro_compat: sparse_super, large_file
+	u := o.uuid(g.blocks)
+	copy(s[104:120], u[:])
+	copy(s[120:136], o.Label)
+	le.PutUint32(s[264:], ts) // mkfs time
+	return s
+}
+
+// blockBuf gathers consecutive blocks into one write.
+type blockBuf struct {
+	w     io.WriterAt
+	bs    int64
+	start uint32
+	buf   []byte
+}
+
+func (b *blockBuf) put(blk uint32, data []byte) error {
+	if len(b.buf) > 0 && (blk != b.start+uint32(int64(len(b.buf))/b.bs) || len(b.buf) >= 1<<20) {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	if len(b.buf) == 0 {
+		b.start = blk
+	}
+	b.buf = append(b.buf, data...)
+	if pad := int64(len(data)) % b.bs; pad != 0 {
+		b.buf = append(b.buf, make([]byte, b.bs-pad)...)
+	}
+	return nil
+}
+
+func (b *blockBuf) flush() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	if _, err := b.w.WriteAt(b.buf, int64(b.start)*b.bs); err != nil {
+		return fmt.Errorf("writing %d bytes at block %d: %w", len(b.buf), b.start, err)
+	}
+	b.buf = b.buf[:0]
+	return nil
+}

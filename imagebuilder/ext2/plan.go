@@ -1,0 +1,333 @@
+package ext2
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+)
+
+// lostFound is the name e2fsck and the NetBSD fsck look for.
+const lostFound = "lost+found"
+
+// lostFoundBytes is how much room lost+found gets up front, as mke2fs gives
+// it, so that fsck can reconnect files without allocating blocks.
+const lostFoundBytes = 16384
+
+// maxLinks is the highest link count ext2 stores.
+const maxLinks = 65000
+
+// inode is one node to write, with its number and link count.
+type inode struct {
+	ino    uint32
+	node   *fstree.Node
+	links  uint32
+	dir    [][]byte // directories: content blocks
+	parent uint32   // directories: inode of the parent
+	path   string   // first path, for messages
+}
+
+// plan is the image content, independent of the layout of block groups.
+type plan struct {
+	bs      uint32
+	inodes  []*inode // in inode-number order
+	byNode  map[*fstree.Node]*inode
+	blocks  uint64 // blocks needed for data, directories and indirect blocks
+	lf      *fstree.Node
+	zero    []byte
+	present map[*fstree.Node][]uint32 // regular files: logical blocks that are not all zero
+}
+
+// fileType maps a node type to the ext2 directory entry type.
+func fileType(t fstree.Type) byte {
+	switch t {
+	case fstree.Regular:
+		return 1
+	case fstree.Dir:
+		return 2
+	case fstree.CharDev:
+		return 3
+	case fstree.BlockDev:
+		return 4
+	case fstree.FIFO:
+		return 5
+	case fstree.Symlink:
+		return 7
+	}
+	return 0
+}
+
+// newPlan numbers the inodes of t (root 2, lost+found 11, the rest from 12 in
+// walk order), counts links and builds directory blocks for block size bs.
+func newPlan(t *fstree.Tree, bs uint32) (*plan, error) {
+	p := &plan{bs: bs, byNode: map[*fstree.Node]*inode{}, zero: make([]byte, bs), present: map[*fstree.Node][]uint32{}}
+	p.lf = t.Root.Child(lostFound)
+	if p.lf == nil {
+		p.lf = fstree.NewDir(0700)
+	} else if p.lf.Type != fstree.Dir {
+		return nil, fmt.Errorf("/%s is a %s: it must be a directory", lostFound, p.lf.Type)
+	}
+	add := func(n *fstree.Node, ino uint32, path string) *inode {
+		in := &inode{ino: ino, node: n, path: path}
+		p.byNode[n] = in
+		p.inodes = append(p.inodes, in)
+		return in
+	}
+	add(t.Root, rootIno, "/")
+	add(p.lf, firstIno, "/"+lostFound)
+	next := uint32(firstIno + 1)
+	err := t.Walk(func(path string, n *fstree.Node) error {
+		if path == "" || n == p.lf {
+			return nil
+		}
+		in := p.byNode[n]
+		if in == nil {
+			in = add(n, next, "/"+path)
+			next++
+		}
+		if n.Type == fstree.Dir && in.links > 0 {
+			return fmt.Errorf("/%s: a directory cannot be linked twice", path)
+		}
+		in.links++
+		if in.links > maxLinks {
+			return fmt.Errorf("%s has more than %d links", in.path, maxLinks)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.byNode[t.Root].links = 2 // "." and its own ".."
+	p.byNode[p.lf].links = 1
+	for _, in := range p.inodes {
+		if err := p.prepare(in, t.Root); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// prepare computes the content blocks of one inode and adds them to the count.
+func (p *plan) prepare(in *inode, root *fstree.Node) error {
+	n := in.node
+	switch n.Type {
+	case fstree.Dir:
+		if err := p.buildDir(in, root); err != nil {
+			return err
+		}
+		nb, err := mappedBlocks(allBlocks(len(in.dir)), p.bs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", in.path, err)
+		}
+		p.blocks += nb
+	case fstree.Regular:
+		if n.Size < 0 {
+			return fmt.Errorf("%s: negative size %d", in.path, n.Size)
+		}
+		pr := p.nonZero(n)
+		p.present[n] = pr
+		nb, err := mappedBlocks(pr, p.bs)
+		if err != nil {
+			return fmt.Errorf("%s (%d bytes): %w", in.path, n.Size, err)
+		}
+		p.blocks += nb
+	case fstree.Symlink:
+		if len(n.Target) == 0 {
+			return fmt.Errorf("%s: symlink with an empty target", in.path)
+		}
+		if len(n.Target) >= int(p.bs) {
+			return fmt.Errorf("%s: symlink target is %d bytes, at most %d fit one block", in.path, len(n.Target), p.bs-1)
+		}
+		if len(n.Target) >= 60 {
+			p.blocks++
+		}
+	case fstree.CharDev, fstree.BlockDev, fstree.FIFO:
+	default:
+		return fmt.Errorf("%s: cannot store a %s", in.path, n.Type)
+	}
+	return nil
+}
+
+// blockPath says where logical block l of a file is mapped: level 0 is a
+// direct pointer (idx[0]), levels 1-3 go through the single, double or
+// triple indirect block, following idx[0..level-1].
+func blockPath(l uint64, bs uint32) (level int, idx [3]uint64, err error) {
+	pp := uint64(bs / 4)
+	switch {
+	case l < ndir:
+		return 0, [3]uint64{l}, nil
+	case l < ndir+pp:
+		return 1, [3]uint64{l - ndir}, nil
+	case l < ndir+pp+pp*pp:
+		l -= ndir + pp
+		return 2, [3]uint64{l / pp, l % pp}, nil
+	case l < ndir+pp+pp*pp+pp*pp*pp:
+		l -= ndir + pp + pp*pp
+		return 3, [3]uint64{l / (pp * pp), l / pp % pp, l % pp}, nil
+	}
+	return 0, idx, fmt.Errorf("logical block %d is past the triple-indirect limit", l)
+}
+
+// mappedBlocks counts the data and indirect blocks of a file whose present
+// logical blocks are listed (sorted) in present.
+func mappedBlocks(present []uint32, bs uint32) (uint64, error) {
+	total := uint64(len(present))
+	seen := map[[4]uint64]bool{}
+	for _, l := range present {
+		level, idx, err := blockPath(uint64(l), bs)
+		if err != nil {
+			return 0, err
+		}
+		// One indirect block per distinct prefix of the path, the empty prefix included.
+		for d := 0; d < level; d++ {
+			k := [4]uint64{uint64(level), ^uint64(0), ^uint64(0), ^uint64(0)}
+			copy(k[1:], idx[:d])
+			for i := d; i < 3; i++ {
+				k[1+i] = ^uint64(0)
+			}
+			if !seen[k] {
+				seen[k] = true
+				total++
+			}
+		}
+	}
+	return total, nil
+}
+
+func allBlocks(n int) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = uint32(i)
+	}
+	return out
+}
+
+// nonZero lists the logical blocks of a regular file that hold a non-zero
+// byte; all-zero blocks are left as holes, which read back as zeros.
+func (p *plan) nonZero(n *fstree.Node) []uint32 {
+	var out []uint32
+	bs := int64(p.bs)
+	for _, e := range n.Extents {
+		end := e.Off + int64(len(e.Data))
+		if end > n.Size {
+			end = n.Size
+		}
+		for b := e.Off / bs; b*bs < end; b++ {
+			lo, hi := b*bs-e.Off, (b+1)*bs-e.Off
+			if lo < 0 {
+				lo = 0
+			}
+			if hi > end-e.Off {
+				hi = end - e.Off
+			}
+			if isZero(e.Data[lo:hi]) {
+				continue
+			}
+			if len(out) > 0 && out[len(out)-1] >= uint32(b) {
+				continue
+			}
+			out = append(out, uint32(b))
+		}
+	}
+	return out
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// blockData returns the content of logical block b of n, padded to a block.
+func (p *plan) blockData(n *fstree.Node, b uint32, buf []byte) []byte {
+	bs := int64(p.bs)
+	lo, hi := int64(b)*bs, int64(b+1)*bs
+	if len(n.Extents) == 1 && n.Extents[0].Off == 0 {
+		d := n.Extents[0].Data
+		if hi <= int64(len(d)) && hi <= n.Size {
+			return d[lo:hi]
+		}
+	}
+	clear(buf)
+	for _, e := range n.Extents {
+		s, t := e.Off, e.Off+int64(len(e.Data))
+		if t > n.Size {
+			t = n.Size
+		}
+		if t <= lo || s >= hi {
+			continue
+		}
+		from, to := max(s, lo), min(t, hi)
+		copy(buf[from-lo:to-lo], e.Data[from-s:to-s])
+	}
+	return buf
+}
+
+// buildDir lays out the entries of directory in ("." and ".." first, then
+// sorted names) in blocks; lost+found gets extra empty blocks.
+func (p *plan) buildDir(in *inode, root *fstree.Node) error {
+	n := in.node
+	parent := p.byNode[root].ino
+	if in.ino != rootIno {
+		parent = in.parent
+	}
+	var blocks [][]byte
+	var cur []byte
+	var lastOff int
+	put := func(ino uint32, name string, ft byte) {
+		rl := 8 + (len(name)+3)&^3
+		if cur == nil || len(cur)+rl > int(p.bs) {
+			if cur != nil {
+				binary.LittleEndian.PutUint16(cur[lastOff+4:], uint16(int(p.bs)-lastOff))
+				blocks = append(blocks, cur[:p.bs])
+			}
+			cur = make([]byte, 0, p.bs)
+		}
+		lastOff = len(cur)
+		e := make([]byte, rl)
+		binary.LittleEndian.PutUint32(e, ino)
+		binary.LittleEndian.PutUint16(e[4:], uint16(rl))
+		e[6], e[7] = byte(len(name)), ft
+		copy(e[8:], name)
+		cur = append(cur, e...)
+	}
+	put(in.ino, ".", 2)
+	put(parent, "..", 2)
+	for _, name := range n.Names() {
+		c := n.Child(name)
+		ci := p.byNode[c]
+		if c.Type == fstree.Dir {
+			in.links++
+			ci.parent = in.ino
+			ci.links++ // its "."; the entry here was counted by the walk
+		}
+		put(ci.ino, name, fileType(c.Type))
+	}
+	if in.ino == rootIno && n.Child(lostFound) == nil {
+		lf := p.byNode[p.lf]
+		in.links++
+		lf.parent = in.ino
+		lf.links++
+		put(lf.ino, lostFound, 2)
+	}
+	binary.LittleEndian.PutUint16(cur[lastOff+4:], uint16(int(p.bs)-lastOff))
+	blocks = append(blocks, cur[:p.bs])
+	if in.node == p.lf {
+		for len(blocks)*int(p.bs) < lostFoundBytes {
+			b := make([]byte, p.bs)
+			binary.LittleEndian.PutUint16(b[4:], uint16(p.bs))
+			blocks = append(blocks, b)
+		}
+	}
+	in.dir = blocks
+	return nil
+}

@@ -1,0 +1,197 @@
+// Package ext2 writes an ext2 revision 1 file system image from an
+// fstree.Tree, in one pass and without root, in the form NetBSD 9 mounts
+// read-write: features filetype, sparse_super and large_file only, 128-byte
+// inodes, block-mapped files (12 direct, single, double and triple indirect
+// blocks, never extents). The same tree and Options give the same bytes.
+package ext2
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+)
+
+// Options control the file system that Write lays out.
+type Options struct {
+	// Size is the image size in bytes.
+	Size int64
+	// BlockSize is 1024, 2048 or 4096; 0 picks 1024 below 512 MiB and 4096 above.
+	BlockSize uint32
+	// Inodes is the number of inodes wanted; 0 gives one per four blocks,
+	// or the content's count plus headroom if that is more.
+	Inodes uint64
+	// Timestamp (Unix seconds) is written in the superblock and on every node
+	// whose Mtime is 0.
+	Timestamp int64
+	// Label is the volume name (at most 16 bytes).
+	Label string
+	// UUID is the file system UUID; the zero value derives one from
+	// Timestamp, Size and Label so the output stays reproducible.
+	UUID [16]byte
+	// Progress, when set, is called as data blocks are written.
+	Progress func(done, total uint64)
+}
+
+// TooSmallError says that the content does not fit the requested size.
+type TooSmallError struct {
+	Size   int64 // requested bytes
+	Needed int64 // smallest size in bytes that fits, a whole number of MiB
+}
+
+func (e *TooSmallError) Error() string {
+	return fmt.Sprintf("image of %d bytes (%.1f MB) is too small for its content: it needs at least %d MB",
+		e.Size, float64(e.Size)/(1<<20), e.Needed>>20)
+}
+
+func (o *Options) blockSize(size int64) (uint32, error) {
+	switch o.BlockSize {
+	case 0:
+		return autoBlockSize(size), nil
+	case 1024, 2048, 4096:
+		return o.BlockSize, nil
+	}
+	return 0, fmt.Errorf("block size %d: NetBSD mounts ext2 with 1024, 2048 or 4096-byte blocks", o.BlockSize)
+}
+
+// inodeWish returns the inodes the content needs and the count to aim for.
+func (o *Options) inodeWish(p *plan, size int64) (need, want uint64) {
+	need = uint64(len(p.inodes)) + firstIno - 2
+	if o.Inodes > 0 {
+		return need, max(o.Inodes, need)
+	}
+	want = uint64(size) / uint64(p.bs) / 4
+	return need, max(want, need+need/10+16)
+}
+
+// layout plans t for opts and returns the plan and geometry, or a
+// *TooSmallError carrying the size that would fit.
+func layout(t *fstree.Tree, opts *Options) (*plan, *geometry, error) {
+	bs, err := opts.blockSize(opts.Size)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := newPlan(t, bs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g, err := fit(p, opts, opts.Size); err == nil {
+		return p, g, nil
+	} else if !errors.Is(err, errTooSmall) {
+		return nil, nil, err
+	}
+	need, err := MinSize(t, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nil, nil, &TooSmallError{Size: opts.Size, Needed: need}
+}
+
+func fit(p *plan, opts *Options, size int64) (*geometry, error) {
+	need, want := opts.inodeWish(p, size)
+	g, err := newGeometry(size, p.bs, need, want)
+	if err != nil {
+		return nil, err
+	}
+	if g.capacity() < p.blocks {
+		return nil, errTooSmall
+	}
+	return g, nil
+}
+
+// MinSize returns the smallest image size, in whole MiB, that holds t with
+// opts (opts.Size is ignored; the block size follows the size when it is 0).
+func MinSize(t *fstree.Tree, opts *Options) (int64, error) {
+	plans := map[uint32]*plan{}
+	fits := func(mb int64) (bool, error) {
+		size := mb << 20
+		bs, err := opts.blockSize(size)
+		if err != nil {
+			return false, err
+		}
+		p := plans[bs]
+		if p == nil {
+			if p, err = newPlan(t, bs); err != nil {
+				return false, err
+			}
+			plans[bs] = p
+		}
+		_, err = fit(p, opts, size)
+		if errors.Is(err, errTooSmall) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	hi := int64(1)
+	for {
+		ok, err := fits(hi)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			break
+		}
+		if hi > 1<<22 {
+			return 0, fmt.Errorf("content does not fit in %d MiB", hi)
+		}
+		hi *= 2
+	}
+	lo := hi / 2 // does not fit (or 0)
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		ok, err := fits(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi << 20, nil
+}
+
+// Write lays out t as an ext2 file system of opts.Size bytes and writes it
+// to w at offset 0. Blocks it does not use are not written: w should read
+// zeros there (a new or truncated file does).
+func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
+	if opts.Size <= 0 {
+		return fmt.Errorf("image size %d: must be positive", opts.Size)
+	}
+	if len(opts.Label) > 16 {
+		return fmt.Errorf("volume label %q is %d bytes, at most 16", opts.Label, len(opts.Label))
+	}
+	if opts.Timestamp == 0 {
+		opts.Timestamp = time.Now().Unix()
+	}
+	p, g, err := layout(t, &opts)
+	if err != nil {
+		return err
+	}
+	iw := newImageWriter(w, p, g, &opts)
+	if err := iw.writeAll(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// uuid derives a version-4-shaped UUID from the options when none is given.
+func (o *Options) uuid(blocks uint32) [16]byte {
+	if o.UUID != [16]byte{} {
+		return o.UUID
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "smolvmm ext2 %d %d %q", o.Timestamp, blocks, o.Label)
+	var u [16]byte
+	copy(u[:], h.Sum(nil))
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+var le = binary.LittleEndian

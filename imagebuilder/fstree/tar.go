@@ -1,0 +1,165 @@
+package fstree
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ulikunitz/xz"
+)
+
+// AddTar reads a tar stream into t. Entries are applied in order, so a
+// duplicate path takes the last entry. name is used in error messages.
+func (t *Tree) AddTar(r io.Reader, name string) error {
+	tr := tar.NewReader(r)
+	for i := 0; ; i++ {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: entry %d: corrupt or truncated archive: %w", name, i, err)
+		}
+		if err := t.addTarEntry(tr, h); err != nil {
+			return fmt.Errorf("%s: entry %d (%s): %w", name, i, h.Name, err)
+		}
+	}
+}
+
+func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
+	p, err := Clean(h.Name)
+	if err != nil {
+		return err
+	}
+	attrs := func(n *Node) *Node {
+		n.Perm = uint16(h.Mode & 07777)
+		n.UID, n.GID = uint32(h.Uid), uint32(h.Gid)
+		if !h.ModTime.IsZero() && h.ModTime.Unix() > 0 {
+			n.Mtime = h.ModTime.Unix()
+		}
+		return n
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if p == "" {
+			return fmt.Errorf("a regular file cannot be the root")
+		}
+		if h.Size < 0 {
+			return fmt.Errorf("negative size %d", h.Size)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return fmt.Errorf("reading content (%d bytes): truncated or corrupt archive: %w", h.Size, err)
+		}
+		return t.Put(p, attrs(NewFile(0, data)))
+	case tar.TypeDir:
+		return t.Put(p, attrs(NewDir(0)))
+	case tar.TypeSymlink:
+		if err := CheckSymlink(p, h.Linkname); err != nil {
+			return err
+		}
+		return t.Put(p, attrs(NewSymlink(h.Linkname)))
+	case tar.TypeLink:
+		target, err := Clean(h.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
+		if target == p {
+			return nil
+		}
+		return t.Link(p, target)
+	case tar.TypeChar, tar.TypeBlock:
+		typ := CharDev
+		if h.Typeflag == tar.TypeBlock {
+			typ = BlockDev
+		}
+		if h.Devmajor < 0 || h.Devminor < 0 || h.Devmajor > 0xfff || h.Devminor > 0xfffff {
+			return fmt.Errorf("device number %d,%d out of range (major <= 4095, minor <= 1048575)", h.Devmajor, h.Devminor)
+		}
+		return t.Put(p, attrs(NewDevice(typ, 0, uint32(h.Devmajor), uint32(h.Devminor))))
+	case tar.TypeFifo:
+		return t.Put(p, attrs(&Node{Type: FIFO}))
+	case tar.TypeXGlobalHeader:
+		return nil
+	}
+	return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
+}
+
+// Compression of a set file, detected from its first bytes.
+const (
+	compNone = iota
+	compGzip
+	compXZ
+)
+
+func sniff(head []byte) (int, error) {
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return compGzip, nil
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return compXZ, nil
+	case len(head) >= 262 && string(head[257:262]) == "ustar":
+		return compNone, nil
+	case bytes.HasPrefix(head, []byte("BZh")):
+		return 0, fmt.Errorf("bzip2 compression is not supported: recompress the set as .tgz or .tar.xz")
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return 0, fmt.Errorf("zstd compression is not supported: recompress the set as .tgz or .tar.xz")
+	}
+	return 0, fmt.Errorf("unknown format (not gzip, xz or tar): a set must be a .tgz, .tar.xz, .tar or a directory")
+}
+
+// AddArchive reads a set archive (gzip or xz compressed, or plain tar; the
+// format comes from its content, not its name) into t.
+func (t *Tree) AddArchive(r io.Reader, name string) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	head, err := br.Peek(512)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(head) == 0 {
+		return fmt.Errorf("%s: empty file, not a set", name)
+	}
+	c, err := sniff(head)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	var src io.Reader = br
+	switch c {
+	case compGzip:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%s: bad gzip header: %w", name, err)
+		}
+		defer zr.Close()
+		src = zr
+	case compXZ:
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%s: bad xz header: %w", name, err)
+		}
+		src = xr
+	}
+	return t.AddTar(src, name)
+}
+
+// AddSet reads a set into t: a directory is read in place, a file as an archive.
+func (t *Tree) AddSet(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", p, err)
+	}
+	if st.IsDir() {
+		return t.AddDir(p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", p, err)
+	}
+	defer f.Close()
+	return t.AddArchive(f, p)
+}

@@ -1,0 +1,312 @@
+// Package fstree is the in-memory file tree that the image builder fills from
+// NetBSD sets, a service overlay and postinst scripts, and that the ext2
+// writer serialises. It keeps what an image needs (type, permissions, owner,
+// mtime, hard links, symlink targets, device numbers) and nothing of the host.
+package fstree
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Type is the kind of a Node.
+type Type uint8
+
+// Node types.
+const (
+	Regular Type = iota + 1
+	Dir
+	Symlink
+	CharDev
+	BlockDev
+	FIFO
+)
+
+func (t Type) String() string {
+	switch t {
+	case Regular:
+		return "file"
+	case Dir:
+		return "directory"
+	case Symlink:
+		return "symlink"
+	case CharDev:
+		return "char device"
+	case BlockDev:
+		return "block device"
+	case FIFO:
+		return "fifo"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// MaxNameLen is the longest file name ext2 stores.
+const MaxNameLen = 255
+
+// Extent is a run of file content at byte offset Off; bytes of a file not
+// covered by any extent read as zero (a hole).
+type Extent struct {
+	Off  int64
+	Data []byte
+}
+
+// Node is one inode. Several paths may share a Node: they are hard links.
+type Node struct {
+	Type  Type
+	Perm  uint16 // permission and setuid/setgid/sticky bits (07777)
+	UID   uint32
+	GID   uint32
+	Mtime int64 // Unix seconds; 0 means "none given", the writer substitutes its timestamp
+
+	Size    int64    // regular files: length in bytes
+	Extents []Extent // regular files: content, sorted by Off, not overlapping
+
+	Target string // symlinks
+
+	Major, Minor uint32 // device nodes
+
+	children map[string]*Node // directories
+}
+
+// NewDir returns an empty directory node.
+func NewDir(perm uint16) *Node {
+	return &Node{Type: Dir, Perm: perm & 07777, children: map[string]*Node{}}
+}
+
+// NewFile returns a regular file holding data.
+func NewFile(perm uint16, data []byte) *Node {
+	n := &Node{Type: Regular, Perm: perm & 07777, Size: int64(len(data))}
+	if len(data) > 0 {
+		n.Extents = []Extent{{Off: 0, Data: data}}
+	}
+	return n
+}
+
+// NewSymlink returns a symbolic link to target.
+func NewSymlink(target string) *Node {
+	return &Node{Type: Symlink, Perm: 0777, Target: target}
+}
+
+// NewDevice returns a character or block device node.
+func NewDevice(t Type, perm uint16, major, minor uint32) *Node {
+	return &Node{Type: t, Perm: perm & 07777, Major: major, Minor: minor}
+}
+
+// Names returns the names in directory n, sorted, so every walk is deterministic.
+func (n *Node) Names() []string {
+	names := make([]string, 0, len(n.children))
+	for name := range n.children {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Child returns the entry called name in directory n, or nil.
+func (n *Node) Child(name string) *Node { return n.children[name] }
+
+// Content returns the whole content of a regular file, holes as zeros.
+func (n *Node) Content() []byte {
+	if len(n.Extents) == 1 && n.Extents[0].Off == 0 && int64(len(n.Extents[0].Data)) == n.Size {
+		return n.Extents[0].Data
+	}
+	b := make([]byte, n.Size)
+	for _, e := range n.Extents {
+		if e.Off < n.Size {
+			copy(b[e.Off:], e.Data)
+		}
+	}
+	return b
+}
+
+// Tree is a directory hierarchy rooted at Root.
+type Tree struct {
+	Root *Node
+}
+
+// New returns a tree holding only a root directory (0755, root:wheel).
+func New() *Tree { return &Tree{Root: NewDir(0755)} }
+
+// Clean turns a set path ("./rescue/sh", "rescue/sh/", ".") into the form the
+// tree uses ("rescue/sh", "" for the root). It refuses absolute paths, ".."
+// components and over-long names, which could place files outside the image.
+func Clean(p string) (string, error) {
+	if strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("path %q is absolute: set members must be relative (./path)", p)
+	}
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("path %q contains a NUL byte", p)
+	}
+	var parts []string
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			return "", fmt.Errorf("path %q contains \"..\": it would escape the image root", p)
+		}
+		if len(c) > MaxNameLen {
+			return "", fmt.Errorf("path %q: name %.20q... is %d bytes, ext2 allows %d", p, c, len(c), MaxNameLen)
+		}
+		parts = append(parts, c)
+	}
+	return strings.Join(parts, "/"), nil
+}
+
+// dir returns the directory that holds clean path p, creating missing parents
+// (0755, owner root, no mtime) as real NetBSD sets omit directory entries.
+func (t *Tree) dir(p string, create bool) (*Node, string, error) {
+	d := t.Root
+	if p == "" {
+		return nil, "", fmt.Errorf("the root directory has no parent")
+	}
+	parts := strings.Split(p, "/")
+	for i, c := range parts[:len(parts)-1] {
+		next := d.children[c]
+		if next == nil {
+			if !create {
+				return nil, "", fmt.Errorf("%s: no such directory", strings.Join(parts[:i+1], "/"))
+			}
+			next = NewDir(0755)
+			d.children[c] = next
+		}
+		if next.Type != Dir {
+			return nil, "", fmt.Errorf("%s: parent %s is a %s, not a directory", p, strings.Join(parts[:i+1], "/"), next.Type)
+		}
+		d = next
+	}
+	return d, parts[len(parts)-1], nil
+}
+
+// Get returns the node at path p (set form accepted), or an error if absent.
+func (t *Tree) Get(p string) (*Node, error) {
+	cp, err := Clean(p)
+	if err != nil {
+		return nil, err
+	}
+	if cp == "" {
+		return t.Root, nil
+	}
+	d, name, err := t.dir(cp, false)
+	if err != nil {
+		return nil, err
+	}
+	n := d.children[name]
+	if n == nil {
+		return nil, fmt.Errorf("%s: not found", cp)
+	}
+	return n, nil
+}
+
+// Put stores n at path p, creating missing parent directories. An existing
+// entry is replaced (the last entry wins, as when extracting a tar), except
+// that a directory put over a directory only takes the new attributes and
+// keeps its contents. Hard links made earlier to a replaced file keep the old
+// node, as with tar.
+func (t *Tree) Put(p string, n *Node) error {
+	cp, err := Clean(p)
+	if err != nil {
+		return err
+	}
+	if cp == "" {
+		if n.Type != Dir {
+			return fmt.Errorf("the root must be a directory, got a %s", n.Type)
+		}
+		t.Root.Perm, t.Root.UID, t.Root.GID, t.Root.Mtime = n.Perm, n.UID, n.GID, n.Mtime
+		return nil
+	}
+	d, name, err := t.dir(cp, true)
+	if err != nil {
+		return err
+	}
+	if old := d.children[name]; old != nil && old.Type == Dir && n.Type == Dir {
+		old.Perm, old.UID, old.GID, old.Mtime = n.Perm, n.UID, n.GID, n.Mtime
+		return nil
+	}
+	if n.Type == Dir && n.children == nil {
+		n.children = map[string]*Node{}
+	}
+	d.children[name] = n
+	return nil
+}
+
+// Link makes p a hard link to the existing non-directory at target.
+func (t *Tree) Link(p, target string) error {
+	n, err := t.Get(target)
+	if err != nil {
+		return fmt.Errorf("hard link %s -> %s: target missing (it must come earlier in the set): %w", p, target, err)
+	}
+	if n.Type == Dir {
+		return fmt.Errorf("hard link %s -> %s: target is a directory", p, target)
+	}
+	return t.Put(p, n)
+}
+
+// Remove deletes the entry at p (a directory with all it holds).
+func (t *Tree) Remove(p string) error {
+	cp, err := Clean(p)
+	if err != nil {
+		return err
+	}
+	if cp == "" {
+		return fmt.Errorf("cannot remove the root directory")
+	}
+	d, name, err := t.dir(cp, false)
+	if err != nil {
+		return err
+	}
+	if d.children[name] == nil {
+		return fmt.Errorf("%s: not found", cp)
+	}
+	delete(d.children, name)
+	return nil
+}
+
+// Walk calls fn for every path in the tree, parents before children and
+// names in sorted order; the root is "". A hard-linked node is visited once per path.
+func (t *Tree) Walk(fn func(p string, n *Node) error) error {
+	return walk("", t.Root, fn)
+}
+
+func walk(p string, n *Node, fn func(string, *Node) error) error {
+	if err := fn(p, n); err != nil {
+		return err
+	}
+	if n.Type != Dir {
+		return nil
+	}
+	for _, name := range n.Names() {
+		if err := walk(path.Join(p, name), n.children[name], fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckSymlink reports an error when the relative symlink target, read from
+// the directory holding p, climbs above the root. Absolute targets are
+// resolved inside the image at run time, so they stay within it.
+func CheckSymlink(p, target string) error {
+	if target == "" {
+		return fmt.Errorf("symlink %s has an empty target", p)
+	}
+	if strings.HasPrefix(target, "/") {
+		return nil
+	}
+	depth := strings.Count(p, "/")
+	for _, c := range strings.Split(target, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return fmt.Errorf("symlink %s -> %s points outside the image root", p, target)
+			}
+		default:
+			depth++
+		}
+	}
+	return nil
+}
