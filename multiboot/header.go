@@ -1,0 +1,118 @@
+package multiboot
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Multiboot v1 magic numbers.
+const (
+	HeaderMagic     = 0x1BADB002 // in the kernel's header
+	BootloaderMagic = 0x2BADB002 // in EAX at entry
+)
+
+// Header flags (the kernel's requests). Bits 0-15 are required: a loader
+// that does not understand one must refuse the kernel.
+const (
+	FlagPageAlign  = 1 << 0  // page-align modules (always done)
+	FlagMemoryInfo = 1 << 1  // mem_lower/mem_upper and the memory map (always given)
+	FlagVideoMode  = 1 << 2  // a video mode: refused, smolvmm has no framebuffer
+	FlagAOutKludge = 1 << 16 // load by the header's address fields, not ELF
+)
+
+// headerSearch is how far into the image a multiboot v1 header may start.
+const headerSearch = 8192
+
+// diagSearch is how far FindHeader keeps looking, only to tell "header too
+// far" from "no header at all".
+const diagSearch = 64 << 10
+
+// Header is a multiboot v1 header as found in a kernel image.
+type Header struct {
+	Magic, Flags, Checksum uint32
+	// Address fields, meaningful when Flags has FlagAOutKludge.
+	HeaderAddr, LoadAddr, LoadEndAddr, BSSEndAddr, EntryAddr uint32
+	// Video fields, meaningful when Flags has FlagVideoMode.
+	ModeType, Width, Height, Depth uint32
+}
+
+// FindHeader returns the first valid multiboot v1 header of the image r of
+// size bytes and its file offset. The header must start 4-byte aligned in the
+// first 8192 bytes, with magic + flags + checksum == 0. Address and video
+// fields beyond the end of the file read as zero; Load checks that the ones
+// it uses are present.
+func FindHeader(r io.ReaderAt, size int64) (Header, int64, error) {
+	if size < 0 {
+		return Header{}, 0, fmt.Errorf("%w: negative file size %d", ErrNotMultiboot, size)
+	}
+	n := min(size, diagSearch)
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return Header{}, 0, fmt.Errorf("reading the first %d bytes: %w", n, err)
+	}
+	badSum := int64(-1)
+	for off := int64(0); off+12 <= n; off += 4 {
+		magic := binary.LittleEndian.Uint32(buf[off:])
+		if magic != HeaderMagic {
+			continue
+		}
+		flags := binary.LittleEndian.Uint32(buf[off+4:])
+		sum := binary.LittleEndian.Uint32(buf[off+8:])
+		if magic+flags+sum != 0 {
+			if badSum < 0 && off < headerSearch {
+				badSum = off
+			}
+			continue
+		}
+		if off+12 > headerSearch {
+			return Header{}, off, fmt.Errorf("%w: %w: found at file offset %#x; relink the kernel with the header near the start of .text",
+				ErrNotMultiboot, ErrHeaderTooFar, off)
+		}
+		return parseHeader(buf[off:]), off, nil
+	}
+	if badSum >= 0 {
+		return Header{}, badSum, fmt.Errorf("%w: %w: magic %#x at file offset %#x but magic+flags+checksum != 0",
+			ErrNotMultiboot, ErrBadChecksum, HeaderMagic, badSum)
+	}
+	return Header{}, 0, fmt.Errorf("%w: no magic %#x at a 4-byte aligned offset in the first %d bytes",
+		ErrNotMultiboot, HeaderMagic, min(size, headerSearch))
+}
+
+// parseHeader decodes a header from b, reading fields past len(b) as zero.
+func parseHeader(b []byte) Header {
+	var w [12]uint32
+	for i := range w {
+		if 4*i+4 <= len(b) {
+			w[i] = binary.LittleEndian.Uint32(b[4*i:])
+		}
+	}
+	return Header{
+		Magic: w[0], Flags: w[1], Checksum: w[2],
+		HeaderAddr: w[3], LoadAddr: w[4], LoadEndAddr: w[5], BSSEndAddr: w[6], EntryAddr: w[7],
+		ModeType: w[8], Width: w[9], Height: w[10], Depth: w[11],
+	}
+}
+
+// Check reports whether this loader can honour every required flag (bits
+// 0-15). Page alignment of modules and memory information are always
+// provided; a video mode and unknown bits are refused, naming the bits.
+func (h Header) Check() error {
+	if h.Flags&FlagVideoMode != 0 {
+		return fmt.Errorf("%w: flags %#x: bit 2 asks for a video mode, but smolvmm has no framebuffer (serial console only); rebuild the kernel without MULTIBOOT_VIDEO_MODE",
+			ErrUnsupportedFlags, h.Flags)
+	}
+	unknown := h.Flags & 0xFFFF &^ (FlagPageAlign | FlagMemoryInfo)
+	if unknown != 0 {
+		var bits []string
+		for i := range 16 {
+			if unknown&(1<<i) != 0 {
+				bits = append(bits, fmt.Sprint(i))
+			}
+		}
+		return fmt.Errorf("%w: flags %#x: required bit(s) %s unknown to this multiboot v1 loader (known: 0 page-align, 1 memory info)",
+			ErrUnsupportedFlags, h.Flags, strings.Join(bits, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package multiboot
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Info structure flags (what the loader provides). The loader never sets
+// boot_device (0x2) or drives (0x80): NetBSD mishandles both without a BIOS.
+const (
+	InfoMemory     = 1 << 0 // mem_lower, mem_upper
+	InfoCmdline    = 1 << 2 // cmdline
+	InfoMods       = 1 << 3 // mods_count, mods_addr
+	InfoELFShdr    = 1 << 5 // ELF section headers: num, size, addr, shndx
+	InfoMmap       = 1 << 6 // mmap_length, mmap_addr
+	InfoLoaderName = 1 << 9 // boot_loader_name; only ever with InfoCmdline
+)
+
+// Byte offsets of the information structure's fields.
+const (
+	InfoOffFlags      = 0
+	InfoOffMemLower   = 4
+	InfoOffMemUpper   = 8
+	InfoOffCmdline    = 16
+	InfoOffModsCount  = 20
+	InfoOffModsAddr   = 24
+	InfoOffShdrNum    = 28
+	InfoOffShdrSize   = 32
+	InfoOffShdrAddr   = 36
+	InfoOffShdrShndx  = 40
+	InfoOffMmapLength = 44
+	InfoOffMmapAddr   = 48
+	InfoOffLoaderName = 64
+)
+
+// InfoSize is how many bytes the loader reserves and zeroes for the
+// information structure: the v1 structure is 116 bytes with framebuffer
+// fields and NetBSD copies about 120.
+const InfoSize = 128
+
+// The loader's low-memory window. Below LowAreaStart are the VMM's IVT and
+// BIOS data and NetBSD's reserved pages 0-5 (page 1 takes its real-mode
+// trampoline); from LowAreaEnd the EBDA and firmware areas begin.
+const (
+	LowAreaStart = 0x6000
+	LowAreaEnd   = 0x9F000
+)
+
+// LoaderName is the boot_loader_name the guest sees.
+const LoaderName = "smolvmm"
+
+// Memory map entry layout: a size field (20, the bytes that follow it),
+// base and length (64-bit) and type.
+const (
+	mmapEntrySize  = 24
+	mmapSizeField  = 20
+	mmapUsable     = 1
+	mmapReserved   = 2
+	lowMemTop      = 640 * kib
+	modEntrySize   = 16
+	maxCmdlineSize = 254 // NetBSD strncpy()s 255 bytes: keep room for the NUL
+)
+
+// mmapEntry is one memory map range.
+type mmapEntry struct {
+	base, length uint64
+	typ          uint32
+}
+
+// memoryMap is the short map the guest gets: conventional memory, the
+// legacy hole, and everything from 1 MiB to the top as usable.
+func memoryMap(memSize uint64) []mmapEntry {
+	return []mmapEntry{
+		{0, lowMemTop, mmapUsable},
+		{lowMemTop, lowReserved - lowMemTop, mmapReserved},
+		{lowReserved, memSize - lowReserved, mmapUsable},
+	}
+}
+
+func encodeMmap(es []mmapEntry) []byte {
+	b := make([]byte, len(es)*mmapEntrySize)
+	for i, e := range es {
+		p := b[i*mmapEntrySize:]
+		binary.LittleEndian.PutUint32(p, mmapSizeField)
+		binary.LittleEndian.PutUint64(p[4:], e.base)
+		binary.LittleEndian.PutUint64(p[12:], e.length)
+		binary.LittleEndian.PutUint32(p[20:], e.typ)
+	}
+	return b
+}
+
+// lowArea hands out space in [LowAreaStart, LowAreaEnd) in order.
+type lowArea struct {
+	next  uint64
+	items []lowItem
+}
+
+// lowItem is one piece of loader data and where it goes.
+type lowItem struct {
+	addr uint64
+	data []byte
+}
+
+// add reserves room for data (aligned to align) and returns its address.
+func (a *lowArea) add(data []byte, align uint64, what string) (uint32, error) {
+	if a.next == 0 {
+		a.next = LowAreaStart
+	}
+	addr := alignUp(a.next, align)
+	end := addr + uint64(len(data))
+	if end > LowAreaEnd {
+		return 0, fmt.Errorf("%w: %s (%d bytes) would end at %#x, past %#x (the loader's window starts at %#x); pass fewer or shorter modules or strip section headers",
+			ErrLowAreaFull, what, len(data), end, LowAreaEnd, LowAreaStart)
+	}
+	a.items = append(a.items, lowItem{addr, data})
+	a.next = end
+	return uint32(addr), nil
+}
+
+// end is the first byte after everything added.
+func (a *lowArea) end() uint64 { return max(a.next, LowAreaStart) }
+
+// cstring returns s with a terminating NUL, refusing embedded NULs.
+func cstring(s, what string) ([]byte, error) {
+	for i := range len(s) {
+		if s[i] == 0 {
+			return nil, fmt.Errorf("%w: %s has a NUL byte at index %d", ErrCmdline, what, i)
+		}
+	}
+	return append([]byte(s), 0), nil
+}

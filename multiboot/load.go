@@ -1,0 +1,295 @@
+package multiboot
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+// Options says what the guest is told besides the kernel itself.
+type Options struct {
+	// KernelName is the command line's first word, which kernels skip as
+	// their file name: the kernel file's base name. Empty means "kernel".
+	KernelName string
+	// Append is the rest of the command line, e.g. "console=com root=ld0a".
+	Append string
+	// Modules are optional boot modules, loaded page-aligned after the
+	// kernel and its symbols.
+	Modules []Module
+}
+
+// Module is a boot module. The guest sees its command line as "Name Args"
+// (just "Name" when Args is empty).
+type Module struct {
+	Name string
+	Data []byte
+	Args string
+}
+
+// Plan is what the VMM applies to the boot vCPU: EIP=Entry, EAX, EBX, flat
+// 32-bit protected mode, paging and interrupts off.
+type Plan struct {
+	Entry, EAX, EBX uint32
+	// KernelStart and KernelEnd bound the loaded image, BSS included.
+	KernelStart, KernelEnd uint32
+	// End is the first byte after everything the loader placed at or above
+	// 1 MiB (image, symbols, modules).
+	End uint32
+	// Format is "elf" or "aout-kludge".
+	Format string
+	// Symbols reports that the ELF symbol and string tables were loaded and
+	// announced (info flag 0x20).
+	Symbols bool
+	// Warnings lists what the loader chose to leave out and why (e.g.
+	// symbols it could not pass safely), for verbose output.
+	Warnings []string
+}
+
+// Load places the multiboot v1 kernel read from kernel (size bytes) and
+// everything it is given into mem, and returns the boot plan. It checks the
+// whole layout before writing, so a refused kernel leaves mem untouched
+// unless reading the file fails midway.
+func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (Plan, error) {
+	memSize := mem.Size()
+	if memSize > 1<<32 {
+		return Plan{}, fmt.Errorf("%w: %d MiB of guest memory; a 32-bit guest addresses at most 4096 MiB", ErrAddressSpace, memSize/mib)
+	}
+	hdr, hdrOff, err := FindHeader(kernel, size)
+	if err != nil {
+		return Plan{}, err
+	}
+	if err := hdr.Check(); err != nil {
+		return Plan{}, err
+	}
+	cmdline, err := commandLine(opts)
+	if err != nil {
+		return Plan{}, err
+	}
+	fsize := uint64(size)
+	var im *image
+	if hdr.Flags&FlagAOutKludge != 0 {
+		im, err = parseAOut(hdr, uint64(hdrOff), fsize)
+	} else {
+		var eh elfHeader
+		im, eh, err = parseELF(kernel, fsize)
+		if err == nil {
+			var note string
+			im.syms, note, err = findSymbols(kernel, fsize, eh)
+			if note != "" {
+				im.notes = append(im.notes, note)
+			}
+		}
+	}
+	if err != nil {
+		return Plan{}, err
+	}
+	if err := im.checkPlacement(); err != nil {
+		return Plan{}, err
+	}
+
+	lay, err := layOut(im, opts, memSize)
+	if err != nil {
+		return Plan{}, err
+	}
+	infoAddr, err := lay.buildLowArea(im, cmdline, memSize)
+	if err != nil {
+		return Plan{}, err
+	}
+	if err := lay.write(mem, kernel, im); err != nil {
+		return Plan{}, err
+	}
+	return Plan{
+		Entry: im.entry, EAX: BootloaderMagic, EBX: infoAddr,
+		KernelStart: uint32(lay.kernelStart), KernelEnd: uint32(lay.kernelEnd), End: uint32(lay.top),
+		Format: im.format, Symbols: im.syms != nil, Warnings: im.notes,
+	}, nil
+}
+
+// commandLine builds "<KernelName> <Append>" and checks it survives the
+// guest's copy.
+func commandLine(opts Options) ([]byte, error) {
+	name := opts.KernelName
+	if name == "" {
+		name = "kernel"
+	}
+	if strings.ContainsAny(name, " \t\n\r\v\f") {
+		return nil, fmt.Errorf("%w: kernel name %q contains white space, but the guest takes the command line's first word as the kernel name; rename the file", ErrCmdline, name)
+	}
+	s := name
+	if opts.Append != "" {
+		s += " " + opts.Append
+	}
+	if len(s) > maxCmdlineSize {
+		return nil, fmt.Errorf("%w: command line %q... is %d bytes; the limit is %d (NetBSD copies 255 bytes including the NUL); shorten the append string",
+			ErrCmdline, s[:40], len(s), maxCmdlineSize)
+	}
+	return cstring(s, "command line")
+}
+
+// layout is where everything goes, decided before anything is written.
+type layout struct {
+	kernelStart, kernelEnd, top uint64
+	mods                        []Module
+	modAddrs                    []uint64
+	low                         lowArea
+}
+
+// layOut places symbols and modules after the image and checks that all of
+// it fits in guest memory and below 4 GiB.
+func layOut(im *image, opts Options, memSize uint64) (*layout, error) {
+	l := &layout{mods: opts.Modules}
+	l.kernelStart, l.kernelEnd = im.extent()
+	l.top = l.kernelEnd
+	type placed struct {
+		what string
+		end  uint64
+	}
+	var all []placed
+	for _, s := range im.segs {
+		all = append(all, placed{s.String(), s.end()})
+	}
+	if im.syms != nil {
+		l.top = im.syms.place(l.kernelEnd)
+		all = append(all, placed{fmt.Sprintf("symbol and string tables [%#x, %#x)", im.syms.symAddr, l.top), l.top})
+	}
+	for i, m := range opts.Modules {
+		addr := alignUp(l.top, 4096)
+		l.modAddrs = append(l.modAddrs, addr)
+		l.top = addr + uint64(len(m.Data))
+		all = append(all, placed{fmt.Sprintf("module %d (%s, %d bytes) at %#x", i, m.Name, len(m.Data), addr), l.top})
+	}
+	limit := min(memSize, math.MaxUint32)
+	for _, p := range all {
+		if p.end > limit {
+			return nil, &MemoryError{What: p.what, Need: l.top, Have: memSize}
+		}
+	}
+	return l, nil
+}
+
+// buildLowArea lays out the information structure and what it points to in
+// the low-memory window and returns the structure's address.
+func (l *layout) buildLowArea(im *image, cmdline []byte, memSize uint64) (uint32, error) {
+	info := make([]byte, InfoSize)
+	put := func(off int, v uint32) { binary.LittleEndian.PutUint32(info[off:], v) }
+	a := &l.low
+	infoAddr, err := a.add(info, 16, "information structure")
+	if err != nil {
+		return 0, err
+	}
+	flags := uint32(InfoMemory | InfoCmdline | InfoMmap | InfoLoaderName)
+	put(InfoOffMemLower, lowMemTop/kib)
+	put(InfoOffMemUpper, uint32((memSize-lowReserved)/kib))
+
+	mmap := encodeMmap(memoryMap(memSize))
+	addr, err := a.add(mmap, 8, "memory map")
+	if err != nil {
+		return 0, err
+	}
+	put(InfoOffMmapLength, uint32(len(mmap)))
+	put(InfoOffMmapAddr, addr)
+
+	if addr, err = a.add(cmdline, 4, "command line"); err != nil {
+		return 0, err
+	}
+	put(InfoOffCmdline, addr)
+	if addr, err = a.add([]byte(LoaderName+"\x00"), 4, "loader name"); err != nil {
+		return 0, err
+	}
+	put(InfoOffLoaderName, addr)
+
+	if s := im.syms; s != nil {
+		if addr, err = a.add(s.shdrs, 4, fmt.Sprintf("section header table (%d entries)", s.num)); err != nil {
+			return 0, err
+		}
+		flags |= InfoELFShdr
+		put(InfoOffShdrNum, s.num)
+		put(InfoOffShdrSize, elfShdrSize)
+		put(InfoOffShdrAddr, addr)
+		put(InfoOffShdrShndx, s.shndx)
+	}
+
+	if len(l.mods) > 0 {
+		arr := make([]byte, len(l.mods)*modEntrySize)
+		arrAddr, err := a.add(arr, 4, fmt.Sprintf("module list (%d entries)", len(l.mods)))
+		if err != nil {
+			return 0, err
+		}
+		for i, m := range l.mods {
+			line := m.Name
+			if m.Args != "" {
+				line += " " + m.Args
+			}
+			what := fmt.Sprintf("module %d command line", i)
+			str, err := cstring(line, what)
+			if err != nil {
+				return 0, err
+			}
+			if addr, err = a.add(str, 1, what); err != nil {
+				return 0, err
+			}
+			e := arr[i*modEntrySize:]
+			binary.LittleEndian.PutUint32(e, uint32(l.modAddrs[i]))
+			binary.LittleEndian.PutUint32(e[4:], uint32(l.modAddrs[i])+uint32(len(m.Data)))
+			binary.LittleEndian.PutUint32(e[8:], addr)
+		}
+		flags |= InfoMods
+		put(InfoOffModsCount, uint32(len(l.mods)))
+		put(InfoOffModsAddr, arrAddr)
+	}
+	put(InfoOffFlags, flags)
+	return infoAddr, nil
+}
+
+// write copies everything into guest memory: segments with their BSS
+// zeroed, symbols, modules, and the low-memory data (its window's used part
+// zeroed first so gaps are deterministic).
+func (l *layout) write(mem *guestmem.Memory, kernel io.ReaderAt, im *image) error {
+	for _, s := range im.segs {
+		dst, err := mem.Slice(s.addr, s.memSize)
+		if err != nil {
+			return fmt.Errorf("placing %s: %w", s, err)
+		}
+		if err := readFull(kernel, dst[:s.fileSize], s.fileOff, s.name); err != nil {
+			return err
+		}
+		clear(dst[s.fileSize:])
+	}
+	if s := im.syms; s != nil {
+		for _, t := range []struct {
+			addr, off, n uint64
+			what         string
+		}{
+			{s.symAddr, s.symOff, s.symLen, fmt.Sprintf("symbol table (section %d)", s.symIdx)},
+			{s.strAddr, s.strOff, s.strLen, fmt.Sprintf("string table (section %d)", s.strIdx)},
+		} {
+			dst, err := mem.Slice(t.addr, t.n)
+			if err != nil {
+				return fmt.Errorf("placing %s: %w", t.what, err)
+			}
+			if err := readFull(kernel, dst, t.off, t.what); err != nil {
+				return err
+			}
+		}
+	}
+	for i, m := range l.mods {
+		if _, err := mem.WriteAt(m.Data, int64(l.modAddrs[i])); err != nil {
+			return fmt.Errorf("placing module %d (%s): %w", i, m.Name, err)
+		}
+	}
+	used, err := mem.Slice(LowAreaStart, l.low.end()-LowAreaStart)
+	if err != nil {
+		return fmt.Errorf("placing the information structure: %w", err)
+	}
+	clear(used)
+	for _, it := range l.low.items {
+		if _, err := mem.WriteAt(it.data, int64(it.addr)); err != nil {
+			return fmt.Errorf("placing loader data at %#x: %w", it.addr, err)
+		}
+	}
+	return nil
+}

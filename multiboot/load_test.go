@@ -1,0 +1,261 @@
+package multiboot
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// wantPlan is what a successful load must return, Warnings aside.
+type wantPlan struct {
+	entry, kstart, kend, end uint32
+	format                   string
+	symbols                  bool
+}
+
+func TestLoadPlaces(t *testing.T) {
+	sym, str := testSymtab()
+	symAt := uint32(kp + 0x4000)
+	strAt := symAt + uint32(len(sym))
+
+	elfKludge := stdELF()
+	// The header starts the text segment, so header_addr == load_addr maps
+	// load_addr to the segment's file offset: load 0x200 bytes, BSS up to
+	// 0x101000, entry 0x40 in.
+	copy(elfKludge.segs[0].data, mbHeader(FlagMemoryInfo|FlagAOutKludge, kp, kp, kp+0x200, kp+0x1000, kp+0x40))
+
+	stripped := stdELF()
+	stripped.symtab, stripped.strtab = nil, nil
+
+	phys := stdELF()
+	phys.segs[0].vaddr, phys.segs[1].vaddr, phys.entry = kp, kp+0x1000, kp+0x30
+
+	tests := []struct {
+		name  string
+		image []byte
+		opts  Options
+		want  wantPlan
+		check func(t *testing.T, mem []byte, p Plan)
+	}{
+		{
+			name:  "elf virtual entry, bss, symbols",
+			image: stdELF().build(),
+			opts:  Options{KernelName: "netbsd", Append: "console=com root=ld0a"},
+			want:  wantPlan{entry: kp + 0x20, kstart: kp, kend: kp + 0x4000, end: strAt + uint32(len(str)), format: "elf", symbols: true},
+			check: func(t *testing.T, mem []byte, p Plan) {
+				e := stdELF()
+				expectBytes(t, mem, kp, e.segs[0].data, "text segment")
+				expectBytes(t, mem, kp+0x200, bytes.Repeat([]byte{fill}, 0xe00), "gap between segments (untouched)")
+				expectBytes(t, mem, kp+0x1000, e.segs[1].data, "data segment")
+				expectBytes(t, mem, kp+0x1080, make([]byte, 0x2f80), "BSS (zeroed)")
+				expectBytes(t, mem, uint64(symAt), sym, "symbol table")
+				expectBytes(t, mem, uint64(strAt), str, "string table")
+				expectBytes(t, mem, uint64(p.End), []byte{fill}, "first byte after the string table")
+			},
+		},
+		{
+			name:  "elf without section headers",
+			image: stripped.build(),
+			opts:  Options{KernelName: "netbsd"},
+			want:  wantPlan{entry: kp + 0x20, kstart: kp, kend: kp + 0x4000, end: kp + 0x4000, format: "elf"},
+		},
+		{
+			name:  "elf linked at its physical address",
+			image: phys.build(),
+			want:  wantPlan{entry: kp + 0x30, kstart: kp, kend: kp + 0x4000, end: strAt + uint32(len(str)), format: "elf", symbols: true},
+		},
+		{
+			name:  "a.out kludge",
+			image: aoutImage(),
+			want:  wantPlan{entry: 0x200100, kstart: 0x200000, kend: 0x201800, end: 0x201800, format: "aout-kludge"},
+			check: func(t *testing.T, mem []byte, p Plan) {
+				expectBytes(t, mem, 0x200000, aoutImage(), "a.out image")
+				expectBytes(t, mem, 0x200800, make([]byte, 0x1000), "a.out BSS (zeroed)")
+				expectBytes(t, mem, 0x1fffff, []byte{fill}, "byte before the image")
+			},
+		},
+		{
+			name:  "a.out kludge wins over ELF program headers",
+			image: elfKludge.build(),
+			want:  wantPlan{entry: kp + 0x40, kstart: kp, kend: kp + 0x1000, end: kp + 0x1000, format: "aout-kludge"},
+			check: func(t *testing.T, mem []byte, p Plan) {
+				expectBytes(t, mem, kp, elfKludge.segs[0].data, "text loaded through the kludge")
+				expectBytes(t, mem, kp+0x200, make([]byte, 0xe00), "kludge BSS")
+				expectBytes(t, mem, kp+0x1000, []byte{fill, fill}, "ELF data segment not loaded")
+			},
+		},
+		{
+			name:  "command line of exactly 254 bytes",
+			image: stripped.build(),
+			opts:  Options{KernelName: "netbsd", Append: strings.Repeat("x", 254-7)},
+			want:  wantPlan{entry: kp + 0x20, kstart: kp, kend: kp + 0x4000, end: kp + 0x4000, format: "elf"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newMem(testMem)
+			p, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			got := wantPlan{p.Entry, p.KernelStart, p.KernelEnd, p.End, p.Format, p.Symbols}
+			if got != tc.want {
+				t.Fatalf("plan = %+v, want %+v", got, tc.want)
+			}
+			if p.EAX != 0x2BADB002 || p.EBX != LowAreaStart {
+				t.Errorf("EAX, EBX = %#x, %#x; want 0x2badb002, %#x", p.EAX, p.EBX, LowAreaStart)
+			}
+			if len(p.Warnings) != 0 {
+				t.Errorf("warnings: %q", p.Warnings)
+			}
+			b := mem.Bytes()
+			expectBytes(t, b, 0, bytes.Repeat([]byte{fill}, LowAreaStart), "memory below the loader's window")
+			expectBytes(t, b, LowAreaEnd, bytes.Repeat([]byte{fill}, lowReserved-LowAreaEnd), "memory from the window's end to 1 MiB")
+			if tc.check != nil {
+				tc.check(t, b, p)
+			}
+		})
+	}
+}
+
+// expectBytes fails unless mem holds want at addr.
+func expectBytes(t *testing.T, mem []byte, addr uint64, want []byte, what string) {
+	t.Helper()
+	got := mem[addr : addr+uint64(len(want))]
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(want) && got[i] == want[i] {
+			i++
+		}
+		t.Errorf("%s at %#x: byte %#x is %#x, want %#x", what, addr, addr+uint64(i), got[i], want[i])
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	std := stdELF().build()
+
+	far := append(make([]byte, 0x2008), mbHeader(FlagMemoryInfo)...)
+	badSum := mbHeader(FlagMemoryInfo)
+	badSum[8]++
+	withHeader := func(h []byte) []byte {
+		e := stdELF()
+		copy(e.segs[0].data, h)
+		return e.build()
+	}
+	modify := func(f func(*tELF)) []byte {
+		e := stdELF()
+		f(&e)
+		return e.build()
+	}
+	tests := []struct {
+		name  string
+		image []byte
+		opts  Options
+		is    []error
+		msg   []string
+		need  uint64 // MemoryError.Need when non-zero
+	}{
+		{name: "empty file", image: nil, is: []error{ErrNotMultiboot}},
+		{name: "no header", image: make([]byte, 10000), is: []error{ErrNotMultiboot}, msg: []string{"0x1badb002", "8192"}},
+		{name: "header past 8 KiB", image: far, is: []error{ErrNotMultiboot, ErrHeaderTooFar}, msg: []string{"0x2008"}},
+		{name: "header straddling 8 KiB", image: append(make([]byte, 8184), mbHeader(FlagMemoryInfo)...), is: []error{ErrHeaderTooFar}, msg: []string{"0x1ff8"}},
+		{name: "unaligned header", image: append(make([]byte, 0x102), mbHeader(FlagMemoryInfo)...), is: []error{ErrNotMultiboot}},
+		{name: "bad checksum", image: withHeader(badSum), is: []error{ErrNotMultiboot, ErrBadChecksum}, msg: []string{"offset 0x80"}},
+		{name: "unknown required flags", image: withHeader(mbHeader(FlagMemoryInfo | 1<<5 | 1<<15)), is: []error{ErrUnsupportedFlags}, msg: []string{"bit(s) 5, 15", "0x8022"}},
+		{name: "video mode", image: withHeader(mbHeader(FlagVideoMode)), is: []error{ErrUnsupportedFlags}, msg: []string{"bit 2", "framebuffer"}},
+		{name: "not ELF without kludge", image: append(mbHeader(FlagMemoryInfo), make([]byte, 100)...), is: []error{ErrNotELF}, msg: []string{"flag 16"}},
+		{name: "ELF64", image: modify(func(e *tELF) { e.class = 2 }), is: []error{ErrUnsupportedELF}, msg: []string{"ELF64"}},
+		{name: "x86-64 machine", image: modify(func(e *tELF) { e.machine = 62 }), is: []error{ErrUnsupportedELF}, msg: []string{"e_machine 62"}},
+		{name: "relocatable object", image: modify(func(e *tELF) { e.etype = 1 }), is: []error{ErrUnsupportedELF}, msg: []string{"e_type 1"}},
+		{name: "overlapping segments", image: modify(func(e *tELF) { e.segs[1].paddr = kp + 0x100 }),
+			is: []error{ErrOverlap}, msg: []string{"segment 0 [0x100000, 0x100200)", "segment 1 [0x100100, 0x103100)"}},
+		{name: "segment beyond memory", image: modify(func(e *tELF) { e.segs[1].paddr = 0x3ff000 }),
+			is: []error{ErrTooLarge}, msg: []string{"segment 1 [0x3ff000, 0x402000)", "at least 5 MiB", "have 4 MiB"}, need: 0x402000 + 0x30 + 11},
+		{name: "segment linked above 4 GiB", image: modify(func(e *tELF) { e.segs[1].paddr, e.segs[1].memsz = 0xfffff000, 0x2000 }),
+			is: []error{ErrTooLarge}, msg: []string{"4 GiB"}},
+		{name: "segment in low memory", image: modify(func(e *tELF) { e.segs[1].paddr = 0x9000 }), is: []error{ErrLowMemory}, msg: []string{"segment 1 [0x9000, 0xc000)"}},
+		{name: "filesz above memsz", image: modify(func(e *tELF) { e.segs[1].memsz = 0x10 }), is: []error{ErrBadELF}, msg: []string{"segment 1", "p_filesz 0x80 > p_memsz 0x10"}},
+		{name: "entry outside segments", image: modify(func(e *tELF) { e.entry = 0xc0900000 }), is: []error{ErrBadELF}, msg: []string{"0xc0900000"}},
+		{name: "no loadable segment", image: modify(func(e *tELF) { e.segs[0].typ, e.segs[1].typ = 4, 4 }), is: []error{ErrBadELF}, msg: []string{"no PT_LOAD"}},
+		{name: "truncated segment", image: std[:0x120], is: []error{ErrTruncated}, msg: []string{"segment 0"}},
+		{name: "truncated section headers", image: std[:len(std)-1], is: []error{ErrTruncated}, msg: []string{"section header table"}},
+		{name: "truncated program headers", image: phoffAt(std, uint32(len(std)-16)), is: []error{ErrTruncated}, msg: []string{"program header table"}},
+		{name: "command line of 255 bytes", image: std, opts: Options{KernelName: "netbsd", Append: strings.Repeat("x", 255-7)},
+			is: []error{ErrCmdline}, msg: []string{"255 bytes", "limit is 254"}},
+		{name: "kernel name with a space", image: std, opts: Options{KernelName: "my kernel"}, is: []error{ErrCmdline}, msg: []string{`"my kernel"`}},
+		{name: "NUL in append", image: std, opts: Options{Append: "a\x00b"}, is: []error{ErrCmdline}, msg: []string{"NUL"}},
+		{name: "NUL in module args", image: std, opts: Options{Modules: []Module{{Name: "m", Args: "\x00"}}}, is: []error{ErrCmdline}, msg: []string{"module 0"}},
+		{name: "module beyond memory", image: std, opts: Options{Modules: []Module{{Name: "big", Data: make([]byte, 3*mib)}}},
+			is: []error{ErrTooLarge}, msg: []string{"module 0 (big"}, need: kp + 0x5000 + 3*mib},
+		{name: "loader data past 0x9F000", image: std, opts: Options{Modules: []Module{{Name: "m", Args: strings.Repeat("a", 0x9F000)}}},
+			is: []error{ErrLowAreaFull}, msg: []string{"module 0 command line"}},
+		{name: "a.out load_addr above header_addr", image: aoutWith(func(w []uint32) { w[1] = 0x200100 }), is: []error{ErrBadAOut}},
+		{name: "a.out load_end past the file", image: aoutWith(func(w []uint32) { w[2] = 0x200900 }), is: []error{ErrTruncated}},
+		{name: "a.out bss_end below load_end", image: aoutWith(func(w []uint32) { w[3] = 0x200700 }), is: []error{ErrBadAOut}},
+		{name: "a.out entry outside", image: aoutWith(func(w []uint32) { w[4] = 0x300000 }), is: []error{ErrBadAOut}, msg: []string{"entry_addr 0x300000"}},
+		{name: "a.out in low memory", image: aoutWith(func(w []uint32) { w[0], w[1], w[2], w[3], w[4] = 0x8040, 0x8000, 0, 0, 0x8100 }), is: []error{ErrLowMemory}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newMem(testMem)
+			_, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, want := range tc.is {
+				if !errors.Is(err, want) {
+					t.Errorf("error %q is not %v", err, want)
+				}
+			}
+			for _, m := range tc.msg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			var me *MemoryError
+			if errors.As(err, &me) && tc.need != 0 && me.Need != tc.need {
+				t.Errorf("MemoryError.Need = %#x, want %#x", me.Need, tc.need)
+			}
+			if i := changed(mem.Bytes()); i >= 0 {
+				t.Errorf("a refused kernel changed guest memory at %#x", i)
+			}
+		})
+	}
+}
+
+// aoutWith returns aoutImage with its five kludge words (header_addr,
+// load_addr, load_end_addr, bss_end_addr, entry_addr) changed by f and the
+// checksum still valid.
+func aoutWith(f func(w []uint32)) []byte {
+	b := aoutImage()
+	h := parseHeader(b[0x40:])
+	w := []uint32{h.HeaderAddr, h.LoadAddr, h.LoadEndAddr, h.BSSEndAddr, h.EntryAddr}
+	f(w)
+	copy(b[0x40:], mbHeader(h.Flags, w...))
+	return b
+}
+
+func TestFindHeader(t *testing.T) {
+	img := aoutImage()
+	h, off, err := FindHeader(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := uint32(0x10003)
+	want := Header{Magic: HeaderMagic, Flags: flags, Checksum: -(HeaderMagic + flags),
+		HeaderAddr: 0x200040, LoadAddr: 0x200000, LoadEndAddr: 0x200800, BSSEndAddr: 0x201800, EntryAddr: 0x200100,
+		ModeType: binary.LittleEndian.Uint32(img[0x60:]), Width: binary.LittleEndian.Uint32(img[0x64:]),
+		Height: binary.LittleEndian.Uint32(img[0x68:]), Depth: binary.LittleEndian.Uint32(img[0x6c:])}
+	if off != 0x40 || h != want {
+		t.Errorf("FindHeader = %+v at %#x, want %+v at 0x40", h, off, want)
+	}
+}
+
+// phoffAt returns a copy of the ELF image b with e_phoff set to off.
+func phoffAt(b []byte, off uint32) []byte {
+	b = bytes.Clone(b)
+	binary.LittleEndian.PutUint32(b[28:], off)
+	return b
+}
