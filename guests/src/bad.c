@@ -1,0 +1,51 @@
+/* bad: guests that end badly on purpose, to test the VMM's failure paths.
+ * Words (one of): "triplefault" (empty IDT, then int3), "mmio" (touch
+ * unmapped MMIO, then exit 0), "reset" (0xFE to port 0x64), "halt" (NetBSD's
+ * halt message, then poll the UART; a received byte resets through 0x64). */
+#include "rt.h"
+
+struct __attribute__((packed)) dtr {
+	u16 limit;
+	u32 base;
+};
+
+static const struct dtr null_idt = {0, 0};
+
+static void mmio(void)
+{
+	static const u32 addrs[] = {0xFED40000u, 0xE0000000u, 0xC0000000u};
+	for (u32 i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		u32 v = rd32(addrs[i]);
+		wr32(addrs[i], 0x12345678u);
+		printf("bad: mmio 0x%x read 0x%x, wrote\n", addrs[i], v);
+	}
+	puts("bad: mmio survived\n");
+	exit(0);
+}
+
+void kmain(u32 magic, const struct mb_info *mbi)
+{
+	(void)magic;
+	(void)mbi;
+	if (has_word("triplefault")) {
+		puts("bad: triple fault now\n");
+		__asm__ volatile("lidt %0; int3" : : "m"(null_idt));
+	} else if (has_word("mmio")) {
+		mmio();
+	} else if (has_word("reset")) {
+		puts("bad: reset through port 0x64\n");
+		outb(0x64, 0xFE);
+		for (volatile u32 i = 0; i < 100000; i++)
+			;
+		fail("bad: reset ignored");
+	} else if (has_word("halt")) {
+		puts("\nThe operating system has halted.\nPlease press any key to reboot.\n\n");
+		for (;;) {
+			if (inb(0x3f8 + 5) & 1) {
+				printf("bad: key 0x%02x, rebooting\n", inb(0x3f8));
+				outb(0x64, 0xFE);
+			}
+		}
+	}
+	fail("bad: say triplefault, mmio, reset or halt");
+}

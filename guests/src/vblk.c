@@ -1,0 +1,204 @@
+/* vblk: a legacy virtio-blk driver. Reads sector 0, writes a known pattern
+ * to a sector, flushes, reads it back, asks for the serial, prints "vblk: ok".
+ * Words: "indirect" (one INDIRECT_DESC descriptor per request), "irq" (wait
+ * for the device's INTx instead of polling; the handler reports and exits),
+ * "seq=N" (pattern counter), "sector=N" (sector to write, default 1),
+ * "oob" (also read the sector at the capacity: must fail), "spin=N". */
+#include "virtio.h"
+
+#define BLK_F_RO (1u << 5)
+#define BLK_F_FLUSH (1u << 9)
+#define BLK_T_IN 0
+#define BLK_T_OUT 1
+#define BLK_T_FLUSH 4
+#define BLK_T_GET_ID 8
+
+struct blk_hdr {
+	u32 type, reserved;
+	u64 sector;
+};
+
+static u8 ring[VQ_MEM] __attribute__((aligned(4096)));
+static struct vring_desc itable[3] __attribute__((aligned(16)));
+static struct blk_hdr hdr;
+static u8 buf[512], back[512], status;
+static struct vdev dev;
+static struct vq q;
+static int indirect;
+static u32 spin = 2000000;
+
+static void fill(struct vring_desc *d, const void *p, u32 len, u16 flags, u16 next)
+{
+	d->addr = (u32)(uptr)p;
+	d->len = len;
+	d->flags = flags;
+	d->next = next;
+}
+
+/* submit queues one request: header, optional data, status byte. */
+static void submit(u32 type, u64 sector, void *data, u32 len)
+{
+	hdr.type = type;
+	hdr.reserved = 0;
+	hdr.sector = sector;
+	status = 0xFF; /* a device that never writes the status is caught */
+	struct vring_desc *t = indirect ? itable : q.desc;
+	u16 n = 0;
+	fill(&t[n], &hdr, sizeof(hdr), VRING_DESC_F_NEXT, (u16)(n + 1));
+	n++;
+	if (len) {
+		u16 f = VRING_DESC_F_NEXT | (type == BLK_T_OUT ? 0 : VRING_DESC_F_WRITE);
+		fill(&t[n], data, len, f, (u16)(n + 1));
+		n++;
+	}
+	fill(&t[n], &status, 1, VRING_DESC_F_WRITE, 0);
+	n++;
+	if (indirect)
+		fill(&q.desc[0], itable, n * sizeof(struct vring_desc), VRING_DESC_F_INDIRECT, 0);
+	barrier();
+	vq_submit(&q, 0);
+}
+
+/* request submits and polls; returns the status byte (0xFF on timeout). */
+static u32 request(u32 type, u64 sector, void *data, u32 len)
+{
+	submit(type, sector, data, len);
+	u32 id, ulen;
+	if (vq_poll(&q, spin, &id, &ulen) != 0) {
+		printf("vblk: timeout on request type %u\n", type);
+		exit(1);
+	}
+	if (id != 0)
+		printf("vblk: used id %u, want 0\n", id);
+	return status;
+}
+
+static void on_irq(u32 irq)
+{
+	u8 isr = inb(dev.io + VIO_ISR);
+	printf("vblk: irq %u isr=0x%x used=%u status=%u\n", irq, isr, vq_used_idx(&q), status);
+	if (irq != dev.irq || !(isr & 1))
+		fail("vblk: wrong irq or isr");
+	if (vq_used_idx(&q) != 1 || status != 0)
+		fail("vblk: request not completed at interrupt time");
+	printf("vblk: sector 0 %02x %02x %02x %02x\n", buf[0], buf[1], buf[2], buf[3]);
+	puts("vblk: irq ok\n");
+	exit(0);
+}
+
+void kmain(u32 magic, const struct mb_info *mbi)
+{
+	(void)magic;
+	(void)mbi;
+	indirect = has_word("indirect");
+	int irqmode = has_word("irq");
+	u32 seq = 0, sector = 1;
+	word_uint("seq", &seq);
+	word_uint("sector", &sector);
+	word_uint("spin", &spin);
+
+	if (vdev_open("vblk", 0x1001, 2, &dev) != 0)
+		fail("vblk: no device");
+	u32 host = inl(dev.io + VIO_HOST_FEATURES);
+	u32 guest = host & (BLK_F_RO | BLK_F_FLUSH);
+	if (indirect) {
+		if (!(host & VIRTIO_F_INDIRECT_DESC))
+			fail("vblk: indirect descriptors not offered");
+		guest |= VIRTIO_F_INDIRECT_DESC;
+	}
+	outl(dev.io + VIO_GUEST_FEATURES, guest);
+	printf("vblk: host features 0x%x guest features 0x%x\n", host, guest);
+	if (vq_setup("vblk", &dev, &q, 0, ring) != 0)
+		fail("vblk: queue setup");
+	if (!irqmode)
+		q.avail[0] = VRING_AVAIL_F_NO_INTERRUPT;
+	vdev_status(&dev, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_DRIVER_OK);
+	printf("vblk: status 0x%x\n", inb(dev.io + VIO_STATUS));
+	u32 cap_lo = inl(dev.io + VIO_CONFIG), cap_hi = inl(dev.io + VIO_CONFIG + 4);
+	printf("vblk: capacity %u sectors (hi %u)\n", cap_lo, cap_hi);
+
+	if (irqmode) {
+		if (dev.irq == 0 || dev.irq >= 16)
+			fail("vblk: no usable interrupt line");
+		intr_init(on_irq);
+		pic_unmask(dev.irq);
+		sti();
+		submit(BLK_T_IN, 0, buf, 512);
+		for (volatile u32 i = 0; i < spin; i++)
+			;
+		cli();
+		printf("vblk: no interrupt; used=%u isr=0x%x\n", vq_used_idx(&q),
+		       inb(dev.io + VIO_ISR));
+		exit(1);
+	}
+
+	u32 st = request(BLK_T_IN, 0, buf, 512);
+	if (st != 0) {
+		printf("vblk: read sector 0 status %u\n", st);
+		exit(1);
+	}
+	puts("vblk: sector 0");
+	for (u32 i = 0; i < 16; i++)
+		printf(" %02x", buf[i]);
+	puts("\n");
+
+	for (u32 i = 0; i < 512; i++)
+		buf[i] = (u8)i;
+	char tag[] = "smolvmm-write-test seq=";
+	u32 n = sizeof(tag) - 1;
+	memcpy(buf, tag, n);
+	char digits[12];
+	u32 nd = 0, v = seq;
+	do {
+		digits[nd++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (nd)
+		buf[n++] = (u8)digits[--nd];
+	buf[n++] = '\n';
+	st = request(BLK_T_OUT, sector, buf, 512);
+	if (host & BLK_F_RO) {
+		printf("vblk: read-only disk, write status %u\n", st);
+		if (st == 0)
+			fail("vblk: write to read-only disk succeeded");
+	} else {
+		if (st != 0) {
+			printf("vblk: write sector %u status %u\n", sector, st);
+			exit(1);
+		}
+		printf("vblk: wrote sector %u seq=%u\n", sector, seq);
+		if (host & BLK_F_FLUSH) {
+			st = request(BLK_T_FLUSH, 0, 0, 0);
+			if (st != 0) {
+				printf("vblk: flush status %u\n", st);
+				exit(1);
+			}
+			puts("vblk: flush ok\n");
+		} else {
+			puts("vblk: flush not offered\n");
+		}
+		st = request(BLK_T_IN, sector, back, 512);
+		if (st != 0 || memcmp(buf, back, 512) != 0) {
+			printf("vblk: readback status %u differs\n", st);
+			exit(1);
+		}
+		puts("vblk: readback ok\n");
+	}
+
+	if (has_word("oob")) {
+		st = request(BLK_T_IN, (u64)cap_hi << 32 | cap_lo, back, 512);
+		printf("vblk: read beyond end status %u\n", st);
+		if (st == 0)
+			fail("vblk: read beyond the end succeeded");
+	}
+
+	char serial[21];
+	memset(serial, 0, sizeof(serial));
+	st = request(BLK_T_GET_ID, 0, serial, 20);
+	if (st == 0)
+		printf("vblk: serial \"%s\"\n", serial);
+	else
+		printf("vblk: get-id status %u\n", st);
+	puts("vblk: ok\n");
+	exit(0);
+}
