@@ -1,0 +1,10 @@
+// Package kstrip disables a NetBSD kernel's unneeded drivers by editing its
+// autoconfiguration table (the global cfdata array) in the kernel file,
+// the way NetBSD's boot-time userconf does in memory.
+//
+// Parse reads the table from an ELF image (any byte order, 32- or 64-bit
+// pointers), Kernel.Plan decides which entries to enable or disable from a
+// keep list, and Kernel.Apply writes only the cf_fstate fields of the
+// entries it changes. Load and Save read and write kernel files, gzipped
+// or not, replacing files atomically.
+package kstrip

@@ -1,0 +1,89 @@
+package kstrip
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// AnyUnit is a parent unit of -1 (DVUNIT_ANY): "attached at foo?".
+const AnyUnit = -1
+
+// Parent is an entry's cf_pspec: where the device attaches.
+type Parent struct {
+	// IAttr is the interface attribute the parent provides (cfp_iattr).
+	IAttr string `json:"iattr"`
+	// Name is the parent driver's name (cfp_parent), or "" when any
+	// device providing IAttr will do.
+	Name string `json:"name"`
+	// Unit is the parent's unit, or AnyUnit.
+	Unit int `json:"unit"`
+}
+
+// String renders p the way a kernel configuration file says it:
+// "isa?", "mainbus0", or "[ata]?" for an interface attribute alone.
+func (p *Parent) String() string {
+	if p == nil {
+		return "root"
+	}
+	name := p.Name
+	if name == "" {
+		name = "[" + p.IAttr + "]"
+	}
+	if p.Unit == AnyUnit {
+		return name + "?"
+	}
+	return name + strconv.Itoa(p.Unit)
+}
+
+// Entry is one element of the cfdata array.
+type Entry struct {
+	// Index is the position in cfdata (userconf's devno).
+	Index int `json:"index"`
+	// Name is the driver name (cf_name), e.g. "com".
+	Name string `json:"name"`
+	// Attach is the attachment name (cf_atname), e.g. "com_isa".
+	Attach string `json:"attach"`
+	// Unit is cf_unit: the unit, or the first unit of a Star entry.
+	Unit int `json:"unit"`
+	// State is cf_fstate.
+	State State `json:"state"`
+	// Parent is cf_pspec; nil for entries attached at root.
+	Parent *Parent `json:"parent"`
+	// Offset is the entry's file offset.
+	Offset int64 `json:"offset"`
+}
+
+// Label is the name userconf prints: "com0", or "com*" for Star entries.
+func (e *Entry) Label() string {
+	if e.State.IsStar() {
+		return e.Name + "*"
+	}
+	return e.Name + strconv.Itoa(e.Unit)
+}
+
+// canBeUnit reports whether e can attach as unit u of its driver: a fixed
+// entry only as its own unit, a Star entry as any unit from cf_unit up
+// (config_devalloc numbers Star devices from cf_unit).
+func (e *Entry) canBeUnit(u int) bool {
+	if u == AnyUnit {
+		return true
+	}
+	if e.State.IsStar() {
+		return u >= e.Unit
+	}
+	return u == e.Unit
+}
+
+// MarshalText makes State print as its name in JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state name written by MarshalText.
+func (s *State) UnmarshalText(b []byte) error {
+	for v := NotFound; v <= DNotFound; v++ {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown cfdata state %q", b)
+}

@@ -1,0 +1,22 @@
+package kstrip
+
+import "errors"
+
+// Errors Parse wraps, so callers and tests can tell bad inputs apart.
+var (
+	// ErrNotELF: the file is not an ELF image.
+	ErrNotELF = errors.New("not an ELF file")
+	// ErrNoSymbols: the kernel has no symbol table (it was stripped).
+	ErrNoSymbols = errors.New("no symbol table")
+	// ErrNoCfdata: the symbol table has no cfdata symbol.
+	ErrNoCfdata = errors.New("no cfdata symbol")
+	// ErrNotMapped: an address lies outside every loaded, file-backed segment.
+	ErrNotMapped = errors.New("address outside every loaded segment")
+	// ErrNoTerminator: the table does not end with an all-zero entry
+	// inside its segment.
+	ErrNoTerminator = errors.New("no all-zero terminator")
+	// ErrBadString: a name pointer does not lead to a NUL-terminated string.
+	ErrBadString = errors.New("bad string")
+	// ErrUnknownName: a keep, enable or disable name matches no entry.
+	ErrUnknownName = errors.New("unknown name")
+)

@@ -1,0 +1,181 @@
+// Package testkernel builds small ELF files that carry a NetBSD-style
+// cfdata table, with the system's gcc and ld, for kstrip's tests and
+// benchmarks. Kernels are linked like NetBSD's: at virtual 0xc0100000 with
+// physical load address 0x100000 (i386), or 0xffffffff80200000 and
+// 0x200000 (amd64).
+package testkernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Parent is a cfparent: interface attribute, parent driver ("" for
+// NULL), parent unit (-1 for "?").
+type Parent struct {
+	IAttr, Name string
+	Unit        int
+}
+
+// Entry is one cfdata entry.
+type Entry struct {
+	Name, Attach string
+	Unit         int
+	State        int16
+	Parent       *Parent
+}
+
+// Options describe one kernel.
+type Options struct {
+	// Bits is 32 (i386, 24-byte entries) or 64 (amd64, 48-byte entries).
+	Bits    int
+	Entries []Entry
+	// Pad adds that many bytes of read-only data before the table, to
+	// make a kernel-sized file.
+	Pad int
+	// Debug compiles with -g, so gdb knows struct cfdata.
+	Debug bool
+	// Stripped links with -s: no symbol table.
+	Stripped bool
+	// NoTerminator leaves out the all-zero last entry; cfdata is then
+	// the last thing in the file-backed part of its segment.
+	NoTerminator bool
+	// Symbol names the table (default "cfdata").
+	Symbol string
+}
+
+// Available returns an error saying what is missing when gcc or ld
+// cannot build a kernel of the given bits.
+func Available(bits int) error {
+	for _, tool := range []string{"gcc", "ld"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not installed: %w", tool, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "testkernel")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	_, err = Build(dir, Options{Bits: bits, Entries: []Entry{{Name: "mainbus", Attach: "mainbus"}}})
+	return err
+}
+
+// Build writes the kernel into dir and returns its path.
+func Build(dir string, o Options) (string, error) {
+	if o.Bits != 32 && o.Bits != 64 {
+		return "", errors.New("testkernel: Bits must be 32 or 64")
+	}
+	src := filepath.Join(dir, "ioconf.c")
+	obj := filepath.Join(dir, "ioconf.o")
+	lds := filepath.Join(dir, "kern.ld")
+	out := filepath.Join(dir, "netbsd")
+	if err := os.WriteFile(src, []byte(Source(o)), 0o644); err != nil {
+		return "", err
+	}
+	base, phys, kernbase := "0xc0100000", "0x100000", "0xc0000000"
+	cflags := []string{"-m32", "-ffreestanding", "-fno-pic", "-fno-stack-protector",
+		"-fno-asynchronous-unwind-tables", "-O1", "-c", "-o", obj, src}
+	emul := "elf_i386"
+	if o.Bits == 64 {
+		base, phys, kernbase = "0xffffffff80200000", "0x200000", "0xffffffff80000000"
+		cflags[0] = "-m64"
+		cflags = append(cflags, "-mcmodel=kernel")
+		emul = "elf_x86_64"
+	}
+	if o.Debug {
+		cflags = append(cflags, "-g")
+	}
+	script := fmt.Sprintf(`ENTRY(start)
+SECTIONS {
+	. = %s;
+	.text : AT(%s) { *(.text .text.*) }
+	.rodata : AT(ADDR(.rodata) - %s) { *(.rodata .rodata.*) }
+	.data : AT(ADDR(.data) - %s) { *(.data .data.*) }
+	.bss : AT(ADDR(.bss) - %s) { *(.bss .bss.* COMMON) }
+	/DISCARD/ : { *(.note.* .comment .eh_frame) }
+}
+`, base, phys, kernbase, kernbase, kernbase)
+	if err := os.WriteFile(lds, []byte(script), 0o644); err != nil {
+		return "", err
+	}
+	if err := run("gcc", cflags...); err != nil {
+		return "", err
+	}
+	largs := []string{"-m", emul, "-nostdlib", "-T", lds, "-o", out, obj}
+	if o.Stripped {
+		largs = append(largs, "-s")
+	}
+	if err := run("ld", largs...); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// Source is the C file Build compiles. Only cfdata lives in .data, so
+// with NoTerminator the table ends the segment's file-backed bytes.
+func Source(o Options) string {
+	sym := o.Symbol
+	if sym == "" {
+		sym = "cfdata"
+	}
+	var b strings.Builder
+	b.WriteString(`struct cfparent { const char *cfp_iattr; const char *cfp_parent; int cfp_unit; };
+struct cfdata {
+	const char *cf_name; const char *cf_atname; short cf_unit; short cf_fstate;
+	int *cf_loc; int cf_flags; const struct cfparent *cf_pspec;
+};
+static const int loc[4] = { 0x3f8, -1, 4, -1 };
+`)
+	if o.Pad > 0 {
+		fmt.Fprintf(&b, "__attribute__((used)) static const char kpad[%d] = { 1 };\n", o.Pad)
+	}
+	pspecs := map[Parent]string{}
+	for _, e := range o.Entries {
+		if e.Parent == nil {
+			continue
+		}
+		if _, ok := pspecs[*e.Parent]; ok {
+			continue
+		}
+		id := fmt.Sprintf("pspec%d", len(pspecs))
+		pspecs[*e.Parent] = id
+		fmt.Fprintf(&b, "static const struct cfparent %s = { %s, %s, %d };\n", id, cstr(e.Parent.IAttr), cstr(e.Parent.Name), e.Parent.Unit)
+	}
+	fmt.Fprintf(&b, "struct cfdata %s[] = {\n", sym)
+	for i, e := range o.Entries {
+		p := "0"
+		if e.Parent != nil {
+			p = "&" + pspecs[*e.Parent]
+		}
+		l := "0"
+		if i%3 == 1 {
+			l = "(int *)loc"
+		}
+		fmt.Fprintf(&b, "\t{ %s, %s, %d, %d, %s, %d, %s },\n", cstr(e.Name), cstr(e.Attach), e.Unit, e.State, l, i%2, p)
+	}
+	if !o.NoTerminator {
+		b.WriteString("\t{ 0, 0, 0, 0, 0, 0, 0 }\n")
+	}
+	b.WriteString("};\nvoid start(void) { for (;;) ; }\n")
+	return b.String()
+}
+
+func cstr(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return fmt.Sprintf("%q", s)
+}

@@ -1,0 +1,57 @@
+package kstrip
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// DefaultKeep is what a smolvmm virtio microVM needs; everything else is
+// disabled. It is the predecessor's list reviewed against NETBSD-BOOT.md:
+//   - mainbus, cpu: the root and the boot CPU.
+//   - acpicpu, ioapic: never attach without ACPI or MP tables, which
+//     smolvmm does not provide, but cost nothing and keep the kernel right
+//     on a VMM that has them.
+//   - pci, isa: the buses of virtio and of the serial port. Keeping them
+//     keeps every bridge they may sit behind (ppb, pcib...), which only
+//     match PCI IDs.
+//   - com_isa: the ISA serial ports (com0 at isa? port 0x3f8 is the
+//     console and the tty init uses). By attachment, not "com", since
+//     "com" would keep com at puc, pcmcia, isapnp and acpi and their buses.
+//   - virtio, vioif: the virtio PCI transport and the network driver.
+//   - ld_virtio: the virtio disk (ld at virtio only; "ld" would keep ld
+//     at aac, cac, mlx, nvme, sdmmc... and their buses, eisa included).
+//
+// Dropped: pcdisplay and wsdisplay (smolvmm has no display and the console
+// is com; keeping wsdisplay would keep every frame buffer driver as its
+// parent). Not kept, on purpose: fdc (its probe costs at least 1 s) and
+// pckbc (up to 100,000 polls of port 0x64).
+var DefaultKeep = []string{
+	"mainbus", "cpu", "acpicpu", "ioapic",
+	"pci", "isa", "com_isa",
+	"virtio", "ld_virtio", "vioif",
+}
+
+// ReadKeepList reads one name per line; blank lines and everything after
+// a '#' are ignored. Several names on one line, separated by spaces or
+// commas, are accepted too.
+func ReadKeepList(r io.Reader) ([]string, error) {
+	var names []string
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		for _, f := range strings.FieldsFunc(text, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\r' }) {
+			if strings.ContainsAny(f, "\x00") {
+				return nil, fmt.Errorf("keep list line %d: name %q contains a NUL byte", line, f)
+			}
+			names = append(names, f)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("keep list after line %d: %w", line, err)
+	}
+	return names, nil
+}

@@ -1,0 +1,121 @@
+package kstrip
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Match returns the indexes of the entries a name selects, the way
+// userconf reads names, plus attachment names:
+//   - "com": every entry of driver com, and every entry whose attachment
+//     (cf_atname) is "com";
+//   - "com_isa": every entry attached through com_isa;
+//   - "com0": the fixed-unit entry for unit 0 (not "com*" entries);
+//   - "com*": the Star entries of com.
+//
+// Names compare without regard to case, as in userconf.
+func (k *Kernel) Match(name string) []int {
+	name = strings.TrimSpace(name)
+	var out []int
+	if base, ok := strings.CutSuffix(name, "*"); ok {
+		for i := range k.Entries {
+			e := &k.Entries[i]
+			if strings.EqualFold(e.Name, base) && e.State.IsStar() {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	for i := range k.Entries {
+		e := &k.Entries[i]
+		if strings.EqualFold(e.Name, name) || strings.EqualFold(e.Attach, name) {
+			out = append(out, i)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	// NetBSD driver names never end in a digit, so trailing digits are a unit.
+	base := strings.TrimRight(name, "0123456789")
+	if base == name || base == "" {
+		return nil
+	}
+	unit, err := strconv.Atoi(name[len(base):])
+	if err != nil {
+		return nil
+	}
+	for i := range k.Entries {
+		e := &k.Entries[i]
+		if strings.EqualFold(e.Name, base) && !e.State.IsStar() && e.Unit == unit {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Known reports whether name selects at least one entry.
+func (k *Kernel) Known(name string) bool { return len(k.Match(name)) > 0 }
+
+// Suggest returns up to five names of this kernel (drivers, attachments,
+// units) closest to name by edit distance, for "did you mean" messages.
+func (k *Kernel) Suggest(name string) []string {
+	name = strings.ToLower(strings.TrimSpace(name))
+	seen := map[string]bool{}
+	type cand struct {
+		s string
+		d int
+	}
+	var cands []cand
+	limit := max(2, len(name)/3)
+	try := func(s string) {
+		if s == "" || seen[s] {
+			return
+		}
+		seen[s] = true
+		if d := editDistance(name, strings.ToLower(s)); d <= limit {
+			cands = append(cands, cand{s, d})
+		}
+	}
+	for i := range k.Entries {
+		e := &k.Entries[i]
+		try(e.Name)
+		try(e.Attach)
+		try(e.Label())
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].d != cands[j].d {
+			return cands[i].d < cands[j].d
+		}
+		return cands[i].s < cands[j].s
+	})
+	out := make([]string, 0, 5)
+	for _, c := range cands {
+		if len(out) == 5 {
+			break
+		}
+		out = append(out, c.s)
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

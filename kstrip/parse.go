@@ -1,0 +1,220 @@
+package kstrip
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// layout is where the fields of struct cfdata and struct cfparent sit for
+// one pointer size (NETBSD-BOOT.md section 4).
+type layout struct {
+	ptr      int // pointer size: 4 or 8
+	size     int // sizeof(struct cfdata)
+	unit     int // cf_unit (int16)
+	state    int // cf_fstate (int16)
+	pspec    int // cf_pspec
+	atname   int // cf_atname
+	pUnitOff int // cfp_unit in struct cfparent
+}
+
+var (
+	layout32 = layout{ptr: 4, size: 24, atname: 4, unit: 8, state: 10, pspec: 20, pUnitOff: 8}
+	layout64 = layout{ptr: 8, size: 48, atname: 8, unit: 16, state: 18, pspec: 40, pUnitOff: 16}
+)
+
+// maxEntries bounds the walk; GENERIC kernels have about a thousand.
+const maxEntries = 1 << 20
+
+// Kernel is a parsed kernel image and its autoconfiguration table.
+type Kernel struct {
+	// Entries is the cfdata array without its terminator.
+	Entries []Entry
+
+	image  []byte
+	order  binary.ByteOrder
+	lay    layout
+	addr   uint64
+	offset int64
+	amap   addrMap
+}
+
+// Bytes returns the image, including the changes Apply made to it.
+func (k *Kernel) Bytes() []byte { return k.image }
+
+// PointerSize is 4 on 32-bit ports and 8 on LP64 ports.
+func (k *Kernel) PointerSize() int { return k.lay.ptr }
+
+// EntrySize is sizeof(struct cfdata): 24 or 48.
+func (k *Kernel) EntrySize() int { return k.lay.size }
+
+// ByteOrder is the kernel's byte order, from its ELF header.
+func (k *Kernel) ByteOrder() binary.ByteOrder { return k.order }
+
+// Address is the virtual address of cfdata.
+func (k *Kernel) Address() uint64 { return k.addr }
+
+// Offset is the file offset of cfdata.
+func (k *Kernel) Offset() int64 { return k.offset }
+
+// StateOffset is the file offset of entry i's cf_fstate.
+func (k *Kernel) StateOffset(i int) int64 {
+	return k.Entries[i].Offset + int64(k.lay.state)
+}
+
+// Parse reads the cfdata table of the ELF kernel image. The Kernel keeps
+// image and Apply edits it in place.
+func Parse(image []byte) (k *Kernel, err error) {
+	if len(image) < 4 || !bytes.Equal(image[:4], []byte(elf.ELFMAG)) {
+		return nil, fmt.Errorf("%w: the file starts with %q, not \"\\x7fELF\"; give an uncompressed or gzipped NetBSD kernel", ErrNotELF, head(image))
+	}
+	// debug/elf is not hardened against every malformed header; a panic
+	// there must become an error about the input, not a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			k, err = nil, fmt.Errorf("%w: malformed ELF headers (debug/elf: %v)", ErrNotELF, r)
+		}
+	}()
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotELF, err)
+	}
+	k = &Kernel{image: image, order: f.ByteOrder, amap: newAddrMap(f, uint64(len(image)))}
+	switch f.Class {
+	case elf.ELFCLASS32:
+		k.lay = layout32
+	case elf.ELFCLASS64:
+		k.lay = layout64
+	default:
+		return nil, fmt.Errorf("%w: unknown ELF class %v", ErrNotELF, f.Class)
+	}
+	sym, err := findCfdata(f)
+	if err != nil {
+		return nil, err
+	}
+	k.addr = sym
+	if err := k.walk(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func head(b []byte) []byte {
+	if len(b) > 4 {
+		return b[:4]
+	}
+	return b
+}
+
+// findCfdata returns the address of the global cfdata symbol.
+func findCfdata(f *elf.File) (uint64, error) {
+	syms, err := f.Symbols()
+	if errors.Is(err, elf.ErrNoSymbols) {
+		return 0, fmt.Errorf("%w: the kernel is stripped, so kstrip cannot find cfdata; NetBSD release kernels (netbsd-GENERIC) keep their symbols: use one of those", ErrNoSymbols)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: reading the symbol table: %v", ErrNoSymbols, err)
+	}
+	for _, s := range syms {
+		if s.Name == "cfdata" && s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) != elf.STT_FUNC {
+			return s.Value, nil
+		}
+	}
+	return 0, fmt.Errorf("%w among %d symbols: is this a NetBSD kernel? (modules and boot loaders have no cfdata)", ErrNoCfdata, len(syms))
+}
+
+// walk reads the entries up to the terminator, which must lie in the same
+// file-backed segment as the start of the table.
+func (k *Kernel) walk() error {
+	off, end, err := k.amap.offset(k.addr)
+	if err != nil {
+		return fmt.Errorf("cfdata: %w", err)
+	}
+	k.offset = int64(off)
+	size := uint64(k.lay.size)
+	for i := 0; ; i++ {
+		if i >= maxEntries || end-off < size {
+			return fmt.Errorf("cfdata at %#x (file offset %#x): %w after %d entries, before the end of its segment at file offset %#x", k.addr, k.offset, ErrNoTerminator, i, end)
+		}
+		raw := k.image[off : off+size]
+		if k.ptrAt(raw, 0) == 0 {
+			if !allZero(raw) {
+				return fmt.Errorf("cfdata[%d] (file offset %#x) has a null cf_name but other fields set: not a cfdata table", i, off)
+			}
+			return nil
+		}
+		e, err := k.entry(i, raw)
+		if err != nil {
+			return fmt.Errorf("cfdata[%d] (file offset %#x): %w", i, off, err)
+		}
+		e.Offset = int64(off)
+		k.Entries = append(k.Entries, e)
+		off += size
+	}
+}
+
+func (k *Kernel) entry(i int, raw []byte) (Entry, error) {
+	e := Entry{
+		Index: i,
+		Unit:  int(int16(k.order.Uint16(raw[k.lay.unit:]))),
+		State: State(int16(k.order.Uint16(raw[k.lay.state:]))),
+	}
+	var err error
+	if e.Name, err = k.amap.str(k.image, k.ptrAt(raw, 0)); err != nil {
+		return e, fmt.Errorf("cf_name: %w", err)
+	}
+	if p := k.ptrAt(raw, k.lay.atname); p != 0 {
+		if e.Attach, err = k.amap.str(k.image, p); err != nil {
+			return e, fmt.Errorf("cf_atname of %q: %w", e.Name, err)
+		}
+	}
+	if p := k.ptrAt(raw, k.lay.pspec); p != 0 {
+		if e.Parent, err = k.parent(p); err != nil {
+			return e, fmt.Errorf("cf_pspec of %q: %w", e.Name, err)
+		}
+	}
+	return e, nil
+}
+
+// parent reads the struct cfparent at va.
+func (k *Kernel) parent(va uint64) (*Parent, error) {
+	off, end, err := k.amap.offset(va)
+	if err != nil {
+		return nil, err
+	}
+	size := uint64(k.lay.pUnitOff + 4)
+	if end-off < size {
+		return nil, fmt.Errorf("struct cfparent at %#x runs past its segment: %w", va, ErrNotMapped)
+	}
+	raw := k.image[off : off+size]
+	p := &Parent{Unit: int(int32(k.order.Uint32(raw[k.lay.pUnitOff:])))}
+	if a := k.ptrAt(raw, 0); a != 0 {
+		if p.IAttr, err = k.amap.str(k.image, a); err != nil {
+			return nil, fmt.Errorf("cfp_iattr: %w", err)
+		}
+	}
+	if a := k.ptrAt(raw, k.lay.ptr); a != 0 {
+		if p.Name, err = k.amap.str(k.image, a); err != nil {
+			return nil, fmt.Errorf("cfp_parent: %w", err)
+		}
+	}
+	return p, nil
+}
+
+func (k *Kernel) ptrAt(raw []byte, off int) uint64 {
+	if k.lay.ptr == 4 {
+		return uint64(k.order.Uint32(raw[off:]))
+	}
+	return k.order.Uint64(raw[off:])
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,125 @@
+package kstrip
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/kstrip/internal/testkernel"
+)
+
+func TestParseLayouts(t *testing.T) {
+	tests := []struct {
+		bits, ptr, size int
+		kernbase        uint64
+	}{
+		{32, 4, 24, 0xc0000000},
+		{64, 8, 48, 0xffffffff80000000},
+	}
+	for _, tc := range tests {
+		path := buildKernel(t, testkernel.Options{Bits: tc.bits, Entries: generic})
+		k, orig := parseFile(t, path)
+		if k.PointerSize() != tc.ptr || k.EntrySize() != tc.size || k.ByteOrder() != binary.LittleEndian {
+			t.Errorf("%d-bit: pointer %d entry %d order %v", tc.bits, k.PointerSize(), k.EntrySize(), k.ByteOrder())
+		}
+		if len(k.Entries) != len(generic) {
+			t.Fatalf("%d-bit: %d entries, want %d", tc.bits, len(k.Entries), len(generic))
+		}
+		for i, w := range generic {
+			e := k.Entries[i]
+			if e.Index != i || e.Name != w.Name || e.Attach != w.Attach || e.Unit != w.Unit || e.State != State(w.State) {
+				t.Errorf("%d-bit entry %d = %+v, want %+v", tc.bits, i, e, w)
+			}
+			if (e.Parent == nil) != (w.Parent == nil) || (e.Parent != nil && *e.Parent != Parent(*w.Parent)) {
+				t.Errorf("%d-bit entry %d parent = %v, want %v", tc.bits, i, e.Parent, w.Parent)
+			}
+			if e.Offset != k.Offset()+int64(i*tc.size) {
+				t.Errorf("%d-bit entry %d offset %#x", tc.bits, i, e.Offset)
+			}
+		}
+		// The terminator follows the last entry, and the address maps to the
+		// file through a segment loaded at physical = virtual - KERNBASE.
+		end := k.Offset() + int64(len(generic)*tc.size)
+		if !allZero(orig[end : end+int64(tc.size)]) {
+			t.Errorf("%d-bit: no zero terminator at %#x", tc.bits, end)
+		}
+		f, err := elf.NewFile(bytes.NewReader(orig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_LOAD && k.Address() >= p.Vaddr && k.Address() < p.Vaddr+p.Filesz {
+				found = true
+				if p.Vaddr-p.Paddr != tc.kernbase || uint64(k.Offset()) != p.Off+k.Address()-p.Vaddr {
+					t.Errorf("%d-bit: segment vaddr %#x paddr %#x off %#x, cfdata at %#x offset %#x", tc.bits, p.Vaddr, p.Paddr, p.Off, k.Address(), k.Offset())
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%d-bit: cfdata not in a PT_LOAD", tc.bits)
+		}
+	}
+}
+
+func TestBigEndianLayout(t *testing.T) {
+	// Same table, byte-swapped by hand: the walker must take the order
+	// from the ELF header (sh3eb, armeb, powerpc are big-endian ports).
+	path := buildKernel(t, testkernel.Options{Bits: 32, Entries: generic})
+	k, orig := parseFile(t, path)
+	be := swapToBigEndian(t, orig, k)
+	kb, err := Parse(be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kb.ByteOrder() != binary.BigEndian || len(kb.Entries) != len(k.Entries) {
+		t.Fatalf("big-endian parse: order %v, %d entries", kb.ByteOrder(), len(kb.Entries))
+	}
+	for i := range k.Entries {
+		a, b := k.Entries[i], kb.Entries[i]
+		if a.Name != b.Name || a.Unit != b.Unit || a.State != b.State || a.Parent.String() != b.Parent.String() {
+			t.Errorf("entry %d: little %+v big %+v", i, a, b)
+		}
+	}
+}
+
+func TestWriteTableAndJSON(t *testing.T) {
+	k, _ := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	var b bytes.Buffer
+	if err := WriteTable(&b, k.Entries); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != len(generic)+1 {
+		t.Fatalf("%d lines, want %d", len(lines), len(generic)+1)
+	}
+	want := map[int]string{
+		0:  "IDX NAME UNIT ATTACH AT IATTR STATE",
+		1:  "0 mainbus0 0 mainbus root - notfound",
+		15: "14 com0 0 com_isa isa? isa notfound",
+		17: "16 com* 2 com_puc puc? puc star",
+		27: "26 atabus* 0 atabus [ata]? ata star",
+		41: "40 ne0 0 ne_isa isa? isa dnotfound",
+		43: "42 sd0 0 sd scsibus0 scsibus notfound",
+	}
+	for n, w := range want {
+		if got := strings.Join(strings.Fields(lines[n]), " "); got != w {
+			t.Errorf("line %d = %q, want %q", n, got, w)
+		}
+	}
+	j, err := json.Marshal(k.Entries[42])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON := `{"index":42,"name":"sd","attach":"sd","unit":0,"state":"notfound","parent":{"iattr":"scsibus","name":"scsibus","unit":0},"offset":` + itoa(k.Entries[42].Offset) + `}`
+	if string(j) != wantJSON {
+		t.Errorf("JSON = %s, want %s", j, wantJSON)
+	}
+	var back Entry
+	if err := json.Unmarshal(j, &back); err != nil || back.State != NotFound || back.Parent.Unit != 0 {
+		t.Errorf("JSON round trip: %+v %v", back, err)
+	}
+}

@@ -1,0 +1,252 @@
+package kstrip
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Plan says what to change in a kernel's cfdata.
+type Plan struct {
+	// Strip disables every entry that is not kept, and enables every kept
+	// one, so the result does not depend on earlier runs.
+	Strip bool
+	// Keep names the entries that stay enabled when Strip is set.
+	Keep []string
+	// Enable names entries to enable (and keep, when stripping).
+	Enable []string
+	// Disable names entries to disable; it wins over Keep and Enable.
+	Disable []string
+	// IgnoreUnknown turns names that match no entry into warnings
+	// instead of an error.
+	IgnoreUnknown bool
+}
+
+// Change is one entry whose cf_fstate Apply rewrites.
+type Change struct {
+	Index  int    `json:"index"`
+	Label  string `json:"label"`
+	Attach string `json:"attach"`
+	From   State  `json:"from"`
+	To     State  `json:"to"`
+}
+
+// KeptParent is an entry kept only because a kept entry may attach to it.
+type KeptParent struct {
+	Index  int    `json:"index"`
+	Label  string `json:"label"`
+	Attach string `json:"attach"`
+	// For is the label and attachment of the entry that needs it.
+	For string `json:"for"`
+}
+
+// Unknown is a name that matched no entry.
+type Unknown struct {
+	// List is "keep", "enable" or "disable".
+	List        string   `json:"list"`
+	Name        string   `json:"name"`
+	Suggestions []string `json:"suggestions"`
+}
+
+// Report is what Plan decided; Apply carries it out.
+type Report struct {
+	Changes     []Change     `json:"changes"`
+	KeptParents []KeptParent `json:"kept_parents"`
+	Unknown     []Unknown    `json:"unknown"`
+	Warnings    []string     `json:"warnings"`
+}
+
+// slowProbes are drivers that cost boot time in a microVM whatever the
+// VMM does (NETBSD-BOOT.md section 2).
+var slowProbes = map[string]string{
+	"fdc":   "the floppy controller probe costs at least 1 s",
+	"pckbc": "the keyboard controller probe polls up to 100,000 times",
+}
+
+// target is what Plan wants for one entry.
+type target int8
+
+const (
+	leave target = iota
+	enable
+	disable
+)
+
+// Plan works out the changes p asks for without touching the image. It
+// fails, changing nothing, when a name matches no entry, unless
+// p.IgnoreUnknown is set.
+func (k *Kernel) Plan(p Plan) (*Report, error) {
+	r := &Report{}
+	want := make([]target, len(k.Entries))
+	explicit := make([]bool, len(k.Entries))
+	keep := k.resolve(r, "keep", p.Keep)
+	en := k.resolve(r, "enable", p.Enable)
+	dis := k.resolve(r, "disable", p.Disable)
+	if len(r.Unknown) > 0 && !p.IgnoreUnknown {
+		return r, unknownError(r.Unknown)
+	}
+	for _, u := range r.Unknown {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s name %q matches no entry%s", u.List, u.Name, didYouMean(u.Suggestions)))
+	}
+	seeds := en
+	if p.Strip {
+		seeds = append(append([]int(nil), keep...), en...)
+	}
+	for _, i := range seeds {
+		explicit[i] = true
+	}
+	kept := k.withParents(r, seeds, explicit)
+	if p.Strip {
+		for i := range want {
+			want[i] = disable
+		}
+	}
+	for _, i := range kept {
+		want[i] = enable
+	}
+	for _, i := range dis {
+		if want[i] == enable {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) is both kept and disabled: --disable wins", k.Entries[i].Label(), k.Entries[i].Attach))
+		}
+		want[i] = disable
+	}
+	for i := range k.Entries {
+		k.change(r, i, want[i])
+	}
+	return r, nil
+}
+
+// resolve matches names and records those that match nothing.
+func (k *Kernel) resolve(r *Report, list string, names []string) []int {
+	var out []int
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		m := k.Match(n)
+		if len(m) == 0 {
+			r.Unknown = append(r.Unknown, Unknown{List: list, Name: n, Suggestions: k.Suggest(n)})
+		}
+		out = append(out, m...)
+	}
+	return out
+}
+
+// withParents returns seeds plus, recursively, every entry a kept entry
+// may attach to: an entry of the parent driver that can take the parent
+// unit (any entry for "foo?", a fixed "foo0" or a Star entry starting at
+// or below the unit for "foo0"). Keeping every candidate is what makes the
+// child attach whichever parent the machine has.
+func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
+	in := make([]bool, len(k.Entries))
+	var out, queue []int
+	for _, i := range seeds {
+		if !in[i] {
+			in[i] = true
+			queue = append(queue, i)
+		}
+	}
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		out = append(out, i)
+		e := &k.Entries[i]
+		p := e.Parent
+		if p == nil {
+			continue
+		}
+		if p.Name == "" {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, which cfdata does not name: keep that device yourself", e.Label(), e.Attach, p.IAttr))
+			continue
+		}
+		found := false
+		for j := range k.Entries {
+			c := &k.Entries[j]
+			if c.Name != p.Name || !c.canBeUnit(p.Unit) {
+				continue
+			}
+			found = true
+			if in[j] {
+				continue
+			}
+			in[j] = true
+			queue = append(queue, j)
+			if !explicit[j] {
+				r.KeptParents = append(r.KeptParents, KeptParent{Index: j, Label: c.Label(), Attach: c.Attach, For: e.Label() + " (" + e.Attach + ")"})
+			}
+		}
+		if !found {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at %s, but no cfdata entry can be that parent", e.Label(), e.Attach, p))
+		}
+	}
+	return out
+}
+
+// change records the userconf transition for entry i, if any.
+func (k *Kernel) change(r *Report, i int, t target) {
+	e := &k.Entries[i]
+	var to State
+	var ok bool
+	switch t {
+	case enable:
+		to, ok = e.State.enabled()
+		if why, slow := slowProbes[e.Name]; slow {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) stays enabled: %s at boot", e.Label(), e.Attach, why))
+		}
+	case disable:
+		to, ok = e.State.disabled()
+	default:
+		return
+	}
+	if !ok {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("cfdata[%d] %s is in state %s, which userconf cannot change: left alone", i, e.Label(), e.State))
+		return
+	}
+	if to != e.State {
+		r.Changes = append(r.Changes, Change{Index: i, Label: e.Label(), Attach: e.Attach, From: e.State, To: to})
+	}
+}
+
+func didYouMean(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return " (did you mean " + strings.Join(s, ", ") + "?)"
+}
+
+// UnknownError is returned by Plan when names match no entry.
+type UnknownError struct{ Names []Unknown }
+
+func unknownError(u []Unknown) error { return &UnknownError{Names: u} }
+
+// Error lists every unknown name with its close matches.
+func (e *UnknownError) Error() string {
+	var b strings.Builder
+	for i, u := range e.Names {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s name %q matches no cfdata entry%s", u.List, u.Name, didYouMean(u.Suggestions))
+	}
+	b.WriteString(" (fix the names, or pass --ignore-unknown to go on without them)")
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrUnknownName) true.
+func (e *UnknownError) Unwrap() error { return ErrUnknownName }
+
+// Apply writes the cf_fstate of every change in r, which must come from
+// k.Plan, into the image and into Entries. It touches no other byte.
+func (k *Kernel) Apply(r *Report) error {
+	for _, c := range r.Changes {
+		if c.Index < 0 || c.Index >= len(k.Entries) {
+			return fmt.Errorf("change for cfdata[%d]: the table has %d entries: the report is not from this kernel", c.Index, len(k.Entries))
+		}
+	}
+	for _, c := range r.Changes {
+		off := k.StateOffset(c.Index)
+		k.order.PutUint16(k.image[off:off+2], uint16(c.To))
+		k.Entries[c.Index].State = c.To
+	}
+	return nil
+}
