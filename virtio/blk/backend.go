@@ -1,0 +1,131 @@
+package blk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Backend stores the disk's bytes. Offsets passed to it are always inside
+// the size the disk was made with.
+type Backend interface {
+	io.ReaderAt
+	io.WriterAt
+	// Sync makes every completed write durable (fdatasync for a file).
+	Sync() error
+}
+
+// VectorBackend is a Backend that can move a scatter-gather list in one
+// call (preadv/pwritev for a file). The device uses it when present, so a
+// request of many guest pages costs one system call.
+type VectorBackend interface {
+	Backend
+	ReadVAt(bufs [][]byte, off int64) (int, error)
+	WriteVAt(bufs [][]byte, off int64) (int, error)
+}
+
+// fileBackend is a raw image file.
+type fileBackend struct {
+	f  *os.File
+	fd int
+}
+
+func newFileBackend(f *os.File) *fileBackend { return &fileBackend{f: f, fd: int(f.Fd())} }
+
+func (b *fileBackend) ReadAt(p []byte, off int64) (int, error)  { return b.f.ReadAt(p, off) }
+func (b *fileBackend) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }
+
+// Sync flushes the image's data (and the metadata needed to read it back)
+// to stable storage.
+func (b *fileBackend) Sync() error {
+	for {
+		err := unix.Fdatasync(b.fd)
+		if !errors.Is(err, unix.EINTR) {
+			if err != nil {
+				return fmt.Errorf("fdatasync %s: %w", b.f.Name(), err)
+			}
+			return nil
+		}
+	}
+}
+
+func (b *fileBackend) ReadVAt(bufs [][]byte, off int64) (int, error) {
+	return vectorIO(bufs, off, func(v [][]byte, o int64) (int, error) { return unix.Preadv(b.fd, v, o) })
+}
+
+func (b *fileBackend) WriteVAt(bufs [][]byte, off int64) (int, error) {
+	return vectorIO(bufs, off, func(v [][]byte, o int64) (int, error) { return unix.Pwritev(b.fd, v, o) })
+}
+
+// vectorIO repeats op until bufs are done, retrying EINTR and continuing
+// after short transfers. A transfer of 0 bytes is reported as
+// io.ErrUnexpectedEOF (the image shrank under us).
+func vectorIO(bufs [][]byte, off int64, op func([][]byte, int64) (int, error)) (int, error) {
+	total := 0
+	bufs = advance(bufs, 0)
+	for len(bufs) > 0 {
+		n, err := op(bufs, off)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, io.ErrUnexpectedEOF
+		}
+		total += n
+		off += int64(n)
+		bufs = advance(bufs, n)
+	}
+	return total, nil
+}
+
+// advance drops the first n bytes of a scatter-gather list.
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			return bufs
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	for len(bufs) > 0 && len(bufs[0]) == 0 {
+		bufs = bufs[1:]
+	}
+	return bufs
+}
+
+// readV reads into bufs at off, in one call if b can.
+func readV(b Backend, bufs [][]byte, off int64) error {
+	if v, ok := b.(VectorBackend); ok {
+		_, err := v.ReadVAt(bufs, off)
+		return err
+	}
+	for _, p := range bufs {
+		if _, err := b.ReadAt(p, off); err != nil {
+			return err
+		}
+		off += int64(len(p))
+	}
+	return nil
+}
+
+// writeV writes bufs at off, in one call if b can.
+func writeV(b Backend, bufs [][]byte, off int64) error {
+	if v, ok := b.(VectorBackend); ok {
+		_, err := v.WriteVAt(bufs, off)
+		return err
+	}
+	for _, p := range bufs {
+		if _, err := b.WriteAt(p, off); err != nil {
+			return err
+		}
+		off += int64(len(p))
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package blk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"github.com/smolvmm/smolvmm/virtio"
+)
+
+// Feature bits of virtio-blk.
+const (
+	FeatureSizeMax = 1
+	FeatureSegMax  = 2
+	FeatureRO      = 5
+	FeatureFlush   = 9
+)
+
+// Device parameters (see the package documentation).
+const (
+	QueueSize  = 128
+	SegMax     = 32
+	SizeMax    = 64 << 10
+	SectorSize = 512
+	configSize = 24 // capacity, size_max, seg_max, geometry, blk_size
+)
+
+// Disk is a virtio block device model over a Backend. It implements
+// virtio.Device; wrap it with virtio.NewPCIDevice.
+type Disk struct {
+	b       Backend
+	sectors uint64
+	ro      bool
+	serial  [SerialLen]byte
+	file    *os.File // set by Open; closed by Close
+
+	// Scratch scatter-gather lists, used only on the worker goroutine.
+	rd, wr [][]byte
+}
+
+// New makes a disk of size bytes (whole 512-byte sectors of it are
+// exposed) over b. Open is the usual way; New serves tests and other
+// backends.
+func New(b Backend, size int64, opts Options) (*Disk, error) {
+	if size < SectorSize {
+		return nil, fmt.Errorf("size %d bytes: a disk needs at least one %d-byte sector", size, SectorSize)
+	}
+	if opts.Serial == "" {
+		opts.Serial = "smolvmm"
+	}
+	if err := checkSerial(opts.Serial); err != nil {
+		return nil, err
+	}
+	d := &Disk{b: b, sectors: uint64(size) / SectorSize, ro: opts.ReadOnly}
+	copy(d.serial[:], opts.Serial)
+	return d, nil
+}
+
+// Capacity is the disk size in 512-byte sectors.
+func (d *Disk) Capacity() uint64 { return d.sectors }
+
+// Serial is the GET_ID answer (without NUL padding).
+func (d *Disk) Serial() string {
+	n := 0
+	for n < len(d.serial) && d.serial[n] != 0 {
+		n++
+	}
+	return string(d.serial[:n])
+}
+
+// ReadOnly reports whether the disk refuses writes.
+func (d *Disk) ReadOnly() bool { return d.ro }
+
+// Close closes the image file Open opened (releasing its lock); a disk
+// made with New has nothing to close.
+func (d *Disk) Close() error {
+	if d.file == nil {
+		return nil
+	}
+	err := d.file.Close()
+	d.file = nil
+	return err
+}
+
+// Type is virtio.TypeBlock.
+func (d *Disk) Type() uint16 { return virtio.TypeBlock }
+
+// Features offers SIZE_MAX, SEG_MAX, FLUSH, INDIRECT_DESC and, for a
+// read-only disk, RO.
+func (d *Disk) Features() uint32 {
+	f := virtio.Bit(FeatureSizeMax) | virtio.Bit(FeatureSegMax) | virtio.Bit(FeatureFlush) |
+		virtio.Bit(virtio.FeatureIndirectDesc)
+	if d.ro {
+		f |= virtio.Bit(FeatureRO)
+	}
+	return f
+}
+
+// QueueSizes is one request queue of QueueSize entries.
+func (d *Disk) QueueSizes() []uint16 { return []uint16{QueueSize} }
+
+// ConfigSize covers capacity through blk_size.
+func (d *Disk) ConfigSize() int { return configSize }
+
+// ReadConfig serves the configuration: capacity (sectors), size_max,
+// seg_max; geometry is zero and blk_size reads 512 though BLK_SIZE is not
+// offered. It never changes, so it needs no lock.
+func (d *Disk) ReadConfig(off int, data []byte) {
+	var c [configSize]byte
+	binary.LittleEndian.PutUint64(c[0:], d.sectors)
+	binary.LittleEndian.PutUint32(c[8:], SizeMax)
+	binary.LittleEndian.PutUint32(c[12:], SegMax)
+	binary.LittleEndian.PutUint32(c[20:], SectorSize)
+	for i := range data {
+		if o := off + i; o >= 0 && o < configSize {
+			data[i] = c[o]
+		} else {
+			data[i] = 0
+		}
+	}
+}
+
+// WriteConfig ignores writes: nothing in this configuration is writable
+// (CONFIG_WCE is not offered).
+func (d *Disk) WriteConfig(int, []byte) {}
+
+// Activate does nothing: no feature changes how requests are served.
+func (d *Disk) Activate(uint32) {}
+
+// Reset does nothing: the disk keeps no per-driver state.
+func (d *Disk) Reset() {}
+
+// Process serves every available request of the queue.
+func (d *Disk) Process(_ int, q *virtio.Queue) error {
+	for {
+		c, ok, err := q.Pop()
+		if err != nil || !ok {
+			return err
+		}
+		if err := q.Push(c.Head, d.Handle(&c)); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,42 @@
+// Package blk is the virtio block device (legacy virtio-blk) over a raw
+// image, as NetBSD's ld(4) drives it.
+//
+// # Requests
+//
+// IN (0), OUT (1), FLUSH (4) and GET_ID (8) are served; any other type is
+// answered UNSUPP. A request is a 16-byte header (type, reserved, sector)
+// in the device-readable buffers, then data (readable for OUT, writable for
+// IN and GET_ID), then a one-byte status in the last writable byte. ld(4)
+// puts each in its own descriptor; merged layouts are accepted as well,
+// because the request is read as two byte streams (readable, writable) and
+// not by descriptor position. Data lengths must be multiples of 512; a
+// sector range past the end of the image or overflowing 64 bits is answered
+// IOERR and never performed; writes to a read-only disk are answered IOERR.
+// A chain with no writable byte has nowhere to put a status: it is returned
+// with length 0 and nothing is done.
+//
+// # Features
+//
+// SIZE_MAX (advisory; larger segments are accepted), SEG_MAX (32: NetBSD
+// allocates an indirect table of SEG_MAX+2 entries per request, and 32
+// covers a 64 KiB MAXPHYS transfer over 17 pages), FLUSH, RO for read-only
+// disks, and INDIRECT_DESC. BLK_SIZE and GEOMETRY are not offered: sectors
+// are 512 bytes. The queue has 128 entries (at most 126 = size - 2 would be
+// allowed for SEG_MAX).
+//
+// # Cache semantics
+//
+// Writes go to the host page cache (pwrite, no O_DIRECT) and complete as
+// soon as the kernel has them: they survive the VMM being killed, but not a
+// host crash or power loss. They are durable once a FLUSH the guest issued
+// after them completes: FLUSH calls fdatasync on the image and only then
+// writes the status byte. This is a volatile write cache with flush, the
+// model every guest file system knows (NetBSD issues FLUSH for its
+// metadata barriers); reads may come from the page cache.
+//
+// # Locking
+//
+// Open takes an flock on the image: exclusive (LOCK_EX|LOCK_NB) for a
+// read-write disk, shared (LOCK_SH|LOCK_NB) for a read-only one, so two VMs
+// can share a read-only image but never write one another's.
+package blk

@@ -1,0 +1,129 @@
+package blk
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// SerialLen is the size of the GET_ID answer.
+const SerialLen = 20
+
+// Options are a disk's settings.
+type Options struct {
+	// ReadOnly opens the image read-only, offers VIRTIO_BLK_F_RO and
+	// answers writes IOERR.
+	ReadOnly bool
+	// Serial is the GET_ID answer: up to 20 printable ASCII bytes. Empty
+	// means derived from the image's absolute path (stable across runs).
+	Serial string
+}
+
+// Spec is one `-d` flag: an image path and its options.
+type Spec struct {
+	Path string
+	Options
+}
+
+// ParseDiskSpec parses the CLI's `-d path[,ro][,serial=ID]`. The path may
+// not contain a comma.
+func ParseDiskSpec(s string) (Spec, error) {
+	parts := strings.Split(s, ",")
+	sp := Spec{Path: parts[0]}
+	if sp.Path == "" {
+		return Spec{}, fmt.Errorf("disk %q: empty image path; use -d path[,ro][,serial=ID]", s)
+	}
+	for _, p := range parts[1:] {
+		switch {
+		case p == "ro":
+			sp.ReadOnly = true
+		case strings.HasPrefix(p, "serial="):
+			sp.Serial = strings.TrimPrefix(p, "serial=")
+			if err := checkSerial(sp.Serial); err != nil {
+				return Spec{}, fmt.Errorf("disk %q: %w", s, err)
+			}
+		default:
+			return Spec{}, fmt.Errorf("disk %q: unknown option %q; known: ro, serial=ID", s, p)
+		}
+	}
+	return sp, nil
+}
+
+func checkSerial(s string) error {
+	if len(s) == 0 || len(s) > SerialLen {
+		return fmt.Errorf("serial %q: must be 1 to %d bytes", s, SerialLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return fmt.Errorf("serial %q: byte %d is not printable ASCII", s, i)
+		}
+	}
+	return nil
+}
+
+// DeriveSerial is the serial used when none is given: the first 20 hex
+// digits of the SHA-256 of the image's absolute, cleaned path.
+func DeriveSerial(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = filepath.Clean(path)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:])[:SerialLen]
+}
+
+// Open opens the raw image at path as a disk, locks it against other VMs
+// (exclusive for read-write, shared for read-only) and sizes it. The
+// capacity is the file size in whole 512-byte sectors (a trailing partial
+// sector is not exposed). Close releases the file and the lock.
+func Open(path string, opts Options) (*Disk, error) {
+	if opts.Serial == "" {
+		opts.Serial = DeriveSerial(path)
+	}
+	flag, lock, mode := os.O_RDWR, unix.LOCK_EX, "read-write"
+	if opts.ReadOnly {
+		flag, lock, mode = os.O_RDONLY, unix.LOCK_SH, "read-only"
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("disk image %s: open %s: %w", path, mode, err)
+	}
+	if err := flock(f, lock|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("disk image %s is in use by another VM (it holds the lock); stop that VM, or use ,ro on both, or a copy of the image: %w", path, err)
+		}
+		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("disk image %s: stat: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("disk image %s: not a regular file (mode %v); give a raw image file", path, st.Mode())
+	}
+	d, err := New(newFileBackend(f), st.Size(), opts)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("disk image %s: %w", path, err)
+	}
+	d.file = f
+	return d, nil
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}

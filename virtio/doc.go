@@ -1,0 +1,41 @@
+// Package virtio implements the device side of legacy (virtio 0.9.5)
+// virtio-pci as NetBSD 9 drives it: a hardened split virtqueue, the legacy
+// PCI transport, and the interface device models (blk, net) plug into.
+//
+// # Trust
+//
+// Everything in guest memory is hostile. The queue reads descriptors and
+// ring entries field by field through guestmem's bounds-checked accessors
+// (never a struct overlay), copies what it validates, and checks every
+// index, address, length and direction before a device sees a chain.
+//
+// # Failure policy
+//
+// Two kinds of bad input are told apart:
+//
+//   - Ring corruption (an available index that jumps by more than the queue
+//     size, a head or next index >= the queue size, a loop or a chain longer
+//     than the queue, a descriptor outside guest memory or whose address
+//     plus length overflows, a malformed or nested indirect table, a
+//     readable descriptor after a writable one, queue registers rewritten
+//     while DRIVER_OK is set). The driver's view of the ring can no longer
+//     be trusted, so the device is marked broken: status bit
+//     DEVICE_NEEDS_RESET (0x40) is set, a configuration-change interrupt is
+//     raised, one line is logged, and the device serves nothing more until
+//     the driver resets it (status 0). A well-behaved driver never gets here.
+//   - Request errors (a block request with a bad sector range, an
+//     unsupported type, a missing status byte, data in the wrong direction
+//     for the request). Only that request fails (IOERR/UNSUPP in its status
+//     byte, or a used element of length 0 when there is nowhere to put a
+//     status) and the device goes on.
+//
+// In no case does the VMM panic; the worker also converts a panic in device
+// code into the broken state, as a last line of defence.
+//
+// # Threads
+//
+// Guest register accesses arrive on the vCPU thread and only change
+// registers. Requests are served on one worker goroutine per device, woken by
+// Kick (the VMM calls it from its ioeventfd reader; a notify write that
+// reaches the bus kicks too), so disk and network I/O never run on a vCPU.
+package virtio

@@ -1,0 +1,179 @@
+package virtio
+
+import (
+	"fmt"
+
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+// PageSize is the legacy transport's queue alignment and PFN unit.
+const PageSize = 4096
+
+// MaxQueueSize is the largest queue the split ring format allows.
+const MaxQueueSize = 32768
+
+// Ring flags.
+const (
+	availNoInterrupt = 1 // VRING_AVAIL_F_NO_INTERRUPT
+	descSize         = 16
+)
+
+// Queue is one split virtqueue in the legacy layout. Its size is fixed when
+// it is made (a legacy driver cannot change it, and NetBSD panics if it
+// changes across resets); the driver places it by writing a PFN.
+//
+// A Queue is not safe for concurrent use: the transport serialises register
+// writes and the worker that serves requests.
+type Queue struct {
+	mem  *guestmem.Memory
+	size uint16
+
+	pfn              uint32
+	desc, avail, use uint64 // guest addresses; valid when pfn != 0
+
+	lastAvail uint16 // next available entry to consume
+	usedIdx   uint16 // next used entry to produce
+	pushed    bool   // used entries published since the last NeedsInterrupt
+}
+
+// NewQueue returns a queue of size entries over mem. size must be a power of
+// two from 1 to 32768.
+func NewQueue(mem *guestmem.Memory, size uint16) (*Queue, error) {
+	if err := checkSize(size); err != nil {
+		return nil, err
+	}
+	return &Queue{mem: mem, size: size}, nil
+}
+
+func checkSize(size uint16) error {
+	if size == 0 || size&(size-1) != 0 || size > MaxQueueSize {
+		return fmt.Errorf("queue size %d: must be a power of two from 1 to %d", size, MaxQueueSize)
+	}
+	return nil
+}
+
+// Size is the number of descriptors (fixed for the queue's life).
+func (q *Queue) Size() uint16 { return q.size }
+
+// PFN is the page frame number the driver wrote (0: not set up).
+func (q *Queue) PFN() uint32 { return q.pfn }
+
+// Ready reports whether the driver has placed the rings.
+func (q *Queue) Ready() bool { return q.pfn != 0 }
+
+// RingBytes is the number of bytes the legacy layout of a size-entry queue
+// occupies from its PFN: descriptor table and available ring, padded to a
+// page, then the used ring.
+func RingBytes(size uint16) uint64 {
+	s := uint64(size)
+	availEnd := descSize*s + 4 + 2*s + 2
+	usedStart := (availEnd + PageSize - 1) &^ (PageSize - 1)
+	return usedStart + 4 + 8*s + 2
+}
+
+// SetPFN places the rings at pfn*4096 in the legacy layout: descriptor
+// table, available ring right after it, used ring at the next page
+// boundary. PFN 0 takes the queue down. The whole area must lie in guest
+// memory; otherwise the queue stays down and the error wraps ErrRing.
+// Indices restart from 0.
+func (q *Queue) SetPFN(pfn uint32) error {
+	q.Reset()
+	if pfn == 0 {
+		return nil
+	}
+	base := uint64(pfn) * PageSize
+	if err := q.mem.Check(base, RingBytes(q.size)); err != nil {
+		return fmt.Errorf("%w: queue PFN %#x: rings of %d entries at %#x: %w", ErrRing, pfn, q.size, base, err)
+	}
+	q.pfn = pfn
+	q.desc = base
+	q.avail = base + descSize*uint64(q.size)
+	q.use = base + (RingBytes(q.size) - 4 - 8*uint64(q.size) - 2)
+	return nil
+}
+
+// Reset takes the queue down and clears its indices (device reset).
+func (q *Queue) Reset() {
+	q.pfn, q.desc, q.avail, q.use = 0, 0, 0, 0
+	q.lastAvail, q.usedIdx, q.pushed = 0, 0, false
+}
+
+// Pop takes the next available chain. ok is false when the ring is empty.
+// A non-nil error wraps ErrRing (the ring is corrupt; the caller should stop
+// using the queue) or ErrNotReady.
+func (q *Queue) Pop() (c Chain, ok bool, err error) {
+	if q.pfn == 0 {
+		return Chain{}, false, ErrNotReady
+	}
+	w, err := q.mem.LoadAcquire32(q.avail)
+	if err != nil {
+		return Chain{}, false, fmt.Errorf("%w: avail ring header at %#x: %w", ErrRing, q.avail, err)
+	}
+	availIdx := uint16(w >> 16)
+	pending := availIdx - q.lastAvail
+	if pending == 0 {
+		return Chain{}, false, nil
+	}
+	if pending > q.size {
+		return Chain{}, false, fmt.Errorf("%w: avail idx %d is %d entries ahead of the device's %d (queue size %d)",
+			ErrRing, availIdx, pending, q.lastAvail, q.size)
+	}
+	slot := q.avail + 4 + 2*uint64(q.lastAvail%q.size)
+	head, err := q.mem.Read16(slot)
+	if err != nil {
+		return Chain{}, false, fmt.Errorf("%w: avail ring entry at %#x: %w", ErrRing, slot, err)
+	}
+	c, err = q.walk(head)
+	if err != nil {
+		return Chain{}, false, err
+	}
+	q.lastAvail++
+	return c, true, nil
+}
+
+// Push returns chain head to the driver with written bytes in its
+// device-writable buffers: the used element is written first, then used.idx
+// is published with a release store so the driver never sees the index
+// before the element.
+func (q *Queue) Push(head uint16, written uint32) error {
+	if q.pfn == 0 {
+		return ErrNotReady
+	}
+	if head >= q.size {
+		return fmt.Errorf("push: head %d >= queue size %d", head, q.size)
+	}
+	elem := q.use + 4 + 8*uint64(q.usedIdx%q.size)
+	if err := q.mem.Write32(elem, uint32(head)); err != nil {
+		return fmt.Errorf("%w: used element at %#x: %w", ErrRing, elem, err)
+	}
+	if err := q.mem.Write32(elem+4, written); err != nil {
+		return fmt.Errorf("%w: used element at %#x: %w", ErrRing, elem+4, err)
+	}
+	q.usedIdx++
+	// used.flags (low half) stays 0: the device never asks the driver to
+	// skip notifications.
+	if err := q.mem.StoreRelease32(q.use, uint32(q.usedIdx)<<16); err != nil {
+		return fmt.Errorf("%w: used ring header at %#x: %w", ErrRing, q.use, err)
+	}
+	q.pushed = true
+	return nil
+}
+
+// NeedsInterrupt reports whether used entries were published since the last
+// call and the driver has not set VRING_AVAIL_F_NO_INTERRUPT. It clears the
+// "published" mark either way. EVENT_IDX is never offered, so the flag is
+// the only suppression there is.
+func (q *Queue) NeedsInterrupt() bool {
+	if !q.pushed || q.pfn == 0 {
+		return false
+	}
+	q.pushed = false
+	// The release store of used.idx is a full barrier on x86 (XCHG), so
+	// this load cannot be ordered before it: a driver that clears the flag
+	// and then checks used.idx is never left without an interrupt.
+	w, err := q.mem.LoadAcquire32(q.avail)
+	if err != nil {
+		return true
+	}
+	return w&availNoInterrupt == 0
+}

@@ -1,0 +1,176 @@
+package virtio
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// legacyRegs is BAR0 of a PCIDevice: the legacy register block followed by
+// the device configuration. Accesses of any width and alignment are served
+// byte by byte against a snapshot of the registers, so a driver that reads
+// a 32-bit register as two 16-bit halves gets what it expects.
+type legacyRegs PCIDevice
+
+// register is one legacy register's place in the block.
+type register struct{ off, width uint64 }
+
+var registers = []register{
+	{RegHostFeatures, 4}, {RegGuestFeatures, 4}, {RegQueuePFN, 4}, {RegQueueSize, 2},
+	{RegQueueSelect, 2}, {RegQueueNotify, 2}, {RegStatus, 1}, {RegISR, 1},
+}
+
+// Read serves a guest read of BAR0. Reading the ISR byte clears it and
+// deasserts the interrupt line.
+func (r *legacyRegs) Read(off uint64, data []byte) {
+	d := (*PCIDevice)(r)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var img [RegConfig]byte
+	le := binary.LittleEndian
+	le.PutUint32(img[RegHostFeatures:], d.host)
+	le.PutUint32(img[RegGuestFeatures:], d.guest)
+	if q := d.selected(); q != nil {
+		le.PutUint32(img[RegQueuePFN:], q.PFN())
+		le.PutUint16(img[RegQueueSize:], q.Size())
+	}
+	le.PutUint16(img[RegQueueSelect:], d.sel)
+	img[RegStatus] = d.status
+	end := off + uint64(len(data))
+	if off <= RegISR && end > RegISR {
+		img[RegISR] = d.readISR()
+	}
+	for i := range data {
+		o := off + uint64(i)
+		if o < RegConfig {
+			data[i] = img[o]
+		} else {
+			data[i] = 0
+		}
+	}
+	if end > RegConfig {
+		start := max(off, RegConfig)
+		cfgEnd := min(end, RegConfig+uint64(d.dev.ConfigSize()))
+		if cfgEnd > start {
+			d.dev.ReadConfig(int(start-RegConfig), data[start-off:cfgEnd-off])
+		}
+	}
+}
+
+// Write serves a guest write of BAR0. A write of the notify register alone
+// only kicks the worker (no lock, no I/O on the vCPU thread); other writes
+// take the worker lock so they never race a request in flight.
+func (r *legacyRegs) Write(off uint64, data []byte) {
+	d := (*PCIDevice)(r)
+	if off == RegQueueNotify && len(data) == 2 {
+		d.KickQueue(int(binary.LittleEndian.Uint16(data)))
+		return
+	}
+	d.workMu.Lock()
+	defer d.workMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	end := off + uint64(len(data))
+	for _, reg := range registers {
+		if end <= reg.off || off >= reg.off+reg.width {
+			continue
+		}
+		// Merge the written bytes into the register's current value, so
+		// partial writes change only the bytes they cover.
+		var cur [4]byte
+		r.current(reg, cur[:])
+		for i := range data {
+			o := off + uint64(i)
+			if o >= reg.off && o < reg.off+reg.width {
+				cur[o-reg.off] = data[i]
+			}
+		}
+		d.apply(reg.off, binary.LittleEndian.Uint32(cur[:]))
+	}
+	if end > RegConfig {
+		start := max(off, RegConfig)
+		cfgEnd := min(end, RegConfig+uint64(d.dev.ConfigSize()))
+		if cfgEnd > start {
+			d.dev.WriteConfig(int(start-RegConfig), data[start-off:cfgEnd-off])
+		}
+	}
+}
+
+// current fills b with a register's value for a partial write. Caller holds mu.
+func (r *legacyRegs) current(reg register, b []byte) {
+	d := (*PCIDevice)(r)
+	le := binary.LittleEndian
+	switch reg.off {
+	case RegGuestFeatures:
+		le.PutUint32(b, d.guest)
+	case RegQueuePFN:
+		if q := d.selected(); q != nil {
+			le.PutUint32(b, q.PFN())
+		}
+	case RegQueueSelect:
+		le.PutUint16(b, d.sel)
+	case RegStatus:
+		b[0] = d.status
+	}
+}
+
+// selected returns the queue the select register names, or nil.
+// Caller holds mu.
+func (d *PCIDevice) selected() *Queue {
+	if int(d.sel) < len(d.queues) {
+		return d.queues[d.sel]
+	}
+	return nil
+}
+
+// apply performs a register write. Caller holds workMu and mu.
+func (d *PCIDevice) apply(reg uint64, v uint32) {
+	live := d.status&StatusDriverOK != 0
+	switch reg {
+	case RegGuestFeatures:
+		if live {
+			d.warnOnce("features-live", "virtio: guest features written after DRIVER_OK; ignored")
+			return
+		}
+		d.guest = v & d.host
+	case RegQueuePFN:
+		q := d.selected()
+		if q == nil {
+			d.warnOnce("pfn-noqueue", "virtio: queue PFN written for a queue that does not exist; ignored", "queue", d.sel)
+			return
+		}
+		if live {
+			if v != q.PFN() {
+				d.markBroken("pfn-live", errors.Join(ErrRing, errors.New("queue PFN rewritten while DRIVER_OK")))
+			}
+			return
+		}
+		if err := q.SetPFN(v); err != nil {
+			d.markBroken("pfn", err)
+		}
+	case RegQueueSelect:
+		d.sel = uint16(v)
+	case RegQueueNotify:
+		d.KickQueue(int(uint16(v)))
+	case RegStatus:
+		d.writeStatus(uint8(v))
+	}
+}
+
+// writeStatus stores the status the driver wrote (it reads back), resets
+// on 0 and activates the device on DRIVER_OK. Caller holds workMu and mu.
+func (d *PCIDevice) writeStatus(v uint8) {
+	if v == 0 {
+		d.reset()
+		return
+	}
+	if d.broken {
+		v |= StatusNeedsReset
+	}
+	wasLive := d.status&StatusDriverOK != 0
+	d.status = v
+	if !wasLive && v&StatusDriverOK != 0 && !d.broken {
+		d.dev.Activate(d.guest)
+		// The driver may have made buffers available before DRIVER_OK.
+		d.Kick()
+	}
+}

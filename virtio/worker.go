@@ -1,0 +1,106 @@
+package virtio
+
+import (
+	"fmt"
+	"io"
+	"math/bits"
+)
+
+// Kick asks the worker to serve every queue. It never blocks: the VMM calls
+// it from its ioeventfd reader.
+func (d *PCIDevice) Kick() {
+	d.pending.Or(uint32(1)<<len(d.queues) - 1)
+	d.wake()
+}
+
+// KickQueue asks the worker to serve queue i (ignored if there is no such
+// queue). It never blocks. Devices that produce data on their own (net
+// receive) call it from their backend goroutine.
+func (d *PCIDevice) KickQueue(i int) {
+	if i < 0 || i >= len(d.queues) {
+		return
+	}
+	d.pending.Or(1 << i)
+	d.wake()
+}
+
+func (d *PCIDevice) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default: // a wake-up is already pending; it will see our bit
+	}
+}
+
+// Close stops the worker (after the request in flight) and then closes the
+// device model if it is an io.Closer (a blk device closes its image). It is
+// safe to call more than once.
+func (d *PCIDevice) Close() error {
+	var err error
+	d.closer.Do(func() {
+		close(d.done)
+		<-d.exited
+		if c, ok := d.dev.(io.Closer); ok {
+			err = c.Close()
+		}
+	})
+	return err
+}
+
+func (d *PCIDevice) work() {
+	defer close(d.exited)
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-d.kick:
+		}
+		d.serve(d.pending.Swap(0))
+	}
+}
+
+// serve processes the kicked queues while the device is live and healthy,
+// then raises one interrupt for all the used rings that want one.
+func (d *PCIDevice) serve(kicked uint32) {
+	d.workMu.Lock()
+	defer d.workMu.Unlock()
+	d.mu.Lock()
+	live := d.status&StatusDriverOK != 0 && !d.broken
+	d.mu.Unlock()
+	if !live {
+		// Kicks before DRIVER_OK are dropped; DRIVER_OK kicks every queue.
+		return
+	}
+	var interrupt bool
+	for kicked != 0 {
+		i := bits.TrailingZeros32(kicked)
+		kicked &^= 1 << i
+		q := d.queues[i]
+		if !q.Ready() {
+			continue
+		}
+		err := d.process(i, q)
+		interrupt = q.NeedsInterrupt() || interrupt
+		if err != nil {
+			d.mu.Lock()
+			d.markBroken("process", fmt.Errorf("queue %d: %w", i, err))
+			d.mu.Unlock()
+			break
+		}
+	}
+	if interrupt {
+		d.mu.Lock()
+		d.raise(ISRQueue)
+		d.mu.Unlock()
+	}
+}
+
+// process runs the device's Process and turns a panic into an error: a
+// bug in a device model must cost the guest its device, not the VMM.
+func (d *PCIDevice) process(i int, q *Queue) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: device panicked: %v", ErrRing, r)
+		}
+	}()
+	return d.dev.Process(i, q)
+}
