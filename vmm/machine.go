@@ -26,6 +26,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm/bus"
 	"github.com/smolvmm/smolvmm/vmm/devices"
 	"github.com/smolvmm/smolvmm/vmm/guestmem"
@@ -58,6 +60,13 @@ type Config struct {
 	Modules []multiboot.Module
 	// MemoryMiB is the guest's RAM in MiB (DefaultMemoryMiB when 0).
 	MemoryMiB int
+
+	// Disks are virtio-blk disks on legacy virtio-pci: NetBSD's ld0,
+	// ld1... in this order. Each image is locked while the VM runs.
+	Disks []blk.Spec
+	// Devices are further virtio devices (a network card, a caller's own
+	// device), placed on the PCI bus after the disks.
+	Devices []virtio.Device
 
 	// Console receives what the guest writes on COM1 (discarded when nil).
 	Console io.Writer
@@ -137,18 +146,20 @@ const (
 // Machine is a configured VM. Create it with New, run it once with Run, and
 // release it with Close.
 type Machine struct {
-	cfg   Config
-	kvm   *os.File
-	vmFD  uintptr
-	mem   []byte
-	gmem  *guestmem.Memory
-	pio   *bus.Bus
-	mmio  *bus.Bus
-	uart  *devices.UART
-	pci   *pci.Host
-	vcpu  *vcpu
-	plan  multiboot.Plan
-	logMu sync.Mutex
+	cfg  Config
+	kvm  *os.File
+	vmFD uintptr
+	mem  []byte
+	gmem *guestmem.Memory
+	pio  *bus.Bus
+	mmio *bus.Bus
+	uart *devices.UART
+	pci  *pci.Host
+	vcpu *vcpu
+	plan multiboot.Plan
+	// virtio devices on the PCI bus, closed before the VM.
+	virtio []*virtioSlot
+	logMu  sync.Mutex
 
 	exit      atomic.Pointer[Exit]
 	firstOut  atomic.Bool
@@ -315,6 +326,7 @@ func (m *Machine) setupDevices() error {
 		}
 	}
 	m.pci = pci.NewHost(m.pio)
+	m.pci.OnBARMove = m.moveNotify
 	m.pci.ResetControl = &devices.ResetControl{Exit: exit}
 	regs := []struct {
 		name       string
@@ -331,6 +343,21 @@ func (m *Machine) setupDevices() error {
 	for _, r := range regs {
 		if err := m.pio.Register(r.name, r.base, r.size, r.dev); err != nil {
 			return &Error{Op: "register " + r.name, Err: err}
+		}
+	}
+	for i, d := range m.cfg.Disks {
+		disk, err := blk.Open(d.Path, d.Options)
+		if err != nil {
+			return &Error{Op: fmt.Sprintf("disk ld%d", i), Err: err}
+		}
+		if _, err := m.addVirtio(disk); err != nil {
+			disk.Close()
+			return &Error{Op: fmt.Sprintf("disk ld%d (%s)", i, d.Path), Err: err}
+		}
+	}
+	for _, d := range m.cfg.Devices {
+		if _, err := m.addVirtio(d); err != nil {
+			return &Error{Op: fmt.Sprintf("virtio device type %d", d.Type()), Err: err}
 		}
 	}
 	return nil
@@ -445,6 +472,13 @@ func (m *Machine) Close() error {
 				first = err
 			}
 			m.vcpu = nil
+		}
+		// Device workers stop and disks are closed (after their last
+		// request) before the VM and its memory go away.
+		for _, s := range m.virtio {
+			if err := s.close(m.vmFD); err != nil && first == nil {
+				first = err
+			}
 		}
 		for i := len(m.closers) - 1; i >= 0; i-- {
 			if err := m.closers[i](); err != nil && first == nil {

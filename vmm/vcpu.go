@@ -237,11 +237,13 @@ func (v *vcpu) handleMMIO() {
 		n = 8
 	}
 	buf := d[8 : 8+n]
+	// Like a PCI master abort: writes vanish, reads return all ones. Each
+	// address is reported once so a polling guest cannot flood the log.
 	if write {
-		if !v.m.mmio.Write(addr, buf) {
+		if !v.m.mmio.Write(addr, buf) && v.m.mmio.Unhandled().Writes[addr] == 1 {
 			v.m.logf("unhandled MMIO write at %#x (%d bytes): no RAM or device there, ignored", addr, n)
 		}
-	} else if !v.m.mmio.Read(addr, buf) {
+	} else if !v.m.mmio.Read(addr, buf) && v.m.mmio.Unhandled().Reads[addr] == 1 {
 		v.m.logf("unhandled MMIO read at %#x (%d bytes): no RAM or device there, read as all ones", addr, n)
 	}
 }

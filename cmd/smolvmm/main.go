@@ -11,6 +11,9 @@ import (
 func commands() []*cli.Command {
 	return []*cli.Command{
 		// Each subcommand lives in its own file; add yours here.
+		fetchCommand(),
+		runCommand(),
+		demoCommand(),
 	}
 }
 

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// console connects the guest's serial port to the process's terminal. On a
+// terminal it switches to raw mode (so Ctrl-C reaches the guest) and reads
+// the escape sequence Ctrl-A x to quit, as QEMU's -nographic does. restore
+// puts the terminal back and is safe to call on every exit path.
+type console struct {
+	in     io.Reader
+	out    io.Writer
+	onQuit func()
+
+	fd    int
+	saved *unix.Termios
+	once  sync.Once
+}
+
+const escapeByte = 0x01 // Ctrl-A
+
+func openConsole(stdin, stdout *os.File) (*console, error) {
+	c := &console{out: stdout, fd: int(stdin.Fd())}
+	t, err := unix.IoctlGetTermios(c.fd, unix.TCGETS)
+	if err != nil {
+		// Not a terminal: pass input through untouched.
+		c.in = stdin
+		return c, nil
+	}
+	c.saved = t
+	raw := *t
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN] = 1
+	raw.Cc[unix.VTIME] = 0
+	if err := unix.IoctlSetTermios(c.fd, unix.TCSETS, &raw); err != nil {
+		return nil, err
+	}
+	c.in = &escapeReader{r: stdin, quit: func() {
+		if c.onQuit != nil {
+			c.onQuit()
+		}
+	}}
+	return c, nil
+}
+
+func (c *console) restore() {
+	c.once.Do(func() {
+		if c.saved != nil {
+			_ = unix.IoctlSetTermios(c.fd, unix.TCSETS, c.saved)
+		}
+	})
+}
+
+// escapeReader strips the Ctrl-A escape: Ctrl-A x quits, Ctrl-A Ctrl-A
+// sends one Ctrl-A, and Ctrl-A followed by anything else is dropped.
+type escapeReader struct {
+	r       io.Reader
+	quit    func()
+	pending bool
+}
+
+func (e *escapeReader) Read(p []byte) (int, error) {
+	for {
+		n, err := e.r.Read(p)
+		out := p[:0]
+		for _, b := range p[:n] {
+			switch {
+			case e.pending:
+				e.pending = false
+				switch b {
+				case 'x', 'X':
+					e.quit()
+					return len(out), io.EOF
+				case escapeByte:
+					out = append(out, b)
+				}
+			case b == escapeByte:
+				e.pending = true
+			default:
+				out = append(out, b)
+			}
+		}
+		if len(out) > 0 || err != nil {
+			return len(out), err
+		}
+	}
+}

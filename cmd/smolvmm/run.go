@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// processStart is as close to exec as Go lets us observe, for --timings.
+var processStart = time.Now()
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in MiB"},
+		&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend,
+			Usage: "kernel command line after the kernel's name"},
+		&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"},
+			Usage: "virtio-blk disk `IMAGE[,ro][,serial=ID]` (repeatable: ld0, ld1, ...)"},
+		&cli.StringSliceFlag{Name: "module", Usage: "multiboot module `FILE[,args]` (repeatable)"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log unhandled port and MMIO accesses"},
+		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
+		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
+	}
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "boot a multiboot kernel (a NetBSD i386 kernel) in a microVM",
+		ArgsUsage: " ",
+		Description: `Examples:
+   smolvmm run -k netbsd-9.3 -d root.img
+   smolvmm run -k netbsd -d root.img -a "-s console=com root=ld0a"   # single user
+   smolvmm run -k kernel.elf -m 64 -a "" --module initrd.img,initrd
+
+The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
+Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots or
+halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
+stopped by a signal, and 2 when the guest crashed.`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Required: true, Usage: "multiboot kernel `FILE` (ELF or a.out kludge)"},
+		}, runFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("unexpected argument %q (options go before it; see smolvmm run --help)", c.Args().First())
+			}
+			cfg, err := vmConfig(c)
+			if err != nil {
+				return err
+			}
+			cfg.Kernel = c.String("kernel")
+			return runVM(c, cfg)
+		},
+	}
+}
+
+// vmConfig turns the shared run flags into a vmm.Config.
+func vmConfig(c *cli.Context) (vmm.Config, error) {
+	cfg := vmm.Config{
+		MemoryMiB: c.Int("memory"),
+		Append:    c.String("append"),
+		NoAppend:  c.IsSet("append") && c.String("append") == "",
+		Verbose:   c.Bool("verbose"),
+		Log:       os.Stderr,
+	}
+	for _, spec := range c.StringSlice("disk") {
+		d, err := blk.ParseDiskSpec(spec)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Disks = append(cfg.Disks, d)
+	}
+	for _, spec := range c.StringSlice("module") {
+		mod, err := readModule(spec)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Modules = append(cfg.Modules, mod)
+	}
+	if r := c.String("ready"); r != "" {
+		re, err := regexp.Compile(r)
+		if err != nil {
+			return cfg, fmt.Errorf("--ready %q: %w", r, err)
+		}
+		cfg.Ready = re
+	}
+	return cfg, nil
+}
+
+func readModule(spec string) (multiboot.Module, error) {
+	path, args, _ := strings.Cut(spec, ",")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return multiboot.Module{}, fmt.Errorf("--module %s: %w", spec, err)
+	}
+	return multiboot.Module{Name: filepath.Base(path), Data: data, Args: args}, nil
+}
+
+// runVM builds and runs a machine on the terminal and turns its end into
+// the process exit status.
+func runVM(c *cli.Context, cfg vmm.Config) error {
+	var events []vmm.Event
+	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
+
+	con, err := openConsole(os.Stdin, os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer con.restore()
+	cfg.Console = con.out
+	cfg.Input = con.in
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	con.onQuit = cancel
+
+	m, err := vmm.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	exit, err := m.Run(ctx)
+	con.restore()
+	if c.Bool("timings") {
+		printTimings(os.Stderr, processStart, events)
+	}
+	if c.Bool("verbose") {
+		pio, mmio := m.Unhandled()
+		fmt.Fprintf(os.Stderr, "smolvmm: %d unhandled port accesses, %d unhandled MMIO accesses\n", pio.Total, mmio.Total)
+	}
+	if err != nil {
+		var crash *vmm.CrashError
+		if errors.As(err, &crash) {
+			return cli.Exit("smolvmm: "+err.Error(), 2)
+		}
+		return err
+	}
+	if c.Bool("verbose") || exit.Reason == vmm.ExitStopped {
+		fmt.Fprintf(os.Stderr, "\nsmolvmm: guest %s\n", exit.Reason)
+	}
+	if s := exit.Status(); s != 0 {
+		return cli.Exit("", s)
+	}
+	return nil
+}
+
+func printTimings(w *os.File, start time.Time, events []vmm.Event) {
+	fmt.Fprintf(w, "smolvmm timings (ms since process start):\n")
+	for _, e := range events {
+		fmt.Fprintf(w, "  %-16s %9.3f\n", e.Phase, float64(e.Time.Sub(start).Microseconds())/1000)
+	}
+}

@@ -1,0 +1,126 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/vmm/pci"
+)
+
+// pciIRQs are the lines PCI devices get, in order, as a PC BIOS would
+// route them: none is used by an ISA device (NetBSD refuses to share an
+// edge-triggered ISA line with a level-triggered PCI handler).
+var pciIRQs = []uint8{10, 11, 5, 9}
+
+// virtioSlot is a virtio device on the PCI bus with the eventfd KVM signals
+// when the guest writes its queue-notify register.
+type virtioSlot struct {
+	dev    *virtio.PCIDevice
+	efd    int
+	file   *os.File // efd in Go's poller, so Close wakes the reader
+	notify uint64   // port of the notify register the ioeventfd watches
+	done   chan struct{}
+}
+
+// addVirtio places dev on the PCI bus with the next interrupt line, sets
+// that line level-triggered, and serves its queue notifications from an
+// ioeventfd so that guest kicks never run device code on the vCPU thread.
+func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
+	line := pciIRQs[len(m.virtio)%len(pciIRQs)]
+	pd, err := virtio.NewPCIDevice(m.gmem, dev, kvmIRQ{m.vmFD, uint32(line)}, m.slog())
+	if err != nil {
+		return nil, err
+	}
+	slot, err := m.pci.Add(pd, line)
+	if err != nil {
+		pd.Close()
+		return nil, err
+	}
+	if err := setLevelTriggered(m.vmFD, []uint8{line}); err != nil {
+		pd.Close()
+		return nil, &Error{Op: "set ELCR", Err: err}
+	}
+	s := &virtioSlot{dev: pd, efd: -1, done: make(chan struct{})}
+	m.virtio = append(m.virtio, s)
+	if err := s.listen(m.vmFD, slot.BARs[0]+virtio.NotifyOffset); err != nil {
+		return nil, &Error{Op: fmt.Sprintf("ioeventfd for PCI device %d", slot.Device), Err: err}
+	}
+	return pd, nil
+}
+
+func (s *virtioSlot) listen(vmFD uintptr, port uint64) error {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	if err := setIOEventFD(vmFD, port, virtio.NotifySize, efd, false); err != nil {
+		unix.Close(efd)
+		return err
+	}
+	s.efd, s.notify = efd, port
+	s.file = os.NewFile(uintptr(efd), "ioeventfd")
+	go s.serve()
+	return nil
+}
+
+// serve turns eventfd wake-ups into kicks until the eventfd is closed.
+func (s *virtioSlot) serve() {
+	defer close(s.done)
+	var buf [8]byte
+	for {
+		n, err := s.file.Read(buf[:])
+		if err != nil || n != 8 {
+			return
+		}
+		if binary.LittleEndian.Uint64(buf[:]) > 0 {
+			s.dev.Kick()
+		}
+	}
+}
+
+// moveNotify follows a guest that moved BAR0 (NetBSD never does; other
+// guests may).
+func (m *Machine) moveNotify(fn pci.Function, bar int, old, new uint64) {
+	if bar != 0 {
+		return
+	}
+	for _, s := range m.virtio {
+		if pci.Function(s.dev) != fn || s.efd < 0 {
+			continue
+		}
+		_ = setIOEventFD(m.vmFD, s.notify, virtio.NotifySize, s.efd, true)
+		s.notify = new + virtio.NotifyOffset
+		if err := setIOEventFD(m.vmFD, s.notify, virtio.NotifySize, s.efd, false); err != nil {
+			// Notifications then reach the register through the port
+			// bus, which kicks the worker too: slower, still correct.
+			m.logf("cannot move ioeventfd to %#x: %v", s.notify, err)
+		}
+	}
+}
+
+func (s *virtioSlot) close(vmFD uintptr) error {
+	if s.efd >= 0 {
+		_ = setIOEventFD(vmFD, s.notify, virtio.NotifySize, s.efd, true)
+		s.file.Close()
+		<-s.done
+		s.efd = -1
+	}
+	return s.dev.Close()
+}
+
+func (m *Machine) slog() *slog.Logger {
+	w := m.cfg.Log
+	if w == nil {
+		w = nilWriter{}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type nilWriter struct{}
+
+func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }
