@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+)
+
+// runApp runs the CLI with only the given commands and returns stdout.
+func runApp(t *testing.T, cmds []*cli.Command, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	app := &cli.App{Name: "smolvmm", Commands: cmds, Writer: &out, ErrWriter: &out}
+	err := app.Run(append([]string{"smolvmm"}, args...))
+	return out.String(), err
+}
+
+func TestFetchCommand(t *testing.T) {
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel"),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet(), "base.tar.xz": []byte("base")}})
+	defer srv.Close()
+	cache := t.TempDir()
+	args := []string{"fetch", "--mirror", srv.Mirror(), "--cache", cache}
+
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string // substrings of the output, in order
+		wantErr string
+		reqs    int
+	}{
+		{"first run downloads", nil, []string{"netbsd-GENERIC.gz: downloaded, 6 B", "rescue.tgz: downloaded", filepath.Join(cache, "9.3", "i386", "sets", "rescue.tgz")}, "", 4},
+		{"second run is cached", nil, []string{"netbsd-GENERIC.gz: cached", "rescue.tgz: cached"}, "", 0},
+		{"named sets", []string{"rescue", "base"}, []string{"rescue.tgz: cached", "base.tar.xz: downloaded, 4 B"}, "", 1},
+		{"unknown set", []string{"games"}, nil, `unknown set "games": the release's SHA512 lists base, rescue`, 0},
+		{"unknown version", []string{"--version", "8.0"}, nil, `version "8.0"`, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv.ResetLog()
+			// Flags must precede the sets.
+			var flags, sets []string
+			for i := 0; i < len(tt.args); i++ {
+				if strings.HasPrefix(tt.args[i], "--") {
+					flags = append(flags, tt.args[i], tt.args[i+1])
+					i++
+				} else {
+					sets = append(sets, tt.args[i])
+				}
+			}
+			a := append(append(append([]string(nil), args...), flags...), sets...)
+			out, err := runApp(t, []*cli.Command{fetchCommand()}, a...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			rest := out
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+			if n := len(srv.Requests()); n != tt.reqs {
+				t.Errorf("%d requests, want %d: %v", n, tt.reqs, srv.Requests())
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(cache, "8.0")); !os.IsNotExist(err) {
+		t.Error("a cache directory was left for a version that does not exist")
+	}
+}
