@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 func demoCommand() *cli.Command {
@@ -12,8 +13,8 @@ func demoCommand() *cli.Command {
 		Usage: "boot the small multiboot guest built into smolvmm; it prints what it received",
 		Description: `The demo guest prints the multiboot information smolvmm gave it (memory
 map, command line, loader name, symbols), the CMOS clock and the PCI devices
-it finds, then leaves through the debug-exit port (exit status 1, as QEMU's
-isa-debug-exit maps a write of 0). Example:
+it finds, then leaves through the debug-exit port by writing 0, which this
+command reports as success (smolvmm run would give QEMU's status 1). Example:
    smolvmm demo -a "hello from the command line"`,
 		Flags: runFlags(),
 		Action: func(c *cli.Context) error {
@@ -23,7 +24,15 @@ isa-debug-exit maps a write of 0). Example:
 			}
 			cfg.Kernel = "demo"
 			cfg.KernelImage = guests.Demo
-			return runVM(c, cfg)
+			return runVM(c, cfg, demoStatus)
 		},
 	}
+}
+
+// demoStatus treats the demo guest's normal end (debug-exit 0) as success.
+func demoStatus(e vmm.Exit) int {
+	if e.Reason == vmm.ExitDebug && e.Code == 0 {
+		return 0
+	}
+	return e.Status()
 }

@@ -62,7 +62,7 @@ stopped by a signal, and 2 when the guest crashed.`,
 				return err
 			}
 			cfg.Kernel = c.String("kernel")
-			return runVM(c, cfg)
+			return runVM(c, cfg, vmm.Exit.Status)
 		},
 	}
 }
@@ -110,8 +110,8 @@ func readModule(spec string) (multiboot.Module, error) {
 }
 
 // runVM builds and runs a machine on the terminal and turns its end into
-// the process exit status.
-func runVM(c *cli.Context, cfg vmm.Config) error {
+// the process exit status with status.
+func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	var events []vmm.Event
 	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
 
@@ -153,7 +153,7 @@ func runVM(c *cli.Context, cfg vmm.Config) error {
 	if c.Bool("verbose") || exit.Reason == vmm.ExitStopped {
 		fmt.Fprintf(os.Stderr, "\nsmolvmm: guest %s\n", exit.Reason)
 	}
-	if s := exit.Status(); s != 0 {
+	if s := status(exit); s != 0 {
 		return cli.Exit("", s)
 	}
 	return nil
