@@ -1,0 +1,81 @@
+// Package netback provides the network backends behind smolvmm's virtio-net
+// device: a rootless user-mode network (built on gvisor-tap-vsock, with QEMU's
+// 10.0.2.0/24 addresses and host port forwarding), a Linux tap device, and
+// "none". Every backend moves whole Ethernet frames, without any virtio header.
+package netback
+
+import (
+	"errors"
+)
+
+// Backend is a pipe of Ethernet frames between a guest NIC and the outside.
+//
+// ReadFrame and WriteFrame may be called concurrently with each other (one
+// reader, one writer); Close may be called at any time and unblocks both.
+type Backend interface {
+	// ReadFrame blocks until a frame for the guest arrives and copies it
+	// into buf. A frame longer than buf is discarded and reported with an
+	// error wrapping ErrFrameTooLong (the caller should size buf with
+	// MaxFrameSize). After Close it returns an error wrapping ErrClosed.
+	ReadFrame(buf []byte) (int, error)
+	// WriteFrame sends one frame from the guest. It does not keep frame.
+	// It may block while the outside is congested (that is the back-pressure
+	// the device passes on to the guest's transmit queue), but never after
+	// Close, when it returns an error wrapping ErrClosed.
+	WriteFrame(frame []byte) error
+	// Close releases the backend's resources (file descriptors, listeners,
+	// goroutines). It is safe to call more than once.
+	Close() error
+}
+
+// Sizes of Ethernet frames as the backends see them (no FCS, no VLAN tag
+// handling: a tagged frame is just 4 bytes longer).
+const (
+	// EthernetHeaderSize is the size of the destination, source and type fields.
+	EthernetHeaderSize = 14
+	// MTU is the IP MTU of the user-mode network and the usual tap MTU.
+	MTU = 1500
+	// MaxFrameSize is the largest frame a backend delivers: a 64 KiB IP
+	// packet plus its Ethernet header and a VLAN tag, so a tap with a large
+	// MTU is still served.
+	MaxFrameSize = 65535 + EthernetHeaderSize + 4
+)
+
+var (
+	// ErrClosed is returned (wrapped) by a backend's methods after Close.
+	ErrClosed = errors.New("network backend closed")
+	// ErrFrameTooLong is returned (wrapped) by ReadFrame when a frame does
+	// not fit the caller's buffer, and by WriteFrame for a frame longer than
+	// MaxFrameSize.
+	ErrFrameTooLong = errors.New("frame too long")
+	// ErrFrameTooShort is returned (wrapped) by WriteFrame for a frame
+	// shorter than an Ethernet header.
+	ErrFrameTooShort = errors.New("frame shorter than an Ethernet header")
+)
+
+// Stats counts frames a backend handled. Backends that keep counters
+// implement StatsReporter.
+type Stats struct {
+	// ToGuest and FromGuest count frames delivered in each direction.
+	ToGuest, FromGuest uint64
+	// Dropped counts frames for the guest that were discarded because the
+	// guest did not take them fast enough (a full receive queue).
+	Dropped uint64
+}
+
+// StatsReporter is implemented by backends that count frames.
+type StatsReporter interface {
+	// Stats returns a snapshot of the counters.
+	Stats() Stats
+}
+
+// checkOutgoing validates a frame given to WriteFrame.
+func checkOutgoing(frame []byte) error {
+	if len(frame) < EthernetHeaderSize {
+		return fmtFrameErr(ErrFrameTooShort, len(frame))
+	}
+	if len(frame) > MaxFrameSize {
+		return fmtFrameErr(ErrFrameTooLong, len(frame))
+	}
+	return nil
+}

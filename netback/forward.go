@@ -1,0 +1,101 @@
+package netback
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Forward is one host-to-guest port forward of the user-mode network.
+type Forward struct {
+	// Proto is "tcp" or "udp".
+	Proto string
+	// HostAddr is the host address to listen on (127.0.0.1 by default).
+	HostAddr netip.Addr
+	// HostPort and GuestPort are the host port and the guest port it reaches.
+	HostPort, GuestPort uint16
+}
+
+// DefaultForwardAddr is the host address a forward listens on when the
+// -p option names none: only local programs can reach the guest.
+var DefaultForwardAddr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+
+// ErrBadForward is wrapped by every ParseForward error.
+var ErrBadForward = errors.New("malformed port forward")
+
+// forwardSyntax is quoted in ParseForward errors so users see the grammar.
+const forwardSyntax = "[tcp|udp:][hostaddr:]hostport:guestport, e.g. 8080:80, udp:5353:53 or 0.0.0.0:2222:22"
+
+// String gives the forward in ParseForward's syntax, always fully spelled.
+func (f Forward) String() string {
+	return fmt.Sprintf("%s:%s:%d", f.Proto, netip.AddrPortFrom(f.HostAddr, f.HostPort), f.GuestPort)
+}
+
+// ParseForward parses a -p value, "[tcp|udp:][hostaddr:]hostport:guestport".
+// An IPv6 host address is written in brackets ("[::1]:8080:80").
+func ParseForward(s string) (Forward, error) {
+	f := Forward{Proto: "tcp", HostAddr: DefaultForwardAddr}
+	bad := func(why string) (Forward, error) {
+		return Forward{}, fmt.Errorf("%w %q: %s; the syntax is %s", ErrBadForward, s, why, forwardSyntax)
+	}
+	rest := s
+	for _, p := range []string{"tcp", "udp"} {
+		if r, ok := strings.CutPrefix(strings.ToLower(rest), p+":"); ok {
+			f.Proto, rest = p, rest[len(rest)-len(r):]
+			break
+		}
+	}
+	cut := strings.LastIndexByte(rest, ':')
+	if cut < 0 {
+		return bad("missing \":guestport\"")
+	}
+	head, guest := rest[:cut], rest[cut+1:]
+	var host string
+	if cut = strings.LastIndexByte(head, ':'); cut < 0 {
+		host = head
+	} else {
+		addr := head[:cut]
+		host = head[cut+1:]
+		if strings.HasPrefix(addr, "[") != strings.HasSuffix(addr, "]") {
+			return bad("unbalanced brackets around the host address " + addr)
+		}
+		bracketed := strings.HasPrefix(addr, "[")
+		addr = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+		if strings.EqualFold(addr, "localhost") {
+			addr = DefaultForwardAddr.String()
+		}
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			return bad(fmt.Sprintf("host address %q is not an IP address", addr))
+		}
+		if a.Is6() && !a.Is4In6() && !bracketed {
+			return bad("write an IPv6 host address in brackets, e.g. [::1]:8080:80")
+		}
+		if a.Zone() != "" {
+			return bad("zoned IPv6 host addresses are not supported")
+		}
+		f.HostAddr = a.Unmap()
+	}
+	var err error
+	if f.HostPort, err = parsePort("host port", host); err != nil {
+		return bad(err.Error())
+	}
+	if f.GuestPort, err = parsePort("guest port", guest); err != nil {
+		return bad(err.Error())
+	}
+	return f, nil
+}
+
+// parsePort parses a port number 1-65535.
+func parsePort(what, s string) (uint16, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty %s", what)
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%s %q is not a number from 1 to 65535", what, s)
+	}
+	return uint16(n), nil
+}

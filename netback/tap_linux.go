@@ -1,0 +1,180 @@
+//go:build linux
+
+package netback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// tunDevice is the Linux TUN/TAP clone device.
+const tunDevice = "/dev/net/tun"
+
+// Tap is the backend of "--net tap:NAME": frames go to and come from a
+// Linux tap interface, for bridged setups.
+type Tap struct {
+	name    string
+	file    *os.File
+	scratch []byte // for callers whose buffer may be too short; read side only
+
+	closeOnce        sync.Once
+	closeErr         error
+	toGuest, fromGst atomic.Uint64
+}
+
+// OpenTap attaches to the tap interface name, or creates it (and brings it
+// up) when it does not exist. Creating a tap needs CAP_NET_ADMIN; attaching to
+// one made with "ip tuntap add NAME mode tap user $USER" does not. A tap that
+// OpenTap created disappears when the backend is closed.
+func OpenTap(name string) (*Tap, error) {
+	if err := checkIfName(name); err != nil {
+		return nil, err
+	}
+	_, statErr := net.InterfaceByName(name)
+	existed := statErr == nil
+
+	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, tapErr(name, "open "+tunDevice, err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("tap %q: %w", name, err)
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		_ = unix.Close(fd)
+		return nil, tapErr(name, "TUNSETIFF", err)
+	}
+	if !existed {
+		if err := setIfUp(name); err != nil {
+			_ = unix.Close(fd)
+			return nil, err
+		}
+	}
+	// The descriptor is non-blocking, so the file uses Go's poller and Close
+	// wakes a pending ReadFrame.
+	return &Tap{name: name, file: os.NewFile(uintptr(fd), tunDevice+":"+name)}, nil
+}
+
+// checkIfName rejects names Linux would refuse or misread.
+func checkIfName(name string) error {
+	if name == "" || len(name) >= unix.IFNAMSIZ || name == "." || name == ".." {
+		return fmt.Errorf("tap name %q: must be 1 to %d characters (and not . or ..)", name, unix.IFNAMSIZ-1)
+	}
+	for _, r := range name {
+		if r == '/' || r == ':' || r <= ' ' || r > '~' {
+			return fmt.Errorf("tap name %q: character %q is not allowed in an interface name", name, r)
+		}
+	}
+	return nil
+}
+
+// tapErr turns the usual failures of opening a tap into advice.
+func tapErr(name, op string, err error) error {
+	var hint string
+	switch {
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		hint = fmt.Sprintf("permission denied: run as root, or create the tap for your user first with `ip tuntap add %s mode tap user $USER` (then `ip link set %s up`)", name, name)
+	case errors.Is(err, syscall.EBUSY):
+		hint = fmt.Sprintf("tap %s is already in use by another process (another VM?): stop it or choose another tap name", name)
+	case errors.Is(err, syscall.EINVAL):
+		hint = fmt.Sprintf("interface %s exists but is not a tap device: choose another name", name)
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ENXIO):
+		hint = fmt.Sprintf("%s is missing: load the tun module (modprobe tun)", tunDevice)
+	default:
+		hint = "cannot attach"
+	}
+	return fmt.Errorf("tap %s: %s: %s: %w", name, op, hint, err)
+}
+
+// setIfUp sets IFF_UP on an interface, as "ip link set NAME up" does.
+func setIfUp(name string) error {
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("tap %s: bring up: socket: %w", name, err)
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("tap %s: bring up: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("tap %s: bring up: SIOCGIFFLAGS: %w", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("tap %s: bring up: SIOCSIFFLAGS: %w", name, err)
+	}
+	return nil
+}
+
+// Name is the tap interface's name.
+func (t *Tap) Name() string { return t.name }
+
+// ReadFrame implements Backend. The kernel silently truncates a frame read
+// into a short buffer, so a buffer shorter than MaxFrameSize is served
+// through a scratch buffer to detect that.
+func (t *Tap) ReadFrame(buf []byte) (int, error) {
+	dst := buf
+	if len(buf) < MaxFrameSize {
+		if t.scratch == nil {
+			t.scratch = make([]byte, MaxFrameSize)
+		}
+		dst = t.scratch
+	}
+	n, err := t.file.Read(dst)
+	if err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			err = ErrClosed
+		}
+		return 0, fmt.Errorf("tap %s: read frame: %w", t.name, err)
+	}
+	if len(buf) < MaxFrameSize {
+		if n > len(buf) {
+			return 0, fmt.Errorf("tap %s: read frame: %w: %d-byte frame, %d-byte buffer", t.name, ErrFrameTooLong, n, len(buf))
+		}
+		copy(buf, dst[:n])
+	}
+	t.toGuest.Add(1)
+	return n, nil
+}
+
+// WriteFrame implements Backend.
+func (t *Tap) WriteFrame(frame []byte) error {
+	if err := checkOutgoing(frame); err != nil {
+		return fmt.Errorf("tap %s: write frame: %w", t.name, err)
+	}
+	if _, err := t.file.Write(frame); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			err = ErrClosed
+		}
+		return fmt.Errorf("tap %s: write frame: %w", t.name, err)
+	}
+	t.fromGst.Add(1)
+	return nil
+}
+
+// Stats implements StatsReporter. The kernel counts the tap's drops itself
+// (ip -s link show NAME).
+func (t *Tap) Stats() Stats {
+	return Stats{ToGuest: t.toGuest.Load(), FromGuest: t.fromGst.Load()}
+}
+
+// Close implements Backend.
+func (t *Tap) Close() error {
+	t.closeOnce.Do(func() {
+		if err := t.file.Close(); err != nil {
+			t.closeErr = fmt.Errorf("tap %s: close: %w", t.name, err)
+		}
+	})
+	return t.closeErr
+}

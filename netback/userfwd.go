@@ -1,0 +1,158 @@
+package netback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+)
+
+// forwardDialTimeout bounds how long a host connection waits for the guest
+// to accept (the guest may not be up yet, or not listening).
+const forwardDialTimeout = 10 * time.Second
+
+// forward starts listening on the host for one Forward.
+func (u *User) forward(f Forward) error {
+	local := netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
+	guest := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(UserGuest.As4()), Port: f.GuestPort}
+	switch f.Proto {
+	case "tcp":
+		ln, err := net.Listen("tcp", local)
+		if err != nil {
+			return forwardListenErr(f, err)
+		}
+		t := &tcpForward{u: u, ln: ln, guest: guest, conns: map[net.Conn]struct{}{}}
+		u.closers = append(u.closers, t.close)
+		u.wg.Add(1)
+		go t.serve()
+	case "udp":
+		addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(f.HostAddr, f.HostPort))
+		lc, err := net.ListenUDP("udp", addr)
+		if err != nil {
+			return forwardListenErr(f, err)
+		}
+		p, err := forwarder.NewUDPProxy(lc, func() (net.Conn, error) {
+			return gonet.DialUDP(u.stack, nil, &guest, ipv4.ProtocolNumber)
+		})
+		if err != nil {
+			_ = lc.Close()
+			return fmt.Errorf("port forward %s: %w", f, err)
+		}
+		u.closers = append(u.closers, p.Close)
+		u.goServe(func() error { p.Run(); return nil })
+	default:
+		return fmt.Errorf("port forward %s: protocol %q is neither tcp nor udp", f, f.Proto)
+	}
+	return nil
+}
+
+// forwardListenErr explains the usual reasons a host port cannot be bound.
+func forwardListenErr(f Forward, err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hint = "the host port is already in use: choose another host port in -p or stop the program using it"
+	case errors.Is(err, syscall.EACCES):
+		hint = "ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a host port of 1024 or more"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = "the host address is not one of this host's addresses"
+	default:
+		hint = "cannot listen on the host"
+	}
+	return fmt.Errorf("port forward %s: %s: %w", f, hint, err)
+}
+
+// tcpForward relays connections accepted on a host port to the guest.
+type tcpForward struct {
+	u     *User
+	ln    net.Listener
+	guest tcpip.FullAddress
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (t *tcpForward) serve() {
+	defer t.u.wg.Done()
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !t.track(c) {
+			_ = c.Close()
+			return
+		}
+		t.u.wg.Add(1)
+		go t.relay(c)
+	}
+}
+
+// track records an open connection so close can end it; false once closed.
+func (t *tcpForward) track(c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.conns[c] = struct{}{}
+	return true
+}
+
+func (t *tcpForward) untrack(c net.Conn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+	_ = c.Close()
+}
+
+// relay copies both ways between a host connection and a new connection
+// to the guest, passing each side's end of stream on as a half close.
+func (t *tcpForward) relay(host net.Conn) {
+	defer t.u.wg.Done()
+	defer t.untrack(host)
+	ctx, cancel := context.WithTimeout(context.Background(), forwardDialTimeout)
+	guest, err := gonet.DialContextTCP(ctx, t.u.stack, t.guest, ipv4.ProtocolNumber)
+	cancel()
+	if err != nil {
+		return
+	}
+	if !t.track(guest) {
+		_ = guest.Close()
+		return
+	}
+	defer t.untrack(guest)
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(guest, host)
+		_ = guest.CloseWrite()
+		close(done)
+	}()
+	_, _ = io.Copy(host, guest)
+	if hc, ok := host.(*net.TCPConn); ok {
+		_ = hc.CloseWrite()
+	}
+	<-done
+}
+
+// close stops accepting and ends every open connection.
+func (t *tcpForward) close() error {
+	t.mu.Lock()
+	t.closed = true
+	for c := range t.conns {
+		_ = c.Close()
+	}
+	t.mu.Unlock()
+	return t.ln.Close()
+}
