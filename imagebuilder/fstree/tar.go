@@ -49,14 +49,14 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 		if p == "" {
 			return fmt.Errorf("a regular file cannot be the root")
 		}
-		if h.Size < 0 {
-			return fmt.Errorf("negative size %d", h.Size)
+		if h.Size < 0 || h.Size > MaxFileSize {
+			return fmt.Errorf("size %d out of range (0 to %d bytes)", h.Size, int64(MaxFileSize))
 		}
-		data, err := io.ReadAll(tr)
+		n, err := readContent(tr, h.Size)
 		if err != nil {
 			return fmt.Errorf("reading content (%d bytes): truncated or corrupt archive: %w", h.Size, err)
 		}
-		return t.Put(p, attrs(NewFile(0, data)))
+		return t.Put(p, attrs(n))
 	case tar.TypeDir:
 		return t.Put(p, attrs(NewDir(0)))
 	case tar.TypeSymlink:
@@ -88,6 +88,45 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported tar entry type %q", h.Typeflag)
+}
+
+// MaxFileSize is the largest regular file a set may hold (4 GiB).
+const MaxFileSize = 4 << 30
+
+// readContent reads a member of the given size in chunks and keeps only the
+// chunks holding non-zero bytes, so a sparse member costs memory only for
+// its data.
+func readContent(r io.Reader, size int64) (*Node, error) {
+	n := NewFile(0, nil)
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	var off int64
+	for off < size {
+		want := min(int64(chunk), size-off)
+		if _, err := io.ReadFull(r, buf[:want]); err != nil {
+			return nil, fmt.Errorf("at byte %d: %w", off, err)
+		}
+		if !allZero(buf[:want]) {
+			last := len(n.Extents) - 1
+			if last >= 0 && n.Extents[last].Off+int64(len(n.Extents[last].Data)) == off {
+				n.Extents[last].Data = append(n.Extents[last].Data, buf[:want]...)
+			} else {
+				n.Extents = append(n.Extents, Extent{Off: off, Data: append([]byte(nil), buf[:want]...)})
+			}
+		}
+		off += want
+	}
+	n.Size = size
+	return n, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Compression of a set file, detected from its first bytes.
@@ -144,7 +183,15 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		}
 		src = xr
 	}
-	return t.AddTar(src, name)
+	if err := t.AddTar(src, name); err != nil {
+		return err
+	}
+	// Read the compressed stream to its end so its checksum and index are
+	// verified: a tar can end cleanly inside a truncated xz or gzip file.
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return fmt.Errorf("%s: corrupt or truncated compressed stream after the tar end: %w", name, err)
+	}
+	return nil
 }
 
 // AddSet reads a set into t: a directory is read in place, a file as an archive.

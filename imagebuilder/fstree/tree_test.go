@@ -1,0 +1,202 @@
+package fstree_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+)
+
+func TestReadRescueSet(t *testing.T) {
+	for _, format := range []string{"tar", "tgz", "txz"} {
+		t.Run(format, func(t *testing.T) {
+			raw, err := testsets.Bytes(testsets.Rescue(10_000), format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := fstree.New()
+			if err := tr.AddArchive(bytes.NewReader(raw), "rescue."+format); err != nil {
+				t.Fatal(err)
+			}
+			sh, err := tr.Get("./rescue/sh")
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs := 0
+			tr.Walk(func(p string, n *fstree.Node) error {
+				if n == sh {
+					refs++
+				}
+				return nil
+			})
+			if refs != 150 {
+				t.Errorf("/rescue/sh has %d links, want 150", refs)
+			}
+			if !bytes.Equal(sh.Content(), testsets.Blob(1, 10_000)) {
+				t.Error("/rescue/sh content differs")
+			}
+			if sh.Perm != 0555 || sh.Mtime != testsets.Mtime.Unix() {
+				t.Errorf("/rescue/sh perm %o mtime %d", sh.Perm, sh.Mtime)
+			}
+			dev, _ := tr.Get("dev/ld1e")
+			if dev == nil || dev.Type != fstree.BlockDev || dev.Major != 19 || dev.Minor != 12 || dev.GID != 5 {
+				t.Errorf("dev/ld1e = %+v", dev)
+			}
+			l, _ := tr.Get("rescue/rsh")
+			if l == nil || l.Type != fstree.Symlink || l.Target != "sh" {
+				t.Errorf("rescue/rsh = %+v", l)
+			}
+			etc, _ := tr.Get("etc/mtree")
+			if etc == nil || etc.Type != fstree.Dir || etc.Perm != 0755 {
+				t.Errorf("implicit parent etc/mtree = %+v", etc)
+			}
+		})
+	}
+}
+
+func tarOf(t *testing.T, hs ...tar.Header) []byte {
+	var es []testsets.Entry
+	for _, h := range hs {
+		var data []byte
+		if h.Typeflag == tar.TypeReg {
+			data = []byte(h.Linkname)
+			h.Linkname = ""
+			h.Size = int64(len(data))
+		}
+		es = append(es, testsets.Entry{Hdr: h, Data: data})
+	}
+	b, err := testsets.Bytes(es, "tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBadSets(t *testing.T) {
+	reg := func(name, content string) tar.Header {
+		return tar.Header{Typeflag: tar.TypeReg, Name: name, Linkname: content, Mode: 0644}
+	}
+	good := tarOf(t, reg("./a", "hello"), reg("./b", "world"))
+	rescueTgz, _ := testsets.Bytes(testsets.Rescue(5000), "tgz")
+	rescueTxz, _ := testsets.Bytes(testsets.Rescue(5000), "txz")
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"dotdot", tarOf(t, reg("./../etc/passwd", "x")), `contains ".."`},
+		{"absolute", tarOf(t, reg("/etc/passwd", "x")), "is absolute"},
+		{"symlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b", Linkname: "../../x"}), "points outside the image root"},
+		{"hardlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "../x"}), `contains ".."`},
+		{"hardlink missing", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "./b"}), "target missing"},
+		{"truncated", good[:514], "truncated"},
+		{"truncated tgz", rescueTgz[:len(rescueTgz)/2], "truncated"},
+		{"truncated txz", rescueTxz[:len(rescueTxz)-10], "truncated"},
+		{"corrupt gzip", append([]byte{0x1f, 0x8b, 8, 0}, bytes.Repeat([]byte{0xff}, 100)...), "corrupt"},
+		{"bzip2", []byte("BZh91AY&SY"), "bzip2 compression is not supported"},
+		{"garbage", []byte("hello, world"), "unknown format"},
+		{"empty", nil, "empty file"},
+		{"file over dir parent", tarOf(t, reg("./a", "x"), reg("./a/b", "y")), "is a file, not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := fstree.New().AddArchive(bytes.NewReader(tc.data), "set.tgz")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), "set.tgz") {
+				t.Errorf("error %q does not name the set", err)
+			}
+		})
+	}
+}
+
+func TestDuplicatesLastWins(t *testing.T) {
+	reg := func(name, content string) tar.Header {
+		return tar.Header{Typeflag: tar.TypeReg, Name: name, Linkname: content, Mode: 0644}
+	}
+	data := tarOf(t, reg("./a", "first"), tar.Header{Typeflag: tar.TypeLink, Name: "./l", Linkname: "./a"},
+		reg("a", "second"), tar.Header{Typeflag: tar.TypeDir, Name: "./d/", Mode: 0700},
+		reg("./d/x", "in d"), tar.Header{Typeflag: tar.TypeDir, Name: "./d", Mode: 0750})
+	tr := fstree.New()
+	if err := tr.AddArchive(bytes.NewReader(data), "dup.tar"); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"a": "second", "l": "first", "d/x": "in d"} {
+		n, err := tr.Get(p)
+		if err != nil || string(n.Content()) != want {
+			t.Errorf("%s: got %v %v, want %q", p, n, err, want)
+		}
+	}
+	if d, _ := tr.Get("d"); d.Perm != 0750 {
+		t.Errorf("d perm %o, want the last entry's 0750", d.Perm)
+	}
+}
+
+func TestAddDir(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "etc/sub"), 0750)
+	os.WriteFile(filepath.Join(dir, "etc/a"), []byte("A"), 0640)
+	os.Link(filepath.Join(dir, "etc/a"), filepath.Join(dir, "etc/sub/b"))
+	os.Symlink("../a", filepath.Join(dir, "etc/sub/c"))
+	tr := fstree.New()
+	if err := tr.AddDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := tr.Get("etc/a")
+	b, _ := tr.Get("etc/sub/b")
+	c, _ := tr.Get("etc/sub/c")
+	if a == nil || a != b || string(a.Content()) != "A" || a.Perm != 0640 {
+		t.Errorf("hard link not kept: a=%+v b=%+v", a, b)
+	}
+	if c == nil || c.Type != fstree.Symlink || c.Target != "../a" {
+		t.Errorf("symlink: %+v", c)
+	}
+	os.Symlink("../../../x", filepath.Join(dir, "esc"))
+	if err := fstree.New().AddDir(dir); err == nil || !strings.Contains(err.Error(), "outside the image root") {
+		t.Errorf("escaping symlink: got %v", err)
+	}
+}
+
+func FuzzAddArchive(f *testing.F) {
+	raw, _ := testsets.Bytes(testsets.Rescue(2000), "tar")
+	f.Add(raw)
+	gz, _ := testsets.Bytes(testsets.Rescue(500), "tgz")
+	f.Add(gz)
+	f.Add([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr := fstree.New()
+		if err := tr.AddArchive(bytes.NewReader(data), "fuzz"); err != nil {
+			return
+		}
+		tr.Walk(func(p string, n *fstree.Node) error {
+			if strings.Contains(p, "..") && strings.Contains("/"+p+"/", "/../") {
+				t.Fatalf("path %q escapes", p)
+			}
+			if n.Type == fstree.Symlink {
+				if err := fstree.CheckSymlink(p, n.Target); err != nil {
+					t.Fatalf("accepted %v", err)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+func ExampleTree_AddArchive() {
+	raw, _ := testsets.Bytes(testsets.Rescue(1000), "tgz")
+	tr := fstree.New()
+	if err := tr.AddArchive(bytes.NewReader(raw), "rescue.tgz"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	init, _ := tr.Get("./rescue/init")
+	sh, _ := tr.Get("./rescue/sh")
+	fmt.Println(init == sh, init.Size)
+	// Output: true 1000
+}
