@@ -138,6 +138,7 @@ struct cfdata {
 	int *cf_loc; int cf_flags; const struct cfparent *cf_pspec;
 };
 static const int loc[4] = { 0x3f8, -1, 4, -1 };
+__attribute__((used)) static int kbss[64];
 `)
 	if o.Pad > 0 {
 		fmt.Fprintf(&b, "__attribute__((used)) static const char kpad[%d] = { 1 };\n", o.Pad)

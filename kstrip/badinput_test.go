@@ -1,0 +1,121 @@
+package kstrip
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/kstrip/internal/testkernel"
+)
+
+// symbolValueOffset returns the file offset of the st_value of the
+// 32-bit symbol called name.
+func symbolValueOffset(t *testing.T, image []byte, name string) int64 {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	symtab := f.SectionByType(elf.SHT_SYMTAB)
+	for i, s := range syms {
+		if s.Name == name {
+			// Symbols skips the null symbol at index 0.
+			return int64(symtab.Offset) + int64(i+1)*16 + 4
+		}
+	}
+	t.Fatalf("no symbol %s", name)
+	return 0
+}
+
+func TestBadInput(t *testing.T) {
+	good := buildKernel(t, testkernel.Options{Bits: 32, Entries: generic})
+	k, orig := parseFile(t, good)
+	put32 := func(b []byte, off int64, v uint32) { k.ByteOrder().PutUint32(b[off:], v) }
+	bssAddr := func() uint32 {
+		for _, r := range k.amap.regions {
+			if r.memsz > r.size {
+				return uint32(r.vaddr + r.size)
+			}
+		}
+		t.Fatal("no bss")
+		return 0
+	}()
+	tests := []struct {
+		name  string
+		image func() []byte
+		err   error
+		msg   []string
+	}{
+		{"text file", func() []byte { return []byte("#!/bin/sh\necho not a kernel\n") }, ErrNotELF, []string{`"#!/b"`, "NetBSD kernel"}},
+		{"empty", func() []byte { return nil }, ErrNotELF, nil},
+		{"truncated header", func() []byte { return orig[:30] }, ErrNotELF, nil},
+		{"stripped", func() []byte {
+			return readFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic, Stripped: true}))
+		}, ErrNoSymbols, []string{"stripped", "release kernels", "keep their symbols"}},
+		{"no cfdata symbol", func() []byte {
+			return readFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic, Symbol: "cfdata_other"}))
+		}, ErrNoCfdata, []string{"NetBSD kernel"}},
+		{"cfdata outside every segment", func() []byte {
+			b := clone(orig)
+			put32(b, symbolValueOffset(t, b, "cfdata"), 0x1000)
+			return b
+		}, ErrNotMapped, []string{"cfdata", "0x1000"}},
+		{"cfdata in bss", func() []byte {
+			b := clone(orig)
+			put32(b, symbolValueOffset(t, b, "cfdata"), bssAddr)
+			return b
+		}, ErrNotMapped, []string{"bss"}},
+		{"no terminator", func() []byte {
+			return readFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic, NoTerminator: true}))
+		}, ErrNoTerminator, []string{"44 entries", "end of its segment"}},
+		{"name pointer outside the file", func() []byte {
+			b := clone(orig)
+			put32(b, k.Entries[3].Offset, 0x0badf00d)
+			return b
+		}, ErrNotMapped, []string{"cfdata[3]", "cf_name", "0xbadf00d"}},
+		{"atname pointer into bss", func() []byte {
+			b := clone(orig)
+			put32(b, k.Entries[5].Offset+4, bssAddr)
+			return b
+		}, ErrNotMapped, []string{"cfdata[5]", "cf_atname", "bss"}},
+		{"pspec pointer outside the file", func() []byte {
+			b := clone(orig)
+			put32(b, k.Entries[7].Offset+20, 0xfffffff0)
+			return b
+		}, ErrNotMapped, []string{"cfdata[7]", "cf_pspec"}},
+		{"garbage after a null name", func() []byte {
+			b := clone(orig)
+			put32(b, k.Offset()+int64(len(generic))*24+4, 0xc0100000)
+			return b
+		}, nil, []string{"cfdata[44]", "null cf_name but other fields set"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			img := tc.image()
+			before := clone(img)
+			_, err := Parse(img)
+			if err == nil {
+				t.Fatal("Parse accepted a bad image")
+			}
+			if tc.err != nil && !errors.Is(err, tc.err) {
+				t.Errorf("err = %v, want %v", err, tc.err)
+			}
+			for _, m := range tc.msg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q lacks %q", err, m)
+				}
+			}
+			if !bytes.Equal(img, before) {
+				t.Error("Parse changed its input")
+			}
+		})
+	}
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }

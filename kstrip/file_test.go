@@ -1,0 +1,138 @@
+package kstrip
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func gz(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(data)
+	zw.Close()
+	return b.Bytes()
+}
+
+func TestReadFileGzipByMagic(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("\x7fELF pretend kernel")
+	tests := []struct {
+		name    string
+		content []byte
+		gzipped bool
+	}{
+		{"netbsd", data, false},
+		{"netbsd-GENERIC.gz", gz(t, data), true},
+		{"netbsd-no-suffix", gz(t, data), true},
+	}
+	for _, tc := range tests {
+		p := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(p, tc.content, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		f, err := ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(f.Data, data) || f.Gzipped != tc.gzipped || f.Mode != 0o640 {
+			t.Errorf("%s: data %q gzipped %v mode %v", tc.name, f.Data, f.Gzipped, f.Mode)
+		}
+	}
+}
+
+func TestReadFileBadGzip(t *testing.T) {
+	dir := t.TempDir()
+	full := gz(t, bytes.Repeat([]byte("kernel"), 1000))
+	tests := []struct {
+		name    string
+		content []byte
+		msg     string
+	}{
+		{"truncated", full[:len(full)/2], "truncated"},
+		{"bad header", []byte{0x1f, 0x8b, 0, 0}, "gzip header"},
+	}
+	for _, tc := range tests {
+		p := filepath.Join(dir, tc.name)
+		os.WriteFile(p, tc.content, 0o644)
+		_, err := ReadFile(p)
+		if err == nil || !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v, want it to name the file and say %q", tc.name, err, tc.msg)
+		}
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("cfdata"), 5000)
+	tests := []struct {
+		name     string
+		compress bool
+		mode     os.FileMode
+	}{
+		{"plain", false, 0o755},
+		{"plain.gz", true, 0o600},
+	}
+	for _, tc := range tests {
+		p := filepath.Join(dir, tc.name)
+		os.WriteFile(p, []byte("old"), 0o644)
+		if err := WriteFile(p, data, tc.compress, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		first := readFile(t, p)
+		st, _ := os.Stat(p)
+		if st.Mode().Perm() != tc.mode {
+			t.Errorf("%s: mode %v, want %v", tc.name, st.Mode().Perm(), tc.mode)
+		}
+		f, err := ReadFile(p)
+		if err != nil || !bytes.Equal(f.Data, data) || f.Gzipped != tc.compress {
+			t.Errorf("%s: read back %v gzipped=%v", tc.name, err, f.Gzipped)
+		}
+		// Same data, same bytes, even compressed.
+		WriteFile(p, data, tc.compress, tc.mode)
+		if !bytes.Equal(first, readFile(t, p)) {
+			t.Errorf("%s: rewriting the same data gave different bytes", tc.name)
+		}
+	}
+	// A symlink is followed, not replaced; no temporary file is left.
+	target := filepath.Join(dir, "plain")
+	link := filepath.Join(dir, "link")
+	os.Symlink(target, link)
+	if err := WriteFile(link, []byte("new"), false, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Lstat(link); fi.Mode()&os.ModeSymlink == 0 || string(readFile(t, target)) != "new" {
+		t.Error("the symlink was replaced or its target not written")
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".kstrip-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+	// A directory that cannot be written: an error, the old file intact.
+	if os.Getuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		os.Mkdir(ro, 0o755)
+		p := filepath.Join(ro, "k")
+		os.WriteFile(p, []byte("old"), 0o644)
+		os.Chmod(ro, 0o555)
+		defer os.Chmod(ro, 0o755)
+		if err := WriteFile(p, data, false, 0o644); err == nil || string(readFile(t, p)) != "old" {
+			t.Errorf("write into a read-only directory: err %v", err)
+		}
+	}
+}

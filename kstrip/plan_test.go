@@ -1,0 +1,310 @@
+package kstrip
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/kstrip/internal/testkernel"
+)
+
+// checkOnlyStates fails unless every byte that differs between before and
+// after lies in the cf_fstate of an entry r changed, and each such field
+// now holds the new state.
+func checkOnlyStates(t *testing.T, k *Kernel, r *Report, before, after []byte) {
+	t.Helper()
+	allowed := map[int64]bool{}
+	for _, c := range r.Changes {
+		off := k.StateOffset(c.Index)
+		allowed[off], allowed[off+1] = true, true
+		if got := State(int16(k.ByteOrder().Uint16(after[off:]))); got != c.To {
+			t.Errorf("cfdata[%d] fstate in file = %v, want %v", c.Index, got, c.To)
+		}
+	}
+	if len(before) != len(after) {
+		t.Fatalf("size changed: %d -> %d", len(before), len(after))
+	}
+	diffs := 0
+	for i := range before {
+		if before[i] != after[i] {
+			diffs++
+			if !allowed[int64(i)] {
+				t.Errorf("byte %#x changed (%#x -> %#x) outside every changed cf_fstate", i, before[i], after[i])
+			}
+		}
+	}
+	if len(r.Changes) > 0 && diffs == 0 {
+		t.Errorf("%d changes but no byte differs", len(r.Changes))
+	}
+}
+
+func states(k *Kernel) []State {
+	s := make([]State, len(k.Entries))
+	for i, e := range k.Entries {
+		s[i] = e.State
+	}
+	return s
+}
+
+func labels(kp []KeptParent) []string {
+	var s []string
+	for _, p := range kp {
+		s = append(s, p.Label+"@"+p.Attach)
+	}
+	return s
+}
+
+const (
+	n  = NotFound
+	s  = Star
+	dn = DNotFound
+	ds = DStar
+)
+
+// afterDefault is generic after a strip with DefaultKeep.
+var afterDefault = []State{
+	n, s, s, s, dn, s, s, s, ds, s, s, n, n, n, n, n, // 0-15
+	ds, ds, ds, dn, ds, dn, ds, ds, ds, ds, ds, ds, s, s, ds, ds, // 16-31
+	s, dn, ds, ds, dn, ds, dn, dn, dn, ds, dn, ds, // 32-43
+}
+
+func TestStripDefault(t *testing.T) {
+	for _, bits := range []int{32, 64} {
+		k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: bits, Entries: generic}))
+		r, err := k.Plan(Plan{Strip: true, Keep: DefaultKeep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+		if got := states(k); !slices.Equal(got, afterDefault) {
+			t.Errorf("%d-bit states after strip:\n got %v\nwant %v", bits, got, afterDefault)
+		}
+		checkOnlyStates(t, k, r, orig, k.Bytes())
+		wantParents := []string{"ppb*@ppb", "pcib*@pcib", "ichlpcib*@ichlpcib"}
+		if got := labels(r.KeptParents); !slices.Equal(got, wantParents) {
+			t.Errorf("%d-bit kept parents %v, want %v", bits, got, wantParents)
+		}
+		if len(r.Warnings) != 0 {
+			t.Errorf("%d-bit warnings: %q", bits, r.Warnings)
+		}
+		// A fresh parse of the written bytes reads the same states.
+		k2, err := Parse(append([]byte(nil), k.Bytes()...))
+		if err != nil || !slices.Equal(states(k2), afterDefault) {
+			t.Errorf("%d-bit reparse: %v %v", bits, err, states(k2))
+		}
+	}
+}
+
+func TestIdempotent(t *testing.T) {
+	k, _ := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	plans := []Plan{
+		{Strip: true, Keep: DefaultKeep},
+		{Strip: true, Keep: []string{"wd", "com0"}, Disable: []string{"fdc"}},
+		{Disable: []string{"com*", "fdc"}, Enable: []string{"ne0"}},
+	}
+	for _, p := range plans {
+		r1, err := k.Plan(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Apply(r1)
+		once := append([]byte(nil), k.Bytes()...)
+		r2, err := k.Plan(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r2.Changes) != 0 {
+			t.Errorf("%+v: second run changes %+v", p, r2.Changes)
+		}
+		k.Apply(r2)
+		if string(once) != string(k.Bytes()) {
+			t.Errorf("%+v: second run changed bytes", p)
+		}
+	}
+}
+
+func TestDisableEnable(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    Plan
+		changed map[int]State
+	}{
+		{"driver", Plan{Disable: []string{"fdc"}}, map[int]State{19: dn}},
+		{"star entries", Plan{Disable: []string{"com*"}}, map[int]State{16: ds, 18: ds}},
+		{"unit", Plan{Disable: []string{"com0"}}, map[int]State{14: dn}},
+		{"all of a driver", Plan{Disable: []string{"com"}}, map[int]State{14: dn, 15: dn, 16: ds, 18: ds}},
+		{"attachment", Plan{Disable: []string{"com_isa"}}, map[int]State{14: dn, 15: dn}},
+		{"case and spaces", Plan{Disable: []string{" FDC ", "PCKBC0"}}, map[int]State{19: dn, 21: dn}},
+		{"already disabled", Plan{Disable: []string{"ne"}}, map[int]State{}},
+		{"enable disabled", Plan{Enable: []string{"ne0"}}, map[int]State{40: n}},
+		{"fixed unit of star parent", Plan{Disable: []string{"sd"}}, map[int]State{42: dn, 43: ds}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+			r, err := k.Plan(tc.plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k.Apply(r)
+			checkOnlyStates(t, k, r, orig, k.Bytes())
+			for i, e := range k.Entries {
+				want := State(generic[i].State)
+				if w, ok := tc.changed[i]; ok {
+					want = w
+				}
+				if e.State != want {
+					t.Errorf("cfdata[%d] %s = %v, want %v", i, e.Label(), e.State, want)
+				}
+			}
+			if len(r.Changes) != len(tc.changed) {
+				t.Errorf("%d changes, want %d", len(r.Changes), len(tc.changed))
+			}
+			// Undo: the reverse operation restores the original bytes.
+			undo := Plan{Enable: tc.plan.Disable, Disable: tc.plan.Enable}
+			r2, err := k.Plan(undo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k.Apply(r2)
+			if tc.name != "already disabled" && string(k.Bytes()) != string(orig) {
+				t.Errorf("undo %+v did not restore the original bytes", undo)
+			}
+		})
+	}
+}
+
+func TestParentsKept(t *testing.T) {
+	tests := []struct {
+		name     string
+		plan     Plan
+		parents  []string
+		warnings []string
+		enabled  []int
+	}{
+		{
+			name:     "chain through a driver with three parents",
+			plan:     Plan{Strip: true, Keep: []string{"wskbd"}},
+			parents:  []string{"pckbd*@pckbd", "pckbc0@pckbc_isa", "isa0@isa", "isa0@isa", "isa0@isa", "mainbus0@mainbus", "pcib*@pcib", "ichlpcib*@ichlpcib", "pci*@pci", "pci*@pci", "ppb*@ppb"},
+			warnings: []string{"pckbc0 (pckbc_isa) stays enabled"},
+			enabled:  []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 21, 22, 24},
+		},
+		{
+			name:     "fixed parent unit served by a star entry",
+			plan:     Plan{Strip: true, Keep: []string{"sd0"}},
+			parents:  []string{"scsibus*@scsibus"},
+			warnings: []string{`scsibus* (scsibus) attaches at any device with interface attribute "scsi"`},
+			enabled:  []int{41, 42},
+		},
+		{
+			name:    "fixed parent unit served by a fixed entry",
+			plan:    Plan{Strip: true, Keep: []string{"acpi"}},
+			parents: []string{"mainbus0@mainbus"},
+			enabled: []int{0, 4},
+		},
+		{
+			name:     "enable brings its parents back",
+			plan:     Plan{Strip: true, Keep: []string{"mainbus"}, Enable: []string{"wd"}},
+			parents:  []string{"atabus*@atabus"},
+			warnings: []string{`atabus* (atabus) attaches at any device with interface attribute "ata"`},
+			enabled:  []int{0, 26, 27},
+		},
+		{
+			name:     "disable wins over keep",
+			plan:     Plan{Strip: true, Keep: []string{"com0"}, Disable: []string{"isa"}},
+			parents:  []string{"isa0@isa", "isa0@isa", "isa0@isa", "mainbus0@mainbus", "pcib*@pcib", "ichlpcib*@ichlpcib", "pci*@pci", "pci*@pci", "ppb*@ppb"},
+			warnings: []string{"isa0 (isa) is both kept and disabled", "isa0 (isa) is both kept and disabled", "isa0 (isa) is both kept and disabled"},
+			enabled:  []int{0, 5, 6, 7, 9, 10, 14},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 64, Entries: generic}))
+			r, err := k.Plan(tc.plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := labels(r.KeptParents); !slices.Equal(got, tc.parents) {
+				t.Errorf("kept parents\n got %v\nwant %v", got, tc.parents)
+			}
+			if len(r.Warnings) != len(tc.warnings) {
+				t.Errorf("warnings %q, want %d", r.Warnings, len(tc.warnings))
+			}
+			for i, w := range tc.warnings {
+				if i < len(r.Warnings) && !strings.Contains(r.Warnings[i], w) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, r.Warnings[i], w)
+				}
+			}
+			k.Apply(r)
+			checkOnlyStates(t, k, r, orig, k.Bytes())
+			for i, e := range k.Entries {
+				if want := slices.Contains(tc.enabled, i); e.State.Disabled() == want {
+					t.Errorf("cfdata[%d] %s (%s) is %v, want enabled=%v", i, e.Label(), e.Attach, e.State, want)
+				}
+			}
+		})
+	}
+}
+
+func TestCanBeUnit(t *testing.T) {
+	tests := []struct {
+		e    Entry
+		unit int
+		want bool
+	}{
+		{Entry{Unit: 0, State: NotFound}, 0, true},
+		{Entry{Unit: 0, State: DNotFound}, 1, false},
+		{Entry{Unit: 1, State: NotFound}, AnyUnit, true},
+		{Entry{Unit: 2, State: Star}, 1, false},
+		{Entry{Unit: 2, State: DStar}, 2, true},
+		{Entry{Unit: 2, State: Star}, 7, true},
+	}
+	for _, tc := range tests {
+		if got := tc.e.canBeUnit(tc.unit); got != tc.want {
+			t.Errorf("%+v canBeUnit(%d) = %v", tc.e, tc.unit, got)
+		}
+	}
+}
+
+func TestUnknownNames(t *testing.T) {
+	k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	_, err := k.Plan(Plan{Strip: true, Keep: []string{"vioff", "mainbus"}, Disable: []string{"com7"}})
+	if !errors.Is(err, ErrUnknownName) {
+		t.Fatalf("err = %v, want ErrUnknownName", err)
+	}
+	for _, want := range []string{`keep name "vioff"`, "did you mean vioif", `disable name "com7"`, "com0", "com1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if string(k.Bytes()) != string(orig) {
+		t.Error("a failed Plan changed the image")
+	}
+	r, err := k.Plan(Plan{Strip: true, Keep: []string{"vioff", "mainbus"}, IgnoreUnknown: true})
+	if err != nil || len(r.Unknown) != 1 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "vioif") {
+		t.Errorf("IgnoreUnknown: %v %+v", err, r)
+	}
+}
+
+func TestApplyRejectsForeignReport(t *testing.T) {
+	k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	err := k.Apply(&Report{Changes: []Change{{Index: 0, To: DNotFound}, {Index: 999, To: DStar}}})
+	if err == nil || string(k.Bytes()) != string(orig) {
+		t.Errorf("Apply of an out-of-range change: err %v, image changed %v", err, string(k.Bytes()) != string(orig))
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"vioif", "vioff", 1}, {"com", "com0", 1}, {"kitten", "sitting", 3}, {"", "ld", 2}}
+	for _, tc := range tests {
+		if got := editDistance(tc.a, tc.b); got != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.d)
+		}
+	}
+}
