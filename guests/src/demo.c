@@ -62,20 +62,14 @@ static void show_elf(const struct mb_info *mbi)
 	puts("elf: no symtab\n");
 }
 
-static u8 cmos(u8 reg)
-{
-	outb(0x70, reg);
-	return inb(0x71);
-}
-
 static void show_rtc(void)
 {
 	u32 i;
-	for (i = 0; i < 2000 && (cmos(0x0A) & 0x80); i++) /* wait out an update (UIP) */
+	for (i = 0; i < 2000 && (cmos_read(0x0A) & 0x80); i++) /* wait out an update (UIP) */
 		;
-	u8 a = cmos(0x0A), b = cmos(0x0B), d = cmos(0x0D), e = cmos(0x0E);
-	u8 sec = cmos(0), min = cmos(2), hour = cmos(4);
-	u8 day = cmos(7), mon = cmos(8), year = cmos(9), cent = cmos(0x32);
+	u8 a = cmos_read(0x0A), b = cmos_read(0x0B), d = cmos_read(0x0D), e = cmos_read(0x0E);
+	u8 sec = cmos_read(0), min = cmos_read(2), hour = cmos_read(4);
+	u8 day = cmos_read(7), mon = cmos_read(8), year = cmos_read(9), cent = cmos_read(0x32);
 	printf("rtc: A=0x%02x B=0x%02x D=0x%02x E=0x%02x uip-polls=%u vrt=%u\n", a, b, d, e, i,
 	       (d >> 7) & 1);
 	if (b & 0x04)

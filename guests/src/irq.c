@@ -1,7 +1,7 @@
 /* irq: proves interrupt delivery into unpaged protected mode. The handler
  * prints "irq N ok" and exits through the debug port; it never returns.
  * Words: "uart" (default: IRQ 4, UART transmit-empty), "pit" (IRQ 0, PIT
- * channel 0 at 1 kHz), "spin=N" (polls before giving up). */
+ * channel 0 at 1 kHz), "timeout=N" (seconds to wait, default 5). */
 #include "rt.h"
 
 static u32 want;
@@ -26,8 +26,7 @@ void kmain(u32 magic, const struct mb_info *mbi)
 {
 	(void)magic;
 	(void)mbi;
-	u32 spin = 1000000;
-	word_uint("spin", &spin);
+	struct deadline dl;
 	want = has_word("pit") ? 0 : 4;
 	printf("irq: waiting for irq %u (%s)\n", want, want ? "uart thre" : "pit");
 	intr_init(on_irq);
@@ -40,8 +39,9 @@ void kmain(u32 magic, const struct mb_info *mbi)
 		outb(0x3f8 + 4, 0x0B); /* DTR, RTS, OUT2: OUT2 gates the IRQ on a PC */
 		outb(0x3f8 + 1, 0x02); /* IER: transmit holding register empty */
 	}
+	deadline_init(&dl, timeout_word(5));
 	sti();
-	for (volatile u32 i = 0; i < spin; i++)
+	while (!deadline_passed(&dl))
 		;
 	cli();
 	printf("irq: timeout waiting for irq %u\n", want);

@@ -220,6 +220,41 @@ int word_uint(const char *key, u32 *v)
 	return 1;
 }
 
+u8 cmos_read(u8 reg)
+{
+	outb(0x70, reg);
+	return inb(0x71);
+}
+
+void deadline_init(struct deadline *d, u32 seconds)
+{
+	d->left = seconds + 1; /* the first tick may come at once */
+	d->polls = 0;
+	d->cap = seconds < 500 ? seconds * 4000000u : 2000000000u;
+	d->last = cmos_read(0);
+}
+
+int deadline_passed(struct deadline *d)
+{
+	if (++d->polls >= d->cap)
+		return 1;
+	if ((d->polls & 255) == 0) {
+		u8 s = cmos_read(0);
+		if (s != d->last) {
+			d->last = s;
+			if (--d->left == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+u32 timeout_word(u32 def)
+{
+	u32 v;
+	return word_uint("timeout", &v) ? v : def;
+}
+
 u32 pci_read(u32 bus, u32 dev, u32 fn, u32 off)
 {
 	outl(0xCF8, 0x80000000u | bus << 16 | dev << 11 | fn << 8 | (off & 0xFC));

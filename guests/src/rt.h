@@ -62,6 +62,19 @@ const char *cmdline_get(void);
 int has_word(const char *w);
 int word_uint(const char *key, u32 *v); /* "key=N" (decimal or 0x hex) */
 
+/* Wall-clock deadline for polling loops, counted in RTC second ticks (the
+ * cost of a loop iteration differs a thousandfold between QEMU TCG and the
+ * project's KVM). A poll cap also ends the wait if the RTC never ticks. */
+struct deadline {
+	u32 left, polls, cap;
+	u8 last;
+};
+void deadline_init(struct deadline *d, u32 seconds);
+int deadline_passed(struct deadline *d);
+/* timeout_words returns "timeout=N" from the command line, else def. */
+u32 timeout_word(u32 def);
+u8 cmos_read(u8 reg);
+
 /* PCI configuration mechanism #1. */
 u32 pci_read(u32 bus, u32 dev, u32 fn, u32 off);
 void pci_write(u32 bus, u32 dev, u32 fn, u32 off, u32 v);

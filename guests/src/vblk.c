@@ -3,7 +3,8 @@
  * Words: "indirect" (one INDIRECT_DESC descriptor per request), "irq" (wait
  * for the device's INTx instead of polling; the handler reports and exits),
  * "seq=N" (pattern counter), "sector=N" (sector to write, default 1),
- * "oob" (also read the sector at the capacity: must fail), "spin=N". */
+ * "oob" (also read the sector at the capacity: must fail), "timeout=N"
+ * (seconds to wait for each request, default 10). */
 #include "virtio.h"
 
 #define BLK_F_RO (1u << 5)
@@ -25,7 +26,7 @@ static u8 buf[512], back[512], status;
 static struct vdev dev;
 static struct vq q;
 static int indirect;
-static u32 spin = 2000000;
+static u32 timeout;
 
 static void fill(struct vring_desc *d, const void *p, u32 len, u16 flags, u16 next)
 {
@@ -64,7 +65,7 @@ static u32 request(u32 type, u64 sector, void *data, u32 len)
 {
 	submit(type, sector, data, len);
 	u32 id, ulen;
-	if (vq_poll(&q, spin, &id, &ulen) != 0) {
+	if (vq_poll(&q, timeout, &id, &ulen) != 0) {
 		printf("vblk: timeout on request type %u\n", type);
 		exit(1);
 	}
@@ -95,7 +96,7 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	u32 seq = 0, sector = 1;
 	word_uint("seq", &seq);
 	word_uint("sector", &sector);
-	word_uint("spin", &spin);
+	timeout = timeout_word(10);
 
 	if (vdev_open("vblk", 0x1001, 2, &dev) != 0)
 		fail("vblk: no device");
@@ -122,9 +123,11 @@ void kmain(u32 magic, const struct mb_info *mbi)
 			fail("vblk: no usable interrupt line");
 		intr_init(on_irq);
 		pic_unmask(dev.irq);
+		struct deadline dl;
+		deadline_init(&dl, timeout);
 		sti();
 		submit(BLK_T_IN, 0, buf, 512);
-		for (volatile u32 i = 0; i < spin; i++)
+		while (!deadline_passed(&dl))
 			;
 		cli();
 		printf("vblk: no interrupt; used=%u isr=0x%x\n", vq_used_idx(&q),

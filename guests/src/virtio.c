@@ -70,9 +70,11 @@ u16 vq_used_idx(struct vq *q)
 	return *(volatile u16 *)(q->used + 2);
 }
 
-int vq_poll(struct vq *q, u32 spin, u32 *id, u32 *len)
+int vq_poll(struct vq *q, u32 seconds, u32 *id, u32 *len)
 {
-	for (u32 i = 0; i < spin; i++) {
+	struct deadline dl;
+	deadline_init(&dl, seconds);
+	while (!deadline_passed(&dl)) {
 		if (vq_used_idx(q) != q->last_used) {
 			barrier();
 			volatile u8 *e = q->used + 4 + 8u * (q->last_used & (q->size - 1));

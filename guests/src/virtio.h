@@ -56,8 +56,8 @@ int vdev_open(const char *tag, u16 devid, u16 subsys, struct vdev *d);
 int vq_setup(const char *tag, struct vdev *d, struct vq *q, u16 index, u8 *mem);
 /* vq_submit publishes head in the available ring and notifies the device. */
 void vq_submit(struct vq *q, u16 head);
-/* vq_poll waits (bounded) for a used element; returns 0 and fills id/len. */
-int vq_poll(struct vq *q, u32 spin, u32 *id, u32 *len);
+/* vq_poll waits up to seconds for a used element; returns 0 and fills id/len. */
+int vq_poll(struct vq *q, u32 seconds, u32 *id, u32 *len);
 u16 vq_used_idx(struct vq *q);
 static inline void vdev_status(struct vdev *d, u8 s) { outb(d->io + VIO_STATUS, s); }
 

@@ -1,0 +1,22 @@
+package guests
+
+import "strconv"
+
+// HaltMessage is what NetBSD prints on COM1 when it halts without ACPI, and
+// what the bad guest prints in "halt" mode before polling the UART forever.
+const HaltMessage = "The operating system has halted.\r\nPlease press any key to reboot.\r\n\r\n"
+
+// DemoDone is the last line the demo guest prints before it exits.
+const DemoDone = "smolvmm-demo: done"
+
+// VblkPattern returns the 512 bytes the vblk guest writes to its test sector
+// for the "seq=N" word: bytes i&0xff, overwritten at the start by
+// "smolvmm-write-test seq=N\n". Tests compare the disk image against it.
+func VblkPattern(seq uint32) []byte {
+	b := make([]byte, 512)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	copy(b, "smolvmm-write-test seq="+strconv.FormatUint(uint64(seq), 10)+"\n")
+	return b
+}

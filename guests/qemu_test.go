@@ -1,0 +1,290 @@
+package guests
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// These tests run every guest under QEMU's software emulation: the reference
+// that proves the guests themselves are right, so the KVM-side tests of
+// smolvmm can trust them.
+
+type qemuOpts struct {
+	append string
+	extra  []string
+	// reply is written to the guest's COM1 once the output contains trigger.
+	trigger, reply string
+}
+
+// runQEMU boots kernel under qemu-system-i386 (TCG) and returns the COM1
+// output with "\r\n" kept and the QEMU exit status.
+func runQEMU(t *testing.T, kernel string, o qemuOpts) (string, int) {
+	t.Helper()
+	qemu, err := exec.LookPath("qemu-system-i386")
+	if err != nil {
+		t.Skip("qemu-system-i386 not installed (apt-get install qemu-system-x86)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{"-M", "pc", "-m", "64", "-display", "none", "-monitor", "none",
+		"-no-reboot", "-serial", "stdio", "-nodefaults",
+		"-device", "isa-debug-exit,iobase=0x501,iosize=2",
+		"-kernel", kernel, "-append", o.append}
+	cmd := exec.CommandContext(ctx, qemu, append(args, o.extra...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting qemu: %v", err)
+	}
+	var (
+		mu  sync.Mutex
+		out bytes.Buffer
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		replied := o.trigger == ""
+		for {
+			n, err := stdout.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			hit := !replied && bytes.Contains(out.Bytes(), []byte(o.trigger))
+			mu.Unlock()
+			if hit {
+				replied = true
+				io.WriteString(stdin, o.reply)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	<-done
+	err = cmd.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if ctx.Err() != nil {
+		t.Fatalf("qemu timed out; output so far:\n%s", out.String())
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), ee.ExitCode()
+	default:
+		t.Fatalf("qemu: %v\n%s", err, stderr.String())
+	}
+	return "", -1
+}
+
+func wantLines(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
+}
+
+func TestQEMUDemo(t *testing.T) {
+	for _, name := range []string{"demo", "demo-virt"} {
+		t.Run(name, func(t *testing.T) {
+			kernel := build(t, name)
+			out, status := runQEMU(t, kernel, qemuOpts{append: "hello=world -z"})
+			if status != 1 {
+				t.Errorf("exit status %d, want 1 (debug-exit value 0)", status)
+			}
+			year := time.Now().UTC().Year()
+			wantLines(t, out,
+				"smolvmm-demo: hello\r\n",
+				"eax: 0x2badb002 ok\r\n",
+				fmt.Sprintf("cmdline: \"%s hello=world -z\"\r\n", kernel),
+				"loader: \"qemu\"\r\n",
+				"mmap: base=0x0000000000100000 len=0x",
+				"bss: zero ok\r\n",
+				"rtc: A=0x26 B=0x02 D=0x80 E=0x00",
+				fmt.Sprintf("rtc: %d-", year),
+				"pci: 00:00.0 8086:1237 rev 02 class 060000",
+				DemoDone+"\r\n",
+			)
+			m := regexp.MustCompile(`kmain=0x([0-9a-f]+) linked=0x([0-9a-f]+)`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no kmain line in:\n%s", out)
+			}
+			run, _ := strconv.ParseUint(m[1], 16, 32)
+			linked, _ := strconv.ParseUint(m[2], 16, 32)
+			if sym := symbol(t, kernel, "kmain"); sym != linked {
+				t.Errorf("guest says kmain linked at %#x, ELF symbol says %#x", linked, sym)
+			}
+			off := uint64(0)
+			if name == "demo-virt" {
+				off = 0xc0000000
+			}
+			if linked-run != off || run < 0x100000 || run >= 0x200000 {
+				t.Errorf("kmain runs at %#x, linked at %#x: want physical %#x below", run, linked, off)
+			}
+		})
+	}
+}
+
+func symbol(t *testing.T, path, name string) uint64 {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	t.Fatalf("%s: no symbol %s", path, name)
+	return 0
+}
+
+func TestQEMUIRQ(t *testing.T) {
+	tests := []struct{ words, want string }{
+		{"uart", "irq 4 ok iir=0xc2\r\n"},
+		{"pit", "irq 0 ok\r\n"},
+	}
+	kernel := build(t, "irq")
+	for _, tc := range tests {
+		t.Run(tc.words, func(t *testing.T) {
+			out, status := runQEMU(t, kernel, qemuOpts{append: tc.words})
+			if status != 1 {
+				t.Errorf("exit status %d, want 1", status)
+			}
+			wantLines(t, out, tc.want)
+		})
+	}
+}
+
+// diskImage writes a 1 MiB image whose sector 0 starts with a known header.
+func diskImage(t *testing.T) (string, []byte) {
+	img := make([]byte, 1<<20)
+	for i := range img {
+		img[i] = byte(i*7 + i>>9)
+	}
+	copy(img, "SMOLVMM-SECTOR-0")
+	path := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, img
+}
+
+func TestQEMUVblk(t *testing.T) {
+	tests := []struct {
+		name, words, driveOpts string
+		sector                 int // -1: the image must stay unchanged
+		seq                    uint32
+		want                   []string
+	}{
+		{"poll", "seq=5", "", 1, 5, []string{
+			"vblk: found 00:", "vblk: status 0x7\r\n", "vblk: capacity 2048 sectors (hi 0)\r\n",
+			"vblk: wrote sector 1 seq=5\r\n", "vblk: flush ok\r\n", "vblk: readback ok\r\n",
+			"vblk: serial \"smolvmm-test\"\r\n", "vblk: ok\r\n"}},
+		{"indirect", "indirect sector=3 seq=9 oob", "", 3, 9, []string{
+			"guest features 0x10000200\r\n", "vblk: wrote sector 3 seq=9\r\n",
+			"vblk: readback ok\r\n", "vblk: read beyond end status 1\r\n", "vblk: ok\r\n"}},
+		{"irq", "irq", "", -1, 0, []string{
+			"isr=0x1 used=1 status=0\r\n", "vblk: sector 0 53 4d 4f 4c\r\n",
+			"vblk: irq ok\r\n"}},
+		{"readonly", "seq=1", ",readonly=on", -1, 0, []string{
+			"vblk: read-only disk, write status 1\r\n", "vblk: ok\r\n"}},
+	}
+	kernel := build(t, "vblk")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, img := diskImage(t)
+			out, status := runQEMU(t, kernel, qemuOpts{append: tc.words, extra: []string{
+				"-drive", "file=" + path + ",if=none,id=d0,format=raw" + tc.driveOpts,
+				"-device", "virtio-blk-pci,drive=d0,disable-modern=on,serial=smolvmm-test"}})
+			if status != 1 {
+				t.Errorf("exit status %d, want 1", status)
+			}
+			if tc.name != "irq" {
+				wantLines(t, out, "vblk: sector 0 53 4d 4f 4c 56 4d 4d 2d 53 45 43 54 4f 52 2d 30\r\n")
+			}
+			wantLines(t, out, tc.want...)
+			if tc.name == "irq" {
+				// The interrupt must come on the line the device's config space names.
+				m := regexp.MustCompile(`irq (\d+) pin 1\r\n(?s:.*)vblk: irq (\d+) isr`).FindStringSubmatch(out)
+				if m == nil || m[1] != m[2] {
+					t.Errorf("interrupt line mismatch: %q", m)
+				}
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.sector >= 0 {
+				copy(img[tc.sector*512:], VblkPattern(tc.seq))
+			}
+			if !bytes.Equal(got, img) {
+				for i := range got {
+					if got[i] != img[i] {
+						t.Fatalf("image differs first at byte %d (sector %d)", i, i/512)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestQEMUBad(t *testing.T) {
+	tests := []struct {
+		words          string
+		trigger, reply string
+		status         int
+		want           []string
+	}{
+		// -no-reboot turns the guest's reset or triple fault into exit status 0.
+		{"triplefault", "", "", 0, []string{"bad: triple fault now\r\n"}},
+		{"reset", "", "", 0, []string{"bad: reset through port 0x64\r\n"}},
+		{"mmio", "", "", 1, []string{"bad: mmio 0xfed40000 read 0x", "bad: mmio survived\r\n"}},
+		{"halt", HaltMessage, "x", 0, []string{"\r\n" + HaltMessage, "bad: key 0x78, rebooting\r\n"}},
+		{"", "", "", 3, []string{"FAIL: bad: say triplefault, mmio, reset or halt\r\n"}},
+	}
+	kernel := build(t, "bad")
+	for _, tc := range tests {
+		t.Run(tc.words, func(t *testing.T) {
+			out, status := runQEMU(t, kernel, qemuOpts{append: tc.words, trigger: tc.trigger, reply: tc.reply})
+			if status != tc.status {
+				t.Errorf("exit status %d, want %d", status, tc.status)
+			}
+			wantLines(t, out, tc.want...)
+		})
+	}
+}
