@@ -1,0 +1,128 @@
+package service_test
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/service"
+)
+
+func TestBuiltin(t *testing.T) {
+	for _, tc := range []struct {
+		name, rcHas string
+		cfg         string
+	}{
+		{"rescue", "\nsh\n", "[rescue] 10"},
+		{"base", "shutdown -p now", "[base etc] 0"},
+	} {
+		s, err := service.Load(tc.name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := fs.ReadFile(s.FS, "etc/rc")
+		if err != nil || !strings.Contains(string(rc), tc.rcHas) || !strings.Contains(string(rc), ". /etc/include/basicrc") {
+			t.Errorf("%s etc/rc = %q %v", tc.name, rc, err)
+		}
+		if got := fmt.Sprint(s.Config.Sets, s.Config.SizeMB); got != tc.cfg {
+			t.Errorf("%s config = %s, want %s", tc.name, got, tc.cfg)
+		}
+	}
+	s, _ := service.Load("rescue", "")
+	b, err := fs.ReadFile(s.Common, "basicrc")
+	for _, want := range []string{"mount -a", "10.0.2.15", "netmask 255.255.255.0", "add default 10.0.2.2", "nameserver 10.0.2.3", "PATH="} {
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("basicrc lacks %q (%v)", want, err)
+		}
+	}
+}
+
+func write(t *testing.T, root string, files map[string]string) {
+	for p, c := range files {
+		fp := filepath.Join(root, p)
+		os.MkdirAll(filepath.Dir(fp), 0755)
+		if err := os.WriteFile(fp, []byte(c), 0644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestServiceDir(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{
+		"web/etc/rc": "httpd\n", "web/etc/httpd.conf": "x", "web/postinst/10-a.sh": "true",
+		"web/service.conf": "sets = rescue, base # comment\nsize=auto\n",
+		"bad/etc/motd":     "hi", "bad/postinst/readme.txt": "x",
+		"empty/etc/rc": "",
+		"conf/etc/rc":  "sh", "conf/service.conf": "size=huge\n",
+	})
+	s, err := service.Load("web", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Embedded || fmt.Sprint(s.Config) != "{[rescue base] 0}" {
+		t.Errorf("web: embedded=%v config=%v", s.Embedded, s.Config)
+	}
+	if p, _ := s.Postinst(); fmt.Sprint(p) != "[postinst/10-a.sh]" {
+		t.Errorf("postinst = %v", p)
+	}
+	if _, err := fs.Stat(s.Common, "basicrc"); err != nil {
+		t.Errorf("a service dir without common/ must fall back to the embedded one: %v", err)
+	}
+	if s, err := service.Load("rescue", dir); err != nil || !s.Embedded {
+		t.Errorf("rescue with a service dir lacking it: %v", err)
+	}
+	for _, tc := range []struct{ name, want string }{
+		{"bad", "etc/rc is missing"},
+		{"bad", "postinst/readme.txt: postinst/ may hold only *.sh"},
+		{"empty", "etc/rc is empty"},
+		{"conf", `size "huge"`},
+		{"nosuch", `no service "nosuch" (known: bad, base, conf, empty, rescue, web)`},
+		{"../x", "plain directory name"},
+	} {
+		_, err := service.Load(tc.name, dir)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%q): got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"", "{[rescue] 10}"},
+		{"sets=base,etc\nsize=200", "{[base etc] 200}"},
+		{"size=auto", "{[rescue] 0}"},
+		{"sets=", "set name \"\""},
+		{"colour=blue", "unknown key \"colour\""},
+		{"justtext", "\"justtext\" is not key=value"},
+		{"size=0", "size \"0\""},
+	} {
+		c, err := service.ParseConfig(tc.text, "service.conf")
+		got := fmt.Sprint(c)
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("ParseConfig(%q) = %s, want %s", tc.text, got, tc.want)
+		}
+	}
+}
+
+func ExampleLoad() {
+	s, err := service.Load("rescue", "")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(s.Name, s.Config.Sets, s.Config.SizeMB)
+	// Output: rescue [rescue] 10
+}
+
+func ExampleParseConfig() {
+	c, _ := service.ParseConfig("sets=base,etc\nsize=auto\n", "service.conf")
+	fmt.Println(c.Sets, c.SizeMB)
+	// Output: [base etc] 0
+}
