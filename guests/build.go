@@ -38,6 +38,7 @@ var recipes = map[string]recipe{
 	"demo-virt": {srcs: withRuntime("demo.c"), virt: true},
 	"irq":       {srcs: withRuntime(append(intrSrcs, "irq.c")...)},
 	"vblk":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vblk.c")...)},
+	"vnet":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vnet.c")...)},
 	"bad":       {srcs: withRuntime("bad.c")},
 }
 

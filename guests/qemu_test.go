@@ -288,3 +288,23 @@ func TestQEMUBad(t *testing.T) {
 		})
 	}
 }
+
+func TestQEMUVnet(t *testing.T) {
+	kernel := build(t, "vnet")
+	for _, words := range []string{"", "irq"} {
+		t.Run("mode="+words, func(t *testing.T) {
+			out, status := runQEMU(t, kernel, qemuOpts{append: words, extra: []string{
+				"-netdev", "user,id=n0",
+				"-device", "virtio-net-pci,netdev=n0,disable-modern=on,mac=52:54:00:12:34:56"}})
+			if status != 1 {
+				t.Errorf("exit status %d, want 1", status)
+			}
+			want := []string{"vnet: mac 52:54:00:12:34:56\r\n", "vnet: sent arp request for 10.0.2.2\r\n",
+				"vnet: arp reply 10.0.2.2 is at 52:55:0a:00:02:02\r\n", "vnet: ok\r\n"}
+			if words == "irq" {
+				want = append(want, " isr=0x1\r\n")
+			}
+			wantLines(t, out, want...)
+		})
+	}
+}

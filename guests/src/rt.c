@@ -20,7 +20,7 @@ void serial_init(void)
 void putc(char c)
 {
 	/* Bounded wait for THRE: a UART that never empties must not hang the guest. */
-	for (u32 i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++)
+	for (u32 i = 0; i < 10000 && !(inb(COM1 + 5) & 0x20); i++)
 		;
 	outb(COM1, (u8)c);
 }
@@ -133,7 +133,7 @@ int printf(const char *fmt, ...)
 void exit(u8 v)
 {
 	/* Let the transmitter drain so the last line is not lost. */
-	for (u32 i = 0; i < 100000 && !(inb(COM1 + 5) & 0x40); i++)
+	for (u32 i = 0; i < 10000 && !(inb(COM1 + 5) & 0x40); i++)
 		;
 	outb(DEBUG_EXIT_PORT, v);
 	/* Only reached when no debug-exit device exists. */
