@@ -299,7 +299,7 @@ func TestQEMUVnet(t *testing.T) {
 			if status != 1 {
 				t.Errorf("exit status %d, want 1", status)
 			}
-			want := []string{"vnet: mac 52:54:00:12:34:56\r\n", "vnet: sent arp request for 10.0.2.2\r\n",
+			want := []string{"vnet: mac 52:54:00:12:34:56\r\n", "vnet: sending arp request for 10.0.2.2\r\n",
 				"vnet: arp reply 10.0.2.2 is at 52:55:0a:00:02:02\r\n", "vnet: ok\r\n"}
 			if words == "irq" {
 				want = append(want, " isr=0x1\r\n")

@@ -63,9 +63,10 @@ static void send_arp(void)
 	tx.desc[1].len = sizeof(frame);
 	tx.desc[1].flags = 0;
 	tx.desc[1].next = 0;
+	/* Printed first: in irq mode the reply may interrupt right after the kick. */
+	puts("vnet: sending arp request for 10.0.2.2\n");
 	barrier();
 	vq_submit(&tx, 0);
-	puts("vnet: sent arp request for 10.0.2.2\n");
 }
 
 /* check_rx looks at every received frame; returns 1 once the ARP reply is seen. */
