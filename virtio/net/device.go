@@ -1,0 +1,195 @@
+package net
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	stdnet "net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/virtio"
+)
+
+// Feature bits of virtio-net offered by the device.
+const (
+	FeatureMAC    = 5
+	FeatureStatus = 16
+)
+
+// Device parameters.
+const (
+	// QueueSize is the size of both queues (QEMU's default).
+	QueueSize = 256
+	// HeaderSize is the legacy virtio_net_hdr without num_buffers.
+	HeaderSize = 10
+	// RxQueue and TxQueue are the queue indices.
+	RxQueue, TxQueue = 0, 1
+	// StatusLinkUp is the config status bit for a connected link.
+	StatusLinkUp = 1
+	// rxHandoff is how many frames wait between the backend reader and the
+	// worker; beyond it the reader stops reading and the backend queues.
+	rxHandoff  = 64
+	configSize = 8 // mac[6], status u16
+)
+
+// Stats are the device's counters.
+type Stats struct {
+	// RxFrames/RxBytes were delivered to the guest (bytes without header).
+	RxFrames, RxBytes uint64
+	// RxTooLong were dropped: longer than the guest's receive buffer.
+	RxTooLong uint64
+	// RxBadChains were receive chains without room for a header, returned
+	// to the guest unused.
+	RxBadChains uint64
+	// TxFrames/TxBytes were sent to the backend.
+	TxFrames, TxBytes uint64
+	// TxBadChains were transmit chains without a header and a whole
+	// Ethernet header, or longer than netback.MaxFrameSize: not sent.
+	TxBadChains uint64
+	// TxErrors are frames the backend failed to send.
+	TxErrors uint64
+	// ReadErrors are failed backend reads other than its closing.
+	ReadErrors uint64
+}
+
+// Device is a virtio-net device model. It implements virtio.Device (wrap it
+// with virtio.NewPCIDevice) and io.Closer.
+type Device struct {
+	backend netback.Backend
+	mac     [6]byte // guarded by the transport's lock (config accesses)
+
+	kick   atomic.Pointer[func(int)]
+	frames chan []byte   // backend reader -> worker
+	done   chan struct{} // closed by Close
+	exited chan struct{} // closed when the reader returns
+	once   sync.Once
+
+	// Worker-only state (Process, and Reset with the worker idle).
+	pending []byte        // a frame waiting for a receive chain
+	held    *virtio.Chain // a receive chain waiting for a frame that fits
+	seg     [][]byte
+	txbuf   []byte
+
+	rxFrames, rxBytes, rxTooLong, rxBad atomic.Uint64
+	txFrames, txBytes, txBad, txErrors  atomic.Uint64
+	readErrors                          atomic.Uint64
+}
+
+// New makes a virtio-net device with address mac over backend, and starts
+// the goroutine that reads the backend. The device owns backend: Close
+// closes it. Call SetKick with the transport's KickQueue once it exists, so
+// that frames arriving from the backend wake the worker:
+//
+//	dev, _ := net.New(backend, mac)
+//	pd, _ := virtio.NewPCIDevice(mem, dev, irq, nil)
+//	dev.SetKick(pd.KickQueue)
+func New(backend netback.Backend, mac stdnet.HardwareAddr) (*Device, error) {
+	if backend == nil {
+		return nil, errors.New("virtio-net: no backend (use netback.NewNone for a NIC without a network)")
+	}
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("virtio-net: %w %q: need 6 bytes", ErrBadMAC, mac)
+	}
+	d := &Device{
+		backend: backend,
+		frames:  make(chan []byte, rxHandoff),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		txbuf:   make([]byte, netback.MaxFrameSize+HeaderSize),
+	}
+	copy(d.mac[:], mac)
+	go d.readBackend()
+	return d, nil
+}
+
+// SetKick gives the device the function that wakes the transport's worker
+// for one queue (virtio.PCIDevice.KickQueue). Until it is set, received
+// frames wait for the guest's next notify.
+func (d *Device) SetKick(kick func(queue int)) {
+	d.kick.Store(&kick)
+}
+
+// MAC returns the address the guest currently sees in the configuration.
+func (d *Device) MAC() stdnet.HardwareAddr {
+	return append(stdnet.HardwareAddr(nil), d.mac[:]...)
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Device) Stats() Stats {
+	return Stats{
+		RxFrames: d.rxFrames.Load(), RxBytes: d.rxBytes.Load(), RxTooLong: d.rxTooLong.Load(),
+		RxBadChains: d.rxBad.Load(), TxFrames: d.txFrames.Load(), TxBytes: d.txBytes.Load(),
+		TxBadChains: d.txBad.Load(), TxErrors: d.txErrors.Load(), ReadErrors: d.readErrors.Load(),
+	}
+}
+
+// Type is virtio.TypeNet.
+func (d *Device) Type() uint16 { return virtio.TypeNet }
+
+// Features offers MAC, STATUS and INDIRECT_DESC.
+func (d *Device) Features() uint32 {
+	return virtio.Bit(FeatureMAC) | virtio.Bit(FeatureStatus) | virtio.Bit(virtio.FeatureIndirectDesc)
+}
+
+// QueueSizes is a receive and a transmit queue.
+func (d *Device) QueueSizes() []uint16 { return []uint16{QueueSize, QueueSize} }
+
+// ConfigSize covers mac and status.
+func (d *Device) ConfigSize() int { return configSize }
+
+// ReadConfig serves mac[6] then status (LINK_UP).
+func (d *Device) ReadConfig(off int, data []byte) {
+	var c [configSize]byte
+	copy(c[:6], d.mac[:])
+	binary.LittleEndian.PutUint16(c[6:], StatusLinkUp)
+	for i := range data {
+		if o := off + i; o >= 0 && o < configSize {
+			data[i] = c[o]
+		} else {
+			data[i] = 0
+		}
+	}
+}
+
+// WriteConfig lets a legacy driver set the MAC (QEMU accepts it too);
+// status is read-only.
+func (d *Device) WriteConfig(off int, data []byte) {
+	for i, b := range data {
+		if o := off + i; o >= 0 && o < 6 {
+			d.mac[o] = b
+		}
+	}
+}
+
+// Activate does nothing: no negotiated feature changes how frames move.
+func (d *Device) Activate(uint32) {}
+
+// Reset forgets the receive chain the device was holding (it belongs to
+// the old ring). A frame waiting for a buffer is kept for the new ring.
+func (d *Device) Reset() { d.held = nil }
+
+// Process serves queue 0 (deliver waiting frames) or 1 (send frames).
+func (d *Device) Process(i int, q *virtio.Queue) error {
+	switch i {
+	case RxQueue:
+		return d.processRx(q)
+	case TxQueue:
+		return d.processTx(q)
+	}
+	return nil
+}
+
+// Close stops the backend reader and closes the backend. Close the
+// transport (virtio.PCIDevice.Close) instead: it stops the worker first and
+// then calls this.
+func (d *Device) Close() error {
+	var err error
+	d.once.Do(func() {
+		close(d.done)
+		err = d.backend.Close()
+		<-d.exited
+	})
+	return err
+}

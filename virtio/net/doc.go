@@ -1,0 +1,36 @@
+// Package net is the virtio-net device model (legacy virtio-pci,
+// subsystem 1) as NetBSD 9's vioif(4) drives it, over a netback.Backend.
+//
+// # What the guest sees
+//
+// Features MAC, STATUS (LINK_UP, always) and INDIRECT_DESC; a 10-byte
+// virtio_net_hdr in front of every frame (no MRG_RXBUF, no offloads, so the
+// header is all zeros on receive and ignored on transmit); no control
+// queue. Queue 0 receives, queue 1 transmits, each of QueueSize entries.
+//
+// # Receive
+//
+// A goroutine reads frames from the backend into a short hand-off queue
+// and kicks queue 0; the transport's worker copies each frame into the
+// next receive chain (header and data may be separate descriptors, as vioif
+// posts them, or one buffer). When the guest has no free buffer the frame
+// is kept and delivery resumes on the guest's next notify of queue 0; while
+// it waits, the backend queues or drops further frames itself (the user
+// network drops beyond a window, the kernel drops for a tap). A frame longer
+// than the chain's writable space is dropped and counted (Stats.RxTooLong),
+// the chain is kept for the next frame, and nothing is ever written past a
+// buffer.
+//
+// # Transmit
+//
+// The worker goroutine (never the vCPU) gathers each transmit chain,
+// direct or indirect, strips the header and hands the frame to the backend.
+//
+// # MAC address
+//
+// DefaultMAC derives a stable address from a seed (smolvmm uses the path of
+// the first disk image): 52:54:00 (QEMU's locally administered prefix, which
+// guests and tools already treat as a VM's) followed by three bytes of the
+// seed's SHA-256. The same VM gets the same address on every run, so the
+// guest's DHCP lease and any host-side configuration stay put.
+package net

@@ -1,0 +1,153 @@
+package net
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/virtio"
+)
+
+// readRetry is the pause after a failed backend read, so a backend that
+// keeps failing (a deleted tap) costs no CPU.
+const readRetry = 10 * time.Millisecond
+
+// poolFrame is the capacity of pooled receive buffers: an MTU-sized frame.
+const poolFrame = 2048
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, poolFrame); return &b }}
+
+func takeFrame(src []byte) []byte {
+	if len(src) > poolFrame {
+		return append([]byte(nil), src...)
+	}
+	b := framePool.Get().(*[]byte)
+	return append((*b)[:0], src...)
+}
+
+func releaseFrame(f []byte) {
+	if cap(f) == poolFrame {
+		f = f[:poolFrame]
+		framePool.Put(&f)
+	}
+}
+
+// readBackend moves frames from the backend to the worker until Close.
+// Waiting on the hand-off queue, rather than the guest, is what keeps a
+// full receive ring from stalling anything but this goroutine.
+func (d *Device) readBackend() {
+	defer close(d.exited)
+	buf := make([]byte, netback.MaxFrameSize)
+	for {
+		n, err := d.backend.ReadFrame(buf)
+		if err != nil {
+			if errors.Is(err, netback.ErrClosed) {
+				return
+			}
+			if errors.Is(err, netback.ErrFrameTooLong) {
+				d.rxTooLong.Add(1)
+				continue
+			}
+			d.readErrors.Add(1)
+			select {
+			case <-d.done:
+				return
+			case <-time.After(readRetry):
+			}
+			continue
+		}
+		select {
+		case d.frames <- takeFrame(buf[:n]):
+		case <-d.done:
+			return
+		}
+		if k := d.kick.Load(); k != nil {
+			(*k)(RxQueue)
+		}
+	}
+}
+
+// processRx copies waiting frames into the guest's receive chains until
+// either runs out. A frame without a chain stays pending until the guest
+// posts buffers and notifies queue 0.
+func (d *Device) processRx(q *virtio.Queue) error {
+	for {
+		if d.pending == nil {
+			select {
+			case f := <-d.frames:
+				d.pending = f
+			default:
+				return nil
+			}
+		}
+		c := d.held
+		d.held = nil
+		if c == nil {
+			ch, ok, err := q.Pop()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return nil
+			}
+			c = &ch
+		}
+		room := c.WritableLen()
+		if room < HeaderSize+netback.EthernetHeaderSize {
+			// Not even a header fits: a broken buffer, given back unused.
+			d.rxBad.Add(1)
+			if err := q.Push(c.Head, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		f := d.pending
+		if uint64(HeaderSize+len(f)) > room {
+			// Drop the frame, keep the chain for the next one.
+			d.rxTooLong.Add(1)
+			d.pending = nil
+			releaseFrame(f)
+			d.held = c
+			continue
+		}
+		n, err := d.fill(c, f)
+		if err != nil {
+			d.rxBad.Add(1)
+			if err := q.Push(c.Head, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := q.Push(c.Head, uint32(n)); err != nil {
+			return err
+		}
+		d.pending = nil
+		releaseFrame(f)
+		d.rxFrames.Add(1)
+		d.rxBytes.Add(uint64(len(f)))
+	}
+}
+
+// fill writes a zero header and frame f across the chain's writable
+// buffers (which the caller checked are long enough) and returns the bytes
+// written.
+func (d *Device) fill(c *virtio.Chain, f []byte) (int, error) {
+	segs, err := c.Segments(d.seg[:0], true)
+	d.seg = segs[:0]
+	if err != nil {
+		return 0, err
+	}
+	var hdr [HeaderSize]byte
+	n := 0
+	for _, src := range [][]byte{hdr[:], f} {
+		for len(src) > 0 && len(segs) > 0 {
+			k := copy(segs[0], src)
+			src, segs[0], n = src[k:], segs[0][k:], n+k
+			if len(segs[0]) == 0 {
+				segs = segs[1:]
+			}
+		}
+	}
+	return n, nil
+}

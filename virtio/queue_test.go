@@ -1,0 +1,351 @@
+package virtio_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+const memSize = 1 << 20
+
+// setup returns fake guest memory, a queue of size entries placed at PFN 1
+// and the driver's view of the same ring.
+func setup(t testing.TB, size uint16) (*guestmem.Memory, *virtio.Queue, *virtiotest.Ring, *virtiotest.Alloc) {
+	t.Helper()
+	mem := guestmem.New(make([]byte, memSize))
+	q, err := virtio.NewQueue(mem, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := virtiotest.NewAlloc(mem, 4096)
+	pfn := a.Pages((virtio.RingBytes(size) + 4095) / 4096)
+	r, err := virtiotest.NewRing(mem, pfn, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.SetPFN(pfn); err != nil {
+		t.Fatal(err)
+	}
+	return mem, q, r, a
+}
+
+func TestNewQueueSize(t *testing.T) {
+	mem := guestmem.New(make([]byte, 4096))
+	for _, tc := range []struct {
+		size uint16
+		ok   bool
+	}{{0, false}, {1, true}, {3, false}, {100, false}, {128, true}, {256, true}, {32768, true}, {65535, false}} {
+		_, err := virtio.NewQueue(mem, tc.size)
+		if (err == nil) != tc.ok {
+			t.Errorf("NewQueue(%d): err %v, want ok=%v", tc.size, err, tc.ok)
+		}
+	}
+}
+
+func TestLegacyLayout(t *testing.T) {
+	// Legacy layout for 128 entries: table 2048 bytes, avail right after
+	// (2048 + 4 + 256 + 2 = 2310), used at the next page: 4096; the used
+	// ring is 4 + 1024 + 2 bytes.
+	if got := virtio.RingBytes(128); got != 4096+4+8*128+2 {
+		t.Errorf("RingBytes(128) = %d, want %d", got, 4096+4+8*128+2)
+	}
+	// 256 entries: table 4096, avail to 4096+4+512+2 = 4614, used at 8192.
+	if got := virtio.RingBytes(256); got != 8192+4+8*256+2 {
+		t.Errorf("RingBytes(256) = %d", got)
+	}
+	_, q, r, _ := setup(t, 128)
+	if r.Desc != uint64(q.PFN())*4096 || r.Avail != r.Desc+2048 || r.Used != r.Desc+4096 {
+		t.Errorf("layout desc %#x avail %#x used %#x", r.Desc, r.Avail, r.Used)
+	}
+}
+
+func TestSetPFN(t *testing.T) {
+	mem := guestmem.New(make([]byte, 64*1024))
+	q, _ := virtio.NewQueue(mem, 128)
+	for _, tc := range []struct {
+		name  string
+		pfn   uint32
+		ready bool
+	}{
+		{"fits", 1, true},
+		{"near the end", 14, true},            // 14*4096 + 5126 <= 64 KiB
+		{"used ring past the end", 15, false}, // avail fits, used does not
+		{"far outside", 0xFFFFFFFF, false},
+		{"zero takes it down", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := q.SetPFN(tc.pfn)
+			if q.Ready() != tc.ready {
+				t.Fatalf("Ready = %v, want %v (err %v)", q.Ready(), tc.ready, err)
+			}
+			if !tc.ready && tc.pfn != 0 && !errors.Is(err, virtio.ErrRing) {
+				t.Fatalf("err = %v, want ErrRing", err)
+			}
+		})
+	}
+	if _, _, err := q.Pop(); !errors.Is(err, virtio.ErrNotReady) {
+		t.Errorf("Pop on a queue that is down: %v, want ErrNotReady", err)
+	}
+	if err := q.Push(0, 0); !errors.Is(err, virtio.ErrNotReady) {
+		t.Errorf("Push on a queue that is down: %v, want ErrNotReady", err)
+	}
+}
+
+func TestPopValidChains(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		indirect bool
+		bufs     []virtiotest.Buf
+	}{
+		{"single readable", false, []virtiotest.Buf{{Addr: 0x20000, Len: 16}}},
+		{"single writable", false, []virtiotest.Buf{{Addr: 0x20000, Len: 1, Write: true}}},
+		{"blk-like", false, []virtiotest.Buf{{Addr: 0x20000, Len: 16}, {Addr: 0x30000, Len: 4096, Write: true}, {Addr: 0x21000, Len: 1, Write: true}}},
+		{"zero length buffer", false, []virtiotest.Buf{{Addr: 0x20000, Len: 0}, {Addr: 0x20000, Len: 1, Write: true}}},
+		{"indirect blk-like", true, []virtiotest.Buf{{Addr: 0x20000, Len: 16}, {Addr: 0x30000, Len: 4096}, {Addr: 0x31000, Len: 4096}, {Addr: 0x21000, Len: 1, Write: true}}},
+		{"full queue direct", false, nBufs(8)},
+		{"indirect of queue size", true, nBufs(8)},
+		{"last byte of memory", false, []virtiotest.Buf{{Addr: memSize - 1, Len: 1, Write: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, q, r, a := setup(t, 8)
+			var head uint16
+			if tc.indirect {
+				head = r.AddIndirect(a.Take(16*uint64(len(tc.bufs)), 16), tc.bufs)
+			} else {
+				head = r.AddChain(tc.bufs)
+			}
+			r.Publish(head)
+			c, ok, err := q.Pop()
+			if err != nil || !ok {
+				t.Fatalf("Pop: ok %v err %v", ok, err)
+			}
+			if c.Head != head {
+				t.Errorf("head %d, want %d", c.Head, head)
+			}
+			want := make([]virtio.Desc, len(tc.bufs))
+			for i, b := range tc.bufs {
+				want[i] = virtio.Desc{Addr: b.Addr, Len: b.Len, Write: b.Write}
+			}
+			if !reflect.DeepEqual(c.Descs, want) {
+				t.Errorf("descs %+v, want %+v", c.Descs, want)
+			}
+			if _, ok, err := q.Pop(); ok || err != nil {
+				t.Errorf("second Pop: ok %v err %v, want empty", ok, err)
+			}
+		})
+	}
+}
+
+func nBufs(n int) []virtiotest.Buf {
+	b := make([]virtiotest.Buf, n)
+	for i := range b {
+		b[i] = virtiotest.Buf{Addr: 0x40000 + 0x100*uint64(i), Len: 0x100, Write: i >= n/2}
+	}
+	return b
+}
+
+func TestPopRejects(t *testing.T) {
+	const size = 8
+	rd := func(addr uint64) virtiotest.Buf { return virtiotest.Buf{Addr: addr, Len: 16} }
+	wr := func(addr uint64) virtiotest.Buf { return virtiotest.Buf{Addr: addr, Len: 16, Write: true} }
+	for _, tc := range []struct {
+		name  string
+		build func(r *virtiotest.Ring, a *virtiotest.Alloc)
+	}{
+		{"head index >= size", func(r *virtiotest.Ring, _ *virtiotest.Alloc) { r.Publish(size) }},
+		{"head index 0xFFFF", func(r *virtiotest.Ring, _ *virtiotest.Alloc) { r.Publish(0xFFFF) }},
+		{"next index >= size", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.WriteDesc(r.Desc, 0, 0x20000, 16, virtio.DescNext, size)
+			r.Publish(0)
+		}},
+		{"self loop", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.WriteDesc(r.Desc, 3, 0x20000, 16, virtio.DescNext, 3)
+			r.Publish(3)
+		}},
+		{"two-descriptor loop", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.WriteDesc(r.Desc, 0, 0x20000, 16, virtio.DescNext, 1)
+			r.WriteDesc(r.Desc, 1, 0x20000, 16, virtio.DescNext, 0)
+			r.Publish(0)
+		}},
+		{"chain longer than the queue", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			for i := uint16(0); i < size; i++ {
+				r.WriteDesc(r.Desc, i, 0x20000, 16, virtio.DescNext, (i+1)%size)
+			}
+			r.Publish(0)
+		}},
+		{"buffer past end of memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.Publish(r.AddChain([]virtiotest.Buf{{Addr: memSize - 8, Len: 16}}))
+		}},
+		{"buffer address far outside", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.Publish(r.AddChain([]virtiotest.Buf{{Addr: 1 << 40, Len: 1}}))
+		}},
+		{"address plus length overflows", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.Publish(r.AddChain([]virtiotest.Buf{{Addr: 0xFFFFFFFFFFFFFFF0, Len: 0x20}}))
+		}},
+		{"readable after writable", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.Publish(r.AddChain([]virtiotest.Buf{rd(0x20000), wr(0x21000), rd(0x22000)}))
+		}},
+		{"readable after writable in indirect", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			r.Publish(r.AddIndirect(a.Take(48, 16), []virtiotest.Buf{wr(0x21000), rd(0x22000), wr(0x23000)}))
+		}},
+		{"indirect length not a multiple of 16", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			r.WriteDesc(r.Desc, 0, a.Take(64, 16), 24, virtio.DescIndirect, 0)
+			r.Publish(0)
+		}},
+		{"indirect length 0", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			r.WriteDesc(r.Desc, 0, a.Take(64, 16), 0, virtio.DescIndirect, 0)
+			r.Publish(0)
+		}},
+		{"indirect with NEXT", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			tbl := a.Take(16, 16)
+			r.WriteDesc(tbl, 0, 0x20000, 16, 0, 0)
+			r.WriteDesc(r.Desc, 0, tbl, 16, virtio.DescIndirect|virtio.DescNext, 1)
+			r.WriteDesc(r.Desc, 1, 0x20000, 16, 0, 0)
+			r.Publish(0)
+		}},
+		{"nested indirect", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			inner, outer := a.Take(16, 16), a.Take(16, 16)
+			r.WriteDesc(inner, 0, 0x20000, 16, 0, 0)
+			r.WriteDesc(outer, 0, inner, 16, virtio.DescIndirect, 0)
+			r.WriteDesc(r.Desc, 0, outer, 16, virtio.DescIndirect, 0)
+			r.Publish(0)
+		}},
+		{"indirect table outside memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.WriteDesc(r.Desc, 0, memSize-16, 32, virtio.DescIndirect, 0)
+			r.Publish(0)
+		}},
+		{"indirect table larger than the queue", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			r.Publish(r.AddIndirect(a.Take(16*(size+1), 16), nBufs(size+1)))
+		}},
+		{"loop in indirect table", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			tbl := a.Take(32, 16)
+			r.WriteDesc(tbl, 0, 0x20000, 16, virtio.DescNext, 1)
+			r.WriteDesc(tbl, 1, 0x20000, 16, virtio.DescNext, 0)
+			r.WriteDesc(r.Desc, 0, tbl, 32, virtio.DescIndirect, 0)
+			r.Publish(0)
+		}},
+		{"indirect next index >= table size", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			tbl := a.Take(32, 16)
+			r.WriteDesc(tbl, 0, 0x20000, 16, virtio.DescNext, 2)
+			r.WriteDesc(tbl, 1, 0x20000, 16, 0, 0)
+			r.WriteDesc(r.Desc, 0, tbl, 32, virtio.DescIndirect, 0)
+			r.Publish(0)
+		}},
+		{"indirect buffer outside memory", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			r.Publish(r.AddIndirect(a.Take(16, 16), []virtiotest.Buf{{Addr: memSize, Len: 1}}))
+		}},
+		{"avail idx jumps by more than the size", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.SetAvailIdx(size + 1)
+		}},
+		{"avail idx goes backwards", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.SetAvailIdx(0xFFFF)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, q, r, a := setup(t, size)
+			tc.build(r, a)
+			c, ok, err := q.Pop()
+			if !errors.Is(err, virtio.ErrRing) || ok {
+				t.Fatalf("Pop = %+v, ok %v, err %v; want an ErrRing error", c, ok, err)
+			}
+		})
+	}
+}
+
+func TestPopFullRing(t *testing.T) {
+	// An avail idx exactly one queue ahead is legal: every entry is used.
+	_, q, r, _ := setup(t, 4)
+	for i := 0; i < 4; i++ {
+		r.Publish(r.AddChain([]virtiotest.Buf{{Addr: 0x20000, Len: 1, Write: true}}))
+	}
+	for i := 0; i < 4; i++ {
+		if _, ok, err := q.Pop(); !ok || err != nil {
+			t.Fatalf("Pop %d: ok %v err %v", i, ok, err)
+		}
+	}
+	if _, ok, err := q.Pop(); ok || err != nil {
+		t.Fatalf("Pop after the ring was drained: ok %v err %v", ok, err)
+	}
+}
+
+func TestPushPublishesUsed(t *testing.T) {
+	_, q, r, _ := setup(t, 4)
+	// Run past the 16-bit index wrap to prove the indices are modular.
+	for i := 0; i < 70000; i++ {
+		head := r.AddChain([]virtiotest.Buf{{Addr: 0x20000, Len: 8, Write: true}})
+		r.Publish(head)
+		c, ok, err := q.Pop()
+		if !ok || err != nil {
+			t.Fatalf("request %d: Pop ok %v err %v", i, ok, err)
+		}
+		if err := q.Push(c.Head, uint32(i)); err != nil {
+			t.Fatal(err)
+		}
+		id, n, ok := r.NextUsed()
+		if !ok || id != uint32(head) || n != uint32(i) {
+			t.Fatalf("request %d: used (%d, %d, %v), want (%d, %d, true)", i, id, n, ok, head, i)
+		}
+	}
+	if r.UsedIdx() != uint16(70000%65536) {
+		t.Errorf("used.idx %d, want %d", r.UsedIdx(), 70000%65536)
+	}
+	if err := q.Push(4, 0); err == nil {
+		t.Error("Push of head 4 on a queue of 4: no error")
+	}
+}
+
+func TestNeedsInterrupt(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		flags  uint16
+		push   bool
+		expect bool
+	}{
+		{"pushed, interrupts wanted", 0, true, true},
+		{"pushed, NO_INTERRUPT", 1, true, false},
+		{"nothing pushed", 0, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, q, r, _ := setup(t, 4)
+			r.SetAvailFlags(tc.flags)
+			if tc.push {
+				r.Publish(r.AddChain([]virtiotest.Buf{{Addr: 0x20000, Len: 1, Write: true}}))
+				c, _, _ := q.Pop()
+				if err := q.Push(c.Head, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := q.NeedsInterrupt(); got != tc.expect {
+				t.Fatalf("NeedsInterrupt = %v, want %v", got, tc.expect)
+			}
+			if q.NeedsInterrupt() {
+				t.Fatal("second NeedsInterrupt with nothing new pushed = true")
+			}
+		})
+	}
+}
+
+func TestSegments(t *testing.T) {
+	mem, q, r, _ := setup(t, 4)
+	copy(mem.Bytes()[0x20000:], "header..")
+	r.Publish(r.AddChain([]virtiotest.Buf{{Addr: 0x20000, Len: 8}, {Addr: 0x21000, Len: 0, Write: true}, {Addr: 0x22000, Len: 3, Write: true}}))
+	c, _, err := q.Pop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := c.Segments(nil, false)
+	if err != nil || len(rd) != 1 || string(rd[0]) != "header.." {
+		t.Fatalf("readable segments %q, err %v", rd, err)
+	}
+	wr, _ := c.Segments(nil, true)
+	if len(wr) != 1 || len(wr[0]) != 3 {
+		t.Fatalf("writable segments %q: want one of 3 bytes (empty ones skipped)", wr)
+	}
+	if c.ReadableLen() != 8 || c.WritableLen() != 3 {
+		t.Errorf("lengths %d/%d, want 8/3", c.ReadableLen(), c.WritableLen())
+	}
+}
