@@ -140,6 +140,10 @@ func (e Exit) Status() int {
 const (
 	PortCOM1      = 0x3F8
 	PortDebugExit = 0x501
+	// PortBootTimer is the boot-timer port: a guest writes any value to it
+	// (e.g. `outb 0x505` from its rc script's helper) when its service is
+	// ready, which reports PhaseReady.
+	PortBootTimer = 0x505
 	IRQCOM1       = 4
 )
 
@@ -339,6 +343,7 @@ func (m *Machine) setupDevices() error {
 		{"port92", 0x92, 1, &devices.FastA20{Exit: exit}},
 		{"pci", 0xCF8, 8, m.pci},
 		{"debug-exit", PortDebugExit, 4, &devices.DebugExit{Exit: exit}},
+		{"boot-timer", PortBootTimer, 1, &devices.BootTimer{Ready: m.ready}},
 	}
 	for _, r := range regs {
 		if err := m.pio.Register(r.name, r.base, r.size, r.dev); err != nil {
@@ -394,9 +399,12 @@ func (m *Machine) onConsoleByte(b byte) {
 		m.line = append(m.line, b)
 	}
 	if m.cfg.Ready.Match(m.line) {
-		m.readyOnce.Do(func() { m.event(PhaseReady) })
+		m.ready()
 	}
 }
+
+// ready reports PhaseReady once.
+func (m *Machine) ready() { m.readyOnce.Do(func() { m.event(PhaseReady) }) }
 
 func (m *Machine) logf(format string, args ...any) {
 	if m.cfg.Log == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -360,4 +361,56 @@ func ExampleMachine() {
 	defer m.Close()
 	exit, err := m.Run(context.Background())
 	fmt.Println(exit.Reason, err)
+}
+
+// timerGuest writes the boot-timer port, then leaves with debug-exit 0.
+func timerGuest() []byte {
+	b := spinner()
+	copy(b[32:], []byte{
+		0x66, 0xBA, 0x05, 0x05, // mov dx, 0x505
+		0xEE,                   // out dx, al
+		0x66, 0xBA, 0x01, 0x05, // mov dx, 0x501
+		0xB0, 0x00, // mov al, 0
+		0xEE,       // out dx, al
+		0xEB, 0xFE, // jmp .
+	})
+	return b
+}
+
+func TestEvents(t *testing.T) {
+	tests := []struct {
+		name          string
+		cfg           vmm.Config
+		prints, ready bool
+	}{
+		{"boot-timer port", vmm.Config{Kernel: "timer", KernelImage: timerGuest()}, false, true},
+		{"ready pattern", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, Ready: regexp.MustCompile(`^smolvmm-demo: d.ne`)}, true, true},
+		{"no ready", vmm.Config{Kernel: "demo", KernelImage: guests.Demo}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var phases []vmm.Phase
+			var last time.Time
+			tt.cfg.OnEvent = func(e vmm.Event) {
+				if e.Time.Before(last) {
+					t.Errorf("%s at %v is before the previous phase", e.Phase, e.Time)
+				}
+				last = e.Time
+				phases = append(phases, e.Phase)
+			}
+			_, e, err := boot(t, tt.cfg, 30*time.Second)
+			wantDebugExit(t, e, err, 0)
+			want := []vmm.Phase{vmm.PhaseVMCreated, vmm.PhaseDevicesCreated, vmm.PhaseKernelLoaded, vmm.PhaseFirstRun}
+			if tt.prints {
+				want = append(want, vmm.PhaseFirstOutput)
+			}
+			if tt.ready {
+				want = append(want, vmm.PhaseReady)
+			}
+			want = append(want, vmm.PhaseExit)
+			if fmt.Sprint(phases) != fmt.Sprint(want) {
+				t.Fatalf("phases %v, want %v", phases, want)
+			}
+		})
+	}
 }

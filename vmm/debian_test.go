@@ -1,0 +1,176 @@
+package vmm_test
+
+import (
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// Third-party multiboot v1 kernels from Debian's packages, fetched with
+// apt-get download into a cache shared by test runs.
+
+var debianMu sync.Mutex
+
+// debianFile returns path (inside the package's file tree) from Debian
+// package pkg, downloading and unpacking the package once.
+func debianFile(t *testing.T, pkg, path string) string {
+	t.Helper()
+	debianMu.Lock()
+	defer debianMu.Unlock()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "smolvmm-test", "debian", pkg)
+	file := filepath.Join(dir, "root", path)
+	if _, err := os.Stat(file); err == nil {
+		return file
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		t.Skipf("apt-get not available to download Debian package %s", pkg)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("apt-get", "download", pkg)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("apt-get download %s failed (no network or package index? run apt-get update): %v\n%s", pkg, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+	if len(debs) == 0 {
+		t.Skipf("apt-get download %s left no .deb", pkg)
+	}
+	if out, err := exec.Command("dpkg-deb", "-x", debs[0], filepath.Join(dir, "root")).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v\n%s", debs[0], err, out)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("package %s has no %s: %v", pkg, path, err)
+	}
+	return file
+}
+
+// watcher is a console that cancels the run once it has seen stop.
+type watcher struct {
+	syncBuffer
+	stop   string
+	cancel context.CancelFunc
+}
+
+func (w *watcher) Write(p []byte) (int, error) {
+	n, err := w.syncBuffer.Write(p)
+	if strings.Contains(w.String(), w.stop) {
+		w.cancel()
+	}
+	return n, err
+}
+
+// TestTboot boots Intel's tboot (a multiboot v1 ELF loaded at 8 MiB) and
+// checks that it printed the command line and the memory map we built.
+func TestTboot(t *testing.T) {
+	needKVM(t)
+	gz := debianFile(t, "tboot", "boot/tboot.gz")
+	f, err := os.Open(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	con := &watcher{stop: "TBOOT: no module info", cancel: cancel}
+	m, err := vmm.New(vmm.Config{Kernel: "/boot/tboot", KernelImage: image, MemoryMiB: 128,
+		Append: "loglvl=all serial=115200,8n1,0x3f8", Console: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v\noutput:\n%s", err, con.String())
+	}
+	wantLines(t, con.String(),
+		"TBOOT: command line: tboot loglvl=all serial=115200,8n1,0x3f8",
+		"TBOOT: \t0000000000000000 - 00000000000a0000  (1)",
+		"TBOOT: \t00000000000a0000 - 0000000000100000  (2)",
+		"TBOOT: \t0000000000100000 - 0000000008000000  (1)",
+		"TBOOT: no module info")
+}
+
+// vgaText returns the characters of the 80x25 text screen at 0xB8000.
+func vgaText(m *vmm.Machine) string {
+	screen, err := m.Memory().Slice(0xB8000, 80*25*2)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for row := 0; row < 25; row++ {
+		line := make([]byte, 80)
+		for col := range line {
+			c := screen[2*(row*80+col)]
+			if c < ' ' || c > '~' {
+				c = ' '
+			}
+			line[col] = c
+		}
+		b.WriteString(strings.TrimRight(string(line), " "))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// TestMultibootExampleKernel boots the example kernel of Debian's multiboot
+// package (GRUB's), which writes the information it received to VGA text
+// memory and then halts; the test reads the screen from guest memory.
+func TestMultibootExampleKernel(t *testing.T) {
+	needKVM(t)
+	kernel := debianFile(t, "multiboot", "usr/lib/multiboot/examples/kernel")
+	m, err := vmm.New(vmm.Config{Kernel: kernel, MemoryMiB: 64, Append: "hello from smolvmm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// The kernel ends in a HLT loop, which an in-kernel irqchip never
+	// reports: poll the screen until the last line appears.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if strings.Contains(vgaText(m), "type = 0x1") && strings.Count(vgaText(m), "base_addr") >= 3 {
+				cancel()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	if _, err := m.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	screen := vgaText(m)
+	t.Logf("screen:\n%s", screen)
+	wantLines(t, screen,
+		"mem_lower = 640KB, mem_upper = 64512KB",
+		"cmdline = kernel hello from smolvmm",
+		"mmap_addr = 0x",
+		" size = 0x14, base_addr = 0x000000000, length = 0x0000a0000, type = 0x1",
+		" size = 0x14, base_addr = 0x0000a0000, length = 0x000060000, type = 0x2",
+		" size = 0x14, base_addr = 0x000100000, length = 0x003f00000, type = 0x1")
+	if strings.Contains(screen, "boot_device") {
+		t.Errorf("boot_device must not be passed")
+	}
+}
