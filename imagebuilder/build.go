@@ -1,0 +1,148 @@
+// Package imagebuilder builds NetBSD root images without root: it reads
+// release sets into an in-memory tree (fstree), lays a service over it
+// (service), runs the service's postinst scripts on a staging copy, and
+// writes an ext2 file system (ext2) to a temporary file that is renamed
+// into place only when complete. It also builds data disks (FAT32 or
+// ISO 9660) from host directories for sharing files with a guest.
+package imagebuilder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/service"
+)
+
+// Config describes one root image.
+type Config struct {
+	// Sets are paths of set archives (.tgz, .tar.xz, .tar) or directories,
+	// read in order: a later set's entry replaces an earlier one.
+	Sets []string
+	// Service is laid over the sets; required.
+	Service *service.Service
+	// SizeMB is the image size in MiB; 0 sizes it to the content plus headroom.
+	SizeMB int
+	// Timestamp (Unix seconds) goes in the superblock and on every file
+	// whose set gives no mtime; 0 means now.
+	Timestamp int64
+	// Force allows replacing an existing image file.
+	Force bool
+	// Progress, when set, is called while data blocks are written.
+	Progress func(done, total uint64)
+	// Log receives the output of postinst scripts; nil discards it.
+	Log io.Writer
+}
+
+// Headroom is the free space -m auto adds: a quarter of the content, and
+// at least 4 MiB.
+func Headroom(content int64) int64 { return max(content/4, 4<<20) }
+
+// BuildTree reads the sets, applies the service overlay and runs the
+// postinst scripts, returning the tree the image will hold.
+func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
+	if cfg.Service == nil {
+		return nil, fmt.Errorf("no service given")
+	}
+	if len(cfg.Sets) == 0 {
+		return nil, fmt.Errorf("no sets given: name at least one set (e.g. rescue.tgz)")
+	}
+	t := fstree.New()
+	for _, s := range cfg.Sets {
+		if err := t.AddSet(s); err != nil {
+			return nil, err
+		}
+	}
+	if err := Overlay(t, cfg.Service); err != nil {
+		return nil, err
+	}
+	if err := RunPostinst(ctx, t, cfg.Service, cfg.Log); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Build builds the image described by cfg at out. It writes to a temporary
+// file beside out and renames it into place when complete, so out is never
+// left half-written; an existing out is an error unless cfg.Force is set.
+func Build(ctx context.Context, cfg Config, out string) error {
+	if err := checkTarget(out, cfg.Force); err != nil {
+		return err
+	}
+	t, err := BuildTree(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	return WriteImage(t, cfg, out)
+}
+
+// WriteImage writes tree t as an ext2 image at out (temporary file, then
+// rename), sized by cfg.SizeMB or automatically.
+func WriteImage(t *fstree.Tree, cfg Config, out string) error {
+	if err := checkTarget(out, cfg.Force); err != nil {
+		return err
+	}
+	ts := cfg.Timestamp
+	if ts == 0 {
+		ts = time.Now().Unix()
+	}
+	opts := ext2.Options{Timestamp: ts, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
+	if cfg.SizeMB == 0 {
+		min, err := ext2.MinSize(t, &opts)
+		if err != nil {
+			return err
+		}
+		opts.Size = (min + Headroom(min) + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	return writeAtomically(out, func(f *os.File) error { return ext2.Write(f, t, opts) })
+}
+
+// checkTarget refuses an existing out unless force, and a directory always.
+func checkTarget(out string, force bool) error {
+	st, err := os.Stat(out)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("image %s: %w", out, err)
+	case st.IsDir():
+		return fmt.Errorf("image %s is a directory", out)
+	case !force:
+		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
+	}
+	return nil
+}
+
+// writeAtomically runs write on a new temporary file in out's directory and
+// renames it to out on success; on failure the temporary file is removed.
+func writeAtomically(out string, write func(*os.File) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("creating image %s: %w", out, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return fmt.Errorf("image %s: %w", out, err)
+	}
+	if err := f.Chmod(0644); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("image %s: %w", out, err)
+	}
+	if err := os.Rename(f.Name(), out); err != nil {
+		return fmt.Errorf("image %s: %w", out, err)
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package imagebuilder_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/imagecheck"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+	"github.com/smolvmm/smolvmm/service"
+)
+
+const ts = 1700000000
+
+// rescueSet writes a rescue-like set in the given format and returns its path.
+func rescueSet(t testing.TB, format string) string {
+	t.Helper()
+	b, err := testsets.Bytes(testsets.Rescue(1_500_000), format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := map[string]string{"tgz": ".tgz", "txz": ".tar.xz", "tar": ".tar"}[format]
+	p := filepath.Join(t.TempDir(), "rescue"+ext)
+	if err := os.WriteFile(p, b, 0644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func loadService(t testing.TB, name, dir string) *service.Service {
+	t.Helper()
+	s, err := service.Load(name, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBuildRescue(t *testing.T) {
+	set := rescueSet(t, "txz")
+	cfg := imagebuilder.Config{Sets: []string{set}, Service: loadService(t, "rescue", ""), SizeMB: 10, Timestamp: ts}
+	tree, err := imagebuilder.BuildTree(context.Background(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "root.img")
+	if err := imagebuilder.Build(context.Background(), cfg, img); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(img); st.Size() != 10<<20 {
+		t.Errorf("image is %d bytes, want 10 MiB", st.Size())
+	}
+	imagecheck.Fsck(t, img)
+	for req, want := range map[string]string{
+		"cat /etc/fstab":            imagebuilder.Fstab,
+		"cat /etc/ttys":             imagebuilder.Ttys,
+		"stat /sbin/init":           "Links: 153",
+		"stat /dev/console":         "Device major/minor number: 00:00",
+		"stat /dev/ld1a":            "Device major/minor number: 19:08",
+		"stat /dev/ksyms":           "Device major/minor number: 101:00",
+		"cat /etc/include/basicrc":  "nameserver 10.0.2.3",
+		"cat /etc/rc":               ". /etc/include/basicrc",
+		"stat /dev/tty00":           "Device major/minor number: 08:00",
+		"cat /etc/mtree/set.rescue": "./rescue/sh",
+		"stat /etc/rc":              "Mode:  0755",
+		"stat /tmp":                 "Mode:  01777",
+	} {
+		if got := imagecheck.Debugfs(t, img, req); !strings.Contains(got, want) {
+			t.Errorf("debugfs %q: want %q in\n%s", req, want, got)
+		}
+	}
+	imagecheck.Compare(t, imagecheck.Describe(tree, ts), imagecheck.Mounted(t, img))
+}
+
+func TestBuildDeterministic(t *testing.T) {
+	set := rescueSet(t, "tgz")
+	var imgs [][]byte
+	for i := 0; i < 2; i++ {
+		img := filepath.Join(t.TempDir(), "root.img")
+		cfg := imagebuilder.Config{Sets: []string{set}, Service: loadService(t, "rescue", ""), SizeMB: 0, Timestamp: ts}
+		if err := imagebuilder.Build(context.Background(), cfg, img); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(img)
+		imgs = append(imgs, b)
+	}
+	if !bytes.Equal(imgs[0], imgs[1]) {
+		t.Fatal("two builds with the same inputs and timestamp differ")
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	set := rescueSet(t, "tgz")
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "exists.img")
+	os.WriteFile(existing, []byte("keep me"), 0644)
+	corrupt := filepath.Join(dir, "corrupt.tgz")
+	b, _ := os.ReadFile(set)
+	os.WriteFile(corrupt, b[:len(b)/2], 0644)
+	svc := loadService(t, "rescue", "")
+	for _, tc := range []struct {
+		name string
+		cfg  imagebuilder.Config
+		out  string
+		want string
+	}{
+		{"exists", imagebuilder.Config{Sets: []string{set}, Service: svc, SizeMB: 10}, existing, "already exists: remove it or pass -f"},
+		{"too small", imagebuilder.Config{Sets: []string{set}, Service: svc, SizeMB: 1}, filepath.Join(dir, "small.img"), "too small for its content: it needs at least 2 MB"},
+		{"corrupt set", imagebuilder.Config{Sets: []string{corrupt}, Service: svc, SizeMB: 10}, filepath.Join(dir, "c.img"), "truncated"},
+		{"missing set", imagebuilder.Config{Sets: []string{filepath.Join(dir, "nope.tgz")}, Service: svc, SizeMB: 10}, filepath.Join(dir, "m.img"), "no such file"},
+		{"no sets", imagebuilder.Config{Service: svc}, filepath.Join(dir, "n.img"), "no sets given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := imagebuilder.Build(context.Background(), tc.cfg, tc.out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
+		t.Error("the existing image was changed")
+	}
+	es, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	if fmt.Sprint(names) != "[corrupt.tgz exists.img]" {
+		t.Errorf("files left behind after failures: %v", names)
+	}
+	cfg := imagebuilder.Config{Sets: []string{set}, Service: svc, SizeMB: 10, Force: true, Timestamp: ts}
+	if err := imagebuilder.Build(context.Background(), cfg, existing); err != nil {
+		t.Errorf("with Force: %v", err)
+	}
+}
+
+func ExampleBuild() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	set, _ := testsets.Bytes(testsets.Rescue(100_000), "tgz")
+	os.WriteFile(filepath.Join(dir, "rescue.tgz"), set, 0644)
+	svc, _ := service.Load("rescue", "")
+	cfg := imagebuilder.Config{Sets: []string{filepath.Join(dir, "rescue.tgz")}, Service: svc, SizeMB: 10, Timestamp: 1700000000}
+	err := imagebuilder.Build(context.Background(), cfg, filepath.Join(dir, "root.img"))
+	fmt.Println(err)
+	// Output: <nil>
+}
+
+func ExampleOverlay() {
+	t := fstree.New()
+	t.Put("rescue/sh", fstree.NewFile(0555, []byte("crunched")))
+	t.Link("rescue/init", "rescue/sh")
+	t.Link("rescue/mount_ext2fs", "rescue/sh")
+	svc, _ := service.Load("rescue", "")
+	if err := imagebuilder.Overlay(t, svc); err != nil {
+		fmt.Println(err)
+		return
+	}
+	init, _ := t.Get("sbin/init")
+	sh, _ := t.Get("rescue/sh")
+	con, _ := t.Get("dev/console")
+	fmt.Println(init == sh, con.Type, con.Major, con.Minor)
+	// Output: true char device 0 0
+}

@@ -1,0 +1,193 @@
+package imagebuilder
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/service"
+)
+
+// Fstab is the /etc/fstab every image gets unless its service brings one:
+// the root is the first virtio disk, an ext2 file system.
+const Fstab = "/dev/ld0a / ext2fs rw 1 1\n"
+
+// Ttys is the /etc/ttys written when neither the sets nor the service
+// provide one. The console line is "off": the service's /etc/rc owns the
+// console (it runs a shell there), and a getty would fight it for input;
+// "secure" still lets root log in when a user switches it on.
+const Ttys = "console\t\"/usr/libexec/getty std.9600\"\tvt100\toff\tsecure\n"
+
+// Group IDs NetBSD gives device nodes.
+const (
+	gidKmem     = 2
+	gidOperator = 5
+)
+
+// Device is one /dev node of NetBSD i386.
+type Device struct {
+	Name         string
+	Type         fstree.Type
+	Major, Minor uint32
+	Perm         uint16
+	GID          uint32
+}
+
+// Devices are the /dev nodes every image gets, with NetBSD i386 majors
+// (majors.i386): what init, the shells and the ld disks need. Disk minors
+// use the old encoding unit*8+partition, so ld1a is 19,8.
+var Devices = []Device{
+	{"console", fstree.CharDev, 0, 0, 0600, 0},
+	{"constty", fstree.CharDev, 0, 1, 0600, 0},
+	{"tty", fstree.CharDev, 1, 0, 0666, 0},
+	{"mem", fstree.CharDev, 2, 0, 0640, gidKmem},
+	{"kmem", fstree.CharDev, 2, 1, 0640, gidKmem},
+	{"null", fstree.CharDev, 2, 2, 0666, 0},
+	{"full", fstree.CharDev, 2, 11, 0666, 0},
+	{"zero", fstree.CharDev, 2, 12, 0666, 0},
+	{"drum", fstree.CharDev, 4, 0, 0640, gidKmem},
+	{"klog", fstree.CharDev, 7, 0, 0600, 0},
+	{"tty00", fstree.CharDev, 8, 0, 0600, 0},
+	{"ld0a", fstree.BlockDev, 19, 0, 0640, gidOperator},
+	{"ld1a", fstree.BlockDev, 19, 8, 0640, gidOperator},
+	{"stdin", fstree.CharDev, 22, 0, 0666, 0},
+	{"stdout", fstree.CharDev, 22, 1, 0666, 0},
+	{"stderr", fstree.CharDev, 22, 2, 0666, 0},
+	{"random", fstree.CharDev, 46, 0, 0444, 0},
+	{"urandom", fstree.CharDev, 46, 1, 0644, 0},
+	{"rld0a", fstree.CharDev, 69, 0, 0640, gidOperator},
+	{"rld1a", fstree.CharDev, 69, 8, 0640, gidOperator},
+	{"ksyms", fstree.CharDev, 101, 0, 0440, gidKmem},
+	{"ptm", fstree.CharDev, 165, 0, 0666, 0},
+	{"drvctl", fstree.CharDev, 167, 0, 0644, 0},
+}
+
+// RescueLinks are the paths the kernel and rc need that a rescue-only image
+// lacks, each a hard link to the crunched binary in /rescue.
+var RescueLinks = [][2]string{
+	{"sbin/init", "rescue/init"},
+	{"sbin/mount_ext2fs", "rescue/mount_ext2fs"},
+	{"bin/sh", "rescue/sh"},
+}
+
+// AddDevices puts the Devices in /dev, replacing any the sets carried.
+func AddDevices(t *fstree.Tree) error {
+	for _, d := range Devices {
+		n := fstree.NewDevice(d.Type, d.Perm, d.Major, d.Minor)
+		n.GID = d.GID
+		if err := t.Put("dev/"+d.Name, n); err != nil {
+			return fmt.Errorf("/dev/%s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
+// AddRescueLinks links /sbin/init, /sbin/mount_ext2fs and /bin/sh to
+// /rescue when they are absent and /rescue has the program.
+func AddRescueLinks(t *fstree.Tree) error {
+	for _, l := range RescueLinks {
+		if _, err := t.Get(l[0]); err == nil {
+			continue
+		}
+		if _, err := t.Get(l[1]); err != nil {
+			continue
+		}
+		if err := t.Link(l[0], l[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Overlay installs the service into t: /etc/fstab, the service's etc/ over
+// /etc, common/ as /etc/include, /etc/ttys if still missing, /tmp and
+// /root if missing, the /dev nodes and the rescue links. New nodes belong
+// to root:wheel and carry no mtime (the image timestamp applies).
+func Overlay(t *fstree.Tree, s *service.Service) error {
+	if err := t.Put("etc/fstab", fstree.NewFile(0644, []byte(Fstab))); err != nil {
+		return fmt.Errorf("/etc/fstab: %w", err)
+	}
+	if err := copyFS(t, s.FS, "etc", "etc"); err != nil {
+		return fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	if err := copyFS(t, s.Common, ".", "etc/include"); err != nil {
+		return fmt.Errorf("common files: %w", err)
+	}
+	if rc, err := t.Get("etc/rc"); err == nil && rc.Type == fstree.Regular {
+		rc.Perm |= 0555
+	}
+	defaults := []struct {
+		p string
+		n *fstree.Node
+	}{
+		{"etc/ttys", fstree.NewFile(0644, []byte(Ttys))},
+		{"tmp", fstree.NewDir(01777)},
+		{"root", fstree.NewDir(0755)},
+	}
+	for _, d := range defaults {
+		if _, err := t.Get(d.p); err != nil {
+			if err := t.Put(d.p, d.n); err != nil {
+				return fmt.Errorf("/%s: %w", d.p, err)
+			}
+		}
+	}
+	if err := AddDevices(t); err != nil {
+		return err
+	}
+	return AddRescueLinks(t)
+}
+
+// copyFS copies the tree under from in fsys to the tree path to. Files of
+// an embedded FS (mode 0444) become 0644; a host directory keeps its modes.
+func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
+	if _, err := fs.Stat(fsys, from); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fs.WalkDir(fsys, from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, from), "/")
+		dst := path.Join(to, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		perm := uint16(info.Mode().Perm())
+		if info.Mode()&fs.ModeSetuid != 0 {
+			perm |= 04000
+		}
+		if info.Mode()&fs.ModeSetgid != 0 {
+			perm |= 02000
+		}
+		if perm&0200 == 0 && perm&0444 == 0444 && perm&0111 == 0 {
+			perm = 0644 // go:embed files are read-only 0444
+		}
+		switch {
+		case d.IsDir():
+			if rel == "" && to != "etc/include" {
+				return nil // /etc itself keeps the set's attributes
+			}
+			return t.Put(dst, fstree.NewDir(perm|0700))
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := fs.ReadLink(fsys, p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if err := fstree.CheckSymlink(dst, target); err != nil {
+				return err
+			}
+			return t.Put(dst, fstree.NewSymlink(target))
+		case d.Type().IsRegular():
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			return t.Put(dst, fstree.NewFile(perm, b))
+		}
+		return fmt.Errorf("%s: only files, directories and symlinks may be in a service (mode %v)", p, info.Mode())
+	})
+}

@@ -1,0 +1,311 @@
+package imagebuilder
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/service"
+	"golang.org/x/sys/unix"
+)
+
+// PostinstPath is the only environment a postinst script gets.
+const PostinstPath = "PATH=/usr/bin:/bin:/usr/sbin:/sbin"
+
+// identity is the user a script runs as.
+type identity struct {
+	uid, gid uint32
+	drop     bool // switch to uid/gid before running the script
+}
+
+// scriptUser is the invoking user, or nobody when that is root: a script
+// from a service directory never runs as root on the build host.
+func scriptUser() (identity, error) {
+	if os.Geteuid() != 0 {
+		return identity{uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}, nil
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return identity{}, fmt.Errorf("running as root and there is no user nobody to run postinst scripts as (they never run as root): %w", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return identity{}, fmt.Errorf("user nobody has unusable ids %s:%s", u.Uid, u.Gid)
+	}
+	return identity{uid: uint32(uid), gid: uint32(gid), drop: true}, nil
+}
+
+// RunPostinst runs the service's postinst/*.sh scripts, in name order, on
+// a staging copy of t in a temporary directory: working directory at its
+// root, environment PATH only, as the invoking user (nobody when that is
+// root). What the scripts add, change or remove is merged back into t;
+// device nodes, which an unprivileged script cannot see or make, are kept
+// as they were. A script that fails, or leaves a symlink pointing out of
+// the root, a hard link to a file outside it, or a socket, makes the whole
+// step fail and t unchanged. Script output goes to log.
+func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io.Writer) error {
+	scripts, err := s.Postinst()
+	if err != nil || len(scripts) == 0 {
+		return err
+	}
+	id, err := scriptUser()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "smolvmm-postinst-")
+	if err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0755); err != nil {
+		return err
+	}
+	stage := filepath.Join(tmp, "root")
+	skipped, err := stageTree(t, stage, id)
+	if err != nil {
+		return fmt.Errorf("postinst staging in %s: %w", stage, err)
+	}
+	for _, name := range scripts {
+		if err := runScript(ctx, s, name, tmp, stage, id, log); err != nil {
+			return err
+		}
+	}
+	root, err := mergeStage(t, stage, skipped)
+	if err != nil {
+		return fmt.Errorf("service %s postinst: %w", s.Name, err)
+	}
+	t.Root = root
+	return nil
+}
+
+func runScript(ctx context.Context, s *service.Service, name, tmp, stage string, id identity, log io.Writer) error {
+	body, err := fs.ReadFile(s.FS, name)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	// A copy outside the staging tree, readable by the script's user.
+	sp := filepath.Join(tmp, "script-"+filepath.Base(name))
+	if err := os.WriteFile(sp, body, 0644); err != nil {
+		return err
+	}
+	if err := os.Chmod(sp, 0644); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "/bin/sh", sp)
+	cmd.Dir = stage
+	cmd.Env = []string{PostinstPath}
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if log != nil {
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, log), io.MultiWriter(&out, log)
+	}
+	if id.drop {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: []uint32{}}}
+	}
+	if err := cmd.Run(); err != nil {
+		tail := out.String()
+		if len(tail) > 2000 {
+			tail = "..." + tail[len(tail)-2000:]
+		}
+		return fmt.Errorf("service %s: %s failed (as uid %d, in the staging root): %w\n%s", s.Name, name, id.uid, err, tail)
+	}
+	return nil
+}
+
+// stageTree writes t under dir (owned by id's user, so the script can
+// change it) and returns the device nodes and FIFOs it left out.
+func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node, error) {
+	skipped := map[string]*fstree.Node{}
+	first := map[*fstree.Node]string{}
+	var dirs []string
+	err := t.Walk(func(p string, n *fstree.Node) error {
+		hp := filepath.Join(dir, filepath.FromSlash(p))
+		switch n.Type {
+		case fstree.Dir:
+			if err := os.Mkdir(hp, 0700); err != nil {
+				return err
+			}
+			dirs = append(dirs, p)
+			return os.Lchown(hp, int(id.uid), int(id.gid))
+		case fstree.Regular:
+			if fp, ok := first[n]; ok {
+				return os.Link(filepath.Join(dir, filepath.FromSlash(fp)), hp)
+			}
+			first[n] = p
+			if err := os.WriteFile(hp, n.Content(), 0600); err != nil {
+				return err
+			}
+		case fstree.Symlink:
+			if err := os.Symlink(n.Target, hp); err != nil {
+				return err
+			}
+			return os.Lchown(hp, int(id.uid), int(id.gid))
+		default:
+			skipped[p] = n
+			return nil
+		}
+		if err := os.Lchown(hp, int(id.uid), int(id.gid)); err != nil {
+			return err
+		}
+		return os.Chmod(hp, fs.FileMode(n.Perm&0777)|modeBits(n.Perm))
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Directory modes last, so read-only directories could be filled.
+	for _, p := range dirs {
+		n, _ := t.Get(p)
+		if err := os.Chmod(filepath.Join(dir, filepath.FromSlash(p)), fs.FileMode(n.Perm&0777)|modeBits(n.Perm)); err != nil {
+			return nil, err
+		}
+	}
+	return skipped, nil
+}
+
+func modeBits(perm uint16) fs.FileMode {
+	var m fs.FileMode
+	if perm&04000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if perm&02000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if perm&01000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// mergeStage reads the staging tree back. Nodes whose type, mode and
+// content did not change are the original nodes (owner and mtime kept);
+// changed or new ones belong to root:wheel, or to the original path's
+// owner, and take the image timestamp.
+func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) (*fstree.Node, error) {
+	out := fstree.New()
+	byIno := map[uint64]*fstree.Node{}
+	count := map[uint64]uint64{}
+	nlink := map[uint64]uint64{}
+	firstPath := map[uint64]string{}
+	err := filepath.WalkDir(dir, func(hp string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, hp)
+		p, err := fstree.Clean(filepath.ToSlash(rel))
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(hp, &st); err != nil {
+			return err
+		}
+		old, _ := orig.Get(p)
+		if p == "" {
+			old = orig.Root
+		}
+		n, err := stagedNode(hp, p, &st, old, byIno)
+		if err != nil {
+			return fmt.Errorf("/%s: %w", p, err)
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			if count[st.Ino] == 0 {
+				firstPath[st.Ino] = "/" + p
+			}
+			count[st.Ino]++
+			nlink[st.Ino] = uint64(st.Nlink)
+		}
+		return out.Put(p, n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for ino, c := range count {
+		if nlink[ino] > c {
+			return nil, fmt.Errorf("%s is hard-linked to %d path(s) outside the staging root: refusing it", firstPath[ino], nlink[ino]-c)
+		}
+	}
+	for p, n := range skipped {
+		if _, err := out.Get(p); err == nil {
+			continue // the script put something else there
+		}
+		parent := p[:max(strings.LastIndexByte(p, '/'), 0)]
+		if pn, err := out.Get(parent); err == nil && pn.Type == fstree.Dir {
+			if err := out.Put(p, n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out.Root, nil
+}
+
+// stagedNode builds the node for one staged path, reusing the original
+// node old when nothing about it changed.
+func stagedNode(hp, p string, st *unix.Stat_t, old *fstree.Node, byIno map[uint64]*fstree.Node) (*fstree.Node, error) {
+	perm := uint16(st.Mode & 07777)
+	fresh := func(n *fstree.Node) *fstree.Node {
+		n.Perm = perm
+		if old != nil {
+			n.UID, n.GID = old.UID, old.GID
+		}
+		return n
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if old != nil && old.Type == fstree.Dir && old.Perm == perm {
+			d := fstree.NewDir(perm)
+			d.UID, d.GID, d.Mtime = old.UID, old.GID, old.Mtime
+			return d, nil
+		}
+		return fresh(fstree.NewDir(perm)), nil
+	case unix.S_IFLNK:
+		target, err := os.Readlink(hp)
+		if err != nil {
+			return nil, err
+		}
+		if err := fstree.CheckSymlink(p, target); err != nil {
+			return nil, err
+		}
+		if old != nil && old.Type == fstree.Symlink && old.Target == target {
+			return old, nil
+		}
+		return fresh(fstree.NewSymlink(target)), nil
+	case unix.S_IFREG:
+		if n := byIno[st.Ino]; n != nil {
+			return n, nil
+		}
+		data, err := os.ReadFile(hp)
+		if err != nil {
+			return nil, err
+		}
+		n := fresh(fstree.NewFile(perm, data))
+		if old != nil && old.Type == fstree.Regular && old.Perm == perm && bytes.Equal(old.Content(), data) {
+			n = old
+		}
+		byIno[st.Ino] = n
+		return n, nil
+	case unix.S_IFIFO:
+		return fresh(&fstree.Node{Type: fstree.FIFO}), nil
+	}
+	return nil, fmt.Errorf("a postinst script left a %s (mode %#o): only files, directories, symlinks and FIFOs are allowed", fileKind(st.Mode), st.Mode)
+}
+
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR, unix.S_IFBLK:
+		return "device node"
+	}
+	return "special file"
+}
