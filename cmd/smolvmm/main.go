@@ -4,6 +4,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -18,15 +19,47 @@ func commands() []*cli.Command {
 }
 
 func main() {
+	os.Exit(run(os.Args))
+}
+
+// run is main without the exit, so that deferred cleanups (the terminal
+// mode above all) always run first.
+func run(args []string) int {
 	app := &cli.App{
-		Name:     "smolvmm",
-		Usage:    "a Go microVM monitor for NetBSD",
-		Commands: commands(),
+		Name:                 "smolvmm",
+		Usage:                "a Go microVM monitor for NetBSD",
+		Commands:             commands(),
+		EnableBashCompletion: true,
+		OnUsageError:         usageError,
+		// Repeatable flags carry commas of their own (-d img,ro,serial=X;
+		// --module file,args): one flag is one value. Commands that take
+		// comma lists (kstrip --keep a,b) split them themselves.
+		DisableSliceFlagSeparator: true,
+		// Errors are printed once, below, as one line.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "smolvmm:", err)
-		os.Exit(exitCode(err))
+	for _, c := range app.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = usageError
+		}
 	}
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "smolvmm:", strings.TrimPrefix(msg, "smolvmm: "))
+	}
+	return exitCode(err)
+}
+
+// usageError turns a flag parsing error into one line that says where help is.
+func usageError(c *cli.Context, err error, _ bool) error {
+	name := "smolvmm"
+	if c.Command != nil && c.Command.Name != "" {
+		name += " " + c.Command.Name
+	}
+	return cli.Exit(fmt.Sprintf("%v (see %s --help)", err, name), 2)
 }
 
 // exitCode maps an error to the process exit status: a guest's own exit

@@ -33,6 +33,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log unhandled port and MMIO accesses"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
+		&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 	}
 }
 
@@ -75,6 +76,7 @@ func vmConfig(c *cli.Context) (vmm.Config, error) {
 		NoAppend:  c.IsSet("append") && c.String("append") == "",
 		Verbose:   c.Bool("verbose"),
 		Log:       os.Stderr,
+		KVMPath:   c.String("kvm-device"),
 	}
 	for _, spec := range c.StringSlice("disk") {
 		d, err := blk.ParseDiskSpec(spec)
@@ -146,7 +148,7 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	if err != nil {
 		var crash *vmm.CrashError
 		if errors.As(err, &crash) {
-			return cli.Exit("smolvmm: "+err.Error(), 2)
+			return cli.Exit(err.Error(), 2)
 		}
 		return err
 	}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// smolvmmBin builds the command once for the tests that run it as a user
+// would, to check exit statuses, stderr and the terminal.
+func smolvmmBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "smolvmm-cli")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "smolvmm")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = err
+			binPath = string(out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("go build: %v\n%s", binErr, binPath)
+	}
+	return binPath
+}
+
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// elf64Multiboot is an ELF64 header followed by a valid multiboot header.
+func elf64Multiboot() []byte {
+	b := make([]byte, 128)
+	copy(b, "\x7fELF\x02\x01\x01")
+	binary.LittleEndian.PutUint16(b[16:], 2)    // ET_EXEC
+	binary.LittleEndian.PutUint16(b[18:], 0x3E) // x86-64
+	binary.LittleEndian.PutUint32(b[64:], 0x1BADB002)
+	binary.LittleEndian.PutUint32(b[68:], 0x3)
+	magic := uint32(0x1BADB002)
+	binary.LittleEndian.PutUint32(b[72:], -(magic + 3))
+	return b
+}
+
+func TestCLIErrors(t *testing.T) {
+	bin := smolvmmBin(t)
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	text := write("text", bytes.Repeat([]byte("hello "), 100))
+	elf64 := write("elf64", elf64Multiboot())
+	tests := []struct {
+		name     string
+		args     []string
+		status   int
+		stderr   string
+		needsKVM bool
+	}{
+		{"unknown flag", []string{"run", "--bogus"}, 2, "flag provided but not defined: -bogus (see smolvmm run --help)", false},
+		{"no kernel flag", []string{"run"}, 1, `Required flag "kernel" not set`, false},
+		{"kernel missing", []string{"run", "-k", filepath.Join(dir, "nope")}, 1, "check the path given with -k", false},
+		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "this host has no KVM", false},
+		{"memory below minimum", []string{"run", "-k", text, "-m", "1"}, 1, "use -m between 2 and 3072", false},
+		{"bad disk spec", []string{"run", "-k", text, "-d", "img,bogus"}, 1, "bogus", false},
+		{"not multiboot", []string{"run", "-k", text}, 1, "pass a multiboot v1 kernel", true},
+		{"ELF64", []string{"run", "-k", elf64}, 1, "ELF", true},
+		{"stray argument", []string{"run", "-k", text, "extra"}, 1, `unexpected argument "extra"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.needsKVM && !kvmUsable() {
+				t.Skip("needs /dev/kvm")
+			}
+			cmd := exec.Command(bin, tt.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			}
+			msg := strings.TrimSpace(stderr.String())
+			if status != tt.status || !strings.Contains(msg, tt.stderr) {
+				t.Fatalf("status %d stderr %q; want status %d and %q", status, msg, tt.status, tt.stderr)
+			}
+			if strings.Count(msg, "\n") != 0 {
+				t.Errorf("error is not one line:\n%s", msg)
+			}
+		})
+	}
+}
+
+func TestCLIDemo(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	out, err := exec.Command(smolvmmBin(t), "demo", "-a", "from the cli test").Output()
+	if err != nil {
+		t.Fatalf("smolvmm demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{`cmdline: "demo from the cli test"`, "smolvmm-demo: done"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestTerminalRestored runs smolvmm on a pseudo-terminal (util-linux
+// script) and checks the terminal is back in cooked mode after a normal
+// exit and after an error.
+func TestTerminalRestored(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("needs script(1) from util-linux for a pseudo-terminal")
+	}
+	bin := smolvmmBin(t)
+	for _, args := range []string{"demo", "run -k /dev/null"} {
+		t.Run(args, func(t *testing.T) {
+			out, _ := exec.Command("script", "-qec", bin+" "+args+" >/dev/null 2>&1; stty -a", "/dev/null").Output()
+			flags := strings.Fields(string(out))
+			for _, want := range []string{"icanon", "echo", "isig", "opost", "icrnl"} {
+				found := false
+				for _, f := range flags {
+					if f == want {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("terminal left without %s:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestEscapeReader(t *testing.T) {
+	tests := []struct {
+		in, out string
+		quit    bool
+	}{
+		{"plain", "plain", false},
+		{"a\x01\x01b", "a\x01b", false},
+		{"ab\x01xcd", "ab", true},
+		{"a\x01zb", "ab", false},
+	}
+	for _, tt := range tests {
+		quit := false
+		r := &escapeReader{r: strings.NewReader(tt.in), quit: func() { quit = true }}
+		var got []byte
+		buf := make([]byte, 16)
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		if string(got) != tt.out || quit != tt.quit {
+			t.Errorf("%q: got %q quit=%v, want %q quit=%v", tt.in, got, quit, tt.out, tt.quit)
+		}
+	}
+}
