@@ -1,0 +1,161 @@
+package blk_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
+)
+
+func TestParseDiskSpec(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    blk.Spec
+		wantErr string
+	}{
+		{in: "root.img", want: blk.Spec{Path: "root.img"}},
+		{in: "/a/b.img,ro", want: blk.Spec{Path: "/a/b.img", Options: blk.Options{ReadOnly: true}}},
+		{in: "b.img,serial=DISK1", want: blk.Spec{Path: "b.img", Options: blk.Options{Serial: "DISK1"}}},
+		{in: "b.img,serial=X,ro", want: blk.Spec{Path: "b.img", Options: blk.Options{ReadOnly: true, Serial: "X"}}},
+		{in: "", wantErr: "empty image path"},
+		{in: ",ro", wantErr: "empty image path"},
+		{in: "b.img,rw", wantErr: `unknown option "rw"`},
+		{in: "b.img,serial=", wantErr: "must be 1 to 20 bytes"},
+		{in: "b.img,serial=123456789012345678901", wantErr: "must be 1 to 20 bytes"},
+		{in: "b.img,serial=a\tb", wantErr: "not printable"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := blk.ParseDiskSpec(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeriveSerial(t *testing.T) {
+	a, b := blk.DeriveSerial("/images/root.img"), blk.DeriveSerial("/images/other.img")
+	if len(a) != 20 || a == b {
+		t.Errorf("serials %q and %q: want 20 bytes, distinct", a, b)
+	}
+	if blk.DeriveSerial("/images/./root.img") != a {
+		t.Error("serial depends on how the same path is spelled")
+	}
+	if blk.DeriveSerial("/images/root.img") != a {
+		t.Error("serial is not stable")
+	}
+}
+
+func writeImage(t *testing.T, size int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(p, pattern(size, 42), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOpenLocking(t *testing.T) {
+	p := writeImage(t, 8*512)
+	rw, err := blk.Open(p, blk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []blk.Options{{}, {ReadOnly: true}} {
+		_, err := blk.Open(p, opts)
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "in use by another VM") {
+			t.Errorf("second open (ro=%v) while held read-write: %v", opts.ReadOnly, err)
+		}
+	}
+	rw.Close()
+	ro1, err := blk.Open(p, blk.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro1.Close()
+	ro2, err := blk.Open(p, blk.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("two read-only opens must share the image: %v", err)
+	}
+	defer ro2.Close()
+	if _, err := blk.Open(p, blk.Options{}); err == nil {
+		t.Error("read-write open while read-only users hold it succeeded")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.img")
+	os.WriteFile(empty, nil, 0o644)
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing.img"), "no such file"},
+		{empty, "at least one 512-byte sector"},
+		{dir, "not a regular file"},
+	} {
+		_, err := blk.Open(tc.path, blk.Options{ReadOnly: true})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("Open(%s): %v, want an error naming it and containing %q", tc.path, err, tc.want)
+		}
+	}
+}
+
+// TestFileBackend runs OUT, FLUSH and IN through a real image file
+// (preadv/pwritev, fdatasync) and checks the file's bytes.
+func TestFileBackend(t *testing.T) {
+	p := writeImage(t, 64*512)
+	d, err := blk.Open(p, blk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Serial() != blk.DeriveSerial(p) {
+		t.Errorf("serial %q, want the derived %q", d.Serial(), blk.DeriveSerial(p))
+	}
+	r := newBlkRig(t, d)
+	data := pattern(3*4096, 5)
+	r.mem.WriteAt(data, 0x200000)
+	st := r.status()
+	bufs := []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 4), Len: 16}}
+	for i := uint64(0); i < 3; i++ {
+		bufs = append(bufs, virtiotest.Buf{Addr: 0x200000 + 4096*i, Len: 4096})
+	}
+	bufs = append(bufs, virtiotest.Buf{Addr: st, Len: 1, Write: true})
+	r.submit(t, bufs, true)
+	flushSt := r.status()
+	r.submit(t, []virtiotest.Buf{{Addr: r.header(blk.TypeFlush, 0), Len: 16}, {Addr: flushSt, Len: 1, Write: true}}, false)
+	inSt := r.status()
+	r.submit(t, []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 4), Len: 16}, {Addr: 0x300000, Len: 2048, Write: true}, {Addr: 0x380000, Len: 10240, Write: true}, {Addr: inSt, Len: 1, Write: true}}, true)
+	for _, a := range []uint64{st, flushSt, inSt} {
+		if s, _ := r.mem.Read8(a); s != blk.StatusOK {
+			t.Errorf("status at %#x = %d", a, s)
+		}
+	}
+	img, _ := os.ReadFile(p)
+	if !bytes.Equal(img[4*512:4*512+len(data)], data) || !bytes.Equal(img[:4*512], pattern(64*512, 42)[:4*512]) {
+		t.Error("image bytes differ from what was written")
+	}
+	a, _ := r.mem.Slice(0x300000, 2048)
+	b, _ := r.mem.Slice(0x380000, 10240)
+	if !bytes.Equal(append(append([]byte{}, a...), b...), data) {
+		t.Error("read back differs")
+	}
+	if err := r.pd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close released the lock.
+	d2, err := blk.Open(p, blk.Options{})
+	if err != nil {
+		t.Fatalf("reopen after Close: %v", err)
+	}
+	d2.Close()
+}

@@ -1,0 +1,257 @@
+package blk_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
+)
+
+const diskSize = 64 * 512
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*7)
+	}
+	return b
+}
+
+func TestRequests(t *testing.T) {
+	type result struct {
+		status  uint8
+		usedLen uint32
+	}
+	ro := blk.Options{ReadOnly: true, Serial: "ro-disk"}
+	rw := blk.Options{Serial: "SER-0123456789abcdef"}
+	for _, tc := range []struct {
+		name     string
+		opts     blk.Options
+		indirect bool
+		// build returns the chain and the address of the status byte.
+		build func(r *blkRig) ([]virtiotest.Buf, uint64)
+		want  result
+		check func(t *testing.T, r *blkRig, be *memBackend)
+	}{
+		{name: "IN two sectors", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 3), Len: 16}, {Addr: 0x200000, Len: 1024, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 1025}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			got, _ := r.mem.Slice(0x200000, 1024)
+			if !bytes.Equal(got, be.b[3*512:5*512]) {
+				t.Error("IN data differs from the image")
+			}
+		}},
+		{name: "IN indirect, 4 KiB segments like ld(4)", opts: rw, indirect: true, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 8), Len: 16}, {Addr: 0x201000, Len: 4096, Write: true}, {Addr: 0x200000, Len: 4096, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 8193}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			a, _ := r.mem.Slice(0x201000, 4096)
+			b, _ := r.mem.Slice(0x200000, 4096)
+			if !bytes.Equal(a, be.b[8*512:16*512]) || !bytes.Equal(b, be.b[16*512:24*512]) {
+				t.Error("scattered IN data differs from the image")
+			}
+		}},
+		{name: "IN data and status merged", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 1), Len: 16}, {Addr: 0x200000, Len: 513, Write: true}}, 0x200000 + 512
+		}, want: result{blk.StatusOK, 513}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			got, _ := r.mem.Slice(0x200000, 512)
+			if !bytes.Equal(got, be.b[512:1024]) {
+				t.Error("IN data differs")
+			}
+		}},
+		{name: "OUT", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			r.mem.WriteAt(pattern(1024, 9), 0x200000)
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 62), Len: 16}, {Addr: 0x200000, Len: 1024}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if !bytes.Equal(be.b[62*512:], pattern(1024, 9)) {
+				t.Error("OUT data not in the image")
+			}
+		}},
+		{name: "OUT header and data merged, indirect", opts: rw, indirect: true, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			hdr := r.header(blk.TypeOut, 5)
+			at := r.alloc.Take(16+512, 16)
+			h, _ := r.mem.Slice(hdr, 16)
+			r.mem.WriteAt(h, int64(at))
+			r.mem.WriteAt(pattern(512, 3), int64(at+16))
+			st := r.status()
+			return []virtiotest.Buf{{Addr: at, Len: 16 + 512}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if !bytes.Equal(be.b[5*512:6*512], pattern(512, 3)) {
+				t.Error("merged OUT data not in the image")
+			}
+		}},
+		{name: "FLUSH syncs before the status", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeFlush, 0), Len: 16}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if be.syncs != 1 {
+				t.Errorf("%d syncs, want 1", be.syncs)
+			}
+		}},
+		{name: "GET_ID", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeGetID, 0), Len: 16}, {Addr: 0x200000, Len: 20, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 21}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			got, _ := r.mem.Slice(0x200000, 20)
+			if string(got) != "SER-0123456789abcdef" {
+				t.Errorf("serial %q", got)
+			}
+		}},
+		{name: "GET_ID short serial is NUL padded", opts: ro, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			r.mem.WriteAt(bytes.Repeat([]byte{0xEE}, 20), 0x200000)
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeGetID, 0), Len: 16}, {Addr: 0x200000, Len: 20, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 21}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			got, _ := r.mem.Slice(0x200000, 20)
+			if string(got) != "ro-disk\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" {
+				t.Errorf("serial %q", got)
+			}
+		}},
+		{name: "IN past the end", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 63), Len: 16}, {Addr: 0x200000, Len: 1024, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "IN at the capacity", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 64), Len: 16}, {Addr: 0x200000, Len: 512, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "OUT past the end is not performed", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			r.mem.WriteAt(pattern(1024, 1), 0x200000)
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 63), Len: 16}, {Addr: 0x200000, Len: 1024}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if !bytes.Equal(be.b[63*512:], pattern(diskSize, 100)[63*512:]) {
+				t.Error("part of an out-of-range OUT was written")
+			}
+		}},
+		{name: "sector overflows 64 bits", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 1<<55), Len: 16}, {Addr: 0x200000, Len: 512}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "sector max uint64", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, ^uint64(0)), Len: 16}, {Addr: 0x200000, Len: 512, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "length not a multiple of 512", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: 0x200000, Len: 100, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "OUT to a read-only disk", opts: ro, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			r.mem.WriteAt(pattern(512, 1), 0x200000)
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 0), Len: 16}, {Addr: 0x200000, Len: 512}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if !bytes.Equal(be.b[:512], pattern(512, 100)) {
+				t.Error("read-only image changed")
+			}
+		}},
+		{name: "IN from a read-only disk", opts: ro, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: 0x200000, Len: 512, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusOK, 513}},
+		{name: "unsupported type", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(11, 0), Len: 16}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusUnsupp, 1}},
+		{name: "header too short", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 8}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "header in a writable buffer", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newMemBackend(diskSize)
+			copy(be.b, pattern(diskSize, 100))
+			d, err := blk.New(be, diskSize, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := newBlkRig(t, d)
+			bufs, st := tc.build(r)
+			if tc.name == "FLUSH syncs before the status" {
+				be.onSync = func() {
+					if s, _ := r.mem.Read8(st); s != 0xFF {
+						t.Errorf("status byte %#x already written during the sync", s)
+					}
+				}
+			}
+			n := r.submit(t, bufs, tc.indirect)
+			s, _ := r.mem.Read8(st)
+			if (result{s, n}) != tc.want {
+				t.Errorf("status %d, used len %d; want %d, %d", s, n, tc.want.status, tc.want.usedLen)
+			}
+			if tc.check != nil {
+				tc.check(t, r, be)
+			}
+			if be.oob {
+				t.Error("the device accessed the backend outside the image")
+			}
+			if r.pd.Broken() {
+				t.Error("a bad request broke the device; it should fail alone")
+			}
+		})
+	}
+}
+
+func TestNoStatusByte(t *testing.T) {
+	be := newMemBackend(diskSize)
+	d, _ := blk.New(be, diskSize, blk.Options{})
+	r := newBlkRig(t, d)
+	r.mem.WriteAt(pattern(512, 1), 0x200000)
+	n := r.submit(t, []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 0), Len: 16}, {Addr: 0x200000, Len: 512}}, false)
+	if n != 0 {
+		t.Errorf("used len %d, want 0", n)
+	}
+	if be.b[0] != 0 {
+		t.Error("a request with no status byte was performed")
+	}
+}
+
+func TestConfigAndFeatures(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		d, _ := blk.New(newMemBackend(diskSize+100), diskSize+100, blk.Options{ReadOnly: ro})
+		r := newBlkRig(t, d)
+		// 64-bit capacity read as two 32-bit halves, as NetBSD does.
+		capacity := uint64(r.drv.Read32(20)) | uint64(r.drv.Read32(24))<<32
+		if capacity != 64 {
+			t.Errorf("capacity %d sectors, want 64 (a trailing partial sector is not exposed)", capacity)
+		}
+		if got := r.drv.Read32(28); got != blk.SizeMax {
+			t.Errorf("size_max %d", got)
+		}
+		if got := r.drv.Read32(32); got != blk.SegMax || got > blk.QueueSize-2 {
+			t.Errorf("seg_max %d", got)
+		}
+		f := r.drv.Read32(0)
+		want := uint32(1<<1 | 1<<2 | 1<<9 | 1<<28)
+		if ro {
+			want |= 1 << 5
+		}
+		if f != want {
+			t.Errorf("ro=%v: features %#x, want %#x (no BLK_SIZE, no GEOMETRY)", ro, f, want)
+		}
+		if pid := r.pd.PCIConfig(); pid == nil {
+			t.Fatal("no config")
+		}
+		var id [4]byte
+		r.pd.PCIConfig().Read(0, id[:])
+		if id != [4]byte{0xF4, 0x1A, 0x01, 0x10} {
+			t.Errorf("vendor/device % x, want f4 1a 01 10", id)
+		}
+	}
+}
+
+func TestNewRejectsTinyDisk(t *testing.T) {
+	if _, err := blk.New(newMemBackend(100), 100, blk.Options{}); err == nil {
+		t.Error("a disk smaller than a sector was accepted")
+	}
+	if _, err := blk.New(newMemBackend(512), 512, blk.Options{Serial: "this serial is far too long"}); err == nil {
+		t.Error("a 27-byte serial was accepted")
+	}
+}
