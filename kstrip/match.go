@@ -73,6 +73,10 @@ func (k *Kernel) Suggest(name string) []string {
 			return
 		}
 		seen[s] = true
+		// The distance is at least the difference in length: skip early.
+		if len(s) > len(name)+limit || len(s) < len(name)-limit {
+			return
+		}
 		if d := editDistance(name, strings.ToLower(s)); d <= limit {
 			cands = append(cands, cand{s, d})
 		}

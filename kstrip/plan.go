@@ -139,6 +139,10 @@ func (k *Kernel) resolve(r *Report, list string, names []string) []int {
 // child attach whichever parent the machine has.
 func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 	in := make([]bool, len(k.Entries))
+	byName := map[string][]int{}
+	for i := range k.Entries {
+		byName[k.Entries[i].Name] = append(byName[k.Entries[i].Name], i)
+	}
 	var out, queue []int
 	for _, i := range seeds {
 		if !in[i] {
@@ -160,9 +164,9 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 			continue
 		}
 		found := false
-		for j := range k.Entries {
+		for _, j := range byName[p.Name] {
 			c := &k.Entries[j]
-			if c.Name != p.Name || !c.canBeUnit(p.Unit) {
+			if !c.canBeUnit(p.Unit) {
 				continue
 			}
 			found = true
