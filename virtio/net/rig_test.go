@@ -1,0 +1,190 @@
+package net
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+// fakeBackend is a netback.Backend fed and drained by the test.
+type fakeBackend struct {
+	in        chan []byte // frames for the guest
+	out       chan []byte // frames the guest sent
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newFakeBackend() *fakeBackend {
+	return &fakeBackend{in: make(chan []byte, 1024), out: make(chan []byte, 1024), closed: make(chan struct{})}
+}
+
+func (f *fakeBackend) ReadFrame(buf []byte) (int, error) {
+	select {
+	case fr := <-f.in:
+		if len(fr) > len(buf) {
+			return 0, netback.ErrFrameTooLong
+		}
+		return copy(buf, fr), nil
+	case <-f.closed:
+		return 0, netback.ErrClosed
+	}
+}
+
+func (f *fakeBackend) WriteFrame(fr []byte) error {
+	select {
+	case f.out <- append([]byte(nil), fr...):
+		return nil
+	case <-f.closed:
+		return netback.ErrClosed
+	}
+}
+
+func (f *fakeBackend) Close() error {
+	f.closeOnce.Do(func() { close(f.closed) })
+	return nil
+}
+
+// rig is a net device behind the real transport, driven like vioif over
+// fake guest memory.
+type rig struct {
+	t      *testing.T
+	mem    *guestmem.Memory
+	alloc  *virtiotest.Alloc
+	be     *fakeBackend
+	dev    *Device
+	pd     *virtio.PCIDevice
+	drv    virtiotest.Driver
+	irq    *virtiotest.IRQ
+	rx, tx *virtiotest.Ring
+}
+
+var testMAC = []byte{0x52, 0x54, 0x00, 0xab, 0xcd, 0xef}
+
+const wantFeatures = 1<<FeatureMAC | 1<<FeatureStatus | 1<<virtio.FeatureIndirectDesc
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	mem := guestmem.New(make([]byte, 8<<20))
+	r := &rig{t: t, mem: mem, alloc: virtiotest.NewAlloc(mem, 0x1000), be: newFakeBackend(), irq: virtiotest.NewIRQ()}
+	var err error
+	if r.dev, err = New(r.be, testMAC); err != nil {
+		t.Fatal(err)
+	}
+	if r.pd, err = virtio.NewPCIDevice(mem, r.dev, r.irq, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.dev.SetKick(r.pd.KickQueue)
+	t.Cleanup(func() { r.pd.Close() })
+	r.drv = virtiotest.Driver{Regs: r.pd.BARDevice(0)}
+	r.attach(false)
+	return r
+}
+
+// attach lays out fresh rings and brings the device up, in the attach
+// order or (reinit) vioif's ifconfig-up order.
+func (r *rig) attach(reinit bool) {
+	r.t.Helper()
+	pages := (virtio.RingBytes(QueueSize) + 4095) / 4096
+	var err error
+	if r.rx, err = virtiotest.NewRing(r.mem, r.alloc.Pages(pages), QueueSize); err != nil {
+		r.t.Fatal(err)
+	}
+	if r.tx, err = virtiotest.NewRing(r.mem, r.alloc.Pages(pages), QueueSize); err != nil {
+		r.t.Fatal(err)
+	}
+	up := r.drv.Attach
+	if reinit {
+		up = r.drv.Reinit
+	}
+	f, err := up(wantFeatures|1<<22 /* CTRL_VQ: not offered */, []uint32{r.rx.PFN, r.tx.PFN})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if f != wantFeatures {
+		r.t.Fatalf("negotiated features %#x, want %#x", f, wantFeatures)
+	}
+}
+
+// postRx posts one receive chain of separate header and data buffers
+// (vioif's layout) and returns its head and the data buffer's address.
+func (r *rig) postRx(dataLen uint32) (head uint16, hdr, data uint64) {
+	hdr = r.alloc.Take(HeaderSize, 16)
+	data = r.alloc.Take(uint64(dataLen), 16)
+	r.fill(hdr, HeaderSize, 0xAA)
+	head = r.rx.AddChain([]virtiotest.Buf{{Addr: hdr, Len: HeaderSize, Write: true}, {Addr: data, Len: dataLen, Write: true}})
+	r.rx.Publish(head)
+	return head, hdr, data
+}
+
+func (r *rig) fill(addr uint64, n int, b byte) {
+	s, err := r.mem.Slice(addr, uint64(n))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for i := range s {
+		s[i] = b
+	}
+}
+
+func (r *rig) bytes(addr uint64, n int) []byte {
+	s, err := r.mem.Slice(addr, uint64(n))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return append([]byte(nil), s...)
+}
+
+// frame makes an Ethernet frame of n bytes whose payload counts from seed.
+func frame(n int, seed byte) []byte {
+	f := make([]byte, n)
+	copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5})
+	for i := 14; i < n; i++ {
+		f[i] = seed + byte(i)
+	}
+	return f
+}
+
+// sent waits for the backend to receive a frame from the guest.
+func (r *rig) sent() []byte {
+	r.t.Helper()
+	select {
+	case f := <-r.be.out:
+		return f
+	case <-time.After(5 * time.Second):
+		r.t.Fatal("no frame reached the backend within 5s")
+	}
+	return nil
+}
+
+// noMore checks that the device produced nothing more for a while.
+func (r *rig) noUsed(ring *virtiotest.Ring, what string) {
+	r.t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	if id, n, ok := ring.NextUsed(); ok {
+		r.t.Fatalf("%s: unexpected used element (head %d, %d bytes)", what, id, n)
+	}
+}
+
+func (r *rig) waitStat(what string, get func(Stats) uint64, want uint64) {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for get(r.dev.Stats()) != want {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s = %d after 5s, want %d (stats %+v)", what, get(r.dev.Stats()), want, r.dev.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// put writes b at guest address addr.
+func (r *rig) put(addr uint64, b []byte) {
+	r.t.Helper()
+	if _, err := r.mem.WriteAt(b, int64(addr)); err != nil {
+		r.t.Fatal(err)
+	}
+}
