@@ -68,15 +68,35 @@ func (v *vcpu) close() error {
 
 // setCPUID passes KVM's supported CPUID through, minus what a guest cannot
 // use here: MONITOR/MWAIT (KVM does not run them) and the performance
-// monitoring leaf (no PMU is set up), with APIC ID 0 for the only CPU.
+// monitoring leaf (no PMU is set up), with APIC ID 0 for the only CPU. On
+// Intel hosts it also fills leaf 0x15 with the TSC frequency, which NetBSD
+// then uses instead of calibrating the TSC against the PIT for ~100 ms.
 func (v *vcpu) setCPUID() error {
 	c := kvm.CPUID{Nent: 256, Entries: make([]kvm.CPUIDEntry2, 256)}
 	if err := kvm.GetSupportedCPUID(v.m.kvm.Fd(), &c); err != nil {
 		return &Error{Op: "KVM_GET_SUPPORTED_CPUID", Err: err}
 	}
-	for i := range c.Entries[:c.Nent] {
-		e := &c.Entries[i]
+	c.Entries = c.Entries[:c.Nent]
+	tscKHz, _ := kvm.GetTSCKHz(uintptr(v.fd))
+	c.Entries = tuneCPUID(c.Entries, tscKHz)
+	c.Nent = uint32(len(c.Entries))
+	if err := kvm.SetCPUID2(uintptr(v.fd), &c); err != nil {
+		return &Error{Op: "KVM_SET_CPUID2", Err: err}
+	}
+	return nil
+}
+
+// tuneCPUID adjusts the supported CPUID entries for a one-CPU NetBSD guest.
+// tscKHz is the vCPU's TSC frequency (0 if unknown).
+func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
+	intel := false
+	maxLeaf := -1
+	for i := range entries {
+		e := &entries[i]
 		switch e.Function {
+		case 0:
+			intel = e.Ebx == 0x756E6547 && e.Edx == 0x49656E69 && e.Ecx == 0x6C65746E // "GenuineIntel"
+			maxLeaf = i
 		case 1:
 			e.Ecx &^= 1 << 3                // MONITOR/MWAIT
 			e.Ebx &^= 0xFF << 24            // initial APIC ID 0
@@ -85,11 +105,24 @@ func (v *vcpu) setCPUID() error {
 			e.Eax, e.Ebx, e.Ecx, e.Edx = 0, 0, 0, 0
 		}
 	}
-	c.Entries = c.Entries[:c.Nent]
-	if err := kvm.SetCPUID2(uintptr(v.fd), &c); err != nil {
-		return &Error{Op: "KVM_SET_CPUID2", Err: err}
+	if !intel || tscKHz == 0 || maxLeaf < 0 {
+		return entries
 	}
-	return nil
+	// Leaf 0x15: TSC = crystal (ECX, Hz) * EBX / EAX.
+	leaf := kvm.CPUIDEntry2{Function: 0x15, Eax: 1, Ebx: 1, Ecx: uint32(min(tscKHz*1000, 0xFFFFFFFF))}
+	for i := range entries {
+		if entries[i].Function == 0x15 {
+			if entries[i].Eax != 0 && entries[i].Ebx != 0 && entries[i].Ecx != 0 {
+				return entries // the host's own values are better
+			}
+			entries[i] = leaf
+			return entries
+		}
+	}
+	if entries[maxLeaf].Eax < 0x15 {
+		entries[maxLeaf].Eax = 0x15
+	}
+	return append(entries, leaf)
 }
 
 // setLAPIC makes LINT0 ExtINT and LINT1 NMI, as a BIOS leaves the boot CPU:

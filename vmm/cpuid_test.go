@@ -1,0 +1,58 @@
+package vmm
+
+import (
+	"testing"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+)
+
+func TestTuneCPUID(t *testing.T) {
+	intel := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E}
+	amd := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x68747541, Edx: 0x69746E65, Ecx: 0x444D4163}
+	leaf1 := kvm.CPUIDEntry2{Function: 1, Ebx: 0x07080800, Ecx: 0xFFFFFFFF}
+	pmu := kvm.CPUIDEntry2{Function: 0xA, Eax: 0x07300403}
+	tests := []struct {
+		name     string
+		in       []kvm.CPUIDEntry2
+		khz      uint64
+		wantMax  uint32
+		want15   bool
+		wantHz15 uint32
+	}{
+		{"intel gets leaf 0x15", []kvm.CPUIDEntry2{intel, leaf1, pmu}, 2400000, 0x15, true, 2400000000},
+		{"amd untouched", []kvm.CPUIDEntry2{amd, leaf1, pmu}, 2400000, 0xD, false, 0},
+		{"unknown TSC", []kvm.CPUIDEntry2{intel, leaf1}, 0, 0xD, false, 0},
+		{"host leaf kept", []kvm.CPUIDEntry2{intel, leaf1, {Function: 0x15, Eax: 2, Ebx: 100, Ecx: 24000000}}, 2400000, 0xD, true, 24000000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := tuneCPUID(append([]kvm.CPUIDEntry2(nil), tt.in...), tt.khz)
+			var got15 *kvm.CPUIDEntry2
+			for i := range out {
+				e := &out[i]
+				switch e.Function {
+				case 0:
+					if e.Eax != tt.wantMax {
+						t.Errorf("max leaf %#x, want %#x", e.Eax, tt.wantMax)
+					}
+				case 1:
+					if e.Ecx&(1<<3) != 0 || e.Ebx>>24 != 0 || (e.Ebx>>16)&0xFF != 1 {
+						t.Errorf("leaf 1 = %+v: MONITOR must be off, APIC ID 0, one logical CPU", e)
+					}
+				case 0xA:
+					if e.Eax != 0 {
+						t.Errorf("PMU leaf not hidden: %+v", e)
+					}
+				case 0x15:
+					got15 = e
+				}
+			}
+			if (got15 != nil) != tt.want15 {
+				t.Fatalf("leaf 0x15 present = %v, want %v", got15 != nil, tt.want15)
+			}
+			if got15 != nil && got15.Ecx != tt.wantHz15 {
+				t.Errorf("leaf 0x15 ECX = %d, want %d", got15.Ecx, tt.wantHz15)
+			}
+		})
+	}
+}
