@@ -1,0 +1,217 @@
+package imagebuilder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+)
+
+// Data disk file system types, as NetBSD's GENERIC kernel mounts them
+// (msdos and cd9660; NetBSD 9 has no virtio 9p to share a directory).
+const (
+	DataFAT32   = "fat32"
+	DataISO9660 = "iso9660"
+)
+
+// DataLabel is the volume label of data disks.
+const DataLabel = "SMOLVMM"
+
+// minFAT32 is the smallest FAT32 volume made: with go-diskfs's 512-byte
+// clusters below 260 MB, 34 MiB gives more than the 65525 clusters that
+// make a file system FAT32 rather than FAT16 to every reader.
+const minFAT32 = 34 << 20
+
+// BuildDataImage writes a disk image at outPath holding the files and
+// directories under dir, as FAT32 (fs "fat32" or "") or ISO 9660 with Rock
+// Ridge ("iso9660"), sized to the content. The image is written to a
+// temporary file and renamed over outPath, which it replaces if present.
+// Symlinks, device nodes and other special files are refused: neither file
+// system can hold them.
+func BuildDataImage(dir, outPath, fs string) error {
+	return buildData(dir, outPath, fs, 0)
+}
+
+// dataEntry is one host path to copy into a data image.
+type dataEntry struct {
+	rel  string // slash-separated, relative to the shared directory
+	dir  bool
+	size int64
+}
+
+func scanData(dir string) ([]dataEntry, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("data directory %s is not a directory", dir)
+	}
+	var es []dataEntry
+	err = filepath.WalkDir(dir, func(hp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", hp, err)
+		}
+		if hp == dir {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, hp)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			es = append(es, dataEntry{rel: rel, dir: true})
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			es = append(es, dataEntry{rel: rel, size: info.Size()})
+		default:
+			return fmt.Errorf("%s is a %v: data disks (FAT32, ISO 9660) hold only files and directories; copy its target instead", hp, d.Type())
+		}
+		return nil
+	})
+	return es, err
+}
+
+// dataSize estimates the image size for es: content rounded to 4 KiB
+// clusters, 4 KiB per directory and per 100 names, plus a tenth and 1 MiB.
+func dataSize(es []dataEntry, fsType string) int64 {
+	var n int64
+	for _, e := range es {
+		n += (e.size+4095)&^4095 + 256
+		if e.dir {
+			n += 4096
+		}
+	}
+	n += n/10 + 1<<20
+	if fsType == DataFAT32 {
+		n = max(n, minFAT32)
+	}
+	return (n + 1<<20 - 1) &^ (1<<20 - 1)
+}
+
+// buildData is BuildDataImage with an optional size in MiB (0: automatic).
+func buildData(dir, outPath, fsType string, sizeMB int) error {
+	if fsType == "" {
+		fsType = DataFAT32
+	}
+	var typ filesystem.Type
+	switch fsType {
+	case DataFAT32:
+		typ = filesystem.TypeFat32
+	case DataISO9660:
+		typ = filesystem.TypeISO9660
+	default:
+		return fmt.Errorf("data file system %q: want %s or %s", fsType, DataFAT32, DataISO9660)
+	}
+	es, err := scanData(dir)
+	if err != nil {
+		return err
+	}
+	size := dataSize(es, fsType)
+	if sizeMB > 0 {
+		if int64(sizeMB)<<20 < size {
+			return fmt.Errorf("data image of %d MB is too small: %s needs at least %d MB", sizeMB, dir, size>>20)
+		}
+		size = int64(sizeMB) << 20
+	}
+	return writeAtomically(outPath, func(f *os.File) error {
+		if err := f.Truncate(size); err != nil {
+			return err
+		}
+		sector := diskfs.SectorSize512
+		if typ == filesystem.TypeISO9660 {
+			sector = 2048 // ISO 9660 logical blocks
+		}
+		d, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(sector))
+		if err != nil {
+			return err
+		}
+		var work string
+		if typ == filesystem.TypeISO9660 {
+			if work, err = os.MkdirTemp("", "smolvmm-iso-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(work)
+		}
+		fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: typ, VolumeLabel: DataLabel, WorkDir: work, Reproducible: true})
+		if err != nil {
+			return fmt.Errorf("creating %s file system of %d bytes: %w", fsType, size, err)
+		}
+		if err := copyData(fsys, dir, es); err != nil {
+			return err
+		}
+		if iso, ok := fsys.(*iso9660.FileSystem); ok {
+			if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, DeepDirectories: true, VolumeIdentifier: DataLabel}); err != nil {
+				return fmt.Errorf("writing ISO 9660 image: %w", err)
+			}
+			return trimISO(f)
+		}
+		return nil
+	})
+}
+
+func copyData(fsys filesystem.FileSystem, dir string, es []dataEntry) error {
+	for _, e := range es {
+		p := "/" + e.rel
+		if e.dir {
+			if err := fsys.Mkdir(p); err != nil {
+				return fmt.Errorf("mkdir %s in data image: %w", p, err)
+			}
+			continue
+		}
+		if err := copyDataFile(fsys, filepath.Join(dir, filepath.FromSlash(e.rel)), p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyDataFile(fsys filesystem.FileSystem, hp, p string) error {
+	in, err := os.Open(hp)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := fsys.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("creating %s in data image: %w", p, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s into data image at %s: %w", hp, p, err)
+	}
+	if err := out.Close(); err != nil && !errors.Is(err, filesystem.ErrNotSupported) {
+		return fmt.Errorf("closing %s in data image: %w", p, err)
+	}
+	return nil
+}
+
+// trimISO cuts an ISO image to the volume size its primary volume
+// descriptor records (go-diskfs writes into the pre-sized file).
+func trimISO(f *os.File) error {
+	pvd := make([]byte, 2048)
+	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
+		return fmt.Errorf("reading back the ISO volume descriptor: %w", err)
+	}
+	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return fmt.Errorf("ISO image has no primary volume descriptor at sector 16")
+	}
+	blocks := int64(pvd[80]) | int64(pvd[81])<<8 | int64(pvd[82])<<16 | int64(pvd[83])<<24
+	bsz := int64(pvd[128]) | int64(pvd[129])<<8
+	if n := blocks * bsz; n > 0 {
+		if st, err := f.Stat(); err == nil && n < st.Size() {
+			return f.Truncate((n + 511) &^ 511)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package imagebuilder_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+)
+
+func shareDir(t *testing.T) (string, map[string][]byte) {
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"hello.txt":                       []byte("hello from the host\n"),
+		"sub/deeper/A Long File Name.dat": testsets.Blob(4, 300_000),
+		"sub/empty":                       nil,
+	}
+	for p, b := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0755)
+		os.WriteFile(filepath.Join(dir, p), b, 0644)
+	}
+	os.Mkdir(filepath.Join(dir, "emptydir"), 0755)
+	return dir, files
+}
+
+func TestBuildDataImage(t *testing.T) {
+	for _, fsType := range []string{"fat32", "iso9660"} {
+		t.Run(fsType, func(t *testing.T) {
+			dir, files := shareDir(t)
+			img := filepath.Join(t.TempDir(), "data.img")
+			if err := imagebuilder.BuildDataImage(dir, img, fsType); err != nil {
+				t.Fatal(err)
+			}
+			d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			fsys, err := d.GetFilesystem(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range files {
+				f, err := fsys.OpenFile("/"+p, os.O_RDONLY)
+				if err != nil {
+					t.Errorf("open /%s: %v", p, err)
+					continue
+				}
+				got, err := io.ReadAll(f)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Errorf("/%s: read %d bytes (%v), want %d", p, len(got), err, len(want))
+				}
+			}
+			es, err := fsys.ReadDir(".")
+			var names []string
+			for _, e := range es {
+				names = append(names, strings.ToLower(e.Name()))
+			}
+			if err != nil || !strings.Contains(fmt.Sprint(names), "emptydir") {
+				t.Errorf("root directory: %v %v", names, err)
+			}
+			loopCheck(t, img, fsType, files)
+		})
+	}
+}
+
+// loopCheck mounts the image read-only when running as root and compares content.
+func loopCheck(t *testing.T, img, fsType string, files map[string][]byte) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	mnt := t.TempDir()
+	typ := map[string]string{"fat32": "vfat", "iso9660": "iso9660"}[fsType]
+	if out, err := exec.Command("mount", "-t", typ, "-o", "ro,loop", img, mnt).CombinedOutput(); err != nil {
+		t.Logf("loop mount not possible here: %v %s", err, out)
+		return
+	}
+	defer exec.Command("umount", mnt).Run()
+	for p, want := range files {
+		got, err := os.ReadFile(filepath.Join(mnt, p))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("mounted %s: /%s read %d bytes (%v), want %d", typ, p, len(got), err, len(want))
+		}
+	}
+}
+
+func TestBuildDataImageErrors(t *testing.T) {
+	dir, _ := shareDir(t)
+	os.Symlink("hello.txt", filepath.Join(dir, "link"))
+	out := filepath.Join(t.TempDir(), "d.img")
+	for _, tc := range []struct{ dir, fs, want string }{
+		{dir, "fat32", "hold only files and directories"},
+		{dir, "ntfs", `data file system "ntfs"`},
+		{filepath.Join(dir, "nope"), "fat32", "no such file"},
+		{filepath.Join(dir, "hello.txt"), "fat32", "is not a directory"},
+	} {
+		if err := imagebuilder.BuildDataImage(tc.dir, out, tc.fs); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("BuildDataImage(%s, %s): got %v, want %q", tc.dir, tc.fs, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed build left an image behind")
+	}
+}
+
+func ExampleBuildDataImage() {
+	dir, _ := os.MkdirTemp("", "share")
+	defer os.RemoveAll(dir)
+	os.WriteFile(filepath.Join(dir, "input.txt"), []byte("data for the guest"), 0644)
+	err := imagebuilder.BuildDataImage(dir, filepath.Join(dir, "..", filepath.Base(dir)+".img"), "fat32")
+	defer os.Remove(dir + ".img")
+	fmt.Println(err)
+	// Output: <nil>
+}
