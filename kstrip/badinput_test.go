@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/kstrip/internal/testkernel"
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
 // symbolValueOffset returns the file offset of the st_value of the
@@ -34,7 +34,7 @@ func symbolValueOffset(t *testing.T, image []byte, name string) int64 {
 }
 
 func TestBadInput(t *testing.T) {
-	good := buildKernel(t, testkernel.Options{Bits: 32, Entries: generic})
+	good := buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic})
 	k, orig := parseFile(t, good)
 	put32 := func(b []byte, off int64, v uint32) { k.ByteOrder().PutUint32(b[off:], v) }
 	bssAddr := func() uint32 {
@@ -56,10 +56,10 @@ func TestBadInput(t *testing.T) {
 		{"empty", func() []byte { return nil }, ErrNotELF, nil},
 		{"truncated header", func() []byte { return orig[:30] }, ErrNotELF, nil},
 		{"stripped", func() []byte {
-			return readFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic, Stripped: true}))
+			return readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic, Stripped: true}))
 		}, ErrNoSymbols, []string{"stripped", "release kernels", "keep their symbols"}},
 		{"no cfdata symbol", func() []byte {
-			return readFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic, Symbol: "cfdata_other"}))
+			return readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic, Symbol: "cfdata_other"}))
 		}, ErrNoCfdata, []string{"NetBSD kernel"}},
 		{"cfdata outside every segment", func() []byte {
 			b := clone(orig)
@@ -72,7 +72,7 @@ func TestBadInput(t *testing.T) {
 			return b
 		}, ErrNotMapped, []string{"bss"}},
 		{"no terminator", func() []byte {
-			return readFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic, NoTerminator: true}))
+			return readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic, NoTerminator: true}))
 		}, ErrNoTerminator, []string{"44 entries", "end of its segment"}},
 		{"name pointer outside the file", func() []byte {
 			b := clone(orig)

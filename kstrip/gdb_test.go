@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/kstrip/internal/testkernel"
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
 var gdbValue = regexp.MustCompile(`(?m)^\$(\d+) = (-?\d+)$`)
@@ -46,7 +46,7 @@ func TestGDBAgrees(t *testing.T) {
 	}
 	for _, bits := range []int{32, 64} {
 		t.Run(strconv.Itoa(bits), func(t *testing.T) {
-			path := buildKernel(t, testkernel.Options{Bits: bits, Entries: generic, Debug: true})
+			path := buildKernel(t, kstriptest.Options{Bits: bits, Entries: generic, Debug: true})
 			k, _ := parseFile(t, path)
 			if got := gdbStates(t, path, len(generic)); fmt.Sprint(got) != fmt.Sprint(states(k)) {
 				t.Fatalf("before: gdb %v, kstrip %v", got, states(k))

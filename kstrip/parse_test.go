@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/kstrip/internal/testkernel"
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
 func TestParseLayouts(t *testing.T) {
@@ -20,7 +20,7 @@ func TestParseLayouts(t *testing.T) {
 		{64, 8, 48, 0xffffffff80000000},
 	}
 	for _, tc := range tests {
-		path := buildKernel(t, testkernel.Options{Bits: tc.bits, Entries: generic})
+		path := buildKernel(t, kstriptest.Options{Bits: tc.bits, Entries: generic})
 		k, orig := parseFile(t, path)
 		if k.PointerSize() != tc.ptr || k.EntrySize() != tc.size || k.ByteOrder() != binary.LittleEndian {
 			t.Errorf("%d-bit: pointer %d entry %d order %v", tc.bits, k.PointerSize(), k.EntrySize(), k.ByteOrder())
@@ -68,7 +68,7 @@ func TestParseLayouts(t *testing.T) {
 func TestBigEndianLayout(t *testing.T) {
 	// Same table, byte-swapped by hand: the walker must take the order
 	// from the ELF header (sh3eb, armeb, powerpc are big-endian ports).
-	path := buildKernel(t, testkernel.Options{Bits: 32, Entries: generic})
+	path := buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic})
 	k, orig := parseFile(t, path)
 	be := swapToBigEndian(t, orig, k)
 	kb, err := Parse(be)
@@ -87,7 +87,7 @@ func TestBigEndianLayout(t *testing.T) {
 }
 
 func TestWriteTableAndJSON(t *testing.T) {
-	k, _ := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	var b bytes.Buffer
 	if err := WriteTable(&b, k.Entries); err != nil {
 		t.Fatal(err)

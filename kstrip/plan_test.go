@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/kstrip/internal/testkernel"
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
 // checkOnlyStates fails unless every byte that differs between before and
@@ -71,7 +71,7 @@ var afterDefault = []State{
 
 func TestStripDefault(t *testing.T) {
 	for _, bits := range []int{32, 64} {
-		k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: bits, Entries: generic}))
+		k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: bits, Entries: generic}))
 		r, err := k.Plan(Plan{Strip: true, Keep: DefaultKeep})
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +99,7 @@ func TestStripDefault(t *testing.T) {
 }
 
 func TestIdempotent(t *testing.T) {
-	k, _ := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	plans := []Plan{
 		{Strip: true, Keep: DefaultKeep},
 		{Strip: true, Keep: []string{"wd", "com0"}, Disable: []string{"fdc"}},
@@ -144,7 +144,7 @@ func TestDisableEnable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+			k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 			r, err := k.Plan(tc.plan)
 			if err != nil {
 				t.Fatal(err)
@@ -222,7 +222,7 @@ func TestParentsKept(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 64, Entries: generic}))
+			k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 64, Entries: generic}))
 			r, err := k.Plan(tc.plan)
 			if err != nil {
 				t.Fatal(err)
@@ -270,7 +270,7 @@ func TestCanBeUnit(t *testing.T) {
 }
 
 func TestUnknownNames(t *testing.T) {
-	k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	_, err := k.Plan(Plan{Strip: true, Keep: []string{"vioff", "mainbus"}, Disable: []string{"com7"}})
 	if !errors.Is(err, ErrUnknownName) {
 		t.Fatalf("err = %v, want ErrUnknownName", err)
@@ -290,7 +290,7 @@ func TestUnknownNames(t *testing.T) {
 }
 
 func TestApplyRejectsForeignReport(t *testing.T) {
-	k, orig := parseFile(t, buildKernel(t, testkernel.Options{Bits: 32, Entries: generic}))
+	k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	err := k.Apply(&Report{Changes: []Change{{Index: 0, To: DNotFound}, {Index: 999, To: DStar}}})
 	if err == nil || string(k.Bytes()) != string(orig) {
 		t.Errorf("Apply of an out-of-range change: err %v, image changed %v", err, string(k.Bytes()) != string(orig))

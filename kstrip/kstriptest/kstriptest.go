@@ -1,9 +1,9 @@
-// Package testkernel builds small ELF files that carry a NetBSD-style
+// Package kstriptest builds small ELF files that carry a NetBSD-style
 // cfdata table, with the system's gcc and ld, for kstrip's tests and
 // benchmarks. Kernels are linked like NetBSD's: at virtual 0xc0100000 with
 // physical load address 0x100000 (i386), or 0xffffffff80200000 and
 // 0x200000 (amd64).
-package testkernel
+package kstriptest
 
 import (
 	"errors"
@@ -56,7 +56,7 @@ func Available(bits int) error {
 			return fmt.Errorf("%s not installed: %w", tool, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "testkernel")
+	dir, err := os.MkdirTemp("", "kstriptest")
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func Available(bits int) error {
 // Build writes the kernel into dir and returns its path.
 func Build(dir string, o Options) (string, error) {
 	if o.Bits != 32 && o.Bits != 64 {
-		return "", errors.New("testkernel: Bits must be 32 or 64")
+		return "", errors.New("kstriptest: Bits must be 32 or 64")
 	}
 	src := filepath.Join(dir, "ioconf.c")
 	obj := filepath.Join(dir, "ioconf.o")
