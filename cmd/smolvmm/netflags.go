@@ -1,0 +1,107 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/netback"
+	vnet "github.com/smolvmm/smolvmm/virtio/net"
+)
+
+// netFlags are the network options of run (and up): --net, -p/--publish
+// and --mac.
+func netFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "net", Value: "user",
+			Usage: "network `MODE`: user (rootless NAT, guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3), tap:NAME (attach to or create a tap), none (NIC with no network)"},
+		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
+			Usage: "forward a host port to the guest: `[tcp|udp:][hostaddr:]hostport:guestport` (repeatable; host side on 127.0.0.1 unless hostaddr is given; needs --net user)"},
+		&cli.StringFlag{Name: "mac", Usage: "guest NIC `MAC` address (default 52:54:00 + 3 bytes of a hash of the first disk's path, stable across runs)"},
+	}
+}
+
+// netConfig is what the network flags ask for.
+type netConfig struct {
+	// Spec is the --net value: user, tap:NAME or none.
+	Spec string
+	// Forwards are the -p forwards.
+	Forwards []netback.Forward
+	// MAC is the guest NIC's address.
+	MAC net.HardwareAddr
+}
+
+// parseNetFlags reads --net, -p and --mac. seed makes the default MAC
+// stable: pass the first disk image's path ("" gives a random address).
+func parseNetFlags(c *cli.Context, seed string) (netConfig, error) {
+	return parseNetValues(c.String("net"), c.StringSlice("publish"), c.String("mac"), seed)
+}
+
+// parseNetValues checks the network options without opening anything, so
+// a typo fails before the VM is built.
+func parseNetValues(spec string, publish []string, mac, seed string) (netConfig, error) {
+	cfg := netConfig{Spec: spec}
+	kind, name, hasArg := strings.Cut(spec, ":")
+	switch {
+	case (kind == "user" || kind == "none") && !hasArg:
+	case kind == "tap" && name != "":
+	case kind == "tap":
+		return cfg, fmt.Errorf("--net %s: name the tap interface, e.g. --net tap:tap0", spec)
+	default:
+		return cfg, fmt.Errorf("--net %q: unknown network; use user, tap:NAME or none", spec)
+	}
+	for _, p := range publish {
+		f, err := netback.ParseForward(p)
+		if err != nil {
+			return cfg, fmt.Errorf("-p: %w", err)
+		}
+		cfg.Forwards = append(cfg.Forwards, f)
+	}
+	if len(cfg.Forwards) > 0 && kind != "user" {
+		return cfg, fmt.Errorf("-p %s: port forwards need the user network, not --net %s: use --net user (the default) or drop -p", publish[0], spec)
+	}
+	switch {
+	case mac != "":
+		m, err := vnet.ParseMAC(mac)
+		if err != nil {
+			return cfg, fmt.Errorf("--mac: %w", err)
+		}
+		cfg.MAC = m
+	case seed != "":
+		if abs, err := filepath.Abs(seed); err == nil {
+			seed = abs
+		}
+		cfg.MAC = vnet.DefaultMAC(seed)
+	default:
+		cfg.MAC = randomMAC()
+	}
+	return cfg, nil
+}
+
+// randomMAC is a 52:54:00 address with three random bytes, for a VM with
+// nothing to derive a stable one from.
+func randomMAC() net.HardwareAddr {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return net.HardwareAddr{0x52, 0x54, 0x00, b[0], b[1], b[2]}
+}
+
+// openNIC opens the backend and makes the virtio-net device. The device
+// owns the backend; closing its transport closes both. After adding it to
+// the machine, call dev.SetKick with the transport's KickQueue.
+func openNIC(cfg netConfig) (*vnet.Device, error) {
+	b, err := netback.Open(cfg.Spec, cfg.Forwards, cfg.MAC)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := vnet.New(b, cfg.MAC)
+	if err != nil {
+		return nil, errors.Join(err, b.Close())
+	}
+	return dev, nil
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseNetValues(t *testing.T) {
+	tests := []struct {
+		spec    string
+		publish []string
+		mac     string
+		seed    string
+		err     string // substring; empty for success
+		wantMAC string // checked when set
+		fwds    int
+	}{
+		{spec: "user", publish: []string{"8080:80", "udp:5353:53"}, seed: "/vm/a.img", fwds: 2},
+		{spec: "user", mac: "52:54:00:01:02:03", wantMAC: "52:54:00:01:02:03"},
+		{spec: "none"},
+		{spec: "tap:tap0"},
+		{spec: "tap", err: "name the tap interface"},
+		{spec: "tap:", err: "name the tap interface"},
+		{spec: "bridge", err: "unknown network; use user, tap:NAME or none"},
+		{spec: "user:x", err: "unknown network"},
+		{spec: "tap:tap0", publish: []string{"8080:80"}, err: "port forwards need the user network"},
+		{spec: "none", publish: []string{"8080:80"}, err: "port forwards need the user network"},
+		{spec: "user", publish: []string{"8080"}, err: "-p: malformed port forward \"8080\""},
+		{spec: "user", mac: "01:02:03:04:05:06", err: "--mac: bad MAC address"},
+		{spec: "user", mac: "nope", err: "--mac: bad MAC address \"nope\""},
+	}
+	for _, tc := range tests {
+		cfg, err := parseNetValues(tc.spec, tc.publish, tc.mac, tc.seed)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%+v: err %v, want %q", tc, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%+v: %v", tc, err)
+			continue
+		}
+		if len(cfg.Forwards) != tc.fwds || len(cfg.MAC) != 6 || cfg.Spec != tc.spec {
+			t.Errorf("%+v: got %+v", tc, cfg)
+		}
+		if tc.wantMAC != "" && cfg.MAC.String() != tc.wantMAC {
+			t.Errorf("%+v: MAC %s, want %s", tc, cfg.MAC, tc.wantMAC)
+		}
+	}
+	a, _ := parseNetValues("user", nil, "", "/vm/a.img")
+	b, _ := parseNetValues("user", nil, "", "/vm/a.img")
+	if a.MAC.String() != b.MAC.String() || !strings.HasPrefix(a.MAC.String(), "52:54:00:") {
+		t.Errorf("default MAC not stable: %s then %s", a.MAC, b.MAC)
+	}
+}
+
+func TestOpenNICNone(t *testing.T) {
+	cfg, err := parseNetValues("none", nil, "", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := openNIC(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev.MAC().String() != cfg.MAC.String() {
+		t.Errorf("device MAC %s, want %s", dev.MAC(), cfg.MAC)
+	}
+	if err := dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
