@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -48,7 +47,7 @@ Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 		Action: func(c *cli.Context) error {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			rel, err := fetchRelease(ctx, c, c.Args().Slice(), os.Stderr)
+			rel, err := newFetcher(c, os.Stderr).Fetch(ctx, c.String("version"), c.String("arch"), c.Args().Slice()...)
 			if err != nil {
 				return err
 			}
@@ -58,14 +57,14 @@ Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 	}
 }
 
-// fetchRelease runs a Fetcher configured from the release flags, with a
-// progress bar on progressTo when it is a terminal.
-func fetchRelease(ctx context.Context, c *cli.Context, sets []string, progressTo *os.File) (*fetch.Release, error) {
+// newFetcher configures a Fetcher from the release flags, with a progress
+// bar on progressTo when it is a terminal.
+func newFetcher(c *cli.Context, progressTo *os.File) *fetch.Fetcher {
 	f := &fetch.Fetcher{Mirror: c.String("mirror"), Cache: c.String("cache")}
 	if progressTo != nil && term.IsTerminal(int(progressTo.Fd())) {
 		f.Progress = terminalProgress(progressTo)
 	}
-	return f.Fetch(ctx, c.String("version"), c.String("arch"), sets...)
+	return f
 }
 
 // terminalProgress draws one progress bar per download on w.

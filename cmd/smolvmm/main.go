@@ -13,6 +13,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		// Each subcommand lives in its own file; add yours here.
 		fetchCommand(),
+		upCommand(),
 		runCommand(),
 		demoCommand(),
 	}

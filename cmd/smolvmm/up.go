@@ -1,0 +1,393 @@
+package main
+
+import (
+	"context"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/kstrip"
+	"github.com/smolvmm/smolvmm/service"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// upService is what `up` needs to know about a service.
+type upService struct {
+	Sets    []string  // set names, e.g. ["rescue"]
+	SizeMiB int       // image size; 0 means sized to content
+	ModTime time.Time // newest of the service's own files
+	Where   string    // "embedded" or the directory it came from
+}
+
+// upBuild asks for one image.
+type upBuild struct {
+	Service    string
+	ServiceDir string   // "" for the embedded services
+	Sets       []string // verified set files
+	SizeMiB    int
+	Out        string    // file to create (a temporary name; up renames it)
+	Log        io.Writer // output of the service's postinst scripts
+}
+
+// upDeps are the stages `up` drives, as functions so that each can be
+// replaced in tests and wired to its package in one place (upDefaults).
+type upDeps struct {
+	service func(name, dir string) (upService, error)
+	fetch   func(ctx context.Context, sets []string) (*fetch.Release, error)
+	keep    []string // kstrip keep list; part of the stripped kernel's cache key
+	strip   func(in, out string, keep []string) (string, error)
+	build   func(ctx context.Context, b upBuild) (string, error)
+	run     func(ctx context.Context, kernel, image string) error
+}
+
+// upOptions are the choices of one `up` run.
+type upOptions struct {
+	Service    string
+	ServiceDir string
+	Image      string // image path; <service>.img when empty
+}
+
+// upResult says where things ended up (for tests and the final message).
+type upResult struct {
+	Release *fetch.Release
+	Kernel  string // stripped kernel
+	Image   string
+	Built   bool // the image was (re)built this run
+}
+
+// up fetches what the service needs, strips the kernel, builds the image
+// when needed and runs it, logging each step and its time on log.
+func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, error) {
+	res := &upResult{Image: o.Image}
+	if res.Image == "" {
+		res.Image = o.Service + ".img"
+	}
+	var svc upService
+	err := step(log, "service", func() (string, error) {
+		var err error
+		svc, err = d.service(o.Service, o.ServiceDir)
+		if err != nil {
+			return "", err
+		}
+		size := "sized to content"
+		if svc.SizeMiB > 0 {
+			size = fmt.Sprintf("%d MiB", svc.SizeMiB)
+		}
+		return fmt.Sprintf("%s (%s): sets %s, image %s", o.Service, svc.Where, strings.Join(svc.Sets, ","), size), nil
+	})
+	if err != nil {
+		return res, err
+	}
+	err = step(log, "fetch", func() (string, error) {
+		var err error
+		if res.Release, err = d.fetch(ctx, svc.Sets); err != nil {
+			return "", err
+		}
+		for _, f := range append([]fetch.File{res.Release.Kernel}, res.Release.Sets...) {
+			fmt.Fprintf(log, "up:   %s\n", describeFile(f))
+		}
+		return fmt.Sprintf("NetBSD %s/%s: %d files verified, %d HTTP requests",
+			res.Release.Version, res.Release.Arch, 1+len(res.Release.Sets), res.Release.Requests), nil
+	})
+	if err != nil {
+		return res, err
+	}
+	err = step(log, "kstrip", func() (string, error) {
+		var msg string
+		var err error
+		res.Kernel, msg, err = stripCached(res.Release.Kernel, d.keep, d.strip)
+		return msg, err
+	})
+	if err != nil {
+		return res, err
+	}
+	err = step(log, "mkimg", func() (string, error) {
+		var sets []string
+		newest := svc.ModTime
+		for _, s := range res.Release.Sets {
+			sets = append(sets, s.Path)
+			if st, err := os.Stat(s.Path); err == nil && st.ModTime().After(newest) {
+				newest = st.ModTime()
+			}
+		}
+		if st, err := os.Stat(res.Image); err == nil && !st.ModTime().Before(newest) {
+			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("image %s: %w", res.Image, err)
+		}
+		tmp := res.Image + ".tmp"
+		os.Remove(tmp)
+		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: sets, SizeMiB: svc.SizeMiB, Out: tmp, Log: log})
+		if err != nil {
+			os.Remove(tmp)
+			return "", err
+		}
+		if err := os.Rename(tmp, res.Image); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("image %s: %w", res.Image, err)
+		}
+		res.Built = true
+		return fmt.Sprintf("built %s: %s", res.Image, msg), nil
+	})
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(log, "up: run     %s with %s as ld0\n", res.Kernel, res.Image)
+	start := time.Now()
+	err = d.run(ctx, res.Kernel, res.Image)
+	fmt.Fprintf(log, "up: run     ended after %s\n", roundDuration(time.Since(start)))
+	return res, err
+}
+
+// step runs one stage and logs "up: <name> <what it did> (<time>)".
+func step(log io.Writer, name string, fn func() (string, error)) error {
+	start := time.Now()
+	msg, err := fn()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(log, "up: %-7s %s (%s)\n", name, msg, roundDuration(time.Since(start)))
+	return nil
+}
+
+// stripCached returns a stripped copy of kernel k in the cache, stripping
+// it only when no good copy exists for this kernel digest and keep list.
+// A stripped kernel is re-verified on use through its .sha512 sidecar.
+func stripCached(k fetch.File, keep []string, strip func(in, out string, keep []string) (string, error)) (path, msg string, err error) {
+	key := sha512.Sum512([]byte(k.SHA512 + "\x00" + strings.Join(keep, ",")))
+	path = filepath.Join(filepath.Dir(k.Path), "netbsd-GENERIC.kstrip-"+hex.EncodeToString(key[:8]))
+	sidecar := path + ".sha512"
+	if want, err := os.ReadFile(sidecar); err == nil {
+		if got, err := fetch.HashFile(path); err == nil && got == strings.TrimSpace(string(want)) {
+			return path, "cached " + path, nil
+		}
+	}
+	os.Remove(sidecar)
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	summary, err := strip(k.Path, tmp, keep)
+	if err != nil {
+		os.Remove(tmp)
+		return "", "", fmt.Errorf("%s: %w", k.Path, err)
+	}
+	sum, err := fetch.HashFile(tmp)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = os.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", "", fmt.Errorf("store stripped kernel %s: %w", path, err)
+	}
+	return path, summary + " -> " + path, nil
+}
+
+func upCommand() *cli.Command {
+	flags := append(releaseFlags(),
+		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "image `FILE` (default <service>.img in the current directory)"},
+		&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional <name>/service.conf)"},
+	)
+	flags = append(flags, withoutFlags(runFlags(), flagNames(flags))...)
+	if !hasFlag(flags, "publish") {
+		flags = append(flags, &cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
+			Usage: "forward a host port: `[tcp|udp:][hostaddr:]hostport:guestport` (needs the user network)"})
+	}
+	return &cli.Command{
+		Name:      "up",
+		Usage:     "fetch, strip, build and boot a NetBSD service VM in one step",
+		ArgsUsage: "SERVICE",
+		Description: `Runs the whole chain for a service (rescue, base, or one of yours):
+   1. fetch   the release's kernel and the service's sets, verified (cached)
+   2. kstrip  the kernel with the default keep list (cached per kernel)
+   3. mkimg   <service>.img, when missing or older than the service or sets
+   4. run     the stripped kernel with the image as ld0 (root=ld0a)
+Each step prints what it did and how long it took.
+
+Examples:
+   smolvmm up rescue
+   smolvmm up --version 9.3 -m 256 base
+   smolvmm up --service-dir ./services myservice`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("want exactly one SERVICE (e.g. smolvmm up rescue), got %d arguments; options go before it", c.NArg())
+			}
+			d, err := upDefaults(c)
+			if err != nil {
+				return err
+			}
+			_, err = up(c.Context, c.App.ErrWriter, d, upOptions{
+				Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")})
+			return err
+		},
+	}
+}
+
+func flagNames(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			m[n] = true
+		}
+	}
+	return m
+}
+
+// withoutFlags drops flags whose names are already taken, so that up can
+// take run's flags as they grow without a duplicate name.
+func withoutFlags(flags []cli.Flag, taken map[string]bool) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range flags {
+		dup := false
+		for _, n := range f.Names() {
+			dup = dup || taken[n]
+		}
+		if !dup {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func hasFlag(flags []cli.Flag, name string) bool { return flagNames(flags)[name] }
+
+// upDefaults wires up's stages to the real packages, configured by the
+// command line.
+func upDefaults(c *cli.Context) (upDeps, error) {
+	if c.IsSet("publish") && !hasFlag(runFlags(), "publish") {
+		return upDeps{}, errors.New("-p/--publish needs the user network, which this build of smolvmm does not have yet")
+	}
+	f := newFetcher(c, os.Stderr)
+	return newUpDeps(f, c.String("version"), c.String("arch"), func(ctx context.Context, kernel, image string) error {
+		cfg, err := vmConfig(c)
+		if err != nil {
+			return err
+		}
+		cfg.Kernel = kernel
+		cfg.Disks = append([]blk.Spec{{Path: image}}, cfg.Disks...)
+		return runVM(c, cfg, vmm.Exit.Status)
+	}), nil
+}
+
+// newUpDeps wires up's stages: f fetches release version/arch, run boots.
+func newUpDeps(f *fetch.Fetcher, version, arch string, run func(ctx context.Context, kernel, image string) error) upDeps {
+	return upDeps{
+		service: loadUpService,
+		fetch: func(ctx context.Context, sets []string) (*fetch.Release, error) {
+			return f.Fetch(ctx, version, arch, sets...)
+		},
+		keep:  upKeepList,
+		strip: stripKernel,
+		build: buildUpImage,
+		run:   run,
+	}
+}
+
+// upKeepList is kstrip's default keep list: what a virtio microVM needs.
+var upKeepList = kstrip.DefaultKeep
+
+// loadUpService loads a service (embedded, or from dir) and finds the time
+// of its newest file: the binary's own for embedded services.
+func loadUpService(name, dir string) (upService, error) {
+	s, err := service.Load(name, dir)
+	if err != nil {
+		return upService{}, err
+	}
+	out := upService{Sets: s.Config.Sets, SizeMiB: s.Config.SizeMB, Where: "embedded"}
+	if s.Embedded {
+		if exe, err := os.Executable(); err == nil {
+			if st, err := os.Stat(exe); err == nil {
+				out.ModTime = st.ModTime()
+			}
+		}
+		return out, nil
+	}
+	out.Where = filepath.Join(dir, name)
+	for _, fsys := range []fs.FS{s.FS, s.Common} {
+		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := e.Info()
+			if err == nil && info.ModTime().After(out.ModTime) {
+				out.ModTime = info.ModTime()
+			}
+			return err
+		})
+		if err != nil {
+			return upService{}, fmt.Errorf("service %s: %w", out.Where, err)
+		}
+	}
+	return out, nil
+}
+
+// stripKernel writes a copy of kernel in (gzipped or not) to out,
+// uncompressed, with every cfdata entry outside keep disabled. Names of
+// the keep list that this kernel lacks are skipped, not fatal: the default
+// list covers i386 GENERIC and other ports may lack an entry or two.
+func stripKernel(in, out string, keep []string) (string, error) {
+	f, err := kstrip.ReadFile(in)
+	if err != nil {
+		return "", err
+	}
+	k, err := kstrip.Parse(f.Data)
+	if err != nil {
+		return "", err
+	}
+	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: keep, IgnoreUnknown: true})
+	if err != nil {
+		return "", err
+	}
+	if err := k.Apply(r); err != nil {
+		return "", err
+	}
+	if err := kstrip.WriteFile(out, k.Bytes(), false, 0o644); err != nil {
+		return "", err
+	}
+	disabled := 0
+	for _, e := range k.Entries {
+		if e.State.Disabled() {
+			disabled++
+		}
+	}
+	msg := fmt.Sprintf("%d of %d cfdata entries disabled, %d changed, %d parents kept", disabled, len(k.Entries), len(r.Changes), len(r.KeptParents))
+	if len(r.Unknown) > 0 {
+		var names []string
+		for _, u := range r.Unknown {
+			names = append(names, u.Name)
+		}
+		msg += fmt.Sprintf(" (not in this kernel: %s)", strings.Join(names, ", "))
+	}
+	return msg, nil
+}
+
+// buildUpImage builds the service's ext2 root image from the sets.
+func buildUpImage(ctx context.Context, b upBuild) (string, error) {
+	s, err := service.Load(b.Service, b.ServiceDir)
+	if err != nil {
+		return "", err
+	}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, SizeMB: b.SizeMiB, Log: b.Log}
+	if err := imagebuilder.Build(ctx, cfg, b.Out); err != nil {
+		return "", err
+	}
+	st, err := os.Stat(b.Out)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("ext2, %s, from %d set(s) and service %s", humanBytes(st.Size()), len(b.Sets), b.Service), nil
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// buildUpGuest compiles testdata/upguest: a multiboot kernel that carries
+// a NetBSD i386 cfdata table, prints its entries' states, reads the ext2
+// superblock from the virtio disk and resets.
+func buildUpGuest(t *testing.T) []byte {
+	t.Helper()
+	for _, tool := range []string{"gcc", "ld"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the test kernel needs %s (install gcc and binutils): %v", tool, err)
+		}
+	}
+	src, _ := filepath.Abs("testdata/upguest")
+	out := t.TempDir()
+	cflags := []string{"-m32", "-march=i686", "-mgeneral-regs-only", "-ffreestanding", "-nostdlib",
+		"-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fno-pic", "-fno-builtin",
+		"-O2", "-Wall", "-Wextra", "-Werror", "-c"}
+	steps := [][]string{
+		append(append([]string{"gcc"}, cflags...), filepath.Join(src, "entry.S"), "-o", "entry.o"),
+		append(append([]string{"gcc"}, cflags...), filepath.Join(src, "guest.c"), "-o", "guest.o"),
+		{"ld", "-m", "elf_i386", "-z", "max-page-size=0x1000", "-z", "noexecstack", "--no-warn-rwx-segments",
+			"--build-id=none", "-T", filepath.Join(src, "link.ld"), "-o", "guest.elf", "entry.o", "guest.o"},
+	}
+	for _, s := range steps {
+		cmd := exec.Command(s[0], s[1:]...)
+		cmd.Dir = out
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Skipf("cannot build the test kernel (%s): %v\n%s", strings.Join(s, " "), err, b)
+		}
+	}
+	elf, err := os.ReadFile(filepath.Join(out, "guest.elf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return elf
+}
+
+func needKVM(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("KVM unusable here (%v): the run step needs /dev/kvm", err)
+	}
+	f.Close()
+}
+
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// lockedBuffer is a console the VMM writes from its own goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestUpEndToEnd runs the whole chain against a local mirror: fetch the
+// gzipped test kernel and a tiny rescue set, kstrip the kernel, build
+// rescue.img with the embedded rescue service, boot it on KVM; the guest
+// prints the ext2 magic it read from its virtio disk. A second run does
+// no HTTP request, no strip and no build.
+func TestUpEndToEnd(t *testing.T) {
+	needKVM(t)
+	kernel := buildUpGuest(t)
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipped(kernel),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	f := &fetch.Fetcher{Mirror: srv.Mirror(), Cache: t.TempDir()}
+	image := filepath.Join(t.TempDir(), "rescue.img")
+
+	var console *lockedBuffer
+	var exit vmm.Exit
+	run := func(ctx context.Context, kernel, image string) error {
+		console = &lockedBuffer{}
+		m, err := vmm.New(vmm.Config{Kernel: kernel, Disks: []blk.Spec{{Path: image}}, MemoryMiB: 16, Console: console})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		exit, err = m.Run(ctx)
+		return err
+	}
+	d := newUpDeps(f, "9.3", "i386", run)
+
+	for i, want := range []struct {
+		reqs int
+		log  []string
+	}{
+		{4, []string{"netbsd-GENERIC.gz: downloaded", "rescue.tgz: downloaded", "kstrip  ", "disabled", "mkimg   built"}},
+		{0, []string{"netbsd-GENERIC.gz: cached", "kstrip  cached", "rescue.img is up to date"}},
+	} {
+		srv.ResetLog()
+		var log bytes.Buffer
+		start := time.Now()
+		if _, err := up(context.Background(), &log, d, upOptions{Service: "rescue", Image: image}); err != nil {
+			t.Fatalf("run %d: %v\nlog:\n%s", i+1, err, log.String())
+		}
+		t.Logf("run %d took %s:\n%s", i+1, time.Since(start), log.String())
+		if n := len(srv.Requests()); n != want.reqs {
+			t.Errorf("run %d: %d HTTP requests, want %d", i+1, n, want.reqs)
+		}
+		for _, s := range want.log {
+			if !strings.Contains(log.String(), s) {
+				t.Errorf("run %d: log lacks %q", i+1, s)
+			}
+		}
+		out := console.String()
+		// kstrip's default keep list disables the floppy, keyboard and IDE
+		// entries (NOTFOUND becomes 4, STAR becomes 3) and keeps the rest.
+		for _, s := range []string{
+			"upguest: multiboot magic 0x2badb002",
+			"cfdata: com0 state 0", "cfdata: virtio* state 2", "cfdata: ld* state 2",
+			"cfdata: fdc0 state 4", "cfdata: pckbc0 state 4", "cfdata: wd* state 3", "cfdata: pciide* state 3",
+			"upguest: virtio-blk at 00:",
+			"upguest: ext2 magic 0xef53",
+			"upguest: done",
+		} {
+			if !strings.Contains(out, s) {
+				t.Errorf("run %d: console lacks %q:\n%s", i+1, s, out)
+			}
+		}
+		if exit.Reason != vmm.ExitReset {
+			t.Errorf("run %d: guest ended with %s, want reset", i+1, exit.Reason)
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+)
+
+// fakeUp records the calls up makes to its stages.
+type fakeUp struct {
+	srv      *fetchtest.Server
+	cache    string
+	svc      upService
+	calls    []string
+	builds   []upBuild
+	strips   int
+	buildErr error
+	ran      [2]string
+}
+
+func newFakeUp(t *testing.T) *fakeUp {
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel image"),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet(), "base.tgz": []byte("base")}})
+	t.Cleanup(srv.Close)
+	return &fakeUp{srv: srv, cache: t.TempDir(),
+		svc: upService{Sets: []string{"rescue"}, SizeMiB: 10, ModTime: time.Now().Add(-time.Hour), Where: "embedded"}}
+}
+
+func (f *fakeUp) deps() upDeps {
+	fe := &fetch.Fetcher{Mirror: f.srv.Mirror(), Cache: f.cache}
+	return upDeps{
+		service: func(name, dir string) (upService, error) {
+			f.calls = append(f.calls, "service")
+			if name != "rescue" {
+				return upService{}, errors.New(`no service "` + name + `"`)
+			}
+			return f.svc, nil
+		},
+		fetch: func(ctx context.Context, sets []string) (*fetch.Release, error) {
+			f.calls = append(f.calls, "fetch")
+			return fe.Fetch(ctx, "9.3", "i386", sets...)
+		},
+		keep: []string{"mainbus", "com", "ld"},
+		strip: func(in, out string, keep []string) (string, error) {
+			f.calls = append(f.calls, "strip")
+			f.strips++
+			b, err := os.ReadFile(in)
+			if err != nil {
+				return "", err
+			}
+			return "disabled 2 drivers", os.WriteFile(out, append(b, []byte(" stripped "+strings.Join(keep, ","))...), 0o644)
+		},
+		build: func(ctx context.Context, b upBuild) (string, error) {
+			f.calls = append(f.calls, "build")
+			f.builds = append(f.builds, b)
+			if f.buildErr != nil {
+				os.WriteFile(b.Out, []byte("half"), 0o644)
+				return "", f.buildErr
+			}
+			return "10 MiB ext2", os.WriteFile(b.Out, []byte("image of "+strings.Join(b.Sets, ",")), 0o644)
+		},
+		run: func(ctx context.Context, kernel, image string) error {
+			f.calls = append(f.calls, "run")
+			f.ran = [2]string{kernel, image}
+			return nil
+		},
+	}
+}
+
+func TestUpStepsAndCaching(t *testing.T) {
+	f := newFakeUp(t)
+	image := filepath.Join(t.TempDir(), "rescue.img")
+	opts := upOptions{Service: "rescue", Image: image}
+
+	var log bytes.Buffer
+	res, err := up(context.Background(), &log, f.deps(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.calls, " "); got != "service fetch strip build run" {
+		t.Errorf("first run calls %q", got)
+	}
+	for _, re := range []string{
+		`up: service rescue \(embedded\): sets rescue, image 10 MiB \(.*s\)`,
+		`up:   netbsd-GENERIC.gz: downloaded`,
+		`up:   rescue.tgz: downloaded`,
+		`up: fetch   NetBSD 9.3/i386: 2 files verified, 4 HTTP requests \(.*s\)`,
+		`up: kstrip  disabled 2 drivers -> .*netbsd-GENERIC.kstrip-[0-9a-f]{16} \(.*s\)`,
+		`up: mkimg   built .*rescue.img: 10 MiB ext2 \(.*s\)`,
+		`up: run     .*kstrip-.* with .*rescue.img as ld0`,
+		`up: run     ended after `,
+	} {
+		if !regexp.MustCompile(re).MatchString(log.String()) {
+			t.Errorf("log lacks %q:\n%s", re, log.String())
+		}
+	}
+	if b := f.builds[0]; len(b.Sets) != 1 || b.Sets[0] != res.Release.Sets[0].Path || b.SizeMiB != 10 || b.Service != "rescue" {
+		t.Errorf("build request %+v", b)
+	}
+	if got, _ := os.ReadFile(image); !strings.HasPrefix(string(got), "image of ") {
+		t.Errorf("image holds %q", got)
+	}
+	if f.ran != [2]string{res.Kernel, image} {
+		t.Errorf("ran %v, want %s with %s", f.ran, res.Kernel, image)
+	}
+	if got, _ := os.ReadFile(res.Kernel); string(got) != "kernel image stripped mainbus,com,ld" {
+		t.Errorf("stripped kernel holds %q", got)
+	}
+
+	// Second run: no request, no strip, no build.
+	f.calls = nil
+	f.srv.ResetLog()
+	log.Reset()
+	if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.calls, " "); got != "service fetch run" {
+		t.Errorf("second run calls %q", got)
+	}
+	if n := len(f.srv.Requests()); n != 0 {
+		t.Errorf("second run made %d requests", n)
+	}
+	for _, s := range []string{"0 HTTP requests", "kstrip  cached", "rescue.img is up to date"} {
+		if !strings.Contains(log.String(), s) {
+			t.Errorf("second run log lacks %q:\n%s", s, log.String())
+		}
+	}
+}
+
+func TestUpRebuildsWhatIsStale(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, f *fakeUp, res *upResult)
+		calls  string
+	}{
+		{"nothing changed", func(*testing.T, *fakeUp, *upResult) {}, "service fetch run"},
+		{"service edited", func(t *testing.T, f *fakeUp, _ *upResult) { f.svc.ModTime = time.Now().Add(time.Minute) }, "service fetch build run"},
+		{"set newer than image", func(t *testing.T, f *fakeUp, res *upResult) {
+			future := time.Now().Add(time.Minute)
+			os.Chtimes(res.Release.Sets[0].Path, future, future)
+		}, "service fetch build run"},
+		{"image deleted", func(t *testing.T, f *fakeUp, res *upResult) { os.Remove(res.Image) }, "service fetch build run"},
+		{"stripped kernel corrupt", func(t *testing.T, f *fakeUp, res *upResult) {
+			os.WriteFile(res.Kernel, []byte("bad"), 0o644)
+		}, "service fetch strip run"},
+		{"stripped kernel sidecar gone", func(t *testing.T, f *fakeUp, res *upResult) { os.Remove(res.Kernel + ".sha512") }, "service fetch strip run"},
+		{"service needs another set", func(t *testing.T, f *fakeUp, res *upResult) { f.svc.Sets = []string{"rescue", "base"} }, "service fetch build run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+			res, err := up(context.Background(), io.Discard, f.deps(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.change(t, f, res)
+			f.calls = nil
+			if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(f.calls, " "); got != tt.calls {
+				t.Errorf("calls %q, want %q", got, tt.calls)
+			}
+		})
+	}
+}
+
+func TestUpKeepListIsPartOfTheKey(t *testing.T) {
+	f := newFakeUp(t)
+	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+	d := f.deps()
+	a, err := up(context.Background(), io.Discard, d, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.keep = append(d.keep, "vioif")
+	b, err := up(context.Background(), io.Discard, d, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Kernel == b.Kernel || f.strips != 2 {
+		t.Errorf("a new keep list reused %s (%d strips)", a.Kernel, f.strips)
+	}
+}
+
+func TestUpErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		service string
+		setup   func(f *fakeUp, d *upDeps)
+		want    string
+		calls   string
+	}{
+		{"unknown service", "nope", nil, `service: no service "nope"`, "service"},
+		{"unknown set", "rescue", func(f *fakeUp, d *upDeps) { f.svc.Sets = []string{"games"} }, `fetch: NetBSD 9.3/i386: unknown set "games"`, "service fetch"},
+		{"strip fails", "rescue", func(f *fakeUp, d *upDeps) {
+			d.strip = func(in, out string, keep []string) (string, error) { return "", errors.New("no cfdata symbol") }
+		}, "kstrip: ", "service fetch"},
+		{"build fails", "rescue", func(f *fakeUp, d *upDeps) { f.buildErr = errors.New("image too small: need 12 MB") }, "mkimg: image too small", "service fetch strip build"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			d := f.deps()
+			if tt.setup != nil {
+				tt.setup(f, &d)
+			}
+			image := filepath.Join(t.TempDir(), "x.img")
+			_, err := up(context.Background(), io.Discard, d, upOptions{Service: tt.service, Image: image})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if got := strings.Join(f.calls, " "); got != tt.calls {
+				t.Errorf("calls %q, want %q", got, tt.calls)
+			}
+			for _, p := range []string{image, image + ".tmp"} {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("%s exists after a failure", p)
+				}
+			}
+		})
+	}
+}
