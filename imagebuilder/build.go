@@ -34,7 +34,8 @@ type Config struct {
 	Timestamp int64
 	// Force allows replacing an existing image file.
 	Force bool
-	// Progress, when set, is called while data blocks are written.
+	// Progress, when set, is called while data blocks are written, with
+	// bytes done and bytes in all.
 	Progress func(done, total uint64)
 	// Log receives the output of postinst scripts; nil discards it.
 	Log io.Writer

@@ -12,7 +12,7 @@ import (
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/imagecheck"
-	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 	"github.com/smolvmm/smolvmm/service"
 )
 

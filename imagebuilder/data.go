@@ -40,6 +40,13 @@ func BuildDataImage(dir, outPath, fs string) error {
 	return buildData(dir, outPath, fs, 0)
 }
 
+// BuildDataImageSize is BuildDataImage with the image size given in MiB;
+// 0 sizes it to the content. A size too small for the content is an error
+// that says how many MB are needed.
+func BuildDataImageSize(dir, outPath, fs string, sizeMB int) error {
+	return buildData(dir, outPath, fs, sizeMB)
+}
+
 // dataEntry is one host path to copy into a data image.
 type dataEntry struct {
 	rel  string // slash-separated, relative to the shared directory

@@ -12,7 +12,7 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/smolvmm/smolvmm/imagebuilder"
-	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
 
 func shareDir(t *testing.T) (string, map[string][]byte) {

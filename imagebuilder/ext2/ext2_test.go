@@ -10,7 +10,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/imagecheck"
-	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
 
 const ts = 1700000000

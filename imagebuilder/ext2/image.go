@@ -94,7 +94,8 @@ func (iw *imageWriter) writeAll() error {
 		return err
 	}
 	if iw.opts.Progress != nil {
-		iw.opts.Progress(iw.p.blocks, iw.p.blocks)
+		total := iw.p.blocks * uint64(iw.g.bs)
+		iw.opts.Progress(total, total)
 	}
 	return iw.writeMeta()
 }

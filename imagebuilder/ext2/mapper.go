@@ -84,7 +84,8 @@ func (m *mapper) put(l uint32, data []byte) error {
 	}
 	m.iw.done++
 	if m.iw.opts.Progress != nil && m.iw.done%1024 == 0 {
-		m.iw.opts.Progress(m.iw.done, m.iw.p.blocks)
+		bs := uint64(m.iw.g.bs)
+		m.iw.opts.Progress(m.iw.done*bs, m.iw.p.blocks*bs)
 	}
 	return nil
 }

@@ -33,7 +33,8 @@ type Options struct {
 	// UUID is the file system UUID; the zero value derives one from
 	// Timestamp, Size and Label so the output stays reproducible.
 	UUID [16]byte
-	// Progress, when set, is called as data blocks are written.
+	// Progress, when set, is called as data blocks are written, with the
+	// bytes of data written so far and in all.
 	Progress func(done, total uint64)
 }
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
-	"github.com/smolvmm/smolvmm/imagebuilder/internal/testsets"
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
 
 func TestReadRescueSet(t *testing.T) {

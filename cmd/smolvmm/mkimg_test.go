@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
+)
+
+// fakeFlags stands in for cli.Context in mkimg tests.
+type fakeFlags map[string]any
+
+func (f fakeFlags) String(n string) string {
+	if v, ok := f[n].(string); ok {
+		return v
+	}
+	if n == "service" {
+		return "rescue"
+	}
+	if n == "fs" {
+		return "fat32"
+	}
+	return ""
+}
+func (f fakeFlags) StringSlice(n string) []string { v, _ := f[n].([]string); return v }
+func (f fakeFlags) Bool(n string) bool            { v, _ := f[n].(bool); return v }
+func (f fakeFlags) IsSet(n string) bool           { _, ok := f[n]; return ok }
+
+// inSetDir changes to a temporary directory holding rescue.tgz.
+func inSetDir(t *testing.T) string {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	b, err := testsets.Bytes(testsets.Rescue(1_000_000), "tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile("rescue.tgz", b, 0644)
+	return dir
+}
+
+func TestMkimgDefaults(t *testing.T) {
+	inSetDir(t)
+	var log bytes.Buffer
+	if err := mkimg(context.Background(), fakeFlags{"timestamp": "1700000000"}, &log); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat("root.img")
+	if err != nil || st.Size() != 10<<20 {
+		t.Fatalf("root.img: %v, size %d, want 10 MiB", err, st.Size())
+	}
+	if !strings.Contains(log.String(), "wrote root.img (10 MiB)") {
+		t.Errorf("log: %q", log.String())
+	}
+	if _, err := exec.LookPath("e2fsck"); err == nil {
+		if out, err := exec.Command("e2fsck", "-fn", "root.img").CombinedOutput(); err != nil {
+			t.Errorf("e2fsck: %v\n%s", err, out)
+		}
+	}
+	first, _ := os.ReadFile("root.img")
+	err = mkimg(context.Background(), fakeFlags{"timestamp": "1700000000"}, &log)
+	if err == nil || !strings.Contains(err.Error(), "already exists: remove it or pass -f") {
+		t.Errorf("second run without -f: %v", err)
+	}
+	if err := mkimg(context.Background(), fakeFlags{"timestamp": "2023-11-14T22:13:20Z", "force": true}, &log); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := os.ReadFile("root.img")
+	if !bytes.Equal(first, second) {
+		t.Error("same sets and --timestamp (as seconds and as RFC 3339) gave different images")
+	}
+}
+
+func TestMkimgOptions(t *testing.T) {
+	dir := inSetDir(t)
+	share := filepath.Join(dir, "share")
+	os.Mkdir(share, 0755)
+	os.WriteFile(filepath.Join(share, "f"), []byte("x"), 0644)
+	for _, tc := range []struct {
+		name  string
+		flags fakeFlags
+		want  string // error substring, or "" for success
+		out   string
+		size  int64
+	}{
+		{"auto", fakeFlags{"megabytes": "auto", "image": "a.img"}, "", "a.img", 6 << 20},
+		{"explicit", fakeFlags{"megabytes": "3", "image": "b.img", "sets": []string{"rescue.tgz"}}, "", "b.img", 3 << 20},
+		{"too small", fakeFlags{"megabytes": "1", "image": "c.img"}, "too small for its content: it needs at least 2 MB", "c.img", 0},
+		{"bad size", fakeFlags{"megabytes": "ten"}, `-m "ten": want a size in MB`, "", 0},
+		{"bad timestamp", fakeFlags{"timestamp": "yesterday"}, "want Unix seconds or an RFC 3339 time", "", 0},
+		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": none of base.tgz, base.tar.xz, base in the current directory", "d.img", 0},
+		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
+		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "nope.tgz", "e.img", 0},
+		{"data", fakeFlags{"data": share}, "", "data.img", 34 << 20},
+		{"data iso", fakeFlags{"data": share, "fs": "iso9660", "image": "d.iso"}, "", "d.iso", -1},
+		{"data too small", fakeFlags{"data": share, "megabytes": "1", "image": "s.img"}, "data image of 1 MB is too small", "s.img", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := mkimg(context.Background(), tc.flags, &bytes.Buffer{})
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want %q", err, tc.want)
+				}
+				if tc.out != "" {
+					if _, err := os.Stat(tc.out); err == nil {
+						t.Errorf("%s left behind after a failure", tc.out)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(tc.out)
+			if err != nil || (tc.size > 0 && st.Size() != tc.size) {
+				t.Errorf("%s: %v size %d, want %d", tc.out, err, st.Size(), tc.size)
+			}
+		})
+	}
+	es, _ := os.ReadDir(dir)
+	for _, e := range es {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
