@@ -1,0 +1,43 @@
+package netback_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/smolvmm/smolvmm/netback"
+)
+
+func ExampleOpen() {
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+	b, err := netback.Open("none", nil, mac)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(b.WriteFrame(make([]byte, 60)))
+	b.Close()
+	_, err = b.ReadFrame(make([]byte, netback.MaxFrameSize))
+	fmt.Println(errors.Is(err, netback.ErrClosed))
+
+	fwd, _ := netback.ParseForward("8080:80")
+	_, err = netback.Open("tap:tap0", []netback.Forward{fwd}, mac)
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// true
+	// --net tap:tap0: port forwards (-p) need the user network: use --net user or drop -p
+}
+
+func ExampleNewUser() {
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+	u, err := netback.NewUser(mac, nil) // add forwards to reach guest ports
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer u.Close()
+	fmt.Println("guest", netback.UserGuest, "gateway", netback.UserGateway, "dns", netback.UserDNS)
+	// Output:
+	// guest 10.0.2.15 gateway 10.0.2.2 dns 10.0.2.3
+}

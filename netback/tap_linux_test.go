@@ -1,0 +1,253 @@
+//go:build linux
+
+package netback
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestTapErrorMessages(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{syscall.EPERM, "run as root, or create the tap for your user first with `ip tuntap add tap7 mode tap user $USER`"},
+		{syscall.EACCES, "permission denied"},
+		{syscall.EBUSY, "tap tap7 is already in use by another process"},
+		{syscall.EINVAL, "interface tap7 exists but is not a tap device"},
+		{syscall.ENOENT, "load the tun module"},
+		{syscall.EIO, "cannot attach"},
+	}
+	for _, tc := range tests {
+		err := tapErr("tap7", "TUNSETIFF", tc.err)
+		if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "TUNSETIFF") {
+			t.Errorf("tapErr(%v) = %q, want it to wrap the errno and say %q", tc.err, err, tc.want)
+		}
+	}
+	for _, name := range []string{"", "a/b", "0123456789abcdef", "a b", "x:y", ".."} {
+		if _, err := OpenTap(name); err == nil || !strings.Contains(err.Error(), "tap name") {
+			t.Errorf("OpenTap(%q) = %v, want a tap name error", name, err)
+		}
+	}
+}
+
+// needTap skips unless this process may create tap devices.
+func needTap(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("creating a tap needs root (CAP_NET_ADMIN)")
+	}
+	if _, err := os.Stat(tunDevice); err != nil {
+		t.Skipf("%s missing: %v", tunDevice, err)
+	}
+}
+
+func tapName(t *testing.T, tag string) string {
+	return fmt.Sprintf("smt%s%d", tag, os.Getpid()%100000)
+}
+
+// openTapOrSkip creates a fresh tap, skipping where the kernel refuses.
+func openTapOrSkip(t *testing.T, name string) *Tap {
+	t.Helper()
+	tap, err := OpenTap(name)
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		t.Skipf("cannot create a tap here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tap.Close() })
+	return tap
+}
+
+// packetSocket is an AF_PACKET socket bound to one interface: the "wire"
+// side of the tap.
+func packetSocket(t *testing.T, ifname string) (int, int) {
+	t.Helper()
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proto := int(htons(unix.ETH_P_ALL))
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		t.Skipf("no AF_PACKET socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.Timeval{Sec: 5}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	return fd, ifi.Index
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// testFrame is a broadcast frame with an experimental EtherType and a
+// payload the kernel will not send on its own.
+func testFrame(src net.HardwareAddr, msg string) []byte {
+	f := make([]byte, 14, 64)
+	copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	copy(f[6:], src)
+	binary.BigEndian.PutUint16(f[12:], 0x88b5)
+	f = append(f, msg...)
+	for len(f) < 60 {
+		f = append(f, 0)
+	}
+	return f
+}
+
+func TestTapFramesBothWays(t *testing.T) {
+	needTap(t)
+	name := tapName(t, "a")
+	tap := openTapOrSkip(t, name)
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		t.Fatalf("created tap %s not visible: %v", name, err)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		t.Errorf("created tap %s is not up", name)
+	}
+	fd, index := packetSocket(t, name)
+
+	// Guest to tap: the frame arrives on the interface.
+	out := testFrame(net.HardwareAddr{0x52, 0x54, 0, 1, 2, 3}, "from the guest")
+	if err := tap.WriteFrame(out); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			t.Fatalf("frame written by the guest side never appeared on %s: %v", name, err)
+		}
+		if bytes.Equal(buf[:n], out) {
+			break
+		}
+	}
+
+	// Tap to guest: a frame sent on the interface reaches ReadFrame.
+	in := testFrame(net.HardwareAddr{0x02, 0, 0, 0, 0, 9}, "to the guest")
+	sa := &unix.SockaddrLinklayer{Protocol: htons(0x88b5), Ifindex: index, Halen: 6}
+	copy(sa.Addr[:], in[:6])
+	if err := unix.Sendto(fd, in, 0, sa); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, MaxFrameSize)
+		for {
+			n, err := tap.ReadFrame(b)
+			if err != nil {
+				close(got)
+				return
+			}
+			if bytes.Equal(b[:n], in) {
+				got <- append([]byte(nil), b[:n]...)
+				return
+			}
+		}
+	}()
+	select {
+	case _, ok := <-got:
+		if !ok {
+			t.Fatal("tap closed before the frame arrived")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("frame sent on %s never reached ReadFrame", name)
+	}
+	if st := tap.Stats(); st.FromGuest != 1 || st.ToGuest == 0 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// The same tap cannot be attached twice.
+	_, err = OpenTap(name)
+	if !errors.Is(err, syscall.EBUSY) || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("second OpenTap(%s) = %v, want EBUSY saying it is in use", name, err)
+	}
+
+	// Close ends a pending read and removes the tap we created.
+	pending := make(chan error, 1)
+	go func() {
+		b := make([]byte, MaxFrameSize)
+		for {
+			n, err := tap.ReadFrame(b)
+			if err != nil || bytes.Equal(b[:n], in) {
+				pending <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := tap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-pending:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("pending ReadFrame ended with %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadFrame still blocked after Close")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := net.InterfaceByName(name); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tap %s still exists after Close", name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTapAttachesToExisting(t *testing.T) {
+	needTap(t)
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("iproute2's ip is not installed")
+	}
+	name := tapName(t, "p")
+	if out, err := exec.Command(ip, "tuntap", "add", name, "mode", "tap").CombinedOutput(); err != nil {
+		t.Skipf("ip tuntap add: %v: %s", err, out)
+	}
+	defer exec.Command(ip, "tuntap", "del", name, "mode", "tap").Run()
+	tap := openTapOrSkip(t, name)
+	if tap.Name() != name {
+		t.Errorf("Name() = %q", tap.Name())
+	}
+	if err := tap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A persistent tap outlives the backend.
+	if _, err := net.InterfaceByName(name); err != nil {
+		t.Errorf("persistent tap %s gone after Close: %v", name, err)
+	}
+}
+
+func TestTapRefusesOtherInterfaces(t *testing.T) {
+	needTap(t)
+	_, err := OpenTap("lo")
+	if errors.Is(err, syscall.EPERM) {
+		t.Skipf("no permission here: %v", err)
+	}
+	if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "not a tap device") {
+		t.Errorf("OpenTap(lo) = %v, want EINVAL saying lo is not a tap", err)
+	}
+}
