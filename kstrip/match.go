@@ -58,7 +58,7 @@ func (k *Kernel) Match(name string) []int {
 func (k *Kernel) Known(name string) bool { return len(k.Match(name)) > 0 }
 
 // Suggest returns up to five names of this kernel (drivers, attachments,
-// units) closest to name by edit distance, for "did you mean" messages.
+// fixed units) closest to name by edit distance, for "did you mean" messages.
 func (k *Kernel) Suggest(name string) []string {
 	name = strings.ToLower(strings.TrimSpace(name))
 	seen := map[string]bool{}
@@ -85,7 +85,9 @@ func (k *Kernel) Suggest(name string) []string {
 		e := &k.Entries[i]
 		try(e.Name)
 		try(e.Attach)
-		try(e.Label())
+		if !e.State.IsStar() {
+			try(e.Label())
+		}
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		if cands[i].d != cands[j].d {

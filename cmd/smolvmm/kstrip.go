@@ -1,0 +1,239 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/kstrip"
+)
+
+const kstripDescription = `Edits the autoconfiguration table (cfdata) of a NetBSD kernel so that the
+kernel does not probe hardware a microVM lacks. Only the cf_fstate field of
+each changed entry is written, exactly as NetBSD's userconf "disable" and
+"enable" do (notfound <-> dnotfound, star <-> dstar); every other byte of the
+kernel stays the same, and running it twice gives the same file.
+
+Names select entries like userconf, plus attachment names:
+  com       every entry of driver com        com0   the fixed unit 0
+  com*      the "com*" entries               com_isa  entries attached via com_isa
+Keeping an entry keeps every entry it may attach to (its parents, then
+theirs); the parents it had to add are reported. --list shows the table.
+
+Modes:
+  kstrip KERNEL                        keep the default list, disable the rest
+  kstrip --keep a,b | -K FILE KERNEL   keep those instead, disable the rest
+  kstrip --disable x --enable y KERNEL only those changes (no stripping)
+  kstrip --list|--json KERNEL          print the table, change nothing
+  --list/--json with any edit flag print the table after the edits.
+--enable also re-enables the parents of what it enables; --disable wins
+over --keep and --enable.
+
+Default keep list: ` + "mainbus cpu acpicpu ioapic pci isa com_isa virtio ld_virtio vioif" + `
+  mainbus, cpu: the root and the boot CPU. acpicpu, ioapic: attach only
+  from ACPI/MP tables smolvmm does not provide, but cost nothing. pci, isa:
+  the buses of virtio and of the serial console (the bridges they may sit
+  behind are kept as parents). com_isa: the ISA serial ports; com0 is the
+  console and the tty init writes to. virtio, ld_virtio, vioif: the virtio
+  PCI transport, disk and network. Compared with the predecessor's list,
+  pcdisplay and wsdisplay are dropped (no display; wsdisplay would keep
+  every frame buffer driver as a parent), and com and ld are narrowed to
+  com_isa and ld_virtio (the plain names keep puc, pcmcia, isapnp, acpi,
+  aac, cac, nvme... as parents). fdc and pckbc are disabled on purpose:
+  the floppy probe costs at least 1 s and the keyboard controller probe
+  up to 100,000 polls; kstrip warns when a keep list keeps them.
+
+Without -o the kernel is replaced in place through a temporary file,
+fsync and rename, keeping its mode. Gzipped kernels are read (detected by
+their magic); the result is gzipped only when the output name ends in .gz.`
+
+func kstripCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "kstrip",
+		Usage:       "disable a NetBSD kernel's unneeded drivers by editing its cfdata table",
+		ArgsUsage:   "KERNEL",
+		Description: kstripDescription,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the kernel to `OUT` instead of replacing KERNEL"},
+			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the names in `FILE` (one a line, # comments) instead of the default list"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "keep these `NAMES` (comma-separated) instead of the default list"},
+			&cli.StringSliceFlag{Name: "disable", Usage: "disable these `NAMES`"},
+			&cli.StringSliceFlag{Name: "enable", Usage: "enable these `NAMES` and their parents"},
+			&cli.BoolFlag{Name: "list", Aliases: []string{"l"}, Usage: "print the cfdata table"},
+			&cli.BoolFlag{Name: "json", Usage: "print the table and the changes as JSON"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change, write nothing"},
+			&cli.BoolFlag{Name: "ignore-unknown", Usage: "warn about names that match no entry instead of failing"},
+		},
+		Action: runKstrip,
+	}
+}
+
+// kstripJSON is what --json prints.
+type kstripJSON struct {
+	Kernel      string              `json:"kernel"`
+	Output      string              `json:"output,omitempty"`
+	PointerSize int                 `json:"pointer_size"`
+	EntrySize   int                 `json:"entry_size"`
+	Entries     []kstrip.Entry      `json:"entries"`
+	Changes     []kstrip.Change     `json:"changes"`
+	KeptParents []kstrip.KeptParent `json:"kept_parents"`
+	Warnings    []string            `json:"warnings"`
+	Unknown     []kstrip.Unknown    `json:"unknown,omitempty"`
+	Written     bool                `json:"written"`
+}
+
+func runKstrip(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return cli.Exit(fmt.Sprintf("kstrip: give exactly one KERNEL after the flags (got %d arguments); see smolvmm kstrip --help", c.NArg()), 2)
+	}
+	in := c.Args().First()
+	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	f, err := kstrip.ReadFile(in)
+	if err != nil {
+		return fmt.Errorf("kstrip: %w", err)
+	}
+	k, err := kstrip.Parse(f.Data)
+	if err != nil {
+		return fmt.Errorf("kstrip: %s: %w", in, err)
+	}
+	plan, edits, err := kstripPlan(c, k, stderr)
+	if err != nil {
+		return err
+	}
+	out := kstripJSON{Kernel: in, PointerSize: k.PointerSize(), EntrySize: k.EntrySize()}
+	if edits {
+		r, err := k.Plan(plan)
+		if err != nil {
+			return fmt.Errorf("kstrip: %s: %w", in, err)
+		}
+		if err := k.Apply(r); err != nil {
+			return err
+		}
+		out.Changes, out.KeptParents, out.Warnings, out.Unknown = r.Changes, r.KeptParents, r.Warnings, r.Unknown
+		for _, w := range r.Warnings {
+			fmt.Fprintln(stderr, "kstrip: warning:", w)
+		}
+		if out.Output, out.Written, err = kstripWrite(c, in, f, k, len(r.Changes)); err != nil {
+			return err
+		}
+	}
+	out.Entries = k.Entries
+	switch {
+	case c.Bool("json"):
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	case c.Bool("list"):
+		if edits {
+			kstripSummary(stdout, c, &out)
+		}
+		return kstrip.WriteTable(stdout, k.Entries)
+	case edits:
+		kstripSummary(stdout, c, &out)
+	}
+	return nil
+}
+
+// kstripPlan turns the flags into a Plan; edits is false for a listing.
+func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Plan, edits bool, err error) {
+	p.Enable, p.Disable = c.StringSlice("enable"), c.StringSlice("disable")
+	p.IgnoreUnknown = c.Bool("ignore-unknown")
+	p.Keep = c.StringSlice("keep")
+	if file := c.String("keep-file"); file != "" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return p, false, fmt.Errorf("kstrip: keep list: %w", err)
+		}
+		names, err := kstrip.ReadKeepList(fh)
+		fh.Close()
+		if err != nil {
+			return p, false, fmt.Errorf("kstrip: %s: %w", file, err)
+		}
+		if len(names) == 0 {
+			return p, false, fmt.Errorf("kstrip: keep list %s names nothing: stripping with it would disable every driver", file)
+		}
+		p.Keep = append(p.Keep, names...)
+	}
+	userKeep := c.IsSet("keep") || c.IsSet("keep-file")
+	onlyEdits := len(p.Enable) > 0 || len(p.Disable) > 0
+	listing := c.Bool("list") || c.Bool("json")
+	if listing && !userKeep && !onlyEdits && !c.IsSet("output") && !c.Bool("dry-run") {
+		return p, false, nil
+	}
+	p.Strip = userKeep || !onlyEdits
+	if p.Strip && !userKeep {
+		for _, n := range kstrip.DefaultKeep {
+			if k.Known(n) {
+				p.Keep = append(p.Keep, n)
+			} else {
+				fmt.Fprintf(stderr, "kstrip: note: default keep name %q is not in this kernel\n", n)
+			}
+		}
+	}
+	return p, true, nil
+}
+
+// kstripWrite writes the kernel unless this is a dry run, or an in-place
+// run with nothing to change.
+func kstripWrite(c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, changes int) (string, bool, error) {
+	out := c.String("output")
+	if c.Bool("dry-run") {
+		return out, false, nil
+	}
+	if out == "" {
+		if changes == 0 {
+			return in, false, nil
+		}
+		out = in
+	}
+	if err := kstrip.WriteFile(out, k.Bytes(), kstrip.WantsGzip(out), f.Mode); err != nil {
+		return out, false, fmt.Errorf("kstrip: writing %s: %w (%s is unchanged)", out, err, in)
+	}
+	return out, true, nil
+}
+
+func kstripSummary(w io.Writer, c *cli.Context, o *kstripJSON) {
+	for _, p := range o.KeptParents {
+		fmt.Fprintf(w, "kept parent %s (%s) for %s\n", p.Label, p.Attach, p.For)
+	}
+	dis, en := 0, 0
+	for _, ch := range o.Changes {
+		if ch.To.Disabled() {
+			dis++
+		} else {
+			en++
+		}
+		if c.Bool("dry-run") {
+			fmt.Fprintf(w, "%s [%d] %s (%s): %s -> %s\n", verb(ch.To), ch.Index, ch.Label, ch.Attach, ch.From, ch.To)
+		}
+	}
+	enabled := 0
+	for _, e := range o.Entries {
+		if !e.State.Disabled() {
+			enabled++
+		}
+	}
+	var where string
+	switch {
+	case c.Bool("dry-run"):
+		where = "dry run, nothing written"
+	case o.Written:
+		where = "wrote " + o.Output
+	default:
+		where = "nothing to change, " + o.Kernel + " left as it was"
+	}
+	fmt.Fprintf(w, "%s: disabled %d, enabled %d; %d of %d entries enabled; %s\n", o.Kernel, dis, en, enabled, len(o.Entries), where)
+}
+
+func verb(s kstrip.State) string {
+	if s.Disabled() {
+		return "disable"
+	}
+	return "enable"
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/kstrip"
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
+)
+
+// runKstripCLI runs "smolvmm kstrip args..." in process.
+func runKstripCLI(args ...string) (stdout, stderr string, code int) {
+	var o, e bytes.Buffer
+	app := &cli.App{
+		Name:           "smolvmm",
+		Commands:       []*cli.Command{kstripCommand()},
+		Writer:         &o,
+		ErrWriter:      &e,
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	if err := app.Run(append([]string{"smolvmm", "kstrip"}, args...)); err != nil {
+		e.WriteString(err.Error())
+		return o.String(), e.String(), exitCode(err)
+	}
+	return o.String(), e.String(), 0
+}
+
+// testKernel builds a kernel in dir, or skips without gcc.
+func testKernel(t *testing.T, o kstriptest.Options) string {
+	t.Helper()
+	if err := kstriptest.Available(o.Bits); err != nil {
+		t.Skipf("cannot build test kernels: %v", err)
+	}
+	if o.Entries == nil {
+		o.Entries = kstriptest.Generic
+	}
+	p, err := kstriptest.Build(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// libStrip is what the library makes of path with plan: the CLI must
+// write exactly these bytes.
+func libStrip(t *testing.T, path string, plan kstrip.Plan) []byte {
+	t.Helper()
+	b, _ := os.ReadFile(path)
+	k, err := kstrip.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := k.Plan(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Apply(r)
+	return k.Bytes()
+}
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+func gunzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestKstripInPlace(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	os.Chmod(kern, 0o751)
+	want := libStrip(t, kern, kstrip.Plan{Strip: true, Keep: kstrip.DefaultKeep})
+	out, errOut, code := runKstripCLI(kern)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, s := range []string{"kept parent ppb* (ppb) for pci* (pci)", "kept parent pcib* (pcib) for isa0 (isa)", "disabled 26, enabled 0; 17 of 44 entries enabled; wrote " + kern} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+	if !bytes.Equal(mustRead(t, kern), want) {
+		t.Error("the file differs from the library's result")
+	}
+	if st, _ := os.Stat(kern); st.Mode().Perm() != 0o751 {
+		t.Errorf("mode %v, want 0751", st.Mode().Perm())
+	}
+	// Second run: nothing to do, same bytes.
+	out, _, code = runKstripCLI(kern)
+	if code != 0 || !strings.Contains(out, "disabled 0, enabled 0") || !strings.Contains(out, "left as it was") || !bytes.Equal(mustRead(t, kern), want) {
+		t.Errorf("second run: exit %d, %q", code, out)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(kern))
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "kstrip") {
+			t.Errorf("left %s behind", e.Name())
+		}
+	}
+}
+
+func TestKstripGzip(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 64})
+	want := libStrip(t, kern, kstrip.Plan{Strip: true, Keep: kstrip.DefaultKeep})
+	dir := filepath.Dir(kern)
+	gzIn := filepath.Join(dir, "netbsd-GENERIC.gz")
+	compressed := gzipBytes(mustRead(t, kern))
+	os.WriteFile(gzIn, compressed, 0o644)
+	tests := []struct {
+		out  string
+		gzip bool
+	}{
+		{filepath.Join(dir, "netbsd-small"), false},
+		{filepath.Join(dir, "netbsd-small.gz"), true},
+	}
+	for _, tc := range tests {
+		if _, e, code := runKstripCLI("-o", tc.out, gzIn); code != 0 {
+			t.Fatalf("-o %s: exit %d %s", tc.out, code, e)
+		}
+		got := mustRead(t, tc.out)
+		if tc.gzip {
+			got = gunzipBytes(t, got)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("-o %s: content differs from the library's result", tc.out)
+		}
+	}
+	if !bytes.Equal(mustRead(t, gzIn), compressed) {
+		t.Error("-o changed the gzipped input")
+	}
+	// -o twice gives the same compressed bytes.
+	first := mustRead(t, tests[1].out)
+	runKstripCLI("-o", tests[1].out, gzIn)
+	if !bytes.Equal(first, mustRead(t, tests[1].out)) {
+		t.Error("writing the same .gz twice gave different bytes")
+	}
+}
+
+func TestKstripListAndJSON(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	before := mustRead(t, kern)
+	out, _, code := runKstripCLI("--list", kern)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 45 || strings.Join(strings.Fields(lines[20]), " ") != "19 fdc0 0 fdc_isa isa? isa notfound" {
+		t.Errorf("--list: exit %d, %d lines, line 20 %q", code, len(lines), lines[min(20, len(lines)-1)])
+	}
+	out, _, code = runKstripCLI("--json", kern)
+	var j kstripJSON
+	if err := json.Unmarshal([]byte(out), &j); err != nil || code != 0 {
+		t.Fatalf("--json: %v exit %d\n%s", err, code, out)
+	}
+	if len(j.Entries) != 44 || j.EntrySize != 24 || j.Written || len(j.Changes) != 0 || j.Entries[14].Attach != "com_isa" || j.Entries[14].Parent.Name != "isa" {
+		t.Errorf("--json: %+v", j)
+	}
+	// With an edit and --dry-run: the table after the edit, nothing written.
+	out, _, code = runKstripCLI("--json", "--dry-run", "--disable", "fdc,pckbc", kern)
+	j = kstripJSON{}
+	json.Unmarshal([]byte(out), &j)
+	if code != 0 || len(j.Changes) != 2 || j.Entries[19].State != kstrip.DNotFound || j.Written {
+		t.Errorf("--json --dry-run --disable: exit %d %+v", code, j.Changes)
+	}
+	out, _, _ = runKstripCLI("--dry-run", "--disable", "fdc", kern)
+	if !strings.Contains(out, "disable [19] fdc0 (fdc_isa): notfound -> dnotfound") || !strings.Contains(out, "dry run, nothing written") {
+		t.Errorf("--dry-run output:\n%s", out)
+	}
+	if !bytes.Equal(before, mustRead(t, kern)) {
+		t.Error("--list, --json or --dry-run changed the kernel")
+	}
+}
+
+func TestKstripKeepLists(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	dir := filepath.Dir(kern)
+	keep := filepath.Join(dir, "keep.list")
+	os.WriteFile(keep, []byte("# a serial-only VM\nmainbus\n\ncom0   # the console\n"), 0o644)
+	tests := []struct {
+		name    string
+		args    []string
+		plan    kstrip.Plan
+		stdout  []string
+		stderr  []string
+		enabled []int
+	}{
+		{"keep file", []string{"-K", keep}, kstrip.Plan{Strip: true, Keep: []string{"mainbus", "com0"}},
+			[]string{"kept parent isa0 (isa) for com0 (com_isa)"}, nil, []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 14}},
+		{"keep flag keeps a slow probe", []string{"--keep", "mainbus,pckbd"}, kstrip.Plan{Strip: true, Keep: []string{"mainbus", "pckbd"}},
+			[]string{"kept parent pckbc0 (pckbc_isa) for pckbd* (pckbd)"}, []string{"warning: pckbc0 (pckbc_isa) stays enabled"}, []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 21, 22}},
+		{"disable only", []string{"--disable", "fdc", "--disable", "com*"}, kstrip.Plan{Disable: []string{"fdc", "com*"}},
+			[]string{"disabled 3, enabled 0"}, nil, nil},
+		{"enable only", []string{"--enable", "ne0"}, kstrip.Plan{Enable: []string{"ne0"}},
+			[]string{"disabled 0, enabled 1"}, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "k")
+			stdout, stderr, code := runKstripCLI(append(append([]string{"-o", out}, tc.args...), kern)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
+			}
+			got := mustRead(t, out)
+			if !bytes.Equal(got, libStrip(t, kern, tc.plan)) {
+				t.Error("output differs from the library's result")
+			}
+			if tc.enabled != nil {
+				k, _ := kstrip.Parse(got)
+				for i, e := range k.Entries {
+					want := false
+					for _, x := range tc.enabled {
+						want = want || x == i
+					}
+					if e.State.Disabled() == want {
+						t.Errorf("cfdata[%d] %s: %v", i, e.Label(), e.State)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestKstripBadInput(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, []byte("not a kernel\n"), 0o644)
+	badgz := filepath.Join(dir, "netbsd.gz")
+	os.WriteFile(badgz, gzipBytes([]byte("hello"))[:12], 0o644)
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	emptyKeep := filepath.Join(dir, "empty.list")
+	os.WriteFile(emptyKeep, []byte("# nothing\n"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		file string
+		code int
+		msg  []string
+	}{
+		{"not ELF", []string{text}, text, 1, []string{"not an ELF file", "NetBSD kernel"}},
+		{"truncated gzip", []string{badgz}, badgz, 1, []string{badgz, "truncated"}},
+		{"stripped", []string{testKernel(t, kstriptest.Options{Bits: 32, Stripped: true})}, "", 1, []string{"stripped", "release kernels"}},
+		{"no terminator", []string{testKernel(t, kstriptest.Options{Bits: 32, NoTerminator: true})}, "", 1, []string{"no all-zero terminator"}},
+		{"no cfdata", []string{testKernel(t, kstriptest.Options{Bits: 32, Symbol: "ioconf"})}, "", 1, []string{"no cfdata symbol"}},
+		{"unknown keep name", []string{"--keep", "mainbus,vioff", kern}, kern, 1, []string{`keep name "vioff"`, "did you mean vioif"}},
+		{"unknown disable name", []string{"--disable", "fcd", kern}, kern, 1, []string{`disable name "fcd"`, "fdc"}},
+		{"empty keep file", []string{"-K", emptyKeep, kern}, kern, 1, []string{"names nothing"}},
+		{"missing keep file", []string{"-K", filepath.Join(dir, "nope"), kern}, kern, 1, []string{"nope"}},
+		{"missing kernel", []string{filepath.Join(dir, "netbsd")}, "", 1, []string{"no such file"}},
+		{"no kernel", nil, "", 2, []string{"exactly one KERNEL"}},
+		{"two kernels", []string{kern, kern}, kern, 2, []string{"exactly one KERNEL"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var before []byte
+			if tc.file != "" {
+				before = mustRead(t, tc.file)
+			}
+			_, stderr, code := runKstripCLI(tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d (%s)", code, tc.code, stderr)
+			}
+			for _, m := range tc.msg {
+				if !strings.Contains(stderr, m) {
+					t.Errorf("stderr %q lacks %q", stderr, m)
+				}
+			}
+			if tc.file != "" && !bytes.Equal(before, mustRead(t, tc.file)) {
+				t.Error("the input file changed")
+			}
+		})
+	}
+	// --ignore-unknown turns the unknown name into a warning and strips.
+	_, stderr, code := runKstripCLI("--ignore-unknown", "--keep", "mainbus,vioff", kern)
+	if code != 0 || !strings.Contains(stderr, "warning: keep name \"vioff\" matches no entry (did you mean vioif?)") {
+		t.Errorf("--ignore-unknown: exit %d %s", code, stderr)
+	}
+}
