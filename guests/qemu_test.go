@@ -27,6 +27,8 @@ type qemuOpts struct {
 	extra  []string
 	// reply is written to the guest's COM1 once the output contains trigger.
 	trigger, reply string
+	// kvm adds -enable-kvm (QEMU's default CPU model: -cpu host aborts here).
+	kvm bool
 }
 
 // runQEMU boots kernel under qemu-system-i386 (TCG) and returns the COM1
@@ -43,6 +45,9 @@ func runQEMU(t *testing.T, kernel string, o qemuOpts) (string, int) {
 		"-no-reboot", "-serial", "stdio", "-nodefaults",
 		"-device", "isa-debug-exit,iobase=0x501,iosize=2",
 		"-kernel", kernel, "-append", o.append}
+	if o.kvm {
+		args = append(args, "-enable-kvm")
+	}
 	cmd := exec.CommandContext(ctx, qemu, append(args, o.extra...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -305,6 +310,44 @@ func TestQEMUVnet(t *testing.T) {
 				want = append(want, " isr=0x1\r\n")
 			}
 			wantLines(t, out, want...)
+		})
+	}
+}
+
+// TestQEMUKVM runs the interrupt guests under QEMU with KVM: the
+// guests themselves must work on this machine's KVM (unpaged protected mode,
+// handlers that never iret), independent of smolvmm.
+func TestQEMUKVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("QEMU with KVM boots through SeaBIOS in seconds per guest; skipped in -short")
+	}
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("/dev/kvm unusable: %v", err)
+	}
+	f.Close()
+	blk := []string{"-device", "virtio-blk-pci,drive=d0,disable-modern=on"}
+	tests := []struct {
+		guest, words string
+		disk         bool
+		want         string
+	}{
+		{"irq", "uart", false, "irq 4 ok"},
+		{"irq", "pit", false, "irq 0 ok\r\n"},
+		{"vblk", "irq", true, "vblk: irq ok\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.guest+"/"+tc.words, func(t *testing.T) {
+			o := qemuOpts{append: tc.words, kvm: true}
+			if tc.disk {
+				path, _ := diskImage(t)
+				o.extra = append([]string{"-drive", "file=" + path + ",if=none,id=d0,format=raw"}, blk...)
+			}
+			out, status := runQEMU(t, build(t, tc.guest), o)
+			if status != 1 {
+				t.Errorf("exit status %d, want 1", status)
+			}
+			wantLines(t, out, tc.want)
 		})
 	}
 }
