@@ -201,11 +201,7 @@ func upCommand() *cli.Command {
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "image `FILE` (default <service>.img in the current directory)"},
 		&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional <name>/service.conf)"},
 	)
-	flags = append(flags, withoutFlags(runFlags(), flagNames(flags))...)
-	if !hasFlag(flags, "publish") {
-		flags = append(flags, &cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
-			Usage: "forward a host port: `[tcp|udp:][hostaddr:]hostport:guestport` (needs the user network)"})
-	}
+	flags = append(flags, withoutFlags(append(runFlags(), netFlags()...), flagNames(flags))...)
 	return &cli.Command{
 		Name:      "up",
 		Usage:     "fetch, strip, build and boot a NetBSD service VM in one step",
@@ -263,14 +259,9 @@ func withoutFlags(flags []cli.Flag, taken map[string]bool) []cli.Flag {
 	return out
 }
 
-func hasFlag(flags []cli.Flag, name string) bool { return flagNames(flags)[name] }
-
 // upDefaults wires up's stages to the real packages, configured by the
 // command line.
 func upDefaults(c *cli.Context) (upDeps, error) {
-	if c.IsSet("publish") && !hasFlag(runFlags(), "publish") {
-		return upDeps{}, errors.New("-p/--publish needs the user network, which this build of smolvmm does not have yet")
-	}
 	f := newFetcher(c, os.Stderr)
 	return newUpDeps(f, c.String("version"), c.String("arch"), func(ctx context.Context, kernel, image string) error {
 		cfg, err := vmConfig(c)
@@ -279,6 +270,10 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 		}
 		cfg.Kernel = kernel
 		cfg.Disks = append([]blk.Spec{{Path: image}}, cfg.Disks...)
+		if (c.IsSet("publish") || c.IsSet("net")) && len(cfg.Devices) == 0 {
+			// The network flags are parsed, but nothing attached a NIC.
+			return errors.New("--net/-p: no network device was attached on this path yet; boot with smolvmm run for networking")
+		}
 		return runVM(c, cfg, vmm.Exit.Status)
 	}), nil
 }

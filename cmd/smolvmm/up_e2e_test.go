@@ -160,3 +160,52 @@ func TestUpEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestUpCommandEndToEnd runs the smolvmm binary itself: `smolvmm up rescue`
+// against the local mirror, with the console on its stdout, the step log
+// on its stderr and the guest's reset as exit status 0.
+func TestUpCommandEndToEnd(t *testing.T) {
+	needKVM(t)
+	kernel := buildUpGuest(t)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("building the smolvmm binary needs the go tool: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "smolvmm")
+	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipped(kernel),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	work := t.TempDir()
+	cache := filepath.Join(work, "cache")
+
+	for run := 1; run <= 2; run++ {
+		srv.ResetLog()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, bin, "up", "--mirror", srv.Mirror(), "--cache", cache, "-m", "16", "rescue")
+		cmd.Dir = work // rescue.img goes to the current directory
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		cancel()
+		if err != nil {
+			t.Fatalf("run %d: %v\nstdout:\n%s\nstderr:\n%s", run, err, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "upguest: ext2 magic 0xef53") {
+			t.Errorf("run %d: console lacks the ext2 magic:\n%s", run, stdout.String())
+		}
+		for _, s := range []string{"up: service", "up: fetch", "up: kstrip", "up: mkimg", "up: run"} {
+			if !strings.Contains(stderr.String(), s) {
+				t.Errorf("run %d: step log lacks %q:\n%s", run, s, stderr.String())
+			}
+		}
+		if _, err := os.Stat(filepath.Join(work, "rescue.img")); err != nil {
+			t.Errorf("run %d: no rescue.img in the current directory: %v", run, err)
+		}
+		if n := len(srv.Requests()); run == 2 && n != 0 {
+			t.Errorf("second run made %d HTTP requests", n)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
@@ -228,6 +230,29 @@ func TestUpErrors(t *testing.T) {
 				if _, err := os.Stat(p); !os.IsNotExist(err) {
 					t.Errorf("%s exists after a failure", p)
 				}
+			}
+		})
+	}
+}
+
+func TestUpCommandBadArguments(t *testing.T) {
+	cache := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no service", []string{"up"}, "want exactly one SERVICE"},
+		{"two services", []string{"up", "rescue", "base"}, "got 2 arguments"},
+		{"unknown service", []string{"up", "--cache", cache, "nope"}, `service: no service "nope" (known: base, rescue)`},
+		{"bad version", []string{"up", "--cache", cache, "--version", "../x", "rescue"}, `fetch: bad version "../x"`},
+		{"ftp mirror", []string{"up", "--cache", cache, "--mirror", "ftp://x/pub", "rescue"}, "not an http:// or https:// URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runApp(t, []*cli.Command{upCommand()}, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
 	}
