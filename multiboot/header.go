@@ -18,7 +18,7 @@ const (
 const (
 	FlagPageAlign  = 1 << 0  // page-align modules (always done)
 	FlagMemoryInfo = 1 << 1  // mem_lower/mem_upper and the memory map (always given)
-	FlagVideoMode  = 1 << 2  // a video mode: refused, smolvmm has no framebuffer
+	FlagVideoMode  = 1 << 2  // a video mode: accepted, no video info given (see Header.Check)
 	FlagAOutKludge = 1 << 16 // load by the header's address fields, not ELF
 )
 
@@ -96,14 +96,14 @@ func parseHeader(b []byte) Header {
 }
 
 // Check reports whether this loader can honour every required flag (bits
-// 0-15). Page alignment of modules and memory information are always
-// provided; a video mode and unknown bits are refused, naming the bits.
+// 0-15), naming the bits it cannot. Page alignment of modules and memory
+// information are always provided. A video mode (bit 2) is accepted but no
+// video information is passed, as QEMU's -kernel loader does: the spec
+// makes the header's mode a preference, smolvmm has no framebuffer, and
+// kernels that ask for one (the multiboot spec's example kernel) still write
+// to VGA text memory. Load adds a warning to the plan.
 func (h Header) Check() error {
-	if h.Flags&FlagVideoMode != 0 {
-		return fmt.Errorf("%w: flags %#x: bit 2 asks for a video mode, but smolvmm has no framebuffer (serial console only); rebuild the kernel without MULTIBOOT_VIDEO_MODE",
-			ErrUnsupportedFlags, h.Flags)
-	}
-	unknown := h.Flags & 0xFFFF &^ (FlagPageAlign | FlagMemoryInfo)
+	unknown := h.Flags & 0xFFFF &^ (FlagPageAlign | FlagMemoryInfo | FlagVideoMode)
 	if unknown != 0 {
 		var bits []string
 		for i := range 16 {
@@ -111,7 +111,7 @@ func (h Header) Check() error {
 				bits = append(bits, fmt.Sprint(i))
 			}
 		}
-		return fmt.Errorf("%w: flags %#x: required bit(s) %s unknown to this multiboot v1 loader (known: 0 page-align, 1 memory info)",
+		return fmt.Errorf("%w: flags %#x: required bit(s) %s unknown to this multiboot v1 loader (known: 0 page-align, 1 memory info, 2 video mode)",
 			ErrUnsupportedFlags, h.Flags, strings.Join(bits, ", "))
 	}
 	return nil

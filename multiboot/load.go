@@ -69,6 +69,11 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 	if err != nil {
 		return Plan{}, err
 	}
+	var notes []string
+	if hdr.Flags&FlagVideoMode != 0 {
+		notes = append(notes, fmt.Sprintf("the kernel asks for a %dx%dx%d video mode (header flag bit 2); smolvmm has no framebuffer and passes no video information",
+			hdr.Width, hdr.Height, hdr.Depth))
+	}
 	fsize := uint64(size)
 	var im *image
 	if hdr.Flags&FlagAOutKludge != 0 {
@@ -87,6 +92,7 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 	if err != nil {
 		return Plan{}, err
 	}
+	im.notes = append(notes, im.notes...)
 	if err := im.checkPlacement(); err != nil {
 		return Plan{}, err
 	}

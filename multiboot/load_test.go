@@ -29,6 +29,10 @@ func TestLoadPlaces(t *testing.T) {
 	stripped := stdELF()
 	stripped.symtab, stripped.strtab = nil, nil
 
+	video := stdELF()
+	video.symtab = nil
+	copy(video.segs[0].data, mbHeader(FlagPageAlign|FlagMemoryInfo|FlagVideoMode, 0, 0, 0, 0, 0, 0, 1024, 768, 32))
+
 	phys := stdELF()
 	phys.segs[0].vaddr, phys.segs[1].vaddr, phys.entry = kp, kp+0x1000, kp+0x30
 
@@ -37,6 +41,7 @@ func TestLoadPlaces(t *testing.T) {
 		image []byte
 		opts  Options
 		want  wantPlan
+		warn  string // the one warning expected, if any
 		check func(t *testing.T, mem []byte, p Plan)
 	}{
 		{
@@ -87,6 +92,13 @@ func TestLoadPlaces(t *testing.T) {
 			},
 		},
 		{
+			// The multiboot spec's example kernel asks for 1024x768x32.
+			name:  "video mode accepted with a warning",
+			image: video.build(),
+			want:  wantPlan{entry: kp + 0x20, kstart: kp, kend: kp + 0x4000, end: kp + 0x4000, format: "elf"},
+			warn:  "1024x768x32 video mode",
+		},
+		{
 			name:  "command line of exactly 254 bytes",
 			image: stripped.build(),
 			opts:  Options{KernelName: "netbsd", Append: strings.Repeat("x", 254-7)},
@@ -107,8 +119,8 @@ func TestLoadPlaces(t *testing.T) {
 			if p.EAX != 0x2BADB002 || p.EBX != LowAreaStart {
 				t.Errorf("EAX, EBX = %#x, %#x; want 0x2badb002, %#x", p.EAX, p.EBX, LowAreaStart)
 			}
-			if len(p.Warnings) != 0 {
-				t.Errorf("warnings: %q", p.Warnings)
+			if tc.warn == "" && len(p.Warnings) != 0 || tc.warn != "" && (len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], tc.warn)) {
+				t.Errorf("warnings %q, want %q", p.Warnings, tc.warn)
 			}
 			b := mem.Bytes()
 			expectBytes(t, b, 0, bytes.Repeat([]byte{fill}, LowAreaStart), "memory below the loader's window")
@@ -164,7 +176,6 @@ func TestLoadErrors(t *testing.T) {
 		{name: "unaligned header", image: append(make([]byte, 0x102), mbHeader(FlagMemoryInfo)...), is: []error{ErrNotMultiboot}},
 		{name: "bad checksum", image: withHeader(badSum), is: []error{ErrNotMultiboot, ErrBadChecksum}, msg: []string{"offset 0x80"}},
 		{name: "unknown required flags", image: withHeader(mbHeader(FlagMemoryInfo | 1<<5 | 1<<15)), is: []error{ErrUnsupportedFlags}, msg: []string{"bit(s) 5, 15", "0x8022"}},
-		{name: "video mode", image: withHeader(mbHeader(FlagVideoMode)), is: []error{ErrUnsupportedFlags}, msg: []string{"bit 2", "framebuffer"}},
 		{name: "not ELF without kludge", image: append(mbHeader(FlagMemoryInfo), make([]byte, 100)...), is: []error{ErrNotELF}, msg: []string{"flag 16"}},
 		{name: "ELF64", image: modify(func(e *tELF) { e.class = 2 }), is: []error{ErrUnsupportedELF}, msg: []string{"ELF64"}},
 		{name: "x86-64 machine", image: modify(func(e *tELF) { e.machine = 62 }), is: []error{ErrUnsupportedELF}, msg: []string{"e_machine 62"}},

@@ -1,0 +1,91 @@
+package multiboot
+
+import (
+	"bytes"
+	"compress/gzip"
+	"debug/elf"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+// thirdPartyKernels lists real multiboot kernels to load: the installed
+// Debian `multiboot` and `tboot` packages' kernels, plus any files named in
+// MULTIBOOT_TEST_KERNELS (colon-separated; .gz files are decompressed).
+func thirdPartyKernels() []string {
+	var paths []string
+	for _, p := range []string{"/usr/lib/multiboot/examples/kernel", "/boot/tboot.gz"} {
+		if _, err := os.Stat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	if env := os.Getenv("MULTIBOOT_TEST_KERNELS"); env != "" {
+		paths = append(paths, strings.Split(env, ":")...)
+	}
+	return paths
+}
+
+func TestThirdPartyKernels(t *testing.T) {
+	paths := thirdPartyKernels()
+	if len(paths) == 0 {
+		t.Skip("no third-party multiboot kernel: install Debian's multiboot or tboot package, or set MULTIBOOT_TEST_KERNELS")
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			img := readKernel(t, path)
+			ef, err := elf.NewFile(bytes.NewReader(img))
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			_, symErr := ef.Symbols()
+			mem := guestmem.New(make([]byte, 64*mib))
+			p, err := Load(mem, bytes.NewReader(img), int64(len(img)), Options{KernelName: filepath.Base(path), Append: "serial=115200"})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			t.Logf("%s: %+v", path, p)
+			if p.Format != "elf" || p.Entry != uint32(ef.Entry) { // both are linked at their physical address
+				t.Errorf("format %s entry %#x, want elf entry %#x", p.Format, p.Entry, ef.Entry)
+			}
+			if p.Symbols != (symErr == nil) {
+				t.Errorf("Symbols = %v, but the file's symbol table error is %v", p.Symbols, symErr)
+			}
+			for _, prog := range ef.Progs {
+				if prog.Type != elf.PT_LOAD {
+					continue
+				}
+				data := make([]byte, prog.Filesz)
+				if _, err := prog.ReadAt(data, 0); err != nil {
+					t.Fatal(err)
+				}
+				expectBytes(t, mem.Bytes(), prog.Paddr, data, "segment")
+				expectBytes(t, mem.Bytes(), prog.Paddr+prog.Filesz, make([]byte, prog.Memsz-prog.Filesz), "BSS")
+			}
+		})
+	}
+}
+
+// readKernel reads a kernel file, decompressing it when it ends in .gz.
+func readKernel(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		if r, err = gzip.NewReader(f); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
+}
