@@ -123,3 +123,15 @@ func TestWriteTableAndJSON(t *testing.T) {
 		t.Errorf("JSON round trip: %+v %v", back, err)
 	}
 }
+
+// TestTinyFixture checks that testdata/netbsd-tiny, which the examples
+// read, is still what kstriptest builds from Generic.
+func TestTinyFixture(t *testing.T) {
+	fresh, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
+	k, _ := parseFile(t, "testdata/netbsd-tiny")
+	a, _ := json.Marshal(fresh.Entries)
+	b, _ := json.Marshal(k.Entries)
+	if string(a) != string(b) {
+		t.Errorf("testdata/netbsd-tiny is stale:\n%s\n%s", b, a)
+	}
+}

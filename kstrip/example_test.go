@@ -1,0 +1,85 @@
+package kstrip_test
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/smolvmm/smolvmm/kstrip"
+)
+
+// Strip a kernel for a virtio microVM: keep the default list (and the
+// parents it needs), disable everything else, and see what changed.
+// testdata/netbsd-tiny is kstriptest.Generic built for i386.
+func Example() {
+	f, err := kstrip.ReadFile("testdata/netbsd-tiny")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	k, err := kstrip.Parse(f.Data)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: kstrip.DefaultKeep, Disable: []string{"ioapic"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := k.Apply(r); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("%d entries of %d bytes at file offset %#x\n", len(k.Entries), k.EntrySize(), k.Offset())
+	for _, p := range r.KeptParents {
+		fmt.Printf("kept %s for %s\n", p.Label, p.For)
+	}
+	for _, c := range r.Changes[:4] {
+		fmt.Printf("cfdata[%d] %s (%s): %s -> %s\n", c.Index, c.Label, c.Attach, c.From, c.To)
+	}
+	fmt.Println(len(r.Changes), "changes")
+	out := os.TempDir() + "/netbsd-tiny.stripped"
+	defer os.Remove(out)
+	if err := kstrip.WriteFile(out, k.Bytes(), kstrip.WantsGzip(out), f.Mode); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// 44 entries of 24 bytes at file offset 0x12e0
+	// kept ppb* for pci* (pci)
+	// kept pcib* for isa0 (isa)
+	// kept ichlpcib* for isa0 (isa)
+	// cfdata[3] ioapic* (ioapic): star -> dstar
+	// cfdata[4] acpi0 (acpi): notfound -> dnotfound
+	// cfdata[8] pchb* (pchb): star -> dstar
+	// cfdata[16] com* (com_puc): star -> dstar
+	// 27 changes
+}
+
+// Match reads names as userconf does, plus attachment names.
+func ExampleKernel_Match() {
+	f, err := kstrip.ReadFile("testdata/netbsd-tiny")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	k, err := kstrip.Parse(f.Data)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, name := range []string{"com", "com0", "com*", "com_isa", "vioff"} {
+		var labels []string
+		for _, i := range k.Match(name) {
+			labels = append(labels, k.Entries[i].Label()+"@"+k.Entries[i].Attach)
+		}
+		fmt.Println(name, labels)
+	}
+	fmt.Println("did you mean", k.Suggest("vioff"), k.Suggest("com7"))
+	// Output:
+	// com [com0@com_isa com1@com_isa com*@com_puc com*@com_acpi]
+	// com0 [com0@com_isa]
+	// com* [com*@com_puc com*@com_acpi]
+	// com_isa [com0@com_isa com1@com_isa]
+	// vioff []
+	// did you mean [vioif] [com com0 com1]
+}
