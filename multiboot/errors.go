@@ -64,6 +64,7 @@ type MemoryError struct {
 // what the loader places (the kernel needs more at run time).
 func (e *MemoryError) NeedMiB() uint64 { return (e.Need + mib - 1) / mib }
 
+// Error says what did not fit and how much memory to give the guest.
 func (e *MemoryError) Error() string {
 	if e.Need > 1<<32 {
 		return fmt.Sprintf("%v: %s ends at %#x, beyond the 4 GiB a 32-bit guest can address; the kernel is linked for another machine",

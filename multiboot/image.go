@@ -36,6 +36,26 @@ type image struct {
 	notes  []string
 }
 
+// parseImage lays the kernel out by the header's a.out kludge addresses
+// when it has them, else by its ELF program headers, with ELF symbols.
+func parseImage(r io.ReaderAt, size uint64, hdr Header, hdrOff uint64) (*image, error) {
+	if hdr.Flags&FlagAOutKludge != 0 {
+		return parseAOut(hdr, hdrOff, size)
+	}
+	im, eh, err := parseELF(r, size)
+	if err != nil {
+		return nil, err
+	}
+	var note string
+	if im.syms, note, err = findSymbols(r, size, eh); err != nil {
+		return nil, err
+	}
+	if note != "" {
+		im.notes = append(im.notes, note)
+	}
+	return im, nil
+}
+
 // extent returns the lowest start and highest end of the segments.
 func (im *image) extent() (start, end uint64) {
 	start = ^uint64(0)

@@ -69,30 +69,14 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 	if err != nil {
 		return Plan{}, err
 	}
-	var notes []string
-	if hdr.Flags&FlagVideoMode != 0 {
-		notes = append(notes, fmt.Sprintf("the kernel asks for a %dx%dx%d video mode (header flag bit 2); smolvmm has no framebuffer and passes no video information",
-			hdr.Width, hdr.Height, hdr.Depth))
-	}
-	fsize := uint64(size)
-	var im *image
-	if hdr.Flags&FlagAOutKludge != 0 {
-		im, err = parseAOut(hdr, uint64(hdrOff), fsize)
-	} else {
-		var eh elfHeader
-		im, eh, err = parseELF(kernel, fsize)
-		if err == nil {
-			var note string
-			im.syms, note, err = findSymbols(kernel, fsize, eh)
-			if note != "" {
-				im.notes = append(im.notes, note)
-			}
-		}
-	}
+	im, err := parseImage(kernel, uint64(size), hdr, uint64(hdrOff))
 	if err != nil {
 		return Plan{}, err
 	}
-	im.notes = append(notes, im.notes...)
+	if hdr.Flags&FlagVideoMode != 0 {
+		im.notes = append([]string{fmt.Sprintf("the kernel asks for a %dx%dx%d video mode (header flag bit 2); smolvmm has no framebuffer and passes no video information",
+			hdr.Width, hdr.Height, hdr.Depth)}, im.notes...)
+	}
 	if err := im.checkPlacement(); err != nil {
 		return Plan{}, err
 	}
