@@ -93,10 +93,22 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 // MaxFileSize is the largest regular file a set may hold (4 GiB).
 const MaxFileSize = 4 << 30
 
+// denseLimit is the size up to which a member is read whole.
+const denseLimit = 64 << 20
+
 // readContent reads a member of the given size in chunks and keeps only the
 // chunks holding non-zero bytes, so a sparse member costs memory only for
 // its data.
 func readContent(r io.Reader, size int64) (*Node, error) {
+	if size <= denseLimit {
+		// Most files: one read into one buffer; the ext2 writer skips
+		// all-zero blocks anyway.
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return NewFile(0, b), nil
+	}
 	n := NewFile(0, nil)
 	const chunk = 64 << 10
 	buf := make([]byte, chunk)
@@ -121,6 +133,12 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 }
 
 func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c != 0 {
 			return false
