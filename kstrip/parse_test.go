@@ -129,6 +129,10 @@ func TestWriteTableAndJSON(t *testing.T) {
 func TestTinyFixture(t *testing.T) {
 	fresh, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	k, _ := parseFile(t, "testdata/netbsd-tiny")
+	// Offsets depend on the toolchain; the table's content must not.
+	for i := range k.Entries {
+		k.Entries[i].Offset, fresh.Entries[i].Offset = 0, 0
+	}
 	a, _ := json.Marshal(fresh.Entries)
 	b, _ := json.Marshal(k.Entries)
 	if string(a) != string(b) {

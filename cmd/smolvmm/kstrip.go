@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/smolvmm/smolvmm/kstrip"
 )
 
-const kstripDescription = `Edits the autoconfiguration table (cfdata) of a NetBSD kernel so that the
+var defaultKeepText = strings.Join(kstrip.DefaultKeep, " ")
+
+var kstripDescription = `Edits the autoconfiguration table (cfdata) of a NetBSD kernel so that the
 kernel does not probe hardware a microVM lacks. Only the cf_fstate field of
 each changed entry is written, exactly as NetBSD's userconf "disable" and
 "enable" do (notfound <-> dnotfound, star <-> dstar); every other byte of the
@@ -32,7 +35,9 @@ Modes:
 --enable also re-enables the parents of what it enables; --disable wins
 over --keep and --enable.
 
-Default keep list: ` + "mainbus cpu acpicpu ioapic pci isa com_isa virtio ld_virtio vioif" + `
+Flags go before KERNEL.
+
+Default keep list: ` + defaultKeepText + `
   mainbus, cpu: the root and the boot CPU. acpicpu, ioapic: attach only
   from ACPI/MP tables smolvmm does not provide, but cost nothing. pci, isa:
   the buses of virtio and of the serial console (the bridges they may sit
