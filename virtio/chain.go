@@ -166,7 +166,9 @@ func (w *walker) fail(format string, args ...any) error {
 func (q *Queue) walk(head uint16) (Chain, error) {
 	w := walker{mem: q.mem, table: q.desc, tableSize: uint32(q.size), idx: uint32(head),
 		queueSize: q.size, head: head}
-	c := Chain{Head: head, mem: q.mem, Descs: make([]Desc, 0, 4)}
+	// 20 holds what ld(4) sends: header, up to 17 pages of a 64 KiB
+	// transfer, status.
+	c := Chain{Head: head, mem: q.mem, Descs: make([]Desc, 0, 20)}
 	for {
 		d, ok, err := w.next()
 		if err != nil {

@@ -52,7 +52,7 @@ func (f *fakeBackend) Close() error {
 // rig is a net device behind the real transport, driven like vioif over
 // fake guest memory.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	mem    *guestmem.Memory
 	alloc  *virtiotest.Alloc
 	be     *fakeBackend
