@@ -1,0 +1,87 @@
+package netback_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/netback"
+)
+
+// benchTCP sends b.N 64 KiB chunks over the connection dial makes to the
+// listener and counts the time until the receiver has them all.
+func benchTCP(b *testing.B, ln net.Listener, dial func() (net.Conn, error)) {
+	const chunk = 64 << 10
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got <- n
+	}()
+	c, err := dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, chunk)
+	b.SetBytes(chunk)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.(interface{ CloseWrite() error }).CloseWrite()
+	n := <-got
+	b.StopTimer()
+	if n != int64(b.N)*chunk {
+		b.Fatalf("receiver got %d bytes, want %d", n, int64(b.N)*chunk)
+	}
+}
+
+// BenchmarkTCP compares TCP transfers over the user network with plain
+// loopback (the ceiling): host to a netstack guest through a forwarded
+// port, and the guest to the host's loopback through the gateway (NAT).
+func BenchmarkTCP(b *testing.B) {
+	b.Run("loopback", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		benchTCP(b, ln, func() (net.Conn, error) { return net.Dial("tcp", ln.Addr().String()) })
+	})
+	b.Run("host-to-guest-forward", func(b *testing.B) {
+		port := freePort(b, "tcp")
+		g := startGuest(b, netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80})
+		ln, err := g.ListenTCP(80)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		benchTCP(b, ln, func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
+	})
+	b.Run("guest-to-host-nat", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		g := startGuest(b)
+		port := uint16(ln.Addr().(*net.TCPAddr).Port)
+		benchTCP(b, ln, func() (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port))
+		})
+	})
+}
