@@ -126,6 +126,36 @@ func checkDebugfs(t *testing.T, img string, tr *fstree.Tree, bs uint32) {
 	}
 }
 
+// TestManyFiles spreads inodes and directories over several block groups.
+func TestManyFiles(t *testing.T) {
+	raw, err := testsets.Bytes(testsets.Many(3000, 4<<20), "tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		bs   uint32
+		size int64
+	}{
+		{"1k", 1024, 16 << 20},
+		{"1k-300M-auto", 0, 300 << 20},
+		{"4k-600M-auto", 0, 600 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := fstree.New()
+			if err := tr.AddTar(bytes.NewReader(raw), "many.tar"); err != nil {
+				t.Fatal(err)
+			}
+			img := writeImage(t, tr, Options{Size: tc.size, BlockSize: tc.bs, Timestamp: ts, Inodes: 4000})
+			if sb := imagecheck.Debugfs(t, img, "stats"); !strings.Contains(sb, "Inodes per group:") || strings.Contains(sb, "Group  0: block bitmap") && !strings.Contains(sb, "Group  1:") {
+				t.Errorf("expected several groups:\n%s", sb)
+			}
+			imagecheck.Fsck(t, img)
+			imagecheck.Compare(t, imagecheck.Describe(tr, ts), imagecheck.Mounted(t, img))
+		})
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	opts := Options{Size: 8 << 20, Timestamp: ts}
 	a := writeImage(t, netbsdTree(t, 1<<20), opts)

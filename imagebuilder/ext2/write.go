@@ -161,6 +161,9 @@ func MinSize(t *fstree.Tree, opts *Options) (int64, error) {
 // to w at offset 0. Blocks it does not use are not written: w should read
 // zeros there (a new or truncated file does).
 func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
+	if w == nil {
+		return fmt.Errorf("no image file to write to")
+	}
 	if opts.Size <= 0 {
 		return fmt.Errorf("image size %d: must be positive", opts.Size)
 	}

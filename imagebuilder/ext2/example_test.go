@@ -1,0 +1,47 @@
+package ext2_test
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+)
+
+func ExampleWrite() {
+	t := fstree.New()
+	t.Put("etc/rc", fstree.NewFile(0755, []byte("sh\n")))
+	t.Put("dev/console", fstree.NewDevice(fstree.CharDev, 0600, 0, 0))
+	t.Put("bin/sh", fstree.NewSymlink("/rescue/sh"))
+
+	f, err := os.CreateTemp("", "root-*.img")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	err = ext2.Write(f, t, ext2.Options{Size: 4 << 20, Timestamp: 1700000000})
+	st, _ := f.Stat()
+	fmt.Println(err, st.Size())
+	// Output: <nil> 4194304
+}
+
+func ExampleMinSize() {
+	data := make([]byte, 5<<20)
+	for i := range data {
+		data[i] = byte(i%251 + 1)
+	}
+	t := fstree.New()
+	t.Put("data", fstree.NewFile(0644, data))
+	n, err := ext2.MinSize(t, &ext2.Options{})
+	fmt.Println(n>>20, "MiB", err)
+
+	f, _ := os.CreateTemp("", "small-*.img")
+	defer os.Remove(f.Name())
+	defer f.Close()
+	fmt.Println(ext2.Write(f, t, ext2.Options{Size: 2 << 20}))
+	// Output:
+	// 6 MiB <nil>
+	// image of 2097152 bytes (2.0 MB) is too small for its content: it needs at least 6 MB
+}
