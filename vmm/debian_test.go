@@ -150,12 +150,15 @@ func TestMultibootExampleKernel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	go func() {
+		prev := ""
 		for ctx.Err() == nil {
-			if strings.Contains(vgaText(m), "type = 0x1") && strings.Count(vgaText(m), "base_addr") >= 3 {
+			time.Sleep(50 * time.Millisecond)
+			screen := vgaText(m)
+			if strings.Count(screen, "type = 0x") >= 3 && screen == prev {
 				cancel()
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
+			prev = screen
 		}
 	}()
 	if _, err := m.Run(ctx); err != nil {
