@@ -276,11 +276,13 @@ func TestQEMUBad(t *testing.T) {
 		want           []string
 	}{
 		// -no-reboot turns the guest's reset or triple fault into exit status 0.
-		{"triplefault", "", "", 0, []string{"bad: triple fault now\r\n"}},
+		{"triplefault", "", "", 0, []string{"bad: triple fault now (ud2)\r\n"}},
+		{"triplefault-gp", "", "", 0, []string{"bad: triple fault now (bad selector)\r\n"}},
+		{"triplefault-int3", "", "", 0, []string{"bad: triple fault now (int3)\r\n"}},
 		{"reset", "", "", 0, []string{"bad: reset through port 0x64\r\n"}},
 		{"mmio", "", "", 1, []string{"bad: mmio 0xfed40000 read 0x", "bad: mmio survived\r\n"}},
 		{"halt", HaltMessage, "x", 0, []string{"\r\n" + HaltMessage, "bad: key 0x78, rebooting\r\n"}},
-		{"", "", "", 3, []string{"FAIL: bad: say triplefault, mmio, reset or halt\r\n"}},
+		{"", "", "", 3, []string{"FAIL: bad: say triplefault, triplefault-gp, triplefault-int3, mmio, reset or halt\r\n"}},
 	}
 	kernel := build(t, "bad")
 	for _, tc := range tests {

@@ -1,5 +1,7 @@
 /* bad: guests that end badly on purpose, to test the VMM's failure paths.
- * Words (one of): "triplefault" (empty IDT, then int3), "mmio" (touch
+ * Words (one of): "triplefault" (empty IDT, then ud2), "triplefault-gp"
+ * (empty IDT, then a bad selector), "triplefault-int3" (empty IDT, then
+ * int3), "mmio" (touch
  * unmapped MMIO, then exit 0), "reset" (0xFE to port 0x64), "halt" (NetBSD's
  * halt message, then poll the UART; a received byte resets through 0x64). */
 #include "rt.h"
@@ -27,8 +29,16 @@ void kmain(u32 magic, const struct mb_info *mbi)
 {
 	(void)magic;
 	(void)mbi;
+	/* ud2 and a bad selector give KVM_EXIT_SHUTDOWN on the project's KVM;
+	 * int3 through an empty IDT ends there in an emulation failure instead. */
 	if (has_word("triplefault")) {
-		puts("bad: triple fault now\n");
+		puts("bad: triple fault now (ud2)\n");
+		__asm__ volatile("lidt %0; ud2" : : "m"(null_idt));
+	} else if (has_word("triplefault-gp")) {
+		puts("bad: triple fault now (bad selector)\n");
+		__asm__ volatile("lidt %0; movw $0x4242, %%ax; movw %%ax, %%ds" : : "m"(null_idt) : "eax");
+	} else if (has_word("triplefault-int3")) {
+		puts("bad: triple fault now (int3)\n");
 		__asm__ volatile("lidt %0; int3" : : "m"(null_idt));
 	} else if (has_word("mmio")) {
 		mmio();
@@ -47,5 +57,5 @@ void kmain(u32 magic, const struct mb_info *mbi)
 			}
 		}
 	}
-	fail("bad: say triplefault, mmio, reset or halt");
+	fail("bad: say triplefault, triplefault-gp, triplefault-int3, mmio, reset or halt");
 }
