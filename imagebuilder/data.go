@@ -163,7 +163,7 @@ func buildData(dir, outPath, fsType string, sizeMB int) error {
 			}
 			return trimISO(f)
 		}
-		return nil
+		return fixFAT32(f)
 	})
 }
 
