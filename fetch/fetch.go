@@ -257,6 +257,10 @@ func (r *release) file(ctx context.Context, sub, name, sum string) (File, error)
 	}
 	d := download{r: r, url: r.base + sub + "/" + name, name: name, path: path, sum: sum}
 	if err := d.run(ctx); err != nil {
+		if errors.Is(err, ErrDigestMismatch) {
+			// The digest file may be what is wrong: fetch it again next time.
+			os.Remove(filepath.Join(r.dir, sub, "SHA512"))
+		}
 		return out, err
 	}
 	out.Size, out.Transferred, out.Duration = d.size, d.transferred, time.Since(start)

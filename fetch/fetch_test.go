@@ -178,6 +178,12 @@ func TestFetchWrongDigestFile(t *testing.T) {
 	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), sha512hex([]byte("something else"))) {
 		t.Fatalf("err = %v, want a digest mismatch naming the listed digest", err)
 	}
+	// Once the mirror is fixed, the next run fetches the digest file again
+	// instead of trusting the cached wrong one.
+	srv.AddRelease(testRelease())
+	if _, err := f.Fetch(context.Background(), "9.3", "i386"); err != nil {
+		t.Fatalf("after fixing the mirror: %v", err)
+	}
 }
 
 func TestFetchNotFound(t *testing.T) {
@@ -413,4 +419,68 @@ func hasRequest(srv *fetchtest.Server, path, rng string) bool {
 		}
 	}
 	return false
+}
+
+func TestFetchInterruptedKeepsPartial(t *testing.T) {
+	srv, f := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The mirror sends 20000 bytes and stalls; cancel (as Ctrl-C would)
+	// once bytes are on disk.
+	f.Progress = func(name string, total, have int64) io.WriteCloser {
+		return &cancelOnWrite{cancel: cancel}
+	}
+	srv.SetFault(fetchtest.KernelPath("9.3", "i386", KernelName), fetchtest.Fault{StallAt: 20000, Times: 1})
+	_, err := f.Fetch(ctx, "9.3", "i386")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	part := filepath.Join(f.Cache, "9.3", "i386", "kernel", KernelName+".part")
+	have := fileSize(part)
+	if have != 20000 {
+		t.Fatalf("partial file holds %d bytes, want some of %d (err %v)", have, len(testKernel), err)
+	}
+	f.Progress = nil
+	srv.ResetLog()
+	rel, err := f.Fetch(context.Background(), "9.3", "i386")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Kernel.Action != Resumed || !hasRequest(srv, fetchtest.KernelPath("9.3", "i386", KernelName), "bytes="+itoa(int(have))+"-") {
+		t.Errorf("kernel %s, requests %v; want resumed from %d", rel.Kernel.Action, srv.Requests(), have)
+	}
+}
+
+// cancelOnWrite cancels once the first 20000 bytes have arrived.
+type cancelOnWrite struct {
+	cancel func()
+	n      int
+}
+
+func (c *cancelOnWrite) Write(p []byte) (int, error) {
+	if c.n += len(p); c.n >= 20000 {
+		c.cancel()
+	}
+	return len(p), nil
+}
+func (c *cancelOnWrite) Close() error { return nil }
+
+func TestFetchConcurrentProcessesShareTheCache(t *testing.T) {
+	srv, f := setup(t)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			g := &Fetcher{Mirror: f.Mirror, Cache: f.Cache}
+			_, err := g.Fetch(context.Background(), "9.3", "i386", "rescue", "base")
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	// The lock serialises them: one downloads, the others find the cache.
+	if n := len(srv.Requests()); n != 5 {
+		t.Errorf("%d requests, want 5 (one download of each file)", n)
+	}
 }

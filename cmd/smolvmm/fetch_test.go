@@ -80,3 +80,16 @@ func TestFetchCommand(t *testing.T) {
 		t.Error("a cache directory was left for a version that does not exist")
 	}
 }
+
+func TestTerminalProgress(t *testing.T) {
+	var out bytes.Buffer
+	p := terminalProgress(&out)("rescue.tgz", 4096, 1024)
+	p.Write(make([]byte, 3072))
+	p.Close()
+	// It starts at the resumed 25% and clears its line when done, so the
+	// per-file summary that follows stands alone.
+	s := out.String()
+	if !strings.Contains(s, "rescue.tgz  25%") || !strings.HasSuffix(s, strings.Repeat(" ", 20)+"\r") {
+		t.Errorf("progress output %q: want the name at 25%% and a cleared line at the end", s)
+	}
+}

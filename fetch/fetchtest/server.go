@@ -35,6 +35,7 @@ type Fault struct {
 	Body        []byte // serve this instead of the file when non-nil
 	ContentType string // override the Content-Type
 	TruncateAt  int64  // > 0: announce the full length, send this many bytes, drop the connection
+	StallAt     int64  // > 0: send this many bytes, then stall until the client gives up
 	IgnoreRange bool   // answer 200 with the whole file even to a Range request
 	Times       int    // apply to this many requests, then vanish; 0 = forever
 }
@@ -209,6 +210,12 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	if start > 0 {
 		w.WriteHeader(http.StatusPartialContent)
+	}
+	if fault.StallAt > 0 && fault.StallAt < int64(len(body)) {
+		w.Write(body[:fault.StallAt])
+		w.(http.Flusher).Flush()
+		<-req.Context().Done()
+		return
 	}
 	if fault.TruncateAt > 0 && fault.TruncateAt < int64(len(body)) {
 		// Fewer bytes than Content-Length: net/http closes the
