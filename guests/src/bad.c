@@ -1,9 +1,9 @@
 /* bad: guests that end badly on purpose, to test the VMM's failure paths.
  * Words (one of): "triplefault" (empty IDT, then ud2), "triplefault-gp"
  * (empty IDT, then a bad selector), "triplefault-int3" (empty IDT, then
- * int3), "mmio" (touch
- * unmapped MMIO, then exit 0), "reset" (0xFE to port 0x64), "halt" (NetBSD's
- * halt message, then poll the UART; a received byte resets through 0x64). */
+ * int3), "mmio" (touch unmapped MMIO, then exit 0), "reset" (0xFE to port
+ * 0x64), "halt" (NetBSD's halt message, then poll the UART; a received byte
+ * resets through 0x64). */
 #include "rt.h"
 
 struct __attribute__((packed)) dtr {
