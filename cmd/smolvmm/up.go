@@ -122,9 +122,13 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				newest = st.ModTime()
 			}
 		}
+		verb := "built"
 		if st, err := os.Stat(res.Image); err == nil && !st.ModTime().Before(newest) {
 			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
-		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		} else if err == nil {
+			// The old image, and whatever the guest wrote to it, is replaced.
+			verb = "rebuilt (it was older than the service or a set)"
+		} else if !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("image %s: %w", res.Image, err)
 		}
 		tmp := res.Image + ".tmp"
@@ -139,7 +143,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			return "", fmt.Errorf("image %s: %w", res.Image, err)
 		}
 		res.Built = true
-		return fmt.Sprintf("built %s: %s", res.Image, msg), nil
+		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
 	})
 	if err != nil {
 		return res, err

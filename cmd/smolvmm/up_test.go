@@ -168,11 +168,15 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 			}
 			tt.change(t, f, res)
 			f.calls = nil
-			if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+			var log bytes.Buffer
+			if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Join(f.calls, " "); got != tt.calls {
 				t.Errorf("calls %q, want %q", got, tt.calls)
+			}
+			if strings.Contains(tt.calls, "build") && tt.name != "image deleted" && !strings.Contains(log.String(), "mkimg   rebuilt") {
+				t.Errorf("log does not say the image was rebuilt:\n%s", log.String())
 			}
 		})
 	}
