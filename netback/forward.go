@@ -42,8 +42,8 @@ func ParseForward(s string) (Forward, error) {
 	}
 	rest := s
 	for _, p := range []string{"tcp", "udp"} {
-		if r, ok := strings.CutPrefix(strings.ToLower(rest), p+":"); ok {
-			f.Proto, rest = p, rest[len(rest)-len(r):]
+		if len(rest) > len(p) && strings.EqualFold(rest[:len(p)+1], p+":") {
+			f.Proto, rest = p, rest[len(p)+1:]
 			break
 		}
 	}
