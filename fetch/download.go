@@ -124,6 +124,12 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	default:
 		return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, d.url, resp.Status)
 	}
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
+		// Release files are never HTML: this is an error or login page
+		// served with 200, which must not reach the .part file.
+		return 0, fmt.Errorf("%w: GET %s: the mirror answered an HTML page (Content-Type %s) instead of %s; check --mirror and any proxy or captive portal",
+			ErrHTTP, d.url, ct, d.name)
+	}
 	if total > maxFileSize {
 		return 0, fmt.Errorf("%s: the mirror announces %d bytes, more than the %d a NetBSD file can be", d.url, total, int64(maxFileSize))
 	}

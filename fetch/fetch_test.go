@@ -236,6 +236,19 @@ func TestFetchHTMLInsteadOfDigests(t *testing.T) {
 	}
 }
 
+func TestFetchHTMLInsteadOfSet(t *testing.T) {
+	srv, f := setup(t)
+	srv.SetFault(fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), fetchtest.Fault{Status: 200,
+		ContentType: "text/html; charset=utf-8", Body: []byte("<html>Please log in</html>")})
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrHTTP) || !strings.Contains(err.Error(), "HTML page") || !strings.Contains(err.Error(), "instead of rescue.tgz") {
+		t.Fatalf("err = %v, want an HTML-page error naming rescue.tgz", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "sets", "rescue.tgz.part")); !os.IsNotExist(err) {
+		t.Error("the HTML page was written to the partial file")
+	}
+}
+
 func TestFetchTruncatedTransfer(t *testing.T) {
 	srv, f := setup(t)
 	path := fetchtest.KernelPath("9.3", "i386", KernelName)
