@@ -44,7 +44,7 @@ func Example() {
 		fmt.Println(err)
 	}
 	// Output:
-	// 44 entries of 24 bytes at file offset 0x12e0
+	// 45 entries of 24 bytes at file offset 0x1b40
 	// kept ppb* for pci* (pci)
 	// kept pcib* for isa0 (isa)
 	// kept ichlpcib* for isa0 (isa)
@@ -52,7 +52,7 @@ func Example() {
 	// cfdata[4] acpi0 (acpi): notfound -> dnotfound
 	// cfdata[8] pchb* (pchb): star -> dstar
 	// cfdata[16] com* (com_puc): star -> dstar
-	// 27 changes
+	// 28 changes
 }
 
 // Match reads names as userconf does, plus attachment names.

@@ -18,6 +18,9 @@ var generic = kstriptest.Generic
 // the test when gcc or ld cannot.
 func buildKernel(tb testing.TB, o kstriptest.Options) string {
 	tb.Helper()
+	if o.Provides == nil {
+		o.Provides = kstriptest.GenericProvides
+	}
 	if err := kstriptest.Available(o.Bits); err != nil {
 		tb.Skipf("cannot build %d-bit test kernels: %v", o.Bits, err)
 	}

@@ -39,6 +39,9 @@ type Kernel struct {
 	addr   uint64
 	offset int64
 	amap   addrMap
+	// providers maps an interface attribute to the drivers providing it,
+	// from cfdriver_list_initial; nil when the kernel has no readable one.
+	providers map[string][]string
 }
 
 // Bytes returns the image, including the changes Apply made to it.
@@ -90,13 +93,16 @@ func Parse(image []byte) (k *Kernel, err error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown ELF class %v", ErrNotELF, f.Class)
 	}
-	sym, err := findCfdata(f)
+	sym, drivers, err := findSymbols(f)
 	if err != nil {
 		return nil, err
 	}
 	k.addr = sym
 	if err := k.walk(); err != nil {
 		return nil, err
+	}
+	if drivers != 0 {
+		k.providers = k.readDrivers(drivers)
 	}
 	return k, nil
 }
@@ -108,21 +114,32 @@ func head(b []byte) []byte {
 	return b
 }
 
-// findCfdata returns the address of the global cfdata symbol.
-func findCfdata(f *elf.File) (uint64, error) {
+// findSymbols returns the address of the global cfdata symbol, and of
+// cfdriver_list_initial (0 when the kernel has none).
+func findSymbols(f *elf.File) (cfdata, drivers uint64, err error) {
 	syms, err := f.Symbols()
 	if errors.Is(err, elf.ErrNoSymbols) {
-		return 0, fmt.Errorf("%w: the kernel is stripped, so kstrip cannot find cfdata; NetBSD release kernels (netbsd-GENERIC) keep their symbols: use one of those", ErrNoSymbols)
+		return 0, 0, fmt.Errorf("%w: the kernel is stripped, so kstrip cannot find cfdata; NetBSD release kernels (netbsd-GENERIC) keep their symbols: use one of those", ErrNoSymbols)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: reading the symbol table: %v", ErrNoSymbols, err)
+		return 0, 0, fmt.Errorf("%w: reading the symbol table: %v", ErrNoSymbols, err)
 	}
+	found := false
 	for _, s := range syms {
-		if s.Name == "cfdata" && s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) != elf.STT_FUNC {
-			return s.Value, nil
+		if s.Section == elf.SHN_UNDEF || elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			continue
+		}
+		switch s.Name {
+		case "cfdata":
+			cfdata, found = s.Value, true
+		case "cfdriver_list_initial":
+			drivers = s.Value
 		}
 	}
-	return 0, fmt.Errorf("%w among %d symbols: is this a NetBSD kernel? (modules and boot loaders have no cfdata)", ErrNoCfdata, len(syms))
+	if found {
+		return cfdata, drivers, nil
+	}
+	return 0, 0, fmt.Errorf("%w among %d symbols: is this a NetBSD kernel? (modules and boot loaders have no cfdata)", ErrNoCfdata, len(syms))
 }
 
 // walk reads the entries up to the terminator, which must lie in the same

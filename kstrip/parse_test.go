@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -39,6 +40,19 @@ func TestParseLayouts(t *testing.T) {
 			if e.Offset != k.Offset()+int64(i*tc.size) {
 				t.Errorf("%d-bit entry %d offset %#x", tc.bits, i, e.Offset)
 			}
+		}
+		if got, ok := k.Providers("ata"); !ok || fmt.Sprint(got) != "[pciide wdc]" {
+			t.Errorf("%d-bit: providers of ata = %v %v", tc.bits, got, ok)
+		}
+		if got, ok := k.Providers("isabus"); !ok || fmt.Sprint(got) != "[mainbus pcib ichlpcib]" {
+			t.Errorf("%d-bit: providers of isabus = %v %v", tc.bits, got, ok)
+		}
+		if got, ok := k.Providers("scsi"); !ok || len(got) != 0 {
+			t.Errorf("%d-bit: providers of scsi = %v %v", tc.bits, got, ok)
+		}
+		nd, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: tc.bits, Entries: generic, NoDrivers: true}))
+		if got, ok := nd.Providers("ata"); ok || got != nil {
+			t.Errorf("%d-bit without cfdriver_list_initial: providers %v %v", tc.bits, got, ok)
 		}
 		// The terminator follows the last entry, and the address maps to the
 		// file through a segment loaded at physical = virtual - KERNBASE.

@@ -135,8 +135,9 @@ func (k *Kernel) resolve(r *Report, list string, names []string) []int {
 // withParents returns seeds plus, recursively, every entry a kept entry
 // may attach to: an entry of the parent driver that can take the parent
 // unit (any entry for "foo?", a fixed "foo0" or a Star entry starting at
-// or below the unit for "foo0"). Keeping every candidate is what makes the
-// child attach whichever parent the machine has.
+// or below the unit for "foo0"), or for "at attr?" an entry of any driver
+// that provides the interface attribute. Keeping every candidate is what
+// makes the child attach whichever parent the machine has.
 func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 	in := make([]bool, len(k.Entries))
 	byName := map[string][]int{}
@@ -159,12 +160,20 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 		if p == nil {
 			continue
 		}
+		names := []string{p.Name}
 		if p.Name == "" {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, which cfdata does not name: keep that device yourself", e.Label(), e.Attach, p.IAttr))
-			continue
+			var known bool
+			if names, known = k.Providers(p.IAttr); !known {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, and this kernel has no driver table (cfdriver_list_initial) saying which drivers provide it: keep that device yourself", e.Label(), e.Attach, p.IAttr))
+				continue
+			}
+		}
+		var cands []int
+		for _, name := range names {
+			cands = append(cands, byName[name]...)
 		}
 		found := false
-		for _, j := range byName[p.Name] {
+		for _, j := range cands {
 			c := &k.Entries[j]
 			if !c.canBeUnit(p.Unit) {
 				continue
@@ -179,7 +188,11 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 				r.KeptParents = append(r.KeptParents, KeptParent{Index: j, Label: c.Label(), Attach: c.Attach, For: e.Label() + " (" + e.Attach + ")"})
 			}
 		}
-		if !found {
+		switch {
+		case found:
+		case p.Name == "":
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, but no driver of this kernel provides it", e.Label(), e.Attach, p.IAttr))
+		default:
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at %s, but no cfdata entry can be that parent", e.Label(), e.Attach, p))
 		}
 	}

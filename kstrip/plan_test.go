@@ -66,7 +66,7 @@ const (
 var afterDefault = []State{
 	n, s, s, s, dn, s, s, s, ds, s, s, n, n, n, n, n, // 0-15
 	ds, ds, ds, dn, ds, dn, ds, ds, ds, ds, ds, ds, s, s, ds, ds, // 16-31
-	s, dn, ds, ds, dn, ds, dn, dn, dn, ds, dn, ds, // 32-43
+	s, dn, ds, ds, dn, ds, dn, dn, dn, ds, dn, ds, dn, // 32-44
 }
 
 func TestStripDefault(t *testing.T) {
@@ -179,11 +179,12 @@ func TestDisableEnable(t *testing.T) {
 
 func TestParentsKept(t *testing.T) {
 	tests := []struct {
-		name     string
-		plan     Plan
-		parents  []string
-		warnings []string
-		enabled  []int
+		name      string
+		noDrivers bool
+		plan      Plan
+		parents   []string
+		warnings  []string
+		enabled   []int
 	}{
 		{
 			name:     "chain through a driver with three parents",
@@ -196,7 +197,7 @@ func TestParentsKept(t *testing.T) {
 			name:     "fixed parent unit served by a star entry",
 			plan:     Plan{Strip: true, Keep: []string{"sd0"}},
 			parents:  []string{"scsibus*@scsibus"},
-			warnings: []string{`scsibus* (scsibus) attaches at any device with interface attribute "scsi"`},
+			warnings: []string{`scsibus* (scsibus) attaches at any device with interface attribute "scsi", but no driver of this kernel provides it`},
 			enabled:  []int{41, 42},
 		},
 		{
@@ -206,11 +207,18 @@ func TestParentsKept(t *testing.T) {
 			enabled: []int{0, 4},
 		},
 		{
-			name:     "enable brings its parents back",
-			plan:     Plan{Strip: true, Keep: []string{"mainbus"}, Enable: []string{"wd"}},
-			parents:  []string{"atabus*@atabus"},
-			warnings: []string{`atabus* (atabus) attaches at any device with interface attribute "ata"`},
-			enabled:  []int{0, 26, 27},
+			name:    "enable brings its parents back, through an interface attribute",
+			plan:    Plan{Strip: true, Keep: []string{"mainbus"}, Enable: []string{"wd"}},
+			parents: []string{"atabus*@atabus", "pciide*@pciide", "wdc0@wdc_isa", "pci*@pci", "pci*@pci", "isa0@isa", "isa0@isa", "isa0@isa", "ppb*@ppb", "pcib*@pcib", "ichlpcib*@ichlpcib"},
+			enabled: []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 25, 26, 27, 44},
+		},
+		{
+			name:      "interface attribute without a driver table",
+			noDrivers: true,
+			plan:      Plan{Strip: true, Keep: []string{"wd"}},
+			parents:   []string{"atabus*@atabus"},
+			warnings:  []string{`atabus* (atabus) attaches at any device with interface attribute "ata", and this kernel has no driver table`},
+			enabled:   []int{26, 27},
 		},
 		{
 			name:     "disable wins over keep",
@@ -222,7 +230,7 @@ func TestParentsKept(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 64, Entries: generic}))
+			k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 64, Entries: generic, NoDrivers: tc.noDrivers}))
 			r, err := k.Plan(tc.plan)
 			if err != nil {
 				t.Fatal(err)

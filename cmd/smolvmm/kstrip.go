@@ -24,7 +24,9 @@ Names select entries like userconf, plus attachment names:
   com       every entry of driver com        com0   the fixed unit 0
   com*      the "com*" entries               com_isa  entries attached via com_isa
 Keeping an entry keeps every entry it may attach to (its parents, then
-theirs); the parents it had to add are reported. --list shows the table.
+theirs; for "at attr?" every driver the kernel's cfdriver_list_initial says
+provides attr); the parents it had to add are reported. --list shows the
+table.
 
 Modes:
   kstrip KERNEL                        keep the default list, disable the rest

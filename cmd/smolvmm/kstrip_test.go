@@ -40,7 +40,7 @@ func testKernel(t *testing.T, o kstriptest.Options) string {
 		t.Skipf("cannot build test kernels: %v", err)
 	}
 	if o.Entries == nil {
-		o.Entries = kstriptest.Generic
+		o.Entries, o.Provides = kstriptest.Generic, kstriptest.GenericProvides
 	}
 	p, err := kstriptest.Build(t.TempDir(), o)
 	if err != nil {
@@ -104,7 +104,7 @@ func TestKstripInPlace(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, s := range []string{"kept parent ppb* (ppb) for pci* (pci)", "kept parent pcib* (pcib) for isa0 (isa)", "disabled 26, enabled 0; 17 of 44 entries enabled; wrote " + kern} {
+	for _, s := range []string{"kept parent ppb* (ppb) for pci* (pci)", "kept parent pcib* (pcib) for isa0 (isa)", "disabled 27, enabled 0; 17 of 45 entries enabled; wrote " + kern} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q:\n%s", s, out)
 		}
@@ -170,7 +170,7 @@ func TestKstripListAndJSON(t *testing.T) {
 	before := mustRead(t, kern)
 	out, _, code := runKstripCLI("--list", kern)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != 0 || len(lines) != 45 || strings.Join(strings.Fields(lines[20]), " ") != "19 fdc0 0 fdc_isa isa? isa notfound" {
+	if code != 0 || len(lines) != 46 || strings.Join(strings.Fields(lines[20]), " ") != "19 fdc0 0 fdc_isa isa? isa notfound" {
 		t.Errorf("--list: exit %d, %d lines, line 20 %q", code, len(lines), lines[min(20, len(lines)-1)])
 	}
 	out, _, code = runKstripCLI("--json", kern)
@@ -178,7 +178,7 @@ func TestKstripListAndJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &j); err != nil || code != 0 {
 		t.Fatalf("--json: %v exit %d\n%s", err, code, out)
 	}
-	if len(j.Entries) != 44 || j.EntrySize != 24 || j.Written || len(j.Changes) != 0 || j.Entries[14].Attach != "com_isa" || j.Entries[14].Parent.Name != "isa" {
+	if len(j.Entries) != 45 || j.EntrySize != 24 || j.Written || len(j.Changes) != 0 || j.Entries[14].Attach != "com_isa" || j.Entries[14].Parent.Name != "isa" {
 		t.Errorf("--json: %+v", j)
 	}
 	// With an edit and --dry-run: the table after the edit, nothing written.

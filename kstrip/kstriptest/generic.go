@@ -7,7 +7,8 @@ func p(iattr, name string, unit int) *Parent {
 // Generic is a cut-down i386 GENERIC ioconf: the microVM's drivers, the
 // slow probes, a driver with several parents (isa), Star entries numbered
 // after fixed ones (com* from 2), an entry disabled at build time (ne0),
-// an interface-attribute-only parent (atabus at ata?) and a fixed parent
+// an interface-attribute-only parent (atabus at ata?, provided by pciide
+// and wdc; see GenericProvides) and a fixed parent
 // unit served by a Star entry (sd0 at scsibus0).
 var Generic = []Entry{
 	{Name: "mainbus", Attach: "mainbus", Unit: 0, State: 0},                                                 // 0
@@ -54,4 +55,13 @@ var Generic = []Entry{
 	{Name: "scsibus", Attach: "scsibus", State: 2, Parent: p("scsi", "", -1)},                               // 41
 	{Name: "sd", Attach: "sd", Unit: 0, State: 0, Parent: p("scsibus", "scsibus", 0)},                       // 42
 	{Name: "sd", Attach: "sd", Unit: 1, State: 2, Parent: p("scsibus", "scsibus", -1)},                      // 43
+	{Name: "wdc", Attach: "wdc_isa", Unit: 0, State: 0, Parent: p("isa", "isa", -1)},                        // 44
+}
+
+// GenericProvides are the interface attributes Generic's drivers provide
+// that no child names them with: atabus attaches at "ata?", which pciide
+// and wdc provide. Nothing provides "scsi".
+var GenericProvides = map[string][]string{
+	"pciide": {"ata"},
+	"wdc":    {"ata"},
 }

@@ -46,6 +46,12 @@ type Options struct {
 	NoTerminator bool
 	// Symbol names the table (default "cfdata").
 	Symbol string
+	// Provides lists interface attributes a driver provides besides those
+	// its children name it with (pciide provides "ata" to "atabus* at ata?").
+	Provides map[string][]string
+	// NoDrivers leaves out cfdriver_list_initial, the driver table kstrip
+	// reads interface attributes from.
+	NoDrivers bool
 }
 
 // Available returns an error saying what is missing when gcc or ld
@@ -155,6 +161,9 @@ __attribute__((used)) static int kbss[64];
 		pspecs[*e.Parent] = id
 		fmt.Fprintf(&b, "static const struct cfparent %s = { %s, %s, %d };\n", id, cstr(e.Parent.IAttr), cstr(e.Parent.Name), e.Parent.Unit)
 	}
+	if !o.NoDrivers {
+		writeDrivers(&b, o)
+	}
 	fmt.Fprintf(&b, "struct cfdata %s[] = {\n", sym)
 	for i, e := range o.Entries {
 		p := "0"
@@ -179,4 +188,68 @@ func cstr(s string) string {
 		return "0"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// writeDrivers emits NetBSD's struct cfdriver for every driver, with the
+// interface attributes it provides, and cfdriver_list_initial. All of it
+// is const, so .data keeps only cfdata.
+func writeDrivers(b *strings.Builder, o Options) {
+	var names []string
+	attrs := map[string][]string{}
+	add := func(driver, attr string) {
+		for _, a := range attrs[driver] {
+			if a == attr {
+				return
+			}
+		}
+		attrs[driver] = append(attrs[driver], attr)
+	}
+	for _, e := range o.Entries {
+		if _, ok := attrs[e.Name]; !ok {
+			names = append(names, e.Name)
+			attrs[e.Name] = nil
+		}
+	}
+	for _, e := range o.Entries {
+		if e.Parent != nil && e.Parent.Name != "" {
+			add(e.Parent.Name, e.Parent.IAttr)
+		}
+	}
+	for d, as := range o.Provides {
+		for _, a := range as {
+			add(d, a)
+		}
+	}
+	b.WriteString(`struct cfiattrdata { const char *ci_name; int ci_loclen; };
+struct cfdriver {
+	void *cd_list_next, *cd_list_prev; void *cd_attach_first; void **cd_devs;
+	const char *cd_name; int cd_class; int cd_ndevs; const struct cfiattrdata * const *cd_attrs;
+};
+`)
+	seen := map[string]bool{}
+	for _, d := range names {
+		for _, a := range attrs[d] {
+			if !seen[a] {
+				seen[a] = true
+				fmt.Fprintf(b, "static const struct cfiattrdata %s_iattrdata = { %q, 1 };\n", a, a)
+			}
+		}
+	}
+	for _, d := range names {
+		list := "0"
+		if len(attrs[d]) > 0 {
+			fmt.Fprintf(b, "static const struct cfiattrdata * const %s_attrs[] = { ", d)
+			for _, a := range attrs[d] {
+				fmt.Fprintf(b, "&%s_iattrdata, ", a)
+			}
+			b.WriteString("0 };\n")
+			list = d + "_attrs"
+		}
+		fmt.Fprintf(b, "static const struct cfdriver %s_cd = { 0, 0, 0, 0, %q, 0, 0, %s };\n", d, d, list)
+	}
+	b.WriteString("const struct cfdriver * const cfdriver_list_initial[] = {\n")
+	for _, d := range names {
+		fmt.Fprintf(b, "\t&%s_cd,\n", d)
+	}
+	b.WriteString("\t0\n};\n")
 }
