@@ -12,8 +12,8 @@ import (
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
 
-// runApp runs the CLI with only the given commands and returns stdout.
-func runApp(t *testing.T, cmds []*cli.Command, args ...string) (string, error) {
+// runTestApp runs the CLI with only the given commands and returns stdout.
+func runTestApp(t *testing.T, cmds []*cli.Command, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	app := &cli.App{Name: "smolvmm", Commands: cmds, Writer: &out, ErrWriter: &out}
@@ -55,7 +55,7 @@ func TestFetchCommand(t *testing.T) {
 				}
 			}
 			a := append(append(append([]string(nil), args...), flags...), sets...)
-			out, err := runApp(t, []*cli.Command{fetchCommand()}, a...)
+			out, err := runTestApp(t, []*cli.Command{fetchCommand()}, a...)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)

@@ -53,16 +53,15 @@ func buildUpGuest(t *testing.T) []byte {
 	return elf
 }
 
-func needKVM(t *testing.T) {
+// upNeedKVM skips when /dev/kvm cannot be opened.
+func upNeedKVM(t *testing.T) {
 	t.Helper()
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("KVM unusable here (%v): the run step needs /dev/kvm", err)
+	if !kvmUsable() {
+		t.Skip("KVM unusable here: the run step needs /dev/kvm")
 	}
-	f.Close()
 }
 
-func gzipped(b []byte) []byte {
+func upGzip(b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	zw.Write(b)
@@ -70,19 +69,19 @@ func gzipped(b []byte) []byte {
 	return buf.Bytes()
 }
 
-// lockedBuffer is a console the VMM writes from its own goroutines.
-type lockedBuffer struct {
+// upConsole is a console the VMM writes from its own goroutines.
+type upConsole struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *upConsole) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *upConsole) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -94,18 +93,18 @@ func (l *lockedBuffer) String() string {
 // prints the ext2 magic it read from its virtio disk. A second run does
 // no HTTP request, no strip and no build.
 func TestUpEndToEnd(t *testing.T) {
-	needKVM(t)
+	upNeedKVM(t)
 	kernel := buildUpGuest(t)
-	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipped(kernel),
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: upGzip(kernel),
 		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
 	defer srv.Close()
 	f := &fetch.Fetcher{Mirror: srv.Mirror(), Cache: t.TempDir()}
 	image := filepath.Join(t.TempDir(), "rescue.img")
 
-	var console *lockedBuffer
+	var console *upConsole
 	var exit vmm.Exit
 	run := func(ctx context.Context, kernel, image string) error {
-		console = &lockedBuffer{}
+		console = &upConsole{}
 		m, err := vmm.New(vmm.Config{Kernel: kernel, Disks: []blk.Spec{{Path: image}}, MemoryMiB: 16, Console: console})
 		if err != nil {
 			return err
@@ -165,17 +164,10 @@ func TestUpEndToEnd(t *testing.T) {
 // against the local mirror, with the console on its stdout, the step log
 // on its stderr and the guest's reset as exit status 0.
 func TestUpCommandEndToEnd(t *testing.T) {
-	needKVM(t)
+	upNeedKVM(t)
 	kernel := buildUpGuest(t)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("building the smolvmm binary needs the go tool: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "smolvmm")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipped(kernel),
+	bin := smolvmmBin(t)
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: upGzip(kernel),
 		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
 	defer srv.Close()
 	work := t.TempDir()

@@ -254,7 +254,7 @@ func TestUpCommandBadArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := runApp(t, []*cli.Command{upCommand()}, tt.args...)
+			_, err := runTestApp(t, []*cli.Command{upCommand()}, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
