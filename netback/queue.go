@@ -66,6 +66,11 @@ func (q *frameQueue) push(f []byte) bool {
 
 // pushWait queues a copy of f, waiting for room. It fails after close.
 func (q *frameQueue) pushWait(f []byte) error {
+	select {
+	case <-q.closed:
+		return ErrClosed
+	default:
+	}
 	c := copyFrame(f)
 	select {
 	case q.ch <- c:
@@ -80,6 +85,11 @@ func (q *frameQueue) pushWait(f []byte) error {
 // pop waits for a frame and copies it into buf. A frame longer than buf is
 // discarded with ErrFrameTooLong.
 func (q *frameQueue) pop(buf []byte) (int, error) {
+	select {
+	case <-q.closed:
+		return 0, ErrClosed
+	default:
+	}
 	select {
 	case f := <-q.ch:
 		defer releaseFrame(f)
