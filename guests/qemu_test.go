@@ -121,7 +121,13 @@ func TestQEMUDemo(t *testing.T) {
 	for _, name := range []string{"demo", "demo-virt"} {
 		t.Run(name, func(t *testing.T) {
 			kernel := build(t, name)
-			out, status := runQEMU(t, kernel, qemuOpts{append: "hello=world -z"})
+			mod := filepath.Join(t.TempDir(), "mod.bin")
+			if err := os.WriteFile(mod, []byte("module bytes"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// QEMU passes -initrd files as multiboot modules, string = "file args".
+			out, status := runQEMU(t, kernel, qemuOpts{append: "hello=world -z",
+				extra: []string{"-initrd", mod + " modarg=1"}})
 			if status != 1 {
 				t.Errorf("exit status %d, want 1 (debug-exit value 0)", status)
 			}
@@ -131,6 +137,8 @@ func TestQEMUDemo(t *testing.T) {
 				"eax: 0x2badb002 ok\r\n",
 				fmt.Sprintf("cmdline: \"%s hello=world -z\"\r\n", kernel),
 				"loader: \"qemu\"\r\n",
+				"mods: count=1\r\n",
+				fmt.Sprintf("string=\"%s modarg=1\"\r\n", mod),
 				"mmap: base=0x0000000000100000 len=0x",
 				"bss: zero ok\r\n",
 				"rtc: A=0x26 B=0x02 D=0x80 E=0x00",
@@ -197,6 +205,7 @@ func TestQEMUIRQ(t *testing.T) {
 
 // diskImage writes a 1 MiB image whose sector 0 starts with a known header.
 func diskImage(t *testing.T) (string, []byte) {
+	t.Helper()
 	img := make([]byte, 1<<20)
 	for i := range img {
 		img[i] = byte(i*7 + i>>9)
@@ -226,6 +235,8 @@ func TestQEMUVblk(t *testing.T) {
 		{"irq", "irq", "", -1, 0, []string{
 			"isr=0x1 used=1 status=0\r\n", "vblk: sector 0 53 4d 4f 4c\r\n",
 			"vblk: irq ok\r\n"}},
+		{"second disk", "disk=1 seq=2", "", 1, 2, []string{
+			"vblk: serial \"second\"\r\n", "vblk: ok\r\n"}},
 		{"readonly", "seq=1", ",readonly=on", -1, 0, []string{
 			"vblk: read-only disk, write status 1\r\n", "vblk: ok\r\n"}},
 	}
@@ -233,9 +244,24 @@ func TestQEMUVblk(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path, img := diskImage(t)
-			out, status := runQEMU(t, kernel, qemuOpts{append: tc.words, extra: []string{
+			extra := []string{
 				"-drive", "file=" + path + ",if=none,id=d0,format=raw" + tc.driveOpts,
-				"-device", "virtio-blk-pci,drive=d0,disable-modern=on,serial=smolvmm-test"}})
+				"-device", "virtio-blk-pci,drive=d0,disable-modern=on,serial=smolvmm-test"}
+			if strings.Contains(tc.words, "disk=1") {
+				// The image under test is the second device; the first stays unwritten.
+				first, firstImg := diskImage(t)
+				defer func() {
+					if b, _ := os.ReadFile(first); !bytes.Equal(b, firstImg) {
+						t.Error("first disk changed")
+					}
+				}()
+				extra = []string{
+					"-drive", "file=" + first + ",if=none,id=d1,format=raw",
+					"-device", "virtio-blk-pci,drive=d1,disable-modern=on,serial=first",
+					"-drive", "file=" + path + ",if=none,id=d0,format=raw",
+					"-device", "virtio-blk-pci,drive=d0,disable-modern=on,serial=second"}
+			}
+			out, status := runQEMU(t, kernel, qemuOpts{append: tc.words, extra: extra})
 			if status != 1 {
 				t.Errorf("exit status %d, want 1", status)
 			}
@@ -352,4 +378,44 @@ func TestQEMUKVM(t *testing.T) {
 			wantLines(t, out, tc.want)
 		})
 	}
+}
+
+// TestQEMUVblkEvil submits each malformed request; whatever the device does
+// with it, the guest must be able to reset it and read again, and the image
+// must not change. (Judging the device is smolvmm's tests' job; this proves
+// the guest side of those tests.)
+func TestQEMUVblkEvil(t *testing.T) {
+	if testing.Short() {
+		t.Skip("each refused request costs the guest a one-second wait; skipped in -short")
+	}
+	kernel := build(t, "vblk")
+	kinds := []string{"loop", "next", "head", "addr", "wrap", "hdrw", "dataro", "statusro",
+		"zero", "indloop", "indnest", "indlen", "indnext", "long", "jump", "pfn"}
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			path, img := diskImage(t)
+			out, status := runQEMU(t, kernel, qemuOpts{append: "evil=" + kind, extra: []string{
+				"-drive", "file=" + path + ",if=none,id=d0,format=raw",
+				"-device", "virtio-blk-pci,drive=d0,disable-modern=on"}})
+			if status != 1 {
+				t.Errorf("exit status %d, want 1", status)
+			}
+			wantLines(t, out, "vblk: evil "+kind+" submitted\r\n", "vblk: evil "+kind+": used=",
+				"vblk: recovered ok\r\n")
+			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, img) {
+				t.Errorf("image changed (err %v)", err)
+			}
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		path, _ := diskImage(t)
+		out, status := runQEMU(t, kernel, qemuOpts{append: "evil=bogus", extra: []string{
+			"-drive", "file=" + path + ",if=none,id=d0,format=raw",
+			"-device", "virtio-blk-pci,drive=d0,disable-modern=on"}})
+		if status != 3 {
+			t.Errorf("exit status %d, want 3", status)
+		}
+		wantLines(t, out, "FAIL: vblk: unknown evil kind")
+	})
 }

@@ -194,6 +194,11 @@ int has_word(const char *w)
 	return find_prefix(w, strlen(w), 1) != 0;
 }
 
+int has_prefix(const char *p)
+{
+	return find_prefix(p, strlen(p), 0) != 0;
+}
+
 int word_uint(const char *key, u32 *v)
 {
 	u32 klen = strlen(key);
@@ -267,7 +272,7 @@ void pci_write(u32 bus, u32 dev, u32 fn, u32 off, u32 v)
 	outl(0xCFC, v);
 }
 
-int pci_find(u16 vendor, u16 device, int subsys, u32 *dev, u32 *fn)
+int pci_find(u16 vendor, u16 device, int subsys, u32 nth, u32 *dev, u32 *fn)
 {
 	for (u32 d = 0; d < 32; d++) {
 		u32 nfn = 1;
@@ -280,6 +285,8 @@ int pci_find(u16 vendor, u16 device, int subsys, u32 *dev, u32 *fn)
 			if (id != ((u32)device << 16 | vendor))
 				continue;
 			if (subsys >= 0 && (pci_read(0, d, f, 0x2C) >> 16) != (u32)subsys)
+				continue;
+			if (nth--)
 				continue;
 			*dev = d;
 			*fn = f;

@@ -60,6 +60,7 @@ void fail(const char *why) __attribute__((noreturn));
 void cmdline_set(const char *s);
 const char *cmdline_get(void);
 int has_word(const char *w);
+int has_prefix(const char *p); /* a word starting with p */
 int word_uint(const char *key, u32 *v); /* "key=N" (decimal or 0x hex) */
 
 /* Wall-clock deadline for polling loops, counted in RTC second ticks (the
@@ -78,9 +79,9 @@ u8 cmos_read(u8 reg);
 /* PCI configuration mechanism #1. */
 u32 pci_read(u32 bus, u32 dev, u32 fn, u32 off);
 void pci_write(u32 bus, u32 dev, u32 fn, u32 off, u32 v);
-/* pci_find returns 0 and fills *dev and *fn for the first function with
- * the vendor/device pair (and subsystem id when subsys >= 0). */
-int pci_find(u16 vendor, u16 device, int subsys, u32 *dev, u32 *fn);
+/* pci_find returns 0 and fills *dev and *fn for the nth (from 0) function
+ * with the vendor/device pair (and subsystem id when subsys >= 0). */
+int pci_find(u16 vendor, u16 device, int subsys, u32 nth, u32 *dev, u32 *fn);
 
 /* Interrupts: own GDT + IDT, PIC remapped to 0x20/0x28. Handlers never return. */
 typedef void (*irq_handler)(u32 vec);

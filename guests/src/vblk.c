@@ -3,30 +3,20 @@
  * Words: "indirect" (one INDIRECT_DESC descriptor per request), "irq" (wait
  * for the device's INTx instead of polling; the handler reports and exits),
  * "seq=N" (pattern counter), "sector=N" (sector to write, default 1),
- * "oob" (also read the sector at the capacity: must fail), "timeout=N"
- * (seconds to wait for each request, default 10). */
-#include "virtio.h"
+ * "oob" (also read the sector at the capacity: must fail), "disk=N" (use
+ * the Nth virtio-blk device, from 0), "timeout=N" (seconds to wait for each
+ * request, default 10), "evil=KIND" and "evilwait=N" (see vblk_evil.c). */
+#include "vblk.h"
 
-#define BLK_F_RO (1u << 5)
-#define BLK_F_FLUSH (1u << 9)
-#define BLK_T_IN 0
-#define BLK_T_OUT 1
-#define BLK_T_FLUSH 4
-#define BLK_T_GET_ID 8
-
-struct blk_hdr {
-	u32 type, reserved;
-	u64 sector;
-};
-
-static u8 ring[VQ_MEM] __attribute__((aligned(4096)));
+/* State shared with vblk_evil.c. */
+u8 blk_ring[VQ_MEM] __attribute__((aligned(4096)));
 static struct vring_desc itable[3] __attribute__((aligned(16)));
 static struct blk_hdr hdr;
 static u8 buf[512], back[512], status;
-static struct vdev dev;
-static struct vq q;
-static int indirect;
-static u32 timeout;
+struct vdev blk_dev;
+struct vq blk_q;
+static int indirect, irqmode;
+static u32 timeout, host;
 
 static void fill(struct vring_desc *d, const void *p, u32 len, u16 flags, u16 next)
 {
@@ -43,7 +33,7 @@ static void submit(u32 type, u64 sector, void *data, u32 len)
 	hdr.reserved = 0;
 	hdr.sector = sector;
 	status = 0xFF; /* a device that never writes the status is caught */
-	struct vring_desc *t = indirect ? itable : q.desc;
+	struct vring_desc *t = indirect ? itable : blk_q.desc;
 	u16 n = 0;
 	fill(&t[n], &hdr, sizeof(hdr), VRING_DESC_F_NEXT, (u16)(n + 1));
 	n++;
@@ -55,17 +45,17 @@ static void submit(u32 type, u64 sector, void *data, u32 len)
 	fill(&t[n], &status, 1, VRING_DESC_F_WRITE, 0);
 	n++;
 	if (indirect)
-		fill(&q.desc[0], itable, n * sizeof(struct vring_desc), VRING_DESC_F_INDIRECT, 0);
+		fill(&blk_q.desc[0], itable, n * sizeof(struct vring_desc), VRING_DESC_F_INDIRECT, 0);
 	barrier();
-	vq_submit(&q, 0);
+	vq_submit(&blk_q, 0);
 }
 
 /* request submits and polls; returns the status byte (0xFF on timeout). */
-static u32 request(u32 type, u64 sector, void *data, u32 len)
+u32 request(u32 type, u64 sector, void *data, u32 len)
 {
 	submit(type, sector, data, len);
 	u32 id, ulen;
-	if (vq_poll(&q, timeout, &id, &ulen) != 0) {
+	if (vq_poll(&blk_q, timeout, &id, &ulen) != 0) {
 		printf("vblk: timeout on request type %u\n", type);
 		exit(1);
 	}
@@ -74,13 +64,43 @@ static u32 request(u32 type, u64 sector, void *data, u32 len)
 	return status;
 }
 
+void blk_init(void)
+{
+	vdev_status(&blk_dev, 0);
+	vdev_status(&blk_dev, VIRTIO_ACK);
+	vdev_status(&blk_dev, VIRTIO_ACK | VIRTIO_DRIVER);
+	host = inl(blk_dev.io + VIO_HOST_FEATURES);
+	u32 guest = host & (BLK_F_RO | BLK_F_FLUSH);
+	if (indirect) {
+		if (!(host & VIRTIO_F_INDIRECT_DESC))
+			fail("vblk: indirect descriptors not offered");
+		guest |= VIRTIO_F_INDIRECT_DESC;
+	}
+	outl(blk_dev.io + VIO_GUEST_FEATURES, guest);
+	printf("vblk: host features 0x%x guest features 0x%x\n", host, guest);
+	/* After a reset the device starts from index 0 again: so does the ring. */
+	blk_q.last_used = 0;
+	if (vq_setup("vblk", &blk_dev, &blk_q, 0, blk_ring) != 0)
+		fail("vblk: queue setup");
+	blk_q.avail[0] = irqmode ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
+	blk_q.avail[1] = 0;
+	*(volatile u16 *)(blk_q.used + 2) = 0;
+	vdev_status(&blk_dev, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_DRIVER_OK);
+	printf("vblk: status 0x%x\n", inb(blk_dev.io + VIO_STATUS));
+}
+
+u32 blk_read0(void)
+{
+	return request(BLK_T_IN, 0, buf, 512);
+}
+
 static void on_irq(u32 irq)
 {
-	u8 isr = inb(dev.io + VIO_ISR);
-	printf("vblk: irq %u isr=0x%x used=%u status=%u\n", irq, isr, vq_used_idx(&q), status);
-	if (irq != dev.irq || !(isr & 1))
+	u8 isr = inb(blk_dev.io + VIO_ISR);
+	printf("vblk: irq %u isr=0x%x used=%u status=%u\n", irq, isr, vq_used_idx(&blk_q), status);
+	if (irq != blk_dev.irq || !(isr & 1))
 		fail("vblk: wrong irq or isr");
-	if (vq_used_idx(&q) != 1 || status != 0)
+	if (vq_used_idx(&blk_q) != 1 || status != 0)
 		fail("vblk: request not completed at interrupt time");
 	printf("vblk: sector 0 %02x %02x %02x %02x\n", buf[0], buf[1], buf[2], buf[3]);
 	puts("vblk: irq ok\n");
@@ -92,37 +112,26 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	(void)magic;
 	(void)mbi;
 	indirect = has_word("indirect");
-	int irqmode = has_word("irq");
+	irqmode = has_word("irq");
 	u32 seq = 0, sector = 1;
 	word_uint("seq", &seq);
 	word_uint("sector", &sector);
 	timeout = timeout_word(10);
 
-	if (vdev_open("vblk", 0x1001, 2, &dev) != 0)
+	u32 disk = 0;
+	word_uint("disk", &disk);
+	if (vdev_open("vblk", 0x1001, 2, disk, &blk_dev) != 0)
 		fail("vblk: no device");
-	u32 host = inl(dev.io + VIO_HOST_FEATURES);
-	u32 guest = host & (BLK_F_RO | BLK_F_FLUSH);
-	if (indirect) {
-		if (!(host & VIRTIO_F_INDIRECT_DESC))
-			fail("vblk: indirect descriptors not offered");
-		guest |= VIRTIO_F_INDIRECT_DESC;
-	}
-	outl(dev.io + VIO_GUEST_FEATURES, guest);
-	printf("vblk: host features 0x%x guest features 0x%x\n", host, guest);
-	if (vq_setup("vblk", &dev, &q, 0, ring) != 0)
-		fail("vblk: queue setup");
-	if (!irqmode)
-		q.avail[0] = VRING_AVAIL_F_NO_INTERRUPT;
-	vdev_status(&dev, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_DRIVER_OK);
-	printf("vblk: status 0x%x\n", inb(dev.io + VIO_STATUS));
-	u32 cap_lo = inl(dev.io + VIO_CONFIG), cap_hi = inl(dev.io + VIO_CONFIG + 4);
+	blk_init();
+	u32 cap_lo = inl(blk_dev.io + VIO_CONFIG), cap_hi = inl(blk_dev.io + VIO_CONFIG + 4);
 	printf("vblk: capacity %u sectors (hi %u)\n", cap_lo, cap_hi);
+	evil_run(timeout); /* returns only without an evil= word */
 
 	if (irqmode) {
-		if (dev.irq == 0 || dev.irq >= 16)
+		if (blk_dev.irq == 0 || blk_dev.irq >= 16)
 			fail("vblk: no usable interrupt line");
 		intr_init(on_irq);
-		pic_unmask(dev.irq);
+		pic_unmask(blk_dev.irq);
 		struct deadline dl;
 		deadline_init(&dl, timeout);
 		sti();
@@ -130,8 +139,8 @@ void kmain(u32 magic, const struct mb_info *mbi)
 		while (!deadline_passed(&dl))
 			;
 		cli();
-		printf("vblk: no interrupt; used=%u isr=0x%x\n", vq_used_idx(&q),
-		       inb(dev.io + VIO_ISR));
+		printf("vblk: no interrupt; used=%u isr=0x%x\n", vq_used_idx(&blk_q),
+		       inb(blk_dev.io + VIO_ISR));
 		exit(1);
 	}
 

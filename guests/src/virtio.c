@@ -1,10 +1,11 @@
 /* Legacy virtio-pci transport and split virtqueue, driver side. */
 #include "virtio.h"
 
-int vdev_open(const char *tag, u16 devid, u16 subsys, struct vdev *d)
+int vdev_open(const char *tag, u16 devid, u16 subsys, u32 nth, struct vdev *d)
 {
-	if (pci_find(0x1AF4, devid, subsys, &d->dev, &d->fn) != 0) {
-		printf("%s: no device 1af4:%04x subsystem %u on bus 0\n", tag, devid, subsys);
+	if (pci_find(0x1AF4, devid, subsys, nth, &d->dev, &d->fn) != 0) {
+		printf("%s: no device %u of 1af4:%04x subsystem %u on bus 0\n", tag, nth, devid,
+		       subsys);
 		return -1;
 	}
 	u32 cmd = pci_read(0, d->dev, d->fn, 0x04) & 0xFFFF;

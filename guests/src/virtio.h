@@ -48,9 +48,10 @@ struct vq {
 
 #define VQ_MEM 32768 /* enough for a legacy queue of up to 1024 entries */
 
-/* vdev_open finds device 1AF4:devid with the subsystem id, enables I/O and
- * bus mastering, resets it and sets ACK|DRIVER. It prints what it found. */
-int vdev_open(const char *tag, u16 devid, u16 subsys, struct vdev *d);
+/* vdev_open finds the nth device 1AF4:devid with the subsystem id, enables
+ * I/O and bus mastering, resets it and sets ACK|DRIVER. It prints what it
+ * found. */
+int vdev_open(const char *tag, u16 devid, u16 subsys, u32 nth, struct vdev *d);
 /* vq_setup sizes queue index, lays out its ring in mem (4096-aligned,
  * VQ_MEM bytes) and writes the PFN. */
 int vq_setup(const char *tag, struct vdev *d, struct vq *q, u16 index, u8 *mem);

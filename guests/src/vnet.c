@@ -115,7 +115,7 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	(void)mbi;
 	int irqmode = has_word("irq");
 	u32 timeout = timeout_word(10);
-	if (vdev_open("vnet", 0x1000, 1, &dev) != 0)
+	if (vdev_open("vnet", 0x1000, 1, 0, &dev) != 0)
 		fail("vnet: no device");
 	u32 host = inl(dev.io + VIO_HOST_FEATURES);
 	u32 guest = host & (NET_F_MAC | NET_F_STATUS);

@@ -1,0 +1,155 @@
+/* Malformed requests for the vblk guest ("evil=KIND"): each breaks one rule
+ * of the split virtqueue. The guest reports what the device did, resets it
+ * and proves it works again; judging the device is the test's job. */
+#include "vblk.h"
+
+static struct blk_hdr ehdr;
+static u8 edata[512], estatus;
+static struct vring_desc etable[1026] __attribute__((aligned(16)));
+static u8 ering2[4096 * 3] __attribute__((aligned(4096)));
+
+static void set(struct vring_desc *d, u64 addr, u32 len, u16 flags, u16 next)
+{
+	d->addr = addr;
+	d->len = len;
+	d->flags = flags;
+	d->next = next;
+}
+
+/* good3 writes a well-formed read of sector 0 as three descriptors at t. */
+static void good3(struct vring_desc *t)
+{
+	set(&t[0], (uptr)&ehdr, sizeof(ehdr), VRING_DESC_F_NEXT, 1);
+	set(&t[1], (uptr)edata, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	set(&t[2], (uptr)&estatus, 1, VRING_DESC_F_WRITE, 0);
+}
+
+static void indirect_to(struct vring_desc *t, u32 len)
+{
+	set(&blk_q.desc[0], (uptr)t, len, VRING_DESC_F_INDIRECT, 0);
+}
+
+/* build prepares the descriptors for kind and returns the head to publish;
+ * -1 means kind is unknown. */
+static int build(const char *kind)
+{
+	struct vring_desc *d = blk_q.desc;
+	u16 size = blk_q.size;
+	good3(d);
+	if (!strcmp(kind, "loop")) {
+		d[2].flags |= VRING_DESC_F_NEXT; /* 0 -> 1 -> 2 -> 0 ... */
+		d[2].next = 0;
+	} else if (!strcmp(kind, "next")) {
+		d[0].next = (u16)(size + 5);
+	} else if (!strcmp(kind, "head")) {
+		return size;
+	} else if (!strcmp(kind, "addr")) {
+		d[1].addr = 0xF0000000u; /* far beyond RAM */
+	} else if (!strcmp(kind, "wrap")) {
+		d[1].addr = 0xFFFFFFFFFFFFFE00ull; /* addr + len overflows 64 bits */
+		d[1].len = 0x400;
+	} else if (!strcmp(kind, "hdrw")) {
+		d[0].flags |= VRING_DESC_F_WRITE; /* header must be device-readable */
+	} else if (!strcmp(kind, "dataro")) {
+		d[1].flags &= (u16)~VRING_DESC_F_WRITE; /* IN data must be device-writable */
+	} else if (!strcmp(kind, "statusro")) {
+		d[2].flags = 0; /* status must be device-writable */
+	} else if (!strcmp(kind, "zero")) {
+		d[1].len = 0;
+	} else if (!strcmp(kind, "indloop")) {
+		good3(etable);
+		etable[2].flags |= VRING_DESC_F_NEXT;
+		etable[2].next = 0;
+		indirect_to(etable, 3 * sizeof(struct vring_desc));
+	} else if (!strcmp(kind, "indnest")) {
+		good3(etable);
+		set(&etable[1], (uptr)&etable[4], 2 * sizeof(struct vring_desc),
+		    VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 2);
+		indirect_to(etable, 3 * sizeof(struct vring_desc));
+	} else if (!strcmp(kind, "indlen")) {
+		good3(etable);
+		indirect_to(etable, 17); /* not a multiple of 16 */
+	} else if (!strcmp(kind, "indnext")) {
+		good3(etable);
+		etable[1].next = 7; /* beyond the 3-entry table */
+		indirect_to(etable, 3 * sizeof(struct vring_desc));
+	} else if (!strcmp(kind, "long")) {
+		/* A chain of size+2 descriptors inside one indirect table. */
+		u32 n = size + 2u;
+		set(&etable[0], (uptr)&ehdr, sizeof(ehdr), VRING_DESC_F_NEXT, 1);
+		for (u32 i = 1; i < n - 1; i++)
+			set(&etable[i], (uptr)edata + (i & 511), 1,
+			    VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, (u16)(i + 1));
+		set(&etable[n - 1], (uptr)&estatus, 1, VRING_DESC_F_WRITE, 0);
+		indirect_to(etable, n * sizeof(struct vring_desc));
+	} else if (!strcmp(kind, "jump") || !strcmp(kind, "pfn")) {
+		return 0; /* handled when publishing */
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static const char *const kinds[] = {
+	"loop", "next", "head", "addr", "wrap", "hdrw", "dataro", "statusro", "zero",
+	"indloop", "indnest", "indlen", "indnext", "long", "jump", "pfn",
+};
+
+void evil_run(u32 timeout)
+{
+	const char *kind = 0;
+	char word[16];
+	for (u32 i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !kind; i++) {
+		u32 n = strlen(kinds[i]);
+		memcpy(word, "evil=", 5);
+		memcpy(word + 5, kinds[i], n + 1);
+		if (has_word(word))
+			kind = kinds[i];
+	}
+	if (!kind) {
+		if (has_prefix("evil="))
+			fail("vblk: unknown evil kind (see vblk_evil.c)");
+		return;
+	}
+	ehdr.type = BLK_T_IN;
+	ehdr.sector = 0;
+	estatus = 0xEE;
+	int head = build(kind);
+	if (head < 0)
+		fail("vblk: unknown evil kind");
+	barrier();
+	u16 io = blk_dev.io;
+	if (!strcmp(kind, "jump")) {
+		/* One real entry, but the index moves by more than the queue size. */
+		blk_q.avail[2] = 0;
+		barrier();
+		blk_q.avail[1] = (u16)(blk_q.size + 1);
+		mb();
+		outw(io + VIO_QUEUE_NOTIFY, 0);
+	} else if (!strcmp(kind, "pfn")) {
+		/* Move the live queue: a device must not silently follow it. */
+		outw(io + VIO_QUEUE_SEL, 0);
+		outl(io + VIO_QUEUE_PFN, (u32)(uptr)ering2 >> 12);
+		vq_submit(&blk_q, 0);
+	} else {
+		vq_submit(&blk_q, (u16)head);
+	}
+	printf("vblk: evil %s submitted\n", kind);
+	/* A device that refuses the request never completes it: wait briefly. */
+	u32 wait = 1;
+	word_uint("evilwait", &wait);
+	struct deadline dl;
+	deadline_init(&dl, wait < timeout ? wait : timeout);
+	while (vq_used_idx(&blk_q) == 0 && !deadline_passed(&dl))
+		;
+	printf("vblk: evil %s: used=%u status=0x%02x device-status=0x%02x isr=0x%x\n", kind,
+	       vq_used_idx(&blk_q), estatus, inb(io + VIO_STATUS), inb(io + VIO_ISR));
+	blk_init();
+	u32 st = blk_read0();
+	if (st != 0) {
+		printf("vblk: read after reset status %u\n", st);
+		fail("vblk: device did not recover");
+	}
+	puts("vblk: recovered ok\n");
+	exit(0);
+}
