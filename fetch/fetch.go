@@ -139,19 +139,23 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 	if !ok {
 		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s", ErrNotFound, rel.base, KernelName)
 	}
-	if out.Kernel, err = rel.file(ctx, "kernel", KernelName, ksum); err != nil {
-		return nil, err
-	}
+	// Resolve every set name before downloading anything, so a typo costs
+	// no download.
 	sd, err := rel.digests(ctx, "sets")
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range sets {
-		name, sum, err := sd.SetFile(s)
-		if err != nil {
+	names, sums := make([]string, len(sets)), make([]string, len(sets))
+	for i, s := range sets {
+		if names[i], sums[i], err = sd.SetFile(s); err != nil {
 			return nil, fmt.Errorf("NetBSD %s/%s: %w", version, arch, err)
 		}
-		file, err := rel.file(ctx, "sets", name, sum)
+	}
+	if out.Kernel, err = rel.file(ctx, "kernel", KernelName, ksum); err != nil {
+		return nil, err
+	}
+	for i, s := range sets {
+		file, err := rel.file(ctx, "sets", names[i], sums[i])
 		if err != nil {
 			return nil, err
 		}

@@ -209,6 +209,9 @@ func TestFetchNotFound(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
+			if tt.sets != nil && hasRequest(srv, fetchtest.KernelPath(tt.version, tt.arch, KernelName), "") {
+				t.Error("the kernel was downloaded although a set name was wrong")
+			}
 			if tt.fault == "" && tt.sets == nil {
 				if _, err := os.Stat(filepath.Join(f.Cache, tt.version)); !os.IsNotExist(err) {
 					t.Errorf("cache directory left for a release that does not exist (%v)", err)
