@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -298,5 +299,71 @@ func TestBackendRejectsBadFrames(t *testing.T) {
 	}
 	if _, err := u.ReadFrame(make([]byte, 20)); !errors.Is(err, netback.ErrFrameTooLong) {
 		t.Errorf("short read buffer: %v, want ErrFrameTooLong", err)
+	}
+}
+
+func TestUserForwardToClosedGuestPort(t *testing.T) {
+	port := freePort(t, "tcp")
+	startGuest(t, netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 81})
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// Nothing listens on guest port 81: the guest refuses, and the host
+	// connection ends at once instead of hanging.
+	n, err := c.Read(make([]byte, 1))
+	if n != 0 || err == nil || os.IsTimeout(err) {
+		t.Fatalf("read from a forward to a closed guest port: %d, %v; want end of stream", n, err)
+	}
+}
+
+func TestUserCloseWithOpenConnection(t *testing.T) {
+	port := freePort(t, "tcp")
+	u, err := netback.NewUser(guestMAC, []netback.Forward{{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := stackguest.New(u, stackguest.Config{MAC: guestMAC, Addr: netip.PrefixFrom(netback.UserGuest, 24)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ln, err := g.ListenTCP(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case gc := <-accepted:
+		defer gc.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("guest never accepted the forwarded connection")
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs while a forwarded connection is open")
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Fatalf("host side of the forward still open after Close: %v", err)
 	}
 }
