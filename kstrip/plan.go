@@ -10,7 +10,8 @@ type Plan struct {
 	// Strip disables every entry that is not kept, and enables every kept
 	// one, so the result does not depend on earlier runs.
 	Strip bool
-	// Keep names the entries that stay enabled when Strip is set.
+	// Keep names the entries that stay enabled when Strip is set; with
+	// Strip and no Keep or Enable names, every entry is disabled.
 	Keep []string
 	// Enable names entries to enable (and keep, when stripping).
 	Enable []string

@@ -33,7 +33,8 @@ Modes:
   kstrip --keep a,b | -K FILE KERNEL   keep those instead, disable the rest
   kstrip --disable x --enable y KERNEL only those changes (no stripping)
   kstrip --list|--json KERNEL          print the table, change nothing
-  --list/--json with any edit flag print the table after the edits.
+  --list/--json with -o, --dry-run or an edit flag print the table after
+  the edits.
 --enable also re-enables the parents of what it enables; --disable wins
 over --keep and --enable.
 
@@ -168,6 +169,9 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Pl
 		p.Keep = append(p.Keep, names...)
 	}
 	userKeep := c.IsSet("keep") || c.IsSet("keep-file")
+	if userKeep && strings.TrimSpace(strings.Join(p.Keep, "")) == "" {
+		return p, false, fmt.Errorf("kstrip: --keep names nothing: stripping with it would disable every driver")
+	}
 	onlyEdits := len(p.Enable) > 0 || len(p.Disable) > 0
 	listing := c.Bool("list") || c.Bool("json")
 	if listing && !userKeep && !onlyEdits && !c.IsSet("output") && !c.Bool("dry-run") {
