@@ -64,6 +64,30 @@ func BenchmarkStrip(b *testing.B) {
 	}
 }
 
+// BenchmarkStripInMemory times parse, plan and apply alone, on the image
+// already in memory (what BenchmarkStrip adds is file I/O and fsync).
+func BenchmarkStripInMemory(b *testing.B) {
+	orig, err := os.ReadFile(benchKernel(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := make([]byte, len(orig))
+	b.SetBytes(int64(len(orig)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		copy(img, orig)
+		k, err := Parse(img)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := k.Plan(Plan{Strip: true, Keep: DefaultKeep})
+		if err != nil {
+			b.Fatal(err)
+		}
+		k.Apply(r)
+	}
+}
+
 // BenchmarkGDBPerDriver times the predecessor's way on the same file and
 // the same changes: one `gdb -batch --write` per driver, setting each of
 // its entries' cf_fstate with `set var`, on a writable copy. It then
