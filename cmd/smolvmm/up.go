@@ -274,10 +274,7 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 		}
 		cfg.Kernel = kernel
 		cfg.Disks = append([]blk.Spec{{Path: image}}, cfg.Disks...)
-		if (c.IsSet("publish") || c.IsSet("net")) && len(cfg.Devices) == 0 {
-			// The network flags are parsed, but nothing attached a NIC.
-			return errors.New("--net/-p: no network device was attached on this path yet; boot with smolvmm run for networking")
-		}
+		// runVM reads the network flags (--net, -p, --mac) as for run.
 		return runVM(c, cfg, vmm.Exit.Status)
 	}), nil
 }
