@@ -14,8 +14,9 @@ import (
 // driverShim plays a guest's virtio-net driver over a rig, and offers the
 // guest's side as a netback.Backend so that a netstack guest can sit on
 // top: WriteFrame puts a frame in a transmit chain, ReadFrame takes one from
-// the receive ring and reposts the buffer. Polling with a short sleep
-// stands in for the interrupt.
+// the receive ring and reposts the buffer. Receive waits for the
+// interrupt; transmit polls for completions only when all its chains are in
+// flight.
 type driverShim struct {
 	r *rig
 
@@ -73,8 +74,16 @@ func (s *driverShim) ReadFrame(buf []byte) (int, error) {
 			s.r.drv.Notify(RxQueue)
 			return copy(buf, f), nil
 		}
-		if !s.wait() {
+		// Wait for the interrupt (reading the ISR deasserts the line, as
+		// vioif's handler does), or poll again after a while in case it
+		// went to the transmit side.
+		select {
+		case <-s.closed:
 			return 0, netback.ErrClosed
+		case <-s.r.irq.Raised():
+			s.r.drv.ISR()
+		case <-time.After(time.Millisecond):
+			s.r.drv.ISR()
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package net
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -149,4 +150,45 @@ func BenchmarkTCPHostToGuest(b *testing.B) {
 		defer ln.Close()
 		benchTCP(b, ln, func() (stdnet.Conn, error) { return stdnet.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
 	})
+}
+
+// TestARPThroughDevice is what the project's ARP test guest does under
+// smolvmm run --net user: a raw ARP request for the gateway goes out of the
+// transmit queue, and the gateway's reply arrives in a receive buffer.
+func TestARPThroughDevice(t *testing.T) {
+	u, err := netback.NewUser(testMAC, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRigOn(t, u)
+	t.Cleanup(func() { r.pd.Close() })
+	shim := newDriverShim(r)
+	defer shim.Close()
+	req := make([]byte, 42)
+	copy(req, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	copy(req[6:], testMAC)
+	copy(req[12:], []byte{0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1})
+	copy(req[22:], testMAC)
+	copy(req[28:], []byte{10, 0, 2, 15, 0, 0, 0, 0, 0, 0, 10, 0, 2, 2})
+	if err := shim.WriteFrame(req); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, netback.MaxFrameSize)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := shim.ReadFrame(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := buf[:n]
+		if n < 42 || f[12] != 0x08 || f[13] != 0x06 || f[21] != 2 {
+			continue // not an ARP reply
+		}
+		if !bytes.Equal(f[22:28], netback.UserGatewayMAC) || !bytes.Equal(f[28:32], []byte{10, 0, 2, 2}) ||
+			!bytes.Equal(f[0:6], testMAC) {
+			t.Fatalf("ARP reply % x: want 10.0.2.2 at %s, sent to %x", f[:42], netback.UserGatewayMAC, testMAC)
+		}
+		return
+	}
+	t.Fatal("no ARP reply through the device within 10s")
 }
