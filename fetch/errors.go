@@ -40,6 +40,7 @@ type DigestError struct {
 	Actual   string // hex SHA512 of the bytes received
 }
 
+// Error names the file, the deleted path and both digests.
 func (e *DigestError) Error() string {
 	return fmt.Sprintf("SHA512 mismatch for %s (deleted %s): expected %s, got %s; the mirror or the transfer is corrupt, run again or try another --mirror",
 		e.File, e.Path, e.Expected, e.Actual)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
@@ -32,4 +33,22 @@ func ExampleFetcher_Fetch() {
 	// Output:
 	// run 1: netbsd-GENERIC.gz downloaded, rescue.tgz downloaded, 4 requests
 	// run 2: netbsd-GENERIC.gz cached, rescue.tgz cached, 0 requests
+}
+
+// Read a release's digest file and find the file that holds a set, whatever
+// its extension.
+func ExampleParseDigests() {
+	d, err := fetch.ParseDigests([]byte("SHA512 (base.tar.xz) = " + strings.Repeat("ab", 64) + "\n" +
+		"SHA512 (rescue.tar.xz) = " + strings.Repeat("cd", 64) + "\n"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	file, sum, _ := d.SetFile("rescue")
+	fmt.Println(file, sum[:8], d.Sets())
+	_, _, err = d.SetFile("games")
+	fmt.Println(err)
+	// Output:
+	// rescue.tar.xz cdcdcdcd [base rescue]
+	// unknown set "games": the release's SHA512 lists base, rescue
 }

@@ -128,12 +128,14 @@ func DigestFile(files map[string][]byte) []byte {
 	return []byte(b.String())
 }
 
-// KernelPath, SetsPath: paths relative to the mirror, for SetFault/SetFile.
+// KernelPath is the path of a file in a release's binary/kernel directory,
+// relative to the mirror, for SetFault and SetFile.
 func KernelPath(version, arch, file string) string {
 	return "NetBSD-" + version + "/" + arch + "/binary/kernel/" + file
 }
 
-// SetsPath is the path of a file in a release's binary/sets directory.
+// SetsPath is the path of a file in a release's binary/sets directory,
+// relative to the mirror.
 func SetsPath(version, arch, file string) string {
 	return "NetBSD-" + version + "/" + arch + "/binary/sets/" + file
 }
