@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/smolvmm/smolvmm/vmm/guestmem"
@@ -56,21 +57,38 @@ func (c *Chain) WritableLen() uint64 {
 }
 
 // Segments appends to dst the guest memory of the readable (write false) or
-// writable (write true) buffers, in order, skipping empty ones. The slices
-// alias guest RAM: the guest can change them at any time, so copy before
-// validating their contents.
+// writable (write true) buffers, in order, skipping empty ones. Buffers
+// that follow each other in guest memory are merged into one slice (guest
+// RAM is one mapping), so a device can move them in fewer system calls.
+// The slices alias guest RAM: the guest can change them at any time, so
+// copy before validating their contents.
 func (c *Chain) Segments(dst [][]byte, write bool) ([][]byte, error) {
+	var start, n uint64 // pending run of adjacent buffers
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		s, err := c.mem.Slice(start, n)
+		if err != nil {
+			return fmt.Errorf("chain %d: buffer at %#x: %w", c.Head, start, err)
+		}
+		dst = append(dst, s)
+		return nil
+	}
 	for _, d := range c.Descs {
 		if d.Write != write || d.Len == 0 {
 			continue
 		}
-		s, err := c.mem.Slice(d.Addr, uint64(d.Len))
-		if err != nil {
-			return dst, fmt.Errorf("chain %d: buffer at %#x: %w", c.Head, d.Addr, err)
+		if n != 0 && start+n == d.Addr {
+			n += uint64(d.Len)
+			continue
 		}
-		dst = append(dst, s)
+		if err := flush(); err != nil {
+			return dst, err
+		}
+		start, n = d.Addr, uint64(d.Len)
 	}
-	return dst, nil
+	return dst, flush()
 }
 
 // walker follows one chain: NEXT links within the descriptor table, and at
@@ -99,14 +117,18 @@ func (w *walker) next() (d Desc, ok bool, err error) {
 		if w.steps > w.tableSize {
 			return Desc{}, false, w.fail("chain longer than its table (%d entries): a loop?", w.tableSize)
 		}
+		// One bounds check per descriptor; the 16 bytes are copied
+		// before they are decoded, so the guest cannot change a field
+		// between its check and its use.
 		at := w.table + descSize*uint64(w.idx)
-		addr, err1 := w.mem.Read64(at)
-		length, err2 := w.mem.Read32(at + 8)
-		flags, err3 := w.mem.Read16(at + 12)
-		nxt, err4 := w.mem.Read16(at + 14)
-		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		s, err := w.mem.Slice(at, descSize)
+		if err != nil {
 			return Desc{}, false, w.fail("descriptor %d at %#x outside guest memory", w.idx, at)
 		}
+		var raw [descSize]byte
+		copy(raw[:], s)
+		le := binary.LittleEndian
+		addr, length, flags, nxt := le.Uint64(raw[0:]), le.Uint32(raw[8:]), le.Uint16(raw[12:]), le.Uint16(raw[14:])
 		if flags&DescIndirect != 0 {
 			if err := w.enterIndirect(addr, length, flags); err != nil {
 				return Desc{}, false, err

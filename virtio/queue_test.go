@@ -349,3 +349,36 @@ func TestSegments(t *testing.T) {
 		t.Errorf("lengths %d/%d, want 8/3", c.ReadableLen(), c.WritableLen())
 	}
 }
+
+func TestSegmentsMergeAdjacent(t *testing.T) {
+	mem, q, r, _ := setup(t, 8)
+	r.Publish(r.AddChain([]virtiotest.Buf{
+		{Addr: 0x20000, Len: 16},                                                         // header, not adjacent to the data
+		{Addr: 0x30000, Len: 4096, Write: true}, {Addr: 0x31000, Len: 4096, Write: true}, // adjacent: one slice
+		{Addr: 0x40000, Len: 4096, Write: true}, // gap: a new slice
+		{Addr: 0x41000, Len: 1, Write: true},    // adjacent again
+	}))
+	c, _, err := q.Pop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wr, err := c.Segments(nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wr) != 2 || len(wr[0]) != 8192 || len(wr[1]) != 4097 {
+		t.Fatalf("segments of lengths %d, want [8192 4097]", lens(wr))
+	}
+	wr[0][8191] = 7
+	if b, _ := mem.Read8(0x31FFF); b != 7 {
+		t.Error("merged slice does not alias guest memory")
+	}
+}
+
+func lens(s [][]byte) []int {
+	var n []int
+	for _, b := range s {
+		n = append(n, len(b))
+	}
+	return n
+}
