@@ -261,3 +261,27 @@ func TestUpCommandBadArguments(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadUpService(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "web", "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "web", "etc", "rc"), []byte("httpd\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "web", "service.conf"), []byte("sets=rescue,base\nsize=32\n"), 0o644)
+	newest := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(filepath.Join(dir, "web", "etc", "rc"), newest, newest)
+
+	s, err := loadUpService("web", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(s.Sets, ",") != "rescue,base" || s.SizeMiB != 32 || s.Where != filepath.Join(dir, "web") || !s.ModTime.Equal(newest) {
+		t.Errorf("got %+v, want sets rescue,base, 32 MiB, from %s, newest file %s", s, filepath.Join(dir, "web"), newest)
+	}
+	emb, err := loadUpService("rescue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emb.Where != "embedded" || len(emb.Sets) == 0 || emb.ModTime.IsZero() {
+		t.Errorf("embedded rescue: %+v, want sets and the binary's time", emb)
+	}
+}
