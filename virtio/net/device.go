@@ -67,8 +67,10 @@ type Device struct {
 	once   sync.Once
 
 	// Worker-only state (Process, and Reset with the worker idle).
-	pending []byte        // a frame waiting for a receive chain
-	held    *virtio.Chain // a receive chain waiting for a frame that fits
+	pending []byte       // a frame waiting for a receive chain
+	held    virtio.Chain // the receive chain being filled, or kept (holding)
+	holding bool         // held waits for a frame that fits
+	free    chan []byte  // recycled frame buffers
 	seg     [][]byte
 	txbuf   []byte
 
@@ -95,6 +97,7 @@ func New(backend netback.Backend, mac stdnet.HardwareAddr) (*Device, error) {
 	d := &Device{
 		backend: backend,
 		frames:  make(chan []byte, rxHandoff),
+		free:    make(chan []byte, rxHandoff+1),
 		done:    make(chan struct{}),
 		exited:  make(chan struct{}),
 		txbuf:   make([]byte, netback.MaxFrameSize+HeaderSize),
@@ -168,7 +171,7 @@ func (d *Device) Activate(uint32) {}
 
 // Reset forgets the receive chain the device was holding (it belongs to
 // the old ring). A frame waiting for a buffer is kept for the new ring.
-func (d *Device) Reset() { d.held = nil }
+func (d *Device) Reset() { d.holding, d.held = false, virtio.Chain{} }
 
 // Process serves queue 0 (deliver waiting frames) or 1 (send frames).
 func (d *Device) Process(i int, q *virtio.Queue) error {

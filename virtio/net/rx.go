@@ -2,7 +2,6 @@ package net
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/smolvmm/smolvmm/netback"
@@ -13,23 +12,29 @@ import (
 // keeps failing (a deleted tap) costs no CPU.
 const readRetry = 10 * time.Millisecond
 
-// poolFrame is the capacity of pooled receive buffers: an MTU-sized frame.
+// poolFrame is the capacity of recycled receive buffers: an MTU-sized frame.
 const poolFrame = 2048
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, poolFrame); return &b }}
-
-func takeFrame(src []byte) []byte {
-	if len(src) > poolFrame {
-		return append([]byte(nil), src...)
+// takeFrame copies src into a recycled buffer when one fits.
+func (d *Device) takeFrame(src []byte) []byte {
+	if len(src) <= poolFrame {
+		select {
+		case b := <-d.free:
+			return append(b[:0], src...)
+		default:
+			return append(make([]byte, 0, poolFrame), src...)
+		}
 	}
-	b := framePool.Get().(*[]byte)
-	return append((*b)[:0], src...)
+	return append([]byte(nil), src...)
 }
 
-func releaseFrame(f []byte) {
+// releaseFrame recycles a buffer from takeFrame.
+func (d *Device) releaseFrame(f []byte) {
 	if cap(f) == poolFrame {
-		f = f[:poolFrame]
-		framePool.Put(&f)
+		select {
+		case d.free <- f:
+		default:
+		}
 	}
 }
 
@@ -58,7 +63,7 @@ func (d *Device) readBackend() {
 			continue
 		}
 		select {
-		case d.frames <- takeFrame(buf[:n]):
+		case d.frames <- d.takeFrame(buf[:n]):
 		case <-d.done:
 			return
 		}
@@ -81,9 +86,8 @@ func (d *Device) processRx(q *virtio.Queue) error {
 				return nil
 			}
 		}
-		c := d.held
-		d.held = nil
-		if c == nil {
+		c := &d.held
+		if !d.holding {
 			ch, ok, err := q.Pop()
 			if err != nil {
 				return err
@@ -91,8 +95,9 @@ func (d *Device) processRx(q *virtio.Queue) error {
 			if !ok {
 				return nil
 			}
-			c = &ch
+			d.held = ch
 		}
+		d.holding = false
 		room := c.WritableLen()
 		if room < HeaderSize+netback.EthernetHeaderSize {
 			// Not even a header fits: a broken buffer, given back unused.
@@ -107,8 +112,8 @@ func (d *Device) processRx(q *virtio.Queue) error {
 			// Drop the frame, keep the chain for the next one.
 			d.rxTooLong.Add(1)
 			d.pending = nil
-			releaseFrame(f)
-			d.held = c
+			d.releaseFrame(f)
+			d.holding = true
 			continue
 		}
 		n, err := d.fill(c, f)
@@ -123,7 +128,7 @@ func (d *Device) processRx(q *virtio.Queue) error {
 			return err
 		}
 		d.pending = nil
-		releaseFrame(f)
+		d.releaseFrame(f)
 		d.rxFrames.Add(1)
 		d.rxBytes.Add(uint64(len(f)))
 	}
