@@ -567,3 +567,31 @@ func TestClose(t *testing.T) {
 	}
 	pd.Kick() // must not block or panic after Close
 }
+
+// TestOtherDeviceUnaffected breaks one device with a corrupt ring while a
+// second one, on its own transport and worker, keeps serving.
+func TestOtherDeviceUnaffected(t *testing.T) {
+	bad, good := newRig(t, newFakeDev()), newRig(t, newFakeDev())
+	for _, r := range []*rig{bad, good} {
+		if _, err := r.drv.Attach(0, r.pfns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad.rings[0].SetAvailIdx(0x8000)
+	bad.drv.Notify(0)
+	for i := 0; i < 10; i++ {
+		if n, err := good.request(t, i%2); err != nil || n != 32 {
+			t.Fatalf("healthy device, request %d: used len %d err %v", i, n, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !bad.pd.Broken() {
+		if time.Now().After(deadline) {
+			t.Fatal("corrupt device not marked broken")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	if good.pd.Broken() {
+		t.Fatal("healthy device marked broken")
+	}
+}
