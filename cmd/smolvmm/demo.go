@@ -18,7 +18,8 @@ command reports as success (smolvmm run would give QEMU's status 1). Example:
    smolvmm demo -a "hello from the command line"`,
 		Flags: runFlags(),
 		Action: func(c *cli.Context) error {
-			cfg, err := vmConfig(c)
+			cfg, cleanup, err := vmConfig(c)
+			defer cleanup()
 			if err != nil {
 				return err
 			}

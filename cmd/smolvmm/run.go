@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -29,6 +30,8 @@ func runFlags() []cli.Flag {
 			Usage: "kernel command line after the kernel's name"},
 		&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"},
 			Usage: "virtio-blk disk `IMAGE[,ro][,serial=ID]` (repeatable: ld0, ld1, ...)"},
+		&cli.StringSliceFlag{Name: "share", Usage: "share a snapshot of host `DIR[,ro]` as the next ld disk " +
+			"(a FAT32 image built at start; mount_msdos /dev/ldNa in the guest; guest writes are discarded at exit)"},
 		&cli.StringSliceFlag{Name: "module", Usage: "multiboot module `FILE[,args]` (repeatable)"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log unhandled port and MMIO accesses"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
@@ -58,7 +61,8 @@ stopped by a signal, and 2 when the guest crashed.`,
 			if c.NArg() > 0 {
 				return fmt.Errorf("unexpected argument %q (options go before it; see smolvmm run --help)", c.Args().First())
 			}
-			cfg, err := vmConfig(c)
+			cfg, cleanup, err := vmConfig(c)
+			defer cleanup()
 			if err != nil {
 				return err
 			}
@@ -68,9 +72,17 @@ stopped by a signal, and 2 when the guest crashed.`,
 	}
 }
 
-// vmConfig turns the shared run flags into a vmm.Config.
-func vmConfig(c *cli.Context) (vmm.Config, error) {
-	cfg := vmm.Config{
+// vmConfig turns the shared run flags into a vmm.Config. cleanup removes
+// what it created (shared-directory images); call it after the VM ends,
+// also on error.
+func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
+	var temps []string
+	cleanup = func() {
+		for _, p := range temps {
+			os.Remove(p)
+		}
+	}
+	cfg = vmm.Config{
 		MemoryMiB: c.Int("memory"),
 		Append:    c.String("append"),
 		NoAppend:  c.IsSet("append") && c.String("append") == "",
@@ -81,25 +93,42 @@ func vmConfig(c *cli.Context) (vmm.Config, error) {
 	for _, spec := range c.StringSlice("disk") {
 		d, err := blk.ParseDiskSpec(spec)
 		if err != nil {
-			return cfg, err
+			return cfg, cleanup, err
 		}
 		cfg.Disks = append(cfg.Disks, d)
+	}
+	for _, spec := range c.StringSlice("share") {
+		dir, opt, _ := strings.Cut(spec, ",")
+		if opt != "" && opt != "ro" {
+			return cfg, cleanup, fmt.Errorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro", spec, opt)
+		}
+		f, err := os.CreateTemp("", "smolvmm-share-*.img")
+		if err != nil {
+			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
+		}
+		f.Close()
+		temps = append(temps, f.Name())
+		if err := imagebuilder.BuildDataImage(dir, f.Name(), imagebuilder.DataFAT32); err != nil {
+			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
+		}
+		cfg.Disks = append(cfg.Disks, blk.Spec{Path: f.Name(),
+			Options: blk.Options{ReadOnly: opt == "ro", Serial: "share-" + filepath.Base(filepath.Clean(dir))}})
 	}
 	for _, spec := range c.StringSlice("module") {
 		mod, err := readModule(spec)
 		if err != nil {
-			return cfg, err
+			return cfg, cleanup, err
 		}
 		cfg.Modules = append(cfg.Modules, mod)
 	}
 	if r := c.String("ready"); r != "" {
 		re, err := regexp.Compile(r)
 		if err != nil {
-			return cfg, fmt.Errorf("--ready %q: %w", r, err)
+			return cfg, cleanup, fmt.Errorf("--ready %q: %w", r, err)
 		}
 		cfg.Ready = re
 	}
-	return cfg, nil
+	return cfg, cleanup, nil
 }
 
 func readModule(spec string) (multiboot.Module, error) {
