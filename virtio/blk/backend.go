@@ -40,7 +40,10 @@ type fileBackend struct {
 
 func newFileBackend(f *os.File) *fileBackend { return &fileBackend{f: f, fd: int(f.Fd())} }
 
-func (b *fileBackend) ReadAt(p []byte, off int64) (int, error)  { return b.f.ReadAt(p, off) }
+// ReadAt is pread.
+func (b *fileBackend) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+
+// WriteAt is pwrite.
 func (b *fileBackend) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }
 
 // Sync flushes the image's data (and the metadata needed to read it back)
@@ -57,10 +60,12 @@ func (b *fileBackend) Sync() error {
 	}
 }
 
+// ReadVAt is preadv, repeated until bufs are full.
 func (b *fileBackend) ReadVAt(bufs [][]byte, off int64) (int, error) {
 	return vectorIO(bufs, off, func(v [][]byte, o int64) (int, error) { return b.sys(unix.SYS_PREADV, v, o) })
 }
 
+// WriteVAt is pwritev, repeated until bufs are written.
 func (b *fileBackend) WriteVAt(bufs [][]byte, off int64) (int, error) {
 	return vectorIO(bufs, off, func(v [][]byte, o int64) (int, error) { return b.sys(unix.SYS_PWRITEV, v, o) })
 }
