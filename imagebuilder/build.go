@@ -37,6 +37,9 @@ type Config struct {
 	// Progress, when set, is called while data blocks are written, with
 	// bytes done and bytes in all.
 	Progress func(done, total uint64)
+	// ReadProgress, when set, is called while set files are read, with the
+	// (compressed) bytes read so far and the size of all set files.
+	ReadProgress func(done, total uint64)
 	// Log receives the output of postinst scripts; nil discards it.
 	Log io.Writer
 }
@@ -55,10 +58,8 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		return nil, fmt.Errorf("no sets given: name at least one set (e.g. rescue.tgz)")
 	}
 	t := fstree.New()
-	for _, s := range cfg.Sets {
-		if err := t.AddSet(s); err != nil {
-			return nil, err
-		}
+	if err := readSets(t, cfg.Sets, cfg.ReadProgress); err != nil {
+		return nil, err
 	}
 	if err := Overlay(t, cfg.Service); err != nil {
 		return nil, err
@@ -67,6 +68,56 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// readSets reads each set into t, reporting progress over the set files.
+func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) error {
+	var total uint64
+	for _, s := range sets {
+		st, err := os.Stat(s)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", s, err)
+		}
+		if !st.IsDir() {
+			total += uint64(st.Size())
+		}
+	}
+	cr := &countingReader{total: total, progress: progress}
+	for _, s := range sets {
+		if st, _ := os.Stat(s); st.IsDir() {
+			if err := t.AddDir(s); err != nil {
+				return fmt.Errorf("set %s: %w", s, err)
+			}
+			continue
+		}
+		f, err := os.Open(s)
+		if err != nil {
+			return fmt.Errorf("set %s: %w", s, err)
+		}
+		cr.r = f
+		err = t.AddArchive(cr, s)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countingReader reports the bytes read through it.
+type countingReader struct {
+	r           io.Reader
+	done, total uint64
+	progress    func(done, total uint64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.done += uint64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(c.done, c.total)
+	}
+	return n, err
 }
 
 // Build builds the image described by cfg at out. It writes to a temporary

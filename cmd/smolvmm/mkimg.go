@@ -114,14 +114,20 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if out == "" {
 		out = mkimgDefaultImage
 	}
+	if _, err := os.Stat(out); err == nil && !c.Bool("force") {
+		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
+	}
 	cfg := imagebuilder.Config{Sets: sets, Service: svc, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: log}
 	start := time.Now()
+	reading := progress(log, "reading sets")
+	cfg.ReadProgress = reading.update
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
+	reading.done()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "mkimg: read %s and service %s in %.2fs\n", strings.Join(sets, ", "), svc.Name, time.Since(start).Seconds())
-	finish := progress(log, out)
+	finish := progress(log, "writing "+out)
 	cfg.Progress = finish.update
 	err = imagebuilder.WriteImage(tree, cfg, out)
 	finish.done()
@@ -159,8 +165,8 @@ func parseTimestamp(s string) (int64, error) {
 		return time.Now().Unix(), nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n <= 0 || n > 1<<32-1 {
-			return 0, fmt.Errorf("%s %d: ext2 stores times from 1970 to 2106", src, n)
+		if n <= 0 || n > 1<<31-1 {
+			return 0, fmt.Errorf("%s %d: ext2 stores times from 1970 to 2038 (1 to 2147483647)", src, n)
 		}
 		return n, nil
 	}
@@ -207,16 +213,16 @@ func findSet(name string) (string, error) {
 	return "", fmt.Errorf("set %q: none of %s in the current directory: pass -x PATH, or fetch the sets first (smolvmm fetch)", name, strings.Join(cands, ", "))
 }
 
-// progressBar shows image writing on a terminal; elsewhere it does nothing.
+// progressBar shows a long step (8 MB or more) on a terminal; elsewhere it
+// does nothing.
 type progressBar struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
-	out string
+	bar  *progressbar.ProgressBar
+	w    io.Writer
+	what string
 }
 
-func progress(log io.Writer, out string) *progressBar {
-	p := &progressBar{w: log, out: out}
-	return p
+func progress(log io.Writer, what string) *progressBar {
+	return &progressBar{w: log, what: what}
 }
 
 func (p *progressBar) update(done, total uint64) {
@@ -227,7 +233,7 @@ func (p *progressBar) update(done, total uint64) {
 	if p.bar == nil {
 		p.bar = progressbar.NewOptions64(int64(total),
 			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription("writing "+p.out),
+			progressbar.OptionSetDescription(p.what),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(100*time.Millisecond),

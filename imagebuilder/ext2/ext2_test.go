@@ -156,6 +156,14 @@ func TestManyFiles(t *testing.T) {
 	}
 }
 
+func TestEmptyTree(t *testing.T) {
+	img := writeImage(t, fstree.New(), Options{Size: 1 << 20, Timestamp: ts})
+	imagecheck.Fsck(t, img)
+	if ls := imagecheck.Debugfs(t, img, "ls -l /"); !strings.Contains(ls, "lost+found") || !strings.Contains(ls, " 11 ") {
+		t.Errorf("ls -l /: want lost+found as inode 11 in\n%s", ls)
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	opts := Options{Size: 8 << 20, Timestamp: ts}
 	a := writeImage(t, netbsdTree(t, 1<<20), opts)
