@@ -219,6 +219,32 @@ func TestVirtioBlockGuest(t *testing.T) {
 	}
 }
 
+// TestMaliciousGuest submits each kind of malformed request (descriptor
+// loops, indices and addresses out of range, wrong directions, indirect
+// tables that nest, loop or have bad lengths, an available index that
+// jumps, PFN rewrites while live): the VMM must survive, leave the image
+// alone, and serve the device again after the guest resets it.
+func TestMaliciousGuest(t *testing.T) {
+	kernel := guest(t, "vblk")
+	kinds := strings.Fields("loop next head addr wrap hdrw dataro statusro zero indloop indnest indlen indnext long jump pfn")
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			path, img := diskImage(t)
+			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "evil=" + kind, MemoryMiB: 32,
+				Disks: []blk.Spec{{Path: path}}}, 60*time.Second)
+			wantDebugExit(t, e, err, 0)
+			wantLines(t, out, "vblk: evil "+kind+" submitted", "vblk: recovered ok")
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, img) {
+				t.Fatal("a malformed request changed the image")
+			}
+		})
+	}
+}
+
 func TestDiskLockedByOtherVM(t *testing.T) {
 	needKVM(t)
 	path, _ := diskImage(t)
@@ -238,6 +264,14 @@ func TestGuestEndings(t *testing.T) {
 	t.Run("triple fault", func(t *testing.T) {
 		out, _, err := boot(t, vmm.Config{Kernel: kernel, Append: "triplefault"}, 30*time.Second)
 		var crash *vmm.CrashError
+		if !errors.As(err, &crash) || !strings.Contains(crash.Reason, "triple fault") || !strings.Contains(crash.Regs, "EIP=") {
+			t.Fatalf("err = %v, want a triple-fault CrashError with registers", err)
+		}
+		wantLines(t, out, "bad: triple fault")
+	})
+	t.Run("fault through an empty IDT", func(t *testing.T) {
+		out, _, err := boot(t, vmm.Config{Kernel: kernel, Append: "triplefault-int3"}, 30*time.Second)
+		var crash *vmm.CrashError
 		if !errors.As(err, &crash) || !errors.Is(err, vmm.ErrGuestCrash) {
 			t.Fatalf("err = %v, want a CrashError", err)
 		}
@@ -250,7 +284,7 @@ func TestGuestEndings(t *testing.T) {
 			t.Fatalf("crash = %+v", crash)
 		}
 		t.Logf("reported as: %s", crash.Reason)
-		wantLines(t, out, "bad: triple fault now")
+		wantLines(t, out, "bad: triple fault")
 	})
 	t.Run("unmapped MMIO", func(t *testing.T) {
 		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "mmio"}, 30*time.Second)
