@@ -32,8 +32,8 @@ func netbsdTree(t testing.TB, bigOffset int64) *fstree.Tree {
 		Extents: []fstree.Extent{{Off: 0, Data: []byte("head")}, {Off: bigOffset, Data: testsets.Blob(9, 5000)}}}
 	mustPut(t, tr, "var/big", big)
 	mustPut(t, tr, "var/medium", fstree.NewFile(0600, testsets.Blob(3, 300_000))) // double indirect at 1 KiB
-	for i := 0; i < 120; i++ {
-		mustPut(t, tr, fmt.Sprintf("usr/share/many/entry-with-a-longish-name-%03d", i), fstree.NewFile(0444, []byte{byte(i)}))
+	for i := 0; i < 600; i++ {
+		mustPut(t, tr, fmt.Sprintf("usr/share/many/entry-with-a-longish-name-%03d", i), fstree.NewFile(0444, []byte{byte(i), 1}))
 	}
 	mustPut(t, tr, "bin/fast", fstree.NewSymlink("/rescue/sh"))
 	mustPut(t, tr, "bin/slow", fstree.NewSymlink("/"+strings.Repeat("long/", 30)+"target"))
@@ -113,9 +113,12 @@ func checkDebugfs(t *testing.T, img string, tr *fstree.Tree, bs uint32) {
 	if !strings.Contains(st, `Fast link dest: "/rescue/sh"`) {
 		t.Errorf("stat /bin/fast: want a fast symlink in\n%s", st)
 	}
+	if st := imagecheck.Debugfs(t, img, "stat /usr/share/many"); bs == 1024 && !strings.Contains(st, "(IND)") {
+		t.Errorf("stat /usr/share/many: a directory past 12 blocks needs an indirect block:\n%s", st)
+	}
 	ls := imagecheck.Debugfs(t, img, "ls -l /usr/share/many")
-	if n := strings.Count(ls, "entry-with-a-longish-name-"); n != 120 {
-		t.Errorf("ls -l /usr/share/many: %d entries, want 120", n)
+	if n := strings.Count(ls, "entry-with-a-longish-name-"); n != 600 {
+		t.Errorf("ls -l /usr/share/many: %d entries, want 600", n)
 	}
 	sup := imagecheck.Debugfs(t, img, "stats")
 	for _, want := range []string{"Filesystem features:      filetype sparse_super large_file\n",
