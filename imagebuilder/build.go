@@ -111,6 +111,7 @@ type countingReader struct {
 	progress    func(done, total uint64)
 }
 
+// Read reads from the underlying reader and reports the running count.
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.done += uint64(n)

@@ -44,6 +44,7 @@ type TooSmallError struct {
 	Needed int64 // smallest size in bytes that fits, a whole number of MiB
 }
 
+// Error says how many megabytes the content needs.
 func (e *TooSmallError) Error() string {
 	return fmt.Sprintf("image of %d bytes (%.1f MB) is too small for its content: it needs at least %d MB",
 		e.Size, float64(e.Size)/(1<<20), e.Needed>>20)

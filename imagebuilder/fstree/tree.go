@@ -24,6 +24,7 @@ const (
 	FIFO
 )
 
+// String names the type as messages use it ("file", "directory"...).
 func (t Type) String() string {
 	switch t {
 	case Regular:
