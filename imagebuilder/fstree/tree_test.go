@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
@@ -156,6 +158,18 @@ func TestAddDir(t *testing.T) {
 	}
 	if c == nil || c.Type != fstree.Symlink || c.Target != "../a" {
 		t.Errorf("symlink: %+v", c)
+	}
+	if os.Geteuid() == 0 {
+		if err := unix.Mknod(filepath.Join(dir, "etc/ld1a"), unix.S_IFBLK|0640, int(unix.Mkdev(19, 8))); err != nil {
+			t.Fatal(err)
+		}
+		tr := fstree.New()
+		if err := tr.AddDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := tr.Get("etc/ld1a"); n == nil || n.Type != fstree.BlockDev || n.Major != 19 || n.Minor != 8 || n.Perm != 0640 {
+			t.Errorf("device node from a host dir: %+v", n)
+		}
 	}
 	os.Symlink("../../../x", filepath.Join(dir, "esc"))
 	if err := fstree.New().AddDir(dir); err == nil || !strings.Contains(err.Error(), "outside the image root") {

@@ -1,0 +1,91 @@
+package imagebuilder_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+)
+
+func TestOverlay(t *testing.T) {
+	dir := t.TempDir()
+	for p, c := range map[string]string{
+		"svc/etc/rc":           "echo hi\n",
+		"svc/etc/fstab":        "/dev/ld0a / ext2fs ro 1 1\n",
+		"svc/etc/rc.d/extra":   "x",
+		"common/basicrc":       "PATH=/bin\n",
+		"common/functions.inc": "f() { :; }\n",
+	} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0755)
+		os.WriteFile(filepath.Join(dir, p), []byte(c), 0644)
+	}
+	os.Symlink("rc", filepath.Join(dir, "svc/etc/rc.link"))
+	tr := fstree.New()
+	init := fstree.NewFile(0555, []byte("real init"))
+	tr.Put("sbin/init", init)
+	tr.Put("etc/ttys", fstree.NewFile(0644, []byte("console on\n")))
+	tr.Put("dev/null", fstree.NewDevice(fstree.CharDev, 0600, 9, 9))
+	tr.Put("rescue/sh", fstree.NewFile(0555, []byte("crunched")))
+	tr.Link("rescue/init", "rescue/sh")
+	if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, content string }{
+		{"etc/fstab", "/dev/ld0a / ext2fs ro 1 1\n"}, // the service's own wins over the default
+		{"etc/ttys", "console on\n"},                 // the set's is kept
+		{"etc/include/basicrc", "PATH=/bin\n"},       // the service dir's common/
+		{"etc/include/functions.inc", "f() { :; }\n"},
+		{"etc/rc.d/extra", "x"},
+		{"sbin/init", "real init"}, // not replaced by the rescue link
+		{"bin/sh", "crunched"},
+	} {
+		n, err := tr.Get(tc.path)
+		if err != nil || string(n.Content()) != tc.content {
+			t.Errorf("%s: %v %q, want %q", tc.path, err, contentOf(n), tc.content)
+		}
+	}
+	if n, _ := tr.Get("sbin/init"); n != init {
+		t.Error("the set's /sbin/init was replaced")
+	}
+	if n, _ := tr.Get("etc/rc"); n == nil || n.Perm != 0755 {
+		t.Errorf("etc/rc should be executable: %+v", n)
+	}
+	if n, _ := tr.Get("etc/rc.link"); n == nil || n.Type != fstree.Symlink || n.Target != "rc" {
+		t.Errorf("etc/rc.link: %+v", n)
+	}
+	if n, _ := tr.Get("dev/null"); n.Major != 2 || n.Minor != 2 || n.Perm != 0666 {
+		t.Errorf("dev/null should be replaced by the i386 node 2,2: %+v", n)
+	}
+	if n, _ := tr.Get("tmp"); n == nil || n.Perm != 01777 {
+		t.Errorf("tmp: %+v", n)
+	}
+	// NETBSD-BOOT.md section 5, i386 numbers.
+	for _, d := range []struct {
+		name         string
+		typ          fstree.Type
+		major, minor uint32
+	}{
+		{"console", fstree.CharDev, 0, 0}, {"constty", fstree.CharDev, 0, 1}, {"tty", fstree.CharDev, 1, 0},
+		{"mem", fstree.CharDev, 2, 0}, {"kmem", fstree.CharDev, 2, 1}, {"null", fstree.CharDev, 2, 2},
+		{"full", fstree.CharDev, 2, 11}, {"zero", fstree.CharDev, 2, 12}, {"drum", fstree.CharDev, 4, 0},
+		{"klog", fstree.CharDev, 7, 0}, {"tty00", fstree.CharDev, 8, 0}, {"ld0a", fstree.BlockDev, 19, 0},
+		{"ld1a", fstree.BlockDev, 19, 8}, {"rld0a", fstree.CharDev, 69, 0}, {"stdin", fstree.CharDev, 22, 0},
+		{"stdout", fstree.CharDev, 22, 1}, {"stderr", fstree.CharDev, 22, 2}, {"random", fstree.CharDev, 46, 0},
+		{"urandom", fstree.CharDev, 46, 1}, {"ksyms", fstree.CharDev, 101, 0}, {"ptm", fstree.CharDev, 165, 0},
+		{"drvctl", fstree.CharDev, 167, 0},
+	} {
+		n, err := tr.Get("dev/" + d.name)
+		if err != nil || n.Type != d.typ || n.Major != d.major || n.Minor != d.minor {
+			t.Errorf("/dev/%s: %+v %v, want %s %d,%d", d.name, n, err, d.typ, d.major, d.minor)
+		}
+	}
+}
+
+func contentOf(n *fstree.Node) string {
+	if n == nil || n.Type != fstree.Regular {
+		return ""
+	}
+	return string(n.Content())
+}
