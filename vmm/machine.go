@@ -65,7 +65,11 @@ type Config struct {
 	// ld1... in this order. Each image is locked while the VM runs.
 	Disks []blk.Spec
 	// Devices are further virtio devices (a network card, a caller's own
-	// device), placed on the PCI bus after the disks.
+	// device), placed on the PCI bus after the disks. The machine owns
+	// them: Close (or a failing New) closes those that are io.Closers. A
+	// device with a SetKick(func(queue int)) method gets the transport's
+	// KickQueue, so that its own goroutines (network receive) can wake the
+	// device's worker.
 	Devices []virtio.Device
 
 	// Console receives what the guest writes on COM1 (discarded when nil).
@@ -207,6 +211,7 @@ func New(cfg Config) (m *Machine, err error) {
 	defer func() {
 		if err != nil {
 			built.Close()
+			built.closeUnplugged()
 		}
 	}()
 	if m.kvm, err = openKVM(cfg.KVMPath); err != nil {
@@ -355,17 +360,39 @@ func (m *Machine) setupDevices() error {
 		if err != nil {
 			return &Error{Op: fmt.Sprintf("disk ld%d", i), Err: err}
 		}
-		if _, err := m.addVirtio(disk); err != nil {
-			disk.Close()
+		if pd, err := m.addVirtio(disk); err != nil {
+			if pd == nil {
+				disk.Close()
+			}
 			return &Error{Op: fmt.Sprintf("disk ld%d (%s)", i, d.Path), Err: err}
 		}
 	}
 	for _, d := range m.cfg.Devices {
-		if _, err := m.addVirtio(d); err != nil {
+		pd, err := m.addVirtio(d)
+		if err != nil {
 			return &Error{Op: fmt.Sprintf("virtio device type %d", d.Type()), Err: err}
+		}
+		if k, ok := d.(interface{ SetKick(func(int)) }); ok {
+			k.SetKick(pd.KickQueue)
 		}
 	}
 	return nil
+}
+
+// closeUnplugged closes the configured devices that never reached the PCI
+// bus (New failed first), since the caller handed them over.
+func (m *Machine) closeUnplugged() {
+	for _, d := range m.cfg.Devices {
+		plugged := false
+		for _, s := range m.virtio {
+			if s.dev.Device() == d {
+				plugged = true
+			}
+		}
+		if c, ok := d.(io.Closer); ok && !plugged {
+			c.Close()
+		}
+	}
 }
 
 // requestExit records the first reason to stop; the vCPU loop sees it after

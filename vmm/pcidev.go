@@ -30,25 +30,26 @@ type virtioSlot struct {
 // addVirtio places dev on the PCI bus with the next interrupt line, sets
 // that line level-triggered, and serves its queue notifications from an
 // ioeventfd so that guest kicks never run device code on the vCPU thread.
+// Once it returns a non-nil transport, the machine owns it (and dev) even
+// when it also returns an error; with a nil transport dev is still the
+// caller's.
 func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
 	line := pciIRQs[len(m.virtio)%len(pciIRQs)]
 	pd, err := virtio.NewPCIDevice(m.gmem, dev, kvmIRQ{m.vmFD, uint32(line)}, m.slog())
 	if err != nil {
 		return nil, err
 	}
-	slot, err := m.pci.Add(pd, line)
-	if err != nil {
-		pd.Close()
-		return nil, err
-	}
-	if err := setLevelTriggered(m.vmFD, []uint8{line}); err != nil {
-		pd.Close()
-		return nil, &Error{Op: "set ELCR", Err: err}
-	}
 	s := &virtioSlot{dev: pd, efd: -1, done: make(chan struct{})}
 	m.virtio = append(m.virtio, s)
+	slot, err := m.pci.Add(pd, line)
+	if err != nil {
+		return pd, err
+	}
+	if err := setLevelTriggered(m.vmFD, []uint8{line}); err != nil {
+		return pd, &Error{Op: "set ELCR", Err: err}
+	}
 	if err := s.listen(m.vmFD, slot.BARs[0]+virtio.NotifyOffset); err != nil {
-		return nil, &Error{Op: fmt.Sprintf("ioeventfd for PCI device %d", slot.Device), Err: err}
+		return pd, &Error{Op: fmt.Sprintf("ioeventfd for PCI device %d", slot.Device), Err: err}
 	}
 	return pd, nil
 }

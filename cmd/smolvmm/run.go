@@ -54,9 +54,9 @@ The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
 Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots or
 halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
 stopped by a signal, and 2 when the guest crashed.`,
-		Flags: append([]cli.Flag{
+		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Required: true, Usage: "multiboot kernel `FILE` (ELF or a.out kludge)"},
-		}, runFlags()...),
+		}, runFlags()...), netFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return fmt.Errorf("unexpected argument %q (options go before it; see smolvmm run --help)", c.Args().First())
@@ -146,6 +146,23 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	var events []vmm.Event
 	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
 
+	if hasFlag(c, "net") && c.String("net") != "none" {
+		seed := ""
+		if len(cfg.Disks) > 0 {
+			seed = cfg.Disks[0].Path
+		}
+		nc, err := parseNetFlags(c, seed)
+		if err != nil {
+			return err
+		}
+		nic, err := openNIC(nc)
+		if err != nil {
+			return err
+		}
+		// The machine owns the NIC from here, even if New fails.
+		cfg.Devices = append(cfg.Devices, nic)
+	}
+
 	con, err := openConsole(os.Stdin, os.Stdout)
 	if err != nil {
 		return err
@@ -195,4 +212,16 @@ func printTimings(w *os.File, start time.Time, events []vmm.Event) {
 	for _, e := range events {
 		fmt.Fprintf(w, "  %-16s %9.3f\n", e.Phase, float64(e.Time.Sub(start).Microseconds())/1000)
 	}
+}
+
+// hasFlag reports whether the running command defines flag name.
+func hasFlag(c *cli.Context, name string) bool {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
