@@ -214,3 +214,16 @@ func ExampleTree_AddArchive() {
 	fmt.Println(init == sh, init.Size)
 	// Output: true 1000
 }
+
+func ExampleClean() {
+	for _, p := range []string{"./rescue/sh", "etc//rc/", ".", "../etc/passwd", "/etc/passwd"} {
+		c, err := fstree.Clean(p)
+		fmt.Printf("%q %v\n", c, err != nil)
+	}
+	// Output:
+	// "rescue/sh" false
+	// "etc/rc" false
+	// "" false
+	// "" true
+	// "" true
+}
