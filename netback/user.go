@@ -57,10 +57,14 @@ const nicID tcpip.NICID = 1
 // guest's TCP/UDP/ICMP connections to the host's sockets) from
 // gvisor-tap-vsock, plus host port forwards to the guest.
 type User struct {
-	conn    *frameConn
-	stack   *stack.Stack
-	closers []func() error
-	wg      sync.WaitGroup
+	conn  *frameConn
+	stack *stack.Stack
+	// switchDone is closed when the switch stops reading the guest's
+	// frames; the gateway stack must outlive that, since the switch hands
+	// frames to it.
+	switchDone chan struct{}
+	closers    []func() error
+	wg         sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -133,9 +137,9 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 		toGuest:   newFrameQueue(userToGuestDepth),
 		stop:      cancel,
 	}
-	u.wg.Add(1)
+	u.switchDone = make(chan struct{})
 	go func() {
-		defer u.wg.Done()
+		defer close(u.switchDone)
 		_ = sw.Accept(ctx, u.conn, types.VfkitProtocol)
 	}()
 	ok = true
@@ -265,6 +269,7 @@ func (u *User) Close() error {
 			u.conn.stop()
 			u.conn.fromGuest.close()
 			u.conn.toGuest.close()
+			<-u.switchDone
 		}
 		var errs []error
 		for i := len(u.closers) - 1; i >= 0; i-- {

@@ -367,3 +367,26 @@ func TestUserCloseWithOpenConnection(t *testing.T) {
 		t.Fatalf("host side of the forward still open after Close: %v", err)
 	}
 }
+
+// Close must stop the switch before the gateway stack it feeds: frames
+// still arriving from the guest once crashed the stack's closed NIC.
+func TestUserCloseWhileGuestSends(t *testing.T) {
+	for range 20 {
+		u, err := netback.NewUser(guestMAC, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f := arpRequest(guestMAC, netback.UserGuest, netback.UserGateway)
+			for u.WriteFrame(f) == nil {
+			}
+		}()
+		time.Sleep(2 * time.Millisecond)
+		if err := u.Close(); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+	}
+}
