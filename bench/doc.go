@@ -1,0 +1,23 @@
+// Package bench measures boot-to-service time and VMM memory overhead by
+// booting a VM many times, each boot in a fresh process, and summarises,
+// compares and draws the results.
+//
+// A boot is a Target (a program and its arguments: smolvmm re-executing
+// itself, or qemu-system-i386) started by RunBoot. Times are measured from
+// just before the process is started ("process start"): the bench itself
+// sees the first byte on the VMM's standard output (the guest's serial
+// console), the ready condition (a regular expression on a console line,
+// or a TCP connect that succeeds) and the process's exit. A Target that
+// reports its own phases (smolvmm does, through a ChildReport file) adds
+// them on the same clock (CLOCK_MONOTONIC, shared by every process).
+//
+// Memory is sampled once per system, in an extra boot that is not timed:
+// the process is stopped (SIGSTOP) at the ready event, or at the first
+// console byte when there is none, its /proc/PID/smaps is read, and it is
+// continued. The overhead is the resident memory outside the guest's RAM
+// mapping (the anonymous mapping of exactly the guest's size, for smolvmm
+// and QEMU alike).
+//
+// Results is the JSON document (its schema is the Go type, with the
+// version in SchemaVersion); WriteSVG draws it and WriteText prints it.
+package bench

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as a fake VMM: with BENCH_FAKE set, TestMain runs
+// fakeVMM instead of the tests, so RunBoot can be tested on a real child
+// process without KVM.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("BENCH_FAKE"); mode != "" {
+		os.Exit(fakeVMM(mode, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeTarget runs the test binary as a fake VMM in mode.
+func fakeTarget(t testing.TB, name, mode string, env ...string) Target {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Target{Name: name, Path: exe, Env: append([]string{"BENCH_FAKE=" + mode}, env...), GuestBytes: fakeGuestBytes}
+}
+
+const (
+	fakeGuestBytes = 20 << 20 // not 8 MiB: thread stacks have that size
+	fakeTouched    = 3 << 20
+	fakeDelay      = 40 * time.Millisecond
+)
+
+// fakeVMM modes:
+//
+//	lines    prints a line, after fakeDelay "marker: ready", exits 1 (as QEMU's debug-exit)
+//	report   as lines, and writes a ChildReport to the file after --report
+//	port     prints a line, listens on BENCH_ADDR after fakeDelay, exits after 3*fakeDelay
+//	memory   maps fakeGuestBytes of anonymous RAM, touches fakeTouched of it, prints, sleeps
+//	silent   prints "boom" on stderr and exits 3
+//	hang     prints a line and sleeps for a minute
+func fakeVMM(mode string, args []string) int {
+	fs := flag.NewFlagSet("fake", flag.ContinueOnError)
+	report := fs.String("report", "", "")
+	_ = fs.Parse(args)
+	r := ChildReport{Phases: map[string]int64{PhaseRuntime: MonoNow()}}
+	switch mode {
+	case "lines", "report":
+		r.Phases[PhaseVMCreated] = MonoNow()
+		r.Phases[PhaseFirstRun] = MonoNow()
+		fmt.Print("hello\r\n")
+		time.Sleep(fakeDelay)
+		fmt.Print("marker: ready\r\n")
+		r.Phases[PhaseGuestExit] = MonoNow()
+		if mode == "report" {
+			if err := WriteChildReport(*report, r); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+		}
+		return 1
+	case "port":
+		fmt.Println("booting")
+		time.Sleep(fakeDelay)
+		ln, err := net.Listen("tcp", os.Getenv("BENCH_ADDR"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		defer ln.Close()
+		time.Sleep(2 * fakeDelay)
+		return 0
+	case "memory":
+		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		for i := 0; i < fakeTouched; i += 4096 {
+			mem[i] = 1
+		}
+		fmt.Println("touched " + strconv.Itoa(fakeTouched))
+		time.Sleep(fakeDelay)
+		return 0
+	case "silent":
+		fmt.Fprintln(os.Stderr, "boom")
+		return 3
+	case "hang":
+		fmt.Println("hanging")
+		time.Sleep(time.Minute)
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "unknown fake mode", mode)
+	return 5
+}

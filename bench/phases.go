@@ -1,0 +1,44 @@
+package bench
+
+// Phase names, as they appear in Boot.Phases and in the JSON. Every time is
+// in milliseconds since the VMM's process was started.
+const (
+	// PhaseRuntime: the VMM's Go runtime has started (smolvmm only).
+	PhaseRuntime = "runtime"
+	// PhaseVMCreated .. PhaseFirstRun are vmm's own events (smolvmm only):
+	// KVM VM and guest memory made, devices made, kernel loaded, first
+	// KVM_RUN.
+	PhaseVMCreated      = "vm-created"
+	PhaseDevicesCreated = "devices-created"
+	PhaseKernelLoaded   = "kernel-loaded"
+	PhaseFirstRun       = "first-run"
+	// PhaseFirstOutput: the first console byte arrived on the VMM's
+	// standard output, seen by the bench (every system).
+	PhaseFirstOutput = "first-output"
+	// PhaseReady: the ready condition held: a console line matched the
+	// ready pattern or a TCP connect succeeded (seen by the bench), or the
+	// guest wrote smolvmm's boot-timer port (reported by smolvmm).
+	PhaseReady = "ready"
+	// PhaseGuestExit: the guest left and the vCPU stopped (smolvmm only).
+	PhaseGuestExit = "guest-exit"
+	// PhaseExit: the VMM's process exited, seen by the bench (every system).
+	PhaseExit = "exit"
+)
+
+// PhaseOrder lists the phases in the order they happen. PhaseReady is the
+// exception: a ready pattern on the guest's last line can be seen after
+// PhaseGuestExit, and a port can be ready before any console output.
+var PhaseOrder = []string{
+	PhaseRuntime, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded, PhaseFirstRun,
+	PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseExit,
+}
+
+// knownPhase reports whether name is in PhaseOrder.
+func knownPhase(name string) bool {
+	for _, p := range PhaseOrder {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+)
+
+// QEMUBinary is the QEMU that --compare qemu runs.
+const QEMUBinary = "qemu-system-i386"
+
+// ErrNoQEMU is wrapped when the QEMU binary is not installed.
+var ErrNoQEMU = errors.New(QEMUBinary + " not found: install it (Debian: apt-get install qemu-system-x86) or drop --compare qemu")
+
+// QEMUSetup is the guest QEMU boots, with devices equivalent to smolvmm's:
+// COM1 on standard output, the debug-exit port at 0x501, legacy
+// virtio-blk-pci disks and, for a ready port, a user network with a
+// forward to it.
+type QEMUSetup struct {
+	Kernel    string
+	Append    string
+	MemoryMiB int
+	Disks     []string
+	// ReadyPort, when non-zero, is forwarded from 127.0.0.1 on the host to
+	// the same port in the guest (user network, legacy virtio-net-pci).
+	ReadyPort int
+}
+
+// QEMUTargets returns the qemu-kvm target (when /dev/kvm can be opened)
+// and the qemu-tcg target, using the QEMU binary found on PATH by lookPath
+// (exec.LookPath when nil). Without QEMU it returns ErrNoQEMU; skipped
+// lists the systems left out and why.
+func QEMUTargets(s QEMUSetup, lookPath func(string) (string, error)) (targets []Target, skipped []string, err error) {
+	if lookPath == nil {
+		lookPath = exec.LookPath
+	}
+	path, err := lookPath(QEMUBinary)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (%v)", ErrNoQEMU, err)
+	}
+	args := QEMUArgs(s)
+	guest := uint64(s.MemoryMiB) << 20
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		skipped = append(skipped, fmt.Sprintf("qemu-kvm: /dev/kvm: %v", err))
+	} else {
+		f.Close()
+		targets = append(targets, Target{Name: "qemu-kvm", Path: path, Args: append([]string{"-enable-kvm"}, args...), GuestBytes: guest})
+	}
+	targets = append(targets, Target{Name: "qemu-tcg", Path: path, Args: append([]string{"-accel", "tcg"}, args...), GuestBytes: guest})
+	return targets, skipped, nil
+}
+
+// QEMUArgs builds QEMU's arguments for s. QEMU's default CPU model is used:
+// -cpu host aborts under nested KVM.
+func QEMUArgs(s QEMUSetup) []string {
+	args := []string{
+		"-M", "pc", "-m", strconv.Itoa(s.MemoryMiB),
+		"-kernel", s.Kernel, "-append", s.Append,
+		"-serial", "stdio", "-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot",
+		"-device", "isa-debug-exit,iobase=0x501,iosize=2",
+	}
+	for i, d := range s.Disks {
+		id := fmt.Sprintf("disk%d", i)
+		args = append(args,
+			"-drive", "file="+d+",if=none,format=raw,id="+id,
+			"-device", "virtio-blk-pci,disable-modern=on,drive="+id)
+	}
+	if s.ReadyPort != 0 {
+		args = append(args,
+			"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", s.ReadyPort, s.ReadyPort),
+			"-device", "virtio-net-pci,disable-modern=on,netdev=net0")
+	}
+	return args
+}

@@ -1,0 +1,42 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteText prints r as tables: per system, min/median/p95/max of each
+// phase and the memory; then the ratios to the first system.
+func (r *Results) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s, %d boots after %d warm-up, %d MiB, ms since process start\n",
+		r.Config.Kernel, r.Config.Boots, r.Config.Warmup, r.Config.MemoryMiB)
+	for _, s := range r.Systems {
+		fmt.Fprintf(tw, "\n%s\n", s.Name)
+		if s.Error != "" {
+			fmt.Fprintf(tw, "  error: %s\n", s.Error)
+		}
+		if len(s.Phases) > 0 {
+			fmt.Fprintf(tw, "phase\tn\tmin\tmedian\tp95\tmax\t\n")
+			for _, p := range s.Phases {
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t\n", p.Phase, p.N, p.Min, p.Median, p.P95, p.Max)
+			}
+		}
+		if m := s.Memory; m != nil {
+			fmt.Fprintf(tw, "memory at %s: RSS %.1f MiB, guest RAM resident %.1f of %.0f MiB, VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
+				m.SampledAt, kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
+		} else if s.MemoryError != "" {
+			fmt.Fprintf(tw, "memory: not measured: %s\n", s.MemoryError)
+		}
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintf(tw, "\nratio of medians\n")
+		for _, q := range r.Ratios {
+			fmt.Fprintf(tw, "%s / %s\t%s\t%.2fx\t\n", q.System, q.Baseline, q.Phase, q.Value)
+		}
+	}
+	return tw.Flush()
+}
+
+func kib2mib(k int64) float64 { return float64(k) / 1024 }

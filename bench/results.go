@@ -1,0 +1,270 @@
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// SchemaVersion names the JSON layout of Results; it changes whenever a
+// field changes meaning or goes away.
+const SchemaVersion = "smolvmm-bench/1"
+
+// Results is the JSON document `smolvmm bench --json` writes. All times are
+// milliseconds since the VMM's process was started; memory is in KiB.
+//
+//	{
+//	  "schema": "smolvmm-bench/1",
+//	  "date": "2026-11-26T06:30:00Z",
+//	  "host": {"kernel": "6.1.0-...", "cpus": 2, "kvm": "/dev/kvm usable"},
+//	  "config": {"kernel": "demo", "append": "...", "memory_mib": 128,
+//	             "boots": 20, "warmup": 2, "ready": "^smolvmm-demo: done"},
+//	  "systems": [{"name": "smolvmm", "command": [...],
+//	               "boots": [{"phases_ms": {"first-output": 2.1, "exit": 84}, "status": 0}],
+//	               "phases": [{"phase": "first-output", "n": 20, "min_ms": ..., "median_ms": ...,
+//	                           "p95_ms": ..., "max_ms": ..., "mean_ms": ...}],
+//	               "memory": {"sampled_at": "first-output", "rss_kib": ..., "guest_ram_kib": 131072,
+//	                          "guest_rss_kib": ..., "guest_mapping_kib": 131204, "overhead_kib": ...,
+//	                          "file_rss_kib": ...}}],
+//	  "ratios": [{"system": "qemu-kvm", "baseline": "smolvmm", "phase": "first-output", "median_ratio": 4.2}]
+//	}
+type Results struct {
+	// Schema is SchemaVersion.
+	Schema string    `json:"schema"`
+	Date   time.Time `json:"date"`
+	Host   Host      `json:"host"`
+	Config Config    `json:"config"`
+	// Systems come in the order they were run, smolvmm first.
+	Systems []System `json:"systems"`
+	// Ratios compare each other system's medians with the first system's.
+	Ratios []Ratio `json:"ratios,omitempty"`
+	// Notes say which asked-for systems were left out and why (QEMU not
+	// installed, /dev/kvm unusable for QEMU).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Host describes the machine the numbers come from.
+type Host struct {
+	Kernel string `json:"kernel"`
+	CPUs   int    `json:"cpus"`
+	// KVM says whether /dev/kvm could be opened, and if not why.
+	KVM string `json:"kvm"`
+}
+
+// Config is what was booted and how.
+type Config struct {
+	Kernel    string   `json:"kernel"`
+	Disks     []string `json:"disks,omitempty"`
+	Append    string   `json:"append"`
+	MemoryMiB int      `json:"memory_mib"`
+	Boots     int      `json:"boots"`
+	Warmup    int      `json:"warmup"`
+	Ready     string   `json:"ready,omitempty"`
+	ReadyAddr string   `json:"ready_addr,omitempty"`
+}
+
+// System is one VMM's results.
+type System struct {
+	// Name is "smolvmm", "qemu-kvm" (qemu-system-i386 -enable-kvm) or
+	// "qemu-tcg" (qemu-system-i386 without KVM).
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+	// Error, when set, says why the system has no (or partial) results;
+	// Boots then holds the boots that succeeded.
+	Error string `json:"error,omitempty"`
+	// Boots are the timed boots (warm-up boots are not kept).
+	Boots []Boot `json:"boots"`
+	// Phases summarise Boots, one entry per phase seen, in PhaseOrder.
+	Phases []PhaseSummary `json:"phases"`
+	// Memory is the one memory sample; MemoryError says why it is missing.
+	Memory      *Memory `json:"memory,omitempty"`
+	MemoryError string  `json:"memory_error,omitempty"`
+}
+
+// PhaseSummary is the Summary of one phase across a system's boots.
+type PhaseSummary struct {
+	Phase string `json:"phase"`
+	Summary
+}
+
+// Ratio is a system's median divided by the baseline's, for one phase
+// (or "memory" for the memory overheads).
+type Ratio struct {
+	System   string  `json:"system"`
+	Baseline string  `json:"baseline"`
+	Phase    string  `json:"phase"`
+	Value    float64 `json:"median_ratio"`
+}
+
+// Phase returns the system's summary of phase, if any boot reached it.
+func (s *System) Phase(phase string) (Summary, bool) {
+	for _, p := range s.Phases {
+		if p.Phase == phase {
+			return p.Summary, true
+		}
+	}
+	return Summary{}, false
+}
+
+// summarize fills s.Phases from s.Boots.
+func (s *System) summarize() {
+	s.Phases = nil
+	for _, p := range PhaseOrder {
+		var v []float64
+		for _, b := range s.Boots {
+			if t, ok := b.Phases[p]; ok {
+				v = append(v, t)
+			}
+		}
+		if len(v) > 0 {
+			s.Phases = append(s.Phases, PhaseSummary{Phase: p, Summary: Summarize(v)})
+		}
+	}
+}
+
+// ratioPhases are the phases every system has, compared in Ratios.
+var ratioPhases = []string{PhaseFirstOutput, PhaseReady, PhaseExit}
+
+// computeRatios compares every system with the first one.
+func (r *Results) computeRatios() {
+	r.Ratios = nil
+	if len(r.Systems) == 0 {
+		return
+	}
+	base := &r.Systems[0]
+	for i := 1; i < len(r.Systems); i++ {
+		s := &r.Systems[i]
+		for _, p := range ratioPhases {
+			a, ok1 := s.Phase(p)
+			b, ok2 := base.Phase(p)
+			if ok1 && ok2 && b.Median > 0 {
+				r.Ratios = append(r.Ratios, Ratio{System: s.Name, Baseline: base.Name, Phase: p, Value: a.Median / b.Median})
+			}
+		}
+		if s.Memory != nil && base.Memory != nil && base.Memory.OverheadKiB > 0 {
+			r.Ratios = append(r.Ratios, Ratio{System: s.Name, Baseline: base.Name, Phase: "memory",
+				Value: float64(s.Memory.OverheadKiB) / float64(base.Memory.OverheadKiB)})
+		}
+	}
+}
+
+// WriteJSON writes r, indented.
+func (r *Results) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadResults decodes a Results document, refusing unknown fields, and
+// validates it.
+func ReadResults(rd io.Reader) (*Results, error) {
+	dec := json.NewDecoder(rd)
+	dec.DisallowUnknownFields()
+	var r Results
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("bench results: %w", err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// ErrSchema is wrapped by every Validate error.
+var ErrSchema = errors.New("bench results do not match the schema")
+
+// Validate checks what the types cannot: the version, known and ordered
+// phases, summaries that agree with the boots, and consistent memory.
+func (r *Results) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrSchema, fmt.Sprintf(format, args...))
+	}
+	if r.Schema != SchemaVersion {
+		return bad("schema %q, want %q", r.Schema, SchemaVersion)
+	}
+	if r.Config.Boots < 1 || r.Config.Warmup < 0 || r.Config.MemoryMiB < 1 {
+		return bad("config: boots %d, warmup %d, memory_mib %d", r.Config.Boots, r.Config.Warmup, r.Config.MemoryMiB)
+	}
+	if len(r.Systems) == 0 {
+		return bad("no systems")
+	}
+	seen := map[string]bool{}
+	for i, s := range r.Systems {
+		if s.Name == "" || seen[s.Name] {
+			return bad("systems[%d]: empty or repeated name %q", i, s.Name)
+		}
+		seen[s.Name] = true
+		if len(s.Boots) == 0 && s.Error == "" {
+			return bad("system %s: no boots and no error", s.Name)
+		}
+		if len(s.Boots) > r.Config.Boots {
+			return bad("system %s: %d boots, config says %d", s.Name, len(s.Boots), r.Config.Boots)
+		}
+		for j, b := range s.Boots {
+			if err := validateBoot(b); err != nil {
+				return bad("system %s boot %d: %v", s.Name, j, err)
+			}
+		}
+		check := s
+		check.summarize()
+		if len(check.Phases) != len(s.Phases) {
+			return bad("system %s: %d phase summaries, the boots give %d", s.Name, len(s.Phases), len(check.Phases))
+		}
+		for j, p := range s.Phases {
+			if p != check.Phases[j] {
+				return bad("system %s: summary of %s is %+v, the boots give %+v", s.Name, p.Phase, p, check.Phases[j])
+			}
+		}
+		if m := s.Memory; m != nil {
+			if m.GuestRSSKiB > m.RSSKiB || m.OverheadKiB != m.RSSKiB-m.GuestRSSKiB || m.GuestRSSKiB > m.GuestMappingKiB || m.GuestMappingKiB < m.GuestRAMKiB || m.FileRSSKiB > m.OverheadKiB {
+				return bad("system %s: inconsistent memory %+v", s.Name, *m)
+			}
+			if m.SampledAt != PhaseReady && m.SampledAt != PhaseFirstOutput {
+				return bad("system %s: memory sampled at %q", s.Name, m.SampledAt)
+			}
+		}
+	}
+	for _, q := range r.Ratios {
+		if !seen[q.System] || !seen[q.Baseline] || !(q.Value > 0) {
+			return bad("ratio %+v", q)
+		}
+	}
+	return nil
+}
+
+// validateBoot checks that a boot's phases are known, complete and ordered.
+func validateBoot(b Boot) error {
+	for _, p := range []string{PhaseFirstOutput, PhaseExit} {
+		if _, ok := b.Phases[p]; !ok {
+			return fmt.Errorf("phase %s missing", p)
+		}
+	}
+	last, lastName := 0.0, "process start"
+	for name := range b.Phases {
+		if !knownPhase(name) {
+			return fmt.Errorf("unknown phase %q", name)
+		}
+	}
+	for _, p := range PhaseOrder {
+		t, ok := b.Phases[p]
+		if !ok {
+			continue
+		}
+		if t < 0 {
+			return fmt.Errorf("%s at %.3f ms, before process start", p, t)
+		}
+		if p == PhaseReady {
+			if t > b.Phases[PhaseExit] {
+				return fmt.Errorf("ready at %.3f ms, after exit at %.3f ms", t, b.Phases[PhaseExit])
+			}
+			continue
+		}
+		if t < last {
+			return fmt.Errorf("%s at %.3f ms is before %s at %.3f ms", p, t, lastName, last)
+		}
+		last, lastName = t, p
+	}
+	return nil
+}

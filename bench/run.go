@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options tune Run.
+type Options struct {
+	// Boots is the number of timed boots per system; Warmup boots run
+	// first and are not kept.
+	Boots, Warmup int
+	// Boot applies to every boot.
+	Boot BootOptions
+	// Progress, when set, gets one line per system and a dot per boot.
+	Progress io.Writer
+	// Config is copied into the results (Boots and Warmup are filled in).
+	Config Config
+}
+
+// Run boots each target Warmup times, once more to sample its memory, and
+// Boots times measured, one system after the other. A system that fails
+// keeps its error in System.Error and the others still run; only ctx
+// ending stops Run early.
+func Run(ctx context.Context, targets []Target, o Options) (*Results, error) {
+	if o.Boots < 1 {
+		return nil, fmt.Errorf("bench: %d boots: give at least 1", o.Boots)
+	}
+	if o.Warmup < 0 {
+		return nil, fmt.Errorf("bench: %d warm-up boots: give 0 or more", o.Warmup)
+	}
+	res := &Results{Schema: SchemaVersion, Date: time.Now().UTC().Truncate(time.Second), Host: hostInfo(), Config: o.Config}
+	res.Config.Boots, res.Config.Warmup = o.Boots, o.Warmup
+	for _, t := range targets {
+		s := runSystem(ctx, t, o)
+		res.Systems = append(res.Systems, s)
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+	}
+	res.computeRatios()
+	return res, nil
+}
+
+func runSystem(ctx context.Context, t Target, o Options) System {
+	s := System{Name: t.Name, Command: t.Command()}
+	progress := func(format string, args ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format, args...)
+		}
+	}
+	progress("%s: %d warm-up, 1 memory, %d timed boots ", t.Name, o.Warmup, o.Boots)
+	defer progress("\n")
+	total := o.Warmup + 1 + o.Boots
+	for i := 0; i < total; i++ {
+		bo := o.Boot
+		bo.SampleMemory = i == o.Warmup
+		b, err := RunBoot(ctx, t, bo)
+		if err != nil {
+			s.Error = err.Error()
+			progress("failed")
+			break
+		}
+		progress(".")
+		switch {
+		case i < o.Warmup:
+		case i == o.Warmup:
+			s.Memory = b.Memory
+			if b.MemoryErr != nil {
+				s.MemoryError = b.MemoryErr.Error()
+			}
+		default:
+			s.Boots = append(s.Boots, *b)
+		}
+	}
+	if s.Boots == nil {
+		s.Boots = []Boot{}
+	}
+	s.summarize()
+	return s
+}
+
+func hostInfo() Host {
+	h := Host{CPUs: runtime.NumCPU(), KVM: "usable"}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		h.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		h.KVM = err.Error()
+	} else {
+		f.Close()
+	}
+	return h
+}

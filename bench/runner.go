@@ -1,0 +1,360 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Target is one way of booting the guest: a program started once per boot.
+type Target struct {
+	// Name identifies the system in results: "smolvmm", "qemu-kvm", ...
+	Name string
+	// Path and Args are the program and its arguments (without Path).
+	Path string
+	Args []string
+	// ReportFlag, when set, is passed with a file name after Args; the
+	// program writes a ChildReport there before it exits.
+	ReportFlag string
+	// GuestBytes is the guest's RAM size, to find its mapping in smaps.
+	GuestBytes uint64
+	// Env is added to the bench's environment for the program.
+	Env []string
+}
+
+// Command is the target's command line, for results.
+func (t Target) Command() []string {
+	return append([]string{t.Path}, t.Args...)
+}
+
+// Ready says when a booted guest's service is ready. The zero value means
+// the guest has no ready condition (smolvmm's boot-timer port still counts).
+type Ready struct {
+	// Pattern is matched against each console line as it grows.
+	Pattern *regexp.Regexp
+	// Addr, when set, is a host:port polled with TCP connects; the first
+	// connect that succeeds marks the guest ready.
+	Addr string
+}
+
+// IsSet reports whether a ready condition was given.
+func (r Ready) IsSet() bool { return r.Pattern != nil || r.Addr != "" }
+
+// BootOptions tune RunBoot.
+type BootOptions struct {
+	Ready Ready
+	// Timeout bounds one boot (default one minute).
+	Timeout time.Duration
+	// SampleMemory stops the process at the ready event (or the first
+	// console byte without one) to read its smaps; it perturbs the times.
+	SampleMemory bool
+	// Console, when set, receives a copy of the console output.
+	Console io.Writer
+	// PollInterval is the pause between TCP connects to Ready.Addr
+	// (default 1ms).
+	PollInterval time.Duration
+}
+
+// Boot is one measured boot.
+type Boot struct {
+	// Phases maps phase names to milliseconds since process start.
+	Phases map[string]float64 `json:"phases_ms"`
+	// Status is the process exit status (-1 when killed by a signal).
+	Status int `json:"status"`
+	// Memory is set on the boot that sampled memory.
+	Memory *Memory `json:"-"`
+	// MemoryErr says why a requested memory sample failed.
+	MemoryErr error `json:"-"`
+	// Output is the console output (kept for errors and tests).
+	Output []byte `json:"-"`
+}
+
+// BootError is a boot that went wrong; it carries what the VMM said.
+type BootError struct {
+	Target string
+	Err    error
+	// Stderr is the tail of the VMM's standard error.
+	Stderr string
+}
+
+func (e *BootError) Error() string {
+	msg := fmt.Sprintf("%s: %v", e.Target, e.Err)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+func (e *BootError) Unwrap() error { return e.Err }
+
+// ErrNotReady is wrapped when the guest exited before its ready condition.
+var ErrNotReady = errors.New("the guest exited before the ready condition held")
+
+// RunBoot starts t once and measures it until the process exits.
+func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	fail := func(err error, stderr *tailBuffer) (*Boot, error) {
+		e := &BootError{Target: t.Name, Err: err}
+		if stderr != nil {
+			e.Stderr = stderr.String()
+		}
+		return nil, e
+	}
+
+	args := t.Args
+	var report string
+	if t.ReportFlag != "" {
+		dir, err := os.MkdirTemp("", "smolvmm-bench")
+		if err != nil {
+			return fail(err, nil)
+		}
+		defer os.RemoveAll(dir)
+		report = filepath.Join(dir, "report.json")
+		args = append(append([]string(nil), args...), t.ReportFlag, report)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fail(err, nil)
+	}
+	defer r.Close()
+	stderr := &tailBuffer{max: 2048}
+	cmd := exec.Command(t.Path, args...)
+	cmd.Stdout = w
+	cmd.Stderr = stderr
+	if len(t.Env) > 0 {
+		cmd.Env = append(os.Environ(), t.Env...)
+	}
+
+	rec := &recorder{phases: map[string]int64{}}
+	start := MonoNow()
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fail(err, nil)
+	}
+	w.Close()
+	pid := cmd.Process.Pid
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+		case <-done:
+		}
+	}()
+
+	sample := func(event string) {
+		if !o.SampleMemory {
+			return
+		}
+		// Stopped, the process cannot exit (and unmap) under the read.
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, err))
+			return
+		}
+		mem, err := ReadMemory(pid, t.GuestBytes)
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		if err == nil {
+			mem.SampledAt = event
+			rec.memory(&mem, nil)
+		} else {
+			rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))
+		}
+	}
+
+	var wg sync.WaitGroup
+	var out bytes.Buffer
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		readConsole(r, &out, o, rec, sample)
+	}()
+	if o.Ready.Addr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pollPort(o.Ready.Addr, o.PollInterval, done, rec, sample)
+		}()
+	}
+	waitErr := cmd.Wait()
+	rec.mark(PhaseExit)
+	close(done)
+	wg.Wait()
+
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fail(fmt.Errorf("boot did not end within %v (raise --timeout)", o.Timeout), stderr)
+	case ctx.Err() != nil:
+		return fail(fmt.Errorf("boot interrupted: %w", ctx.Err()), stderr)
+	}
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		return fail(waitErr, stderr)
+	}
+	b := &Boot{Phases: map[string]float64{}, Status: cmd.ProcessState.ExitCode(), Output: out.Bytes()}
+	if _, ok := rec.phases[PhaseFirstOutput]; !ok {
+		return fail(fmt.Errorf("no console output (exit status %d)", b.Status), stderr)
+	}
+	if report != "" {
+		child, err := readChildReport(report)
+		if err != nil {
+			return fail(err, stderr)
+		}
+		for name, ns := range child.Phases {
+			// The bench's own observations win over the child's.
+			if _, ok := rec.phases[name]; !ok {
+				rec.phases[name] = ns
+			}
+		}
+	}
+	if o.Ready.IsSet() {
+		if _, ok := rec.phases[PhaseReady]; !ok {
+			return fail(fmt.Errorf("%w (exit status %d)", ErrNotReady, b.Status), stderr)
+		}
+	}
+	exit := rec.phases[PhaseExit]
+	for name, ns := range rec.phases {
+		// Output written before the exit may be read just after it: it
+		// counts as seen at the exit.
+		if (name == PhaseFirstOutput || name == PhaseReady) && ns > exit {
+			ns = exit
+		}
+		b.Phases[name] = float64(ns-start) / 1e6
+	}
+	b.Memory, b.MemoryErr = rec.mem, rec.memErr
+	if o.SampleMemory && b.Memory == nil && b.MemoryErr == nil {
+		b.MemoryErr = fmt.Errorf("%s: no event to sample memory at", t.Name)
+	}
+	return b, nil
+}
+
+// recorder collects phase times from the goroutines that observe them.
+type recorder struct {
+	mu     sync.Mutex
+	phases map[string]int64
+	mem    *Memory
+	memErr error
+}
+
+// mark records phase now, once; it reports whether this was the first time.
+func (r *recorder) mark(phase string) bool {
+	now := MonoNow()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.phases[phase]; ok {
+		return false
+	}
+	r.phases[phase] = now
+	return true
+}
+
+// memory keeps the latest successful sample, or the first error.
+func (r *recorder) memory(m *Memory, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m != nil {
+		r.mem, r.memErr = m, nil
+	} else if r.mem == nil && r.memErr == nil {
+		r.memErr = err
+	}
+}
+
+// readConsole reads the VMM's standard output until EOF, marking the first
+// byte and the ready pattern.
+func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, sample func(string)) {
+	buf := make([]byte, 4096)
+	var line []byte
+	ready := o.Ready.Pattern
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if rec.mark(PhaseFirstOutput) {
+				sample(PhaseFirstOutput)
+			}
+			out.Write(buf[:n])
+			if o.Console != nil {
+				_, _ = o.Console.Write(buf[:n])
+			}
+			for _, c := range buf[:n] {
+				if ready == nil {
+					break
+				}
+				if c == '\n' {
+					line = line[:0]
+					continue
+				}
+				if c != '\r' && len(line) < 4096 {
+					line = append(line, c)
+				}
+				if ready.Match(line) {
+					if rec.mark(PhaseReady) {
+						sample(PhaseReady)
+					}
+					ready = nil
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// pollPort connects to addr until a connect succeeds or done closes.
+func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recorder, sample func(string)) {
+	d := net.Dialer{Timeout: 100 * time.Millisecond}
+	for {
+		c, err := d.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			if rec.mark(PhaseReady) {
+				sample(PhaseReady)
+			}
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(bytes.TrimSpace(t.b))
+}

@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunBootPhases(t *testing.T) {
+	marker := regexp.MustCompile(`^marker: ready$`)
+	tests := []struct {
+		name   string
+		target Target
+		ready  Ready
+		want   []string // phases, in time order, ready aside
+	}{
+		{"bench phases only", fakeTarget(t, "fake", "lines"), Ready{}, []string{PhaseFirstOutput, PhaseExit}},
+		{"ready pattern", fakeTarget(t, "fake", "lines"), Ready{Pattern: marker}, []string{PhaseFirstOutput, PhaseReady, PhaseExit}},
+		{"child report", withReport(fakeTarget(t, "fake", "report")), Ready{Pattern: marker},
+			[]string{PhaseRuntime, PhaseVMCreated, PhaseFirstRun, PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseExit}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := RunBoot(context.Background(), tt.target, BootOptions{Ready: tt.ready, Timeout: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Phases) != len(tt.want) {
+				t.Fatalf("phases %v, want %v", b.Phases, tt.want)
+			}
+			for _, p := range tt.want {
+				if _, ok := b.Phases[p]; !ok {
+					t.Fatalf("phase %s missing from %v", p, b.Phases)
+				}
+			}
+			if err := validateBoot(*b); err != nil {
+				t.Fatalf("%v in %v", err, b.Phases)
+			}
+			if b.Status != 1 {
+				t.Errorf("status %d, want the fake's 1", b.Status)
+			}
+			if got := string(b.Output); got != "hello\r\nmarker: ready\r\n" {
+				t.Errorf("output %q", got)
+			}
+			if tt.ready.IsSet() {
+				// The marker comes fakeDelay after the first line.
+				if d := b.Phases[PhaseReady] - b.Phases[PhaseFirstOutput]; d < float64(fakeDelay/time.Millisecond)*0.9 {
+					t.Errorf("ready %.3f ms after the first output, want at least %v", d, fakeDelay)
+				}
+			}
+		})
+	}
+}
+
+func withReport(t Target) Target {
+	t.ReportFlag = "--report"
+	return t
+}
+
+func TestRunBootReadyPort(t *testing.T) {
+	// Find a free port; the fake listens on it fakeDelay after starting.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	b, err := RunBoot(context.Background(), fakeTarget(t, "fake", "port", "BENCH_ADDR="+addr),
+		BootOptions{Ready: Ready{Addr: addr}, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, ok := b.Phases[PhaseReady]
+	if !ok {
+		t.Fatalf("no ready phase in %v", b.Phases)
+	}
+	if ready < float64(fakeDelay/time.Millisecond) || ready > b.Phases[PhaseExit] {
+		t.Errorf("ready at %.3f ms, want after the fake's %v listen delay and before exit at %.3f ms", ready, fakeDelay, b.Phases[PhaseExit])
+	}
+}
+
+func TestRunBootErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		target  Target
+		opts    BootOptions
+		want    string
+		wantErr error
+	}{
+		{"no output", fakeTarget(t, "fake", "silent"), BootOptions{}, "no console output (exit status 3): boom", nil},
+		{"never ready", fakeTarget(t, "fake", "lines"), BootOptions{Ready: Ready{Pattern: regexp.MustCompile("login:")}}, "before the ready condition", ErrNotReady},
+		{"timeout", fakeTarget(t, "fake", "hang"), BootOptions{Timeout: 300 * time.Millisecond}, "did not end within 300ms", nil},
+		{"missing program", Target{Name: "nothing", Path: "/nonexistent/vmm"}, BootOptions{}, "nothing: fork/exec /nonexistent/vmm", nil},
+		{"bad report", withReport(fakeTarget(t, "fake", "lines")), BootOptions{}, "bench report", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := RunBoot(context.Background(), tt.target, tt.opts)
+			var be *BootError
+			if !errors.As(err, &be) {
+				t.Fatalf("error %v, want a *BootError", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want it to contain %q", err, tt.want)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("error %v does not wrap %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRunBootMemory(t *testing.T) {
+	b, err := RunBoot(context.Background(), fakeTarget(t, "fake", "memory"), BootOptions{SampleMemory: true, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.MemoryErr != nil {
+		t.Fatal(b.MemoryErr)
+	}
+	m := b.Memory
+	if m.SampledAt != PhaseFirstOutput || m.GuestRAMKiB != fakeGuestBytes>>10 {
+		t.Errorf("memory %+v, want sampled at first-output with %d KiB of guest RAM", *m, fakeGuestBytes>>10)
+	}
+	// Transparent huge pages may round the touched part up.
+	if m.GuestRSSKiB < fakeTouched>>10 || m.GuestRSSKiB > fakeGuestBytes>>10 {
+		t.Errorf("guest RSS %d KiB, want between %d and %d", m.GuestRSSKiB, fakeTouched>>10, fakeGuestBytes>>10)
+	}
+	if m.OverheadKiB <= 0 || m.OverheadKiB != m.RSSKiB-m.GuestRSSKiB || m.FileRSSKiB <= 0 {
+		t.Errorf("inconsistent memory %+v", *m)
+	}
+}

@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Mapping is one entry of /proc/PID/smaps.
+type Mapping struct {
+	Start, End uint64
+	Perms      string
+	// Path is the file or pseudo-name ("[heap]"); empty when anonymous.
+	Path   string
+	RSSKiB int64
+}
+
+// Size is the mapping's length in bytes.
+func (m Mapping) Size() uint64 { return m.End - m.Start }
+
+// ParseSmaps reads the smaps format: a header line per mapping
+// ("start-end perms offset dev inode [path]") followed by "Key: value kB"
+// lines, of which only Rss is kept.
+func ParseSmaps(r io.Reader) ([]Mapping, error) {
+	var maps []Mapping
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		fields := strings.Fields(text)
+		if len(fields) == 0 {
+			continue
+		}
+		if key, ok := strings.CutSuffix(fields[0], ":"); ok {
+			if len(maps) == 0 {
+				return nil, fmt.Errorf("smaps line %d: %q before any mapping header", line, text)
+			}
+			if key == "Rss" && len(fields) >= 2 {
+				kib, err := strconv.ParseInt(fields[1], 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("smaps line %d: Rss %q: %w", line, fields[1], err)
+				}
+				maps[len(maps)-1].RSSKiB = kib
+			}
+			continue
+		}
+		m, err := parseHeader(fields)
+		if err != nil {
+			return nil, fmt.Errorf("smaps line %d: %q: %w", line, text, err)
+		}
+		maps = append(maps, m)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("smaps line %d: %w", line+1, err)
+	}
+	return maps, nil
+}
+
+func parseHeader(f []string) (Mapping, error) {
+	if len(f) < 5 {
+		return Mapping{}, fmt.Errorf("mapping header has %d fields, want at least 5", len(f))
+	}
+	lo, hi, ok := strings.Cut(f[0], "-")
+	if !ok {
+		return Mapping{}, fmt.Errorf("address range %q has no '-'", f[0])
+	}
+	start, err := strconv.ParseUint(lo, 16, 64)
+	if err != nil {
+		return Mapping{}, fmt.Errorf("start address %q: %w", lo, err)
+	}
+	end, err := strconv.ParseUint(hi, 16, 64)
+	if err != nil {
+		return Mapping{}, fmt.Errorf("end address %q: %w", hi, err)
+	}
+	if end < start {
+		return Mapping{}, fmt.Errorf("end address %#x below start %#x", end, start)
+	}
+	m := Mapping{Start: start, End: end, Perms: f[1]}
+	if len(f) > 5 {
+		m.Path = strings.Join(f[5:], " ")
+	}
+	return m, nil
+}
+
+// Memory is a VMM's resident memory, split into guest RAM and the rest.
+type Memory struct {
+	// SampledAt is the event the sample was taken at: "ready" or
+	// "first-output".
+	SampledAt string `json:"sampled_at"`
+	// RSSKiB is the process's whole resident set (sum of smaps Rss).
+	RSSKiB int64 `json:"rss_kib"`
+	// GuestRAMKiB is the size of the guest RAM mapping and GuestRSSKiB
+	// the part of it that is resident.
+	GuestRAMKiB int64 `json:"guest_ram_kib"`
+	GuestRSSKiB int64 `json:"guest_rss_kib"`
+	// GuestMappingKiB is the size of the mapping that holds the guest RAM:
+	// GuestRAMKiB, or a little more when merged with a neighbour.
+	GuestMappingKiB int64 `json:"guest_mapping_kib"`
+	// OverheadKiB is RSSKiB - GuestRSSKiB: the VMM's own memory.
+	OverheadKiB int64 `json:"overhead_kib"`
+	// FileRSSKiB is the part of the overhead in file mappings (the VMM's
+	// executable and shared libraries), the rest being anonymous memory
+	// (heap, stacks, data and BSS).
+	FileRSSKiB int64 `json:"file_rss_kib"`
+}
+
+// mergeSlack is how much larger than the guest RAM its mapping may be: the
+// kernel merges the RAM mapping with an adjacent anonymous mapping of the
+// same permissions (smolvmm's often absorbs a 132 KiB malloc arena).
+const mergeSlack = 1 << 20
+
+// Overhead splits maps into the guest RAM mapping and everything else. The
+// guest RAM is the anonymous read-write mapping of exactly guestBytes
+// (smolvmm and QEMU both map RAM that way) or, when the kernel merged it
+// with a neighbour, the smallest one less than 1 MiB larger; the
+// neighbour's resident pages then count as guest memory (GuestMappingKiB
+// shows the merge).
+func Overhead(maps []Mapping, guestBytes uint64) (Memory, error) {
+	var mem Memory
+	guest := -1
+	for i, m := range maps {
+		mem.RSSKiB += m.RSSKiB
+		if strings.HasPrefix(m.Path, "/") {
+			mem.FileRSSKiB += m.RSSKiB
+		}
+		if m.Path != "" || !strings.HasPrefix(m.Perms, "rw") || m.Size() < guestBytes || m.Size() >= guestBytes+mergeSlack {
+			continue
+		}
+		switch {
+		case guest < 0 || m.Size() < maps[guest].Size():
+			guest = i
+		case m.Size() == maps[guest].Size() && m.Size() == guestBytes:
+			return Memory{}, fmt.Errorf("two anonymous mappings of %d bytes (%#x and %#x): cannot tell which is the guest RAM", guestBytes, maps[guest].Start, m.Start)
+		}
+	}
+	if guest < 0 {
+		return Memory{}, fmt.Errorf("no anonymous read-write mapping of %d bytes (the guest RAM) among %d mappings", guestBytes, len(maps))
+	}
+	mem.GuestRAMKiB = int64(guestBytes >> 10)
+	mem.GuestMappingKiB = int64(maps[guest].Size() >> 10)
+	mem.GuestRSSKiB = maps[guest].RSSKiB
+	mem.OverheadKiB = mem.RSSKiB - mem.GuestRSSKiB
+	return mem, nil
+}
+
+// ReadMemory reads /proc/PID/smaps and computes the overhead.
+func ReadMemory(pid int, guestBytes uint64) (Memory, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return Memory{}, err
+	}
+	defer f.Close()
+	maps, err := ParseSmaps(f)
+	if err != nil {
+		return Memory{}, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
+	}
+	if len(maps) == 0 {
+		return Memory{}, fmt.Errorf("/proc/%d/smaps is empty: the process has exited", pid)
+	}
+	mem, err := Overhead(maps, guestBytes)
+	if err != nil {
+		return Memory{}, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
+	}
+	return mem, nil
+}
