@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestQEMUTargetsMissing(t *testing.T) {
+	missing := func(string) (string, error) { return "", exec.ErrNotFound }
+	targets, skipped, err := QEMUTargets(QEMUSetup{Kernel: "k", MemoryMiB: 128}, missing)
+	if !errors.Is(err, ErrNoQEMU) || targets != nil || skipped != nil {
+		t.Fatalf("targets %v, skipped %v, error %v; want ErrNoQEMU only", targets, skipped, err)
+	}
+	if !strings.Contains(err.Error(), "apt-get install qemu-system-x86") {
+		t.Errorf("error %q does not say what to install", err)
+	}
+}
+
+func TestQEMUTargets(t *testing.T) {
+	found := func(string) (string, error) { return "/usr/bin/qemu-system-i386", nil }
+	targets, skipped, err := QEMUTargets(QEMUSetup{Kernel: "k", MemoryMiB: 64}, found)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets)+len(skipped) != 2 {
+		t.Fatalf("targets %v skipped %v: want qemu-kvm and qemu-tcg accounted for", targets, skipped)
+	}
+	tcg := targets[len(targets)-1]
+	if tcg.Name != "qemu-tcg" || slices.Contains(tcg.Args, "-enable-kvm") || tcg.GuestBytes != 64<<20 {
+		t.Errorf("tcg target %+v", tcg)
+	}
+	if len(targets) == 2 && (targets[0].Name != "qemu-kvm" || targets[0].Args[0] != "-enable-kvm") {
+		t.Errorf("kvm target %+v", targets[0])
+	}
+}
+
+func TestQEMUArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		in   QEMUSetup
+		want []string
+		not  []string
+	}{
+		{"plain", QEMUSetup{Kernel: "/k", Append: "a b", MemoryMiB: 128},
+			[]string{"-kernel /k", "-append a b", "-m 128", "-serial stdio", "-device isa-debug-exit,iobase=0x501,iosize=2", "-nodefaults -no-reboot"},
+			[]string{"-cpu", "-netdev"}},
+		{"disks", QEMUSetup{Kernel: "/k", MemoryMiB: 64, Disks: []string{"a.img", "b.img"}},
+			[]string{"-drive file=a.img,if=none,format=raw,id=disk0", "-device virtio-blk-pci,disable-modern=on,drive=disk1"}, nil},
+		{"ready port", QEMUSetup{Kernel: "/k", MemoryMiB: 64, ReadyPort: 8080},
+			[]string{"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:8080", "-device virtio-net-pci,disable-modern=on,netdev=net0"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := QEMUArgs(tt.in)
+			pairs := map[string]bool{}
+			for i := 0; i+1 < len(args); i++ {
+				pairs[args[i]+" "+args[i+1]] = true
+			}
+			for _, w := range tt.want {
+				if !pairs[w] {
+					t.Errorf("args %q lack %q", args, w)
+				}
+			}
+			for _, n := range tt.not {
+				if slices.Contains(args, n) {
+					t.Errorf("args %q contain %q", args, n)
+				}
+			}
+		})
+	}
+}
+
+func ExampleQEMUArgs() {
+	fmt.Println(strings.Join(QEMUArgs(QEMUSetup{Kernel: "demo.elf", Append: "console=com", MemoryMiB: 128}), " "))
+	// Output: -M pc -m 128 -kernel demo.elf -append console=com -serial stdio -display none -monitor none -nodefaults -no-reboot -device isa-debug-exit,iobase=0x501,iosize=2
+}

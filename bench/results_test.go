@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeResults runs two fake systems for real: "smolvmm" with a child
+// report and "qemu-fake" without.
+func fakeResults(t *testing.T) *Results {
+	t.Helper()
+	targets := []Target{withReport(fakeTarget(t, "smolvmm", "report")), fakeTarget(t, "qemu-fake", "lines")}
+	var progress bytes.Buffer
+	res, err := Run(context.Background(), targets, Options{
+		Boots: 3, Warmup: 1, Progress: &progress,
+		Boot:   BootOptions{Ready: Ready{Pattern: regexp.MustCompile(`^marker`)}, Timeout: 30 * time.Second},
+		Config: Config{Kernel: "fake", MemoryMiB: 20, Ready: "^marker"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(progress.String(), "."); got != 2*(1+1+3) {
+		t.Errorf("progress %q: %d dots, want one per boot", progress.String(), got)
+	}
+	return res
+}
+
+func TestResultsJSONSchema(t *testing.T) {
+	res := fakeResults(t)
+	for _, s := range res.Systems {
+		if s.Error != "" || len(s.Boots) != 3 {
+			t.Fatalf("system %s: %d boots, error %q", s.Name, len(s.Boots), s.Error)
+		}
+		if s.Memory != nil || s.MemoryError == "" {
+			t.Errorf("system %s: the fake maps no guest RAM, yet memory %+v, error %q", s.Name, s.Memory, s.MemoryError)
+		}
+	}
+	if _, ok := res.Systems[0].Phase(PhaseVMCreated); !ok {
+		t.Errorf("smolvmm has no %s summary: %+v", PhaseVMCreated, res.Systems[0].Phases)
+	}
+	if len(res.Ratios) != len(ratioPhases) {
+		t.Errorf("ratios %+v, want one per compared phase", res.Ratios)
+	}
+	var buf bytes.Buffer
+	if err := res.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	doc := buf.Bytes()
+	back, err := ReadResults(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatalf("own output does not match the schema: %v\n%s", err, doc)
+	}
+	if len(back.Systems) != 2 || back.Systems[1].Name != "qemu-fake" {
+		t.Errorf("round trip lost systems: %+v", back.Systems)
+	}
+
+	// Every documented field is present in the output under its name.
+	for _, key := range []string{`"schema": "smolvmm-bench/1"`, `"phases_ms"`, `"median_ms"`, `"p95_ms"`, `"median_ratio"`, `"memory_error"`, `"boots": 3`} {
+		if !bytes.Contains(doc, []byte(key)) {
+			t.Errorf("JSON lacks %s", key)
+		}
+	}
+
+	mutations := []struct {
+		name string
+		edit func(m map[string]any)
+	}{
+		{"wrong version", func(m map[string]any) { m["schema"] = "smolvmm-bench/0" }},
+		{"unknown field", func(m map[string]any) { m["extra"] = 1 }},
+		{"no systems", func(m map[string]any) { m["systems"] = []any{} }},
+		{"unknown phase", func(m map[string]any) { boot(m, 0, 0)["warp"] = 1.0 }},
+		{"phases out of order", func(m map[string]any) { boot(m, 0, 0)[PhaseVMCreated] = 1e6 }},
+		{"exit missing", func(m map[string]any) { delete(boot(m, 1, 0), PhaseExit) }},
+		{"summary disagrees", func(m map[string]any) {
+			sys := m["systems"].([]any)[1].(map[string]any)
+			sys["phases"].([]any)[0].(map[string]any)["median_ms"] = -1.0
+		}},
+		{"ratio to nobody", func(m map[string]any) {
+			m["ratios"].([]any)[0].(map[string]any)["baseline"] = "vmware"
+		}},
+	}
+	for _, mu := range mutations {
+		t.Run(mu.name, func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal(doc, &m); err != nil {
+				t.Fatal(err)
+			}
+			mu.edit(m)
+			bad, _ := json.Marshal(m)
+			_, err := ReadResults(bytes.NewReader(bad))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if mu.name != "unknown field" && !errors.Is(err, ErrSchema) {
+				t.Errorf("error %v does not wrap ErrSchema", err)
+			}
+		})
+	}
+}
+
+// boot returns the phases_ms object of boot j of system i.
+func boot(m map[string]any, i, j int) map[string]any {
+	sys := m["systems"].([]any)[i].(map[string]any)
+	return sys["boots"].([]any)[j].(map[string]any)["phases_ms"].(map[string]any)
+}
+
+func TestWriteText(t *testing.T) {
+	res := fakeResults(t)
+	var buf bytes.Buffer
+	if err := res.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"smolvmm\n", "qemu-fake\n", "median", "first-output", "vm-created", "qemu-fake / smolvmm", "memory: not measured"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestWriteSVG(t *testing.T) {
+	res := fakeResults(t)
+	// A system with no boots (QEMU failed) is left out of the chart.
+	res.Systems = append(res.Systems, System{Name: "broken", Error: "no console output", Boots: []Boot{}})
+	var buf bytes.Buffer
+	if err := res.WriteSVG(&buf); err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]int{} // system -> phase rectangles
+	dots := map[string]int{}
+	dec := xml.NewDecoder(&buf)
+	var current string
+	depth, seriesDepth, root := 0, -1, ""
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not XML: %v", err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if root == "" {
+				root = e.Name.Local + " " + e.Name.Space
+			}
+			attr := func(name string) string {
+				for _, a := range e.Attr {
+					if a.Name.Local == name {
+						return a.Value
+					}
+				}
+				return ""
+			}
+			switch {
+			case e.Name.Local == "g" && attr("class") == "series":
+				current, seriesDepth = attr("data-system"), depth
+				if _, dup := series[current]; dup {
+					t.Errorf("two series for %s", current)
+				}
+				series[current] = 0
+			case current != "" && e.Name.Local == "rect" && attr("class") == "phase":
+				series[current]++
+			case current != "" && e.Name.Local == "circle":
+				dots[current]++
+			}
+		case xml.EndElement:
+			if depth == seriesDepth {
+				current, seriesDepth = "", -1
+			}
+			depth--
+		}
+	}
+	if root != "svg http://www.w3.org/2000/svg" {
+		t.Errorf("root element %q, want svg in the SVG namespace", root)
+	}
+	want := map[string]int{"smolvmm": 7, "qemu-fake": 3} // phases of the median boot
+	if len(series) != len(want) {
+		t.Fatalf("series %v, want one per system with boots: %v", series, want)
+	}
+	for name, n := range want {
+		if series[name] != n {
+			t.Errorf("%s: %d phase rectangles, want %d", name, series[name], n)
+		}
+		if dots[name] != 3 {
+			t.Errorf("%s: %d dots, want one per boot (3)", name, dots[name])
+		}
+	}
+}
+
+func TestWriteSVGNothing(t *testing.T) {
+	res := &Results{Systems: []System{{Name: "smolvmm", Error: "x"}}}
+	err := res.WriteSVG(io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no system has a boot") {
+		t.Errorf("error %v", err)
+	}
+}
