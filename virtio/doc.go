@@ -4,10 +4,11 @@
 //
 // # Trust
 //
-// Everything in guest memory is hostile. The queue reads descriptors and
-// ring entries field by field through guestmem's bounds-checked accessors
-// (never a struct overlay), copies what it validates, and checks every
-// index, address, length and direction before a device sees a chain.
+// Everything in guest memory is hostile. The queue reads ring entries and
+// descriptors through guestmem's bounds-checked accessors (never a struct
+// overlay), copies each descriptor before decoding it, and checks every
+// index, address, length and direction of a whole chain before a device
+// sees any of it.
 //
 // # Failure policy
 //
@@ -16,9 +17,10 @@
 //   - Ring corruption (an available index that jumps by more than the queue
 //     size, a head or next index >= the queue size, a loop or a chain longer
 //     than the queue, a descriptor outside guest memory or whose address
-//     plus length overflows, a malformed or nested indirect table, a
-//     readable descriptor after a writable one, queue registers rewritten
-//     while DRIVER_OK is set). The driver's view of the ring can no longer
+//     plus length overflows, an indirect table that is malformed, nested,
+//     chained with NEXT or larger than the queue, a readable descriptor
+//     after a writable one, a queue PFN whose rings fall outside guest
+//     memory, queue registers rewritten while DRIVER_OK is set). The driver's view of the ring can no longer
 //     be trusted, so the device is marked broken: status bit
 //     DEVICE_NEEDS_RESET (0x40) is set, a configuration-change interrupt is
 //     raised, one line is logged, and the device serves nothing more until
