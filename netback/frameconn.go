@@ -18,6 +18,11 @@ type frameConn struct {
 	// stop is cancelled before fromGuest closes; see Read.
 	stop     context.CancelFunc
 	wakeOnce sync.Once
+
+	// reading is closed at the switch's first Read: by then the switch has
+	// registered the connection and will deliver frames to it.
+	reading     chan struct{}
+	readingOnce sync.Once
 }
 
 // wakeFrame is handed to the switch once after Close so that its receive
@@ -31,6 +36,7 @@ var wakeFrame = []byte{
 }
 
 func (c *frameConn) Read(b []byte) (int, error) {
+	c.readingOnce.Do(func() { close(c.reading) })
 	n, err := c.fromGuest.pop(b)
 	if err == ErrClosed {
 		woke := false

@@ -136,12 +136,17 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 		fromGuest: newFrameQueue(userFromGuestDepth),
 		toGuest:   newFrameQueue(userToGuestDepth),
 		stop:      cancel,
+		reading:   make(chan struct{}),
 	}
 	u.switchDone = make(chan struct{})
 	go func() {
 		defer close(u.switchDone)
 		_ = sw.Accept(ctx, u.conn, types.VfkitProtocol)
 	}()
+	// Until the switch has registered the guest's connection it drops
+	// frames for the guest: the first ARP request of a port forward would
+	// be lost and retried a second later.
+	<-u.conn.reading
 	ok = true
 	return u, nil
 }

@@ -390,3 +390,46 @@ func TestUserCloseWhileGuestSends(t *testing.T) {
 		<-done
 	}
 }
+
+// The switch must know the guest before NewUser returns: a frame for the
+// guest sent earlier (the gateway's first ARP request of a port forward)
+// was dropped and retried a second later.
+func TestUserFirstForwardIsPrompt(t *testing.T) {
+	for range 10 {
+		port := freePort(t, "tcp")
+		u, err := netback.NewUser(guestMAC, []netback.Forward{{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		g, err := stackguest.New(u, stackguest.Config{MAC: guestMAC, Addr: netip.PrefixFrom(netback.UserGuest, 24)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := g.ListenTCP(80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				c.Write([]byte("hi"))
+				c.Close()
+			}
+		}()
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		ln.Close()
+		g.Close()
+		if string(b) != "hi" || err != nil {
+			t.Fatalf("read %q, %v; want hi", b, err)
+		}
+		if d := time.Since(start); d > 700*time.Millisecond {
+			t.Fatalf("first forwarded connection took %v: a frame was lost and retried", d)
+		}
+	}
+}
