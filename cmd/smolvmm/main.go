@@ -16,6 +16,7 @@ func commands() []*cli.Command {
 		upCommand(),
 		runCommand(),
 		demoCommand(),
+		benchCommand(),
 		kstripCommand(),
 		mkimgCommand(),
 	}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// benchReportFlag is how the bench tells its child where to write phases.
+const benchReportFlag = "--report"
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "bench",
+		Usage:     "boot a kernel many times and report where each millisecond goes, optionally against QEMU",
+		ArgsUsage: " ",
+		Description: `Each boot runs in a fresh smolvmm process, so that process start is real.
+Times are milliseconds since that process was started: first console byte,
+ready (--ready REGEXP on a console line, --ready-port PORT accepting TCP
+connections on 127.0.0.1, or the guest writing the boot-timer port 0x505),
+exit, and smolvmm's own phases (VM created, devices, kernel loaded, first
+KVM_RUN). Memory is the VMM's resident memory outside guest RAM.
+
+With --compare qemu the same kernel boots under qemu-system-i386 -kernel,
+with -enable-kvm (when /dev/kvm can be opened) and without (TCG), with the
+same devices (COM1 on stdio, debug-exit 0x501, legacy virtio-blk-pci disks).
+
+Examples:
+   smolvmm bench                                   # the built-in demo guest
+   smolvmm bench --compare qemu --json r.json --svg boot.svg
+   smolvmm bench -k netbsd -d root.img --ready 'login:' -n 10`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "multiboot kernel `FILE` (default: the built-in demo guest)"},
+			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}, Usage: "virtio-blk disk `IMAGE[,ro]` (repeatable)"},
+			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend, Usage: "kernel command line after the kernel's name"},
+			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in MiB"},
+			&cli.IntFlag{Name: "boots", Aliases: []string{"n"}, Value: 20, Usage: "timed boots per system"},
+			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed boots before the timed ones"},
+			&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready"},
+			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 whose first accepted TCP connect marks the service ready"},
+			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM` (qemu)"},
+			&cli.StringFlag{Name: "json", Usage: "write the results as JSON to `FILE`"},
+			&cli.StringFlag{Name: "svg", Usage: "write a chart to `FILE`"},
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up on a boot after this long"},
+			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
+			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
+		},
+		Subcommands: []*cli.Command{benchBootCommand()},
+		Action:      benchAction,
+	}
+}
+
+func benchAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (options go before it; see smolvmm bench --help)", c.Args().First())
+	}
+	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
+		return cli.Exit("smolvmm bench: -n must be at least 1 and --warmup at least 0", 2)
+	}
+	if v := c.String("compare"); v != "" && v != "qemu" {
+		return cli.Exit(fmt.Sprintf("smolvmm bench: --compare %q: only qemu is supported", v), 2)
+	}
+	var ready bench.Ready
+	if r := c.String("ready"); r != "" {
+		re, err := regexp.Compile(r)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("smolvmm bench: --ready %q: %v", r, err), 2)
+		}
+		ready.Pattern = re
+	}
+	port := c.Int("ready-port")
+	if port < 0 || port > 65535 {
+		return cli.Exit(fmt.Sprintf("smolvmm bench: --ready-port %d: give a TCP port between 1 and 65535", port), 2)
+	}
+	if port > 0 {
+		ready.Addr = "127.0.0.1:" + strconv.Itoa(port)
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: cannot find the smolvmm executable to re-run: %w", err)
+	}
+	kernel, kernelName := c.String("kernel"), "demo"
+	childArgs := []string{"bench", "boot", "-m", strconv.Itoa(c.Int("memory")), "-a", c.String("append"),
+		"--kvm-device", c.String("kvm-device")}
+	if kernel != "" {
+		if _, err := os.Stat(kernel); err != nil {
+			return fmt.Errorf("-k %s: %w", kernel, err)
+		}
+		kernelName = kernel
+		childArgs = append(childArgs, "-k", kernel)
+	}
+	var diskPaths []string
+	for _, d := range c.StringSlice("disk") {
+		spec, err := blk.ParseDiskSpec(d)
+		if err != nil {
+			return err
+		}
+		diskPaths = append(diskPaths, spec.Path)
+		childArgs = append(childArgs, "-d", d)
+	}
+	guestBytes := uint64(c.Int("memory")) << 20
+	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes}}
+
+	var notes []string
+	if c.String("compare") == "qemu" {
+		qk := kernel
+		if qk == "" {
+			// QEMU needs the demo guest as a file.
+			dir, err := os.MkdirTemp("", "smolvmm-bench")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			qk = filepath.Join(dir, "demo.elf")
+			if err := os.WriteFile(qk, guests.Demo, 0o644); err != nil {
+				return err
+			}
+		}
+		qt, skipped, err := bench.QEMUTargets(bench.QEMUSetup{
+			Kernel: qk, Append: c.String("append"), MemoryMiB: c.Int("memory"),
+			Disks: diskPaths, ReadyPort: port,
+		}, nil)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "smolvmm bench: --compare qemu: %v; showing smolvmm only\n", err)
+			notes = append(notes, err.Error())
+		}
+		for _, s := range skipped {
+			fmt.Fprintf(os.Stderr, "smolvmm bench: left out %s\n", s)
+		}
+		notes = append(notes, skipped...)
+		targets = append(targets, qt...)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := bench.Options{
+		Boots: c.Int("boots"), Warmup: c.Int("warmup"), Progress: os.Stderr,
+		Boot: bench.BootOptions{Ready: ready, Timeout: c.Duration("timeout")},
+		Config: bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"), Append: c.String("append"),
+			MemoryMiB: c.Int("memory"), Ready: c.String("ready"), ReadyAddr: ready.Addr},
+	}
+	if c.Bool("console") {
+		opts.Boot.Console = os.Stderr
+	}
+	res, err := bench.Run(ctx, targets, opts)
+	if err != nil && res == nil {
+		return err
+	}
+	res.Notes = append(res.Notes, notes...)
+	if err := res.WriteText(os.Stdout); err != nil {
+		return err
+	}
+	if err := writeBenchFile(c.String("json"), res.WriteJSON); err != nil {
+		return err
+	}
+	if err := writeBenchFile(c.String("svg"), res.WriteSVG); err != nil {
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if s := res.Systems[0]; s.Error != "" {
+		return fmt.Errorf("bench: %s", s.Error)
+	}
+	return nil
+}
+
+// writeBenchFile writes a result file through a temporary name, so that a
+// failed write leaves the previous file.
+func writeBenchFile(path string, write func(io.Writer) error) error {
+	if path == "" {
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".bench-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// benchBootCommand is the child the bench runs for each smolvmm boot: the
+// console goes straight to standard output (no terminal handling) and the
+// phases go to the --report file.
+func benchBootCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "boot",
+		Hidden: true,
+		Usage:  "one measured boot (run by smolvmm bench)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}},
+			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}},
+			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend},
+			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB},
+			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm"},
+			&cli.StringFlag{Name: "report", Required: true},
+		},
+		Action: benchBoot,
+	}
+}
+
+// childPhases names vmm's phases as the bench does.
+var childPhases = map[vmm.Phase]string{
+	vmm.PhaseVMCreated:      bench.PhaseVMCreated,
+	vmm.PhaseDevicesCreated: bench.PhaseDevicesCreated,
+	vmm.PhaseKernelLoaded:   bench.PhaseKernelLoaded,
+	vmm.PhaseFirstRun:       bench.PhaseFirstRun,
+	vmm.PhaseReady:          bench.PhaseReady,
+	vmm.PhaseExit:           bench.PhaseGuestExit,
+}
+
+func benchBoot(c *cli.Context) error {
+	report := bench.ChildReport{Phases: map[string]int64{bench.PhaseRuntime: bench.MonoOf(processStart)}}
+	cfg := vmm.Config{
+		MemoryMiB: c.Int("memory"),
+		Append:    c.String("append"),
+		NoAppend:  c.String("append") == "",
+		Console:   os.Stdout,
+		Log:       os.Stderr,
+		KVMPath:   c.String("kvm-device"),
+		OnEvent: func(e vmm.Event) {
+			// Called from one goroutine at a time, in phase order. The
+			// first console byte is timed by the bench, on the pipe.
+			if name, ok := childPhases[e.Phase]; ok {
+				report.Phases[name] = bench.MonoOf(e.Time)
+			}
+		},
+	}
+	if k := c.String("kernel"); k != "" {
+		cfg.Kernel = k
+	} else {
+		cfg.Kernel, cfg.KernelImage = "demo", guests.Demo
+	}
+	for _, spec := range c.StringSlice("disk") {
+		d, err := blk.ParseDiskSpec(spec)
+		if err != nil {
+			return err
+		}
+		cfg.Disks = append(cfg.Disks, d)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := vmm.New(cfg)
+	if err != nil {
+		return err
+	}
+	exit, runErr := m.Run(ctx)
+	m.Close()
+	if err := bench.WriteChildReport(c.String("report"), report); err != nil {
+		return err
+	}
+	if runErr != nil {
+		var crash *vmm.CrashError
+		if errors.As(runErr, &crash) {
+			return cli.Exit(runErr.Error(), 2)
+		}
+		return runErr
+	}
+	if s := exit.Status(); s != 0 {
+		return cli.Exit("", s)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/bench"
+)
+
+// benchRun runs smolvmm bench with args and returns its status, stdout and
+// stderr.
+func benchRun(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(smolvmmBin(t), append([]string{"bench"}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	status := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		status = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return status, stdout.String(), stderr.String()
+}
+
+func readBenchJSON(t *testing.T, path string) *bench.Results {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := bench.ReadResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestBenchDemo(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	// A host port that is listening stands for a guest service behind a
+	// forwarded port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	// Every phase smolvmm reports, in order; ready stands apart.
+	all := []string{bench.PhaseRuntime, bench.PhaseVMCreated, bench.PhaseDevicesCreated, bench.PhaseKernelLoaded,
+		bench.PhaseFirstRun, bench.PhaseFirstOutput, bench.PhaseGuestExit, bench.PhaseExit}
+	tests := []struct {
+		name  string
+		args  []string
+		ready bool
+	}{
+		{"no ready condition", nil, false},
+		{"ready pattern on the demo's last line", []string{"--ready", "^smolvmm-demo: done"}, true},
+		{"ready port", []string{"--ready-port", port}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			js, svg := filepath.Join(dir, "r.json"), filepath.Join(dir, "b.svg")
+			args := append([]string{"-n", "2", "--warmup", "0", "--json", js, "--svg", svg}, tt.args...)
+			status, stdout, stderr := benchRun(t, nil, args...)
+			if status != 0 {
+				t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
+			}
+			res := readBenchJSON(t, js)
+			if len(res.Systems) != 1 || res.Systems[0].Name != "smolvmm" || len(res.Systems[0].Boots) != 2 {
+				t.Fatalf("systems %+v", res.Systems)
+			}
+			s := res.Systems[0]
+			for _, b := range s.Boots {
+				last := -1.0
+				for _, p := range all {
+					ms, ok := b.Phases[p]
+					if !ok {
+						t.Fatalf("phase %s missing: %v", p, b.Phases)
+					}
+					if ms < last {
+						t.Errorf("phase %s at %.3f ms before the previous one at %.3f ms", p, ms, last)
+					}
+					last = ms
+				}
+				ready, ok := b.Phases[bench.PhaseReady]
+				if ok != tt.ready {
+					t.Errorf("ready phase present %v, want %v: %v", ok, tt.ready, b.Phases)
+				}
+				if ok && tt.args[0] == "--ready" && ready < b.Phases[bench.PhaseFirstOutput] {
+					t.Errorf("ready at %.3f ms, before the first output", ready)
+				}
+				if b.Status != 1 {
+					t.Errorf("status %d, want 1 (the demo writes 0 to the debug-exit port)", b.Status)
+				}
+			}
+			if m := s.Memory; m == nil || m.GuestRAMKiB != 128<<10 || m.OverheadKiB <= 0 {
+				t.Errorf("memory %+v (%s)", s.Memory, s.MemoryError)
+			}
+			for _, want := range []string{"smolvmm\n", "first-output", "VMM overhead"} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout)
+				}
+			}
+			f, err := os.Open(svg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			dec := xml.NewDecoder(f)
+			for {
+				if _, err := dec.Token(); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatalf("SVG is not XML: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestBenchWithoutQEMU(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	js := filepath.Join(t.TempDir(), "r.json")
+	// An empty PATH hides qemu-system-i386; smolvmm re-runs itself by path.
+	status, stdout, stderr := benchRun(t, []string{"PATH=" + t.TempDir()},
+		"-n", "1", "--warmup", "0", "--compare", "qemu", "--json", js)
+	if status != 0 {
+		t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "qemu-system-i386 not found: install it (Debian: apt-get install qemu-system-x86) or drop --compare qemu") ||
+		!strings.Contains(stderr, "showing smolvmm only") {
+		t.Errorf("stderr does not explain the missing qemu:\n%s", stderr)
+	}
+	res := readBenchJSON(t, js)
+	if len(res.Systems) != 1 || res.Systems[0].Name != "smolvmm" || len(res.Notes) != 1 {
+		t.Errorf("systems %+v notes %q; want smolvmm only and a note", res.Systems, res.Notes)
+	}
+	if !strings.Contains(stdout, "smolvmm\n") || strings.Contains(stdout, "qemu") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+}
+
+func TestBenchErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+	}{
+		{"bad compare", []string{"--compare", "vmware"}, 2, `--compare "vmware": only qemu is supported`},
+		{"bad ready", []string{"--ready", "("}, 2, "--ready \"(\": error parsing regexp"},
+		{"bad port", []string{"--ready-port", "70000"}, 2, "give a TCP port between 1 and 65535"},
+		{"no boots", []string{"-n", "0"}, 2, "-n must be at least 1"},
+		{"kernel missing", []string{"-k", filepath.Join(dir, "nope")}, 1, "no such file"},
+		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "no console output"},
+		{"stray argument", []string{"extra"}, 1, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, stderr := benchRun(t, nil, tt.args...)
+			if status != tt.status || !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("status %d stderr %q; want status %d and %q", status, stderr, tt.status, tt.stderr)
+			}
+		})
+	}
+}
