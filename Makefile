@@ -35,7 +35,13 @@ fuzz:
 
 test: vet unit fuzz
 
+# Boots the built-in demo guest BENCH_BOOTS times in smolvmm and in QEMU
+# (with and without KVM), writes bench/results.json and bench/boot.svg, then
+# runs the Go benchmarks.
+BENCH_BOOTS ?= 20
 bench: build
+	./$(BIN) bench -n $(BENCH_BOOTS) --warmup 2 --ready '^smolvmm-demo: done' --compare qemu \
+	  --json bench/results.json --svg bench/boot.svg
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
 
 clean:
