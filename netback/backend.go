@@ -17,7 +17,7 @@
 //
 // # Back-pressure
 //
-// Frames towards the guest wait in a queue of 1024 frames while the guest
+// Frames towards the guest wait in a queue of 4096 frames while the guest
 // has no receive buffers; beyond it they are dropped and counted
 // (Stats.Dropped), as a NIC drops them, and TCP recovers. Frames from the
 // guest make WriteFrame wait while the virtual switch is busy, which holds

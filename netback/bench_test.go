@@ -62,13 +62,14 @@ func BenchmarkTCP(b *testing.B) {
 	})
 	b.Run("host-to-guest-forward", func(b *testing.B) {
 		port := freePort(b, "tcp")
-		g := startGuest(b, netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80})
+		g, u := startGuestOn(b, netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80})
 		ln, err := g.ListenTCP(80)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer ln.Close()
 		benchTCP(b, ln, func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
+		b.ReportMetric(float64(u.Stats().Dropped), "drops")
 	})
 	b.Run("guest-to-host-nat", func(b *testing.B) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

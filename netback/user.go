@@ -40,12 +40,16 @@ var (
 	UserGatewayMAC = net.HardwareAddr{0x5a, 0x94, 0xef, 0xe4, 0x0c, 0xdd}
 )
 
-// Queue depths, in frames. Towards the guest the queue absorbs a TCP
-// window while the device waits for receive buffers; beyond it frames are
-// dropped as a NIC drops them. From the guest a short queue is enough: a
-// full one makes WriteFrame wait.
+// Queue depths, in frames. Towards the guest the queue absorbs the largest
+// TCP window a guest is likely to open (4096 frames is about 6 MiB, more
+// than gVisor's and NetBSD's default maximum receive buffers) while the
+// device waits for receive buffers; beyond it frames are dropped as a NIC
+// drops them. It only holds memory while it is full. Blocking the switch
+// instead would stall the gateway, and through it the guest's transmit
+// path that the guest may need to make progress. From the guest a short
+// queue is enough: a full one makes WriteFrame wait.
 const (
-	userToGuestDepth   = 1024
+	userToGuestDepth   = 4096
 	userFromGuestDepth = 256
 )
 

@@ -48,6 +48,13 @@ func freePort(t testing.TB, network string) uint16 {
 // 10.0.2.15 behind it.
 func startGuest(t testing.TB, forwards ...netback.Forward) *stackguest.Guest {
 	t.Helper()
+	g, _ := startGuestOn(t, forwards...)
+	return g
+}
+
+// startGuestOn is startGuest that also returns the user network.
+func startGuestOn(t testing.TB, forwards ...netback.Forward) (*stackguest.Guest, *netback.User) {
+	t.Helper()
 	u, err := netback.NewUser(guestMAC, forwards)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +69,7 @@ func startGuest(t testing.TB, forwards ...netback.Forward) *stackguest.Guest {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	return g
+	return g, u
 }
 
 // echoSum serves one connection: it reads to end of stream, then answers

@@ -29,7 +29,7 @@ import (
 const nicID tcpip.NICID = 1
 
 // outDepth is the NIC's transmit queue, in frames.
-const outDepth = 1024
+const outDepth = 4096
 
 // Guest is a userspace TCP/IP stack attached to a backend as a guest NIC.
 type Guest struct {
