@@ -101,13 +101,14 @@ const denseLimit = 64 << 20
 // its data.
 func readContent(r io.Reader, size int64) (*Node, error) {
 	if size <= denseLimit {
-		// Most files: one read into one buffer; the ext2 writer skips
-		// all-zero blocks anyway.
-		b := make([]byte, size)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, err
+		// Most files: read whole into one buffer (the ext2 writer skips
+		// all-zero blocks anyway). The buffer grows with the data actually
+		// read, so a header claiming a large size costs nothing.
+		buf := bytes.NewBuffer(make([]byte, 0, min(size, 1<<20)))
+		if n, err := io.CopyN(buf, r, size); err != nil {
+			return nil, fmt.Errorf("at byte %d: %w", n, err)
 		}
-		return NewFile(0, b), nil
+		return NewFile(0, buf.Bytes()), nil
 	}
 	n := NewFile(0, nil)
 	const chunk = 64 << 10
