@@ -268,7 +268,8 @@ func withoutFlags(flags []cli.Flag, taken map[string]bool) []cli.Flag {
 func upDefaults(c *cli.Context) (upDeps, error) {
 	f := newFetcher(c, os.Stderr)
 	return newUpDeps(f, c.String("version"), c.String("arch"), func(ctx context.Context, kernel, image string) error {
-		cfg, err := vmConfig(c)
+		cfg, cleanup, err := vmConfig(c)
+		defer cleanup()
 		if err != nil {
 			return err
 		}
