@@ -171,7 +171,7 @@ func (d *Device) Activate(uint32) {}
 
 // Reset forgets the receive chain the device was holding (it belongs to
 // the old ring). A frame waiting for a buffer is kept for the new ring.
-func (d *Device) Reset() {}
+func (d *Device) Reset() { d.holding, d.held = false, virtio.Chain{} }
 
 // Process serves queue 0 (deliver waiting frames) or 1 (send frames).
 func (d *Device) Process(i int, q *virtio.Queue) error {
