@@ -1,0 +1,56 @@
+package netback_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/netback"
+)
+
+func TestOpen(t *testing.T) {
+	fwd, err := netback.ParseForward("udp:0.0.0.0:1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		spec     string
+		forwards []netback.Forward
+		want     string // %T of the backend, or an error substring
+	}{
+		{spec: "user", want: "*netback.User"},
+		{spec: "none", want: "*netback.None"},
+		{spec: "tap", want: "name the tap interface"},
+		{spec: "tap:", want: "tap name \"\""},
+		{spec: "tap:a/b", want: "not allowed in an interface name"},
+		{spec: "bogus", want: "unknown network; use user, tap:NAME or none"},
+		{spec: "user:x", want: "unknown network"},
+		{spec: "none:x", want: "unknown network"},
+		{spec: "", want: "unknown network"},
+		{spec: "none", forwards: []netback.Forward{fwd}, want: "need the user network"},
+	}
+	for _, tc := range tests {
+		b, err := netback.Open(tc.spec, tc.forwards, guestMAC)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else {
+			got = strings.TrimSpace(typeName(b))
+			b.Close()
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("Open(%q) = %q, want %q", tc.spec, got, tc.want)
+		}
+	}
+}
+
+func typeName(b netback.Backend) string {
+	switch b.(type) {
+	case *netback.User:
+		return "*netback.User"
+	case *netback.None:
+		return "*netback.None"
+	case *netback.Tap:
+		return "*netback.Tap"
+	}
+	return "?"
+}
