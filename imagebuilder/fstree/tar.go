@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/ulikunitz/xz"
 )
@@ -104,11 +105,11 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 		// Most files: read whole into one buffer (the ext2 writer skips
 		// all-zero blocks anyway). The buffer grows with the data actually
 		// read, so a header claiming a large size costs nothing.
-		buf := bytes.NewBuffer(make([]byte, 0, min(size, 1<<20)))
-		if n, err := io.CopyN(buf, r, size); err != nil {
-			return nil, fmt.Errorf("at byte %d: %w", n, err)
+		b, err := readSized(r, size)
+		if err != nil {
+			return nil, err
 		}
-		return NewFile(0, buf.Bytes()), nil
+		return NewFile(0, b), nil
 	}
 	n := NewFile(0, nil)
 	const chunk = 64 << 10
@@ -131,6 +132,26 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 	}
 	n.Size = size
 	return n, nil
+}
+
+// readSized reads exactly size bytes, allocating at most 1 MiB ahead of
+// the data actually read.
+func readSized(r io.Reader, size int64) ([]byte, error) {
+	b := make([]byte, 0, min(size, 1<<20))
+	for int64(len(b)) < size {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(size-int64(len(b)), int64(len(b)))))
+		}
+		n, err := r.Read(b[len(b):int(min(int64(cap(b)), size))])
+		b = b[:len(b)+n]
+		if err == io.EOF && int64(len(b)) < size {
+			return nil, fmt.Errorf("at byte %d: %w", len(b), io.ErrUnexpectedEOF)
+		}
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("at byte %d: %w", len(b), err)
+		}
+	}
+	return b, nil
 }
 
 func allZero(b []byte) bool {
