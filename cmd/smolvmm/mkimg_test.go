@@ -96,6 +96,8 @@ func TestMkimgOptions(t *testing.T) {
 		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
 		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "nope.tgz", "e.img", 0},
 		{"data", fakeFlags{"data": share}, "", "data.img", 34 << 20},
+		{"data exists", fakeFlags{"data": share}, "data.img already exists", "", 0},
+		{"data force", fakeFlags{"data": share, "force": true}, "", "data.img", 34 << 20},
 		{"data iso", fakeFlags{"data": share, "fs": "iso9660", "image": "d.iso"}, "", "d.iso", -1},
 		{"data too small", fakeFlags{"data": share, "megabytes": "1", "image": "s.img"}, "data image of 1 MB is too small", "s.img", 0},
 	} {
