@@ -21,6 +21,9 @@ const (
 	PhaseReady = "ready"
 	// PhaseGuestExit: the guest left and the vCPU stopped (smolvmm only).
 	PhaseGuestExit = "guest-exit"
+	// PhaseClosed: the VMM released the VM, its devices and guest memory
+	// (smolvmm only).
+	PhaseClosed = "closed"
 	// PhaseExit: the VMM's process exited, seen by the bench (every system).
 	PhaseExit = "exit"
 )
@@ -30,7 +33,7 @@ const (
 // PhaseGuestExit, and a port can be ready before any console output.
 var PhaseOrder = []string{
 	PhaseRuntime, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded, PhaseFirstRun,
-	PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseExit,
+	PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseClosed, PhaseExit,
 }
 
 // knownPhase reports whether name is in PhaseOrder.

@@ -19,6 +19,7 @@ var phaseColors = map[string]string{
 	PhaseFirstOutput:    "#42a5f5",
 	PhaseReady:          "#66bb6a",
 	PhaseGuestExit:      "#ef5350",
+	PhaseClosed:         "#ffee58",
 	PhaseExit:           "#37474f",
 }
 

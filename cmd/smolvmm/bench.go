@@ -275,6 +275,7 @@ func benchBoot(c *cli.Context) error {
 	}
 	exit, runErr := m.Run(ctx)
 	m.Close()
+	report.Phases[bench.PhaseClosed] = bench.MonoNow()
 	if err := bench.WriteChildReport(c.String("report"), report); err != nil {
 		return err
 	}

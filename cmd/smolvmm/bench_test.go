@@ -63,7 +63,7 @@ func TestBenchDemo(t *testing.T) {
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	// Every phase smolvmm reports, in order; ready stands apart.
 	all := []string{bench.PhaseRuntime, bench.PhaseVMCreated, bench.PhaseDevicesCreated, bench.PhaseKernelLoaded,
-		bench.PhaseFirstRun, bench.PhaseFirstOutput, bench.PhaseGuestExit, bench.PhaseExit}
+		bench.PhaseFirstRun, bench.PhaseFirstOutput, bench.PhaseGuestExit, bench.PhaseClosed, bench.PhaseExit}
 	tests := []struct {
 		name  string
 		args  []string
