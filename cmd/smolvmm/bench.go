@@ -140,6 +140,12 @@ func benchAction(c *cli.Context) error {
 			fmt.Fprintf(os.Stderr, "smolvmm bench: --compare qemu: %v; showing smolvmm only\n", err)
 			notes = append(notes, err.Error())
 		}
+		if port > 0 && len(qt) > 0 {
+			// slirp accepts on the host before it connects to the guest.
+			w := fmt.Sprintf("--ready-port %d: QEMU's user-network forward accepts connections before the guest's service does, so QEMU's ready times are only a lower bound", port)
+			fmt.Fprintf(os.Stderr, "smolvmm bench: %s\n", w)
+			notes = append(notes, w)
+		}
 		for _, s := range skipped {
 			fmt.Fprintf(os.Stderr, "smolvmm bench: left out %s\n", s)
 		}
