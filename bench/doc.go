@@ -11,6 +11,13 @@
 // reports its own phases (smolvmm does, through a ChildReport file) adds
 // them on the same clock (CLOCK_MONOTONIC, shared by every process).
 //
+// A ready port (Ready.Addr) is polled with TCP connects every millisecond;
+// the first that succeeds marks the guest ready. This is exact when the
+// service itself listens on that host address. Through a user-network port
+// forward (QEMU's hostfwd, smolvmm's netback) the forwarder accepts on the
+// host before it reaches the guest, so a connect there succeeds as soon as
+// the VMM listens and the time is only a lower bound.
+//
 // Memory is sampled once per system, in an extra boot that is not timed:
 // the process is stopped (SIGSTOP) at the ready event, or at the first
 // console byte when there is none, its /proc/PID/smaps is read, and it is
