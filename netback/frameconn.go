@@ -35,6 +35,7 @@ var wakeFrame = []byte{
 	0x88, 0xb5, // local experimental EtherType
 }
 
+// Read gives the switch the next frame from the guest.
 func (c *frameConn) Read(b []byte) (int, error) {
 	c.readingOnce.Do(func() { close(c.reading) })
 	n, err := c.fromGuest.pop(b)
@@ -59,6 +60,7 @@ func (c *frameConn) Write(b []byte) (int, error) {
 // Close tears the queues down.
 func (c *frameConn) Close() error { return nil }
 
+// The switch only prints the addresses and never sets deadlines.
 func (c *frameConn) LocalAddr() net.Addr                { return frameAddr("smolvmm-switch") }
 func (c *frameConn) RemoteAddr() net.Addr               { return frameAddr("smolvmm-guest") }
 func (c *frameConn) SetDeadline(_ time.Time) error      { return nil }
@@ -68,5 +70,6 @@ func (c *frameConn) SetWriteDeadline(_ time.Time) error { return nil }
 // frameAddr names the two ends of a frameConn in the switch's debug logs.
 type frameAddr string
 
+// Network and String implement net.Addr.
 func (a frameAddr) Network() string { return "frames" }
 func (a frameAddr) String() string  { return string(a) }
