@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/guests"
 )
 
 var (
@@ -214,5 +216,42 @@ func TestCLIShare(t *testing.T) {
 	out, err = exec.Command(smolvmmBin(t), "demo", "--share", dir+",rw").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `unknown option "rw"`) {
 		t.Errorf("bad --share option: err %v, output %s", err, out)
+	}
+}
+
+func TestCLINetwork(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel, err := guests.Build("vnet")
+	if err != nil {
+		t.Skipf("cannot build the vnet guest: %v", err)
+	}
+	bin := smolvmmBin(t)
+	out, err := exec.Command(bin, "run", "-k", kernel, "-m", "32", "--mac", "52:54:00:aa:bb:cc").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("run: %v (want debug-exit status 1)\n%s", err, out)
+	}
+	for _, want := range []string{"vnet: mac 52:54:00:aa:bb:cc", "vnet: arp reply 10.0.2.2 is at 5a:94:ef:e4:0c:dd", "vnet: ok"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = exec.Command(bin, "run", "-k", kernel, "-m", "32", "--net", "none").CombinedOutput()
+	if !strings.Contains(string(out), "vnet: no virtio-net") && !strings.Contains(string(out), "FAIL") {
+		t.Errorf("--net none must leave the guest without a NIC:\n%s", out)
+	}
+	tests := []struct{ args, want string }{
+		{"--net none -p 8080:80", "port forwards need the user network"},
+		{"--mac zz:00", "--mac"},
+		{"-p 80", "-p"},
+		{"--net bogus", `unknown network`},
+	}
+	for _, tt := range tests {
+		args := append([]string{"run", "-k", kernel}, strings.Fields(tt.args)...)
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tt.want) || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+			t.Errorf("%s: err %v, output %q; want one line with %q", tt.args, err, out, tt.want)
+		}
 	}
 }

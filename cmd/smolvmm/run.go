@@ -146,21 +146,8 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	var events []vmm.Event
 	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
 
-	if hasFlag(c, "net") && c.String("net") != "none" {
-		seed := ""
-		if len(cfg.Disks) > 0 {
-			seed = cfg.Disks[0].Path
-		}
-		nc, err := parseNetFlags(c, seed)
-		if err != nil {
-			return err
-		}
-		nic, err := openNIC(nc)
-		if err != nil {
-			return err
-		}
-		// The machine owns the NIC from here, even if New fails.
-		cfg.Devices = append(cfg.Devices, nic)
+	if err := attachNIC(c, &cfg); err != nil {
+		return err
 	}
 
 	con, err := openConsole(os.Stdin, os.Stdout)
@@ -224,4 +211,28 @@ func hasFlag(c *cli.Context, name string) bool {
 		}
 	}
 	return false
+}
+
+// attachNIC adds the network card the --net, -p and --mac flags ask for, on
+// commands that have them. --net none means no card at all, as QEMU's
+// -nic none; its flags are still checked.
+func attachNIC(c *cli.Context, cfg *vmm.Config) error {
+	if !hasFlag(c, "net") {
+		return nil
+	}
+	seed := ""
+	if len(cfg.Disks) > 0 {
+		seed = cfg.Disks[0].Path
+	}
+	nc, err := parseNetFlags(c, seed)
+	if err != nil || nc.Spec == "none" {
+		return err
+	}
+	nic, err := openNIC(nc)
+	if err != nil {
+		return err
+	}
+	// The machine owns the NIC from here, even if New fails.
+	cfg.Devices = append(cfg.Devices, nic)
+	return nil
 }
