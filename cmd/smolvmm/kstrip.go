@@ -150,9 +150,9 @@ func runKstrip(c *cli.Context) error {
 
 // kstripPlan turns the flags into a Plan; edits is false for a listing.
 func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Plan, edits bool, err error) {
-	p.Enable, p.Disable = c.StringSlice("enable"), c.StringSlice("disable")
+	p.Enable, p.Disable = splitCommas(c.StringSlice("enable")), splitCommas(c.StringSlice("disable"))
 	p.IgnoreUnknown = c.Bool("ignore-unknown")
-	p.Keep = c.StringSlice("keep")
+	p.Keep = splitCommas(c.StringSlice("keep"))
 	if file := c.String("keep-file"); file != "" {
 		fh, err := os.Open(file)
 		if err != nil {
@@ -247,4 +247,19 @@ func verb(s kstrip.State) string {
 		return "disable"
 	}
 	return "enable"
+}
+
+// splitCommas flattens repeated flags that may each hold a comma list
+// (--keep a,b --keep c): the app turns off urfave/cli's own splitting so
+// that -d img,ro stays one value.
+func splitCommas(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }

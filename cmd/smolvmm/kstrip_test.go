@@ -19,13 +19,9 @@ import (
 // runKstripCLI runs "smolvmm kstrip args..." in process.
 func runKstripCLI(args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
-	app := &cli.App{
-		Name:           "smolvmm",
-		Commands:       []*cli.Command{kstripCommand()},
-		Writer:         &o,
-		ErrWriter:      &e,
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
+	app := newApp([]*cli.Command{kstripCommand()})
+	app.Writer, app.ErrWriter = &o, &e
+	app.ExitErrHandler = func(*cli.Context, error) {}
 	if err := app.Run(append([]string{"smolvmm", "kstrip"}, args...)); err != nil {
 		e.WriteString(err.Error())
 		return o.String(), e.String(), exitCode(err)

@@ -29,24 +29,9 @@ func main() {
 // run is main without the exit, so that deferred cleanups (the terminal
 // mode above all) always run first.
 func run(args []string) int {
-	app := &cli.App{
-		Name:                 "smolvmm",
-		Usage:                "a Go microVM monitor for NetBSD",
-		Commands:             commands(),
-		EnableBashCompletion: true,
-		OnUsageError:         usageError,
-		// Repeatable flags carry commas of their own (-d img,ro,serial=X;
-		// --module file,args): one flag is one value. Commands that take
-		// comma lists (kstrip --keep a,b) split them themselves.
-		DisableSliceFlagSeparator: true,
-		// Errors are printed once, below, as one line.
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	for _, c := range app.Commands {
-		if c.OnUsageError == nil {
-			c.OnUsageError = usageError
-		}
-	}
+	app := newApp(commands())
+	// Errors are printed once, below, as one line.
+	app.ExitErrHandler = func(*cli.Context, error) {}
 	err := app.Run(args)
 	if err == nil {
 		return 0
@@ -55,6 +40,28 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "smolvmm:", strings.TrimPrefix(msg, "smolvmm: "))
 	}
 	return exitCode(err)
+}
+
+// newApp is the CLI with cmds and the settings every command relies on;
+// tests build theirs with it too.
+func newApp(cmds []*cli.Command) *cli.App {
+	app := &cli.App{
+		Name:                 "smolvmm",
+		Usage:                "a Go microVM monitor for NetBSD",
+		Commands:             cmds,
+		EnableBashCompletion: true,
+		OnUsageError:         usageError,
+		// Repeatable flags carry commas of their own (-d img,ro,serial=X;
+		// --module file,args): one flag is one value. Commands that take
+		// comma lists (kstrip --keep a,b) split them themselves.
+		DisableSliceFlagSeparator: true,
+	}
+	for _, c := range app.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = usageError
+		}
+	}
+	return app
 }
 
 // usageError turns a flag parsing error into one line that says where help is.
