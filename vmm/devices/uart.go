@@ -109,13 +109,22 @@ func (u *UART) Receive(p []byte) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, b := range p {
-		if len(u.rx) >= uartRXLimit {
-			u.lsrErr |= lsrOE
+		if !u.push(b) {
 			break
 		}
-		u.rx = append(u.rx, b)
 	}
 	u.update()
+}
+
+// push appends b to the receiver, or reports an overrun when it is full.
+// Caller holds mu.
+func (u *UART) push(b byte) bool {
+	if len(u.rx) >= uartRXLimit {
+		u.lsrErr |= lsrOE
+		return false
+	}
+	u.rx = append(u.rx, b)
+	return true
 }
 
 // RXSpace reports how many more bytes Receive accepts without overrun.
@@ -206,11 +215,7 @@ func (u *UART) writeReg(reg uint64, v uint8) {
 			return
 		}
 		if u.mcr&mcrLoop != 0 {
-			if len(u.rx) < uartRXLimit {
-				u.rx = append(u.rx, v)
-			} else {
-				u.lsrErr |= lsrOE
-			}
+			u.push(v)
 		} else {
 			// A failing console writer must not stop the guest: the
 			// byte is lost as on a disconnected line.
