@@ -22,10 +22,16 @@ type QEMUSetup struct {
 	Kernel    string
 	Append    string
 	MemoryMiB int
-	Disks     []string
+	Disks     []QEMUDisk
 	// ReadyPort, when non-zero, is forwarded from 127.0.0.1 on the host to
 	// the same port in the guest (user network, legacy virtio-net-pci).
 	ReadyPort int
+}
+
+// QEMUDisk is one disk image; ReadOnly maps smolvmm's ",ro".
+type QEMUDisk struct {
+	Path     string
+	ReadOnly bool
 }
 
 // QEMUTargets returns the qemu-kvm target (when /dev/kvm can be opened)
@@ -63,8 +69,12 @@ func QEMUArgs(s QEMUSetup) []string {
 	}
 	for i, d := range s.Disks {
 		id := fmt.Sprintf("disk%d", i)
+		drive := "file=" + d.Path + ",if=none,format=raw,id=" + id
+		if d.ReadOnly {
+			drive += ",readonly=on"
+		}
 		args = append(args,
-			"-drive", "file="+d+",if=none,format=raw,id="+id,
+			"-drive", drive,
 			"-device", "virtio-blk-pci,disable-modern=on,drive="+id)
 	}
 	if s.ReadyPort != 0 {

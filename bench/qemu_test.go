@@ -48,8 +48,9 @@ func TestQEMUArgs(t *testing.T) {
 		{"plain", QEMUSetup{Kernel: "/k", Append: "a b", MemoryMiB: 128},
 			[]string{"-kernel /k", "-append a b", "-m 128", "-serial stdio", "-device isa-debug-exit,iobase=0x501,iosize=2", "-nodefaults -no-reboot"},
 			[]string{"-cpu", "-netdev"}},
-		{"disks", QEMUSetup{Kernel: "/k", MemoryMiB: 64, Disks: []string{"a.img", "b.img"}},
-			[]string{"-drive file=a.img,if=none,format=raw,id=disk0", "-device virtio-blk-pci,disable-modern=on,drive=disk1"}, nil},
+		{"disks", QEMUSetup{Kernel: "/k", MemoryMiB: 64, Disks: []QEMUDisk{{Path: "a.img"}, {Path: "b.img", ReadOnly: true}}},
+			[]string{"-drive file=a.img,if=none,format=raw,id=disk0", "-drive file=b.img,if=none,format=raw,id=disk1,readonly=on",
+				"-device virtio-blk-pci,disable-modern=on,drive=disk1"}, nil},
 		{"ready port", QEMUSetup{Kernel: "/k", MemoryMiB: 64, ReadyPort: 8080},
 			[]string{"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:8080", "-device virtio-net-pci,disable-modern=on,netdev=net0"}, nil},
 	}

@@ -105,13 +105,13 @@ func benchAction(c *cli.Context) error {
 		kernelName = kernel
 		childArgs = append(childArgs, "-k", kernel)
 	}
-	var diskPaths []string
+	var qemuDisks []bench.QEMUDisk
 	for _, d := range c.StringSlice("disk") {
 		spec, err := blk.ParseDiskSpec(d)
 		if err != nil {
 			return err
 		}
-		diskPaths = append(diskPaths, spec.Path)
+		qemuDisks = append(qemuDisks, bench.QEMUDisk{Path: spec.Path, ReadOnly: spec.ReadOnly})
 		childArgs = append(childArgs, "-d", d)
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
@@ -134,7 +134,7 @@ func benchAction(c *cli.Context) error {
 		}
 		qt, skipped, err := bench.QEMUTargets(bench.QEMUSetup{
 			Kernel: qk, Append: c.String("append"), MemoryMiB: c.Int("memory"),
-			Disks: diskPaths, ReadyPort: port,
+			Disks: qemuDisks, ReadyPort: port,
 		}, nil)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm bench: --compare qemu: %v; showing smolvmm only\n", err)
