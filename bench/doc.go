@@ -12,11 +12,13 @@
 // them on the same clock (CLOCK_MONOTONIC, shared by every process).
 //
 // A ready port (Ready.Addr) is polled with TCP connects every millisecond;
-// the first that succeeds marks the guest ready. This is exact when the
-// service itself listens on that host address. Through a user-network port
-// forward (QEMU's hostfwd, smolvmm's netback) the forwarder accepts on the
-// host before it reaches the guest, so a connect there succeeds as soon as
-// the VMM listens and the time is only a lower bound.
+// the first connection that the peer answers or keeps open for 100 ms marks
+// the guest ready, at the time it connected. The hold is for user-network
+// port forwards (smolvmm's netback, QEMU's hostfwd): they accept on the host
+// at once and close the connection when the guest refuses it. One case
+// remains: a guest whose network stack does not answer at all (before its
+// interface is up) leaves the forwarder retrying with the connection open,
+// which counts as ready.
 //
 // Memory is sampled once per system, in an extra boot that is not timed:
 // the process is stopped (SIGSTOP) at the ready event, or at the first

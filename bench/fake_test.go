@@ -4,11 +4,15 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
 
 // The test binary doubles as a fake VMM: with BENCH_FAKE set, TestMain runs
@@ -40,7 +44,9 @@ const (
 //
 //	lines    prints a line, after fakeDelay "marker: ready", exits 1 (as QEMU's debug-exit)
 //	report   as lines, and writes a ChildReport to the file after --report
-//	port     prints a line, listens on BENCH_ADDR after fakeDelay, exits after 3*fakeDelay
+//	port     prints a line, listens on BENCH_ADDR after fakeDelay, exits after 5*fakeDelay
+//	fwd      a netstack guest on the user network with BENCH_PORT forwarded to
+//	         its port 80, where it listens after fakeDelay; exits after 5*fakeDelay
 //	memory   maps fakeGuestBytes of anonymous RAM, touches fakeTouched of it, prints, sleeps
 //	silent   prints "boom" on stderr and exits 3
 //	hang     prints a line and sleeps for a minute
@@ -73,8 +79,11 @@ func fakeVMM(mode string, args []string) int {
 			return 4
 		}
 		defer ln.Close()
-		time.Sleep(2 * fakeDelay)
+		// Longer than readyHold, the time a probe must stay connected.
+		time.Sleep(4 * fakeDelay)
 		return 0
+	case "fwd":
+		return fakeForward()
 	case "memory":
 		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 		if err != nil {
@@ -97,4 +106,45 @@ func fakeVMM(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown fake mode", mode)
 	return 5
+}
+
+// fakeForward is the fwd mode: the service behind a user-network forward.
+func fakeForward() int {
+	port, err := strconv.ParseUint(os.Getenv("BENCH_PORT"), 10, 16)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "BENCH_PORT:", err)
+		return 4
+	}
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+	fwd := netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: uint16(port), GuestPort: 80}
+	u, err := netback.NewUser(mac, []netback.Forward{fwd})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	g, err := stackguest.New(u, stackguest.Config{MAC: mac, Addr: netip.PrefixFrom(netback.UserGuest, 24), Gateway: netback.UserGateway})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	defer g.Close()
+	fmt.Println("booting")
+	time.Sleep(fakeDelay)
+	ln, err := g.ListenTCP(80)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	time.Sleep(4 * fakeDelay)
+	return 0
 }

@@ -16,16 +16,17 @@ var ErrNoQEMU = errors.New(QEMUBinary + " not found: install it (Debian: apt-get
 
 // QEMUSetup is the guest QEMU boots, with devices equivalent to smolvmm's:
 // COM1 on standard output, the debug-exit port at 0x501, legacy
-// virtio-blk-pci disks and, for a ready port, a user network with a
-// forward to it.
+// virtio-blk-pci disks and a legacy virtio-net-pci card on the user
+// network with its port forwards.
 type QEMUSetup struct {
 	Kernel    string
 	Append    string
 	MemoryMiB int
 	Disks     []QEMUDisk
-	// ReadyPort, when non-zero, is forwarded from 127.0.0.1 on the host to
-	// the same port in the guest (user network, legacy virtio-net-pci).
-	ReadyPort int
+	// UserNet adds the NIC on QEMU's user network (slirp).
+	UserNet bool
+	// Forwards are hostfwd rules, "tcp:127.0.0.1:8080-:80".
+	Forwards []string
 }
 
 // QEMUDisk is one disk image; ReadOnly maps smolvmm's ",ro".
@@ -77,10 +78,12 @@ func QEMUArgs(s QEMUSetup) []string {
 			"-drive", drive,
 			"-device", "virtio-blk-pci,disable-modern=on,drive="+id)
 	}
-	if s.ReadyPort != 0 {
-		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:%d", s.ReadyPort, s.ReadyPort),
-			"-device", "virtio-net-pci,disable-modern=on,netdev=net0")
+	if s.UserNet {
+		netdev := "user,id=net0"
+		for _, f := range s.Forwards {
+			netdev += ",hostfwd=" + f
+		}
+		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,disable-modern=on,netdev=net0")
 	}
 	return args
 }

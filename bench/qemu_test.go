@@ -51,8 +51,8 @@ func TestQEMUArgs(t *testing.T) {
 		{"disks", QEMUSetup{Kernel: "/k", MemoryMiB: 64, Disks: []QEMUDisk{{Path: "a.img"}, {Path: "b.img", ReadOnly: true}}},
 			[]string{"-drive file=a.img,if=none,format=raw,id=disk0", "-drive file=b.img,if=none,format=raw,id=disk1,readonly=on",
 				"-device virtio-blk-pci,disable-modern=on,drive=disk1"}, nil},
-		{"ready port", QEMUSetup{Kernel: "/k", MemoryMiB: 64, ReadyPort: 8080},
-			[]string{"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:8080", "-device virtio-net-pci,disable-modern=on,netdev=net0"}, nil},
+		{"user network", QEMUSetup{Kernel: "/k", MemoryMiB: 64, UserNet: true, Forwards: []string{"tcp:127.0.0.1:8080-:80", "udp:0.0.0.0:53-:53"}},
+			[]string{"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53", "-device virtio-net-pci,disable-modern=on,netdev=net0"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

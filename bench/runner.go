@@ -43,7 +43,8 @@ type Ready struct {
 	// Pattern is matched against each console line as it grows.
 	Pattern *regexp.Regexp
 	// Addr, when set, is a host:port polled with TCP connects; the first
-	// connect that succeeds marks the guest ready.
+	// connection that the peer keeps open for 100 ms (or sends data on)
+	// marks the guest ready, at the time it connected.
 	Addr string
 }
 
@@ -264,6 +265,17 @@ func (r *recorder) mark(phase string) bool {
 	return true
 }
 
+// markAt records phase at mono (CLOCK_MONOTONIC ns), once.
+func (r *recorder) markAt(phase string, mono int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.phases[phase]; ok {
+		return false
+	}
+	r.phases[phase] = mono
+	return true
+}
+
 // memory keeps the latest successful sample, or the first error.
 func (r *recorder) memory(m *Memory, err error) {
 	r.mu.Lock()
@@ -316,14 +328,19 @@ func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, s
 	}
 }
 
-// pollPort connects to addr until a connect succeeds or done closes.
+// readyHold is how long a probe connection must stay open, without being
+// closed or reset by the peer, to count as ready: a user-network port
+// forward accepts on the host at once and closes the connection when the
+// guest refuses it.
+const readyHold = 100 * time.Millisecond
+
+// pollPort connects to addr until a connection holds or done closes. The
+// ready time is when the connect that held succeeded.
 func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recorder, sample func(string)) {
 	d := net.Dialer{Timeout: 100 * time.Millisecond}
 	for {
-		c, err := d.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			if rec.mark(PhaseReady) {
+		if at, ok := probe(d, addr); ok {
+			if rec.markAt(PhaseReady, at) {
 				sample(PhaseReady)
 			}
 			return
@@ -334,6 +351,21 @@ func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recor
 		case <-time.After(every):
 		}
 	}
+}
+
+// probe connects to addr and reports when, if the peer then sends data or
+// keeps the connection open for readyHold.
+func probe(d net.Dialer, addr string) (int64, bool) {
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return 0, false
+	}
+	at := MonoNow()
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(readyHold))
+	n, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	return at, n > 0 || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // tailBuffer keeps the last max bytes written to it.

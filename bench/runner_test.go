@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,24 +63,38 @@ func withReport(t Target) Target {
 }
 
 func TestRunBootReadyPort(t *testing.T) {
-	// Find a free port; the fake listens on it fakeDelay after starting.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, mode string
+	}{
+		// The service listens on the host port itself.
+		{"host listener", "port"},
+		// The service is behind a user-network forward, which accepts on
+		// the host long before the guest listens.
+		{"listener behind a forwarded port", "fwd"},
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	b, err := RunBoot(context.Background(), fakeTarget(t, "fake", "port", "BENCH_ADDR="+addr),
-		BootOptions{Ready: Ready{Addr: addr}, Timeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready, ok := b.Phases[PhaseReady]
-	if !ok {
-		t.Fatalf("no ready phase in %v", b.Phases)
-	}
-	if ready < float64(fakeDelay/time.Millisecond) || ready > b.Phases[PhaseExit] {
-		t.Errorf("ready at %.3f ms, want after the fake's %v listen delay and before exit at %.3f ms", ready, fakeDelay, b.Phases[PhaseExit])
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Find a free port; the fake listens on it fakeDelay after starting.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+			ln.Close()
+			b, err := RunBoot(context.Background(), fakeTarget(t, "fake", tt.mode, "BENCH_ADDR="+addr, "BENCH_PORT="+port),
+				BootOptions{Ready: Ready{Addr: addr}, Timeout: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ready, ok := b.Phases[PhaseReady]
+			if !ok {
+				t.Fatalf("no ready phase in %v", b.Phases)
+			}
+			if ready < float64(fakeDelay/time.Millisecond) || ready > b.Phases[PhaseExit] {
+				t.Errorf("ready at %.3f ms, want after the fake's %v listen delay and before exit at %.3f ms", ready, fakeDelay, b.Phases[PhaseExit])
+			}
+		})
 	}
 }
 

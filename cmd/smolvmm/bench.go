@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -31,20 +34,23 @@ func benchCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: `Each boot runs in a fresh smolvmm process, so that process start is real.
 Times are milliseconds since that process was started: first console byte,
-ready (--ready REGEXP on a console line, --ready-port PORT accepting TCP
-connections on 127.0.0.1, or the guest writing the boot-timer port 0x505),
+ready (--ready REGEXP on a console line; --ready-port PORT: a TCP connection
+to 127.0.0.1:PORT that the peer keeps open 100 ms or answers, e.g. a guest
+service behind -p PORT:80; or the guest writing the boot-timer port 0x505),
 exit, and smolvmm's own phases (VM created, devices, kernel loaded, first
 KVM_RUN). Memory is the VMM's resident memory outside guest RAM.
 
 With --compare qemu the same kernel boots under qemu-system-i386 -kernel,
 with -enable-kvm (when /dev/kvm can be opened) and without (TCG), with the
-same devices (COM1 on stdio, debug-exit 0x501, legacy virtio-blk-pci disks).
+same devices (COM1 on stdio, debug-exit 0x501, legacy virtio-blk-pci disks,
+legacy virtio-net-pci on the user network with the -p forwards).
 
 Examples:
    smolvmm bench                                   # the built-in demo guest
    smolvmm bench --compare qemu --json r.json --svg boot.svg
-   smolvmm bench -k netbsd -d root.img --ready 'login:' -n 10`,
-		Flags: []cli.Flag{
+   smolvmm bench -k netbsd -d root.img --ready 'login:' -n 10
+   smolvmm bench -k netbsd -d web.img -p 8080:80 --ready-port 8080 --compare qemu`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "multiboot kernel `FILE` (default: the built-in demo guest)"},
 			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}, Usage: "virtio-blk disk `IMAGE[,ro]` (repeatable)"},
 			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend, Usage: "kernel command line after the kernel's name"},
@@ -52,14 +58,14 @@ Examples:
 			&cli.IntFlag{Name: "boots", Aliases: []string{"n"}, Value: 20, Usage: "timed boots per system"},
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed boots before the timed ones"},
 			&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready"},
-			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 whose first accepted TCP connect marks the service ready"},
+			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 that marks the service ready once a TCP connection to it holds (forward it with -p)"},
 			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM` (qemu)"},
 			&cli.StringFlag{Name: "json", Usage: "write the results as JSON to `FILE`"},
 			&cli.StringFlag{Name: "svg", Usage: "write a chart to `FILE`"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up on a boot after this long"},
 			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
-		},
+		}, netFlags()...),
 		Subcommands: []*cli.Command{benchBootCommand()},
 		Action:      benchAction,
 	}
@@ -105,6 +111,7 @@ func benchAction(c *cli.Context) error {
 		kernelName = kernel
 		childArgs = append(childArgs, "-k", kernel)
 	}
+	seed := ""
 	var qemuDisks []bench.QEMUDisk
 	for _, d := range c.StringSlice("disk") {
 		spec, err := blk.ParseDiskSpec(d)
@@ -113,6 +120,20 @@ func benchAction(c *cli.Context) error {
 		}
 		qemuDisks = append(qemuDisks, bench.QEMUDisk{Path: spec.Path, ReadOnly: spec.ReadOnly})
 		childArgs = append(childArgs, "-d", d)
+		if seed == "" {
+			seed = spec.Path
+		}
+	}
+	nc, err := parseNetFlags(c, seed)
+	if err != nil {
+		return err
+	}
+	childArgs = append(childArgs, "--net", nc.Spec)
+	for _, p := range c.StringSlice("publish") {
+		childArgs = append(childArgs, "-p", p)
+	}
+	if m := c.String("mac"); m != "" {
+		childArgs = append(childArgs, "--mac", m)
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
 	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes}}
@@ -134,15 +155,14 @@ func benchAction(c *cli.Context) error {
 		}
 		qt, skipped, err := bench.QEMUTargets(bench.QEMUSetup{
 			Kernel: qk, Append: c.String("append"), MemoryMiB: c.Int("memory"),
-			Disks: qemuDisks, ReadyPort: port,
+			Disks: qemuDisks, UserNet: nc.Spec == "user", Forwards: qemuForwards(nc.Forwards),
 		}, nil)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm bench: --compare qemu: %v; showing smolvmm only\n", err)
 			notes = append(notes, err.Error())
 		}
-		if port > 0 && len(qt) > 0 {
-			// slirp accepts on the host before it connects to the guest.
-			w := fmt.Sprintf("--ready-port %d: QEMU's user-network forward accepts connections before the guest's service does, so QEMU's ready times are only a lower bound", port)
+		if strings.HasPrefix(nc.Spec, "tap") && len(qt) > 0 {
+			w := "--net " + nc.Spec + ": QEMU runs without a network card (it gets the user network only)"
 			fmt.Fprintf(os.Stderr, "smolvmm bench: %s\n", w)
 			notes = append(notes, w)
 		}
@@ -187,6 +207,15 @@ func benchAction(c *cli.Context) error {
 	return nil
 }
 
+// qemuForwards turns -p forwards into QEMU hostfwd rules.
+func qemuForwards(fs []netback.Forward) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, fmt.Sprintf("%s:%s-:%d", f.Proto, netip.AddrPortFrom(f.HostAddr, f.HostPort), f.GuestPort))
+	}
+	return out
+}
+
 // writeBenchFile writes a result file through a temporary name, so that a
 // failed write leaves the previous file.
 func writeBenchFile(path string, write func(io.Writer) error) error {
@@ -222,14 +251,14 @@ func benchBootCommand() *cli.Command {
 		Name:   "boot",
 		Hidden: true,
 		Usage:  "one measured boot (run by smolvmm bench)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}},
 			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}},
 			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend},
 			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm"},
 			&cli.StringFlag{Name: "report", Required: true},
-		},
+		}, netFlags()...),
 		Action: benchBoot,
 	}
 }
@@ -272,6 +301,9 @@ func benchBoot(c *cli.Context) error {
 			return err
 		}
 		cfg.Disks = append(cfg.Disks, d)
+	}
+	if err := attachNIC(c, &cfg); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

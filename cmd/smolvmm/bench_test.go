@@ -72,6 +72,7 @@ func TestBenchDemo(t *testing.T) {
 		{"no ready condition", nil, false},
 		{"ready pattern on the demo's last line", []string{"--ready", "^smolvmm-demo: done"}, true},
 		{"ready port", []string{"--ready-port", port}, true},
+		{"no network card", []string{"--net", "none"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,6 +175,7 @@ func TestBenchErrors(t *testing.T) {
 		{"kernel missing", []string{"-k", filepath.Join(dir, "nope")}, 1, "no such file"},
 		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "no console output"},
 		{"stray argument", []string{"extra"}, 1, `unexpected argument "extra"`},
+		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 1, "port forwards need the user network"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
