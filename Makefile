@@ -4,7 +4,7 @@ BIN      := bin/smolvmm
 # Seconds each fuzz target runs in `make test` (CI runs the same command).
 FUZZTIME ?= 8s
 
-.PHONY: all build demo test unit fuzz bench vet clean
+.PHONY: all build demo rescue test unit fuzz bench vet clean
 
 all: build
 
@@ -15,6 +15,11 @@ build:
 # gave it. Needs /dev/kvm (run as root or as a member of the kvm group).
 demo: build
 	./$(BIN) demo -a "hello from make demo"
+
+# Fetches NetBSD 9.3 i386 (once), strips its kernel, builds rescue.img and
+# boots it. Needs network access to cdn.netbsd.org the first time.
+rescue: build
+	./$(BIN) up rescue
 
 vet:
 	$(GO) vet ./...
