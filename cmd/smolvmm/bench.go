@@ -66,8 +66,9 @@ Examples:
 			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 		}, netFlags()...),
-		Subcommands: []*cli.Command{benchBootCommand()},
-		Action:      benchAction,
+		Subcommands:     []*cli.Command{benchBootCommand()},
+		HideHelpCommand: true, // the only subcommand is the hidden child
+		Action:          benchAction,
 	}
 }
 
