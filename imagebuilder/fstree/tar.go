@@ -50,8 +50,12 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 		if p == "" {
 			return fmt.Errorf("a regular file cannot be the root")
 		}
-		if h.Size < 0 || h.Size > MaxFileSize {
-			return fmt.Errorf("size %d out of range (0 to %d bytes)", h.Size, int64(MaxFileSize))
+		limit := int64(MaxFileSize)
+		if t.FileLimit > 0 {
+			limit = min(limit, t.FileLimit)
+		}
+		if h.Size < 0 || h.Size > limit {
+			return fmt.Errorf("size %d out of range (0 to %d bytes)", h.Size, limit)
 		}
 		n, err := readContent(tr, h.Size)
 		if err != nil {

@@ -125,6 +125,9 @@ func (n *Node) Content() []byte {
 // Tree is a directory hierarchy rooted at Root.
 type Tree struct {
 	Root *Node
+	// FileLimit, when non-zero, lowers MaxFileSize for the archives this
+	// tree reads (fuzzing uses it to keep every run short).
+	FileLimit int64
 }
 
 // New returns a tree holding only a root directory (0755, root:wheel).
