@@ -13,12 +13,20 @@ import (
 	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
-// thirdPartyKernels lists real multiboot kernels to load: the installed
-// Debian `multiboot` and `tboot` packages' kernels, plus any files named in
+// thirdPartyKernels lists real multiboot kernels to load: the Debian
+// `multiboot` and `tboot` packages' kernels, installed or unpacked in the
+// test cache that vmm's tests and .ci/run fill, plus any files named in
 // MULTIBOOT_TEST_KERNELS (colon-separated; .gz files are decompressed).
 func thirdPartyKernels() []string {
 	var paths []string
-	for _, p := range []string{"/usr/lib/multiboot/examples/kernel", "/boot/tboot.gz"} {
+	candidates := []string{"/usr/lib/multiboot/examples/kernel", "/boot/tboot.gz"}
+	if cache, err := os.UserCacheDir(); err == nil {
+		deb := filepath.Join(cache, "smolvmm-test", "debian")
+		candidates = append(candidates,
+			filepath.Join(deb, "multiboot", "root", "usr/lib/multiboot/examples/kernel"),
+			filepath.Join(deb, "tboot", "root", "boot/tboot.gz"))
+	}
+	for _, p := range candidates {
 		if _, err := os.Stat(p); err == nil {
 			paths = append(paths, p)
 		}
