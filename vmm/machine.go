@@ -180,8 +180,17 @@ type Machine struct {
 }
 
 // New builds a machine: VM, memory, devices, and the kernel loaded and
-// ready to run. On error nothing is left open.
+// ready to run. On error nothing is left open, and the Devices it was given
+// are closed.
 func New(cfg Config) (m *Machine, err error) {
+	m = &Machine{cfg: cfg}
+	built := m
+	defer func() {
+		if err != nil {
+			built.Close()
+			built.closeUnplugged()
+		}
+	}()
 	if cfg.MemoryMiB == 0 {
 		cfg.MemoryMiB = DefaultMemoryMiB
 	}
@@ -205,15 +214,8 @@ func New(cfg Config) (m *Machine, err error) {
 			return nil, &Error{Op: "read kernel", Err: err, Hint: "check the path given with -k"}
 		}
 	}
+	m.cfg = cfg
 
-	m = &Machine{cfg: cfg}
-	built := m
-	defer func() {
-		if err != nil {
-			built.Close()
-			built.closeUnplugged()
-		}
-	}()
 	if m.kvm, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -444,6 +445,54 @@ func TestEvents(t *testing.T) {
 			want = append(want, vmm.PhaseExit)
 			if fmt.Sprint(phases) != fmt.Sprint(want) {
 				t.Fatalf("phases %v, want %v", phases, want)
+			}
+		})
+	}
+}
+
+// closeRecorder is a minimal virtio device that records being closed.
+type closeRecorder struct{ closed int }
+
+func (d *closeRecorder) Type() uint16                     { return 0x1F }
+func (d *closeRecorder) Features() uint32                 { return 0 }
+func (d *closeRecorder) QueueSizes() []uint16             { return []uint16{8} }
+func (d *closeRecorder) ConfigSize() int                  { return 0 }
+func (d *closeRecorder) ReadConfig(int, []byte)           {}
+func (d *closeRecorder) WriteConfig(int, []byte)          {}
+func (d *closeRecorder) Activate(uint32)                  {}
+func (d *closeRecorder) Process(int, *virtio.Queue) error { return nil }
+func (d *closeRecorder) Reset()                           {}
+func (d *closeRecorder) Close() error                     { d.closed++; return nil }
+
+// TestDevicesOwned checks that the machine closes the devices it was given
+// exactly once, whether New fails before or after plugging them in.
+func TestDevicesOwned(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  vmm.Config
+		kvm  bool
+	}{
+		{"New fails before KVM", vmm.Config{MemoryMiB: 1}, false},
+		{"New fails at the kernel", vmm.Config{Kernel: "x", KernelImage: []byte("no kernel")}, true},
+		{"Close after a run", vmm.Config{Kernel: "demo", KernelImage: guests.Demo}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kvm {
+				needKVM(t)
+			}
+			dev := &closeRecorder{}
+			tt.cfg.Devices = []virtio.Device{dev}
+			m, err := vmm.New(tt.cfg)
+			if err == nil {
+				if _, err := m.Run(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				m.Close()
+				m.Close()
+			}
+			if dev.closed != 1 {
+				t.Fatalf("device closed %d times, want once", dev.closed)
 			}
 		})
 	}
