@@ -22,6 +22,9 @@ type vcpu struct {
 	runPage []byte
 	tid     atomic.Int32
 	once    sync.Once
+	// kickMu keeps kick (from a context's goroutine) off runPage while
+	// close unmaps it.
+	kickMu sync.Mutex
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
@@ -56,9 +59,12 @@ func newVCPU(m *Machine, id int) (*vcpu, error) {
 func (v *vcpu) close() error {
 	var err error
 	v.once.Do(func() {
+		v.kickMu.Lock()
 		if v.runPage != nil {
 			err = unix.Munmap(v.runPage)
+			v.runPage = nil
 		}
+		v.kickMu.Unlock()
 		if e := unix.Close(v.fd); e != nil && err == nil {
 			err = e
 		}
@@ -177,6 +183,11 @@ func (v *vcpu) setBootState(p multiboot.Plan) error {
 // Go runtime itself uses to preempt threads, so every Go program already
 // tolerates it arriving at any time.
 func (v *vcpu) kick() {
+	v.kickMu.Lock()
+	defer v.kickMu.Unlock()
+	if v.runPage == nil {
+		return
+	}
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&v.runPage[0])), 1<<8) // immediate_exit
 	if tid := v.tid.Load(); tid != 0 {
 		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
