@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
 )
@@ -253,5 +255,48 @@ func TestCLINetwork(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), tt.want) || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 			t.Errorf("%s: err %v, output %q; want one line with %q", tt.args, err, out, tt.want)
 		}
+	}
+}
+
+// TestSignalStops sends SIGTERM and SIGINT to a VM whose guest spins
+// forever: smolvmm must stop it and exit 130, promptly.
+func TestSignalStops(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	// An a.out-kludge multiboot kernel whose entry is `jmp .`.
+	k := make([]byte, 48)
+	magic, flags := uint32(0x1BADB002), uint32(0x00010003)
+	for i, v := range []uint32{magic, flags, -(magic + flags), 0x100000, 0x100000, 0, 0x101000, 0x100020} {
+		binary.LittleEndian.PutUint32(k[4*i:], v)
+	}
+	k[32], k[33] = 0xEB, 0xFE
+	kernel := filepath.Join(t.TempDir(), "spin")
+	if err := os.WriteFile(kernel, k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(smolvmmBin(t), "run", "-k", kernel, "--net", "none")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			start := time.Now()
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 130 {
+				t.Fatalf("exit %v, want status 130; stderr: %s", err, stderr.String())
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("stopping took %v", d)
+			}
+			if !strings.Contains(stderr.String(), "guest stopped") {
+				t.Errorf("stderr %q lacks the reason", stderr.String())
+			}
+		})
 	}
 }
