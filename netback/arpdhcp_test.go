@@ -98,7 +98,8 @@ func TestUserAnswersDHCP(t *testing.T) {
 		{"router", ipsString(offer.Router()), netback.UserGateway.String()},
 		{"netmask", net.IP(offer.SubnetMask()).String(), "255.255.255.0"},
 		{"server", offer.ServerIdentifier().String(), netback.UserGateway.String()},
-		{"DNS", ipsString(offer.DNS()), netback.UserGateway.String()},
+		{"DNS", ipsString(offer.DNS()), netback.UserDNS.String()},
+		{"lease time", offer.IPAddressLeaseTime(0), time.Hour},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -112,4 +113,129 @@ func ipsString(ips []net.IP) string {
 		return "?"
 	}
 	return ips[0].String()
+}
+
+// dhcpReply sends msg from mac, then a DISCOVER from the guest as a probe,
+// and returns the server's reply to msg, or nil when the first reply is the
+// probe's: the server answers in order, so msg got none.
+func dhcpReply(t *testing.T, u *netback.User, mac net.HardwareAddr, msg *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	t.Helper()
+	probe, err := dhcpv4.NewDiscovery(guestMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		mac net.HardwareAddr
+		d   *dhcpv4.DHCPv4
+	}{{mac, msg}, {guestMAC, probe}} {
+		if err := u.WriteFrame(udpBroadcast(m.mac, 68, 67, m.d.ToBytes())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reply *dhcpv4.DHCPv4
+	readUntil(t, u, "DHCP reply", func(f []byte) bool {
+		if len(f) <= 42 || binary.BigEndian.Uint16(f[12:]) != 0x0800 || f[23] != 17 || binary.BigEndian.Uint16(f[36:]) != 68 {
+			return false
+		}
+		d, err := dhcpv4.FromBytes(f[42:])
+		if err != nil {
+			return false
+		}
+		switch d.TransactionID {
+		case msg.TransactionID:
+			reply = d
+			return true
+		case probe.TransactionID:
+			return true
+		}
+		return false
+	})
+	return reply
+}
+
+func TestUserDHCPExchanges(t *testing.T) {
+	ip := func(s string) net.IP { return net.ParseIP(s).To4() }
+	other := net.HardwareAddr{0x02, 0, 0, 0, 0, 7}
+	request := func(mods ...dhcpv4.Modifier) []dhcpv4.Modifier {
+		return append([]dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest)}, mods...)
+	}
+	cases := []struct {
+		name string
+		mac  net.HardwareAddr
+		mods []dhcpv4.Modifier
+		// want is the reply's type and address; MessageTypeNone for none.
+		want     dhcpv4.MessageType
+		wantAddr string
+	}{
+		{"selecting", guestMAC, request(dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip("10.0.2.2"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip("10.0.2.15")))),
+			dhcpv4.MessageTypeAck, "10.0.2.15"},
+		{"init-reboot", guestMAC, request(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip("10.0.2.15")))),
+			dhcpv4.MessageTypeAck, "10.0.2.15"},
+		{"renewing", guestMAC, request(dhcpv4.WithClientIP(ip("10.0.2.15"))),
+			dhcpv4.MessageTypeAck, "10.0.2.15"},
+		{"wrong address", guestMAC, request(dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip("10.0.2.99")))),
+			dhcpv4.MessageTypeNak, "0.0.0.0"},
+		{"another server", guestMAC, request(dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip("10.0.2.99"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip("10.0.2.15")))),
+			dhcpv4.MessageTypeNone, ""},
+		{"other MAC", other, []dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)},
+			dhcpv4.MessageTypeOffer, "10.0.2.4"},
+		{"release", guestMAC, []dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease), dhcpv4.WithClientIP(ip("10.0.2.15"))},
+			dhcpv4.MessageTypeNone, ""},
+		{"inform", guestMAC, []dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeInform), dhcpv4.WithClientIP(ip("10.0.2.15"))},
+			dhcpv4.MessageTypeNone, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			u, err := netback.NewUser(guestMAC, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			msg, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(c.mac), dhcpv4.WithBroadcast(true)}, c.mods...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := dhcpReply(t, u, c.mac, msg)
+			switch {
+			case c.want == dhcpv4.MessageTypeNone && r != nil:
+				t.Fatalf("got %s for %s, want no reply", r.MessageType(), msg.MessageType())
+			case c.want == dhcpv4.MessageTypeNone:
+				return
+			case r == nil:
+				t.Fatalf("no reply to %s, want %s", msg.MessageType(), c.want)
+			}
+			if r.MessageType() != c.want || r.YourIPAddr.String() != c.wantAddr {
+				t.Errorf("reply %s giving %s, want %s giving %s", r.MessageType(), r.YourIPAddr, c.want, c.wantAddr)
+			}
+			if !bytes.Equal(r.ClientHWAddr, c.mac) || r.ServerIdentifier().String() != "10.0.2.2" {
+				t.Errorf("reply to %s from server %s, want to %s from 10.0.2.2", r.ClientHWAddr, r.ServerIdentifier(), c.mac)
+			}
+			if c.want != dhcpv4.MessageTypeNak &&
+				(ipsString(r.Router()) != "10.0.2.2" || ipsString(r.DNS()) != "10.0.2.3" || net.IP(r.SubnetMask()).String() != "255.255.255.0") {
+				t.Errorf("reply options router %v, DNS %v, mask %v; want 10.0.2.2, 10.0.2.3, 255.255.255.0", r.Router(), r.DNS(), r.SubnetMask())
+			}
+		})
+	}
+}
+
+// The gateway answers ARP for its own addresses only: in promiscuous mode
+// its stack would also claim the guest's address (failing the guest's
+// duplicate address check) and any other.
+func TestUserARPOnlyForGateway(t *testing.T) {
+	u, err := netback.NewUser(guestMAC, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	for _, target := range []netip.Addr{netback.UserGuest, netip.MustParseAddr("10.0.2.99"), netback.UserGateway} {
+		if err := u.WriteFrame(arpRequest(guestMAC, netback.UserGuest, target)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := readUntil(t, u, "ARP reply", func(f []byte) bool {
+		return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0806 && binary.BigEndian.Uint16(f[20:]) == 2
+	})
+	if g4 := netback.UserGateway.As4(); !bytes.Equal(f[28:32], g4[:]) {
+		t.Fatalf("first ARP reply claims %v, want only the gateway %s answered", net.IP(f[28:32]), netback.UserGateway)
+	}
 }

@@ -1,7 +1,8 @@
 // Package netback provides the network backends behind smolvmm's virtio-net
-// device: a rootless user-mode network (built on gvisor-tap-vsock, with QEMU's
-// 10.0.2.0/24 addresses and host port forwarding), a Linux tap device, and
-// "none". Every backend moves whole Ethernet frames, without any virtio header.
+// device: a rootless user-mode network (gVisor's netstack as the gateway,
+// with QEMU's 10.0.2.0/24 addresses and host port forwarding), a Linux tap
+// device, and "none". Every backend moves whole Ethernet frames, without any
+// virtio header.
 //
 // # The user network
 //
@@ -11,17 +12,17 @@
 // in this process: the guest's TCP and UDP connections become the host's own
 // sockets (NAT without root), and connections to 10.0.2.2 reach the host's
 // loopback, as in QEMU. DNS is answered at 10.0.2.3 and 10.0.2.2 from the
-// host's resolver; DHCP names 10.0.2.2 as the DNS server (gvisor-tap-vsock's
-// DHCP server always offers the gateway). Forwards (-p) listen on the host
-// and connect to 10.0.2.15 from the gateway.
+// host's resolver (gvisor-tap-vsock's DNS server); DHCP names 10.0.2.3 as the
+// DNS server, as QEMU does. Forwards (-p) listen on the host and connect to
+// 10.0.2.15 from the gateway.
 //
 // # Back-pressure
 //
 // Frames towards the guest wait in a queue of 4096 frames while the guest
 // has no receive buffers; beyond it they are dropped and counted
 // (Stats.Dropped), as a NIC drops them, and TCP recovers. Frames from the
-// guest make WriteFrame wait while the virtual switch is busy, which holds
-// back the device's transmit worker, not the vCPU.
+// guest make WriteFrame wait while the gateway is busy (a queue of 256
+// frames), which holds back the device's transmit worker, not the vCPU.
 package netback
 
 import (

@@ -7,7 +7,7 @@ import (
 )
 
 // frameQueue is a bounded FIFO of frames between two goroutines. Producers
-// choose between dropping (push, for traffic towards the guest: a NIC
+// choose between dropping (pushParts, for traffic towards the guest: a NIC
 // without free buffers drops) and waiting (pushWait, for traffic from the
 // guest: waiting stalls the device's transmit worker, which is back-pressure
 // on the guest's TX ring, never on the vCPU).
@@ -37,6 +37,24 @@ func copyFrame(f []byte) []byte {
 	return append([]byte(nil), f...)
 }
 
+// copyParts concatenates parts into a pooled buffer when they fit one.
+func copyParts(parts [][]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	var c []byte
+	if n <= smallFrame {
+		c = (*framePool.Get().(*[]byte))[:0]
+	} else {
+		c = make([]byte, 0, n)
+	}
+	for _, p := range parts {
+		c = append(c, p...)
+	}
+	return c
+}
+
 // releaseFrame returns a buffer from copyFrame to the pool.
 func releaseFrame(f []byte) {
 	if cap(f) == smallFrame {
@@ -45,15 +63,16 @@ func releaseFrame(f []byte) {
 	}
 }
 
-// push queues a copy of f, or drops it when the queue is full. It reports
-// false after close.
-func (q *frameQueue) push(f []byte) bool {
+// pushParts queues a copy of the frame made of parts (a packet's headers
+// and payload, copied once into one buffer), or drops it when the queue is
+// full. It reports false after close.
+func (q *frameQueue) pushParts(parts [][]byte) bool {
 	select {
 	case <-q.closed:
 		return false
 	default:
 	}
-	c := copyFrame(f)
+	c := copyParts(parts)
 	select {
 	case q.ch <- c:
 		q.pushed.Add(1)
@@ -99,6 +118,22 @@ func (q *frameQueue) pop(buf []byte) (int, error) {
 		return copy(buf, f), nil
 	case <-q.closed:
 		return 0, ErrClosed
+	}
+}
+
+// popFrame waits for a frame and hands over its buffer, which the caller
+// gives back with releaseFrame.
+func (q *frameQueue) popFrame() ([]byte, error) {
+	select {
+	case <-q.closed:
+		return nil, ErrClosed
+	default:
+	}
+	select {
+	case f := <-q.ch:
+		return f, nil
+	case <-q.closed:
+		return nil, ErrClosed
 	}
 }
 

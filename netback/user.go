@@ -1,18 +1,14 @@
 package netback
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/services/dhcp"
 	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
 	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
-	"github.com/containers/gvisor-tap-vsock/pkg/tap"
-	"github.com/containers/gvisor-tap-vsock/pkg/types"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
@@ -44,8 +40,8 @@ var (
 // TCP window a guest is likely to open (4096 frames is about 6 MiB, more
 // than gVisor's and NetBSD's default maximum receive buffers) while the
 // device waits for receive buffers; beyond it frames are dropped as a NIC
-// drops them. It only holds memory while it is full. Blocking the switch
-// instead would stall the gateway, and through it the guest's transmit
+// drops them. It only holds memory while it is full. Blocking the gateway's
+// link instead would stall the gateway, and through it the guest's transmit
 // path that the guest may need to make progress. From the guest a short
 // queue is enough: a full one makes WriteFrame wait.
 const (
@@ -56,19 +52,21 @@ const (
 // nicID is the gateway stack's only NIC.
 const nicID tcpip.NICID = 1
 
-// User is the rootless user-mode network backend: a virtual switch and a
-// gateway running gVisor's netstack in this process (DHCP, DNS, NAT of the
-// guest's TCP/UDP/ICMP connections to the host's sockets) from
-// gvisor-tap-vsock, plus host port forwards to the guest.
+// User is the rootless user-mode network backend: a gateway running
+// gVisor's netstack in this process, its NIC wired straight to the guest's
+// (DHCP, DNS and NAT of the guest's TCP/UDP connections to the host's
+// sockets, the last two from gvisor-tap-vsock), plus host port forwards to
+// the guest.
 type User struct {
-	conn  *frameConn
-	stack *stack.Stack
-	// switchDone is closed when the switch stops reading the guest's
-	// frames; the gateway stack must outlive that, since the switch hands
-	// frames to it.
-	switchDone chan struct{}
-	closers    []func() error
-	wg         sync.WaitGroup
+	fromGuest *frameQueue // WriteFrame -> link.run -> gateway stack
+	toGuest   *frameQueue // gateway stack -> link -> ReadFrame
+	link      *gatewayLink
+	stack     *stack.Stack
+	// linkDone is closed when link.run stops handing the guest's frames
+	// to the gateway stack, which must outlive that.
+	linkDone chan struct{}
+	closers  []func() error
+	wg       sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,23 +88,12 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 		}
 	}()
 
-	conf := &types.Configuration{
-		MTU:               MTU,
-		Subnet:            UserSubnet.String(),
-		GatewayIP:         UserGateway.String(),
-		GatewayMacAddress: UserGatewayMAC.String(),
-		GatewayVirtualIPs: []string{UserDNS.String()},
-		DHCPStaticLeases:  map[string]string{UserGuest.String(): mac.String()},
-	}
-	link, err := tap.NewLinkEndpoint(false, MTU, conf.GatewayMacAddress, conf.GatewayIP, conf.GatewayVirtualIPs)
-	if err != nil {
-		return nil, fmt.Errorf("user network: gateway link: %w", err)
-	}
-	sw := tap.NewSwitch(false)
-	link.Connect(sw)
-	sw.Connect(link)
-
-	if u.stack, err = newGatewayStack(link); err != nil {
+	u.fromGuest = newFrameQueue(userFromGuestDepth)
+	u.toGuest = newFrameQueue(userToGuestDepth)
+	u.link = newGatewayLink(tcpip.LinkAddress(UserGatewayMAC), u.toGuest,
+		tcpip.AddrFrom4(UserGateway.As4()), tcpip.AddrFrom4(UserDNS.As4()))
+	var err error
+	if u.stack, err = newGatewayStack(u.link); err != nil {
 		return nil, err
 	}
 	u.closers = append(u.closers, func() error { u.stack.Close(); u.stack.Wait(); return nil })
@@ -126,7 +113,7 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 			return nil, err
 		}
 	}
-	if err := u.serveDHCP(conf); err != nil {
+	if err := u.serveDHCP(mac); err != nil {
 		return nil, err
 	}
 	for _, f := range forwards {
@@ -135,22 +122,11 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	u.conn = &frameConn{
-		fromGuest: newFrameQueue(userFromGuestDepth),
-		toGuest:   newFrameQueue(userToGuestDepth),
-		stop:      cancel,
-		reading:   make(chan struct{}),
-	}
-	u.switchDone = make(chan struct{})
+	u.linkDone = make(chan struct{})
 	go func() {
-		defer close(u.switchDone)
-		_ = sw.Accept(ctx, u.conn, types.VfkitProtocol)
+		defer close(u.linkDone)
+		u.link.run(u.fromGuest)
 	}()
-	// Until the switch has registered the guest's connection it drops
-	// frames for the guest: the first ARP request of a port forward would
-	// be lost and retried a second later.
-	<-u.conn.reading
 	ok = true
 	return u, nil
 }
@@ -216,19 +192,13 @@ func (u *User) serveDNS(addr netip.Addr) error {
 
 // serveDHCP answers DHCP with the static lease of UserGuest to the guest's
 // MAC (other MACs get other addresses of the subnet).
-func (u *User) serveDHCP(conf *types.Configuration) error {
-	pool := tap.NewIPPool(&net.IPNet{IP: UserSubnet.Addr().AsSlice(), Mask: net.CIDRMask(UserSubnet.Bits(), 32)})
-	pool.Reserve(UserGateway.AsSlice(), conf.GatewayMacAddress)
-	pool.Reserve(UserDNS.AsSlice(), conf.GatewayMacAddress)
-	for ip, mac := range conf.DHCPStaticLeases {
-		pool.Reserve(net.ParseIP(ip), mac)
-	}
-	srv, err := dhcp.New(conf, u.stack, pool)
+func (u *User) serveDHCP(mac net.HardwareAddr) error {
+	srv, err := newDHCPServer(u.stack, mac)
 	if err != nil {
 		return fmt.Errorf("user network: DHCP server: %w", err)
 	}
-	u.closers = append(u.closers, srv.Underlying.Close)
-	u.goServe(srv.Serve)
+	u.closers = append(u.closers, srv.conn.Close)
+	u.goServe(srv.serve)
 	return nil
 }
 
@@ -243,7 +213,7 @@ func (u *User) goServe(serve func() error) {
 
 // ReadFrame implements Backend.
 func (u *User) ReadFrame(buf []byte) (int, error) {
-	n, err := u.conn.toGuest.pop(buf)
+	n, err := u.toGuest.pop(buf)
 	if err != nil {
 		return 0, fmt.Errorf("user network: read frame: %w", err)
 	}
@@ -255,7 +225,7 @@ func (u *User) WriteFrame(frame []byte) error {
 	if err := checkOutgoing(frame); err != nil {
 		return fmt.Errorf("user network: write frame: %w", err)
 	}
-	if err := u.conn.fromGuest.pushWait(frame); err != nil {
+	if err := u.fromGuest.pushWait(frame); err != nil {
 		return fmt.Errorf("user network: write frame: %w", err)
 	}
 	return nil
@@ -264,9 +234,9 @@ func (u *User) WriteFrame(frame []byte) error {
 // Stats implements StatsReporter.
 func (u *User) Stats() Stats {
 	return Stats{
-		ToGuest:   u.conn.toGuest.pushed.Load(),
-		FromGuest: u.conn.fromGuest.pushed.Load(),
-		Dropped:   u.conn.toGuest.dropped.Load(),
+		ToGuest:   u.toGuest.pushed.Load(),
+		FromGuest: u.fromGuest.pushed.Load(),
+		Dropped:   u.toGuest.dropped.Load(),
 	}
 }
 
@@ -274,11 +244,12 @@ func (u *User) Stats() Stats {
 // creation, and waits for their goroutines.
 func (u *User) Close() error {
 	u.closeOnce.Do(func() {
-		if u.conn != nil {
-			u.conn.stop()
-			u.conn.fromGuest.close()
-			u.conn.toGuest.close()
-			<-u.switchDone
+		if u.fromGuest != nil {
+			u.fromGuest.close()
+			u.toGuest.close()
+		}
+		if u.linkDone != nil {
+			<-u.linkDone
 		}
 		var errs []error
 		for i := len(u.closers) - 1; i >= 0; i-- {

@@ -375,8 +375,8 @@ func TestUserCloseWithOpenConnection(t *testing.T) {
 	}
 }
 
-// Close must stop the switch before the gateway stack it feeds: frames
-// still arriving from the guest once crashed the stack's closed NIC.
+// Close must stop the link's delivery before the gateway stack it feeds:
+// frames still arriving from the guest once crashed the stack's closed NIC.
 func TestUserCloseWhileGuestSends(t *testing.T) {
 	for range 20 {
 		u, err := netback.NewUser(guestMAC, nil)
@@ -398,9 +398,9 @@ func TestUserCloseWhileGuestSends(t *testing.T) {
 	}
 }
 
-// The switch must know the guest before NewUser returns: a frame for the
-// guest sent earlier (the gateway's first ARP request of a port forward)
-// was dropped and retried a second later.
+// Frames for the guest must flow as soon as NewUser returns: the gateway's
+// first ARP request of a port forward, once dropped, was retried a second
+// later.
 func TestUserFirstForwardIsPrompt(t *testing.T) {
 	for range 10 {
 		port := freePort(t, "tcp")

@@ -1,0 +1,169 @@
+package netback
+
+import (
+	"errors"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// gatewayLink is the gateway stack's Ethernet NIC, wired straight to the
+// guest: frames the stack sends go into the queue towards the guest, and
+// frames from the guest are handed to the stack by run. The guest is the
+// only other station on this segment, so no switch is needed.
+type gatewayLink struct {
+	toGuest *frameQueue
+	// answers holds the addresses the gateway may claim in ARP replies.
+	// In promiscuous mode the stack would answer ARP for any address, the
+	// guest's own included (breaking its duplicate address detection).
+	answers map[tcpip.Address]bool
+
+	mu         sync.RWMutex
+	mac        tcpip.LinkAddress
+	mtu        uint32
+	dispatcher stack.NetworkDispatcher
+}
+
+var _ stack.LinkEndpoint = (*gatewayLink)(nil)
+
+func newGatewayLink(mac tcpip.LinkAddress, toGuest *frameQueue, answers ...tcpip.Address) *gatewayLink {
+	l := &gatewayLink{toGuest: toGuest, mac: mac, mtu: MTU, answers: map[tcpip.Address]bool{}}
+	for _, a := range answers {
+		l.answers[a] = true
+	}
+	return l
+}
+
+// run hands the stack each frame from the guest addressed to the gateway
+// or broadcast (others have no receiver on this segment), until the queue
+// closes. One goroutine runs it, so frames arrive in the guest's order.
+func (l *gatewayLink) run(fromGuest *frameQueue) {
+	for {
+		f, err := fromGuest.popFrame()
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		l.deliver(f)
+		releaseFrame(f)
+	}
+}
+
+// deliver passes one Ethernet frame (at least a header long: WriteFrame
+// checks) to the stack.
+func (l *gatewayLink) deliver(frame []byte) {
+	eth := header.Ethernet(frame)
+	// The lock is not held while the stack runs: its replies come back
+	// through writePacket, which takes it again.
+	l.mu.RLock()
+	mac, d := l.mac, l.dispatcher
+	l.mu.RUnlock()
+	if dst := eth.DestinationAddress(); (dst != mac && dst != header.EthernetBroadcastAddress) || d == nil {
+		return
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		Payload: buffer.MakeWithData(frame[header.EthernetMinimumSize:]),
+	})
+	d.DeliverNetworkPacket(eth.Type(), pkt)
+	pkt.DecRef()
+}
+
+// WritePackets implements stack.LinkWriter: each packet gets its Ethernet
+// header and goes to the guest's queue, dropped when that is full.
+func (l *gatewayLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	n := 0
+	for _, pkt := range pkts.AsSlice() {
+		l.writePacket(pkt)
+		n++
+	}
+	return n, nil
+}
+
+func (l *gatewayLink) writePacket(pkt *stack.PacketBuffer) {
+	src := l.LinkAddress()
+	if r := pkt.EgressRoute; r.LocalLinkAddress != "" {
+		src = r.LocalLinkAddress
+	}
+	eth := header.Ethernet(pkt.LinkHeader().Push(header.EthernetMinimumSize))
+	eth.Encode(&header.EthernetFields{
+		Type:    pkt.NetworkProtocolNumber,
+		SrcAddr: src,
+		DstAddr: pkt.EgressRoute.RemoteLinkAddress,
+	})
+	if pkt.NetworkProtocolNumber == header.ARPProtocolNumber {
+		a := header.ARP(pkt.NetworkHeader().Slice())
+		if a.IsValid() && a.Op() == header.ARPReply && !l.answers[tcpip.AddrFromSlice(a.ProtocolAddressSender())] {
+			return
+		}
+	}
+	l.toGuest.pushParts(pkt.AsSlices())
+}
+
+// MTU implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) MTU() uint32 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mtu
+}
+
+// SetMTU implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) SetMTU(mtu uint32) {
+	l.mu.Lock()
+	l.mtu = mtu
+	l.mu.Unlock()
+}
+
+// MaxHeaderLength implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) MaxHeaderLength() uint16 { return header.EthernetMinimumSize }
+
+// LinkAddress implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) LinkAddress() tcpip.LinkAddress {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mac
+}
+
+// SetLinkAddress implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) SetLinkAddress(mac tcpip.LinkAddress) {
+	l.mu.Lock()
+	l.mac = mac
+	l.mu.Unlock()
+}
+
+// Capabilities implements stack.NetworkLinkEndpoint: the stack resolves
+// the guest's address with ARP, and skips verifying checksums of frames
+// that never crossed a wire.
+func (l *gatewayLink) Capabilities() stack.LinkEndpointCapabilities {
+	return stack.CapabilityResolutionRequired | stack.CapabilityRXChecksumOffload
+}
+
+// Attach implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) Attach(d stack.NetworkDispatcher) {
+	l.mu.Lock()
+	l.dispatcher = d
+	l.mu.Unlock()
+}
+
+// IsAttached implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) IsAttached() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.dispatcher != nil
+}
+
+// ARPHardwareType implements stack.NetworkLinkEndpoint.
+func (l *gatewayLink) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
+
+// AddHeader implements stack.NetworkLinkEndpoint; writePacket adds it.
+func (l *gatewayLink) AddHeader(*stack.PacketBuffer) {}
+
+// ParseHeader implements stack.NetworkLinkEndpoint; deliver strips it.
+func (l *gatewayLink) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+// Wait, Close and SetOnCloseAction implement stack.NetworkLinkEndpoint:
+// the link owns no goroutine or resource; User.Close stops run.
+func (l *gatewayLink) Wait()                   {}
+func (l *gatewayLink) Close()                  {}
+func (l *gatewayLink) SetOnCloseAction(func()) {}
