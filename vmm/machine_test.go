@@ -2,6 +2,7 @@ package vmm_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -495,5 +496,22 @@ func TestDevicesOwned(t *testing.T) {
 				t.Fatalf("device closed %d times, want once", dev.closed)
 			}
 		})
+	}
+}
+
+// TestGzippedKernel boots the demo guest gzipped, as NetBSD ships kernels,
+// and refuses a corrupt gzip file with a clear error.
+func TestGzippedKernel(t *testing.T) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(guests.Demo)
+	zw.Close()
+	out, e, err := boot(t, vmm.Config{Kernel: "demo.gz", KernelImage: z.Bytes()}, 30*time.Second)
+	wantDebugExit(t, e, err, 0)
+	wantLines(t, out, guests.DemoDone)
+
+	bad := append([]byte(nil), z.Bytes()[:z.Len()/2]...)
+	if _, err := vmm.New(vmm.Config{Kernel: "bad.gz", KernelImage: bad}); err == nil || !strings.Contains(err.Error(), "decompress kernel") {
+		t.Fatalf("truncated gzip kernel: err = %v", err)
 	}
 }
