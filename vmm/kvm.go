@@ -15,6 +15,8 @@ import (
 
 const (
 	kvmIOEventFD      = 0x79 // _IOW(KVMIO, 0x79, struct kvm_ioeventfd)
+	kvmCreatePIT2     = 0x77 // _IOW(KVMIO, 0x77, struct kvm_pit_config)
+	pitSpeakerDummy   = 1    // KVM_PIT_SPEAKER_DUMMY
 	kvmCapImmediateEx = 136
 
 	ioeventfdFlagPIO      = 1 << 1
@@ -72,6 +74,18 @@ func openKVM(path string) (*os.File, error) {
 			Hint: "the kernel's KVM API is not version 12"}
 	}
 	return f, nil
+}
+
+// createPIT2 creates the in-kernel 8254 with KVM_PIT_SPEAKER_DUMMY, so that
+// port 0x61 (speaker and PIT channel 2 gate) is answered in the kernel as
+// QEMU and Firecracker do, instead of reading as all ones from our bus.
+// gokvm's CreatePIT2 passes no flags.
+func createPIT2(vmFD uintptr) error {
+	cfg := struct {
+		Flags uint32
+		_     [15]uint32
+	}{Flags: pitSpeakerDummy}
+	return ioctlW(vmFD, kvmCreatePIT2, unsafe.Sizeof(cfg), unsafe.Pointer(&cfg))
 }
 
 // setIOEventFD makes KVM signal efd, instead of exiting to user space, when

@@ -345,7 +345,7 @@ func (m *Machine) setupDevices() error {
 	if err := kvm.CreateIRQChip(m.vmFD); err != nil {
 		return &Error{Op: "KVM_CREATE_IRQCHIP", Err: err}
 	}
-	if err := kvm.CreatePIT2(m.vmFD); err != nil {
+	if err := createPIT2(m.vmFD); err != nil {
 		return &Error{Op: "KVM_CREATE_PIT2", Err: err}
 	}
 	m.pio = bus.New("port")

@@ -515,3 +515,29 @@ func TestGzippedKernel(t *testing.T) {
 		t.Fatalf("truncated gzip kernel: err = %v", err)
 	}
 }
+
+// TestSpeakerPortInKernel checks that port 0x61 (PIT channel 2 gate and
+// speaker) is answered by KVM's PIT, not left to read as all ones.
+func TestSpeakerPortInKernel(t *testing.T) {
+	needKVM(t)
+	b := spinner()
+	copy(b[32:], []byte{
+		0xE4, 0x61, // in al, 0x61
+		0xE4, 0x80, // in al, 0x80 (unclaimed: a control for the count)
+		0x66, 0xBA, 0x01, 0x05, // mov dx, 0x501
+		0xB0, 0x00, // mov al, 0
+		0xEE,       // out dx, al
+		0xEB, 0xFE, // jmp .
+	})
+	m, err := vmm.New(vmm.Config{Kernel: "speaker", KernelImage: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e, err := m.Run(context.Background())
+	wantDebugExit(t, e, err, 0)
+	pio, _ := m.Unhandled()
+	if pio.Reads[0x61] != 0 || pio.Reads[0x80] != 1 {
+		t.Fatalf("unhandled reads: 0x61 %d times (want 0), 0x80 %d times (want 1)", pio.Reads[0x61], pio.Reads[0x80])
+	}
+}
