@@ -220,7 +220,7 @@ func (p *plan) nonZero(n *fstree.Node) []uint32 {
 			if hi > end-e.Off {
 				hi = end - e.Off
 			}
-			if isZero(e.Data[lo:hi]) {
+			if fstree.IsZero(e.Data[lo:hi]) {
 				continue
 			}
 			if len(out) > 0 && out[len(out)-1] >= uint32(b) {
@@ -230,21 +230,6 @@ func (p *plan) nonZero(n *fstree.Node) []uint32 {
 		}
 	}
 	return out
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // blockData returns the content of logical block b of n, padded to a block.

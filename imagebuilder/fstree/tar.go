@@ -124,7 +124,7 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 		if _, err := io.ReadFull(r, buf[:want]); err != nil {
 			return nil, fmt.Errorf("at byte %d: %w", off, err)
 		}
-		if !allZero(buf[:want]) {
+		if !IsZero(buf[:want]) {
 			last := len(n.Extents) - 1
 			if last >= 0 && n.Extents[last].Off+int64(len(n.Extents[last].Data)) == off {
 				n.Extents[last].Data = append(n.Extents[last].Data, buf[:want]...)
@@ -158,7 +158,9 @@ func readSized(r io.Reader, size int64) ([]byte, error) {
 	return b, nil
 }
 
-func allZero(b []byte) bool {
+// IsZero reports whether b holds only zero bytes: such runs become holes
+// in sparse files, here and in the image writers.
+func IsZero(b []byte) bool {
 	for len(b) >= 8 {
 		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
 			return false
