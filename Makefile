@@ -11,8 +11,11 @@ FUZZTIME ?= 200000x
 
 all: build
 
+# urfave_cli_no_docs leaves out the CLI library's man-page generator (and
+# its markdown package's init), which smolvmm never uses: less to load at
+# every VM start.
 build:
-	$(GO) build -o $(BIN) ./cmd/smolvmm
+	$(GO) build -tags urfave_cli_no_docs -o $(BIN) ./cmd/smolvmm
 
 # Boots the multiboot guest embedded in the binary; it prints what the loader
 # gave it. Needs /dev/kvm (run as root or as a member of the kvm group).
