@@ -163,9 +163,12 @@ type Machine struct {
 	pio  *bus.Bus
 	mmio *bus.Bus
 	uart *devices.UART
-	pci  *pci.Host
-	vcpu *vcpu
-	plan multiboot.Plan
+	// console carries the guest's output to Config.Console off the vCPU
+	// thread (nil without a console).
+	console *consoleWriter
+	pci     *pci.Host
+	vcpu    *vcpu
+	plan    multiboot.Plan
 	// virtio devices on the PCI bus, closed before the VM.
 	virtio []*virtioSlot
 	logMu  sync.Mutex
@@ -351,9 +354,10 @@ func (m *Machine) setupDevices() error {
 	m.pio = bus.New("port")
 	m.mmio = bus.New("mmio")
 
-	out := m.cfg.Console
-	if out == nil {
-		out = io.Discard
+	var out io.Writer = io.Discard
+	if m.cfg.Console != nil {
+		m.console = newConsoleWriter(m.cfg.Console)
+		out = m.console
 	}
 	m.uart = devices.NewUART(out, kvmIRQ{m.vmFD, IRQCOM1})
 	m.uart.OnOutput = m.onConsoleByte
@@ -490,6 +494,10 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	})
 	defer stop()
 	err := m.vcpu.run()
+	if m.console != nil {
+		// Everything the guest printed is out before Run returns.
+		m.console.Flush()
+	}
 	m.event(PhaseExit)
 	if err != nil {
 		return Exit{}, err
@@ -538,6 +546,9 @@ func (m *Machine) Close() error {
 				first = err
 			}
 			m.vcpu = nil
+		}
+		if m.console != nil {
+			m.console.Close()
 		}
 		// Device workers stop and disks are closed (after their last
 		// request) before the VM and its memory go away.

@@ -1,0 +1,71 @@
+package vmm
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// slowWriter records what it gets, slowly, and can fail.
+type slowWriter struct {
+	mu     sync.Mutex
+	got    bytes.Buffer
+	writes int
+	delay  time.Duration
+	fail   bool
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	if w.fail {
+		return 0, errors.New("console gone")
+	}
+	return w.got.Write(p)
+}
+
+func TestConsoleWriter(t *testing.T) {
+	tests := []struct {
+		name  string
+		delay time.Duration
+		n     int
+		fail  bool
+	}{
+		{"fast", 0, 10000, false},
+		{"slow console batches bytes", 2 * time.Millisecond, 3000, false},
+		{"beyond the buffer waits instead of dropping", 0, 3 * consoleBufferSize, false},
+		{"failing console does not block the guest", 0, 5000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &slowWriter{delay: tt.delay, fail: tt.fail}
+			c := newConsoleWriter(w)
+			var want bytes.Buffer
+			for i := 0; i < tt.n; i++ {
+				b := []byte{byte('a' + i%26)}
+				want.Write(b)
+				if _, err := c.Write(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Flush()
+			w.mu.Lock()
+			got, writes := w.got.String(), w.writes
+			w.mu.Unlock()
+			if !tt.fail && got != want.String() {
+				t.Fatalf("console got %d bytes, want %d in order", len(got), want.Len())
+			}
+			if tt.delay > 0 && writes >= tt.n/2 {
+				t.Errorf("%d writes for %d bytes: output is not batched", writes, tt.n)
+			}
+			c.Close()
+			if _, err := c.Write([]byte("x")); err == nil {
+				t.Error("Write after Close succeeded")
+			}
+		})
+	}
+}
