@@ -13,6 +13,20 @@ func (d *PCIDevice) Kick() {
 	d.wake()
 }
 
+// Serve serves every queue at once on the calling goroutine, which must not
+// be a vCPU thread: the VMM's ioeventfd reader calls it, saving the hand-off
+// to the worker goroutine on every guest notification. It serializes with
+// the worker, so the two never serve a queue at the same time.
+func (d *PCIDevice) Serve() {
+	select {
+	case <-d.done:
+		return // closed: the device model may be gone
+	default:
+	}
+	d.pending.Or(uint32(1)<<len(d.queues) - 1)
+	d.serve(d.pending.Swap(0))
+}
+
 // KickQueue asks the worker to serve queue i (ignored if there is no such
 // queue). It never blocks. Devices that produce data on their own (net
 // receive) call it from their backend goroutine.

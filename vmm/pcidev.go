@@ -69,7 +69,9 @@ func (s *virtioSlot) listen(vmFD uintptr, port uint64) error {
 	return nil
 }
 
-// serve turns eventfd wake-ups into kicks until the eventfd is closed.
+// serve serves the device on each eventfd wake-up, on this goroutine (not
+// the vCPU's, and without a second hand-off to the device's worker), until
+// the eventfd is closed.
 func (s *virtioSlot) serve() {
 	defer close(s.done)
 	var buf [8]byte
@@ -79,7 +81,7 @@ func (s *virtioSlot) serve() {
 			return
 		}
 		if binary.LittleEndian.Uint64(buf[:]) > 0 {
-			s.dev.Kick()
+			s.dev.Serve()
 		}
 	}
 }

@@ -84,6 +84,7 @@ func BenchmarkBlk(b *testing.B) {
 		b.Run(w.name+"/device", func(b *testing.B) { benchDevice(b, p, w, false) })
 		b.Run(w.name+"/device-contig", func(b *testing.B) { benchDevice(b, p, w, true) })
 		b.Run(w.name+"/transport", func(b *testing.B) { benchTransport(b, p, w) })
+		b.Run(w.name+"/transport-inline", func(b *testing.B) { benchTransportInline(b, p, w) })
 	}
 }
 
@@ -216,6 +217,7 @@ func (x *direct) serve(b *testing.B) {
 
 // viaTransport submits requests through the registers and the worker.
 type viaTransport struct {
+	pd  *virtio.PCIDevice
 	irq *virtiotest.IRQ
 	drv virtiotest.Driver
 	r   *benchReq
@@ -238,7 +240,7 @@ func newViaTransport(b *testing.B, path string, w workload) *viaTransport {
 	if _, err := drv.Attach(0xFFFFFFFF, []uint32{1}); err != nil {
 		b.Fatal(err)
 	}
-	return &viaTransport{irq: irq, drv: drv, r: newBenchReq(b, mem, ring, w, false)}
+	return &viaTransport{pd: pd, irq: irq, drv: drv, r: newBenchReq(b, mem, ring, w, false)}
 }
 
 func (x *viaTransport) do(b *testing.B, i int) {
@@ -256,6 +258,26 @@ func (x *viaTransport) serve(b *testing.B) {
 		b.Fatal("no interrupt")
 	}
 	x.drv.ISR()
+}
+
+// benchTransportInline serves each request the way the VMM's ioeventfd
+// reader does: Serve on the notifying goroutine, no hand-off to the worker.
+func benchTransportInline(b *testing.B, path string, w workload) {
+	x := newViaTransport(b, path, w)
+	b.SetBytes(int64(w.size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x.r.post(i)
+		x.pd.Serve()
+		select {
+		case <-x.irq.Raised():
+		case <-time.After(5 * time.Second):
+			b.Fatal("no interrupt")
+		}
+		x.drv.ISR()
+		x.r.check(b)
+	}
+	report(b, w)
 }
 
 func benchDevice(b *testing.B, path string, w workload, contig bool) {
