@@ -19,7 +19,6 @@ const (
 	gdtData    = 0x10    //
 	baseMemKiB = 640     // conventional memory reported in the BDA
 	stubIRET   = 0xCF    // IRET opcode
-	firmwareTo = 0x10000 // writeFirmware needs this much RAM
 )
 
 // writeFirmware lays out what NetBSD expects to find below 1 MiB with no BIOS

@@ -46,7 +46,7 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 		return n
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // the reader turns old TypeRegA into TypeReg
 		if p == "" {
 			return fmt.Errorf("a regular file cannot be the root")
 		}
