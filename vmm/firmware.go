@@ -8,17 +8,17 @@ import (
 
 // Low-memory layout, as a PC BIOS leaves it for a multiboot kernel.
 const (
-	ivtBase    = 0x0000  // real-mode interrupt vector table, 256 far pointers
-	bdaEBDA    = 0x040E  // BIOS data area: EBDA segment (0: none)
-	bdaBaseMem = 0x0413  // BIOS data area: base memory in KiB
-	gdtBase    = 0x0500  // our flat GDT (null, code 0x08, data 0x10)
-	stubSeg    = 0xF000  // firmware segment
-	stubOff    = 0xFF53  // where real BIOSes keep their dummy IRET
-	bootStack  = 0x6000  // ESP at entry: below the loader's area
-	gdtCode    = 0x08    // selectors in our GDT
-	gdtData    = 0x10    //
-	baseMemKiB = 640     // conventional memory reported in the BDA
-	stubIRET   = 0xCF    // IRET opcode
+	ivtBase    = 0x0000 // real-mode interrupt vector table, 256 far pointers
+	bdaEBDA    = 0x040E // BIOS data area: EBDA segment (0: none)
+	bdaBaseMem = 0x0413 // BIOS data area: base memory in KiB
+	gdtBase    = 0x0500 // our flat GDT (null, code 0x08, data 0x10)
+	stubSeg    = 0xF000 // firmware segment
+	stubOff    = 0xFF53 // where real BIOSes keep their dummy IRET
+	bootStack  = 0x6000 // ESP at entry: below the loader's area
+	gdtCode    = 0x08   // selectors in our GDT
+	gdtData    = 0x10   //
+	baseMemKiB = 640    // conventional memory reported in the BDA
+	stubIRET   = 0xCF   // IRET opcode
 )
 
 // writeFirmware lays out what NetBSD expects to find below 1 MiB with no BIOS
