@@ -300,3 +300,53 @@ func TestSignalStops(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashAfterFlush kills smolvmm with SIGKILL right after the guest's
+// FLUSH completed: what the guest wrote before it must be in the image.
+func TestCrashAfterFlush(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel, err := guests.Build("vblk")
+	if err != nil {
+		t.Skipf("cannot build the vblk guest: %v", err)
+	}
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "32", "--net", "none",
+		"-d", img, "-a", "seq=7 sector=5 hang")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var out []byte
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(60 * time.Second)
+	for !bytes.Contains(out, []byte("vblk: flush ok")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no flush after 60 s; output:\n%s", out)
+		}
+		n, err := stdout.Read(buf)
+		out = append(out, buf[:n]...)
+		if err != nil {
+			t.Fatalf("guest output ended before the flush: %v\n%s", err, out)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	got, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[5*512:6*512], guests.VblkPattern(7)) {
+		t.Fatalf("sector 5 after SIGKILL is %q..., want the flushed pattern", got[5*512:5*512+32])
+	}
+}

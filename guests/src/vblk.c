@@ -186,6 +186,9 @@ void kmain(u32 magic, const struct mb_info *mbi)
 				exit(1);
 			}
 			puts("vblk: flush ok\n");
+			if (has_word("hang"))
+				for (;;) /* the crash test kills the VMM here */
+					;
 		} else {
 			puts("vblk: flush not offered\n");
 		}
