@@ -353,6 +353,27 @@ func (m *Machine) setupDevices() error {
 	}
 	m.pio = bus.New("port")
 	m.mmio = bus.New("mmio")
+	// Unclaimed ports are logged with -v, every access; unclaimed MMIO
+	// always, once per address: like a PCI master abort, writes vanish and
+	// reads return all ones, so a guest polling one cannot flood the log.
+	m.pio.Unclaimed = func(addr uint64, data []byte, write, _ bool) {
+		switch {
+		case !m.cfg.Verbose:
+		case write:
+			m.logf("unhandled port write %#x (%d bytes) = %#x", addr, len(data), data)
+		default:
+			m.logf("unhandled port read %#x (%d bytes)", addr, len(data))
+		}
+	}
+	m.mmio.Unclaimed = func(addr uint64, data []byte, write, first bool) {
+		switch {
+		case !first:
+		case write:
+			m.logf("unhandled MMIO write at %#x (%d bytes): no RAM or device there, ignored", addr, len(data))
+		default:
+			m.logf("unhandled MMIO read at %#x (%d bytes): no RAM or device there, read as all ones", addr, len(data))
+		}
+	}
 
 	var out io.Writer = io.Discard
 	if m.cfg.Console != nil {

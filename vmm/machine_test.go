@@ -63,13 +63,17 @@ func (s *syncBuffer) String() string {
 }
 
 // boot runs cfg to its end (or timeout) and returns the console output.
+// The machine's log goes to cfg.Log when the test gives one.
 func boot(t *testing.T, cfg vmm.Config, timeout time.Duration) (string, vmm.Exit, error) {
 	t.Helper()
 	needKVM(t)
 	var out syncBuffer
 	cfg.Console = &out
-	var log syncBuffer
-	cfg.Log = &log
+	log, ok := cfg.Log.(*syncBuffer)
+	if !ok {
+		log = &syncBuffer{}
+		cfg.Log = log
+	}
 	m, err := vmm.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -289,9 +293,13 @@ func TestGuestEndings(t *testing.T) {
 		wantLines(t, out, "bad: triple fault")
 	})
 	t.Run("unmapped MMIO", func(t *testing.T) {
-		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "mmio"}, 30*time.Second)
+		var log syncBuffer
+		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "mmio", Log: &log}, 30*time.Second)
 		wantDebugExit(t, e, err, 0)
 		wantLines(t, out, "bad: mmio 0xfed40000 read 0xffffffff, wrote", "bad: mmio survived")
+		if n := strings.Count(log.String(), "unhandled MMIO read at 0xfed40000"); n != 1 {
+			t.Errorf("the unmapped read was logged %d times, want once:\n%s", n, log.String())
+		}
 	})
 	t.Run("reset", func(t *testing.T) {
 		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "reset"}, 30*time.Second)

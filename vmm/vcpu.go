@@ -194,6 +194,9 @@ func (v *vcpu) kick() {
 	}
 }
 
+// kvmRunIoctl is KVM_RUN, _IO(KVMIO, 0x80).
+var kvmRunIoctl = kvm.IIO(0x80)
+
 // kvm_run field offsets (include/uapi/linux/kvm.h, x86).
 const (
 	runExitReason = 8
@@ -211,7 +214,7 @@ func (v *vcpu) run() error {
 	le := binary.LittleEndian
 	m.event(PhaseFirstRun)
 	for m.exit.Load() == nil {
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvm.IIO(0x80), 0)
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvmRunIoctl, 0)
 		if errno != 0 {
 			if errno == unix.EINTR || errno == unix.EAGAIN {
 				continue
@@ -263,11 +266,9 @@ func (v *vcpu) handleIO() {
 	for i := 0; i < count; i++ {
 		buf := v.runPage[off+uint64(i*size) : off+uint64((i+1)*size)]
 		if dir == 1 {
-			if !v.m.pio.Write(port, buf) && v.m.cfg.Verbose {
-				v.m.logf("unhandled port write %#x (%d bytes) = %#x", port, size, buf)
-			}
-		} else if !v.m.pio.Read(port, buf) && v.m.cfg.Verbose {
-			v.m.logf("unhandled port read %#x (%d bytes)", port, size)
+			v.m.pio.Write(port, buf)
+		} else {
+			v.m.pio.Read(port, buf)
 		}
 	}
 }
@@ -275,20 +276,12 @@ func (v *vcpu) handleIO() {
 func (v *vcpu) handleMMIO() {
 	d := v.runPage[runExitData:]
 	addr := binary.LittleEndian.Uint64(d[0:])
-	n := binary.LittleEndian.Uint32(d[16:])
-	write := d[20] != 0
-	if n > 8 {
-		n = 8
-	}
+	n := min(binary.LittleEndian.Uint32(d[16:]), 8)
 	buf := d[8 : 8+n]
-	// Like a PCI master abort: writes vanish, reads return all ones. Each
-	// address is reported once so a polling guest cannot flood the log.
-	if write {
-		if !v.m.mmio.Write(addr, buf) && v.m.mmio.Unhandled().Writes[addr] == 1 {
-			v.m.logf("unhandled MMIO write at %#x (%d bytes): no RAM or device there, ignored", addr, n)
-		}
-	} else if !v.m.mmio.Read(addr, buf) && v.m.mmio.Unhandled().Reads[addr] == 1 {
-		v.m.logf("unhandled MMIO read at %#x (%d bytes): no RAM or device there, read as all ones", addr, n)
+	if d[20] != 0 {
+		v.m.mmio.Write(addr, buf)
+	} else {
+		v.m.mmio.Read(addr, buf)
 	}
 }
 

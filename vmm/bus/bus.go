@@ -51,11 +51,15 @@ type mapping struct {
 type Bus struct {
 	name string
 
-	mu       sync.RWMutex
-	ranges   []mapping // sorted by base
-	unRead   map[uint64]uint64
-	unWrite  map[uint64]uint64
-	unhandle uint64
+	mu      sync.RWMutex
+	ranges  []mapping // sorted by base
+	unRead  map[uint64]uint64
+	unWrite map[uint64]uint64
+
+	// Unclaimed, when set, is called after each access no device claimed,
+	// with first true the first time for that address and direction (so a
+	// caller can log a polling guest once). Set it before the bus is used.
+	Unclaimed func(addr uint64, data []byte, write, first bool)
 }
 
 // New returns an empty bus; name ("pio", "mmio") appears in errors.
@@ -119,10 +123,7 @@ func (b *Bus) Read(addr uint64, data []byte) bool {
 	for i := range data {
 		data[i] = 0xFF
 	}
-	b.mu.Lock()
-	b.unRead[addr]++
-	b.unhandle++
-	b.mu.Unlock()
+	b.unclaimed(b.unRead, addr, data, false)
 	return false
 }
 
@@ -133,11 +134,19 @@ func (b *Bus) Write(addr uint64, data []byte) bool {
 		m.dev.Write(addr-m.base, data)
 		return true
 	}
-	b.mu.Lock()
-	b.unWrite[addr]++
-	b.unhandle++
-	b.mu.Unlock()
+	b.unclaimed(b.unWrite, addr, data, true)
 	return false
+}
+
+// unclaimed counts an access no device took and reports it to Unclaimed.
+func (b *Bus) unclaimed(counts map[uint64]uint64, addr uint64, data []byte, write bool) {
+	b.mu.Lock()
+	counts[addr]++
+	first := counts[addr] == 1
+	b.mu.Unlock()
+	if b.Unclaimed != nil {
+		b.Unclaimed(addr, data, write, first)
+	}
 }
 
 // Unhandled is a count of accesses no device claimed, by address.
@@ -150,12 +159,14 @@ type Unhandled struct {
 func (b *Bus) Unhandled() Unhandled {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	u := Unhandled{Reads: map[uint64]uint64{}, Writes: map[uint64]uint64{}, Total: b.unhandle}
+	u := Unhandled{Reads: map[uint64]uint64{}, Writes: map[uint64]uint64{}}
 	for k, v := range b.unRead {
 		u.Reads[k] = v
+		u.Total += v
 	}
 	for k, v := range b.unWrite {
 		u.Writes[k] = v
+		u.Total += v
 	}
 	return u
 }

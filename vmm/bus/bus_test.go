@@ -77,3 +77,29 @@ func TestDispatchAndUnhandled(t *testing.T) {
 		t.Fatal("unregistered range still claimed")
 	}
 }
+
+func TestUnclaimedHook(t *testing.T) {
+	b := New("mmio")
+	type call struct {
+		addr         uint64
+		write, first bool
+	}
+	var calls []call
+	b.Unclaimed = func(addr uint64, _ []byte, write, first bool) { calls = append(calls, call{addr, write, first}) }
+	b.Read(0x10, make([]byte, 4))
+	b.Read(0x10, make([]byte, 4))
+	b.Write(0x10, []byte{1})
+	b.Read(0x20, make([]byte, 1))
+	want := []call{{0x10, false, true}, {0x10, false, false}, {0x10, true, true}, {0x20, false, true}}
+	if len(calls) != len(want) {
+		t.Fatalf("calls %v, want %v", calls, want)
+	}
+	for i := range want {
+		if calls[i] != want[i] {
+			t.Fatalf("call %d = %+v, want %+v", i, calls[i], want[i])
+		}
+	}
+	if u := b.Unhandled(); u.Total != 4 {
+		t.Fatalf("total %d, want 4", u.Total)
+	}
+}
