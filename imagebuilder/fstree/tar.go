@@ -5,10 +5,10 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"github.com/ulikunitz/xz"
@@ -159,13 +159,15 @@ func readSized(r io.Reader, size int64) ([]byte, error) {
 }
 
 // IsZero reports whether b holds only zero bytes: such runs become holes
-// in sparse files, here and in the image writers.
+// in sparse files, here and in the image writers. It runs over every block
+// of every file, so it tests 32 bytes at a time.
 func IsZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+	le := binary.LittleEndian
+	for len(b) >= 32 {
+		if le.Uint64(b)|le.Uint64(b[8:])|le.Uint64(b[16:])|le.Uint64(b[24:]) != 0 {
 			return false
 		}
-		b = b[8:]
+		b = b[32:]
 	}
 	for _, c := range b {
 		if c != 0 {
@@ -238,21 +240,4 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		return fmt.Errorf("%s: corrupt or truncated compressed stream after the tar end: %w", name, err)
 	}
 	return nil
-}
-
-// AddSet reads a set into t: a directory is read in place, a file as an archive.
-func (t *Tree) AddSet(p string) error {
-	st, err := os.Stat(p)
-	if err != nil {
-		return fmt.Errorf("set %s: %w", p, err)
-	}
-	if st.IsDir() {
-		return t.AddDir(p)
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return fmt.Errorf("set %s: %w", p, err)
-	}
-	defer f.Close()
-	return t.AddArchive(f, p)
 }

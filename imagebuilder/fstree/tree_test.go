@@ -236,3 +236,19 @@ func ExampleClean() {
 	// "" true
 	// "" true
 }
+
+func TestIsZero(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 31, 32, 33, 64, 1024, 1027} {
+		b := make([]byte, n)
+		if !fstree.IsZero(b) {
+			t.Errorf("IsZero(%d zero bytes) = false", n)
+		}
+		for i := 0; i < n; i++ {
+			b[i] = 0x80
+			if fstree.IsZero(b) {
+				t.Errorf("IsZero(%d bytes, byte %d set) = true", n, i)
+			}
+			b[i] = 0
+		}
+	}
+}
