@@ -142,12 +142,10 @@ func (q *Queue) Push(head uint16, written uint32) error {
 	if head >= q.size {
 		return fmt.Errorf("push: head %d >= queue size %d", head, q.size)
 	}
+	// The element is id (u32) then len (u32), little-endian: one store.
 	elem := q.use + 4 + 8*uint64(q.usedIdx%q.size)
-	if err := q.mem.Write32(elem, uint32(head)); err != nil {
+	if err := q.mem.Write64(elem, uint64(head)|uint64(written)<<32); err != nil {
 		return fmt.Errorf("%w: used element at %#x: %w", ErrRing, elem, err)
-	}
-	if err := q.mem.Write32(elem+4, written); err != nil {
-		return fmt.Errorf("%w: used element at %#x: %w", ErrRing, elem+4, err)
 	}
 	q.usedIdx++
 	// used.flags (low half) stays 0: the device never asks the driver to

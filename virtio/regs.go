@@ -47,12 +47,8 @@ func (r *legacyRegs) Read(off uint64, data []byte) {
 			data[i] = 0
 		}
 	}
-	if end > RegConfig {
-		start := max(off, RegConfig)
-		cfgEnd := min(end, RegConfig+uint64(d.dev.ConfigSize()))
-		if cfgEnd > start {
-			d.dev.ReadConfig(int(start-RegConfig), data[start-off:cfgEnd-off])
-		}
+	if at, part := d.configPart(off, data); len(part) > 0 {
+		d.dev.ReadConfig(at, part)
 	}
 }
 
@@ -86,13 +82,20 @@ func (r *legacyRegs) Write(off uint64, data []byte) {
 		}
 		d.apply(reg.off, binary.LittleEndian.Uint32(cur[:]))
 	}
-	if end > RegConfig {
-		start := max(off, RegConfig)
-		cfgEnd := min(end, RegConfig+uint64(d.dev.ConfigSize()))
-		if cfgEnd > start {
-			d.dev.WriteConfig(int(start-RegConfig), data[start-off:cfgEnd-off])
-		}
+	if at, part := d.configPart(off, data); len(part) > 0 {
+		d.dev.WriteConfig(at, part)
 	}
+}
+
+// configPart returns the part of an access of data at off that falls in
+// the device configuration, and its offset there (empty: none of it).
+func (d *PCIDevice) configPart(off uint64, data []byte) (int, []byte) {
+	start := max(off, RegConfig)
+	end := min(off+uint64(len(data)), RegConfig+uint64(d.dev.ConfigSize()))
+	if end <= start {
+		return 0, nil
+	}
+	return int(start - RegConfig), data[start-off : end-off]
 }
 
 // current fills b with a register's value for a partial write. Caller holds mu.

@@ -9,9 +9,12 @@ import (
 // Kick asks the worker to serve every queue. It never blocks: the VMM calls
 // it from its ioeventfd reader.
 func (d *PCIDevice) Kick() {
-	d.pending.Or(uint32(1)<<len(d.queues) - 1)
+	d.pending.Or(d.allQueues())
 	d.wake()
 }
+
+// allQueues is the pending mask with every queue's bit set.
+func (d *PCIDevice) allQueues() uint32 { return uint32(1)<<len(d.queues) - 1 }
 
 // Serve serves every queue at once on the calling goroutine, which must not
 // be a vCPU thread: the VMM's ioeventfd reader calls it, saving the hand-off
@@ -23,8 +26,7 @@ func (d *PCIDevice) Serve() {
 		return // closed: the device model may be gone
 	default:
 	}
-	d.pending.Or(uint32(1)<<len(d.queues) - 1)
-	d.serve(d.pending.Swap(0))
+	d.serve(d.pending.Swap(0) | d.allQueues())
 }
 
 // KickQueue asks the worker to serve queue i (ignored if there is no such
