@@ -148,13 +148,7 @@ func readV(b Backend, bufs [][]byte, off int64) error {
 		_, err := v.ReadVAt(bufs, off)
 		return err
 	}
-	for _, p := range bufs {
-		if _, err := b.ReadAt(p, off); err != nil {
-			return err
-		}
-		off += int64(len(p))
-	}
-	return nil
+	return eachAt(b.ReadAt, bufs, off)
 }
 
 // writeV writes bufs at off, in one call if b can.
@@ -163,8 +157,13 @@ func writeV(b Backend, bufs [][]byte, off int64) error {
 		_, err := v.WriteVAt(bufs, off)
 		return err
 	}
+	return eachAt(b.WriteAt, bufs, off)
+}
+
+// eachAt moves bufs one by one from off on, with ReadAt or WriteAt.
+func eachAt(op func([]byte, int64) (int, error), bufs [][]byte, off int64) error {
 	for _, p := range bufs {
-		if _, err := b.WriteAt(p, off); err != nil {
+		if _, err := op(p, off); err != nil {
 			return err
 		}
 		off += int64(len(p))

@@ -111,13 +111,7 @@ func (d *Disk) ReadConfig(off int, data []byte) {
 	binary.LittleEndian.PutUint32(c[8:], SizeMax)
 	binary.LittleEndian.PutUint32(c[12:], SegMax)
 	binary.LittleEndian.PutUint32(c[20:], SectorSize)
-	for i := range data {
-		if o := off + i; o >= 0 && o < configSize {
-			data[i] = c[o]
-		} else {
-			data[i] = 0
-		}
-	}
+	copy(data, c[off:]) // the transport keeps the access inside configSize
 }
 
 // WriteConfig ignores writes: nothing in this configuration is writable

@@ -147,13 +147,7 @@ func (d *Device) ReadConfig(off int, data []byte) {
 	var c [configSize]byte
 	copy(c[:6], d.mac[:])
 	binary.LittleEndian.PutUint16(c[6:], StatusLinkUp)
-	for i := range data {
-		if o := off + i; o >= 0 && o < configSize {
-			data[i] = c[o]
-		} else {
-			data[i] = 0
-		}
-	}
+	copy(data, c[off:]) // the transport keeps the access inside configSize
 }
 
 // WriteConfig lets a legacy driver set the MAC (QEMU accepts it too);
