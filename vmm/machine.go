@@ -176,8 +176,8 @@ type Machine struct {
 	exit      atomic.Pointer[Exit]
 	firstOut  atomic.Bool
 	readyOnce sync.Once
-	line      []byte
-	halt      haltWatcher
+	line      []byte // the console line being written (vCPU thread only)
+	halted    bool   // the first line of NetBSD's halt message was seen
 
 	closeOnce sync.Once
 	closers   []func() error
@@ -463,25 +463,40 @@ func (m *Machine) event(p Phase) {
 	}
 }
 
+// maxLine bounds the console line kept for the ready pattern and the halt
+// message.
+const maxLine = 4096
+
+// NetBSD's halt message: after it the kernel polls the UART forever and
+// never executes HLT, so the machine ends the VM there.
+const (
+	haltMsg1 = "The operating system has halted."
+	haltMsg2 = "Please press any key to reboot."
+)
+
 // onConsoleByte runs on the vCPU thread for each byte the guest transmits.
+// It keeps the current console line and checks it for the halt message and
+// the ready pattern.
 func (m *Machine) onConsoleByte(b byte) {
 	if m.firstOut.CompareAndSwap(false, true) {
 		m.event(PhaseFirstOutput)
-	}
-	if m.halt.feed(b) {
-		m.requestExit(Exit{Reason: ExitHalted})
-	}
-	if m.cfg.Ready == nil {
-		return
 	}
 	if b == '\n' {
 		m.line = m.line[:0]
 		return
 	}
-	if len(m.line) < 4096 {
+	if len(m.line) < maxLine {
 		m.line = append(m.line, b)
 	}
-	if m.cfg.Ready.Match(m.line) {
+	if b == '.' { // both halt lines end with a period
+		switch {
+		case bytes.HasSuffix(m.line, []byte(haltMsg1)):
+			m.halted = true
+		case m.halted && bytes.HasSuffix(m.line, []byte(haltMsg2)):
+			m.requestExit(Exit{Reason: ExitHalted})
+		}
+	}
+	if m.cfg.Ready != nil && m.cfg.Ready.Match(m.line) {
 		m.ready()
 	}
 }
@@ -585,28 +600,4 @@ func (m *Machine) Close() error {
 		}
 	})
 	return first
-}
-
-// haltWatcher recognises NetBSD's halt message: after it the kernel polls
-// the UART forever and never executes HLT.
-type haltWatcher struct {
-	tail   []byte
-	halted bool
-}
-
-const (
-	haltMsg1 = "The operating system has halted."
-	haltMsg2 = "Please press any key to reboot."
-)
-
-func (h *haltWatcher) feed(b byte) bool {
-	h.tail = append(h.tail, b)
-	if len(h.tail) > 64 {
-		h.tail = h.tail[len(h.tail)-64:]
-	}
-	if !h.halted && bytes.HasSuffix(h.tail, []byte(haltMsg1)) {
-		h.halted = true
-		return false
-	}
-	return h.halted && bytes.HasSuffix(h.tail, []byte(haltMsg2))
 }
