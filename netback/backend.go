@@ -27,6 +27,7 @@ package netback
 
 import (
 	"errors"
+	"fmt"
 )
 
 // Backend is a pipe of Ethernet frames between a guest NIC and the outside.
@@ -92,11 +93,14 @@ type StatsReporter interface {
 
 // checkOutgoing validates a frame given to WriteFrame.
 func checkOutgoing(frame []byte) error {
-	if len(frame) < EthernetHeaderSize {
-		return fmtFrameErr(ErrFrameTooShort, len(frame))
+	var err error
+	switch {
+	case len(frame) < EthernetHeaderSize:
+		err = ErrFrameTooShort
+	case len(frame) > MaxFrameSize:
+		err = ErrFrameTooLong
+	default:
+		return nil
 	}
-	if len(frame) > MaxFrameSize {
-		return fmtFrameErr(ErrFrameTooLong, len(frame))
-	}
-	return nil
+	return fmt.Errorf("%w: %d bytes (limits %d..%d)", err, len(frame), EthernetHeaderSize, MaxFrameSize)
 }

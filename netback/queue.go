@@ -28,17 +28,8 @@ func newFrameQueue(depth int) *frameQueue {
 	return &frameQueue{ch: make(chan []byte, depth), closed: make(chan struct{})}
 }
 
-// copyFrame copies f into a pooled buffer when it fits one.
-func copyFrame(f []byte) []byte {
-	if len(f) <= smallFrame {
-		b := framePool.Get().(*[]byte)
-		return append((*b)[:0], f...)
-	}
-	return append([]byte(nil), f...)
-}
-
 // copyParts concatenates parts into a pooled buffer when they fit one.
-func copyParts(parts [][]byte) []byte {
+func copyParts(parts ...[]byte) []byte {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -55,7 +46,7 @@ func copyParts(parts [][]byte) []byte {
 	return c
 }
 
-// releaseFrame returns a buffer from copyFrame to the pool.
+// releaseFrame returns a buffer from copyParts to the pool.
 func releaseFrame(f []byte) {
 	if cap(f) == smallFrame {
 		f = f[:cap(f)]
@@ -63,16 +54,26 @@ func releaseFrame(f []byte) {
 	}
 }
 
-// pushParts queues a copy of the frame made of parts (a packet's headers
-// and payload, copied once into one buffer), or drops it when the queue is
-// full. It reports false after close.
-func (q *frameQueue) pushParts(parts [][]byte) bool {
+// isClosed reports whether close was called. The operations below check
+// it first, so that after close they fail even when the channel is ready
+// too (select would pick either at random).
+func (q *frameQueue) isClosed() bool {
 	select {
 	case <-q.closed:
-		return false
+		return true
 	default:
+		return false
 	}
-	c := copyParts(parts)
+}
+
+// pushParts queues a copy of the frame made of parts (a packet's headers
+// and payload, copied once into one buffer), or drops it when the queue is
+// full or closed.
+func (q *frameQueue) pushParts(parts [][]byte) {
+	if q.isClosed() {
+		return
+	}
+	c := copyParts(parts...)
 	select {
 	case q.ch <- c:
 		q.pushed.Add(1)
@@ -80,17 +81,14 @@ func (q *frameQueue) pushParts(parts [][]byte) bool {
 		releaseFrame(c)
 		q.dropped.Add(1)
 	}
-	return true
 }
 
 // pushWait queues a copy of f, waiting for room. It fails after close.
 func (q *frameQueue) pushWait(f []byte) error {
-	select {
-	case <-q.closed:
+	if q.isClosed() {
 		return ErrClosed
-	default:
 	}
-	c := copyFrame(f)
+	c := copyParts(f)
 	select {
 	case q.ch <- c:
 		q.pushed.Add(1)
@@ -104,30 +102,22 @@ func (q *frameQueue) pushWait(f []byte) error {
 // pop waits for a frame and copies it into buf. A frame longer than buf is
 // discarded with ErrFrameTooLong.
 func (q *frameQueue) pop(buf []byte) (int, error) {
-	select {
-	case <-q.closed:
-		return 0, ErrClosed
-	default:
+	f, err := q.popFrame()
+	if err != nil {
+		return 0, err
 	}
-	select {
-	case f := <-q.ch:
-		defer releaseFrame(f)
-		if len(f) > len(buf) {
-			return 0, fmt.Errorf("%w: %d-byte frame, %d-byte buffer", ErrFrameTooLong, len(f), len(buf))
-		}
-		return copy(buf, f), nil
-	case <-q.closed:
-		return 0, ErrClosed
+	defer releaseFrame(f)
+	if len(f) > len(buf) {
+		return 0, fmt.Errorf("%w: %d-byte frame, %d-byte buffer", ErrFrameTooLong, len(f), len(buf))
 	}
+	return copy(buf, f), nil
 }
 
 // popFrame waits for a frame and hands over its buffer, which the caller
 // gives back with releaseFrame.
 func (q *frameQueue) popFrame() ([]byte, error) {
-	select {
-	case <-q.closed:
+	if q.isClosed() {
 		return nil, ErrClosed
-	default:
 	}
 	select {
 	case f := <-q.ch:
