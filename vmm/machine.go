@@ -158,7 +158,6 @@ type Machine struct {
 	cfg  Config
 	kvm  *os.File
 	vmFD uintptr
-	mem  []byte
 	gmem *guestmem.Memory
 	pio  *bus.Bus
 	mmio *bus.Bus
@@ -323,7 +322,6 @@ func (m *Machine) setupMemory() error {
 	if err != nil {
 		return &Error{Op: "mmap guest memory", Err: err, Hint: "use a smaller -m"}
 	}
-	m.mem = mem
 	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
 	m.gmem = guestmem.New(mem)
 	region := kvm.UserspaceMemoryRegion{
@@ -399,7 +397,7 @@ func (m *Machine) setupDevices() error {
 		dev        bus.Device
 	}{
 		{"com1", PortCOM1, 8, m.uart},
-		{"cmos", 0x70, 2, devices.NewRTC(nil, uint64(len(m.mem)))},
+		{"cmos", 0x70, 2, devices.NewRTC(nil, m.gmem.Size())},
 		{"i8042", 0x60, 5, &devices.KeyboardController{Exit: exit}},
 		{"port92", 0x92, 1, &devices.FastA20{Exit: exit}},
 		{"pci", 0xCF8, 8, m.pci},
@@ -505,12 +503,20 @@ func (m *Machine) onConsoleByte(b byte) {
 func (m *Machine) ready() { m.readyOnce.Do(func() { m.event(PhaseReady) }) }
 
 func (m *Machine) logf(format string, args ...any) {
-	if m.cfg.Log == nil {
-		return
+	fmt.Fprintf(machineLog{m}, "smolvmm: "+format+"\n", args...)
+}
+
+// machineLog writes whole messages to Config.Log (or nowhere), one at a
+// time.
+type machineLog struct{ m *Machine }
+
+func (l machineLog) Write(p []byte) (int, error) {
+	if l.m.cfg.Log == nil {
+		return len(p), nil
 	}
-	m.logMu.Lock()
-	defer m.logMu.Unlock()
-	fmt.Fprintf(m.cfg.Log, "smolvmm: "+format+"\n", args...)
+	l.m.logMu.Lock()
+	defer l.m.logMu.Unlock()
+	return l.m.cfg.Log.Write(p)
 }
 
 // Run runs the guest until it resets, halts, leaves through the debug-exit

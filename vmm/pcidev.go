@@ -21,7 +21,7 @@ var pciIRQs = []uint8{10, 11, 5, 9}
 // when the guest writes its queue-notify register.
 type virtioSlot struct {
 	dev    *virtio.PCIDevice
-	efd    int
+	efd    int      // for the ioctls: file.Fd() would make the fd blocking
 	file   *os.File // efd in Go's poller, so Close wakes the reader
 	notify uint64   // port of the notify register the ioeventfd watches
 	done   chan struct{}
@@ -116,14 +116,8 @@ func (s *virtioSlot) close(vmFD uintptr) error {
 	return s.dev.Close()
 }
 
+// slog is the devices' logger: warnings to Config.Log, through the same
+// lock as the machine's own messages so lines never interleave.
 func (m *Machine) slog() *slog.Logger {
-	w := m.cfg.Log
-	if w == nil {
-		w = nilWriter{}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(machineLog{m}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
-
-type nilWriter struct{}
-
-func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }
