@@ -2,6 +2,7 @@ package ext2
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -193,21 +194,21 @@ func TestTooSmall(t *testing.T) {
 	defer f.Close()
 	err = Write(f, tr, Options{Size: 2 << 20, Timestamp: ts})
 	var tse *TooSmallError
-	if err == nil || !asTooSmall(err, &tse) {
+	if err == nil || !errors.As(err, &tse) {
 		t.Fatalf("Write into 1 MiB: got %v, want a TooSmallError", err)
 	}
 	min, err := MinSize(tr, &Options{Timestamp: ts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tse.Needed != min || !strings.Contains(err2s(tse), fmt.Sprintf("at least %d MB", min>>20)) {
+	if tse.Needed != min || !strings.Contains(tse.Error(), fmt.Sprintf("at least %d MB", min>>20)) {
 		t.Errorf("error %q: want the minimum %d MB", tse, min>>20)
 	}
 	img := writeImage(t, tr, Options{Size: min, Timestamp: ts})
 	imagecheck.Fsck(t, img)
 	f2, _ := os.Create(filepath.Join(t.TempDir(), "img2"))
 	defer f2.Close()
-	if err := Write(f2, tr, Options{Size: min - 1<<20, Timestamp: ts}); !asTooSmall(err, &tse) {
+	if err := Write(f2, tr, Options{Size: min - 1<<20, Timestamp: ts}); !errors.As(err, &tse) {
 		t.Errorf("one MiB below the minimum: got %v, want TooSmallError", err)
 	}
 }

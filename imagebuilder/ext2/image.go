@@ -104,7 +104,8 @@ func (iw *imageWriter) writeAll() error {
 // slot in the inode table.
 func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 	n := in.node
-	raw := make([]byte, inodeSize)
+	grp, idx := (in.ino-1)/iw.g.ipg, (in.ino-1)%iw.g.ipg
+	raw := iw.itab[grp][idx*inodeSize : (idx+1)*inodeSize] // zeroed by newImageWriter
 	mode := uint16(n.Perm & 07777)
 	var size uint64
 	var m *mapper
@@ -127,7 +128,6 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 				return fmt.Errorf("%s: %w", in.path, err)
 			}
 		}
-		grp := (in.ino - 1) / iw.g.ipg
 		iw.dirs[grp]++
 	case fstree.Symlink:
 		mode |= 0xA000
@@ -178,8 +178,6 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 	le.PutUint16(raw[116:], uint16(nblocks*uint64(iw.g.bs/512)>>32))
 	le.PutUint16(raw[120:], uint16(n.UID>>16))
 	le.PutUint16(raw[122:], uint16(n.GID>>16))
-	grp, idx := (in.ino-1)/iw.g.ipg, (in.ino-1)%iw.g.ipg
-	copy(iw.itab[grp][idx*inodeSize:], raw)
 	if in.ino >= firstIno { // the root is among the reserved inodes, already marked
 		iw.markInode(in.ino)
 	}

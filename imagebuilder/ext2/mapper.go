@@ -90,10 +90,11 @@ func (m *mapper) put(l uint32, data []byte) error {
 	return nil
 }
 
-// finish writes the file's indirect blocks.
+// finish writes the file's indirect blocks (out copies each, so one
+// buffer serves them all).
 func (m *mapper) finish() error {
+	b := make([]byte, m.iw.g.bs)
 	for _, ind := range m.all {
-		b := make([]byte, len(ind.ptr)*4)
 		for i, p := range ind.ptr {
 			le.PutUint32(b[4*i:], p)
 		}

@@ -34,7 +34,6 @@ type plan struct {
 	byNode  map[*fstree.Node]*inode
 	blocks  uint64 // blocks needed for data, directories and indirect blocks
 	lf      *fstree.Node
-	zero    []byte
 	present map[*fstree.Node][]uint32 // regular files: logical blocks that are not all zero
 }
 
@@ -60,7 +59,7 @@ func fileType(t fstree.Type) byte {
 // newPlan numbers the inodes of t (root 2, lost+found 11, the rest from 12 in
 // walk order), counts links and builds directory blocks for block size bs.
 func newPlan(t *fstree.Tree, bs uint32) (*plan, error) {
-	p := &plan{bs: bs, byNode: map[*fstree.Node]*inode{}, zero: make([]byte, bs), present: map[*fstree.Node][]uint32{}}
+	p := &plan{bs: bs, byNode: map[*fstree.Node]*inode{}, present: map[*fstree.Node][]uint32{}}
 	p.lf = t.Root.Child(lostFound)
 	if p.lf == nil {
 		p.lf = fstree.NewDir(0700)
@@ -169,27 +168,28 @@ func blockPath(l uint64, bs uint32) (level int, idx [3]uint64, err error) {
 }
 
 // mappedBlocks counts the data and indirect blocks of a file whose present
-// logical blocks are listed (sorted) in present.
+// logical blocks are listed (sorted) in present. One indirect block serves
+// each distinct prefix of a block's path (the empty prefix included); as
+// present is sorted, a prefix is new exactly when it differs from the
+// previous block's.
 func mappedBlocks(present []uint32, bs uint32) (uint64, error) {
 	total := uint64(len(present))
-	seen := map[[4]uint64]bool{}
+	prevLevel, prevIdx := 0, [3]uint64{}
 	for _, l := range present {
 		level, idx, err := blockPath(uint64(l), bs)
 		if err != nil {
 			return 0, err
 		}
-		// One indirect block per distinct prefix of the path, the empty prefix included.
+		same := level == prevLevel
 		for d := 0; d < level; d++ {
-			k := [4]uint64{uint64(level), ^uint64(0), ^uint64(0), ^uint64(0)}
-			copy(k[1:], idx[:d])
-			for i := d; i < 3; i++ {
-				k[1+i] = ^uint64(0)
+			if d > 0 && idx[d-1] != prevIdx[d-1] {
+				same = false
 			}
-			if !seen[k] {
-				seen[k] = true
+			if !same {
 				total++
 			}
 		}
+		prevLevel, prevIdx = level, idx
 	}
 	return total, nil
 }
