@@ -14,10 +14,9 @@ import (
 // through gokvm. This file and vcpu.go are the only code that talks to KVM.
 
 const (
-	kvmIOEventFD      = 0x79 // _IOW(KVMIO, 0x79, struct kvm_ioeventfd)
-	kvmCreatePIT2     = 0x77 // _IOW(KVMIO, 0x77, struct kvm_pit_config)
-	pitSpeakerDummy   = 1    // KVM_PIT_SPEAKER_DUMMY
-	kvmCapImmediateEx = 136
+	kvmIOEventFD    = 0x79 // _IOW(KVMIO, 0x79, struct kvm_ioeventfd)
+	kvmCreatePIT2   = 0x77 // _IOW(KVMIO, 0x77, struct kvm_pit_config)
+	pitSpeakerDummy = 1    // KVM_PIT_SPEAKER_DUMMY
 
 	ioeventfdFlagPIO      = 1 << 1
 	ioeventfdFlagDeassign = 1 << 2
@@ -31,8 +30,7 @@ const (
 	kvmExitInternalError = 17
 	kvmExitSystemEvent   = 24
 
-	kvmSystemEventShutdown = 1
-	kvmSystemEventReset    = 2
+	kvmSystemEventReset = 2
 )
 
 type ioeventfdArgs struct {
@@ -116,12 +114,6 @@ func (q kvmIRQ) Set(level bool) {
 	}
 	// The only failure is a VM being torn down; the interrupt is moot then.
 	_ = kvm.IRQLineStatus(q.vmFD, q.line, l)
-}
-
-// Pulse raises and lowers the line (one edge).
-func (q kvmIRQ) Pulse() {
-	_ = kvm.IRQLineStatus(q.vmFD, q.line, 1)
-	_ = kvm.IRQLineStatus(q.vmFD, q.line, 0)
 }
 
 // setLevelTriggered sets the ELCR bits of the in-kernel 8259 pair for lines,

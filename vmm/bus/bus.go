@@ -25,10 +25,10 @@ type Device interface {
 // IRQ is an interrupt line a device drives. Devices never call KVM
 // themselves: the machine hands them an IRQ backed by KVM_IRQ_LINE.
 type IRQ interface {
-	// Set drives a level-triggered line high or low.
+	// Set drives the line high or low. PCI devices hold it high while an
+	// interrupt is pending; the UART does the same on its edge-triggered
+	// ISA line, which gives the 8259 one rising edge per new event.
 	Set(level bool)
-	// Pulse raises and lowers an edge-triggered line.
-	Pulse()
 }
 
 // NoIRQ is an IRQ connected to nothing, for tests and detached devices.
@@ -36,9 +36,6 @@ type NoIRQ struct{}
 
 // Set does nothing.
 func (NoIRQ) Set(bool) {}
-
-// Pulse does nothing.
-func (NoIRQ) Pulse() {}
 
 type mapping struct {
 	base, size uint64

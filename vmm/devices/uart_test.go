@@ -9,7 +9,6 @@ import (
 type recIRQ struct{ levels []bool }
 
 func (r *recIRQ) Set(l bool) { r.levels = append(r.levels, l) }
-func (r *recIRQ) Pulse()     { r.levels = append(r.levels, true, false) }
 func (r *recIRQ) high() bool { return len(r.levels) > 0 && r.levels[len(r.levels)-1] }
 
 func rd(d interface{ Read(uint64, []byte) }, reg uint64) uint8 {
