@@ -355,7 +355,7 @@ func (h *Host) Read(off uint64, data []byte) {
 		fill(data)
 		return
 	}
-	fn.PCIConfig().Read(reg+int(off-4), clip(data, reg+int(off-4)))
+	fn.PCIConfig().Read(reg+int(off-4), data)
 }
 
 // Write serves the guest's accesses to 0xCF8-0xCFF.
@@ -364,40 +364,43 @@ func (h *Host) Write(off uint64, data []byte) {
 		h.ResetControl.Write(0, data)
 		return
 	}
+	fn, moved := h.write(off, data)
+	if h.OnBARMove != nil {
+		for _, m := range moved {
+			h.OnBARMove(fn, m.bar, m.old, m.new)
+		}
+	}
+}
+
+// write applies a guest write under the lock and returns the BARs it moved
+// to a new place on the port bus (the hook runs after the lock is released).
+func (h *Host) write(off uint64, data []byte) (Function, []barMove) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if off < 4 {
 		// Byte and word writes to 0xCF8-0xCFB must leave the latched
 		// address alone: NetBSD's mechanism #1 detection checks that.
 		if off == 0 && len(data) == 4 {
 			h.addr = binary.LittleEndian.Uint32(data) & 0x80FFFFFC
 		}
-		h.mu.Unlock()
-		return
+		return nil, nil
 	}
 	fn, reg, ok := h.selected()
 	if !ok {
-		h.mu.Unlock()
-		return
+		return nil, nil
 	}
-	moved := fn.PCIConfig().write(reg+int(off-4), data)
-	var hook func(Function, int, uint64, uint64)
-	for _, m := range moved {
-		dev := fn.BARDevice(m.bar)
+	var placed []barMove
+	for _, m := range fn.PCIConfig().write(reg+int(off-4), data) {
 		_, size := fn.PCIConfig().BAR(m.bar)
 		h.pio.Unregister(m.old)
-		if err := h.pio.Register(fmt.Sprintf("pci BAR%d", m.bar), m.new, uint64(size), dev); err != nil {
+		if err := h.pio.Register(fmt.Sprintf("pci BAR%d", m.bar), m.new, uint64(size), fn.BARDevice(m.bar)); err != nil {
 			// The guest moved a BAR over another device: leave it
 			// undecoded, as a conflicting real device would be.
 			continue
 		}
-		hook = h.OnBARMove
+		placed = append(placed, m)
 	}
-	h.mu.Unlock()
-	if hook != nil {
-		for _, m := range moved {
-			hook(fn, m.bar, m.old, m.new)
-		}
-	}
+	return fn, placed
 }
 
 // selected returns the function and register the address latch names.
@@ -420,14 +423,6 @@ func fill(data []byte) {
 	for i := range data {
 		data[i] = 0xFF
 	}
-}
-
-func clip(data []byte, off int) []byte {
-	if off+len(data) > 256 {
-		fill(data)
-		return data[:max(0, 256-off)]
-	}
-	return data
 }
 
 type hostBridge struct{ cfg *Config }
