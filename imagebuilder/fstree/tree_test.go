@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +251,53 @@ func TestIsZero(t *testing.T) {
 			}
 			b[i] = 0
 		}
+	}
+}
+
+// TestLargeMemberKeepsOnlyData reads a member past the size read whole: its
+// all-zero chunks must become holes, its data extents.
+func TestLargeMemberKeepsOnlyData(t *testing.T) {
+	const size = 65<<20 + 100
+	marks := map[int64]byte{1 << 20: 'a', 1<<20 + 70000: 'b', size - 1: 'z'}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "./big", Mode: 0644, Size: size})
+		chunk := make([]byte, 1<<20)
+		for off := int64(0); off < size; off += int64(len(chunk)) {
+			b := chunk[:min(int64(len(chunk)), size-off)]
+			clear(b)
+			for at, c := range marks {
+				if at >= off && at < off+int64(len(b)) {
+					b[at-off] = c
+				}
+			}
+			tw.Write(b)
+		}
+		pw.CloseWithError(tw.Close())
+	}()
+	tr := fstree.New()
+	if err := tr.AddTar(pr, "big.tar"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := tr.Get("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held int
+	for _, e := range n.Extents {
+		held += len(e.Data)
+	}
+	if n.Size != size || len(n.Extents) != 2 || held > 3*64<<10 {
+		t.Errorf("big: size %d, %d extents holding %d bytes; want %d bytes in 2 extents of at most 3 64 KiB chunks", n.Size, len(n.Extents), held, size)
+	}
+	content := n.Content()
+	for at, c := range marks {
+		if content[at] != c {
+			t.Errorf("byte %d = %q, want %q", at, content[at], c)
+		}
+	}
+	if nz := len(content) - bytes.Count(content, []byte{0}); nz != len(marks) {
+		t.Errorf("%d non-zero bytes, want %d", nz, len(marks))
 	}
 }
