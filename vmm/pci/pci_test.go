@@ -227,3 +227,21 @@ func TestResetControlPort(t *testing.T) {
 		t.Fatal("0xCF9 access changed the latch")
 	}
 }
+
+// TestBARMoveOntoAnotherDevice: a BAR moved over a port range in use is
+// left undecoded and not reported as moved.
+func TestBARMoveOntoAnotherDevice(t *testing.T) {
+	h, c, _ := setup(t)
+	var moved int
+	h.OnBARMove = func(Function, int, uint64, uint64) { moved++ }
+	if err := c.pio.Register("other", 0xE000, 0x40, &regs{}); err != nil {
+		t.Fatal(err)
+	}
+	c.write32(1, 0x10, 0xE000)
+	if moved != 0 {
+		t.Fatalf("hook called %d times for a BAR that could not be placed", moved)
+	}
+	if c.pio.Read(IOBase, make([]byte, 1)) {
+		t.Fatal("the old BAR address is still decoded")
+	}
+}
