@@ -3,7 +3,6 @@ package net
 import (
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -15,10 +14,9 @@ import (
 
 // genBackend produces the same frame forever and counts what it is sent.
 type genBackend struct {
-	frame  []byte
-	sent   atomic.Uint64
-	closed chan struct{}
-	once   sync.Once
+	frame []byte
+	sent  atomic.Uint64
+	*closer
 }
 
 func (g *genBackend) ReadFrame(buf []byte) (int, error) {
@@ -32,18 +30,13 @@ func (g *genBackend) ReadFrame(buf []byte) (int, error) {
 
 func (g *genBackend) WriteFrame([]byte) error { g.sent.Add(1); return nil }
 
-func (g *genBackend) Close() error {
-	g.once.Do(func() { close(g.closed) })
-	return nil
-}
-
 // benchQueue sets up the device and one queue driven directly (the
 // benchmark goroutine plays the transport's worker), with batch chains of
 // a header and a data buffer built once and republished.
 func benchQueue(b *testing.B, size int, write bool) (*Device, *virtio.Queue, *virtiotest.Ring, []uint16) {
 	mem := guestmem.New(make([]byte, 8<<20))
 	alloc := virtiotest.NewAlloc(mem, 0x1000)
-	g := &genBackend{frame: frame(size, 1), closed: make(chan struct{})}
+	g := &genBackend{frame: frame(size, 1), closer: newCloser()}
 	dev, err := New(g, testMAC)
 	if err != nil {
 		b.Fatal(err)

@@ -2,21 +2,18 @@ package net
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // stuckBackend blocks every WriteFrame until released, and fails reads.
 type stuckBackend struct {
 	release chan struct{}
-	closed  chan struct{}
-	once    sync.Once
+	*closer
 }
 
 func (s *stuckBackend) ReadFrame([]byte) (int, error) {
@@ -37,28 +34,12 @@ func (s *stuckBackend) WriteFrame([]byte) error {
 	}
 }
 
-func (s *stuckBackend) Close() error {
-	s.once.Do(func() { close(s.closed) })
-	return nil
-}
-
 // A backend that does not take a frame holds up the worker, never the
 // vCPU: notifying, reading the ISR and the configuration return at once.
 // Failing reads are counted without stopping the device.
 func TestSlowBackendDoesNotBlockVCPU(t *testing.T) {
-	be := &stuckBackend{release: make(chan struct{}), closed: make(chan struct{})}
-	mem := guestmem.New(make([]byte, 4<<20))
-	r := &rig{t: t, mem: mem, alloc: virtiotest.NewAlloc(mem, 0x1000), irq: virtiotest.NewIRQ()}
-	var err error
-	if r.dev, err = New(be, testMAC); err != nil {
-		t.Fatal(err)
-	}
-	if r.pd, err = virtio.NewPCIDevice(mem, r.dev, r.irq, nil); err != nil {
-		t.Fatal(err)
-	}
-	r.dev.SetKick(r.pd.KickQueue)
-	r.drv = virtiotest.Driver{Regs: r.pd.BARDevice(0)}
-	r.attach(false)
+	be := &stuckBackend{release: make(chan struct{}), closer: newCloser()}
+	r := newRigOn(t, be)
 
 	buf := r.alloc.Take(HeaderSize+60, 16)
 	r.put(buf+HeaderSize, frame(60, 1))

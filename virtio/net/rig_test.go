@@ -13,14 +13,13 @@ import (
 
 // fakeBackend is a netback.Backend fed and drained by the test.
 type fakeBackend struct {
-	in        chan []byte // frames for the guest
-	out       chan []byte // frames the guest sent
-	closed    chan struct{}
-	closeOnce sync.Once
+	in  chan []byte // frames for the guest
+	out chan []byte // frames the guest sent
+	*closer
 }
 
 func newFakeBackend() *fakeBackend {
-	return &fakeBackend{in: make(chan []byte, 1024), out: make(chan []byte, 1024), closed: make(chan struct{})}
+	return &fakeBackend{in: make(chan []byte, 1024), out: make(chan []byte, 1024), closer: newCloser()}
 }
 
 func (f *fakeBackend) ReadFrame(buf []byte) (int, error) {
@@ -44,8 +43,16 @@ func (f *fakeBackend) WriteFrame(fr []byte) error {
 	}
 }
 
-func (f *fakeBackend) Close() error {
-	f.closeOnce.Do(func() { close(f.closed) })
+// closer is the Close of the test backends: it closes closed, once.
+type closer struct {
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newCloser() *closer { return &closer{closed: make(chan struct{})} }
+
+func (c *closer) Close() error {
+	c.once.Do(func() { close(c.closed) })
 	return nil
 }
 
@@ -69,10 +76,20 @@ const wantFeatures = 1<<FeatureMAC | 1<<FeatureStatus | 1<<virtio.FeatureIndirec
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	mem := guestmem.New(make([]byte, 8<<20))
-	r := &rig{t: t, mem: mem, alloc: virtiotest.NewAlloc(mem, 0x1000), be: newFakeBackend(), irq: virtiotest.NewIRQ()}
+	be := newFakeBackend()
+	r := newRigOn(t, be)
+	r.be = be
+	return r
+}
+
+// newRigOn builds a rig whose device runs over backend instead of a fake.
+// The transport is closed when the test ends.
+func newRigOn(t testing.TB, backend netback.Backend) *rig {
+	t.Helper()
+	mem := guestmem.New(make([]byte, 16<<20))
+	r := &rig{t: t, mem: mem, alloc: virtiotest.NewAlloc(mem, 0x1000), irq: virtiotest.NewIRQ()}
 	var err error
-	if r.dev, err = New(r.be, testMAC); err != nil {
+	if r.dev, err = New(backend, testMAC); err != nil {
 		t.Fatal(err)
 	}
 	if r.pd, err = virtio.NewPCIDevice(mem, r.dev, r.irq, nil); err != nil {

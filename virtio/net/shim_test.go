@@ -2,13 +2,10 @@ package net
 
 import (
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/smolvmm/smolvmm/netback"
-	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // driverShim plays a guest's virtio-net driver over a rig, and offers the
@@ -28,15 +25,14 @@ type driverShim struct {
 	txData map[uint16]uint64 // head -> buffer (header then frame)
 	txHdr  map[uint16]uint64
 
-	closed chan struct{}
-	once   sync.Once
+	*closer
 }
 
 const shimBuf = 2048
 
 func newDriverShim(r *rig) *driverShim {
 	s := &driverShim{r: r, rxData: map[uint16]uint64{}, txData: map[uint16]uint64{}, txHdr: map[uint16]uint64{},
-		closed: make(chan struct{})}
+		closer: newCloser()}
 	for range QueueSize / 2 {
 		head, _, data := r.postRx(shimBuf)
 		s.rxData[head] = data
@@ -110,28 +106,4 @@ func (s *driverShim) WriteFrame(f []byte) error {
 	s.r.tx.Publish(head)
 	s.r.drv.Notify(TxQueue)
 	return nil
-}
-
-func (s *driverShim) Close() error {
-	s.once.Do(func() { close(s.closed) })
-	return nil
-}
-
-// newRigOn builds a rig whose device runs over backend instead of a fake.
-func newRigOn(t testing.TB, backend netback.Backend) *rig {
-	t.Helper()
-	r := &rig{t: t, irq: virtiotest.NewIRQ()}
-	r.mem = guestmem.New(make([]byte, 16<<20))
-	r.alloc = virtiotest.NewAlloc(r.mem, 0x1000)
-	var err error
-	if r.dev, err = New(backend, testMAC); err != nil {
-		t.Fatal(err)
-	}
-	if r.pd, err = virtio.NewPCIDevice(r.mem, r.dev, r.irq, nil); err != nil {
-		t.Fatal(err)
-	}
-	r.dev.SetKick(r.pd.KickQueue)
-	r.drv = virtiotest.Driver{Regs: r.pd.BARDevice(0)}
-	r.attach(false)
-	return r
 }

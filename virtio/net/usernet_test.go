@@ -39,7 +39,6 @@ func guestBehindDevice(t testing.TB) (*stackguest.Guest, *rig, uint16) {
 		t.Fatal(err)
 	}
 	r := newRigOn(t, u)
-	t.Cleanup(func() { r.pd.Close() })
 	shim := newDriverShim(r)
 	g, err := stackguest.New(shim, stackguest.Config{MAC: testMAC,
 		Addr: netip.PrefixFrom(netback.UserGuest, 24), Gateway: netback.UserGateway})
@@ -161,7 +160,6 @@ func TestARPThroughDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRigOn(t, u)
-	t.Cleanup(func() { r.pd.Close() })
 	shim := newDriverShim(r)
 	defer shim.Close()
 	req := make([]byte, 42)
