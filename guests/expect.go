@@ -1,6 +1,9 @@
 package guests
 
-import "strconv"
+import (
+	"os"
+	"strconv"
+)
 
 // HaltMessage is what NetBSD prints on COM1 when it halts without ACPI, and
 // what the bad guest prints in "halt" mode before polling the UART forever.
@@ -19,4 +22,20 @@ func VblkPattern(seq uint32) []byte {
 	}
 	copy(b, "smolvmm-write-test seq="+strconv.FormatUint(uint64(seq), 10)+"\n")
 	return b
+}
+
+// VblkSector0 is how the vblk guest's test disk starts; the guest prints
+// the first 16 bytes of sector 0.
+const VblkSector0 = "SMOLVMM-SECTOR-0"
+
+// WriteVblkDisk writes the 1 MiB image the vblk tests start from to path
+// and returns its content: VblkSector0, then a pattern that makes any stray
+// write show.
+func WriteVblkDisk(path string) ([]byte, error) {
+	img := make([]byte, 1<<20)
+	for i := range img {
+		img[i] = byte(i*7 + i>>9)
+	}
+	copy(img, VblkSector0)
+	return img, os.WriteFile(path, img, 0o644)
 }

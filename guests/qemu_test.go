@@ -203,16 +203,12 @@ func TestQEMUIRQ(t *testing.T) {
 	}
 }
 
-// diskImage writes a 1 MiB image whose sector 0 starts with a known header.
+// diskImage writes the vblk guest's test disk in a temporary directory.
 func diskImage(t *testing.T) (string, []byte) {
 	t.Helper()
-	img := make([]byte, 1<<20)
-	for i := range img {
-		img[i] = byte(i*7 + i>>9)
-	}
-	copy(img, "SMOLVMM-SECTOR-0")
 	path := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(path, img, 0o644); err != nil {
+	img, err := WriteVblkDisk(path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path, img

@@ -165,15 +165,12 @@ func TestInterrupts(t *testing.T) {
 	}
 }
 
-// diskImage is a 1 MiB image whose sector 0 starts with a known header.
+// diskImage writes the vblk guest's test disk in a temporary directory.
 func diskImage(t *testing.T) (string, []byte) {
-	img := make([]byte, 1<<20)
-	for i := range img {
-		img[i] = byte(i*7 + i>>9)
-	}
-	copy(img, "SMOLVMM-SECTOR-0")
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(path, img, 0o644); err != nil {
+	img, err := guests.WriteVblkDisk(path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path, img
