@@ -146,10 +146,6 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	var events []vmm.Event
 	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
 
-	if err := attachNIC(c, &cfg); err != nil {
-		return err
-	}
-
 	con, err := openConsole(os.Stdin, os.Stdout)
 	if err != nil {
 		return err
@@ -157,6 +153,11 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	defer con.restore()
 	cfg.Console = con.out
 	cfg.Input = con.in
+
+	// Last before New, which owns the NIC from then on.
+	if err := attachNIC(c, &cfg); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
