@@ -28,7 +28,8 @@ type Desc struct {
 type Chain struct {
 	// Head is the index to give back to Push.
 	Head uint16
-	// Descs are the buffers in chain order.
+	// Descs are the buffers in chain order, valid until the queue's next
+	// Pop.
 	Descs []Desc
 
 	mem *guestmem.Memory
@@ -188,15 +189,14 @@ func (w *walker) fail(format string, args ...any) error {
 func (q *Queue) walk(head uint16) (Chain, error) {
 	w := walker{mem: q.mem, table: q.desc, tableSize: uint32(q.size), idx: uint32(head),
 		queueSize: q.size, head: head}
-	// 20 holds what ld(4) sends: header, up to 17 pages of a 64 KiB
-	// transfer, status.
-	c := Chain{Head: head, mem: q.mem, Descs: make([]Desc, 0, 20)}
+	c := Chain{Head: head, mem: q.mem, Descs: q.descs[:0]}
 	for {
 		d, ok, err := w.next()
 		if err != nil {
 			return Chain{}, err
 		}
 		if !ok {
+			q.descs = c.Descs // keep what the chain grew
 			return c, nil
 		}
 		c.Descs = append(c.Descs, d)

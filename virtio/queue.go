@@ -34,6 +34,10 @@ type Queue struct {
 	lastAvail uint16 // next available entry to consume
 	usedIdx   uint16 // next used entry to produce
 	pushed    bool   // used entries published since the last NeedsInterrupt
+
+	// descs backs the Descs of the chain Pop returns, so that a request
+	// costs no allocation.
+	descs []Desc
 }
 
 // NewQueue returns a queue of size entries over mem. size must be a power of
@@ -42,7 +46,9 @@ func NewQueue(mem *guestmem.Memory, size uint16) (*Queue, error) {
 	if err := checkSize(size); err != nil {
 		return nil, err
 	}
-	return &Queue{mem: mem, size: size}, nil
+	// 20 holds what ld(4) sends: header, up to 17 pages of a 64 KiB
+	// transfer, status.
+	return &Queue{mem: mem, size: size, descs: make([]Desc, 0, 20)}, nil
 }
 
 func checkSize(size uint16) error {
@@ -99,7 +105,8 @@ func (q *Queue) Reset() {
 }
 
 // Pop takes the next available chain. ok is false when the ring is empty.
-// A non-nil error wraps ErrRing (the ring is corrupt; the caller should stop
+// The chain's Descs are valid until the next Pop of the queue, which reuses
+// their memory: finish with a chain before taking another. A non-nil error wraps ErrRing (the ring is corrupt; the caller should stop
 // using the queue) or ErrNotReady.
 func (q *Queue) Pop() (c Chain, ok bool, err error) {
 	if q.pfn == 0 {
