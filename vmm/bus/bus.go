@@ -31,6 +31,14 @@ type IRQ interface {
 	Set(level bool)
 }
 
+// Float fills data as a read nobody answers: all ones, the value of a
+// floating ISA or PCI bus.
+func Float(data []byte) {
+	for i := range data {
+		data[i] = 0xFF
+	}
+}
+
 // NoIRQ is an IRQ connected to nothing, for tests and detached devices.
 type NoIRQ struct{}
 
@@ -117,9 +125,7 @@ func (b *Bus) Read(addr uint64, data []byte) bool {
 		m.dev.Read(addr-m.base, data)
 		return true
 	}
-	for i := range data {
-		data[i] = 0xFF
-	}
+	Float(data)
 	b.unclaimed(b.unRead, addr, data, false)
 	return false
 }

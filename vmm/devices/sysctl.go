@@ -1,6 +1,10 @@
 package devices
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/smolvmm/smolvmm/vmm/bus"
+)
 
 // ExitKind says why a system control port ended the VM.
 type ExitKind int
@@ -22,7 +26,7 @@ type ExitFunc func(kind ExitKind, code uint32)
 type KeyboardController struct{ Exit ExitFunc }
 
 // Read returns all ones.
-func (k *KeyboardController) Read(_ uint64, data []byte) { fillOnes(data) }
+func (k *KeyboardController) Read(_ uint64, data []byte) { bus.Float(data) }
 
 // Write resets on command 0xFE at port 0x64 (offset 4).
 func (k *KeyboardController) Write(off uint64, data []byte) {
@@ -86,7 +90,7 @@ func (f *FastA20) Write(_ uint64, data []byte) {
 type DebugExit struct{ Exit ExitFunc }
 
 // Read returns all ones.
-func (d *DebugExit) Read(_ uint64, data []byte) { fillOnes(data) }
+func (d *DebugExit) Read(_ uint64, data []byte) { bus.Float(data) }
 
 // Write ends the VM with the value written.
 func (d *DebugExit) Write(_ uint64, data []byte) {
@@ -96,12 +100,6 @@ func (d *DebugExit) Write(_ uint64, data []byte) {
 	}
 	if d.Exit != nil {
 		d.Exit(ExitDebugPort, v)
-	}
-}
-
-func fillOnes(data []byte) {
-	for i := range data {
-		data[i] = 0xFF
 	}
 }
 

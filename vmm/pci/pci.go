@@ -347,12 +347,12 @@ func (h *Host) Read(off uint64, data []byte) {
 			binary.LittleEndian.PutUint32(data, h.addr)
 			return
 		}
-		fill(data)
+		bus.Float(data)
 		return
 	}
 	fn, reg, ok := h.selected()
 	if !ok {
-		fill(data)
+		bus.Float(data)
 		return
 	}
 	fn.PCIConfig().Read(reg+int(off-4), data)
@@ -417,12 +417,6 @@ func (h *Host) selected() (Function, int, bool) {
 		return nil, 0, false
 	}
 	return h.funcs[dev], int(a & 0xFC), true
-}
-
-func fill(data []byte) {
-	for i := range data {
-		data[i] = 0xFF
-	}
 }
 
 type hostBridge struct{ cfg *Config }
