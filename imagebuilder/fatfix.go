@@ -6,12 +6,12 @@ import (
 	"os"
 )
 
-// fixFAT32 corrects two details of go-diskfs's FAT32 output so that fsck
-// tools and NetBSD's msdosfs see a clean volume: the ".." entry of a
-// directory whose parent is the root must name cluster 0 (go-diskfs writes
-// the root's cluster), and the FSInfo free-cluster count is filled in
-// rather than left "unknown"; and an empty file owns no cluster (go-diskfs
-// gives each new file one).
+// fixFAT32 corrects three details of go-diskfs's (v1.9.4) FAT32 output so
+// that fsck tools and NetBSD's msdosfs see a clean volume: the ".." entry
+// of a directory whose parent is the root must name cluster 0 (go-diskfs
+// writes the root's cluster), an empty file owns no cluster (go-diskfs
+// gives each new file one), and the FSInfo free-cluster count is filled in
+// rather than left "unknown".
 func fixFAT32(f *os.File) error {
 	bpb := make([]byte, 512)
 	if _, err := f.ReadAt(bpb, 0); err != nil {
