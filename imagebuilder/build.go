@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
@@ -73,18 +72,19 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 // readSets reads each set into t, reporting progress over the set files.
 func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) error {
 	var total uint64
-	for _, s := range sets {
+	isDir := make([]bool, len(sets))
+	for i, s := range sets {
 		st, err := os.Stat(s)
 		if err != nil {
 			return fmt.Errorf("set %s: %w", s, err)
 		}
-		if !st.IsDir() {
+		if isDir[i] = st.IsDir(); !isDir[i] {
 			total += uint64(st.Size())
 		}
 	}
 	cr := &countingReader{total: total, progress: progress}
-	for _, s := range sets {
-		if st, _ := os.Stat(s); st.IsDir() {
+	for i, s := range sets {
+		if isDir[i] {
 			if err := t.AddDir(s); err != nil {
 				return fmt.Errorf("set %s: %w", s, err)
 			}
@@ -141,11 +141,7 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err
 	}
-	ts := cfg.Timestamp
-	if ts == 0 {
-		ts = time.Now().Unix()
-	}
-	opts := ext2.Options{Timestamp: ts, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
+	opts := ext2.Options{Timestamp: cfg.Timestamp, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
 	if cfg.SizeMB == 0 {
 		min, err := ext2.MinSize(t, &opts)
 		if err != nil {

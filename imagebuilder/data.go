@@ -1,6 +1,7 @@
 package imagebuilder
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -37,14 +38,7 @@ const minFAT32 = 34 << 20
 // Symlinks, device nodes and other special files are refused: neither file
 // system can hold them.
 func BuildDataImage(dir, outPath, fs string) error {
-	return buildData(dir, outPath, fs, 0)
-}
-
-// BuildDataImageSize is BuildDataImage with the image size given in MiB;
-// 0 sizes it to the content. A size too small for the content is an error
-// that says how many MB are needed.
-func BuildDataImageSize(dir, outPath, fs string, sizeMB int) error {
-	return buildData(dir, outPath, fs, sizeMB)
+	return BuildDataImageSize(dir, outPath, fs, 0)
 }
 
 // dataEntry is one host path to copy into a data image.
@@ -106,8 +100,10 @@ func dataSize(es []dataEntry, fsType string) int64 {
 	return (n + 1<<20 - 1) &^ (1<<20 - 1)
 }
 
-// buildData is BuildDataImage with an optional size in MiB (0: automatic).
-func buildData(dir, outPath, fsType string, sizeMB int) error {
+// BuildDataImageSize is BuildDataImage with the image size given in MiB;
+// 0 sizes it to the content. A size too small for the content is an error
+// that says how many MB are needed.
+func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 	if fsType == "" {
 		fsType = DataFAT32
 	}
@@ -213,8 +209,8 @@ func trimISO(f *os.File) error {
 	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
 		return fmt.Errorf("ISO image has no primary volume descriptor at sector 16")
 	}
-	blocks := int64(pvd[80]) | int64(pvd[81])<<8 | int64(pvd[82])<<16 | int64(pvd[83])<<24
-	bsz := int64(pvd[128]) | int64(pvd[129])<<8
+	blocks := int64(binary.LittleEndian.Uint32(pvd[80:]))
+	bsz := int64(binary.LittleEndian.Uint16(pvd[128:]))
 	if n := blocks * bsz; n > 0 {
 		if st, err := f.Stat(); err == nil && n < st.Size() {
 			return f.Truncate((n + 511) &^ 511)
