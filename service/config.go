@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,12 +30,18 @@ type Config struct {
 // in a 10 MB image, as the predecessor's mkimg.sh did.
 var DefaultConfig = Config{Sets: []string{"rescue"}, SizeMB: 10}
 
+// defaults returns DefaultConfig with a Sets slice of its own, so that a
+// caller changing it leaves DefaultConfig as it is.
+func defaults() Config {
+	return Config{Sets: slices.Clone(DefaultConfig.Sets), SizeMB: DefaultConfig.SizeMB}
+}
+
 // ReadConfig reads service.conf from a service directory, returning
 // DefaultConfig when there is none. where names the service in messages.
 func ReadConfig(fsys fs.FS, where string) (Config, error) {
 	b, err := fs.ReadFile(fsys, ConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Config{Sets: append([]string(nil), DefaultConfig.Sets...), SizeMB: DefaultConfig.SizeMB}, nil
+		return defaults(), nil
 	}
 	if err != nil {
 		return Config{}, fmt.Errorf("service %s: %w", where, err)
@@ -44,7 +51,7 @@ func ReadConfig(fsys fs.FS, where string) (Config, error) {
 
 // ParseConfig parses the text of a service.conf; name is used in messages.
 func ParseConfig(text, name string) (Config, error) {
-	cfg := Config{Sets: append([]string(nil), DefaultConfig.Sets...), SizeMB: DefaultConfig.SizeMB}
+	cfg := defaults()
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for line := 1; sc.Scan(); line++ {
 		l := sc.Text()
