@@ -112,12 +112,7 @@ func TestPopValidChains(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, q, r, a := setup(t, 8)
-			var head uint16
-			if tc.indirect {
-				head = r.AddIndirect(a.Take(16*uint64(len(tc.bufs)), 16), tc.bufs)
-			} else {
-				head = r.AddChain(tc.bufs)
-			}
+			head := r.Add(a, tc.bufs, tc.indirect)
 			r.Publish(head)
 			c, ok, err := q.Pop()
 			if err != nil || !ok {

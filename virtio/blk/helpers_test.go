@@ -122,12 +122,7 @@ func (r *blkRig) status() uint64 {
 // the used element.
 func (r *blkRig) submit(t testing.TB, bufs []virtiotest.Buf, indirect bool) uint32 {
 	t.Helper()
-	var head uint16
-	if indirect {
-		head = r.ring.AddIndirect(r.alloc.Take(16*uint64(len(bufs)), 16), bufs)
-	} else {
-		head = r.ring.AddChain(bufs)
-	}
+	head := r.ring.Add(r.alloc, bufs, indirect)
 	r.ring.Publish(head)
 	r.drv.Notify(0)
 	id, n, err := r.ring.WaitUsed(5 * time.Second)

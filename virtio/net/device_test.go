@@ -194,12 +194,7 @@ func TestTxManySegments(t *testing.T) {
 			bufs = append(bufs, virtiotest.Buf{Addr: a, Len: uint32(n)})
 			rest = rest[n:]
 		}
-		var head uint16
-		if indirect {
-			head = r.tx.AddIndirect(r.alloc.Take(16*uint64(len(bufs)), 16), bufs)
-		} else {
-			head = r.tx.AddChain(bufs)
-		}
+		head := r.tx.Add(r.alloc, bufs, indirect)
 		r.tx.Publish(head)
 		r.drv.Notify(TxQueue)
 		if got := r.sent(); !bytes.Equal(got, f) {

@@ -60,14 +60,7 @@ func (r *Ring) AddChain(bufs []Buf) uint16 {
 	for i, b := range bufs {
 		idx := r.nextDesc
 		r.nextDesc = (r.nextDesc + 1) % r.Size
-		var flags uint16
-		if b.Write {
-			flags |= virtio.DescWrite
-		}
-		if i < len(bufs)-1 {
-			flags |= virtio.DescNext
-		}
-		r.WriteDesc(r.Desc, idx, b.Addr, b.Len, flags, r.nextDesc)
+		r.WriteDesc(r.Desc, idx, b.Addr, b.Len, flags(b, i < len(bufs)-1), r.nextDesc)
 	}
 	return head
 }
@@ -76,19 +69,33 @@ func (r *Ring) AddChain(bufs []Buf) uint16 {
 // buffer) and one direct descriptor pointing at it, and returns its head.
 func (r *Ring) AddIndirect(table uint64, bufs []Buf) uint16 {
 	for i, b := range bufs {
-		var flags uint16
-		if b.Write {
-			flags |= virtio.DescWrite
-		}
-		if i < len(bufs)-1 {
-			flags |= virtio.DescNext
-		}
-		r.WriteDesc(table, uint16(i), b.Addr, b.Len, flags, uint16(i+1))
+		r.WriteDesc(table, uint16(i), b.Addr, b.Len, flags(b, i < len(bufs)-1), uint16(i+1))
 	}
 	head := r.nextDesc
 	r.nextDesc = (r.nextDesc + 1) % r.Size
 	r.WriteDesc(r.Desc, head, table, uint32(16*len(bufs)), virtio.DescIndirect, 0)
 	return head
+}
+
+// Add writes bufs as a direct chain, or as an indirect one whose table it
+// takes from a, and returns its head. It does not publish it.
+func (r *Ring) Add(a *Alloc, bufs []Buf, indirect bool) uint16 {
+	if indirect {
+		return r.AddIndirect(a.Take(16*uint64(len(bufs)), 16), bufs)
+	}
+	return r.AddChain(bufs)
+}
+
+// flags are the descriptor flags of b, linked to a next one or not.
+func flags(b Buf, next bool) uint16 {
+	var f uint16
+	if b.Write {
+		f |= virtio.DescWrite
+	}
+	if next {
+		f |= virtio.DescNext
+	}
+	return f
 }
 
 // Publish puts head in the available ring and then advances avail.idx
