@@ -3,50 +3,14 @@ package netback_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
-
-// benchTCP sends b.N 64 KiB chunks over the connection dial makes to the
-// listener and counts the time until the receiver has them all.
-func benchTCP(b *testing.B, ln net.Listener, dial func() (net.Conn, error)) {
-	const chunk = 64 << 10
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- n
-	}()
-	c, err := dial()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, chunk)
-	b.SetBytes(chunk)
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.(interface{ CloseWrite() error }).CloseWrite()
-	n := <-got
-	b.StopTimer()
-	if n != int64(b.N)*chunk {
-		b.Fatalf("receiver got %d bytes, want %d", n, int64(b.N)*chunk)
-	}
-}
 
 // BenchmarkTCP compares TCP transfers over the user network with plain
 // loopback (the ceiling): host to a netstack guest through a forwarded
@@ -58,7 +22,7 @@ func BenchmarkTCP(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer ln.Close()
-		benchTCP(b, ln, func() (net.Conn, error) { return net.Dial("tcp", ln.Addr().String()) })
+		stackguest.BenchTCP(b, ln, func() (net.Conn, error) { return net.Dial("tcp", ln.Addr().String()) })
 	})
 	b.Run("host-to-guest-forward", func(b *testing.B) {
 		port := freePort(b, "tcp")
@@ -68,7 +32,7 @@ func BenchmarkTCP(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer ln.Close()
-		benchTCP(b, ln, func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
+		stackguest.BenchTCP(b, ln, func() (net.Conn, error) { return net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
 		b.ReportMetric(float64(u.Stats().Dropped), "drops")
 	})
 	b.Run("guest-to-host-nat", func(b *testing.B) {
@@ -79,7 +43,7 @@ func BenchmarkTCP(b *testing.B) {
 		defer ln.Close()
 		g := startGuest(b)
 		port := uint16(ln.Addr().(*net.TCPAddr).Port)
-		benchTCP(b, ln, func() (net.Conn, error) {
+		stackguest.BenchTCP(b, ln, func() (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port))

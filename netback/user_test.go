@@ -72,19 +72,6 @@ func startGuestOn(t testing.TB, forwards ...netback.Forward) (*stackguest.Guest,
 	return g, u
 }
 
-// echoSum serves one connection: it reads to end of stream, then answers
-// "got N bytes sha256 X" and closes.
-func echoSum(ln net.Listener) {
-	c, err := ln.Accept()
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	h := sha256.New()
-	n, _ := io.Copy(h, c)
-	fmt.Fprintf(c, "got %d bytes sha256 %x", n, h.Sum(nil))
-}
-
 func TestUserForwardTCPEndToEnd(t *testing.T) {
 	port := freePort(t, "tcp")
 	g := startGuest(t, netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80})
@@ -93,7 +80,7 @@ func TestUserForwardTCPEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go echoSum(ln)
+	go stackguest.EchoSum(ln)
 
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -152,7 +139,7 @@ func TestUserGuestReachesHostThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go echoSum(ln)
+	go stackguest.EchoSum(ln)
 	g := startGuest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -56,16 +56,7 @@ func TestForwardedPortThroughDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		h := sha256.New()
-		n, _ := io.Copy(h, c)
-		fmt.Fprintf(c, "got %d bytes sha256 %x", n, h.Sum(nil))
-	}()
+	go stackguest.EchoSum(ln)
 	c, err := stdnet.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
@@ -92,42 +83,6 @@ func TestForwardedPortThroughDevice(t *testing.T) {
 	t.Logf("device stats %+v", st)
 }
 
-// benchTCP sends b.N chunks over the connection dial makes to the listener
-// and counts the time until the receiver has them all.
-func benchTCP(b *testing.B, ln stdnet.Listener, dial func() (stdnet.Conn, error)) {
-	const chunk = 64 << 10
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- n
-	}()
-	c, err := dial()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, chunk)
-	b.SetBytes(chunk)
-	b.ResetTimer()
-	for range b.N {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.(interface{ CloseWrite() error }).CloseWrite()
-	n := <-got
-	b.StopTimer()
-	if n != int64(b.N)*chunk {
-		b.Fatalf("receiver got %d bytes, want %d", n, int64(b.N)*chunk)
-	}
-}
-
 // BenchmarkTCPHostToGuest compares a host-to-guest TCP transfer through a
 // forwarded port, the user network, the virtio-net device and a driver on
 // fake guest memory, with plain loopback (the ceiling).
@@ -138,7 +93,7 @@ func BenchmarkTCPHostToGuest(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer ln.Close()
-		benchTCP(b, ln, func() (stdnet.Conn, error) { return stdnet.Dial("tcp", ln.Addr().String()) })
+		stackguest.BenchTCP(b, ln, func() (stdnet.Conn, error) { return stdnet.Dial("tcp", ln.Addr().String()) })
 	})
 	b.Run("forward+virtio-net", func(b *testing.B) {
 		g, _, port := guestBehindDevice(b)
@@ -147,7 +102,7 @@ func BenchmarkTCPHostToGuest(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer ln.Close()
-		benchTCP(b, ln, func() (stdnet.Conn, error) { return stdnet.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
+		stackguest.BenchTCP(b, ln, func() (stdnet.Conn, error) { return stdnet.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)) })
 	})
 }
 
