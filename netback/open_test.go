@@ -1,6 +1,7 @@
 package netback_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -34,23 +35,11 @@ func TestOpen(t *testing.T) {
 		if err != nil {
 			got = err.Error()
 		} else {
-			got = strings.TrimSpace(typeName(b))
+			got = fmt.Sprintf("%T", b)
 			b.Close()
 		}
 		if !strings.Contains(got, tc.want) {
 			t.Errorf("Open(%q) = %q, want %q", tc.spec, got, tc.want)
 		}
 	}
-}
-
-func typeName(b netback.Backend) string {
-	switch b.(type) {
-	case *netback.User:
-		return "*netback.User"
-	case *netback.None:
-		return "*netback.None"
-	case *netback.Tap:
-		return "*netback.Tap"
-	}
-	return "?"
 }
