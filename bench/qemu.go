@@ -3,7 +3,6 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 )
@@ -49,10 +48,9 @@ func QEMUTargets(s QEMUSetup, lookPath func(string) (string, error)) (targets []
 	}
 	args := QEMUArgs(s)
 	guest := uint64(s.MemoryMiB) << 20
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+	if err := openKVM(); err != nil {
 		skipped = append(skipped, fmt.Sprintf("qemu-kvm: /dev/kvm: %v", err))
 	} else {
-		f.Close()
 		targets = append(targets, Target{Name: "qemu-kvm", Path: path, Args: append([]string{"-enable-kvm"}, args...), GuestBytes: guest})
 	}
 	targets = append(targets, Target{Name: "qemu-tcg", Path: path, Args: append([]string{"-accel", "tcg"}, args...), GuestBytes: guest})

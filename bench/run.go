@@ -92,10 +92,17 @@ func hostInfo() Host {
 	if unix.Uname(&u) == nil {
 		h.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+	if err := openKVM(); err != nil {
 		h.KVM = err.Error()
-	} else {
-		f.Close()
 	}
 	return h
+}
+
+// openKVM reports why /dev/kvm cannot be opened read-write, or nil.
+func openKVM() error {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err == nil {
+		f.Close()
+	}
+	return err
 }

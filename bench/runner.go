@@ -254,16 +254,7 @@ type recorder struct {
 }
 
 // mark records phase now, once; it reports whether this was the first time.
-func (r *recorder) mark(phase string) bool {
-	now := MonoNow()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.phases[phase]; ok {
-		return false
-	}
-	r.phases[phase] = now
-	return true
-}
+func (r *recorder) mark(phase string) bool { return r.markAt(phase, MonoNow()) }
 
 // markAt records phase at mono (CLOCK_MONOTONIC ns), once.
 func (r *recorder) markAt(phase string, mono int64) bool {
