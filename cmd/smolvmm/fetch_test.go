@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,12 +13,21 @@ import (
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
 
-// runTestApp runs the CLI with only the given commands and returns stdout.
+// testApp is the binary's app (newApp) with only cmds, writing to stdout
+// and stderr, and returning errors instead of exiting the test process.
+func testApp(cmds []*cli.Command, stdout, stderr io.Writer) *cli.App {
+	app := newApp(cmds)
+	app.Writer, app.ErrWriter = stdout, stderr
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	return app
+}
+
+// runTestApp runs the CLI with only the given commands and returns its
+// output (stdout and stderr).
 func runTestApp(t *testing.T, cmds []*cli.Command, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	app := &cli.App{Name: "smolvmm", Commands: cmds, Writer: &out, ErrWriter: &out}
-	err := app.Run(append([]string{"smolvmm"}, args...))
+	err := testApp(cmds, &out, &out).Run(append([]string{"smolvmm"}, args...))
 	return out.String(), err
 }
 

@@ -19,9 +19,7 @@ import (
 // runKstripCLI runs "smolvmm kstrip args..." in process.
 func runKstripCLI(args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
-	app := newApp([]*cli.Command{kstripCommand()})
-	app.Writer, app.ErrWriter = &o, &e
-	app.ExitErrHandler = func(*cli.Context, error) {}
+	app := testApp([]*cli.Command{kstripCommand()}, &o, &e)
 	if err := app.Run(append([]string{"smolvmm", "kstrip"}, args...)); err != nil {
 		e.WriteString(err.Error())
 		return o.String(), e.String(), exitCode(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"os"
 	"os/exec"
@@ -61,14 +60,6 @@ func upNeedKVM(t *testing.T) {
 	}
 }
 
-func upGzip(b []byte) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	zw.Close()
-	return buf.Bytes()
-}
-
 // upConsole is a console the VMM writes from its own goroutines.
 type upConsole struct {
 	mu sync.Mutex
@@ -95,7 +86,7 @@ func (l *upConsole) String() string {
 func TestUpEndToEnd(t *testing.T) {
 	upNeedKVM(t)
 	kernel := buildUpGuest(t)
-	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: upGzip(kernel),
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipBytes(kernel),
 		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
 	defer srv.Close()
 	f := &fetch.Fetcher{Mirror: srv.Mirror(), Cache: t.TempDir()}
@@ -167,7 +158,7 @@ func TestUpCommandEndToEnd(t *testing.T) {
 	upNeedKVM(t)
 	kernel := buildUpGuest(t)
 	bin := smolvmmBin(t)
-	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: upGzip(kernel),
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipBytes(kernel),
 		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
 	defer srv.Close()
 	work := t.TempDir()
