@@ -70,19 +70,25 @@ func newFetcher(c *cli.Context, progressTo *os.File) *fetch.Fetcher {
 // terminalProgress draws one progress bar per download on w.
 func terminalProgress(w io.Writer) func(name string, total, have int64) io.WriteCloser {
 	return func(name string, total, have int64) io.WriteCloser {
-		bar := progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(name),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
+		bar := newProgressBar(w, name, total)
 		if have > 0 {
 			bar.Set64(have)
 		}
 		return bar
 	}
+}
+
+// newProgressBar is the bar fetch and mkimg draw: what, bytes done of
+// total, cleared when finished.
+func newProgressBar(w io.Writer, what string, total int64) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
 }
 
 // printRelease writes one line per file of rel.

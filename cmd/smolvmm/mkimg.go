@@ -68,9 +68,6 @@ type mkimgFlags interface {
 }
 
 func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	sizeMB, auto, err := parseMegabytes(c.String("megabytes"))
 	if err != nil {
 		return err
@@ -180,14 +177,7 @@ func parseTimestamp(s string) (int64, error) {
 // resolveSets returns the -x paths (split on commas), or, when none are
 // given, the service's set names resolved in the current directory.
 func resolveSets(flags, names []string) ([]string, error) {
-	var out []string
-	for _, f := range flags {
-		for _, p := range strings.Split(f, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
+	out := splitCommas(flags)
 	if len(out) > 0 {
 		return out, nil
 	}
@@ -219,25 +209,20 @@ type progressBar struct {
 	bar  *progressbar.ProgressBar
 	w    io.Writer
 	what string
+	tty  bool // w is a terminal; asked once, not on every update
 }
 
 func progress(log io.Writer, what string) *progressBar {
-	return &progressBar{w: log, what: what}
+	f, ok := log.(*os.File)
+	return &progressBar{w: log, what: what, tty: ok && term.IsTerminal(int(f.Fd()))}
 }
 
 func (p *progressBar) update(done, total uint64) {
-	f, ok := p.w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) || total < 8<<20 {
+	if !p.tty || total < 8<<20 {
 		return // short builds finish before a bar would help
 	}
 	if p.bar == nil {
-		p.bar = progressbar.NewOptions64(int64(total),
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription(p.what),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish())
+		p.bar = newProgressBar(p.w, p.what, int64(total))
 	}
 	p.bar.Set64(int64(done))
 }
