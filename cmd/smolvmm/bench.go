@@ -276,32 +276,24 @@ var childPhases = map[vmm.Phase]string{
 
 func benchBoot(c *cli.Context) error {
 	report := bench.ChildReport{Phases: map[string]int64{bench.PhaseRuntime: bench.MonoOf(processStart)}}
-	cfg := vmm.Config{
-		MemoryMiB: c.Int("memory"),
-		Append:    c.String("append"),
-		NoAppend:  c.String("append") == "",
-		Console:   os.Stdout,
-		Log:       os.Stderr,
-		KVMPath:   c.String("kvm-device"),
-		OnEvent: func(e vmm.Event) {
-			// Called from one goroutine at a time, in phase order. The
-			// first console byte is timed by the bench, on the pipe.
-			if name, ok := childPhases[e.Phase]; ok {
-				report.Phases[name] = bench.MonoOf(e.Time)
-			}
-		},
+	// The parent always passes -a, so an empty one means no command line.
+	cfg, cleanup, err := vmConfig(c)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	cfg.Console = os.Stdout
+	cfg.OnEvent = func(e vmm.Event) {
+		// Called from one goroutine at a time, in phase order. The
+		// first console byte is timed by the bench, on the pipe.
+		if name, ok := childPhases[e.Phase]; ok {
+			report.Phases[name] = bench.MonoOf(e.Time)
+		}
 	}
 	if k := c.String("kernel"); k != "" {
 		cfg.Kernel = k
 	} else {
 		cfg.Kernel, cfg.KernelImage = "demo", guests.Demo
-	}
-	for _, spec := range c.StringSlice("disk") {
-		d, err := blk.ParseDiskSpec(spec)
-		if err != nil {
-			return err
-		}
-		cfg.Disks = append(cfg.Disks, d)
 	}
 	if err := attachNIC(c, &cfg); err != nil {
 		return err
