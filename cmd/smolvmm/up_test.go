@@ -156,7 +156,13 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 			os.WriteFile(res.Kernel, []byte("bad"), 0o644)
 		}, "service fetch strip run"},
 		{"stripped kernel sidecar gone", func(t *testing.T, f *fakeUp, res *upResult) { os.Remove(res.Kernel + ".sha512") }, "service fetch strip run"},
-		{"service needs another set", func(t *testing.T, f *fakeUp, res *upResult) { f.svc.Sets = []string{"rescue", "base"} }, "service fetch build run"},
+		{"service needs another set", func(t *testing.T, f *fakeUp, res *upResult) {
+			f.svc.Sets = []string{"rescue", "base"}
+			// up sees the new set by its mtime, newer than the image's; file
+			// times move in clock ticks (up to 10 ms), so let one pass, or the
+			// set fetched next may carry the image's time.
+			time.Sleep(20 * time.Millisecond)
+		}, "service fetch build run"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
