@@ -24,6 +24,7 @@ type fakeDev struct {
 
 	mu        sync.Mutex
 	cfg       [8]byte
+	outside   int // config accesses that did not fit in cfg
 	activated []uint32
 	resets    int
 	closed    bool
@@ -43,12 +44,21 @@ func (f *fakeDev) ConfigSize() int      { return len(f.cfg) }
 func (f *fakeDev) ReadConfig(off int, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.check(off, data)
 	copy(data, f.cfg[off:])
 }
 func (f *fakeDev) WriteConfig(off int, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.check(off, data)
 	copy(f.cfg[off:], data)
+}
+
+// check counts an access the transport should have kept inside cfg.
+func (f *fakeDev) check(off int, data []byte) {
+	if off < 0 || off+len(data) > len(f.cfg) {
+		f.outside++
+	}
 }
 func (f *fakeDev) Activate(feat uint32) {
 	f.mu.Lock()
@@ -231,6 +241,16 @@ func TestRegisters(t *testing.T) {
 	}
 	if got := d.Read8(virtio.RegConfig + 8); got != 0 {
 		t.Errorf("past the config: %#x, want 0", got)
+	}
+	// An access across the end of the config reaches the device clipped.
+	if got := d.Read32(virtio.RegConfig + 6); got != 0x0807 {
+		t.Errorf("config[6:10] %#x, want 0x0807 (two bytes, then zeros)", got)
+	}
+	d.Write32(virtio.RegConfig+6, 0xAABB0807)
+	r.dev.mu.Lock()
+	defer r.dev.mu.Unlock()
+	if r.dev.outside != 0 {
+		t.Errorf("%d config accesses reached the device past its config size", r.dev.outside)
 	}
 }
 
