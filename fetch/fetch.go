@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -228,11 +229,11 @@ func (r *release) digests(ctx context.Context, sub string) (Digests, error) {
 func (r *release) notFound(ctx context.Context, url string) error {
 	mirror, _ := r.f.mirror()
 	dirs := r.listDirs(ctx, mirror+"/")
-	if versions := versionsIn(dirs); len(versions) > 0 && !contains(versions, r.version) {
+	if versions := versionsIn(dirs); len(versions) > 0 && !slices.Contains(versions, r.version) {
 		return fmt.Errorf("%w: NetBSD version %q (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.version, url, strings.Join(versions, " "))
 	}
-	if arches := archesIn(r.listDirs(ctx, mirror+"/NetBSD-"+r.version+"/")); len(arches) > 0 && !contains(arches, r.arch) {
+	if arches := archesIn(r.listDirs(ctx, mirror+"/NetBSD-"+r.version+"/")); len(arches) > 0 && !slices.Contains(arches, r.arch) {
 		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.arch, r.version, url, strings.Join(arches, " "))
 	}
@@ -343,15 +344,6 @@ func checkComponent(field, v string) error {
 			"version": DefaultVersion, "arch": DefaultArch, "set": DefaultSet}[field])
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // removeEmpty removes dir's kernel and sets subdirectories, its lock file
