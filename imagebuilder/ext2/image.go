@@ -24,12 +24,14 @@ type imageWriter struct {
 	curGroup uint32
 	next     uint32 // next block to hand out
 	out      *blockBuf
+	indBuf   []byte // one indirect block being encoded (out copies it)
 	done     uint64
 }
 
 func newImageWriter(w io.WriterAt, p *plan, g *geometry, opts *Options) *imageWriter {
 	iw := &imageWriter{w: w, p: p, g: g, opts: opts}
 	iw.out = &blockBuf{w: w, bs: int64(g.bs)}
+	iw.indBuf = make([]byte, g.bs)
 	for grp := uint32(0); grp < g.groups; grp++ {
 		bb := make([]byte, g.bs)
 		n := g.end(grp) - g.start(grp)

@@ -90,10 +90,9 @@ func (m *mapper) put(l uint32, data []byte) error {
 	return nil
 }
 
-// finish writes the file's indirect blocks (out copies each, so one
-// buffer serves them all).
+// finish writes the file's indirect blocks.
 func (m *mapper) finish() error {
-	b := make([]byte, m.iw.g.bs)
+	b := m.iw.indBuf
 	for _, ind := range m.all {
 		for i, p := range ind.ptr {
 			le.PutUint32(b[4*i:], p)
