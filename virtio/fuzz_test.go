@@ -21,11 +21,16 @@ const (
 	fuzzScratch = 0x3000
 )
 
+// fuzzRegions are the descriptor table, the available ring and the
+// scratch page: the guest memory a fuzz input stands for.
+var fuzzRegions = []struct{ at, n uint64 }{
+	{fuzzPFN * 4096, 16 * fuzzQSize},
+	{fuzzPFN*4096 + 16*fuzzQSize, 4 + 2*fuzzQSize},
+	{fuzzScratch, 4096},
+}
+
 func fuzzLayout(mem *guestmem.Memory, data []byte) {
-	desc := uint64(fuzzPFN * 4096)
-	avail := desc + 16*fuzzQSize
-	regions := []struct{ at, n uint64 }{{desc, 16 * fuzzQSize}, {avail, 4 + 2*fuzzQSize}, {fuzzScratch, 4096}}
-	for _, r := range regions {
+	for _, r := range fuzzRegions {
 		s, _ := mem.Slice(r.at, r.n)
 		data = data[copy(s, data):]
 	}
@@ -38,7 +43,7 @@ func chainSeed(build func(r *virtiotest.Ring)) []byte {
 	r, _ := virtiotest.NewRing(mem, fuzzPFN, fuzzQSize)
 	build(r)
 	var out []byte
-	for _, reg := range []struct{ at, n uint64 }{{r.Desc, 16 * fuzzQSize}, {r.Avail, 4 + 2*fuzzQSize}, {fuzzScratch, 4096}} {
+	for _, reg := range fuzzRegions {
 		s, _ := mem.Slice(reg.at, reg.n)
 		out = append(out, s...)
 	}
