@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Parent is a cfparent: interface attribute, parent driver ("" for
@@ -54,9 +55,30 @@ type Options struct {
 	NoDrivers bool
 }
 
+// available caches Available's answer per bits: tests ask before every
+// kernel they build, and the answer costs a build of its own.
+var available struct {
+	sync.Mutex
+	err map[int]error
+}
+
 // Available returns an error saying what is missing when gcc or ld
 // cannot build a kernel of the given bits.
 func Available(bits int) error {
+	available.Lock()
+	defer available.Unlock()
+	if err, ok := available.err[bits]; ok {
+		return err
+	}
+	if available.err == nil {
+		available.err = map[int]error{}
+	}
+	err := canBuild(bits)
+	available.err[bits] = err
+	return err
+}
+
+func canBuild(bits int) error {
 	for _, tool := range []string{"gcc", "ld"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not installed: %w", tool, err)
