@@ -5,6 +5,6 @@
 // Parse reads the table from an ELF image (any byte order, 32- or 64-bit
 // pointers), Kernel.Plan decides which entries to enable or disable from a
 // keep list, and Kernel.Apply writes only the cf_fstate fields of the
-// entries it changes. Load and Save read and write kernel files, gzipped
-// or not, replacing files atomically.
+// entries it changes. ReadFile and WriteFile read and write kernel files,
+// gzipped or not, replacing files atomically.
 package kstrip

@@ -44,7 +44,7 @@ func ReadKeepList(r io.Reader) ([]string, error) {
 		line++
 		text, _, _ := strings.Cut(sc.Text(), "#")
 		for _, f := range strings.FieldsFunc(text, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\r' }) {
-			if strings.ContainsAny(f, "\x00") {
+			if strings.ContainsRune(f, 0) {
 				return nil, fmt.Errorf("keep list line %d: name %q contains a NUL byte", line, f)
 			}
 			names = append(names, f)
