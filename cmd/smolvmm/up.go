@@ -287,15 +287,12 @@ func newUpDeps(f *fetch.Fetcher, version, arch string, run func(ctx context.Cont
 		fetch: func(ctx context.Context, sets []string) (*fetch.Release, error) {
 			return f.Fetch(ctx, version, arch, sets...)
 		},
-		keep:  upKeepList,
+		keep:  kstrip.DefaultKeep,
 		strip: stripKernel,
 		build: buildUpImage,
 		run:   run,
 	}
 }
-
-// upKeepList is kstrip's default keep list: what a virtio microVM needs.
-var upKeepList = kstrip.DefaultKeep
 
 // loadUpService loads a service (embedded, or from dir) and finds the time
 // of its newest file: the binary's own for embedded services.
