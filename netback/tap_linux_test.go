@@ -54,7 +54,8 @@ func needTap(t *testing.T) {
 	}
 }
 
-func tapName(t *testing.T, tag string) string {
+// tapName is a tap name unique to this test process.
+func tapName(tag string) string {
 	return fmt.Sprintf("smt%s%d", tag, os.Getpid()%100000)
 }
 
@@ -114,7 +115,7 @@ func testFrame(src net.HardwareAddr, msg string) []byte {
 
 func TestTapFramesBothWays(t *testing.T) {
 	needTap(t)
-	name := tapName(t, "a")
+	name := tapName("a")
 	tap := openTapOrSkip(t, name)
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
@@ -223,7 +224,7 @@ func TestTapAttachesToExisting(t *testing.T) {
 	if err != nil {
 		t.Skip("iproute2's ip is not installed")
 	}
-	name := tapName(t, "p")
+	name := tapName("p")
 	if out, err := exec.Command(ip, "tuntap", "add", name, "mode", "tap").CombinedOutput(); err != nil {
 		t.Skipf("ip tuntap add: %v: %s", err, out)
 	}
