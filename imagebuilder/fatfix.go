@@ -59,7 +59,7 @@ func fixFAT32(f *os.File) error {
 			off := dataStart + int64(c-2)*clusterBytes
 			buf := make([]byte, clusterBytes)
 			if _, err := f.ReadAt(buf, off); err != nil {
-				return err
+				return fmt.Errorf("reading directory cluster %d: %w", c, err)
 			}
 			dirty := false
 			for i := 0; i+32 <= len(buf); i += 32 {
@@ -103,7 +103,7 @@ func fixFAT32(f *os.File) error {
 			}
 			if dirty {
 				if _, err := f.WriteAt(buf, off); err != nil {
-					return err
+					return fmt.Errorf("writing directory cluster %d: %w", c, err)
 				}
 			}
 		}
@@ -127,12 +127,14 @@ func fixFAT32(f *os.File) error {
 	}
 	info := make([]byte, 512)
 	if _, err := f.ReadAt(info, fsinfo*bps); err != nil {
-		return err
+		return fmt.Errorf("reading FSInfo sector %d: %w", fsinfo, err)
 	}
 	if le.Uint32(info[0:]) != 0x41615252 || le.Uint32(info[484:]) != 0x61417272 {
 		return fmt.Errorf("data image: FSInfo sector %d has no signature", fsinfo)
 	}
 	le.PutUint32(info[488:], free)
-	_, err := f.WriteAt(info, fsinfo*bps)
-	return err
+	if _, err := f.WriteAt(info, fsinfo*bps); err != nil {
+		return fmt.Errorf("writing FSInfo sector %d: %w", fsinfo, err)
+	}
+	return nil
 }

@@ -128,7 +128,8 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node, error) {
 	skipped := map[string]*fstree.Node{}
 	first := map[*fstree.Node]string{}
-	var dirs []string
+	var dirs []*fstree.Node // chmod-ed last, dirs[i] at host path paths[i]
+	var paths []string
 	err := t.Walk(func(p string, n *fstree.Node) error {
 		hp := filepath.Join(dir, filepath.FromSlash(p))
 		switch n.Type {
@@ -136,7 +137,7 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 			if err := os.Mkdir(hp, 0700); err != nil {
 				return err
 			}
-			dirs = append(dirs, p)
+			dirs, paths = append(dirs, n), append(paths, hp)
 			return os.Lchown(hp, int(id.uid), int(id.gid))
 		case fstree.Regular:
 			if fp, ok := first[n]; ok {
@@ -164,9 +165,8 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 		return nil, err
 	}
 	// Directory modes last, so read-only directories could be filled.
-	for _, p := range dirs {
-		n, _ := t.Get(p)
-		if err := os.Chmod(filepath.Join(dir, filepath.FromSlash(p)), fs.FileMode(n.Perm&0777)|modeBits(n.Perm)); err != nil {
+	for i, n := range dirs {
+		if err := os.Chmod(paths[i], fs.FileMode(n.Perm&0777)|modeBits(n.Perm)); err != nil {
 			return nil, err
 		}
 	}
