@@ -47,8 +47,7 @@ func testKernel(t *testing.T, o kstriptest.Options) string {
 // write exactly these bytes.
 func libStrip(t *testing.T, path string, plan kstrip.Plan) []byte {
 	t.Helper()
-	b, _ := os.ReadFile(path)
-	k, err := kstrip.Parse(b)
+	k, err := kstrip.Parse(mustRead(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +55,9 @@ func libStrip(t *testing.T, path string, plan kstrip.Plan) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.Apply(r)
+	if err := k.Apply(r); err != nil {
+		t.Fatal(err)
+	}
 	return k.Bytes()
 }
 
