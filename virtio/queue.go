@@ -71,10 +71,15 @@ func (q *Queue) Ready() bool { return q.pfn != 0 }
 // occupies from its PFN: descriptor table and available ring, padded to a
 // page, then the used ring.
 func RingBytes(size uint16) uint64 {
+	return usedOffset(size) + 4 + 8*uint64(size) + 2
+}
+
+// usedOffset is where the used ring starts: after the descriptor table
+// and the available ring, at the next page boundary.
+func usedOffset(size uint16) uint64 {
 	s := uint64(size)
 	availEnd := descSize*s + 4 + 2*s + 2
-	usedStart := (availEnd + PageSize - 1) &^ (PageSize - 1)
-	return usedStart + 4 + 8*s + 2
+	return (availEnd + PageSize - 1) &^ (PageSize - 1)
 }
 
 // SetPFN places the rings at pfn*4096 in the legacy layout: descriptor
@@ -94,7 +99,7 @@ func (q *Queue) SetPFN(pfn uint32) error {
 	q.pfn = pfn
 	q.desc = base
 	q.avail = base + descSize*uint64(q.size)
-	q.use = base + (RingBytes(q.size) - 4 - 8*uint64(q.size) - 2)
+	q.use = base + usedOffset(q.size)
 	return nil
 }
 
