@@ -12,10 +12,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -168,29 +168,10 @@ func checkTarget(out string, force bool) error {
 	return nil
 }
 
-// writeAtomically runs write on a new temporary file in out's directory and
-// renames it to out on success; on failure the temporary file is removed.
-func writeAtomically(out string, write func(*os.File) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("creating image %s: %w", out, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("image %s: %w", out, err)
-	}
-	if err := f.Chmod(0644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("image %s: %w", out, err)
-	}
-	if err := os.Rename(f.Name(), out); err != nil {
+// writeAtomically writes out through a synced temporary file renamed over
+// it, so a failed or interrupted build never leaves half an image.
+func writeAtomically(out string, write func(*os.File) error) error {
+	if err := atomicfile.Write(out, 0o644, write); err != nil {
 		return fmt.Errorf("image %s: %w", out, err)
 	}
 	return nil
