@@ -254,6 +254,28 @@ func TestRegisters(t *testing.T) {
 	}
 }
 
+// A driver may write a register in parts; each write changes only the
+// bytes it covers.
+func TestPartialRegisterWrites(t *testing.T) {
+	r := newRig(t, newFakeDev())
+	d := r.drv
+	d.Write16(virtio.RegGuestFeatures, 0x0005)
+	d.Write16(virtio.RegGuestFeatures+2, 0x1000)
+	if got := d.Read32(virtio.RegGuestFeatures); got != 0x1000_0005 {
+		t.Errorf("guest features written as two halves read %#x, want 0x10000005", got)
+	}
+	d.Write16(virtio.RegQueueSelect, 1)
+	d.Write8(virtio.RegQueueSelect+1, 0)
+	if got := d.Read16(virtio.RegQueueSelect); got != 1 {
+		t.Errorf("queue select after a write of its high byte reads %d, want 1", got)
+	}
+	d.Write16(virtio.RegQueuePFN, uint16(r.pfns[1]))
+	d.Write16(virtio.RegQueuePFN+2, uint16(r.pfns[1]>>16))
+	if got := d.Read32(virtio.RegQueuePFN); got != r.pfns[1] {
+		t.Errorf("queue 1 PFN written as two halves reads %#x, want %#x", got, r.pfns[1])
+	}
+}
+
 func TestAttachOrders(t *testing.T) {
 	for _, tc := range []struct {
 		name string

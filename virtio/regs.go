@@ -25,16 +25,7 @@ func (r *legacyRegs) Read(off uint64, data []byte) {
 	d := (*PCIDevice)(r)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var img [RegConfig]byte
-	le := binary.LittleEndian
-	le.PutUint32(img[RegHostFeatures:], d.host)
-	le.PutUint32(img[RegGuestFeatures:], d.guest)
-	if q := d.selected(); q != nil {
-		le.PutUint32(img[RegQueuePFN:], q.PFN())
-		le.PutUint16(img[RegQueueSize:], q.Size())
-	}
-	le.PutUint16(img[RegQueueSelect:], d.sel)
-	img[RegStatus] = d.status
+	img := d.image()
 	end := off + uint64(len(data))
 	if off <= RegISR && end > RegISR {
 		img[RegISR] = d.readISR()
@@ -73,7 +64,8 @@ func (r *legacyRegs) Write(off uint64, data []byte) {
 		// Merge the written bytes into the register's current value, so
 		// partial writes change only the bytes they cover.
 		var cur [4]byte
-		r.current(reg, cur[:])
+		img := d.image()
+		copy(cur[:reg.width], img[reg.off:])
 		for i := range data {
 			o := off + uint64(i)
 			if o >= reg.off && o < reg.off+reg.width {
@@ -98,22 +90,19 @@ func (d *PCIDevice) configPart(off uint64, data []byte) (int, []byte) {
 	return int(start - RegConfig), data[start-off : end-off]
 }
 
-// current fills b with a register's value for a partial write. Caller holds mu.
-func (r *legacyRegs) current(reg register, b []byte) {
-	d := (*PCIDevice)(r)
+// image is the register block as the driver reads it, but for the ISR,
+// which a read clears. Caller holds mu.
+func (d *PCIDevice) image() (img [RegConfig]byte) {
 	le := binary.LittleEndian
-	switch reg.off {
-	case RegGuestFeatures:
-		le.PutUint32(b, d.guest)
-	case RegQueuePFN:
-		if q := d.selected(); q != nil {
-			le.PutUint32(b, q.PFN())
-		}
-	case RegQueueSelect:
-		le.PutUint16(b, d.sel)
-	case RegStatus:
-		b[0] = d.status
+	le.PutUint32(img[RegHostFeatures:], d.host)
+	le.PutUint32(img[RegGuestFeatures:], d.guest)
+	if q := d.selected(); q != nil {
+		le.PutUint32(img[RegQueuePFN:], q.PFN())
+		le.PutUint16(img[RegQueueSize:], q.Size())
 	}
+	le.PutUint16(img[RegQueueSelect:], d.sel)
+	img[RegStatus] = d.status
+	return img
 }
 
 // selected returns the queue the select register names, or nil.
