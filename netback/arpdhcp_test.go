@@ -42,6 +42,11 @@ func readUntil(t *testing.T, b netback.Backend, what string, match func([]byte) 
 	return nil
 }
 
+// isARPReply matches an Ethernet frame carrying an ARP reply.
+func isARPReply(f []byte) bool {
+	return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0806 && binary.BigEndian.Uint16(f[20:]) == 2
+}
+
 func TestUserAnswersARP(t *testing.T) {
 	for _, target := range []netip.Addr{netback.UserGateway, netback.UserDNS} {
 		u, err := netback.NewUser(guestMAC, nil)
@@ -51,9 +56,7 @@ func TestUserAnswersARP(t *testing.T) {
 		if err := u.WriteFrame(arpRequest(guestMAC, netback.UserGuest, target)); err != nil {
 			t.Fatal(err)
 		}
-		f := readUntil(t, u, "ARP reply for "+target.String(), func(f []byte) bool {
-			return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0806 && binary.BigEndian.Uint16(f[20:]) == 2
-		})
+		f := readUntil(t, u, "ARP reply for "+target.String(), isARPReply)
 		u.Close()
 		t4, g4 := target.As4(), netback.UserGuest.As4()
 		switch {
@@ -232,9 +235,7 @@ func TestUserARPOnlyForGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f := readUntil(t, u, "ARP reply", func(f []byte) bool {
-		return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0806 && binary.BigEndian.Uint16(f[20:]) == 2
-	})
+	f := readUntil(t, u, "ARP reply", isARPReply)
 	if g4 := netback.UserGateway.As4(); !bytes.Equal(f[28:32], g4[:]) {
 		t.Fatalf("first ARP reply claims %v, want only the gateway %s answered", net.IP(f[28:32]), netback.UserGateway)
 	}
