@@ -11,7 +11,6 @@ package vmm
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -219,7 +219,7 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz); take them as
 	// they come.
-	if image, err = gunzipKernel(image); err != nil {
+	if image, _, err = kernelimage.Decompress(image); err != nil {
 		return nil, &Error{Op: "decompress kernel " + cfg.Kernel, Err: err,
 			Hint: "the file starts like gzip but does not decompress: re-download it"}
 	}
@@ -266,28 +266,6 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// maxKernelSize bounds a decompressed kernel (NetBSD GENERIC is ~25 MiB).
-const maxKernelSize = 512 << 20
-
-// gunzipKernel returns image, decompressed when it is gzip data.
-func gunzipKernel(image []byte) ([]byte, error) {
-	if len(image) < 2 || image[0] != 0x1F || image[1] != 0x8B {
-		return image, nil
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(image))
-	if err != nil {
-		return nil, err
-	}
-	out, err := io.ReadAll(io.LimitReader(zr, maxKernelSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > maxKernelSize {
-		return nil, fmt.Errorf("more than %d MiB once decompressed", maxKernelSize>>20)
-	}
-	return out, nil
 }
 
 func loadHint(err error) string {
