@@ -53,9 +53,9 @@ Examples:
    smolvmm bench -k netbsd -d web.img -p 8080:80 --ready-port 8080 --compare qemu`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "multiboot kernel `FILE` (default: the built-in demo guest)"},
-			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}, Usage: "virtio-blk disk `IMAGE[,ro]` (repeatable)"},
-			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend, Usage: "kernel command line after the kernel's name"},
-			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in MiB"},
+			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}, Usage: "virtio-blk disk `IMAGE`, optionally followed by ,ro (repeatable)"},
+			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend, Usage: "kernel command `LINE` after the kernel's name"},
+			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in `MiB`"},
 			&cli.IntFlag{Name: "boots", Aliases: []string{"n"}, Value: 20, Usage: "timed boots per system"},
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed boots before the timed ones"},
 			&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready"},

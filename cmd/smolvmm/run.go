@@ -25,14 +25,14 @@ var processStart = time.Now()
 
 func runFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in MiB"},
+		&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in `MiB`"},
 		&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend,
-			Usage: "kernel command line after the kernel's name"},
+			Usage: "kernel command `LINE` after the kernel's name"},
 		&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"},
-			Usage: "virtio-blk disk `IMAGE[,ro][,serial=ID]` (repeatable: ld0, ld1, ...)"},
-		&cli.StringSliceFlag{Name: "share", Usage: "share a snapshot of host `DIR[,ro]` as the next ld disk " +
+			Usage: "virtio-blk disk `IMAGE`, optionally followed by ,ro and ,serial=ID (repeatable: ld0, ld1, ...)"},
+		&cli.StringSliceFlag{Name: "share", Usage: "share a snapshot of host `DIR` (DIR,ro: read-only) as the next ld disk " +
 			"(a FAT32 image built at start; mount_msdos /dev/ldNa in the guest; guest writes are discarded at exit)"},
-		&cli.StringSliceFlag{Name: "module", Usage: "multiboot module `FILE[,args]` (repeatable)"},
+		&cli.StringSliceFlag{Name: "module", Usage: "multiboot module `FILE`, optionally followed by ,args (repeatable)"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log unhandled port and MMIO accesses"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
