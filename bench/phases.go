@@ -3,8 +3,13 @@ package bench
 // Phase names, as they appear in Boot.Phases and in the JSON. Every time is
 // in milliseconds since the VMM's process was started.
 const (
-	// PhaseRuntime: the VMM's Go runtime has started (smolvmm only).
+	// PhaseRuntime: the VMM's Go runtime has started, as early as Go
+	// code can see it (internal/starttime; smolvmm only).
 	PhaseRuntime = "runtime"
+	// PhaseMain: every package of the VMM is initialised and its main
+	// runs (smolvmm only). From PhaseRuntime to here is the cost of the
+	// binary's size: page faults on its text and data.
+	PhaseMain = "main"
 	// PhaseVMCreated .. PhaseFirstRun are vmm's own events (smolvmm only):
 	// KVM VM and guest memory made, devices made, kernel loaded, first
 	// KVM_RUN.
@@ -32,7 +37,7 @@ const (
 // exception: a ready pattern on the guest's last line can be seen after
 // PhaseGuestExit, and a port can be ready before any console output.
 var PhaseOrder = []string{
-	PhaseRuntime, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded, PhaseFirstRun,
+	PhaseRuntime, PhaseMain, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded, PhaseFirstRun,
 	PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseClosed, PhaseExit,
 }
 

@@ -12,6 +12,7 @@ import (
 // phaseColors gives each phase a colour in the charts.
 var phaseColors = map[string]string{
 	PhaseRuntime:        "#9e9e9e",
+	PhaseMain:           "#8d6e63",
 	PhaseVMCreated:      "#5c6bc0",
 	PhaseDevicesCreated: "#26a69a",
 	PhaseKernelLoaded:   "#ffa726",

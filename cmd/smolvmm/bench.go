@@ -262,7 +262,10 @@ var childPhases = map[vmm.Phase]string{
 }
 
 func benchBoot(c *cli.Context) error {
-	report := bench.ChildReport{Phases: map[string]int64{bench.PhaseRuntime: bench.MonoOf(processStart)}}
+	report := bench.ChildReport{Phases: map[string]int64{
+		bench.PhaseRuntime: bench.MonoOf(processStart),
+		bench.PhaseMain:    bench.MonoOf(mainStart),
+	}}
 	// The parent always passes -a, so an empty one means no command line.
 	cfg, cleanup, err := vmConfig(c)
 	defer cleanup()

@@ -62,7 +62,7 @@ func TestBenchDemo(t *testing.T) {
 	defer ln.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	// Every phase smolvmm reports, in order; ready stands apart.
-	all := []string{bench.PhaseRuntime, bench.PhaseVMCreated, bench.PhaseDevicesCreated, bench.PhaseKernelLoaded,
+	all := []string{bench.PhaseRuntime, bench.PhaseMain, bench.PhaseVMCreated, bench.PhaseDevicesCreated, bench.PhaseKernelLoaded,
 		bench.PhaseFirstRun, bench.PhaseFirstOutput, bench.PhaseGuestExit, bench.PhaseClosed, bench.PhaseExit}
 	tests := []struct {
 		name  string
