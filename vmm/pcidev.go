@@ -25,6 +25,8 @@ type virtioSlot struct {
 	file   *os.File // efd in Go's poller, so Close wakes the reader
 	notify uint64   // port of the notify register the ioeventfd watches
 	done   chan struct{}
+	line   uint8
+	irq    *virtio.SharedIRQ // the line, wired-OR with the other slots on it
 }
 
 // addVirtio places dev on the PCI bus with the next interrupt line, sets
@@ -35,11 +37,12 @@ type virtioSlot struct {
 // caller's.
 func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
 	line := pciIRQs[len(m.virtio)%len(pciIRQs)]
-	pd, err := virtio.NewPCIDevice(m.gmem, dev, kvmIRQ{m.vmFD, uint32(line)}, m.slog())
+	irq := m.sharedLine(line)
+	pd, err := virtio.NewPCIDevice(m.gmem, dev, irq.Input(), m.slog())
 	if err != nil {
 		return nil, err
 	}
-	s := &virtioSlot{dev: pd, efd: -1, done: make(chan struct{})}
+	s := &virtioSlot{dev: pd, efd: -1, done: make(chan struct{}), line: line, irq: irq}
 	m.virtio = append(m.virtio, s)
 	slot, err := m.pci.Add(pd, line)
 	if err != nil {
@@ -52,6 +55,18 @@ func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
 		return pd, &Error{Op: fmt.Sprintf("ioeventfd for PCI device %d", slot.Device), Err: err}
 	}
 	return pd, nil
+}
+
+// sharedLine returns the line the virtio devices on IRQ line share (a
+// fifth device shares the first one's): KVM keeps one level per line for
+// all of userspace, so the devices' INTx must be ORed before it.
+func (m *Machine) sharedLine(line uint8) *virtio.SharedIRQ {
+	for _, s := range m.virtio {
+		if s.line == line {
+			return s.irq
+		}
+	}
+	return virtio.NewSharedIRQ(kvmIRQ{m.vmFD, uint32(line)})
 }
 
 func (s *virtioSlot) listen(vmFD uintptr, port uint64) error {
