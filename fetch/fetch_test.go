@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -498,5 +500,38 @@ func TestFetchConcurrentProcessesShareTheCache(t *testing.T) {
 	// The lock serialises them: one downloads, the others find the cache.
 	if n := len(srv.Requests()); n != 5 {
 		t.Errorf("%d requests, want 5 (one download of each file)", n)
+	}
+}
+
+// TestFetchThroughRedirects fetches from a front server that redirects every
+// request elsewhere, as cdn.netbsd.org and many mirrors do: the files
+// arrive verified and a resumed download still sends its Range to the
+// server that answers.
+func TestFetchThroughRedirects(t *testing.T) {
+	srv, f := setup(t)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, srv.URL+r.URL.Path, http.StatusFound)
+	}))
+	t.Cleanup(front.Close)
+	f.Mirror = front.URL + strings.TrimPrefix(srv.Mirror(), srv.URL)
+	kfile := filepath.Join(f.Cache, "9.3", "i386", "kernel", KernelName)
+	if err := os.MkdirAll(filepath.Dir(kfile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kfile+".part", testKernel[:6000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := f.Fetch(context.Background(), "9.3", "i386")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Kernel.Action != Resumed || !bytes.Equal(mustRead(t, kfile), testKernel) {
+		t.Errorf("kernel %s, content equal %v; want resumed and equal", rel.Kernel.Action, bytes.Equal(mustRead(t, kfile), testKernel))
+	}
+	if !bytes.Equal(mustRead(t, rel.Sets[0].Path), testRescue) {
+		t.Error("rescue set differs from the served one")
+	}
+	if !hasRequest(srv, fetchtest.KernelPath("9.3", "i386", KernelName), "bytes=6000-") {
+		t.Errorf("the redirected request lost its Range: %v", srv.Requests())
 	}
 }
