@@ -15,7 +15,8 @@ type Parent struct {
 	// Name is the parent driver's name (cfp_parent), or "" when any
 	// device providing IAttr will do.
 	Name string `json:"name"`
-	// Unit is the parent's unit, or AnyUnit.
+	// Unit is the parent's unit, or AnyUnit. Without Name it means
+	// nothing (config(1) writes 0 and NetBSD ignores it).
 	Unit int `json:"unit"`
 }
 
@@ -25,10 +26,11 @@ func (p *Parent) String() string {
 	if p == nil {
 		return "root"
 	}
-	name := p.Name
-	if name == "" {
-		name = "[" + p.IAttr + "]"
+	if p.Name == "" {
+		// config(1) writes unit 0 here; NetBSD does not look at it.
+		return "[" + p.IAttr + "]?"
 	}
+	name := p.Name
 	if p.Unit == AnyUnit {
 		return name + "?"
 	}

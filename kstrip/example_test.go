@@ -49,10 +49,10 @@ func Example() {
 	// kept pcib* for isa0 (isa)
 	// kept ichlpcib* for isa0 (isa)
 	// cfdata[3] ioapic* (ioapic): star -> dstar
-	// cfdata[4] acpi0 (acpi): notfound -> dnotfound
 	// cfdata[8] pchb* (pchb): star -> dstar
 	// cfdata[16] com* (com_puc): star -> dstar
-	// 28 changes
+	// cfdata[17] puc* (puc): star -> dstar
+	// 27 changes
 }
 
 // Match reads names as userconf does, plus attachment names.

@@ -10,9 +10,14 @@ import (
 // DefaultKeep is what a smolvmm virtio microVM needs; everything else is
 // disabled. It is the predecessor's list reviewed against NETBSD-BOOT.md:
 //   - mainbus, cpu: the root and the boot CPU.
-//   - acpicpu, ioapic: never attach without ACPI or MP tables, which
-//     smolvmm does not provide, but cost nothing and keep the kernel right
-//     on a VMM that has them.
+//   - acpi, acpicpu, ioapic: attach only from ACPI or MP tables, which
+//     smolvmm does not provide, but keep the kernel right on a VMM that
+//     has them. acpi0 (at mainbus0) goes with the other two: mainbus
+//     looks for ACPI tables only while an acpi entry is enabled, so
+//     without it neither ioapic (from the MADT) nor acpicpu would ever
+//     attach. Without tables the probe is a short memory scan that fails
+//     and prints one error line. Its children (pckbc, hpet... at acpi?)
+//     are not kept.
 //   - pci, isa: the buses of virtio and of the serial port. Keeping them
 //     keeps every bridge they may sit behind (ppb, pcib...), which only
 //     match PCI IDs.
@@ -28,7 +33,7 @@ import (
 // parent). Not kept, on purpose: fdc (its probe costs at least 1 s) and
 // pckbc (up to 100,000 polls of port 0x64).
 var DefaultKeep = []string{
-	"mainbus", "cpu", "acpicpu", "ioapic",
+	"mainbus", "cpu", "acpi", "acpicpu", "ioapic",
 	"pci", "isa", "com_isa",
 	"virtio", "ld_virtio", "vioif",
 }

@@ -136,8 +136,8 @@ func (k *Kernel) resolve(r *Report, list string, names []string) []int {
 // withParents returns seeds plus, recursively, every entry a kept entry
 // may attach to: an entry of the parent driver that can take the parent
 // unit (any entry for "foo?", a fixed "foo0" or a Star entry starting at
-// or below the unit for "foo0"), or for "at attr?" an entry of any driver
-// that provides the interface attribute. Keeping every candidate is what
+// or below the unit for "foo0"), or for "at attr?" every entry, whatever
+// its unit, of any driver that provides the interface attribute. Keeping every candidate is what
 // makes the child attach whichever parent the machine has.
 func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 	in := make([]bool, len(k.Entries))
@@ -176,7 +176,10 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 		found := false
 		for _, j := range cands {
 			c := &k.Entries[j]
-			if !c.canBeUnit(p.Unit) {
+			// cfparent_match compares units only when the parent is
+			// named; for "at attr?" config(1) writes unit 0, and any
+			// unit of any provider will do.
+			if p.Name != "" && !c.canBeUnit(p.Unit) {
 				continue
 			}
 			found = true

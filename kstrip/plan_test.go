@@ -64,7 +64,7 @@ const (
 
 // afterDefault is generic after a strip with DefaultKeep.
 var afterDefault = []State{
-	n, s, s, s, dn, s, s, s, ds, s, s, n, n, n, n, n, // 0-15
+	n, s, s, s, n, s, s, s, ds, s, s, n, n, n, n, n, // 0-15
 	ds, ds, ds, dn, ds, dn, ds, ds, ds, ds, ds, ds, s, s, ds, ds, // 16-31
 	s, dn, ds, ds, dn, ds, dn, dn, dn, ds, dn, ds, dn, // 32-44
 }

@@ -24,8 +24,9 @@ Names select entries like userconf, plus attachment names:
   com       every entry of driver com        com0   the fixed unit 0
   com*      the "com*" entries               com_isa  entries attached via com_isa
 Keeping an entry keeps every entry it may attach to (its parents, then
-theirs; for "at attr?" every driver the kernel's cfdriver_list_initial says
-provides attr); the parents it had to add are reported. --list shows the
+theirs; for "at attr?" every entry, of any unit, of every driver the
+kernel's cfdriver_list_initial says provides attr); the parents it had to
+add are reported. --list shows the
 table.
 
 Modes:
@@ -41,8 +42,11 @@ over --keep and --enable.
 Flags go before KERNEL.
 
 Default keep list: ` + defaultKeepText + `
-  mainbus, cpu: the root and the boot CPU. acpicpu, ioapic: attach only
-  from ACPI/MP tables smolvmm does not provide, but cost nothing. pci, isa:
+  mainbus, cpu: the root and the boot CPU. acpi, acpicpu, ioapic: attach
+  only from ACPI/MP tables smolvmm does not provide (the ACPI probe fails
+  fast and prints one error line), but keep the kernel right on a VMM that
+  has them; without acpi0 the kernel never reads the ACPI tables, so
+  ioapic and acpicpu could not attach from them either. pci, isa:
   the buses of virtio and of the serial console (the bridges they may sit
   behind are kept as parents). com_isa: the ISA serial ports; com0 is the
   console and the tty init writes to. virtio, ld_virtio, vioif: the virtio

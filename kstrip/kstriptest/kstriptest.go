@@ -28,6 +28,9 @@ type Entry struct {
 	Unit         int
 	State        int16
 	Parent       *Parent
+	// Spec is the configuration line the entry comes from, without its
+	// locators ("com0 at isa?"); FromConfig sets it, Build ignores it.
+	Spec string
 }
 
 // Options describe one kernel.
@@ -118,13 +121,18 @@ func Build(dir string, o Options) (string, error) {
 	if o.Debug {
 		cflags = append(cflags, "-g")
 	}
+	// Three PT_LOAD segments, page-aligned, as NetBSD's kern.ldscript
+	// gives: text, rodata (the names cfdata points to) and data+bss.
 	script := fmt.Sprintf(`ENTRY(start)
+PHDRS { text PT_LOAD FLAGS(5); rodata PT_LOAD FLAGS(4); data PT_LOAD FLAGS(6); }
 SECTIONS {
 	. = %s;
-	.text : AT(%s) { *(.text .text.*) }
-	.rodata : AT(ADDR(.rodata) - %s) { *(.rodata .rodata.*) }
-	.data : AT(ADDR(.data) - %s) { *(.data .data.*) }
-	.bss : AT(ADDR(.bss) - %s) { *(.bss .bss.* COMMON) }
+	.text : AT(%s) { *(.text .text.*) } :text
+	. = ALIGN(0x1000);
+	.rodata : AT(ADDR(.rodata) - %s) { *(.rodata .rodata.*) } :rodata
+	. = ALIGN(0x1000);
+	.data : AT(ADDR(.data) - %s) { *(.data .data.*) } :data
+	.bss : AT(ADDR(.bss) - %s) { *(.bss .bss.* COMMON) } :data
 	/DISCARD/ : { *(.note.* .comment .eh_frame) }
 }
 `, base, phys, kernbase, kernbase, kernbase)
