@@ -33,13 +33,34 @@ const (
 // whatever offset the guest sets; it reports no update in progress, valid
 // RAM and time (register D), and a clean BIOS diagnostic (register 0x0E). It
 // raises no interrupts. The data format follows register B (BCD and 24-hour
-// as NetBSD programs it).
+// as NetBSD programs it). While register B's SET bit is on, the time
+// registers hold what the guest writes and the new time takes effect as a
+// whole when SET goes off, as NetBSD's rtcput expects.
 type RTC struct {
 	mu     sync.Mutex
 	index  uint8
 	ram    [128]byte
 	offset time.Duration
 	now    func() time.Time
+	// held is the time being written while SET is on: fields, not a
+	// time.Time, because a half-written date (31 November) must survive
+	// until the month is written.
+	held rtcFields
+}
+
+// rtcFields is a calendar time by field, in binary.
+type rtcFields struct {
+	year, month, day, hour, min, sec, nsec int
+}
+
+func fieldsOf(t time.Time) rtcFields {
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	return rtcFields{y, int(mo), d, h, mi, s, t.Nanosecond()}
+}
+
+func (f rtcFields) time() time.Time {
+	return time.Date(f.year, time.Month(f.month), f.day, f.hour, f.min, f.sec, f.nsec, time.UTC)
 }
 
 // NewRTC returns a CMOS clock; now is the host clock (time.Now when nil).
@@ -66,6 +87,13 @@ func NewRTC(now func() time.Time, memBytes uint64) *RTC {
 		high = min((memBytes-16<<20)>>16, 0xFFFF)
 	}
 	r.ram[0x34], r.ram[0x35] = uint8(high), uint8(high>>8)
+	// NetBSD trusts the century byte (0x32) only when this checksum of
+	// bytes 0x10-0x2D matches, as a BIOS leaves it.
+	sum := 0
+	for _, b := range r.ram[0x10:0x2E] {
+		sum += int(b)
+	}
+	r.ram[0x2E], r.ram[0x2F] = uint8(sum>>8), uint8(sum)
 	return r
 }
 
@@ -100,6 +128,18 @@ func (r *RTC) Write(off uint64, data []byte) {
 }
 
 func (r *RTC) guestTime() time.Time { return r.now().Add(r.offset).UTC() }
+
+// setMode reports whether register B's SET bit holds the clock.
+func (r *RTC) setMode() bool { return r.ram[rtcB]&rtcBSet != 0 }
+
+// clock returns the time the time registers show: the held fields while
+// SET is on, the running clock otherwise.
+func (r *RTC) clock() time.Time {
+	if r.setMode() {
+		return r.held.time()
+	}
+	return r.guestTime()
+}
 
 func (r *RTC) encode(v int) uint8 {
 	if r.ram[rtcB]&rtcBBinary != 0 {
@@ -142,7 +182,15 @@ func (r *RTC) decodeHour(v uint8) int {
 }
 
 func (r *RTC) readReg(reg uint8) uint8 {
-	t := r.guestTime()
+	t := r.clock()
+	if r.setMode() {
+		switch reg {
+		case rtcDay:
+			return r.encode(r.held.day)
+		case rtcMonth:
+			return r.encode(r.held.month)
+		}
+	}
 	switch reg {
 	case rtcSec:
 		return r.encode(t.Second())
@@ -178,6 +226,15 @@ func (r *RTC) writeReg(reg uint8, v uint8) {
 		r.setField(reg, v)
 	case rtcA:
 		r.ram[rtcA] = v &^ 0x80
+	case rtcB:
+		was := r.setMode()
+		if v&rtcBSet != 0 && !was {
+			r.held = fieldsOf(r.guestTime())
+		}
+		r.ram[rtcB] = v
+		if was && !r.setMode() {
+			r.offset += r.held.time().Sub(r.guestTime())
+		}
 	case rtcC, rtcD:
 		// Read-only status registers.
 	default:
@@ -185,28 +242,33 @@ func (r *RTC) writeReg(reg uint8, v uint8) {
 	}
 }
 
-// setField moves the guest's clock so that field reg reads v from now on,
-// keeping the other fields.
+// setField makes field reg read v. While SET is on it changes the held
+// fields only; otherwise it moves the running clock at once, keeping the
+// other fields.
 func (r *RTC) setField(reg uint8, v uint8) {
-	t := r.guestTime()
-	y, mo, d := t.Date()
-	h, mi, s := t.Clock()
+	f := r.held
+	if !r.setMode() {
+		f = fieldsOf(r.guestTime())
+	}
 	switch reg {
 	case rtcSec:
-		s = r.decode(v)
+		f.sec = r.decode(v)
 	case rtcMin:
-		mi = r.decode(v)
+		f.min = r.decode(v)
 	case rtcHour:
-		h = r.decodeHour(v)
+		f.hour = r.decodeHour(v)
 	case rtcDay:
-		d = r.decode(v)
+		f.day = r.decode(v)
 	case rtcMonth:
-		mo = time.Month(r.decode(v))
+		f.month = r.decode(v)
 	case rtcYear:
-		y = y/100*100 + r.decode(v)
+		f.year = f.year/100*100 + r.decode(v)
 	case rtcCentury:
-		y = r.decode(v)*100 + y%100
+		f.year = r.decode(v)*100 + f.year%100
 	}
-	want := time.Date(y, mo, d, h, mi, s, t.Nanosecond(), time.UTC)
-	r.offset += want.Sub(t)
+	if r.setMode() {
+		r.held = f
+		return
+	}
+	r.offset += f.time().Sub(r.guestTime())
 }

@@ -74,3 +74,73 @@ func TestRTCFormatAndSet(t *testing.T) {
 		t.Fatalf("CMOS RAM = %#x", got)
 	}
 }
+
+// TestRTCSetBitHoldsFields writes the time the way NetBSD's rtcput does:
+// register B's SET bit on, the ten time registers in index order, SET off.
+// The fields must land together: applied one by one, day 31 set while the
+// running clock is in a 30-day month rolls into the next month before the
+// month register is written.
+func TestRTCSetBitHoldsFields(t *testing.T) {
+	tests := []struct {
+		name string
+		now  time.Time
+		want time.Time
+	}{
+		{"day past the current month's end", time.Date(2026, 11, 26, 21, 7, 9, 0, time.UTC), time.Date(2026, 12, 31, 23, 59, 58, 0, time.UTC)},
+		{"29 February from a non-leap year", time.Date(2027, 2, 10, 0, 0, 0, 0, time.UTC), time.Date(2028, 2, 29, 1, 2, 3, 0, time.UTC)},
+		{"back to an earlier year", time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 3, 31, 12, 34, 56, 0, time.UTC)},
+	}
+	bcd := func(v int) uint8 { return uint8(v/10<<4 | v%10) }
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := tt.now
+			r := NewRTC(func() time.Time { return now }, 64<<20)
+			b := cmos(r, rtcB)
+			wr(r, 0, rtcB)
+			wr(r, 1, b|rtcBSet)
+			w := tt.want
+			regs := []uint8{bcd(w.Second()), 0, bcd(w.Minute()), 0, bcd(w.Hour()), 0,
+				uint8(w.Weekday()) + 1, bcd(w.Day()), bcd(int(w.Month())), bcd(w.Year() % 100)}
+			for i, v := range regs {
+				wr(r, 0, uint8(i))
+				wr(r, 1, v)
+			}
+			if got := cmos(r, rtcDay); got != bcd(w.Day()) {
+				t.Errorf("day while SET = %#x, want %#x", got, bcd(w.Day()))
+			}
+			wr(r, 0, rtcB)
+			wr(r, 1, cmos(r, rtcB)&^rtcBSet)
+			wr(r, 0, rtcCentury)
+			wr(r, 1, bcd(w.Year()/100))
+			now = now.Add(time.Second)
+			w = w.Add(time.Second)
+			for _, f := range []struct {
+				reg  uint8
+				want int
+			}{
+				{rtcSec, w.Second()}, {rtcMin, w.Minute()}, {rtcHour, w.Hour()},
+				{rtcDay, w.Day()}, {rtcMonth, int(w.Month())}, {rtcYear, w.Year() % 100}, {rtcCentury, w.Year() / 100},
+			} {
+				if got := cmos(r, f.reg); got != bcd(f.want) {
+					t.Errorf("register %#x = %#x a second after the set, want %#x", f.reg, got, bcd(f.want))
+				}
+			}
+		})
+	}
+}
+
+// TestRTCChecksum checks what NetBSD's cmoscheck reads before it trusts the
+// century byte: the sum of bytes 0x10-0x2D must equal the big-endian word at
+// 0x2E.
+func TestRTCChecksum(t *testing.T) {
+	for _, mem := range []uint64{2 << 20, 64 << 20, 128 << 20, 3072 << 20} {
+		r := NewRTC(nil, mem)
+		sum := 0
+		for i := uint8(0x10); i <= 0x2D; i++ {
+			sum += int(cmos(r, i))
+		}
+		if got := int(cmos(r, 0x2E))<<8 | int(cmos(r, 0x2F)); got != sum {
+			t.Errorf("%d MiB: checksum word %#x, bytes 0x10-0x2D sum to %#x", mem>>20, got, sum)
+		}
+	}
+}
