@@ -60,6 +60,8 @@ type Bus struct {
 	ranges  []mapping // sorted by base
 	unRead  map[uint64]uint64
 	unWrite map[uint64]uint64
+	// untracked counts unclaimed accesses past MaxTracked addresses.
+	untracked uint64
 
 	// Unclaimed, when set, is called after each access no device claimed,
 	// with first true the first time for that address and direction (so a
@@ -141,18 +143,30 @@ func (b *Bus) Write(addr uint64, data []byte) bool {
 	return false
 }
 
+// MaxTracked is how many distinct unclaimed addresses a bus counts one by
+// one in each direction. Accesses to further addresses only add to the
+// total, so a guest sweeping the address space cannot grow the maps (or the
+// once-per-address log) without bound.
+const MaxTracked = 4096
+
 // unclaimed counts an access no device took and reports it to Unclaimed.
 func (b *Bus) unclaimed(counts map[uint64]uint64, addr uint64, data []byte, write bool) {
 	b.mu.Lock()
-	counts[addr]++
-	first := counts[addr] == 1
+	first := false
+	if _, ok := counts[addr]; ok || len(counts) < MaxTracked {
+		counts[addr]++
+		first = counts[addr] == 1
+	} else {
+		b.untracked++
+	}
 	b.mu.Unlock()
 	if b.Unclaimed != nil {
 		b.Unclaimed(addr, data, write, first)
 	}
 }
 
-// Unhandled is a count of accesses no device claimed, by address.
+// Unhandled is a count of accesses no device claimed, by address (for at
+// most MaxTracked addresses each way). Total counts every access.
 type Unhandled struct {
 	Reads, Writes map[uint64]uint64
 	Total         uint64
@@ -162,7 +176,7 @@ type Unhandled struct {
 func (b *Bus) Unhandled() Unhandled {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	u := Unhandled{Reads: map[uint64]uint64{}, Writes: map[uint64]uint64{}}
+	u := Unhandled{Reads: map[uint64]uint64{}, Writes: map[uint64]uint64{}, Total: b.untracked}
 	for k, v := range b.unRead {
 		u.Reads[k] = v
 		u.Total += v

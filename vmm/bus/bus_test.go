@@ -103,3 +103,37 @@ func TestUnclaimedHook(t *testing.T) {
 		t.Fatalf("total %d, want 4", u.Total)
 	}
 }
+
+// TestUnhandledBounded sweeps more distinct unclaimed addresses than the bus
+// tracks, as a hostile guest probing MMIO could: the per-address maps stay
+// bounded, every access is still counted, and the hook hears "first" only
+// for tracked addresses (so the log cannot grow without bound either).
+func TestUnhandledBounded(t *testing.T) {
+	b := New("mmio")
+	firsts := 0
+	b.Unclaimed = func(_ uint64, _ []byte, _, first bool) {
+		if first {
+			firsts++
+		}
+	}
+	const n = 3 * MaxTracked
+	buf := make([]byte, 4)
+	for i := range uint64(n) {
+		b.Read(0x1000_0000+4*i, buf)
+		b.Write(0x2000_0000+4*i, buf)
+	}
+	b.Read(0x1000_0000, buf) // tracked: counted under its address
+	u := b.Unhandled()
+	if len(u.Reads) > MaxTracked || len(u.Writes) > MaxTracked {
+		t.Errorf("tracked %d read and %d write addresses, limit %d", len(u.Reads), len(u.Writes), MaxTracked)
+	}
+	if u.Total != 2*n+1 {
+		t.Errorf("Total = %d, want %d", u.Total, 2*n+1)
+	}
+	if u.Reads[0x1000_0000] != 2 {
+		t.Errorf("first address counted %d times, want 2", u.Reads[0x1000_0000])
+	}
+	if firsts != 2*MaxTracked {
+		t.Errorf("hook heard first=true %d times, want %d", firsts, 2*MaxTracked)
+	}
+}
