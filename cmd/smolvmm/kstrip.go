@@ -26,8 +26,7 @@ Names select entries like userconf, plus attachment names:
 Keeping an entry keeps every entry it may attach to (its parents, then
 theirs; for "at attr?" every entry, of any unit, of every driver the
 kernel's cfdriver_list_initial says provides attr); the parents it had to
-add are reported. --list shows the
-table.
+add are reported. --list shows the table.
 
 Modes:
   kstrip KERNEL                        keep the default list, disable the rest
@@ -46,8 +45,8 @@ Default keep list: ` + defaultKeepText + `
   only from ACPI/MP tables smolvmm does not provide (the ACPI probe fails
   fast and prints one error line), but keep the kernel right on a VMM that
   has them; without acpi0 the kernel never reads the ACPI tables, so
-  ioapic and acpicpu could not attach from them either. pci, isa:
-  the buses of virtio and of the serial console (the bridges they may sit
+  ioapic and acpicpu could not attach from them either. pci, isa: the
+  buses of virtio and of the serial console (the bridges they may sit
   behind are kept as parents). com_isa: the ISA serial ports; com0 is the
   console and the tty init writes to. virtio, ld_virtio, vioif: the virtio
   PCI transport, disk and network. Compared with the predecessor's list,

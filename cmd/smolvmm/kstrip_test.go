@@ -307,3 +307,45 @@ func TestKstripBadInput(t *testing.T) {
 		t.Errorf("--ignore-unknown: exit %d %s", code, stderr)
 	}
 }
+
+// TestKstripI386GenericGzip runs what the independent check runs: the
+// default keep list on a gzipped, named i386 GENERIC-shaped kernel, and
+// checks from the --json listing of the result that the paths to com0,
+// ld and vioif stay enabled and fdc and pckbc do not.
+func TestKstripI386GenericGzip(t *testing.T) {
+	entries, provides, err := kstriptest.FromConfig(kstriptest.I386Generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kern := testKernel(t, kstriptest.Options{Bits: 32, Entries: entries, Provides: provides})
+	dir := filepath.Dir(kern)
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	zw.Name = "netbsd-GENERIC"
+	zw.Write(mustRead(t, kern))
+	zw.Close()
+	gzIn := filepath.Join(dir, "netbsd-GENERIC.gz")
+	os.WriteFile(gzIn, z.Bytes(), 0o644)
+	out := filepath.Join(dir, "netbsd")
+	if _, e, code := runKstripCLI("-o", out, gzIn); code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	stdout, _, code := runKstripCLI("--json", out)
+	var j kstripJSON
+	if err := json.Unmarshal([]byte(stdout), &j); err != nil || code != 0 || len(j.Entries) != len(entries) {
+		t.Fatalf("--json: exit %d, %v", code, err)
+	}
+	mustBe := map[string]bool{
+		"mainbus0 at root": true, "pci* at mainbus?": true, "pchb* at pci?": true, "pci* at pchb?": true,
+		"ppb* at pci?": true, "pcib* at pci?": true, "isa0 at pcib?": true, "isa0 at mainbus?": true,
+		"com0 at isa?": true, "virtio* at pci?": true, "ld* at virtio?": true, "vioif* at virtio?": true,
+		"cpu* at mainbus?": true, "ioapic* at mainbus?": true, "acpi0 at mainbus0": true,
+		"fdc0 at isa?": false, "pckbc0 at isa?": false, "pckbc* at acpi?": false, "fd* at fdc?": false,
+		"ld* at aac?": false, "com* at puc?": false, "eisa0 at pceb?": false,
+	}
+	for i, e := range j.Entries {
+		if want, ok := mustBe[entries[i].Spec]; ok && e.State.Disabled() == want {
+			t.Errorf("%s is %v", entries[i].Spec, e.State)
+		}
+	}
+}
