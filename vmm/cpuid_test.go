@@ -56,3 +56,28 @@ func TestTuneCPUID(t *testing.T) {
 		})
 	}
 }
+
+// TestTSCLeafFrequency reads the leaf 0x15 tuneCPUID makes the way NetBSD's
+// cpu_tsc_freq_cpuid does (crystal kHz = ECX/1000, TSC = kHz*1000*EBX/EAX)
+// and Linux does (ECX*EBX/EAX): both must get the vCPU's TSC frequency,
+// also above 4.29 GHz, where the frequency in Hz no longer fits ECX.
+func TestTSCLeafFrequency(t *testing.T) {
+	intel := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E}
+	for _, khz := range []uint64{1000000, 2400000, 2899999, 4294967, 4294968, 5000000, 5300123} {
+		out := tuneCPUID([]kvm.CPUIDEntry2{intel}, khz)
+		var e *kvm.CPUIDEntry2
+		for i := range out {
+			if out[i].Function == 0x15 {
+				e = &out[i]
+			}
+		}
+		if e == nil || e.Eax == 0 || e.Ebx == 0 || e.Ecx == 0 {
+			t.Fatalf("%d kHz: leaf 0x15 = %+v, want all of EAX, EBX, ECX set", khz, e)
+		}
+		netbsd := uint64(e.Ecx) / 1000 * 1000 * uint64(e.Ebx) / uint64(e.Eax)
+		linux := uint64(e.Ecx) * uint64(e.Ebx) / uint64(e.Eax)
+		if netbsd != khz*1000 || linux != khz*1000 {
+			t.Errorf("%d kHz: leaf 0x15 %+v gives NetBSD %d Hz and Linux %d Hz, want %d", khz, e, netbsd, linux, khz*1000)
+		}
+	}
+}
