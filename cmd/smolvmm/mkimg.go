@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/service"
 )
@@ -36,7 +38,9 @@ and writes an ext2 image that NetBSD 9 mounts read-write. No root needed.
 
 Without -m and -x, the service's service.conf decides the size and sets
 (rescue: 10 MB, rescue.tgz, as mkimg.sh did); a set name resolves to
-NAME.tgz, NAME.tar.xz or the directory NAME in the current directory.
+NAME.tgz, NAME.tar.xz or the directory NAME in the current directory, then
+in sets/, then in the cache where smolvmm fetch keeps the default release
+(re-verified against its SHA512).
 
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
@@ -175,7 +179,7 @@ func parseTimestamp(s string) (int64, error) {
 }
 
 // resolveSets returns the -x paths (split on commas), or, when none are
-// given, the service's set names resolved in the current directory.
+// given, the service's set names resolved by findSet.
 func resolveSets(flags, names []string) ([]string, error) {
 	out := splitCommas(flags)
 	if len(out) > 0 {
@@ -191,16 +195,64 @@ func resolveSets(flags, names []string) ([]string, error) {
 	return out, nil
 }
 
+// findSet finds the file of a set named without a path: NAME.tgz,
+// NAME.tar.xz or the directory NAME in the current directory, then in
+// sets/ (where mkimg.sh kept them), then among the files smolvmm fetch
+// verified into its cache for the default release.
 func findSet(name string) (string, error) {
 	cands := []string{name + ".tgz", name + ".tar.xz", name}
-	for _, c := range cands {
-		if _, err := os.Stat(c); err == nil {
-			return c, nil
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("set %s: %w", c, err)
+	for _, dir := range []string{"", "sets"} {
+		for _, c := range cands {
+			c = filepath.Join(dir, c)
+			if _, err := os.Stat(c); err == nil {
+				return c, nil
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("set %s: %w", c, err)
+			}
 		}
 	}
-	return "", fmt.Errorf("set %q: none of %s in the current directory: pass -x PATH, or fetch the sets first (smolvmm fetch)", name, strings.Join(cands, ", "))
+	p, cache, err := cachedSet(name)
+	if p != "" || err != nil {
+		return p, err
+	}
+	return "", fmt.Errorf("set %q: none of %s in the current directory, in sets/ or in %s: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
+		name, strings.Join(cands, ", "), cache, name)
+}
+
+// cachedSet returns set name from the cache of the default release when
+// smolvmm fetch put it there, re-verified against the cached SHA512 file
+// (a copy that no longer matches is an error, never used). It also returns
+// the directory it looked in, for messages.
+func cachedSet(name string) (path, dir string, err error) {
+	root, err := fetch.DefaultCacheDir()
+	if err != nil {
+		return "", "the fetch cache", nil
+	}
+	dir = filepath.Join(root, fetch.DefaultVersion, fetch.DefaultArch, "sets")
+	data, err := os.ReadFile(filepath.Join(dir, "SHA512"))
+	if err != nil {
+		return "", dir, nil
+	}
+	digests, err := fetch.ParseDigests(data)
+	if err != nil {
+		return "", dir, nil
+	}
+	file, sum, err := digests.SetFile(name)
+	if err != nil {
+		return "", dir, nil
+	}
+	path = filepath.Join(dir, file)
+	if _, err := os.Stat(path); err != nil {
+		return "", dir, nil
+	}
+	got, err := fetch.HashFile(path)
+	if err != nil {
+		return "", dir, fmt.Errorf("set %s: %w", path, err)
+	}
+	if got != sum {
+		return "", dir, fmt.Errorf("set %s in the cache does not match its SHA512 (expected %s, actual %s): run smolvmm fetch %s to download it again", path, sum, got, name)
+	}
+	return path, dir, nil
 }
 
 // progressBar shows a long step (8 MB or more) on a terminal; elsewhere it

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
 
@@ -35,6 +37,7 @@ func (f fakeFlags) IsSet(n string) bool           { _, ok := f[n]; return ok }
 func inSetDir(t *testing.T) string {
 	dir := t.TempDir()
 	t.Chdir(dir)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // no set from a real cache
 	b, err := testsets.Bytes(testsets.Rescue(1_000_000), "tgz")
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +130,45 @@ func TestMkimgOptions(t *testing.T) {
 	for _, e := range es {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
+
+// TestFindSet resolves set names in the current directory, in sets/ (the
+// layout of mkimg.sh) and in the fetch cache of the default release, where
+// a copy that no longer matches its SHA512 is refused.
+func TestFindSet(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	sets := filepath.Join(cache, "smolvmm", fetch.DefaultVersion, fetch.DefaultArch, "sets")
+	os.MkdirAll(sets, 0755)
+	os.Mkdir("sets", 0755)
+	os.WriteFile("etc.tgz", []byte("etc"), 0644)
+	os.WriteFile(filepath.Join("sets", "rescue.tgz"), []byte("rescue"), 0644)
+	base, comp := []byte("base set"), []byte("comp set")
+	os.WriteFile(filepath.Join(sets, "base.tar.xz"), base, 0644)
+	os.WriteFile(filepath.Join(sets, "comp.tgz"), []byte("tampered"), 0644)
+	os.WriteFile(filepath.Join(sets, "SHA512"), fetchtest.DigestFile(map[string][]byte{"base.tar.xz": base, "comp.tgz": comp}), 0644)
+	for _, tc := range []struct {
+		name, want, err string
+	}{
+		{"etc", "etc.tgz", ""},
+		{"rescue", filepath.Join("sets", "rescue.tgz"), ""},
+		{"base", filepath.Join(sets, "base.tar.xz"), ""},
+		{"comp", "", "does not match its SHA512"},
+		{"games", "", `none of games.tgz, games.tar.xz, games in the current directory, in sets/ or in ` + sets},
+	} {
+		got, err := findSet(tc.name)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: got %q, %v; want an error containing %q", tc.name, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: got %q, %v; want %q", tc.name, got, err, tc.want)
 		}
 	}
 }
