@@ -17,6 +17,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/service"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -369,19 +370,34 @@ func stripKernel(in, out string, keep []string) (string, error) {
 	return msg, nil
 }
 
-// buildUpImage builds the service's ext2 root image from the sets.
+// buildUpImage builds the service's ext2 root image from the sets. The
+// service's size is a floor here: up has no size flag, so when the release's
+// sets outgrow it (a newer release's larger rescue binary), the image is
+// sized to its content instead of failing, and the message says so.
 func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	s, err := service.Load(b.Service, b.ServiceDir)
 	if err != nil {
 		return "", err
 	}
 	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, SizeMB: b.SizeMiB, Log: b.Log}
-	if err := imagebuilder.Build(ctx, cfg, b.Out); err != nil {
+	tree, err := imagebuilder.BuildTree(ctx, &cfg)
+	if err != nil {
+		return "", err
+	}
+	grown := ""
+	err = imagebuilder.WriteImage(tree, cfg, b.Out)
+	var small *ext2.TooSmallError
+	if errors.As(err, &small) {
+		grown = fmt.Sprintf(" (the service's %d MB is too small for these sets, which need %d MB: sized to content)", b.SizeMiB, small.Needed>>20)
+		cfg.SizeMB = 0
+		err = imagebuilder.WriteImage(tree, cfg, b.Out)
+	}
+	if err != nil {
 		return "", err
 	}
 	st, err := os.Stat(b.Out)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("ext2, %s, from %d set(s) and service %s", humanBytes(st.Size()), len(b.Sets), b.Service), nil
+	return fmt.Sprintf("ext2, %s, from %d set(s) and service %s%s", humanBytes(st.Size()), len(b.Sets), b.Service, grown), nil
 }

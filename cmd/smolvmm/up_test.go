@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
 
 // fakeUp records the calls up makes to its stages.
@@ -289,5 +291,46 @@ func TestLoadUpService(t *testing.T) {
 	}
 	if emb.Where != "embedded" || len(emb.Sets) == 0 || emb.ModTime.IsZero() {
 		t.Errorf("embedded rescue: %+v, want sets and the binary's time", emb)
+	}
+}
+
+// TestBuildUpImageGrows builds a service whose service.conf size is too
+// small for its sets, as the rescue service's 10 MB would be for a release
+// with a larger crunched binary: up has no size flag, so the image is sized
+// to its content, says so, and is a clean file system.
+func TestBuildUpImageGrows(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tiny", "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tiny", "etc", "rc"), []byte("sh\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "tiny", "service.conf"), []byte("sets=rescue\nsize=2\n"), 0o644)
+	set := filepath.Join(dir, "rescue.tgz")
+	b, err := testsets.Bytes(testsets.Rescue(3<<20), "tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(set, b, 0o644)
+	out := filepath.Join(dir, "tiny.img")
+	msg, err := buildUpImage(context.Background(), upBuild{Service: "tiny", ServiceDir: dir, Sets: []string{set}, SizeMiB: 2, Out: out})
+	if err != nil {
+		t.Fatalf("buildUpImage: %v", err)
+	}
+	if !strings.Contains(msg, "the service's 2 MB is too small for these sets, which need 4 MB: sized to content") {
+		t.Errorf("message %q does not say the image was grown", msg)
+	}
+	if st, err := os.Stat(out); err != nil || st.Size() < 4<<20 {
+		t.Fatalf("image: %v, want at least 4 MiB", err)
+	}
+	imagecheckFsck(t, out)
+}
+
+// imagecheckFsck runs e2fsck -fn on img when e2fsprogs is installed.
+func imagecheckFsck(t *testing.T, img string) {
+	t.Helper()
+	if _, err := exec.LookPath("e2fsck"); err != nil {
+		t.Log("e2fsck not installed: image not checked")
+		return
+	}
+	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn %s: %v\n%s", img, err, out)
 	}
 }
