@@ -86,10 +86,15 @@ func AddDevices(t *fstree.Tree) error {
 }
 
 // AddRescueLinks links /sbin/init, /sbin/mount_ext2fs and /bin/sh to
-// /rescue when they are absent and /rescue has the program.
+// /rescue when they are absent and /rescue has the program. A set whose
+// /bin or /sbin is not a directory (a symlink to /rescue, say) already
+// provides the path its own way, and is left as it is.
 func AddRescueLinks(t *fstree.Tree) error {
 	for _, l := range RescueLinks {
 		if _, err := t.Get(l[0]); err == nil {
+			continue
+		}
+		if d, err := t.Get(path.Dir(l[0])); err == nil && d.Type != fstree.Dir {
 			continue
 		}
 		if _, err := t.Get(l[1]); err != nil {

@@ -89,3 +89,23 @@ func contentOf(n *fstree.Node) string {
 	}
 	return string(n.Content())
 }
+
+// TestRescueLinksBesideSymlinkedDirs overlays a set whose /bin is a symlink
+// to /rescue (a minimal layout): the build goes on, /bin stays the
+// symlink, and /sbin/init is still linked.
+func TestRescueLinksBesideSymlinkedDirs(t *testing.T) {
+	tr := fstree.New()
+	tr.Put("rescue/sh", fstree.NewFile(0555, []byte("crunched")))
+	tr.Link("rescue/init", "rescue/sh")
+	tr.Put("bin", fstree.NewSymlink("rescue"))
+	if err := imagebuilder.Overlay(tr, loadService(t, "rescue", "")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := tr.Get("bin"); n == nil || n.Type != fstree.Symlink || n.Target != "rescue" {
+		t.Errorf("/bin: %+v, want the set's symlink to rescue", n)
+	}
+	sh, _ := tr.Get("rescue/sh")
+	if n, _ := tr.Get("sbin/init"); n != sh {
+		t.Errorf("/sbin/init: %+v, want a link to /rescue/sh", n)
+	}
+}
