@@ -46,7 +46,16 @@ type RTC struct {
 	// time.Time, because a half-written date (31 November) must survive
 	// until the month is written.
 	held rtcFields
+	// snap is the time register A last showed "no update in progress",
+	// taken at host time snapAt. The real chip does not update for
+	// 244 µs after that, so time registers read within that window all
+	// show snap and a reader never sees a minute roll between two fields.
+	snap, snapAt time.Time
 }
+
+// updateGuard is how long after register A reads "no update in
+// progress" the MC146818 guarantees that no update starts.
+const updateGuard = 244 * time.Microsecond
 
 // rtcFields is a calendar time by field, in binary.
 type rtcFields struct {
@@ -133,10 +142,16 @@ func (r *RTC) guestTime() time.Time { return r.now().Add(r.offset).UTC() }
 func (r *RTC) setMode() bool { return r.ram[rtcB]&rtcBSet != 0 }
 
 // clock returns the time the time registers show: the held fields while
-// SET is on, the running clock otherwise.
+// SET is on, the snapshot just after a register A read, the running clock
+// otherwise.
 func (r *RTC) clock() time.Time {
 	if r.setMode() {
 		return r.held.time()
+	}
+	if !r.snapAt.IsZero() {
+		if d := r.now().Sub(r.snapAt); d >= 0 && d < updateGuard {
+			return r.snap
+		}
 	}
 	return r.guestTime()
 }
@@ -209,6 +224,8 @@ func (r *RTC) readReg(reg uint8) uint8 {
 	case rtcCentury:
 		return r.encode(t.Year() / 100)
 	case rtcA:
+		r.snapAt = r.now()
+		r.snap = r.snapAt.Add(r.offset).UTC()
 		return r.ram[rtcA] &^ 0x80 // never "update in progress"
 	case rtcC:
 		v := r.ram[rtcC]
@@ -221,6 +238,7 @@ func (r *RTC) readReg(reg uint8) uint8 {
 }
 
 func (r *RTC) writeReg(reg uint8, v uint8) {
+	r.snapAt = time.Time{} // a set moves the clock: no stale snapshot
 	switch reg {
 	case rtcSec, rtcMin, rtcHour, rtcDay, rtcMonth, rtcYear, rtcCentury:
 		r.setField(reg, v)

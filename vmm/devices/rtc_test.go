@@ -144,3 +144,29 @@ func TestRTCChecksum(t *testing.T) {
 		}
 	}
 }
+
+// TestRTCNoTornRead reads the clock as NetBSD's MC146818_GETTOD does
+// (register A until UIP is clear, then the time registers one by one)
+// across a minute boundary. The real chip promises 244 µs without an update
+// once UIP reads clear, so the fields must all come from one instant.
+func TestRTCNoTornRead(t *testing.T) {
+	now := time.Date(2026, 11, 26, 21, 7, 59, 999_990_000, time.UTC)
+	r := NewRTC(func() time.Time { return now }, 64<<20)
+	if cmos(r, rtcA)&0x80 != 0 {
+		t.Fatal("UIP set")
+	}
+	sec := cmos(r, rtcSec)
+	now = now.Add(50 * time.Microsecond) // the minute rolls over between two reads
+	min := cmos(r, rtcMin)
+	if sec != 0x59 || min != 0x07 {
+		t.Errorf("read 21:%02x:%02x, want 21:07:59 (one instant)", min, sec)
+	}
+	now = now.Add(time.Millisecond)
+	if got := cmos(r, rtcMin); got != 0x08 {
+		t.Errorf("minute a millisecond later = %#x, want 0x08: the clock must not stay frozen", got)
+	}
+	cmos(r, rtcA)
+	if got := cmos(r, rtcSec); got != 0x00 {
+		t.Errorf("second after a new register A read = %#x, want 0x00", got)
+	}
+}
