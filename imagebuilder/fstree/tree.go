@@ -245,6 +245,12 @@ func (t *Tree) Link(p, target string) error {
 	if n.Type == Dir {
 		return fmt.Errorf("hard link %s -> %s: target is a directory", p, target)
 	}
+	if n.Type == Symlink {
+		// A relative symlink means something else at another depth.
+		if err := CheckSymlink(strings.TrimPrefix(path.Clean("/"+p), "/"), n.Target); err != nil {
+			return fmt.Errorf("hard link %s -> %s: %w", p, target, err)
+		}
+	}
 	return t.Put(p, n)
 }
 

@@ -97,6 +97,8 @@ func TestBadSets(t *testing.T) {
 		{"absolute", tarOf(t, reg("/etc/passwd", "x")), "is absolute"},
 		{"symlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b", Linkname: "../../x"}), "points outside the image root"},
 		{"hardlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "../x"}), `contains ".."`},
+		{"hardlink to a symlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b/l", Linkname: "../../x"},
+			tar.Header{Typeflag: tar.TypeLink, Name: "./l2", Linkname: "./a/b/l"}), "points outside the image root"},
 		{"hardlink missing", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "./b"}), "target missing"},
 		{"truncated", good[:514], "truncated"},
 		{"truncated tgz", rescueTgz[:len(rescueTgz)/2], "truncated"},
