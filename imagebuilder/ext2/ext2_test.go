@@ -262,3 +262,31 @@ func TestBadTrees(t *testing.T) {
 		})
 	}
 }
+
+// TestSymlinkInlineBoundary writes symlinks around the 60 bytes of block
+// pointers: NetBSD reads a target shorter than 60 bytes (its
+// EXT2_MAXSYMLINKLEN) from the inode and a longer one from a data block,
+// so a 59-byte target must be inline with no block and a 60-byte one must
+// have its block, or NetBSD would read a block number as the path.
+func TestSymlinkInlineBoundary(t *testing.T) {
+	tr := fstree.New()
+	t59, t60 := "/"+strings.Repeat("x", 58), "/"+strings.Repeat("y", 59)
+	mustPut(t, tr, "l59", fstree.NewSymlink(t59))
+	mustPut(t, tr, "l60", fstree.NewSymlink(t60))
+	img := writeImage(t, tr, Options{Size: 4 << 20, BlockSize: 1024, Timestamp: ts})
+	imagecheck.Fsck(t, img)
+	for _, tc := range []struct{ path, want string }{
+		{"/l59", "Fast link dest: \"" + t59 + "\""},
+		{"/l60", "Blockcount: 2\n"},
+	} {
+		if st := imagecheck.Debugfs(t, img, "stat "+tc.path); !strings.Contains(st, tc.want) {
+			t.Errorf("stat %s: want %q in\n%s", tc.path, tc.want, st)
+		}
+	}
+	if st := imagecheck.Debugfs(t, img, "stat /l59"); !strings.Contains(st, "Blockcount: 0\n") {
+		t.Errorf("stat /l59: a fast symlink must own no block:\n%s", st)
+	}
+	if got := imagecheck.Debugfs(t, img, "cat /l60"); !strings.HasPrefix(got, t60) {
+		t.Errorf("block of /l60 holds %q, want the target", got)
+	}
+}
