@@ -152,3 +152,21 @@ func BenchmarkGDBPerDriver(b *testing.B) {
 		b.Errorf("gdb's file differs from kstrip's: sizes %d/%d, %d bytes differ", len(got), len(k.Bytes()), diff)
 	}
 }
+
+// BenchmarkPlanParentChain plans a strip of a hostile table: 20000 Star
+// entries of one driver, each attached at a different unit of that same
+// driver, so each may have thousands of parents. Parent keeping must
+// stay near linear in the table, not quadratic.
+func BenchmarkPlanParentChain(b *testing.B) {
+	const n = 20000
+	k := &Kernel{Entries: make([]Entry, n)}
+	for i := range k.Entries {
+		k.Entries[i] = Entry{Index: i, Name: "d", Attach: "d", Unit: i, State: Star, Parent: &Parent{IAttr: "d", Name: "d", Unit: n - 1 - i}}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := k.Plan(Plan{Strip: true, Keep: []string{"d"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -137,14 +137,13 @@ func (k *Kernel) resolve(r *Report, list string, names []string) []int {
 // may attach to: an entry of the parent driver that can take the parent
 // unit (any entry for "foo?", a fixed "foo0" or a Star entry starting at
 // or below the unit for "foo0"), or for "at attr?" every entry, whatever
-// its unit, of any driver that provides the interface attribute. Keeping every candidate is what
-// makes the child attach whichever parent the machine has.
+// its unit, of any driver that provides the interface attribute (config(1)
+// writes unit 0 there and cfparent_match ignores it). Keeping every
+// candidate is what makes the child attach whichever parent the machine
+// has.
 func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 	in := make([]bool, len(k.Entries))
-	byName := map[string][]int{}
-	for i := range k.Entries {
-		byName[k.Entries[i].Name] = append(byName[k.Entries[i].Name], i)
-	}
+	idx := newParentIndex(k)
 	var out, queue []int
 	for _, i := range seeds {
 		if !in[i] {
@@ -161,34 +160,23 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 		if p == nil {
 			continue
 		}
-		names := []string{p.Name}
+		var providers []string
 		if p.Name == "" {
 			var known bool
-			if names, known = k.Providers(p.IAttr); !known {
+			if providers, known = k.Providers(p.IAttr); !known {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, and this kernel has no driver table (cfdriver_list_initial) saying which drivers provide it: keep that device yourself", e.Label(), e.Attach, p.IAttr))
 				continue
 			}
 		}
-		var cands []int
-		for _, name := range names {
-			cands = append(cands, byName[name]...)
-		}
-		found := false
+		cands, found := idx.candidates(p, providers)
 		for _, j := range cands {
-			c := &k.Entries[j]
-			// cfparent_match compares units only when the parent is
-			// named; for "at attr?" config(1) writes unit 0, and any
-			// unit of any provider will do.
-			if p.Name != "" && !c.canBeUnit(p.Unit) {
-				continue
-			}
-			found = true
 			if in[j] {
 				continue
 			}
 			in[j] = true
 			queue = append(queue, j)
 			if !explicit[j] {
+				c := &k.Entries[j]
 				r.KeptParents = append(r.KeptParents, KeptParent{Index: j, Label: c.Label(), Attach: c.Attach, For: e.Label() + " (" + e.Attach + ")"})
 			}
 		}
