@@ -3,6 +3,7 @@ package kstrip
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -119,3 +120,37 @@ func TestBadInput(t *testing.T) {
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// manyLoads is a little-endian ELF32 header followed by n empty PT_LOAD
+// program headers and nothing else.
+func manyLoads(n int) []byte {
+	b := make([]byte, 52+32*n)
+	copy(b, "\x7fELF\x01\x01\x01")
+	le := binary.LittleEndian
+	le.PutUint16(b[16:], uint16(elf.ET_EXEC))
+	le.PutUint16(b[18:], uint16(elf.EM_386))
+	le.PutUint32(b[20:], 1)
+	le.PutUint32(b[28:], 52) // e_phoff
+	le.PutUint16(b[40:], 52) // e_ehsize
+	le.PutUint16(b[42:], 32) // e_phentsize
+	le.PutUint16(b[44:], uint16(n))
+	for i := 0; i < n; i++ {
+		p := b[52+32*i:]
+		le.PutUint32(p[0:], uint32(elf.PT_LOAD))
+		le.PutUint32(p[8:], uint32(0xc0100000+i*0x1000))
+	}
+	return b
+}
+
+// TestTooManySegments: every address lookup walks the loaded segments,
+// so a file with thousands of them would make the walk of a large table
+// take hours; a kernel has a handful, so such a file is refused.
+func TestTooManySegments(t *testing.T) {
+	_, err := Parse(manyLoads(maxRegions + 1))
+	if !errors.Is(err, ErrNotELF) || !strings.Contains(err.Error(), "loadable") {
+		t.Errorf("err = %v, want ErrNotELF naming the loadable segments", err)
+	}
+	if _, err := Parse(manyLoads(4)); errors.Is(err, ErrNotELF) {
+		t.Errorf("4 segments refused: %v", err)
+	}
+}

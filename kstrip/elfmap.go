@@ -10,6 +10,10 @@ import (
 // names are short, so a longer one means the pointer is wrong.
 const maxName = 256
 
+// maxRegions bounds the loaded segments (or sections) of a kernel: it has
+// a handful, and every address lookup walks them all.
+const maxRegions = 256
+
 // region is a file-backed range of the kernel's virtual address space.
 type region struct {
 	vaddr, size uint64 // file-backed bytes only (p_filesz)

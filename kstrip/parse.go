@@ -85,6 +85,9 @@ func Parse(image []byte) (k *Kernel, err error) {
 		return nil, fmt.Errorf("%w: %v", ErrNotELF, err)
 	}
 	k = &Kernel{image: image, order: f.ByteOrder, amap: newAddrMap(f, uint64(len(image)))}
+	if n := len(k.amap.regions); n > maxRegions {
+		return nil, fmt.Errorf("%w: %d loadable segments or sections, where a kernel has a few (at most %d accepted)", ErrNotELF, n, maxRegions)
+	}
 	switch f.Class {
 	case elf.ELFCLASS32:
 		k.lay = layout32
