@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -152,5 +153,35 @@ func TestTooManySegments(t *testing.T) {
 	}
 	if _, err := Parse(manyLoads(4)); errors.Is(err, ErrNotELF) {
 		t.Errorf("4 segments refused: %v", err)
+	}
+}
+
+// TestDriverTableBound: drivers can share one cd_attrs array, so a small
+// file can claim millions of (driver, attribute) pairs; past a bound far
+// above any real kernel's the table is ignored as damaged.
+func TestDriverTableBound(t *testing.T) {
+	var attrs []string
+	for i := 0; i < maxAttrs-1; i++ {
+		attrs = append(attrs, fmt.Sprintf("a%d", i))
+	}
+	tests := []struct {
+		drivers int
+		known   bool
+	}{
+		{maxProvided / len(attrs), true},
+		{maxProvided/len(attrs) + 1, false},
+	}
+	for _, tc := range tests {
+		var entries []kstriptest.Entry
+		provides := map[string][]string{}
+		for i := 0; i < tc.drivers; i++ {
+			name := fmt.Sprintf("d%c%c", 'a'+i/26, 'a'+i%26)
+			entries = append(entries, kstriptest.Entry{Name: name, Attach: name, State: 2})
+			provides[name] = attrs
+		}
+		k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: entries, Provides: provides}))
+		if got, known := k.Providers("a0"); known != tc.known || (known && len(got) != tc.drivers) {
+			t.Errorf("%d drivers x %d attributes: providers of a0 %d, known %v, want %v", tc.drivers, len(attrs), len(got), known, tc.known)
+		}
 	}
 }

@@ -2,9 +2,13 @@ package kstrip
 
 // maxDrivers and maxAttrs bound the walks of cfdriver_list_initial and of
 // a driver's cd_attrs; GENERIC has about 500 drivers with a few attributes.
+// maxProvided bounds the (driver, attribute) pairs of the whole table:
+// drivers may share one cd_attrs array, so without it a small file could
+// claim millions.
 const (
-	maxDrivers = 1 << 16
-	maxAttrs   = 256
+	maxDrivers  = 1 << 16
+	maxAttrs    = 256
+	maxProvided = 1 << 14
 )
 
 // readDrivers reads cfdriver_list_initial, the NULL-terminated array of
@@ -19,6 +23,7 @@ func (k *Kernel) readDrivers(va uint64) map[string][]string {
 	ptr := uint64(k.lay.ptr)
 	nameOff, attrsOff := 4*ptr, 5*ptr+8
 	out := map[string][]string{}
+	provided := 0
 	list, ok := k.pointers(va, maxDrivers)
 	if !ok {
 		return nil
@@ -38,7 +43,7 @@ func (k *Kernel) readDrivers(va uint64) map[string][]string {
 			continue
 		}
 		ias, ok := k.pointers(attrs, maxAttrs)
-		if !ok {
+		if provided += len(ias); !ok || provided > maxProvided {
 			return nil
 		}
 		for _, ia := range ias {
