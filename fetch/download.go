@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,7 @@ func (d *download) run(ctx context.Context) error {
 		if err == nil {
 			return d.commit(part)
 		}
+		html := looksHTML(part)
 		os.Remove(part)
 		if d.resumed && !restarted {
 			// The bytes kept from an earlier attempt may be what is wrong:
@@ -59,8 +61,25 @@ func (d *download) run(ctx context.Context) error {
 			restarted, d.resumed = true, false
 			continue
 		}
+		if html {
+			return fmt.Errorf("%w; what arrived is an HTML page (not labelled text/html), not %s: check --mirror and any proxy or captive portal", err, d.name)
+		}
 		return err
 	}
+}
+
+// looksHTML tells whether the file at path starts like an HTML page, which
+// no release file (gzip, xz, ELF, digest list) does.
+func looksHTML(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = bytes.ToLower(bytes.TrimLeft(head[:n], " \t\r\n\ufeff"))
+	return bytes.HasPrefix(head, []byte("<!doctype html")) || bytes.HasPrefix(head, []byte("<html")) || bytes.HasPrefix(head, []byte("<head"))
 }
 
 // verify hashes part and compares it with the expected digest.

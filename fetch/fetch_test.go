@@ -535,3 +535,19 @@ func TestFetchThroughRedirects(t *testing.T) {
 		t.Errorf("the redirected request lost its Range: %v", srv.Requests())
 	}
 }
+
+// TestFetchHTMLWithoutContentType serves an error page labelled as a binary
+// file in place of the set: the digest check refuses it, deletes it, and
+// the message says an HTML page arrived.
+func TestFetchHTMLWithoutContentType(t *testing.T) {
+	srv, f := setup(t)
+	srv.SetFault(fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), fetchtest.Fault{Status: 200,
+		ContentType: "application/octet-stream", Body: []byte("\n<!DOCTYPE HTML>\n<html><body>503 backend fetch failed</body></html>")})
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "HTML page") || !strings.Contains(err.Error(), "not rescue.tgz") {
+		t.Fatalf("err = %v, want a digest mismatch saying an HTML page arrived instead of rescue.tgz", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "sets", "rescue.tgz.part")); !os.IsNotExist(err) {
+		t.Error("the HTML page was kept")
+	}
+}
