@@ -100,6 +100,11 @@ func parseELF(r io.ReaderAt, size uint64) (*image, elfHeader, error) {
 		if memsz == 0 {
 			continue
 		}
+		// A pure-BSS segment reads nothing: its p_offset is meaningless
+		// (tools leave anything there, even past the end of the file).
+		if filesz == 0 {
+			off = 0
+		}
 		if err := inFile(uint64(off), uint64(filesz), size, name); err != nil {
 			return nil, eh, err
 		}

@@ -270,3 +270,26 @@ func phoffAt(b []byte, off uint32) []byte {
 	binary.LittleEndian.PutUint32(b[28:], off)
 	return b
 }
+
+// TestLoadBSSOnlySegmentOffset loads a kernel whose last PT_LOAD is pure
+// BSS (p_filesz 0) with a p_offset past the end of the file, as a linker
+// or strip tool may leave it: nothing is read from the file for such a
+// segment, so its offset must not matter, and its memory must be zeroed.
+func TestLoadBSSOnlySegmentOffset(t *testing.T) {
+	e := stdELF()
+	e.symtab, e.strtab = nil, nil
+	e.segs = append(e.segs, tSeg{vaddr: kv + 0x4000, paddr: kp + 0x4000, memsz: 0x2000})
+	for _, off := range []uint32{0, 0x7fff_f000} {
+		b := e.build()
+		binary.LittleEndian.PutUint32(b[52+2*32+4:], off) // third program header's p_offset
+		mem := newMem(testMem)
+		p, err := Load(mem, bytes.NewReader(b), int64(len(b)), Options{})
+		if err != nil {
+			t.Fatalf("p_offset %#x: Load: %v", off, err)
+		}
+		if p.KernelEnd != kp+0x6000 {
+			t.Errorf("p_offset %#x: KernelEnd %#x, want %#x", off, p.KernelEnd, kp+0x6000)
+		}
+		expectBytes(t, mem.Bytes(), kp+0x4000, make([]byte, 0x2000), "BSS-only segment")
+	}
+}
