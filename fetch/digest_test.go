@@ -81,6 +81,11 @@ func TestParseIndex(t *testing.T) {
 	if want := "NetBSD-10.0 NetBSD-9.2 NetBSD-9.3"; got != want {
 		t.Errorf("parseIndex = %q, want %q", got, want)
 	}
+	abs := `<a href="/pub/NetBSD/NetBSD-9.3/">a</a> <a href="http://m.example/pub/NetBSD/NetBSD-10.1/">b</a>
+<a href="/pub/">parent</a> <a href="/pub/NetBSD/NetBSD-9.3/i386/">deeper</a> <a href="http://other.example/pub/NetBSD/x/">elsewhere</a> <a href="NetBSD-8.2/">rel</a>`
+	if got := strings.Join(parseIndexAt(abs, "http://m.example/pub/NetBSD/"), " "); got != "NetBSD-10.1 NetBSD-8.2 NetBSD-9.3" {
+		t.Errorf("parseIndexAt with absolute links = %q, want the three direct subdirectories", got)
+	}
 	if got := strings.Join(versionsIn([]string{"NetBSD-9.3", "NetBSD-archive", "misc"}), " "); got != "9.3 archive" {
 		t.Errorf("versionsIn = %q", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -28,16 +29,33 @@ func (r *release) listDirs(ctx context.Context, url string) []string {
 	if err != nil {
 		return nil
 	}
-	return parseIndex(string(page))
+	return parseIndexAt(string(page), url)
 }
 
 // parseIndex extracts relative subdirectory links ("9.3/", "i386/") from an
 // HTML directory listing.
-func parseIndex(page string) []string {
+func parseIndex(page string) []string { return parseIndexAt(page, "") }
+
+// parseIndexAt is parseIndex for a page fetched from pageURL: links written
+// as absolute paths or URLs ("/pub/NetBSD/NetBSD-9.3/") also count when
+// they name a direct subdirectory of the page.
+func parseIndexAt(page, pageURL string) []string {
+	base, _ := url.Parse(pageURL)
 	seen := map[string]bool{}
 	var dirs []string
 	for _, m := range hrefRE.FindAllStringSubmatch(page, -1) {
 		h := strings.TrimPrefix(m[1], "./")
+		if base != nil && base.Path != "" && (strings.HasPrefix(h, "/") || strings.Contains(h, "://")) {
+			u, err := base.Parse(h)
+			if err != nil || u.Host != base.Host {
+				continue
+			}
+			rest, ok := strings.CutPrefix(u.Path, strings.TrimSuffix(base.Path, "/")+"/")
+			if !ok {
+				continue
+			}
+			h = rest
+		}
 		name, ok := strings.CutSuffix(h, "/")
 		if !ok || name == "" || strings.ContainsAny(name, "/:") || strings.HasPrefix(name, ".") || seen[name] {
 			continue
