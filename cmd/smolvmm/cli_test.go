@@ -90,6 +90,7 @@ func TestCLIErrors(t *testing.T) {
 		{"kernel missing", []string{"run", "-k", filepath.Join(dir, "nope")}, 1, "check the path given with -k", false},
 		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "this host has no KVM", false},
 		{"memory below minimum", []string{"run", "-k", text, "-m", "1"}, 1, "use -m between 2 and 3072", false},
+		{"zero memory", []string{"run", "-k", text, "-m", "0"}, 1, "too little RAM (use -m between 2 and 3072 MiB)", false},
 		{"bad disk spec", []string{"run", "-k", text, "-d", "img,bogus"}, 1, "bogus", false},
 		{"not multiboot", []string{"run", "-k", text}, 1, "pass a multiboot v1 kernel", true},
 		{"ELF64", []string{"run", "-k", elf64}, 1, "ELF", true},

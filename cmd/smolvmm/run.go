@@ -89,6 +89,10 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 			os.Remove(p)
 		}
 	}
+	// vmm takes 0 as its default; on the command line it is a mistake.
+	if m := c.Int("memory"); m < vmm.MinMemoryMiB {
+		return cfg, cleanup, fmt.Errorf("-m %d: too little RAM (use -m between %d and %d MiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
+	}
 	cfg = vmm.Config{
 		MemoryMiB: c.Int("memory"),
 		Append:    c.String("append"),
