@@ -245,3 +245,38 @@ func TestBARMoveOntoAnotherDevice(t *testing.T) {
 		t.Fatal("the old BAR address is still decoded")
 	}
 }
+
+// TestNetBSDModeDetect replays NetBSD's pci_mode_detect
+// (arch/x86/pci/pci_machdep.c) access by access: save the latch, read the
+// host bridge's ID through mechanism #1 for the quirk table, then the
+// strong check (enable bit set with a 32-bit write, byte and word writes
+// that must not disturb it, a clear that must read back 0), and restore.
+func TestNetBSDModeDetect(t *testing.T) {
+	_, c, _ := setup(t)
+	in32 := func(port uint64) uint32 {
+		d := make([]byte, 4)
+		c.pio.Read(port, d)
+		return binary.LittleEndian.Uint32(d)
+	}
+	sav := in32(0xCF8)
+	c.pio.Write(0xCF8, le32(0x80000000)) // bus 0, device 0, function 0, register 0
+	if id := in32(0xCFC); id != 0x00081B36 {
+		t.Errorf("00:00.0 ID = %#x, want the host bridge 0x00081b36", id)
+	}
+	c.pio.Write(0xCF8, le32(0))
+	c.pio.Write(0xCF8, le32(0x80000000))
+	c.pio.Write(0xCFB, []byte{0})
+	c.pio.Write(0xCFA, []byte{0, 0})
+	if v := in32(0xCF8); v&0x80FFFFFC != 0x80000000 {
+		t.Fatalf("after byte and word writes the latch reads %#x: NetBSD would reject mechanism #1", v)
+	}
+	c.pio.Write(0xCF8, le32(0))
+	if v := in32(0xCF8); v&0x80FFFFFC != 0 {
+		t.Fatalf("cleared latch reads %#x: NetBSD would reject mechanism #1", v)
+	}
+	c.pio.Write(0xCF8, le32(sav))
+	// With the enable bit clear, the data port decodes nothing.
+	if v := in32(0xCFC); v != 0xFFFFFFFF {
+		t.Errorf("data port with the latch disabled = %#x, want all ones", v)
+	}
+}
