@@ -86,8 +86,8 @@ func TestParseIndex(t *testing.T) {
 	if got := strings.Join(parseIndexAt(abs, "http://m.example/pub/NetBSD/"), " "); got != "NetBSD-10.1 NetBSD-8.2 NetBSD-9.3" {
 		t.Errorf("parseIndexAt with absolute links = %q, want the three direct subdirectories", got)
 	}
-	if got := strings.Join(versionsIn([]string{"NetBSD-9.3", "NetBSD-archive", "misc"}), " "); got != "9.3 archive" {
-		t.Errorf("versionsIn = %q", got)
+	if got := strings.Join(versionsIn([]string{"NetBSD-10.0", "NetBSD-9.3", "NetBSD-archive", "NetBSD-9.3.1", "NetBSD-9.2", "NetBSD-10.1_RC1", "NetBSD-daily", "misc"}), " "); got != "10.1_RC1 10.0 9.3.1 9.3 9.2" {
+		t.Errorf("versionsIn = %q, want releases only, newest first", got)
 	}
 	if got := strings.Join(archesIn([]string{"amd64", "i386", "source", "shared", "images"}), " "); got != "amd64 i386" {
 		t.Errorf("archesIn = %q", got)

@@ -67,16 +67,44 @@ func parseIndexAt(page, pageURL string) []string {
 	return dirs
 }
 
-// versionsIn keeps the NetBSD-<version> entries of a mirror's top index and
-// returns the versions.
+// versionsIn keeps the NetBSD-<version> entries of a mirror's top index
+// whose version starts with a digit (not NetBSD-archive, NetBSD-daily) and
+// returns the versions, newest first.
 func versionsIn(dirs []string) []string {
 	var v []string
 	for _, d := range dirs {
-		if s, ok := strings.CutPrefix(d, "NetBSD-"); ok && s != "" {
+		if s, ok := strings.CutPrefix(d, "NetBSD-"); ok && s != "" && s[0] >= '0' && s[0] <= '9' {
 			v = append(v, s)
 		}
 	}
+	sort.Slice(v, func(i, j int) bool { return versionLess(v[j], v[i]) })
 	return v
+}
+
+// versionLess orders release names by their numeric fields, so that
+// 9.3 < 9.3.1 < 10.0; what is not a number compares as text.
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		na, ra := leadingNumber(a)
+		nb, rb := leadingNumber(b)
+		if na != nb {
+			return na < nb
+		}
+		if ra == a || rb == b { // no number at the front: compare the rest as text
+			return a < b
+		}
+		a, b = strings.TrimPrefix(ra, "."), strings.TrimPrefix(rb, ".")
+	}
+	return len(a) < len(b)
+}
+
+// leadingNumber splits s into the number at its start and the rest.
+func leadingNumber(s string) (int, string) {
+	n, i := 0, 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9' && n < 1e6; i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, s[i:]
 }
 
 // notArch names directories of a release that are not ports.
