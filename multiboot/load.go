@@ -20,6 +20,11 @@ type Options struct {
 	// Modules are optional boot modules, loaded page-aligned after the
 	// kernel and its symbols.
 	Modules []Module
+	// Headroom is how many bytes of RAM must stay free above everything
+	// the loader places. NetBSD's locore builds its bootstrap page tables
+	// and proc0's stack right there, before it has a console: too little
+	// RAM above the kernel kills it silently, so refuse that here.
+	Headroom uint64
 }
 
 // Module is a boot module. The guest sees its command line as "Name Args"
@@ -155,8 +160,12 @@ func layOut(im *image, opts Options, memSize uint64) (*layout, error) {
 	limit := min(memSize, math.MaxUint32)
 	for _, p := range all {
 		if p.end > limit {
-			return nil, &MemoryError{What: p.what, Need: l.top, Have: memSize}
+			return nil, &MemoryError{What: p.what, Need: l.top + opts.Headroom, Have: memSize}
 		}
+	}
+	if need := l.top + opts.Headroom; need > limit {
+		return nil, &MemoryError{What: fmt.Sprintf("the kernel (up to %#x) with %d KiB free above it for its bootstrap page tables", l.top, opts.Headroom>>10),
+			Need: need, Have: memSize}
 	}
 	return l, nil
 }

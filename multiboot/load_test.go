@@ -275,6 +275,32 @@ func phoffAt(b []byte, off uint32) []byte {
 // BSS (p_filesz 0) with a p_offset past the end of the file, as a linker
 // or strip tool may leave it: nothing is read from the file for such a
 // segment, so its offset must not matter, and its memory must be zeroed.
+// TestLoadHeadroom checks that Options.Headroom bytes must stay free above
+// everything placed: exactly that much fits, one byte more is refused.
+func TestLoadHeadroom(t *testing.T) {
+	std := stdELF().build()
+	plan, err := Load(newMem(testMem), bytes.NewReader(std), int64(len(std)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := uint64(testMem) - uint64(plan.End)
+	if _, err := Load(newMem(testMem), bytes.NewReader(std), int64(len(std)), Options{Headroom: free}); err != nil {
+		t.Errorf("Headroom = all free memory (%d bytes): %v", free, err)
+	}
+	mem := newMem(testMem)
+	_, err = Load(mem, bytes.NewReader(std), int64(len(std)), Options{Headroom: free + 1})
+	var me *MemoryError
+	if !errors.As(err, &me) || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Headroom one byte over: err = %v, want a *MemoryError", err)
+	}
+	if me.Need != testMem+1 || !strings.Contains(err.Error(), "bootstrap page tables") {
+		t.Errorf("error %q (Need %#x), want Need %#x and a word on the bootstrap page tables", err, me.Need, testMem+1)
+	}
+	if i := changed(mem.Bytes()); i >= 0 {
+		t.Errorf("a refused kernel changed guest memory at %#x", i)
+	}
+}
+
 func TestLoadBSSOnlySegmentOffset(t *testing.T) {
 	e := stdELF()
 	e.symtab, e.strtab = nil, nil

@@ -47,6 +47,12 @@ const (
 	MinMemoryMiB = 2
 )
 
+// kernelHeadroom is the RAM left free above the kernel, its symbols and
+// modules: NetBSD/i386's locore puts its bootstrap page tables and proc0's
+// stack there (a few dozen pages) before it has a console, and dies silently
+// without them. 1 MiB covers them with room to spare.
+const kernelHeadroom = 1 << 20
+
 // Config describes a machine.
 type Config struct {
 	// Kernel is the multiboot kernel's path. KernelImage, when set, is used
@@ -253,6 +259,7 @@ func New(cfg Config) (m *Machine, err error) {
 		KernelName: name,
 		Append:     cfg.Append,
 		Modules:    cfg.Modules,
+		Headroom:   kernelHeadroom,
 	})
 	if err != nil {
 		return nil, &Error{Op: "load kernel " + name, Err: err, Hint: loadHint(err)}
