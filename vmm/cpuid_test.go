@@ -19,7 +19,7 @@ func TestTuneCPUID(t *testing.T) {
 		want15   bool
 		wantHz15 uint32
 	}{
-		{"intel gets leaf 0x15", []kvm.CPUIDEntry2{intel, leaf1, pmu}, 2400000, 0x15, true, 2400000000},
+		{"intel gets leaf 0x15", []kvm.CPUIDEntry2{intel, leaf1, pmu}, 2400000, 0x15, true, 1000000000},
 		{"amd untouched", []kvm.CPUIDEntry2{amd, leaf1, pmu}, 2400000, 0xD, false, 0},
 		{"unknown TSC", []kvm.CPUIDEntry2{intel, leaf1}, 0, 0xD, false, 0},
 		{"host leaf kept", []kvm.CPUIDEntry2{intel, leaf1, {Function: 0x15, Eax: 2, Ebx: 100, Ecx: 24000000}}, 2400000, 0xD, true, 24000000},

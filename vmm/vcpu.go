@@ -115,13 +115,11 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 	if !intel || tscKHz == 0 || maxLeaf < 0 {
 		return entries
 	}
-	// Leaf 0x15: TSC = crystal (ECX, Hz) * EBX / EAX. NetBSD truncates the
-	// crystal to kHz. A TSC too fast for ECX in Hz gets a 1 GHz crystal
-	// (KVM's local APIC timer rate) and the ratio tscKHz/10^6.
-	leaf := kvm.CPUIDEntry2{Function: 0x15, Eax: 1, Ebx: 1, Ecx: uint32(tscKHz * 1000)}
-	if tscKHz*1000 > math.MaxUint32 {
-		leaf.Eax, leaf.Ebx, leaf.Ecx = 1000000, uint32(min(tscKHz, math.MaxUint32)), 1000000000
-	}
+	// Leaf 0x15: TSC = crystal (ECX, Hz) * EBX / EAX. The crystal is 1 GHz,
+	// the rate of KVM's local APIC timer, which NetBSD and Linux take from
+	// this leaf too; the ratio tscKHz/10^6 then gives the TSC exactly
+	// (NetBSD truncates the crystal to kHz, which 1 GHz survives).
+	leaf := kvm.CPUIDEntry2{Function: 0x15, Eax: 1000000, Ebx: uint32(min(tscKHz, math.MaxUint32)), Ecx: 1000000000}
 	for i := range entries {
 		if entries[i].Function == 0x15 {
 			if entries[i].Eax != 0 && entries[i].Ebx != 0 && entries[i].Ecx != 0 {
