@@ -48,6 +48,9 @@ func Run(ctx context.Context, targets []Target, o Options) (*Results, error) {
 	return res, nil
 }
 
+// maxMemoryTries bounds the boots spent on one memory sample.
+const maxMemoryTries = 3
+
 func runSystem(ctx context.Context, t Target, o Options) System {
 	s := System{Name: t.Name, Command: t.Command()}
 	progress := func(format string, args ...any) {
@@ -58,6 +61,7 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 	progress("%s: %d warm-up, 1 memory, %d timed boots ", t.Name, o.Warmup, o.Boots)
 	defer progress("\n")
 	total := o.Warmup + 1 + o.Boots
+	memoryTries := 0
 	for i := 0; i < total; i++ {
 		bo := o.Boot
 		bo.SampleMemory = i == o.Warmup
@@ -72,8 +76,14 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 		case i < o.Warmup:
 		case i == o.Warmup:
 			s.Memory = b.Memory
+			s.MemoryError = ""
 			if b.MemoryErr != nil {
 				s.MemoryError = b.MemoryErr.Error()
+			}
+			// A guest that exits right after its first byte can be gone
+			// before the stop signal lands: boot again to sample it.
+			if memoryTries++; s.Memory == nil && memoryTries < maxMemoryTries {
+				i--
 			}
 		default:
 			s.Boots = append(s.Boots, *b)

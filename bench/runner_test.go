@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -147,5 +149,28 @@ func TestRunBootMemory(t *testing.T) {
 	}
 	if m.OverheadKiB <= 0 || m.OverheadKiB != m.RSSKiB-m.GuestRSSKiB || m.FileRSSKiB <= 0 {
 		t.Errorf("inconsistent memory %+v", *m)
+	}
+}
+
+// TestRunRetriesMemorySample: a system whose memory cannot be sampled (the
+// lines fake maps no guest RAM, as a guest gone before the sample) is booted
+// for it maxMemoryTries times, then measured anyway, with the reason kept.
+func TestRunRetriesMemorySample(t *testing.T) {
+	count := filepath.Join(t.TempDir(), "starts")
+	res, err := Run(context.Background(), []Target{fakeTarget(t, "fake", "lines", "BENCH_COUNT="+count)},
+		Options{Boots: 2, Boot: BootOptions{Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts, err := os.ReadFile(count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Systems[0]
+	if len(starts) != maxMemoryTries+2 || len(s.Boots) != 2 {
+		t.Errorf("%d starts and %d timed boots, want %d and 2", len(starts), len(s.Boots), maxMemoryTries+2)
+	}
+	if s.Memory != nil || !strings.Contains(s.MemoryError, "no anonymous read-write mapping") {
+		t.Errorf("memory %+v, error %q: want no sample and the reason", s.Memory, s.MemoryError)
 	}
 }
