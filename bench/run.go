@@ -71,12 +71,9 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 			progress("failed")
 			break
 		}
-		progress(".")
 		switch {
-		case i < o.Warmup:
 		case i == o.Warmup:
-			s.Memory = b.Memory
-			s.MemoryError = ""
+			s.Memory, s.MemoryError = b.Memory, ""
 			if b.MemoryErr != nil {
 				s.MemoryError = b.MemoryErr.Error()
 			}
@@ -84,10 +81,12 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 			// before the stop signal lands: boot again to sample it.
 			if memoryTries++; s.Memory == nil && memoryTries < maxMemoryTries {
 				i--
+				continue
 			}
-		default:
+		case i > o.Warmup:
 			s.Boots = append(s.Boots, *b)
 		}
+		progress(".")
 	}
 	if s.Boots == nil {
 		s.Boots = []Boot{}
