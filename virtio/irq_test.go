@@ -1,7 +1,6 @@
 package virtio_test
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -73,7 +72,7 @@ func (r *sharedRig) complete(t *testing.T, i int) {
 // (its line stays "asserted" in the transport, so it never rises again).
 func TestSharedLine(t *testing.T) {
 	r := newSharedRig(t, func(line bus.IRQ) func() bus.IRQ {
-		s := virtio.NewSharedIRQ(line)
+		s := bus.NewSharedIRQ(line)
 		return s.Input
 	})
 	r.complete(t, 0)
@@ -101,49 +100,4 @@ func TestSharedLine(t *testing.T) {
 	if r.line.Level() {
 		t.Fatal("line high with no interrupt pending")
 	}
-}
-
-func TestSharedIRQInputs(t *testing.T) {
-	line := virtiotest.NewIRQ()
-	s := virtio.NewSharedIRQ(line)
-	a, b := s.Input(), s.Input()
-	for _, step := range []struct {
-		in    bus.IRQ
-		level bool
-		want  bool
-	}{
-		{a, true, true},
-		{a, true, true}, // repeated: still one input high
-		{b, true, true},
-		{a, false, true},
-		{a, false, true}, // repeated low must not count b out
-		{b, false, false},
-		{b, false, false},
-		{b, true, true},
-		{b, false, false},
-	} {
-		step.in.Set(step.level)
-		if line.Level() != step.want {
-			t.Fatalf("after Set(%v): line %v, want %v (levels %v)", step.level, line.Level(), step.want, line.Levels())
-		}
-	}
-	// The line is driven only on changes: high, low, high, low.
-	if got := line.Levels(); len(got) != 4 {
-		t.Errorf("line driven %d times (%v), want 4: only on changes", len(got), got)
-	}
-}
-
-func ExampleSharedIRQ() {
-	line := virtiotest.NewIRQ()
-	shared := virtio.NewSharedIRQ(line)
-	disk, nic := shared.Input(), shared.Input()
-	disk.Set(true)
-	nic.Set(true)
-	disk.Set(false) // the disk's ISR was read; the NIC still interrupts
-	fmt.Println(line.Level())
-	nic.Set(false)
-	fmt.Println(line.Level())
-	// Output:
-	// true
-	// false
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/vmm/bus"
 	"github.com/smolvmm/smolvmm/vmm/pci"
 )
 
@@ -26,7 +27,7 @@ type virtioSlot struct {
 	notify uint64   // port of the notify register the ioeventfd watches
 	done   chan struct{}
 	line   uint8
-	irq    *virtio.SharedIRQ // the line, wired-OR with the other slots on it
+	irq    *bus.SharedIRQ // the line, wired-OR with the other slots on it
 }
 
 // addVirtio places dev on the PCI bus with the next interrupt line, sets
@@ -60,13 +61,13 @@ func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
 // sharedLine returns the line the virtio devices on IRQ line share (a
 // fifth device shares the first one's): KVM keeps one level per line for
 // all of userspace, so the devices' INTx must be ORed before it.
-func (m *Machine) sharedLine(line uint8) *virtio.SharedIRQ {
+func (m *Machine) sharedLine(line uint8) *bus.SharedIRQ {
 	for _, s := range m.virtio {
 		if s.line == line {
 			return s.irq
 		}
 	}
-	return virtio.NewSharedIRQ(kvmIRQ{m.vmFD, uint32(line)})
+	return bus.NewSharedIRQ(kvmIRQ{m.vmFD, uint32(line)})
 }
 
 func (s *virtioSlot) listen(vmFD uintptr, port uint64) error {

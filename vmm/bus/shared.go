@@ -1,10 +1,6 @@
-package virtio
+package bus
 
-import (
-	"sync"
-
-	"github.com/smolvmm/smolvmm/vmm/bus"
-)
+import "sync"
 
 // SharedIRQ is one level-triggered interrupt line driven by several
 // devices, wired-OR as PCI INTx lines are: the line is high while any
@@ -15,16 +11,16 @@ import (
 // the line again.
 type SharedIRQ struct {
 	mu   sync.Mutex
-	line bus.IRQ
+	line IRQ
 	high int // inputs at level high
 }
 
 // NewSharedIRQ returns a shared line that drives line.
-func NewSharedIRQ(line bus.IRQ) *SharedIRQ { return &SharedIRQ{line: line} }
+func NewSharedIRQ(line IRQ) *SharedIRQ { return &SharedIRQ{line: line} }
 
 // Input returns a new input of the line, at level low. Give one to each
 // device on the line.
-func (s *SharedIRQ) Input() bus.IRQ { return &sharedInput{s: s} }
+func (s *SharedIRQ) Input() IRQ { return &sharedInput{s: s} }
 
 // sharedInput is one device's connection to a SharedIRQ.
 type sharedInput struct {
