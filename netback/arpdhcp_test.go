@@ -70,23 +70,30 @@ func TestUserAnswersARP(t *testing.T) {
 	}
 }
 
-func TestUserAnswersDHCP(t *testing.T) {
-	u, err := netback.NewUser(guestMAC, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	disc, err := dhcpv4.NewDiscovery(guestMAC)
+// discoverOffer broadcasts a DHCP DISCOVER from guestMAC and returns it
+// with the frame that answers it (UDP to port 68).
+func discoverOffer(t *testing.T, u *netback.User, mods ...dhcpv4.Modifier) (*dhcpv4.DHCPv4, []byte) {
+	t.Helper()
+	disc, err := dhcpv4.NewDiscovery(guestMAC, mods...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := u.WriteFrame(udpBroadcast(guestMAC, 68, 67, disc.ToBytes())); err != nil {
 		t.Fatal(err)
 	}
-	f := readUntil(t, u, "DHCP offer", func(f []byte) bool {
+	return disc, readUntil(t, u, "DHCP offer", func(f []byte) bool {
 		return len(f) > 42 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 17 &&
 			binary.BigEndian.Uint16(f[36:]) == 68
 	})
+}
+
+func TestUserAnswersDHCP(t *testing.T) {
+	u, err := netback.NewUser(guestMAC, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	disc, f := discoverOffer(t, u)
 	offer, err := dhcpv4.FromBytes(f[42:])
 	if err != nil {
 		t.Fatalf("DHCP reply does not parse: %v", err)

@@ -19,17 +19,7 @@ func TestDHCPReplyOnTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	disc, err := dhcpv4.NewDiscovery(guestMAC, dhcpv4.WithBroadcast(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.WriteFrame(udpBroadcast(guestMAC, 68, 67, disc.ToBytes())); err != nil {
-		t.Fatal(err)
-	}
-	f := readUntil(t, u, "DHCP offer", func(f []byte) bool {
-		return len(f) > 42 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 17 &&
-			binary.BigEndian.Uint16(f[36:]) == 68
-	})
+	_, f := discoverOffer(t, u, dhcpv4.WithBroadcast(false))
 	if got := f[0:6]; string(got) != "\xff\xff\xff\xff\xff\xff" {
 		t.Errorf("OFFER sent to %x, want the Ethernet broadcast address", got)
 	}
