@@ -58,7 +58,8 @@ type Stats struct {
 // with virtio.NewPCIDevice) and io.Closer.
 type Device struct {
 	backend netback.Backend
-	mac     [6]byte // guarded by the transport's lock (config accesses)
+	macMu   sync.Mutex // config accesses run under the transport's lock; MAC does not
+	mac     [6]byte
 
 	kick   atomic.Pointer[func(int)]
 	frames chan []byte   // backend reader -> worker
@@ -116,6 +117,8 @@ func (d *Device) SetKick(kick func(queue int)) {
 
 // MAC returns the address the guest currently sees in the configuration.
 func (d *Device) MAC() stdnet.HardwareAddr {
+	d.macMu.Lock()
+	defer d.macMu.Unlock()
 	return append(stdnet.HardwareAddr(nil), d.mac[:]...)
 }
 
@@ -145,7 +148,9 @@ func (d *Device) ConfigSize() int { return configSize }
 // ReadConfig serves mac[6] then status (LINK_UP).
 func (d *Device) ReadConfig(off int, data []byte) {
 	var c [configSize]byte
+	d.macMu.Lock()
 	copy(c[:6], d.mac[:])
+	d.macMu.Unlock()
 	binary.LittleEndian.PutUint16(c[6:], StatusLinkUp)
 	copy(data, c[off:]) // the transport keeps the access inside configSize
 }
@@ -153,6 +158,8 @@ func (d *Device) ReadConfig(off int, data []byte) {
 // WriteConfig lets a legacy driver set the MAC (QEMU accepts it too);
 // status is read-only.
 func (d *Device) WriteConfig(off int, data []byte) {
+	d.macMu.Lock()
+	defer d.macMu.Unlock()
 	for i, b := range data {
 		if o := off + i; o >= 0 && o < 6 {
 			d.mac[o] = b
