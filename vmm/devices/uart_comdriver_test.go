@@ -53,7 +53,9 @@ func (c *netbsdCom) attach() bool {
 	u := c.u
 	wr(u, uartIER, 0)
 	wr(u, uartIIR, 0xC7) // enable, reset, trigger 14
-	fifo := rd(u, uartIIR)&0xC0 == 0xC0 && rd(u, uartIIR)&0xC0 == 0xC0
+	// com reads IIR twice (the second read only if the first shows FIFOs).
+	fifo := rd(u, uartIIR)&0xC0 == 0xC0
+	fifo = fifo && rd(u, uartIIR)&0xC0 == 0xC0
 	wr(u, uartIIR, 0)
 	wr(u, uartIER, 0) // com_config
 	rd(u, uartIIR)
