@@ -87,7 +87,7 @@ func fakeVMM(mode string, args []string) int {
 			return 4
 		}
 		defer ln.Close()
-		// Longer than readyHold, the time a probe must stay connected.
+		// Longer than portready.Hold, the time a probe must stay connected.
 		time.Sleep(4 * fakeDelay)
 		return 0
 	case "fwd":

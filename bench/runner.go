@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/portready"
 )
 
 // Target is one way of booting the guest: a program started once per boot.
@@ -319,44 +320,12 @@ func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, s
 	}
 }
 
-// readyHold is how long a probe connection must stay open, without being
-// closed or reset by the peer, to count as ready: a user-network port
-// forward accepts on the host at once and closes the connection when the
-// guest refuses it.
-const readyHold = 100 * time.Millisecond
-
 // pollPort connects to addr until a connection holds or done closes. The
 // ready time is when the connect that held succeeded.
 func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recorder, sample func(string)) {
-	d := net.Dialer{Timeout: 100 * time.Millisecond}
-	for {
-		if at, ok := probe(d, addr); ok {
-			if rec.markAt(PhaseReady, at) {
-				sample(PhaseReady)
-			}
-			return
-		}
-		select {
-		case <-done:
-			return
-		case <-time.After(every):
-		}
+	if at, ok := portready.Wait(addr, every, done); ok && rec.markAt(PhaseReady, MonoOf(at)) {
+		sample(PhaseReady)
 	}
-}
-
-// probe connects to addr and reports when, if the peer then sends data or
-// keeps the connection open for readyHold.
-func probe(d net.Dialer, addr string) (int64, bool) {
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		return 0, false
-	}
-	at := MonoNow()
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(readyHold))
-	n, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	return at, n > 0 || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -12,7 +12,7 @@ const (
 	PhaseKernelLoaded   Phase = "kernel-loaded"   // the kernel is in guest memory
 	PhaseFirstRun       Phase = "first-run"       // just before the first KVM_RUN
 	PhaseFirstOutput    Phase = "first-output"    // the guest wrote its first console byte
-	PhaseReady          Phase = "ready"           // the ready pattern matched or the guest wrote the boot-timer port
+	PhaseReady          Phase = "ready"           // the ready pattern matched, ReadyAddr answered, or the guest wrote the boot-timer port
 	PhaseExit           Phase = "exit"            // the guest left (or was stopped)
 )
 

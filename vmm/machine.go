@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
+	"github.com/smolvmm/smolvmm/internal/portready"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -87,8 +88,14 @@ type Config struct {
 	// Ready, when set, is matched against each console line as it grows;
 	// the first match reports PhaseReady. Patterns do not span lines.
 	Ready *regexp.Regexp
-	// OnEvent, when set, is called at each Phase (from the goroutine that
-	// reached it; keep it short).
+	// ReadyAddr, when set, is a host TCP address (a port forwarded to the
+	// guest, e.g. "127.0.0.1:8080") polled while the guest runs: the first
+	// connection that is answered or held open (portready.Hold) reports
+	// PhaseReady, timed at its connect. Whichever of Ready, ReadyAddr and
+	// the boot-timer port comes first reports it.
+	ReadyAddr string
+	// OnEvent, when set, is called at each Phase, one call at a time, from
+	// the goroutine that reached it; keep it short.
 	OnEvent func(Event)
 	// Log receives diagnostics (unhandled port and MMIO accesses when
 	// Verbose). Nil discards them.
@@ -181,8 +188,9 @@ type Machine struct {
 	exit      atomic.Pointer[Exit]
 	firstOut  atomic.Bool
 	readyOnce sync.Once
-	line      []byte // the console line being written (vCPU thread only)
-	halted    bool   // the first line of NetBSD's halt message was seen
+	eventMu   sync.Mutex // OnEvent runs one call at a time
+	line      []byte     // the console line being written (vCPU thread only)
+	halted    bool       // the first line of NetBSD's halt message was seen
 
 	closeOnce sync.Once
 	closers   []func() error
@@ -440,9 +448,13 @@ func (m *Machine) requestExit(e Exit) {
 	m.exit.CompareAndSwap(nil, &e)
 }
 
-func (m *Machine) event(p Phase) {
+func (m *Machine) event(p Phase) { m.eventAt(p, time.Now()) }
+
+func (m *Machine) eventAt(p Phase, t time.Time) {
 	if m.cfg.OnEvent != nil {
-		m.cfg.OnEvent(Event{Phase: p, Time: time.Now()})
+		m.eventMu.Lock()
+		defer m.eventMu.Unlock()
+		m.cfg.OnEvent(Event{Phase: p, Time: t})
 	}
 }
 
@@ -485,7 +497,27 @@ func (m *Machine) onConsoleByte(b byte) {
 }
 
 // ready reports PhaseReady once.
-func (m *Machine) ready() { m.readyOnce.Do(func() { m.event(PhaseReady) }) }
+func (m *Machine) ready() { m.readyAt(time.Now()) }
+
+// readyAt reports PhaseReady once, at t.
+func (m *Machine) readyAt(t time.Time) { m.readyOnce.Do(func() { m.eventAt(PhaseReady, t) }) }
+
+// readyPortInterval is how often ReadyAddr is probed.
+const readyPortInterval = 5 * time.Millisecond
+
+// watchReadyAddr probes Config.ReadyAddr, from the guest's first run until
+// it answers or done closes, and reports PhaseReady at the connect that
+// succeeded.
+func (m *Machine) watchReadyAddr(done <-chan struct{}) {
+	if m.cfg.ReadyAddr == "" {
+		return
+	}
+	go func() {
+		if at, ok := portready.Wait(m.cfg.ReadyAddr, readyPortInterval, done); ok {
+			m.readyAt(at)
+		}
+	}()
+}
 
 func (m *Machine) logf(format string, args ...any) {
 	fmt.Fprintf(machineLog{m}, "smolvmm: "+format+"\n", args...)
@@ -520,7 +552,10 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 		m.vcpu.kick()
 	})
 	defer stop()
-	err := m.vcpu.run()
+	err := m.vcpu.run(func() { m.watchReadyAddr(inputDone) })
+	// Ready can no longer be reported: the guest is gone (a probe still in
+	// flight finds the once used).
+	m.readyOnce.Do(func() {})
 	if m.console != nil {
 		// Everything the guest printed is out before Run returns.
 		m.console.Flush()

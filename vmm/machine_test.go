@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -418,6 +419,56 @@ func timerGuest() []byte {
 		0xEB, 0xFE, // jmp .
 	})
 	return b
+}
+
+// TestReadyAddr: a guest that never prints, behind a host port that
+// answers once the guest runs; ReadyAddr reports PhaseReady after the first
+// run, and the test stops the guest there.
+func TestReadyAddr(t *testing.T) {
+	needKVM(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-guest\r\n"))
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var phases []vmm.Phase
+	var times []time.Time
+	m, err := vmm.New(vmm.Config{Kernel: "spin", KernelImage: spinner(), ReadyAddr: ln.Addr().String(),
+		OnEvent: func(e vmm.Event) {
+			phases, times = append(phases, e.Phase), append(times, e.Time)
+			if e.Phase == vmm.PhaseReady {
+				cancel()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	exit, err := m.Run(ctx)
+	if err != nil || exit.Reason != vmm.ExitStopped {
+		t.Fatalf("Run = %v, %v; want stopped at ready", exit, err)
+	}
+	want := []vmm.Phase{vmm.PhaseVMCreated, vmm.PhaseDevicesCreated, vmm.PhaseKernelLoaded, vmm.PhaseFirstRun, vmm.PhaseReady, vmm.PhaseExit}
+	if fmt.Sprint(phases) != fmt.Sprint(want) {
+		t.Fatalf("phases %v, want %v", phases, want)
+	}
+	for i := 1; i < len(times); i++ {
+		if times[i].Before(times[i-1]) {
+			t.Errorf("%s at %v is before %s at %v", phases[i], times[i], phases[i-1], times[i-1])
+		}
+	}
 }
 
 func TestEvents(t *testing.T) {

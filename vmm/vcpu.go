@@ -207,9 +207,10 @@ const (
 	runExitData   = 32
 )
 
-// run is the vCPU loop. It returns nil when the machine should stop for a
-// reason recorded in m.exit, or the crash that stopped it.
-func (v *vcpu) run() error {
+// run is the vCPU loop. It calls started once the guest is about to run,
+// and returns nil when the machine should stop for a reason recorded in
+// m.exit, or the crash that stopped it.
+func (v *vcpu) run(started func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	v.tid.Store(int32(unix.Gettid()))
@@ -217,6 +218,7 @@ func (v *vcpu) run() error {
 	m := v.m
 	le := binary.LittleEndian
 	m.event(PhaseFirstRun)
+	started()
 	for m.exit.Load() == nil {
 		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvmRunIoctl, 0)
 		if errno != 0 {

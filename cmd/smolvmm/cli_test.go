@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -349,5 +352,63 @@ func TestCrashAfterFlush(t *testing.T) {
 	}
 	if !bytes.Equal(got[5*512:6*512], guests.VblkPattern(7)) {
 		t.Fatalf("sector 5 after SIGKILL is %q..., want the flushed pattern", got[5*512:5*512+32])
+	}
+}
+
+// TestCLITimings: --timings prints every phase in order, and --ready-port
+// reports ready when a host port (standing for a forwarded guest service)
+// answers.
+func TestCLITimings(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("220 ready\r\n"))
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	cmd := exec.Command(smolvmmBin(t), "demo", "--timings", "--ready-port", port)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	var got []string
+	last := -1.0
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		ms, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		got = append(got, f[0])
+		if f[0] != "ready" && ms < last {
+			t.Errorf("%s at %.3f ms, before the previous phase (%.3f ms)", f[0], ms, last)
+		}
+		if f[0] != "ready" {
+			last = ms
+		}
+	}
+	for _, want := range []string{"main", "vm-created", "devices-created", "kernel-loaded", "first-run", "first-output", "ready", "exit"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("--timings lacks %s: %v\n%s", want, got, stderr.String())
+		}
+	}
+	if out, err := exec.Command(smolvmmBin(t), "demo", "--ready-port", "70000").CombinedOutput(); err == nil || !strings.Contains(string(out), "between 1 and 65535") {
+		t.Errorf("--ready-port 70000: err %v, output %q", err, out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log unhandled port and MMIO accesses"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
+		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 (a port forwarded with -p) that marks the service ready once a connection to it is answered or held for 100 ms (for --timings)"},
 		&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 	}
 }
@@ -138,6 +140,12 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 			return cfg, cleanup, fmt.Errorf("--ready %q: %w", r, err)
 		}
 		cfg.Ready = re
+	}
+	if p := c.Int("ready-port"); p != 0 {
+		if p < 0 || p > 65535 {
+			return cfg, cleanup, fmt.Errorf("--ready-port %d: give a TCP port between 1 and 65535", p)
+		}
+		cfg.ReadyAddr = "127.0.0.1:" + strconv.Itoa(p)
 	}
 	return cfg, cleanup, nil
 }

@@ -1,0 +1,50 @@
+// Package portready tells when a guest service behind a forwarded host port
+// is up. A successful connect alone proves nothing there: the user
+// network's forwarder accepts on the host at once and only then connects to
+// the guest, closing the host side when the guest refuses. So a port counts
+// as ready when a connection to it is answered (the peer sends a byte) or
+// held open for Hold.
+package portready
+
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// Hold is how long a connection must stay open, without data, to count.
+const Hold = 100 * time.Millisecond
+
+// dialTimeout bounds one connect attempt.
+const dialTimeout = 100 * time.Millisecond
+
+// Probe connects once to the TCP address addr. It reports whether the port
+// is ready and, if so, when the connection was made.
+func Probe(addr string) (time.Time, bool) {
+	c, err := net.DialTimeout("tcp", addr, dialTimeout)
+	if err != nil {
+		return time.Time{}, false
+	}
+	at := time.Now()
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(Hold))
+	n, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	return at, n > 0 || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// Wait probes addr every interval until it is ready, and returns when the
+// ready connection was made. It gives up, returning false, once done is
+// closed.
+func Wait(addr string, every time.Duration, done <-chan struct{}) (time.Time, bool) {
+	for {
+		if at, ok := Probe(addr); ok {
+			return at, true
+		}
+		select {
+		case <-done:
+			return time.Time{}, false
+		case <-time.After(every):
+		}
+	}
+}
