@@ -3,11 +3,15 @@ package vmm
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // consoleBufferSize bounds what the guest may write ahead of a slow
 // console; beyond it the vCPU waits, as a real UART would.
 const consoleBufferSize = 64 << 10
+
+// stopDrainTime is how long Close waits for a stalled console after Stop.
+const stopDrainTime = time.Second
 
 // consoleWriter moves the guest's console output off the vCPU thread. The
 // UART hands over one byte per KVM exit; writing each to a terminal or pipe
@@ -20,6 +24,7 @@ type consoleWriter struct {
 	mu      sync.Mutex
 	buf     []byte
 	closed  bool
+	stopped bool       // the VM is being stopped: never wait for the console
 	wake    *sync.Cond // the writer goroutine waits for data or close
 	drained *sync.Cond // Write and Flush wait for room or an empty buffer
 	busy    bool       // the goroutine is writing a chunk
@@ -34,39 +39,61 @@ func newConsoleWriter(out io.Writer) *consoleWriter {
 	return c
 }
 
-// Write queues p; it waits only while the buffer is full.
+// Write queues p; it waits only while the buffer is full, and after Stop
+// it drops what does not fit instead.
 func (c *consoleWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.buf)+len(p) > consoleBufferSize && !c.closed {
+	for len(c.buf)+len(p) > consoleBufferSize && !c.closed && !c.stopped {
 		c.drained.Wait()
 	}
 	if c.closed {
 		return 0, io.ErrClosedPipe
 	}
-	c.buf = append(c.buf, p...)
-	c.wake.Signal()
+	if len(c.buf)+len(p) <= consoleBufferSize {
+		c.buf = append(c.buf, p...)
+		c.wake.Signal()
+	}
 	return len(p), nil
 }
 
-// Flush waits until everything queued has been written out.
+// Flush waits until everything queued has been written out (after Stop,
+// not at all: the console may be what is stuck).
 func (c *consoleWriter) Flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for (len(c.buf) > 0 || c.busy) && !c.closed {
+	for (len(c.buf) > 0 || c.busy) && !c.closed && !c.stopped {
 		c.drained.Wait()
 	}
 }
 
-// Close flushes and stops the goroutine.
+// Stop is called when the VM is asked to stop: a console that no longer
+// reads (a paused pager, a full pipe) must not hold the vCPU or Close.
+func (c *consoleWriter) Stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.drained.Broadcast()
+	c.mu.Unlock()
+}
+
+// Close flushes and stops the goroutine. After Stop it gives a stalled
+// console stopDrainTime to take the rest, then leaves it.
 func (c *consoleWriter) Close() {
 	c.Flush()
 	c.mu.Lock()
 	c.closed = true
+	stopped := c.stopped
 	c.wake.Broadcast()
 	c.drained.Broadcast()
 	c.mu.Unlock()
-	<-c.done
+	if !stopped {
+		<-c.done
+		return
+	}
+	select {
+	case <-c.done:
+	case <-time.After(stopDrainTime):
+	}
 }
 
 func (c *consoleWriter) loop() {

@@ -71,6 +71,53 @@ func TestConsoleWriter(t *testing.T) {
 	}
 }
 
+// stuckWriter never returns from Write until released, like a pipe whose
+// reader paused.
+type stuckWriter struct{ release chan struct{} }
+
+func (w stuckWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return len(p), nil
+}
+
+// TestConsoleWriterStop: with a console that stopped reading, a guest
+// writing past the buffer waits; Stop frees it, and Close returns after
+// stopDrainTime instead of hanging.
+func TestConsoleWriterStop(t *testing.T) {
+	w := stuckWriter{release: make(chan struct{})}
+	defer close(w.release)
+	c := newConsoleWriter(w)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := 0; i < 3*consoleBufferSize; i++ {
+			c.Write([]byte{'x'})
+		}
+	}()
+	select {
+	case <-wrote:
+		t.Fatal("the guest wrote three buffers' worth into a console that reads nothing")
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.Stop()
+	select {
+	case <-wrote:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still blocked after Stop")
+	}
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(stopDrainTime + 5*time.Second):
+		t.Fatal("Close hung on a stalled console after Stop")
+	}
+	if d := time.Since(start); d < stopDrainTime/2 {
+		t.Errorf("Close returned after %v: it should give the console about %v to drain", d, stopDrainTime)
+	}
+}
+
 // BenchmarkConsoleByte is the vCPU thread's cost per console byte: a write
 // system call per byte straight to a file, against queueing it for the
 // console goroutine.

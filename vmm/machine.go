@@ -549,6 +549,9 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	}
 	stop := context.AfterFunc(ctx, func() {
 		m.requestExit(Exit{Reason: ExitStopped})
+		if m.console != nil {
+			m.console.Stop() // the vCPU may be waiting for a stalled console
+		}
 		m.vcpu.kick()
 	})
 	defer stop()
