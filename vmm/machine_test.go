@@ -471,6 +471,63 @@ func TestReadyAddr(t *testing.T) {
 	}
 }
 
+// chattyGuest writes 'x' to COM1 forever, without looking at LSR.
+func chattyGuest() []byte {
+	b := spinner()
+	copy(b[32:], []byte{
+		0x66, 0xBA, 0xF8, 0x03, // mov dx, 0x3f8
+		0xB0, 'x', // mov al, 'x'
+		0xEE,       // out dx, al
+		0xEB, 0xFD, // jmp back to the out
+	})
+	return b
+}
+
+// blockedConsole takes a few bytes, then blocks like a pipe nobody reads.
+type blockedConsole struct {
+	mu      sync.Mutex
+	n       int
+	release chan struct{}
+}
+
+func (c *blockedConsole) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.n += len(p)
+	c.mu.Unlock()
+	<-c.release
+	return len(p), nil
+}
+
+// TestStopWithStalledConsole: a guest that floods a console that stopped
+// reading fills the buffer and then waits in the UART; stopping the VM
+// must still end Run and Close promptly.
+func TestStopWithStalledConsole(t *testing.T) {
+	needKVM(t)
+	con := &blockedConsole{release: make(chan struct{})}
+	defer close(con.release)
+	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), Console: con})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Run(ctx)
+		m.Close()
+		done <- err
+	}()
+	time.Sleep(time.Second) // long enough to fill the buffer here
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run or Close did not return after the context ended: the vCPU is stuck on the console")
+	}
+}
+
 func TestEvents(t *testing.T) {
 	tests := []struct {
 		name          string
