@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -426,26 +426,12 @@ func timerGuest() []byte {
 // run, and the test stops the guest there.
 func TestReadyAddr(t *testing.T) {
 	needKVM(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("SSH-2.0-guest\r\n"))
-			c.Close()
-		}
-	}()
+	addr := portreadytest.Greeter(t, "SSH-2.0-guest\r\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var phases []vmm.Phase
 	var times []time.Time
-	m, err := vmm.New(vmm.Config{Kernel: "spin", KernelImage: spinner(), ReadyAddr: ln.Addr().String(),
+	m, err := vmm.New(vmm.Config{Kernel: "spin", KernelImage: spinner(), ReadyAddr: addr,
 		OnEvent: func(e vmm.Event) {
 			phases, times = append(phases, e.Phase), append(times, e.Time)
 			if e.Phase == vmm.PhaseReady {

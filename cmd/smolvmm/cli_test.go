@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 )
 
 var (
@@ -362,22 +363,7 @@ func TestCLITimings(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("220 ready\r\n"))
-			c.Close()
-		}
-	}()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	_, port, _ := net.SplitHostPort(portreadytest.Greeter(t, "220 ready\r\n"))
 	cmd := exec.Command(smolvmmBin(t), "demo", "--timings", "--ready-port", port)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

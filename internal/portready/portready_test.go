@@ -4,27 +4,9 @@ import (
 	"net"
 	"testing"
 	"time"
-)
 
-// listen serves each connection with serve and returns the address.
-func listen(t *testing.T, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serve(c)
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
+)
 
 func TestProbe(t *testing.T) {
 	closed := func() string { // a port nobody listens on
@@ -42,9 +24,9 @@ func TestProbe(t *testing.T) {
 	}{
 		{"nothing listens", closed, false},
 		// What a forwarder does when the guest refuses: accept, then close.
-		{"accepted then closed", listen(t, func(c net.Conn) { c.Close() }), false},
-		{"answers", listen(t, func(c net.Conn) { c.Write([]byte("SSH-2.0\r\n")); time.Sleep(time.Second); c.Close() }), true},
-		{"holds the connection", listen(t, func(c net.Conn) { time.Sleep(3 * Hold); c.Close() }), true},
+		{"accepted then closed", portreadytest.Serve(t, func(c net.Conn) { c.Close() }), false},
+		{"answers", portreadytest.Serve(t, func(c net.Conn) { c.Write([]byte("SSH-2.0\r\n")); time.Sleep(time.Second); c.Close() }), true},
+		{"holds the connection", portreadytest.Serve(t, func(c net.Conn) { time.Sleep(3 * Hold); c.Close() }), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +45,7 @@ func TestProbe(t *testing.T) {
 func TestWaitGivesUp(t *testing.T) {
 	done := make(chan struct{})
 	close(done)
-	if _, ok := Wait(listen(t, func(c net.Conn) { c.Close() }), time.Millisecond, done); ok {
+	if _, ok := Wait(portreadytest.Serve(t, func(c net.Conn) { c.Close() }), time.Millisecond, done); ok {
 		t.Fatal("Wait reported a port ready that never was")
 	}
 }
