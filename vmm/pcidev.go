@@ -28,6 +28,9 @@ type virtioSlot struct {
 	done   chan struct{}
 	line   uint8
 	irq    *bus.SharedIRQ // the line, wired-OR with the other slots on it
+	// listening: the ioeventfd is assigned at notify (not while BAR0 is
+	// undecoded). moveFailed: a move of it failed and was logged.
+	listening, moveFailed bool
 }
 
 // addVirtio places dev on the PCI bus with the next interrupt line, sets
@@ -79,7 +82,7 @@ func (s *virtioSlot) listen(vmFD uintptr, port uint64) error {
 		unix.Close(efd)
 		return err
 	}
-	s.efd, s.notify = efd, port
+	s.efd, s.notify, s.listening = efd, port, true
 	s.file = os.NewFile(uintptr(efd), "ioeventfd")
 	go s.serve()
 	return nil
@@ -103,7 +106,9 @@ func (s *virtioSlot) serve() {
 }
 
 // moveNotify follows a guest that moved BAR0 (NetBSD never does; other
-// guests may).
+// guests may). A BAR moved over another device (new is pci.NoAddress)
+// decodes nothing, so its ioeventfd goes too: left behind, it would take
+// the notifications of a device later placed there.
 func (m *Machine) moveNotify(fn pci.Function, bar int, old, new uint64) {
 	if bar != 0 {
 		return
@@ -112,19 +117,33 @@ func (m *Machine) moveNotify(fn pci.Function, bar int, old, new uint64) {
 		if pci.Function(s.dev) != fn || s.efd < 0 {
 			continue
 		}
-		_ = setIOEventFD(m.vmFD, s.notify, virtio.NotifySize, s.efd, true)
+		if s.listening {
+			_ = setIOEventFD(m.vmFD, s.notify, virtio.NotifySize, s.efd, true)
+			s.listening = false
+		}
+		if new == pci.NoAddress {
+			continue
+		}
 		s.notify = new + virtio.NotifyOffset
 		if err := setIOEventFD(m.vmFD, s.notify, virtio.NotifySize, s.efd, false); err != nil {
 			// Notifications then reach the register through the port
 			// bus, which kicks the worker too: slower, still correct.
-			m.logf("cannot move ioeventfd to %#x: %v", s.notify, err)
+			// Said once: the guest may move the BAR in a loop.
+			if !s.moveFailed {
+				s.moveFailed = true
+				m.logf("cannot move ioeventfd to %#x: %v", s.notify, err)
+			}
+			continue
 		}
+		s.listening = true
 	}
 }
 
 func (s *virtioSlot) close(vmFD uintptr) error {
 	if s.efd >= 0 {
-		_ = setIOEventFD(vmFD, s.notify, virtio.NotifySize, s.efd, true)
+		if s.listening {
+			_ = setIOEventFD(vmFD, s.notify, virtio.NotifySize, s.efd, true)
+		}
 		s.file.Close()
 		<-s.done
 		s.efd = -1

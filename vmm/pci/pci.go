@@ -256,9 +256,17 @@ type Host struct {
 	funcs  [32]Function
 	next   int
 	nextIO uint64
+	// decoded is where each function's BARs are registered on the port
+	// bus: a BAR's configured address is not, when the guest moved it
+	// over another device.
+	decoded [32][6]struct {
+		base uint64
+		on   bool
+	}
 
 	// OnBARMove, when set, is called after a guest moved an I/O BAR (the
-	// machine uses it to move ioeventfds).
+	// machine uses it to move ioeventfds). new is NoAddress when the BAR
+	// landed on another device and decodes nothing.
 	OnBARMove func(fn Function, bar int, old, new uint64)
 
 	// ResetControl, when set, serves byte accesses to port 0xCF9, the
@@ -270,6 +278,10 @@ type Host struct {
 // IOBase is where the Host starts placing I/O BARs, above every legacy ISA
 // port.
 const IOBase = 0xC000
+
+// NoAddress is the new address OnBARMove reports for a BAR the guest moved
+// over another device: it then decodes nothing.
+const NoAddress = ^uint64(0)
 
 // NewHost returns a host with a host bridge at 00:00.0 whose functions' I/O
 // BARs are registered on pio.
@@ -318,6 +330,7 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 		cfg.mu.Lock()
 		cfg.setBAR(b, base)
 		cfg.mu.Unlock()
+		h.decoded[h.next][b].base, h.decoded[h.next][b].on = base, true
 		s.BARs[b] = base
 		h.nextIO = base + uint64(size)
 	}
@@ -392,11 +405,19 @@ func (h *Host) write(off uint64, data []byte) (Function, []barMove) {
 	var placed []barMove
 	for _, m := range fn.PCIConfig().write(reg+int(off-4), data) {
 		_, size := fn.PCIConfig().BAR(m.bar)
-		h.pio.Unregister(m.old)
+		// Only the range this BAR holds comes off the bus: its old
+		// address may be another device's, which it failed to take.
+		d := &h.decoded[(h.addr>>11)&0x1F][m.bar]
+		if d.on {
+			h.pio.Unregister(d.base)
+			d.on = false
+		}
 		if err := h.pio.Register(fmt.Sprintf("pci BAR%d", m.bar), m.new, uint64(size), fn.BARDevice(m.bar)); err != nil {
 			// The guest moved a BAR over another device: leave it
 			// undecoded, as a conflicting real device would be.
-			continue
+			m.new = NoAddress
+		} else {
+			d.base, d.on = m.new, true
 		}
 		placed = append(placed, m)
 	}

@@ -2,6 +2,7 @@ package pci
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -232,14 +233,14 @@ func TestResetControlPort(t *testing.T) {
 // left undecoded and not reported as moved.
 func TestBARMoveOntoAnotherDevice(t *testing.T) {
 	h, c, _ := setup(t)
-	var moved int
-	h.OnBARMove = func(Function, int, uint64, uint64) { moved++ }
+	var moved []uint64
+	h.OnBARMove = func(_ Function, _ int, _, new uint64) { moved = append(moved, new) }
 	if err := c.pio.Register("other", 0xE000, 0x40, &regs{}); err != nil {
 		t.Fatal(err)
 	}
 	c.write32(1, 0x10, 0xE000)
-	if moved != 0 {
-		t.Fatalf("hook called %d times for a BAR that could not be placed", moved)
+	if len(moved) != 1 || moved[0] != NoAddress {
+		t.Fatalf("hook saw %x for a BAR that could not be placed, want NoAddress once", moved)
 	}
 	if c.pio.Read(IOBase, make([]byte, 1)) {
 		t.Fatal("the old BAR address is still decoded")
@@ -278,5 +279,31 @@ func TestNetBSDModeDetect(t *testing.T) {
 	// With the enable bit clear, the data port decodes nothing.
 	if v := in32(0xCFC); v != 0xFFFFFFFF {
 		t.Errorf("data port with the latch disabled = %#x, want all ones", v)
+	}
+}
+
+// TestBARMoveAwayFromConflict: a BAR the guest moved over another device
+// decodes nothing; moving it on must not take that device off the bus, and
+// the hook hears that the BAR went undecoded, then where it went.
+func TestBARMoveAwayFromConflict(t *testing.T) {
+	h, c, _ := setup(t)
+	var moves [][2]uint64
+	h.OnBARMove = func(_ Function, _ int, old, new uint64) { moves = append(moves, [2]uint64{old, new}) }
+	other := &regs{}
+	if err := c.pio.Register("other", 0xE000, 0x40, other); err != nil {
+		t.Fatal(err)
+	}
+	c.write32(1, 0x10, 0xE001) // onto "other": refused
+	c.write32(1, 0x10, 0xD001) // then somewhere free
+	c.pio.Write(0xE004, []byte{0x5A})
+	if string(other.last) != "\x04\x5a" {
+		t.Fatalf("the device the BAR once overlapped no longer answers (last write %x)", other.last)
+	}
+	if !c.pio.Read(0xD000, make([]byte, 1)) {
+		t.Fatal("the BAR does not decode at its new address")
+	}
+	want := [][2]uint64{{IOBase, NoAddress}, {0xE000, 0xD000}}
+	if fmt.Sprint(moves) != fmt.Sprint(want) {
+		t.Fatalf("hook calls %x, want %x", moves, want)
 	}
 }
