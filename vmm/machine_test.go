@@ -249,6 +249,34 @@ func TestMaliciousGuest(t *testing.T) {
 	}
 }
 
+// TestBARShuffle: the guest moves disk 0's BAR0 onto disk 1's (where it
+// cannot decode) and disk 1's to disk 0's old address, then drives disk 1
+// there. Its notifications must reach disk 1, not an ioeventfd disk 0 left
+// behind, and disk 0's image must stay as it was.
+func TestBARShuffle(t *testing.T) {
+	kernel := guest(t, "vblk")
+	path0, img0 := diskImage(t)
+	path1, img1 := diskImage(t)
+	var log syncBuffer
+	out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "disk=1 shuffle seq=4 timeout=5", MemoryMiB: 32,
+		Disks: []blk.Spec{{Path: path0}, {Path: path1}}, Log: &log}, 60*time.Second)
+	wantDebugExit(t, e, err, 0)
+	wantLines(t, out, "vblk: shuffled disk 0 to 0xc040, disk 1 to 0xc000", "vblk: wrote sector 1 seq=4", "vblk: ok")
+	if strings.Contains(log.String(), "ioeventfd") {
+		t.Errorf("log: %s", log.String())
+	}
+	copy(img1[512:], guests.VblkPattern(4))
+	for i, want := range [][]byte{img0, img1} {
+		got, err := os.ReadFile([]string{path0, path1}[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("disk %d: image differs from what the guest wrote", i)
+		}
+	}
+}
+
 func TestDiskLockedByOtherVM(t *testing.T) {
 	needKVM(t)
 	path, _ := diskImage(t)

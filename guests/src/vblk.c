@@ -5,7 +5,10 @@
  * "seq=N" (pattern counter), "sector=N" (sector to write, default 1),
  * "oob" (also read the sector at the capacity: must fail), "disk=N" (use
  * the Nth virtio-blk device, from 0), "timeout=N" (seconds to wait for each
- * request, default 10), "evil=KIND" and "evilwait=N" (see vblk_evil.c). */
+ * request, default 10), "evil=KIND" and "evilwait=N" (see vblk_evil.c),
+ * "shuffle" (with disk=1: first move disk 0's BAR0 onto disk 1's, where it
+ * cannot decode, and disk 1's to where disk 0's was; the driver then works
+ * there, so notifications must follow the moves). */
 #include "vblk.h"
 
 /* State shared with vblk_evil.c. */
@@ -24,6 +27,23 @@ static void fill(struct vring_desc *d, const void *p, u32 len, u16 flags, u16 ne
 	d->len = len;
 	d->flags = flags;
 	d->next = next;
+}
+
+/* shuffle moves disk 0's BAR0 onto disk 1's, then disk 1's to disk 0's old
+ * address, and points the driver there. */
+static void shuffle(void)
+{
+	u32 dev0, fn0;
+	if (blk_dev.dev == 0 || pci_find(0x1AF4, 0x1001, 2, 0, &dev0, &fn0) != 0 || dev0 == blk_dev.dev)
+		fail("vblk: shuffle needs disk=1 and a disk 0");
+	u32 a = pci_read(0, dev0, fn0, 0x10) & ~3u, b = blk_dev.io;
+	pci_write(0, dev0, fn0, 0x10, b | 1);
+	pci_write(0, blk_dev.dev, blk_dev.fn, 0x10, a | 1);
+	blk_dev.io = (u16)(pci_read(0, blk_dev.dev, blk_dev.fn, 0x10) & ~3u);
+	printf("vblk: shuffled disk 0 to 0x%x, disk 1 to 0x%x\n",
+	       pci_read(0, dev0, fn0, 0x10) & ~3u, blk_dev.io);
+	if (blk_dev.io != a || inw(b + VIO_QUEUE_SIZE) != 0xFFFF)
+		fail("vblk: BARs not where they were put");
 }
 
 /* submit queues one request: header, optional data, status byte. */
@@ -122,6 +142,8 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	word_uint("disk", &disk);
 	if (vdev_open("vblk", 0x1001, 2, disk, &blk_dev) != 0)
 		fail("vblk: no device");
+	if (has_word("shuffle"))
+		shuffle();
 	blk_init();
 	u32 cap_lo = inl(blk_dev.io + VIO_CONFIG), cap_hi = inl(blk_dev.io + VIO_CONFIG + 4);
 	printf("vblk: capacity %u sectors (hi %u)\n", cap_lo, cap_hi);
