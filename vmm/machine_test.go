@@ -230,7 +230,19 @@ func TestVirtioBlockGuest(t *testing.T) {
 // alone, and serve the device again after the guest resets it.
 func TestMaliciousGuest(t *testing.T) {
 	kernel := guest(t, "vblk")
-	kinds := strings.Fields("loop next head addr wrap hdrw dataro statusro zero indloop indnest indlen indnext long jump pfn")
+	kinds := strings.Fields("loop next head addr wrap hdrw dataro statusro zero indloop indnest indlen indnext long jump pfn" +
+		" ramend lenwrap ramlast ivt ring availw")
+	// What the device did with the requests that are not refused outright.
+	did := map[string][]string{
+		"ramend":  {"used=0 status=0xee device-status=0x47"},
+		"lenwrap": {"used=0 status=0xee device-status=0x47"},
+		"ramlast": {"used=1 status=0x00 device-status=0x07", "data SMOL"},
+		"ivt":     {"used=1 status=0x00 device-status=0x07", "data SMOL"},
+		"ring":    {"used=1 status=0x00 device-status=0x07"},
+		// Sector 0 lands on the available ring, whose index then reads
+		// "OL": the device completes the request, then refuses the ring.
+		"availw": {"used=1 status=0x00 device-status=0x47"},
+	}
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
 			path, img := diskImage(t)
@@ -238,6 +250,9 @@ func TestMaliciousGuest(t *testing.T) {
 				Disks: []blk.Spec{{Path: path}}}, 60*time.Second)
 			wantDebugExit(t, e, err, 0)
 			wantLines(t, out, "vblk: evil "+kind+" submitted", "vblk: recovered ok")
+			for _, w := range did[kind] {
+				wantLines(t, out, "vblk: evil "+kind+": "+w)
+			}
 			got, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)

@@ -18,6 +18,7 @@ static struct blk_hdr hdr;
 static u8 buf[512], back[512], status;
 struct vdev blk_dev;
 struct vq blk_q;
+u32 ram_top;
 static int indirect, irqmode;
 static u32 timeout, host;
 
@@ -130,7 +131,8 @@ static void on_irq(u32 irq)
 void kmain(u32 magic, const struct mb_info *mbi)
 {
 	(void)magic;
-	(void)mbi;
+	if (mbi->flags & 1)
+		ram_top = (mbi->mem_upper + 1024) << 10;
 	indirect = has_word("indirect");
 	irqmode = has_word("irq");
 	u32 seq = 0, sector = 1;

@@ -19,6 +19,7 @@ struct blk_hdr {
 extern u8 blk_ring[VQ_MEM];
 extern struct vdev blk_dev;
 extern struct vq blk_q;
+extern u32 ram_top; /* end of RAM from the multiboot info (0: unknown) */
 
 /* blk_init resets the device and brings it up again: features, queue 0
  * (ring indices back to 0), DRIVER_OK. */

@@ -1,5 +1,7 @@
 /* Malformed requests for the vblk guest ("evil=KIND"): each breaks one rule
- * of the split virtqueue. The guest reports what the device did, resets it
+ * of the split virtqueue, or (ramlast, ivt, ring, availw) is valid but aims
+ * the data at a place a device could trip on: the end of RAM, address 0,
+ * the rings themselves. The guest reports what the device did, resets it
  * and proves it works again; judging the device is the test's job. */
 #include "vblk.h"
 
@@ -82,6 +84,20 @@ static int build(const char *kind)
 			    VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, (u16)(i + 1));
 		set(&etable[n - 1], (uptr)&estatus, 1, VRING_DESC_F_WRITE, 0);
 		indirect_to(etable, n * sizeof(struct vring_desc));
+	} else if (!strcmp(kind, "ramend")) {
+		d[1].addr = ram_top - 256; /* the last 256 bytes of RAM, and 256 past it */
+	} else if (!strcmp(kind, "lenwrap")) {
+		d[1].addr = 0x1000;
+		d[1].len = 0xFFFFFFF0u; /* 32-bit address + length wraps */
+	} else if (!strcmp(kind, "ramlast")) {
+		d[1].addr = ram_top - 512; /* valid: the last sector's worth of RAM */
+	} else if (!strcmp(kind, "ivt")) {
+		d[1].addr = 0; /* valid: sector 0 over the real-mode IVT */
+	} else if (!strcmp(kind, "ring")) {
+		d[1].addr = (uptr)blk_q.desc; /* valid: sector 0 over the descriptor table */
+	} else if (!strcmp(kind, "availw")) {
+		/* Sector 0 over the available ring: its index becomes "OL". */
+		d[1].addr = (uptr)blk_q.avail;
 	} else if (!strcmp(kind, "jump") || !strcmp(kind, "pfn")) {
 		return 0; /* handled when publishing */
 	} else {
@@ -93,6 +109,7 @@ static int build(const char *kind)
 static const char *const kinds[] = {
 	"loop", "next", "head", "addr", "wrap", "hdrw", "dataro", "statusro", "zero",
 	"indloop", "indnest", "indlen", "indnext", "long", "jump", "pfn",
+	"ramend", "lenwrap", "ramlast", "ivt", "ring", "availw",
 };
 
 void evil_run(u32 timeout)
@@ -114,9 +131,12 @@ void evil_run(u32 timeout)
 	ehdr.type = BLK_T_IN;
 	ehdr.sector = 0;
 	estatus = 0xEE;
+	if (ram_top == 0 && (!strcmp(kind, "ramend") || !strcmp(kind, "ramlast")))
+		fail("vblk: no memory size in the multiboot info");
 	int head = build(kind);
 	if (head < 0)
 		fail("vblk: unknown evil kind");
+	u32 d1addr = (u32)blk_q.desc[1].addr;
 	barrier();
 	u16 io = blk_dev.io;
 	if (!strcmp(kind, "jump")) {
@@ -144,6 +164,10 @@ void evil_run(u32 timeout)
 		;
 	printf("vblk: evil %s: used=%u status=0x%02x device-status=0x%02x isr=0x%x\n", kind,
 	       vq_used_idx(&blk_q), estatus, inb(io + VIO_STATUS), inb(io + VIO_ISR));
+	if (!strcmp(kind, "ramlast") || !strcmp(kind, "ivt")) {
+		const u8 *p = (const u8 *)(uptr)d1addr;
+		printf("vblk: evil %s: data %c%c%c%c\n", kind, p[0], p[1], p[2], p[3]);
+	}
 	blk_init();
 	u32 st = blk_read0();
 	if (st != 0) {
