@@ -40,6 +40,7 @@ var recipes = map[string]recipe{
 	"vblk":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vblk.c", "vblk_evil.c")...)},
 	"vnet":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vnet.c")...)},
 	"bad":       {srcs: withRuntime("bad.c")},
+	"hammer":    {srcs: withRuntime("hammer.c")},
 }
 
 var baseCFlags = []string{

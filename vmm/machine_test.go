@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
+	"github.com/smolvmm/smolvmm/vmm/bus"
 )
 
 // These tests boot the project's own guests (package guests, each checked
@@ -289,6 +290,47 @@ func TestBARShuffle(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("disk %d: image differs from what the guest wrote", i)
 		}
+	}
+}
+
+// TestHostileGuest runs the hammer guest: random port accesses of every
+// width and rep string I/O on every port the machine serves, BARs moved over
+// each other and over legacy ports, virtio registers driven out of spec, and
+// reads of thousands of unbacked MMIO pages. The VMM must survive with every
+// device still answering, the guest's exit code intact, the disk untouched
+// and the once-per-address MMIO log bounded.
+func TestHostileGuest(t *testing.T) {
+	kernel := guest(t, "hammer")
+	tests := []struct {
+		name, words string
+		wantMMIOLog int
+	}{
+		{"ports", "n=3000", 0},
+		{"other seed", "n=3000 seed=7", 0},
+		{"mmio sweep", "n=0 mmio=5000", bus.MaxTracked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, img := diskImage(t)
+			var log syncBuffer
+			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: tt.words, MemoryMiB: 32, Log: &log,
+				Disks: []blk.Spec{{Path: path}}, Devices: []virtio.Device{&closeRecorder{}}}, 60*time.Second)
+			wantDebugExit(t, e, err, 0x2A)
+			if e.Status() != 0x55 {
+				t.Errorf("status %#x, want 0x55", e.Status())
+			}
+			wantLines(t, out, "hammer: pci abused", "hammer: virtio abused", "hammer: devices answer")
+			if n := strings.Count(log.String(), "unhandled MMIO read"); n < tt.wantMMIOLog || n > bus.MaxTracked {
+				t.Errorf("%d unhandled MMIO reads logged, want %d to %d", n, tt.wantMMIOLog, bus.MaxTracked)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, img) {
+				t.Error("the hostile guest changed the disk image")
+			}
+		})
 	}
 }
 
