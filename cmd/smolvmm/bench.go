@@ -53,17 +53,17 @@ Examples:
    smolvmm bench -k netbsd -d web.img -p 8080:80 --ready-port 8080 --compare qemu`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "multiboot kernel `FILE` (default: the built-in demo guest)"},
-			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}, Usage: "virtio-blk disk `IMAGE`, optionally followed by ,ro (repeatable)"},
+			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}, Usage: "virtio-blk disk `IMAGE`, optionally followed by ,ro and ,serial=ID (repeatable)"},
 			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend, Usage: "kernel command `LINE` after the kernel's name"},
 			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in `MiB`"},
-			&cli.IntFlag{Name: "boots", Aliases: []string{"n"}, Value: 20, Usage: "timed boots per system"},
-			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed boots before the timed ones"},
+			&cli.IntFlag{Name: "boots", Aliases: []string{"n"}, Value: 20, Usage: "`N` timed boots per system"},
+			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "`N` untimed boots before the timed ones"},
 			&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready"},
 			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 that marks the service ready once a TCP connection to it holds (forward it with -p)"},
 			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM` (qemu)"},
 			&cli.StringFlag{Name: "json", Usage: "write the results as JSON to `FILE`"},
 			&cli.StringFlag{Name: "svg", Usage: "write a chart to `FILE`"},
-			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up on a boot after this long"},
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up on a boot after this `DURATION`"},
 			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 		}, netFlags()...),
@@ -75,13 +75,21 @@ Examples:
 
 func benchAction(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (options go before it; see smolvmm bench --help)", c.Args().First())
+		return usageErrorf("unexpected argument %q (options go before it; see smolvmm bench --help)", c.Args().First())
 	}
 	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
 		return cli.Exit("smolvmm bench: -n must be at least 1 and --warmup at least 0", 2)
 	}
 	if v := c.String("compare"); v != "" && v != "qemu" {
 		return cli.Exit(fmt.Sprintf("smolvmm bench: --compare %q: only qemu is supported", v), 2)
+	}
+	// Found now, not after every boot has run.
+	for _, f := range []string{"json", "svg"} {
+		if p := c.String(f); p != "" {
+			if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
+				return usageErrorf("--%s %s: no directory %s to write it in", f, p, filepath.Dir(p))
+			}
+		}
 	}
 	var ready bench.Ready
 	if r := c.String("ready"); r != "" {
@@ -118,7 +126,7 @@ func benchAction(c *cli.Context) error {
 	for _, d := range c.StringSlice("disk") {
 		spec, err := blk.ParseDiskSpec(d)
 		if err != nil {
-			return err
+			return usageErrorf("-d: %v", err)
 		}
 		qemuDisks = append(qemuDisks, bench.QEMUDisk{Path: spec.Path, ReadOnly: spec.ReadOnly})
 		childArgs = append(childArgs, "-d", d)

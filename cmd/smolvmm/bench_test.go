@@ -174,14 +174,19 @@ func TestBenchErrors(t *testing.T) {
 		{"no boots", []string{"-n", "0"}, 2, "-n must be at least 1"},
 		{"kernel missing", []string{"-k", filepath.Join(dir, "nope")}, 1, "no such file"},
 		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "no console output"},
-		{"stray argument", []string{"extra"}, 1, `unexpected argument "extra"`},
-		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 1, "port forwards need the user network"},
+		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
+		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 2, "port forwards need the user network"},
+		{"bad disk spec", []string{"-d", "img,bogus"}, 2, `unknown option "bogus"`},
+		{"no JSON directory", []string{"--json", filepath.Join(dir, "nope", "r.json")}, 2, "no directory " + filepath.Join(dir, "nope")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, _, stderr := benchRun(t, nil, tt.args...)
 			if status != tt.status || !strings.Contains(stderr, tt.stderr) {
 				t.Fatalf("status %d stderr %q; want status %d and %q", status, stderr, tt.status, tt.stderr)
+			}
+			if strings.Contains(stderr, "smolvmm: smolvmm") {
+				t.Errorf("command named twice: %q", stderr)
 			}
 		})
 	}

@@ -90,15 +90,24 @@ func TestCLIErrors(t *testing.T) {
 		needsKVM bool
 	}{
 		{"unknown flag", []string{"run", "--bogus"}, 2, "flag provided but not defined: -bogus (see smolvmm run --help)", false},
-		{"no kernel flag", []string{"run"}, 1, `Required flag "kernel" not set`, false},
+		{"no kernel flag", []string{"run"}, 2, "no kernel: give one with -k FILE", false},
 		{"kernel missing", []string{"run", "-k", filepath.Join(dir, "nope")}, 1, "check the path given with -k", false},
 		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "this host has no KVM", false},
-		{"memory below minimum", []string{"run", "-k", text, "-m", "1"}, 1, "use -m between 2 and 3072", false},
-		{"zero memory", []string{"run", "-k", text, "-m", "0"}, 1, "too little RAM (use -m between 2 and 3072 MiB)", false},
-		{"bad disk spec", []string{"run", "-k", text, "-d", "img,bogus"}, 1, "bogus", false},
+		{"memory below minimum", []string{"run", "-k", text, "-m", "1"}, 2, "use -m between 2 and 3072", false},
+		{"zero memory", []string{"run", "-k", text, "-m", "0"}, 2, "too little RAM (use -m between 2 and 3072 MiB)", false},
+		{"bad disk spec", []string{"run", "-k", text, "-d", "img,bogus"}, 2, "bogus", false},
+		{"bad share option", []string{"run", "-k", text, "--share", dir + ",rw"}, 2, `unknown option "rw"`, false},
+		{"bad ready", []string{"run", "-k", text, "--ready", "("}, 2, `--ready "(":`, false},
+		{"bad ready port", []string{"run", "-k", text, "--ready-port", "70000"}, 2, "between 1 and 65535", false},
+		{"bad network", []string{"run", "-k", text, "--net", "bridge"}, 2, "unknown network", false},
+		{"bad forward", []string{"run", "-k", text, "-p", "99999:80"}, 2, "malformed port forward", false},
+		{"bad MAC", []string{"run", "-k", text, "--mac", "zz"}, 2, "bad MAC address", false},
+		{"demo bad memory", []string{"demo", "-m", "1"}, 2, "too little RAM", false},
+		{"unknown command", []string{"rnu"}, 2, `smolvmm: unknown command "rnu" (smolvmm --help lists the commands)`, false},
+		{"unknown global flag", []string{"--version"}, 2, "smolvmm: flag provided but not defined: -version (see smolvmm --help)", false},
 		{"not multiboot", []string{"run", "-k", text}, 1, "pass a multiboot v1 kernel", true},
 		{"ELF64", []string{"run", "-k", elf64}, 1, "ELF", true},
-		{"stray argument", []string{"run", "-k", text, "extra"}, 1, `unexpected argument "extra"`, false},
+		{"stray argument", []string{"run", "-k", text, "extra"}, 2, `unexpected argument "extra"`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

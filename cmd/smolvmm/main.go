@@ -36,7 +36,10 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
-	if msg := err.Error(); msg != "" {
+	if msg := err.Error(); strings.HasPrefix(msg, "smolvmm ") {
+		// Already names its command ("smolvmm bench: ...").
+		fmt.Fprintln(os.Stderr, msg)
+	} else if msg != "" {
 		fmt.Fprintln(os.Stderr, "smolvmm:", strings.TrimPrefix(msg, "smolvmm: "))
 	}
 	return exitCode(err)
@@ -51,6 +54,7 @@ func newApp(cmds []*cli.Command) *cli.App {
 		Commands:             cmds,
 		EnableBashCompletion: true,
 		OnUsageError:         usageError,
+		Action:               appAction,
 		// Repeatable flags carry commas of their own (-d img,ro,serial=X;
 		// --module file,args): one flag is one value. Commands that take
 		// comma lists (kstrip --keep a,b) split them themselves.
@@ -67,10 +71,26 @@ func newApp(cmds []*cli.Command) *cli.App {
 // usageError turns a flag parsing error into one line that says where help is.
 func usageError(c *cli.Context, err error, _ bool) error {
 	name := "smolvmm"
-	if c.Command != nil && c.Command.Name != "" {
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != name {
 		name += " " + c.Command.Name
 	}
 	return cli.Exit(fmt.Sprintf("%v (see %s --help)", err, name), 2)
+}
+
+// appAction runs when no command matched: help without arguments, else a
+// one-line error with status 2, as for every command-line mistake
+// (urfave/cli's own answer is "No help topic for ..." with status 3).
+func appAction(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.ShowAppHelp(c)
+	}
+	return usageErrorf("unknown command %q (smolvmm --help lists the commands)", c.Args().First())
+}
+
+// usageErrorf is a command-line mistake found after parsing (a flag's
+// value, a missing or stray argument): one line, exit status 2.
+func usageErrorf(format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf(format, args...), 2)
 }
 
 // exitCode maps an error to the process exit status: a guest's own exit

@@ -52,7 +52,7 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			&cli.StringFlag{Name: "timestamp", Usage: "`T` for the superblock and files without a time: Unix seconds or RFC 3339 [default: $SOURCE_DATE_EPOCH, else now]"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing image"},
 			&cli.StringFlag{Name: "data", Usage: "build a data disk holding host `DIR` instead of a root image"},
-			&cli.StringFlag{Name: "fs", Value: imagebuilder.DataFAT32, Usage: "data disk file system: fat32 or iso9660"},
+			&cli.StringFlag{Name: "fs", Value: imagebuilder.DataFAT32, Usage: "data disk file `SYSTEM`: fat32 or iso9660 (with --data)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -75,6 +75,18 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	sizeMB, auto, err := parseMegabytes(c.String("megabytes"))
 	if err != nil {
 		return err
+	}
+	// Flags of the other kind of image would be silently ignored.
+	if c.String("data") != "" {
+		for _, f := range []struct{ name, shown string }{
+			{"service", "-s"}, {"sets", "-x"}, {"service-dir", "--service-dir"}, {"timestamp", "--timestamp"},
+		} {
+			if c.IsSet(f.name) {
+				return usageErrorf("%s is for root images; a --data disk holds only its directory (drop %s, or drop --data)", f.shown, f.shown)
+			}
+		}
+	} else if c.IsSet("fs") {
+		return usageErrorf("--fs is for data disks: use it with --data DIR (a root image is always ext2)")
 	}
 	if dir := c.String("data"); dir != "" {
 		out := c.String("image")

@@ -39,7 +39,12 @@ type netConfig struct {
 // parseNetFlags reads --net, -p and --mac. seed makes the default MAC
 // stable: pass the first disk image's path ("" gives a random address).
 func parseNetFlags(c *cli.Context, seed string) (netConfig, error) {
-	return parseNetValues(c.String("net"), c.StringSlice("publish"), c.String("mac"), seed)
+	nc, err := parseNetValues(c.String("net"), c.StringSlice("publish"), c.String("mac"), seed)
+	if err != nil {
+		// Every error of parseNetValues is a flag value: exit status 2.
+		return nc, usageErrorf("%v", err)
+	}
+	return nc, nil
 }
 
 // parseNetValues checks the network options without opening anything, so

@@ -62,13 +62,18 @@ func runCommand() *cli.Command {
 The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
 Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots or
 halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
-stopped by a signal, and 2 when the guest crashed.`,
+stopped by Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM), 2 when the
+guest crashed or the command line is wrong, and 1 for other errors before
+the guest ran.`,
 		Flags: append(append([]cli.Flag{
-			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Required: true, Usage: "multiboot kernel `FILE` (ELF or a.out kludge)"},
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "multiboot kernel `FILE` (ELF or a.out kludge; required)"},
 		}, runFlags()...), netFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return fmt.Errorf("unexpected argument %q (options go before it; see smolvmm run --help)", c.Args().First())
+				return usageErrorf("unexpected argument %q (options go before it; see smolvmm run --help)", c.Args().First())
+			}
+			if c.String("kernel") == "" {
+				return usageErrorf("no kernel: give one with -k FILE, e.g. smolvmm run -k netbsd -d root.img (smolvmm demo boots the built-in guest)")
 			}
 			cfg, cleanup, err := vmConfig(c)
 			defer cleanup()
@@ -91,9 +96,8 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 			os.Remove(p)
 		}
 	}
-	// vmm takes 0 as its default; on the command line it is a mistake.
-	if m := c.Int("memory"); m < vmm.MinMemoryMiB {
-		return cfg, cleanup, fmt.Errorf("-m %d: too little RAM (use -m between %d and %d MiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
+	if err := checkRunFlags(c); err != nil {
+		return cfg, cleanup, err
 	}
 	cfg = vmm.Config{
 		MemoryMiB: c.Int("memory"),
@@ -104,17 +108,11 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 		KVMPath:   c.String("kvm-device"),
 	}
 	for _, spec := range c.StringSlice("disk") {
-		d, err := blk.ParseDiskSpec(spec)
-		if err != nil {
-			return cfg, cleanup, err
-		}
+		d, _ := blk.ParseDiskSpec(spec) // checked by checkRunFlags
 		cfg.Disks = append(cfg.Disks, d)
 	}
 	for _, spec := range c.StringSlice("share") {
 		dir, opt, _ := strings.Cut(spec, ",")
-		if opt != "" && opt != "ro" {
-			return cfg, cleanup, fmt.Errorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro", spec, opt)
-		}
 		f, err := os.CreateTemp("", "smolvmm-share-*.img")
 		if err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
@@ -135,19 +133,47 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 		cfg.Modules = append(cfg.Modules, mod)
 	}
 	if r := c.String("ready"); r != "" {
-		re, err := regexp.Compile(r)
-		if err != nil {
-			return cfg, cleanup, fmt.Errorf("--ready %q: %w", r, err)
-		}
-		cfg.Ready = re
+		cfg.Ready = regexp.MustCompile(r) // checked by checkRunFlags
 	}
 	if p := c.Int("ready-port"); p != 0 {
-		if p < 0 || p > 65535 {
-			return cfg, cleanup, fmt.Errorf("--ready-port %d: give a TCP port between 1 and 65535", p)
-		}
 		cfg.ReadyAddr = "127.0.0.1:" + strconv.Itoa(p)
 	}
 	return cfg, cleanup, nil
+}
+
+// checkRunFlags checks the values of the run flags (and of the network
+// flags, on commands that have them) without opening or building anything,
+// so that up can refuse a typo before it downloads and builds. A wrong
+// value is a command-line mistake: exit status 2.
+func checkRunFlags(c *cli.Context) error {
+	// vmm takes 0 as its default; on the command line it is a mistake.
+	if m := c.Int("memory"); m < vmm.MinMemoryMiB {
+		return usageErrorf("-m %d: too little RAM (use -m between %d and %d MiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
+	}
+	for _, spec := range c.StringSlice("disk") {
+		if _, err := blk.ParseDiskSpec(spec); err != nil {
+			return usageErrorf("-d: %v", err)
+		}
+	}
+	for _, spec := range c.StringSlice("share") {
+		if _, opt, _ := strings.Cut(spec, ","); opt != "" && opt != "ro" {
+			return usageErrorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro", spec, opt)
+		}
+	}
+	if r := c.String("ready"); r != "" {
+		if _, err := regexp.Compile(r); err != nil {
+			return usageErrorf("--ready %q: %v", r, err)
+		}
+	}
+	if p := c.Int("ready-port"); p < 0 || p > 65535 {
+		return usageErrorf("--ready-port %d: give a TCP port between 1 and 65535", p)
+	}
+	if hasFlag(c, "net") {
+		if _, err := parseNetFlags(c, ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readModule(spec string) (multiboot.Module, error) {

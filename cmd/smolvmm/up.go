@@ -28,7 +28,7 @@ import (
 type upService struct {
 	Sets    []string  // set names, e.g. ["rescue"]
 	SizeMiB int       // image size; 0 means sized to content
-	ModTime time.Time // newest of the service's own files
+	ModTime time.Time // newest of the service's own files; zero for a built-in one
 	Where   string    // "embedded" or the directory it came from
 }
 
@@ -125,6 +125,9 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		}
 		verb := "built"
 		if st, err := os.Stat(res.Image); err == nil && !st.ModTime().Before(newest) {
+			if svc.ModTime.IsZero() {
+				return fmt.Sprintf("%s is up to date (newer than its sets; remove it to rebuild it)", res.Image), nil
+			}
 			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
 		} else if err == nil {
 			// The old image, and whatever the guest wrote to it, is replaced.
@@ -206,7 +209,15 @@ func upCommand() *cli.Command {
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "image `FILE` (default <service>.img in the current directory)"},
 		&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional <name>/service.conf)"},
 	)
-	flags = append(flags, withoutFlags(append(runFlags(), netFlags()...), flagNames(flags))...)
+	for _, f := range withoutFlags(append(runFlags(), netFlags()...), flagNames(flags)) {
+		if d, ok := f.(*cli.StringSliceFlag); ok && d.Name == "disk" {
+			// The service's image is ld0 here.
+			c := *d
+			c.Usage = "more virtio-blk disk `IMAGE`s after the service's image (ld1, ld2, ...), optionally followed by ,ro and ,serial=ID"
+			f = &c
+		}
+		flags = append(flags, f)
+	}
 	return &cli.Command{
 		Name:      "up",
 		Usage:     "fetch, strip, build and boot a NetBSD service VM in one step",
@@ -225,7 +236,11 @@ Examples:
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return fmt.Errorf("want exactly one SERVICE (e.g. smolvmm up rescue), got %d arguments; options go before it", c.NArg())
+				return usageErrorf("want exactly one SERVICE (e.g. smolvmm up rescue), got %d arguments; options go before it", c.NArg())
+			}
+			// A typo in a run flag fails now, not after the download and build.
+			if err := checkRunFlags(c); err != nil {
+				return err
 			}
 			d, err := upDefaults(c)
 			if err != nil {
@@ -304,11 +319,11 @@ func loadUpService(name, dir string) (upService, error) {
 	}
 	out := upService{Sets: s.Config.Sets, SizeMiB: s.Config.SizeMB, Where: "embedded"}
 	if s.Embedded {
-		if exe, err := os.Executable(); err == nil {
-			if st, err := os.Stat(exe); err == nil {
-				out.ModTime = st.ModTime()
-			}
-		}
+		// A built-in service has no time of its own. The binary's mtime is
+		// not one: every `make build` (so every `make rescue`) rewrites the
+		// binary, and the image, with what the guest wrote to it, would be
+		// rebuilt on each run. Only the sets count; README says to remove
+		// the image after an upgrade that changes the built-in services.
 		return out, nil
 	}
 	out.Where = filepath.Join(dir, name)

@@ -149,6 +149,7 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 	}{
 		{"nothing changed", func(*testing.T, *fakeUp, *upResult) {}, "service fetch run"},
 		{"service edited", func(t *testing.T, f *fakeUp, _ *upResult) { f.svc.ModTime = time.Now().Add(time.Minute) }, "service fetch build run"},
+		{"built-in service (no time)", func(t *testing.T, f *fakeUp, _ *upResult) { f.svc.ModTime = time.Time{} }, "service fetch run"},
 		{"set newer than image", func(t *testing.T, f *fakeUp, res *upResult) {
 			future := time.Now().Add(time.Minute)
 			os.Chtimes(res.Release.Sets[0].Path, future, future)
@@ -253,18 +254,27 @@ func TestUpCommandBadArguments(t *testing.T) {
 		name string
 		args []string
 		want string
+		code int // 2 for command-line mistakes, 1 for errors of the run
 	}{
-		{"no service", []string{"up"}, "want exactly one SERVICE"},
-		{"two services", []string{"up", "rescue", "base"}, "got 2 arguments"},
-		{"unknown service", []string{"up", "--cache", cache, "nope"}, `service: no service "nope" (known: base, rescue)`},
-		{"bad version", []string{"up", "--cache", cache, "--version", "../x", "rescue"}, `fetch: bad version "../x"`},
-		{"ftp mirror", []string{"up", "--cache", cache, "--mirror", "ftp://x/pub", "rescue"}, "not an http:// or https:// URL"},
+		{"no service", []string{"up"}, "want exactly one SERVICE", 2},
+		{"two services", []string{"up", "rescue", "base"}, "got 2 arguments", 2},
+		{"unknown service", []string{"up", "--cache", cache, "nope"}, `service: no service "nope" (known: base, rescue)`, 1},
+		{"bad version", []string{"up", "--cache", cache, "--version", "../x", "rescue"}, `fetch: bad version "../x"`, 1},
+		{"ftp mirror", []string{"up", "--cache", cache, "--mirror", "ftp://x/pub", "rescue"}, "not an http:// or https:// URL", 1},
+		// Run flags are checked before anything is fetched: the mirror
+		// is unreachable, so a fetch would fail with a network error.
+		{"memory before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-m", "0", "rescue"}, "-m 0: too little RAM", 2},
+		{"network before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "--net", "none", "-p", "8080:80", "rescue"}, "port forwards need the user network", 2},
+		{"disk before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-d", "x.img,bogus", "rescue"}, `unknown option "bogus"`, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := runTestApp(t, []*cli.Command{upCommand()}, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if code := exitCode(err); code != tt.code {
+				t.Errorf("exit status %d, want %d", code, tt.code)
 			}
 		})
 	}
@@ -289,8 +299,10 @@ func TestLoadUpService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if emb.Where != "embedded" || len(emb.Sets) == 0 || emb.ModTime.IsZero() {
-		t.Errorf("embedded rescue: %+v, want sets and the binary's time", emb)
+	// Not the binary's time: `make build` rewrites the binary on every run
+	// of `make rescue`, and the image (and the guest's writes) would go.
+	if emb.Where != "embedded" || len(emb.Sets) == 0 || !emb.ModTime.IsZero() {
+		t.Errorf("embedded rescue: %+v, want sets and no time", emb)
 	}
 }
 
