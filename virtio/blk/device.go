@@ -25,6 +25,11 @@ const (
 	configSize = 24 // capacity, size_max, seg_max, geometry, blk_size
 )
 
+// MaxRequest is the most data one request may move: SEG_MAX segments of
+// SIZE_MAX. Larger requests (only a driver ignoring both sends them) fail
+// with an I/O error, so no request keeps the worker, and Close, for long.
+const MaxRequest = SegMax * SizeMax
+
 // Disk is a virtio block device model over a Backend. It implements
 // virtio.Device; wrap it with virtio.NewPCIDevice.
 type Disk struct {

@@ -11,13 +11,16 @@
 // because the request is read as two byte streams (readable, writable) and
 // not by descriptor position. Data lengths must be multiples of 512; a
 // sector range past the end of the image or overflowing 64 bits is answered
-// IOERR and never performed; writes to a read-only disk are answered IOERR.
+// IOERR and never performed, as is a request of more than MaxRequest bytes
+// (SEG_MAX segments of SIZE_MAX: the data of one request stays bounded
+// even when a guest points every descriptor of a chain at the same large
+// buffer); writes to a read-only disk are answered IOERR.
 // A chain with no writable byte has nowhere to put a status: it is returned
 // with length 0 and nothing is done.
 //
 // # Features
 //
-// SIZE_MAX (advisory; larger segments are accepted), SEG_MAX (32: NetBSD
+// SIZE_MAX (advisory per segment; only the request's total is bounded), SEG_MAX (32: NetBSD
 // allocates an indirect table of SEG_MAX+2 entries per request, and 32
 // covers a 64 KiB MAXPHYS transfer over 17 pages), FLUSH, RO for read-only
 // disks, and INDIRECT_DESC. BLK_SIZE and GEOMETRY are not offered: sectors

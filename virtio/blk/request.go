@@ -88,13 +88,14 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32) {
 }
 
 // span checks that the data of bufs is whole sectors that start at sector
-// and end inside the disk, without overflow, and returns its length.
+// and end inside the disk, without overflow, and no more than SEG_MAX
+// segments of SIZE_MAX hold, and returns its length.
 func (d *Disk) span(sector uint64, bufs [][]byte) (uint64, bool) {
 	var n uint64
 	for _, b := range bufs {
 		n += uint64(len(b))
 	}
-	if n%SectorSize != 0 || sector > d.sectors || n/SectorSize > d.sectors-sector {
+	if n%SectorSize != 0 || n > MaxRequest || sector > d.sectors || n/SectorSize > d.sectors-sector {
 		return 0, false
 	}
 	return n, true

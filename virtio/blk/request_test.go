@@ -255,3 +255,40 @@ func TestNewRejectsTinyDisk(t *testing.T) {
 		t.Error("a 27-byte serial was accepted")
 	}
 }
+
+// TestRequestSizeLimit: a request's data may not exceed what SIZE_MAX and
+// SEG_MAX allow. A guest reusing one large buffer in every descriptor of a
+// chain could otherwise ask for gigabytes in one request, and the worker,
+// which Close waits for, would move them all.
+func TestRequestSizeLimit(t *testing.T) {
+	const size = 4 << 20
+	for _, tc := range []struct {
+		name string
+		n    int // descriptors of 1 MiB, all at the same address
+		typ  uint32
+		want uint8
+	}{
+		{"IN at the limit", 2, blk.TypeIn, blk.StatusOK},
+		{"IN past the limit", 3, blk.TypeIn, blk.StatusIOErr},
+		{"OUT past the limit", 3, blk.TypeOut, blk.StatusIOErr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newMemBackend(size)
+			d, err := blk.New(be, size, blk.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := newBlkRig(t, d)
+			st := r.status()
+			bufs := []virtiotest.Buf{{Addr: r.header(tc.typ, 0), Len: 16}}
+			for range tc.n {
+				bufs = append(bufs, virtiotest.Buf{Addr: 0x200000, Len: 1 << 20, Write: tc.typ == blk.TypeIn})
+			}
+			bufs = append(bufs, virtiotest.Buf{Addr: st, Len: 1, Write: true})
+			r.submit(t, bufs, true)
+			if s, _ := r.mem.Read8(st); s != tc.want {
+				t.Errorf("status %d, want %d", s, tc.want)
+			}
+		})
+	}
+}
