@@ -103,6 +103,8 @@ func TestCLIErrors(t *testing.T) {
 		{"bad forward", []string{"run", "-k", text, "-p", "99999:80"}, 2, "malformed port forward", false},
 		{"bad MAC", []string{"run", "-k", text, "--mac", "zz"}, 2, "bad MAC address", false},
 		{"demo bad memory", []string{"demo", "-m", "1"}, 2, "too little RAM", false},
+		{"too much memory", []string{"run", "-k", text, "-m", "99999"}, 2, "-m 99999: too much RAM (use -m between 2 and 3072 MiB", false},
+		{"same disk twice", []string{"run", "-k", text, "-d", text, "-d", text + ",ro"}, 2, "this image is already a disk of this VM", false},
 		{"unknown command", []string{"rnu"}, 2, `smolvmm: unknown command "rnu" (smolvmm --help lists the commands)`, false},
 		{"unknown global flag", []string{"--version"}, 2, "smolvmm: flag provided but not defined: -version (see smolvmm --help)", false},
 		{"not multiboot", []string{"run", "-k", text}, 1, "pass a multiboot v1 kernel", true},

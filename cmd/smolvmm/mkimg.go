@@ -93,8 +93,8 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		if out == "" {
 			out = mkimgDefaultData
 		}
-		if _, err := os.Stat(out); err == nil && !c.Bool("force") {
-			return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
+		if err := checkOutput(out, c.Bool("force")); err != nil {
+			return err
 		}
 		if !c.IsSet("megabytes") || auto {
 			sizeMB = 0
@@ -127,8 +127,8 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if out == "" {
 		out = mkimgDefaultImage
 	}
-	if _, err := os.Stat(out); err == nil && !c.Bool("force") {
-		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
+	if err := checkOutput(out, c.Bool("force")); err != nil {
+		return err
 	}
 	cfg := imagebuilder.Config{Sets: sets, Service: svc, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: log}
 	start := time.Now()
@@ -149,6 +149,19 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	}
 	st, _ := os.Stat(out)
 	fmt.Fprintf(log, "mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
+	return nil
+}
+
+// checkOutput refuses an image path that exists (unless force) or whose
+// directory does not, before any set is read.
+func checkOutput(out string, force bool) error {
+	if _, err := os.Stat(out); err == nil && !force {
+		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
+	}
+	dir := filepath.Dir(out)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("image %s: no directory %s to write it in (create it first, or pick another -i)", out, dir)
+	}
 	return nil
 }
 

@@ -104,6 +104,8 @@ func TestMkimgOptions(t *testing.T) {
 		{"data iso", fakeFlags{"data": share, "fs": "iso9660", "image": "d.iso"}, "", "d.iso", -1},
 		{"data too small", fakeFlags{"data": share, "megabytes": "1", "image": "s.img"}, "data image of 1 MB is too small", "s.img", 0},
 		// Flags of the other kind of image are refused, not ignored.
+		{"no output directory", fakeFlags{"image": "nodir/r.img"}, "no directory nodir to write it in", "", 0},
+		{"no data output directory", fakeFlags{"data": share, "image": "nodir/d.img"}, "no directory nodir to write it in", "", 0},
 		{"fs without data", fakeFlags{"fs": "iso9660", "image": "f.img"}, "--fs is for data disks: use it with --data DIR", "f.img", 0},
 		{"data with sets", fakeFlags{"data": share, "sets": []string{"rescue.tgz"}, "image": "g.img"}, "-x is for root images", "g.img", 0},
 		{"data with service", fakeFlags{"data": share, "service": "rescue", "image": "h.img"}, "-s is for root images", "h.img", 0},

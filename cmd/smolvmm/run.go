@@ -147,13 +147,25 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 // value is a command-line mistake: exit status 2.
 func checkRunFlags(c *cli.Context) error {
 	// vmm takes 0 as its default; on the command line it is a mistake.
-	if m := c.Int("memory"); m < vmm.MinMemoryMiB {
+	switch m := c.Int("memory"); {
+	case m < vmm.MinMemoryMiB:
 		return usageErrorf("-m %d: too little RAM (use -m between %d and %d MiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
+	case m > vmm.MaxMemoryMiB:
+		return usageErrorf("-m %d: too much RAM (use -m between %d and %d MiB; RAM stays below the PCI hole at 3 GiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
 	}
+	seen := map[string]bool{}
 	for _, spec := range c.StringSlice("disk") {
-		if _, err := blk.ParseDiskSpec(spec); err != nil {
+		d, err := blk.ParseDiskSpec(spec)
+		if err != nil {
 			return usageErrorf("-d: %v", err)
 		}
+		// The second would only find the first one's lock, and blame
+		// "another VM".
+		abs, err := filepath.Abs(d.Path)
+		if err == nil && seen[abs] {
+			return usageErrorf("-d %s: this image is already a disk of this VM; give each image once (use a copy for a second disk)", d.Path)
+		}
+		seen[abs] = true
 	}
 	for _, spec := range c.StringSlice("share") {
 		if _, opt, _ := strings.Cut(spec, ","); opt != "" && opt != "ro" {
