@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
@@ -130,7 +131,12 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			}
 			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
 		} else if err == nil {
-			// The old image, and whatever the guest wrote to it, is replaced.
+			// The old image, and whatever the guest wrote to it, is replaced;
+			// never under a running VM, which would go on writing to the
+			// unlinked file while this one boots the new image.
+			if err := checkNotInUse(res.Image); err != nil {
+				return "", err
+			}
 			verb = "rebuilt (it was older than the service or a set)"
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("image %s: %w", res.Image, err)
@@ -157,6 +163,23 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 	err = d.run(ctx, res.Kernel, res.Image)
 	fmt.Fprintf(log, "up: run     ended after %s\n", roundDuration(time.Since(start)))
 	return res, err
+}
+
+// checkNotInUse fails when a VM holds the lock smolvmm takes on its disk
+// images (flock, shared for read-only disks).
+func checkNotInUse(image string) error {
+	f, err := os.Open(image)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", image, err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("image %s is older than the service or a set but in use by a running VM: stop that VM, then run up again to rebuild it", image)
+		}
+		return fmt.Errorf("image %s: lock: %w", image, err)
+	}
+	return nil // closing f drops the lock
 }
 
 // step runs one stage and logs "up: <name> <what it did> (<time>)".

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
@@ -188,6 +189,47 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 				t.Errorf("log does not say the image was rebuilt:\n%s", log.String())
 			}
 		})
+	}
+}
+
+// TestUpKeepsAnImageInUse: a stale image that a running VM holds (its
+// flock) is not replaced under it; up says so and builds nothing.
+func TestUpKeepsAnImageInUse(t *testing.T) {
+	f := newFakeUp(t)
+	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+	if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(opts.Image, old, old)
+	before, _ := os.ReadFile(opts.Image)
+	vm, err := os.Open(opts.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if err := unix.Flock(int(vm.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	f.calls = nil
+	_, err = up(context.Background(), io.Discard, f.deps(), opts)
+	if err == nil || !strings.Contains(err.Error(), "in use by a running VM: stop that VM") {
+		t.Fatalf("err = %v, want the image in use", err)
+	}
+	if got := strings.Join(f.calls, " "); got != "service fetch" {
+		t.Errorf("calls %q, want no build and no run", got)
+	}
+	if after, _ := os.ReadFile(opts.Image); !bytes.Equal(before, after) {
+		t.Error("the image in use was replaced")
+	}
+	// Once the VM is gone, the stale image is rebuilt.
+	vm.Close()
+	f.calls = nil
+	if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.calls, " "); got != "service fetch build run" {
+		t.Errorf("calls after the VM ended %q", got)
 	}
 }
 
