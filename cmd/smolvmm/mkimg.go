@@ -157,6 +157,11 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 func checkOutput(out string, force bool) error {
 	if _, err := os.Stat(out); err == nil && !force {
 		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
+	} else if err == nil {
+		// -f replaces the file; a VM using it would write on to the old one.
+		if err := checkNotInUse(out); err != nil {
+			return err
+		}
 	}
 	dir := filepath.Dir(out)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
@@ -143,6 +146,31 @@ func TestMkimgOptions(t *testing.T) {
 // TestFindSet resolves set names in the current directory, in sets/ (the
 // layout of mkimg.sh) and in the fetch cache of the default release, where
 // a copy that no longer matches its SHA512 is refused.
+// TestMkimgForceKeepsAnImageInUse: -f does not replace an image a running
+// VM holds (its flock).
+func TestMkimgForceKeepsAnImageInUse(t *testing.T) {
+	inSetDir(t)
+	if err := mkimg(context.Background(), fakeFlags{"image": "r.img"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := os.Open("r.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if err := unix.Flock(int(vm.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	err = mkimg(context.Background(), fakeFlags{"image": "r.img", "force": true}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "image r.img is in use by a running VM") {
+		t.Fatalf("err = %v, want the image in use", err)
+	}
+	vm.Close()
+	if err := mkimg(context.Background(), fakeFlags{"image": "r.img", "force": true}, io.Discard); err != nil {
+		t.Errorf("after the VM ended: %v", err)
+	}
+}
+
 func TestFindSet(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)

@@ -175,7 +175,7 @@ func checkNotInUse(image string) error {
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return fmt.Errorf("image %s is older than the service or a set but in use by a running VM: stop that VM, then run up again to rebuild it", image)
+			return fmt.Errorf("image %s is in use by a running VM: stop that VM before replacing the image", image)
 		}
 		return fmt.Errorf("image %s: lock: %w", image, err)
 	}

@@ -213,7 +213,7 @@ func TestUpKeepsAnImageInUse(t *testing.T) {
 	}
 	f.calls = nil
 	_, err = up(context.Background(), io.Discard, f.deps(), opts)
-	if err == nil || !strings.Contains(err.Error(), "in use by a running VM: stop that VM") {
+	if err == nil || !strings.Contains(err.Error(), "in use by a running VM: stop that VM before replacing the image") {
 		t.Fatalf("err = %v, want the image in use", err)
 	}
 	if got := strings.Join(f.calls, " "); got != "service fetch" {
