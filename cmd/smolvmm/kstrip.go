@@ -213,8 +213,15 @@ func kstripWrite(c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, ch
 }
 
 func kstripSummary(w io.Writer, c *cli.Context, o *kstripJSON) {
+	// The index tells apart entries with one label (pci* at mainbus and
+	// at ppb); a parent kept for two entries of one label shows once.
+	shown := map[string]bool{}
 	for _, p := range o.KeptParents {
-		fmt.Fprintf(w, "kept parent %s (%s) for %s\n", p.Label, p.Attach, p.For)
+		line := fmt.Sprintf("kept parent [%d] %s (%s) for %s", p.Index, p.Label, p.Attach, p.For)
+		if !shown[line] {
+			shown[line] = true
+			fmt.Fprintln(w, line)
+		}
 	}
 	dis, en := 0, 0
 	for _, ch := range o.Changes {

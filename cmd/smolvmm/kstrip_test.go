@@ -99,10 +99,14 @@ func TestKstripInPlace(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, s := range []string{"kept parent ppb* (ppb) for pci* (pci)", "kept parent pcib* (pcib) for isa0 (isa)", "disabled 26, enabled 0; 18 of 45 entries enabled; wrote " + kern} {
+	for _, s := range []string{"kept parent [7] ppb* (ppb) for pci* (pci)\n", "kept parent [9] pcib* (pcib) for isa0 (isa)\n", "disabled 26, enabled 0; 18 of 45 entries enabled; wrote " + kern} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q:\n%s", s, out)
 		}
+	}
+	// ppb* is kept for both pci* entries (at mainbus, at ppb): one line.
+	if n := strings.Count(out, "kept parent [7] ppb* (ppb) for pci* (pci)"); n != 1 {
+		t.Errorf("ppb* reported %d times:\n%s", n, out)
 	}
 	if !bytes.Equal(mustRead(t, kern), want) {
 		t.Error("the file differs from the library's result")
@@ -206,9 +210,9 @@ func TestKstripKeepLists(t *testing.T) {
 		enabled []int
 	}{
 		{"keep file", []string{"-K", keep}, kstrip.Plan{Strip: true, Keep: []string{"mainbus", "com0"}},
-			[]string{"kept parent isa0 (isa) for com0 (com_isa)"}, nil, []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 14}},
+			[]string{"kept parent [11] isa0 (isa) for com0 (com_isa)\nkept parent [12] isa0 (isa) for com0 (com_isa)\n"}, nil, []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 14}},
 		{"keep flag keeps a slow probe", []string{"--keep", "mainbus,pckbd"}, kstrip.Plan{Strip: true, Keep: []string{"mainbus", "pckbd"}},
-			[]string{"kept parent pckbc0 (pckbc_isa) for pckbd* (pckbd)"}, []string{"warning: pckbc0 (pckbc_isa) stays enabled"}, []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 21, 22}},
+			[]string{"kept parent [21] pckbc0 (pckbc_isa) for pckbd* (pckbd)"}, []string{"warning: pckbc0 (pckbc_isa) stays enabled"}, []int{0, 5, 6, 7, 9, 10, 11, 12, 13, 21, 22}},
 		{"disable only", []string{"--disable", "fdc", "--disable", "com*"}, kstrip.Plan{Disable: []string{"fdc", "com*"}},
 			[]string{"disabled 3, enabled 0"}, nil, nil},
 		{"enable only", []string{"--enable", "ne0"}, kstrip.Plan{Enable: []string{"ne0"}},
