@@ -248,7 +248,9 @@ func upCommand() *cli.Command {
 		Description: `Runs the whole chain for a service (rescue, base, or one of yours):
    1. fetch   the release's kernel and the service's sets, verified (cached)
    2. kstrip  the kernel with the default keep list (cached per kernel)
-   3. mkimg   <service>.img, when missing or older than the service or sets
+   3. mkimg   <service>.img (or -i FILE), when missing or older than the sets
+              or the files of a --service-dir service; never while a VM
+              uses it (remove it to rebuild a built-in service's image)
    4. run     the stripped kernel with the image as ld0 (root=ld0a)
 Each step prints what it did and how long it took.
 
