@@ -232,7 +232,7 @@ func TestVirtioBlockGuest(t *testing.T) {
 func TestMaliciousGuest(t *testing.T) {
 	kernel := guest(t, "vblk")
 	kinds := strings.Fields("loop next head addr wrap hdrw dataro statusro zero indloop indnest indlen indnext long jump pfn" +
-		" ramend lenwrap ramlast ivt ring availw")
+		" ramend lenwrap ramlast ivt ring availw resetmid")
 	// What the device did with the requests that are not refused outright.
 	did := map[string][]string{
 		"ramend":  {"used=0 status=0xee device-status=0x47"},
@@ -243,6 +243,9 @@ func TestMaliciousGuest(t *testing.T) {
 		// Sector 0 lands on the available ring, whose index then reads
 		// "OL": the device completes the request, then refuses the ring.
 		"availw": {"used=1 status=0x00 device-status=0x47"},
+		// Reset (and DRIVER_OK with no queue) right after the notify:
+		// the used index the guest then wrote (0xeeee) stays.
+		"resetmid": {"used=61166 "},
 	}
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {

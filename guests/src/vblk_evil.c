@@ -98,7 +98,7 @@ static int build(const char *kind)
 	} else if (!strcmp(kind, "availw")) {
 		/* Sector 0 over the available ring: its index becomes "OL". */
 		d[1].addr = (uptr)blk_q.avail;
-	} else if (!strcmp(kind, "jump") || !strcmp(kind, "pfn")) {
+	} else if (!strcmp(kind, "jump") || !strcmp(kind, "pfn") || !strcmp(kind, "resetmid")) {
 		return 0; /* handled when publishing */
 	} else {
 		return -1;
@@ -109,7 +109,7 @@ static int build(const char *kind)
 static const char *const kinds[] = {
 	"loop", "next", "head", "addr", "wrap", "hdrw", "dataro", "statusro", "zero",
 	"indloop", "indnest", "indlen", "indnext", "long", "jump", "pfn",
-	"ramend", "lenwrap", "ramlast", "ivt", "ring", "availw",
+	"ramend", "lenwrap", "ramlast", "ivt", "ring", "availw", "resetmid",
 };
 
 void evil_run(u32 timeout)
@@ -151,6 +151,16 @@ void evil_run(u32 timeout)
 		outw(io + VIO_QUEUE_SEL, 0);
 		outl(io + VIO_QUEUE_PFN, (u32)(uptr)ering2 >> 12);
 		vq_submit(&blk_q, 0);
+	} else if (!strcmp(kind, "resetmid")) {
+		/* A good request, then at once a reset and DRIVER_OK again
+		 * without placing the queue: whatever the device had begun
+		 * must not complete into the old ring afterwards. */
+		vq_submit(&blk_q, (u16)head);
+		outb(io + VIO_STATUS, 0);
+		outb(io + VIO_STATUS, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_DRIVER_OK);
+		blk_q.used[2] = 0xEE;
+		blk_q.used[3] = 0xEE;
+		mb();
 	} else {
 		vq_submit(&blk_q, (u16)head);
 	}
