@@ -344,16 +344,17 @@ func (m *Machine) setupDevices() error {
 	}
 	m.pio = bus.New("port")
 	m.mmio = bus.New("mmio")
-	// Unclaimed ports are logged with -v, every access; unclaimed MMIO
-	// always, once per address: like a PCI master abort, writes vanish and
-	// reads return all ones, so a guest polling one cannot flood the log.
-	m.pio.Unclaimed = func(addr uint64, data []byte, write, _ bool) {
+	// Unclaimed ports are logged with -v, unclaimed MMIO always; both once
+	// per address and direction (the bus counts every access): like a PCI
+	// master abort, writes vanish and reads return all ones, so a guest
+	// polling one cannot flood the log.
+	m.pio.Unclaimed = func(addr uint64, data []byte, write, first bool) {
 		switch {
-		case !m.cfg.Verbose:
+		case !m.cfg.Verbose || !first:
 		case write:
-			m.logf("unhandled port write %#x (%d bytes) = %#x", addr, len(data), data)
+			m.logf("unhandled port write %#x (%d bytes) = %#x (further accesses are only counted)", addr, len(data), data)
 		default:
-			m.logf("unhandled port read %#x (%d bytes)", addr, len(data))
+			m.logf("unhandled port read %#x (%d bytes) (further accesses are only counted)", addr, len(data))
 		}
 	}
 	m.mmio.Unclaimed = func(addr uint64, data []byte, write, first bool) {

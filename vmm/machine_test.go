@@ -705,6 +705,38 @@ func TestGzippedKernel(t *testing.T) {
 	}
 }
 
+// TestVerbosePortLogOnce: with Verbose, an unclaimed port is logged once
+// per direction however often the guest polls it; the bus counts them all.
+func TestVerbosePortLogOnce(t *testing.T) {
+	needKVM(t)
+	// Longer than spinner's 16 bytes of code: the file is loaded whole.
+	b := append(spinner()[:32], []byte{
+		0xE4, 0x80, // in al, 0x80
+		0xE4, 0x80, // in al, 0x80
+		0xE4, 0x80, // in al, 0x80
+		0xE6, 0x80, // out 0x80, al
+		0xE6, 0x80, // out 0x80, al
+		0x66, 0xBA, 0x01, 0x05, // mov dx, 0x501
+		0xB0, 0x00, // mov al, 0
+		0xEE,       // out dx, al
+		0xEB, 0xFE, // jmp .
+	}...)
+	var log syncBuffer
+	m, err := vmm.New(vmm.Config{Kernel: "poller", KernelImage: b, Verbose: true, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e, err := m.Run(context.Background())
+	wantDebugExit(t, e, err, 0)
+	if r, w := strings.Count(log.String(), "unhandled port read 0x80"), strings.Count(log.String(), "unhandled port write 0x80"); r != 1 || w != 1 {
+		t.Errorf("port 0x80 logged %d reads and %d writes, want 1 each:\n%s", r, w, log.String())
+	}
+	if pio, _ := m.Unhandled(); pio.Reads[0x80] != 3 || pio.Writes[0x80] != 2 {
+		t.Errorf("counted %d reads and %d writes of 0x80, want 3 and 2", pio.Reads[0x80], pio.Writes[0x80])
+	}
+}
+
 // TestSpeakerPortInKernel checks that port 0x61 (PIT channel 2 gate and
 // speaker) is answered by KVM's PIT, not left to read as all ones.
 func TestSpeakerPortInKernel(t *testing.T) {

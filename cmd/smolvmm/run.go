@@ -41,7 +41,7 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "share", Usage: "share a snapshot of host `DIR` (DIR,ro: read-only) as the next ld disk " +
 			"(a FAT32 image built at start; mount_msdos /dev/ldNa in the guest; guest writes are discarded at exit)"},
 		&cli.StringSliceFlag{Name: "module", Usage: "multiboot module `FILE`, optionally followed by ,args (repeatable)"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log unhandled port and MMIO accesses"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the first access to each unhandled port, and the counts on exit"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
 		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 (a port forwarded with -p) that marks the service ready once a connection to it is answered or held for 100 ms (for --timings)"},
@@ -235,6 +235,9 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	if c.Bool("verbose") {
 		pio, mmio := m.Unhandled()
 		fmt.Fprintf(os.Stderr, "smolvmm: %d unhandled port accesses, %d unhandled MMIO accesses\n", pio.Total, mmio.Total)
+		if busiest := pio.Busiest(8); len(busiest) > 0 {
+			fmt.Fprintf(os.Stderr, "smolvmm: busiest unhandled ports: %s\n", strings.Join(busiest, "; "))
+		}
 	}
 	if err != nil {
 		var crash *vmm.CrashError

@@ -10,6 +10,7 @@ package bus
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -170,6 +171,48 @@ func (b *Bus) unclaimed(counts map[uint64]uint64, addr uint64, data []byte, writ
 type Unhandled struct {
 	Reads, Writes map[uint64]uint64
 	Total         uint64
+}
+
+// Busiest returns up to n of the addresses with the most unclaimed
+// accesses, as "0x80: 3 writes" or "0x61: 2 reads, 1 write", busiest
+// first (ties by address).
+func (u Unhandled) Busiest(n int) []string {
+	total := map[uint64]uint64{}
+	for a, c := range u.Reads {
+		total[a] += c
+	}
+	for a, c := range u.Writes {
+		total[a] += c
+	}
+	addrs := make([]uint64, 0, len(total))
+	for a := range total {
+		addrs = append(addrs, a)
+	}
+	sort.Slice(addrs, func(i, j int) bool {
+		if total[addrs[i]] != total[addrs[j]] {
+			return total[addrs[i]] > total[addrs[j]]
+		}
+		return addrs[i] < addrs[j]
+	})
+	out := make([]string, 0, min(n, len(addrs)))
+	for _, a := range addrs[:min(n, len(addrs))] {
+		var parts []string
+		if r := u.Reads[a]; r > 0 {
+			parts = append(parts, plural(r, "read"))
+		}
+		if w := u.Writes[a]; w > 0 {
+			parts = append(parts, plural(w, "write"))
+		}
+		out = append(out, fmt.Sprintf("%#x: %s", a, strings.Join(parts, ", ")))
+	}
+	return out
+}
+
+func plural(n uint64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // Unhandled returns a copy of the counts of unclaimed accesses.

@@ -137,3 +137,22 @@ func TestUnhandledBounded(t *testing.T) {
 		t.Errorf("hook heard first=true %d times, want %d", firsts, 2*MaxTracked)
 	}
 }
+
+// TestUnhandledBusiest: busiest first by total; 0x80 and 0x3F0 tie at 5
+// accesses and go by address.
+func TestUnhandledBusiest(t *testing.T) {
+	u := Unhandled{
+		Reads:  map[uint64]uint64{0x61: 2, 0x80: 1, 0x3F0: 5},
+		Writes: map[uint64]uint64{0x80: 4, 0x70: 1},
+	}
+	got := strings.Join(u.Busiest(3), "; ")
+	if want := "0x80: 1 read, 4 writes; 0x3f0: 5 reads; 0x61: 2 reads"; got != want {
+		t.Errorf("Busiest(3) = %q, want %q", got, want)
+	}
+	if got := len(u.Busiest(10)); got != 4 {
+		t.Errorf("Busiest(10) lists %d addresses, want all 4", got)
+	}
+	if got := (Unhandled{}).Busiest(8); len(got) != 0 {
+		t.Errorf("Busiest of nothing = %v", got)
+	}
+}
