@@ -188,6 +188,7 @@ type Machine struct {
 	exit      atomic.Pointer[Exit]
 	firstOut  atomic.Bool
 	readyOnce sync.Once
+	readyDone atomic.Bool // PhaseReady was reported: stop matching lines
 	eventMu   sync.Mutex // OnEvent runs one call at a time
 	line      []byte     // the console line being written (vCPU thread only)
 	halted    bool       // the first line of NetBSD's halt message was seen
@@ -481,9 +482,10 @@ func (m *Machine) onConsoleByte(b byte) {
 		m.line = m.line[:0]
 		return
 	}
-	if len(m.line) < maxLine {
-		m.line = append(m.line, b)
+	if len(m.line) == maxLine {
+		return // the line is full: nothing new to match
 	}
+	m.line = append(m.line, b)
 	if b == '.' { // both halt lines end with a period
 		switch {
 		case bytes.HasSuffix(m.line, []byte(haltMsg1)):
@@ -492,7 +494,7 @@ func (m *Machine) onConsoleByte(b byte) {
 			m.requestExit(Exit{Reason: ExitHalted})
 		}
 	}
-	if m.cfg.Ready != nil && m.cfg.Ready.Match(m.line) {
+	if m.cfg.Ready != nil && !m.readyDone.Load() && m.cfg.Ready.Match(m.line) {
 		m.ready()
 	}
 }
@@ -501,7 +503,12 @@ func (m *Machine) onConsoleByte(b byte) {
 func (m *Machine) ready() { m.readyAt(time.Now()) }
 
 // readyAt reports PhaseReady once, at t.
-func (m *Machine) readyAt(t time.Time) { m.readyOnce.Do(func() { m.eventAt(PhaseReady, t) }) }
+func (m *Machine) readyAt(t time.Time) {
+	m.readyOnce.Do(func() {
+		m.readyDone.Store(true)
+		m.eventAt(PhaseReady, t)
+	})
+}
 
 // readyPortInterval is how often ReadyAddr is probed.
 const readyPortInterval = 5 * time.Millisecond
