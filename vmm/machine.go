@@ -189,9 +189,9 @@ type Machine struct {
 	firstOut  atomic.Bool
 	readyOnce sync.Once
 	readyDone atomic.Bool // PhaseReady was reported: stop matching lines
-	eventMu   sync.Mutex // OnEvent runs one call at a time
-	line      []byte     // the console line being written (vCPU thread only)
-	halted    bool       // the first line of NetBSD's halt message was seen
+	eventMu   sync.Mutex  // OnEvent runs one call at a time
+	line      []byte      // the console line being written (vCPU thread only)
+	halted    bool        // the first line of NetBSD's halt message was seen
 
 	closeOnce sync.Once
 	closers   []func() error
