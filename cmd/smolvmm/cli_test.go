@@ -237,6 +237,25 @@ func TestCLIShare(t *testing.T) {
 	}
 }
 
+// TestCLIHalt: NetBSD's halt message ends the VM with status 0 at its last
+// period, and run ends that line so the shell prompt starts on its own.
+func TestCLIHalt(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel, err := guests.Build("bad")
+	if err != nil {
+		t.Skipf("cannot build the bad guest: %v", err)
+	}
+	out, err := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "32", "--net", "none", "-a", "halt").Output()
+	if err != nil {
+		t.Fatalf("run: %v (want status 0)\n%s", err, out)
+	}
+	if !strings.HasSuffix(string(out), "Please press any key to reboot.\r\n") {
+		t.Errorf("output ends %q, want the halt message's last line ended", out[max(0, len(out)-40):])
+	}
+}
+
 func TestCLINetwork(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")

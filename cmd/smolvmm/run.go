@@ -229,6 +229,11 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	defer m.Close()
 	exit, err := m.Run(ctx)
 	con.restore()
+	if exit.Reason == vmm.ExitHalted {
+		// The VM ends on the halt message's last period: end that line
+		// for the shell's prompt.
+		fmt.Fprint(os.Stdout, "\r\n")
+	}
 	if c.Bool("timings") {
 		printTimings(os.Stderr, processStart, events)
 	}
