@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,12 +93,15 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
+		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
+			return nil, fmt.Errorf("disk image %s: open %s: %w (attach it read-only with -d %s,ro, or make it writable)", path, mode, err, path)
+		}
 		return nil, fmt.Errorf("disk image %s: open %s: %w", path, mode, err)
 	}
 	if err := flock(f, lock|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("disk image %s is in use by another VM (it holds the lock); stop that VM, or use ,ro on both, or a copy of the image: %w", path, err)
+			return nil, fmt.Errorf("disk image %s is in use by another VM (%w: it holds the lock); stop that VM, or use ,ro on both, or a copy of the image", path, err)
 		}
 		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
 	}

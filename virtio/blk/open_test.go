@@ -3,6 +3,7 @@ package blk_test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -92,6 +93,30 @@ func TestOpenLocking(t *testing.T) {
 	if _, err := blk.Open(p, blk.Options{}); err == nil {
 		t.Error("read-write open while read-only users hold it succeeded")
 	}
+}
+
+// TestOpenReadOnlyFile: an image the VMM may not write names the way out,
+// ,ro; attached read-only it opens.
+func TestOpenReadOnlyFile(t *testing.T) {
+	p := writeImage(t, 8*512)
+	if os.Geteuid() == 0 {
+		// Root ignores permission bits; an immutable file refuses it too.
+		if out, err := exec.Command("chattr", "+i", p).CombinedOutput(); err != nil {
+			t.Skipf("cannot make a file read-only for root here (chattr +i: %v %s)", err, out)
+		}
+		t.Cleanup(func() { exec.Command("chattr", "-i", p).Run() })
+	} else if err := os.Chmod(p, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	_, err := blk.Open(p, blk.Options{})
+	if err == nil || !strings.Contains(err.Error(), "-d "+p+",ro") {
+		t.Fatalf("read-write open of a read-only image: %v, want advice to use -d %s,ro", err, p)
+	}
+	d, err := blk.Open(p, blk.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open: %v", err)
+	}
+	d.Close()
 }
 
 func TestOpenErrors(t *testing.T) {
