@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
@@ -30,6 +31,7 @@ type upService struct {
 	Sets    []string  // set names, e.g. ["rescue"]
 	SizeMiB int       // image size; 0 means sized to content
 	ModTime time.Time // newest of the service's own files; zero for a built-in one
+	Digest  string    // of a built-in service's files: an image built from another is rebuilt
 	Where   string    // "embedded" or the directory it came from
 }
 
@@ -125,9 +127,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			}
 		}
 		verb := "built"
-		if st, err := os.Stat(res.Image); err == nil && !st.ModTime().Before(newest) {
+		stamp := serviceStamp(res.Release, res.Image)
+		changed := svc.Digest != "" && stampSaysOther(stamp, res.Image, svc.Digest)
+		if st, err := os.Stat(res.Image); err == nil && !st.ModTime().Before(newest) && !changed {
 			if svc.ModTime.IsZero() {
-				return fmt.Sprintf("%s is up to date (newer than its sets; remove it to rebuild it)", res.Image), nil
+				return fmt.Sprintf("%s is up to date (newer than its sets, and not built from another version of the service)", res.Image), nil
 			}
 			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
 		} else if err == nil {
@@ -138,6 +142,9 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", err
 			}
 			verb = "rebuilt (it was older than the service or a set)"
+			if changed {
+				verb = "rebuilt (the built-in service changed since it was built)"
+			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("image %s: %w", res.Image, err)
 		}
@@ -153,6 +160,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			return "", fmt.Errorf("image %s: %w", res.Image, err)
 		}
 		res.Built = true
+		if svc.Digest != "" {
+			if err := writeStamp(stamp, res.Image, svc.Digest); err != nil {
+				fmt.Fprintf(log, "up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes\n", res.Image, err)
+			}
+		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
 	})
 	if err != nil {
@@ -248,9 +260,9 @@ func upCommand() *cli.Command {
 		Description: `Runs the whole chain for a service (rescue, base, or one of yours):
    1. fetch   the release's kernel and the service's sets, verified (cached)
    2. kstrip  the kernel with the default keep list (cached per kernel)
-   3. mkimg   <service>.img (or -i FILE), when missing or older than the sets
-              or the files of a --service-dir service; never while a VM
-              uses it (remove it to rebuild a built-in service's image)
+   3. mkimg   <service>.img (or -i FILE), when missing, older than the sets
+              or the files of a --service-dir service, or built by up from
+              another version of a built-in service; never while a VM uses it
    4. run     the stripped kernel with the image as ld0 (root=ld0a)
 Each step prints what it did and how long it took.
 
@@ -347,8 +359,11 @@ func loadUpService(name, dir string) (upService, error) {
 		// A built-in service has no time of its own. The binary's mtime is
 		// not one: every `make build` (so every `make rescue`) rewrites the
 		// binary, and the image, with what the guest wrote to it, would be
-		// rebuilt on each run. Only the sets count; README says to remove
-		// the image after an upgrade that changes the built-in services.
+		// rebuilt on each run. Its content is: up records the digest of
+		// the service an image was built from and rebuilds when it changes.
+		if out.Digest, err = serviceDigest(s.FS, s.Common); err != nil {
+			return upService{}, fmt.Errorf("service %s: %w", name, err)
+		}
 		return out, nil
 	}
 	out.Where = filepath.Join(dir, name)
@@ -440,4 +455,82 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("ext2, %s, from %d set(s) and service %s%s", humanBytes(st.Size()), len(b.Sets), b.Service, grown), nil
+}
+
+// serviceDigest hashes the names and contents of every file of a service
+// and of the common directory, in walk (lexical) order.
+func serviceDigest(trees ...fs.FS) (string, error) {
+	h := sha256.New()
+	for i, fsys := range trees {
+		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%d %s %d\n", i, p, len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// serviceStamp is where up records which built-in service built image: in
+// the release's cache, named after the image's absolute path.
+func serviceStamp(r *fetch.Release, image string) string {
+	abs, err := filepath.Abs(image)
+	if err != nil {
+		abs = image
+	}
+	key := sha256.Sum256([]byte(abs))
+	return filepath.Join(filepath.Dir(filepath.Dir(r.Kernel.Path)), "images", hex.EncodeToString(key[:8])+".service")
+}
+
+// imageID names the file at image: device, inode and birth time, which
+// stay while a guest writes to it and change when mkimg or up replace it
+// (an inode number alone is soon reused).
+func imageID(image string) (string, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, image, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return "", err
+	}
+	id := fmt.Sprintf("%d.%d:%d", st.Dev_major, st.Dev_minor, st.Ino)
+	if st.Mask&unix.STATX_BTIME != 0 {
+		id += fmt.Sprintf(":%d.%09d", st.Btime.Sec, st.Btime.Nsec)
+	}
+	return id, nil
+}
+
+// stampSaysOther reports whether the stamp describes this very image file
+// and names another service digest. An image up did not build (mkimg, a
+// copy) has no stamp for its file, and is not rebuilt for the service.
+func stampSaysOther(stamp, image, digest string) bool {
+	b, err := os.ReadFile(stamp)
+	if err != nil {
+		return false
+	}
+	id, err := imageID(image)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) == 2 && f[1] == id && f[0] != digest
+}
+
+// writeStamp records that image was built from the service with digest.
+func writeStamp(stamp, image, digest string) error {
+	id, err := imageID(image)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(stamp, []byte(digest+" "+id+"\n"), 0o644)
 }

@@ -194,6 +194,54 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 
 // TestUpKeepsAnImageInUse: a stale image that a running VM holds (its
 // flock) is not replaced under it; up says so and builds nothing.
+// TestUpBuiltinServiceChanges: a built-in service has no date; up rebuilds
+// an image it built from another version of the service (a smolvmm upgrade),
+// but not one it did not build (mkimg, a copy) nor one the service still
+// matches (a new binary with the same service).
+func TestUpBuiltinServiceChanges(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, f *fakeUp, image string)
+		calls  string
+	}{
+		{"same service, new binary", func(*testing.T, *fakeUp, string) {}, "service fetch run"},
+		{"service changed", func(_ *testing.T, f *fakeUp, _ string) { f.svc.Digest = "v2" }, "service fetch build run"},
+		{"service changed, image replaced by hand", func(t *testing.T, f *fakeUp, image string) {
+			f.svc.Digest = "v2"
+			b, err := os.ReadFile(image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(image)
+			if err := os.WriteFile(image, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "service fetch run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			f.svc.ModTime, f.svc.Digest = time.Time{}, "v1"
+			opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+			if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+				t.Fatal(err)
+			}
+			tt.change(t, f, opts.Image)
+			f.calls = nil
+			var log bytes.Buffer
+			if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(f.calls, " "); got != tt.calls {
+				t.Errorf("calls %q, want %q\n%s", got, tt.calls, log.String())
+			}
+			if strings.Contains(tt.calls, "build") && !strings.Contains(log.String(), "the built-in service changed") {
+				t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
+			}
+		})
+	}
+}
+
 func TestUpKeepsAnImageInUse(t *testing.T) {
 	f := newFakeUp(t)
 	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
@@ -345,6 +393,16 @@ func TestLoadUpService(t *testing.T) {
 	// of `make rescue`, and the image (and the guest's writes) would go.
 	if emb.Where != "embedded" || len(emb.Sets) == 0 || !emb.ModTime.IsZero() {
 		t.Errorf("embedded rescue: %+v, want sets and no time", emb)
+	}
+	// Its content dates it instead: a digest, the same at every load, and
+	// another for another service.
+	again, _ := loadUpService("rescue", "")
+	base, err := loadUpService("base", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(emb.Digest) != 64 || again.Digest != emb.Digest || base.Digest == emb.Digest || s.Digest != "" {
+		t.Errorf("digests: rescue %q and %q, base %q, directory service %q; want one stable digest per built-in service", emb.Digest, again.Digest, base.Digest, s.Digest)
 	}
 }
 
