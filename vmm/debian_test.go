@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -61,13 +62,13 @@ func debianFile(t *testing.T, pkg, path string) string {
 
 // watcher is a console that cancels the run once it has seen stop.
 type watcher struct {
-	syncBuffer
+	guests.Console
 	stop   string
 	cancel context.CancelFunc
 }
 
 func (w *watcher) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.Console.Write(p)
 	if strings.Contains(w.String(), w.stop) {
 		w.cancel()
 	}

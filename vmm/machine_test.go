@@ -46,34 +46,16 @@ func guest(t testing.TB, name string) string {
 	return path
 }
 
-// syncBuffer is a console that tests can read while the guest writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // boot runs cfg to its end (or timeout) and returns the console output.
 // The machine's log goes to cfg.Log when the test gives one.
 func boot(t *testing.T, cfg vmm.Config, timeout time.Duration) (string, vmm.Exit, error) {
 	t.Helper()
 	needKVM(t)
-	var out syncBuffer
+	var out guests.Console
 	cfg.Console = &out
-	log, ok := cfg.Log.(*syncBuffer)
+	log, ok := cfg.Log.(*guests.Console)
 	if !ok {
-		log = &syncBuffer{}
+		log = &guests.Console{}
 		cfg.Log = log
 	}
 	m, err := vmm.New(cfg)
@@ -276,7 +258,7 @@ func TestBARShuffle(t *testing.T) {
 	kernel := guest(t, "vblk")
 	path0, img0 := diskImage(t)
 	path1, img1 := diskImage(t)
-	var log syncBuffer
+	var log guests.Console
 	out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "disk=1 shuffle seq=4 timeout=5", MemoryMiB: 32,
 		Disks: []blk.Spec{{Path: path0}, {Path: path1}}, Log: &log}, 60*time.Second)
 	wantDebugExit(t, e, err, 0)
@@ -315,7 +297,7 @@ func TestHostileGuest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path, img := diskImage(t)
-			var log syncBuffer
+			var log guests.Console
 			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: tt.words, MemoryMiB: 32, Log: &log,
 				Disks: []blk.Spec{{Path: path}}, Devices: []virtio.Device{&closeRecorder{}}}, 60*time.Second)
 			wantDebugExit(t, e, err, 0x2A)
@@ -379,7 +361,7 @@ func TestGuestEndings(t *testing.T) {
 		wantLines(t, out, "bad: triple fault")
 	})
 	t.Run("unmapped MMIO", func(t *testing.T) {
-		var log syncBuffer
+		var log guests.Console
 		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "mmio", Log: &log}, 30*time.Second)
 		wantDebugExit(t, e, err, 0)
 		wantLines(t, out, "bad: mmio 0xfed40000 read 0xffffffff, wrote", "bad: mmio survived")
@@ -721,7 +703,7 @@ func TestVerbosePortLogOnce(t *testing.T) {
 		0xEE,       // out dx, al
 		0xEB, 0xFE, // jmp .
 	}...)
-	var log syncBuffer
+	var log guests.Console
 	m, err := vmm.New(vmm.Config{Kernel: "poller", KernelImage: b, Verbose: true, Log: &log})
 	if err != nil {
 		t.Fatal(err)

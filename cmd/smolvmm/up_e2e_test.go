@@ -7,12 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -60,24 +60,6 @@ func upNeedKVM(t *testing.T) {
 	}
 }
 
-// upConsole is a console the VMM writes from its own goroutines.
-type upConsole struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *upConsole) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *upConsole) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestUpEndToEnd runs the whole chain against a local mirror: fetch the
 // gzipped test kernel and a tiny rescue set, kstrip the kernel, build
 // rescue.img with the embedded rescue service, boot it on KVM; the guest
@@ -92,10 +74,10 @@ func TestUpEndToEnd(t *testing.T) {
 	f := &fetch.Fetcher{Mirror: srv.Mirror(), Cache: t.TempDir()}
 	image := filepath.Join(t.TempDir(), "rescue.img")
 
-	var console *upConsole
+	var console *guests.Console
 	var exit vmm.Exit
 	run := func(ctx context.Context, kernel, image string) error {
-		console = &upConsole{}
+		console = &guests.Console{}
 		m, err := vmm.New(vmm.Config{Kernel: kernel, Disks: []blk.Spec{{Path: image}}, MemoryMiB: 16, Console: console})
 		if err != nil {
 			return err
