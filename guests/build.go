@@ -41,6 +41,7 @@ var recipes = map[string]recipe{
 	"vnet":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vnet.c")...)},
 	"bad":       {srcs: withRuntime("bad.c")},
 	"hammer":    {srcs: withRuntime("hammer.c")},
+	"up":        {srcs: withRuntime("virtio.c", "up.c")},
 }
 
 var baseCFlags = []string{

@@ -17,35 +17,16 @@ import (
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
-// buildUpGuest compiles testdata/upguest: a multiboot kernel that carries
-// a NetBSD i386 cfdata table, prints its entries' states, reads the ext2
-// superblock from the virtio disk and resets.
+// buildUpGuest builds the guests package's "up" guest: a multiboot kernel
+// that carries a NetBSD i386 cfdata table, prints its entries' states,
+// reads the ext2 superblock from the virtio disk and resets.
 func buildUpGuest(t *testing.T) []byte {
 	t.Helper()
-	for _, tool := range []string{"gcc", "ld"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("the test kernel needs %s (install gcc and binutils): %v", tool, err)
-		}
+	path, err := guests.Build("up")
+	if err != nil {
+		t.Skipf("cannot build the up guest: %v", err)
 	}
-	src, _ := filepath.Abs("testdata/upguest")
-	out := t.TempDir()
-	cflags := []string{"-m32", "-march=i686", "-mgeneral-regs-only", "-ffreestanding", "-nostdlib",
-		"-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fno-pic", "-fno-builtin",
-		"-O2", "-Wall", "-Wextra", "-Werror", "-c"}
-	steps := [][]string{
-		append(append([]string{"gcc"}, cflags...), filepath.Join(src, "entry.S"), "-o", "entry.o"),
-		append(append([]string{"gcc"}, cflags...), filepath.Join(src, "guest.c"), "-o", "guest.o"),
-		{"ld", "-m", "elf_i386", "-z", "max-page-size=0x1000", "-z", "noexecstack", "--no-warn-rwx-segments",
-			"--build-id=none", "-T", filepath.Join(src, "link.ld"), "-o", "guest.elf", "entry.o", "guest.o"},
-	}
-	for _, s := range steps {
-		cmd := exec.Command(s[0], s[1:]...)
-		cmd.Dir = out
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Skipf("cannot build the test kernel (%s): %v\n%s", strings.Join(s, " "), err, b)
-		}
-	}
-	elf, err := os.ReadFile(filepath.Join(out, "guest.elf"))
+	elf, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
