@@ -78,10 +78,10 @@ func benchAction(c *cli.Context) error {
 		return usageErrorf("unexpected argument %q (options go before it; see smolvmm bench --help)", c.Args().First())
 	}
 	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
-		return cli.Exit("smolvmm bench: -n must be at least 1 and --warmup at least 0", 2)
+		return usageErrorf("smolvmm bench: -n must be at least 1 and --warmup at least 0")
 	}
 	if v := c.String("compare"); v != "" && v != "qemu" {
-		return cli.Exit(fmt.Sprintf("smolvmm bench: --compare %q: only qemu is supported", v), 2)
+		return usageErrorf("smolvmm bench: --compare %q: only qemu is supported", v)
 	}
 	// Found now, not after every boot has run.
 	for _, f := range []string{"json", "svg"} {
@@ -95,13 +95,13 @@ func benchAction(c *cli.Context) error {
 	if r := c.String("ready"); r != "" {
 		re, err := regexp.Compile(r)
 		if err != nil {
-			return cli.Exit(fmt.Sprintf("smolvmm bench: --ready %q: %v", r, err), 2)
+			return usageErrorf("smolvmm bench: --ready %q: %v", r, err)
 		}
 		ready.Pattern = re
 	}
 	port := c.Int("ready-port")
 	if port < 0 || port > 65535 {
-		return cli.Exit(fmt.Sprintf("smolvmm bench: --ready-port %d: give a TCP port between 1 and 65535", port), 2)
+		return usageErrorf("smolvmm bench: --ready-port %d: give a TCP port between 1 and 65535", port)
 	}
 	if port > 0 {
 		ready.Addr = "127.0.0.1:" + strconv.Itoa(port)

@@ -98,7 +98,7 @@ type kstripJSON struct {
 
 func runKstrip(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return cli.Exit(fmt.Sprintf("kstrip: give exactly one KERNEL after the flags (got %d arguments); see smolvmm kstrip --help", c.NArg()), 2)
+		return usageErrorf("kstrip: give exactly one KERNEL after the flags (got %d arguments); see smolvmm kstrip --help", c.NArg())
 	}
 	in := c.Args().First()
 	stdout, stderr := c.App.Writer, c.App.ErrWriter

@@ -56,7 +56,7 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return cli.Exit(fmt.Sprintf("unexpected argument %q (see smolvmm mkimg --help)", c.Args().First()), 2)
+				return usageErrorf("unexpected argument %q (see smolvmm mkimg --help)", c.Args().First())
 			}
 			return mkimg(c.Context, c, os.Stderr)
 		},
