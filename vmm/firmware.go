@@ -8,17 +8,19 @@ import (
 
 // Low-memory layout, as a PC BIOS leaves it for a multiboot kernel.
 const (
-	ivtBase    = 0x0000 // real-mode interrupt vector table, 256 far pointers
-	bdaEBDA    = 0x040E // BIOS data area: EBDA segment (0: none)
-	bdaBaseMem = 0x0413 // BIOS data area: base memory in KiB
-	gdtBase    = 0x0500 // our flat GDT (null, code 0x08, data 0x10)
-	stubSeg    = 0xF000 // firmware segment
-	stubOff    = 0xFF53 // where real BIOSes keep their dummy IRET
-	bootStack  = 0x6000 // ESP at entry: below the loader's area
-	gdtCode    = 0x08   // selectors in our GDT
-	gdtData    = 0x10   //
-	baseMemKiB = 640    // conventional memory reported in the BDA
-	stubIRET   = 0xCF   // IRET opcode
+	ivtBase    = 0x0000  // real-mode interrupt vector table, 256 far pointers
+	bdaEBDA    = 0x040E  // BIOS data area: EBDA segment (0: none)
+	bdaBaseMem = 0x0413  // BIOS data area: base memory in KiB
+	gdtBase    = 0x0500  // our flat GDT (null, code 0x08, data 0x10)
+	stubSeg    = 0xF000  // firmware segment
+	stubOff    = 0xFF53  // where real BIOSes keep their dummy IRET
+	bootStack  = 0x6000  // ESP at entry: below the loader's area
+	gdtCode    = 0x08    // selectors in our GDT
+	gdtData    = 0x10    //
+	baseMemKiB = 640     // conventional memory reported in the BDA
+	stubIRET   = 0xCF    // IRET opcode
+	vgaStart   = 0xA0000 // the VGA window: no memory behind it
+	vgaEnd     = 0xC0000 //
 )
 
 // writeFirmware lays out what NetBSD expects to find below 1 MiB with no BIOS
@@ -27,8 +29,9 @@ const (
 // would jump to 0000:0000 through a zeroed table; with the stub, AH keeps
 // 0xC0 and the kernel takes its "not supported" path. The BIOS data area
 // reports no EBDA and 640 KiB of base memory, so MP-table scans find nothing
-// quickly. 0xA0000-0xFFFFF is plain zeroed RAM, so probes of the BIOS area
-// read zeros without leaving the guest.
+// quickly. 0xA0000-0xBFFFF is the VGA window of a machine without a display:
+// no memory (see setupMemory). 0xC0000-0xFFFFF is plain zeroed RAM, so probes
+// of the BIOS area read zeros without leaving the guest.
 func writeFirmware(mem *guestmem.Memory) error {
 	if mem.Size() < 1<<20 {
 		return fmt.Errorf("guest memory %#x is smaller than 1 MiB", mem.Size())

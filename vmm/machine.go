@@ -304,6 +304,11 @@ func (m *Machine) Plan() multiboot.Plan { return m.plan }
 // PortBus returns the machine's port-I/O bus (to add devices before Run).
 func (m *Machine) PortBus() *bus.Bus { return m.pio }
 
+// MMIOBus returns the machine's MMIO bus (to add devices before Run): the
+// guest-physical addresses outside RAM, the VGA window 0xA0000-0xBFFFF
+// included.
+func (m *Machine) MMIOBus() *bus.Bus { return m.mmio }
+
 // Unhandled returns the counts of port and MMIO accesses no device claimed.
 func (m *Machine) Unhandled() (pio, mmio bus.Unhandled) {
 	return m.pio.Unhandled(), m.mmio.Unhandled()
@@ -318,12 +323,18 @@ func (m *Machine) setupMemory() error {
 	}
 	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
 	m.gmem = guestmem.New(mem)
-	region := kvm.UserspaceMemoryRegion{
-		Slot: 0, GuestPhysAddr: 0, MemorySize: uint64(size),
-		UserspaceAddr: uint64(uintptrOf(mem)),
-	}
-	if err := kvm.SetUserMemoryRegion(m.vmFD, &region); err != nil {
-		return &Error{Op: "KVM_SET_USER_MEMORY_REGION", Err: err}
+	// Two slots around the VGA window: a machine without a display decodes
+	// nothing at 0xA0000-0xBFFFF, so its accesses reach the MMIO bus, which
+	// floats reads to all ones. As RAM, NetBSD's pcdisplay probe read back
+	// what it wrote and attached a display that does not exist.
+	for slot, r := range []struct{ start, end uint64 }{{0, vgaStart}, {vgaEnd, uint64(size)}} {
+		region := kvm.UserspaceMemoryRegion{
+			Slot: uint32(slot), GuestPhysAddr: r.start, MemorySize: r.end - r.start,
+			UserspaceAddr: uint64(uintptrOf(mem[r.start:])),
+		}
+		if err := kvm.SetUserMemoryRegion(m.vmFD, &region); err != nil {
+			return &Error{Op: fmt.Sprintf("KVM_SET_USER_MEMORY_REGION slot %d [%#x, %#x)", slot, r.start, r.end), Err: err}
+		}
 	}
 	// Intel needs these pages for real-mode emulation; put them where
 	// QEMU does, far above RAM.

@@ -369,6 +369,20 @@ func TestGuestEndings(t *testing.T) {
 			t.Errorf("the unmapped read was logged %d times, want once:\n%s", n, log.String())
 		}
 	})
+	// NetBSD's pcdisplay and vga probes write a word to the VGA windows and
+	// read it back: RAM there made the kernel attach a display that does
+	// not exist. Nothing is there, as on a machine without VGA, while the
+	// real-mode IVT below and the firmware stub above stay RAM.
+	t.Run("no display", func(t *testing.T) {
+		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "vga"}, 30*time.Second)
+		wantDebugExit(t, e, err, 0)
+		wantLines(t, out,
+			"bad: vga 0xa0000 wrote 0xa55a read 0xffff",
+			"bad: vga 0xb0000 wrote 0xa55a read 0xffff",
+			"bad: vga 0xb8000 wrote 0xa55a read 0xffff",
+			"bad: vga 0xbfffe wrote 0xa55a read 0xffff",
+			"bad: vga ivt[0x15]=0xf000ff53 stub=0xcf")
+	})
 	t.Run("reset", func(t *testing.T) {
 		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "reset"}, 30*time.Second)
 		if err != nil || e.Reason != vmm.ExitReset || e.Status() != 0 {

@@ -3,7 +3,9 @@
  * (empty IDT, then a bad selector), "triplefault-int3" (empty IDT, then
  * int3), "mmio" (touch unmapped MMIO, then exit 0), "reset" (0xFE to port
  * 0x64), "halt" (NetBSD's halt message, then poll the UART; a received byte
- * resets through 0x64). */
+ * resets through 0x64), "vga" (NetBSD's pcdisplay probe: write a word to the
+ * text and graphics windows and read it back; a machine without a display
+ * reads back all ones). */
 #include "rt.h"
 
 struct __attribute__((packed)) dtr {
@@ -25,6 +27,22 @@ static void mmio(void)
 	exit(0);
 }
 
+static void vga(void)
+{
+	static const u32 addrs[] = {0xA0000u, 0xB0000u, 0xB8000u, 0xBFFFEu};
+	for (u32 i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		volatile u16 *w = (volatile u16 *)addrs[i];
+		*w = 0xA55A;
+		printf("bad: vga 0x%x wrote 0xa55a read 0x%x\n", addrs[i], *w);
+	}
+	/* The real-mode IVT below and the firmware page above stay RAM. The
+	 * empty asm hides the constant address from gcc's bounds warnings. */
+	uptr ivt = 0x15 * 4;
+	__asm__("" : "+r"(ivt));
+	printf("bad: vga ivt[0x15]=0x%x stub=0x%x\n", rd32(ivt), *(volatile u8 *)0xFFF53u);
+	exit(0);
+}
+
 void kmain(u32 magic, const struct mb_info *mbi)
 {
 	(void)magic;
@@ -42,6 +60,8 @@ void kmain(u32 magic, const struct mb_info *mbi)
 		__asm__ volatile("lidt %0; int3" : : "m"(null_idt));
 	} else if (has_word("mmio")) {
 		mmio();
+	} else if (has_word("vga")) {
+		vga();
 	} else if (has_word("reset")) {
 		puts("bad: reset through port 0x64\n");
 		outb(0x64, 0xFE);
@@ -57,5 +77,5 @@ void kmain(u32 magic, const struct mb_info *mbi)
 			}
 		}
 	}
-	fail("bad: say triplefault, triplefault-gp, triplefault-int3, mmio, reset or halt");
+	fail("bad: say triplefault, triplefault-gp, triplefault-int3, mmio, vga, reset or halt");
 }
