@@ -39,11 +39,7 @@ func needKVM(t testing.TB) {
 
 func guest(t testing.TB, name string) string {
 	t.Helper()
-	path, err := guests.Build(name)
-	if err != nil {
-		t.Skipf("cannot build guest %s: %v", name, err)
-	}
-	return path
+	return guests.ForTest(t, name)
 }
 
 // boot runs cfg to its end (or timeout) and returns the console output.

@@ -243,10 +243,7 @@ func TestCLIHalt(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	kernel, err := guests.Build("bad")
-	if err != nil {
-		t.Skipf("cannot build the bad guest: %v", err)
-	}
+	kernel := guests.ForTest(t, "bad")
 	out, err := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "32", "--net", "none", "-a", "halt").Output()
 	if err != nil {
 		t.Fatalf("run: %v (want status 0)\n%s", err, out)
@@ -260,10 +257,7 @@ func TestCLINetwork(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	kernel, err := guests.Build("vnet")
-	if err != nil {
-		t.Skipf("cannot build the vnet guest: %v", err)
-	}
+	kernel := guests.ForTest(t, "vnet")
 	bin := smolvmmBin(t)
 	out, err := exec.Command(bin, "run", "-k", kernel, "-m", "32", "--mac", "52:54:00:aa:bb:cc").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
@@ -342,10 +336,7 @@ func TestCrashAfterFlush(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	kernel, err := guests.Build("vblk")
-	if err != nil {
-		t.Skipf("cannot build the vblk guest: %v", err)
-	}
+	kernel := guests.ForTest(t, "vblk")
 	img := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)

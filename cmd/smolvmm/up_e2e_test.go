@@ -22,10 +22,7 @@ import (
 // reads the ext2 superblock from the virtio disk and resets.
 func buildUpGuest(t *testing.T) []byte {
 	t.Helper()
-	path, err := guests.Build("up")
-	if err != nil {
-		t.Skipf("cannot build the up guest: %v", err)
-	}
+	path := guests.ForTest(t, "up")
 	elf, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
