@@ -49,8 +49,8 @@ func parseAOut(h Header, hdrOff, size uint64) (*image, error) {
 	return &image{
 		format: "aout-kludge",
 		segs: []segment{{
-			name: "a.out image", fileOff: fileOff, fileSize: loadEnd - load,
-			addr: load, memSize: bssEnd - load,
+			Name: "a.out image", FileOff: fileOff, FileSize: loadEnd - load,
+			Addr: load, MemSize: bssEnd - load,
 		}},
 		entry: h.EntryAddr,
 	}, nil

@@ -1,8 +1,10 @@
 package multiboot
 
 import (
-	"fmt"
+	"errors"
 	"io"
+
+	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
 
 const (
@@ -15,17 +17,7 @@ const (
 )
 
 // segment is one piece of the kernel image to place in guest memory.
-type segment struct {
-	name              string // for errors: "segment 2" or "a.out image"
-	fileOff, fileSize uint64
-	addr, memSize     uint64 // physical; memSize >= fileSize, the rest is BSS
-}
-
-func (s segment) end() uint64 { return s.addr + s.memSize }
-
-func (s segment) String() string {
-	return fmt.Sprintf("%s [%#x, %#x)", s.name, s.addr, s.end())
-}
+type segment = bootelf.Segment
 
 // image is a kernel parsed and checked but not yet written.
 type image struct {
@@ -57,50 +49,20 @@ func parseImage(r io.ReaderAt, size uint64, hdr Header, hdrOff uint64) (*image, 
 }
 
 // extent returns the lowest start and highest end of the segments.
-func (im *image) extent() (start, end uint64) {
-	start = ^uint64(0)
-	for _, s := range im.segs {
-		start = min(start, s.addr)
-		end = max(end, s.end())
-	}
-	return start, end
-}
+func (im *image) extent() (start, end uint64) { return bootelf.Extent(im.segs) }
 
 // checkPlacement refuses segments in the low 1 MiB and segments that
 // overlap each other.
-func (im *image) checkPlacement() error {
-	for i, s := range im.segs {
-		if s.addr < lowReserved {
-			return fmt.Errorf("%w: %s starts below %#x, where the VMM keeps the interrupt table, BIOS data and the loader's information area; link the kernel at 1 MiB or above",
-				ErrLowMemory, s, lowReserved)
-		}
-		for _, t := range im.segs[:i] {
-			if s.addr < t.end() && t.addr < s.end() {
-				return fmt.Errorf("%w: %s and %s share physical memory", ErrOverlap, t, s)
-			}
-		}
-	}
-	return nil
-}
+func (im *image) checkPlacement() error { return bootelf.CheckPlacement(im.segs) }
 
 // readFull reads exactly len(p) bytes at off, treating a short read as a
 // truncated file.
 func readFull(r io.ReaderAt, p []byte, off uint64, what string) error {
-	n, err := r.ReadAt(p, int64(off))
-	if n == len(p) {
-		return nil
-	}
-	if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
-		return fmt.Errorf("%w: %s: read %d of %d bytes at file offset %#x", ErrTruncated, what, n, len(p), off)
-	}
-	return fmt.Errorf("reading %s at file offset %#x: %w", what, off, err)
+	return bootelf.ReadFull(r, p, off, what)
 }
 
 // inFile checks that [off, off+n) lies within a file of size bytes.
-func inFile(off, n, size uint64, what string) error {
-	if off > size || n > size-off {
-		return fmt.Errorf("%w: %s at file offset %#x+%#x runs past the end of the %#x-byte file",
-			ErrTruncated, what, off, n, size)
-	}
-	return nil
-}
+func inFile(off, n, size uint64, what string) error { return bootelf.InFile(off, n, size, what) }
+
+// errorsIsNotELF reports whether err says the file is not ELF at all.
+func errorsIsNotELF(err error) bool { return errors.Is(err, bootelf.ErrNotELF) }

@@ -3,6 +3,8 @@ package multiboot
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
 
 // Info structure flags (what the loader provides). The loader never sets
@@ -61,30 +63,19 @@ const (
 	maxCmdlineSize = 254 // NetBSD strncpy()s 255 bytes: keep room for the NUL
 )
 
-// mmapEntry is one memory map range.
-type mmapEntry struct {
-	base, length uint64
-	typ          uint32
-}
+// memoryMap is the short map the guest gets (the same for every protocol):
+// conventional memory, the legacy hole, and everything from 1 MiB to the
+// top as usable.
+func memoryMap(memSize uint64) []bootelf.MemRange { return bootelf.MemoryMap(memSize) }
 
-// memoryMap is the short map the guest gets: conventional memory, the
-// legacy hole, and everything from 1 MiB to the top as usable.
-func memoryMap(memSize uint64) []mmapEntry {
-	return []mmapEntry{
-		{0, lowMemTop, mmapUsable},
-		{lowMemTop, lowReserved - lowMemTop, mmapReserved},
-		{lowReserved, memSize - lowReserved, mmapUsable},
-	}
-}
-
-func encodeMmap(es []mmapEntry) []byte {
+func encodeMmap(es []bootelf.MemRange) []byte {
 	b := make([]byte, len(es)*mmapEntrySize)
 	for i, e := range es {
 		p := b[i*mmapEntrySize:]
 		binary.LittleEndian.PutUint32(p, mmapSizeField)
-		binary.LittleEndian.PutUint64(p[4:], e.base)
-		binary.LittleEndian.PutUint64(p[12:], e.length)
-		binary.LittleEndian.PutUint32(p[20:], e.typ)
+		binary.LittleEndian.PutUint64(p[4:], e.Base)
+		binary.LittleEndian.PutUint64(p[12:], e.Length)
+		binary.LittleEndian.PutUint32(p[20:], e.Type)
 	}
 	return b
 }

@@ -1,12 +1,16 @@
 package multiboot
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 
+	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/internal/bootelf"
 	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
@@ -52,6 +56,29 @@ type Plan struct {
 	// Warnings lists what the loader chose to leave out and why (e.g.
 	// symbols it could not pass safely), for verbose output.
 	Warnings []string
+	// Regions lists every range of guest memory the loader wrote, in
+	// address order.
+	Regions []bootplan.Region
+}
+
+// Stack is the ESP the multiboot entry gets (the protocol leaves it
+// undefined): the top of the VMM's reserved pages, just below the loader's
+// window.
+const Stack = LowAreaStart
+
+// Boot returns the plan in the form every protocol shares.
+func (p Plan) Boot() bootplan.Plan {
+	format := p.Format
+	if format == "elf" {
+		format = "elf32"
+	}
+	return bootplan.Plan{
+		Protocol: bootplan.Multiboot,
+		EIP:      p.Entry, ESP: Stack, EAX: p.EAX, EBX: p.EBX,
+		KernelStart: p.KernelStart, KernelEnd: p.KernelEnd, End: p.End,
+		Format: format, Symbols: p.Symbols,
+		Regions: p.Regions, Warnings: p.Warnings,
+	}
 }
 
 // Load places the multiboot v1 kernel read from kernel (size bytes) and
@@ -101,6 +128,7 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 		Entry: im.entry, EAX: BootloaderMagic, EBX: infoAddr,
 		KernelStart: uint32(lay.kernelStart), KernelEnd: uint32(lay.kernelEnd), End: uint32(lay.top),
 		Format: im.format, Symbols: im.syms != nil, Warnings: im.notes,
+		Regions: lay.regions(im),
 	}, nil
 }
 
@@ -145,7 +173,7 @@ func layOut(im *image, opts Options, memSize uint64) (*layout, error) {
 	}
 	var all []placed
 	for _, s := range im.segs {
-		all = append(all, placed{s.String(), s.end()})
+		all = append(all, placed{s.String(), s.End()})
 	}
 	if im.syms != nil {
 		l.top = im.syms.place(l.kernelEnd)
@@ -244,19 +272,28 @@ func (l *layout) buildLowArea(im *image, cmdline []byte, memSize uint64) (uint32
 	return infoAddr, nil
 }
 
+// regions lists what write writes, in address order.
+func (l *layout) regions(im *image) []bootplan.Region {
+	rs := []bootplan.Region{{Addr: LowAreaStart, Len: l.low.end() - LowAreaStart, What: "multiboot information, memory map, command line"}}
+	for _, s := range im.segs {
+		rs = append(rs, bootplan.Region{Addr: s.Addr, Len: s.MemSize, What: s.Name})
+	}
+	if s := im.syms; s != nil {
+		rs = append(rs, bootplan.Region{Addr: s.symAddr, Len: s.strAddr + s.strLen - s.symAddr, What: "symbol and string tables"})
+	}
+	for i, m := range l.mods {
+		rs = append(rs, bootplan.Region{Addr: l.modAddrs[i], Len: uint64(len(m.Data)), What: "module " + m.Name})
+	}
+	slices.SortStableFunc(rs, func(a, b bootplan.Region) int { return cmp.Compare(a.Addr, b.Addr) })
+	return rs
+}
+
 // write copies everything into guest memory: segments with their BSS
 // zeroed, symbols, modules, and the low-memory data (its window's used part
 // zeroed first so gaps are deterministic).
 func (l *layout) write(mem *guestmem.Memory, kernel io.ReaderAt, im *image) error {
-	for _, s := range im.segs {
-		dst, err := mem.Slice(s.addr, s.memSize)
-		if err != nil {
-			return fmt.Errorf("placing %s: %w", s, err)
-		}
-		if err := readFull(kernel, dst[:s.fileSize], s.fileOff, s.name); err != nil {
-			return err
-		}
-		clear(dst[s.fileSize:])
+	if err := bootelf.WriteSegments(mem, kernel, im.segs); err != nil {
+		return err
 	}
 	if s := im.syms; s != nil {
 		for _, t := range []struct {
