@@ -1,0 +1,230 @@
+package nestedkvm
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ulikunitz/xz"
+)
+
+// ErrUnavailable marks an ingredient this machine cannot provide (no
+// apt-get, no package index, no network, no QEMU): tests skip on it rather
+// than fail.
+var ErrUnavailable = errors.New("unavailable")
+
+// CacheDir is where the rig keeps the unpacked Debian packages:
+// $XDG_CACHE_HOME/smolvmm-test/nestedkvm, else ~/.cache/smolvmm-test/nestedkvm
+// (the Debian packages of vmm's tests are next to it, in ../debian).
+func CacheDir() string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "smolvmm-test", "nestedkvm")
+}
+
+// debPackage is one Debian package unpacked (in part) in the cache.
+type debPackage struct {
+	Name, Version string
+	Root          string // the unpacked files, as paths of the package's tree
+}
+
+// aptShow returns the fields of the candidate version of pkg, as
+// `apt-cache show --no-all-versions` prints them.
+func aptShow(pkg string) (map[string]string, error) {
+	if _, err := exec.LookPath("apt-cache"); err != nil {
+		return nil, fmt.Errorf("apt-cache not found (not a Debian system?): %w", ErrUnavailable)
+	}
+	out, err := exec.Command("apt-cache", "show", "--no-all-versions", pkg).Output()
+	if err != nil || len(bytes.TrimSpace(out)) == 0 {
+		return nil, fmt.Errorf("apt-cache show %s found no candidate (run apt-get update?): %v: %w", pkg, err, ErrUnavailable)
+	}
+	fields := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			break // the end of the first stanza
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, " ") {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	if fields["Version"] == "" {
+		return nil, fmt.Errorf("apt-cache show %s: no Version field", pkg)
+	}
+	return fields, nil
+}
+
+// kernelPackage resolves linux-image-amd64 to the versioned kernel package
+// it depends on (linux-image-6.1.0-NN-amd64).
+func kernelPackage() (string, error) {
+	f, err := aptShow("linux-image-amd64")
+	if err != nil {
+		return "", err
+	}
+	for _, dep := range strings.Split(f["Depends"], ",") {
+		name, _, _ := strings.Cut(strings.TrimSpace(dep), " ")
+		if strings.HasPrefix(name, "linux-image-") {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("linux-image-amd64 depends on no linux-image-* package (Depends: %q)", f["Depends"])
+}
+
+// fetchPackage returns pkg's candidate version unpacked in the cache,
+// keyed by name and version so that an update of the package index brings
+// in the new version and a cached one is reused without network. Only the
+// files keep selects are unpacked; keep returns the path to store a file
+// under (module.ko.xz is stored decompressed as module.ko, say), or "".
+func fetchPackage(cacheDir, pkg string, keep func(name string) string) (debPackage, error) {
+	fields, err := aptShow(pkg)
+	if err != nil {
+		// Offline and no apt: the newest cached version will do.
+		if p, ok := newestCached(cacheDir, pkg); ok {
+			return p, nil
+		}
+		return debPackage{}, err
+	}
+	version := fields["Version"]
+	dir := filepath.Join(cacheDir, pkg+"_"+strings.ReplaceAll(version, ":", "%3a"))
+	p := debPackage{Name: pkg, Version: version, Root: filepath.Join(dir, "root")}
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+		return p, nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return debPackage{}, fmt.Errorf("apt-get not found to download %s: %w", pkg, ErrUnavailable)
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return debPackage{}, fmt.Errorf("package cache: %w", err)
+	}
+	// Unpack beside the final directory and rename it into place, so that a
+	// test process running at the same time never sees half a package.
+	tmp, err := os.MkdirTemp(cacheDir, ".tmp-"+pkg+"-")
+	if err != nil {
+		return debPackage{}, fmt.Errorf("package cache: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.Command("apt-get", "download", "-q", pkg+"="+version)
+	cmd.Dir = tmp
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return debPackage{}, fmt.Errorf("apt-get download %s=%s (no network?): %v\n%s: %w", pkg, version, err, out, ErrUnavailable)
+	}
+	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
+	if len(debs) != 1 {
+		return debPackage{}, fmt.Errorf("apt-get download %s left %d .deb files, want 1", pkg, len(debs))
+	}
+	if err := unpackDeb(debs[0], filepath.Join(tmp, "root"), keep); err != nil {
+		return debPackage{}, fmt.Errorf("%s: %w", filepath.Base(debs[0]), err)
+	}
+	if err := os.Remove(debs[0]); err != nil {
+		return debPackage{}, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(pkg+" "+version+"\n"), 0o644); err != nil {
+		return debPackage{}, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, statErr := os.Stat(filepath.Join(dir, "complete")); statErr == nil {
+			return p, nil // another process got there first
+		}
+		return debPackage{}, fmt.Errorf("package cache: %w", err)
+	}
+	return p, nil
+}
+
+// newestCached finds the highest cached version of pkg (by Debian's
+// version order only roughly: by name, which suits the rig's fallback).
+func newestCached(cacheDir, pkg string) (debPackage, bool) {
+	dirs, _ := filepath.Glob(filepath.Join(cacheDir, pkg+"_*", "complete"))
+	if len(dirs) == 0 {
+		return debPackage{}, false
+	}
+	sort.Strings(dirs)
+	dir := filepath.Dir(dirs[len(dirs)-1])
+	_, v, _ := strings.Cut(filepath.Base(dir), "_")
+	return debPackage{Name: pkg, Version: strings.ReplaceAll(v, "%3a", ":"), Root: filepath.Join(dir, "root")}, true
+}
+
+// unpackDeb extracts the selected members of deb's data archive under dst.
+// dpkg-deb reads the .deb (whatever its compression); the tar stream is
+// read here so that only the few files the rig needs reach the disk (the
+// kernel package holds some 400 MB of modules).
+func unpackDeb(deb, dst string, keep func(name string) string) error {
+	cmd := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("dpkg-deb: %w", err)
+	}
+	tr := tar.NewReader(out)
+	var extractErr error
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			extractErr = fmt.Errorf("data archive: %w", err)
+			break
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+		to := keep(name)
+		if to == "" {
+			continue
+		}
+		if extractErr = extractMember(tr, name, filepath.Join(dst, filepath.FromSlash(to)), os.FileMode(h.Mode).Perm()); extractErr != nil {
+			break
+		}
+	}
+	_, _ = io.Copy(io.Discard, out) // let dpkg-deb finish writing
+	if err := cmd.Wait(); err != nil && extractErr == nil {
+		extractErr = fmt.Errorf("dpkg-deb --fsys-tarfile: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return extractErr
+}
+
+// extractMember writes one member to file, decompressing .xz and .gz
+// members whose stored name drops that suffix.
+func extractMember(r io.Reader, name, file string, perm os.FileMode) error {
+	var err error
+	switch {
+	case strings.HasSuffix(name, ".xz") && !strings.HasSuffix(file, ".xz"):
+		r, err = xz.NewReader(r)
+	case strings.HasSuffix(name, ".gz") && !strings.HasSuffix(file, ".gz"):
+		r, err = gzip.NewReader(r)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm|0o200)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return f.Close()
+}

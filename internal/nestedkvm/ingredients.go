@@ -1,0 +1,114 @@
+package nestedkvm
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Modules are the kernel modules /init loads, in this order, under
+// lib/modules/<version>/kernel/: kvm-amd.ko needs kvm.ko, which needs
+// irqbypass.ko; kvm-amd.ko also links against ccp.ko (AMD's SEV).
+var Modules = []string{
+	"virt/lib/irqbypass.ko",
+	"drivers/crypto/ccp/ccp.ko",
+	"arch/x86/kvm/kvm.ko",
+	"arch/x86/kvm/kvm-amd.ko",
+}
+
+// Ingredients are the host files a rig run is built from.
+type Ingredients struct {
+	Kernel  string   // the Linux kernel's bzImage (/boot/vmlinuz-*)
+	Modules []string // the files of Modules, uncompressed, in load order
+	Busybox string   // a static busybox
+	// Packages names the Debian packages and versions the files come
+	// from, for the test log.
+	Packages string
+}
+
+// FetchIngredients returns the rig's ingredients from the Debian packages
+// in cacheDir (CacheDir() in tests), downloading the candidate versions with
+// apt-get the first time. Errors wrap ErrUnavailable where this machine
+// lacks apt or the network.
+func FetchIngredients(cacheDir string) (Ingredients, error) {
+	kpkg, err := kernelPackage()
+	if err != nil {
+		if p, ok := newestCachedPrefix(cacheDir, "linux-image-"); ok {
+			kpkg = p // offline, with a cached kernel
+		} else {
+			return Ingredients{}, err
+		}
+	}
+	kernel, err := fetchPackage(cacheDir, kpkg, keepKernelFile)
+	if err != nil {
+		return Ingredients{}, err
+	}
+	bb, err := fetchPackage(cacheDir, "busybox-static", func(name string) string {
+		if name == "bin/busybox" {
+			return name
+		}
+		return ""
+	})
+	if err != nil {
+		return Ingredients{}, err
+	}
+	ing := Ingredients{
+		Busybox:  filepath.Join(bb.Root, "bin", "busybox"),
+		Packages: fmt.Sprintf("%s %s, %s %s", kernel.Name, kernel.Version, bb.Name, bb.Version),
+	}
+	vmlinuz, _ := filepath.Glob(filepath.Join(kernel.Root, "boot", "vmlinuz-*"))
+	if len(vmlinuz) != 1 {
+		return Ingredients{}, fmt.Errorf("package %s: %d boot/vmlinuz-* files, want 1", kernel.Name, len(vmlinuz))
+	}
+	ing.Kernel = vmlinuz[0]
+	kver := strings.TrimPrefix(filepath.Base(ing.Kernel), "vmlinuz-")
+	for _, m := range Modules {
+		file := filepath.Join(kernel.Root, "lib", "modules", kver, "kernel", filepath.FromSlash(m))
+		ing.Modules = append(ing.Modules, file)
+	}
+	for _, f := range append([]string{ing.Busybox}, ing.Modules...) {
+		if _, err := os.Stat(f); err != nil {
+			return Ingredients{}, fmt.Errorf("packages %s: %w", ing.Packages, err)
+		}
+	}
+	return ing, nil
+}
+
+// keepKernelFile selects the kernel image and the rig's modules from the
+// kernel package; compressed modules (.ko.xz, .ko.gz) are stored
+// decompressed, as .ko, so that busybox's insmod loads them as they are.
+func keepKernelFile(name string) string {
+	if strings.HasPrefix(name, "boot/vmlinuz-") {
+		return name
+	}
+	// lib/modules/<version>/kernel/<module>
+	rest, ok := strings.CutPrefix(name, "lib/modules/")
+	if !ok {
+		return ""
+	}
+	_, mod, ok := strings.Cut(rest, "/kernel/")
+	if !ok {
+		return ""
+	}
+	for _, want := range Modules {
+		for _, suffix := range []string{"", ".xz", ".gz"} {
+			if mod == want+suffix {
+				return strings.TrimSuffix(name, suffix)
+			}
+		}
+	}
+	return ""
+}
+
+// newestCachedPrefix finds the newest cached package whose name starts
+// with prefix.
+func newestCachedPrefix(cacheDir, prefix string) (string, bool) {
+	dirs, _ := filepath.Glob(filepath.Join(cacheDir, prefix+"*", "complete"))
+	if len(dirs) == 0 {
+		return "", false
+	}
+	latest := filepath.Base(filepath.Dir(dirs[len(dirs)-1]))
+	name, _, _ := strings.Cut(latest, "_")
+	return name, true
+}

@@ -1,0 +1,53 @@
+package nestedkvm_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/nestedkvm"
+)
+
+// TestRigDemo proves the rig: smolvmm's built-in demo guest runs on the
+// nested /dev/kvm, prints its known lines and ends with status 0, and a
+// failing command's status and stderr come back as its step's.
+func TestRigDemo(t *testing.T) {
+	r := nestedkvm.Run(t, nestedkvm.Job{
+		Files: []nestedkvm.File{{Path: "/root/greeting", Data: []byte("hello from the rig\n"), Mode: 0o644}},
+		Script: nestedkvm.Step("demo", "smolvmm", "demo", "-a", "nested rig") +
+			nestedkvm.Step("file", "cat", "/root/greeting") +
+			nestedkvm.Step("fails", "sh", "-c", "echo out; echo err >&2; exit 3") +
+			"exit 7\n",
+	})
+	t.Logf("guest uptime: /init %v, /dev/kvm %v, end %v; wall %v, %d attempt(s)",
+		r.Init, r.KVMReady, r.End, r.Wall, r.Attempts)
+	if r.Status != 7 {
+		t.Errorf("script status %d, want 7", r.Status)
+	}
+	demo := r.Step(t, "demo")
+	t.Logf("demo step: %v of guest time", demo.Elapsed)
+	if demo.Status != 0 {
+		t.Errorf("smolvmm demo status %d, want 0; stderr:\n%s", demo.Status, demo.Stderr)
+	}
+	for _, want := range []string{
+		"smolvmm-demo: hello\r\n",
+		"eax: 0x2badb002 ok\r\n",
+		"cmdline: \"demo nested rig\"\r\n",
+		"loader: \"smolvmm\"\r\n",
+		"bss: zero ok\r\n",
+		guests.DemoDone + "\r\n",
+	} {
+		if !strings.Contains(demo.Stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, demo.Stdout)
+		}
+	}
+	if !strings.HasPrefix(demo.Stdout, "smolvmm-demo: hello\r\n") {
+		t.Errorf("demo output does not start with its first line (rig noise?):\n%q", demo.Stdout)
+	}
+	if got := r.Step(t, "file"); got.Stdout != "hello from the rig\n" || got.Status != 0 {
+		t.Errorf("file step: %+v, want the file's bytes and status 0", got)
+	}
+	if got := r.Step(t, "fails"); got.Stdout != "out\n" || got.Stderr != "err\n" || got.Status != 3 {
+		t.Errorf("fails step: %+v, want stdout \"out\\n\", stderr \"err\\n\", status 3", got)
+	}
+}
