@@ -42,6 +42,7 @@ var recipes = map[string]recipe{
 	"bad":       {srcs: withRuntime("bad.c")},
 	"hammer":    {srcs: withRuntime("hammer.c")},
 	"up":        {srcs: withRuntime("virtio.c", "up.c")},
+	"paging":    {srcs: withRuntime("paging.c", "iret.S"), virt: true},
 }
 
 var baseCFlags = []string{

@@ -146,7 +146,7 @@ func TestBuildAll(t *testing.T) {
 				t.Errorf("paddr %#x, want 0x100000", paddr)
 			}
 			wantV := uint64(0x100000)
-			if name == "demo-virt" {
+			if recipes[name].virt {
 				wantV = 0xc0100000
 			}
 			if vaddr != wantV || entry < wantV || entry > wantV+0x10000 {
