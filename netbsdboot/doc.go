@@ -1,0 +1,20 @@
+// Package netbsdboot loads NetBSD kernels the way NetBSD's own boot loader,
+// /boot, hands them control: no multiboot header needed. It takes i386
+// (ELF32) and amd64 (ELF64) kernels that carry NetBSD's ident note, and
+// returns a bootplan.Plan for the VMM.
+//
+// It is pure, as the multiboot package is: it reads the kernel through an
+// io.ReaderAt, writes into a *guestmem.Memory and opens no files.
+//
+// What it does, from NetBSD 9.1's sources (file:line in the comments):
+//
+//	0x00000-0x05FFF  untouched (the VMM's IVT and BIOS data)
+//	0x06000-0x06FFF  the stack: return address 0, then boothowto, bootdev,
+//	                 bootinfo, esym, biosextmem, biosbasemem (ESP=0x6FE4)
+//	0x07000-...      the bootinfo table {nentries, entry[]} and its records
+//	0xA0000-0xFFFFF  untouched (the VMM's firmware)
+//	p_paddr...       PT_LOAD segments, BSS zeroed
+//	then             the symbol area: ELF header copy, section headers,
+//	                 section names, symbol and string tables (BTINFO_SYMTAB)
+//	then             modules, each page aligned (BTINFO_MODULELIST, endpa)
+package netbsdboot

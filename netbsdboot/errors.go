@@ -1,0 +1,39 @@
+package netbsdboot
+
+import (
+	"errors"
+
+	"github.com/smolvmm/smolvmm/internal/bootelf"
+)
+
+// Sentinel errors. Every error Load returns wraps one of them.
+var (
+	// ErrNotNetBSD: the file is not an ELF file carrying NetBSD's ident
+	// note (name "NetBSD", type 1).
+	ErrNotNetBSD = errors.New("not a NetBSD kernel")
+	// ErrMachine: a NetBSD kernel for a machine other than i386 or amd64.
+	ErrMachine = errors.New("NetBSD kernel for another machine")
+	// ErrAppend: a boot flag or key=value word the handoff cannot pass as
+	// given (unknown flag, bad console address, root device too long).
+	ErrAppend = errors.New("bad boot arguments")
+	// ErrModule: a module that cannot be passed (unknown type, path too
+	// long for the 80-byte field, overlapping the kernel).
+	ErrModule = errors.New("bad boot module")
+	// ErrTooManyModules: the bootinfo records do not fit in what the
+	// kernel copies.
+	ErrTooManyModules = errors.New("too many boot modules")
+
+	// The ELF errors shared with the multiboot loader.
+	ErrNotELF         = bootelf.ErrNotELF
+	ErrUnsupportedELF = bootelf.ErrUnsupportedELF
+	ErrBadELF         = bootelf.ErrBadELF
+	ErrTruncated      = bootelf.ErrTruncated
+	ErrOverlap        = bootelf.ErrOverlap
+	ErrLowMemory      = bootelf.ErrLowMemory
+	ErrTooLarge       = bootelf.ErrTooLarge
+	ErrAddressSpace   = bootelf.ErrAddressSpace
+)
+
+// MemoryError reports that guest memory is too small; it wraps ErrTooLarge
+// and is the type multiboot.MemoryError also names.
+type MemoryError = bootelf.MemoryError

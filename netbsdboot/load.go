@@ -1,0 +1,448 @@
+package netbsdboot
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/internal/bootelf"
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+// Where the loader's own data goes: the same window as the multiboot
+// loader's, clear of the VMM's IVT and BIOS data below it and of its
+// firmware area from 0xA0000.
+const (
+	LowAreaStart = 0x6000
+	LowAreaEnd   = 0x9F000
+	// StackTop is the top of the stack page [LowAreaStart, StackTop).
+	// /boot's startprog puts the six arguments at the top of base memory
+	// (sys/arch/i386/stand/lib/startprog.S:72-94, exec.c:564-565); smolvmm
+	// keeps them in its loader window instead.
+	StackTop = 0x7000
+	// Stack is ESP at entry: a return address, then the six arguments.
+	Stack = StackTop - 4*(1+bootNArgs)
+	// BootinfoAddr is where the bootinfo table {nentries, entry[]} starts;
+	// the records follow it.
+	BootinfoAddr = StackTop
+)
+
+const (
+	bootNArgs = 6 // BOOT_NARGS, exec.c:114
+	pageSize  = 4096
+
+	// EntryMask is /boot's LOADADDR(): it loads and enters kernels at
+	// their address & 0x07ffffff (sys/arch/x86/include/loadfile_machdep.h:40,
+	// loadfile_elf32.c:804).
+	EntryMask = 0x07ffffff
+
+	// BiosBaseMem is biosbasemem, the KiB below 640 KiB that INT 12h
+	// reports (exec.c:382, 511).
+	BiosBaseMem = 640
+
+	// BootinfoMaxSize is how many bytes of bootinfo (the count and the
+	// records) the kernel copies: 4096 up to NetBSD 7
+	// (krytarowski/netbsd-current-src-sys arch/x86/include/bootinfo.h:220),
+	// 16384 in 9.x (sys/arch/x86/include/bootinfo.h:254). The kernel
+	// silently drops the records past it (sys/arch/i386/i386/machdep.c:345),
+	// so the loader refuses to build more than the smaller size.
+	BootinfoMaxSize = 4096
+	// maxEntries is BTINFO_MAX (sys/arch/i386/stand/lib/bootinfo.h:38).
+	maxEntries = 64
+)
+
+// Bootinfo record types (sys/arch/x86/include/bootinfo.h:29-43).
+const (
+	BtinfoBootpath    = 0
+	BtinfoRootDevice  = 1
+	BtinfoConsole     = 6
+	BtinfoSymtab      = 8
+	BtinfoMemmap      = 9
+	BtinfoModuleList  = 11
+	BtinfoFramebuffer = 12
+)
+
+// Record sizes, common header {len, type} included (bootinfo.h:51-215).
+const (
+	modEntrySize     = 80 + 4 + 4 + 4 // struct bi_modulelist_entry
+	memmapEntrySize  = 20             // struct bi_memmap_entry, packed
+	framebufferSize  = 56             // struct btinfo_framebuffer
+	bootpathSize     = 80
+	consoleNameSize  = 16
+	rootDeviceSize   = 16
+	recordHeaderSize = 8
+)
+
+// Options says what the kernel is told besides itself.
+type Options struct {
+	// KernelName is BTINFO_BOOTPATH, the kernel's file name ("netbsd"
+	// when empty).
+	KernelName string
+	// Append carries boot flags and the console and root device, written
+	// as for a multiboot kernel: "-s console=com root=ld0a".
+	Append string
+	// Modules are loaded page aligned after the kernel's symbols.
+	Modules []Module
+	// Headroom is how many bytes of RAM must stay free above everything
+	// placed: locore builds its bootstrap page tables there.
+	Headroom uint64
+}
+
+// Load places the NetBSD kernel read from kernel (size bytes), its symbols
+// and modules into mem as /boot does, writes the bootinfo records and the
+// stack arguments, and returns the plan. The layout is checked before
+// anything is written, so a refused kernel leaves mem untouched unless
+// reading the file fails midway.
+func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (bootplan.Plan, error) {
+	memSize := mem.Size()
+	if memSize > 1<<32 {
+		return bootplan.Plan{}, fmt.Errorf("%w: %d MiB of guest memory; a 32-bit entry addresses at most 4096 MiB", ErrAddressSpace, memSize>>20)
+	}
+	if size < 0 {
+		return bootplan.Plan{}, fmt.Errorf("%w: negative file size %d", ErrNotNetBSD, size)
+	}
+	usize := uint64(size)
+	h, err := bootelf.ReadHeader(kernel, usize)
+	if err != nil {
+		return bootplan.Plan{}, fmt.Errorf("%w: %w", ErrNotNetBSD, err)
+	}
+	id, err := detect(kernel, usize, h)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	if err := checkMachine(h, id); err != nil {
+		return bootplan.Plan{}, err
+	}
+	k, err := parseKernel(kernel, usize, h)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	args, err := ParseAppend(opts.Append)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	k.warnings = append(k.warnings, args.Warnings...)
+	lay, err := layOut(k, opts, memSize)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	low, err := lay.lowArea(k, args, opts, memSize)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	// Everything fits: write.
+	if err := bootelf.WriteSegments(mem, kernel, k.segs); err != nil {
+		return bootplan.Plan{}, err
+	}
+	if err := k.syms.write(mem, kernel); err != nil {
+		return bootplan.Plan{}, err
+	}
+	for i, m := range lay.mods {
+		if _, err := mem.WriteAt(m.Data, int64(lay.modAddrs[i])); err != nil {
+			return bootplan.Plan{}, fmt.Errorf("placing module %d (%s): %w", i, m.Name, err)
+		}
+	}
+	if _, err := mem.WriteAt(low, LowAreaStart); err != nil {
+		return bootplan.Plan{}, fmt.Errorf("placing the stack and bootinfo: %w", err)
+	}
+
+	format := "elf32"
+	if h.Class == bootelf.Class64 {
+		format = "elf64"
+	}
+	return bootplan.Plan{
+		Protocol: bootplan.NetBSD,
+		EIP:      k.entry, ESP: Stack,
+		KernelStart: uint32(k.start), KernelEnd: uint32(k.end), End: uint32(lay.endpa),
+		Format: format, Symbols: k.syms.symtab,
+		Regions:  lay.regions(k, uint64(len(low))),
+		Warnings: k.warnings,
+	}, nil
+}
+
+// checkMachine accepts i386 ELF32 and amd64 ELF64 executables.
+func checkMachine(h bootelf.Header, id Ident) error {
+	want := uint16(bootelf.Mach386)
+	if h.Class == bootelf.Class64 {
+		want = bootelf.MachAMD64
+	}
+	if h.Machine != want || h.Data != bootelf.DataLSB {
+		return fmt.Errorf("%w: a NetBSD %s kernel for %s (ELF%d); smolvmm boots i386 (ELF32) and amd64 (ELF64) kernels",
+			ErrMachine, id.Release(), bootelf.MachineName(h.Machine), id.Class)
+	}
+	if h.Type != bootelf.TypeExec {
+		// loadfile_static wants ET_EXEC (loadfile_elf32.c:702-705).
+		return fmt.Errorf("%w: e_type %d, want 2 (ET_EXEC): a NetBSD kernel module or object, not a kernel", ErrUnsupportedELF, h.Type)
+	}
+	return nil
+}
+
+// kernel is a parsed and checked NetBSD kernel.
+type kernel struct {
+	segs       []bootelf.Segment
+	start, end uint64
+	entry      uint32
+	syms       *symArea
+	warnings   []string
+}
+
+func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) {
+	progs, err := h.Progs(r, size)
+	if err != nil {
+		return nil, err
+	}
+	segs, err := bootelf.LoadSegments(progs, size, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("%w: no PT_LOAD segment with a non-zero p_memsz and any of PF_R, PF_W, PF_X among %d program headers", ErrBadELF, h.Phnum)
+	}
+	if err := bootelf.CheckPlacement(segs); err != nil {
+		return nil, err
+	}
+	k := &kernel{segs: segs}
+	k.start, k.end = bootelf.Extent(segs)
+	// The entry point: e_entry with /boot's mask (loadfile_elf32.c:804);
+	// for amd64 that is the 32-bit start in locore.S.
+	entry := h.Entry & EntryMask
+	inside := false
+	for _, s := range segs {
+		if entry >= s.Addr && entry < s.End() {
+			inside = true
+		}
+		// /boot would load the segment at p_vaddr & mask: say so when
+		// p_paddr disagrees.
+		if s.Vaddr&EntryMask != s.Addr {
+			k.warnings = append(k.warnings, fmt.Sprintf("%s is loaded at p_paddr %#x; NetBSD's /boot would load it at p_vaddr & %#x = %#x",
+				s.Name, s.Addr, EntryMask, s.Vaddr&EntryMask))
+		}
+	}
+	if !inside {
+		return nil, fmt.Errorf("%w: entry point e_entry %#x & %#x = %#x lies in no loaded segment", ErrBadELF, h.Entry, EntryMask, entry)
+	}
+	k.entry = uint32(entry)
+	secs, raw, err := h.Sections(r, size)
+	if err != nil {
+		return nil, err
+	}
+	if k.syms, err = planSymbols(r, size, h, secs, raw, k.end); err != nil {
+		return nil, err
+	}
+	if !k.syms.symtab {
+		k.warnings = append(k.warnings, "the kernel has no symbol table (SHT_SYMTAB): ddb, ksyms and module linking will lack symbols")
+	}
+	return k, nil
+}
+
+// layout is where the symbols' end and the modules go.
+type layout struct {
+	esym     uint64 // stack argument and BTINFO_SYMTAB esym
+	endpa    uint64 // BTINFO_MODULELIST endpa: past the last module
+	mods     []Module
+	modTypes []ModuleType
+	modAddrs []uint64
+}
+
+func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
+	// MARK_END rounded to an int (exec.c:450-452): esym, and where the
+	// modules start.
+	l := &layout{esym: bootelf.AlignUp(k.syms.end, 4), mods: opts.Modules}
+	type placed struct {
+		what       string
+		start, end uint64
+	}
+	all := []placed{{fmt.Sprintf("the symbol area [%#x, %#x)", k.syms.start, l.esym), k.syms.start, l.esym}}
+	top := l.esym
+	for i, m := range opts.Modules {
+		t, err := m.resolve(i)
+		if err != nil {
+			return nil, err
+		}
+		if len(m.Name) > maxModulePath || m.Name == "" || strings.IndexByte(m.Name, 0) >= 0 {
+			return nil, fmt.Errorf("%w: module %d: path %q is %d bytes; the module list's path field holds 1 to %d (80 with the NUL)",
+				ErrModule, i, m.Name, len(m.Name), maxModulePath)
+		}
+		// Each module at the next page (exec.c:745), right after the
+		// previous one's bytes (exec.c:777-778).
+		addr := bootelf.AlignUp(top, pageSize)
+		top = addr + uint64(len(m.Data))
+		l.modTypes = append(l.modTypes, t)
+		l.modAddrs = append(l.modAddrs, addr)
+		all = append(all, placed{fmt.Sprintf("module %d (%s, %d bytes) at %#x", i, m.Name, len(m.Data), addr), addr, top})
+	}
+	l.endpa = top // exec.c:781
+	limit := min(memSize, math.MaxUint32)
+	for _, p := range all {
+		for _, s := range k.segs {
+			if p.start < s.End() && s.Addr < p.end {
+				return nil, fmt.Errorf("%w: %w: %s overlaps the kernel's %s", ErrModule, ErrOverlap, p.what, s)
+			}
+		}
+		if p.end > limit {
+			return nil, &MemoryError{What: p.what, Need: top + opts.Headroom, Have: memSize}
+		}
+	}
+	for _, s := range k.segs {
+		if s.End() > limit {
+			return nil, &MemoryError{What: s.String(), Need: top + opts.Headroom, Have: memSize}
+		}
+	}
+	if need := top + opts.Headroom; need > limit {
+		return nil, &MemoryError{What: fmt.Sprintf("the kernel (up to %#x) with %d KiB free above it for its bootstrap page tables", top, opts.Headroom>>10),
+			Need: need, Have: memSize}
+	}
+	return l, nil
+}
+
+// record is one bootinfo record: its type and what follows the common
+// {len, type} header.
+type record struct {
+	typ  uint32
+	body []byte
+}
+
+// lowArea builds the stack page and the bootinfo table and records, as
+// one block to write at LowAreaStart.
+func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64) ([]byte, error) {
+	le := binary.LittleEndian
+	var recs []record
+
+	// BTINFO_CONSOLE first, as exec.c:479 adds it.
+	con := make([]byte, consoleNameSize+8)
+	copy(con, args.Console)
+	le.PutUint32(con[16:], args.ConsoleAddr)
+	le.PutUint32(con[20:], args.ConsoleSpeed)
+	recs = append(recs, record{BtinfoConsole, con})
+
+	// BTINFO_BOOTPATH: the kernel's file name (devopen.c:141-142).
+	name := opts.KernelName
+	if name == "" {
+		name = "netbsd"
+	}
+	if len(name) > bootpathSize-1 {
+		k.warnings = append(k.warnings, fmt.Sprintf("the kernel's name is cut to %d bytes in BTINFO_BOOTPATH", bootpathSize-1))
+		name = name[:bootpathSize-1]
+	}
+	bp := make([]byte, bootpathSize)
+	copy(bp, name)
+	recs = append(recs, record{BtinfoBootpath, bp})
+
+	// BTINFO_ROOTDEVICE: the root device the append line names; the
+	// kernel takes it as driver, unit and partition
+	// (sys/arch/x86/x86/x86_autoconf.c:355-385).
+	if args.Root != "" {
+		rd := make([]byte, rootDeviceSize)
+		copy(rd, args.Root)
+		recs = append(recs, record{BtinfoRootDevice, rd})
+	}
+
+	// BTINFO_MEMMAP: the map every protocol gives (exec.c:433).
+	mm := bootelf.MemoryMap(memSize)
+	mb := make([]byte, 4+memmapEntrySize*len(mm))
+	le.PutUint32(mb, uint32(len(mm)))
+	for i, e := range mm {
+		p := mb[4+i*memmapEntrySize:]
+		le.PutUint64(p, e.Base)
+		le.PutUint64(p[8:], e.Length)
+		le.PutUint32(p[16:], e.Type)
+	}
+	recs = append(recs, record{BtinfoMemmap, mb})
+
+	// BTINFO_MODULELIST, even empty, as module_init always builds it
+	// (exec.c:703-781, added at 525).
+	ml := make([]byte, 8+modEntrySize*len(l.mods))
+	le.PutUint32(ml, uint32(len(l.mods)))
+	le.PutUint32(ml[4:], uint32(l.endpa))
+	for i, m := range l.mods {
+		p := ml[8+i*modEntrySize:]
+		copy(p[:80], m.Name)
+		le.PutUint32(p[80:], uint32(l.modTypes[i]))
+		le.PutUint32(p[84:], uint32(len(m.Data)))
+		le.PutUint32(p[88:], uint32(l.modAddrs[i]))
+	}
+	recs = append(recs, record{BtinfoModuleList, ml})
+
+	// BTINFO_SYMTAB: nsym 1, ssym the header copy, esym the end
+	// (exec.c:540-543, loadfile_elf32.c:805-807).
+	st := make([]byte, 12)
+	le.PutUint32(st, 1)
+	le.PutUint32(st[4:], uint32(k.syms.start))
+	le.PutUint32(st[8:], uint32(l.esym))
+	recs = append(recs, record{BtinfoSymtab, st})
+
+	// BTINFO_FRAMEBUFFER with no framebuffer (physaddr 0), as /boot adds
+	// it when no VESA mode was set (exec.c:546-548).
+	recs = append(recs, record{BtinfoFramebuffer, make([]byte, framebufferSize-recordHeaderSize)})
+
+	// The table, then the records, 4-byte aligned.
+	total := 4
+	for _, r := range recs {
+		total += recordHeaderSize + len(r.body)
+	}
+	if total > BootinfoMaxSize || len(recs) > maxEntries {
+		fixed := total - len(l.mods)*modEntrySize
+		return nil, fmt.Errorf("%w: %d modules make %d bytes of bootinfo records; the kernel copies at most %d bytes, room for %d modules",
+			ErrTooManyModules, len(l.mods), total, BootinfoMaxSize, (BootinfoMaxSize-fixed)/modEntrySize)
+	}
+	tableLen := 4 + 4*len(recs)
+	b := make([]byte, StackTop-LowAreaStart+tableLen, StackTop-LowAreaStart+total+4*len(recs))
+	table := b[StackTop-LowAreaStart:]
+	le.PutUint32(table, uint32(len(recs)))
+	for i, r := range recs {
+		addr := LowAreaStart + uint64(len(b))
+		le.PutUint32(table[4+4*i:], uint32(addr))
+		hdr := make([]byte, recordHeaderSize)
+		le.PutUint32(hdr, uint32(recordHeaderSize+len(r.body)))
+		le.PutUint32(hdr[4:], r.typ)
+		b = append(b, hdr...)
+		b = append(b, r.body...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+	}
+	if LowAreaStart+uint64(len(b)) > LowAreaEnd {
+		return nil, fmt.Errorf("%w: the bootinfo records end at %#x, past %#x", ErrTooManyModules, LowAreaStart+len(b), LowAreaEnd)
+	}
+
+	// The stack: a return address the kernel discards, then the six
+	// arguments (exec.c:506-511; i386 locore.S:374-381, amd64
+	// locore.S:443-454).
+	extmem := (memSize - bootelf.LowReserved) / 1024
+	words := []uint32{
+		0,              // return address
+		args.Howto,     // boothowto
+		0,              // bootdev: unused by the kernel (exec.c:507)
+		BootinfoAddr,   // bootinfo
+		uint32(l.esym), // esym: end of the symbols; the modules' end goes in endpa
+		uint32(extmem), // biosextmem: KiB from 1 MiB to the top of RAM
+		BiosBaseMem,    // biosbasemem
+	}
+	for i, w := range words {
+		le.PutUint32(b[Stack-LowAreaStart+4*i:], w)
+	}
+	return b, nil
+}
+
+// regions lists what Load writes, in address order.
+func (l *layout) regions(k *kernel, lowLen uint64) []bootplan.Region {
+	rs := []bootplan.Region{
+		{Addr: LowAreaStart, Len: StackTop - LowAreaStart, What: "stack: return address, boothowto, bootdev, bootinfo, esym, biosextmem, biosbasemem"},
+		{Addr: BootinfoAddr, Len: lowLen - (StackTop - LowAreaStart), What: "bootinfo table and records"},
+	}
+	for _, s := range k.segs {
+		rs = append(rs, bootplan.Region{Addr: s.Addr, Len: s.MemSize, What: s.Name})
+	}
+	rs = append(rs, bootplan.Region{Addr: k.syms.start, Len: k.syms.end - k.syms.start,
+		What: "symbols: ELF header copy, section headers, section names, symbol and string tables"})
+	for i, m := range l.mods {
+		rs = append(rs, bootplan.Region{Addr: l.modAddrs[i], Len: uint64(len(m.Data)), What: fmt.Sprintf("module %s (%s)", m.Name, l.modTypes[i])})
+	}
+	slices.SortStableFunc(rs, func(a, b bootplan.Region) int { return cmp.Compare(a.Addr, b.Addr) })
+	return rs
+}
