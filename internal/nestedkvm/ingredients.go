@@ -19,7 +19,10 @@ var Modules = []string{
 
 // Ingredients are the host files a rig run is built from.
 type Ingredients struct {
-	Kernel  string   // the Linux kernel's bzImage (/boot/vmlinuz-*)
+	// Kernel is the Linux kernel QEMU boots: its uncompressed vmlinux
+	// (entered through PVH, see pvh.go) where it can be made, else the
+	// package's bzImage (/boot/vmlinuz-*).
+	Kernel  string
 	Modules []string // the files of Modules, uncompressed, in load order
 	Busybox string   // a static busybox
 	// Packages names the Debian packages and versions the files come
@@ -63,6 +66,11 @@ func FetchIngredients(cacheDir string) (Ingredients, error) {
 	}
 	ing.Kernel = vmlinuz[0]
 	kver := strings.TrimPrefix(filepath.Base(ing.Kernel), "vmlinuz-")
+	if pvh, err := pvhKernel(ing.Kernel); err == nil {
+		ing.Kernel = pvh
+	} else {
+		ing.Packages += fmt.Sprintf(" (booting the bzImage: %v)", err)
+	}
 	for _, m := range Modules {
 		file := filepath.Join(kernel.Root, "lib", "modules", kver, "kernel", filepath.FromSlash(m))
 		ing.Modules = append(ing.Modules, file)

@@ -58,12 +58,12 @@ const stepFunctions = `step() {
 	shift
 	read -r _nk_t0 _ </proc/uptime
 	echo "@@nestedkvm:begin name=$_nk_name"
-	"$@" </dev/null 2>/tmp/nestedkvm.stderr
+	"$@" </dev/null 2>"${TMPDIR:-/tmp}/nestedkvm.stderr"
 	_nk_st=$?
 	read -r _nk_t1 _ </proc/uptime
 	echo
 	echo "@@nestedkvm:end status=$_nk_st start=$_nk_t0 end=$_nk_t1 name=$_nk_name"
-	cat /tmp/nestedkvm.stderr
+	cat "${TMPDIR:-/tmp}/nestedkvm.stderr"
 	echo
 	echo "@@nestedkvm:stderr-end name=$_nk_name"
 	return $_nk_st

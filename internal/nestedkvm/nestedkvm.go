@@ -83,8 +83,9 @@ type Result struct {
 	// when /dev/kvm was ready and when the script ended: for ratios between
 	// runs of the rig only, never as absolute times.
 	Init, KVMReady, End time.Duration
-	// Wall is the host time the successful attempt took, QEMU start to end.
-	Wall time.Duration
+	// Wall is the host time the successful attempt took, QEMU start to
+	// end; InitWall is the part of it until /init started.
+	Wall, InitWall time.Duration
 	// Attempts is 1, or 2 when the first attempt stalled.
 	Attempts int
 }
@@ -239,20 +240,7 @@ func Run(t testing.TB, job Job) Result {
 	if log == nil {
 		log = &lineLogger{t: t}
 	}
-	var r Result
-	for attempt := 1; attempt <= 2; attempt++ {
-		r, err = boot(qemu, b.ing.Kernel, initrd, timeout, log)
-		r.Attempts = attempt
-		if ll, ok := log.(*lineLogger); ok {
-			ll.flush()
-		}
-		if !errors.Is(err, errStalled) {
-			break
-		}
-		if attempt == 1 {
-			t.Logf("nested KVM rig: attempt 1 %v; retrying once", err)
-		}
-	}
+	r, err := runAttempts(qemu, b.ing.Kernel, initrd, timeout, log, t.Logf)
 	if err != nil {
 		t.Fatalf("nested KVM rig (%s): %v\noutput:\n%s", b.ing.Packages, err, r.Output)
 	}
@@ -316,6 +304,26 @@ func BuildSmolvmm() ([]byte, error) {
 
 var errStalled = errors.New("stalled")
 
+// runAttempts boots once, and once more if the first attempt stalled.
+func runAttempts(qemu, kernel, initrd string, timeout time.Duration, log io.Writer, logf func(string, ...any)) (Result, error) {
+	var r Result
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		r, err = boot(qemu, kernel, initrd, timeout, log)
+		r.Attempts = attempt
+		if ll, ok := log.(*lineLogger); ok {
+			ll.flush()
+		}
+		if !errors.Is(err, errStalled) {
+			break
+		}
+		if attempt == 1 {
+			logf("nested KVM rig: attempt 1 %v, after printing %d bytes; retrying once", err, len(r.Output))
+		}
+	}
+	return r, err
+}
+
 // boot runs QEMU once, copying its serial output to log as it comes.
 func boot(qemu, kernel, initrd string, timeout time.Duration, log io.Writer) (Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -335,9 +343,10 @@ func boot(qemu, kernel, initrd string, timeout time.Duration, log io.Writer) (Re
 		return Result{}, fmt.Errorf("%s: %w", qemu, err)
 	}
 	var out bytes.Buffer
-	_, _ = io.Copy(io.MultiWriter(&out, log), pipe)
+	initSeen := &initWatch{out: &out, start: start}
+	_, _ = io.Copy(io.MultiWriter(&out, initSeen, log), pipe)
 	waitErr := cmd.Wait()
-	r := Result{Output: out.String(), Wall: time.Since(start)}
+	r := Result{Output: out.String(), Wall: time.Since(start), InitWall: initSeen.at}
 	if ctx.Err() != nil {
 		return r, fmt.Errorf("%w: no end after %v", errStalled, timeout)
 	}
@@ -388,6 +397,21 @@ func (r *Result) parse() error {
 		return errors.New("the guest stopped before the script ended")
 	}
 	return nil
+}
+
+// initWatch notes the time /init's first marker arrives, looking at the
+// output written so far (it runs after out in a MultiWriter).
+type initWatch struct {
+	out   *bytes.Buffer
+	start time.Time
+	at    time.Duration
+}
+
+func (w *initWatch) Write(p []byte) (int, error) {
+	if w.at == 0 && bytes.Contains(w.out.Bytes(), []byte("\n"+marker+"init ")) {
+		w.at = time.Since(w.start)
+	}
+	return len(p), nil
 }
 
 // lineLogger passes the serial output to the test log a line at a time.
