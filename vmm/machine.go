@@ -1,4 +1,5 @@
-// Package vmm is a KVM virtual machine that boots a multiboot v1 kernel
+// Package vmm is a KVM virtual machine that boots a multiboot v1 kernel, or a
+// NetBSD kernel through NetBSD's native /boot handoff,
 // directly: no firmware, no bootloader. It is a library first; the smolvmm
 // command is a thin layer over it.
 //
@@ -12,7 +13,6 @@ package vmm
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +25,7 @@ import (
 	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/portready"
 	"github.com/smolvmm/smolvmm/multiboot"
@@ -64,8 +65,14 @@ type Config struct {
 	// Empty means DefaultAppend; use NoAppend for an empty one.
 	Append   string
 	NoAppend bool
-	// Modules are multiboot boot modules.
+	// Modules are boot modules. Under NetBSD's native handoff a module's
+	// Args is its type: "" (an ELF file is a kernel module), "kmod", "fs",
+	// "splash" or "rndseed" (netbsdboot.ParseModuleType).
 	Modules []multiboot.Module
+	// Boot forces a boot protocol; bootplan.Auto (the zero value) picks
+	// multiboot for a kernel with a multiboot header, else NetBSD's native
+	// handoff for an ELF kernel with NetBSD's ident note.
+	Boot bootplan.Protocol
 	// MemoryMiB is the guest's RAM in MiB (DefaultMemoryMiB when 0).
 	MemoryMiB int
 
@@ -180,7 +187,7 @@ type Machine struct {
 	console *consoleWriter
 	pci     *pci.Host
 	vcpu    *vcpu
-	plan    multiboot.Plan
+	plan    bootplan.Plan
 	// virtio devices on the PCI bus, closed before the VM.
 	virtio []*virtioSlot
 	logMu  sync.Mutex
@@ -264,14 +271,12 @@ func New(cfg Config) (m *Machine, err error) {
 	if name == "." || name == "/" || name == "" {
 		name = "kernel"
 	}
-	m.plan, err = multiboot.Load(m.gmem, bytes.NewReader(image), int64(len(image)), multiboot.Options{
-		KernelName: name,
-		Append:     cfg.Append,
-		Modules:    cfg.Modules,
-		Headroom:   kernelHeadroom,
-	})
+	m.plan, err = loadKernel(m.gmem, image, name, cfg)
 	if err != nil {
 		return nil, &Error{Op: "load kernel " + name, Err: err, Hint: loadHint(err)}
+	}
+	if cfg.Verbose {
+		m.logPlan()
 	}
 	m.event(PhaseKernelLoaded)
 
@@ -284,22 +289,12 @@ func New(cfg Config) (m *Machine, err error) {
 	return m, nil
 }
 
-func loadHint(err error) string {
-	var big *multiboot.MemoryError
-	if errors.As(err, &big) {
-		return fmt.Sprintf("give the VM more memory: -m %d", big.NeedMiB())
-	}
-	if errors.Is(err, multiboot.ErrNotMultiboot) || errors.Is(err, multiboot.ErrNotELF) {
-		return "pass a multiboot v1 kernel, such as NetBSD i386's netbsd or netbsd-GENERIC"
-	}
-	return ""
-}
-
 // Memory returns the guest's RAM, for tests and loaders.
 func (m *Machine) Memory() *guestmem.Memory { return m.gmem }
 
-// Plan returns where the loader placed the kernel and how it will start.
-func (m *Machine) Plan() multiboot.Plan { return m.plan }
+// Plan returns the boot protocol used, where the loader placed the kernel
+// and how it will start.
+func (m *Machine) Plan() bootplan.Plan { return m.plan }
 
 // PortBus returns the machine's port-I/O bus (to add devices before Run).
 func (m *Machine) PortBus() *bus.Bus { return m.pio }

@@ -12,7 +12,7 @@ import (
 	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
 
-	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/bootplan"
 )
 
 // vcpu is the boot CPU: its fd, its shared kvm_run page, and the OS thread
@@ -153,10 +153,11 @@ func (v *vcpu) setLAPIC() error {
 	return nil
 }
 
-// setBootState puts the vCPU in the multiboot entry state: protected mode
-// without paging, flat 4 GiB code and data segments, interrupts off, EAX the
-// multiboot magic, EBX the info structure.
-func (v *vcpu) setBootState(p multiboot.Plan) error {
+// setBootState puts the vCPU in the state every boot protocol starts in:
+// protected mode without paging, flat 4 GiB code and data segments,
+// interrupts off, and EIP, ESP, EAX and EBX from the plan (multiboot: the
+// magic and the info structure; NetBSD's handoff: the stack arguments).
+func (v *vcpu) setBootState(p bootplan.Plan) error {
 	s, err := kvm.GetSregs(uintptr(v.fd))
 	if err != nil {
 		return &Error{Op: "KVM_GET_SREGS", Err: err}
@@ -174,8 +175,8 @@ func (v *vcpu) setBootState(p multiboot.Plan) error {
 	if err := kvm.SetSregs(uintptr(v.fd), s); err != nil {
 		return &Error{Op: "KVM_SET_SREGS", Err: err}
 	}
-	r := &kvm.Regs{RIP: uint64(p.Entry), RAX: uint64(p.EAX), RBX: uint64(p.EBX),
-		RSP: bootStack, RFLAGS: 0x2}
+	r := &kvm.Regs{RIP: uint64(p.EIP), RAX: uint64(p.EAX), RBX: uint64(p.EBX),
+		RSP: uint64(p.ESP), RFLAGS: 0x2}
 	if err := kvm.SetRegs(uintptr(v.fd), r); err != nil {
 		return &Error{Op: "KVM_SET_REGS", Err: err}
 	}
