@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/netback"
@@ -52,7 +53,8 @@ Examples:
    smolvmm bench -k netbsd -d root.img --ready 'login:' -n 10
    smolvmm bench -k netbsd -d web.img -p 8080:80 --ready-port 8080 --compare qemu`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "multiboot kernel `FILE` (default: the built-in demo guest)"},
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`, multiboot or NetBSD ELF (default: the built-in demo guest)"},
+			&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL` for smolvmm's boots: auto, multiboot or netbsd"},
 			&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"}, Usage: "virtio-blk disk `IMAGE`, optionally followed by ,ro and ,serial=ID (repeatable)"},
 			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend, Usage: "kernel command `LINE` after the kernel's name"},
 			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in `MiB`"},
@@ -106,6 +108,9 @@ func benchAction(c *cli.Context) error {
 	if port > 0 {
 		ready.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	}
+	if _, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
+		return usageErrorf("smolvmm bench: --boot %s: %v", c.String("boot"), err)
+	}
 
 	self, err := os.Executable()
 	if err != nil {
@@ -113,7 +118,7 @@ func benchAction(c *cli.Context) error {
 	}
 	kernel, kernelName := c.String("kernel"), "demo"
 	childArgs := []string{"bench", "boot", "-m", strconv.Itoa(c.Int("memory")), "-a", c.String("append"),
-		"--kvm-device", c.String("kvm-device")}
+		"--kvm-device", c.String("kvm-device"), "--boot", c.String("boot")}
 	if kernel != "" {
 		if _, err := os.Stat(kernel); err != nil {
 			return fmt.Errorf("-k %s: %w", kernel, err)
@@ -253,6 +258,7 @@ func benchBootCommand() *cli.Command {
 			&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend},
 			&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm"},
+			&cli.StringFlag{Name: "boot", Value: "auto"},
 			&cli.StringFlag{Name: "report", Required: true},
 		}, netFlags()...),
 		Action: benchBoot,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/internal/starttime"
 	"github.com/smolvmm/smolvmm/multiboot"
@@ -40,8 +41,12 @@ func runFlags() []cli.Flag {
 			Usage: "virtio-blk disk `IMAGE`, optionally followed by ,ro and ,serial=ID (repeatable: ld0, ld1, ...)"},
 		&cli.StringSliceFlag{Name: "share", Usage: "share a snapshot of host `DIR` (DIR,ro: read-only) as the next ld disk " +
 			"(a FAT32 image built at start; mount_msdos /dev/ldNa in the guest; guest writes are discarded at exit)"},
-		&cli.StringSliceFlag{Name: "module", Usage: "multiboot module `FILE`, optionally followed by ,args (repeatable)"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the first access to each unhandled port, and the counts on exit"},
+		&cli.StringSliceFlag{Name: "module", Usage: "boot module `FILE`, optionally followed by ,args for a multiboot kernel or by its type " +
+			"for a NetBSD kernel booted natively: ,kmod (the default for an ELF file), ,fs, ,splash or ,rndseed (repeatable)"},
+		&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL`: auto (multiboot when the kernel has a multiboot header, " +
+			"else NetBSD's native /boot handoff for a NetBSD ELF kernel), multiboot or netbsd"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the boot protocol, what was loaded where and the loader's warnings, " +
+			"the first access to each unhandled port, and the counts on exit"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
 		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 (a port forwarded with -p) that marks the service ready once a connection to it is answered or held for 100 ms (for --timings)"},
@@ -52,12 +57,18 @@ func runFlags() []cli.Flag {
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
-		Usage:     "boot a multiboot kernel (a NetBSD i386 kernel) in a microVM",
+		Usage:     "boot a kernel (multiboot, or NetBSD i386/amd64 through its native handoff) in a microVM",
 		ArgsUsage: " ",
 		Description: `Examples:
    smolvmm run -k netbsd-9.3 -d root.img
    smolvmm run -k netbsd -d root.img -a "-s console=com root=ld0a"   # single user
    smolvmm run -k kernel.elf -m 64 -a "" --module initrd.img,initrd
+   smolvmm run -k netbsd-g4u.gz --module miniroot.kmod -a "console=com"  # native handoff
+
+A kernel with a multiboot header boots by multiboot; a NetBSD ELF kernel
+without one (and any amd64 kernel) gets the handoff NetBSD's /boot performs:
+boot flags (-s, -a, -v...), console=, console_addr=, console_speed= and root=
+from -a become its boot arguments; other words are not passed (-v lists them).
 
 The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
 Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots or
@@ -66,7 +77,7 @@ stopped by Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM), 2 when the
 guest crashed or the command line is wrong, and 1 for other errors before
 the guest ran.`,
 		Flags: append(append([]cli.Flag{
-			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "multiboot kernel `FILE` (ELF or a.out kludge; required)"},
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required)"},
 		}, runFlags()...), netFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -106,6 +117,9 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 		Verbose:   c.Bool("verbose"),
 		Log:       os.Stderr,
 		KVMPath:   c.String("kvm-device"),
+	}
+	if hasFlag(c, "boot") {
+		cfg.Boot, _ = bootplan.ParseProtocol(c.String("boot")) // checked by checkRunFlags
 	}
 	for _, spec := range c.StringSlice("disk") {
 		d, _ := blk.ParseDiskSpec(spec) // checked by checkRunFlags
@@ -172,6 +186,11 @@ func checkRunFlags(c *cli.Context) error {
 			return usageErrorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro", spec, opt)
 		}
 	}
+	if hasFlag(c, "boot") {
+		if _, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
+			return usageErrorf("--boot %s: %v", c.String("boot"), err)
+		}
+	}
 	if r := c.String("ready"); r != "" {
 		if _, err := regexp.Compile(r); err != nil {
 			return usageErrorf("--ready %q: %v", r, err)
@@ -235,7 +254,7 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 		fmt.Fprint(os.Stdout, "\r\n")
 	}
 	if c.Bool("timings") {
-		printTimings(os.Stderr, processStart, events)
+		printTimings(os.Stderr, processStart, events, m.Plan().Protocol)
 	}
 	if c.Bool("verbose") {
 		pio, mmio := m.Unhandled()
@@ -260,8 +279,8 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	return nil
 }
 
-func printTimings(w *os.File, start time.Time, events []vmm.Event) {
-	fmt.Fprintf(w, "smolvmm timings (ms since the Go runtime started):\n")
+func printTimings(w *os.File, start time.Time, events []vmm.Event, proto bootplan.Protocol) {
+	fmt.Fprintf(w, "smolvmm timings (ms since the Go runtime started; boot protocol %s):\n", proto)
 	fmt.Fprintf(w, "  %-16s %9.3f\n", "main", float64(mainStart.Sub(start).Microseconds())/1000)
 	for _, e := range events {
 		fmt.Fprintf(w, "  %-16s %9.3f\n", e.Phase, float64(e.Time.Sub(start).Microseconds())/1000)
