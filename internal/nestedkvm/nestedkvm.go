@@ -206,20 +206,13 @@ func Run(t testing.TB, job Job) Result {
 	if testing.Short() {
 		t.Skip("nested KVM rig skipped in -short mode (each run boots Linux under emulation)")
 	}
-	unavailable := func(err error) {
-		t.Helper()
-		if os.Getenv(EnvVar) == "require" {
-			t.Fatalf("nested KVM rig: %v (%s=require)", err, EnvVar)
-		}
-		t.Skipf("nested KVM rig: %v", err)
-	}
 	qemu, err := exec.LookPath(QEMU)
 	if err != nil {
-		unavailable(fmt.Errorf("%s not found (Debian: apt-get install qemu-system-x86): %w", QEMU, ErrUnavailable))
+		unavailable(t, fmt.Errorf("%s not found (Debian: apt-get install qemu-system-x86): %w", QEMU, ErrUnavailable))
 	}
 	b, err := base()
 	if errors.Is(err, ErrUnavailable) {
-		unavailable(err)
+		unavailable(t, err)
 	}
 	if err != nil {
 		t.Fatalf("nested KVM rig: %v", err)
@@ -245,6 +238,32 @@ func Run(t testing.TB, job Job) Result {
 		t.Fatalf("nested KVM rig (%s): %v\noutput:\n%s", b.ing.Packages, err, r.Output)
 	}
 	return r
+}
+
+// unavailable skips t, or fails it under SMOLVMM_NESTEDKVM=require.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv(EnvVar) == "require" {
+		t.Fatalf("nested KVM rig: %v (%s=require)", err, EnvVar)
+	}
+	t.Skipf("nested KVM rig: %v", err)
+}
+
+// Fetch returns the rig's ingredients from the package cache (downloading
+// them the first time), skipping t as Run does where they cannot be had.
+func Fetch(t testing.TB) Ingredients {
+	t.Helper()
+	if os.Getenv(EnvVar) == "off" {
+		t.Skipf("nested KVM rig disabled (%s=off)", EnvVar)
+	}
+	ing, err := FetchIngredients(CacheDir())
+	if errors.Is(err, ErrUnavailable) {
+		unavailable(t, err)
+	}
+	if err != nil {
+		t.Fatalf("nested KVM rig: %v", err)
+	}
+	return ing
 }
 
 // rigBase is what every run in a test process shares.
