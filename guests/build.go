@@ -24,6 +24,14 @@ type recipe struct {
 	// virt links at virtual 0xc0100000 (physical 0x100000) like NetBSD, with
 	// position-independent code so it runs before any paging.
 	virt bool
+	// script replaces the default linker script.
+	script string
+	// elf64 builds srcs for x86-64 and links an ELF64 with link64.ld.
+	elf64 bool
+	// blob32 sources are built -m32 and linked with blob32.ld into the flat
+	// file blob32.bin, which an elf64 guest's assembly includes (.incbin): its
+	// 32-bit C code, which an x86-64 link cannot take as objects.
+	blob32 []string
 }
 
 var runtimeSrcs = []string{"entry.S", "rt.c"}
@@ -43,6 +51,11 @@ var recipes = map[string]recipe{
 	"hammer":    {srcs: withRuntime("hammer.c")},
 	"up":        {srcs: withRuntime("virtio.c", "up.c")},
 	"paging":    {srcs: withRuntime("paging.c", "iret.S"), virt: true},
+	"nbboot": {srcs: []string{"nbentry.S", "rt.c", "nbinfo.c", "nbboot.c", "nbnote.S"},
+		virt: true, script: "link-nb.ld"},
+	"handoff": {srcs: withRuntime("handoff.c"), script: "link-handoff.ld"},
+	"long64": {srcs: []string{"long64.S", "long64.c", "nbnote.S"}, elf64: true,
+		blob32: []string{"rt.c", "nbinfo.c", "long64_32.c"}},
 }
 
 var baseCFlags = []string{
@@ -53,6 +66,19 @@ var baseCFlags = []string{
 
 var ldFlags = []string{
 	"-m", "elf_i386", "-z", "max-page-size=0x1000", "-z", "noexecstack",
+	"--no-warn-rwx-segments", "--build-id=none",
+}
+
+// cFlags64 builds the 64-bit code of elf64 guests, linked in the top 2 GiB
+// as NetBSD/amd64 is (-mcmodel=kernel).
+var cFlags64 = []string{
+	"-m64", "-mgeneral-regs-only", "-ffreestanding", "-nostdlib", "-fno-stack-protector",
+	"-fno-asynchronous-unwind-tables", "-fno-pic", "-mcmodel=kernel", "-mno-red-zone",
+	"-O2", "-Wall", "-Wextra", "-Werror",
+}
+
+var ldFlags64 = []string{
+	"-m", "elf_x86_64", "-z", "max-page-size=0x1000", "-z", "noexecstack",
 	"--no-warn-rwx-segments", "--build-id=none",
 }
 
@@ -84,7 +110,11 @@ func BuildIn(cacheDir, name string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("guests: unknown guest %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
-	for _, tool := range []string{"gcc", "ld"} {
+	tools := []string{"gcc", "ld"}
+	if len(r.blob32) > 0 {
+		tools = append(tools, "objcopy")
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "", fmt.Errorf("guests: building %s needs %s (install gcc and binutils): %w", name, tool, err)
 		}
@@ -109,16 +139,20 @@ func BuildIn(cacheDir, name string) (string, error) {
 	if err := extractSources(work); err != nil {
 		return "", err
 	}
-	var objs []string
-	for _, src := range r.srcs {
-		obj := src + ".o" // intr.S and intr.c must not collide
-		args := append(append([]string{}, cflags...), "-c", src, "-o", obj)
-		if err := run(work, "gcc", args...); err != nil {
-			return "", fmt.Errorf("guests: compiling %s for %s: %w", src, name, err)
+	if len(r.blob32) > 0 {
+		if err := buildBlob32(work, name, r.blob32); err != nil {
+			return "", err
 		}
-		objs = append(objs, obj)
 	}
-	args := append(append([]string{}, ldFlags...), "-T", script, "-o", name+".elf")
+	objs, err := compile(work, name, "", cflags, r.srcs)
+	if err != nil {
+		return "", err
+	}
+	lflags := ldFlags
+	if r.elf64 {
+		lflags = ldFlags64
+	}
+	args := append(append([]string{}, lflags...), "-T", script, "-o", name+".elf")
 	if err := run(work, "ld", append(args, objs...)...); err != nil {
 		return "", fmt.Errorf("guests: linking %s: %w", name, err)
 	}
@@ -129,12 +163,53 @@ func BuildIn(cacheDir, name string) (string, error) {
 	return out, nil
 }
 
-func (r recipe) flags() (cflags []string, script string) {
-	cflags = append([]string{}, baseCFlags...)
-	if r.virt {
-		return append(cflags, "-fPIE", "-fvisibility=hidden"), "link-virt.ld"
+// compile builds srcs in dir with cflags and returns the object names,
+// each prefixed with prefix.
+func compile(dir, name, prefix string, cflags, srcs []string) ([]string, error) {
+	var objs []string
+	for _, src := range srcs {
+		obj := prefix + src + ".o" // intr.S and intr.c must not collide
+		args := append(append([]string{}, cflags...), "-c", src, "-o", obj)
+		if err := run(dir, "gcc", args...); err != nil {
+			return nil, fmt.Errorf("guests: compiling %s for %s: %w", src, name, err)
+		}
+		objs = append(objs, obj)
 	}
-	return append(cflags, "-fno-pic"), "link.ld"
+	return objs, nil
+}
+
+// buildBlob32 links srcs, built for i386, at their physical address with
+// blob32.ld and writes the flat image blob32.bin in dir.
+func buildBlob32(dir, name string, srcs []string) error {
+	objs, err := compile(dir, name, "blob32-", append(append([]string{}, baseCFlags...), "-fno-pic"), srcs)
+	if err != nil {
+		return err
+	}
+	args := append(append([]string{}, ldFlags...), "-T", "blob32.ld", "-o", "blob32.elf")
+	if err := run(dir, "ld", append(args, objs...)...); err != nil {
+		return fmt.Errorf("guests: linking the 32-bit blob of %s: %w", name, err)
+	}
+	if err := run(dir, "objcopy", "-O", "binary", "-j", ".blob", "blob32.elf", "blob32.bin"); err != nil {
+		return fmt.Errorf("guests: flattening the 32-bit blob of %s: %w", name, err)
+	}
+	return nil
+}
+
+func (r recipe) flags() (cflags []string, script string) {
+	if r.elf64 {
+		return append([]string{}, cFlags64...), "link64.ld"
+	}
+	cflags = append([]string{}, baseCFlags...)
+	script = "link.ld"
+	if r.virt {
+		cflags, script = append(cflags, "-fPIE", "-fvisibility=hidden"), "link-virt.ld"
+	} else {
+		cflags = append(cflags, "-fno-pic")
+	}
+	if r.script != "" {
+		script = r.script
+	}
+	return cflags, script
 }
 
 // key hashes everything that decides the output: the recipe, the flags and
@@ -142,6 +217,9 @@ func (r recipe) flags() (cflags []string, script string) {
 func (r recipe) key(name string, cflags []string, script string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%q\x00%q\x00%s\x00", name, cflags, ldFlags, script)
+	if r.elf64 || len(r.blob32) > 0 {
+		fmt.Fprintf(h, "%q\x00%q\x00%q\x00", ldFlags64, r.blob32, baseCFlags)
+	}
 	err := fs.WalkDir(sources, "src", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -76,12 +76,18 @@ func checkMultiboot(t *testing.T, b []byte) {
 // loadInfo returns e_entry and the single PT_LOAD's vaddr and paddr.
 func loadInfo(t *testing.T, b []byte) (entry, vaddr, paddr uint64) {
 	t.Helper()
+	return loadInfoAs(t, b, elf.ELFCLASS32, elf.EM_386)
+}
+
+// loadInfoAs is loadInfo for an ELF of the given class and machine.
+func loadInfoAs(t *testing.T, b []byte, class elf.Class, machine elf.Machine) (entry, vaddr, paddr uint64) {
+	t.Helper()
 	f, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
 		t.Fatalf("not an ELF file: %v", err)
 	}
-	if f.Class != elf.ELFCLASS32 || f.Machine != elf.EM_386 {
-		t.Fatalf("ELF class %v machine %v, want ELF32 i386", f.Class, f.Machine)
+	if f.Class != class || f.Machine != machine {
+		t.Fatalf("ELF class %v machine %v, want %v %v", f.Class, f.Machine, class, machine)
 	}
 	// Guests with 4096-aligned .bss buffers get a second PT_LOAD: fine, the
 	// first must start the image and the last must carry .bss.
@@ -99,6 +105,26 @@ func loadInfo(t *testing.T, b []byte) (entry, vaddr, paddr uint64) {
 	}
 	vaddr, paddr = loads[0].Vaddr, loads[0].Paddr
 	return f.Entry, vaddr, paddr
+}
+
+// netbsdNote reports whether the ELF carries a .note.netbsd.ident section
+// with NetBSD's NT_NETBSD_IDENT note (name "NetBSD", type 1, 4-byte version).
+func netbsdNote(t *testing.T, b []byte) bool {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Section(".note.netbsd.ident")
+	if s == nil || s.Type != elf.SHT_NOTE {
+		return false
+	}
+	d, err := s.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]byte{7, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0}, "NetBSD\x00\x00"...), 0xc0, 0x87, 0x8b, 0x3b) // 999000000
+	return bytes.Equal(d, want)
 }
 
 func TestDemoEmbedded(t *testing.T) {
@@ -134,23 +160,47 @@ func TestDemoUpToDate(t *testing.T) {
 }
 
 func TestBuildAll(t *testing.T) {
+	// Everything is loaded at 0x100000 and linked there, unless listed.
+	type layout struct {
+		native       bool // NetBSD note, no multiboot header: the native handoff
+		elf64        bool
+		vaddr, paddr uint64
+	}
+	layouts := map[string]layout{
+		"handoff": {vaddr: HandoffBase, paddr: HandoffBase},
+		"nbboot":  {native: true, vaddr: 0xc0100000, paddr: 0x100000},
+		"long64":  {native: true, elf64: true, vaddr: 0xffffffff80200000, paddr: 0x200000},
+	}
 	for _, name := range Names() {
 		t.Run(name, func(t *testing.T) {
 			b, err := os.ReadFile(build(t, name))
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkMultiboot(t, b)
-			entry, vaddr, paddr := loadInfo(t, b)
-			if paddr != 0x100000 {
-				t.Errorf("paddr %#x, want 0x100000", paddr)
+			want, ok := layouts[name]
+			if !ok {
+				want = layout{vaddr: 0x100000, paddr: 0x100000}
+				if recipes[name].virt {
+					want.vaddr = 0xc0100000
+				}
 			}
-			wantV := uint64(0x100000)
-			if recipes[name].virt {
-				wantV = 0xc0100000
+			if want.native {
+				if bytes.Contains(b[:min(len(b), 8192)], []byte{0x02, 0xb0, 0xad, 0x1b}) {
+					t.Error("a multiboot header magic in the first 8192 bytes")
+				}
+				if !netbsdNote(t, b) {
+					t.Error("no NetBSD ident note")
+				}
+			} else {
+				checkMultiboot(t, b)
 			}
-			if vaddr != wantV || entry < wantV || entry > wantV+0x10000 {
-				t.Errorf("entry %#x vaddr %#x, want linked at %#x", entry, vaddr, wantV)
+			class, machine := elf.ELFCLASS32, elf.EM_386
+			if want.elf64 {
+				class, machine = elf.ELFCLASS64, elf.EM_X86_64
+			}
+			entry, vaddr, paddr := loadInfoAs(t, b, class, machine)
+			if paddr != want.paddr || vaddr != want.vaddr || entry < vaddr || entry > vaddr+0x10000 {
+				t.Errorf("entry %#x vaddr %#x paddr %#x, want linked at %#x, loaded at %#x", entry, vaddr, paddr, want.vaddr, want.paddr)
 			}
 		})
 	}

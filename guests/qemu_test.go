@@ -29,22 +29,39 @@ type qemuOpts struct {
 	trigger, reply string
 	// kvm adds -enable-kvm (QEMU's default CPU model: -cpu host aborts here).
 	kvm bool
+	// system is the QEMU binary (default qemu-system-i386).
+	system string
+	// memMiB is the RAM size (default 64).
+	memMiB int
+	// boot replaces "-kernel kernel -append append" (e.g. HandoffQEMUArgs).
+	boot []string
 }
 
 // runQEMU boots kernel under qemu-system-i386 (TCG) and returns the COM1
 // output with "\r\n" kept and the QEMU exit status.
 func runQEMU(t *testing.T, kernel string, o qemuOpts) (string, int) {
 	t.Helper()
-	qemu, err := exec.LookPath("qemu-system-i386")
+	system, mem := o.system, o.memMiB
+	if system == "" {
+		system = "qemu-system-i386"
+	}
+	if mem == 0 {
+		mem = 64
+	}
+	qemu, err := exec.LookPath(system)
 	if err != nil {
-		t.Skip("qemu-system-i386 not installed (apt-get install qemu-system-x86)")
+		t.Skipf("%s not installed (apt-get install qemu-system-x86)", system)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	args := []string{"-M", "pc", "-m", "64", "-display", "none", "-monitor", "none",
+	args := []string{"-M", "pc", "-m", strconv.Itoa(mem), "-display", "none", "-monitor", "none",
 		"-no-reboot", "-serial", "stdio", "-nodefaults",
-		"-device", "isa-debug-exit,iobase=0x501,iosize=2",
-		"-kernel", kernel, "-append", o.append}
+		"-device", "isa-debug-exit,iobase=0x501,iosize=2"}
+	if o.boot != nil {
+		args = append(args, o.boot...)
+	} else {
+		args = append(args, "-kernel", kernel, "-append", o.append)
+	}
 	if o.kvm {
 		args = append(args, "-enable-kvm")
 	}
