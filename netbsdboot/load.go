@@ -278,6 +278,11 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 	}
 	l.endpa = top // exec.c:781
 	limit := min(memSize, math.MaxUint32)
+	for _, s := range k.segs {
+		if s.End() > limit {
+			return nil, &MemoryError{What: s.String(), Need: top + opts.Headroom, Have: memSize}
+		}
+	}
 	for _, p := range all {
 		for _, s := range k.segs {
 			if p.start < s.End() && s.Addr < p.end {
@@ -286,11 +291,6 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		}
 		if p.end > limit {
 			return nil, &MemoryError{What: p.what, Need: top + opts.Headroom, Have: memSize}
-		}
-	}
-	for _, s := range k.segs {
-		if s.End() > limit {
-			return nil, &MemoryError{What: s.String(), Need: top + opts.Headroom, Have: memSize}
 		}
 	}
 	if need := top + opts.Headroom; need > limit {

@@ -1,0 +1,259 @@
+// Package elftest writes small ELF32 and ELF64 files for loader tests:
+// program headers, any sections (a null section first and .shstrtab last
+// are added), symbol tables and NetBSD ident notes.
+package elftest
+
+import (
+	"encoding/binary"
+)
+
+// Seg is a program header and the bytes it loads.
+type Seg struct {
+	Type         uint32 // 0 means PT_LOAD
+	Flags        uint32 // 0 means PF_R|PF_W|PF_X
+	Vaddr, Paddr uint64
+	Data         []byte
+	Memsz        uint64 // 0 means len(Data)
+}
+
+// Sec is a section. Its data is written to the file unless Type is
+// SHT_NOBITS (8).
+type Sec struct {
+	Name    string
+	Type    uint32
+	Flags   uint64
+	Addr    uint64
+	Data    []byte
+	Link    uint32
+	Info    uint32
+	Entsize uint64
+}
+
+// File describes an ELF file.
+type File struct {
+	Class     byte   // 1 (ELF32, the default) or 2 (ELF64)
+	BigEndian bool   //
+	Type      uint16 // 0 means ET_EXEC
+	Machine   uint16 // 0 means EM_386 for ELF32, EM_X86_64 for ELF64
+	Entry     uint64
+	Segs      []Seg
+	// Secs are sections 1..n; .shstrtab is added as section n+1. Without
+	// sections the file has no section header table.
+	Secs []Sec
+}
+
+// Shstrndx is the index .shstrtab gets.
+func (f File) Shstrndx() int { return len(f.Secs) + 1 }
+
+func (f File) class64() bool { return f.Class == 2 }
+
+func (f File) order() binary.ByteOrder {
+	if f.BigEndian {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
+}
+
+func align(v, a int) int { return (v + a - 1) &^ (a - 1) }
+
+// Build returns the file's bytes and the file offset of each section's
+// data (index 0 and the .shstrtab included).
+func (f File) Build() []byte { b, _ := f.BuildOffsets(); return b }
+
+// BuildOffsets is Build, also returning each section's file offset.
+func (f File) BuildOffsets() ([]byte, []uint64) {
+	o := f.order()
+	ehsize, phsize, shsize := 52, 32, 40
+	if f.class64() {
+		ehsize, phsize, shsize = 64, 56, 64
+	}
+	machine := f.Machine
+	if machine == 0 {
+		machine = 3
+		if f.class64() {
+			machine = 62
+		}
+	}
+	etype := f.Type
+	if etype == 0 {
+		etype = 2
+	}
+	secs := append([]Sec{{}}, f.Secs...)
+	shstr := []byte{0}
+	names := make([]uint32, len(secs)+1)
+	for i, s := range secs[1:] {
+		names[i+1] = uint32(len(shstr))
+		shstr = append(append(shstr, s.Name...), 0)
+	}
+	names[len(secs)] = uint32(len(shstr))
+	shstr = append(shstr, ".shstrtab\x00"...)
+	if len(f.Secs) > 0 {
+		secs = append(secs, Sec{Name: ".shstrtab", Type: 3, Data: shstr})
+	} else {
+		secs = nil
+	}
+
+	off := ehsize + phsize*len(f.Segs)
+	segOff := make([]int, len(f.Segs))
+	for i, s := range f.Segs {
+		off = align(off, 16)
+		segOff[i] = off
+		off += len(s.Data)
+	}
+	secOff := make([]uint64, len(secs))
+	for i, s := range secs {
+		if i == 0 || s.Type == 8 {
+			continue
+		}
+		off = align(off, 8)
+		secOff[i] = uint64(off)
+		off += len(s.Data)
+	}
+	shoff := 0
+	if len(secs) > 0 {
+		off = align(off, 8)
+		shoff = off
+		off += shsize * len(secs)
+	}
+	b := make([]byte, off)
+	copy(b, "\x7fELF")
+	b[4], b[5], b[6] = 1, 1, 1
+	if f.class64() {
+		b[4] = 2
+	}
+	if f.BigEndian {
+		b[5] = 2
+	}
+	o.PutUint16(b[16:], etype)
+	o.PutUint16(b[18:], machine)
+	o.PutUint32(b[20:], 1)
+	put := func(p []byte, v uint64) []byte { // a word of the class
+		if f.class64() {
+			o.PutUint64(p, v)
+			return p[8:]
+		}
+		o.PutUint32(p, uint32(v))
+		return p[4:]
+	}
+	p := put(b[24:], f.Entry)
+	p = put(p, uint64(ehsize))
+	p = put(p, uint64(shoff))
+	o.PutUint32(p, 0) // e_flags
+	o.PutUint16(p[4:], uint16(ehsize))
+	o.PutUint16(p[6:], uint16(phsize))
+	o.PutUint16(p[8:], uint16(len(f.Segs)))
+	o.PutUint16(p[10:], uint16(shsize))
+	if len(secs) > 0 {
+		o.PutUint16(p[12:], uint16(len(secs)))
+		o.PutUint16(p[14:], uint16(len(secs)-1))
+	}
+	for i, s := range f.Segs {
+		ph := b[ehsize+phsize*i:]
+		typ, flags, memsz := s.Type, s.Flags, s.Memsz
+		if typ == 0 {
+			typ = 1
+		}
+		if flags == 0 {
+			flags = 7
+		}
+		if memsz == 0 {
+			memsz = uint64(len(s.Data))
+		}
+		o.PutUint32(ph, typ)
+		if f.class64() {
+			o.PutUint32(ph[4:], flags)
+			o.PutUint64(ph[8:], uint64(segOff[i]))
+			o.PutUint64(ph[16:], s.Vaddr)
+			o.PutUint64(ph[24:], s.Paddr)
+			o.PutUint64(ph[32:], uint64(len(s.Data)))
+			o.PutUint64(ph[40:], memsz)
+			o.PutUint64(ph[48:], 0x1000)
+		} else {
+			o.PutUint32(ph[4:], uint32(segOff[i]))
+			o.PutUint32(ph[8:], uint32(s.Vaddr))
+			o.PutUint32(ph[12:], uint32(s.Paddr))
+			o.PutUint32(ph[16:], uint32(len(s.Data)))
+			o.PutUint32(ph[20:], uint32(memsz))
+			o.PutUint32(ph[24:], flags)
+			o.PutUint32(ph[28:], 0x1000)
+		}
+		copy(b[segOff[i]:], s.Data)
+	}
+	for i, s := range secs {
+		if i == 0 {
+			continue
+		}
+		if s.Type != 8 {
+			copy(b[secOff[i]:], s.Data)
+		}
+		sh := b[shoff+shsize*i:]
+		o.PutUint32(sh, names[i])
+		o.PutUint32(sh[4:], s.Type)
+		q := put(sh[8:], s.Flags)
+		q = put(q, s.Addr)
+		q = put(q, secOff[i])
+		q = put(q, uint64(len(s.Data)))
+		o.PutUint32(q, s.Link)
+		o.PutUint32(q[4:], s.Info)
+		q = put(q[8:], 4)
+		put(q, s.Entsize)
+	}
+	return b, secOff
+}
+
+// Sym is a symbol for Symtab.
+type Sym struct {
+	Name  string
+	Value uint64
+	Shndx uint16
+}
+
+// Symtab encodes syms (after the null symbol) as a symbol table of the
+// class and its string table.
+func Symtab(class byte, bigEndian bool, syms []Sym) (symtab, strtab []byte) {
+	f := File{Class: class, BigEndian: bigEndian}
+	o := f.order()
+	size := 16
+	if f.class64() {
+		size = 24
+	}
+	strtab = []byte{0}
+	symtab = make([]byte, size*(len(syms)+1))
+	for i, s := range syms {
+		e := symtab[size*(i+1):]
+		o.PutUint32(e, uint32(len(strtab)))
+		strtab = append(append(strtab, s.Name...), 0)
+		const info = 1<<4 | 2 // STB_GLOBAL, STT_FUNC
+		if f.class64() {
+			e[4] = info
+			o.PutUint16(e[6:], s.Shndx)
+			o.PutUint64(e[8:], s.Value)
+		} else {
+			o.PutUint32(e[4:], uint32(s.Value))
+			e[12] = info
+			o.PutUint16(e[14:], s.Shndx)
+		}
+	}
+	return symtab, strtab
+}
+
+// Note encodes one ELF note with 4-byte padding.
+func Note(bigEndian bool, name string, typ uint32, desc []byte) []byte {
+	o := File{BigEndian: bigEndian}.order()
+	n := append([]byte(name), 0)
+	b := make([]byte, 12, 12+align(len(n), 4)+align(len(desc), 4))
+	o.PutUint32(b, uint32(len(n)))
+	o.PutUint32(b[4:], uint32(len(desc)))
+	o.PutUint32(b[8:], typ)
+	b = append(b, n...)
+	b = append(b, make([]byte, align(len(n), 4)-len(n))...)
+	b = append(b, desc...)
+	return append(b, make([]byte, align(len(desc), 4)-len(desc))...)
+}
+
+// NetBSDNote is NetBSD's ident note for __NetBSD_Version__ version.
+func NetBSDNote(bigEndian bool, version uint32) []byte {
+	d := make([]byte, 4)
+	File{BigEndian: bigEndian}.order().PutUint32(d, version)
+	return Note(bigEndian, "NetBSD", 1, d)
+}

@@ -1,0 +1,395 @@
+package netbsdboot
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+const (
+	testMem = 16 << 20
+	fill    = 0xAA
+)
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*7)
+	}
+	return b
+}
+
+// stdKernel is a small NetBSD kernel of the class (1: i386 ELF32, 2: amd64
+// ELF64): text and data+BSS segments, the ident note, a CTF section, a
+// comment, a symbol table with its strings, and a string table nothing
+// links to.
+func stdKernel(class byte) elftest.File {
+	base, vbase := uint64(0x100000), uint64(0xc0100000)
+	if class == 2 {
+		base, vbase = 0x200000, 0xffffffff80200000
+	}
+	sym, str := elftest.Symtab(class, false, []elftest.Sym{
+		{Name: "start", Value: vbase, Shndx: 1},
+		{Name: "md_root_setconf", Value: vbase + 0x40, Shndx: 1},
+		{Name: "end", Value: vbase + 0x4000, Shndx: 0xfff1},
+	})
+	return elftest.File{
+		Class: class,
+		Entry: vbase + 0x20,
+		Segs: []elftest.Seg{
+			{Flags: 5, Vaddr: vbase, Paddr: base, Data: pattern(0x200, 1)},
+			{Flags: 6, Vaddr: vbase + 0x1000, Paddr: base + 0x1000, Data: pattern(0x80, 2), Memsz: 0x3000},
+		},
+		Secs: []elftest.Sec{
+			{Name: ".text", Type: 1, Flags: 6, Addr: vbase, Data: pattern(0x200, 1)},
+			{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+			{Name: ".SUNW_ctf", Type: 1, Data: []byte("ctfdata!")},
+			{Name: ".comment", Type: 1, Data: []byte("hello")},
+			{Name: ".symtab", Type: 2, Data: sym, Link: 6, Info: 1, Entsize: uint64(len(sym) / 4)},
+			{Name: ".strtab", Type: 3, Data: str},
+			{Name: ".orphan", Type: 3, Data: []byte("\x00zz\x00")},
+		},
+	}
+}
+
+func newMem() *guestmem.Memory {
+	return guestmem.New(bytes.Repeat([]byte{fill}, testMem))
+}
+
+// symLayout is where the symbol area's parts go, relative to its start:
+// computed by hand from loadfile_elf32.c for stdKernel.
+type symLayout struct{ shstr, ctf, symtab, strtab, end uint64 }
+
+func TestLoadLayout(t *testing.T) {
+	le := binary.LittleEndian
+	for _, tc := range []struct {
+		class         byte
+		kstart, entry uint32
+		ehsize, shsz  int
+		want          symLayout
+	}{
+		// ELF32: header 52, 9 section headers of 40 = 360; section names
+		// 79 bytes -> 80; ctf 8; symtab 4x16; strtab 27 -> 28.
+		{1, 0x100000, 0x100020, 52, 40, symLayout{412, 492, 500, 564, 592}},
+		// ELF64: header 64, 9 x 64 = 576; names 80; ctf 8; symtab 4x24;
+		// strtab 27 -> 32 (ELFROUND 8).
+		{2, 0x200000, 0x200020, 64, 64, symLayout{640, 720, 728, 824, 856}},
+	} {
+		t.Run(fmt.Sprintf("ELF%d", 32*int(tc.class)), func(t *testing.T) {
+			k := stdKernel(tc.class)
+			file, secOff := k.BuildOffsets()
+			mem := newMem()
+			kmod := append([]byte("\x7fELF"), pattern(100, 3)...)
+			fsimg := pattern(5000, 4)
+			p, err := Load(mem, bytes.NewReader(file), int64(len(file)), Options{
+				KernelName: "netbsd.gz",
+				Append:     "-s -1q console=com console_speed=115200 root=ld0a foo=bar",
+				Modules:    []Module{{Name: "miniroot.kmod", Data: kmod}, {Name: "/fs.img", Data: fsimg, Type: ModuleFS}},
+			})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			b := mem.Bytes()
+			kend := uint64(tc.kstart) + 0x4000
+			ssym := kend
+			esym := ssym + tc.want.end
+			mod0 := (esym + 4095) &^ 4095
+			mod1 := (mod0 + uint64(len(kmod)) + 4095) &^ 4095
+			endpa := mod1 + uint64(len(fsimg))
+
+			if p.Protocol != bootplan.NetBSD || p.EIP != tc.entry || p.ESP != 0x6FE4 || p.EAX != 0 || p.EBX != 0 ||
+				p.KernelStart != tc.kstart || p.KernelEnd != uint32(kend) || p.End != uint32(endpa) || !p.Symbols ||
+				p.Format != fmt.Sprintf("elf%d", 32*int(tc.class)) {
+				t.Errorf("plan %+v", p)
+			}
+			if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], `"foo=bar"`) {
+				t.Errorf("warnings %q, want one about foo=bar", p.Warnings)
+			}
+
+			// Segments and BSS.
+			expect(t, b, uint64(tc.kstart), pattern(0x200, 1), "text")
+			expect(t, b, uint64(tc.kstart)+0x200, bytes.Repeat([]byte{fill}, 0xe00), "gap between segments")
+			expect(t, b, uint64(tc.kstart)+0x1000, pattern(0x80, 2), "data")
+			expect(t, b, uint64(tc.kstart)+0x1080, make([]byte, 0x2f80), "BSS")
+
+			// The symbol area.
+			hdr := append([]byte(nil), file[:tc.ehsize]...)
+			if tc.class == 2 {
+				le.PutUint64(hdr[32:], 0)
+				le.PutUint64(hdr[40:], 64)
+				le.PutUint16(hdr[54:], 0)
+				le.PutUint16(hdr[56:], 0)
+			} else {
+				le.PutUint32(hdr[28:], 0)
+				le.PutUint32(hdr[32:], 52)
+				le.PutUint16(hdr[42:], 0)
+				le.PutUint16(hdr[44:], 0)
+			}
+			expect(t, b, ssym, hdr, "ELF header copy")
+			shoff := le.Uint32(file[32:])
+			if tc.class == 2 {
+				shoff = uint32(le.Uint64(file[40:]))
+			}
+			shtab := append([]byte(nil), file[shoff:shoff+uint32(9*tc.shsz)]...)
+			newOff := map[int]uint64{8: tc.want.shstr, 3: tc.want.ctf, 5: tc.want.symtab, 6: tc.want.strtab}
+			for i := 1; i < 9; i++ {
+				field := shtab[i*tc.shsz+16:]
+				if tc.class == 2 {
+					le.PutUint64(shtab[i*tc.shsz+24:], newOff[i])
+				} else {
+					le.PutUint32(field, uint32(newOff[i]))
+				}
+			}
+			expect(t, b, ssym+uint64(tc.ehsize), shtab, "section headers")
+			for i, rel := range newOff {
+				sec := k.Secs
+				var data []byte
+				if i == 8 {
+					data = file[secOff[8]:shoff] // .shstrtab runs to the header table, with padding
+					data = data[:bytes.Index(data, []byte(".shstrtab\x00"))+10]
+				} else {
+					data = sec[i-1].Data
+				}
+				expect(t, b, ssym+rel, data, fmt.Sprintf("section %d", i))
+			}
+			f, err := elf.NewFile(bytes.NewReader(b[ssym:esym]))
+			if err != nil {
+				t.Fatalf("the symbol area does not parse: %v", err)
+			}
+			syms, err := f.Symbols()
+			if err != nil || len(syms) != 3 || syms[0].Name != "start" || syms[1].Name != "md_root_setconf" {
+				t.Errorf("symbols from the area: %v, %v", syms, err)
+			}
+			expect(t, b, esym, bytes.Repeat([]byte{fill}, int(mod0-esym)), "between symbols and the first module")
+
+			// Modules.
+			expect(t, b, mod0, kmod, "module 0")
+			expect(t, b, mod1, fsimg, "module 1")
+
+			// The stack.
+			words := []uint32{0, RBSingle | RBMD1 | ABQuiet, 0, 0x7000, uint32(esym), (testMem - 1<<20) / 1024, 640}
+			for i, w := range words {
+				if got := le.Uint32(b[0x6FE4+4*i:]); got != w {
+					t.Errorf("stack word %d = %#x, want %#x", i, got, w)
+				}
+			}
+			expect(t, b, 0x6000, make([]byte, 0xFE4), "stack page below the arguments")
+
+			// The bootinfo table and every record, byte for byte.
+			type rec struct {
+				typ  uint32
+				body []byte
+			}
+			str := func(s string, n int) []byte { x := make([]byte, n); copy(x, s); return x }
+			u32 := func(vs ...uint32) []byte {
+				x := make([]byte, 4*len(vs))
+				for i, v := range vs {
+					le.PutUint32(x[4*i:], v)
+				}
+				return x
+			}
+			mm := u32(3)
+			for _, e := range [][3]uint64{{0, 0xA0000, 1}, {0xA0000, 0x60000, 2}, {0x100000, testMem - 0x100000, 1}} {
+				mm = le.AppendUint64(mm, e[0])
+				mm = le.AppendUint64(mm, e[1])
+				mm = le.AppendUint32(mm, uint32(e[2]))
+			}
+			ml := u32(2, uint32(endpa))
+			ml = append(append(ml, str("miniroot.kmod", 80)...), u32(1, uint32(len(kmod)), uint32(mod0))...)
+			ml = append(append(ml, str("/fs.img", 80)...), u32(4, uint32(len(fsimg)), uint32(mod1))...)
+			want := []rec{
+				{6, append(str("com", 16), u32(0x3f8, 115200)...)},
+				{0, str("netbsd.gz", 80)},
+				{1, str("ld0a", 16)},
+				{9, mm},
+				{11, ml},
+				{8, u32(1, uint32(ssym), uint32(esym))},
+				{12, make([]byte, 48)},
+			}
+			if n := le.Uint32(b[0x7000:]); n != uint32(len(want)) {
+				t.Fatalf("bootinfo nentries %d, want %d", n, len(want))
+			}
+			next := uint32(0x7000 + 4 + 4*len(want))
+			for i, r := range want {
+				at := le.Uint32(b[0x7004+4*i:])
+				if at != next {
+					t.Errorf("record %d at %#x, want %#x", i, at, next)
+				}
+				expect(t, b, uint64(at), append(u32(uint32(8+len(r.body)), r.typ), r.body...), fmt.Sprintf("record %d (type %d)", i, r.typ))
+				next = at + uint32(8+len(r.body)+3)&^3
+			}
+
+			// The regions cover what was written, in order.
+			var whats []string
+			for i, r := range p.Regions {
+				whats = append(whats, r.What)
+				if i > 0 && r.Addr < p.Regions[i-1].Addr+p.Regions[i-1].Len {
+					t.Errorf("region %v overlaps %v", r, p.Regions[i-1])
+				}
+			}
+			if len(p.Regions) != 7 || p.Regions[5].Addr != mod0 || p.Regions[6].Len != uint64(len(fsimg)) || p.Regions[4].Addr != ssym {
+				t.Errorf("regions %v", p.Regions)
+			}
+		})
+	}
+}
+
+func expect(t *testing.T, mem []byte, addr uint64, want []byte, what string) {
+	t.Helper()
+	got := mem[addr : addr+uint64(len(want))]
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(want) && got[i] == want[i] {
+			i++
+		}
+		t.Errorf("%s at %#x: byte %d (%#x) is %#02x, want %#02x", what, addr, i, addr+uint64(i), got[i], want[i])
+	}
+}
+
+func TestParseAppend(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		howto    uint32
+		console  string
+		addr     uint32
+		speed    uint32
+		root     string
+		warnings int
+	}{
+		{"", 0, "pc", 0, 9600, "", 0},
+		{"console=com root=ld0a", 0, "com", 0x3f8, 9600, "ld0a", 0},
+		{"-s", RBSingle, "pc", 0, 9600, "", 0},
+		{"-s -a -v -q -x -d -c -z -1 -2", RBSingle | RBAskName | ABVerbose | ABQuiet | ABDebug | RBKDB | RBUserconf | ABSilent | RBMD1 | RBMD2, "pc", 0, 9600, "", 0},
+		{"-bm34", RBHalt | RBMiniroot | RBMD3 | RBMD4, "pc", 0, 9600, "", 0},
+		{"console=com console_addr=0x2f8 console_speed=115200", 0, "com", 0x2f8, 115200, "", 0},
+		{"console_addr=760 console=com", 0, "com", 760, 9600, "", 0},
+		{"netbsd root=wd0a init=/bin/sh -", 0, "pc", 0, 9600, "wd0a", 3},
+	} {
+		a, err := ParseAppend(tc.in)
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if a.Howto != tc.howto || a.Console != tc.console || a.ConsoleAddr != tc.addr || a.ConsoleSpeed != tc.speed ||
+			a.Root != tc.root || len(a.Warnings) != tc.warnings {
+			t.Errorf("%q: %+v", tc.in, a)
+		}
+	}
+	for _, bad := range []string{"-k", "-sk", "console=ttyS0", "console_addr=0x10000", "console_addr=x", "console_speed=0",
+		"console_speed=fast", "root=", "root=" + strings.Repeat("x", 16)} {
+		if _, err := ParseAppend(bad); !errors.Is(err, ErrAppend) {
+			t.Errorf("%q: error %v, want ErrAppend", bad, err)
+		}
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	kernel := func(f func(*elftest.File)) []byte {
+		k := stdKernel(1)
+		f(&k)
+		return k.Build()
+	}
+	note := func(k *elftest.File, big bool) { k.Secs[1].Data = elftest.NetBSDNote(big, 901000000) }
+	kmod := []byte("\x7fELF module")
+	many := make([]Module, 42)
+	for i := range many {
+		many[i] = Module{Name: fmt.Sprint("m", i), Data: kmod}
+	}
+	std := stdKernel(1).Build()
+	for _, tc := range []struct {
+		name  string
+		image []byte
+		opts  Options
+		is    []error
+		msg   []string
+	}{
+		{"not ELF", []byte("#!/bin/sh\necho hello\n"), Options{}, []error{ErrNotNetBSD, ErrNotELF}, []string{"23 21 2f 62"}},
+		{"empty", nil, Options{}, []error{ErrNotNetBSD, ErrNotELF}, nil},
+		{"ELF without the note", kernel(func(k *elftest.File) { k.Secs[1].Type = 1 }), Options{}, []error{ErrNotNetBSD}, []string{"ident note", "Intel 80386"}},
+		{"FreeBSD note", kernel(func(k *elftest.File) { k.Secs[1].Data = elftest.Note(false, "FreeBSD", 1, []byte{1, 2, 3, 4}) }), Options{}, []error{ErrNotNetBSD}, nil},
+		{"sh3", kernel(func(k *elftest.File) { k.Machine = 42 }), Options{}, []error{ErrMachine}, []string{"SuperH (sh3)", "NetBSD 9.1 kernel"}},
+		{"arm", kernel(func(k *elftest.File) { k.Machine = 40 }), Options{}, []error{ErrMachine}, []string{"ARM (arm)"}},
+		{"powerpc, big-endian", kernel(func(k *elftest.File) { k.Machine, k.BigEndian = 20, true; note(k, true) }), Options{}, []error{ErrMachine}, []string{"PowerPC (powerpc)"}},
+		{"sparc64", kernel(func(k *elftest.File) { k.Class, k.Machine, k.BigEndian = 2, 43, true; note(k, true) }), Options{}, []error{ErrMachine}, []string{"SPARC v9 (sparc64)", "ELF64"}},
+		{"mips", kernel(func(k *elftest.File) { k.Machine = 8 }), Options{}, []error{ErrMachine}, []string{"MIPS (mips)"}},
+		{"unknown machine", kernel(func(k *elftest.File) { k.Machine = 4242 }), Options{}, []error{ErrMachine}, []string{"e_machine 4242"}},
+		{"amd64 code in ELF32", kernel(func(k *elftest.File) { k.Machine = 62 }), Options{}, []error{ErrMachine}, []string{"x86-64"}},
+		{"module object", kernel(func(k *elftest.File) { k.Type = 1 }), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1"}},
+		{"entry outside", kernel(func(k *elftest.File) { k.Entry = 0xc0900000 }), Options{}, []error{ErrBadELF}, []string{"0xc0900000"}},
+		{"segment in low memory", kernel(func(k *elftest.File) { k.Segs[1].Paddr = 0x9000 }), Options{}, []error{ErrLowMemory}, nil},
+		{"no loadable segment with permissions", kernel(func(k *elftest.File) { k.Segs[0].Flags, k.Segs[1].Flags = 8, 8 }), Options{}, []error{ErrBadELF}, []string{"PF_R"}},
+		{"truncated", std[:len(std)-20], Options{}, []error{ErrTruncated}, nil},
+		{"kernel beyond memory", kernel(func(k *elftest.File) { k.Segs[1].Paddr = 0xfff000 }), Options{}, []error{ErrTooLarge}, []string{"segment 1"}},
+		{"module beyond memory", std, Options{Modules: []Module{{Name: "big", Data: make([]byte, testMem), Type: ModuleFS}}}, []error{ErrTooLarge}, []string{"module 0 (big"}},
+		{"no room for page tables", std, Options{Headroom: testMem}, []error{ErrTooLarge}, []string{"bootstrap page tables"}},
+		{"too many modules", std, Options{Modules: many}, []error{ErrTooManyModules}, []string{"42 modules", "4096 bytes", "room for 41"}},
+		{"module path of 80 bytes", std, Options{Modules: []Module{{Name: strings.Repeat("p", 80), Data: kmod}}}, []error{ErrModule}, []string{"80 bytes", "1 to 79"}},
+		{"module not ELF, no type", std, Options{Modules: []Module{{Name: "disk.img", Data: []byte("data")}}}, []error{ErrModule}, []string{"disk.img", "fs"}},
+		{"module type unknown", std, Options{Modules: []Module{{Name: "x", Data: kmod, Type: 9}}}, []error{ErrModule}, nil},
+		{"unknown boot flag", std, Options{Append: "-k"}, []error{ErrAppend}, []string{"-k"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newMem()
+			_, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, want := range tc.is {
+				if !errors.Is(err, want) {
+					t.Errorf("error %q is not %v", err, want)
+				}
+			}
+			for _, m := range tc.msg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			for i, c := range mem.Bytes() {
+				if c != fill {
+					t.Fatalf("a refused kernel changed guest memory at %#x", i)
+				}
+			}
+		})
+	}
+}
+
+func TestModuleTypes(t *testing.T) {
+	for in, want := range map[string]ModuleType{"": ModuleAuto, "kmod": ModuleELF, "load": ModuleELF, "fs": ModuleFS,
+		"splash": ModuleImage, "image": ModuleImage, "rndseed": ModuleRnd, "RND": ModuleRnd} {
+		if got, err := ParseModuleType(in); got != want || err != nil {
+			t.Errorf("ParseModuleType(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseModuleType("initrd"); !errors.Is(err, ErrModule) {
+		t.Errorf("initrd: %v, want ErrModule", err)
+	}
+}
+
+// A kernel whose ident note is only reachable through PT_NOTE (no section
+// headers) is still NetBSD's.
+func TestDetectPTNote(t *testing.T) {
+	k := elftest.File{Entry: 0xc0100000, Segs: []elftest.Seg{
+		{Vaddr: 0xc0100000, Paddr: 0x100000, Data: pattern(0x100, 1)},
+		{Type: 4, Data: elftest.NetBSDNote(false, 1000000000)},
+	}}
+	b := k.Build()
+	id, err := Detect(bytes.NewReader(b), int64(len(b)))
+	if err != nil || id.Release() != "10.0" {
+		t.Fatalf("Detect = %+v, %v", id, err)
+	}
+	p, err := Load(newMem(), bytes.NewReader(b), int64(len(b)), Options{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if p.Symbols || len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "no symbol table") {
+		t.Errorf("plan %+v", p)
+	}
+}
