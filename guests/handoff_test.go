@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // nbPlan is a small stand-in for a NetBSD native loader's plan: the
@@ -133,6 +136,15 @@ func makePlan(t *testing.T, kernel string) nbPlan {
 	return p
 }
 
+// memory returns 128 MiB of guest memory holding the plan's regions.
+func (p nbPlan) memory(t *testing.T) []byte {
+	mem := make([]byte, HandoffMemMiB<<20)
+	for _, r := range p.regions {
+		copy(mem[r.Addr:], r.Data)
+	}
+	return mem
+}
+
 // runHandoff boots kernel through the handoff guest with plan's regions.
 func runHandoff(t *testing.T, kernel string, p nbPlan, system string) (string, int) {
 	t.Helper()
@@ -148,6 +160,46 @@ func checkOutput(t *testing.T, out string, lines []string) {
 	t.Logf("output:\n%s", out)
 	if want := strings.Join(lines, "\r\n") + "\r\n"; out != want {
 		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestNBInfoLines checks the Go decoder against the hand-written lines of
+// makePlan, and its refusals.
+func TestNBInfoLines(t *testing.T) {
+	p := makePlan(t, build(t, "nbboot"))
+	mem := p.memory(t)
+	got, err := NBInfoLines(mem, p.esp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "\n") != strings.Join(p.lines, "\n") {
+		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(p.lines, "\n"))
+	}
+	bad := func(addr uint32, v uint32) []byte {
+		m := append([]byte(nil), mem...)
+		binary.LittleEndian.PutUint32(m[addr:], v)
+		return m
+	}
+	rec0 := binary.LittleEndian.Uint32(mem[planBootinfo+4:])
+	tests := []struct {
+		name string
+		mem  []byte
+		esp  uint32
+		want string
+	}{
+		{"stack outside", mem, uint32(len(mem)) - 8, "stack: 28 bytes at"},
+		{"too many entries", bad(planBootinfo, 33), planStack, "33 entries"},
+		{"short record", bad(rec0, 4), planStack, "length 4 outside"},
+		{"record outside", bad(planBootinfo+4, uint32(len(mem))-4), planStack, "bootinfo record 0: 8 bytes at"},
+		{"short bootpath", bad(rec0, 20), planStack, "(bootpath) at 0x501c: 20 bytes, needs 88"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NBInfoLines(tc.mem, tc.esp)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -230,6 +282,64 @@ func TestHandoffQEMUArgs(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want it to mention %q", err, tc.want)
 			}
+		})
+	}
+}
+
+// TestQEMUNativeLoader boots nbboot and long64 through smolvmm's own NetBSD
+// loader (netbsdboot) into a []byte-backed memory, then under QEMU through
+// the handoff guest with the plan's regions, and compares the guest's lines
+// with what the loader wrote (NBInfoLines): QEMU is the reference for the
+// guest, the guest the check of the loader.
+func TestQEMUNativeLoader(t *testing.T) {
+	mod := append([]byte("\x7fELF"), make([]byte, 4092)...)
+	for _, tc := range []struct{ guest, system, first string }{
+		{"nbboot", "", "nbboot: hello"},
+		{"long64", "qemu-system-x86_64", "long64: 32-bit entry, paging off"},
+	} {
+		t.Run(tc.guest, func(t *testing.T) {
+			kernel := build(t, tc.guest)
+			raw, err := os.ReadFile(kernel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mem := guestmem.New(make([]byte, HandoffMemMiB<<20))
+			plan, err := netbsdboot.Load(mem, bytes.NewReader(raw), int64(len(raw)), netbsdboot.Options{
+				KernelName: "netbsd", Append: "-s console=com root=md0a",
+				Modules: []netbsdboot.Module{{Name: "miniroot.kmod", Data: mod}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.EAX != 0 || plan.EBX != 0 {
+				t.Fatalf("plan EAX %#x EBX %#x: the handoff guest enters with both 0", plan.EAX, plan.EBX)
+			}
+			var regions []Region
+			for _, r := range plan.Regions {
+				regions = append(regions, Region{r.Addr, mem.Bytes()[r.Addr : r.Addr+r.Len]})
+			}
+			nb, err := NBInfoLines(mem.Bytes(), plan.ESP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, status := runHandoff(t, kernel, nbPlan{regions: regions, entry: plan.EIP, esp: plan.ESP}, tc.system)
+			if status != 1 {
+				t.Errorf("exit status %d, want 1 (debug-exit value 0)", status)
+			}
+			// The lines around nb_print's are the guests' own, checked above.
+			lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
+			if len(lines) < 2+len(nb) || lines[1] != tc.first {
+				t.Fatalf("output:\n%s", out)
+			}
+			start := 2
+			if tc.guest == "nbboot" {
+				start = 3 // after "nbboot: running at"
+			}
+			got := strings.Join(lines[start:min(len(lines), start+len(nb))], "\n")
+			if want := strings.Join(nb, "\n"); got != want {
+				t.Errorf("guest printed:\n%s\nloader wrote:\n%s", got, want)
+			}
+			t.Logf("output:\n%s", out)
 		})
 	}
 }

@@ -321,7 +321,7 @@ func TestQEMUBad(t *testing.T) {
 		{"reset", "", "", 0, []string{"bad: reset through port 0x64\r\n"}},
 		{"mmio", "", "", 1, []string{"bad: mmio 0xfed40000 read 0x", "bad: mmio survived\r\n"}},
 		{"halt", HaltMessage, "x", 0, []string{"\r\n" + HaltMessage, "bad: key 0x78, rebooting\r\n"}},
-		{"", "", "", 3, []string{"FAIL: bad: say triplefault, triplefault-gp, triplefault-int3, mmio, reset or halt\r\n"}},
+		{"", "", "", 3, []string{"FAIL: bad: say triplefault, triplefault-gp, triplefault-int3, mmio, vga, reset or halt\r\n"}},
 	}
 	kernel := build(t, "bad")
 	for _, tc := range tests {
