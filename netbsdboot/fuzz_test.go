@@ -1,0 +1,41 @@
+package netbsdboot
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/vmm/guestmem"
+)
+
+// FuzzLoad feeds arbitrary kernel bytes to Detect and Load: they must
+// never panic, and a kernel they accept must fit in guest memory with its
+// regions disjoint.
+func FuzzLoad(f *testing.F) {
+	f.Add(stdKernel(1).Build(), "-s console=com root=ld0a")
+	f.Add(stdKernel(2).Build(), "")
+	k := stdKernel(1)
+	k.Secs = nil
+	f.Add(k.Build(), "console=pc")
+	f.Add([]byte("\x7fELF\x01\x01\x01"), "-z")
+	mem := guestmem.New(make([]byte, 4<<20)) // reused: Load checks before it writes
+	f.Fuzz(func(t *testing.T, image []byte, append string) {
+		if _, err := Detect(bytes.NewReader(image), int64(len(image))); err != nil {
+			return
+		}
+		p, err := Load(mem, bytes.NewReader(image), int64(len(image)), Options{Append: append,
+			Modules: []Module{{Name: "m.kmod", Data: []byte("\x7fELF")}}})
+		if err != nil {
+			return
+		}
+		var end uint64
+		for _, r := range p.Regions {
+			if r.Addr < end {
+				t.Fatalf("region %v overlaps the one before", r)
+			}
+			end = r.Addr + r.Len
+			if end > mem.Size() {
+				t.Fatalf("region %v past memory", r)
+			}
+		}
+	})
+}
