@@ -21,7 +21,18 @@ import (
 // ErrUnavailable marks an ingredient this machine cannot provide (no
 // apt-get, no package index, no network, no QEMU): tests skip on it rather
 // than fail.
-var ErrUnavailable = errors.New("unavailable")
+var ErrUnavailable = errors.New("rig ingredient unavailable")
+
+// unavailableError is an error that matches ErrUnavailable without
+// carrying its text.
+type unavailableError struct{ msg string }
+
+func (e *unavailableError) Error() string        { return e.msg }
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+func unavailablef(format string, args ...any) error {
+	return &unavailableError{msg: fmt.Sprintf(format, args...)}
+}
 
 // CacheDir is where the rig keeps the unpacked Debian packages:
 // $XDG_CACHE_HOME/smolvmm-test/nestedkvm, else ~/.cache/smolvmm-test/nestedkvm
@@ -40,72 +51,90 @@ type debPackage struct {
 	Root          string // the unpacked files, as paths of the package's tree
 }
 
-// aptShow returns the fields of the candidate version of pkg, as
-// `apt-cache show --no-all-versions` prints them.
-func aptShow(pkg string) (map[string]string, error) {
+// aptShow returns the fields of the candidate versions of pkgs, by package
+// name, as one `apt-cache show --no-all-versions` prints them.
+func aptShow(pkgs ...string) (map[string]map[string]string, error) {
 	if _, err := exec.LookPath("apt-cache"); err != nil {
-		return nil, fmt.Errorf("apt-cache not found (not a Debian system?): %w", ErrUnavailable)
+		return nil, unavailablef("apt-cache not found (not a Debian system?)")
 	}
-	out, err := exec.Command("apt-cache", "show", "--no-all-versions", pkg).Output()
-	if err != nil || len(bytes.TrimSpace(out)) == 0 {
-		return nil, fmt.Errorf("apt-cache show %s found no candidate (run apt-get update?): %v: %w", pkg, err, ErrUnavailable)
+	out, err := exec.Command("apt-cache", append([]string{"show", "--no-all-versions"}, pkgs...)...).Output()
+	if err != nil {
+		return nil, unavailablef("apt-cache show %s found no candidate (run apt-get update?): %v", strings.Join(pkgs, " "), err)
 	}
+	all := map[string]map[string]string{}
 	fields := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc := bufio.NewScanner(bytes.NewReader(append(out, '\n')))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" {
-			break // the end of the first stanza
+		if line == "" { // the end of a stanza
+			if fields["Package"] != "" && all[fields["Package"]] == nil {
+				all[fields["Package"]] = fields
+			}
+			fields = map[string]string{}
+			continue
 		}
 		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, " ") {
 			fields[k] = strings.TrimSpace(v)
 		}
 	}
-	if fields["Version"] == "" {
-		return nil, fmt.Errorf("apt-cache show %s: no Version field", pkg)
-	}
-	return fields, nil
-}
-
-// kernelPackage resolves linux-image-amd64 to the versioned kernel package
-// it depends on (linux-image-6.1.0-NN-amd64).
-func kernelPackage() (string, error) {
-	f, err := aptShow("linux-image-amd64")
-	if err != nil {
-		return "", err
-	}
-	for _, dep := range strings.Split(f["Depends"], ",") {
-		name, _, _ := strings.Cut(strings.TrimSpace(dep), " ")
-		if strings.HasPrefix(name, "linux-image-") {
-			return name, nil
+	for _, p := range pkgs {
+		if all[p]["Version"] == "" {
+			return nil, unavailablef("apt-cache show %s: no candidate version (run apt-get update?)", p)
 		}
 	}
-	return "", fmt.Errorf("linux-image-amd64 depends on no linux-image-* package (Depends: %q)", f["Depends"])
+	return all, nil
 }
 
-// fetchPackage returns pkg's candidate version unpacked in the cache,
-// keyed by name and version so that an update of the package index brings
-// in the new version and a cached one is reused without network. Only the
-// files keep selects are unpacked; keep returns the path to store a file
-// under (module.ko.xz is stored decompressed as module.ko, say), or "".
-func fetchPackage(cacheDir, pkg string, keep func(name string) string) (debPackage, error) {
-	fields, err := aptShow(pkg)
-	if err != nil {
-		// Offline and no apt: the newest cached version will do.
-		if p, ok := newestCached(cacheDir, pkg); ok {
+// kernelDepends finds in linux-image-amd64's fields the versioned kernel
+// package it depends on (linux-image-6.1.0-NN-amd64) and, when the
+// dependency is exact, its version.
+func kernelDepends(fields map[string]string) (name, version string, err error) {
+	for _, dep := range strings.Split(fields["Depends"], ",") {
+		name, rest, _ := strings.Cut(strings.TrimSpace(dep), " ")
+		if strings.HasPrefix(name, "linux-image-") {
+			rest = strings.TrimSpace(rest)
+			if v, ok := strings.CutPrefix(rest, "(="); ok && strings.HasSuffix(v, ")") {
+				version = strings.TrimSpace(strings.TrimSuffix(v, ")"))
+			}
+			return name, version, nil
+		}
+	}
+	return "", "", fmt.Errorf("linux-image-amd64 depends on no linux-image-* package (Depends: %q)", fields["Depends"])
+}
+
+// fetchPackage returns pkg's version unpacked in the cache, keyed by name
+// and version so that an update of the package index brings in the new
+// version and a cached one is reused without network. Only the files keep
+// selects are unpacked; keep returns the path to store a file under
+// (module.ko.xz is stored decompressed as module.ko, say), or "".
+// lookupErr is the error that left version unknown, if any.
+func fetchPackage(cacheDir, pkg, version string, lookupErr error, keep func(name string) string) (debPackage, error) {
+	err := lookupErr
+	if err == nil {
+		var p debPackage
+		if p, err = downloadPackage(cacheDir, pkg, version, keep); err == nil {
 			return p, nil
 		}
-		return debPackage{}, err
 	}
-	version := fields["Version"]
+	if errors.Is(err, ErrUnavailable) {
+		// No apt, or no network for a new version: a cached one will do.
+		if cached, ok := newestCached(cacheDir, pkg); ok {
+			return cached, nil
+		}
+	}
+	return debPackage{}, err
+}
+
+// downloadPackage is fetchPackage without the fallback to the cache.
+func downloadPackage(cacheDir, pkg, version string, keep func(name string) string) (debPackage, error) {
 	dir := filepath.Join(cacheDir, pkg+"_"+strings.ReplaceAll(version, ":", "%3a"))
 	p := debPackage{Name: pkg, Version: version, Root: filepath.Join(dir, "root")}
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		return p, nil
 	}
 	if _, err := exec.LookPath("apt-get"); err != nil {
-		return debPackage{}, fmt.Errorf("apt-get not found to download %s: %w", pkg, ErrUnavailable)
+		return debPackage{}, unavailablef("apt-get not found to download %s", pkg)
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return debPackage{}, fmt.Errorf("package cache: %w", err)
@@ -120,7 +149,7 @@ func fetchPackage(cacheDir, pkg string, keep func(name string) string) (debPacka
 	cmd := exec.Command("apt-get", "download", "-q", pkg+"="+version)
 	cmd.Dir = tmp
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return debPackage{}, fmt.Errorf("apt-get download %s=%s (no network?): %v\n%s: %w", pkg, version, err, out, ErrUnavailable)
+		return debPackage{}, unavailablef("apt-get download %s=%s (no network?): %v\n%s", pkg, version, err, bytes.TrimSpace(out))
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	if len(debs) != 1 {

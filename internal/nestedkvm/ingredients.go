@@ -1,6 +1,7 @@
 package nestedkvm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,19 +36,31 @@ type Ingredients struct {
 // apt-get the first time. Errors wrap ErrUnavailable where this machine
 // lacks apt or the network.
 func FetchIngredients(cacheDir string) (Ingredients, error) {
-	kpkg, err := kernelPackage()
-	if err != nil {
-		if p, ok := newestCachedPrefix(cacheDir, "linux-image-"); ok {
-			kpkg = p // offline, with a cached kernel
-		} else {
-			return Ingredients{}, err
+	// One apt-cache call for both (each costs some 0.6 s here).
+	var kpkg, kver, bver string
+	fields, lookupErr := aptShow("linux-image-amd64", "busybox-static")
+	if lookupErr == nil {
+		bver = fields["busybox-static"]["Version"]
+		if kpkg, kver, lookupErr = kernelDepends(fields["linux-image-amd64"]); lookupErr == nil && kver == "" {
+			var kf map[string]map[string]string
+			if kf, lookupErr = aptShow(kpkg); lookupErr == nil {
+				kver = kf[kpkg]["Version"]
+			}
 		}
 	}
-	kernel, err := fetchPackage(cacheDir, kpkg, keepKernelFile)
+	kernelErr := lookupErr
+	if errors.Is(lookupErr, ErrUnavailable) {
+		if p, ok := newestCachedPrefix(cacheDir, "linux-image-"); ok {
+			kpkg = p // offline, with a cached kernel
+		}
+	} else if lookupErr != nil {
+		return Ingredients{}, lookupErr
+	}
+	kernel, err := fetchPackage(cacheDir, kpkg, kver, kernelErr, keepKernelFile)
 	if err != nil {
 		return Ingredients{}, err
 	}
-	bb, err := fetchPackage(cacheDir, "busybox-static", func(name string) string {
+	bb, err := fetchPackage(cacheDir, "busybox-static", bver, lookupErr, func(name string) string {
 		if name == "bin/busybox" {
 			return name
 		}
@@ -65,14 +78,14 @@ func FetchIngredients(cacheDir string) (Ingredients, error) {
 		return Ingredients{}, fmt.Errorf("package %s: %d boot/vmlinuz-* files, want 1", kernel.Name, len(vmlinuz))
 	}
 	ing.Kernel = vmlinuz[0]
-	kver := strings.TrimPrefix(filepath.Base(ing.Kernel), "vmlinuz-")
+	release := strings.TrimPrefix(filepath.Base(ing.Kernel), "vmlinuz-")
 	if pvh, err := pvhKernel(ing.Kernel); err == nil {
 		ing.Kernel = pvh
 	} else {
 		ing.Packages += fmt.Sprintf(" (booting the bzImage: %v)", err)
 	}
 	for _, m := range Modules {
-		file := filepath.Join(kernel.Root, "lib", "modules", kver, "kernel", filepath.FromSlash(m))
+		file := filepath.Join(kernel.Root, "lib", "modules", release, "kernel", filepath.FromSlash(m))
 		ing.Modules = append(ing.Modules, file)
 	}
 	for _, f := range append([]string{ing.Busybox}, ing.Modules...) {

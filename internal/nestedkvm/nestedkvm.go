@@ -208,7 +208,7 @@ func Run(t testing.TB, job Job) Result {
 	}
 	qemu, err := exec.LookPath(QEMU)
 	if err != nil {
-		unavailable(t, fmt.Errorf("%s not found (Debian: apt-get install qemu-system-x86): %w", QEMU, ErrUnavailable))
+		unavailable(t, unavailablef("%s not found (Debian: apt-get install qemu-system-x86)", QEMU))
 	}
 	b, err := base()
 	if errors.Is(err, ErrUnavailable) {

@@ -354,7 +354,7 @@ func TestRunAttempts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logged []string
 			var out bytes.Buffer
-			r, err := runAttempts(fakeQEMU(t, tt.runs...), "k", "i", 500*time.Millisecond, &out,
+			r, err := runAttempts(fakeQEMU(t, tt.runs...), "k", "i", 2*time.Second, &out,
 				func(f string, a ...any) { logged = append(logged, f) })
 			if r.Attempts != tt.attempts {
 				t.Errorf("%d attempts, want %d", r.Attempts, tt.attempts)
@@ -378,5 +378,68 @@ func TestRunAttempts(t *testing.T) {
 				t.Errorf("a stalled run's output %q lacks what it printed", r.Output)
 			}
 		})
+	}
+}
+
+// TestFetchOffline: without apt the rig uses what the cache holds, and
+// with an empty cache it reports ErrUnavailable (the tests then skip).
+func TestFetchOffline(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no apt-cache, apt-get, dpkg-deb or xz
+	if _, err := FetchIngredients(t.TempDir()); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "apt-cache not found") {
+		t.Errorf("empty cache: %v, want ErrUnavailable naming apt-cache", err)
+	}
+
+	cache := t.TempDir()
+	put := func(name, data string) {
+		p := filepath.Join(cache, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := "linux-image-6.1.0-9-amd64_6.1.1-1/"
+	put(k+"complete", "")
+	put(k+"root/boot/vmlinuz-6.1.0-9-amd64", "not a bzImage")
+	for _, m := range Modules {
+		put(k+"root/lib/modules/6.1.0-9-amd64/kernel/"+m, m)
+	}
+	put("busybox-static_1%3a1.35-1/complete", "")
+	put("busybox-static_1%3a1.35-1/root/bin/busybox", "bb")
+	ing, err := FetchIngredients(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ing.Kernel != filepath.Join(cache, k+"root/boot/vmlinuz-6.1.0-9-amd64") || len(ing.Modules) != len(Modules) ||
+		ing.Busybox != filepath.Join(cache, "busybox-static_1%3a1.35-1/root/bin/busybox") {
+		t.Errorf("ingredients %+v", ing)
+	}
+	if !strings.Contains(ing.Packages, "linux-image-6.1.0-9-amd64 6.1.1-1, busybox-static 1:1.35-1 (booting the bzImage: ") {
+		t.Errorf("packages %q: want the versions and why the bzImage is booted", ing.Packages)
+	}
+
+	// A cached kernel package that lacks a module is an error, not a skip.
+	if err := os.Remove(filepath.Join(cache, k+"root/lib/modules/6.1.0-9-amd64/kernel/"+Modules[3])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FetchIngredients(cache); err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "kvm-amd.ko") {
+		t.Errorf("missing module: %v, want an error naming kvm-amd.ko", err)
+	}
+}
+
+func TestKernelDepends(t *testing.T) {
+	tests := []struct{ depends, name, version, err string }{
+		{"linux-image-6.1.0-48-amd64 (= 6.1.172-1)", "linux-image-6.1.0-48-amd64", "6.1.172-1", ""},
+		{"initramfs-tools, linux-image-6.12.9-amd64", "linux-image-6.12.9-amd64", "", ""},
+		{"linux-image-6.1.0-48-amd64 (>= 6.1)", "linux-image-6.1.0-48-amd64", "", ""},
+		{"", "", "", "depends on no linux-image-* package"},
+	}
+	for _, tt := range tests {
+		name, version, err := kernelDepends(map[string]string{"Depends": tt.depends})
+		if name != tt.name || version != tt.version || (err == nil) != (tt.err == "") ||
+			(err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("kernelDepends(%q) = %q, %q, %v; want %q, %q, error %q", tt.depends, name, version, err, tt.name, tt.version, tt.err)
+		}
 	}
 }
