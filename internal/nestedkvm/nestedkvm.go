@@ -7,16 +7,23 @@
 //
 // A test describes a Job: files to put in the guest and a shell script
 // (busybox sh, smolvmm at /bin/smolvmm). Step frames each command so that
-// one boot (some 5 s of Linux start under emulation) can run several
-// smolvmm invocations and the test can still tell their outputs and exit
-// statuses apart:
+// one boot (Linux takes some 2 s to reach /init under emulation) can run
+// several smolvmm invocations and the test can still tell their outputs
+// and exit statuses apart:
 //
-//	kernel, _ := guests.Build("paging")
+//	kernel := guests.ForTest(t, "paging")
 //	r := nestedkvm.Run(t, nestedkvm.Job{
-//		Files:  []nestedkvm.File{{Path: "/root/paging.elf", Source: kernel}},
-//		Script: nestedkvm.Step("paging", "smolvmm", "run", "--net", "none", "-k", "paging.elf"),
+//		Files: []nestedkvm.File{{Path: "/root/paging.elf", Source: kernel}},
+//		Script: nestedkvm.Step("4k", "smolvmm", "run", "--net", "none", "-k", "paging.elf") +
+//			nestedkvm.Step("pae", "smolvmm", "run", "--net", "none", "-k", "paging.elf", "-a", "pae"),
 //	})
-//	s := r.Step(t, "paging") // s.Stdout, s.Stderr, s.Status
+//	s := r.Step(t, "pae") // s.Stdout, s.Stderr, s.Status, s.Elapsed
+//
+// A step's stdin is /dev/null, so smolvmm sees no terminal and passes the
+// serial line through untouched; to type at a guest, pipe into smolvmm
+// inside the step: Step("prompt", "sh", "-c", "printf '?\n' | smolvmm run ...").
+// The Linux kernel logs only warnings and worse (quiet), but such a
+// message would land in the running step's stdout.
 //
 // The Linux kernel and busybox come from Debian's packages (apt-get
 // download, cached in CacheDir by version). Run skips the test, with the
