@@ -377,6 +377,25 @@ func TestQEMUKVM(t *testing.T) {
 		{"irq", "pit", false, "irq 0 ok\r\n"},
 		{"vblk", "irq", true, "vblk: irq ok\r\n"},
 	}
+	t.Run("nbboot/handoff", func(t *testing.T) {
+		// Unpaged throughout: the handoff guest and nbboot run on any KVM.
+		kernel := build(t, "nbboot")
+		p := makePlan(t, kernel)
+		want, err := NbbootLines(kernel, p.memory(t), p.esp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args, err := HandoffQEMUArgs(build(t, "handoff"), t.TempDir(), p.regions, p.entry, p.esp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, status := runQEMU(t, kernel, qemuOpts{memMiB: HandoffMemMiB, boot: args, kvm: true})
+		if status != 1 {
+			t.Errorf("exit status %d, want 1", status)
+		}
+		handoff := fmt.Sprintf("handoff: %d regions, entering %#x with esp=%#x", len(p.regions), p.entry, p.esp)
+		checkOutput(t, out, append([]string{handoff}, want...))
+	})
 	for _, tc := range tests {
 		t.Run(tc.guest+"/"+tc.words, func(t *testing.T) {
 			o := qemuOpts{append: tc.words, kvm: true}
@@ -438,37 +457,17 @@ func TestQEMUVblkEvil(t *testing.T) {
 // triple-faults on guest paging, so no KVM run here).
 func TestQEMUPaging(t *testing.T) {
 	kernel := build(t, "paging")
-	tables := symbol(t, kernel, "pgmem") - 0xc0000000
-	high := symbol(t, kernel, "high_main")
-	tests := []struct {
-		words, mode, cr4 string
-		pte              bool // 4 KiB pages: the PTE is checked through the recursive slot
-	}{
-		{"", "4k", "00000000", true},
-		{"pse", "pse", "00000010", false},
-		{"pae", "pae", "00000020", true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.mode, func(t *testing.T) {
-			out, status := runQEMU(t, kernel, qemuOpts{append: tc.words})
+	for _, words := range []string{"", "pse", "pae"} {
+		t.Run("mode="+words, func(t *testing.T) {
+			lines, err := PagingLines(kernel, words)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, status := runQEMU(t, kernel, qemuOpts{append: words})
 			if status != 1 {
 				t.Errorf("exit status %d, want 1 (debug-exit value 0)", status)
 			}
-			lines := []string{
-				fmt.Sprintf("paging: enabling paging, tables at %#x", tables),
-				fmt.Sprintf("paging: mode=%s cr0=0x80010033 cr3=0x%08x cr4=0x%s", tc.mode, tables, tc.cr4),
-				fmt.Sprintf("paging: running at %#x", high),
-				"paging: high mapping ok",
-				"paging: identity map removed: #PF cr2=0x100000 err=0x0, iret ok",
-				"paging: recursive pde ok",
-			}
-			if tc.pte {
-				lines = append(lines, "paging: recursive pte ok")
-			}
-			lines = append(lines, "irq: 10 ticks via iret", "hlt: woken 10 times", "paging: done")
-			if want := strings.Join(lines, "\r\n") + "\r\n"; out != want {
-				t.Errorf("output:\n%s\nwant:\n%s", out, want)
-			}
+			checkOutput(t, out, lines)
 		})
 	}
 }
