@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
+)
+
+// netbsdELF is an ELF32 kernel for machine with NetBSD's ident note and
+// code at its entry.
+func netbsdELF(machine uint16, code []byte) []byte {
+	if code == nil {
+		code = []byte{0xf4}
+	}
+	return elftest.File{Machine: machine, Entry: 0xc0100000,
+		Segs: []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: code, Memsz: 0x1000}},
+		Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)}},
+	}.Build()
+}
+
+// TestCLINetBSDHandoff runs a NetBSD-noted guest that writes boothowto to
+// the debug-exit port: -v names the protocol and what was loaded,
+// --timings names the protocol, and the append line's boot flag reaches
+// the guest.
+func TestCLINetBSDHandoff(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	code := []byte{
+		0x8b, 0x44, 0x24, 0x04, // mov eax, [esp+4]: boothowto
+		0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
+		0xef, 0xf4, // out dx, eax; hlt
+	}
+	k := filepath.Join(t.TempDir(), "netbsd")
+	if err := os.WriteFile(k, netbsdELF(3, code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", k, "-m", "16", "-a", "-s console=com init=/bin/sh", "-v", "--timings")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	// RB_SINGLE = 2 written to the port: status (2<<1)|1.
+	if !ok || ee.ExitCode() != 5 {
+		t.Fatalf("run: %v, want exit status 5; stderr:\n%s", err, stderr.String())
+	}
+	for _, want := range []string{
+		"smolvmm: boot protocol netbsd (elf32 kernel): EIP 0x100000 ESP 0x6fe4",
+		"loaded [0x00100000, 0x00101000) segment 0",
+		`boot warning: "init=/bin/sh" is not passed`,
+		"timings (ms since the Go runtime started; boot protocol netbsd)",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
