@@ -413,6 +413,13 @@ func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64)
 	// The stack: a return address the kernel discards, then the six
 	// arguments (exec.c:506-511; i386 locore.S:374-381, amd64
 	// locore.S:443-454).
+	// biosextmem: /boot's getextmemx takes the largest of INT 15h AH=88h,
+	// E801 and the E820 entry that starts at 1 MiB
+	// (sys/arch/i386/stand/lib/getextmemx.c:38-93); for RAM contiguous from
+	// 1 MiB to the top, as smolvmm's map says, E801 and E820 both give
+	// (top - 1 MiB) in KiB (the E820 value only below 2 GiB, where its
+	// signed int holds it; E801 up to 4 GiB), and the 16-bit AH=88h value
+	// never exceeds them.
 	extmem := (memSize - bootelf.LowReserved) / 1024
 	words := []uint32{
 		0,              // return address
