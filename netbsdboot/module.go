@@ -10,7 +10,7 @@ import (
 type ModuleType int
 
 // Module types. /boot decides the type by the command that named the file
-// (sys/arch/i386/stand/boot/boot2.c: load, splash, rndseed, fs;
+// (sys/arch/i386/stand/boot/boot2.c:154-159: load, splash, rndseed, fs;
 // sys/arch/i386/stand/lib/exec.c:169-191 and 758-773), not by its content.
 const (
 	ModuleAuto  ModuleType = 0 // decide from the content: an ELF file is a kmod, anything else is refused
