@@ -11,19 +11,16 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
-
-const realDir = "/work/shared/netbsd/g4u-5.99.15/"
 
 // realKernel returns the uncompressed 5.99.15 kernel and its miniroot
 // module, skipping the test when they are absent.
 func realKernel(t testing.TB) (kernel, module []byte) {
 	t.Helper()
-	gz, err := os.ReadFile(realDir + "netbsd.gz")
-	if os.IsNotExist(err) {
-		t.Skipf("the real NetBSD kernel is absent (%v)", err)
-	}
+	kpath, mpath := realnetbsd.Files(t, false)
+	gz, err := os.ReadFile(kpath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +31,7 @@ func realKernel(t testing.TB) (kernel, module []byte) {
 	if kernel, err = io.ReadAll(zr); err != nil {
 		t.Fatal(err)
 	}
-	if module, err = os.ReadFile(realDir + "miniroot.kmod"); err != nil {
+	if module, err = os.ReadFile(mpath); err != nil {
 		t.Fatal(err)
 	}
 	return kernel, module

@@ -18,28 +18,11 @@ import (
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/nestedkvm"
+	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
-
-// The one genuine NetBSD x86 kernel the project has: NetBSD 5.99.15/i386
-// (g4u), without a multiboot header, and its miniroot module (an FFS root
-// in a .kmod). Everything known about them: ../shared/netbsd/README.md.
-const realKernelDir = "../../../shared/netbsd/g4u-5.99.15"
-
-// realKernel returns the real kernel's and its module's paths, or skips.
-func realKernel(t *testing.T) (kernel, module string) {
-	t.Helper()
-	kernel = filepath.Join(realKernelDir, "netbsd.gz")
-	module = filepath.Join(realKernelDir, "miniroot.kmod")
-	for _, p := range []string{kernel, module} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("the real NetBSD kernel is not here: %v", err)
-		}
-	}
-	return kernel, module
-}
 
 // stripKernel writes the kernel after kstrip with the default keep list,
 // as `smolvmm kstrip` does, and returns its path.
@@ -102,7 +85,7 @@ var minirootNever = []string{
 // it), and the console text of the two is compared line by line: every
 // line only one of them prints is explained below or fails the test.
 func TestNetBSDKernel(t *testing.T) {
-	kernel, module := realKernel(t)
+	kernel, module := realnetbsd.Files(t, os.Getenv(nestedkvm.EnvVar) == "require")
 	stripped := stripKernel(t, kernel)
 
 	// QEMU's references run on the host while the rig runs.

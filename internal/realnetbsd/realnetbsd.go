@@ -1,0 +1,75 @@
+// Package realnetbsd finds, for tests, the one genuine NetBSD x86 kernel
+// the project can use: NetBSD 5.99.15/i386 (g4u, 2009, built without
+// options MULTIBOOT) and its miniroot module. The files are not in the
+// repository; they sit in the shared directory beside it (../shared/netbsd
+// from the repository's root), or wherever SMOLVMM_NETBSD_DIR says. Their
+// digests are checked, so a test never boots some other file by mistake.
+package realnetbsd
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// EnvVar names a directory holding netbsd.gz and miniroot.kmod.
+const EnvVar = "SMOLVMM_NETBSD_DIR"
+
+// The files and their SHA-256 digests (../shared/netbsd/README.md).
+const (
+	KernelFile   = "netbsd.gz"
+	KernelSHA256 = "36954d18c7f1f91d77a668aa6163b96cfa3cc7e0cbbad2c86a089f02aae45017"
+	ModuleFile   = "miniroot.kmod"
+	ModuleSHA256 = "d454d3af2bf9a2ce9e8f0d04870f25087336a7bbebfec42a428a676cdb6e3d0f"
+	subdir       = "shared/netbsd/g4u-5.99.15"
+)
+
+// Dir returns the directory that holds the files: EnvVar if set, else
+// shared/netbsd/g4u-5.99.15 in the first parent of the working directory
+// that has it.
+func Dir() (string, error) {
+	if d := os.Getenv(EnvVar); d != "" {
+		return d, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		c := filepath.Join(d, subdir)
+		if _, err := os.Stat(filepath.Join(c, KernelFile)); err == nil {
+			return c, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no %s in any parent of %s (set %s)", subdir, wd, EnvVar)
+		}
+	}
+}
+
+// Files returns the paths of the kernel and its module. When they cannot
+// be found it skips t, or fails it when required; a file whose digest is
+// not the expected one always fails it.
+func Files(t testing.TB, required bool) (kernel, module string) {
+	t.Helper()
+	dir, err := Dir()
+	if err != nil {
+		if required {
+			t.Fatalf("the real NetBSD kernel is required: %v", err)
+		}
+		t.Skipf("the real NetBSD kernel is not here: %v", err)
+	}
+	kernel, module = filepath.Join(dir, KernelFile), filepath.Join(dir, ModuleFile)
+	for _, f := range []struct{ path, sum string }{{kernel, KernelSHA256}, {module, ModuleSHA256}} {
+		data, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatalf("the real NetBSD kernel: %v", err)
+		}
+		if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != f.sum {
+			t.Fatalf("%s: sha256 %x, want %s: not the 5.99.15 g4u file the tests expect", f.path, got, f.sum)
+		}
+	}
+	return kernel, module
+}
