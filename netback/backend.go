@@ -28,9 +28,13 @@ package netback
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 )
 
 // Backend is a pipe of Ethernet frames between a guest NIC and the outside.
+// Its methods are those of virtio/net's Backend, so every backend here is
+// also a virtio-net device's backend.
 //
 // ReadFrame and WriteFrame may be called concurrently with each other (one
 // reader, one writer); Close may be called at any time and unblocks both.
@@ -65,15 +69,29 @@ const (
 
 var (
 	// ErrClosed is returned (wrapped) by a backend's methods after Close.
-	ErrClosed = errors.New("network backend closed")
+	// It also matches the standard library's net.ErrClosed, which is how
+	// the virtio-net device (which does not import netback) recognises it.
+	ErrClosed error = &stdError{"network backend closed", net.ErrClosed}
 	// ErrFrameTooLong is returned (wrapped) by ReadFrame when a frame does
 	// not fit the caller's buffer, and by WriteFrame for a frame longer than
-	// MaxFrameSize.
-	ErrFrameTooLong = errors.New("frame too long")
+	// MaxFrameSize. It also matches io.ErrShortBuffer, for the same reason.
+	ErrFrameTooLong error = &stdError{"frame too long", io.ErrShortBuffer}
 	// ErrFrameTooShort is returned (wrapped) by WriteFrame for a frame
 	// shorter than an Ethernet header.
 	ErrFrameTooShort = errors.New("frame shorter than an Ethernet header")
 )
+
+// stdError is a sentinel of this package that errors.Is also matches
+// against a standard library sentinel with the same meaning.
+type stdError struct {
+	msg string
+	std error
+}
+
+func (e *stdError) Error() string { return e.msg }
+
+// Is reports whether target is the standard sentinel e stands for.
+func (e *stdError) Is(target error) bool { return target == e.std }
 
 // Stats counts frames a backend handled. Backends that keep counters
 // implement StatsReporter.

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
 )
 
@@ -46,7 +45,7 @@ type Stats struct {
 	// TxFrames/TxBytes were sent to the backend.
 	TxFrames, TxBytes uint64
 	// TxBadChains were transmit chains without a header and a whole
-	// Ethernet header, or longer than netback.MaxFrameSize: not sent.
+	// Ethernet header, or longer than MaxFrameSize: not sent.
 	TxBadChains uint64
 	// TxErrors are frames the backend failed to send.
 	TxErrors uint64
@@ -57,7 +56,7 @@ type Stats struct {
 // Device is a virtio-net device model. It implements virtio.Device (wrap it
 // with virtio.NewPCIDevice) and io.Closer.
 type Device struct {
-	backend netback.Backend
+	backend Backend
 	macMu   sync.Mutex // config accesses run under the transport's lock; MAC does not
 	mac     [6]byte
 
@@ -88,9 +87,9 @@ type Device struct {
 //	dev, _ := net.New(backend, mac)
 //	pd, _ := virtio.NewPCIDevice(mem, dev, irq, nil)
 //	dev.SetKick(pd.KickQueue)
-func New(backend netback.Backend, mac stdnet.HardwareAddr) (*Device, error) {
+func New(backend Backend, mac stdnet.HardwareAddr) (*Device, error) {
 	if backend == nil {
-		return nil, errors.New("virtio-net: no backend (use netback.NewNone for a NIC without a network)")
+		return nil, errors.New("virtio-net: no backend (a NIC without a network still needs one that drops frames, such as netback.NewNone)")
 	}
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("virtio-net: %w %q: need 6 bytes", ErrBadMAC, mac)
@@ -101,7 +100,7 @@ func New(backend netback.Backend, mac stdnet.HardwareAddr) (*Device, error) {
 		free:    make(chan []byte, rxHandoff+1),
 		done:    make(chan struct{}),
 		exited:  make(chan struct{}),
-		txbuf:   make([]byte, netback.MaxFrameSize+HeaderSize),
+		txbuf:   make([]byte, MaxFrameSize+HeaderSize),
 	}
 	copy(d.mac[:], mac)
 	go d.readBackend()

@@ -1,5 +1,6 @@
 // Package net is the virtio-net device model (legacy virtio-pci,
-// subsystem 1) as NetBSD 9's vioif(4) drives it, over a netback.Backend.
+// subsystem 1) as NetBSD 9's vioif(4) drives it, over a Backend (netback provides the user network,
+// tap and none; the device itself links no network stack).
 //
 // # What the guest sees
 //

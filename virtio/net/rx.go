@@ -2,9 +2,10 @@ package net
 
 import (
 	"errors"
+	"io"
+	stdnet "net"
 	"time"
 
-	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
 )
 
@@ -43,14 +44,14 @@ func (d *Device) releaseFrame(f []byte) {
 // full receive ring from stalling anything but this goroutine.
 func (d *Device) readBackend() {
 	defer close(d.exited)
-	buf := make([]byte, netback.MaxFrameSize)
+	buf := make([]byte, MaxFrameSize)
 	for {
 		n, err := d.backend.ReadFrame(buf)
 		if err != nil {
-			if errors.Is(err, netback.ErrClosed) {
+			if errors.Is(err, stdnet.ErrClosed) {
 				return
 			}
-			if errors.Is(err, netback.ErrFrameTooLong) {
+			if errors.Is(err, io.ErrShortBuffer) {
 				d.rxTooLong.Add(1)
 				continue
 			}
@@ -99,7 +100,7 @@ func (d *Device) processRx(q *virtio.Queue) error {
 		}
 		d.holding = false
 		room := c.WritableLen()
-		if room < HeaderSize+netback.EthernetHeaderSize {
+		if room < HeaderSize+EthernetHeaderSize {
 			// Not even a header fits: a broken buffer, given back unused.
 			d.rxBad.Add(1)
 			if err := q.Push(c.Head, 0); err != nil {

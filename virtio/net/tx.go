@@ -1,7 +1,6 @@
 package net
 
 import (
-	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
 )
 
@@ -34,7 +33,7 @@ func (d *Device) processTx(q *virtio.Queue) error {
 // than txbuf.
 func (d *Device) gather(c *virtio.Chain) (int, bool) {
 	total := c.ReadableLen()
-	if total < HeaderSize+netback.EthernetHeaderSize || total > uint64(len(d.txbuf)) {
+	if total < HeaderSize+EthernetHeaderSize || total > uint64(len(d.txbuf)) {
 		return 0, false
 	}
 	segs, err := c.Segments(d.seg[:0], false)
