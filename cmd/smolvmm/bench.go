@@ -45,7 +45,9 @@ KVM_RUN). Memory is the VMM's resident memory outside guest RAM.
 With --compare qemu the same kernel boots under qemu-system-i386 -kernel,
 with -enable-kvm (when /dev/kvm can be opened) and without (TCG), with the
 same devices (COM1 on stdio, debug-exit 0x501, legacy virtio-blk-pci disks,
-legacy virtio-net-pci on the user network with the -p forwards).
+legacy virtio-net-pci on the user network with the -p forwards). QEMU boots
+multiboot kernels only (a gzipped one is decompressed for it); a kernel that
+needs NetBSD's native /boot handoff is refused.
 
 Examples:
    smolvmm bench                                   # the built-in demo guest
@@ -155,18 +157,21 @@ func benchAction(c *cli.Context) error {
 
 	var notes []string
 	if c.String("compare") == "qemu" {
-		qk := kernel
-		if qk == "" {
-			// QEMU needs the demo guest as a file.
-			dir, err := os.MkdirTemp("", "smolvmm-bench")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			qk = filepath.Join(dir, "demo.elf")
-			if err := os.WriteFile(qk, guests.Demo, 0o644); err != nil {
-				return err
-			}
+		// QEMU needs the demo guest as a file, and a gzipped kernel
+		// decompressed.
+		dir, err := os.MkdirTemp("", "smolvmm-bench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		qk := filepath.Join(dir, "demo.elf")
+		if kernel == "" {
+			err = os.WriteFile(qk, guests.Demo, 0o644)
+		} else {
+			qk, err = bench.QEMUKernel(kernel, dir)
+		}
+		if err != nil {
+			return fmt.Errorf("smolvmm bench: --compare qemu: %w", err)
 		}
 		qt, skipped, err := bench.QEMUTargets(bench.QEMUSetup{
 			Kernel: qk, Append: c.String("append"), MemoryMiB: c.Int("memory"),
