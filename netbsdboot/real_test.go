@@ -19,7 +19,7 @@ import (
 // module, skipping the test when they are absent.
 func realKernel(t testing.TB) (kernel, module []byte) {
 	t.Helper()
-	kpath, mpath := realnetbsd.Files(t, false)
+	kpath, mpath := realnetbsd.Files(t)
 	gz, err := os.ReadFile(kpath)
 	if err != nil {
 		t.Fatal(err)

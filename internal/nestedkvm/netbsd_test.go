@@ -85,7 +85,7 @@ var minirootNever = []string{
 // it), and the console text of the two is compared line by line: every
 // line only one of them prints is explained below or fails the test.
 func TestNetBSDKernel(t *testing.T) {
-	kernel, module := realnetbsd.Files(t, os.Getenv(nestedkvm.EnvVar) == "require")
+	kernel, module := realnetbsd.Files(t)
 	stripped := stripKernel(t, kernel)
 
 	// QEMU's references run on the host while the rig runs.

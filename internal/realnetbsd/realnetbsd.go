@@ -2,8 +2,9 @@
 // the project can use: NetBSD 5.99.15/i386 (g4u, 2009, built without
 // options MULTIBOOT) and its miniroot module. The files are not in the
 // repository; they sit in the shared directory beside it (../shared/netbsd
-// from the repository's root), or wherever SMOLVMM_NETBSD_DIR says. Their
-// digests are checked, so a test never boots some other file by mistake.
+// from the repository's root, or /work/shared/netbsd where the project's
+// machines keep it), or wherever SMOLVMM_NETBSD_DIR says. Their digests are
+// checked, so a test never boots some other file by mistake.
 package realnetbsd
 
 import (
@@ -25,11 +26,14 @@ const (
 	ModuleFile   = "miniroot.kmod"
 	ModuleSHA256 = "d454d3af2bf9a2ce9e8f0d04870f25087336a7bbebfec42a428a676cdb6e3d0f"
 	subdir       = "shared/netbsd/g4u-5.99.15"
+	// machineDir is where the development and CI machines keep the files,
+	// for a clone that is not beside them.
+	machineDir = "/work/" + subdir
 )
 
 // Dir returns the directory that holds the files: EnvVar if set, else
 // shared/netbsd/g4u-5.99.15 in the first parent of the working directory
-// that has it.
+// that has it, else machineDir.
 func Dir() (string, error) {
 	if d := os.Getenv(EnvVar); d != "" {
 		return d, nil
@@ -44,21 +48,22 @@ func Dir() (string, error) {
 			return c, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no %s in any parent of %s (set %s)", subdir, wd, EnvVar)
+			break
 		}
 	}
+	if _, err := os.Stat(filepath.Join(machineDir, KernelFile)); err == nil {
+		return machineDir, nil
+	}
+	return "", fmt.Errorf("no %s in any parent of %s nor at %s (set %s)", subdir, wd, machineDir, EnvVar)
 }
 
 // Files returns the paths of the kernel and its module. When they cannot
-// be found it skips t, or fails it when required; a file whose digest is
-// not the expected one always fails it.
-func Files(t testing.TB, required bool) (kernel, module string) {
+// be found it skips t; a file missing from the directory EnvVar names, or
+// whose digest is not the expected one, fails it.
+func Files(t testing.TB) (kernel, module string) {
 	t.Helper()
 	dir, err := Dir()
 	if err != nil {
-		if required {
-			t.Fatalf("the real NetBSD kernel is required: %v", err)
-		}
 		t.Skipf("the real NetBSD kernel is not here: %v", err)
 	}
 	kernel, module = filepath.Join(dir, KernelFile), filepath.Join(dir, ModuleFile)
