@@ -19,4 +19,8 @@ var (
 	ErrBadString = errors.New("bad string")
 	// ErrUnknownName: a keep, enable or disable name matches no entry.
 	ErrUnknownName = errors.New("unknown name")
+	// ErrNothingKept: a strip was given keep or enable names and none of
+	// them matches an entry (all ignored as unknown), so it would disable
+	// every entry, the root mainbus included.
+	ErrNothingKept = errors.New("no keep or enable name matches an entry")
 )

@@ -2,12 +2,10 @@ package kstrip
 
 import (
 	"compress/gzip"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
@@ -46,20 +44,22 @@ func ReadFile(path string) (*File, error) {
 	return f, nil
 }
 
+// ErrNotRegular is matched by WriteFile's error for an output that exists
+// and is not a regular file (a device, FIFO, socket or directory): such a
+// file is never replaced.
+var ErrNotRegular = atomicfile.ErrNotRegular
+
 // WantsGzip reports whether a kernel written to path is compressed: only
 // when its name ends in ".gz".
 func WantsGzip(path string) bool { return strings.HasSuffix(path, ".gz") }
 
 // WriteFile replaces path with data (gzip-compressed when compress is
 // set) through a temporary file in the same directory, fsync and rename,
-// so a crash leaves the old file or the new one, never half of one. The
-// compressed form carries no name or time, so equal data gives equal bytes.
+// so a crash leaves the old file or the new one, never half of one. A
+// symlink is followed (its target is replaced, the link stays); an
+// existing target that is not a regular file is refused, matching
+// atomicfile.ErrNotRegular. The compressed form carries no name or time, so equal data gives equal bytes.
 func WriteFile(path string, data []byte, compress bool, mode fs.FileMode) error {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
 	return atomicfile.Write(path, mode, func(f *os.File) error {
 		w := io.Writer(f)
 		var zw *gzip.Writer

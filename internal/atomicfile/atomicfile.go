@@ -2,18 +2,115 @@
 // file or the whole new one, never a part: the content goes to a temporary
 // file in the same directory, is synced, and is renamed over the target,
 // and then the directory is synced so that the rename itself is durable.
+//
+// Replacement by rename is only right for regular files: renaming over a
+// device node, a FIFO or a socket would swap the node for a plain file
+// (and /dev/stdout, a symlink, would lose its link). Write therefore
+// follows symlinks to the file they name and refuses any existing target
+// that is not a regular file, with an error matching ErrNotRegular.
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
+// ErrNotRegular is matched (errors.Is) by the error for a target that
+// exists and is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// NotRegularError says what kind of file a refused target is.
+type NotRegularError struct {
+	// Path is the file refused; Link is the symlink given for it, if any.
+	Path, Link string
+	// Kind is "a directory", "a character device", "a FIFO"...
+	Kind string
+}
+
+func (e *NotRegularError) Error() string {
+	if e.Link != "" {
+		return fmt.Sprintf("%s (through symlink %s) is %s, not a regular file: only a regular file can be replaced", e.Path, e.Link, e.Kind)
+	}
+	return fmt.Sprintf("%s is %s, not a regular file: only a regular file can be replaced", e.Path, e.Kind)
+}
+
+// Is makes errors.Is(err, ErrNotRegular) true.
+func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
+
+// Kind names the type of a file mode that is not a regular file.
+func Kind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	}
+	return "an irregular file"
+}
+
+// maxLinks bounds a chain of symlinks, as the kernel's ELOOP does.
+const maxLinks = 40
+
+// Target returns the file that Write(path) would replace or create: path
+// itself, or, when path is a symlink (or a chain of them), the file it
+// finally names, even one that does not exist yet. It fails without
+// touching anything when that file exists and is not a regular file, so
+// callers can check an output before any long work.
+func Target(path string) (string, error) {
+	p := path
+	for range maxLinks {
+		st, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return p, nil
+		case err != nil:
+			return "", err
+		case st.Mode()&fs.ModeSymlink != 0:
+			dest, err := os.Readlink(p)
+			if err != nil {
+				return "", err
+			}
+			if !filepath.IsAbs(dest) {
+				dest = filepath.Join(filepath.Dir(p), dest)
+			}
+			p = dest
+		case !st.Mode().IsRegular():
+			e := &NotRegularError{Path: p, Kind: Kind(st.Mode())}
+			if p != path {
+				e.Link = path
+			}
+			return "", e
+		default:
+			return p, nil
+		}
+	}
+	return "", &os.PathError{Op: "open", Path: path, Err: syscall.ELOOP}
+}
+
 // Write creates path (or replaces it) with mode perm and the content write
-// puts in the file it is given. On any error the temporary file is removed
-// and path is left as it was.
+// puts in the file it is given. A symlink at path is followed: its target
+// is replaced and the link stays. An existing target that is not a regular
+// file is refused (ErrNotRegular). On any error the temporary file is
+// removed and the target is left as it was.
 func Write(path string, perm os.FileMode, write func(*os.File) error) (err error) {
+	path, err = Target(path)
+	if err != nil {
+		return err
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -39,6 +136,10 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) (err error
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", f.Name(), err)
+	}
+	// The target may have become something else while write ran.
+	if _, err := Target(path); err != nil {
+		return err
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err

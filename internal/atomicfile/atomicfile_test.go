@@ -2,9 +2,13 @@ package atomicfile
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWrite(t *testing.T) {
@@ -37,5 +41,134 @@ func TestWrite(t *testing.T) {
 	}
 	if err := WriteFile(filepath.Join(dir, "missing", "x"), nil, 0o644); err == nil {
 		t.Fatal("write into a missing directory succeeded")
+	}
+}
+
+// TestWriteRefusesNonRegular builds each kind of file in a temporary
+// directory and checks that Write leaves it be: a rename over it would
+// swap a device node or FIFO for a plain file (kstrip -o /dev/full did).
+func TestWriteRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	linkToFIFO := filepath.Join(dir, "link-to-fifo")
+	if err := os.Symlink("fifo", linkToFIFO); err != nil {
+		t.Fatal(err)
+	}
+	// A character device like /dev/full (1,7), made only where mknod works.
+	chr := filepath.Join(dir, "full")
+	chrErr := unix.Mknod(chr, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 7)))
+	tests := []struct {
+		name, path, kind, link string
+		skip                   error
+	}{
+		{"FIFO", fifo, "a FIFO", "", nil},
+		{"socket", sock, "a socket", "", nil},
+		{"directory", sub, "a directory", "", nil},
+		{"symlink to a FIFO", linkToFIFO, "a FIFO", linkToFIFO, nil},
+		{"character device", chr, "a character device", "", chrErr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.skip != nil {
+				t.Skipf("mknod: %v (needs root)", tt.skip)
+			}
+			before, err := os.Lstat(tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			called := false
+			err = Write(tt.path, 0o644, func(*os.File) error { called = true; return nil })
+			var nr *NotRegularError
+			if !errors.Is(err, ErrNotRegular) || !errors.As(err, &nr) || nr.Kind != tt.kind || nr.Link != tt.link {
+				t.Fatalf("err = %v (%#v), want ErrNotRegular for %s, link %q", err, nr, tt.kind, tt.link)
+			}
+			if !strings.Contains(err.Error(), tt.kind) {
+				t.Errorf("error %q does not say it is %s", err, tt.kind)
+			}
+			if called {
+				t.Error("content was written before the target was checked")
+			}
+			after, err := os.Lstat(tt.path)
+			if err != nil || after.Mode() != before.Mode() || !os.SameFile(before, after) {
+				t.Errorf("target changed: %v -> %v (%v)", before.Mode(), after, err)
+			}
+			if _, err := Target(tt.path); !errors.Is(err, ErrNotRegular) {
+				t.Errorf("Target: %v, want ErrNotRegular", err)
+			}
+		})
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+// TestWriteThroughSymlink: a symlinked output has its target replaced and
+// keeps its link (kstrip -o /dev/stdout replaced the /dev/stdout link).
+func TestWriteThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.WriteFile(real, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	chain := filepath.Join(dir, "chain")
+	dangling := filepath.Join(dir, "dangling")
+	for _, l := range [][2]string{{"real", link}, {"link", chain}, {"new", dangling}} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct{ path, target, content string }{
+		{link, real, "one"},
+		{chain, real, "two"},
+		{dangling, filepath.Join(dir, "new"), "three"},
+	} {
+		if got, err := Target(tt.path); err != nil || got != tt.target {
+			t.Errorf("Target(%s) = %q, %v; want %q", tt.path, got, err, tt.target)
+		}
+		if err := WriteFile(tt.path, []byte(tt.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Lstat(tt.path); err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer a symlink: %v %v", tt.path, st.Mode(), err)
+		}
+		if b, _ := os.ReadFile(tt.target); string(b) != tt.content {
+			t.Errorf("target %s holds %q, want %q", tt.target, b, tt.content)
+		}
+	}
+	loop := filepath.Join(dir, "loop")
+	os.Symlink("loop", loop)
+	if err := WriteFile(loop, nil, 0o644); err == nil {
+		t.Error("a symlink loop was written through")
+	}
+}
+
+func TestKind(t *testing.T) {
+	for m, want := range map[os.FileMode]string{
+		0o644:                             "a regular file",
+		os.ModeDir | 0o755:                "a directory",
+		os.ModeDevice | os.ModeCharDevice: "a character device",
+		os.ModeDevice:                     "a block device",
+		os.ModeNamedPipe:                  "a FIFO",
+		os.ModeSocket:                     "a socket",
+		os.ModeSymlink:                    "a symlink",
+		os.ModeIrregular:                  "an irregular file",
+	} {
+		if got := Kind(m); got != want {
+			t.Errorf("Kind(%v) = %q, want %q", m, got, want)
+		}
 	}
 }
