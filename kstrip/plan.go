@@ -74,7 +74,8 @@ const (
 
 // Plan works out the changes p asks for without touching the image. It
 // fails, changing nothing, when a name matches no entry, unless
-// p.IgnoreUnknown is set.
+// p.IgnoreUnknown is set, and (ErrNothingKept) when a strip was given keep
+// or enable names and none of them matches an entry.
 func (k *Kernel) Plan(p Plan) (*Report, error) {
 	r := &Report{}
 	want := make([]target, len(k.Entries))
@@ -84,6 +85,19 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	dis := k.resolve(r, "disable", p.Disable)
 	if len(r.Unknown) > 0 && !p.IgnoreUnknown {
 		return r, unknownError(r.Unknown)
+	}
+	if p.Strip && len(keep)+len(en) == 0 && len(r.Unknown) > 0 {
+		// Every keep and enable name was unknown (a blank list never gets
+		// here with names): disabling everything is never what was meant.
+		var names []string
+		for _, u := range r.Unknown {
+			if u.List != "disable" {
+				names = append(names, u.Name)
+			}
+		}
+		if len(names) > 0 {
+			return &Report{Unknown: r.Unknown}, fmt.Errorf("%w of this kernel (%s): stripping would disable every entry, mainbus included, and the kernel would attach nothing", ErrNothingKept, strings.Join(names, ", "))
+		}
 	}
 	for _, u := range r.Unknown {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s name %q matches no entry%s", u.List, u.Name, didYouMean(u.Suggestions)))

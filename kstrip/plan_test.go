@@ -1,6 +1,7 @@
 package kstrip
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -110,7 +111,12 @@ func TestIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k.Apply(r1)
+		if len(r1.Changes) == 0 {
+			t.Fatalf("%+v: the first run changes nothing, so the second proves nothing", p)
+		}
+		if err := k.Apply(r1); err != nil {
+			t.Fatalf("%+v: %v", p, err)
+		}
 		once := append([]byte(nil), k.Bytes()...)
 		r2, err := k.Plan(p)
 		if err != nil {
@@ -119,7 +125,9 @@ func TestIdempotent(t *testing.T) {
 		if len(r2.Changes) != 0 {
 			t.Errorf("%+v: second run changes %+v", p, r2.Changes)
 		}
-		k.Apply(r2)
+		if err := k.Apply(r2); err != nil {
+			t.Fatalf("%+v: second run: %v", p, err)
+		}
 		if string(once) != string(k.Bytes()) {
 			t.Errorf("%+v: second run changed bytes", p)
 		}
@@ -314,5 +322,39 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tc.a, tc.b); got != tc.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.d)
 		}
+	}
+}
+
+// TestNothingKept: a strip whose keep and enable names all miss this
+// kernel (ignored as unknown) would disable every entry, mainbus
+// included, leaving a kernel that attaches nothing: refused.
+func TestNothingKept(t *testing.T) {
+	k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
+	for _, tc := range []struct {
+		name string
+		plan Plan
+		err  bool
+	}{
+		{"keep names all unknown", Plan{Strip: true, Keep: []string{"vioff", "nosuch"}, IgnoreUnknown: true}, true},
+		{"keep and enable unknown", Plan{Strip: true, Keep: []string{"nosuch"}, Enable: []string{"nosuch0"}, IgnoreUnknown: true}, true},
+		{"one enable name known", Plan{Strip: true, Keep: []string{"nosuch"}, Enable: []string{"com0"}, IgnoreUnknown: true}, false},
+		{"one keep name known", Plan{Strip: true, Keep: []string{"nosuch", "mainbus"}, IgnoreUnknown: true}, false},
+		{"no strip", Plan{Disable: []string{"nosuch"}, IgnoreUnknown: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := k.Plan(tc.plan)
+			if !tc.err {
+				if err != nil {
+					t.Fatalf("err %v, want none", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNothingKept) || !strings.Contains(err.Error(), "mainbus") {
+				t.Fatalf("err %v (%d changes), want ErrNothingKept naming mainbus", err, len(r.Changes))
+			}
+			if !bytes.Equal(k.Bytes(), orig) {
+				t.Error("the kernel changed")
+			}
+		})
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/kstrip"
 )
 
@@ -58,7 +60,10 @@ Default keep list: ` + defaultKeepText + `
   up to 100,000 polls; kstrip warns when a keep list keeps them.
 
 Without -o the kernel is replaced in place through a temporary file,
-fsync and rename, keeping its mode. Gzipped kernels are read (detected by
+fsync and rename, keeping its mode; so is OUT. A symlink is followed (its
+target is replaced, the link stays); a device, FIFO, socket or directory
+is refused. -o - writes the kernel to standard output (the summary then
+goes to standard error). Gzipped kernels are read (detected by
 their magic); the result is gzipped only when the output name ends in .gz.`
 
 func kstripCommand() *cli.Command {
@@ -68,7 +73,7 @@ func kstripCommand() *cli.Command {
 		ArgsUsage:   "KERNEL",
 		Description: kstripDescription,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the kernel to `OUT` instead of replacing KERNEL"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the kernel to `OUT` (a regular file, or - for standard output) instead of replacing KERNEL"},
 			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the names in `FILE` (one a line, # comments) instead of the default list"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep these `NAMES` (comma-separated) instead of the default list"},
 			&cli.StringSliceFlag{Name: "disable", Usage: "disable these `NAMES`"},
@@ -105,6 +110,26 @@ func runKstrip(c *cli.Context) error {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
+	summary := stdout
+	if c.String("output") == "-" {
+		if c.Bool("list") || c.Bool("json") {
+			return usageErrorf("kstrip: -o - writes the kernel to standard output, where --list and --json print too: drop one of them")
+		}
+		if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return usageErrorf("kstrip: -o - would write a binary kernel to the terminal: redirect standard output, or give -o FILE")
+		}
+		summary = stderr
+	}
+	// The file to be replaced is checked before any work: a device, FIFO
+	// or directory there is never replaced (-o /dev/full, a FIFO).
+	if out := c.String("output"); !c.Bool("dry-run") && out != "-" && (out != "" || !c.Bool("list") && !c.Bool("json")) {
+		if out == "" {
+			out = in
+		}
+		if _, err := atomicfile.Target(out); err != nil {
+			return fmt.Errorf("kstrip: output %w", err)
+		}
+	}
 	f, err := kstrip.ReadFile(in)
 	if err != nil {
 		return fmt.Errorf("kstrip: %w", err)
@@ -130,7 +155,7 @@ func runKstrip(c *cli.Context) error {
 		for _, w := range r.Warnings {
 			fmt.Fprintln(stderr, "kstrip: warning:", w)
 		}
-		if out.Output, out.Written, err = kstripWrite(c, in, f, k, len(r.Changes)); err != nil {
+		if out.Output, out.Written, err = kstripWrite(c, in, f, k, len(r.Changes), stdout); err != nil {
 			return err
 		}
 	}
@@ -146,7 +171,7 @@ func runKstrip(c *cli.Context) error {
 		}
 		return kstrip.WriteTable(stdout, k.Entries)
 	case edits:
-		kstripSummary(stdout, c, &out)
+		kstripSummary(summary, c, &out)
 	}
 	return nil
 }
@@ -194,11 +219,17 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Pl
 }
 
 // kstripWrite writes the kernel unless this is a dry run, or an in-place
-// run with nothing to change.
-func kstripWrite(c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, changes int) (string, bool, error) {
+// run with nothing to change; -o - writes it to stdout.
+func kstripWrite(c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, changes int, stdout io.Writer) (string, bool, error) {
 	out := c.String("output")
 	if c.Bool("dry-run") {
 		return out, false, nil
+	}
+	if out == "-" {
+		if _, err := stdout.Write(k.Bytes()); err != nil {
+			return out, false, fmt.Errorf("kstrip: writing the kernel to standard output: %w", err)
+		}
+		return "standard output", true, nil
 	}
 	if out == "" {
 		if changes == 0 {

@@ -280,6 +280,7 @@ func TestKstripBadInput(t *testing.T) {
 		{"unknown disable name", []string{"--disable", "fcd", kern}, kern, 1, []string{`disable name "fcd"`, "fdc"}},
 		{"empty keep file", []string{"-K", emptyKeep, kern}, kern, 1, []string{"names nothing"}},
 		{"empty keep flag", []string{"--keep", " ,", kern}, kern, 1, []string{"names nothing"}},
+		{"ignored keep names keep nothing", []string{"--ignore-unknown", "--keep", "vioff,nosuch", kern}, kern, 1, []string{"vioff, nosuch", "mainbus included"}},
 		{"missing keep file", []string{"-K", filepath.Join(dir, "nope"), kern}, kern, 1, []string{"nope"}},
 		{"missing kernel", []string{filepath.Join(dir, "netbsd")}, "", 1, []string{"no such file"}},
 		{"no kernel", nil, "", 2, []string{"exactly one KERNEL"}},
