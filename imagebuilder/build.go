@@ -66,6 +66,10 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if err := RunPostinst(ctx, t, cfg.Service, cfg.Log); err != nil {
 		return nil, err
 	}
+	// An image without init only shows as the kernel's "panic: no init".
+	if _, err := FindInit(t); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
