@@ -11,7 +11,7 @@ import (
 const QEMUBinary = "qemu-system-i386"
 
 // ErrNoQEMU is wrapped when the QEMU binary is not installed.
-var ErrNoQEMU = errors.New(QEMUBinary + " not found: install it (Debian: apt-get install qemu-system-x86) or drop --compare qemu")
+var ErrNoQEMU = errors.New(QEMUBinary + " not found: install it (Debian: apt-get install qemu-system-x86)")
 
 // QEMUSetup is the guest QEMU boots, with devices equivalent to smolvmm's:
 // COM1 on standard output, the debug-exit port at 0x501, legacy

@@ -102,6 +102,9 @@ func (e *BootError) Unwrap() error { return e.Err }
 // ErrNotReady is wrapped when the guest exited before its ready condition.
 var ErrNotReady = errors.New("the guest exited before the ready condition held")
 
+// ErrTimeout is wrapped when a boot did not end within BootOptions.Timeout.
+var ErrTimeout = errors.New("boot timed out")
+
 // RunBoot starts t once and measures it until the process exits.
 func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	if o.Timeout == 0 {
@@ -201,7 +204,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fail(fmt.Errorf("boot did not end within %v (raise --timeout)", o.Timeout), stderr)
+		return fail(fmt.Errorf("%w: boot did not end within %v", ErrTimeout, o.Timeout), stderr)
 	case ctx.Err() != nil:
 		return fail(fmt.Errorf("boot interrupted: %w", ctx.Err()), stderr)
 	}

@@ -20,7 +20,7 @@ func DefaultCacheDir() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil || home == "" {
-		return "", fmt.Errorf("no cache directory: neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR")
+		return "", fmt.Errorf("%w: neither XDG_CACHE_HOME nor HOME is set", ErrNoCacheDir)
 	}
 	return filepath.Join(home, ".cache", "smolvmm"), nil
 }
@@ -52,7 +52,7 @@ func writeFileAtomic(path string, data []byte) error {
 // fsErr names the file and, for a full disk, says what to do.
 func fsErr(op, path string, err error) error {
 	if errors.Is(err, syscall.ENOSPC) {
-		return fmt.Errorf("%s %s: %w (free some space or choose another --cache directory): %w", op, path, ErrNoSpace, err)
+		return fmt.Errorf("%s %s: %w (free some space or choose another cache directory): %w", op, path, ErrNoSpace, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, path, err)
 }

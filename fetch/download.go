@@ -62,7 +62,7 @@ func (d *download) run(ctx context.Context) error {
 			continue
 		}
 		if html {
-			return fmt.Errorf("%w; what arrived is an HTML page (not labelled text/html), not %s: check --mirror and any proxy or captive portal", err, d.name)
+			return fmt.Errorf("%w; what arrived is an HTML page (not labelled text/html), not %s: check the mirror URL and any proxy or captive portal", err, d.name)
 		}
 		return err
 	}
@@ -139,14 +139,14 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		}
 		return d.attempt(ctx, part, 0)
 	case http.StatusNotFound:
-		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s (an incomplete mirror? try another --mirror)", ErrNotFound, d.url, d.name)
+		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s (an incomplete mirror? try another mirror)", ErrNotFound, d.url, d.name)
 	default:
 		return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, d.url, resp.Status)
 	}
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
 		// Release files are never HTML: this is an error or login page
 		// served with 200, which must not reach the .part file.
-		return 0, fmt.Errorf("%w: GET %s: the mirror answered an HTML page (Content-Type %s) instead of %s; check --mirror and any proxy or captive portal",
+		return 0, fmt.Errorf("%w: GET %s: the mirror answered an HTML page (Content-Type %s) instead of %s; check the mirror URL and any proxy or captive portal",
 			ErrHTTP, d.url, ct, d.name)
 	}
 	if total > maxFileSize {

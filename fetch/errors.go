@@ -27,6 +27,9 @@ var (
 	// ErrUnknownSet: a requested set is not listed in the release's digest
 	// file.
 	ErrUnknownSet = errors.New("unknown set")
+	// ErrNoCacheDir: no cache directory was given and the environment
+	// names none (neither XDG_CACHE_HOME nor HOME).
+	ErrNoCacheDir = errors.New("no cache directory")
 	// ErrHTTP: the mirror answered with an unexpected HTTP status.
 	ErrHTTP = errors.New("unexpected HTTP status")
 )
@@ -42,7 +45,7 @@ type DigestError struct {
 
 // Error names the file, the deleted path and both digests.
 func (e *DigestError) Error() string {
-	return fmt.Sprintf("SHA512 mismatch for %s (deleted %s): expected %s, got %s; the mirror or the transfer is corrupt, run again or try another --mirror",
+	return fmt.Sprintf("SHA512 mismatch for %s (deleted %s): expected %s, got %s; the mirror or the transfer is corrupt, run again or try another mirror",
 		e.File, e.Path, e.Expected, e.Actual)
 }
 

@@ -213,9 +213,9 @@ func (r *release) digests(ctx context.Context, sub string) (Digests, error) {
 	d, err := ParseDigests(data)
 	if err != nil {
 		if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
-			return nil, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check --mirror, it must point at a NetBSD release tree such as %s: %w", ct, url, DefaultMirror, err)
+			return nil, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", ct, url, DefaultMirror, err)
 		}
-		return nil, fmt.Errorf("%s: check --mirror, it must point at a NetBSD release tree such as %s: %w", url, DefaultMirror, err)
+		return nil, fmt.Errorf("%s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", url, DefaultMirror, err)
 	}
 	if err := writeFileAtomic(path, data); err != nil {
 		return nil, err
@@ -237,7 +237,7 @@ func (r *release) notFound(ctx context.Context, url string) error {
 		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.arch, r.version, url, strings.Join(arches, " "))
 	}
-	return fmt.Errorf("%w: GET %s: 404 (check --version, --arch and --mirror)", ErrNotFound, url)
+	return fmt.Errorf("%w: GET %s: 404 (check the version, the arch and the mirror URL)", ErrNotFound, url)
 }
 
 // file returns the verified cache entry for name, downloading it when the
@@ -291,7 +291,7 @@ func (f *Fetcher) get(ctx context.Context, url string, offset int64) (*http.Resp
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("GET %s: %w", url, ctx.Err())
 		}
-		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or --mirror)", ErrNetwork, url, unwrapURLError(err))
+		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or the mirror URL)", ErrNetwork, url, unwrapURLError(err))
 	}
 	return resp, nil
 }

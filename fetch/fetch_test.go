@@ -356,8 +356,8 @@ func TestFetchDiskFull(t *testing.T) {
 	_, f := setup(t)
 	f.wrapPart = func(io.Writer) io.Writer { return fullDisk{} }
 	_, err := f.Fetch(context.Background(), "9.3", "i386")
-	if !errors.Is(err, ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "--cache") {
-		t.Fatalf("err = %v, want ErrNoSpace suggesting --cache", err)
+	if !errors.Is(err, ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "another cache directory") {
+		t.Fatalf("err = %v, want ErrNoSpace suggesting another cache directory", err)
 	}
 }
 

@@ -156,6 +156,10 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 	return writeAtomically(out, func(f *os.File) error { return ext2.Write(f, t, opts) })
 }
 
+// ErrExists is wrapped by Build's error when the image exists and
+// Config.Force is not set.
+var ErrExists = errors.New("already exists")
+
 // checkTarget refuses an existing out unless force, and a directory always.
 func checkTarget(out string, force bool) error {
 	st, err := os.Stat(out)
@@ -167,7 +171,7 @@ func checkTarget(out string, force bool) error {
 	case st.IsDir():
 		return fmt.Errorf("image %s is a directory", out)
 	case !force:
-		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
+		return fmt.Errorf("image %s %w: remove it, or set Config.Force to replace it", out, ErrExists)
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	}
 	for _, i := range dis {
 		if want[i] == enable {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) is both kept and disabled: --disable wins", k.Entries[i].Label(), k.Entries[i].Attach))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) is both kept and disabled: disabling wins", k.Entries[i].Label(), k.Entries[i].Attach))
 		}
 		want[i] = disable
 	}
@@ -251,7 +251,7 @@ func (e *UnknownError) Error() string {
 		}
 		fmt.Fprintf(&b, "%s name %q matches no cfdata entry%s", u.List, u.Name, didYouMean(u.Suggestions))
 	}
-	b.WriteString(" (fix the names, or pass --ignore-unknown to go on without them)")
+	b.WriteString(" (fix the names, or ignore unknown names to go on without them)")
 	return b.String()
 }
 

@@ -26,7 +26,7 @@ func ExampleOpen() {
 	// Output:
 	// <nil>
 	// true
-	// --net tap:tap0: port forwards (-p) need the user network: use --net user or drop -p
+	// network "tap:tap0": port forwards need the user network
 }
 
 func ExampleNewUser() {

@@ -1,24 +1,34 @@
 package netback
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 )
 
-// Open builds the backend named by a --net value:
+// Errors of Open that callers can test with errors.Is.
+var (
+	// ErrUnknownNetwork: the spec names no backend.
+	ErrUnknownNetwork = errors.New("unknown network")
+	// ErrForwardsNeedUser: port forwards were given for a backend other
+	// than the user network.
+	ErrForwardsNeedUser = errors.New("port forwards need the user network")
+)
+
+// Open builds the backend named by spec (smolvmm's --net value):
 //
 //	user        the user-mode network (QEMU's addresses, port forwards)
 //	tap:NAME    the Linux tap interface NAME
 //	none        a NIC connected to nothing
 //
-// forwards are the -p port forwards; only the user network has them, so
-// they are an error with the other backends. mac is the guest NIC's address
+// forwards are the port forwards; only the user network has them, so they
+// are an error (ErrForwardsNeedUser) with the other backends. mac is the guest NIC's address
 // (the user network's DHCP server leases UserGuest to it).
 func Open(spec string, forwards []Forward, mac net.HardwareAddr) (Backend, error) {
 	kind, arg, hasArg := strings.Cut(spec, ":")
 	if kind != "user" && len(forwards) > 0 {
-		return nil, fmt.Errorf("--net %s: port forwards (-p) need the user network: use --net user or drop -p", spec)
+		return nil, fmt.Errorf("network %q: %w", spec, ErrForwardsNeedUser)
 	}
 	switch {
 	case kind == "user" && !hasArg:
@@ -28,7 +38,7 @@ func Open(spec string, forwards []Forward, mac net.HardwareAddr) (Backend, error
 	case kind == "tap" && hasArg:
 		return OpenTap(arg)
 	case kind == "tap":
-		return nil, fmt.Errorf("--net %s: name the tap interface, e.g. --net tap:tap0", spec)
+		return nil, fmt.Errorf("network %q: %w: name the tap interface, as in tap:tap0", spec, ErrUnknownNetwork)
 	}
-	return nil, fmt.Errorf("--net %q: unknown network; use user, tap:NAME or none", spec)
+	return nil, fmt.Errorf("network %q: %w; the networks are user, tap:NAME and none", spec, ErrUnknownNetwork)
 }

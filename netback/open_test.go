@@ -23,7 +23,7 @@ func TestOpen(t *testing.T) {
 		{spec: "tap", want: "name the tap interface"},
 		{spec: "tap:", want: "tap name \"\""},
 		{spec: "tap:a/b", want: "not allowed in an interface name"},
-		{spec: "bogus", want: "unknown network; use user, tap:NAME or none"},
+		{spec: "bogus", want: "unknown network; the networks are user, tap:NAME and none"},
 		{spec: "user:x", want: "unknown network"},
 		{spec: "none:x", want: "unknown network"},
 		{spec: "", want: "unknown network"},

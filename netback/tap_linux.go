@@ -17,7 +17,7 @@ import (
 // tunDevice is the Linux TUN/TAP clone device.
 const tunDevice = "/dev/net/tun"
 
-// Tap is the backend of "--net tap:NAME": frames go to and come from a
+// Tap is the backend of the network "tap:NAME": frames go to and come from a
 // Linux tap interface, for bridged setups.
 type Tap struct {
 	name    string

@@ -12,5 +12,5 @@ type Tap struct{ None }
 
 // OpenTap fails: tap devices are supported on Linux only.
 func OpenTap(name string) (*Tap, error) {
-	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux: use --net user"))
+	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux (the user network works everywhere)"))
 }

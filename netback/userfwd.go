@@ -61,7 +61,7 @@ func forwardListenErr(f Forward, err error) error {
 	hint := ""
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
-		hint = "the host port is already in use: choose another host port in -p or stop the program using it"
+		hint = "the host port is already in use: choose another host port or stop the program using it"
 	case errors.Is(err, syscall.EACCES):
 		hint = "ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a host port of 1024 or more"
 	case errors.Is(err, syscall.EADDRNOTAVAIL):

@@ -77,24 +77,25 @@ func loadKernel(mem *guestmem.Memory, image []byte, name string, cfg Config) (bo
 	return bootplan.Plan{}, fmt.Errorf("%w: %v", bootplan.ErrProtocol, proto)
 }
 
-func loadHint(err error) string {
+// loadHint says which Config field a loader error concerns and what to do.
+func loadHint(err error) (field, hint string) {
 	var big *multiboot.MemoryError
 	switch {
 	case errors.As(err, &big):
-		return fmt.Sprintf("give the VM more memory: -m %d", big.NeedMiB())
+		return "MemoryMiB", "" // the error itself says how much
 	case errors.Is(err, netbsdboot.ErrMachine):
-		return "smolvmm runs x86 guests: pass a NetBSD i386 or amd64 kernel"
+		return "Kernel", "smolvmm runs x86 guests: use a NetBSD i386 or amd64 kernel"
 	case errors.Is(err, ErrNoBootProtocol), errors.Is(err, multiboot.ErrNotMultiboot), errors.Is(err, multiboot.ErrNotELF),
 		errors.Is(err, netbsdboot.ErrNotNetBSD):
-		return "pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz); --boot forces a protocol"
+		return "Kernel", "pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)"
 	case errors.Is(err, netbsdboot.ErrTooManyModules):
-		return "pass fewer --module files"
+		return "Modules", "pass fewer modules"
 	case errors.Is(err, netbsdboot.ErrModule):
-		return "check the --module files and their types (FILE,kmod|fs|splash|rndseed)"
+		return "Modules", "check the modules and their types (kmod, fs, splash, rndseed)"
 	case errors.Is(err, netbsdboot.ErrAppend):
-		return "check the boot flags and console=, console_addr=, console_speed=, root= in -a"
+		return "Append", "check the boot flags and console=, console_addr=, console_speed=, root= in the command line"
 	}
-	return ""
+	return "", ""
 }
 
 // logPlan logs, for -v, how the kernel will start and what was loaded

@@ -75,15 +75,16 @@ func TestLoadKernelProtocols(t *testing.T) {
 		cfg     Config
 		want    bootplan.Protocol
 		errIs   error
+		field   string
 		hintHas string
 	}{
-		{"auto multiboot", guests.Demo, Config{}, bootplan.Multiboot, nil, ""},
-		{"auto netbsd", nbKernel(1, 3), Config{Append: "console=com"}, bootplan.NetBSD, nil, ""},
-		{"forced multiboot on a NetBSD kernel without a header", nbKernel(1, 3), Config{Boot: bootplan.Multiboot}, 0, multiboot.ErrNotMultiboot, "pass a multiboot v1 kernel or a NetBSD"},
-		{"forced netbsd on the multiboot guest", guests.Demo, Config{Boot: bootplan.NetBSD}, 0, netbsdboot.ErrNotNetBSD, "--boot"},
-		{"sh3", nbKernel(1, 42), Config{}, 0, netbsdboot.ErrMachine, "i386 or amd64"},
-		{"module type", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "x", Data: []byte("\x7fELF"), Args: "initrd"}}}, 0, netbsdboot.ErrModule, "--module"},
-		{"fs module", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "root.img", Data: []byte("ffs"), Args: "fs"}}}, bootplan.NetBSD, nil, ""},
+		{"auto multiboot", guests.Demo, Config{}, bootplan.Multiboot, nil, "", ""},
+		{"auto netbsd", nbKernel(1, 3), Config{Append: "console=com"}, bootplan.NetBSD, nil, "", ""},
+		{"forced multiboot on a NetBSD kernel without a header", nbKernel(1, 3), Config{Boot: bootplan.Multiboot}, 0, multiboot.ErrNotMultiboot, "Kernel", "pass a multiboot v1 kernel or a NetBSD"},
+		{"forced netbsd on the multiboot guest", guests.Demo, Config{Boot: bootplan.NetBSD}, 0, netbsdboot.ErrNotNetBSD, "Kernel", "pass a multiboot v1 kernel or a NetBSD"},
+		{"sh3", nbKernel(1, 42), Config{}, 0, netbsdboot.ErrMachine, "Kernel", "i386 or amd64"},
+		{"module type", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "x", Data: []byte("\x7fELF"), Args: "initrd"}}}, 0, netbsdboot.ErrModule, "Modules", "check the modules and their types"},
+		{"fs module", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "root.img", Data: []byte("ffs"), Args: "fs"}}}, bootplan.NetBSD, nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := loadKernel(mem(), tc.image, "kernel", tc.cfg)
@@ -91,8 +92,8 @@ func TestLoadKernelProtocols(t *testing.T) {
 				if !errors.Is(err, tc.errIs) {
 					t.Fatalf("error %v, want %v", err, tc.errIs)
 				}
-				if h := loadHint(err); !strings.Contains(h, tc.hintHas) {
-					t.Errorf("hint %q lacks %q", h, tc.hintHas)
+				if f, h := loadHint(err); f != tc.field || !strings.Contains(h, tc.hintHas) {
+					t.Errorf("field %q hint %q, want %q and %q", f, h, tc.field, tc.hintHas)
 				}
 				return
 			}

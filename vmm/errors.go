@@ -20,10 +20,15 @@ var (
 
 // Error is an error from building or running a machine, with the operation
 // that failed and, where one exists, what the user can do about it.
+//
+// Hint speaks of the Config, never of a program's flags: a command-line
+// front end finds the Config field at fault in Field and replaces Hint with
+// advice about its own flag.
 type Error struct {
-	Op   string // what was being done: "open /dev/kvm", "load kernel netbsd"
-	Err  error
-	Hint string // what to do, for the CLI to print
+	Op    string // what was being done: "open /dev/kvm", "load kernel netbsd"
+	Err   error
+	Hint  string // what to do, for the CLI to print
+	Field string // the Config field at fault ("MemoryMiB", "Kernel", "Modules", "Append", "Boot"), or ""
 }
 
 func (e *Error) Error() string {

@@ -221,7 +221,7 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	if cfg.MemoryMiB < MinMemoryMiB || cfg.MemoryMiB > MaxMemoryMiB {
 		return nil, &Error{Op: "memory", Err: fmt.Errorf("%d MiB: %w", cfg.MemoryMiB, ErrConfig),
-			Hint: fmt.Sprintf("use -m between %d and %d", MinMemoryMiB, MaxMemoryMiB)}
+			Hint: fmt.Sprintf("use between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB), Field: "MemoryMiB"}
 	}
 	if cfg.Append == "" && !cfg.NoAppend {
 		cfg.Append = DefaultAppend
@@ -232,11 +232,11 @@ func New(cfg Config) (m *Machine, err error) {
 	image := cfg.KernelImage
 	if image == nil {
 		if cfg.Kernel == "" {
-			return nil, &Error{Op: "kernel", Err: fmt.Errorf("no kernel given: %w", ErrConfig), Hint: "pass -k KERNEL"}
+			return nil, &Error{Op: "kernel", Err: fmt.Errorf("no kernel given: %w", ErrConfig), Hint: "set Config.Kernel or Config.KernelImage", Field: "Kernel"}
 		}
 		image, err = os.ReadFile(cfg.Kernel)
 		if err != nil {
-			return nil, &Error{Op: "read kernel", Err: err, Hint: "check the path given with -k"}
+			return nil, &Error{Op: "read kernel", Err: err, Hint: "check the path", Field: "Kernel"}
 		}
 	}
 	// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz); take them as
@@ -273,7 +273,8 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	m.plan, err = loadKernel(m.gmem, image, name, cfg)
 	if err != nil {
-		return nil, &Error{Op: "load kernel " + name, Err: err, Hint: loadHint(err)}
+		field, hint := loadHint(err)
+		return nil, &Error{Op: "load kernel " + name, Err: err, Hint: hint, Field: field}
 	}
 	if cfg.Verbose {
 		m.logPlan()
@@ -314,7 +315,7 @@ func (m *Machine) setupMemory() error {
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
-		return &Error{Op: "mmap guest memory", Err: err, Hint: "use a smaller -m"}
+		return &Error{Op: "mmap guest memory", Err: err, Hint: "give the VM less memory", Field: "MemoryMiB"}
 	}
 	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
 	m.gmem = guestmem.New(mem)

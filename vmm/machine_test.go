@@ -435,16 +435,16 @@ func TestBadConfig(t *testing.T) {
 		wantMsg string
 		kvm     bool
 	}{
-		{"no kernel", vmm.Config{}, vmm.ErrConfig, "pass -k", false},
+		{"no kernel", vmm.Config{}, vmm.ErrConfig, "set Config.Kernel", false},
 		{"missing kernel", vmm.Config{Kernel: filepath.Join(dir, "nope")}, os.ErrNotExist, "check the path", false},
-		{"memory too small", vmm.Config{Kernel: notKernel, MemoryMiB: 1}, vmm.ErrConfig, "use -m between", false},
-		{"memory too big", vmm.Config{Kernel: notKernel, MemoryMiB: 4096}, vmm.ErrConfig, "use -m between", false},
+		{"memory too small", vmm.Config{Kernel: notKernel, MemoryMiB: 1}, vmm.ErrConfig, "use between 2 and 3072 MiB", false},
+		{"memory too big", vmm.Config{Kernel: notKernel, MemoryMiB: 4096}, vmm.ErrConfig, "use between 2 and 3072 MiB", false},
 		{"no KVM device", vmm.Config{Kernel: notKernel, KVMPath: filepath.Join(dir, "kvm")}, vmm.ErrNoKVM, "no KVM", false},
 		{"not multiboot", vmm.Config{Kernel: notKernel}, multiboot.ErrNotMultiboot, "multiboot v1 kernel", true},
 		// 17 MiB hold the 16 MiB image; 1 MiB more stays free for NetBSD's
 		// bootstrap page tables.
 		{"kernel larger than memory", vmm.Config{Kernel: "big", KernelImage: bigKernel(), MemoryMiB: 8},
-			multiboot.ErrTooLarge, "-m 18", true},
+			multiboot.ErrTooLarge, "give the guest at least 18 MiB", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -147,7 +147,7 @@ func TestBenchWithoutQEMU(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
 	}
-	if !strings.Contains(stderr, "qemu-system-i386 not found: install it (Debian: apt-get install qemu-system-x86) or drop --compare qemu") ||
+	if !strings.Contains(stderr, "--compare qemu: qemu-system-i386 not found: install it (Debian: apt-get install qemu-system-x86)") ||
 		!strings.Contains(stderr, "showing smolvmm only") {
 		t.Errorf("stderr does not explain the missing qemu:\n%s", stderr)
 	}

@@ -36,7 +36,8 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
-	if msg := err.Error(); strings.HasPrefix(msg, "smolvmm ") {
+	// advise adds the flags to change to the libraries' errors.
+	if msg := advise(err); strings.HasPrefix(msg, "smolvmm ") {
 		// Already names its command ("smolvmm bench: ...").
 		fmt.Fprintln(os.Stderr, msg)
 	} else if msg != "" {

@@ -32,13 +32,17 @@ type Spec struct {
 	Options
 }
 
+// ErrNotWritable is wrapped by Open's error when a disk to be written is
+// not writable (permissions, a read-only file system, an immutable file).
+var ErrNotWritable = errors.New("the image is not writable")
+
 // ParseDiskSpec parses the CLI's `-d path[,ro][,serial=ID]`. The path may
 // not contain a comma.
 func ParseDiskSpec(s string) (Spec, error) {
 	parts := strings.Split(s, ",")
 	sp := Spec{Path: parts[0]}
 	if sp.Path == "" {
-		return Spec{}, fmt.Errorf("disk %q: empty image path; use -d path[,ro][,serial=ID]", s)
+		return Spec{}, fmt.Errorf("disk %q: empty image path (the form is path[,ro][,serial=ID])", s)
 	}
 	for _, p := range parts[1:] {
 		switch {
@@ -94,7 +98,7 @@ func Open(path string, opts Options) (*Disk, error) {
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
-			return nil, fmt.Errorf("disk image %s: open %s: %w (attach it read-only with -d %s,ro, or make it writable)", path, mode, err, path)
+			return nil, fmt.Errorf("disk image %s: open %s: %w: %w (attach it read-only, or make it writable)", path, mode, ErrNotWritable, err)
 		}
 		return nil, fmt.Errorf("disk image %s: open %s: %w", path, mode, err)
 	}

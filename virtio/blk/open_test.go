@@ -2,6 +2,7 @@ package blk_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,8 +110,8 @@ func TestOpenReadOnlyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := blk.Open(p, blk.Options{})
-	if err == nil || !strings.Contains(err.Error(), "-d "+p+",ro") {
-		t.Fatalf("read-write open of a read-only image: %v, want advice to use -d %s,ro", err, p)
+	if !errors.Is(err, blk.ErrNotWritable) || !strings.Contains(err.Error(), "attach it read-only") {
+		t.Fatalf("read-write open of a read-only image: %v, want ErrNotWritable and advice to attach it read-only", err)
 	}
 	d, err := blk.Open(p, blk.Options{ReadOnly: true})
 	if err != nil {

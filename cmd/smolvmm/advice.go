@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/kstrip"
+	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// advice is what this program adds to a library's error: the libraries
+// state the facts and speak of their own API, never of our flags.
+type advice struct {
+	is  func(error) bool
+	lib string // the library's own advice, replaced when the message has it
+	cli string // advice about flags, appended in parentheses otherwise
+}
+
+func isErr(target error) func(error) bool {
+	return func(err error) bool { return errors.Is(err, target) }
+}
+
+var adviceTable = []advice{
+	{is: isErr(fetch.ErrNotFound), cli: "--version, --arch and --mirror choose the release and the mirror"},
+	{is: isErr(fetch.ErrNetwork), lib: "or the mirror URL", cli: "or --mirror"},
+	{is: isErr(fetch.ErrNotDigestFile), lib: "check the mirror URL", cli: "check --mirror"},
+	{is: isErr(fetch.ErrHTTP), lib: "check the mirror URL", cli: "check --mirror"},
+	{is: isErr(fetch.ErrDigestMismatch), lib: "try another mirror", cli: "try another --mirror"},
+	{is: isErr(fetch.ErrNoSpace), lib: "another cache directory", cli: "another --cache directory"},
+	{is: isErr(fetch.ErrNoCacheDir), cli: "pass --cache DIR"},
+	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
+	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
+	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
+	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
+	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
+	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
+}
+
+// advise is err's message for this program's user: a vmm.Error's hint
+// becomes advice about the flag behind the Config field at fault, and the
+// other libraries' errors get the flags that change what failed.
+func advise(err error) string {
+	msg := err.Error()
+	var ve *vmm.Error
+	if errors.As(err, &ve) {
+		switch h := vmFlagHint(ve); {
+		case h == "" || h == ve.Hint:
+		case ve.Hint == "":
+			msg += " (" + h + ")"
+		default:
+			msg = strings.Replace(msg, "("+ve.Hint+")", "("+h+")", 1)
+		}
+	}
+	for _, a := range adviceTable {
+		if !a.is(err) {
+			continue
+		}
+		if a.lib != "" && strings.Contains(msg, a.lib) {
+			msg = strings.Replace(msg, a.lib, a.cli, 1)
+		} else {
+			msg += " (" + a.cli + ")"
+		}
+	}
+	return msg
+}
+
+// vmFlagHint says which flag to change for a vmm.Error, or "" to keep
+// the library's hint.
+func vmFlagHint(e *vmm.Error) string {
+	var big *multiboot.MemoryError
+	switch e.Field {
+	case "MemoryMiB":
+		switch {
+		case errors.As(e.Err, &big):
+			return fmt.Sprintf("-m %d", big.NeedMiB())
+		case errors.Is(e.Err, vmm.ErrConfig):
+			return fmt.Sprintf("use -m between %d and %d", vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
+		}
+		return "use a smaller -m"
+	case "Kernel":
+		switch {
+		case errors.Is(e.Err, vmm.ErrConfig):
+			return "pass -k KERNEL"
+		case errors.Is(e.Err, netbsdboot.ErrMachine):
+			return ""
+		case strings.HasPrefix(e.Op, "read kernel"):
+			return "check the path given with -k"
+		}
+		return e.Hint + "; --boot forces a protocol"
+	case "Modules":
+		if errors.Is(e.Err, netbsdboot.ErrTooManyModules) {
+			return "pass fewer --module files"
+		}
+		return "check the --module files and their types (FILE,kmod|fs|splash|rndseed)"
+	case "Append":
+		return "check the boot flags and console=, console_addr=, console_speed=, root= in -a"
+	}
+	return ""
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// TestAdvise checks that the libraries' facts become advice about flags,
+// whether the error arrives as returned or wrapped into a message.
+func TestAdvise(t *testing.T) {
+	big := fmt.Errorf("kernel: %w", &multiboot.MemoryError{Need: 18 << 20, Have: 8 << 20})
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"memory range", &vmm.Error{Op: "memory", Err: fmt.Errorf("1 MiB: %w", vmm.ErrConfig), Hint: "use between 2 and 3072 MiB", Field: "MemoryMiB"},
+			"memory: 1 MiB: invalid configuration (use -m between 2 and 3072)"},
+		{"kernel too big, wrapped", fmt.Errorf("up: %w", &vmm.Error{Op: "load kernel k", Err: big, Field: "MemoryMiB"}),
+			"up: load kernel k: " + big.Error() + " (-m 18)"},
+		{"read kernel", &vmm.Error{Op: "read kernel", Err: errors.New("open k: no such file"), Hint: "check the path", Field: "Kernel"},
+			"read kernel: open k: no such file (check the path given with -k)"},
+		{"not a kernel", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNotMultiboot, Hint: "use a multiboot kernel", Field: "Kernel"},
+			"load kernel k: " + multiboot.ErrNotMultiboot.Error() + " (use a multiboot kernel; --boot forces a protocol)"},
+		{"module", &vmm.Error{Op: "load kernel k", Err: netbsdboot.ErrModule, Hint: "check the modules", Field: "Modules"},
+			"load kernel k: " + netbsdboot.ErrModule.Error() + " (check the --module files and their types (FILE,kmod|fs|splash|rndseed))"},
+		{"no field", &vmm.Error{Op: "open /dev/kvm", Err: vmm.ErrNoKVM, Hint: "load kvm"}, "open /dev/kvm: KVM is not available (load kvm)"},
+		{"fetch 404", fmt.Errorf("%w: GET u: 404 (check the version, the arch and the mirror URL)", fetch.ErrNotFound),
+			"not found on mirror: GET u: 404 (check the version, the arch and the mirror URL) (--version, --arch and --mirror choose the release and the mirror)"},
+		{"fetch full", fmt.Errorf("write p: %w (free some space or choose another cache directory)", fetch.ErrNoSpace),
+			"write p: no space left on device (free some space or choose another --cache directory)"},
+		{"read-only disk", fmt.Errorf("disk image p: open read-write: %w: EROFS (attach it read-only, or make it writable)", blk.ErrNotWritable),
+			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
+		{"forwards", fmt.Errorf("network \"none\": %w", netback.ErrForwardsNeedUser),
+			"network \"none\": port forwards need the user network (use --net user or drop -p)"},
+		{"image exists", fmt.Errorf("image x %w: remove it, or set Config.Force to replace it", imagebuilder.ErrExists),
+			"image x already exists: remove it, or pass -f to overwrite it"},
+		{"bench timeout", fmt.Errorf("%w: boot did not end within 1m0s", bench.ErrTimeout),
+			"boot timed out: boot did not end within 1m0s (raise --timeout)"},
+		{"plain", errors.New("something"), "something"},
+	} {
+		if got := advise(tc.err); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// flagMentionAllowed lists the few library strings that name a token
+// looking like one of smolvmm's flags but mean something else. Keyed by
+// file (relative to the module root) and the token.
+var flagMentionAllowed = map[string]bool{
+	// NetBSD's own boot flags, quoted from /boot's syntax.
+	"netbsdboot/append.go -a": true, "netbsdboot/append.go -d": true,
+	"netbsdboot/append.go -m": true, "netbsdboot/append.go -s": true,
+	"netbsdboot/append.go -v": true, "netbsdboot/append.go -x": true,
+}
+
+// testSupport are packages that exist for tests and drive other programs:
+// their literals are shell scripts and other tools' command lines.
+var testSupport = map[string]bool{"guests": true, "internal/nestedkvm": true}
+
+// TestLibrariesNameNoFlags keeps command-line advice in cmd: no string
+// literal in a non-test Go file outside cmd/ may mention one of smolvmm's
+// flags (-m, -d, --net, --mirror...). Libraries return errors with the
+// facts (typed, or with sentinels), and cmd/smolvmm adds which flag to
+// change. A literal that is only the flag (an argv element for another
+// program) is not a message and is not checked.
+func TestLibrariesNameNoFlags(t *testing.T) {
+	names := map[string]bool{}
+	for _, c := range commands() {
+		for _, f := range c.Flags {
+			for _, n := range f.Names() {
+				names[n] = true
+			}
+		}
+	}
+	names[cli.HelpFlag.Names()[0]] = false
+	if !names["m"] || !names["net"] || !names["mirror"] {
+		t.Fatalf("the commands' flags were not found: %v", names)
+	}
+	var long, short []string
+	for n, ok := range names {
+		switch {
+		case !ok:
+		case len(n) == 1:
+			short = append(short, regexp.QuoteMeta(n))
+		default:
+			long = append(long, regexp.QuoteMeta(n))
+		}
+	}
+	sort.Strings(long)
+	sort.Strings(short)
+	flagRE := regexp.MustCompile(`(?:^|[\s(\[` + "`" + `'",;])(--(?:` + strings.Join(long, "|") + `)|-(?:` +
+		strings.Join(short, "|") + `))(?:$|[^A-Za-z0-9_-])`)
+
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			if rel == "cmd" || testSupport[filepath.ToSlash(rel)] || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		files++
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Error(err) // someone's edit in progress: check the other files
+			return nil
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			s, err := strconv.Unquote(lit.Value)
+			if err != nil || flagRE.FindString(s) == strings.TrimSpace(s) && !strings.Contains(strings.TrimSpace(s), " ") {
+				return true // an argv element such as "-m"
+			}
+			for _, m := range flagRE.FindAllStringSubmatch(s, -1) {
+				if !flagMentionAllowed[filepath.ToSlash(rel)+" "+m[1]] {
+					t.Errorf("%s: %s names the flag %s: return the facts and let cmd/smolvmm advise", fset.Position(lit.Pos()), lit.Value, m[1])
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 100 {
+		t.Fatalf("only %d Go files scanned under %s", files, root)
+	}
+}
