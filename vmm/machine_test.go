@@ -470,23 +470,6 @@ func bigKernel() []byte {
 	return b
 }
 
-func ExampleMachine() {
-	m, err := vmm.New(vmm.Config{
-		Kernel:      "demo",
-		KernelImage: guests.Demo, // or Kernel: "netbsd" to read a file
-		Append:      "console=com root=ld0a",
-		MemoryMiB:   64,
-		Console:     os.Stdout,
-	})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer m.Close()
-	exit, err := m.Run(context.Background())
-	fmt.Println(exit.Reason, err)
-}
-
 // timerGuest writes the boot-timer port, then leaves with debug-exit 0.
 func timerGuest() []byte {
 	b := spinner()
