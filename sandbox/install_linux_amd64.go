@@ -1,0 +1,164 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// trapSlots is the size of the table of messages the SIGSYS handler picks
+// from, indexed by system call number; the last slot is for numbers
+// outside it. x86-64 numbers stop below 470.
+const trapSlots = 512
+
+// trapMsg is one message: the handler passes p and n to write(2).
+type trapMsg struct {
+	p *byte
+	n uintptr
+}
+
+// Read by the SIGSYS handler (trap_linux_amd64.s), which runs outside the
+// Go runtime: they are written before the handler is installed and never
+// again.
+var (
+	trapTable    [trapSlots + 1]trapMsg
+	trapTTY      int64 = -1 // descriptor whose termios is restored, or -1
+	trapTermios  *byte
+	trapExitCode int64 = ExitStatus
+	// trapText keeps the messages' bytes reachable.
+	trapText []byte
+)
+
+// Implemented in trap_linux_amd64.s.
+func trapHandlerAddr() uintptr
+func trapRestorerAddr() uintptr
+
+// Install sets no_new_privs and installs f on every thread of the process
+// (SECCOMP_FILTER_FLAG_TSYNC), with the SIGSYS handler that reports a
+// refused call. It is meant to be called once, after everything the
+// process will use has been opened. Before the filter it loads what the
+// Go runtime and standard library would otherwise read lazily from files
+// later (the local time zone).
+func Install(f Filter) (Installed, error) {
+	insts, err := f.Program()
+	if err != nil {
+		return Installed{}, err
+	}
+	raw, err := bpf.Assemble(insts)
+	if err != nil {
+		return Installed{}, fmt.Errorf("seccomp: assemble BPF: %w", err)
+	}
+	if len(raw) > 4096 {
+		return Installed{}, fmt.Errorf("seccomp: filter of %d instructions exceeds the kernel's 4096", len(raw))
+	}
+	prog := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+
+	// time.Local is read from /etc/localtime on first use (the CMOS
+	// clock's first read), which the filter would refuse.
+	time.Now().Zone()
+
+	prepareTrap(f)
+	if err := installTrapHandler(); err != nil {
+		return Installed{}, err
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return Installed{}, fmt.Errorf("seccomp: prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	switch {
+	case errno == unix.ENOSYS || errno == unix.EINVAL && !seccompAvailable():
+		return Installed{}, fmt.Errorf("seccomp: this kernel has no seccomp filters: %w", errors.Join(ErrUnsupported, errno))
+	case errno != 0:
+		return Installed{}, fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER, TSYNC): %w", errno)
+	case r != 0:
+		// TSYNC returns the id of a thread that could not be
+		// synchronized (it has a filter of its own).
+		return Installed{}, fmt.Errorf("seccomp: thread %d has another filter and cannot take this one", r)
+	}
+	return Installed{Instructions: len(prog)}, nil
+}
+
+// seccompAvailable reports whether the kernel knows seccomp filters: with
+// CONFIG_SECCOMP_FILTER off, prctl(PR_GET_SECCOMP) still works but
+// SECCOMP_SET_MODE_FILTER is EINVAL.
+func seccompAvailable() bool {
+	_, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	return err == nil
+}
+
+// prepareTrap fills the handler's table: one line per system call number.
+func prepareTrap(f Filter) {
+	type span struct{ off, n int }
+	var text []byte
+	spans := make([]span, trapSlots+1)
+	for nr := 0; nr <= trapSlots; nr++ {
+		call := fmt.Sprintf("system call %d", nr)
+		if name, ok := arch.X86_64.SyscallNumbers[nr]; ok {
+			call = fmt.Sprintf("%s (system call %d)", name, nr)
+		}
+		if nr == trapSlots {
+			call = fmt.Sprintf("system call numbered %d or more, or of the x32 ABI", trapSlots)
+		}
+		msg := fmt.Sprintf("%sseccomp: the VMM attempted the forbidden %s and was stopped%s\n", f.Prefix, call, f.Advice)
+		spans[nr] = span{len(text), len(msg)}
+		text = append(text, msg...)
+	}
+	trapText = text
+	for nr, s := range spans {
+		trapTable[nr] = trapMsg{p: &trapText[s.off], n: uintptr(s.n)}
+	}
+	if f.Terminal != nil && len(f.Terminal.Termios) > 0 {
+		b := append([]byte(nil), f.Terminal.Termios...)
+		trapTermios = &b[0]
+		trapTTY = int64(f.Terminal.FD)
+	}
+}
+
+// kernelSigaction is the kernel's struct sigaction on x86-64.
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+// installTrapHandler makes the assembly handler SIGSYS's, bypassing the Go
+// runtime (whose own handler would print a goroutine dump without the
+// call's name). It runs on the thread's signal stack with every signal
+// blocked, and never returns.
+func installTrapHandler() error {
+	const (
+		saSigInfo  = 0x4
+		saOnStack  = 0x08000000
+		saRestorer = 0x04000000
+	)
+	sa := kernelSigaction{
+		handler:  trapHandlerAddr(),
+		flags:    saSigInfo | saOnStack | saRestorer,
+		restorer: trapRestorerAddr(),
+		mask:     ^uint64(0),
+	}
+	_, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGSYS), uintptr(unsafe.Pointer(&sa)), 0, 8, 0, 0)
+	if errno != 0 {
+		return fmt.Errorf("seccomp: rt_sigaction(SIGSYS): %w", errno)
+	}
+	return nil
+}
+
+// Check that the table's layout is what the handler indexes (16 bytes an
+// entry).
+var _ [16 - unsafe.Sizeof(trapMsg{})]struct{}
+var _ [unsafe.Sizeof(trapMsg{}) - 16]struct{}
+
+// supported is true where Install works.
+const supported = true

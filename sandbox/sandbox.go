@@ -1,0 +1,81 @@
+// Package sandbox contains a running VMM: a seccomp-BPF allow-list of the
+// system calls it still needs once its VM is set up, and the dropping of
+// root's privileges after everything has been opened.
+//
+// A guest is hostile and the device models are its attack surface. Once a
+// Machine has opened /dev/kvm, its images and its network, what it does is
+// KVM_RUN, I/O on the descriptors it holds, the user network's sockets and
+// the Go runtime's own calls (threads, memory, futexes, signals). Filter
+// allows exactly those; any other call (openat, execve, ptrace, mount...)
+// is not executed: the kernel raises SIGSYS (SECCOMP_RET_TRAP) on the
+// thread that tried it, and a handler written in assembly, outside the Go
+// runtime, restores the terminal, writes one line naming the call to
+// standard error and ends the process with ExitStatus. Trapping rather
+// than SECCOMP_RET_KILL_PROCESS is what Firecracker does too: the call
+// is refused either way, but the user sees which call it was instead of a
+// bare "Bad system call" (the kernel's own log of a kill goes to the audit
+// log, which the user of a terminal does not read).
+//
+// The filter is installed with SECCOMP_FILTER_FLAG_TSYNC, so every thread
+// the Go runtime has started carries it, and threads started later inherit
+// it; no_new_privs is set first, as the kernel requires of an unprivileged
+// process, and it also keeps an exec (were it allowed) from gaining
+// privileges.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ExitStatus is the exit status of a process that attempted a forbidden
+// system call (as Firecracker's 148; an even number, so that it never
+// looks like a guest's (v<<1)|1 debug-exit status).
+const ExitStatus = 148
+
+// ErrUnsupported means this platform has no seccomp filter here (only
+// linux/amd64 has one).
+var ErrUnsupported = errors.New("seccomp filtering is only implemented on linux/amd64")
+
+// Filter is the allow-list of a running VMM and how a forbidden call is
+// reported.
+type Filter struct {
+	// Ioctls are the ioctl requests allowed besides the terminal's
+	// (TCGETS, TCSETS...): a VMM passes the KVM requests it issues while
+	// running (vmm.RunIoctls).
+	Ioctls []uint64
+	// Sockets allows IPv4 and IPv6 sockets and the calls on them
+	// (connect, accept, send, receive...): the user network's NAT and its
+	// forwarded ports, and a ready port being probed. Without it socket
+	// is forbidden.
+	Sockets bool
+
+	// Prefix starts the line printed when a call is refused (e.g.
+	// "smolvmm: "); Advice ends it (e.g. how to turn the filter off).
+	Prefix, Advice string
+	// Terminal, when set, is put back in this state before the line is
+	// printed (a console in raw mode would otherwise stay so).
+	Terminal *Terminal
+}
+
+// Terminal is a terminal to restore when the process is stopped for a
+// forbidden call: TCSETS with Termios (a *unix.Termios's bytes) on FD.
+type Terminal struct {
+	FD      int
+	Termios []byte
+}
+
+// Installed describes an installed filter.
+type Installed struct {
+	// Instructions is the number of BPF instructions of the filter (each
+	// 8 bytes; the kernel accepts at most 4096).
+	Instructions int
+}
+
+// Bytes is the filter's size in bytes.
+func (i Installed) Bytes() int { return i.Instructions * 8 }
+
+// String says how large the filter is, for a verbose log.
+func (i Installed) String() string {
+	return fmt.Sprintf("seccomp filter of %d BPF instructions (%d bytes)", i.Instructions, i.Bytes())
+}

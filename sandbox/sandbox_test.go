@@ -1,0 +1,296 @@
+//go:build linux && amd64
+
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/net/bpf"
+)
+
+// kvmRun is KVM_RUN; tiocsti (push a byte into a terminal's input) is an
+// ioctl a compromised VMM must not make.
+const (
+	kvmRun  = 0xAE80
+	tiocsti = 0x5412
+)
+
+// seccompData lays out struct seccomp_data for x/net/bpf's VM, which loads
+// 32-bit words big-endian where the kernel loads them in the host's order:
+// each word is stored big-endian at its little-endian place.
+func seccompData(auditArch uint32, nr int, args ...uint64) []byte {
+	b := make([]byte, 64)
+	put := func(off int, v uint32) { binary.BigEndian.PutUint32(b[off:], v) }
+	put(0, uint32(nr))
+	put(4, auditArch)
+	for i, a := range args {
+		put(16+8*i, uint32(a))
+		put(20+8*i, uint32(a>>32))
+	}
+	return b
+}
+
+const auditArchX8664 = 0xC000003E
+
+func TestFilterVerdicts(t *testing.T) {
+	pid := os.Getpid()
+	tests := []struct {
+		name    string
+		sockets bool
+		arch    uint32
+		nr      int
+		args    []uint64
+		want    uint32
+	}{
+		{name: "KVM_RUN", nr: 16, args: []uint64{9, kvmRun}, want: retAllow},
+		// The kernel takes ioctl's command as an unsigned int.
+		{name: "KVM_RUN with high bits set", nr: 16, args: []uint64{9, 1<<32 | kvmRun}, want: retAllow},
+		// The next call's number: a library's filter let it through.
+		{name: "ioctl numbered as futex", nr: 16, args: []uint64{9, 202}, want: retTrap},
+		{name: "ioctl numbered as read", nr: 16, args: []uint64{9, 0}, want: retTrap},
+		{name: "TCSETS", nr: 16, args: []uint64{0, 0x5402}, want: retAllow},
+		{name: "TIOCSTI", nr: 16, args: []uint64{0, tiocsti}, want: retTrap},
+		{name: "KVM_CREATE_VM after setup", nr: 16, args: []uint64{3, 0xAE01}, want: retTrap},
+		{name: "read", nr: 0, want: retAllow},
+		{name: "futex", nr: 202, want: retAllow},
+		{name: "pwritev", nr: 296, want: retAllow},
+		{name: "openat", nr: 257, args: []uint64{^uint64(99), 0}, want: retTrap},
+		{name: "open", nr: 2, want: retTrap},
+		{name: "execve", nr: 59, want: retTrap},
+		{name: "ptrace", nr: 101, want: retTrap},
+		{name: "mount", nr: 165, want: retTrap},
+		{name: "unlinkat", nr: 263, want: retTrap},
+		{name: "clone of a thread", nr: 56, args: []uint64{0x50f00}, want: retAllow},
+		{name: "clone of a process (fork)", nr: 56, args: []uint64{0x11}, want: retTrap},
+		{name: "clone3", nr: 435, want: retTrap},
+		{name: "mmap read-write", nr: 9, args: []uint64{0, 4096, 3, 0x22}, want: retAllow},
+		{name: "mmap executable", nr: 9, args: []uint64{0, 4096, 7, 0x22}, want: retTrap},
+		{name: "mprotect", nr: 10, want: retTrap},
+		{name: "tgkill of this process", nr: 234, args: []uint64{uint64(pid), 5, 23}, want: retAllow},
+		{name: "tgkill of another process", nr: 234, args: []uint64{uint64(pid) + 1, 5, 23}, want: retTrap},
+		{name: "kill of another process", nr: 62, args: []uint64{1, 9}, want: retTrap},
+		{name: "rt_sigaction SIGINT", nr: 13, args: []uint64{2}, want: retAllow},
+		{name: "rt_sigaction SIGSYS", nr: 13, args: []uint64{31}, want: retTrap},
+		{name: "fcntl F_SETFL", nr: 72, args: []uint64{3, 4}, want: retAllow},
+		{name: "fcntl F_DUPFD", nr: 72, args: []uint64{3, 0}, want: retTrap},
+		{name: "socket without Sockets", nr: 41, args: []uint64{2, 1, 0}, want: retTrap},
+		{name: "connect without Sockets", nr: 42, want: retTrap},
+		{name: "socket AF_INET", sockets: true, nr: 41, args: []uint64{2, 1, 0}, want: retAllow},
+		{name: "socket AF_INET6", sockets: true, nr: 41, args: []uint64{10, 2, 0}, want: retAllow},
+		{name: "socket AF_UNIX", sockets: true, nr: 41, args: []uint64{1, 1, 0}, want: retTrap},
+		{name: "socket AF_NETLINK", sockets: true, nr: 41, args: []uint64{16, 3, 0}, want: retTrap},
+		{name: "connect", sockets: true, nr: 42, want: retAllow},
+		{name: "accept4", sockets: true, nr: 288, want: retAllow},
+		{name: "i386 ABI", arch: 0x40000003, nr: 3, want: retTrap},
+		{name: "x32 ABI", nr: 0x40000000, want: retTrap},
+		{name: "x32 read", nr: 0x40000000 | 0, want: retTrap},
+		{name: "fcntl F_DUPFD numbered as read", nr: 72, args: []uint64{3, 0}, want: retTrap},
+		{name: "mmap with prot numbered as an allowed call", nr: 9, args: []uint64{0, 4096, 4 | 1, 0x22}, want: retTrap},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets}
+			insts, err := f.Program()
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm, err := bpf.NewVM(insts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			arch := tt.arch
+			if arch == 0 {
+				arch = auditArchX8664
+			}
+			got, err := vm.Run(seccompData(arch, tt.nr, tt.args...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uint32(got) != uint32(tt.want) {
+				t.Errorf("verdict %#x, want %#x", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProgramSize(t *testing.T) {
+	var sizes []int
+	for _, sockets := range []bool{false, true} {
+		f := Filter{Ioctls: []uint64{kvmRun}, Sockets: sockets}
+		insts, err := f.Program()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(insts))
+	}
+	if sizes[0] >= sizes[1] || sizes[1] > 400 {
+		t.Errorf("filter sizes %v: want the socket calls to add instructions, and both well under the kernel's 4096", sizes)
+	}
+	if s := (Installed{Instructions: 10}).String(); !strings.Contains(s, "10 BPF instructions (80 bytes)") {
+		t.Errorf("Installed.String() = %q", s)
+	}
+}
+
+// The child modes of TestMain: the test binary re-executed with
+// SANDBOX_TEST_CHILD set installs the filter and then does what the mode
+// says, so that a refused call ends that process, not the tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("SANDBOX_TEST_CHILD"); mode != "" {
+		os.Exit(child(mode))
+	}
+	os.Exit(m.Run())
+}
+
+func child(mode string) int {
+	// A thread that exists before the filter: TSYNC must cover it.
+	ready, run := make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		close(ready)
+		<-run
+		_, err := os.Open("/etc/passwd")
+		fmt.Fprintln(os.Stderr, "old thread opened /etc/passwd:", err)
+		os.Exit(0)
+	}()
+	<-ready
+	if _, err := Install(Filter{Prefix: "child: ", Advice: " (test)"}); err != nil {
+		fmt.Fprintln(os.Stderr, "install:", err)
+		return 3
+	}
+	switch mode {
+	case "openat":
+		_, err := os.Open("/etc/passwd")
+		fmt.Fprintln(os.Stderr, "opened /etc/passwd:", err)
+	case "execve":
+		err := syscall.Exec("/bin/true", []string{"true"}, nil)
+		fmt.Fprintln(os.Stderr, "exec:", err)
+	case "old-thread":
+		close(run)
+		select {}
+	case "wait":
+		fmt.Println("installed")
+		// Threads keep running and the runtime keeps working under
+		// the filter until the parent closes standard input.
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		fmt.Println("bye")
+	}
+	return 0
+}
+
+func childCmd(t *testing.T, mode string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SANDBOX_TEST_CHILD="+mode)
+	return cmd
+}
+
+func TestForbiddenCallStopsTheProcess(t *testing.T) {
+	tests := []struct{ mode, want string }{
+		{"openat", "child: seccomp: the VMM attempted the forbidden openat (system call 257) and was stopped (test)\n"},
+		{"execve", "child: seccomp: the VMM attempted the forbidden execve (system call 59) and was stopped (test)\n"},
+		{"old-thread", "child: seccomp: the VMM attempted the forbidden openat (system call 257) and was stopped (test)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			var stderr bytes.Buffer
+			cmd := childCmd(t, tt.mode)
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != ExitStatus {
+				t.Fatalf("child: %v, want exit status %d; stderr:\n%s", err, ExitStatus, stderr.Bytes())
+			}
+			if stderr.String() != tt.want {
+				t.Errorf("stderr %q, want %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestStatusOfFilteredProcess: every thread of a process running under
+// the filter shows seccomp mode 2 (filter) and no_new_privs.
+func TestStatusOfFilteredProcess(t *testing.T) {
+	cmd := childCmd(t, "wait")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); line != "installed\n" {
+		t.Fatalf("child said %q (%v); stderr:\n%s", line, err, stderr.Bytes())
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", cmd.Process.Pid))
+	if err != nil || len(tasks) < 2 {
+		t.Fatalf("threads of the child: %v %v", tasks, err)
+	}
+	for _, path := range append(tasks, fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)) {
+		st, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"\nSeccomp:\t2\n", "\nNoNewPrivs:\t1\n", "\nSeccomp_filters:\t1\n"} {
+			if !bytes.Contains(st, []byte(want)) {
+				t.Errorf("%s lacks %q", path, strings.TrimSpace(want))
+			}
+		}
+	}
+	stdin.Close()
+	if line, _ := out.ReadString('\n'); line != "bye\n" {
+		t.Errorf("child said %q after its input closed; stderr:\n%s", line, stderr.Bytes())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("child: %v; stderr:\n%s", err, stderr.Bytes())
+	}
+}
+
+// TestEveryListedCallAllowed: each call of the tables is allowed whatever
+// its arguments, and nothing else numbered near them is.
+func TestEveryListedCallAllowed(t *testing.T) {
+	f := Filter{Sockets: true}
+	insts, err := f.Program()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[int]bool{}
+	for _, tab := range [][]int{hot, allowed, socketCalls} {
+		for _, nr := range tab {
+			listed[nr] = true
+		}
+	}
+	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 72: true, 41: true}
+	for nr := 0; nr < 512; nr++ {
+		got, err := vm.Run(seccompData(auditArchX8664, nr, ^uint64(0), ^uint64(0), ^uint64(0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case listed[nr] && uint32(got) != retAllow:
+			t.Errorf("listed call %d: verdict %#x, want allow", nr, got)
+		case !listed[nr] && !conditional[nr] && uint32(got) != retTrap:
+			t.Errorf("unlisted call %d: verdict %#x, want trap", nr, got)
+		}
+	}
+}
