@@ -3,6 +3,7 @@ package virtio_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/virtio"
@@ -149,94 +150,95 @@ func TestPopRejects(t *testing.T) {
 	wr := func(addr uint64) virtiotest.Buf { return virtiotest.Buf{Addr: addr, Len: 16, Write: true} }
 	for _, tc := range []struct {
 		name  string
+		rule  string // what the error must say: the rule that refused the chain
 		build func(r *virtiotest.Ring, a *virtiotest.Alloc)
 	}{
-		{"head index >= size", func(r *virtiotest.Ring, _ *virtiotest.Alloc) { r.Publish(size) }},
-		{"head index 0xFFFF", func(r *virtiotest.Ring, _ *virtiotest.Alloc) { r.Publish(0xFFFF) }},
-		{"next index >= size", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"head index >= size", "(queue): descriptor index 8 >= table size 8", func(r *virtiotest.Ring, _ *virtiotest.Alloc) { r.Publish(size) }},
+		{"head index 0xFFFF", "(queue): descriptor index 65535 >= table size 8", func(r *virtiotest.Ring, _ *virtiotest.Alloc) { r.Publish(0xFFFF) }},
+		{"next index >= size", "chain at head 0 (queue): descriptor index 8 >= table size 8", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.WriteDesc(r.Desc, 0, 0x20000, 16, virtio.DescNext, size)
 			r.Publish(0)
 		}},
-		{"self loop", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"self loop", "chain at head 3 (queue): chain longer than its table (8 entries)", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.WriteDesc(r.Desc, 3, 0x20000, 16, virtio.DescNext, 3)
 			r.Publish(3)
 		}},
-		{"two-descriptor loop", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"two-descriptor loop", "(queue): chain longer than its table (8 entries)", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.WriteDesc(r.Desc, 0, 0x20000, 16, virtio.DescNext, 1)
 			r.WriteDesc(r.Desc, 1, 0x20000, 16, virtio.DescNext, 0)
 			r.Publish(0)
 		}},
-		{"chain longer than the queue", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"chain longer than the queue", "(queue): chain longer than its table (8 entries)", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			for i := uint16(0); i < size; i++ {
 				r.WriteDesc(r.Desc, i, 0x20000, 16, virtio.DescNext, (i+1)%size)
 			}
 			r.Publish(0)
 		}},
-		{"buffer past end of memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"buffer past end of memory", "(queue): descriptor 0: buffer: guest range [0xffff8, +0x10): outside guest memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.Publish(r.AddChain([]virtiotest.Buf{{Addr: memSize - 8, Len: 16}}))
 		}},
-		{"buffer address far outside", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"buffer address far outside", "(queue): descriptor 0: buffer: guest range [0x10000000000, +0x1): outside guest memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.Publish(r.AddChain([]virtiotest.Buf{{Addr: 1 << 40, Len: 1}}))
 		}},
-		{"address plus length overflows", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"address plus length overflows", "(queue): descriptor 0: buffer: guest range [0xfffffffffffffff0, +0x20): outside guest memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.Publish(r.AddChain([]virtiotest.Buf{{Addr: 0xFFFFFFFFFFFFFFF0, Len: 0x20}}))
 		}},
-		{"readable after writable", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"readable after writable", "(queue): descriptor 2 is device-readable after a device-writable one", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.Publish(r.AddChain([]virtiotest.Buf{rd(0x20000), wr(0x21000), rd(0x22000)}))
 		}},
-		{"readable after writable in indirect", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"readable after writable in indirect", "(indirect table): descriptor 1 is device-readable after a device-writable one", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			r.Publish(r.AddIndirect(a.Take(48, 16), []virtiotest.Buf{wr(0x21000), rd(0x22000), wr(0x23000)}))
 		}},
-		{"indirect length not a multiple of 16", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"indirect length not a multiple of 16", "indirect table length 24 is not a non-zero multiple of 16", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			r.WriteDesc(r.Desc, 0, a.Take(64, 16), 24, virtio.DescIndirect, 0)
 			r.Publish(0)
 		}},
-		{"indirect length 0", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"indirect length 0", "indirect table length 0 is not a non-zero multiple of 16", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			r.WriteDesc(r.Desc, 0, a.Take(64, 16), 0, virtio.DescIndirect, 0)
 			r.Publish(0)
 		}},
-		{"indirect with NEXT", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"indirect with NEXT", "indirect descriptor 0 also has NEXT", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			tbl := a.Take(16, 16)
 			r.WriteDesc(tbl, 0, 0x20000, 16, 0, 0)
 			r.WriteDesc(r.Desc, 0, tbl, 16, virtio.DescIndirect|virtio.DescNext, 1)
 			r.WriteDesc(r.Desc, 1, 0x20000, 16, 0, 0)
 			r.Publish(0)
 		}},
-		{"nested indirect", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"nested indirect", "(indirect table): indirect descriptor inside an indirect table", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			inner, outer := a.Take(16, 16), a.Take(16, 16)
 			r.WriteDesc(inner, 0, 0x20000, 16, 0, 0)
 			r.WriteDesc(outer, 0, inner, 16, virtio.DescIndirect, 0)
 			r.WriteDesc(r.Desc, 0, outer, 16, virtio.DescIndirect, 0)
 			r.Publish(0)
 		}},
-		{"indirect table outside memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"indirect table outside memory", "(queue): indirect table: guest range [0xffff0, +0x20): outside guest memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.WriteDesc(r.Desc, 0, memSize-16, 32, virtio.DescIndirect, 0)
 			r.Publish(0)
 		}},
-		{"indirect table larger than the queue", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"indirect table larger than the queue", "indirect table of 9 entries exceeds the queue size 8", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			r.Publish(r.AddIndirect(a.Take(16*(size+1), 16), nBufs(size+1)))
 		}},
-		{"loop in indirect table", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"loop in indirect table", "(indirect table): chain longer than its table (2 entries)", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			tbl := a.Take(32, 16)
 			r.WriteDesc(tbl, 0, 0x20000, 16, virtio.DescNext, 1)
 			r.WriteDesc(tbl, 1, 0x20000, 16, virtio.DescNext, 0)
 			r.WriteDesc(r.Desc, 0, tbl, 32, virtio.DescIndirect, 0)
 			r.Publish(0)
 		}},
-		{"indirect next index >= table size", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"indirect next index >= table size", "(indirect table): descriptor index 2 >= table size 2", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			tbl := a.Take(32, 16)
 			r.WriteDesc(tbl, 0, 0x20000, 16, virtio.DescNext, 2)
 			r.WriteDesc(tbl, 1, 0x20000, 16, 0, 0)
 			r.WriteDesc(r.Desc, 0, tbl, 32, virtio.DescIndirect, 0)
 			r.Publish(0)
 		}},
-		{"indirect buffer outside memory", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+		{"indirect buffer outside memory", "(indirect table): descriptor 0: buffer: guest range [0x100000, +0x1): outside guest memory", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
 			r.Publish(r.AddIndirect(a.Take(16, 16), []virtiotest.Buf{{Addr: memSize, Len: 1}}))
 		}},
-		{"avail idx jumps by more than the size", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"avail idx jumps by more than the size", "avail idx 9 is 9 entries ahead of the device's 0 (queue size 8)", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.SetAvailIdx(size + 1)
 		}},
-		{"avail idx goes backwards", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+		{"avail idx goes backwards", "avail idx 65535 is 65535 entries ahead of the device's 0 (queue size 8)", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.SetAvailIdx(0xFFFF)
 		}},
 	} {
@@ -246,6 +248,9 @@ func TestPopRejects(t *testing.T) {
 			c, ok, err := q.Pop()
 			if !errors.Is(err, virtio.ErrRing) || ok {
 				t.Fatalf("Pop = %+v, ok %v, err %v; want an ErrRing error", c, ok, err)
+			}
+			if !strings.Contains(err.Error(), tc.rule) {
+				t.Errorf("Pop refused with %q; want the rule %q", err, tc.rule)
 			}
 		})
 	}
