@@ -111,6 +111,12 @@ type Config struct {
 
 	// KVMPath is the KVM device (default /dev/kvm).
 	KVMPath string
+
+	// BeforeRun, when set, is called by Run once, before the guest first
+	// runs: everything the machine uses is open by then, so it is the
+	// place to contain the process (sandbox.Install with RunIoctls,
+	// sandbox.DropPrivileges). An error ends Run before the guest runs.
+	BeforeRun func() error
 }
 
 // ExitReason says why Run returned without an error.
