@@ -12,7 +12,6 @@ package vmm
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -44,9 +43,10 @@ const (
 	// MaxMemoryMiB keeps RAM below the 32-bit PCI/APIC hole at 3 GiB: the
 	// guest is a 32-bit kernel with one memory slot from address 0.
 	MaxMemoryMiB = 3072
-	// MinMemoryMiB leaves room for low memory and a small kernel; NetBSD
-	// itself refuses less than 2 MiB.
-	MinMemoryMiB = 2
+	// MinMemoryMiB is the least memory any kernel loads in: the first MiB
+	// (low memory), the kernel at 1 MiB and kernelHeadroom above it. (NetBSD
+	// itself refuses less than 2 MiB, and needs far more to run.)
+	MinMemoryMiB = 3
 )
 
 // kernelHeadroom is the RAM left free above the kernel, its symbols and
@@ -89,7 +89,14 @@ type Config struct {
 
 	// Console receives what the guest writes on COM1 (discarded when nil).
 	Console io.Writer
-	// Input, when set, is read for bytes to send to the guest's COM1.
+	// Input, when set, is read for bytes to send to the guest's COM1:
+	// only while Run runs, and only as many as the UART can take at once.
+	// When Run returns nothing reads it any more if it is an *os.File
+	// (polled, and read only when it has data) or has SetReadDeadline (a
+	// net.Conn: interrupted by a past deadline, then given a zero one).
+	// Any other reader (an io.Pipe) cannot be interrupted: a Read in
+	// flight when Run returns ends when the reader next has data, and
+	// Machine.RemainingInput gives those bytes back, so read on from it.
 	Input io.Reader
 
 	// Ready, when set, is matched against each console line as it grows;
@@ -205,6 +212,15 @@ type Machine struct {
 	eventMu   sync.Mutex  // OnEvent runs one call at a time
 	line      []byte      // the console line being written (vCPU thread only)
 	halted    bool        // the first line of NetBSD's halt message was seen
+
+	// Lifecycle (run.go): Run and Close may be called from any goroutine.
+	lifeMu   sync.Mutex
+	ran      bool          // Run was called: a Machine runs once
+	closing  bool          // Close was called: Run refuses
+	runDone  chan struct{} // closed when the Run in progress has returned (nil before Run)
+	input    *inputPump    // the Config.Input pump, from Run on
+	runWG    sync.WaitGroup
+	closeErr error
 
 	closeOnce sync.Once
 	closers   []func() error
@@ -528,16 +544,16 @@ const readyPortInterval = 5 * time.Millisecond
 
 // watchReadyAddr probes Config.ReadyAddr, from the guest's first run until
 // it answers or done closes, and reports PhaseReady at the connect that
-// succeeded.
+// succeeded. Run waits for it on its way out (runWG).
 func (m *Machine) watchReadyAddr(done <-chan struct{}) {
 	if m.cfg.ReadyAddr == "" {
 		return
 	}
-	go func() {
+	m.runWG.Go(func() {
 		if at, ok := portready.Wait(m.cfg.ReadyAddr, readyPortInterval, done); ok {
 			m.readyAt(at)
 		}
-	}()
+	})
 }
 
 func (m *Machine) logf(format string, args ...any) {
@@ -555,99 +571,4 @@ func (l machineLog) Write(p []byte) (int, error) {
 	l.m.logMu.Lock()
 	defer l.m.logMu.Unlock()
 	return l.m.cfg.Log.Write(p)
-}
-
-// Run runs the guest until it resets, halts, leaves through the debug-exit
-// port, crashes (a *CrashError) or ctx ends. A Machine runs once.
-func (m *Machine) Run(ctx context.Context) (Exit, error) {
-	if m.vcpu == nil {
-		return Exit{}, &Error{Op: "run", Err: fmt.Errorf("machine is closed: %w", ErrConfig)}
-	}
-	inputDone := make(chan struct{})
-	defer close(inputDone)
-	if m.cfg.Input != nil {
-		go m.pumpInput(inputDone)
-	}
-	stop := context.AfterFunc(ctx, func() {
-		m.requestExit(Exit{Reason: ExitStopped})
-		if m.console != nil {
-			m.console.Stop() // the vCPU may be waiting for a stalled console
-		}
-		m.vcpu.kick()
-	})
-	defer stop()
-	err := m.vcpu.run(func() { m.watchReadyAddr(inputDone) })
-	// Ready can no longer be reported: the guest is gone (a probe still in
-	// flight finds the once used).
-	m.readyOnce.Do(func() {})
-	if m.console != nil {
-		// Everything the guest printed is out before Run returns.
-		m.console.Flush()
-	}
-	m.event(PhaseExit)
-	if err != nil {
-		return Exit{}, err
-	}
-	e := m.exit.Load()
-	if e == nil {
-		return Exit{Reason: ExitStopped}, nil
-	}
-	return *e, nil
-}
-
-// pumpInput feeds console input to the UART, holding back while its buffer
-// is full so that a paste is not lost.
-func (m *Machine) pumpInput(done <-chan struct{}) {
-	buf := make([]byte, 256)
-	for {
-		n, err := m.cfg.Input.Read(buf)
-		for p := buf[:n]; len(p) > 0; {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			space := m.uart.RXSpace()
-			if space == 0 {
-				time.Sleep(time.Millisecond)
-				continue
-			}
-			k := min(space, len(p))
-			m.uart.Receive(p[:k])
-			p = p[k:]
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// Close releases every file descriptor and mapping. It is safe to call
-// more than once.
-func (m *Machine) Close() error {
-	var first error
-	m.closeOnce.Do(func() {
-		if m.vcpu != nil {
-			if err := m.vcpu.close(); err != nil && first == nil {
-				first = err
-			}
-			m.vcpu = nil
-		}
-		if m.console != nil {
-			m.console.Close()
-		}
-		// Device workers stop and disks are closed (after their last
-		// request) before the VM and its memory go away.
-		for _, s := range m.virtio {
-			if err := s.close(m.vmFD); err != nil && first == nil {
-				first = err
-			}
-		}
-		for i := len(m.closers) - 1; i >= 0; i-- {
-			if err := m.closers[i](); err != nil && first == nil {
-				first = err
-			}
-		}
-	})
-	return first
 }

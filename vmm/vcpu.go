@@ -15,17 +15,46 @@ import (
 	"github.com/smolvmm/smolvmm/bootplan"
 )
 
+// vcpuState is where a vCPU is in its life. The states and their order
+// follow Firecracker's vCPU state machine (vmm/src/vstate/vcpu: a vCPU is
+// created, runs, and once it exits never runs again), without its Paused
+// state: nothing pauses a smolvmm guest.
+type vcpuState int
+
+const (
+	vcpuCreated vcpuState = iota // registers set, never run
+	vcpuRunning                  // the run loop owns the vCPU and its thread
+	vcpuExited                   // the run loop returned; it does not run again
+	vcpuClosed                   // fd closed, kvm_run unmapped
+)
+
+func (s vcpuState) String() string {
+	switch s {
+	case vcpuCreated:
+		return "created"
+	case vcpuRunning:
+		return "running"
+	case vcpuExited:
+		return "exited"
+	case vcpuClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("vcpuState(%d)", int(s))
+}
+
 // vcpu is the boot CPU: its fd, its shared kvm_run page, and the OS thread
 // that runs it (so that it can be interrupted with a signal).
 type vcpu struct {
 	m       *Machine
 	fd      int
 	runPage []byte
-	tid     atomic.Int32
-	once    sync.Once
-	// kickMu keeps kick (from a context's goroutine) off runPage while
-	// close unmaps it.
-	kickMu sync.Mutex
+
+	// mu orders the state changes: kick (from any goroutine) touches
+	// runPage and signals the thread only while running, and close frees
+	// runPage only once the run loop is out.
+	mu    sync.Mutex
+	state vcpuState
+	tid   int // the run loop's thread while running
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
@@ -57,19 +86,26 @@ func newVCPU(m *Machine, id int) (*vcpu, error) {
 	return v, nil
 }
 
+// close frees the vCPU. It refuses while the run loop is in it (the
+// Machine stops and waits for Run first), and is a no-op once closed.
 func (v *vcpu) close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch v.state {
+	case vcpuClosed:
+		return nil
+	case vcpuRunning:
+		return fmt.Errorf("vCPU is %s: stop it before closing it", v.state)
+	}
 	var err error
-	v.once.Do(func() {
-		v.kickMu.Lock()
-		if v.runPage != nil {
-			err = unix.Munmap(v.runPage)
-			v.runPage = nil
-		}
-		v.kickMu.Unlock()
-		if e := unix.Close(v.fd); e != nil && err == nil {
-			err = e
-		}
-	})
+	if v.runPage != nil {
+		err = unix.Munmap(v.runPage)
+		v.runPage = nil
+	}
+	if e := unix.Close(v.fd); e != nil && err == nil {
+		err = e
+	}
+	v.state = vcpuClosed
 	return err
 }
 
@@ -183,20 +219,30 @@ func (v *vcpu) setBootState(p bootplan.Plan) error {
 	return nil
 }
 
-// kick makes a running KVM_RUN return: immediate_exit covers the window
-// before the ioctl, the signal the time inside it. SIGURG is the signal the
-// Go runtime itself uses to preempt threads, so every Go program already
-// tolerates it arriving at any time.
-func (v *vcpu) kick() {
-	v.kickMu.Lock()
-	defer v.kickMu.Unlock()
-	if v.runPage == nil {
-		return
+// kick makes the running vCPU leave KVM_RUN and go round its loop, where it
+// sees a requested exit; it reports whether the vCPU was running. A kick
+// means something only while running: before, the loop has not started
+// (and checks for an exit before its first KVM_RUN); after, nothing runs.
+// immediate_exit covers the window before the ioctl, the signal the time
+// inside it; the loop clears immediate_exit once KVM_RUN returned, so the
+// kick is served once and the vCPU runs again unless told to stop. SIGURG
+// is the signal the Go runtime itself uses to preempt threads, so every Go
+// program already tolerates it arriving at any time.
+func (v *vcpu) kick() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.state != vcpuRunning {
+		return false
 	}
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&v.runPage[0])), 1<<8) // immediate_exit
-	if tid := v.tid.Load(); tid != 0 {
-		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
-	}
+	atomic.StoreUint32(v.immediateExit(), 1)
+	_ = unix.Tgkill(unix.Getpid(), v.tid, unix.SIGURG)
+	return true
+}
+
+// immediateExit is kvm_run's immediate_exit byte, as the aligned word that
+// holds it (with padding) so it can be stored atomically.
+func (v *vcpu) immediateExit() *uint32 {
+	return (*uint32)(unsafe.Pointer(&v.runPage[0]))
 }
 
 // kvmRunIoctl is KVM_RUN, _IO(KVMIO, 0x80).
@@ -210,18 +256,32 @@ const (
 
 // run is the vCPU loop. It calls started once the guest is about to run,
 // and returns nil when the machine should stop for a reason recorded in
-// m.exit, or the crash that stopped it.
+// m.exit, or the crash that stopped it. A vCPU runs once.
 func (v *vcpu) run(started func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	v.tid.Store(int32(unix.Gettid()))
-	defer v.tid.Store(0)
+	v.mu.Lock()
+	if v.state != vcpuCreated {
+		state := v.state
+		v.mu.Unlock()
+		return fmt.Errorf("vCPU is %s: it runs once", state)
+	}
+	v.state, v.tid = vcpuRunning, unix.Gettid()
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.state, v.tid = vcpuExited, 0
+		v.mu.Unlock()
+	}()
 	m := v.m
 	le := binary.LittleEndian
 	m.event(PhaseFirstRun)
 	started()
 	for m.exit.Load() == nil {
 		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvmRunIoctl, 0)
+		// A kick, if any, is served: KVM_RUN returned. Cleared before the
+		// loop looks at m.exit, which a stopper sets before it kicks.
+		atomic.StoreUint32(v.immediateExit(), 0)
 		if errno != 0 {
 			if errno == unix.EINTR || errno == unix.EAGAIN {
 				continue

@@ -1,0 +1,240 @@
+package vmm
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/vmm/devices"
+)
+
+// inputFullWait is how long the pump waits for the guest to drain a full
+// UART receive buffer before it looks again.
+const inputFullWait = time.Millisecond
+
+// inputChunk bounds one read from Config.Input.
+const inputChunk = 256
+
+// inputPump moves bytes from Config.Input to the UART while the machine
+// runs, and never takes a byte it cannot hand to the guest at once: it
+// reads at most what the UART's receive buffer has room for, and a byte
+// read after stop is kept for RemainingInput, not dropped. How it is
+// stopped depends on what Input is (see Config.Input):
+//
+//   - an *os.File is polled together with a wake-up eventfd and read only
+//     when poll reports data, so stop ends the pump at once and no read is
+//     in flight when Run returns;
+//   - a reader with SetReadDeadline (a net.Conn) is interrupted by a
+//     deadline in the past, then given its deadline back;
+//   - any other reader cannot be interrupted: a Read in flight at stop
+//     returns when the reader has data (or an error), and what it returns
+//     is kept for RemainingInput.
+type inputPump struct {
+	src  io.Reader
+	uart *devices.UART
+
+	// mu makes delivery and stop exclusive: once stop has set stopped, no
+	// byte reaches the UART.
+	mu      sync.Mutex
+	stopped bool
+	rest    []byte // read after stop: RemainingInput gives them back
+	err     error  // the error that ended reading (io.EOF), kept for RemainingInput
+
+	quit chan struct{} // closed by stop
+	done chan struct{} // closed when the pump's goroutine has returned
+
+	wakeFD    int                                           // eventfd that stop writes (*os.File input), else -1
+	deadliner interface{ SetReadDeadline(time.Time) error } // non-nil: Read can be interrupted
+}
+
+// startInput starts the pump for src.
+func startInput(src io.Reader, uart *devices.UART) (*inputPump, error) {
+	p := &inputPump{src: src, uart: uart, quit: make(chan struct{}), done: make(chan struct{}), wakeFD: -1}
+	switch r := src.(type) {
+	case *os.File:
+		rc, err := r.SyscallConn()
+		if err != nil {
+			return nil, &Error{Op: "console input", Err: err}
+		}
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			return nil, &Error{Op: "console input: eventfd", Err: err}
+		}
+		p.wakeFD = fd
+		go func() {
+			defer close(p.done)
+			// Inside Control the descriptor cannot be closed and reused
+			// under the poll.
+			if err := rc.Control(func(fd uintptr) { p.pollFile(int(fd)) }); err != nil {
+				p.fail(err)
+			}
+		}()
+	default:
+		if d, ok := src.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Time{}) == nil {
+			p.deadliner = d
+		}
+		go func() {
+			defer close(p.done)
+			p.readLoop()
+		}()
+	}
+	return p, nil
+}
+
+// space waits until the UART can take a byte and returns how many (at most
+// inputChunk); 0 when the pump is stopped.
+func (p *inputPump) space() int {
+	for {
+		if n := p.uart.RXSpace(); n > 0 {
+			return min(n, inputChunk)
+		}
+		if p.wakeFD >= 0 {
+			fds := []unix.PollFd{{Fd: int32(p.wakeFD), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(fds, int(inputFullWait/time.Millisecond)); n > 0 {
+				return 0
+			}
+			continue
+		}
+		select {
+		case <-p.quit:
+			return 0
+		case <-time.After(inputFullWait):
+		}
+	}
+}
+
+// pollFile reads the file fd while the machine runs, and only when poll
+// says it has data: stop wakes the poll and nothing is left reading.
+func (p *inputPump) pollFile(fd int) {
+	buf := make([]byte, inputChunk)
+	for {
+		k := p.space()
+		if k == 0 {
+			return
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wakeFD), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			p.fail(err)
+			return
+		}
+		if fds[1].Revents != 0 {
+			return // stopped
+		}
+		if fds[0].Revents&unix.POLLNVAL != 0 {
+			p.fail(os.ErrClosed)
+			return
+		}
+		if fds[0].Revents == 0 {
+			continue
+		}
+		p.mu.Lock()
+		if p.stopped {
+			p.mu.Unlock()
+			return
+		}
+		// Poll saw data (or the end): this read does not wait. A file in
+		// Go's poller is non-blocking, hence EAGAIN when another reader
+		// was first.
+		n, err := unix.Read(fd, buf[:k])
+		if n > 0 {
+			p.uart.Receive(buf[:n])
+		}
+		p.mu.Unlock()
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+		case err != nil:
+			p.fail(err)
+			return
+		case n == 0:
+			p.fail(io.EOF)
+			return
+		}
+	}
+}
+
+// readLoop reads any other reader until it fails or the pump is stopped.
+func (p *inputPump) readLoop() {
+	buf := make([]byte, inputChunk)
+	for {
+		k := p.space()
+		if k == 0 {
+			return
+		}
+		n, err := p.src.Read(buf[:k])
+		p.mu.Lock()
+		stopped := p.stopped
+		if stopped {
+			p.rest = append(p.rest, buf[:n]...)
+		} else if n > 0 {
+			p.uart.Receive(buf[:n])
+		}
+		p.mu.Unlock()
+		if stopped && p.deadliner != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return // our own interruption, not the reader's error
+		}
+		if err != nil {
+			p.fail(err)
+			return
+		}
+		if stopped {
+			return
+		}
+	}
+}
+
+// fail records why reading ended: the guest's input is over, the machine
+// runs on.
+func (p *inputPump) fail(err error) {
+	p.mu.Lock()
+	p.err = err
+	p.mu.Unlock()
+}
+
+// stop ends delivery to the guest and waits for the pump to return, except
+// for a reader that cannot be interrupted, whose Read in flight ends on
+// its own (its bytes then go to RemainingInput).
+func (p *inputPump) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	close(p.quit)
+	switch {
+	case p.wakeFD >= 0:
+		var one = [8]byte{1}
+		_, _ = unix.Write(p.wakeFD, one[:])
+		<-p.done
+		unix.Close(p.wakeFD)
+	case p.deadliner != nil:
+		_ = p.deadliner.SetReadDeadline(time.Unix(1, 0))
+		<-p.done
+		_ = p.deadliner.SetReadDeadline(time.Time{})
+	}
+}
+
+// remaining is the reader RemainingInput returns.
+type remaining struct{ p *inputPump }
+
+func (r remaining) Read(b []byte) (int, error) {
+	p := r.p
+	<-p.done // a Read still in flight delivers its bytes first
+	p.mu.Lock()
+	if len(p.rest) > 0 {
+		n := copy(b, p.rest)
+		p.rest = p.rest[n:]
+		p.mu.Unlock()
+		return n, nil
+	}
+	err := p.err
+	p.mu.Unlock()
+	if err == io.EOF {
+		return 0, err // the reader already said it has no more
+	}
+	return p.src.Read(b)
+}

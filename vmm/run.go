@@ -1,0 +1,158 @@
+package vmm
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Run runs the guest until it resets, halts, leaves through the debug-exit
+// port, crashes (a *CrashError) or is stopped: ctx ends, or Close is
+// called (both give ExitStopped). A Machine runs once; Run after Close, or
+// a second Run, returns an *Error wrapping ErrConfig.
+//
+// Every goroutine Run starts (the Config.Input pump, the ReadyAddr prober)
+// has returned when Run returns, and Run reads no more from Config.Input:
+// see Config.Input for the one exception, a reader that cannot be
+// interrupted. Everything the guest printed has reached Config.Console.
+func (m *Machine) Run(ctx context.Context) (Exit, error) {
+	m.lifeMu.Lock()
+	switch {
+	case m.closing:
+		m.lifeMu.Unlock()
+		return Exit{}, &Error{Op: "run", Err: fmt.Errorf("machine is closed: %w", ErrConfig)}
+	case m.ran:
+		m.lifeMu.Unlock()
+		return Exit{}, &Error{Op: "run", Err: fmt.Errorf("machine has already run: %w", ErrConfig)}
+	}
+	m.ran = true
+	done := make(chan struct{})
+	m.runDone = done
+	m.lifeMu.Unlock()
+	defer close(done)
+
+	if err := m.beforeRun(); err != nil { // sandbox.go
+		return Exit{}, err
+	}
+	if m.cfg.Input != nil {
+		in, err := startInput(m.cfg.Input, m.uart)
+		if err != nil {
+			return Exit{}, err
+		}
+		m.lifeMu.Lock()
+		m.input = in
+		m.lifeMu.Unlock()
+	}
+	// The context's stop runs on a goroutine of its own: wait for it if it
+	// started, so that it is not left behind (or kicking) after Run.
+	stopping := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(stopping)
+		m.stop()
+	})
+	watchDone := make(chan struct{})
+	err := m.vcpu.run(func() { m.watchReadyAddr(watchDone) })
+
+	// On the way out: nothing more reaches the guest, then every goroutine
+	// Run started is joined.
+	if m.input != nil {
+		m.input.stop()
+	}
+	close(watchDone)
+	m.runWG.Wait()
+	if !stop() {
+		<-stopping
+	}
+	// Ready can no longer be reported: the guest is gone.
+	m.readyOnce.Do(func() {})
+	if m.console != nil {
+		// Everything the guest printed is out before Run returns.
+		m.console.Flush()
+	}
+	m.event(PhaseExit)
+	if err != nil {
+		return Exit{}, err
+	}
+	e := m.exit.Load()
+	if e == nil {
+		return Exit{Reason: ExitStopped}, nil
+	}
+	return *e, nil
+}
+
+// stop asks a running guest to stop (ExitStopped unless it already chose
+// its end) and makes the vCPU notice: from the context's goroutine or
+// Close's.
+func (m *Machine) stop() {
+	m.requestExit(Exit{Reason: ExitStopped})
+	if m.console != nil {
+		m.console.Stop() // the vCPU may be waiting for a stalled console
+	}
+	m.vcpu.kick()
+}
+
+// RemainingInput returns Config.Input as the machine leaves it, for the
+// program to read on after Run: first any bytes the machine read but did
+// not give the guest (from a Read that could not be interrupted and
+// returned after Run; it waits for that Read), then Config.Input itself.
+// It returns Config.Input when Run never read it, and nil without one.
+func (m *Machine) RemainingInput() io.Reader {
+	m.lifeMu.Lock()
+	in := m.input
+	m.lifeMu.Unlock()
+	if in == nil {
+		return m.cfg.Input
+	}
+	return remaining{in}
+}
+
+// Close stops the guest if Run is running and waits for Run to return,
+// then releases every file descriptor, mapping, device and goroutine of
+// the machine. It may be called from any goroutine, before, during or
+// after Run, and more than once (each call returns after the release,
+// with the first error); not from Config.OnEvent or Config.Console's
+// Write, which Run waits for.
+func (m *Machine) Close() error {
+	m.lifeMu.Lock()
+	m.closing = true
+	running := m.runDone
+	m.lifeMu.Unlock()
+	if running != nil {
+		select {
+		case <-running:
+		default:
+			m.stop()
+			<-running
+		}
+	}
+	m.closeOnce.Do(func() {
+		m.closeErr = m.release()
+	})
+	return m.closeErr
+}
+
+// release frees what New built, devices before the VM and its memory.
+func (m *Machine) release() error {
+	var first error
+	if m.vcpu != nil {
+		if err := m.vcpu.close(); err != nil && first == nil {
+			first = &Error{Op: "close vCPU", Err: err}
+		}
+	}
+	if m.console != nil {
+		m.console.Close()
+	}
+	// Device workers stop and disks are closed (after their last
+	// request) before the VM and its memory go away.
+	for _, s := range m.virtio {
+		if err := s.close(m.vmFD); err != nil && first == nil {
+			first = err
+		}
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		if err := m.closers[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
