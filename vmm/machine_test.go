@@ -100,7 +100,6 @@ func TestDemoGuest(t *testing.T) {
 			"mmap: base=0x00000000000a0000 len=0x0000000000060000 type=2",
 			"mmap: base=0x0000000000100000 len=0x0000000003f00000 type=1",
 			"elf: symbol kmain=", "bss: zero ok", "D=0x80 E=0x00", "uip-polls=0 vrt=1",
-			"rtc: " + time.Now().UTC().Format("2006-01-02"),
 			"pci: 00:00.0 1b36:0008 rev 00 class 060000",
 			"pci: 00:01.0 1af4:1001 rev 00 class 010000 subsys 1af4:0002 bar0 0000c001 irq 10 pin 1",
 			guests.DemoDone}},
@@ -119,6 +118,62 @@ func TestDemoGuest(t *testing.T) {
 			wantLines(t, out, tt.want...)
 			if strings.Contains(out, "FAIL") {
 				t.Errorf("guest reported a failure:\n%s", out)
+			}
+		})
+	}
+}
+
+// demoRTC is the demo guest's clock line: the CMOS date and time it read.
+var demoRTC = regexp.MustCompile(`(?m)^rtc: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (bcd|binary)\r?$`)
+
+// rtcWithin checks the demo guest's clock line against the host's UTC
+// clock around the boot: the CMOS time the guest read must lie between
+// before (to the second below) and after. The date alone, taken when the
+// test started, failed a boot that crossed midnight UTC.
+func rtcWithin(out string, before, after time.Time) error {
+	m := demoRTC.FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("no \"rtc: DATE TIME bcd|binary\" line in the output:\n%s", out)
+	}
+	got, err := time.Parse(time.DateTime, m[1])
+	if err != nil {
+		return fmt.Errorf("rtc line %q: %w", m[0], err)
+	}
+	lo, hi := before.UTC().Truncate(time.Second), after.UTC()
+	if got.Before(lo) || got.After(hi) {
+		return fmt.Errorf("guest read the CMOS clock as %s, not between %s and %s (UTC)",
+			m[1], lo.Format(time.DateTime), hi.Format(time.DateTime))
+	}
+	return nil
+}
+
+// TestRTCWithin checks the clock check itself, across midnight and a
+// year's end included.
+func TestRTCWithin(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse("2006-01-02 15:04:05.000", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		name, out, before, after string
+		ok                       bool
+	}{
+		{"same second", "rtc: 2026-12-02 17:00:00 bcd\r\n", "2026-12-02 17:00:00.300", "2026-12-02 17:00:00.900", true},
+		{"across midnight", "rtc: 2026-12-03 00:00:00 bcd\r\n", "2026-12-02 23:59:59.700", "2026-12-03 00:00:00.200", true},
+		{"read before midnight, boot ends after", "rtc: 2026-12-02 23:59:59 bcd\r\n", "2026-12-02 23:59:59.700", "2026-12-03 00:00:00.200", true},
+		{"across a year's end", "rtc: 2027-01-01 00:00:01 binary\r\n", "2026-12-31 23:59:59.000", "2027-01-01 00:00:01.500", true},
+		{"a day late", "rtc: 2026-12-03 17:00:00 bcd\r\n", "2026-12-02 17:00:00.300", "2026-12-02 17:00:00.900", false},
+		{"a second early", "rtc: 2026-12-02 16:59:59 bcd\r\n", "2026-12-02 17:00:00.300", "2026-12-02 17:00:00.900", false},
+		{"no clock line", "rtc: A=0x26 B=0x02\r\n", "2026-12-02 17:00:00.300", "2026-12-02 17:00:00.900", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := rtcWithin(tt.out, at(tt.before), at(tt.after))
+			if (err == nil) != tt.ok {
+				t.Fatalf("rtcWithin = %v, want ok=%v", err, tt.ok)
 			}
 		})
 	}
@@ -437,8 +492,10 @@ func TestBadConfig(t *testing.T) {
 	}{
 		{"no kernel", vmm.Config{}, vmm.ErrConfig, "set Config.Kernel", false},
 		{"missing kernel", vmm.Config{Kernel: filepath.Join(dir, "nope")}, os.ErrNotExist, "check the path", false},
-		{"memory too small", vmm.Config{Kernel: notKernel, MemoryMiB: 1}, vmm.ErrConfig, "use between 2 and 3072 MiB", false},
-		{"memory too big", vmm.Config{Kernel: notKernel, MemoryMiB: 4096}, vmm.ErrConfig, "use between 2 and 3072 MiB", false},
+		{"memory too small", vmm.Config{Kernel: notKernel, MemoryMiB: 1}, vmm.ErrConfig, "use between 3 and 3072 MiB", false},
+		// No kernel fits: 1 MiB of low memory, the kernel, 1 MiB above it.
+		{"memory 2 MiB", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, MemoryMiB: 2}, vmm.ErrConfig, "2 MiB: invalid configuration (use between 3 and 3072 MiB)", false},
+		{"memory too big", vmm.Config{Kernel: notKernel, MemoryMiB: 4096}, vmm.ErrConfig, "use between 3 and 3072 MiB", false},
 		{"no KVM device", vmm.Config{Kernel: notKernel, KVMPath: filepath.Join(dir, "kvm")}, vmm.ErrNoKVM, "no KVM", false},
 		{"not multiboot", vmm.Config{Kernel: notKernel}, multiboot.ErrNotMultiboot, "multiboot v1 kernel", true},
 		// 17 MiB hold the 16 MiB image; 1 MiB more stays free for NetBSD's

@@ -24,8 +24,8 @@ func TestAdvise(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"memory range", &vmm.Error{Op: "memory", Err: fmt.Errorf("1 MiB: %w", vmm.ErrConfig), Hint: "use between 2 and 3072 MiB", Field: "MemoryMiB"},
-			"memory: 1 MiB: invalid configuration (use -m between 2 and 3072)"},
+		{"memory range", &vmm.Error{Op: "memory", Err: fmt.Errorf("1 MiB: %w", vmm.ErrConfig), Hint: "use between 3 and 3072 MiB", Field: "MemoryMiB"},
+			"memory: 1 MiB: invalid configuration (use -m between 3 and 3072)"},
 		{"kernel too big, wrapped", fmt.Errorf("up: %w", &vmm.Error{Op: "load kernel k", Err: big, Field: "MemoryMiB"}),
 			"up: load kernel k: " + big.Error() + " (-m 18)"},
 		{"read kernel", &vmm.Error{Op: "read kernel", Err: errors.New("open k: no such file"), Hint: "check the path", Field: "Kernel"},
