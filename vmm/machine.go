@@ -43,9 +43,10 @@ const (
 	// MaxMemoryMiB keeps RAM below the 32-bit PCI/APIC hole at 3 GiB: the
 	// guest is a 32-bit kernel with one memory slot from address 0.
 	MaxMemoryMiB = 3072
-	// MinMemoryMiB leaves room for low memory and a small kernel; NetBSD
-	// itself refuses less than 2 MiB.
-	MinMemoryMiB = 2
+	// MinMemoryMiB is the least memory any kernel loads in: the first MiB
+	// (low memory), the kernel at 1 MiB and kernelHeadroom above it. (NetBSD
+	// itself refuses less than 2 MiB, and needs far more to run.)
+	MinMemoryMiB = 3
 )
 
 // kernelHeadroom is the RAM left free above the kernel, its symbols and
