@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -352,4 +353,54 @@ func TestNoGoroutineLeft(t *testing.T) {
 		t.Fatalf("Run = %+v, %v; want stopped", r.exit, r.err)
 	}
 	noGoroutinesLeft(t, before)
+}
+
+// TestBeforeRun: Config.BeforeRun is called once, after Run has opened what
+// it needs and before the guest first runs; its error ends Run, which then
+// leaves nothing behind either.
+func TestBeforeRun(t *testing.T) {
+	refused := errors.New("refused")
+	for _, tt := range []struct {
+		name string
+		err  error
+	}{{"ok", nil}, {"error", refused}} {
+		t.Run(tt.name, func(t *testing.T) {
+			needKVM(t)
+			before := goroutines()
+			in, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			defer in.Close()
+			var calls []string
+			m, err := vmm.New(vmm.Config{Kernel: "exit", KernelImage: exitGuest(), Input: in,
+				BeforeRun: func() error { calls = append(calls, "BeforeRun"); return tt.err },
+				OnEvent: func(e vmm.Event) {
+					if e.Phase == vmm.PhaseFirstRun || e.Phase == vmm.PhaseExit {
+						calls = append(calls, string(e.Phase))
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := m.Run(context.Background())
+			want := "[BeforeRun first-run exit]"
+			if tt.err != nil {
+				want = "[BeforeRun]"
+				if !errors.Is(err, refused) {
+					t.Errorf("Run = %+v, %v; want BeforeRun's error", e, err)
+				}
+			} else if err != nil || e.Code != 7 {
+				t.Errorf("Run = %+v, %v; want debug-exit 7", e, err)
+			}
+			if got := fmt.Sprint(calls); got != want {
+				t.Errorf("calls %s, want %s", got, want)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			noGoroutinesLeft(t, before)
+		})
+	}
 }

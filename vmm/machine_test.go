@@ -112,10 +112,16 @@ func TestDemoGuest(t *testing.T) {
 			if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out, e, err := boot(t, vmm.Config{Kernel: guest(t, tt.kernel), Append: "hello  kvm",
+			kernel := guest(t, tt.kernel)
+			before := time.Now()
+			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "hello  kvm",
 				MemoryMiB: tt.memMiB, Disks: []blk.Spec{{Path: disk}}}, 30*time.Second)
+			after := time.Now()
 			wantDebugExit(t, e, err, 0)
 			wantLines(t, out, tt.want...)
+			if err := rtcWithin(out, before, after); err != nil {
+				t.Error(err)
+			}
 			if strings.Contains(out, "FAIL") {
 				t.Errorf("guest reported a failure:\n%s", out)
 			}
