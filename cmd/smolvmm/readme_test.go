@@ -1,0 +1,117 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// readme is the repository's README.md.
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestReadmeCommandRows checks that the README's table of commands shows
+// every visible flag of each command (a row may say "[run's flags]" for
+// the flags it shares with run).
+func TestReadmeCommandRows(t *testing.T) {
+	text := readme(t)
+	rows := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		if m := regexp.MustCompile("^\\| `smolvmm ([a-z]+) ").FindStringSubmatch(line); m != nil {
+			rows[m[1]] += line
+		}
+	}
+	runFlagNames := map[string]bool{}
+	for _, c := range commands() {
+		if c.Name == "run" {
+			for _, f := range c.Flags {
+				runFlagNames[f.Names()[0]] = true
+			}
+		}
+	}
+	for _, c := range commands() {
+		if c.Hidden {
+			continue
+		}
+		row, ok := rows[c.Name]
+		if !ok {
+			t.Errorf("README has no row for smolvmm %s", c.Name)
+			continue
+		}
+		for _, f := range c.Flags {
+			if v, ok := f.(cli.VisibleFlag); ok && !v.IsVisible() {
+				continue
+			}
+			names := f.Names()
+			if runFlagNames[names[0]] && strings.Contains(row, "[run's flags]") {
+				continue
+			}
+			found := false
+			for _, n := range names {
+				dash := "--"
+				if len(n) == 1 {
+					dash = "-"
+				}
+				if regexp.MustCompile(`[\[ ]` + regexp.QuoteMeta(dash+n) + `[\] ]`).MatchString(row) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("README's row for smolvmm %s lacks %v", c.Name, names)
+			}
+		}
+	}
+}
+
+// TestReadmeExitStatuses checks that the README lists the statuses the
+// program ends with, 141 (a closed pipe, SIGPIPE) among them, and cites
+// no document outside the repository (the real NetBSD kernel beside it is
+// named with the variable that finds it).
+func TestReadmeExitStatuses(t *testing.T) {
+	text := readme(t)
+	for _, s := range []string{"130", "141", "SIGPIPE", "(v<<1)|1"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("README does not mention %s", s)
+		}
+	}
+	if strings.Contains(text, "shared/docs") {
+		t.Errorf("README cites ../shared/docs, which a reader of the repository does not have")
+	}
+	if _, err := os.Stat("../../docs/NETBSD-BOOT-NOTES.md"); err != nil || !strings.Contains(text, "docs/NETBSD-BOOT-NOTES.md") {
+		t.Errorf("README does not point to docs/NETBSD-BOOT-NOTES.md, or it is missing: %v", err)
+	}
+}
+
+// TestReadmeLibraryExample checks that the README's library example is
+// vmm's Example, which compiles and runs: the same body, in a main.
+func TestReadmeLibraryExample(t *testing.T) {
+	text := readme(t)
+	src, err := os.ReadFile("../../vmm/example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := string(src)
+	start := strings.Index(ex, "func Example() {\n")
+	end := strings.Index(ex, "\t// Prints (TestExample")
+	if start < 0 || end < start {
+		t.Fatalf("vmm/example_test.go: no Example body found")
+	}
+	body := ex[start+len("func Example() {\n") : end]
+	if !strings.Contains(text, "```go\npackage main\n") || !strings.Contains(text, "func main() {\n"+body+"}\n```") {
+		t.Errorf("README's library example is not vmm's Example; its body is:\n%s", body)
+	}
+	for _, imp := range []string{`"context"`, `"github.com/smolvmm/smolvmm/guests"`, `"github.com/smolvmm/smolvmm/vmm"`} {
+		if !strings.Contains(text, "\t"+imp+"\n") {
+			t.Errorf("README's library example does not import %s", imp)
+		}
+	}
+}
