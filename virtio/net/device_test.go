@@ -334,9 +334,23 @@ func TestResetAndRenegotiate(t *testing.T) {
 func TestFramesBeforeDriverOKWait(t *testing.T) {
 	r := newRig(t)
 	r.drv.SetStatus(0) // reset: not live
+	kicked := make(chan int, 1)
+	r.dev.SetKick(func(q int) {
+		r.pd.KickQueue(q)
+		select {
+		case kicked <- q:
+		default:
+		}
+	})
 	f := frame(60, 6)
 	r.be.in <- f
-	time.Sleep(20 * time.Millisecond)
+	// The device kicks once the frame waits in it; Serve then runs the
+	// kicked queues on this goroutine (after any serve of the worker's),
+	// while the device is down.
+	if q := <-kicked; q != RxQueue {
+		t.Fatalf("kicked queue %d, want the receive queue", q)
+	}
+	r.pd.Serve()
 	r.attach(false)
 	_, _, data := r.postRx(2048)
 	r.drv.Notify(RxQueue)
