@@ -16,8 +16,13 @@ map, command line, loader name, symbols), the CMOS clock and the PCI devices
 it finds, then leaves through the debug-exit port by writing 0, which this
 command reports as success (smolvmm run would give QEMU's status 1). Example:
    smolvmm demo -a "hello from the command line"`,
-		Flags: runFlags(),
+		// The demo guest has no network card: nothing could answer a
+		// --ready-port.
+		Flags: withoutFlags(runFlags(), map[string]bool{"ready-port": true}),
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("unexpected argument %q (demo takes only options; see smolvmm demo --help)", c.Args().First())
+			}
 			cfg, cleanup, err := vmConfig(c)
 			defer cleanup()
 			if err != nil {

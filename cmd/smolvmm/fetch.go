@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -45,16 +46,36 @@ Examples:
 Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 		Flags: releaseFlags(),
 		Action: func(c *cli.Context) error {
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			f := newFetcher(c, os.Stderr)
+			if err := f.Check(c.String("version"), c.String("arch"), c.Args().Slice()...); err != nil {
+				return usageErrorf("%v", err)
+			}
+			ctx, stop := signalContext(c.Context)
 			defer stop()
-			rel, err := newFetcher(c, os.Stderr).Fetch(ctx, c.String("version"), c.String("arch"), c.Args().Slice()...)
+			rel, err := f.Fetch(ctx, c.String("version"), c.String("arch"), c.Args().Slice()...)
 			if err != nil {
-				return err
+				return interrupted(ctx, err)
 			}
 			printRelease(c.App.Writer, rel)
 			return nil
 		},
 	}
+}
+
+// signalContext is ctx, cancelled by SIGINT or SIGTERM: fetch and up's
+// preparation stop cleanly on them (a partial download is kept to resume),
+// even when SIGINT was inherited as ignored (a background job).
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// interrupted turns err into exit status 130, as run's, when ctx ended it
+// because of a signal.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return cli.Exit(fmt.Sprintf("interrupted: %v", err), 130)
+	}
+	return err
 }
 
 // newFetcher configures a Fetcher from the release flags, with a progress

@@ -50,7 +50,7 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
 			&cli.StringFlag{Name: "timestamp", Usage: "`T` for the superblock and files without a time: Unix seconds or RFC 3339 [default: $SOURCE_DATE_EPOCH, else now]"},
-			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing image"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing image (a regular file; through a symlink, its target)"},
 			&cli.StringFlag{Name: "data", Usage: "build a data disk holding host `DIR` instead of a root image"},
 			&cli.StringFlag{Name: "fs", Value: imagebuilder.DataFAT32, Usage: "data disk file `SYSTEM`: fat32 or iso9660 (with --data)"},
 		},
@@ -74,7 +74,10 @@ type mkimgFlags interface {
 func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	sizeMB, auto, err := parseMegabytes(c.String("megabytes"))
 	if err != nil {
-		return err
+		return usageErrorf("%v", err)
+	}
+	if fs := c.String("fs"); fs != imagebuilder.DataFAT32 && fs != imagebuilder.DataISO9660 {
+		return usageErrorf("--fs %q: want %s or %s", fs, imagebuilder.DataFAT32, imagebuilder.DataISO9660)
 	}
 	// Flags of the other kind of image would be silently ignored.
 	if c.String("data") != "" {
@@ -110,6 +113,13 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if err != nil {
 		return err
 	}
+	out := c.String("image")
+	if out == "" {
+		out = mkimgDefaultImage
+	}
+	if err := checkOutput(out, c.Bool("force")); err != nil {
+		return err
+	}
 	svc, err := service.Load(c.String("service"), c.String("service-dir"))
 	if err != nil {
 		return err
@@ -121,13 +131,6 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	}
 	sets, err := resolveSets(c.StringSlice("sets"), svc.Config.Sets)
 	if err != nil {
-		return err
-	}
-	out := c.String("image")
-	if out == "" {
-		out = mkimgDefaultImage
-	}
-	if err := checkOutput(out, c.Bool("force")); err != nil {
 		return err
 	}
 	cfg := imagebuilder.Config{Sets: sets, Service: svc, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: log}
@@ -152,20 +155,21 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	return nil
 }
 
-// checkOutput refuses an image path that exists (unless force) or whose
-// directory does not, before any set is read.
+// checkOutput refuses, before any set is read, an image path that exists
+// (unless force), that is not a regular file (a device or FIFO is never
+// replaced, -f or not), or whose directory does not exist.
 func checkOutput(out string, force bool) error {
-	if _, err := os.Stat(out); err == nil && !force {
+	target, err := checkImageOutput(out)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(target); err == nil && !force {
 		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
 	} else if err == nil {
 		// -f replaces the file; a VM using it would write on to the old one.
-		if err := checkNotInUse(out); err != nil {
+		if err := checkNotInUse(target); err != nil {
 			return err
 		}
-	}
-	dir := filepath.Dir(out)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("image %s: no directory %s to write it in (create it first, or pick another -i)", out, dir)
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 	switch {
 	case (kind == "user" || kind == "none") && !hasArg:
 	case kind == "tap" && name != "":
+		if err := checkTapName(name); err != nil {
+			return cfg, err
+		}
 	case kind == "tap":
 		return cfg, fmt.Errorf("--net %s: name the tap interface, e.g. --net tap:tap0", spec)
 	default:

@@ -167,19 +167,11 @@ func checkRunFlags(c *cli.Context) error {
 	case m > vmm.MaxMemoryMiB:
 		return usageErrorf("-m %d: too much RAM (use -m between %d and %d MiB; RAM stays below the PCI hole at 3 GiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
 	}
-	seen := map[string]bool{}
-	for _, spec := range c.StringSlice("disk") {
-		d, err := blk.ParseDiskSpec(spec)
-		if err != nil {
-			return usageErrorf("-d: %v", err)
-		}
-		// The second would only find the first one's lock, and blame
-		// "another VM".
-		abs, err := filepath.Abs(d.Path)
-		if err == nil && seen[abs] {
-			return usageErrorf("-d %s: this image is already a disk of this VM; give each image once (use a copy for a second disk)", d.Path)
-		}
-		seen[abs] = true
+	if err := checkAppend(c); err != nil {
+		return err
+	}
+	if err := checkDisks(c); err != nil {
+		return err
 	}
 	for _, spec := range c.StringSlice("share") {
 		if _, opt, _ := strings.Cut(spec, ","); opt != "" && opt != "ro" {
@@ -204,7 +196,7 @@ func checkRunFlags(c *cli.Context) error {
 			return err
 		}
 	}
-	return nil
+	return checkReadyPort(c)
 }
 
 func readModule(spec string) (multiboot.Module, error) {

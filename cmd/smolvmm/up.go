@@ -20,6 +20,7 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/service"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -41,7 +42,7 @@ type upBuild struct {
 	ServiceDir string   // "" for the embedded services
 	Sets       []string // verified set files
 	SizeMiB    int
-	Out        string    // file to create (a temporary name; up renames it)
+	Out        string    // the image, created or replaced atomically (never half written)
 	Log        io.Writer // output of the service's postinst scripts
 }
 
@@ -63,6 +64,14 @@ type upOptions struct {
 	Image      string // image path; <service>.img when empty
 }
 
+// image is the image path: Image, or <service>.img.
+func (o upOptions) image() string {
+	if o.Image == "" {
+		return o.Service + ".img"
+	}
+	return o.Image
+}
+
 // upResult says where things ended up (for tests and the final message).
 type upResult struct {
 	Release *fetch.Release
@@ -74,10 +83,7 @@ type upResult struct {
 // up fetches what the service needs, strips the kernel, builds the image
 // when needed and runs it, logging each step and its time on log.
 func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, error) {
-	res := &upResult{Image: o.Image}
-	if res.Image == "" {
-		res.Image = o.Service + ".img"
-	}
+	res := &upResult{Image: o.image()}
 	var svc upService
 	err := step(log, "service", func() (string, error) {
 		var err error
@@ -148,16 +154,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("image %s: %w", res.Image, err)
 		}
-		tmp := res.Image + ".tmp"
-		os.Remove(tmp)
-		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: sets, SizeMiB: svc.SizeMiB, Out: tmp, Log: log})
+		// The build replaces the image through a temporary file of its
+		// own (atomicfile): two ups never share one.
+		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: sets, SizeMiB: svc.SizeMiB, Out: res.Image, Log: log})
 		if err != nil {
-			os.Remove(tmp)
 			return "", err
-		}
-		if err := os.Rename(tmp, res.Image); err != nil {
-			os.Remove(tmp)
-			return "", fmt.Errorf("image %s: %w", res.Image, err)
 		}
 		res.Built = true
 		if svc.Digest != "" {
@@ -180,7 +181,8 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 // checkNotInUse fails when a VM holds the lock smolvmm takes on its disk
 // images (flock, shared for read-only disks).
 func checkNotInUse(image string) error {
-	f, err := os.Open(image)
+	// O_NONBLOCK: a FIFO put there since it was checked must not hang us.
+	f, err := os.OpenFile(image, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", image, err)
 	}
@@ -218,22 +220,17 @@ func stripCached(k fetch.File, keep []string, strip func(in, out string, keep []
 		}
 	}
 	os.Remove(sidecar)
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	summary, err := strip(k.Path, tmp, keep)
+	// strip writes path atomically (kstrip.WriteFile): a concurrent up
+	// strips to a temporary file of its own and renames the same bytes.
+	summary, err := strip(k.Path, path, keep)
 	if err != nil {
-		os.Remove(tmp)
 		return "", "", fmt.Errorf("%s: %w", k.Path, err)
 	}
-	sum, err := fetch.HashFile(tmp)
+	sum, err := fetch.HashFile(path)
 	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = os.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
+		err = atomicfile.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
 	}
 	if err != nil {
-		os.Remove(tmp)
 		return "", "", fmt.Errorf("store stripped kernel %s: %w", path, err)
 	}
 	return path, summary + " -> " + path, nil
@@ -275,17 +272,25 @@ Examples:
 			if c.NArg() != 1 {
 				return usageErrorf("want exactly one SERVICE (e.g. smolvmm up rescue), got %d arguments; options go before it", c.NArg())
 			}
-			// A typo in a run flag fails now, not after the download and build.
+			// A typo in a run flag, a missing disk or an image that cannot
+			// be written fails now, not after the download and build.
 			if err := checkRunFlags(c); err != nil {
+				return err
+			}
+			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")}
+			if err := upPreflight(c, o.image()); err != nil {
 				return err
 			}
 			d, err := upDefaults(c)
 			if err != nil {
 				return err
 			}
-			_, err = up(c.Context, c.App.ErrWriter, d, upOptions{
-				Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")})
-			return err
+			// Signals stop the download, strip and build cleanly, as in
+			// fetch; the VM's run has its own handling.
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			_, err = up(ctx, c.App.ErrWriter, d, o)
+			return interrupted(ctx, err)
 		},
 	}
 }
@@ -434,7 +439,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, SizeMB: b.SizeMiB, Log: b.Log}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, SizeMB: b.SizeMiB, Log: b.Log, Force: true}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	if err != nil {
 		return "", err
@@ -532,5 +537,5 @@ func writeStamp(stamp, image, digest string) error {
 	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(stamp, []byte(digest+" "+id+"\n"), 0o644)
+	return atomicfile.WriteFile(stamp, []byte(digest+" "+id+"\n"), 0o644)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 )
 
 // fakeUp records the calls up makes to its stages.
@@ -68,11 +69,15 @@ func (f *fakeUp) deps() upDeps {
 		build: func(ctx context.Context, b upBuild) (string, error) {
 			f.calls = append(f.calls, "build")
 			f.builds = append(f.builds, b)
-			if f.buildErr != nil {
-				os.WriteFile(b.Out, []byte("half"), 0o644)
-				return "", f.buildErr
-			}
-			return "10 MiB ext2", os.WriteFile(b.Out, []byte("image of "+strings.Join(b.Sets, ",")), 0o644)
+			// As the real builder: half an image never shows under b.Out.
+			return "10 MiB ext2", atomicfile.Write(b.Out, 0o644, func(w *os.File) error {
+				if f.buildErr != nil {
+					w.WriteString("half")
+					return f.buildErr
+				}
+				_, err := w.WriteString("image of " + strings.Join(b.Sets, ","))
+				return err
+			})
 		},
 		run: func(ctx context.Context, kernel, image string) error {
 			f.calls = append(f.calls, "run")
@@ -349,8 +354,8 @@ func TestUpCommandBadArguments(t *testing.T) {
 		{"no service", []string{"up"}, "want exactly one SERVICE", 2},
 		{"two services", []string{"up", "rescue", "base"}, "got 2 arguments", 2},
 		{"unknown service", []string{"up", "--cache", cache, "nope"}, `service: no service "nope" (known: base, rescue)`, 1},
-		{"bad version", []string{"up", "--cache", cache, "--version", "../x", "rescue"}, `fetch: bad version "../x"`, 1},
-		{"ftp mirror", []string{"up", "--cache", cache, "--mirror", "ftp://x/pub", "rescue"}, "not an http:// or https:// URL", 1},
+		{"bad version", []string{"up", "--cache", cache, "--version", "../x", "rescue"}, `bad version "../x"`, 2},
+		{"ftp mirror", []string{"up", "--cache", cache, "--mirror", "ftp://x/pub", "rescue"}, "not an http:// or https:// URL", 2},
 		// Run flags are checked before anything is fetched: the mirror
 		// is unreachable, so a fetch would fail with a network error.
 		{"memory before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-m", "0", "rescue"}, "-m 0: too little RAM", 2},
@@ -444,5 +449,41 @@ func imagecheckFsck(t *testing.T, img string) {
 	}
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn %s: %v\n%s", img, err, out)
+	}
+}
+
+// TestUpLeavesOthersTemporaryFiles: up wrote and removed fixed names
+// (<image>.tmp, <kernel>.tmp), so two ups at once destroyed each other's
+// half-written files. Such a file, standing for another up's, survives.
+func TestUpLeavesOthersTemporaryFiles(t *testing.T) {
+	f := newFakeUp(t)
+	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+	res, err := up(context.Background(), io.Discard, f.deps(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make both the strip and the build run again.
+	os.Remove(res.Kernel + ".sha512")
+	os.Remove(res.Image)
+	others := []string{res.Image + ".tmp", res.Kernel + ".tmp"}
+	for _, p := range others {
+		if err := os.WriteFile(p, []byte("another up's half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.calls = nil
+	if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.calls, " "); got != "service fetch strip build run" {
+		t.Fatalf("calls %q: the strip and the build did not run again", got)
+	}
+	for _, p := range others {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "another up's half" {
+			t.Errorf("%s: %q, %v; another up's file was touched", p, b, err)
+		}
+	}
+	if b, _ := os.ReadFile(res.Image); !strings.HasPrefix(string(b), "image of ") {
+		t.Errorf("image holds %q", b)
 	}
 }

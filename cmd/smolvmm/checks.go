@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+)
+
+// Checks of the command line that need more than one flag's value, run
+// before any work (a download, a strip, a build, a VM): every refusal
+// here is a command-line mistake, exit status 2.
+
+// maxAppend is the longest -a that fits the command line NetBSD copies
+// (255 bytes with the NUL) after a kernel name of one character and a
+// space; the loader checks the exact sum with the kernel's name.
+const maxAppend = 254 - 2
+
+// checkAppend refuses an -a no kernel could receive whole.
+func checkAppend(c *cli.Context) error {
+	if n := len(c.String("append")); n > maxAppend {
+		return usageErrorf("-a: %d bytes, but the kernel's command line holds at most %d with the kernel's name (NetBSD copies 255 bytes with the NUL)", n, maxAppend)
+	}
+	return nil
+}
+
+// checkDisks refuses an image given twice as -d, also through a symlink
+// or a hard link: the second would find the first one's lock and blame
+// "another VM".
+func checkDisks(c *cli.Context) error {
+	type seen struct {
+		flag string
+		info fs.FileInfo
+	}
+	var disks []seen
+	byPath := map[string]string{}
+	for _, spec := range c.StringSlice("disk") {
+		d, err := blk.ParseDiskSpec(spec)
+		if err != nil {
+			return usageErrorf("-d: %v", err)
+		}
+		if abs, err := filepath.Abs(d.Path); err == nil {
+			if first, ok := byPath[abs]; ok {
+				return usageErrorf("-d %s: this image is already a disk of this VM (-d %s); give each image once (use a copy for a second disk)", d.Path, first)
+			}
+			byPath[abs] = d.Path
+		}
+		st, err := os.Stat(d.Path)
+		if err != nil {
+			continue // opening it says what is wrong
+		}
+		for _, s := range disks {
+			if os.SameFile(s.info, st) {
+				return usageErrorf("-d %s: this image is already a disk of this VM: it is the same file as -d %s (a symlink or hard link to it); give each image once (use a copy for a second disk)", d.Path, s.flag)
+			}
+		}
+		disks = append(disks, seen{d.Path, st})
+	}
+	return nil
+}
+
+// checkReadyPort refuses a --ready-port nothing in the guest can answer:
+// without a network card, or on the user network without a -p forwarding
+// that TCP port of 127.0.0.1 (where the probe connects) to the guest. On a
+// tap the guest is reached by routes smolvmm does not know: allowed.
+func checkReadyPort(c *cli.Context) error {
+	p := c.Int("ready-port")
+	if p == 0 || !hasFlag(c, "net") {
+		return nil
+	}
+	nc, err := parseNetFlags(c, "")
+	if err != nil {
+		return err
+	}
+	switch {
+	case nc.Spec == "none":
+		return usageErrorf("--ready-port %d: with --net none the guest has no network card, so nothing can answer there; use --ready REGEXP on a console line instead", p)
+	case nc.Spec != "user":
+		return nil
+	}
+	for _, f := range nc.Forwards {
+		if f.Proto == "tcp" && int(f.HostPort) == p && (f.HostAddr.IsLoopback() || f.HostAddr.IsUnspecified()) {
+			return nil
+		}
+	}
+	return usageErrorf("--ready-port %d: no -p forwards TCP port %d of 127.0.0.1 to the guest, so nothing the guest runs can answer there; add -p %d:GUESTPORT", p, p, p)
+}
+
+// checkTapName refuses a tap name the kernel cannot take (IFNAMSIZ).
+func checkTapName(name string) error {
+	if len(name) >= unix.IFNAMSIZ {
+		return fmt.Errorf("--net tap:%s: an interface name has at most %d characters", name, unix.IFNAMSIZ-1)
+	}
+	return nil
+}
+
+// checkImageOutput is what mkimg and up check of the image they will
+// write, before reading a set: it must be a regular file or not exist yet
+// (a symlink counts as the file it names), and its directory must exist.
+// It returns the file that will be written.
+func checkImageOutput(out string) (string, error) {
+	target, err := atomicfile.Target(out)
+	if err != nil {
+		return "", fmt.Errorf("image %w", err)
+	}
+	dir := filepath.Dir(target)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("image %s: no directory %s to write it in (create it first, or pick another -i)", out, dir)
+	}
+	return target, nil
+}
+
+// upPreflight checks what up needs besides the flags' values before it
+// downloads, strips and builds: the extra -d images exist, the image can
+// be written where -i puts it, and the release flags are ones fetch takes.
+func upPreflight(c *cli.Context, image string) error {
+	if err := newFetcher(c, nil).Check(c.String("version"), c.String("arch")); err != nil {
+		return usageErrorf("%v", err)
+	}
+	for _, spec := range c.StringSlice("disk") {
+		d, _ := blk.ParseDiskSpec(spec) // checked by checkRunFlags
+		if _, err := os.Stat(d.Path); err != nil {
+			return fmt.Errorf("-d %s: %w", d.Path, errors.Unwrap(err))
+		}
+	}
+	_, err := checkImageOutput(image)
+	return err
+}

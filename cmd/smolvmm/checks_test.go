@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCLIChecks runs the binary on command-line mistakes and on outputs it
+// must not replace: each is refused at once with its exit status (2 for a
+// mistake on the command line), before any download, strip, build or VM.
+// The mirror is unreachable and the cache empty, so a check that came after
+// the download would fail with a network error instead.
+func TestCLIChecks(t *testing.T) {
+	bin := smolvmmBin(t)
+	dir := t.TempDir()
+	cache := t.TempDir()
+	text := filepath.Join(dir, "text")
+	img := filepath.Join(dir, "a.img")
+	for _, p := range []string{text, img} {
+		if err := os.WriteFile(p, []byte("not a kernel"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	symlink, hardlink := filepath.Join(dir, "sym.img"), filepath.Join(dir, "hard.img")
+	if err := os.Symlink("a.img", symlink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(img, hardlink); err != nil {
+		t.Fatal(err)
+	}
+	f := specialFiles(t)
+	noMirror := []string{"--cache", cache, "--mirror", "http://127.0.0.1:1/pub"}
+	up := func(args ...string) []string { return append(append([]string{"up"}, noMirror...), args...) }
+	long := strings.Repeat("a", 300)
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+		keep   string // a special file that must still be what it was
+	}{
+		{"mkimg bad size", []string{"mkimg", "-m", "abc"}, 2, `-m "abc": want a size in MB`, ""},
+		{"mkimg unknown fs", []string{"mkimg", "--data", dir, "--fs", "ntfs", "-i", filepath.Join(dir, "d.img")}, 2, `--fs "ntfs": want fat32 or iso9660`, ""},
+		{"mkimg -f on a FIFO", []string{"mkimg", "-f", "-i", f["fifo"]}, 1, "is a FIFO, not a regular file", "fifo"},
+		{"mkimg -f on a socket", []string{"mkimg", "-f", "-i", f["socket"]}, 1, "is a socket, not a regular file", "socket"},
+		{"mkimg -f on a character device", []string{"mkimg", "-f", "-i", f["chr"]}, 1, "is a character device, not a regular file", "chr"},
+		{"mkimg -f through a symlink to a FIFO", []string{"mkimg", "-f", "-i", f["link-to-fifo"]}, 1, "is a FIFO", "link-to-fifo"},
+		{"mkimg --data -f on a FIFO", []string{"mkimg", "--data", dir, "-f", "-i", f["fifo"]}, 1, "is a FIFO", "fifo"},
+		{"mkimg on a directory", []string{"mkimg", "-f", "-i", f["dir"]}, 1, "is a directory", "dir"},
+		{"fetch ftp mirror", []string{"fetch", "--cache", cache, "--mirror", "ftp://x/"}, 2, `mirror "ftp://x/" is not an http:// or https:// URL`, ""},
+		{"fetch version escapes", []string{"fetch", "--cache", cache, "--version", "../../etc"}, 2, `bad version "../../etc"`, ""},
+		{"fetch bad set name", []string{"fetch", "--cache", cache, "../rescue"}, 2, `bad set "../rescue"`, ""},
+		{"run over-long append", []string{"run", "-k", text, "-a", long}, 2, "-a: 300 bytes", ""},
+		{"up over-long append", up("-a", long, "rescue"), 2, "-a: 300 bytes", ""},
+		{"over-long tap name", []string{"run", "-k", text, "--net", "tap:abcdefghijklmnop"}, 2, "at most 15 characters", ""},
+		{"demo stray argument", []string{"demo", "extra"}, 2, `unexpected argument "extra"`, ""},
+		{"demo ready port", []string{"demo", "--ready-port", "8080"}, 2, "flag provided but not defined: -ready-port", ""},
+		{"ready port without a NIC", []string{"run", "-k", text, "--net", "none", "--ready-port", "8080"}, 2, "--ready-port 8080: with --net none", ""},
+		{"ready port not forwarded", []string{"run", "-k", text, "-p", "8081:80", "--ready-port", "8080"}, 2, "no -p forwards TCP port 8080", ""},
+		{"ready port forwarded as UDP", []string{"run", "-k", text, "-p", "udp:8080:80", "--ready-port", "8080"}, 2, "no -p forwards TCP port 8080", ""},
+		{"ready port forwarded", []string{"run", "-k", text, "-p", "8080:80", "--ready-port", "8080", "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
+		{"same disk by symlink", []string{"run", "-k", text, "-d", img, "-d", symlink + ",ro"}, 2, "the same file as -d " + img, ""},
+		{"same disk by hard link", []string{"run", "-k", text, "-d", img, "-d", hardlink}, 2, "the same file as -d " + img, ""},
+		{"up same disk by hard link", up("-d", img, "-d", hardlink, "rescue"), 2, "the same file as -d " + img, ""},
+		{"up missing disk", up("-d", filepath.Join(dir, "missing.img"), "rescue"), 1, "missing.img: no such file", ""},
+		{"up image in a missing directory", up("-i", filepath.Join(dir, "nodir", "x.img"), "rescue"), 1, "no directory", ""},
+		{"up image on a FIFO", up("-i", f["fifo"], "rescue"), 1, "is a FIFO", "fifo"},
+		{"up bad version", up("--version", "../../etc", "rescue"), 2, `bad version "../../etc"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before os.FileInfo
+			if tt.keep != "" {
+				if f[tt.keep] == "" {
+					t.Skip("mknod needs root")
+				}
+				var err error
+				if before, err = os.Lstat(f[tt.keep]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, a := range tt.args {
+				if a == "" {
+					t.Fatalf("argument %d is empty", i)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, tt.args...)
+			cmd.Dir = dir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ctx.Err() != nil {
+				t.Fatalf("still running after 30 s (hangs): %s", stderr.String())
+			}
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			}
+			msg := strings.TrimSpace(stderr.String())
+			if status != tt.status || !strings.Contains(msg, tt.stderr) {
+				t.Errorf("status %d stderr %q; want status %d and %q", status, msg, tt.status, tt.stderr)
+			}
+			for _, step := range []string{"up: fetch", "up: service", "connection refused"} {
+				if strings.Contains(msg, step) {
+					t.Errorf("work was done before the check: %q", msg)
+				}
+			}
+			if before != nil {
+				sameNode(t, f[tt.keep], before)
+			}
+		})
+	}
+}
+
+// TestUpStopsOnSignal: SIGTERM, or SIGINT even when inherited as ignored
+// (a background job), stops up's download at once with status 130, as
+// fetch; the partial download is kept to resume.
+func TestUpStopsOnSignal(t *testing.T) {
+	bin := smolvmmBin(t)
+	for _, tc := range []struct {
+		name   string
+		sig    syscall.Signal
+		ignore bool
+	}{
+		{"SIGTERM", syscall.SIGTERM, false},
+		{"SIGINT inherited as ignored", syscall.SIGINT, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := make(chan struct{}, 1)
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case asked <- struct{}{}:
+				default:
+				}
+				<-release // the download hangs until the test ends
+			}))
+			defer srv.Close()
+			defer close(release)
+			work := t.TempDir()
+			args := []string{"up", "--cache", t.TempDir(), "--mirror", srv.URL + "/pub", "-i", filepath.Join(work, "r.img"), "rescue"}
+			var cmd *exec.Cmd
+			if tc.ignore {
+				// A shell's background job: SIGINT ignored before exec.
+				cmd = exec.Command("sh", "-c", `trap "" INT; exec "$0" "$@"`, bin)
+				cmd.Args = append(cmd.Args, args...)
+			} else {
+				cmd = exec.Command(bin, args...)
+			}
+			cmd.Dir = work
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-asked:
+			case err := <-done:
+				t.Fatalf("up ended before downloading: %v\n%s", err, stderr.String())
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("up never asked the mirror\n%s", stderr.String())
+			}
+			if err := cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				ee, ok := err.(*exec.ExitError)
+				if !ok || ee.ExitCode() != 130 {
+					t.Errorf("ended with %v, want exit status 130\n%s", err, stderr.String())
+				}
+				if !strings.Contains(stderr.String(), "interrupted") {
+					t.Errorf("stderr does not say it was interrupted: %q", stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("up carried on after %v\n%s", tc.sig, stderr.String())
+			}
+			if ents, _ := os.ReadDir(work); len(ents) != 0 {
+				t.Errorf("left in the working directory: %v", ents)
+			}
+		})
+	}
+}
