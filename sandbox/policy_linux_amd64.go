@@ -29,6 +29,7 @@ const (
 
 	retAllow = unix.SECCOMP_RET_ALLOW
 	retTrap  = unix.SECCOMP_RET_TRAP
+	retErrno = unix.SECCOMP_RET_ERRNO
 )
 
 // op is how a condition tests an argument's low 32 bits.
@@ -53,10 +54,12 @@ type cond struct {
 }
 
 // rule allows syscall nr, unconditionally when any is empty, else when all
-// the conditions of one of any's sets hold.
+// the conditions of one of any's sets hold; or, with errno set, fails it
+// with that error without running it.
 type rule struct {
-	nr  int
-	any [][]cond
+	nr    int
+	any   [][]cond
+	errno unix.Errno
 }
 
 // TerminalIoctls are the terminal requests a running VMM makes on its
@@ -85,7 +88,11 @@ var allowed = []int{
 	unix.SYS_RESTART_SYSCALL, unix.SYS_CLOCK_NANOSLEEP, unix.SYS_CLOCK_GETTIME,
 	unix.SYS_GETTIMEOFDAY, unix.SYS_SCHED_GETAFFINITY, unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT2,
 	unix.SYS_EPOLL_CTL, unix.SYS_EPOLL_CREATE1, unix.SYS_EVENTFD2, unix.SYS_PIPE2,
+	unix.SYS_POLL, unix.SYS_PPOLL, // the console input pump waits in poll
 	unix.SYS_GETRANDOM, unix.SYS_EXIT, unix.SYS_EXIT_GROUP,
+	// A cgo build's threads (glibc): robust futex list, restartable
+	// sequences.
+	unix.SYS_SET_ROBUST_LIST, unix.SYS_RSEQ,
 }
 
 // socketCalls are the calls on sockets, allowed with Filter.Sockets.
@@ -120,19 +127,24 @@ func (f *Filter) rules(pid int) []rule {
 	rs = append(rs,
 		// Signals to this process only: the runtime preempts its
 		// threads with tgkill, and the vCPU is kicked out of KVM_RUN so.
-		rule{unix.SYS_TGKILL, one(cond{0, opEq, uint32(pid)})},
-		rule{unix.SYS_KILL, one(cond{0, opEq, uint32(pid)})},
+		rule{nr: unix.SYS_TGKILL, any: one(cond{0, opEq, uint32(pid)})},
+		rule{nr: unix.SYS_KILL, any: one(cond{0, opEq, uint32(pid)})},
 		// Any handler but SIGSYS's, which reports refused calls.
-		rule{unix.SYS_RT_SIGACTION, one(cond{0, opNe, uint32(unix.SIGSYS)})},
+		rule{nr: unix.SYS_RT_SIGACTION, any: one(cond{0, opNe, uint32(unix.SIGSYS)})},
 		// New threads, never a new process.
-		rule{unix.SYS_CLONE, one(cond{0, opSet, unix.CLONE_THREAD})},
-		// Memory, never executable: no code is mapped in after the start.
-		rule{unix.SYS_MMAP, one(cond{2, opClear, unix.PROT_EXEC})},
+		rule{nr: unix.SYS_CLONE, any: one(cond{0, opSet, unix.CLONE_THREAD})},
+		// Memory, never executable: no code is mapped in after the start
+		// (mprotect: the guard pages of a cgo build's thread stacks).
+		rule{nr: unix.SYS_MMAP, any: one(cond{2, opClear, unix.PROT_EXEC})},
+		rule{nr: unix.SYS_MPROTECT, any: one(cond{2, opClear, unix.PROT_EXEC})},
+		// glibc's pthread_create (a cgo build) tries clone3 first, whose
+		// flags the filter cannot read: ENOSYS makes it fall back to clone.
+		rule{nr: unix.SYS_CLONE3, errno: unix.ENOSYS},
 		// Descriptor flags (the poller's O_NONBLOCK), not duplicates.
-		rule{unix.SYS_FCNTL, fcntl},
+		rule{nr: unix.SYS_FCNTL, any: fcntl},
 	)
 	if f.Sockets {
-		rs = append(rs, rule{unix.SYS_SOCKET, [][]cond{{{0, opEq, unix.AF_INET}}, {{0, opEq, unix.AF_INET6}}}})
+		rs = append(rs, rule{nr: unix.SYS_SOCKET, any: [][]cond{{{0, opEq, unix.AF_INET}}, {{0, opEq, unix.AF_INET6}}}})
 		for _, nr := range socketCalls {
 			rs = append(rs, rule{nr: nr})
 		}
@@ -185,9 +197,17 @@ func assemble(rules []rule) ([]bpf.Instruction, error) {
 	// them; a conditional rule is a block that returns on every path once
 	// it has loaded an argument.
 	for i := 0; i < len(rules); {
+		if r := rules[i]; r.errno != 0 {
+			i++
+			past := a.label()
+			a.jump(bpf.JumpEqual, uint32(r.nr), -1, past)
+			a.ret(retErrno | uint32(r.errno))
+			a.set(past)
+			continue
+		}
 		if len(rules[i].any) == 0 {
 			allow, past := a.label(), a.label()
-			for ; i < len(rules) && len(rules[i].any) == 0; i++ {
+			for ; i < len(rules) && len(rules[i].any) == 0 && rules[i].errno == 0; i++ {
 				a.jump(bpf.JumpEqual, uint32(rules[i].nr), allow, -1)
 			}
 			a.emit(bpf.Jump{Skip: 1})

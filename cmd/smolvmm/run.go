@@ -33,7 +33,7 @@ var (
 )
 
 func runFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "memory", Aliases: []string{"m"}, Value: vmm.DefaultMemoryMiB, Usage: "guest RAM in `MiB`"},
 		&cli.StringFlag{Name: "append", Aliases: []string{"a"}, Value: vmm.DefaultAppend,
 			Usage: "kernel command `LINE` after the kernel's name"},
@@ -51,7 +51,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
 		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 (a port forwarded with -p) that marks the service ready once a connection to it is answered or held for 100 ms (for --timings)"},
 		&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
-	}
+	}, containFlags()...) // contain.go
 }
 
 func runCommand() *cli.Command {
@@ -110,6 +110,9 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 	if err := checkRunFlags(c); err != nil {
 		return cfg, cleanup, err
 	}
+	if err := checkContainFlags(c); err != nil { // contain.go
+		return cfg, cleanup, err
+	}
 	cfg = vmm.Config{
 		MemoryMiB: c.Int("memory"),
 		Append:    c.String("append"),
@@ -138,6 +141,11 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 		}
 		cfg.Disks = append(cfg.Disks, blk.Spec{Path: f.Name(),
 			Options: blk.Options{ReadOnly: opt == "ro", Serial: "share-" + filepath.Base(filepath.Clean(dir))}})
+	}
+	if len(temps) > 0 {
+		// The machine holds them open from New on: remove them before
+		// the guest runs, while the VMM still may (contain.go).
+		cfg.BeforeRun = func() error { cleanup(); temps = nil; return nil }
 	}
 	for _, spec := range c.StringSlice("module") {
 		mod, err := readModule(spec)
@@ -224,6 +232,10 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 
 	// Last before New, which owns the NIC from then on.
 	if err := attachNIC(c, &cfg); err != nil {
+		return err
+	}
+
+	if err := contain(c, &cfg, con.fd, con.saved); err != nil { // contain.go
 		return err
 	}
 

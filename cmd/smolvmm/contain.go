@@ -1,0 +1,148 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// containFlags are the run flags that contain the VMM once its VM is set
+// up (package sandbox).
+func containFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "no-seccomp", Usage: "do not install the seccomp filter that limits the running VMM to the system calls it needs (for debugging; a refused call names itself)"},
+		&cli.StringFlag{Name: "user", Usage: "when started as root: open /dev/kvm, the images and the network, then run as `USER` with no groups and no capabilities"},
+		&cli.IntFlag{Name: "uid", Value: -1, Usage: "as --user, by `UID` (with --gid)"},
+		&cli.IntFlag{Name: "gid", Value: -1, Usage: "the `GID` for --uid"},
+		&cli.StringFlag{Name: "chroot", Usage: "when started as root: once everything is open, make the empty directory `DIR` the VMM's root"},
+	}
+}
+
+// checkContainFlags refuses contradictory containment flags (exit 2).
+func checkContainFlags(c *cli.Context) error {
+	if !hasFlag(c, "no-seccomp") {
+		return nil
+	}
+	uid, gid := c.Int("uid"), c.Int("gid")
+	switch {
+	case c.String("user") != "" && (uid >= 0 || gid >= 0):
+		return usageErrorf("--user and --uid/--gid: give one of them")
+	case (uid >= 0) != (gid >= 0):
+		return usageErrorf("--uid and --gid go together (or use --user USER)")
+	case uid == 0 || c.String("user") == "root":
+		return usageErrorf("--user/--uid: give a user other than root to run the VM as")
+	case uid < -1 || gid < -1:
+		return usageErrorf("--uid %d --gid %d: ids are not negative", uid, gid)
+	}
+	if os.Geteuid() != 0 && (c.String("user") != "" || uid >= 0 || c.String("chroot") != "") {
+		return usageErrorf("--user, --uid and --chroot need smolvmm to be started as root (it runs as uid %d); as an ordinary user it already has no privileges to drop", os.Geteuid())
+	}
+	return nil
+}
+
+// testHookEnv names a test-only hook: after the VM is set up, on the vCPU
+// thread when the guest prints its first byte (as a compromised device
+// model would), the VMM attempts "open:PATH" or "exec:PATH" and reports
+// the outcome on stderr. It stands for code a guest took over; it gives a
+// process no right its user does not already have.
+const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
+
+// contain makes cfg contain the VMM before its guest runs, as the flags
+// say: chroot, then the user to run as, then the seccomp filter (unless
+// --no-seccomp). term is the saved state of the console's terminal fd
+// (nil off a terminal), restored if a refused call stops the process. What must be
+// resolved by name (the user) is resolved now.
+func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error {
+	var creds *sandbox.Credentials
+	switch {
+	case c.String("user") != "":
+		cr, err := sandbox.LookupUser(c.String("user"))
+		if err != nil {
+			return fmt.Errorf("--user: %w", err)
+		}
+		if cr.UID == 0 {
+			return usageErrorf("--user %s: that is root; give a user other than root to run the VM as", c.String("user"))
+		}
+		creds = &cr
+	case c.Int("uid") > 0:
+		creds = &sandbox.Credentials{UID: c.Int("uid"), GID: c.Int("gid")}
+	}
+	filter := sandbox.Filter{
+		Ioctls: vmm.RunIoctls(),
+		// The user network's NAT and forwards, and a ready port's probe.
+		Sockets: cfg.ReadyAddr != "" || hasFlag(c, "net") && c.String("net") == "user",
+		Prefix:  "smolvmm: ",
+		Advice:  " (smolvmm --no-seccomp turns the filter off; please report the call)",
+	}
+	if term != nil {
+		filter.Terminal = &sandbox.Terminal{FD: fd,
+			Termios: unsafe.Slice((*byte)(unsafe.Pointer(term)), unsafe.Sizeof(*term))}
+	}
+	chroot, seccomp, verbose := c.String("chroot"), !c.Bool("no-seccomp"), c.Bool("verbose")
+	prev := cfg.BeforeRun
+	cfg.BeforeRun = func() error {
+		if prev != nil {
+			if err := prev(); err != nil {
+				return err
+			}
+		}
+		if chroot != "" {
+			if err := sandbox.Chroot(chroot); err != nil {
+				return fmt.Errorf("--chroot: %w", err)
+			}
+		}
+		if creds != nil {
+			if err := sandbox.DropPrivileges(*creds); err != nil {
+				return fmt.Errorf("--user: %w", err)
+			}
+		}
+		if !seccomp {
+			return nil
+		}
+		inst, err := sandbox.Install(filter)
+		if err != nil {
+			return fmt.Errorf("%w (smolvmm --no-seccomp runs without the filter)", err)
+		}
+		if verbose {
+			fmt.Fprintf(os.Stderr, "smolvmm: %s installed on every thread\n", inst)
+		}
+		return nil
+	}
+	if hook := os.Getenv(testHookEnv); hook != "" {
+		onEvent := cfg.OnEvent
+		cfg.OnEvent = func(e vmm.Event) {
+			if e.Phase == vmm.PhaseFirstOutput {
+				runTestHook(hook)
+			}
+			if onEvent != nil {
+				onEvent(e)
+			}
+		}
+	}
+	return nil
+}
+
+// runTestHook does what testHookEnv asks.
+func runTestHook(hook string) {
+	switch {
+	case len(hook) > 5 && hook[:5] == "open:":
+		f, err := os.Open(hook[5:])
+		if err == nil {
+			f.Close()
+			fmt.Fprintf(os.Stderr, "smolvmm-test: opened %s\n", hook[5:])
+			return
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm-test: %v\n", err)
+	case len(hook) > 5 && hook[:5] == "exec:":
+		err := unix.Exec(hook[5:], []string{hook[5:]}, nil)
+		fmt.Fprintf(os.Stderr, "smolvmm-test: exec %s: %v\n", hook[5:], err)
+	default:
+		fmt.Fprintf(os.Stderr, "smolvmm-test: unknown hook %q\n", hook)
+	}
+}

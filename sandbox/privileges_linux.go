@@ -1,0 +1,110 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Credentials are the user and group a process drops to.
+type Credentials struct {
+	UID, GID int
+}
+
+// LookupUser finds name in the user database (read now, before any
+// filter), or takes it as a numeric uid whose group is the same number.
+func LookupUser(name string) (Credentials, error) {
+	if u, err := user.Lookup(name); err == nil {
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		if err1 != nil || err2 != nil {
+			return Credentials{}, fmt.Errorf("user %s: uid %q, gid %q are not numbers", name, u.Uid, u.Gid)
+		}
+		return Credentials{UID: uid, GID: gid}, nil
+	}
+	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+		return Credentials{UID: id, GID: id}, nil
+	}
+	return Credentials{}, fmt.Errorf("user %s: no such user", name)
+}
+
+// ErrNotRoot means dropping privileges was asked of a process that has
+// none to drop.
+var ErrNotRoot = errors.New("only a process started as root can change its user")
+
+// DropPrivileges makes every thread of the process c.UID and c.GID (real,
+// effective and saved), with no supplementary groups; leaving root
+// clears every capability, which it then checks. Call it after
+// everything the process needs has been opened: files and devices
+// opened before stay usable.
+func DropPrivileges(c Credentials) error {
+	if c.UID <= 0 || c.GID < 0 {
+		return fmt.Errorf("drop privileges to uid %d, gid %d: give a user other than root", c.UID, c.GID)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("drop privileges to uid %d: running as uid %d: %w", c.UID, os.Geteuid(), ErrNotRoot)
+	}
+	// The Go runtime applies each to all threads.
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups(none): %w", err)
+	}
+	if err := syscall.Setresgid(c.GID, c.GID, c.GID); err != nil {
+		return fmt.Errorf("setresgid(%d): %w", c.GID, err)
+	}
+	if err := syscall.Setresuid(c.UID, c.UID, c.UID); err != nil {
+		return fmt.Errorf("setresuid(%d): %w", c.UID, err)
+	}
+	if caps, err := capabilities(); err != nil {
+		return err
+	} else if caps != 0 {
+		return fmt.Errorf("capabilities %#x are left after dropping to uid %d", caps, c.UID)
+	}
+	return nil
+}
+
+// capabilities returns the calling thread's effective, permitted and
+// inheritable capabilities ORed together.
+func capabilities() (uint64, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return 0, fmt.Errorf("capget: %w", err)
+	}
+	var all uint64
+	for i, d := range data {
+		all |= uint64(d.Effective|d.Permitted|d.Inheritable) << (32 * i)
+	}
+	return all, nil
+}
+
+// Chroot makes dir, which must be an empty directory, the root of the
+// process (every thread shares it), so that nothing of the host's files
+// can be named any more. It needs root; call it after everything has been
+// opened and before DropPrivileges.
+func Chroot(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	names, err := f.Readdirnames(1)
+	f.Close()
+	switch {
+	case err == nil && len(names) > 0:
+		return fmt.Errorf("chroot %s: not empty (it holds %s); give an empty directory", dir, names[0])
+	case err != nil && !errors.Is(err, io.EOF):
+		return fmt.Errorf("chroot %s: %w", dir, err)
+	}
+	if err := unix.Chroot(dir); err != nil {
+		return fmt.Errorf("chroot %s: %w", dir, err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chroot %s: chdir /: %w", dir, err)
+	}
+	return nil
+}
