@@ -36,13 +36,13 @@ func parseELF(r io.ReaderAt, size uint64) (*image, elfHeader, error) {
 	}
 	switch {
 	case h.Class == bootelf.Class64:
-		return nil, eh, fmt.Errorf("%w: ELF64 (EI_CLASS 2); a multiboot v1 kernel must be ELF32 i386", ErrUnsupportedELF)
+		return nil, eh, fmt.Errorf("%w: an ELF64 file for %s; a multiboot v1 kernel must be ELF32 i386", ErrUnsupportedELF, bootelf.MachineName(h.Machine))
 	case h.Data != bootelf.DataLSB:
 		return nil, eh, fmt.Errorf("%w: EI_DATA %d, want 1 (little-endian)", ErrUnsupportedELF, h.Data)
 	case h.Type != bootelf.TypeExec:
 		return nil, eh, fmt.Errorf("%w: e_type %d, want 2 (ET_EXEC): link the kernel into an executable", ErrUnsupportedELF, h.Type)
 	case h.Machine != bootelf.Mach386:
-		return nil, eh, fmt.Errorf("%w: e_machine %d, want 3 (EM_386)", ErrUnsupportedELF, h.Machine)
+		return nil, eh, fmt.Errorf("%w: an ELF32 file for %s, want Intel 80386 (EM_386)", ErrUnsupportedELF, bootelf.MachineName(h.Machine))
 	}
 	eh = elfHeader{shoff: uint32(h.Shoff), shentsize: h.Shentsize, shnum: h.Shnum, shstrndx: h.Shstrndx}
 	progs, err := h.Progs(r, size)

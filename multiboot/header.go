@@ -76,8 +76,15 @@ func FindHeader(r io.ReaderAt, size int64) (Header, int64, error) {
 		return Header{}, badSum, fmt.Errorf("%w: %w: magic %#x at file offset %#x but magic+flags+checksum != 0",
 			ErrNotMultiboot, ErrBadChecksum, HeaderMagic, badSum)
 	}
+	switch {
+	case size == 0:
+		return Header{}, 0, fmt.Errorf("%w: the file is empty", ErrNotMultiboot)
+	case size < headerSearch:
+		return Header{}, 0, fmt.Errorf("%w: no magic %#x at a 4-byte aligned offset in the file's %d bytes",
+			ErrNotMultiboot, HeaderMagic, size)
+	}
 	return Header{}, 0, fmt.Errorf("%w: no magic %#x at a 4-byte aligned offset in the first %d bytes",
-		ErrNotMultiboot, HeaderMagic, min(size, headerSearch))
+		ErrNotMultiboot, HeaderMagic, headerSearch)
 }
 
 // parseHeader decodes a header from b, reading fields past len(b) as zero.

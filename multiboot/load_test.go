@@ -169,7 +169,8 @@ func TestLoadErrors(t *testing.T) {
 		msg   []string
 		need  uint64 // MemoryError.Need when non-zero
 	}{
-		{name: "empty file", image: nil, is: []error{ErrNotMultiboot}},
+		{name: "empty file", image: nil, is: []error{ErrNotMultiboot}, msg: []string{"the file is empty"}},
+		{name: "short file", image: make([]byte, 100), is: []error{ErrNotMultiboot}, msg: []string{"in the file's 100 bytes"}},
 		{name: "no header", image: make([]byte, 10000), is: []error{ErrNotMultiboot}, msg: []string{"0x1badb002", "8192"}},
 		{name: "header past 8 KiB", image: far, is: []error{ErrNotMultiboot, ErrHeaderTooFar}, msg: []string{"0x2008"}},
 		{name: "header straddling 8 KiB", image: append(make([]byte, 8184), mbHeader(FlagMemoryInfo)...), is: []error{ErrHeaderTooFar}, msg: []string{"0x1ff8"}},
@@ -177,8 +178,9 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad checksum", image: withHeader(badSum), is: []error{ErrNotMultiboot, ErrBadChecksum}, msg: []string{"offset 0x80"}},
 		{name: "unknown required flags", image: withHeader(mbHeader(FlagMemoryInfo | 1<<5 | 1<<15)), is: []error{ErrUnsupportedFlags}, msg: []string{"bit(s) 5, 15", "0x8022"}},
 		{name: "not ELF without kludge", image: append(mbHeader(FlagMemoryInfo), make([]byte, 100)...), is: []error{ErrNotELF}, msg: []string{"flag 16"}},
-		{name: "ELF64", image: modify(func(e *tELF) { e.class = 2 }), is: []error{ErrUnsupportedELF}, msg: []string{"ELF64"}},
-		{name: "x86-64 machine", image: modify(func(e *tELF) { e.machine = 62 }), is: []error{ErrUnsupportedELF}, msg: []string{"e_machine 62"}},
+		{name: "ELF64", image: modify(func(e *tELF) { e.class = 2 }), is: []error{ErrUnsupportedELF}, msg: []string{"an ELF64 file for Intel 80386 (i386), e_machine 3"}},
+		{name: "ELF64 x86-64", image: modify(func(e *tELF) { e.class, e.machine = 2, 62 }), is: []error{ErrUnsupportedELF}, msg: []string{"an ELF64 file for AMD x86-64 (amd64), e_machine 62; a multiboot v1 kernel must be ELF32 i386"}},
+		{name: "x86-64 machine", image: modify(func(e *tELF) { e.machine = 62 }), is: []error{ErrUnsupportedELF}, msg: []string{"an ELF32 file for AMD x86-64 (amd64), e_machine 62, want Intel 80386"}},
 		{name: "relocatable object", image: modify(func(e *tELF) { e.etype = 1 }), is: []error{ErrUnsupportedELF}, msg: []string{"e_type 1"}},
 		{name: "overlapping segments", image: modify(func(e *tELF) { e.segs[1].paddr = kp + 0x100 }),
 			is: []error{ErrOverlap}, msg: []string{"segment 0 [0x100000, 0x100200)", "segment 1 [0x100100, 0x103100)"}},

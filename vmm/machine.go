@@ -267,6 +267,14 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, &Error{Op: "decompress kernel " + cfg.Kernel, Err: err,
 			Hint: "the file starts like gzip but does not decompress: re-download it"}
 	}
+	if len(image) == 0 {
+		what := cfg.Kernel
+		if what == "" {
+			what = "Config.KernelImage"
+		}
+		// Said once, rather than by each boot protocol in turn.
+		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", what), Hint: "check the path", Field: "Kernel"}
+	}
 	m.cfg = cfg
 
 	if m.kvm, err = openKVM(cfg.KVMPath); err != nil {
