@@ -334,8 +334,23 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 		cfg.Kernel = kernel
 		cfg.Disks = append([]blk.Spec{{Path: image}}, cfg.Disks...)
 		// runVM reads the network flags (--net, -p, --mac) as for run.
-		return runVM(c, cfg, vmm.Exit.Status)
+		return releaseKernelHint(runVM(c, cfg, vmm.Exit.Status), c.String("version"), c.String("arch"), kernel)
 	}), nil
+}
+
+// releaseKernelHint rewrites the advice of an error about the kernel,
+// which up fetched and stripped itself: "pass a kernel" or "check -k"
+// would ask the user for what up chose.
+func releaseKernelHint(err error, version, arch, kernel string) error {
+	var ve *vmm.Error
+	if !errors.As(err, &ve) || ve.Field != "Kernel" {
+		return err
+	}
+	ve.Field = "" // not a flag of up's to change
+	ve.Hint = fmt.Sprintf("this is NetBSD %s/%s's own kernel, fetched and stripped by up (%s); "+
+		"smolvmm boots i386 and amd64 kernels: try another --version or --arch, or remove that file to have up strip it again",
+		version, arch, kernel)
+	return err
 }
 
 // newUpDeps wires up's stages: f fetches release version/arch, run boots.

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+)
+
+// TestUpOwnKernelHint: when the kernel up fetched and stripped does not
+// load, the advice speaks of the release, not of a kernel to pass.
+func TestUpOwnKernelHint(t *testing.T) {
+	upNeedKVM(t)
+	kernel := buildUpGuest(t)
+	// Without its multiboot header magic the guest is an ELF that is
+	// neither multiboot nor NetBSD; kstrip still finds its cfdata.
+	magic := []byte{0x02, 0xb0, 0xad, 0x1b}
+	if !bytes.Contains(kernel, magic) {
+		t.Fatal("the up guest has no multiboot magic")
+	}
+	kernel = bytes.ReplaceAll(kernel, magic, []byte{0, 0, 0, 0})
+	bin := smolvmmBin(t)
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipBytes(kernel),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	work := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "up", "--mirror", srv.Mirror(), "--cache", filepath.Join(work, "cache"), "-m", "16", "rescue")
+	cmd.Dir = work
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 {
+		t.Fatalf("up: %v, want exit status 1\n%s", err, stderr.String())
+	}
+	msg := stderr.String()
+	if !strings.Contains(msg, "neither a multiboot kernel nor a NetBSD ELF kernel") ||
+		!strings.Contains(msg, "(this is NetBSD 9.3/i386's own kernel, fetched and stripped by up (") ||
+		strings.Contains(msg, "pass a multiboot") || strings.Contains(msg, "-k") {
+		t.Errorf("up's error about its own kernel:\n%s", msg)
+	}
+}
