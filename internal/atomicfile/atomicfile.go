@@ -76,6 +76,17 @@ func Target(path string) (string, error) {
 		st, err := os.Lstat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
+			if p != path {
+				// A link of /proc/self/fd (what /dev/stdout leads to)
+				// names a pipe or socket as "pipe:[N]", which is no path,
+				// yet the kernel follows it: ask the kernel.
+				if st, err := os.Stat(path); err == nil {
+					if !st.Mode().IsRegular() {
+						return "", &NotRegularError{Path: path, Kind: Kind(st.Mode())}
+					}
+					return "", fmt.Errorf("%s leads to %s, which is not a path of the file it opens", path, p)
+				}
+			}
 			return p, nil
 		case err != nil:
 			return "", err

@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -170,5 +171,37 @@ func TestKind(t *testing.T) {
 		if got := Kind(m); got != want {
 			t.Errorf("Kind(%v) = %q, want %q", m, got, want)
 		}
+	}
+}
+
+// TestWriteRefusesPipeThroughProcFd: /dev/stdout is a symlink to
+// /proc/self/fd/1, which, for a pipe, reads as "pipe:[N]", no path. Built
+// here with a pipe of the test's own and a symlink in a temporary
+// directory (never the real /dev/stdout): refused as a FIFO, link kept.
+func TestWriteRefusesPipeThroughProcFd(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fd := fmt.Sprintf("/proc/self/fd/%d", w.Fd())
+	if _, err := os.Lstat(fd); err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	stdout := filepath.Join(t.TempDir(), "stdout")
+	if err := os.Symlink(fd, stdout); err != nil {
+		t.Fatal(err)
+	}
+	err = WriteFile(stdout, []byte("kernel"), 0o644)
+	var nr *NotRegularError
+	if !errors.As(err, &nr) || nr.Kind != "a FIFO" {
+		t.Fatalf("err = %v, want a FIFO refused", err)
+	}
+	if st, err := os.Lstat(stdout); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink was replaced: %v %v", st, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(stdout), ".*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }
