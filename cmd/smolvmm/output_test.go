@@ -1,7 +1,11 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"context"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
@@ -135,5 +141,30 @@ func TestKstripOutputs(t *testing.T) {
 		if _, stderr, code := runKstripCLI(append(args, kern)...); code != 2 || !strings.Contains(stderr, "-o -") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 naming -o -", args, code, stderr)
 		}
+	}
+}
+
+// TestMkimgNeedsInit: a set without init (base without rescue, say)
+// built an image NetBSD cannot start, and mkimg called it done.
+func TestMkimgNeedsInit(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	b, err := testsets.Bytes([]testsets.Entry{{
+		Hdr:  tar.Header{Typeflag: tar.TypeReg, Name: "./bin/cat", Mode: 0o555, Size: 3},
+		Data: []byte("cat"),
+	}}, "tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("noinit.tgz", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = mkimg(context.Background(), fakeFlags{"sets": []string{"noinit.tgz"}, "timestamp": "1700000000"}, io.Discard)
+	if !errors.Is(err, imagebuilder.ErrNoInit) || !strings.Contains(err.Error(), "/sbin/init") {
+		t.Fatalf("mkimg: %v, want ErrNoInit", err)
+	}
+	if _, err := os.Stat("root.img"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("root.img was written: %v", err)
 	}
 }
