@@ -3,7 +3,7 @@
 // trapHandler is SIGSYS's handler, entered by the kernel with the C ABI:
 // DI = signal, SI = *siginfo_t, DX = *ucontext. It runs outside the Go
 // runtime (no g, no Go stack), so it only makes system calls the filter
-// allows: TCSETS on the console, write(2) of the call's line, exit_group.
+// allows: TCSETS on the console, writev(2) of the call's line, exit_group.
 TEXT ·trapHandler(SB),NOSPLIT|NOFRAME,$0
 	// siginfo_t._sigsys._syscall is at offset 24.
 	MOVL	24(SI), R12
@@ -20,13 +20,28 @@ named:
 	MOVQ	$16, AX // SYS_ioctl
 	SYSCALL
 report:
+	// writev(2, {trapHead, trapTable[nr], trapTail}, 3), the iovecs on
+	// the signal stack.
+	SUBQ	$48, SP
+	MOVQ	·trapHead+0(SB), AX
+	MOVQ	AX, 0(SP)
+	MOVQ	·trapHead+8(SB), AX
+	MOVQ	AX, 8(SP)
 	SHLQ	$4, R12
 	LEAQ	·trapTable(SB), BX
 	ADDQ	R12, BX
+	MOVQ	0(BX), AX
+	MOVQ	AX, 16(SP)
+	MOVQ	8(BX), AX
+	MOVQ	AX, 24(SP)
+	MOVQ	·trapTail+0(SB), AX
+	MOVQ	AX, 32(SP)
+	MOVQ	·trapTail+8(SB), AX
+	MOVQ	AX, 40(SP)
 	MOVQ	$2, DI // standard error
-	MOVQ	0(BX), SI
-	MOVQ	8(BX), DX
-	MOVQ	$1, AX // SYS_write
+	MOVQ	SP, SI
+	MOVQ	$3, DX
+	MOVQ	$20, AX // SYS_writev
 	SYSCALL
 	MOVQ	·trapExitCode(SB), DI
 	MOVQ	$231, AX // SYS_exit_group

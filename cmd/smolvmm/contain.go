@@ -29,7 +29,10 @@ func checkContainFlags(c *cli.Context) error {
 	if !hasFlag(c, "no-seccomp") {
 		return nil
 	}
-	uid, gid := c.Int("uid"), c.Int("gid")
+	uid, gid := -1, -1
+	if hasFlag(c, "uid") {
+		uid, gid = c.Int("uid"), c.Int("gid")
+	}
 	switch {
 	case c.String("user") != "" && (uid >= 0 || gid >= 0):
 		return usageErrorf("--user and --uid/--gid: give one of them")
@@ -70,7 +73,7 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 			return usageErrorf("--user %s: that is root; give a user other than root to run the VM as", c.String("user"))
 		}
 		creds = &cr
-	case c.Int("uid") > 0:
+	case hasFlag(c, "uid") && c.Int("uid") > 0:
 		creds = &sandbox.Credentials{UID: c.Int("uid"), GID: c.Int("gid")}
 	}
 	filter := sandbox.Filter{
