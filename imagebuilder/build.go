@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
@@ -180,6 +181,11 @@ func checkTarget(out string, force bool) error {
 // it, so a failed or interrupted build never leaves half an image.
 func writeAtomically(out string, write func(*os.File) error) error {
 	if err := atomicfile.Write(out, 0o644, write); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			// Said first: the rest names a file inside the image
+			// ("/bin/sh: writing..."), which reads like a shell's error.
+			return fmt.Errorf("image %s: the file system that holds it is full (free some space there, or write the image elsewhere): %w", out, err)
+		}
 		return fmt.Errorf("image %s: %w", out, err)
 	}
 	return nil

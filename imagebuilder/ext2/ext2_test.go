@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
@@ -288,5 +289,26 @@ func TestSymlinkInlineBoundary(t *testing.T) {
 	}
 	if got := imagecheck.Debugfs(t, img, "cat /l60"); !strings.HasPrefix(got, t60) {
 		t.Errorf("block of /l60 holds %q, want the target", got)
+	}
+}
+
+// fullWriter is a device that fills up after limit bytes.
+type fullWriter struct{ limit int64 }
+
+func (w fullWriter) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > w.limit {
+		return 0, fmt.Errorf("write image: %w", syscall.ENOSPC)
+	}
+	return len(p), nil
+}
+
+// TestWriteNoSpace: a failed write names the file of the image it was
+// writing as the image's (not a bare "/bin/sh: ..."), and keeps the cause.
+func TestWriteNoSpace(t *testing.T) {
+	tr := fstree.New()
+	mustPut(t, tr, "bin/sh", fstree.NewFile(0555, testsets.Blob(1, 200_000)))
+	err := Write(fullWriter{limit: 64 << 10}, tr, Options{Size: 4 << 20, Timestamp: ts})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "the image's /") || !strings.Contains(err.Error(), ": writing ") {
+		t.Fatalf("Write = %v; want ENOSPC naming the file of the image being written", err)
 	}
 }

@@ -118,7 +118,7 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 		m = newMapper(iw)
 		for _, l := range iw.p.present[n] {
 			if err := m.put(l, iw.p.blockData(n, l, buf)); err != nil {
-				return fmt.Errorf("%s: %w", in.path, err)
+				return fmt.Errorf("the image's %s: %w", in.path, err)
 			}
 		}
 	case fstree.Dir:
@@ -127,7 +127,7 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 		m = newMapper(iw)
 		for l, b := range in.dir {
 			if err := m.put(uint32(l), b); err != nil {
-				return fmt.Errorf("%s: %w", in.path, err)
+				return fmt.Errorf("the image's %s: %w", in.path, err)
 			}
 		}
 		iw.dirs[grp]++
@@ -141,7 +141,7 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 			clear(buf)
 			copy(buf, n.Target)
 			if err := m.put(0, buf); err != nil {
-				return fmt.Errorf("%s: %w", in.path, err)
+				return fmt.Errorf("the image's %s: %w", in.path, err)
 			}
 		}
 	case fstree.CharDev, fstree.BlockDev:
@@ -156,7 +156,7 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 	var nblocks uint64
 	if m != nil {
 		if err := m.finish(); err != nil {
-			return fmt.Errorf("%s: %w", in.path, err)
+			return fmt.Errorf("the image's %s: %w", in.path, err)
 		}
 		for i, b := range m.iblock {
 			le.PutUint32(raw[40+4*i:], b)
