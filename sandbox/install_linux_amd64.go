@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 	"unsafe"
@@ -68,6 +70,12 @@ func Install(f Filter) (Installed, error) {
 	// time.Local is read from /etc/localtime on first use (the CMOS
 	// clock's first read), which the filter would refuse.
 	time.Now().Zone()
+	if f.Resolver {
+		// The resolver's configuration and hosts file, read now.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = net.DefaultResolver.LookupHost(ctx, "localhost")
+		cancel()
+	}
 
 	prepareTrap(f)
 	if err := installTrapHandler(); err != nil {

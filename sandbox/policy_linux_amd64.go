@@ -149,6 +149,9 @@ func (f *Filter) rules(pid int) []rule {
 			rs = append(rs, rule{nr: nr})
 		}
 	}
+	if f.Resolver {
+		rs = append(rs, rule{nr: unix.SYS_NEWFSTATAT})
+	}
 	return rs
 }
 

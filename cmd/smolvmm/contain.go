@@ -76,12 +76,15 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 	case hasFlag(c, "uid") && c.Int("uid") > 0:
 		creds = &sandbox.Credentials{UID: c.Int("uid"), GID: c.Int("gid")}
 	}
+	userNet := hasFlag(c, "net") && c.String("net") == "user"
 	filter := sandbox.Filter{
 		Ioctls: vmm.RunIoctls(),
 		// The user network's NAT and forwards, and a ready port's probe.
-		Sockets: cfg.ReadyAddr != "" || hasFlag(c, "net") && c.String("net") == "user",
-		Prefix:  "smolvmm: ",
-		Advice:  " (smolvmm --no-seccomp turns the filter off; please report the call)",
+		Sockets: cfg.ReadyAddr != "" || userNet,
+		// Its DNS server answers from the host's resolver.
+		Resolver: userNet,
+		Prefix:   "smolvmm: ",
+		Advice:   " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,
