@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/lockholder"
 )
 
 // DefaultCacheDir returns $XDG_CACHE_HOME/smolvmm, or ~/.cache/smolvmm when
@@ -34,7 +35,11 @@ func lockDir(dir string) (func(), error) {
 		return nil, fsErr("create lock file", dir, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		holder := lockholder.Describe(f)
 		f.Close()
+		if holder != "" {
+			return nil, fmt.Errorf("lock %s (held by %s): %w", f.Name(), holder, err)
+		}
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return func() { f.Close() }, nil

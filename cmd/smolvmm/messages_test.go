@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
@@ -45,5 +49,28 @@ func TestUpOwnKernelHint(t *testing.T) {
 		!strings.Contains(msg, "(this is NetBSD 9.3/i386's own kernel, fetched and stripped by up (") ||
 		strings.Contains(msg, "pass a multiboot") || strings.Contains(msg, "-k") {
 		t.Errorf("up's error about its own kernel:\n%s", msg)
+	}
+}
+
+// TestInUseNamesTheHolder: the error about an image a VM holds names the
+// process holding its lock.
+func TestInUseNamesTheHolder(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "r.img")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if err := unix.Flock(int(vm.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	err = checkNotInUse(p)
+	want := "image " + p + " is in use by a running VM: stop that VM before replacing the image (its lock is held by process " +
+		strconv.Itoa(os.Getpid()) + " ("
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("checkNotInUse = %v\nwant the prefix %q", err, want)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/lockholder"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/service"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -189,7 +190,11 @@ func checkNotInUse(image string) error {
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return fmt.Errorf("image %s is in use by a running VM: stop that VM before replacing the image", image)
+			msg := fmt.Sprintf("image %s is in use by a running VM: stop that VM before replacing the image", image)
+			if h := lockholder.Describe(f); h != "" {
+				msg += " (its lock is held by " + h + ")"
+			}
+			return errors.New(msg)
 		}
 		return fmt.Errorf("image %s: lock: %w", image, err)
 	}

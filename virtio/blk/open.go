@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/lockholder"
 )
 
 // SerialLen is the size of the GET_ID answer.
@@ -103,9 +105,10 @@ func Open(path string, opts Options) (*Disk, error) {
 		return nil, fmt.Errorf("disk image %s: open %s: %w", path, mode, err)
 	}
 	if err := flock(f, lock|unix.LOCK_NB); err != nil {
+		holder := lockholder.Describe(f)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("disk image %s is in use by another VM (%w: it holds the lock); stop that VM, or use ,ro on both, or a copy of the image", path, err)
+			return nil, fmt.Errorf("disk image %s is in use by another VM (%w: it holds the lock); stop that VM, or use ,ro on both, or a copy of the image%s", path, err, heldBy(holder))
 		}
 		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
 	}
@@ -125,6 +128,15 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	d.file = f
 	return d, nil
+}
+
+// heldBy is "; its lock is held by process N (command)", or "" when the
+// holder cannot be found.
+func heldBy(holder string) string {
+	if holder == "" {
+		return ""
+	}
+	return "; its lock is held by " + holder
 }
 
 func flock(f *os.File, how int) error {
