@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
@@ -88,28 +87,12 @@ func newFetcher(c *cli.Context, progressTo *os.File) *fetch.Fetcher {
 	return f
 }
 
-// terminalProgress draws one progress bar per download on w.
+// terminalProgress draws one progress bar per download on w; a resumed
+// download's bar starts at the bytes kept from before.
 func terminalProgress(w io.Writer) func(name string, total, have int64) io.WriteCloser {
 	return func(name string, total, have int64) io.WriteCloser {
-		bar := newProgressBar(w, name, total)
-		if have > 0 {
-			bar.Set64(have)
-		}
-		return bar
+		return newProgressBar(w, name, total, have)
 	}
-}
-
-// newProgressBar is the bar fetch and mkimg draw: what, bytes done of
-// total, cleared when finished.
-func newProgressBar(w io.Writer, what string, total int64) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
 }
 
 // printRelease writes one line per file of rel.
@@ -120,16 +103,18 @@ func printRelease(w io.Writer, rel *fetch.Release) {
 }
 
 // describeFile says what happened to one file, e.g.
-// "rescue.tgz: downloaded 3.1 MB in 1.2s, SHA512 ok: /path".
+// "rescue.tgz: downloaded, 3.1 MiB in 1.2s, SHA512 ok: /path".
 func describeFile(f fetch.File) string {
-	what := string(f.Action)
+	what, size := string(f.Action), humanBytes(f.Size)
 	switch {
 	case f.Action == fetch.Resumed:
-		what = fmt.Sprintf("resumed (%s received)", humanBytes(f.Transferred))
+		// The whole file, then how much of it came now.
+		size += fmt.Sprintf(" (%s received now, %s kept from an earlier download)",
+			humanBytes(f.Transferred), humanBytes(f.Size-f.Transferred))
 	case f.Repaired:
 		what = "re-downloaded (the cached copy was corrupt)"
 	}
-	return fmt.Sprintf("%s: %s, %s in %s, SHA512 ok: %s", f.Name, what, humanBytes(f.Size), roundDuration(f.Duration), f.Path)
+	return fmt.Sprintf("%s: %s, %s in %s, SHA512 ok: %s", f.Name, what, size, roundDuration(f.Duration), f.Path)
 }
 
 func humanBytes(n int64) string {

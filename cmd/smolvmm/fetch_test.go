@@ -99,7 +99,7 @@ func TestTerminalProgress(t *testing.T) {
 	// It starts at the resumed 25% and clears its line when done, so the
 	// per-file summary that follows stands alone.
 	s := out.String()
-	if !strings.Contains(s, "rescue.tgz  25%") || !strings.HasSuffix(s, strings.Repeat(" ", 20)+"\r") {
+	if !strings.Contains(s, "rescue.tgz 1.0 KiB of 4.0 KiB  25%") || !strings.HasSuffix(s, strings.Repeat(" ", 20)+"\r") {
 		t.Errorf("progress output %q: want the name at 25%% and a cleared line at the end", s)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
@@ -292,7 +291,7 @@ func cachedSet(name string) (path, dir string, err error) {
 // progressBar shows a long step (8 MB or more) on a terminal; elsewhere it
 // does nothing.
 type progressBar struct {
-	bar  *progressbar.ProgressBar
+	bar  *byteBar
 	w    io.Writer
 	what string
 	tty  bool // w is a terminal; asked once, not on every update
@@ -308,7 +307,7 @@ func (p *progressBar) update(done, total uint64) {
 		return // short builds finish before a bar would help
 	}
 	if p.bar == nil {
-		p.bar = newProgressBar(p.w, p.what, int64(total))
+		p.bar = newProgressBar(p.w, p.what, int64(total), 0)
 	}
 	p.bar.Set64(int64(done))
 }
