@@ -111,7 +111,10 @@ func (m *Machine) RemainingInput() io.Reader {
 // the machine. It may be called from any goroutine, before, during or
 // after Run, and more than once (each call returns after the release,
 // with the first error); not from Config.OnEvent or Config.Console's
-// Write, which Run waits for.
+// Write, which Run waits for. One goroutine can outlive it: the console
+// writer of a Config.Console whose Write never returns (a pipe nobody
+// reads), which Close waits for only stopDrainTime once the guest was
+// stopped.
 func (m *Machine) Close() error {
 	m.lifeMu.Lock()
 	m.closing = true
