@@ -15,10 +15,11 @@ import (
 )
 
 // AddTar reads a tar stream into t. Entries are applied in order, so a
-// duplicate path takes the last entry. name is used in error messages.
+// duplicate path takes the last entry. name is used in error messages,
+// which number the entries from 1, as `tar tv` lists them.
 func (t *Tree) AddTar(r io.Reader, name string) error {
 	tr := tar.NewReader(r)
-	for i := 0; ; i++ {
+	for i := 1; ; i++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
