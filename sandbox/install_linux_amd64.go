@@ -44,40 +44,74 @@ var (
 func trapHandlerAddr() uintptr
 func trapRestorerAddr() uintptr
 
-// Install sets no_new_privs and installs f on every thread of the process
-// (SECCOMP_FILTER_FLAG_TSYNC), with the SIGSYS handler that reports a
-// refused call. It is meant to be called once, after everything the
-// process will use has been opened. Before the filter it loads what the
-// Go runtime and standard library would otherwise read lazily from files
-// later (the local time zone).
-func Install(f Filter) (Installed, error) {
+// Prepared is a filter made ready for Install: assembled, its messages
+// built, and the files the process would otherwise read lazily under it
+// read. Prepare does this on a goroutine, so that it overlaps the VM's
+// setup instead of delaying the guest's first run.
+type Prepared struct {
+	done chan struct{}
+	prog []unix.SockFilter
+	trap trapData
+	err  error
+}
+
+// Prepare starts making f ready for Install, on a goroutine of its own.
+func Prepare(f Filter) *Prepared {
+	p := &Prepared{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.prog, p.err = assembleFilter(&f)
+		// time.Local is read from /etc/localtime on first use (the
+		// CMOS clock's first read), which the filter would refuse.
+		time.Now().Zone()
+		if f.Resolver {
+			// The resolver's configuration and hosts file, read now.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, _ = net.DefaultResolver.LookupHost(ctx, "localhost")
+			cancel()
+		}
+		p.trap = prepareTrap(f)
+	}()
+	return p
+}
+
+func assembleFilter(f *Filter) ([]unix.SockFilter, error) {
 	insts, err := f.Program()
 	if err != nil {
-		return Installed{}, err
+		return nil, err
 	}
 	raw, err := bpf.Assemble(insts)
 	if err != nil {
-		return Installed{}, fmt.Errorf("seccomp: assemble BPF: %w", err)
+		return nil, fmt.Errorf("seccomp: assemble BPF: %w", err)
 	}
 	if len(raw) > 4096 {
-		return Installed{}, fmt.Errorf("seccomp: filter of %d instructions exceeds the kernel's 4096", len(raw))
+		return nil, fmt.Errorf("seccomp: filter of %d instructions exceeds the kernel's 4096", len(raw))
 	}
 	prog := make([]unix.SockFilter, len(raw))
 	for i, r := range raw {
 		prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
+	return prog, nil
+}
 
-	// time.Local is read from /etc/localtime on first use (the CMOS
-	// clock's first read), which the filter would refuse.
-	time.Now().Zone()
-	if f.Resolver {
-		// The resolver's configuration and hosts file, read now.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, _ = net.DefaultResolver.LookupHost(ctx, "localhost")
-		cancel()
+// Install sets no_new_privs and installs f on every thread of the process
+// (SECCOMP_FILTER_FLAG_TSYNC), with the SIGSYS handler that reports a
+// refused call. It is meant to be called once, after everything the
+// process will use has been opened. Before the filter it loads what the
+// Go runtime and standard library would otherwise read lazily from files
+// later (the local time zone; with Resolver, the resolver's files).
+func Install(f Filter) (Installed, error) { return Prepare(f).Install() }
+
+// Install waits for the preparation and installs the filter, as Install
+// does. A process installs one filter: call it once.
+func (p *Prepared) Install() (Installed, error) {
+	<-p.done
+	if p.err != nil {
+		return Installed{}, p.err
 	}
-
-	prepareTrap(f)
+	prog := p.prog
+	trapHead, trapTail, trapTable, trapText = p.trap.head, p.trap.tail, p.trap.table, p.trap.text
+	trapTTY, trapTermios = p.trap.tty, p.trap.termios
 	if err := installTrapHandler(); err != nil {
 		return Installed{}, err
 	}
@@ -108,9 +142,18 @@ func seccompAvailable() bool {
 	return err == nil
 }
 
-// prepareTrap fills the handler's table: the name and number of every
+// trapData is what the SIGSYS handler reads, before it is published.
+type trapData struct {
+	head, tail trapMsg
+	table      [trapSlots + 1]trapMsg
+	text       []byte
+	tty        int64
+	termios    *byte
+}
+
+// prepareTrap builds the handler's table: the name and number of every
 // call (built with appends: Sprintf made this 0.36 ms of every start).
-func prepareTrap(f Filter) {
+func prepareTrap(f Filter) trapData {
 	head := f.Prefix + "seccomp: the VMM attempted the forbidden "
 	tail := " and was stopped" + f.Advice + "\n"
 	text := make([]byte, 0, len(head)+len(tail)+(trapSlots+1)*40)
@@ -118,32 +161,34 @@ func prepareTrap(f Filter) {
 	text = append(text, tail...)
 	ends := make([]int, trapSlots+1)
 	for nr := 0; nr < trapSlots; nr++ {
-		if name, ok := arch.X86_64.SyscallNumbers[nr]; ok {
+		name, named := arch.X86_64.SyscallNumbers[nr]
+		if named {
 			text = append(text, name...)
 			text = append(text, " ("...)
 		}
 		text = append(text, "system call "...)
 		text = strconv.AppendInt(text, int64(nr), 10)
-		if _, ok := arch.X86_64.SyscallNumbers[nr]; ok {
+		if named {
 			text = append(text, ')')
 		}
 		ends[nr] = len(text)
 	}
 	text = append(text, "system call numbered "+strconv.Itoa(trapSlots)+" or more, or of the x32 ABI"...)
 	ends[trapSlots] = len(text)
-	trapText = text
-	trapHead = trapMsg{&trapText[0], uintptr(len(head))}
-	trapTail = trapMsg{&trapText[len(head)], uintptr(len(tail))}
+	d := trapData{text: text, tty: -1}
+	d.head = trapMsg{&text[0], uintptr(len(head))}
+	d.tail = trapMsg{&text[len(head)], uintptr(len(tail))}
 	off := len(head) + len(tail)
 	for nr, end := range ends {
-		trapTable[nr] = trapMsg{&trapText[off], uintptr(end - off)}
+		d.table[nr] = trapMsg{&text[off], uintptr(end - off)}
 		off = end
 	}
 	if f.Terminal != nil && len(f.Terminal.Termios) > 0 {
 		b := append([]byte(nil), f.Terminal.Termios...)
-		trapTermios = &b[0]
-		trapTTY = int64(f.Terminal.FD)
+		d.termios = &b[0]
+		d.tty = int64(f.Terminal.FD)
 	}
+	return d
 }
 
 // kernelSigaction is the kernel's struct sigaction on x86-64.

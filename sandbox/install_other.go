@@ -2,11 +2,18 @@
 
 package sandbox
 
+// Prepared is a filter made ready for Install; here there is none.
+type Prepared struct{}
+
+// Prepare returns a Prepared whose Install reports ErrUnsupported.
+func Prepare(f Filter) *Prepared { return &Prepared{} }
+
 // Install reports ErrUnsupported: the filter and its SIGSYS handler are
 // only implemented on linux/amd64.
-func Install(f Filter) (Installed, error) { return Installed{}, ErrUnsupported }
+func (p *Prepared) Install() (Installed, error) { return Installed{}, ErrUnsupported }
 
-const supported = false
+// Install reports ErrUnsupported (see Prepared.Install).
+func Install(f Filter) (Installed, error) { return Installed{}, ErrUnsupported }
 
 // Program reports ErrUnsupported: the allow-list is written for
 // linux/amd64's system calls.

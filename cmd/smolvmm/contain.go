@@ -90,7 +90,13 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 		filter.Terminal = &sandbox.Terminal{FD: fd,
 			Termios: unsafe.Slice((*byte)(unsafe.Pointer(term)), unsafe.Sizeof(*term))}
 	}
-	chroot, seccomp, verbose := c.String("chroot"), !c.Bool("no-seccomp"), c.Bool("verbose")
+	chroot, verbose := c.String("chroot"), c.Bool("verbose")
+	var prepared *sandbox.Prepared
+	if !c.Bool("no-seccomp") {
+		// Assembled while New sets the VM up, off the path to the
+		// guest's first run.
+		prepared = sandbox.Prepare(filter)
+	}
 	prev := cfg.BeforeRun
 	cfg.BeforeRun = func() error {
 		if prev != nil {
@@ -108,10 +114,10 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 				return fmt.Errorf("--user: %w", err)
 			}
 		}
-		if !seccomp {
+		if prepared == nil {
 			return nil
 		}
-		inst, err := sandbox.Install(filter)
+		inst, err := prepared.Install()
 		if err != nil {
 			return fmt.Errorf("%w (smolvmm --no-seccomp runs without the filter)", err)
 		}
