@@ -68,6 +68,14 @@ func ParseForward(s string) (Forward, error) {
 		}
 		a, err := netip.ParseAddr(addr)
 		if err != nil {
+			// "sctp:8080:80" is more likely a protocol than a host.
+			word, _, more := strings.Cut(addr, ":")
+			switch {
+			case !bracketed && isWord(word) && more:
+				return bad(fmt.Sprintf("protocol %q is not tcp or udp", word))
+			case !bracketed && isWord(word):
+				return bad(fmt.Sprintf("%q is neither a protocol (tcp or udp) nor an IP address", word))
+			}
 			return bad(fmt.Sprintf("host address %q is not an IP address", addr))
 		}
 		if a.Is6() && !a.Is4In6() && !bracketed {
@@ -86,6 +94,16 @@ func ParseForward(s string) (Forward, error) {
 		return bad(err.Error())
 	}
 	return f, nil
+}
+
+// isWord reports whether s is letters only, as a protocol's name is.
+func isWord(s string) bool {
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // parsePort parses a port number 1-65535.
