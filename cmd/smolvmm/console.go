@@ -44,7 +44,7 @@ func openConsole(stdin, stdout *os.File) (*console, error) {
 	if err := unix.IoctlSetTermios(c.fd, unix.TCSETS, &raw); err != nil {
 		return nil, err
 	}
-	c.in = &escapeReader{r: stdin, quit: func() {
+	c.in = &escapeReader{r: stdin, help: os.Stderr, quit: func() {
 		if c.onQuit != nil {
 			c.onQuit()
 		}
@@ -60,11 +60,19 @@ func (c *console) restore() {
 	})
 }
 
+// escapeHelp is what Ctrl-A h prints, as QEMU's does: lines ended with
+// CR LF, since the terminal is in raw mode.
+const escapeHelp = "\r\nC-a h    print this help\r\n" +
+	"C-a x    quit smolvmm (the guest is stopped: exit status 130)\r\n" +
+	"C-a C-a  send C-a to the guest\r\n"
+
 // escapeReader strips the Ctrl-A escape: Ctrl-A x quits, Ctrl-A Ctrl-A
-// sends one Ctrl-A, and Ctrl-A followed by anything else is dropped.
+// sends one Ctrl-A, Ctrl-A h (or ?) writes the keys' help on help, and
+// Ctrl-A followed by anything else is dropped.
 type escapeReader struct {
 	r       io.Reader
 	quit    func()
+	help    io.Writer // the console's stderr; nil: no help
 	pending bool
 }
 
@@ -82,6 +90,10 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 					return len(out), io.EOF
 				case escapeByte:
 					out = append(out, b)
+				case 'h', 'H', '?':
+					if e.help != nil {
+						io.WriteString(e.help, escapeHelp)
+					}
 				}
 			case b == escapeByte:
 				e.pending = true

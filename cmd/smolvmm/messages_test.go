@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,5 +73,22 @@ func TestInUseNamesTheHolder(t *testing.T) {
 		strconv.Itoa(os.Getpid()) + " ("
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("checkNotInUse = %v\nwant the prefix %q", err, want)
+	}
+}
+
+// TestEscapeHelp: Ctrl-A h prints the escape keys' help on the console's
+// stderr, as QEMU does, and sends nothing to the guest.
+func TestEscapeHelp(t *testing.T) {
+	for _, key := range []string{"h", "H", "?"} {
+		var help bytes.Buffer
+		quit := false
+		r := &escapeReader{r: strings.NewReader("a\x01" + key + "b"), help: &help, quit: func() { quit = true }}
+		got, err := io.ReadAll(r)
+		if err != nil || string(got) != "ab" || quit {
+			t.Errorf("Ctrl-A %s: guest got %q (err %v, quit %v), want \"ab\"", key, got, err, quit)
+		}
+		if help.String() != escapeHelp || !strings.Contains(escapeHelp, "C-a x    quit smolvmm") {
+			t.Errorf("Ctrl-A %s printed %q, want the help", key, help.String())
+		}
 	}
 }
