@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +207,52 @@ func TestContainFlagMistakes(t *testing.T) {
 		if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), tt.want) {
 			t.Errorf("demo %s: %v, output %q; want status 2 and %q", tt.args, err, out, tt.want)
 		}
+	}
+}
+
+// TestTerminalRestoredAfterForbiddenCall: the SIGSYS handler puts the
+// console's terminal back in cooked mode before the process ends.
+func TestTerminalRestoredAfterForbiddenCall(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("needs script(1) from util-linux for a pseudo-terminal")
+	}
+	bin := smolvmmBin(t)
+	sh := testHookEnv + "=open:/etc/passwd " + bin + " demo >/dev/null 2>&1; echo status=$?; stty -a"
+	out, _ := exec.Command("script", "-qec", sh, "/dev/null").Output()
+	flags := strings.Fields(string(out))
+	if !slices.Contains(flags, fmt.Sprintf("status=%d", sandbox.ExitStatus)) {
+		t.Fatalf("smolvmm did not end with status %d:\n%s", sandbox.ExitStatus, out)
+	}
+	for _, want := range []string{"icanon", "echo", "isig", "opost", "icrnl"} {
+		if !slices.Contains(flags, want) {
+			t.Errorf("terminal left without %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestChroot: with --chroot the running VM's root is the empty
+// directory; a directory that is not empty is refused before the guest
+// runs.
+func TestChroot(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	cmd, _ := runningVM(t, nil, "--chroot", dir)
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", cmd.Process.Pid)); err != nil || root != dir {
+		t.Errorf("root of the running VM %q (%v), want %q", root, err, dir)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(smolvmmBin(t), "demo", "--chroot", dir).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "not empty") {
+		t.Errorf("demo --chroot into a directory with a file: %v, output %q; want status 1 and 'not empty'", err, out)
 	}
 }
