@@ -27,22 +27,46 @@ func DefaultCacheDir() (string, error) {
 }
 
 // lockDir takes an exclusive flock on dir/.lock so that two smolvmm
-// processes never write the same .part file at once. The returned function
-// releases it.
+// processes never write the same .part file at once, and (re)creates the
+// kernel and sets directories under it. The returned function releases it.
+// A Fetch that fails before anything is cached removes the directories and
+// the lock file (removeEmpty) while holding the lock, so a process that
+// waited on the removed file starts over with a new one.
 func lockDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fsErr("create lock file", dir, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		holder := lockholder.Describe(f)
-		f.Close()
-		if holder != "" {
-			return nil, fmt.Errorf("lock %s (held by %s): %w", f.Name(), holder, err)
+	for {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fsErr("create cache directory", dir, err)
 		}
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		path := filepath.Join(dir, ".lock")
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // dir was removed by a failed Fetch in between
+		}
+		if err != nil {
+			return nil, fsErr("create lock file", dir, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			holder := lockholder.Describe(f)
+			f.Close()
+			if holder != "" {
+				return nil, fmt.Errorf("lock %s (held by %s): %w", f.Name(), holder, err)
+			}
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 != nil || err2 != nil || !os.SameFile(held, now) {
+			f.Close() // removed while we waited: lock the new one
+			continue
+		}
+		for _, sub := range []string{"kernel", "sets"} {
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+				f.Close()
+				return nil, fsErr("create cache directory", filepath.Join(dir, sub), err)
+			}
+		}
+		return func() { f.Close() }, nil
 	}
-	return func() { f.Close() }, nil
 }
 
 // writeFileAtomic writes data to path through a synced temporary file and

@@ -114,26 +114,30 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 		}
 	}
 	dir := filepath.Join(root, version, arch)
-	for _, sub := range []string{"kernel", "sets"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			return nil, fsErr("create cache directory", filepath.Join(dir, sub), err)
-		}
-	}
 	unlock, err := lockDir(dir)
 	if err != nil {
+		removeEmpty(dir, root)
 		return nil, err
 	}
 	defer unlock()
-
 	rel := &release{f: f, version: version, arch: arch, dir: dir,
 		base: mirror + "/NetBSD-" + version + "/" + arch + "/binary/"}
-	out := &Release{Version: version, Arch: arch, Dir: dir}
+	out, err := rel.fetch(ctx, sets)
+	if err != nil {
+		// Leave no directories and no lock for a release that does not
+		// exist or could not be reached; a kept .part file stays.
+		removeEmpty(dir, root)
+		return nil, err
+	}
+	return out, nil
+}
 
+// fetch does Fetch's work under the cache directory's lock.
+func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) {
+	version, arch := rel.version, rel.arch
+	out := &Release{Version: version, Arch: arch, Dir: rel.dir}
 	kd, err := rel.digests(ctx, "kernel")
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			removeEmpty(dir, root) // leave no directories for a release that does not exist
-		}
 		return nil, err
 	}
 	ksum, ok := kd[KernelName]
