@@ -4,7 +4,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -37,11 +36,8 @@ func run(args []string) int {
 		return 0
 	}
 	// advise adds the flags to change to the libraries' errors.
-	if msg := advise(err); strings.HasPrefix(msg, "smolvmm ") {
-		// Already names its command ("smolvmm bench: ...").
-		fmt.Fprintln(os.Stderr, msg)
-	} else if msg != "" {
-		fmt.Fprintln(os.Stderr, "smolvmm:", strings.TrimPrefix(msg, "smolvmm: "))
+	if msg := advise(err); msg != "" {
+		fmt.Fprintln(os.Stderr, errorLine(commandName(args), msg))
 	}
 	return exitCode(err)
 }

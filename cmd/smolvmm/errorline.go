@@ -1,0 +1,52 @@
+package main
+
+import "strings"
+
+// errorLine is how every error is printed: "smolvmm COMMAND: message", or
+// "smolvmm: message" outside a command. A prefix the message already has
+// ("smolvmm bench: ", "smolvmm: ", "kstrip: ") is not repeated.
+func errorLine(command, msg string) string {
+	prefix := "smolvmm"
+	if command != "" {
+		prefix += " " + command
+	}
+	for {
+		rest := msg
+		for _, p := range []string{prefix + ": ", "smolvmm: ", command + ": "} {
+			if p != ": " {
+				rest = strings.TrimPrefix(rest, p)
+			}
+		}
+		if rest == msg {
+			break
+		}
+		msg = rest
+	}
+	return prefix + ": " + msg
+}
+
+// commandName is the command args run: the first argument after the
+// program's name that is not a flag, when it names a command.
+func commandName(args []string) string {
+	for _, a := range args[min(1, len(args)):] {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		for _, c := range commands() {
+			if c.Name == a || containsString(c.Aliases, a) {
+				return c.Name
+			}
+		}
+		return ""
+	}
+	return ""
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
