@@ -150,7 +150,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		return err
 	}
 	st, _ := os.Stat(out)
-	fmt.Fprintf(log, "mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
+	fmt.Fprintf(log, "mkimg: wrote %s (%d MB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
 	return nil
 }
 

@@ -59,7 +59,7 @@ func TestMkimgDefaults(t *testing.T) {
 	if err != nil || st.Size() != 10<<20 {
 		t.Fatalf("root.img: %v, size %d, want 10 MiB", err, st.Size())
 	}
-	if !strings.Contains(log.String(), "wrote root.img (10 MiB)") {
+	if !strings.Contains(log.String(), "wrote root.img (10 MB)") {
 		t.Errorf("log: %q", log.String())
 	}
 	if _, err := exec.LookPath("e2fsck"); err == nil {

@@ -31,7 +31,7 @@ import (
 // upService is what `up` needs to know about a service.
 type upService struct {
 	Sets    []string  // set names, e.g. ["rescue"]
-	SizeMiB int       // image size; 0 means sized to content
+	SizeMB  int       // image size; 0 means sized to content
 	ModTime time.Time // newest of the service's own files; zero for a built-in one
 	Digest  string    // of a built-in service's files: an image built from another is rebuilt
 	Where   string    // "embedded" or the directory it came from
@@ -42,7 +42,7 @@ type upBuild struct {
 	Service    string
 	ServiceDir string   // "" for the embedded services
 	Sets       []string // verified set files
-	SizeMiB    int
+	SizeMB     int
 	Out        string    // the image, created or replaced atomically (never half written)
 	Log        io.Writer // output of the service's postinst scripts
 }
@@ -93,8 +93,8 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			return "", err
 		}
 		size := "sized to content"
-		if svc.SizeMiB > 0 {
-			size = fmt.Sprintf("%d MiB", svc.SizeMiB)
+		if svc.SizeMB > 0 {
+			size = fmt.Sprintf("%d MB", svc.SizeMB)
 		}
 		return fmt.Sprintf("%s (%s): sets %s, image %s", o.Service, svc.Where, strings.Join(svc.Sets, ","), size), nil
 	})
@@ -157,7 +157,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		}
 		// The build replaces the image through a temporary file of its
 		// own (atomicfile): two ups never share one.
-		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: sets, SizeMiB: svc.SizeMiB, Out: res.Image, Log: log})
+		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: sets, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
 		if err != nil {
 			return "", err
 		}
@@ -379,7 +379,7 @@ func loadUpService(name, dir string) (upService, error) {
 	if err != nil {
 		return upService{}, err
 	}
-	out := upService{Sets: s.Config.Sets, SizeMiB: s.Config.SizeMB, Where: "embedded"}
+	out := upService{Sets: s.Config.Sets, SizeMB: s.Config.SizeMB, Where: "embedded"}
 	if s.Embedded {
 		// A built-in service has no time of its own. The binary's mtime is
 		// not one: every `make build` (so every `make rescue`) rewrites the
@@ -459,7 +459,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, SizeMB: b.SizeMiB, Log: b.Log, Force: true}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, SizeMB: b.SizeMB, Log: b.Log, Force: true}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	if err != nil {
 		return "", err
@@ -468,7 +468,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	err = imagebuilder.WriteImage(tree, cfg, b.Out)
 	var small *ext2.TooSmallError
 	if errors.As(err, &small) {
-		grown = fmt.Sprintf(" (the service's %d MB is too small for these sets, which need %d MB: sized to content)", b.SizeMiB, small.Needed>>20)
+		grown = fmt.Sprintf(" (the service's %d MB is too small for these sets, which need %d MB: sized to content)", b.SizeMB, small.Needed>>20)
 		cfg.SizeMB = 0
 		err = imagebuilder.WriteImage(tree, cfg, b.Out)
 	}
@@ -479,7 +479,8 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("ext2, %s, from %d set(s) and service %s%s", humanBytes(st.Size()), len(b.Sets), b.Service, grown), nil
+	// Image sizes are in MB (of 2^20 bytes), as -m and service.conf give them.
+	return fmt.Sprintf("ext2, %d MB, from %d set(s) and service %s%s", st.Size()>>20, len(b.Sets), b.Service, grown), nil
 }
 
 // serviceDigest hashes the names and contents of every file of a service

@@ -39,7 +39,7 @@ func newFakeUp(t *testing.T) *fakeUp {
 		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet(), "base.tgz": []byte("base")}})
 	t.Cleanup(srv.Close)
 	return &fakeUp{srv: srv, cache: t.TempDir(),
-		svc: upService{Sets: []string{"rescue"}, SizeMiB: 10, ModTime: time.Now().Add(-time.Hour), Where: "embedded"}}
+		svc: upService{Sets: []string{"rescue"}, SizeMB: 10, ModTime: time.Now().Add(-time.Hour), Where: "embedded"}}
 }
 
 func (f *fakeUp) deps() upDeps {
@@ -101,7 +101,7 @@ func TestUpStepsAndCaching(t *testing.T) {
 		t.Errorf("first run calls %q", got)
 	}
 	for _, re := range []string{
-		`up: service rescue \(embedded\): sets rescue, image 10 MiB \(.*s\)`,
+		`up: service rescue \(embedded\): sets rescue, image 10 MB \(.*s\)`,
 		`up:   netbsd-GENERIC.gz: downloaded`,
 		`up:   rescue.tgz: downloaded`,
 		`up: fetch   NetBSD 9.3/i386: 2 files verified, 4 HTTP requests \(.*s\)`,
@@ -114,7 +114,7 @@ func TestUpStepsAndCaching(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", re, log.String())
 		}
 	}
-	if b := f.builds[0]; len(b.Sets) != 1 || b.Sets[0] != res.Release.Sets[0].Path || b.SizeMiB != 10 || b.Service != "rescue" {
+	if b := f.builds[0]; len(b.Sets) != 1 || b.Sets[0] != res.Release.Sets[0].Path || b.SizeMB != 10 || b.Service != "rescue" {
 		t.Errorf("build request %+v", b)
 	}
 	if got, _ := os.ReadFile(image); !strings.HasPrefix(string(got), "image of ") {
@@ -387,8 +387,8 @@ func TestLoadUpService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(s.Sets, ",") != "rescue,base" || s.SizeMiB != 32 || s.Where != filepath.Join(dir, "web") || !s.ModTime.Equal(newest) {
-		t.Errorf("got %+v, want sets rescue,base, 32 MiB, from %s, newest file %s", s, filepath.Join(dir, "web"), newest)
+	if strings.Join(s.Sets, ",") != "rescue,base" || s.SizeMB != 32 || s.Where != filepath.Join(dir, "web") || !s.ModTime.Equal(newest) {
+		t.Errorf("got %+v, want sets rescue,base, 32 MB, from %s, newest file %s", s, filepath.Join(dir, "web"), newest)
 	}
 	emb, err := loadUpService("rescue", "")
 	if err != nil {
@@ -427,7 +427,7 @@ func TestBuildUpImageGrows(t *testing.T) {
 	}
 	os.WriteFile(set, b, 0o644)
 	out := filepath.Join(dir, "tiny.img")
-	msg, err := buildUpImage(context.Background(), upBuild{Service: "tiny", ServiceDir: dir, Sets: []string{set}, SizeMiB: 2, Out: out})
+	msg, err := buildUpImage(context.Background(), upBuild{Service: "tiny", ServiceDir: dir, Sets: []string{set}, SizeMB: 2, Out: out})
 	if err != nil {
 		t.Fatalf("buildUpImage: %v", err)
 	}

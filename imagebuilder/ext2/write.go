@@ -138,7 +138,7 @@ func MinSize(t *fstree.Tree, opts *Options) (int64, error) {
 			break
 		}
 		if hi > 1<<22 {
-			return 0, fmt.Errorf("content does not fit in %d MiB", hi)
+			return 0, fmt.Errorf("content does not fit in %d MB", hi)
 		}
 		hi *= 2
 	}
