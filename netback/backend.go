@@ -11,9 +11,11 @@
 // 10.0.2.3, as with QEMU's "-netdev user". The gateway runs gVisor's netstack
 // in this process: the guest's TCP and UDP connections become the host's own
 // sockets (NAT without root), and connections to 10.0.2.2 reach the host's
-// loopback, as in QEMU. DNS is answered at 10.0.2.3 and 10.0.2.2 from the
-// host's resolver (gvisor-tap-vsock's DNS server); DHCP names 10.0.2.3 as the
-// DNS server, as QEMU does. Forwards (-p) listen on the host and connect to
+// loopback, as in QEMU. DNS is answered at 10.0.2.3 and 10.0.2.2
+// (gvisor-tap-vsock's DNS server) by asking the nameservers of the host's
+// /etc/resolv.conf as read by NewUser, so that no file is opened later (a
+// VMM under a seccomp filter may not); DHCP names 10.0.2.3 as the DNS
+// server, as QEMU does. Forwards (-p) listen on the host and connect to
 // 10.0.2.15 from the gateway.
 //
 // # Back-pressure

@@ -67,6 +67,9 @@ type User struct {
 	linkDone chan struct{}
 	closers  []func() error
 	wg       sync.WaitGroup
+	// resolver answers DNS from the host's configuration as read at
+	// NewUser (hostdns.go): no file is opened afterwards.
+	resolver *hostResolver
 
 	closeOnce sync.Once
 	closeErr  error
@@ -108,6 +111,7 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 	u.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, forwarder.TCP(u.stack, nat, &natLock, false).HandlePacket)
 	u.stack.SetTransportProtocolHandler(udp.ProtocolNumber, forwarder.UDP(u.stack, nat, &natLock, false).HandlePacket)
 
+	u.resolver = newHostResolver()
 	for _, a := range []netip.Addr{UserGateway, UserDNS} {
 		if err := u.serveDNS(a); err != nil {
 			return nil, err
@@ -168,7 +172,8 @@ func newGatewayStack(link stack.LinkEndpoint) (*stack.Stack, error) {
 	return s, nil
 }
 
-// serveDNS answers DNS over UDP and TCP at addr:53 from the host's resolver.
+// serveDNS answers DNS over UDP and TCP at addr:53 from the host's resolver
+// configuration (u.resolver).
 func (u *User) serveDNS(addr netip.Addr) error {
 	fa := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.As4()), Port: 53}
 	uc, err := gonet.DialUDP(u.stack, &fa, nil, ipv4.ProtocolNumber)
@@ -181,7 +186,7 @@ func (u *User) serveDNS(addr netip.Addr) error {
 		return fmt.Errorf("user network: DNS on %s:53/tcp: %w", addr, err)
 	}
 	u.closers = append(u.closers, ln.Close)
-	srv, err := dns.New(uc, ln, nil)
+	srv, err := dns.NewWithUpstreamResolver(uc, ln, nil, u.resolver)
 	if err != nil {
 		return fmt.Errorf("user network: DNS server on %s: %w", addr, err)
 	}

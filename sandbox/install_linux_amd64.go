@@ -1,10 +1,8 @@
 package sandbox
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 	"unsafe"
@@ -64,12 +62,6 @@ func Prepare(f Filter) *Prepared {
 		// time.Local is read from /etc/localtime on first use (the
 		// CMOS clock's first read), which the filter would refuse.
 		time.Now().Zone()
-		if f.Resolver {
-			// The resolver's configuration and hosts file, read now.
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, _ = net.DefaultResolver.LookupHost(ctx, "localhost")
-			cancel()
-		}
 		p.trap = prepareTrap(f)
 	}()
 	return p
@@ -99,7 +91,7 @@ func assembleFilter(f *Filter) ([]unix.SockFilter, error) {
 // refused call. It is meant to be called once, after everything the
 // process will use has been opened. Before the filter it loads what the
 // Go runtime and standard library would otherwise read lazily from files
-// later (the local time zone; with Resolver, the resolver's files).
+// later (the local time zone).
 func Install(f Filter) (Installed, error) { return Prepare(f).Install() }
 
 // Install waits for the preparation and installs the filter, as Install

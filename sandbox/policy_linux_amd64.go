@@ -149,9 +149,6 @@ func (f *Filter) rules(pid int) []rule {
 			rs = append(rs, rule{nr: nr})
 		}
 	}
-	if f.Resolver {
-		rs = append(rs, rule{nr: unix.SYS_NEWFSTATAT})
-	}
 	return rs
 }
 

@@ -49,12 +49,6 @@ type Filter struct {
 	// forwarded ports, and a ready port being probed. Without it socket
 	// is forbidden.
 	Sockets bool
-	// Resolver keeps the Go resolver working (the user network's DNS
-	// server answers from it): Install reads its files first (resolv.conf,
-	// nsswitch.conf, hosts, through a lookup of localhost), and stat is
-	// allowed, with which it checks them every 5 s. Opening them again,
-	// after one changed on the host, is refused like any open.
-	Resolver bool
 
 	// Prefix starts the line printed when a call is refused (e.g.
 	// "smolvmm: "); Advice ends it (e.g. how to turn the filter off).

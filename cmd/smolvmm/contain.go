@@ -81,10 +81,8 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 		Ioctls: vmm.RunIoctls(),
 		// The user network's NAT and forwards, and a ready port's probe.
 		Sockets: cfg.ReadyAddr != "" || userNet,
-		// Its DNS server answers from the host's resolver.
-		Resolver: userNet,
-		Prefix:   "smolvmm: ",
-		Advice:   " (smolvmm --no-seccomp turns the filter off; please report the call)",
+		Prefix:  "smolvmm: ",
+		Advice:  " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,

@@ -1,0 +1,233 @@
+package netback
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// hostResolver answers the user network's DNS server from the host's
+// resolver configuration as it was when the network started: the names of
+// /etc/hosts, then the nameservers of /etc/resolv.conf, asked directly.
+// Unlike net.Resolver (or libc's, in a cgo build) it opens no file once
+// made, so a VMM whose seccomp filter forbids opening files still answers
+// DNS; a change to those files on the host is seen by the next VM.
+type hostResolver struct {
+	hosts    map[string][]net.IPAddr // by hostKey
+	servers  []string                // host:port
+	timeout  time.Duration           // per query and server
+	attempts int
+}
+
+// Files the host's resolver reads.
+const (
+	hostsPath      = "/etc/hosts"
+	resolvConfPath = "/etc/resolv.conf"
+)
+
+// newHostResolver reads the host's hosts file and resolver configuration
+// now. A missing or unreadable file leaves its part empty: no host names,
+// or the local nameserver (as glibc and Go do without resolv.conf).
+func newHostResolver() *hostResolver {
+	r := &hostResolver{timeout: 5 * time.Second, attempts: 2}
+	if f, err := os.Open(hostsPath); err == nil {
+		r.hosts = parseHosts(f)
+		f.Close()
+	}
+	if conf, err := dns.ClientConfigFromFile(resolvConfPath); err == nil {
+		for _, s := range conf.Servers {
+			r.servers = append(r.servers, net.JoinHostPort(s, conf.Port))
+		}
+		if conf.Timeout > 0 {
+			r.timeout = time.Duration(conf.Timeout) * time.Second
+		}
+		if conf.Attempts > 0 {
+			r.attempts = conf.Attempts
+		}
+	}
+	if len(r.servers) == 0 {
+		r.servers = []string{"127.0.0.1:53", "[::1]:53"}
+	}
+	return r
+}
+
+// parseHosts reads a hosts file: an address, then its names, per line;
+// '#' starts a comment. Lines that do not parse are skipped, as the C
+// library does.
+func parseHosts(rd io.Reader) map[string][]net.IPAddr {
+	hosts := map[string][]net.IPAddr{}
+	s := bufio.NewScanner(rd)
+	for s.Scan() {
+		line, _, _ := strings.Cut(s.Text(), "#")
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		addr, err := netip.ParseAddr(f[0])
+		if err != nil {
+			continue
+		}
+		ip := net.IPAddr{IP: net.IP(addr.Unmap().AsSlice()), Zone: addr.Zone()}
+		for _, name := range f[1:] {
+			key := hostKey(name)
+			hosts[key] = append(hosts[key], ip)
+		}
+	}
+	return hosts
+}
+
+// hostKey is how a name is looked up in the hosts file: case-insensitive
+// and as written, so that "localhost." (a rooted name, as every DNS query
+// carries) does not match "localhost", as neither glibc nor Go's resolver
+// match it: the guest's answers stay those the host's resolver gives.
+func hostKey(name string) string { return strings.ToLower(name) }
+
+// errNoSuchHost is the answer for a name the nameservers do not know.
+var errNoSuchHost = errors.New("no such host")
+
+// query asks the nameservers for name's records of type qtype, in order
+// and for the configured attempts, over UDP and then TCP when the answer
+// was truncated. A name that does not exist is errNoSuchHost.
+func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	q.RecursionDesired = true
+	var last error
+	for a := 0; a < r.attempts; a++ {
+		for _, server := range r.servers {
+			in, err := r.exchange(ctx, q, server, "udp")
+			if err == nil && in.Truncated {
+				in, err = r.exchange(ctx, q, server, "tcp")
+			}
+			switch {
+			case err != nil:
+				last = err
+			case in.Rcode == dns.RcodeNameError:
+				return nil, fmt.Errorf("%s: %w", name, errNoSuchHost)
+			case in.Rcode != dns.RcodeSuccess:
+				last = fmt.Errorf("%s: nameserver %s answered %s", name, server, dns.RcodeToString[in.Rcode])
+			default:
+				return in.Answer, nil
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return nil, last
+}
+
+func (r *hostResolver) exchange(ctx context.Context, q *dns.Msg, server, network string) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: r.timeout}
+	in, _, err := c.ExchangeContext(ctx, q, server)
+	return in, err
+}
+
+// LookupIPAddr returns host's addresses: from the hosts file, else its A
+// records (and its AAAA records when it has none, so that an IPv6-only
+// name exists).
+func (r *hostResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	if ips, ok := r.hosts[hostKey(host)]; ok {
+		return ips, nil
+	}
+	var ips []net.IPAddr
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		rrs, err := r.query(ctx, host, qtype)
+		if err != nil {
+			return nil, err
+		}
+		for _, rr := range rrs {
+			switch rr := rr.(type) {
+			case *dns.A:
+				ips = append(ips, net.IPAddr{IP: rr.A})
+			case *dns.AAAA:
+				ips = append(ips, net.IPAddr{IP: rr.AAAA})
+			}
+		}
+		if len(ips) > 0 {
+			return ips, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", host, errNoSuchHost)
+}
+
+// LookupCNAME returns host's canonical name: its CNAME's target, or host
+// itself when it is a name with addresses.
+func (r *hostResolver) LookupCNAME(ctx context.Context, host string) (string, error) {
+	rrs, err := r.query(ctx, host, dns.TypeCNAME)
+	if err != nil {
+		return "", err
+	}
+	for _, rr := range rrs {
+		if c, ok := rr.(*dns.CNAME); ok {
+			return c.Target, nil
+		}
+	}
+	if _, err := r.LookupIPAddr(ctx, host); err != nil {
+		return "", err
+	}
+	return dns.Fqdn(host), nil
+}
+
+// LookupMX returns name's mail exchangers.
+func (r *hostResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	rrs, err := r.query(ctx, name, dns.TypeMX)
+	var mx []*net.MX
+	for _, rr := range rrs {
+		if m, ok := rr.(*dns.MX); ok {
+			mx = append(mx, &net.MX{Host: m.Mx, Pref: m.Preference})
+		}
+	}
+	return mx, err
+}
+
+// LookupNS returns name's nameservers.
+func (r *hostResolver) LookupNS(ctx context.Context, name string) ([]*net.NS, error) {
+	rrs, err := r.query(ctx, name, dns.TypeNS)
+	var ns []*net.NS
+	for _, rr := range rrs {
+		if n, ok := rr.(*dns.NS); ok {
+			ns = append(ns, &net.NS{Host: n.Ns})
+		}
+	}
+	return ns, err
+}
+
+// LookupSRV returns the SRV records of _service._proto.name, or of name
+// when service and proto are empty (as the DNS server asks).
+func (r *hostResolver) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	target := name
+	if service != "" || proto != "" {
+		target = "_" + service + "._" + proto + "." + name
+	}
+	rrs, err := r.query(ctx, target, dns.TypeSRV)
+	var srv []*net.SRV
+	for _, rr := range rrs {
+		if s, ok := rr.(*dns.SRV); ok {
+			srv = append(srv, &net.SRV{Target: s.Target, Port: s.Port, Priority: s.Priority, Weight: s.Weight})
+		}
+	}
+	return dns.Fqdn(target), srv, err
+}
+
+// LookupTXT returns name's TXT records, each one's strings joined (as
+// net.Resolver does).
+func (r *hostResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	rrs, err := r.query(ctx, name, dns.TypeTXT)
+	var txt []string
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TXT); ok {
+			txt = append(txt, strings.Join(t.Txt, ""))
+		}
+	}
+	return txt, err
+}
