@@ -444,13 +444,13 @@ func (m *Machine) setupDevices() error {
 	for i, d := range m.cfg.Disks {
 		disk, err := blk.Open(d.Path, d.Options)
 		if err != nil {
-			return &Error{Op: fmt.Sprintf("disk ld%d", i), Err: err}
+			return &Error{Op: fmt.Sprintf("ld%d", i), Err: err} // blk says "disk image PATH"
 		}
 		if pd, err := m.addVirtio(disk); err != nil {
 			if pd == nil {
 				disk.Close()
 			}
-			return &Error{Op: fmt.Sprintf("disk ld%d (%s)", i, d.Path), Err: err}
+			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, d.Path), Err: err}
 		}
 	}
 	for _, d := range m.cfg.Devices {

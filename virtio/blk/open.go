@@ -99,10 +99,16 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
-		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
-			return nil, fmt.Errorf("disk image %s: open %s: %w: %w (attach it read-only, or make it writable)", path, mode, ErrNotWritable, err)
+		// The message names the path once: keep the cause, not the
+		// PathError's "open PATH: " again.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
 		}
-		return nil, fmt.Errorf("disk image %s: open %s: %w", path, mode, err)
+		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
+			return nil, fmt.Errorf("disk image %s: cannot open it %s: %w: %w (attach it read-only, or make it writable)", path, mode, ErrNotWritable, err)
+		}
+		return nil, fmt.Errorf("disk image %s: cannot open it %s: %w", path, mode, err)
 	}
 	if err := flock(f, lock|unix.LOCK_NB); err != nil {
 		holder := lockholder.Describe(f)

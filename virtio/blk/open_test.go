@@ -189,3 +189,14 @@ func TestFileBackend(t *testing.T) {
 	}
 	d2.Close()
 }
+
+// TestOpenMessageNamesPathOnce: a missing image is named once, with the
+// cause, not as "disk image P: open read-write: open P: ...".
+func TestOpenMessageNamesPathOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "nope.img")
+	_, err := blk.Open(p, blk.Options{})
+	want := "disk image " + p + ": cannot open it read-write: no such file or directory"
+	if !errors.Is(err, os.ErrNotExist) || err.Error() != want {
+		t.Errorf("Open = %v\nwant %q (and os.ErrNotExist)", err, want)
+	}
+}

@@ -22,12 +22,12 @@ func DefaultMAC(seed string) stdnet.HardwareAddr {
 // cannot name a NIC.
 func ParseMAC(s string) (stdnet.HardwareAddr, error) {
 	bad := func(why string) (stdnet.HardwareAddr, error) {
-		return nil, fmt.Errorf("%w %q: %s; write six hex bytes such as 52:54:00:12:34:56", ErrBadMAC, s, why)
+		return nil, fmt.Errorf("%w %q: %s; a NIC's address looks like 52:54:00:12:34:56", ErrBadMAC, s, why)
 	}
 	mac, err := stdnet.ParseMAC(s)
 	switch {
 	case err != nil:
-		return bad("not a MAC address")
+		return bad("not six hex bytes separated by ':' or '-'")
 	case len(mac) != 6:
 		return bad(fmt.Sprintf("%d bytes, an Ethernet address has 6", len(mac)))
 	case mac[0]&1 != 0:

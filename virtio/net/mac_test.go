@@ -14,9 +14,9 @@ func TestParseMAC(t *testing.T) {
 		{in: "52:54:00:12:34:56", want: "52:54:00:12:34:56"},
 		{in: "52-54-00-AB-CD-EF", want: "52:54:00:ab:cd:ef"},
 		{in: "02:00:00:00:00:01", want: "02:00:00:00:00:01"},
-		{in: "", err: "not a MAC address"},
-		{in: "52:54:00:12:34", err: "not a MAC address"},
-		{in: "52:54:00:12:34:5g", err: "not a MAC address"},
+		{in: "", err: "not six hex bytes separated by ':' or '-'"},
+		{in: "52:54:00:12:34", err: "not six hex bytes"},
+		{in: "52:54:00:12:34:5g", err: "not six hex bytes"},
 		{in: "00:00:5e:00:53:01:02:03", err: "8 bytes"},
 		{in: "01:00:5e:00:00:01", err: "multicast"},
 		{in: "ff:ff:ff:ff:ff:ff", err: "multicast"},
@@ -26,7 +26,7 @@ func TestParseMAC(t *testing.T) {
 		got, err := ParseMAC(tc.in)
 		if tc.err != "" {
 			if err == nil || !errors.Is(err, ErrBadMAC) || !strings.Contains(err.Error(), tc.err) ||
-				!strings.Contains(err.Error(), "52:54:00:12:34:56") {
+				!strings.Contains(err.Error(), "52:54:00:12:34:56") || strings.Count(err.Error(), "MAC address") != 1 {
 				t.Errorf("ParseMAC(%q) = %v, %v; want ErrBadMAC saying %q and showing an example", tc.in, got, err, tc.err)
 			}
 			continue
@@ -61,5 +61,5 @@ func ExampleDefaultMAC() {
 	fmt.Println(err)
 	// Output:
 	// 52:54:00:5e:52:84
-	// bad MAC address "01:00:5e:00:00:01": a multicast address (lowest bit of the first byte set) cannot be a NIC's; write six hex bytes such as 52:54:00:12:34:56
+	// bad MAC address "01:00:5e:00:00:01": a multicast address (lowest bit of the first byte set) cannot be a NIC's; a NIC's address looks like 52:54:00:12:34:56
 }
