@@ -33,8 +33,14 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
+# The packages whose goroutines share state (the vCPU and the goroutines
+# that stop it, the input pump, device workers, the user network) run their
+# tests under the race detector; the others without, so nothing runs twice.
+RACE_PKGS := ./vmm/... ./virtio/... ./netback/...
+
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(vmm|virtio|netback)(/|$$)')
+	$(GO) test -race -count=1 $(RACE_PKGS)
 
 # Every fuzz target, each for FUZZTIME, from its committed seed corpus.
 fuzz:
