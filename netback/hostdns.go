@@ -28,8 +28,8 @@ type hostResolver struct {
 	attempts int
 }
 
-// Files the host's resolver reads.
-const (
+// Files the host's resolver reads (variables for the tests).
+var (
 	hostsPath      = "/etc/hosts"
 	resolvConfPath = "/etc/resolv.conf"
 )

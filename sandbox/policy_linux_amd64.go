@@ -100,7 +100,7 @@ var socketCalls = []int{
 	unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
 	unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
 	unix.SYS_SENDTO, unix.SYS_RECVFROM, unix.SYS_SENDMSG, unix.SYS_RECVMSG, unix.SYS_SENDMMSG,
-	unix.SYS_RECVMMSG, unix.SYS_SHUTDOWN,
+	unix.SYS_RECVMMSG, unix.SYS_SHUTDOWN, unix.SYS_SPLICE,
 }
 
 // rules is the allow-list for process pid (the only one it may signal).
@@ -121,7 +121,10 @@ func (f *Filter) rules(pid int) []rule {
 		rs = append(rs, rule{nr: nr})
 	}
 	var fcntl [][]cond
-	for _, cmd := range []uint32{unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_SETFL} {
+	// fcntl: descriptor flags (the poller's O_NONBLOCK) and the pipe
+	// sizes of the splice Go's net package does between two sockets; not
+	// duplicates or locks.
+	for _, cmd := range []uint32{unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_SETFL, unix.F_GETPIPE_SZ, unix.F_SETPIPE_SZ} {
 		fcntl = append(fcntl, []cond{{1, opEq, cmd}})
 	}
 	rs = append(rs,
@@ -140,7 +143,6 @@ func (f *Filter) rules(pid int) []rule {
 		// glibc's pthread_create (a cgo build) tries clone3 first, whose
 		// flags the filter cannot read: ENOSYS makes it fall back to clone.
 		rule{nr: unix.SYS_CLONE3, errno: unix.ENOSYS},
-		// Descriptor flags (the poller's O_NONBLOCK), not duplicates.
 		rule{nr: unix.SYS_FCNTL, any: fcntl},
 	)
 	if f.Sockets {

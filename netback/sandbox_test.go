@@ -1,0 +1,147 @@
+package netback_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netback/stackguest"
+	"github.com/smolvmm/smolvmm/sandbox"
+)
+
+// The fake nameserver of the sandboxed child: a loopback address of its
+// own, port 53 (resolv.conf has no port), which needs root.
+const sandboxNameserver = "127.53.0.1"
+
+func TestMain(m *testing.M) {
+	if os.Getenv("NETBACK_SANDBOX_CHILD") != "" {
+		os.Exit(sandboxChild())
+	}
+	os.Exit(m.Run())
+}
+
+// TestUserNetworkUnderSeccomp: once sandbox's filter is installed (with
+// sockets, as smolvmm installs it for --net user), the user network still
+// answers DNS from the nameservers it read at start and still carries a
+// guest's TCP connection to the host: nothing on those paths opens a file
+// or makes another refused call (which would end the child with
+// sandbox.ExitStatus and the call's name).
+func TestUserNetworkUnderSeccomp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the fake nameserver needs port 53: run as root")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "dns vm.test. = 192.0.2.99\n") || !strings.Contains(string(out), "tcp echo ok\n") {
+		t.Errorf("sandboxed child: %v; output:\n%s", err, out)
+	}
+}
+
+func sandboxChild() int {
+	fail := func(format string, a ...any) int {
+		fmt.Printf(format+"\n", a...)
+		return 3
+	}
+	// Before the filter: the nameserver, its resolv.conf, the network,
+	// the guest and a host service for the guest to reach.
+	pc, err := net.ListenPacket("udp", sandboxNameserver+":53")
+	if err != nil {
+		return fail("nameserver: %v", err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if rr, err := dns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.99"); err == nil {
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	conf := filepath.Join(os.Getenv("NETBACK_SANDBOX_DIR"), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver "+sandboxNameserver+"\n"), 0o644); err != nil {
+		return fail("%v", err)
+	}
+	*netback.ResolvConfPath = conf
+	u, err := netback.NewUser(guestMAC, nil)
+	if err != nil {
+		return fail("NewUser: %v", err)
+	}
+	g, err := stackguest.New(u, stackguest.Config{MAC: guestMAC, Addr: netip.PrefixFrom(netback.UserGuest, 24), Gateway: netback.UserGateway})
+	if err != nil {
+		return fail("guest: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail("listen: %v", err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+
+	if _, err := sandbox.Install(sandbox.Filter{Sockets: true, Prefix: "child: "}); err != nil {
+		return fail("install: %v", err)
+	}
+
+	// DNS from the guest to 10.0.2.3.
+	pcg, err := gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserDNS.As4()), Port: 53}, ipv4.ProtocolNumber)
+	if err != nil {
+		return fail("guest UDP: %v", err)
+	}
+	q := new(dns.Msg)
+	q.SetQuestion("vm.test.", dns.TypeA)
+	wire, _ := q.Pack()
+	pcg.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := pcg.Write(wire); err != nil {
+		return fail("guest DNS query: %v", err)
+	}
+	buf := make([]byte, 1500)
+	n, err := pcg.Read(buf)
+	if err != nil {
+		return fail("guest DNS answer: %v", err)
+	}
+	var r dns.Msg
+	if err := r.Unpack(buf[:n]); err != nil || len(r.Answer) != 1 {
+		return fail("guest DNS answer %v: %v", r.Answer, err)
+	}
+	fmt.Printf("dns vm.test. = %s\n", r.Answer[0].(*dns.A).A)
+
+	// A TCP connection from the guest to the host's loopback (10.0.2.2).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port))
+	if err != nil {
+		return fail("guest TCP: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		return fail("guest TCP write: %v", err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+		return fail("guest TCP echo %q: %v", got, err)
+	}
+	fmt.Println("tcp echo ok")
+	return 0
+}
