@@ -36,8 +36,8 @@ func TestMain(m *testing.M) {
 
 // TestUserNetworkUnderSeccomp: once sandbox's filter is installed (with
 // sockets, as smolvmm installs it for --net user), the user network still
-// answers DNS from the nameservers it read at start and still carries a
-// guest's TCP connection to the host: nothing on those paths opens a file
+// answers DNS from the nameservers it read at start, still carries a
+// guest's TCP connection to the host and a forwarded port to the guest: nothing on those paths opens a file
 // or makes another refused call (which would end the child with
 // sandbox.ExitStatus and the call's name).
 func TestUserNetworkUnderSeccomp(t *testing.T) {
@@ -47,7 +47,8 @@ func TestUserNetworkUnderSeccomp(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "dns vm.test. = 192.0.2.99\n") || !strings.Contains(string(out), "tcp echo ok\n") {
+	if err != nil || !strings.Contains(string(out), "dns vm.test. = 192.0.2.99\n") || !strings.Contains(string(out), "tcp echo ok\n") ||
+		!strings.Contains(string(out), "forward ok\n") {
 		t.Errorf("sandboxed child: %v; output:\n%s", err, out)
 	}
 }
@@ -77,7 +78,13 @@ func sandboxChild() int {
 		return fail("%v", err)
 	}
 	*netback.ResolvConfPath = conf
-	u, err := netback.NewUser(guestMAC, nil)
+	fl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail("free port: %v", err)
+	}
+	fport := uint16(fl.Addr().(*net.TCPAddr).Port)
+	fl.Close()
+	u, err := netback.NewUser(guestMAC, []netback.Forward{{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: fport, GuestPort: 80}})
 	if err != nil {
 		return fail("NewUser: %v", err)
 	}
@@ -85,6 +92,11 @@ func sandboxChild() int {
 	if err != nil {
 		return fail("guest: %v", err)
 	}
+	gln, err := g.ListenTCP(80)
+	if err != nil {
+		return fail("guest listen: %v", err)
+	}
+	go stackguest.EchoSum(gln)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail("listen: %v", err)
@@ -143,5 +155,19 @@ func sandboxChild() int {
 		return fail("guest TCP echo %q: %v", got, err)
 	}
 	fmt.Println("tcp echo ok")
+
+	// A forwarded host port (-p) to the guest's port 80.
+	fc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", fport))
+	if err != nil {
+		return fail("forward dial: %v", err)
+	}
+	fc.SetDeadline(time.Now().Add(10 * time.Second))
+	fc.Write([]byte("hello"))
+	fc.(*net.TCPConn).CloseWrite()
+	sum, err := io.ReadAll(fc)
+	if err != nil || !strings.HasPrefix(string(sum), "got 5 bytes sha256 ") {
+		return fail("forward answer %q: %v", sum, err)
+	}
+	fmt.Println("forward ok")
 	return 0
 }
