@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
 // TestUpOwnKernelHint: when the kernel up fetched and stripped does not
@@ -90,5 +92,18 @@ func TestEscapeHelp(t *testing.T) {
 		if help.String() != escapeHelp || !strings.Contains(escapeHelp, "C-a x    quit smolvmm") {
 			t.Errorf("Ctrl-A %s printed %q, want the help", key, help.String())
 		}
+	}
+}
+
+// TestKstripUnknownAdvice: kstrip's library says "ignore unknown names";
+// the command's message names the flag that does it.
+func TestKstripUnknownAdvice(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	app := testApp([]*cli.Command{kstripCommand()}, io.Discard, io.Discard)
+	err := app.Run([]string{"smolvmm", "kstrip", "--keep", "mainbus,vioff", kern})
+	msg := advise(err)
+	if exitCode(err) != 1 || !strings.Contains(msg, `keep name "vioff"`) ||
+		!strings.Contains(msg, "(fix the names, or pass --ignore-unknown to go on without them)") {
+		t.Errorf("exit %d, advised %q", exitCode(err), msg)
 	}
 }
