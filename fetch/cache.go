@@ -32,7 +32,7 @@ func DefaultCacheDir() (string, error) {
 // A Fetch that fails before anything is cached removes the directories and
 // the lock file (removeEmpty) while holding the lock, so a process that
 // waited on the removed file starts over with a new one.
-func lockDir(dir string) (func(), error) {
+func lockDir(dir string, wait func(holder string)) (func(), error) {
 	for {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fsErr("create cache directory", dir, err)
@@ -45,7 +45,14 @@ func lockDir(dir string) (func(), error) {
 		if err != nil {
 			return nil, fsErr("create lock file", dir, err)
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			if wait != nil {
+				wait(lockholder.Describe(f))
+			}
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		}
+		if err != nil {
 			holder := lockholder.Describe(f)
 			f.Close()
 			if holder != "" {

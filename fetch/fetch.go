@@ -46,6 +46,11 @@ type Fetcher struct {
 	// disk from an earlier attempt; the bytes received are written to the
 	// returned writer, which is closed when the download ends.
 	Progress func(name string, total, have int64) io.WriteCloser
+	// LockWait, when set, is called before Fetch waits for another
+	// process that holds the release's cache directory (fetching the same
+	// release), with that process described ("process 1234 (smolvmm up
+	// rescue)"; "" when it cannot be found).
+	LockWait func(holder string)
 
 	// wrapPart lets tests replace the .part file's writer (full-disk test).
 	wrapPart func(io.Writer) io.Writer
@@ -114,7 +119,7 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 		}
 	}
 	dir := filepath.Join(root, version, arch)
-	unlock, err := lockDir(dir)
+	unlock, err := lockDir(dir, f.LockWait)
 	if err != nil {
 		removeEmpty(dir, root)
 		return nil, err

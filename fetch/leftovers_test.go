@@ -5,7 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
@@ -42,5 +46,40 @@ func TestFailedFetchLeavesNoDirectories(t *testing.T) {
 				t.Errorf("the failed Fetch left %q", left)
 			}
 		})
+	}
+}
+
+// TestLockWaitNamesTheHolder: a Fetch that must wait for another process
+// fetching the same release says whom it waits for, then goes on.
+func TestLockWaitNamesTheHolder(t *testing.T) {
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel"),
+		Sets: map[string][]byte{"rescue.tgz": []byte("set")}})
+	defer srv.Close()
+	cache := t.TempDir()
+	dir := filepath.Join(cache, "9.3", "i386")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan string, 1)
+	f := &Fetcher{Mirror: srv.Mirror(), Cache: cache, LockWait: func(h string) { waited <- h }}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Fetch(context.Background(), "9.3", "i386")
+		done <- err
+	}()
+	holder := <-waited
+	if want := "process " + strconv.Itoa(os.Getpid()) + " ("; !strings.HasPrefix(holder, want) {
+		t.Errorf("LockWait(%q), want %q...", holder, want)
+	}
+	other.Close() // the other process is done
+	if err := <-done; err != nil {
+		t.Fatalf("Fetch after the wait: %v", err)
 	}
 }

@@ -81,6 +81,12 @@ func interrupted(ctx context.Context, err error) error {
 // bar on progressTo when it is a terminal.
 func newFetcher(c *cli.Context, progressTo *os.File) *fetch.Fetcher {
 	f := &fetch.Fetcher{Mirror: c.String("mirror"), Cache: c.String("cache")}
+	f.LockWait = func(holder string) {
+		if holder == "" {
+			holder = "another process"
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm %s: waiting for %s, which holds this release's cache lock\n", c.Command.Name, holder)
+	}
 	if progressTo != nil && term.IsTerminal(int(progressTo.Fd())) {
 		f.Progress = terminalProgress(progressTo)
 	}
