@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -105,5 +106,47 @@ func TestKstripUnknownAdvice(t *testing.T) {
 	if exitCode(err) != 1 || !strings.Contains(msg, `keep name "vioff"`) ||
 		!strings.Contains(msg, "(fix the names, or pass --ignore-unknown to go on without them)") {
 		t.Errorf("exit %d, advised %q", exitCode(err), msg)
+	}
+}
+
+// TestFetchSaysWhomItWaitsFor: smolvmm fetch, blocked by another process
+// fetching the same release, names it, then finishes once it is gone.
+func TestFetchSaysWhomItWaitsFor(t *testing.T) {
+	bin := smolvmmBin(t)
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel"),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	cache := t.TempDir()
+	dir := filepath.Join(cache, "9.3", "i386")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "fetch", "--mirror", srv.Mirror(), "--cache", cache)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	want := "smolvmm fetch: waiting for process " + strconv.Itoa(os.Getpid()) + " ("
+	if !strings.HasPrefix(line, want) || !strings.HasSuffix(line, "which holds this release's cache lock\n") {
+		t.Errorf("first line %q (%v), want %q...", line, err, want)
+	}
+	lock.Close()
+	io.Copy(io.Discard, stderr) // to its exit, before Wait
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("fetch after the wait: %v", err)
 	}
 }
