@@ -25,9 +25,9 @@ const inputChunk = 256
 // read after stop is kept for RemainingInput, not dropped. How it is
 // stopped depends on what Input is (see Config.Input):
 //
-//   - an *os.File is polled together with a wake-up eventfd and read only
-//     when poll reports data, so stop ends the pump at once and no read is
-//     in flight when Run returns;
+//   - an *os.File (or a FileInput's File) is polled together with a
+//     wake-up eventfd and read only when poll reports data, so stop ends
+//     the pump at once and no read is in flight when Run returns;
 //   - a reader with SetReadDeadline (a net.Conn) is interrupted by a
 //     deadline in the past, then given its deadline back;
 //   - any other reader cannot be interrupted: a Read in flight at stop
@@ -51,12 +51,27 @@ type inputPump struct {
 	deadliner interface{ SetReadDeadline(time.Time) error } // non-nil: Read can be interrupted
 }
 
+// FileInput is a Config.Input that reads a file through a filter (the
+// smolvmm command strips its escape keys so). The machine treats it as the
+// file itself: it polls File and calls Read only when File has data, so
+// nothing is left reading when Run returns. Read must then read File at
+// most once, returning (0, nil) when it filtered out all it read, and the
+// machine must be File's only reader while it runs.
+type FileInput interface {
+	io.Reader
+	File() *os.File
+}
+
 // startInput starts the pump for src.
 func startInput(src io.Reader, uart *devices.UART) (*inputPump, error) {
 	p := &inputPump{src: src, uart: uart, quit: make(chan struct{}), done: make(chan struct{}), wakeFD: -1}
-	switch r := src.(type) {
-	case *os.File:
-		rc, err := r.SyscallConn()
+	file, _ := src.(*os.File)
+	if fi, ok := src.(FileInput); ok && file == nil {
+		file = fi.File()
+	}
+	switch {
+	case file != nil:
+		rc, err := file.SyscallConn()
 		if err != nil {
 			return nil, &Error{Op: "console input", Err: err}
 		}
@@ -139,10 +154,8 @@ func (p *inputPump) pollFile(fd int) {
 			p.mu.Unlock()
 			return
 		}
-		// Poll saw data (or the end): this read does not wait. A file in
-		// Go's poller is non-blocking, hence EAGAIN when another reader
-		// was first.
-		n, err := unix.Read(fd, buf[:k])
+		// Poll saw data (or the end): this read does not wait.
+		n, err := p.readReady(fd, buf[:k])
 		if n > 0 {
 			p.uart.Receive(buf[:n])
 		}
@@ -152,11 +165,25 @@ func (p *inputPump) pollFile(fd int) {
 		case err != nil:
 			p.fail(err)
 			return
-		case n == 0:
-			p.fail(io.EOF)
-			return
 		}
 	}
+}
+
+// readReady reads what poll found on fd: from the file itself or through
+// the FileInput's filter, io.EOF at the end. A file in Go's poller is
+// non-blocking, hence EAGAIN when another reader was first.
+func (p *inputPump) readReady(fd int, b []byte) (int, error) {
+	if f, ok := p.src.(FileInput); ok {
+		return f.Read(b)
+	}
+	n, err := unix.Read(fd, b)
+	switch {
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // readLoop reads any other reader until it fails or the pump is stopped.

@@ -246,6 +246,17 @@ func TestInputAfterRun(t *testing.T) {
 				return r
 			}
 		}},
+		{"FileInput over os.Pipe", func(t *testing.T) (io.Reader, io.Writer, func(*vmm.Machine) io.Reader) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close(); w.Close() })
+			return dropZ{r}, w, func(*vmm.Machine) io.Reader {
+				r.SetReadDeadline(time.Now().Add(5 * time.Second))
+				return r
+			}
+		}},
 		{"io.Pipe", func(t *testing.T) (io.Reader, io.Writer, func(*vmm.Machine) io.Reader) {
 			r, w := io.Pipe()
 			t.Cleanup(func() { r.Close(); w.Close() })
@@ -277,10 +288,14 @@ func TestInputAfterRun(t *testing.T) {
 					if m, err = vmm.New(cfg); err != nil {
 						t.Fatal(err)
 					}
-					write("x")
+					write("zzx") // dropZ leaves the x; the others pass it all on
 					e, err := m.Run(context.Background())
-					if err != nil || e.Reason != vmm.ExitDebug || e.Code != 'x' {
-						t.Fatalf("Run = %+v, %v; want debug-exit 'x' (0x78): the key never reached the guest", e, err)
+					want := uint32('z')
+					if _, ok := in.(dropZ); ok {
+						want = 'x'
+					}
+					if err != nil || e.Reason != vmm.ExitDebug || e.Code != want {
+						t.Fatalf("Run = %+v, %v; want debug-exit %q: the key never reached the guest", e, err, rune(want))
 					}
 				} else {
 					var res <-chan runResult
@@ -308,6 +323,22 @@ func TestInputAfterRun(t *testing.T) {
 			})
 		}
 	}
+}
+
+// dropZ is a vmm.FileInput: its file through a filter that drops 'z'.
+type dropZ struct{ f *os.File }
+
+func (d dropZ) File() *os.File { return d.f }
+
+func (d dropZ) Read(p []byte) (int, error) {
+	n, err := d.f.Read(p)
+	out := p[:0]
+	for _, b := range p[:n] {
+		if b != 'z' {
+			out = append(out, b)
+		}
+	}
+	return len(out), err
 }
 
 // TestNoGoroutineLeft runs a machine with every goroutine-owning part (the

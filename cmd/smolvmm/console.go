@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // console connects the guest's serial port to the process's terminal. On a
@@ -68,7 +70,10 @@ const escapeHelp = "\r\nC-a h    print this help\r\n" +
 
 // escapeReader strips the Ctrl-A escape: Ctrl-A x quits, Ctrl-A Ctrl-A
 // sends one Ctrl-A, Ctrl-A h (or ?) writes the keys' help on help, and
-// Ctrl-A followed by anything else is dropped.
+// Ctrl-A followed by anything else is dropped. Each Read reads r once, and
+// returns nothing when all it read was escapes: the VM then waits for stdin
+// itself (vmm.FileInput) and reads it only when it has data, so no read of
+// the terminal outlives the VM.
 type escapeReader struct {
 	r       io.Reader
 	quit    func()
@@ -76,33 +81,37 @@ type escapeReader struct {
 	pending bool
 }
 
+var _ vmm.FileInput = (*escapeReader)(nil)
+
+// File is the terminal the escapes are read from (nil if r is no file).
+func (e *escapeReader) File() *os.File {
+	f, _ := e.r.(*os.File)
+	return f
+}
+
 func (e *escapeReader) Read(p []byte) (int, error) {
-	for {
-		n, err := e.r.Read(p)
-		out := p[:0]
-		for _, b := range p[:n] {
-			switch {
-			case e.pending:
-				e.pending = false
-				switch b {
-				case 'x', 'X':
-					e.quit()
-					return len(out), io.EOF
-				case escapeByte:
-					out = append(out, b)
-				case 'h', 'H', '?':
-					if e.help != nil {
-						io.WriteString(e.help, escapeHelp)
-					}
-				}
-			case b == escapeByte:
-				e.pending = true
-			default:
+	n, err := e.r.Read(p)
+	out := p[:0]
+	for _, b := range p[:n] {
+		switch {
+		case e.pending:
+			e.pending = false
+			switch b {
+			case 'x', 'X':
+				e.quit()
+				return len(out), io.EOF
+			case escapeByte:
 				out = append(out, b)
+			case 'h', 'H', '?':
+				if e.help != nil {
+					io.WriteString(e.help, escapeHelp)
+				}
 			}
-		}
-		if len(out) > 0 || err != nil {
-			return len(out), err
+		case b == escapeByte:
+			e.pending = true
+		default:
+			out = append(out, b)
 		}
 	}
+	return len(out), err
 }
