@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"syscall"
 
@@ -75,13 +76,23 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 }
 
 // readSets reads each set into t, reporting progress over the set files.
+// pathCause is a PathError's cause, for a message that names the path
+// already ("set P: stat P: ..." said it twice).
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
 func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) error {
 	var total uint64
 	isDir := make([]bool, len(sets))
 	for i, s := range sets {
 		st, err := os.Stat(s)
 		if err != nil {
-			return fmt.Errorf("set %s: %w", s, err)
+			return fmt.Errorf("set %s: %w", s, pathCause(err))
 		}
 		if isDir[i] = st.IsDir(); !isDir[i] {
 			total += uint64(st.Size())
@@ -97,7 +108,7 @@ func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) 
 		}
 		f, err := os.Open(s)
 		if err != nil {
-			return fmt.Errorf("set %s: %w", s, err)
+			return fmt.Errorf("set %s: %w", s, pathCause(err))
 		}
 		cr.r = f
 		err = t.AddArchive(cr, s)

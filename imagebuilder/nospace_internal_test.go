@@ -26,3 +26,12 @@ func TestFullDiskMessage(t *testing.T) {
 		t.Errorf("a failed write left %s: %v", out, err)
 	}
 }
+
+// TestMissingSetNamedOnce: a set that is not there is named once.
+func TestMissingSetNamedOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rescue.tgz")
+	err := readSets(nil, []string{p}, nil)
+	if want := "set " + p + ": stat: no such file or directory"; !errors.Is(err, os.ErrNotExist) || fmt.Sprint(err) != want {
+		t.Errorf("readSets = %v, want %q", err, want)
+	}
+}
