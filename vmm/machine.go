@@ -91,10 +91,10 @@ type Config struct {
 	Console io.Writer
 	// Input, when set, is read for bytes to send to the guest's COM1:
 	// only while Run runs, and only as many as the UART can take at once.
-	// When Run returns nothing reads it any more if it is an *os.File
-	// (polled, and read only when it has data) or has SetReadDeadline (a
-	// net.Conn: interrupted by a past deadline, then given a zero one).
-	// Any other reader (an io.Pipe) cannot be interrupted: a Read in
+	// When Run returns nothing reads it any more if it is an *os.File or a
+	// FileInput (polled, and read only when it has data) or has
+	// SetReadDeadline (a net.Conn: interrupted by a past deadline, then
+	// given a zero one). Any other reader (an io.Pipe) cannot be interrupted: a Read in
 	// flight when Run returns ends when the reader next has data, and
 	// Machine.RemainingInput gives those bytes back, so read on from it.
 	Input io.Reader
