@@ -94,9 +94,10 @@ type Config struct {
 	// When Run returns nothing reads it any more if it is an *os.File or a
 	// FileInput (polled, and read only when it has data) or has
 	// SetReadDeadline (a net.Conn: interrupted by a past deadline, then
-	// given a zero one). Any other reader (an io.Pipe) cannot be interrupted: a Read in
-	// flight when Run returns ends when the reader next has data, and
-	// Machine.RemainingInput gives those bytes back, so read on from it.
+	// given a zero one). Any other reader (an io.Pipe) cannot be
+	// interrupted: a Read in flight when Run returns ends when the reader
+	// next has data, and Machine.RemainingInput gives those bytes back, so
+	// read on from it.
 	Input io.Reader
 
 	// Ready, when set, is matched against each console line as it grows;
