@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -113,5 +115,27 @@ func TestReadmeLibraryExample(t *testing.T) {
 		if !strings.Contains(text, "\t"+imp+"\n") {
 			t.Errorf("README's library example does not import %s", imp)
 		}
+	}
+}
+
+// TestSIGPIPE: as the README says, smolvmm writing to a reader that went
+// away dies of SIGPIPE (status 141 in a shell), as other programs do.
+func TestSIGPIPE(t *testing.T) {
+	bin := smolvmmBin(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	cmd := exec.Command(bin, "--help")
+	cmd.Stdout = w
+	err = cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("smolvmm --help into a closed pipe: %v, want death by SIGPIPE", err)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
+		t.Errorf("smolvmm --help into a closed pipe: %v, want death by SIGPIPE", err)
 	}
 }
