@@ -24,7 +24,8 @@ func containFlags() []cli.Flag {
 	}
 }
 
-// checkContainFlags refuses contradictory containment flags (exit 2).
+// checkContainFlags refuses contradictory containment flags and an
+// unknown --user (exit 2), with the other run flags, before any work.
 func checkContainFlags(c *cli.Context) error {
 	if !hasFlag(c, "no-seccomp") {
 		return nil
@@ -45,6 +46,15 @@ func checkContainFlags(c *cli.Context) error {
 	}
 	if os.Geteuid() != 0 && (c.String("user") != "" || uid >= 0 || c.String("chroot") != "") {
 		return usageErrorf("--user, --uid and --chroot need smolvmm to be started as root (it runs as uid %d); as an ordinary user it already has no privileges to drop", os.Geteuid())
+	}
+	if u := c.String("user"); u != "" {
+		cr, err := sandbox.LookupUser(u)
+		if err != nil {
+			return usageErrorf("--user: %v", err)
+		}
+		if cr.UID == 0 {
+			return usageErrorf("--user %s: that is root; give a user other than root to run the VM as", u)
+		}
 	}
 	return nil
 }

@@ -200,6 +200,7 @@ func TestContainFlagMistakes(t *testing.T) {
 		{"--uid 5", "--uid and --gid go together"},
 		{"--user root", "other than root"},
 		{"--uid 0 --gid 0", "other than root"},
+		{"--user no-such-user-here", "no such user"},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command(bin, append([]string{"demo"}, strings.Fields(tt.args)...)...).CombinedOutput()

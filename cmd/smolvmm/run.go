@@ -110,9 +110,6 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 	if err := checkRunFlags(c); err != nil {
 		return cfg, cleanup, err
 	}
-	if err := checkContainFlags(c); err != nil { // contain.go
-		return cfg, cleanup, err
-	}
 	cfg = vmm.Config{
 		MemoryMiB: c.Int("memory"),
 		Append:    c.String("append"),
@@ -204,7 +201,10 @@ func checkRunFlags(c *cli.Context) error {
 			return err
 		}
 	}
-	return checkReadyPort(c)
+	if err := checkReadyPort(c); err != nil {
+		return err
+	}
+	return checkContainFlags(c) // contain.go
 }
 
 func readModule(spec string) (multiboot.Module, error) {
