@@ -1,0 +1,234 @@
+// Package snapshot is the file format of a smolvmm machine snapshot: a
+// fixed header, a state section (the machine's CPU and device state, opaque
+// here) and the guest's memory, page-aligned so that a restore can map it
+// copy-on-write instead of reading it.
+//
+// Layout, all integers little-endian:
+//
+//	offset  size  field
+//	0       8     magic "SMOLSNAP"
+//	8       4     format version (Version)
+//	12      4     header size in bytes (HeaderSize)
+//	16      8     guest memory size in bytes (a multiple of PageSize)
+//	24      8     state section offset (HeaderSize)
+//	32      8     state section length (at most MaxStateSize)
+//	40      8     memory section offset (a multiple of PageSize, after the state)
+//	48      32    SHA-256 of bytes [0, 48) of the header followed by the state section
+//	80      48    zero
+//	128     ...   state section, then zero padding to the memory offset
+//	memoff  ...   guest memory, byte for byte from guest physical address 0
+//
+// The digest covers the header's fields and the state, not the memory: a
+// restore maps memory lazily and never reads the pages the guest does not
+// touch, which hashing them would defeat. A truncated memory section is
+// still refused (the file must hold all of it).
+//
+// Another format version, a bad magic, a digest mismatch and a short file
+// are refused by Read with errors wrapping ErrVersion, ErrFormat, ErrCorrupt
+// and ErrTruncated; Header.CheckMemory refuses another memory size
+// (ErrMemorySize).
+package snapshot
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Format constants.
+const (
+	Magic      = "SMOLSNAP"
+	Version    = 1
+	HeaderSize = 128
+	PageSize   = 4096
+	// MaxStateSize bounds the state section a reader accepts, so a corrupt
+	// length cannot make it allocate without limit.
+	MaxStateSize = 16 << 20
+	// digestEnd is where the digested header fields end.
+	digestEnd = 48
+)
+
+// Errors a reader wraps.
+var (
+	ErrFormat     = errors.New("not a smolvmm snapshot")
+	ErrVersion    = errors.New("unsupported snapshot format version")
+	ErrCorrupt    = errors.New("snapshot is corrupt")
+	ErrTruncated  = errors.New("snapshot is truncated")
+	ErrMemorySize = errors.New("snapshot memory size differs")
+)
+
+// Header is a snapshot's fixed header.
+type Header struct {
+	Version  uint32
+	MemSize  uint64
+	StateOff uint64
+	StateLen uint64
+	MemOff   uint64
+	Digest   [sha256.Size]byte
+}
+
+// CheckMemory refuses a snapshot whose memory is not size bytes.
+func (h Header) CheckMemory(size uint64) error {
+	if h.MemSize != size {
+		return fmt.Errorf("%w: %d MiB in the snapshot, %d MiB asked for", ErrMemorySize, h.MemSize>>20, size>>20)
+	}
+	return nil
+}
+
+func alignUp(n uint64) uint64 { return (n + PageSize - 1) &^ (PageSize - 1) }
+
+func (h Header) encode() []byte {
+	b := make([]byte, HeaderSize)
+	copy(b, Magic)
+	le := binary.LittleEndian
+	le.PutUint32(b[8:], h.Version)
+	le.PutUint32(b[12:], HeaderSize)
+	le.PutUint64(b[16:], h.MemSize)
+	le.PutUint64(b[24:], h.StateOff)
+	le.PutUint64(b[32:], h.StateLen)
+	le.PutUint64(b[40:], h.MemOff)
+	copy(b[48:], h.Digest[:])
+	return b
+}
+
+func digest(head, state []byte) [sha256.Size]byte {
+	s := sha256.New()
+	s.Write(head[:digestEnd])
+	s.Write(state)
+	var d [sha256.Size]byte
+	copy(d[:], s.Sum(nil))
+	return d
+}
+
+// Write writes a snapshot of state and mem to w and returns the bytes
+// written. mem's length must be a multiple of PageSize.
+func Write(w io.Writer, state, mem []byte) (int64, error) {
+	if len(mem)%PageSize != 0 {
+		return 0, fmt.Errorf("memory size %#x is not a multiple of the page size", len(mem))
+	}
+	if len(state) > MaxStateSize {
+		return 0, fmt.Errorf("state section of %d bytes exceeds %d", len(state), MaxStateSize)
+	}
+	h := Header{Version: Version, MemSize: uint64(len(mem)), StateOff: HeaderSize,
+		StateLen: uint64(len(state)), MemOff: alignUp(HeaderSize + uint64(len(state)))}
+	head := h.encode()
+	h.Digest = digest(head, state)
+	head = h.encode()
+	pad := make([]byte, h.MemOff-HeaderSize-h.StateLen)
+	var n int64
+	for _, part := range [][]byte{head, state, pad, mem} {
+		k, err := w.Write(part)
+		n += int64(k)
+		if err != nil {
+			return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
+		}
+	}
+	return n, nil
+}
+
+// Read reads and checks a snapshot's header and state section from r, a
+// file of size bytes, and checks that the memory section is all there.
+func Read(r io.ReaderAt, size int64) (Header, []byte, error) {
+	var h Header
+	head := make([]byte, HeaderSize)
+	if n, err := r.ReadAt(head, 0); n < HeaderSize {
+		if n >= len(Magic) && string(head[:len(Magic)]) != Magic {
+			return h, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:len(Magic)])
+		}
+		if err == nil || err == io.EOF {
+			return h, nil, fmt.Errorf("%w: header is %d bytes, want %d", ErrTruncated, n, HeaderSize)
+		}
+		return h, nil, fmt.Errorf("read header: %w", err)
+	}
+	if string(head[:len(Magic)]) != Magic {
+		return h, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:len(Magic)])
+	}
+	le := binary.LittleEndian
+	h.Version = le.Uint32(head[8:])
+	if h.Version != Version {
+		return h, nil, fmt.Errorf("%w: version %d, this smolvmm reads version %d", ErrVersion, h.Version, Version)
+	}
+	if hs := le.Uint32(head[12:]); hs != HeaderSize {
+		return h, nil, fmt.Errorf("%w: header size %d, want %d", ErrCorrupt, hs, HeaderSize)
+	}
+	h.MemSize = le.Uint64(head[16:])
+	h.StateOff = le.Uint64(head[24:])
+	h.StateLen = le.Uint64(head[32:])
+	h.MemOff = le.Uint64(head[40:])
+	copy(h.Digest[:], head[48:80])
+	switch {
+	case !bytes.Equal(head[80:], make([]byte, HeaderSize-80)):
+		return h, nil, fmt.Errorf("%w: reserved header bytes 80-127 are not zero", ErrCorrupt)
+	case h.StateOff != HeaderSize:
+		return h, nil, fmt.Errorf("%w: state offset %d, want %d", ErrCorrupt, h.StateOff, HeaderSize)
+	case h.StateLen > MaxStateSize:
+		return h, nil, fmt.Errorf("%w: state length %d exceeds %d", ErrCorrupt, h.StateLen, MaxStateSize)
+	case h.MemOff != alignUp(h.StateOff+h.StateLen):
+		return h, nil, fmt.Errorf("%w: memory offset %#x, want %#x (the page after the state)", ErrCorrupt, h.MemOff, alignUp(h.StateOff+h.StateLen))
+	case h.MemSize%PageSize != 0 || h.MemSize == 0 || h.MemSize > 1<<40:
+		return h, nil, fmt.Errorf("%w: memory size %#x is not a positive multiple of the page size below 1 TiB", ErrCorrupt, h.MemSize)
+	}
+	state := make([]byte, h.StateLen)
+	if n, err := r.ReadAt(state, int64(h.StateOff)); n < len(state) {
+		if err == nil || err == io.EOF {
+			return h, nil, fmt.Errorf("%w: state section ends at byte %d, want %d", ErrTruncated, int64(h.StateOff)+int64(n), h.StateOff+h.StateLen)
+		}
+		return h, nil, fmt.Errorf("read state section: %w", err)
+	}
+	if d := digest(head, state); d != h.Digest {
+		return h, nil, fmt.Errorf("%w: SHA-256 of header and state is %x, the header says %x", ErrCorrupt, d[:8], h.Digest[:8])
+	}
+	if want := h.MemOff + h.MemSize; size < 0 || uint64(size) < want {
+		return h, nil, fmt.Errorf("%w: file is %d bytes, its memory section ends at %d", ErrTruncated, size, want)
+	}
+	return h, state, nil
+}
+
+// File is an open snapshot whose header and state were checked.
+type File struct {
+	Header Header
+	State  []byte
+	Path   string
+	f      *os.File
+}
+
+// Open opens and checks the snapshot at path.
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	h, state, err := Read(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("snapshot %s: %w", path, err)
+	}
+	return &File{Header: h, State: state, Path: path, f: f}, nil
+}
+
+// MapMemory maps the memory section privately: the guest's writes go to
+// its own copies of the pages, never to the file, and the pages it never
+// touches are shared with every other mapping of the file. Unmap it with
+// unix.Munmap.
+func (s *File) MapMemory() ([]byte, error) {
+	mem, err := unix.Mmap(int(s.f.Fd()), int64(s.Header.MemOff), int(s.Header.MemSize),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: mmap memory section: %w", s.Path, err)
+	}
+	return mem, nil
+}
+
+// Close closes the file (a mapping of its memory stays valid).
+func (s *File) Close() error { return s.f.Close() }
