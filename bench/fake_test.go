@@ -49,6 +49,8 @@ const (
 //	         its port 80, where it listens after fakeDelay; exits after 5*fakeDelay
 //	memory   maps fakeGuestBytes of anonymous RAM, touches fakeTouched of it, prints, sleeps
 //	silent   prints "boom" on stderr and exits 3
+//	onefails as memory, except the one start that creates the file BENCH_ONCE,
+//	         which prints "no room for this one" on stderr and exits 3
 //	hang     prints a line and sleeps for a minute
 //
 // With BENCH_COUNT set, every start appends a byte to that file.
@@ -92,6 +94,13 @@ func fakeVMM(mode string, args []string) int {
 		return 0
 	case "fwd":
 		return fakeForward()
+	case "onefails":
+		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+			fmt.Fprintln(os.Stderr, "no room for this one")
+			return 3
+		}
+		fallthrough
 	case "memory":
 		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 		if err != nil {

@@ -16,6 +16,9 @@ type Mapping struct {
 	// Path is the file or pseudo-name ("[heap]"); empty when anonymous.
 	Path   string
 	RSSKiB int64
+	// PSSKiB is the proportional set size: each resident page divided by
+	// the number of processes that map it.
+	PSSKiB int64
 }
 
 // Size is the mapping's length in bytes.
@@ -23,7 +26,7 @@ func (m Mapping) Size() uint64 { return m.End - m.Start }
 
 // ParseSmaps reads the smaps format: a header line per mapping
 // ("start-end perms offset dev inode [path]") followed by "Key: value kB"
-// lines, of which only Rss is kept.
+// lines, of which only Rss and Pss are kept.
 func ParseSmaps(r io.Reader) ([]Mapping, error) {
 	var maps []Mapping
 	sc := bufio.NewScanner(r)
@@ -40,12 +43,16 @@ func ParseSmaps(r io.Reader) ([]Mapping, error) {
 			if len(maps) == 0 {
 				return nil, fmt.Errorf("smaps line %d: %q before any mapping header", line, text)
 			}
-			if key == "Rss" && len(fields) >= 2 {
+			if (key == "Rss" || key == "Pss") && len(fields) >= 2 {
 				kib, err := strconv.ParseInt(fields[1], 10, 64)
-				if err != nil {
-					return nil, fmt.Errorf("smaps line %d: Rss %q: %w", line, fields[1], err)
+				if err != nil || kib < 0 {
+					return nil, fmt.Errorf("smaps line %d: %s %q: not a size in kB", line, key, fields[1])
 				}
-				maps[len(maps)-1].RSSKiB = kib
+				if key == "Rss" {
+					maps[len(maps)-1].RSSKiB = kib
+				} else {
+					maps[len(maps)-1].PSSKiB = kib
+				}
 			}
 			continue
 		}
@@ -122,12 +129,28 @@ const mergeSlack = 1 << 20
 // shows the merge).
 func Overhead(maps []Mapping, guestBytes uint64) (Memory, error) {
 	var mem Memory
-	guest := -1
-	for i, m := range maps {
+	for _, m := range maps {
 		mem.RSSKiB += m.RSSKiB
 		if strings.HasPrefix(m.Path, "/") {
 			mem.FileRSSKiB += m.RSSKiB
 		}
+	}
+	guest, err := findGuest(maps, guestBytes)
+	if err != nil {
+		return Memory{}, err
+	}
+	mem.GuestRAMKiB = int64(guestBytes >> 10)
+	mem.GuestMappingKiB = int64(maps[guest].Size() >> 10)
+	mem.GuestRSSKiB = maps[guest].RSSKiB
+	mem.OverheadKiB = mem.RSSKiB - mem.GuestRSSKiB
+	return mem, nil
+}
+
+// findGuest returns the index of the guest RAM mapping in maps, as
+// Overhead describes it.
+func findGuest(maps []Mapping, guestBytes uint64) (int, error) {
+	guest := -1
+	for i, m := range maps {
 		if m.Path != "" || !strings.HasPrefix(m.Perms, "rw") || m.Size() < guestBytes || m.Size() >= guestBytes+mergeSlack {
 			continue
 		}
@@ -135,17 +158,13 @@ func Overhead(maps []Mapping, guestBytes uint64) (Memory, error) {
 		case guest < 0 || m.Size() < maps[guest].Size():
 			guest = i
 		case m.Size() == maps[guest].Size() && m.Size() == guestBytes:
-			return Memory{}, fmt.Errorf("two anonymous mappings of %d bytes (%#x and %#x): cannot tell which is the guest RAM", guestBytes, maps[guest].Start, m.Start)
+			return -1, fmt.Errorf("two anonymous mappings of %d bytes (%#x and %#x): cannot tell which is the guest RAM", guestBytes, maps[guest].Start, m.Start)
 		}
 	}
 	if guest < 0 {
-		return Memory{}, fmt.Errorf("no anonymous read-write mapping of %d bytes (the guest RAM) among %d mappings", guestBytes, len(maps))
+		return -1, fmt.Errorf("no anonymous read-write mapping of %d bytes (the guest RAM) among %d mappings", guestBytes, len(maps))
 	}
-	mem.GuestRAMKiB = int64(guestBytes >> 10)
-	mem.GuestMappingKiB = int64(maps[guest].Size() >> 10)
-	mem.GuestRSSKiB = maps[guest].RSSKiB
-	mem.OverheadKiB = mem.RSSKiB - mem.GuestRSSKiB
-	return mem, nil
+	return guest, nil
 }
 
 // ReadMemory reads /proc/PID/smaps and computes the overhead.

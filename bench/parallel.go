@@ -1,0 +1,335 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ParallelOptions tune RunParallel.
+type ParallelOptions struct {
+	// N is the number of VMs started at once.
+	N int
+	// Ready, when set, is matched against each console line: a VM is
+	// started when a line matches. Nil: at its first console byte.
+	Ready *regexp.Regexp
+	// Timeout bounds the wait for every VM to start (default one minute);
+	// the VMs not started by then count as failed.
+	Timeout time.Duration
+	// Config is copied into the results.
+	Config Config
+	// CPUs divides the start rate per core (default runtime.NumCPU()).
+	CPUs int
+}
+
+// RunParallel starts o.N processes of t at once, each a VM, and measures
+// density: when each VM started (its ready event), the time until all had,
+// and each one's memory while all of them run. Each VM is stopped
+// (SIGSTOP) at its ready event, so that a guest that exits soon after (the
+// demo guest) is still there to be measured and every started VM is alive
+// together; once all have started or failed, their memory is read
+// (/proc/PID/smaps_rollup and the guest RAM mapping in /proc/PID/smaps)
+// and they are killed. A VM that cannot start (its process fails to start
+// or exits first, as when the host runs out of memory or file descriptors)
+// keeps its reason in VM.Error; the others are unaffected. Only ctx ending
+// is an error.
+func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelResults, error) {
+	if o.N < 1 {
+		return nil, fmt.Errorf("bench: %d parallel VMs: give at least 1", o.N)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
+	}
+	if o.CPUs < 1 {
+		o.CPUs = runtime.NumCPU()
+	}
+	var dir string
+	if t.ReportFlag != "" {
+		d, err := os.MkdirTemp("", "smolvmm-bench")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+
+	vms := make([]*parallelVM, o.N)
+	settled := make(chan int, o.N)
+	t0 := MonoNow()
+	var wg sync.WaitGroup
+	for i := range vms {
+		v := &parallelVM{index: i, settled: settled}
+		vms[i] = v
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v.run(t, o.Ready, dir)
+		}()
+	}
+
+	timer := time.NewTimer(o.Timeout)
+	defer timer.Stop()
+	var ctxErr error
+	for n := 0; n < o.N && ctxErr == nil; {
+		select {
+		case <-settled:
+			n++
+		case <-timer.C:
+			ctxErr = errTimedOut
+		case <-ctx.Done():
+			ctxErr = ctx.Err()
+		}
+	}
+	// Every VM has started or failed (or time is up): the started ones
+	// are stopped, so all of them are measured together.
+	for _, v := range vms {
+		v.sample(t.GuestBytes)
+	}
+	for _, v := range vms {
+		v.kill()
+	}
+	wg.Wait()
+	if ctxErr != nil && !errors.Is(ctxErr, errTimedOut) {
+		return nil, fmt.Errorf("bench: parallel start interrupted: %w", ctxErr)
+	}
+
+	res := &ParallelResults{Schema: ParallelSchemaVersion, Date: time.Now().UTC().Truncate(time.Second), Host: hostInfo(),
+		Config: o.Config, System: t.Name, Command: t.Command()}
+	res.Host.CPUs = o.CPUs
+	res.Config.Boots, res.Config.Warmup = 1, 0
+	for _, v := range vms {
+		res.VMs = append(res.VMs, v.result(t0, o.Timeout))
+	}
+	res.aggregate()
+	return res, nil
+}
+
+var errTimedOut = errors.New("timed out")
+
+// parallelVM is one VM of RunParallel, shared by its goroutines.
+type parallelVM struct {
+	index   int
+	settled chan<- int
+
+	mu      sync.Mutex
+	once    sync.Once
+	cmd     *exec.Cmd
+	stderr  *tailBuffer
+	started int64 // CLOCK_MONOTONIC ns; 0 until the process started
+	first   int64
+	ready   int64
+	killed  bool
+	err     error
+	mem     *VMMemory
+	memErr  error
+}
+
+// settle reports the VM as started or failed, once.
+func (v *parallelVM) settle() { v.once.Do(func() { v.settled <- v.index }) }
+
+// run starts the VM's process and follows it until it exits or is killed.
+func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
+	defer v.settle()
+	args := t.Args
+	if t.ReportFlag != "" {
+		args = append(append([]string(nil), args...), t.ReportFlag, filepath.Join(dir, fmt.Sprintf("report-%d.json", v.index)))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		v.fail(fmt.Errorf("console pipe: %w", err))
+		return
+	}
+	defer r.Close()
+	cmd := exec.Command(t.Path, args...)
+	cmd.Stdout = w
+	v.stderr = &tailBuffer{max: 512}
+	cmd.Stderr = v.stderr
+	if len(t.Env) > 0 {
+		cmd.Env = append(os.Environ(), t.Env...)
+	}
+	v.mu.Lock()
+	start := MonoNow()
+	err = cmd.Start()
+	if err == nil {
+		v.cmd, v.started = cmd, start
+	}
+	v.mu.Unlock()
+	w.Close()
+	if err != nil {
+		v.fail(fmt.Errorf("start: %w", err))
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.readConsole(r, ready)
+	}()
+	waitErr := cmd.Wait()
+	<-done
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ready != 0 || v.err != nil {
+		return
+	}
+	if v.killed {
+		return // not started in time: result says so
+	}
+	status := "exited"
+	var ee *exec.ExitError
+	switch {
+	case errors.As(waitErr, &ee):
+		status = ee.ProcessState.String()
+	case waitErr != nil:
+		status = waitErr.Error()
+	}
+	what := "before its first console byte"
+	if v.first != 0 {
+		what = "before its ready line"
+	}
+	msg := fmt.Sprintf("%s %s", status, what)
+	if s := v.stderr.String(); s != "" {
+		msg += ": " + s
+	}
+	v.err = errors.New(msg)
+}
+
+func (v *parallelVM) fail(err error) {
+	v.mu.Lock()
+	v.err = err
+	v.mu.Unlock()
+}
+
+// readConsole reads the VM's console until EOF and stops the process at
+// its ready event.
+func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
+	buf := make([]byte, 4096)
+	var line []byte
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			now := MonoNow()
+			v.mu.Lock()
+			if v.first == 0 {
+				v.first = now
+			}
+			v.mu.Unlock()
+			if ready == nil {
+				v.markReady(now)
+			}
+			for _, c := range buf[:n] {
+				if ready == nil {
+					break
+				}
+				if c == '\n' {
+					line = line[:0]
+					continue
+				}
+				if c != '\r' && len(line) < 4096 {
+					line = append(line, c)
+				}
+				if ready.Match(line) {
+					v.markReady(MonoNow())
+					ready = nil
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// markReady records the ready event and stops the process there.
+func (v *parallelVM) markReady(now int64) {
+	v.mu.Lock()
+	if v.ready != 0 {
+		v.mu.Unlock()
+		return
+	}
+	v.ready = now
+	if v.cmd != nil {
+		// Stopped, it cannot exit (and unmap) before it is measured.
+		_ = v.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	v.mu.Unlock()
+	v.settle()
+}
+
+// sample reads a started VM's memory.
+func (v *parallelVM) sample(guestBytes uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ready == 0 || v.cmd == nil {
+		return
+	}
+	pid := v.cmd.Process.Pid
+	ro, err := ReadRollup(pid)
+	if err != nil {
+		v.memErr = err
+		return
+	}
+	m := &VMMemory{RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB, PSSAnonKiB: ro.PSSAnonKiB, PSSFileKiB: ro.PSSFileKiB}
+	if guestBytes > 0 {
+		rss, pss, err := guestMapping(pid, guestBytes)
+		if err != nil {
+			v.memErr = err
+			return
+		}
+		m.GuestRSSKiB, m.GuestPSSKiB = rss, pss
+	}
+	m.OverheadRSSKiB, m.OverheadPSSKiB = m.RSSKiB-m.GuestRSSKiB, m.PSSKiB-m.GuestPSSKiB
+	v.mem = m
+}
+
+// kill ends the VM's process (stopped or not).
+func (v *parallelVM) kill() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cmd == nil {
+		return
+	}
+	v.killed = true
+	_ = v.cmd.Process.Kill()
+}
+
+// result is the VM's entry in the results, times in ms since t0.
+func (v *parallelVM) result(t0 int64, timeout time.Duration) VM {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ms := func(ns int64) float64 { return float64(ns-t0) / 1e6 }
+	r := VM{Index: v.index}
+	if v.started != 0 {
+		r.StartMS = ms(v.started)
+	}
+	if v.first != 0 {
+		r.FirstOutputMS = ms(v.first)
+	}
+	switch {
+	case v.ready != 0:
+		r.ReadyMS = ms(v.ready)
+		r.Memory = v.mem
+		if v.memErr != nil {
+			r.MemoryError = v.memErr.Error()
+		}
+	case v.err != nil:
+		r.Error = v.err.Error()
+	default:
+		r.Error = fmt.Sprintf("not started within %v", timeout)
+		if v.stderr == nil {
+			break
+		}
+		if s := v.stderr.String(); s != "" {
+			r.Error += ": " + s
+		}
+	}
+	return r
+}

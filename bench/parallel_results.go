@@ -1,0 +1,243 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ParallelSchemaVersion names the JSON layout of ParallelResults.
+const ParallelSchemaVersion = "smolvmm-bench-parallel/1"
+
+// ParallelResults is the JSON document `smolvmm bench --parallel N --json`
+// writes. Times are milliseconds since the bench started its first VM's
+// process; memory is in KiB.
+//
+//	{
+//	  "schema": "smolvmm-bench-parallel/1",
+//	  "date": "...", "host": {...}, "config": {...},
+//	  "system": "smolvmm", "command": [...],
+//	  "n": 10, "started": 10, "failed": 0,
+//	  "all_ready_ms": 180.5, "starts_per_sec": 55.4, "starts_per_sec_per_core": 27.7,
+//	  "start_latency": {"n": 10, "min_ms": ..., "median_ms": ..., ...},
+//	  "memory": {"n": 10, "rss_kib_mean": ..., "pss_kib_mean": ..., "pss_kib_total": ...,
+//	             "overhead_rss_kib_mean": ..., "overhead_pss_kib_mean": ...,
+//	             "overhead_pss_kib_max": ...},
+//	  "vms": [{"index": 0, "start_ms": 0.4, "first_output_ms": 12.1, "ready_ms": 12.1,
+//	           "memory": {"rss_kib": ..., "pss_kib": ..., ...}}, {"index": 7, "error": "..."}]
+//	}
+type ParallelResults struct {
+	// Schema is ParallelSchemaVersion.
+	Schema string    `json:"schema"`
+	Date   time.Time `json:"date"`
+	// Host.CPUs is the core count the per-core rate divides by.
+	Host   Host   `json:"host"`
+	Config Config `json:"config"`
+	// System and Command are the VMM started N times.
+	System  string   `json:"system"`
+	Command []string `json:"command"`
+	// N VMs were asked for; Started reached their ready event, Failed
+	// did not (their VM.Error says why): Started + Failed == N.
+	N       int `json:"n"`
+	Started int `json:"started"`
+	Failed  int `json:"failed"`
+	// AllReadyMS is when the last started VM became ready (0 when none
+	// did). StartsPerSec is Started / AllReadyMS, and per core divided by
+	// Host.CPUs.
+	AllReadyMS          float64 `json:"all_ready_ms"`
+	StartsPerSec        float64 `json:"starts_per_sec"`
+	StartsPerSecPerCore float64 `json:"starts_per_sec_per_core"`
+	// StartLatency summarises each started VM's ReadyMS - StartMS.
+	StartLatency Summary `json:"start_latency"`
+	// Memory summarises the VMs whose memory was read.
+	Memory *ParallelMemory `json:"memory,omitempty"`
+	// VMs are in start order (index).
+	VMs []VM `json:"vms"`
+}
+
+// VM is one VM of a parallel start.
+type VM struct {
+	Index int `json:"index"`
+	// StartMS is when its process was started, FirstOutputMS its first
+	// console byte, ReadyMS its ready event (the first console byte, or
+	// the ready line); absent when not reached.
+	StartMS       float64 `json:"start_ms,omitempty"`
+	FirstOutputMS float64 `json:"first_output_ms,omitempty"`
+	ReadyMS       float64 `json:"ready_ms,omitempty"`
+	// Error says why the VM did not start.
+	Error string `json:"error,omitempty"`
+	// Memory is read while every started VM is alive; MemoryError says
+	// why it is missing.
+	Memory      *VMMemory `json:"memory,omitempty"`
+	MemoryError string    `json:"memory_error,omitempty"`
+}
+
+// Started reports whether the VM reached its ready event.
+func (v VM) Started() bool { return v.Error == "" }
+
+// VMMemory is one VM process's memory.
+type VMMemory struct {
+	// RSSKiB and PSSKiB are the process's whole resident and proportional
+	// set sizes (smaps_rollup); PSSAnonKiB and PSSFileKiB split PSSKiB.
+	RSSKiB     int64 `json:"rss_kib"`
+	PSSKiB     int64 `json:"pss_kib"`
+	PSSAnonKiB int64 `json:"pss_anon_kib"`
+	PSSFileKiB int64 `json:"pss_file_kib"`
+	// GuestRSSKiB and GuestPSSKiB are the guest RAM mapping's.
+	GuestRSSKiB int64 `json:"guest_rss_kib"`
+	GuestPSSKiB int64 `json:"guest_pss_kib"`
+	// OverheadRSSKiB and OverheadPSSKiB leave the guest RAM out: the
+	// VMM's own cost.
+	OverheadRSSKiB int64 `json:"overhead_rss_kib"`
+	OverheadPSSKiB int64 `json:"overhead_pss_kib"`
+}
+
+// ParallelMemory summarises the memory of a parallel start's VMs.
+type ParallelMemory struct {
+	// N VMs had their memory read.
+	N                  int     `json:"n"`
+	RSSKiBMean         float64 `json:"rss_kib_mean"`
+	PSSKiBMean         float64 `json:"pss_kib_mean"`
+	PSSKiBTotal        int64   `json:"pss_kib_total"`
+	OverheadRSSKiBMean float64 `json:"overhead_rss_kib_mean"`
+	OverheadPSSKiBMean float64 `json:"overhead_pss_kib_mean"`
+	OverheadPSSKiBMax  int64   `json:"overhead_pss_kib_max"`
+}
+
+// aggregate fills the counts, rates and summaries from r.VMs.
+func (r *ParallelResults) aggregate() {
+	r.N, r.Started, r.Failed, r.AllReadyMS = len(r.VMs), 0, 0, 0
+	r.StartsPerSec, r.StartsPerSecPerCore, r.Memory = 0, 0, nil
+	var lat []float64
+	var mem ParallelMemory
+	var rss, pss, orss, opss int64
+	for _, v := range r.VMs {
+		if !v.Started() {
+			r.Failed++
+			continue
+		}
+		r.Started++
+		lat = append(lat, v.ReadyMS-v.StartMS)
+		r.AllReadyMS = max(r.AllReadyMS, v.ReadyMS)
+		if m := v.Memory; m != nil {
+			mem.N++
+			rss += m.RSSKiB
+			pss += m.PSSKiB
+			orss += m.OverheadRSSKiB
+			opss += m.OverheadPSSKiB
+			mem.OverheadPSSKiBMax = max(mem.OverheadPSSKiBMax, m.OverheadPSSKiB)
+		}
+	}
+	r.StartLatency = Summarize(lat)
+	if r.Started > 0 && r.AllReadyMS > 0 {
+		r.StartsPerSec = float64(r.Started) / (r.AllReadyMS / 1000)
+		if r.Host.CPUs > 0 {
+			r.StartsPerSecPerCore = r.StartsPerSec / float64(r.Host.CPUs)
+		}
+	}
+	if mem.N > 0 {
+		n := float64(mem.N)
+		mem.RSSKiBMean, mem.PSSKiBMean, mem.PSSKiBTotal = float64(rss)/n, float64(pss)/n, pss
+		mem.OverheadRSSKiBMean, mem.OverheadPSSKiBMean = float64(orss)/n, float64(opss)/n
+		r.Memory = &mem
+	}
+}
+
+// WriteJSON writes r, indented.
+func (r *ParallelResults) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadParallelResults decodes a ParallelResults document, refusing unknown
+// fields, and validates it.
+func ReadParallelResults(rd io.Reader) (*ParallelResults, error) {
+	dec := json.NewDecoder(rd)
+	dec.DisallowUnknownFields()
+	var r ParallelResults
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("bench parallel results: %w", err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Validate checks the version, that the counts and summaries agree with
+// the VMs, that every VM either started or says why not, and that each
+// memory sample is consistent (PSS at most RSS, guest at most the whole).
+func (r *ParallelResults) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrSchema, fmt.Sprintf(format, args...))
+	}
+	if r.Schema != ParallelSchemaVersion {
+		return bad("schema %q, want %q", r.Schema, ParallelSchemaVersion)
+	}
+	if r.N < 1 || len(r.VMs) != r.N {
+		return bad("n %d with %d vms", r.N, len(r.VMs))
+	}
+	for i, v := range r.VMs {
+		if v.Index != i {
+			return bad("vms[%d] has index %d", i, v.Index)
+		}
+		if v.Started() && !(v.ReadyMS >= v.StartMS && v.ReadyMS > 0 && v.FirstOutputMS > 0 && v.FirstOutputMS <= v.ReadyMS) {
+			return bad("vm %d: start %.3f, first output %.3f, ready %.3f ms out of order", i, v.StartMS, v.FirstOutputMS, v.ReadyMS)
+		}
+		if !v.Started() && v.Memory != nil {
+			return bad("vm %d: not started, yet has memory", i)
+		}
+		if m := v.Memory; m != nil {
+			if m.PSSKiB > m.RSSKiB || m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.GuestRSSKiB > m.RSSKiB || m.GuestPSSKiB > m.PSSKiB ||
+				m.OverheadRSSKiB != m.RSSKiB-m.GuestRSSKiB || m.OverheadPSSKiB != m.PSSKiB-m.GuestPSSKiB {
+				return bad("vm %d: inconsistent memory %+v", i, *m)
+			}
+		}
+	}
+	check := *r
+	check.aggregate()
+	if check.Started != r.Started || check.Failed != r.Failed || check.AllReadyMS != r.AllReadyMS ||
+		check.StartsPerSec != r.StartsPerSec || check.StartsPerSecPerCore != r.StartsPerSecPerCore || check.StartLatency != r.StartLatency {
+		return bad("counts or rates disagree with the vms: started %d failed %d all-ready %.3f rate %.3f, the vms give %d %d %.3f %.3f",
+			r.Started, r.Failed, r.AllReadyMS, r.StartsPerSec, check.Started, check.Failed, check.AllReadyMS, check.StartsPerSec)
+	}
+	if (check.Memory == nil) != (r.Memory == nil) || (r.Memory != nil && *r.Memory != *check.Memory) {
+		return bad("memory summary %+v disagrees with the vms' %+v", r.Memory, check.Memory)
+	}
+	return nil
+}
+
+// WriteText prints the counts, rates, start latencies, memory, and why
+// each VM that failed did.
+func (r *ParallelResults) WriteText(w io.Writer) error {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("%s: %d VMs started at once, %d MiB each (%s)\n", r.Config.Kernel, r.N, r.Config.MemoryMiB, r.System)
+	p("started %d, failed %d; all ready after %.1f ms: %.1f starts/s, %.1f per core (%d cores)\n",
+		r.Started, r.Failed, r.AllReadyMS, r.StartsPerSec, r.StartsPerSecPerCore, r.Host.CPUs)
+	if s := r.StartLatency; s.N > 0 {
+		p("each VM, process start to ready: min %.1f, median %.1f, p95 %.1f, max %.1f ms\n", s.Min, s.Median, s.P95, s.Max)
+	}
+	if m := r.Memory; m != nil {
+		p("memory per VM (%d read, all running): RSS %.2f MiB, PSS %.2f MiB (%.1f MiB for all);\n", m.N,
+			m.RSSKiBMean/1024, m.PSSKiBMean/1024, kib2mib(m.PSSKiBTotal))
+		p("  without guest RAM: RSS %.2f MiB, PSS %.2f MiB (max %.2f MiB)\n", m.OverheadRSSKiBMean/1024, m.OverheadPSSKiBMean/1024, kib2mib(m.OverheadPSSKiBMax))
+	}
+	shown := 0
+	for _, v := range r.VMs {
+		switch {
+		case v.Error != "" && shown < 10:
+			p("vm %d: %s\n", v.Index, v.Error)
+			shown++
+		case v.Error != "":
+			shown++
+		case v.MemoryError != "":
+			p("vm %d: memory not read: %s\n", v.Index, v.MemoryError)
+		}
+	}
+	if shown > 10 {
+		p("... and %d more failed\n", shown-10)
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rollupFixture is a Linux 6.1 /proc/PID/smaps_rollup.
+const rollupFixture = `5640e7ed3000-7fff114e6000 ---p 00000000 00:00 0                          [rollup]
+Rss:                1736 kB
+Pss:                 303 kB
+Pss_Dirty:           112 kB
+Pss_Anon:            112 kB
+Pss_File:            191 kB
+Pss_Shmem:             0 kB
+Shared_Clean:       1584 kB
+Private_Dirty:       112 kB
+Anonymous:           112 kB
+Swap:                  0 kB
+SwapPss:               0 kB
+Locked:                0 kB
+`
+
+func TestParseRollup(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		want    Rollup
+		wantErr string
+	}{
+		{"linux 6.1", rollupFixture, Rollup{RSSKiB: 1736, PSSKiB: 303, PSSAnonKiB: 112, PSSFileKiB: 191}, ""},
+		{"before 5.7: no Pss_Anon", "00400000-7fff0000 ---p 00000000 00:00 0 [rollup]\nRss: 900 kB\nPss: 450 kB\nSwap: 0 kB\n",
+			Rollup{RSSKiB: 900, PSSKiB: 450}, ""},
+		{"no Pss", "00400000-7fff0000 ---p 00000000 00:00 0 [rollup]\nRss: 900 kB\n", Rollup{}, "no Pss line"},
+		{"empty", "", Rollup{}, "no Rss line (0 lines read)"},
+		{"bad value", "h\nRss: 9x kB\nPss: 1 kB\n", Rollup{}, `line 2: Rss "9x": not a size`},
+		{"negative", "h\nRss: 9 kB\nPss: -1 kB\n", Rollup{}, `Pss "-1"`},
+		{"no value", "h\nRss:\n", Rollup{}, "line 2: Rss has no value"},
+		{"stray line", "h\nRss: 9 kB\ngarbage here\n", Rollup{}, `line 3: "garbage here" is not a Key: value line`},
+		{"pss above rss", "h\nRss: 9 kB\nPss: 10 kB\n", Rollup{}, "Pss 10 kB above Rss 9 kB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRollup(strings.NewReader(tt.text))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseSmapsPss(t *testing.T) {
+	text := "7f0000000000-7f0008000000 rw-p 00000000 00:00 0\nRss: 2048 kB\nPss: 2048 kB\n" +
+		"00400000-00800000 r-xp 00000000 08:01 42 /usr/bin/vmm\nRss: 3000 kB\nPss: 300 kB\n"
+	maps, err := ParseSmaps(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(maps) != 2 || maps[0].PSSKiB != 2048 || maps[1].PSSKiB != 300 || maps[1].RSSKiB != 3000 {
+		t.Fatalf("got %+v", maps)
+	}
+	if _, err := ParseSmaps(strings.NewReader("10-20 rw-p 0 00:00 0\nPss: x kB\n")); err == nil || !strings.Contains(err.Error(), `Pss "x"`) {
+		t.Errorf("bad Pss: error %v", err)
+	}
+}
+
+// mem is a VMMemory with the overheads worked out.
+func mem(rss, pss, guestRSS, guestPSS int64) *VMMemory {
+	return &VMMemory{RSSKiB: rss, PSSKiB: pss, GuestRSSKiB: guestRSS, GuestPSSKiB: guestPSS, OverheadRSSKiB: rss - guestRSS, OverheadPSSKiB: pss - guestPSS}
+}
+
+func TestAggregate(t *testing.T) {
+	tests := []struct {
+		name                        string
+		cpus                        int
+		vms                         []VM
+		started, failed             int
+		allReady, rate, perCore     float64
+		latencyMedian               float64
+		memN                        int
+		pssMean, opssMean, orssMean float64
+		pssTotal, opssMax           int64
+	}{
+		{"all started", 2, []VM{
+			{Index: 0, StartMS: 0.5, FirstOutputMS: 10, ReadyMS: 10, Memory: mem(12000, 3000, 100, 100)},
+			{Index: 1, StartMS: 1, FirstOutputMS: 20, ReadyMS: 20, Memory: mem(12000, 2000, 100, 100)},
+			{Index: 2, StartMS: 2, FirstOutputMS: 50, ReadyMS: 50, Memory: mem(12400, 2200, 200, 200)},
+		}, 3, 0, 50, 60, 30, 19, 3, 2400, 6800.0 / 3, 12000, 7200, 2900},
+		{"one failed, one without memory", 1, []VM{
+			{Index: 0, StartMS: 0.5, FirstOutputMS: 40, ReadyMS: 100, Memory: mem(10000, 4000, 0, 0)},
+			{Index: 1, StartMS: 0.7, Error: "exit status 1 before its first console byte: KVM_CREATE_VM: cannot allocate memory"},
+			{Index: 2, StartMS: 0.9, FirstOutputMS: 20, ReadyMS: 20, MemoryError: "gone"},
+		}, 2, 1, 100, 20, 20, 59.3, 1, 4000, 4000, 10000, 4000, 4000},
+		{"none started", 2, []VM{{Index: 0, Error: "start: too many open files"}}, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &ParallelResults{Schema: ParallelSchemaVersion, Host: Host{CPUs: tt.cpus}, VMs: tt.vms}
+			r.aggregate()
+			if r.N != len(tt.vms) || r.Started != tt.started || r.Failed != tt.failed {
+				t.Errorf("n %d started %d failed %d, want %d %d %d", r.N, r.Started, r.Failed, len(tt.vms), tt.started, tt.failed)
+			}
+			near := func(what string, got, want float64) {
+				if d := got - want; d > 1e-9 || d < -1e-9 {
+					t.Errorf("%s %v, want %v", what, got, want)
+				}
+			}
+			near("all ready", r.AllReadyMS, tt.allReady)
+			near("starts/s", r.StartsPerSec, tt.rate)
+			near("starts/s/core", r.StartsPerSecPerCore, tt.perCore)
+			near("latency median", r.StartLatency.Median, tt.latencyMedian)
+			if tt.memN == 0 {
+				if r.Memory != nil {
+					t.Errorf("memory %+v from no samples", *r.Memory)
+				}
+			} else {
+				if r.Memory == nil {
+					t.Fatal("no memory summary")
+				}
+				m := r.Memory
+				if m.N != tt.memN || m.PSSKiBTotal != tt.pssTotal || m.OverheadPSSKiBMax != tt.opssMax {
+					t.Errorf("memory %+v", *m)
+				}
+				near("pss mean", m.PSSKiBMean, tt.pssMean)
+				near("overhead pss mean", m.OverheadPSSKiBMean, tt.opssMean)
+				near("overhead rss mean", m.OverheadRSSKiBMean, tt.orssMean)
+			}
+			if err := r.Validate(); err != nil {
+				t.Errorf("own aggregate does not validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestParallelValidate(t *testing.T) {
+	good := func() *ParallelResults {
+		r := &ParallelResults{Schema: ParallelSchemaVersion, Host: Host{CPUs: 2}, VMs: []VM{
+			{Index: 0, StartMS: 0.5, FirstOutputMS: 10, ReadyMS: 10, Memory: mem(12000, 3000, 100, 100)},
+			{Index: 1, StartMS: 0.6, Error: "boom"},
+		}}
+		r.aggregate()
+		return r
+	}
+	if err := good().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	mutations := []struct {
+		name string
+		edit func(r *ParallelResults)
+	}{
+		{"wrong schema", func(r *ParallelResults) { r.Schema = SchemaVersion }},
+		{"count", func(r *ParallelResults) { r.Started = 2 }},
+		{"n", func(r *ParallelResults) { r.N = 3 }},
+		{"index", func(r *ParallelResults) { r.VMs[1].Index = 5 }},
+		{"rate", func(r *ParallelResults) { r.StartsPerSec *= 2 }},
+		{"pss above rss", func(r *ParallelResults) { r.VMs[0].Memory = mem(1000, 2000, 0, 0) }},
+		{"zero rss", func(r *ParallelResults) { r.VMs[0].Memory = mem(0, 0, 0, 0) }},
+		{"overhead wrong", func(r *ParallelResults) { r.VMs[0].Memory.OverheadPSSKiB++ }},
+		{"ready before start", func(r *ParallelResults) { r.VMs[0].StartMS = 11 }},
+		{"failed with memory", func(r *ParallelResults) { r.VMs[1].Memory = mem(1, 1, 0, 0) }},
+		{"memory summary", func(r *ParallelResults) { r.Memory.PSSKiBTotal++ }},
+	}
+	for _, mu := range mutations {
+		t.Run(mu.name, func(t *testing.T) {
+			r := good()
+			mu.edit(r)
+			if err := r.Validate(); !errors.Is(err, ErrSchema) {
+				t.Errorf("error %v, want ErrSchema", err)
+			}
+		})
+	}
+}
+
+func TestRunParallel(t *testing.T) {
+	ready := regexp.MustCompile(`^touched`)
+	tests := []struct {
+		name        string
+		mode        string
+		ready       *regexp.Regexp
+		wantFailed  int
+		wantErrText string
+	}{
+		{"first console byte", "memory", nil, 0, ""},
+		{"ready line", "memory", ready, 0, ""},
+		{"one cannot start", "onefails", nil, 1, "exit status 3 before its first console byte: no room for this one"},
+		{"none has a ready line", "lines", ready, 3, "before its ready line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 3
+			target := fakeTarget(t, "fake", tt.mode, "BENCH_ONCE="+filepath.Join(t.TempDir(), "once"))
+			if tt.mode == "lines" {
+				target.GuestBytes = 0
+			}
+			res, err := RunParallel(context.Background(), target, ParallelOptions{N: n, Ready: tt.ready, Timeout: 30 * time.Second,
+				Config: Config{Kernel: "fake", MemoryMiB: 20}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.N != n || res.Failed != tt.wantFailed || res.Started != n-tt.wantFailed || len(res.VMs) != n {
+				t.Fatalf("n %d started %d failed %d, want %d failed; vms %+v", res.N, res.Started, res.Failed, tt.wantFailed, res.VMs)
+			}
+			for _, v := range res.VMs {
+				if !v.Started() {
+					if !strings.Contains(v.Error, tt.wantErrText) {
+						t.Errorf("vm %d: error %q, want %q", v.Index, v.Error, tt.wantErrText)
+					}
+					continue
+				}
+				m := v.Memory
+				if m == nil {
+					t.Fatalf("vm %d: no memory: %s", v.Index, v.MemoryError)
+				}
+				// The fake touched fakeTouched of its guest RAM before
+				// printing, and was stopped at that line: all of it is
+				// still there, and private.
+				if m.GuestRSSKiB < fakeTouched>>10 || m.GuestPSSKiB != m.GuestRSSKiB || m.PSSKiB > m.RSSKiB || m.OverheadPSSKiB <= 0 {
+					t.Errorf("vm %d: memory %+v", v.Index, *m)
+				}
+			}
+			if res.Started > 0 && !(res.AllReadyMS > 0 && res.StartsPerSec > 0 && res.Memory != nil && res.Memory.N == res.Started) {
+				t.Errorf("rates or memory missing: %+v", res)
+			}
+			var js bytes.Buffer
+			if err := res.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			back, err := ReadParallelResults(bytes.NewReader(js.Bytes()))
+			if err != nil {
+				t.Fatalf("own JSON does not read back: %v\n%s", err, js.Bytes())
+			}
+			if back.Started != res.Started {
+				t.Errorf("round trip: started %d, was %d", back.Started, res.Started)
+			}
+			var text bytes.Buffer
+			if err := res.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if want := "started " + string(rune('0'+res.Started)) + ", failed " + string(rune('0'+res.Failed)); !strings.Contains(text.String(), want) {
+				t.Errorf("text lacks %q:\n%s", want, text.String())
+			}
+			var svg bytes.Buffer
+			if err := res.WriteSVG(&svg); err != nil {
+				t.Fatal(err)
+			}
+			if got := svgVMs(t, svg.Bytes()); got != n {
+				t.Errorf("svg has %d VM groups, want %d", got, n)
+			}
+		})
+	}
+}
+
+// svgVMs parses an SVG and counts its <g class="vm"> groups.
+func svgVMs(t *testing.T, doc []byte) int {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	count := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if err.Error() == "EOF" {
+				return count
+			}
+			t.Fatalf("svg is not XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "g" {
+			for _, a := range se.Attr {
+				if a.Name.Local == "class" && a.Value == "vm" {
+					count++
+				}
+			}
+		}
+	}
+}
+
+func TestRunParallelBadN(t *testing.T) {
+	if _, err := RunParallel(context.Background(), Target{Name: "x", Path: "/bin/true"}, ParallelOptions{N: 0}); err == nil || !strings.Contains(err.Error(), "0 parallel VMs") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestRunParallelMissingProgram(t *testing.T) {
+	res, err := RunParallel(context.Background(), Target{Name: "x", Path: "/nonexistent/vmm"}, ParallelOptions{N: 2, Config: Config{Kernel: "k", MemoryMiB: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Started != 0 || res.Failed != 2 || !strings.Contains(res.VMs[0].Error, "start: ") {
+		t.Fatalf("%+v", res.VMs)
+	}
+	b, _ := json.Marshal(res)
+	if _, err := ReadParallelResults(bytes.NewReader(b)); err != nil {
+		t.Errorf("a run where nothing started does not validate: %v", err)
+	}
+}
