@@ -54,7 +54,17 @@ Examples:
    smolvmm bench                                   # the built-in demo guest
    smolvmm bench --compare qemu --json r.json --svg boot.svg
    smolvmm bench -k netbsd -d root.img --ready 'login:' -n 10
-   smolvmm bench -k netbsd -d web.img -p 8080:80 --ready-port 8080 --compare qemu`,
+   smolvmm bench -k netbsd -d web.img -p 8080:80 --ready-port 8080 --compare qemu
+   smolvmm bench --parallel 50 --net none --json density.json --svg density.svg
+
+With --parallel N, N VMs start at once, each in its own process. A VM has
+started at its first console byte (or at its --ready line); it is stopped
+there, and once every VM has started or failed, each one's memory is read
+from /proc/PID/smaps_rollup while all of them are alive: RSS, and PSS, which
+counts the pages VMs share (the executable) once. The VMs are then killed.
+A VM that cannot start (memory, file descriptors) says why and the others
+go on; the report gives the count that started. Disks are shared by every
+VM: give them ,ro.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`, multiboot or NetBSD ELF (default: the built-in demo guest)"},
 			&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL` for smolvmm's boots: auto, multiboot or netbsd"},
@@ -72,6 +82,7 @@ Examples:
 			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 			&cli.BoolFlag{Name: "no-seccomp", Usage: "boot smolvmm without its seccomp filter (to measure what the filter costs)"},
+			&cli.IntFlag{Name: "parallel", Usage: "start `N` VMs at once and report how fast all of them start and each one's memory (RSS and PSS), instead of timed boots"},
 		}, netFlags()...),
 		Subcommands:     []*cli.Command{benchBootCommand()},
 		HideHelpCommand: true, // the only subcommand is the hidden child
@@ -82,6 +93,9 @@ Examples:
 func benchAction(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageErrorf("unexpected argument %q (options go before it; see smolvmm bench --help)", c.Args().First())
+	}
+	if err := checkParallelFlags(c); err != nil {
+		return err
 	}
 	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
 		return usageErrorf("smolvmm bench: -n must be at least 1 and --warmup at least 0")
@@ -159,6 +173,10 @@ func benchAction(c *cli.Context) error {
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
 	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes}}
+	if n := c.Int("parallel"); n > 0 {
+		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
+			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready")}, ready.Pattern)
+	}
 
 	var notes []string
 	if c.String("compare") == "qemu" {
@@ -228,6 +246,57 @@ func benchAction(c *cli.Context) error {
 	}
 	if s := res.Systems[0]; s.Error != "" {
 		return fmt.Errorf("bench: %s", s.Error)
+	}
+	return nil
+}
+
+// checkParallelFlags refuses what --parallel cannot do: compare systems,
+// share one host port between VMs, or count timed boots.
+func checkParallelFlags(c *cli.Context) error {
+	n := c.Int("parallel")
+	if !c.IsSet("parallel") {
+		return nil
+	}
+	if n < 1 {
+		return usageErrorf("smolvmm bench: --parallel %d: give at least 1 VM", n)
+	}
+	for _, f := range []string{"compare", "ready-port", "publish", "boots", "warmup"} {
+		if c.IsSet(f) {
+			why := map[string]string{
+				"compare":    "it measures smolvmm only",
+				"ready-port": "the VMs cannot all answer on one host port; use --ready",
+				"publish":    "the VMs cannot all forward one host port",
+				"boots":      "every VM starts once",
+				"warmup":     "every VM starts once",
+			}[f]
+			return usageErrorf("smolvmm bench: --%s does not go with --parallel: %s", f, why)
+		}
+	}
+	return nil
+}
+
+// benchParallel runs smolvmm bench --parallel: n copies of t at once.
+func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
+	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg})
+	if err != nil {
+		return err
+	}
+	if err := res.WriteText(os.Stdout); err != nil {
+		return err
+	}
+	if err := writeBenchFile(c.String("json"), res.WriteJSON); err != nil {
+		return err
+	}
+	if res.Started > 0 {
+		if err := writeBenchFile(c.String("svg"), res.WriteSVG); err != nil {
+			return err
+		}
+	}
+	if res.Started == 0 {
+		return fmt.Errorf("bench: none of the %d VMs started: %s", n, res.VMs[0].Error)
 	}
 	return nil
 }

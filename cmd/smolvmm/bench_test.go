@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,6 +179,11 @@ func TestBenchErrors(t *testing.T) {
 		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 2, "port forwards need the user network"},
 		{"bad disk spec", []string{"-d", "img,bogus"}, 2, `unknown option "bogus"`},
 		{"no JSON directory", []string{"--json", filepath.Join(dir, "nope", "r.json")}, 2, "no directory " + filepath.Join(dir, "nope")},
+		{"parallel 0", []string{"--parallel", "0"}, 2, "--parallel 0: give at least 1 VM"},
+		{"parallel and compare", []string{"--parallel", "2", "--compare", "qemu"}, 2, "--compare does not go with --parallel"},
+		{"parallel and a forward", []string{"--parallel", "2", "-p", "8080:80"}, 2, "--publish does not go with --parallel: the VMs cannot all forward one host port"},
+		{"parallel and boots", []string{"--parallel", "2", "-n", "3"}, 2, "--boots does not go with --parallel"},
+		{"parallel without KVM", []string{"--parallel", "2", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "none of the 2 VMs started: exit status 1 before its first console byte: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +193,70 @@ func TestBenchErrors(t *testing.T) {
 			}
 			if strings.Contains(stderr, "smolvmm: smolvmm") {
 				t.Errorf("command named twice: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestBenchParallel(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	for _, net := range []string{"user", "none"} {
+		t.Run(net, func(t *testing.T) {
+			dir := t.TempDir()
+			js, svg := filepath.Join(dir, "p.json"), filepath.Join(dir, "p.svg")
+			status, stdout, stderr := benchRun(t, nil, "--parallel", "3", "--net", net, "--json", js, "--svg", svg)
+			if status != 0 {
+				t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
+			}
+			f, err := os.Open(js)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			res, err := bench.ReadParallelResults(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.N != 3 || res.Started != 3 || res.Failed != 0 || len(res.VMs) != 3 || res.Config.Kernel != "demo" {
+				t.Fatalf("n %d started %d failed %d kernel %q: %+v", res.N, res.Started, res.Failed, res.Config.Kernel, res.VMs)
+			}
+			if !slices.Contains(res.Command, "--net") || !slices.Contains(res.Command, net) {
+				t.Errorf("child command %q lacks --net %s", res.Command, net)
+			}
+			if !(res.AllReadyMS > 0 && res.StartsPerSec > 0 && res.StartsPerSecPerCore > 0 && res.StartLatency.N == 3) {
+				t.Errorf("all ready %.3f ms, %.1f starts/s, %.1f per core, latency %+v", res.AllReadyMS, res.StartsPerSec, res.StartsPerSecPerCore, res.StartLatency)
+			}
+			for _, v := range res.VMs {
+				m := v.Memory
+				if m == nil {
+					t.Fatalf("vm %d: no memory: %s", v.Index, v.MemoryError)
+				}
+				// Three VMs and the bench map the same executable: its
+				// pages count a quarter in each one's PSS.
+				if m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.PSSKiB >= m.RSSKiB || m.PSSFileKiB <= 0 || m.OverheadPSSKiB <= 0 || m.GuestRSSKiB > m.RSSKiB {
+					t.Errorf("vm %d: memory %+v", v.Index, *m)
+				}
+				if v.FirstOutputMS != v.ReadyMS || v.ReadyMS <= v.StartMS {
+					t.Errorf("vm %d: start %.3f, first output %.3f, ready %.3f ms", v.Index, v.StartMS, v.FirstOutputMS, v.ReadyMS)
+				}
+			}
+			if m := res.Memory; m == nil || m.N != 3 || m.PSSKiBMean > m.RSSKiBMean {
+				t.Errorf("memory summary %+v", res.Memory)
+			}
+			if !strings.Contains(stdout, "started 3, failed 0") || !strings.Contains(stdout, "PSS") {
+				t.Errorf("stdout:\n%s", stdout)
+			}
+			b, err := os.ReadFile(svg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(b), `<g class="vm"`); n != 3 {
+				t.Errorf("SVG has %d VM groups, want 3", n)
+			}
+			if err := xml.Unmarshal(b, new(struct{})); err != nil {
+				t.Errorf("SVG is not XML: %v", err)
 			}
 		})
 	}
