@@ -45,6 +45,7 @@ var recipes = map[string]recipe{
 	"demo":      {srcs: withRuntime("demo.c")},
 	"demo-virt": {srcs: withRuntime("demo.c"), virt: true},
 	"irq":       {srcs: withRuntime(append(intrSrcs, "irq.c")...)},
+	"counter":   {srcs: withRuntime(append(intrSrcs, "counter.c")...)},
 	"vblk":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vblk.c", "vblk_evil.c")...)},
 	"vnet":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vnet.c")...)},
 	"bad":       {srcs: withRuntime("bad.c")},

@@ -36,7 +36,7 @@ func ExampleVblkPattern() {
 
 func ExampleNames() {
 	fmt.Println(guests.Names())
-	// Output: [bad demo demo-virt hammer handoff irq long64 nbboot paging up vblk vnet]
+	// Output: [bad counter demo demo-virt hammer handoff irq long64 nbboot paging up vblk vnet]
 }
 
 // BuildIn keeps the build in a directory of the caller's choosing.

@@ -10,10 +10,18 @@ const (
 	PhaseVMCreated      Phase = "vm-created"      // KVM VM and guest memory exist
 	PhaseDevicesCreated Phase = "devices-created" // buses, irqchip and devices are ready
 	PhaseKernelLoaded   Phase = "kernel-loaded"   // the kernel is in guest memory
+	// A restore reports PhaseSnapshotLoaded first, then PhaseVMCreated
+	// (its memory is the snapshot's mapping), PhaseDevicesCreated and
+	// PhaseStateRestored instead of PhaseKernelLoaded.
+	PhaseSnapshotLoaded Phase = "snapshot-loaded" // the snapshot's header and state were read and checked
+	PhaseStateRestored  Phase = "state-restored"  // vCPU, interrupt controllers, clocks and devices hold the snapshot's state
 	PhaseFirstRun       Phase = "first-run"       // just before the first KVM_RUN
 	PhaseFirstOutput    Phase = "first-output"    // the guest wrote its first console byte
 	PhaseReady          Phase = "ready"           // the ready pattern matched, ReadyAddr answered, or the guest wrote the boot-timer port
 	PhaseExit           Phase = "exit"            // the guest left (or was stopped)
+	// PhaseSnapshotWritten is when a snapshot was written (the guest
+	// runs again from then on).
+	PhaseSnapshotWritten Phase = "snapshot-written"
 )
 
 // Event is a phase reached at a monotonic time.

@@ -125,6 +125,15 @@ type Config struct {
 	// place to contain the process (sandbox.Install with RunIoctls,
 	// sandbox.DropPrivileges). An error ends Run before the guest runs.
 	BeforeRun func() error
+
+	// SnapshotOnReady, when set, receives a snapshot of the machine taken
+	// when it first reports PhaseReady, at the vCPU's next quiescent point
+	// (see Machine.Snapshot); the guest then runs on, or, with
+	// SnapshotExit, Run returns ExitSnapshot. OnSnapshot, when set, gets
+	// the result.
+	SnapshotOnReady io.Writer
+	SnapshotExit    bool
+	OnSnapshot      func(SnapshotInfo, error)
 }
 
 // ExitReason says why Run returned without an error.
@@ -137,6 +146,7 @@ const (
 	ExitHalted                         // NetBSD halted and waits for a key
 	ExitShutdown                       // KVM reported a shutdown system event
 	ExitStopped                        // Run's context ended (Ctrl-C, SIGTERM, timeout)
+	ExitSnapshot                       // a snapshot was taken with Config.SnapshotExit
 )
 
 func (r ExitReason) String() string {
@@ -151,6 +161,8 @@ func (r ExitReason) String() string {
 		return "shutdown"
 	case ExitStopped:
 		return "stopped"
+	case ExitSnapshot:
+		return "snapshot"
 	}
 	return fmt.Sprintf("ExitReason(%d)", int(r))
 }
@@ -196,6 +208,7 @@ type Machine struct {
 	pio  *bus.Bus
 	mmio *bus.Bus
 	uart *devices.UART
+	rtc  *devices.RTC
 	// console carries the guest's output to Config.Console off the vCPU
 	// thread (nil without a console).
 	console *consoleWriter
@@ -225,6 +238,16 @@ type Machine struct {
 
 	closeOnce sync.Once
 	closers   []func() error
+
+	// Snapshots (snapshot.go): a request the vCPU serves between exits.
+	snapMu     sync.Mutex
+	snapReq    *snapRequest
+	snapWanted atomic.Bool
+	msrIndex   []uint32              // the MSRs a snapshot saves, found at the first one
+	snapErr    atomic.Pointer[error] // Config.SnapshotExit's snapshot failed
+	// restoredReady: restored from a snapshot taken after PhaseReady, so
+	// ready as soon as it runs.
+	restoredReady bool
 }
 
 // New builds a machine: VM, memory, devices, and the kernel loaded and
@@ -349,6 +372,15 @@ func (m *Machine) setupMemory() error {
 		return &Error{Op: "mmap guest memory", Err: err, Hint: "give the VM less memory", Field: "MemoryMiB"}
 	}
 	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
+	if err := m.useMemory(mem); err != nil {
+		return err
+	}
+	return writeFirmware(m.gmem)
+}
+
+// useMemory makes mem (mapped, and unmapped by a closer) the guest's RAM.
+func (m *Machine) useMemory(mem []byte) error {
+	size := len(mem)
 	m.gmem = guestmem.New(mem)
 	// Two slots around the VGA window: a machine without a display decodes
 	// nothing at 0xA0000-0xBFFFF, so its accesses reach the MMIO bus, which
@@ -371,7 +403,7 @@ func (m *Machine) setupMemory() error {
 	if err := kvm.SetIdentityMapAddr(m.vmFD, 0xFFFBC000); err != nil {
 		return &Error{Op: "KVM_SET_IDENTITY_MAP_ADDR", Err: err}
 	}
-	return writeFirmware(m.gmem)
+	return nil
 }
 
 func (m *Machine) setupDevices() error {
@@ -421,6 +453,7 @@ func (m *Machine) setupDevices() error {
 			m.requestExit(Exit{Reason: ExitDebug, Code: code})
 		}
 	}
+	m.rtc = devices.NewRTC(nil, m.gmem.Size())
 	m.pci = pci.NewHost(m.pio)
 	m.pci.OnBARMove = m.moveNotify
 	m.pci.ResetControl = &devices.ResetControl{Exit: exit}
@@ -430,7 +463,7 @@ func (m *Machine) setupDevices() error {
 		dev        bus.Device
 	}{
 		{"com1", PortCOM1, 8, m.uart},
-		{"cmos", 0x70, 2, devices.NewRTC(nil, m.gmem.Size())},
+		{"cmos", 0x70, 2, m.rtc},
 		{"i8042", 0x60, 5, &devices.KeyboardController{Exit: exit}},
 		{"port92", 0x92, 1, &devices.FastA20{Exit: exit}},
 		{"pci", 0xCF8, 8, m.pci},
@@ -545,6 +578,7 @@ func (m *Machine) readyAt(t time.Time) {
 	m.readyOnce.Do(func() {
 		m.readyDone.Store(true)
 		m.eventAt(PhaseReady, t)
+		m.snapshotOnReady()
 	})
 }
 

@@ -73,6 +73,9 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	if err != nil {
 		return Exit{}, err
 	}
+	if e := m.snapErr.Load(); e != nil {
+		return Exit{}, *e
+	}
 	e := m.exit.Load()
 	if e == nil {
 		return Exit{Reason: ExitStopped}, nil

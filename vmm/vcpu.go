@@ -18,7 +18,8 @@ import (
 // vcpuState is where a vCPU is in its life. The states and their order
 // follow Firecracker's vCPU state machine (vmm/src/vstate/vcpu: a vCPU is
 // created, runs, and once it exits never runs again), without its Paused
-// state: nothing pauses a smolvmm guest.
+// state: a snapshot pauses the guest on the run loop's own thread, between
+// two KVM_RUN exits (snapshot.go), so the loop never hands the vCPU over.
 type vcpuState int
 
 const (
@@ -272,13 +273,23 @@ func (v *vcpu) run(started func()) error {
 		v.mu.Lock()
 		v.state, v.tid = vcpuExited, 0
 		v.mu.Unlock()
+		v.m.failSnapshot() // one asked for while it was stopping
 	}()
 	m := v.m
 	le := binary.LittleEndian
 	m.event(PhaseFirstRun)
+	if m.restoredReady {
+		m.ready()
+	}
 	started()
 	for m.exit.Load() == nil {
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvmRunIoctl, 0)
+		if m.snapWanted.Load() {
+			m.serveSnapshot() // snapshot.go: between exits, the vCPU is quiescent
+			if m.exit.Load() != nil {
+				break
+			}
+		}
+		_, _, errno := syscallKVMRun(v.fd)
 		// A kick, if any, is served: KVM_RUN returned. Cleared before the
 		// loop looks at m.exit, which a stopper sets before it kicks.
 		atomic.StoreUint32(v.immediateExit(), 0)
@@ -318,6 +329,18 @@ func (v *vcpu) run(started func()) error {
 		}
 	}
 	return nil
+}
+
+// syscallKVMRun is one KVM_RUN.
+func syscallKVMRun(fd int) (uintptr, uintptr, unix.Errno) {
+	return unix.Syscall(unix.SYS_IOCTL, uintptr(fd), kvmRunIoctl, 0)
+}
+
+// onThread reports whether the caller is the vCPU's run loop thread.
+func (v *vcpu) onThread() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.state == vcpuRunning && v.tid == unix.Gettid()
 }
 
 func (v *vcpu) handleIO() {

@@ -1,0 +1,85 @@
+package virtio
+
+import "fmt"
+
+// QueueState is where a queue's rings are and how far the device got.
+type QueueState struct {
+	PFN       uint32
+	LastAvail uint16 // next available entry the device takes
+	UsedIdx   uint16 // next used entry the device produces
+}
+
+// TransportState is a device's legacy virtio-pci registers and queues, for
+// snapshots. The device model's own state is not in it: a disk's is its
+// image, and the requests in flight are none (see Quiesce).
+type TransportState struct {
+	Type     uint16
+	Guest    uint32
+	Status   uint8
+	ISR      uint8
+	Sel      uint16
+	Asserted bool
+	Broken   bool
+	Queues   []QueueState
+}
+
+// Quiesce waits for the request the device is serving, if any, and keeps
+// it from starting another until resume is called: guest memory and the
+// queues then stay as they are while a snapshot is taken. Requests the
+// guest makes meanwhile stay in its available ring, and are served after
+// resume (or after a restore, which kicks every queue).
+func (d *PCIDevice) Quiesce() (resume func()) {
+	d.workMu.Lock()
+	return d.workMu.Unlock
+}
+
+// State returns the transport's state; call it while quiesced.
+func (d *PCIDevice) State() TransportState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := TransportState{Type: d.dev.Type(), Guest: d.guest, Status: d.status, ISR: d.isr, Sel: d.sel,
+		Asserted: d.asserted, Broken: d.broken}
+	for _, q := range d.queues {
+		s.Queues = append(s.Queues, QueueState{PFN: q.pfn, LastAvail: q.lastAvail, UsedIdx: q.usedIdx})
+	}
+	return s
+}
+
+// Restore sets the state of a device of the same type and queue count,
+// before its guest runs, and kicks every queue of a live device so that
+// requests the guest queued before the snapshot are served.
+func (d *PCIDevice) Restore(s TransportState) error {
+	if s.Type != d.dev.Type() {
+		return fmt.Errorf("virtio: snapshot device type %d, this one is type %d", s.Type, d.dev.Type())
+	}
+	if len(s.Queues) != len(d.queues) {
+		return fmt.Errorf("virtio type %d: snapshot has %d queues, the device %d", s.Type, len(s.Queues), len(d.queues))
+	}
+	if s.Guest&^d.host != 0 {
+		return fmt.Errorf("virtio type %d: snapshot's driver features %#x are not all offered (%#x)", s.Type, s.Guest, d.host)
+	}
+	d.workMu.Lock()
+	defer d.workMu.Unlock()
+	d.mu.Lock()
+	for i, qs := range s.Queues {
+		q := d.queues[i]
+		if err := q.SetPFN(qs.PFN); err != nil {
+			d.mu.Unlock()
+			return fmt.Errorf("virtio type %d: queue %d: %w", s.Type, i, err)
+		}
+		q.lastAvail, q.usedIdx = qs.LastAvail, qs.UsedIdx
+	}
+	d.guest, d.status, d.isr, d.sel, d.broken = s.Guest, s.Status, s.ISR, s.Sel, s.Broken
+	d.asserted = s.Asserted
+	d.cfg.SetStatusBit(pciStatusInterrupt, s.Asserted)
+	d.irq.Set(s.Asserted)
+	live := d.status&StatusDriverOK != 0 && !d.broken
+	if d.status&StatusDriverOK != 0 {
+		d.dev.Activate(d.guest)
+	}
+	d.mu.Unlock()
+	if live {
+		d.Kick()
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"golang.org/x/sys/unix"
+)
+
+// The KVM state a snapshot holds is kept as the kernel's own structures,
+// byte for byte (x86-64 layouts from include/uapi/linux/kvm.h and
+// arch/x86/include/uapi/asm/kvm.h); this file names them and moves them.
+
+// kvmBlob is one structure KVM gets and sets with a pair of ioctls.
+type kvmBlob struct {
+	name     string
+	get, set uintptr
+	size     int
+}
+
+func ior(nr uintptr, size int) uintptr  { return kvm.IIOR(nr, uintptr(size)) }
+func iow(nr uintptr, size int) uintptr  { return kvm.IIOW(nr, uintptr(size)) }
+func iowr(nr uintptr, size int) uintptr { return kvm.IIOWR(nr, uintptr(size)) }
+
+// Sizes of the structures.
+const (
+	sizeRegs     = 144
+	sizeSregs    = 312
+	sizeFPU      = 416
+	sizeXSave    = 4096
+	sizeXCRs     = 392
+	sizeLAPIC    = 1024
+	sizeEvents   = 64
+	sizeMPState  = 4
+	sizeDebug    = 128
+	sizeIRQChip  = 520
+	sizePIT2     = 112
+	sizeClock    = 48
+	sizeMSREntry = 16
+)
+
+// vCPU structures.
+var (
+	blobRegs    = kvmBlob{"regs", ior(0x81, sizeRegs), iow(0x82, sizeRegs), sizeRegs}
+	blobSregs   = kvmBlob{"sregs", ior(0x83, sizeSregs), iow(0x84, sizeSregs), sizeSregs}
+	blobFPU     = kvmBlob{"fpu", ior(0x8c, sizeFPU), iow(0x8d, sizeFPU), sizeFPU}
+	blobXSave   = kvmBlob{"xsave", ior(0xa4, sizeXSave), iow(0xa5, sizeXSave), sizeXSave}
+	blobXCRs    = kvmBlob{"xcrs", ior(0xa6, sizeXCRs), iow(0xa7, sizeXCRs), sizeXCRs}
+	blobLAPIC   = kvmBlob{"lapic", ior(0x8e, sizeLAPIC), iow(0x8f, sizeLAPIC), sizeLAPIC}
+	blobEvents  = kvmBlob{"vcpu events", ior(0x9f, sizeEvents), iow(0xa0, sizeEvents), sizeEvents}
+	blobMPState = kvmBlob{"mp state", ior(0x98, sizeMPState), iow(0x99, sizeMPState), sizeMPState}
+	blobDebug   = kvmBlob{"debug registers", ior(0xa1, sizeDebug), iow(0xa2, sizeDebug), sizeDebug}
+)
+
+// VM structures. KVM_GET_IRQCHIP is _IOWR: the chip id goes in.
+var (
+	blobIRQChip = kvmBlob{"irqchip", iowr(0x62, sizeIRQChip), ior(0x63, sizeIRQChip), sizeIRQChip}
+	blobPIT2    = kvmBlob{"pit2", ior(0x9f, sizePIT2), iow(0xa0, sizePIT2), sizePIT2}
+	blobClock   = kvmBlob{"clock", ior(0x7c, sizeClock), iow(0x7b, sizeClock), sizeClock}
+)
+
+// MSR ioctls: struct kvm_msrs is an 8-byte header then the entries.
+var (
+	kvmGetMSRs         = iowr(0x88, 8)
+	kvmSetMSRs         = iow(0x89, 8)
+	kvmGetMSRIndexList = iowr(0x02, 4)
+)
+
+// Irqchip ids: the two 8259s and the I/O APIC.
+const irqchipCount = 3
+
+func ioctlBuf(fd int, req uintptr, buf []byte) (int, error) {
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(&buf[0])))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(r), nil
+}
+
+func (b kvmBlob) getFrom(fd int) ([]byte, error) {
+	buf := make([]byte, b.size)
+	if _, err := ioctlBuf(fd, b.get, buf); err != nil {
+		return nil, fmt.Errorf("get %s: %w", b.name, err)
+	}
+	return buf, nil
+}
+
+func (b kvmBlob) setTo(fd int, buf []byte) error {
+	if len(buf) != b.size {
+		return fmt.Errorf("set %s: %d bytes in the snapshot, KVM's structure is %d", b.name, len(buf), b.size)
+	}
+	if _, err := ioctlBuf(fd, b.set, buf); err != nil {
+		return fmt.Errorf("set %s: %w", b.name, err)
+	}
+	return nil
+}
+
+// MSR is one model-specific register's index and value.
+type MSR struct {
+	Index uint32
+	Data  uint64
+}
+
+// msrIndexList returns the MSRs KVM saves and restores for a vCPU
+// (KVM_GET_MSR_INDEX_LIST), without those this vCPU refuses to read: the
+// list names every MSR the host's KVM knows, some of which the vCPU's
+// CPUID does not enable.
+func msrIndexList(kvmFD, vcpuFD int) ([]uint32, error) {
+	buf := make([]byte, 4+4*1024)
+	binary.LittleEndian.PutUint32(buf, 1024)
+	if _, err := ioctlBuf(kvmFD, kvmGetMSRIndexList, buf); err != nil {
+		return nil, fmt.Errorf("KVM_GET_MSR_INDEX_LIST: %w", err)
+	}
+	n := min(int(binary.LittleEndian.Uint32(buf)), 1024)
+	var ok []uint32
+	one := make([]byte, 8+sizeMSREntry)
+	for i := range n {
+		idx := binary.LittleEndian.Uint32(buf[4+4*i:])
+		clear(one)
+		binary.LittleEndian.PutUint32(one, 1)
+		binary.LittleEndian.PutUint32(one[8:], idx)
+		if got, err := ioctlBuf(vcpuFD, kvmGetMSRs, one); err == nil && got == 1 {
+			ok = append(ok, idx)
+		}
+	}
+	return ok, nil
+}
+
+func getMSRs(fd int, idx []uint32) ([]MSR, error) {
+	if len(idx) == 0 {
+		return nil, nil
+	}
+	buf := make([]byte, 8+sizeMSREntry*len(idx))
+	binary.LittleEndian.PutUint32(buf, uint32(len(idx)))
+	for i, x := range idx {
+		binary.LittleEndian.PutUint32(buf[8+sizeMSREntry*i:], x)
+	}
+	n, err := ioctlBuf(fd, kvmGetMSRs, buf)
+	if err != nil {
+		return nil, fmt.Errorf("KVM_GET_MSRS: %w", err)
+	}
+	if n != len(idx) {
+		return nil, fmt.Errorf("KVM_GET_MSRS: read %d of %d MSRs, stopped at %#x", n, len(idx), idx[n])
+	}
+	msrs := make([]MSR, len(idx))
+	for i := range msrs {
+		e := buf[8+sizeMSREntry*i:]
+		msrs[i] = MSR{Index: binary.LittleEndian.Uint32(e), Data: binary.LittleEndian.Uint64(e[8:])}
+	}
+	return msrs, nil
+}
+
+func setMSRs(fd int, msrs []MSR) error {
+	if len(msrs) == 0 {
+		return nil
+	}
+	buf := make([]byte, 8+sizeMSREntry*len(msrs))
+	binary.LittleEndian.PutUint32(buf, uint32(len(msrs)))
+	for i, m := range msrs {
+		e := buf[8+sizeMSREntry*i:]
+		binary.LittleEndian.PutUint32(e, m.Index)
+		binary.LittleEndian.PutUint64(e[8:], m.Data)
+	}
+	n, err := ioctlBuf(fd, kvmSetMSRs, buf)
+	if err != nil {
+		return fmt.Errorf("KVM_SET_MSRS: %w", err)
+	}
+	if n != len(msrs) {
+		return fmt.Errorf("KVM_SET_MSRS: this host's KVM refused MSR %#x (set %d of %d)", msrs[n].Index, n, len(msrs))
+	}
+	return nil
+}
+
+// snapshotIoctls are the ioctls a running machine makes to take a
+// snapshot (RunIoctls lists them).
+func snapshotIoctls() []uint64 {
+	var r []uint64
+	for _, b := range []kvmBlob{blobRegs, blobSregs, blobFPU, blobXSave, blobXCRs, blobLAPIC, blobEvents,
+		blobMPState, blobDebug, blobIRQChip, blobPIT2, blobClock} {
+		r = append(r, uint64(b.get))
+	}
+	return append(r, uint64(kvmGetMSRs), uint64(kvmGetMSRIndexList))
+}

@@ -1,0 +1,221 @@
+package vmm
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+)
+
+// Restore builds a machine from the snapshot at path; Run then continues
+// the guest exactly where the snapshot was taken.
+//
+// Guest memory is the snapshot's memory section mapped copy-on-write: the
+// restore copies nothing, the guest's writes stay in this process, and
+// machines restored from one file share the pages they do not write. The
+// file may be replaced or removed once Restore returns, but must not be
+// written in place while a machine restored from it runs.
+//
+// From cfg, Restore takes the console, input, readiness, events, logging,
+// Devices and BeforeRun; the kernel fields are ignored. MemoryMiB, when
+// set, must be the snapshot's. Disks, when nil, are the snapshot's own
+// (each by path, read-only or not as then); when set, they must be as
+// many. Each image must be the one the snapshot saw (same size, inode and
+// modification time), else Restore fails with ErrDiskChanged: the guest's
+// cached view of it would no longer match. Devices must be the same kinds
+// of virtio device as the snapshot's, in order. Nothing is left open on
+// error.
+func Restore(cfg Config, path string) (m *Machine, err error) {
+	m = &Machine{cfg: cfg}
+	built := m
+	defer func() {
+		if err != nil {
+			built.Close()
+			built.closeUnplugged()
+		}
+	}()
+	f, err := snapshot.Open(path)
+	if err != nil {
+		return nil, &Error{Op: "restore", Err: err}
+	}
+	defer f.Close()
+	var st machineState
+	if err := json.Unmarshal(f.State, &st); err != nil {
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)}
+	}
+	if uint64(st.MemoryMiB)<<20 != f.Header.MemSize {
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state says %d MiB, header %d bytes: %w", path, st.MemoryMiB, f.Header.MemSize, snapshot.ErrCorrupt)}
+	}
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = st.MemoryMiB
+	}
+	if err := f.Header.CheckMemory(uint64(cfg.MemoryMiB) << 20); err != nil {
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err), Field: "MemoryMiB",
+			Hint: "restore with the snapshot's memory size"}
+	}
+	if cfg.Disks == nil {
+		for _, d := range st.Disks {
+			cfg.Disks = append(cfg.Disks, blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: d.ReadOnly, Serial: d.Serial}})
+		}
+	}
+	if len(cfg.Disks) != len(st.Disks) {
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s has %d disks, %d given: %w", path, len(st.Disks), len(cfg.Disks), ErrConfig), Field: "Disks"}
+	}
+	if cfg.KVMPath == "" {
+		cfg.KVMPath = "/dev/kvm"
+	}
+	m.cfg = cfg
+	m.event(PhaseSnapshotLoaded)
+
+	if m.kvm, err = openKVM(cfg.KVMPath); err != nil {
+		return nil, err
+	}
+	m.closers = append(m.closers, m.kvm.Close)
+	vmFD, err := kvm.CreateVM(m.kvm.Fd())
+	if err != nil {
+		return nil, &Error{Op: "KVM_CREATE_VM", Err: err}
+	}
+	m.vmFD = vmFD
+	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
+	mem, err := f.MapMemory()
+	if err != nil {
+		return nil, &Error{Op: "restore", Err: err}
+	}
+	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
+	if err := m.useMemory(mem); err != nil {
+		return nil, err
+	}
+	m.event(PhaseVMCreated)
+
+	if err := m.setupDevices(); err != nil {
+		return nil, err
+	}
+	m.event(PhaseDevicesCreated)
+	if err := m.checkDisks(st.Disks); err != nil {
+		return nil, err
+	}
+	if m.vcpu, err = newVCPU(m, 0); err != nil {
+		return nil, err
+	}
+	if err := m.restoreState(&st); err != nil {
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err)}
+	}
+	m.restoredReady = st.Ready
+	m.event(PhaseStateRestored)
+	return m, nil
+}
+
+// checkDisks refuses images that are not those the snapshot saw.
+func (m *Machine) checkDisks(want []DiskIdentity) error {
+	for i, w := range want {
+		disk, ok := m.virtio[i].dev.Device().(*blk.Disk)
+		if !ok {
+			return &Error{Op: fmt.Sprintf("ld%d", i), Err: fmt.Errorf("not a disk: %w", ErrConfig)}
+		}
+		fi, err := disk.Stat()
+		if err != nil {
+			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, m.cfg.Disks[i].Path), Err: err}
+		}
+		got := identityOf(w.Path, w.ReadOnly, w.Serial, fi)
+		var what string
+		switch {
+		case got.Size != w.Size:
+			what = fmt.Sprintf("size %d, the snapshot's %d", got.Size, w.Size)
+		case got.Dev != w.Dev || got.Inode != w.Inode:
+			what = fmt.Sprintf("inode %d on device %#x, the snapshot's %d on %#x", got.Inode, got.Dev, w.Inode, w.Dev)
+		case got.MtimeNs != w.MtimeNs:
+			what = "modified after the snapshot"
+		}
+		if what != "" {
+			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, m.cfg.Disks[i].Path), Err: fmt.Errorf("%w: %s", ErrDiskChanged, what),
+				Hint: "restore against the image as it was, or snapshot again"}
+		}
+	}
+	return nil
+}
+
+// restoreState sets the vCPU, the devices, the interrupt controllers and
+// the clocks from st. The devices go before the interrupt controllers,
+// since restoring a device drives its line: the controllers' own record
+// of the lines is then the snapshot's.
+func (m *Machine) restoreState(st *machineState) error {
+	fd := m.vcpu.fd
+	c := &st.VCPU
+	set := func(b kvmBlob, buf []byte) error { return b.setTo(fd, buf) }
+	// Special registers before the general ones (CR0 and EFER decide how
+	// the rest is read), the APIC base in them before the LAPIC.
+	steps := []struct {
+		b   kvmBlob
+		buf []byte
+		opt bool
+	}{
+		{blobSregs, c.Sregs, false}, {blobRegs, c.Regs, false},
+		{blobXCRs, c.XCRs, true}, {blobXSave, c.XSave, true}, {blobFPU, c.FPU, true},
+		{blobDebug, c.Debug, false}, {blobLAPIC, c.LAPIC, false},
+	}
+	for _, s := range steps {
+		if s.opt && s.buf == nil {
+			continue
+		}
+		if err := set(s.b, s.buf); err != nil {
+			return err
+		}
+	}
+	if c.XSave == nil && c.FPU == nil {
+		return fmt.Errorf("vCPU: neither XSAVE nor FPU state")
+	}
+	if err := setMSRs(fd, c.MSRs); err != nil {
+		return err
+	}
+	if err := set(blobMPState, c.MPState); err != nil {
+		return err
+	}
+	if err := set(blobEvents, c.Events); err != nil {
+		return err
+	}
+
+	if err := m.uart.Restore(st.UART); err != nil {
+		return err
+	}
+	m.rtc.Restore(st.RTC)
+	if err := m.pci.Restore(st.PCI); err != nil {
+		return err
+	}
+	if len(st.Virtio) != len(m.virtio) {
+		return fmt.Errorf("%d virtio devices in the snapshot, %d in this machine", len(st.Virtio), len(m.virtio))
+	}
+	for i, s := range m.virtio {
+		if err := s.dev.Restore(st.Virtio[i]); err != nil {
+			return fmt.Errorf("virtio device %d: %w", i, err)
+		}
+	}
+
+	vm := int(m.vmFD)
+	if len(st.IRQChips) != irqchipCount {
+		return fmt.Errorf("%d interrupt controllers in the snapshot, want %d", len(st.IRQChips), irqchipCount)
+	}
+	for chip, buf := range st.IRQChips {
+		if len(buf) != sizeIRQChip || int(buf[0]) != chip {
+			return fmt.Errorf("interrupt controller %d: malformed (%d bytes)", chip, len(buf))
+		}
+		if _, err := ioctlBuf(vm, blobIRQChip.set, buf); err != nil {
+			return fmt.Errorf("set irqchip %d: %w", chip, err)
+		}
+	}
+	if err := blobPIT2.setTo(vm, st.PIT2); err != nil {
+		return err
+	}
+	if len(st.Clock) != sizeClock {
+		return fmt.Errorf("clock: %d bytes, want %d", len(st.Clock), sizeClock)
+	}
+	// The guest's clock goes on from the snapshot's value: only the value,
+	// without the flags and host times that would make it jump by the
+	// time the snapshot lay on disk.
+	clock := make([]byte, sizeClock)
+	copy(clock[:8], st.Clock[:8])
+	return blobClock.setTo(vm, clock)
+}

@@ -1,0 +1,296 @@
+package vmm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm/devices"
+	"github.com/smolvmm/smolvmm/vmm/pci"
+)
+
+// machineState is the state section of a snapshot (package snapshot holds
+// it as opaque bytes): JSON, so that a field added later is ignored by an
+// older reader only when the format version says it may be.
+type machineState struct {
+	MemoryMiB int
+	VCPU      vcpuSnapshot
+	IRQChips  [][]byte // PIC master, PIC slave, I/O APIC (struct kvm_irqchip)
+	PIT2      []byte   // struct kvm_pit_state2
+	Clock     []byte   // struct kvm_clock_data
+	UART      devices.UARTState
+	RTC       devices.RTCState
+	PCI       pci.HostState
+	Virtio    []virtio.TransportState
+	Disks     []DiskIdentity
+	// Ready: the machine had reported PhaseReady, so a restored one is
+	// ready as soon as it runs.
+	Ready bool
+}
+
+// vcpuSnapshot is the vCPU's KVM state, each the kernel's structure.
+type vcpuSnapshot struct {
+	Regs, Sregs, LAPIC, Events, MPState, Debug []byte
+	// XSave and XCRs, or FPU on a KVM without KVM_GET_XSAVE.
+	XSave, XCRs, FPU []byte
+	MSRs             []MSR
+}
+
+// DiskIdentity names a disk image as a snapshot saw it: a restore refuses
+// an image whose size, inode or modification time differ, since the
+// guest's cached view of it would no longer match.
+type DiskIdentity struct {
+	Path     string
+	ReadOnly bool
+	Serial   string
+	Size     int64
+	Dev      uint64
+	Inode    uint64
+	MtimeNs  int64
+}
+
+func identityOf(path string, ro bool, serial string, st os.FileInfo) DiskIdentity {
+	id := DiskIdentity{Path: path, ReadOnly: ro, Serial: serial, Size: st.Size(), MtimeNs: st.ModTime().UnixNano()}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		id.Dev, id.Inode = s.Dev, s.Ino
+	}
+	return id
+}
+
+// ErrDiskChanged is wrapped by a restore's refusal of a disk image that
+// changed since the snapshot.
+var ErrDiskChanged = errors.New("disk image changed since the snapshot")
+
+// SnapshotInfo describes a snapshot written.
+type SnapshotInfo struct {
+	Bytes int64         // the file's size
+	Pause time.Duration // how long the guest was paused (capture and write)
+}
+
+// snapRequest asks the vCPU thread for a snapshot at its next quiescent
+// point; done gets the result.
+type snapRequest struct {
+	w    io.Writer
+	done func(SnapshotInfo, error)
+}
+
+// Snapshot writes a snapshot of the running machine to w: the vCPU is
+// paused between two KVM_RUN exits, the virtio devices finish the request
+// they serve and take no other until the snapshot is written (requests the
+// guest queues meanwhile are served after it, or after a restore), and
+// the guest then runs on. Before Run it snapshots the machine as New left
+// it; after Run it fails. Not from Config.OnEvent or Console, which the
+// vCPU thread calls.
+func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
+	type result struct {
+		info SnapshotInfo
+		err  error
+	}
+	ch := make(chan result, 1)
+	posted, err := m.postSnapshot(w, func(i SnapshotInfo, err error) { ch <- result{i, err} })
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	if !posted {
+		// Not running yet: nothing moves, take it here.
+		return m.takeSnapshot(w)
+	}
+	r := <-ch
+	return r.info, r.err
+}
+
+// postSnapshot hands a request to the running vCPU and kicks it; it
+// reports false when the vCPU has not run yet (the caller takes the
+// snapshot itself).
+func (m *Machine) postSnapshot(w io.Writer, done func(SnapshotInfo, error)) (bool, error) {
+	v := m.vcpu
+	v.mu.Lock()
+	switch v.state {
+	case vcpuCreated:
+		v.mu.Unlock()
+		return false, nil
+	case vcpuRunning:
+	default:
+		state := v.state
+		v.mu.Unlock()
+		return false, &Error{Op: "snapshot", Err: fmt.Errorf("vCPU is %s: %w", state, ErrNotRunning)}
+	}
+	m.snapMu.Lock()
+	if m.snapReq != nil {
+		m.snapMu.Unlock()
+		v.mu.Unlock()
+		return false, &Error{Op: "snapshot", Err: errors.New("a snapshot is already being taken")}
+	}
+	m.snapReq = &snapRequest{w: w, done: done}
+	m.snapWanted.Store(true)
+	m.snapMu.Unlock()
+	v.mu.Unlock()
+	if !v.onThread() {
+		v.kick()
+	}
+	return true, nil
+}
+
+// ErrNotRunning is wrapped by a snapshot asked of a machine whose guest
+// has stopped.
+var ErrNotRunning = errors.New("the machine is not running")
+
+// serveSnapshot runs on the vCPU thread between exits when a snapshot was
+// asked for.
+func (m *Machine) serveSnapshot() {
+	m.snapMu.Lock()
+	req := m.snapReq
+	m.snapReq = nil
+	m.snapWanted.Store(false)
+	m.snapMu.Unlock()
+	if req == nil {
+		return
+	}
+	// KVM completes an I/O or MMIO instruction only at the next KVM_RUN:
+	// one with immediate_exit set finishes it and returns at once, so
+	// the registers read below are those after the instruction.
+	atomic.StoreUint32(m.vcpu.immediateExit(), 1)
+	_, _, _ = syscallKVMRun(m.vcpu.fd)
+	atomic.StoreUint32(m.vcpu.immediateExit(), 0)
+	info, err := m.takeSnapshot(req.w)
+	req.done(info, err)
+}
+
+// failSnapshot answers a request the vCPU will not serve: it stopped.
+func (m *Machine) failSnapshot() {
+	m.snapMu.Lock()
+	req := m.snapReq
+	m.snapReq = nil
+	m.snapWanted.Store(false)
+	m.snapMu.Unlock()
+	if req != nil {
+		req.done(SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("the guest stopped first: %w", ErrNotRunning)})
+	}
+}
+
+// takeSnapshot captures the state with the vCPU out of KVM_RUN and the
+// devices quiesced, and writes it and guest memory to w.
+func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
+	start := time.Now()
+	for _, s := range m.virtio {
+		defer s.dev.Quiesce()()
+	}
+	st, err := m.captureState()
+	if err != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
+	}
+	n, err := snapshot.Write(w, b, m.gmem.Bytes())
+	if err != nil {
+		return SnapshotInfo{Bytes: n}, &Error{Op: "snapshot", Err: err}
+	}
+	info := SnapshotInfo{Bytes: n, Pause: time.Since(start)}
+	m.event(PhaseSnapshotWritten)
+	return info, nil
+}
+
+func (m *Machine) captureState() (*machineState, error) {
+	st := &machineState{MemoryMiB: m.cfg.MemoryMiB, Ready: m.readyDone.Load()}
+	fd := m.vcpu.fd
+	var err error
+	c := &st.VCPU
+	for _, x := range []struct {
+		b   kvmBlob
+		dst *[]byte
+	}{{blobRegs, &c.Regs}, {blobSregs, &c.Sregs}, {blobLAPIC, &c.LAPIC}, {blobEvents, &c.Events},
+		{blobMPState, &c.MPState}, {blobDebug, &c.Debug}} {
+		if *x.dst, err = x.b.getFrom(fd); err != nil {
+			return nil, err
+		}
+	}
+	if c.XSave, err = blobXSave.getFrom(fd); err != nil {
+		c.XSave = nil
+		if c.FPU, err = blobFPU.getFrom(fd); err != nil {
+			return nil, err
+		}
+	} else if c.XCRs, err = blobXCRs.getFrom(fd); err != nil {
+		c.XCRs = nil // no XCR0 to keep on a KVM without KVM_CAP_XCRS
+	}
+	if m.msrIndex == nil {
+		if m.msrIndex, err = msrIndexList(int(m.kvm.Fd()), fd); err != nil {
+			return nil, err
+		}
+	}
+	if c.MSRs, err = getMSRs(fd, m.msrIndex); err != nil {
+		return nil, err
+	}
+	vm := int(m.vmFD)
+	for chip := range irqchipCount {
+		buf := make([]byte, sizeIRQChip)
+		buf[0] = byte(chip)
+		if _, err := ioctlBuf(vm, blobIRQChip.get, buf); err != nil {
+			return nil, fmt.Errorf("get irqchip %d: %w", chip, err)
+		}
+		st.IRQChips = append(st.IRQChips, buf)
+	}
+	if st.PIT2, err = blobPIT2.getFrom(vm); err != nil {
+		return nil, err
+	}
+	if st.Clock, err = blobClock.getFrom(vm); err != nil {
+		return nil, err
+	}
+	st.UART = m.uart.State()
+	st.RTC = m.rtc.State()
+	st.PCI = m.pci.State()
+	for _, s := range m.virtio {
+		st.Virtio = append(st.Virtio, s.dev.State())
+	}
+	for i, d := range m.cfg.Disks {
+		disk, ok := m.virtio[i].dev.Device().(*blk.Disk)
+		if !ok {
+			return nil, fmt.Errorf("ld%d is not a disk", i)
+		}
+		fi, err := disk.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("ld%d (disk image %s): %w", i, d.Path, err)
+		}
+		path := d.Path
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		st.Disks = append(st.Disks, identityOf(path, disk.ReadOnly(), disk.Serial(), fi))
+	}
+	return st, nil
+}
+
+// snapshotOnReady asks for Config.SnapshotOnReady's snapshot, without
+// waiting for it (the caller may be the vCPU thread).
+func (m *Machine) snapshotOnReady() {
+	if m.cfg.SnapshotOnReady == nil {
+		return
+	}
+	done := func(info SnapshotInfo, err error) {
+		if m.cfg.OnSnapshot != nil {
+			m.cfg.OnSnapshot(info, err)
+		}
+		if m.cfg.SnapshotExit {
+			if err != nil {
+				m.snapErr.CompareAndSwap(nil, &err)
+			}
+			m.requestExit(Exit{Reason: ExitSnapshot})
+		}
+	}
+	posted, err := m.postSnapshot(m.cfg.SnapshotOnReady, done)
+	if err != nil {
+		done(SnapshotInfo{}, err)
+	} else if !posted {
+		done(m.takeSnapshot(m.cfg.SnapshotOnReady))
+	}
+}

@@ -1,0 +1,252 @@
+package vmm_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// snapshotCounter boots the counter guest with words, snapshots it at its
+// ready point (after "count 100") into a file and lets it run to its end.
+// It returns the file, the output before and after the snapshot point.
+func snapshotCounter(t *testing.T, cfg vmm.Config, words string) (path, before, after string) {
+	t.Helper()
+	needKVM(t)
+	path = filepath.Join(t.TempDir(), "counter.snap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var snapErr error
+	var snapInfo vmm.SnapshotInfo
+	cfg.Kernel = guest(t, "counter")
+	cfg.Append = words
+	cfg.NoAppend = words == ""
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = 16
+	}
+	cfg.SnapshotOnReady = f
+	cfg.OnSnapshot = func(i vmm.SnapshotInfo, err error) { snapInfo, snapErr = i, err }
+	out, e, err := boot(t, cfg, 30*time.Second)
+	wantDebugExit(t, e, err, 0)
+	if snapErr != nil {
+		t.Fatalf("snapshot: %v", snapErr)
+	}
+	if snapInfo.Bytes < int64(cfg.MemoryMiB)<<20 {
+		t.Fatalf("snapshot of %d bytes, less than the guest's memory", snapInfo.Bytes)
+	}
+	t.Logf("snapshot: %d bytes, guest paused %v", snapInfo.Bytes, snapInfo.Pause)
+	const mark = "count 100\r\n"
+	i := strings.Index(out, mark)
+	if i < 0 {
+		t.Fatalf("output lacks %q:\n%s", mark, out)
+	}
+	return path, out[:i+len(mark)], out[i+len(mark):]
+}
+
+// restoreRun restores path with cfg and runs it to its end.
+func restoreRun(t *testing.T, cfg vmm.Config, path string) (string, vmm.Exit, error) {
+	t.Helper()
+	var out guests.Console
+	cfg.Console = &out
+	m, err := vmm.Restore(cfg, path)
+	if err != nil {
+		return "", vmm.Exit{}, err
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := m.Run(ctx)
+	return out.String(), e, err
+}
+
+// TestSnapshotRestoreCounter: a guest restored twice, at once, from one
+// snapshot goes on from exactly the count it was snapshotted at, both
+// times; one waiting on the PIT is woken by the restored PIT.
+func TestSnapshotRestoreCounter(t *testing.T) {
+	tests := []struct{ words, want string }{
+		{"", "count 101\r\n"},
+		{"pit", "counter: pit irq 0 after count 100\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run("words="+tt.words, func(t *testing.T) {
+			path, _, after := snapshotCounter(t, vmm.Config{}, tt.words)
+			if !strings.HasPrefix(after, tt.want) {
+				t.Fatalf("the snapshotted run went on with %q, want %q first", after, tt.want)
+			}
+			var wg sync.WaitGroup
+			outs := make([]string, 2)
+			errs := make([]error, 2)
+			exits := make([]vmm.Exit, 2)
+			for i := range outs {
+				wg.Go(func() { outs[i], exits[i], errs[i] = restoreRun(t, vmm.Config{}, path) })
+			}
+			wg.Wait()
+			for i := range outs {
+				wantDebugExit(t, exits[i], errs[i], 0)
+				if outs[i] != after {
+					t.Errorf("restore %d printed\n%q\nwant exactly what the snapshotted run printed after the snapshot:\n%q", i, outs[i], after)
+				}
+			}
+		})
+	}
+}
+
+// TestSnapshotWhileRunning takes a snapshot with Machine.Snapshot from
+// another goroutine at an arbitrary point: the restored guest prints
+// exactly the rest of what the original printed after that point.
+func TestSnapshotWhileRunning(t *testing.T) {
+	needKVM(t)
+	path := filepath.Join(t.TempDir(), "running.snap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out guests.Console
+	started := make(chan struct{})
+	m, err := vmm.New(vmm.Config{Kernel: guest(t, "counter"), Append: "n=3000 at=0", MemoryMiB: 16, Console: &out,
+		OnEvent: func(e vmm.Event) {
+			if e.Phase == vmm.PhaseFirstOutput {
+				close(started)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	type res struct {
+		e   vmm.Exit
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		e, err := m.Run(context.Background())
+		done <- res{e, err}
+	}()
+	<-started
+	if _, err := m.Snapshot(f); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	r := <-done
+	wantDebugExit(t, r.e, r.err, 0)
+	if _, err := m.Snapshot(f); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Fatalf("Snapshot after Run = %v, want ErrNotRunning", err)
+	}
+	got, e, err := restoreRun(t, vmm.Config{}, path)
+	wantDebugExit(t, e, err, 0)
+	if !strings.HasSuffix(out.String(), got) || !strings.HasSuffix(got, "counter: done\r\n") || len(got) >= len(out.String()) {
+		t.Fatalf("restored guest printed %d bytes that are not a proper tail of the original's %d:\n%.300q", len(got), len(out.String()), got)
+	}
+}
+
+// TestRestoreRefusals: every input a restore refuses, with nothing half
+// restored.
+func TestRestoreRefusals(t *testing.T) {
+	needKVM(t)
+	disk := filepath.Join(t.TempDir(), "data.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path, _, _ := snapshotCounter(t, vmm.Config{Disks: []blk.Spec{{Path: disk}}}, "")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := func(edit func([]byte) []byte) string {
+		p := filepath.Join(t.TempDir(), "edited.snap")
+		if err := os.WriteFile(p, edit(append([]byte(nil), good...)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name  string
+		path  string
+		cfg   vmm.Config
+		setup func()
+		want  error
+		text  string
+	}{
+		{"other memory size", path, vmm.Config{MemoryMiB: 32}, nil, snapshot.ErrMemorySize, "16 MiB in the snapshot, 32 MiB asked for"},
+		{"corrupt state", edited(func(b []byte) []byte { b[snapshot.HeaderSize+10] ^= 0x20; return b }), vmm.Config{}, nil, snapshot.ErrCorrupt, "SHA-256"},
+		{"truncated", edited(func(b []byte) []byte { return b[:len(b)-4096] }), vmm.Config{}, nil, snapshot.ErrTruncated, "memory section ends at"},
+		{"other version", edited(func(b []byte) []byte { b[8] = 7; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 7"},
+		{"not a snapshot", disk, vmm.Config{}, nil, snapshot.ErrFormat, "bad magic"},
+		{"fewer disks", path, vmm.Config{Disks: []blk.Spec{}}, nil, vmm.ErrConfig, "has 1 disks, 0 given"},
+		{"changed disk", path, vmm.Config{}, func() {
+			if err := os.WriteFile(disk, make([]byte, 2<<20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, vmm.ErrDiskChanged, "size 2097152, the snapshot's 1048576"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			m, err := vmm.Restore(tt.cfg, tt.path)
+			if err == nil {
+				m.Close()
+				t.Fatal("Restore succeeded")
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
+			}
+		})
+	}
+}
+
+// TestRestoreOneDiskTwice: two machines restored from one snapshot share
+// a read-only disk, but not a writable one: the second is refused, as
+// for two booted machines.
+func TestRestoreOneDiskTwice(t *testing.T) {
+	for _, ro := range []bool{true, false} {
+		t.Run(map[bool]string{true: "read-only", false: "read-write"}[ro], func(t *testing.T) {
+			needKVM(t)
+			disk := filepath.Join(t.TempDir(), "root.img")
+			if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			path, _, after := snapshotCounter(t, vmm.Config{Disks: []blk.Spec{{Path: disk, Options: blk.Options{ReadOnly: ro}}}}, "")
+			var outA, outB guests.Console
+			a, err := vmm.Restore(vmm.Config{Console: &outA}, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			b, err := vmm.Restore(vmm.Config{Console: &outB}, path)
+			if !ro {
+				if err == nil || !strings.Contains(err.Error(), "in use by another VM") {
+					if b != nil {
+						b.Close()
+					}
+					t.Fatalf("second restore on a writable disk: %v, want a refusal naming the lock", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("second restore on a read-only disk: %v", err)
+			}
+			defer b.Close()
+			for i, m := range []*vmm.Machine{a, b} {
+				e, err := m.Run(context.Background())
+				wantDebugExit(t, e, err, 0)
+				if got := []*guests.Console{&outA, &outB}[i].String(); got != after {
+					t.Errorf("restore %d printed %q, want %q", i, got, after)
+				}
+			}
+		})
+	}
+}
