@@ -7,7 +7,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -153,7 +152,11 @@ func prepareTrap(f Filter) trapData {
 	text = append(text, tail...)
 	ends := make([]int, trapSlots+1)
 	for nr := 0; nr < trapSlots; nr++ {
-		name, named := arch.X86_64.SyscallNumbers[nr]
+		name := ""
+		if nr < len(syscallNames) {
+			name = syscallNames[nr] // sysnames_linux_amd64.go
+		}
+		named := name != ""
 		if named {
 			text = append(text, name...)
 			text = append(text, " ("...)
