@@ -9,10 +9,9 @@ import (
 	"os"
 	"path/filepath"
 
-	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
 
@@ -131,22 +130,22 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 		if err := f.Truncate(size); err != nil {
 			return err
 		}
-		sector := diskfs.SectorSize512
+		// The file systems are made directly, not through go-diskfs's
+		// disk package, which links (and initialises at every smolvmm
+		// start) every file system and partition table it knows.
+		b := file.New(f, false)
+		var fsys filesystem.FileSystem
+		var err error
 		if typ == filesystem.TypeISO9660 {
-			sector = 2048 // ISO 9660 logical blocks
-		}
-		d, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(sector))
-		if err != nil {
-			return err
-		}
-		var work string
-		if typ == filesystem.TypeISO9660 {
+			var work string
 			if work, err = os.MkdirTemp("", "smolvmm-iso-"); err != nil {
 				return err
 			}
 			defer os.RemoveAll(work)
+			fsys, err = iso9660.Create(b, size, 0, 2048, work) // ISO 9660 logical blocks
+		} else {
+			fsys, err = fat32.Create(b, size, 0, 512, DataLabel, true)
 		}
-		fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: typ, VolumeLabel: DataLabel, WorkDir: work, Reproducible: true})
 		if err != nil {
 			return fmt.Errorf("creating %s file system of %d bytes: %w", fsType, size, err)
 		}
