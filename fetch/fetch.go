@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -317,21 +318,24 @@ func (f *Fetcher) client() *http.Client {
 	if f.Client != nil {
 		return f.Client
 	}
-	return defaultClient
+	return defaultClient()
 }
 
 // defaultClient takes proxies from the environment and never decompresses:
 // .gz files must reach the digest check byte for byte even from a server
-// that labels them Content-Encoding: gzip.
-var defaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	TLSHandshakeTimeout:   15 * time.Second,
-	ResponseHeaderTimeout: 30 * time.Second,
-	DisableCompression:    true,
-	ForceAttemptHTTP2:     true,
-	MaxIdleConnsPerHost:   2,
-}}
+// that labels them Content-Encoding: gzip. It is made on first use, not
+// when every smolvmm process (every VM) starts.
+var defaultClient = sync.OnceValue(func() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   2,
+	}}
+})
 
 func (f *Fetcher) mirror() (string, error) {
 	m := f.Mirror

@@ -8,10 +8,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
-// hrefRE finds links in a web server's directory index page.
-var hrefRE = regexp.MustCompile(`(?i)href\s*=\s*"([^"?#]+)"`)
+// hrefRE finds links in a web server's directory index page; compiled on
+// first use, not in every smolvmm process.
+var hrefRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)href\s*=\s*"([^"?#]+)"`) })
 
 // listDirs reads a directory index page at url and returns the names of the
 // subdirectories it links to, sorted. It returns nil when the page cannot be
@@ -43,7 +45,7 @@ func parseIndexAt(page, pageURL string) []string {
 	base, _ := url.Parse(pageURL)
 	seen := map[string]bool{}
 	var dirs []string
-	for _, m := range hrefRE.FindAllStringSubmatch(page, -1) {
+	for _, m := range hrefRE().FindAllStringSubmatch(page, -1) {
 		h := strings.TrimPrefix(m[1], "./")
 		if base != nil && base.Path != "" && (strings.HasPrefix(h, "/") || strings.Contains(h, "://")) {
 			u, err := base.Parse(h)
