@@ -107,7 +107,9 @@ func digest(head, state []byte) [sha256.Size]byte {
 }
 
 // Write writes a snapshot of state and mem to w and returns the bytes
-// written. mem's length must be a multiple of PageSize.
+// written (holes included). mem's length must be a multiple of PageSize.
+// When w is a file with nothing past its position (a new or truncated
+// *os.File), pages of zeros become holes.
 func Write(w io.Writer, state, mem []byte) (int64, error) {
 	if len(mem)%PageSize != 0 {
 		return 0, fmt.Errorf("memory size %#x is not a multiple of the page size", len(mem))
@@ -122,14 +124,77 @@ func Write(w io.Writer, state, mem []byte) (int64, error) {
 	head = h.encode()
 	pad := make([]byte, h.MemOff-HeaderSize-h.StateLen)
 	var n int64
-	for _, part := range [][]byte{head, state, pad, mem} {
+	for _, part := range [][]byte{head, state, pad} {
 		k, err := w.Write(part)
 		n += int64(k)
 		if err != nil {
 			return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
 		}
 	}
+	ws, sparse := w.(io.WriteSeeker)
+	if sparse {
+		// A seekable file gets holes for the pages that are all zero
+		// (most of a guest's memory, usually): they cost no write and no
+		// disk, and read back as zeros. A file that cannot seek from here
+		// gets them written.
+		pos, err := ws.Seek(0, io.SeekCurrent)
+		if err != nil {
+			sparse = false
+		}
+		// Holes over old bytes would keep them: only past the end.
+		if st, ok := w.(interface{ Stat() (os.FileInfo, error) }); ok {
+			if fi, err := st.Stat(); err != nil || fi.Size() > pos {
+				sparse = false
+			}
+		} else {
+			sparse = false
+		}
+	}
+	for off := 0; off < len(mem); {
+		end := off
+		if sparse {
+			for end < len(mem)-PageSize && isZero(mem[end:end+PageSize]) {
+				end += PageSize
+			}
+			if end > off {
+				if _, err := ws.Seek(int64(end-off), io.SeekCurrent); err != nil {
+					return n, fmt.Errorf("seek snapshot at offset %d: %w", n, err)
+				}
+				n += int64(end - off)
+				off = end
+			}
+			// The last page is always written, so the file has its full
+			// size.
+			for end < len(mem) && (end == len(mem)-PageSize || !isZero(mem[end:end+PageSize])) {
+				end += PageSize
+			}
+		} else {
+			end = len(mem)
+		}
+		k, err := w.Write(mem[off:end])
+		n += int64(k)
+		if err != nil {
+			return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
+		}
+		off = end
+	}
 	return n, nil
+}
+
+// isZero reports whether the page p is all zero bytes.
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p) != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Read reads and checks a snapshot's header and state section from r, a

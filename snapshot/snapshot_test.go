@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -113,4 +114,57 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("accepted inconsistent header %+v for %d bytes", h, len(b))
 		}
 	})
+}
+
+// TestSparseWrite: a file gets holes for zero pages and reads back the
+// same bytes as a plain write.
+func TestSparseWrite(t *testing.T) {
+	mem := make([]byte, 64*PageSize)
+	copy(mem[5*PageSize:], "five")
+	copy(mem[6*PageSize+100:], "six")
+	copy(mem[40*PageSize+4095:], "x")
+	var plain bytes.Buffer
+	if _, err := Write(&plain, []byte("{}"), mem); err != nil {
+		t.Fatal(err)
+	}
+	for _, lastZero := range []bool{true, false} {
+		if !lastZero {
+			mem[len(mem)-1] = 1
+			plain.Reset()
+			if _, err := Write(&plain, []byte("{}"), mem); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path := filepath.Join(t.TempDir(), "sparse.snap")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(bytes.Repeat([]byte{0xEE}, 70*PageSize)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil { // old bytes past the position: no holes over them
+			t.Fatal(err)
+		}
+		if lastZero {
+			if err := f.Truncate(0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := Write(f, []byte("{}"), mem)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !lastZero {
+			got = got[:min(int64(len(got)), n)] // the old file was longer
+		}
+		if n != int64(plain.Len()) || !bytes.Equal(got, plain.Bytes()) {
+			t.Fatalf("last page zero %v: sparse file of %d bytes (n %d) differs from the plain write of %d", lastZero, len(got), n, plain.Len())
+		}
+	}
 }

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/bobuhiro11/gokvm/kvm"
@@ -54,7 +55,7 @@ func Restore(cfg Config, path string) (m *Machine, err error) {
 		cfg.MemoryMiB = st.MemoryMiB
 	}
 	if err := f.Header.CheckMemory(uint64(cfg.MemoryMiB) << 20); err != nil {
-		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err), Field: "MemoryMiB",
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err),
 			Hint: "restore with the snapshot's memory size"}
 	}
 	if cfg.Disks == nil {
@@ -105,9 +106,14 @@ func Restore(cfg Config, path string) (m *Machine, err error) {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err)}
 	}
 	m.restoredReady = st.Ready
+	m.plan.Protocol = st.Protocol
 	m.event(PhaseStateRestored)
 	return m, nil
 }
+
+// ErrSnapshotDevices is wrapped by a restore whose Config gives other
+// virtio devices than the snapshot's machine had.
+var ErrSnapshotDevices = errors.New("the machine's devices differ from the snapshot's")
 
 // checkDisks refuses images that are not those the snapshot saw.
 func (m *Machine) checkDisks(want []DiskIdentity) error {
@@ -185,8 +191,15 @@ func (m *Machine) restoreState(st *machineState) error {
 	if err := m.pci.Restore(st.PCI); err != nil {
 		return err
 	}
-	if len(st.Virtio) != len(m.virtio) {
-		return fmt.Errorf("%d virtio devices in the snapshot, %d in this machine", len(st.Virtio), len(m.virtio))
+	var had, has []uint16
+	for _, v := range st.Virtio {
+		had = append(had, v.Type)
+	}
+	for _, s := range m.virtio {
+		has = append(has, s.dev.Device().Type())
+	}
+	if fmt.Sprint(had) != fmt.Sprint(has) {
+		return fmt.Errorf("%w: virtio device types %v in the snapshot, %v in this machine (1 is a network card, 2 a disk)", ErrSnapshotDevices, had, has)
 	}
 	for i, s := range m.virtio {
 		if err := s.dev.Restore(st.Virtio[i]); err != nil {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -23,6 +24,7 @@ import (
 // older reader only when the format version says it may be.
 type machineState struct {
 	MemoryMiB int
+	Protocol  bootplan.Protocol // how the snapshot's machine booted, for Plan
 	VCPU      vcpuSnapshot
 	IRQChips  [][]byte // PIC master, PIC slave, I/O APIC (struct kvm_irqchip)
 	PIT2      []byte   // struct kvm_pit_state2
@@ -202,7 +204,7 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 }
 
 func (m *Machine) captureState() (*machineState, error) {
-	st := &machineState{MemoryMiB: m.cfg.MemoryMiB, Ready: m.readyDone.Load()}
+	st := &machineState{MemoryMiB: m.cfg.MemoryMiB, Protocol: m.plan.Protocol, Ready: m.readyDone.Load()}
 	fd := m.vcpu.fd
 	var err error
 	c := &st.VCPU

@@ -76,14 +76,17 @@ halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
 stopped by Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM), 2 when the
 guest crashed or the command line is wrong, and 1 for other errors before
 the guest ran.`,
-		Flags: append(append([]cli.Flag{
-			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required)"},
-		}, runFlags()...), netFlags()...),
+		Flags: append(append(append([]cli.Flag{
+			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required unless --restore)"},
+		}, runFlags()...), netFlags()...), snapshotFlags()...), // snapshot.go
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErrorf("unexpected argument %q (options go before it; see smolvmm run --help)", c.Args().First())
 			}
-			if c.String("kernel") == "" {
+			if err := checkSnapshotFlags(c); err != nil {
+				return err
+			}
+			if c.String("kernel") == "" && c.String("restore") == "" {
 				return usageErrorf("no kernel: give one with -k FILE, e.g. smolvmm run -k netbsd -d root.img (smolvmm demo boots the built-in guest)")
 			}
 			cfg, cleanup, err := vmConfig(c)
@@ -92,6 +95,7 @@ the guest ran.`,
 				return err
 			}
 			cfg.Kernel = c.String("kernel")
+			restoreConfig(c, &cfg) // snapshot.go
 			return runVM(c, cfg, vmm.Exit.Status)
 		},
 	}
@@ -235,6 +239,10 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 		return err
 	}
 
+	snapDone, err := setupSnapshot(c, &cfg) // snapshot.go
+	if err != nil {
+		return err
+	}
 	if err := contain(c, &cfg, con.fd, con.saved); err != nil { // contain.go
 		return err
 	}
@@ -245,13 +253,17 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	defer cancel()
 	con.onQuit = cancel
 
-	m, err := vmm.New(cfg)
+	m, err := newMachine(c, cfg) // snapshot.go: New, or Restore with --restore
 	if err != nil {
+		snapDone()
 		return err
 	}
 	defer m.Close()
 	exit, err := m.Run(ctx)
 	con.restore()
+	if serr := snapDone(); serr != nil && err == nil {
+		err = serr
+	}
 	if exit.Reason == vmm.ExitHalted {
 		// The VM ends on the halt message's last period: end that line
 		// for the shell's prompt.

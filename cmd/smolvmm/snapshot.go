@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// snapshotFlags are run's snapshot and restore flags.
+func snapshotFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "snapshot", Usage: "when the guest is ready (--ready, --ready-port or the boot-timer port 0x505), write a snapshot of the VM to `FILE` and keep running"},
+		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written (exit status 0)"},
+		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size and disks come from the snapshot unless -m and -d are given)"},
+	}
+}
+
+// checkSnapshotFlags refuses combinations that cannot work.
+func checkSnapshotFlags(c *cli.Context) error {
+	switch {
+	case c.Bool("snapshot-exit") && c.String("snapshot") == "":
+		return usageErrorf("--snapshot-exit without --snapshot FILE: give the file to write")
+	case c.String("restore") != "" && c.String("kernel") != "":
+		return usageErrorf("--restore %s and -k %s: a restored VM continues the snapshot's kernel; give one of them", c.String("restore"), c.String("kernel"))
+	case c.String("restore") != "" && c.String("restore") == c.String("snapshot"):
+		return usageErrorf("--snapshot %s is the --restore file: the restored VM maps it; write the new snapshot elsewhere", c.String("snapshot"))
+	}
+	return nil
+}
+
+// restoreConfig adjusts a config built from the run flags for --restore:
+// memory and disks come from the snapshot unless given.
+func restoreConfig(c *cli.Context, cfg *vmm.Config) {
+	if c.String("restore") == "" {
+		return
+	}
+	if !c.IsSet("memory") {
+		cfg.MemoryMiB = 0
+	}
+	if !c.IsSet("disk") && !c.IsSet("share") {
+		cfg.Disks = nil
+	}
+}
+
+// newMachine boots cfg, or restores --restore's snapshot with it.
+func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
+	if hasFlag(c, "restore") && c.String("restore") != "" {
+		m, err := vmm.Restore(cfg, c.String("restore"))
+		if errors.Is(err, vmm.ErrSnapshotDevices) {
+			return nil, fmt.Errorf("%w (give the network the snapshot's VM had: --net none when it had no network card)", err)
+		}
+		return m, err
+	}
+	return vmm.New(cfg)
+}
+
+// setupSnapshot opens --snapshot's file (before the containment, which
+// allows no new files) and has the machine write it when ready. done,
+// called after the VM ended, removes a file whose snapshot failed (when
+// the containment lets it) and reports the snapshot's error.
+func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err error) {
+	done = func() error { return nil }
+	path := ""
+	if hasFlag(c, "snapshot") {
+		path = c.String("snapshot")
+	}
+	if path == "" {
+		return done, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return done, fmt.Errorf("--snapshot: %w", err)
+	}
+	var snapErr error
+	written := false
+	cfg.SnapshotOnReady = f
+	cfg.SnapshotExit = c.Bool("snapshot-exit")
+	cfg.OnSnapshot = func(info vmm.SnapshotInfo, err error) {
+		if err != nil {
+			snapErr = err
+			return
+		}
+		written = true
+		if c.Bool("verbose") || c.Bool("timings") {
+			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
+				path, float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
+		}
+	}
+	return func() error {
+		f.Close()
+		left := ""
+		if snapErr != nil || !written {
+			// Nothing half-written is left behind, unless the seccomp
+			// filter (installed for the run, for the rest of the
+			// process) forbids the unlink: then say so.
+			if c.Bool("no-seccomp") || !hasFlag(c, "no-seccomp") {
+				os.Remove(path)
+			} else {
+				left = "; " + path + " holds no usable snapshot and is left for you to remove (the seccomp filter forbids smolvmm to)"
+			}
+		}
+		if snapErr != nil {
+			return fmt.Errorf("--snapshot %s: %w%s", path, snapErr, left)
+		}
+		if !written {
+			return fmt.Errorf("--snapshot %s: the guest never became ready, so no snapshot was taken (mark readiness with --ready or --ready-port, or have the guest write port 0x505)%s", path, left)
+		}
+		return nil
+	}, nil
+}

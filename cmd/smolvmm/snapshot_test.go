@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/guests"
+)
+
+// runCLI runs smolvmm with args and returns stdout, stderr and the exit
+// status.
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(smolvmmBin(t), args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), stderr.String(), 0
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	}
+	t.Fatalf("smolvmm %v: %v", args, err)
+	return "", "", 0
+}
+
+// TestCLISnapshotRestore: run --snapshot --snapshot-exit stops the
+// counter guest at its ready point, and run --restore continues it from
+// the next count, with the restore's phases in --timings.
+func TestCLISnapshotRestore(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	snap := filepath.Join(t.TempDir(), "counter.snap")
+	out, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=120 at=100", "--net", "none",
+		"--snapshot", snap, "--snapshot-exit", "-v")
+	if status != 0 || !strings.HasSuffix(out, "count 99\r\ncount 100\r\n") {
+		t.Fatalf("snapshot run: status %d, output ends %q, stderr:\n%s", status, out[max(0, len(out)-40):], stderr)
+	}
+	if !strings.Contains(stderr, "smolvmm: snapshot "+snap+": 16.0 MiB written") || !strings.Contains(stderr, "guest snapshot") {
+		t.Errorf("snapshot run's stderr lacks the snapshot or the exit reason:\n%s", stderr)
+	}
+	var want strings.Builder
+	for i := 101; i <= 120; i++ {
+		want.WriteString("count " + strconv.Itoa(i) + "\r\n")
+	}
+	want.WriteString("counter: done\r\n")
+	for i := range 2 {
+		out, stderr, status = runCLI(t, "run", "--restore", snap, "--net", "none", "--timings")
+		if status != 1 || out != want.String() {
+			t.Fatalf("restore %d: status %d (want 1, debug-exit 0), output %q, want %q\nstderr:\n%s", i, status, out, want.String(), stderr)
+		}
+		for _, phase := range []string{"snapshot-loaded", "vm-created", "devices-created", "state-restored", "first-run", "ready", "exit"} {
+			if !strings.Contains(stderr, "  "+phase+" ") {
+				t.Errorf("restore --timings lacks %s:\n%s", phase, stderr)
+			}
+		}
+	}
+}
+
+// TestCLISnapshotRefusals: the snapshot flags' mistakes and a snapshot
+// that never happened, with nothing left behind.
+func TestCLISnapshotRefusals(t *testing.T) {
+	notSnap := filepath.Join(t.TempDir(), "not.snap")
+	if err := os.WriteFile(notSnap, []byte("hello, this is not a snapshot at all, but long enough for a header......................................................................................"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   string
+		kvm    bool
+	}{
+		{"snapshot-exit alone", []string{"run", "-k", "x", "--snapshot-exit"}, 2, "--snapshot-exit without --snapshot FILE", false},
+		{"restore and kernel", []string{"run", "-k", "x", "--restore", notSnap}, 2, "give one of them", false},
+		{"not a snapshot", []string{"run", "--restore", notSnap, "--net", "none"}, 1, "not a smolvmm snapshot: bad magic", true},
+		{"missing", []string{"run", "--restore", notSnap + ".missing", "--net", "none"}, 1, "no such file", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kvm && !kvmUsable() {
+				t.Skip("needs /dev/kvm")
+			}
+			_, stderr, status := runCLI(t, tt.args...)
+			if status != tt.status || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("status %d, stderr %q; want %d and %q", status, stderr, tt.status, tt.want)
+			}
+		})
+	}
+	// A snapshot never taken leaves no file, or, under the seccomp
+	// filter (which forbids the unlink), an empty one the error names.
+	for _, seccomp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "never ready without filter", true: "never ready with filter"}[seccomp], func(t *testing.T) {
+			if !kvmUsable() {
+				t.Skip("needs /dev/kvm")
+			}
+			snap := filepath.Join(t.TempDir(), "never.snap")
+			args := []string{"run", "-k", guests.ForTest(t, "counter"), "-m", "16", "-a", "n=3 at=0", "--net", "none", "--snapshot", snap}
+			if !seccomp {
+				args = append(args, "--no-seccomp")
+			}
+			_, stderr, status := runCLI(t, args...)
+			if status != 1 || !strings.Contains(stderr, "the guest never became ready, so no snapshot was taken") {
+				t.Fatalf("status %d, stderr %q", status, stderr)
+			}
+			st, err := os.Stat(snap)
+			switch {
+			case !seccomp && !os.IsNotExist(err):
+				t.Fatalf("the snapshot file was left behind: %v", err)
+			case seccomp && (err != nil || st.Size() != 0 || !strings.Contains(stderr, "left for you to remove")):
+				t.Fatalf("under the filter: %v, stderr %q; want an empty file the error names", err, stderr)
+			}
+		})
+	}
+}
