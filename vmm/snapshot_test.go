@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,4 +250,24 @@ func TestRestoreOneDiskTwice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSnapshotFullDisk: a snapshot whose file cannot be written (a full
+// disk: /dev/full) fails with the write's error, and the guest runs on to
+// its end, its output whole.
+func TestSnapshotFullDisk(t *testing.T) {
+	needKVM(t)
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	var snapErr error
+	out, e, err := boot(t, vmm.Config{Kernel: guest(t, "counter"), Append: "n=150 at=100", MemoryMiB: 16,
+		SnapshotOnReady: full, OnSnapshot: func(_ vmm.SnapshotInfo, err error) { snapErr = err }}, 30*time.Second)
+	wantDebugExit(t, e, err, 0)
+	if !errors.Is(snapErr, syscall.ENOSPC) || !strings.Contains(snapErr.Error(), "write snapshot at offset 0") {
+		t.Fatalf("snapshot on a full disk: %v, want ENOSPC at offset 0", snapErr)
+	}
+	wantLines(t, out, "count 100\r\ncount 101\r\n", "count 150\r\ncounter: done\r\n")
 }
