@@ -115,6 +115,20 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 
 var errTimedOut = errors.New("timed out")
 
+// fdAdvice explains an error of starting a process when the bench has run
+// out of file descriptors: EMFILE, or EBADF from the child, which cannot
+// move its descriptors into place past the limit.
+func fdAdvice(err error) string {
+	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) && !errors.Is(err, syscall.EBADF) {
+		return ""
+	}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		return " (out of file descriptors?)"
+	}
+	return fmt.Sprintf(" (out of file descriptors: the limit is %d; raise it with ulimit -n)", lim.Cur)
+}
+
 // parallelVM is one VM of RunParallel, shared by its goroutines.
 type parallelVM struct {
 	index   int
@@ -145,7 +159,7 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		v.fail(fmt.Errorf("console pipe: %w", err))
+		v.fail(fmt.Errorf("console pipe: %w%s", err, fdAdvice(err)))
 		return
 	}
 	defer r.Close()
@@ -165,7 +179,7 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 	v.mu.Unlock()
 	w.Close()
 	if err != nil {
-		v.fail(fmt.Errorf("start: %w", err))
+		v.fail(fmt.Errorf("start: %w%s", err, fdAdvice(err)))
 		return
 	}
 	done := make(chan struct{})

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -307,5 +309,69 @@ func TestRunParallelMissingProgram(t *testing.T) {
 	b, _ := json.Marshal(res)
 	if _, err := ReadParallelResults(bytes.NewReader(b)); err != nil {
 		t.Errorf("a run where nothing started does not validate: %v", err)
+	}
+}
+
+func TestRunParallelTimeout(t *testing.T) {
+	target := fakeTarget(t, "fake", "hang")
+	const timeout = 300 * time.Millisecond
+	start := time.Now()
+	res, err := RunParallel(context.Background(), target, ParallelOptions{N: 2, Ready: regexp.MustCompile(`^never`), Timeout: timeout,
+		Config: Config{Kernel: "fake", MemoryMiB: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("took %v: the hanging VMs were not killed at the timeout", took)
+	}
+	for _, v := range res.VMs {
+		if v.Started() || v.Error != "not started within 300ms" || v.FirstOutputMS == 0 {
+			t.Errorf("vm %d: %+v", v.Index, v)
+		}
+	}
+	if res.Started != 0 || res.Failed != 2 || res.Memory != nil {
+		t.Errorf("started %d failed %d memory %+v", res.Started, res.Failed, res.Memory)
+	}
+}
+
+// With too few file descriptors for all of them, the VMs that get none
+// say so and the others start.
+func TestRunParallelOutOfFiles(t *testing.T) {
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each started VM keeps 3 (console, stderr, pidfd) and needs more
+	// while it starts: 5 cannot all start.
+	low := old
+	low.Cur = uint64(len(fds) + 6)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skip(err)
+	}
+	target := fakeTarget(t, "fake", "memory")
+	res, err := RunParallel(context.Background(), target, ParallelOptions{N: 5, Timeout: 30 * time.Second, Config: Config{Kernel: "fake", MemoryMiB: 20}})
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed < 1 || res.Started+res.Failed != 5 {
+		t.Fatalf("started %d failed %d: %+v", res.Started, res.Failed, res.VMs)
+	}
+	for _, v := range res.VMs {
+		if !v.Started() && !strings.Contains(v.Error, "(out of file descriptors: the limit is ") {
+			t.Errorf("vm %d: error %q does not say why", v.Index, v.Error)
+		}
+		if v.Started() && v.Memory == nil && !strings.Contains(v.MemoryError, "too many open files") { // reading smaps needs one too
+			t.Errorf("vm %d started without memory: %s", v.Index, v.MemoryError)
+		}
+	}
+	if err := res.Validate(); err != nil {
+		t.Error(err)
 	}
 }
