@@ -126,7 +126,7 @@ func fdAdvice(err error) string {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
 		return " (out of file descriptors?)"
 	}
-	return fmt.Sprintf(" (out of file descriptors: the limit is %d; raise it with ulimit -n)", lim.Cur)
+	return fmt.Sprintf(" (out of file descriptors: RLIMIT_NOFILE is %d)", lim.Cur)
 }
 
 // parallelVM is one VM of RunParallel, shared by its goroutines.

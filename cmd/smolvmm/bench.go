@@ -295,10 +295,31 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 			return err
 		}
 	}
+	for _, h := range parallelHints(res) {
+		fmt.Fprintf(os.Stderr, "smolvmm bench: %s\n", h)
+	}
 	if res.Started == 0 {
 		return fmt.Errorf("bench: none of the %d VMs started: %s", n, res.VMs[0].Error)
 	}
 	return nil
+}
+
+// parallelHints says, once each, what to change when VMs failed for want
+// of file descriptors or memory.
+func parallelHints(res *bench.ParallelResults) []string {
+	var fds, mem bool
+	for _, v := range res.VMs {
+		fds = fds || strings.Contains(v.Error, "out of file descriptors")
+		mem = mem || strings.Contains(v.Error, "cannot allocate memory")
+	}
+	var hints []string
+	if fds {
+		hints = append(hints, "some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel")
+	}
+	if mem {
+		hints = append(hints, "some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel")
+	}
+	return hints
 }
 
 // qemuForwards turns -p forwards into QEMU hostfwd rules.

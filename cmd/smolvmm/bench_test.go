@@ -261,3 +261,25 @@ func TestBenchParallel(t *testing.T) {
 		})
 	}
 }
+
+func TestParallelHints(t *testing.T) {
+	tests := []struct {
+		errs []string
+		want []string
+	}{
+		{[]string{""}, nil},
+		{[]string{"start: fork/exec x: bad file descriptor (out of file descriptors: RLIMIT_NOFILE is 64)", "console pipe: too many open files (out of file descriptors: RLIMIT_NOFILE is 64)"},
+			[]string{"some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel"}},
+		{[]string{"exit status 1 before its first console byte: smolvmm bench: guest memory: cannot allocate memory", ""},
+			[]string{"some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel"}},
+	}
+	for _, tt := range tests {
+		res := &bench.ParallelResults{}
+		for i, e := range tt.errs {
+			res.VMs = append(res.VMs, bench.VM{Index: i, Error: e})
+		}
+		if got := parallelHints(res); !slices.Equal(got, tt.want) {
+			t.Errorf("errors %q: hints %q, want %q", tt.errs, got, tt.want)
+		}
+	}
+}
