@@ -1,0 +1,81 @@
+package nestedkvm_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/internal/nestedkvm"
+	"github.com/smolvmm/smolvmm/internal/realnetbsd"
+)
+
+// restoreScript types at a restored kernel that sits at its root device
+// prompt: the prompt was printed before the snapshot, so "?" goes at once;
+// then it waits for the device list before typing "halt".
+const restoreScript = `#!/bin/sh
+out=/tmp/restore.out
+: > $out
+answer() { # answer PATTERN TEXT: wait (at most 120 s) for PATTERN, then type TEXT
+	i=0
+	until grep -q "$1" $out; do
+		i=$((i+1)); [ $i -gt 1200 ] && { echo "restore.sh: no '$1' after 120 s" >&2; return 1; }
+		usleep 100000
+	done
+	[ -n "$2" ] && printf '%s\r' "$2"
+}
+{ printf '?\r' && answer 'use one of: ' halt && answer 'has halted' ''; } | "$@" > $out
+status=$?
+cat $out
+exit $status
+`
+
+// TestNetBSDSnapshot snapshots the real NetBSD kernel on the rig's real
+// KVM (paging on, its own interrupt handlers) at its root device prompt,
+// then restores it twice from that one file: each restored kernel goes on
+// at the prompt, without booting again, and answers what is typed.
+func TestNetBSDSnapshot(t *testing.T) {
+	kernel, _ := realnetbsd.Files(t)
+	stripped := stripKernel(t, kernel)
+	run := []string{"smolvmm", "run", "--net", "none", "--timings"}
+	r := nestedkvm.Run(t, nestedkvm.Job{
+		Files: []nestedkvm.File{
+			{Path: "/root/netbsd.strip", Source: stripped, Mode: 0o644},
+			{Path: "/root/restore.sh", Data: []byte(restoreScript), Mode: 0o755},
+		},
+		Script: nestedkvm.Step("snapshot", append(run, "-v", "-m", "128", "-a", "console=com", "-k", "netbsd.strip",
+			// No ^: NetBSD's console ends a line with "\n\r", so the
+			// next one starts with the carriage return.
+			"--ready", "root device: $", "--snapshot", "/root/nb.snap", "--snapshot-exit")...) +
+			nestedkvm.Step("restore1", append([]string{"./restore.sh"}, append(run, "--restore", "/root/nb.snap")...)...) +
+			nestedkvm.Step("restore2", append([]string{"./restore.sh"}, append(run, "--restore", "/root/nb.snap")...)...),
+		Timeout: 4 * time.Minute,
+	})
+	snap := r.Step(t, "snapshot")
+	t.Logf("snapshot's stderr:\n%s", snap.Stderr)
+	if snap.Status != 0 || !strings.HasSuffix(crless(snap.Stdout), "root device: ") || !strings.Contains(snap.Stderr, "snapshot-written") {
+		t.Fatalf("snapshot step: status %d, stdout ends %q, stderr:\n%s", snap.Status, tail(snap.Stdout), snap.Stderr)
+	}
+	for _, name := range []string{"restore1", "restore2"} {
+		t.Run(name, func(t *testing.T) {
+			s := r.Step(t, name)
+			if s.Status != 0 {
+				t.Errorf("status %d, want 0 (halt typed at the prompt); stderr:\n%s", s.Status, s.Stderr)
+			}
+			out := crless(s.Stdout)
+			if !strings.HasPrefix(out, "?\nuse one of: md0[a-p] halt reboot\n") {
+				t.Errorf("the restored kernel did not go on at its prompt: output starts %q", out[:min(len(out), 200)])
+			}
+			wantInOrder(t, out, "root device: halt\n", "The operating system has halted.\n")
+			if strings.Contains(out, "NetBSD 5.99.15") {
+				t.Errorf("the restored kernel booted again:\n%s", out)
+			}
+			if !strings.Contains(s.Stderr, "state-restored") {
+				t.Errorf("--timings lacks the restore's phases:\n%s", s.Stderr)
+			}
+			// Emulated times: only their ratio means something.
+			t.Logf("boot to the prompt %v; restore to halt after two answers %v; restore's stderr:\n%s", snap.Elapsed, s.Elapsed, s.Stderr)
+		})
+	}
+}
+
+func tail(s string) string { return s[max(0, len(s)-200):] }
