@@ -174,10 +174,11 @@ func setMSRs(fd int, msrs []MSR) error {
 }
 
 // snapshotIoctls are the ioctls a running machine makes to take a
-// snapshot (RunIoctls lists them).
+// snapshot besides KVM_GET_REGS and KVM_GET_SREGS, which RunIoctls lists
+// already.
 func snapshotIoctls() []uint64 {
 	var r []uint64
-	for _, b := range []kvmBlob{blobRegs, blobSregs, blobFPU, blobXSave, blobXCRs, blobLAPIC, blobEvents,
+	for _, b := range []kvmBlob{blobFPU, blobXSave, blobXCRs, blobLAPIC, blobEvents,
 		blobMPState, blobDebug, blobIRQChip, blobPIT2, blobClock} {
 		r = append(r, uint64(b.get))
 	}
