@@ -18,6 +18,8 @@ type console struct {
 	in     io.Reader
 	out    io.Writer
 	onQuit func()
+	// onSnapshot, when set, serves Ctrl-A s (snapshot.go).
+	onSnapshot func()
 
 	fd    int
 	saved *unix.Termios
@@ -50,6 +52,10 @@ func openConsole(stdin, stdout *os.File) (*console, error) {
 		if c.onQuit != nil {
 			c.onQuit()
 		}
+	}, snapshot: func() {
+		if c.onSnapshot != nil {
+			c.onSnapshot()
+		}
 	}}
 	return c, nil
 }
@@ -66,19 +72,22 @@ func (c *console) restore() {
 // CR LF, since the terminal is in raw mode.
 const escapeHelp = "\r\nC-a h    print this help\r\n" +
 	"C-a x    quit smolvmm (the guest is stopped: exit status 130)\r\n" +
+	"C-a s    write a snapshot of the VM to the --snapshot file now\r\n" +
 	"C-a C-a  send C-a to the guest\r\n"
 
-// escapeReader strips the Ctrl-A escape: Ctrl-A x quits, Ctrl-A Ctrl-A
+// escapeReader strips the Ctrl-A escape: Ctrl-A x quits, Ctrl-A s
+// snapshots (when snapshot is set), Ctrl-A Ctrl-A
 // sends one Ctrl-A, Ctrl-A h (or ?) writes the keys' help on help, and
 // Ctrl-A followed by anything else is dropped. Each Read reads r once, and
 // returns nothing when all it read was escapes: the VM then waits for stdin
 // itself (vmm.FileInput) and reads it only when it has data, so no read of
 // the terminal outlives the VM.
 type escapeReader struct {
-	r       io.Reader
-	quit    func()
-	help    io.Writer // the console's stderr; nil: no help
-	pending bool
+	r        io.Reader
+	quit     func()
+	snapshot func()    // nil: Ctrl-A s is dropped
+	help     io.Writer // the console's stderr; nil: no help
+	pending  bool
 }
 
 var _ vmm.FileInput = (*escapeReader)(nil)
@@ -100,6 +109,10 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 			case 'x', 'X':
 				e.quit()
 				return len(out), io.EOF
+			case 's', 'S':
+				if e.snapshot != nil {
+					e.snapshot()
+				}
 			case escapeByte:
 				out = append(out, b)
 			case 'h', 'H', '?':

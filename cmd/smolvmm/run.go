@@ -259,6 +259,7 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 		return err
 	}
 	defer m.Close()
+	con.onSnapshot = snapshotKey(c, m) // snapshot.go: Ctrl-A s
 	exit, err := m.Run(ctx)
 	con.restore()
 	if serr := snapDone(); serr != nil && err == nil {

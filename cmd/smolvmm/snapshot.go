@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -77,7 +79,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 		return done, fmt.Errorf("--snapshot: %w", err)
 	}
 	var snapErr error
-	written := false
+	snapFile = f
 	cfg.SnapshotOnReady = f
 	cfg.SnapshotExit = c.Bool("snapshot-exit")
 	cfg.OnSnapshot = func(info vmm.SnapshotInfo, err error) {
@@ -85,7 +87,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 			snapErr = err
 			return
 		}
-		written = true
+		snapWritten.Store(true)
 		if c.Bool("verbose") || c.Bool("timings") {
 			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
 				path, float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
@@ -94,6 +96,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 	return func() error {
 		f.Close()
 		left := ""
+		written := snapWritten.Load()
 		if snapErr != nil || !written {
 			// Nothing half-written is left behind, unless the seccomp
 			// filter (installed for the run, for the rest of the
@@ -112,4 +115,36 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 		}
 		return nil
 	}, nil
+}
+
+// snapFile is --snapshot's file, which Ctrl-A s writes too (the
+// containment lets the running VMM open no file).
+var snapFile *os.File
+
+// snapWritten: a snapshot reached snapFile (at readiness or by Ctrl-A s).
+var snapWritten atomic.Bool
+
+// snapshotKey returns what Ctrl-A s does on m: write a snapshot to the
+// --snapshot file, over what it held, off the input's goroutine.
+func snapshotKey(c *cli.Context, m *vmm.Machine) func() {
+	return func() {
+		if snapFile == nil {
+			fmt.Fprint(os.Stderr, "\r\nsmolvmm: C-a s: no snapshot file: run with --snapshot FILE\r\n")
+			return
+		}
+		go func() {
+			if _, err := snapFile.Seek(0, io.SeekStart); err != nil {
+				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", err)
+				return
+			}
+			info, err := m.Snapshot(snapFile)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", err)
+				return
+			}
+			snapWritten.Store(true)
+			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
+				snapFile.Name(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
+		}()
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,5 +121,16 @@ func TestCLISnapshotRefusals(t *testing.T) {
 				t.Fatalf("under the filter: %v, stderr %q; want an empty file the error names", err, stderr)
 			}
 		})
+	}
+}
+
+// TestEscapeSnapshotKey: Ctrl-A s asks for a snapshot and reaches the
+// guest as nothing; other bytes pass.
+func TestEscapeSnapshotKey(t *testing.T) {
+	n := 0
+	e := &escapeReader{r: strings.NewReader("a\x01sb\x01S"), snapshot: func() { n++ }, quit: func() {}}
+	got, err := io.ReadAll(e)
+	if err != nil || string(got) != "ab" || n != 2 {
+		t.Fatalf("read %q, %v, %d snapshots; want \"ab\" and 2", got, err, n)
 	}
 }
