@@ -151,6 +151,20 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	printf("vblk: capacity %u sectors (hi %u)\n", cap_lo, cap_hi);
 	evil_run(timeout); /* returns only without an evil= word */
 
+	/* Snapshot points (the boot-timer port): "ready" with the driver
+	 * live and no request made, "pending" with a read of sector 0 just
+	 * handed to the device. */
+	if (has_word("ready"))
+		outb(0x505, 1);
+	if (has_word("pending")) {
+		submit(BLK_T_IN, 0, buf, 512);
+		outb(0x505, 1);
+		u32 id, ulen;
+		if (vq_poll(&blk_q, timeout, &id, &ulen) != 0)
+			fail("vblk: pending read not completed");
+		printf("vblk: pending read status %u sector 0 %02x %02x\n", status, buf[0], buf[1]);
+	}
+
 	if (irqmode) {
 		if (blk_dev.irq == 0 || blk_dev.irq >= 16)
 			fail("vblk: no usable interrupt line");
