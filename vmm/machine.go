@@ -8,6 +8,11 @@
 // a PC BIOS would leave it, the in-kernel 8259 PIC, I/O APIC and PIT, a
 // 16550A UART on COM1, the CMOS clock, a PCI host with the legacy virtio
 // devices the Config asks for, and the ports a guest uses to reset or leave.
+//
+// A running Machine can be snapshotted (Machine.Snapshot, or
+// Config.SnapshotOnReady) into a file of package snapshot's format, and
+// Restore builds a Machine that continues from one, its memory mapped
+// copy-on-write from the file.
 package vmm
 
 import (
