@@ -23,6 +23,18 @@
 // touch, which hashing them would defeat. A truncated memory section is
 // still refused (the file must hold all of it).
 //
+// Package vmm writes the state section as JSON: the vCPU's KVM structures
+// byte for byte as the kernel defines them on x86-64 (kvm_regs, kvm_sregs,
+// kvm_xsave and kvm_xcrs or kvm_fpu, kvm_debugregs, kvm_lapic_state,
+// kvm_mp_state, kvm_vcpu_events, and the MSRs KVM_GET_MSR_INDEX_LIST names
+// that the vCPU reads), the VM's (the two 8259s and the I/O APIC as
+// kvm_irqchip, kvm_pit_state2, kvm_clock_data), then the UART's registers
+// and receive buffer, the CMOS RAM and the guest's clock offset, each PCI
+// function's configuration space (BAR placement included), each virtio
+// transport's registers and queues (PFN, last_avail, used index, pending
+// ISR), and each disk image's identity (path, size, device, inode,
+// mtime). Version changes whenever that content changes meaning.
+//
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read with errors wrapping ErrVersion, ErrFormat, ErrCorrupt
 // and ErrTruncated; Header.CheckMemory refuses another memory size
