@@ -17,6 +17,11 @@ const (
 	PhaseDevicesCreated = "devices-created"
 	PhaseKernelLoaded   = "kernel-loaded"
 	PhaseFirstRun       = "first-run"
+	// PhaseSnapshotLoaded and PhaseStateRestored are a restore's (smolvmm
+	// --restore): the snapshot's header and state read and checked (before
+	// the VM is created), and its state set (instead of the kernel loaded).
+	PhaseSnapshotLoaded = "snapshot-loaded"
+	PhaseStateRestored  = "state-restored"
 	// PhaseFirstOutput: the first console byte arrived on the VMM's
 	// standard output, seen by the bench (every system).
 	PhaseFirstOutput = "first-output"
@@ -37,7 +42,8 @@ const (
 // exception: a ready pattern on the guest's last line can be seen after
 // PhaseGuestExit, and a port can be ready before any console output.
 var PhaseOrder = []string{
-	PhaseRuntime, PhaseMain, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded, PhaseFirstRun,
+	PhaseRuntime, PhaseMain, PhaseSnapshotLoaded, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded,
+	PhaseStateRestored, PhaseFirstRun,
 	PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseClosed, PhaseExit,
 }
 

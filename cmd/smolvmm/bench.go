@@ -75,7 +75,8 @@ VM: give them ,ro.`,
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "`N` untimed boots before the timed ones"},
 			&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready"},
 			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 that marks the service ready once a TCP connection to it holds (forward it with -p)"},
-			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM` (qemu)"},
+			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM`: qemu, or boot (with --restore: smolvmm's cold boot of -k or the demo guest)"},
+			&cli.StringFlag{Name: "restore", Usage: "time restores of the snapshot `FILE` (smolvmm run --snapshot) instead of boots"},
 			&cli.StringFlag{Name: "json", Usage: "write the results as JSON to `FILE`"},
 			&cli.StringFlag{Name: "svg", Usage: "write a chart to `FILE`"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up on a boot after this `DURATION`"},
@@ -100,8 +101,13 @@ func benchAction(c *cli.Context) error {
 	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
 		return usageErrorf("smolvmm bench: -n must be at least 1 and --warmup at least 0")
 	}
-	if v := c.String("compare"); v != "" && v != "qemu" {
-		return usageErrorf("smolvmm bench: --compare %q: only qemu is supported", v)
+	switch v := c.String("compare"); {
+	case v == "boot" && c.String("restore") == "":
+		return usageErrorf("smolvmm bench: --compare boot compares restores with boots: give --restore FILE")
+	case v == "qemu" && c.String("restore") != "":
+		return usageErrorf("smolvmm bench: --restore with --compare qemu: compare a restore with smolvmm's own boot (--compare boot)")
+	case v != "" && v != "qemu" && v != "boot":
+		return usageErrorf("smolvmm bench: --compare %q: give qemu, or boot with --restore", v)
 	}
 	// Found now, not after every boot has run.
 	for _, f := range []string{"json", "svg"} {
@@ -173,6 +179,12 @@ func benchAction(c *cli.Context) error {
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
 	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes}}
+	if r := c.String("restore"); r != "" {
+		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
+			return err
+		}
+		kernelName = "snapshot " + r
+	}
 	if n := c.Int("parallel"); n > 0 {
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
 			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready")}, ready.Pattern)
@@ -361,6 +373,7 @@ func benchBootCommand() *cli.Command {
 			&cli.StringFlag{Name: "boot", Value: "auto"},
 			&cli.StringFlag{Name: "report", Required: true},
 			&cli.BoolFlag{Name: "no-seccomp"},
+			&cli.StringFlag{Name: "restore"},
 		}, netFlags()...),
 		Action: benchBoot,
 	}
@@ -372,6 +385,8 @@ var childPhases = map[vmm.Phase]string{
 	vmm.PhaseDevicesCreated: bench.PhaseDevicesCreated,
 	vmm.PhaseKernelLoaded:   bench.PhaseKernelLoaded,
 	vmm.PhaseFirstRun:       bench.PhaseFirstRun,
+	vmm.PhaseSnapshotLoaded: bench.PhaseSnapshotLoaded,
+	vmm.PhaseStateRestored:  bench.PhaseStateRestored,
 	vmm.PhaseReady:          bench.PhaseReady,
 	vmm.PhaseExit:           bench.PhaseGuestExit,
 }
@@ -415,7 +430,8 @@ func benchBoot(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := vmm.New(cfg)
+	restoreConfig(c, &cfg)       // snapshot.go: memory and disks from --restore's snapshot
+	m, err := newMachine(c, cfg) // New, or Restore with --restore
 	if err != nil {
 		return err
 	}

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/snapshot"
 
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -147,4 +151,46 @@ func snapshotKey(c *cli.Context, m *vmm.Machine) func() {
 				snapFile.Name(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}()
 	}
+}
+
+// benchRestoreTargets turns bench's smolvmm target (a boot) into one that
+// restores --restore's snapshot, and adds the boot after it with
+// --compare boot. Memory is the snapshot's unless -m is given; the boot
+// gets the same.
+func benchRestoreTargets(c *cli.Context, boot bench.Target) ([]bench.Target, error) {
+	path := c.String("restore")
+	f, err := snapshot.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--restore: %w", err)
+	}
+	memSize := f.Header.MemSize
+	f.Close()
+	if c.IsSet("memory") && uint64(c.Int("memory"))<<20 != memSize {
+		return nil, usageErrorf("--restore %s holds %d MiB of memory, -m %d asks for another size", path, memSize>>20, c.Int("memory"))
+	}
+	var args []string
+	for i := 0; i < len(boot.Args); i++ {
+		switch boot.Args[i] {
+		case "-m", "-a", "-k", "--boot":
+			i++ // a restore continues the snapshot's kernel, in its memory
+		default:
+			args = append(args, boot.Args[i])
+		}
+	}
+	restore := boot
+	restore.Name = "smolvmm-restore"
+	restore.Args = append(args, "--restore", path)
+	restore.GuestBytes = memSize
+	targets := []bench.Target{restore}
+	if c.String("compare") == "boot" {
+		boot.GuestBytes = memSize
+		for i := 0; i+1 < len(boot.Args); i++ {
+			if boot.Args[i] == "-m" {
+				boot.Args = append(append([]string(nil), boot.Args[:i+1]...), boot.Args[i+1:]...)
+				boot.Args[i+1] = strconv.FormatUint(memSize>>20, 10)
+			}
+		}
+		targets = append(targets, boot)
+	}
+	return targets, nil
 }

@@ -134,3 +134,35 @@ func TestEscapeSnapshotKey(t *testing.T) {
 		t.Fatalf("read %q, %v, %d snapshots; want \"ab\" and 2", got, err, n)
 	}
 }
+
+// TestCLIBenchRestore: bench --restore times restores, with their phases,
+// and --compare boot the cold boot beside them.
+func TestCLIBenchRestore(t *testing.T) {
+	if _, stderr, status := runCLI(t, "bench", "--compare", "boot"); status != 2 || !strings.Contains(stderr, "give --restore FILE") {
+		t.Fatalf("--compare boot alone: status %d, %q", status, stderr)
+	}
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	snap := filepath.Join(t.TempDir(), "demo.snap")
+	demo := filepath.Join(t.TempDir(), "demo.elf")
+	if err := os.WriteFile(demo, guests.Demo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, status := runCLI(t, "run", "-k", demo, "-m", "16", "--net", "none", "--ready", "^smolvmm-demo: hello", "--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("demo --snapshot: status %d\n%s", status, stderr)
+	}
+	out, stderr, status := runCLI(t, "bench", "--restore", snap, "--net", "none", "-n", "2", "--warmup", "0", "--compare", "boot",
+		"--ready", "^smolvmm-demo: hello")
+	if status != 0 {
+		t.Fatalf("bench --restore: status %d\n%s\n%s", status, out, stderr)
+	}
+	for _, want := range []string{"smolvmm-restore\n", "snapshot-loaded", "state-restored", "smolvmm / smolvmm-restore"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, stderr, status := runCLI(t, "bench", "--restore", snap, "-m", "32", "--net", "none"); status != 2 || !strings.Contains(stderr, "holds 16 MiB") {
+		t.Errorf("bench --restore with another -m: status %d, %q", status, stderr)
+	}
+}
