@@ -107,7 +107,7 @@ func benchAction(c *cli.Context) error {
 	case v == "qemu" && c.String("restore") != "":
 		return usageErrorf("smolvmm bench: --restore with --compare qemu: compare a restore with smolvmm's own boot (--compare boot)")
 	case v != "" && v != "qemu" && v != "boot":
-		return usageErrorf("smolvmm bench: --compare %q: give qemu, or boot with --restore", v)
+		return usageErrorf("smolvmm bench: --compare %q: only qemu is supported (and boot, with --restore)", v)
 	}
 	// Found now, not after every boot has run.
 	for _, f := range []string{"json", "svg"} {
