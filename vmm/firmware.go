@@ -14,7 +14,6 @@ const (
 	gdtBase    = 0x0500  // our flat GDT (null, code 0x08, data 0x10)
 	stubSeg    = 0xF000  // firmware segment
 	stubOff    = 0xFF53  // where real BIOSes keep their dummy IRET
-	bootStack  = 0x6000  // ESP at entry: below the loader's area
 	gdtCode    = 0x08    // selectors in our GDT
 	gdtData    = 0x10    //
 	baseMemKiB = 640     // conventional memory reported in the BDA
