@@ -55,12 +55,19 @@ fuzz:
 test: vet unit fuzz
 
 # Boots the built-in demo guest BENCH_BOOTS times in smolvmm and in QEMU
-# (with and without KVM), writes bench/results.json and bench/boot.svg, then
-# runs the Go benchmarks.
+# (with and without KVM), writes bench/results.json and bench/boot.svg; takes
+# a snapshot of the demo guest once it has started and times its restores
+# beside cold boots (bench/restore.json, bench/restore.svg); then runs the Go
+# benchmarks.
 BENCH_BOOTS ?= 20
 bench: build
 	./$(BIN) bench -n $(BENCH_BOOTS) --warmup 2 --ready '^smolvmm-demo: done' --compare qemu \
 	  --json bench/results.json --svg bench/boot.svg
+	./$(BIN) run -k guests/bin/demo.elf --net none --ready '^smolvmm-demo: hello' \
+	  --snapshot bench/demo.snap --snapshot-exit >/dev/null
+	./$(BIN) bench --restore bench/demo.snap --net none -n $(BENCH_BOOTS) --warmup 2 --compare boot \
+	  --json bench/restore.json --svg bench/restore.svg
+	rm -f bench/demo.snap
 	$(GO) test -run '^$$' -bench BootToFirstByte -benchtime 10x ./vmm
 
 clean:
