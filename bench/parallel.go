@@ -226,7 +226,7 @@ func (v *parallelVM) fail(err error) {
 // its ready event.
 func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 	buf := make([]byte, 4096)
-	var line []byte
+	lines := readyLine{re: ready}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -239,21 +239,8 @@ func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 			if ready == nil {
 				v.markReady(now)
 			}
-			for _, c := range buf[:n] {
-				if ready == nil {
-					break
-				}
-				if c == '\n' {
-					line = line[:0]
-					continue
-				}
-				if c != '\r' && len(line) < 4096 {
-					line = append(line, c)
-				}
-				if ready.Match(line) {
-					v.markReady(MonoNow())
-					ready = nil
-				}
+			if lines.feed(buf[:n]) {
+				v.markReady(MonoNow())
 			}
 		}
 		if err != nil {

@@ -286,8 +286,7 @@ func (r *recorder) memory(m *Memory, err error) {
 // byte and the ready pattern.
 func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, sample func(string)) {
 	buf := make([]byte, 4096)
-	var line []byte
-	ready := o.Ready.Pattern
+	lines := readyLine{re: o.Ready.Pattern}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -298,23 +297,8 @@ func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, s
 			if o.Console != nil {
 				_, _ = o.Console.Write(buf[:n])
 			}
-			for _, c := range buf[:n] {
-				if ready == nil {
-					break
-				}
-				if c == '\n' {
-					line = line[:0]
-					continue
-				}
-				if c != '\r' && len(line) < 4096 {
-					line = append(line, c)
-				}
-				if ready.Match(line) {
-					if rec.mark(PhaseReady) {
-						sample(PhaseReady)
-					}
-					ready = nil
-				}
+			if lines.feed(buf[:n]) && rec.mark(PhaseReady) {
+				sample(PhaseReady)
 			}
 		}
 		if err != nil {
@@ -352,4 +336,34 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(bytes.TrimSpace(t.b))
+}
+
+// readyLine matches a ready pattern against each console line as it grows
+// (carriage returns left out, a line capped at 4096 bytes), until it first
+// matches.
+type readyLine struct {
+	re   *regexp.Regexp // nil once matched, or when there is no pattern
+	line []byte
+}
+
+// feed takes console bytes and reports whether they completed the first
+// match.
+func (r *readyLine) feed(p []byte) bool {
+	for _, c := range p {
+		if r.re == nil {
+			return false
+		}
+		if c == '\n' {
+			r.line = r.line[:0]
+			continue
+		}
+		if c != '\r' && len(r.line) < 4096 {
+			r.line = append(r.line, c)
+		}
+		if r.re.Match(r.line) {
+			r.re = nil
+			return true
+		}
+	}
+	return false
 }
