@@ -167,22 +167,31 @@ var promptLines = []string{
 // promptScript types at the guest as a user would: it waits for each
 // prompt in smolvmm's output before typing the answer, so the kernel reads
 // the bytes from its console, not from a buffer filled before it asked.
-const promptScript = `#!/bin/sh
-out=/tmp/prompt.out
+var promptScript = typingScript(`answer 'root device: ' '?' && answer 'use one of: ' halt && answer 'has halted' ''`)
+
+// typingScript returns a script that runs its arguments (a smolvmm
+// command) with the output of answers (shell commands, using answer
+// PATTERN TEXT: wait at most 120 s for PATTERN in the output so far, then
+// type TEXT and a carriage return) as its console input, then prints what
+// the command printed and exits with its status.
+func typingScript(answers string) string {
+	return `#!/bin/sh
+out=/tmp/typed.out
 : > $out
-answer() { # answer PATTERN TEXT: wait (at most 120 s) for PATTERN, then type TEXT
+answer() {
 	i=0
 	until grep -q "$1" $out; do
-		i=$((i+1)); [ $i -gt 1200 ] && { echo "prompt.sh: no '$1' after 120 s" >&2; return 1; }
+		i=$((i+1)); [ $i -gt 1200 ] && { echo "no '$1' after 120 s" >&2; return 1; }
 		usleep 100000
 	done
 	[ -n "$2" ] && printf '%s\r' "$2"
 }
-{ answer 'root device: ' '?' && answer 'use one of: ' halt && answer 'has halted' ''; } | "$@" > $out
+{ ` + answers + `; } | "$@" > $out
 status=$?
 cat $out
 exit $status
 `
+}
 
 // reply is console input QEMU's reference gets once the output contains
 // after.

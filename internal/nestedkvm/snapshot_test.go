@@ -12,22 +12,7 @@ import (
 // restoreScript types at a restored kernel that sits at its root device
 // prompt: the prompt was printed before the snapshot, so "?" goes at once;
 // then it waits for the device list before typing "halt".
-const restoreScript = `#!/bin/sh
-out=/tmp/restore.out
-: > $out
-answer() { # answer PATTERN TEXT: wait (at most 120 s) for PATTERN, then type TEXT
-	i=0
-	until grep -q "$1" $out; do
-		i=$((i+1)); [ $i -gt 1200 ] && { echo "restore.sh: no '$1' after 120 s" >&2; return 1; }
-		usleep 100000
-	done
-	[ -n "$2" ] && printf '%s\r' "$2"
-}
-{ printf '?\r' && answer 'use one of: ' halt && answer 'has halted' ''; } | "$@" > $out
-status=$?
-cat $out
-exit $status
-`
+var restoreScript = typingScript(`printf '?\r' && answer 'use one of: ' halt && answer 'has halted' ''`)
 
 // TestNetBSDSnapshot snapshots the real NetBSD kernel on the rig's real
 // KVM (paging on, its own interrupt handlers) at its root device prompt,
