@@ -8,11 +8,6 @@
  * reads back all ones). */
 #include "rt.h"
 
-struct __attribute__((packed)) dtr {
-	u16 limit;
-	u32 base;
-};
-
 static const struct dtr null_idt = {0, 0};
 
 static void mmio(void)

@@ -1,17 +1,6 @@
 /* GDT, IDT and 8259 PIC setup for the guests that prove interrupt delivery. */
 #include "rt.h"
 
-struct gate {
-	u16 off_lo, sel;
-	u8 zero, type;
-	u16 off_hi;
-};
-
-struct __attribute__((packed)) dtr {
-	u16 limit;
-	u32 base;
-};
-
 /* Own flat segments: the loader's GDT may live anywhere (or nowhere in RAM),
  * and an interrupt gate reloads CS from the table in memory. */
 static const u64 gdt[3] __attribute__((aligned(8))) = {

@@ -123,17 +123,6 @@ void iret_dispatch(struct frame *f)
 	outb(0x20, 0x20); /* non-specific EOI */
 }
 
-struct gate {
-	u16 off_lo, sel;
-	u8 zero, type;
-	u16 off_hi;
-};
-
-struct __attribute__((packed)) dtr {
-	u16 limit;
-	u32 base;
-};
-
 static const u64 gdt[3] __attribute__((aligned(8))) = {
 	0, 0x00CF9A000000FFFFull, 0x00CF92000000FFFFull,
 };

@@ -104,4 +104,17 @@ extern char __image_start[], __image_end[], __bss_start[], __bss_end[];
 
 #pragma GCC visibility pop
 
+/* An IDT gate and the operand of lgdt/lidt, for the guests that set up
+ * their own tables. */
+struct gate {
+	u16 off_lo, sel;
+	u8 zero, type;
+	u16 off_hi;
+};
+
+struct __attribute__((packed)) dtr {
+	u16 limit;
+	u32 base;
+};
+
 #endif
