@@ -16,7 +16,6 @@
 package vmm
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -227,10 +226,9 @@ type Machine struct {
 	exit      atomic.Pointer[Exit]
 	firstOut  atomic.Bool
 	readyOnce sync.Once
-	readyDone atomic.Bool // PhaseReady was reported: stop matching lines
-	eventMu   sync.Mutex  // OnEvent runs one call at a time
-	line      []byte      // the console line being written (vCPU thread only)
-	halted    bool        // the first line of NetBSD's halt message was seen
+	readyDone atomic.Bool   // PhaseReady was reported (a snapshot records it)
+	eventMu   sync.Mutex    // OnEvent runs one call at a time
+	watch     *consoleWatch // the console's lines: halt message and ready pattern
 
 	// Lifecycle (run.go): Run and Close may be called from any goroutine.
 	lifeMu   sync.Mutex
@@ -238,7 +236,6 @@ type Machine struct {
 	closing  bool          // Close was called: Run refuses
 	runDone  chan struct{} // closed when the Run in progress has returned (nil before Run)
 	input    *inputPump    // the Config.Input pump, from Run on
-	runWG    sync.WaitGroup
 	closeErr error
 
 	closeOnce sync.Once
@@ -449,6 +446,7 @@ func (m *Machine) setupDevices() error {
 		out = m.console
 	}
 	m.uart = devices.NewUART(out, kvmIRQ{m.vmFD, IRQCOM1})
+	m.watch = newConsoleWatch(m.cfg.Ready)
 	m.uart.OnOutput = m.onConsoleByte
 	exit := func(kind devices.ExitKind, code uint32) {
 		switch kind {
@@ -536,41 +534,18 @@ func (m *Machine) eventAt(p Phase, t time.Time) {
 	}
 }
 
-// maxLine bounds the console line kept for the ready pattern and the halt
-// message.
-const maxLine = 4096
-
-// NetBSD's halt message: after it the kernel polls the UART forever and
-// never executes HLT, so the machine ends the VM there.
-const (
-	haltMsg1 = "The operating system has halted."
-	haltMsg2 = "Please press any key to reboot."
-)
-
-// onConsoleByte runs on the vCPU thread for each byte the guest transmits.
-// It keeps the current console line and checks it for the halt message and
-// the ready pattern.
+// onConsoleByte runs on the vCPU thread for each byte the guest transmits:
+// the first reports PhaseFirstOutput, and the console watch says when the
+// halt message or the ready pattern was seen.
 func (m *Machine) onConsoleByte(b byte) {
 	if m.firstOut.CompareAndSwap(false, true) {
 		m.event(PhaseFirstOutput)
 	}
-	if b == '\n' {
-		m.line = m.line[:0]
-		return
+	got := m.watch.feed(b)
+	if got&matchHalt != 0 {
+		m.requestExit(Exit{Reason: ExitHalted})
 	}
-	if len(m.line) == maxLine {
-		return // the line is full: nothing new to match
-	}
-	m.line = append(m.line, b)
-	if b == '.' { // both halt lines end with a period
-		switch {
-		case bytes.HasSuffix(m.line, []byte(haltMsg1)):
-			m.halted = true
-		case m.halted && bytes.HasSuffix(m.line, []byte(haltMsg2)):
-			m.requestExit(Exit{Reason: ExitHalted})
-		}
-	}
-	if m.cfg.Ready != nil && !m.readyDone.Load() && m.cfg.Ready.Match(m.line) {
+	if got&matchReady != 0 {
 		m.ready()
 	}
 }
@@ -582,6 +557,7 @@ func (m *Machine) ready() { m.readyAt(time.Now()) }
 func (m *Machine) readyAt(t time.Time) {
 	m.readyOnce.Do(func() {
 		m.readyDone.Store(true)
+		m.watch.stopReady()
 		m.eventAt(PhaseReady, t)
 		m.snapshotOnReady()
 	})
@@ -590,18 +566,14 @@ func (m *Machine) readyAt(t time.Time) {
 // readyPortInterval is how often ReadyAddr is probed.
 const readyPortInterval = 5 * time.Millisecond
 
-// watchReadyAddr probes Config.ReadyAddr, from the guest's first run until
-// it answers or done closes, and reports PhaseReady at the connect that
-// succeeded. Run waits for it on its way out (runWG).
-func (m *Machine) watchReadyAddr(done <-chan struct{}) {
+// probeReadyAddr starts probing Config.ReadyAddr (nil without one): the
+// first connection that holds reports PhaseReady, timed at its connect.
+// Run stops it on its way out.
+func (m *Machine) probeReadyAddr() *portready.Prober {
 	if m.cfg.ReadyAddr == "" {
-		return
+		return nil
 	}
-	m.runWG.Go(func() {
-		if at, ok := portready.Wait(m.cfg.ReadyAddr, readyPortInterval, done); ok {
-			m.readyAt(at)
-		}
-	})
+	return portready.Start(m.cfg.ReadyAddr, readyPortInterval, m.readyAt)
 }
 
 func (m *Machine) logf(format string, args ...any) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/smolvmm/smolvmm/internal/portready"
 )
 
 // Run runs the guest until it resets, halts, leaves through the debug-exit
@@ -50,16 +52,17 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 		defer close(stopping)
 		m.stop()
 	})
-	watchDone := make(chan struct{})
-	err := m.vcpu.run(func() { m.watchReadyAddr(watchDone) })
+	var prober *portready.Prober
+	err := m.vcpu.run(func() { prober = m.probeReadyAddr() })
 
 	// On the way out: nothing more reaches the guest, then every goroutine
 	// Run started is joined.
 	if m.input != nil {
 		m.input.stop()
 	}
-	close(watchDone)
-	m.runWG.Wait()
+	if prober != nil {
+		prober.Stop()
+	}
 	if !stop() {
 		<-stopping
 	}

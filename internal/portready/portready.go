@@ -9,6 +9,7 @@ package portready
 import (
 	"errors"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -47,4 +48,34 @@ func Wait(addr string, every time.Duration, done <-chan struct{}) (time.Time, bo
 		case <-time.After(every):
 		}
 	}
+}
+
+// Prober probes an address on a goroutine of its own until the address is
+// ready or the Prober is stopped.
+type Prober struct {
+	done     chan struct{}
+	stopOnce sync.Once
+	finished chan struct{}
+}
+
+// Start probes addr every interval (Wait) until it is ready, then calls
+// found once, on the Prober's goroutine, with the time the ready
+// connection was made. Stop ends it.
+func Start(addr string, every time.Duration, found func(time.Time)) *Prober {
+	p := &Prober{done: make(chan struct{}), finished: make(chan struct{})}
+	go func() {
+		defer close(p.finished)
+		if at, ok := Wait(addr, every, p.done); ok {
+			found(at)
+		}
+	}()
+	return p
+}
+
+// Stop ends the probing and returns once the Prober's goroutine has, a
+// found call in progress included. It may be called more than once, from
+// any goroutine but found's.
+func (p *Prober) Stop() {
+	p.stopOnce.Do(func() { close(p.done) })
+	<-p.finished
 }

@@ -49,3 +49,69 @@ func TestWaitGivesUp(t *testing.T) {
 		t.Fatal("Wait reported a port ready that never was")
 	}
 }
+
+// TestProber: a Prober reports a port that answers once, with a connect
+// time inside its run; one that is never ready is probed again and again
+// and never reported; Stop returns after the goroutine, and may be called
+// twice.
+func TestProber(t *testing.T) {
+	tests := []struct {
+		name  string
+		serve func(net.Conn)
+		ready bool
+	}{
+		{"answers", func(c net.Conn) { c.Write([]byte("SSH-2.0\r\n")); c.Close() }, true},
+		{"accepted then closed", func(c net.Conn) { c.Close() }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conns := make(chan struct{}, 100)
+			addr := portreadytest.Serve(t, func(c net.Conn) {
+				select {
+				case conns <- struct{}{}:
+				default:
+				}
+				tt.serve(c)
+			})
+			found := make(chan time.Time, 10)
+			before := time.Now()
+			p := Start(addr, time.Millisecond, func(at time.Time) { found <- at })
+			if tt.ready {
+				select {
+				case at := <-found:
+					if at.Before(before) || time.Since(at) < 0 {
+						t.Errorf("ready at %v, outside the probe (started %v)", at, before)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("no ready port reported in 10 s")
+				}
+			} else {
+				for range 3 { // probed again after a refusal
+					<-conns
+				}
+			}
+			p.Stop()
+			p.Stop()
+			close(found)
+			if n := len(found); n != 0 {
+				t.Errorf("%d more ready reports after the first (or one for a port never ready)", n)
+			}
+		})
+	}
+}
+
+// TestProberStopsAtOnce: Stop on a Prober whose address refuses returns
+// without a report.
+func TestProberStopsAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	reported := false
+	p := Start(ln.Addr().String(), time.Hour, func(time.Time) { reported = true })
+	p.Stop()
+	if reported {
+		t.Error("a closed port was reported ready")
+	}
+}

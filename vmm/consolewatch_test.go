@@ -1,0 +1,108 @@
+package vmm
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestConsoleWatch feeds console output, in the writes given, and checks
+// at which bytes of it the halt message and the ready pattern are
+// reported.
+func TestConsoleWatch(t *testing.T) {
+	const halt = "The operating system has halted.\n\rPlease press any key to reboot.\n\r\n\r"
+	long := strings.Repeat("x", maxLine)
+	tests := []struct {
+		name   string
+		ready  string // the ready pattern ("" for none)
+		writes []string
+		// The output up to and including the byte each report came at.
+		halt, readyAt string
+	}{
+		{name: "NetBSD's halt, lines ending \\n\\r", writes: []string{"boot\n\r", halt},
+			halt: "boot\n\rThe operating system has halted.\n\rPlease press any key to reboot."},
+		{name: "halt with \\r\\n", writes: []string{"\r\nThe operating system has halted.\r\nPlease press any key to reboot.\r\n"},
+			halt: "\r\nThe operating system has halted.\r\nPlease press any key to reboot."},
+		{name: "halt text split over writes", writes: []string{"The operating sys", "tem has halted", ".\n", "\rPlease press any key to", " reboot", "."},
+			halt: "The operating system has halted.\n\rPlease press any key to reboot."},
+		{name: "halt text one byte a write", writes: strings.Split(halt, ""),
+			halt: "The operating system has halted.\n\rPlease press any key to reboot."},
+		{name: "second line alone", writes: []string{"Please press any key to reboot.\n\r"}},
+		{name: "first line alone", writes: []string{"The operating system has halted.\n\r", "login: "}},
+		// The first line need only have been seen before the second.
+		{name: "halt lines run together", writes: []string{"The operating system has halted.Please press any key to reboot."},
+			halt: "The operating system has halted.Please press any key to reboot."},
+		{name: "halt text inside a longer line", writes: []string{"echo 'The operating system has halted.'\n\r"}},
+		{name: "halt past a full line", writes: []string{"The operating system has halted.\n\r" + long + "Please press any key to reboot.\n\r"}},
+
+		{name: "ready prompt without newline", ready: `login: `, writes: []string{"boot...\n\r", "login: "},
+			readyAt: "boot...\n\rlogin: "},
+		{name: "ready pattern split over writes", ready: `login: `, writes: []string{"boot...\n\rlog", "in", ": ", "\n\r"},
+			readyAt: "boot...\n\rlogin: "},
+		{name: "ready pattern split over lines", ready: `login: `, writes: []string{"log\n\rin: "}},
+		{name: "ready reported once", ready: `login: `, writes: []string{"login: \n\rlogin: "},
+			readyAt: "login: "},
+		// NetBSD's lines start with the '\r' of the line before.
+		{name: "anchored at the start of a NetBSD line", ready: `^root device: `, writes: []string{"boot\n\rroot device: "}},
+		{name: "anchored at the end of a NetBSD line", ready: `root device: $`, writes: []string{"boot\n\rroot device: "},
+			readyAt: "boot\n\rroot device: "},
+		{name: "ready past a full line", ready: `login: `, writes: []string{long, "login: "}},
+		{name: "ready on the line after a full one", ready: `login: `, writes: []string{long, "\nlogin: "},
+			readyAt: long + "\nlogin: "},
+
+		{name: "halt and a pattern it matches", ready: `reboot\.`, writes: []string{halt},
+			halt: "The operating system has halted.\n\rPlease press any key to reboot.", readyAt: "The operating system has halted.\n\rPlease press any key to reboot."},
+		{name: "halt before the ready pattern", ready: `login: `, writes: []string{halt},
+			halt: "The operating system has halted.\n\rPlease press any key to reboot."},
+		{name: "ready pattern before halt", ready: `halted`, writes: []string{halt},
+			halt: "The operating system has halted.\n\rPlease press any key to reboot.", readyAt: "The operating system has halted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var re *regexp.Regexp
+			if tt.ready != "" {
+				re = regexp.MustCompile(tt.ready)
+			}
+			w := newConsoleWatch(re)
+			var out, halts, readies []byte
+			nHalt, nReady := 0, 0
+			for _, s := range tt.writes {
+				for _, b := range []byte(s) {
+					out = append(out, b)
+					got := w.feed(b)
+					if got&matchHalt != 0 {
+						nHalt++
+						halts = append(halts[:0], out...)
+					}
+					if got&matchReady != 0 {
+						nReady++
+						readies = append(readies[:0], out...)
+					}
+				}
+			}
+			if want := len(tt.halt); want > 0 && nHalt != 1 || want == 0 && nHalt != 0 || string(halts) != tt.halt {
+				t.Errorf("halt reported %d times, last after %q; want after %q", nHalt, halts, tt.halt)
+			}
+			if want := len(tt.readyAt); want > 0 && nReady != 1 || want == 0 && nReady != 0 || string(readies) != tt.readyAt {
+				t.Errorf("ready reported %d times, last after %q; want after %q", nReady, readies, tt.readyAt)
+			}
+		})
+	}
+}
+
+// TestConsoleWatchStopReady: once the machine is ready by another source
+// (the boot-timer port, ReadyAddr), the pattern is no longer matched.
+func TestConsoleWatchStopReady(t *testing.T) {
+	w := newConsoleWatch(regexp.MustCompile(`login: `))
+	for _, b := range []byte("boot\n\rlog") {
+		if got := w.feed(b); got != 0 {
+			t.Fatalf("feed(%q) = %v before the pattern", b, got)
+		}
+	}
+	w.stopReady()
+	for _, b := range []byte("in: \n\rlogin: ") {
+		if got := w.feed(b); got != 0 {
+			t.Fatalf("feed(%q) = %v after stopReady", b, got)
+		}
+	}
+}
