@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +17,9 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
-	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/lockholder"
 	"github.com/smolvmm/smolvmm/kstrip"
+	"github.com/smolvmm/smolvmm/rebuild"
 	"github.com/smolvmm/smolvmm/service"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -53,7 +50,7 @@ type upDeps struct {
 	service func(name, dir string) (upService, error)
 	fetch   func(ctx context.Context, sets []string) (*fetch.Release, error)
 	keep    []string // kstrip keep list; part of the stripped kernel's cache key
-	strip   func(in, out string, keep []string) (string, error)
+	strip   rebuild.StripFunc
 	build   func(ctx context.Context, b upBuild) (string, error)
 	run     func(ctx context.Context, kernel, image string) error
 }
@@ -116,32 +113,37 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		return res, err
 	}
 	err = step(log, "kstrip", func() (string, error) {
-		var msg string
-		var err error
-		res.Kernel, msg, err = stripCached(res.Release.Kernel, d.keep, d.strip)
-		return msg, err
+		k, err := rebuild.StripCached(res.Release.Kernel, d.keep, d.strip)
+		if err != nil {
+			return "", err
+		}
+		res.Kernel = k.Path
+		if k.Cached {
+			return "cached " + k.Path, nil
+		}
+		return k.Summary + " -> " + k.Path, nil
 	})
 	if err != nil {
 		return res, err
 	}
 	err = step(log, "mkimg", func() (string, error) {
-		var sets []string
-		newest := svc.ModTime
+		im := rebuild.Image{Path: res.Image, ServiceTime: svc.ModTime, Digest: svc.Digest,
+			Stamp: rebuild.ReleaseStamp(res.Release, res.Image)}
 		for _, s := range res.Release.Sets {
-			sets = append(sets, s.Path)
-			if st, err := os.Stat(s.Path); err == nil && st.ModTime().After(newest) {
-				newest = st.ModTime()
-			}
+			im.Sets = append(im.Sets, s.Path)
+		}
+		verdict, err := im.Check()
+		if err != nil {
+			return "", err
 		}
 		verb := "built"
-		stamp := serviceStamp(res.Release, res.Image)
-		changed := svc.Digest != "" && stampSaysOther(stamp, res.Image, svc.Digest)
-		if st, err := os.Stat(res.Image); err == nil && !st.ModTime().Before(newest) && !changed {
+		switch verdict {
+		case rebuild.Fresh:
 			if svc.ModTime.IsZero() {
 				return fmt.Sprintf("%s is up to date (newer than its sets, and not built from another version of the service)", res.Image), nil
 			}
 			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
-		} else if err == nil {
+		case rebuild.Older, rebuild.ServiceChanged:
 			// The old image, and whatever the guest wrote to it, is replaced;
 			// never under a running VM, which would go on writing to the
 			// unlinked file while this one boots the new image.
@@ -149,21 +151,19 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", err
 			}
 			verb = "rebuilt (it was older than the service or a set)"
-			if changed {
+			if verdict == rebuild.ServiceChanged {
 				verb = "rebuilt (the built-in service changed since it was built)"
 			}
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("image %s: %w", res.Image, err)
 		}
 		// The build replaces the image through a temporary file of its
 		// own (atomicfile): two ups never share one.
-		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: sets, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
+		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: im.Sets, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
 		if err != nil {
 			return "", err
 		}
 		res.Built = true
 		if svc.Digest != "" {
-			if err := writeStamp(stamp, res.Image, svc.Digest); err != nil {
+			if err := im.Stamp.Record(res.Image, svc.Digest); err != nil {
 				fmt.Fprintf(log, "up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes\n", res.Image, err)
 			}
 		}
@@ -210,35 +210,6 @@ func step(log io.Writer, name string, fn func() (string, error)) error {
 	}
 	fmt.Fprintf(log, "up: %-7s %s (%s)\n", name, msg, roundDuration(time.Since(start)))
 	return nil
-}
-
-// stripCached returns a stripped copy of kernel k in the cache, stripping
-// it only when no good copy exists for this kernel digest and keep list.
-// A stripped kernel is re-verified on use through its .sha512 sidecar.
-func stripCached(k fetch.File, keep []string, strip func(in, out string, keep []string) (string, error)) (path, msg string, err error) {
-	key := sha512.Sum512([]byte(k.SHA512 + "\x00" + strings.Join(keep, ",")))
-	path = filepath.Join(filepath.Dir(k.Path), "netbsd-GENERIC.kstrip-"+hex.EncodeToString(key[:8]))
-	sidecar := path + ".sha512"
-	if want, err := os.ReadFile(sidecar); err == nil {
-		if got, err := fetch.HashFile(path); err == nil && got == strings.TrimSpace(string(want)) {
-			return path, "cached " + path, nil
-		}
-	}
-	os.Remove(sidecar)
-	// strip writes path atomically (kstrip.WriteFile): a concurrent up
-	// strips to a temporary file of its own and renames the same bytes.
-	summary, err := strip(k.Path, path, keep)
-	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", k.Path, err)
-	}
-	sum, err := fetch.HashFile(path)
-	if err == nil {
-		err = atomicfile.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("store stripped kernel %s: %w", path, err)
-	}
-	return path, summary + " -> " + path, nil
 }
 
 func upCommand() *cli.Command {
@@ -386,7 +357,7 @@ func loadUpService(name, dir string) (upService, error) {
 		// binary, and the image, with what the guest wrote to it, would be
 		// rebuilt on each run. Its content is: up records the digest of
 		// the service an image was built from and rebuilds when it changes.
-		if out.Digest, err = serviceDigest(s.FS, s.Common); err != nil {
+		if out.Digest, err = rebuild.ServiceDigest(s.FS, s.Common); err != nil {
 			return upService{}, fmt.Errorf("service %s: %w", name, err)
 		}
 		return out, nil
@@ -481,82 +452,4 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	}
 	// Image sizes are in MB (of 2^20 bytes), as -m and service.conf give them.
 	return fmt.Sprintf("ext2, %d MB, from %d set(s) and service %s%s", st.Size()>>20, len(b.Sets), b.Service, grown), nil
-}
-
-// serviceDigest hashes the names and contents of every file of a service
-// and of the common directory, in walk (lexical) order.
-func serviceDigest(trees ...fs.FS) (string, error) {
-	h := sha256.New()
-	for i, fsys := range trees {
-		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			b, err := fs.ReadFile(fsys, p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "%d %s %d\n", i, p, len(b))
-			h.Write(b)
-			return nil
-		})
-		if err != nil {
-			return "", err
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// serviceStamp is where up records which built-in service built image: in
-// the release's cache, named after the image's absolute path.
-func serviceStamp(r *fetch.Release, image string) string {
-	abs, err := filepath.Abs(image)
-	if err != nil {
-		abs = image
-	}
-	key := sha256.Sum256([]byte(abs))
-	return filepath.Join(filepath.Dir(filepath.Dir(r.Kernel.Path)), "images", hex.EncodeToString(key[:8])+".service")
-}
-
-// imageID names the file at image: device, inode and birth time, which
-// stay while a guest writes to it and change when mkimg or up replace it
-// (an inode number alone is soon reused).
-func imageID(image string) (string, error) {
-	var st unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, image, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
-		return "", err
-	}
-	id := fmt.Sprintf("%d.%d:%d", st.Dev_major, st.Dev_minor, st.Ino)
-	if st.Mask&unix.STATX_BTIME != 0 {
-		id += fmt.Sprintf(":%d.%09d", st.Btime.Sec, st.Btime.Nsec)
-	}
-	return id, nil
-}
-
-// stampSaysOther reports whether the stamp describes this very image file
-// and names another service digest. An image up did not build (mkimg, a
-// copy) has no stamp for its file, and is not rebuilt for the service.
-func stampSaysOther(stamp, image, digest string) bool {
-	b, err := os.ReadFile(stamp)
-	if err != nil {
-		return false
-	}
-	id, err := imageID(image)
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b))
-	return len(f) == 2 && f[1] == id && f[0] != digest
-}
-
-// writeStamp records that image was built from the service with digest.
-func writeStamp(stamp, image, digest string) error {
-	id, err := imageID(image)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(stamp, []byte(digest+" "+id+"\n"), 0o644)
 }

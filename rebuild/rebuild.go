@@ -1,0 +1,224 @@
+// Package rebuild decides which of the files a service VM is made from
+// must be made again, and keeps the records that decision needs: a
+// stripped kernel is kept in the release's cache under a name of the
+// kernel's digest and the keep list, and a service's disk image is stale
+// when it is older than the service's files or its sets, or was built from
+// another version of a built-in service (which has no file times, only
+// content: its digest is recorded in a stamp beside the release's cache).
+package rebuild
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
+)
+
+// Verdict says whether an image must be built, and why.
+type Verdict int
+
+// The verdicts of Image.Check.
+const (
+	// Fresh: the image is newer than the service and its sets and was not
+	// built from another version of the service.
+	Fresh Verdict = iota
+	// Missing: there is no image.
+	Missing
+	// Older: the image is older than the service's files or a set.
+	Older
+	// ServiceChanged: the image was built from another version of the
+	// built-in service.
+	ServiceChanged
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Fresh:
+		return "fresh"
+	case Missing:
+		return "missing"
+	case Older:
+		return "older than its inputs"
+	case ServiceChanged:
+		return "built from another version of the service"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// Image is a service's disk image and what it is built from.
+type Image struct {
+	Path string
+	// ServiceTime is the time of the service's newest file; zero for a
+	// built-in service, which Digest dates instead.
+	ServiceTime time.Time
+	// Sets are the set files the image is built from.
+	Sets []string
+	// Digest is a built-in service's ServiceDigest ("" for a service of
+	// files), compared with what Stamp recorded.
+	Digest string
+	Stamp  Stamp
+}
+
+// Check says whether the image must be built. A set that cannot be
+// stat'ed does not date the image (its fetch checked it).
+func (im Image) Check() (Verdict, error) {
+	newest := im.ServiceTime
+	for _, s := range im.Sets {
+		if st, err := os.Stat(s); err == nil && st.ModTime().After(newest) {
+			newest = st.ModTime()
+		}
+	}
+	changed := im.Digest != "" && im.Stamp.Other(im.Path, im.Digest)
+	st, err := os.Stat(im.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Missing, nil
+	case err != nil:
+		return 0, fmt.Errorf("image %s: %w", im.Path, err)
+	case changed:
+		return ServiceChanged, nil
+	case st.ModTime().Before(newest):
+		return Older, nil
+	}
+	return Fresh, nil
+}
+
+// ServiceDigest hashes the names and contents of every file of the trees
+// (a service and the common directory), in walk (lexical) order; a file
+// moved from one tree to another changes it.
+func ServiceDigest(trees ...fs.FS) (string, error) {
+	h := sha256.New()
+	for i, fsys := range trees {
+		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%d %s %d\n", i, p, len(b))
+			h.Write(b)
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Stamp is the path of a file recording which version of a built-in
+// service built an image file: the service's digest and the image's
+// ImageID.
+type Stamp string
+
+// ReleaseStamp is the stamp of image in release r's cache (beside its
+// kernel and sets), named after the image's absolute path.
+func ReleaseStamp(r *fetch.Release, image string) Stamp {
+	abs, err := filepath.Abs(image)
+	if err != nil {
+		abs = image
+	}
+	key := sha256.Sum256([]byte(abs))
+	return Stamp(filepath.Join(filepath.Dir(filepath.Dir(r.Kernel.Path)), "images", hex.EncodeToString(key[:8])+".service"))
+}
+
+// Other reports whether the stamp describes this very image file and
+// names another service digest. An image the stamp does not describe
+// (made by another program, a copy, or a later build) has no say, nor has
+// a missing or unreadable stamp.
+func (s Stamp) Other(image, digest string) bool {
+	b, err := os.ReadFile(string(s))
+	if err != nil {
+		return false
+	}
+	id, err := ImageID(image)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) == 2 && f[1] == id && f[0] != digest
+}
+
+// Record records that image, as it is now, was built from the service
+// with digest.
+func (s Stamp) Record(image, digest string) error {
+	id, err := ImageID(image)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(string(s)), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(string(s), []byte(digest+" "+id+"\n"), 0o644)
+}
+
+// ImageID names the file at path: device, inode and birth time, which stay
+// while a guest writes to it and change when the file is replaced (an
+// inode number alone is soon reused).
+func ImageID(path string) (string, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+		return "", &os.PathError{Op: "statx", Path: path, Err: err}
+	}
+	id := fmt.Sprintf("%d.%d:%d", st.Dev_major, st.Dev_minor, st.Ino)
+	if st.Mask&unix.STATX_BTIME != 0 {
+		id += fmt.Sprintf(":%d.%09d", st.Btime.Sec, st.Btime.Nsec)
+	}
+	return id, nil
+}
+
+// Stripped is a stripped kernel in the cache.
+type Stripped struct {
+	Path string
+	// Cached: a good copy was there (verified against its .sha512
+	// sidecar), and strip was not called.
+	Cached bool
+	// Summary is what strip said it did ("" when Cached).
+	Summary string
+}
+
+// StripFunc writes a stripped copy of kernel in, keeping the drivers of
+// keep, to out (atomically: a concurrent caller strips to a temporary file
+// of its own and renames the same bytes), and summarises what it did.
+type StripFunc func(in, out string, keep []string) (summary string, err error)
+
+// StripCached returns a stripped copy of kernel k in the cache beside it,
+// stripping it only when no good copy exists for this kernel's digest and
+// keep list. The copy's digest is kept in a .sha512 sidecar and checked on
+// each use.
+func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error) {
+	key := sha512.Sum512([]byte(k.SHA512 + "\x00" + strings.Join(keep, ",")))
+	path := filepath.Join(filepath.Dir(k.Path), "netbsd-GENERIC.kstrip-"+hex.EncodeToString(key[:8]))
+	sidecar := path + ".sha512"
+	if want, err := os.ReadFile(sidecar); err == nil {
+		if got, err := fetch.HashFile(path); err == nil && got == strings.TrimSpace(string(want)) {
+			return Stripped{Path: path, Cached: true}, nil
+		}
+	}
+	os.Remove(sidecar)
+	summary, err := strip(k.Path, path, keep)
+	if err != nil {
+		return Stripped{}, fmt.Errorf("%s: %w", k.Path, err)
+	}
+	sum, err := fetch.HashFile(path)
+	if err == nil {
+		err = atomicfile.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
+	}
+	if err != nil {
+		return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, err)
+	}
+	return Stripped{Path: path, Summary: summary}, nil
+}

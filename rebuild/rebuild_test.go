@@ -1,0 +1,272 @@
+package rebuild
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/smolvmm/smolvmm/fetch"
+)
+
+func TestServiceDigest(t *testing.T) {
+	svc := fstest.MapFS{"etc/rc": {Data: []byte("httpd\n")}, "service.conf": {Data: []byte("sets=rescue\n")}}
+	common := fstest.MapFS{"etc/rc.common": {Data: []byte("ifconfig\n")}}
+	base, err := ServiceDigest(svc, common)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(base) != 64 {
+		t.Fatalf("digest %q, want 64 hex digits", base)
+	}
+	tests := []struct {
+		name  string
+		trees []fstest.MapFS
+		same  bool
+	}{
+		{"the same files again", []fstest.MapFS{
+			{"etc/rc": {Data: []byte("httpd\n")}, "service.conf": {Data: []byte("sets=rescue\n")}},
+			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, true},
+		{"file times do not count", []fstest.MapFS{
+			{"etc/rc": {Data: []byte("httpd\n"), ModTime: time.Now()}, "service.conf": {Data: []byte("sets=rescue\n")}},
+			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, true},
+		{"a file's content", []fstest.MapFS{
+			{"etc/rc": {Data: []byte("httpd -s\n")}, "service.conf": {Data: []byte("sets=rescue\n")}},
+			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
+		{"a file's name", []fstest.MapFS{
+			{"etc/rc.local": {Data: []byte("httpd\n")}, "service.conf": {Data: []byte("sets=rescue\n")}},
+			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
+		{"a file moved to the other tree", []fstest.MapFS{
+			{"service.conf": {Data: []byte("sets=rescue\n")}},
+			{"etc/rc": {Data: []byte("httpd\n")}, "etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
+		{"content moved across a file boundary", []fstest.MapFS{
+			{"etc/rc": {Data: []byte("httpd\nsets=rescue\n")}, "service.conf": {Data: []byte("")}},
+			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
+		{"an empty file added", []fstest.MapFS{
+			{"etc/rc": {Data: []byte("httpd\n")}, "etc/x": {}, "service.conf": {Data: []byte("sets=rescue\n")}},
+			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ServiceDigest(tt.trees[0], tt.trees[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got == base) != tt.same {
+				t.Errorf("digest %s, base %s: want same = %v", got, base, tt.same)
+			}
+		})
+	}
+	if _, err := ServiceDigest(os.DirFS(filepath.Join(t.TempDir(), "none"))); err == nil {
+		t.Error("a missing service directory gave a digest")
+	}
+}
+
+// TestStamp: a stamp speaks only for the image file it was recorded for.
+func TestStamp(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, s Stamp, image string)
+		other bool // Other(image, "v2")
+	}{
+		{"recorded for another digest", func(t *testing.T, s Stamp, image string) { record(t, s, image, "v1") }, true},
+		{"recorded for this digest", func(t *testing.T, s Stamp, image string) { record(t, s, image, "v2") }, false},
+		{"no stamp", func(*testing.T, Stamp, string) {}, false},
+		{"image replaced after the stamp", func(t *testing.T, s Stamp, image string) {
+			record(t, s, image, "v1")
+			// Another file under the image's name (a copy, mkimg): even
+			// with the old inode number free, its birth time differs.
+			os.Remove(image)
+			write(t, image, "copy")
+		}, false},
+		{"image written to after the stamp", func(t *testing.T, s Stamp, image string) {
+			record(t, s, image, "v1")
+			f, err := os.OpenFile(image, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("the guest's writes")
+			f.Close()
+		}, true},
+		{"image removed", func(t *testing.T, s Stamp, image string) {
+			record(t, s, image, "v1")
+			os.Remove(image)
+		}, false},
+		{"stamp garbled", func(t *testing.T, s Stamp, image string) {
+			record(t, s, image, "v1")
+			write(t, string(s), "v1\n")
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			image := filepath.Join(dir, "rescue.img")
+			write(t, image, "image")
+			s := Stamp(filepath.Join(dir, "cache", "images", "x.service"))
+			tt.setup(t, s, image)
+			if got := s.Other(image, "v2"); got != tt.other {
+				t.Errorf("Other = %v, want %v", got, tt.other)
+			}
+		})
+	}
+	if err := Stamp(filepath.Join(t.TempDir(), "x")).Record(filepath.Join(t.TempDir(), "none.img"), "v1"); err == nil || !strings.Contains(err.Error(), "none.img") {
+		t.Errorf("Record for a missing image: %v, want an error naming it", err)
+	}
+}
+
+func TestReleaseStamp(t *testing.T) {
+	cache := t.TempDir()
+	r := &fetch.Release{Kernel: fetch.File{Path: filepath.Join(cache, "9.3", "i386", "kernel", "netbsd-GENERIC.gz")}}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	a := ReleaseStamp(r, "rescue.img")
+	if want := filepath.Join(cache, "9.3", "i386", "images"); filepath.Dir(string(a)) != want {
+		t.Errorf("stamp %s, want one in %s", a, want)
+	}
+	if b := ReleaseStamp(r, filepath.Join(dir, "rescue.img")); b != a {
+		t.Errorf("the same image by its absolute path has stamp %s, by its relative one %s", b, a)
+	}
+	if c := ReleaseStamp(r, "base.img"); c == a {
+		t.Errorf("two images share the stamp %s", a)
+	}
+}
+
+func TestImageCheck(t *testing.T) {
+	past := time.Now().Add(-time.Hour)
+	future := time.Now().Add(time.Hour)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, im *Image)
+		want  Verdict
+	}{
+		{"newer than the service and its sets", func(t *testing.T, im *Image) { im.ServiceTime = past }, Fresh},
+		{"built-in service, sets older", func(t *testing.T, im *Image) {}, Fresh},
+		{"missing", func(t *testing.T, im *Image) { os.Remove(im.Path) }, Missing},
+		{"service edited since", func(t *testing.T, im *Image) { im.ServiceTime = future }, Older},
+		{"a set newer", func(t *testing.T, im *Image) { os.Chtimes(im.Sets[1], future, future) }, Older},
+		{"a set gone", func(t *testing.T, im *Image) { os.Remove(im.Sets[0]) }, Fresh},
+		{"built from another built-in service", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			im.Digest = "v2"
+		}, ServiceChanged},
+		{"built from another built-in service, and a set newer", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			im.Digest = "v2"
+			os.Chtimes(im.Sets[0], future, future)
+		}, ServiceChanged},
+		{"built from this built-in service", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v2")
+			im.Digest = "v2"
+		}, Fresh},
+		{"a service of files has no stamp to heed", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			im.ServiceTime = past
+		}, Fresh},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			im := Image{Path: filepath.Join(dir, "rescue.img"), Stamp: Stamp(filepath.Join(dir, "stamp"))}
+			for _, name := range []string{"rescue.tgz", "base.tgz"} {
+				p := filepath.Join(dir, name)
+				write(t, p, name)
+				os.Chtimes(p, past, past)
+				im.Sets = append(im.Sets, p)
+			}
+			write(t, im.Path, "image")
+			tt.setup(t, &im)
+			got, err := im.Check()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("Check = %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	// An image path that cannot be looked at is an error, not a build.
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "file"), "")
+	im := Image{Path: filepath.Join(dir, "file", "rescue.img")}
+	if v, err := im.Check(); err == nil || !strings.Contains(err.Error(), im.Path) {
+		t.Errorf("Check of %s = %v, %v; want an error naming it", im.Path, v, err)
+	}
+}
+
+func TestStripCached(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, first Stripped)
+		keep   []string
+		cached bool
+	}{
+		{"again", func(*testing.T, Stripped) {}, []string{"mainbus", "com"}, true},
+		{"another keep list", func(*testing.T, Stripped) {}, []string{"mainbus", "com", "ld"}, false},
+		{"stripped copy corrupt", func(t *testing.T, s Stripped) { write(t, s.Path, "bad") }, []string{"mainbus", "com"}, false},
+		{"stripped copy gone", func(t *testing.T, s Stripped) { os.Remove(s.Path) }, []string{"mainbus", "com"}, false},
+		{"sidecar gone", func(t *testing.T, s Stripped) { os.Remove(s.Path + ".sha512") }, []string{"mainbus", "com"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			k := fetch.File{Path: filepath.Join(dir, "netbsd-GENERIC.gz"), SHA512: "abc"}
+			write(t, k.Path, "kernel")
+			strips := 0
+			strip := func(in, out string, keep []string) (string, error) {
+				strips++
+				b, err := os.ReadFile(in)
+				if err != nil {
+					return "", err
+				}
+				return "stripped", os.WriteFile(out, append(b, " keeping "+strings.Join(keep, ",")...), 0o644)
+			}
+			first, err := StripCached(k, []string{"mainbus", "com"}, strip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.Cached || first.Summary != "stripped" || filepath.Dir(first.Path) != dir {
+				t.Fatalf("first strip %+v, want a new copy beside the kernel", first)
+			}
+			tt.change(t, first)
+			second, err := StripCached(k, tt.keep, strip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Cached != tt.cached || strips != map[bool]int{true: 1, false: 2}[tt.cached] {
+				t.Errorf("second %+v after %d strips, want cached = %v", second, strips, tt.cached)
+			}
+			want := "kernel keeping " + strings.Join(tt.keep, ",")
+			if b, _ := os.ReadFile(second.Path); string(b) != want {
+				t.Errorf("%s holds %q, want %q", second.Path, b, want)
+			}
+			if (second.Path == first.Path) != (strings.Join(tt.keep, ",") == "mainbus,com") {
+				t.Errorf("paths %s and %s: a keep list has one copy of its own", first.Path, second.Path)
+			}
+		})
+	}
+
+	k := fetch.File{Path: filepath.Join(t.TempDir(), "netbsd-GENERIC.gz"), SHA512: "abc"}
+	failed := errors.New("not a kernel")
+	_, err := StripCached(k, nil, func(in, out string, keep []string) (string, error) { return "", failed })
+	if !errors.Is(err, failed) || !strings.Contains(err.Error(), k.Path) {
+		t.Errorf("a failed strip: %v, want it wrapped with the kernel's path", err)
+	}
+}
+
+func record(t *testing.T, s Stamp, image, digest string) {
+	t.Helper()
+	if err := s.Record(image, digest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
