@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -21,9 +23,14 @@ type console struct {
 	// onSnapshot, when set, serves Ctrl-A s (snapshot.go).
 	onSnapshot func()
 
-	fd    int
-	saved *unix.Termios
-	once  sync.Once
+	fd int
+	// saved is the terminal's state before raw mode (nil off a
+	// terminal); termios is the same state as the kernel's struct, which
+	// the seccomp filter's trap handler writes back itself (x/term's
+	// State is opaque).
+	saved   *term.State
+	termios *unix.Termios
+	once    sync.Once
 }
 
 const escapeByte = 0x01 // Ctrl-A
@@ -36,18 +43,11 @@ func openConsole(stdin, stdout *os.File) (*console, error) {
 		c.in = stdin
 		return c, nil
 	}
-	c.saved = t
-	raw := *t
-	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	raw.Oflag &^= unix.OPOST
-	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	raw.Cflag &^= unix.CSIZE | unix.PARENB
-	raw.Cflag |= unix.CS8
-	raw.Cc[unix.VMIN] = 1
-	raw.Cc[unix.VTIME] = 0
-	if err := unix.IoctlSetTermios(c.fd, unix.TCSETS, &raw); err != nil {
-		return nil, err
+	saved, err := term.MakeRaw(c.fd)
+	if err != nil {
+		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
+	c.saved, c.termios = saved, t
 	c.in = &escapeReader{r: stdin, help: os.Stderr, quit: func() {
 		if c.onQuit != nil {
 			c.onQuit()
@@ -60,10 +60,12 @@ func openConsole(stdin, stdout *os.File) (*console, error) {
 	return c, nil
 }
 
+// restore puts the terminal back as openConsole found it; only the first
+// call does.
 func (c *console) restore() {
 	c.once.Do(func() {
 		if c.saved != nil {
-			_ = unix.IoctlSetTermios(c.fd, unix.TCSETS, c.saved)
+			_ = term.Restore(c.fd, c.saved)
 		}
 	})
 }

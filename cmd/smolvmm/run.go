@@ -243,7 +243,7 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	if err != nil {
 		return err
 	}
-	if err := contain(c, &cfg, con.fd, con.saved); err != nil { // contain.go
+	if err := contain(c, &cfg, con.fd, con.termios); err != nil { // contain.go
 		return err
 	}
 
