@@ -6,135 +6,210 @@ import (
 	"os"
 )
 
-// fixFAT32 corrects three details of go-diskfs's (v1.9.4) FAT32 output so
-// that fsck tools and NetBSD's msdosfs see a clean volume: the ".." entry
-// of a directory whose parent is the root must name cluster 0 (go-diskfs
-// writes the root's cluster), an empty file owns no cluster (go-diskfs
-// gives each new file one), and the FSInfo free-cluster count is filled in
-// rather than left "unknown".
+// go-diskfs v1.9.4, the newest release the module proxy serves (checked on
+// 2026-12-02), writes three details of a FAT32 volume wrongly, each of
+// which fsck.fat reports. fixFAT32 mends them in place once go-diskfs is
+// done, one patch per defect; TestGoDiskfsFAT32Defects shows each defect
+// in go-diskfs's own output, and fails when a release fixes one (delete
+// that patch then).
 func fixFAT32(f *os.File) error {
-	bpb := make([]byte, 512)
-	if _, err := f.ReadAt(bpb, 0); err != nil {
-		return fmt.Errorf("reading FAT32 boot sector: %w", err)
+	v, err := readFAT32(f)
+	if err != nil {
+		return err
+	}
+	for _, patch := range []func() error{v.fixRootDotDot, v.fixEmptyFiles, v.fixFreeCount} {
+		if err := patch(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fixRootDotDot mends go-diskfs's defect "'..' of a directory in the
+// root names the root's cluster" (fsck.fat: "Invalid '..' entry in the
+// second slot"): FAT32 has it name cluster 0 there. (The root itself
+// has no "..".)
+func (v *fat32Volume) fixRootDotDot() error {
+	return v.walk(func(e []byte) bool {
+		if string(e[0:11]) != "..         " || entryCluster(e) != v.root {
+			return false
+		}
+		setEntryCluster(e, 0)
+		return true
+	})
+}
+
+// fixEmptyFiles mends go-diskfs's defect "an empty file owns a cluster"
+// (it gives each new file one; fsck.fat: "File size is 0 bytes, cluster
+// chain length is > 0 bytes"): the chain is freed in both FATs and the
+// entry names cluster 0.
+func (v *fat32Volume) fixEmptyFiles() error {
+	var chainErr error
+	freed := false
+	err := v.walk(func(e []byte) bool {
+		cl := entryCluster(e)
+		if e[11]&attrDir != 0 || binary.LittleEndian.Uint32(e[28:]) != 0 || cl == 0 {
+			return false
+		}
+		cs, err := v.chain(cl)
+		if err != nil {
+			chainErr = err
+			return false
+		}
+		for _, c := range cs {
+			binary.LittleEndian.PutUint32(v.fat[4*int64(c):], 0)
+		}
+		setEntryCluster(e, 0)
+		freed = true
+		return true
+	})
+	if err == nil {
+		err = chainErr
+	}
+	if err != nil || !freed {
+		return err
+	}
+	for i := int64(0); i < v.nfats; i++ {
+		if _, err := v.f.WriteAt(v.fat, (v.reserved+i*v.fatSectors)*v.bps); err != nil {
+			return fmt.Errorf("writing FAT %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// fixFreeCount mends go-diskfs's defect "FSInfo's free-cluster count is
+// left unknown (0xFFFFFFFF)" (fsck.fat: "Free cluster summary
+// uninitialized"): it is counted from the FAT, after fixEmptyFiles.
+func (v *fat32Volume) fixFreeCount() error {
+	var free uint32
+	for c := uint32(2); c < v.nclusters; c++ {
+		if v.next(c) == 0 {
+			free++
+		}
+	}
+	info := make([]byte, 512)
+	if _, err := v.f.ReadAt(info, v.fsinfo*v.bps); err != nil {
+		return fmt.Errorf("reading FSInfo sector %d: %w", v.fsinfo, err)
 	}
 	le := binary.LittleEndian
-	bps := int64(le.Uint16(bpb[11:]))
-	spc := int64(bpb[13])
-	reserved := int64(le.Uint16(bpb[14:]))
-	nfats := int64(bpb[16])
-	fatSectors := int64(le.Uint32(bpb[36:]))
-	root := le.Uint32(bpb[44:])
-	fsinfo := int64(le.Uint16(bpb[48:]))
+	if le.Uint32(info[0:]) != 0x41615252 || le.Uint32(info[484:]) != 0x61417272 {
+		return fmt.Errorf("data image: FSInfo sector %d has no signature", v.fsinfo)
+	}
+	le.PutUint32(info[488:], free)
+	if _, err := v.f.WriteAt(info, v.fsinfo*v.bps); err != nil {
+		return fmt.Errorf("writing FSInfo sector %d: %w", v.fsinfo, err)
+	}
+	return nil
+}
+
+// fat32Volume is the layout of a FAT32 volume and its first FAT, as the
+// patches need them.
+type fat32Volume struct {
+	f                                     *os.File
+	bps, spc, reserved, nfats, fatSectors int64
+	root                                  uint32 // the root directory's first cluster
+	fsinfo                                int64  // the FSInfo sector
+	nclusters                             uint32 // clusters 2..nclusters-1 hold data
+	dataStart                             int64
+	fat                                   []byte
+}
+
+const (
+	attrVolumeID = 0x08
+	attrDir      = 0x10
+	attrLFN      = 0x0f
+)
+
+func readFAT32(f *os.File) (*fat32Volume, error) {
+	bpb := make([]byte, 512)
+	if _, err := f.ReadAt(bpb, 0); err != nil {
+		return nil, fmt.Errorf("reading FAT32 boot sector: %w", err)
+	}
+	le := binary.LittleEndian
+	v := &fat32Volume{f: f,
+		bps: int64(le.Uint16(bpb[11:])), spc: int64(bpb[13]), reserved: int64(le.Uint16(bpb[14:])),
+		nfats: int64(bpb[16]), fatSectors: int64(le.Uint32(bpb[36:])),
+		root: le.Uint32(bpb[44:]), fsinfo: int64(le.Uint16(bpb[48:])),
+	}
 	total := int64(le.Uint32(bpb[32:]))
-	if bps == 0 || spc == 0 || fatSectors == 0 || string(bpb[82:87]) != "FAT32" {
-		return fmt.Errorf("data image: boot sector is not FAT32 as expected")
+	if v.bps == 0 || v.spc == 0 || v.fatSectors == 0 || string(bpb[82:87]) != "FAT32" {
+		return nil, fmt.Errorf("data image: boot sector is not FAT32 as expected")
 	}
-	fat := make([]byte, fatSectors*bps)
-	if _, err := f.ReadAt(fat, reserved*bps); err != nil {
-		return fmt.Errorf("reading FAT: %w", err)
+	v.fat = make([]byte, v.fatSectors*v.bps)
+	if _, err := f.ReadAt(v.fat, v.reserved*v.bps); err != nil {
+		return nil, fmt.Errorf("reading FAT: %w", err)
 	}
-	clusterBytes := spc * bps
-	dataStart := (reserved + nfats*fatSectors) * bps
-	nclusters := uint32((total-reserved-nfats*fatSectors)/spc) + 2
-	next := func(c uint32) uint32 { return le.Uint32(fat[4*int64(c):]) & 0x0fffffff }
-	chain := func(c uint32) ([]uint32, error) {
-		var cs []uint32
-		for c >= 2 && c < 0x0ffffff8 {
-			if c >= nclusters || len(cs) > int(nclusters) {
-				return nil, fmt.Errorf("data image: bad cluster chain at %d", c)
-			}
-			cs = append(cs, c)
-			c = next(c)
+	v.dataStart = (v.reserved + v.nfats*v.fatSectors) * v.bps
+	v.nclusters = uint32((total-v.reserved-v.nfats*v.fatSectors)/v.spc) + 2
+	return v, nil
+}
+
+func (v *fat32Volume) next(c uint32) uint32 {
+	return binary.LittleEndian.Uint32(v.fat[4*int64(c):]) & 0x0fffffff
+}
+
+// chain lists the clusters of the chain that starts at c.
+func (v *fat32Volume) chain(c uint32) ([]uint32, error) {
+	var cs []uint32
+	for c >= 2 && c < 0x0ffffff8 {
+		if c >= v.nclusters || len(cs) > int(v.nclusters) {
+			return nil, fmt.Errorf("data image: bad cluster chain at %d", c)
 		}
-		return cs, nil
+		cs = append(cs, c)
+		c = v.next(c)
 	}
-	fatDirty := false
-	var walk func(dir uint32, isRoot bool) error
-	walk = func(dir uint32, isRoot bool) error {
-		cs, err := chain(dir)
+	return cs, nil
+}
+
+// walk calls fn with each short-name entry of every directory ("." and
+// ".." included; not the volume label); fn reports whether it changed
+// the entry, which is then written back.
+func (v *fat32Volume) walk(fn func(e []byte) bool) error {
+	var walk func(dir uint32) error
+	walk = func(dir uint32) error {
+		cs, err := v.chain(dir)
 		if err != nil {
 			return err
 		}
+		clusterBytes := v.spc * v.bps
 		for _, c := range cs {
-			off := dataStart + int64(c-2)*clusterBytes
+			off := v.dataStart + int64(c-2)*clusterBytes
 			buf := make([]byte, clusterBytes)
-			if _, err := f.ReadAt(buf, off); err != nil {
+			if _, err := v.f.ReadAt(buf, off); err != nil {
 				return fmt.Errorf("reading directory cluster %d: %w", c, err)
 			}
 			dirty := false
-			for i := 0; i+32 <= len(buf); i += 32 {
+			for i := 0; i+32 <= len(buf) && buf[i] != 0; i += 32 {
 				e := buf[i : i+32]
-				if e[0] == 0 {
-					break
-				}
-				if e[0] == 0xe5 || e[11] == 0x0f || e[11]&0x08 != 0 {
+				if e[0] == 0xe5 || e[11] == attrLFN || e[11]&attrVolumeID != 0 {
 					continue
 				}
-				cl := uint32(le.Uint16(e[20:]))<<16 | uint32(le.Uint16(e[26:]))
-				if e[11]&0x10 == 0 {
-					if le.Uint32(e[28:]) == 0 && cl != 0 {
-						// An empty file owns no cluster.
-						cs, err := chain(cl)
-						if err != nil {
-							return err
-						}
-						for _, c := range cs {
-							le.PutUint32(fat[4*int64(c):], 0)
-						}
-						le.PutUint16(e[20:], 0)
-						le.PutUint16(e[26:], 0)
-						dirty, fatDirty = true, true
-					}
-					continue
+				name := string(e[0:11])
+				if fn(e) {
+					dirty = true
 				}
-				switch string(e[0:11]) {
-				case ".          ":
-				case "..         ":
-					if cl == root && !isRoot {
-						le.PutUint16(e[20:], 0)
-						le.PutUint16(e[26:], 0)
-						dirty = true
-					}
-				default:
-					if err := walk(cl, false); err != nil {
+				if e[11]&attrDir != 0 && name != ".          " && name != "..         " {
+					if err := walk(entryCluster(e)); err != nil {
 						return err
 					}
 				}
 			}
 			if dirty {
-				if _, err := f.WriteAt(buf, off); err != nil {
+				if _, err := v.f.WriteAt(buf, off); err != nil {
 					return fmt.Errorf("writing directory cluster %d: %w", c, err)
 				}
 			}
 		}
 		return nil
 	}
-	if err := walk(root, true); err != nil {
-		return err
-	}
-	if fatDirty {
-		for i := int64(0); i < nfats; i++ {
-			if _, err := f.WriteAt(fat, (reserved+i*fatSectors)*bps); err != nil {
-				return fmt.Errorf("writing FAT %d: %w", i, err)
-			}
-		}
-	}
-	var free uint32
-	for c := uint32(2); c < nclusters; c++ {
-		if next(c) == 0 {
-			free++
-		}
-	}
-	info := make([]byte, 512)
-	if _, err := f.ReadAt(info, fsinfo*bps); err != nil {
-		return fmt.Errorf("reading FSInfo sector %d: %w", fsinfo, err)
-	}
-	if le.Uint32(info[0:]) != 0x41615252 || le.Uint32(info[484:]) != 0x61417272 {
-		return fmt.Errorf("data image: FSInfo sector %d has no signature", fsinfo)
-	}
-	le.PutUint32(info[488:], free)
-	if _, err := f.WriteAt(info, fsinfo*bps); err != nil {
-		return fmt.Errorf("writing FSInfo sector %d: %w", fsinfo, err)
-	}
-	return nil
+	return walk(v.root)
+}
+
+func entryCluster(e []byte) uint32 {
+	return uint32(binary.LittleEndian.Uint16(e[20:]))<<16 | uint32(binary.LittleEndian.Uint16(e[26:]))
+}
+
+func setEntryCluster(e []byte, c uint32) {
+	binary.LittleEndian.PutUint16(e[20:], uint16(c>>16))
+	binary.LittleEndian.PutUint16(e[26:], uint16(c))
 }
