@@ -25,7 +25,9 @@
 // console byte when there is none, its /proc/PID/smaps is read, and it is
 // continued. The overhead is the resident memory outside the guest's RAM
 // mapping (the anonymous mapping of exactly the guest's size, for smolvmm
-// and QEMU alike).
+// and QEMU alike; for a restore, Target.GuestFile's private mapping, of
+// which the guest pages touched and written since the restore are
+// reported too).
 //
 // Results is the JSON document (its schema is the Go type, with the
 // version in SchemaVersion); WriteSVG draws it and WriteText prints it.

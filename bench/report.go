@@ -23,11 +23,23 @@ func (r *Results) WriteText(w io.Writer) error {
 				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t\n", p.Phase, p.N, p.Min, p.Median, p.P95, p.Max)
 			}
 		}
-		if m := s.Memory; m != nil {
+		if m := s.Memory; m != nil && m.GuestFile != "" {
+			fmt.Fprintf(tw, "memory at %s: RSS %.1f MiB, guest RAM (a private mapping of %s) touched %.2f of %.0f MiB, %.2f MiB of it written (copied), VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
+				m.SampledAt, kib2mib(m.RSSKiB), m.GuestFile, kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
+		} else if m != nil {
 			fmt.Fprintf(tw, "memory at %s: RSS %.1f MiB, guest RAM resident %.1f of %.0f MiB, VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
 				m.SampledAt, kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
 		} else if s.MemoryError != "" {
 			fmt.Fprintf(tw, "memory: not measured: %s\n", s.MemoryError)
+		}
+	}
+	if r.restored() {
+		// A restore beside a boot: their memory side by side.
+		fmt.Fprintf(tw, "\nmemory (MiB)\tRSS\tguest touched\tguest written\tVMM overhead\t\n")
+		for _, s := range r.Systems {
+			if m := s.Memory; m != nil {
+				fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", s.Name, kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB))
+			}
 		}
 	}
 	if len(r.Ratios) > 0 {
@@ -40,3 +52,14 @@ func (r *Results) WriteText(w io.Writer) error {
 }
 
 func kib2mib(k int64) float64 { return float64(k) / 1024 }
+
+// restored reports whether a system's memory was sampled after a restore:
+// the report then shows every system's memory in one table.
+func (r *Results) restored() bool {
+	for _, s := range r.Systems {
+		if s.Memory != nil && s.Memory.GuestFile != "" {
+			return true
+		}
+	}
+	return false
+}

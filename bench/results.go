@@ -26,8 +26,8 @@ const SchemaVersion = "smolvmm-bench/1"
 //	               "phases": [{"phase": "first-output", "n": 20, "min_ms": ..., "median_ms": ...,
 //	                           "p95_ms": ..., "max_ms": ..., "mean_ms": ...}],
 //	               "memory": {"sampled_at": "first-output", "rss_kib": ..., "guest_ram_kib": 131072,
-//	                          "guest_rss_kib": ..., "guest_mapping_kib": 131204, "overhead_kib": ...,
-//	                          "file_rss_kib": ...}}],
+//	                          "guest_rss_kib": ..., "guest_written_kib": ..., "guest_mapping_kib": 131204,
+//	                          "overhead_kib": ..., "file_rss_kib": ...}}],
 //	  "ratios": [{"system": "qemu-kvm", "baseline": "smolvmm", "phase": "first-output", "median_ratio": 4.2}]
 //	}
 type Results struct {
@@ -218,7 +218,8 @@ func (r *Results) Validate() error {
 			}
 		}
 		if m := s.Memory; m != nil {
-			if m.GuestRSSKiB > m.RSSKiB || m.OverheadKiB != m.RSSKiB-m.GuestRSSKiB || m.GuestRSSKiB > m.GuestMappingKiB || m.GuestMappingKiB < m.GuestRAMKiB || m.FileRSSKiB > m.OverheadKiB {
+			if m.GuestRSSKiB > m.RSSKiB || m.OverheadKiB != m.RSSKiB-m.GuestRSSKiB || m.GuestRSSKiB > m.GuestMappingKiB || m.GuestMappingKiB < m.GuestRAMKiB || m.FileRSSKiB > m.OverheadKiB ||
+				m.GuestWrittenKiB < 0 || m.GuestWrittenKiB > m.GuestRSSKiB {
 				return bad("system %s: inconsistent memory %+v", s.Name, *m)
 			}
 			if m.SampledAt != PhaseReady && m.SampledAt != PhaseFirstOutput {

@@ -105,7 +105,7 @@ func guestMapping(pid int, guestBytes uint64) (rss, pss int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}
-	i, err := findGuest(maps, guestBytes)
+	i, err := findGuest(maps, guestBytes, "")
 	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}

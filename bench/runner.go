@@ -29,6 +29,10 @@ type Target struct {
 	ReportFlag string
 	// GuestBytes is the guest's RAM size, to find its mapping in smaps.
 	GuestBytes uint64
+	// GuestFile, for a restore, is the snapshot whose private mapping is
+	// the guest RAM (absolute, symbolic links resolved: as smaps names
+	// it); empty when the guest RAM is anonymous memory.
+	GuestFile string
 	// Env is added to the bench's environment for the program.
 	Env []string
 }
@@ -173,7 +177,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, err))
 			return
 		}
-		mem, err := ReadMemory(pid, t.GuestBytes)
+		mem, err := readMemory(pid, t.GuestBytes, t.GuestFile)
 		_ = syscall.Kill(pid, syscall.SIGCONT)
 		if err == nil {
 			mem.SampledAt = event

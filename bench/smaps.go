@@ -19,6 +19,10 @@ type Mapping struct {
 	// PSSKiB is the proportional set size: each resident page divided by
 	// the number of processes that map it.
 	PSSKiB int64
+	// AnonKiB is the resident anonymous memory: in a private file
+	// mapping, the pages copied on write (smaps' Private_Dirty would also
+	// count page-cache pages not yet written back to the file).
+	AnonKiB int64
 }
 
 // Size is the mapping's length in bytes.
@@ -26,7 +30,7 @@ func (m Mapping) Size() uint64 { return m.End - m.Start }
 
 // ParseSmaps reads the smaps format: a header line per mapping
 // ("start-end perms offset dev inode [path]") followed by "Key: value kB"
-// lines, of which only Rss and Pss are kept.
+// lines, of which only Rss, Pss and Anonymous are kept.
 func ParseSmaps(r io.Reader) ([]Mapping, error) {
 	var maps []Mapping
 	sc := bufio.NewScanner(r)
@@ -43,16 +47,14 @@ func ParseSmaps(r io.Reader) ([]Mapping, error) {
 			if len(maps) == 0 {
 				return nil, fmt.Errorf("smaps line %d: %q before any mapping header", line, text)
 			}
-			if (key == "Rss" || key == "Pss") && len(fields) >= 2 {
+			m := &maps[len(maps)-1]
+			dst := map[string]*int64{"Rss": &m.RSSKiB, "Pss": &m.PSSKiB, "Anonymous": &m.AnonKiB}[key]
+			if dst != nil && len(fields) >= 2 {
 				kib, err := strconv.ParseInt(fields[1], 10, 64)
 				if err != nil || kib < 0 {
 					return nil, fmt.Errorf("smaps line %d: %s %q: not a size in kB", line, key, fields[1])
 				}
-				if key == "Rss" {
-					maps[len(maps)-1].RSSKiB = kib
-				} else {
-					maps[len(maps)-1].PSSKiB = kib
-				}
+				*dst = kib
 			}
 			continue
 		}
@@ -102,9 +104,19 @@ type Memory struct {
 	// RSSKiB is the process's whole resident set (sum of smaps Rss).
 	RSSKiB int64 `json:"rss_kib"`
 	// GuestRAMKiB is the size of the guest RAM mapping and GuestRSSKiB
-	// the part of it that is resident.
+	// the part of it that is resident: for a restored VM, the pages of
+	// the snapshot the guest (or the VMM) touched since the restore.
 	GuestRAMKiB int64 `json:"guest_ram_kib"`
 	GuestRSSKiB int64 `json:"guest_rss_kib"`
+	// GuestWrittenKiB is the part of GuestRSSKiB written since the mapping
+	// was made (smaps' Anonymous): for a restored VM, the pages copied
+	// from the snapshot on write, the rest being the page cache's, shared
+	// with every other VM restored from the file.
+	GuestWrittenKiB int64 `json:"guest_written_kib"`
+	// GuestFile is the file whose private mapping holds the guest RAM (a
+	// restore's snapshot, as the kernel names it); empty when the guest
+	// RAM is anonymous memory (a boot).
+	GuestFile string `json:"guest_file,omitempty"`
 	// GuestMappingKiB is the size of the mapping that holds the guest RAM:
 	// GuestRAMKiB, or a little more when merged with a neighbour.
 	GuestMappingKiB int64 `json:"guest_mapping_kib"`
@@ -128,6 +140,21 @@ const mergeSlack = 1 << 20
 // neighbour's resident pages then count as guest memory (GuestMappingKiB
 // shows the merge).
 func Overhead(maps []Mapping, guestBytes uint64) (Memory, error) {
+	return overhead(maps, guestBytes, "")
+}
+
+// RestoredOverhead is Overhead for a VM restored from a snapshot: its guest
+// RAM is the private (copy-on-write) read-write mapping of exactly
+// guestBytes of file, the snapshot, which must be an absolute path with
+// its symbolic links resolved, as the kernel names mapped files.
+func RestoredOverhead(maps []Mapping, guestBytes uint64, file string) (Memory, error) {
+	if file == "" {
+		return Memory{}, fmt.Errorf("RestoredOverhead: no snapshot file named")
+	}
+	return overhead(maps, guestBytes, file)
+}
+
+func overhead(maps []Mapping, guestBytes uint64, file string) (Memory, error) {
 	var mem Memory
 	for _, m := range maps {
 		mem.RSSKiB += m.RSSKiB
@@ -135,20 +162,29 @@ func Overhead(maps []Mapping, guestBytes uint64) (Memory, error) {
 			mem.FileRSSKiB += m.RSSKiB
 		}
 	}
-	guest, err := findGuest(maps, guestBytes)
+	guest, err := findGuest(maps, guestBytes, file)
 	if err != nil {
 		return Memory{}, err
 	}
+	g := maps[guest]
 	mem.GuestRAMKiB = int64(guestBytes >> 10)
-	mem.GuestMappingKiB = int64(maps[guest].Size() >> 10)
-	mem.GuestRSSKiB = maps[guest].RSSKiB
+	mem.GuestMappingKiB = int64(g.Size() >> 10)
+	mem.GuestRSSKiB = g.RSSKiB
+	mem.GuestWrittenKiB = min(g.AnonKiB, g.RSSKiB)
+	mem.GuestFile = file
 	mem.OverheadKiB = mem.RSSKiB - mem.GuestRSSKiB
+	if file != "" {
+		mem.FileRSSKiB -= g.RSSKiB // the guest RAM, not the VMM's files
+	}
 	return mem, nil
 }
 
 // findGuest returns the index of the guest RAM mapping in maps, as
-// Overhead describes it.
-func findGuest(maps []Mapping, guestBytes uint64) (int, error) {
+// Overhead describes it, or as RestoredOverhead does when file is set.
+func findGuest(maps []Mapping, guestBytes uint64, file string) (int, error) {
+	if file != "" {
+		return findGuestFile(maps, guestBytes, file)
+	}
 	guest := -1
 	for i, m := range maps {
 		if m.Path != "" || !strings.HasPrefix(m.Perms, "rw") || m.Size() < guestBytes || m.Size() >= guestBytes+mergeSlack {
@@ -167,8 +203,34 @@ func findGuest(maps []Mapping, guestBytes uint64) (int, error) {
 	return guest, nil
 }
 
+// findGuestFile returns the index of the private read-write mapping of
+// exactly guestBytes of file (the kernel appends " (deleted)" to a file
+// removed since it was mapped).
+func findGuestFile(maps []Mapping, guestBytes uint64, file string) (int, error) {
+	for i, m := range maps {
+		path := strings.TrimSuffix(m.Path, " (deleted)")
+		if path == file && m.Perms == "rw-p" && m.Size() == guestBytes {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no private read-write mapping of %d bytes of %s (the restored guest RAM) among %d mappings", guestBytes, file, len(maps))
+}
+
 // ReadMemory reads /proc/PID/smaps and computes the overhead.
 func ReadMemory(pid int, guestBytes uint64) (Memory, error) {
+	return readMemory(pid, guestBytes, "")
+}
+
+// ReadRestoredMemory is ReadMemory for a VM restored from the snapshot
+// file (as RestoredOverhead).
+func ReadRestoredMemory(pid int, guestBytes uint64, file string) (Memory, error) {
+	if file == "" {
+		return Memory{}, fmt.Errorf("ReadRestoredMemory: no snapshot file named")
+	}
+	return readMemory(pid, guestBytes, file)
+}
+
+func readMemory(pid int, guestBytes uint64, file string) (Memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return Memory{}, err
@@ -181,7 +243,7 @@ func ReadMemory(pid int, guestBytes uint64) (Memory, error) {
 	if len(maps) == 0 {
 		return Memory{}, fmt.Errorf("/proc/%d/smaps is empty: the process has exited", pid)
 	}
-	mem, err := Overhead(maps, guestBytes)
+	mem, err := overhead(maps, guestBytes, file)
 	if err != nil {
 		return Memory{}, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}

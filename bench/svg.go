@@ -56,7 +56,11 @@ func (r *Results) WriteSVG(w io.Writer) error {
 	panel1 := svgTitleH + 24
 	panel2 := panel1 + n*svgRowH + svgAxisH + svgGap
 	legendY := panel2 + n*svgRowH + svgAxisH + 16
-	height := legendY + 3*22 + 10
+	memY := legendY + 3*22 + 10
+	height := memY
+	if r.restored() {
+		height += memoryPanelH(systems)
+	}
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
@@ -82,6 +86,9 @@ func (r *Results) WriteSVG(w io.Writer) error {
 		b.WriteString("</g>\n")
 	}
 	drawLegend(&b, systems, legendY)
+	if r.restored() {
+		drawMemory(&b, systems, memY)
+	}
 	b.WriteString("</svg>\n")
 	_, err := w.Write(b.Bytes())
 	return err
@@ -164,6 +171,53 @@ func drawLegend(b *bytes.Buffer, systems []System, y int) {
 		x += 160
 	}
 	b.WriteString("</g>\n")
+}
+
+// memoryPanelH is the height of drawMemory's panel.
+func memoryPanelH(systems []System) int {
+	n := 0
+	for _, s := range systems {
+		if s.Memory != nil {
+			n++
+		}
+	}
+	return 24 + n*20 + 10
+}
+
+// drawMemory writes each system's memory as one line of text, for a
+// restore beside a boot: RSS, the guest pages touched and written, and the
+// VMM's own.
+func drawMemory(b *bytes.Buffer, systems []System, y int) {
+	fmt.Fprintf(b, `<g class="memory">`+"\n")
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">Memory (MiB, at %s): RSS; guest RAM touched, of it written; VMM overhead</text>`+"\n",
+		svgLeft, y+12, memorySampledAt(systems))
+	row := 0
+	for _, s := range systems {
+		m := s.Memory
+		if m == nil {
+			continue
+		}
+		row++
+		yy := y + 12 + row*20
+		fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end">%s</text>`, svgLeft-8, yy, esc(s.Name))
+		fmt.Fprintf(b, `<text x="%d" y="%d" data-system="%s">RSS %.2f; guest touched %.2f, written %.2f; overhead %.2f</text>`+"\n",
+			svgLeft, yy, esc(s.Name), kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB))
+	}
+	b.WriteString("</g>\n")
+}
+
+// memorySampledAt names the event the memory samples were taken at.
+func memorySampledAt(systems []System) string {
+	at := ""
+	for _, s := range systems {
+		if m := s.Memory; m != nil {
+			if at != "" && at != m.SampledAt {
+				return "ready or first output"
+			}
+			at = m.SampledAt
+		}
+	}
+	return at
 }
 
 // logAxis maps milliseconds to x on a base-10 logarithmic scale.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -181,6 +182,12 @@ func benchRestoreTargets(c *cli.Context, boot bench.Target) ([]bench.Target, err
 	restore.Name = "smolvmm-restore"
 	restore.Args = append(args, "--restore", path)
 	restore.GuestBytes = memSize
+	// smaps names the mapped snapshot by its absolute, resolved path.
+	if restore.GuestFile, err = filepath.Abs(path); err == nil {
+		if real, err := filepath.EvalSymlinks(restore.GuestFile); err == nil {
+			restore.GuestFile = real
+		}
+	}
 	targets := []bench.Target{restore}
 	if c.String("compare") == "boot" {
 		boot.GuestBytes = memSize
