@@ -9,10 +9,48 @@
  * interrupts on instead of counting on: the handler prints
  * "counter: pit irq 0 after count N" and exits 0 (it never returns: this
  * host's KVM cannot iret in protected mode). "timeout=N" bounds the wait
- * (default 5 s): "FAIL: no pit interrupt" and exit 1. */
+ * (default 5 s): "FAIL: no pit interrupt" and exit 1.
+ * With "clock", it first counts the TSC over 65535 ticks of PIT channel 2
+ * (about 55 ms, gated through port 0x61) and prints
+ * "counter: tsc per 65535 pit ticks N"; at the ready point it reads the TSC
+ * just before and just after its write to 0x505 and then prints
+ * "counter: tsc before B after A" (hex) and the RTC as
+ * "counter: rtc YY-MM-DD hh:mm:ss" (BCD, as register B leaves it): a
+ * restored guest prints the B its snapshot saw and its own A. */
 #include "rt.h"
 
 static volatile u32 reached;
+
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((u64)hi << 32) | lo;
+}
+
+/* tsc_per_pit counts TSC ticks while PIT channel 2 counts 65535 down in
+ * mode 0: its output (port 0x61 bit 5) goes high at terminal count. */
+static u64 tsc_per_pit(void)
+{
+	outb(0x61, (u8)(inb(0x61) & ~3)); /* gate off, speaker off */
+	outb(0x43, 0xB0);                 /* channel 2, lo/hi byte, mode 0 */
+	outb(0x42, 0xFF);
+	outb(0x42, 0xFF);
+	u64 t0 = rdtsc();
+	outb(0x61, (u8)((inb(0x61) & ~2) | 1)); /* gate on: counting starts */
+	for (u32 polls = 0; !(inb(0x61) & 0x20); polls++)
+		if (polls > 100000000u)
+			fail("PIT channel 2 never reached its terminal count");
+	return rdtsc() - t0;
+}
+
+static void print_rtc(void)
+{
+	while (cmos_read(0x0A) & 0x80) /* update in progress */
+		;
+	printf("counter: rtc %02x-%02x-%02x %02x:%02x:%02x\n", cmos_read(9), cmos_read(8), cmos_read(7),
+	       cmos_read(4), cmos_read(2), cmos_read(0));
+}
 
 static void on_irq(u32 irq)
 {
@@ -31,7 +69,9 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	u32 n = 200, at = 100;
 	word_uint("n", &n);
 	word_uint("at", &at);
-	int pit = has_word("pit");
+	int pit = has_word("pit"), clock = has_word("clock");
+	if (clock)
+		printf("counter: tsc per 65535 pit ticks %llx\n", tsc_per_pit());
 	if (pit) {
 		intr_init(on_irq);
 		outb(0x43, 0x30); /* channel 0, lo/hi byte, mode 0: one interrupt at terminal count */
@@ -42,7 +82,13 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	for (u32 i = 1; i <= n; i++) {
 		printf("count %u\n", i);
 		reached = i;
-		if (i == at) {
+		if (i == at && clock) {
+			u64 before = rdtsc();
+			outb(0x505, 1);
+			u64 after = rdtsc();
+			printf("counter: tsc before %llx after %llx\n", before, after);
+			print_rtc();
+		} else if (i == at) {
 			outb(0x505, 1);
 			if (pit) {
 				struct deadline dl;

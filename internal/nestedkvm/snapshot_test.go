@@ -1,10 +1,12 @@
 package nestedkvm_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/nestedkvm"
 	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 )
@@ -17,22 +19,32 @@ var restoreScript = typingScript(`printf '?\r' && answer 'use one of: ' halt && 
 // TestNetBSDSnapshot snapshots the real NetBSD kernel on the rig's real
 // KVM (paging on, its own interrupt handlers) at its root device prompt,
 // then restores it twice from that one file: each restored kernel goes on
-// at the prompt, without booting again, and answers what is typed.
+// at the prompt, without booting again, and answers what is typed. In the
+// same rig boot, the clock subtest snapshots the counter guest and restores
+// it after the file lay 2 s on disk: its TSC goes on from the snapshot's
+// value (this machine's own KVM ignores the TSC a VMM sets, so
+// vmm.TestRestoreClocks can check only the RTC there).
 func TestNetBSDSnapshot(t *testing.T) {
 	kernel, _ := realnetbsd.Files(t)
 	stripped := stripKernel(t, kernel)
+	counter := guests.ForTest(t, "counter")
 	run := []string{"smolvmm", "run", "--net", "none", "--timings"}
 	r := nestedkvm.Run(t, nestedkvm.Job{
 		Files: []nestedkvm.File{
 			{Path: "/root/netbsd.strip", Source: stripped, Mode: 0o644},
 			{Path: "/root/restore.sh", Data: []byte(restoreScript), Mode: 0o755},
+			{Path: "/root/counter.elf", Source: counter, Mode: 0o644},
 		},
 		Script: nestedkvm.Step("snapshot", append(run, "-v", "-m", "128", "-a", "console=com", "-k", "netbsd.strip",
 			// No ^: NetBSD's console ends a line with "\n\r", so the
 			// next one starts with the carriage return.
 			"--ready", "root device: $", "--snapshot", "/root/nb.snap", "--snapshot-exit")...) +
 			nestedkvm.Step("restore1", append([]string{"./restore.sh"}, append(run, "--restore", "/root/nb.snap")...)...) +
-			nestedkvm.Step("restore2", append([]string{"./restore.sh"}, append(run, "--restore", "/root/nb.snap")...)...),
+			nestedkvm.Step("restore2", append([]string{"./restore.sh"}, append(run, "--restore", "/root/nb.snap")...)...) +
+			nestedkvm.Step("clock-snapshot", "smolvmm", "run", "--net", "none", "-m", "16", "-k", "counter.elf", "-a", "clock",
+				"--snapshot", "/root/c.snap", "--snapshot-exit") +
+			fmt.Sprintf("sleep %d\n", clockOnDisk/time.Second) +
+			nestedkvm.Step("clock-restore", "smolvmm", "run", "--net", "none", "--restore", "/root/c.snap"),
 		Timeout: 4 * time.Minute,
 	})
 	snap := r.Step(t, "snapshot")
@@ -61,6 +73,29 @@ func TestNetBSDSnapshot(t *testing.T) {
 			t.Logf("boot to the prompt %v; restore to halt after two answers %v; restore's stderr:\n%s", snap.Elapsed, s.Elapsed, s.Stderr)
 		})
 	}
+	t.Run("clock", func(t *testing.T) {
+		snap, restored := r.Step(t, "clock-snapshot"), r.Step(t, "clock-restore")
+		if snap.Status != 0 || restored.Status != 1 {
+			t.Fatalf("counter guest: snapshot status %d (want 0), restore status %d (want 1, debug-exit 0); stderr:\n%s\n%s", snap.Status, restored.Status, snap.Stderr, restored.Stderr)
+		}
+		c, err := guests.ParseCounterClock(snap.Stdout, restored.Stdout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The guest ran well under a second before its snapshot point.
+		if up := c.TSCDuration(c.Before); up > 10*time.Second {
+			t.Fatalf("the guest's TSC read %v before its snapshot point: KVM did not start it at 0", up)
+		}
+		jump := c.Across()
+		t.Logf("TSC %.2f GHz (emulated); %v across the restore after %v on disk", float64(c.TSCPerPIT)*guests.PITHz/65535/1e9, jump, clockOnDisk)
+		if jump <= 0 || jump > clockOnDisk/4 {
+			t.Errorf("the restored guest's TSC went from %#x to %#x across the restore, %v, after %v on disk: want it to go on from the snapshot's value, forwards by much less than the time on disk", c.Before, c.After, jump, clockOnDisk)
+		}
+	})
 }
+
+// clockOnDisk is how long the rig leaves the counter guest's snapshot on
+// disk before restoring it.
+const clockOnDisk = 2 * time.Second
 
 func tail(s string) string { return s[max(0, len(s)-200):] }
