@@ -3,6 +3,7 @@ package netback
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -26,14 +27,17 @@ const (
 // Requests meant for another server, and RELEASE, DECLINE and INFORM, get
 // no answer (leases are fixed, so there is nothing to release).
 type dhcpServer struct {
-	conn   *gonet.UDPConn
-	leases *leaseTable
+	conn  *gonet.UDPConn
+	lease leaseFunc
 }
+
+// leaseFunc gives the address leased to a MAC; false for none.
+type leaseFunc func(mac net.HardwareAddr) (netip.Addr, bool)
 
 // newDHCPServer opens port 67 on the gateway NIC. The socket is bound to
 // no address, since clients without one broadcast, and may broadcast its
 // replies to them.
-func newDHCPServer(s *stack.Stack, guest net.HardwareAddr) (*dhcpServer, error) {
+func newDHCPServer(s *stack.Stack, lease leaseFunc) (*dhcpServer, error) {
 	var wq waiter.Queue
 	ep, terr := s.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
 	if terr != nil {
@@ -44,7 +48,7 @@ func newDHCPServer(s *stack.Stack, guest net.HardwareAddr) (*dhcpServer, error) 
 		ep.Close()
 		return nil, fmt.Errorf("DHCP socket: bind port %d: %s", dhcpServerPort, terr)
 	}
-	return &dhcpServer{conn: gonet.NewUDPConn(&wq, ep), leases: newLeaseTable(guest)}, nil
+	return &dhcpServer{conn: gonet.NewUDPConn(&wq, ep), lease: lease}, nil
 }
 
 // serve answers requests until the socket closes.
@@ -90,7 +94,7 @@ func (d *dhcpServer) reply(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	default:
 		return nil
 	}
-	addr, ok := d.leases.lease(req.ClientHWAddr)
+	addr, ok := d.lease(req.ClientHWAddr)
 	if !ok {
 		return nil
 	}

@@ -26,7 +26,7 @@ func FuzzDHCPReply(f *testing.F) {
 		if err != nil {
 			return
 		}
-		d := &dhcpServer{leases: newLeaseTable(mac)}
+		d := &dhcpServer{lease: newLeaseTable(mac).lease}
 		r := d.reply(req)
 		if r == nil {
 			return

@@ -1,16 +1,11 @@
 package netback
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
-	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -58,21 +53,8 @@ const nicID tcpip.NICID = 1
 // sockets, the last two from gvisor-tap-vsock), plus host port forwards to
 // the guest.
 type User struct {
-	fromGuest *frameQueue // WriteFrame -> link.run -> gateway stack
-	toGuest   *frameQueue // gateway stack -> link -> ReadFrame
-	link      *gatewayLink
-	stack     *stack.Stack
-	// linkDone is closed when link.run stops handing the guest's frames
-	// to the gateway stack, which must outlive that.
-	linkDone chan struct{}
-	closers  []func() error
-	wg       sync.WaitGroup
-	// resolver answers DNS from the host's configuration as read at
-	// NewUser (hostdns.go): no file is opened afterwards.
-	resolver *hostResolver
-
-	closeOnce sync.Once
-	closeErr  error
+	toGuest *frameQueue // gateway stack -> link -> ReadFrame
+	gw      *gateway    // WriteFrame -> gw.in -> gateway stack
 }
 
 // NewUser starts a user-mode network for a guest whose NIC has address mac,
@@ -83,54 +65,29 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("user network: guest MAC %q is not a 6-byte Ethernet address", mac)
 	}
-	u := &User{}
+	u := &User{toGuest: newFrameQueue(userToGuestDepth)}
+	gw, err := newGateway(u.toGuest, userFromGuestDepth)
+	if err != nil {
+		return nil, err
+	}
+	u.gw = gw
 	ok := false
 	defer func() {
 		if !ok {
 			_ = u.Close()
 		}
 	}()
-
-	u.fromGuest = newFrameQueue(userFromGuestDepth)
-	u.toGuest = newFrameQueue(userToGuestDepth)
-	u.link = newGatewayLink(tcpip.LinkAddress(UserGatewayMAC), u.toGuest,
-		tcpip.AddrFrom4(UserGateway.As4()), tcpip.AddrFrom4(UserDNS.As4()))
-	var err error
-	if u.stack, err = newGatewayStack(u.link); err != nil {
-		return nil, err
-	}
-	u.closers = append(u.closers, func() error { u.stack.Close(); u.stack.Wait(); return nil })
-
-	// Connections the guest opens to anything but the gateway's own
-	// services go to the host; the gateway itself stands for the host's
-	// loopback, as in QEMU.
-	var natLock sync.Mutex
-	nat := map[tcpip.Address]tcpip.Address{
-		tcpip.AddrFrom4(UserGateway.As4()): tcpip.AddrFrom4([4]byte{127, 0, 0, 1}),
-	}
-	u.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, forwarder.TCP(u.stack, nat, &natLock, false).HandlePacket)
-	u.stack.SetTransportProtocolHandler(udp.ProtocolNumber, forwarder.UDP(u.stack, nat, &natLock, false).HandlePacket)
-
-	u.resolver = newHostResolver()
-	for _, a := range []netip.Addr{UserGateway, UserDNS} {
-		if err := u.serveDNS(a); err != nil {
-			return nil, err
-		}
-	}
-	if err := u.serveDHCP(mac); err != nil {
+	if err := gw.serveDHCP(newLeaseTable(mac).lease); err != nil {
 		return nil, err
 	}
 	for _, f := range forwards {
-		if err := u.forward(f); err != nil {
+		stop, err := gw.forward(f, UserGuest)
+		if err != nil {
 			return nil, err
 		}
+		gw.closers = append(gw.closers, stop)
 	}
-
-	u.linkDone = make(chan struct{})
-	go func() {
-		defer close(u.linkDone)
-		u.link.run(u.fromGuest)
-	}()
+	gw.start()
 	ok = true
 	return u, nil
 }
@@ -172,50 +129,6 @@ func newGatewayStack(link stack.LinkEndpoint) (*stack.Stack, error) {
 	return s, nil
 }
 
-// serveDNS answers DNS over UDP and TCP at addr:53 from the host's resolver
-// configuration (u.resolver).
-func (u *User) serveDNS(addr netip.Addr) error {
-	fa := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.As4()), Port: 53}
-	uc, err := gonet.DialUDP(u.stack, &fa, nil, ipv4.ProtocolNumber)
-	if err != nil {
-		return fmt.Errorf("user network: DNS on %s:53/udp: %w", addr, err)
-	}
-	u.closers = append(u.closers, uc.Close)
-	ln, err := gonet.ListenTCP(u.stack, fa, ipv4.ProtocolNumber)
-	if err != nil {
-		return fmt.Errorf("user network: DNS on %s:53/tcp: %w", addr, err)
-	}
-	u.closers = append(u.closers, ln.Close)
-	srv, err := dns.NewWithUpstreamResolver(uc, ln, nil, u.resolver)
-	if err != nil {
-		return fmt.Errorf("user network: DNS server on %s: %w", addr, err)
-	}
-	u.goServe(srv.Serve)
-	u.goServe(srv.ServeTCP)
-	return nil
-}
-
-// serveDHCP answers DHCP with the static lease of UserGuest to the guest's
-// MAC (other MACs get other addresses of the subnet).
-func (u *User) serveDHCP(mac net.HardwareAddr) error {
-	srv, err := newDHCPServer(u.stack, mac)
-	if err != nil {
-		return fmt.Errorf("user network: DHCP server: %w", err)
-	}
-	u.closers = append(u.closers, srv.conn.Close)
-	u.goServe(srv.serve)
-	return nil
-}
-
-// goServe runs a server loop until Close; its closing error is expected.
-func (u *User) goServe(serve func() error) {
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		_ = serve()
-	}()
-}
-
 // ReadFrame implements Backend.
 func (u *User) ReadFrame(buf []byte) (int, error) {
 	n, err := u.toGuest.pop(buf)
@@ -230,7 +143,7 @@ func (u *User) WriteFrame(frame []byte) error {
 	if err := checkOutgoing(frame); err != nil {
 		return fmt.Errorf("user network: write frame: %w", err)
 	}
-	if err := u.fromGuest.pushWait(frame); err != nil {
+	if err := u.gw.in.pushWait(frame); err != nil {
 		return fmt.Errorf("user network: write frame: %w", err)
 	}
 	return nil
@@ -240,7 +153,7 @@ func (u *User) WriteFrame(frame []byte) error {
 func (u *User) Stats() Stats {
 	return Stats{
 		ToGuest:   u.toGuest.pushed.Load(),
-		FromGuest: u.fromGuest.pushed.Load(),
+		FromGuest: u.gw.in.pushed.Load(),
 		Dropped:   u.toGuest.dropped.Load(),
 	}
 }
@@ -248,24 +161,9 @@ func (u *User) Stats() Stats {
 // Close stops forwards, services and the gateway stack, in reverse order of
 // creation, and waits for their goroutines.
 func (u *User) Close() error {
-	u.closeOnce.Do(func() {
-		if u.fromGuest != nil {
-			u.fromGuest.close()
-			u.toGuest.close()
-		}
-		if u.linkDone != nil {
-			<-u.linkDone
-		}
-		var errs []error
-		for i := len(u.closers) - 1; i >= 0; i-- {
-			if err := u.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
-				errs = append(errs, err)
-			}
-		}
-		u.wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			u.closeErr = fmt.Errorf("user network: close: %w", err)
-		}
-	})
-	return u.closeErr
+	u.toGuest.close()
+	if u.gw == nil {
+		return nil
+	}
+	return u.gw.close()
 }

@@ -15,17 +15,17 @@ func TestNewUserIsReady(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !u.link.IsAttached() {
+		if !u.gw.link.IsAttached() {
 			t.Fatal("NewUser returned before the gateway link was attached to its stack")
 		}
 		select {
-		case <-u.linkDone:
+		case <-u.gw.linkDone:
 			t.Fatal("the link stopped reading the guest's frames before Close")
 		default:
 		}
 		u.Close()
 		select {
-		case <-u.linkDone:
+		case <-u.gw.linkDone:
 		default:
 			t.Fatal("Close returned while the link still hands frames to the stack")
 		}

@@ -21,39 +21,39 @@ import (
 // to accept (the guest may not be up yet, or not listening).
 const forwardDialTimeout = 10 * time.Second
 
-// forward starts listening on the host for one Forward.
-func (u *User) forward(f Forward) error {
+// forward starts listening on the host for one Forward to the guest at
+// addr. stop ends it: the host socket and every open connection close; the
+// gateway's close waits for its goroutines.
+func (g *gateway) forward(f Forward, addr netip.Addr) (stop func() error, err error) {
 	local := netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
-	guest := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(UserGuest.As4()), Port: f.GuestPort}
+	guest := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.As4()), Port: f.GuestPort}
 	switch f.Proto {
 	case "tcp":
 		ln, err := net.Listen("tcp", local)
 		if err != nil {
-			return forwardListenErr(f, err)
+			return nil, forwardListenErr(f, err)
 		}
-		t := &tcpForward{u: u, ln: ln, guest: guest, conns: map[net.Conn]struct{}{}}
-		u.closers = append(u.closers, t.close)
-		u.wg.Add(1)
+		t := &tcpForward{g: g, ln: ln, guest: guest, conns: map[net.Conn]struct{}{}}
+		g.wg.Add(1)
 		go t.serve()
+		return t.close, nil
 	case "udp":
 		addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(f.HostAddr, f.HostPort))
 		lc, err := net.ListenUDP("udp", addr)
 		if err != nil {
-			return forwardListenErr(f, err)
+			return nil, forwardListenErr(f, err)
 		}
 		p, err := forwarder.NewUDPProxy(lc, func() (net.Conn, error) {
-			return gonet.DialUDP(u.stack, nil, &guest, ipv4.ProtocolNumber)
+			return gonet.DialUDP(g.stack, nil, &guest, ipv4.ProtocolNumber)
 		})
 		if err != nil {
 			_ = lc.Close()
-			return fmt.Errorf("port forward %s: %w", f, err)
+			return nil, fmt.Errorf("port forward %s: %w", f, err)
 		}
-		u.closers = append(u.closers, p.Close)
-		u.goServe(func() error { p.Run(); return nil })
-	default:
-		return fmt.Errorf("port forward %s: protocol %q is neither tcp nor udp", f, f.Proto)
+		g.goServe(func() error { p.Run(); return nil })
+		return p.Close, nil
 	}
-	return nil
+	return nil, fmt.Errorf("port forward %s: protocol %q is neither tcp nor udp", f, f.Proto)
 }
 
 // forwardListenErr explains the usual reasons a host port cannot be bound.
@@ -74,7 +74,7 @@ func forwardListenErr(f Forward, err error) error {
 
 // tcpForward relays connections accepted on a host port to the guest.
 type tcpForward struct {
-	u     *User
+	g     *gateway
 	ln    net.Listener
 	guest tcpip.FullAddress
 
@@ -84,7 +84,7 @@ type tcpForward struct {
 }
 
 func (t *tcpForward) serve() {
-	defer t.u.wg.Done()
+	defer t.g.wg.Done()
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
@@ -94,7 +94,7 @@ func (t *tcpForward) serve() {
 			_ = c.Close()
 			return
 		}
-		t.u.wg.Add(1)
+		t.g.wg.Add(1)
 		go t.relay(c)
 	}
 }
@@ -120,10 +120,10 @@ func (t *tcpForward) untrack(c net.Conn) {
 // relay copies both ways between a host connection and a new connection
 // to the guest, passing each side's end of stream on as a half close.
 func (t *tcpForward) relay(host net.Conn) {
-	defer t.u.wg.Done()
+	defer t.g.wg.Done()
 	defer t.untrack(host)
 	ctx, cancel := context.WithTimeout(context.Background(), forwardDialTimeout)
-	guest, err := gonet.DialContextTCP(ctx, t.u.stack, t.guest, ipv4.ProtocolNumber)
+	guest, err := gonet.DialContextTCP(ctx, t.g.stack, t.guest, ipv4.ProtocolNumber)
 	cancel()
 	if err != nil {
 		return

@@ -1,0 +1,150 @@
+package netback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
+	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// gateway is the user network's router, shared by the single-VM User and
+// the many-VM Hub: a gVisor netstack on one Ethernet link owning the
+// gateway and DNS addresses, NAT of the guests' TCP and UDP connections to
+// the host's sockets (gvisor-tap-vsock's forwarders), DNS from the host's
+// resolver, DHCP, and host port forwards to guest addresses. Its frames
+// leave through out; frames for it are pushed onto in and handed to the
+// stack, in order, by one goroutine.
+type gateway struct {
+	in   *frameQueue // frames for the gateway -> link.run -> stack
+	link *gatewayLink
+	// stack is the gateway's netstack.
+	stack *stack.Stack
+	// linkDone is closed when link.run stops handing frames to the
+	// stack, which must outlive that.
+	linkDone chan struct{}
+	closers  []func() error
+	wg       sync.WaitGroup
+	// resolver answers DNS from the host's configuration as read when
+	// the gateway was made (hostdns.go): no file is opened afterwards.
+	resolver *hostResolver
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// newGateway builds the gateway whose frames go to out, with NAT and DNS
+// running. The caller adds DHCP and forwards, then calls start.
+func newGateway(out *frameQueue, inDepth int) (*gateway, error) {
+	g := &gateway{in: newFrameQueue(inDepth)}
+	g.link = newGatewayLink(tcpip.LinkAddress(UserGatewayMAC), out,
+		tcpip.AddrFrom4(UserGateway.As4()), tcpip.AddrFrom4(UserDNS.As4()))
+	var err error
+	if g.stack, err = newGatewayStack(g.link); err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, func() error { g.stack.Close(); g.stack.Wait(); return nil })
+
+	// Connections the guests open to anything but the gateway's own
+	// services go to the host; the gateway itself stands for the host's
+	// loopback, as in QEMU.
+	var natLock sync.Mutex
+	nat := map[tcpip.Address]tcpip.Address{
+		tcpip.AddrFrom4(UserGateway.As4()): tcpip.AddrFrom4([4]byte{127, 0, 0, 1}),
+	}
+	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, forwarder.TCP(g.stack, nat, &natLock, false).HandlePacket)
+	g.stack.SetTransportProtocolHandler(udp.ProtocolNumber, forwarder.UDP(g.stack, nat, &natLock, false).HandlePacket)
+
+	g.resolver = newHostResolver()
+	for _, a := range []netip.Addr{UserGateway, UserDNS} {
+		if err := g.serveDNS(a); err != nil {
+			_ = g.close()
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// start hands the frames pushed on g.in to the stack until close.
+func (g *gateway) start() {
+	g.linkDone = make(chan struct{})
+	go func() {
+		defer close(g.linkDone)
+		g.link.run(g.in)
+	}()
+}
+
+// serveDNS answers DNS over UDP and TCP at addr:53 from the host's resolver
+// configuration (g.resolver).
+func (g *gateway) serveDNS(addr netip.Addr) error {
+	fa := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.As4()), Port: 53}
+	uc, err := gonet.DialUDP(g.stack, &fa, nil, ipv4.ProtocolNumber)
+	if err != nil {
+		return fmt.Errorf("user network: DNS on %s:53/udp: %w", addr, err)
+	}
+	g.closers = append(g.closers, uc.Close)
+	ln, err := gonet.ListenTCP(g.stack, fa, ipv4.ProtocolNumber)
+	if err != nil {
+		return fmt.Errorf("user network: DNS on %s:53/tcp: %w", addr, err)
+	}
+	g.closers = append(g.closers, ln.Close)
+	srv, err := dns.NewWithUpstreamResolver(uc, ln, nil, g.resolver)
+	if err != nil {
+		return fmt.Errorf("user network: DNS server on %s: %w", addr, err)
+	}
+	g.goServe(srv.Serve)
+	g.goServe(srv.ServeTCP)
+	return nil
+}
+
+// serveDHCP answers DHCP with the addresses lease gives each MAC.
+func (g *gateway) serveDHCP(lease leaseFunc) error {
+	srv, err := newDHCPServer(g.stack, lease)
+	if err != nil {
+		return fmt.Errorf("user network: DHCP server: %w", err)
+	}
+	g.closers = append(g.closers, srv.conn.Close)
+	g.goServe(srv.serve)
+	return nil
+}
+
+// goServe runs a server loop until close; its closing error is expected.
+func (g *gateway) goServe(serve func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		_ = serve()
+	}()
+}
+
+// close stops the link, then services and the stack in reverse order of
+// creation, and waits for their goroutines. The queue towards the guests
+// (out) is the caller's to close.
+func (g *gateway) close() error {
+	g.closeOnce.Do(func() {
+		g.in.close()
+		if g.linkDone != nil {
+			<-g.linkDone
+		}
+		var errs []error
+		for i := len(g.closers) - 1; i >= 0; i-- {
+			if err := g.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+		g.wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			g.closeErr = fmt.Errorf("user network: close: %w", err)
+		}
+	})
+	return g.closeErr
+}
