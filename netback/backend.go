@@ -18,6 +18,28 @@
 // server, as QEMU does. Forwards (-p) listen on the host and connect to
 // 10.0.2.15 from the gateway.
 //
+// # The shared network
+//
+// A Hub ("smolvmm net") is one user network that several VMs join, each
+// from its own process, through a Unix socket (HubSocket: per user under
+// $XDG_RUNTIME_DIR/smolvmm/net, /run/smolvmm/net for root). It runs one
+// gateway with the same addresses and services and an Ethernet switch
+// between the gateway and every VM, so that VMs reach each other by
+// address. DHCP leases each MAC its own address from 10.0.2.15 upward,
+// stable across restarts of the hub (a lease file next to the socket);
+// each VM's port forwards listen on the host while it is connected. A VM
+// joins with Join (Open's "user:NAME" or "user:/path/to.sock"): a small
+// versioned handshake (see sharedwire.go) gives the hub its MAC and
+// forwards and answers with its address or a refusal (RefusedError), then
+// frames travel length-prefixed. If the hub goes away the VM keeps running
+// and Join's backend reconnects when it returns. The hub treats every VM
+// as hostile: see Hub for what it enforces.
+//
+// The gateway code (stack, NAT, DNS, DHCP, forwards) is the same for User
+// and Hub; gvisor-tap-vsock's virtualnetwork was not used because it
+// brings its own DHCP, addresses and forwarding API (HTTP), which would
+// make the shared network behave differently from the single-VM one.
+//
 // # Back-pressure
 //
 // Frames towards the guest wait in a queue of 4096 frames while the guest
@@ -103,6 +125,9 @@ type Stats struct {
 	// Dropped counts frames for the guest that were discarded because the
 	// guest did not take them fast enough (a full receive queue).
 	Dropped uint64
+	// Unsent counts frames from the guest discarded because the backend
+	// had nowhere to send them (a shared network's hub was away).
+	Unsent uint64
 }
 
 // StatsReporter is implemented by backends that count frames.

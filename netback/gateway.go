@@ -44,7 +44,7 @@ type gateway struct {
 
 // newGateway builds the gateway whose frames go to out, with NAT and DNS
 // running. The caller adds DHCP and forwards, then calls start.
-func newGateway(out *frameQueue, inDepth int) (*gateway, error) {
+func newGateway(out frameSink, inDepth int) (*gateway, error) {
 	g := &gateway{in: newFrameQueue(inDepth)}
 	g.link = newGatewayLink(tcpip.LinkAddress(UserGatewayMAC), out,
 		tcpip.AddrFrom4(UserGateway.As4()), tcpip.AddrFrom4(UserDNS.As4()))

@@ -10,12 +10,11 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// gatewayLink is the gateway stack's Ethernet NIC, wired straight to the
-// guest: frames the stack sends go into the queue towards the guest, and
-// frames from the guest are handed to the stack by run. The guest is the
-// only other station on this segment, so no switch is needed.
+// gatewayLink is the gateway stack's Ethernet NIC: frames the stack sends
+// go to out (the queue towards the only guest of a User, or a Hub's
+// switch), and frames for the gateway are handed to the stack by run.
 type gatewayLink struct {
-	toGuest *frameQueue
+	out frameSink
 	// answers holds the addresses the gateway may claim in ARP replies.
 	// In promiscuous mode the stack would answer ARP for any address, the
 	// guest's own included (breaking its duplicate address detection).
@@ -29,8 +28,15 @@ type gatewayLink struct {
 
 var _ stack.LinkEndpoint = (*gatewayLink)(nil)
 
-func newGatewayLink(mac tcpip.LinkAddress, toGuest *frameQueue, answers ...tcpip.Address) *gatewayLink {
-	l := &gatewayLink{toGuest: toGuest, mac: mac, mtu: MTU, answers: map[tcpip.Address]bool{}}
+// frameSink takes the gateway's frames, each given as the parts of a
+// packet, without keeping them and without blocking (a frame that cannot
+// be taken is dropped, as on a wire).
+type frameSink interface {
+	pushParts(parts [][]byte)
+}
+
+func newGatewayLink(mac tcpip.LinkAddress, out frameSink, answers ...tcpip.Address) *gatewayLink {
+	l := &gatewayLink{out: out, mac: mac, mtu: MTU, answers: map[tcpip.Address]bool{}}
 	for _, a := range answers {
 		l.answers[a] = true
 	}
@@ -98,7 +104,7 @@ func (l *gatewayLink) writePacket(pkt *stack.PacketBuffer) {
 			return
 		}
 	}
-	l.toGuest.pushParts(pkt.AsSlices())
+	l.out.pushParts(pkt.AsSlices())
 }
 
 // MTU implements stack.NetworkLinkEndpoint.

@@ -19,6 +19,9 @@ var (
 // Open builds the backend named by spec (smolvmm's --net value):
 //
 //	user        the user-mode network (QEMU's addresses, port forwards)
+//	user:NAME   the shared network NAME (a Hub; see HubSocket), or
+//	user:PATH   the shared network listening on socket PATH (a value
+//	            with a '/'); the forwards are asked of the hub
 //	tap:NAME    the Linux tap interface NAME
 //	none        a NIC connected to nothing
 //
@@ -33,6 +36,12 @@ func Open(spec string, forwards []Forward, mac net.HardwareAddr) (Backend, error
 	switch {
 	case kind == "user" && !hasArg:
 		return NewUser(mac, forwards)
+	case kind == "user" && arg != "":
+		socket, err := ResolveHub(arg)
+		if err != nil {
+			return nil, fmt.Errorf("network %q: %w", spec, err)
+		}
+		return Join(socket, mac, forwards)
 	case kind == "none" && !hasArg:
 		return NewNone(), nil
 	case kind == "tap" && hasArg:
@@ -40,5 +49,5 @@ func Open(spec string, forwards []Forward, mac net.HardwareAddr) (Backend, error
 	case kind == "tap":
 		return nil, fmt.Errorf("network %q: %w: name the tap interface, as in tap:tap0", spec, ErrUnknownNetwork)
 	}
-	return nil, fmt.Errorf("network %q: %w; the networks are user, tap:NAME and none", spec, ErrUnknownNetwork)
+	return nil, fmt.Errorf("network %q: %w; the networks are user, user:NAME, tap:NAME and none", spec, ErrUnknownNetwork)
 }

@@ -23,12 +23,20 @@ func TestOpen(t *testing.T) {
 		{spec: "tap", want: "name the tap interface"},
 		{spec: "tap:", want: "tap name \"\""},
 		{spec: "tap:a/b", want: "not allowed in an interface name"},
-		{spec: "bogus", want: "unknown network; the networks are user, tap:NAME and none"},
-		{spec: "user:x", want: "unknown network"},
+		{spec: "bogus", want: "unknown network; the networks are user, user:NAME, tap:NAME and none"},
+		{spec: "user:/nonexistent/x.sock", want: "shared network is not running: nothing answers on /nonexistent/x.sock"},
+		{spec: "user:.x", want: "bad shared network name \".x\""},
+		{spec: "user:a b", want: "bad shared network name"},
 		{spec: "none:x", want: "unknown network"},
 		{spec: "", want: "unknown network"},
 		{spec: "none", forwards: []netback.Forward{fwd}, want: "need the user network"},
 	}
+	hub := startHub(t, t.TempDir())
+	tests = append(tests, struct {
+		spec     string
+		forwards []netback.Forward
+		want     string
+	}{spec: "user:" + hub.Socket(), want: "*netback.Joined"})
 	for _, tc := range tests {
 		b, err := netback.Open(tc.spec, tc.forwards, guestMAC)
 		got := ""

@@ -131,3 +131,17 @@ func (q *frameQueue) popFrame() ([]byte, error) {
 func (q *frameQueue) close() {
 	q.closeOnce.Do(func() { close(q.closed) })
 }
+
+// tryPopFrame hands over a queued frame without waiting; false when none
+// is queued or the queue is closed.
+func (q *frameQueue) tryPopFrame() ([]byte, bool) {
+	if q.isClosed() {
+		return nil, false
+	}
+	select {
+	case f := <-q.ch:
+		return f, true
+	default:
+		return nil, false
+	}
+}

@@ -1,6 +1,7 @@
 package netback_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,11 @@ import (
 const sandboxNameserver = "127.53.0.1"
 
 func TestMain(m *testing.M) {
-	if os.Getenv("NETBACK_SANDBOX_CHILD") != "" {
+	switch os.Getenv("NETBACK_SANDBOX_CHILD") {
+	case "":
+	case "join":
+		os.Exit(joinChild())
+	default:
 		os.Exit(sandboxChild())
 	}
 	os.Exit(m.Run())
@@ -169,5 +175,106 @@ func sandboxChild() int {
 		return fail("forward answer %q: %v", sum, err)
 	}
 	fmt.Println("forward ok")
+	return 0
+}
+
+// TestJoinReconnectsUnderSeccomp: a VM on a shared network, under the
+// seccomp filter smolvmm installs for it (sockets, Unix ones included),
+// reconnects when its hub is restarted and its traffic flows again; the
+// child would die with sandbox.ExitStatus at a refused call.
+func TestJoinReconnectsUnderSeccomp(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, dir)
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=join", "NETBACK_HUB="+h.Socket(),
+		"NETBACK_ECHO="+echo.Addr().String())
+	var out strings.Builder
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, pw), &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); pw.Close() }()
+	// Restart the hub once the child runs under its filter.
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && sc.Text() != "filter on, tcp echo ok" {
+	}
+	h.Close()
+	startHub(t, dir)
+	go io.Copy(io.Discard, pr)
+	if err := <-done; err != nil || !strings.Contains(out.String(), "reconnected, tcp echo ok\n") {
+		t.Errorf("sandboxed child: %v; output:\n%s", err, out.String())
+	}
+}
+
+// joinChild joins the hub at $NETBACK_HUB, installs the filter, echoes
+// through the gateway to $NETBACK_ECHO, and after the parent restarts the
+// hub waits for the reconnection and echoes again.
+func joinChild() int {
+	fail := func(format string, a ...any) int {
+		fmt.Printf(format+"\n", a...)
+		return 3
+	}
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x5e, 0xcc, 0x01}
+	j, err := netback.Join(os.Getenv("NETBACK_HUB"), mac, nil)
+	if err != nil {
+		return fail("join: %v", err)
+	}
+	g, err := stackguest.New(j, stackguest.Config{MAC: mac, Addr: netip.PrefixFrom(j.Addr(), 24), Gateway: netback.UserGateway})
+	if err != nil {
+		return fail("guest: %v", err)
+	}
+	defer g.Close()
+	if _, err := sandbox.Install(sandbox.Filter{Sockets: true, UnixSockets: true, Prefix: "child: "}); err != nil {
+		return fail("install: %v", err)
+	}
+	port, _ := strconv.Atoi(os.Getenv("NETBACK_ECHO")[strings.LastIndexByte(os.Getenv("NETBACK_ECHO"), ':')+1:])
+	echo := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, uint16(port)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		c.Write([]byte("ping"))
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+			return fmt.Errorf("echo %q: %v", got, err)
+		}
+		return nil
+	}
+	if err := echo(); err != nil {
+		return fail("first echo: %v", err)
+	}
+	fmt.Println("filter on, tcp echo ok")
+	deadline := time.Now().Add(20 * time.Second)
+	for j.Connects() < 2 {
+		if time.Now().After(deadline) {
+			_, lastErr := j.Connected()
+			return fail("no reconnection: %v", lastErr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := echo(); err != nil {
+		return fail("echo after reconnecting: %v", err)
+	}
+	fmt.Println("reconnected, tcp echo ok")
 	return 0
 }

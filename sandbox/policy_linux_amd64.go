@@ -146,7 +146,11 @@ func (f *Filter) rules(pid int) []rule {
 		rule{nr: unix.SYS_FCNTL, any: fcntl},
 	)
 	if f.Sockets {
-		rs = append(rs, rule{nr: unix.SYS_SOCKET, any: [][]cond{{{0, opEq, unix.AF_INET}}, {{0, opEq, unix.AF_INET6}}}})
+		families := [][]cond{{{0, opEq, unix.AF_INET}}, {{0, opEq, unix.AF_INET6}}}
+		if f.UnixSockets {
+			families = append(families, []cond{{0, opEq, unix.AF_UNIX}})
+		}
+		rs = append(rs, rule{nr: unix.SYS_SOCKET, any: families})
 		for _, nr := range socketCalls {
 			rs = append(rs, rule{nr: nr})
 		}

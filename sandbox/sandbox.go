@@ -49,6 +49,11 @@ type Filter struct {
 	// forwarded ports, and a ready port being probed. Without it socket
 	// is forbidden.
 	Sockets bool
+	// UnixSockets also allows Unix stream sockets (with Sockets): a VM on
+	// a shared network dials its hub's socket again when the hub returns.
+	// The filter cannot see which path connect names, so any Unix socket
+	// the process may open is reachable: only set it for such a VM.
+	UnixSockets bool
 
 	// Prefix starts the line printed when a call is refused (e.g.
 	// "smolvmm: "); Advice ends it (e.g. how to turn the filter off).

@@ -45,12 +45,12 @@ const auditArchX8664 = 0xC000003E
 func TestFilterVerdicts(t *testing.T) {
 	pid := os.Getpid()
 	tests := []struct {
-		name    string
-		sockets bool
-		arch    uint32
-		nr      int
-		args    []uint64
-		want    uint32
+		name          string
+		sockets, unix bool
+		arch          uint32
+		nr            int
+		args          []uint64
+		want          uint32
 	}{
 		{name: "KVM_RUN", nr: 16, args: []uint64{9, kvmRun}, want: retAllow},
 		// The kernel takes ioctl's command as an unsigned int.
@@ -96,6 +96,8 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "socket AF_INET", sockets: true, nr: 41, args: []uint64{2, 1, 0}, want: retAllow},
 		{name: "socket AF_INET6", sockets: true, nr: 41, args: []uint64{10, 2, 0}, want: retAllow},
 		{name: "socket AF_UNIX", sockets: true, nr: 41, args: []uint64{1, 1, 0}, want: retTrap},
+		{name: "socket AF_UNIX with UnixSockets", sockets: true, unix: true, nr: 41, args: []uint64{1, 1, 0}, want: retAllow},
+		{name: "socket AF_NETLINK with UnixSockets", sockets: true, unix: true, nr: 41, args: []uint64{16, 3, 0}, want: retTrap},
 		{name: "socket AF_NETLINK", sockets: true, nr: 41, args: []uint64{16, 3, 0}, want: retTrap},
 		{name: "connect", sockets: true, nr: 42, want: retAllow},
 		{name: "newfstatat", nr: 262, want: retTrap},
@@ -108,7 +110,7 @@ func TestFilterVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets}
+			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets, UnixSockets: tt.unix}
 			insts, err := f.Program()
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,511 @@
+package netback
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Timeouts and sizes of a hub's connections.
+const (
+	// hubHandshakeTimeout bounds a hello and its answer.
+	hubHandshakeTimeout = 5 * time.Second
+	// hubPortDepth is the queue of frames towards one VM, in frames, as
+	// a User's (userToGuestDepth): beyond it frames are dropped, so that
+	// a VM that does not read cannot hold up the others.
+	hubPortDepth = 4096
+	// hubGatewayDepth is the queue of frames towards the gateway; a full
+	// one holds back the sending VM's connection, not the others.
+	hubGatewayDepth = 1024
+	// hubIOBuffer is the size of each connection's read and write buffers.
+	hubIOBuffer = 64 << 10
+	// maxSocketPath is the longest path a Unix socket address takes.
+	maxSocketPath = 107
+)
+
+// HubConfig configures NewHub.
+type HubConfig struct {
+	// Socket is the Unix socket VMs connect to (HubSocket names the
+	// default one). Its directory is created, mode 0700, if missing; the
+	// socket is mode 0600: only its owner's VMs may join.
+	Socket string
+	// Leases is the lease file; "" means HubLeases(Socket).
+	Leases string
+	// Logf, when set, is told of VMs joining, being refused and leaving.
+	Logf func(format string, args ...any)
+}
+
+// Hub is a user network that several VMs share: one gateway (the same
+// addresses and services as User's: 10.0.2.2 routes to the host with NAT,
+// 10.0.2.3 answers DNS, DHCP) and an Ethernet switch between it and every
+// connected VM, so that VMs reach each other by address. Each VM connects
+// to the hub's Unix socket (Join), says its MAC and its port forwards, and
+// is answered with its address: the pool is 10.0.2.15 to 10.0.2.254, one
+// address per MAC, kept in the lease file across restarts of the hub. The
+// forwards listen on the host while the VM is connected.
+//
+// Every VM is hostile to the others and to the hub. The hub enforces, per
+// connection: the handshake is bounded (size, forwards, time) and parsed
+// strictly; a MAC joins once at a time (a second connection with it is
+// refused, so no VM can take over another's port, address or forwards);
+// the frames a VM sends must carry its MAC as source, and, for IPv4 and
+// ARP, its leased address (or 0.0.0.0, as DHCP and ARP probes use) as
+// sender; VLAN-tagged frames are dropped. Frames are dropped, never
+// waited for, towards a VM whose queue is full. A VM may still lie in
+// the payload of its own packets (a DHCP request naming another MAC
+// learns that MAC's address, which ARP tells anyway).
+type Hub struct {
+	socket string
+	ln     *net.UnixListener
+	gw     *gateway
+	leases *leaseStore
+	logf   func(format string, args ...any)
+
+	mu     sync.RWMutex
+	ports  map[[6]byte]*hubPort
+	conns  map[net.Conn]struct{} // every open connection, handshaking or joined
+	closed bool
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	switched, dropped, spoofed atomic.Uint64
+}
+
+// HubStats counts what a hub did.
+type HubStats struct {
+	// VMs is the number of VMs connected now.
+	VMs int
+	// Switched counts frames delivered to a VM or the gateway.
+	Switched uint64
+	// Dropped counts frames dropped for an unknown destination or a full
+	// queue.
+	Dropped uint64
+	// Spoofed counts frames dropped because their source MAC or address
+	// was not the sending VM's.
+	Spoofed uint64
+}
+
+// NewHub starts a shared network listening on cfg.Socket. A socket file
+// left by a hub that died is replaced; one that a running hub answers on
+// is an error wrapping ErrHubRunning.
+func NewHub(cfg HubConfig) (*Hub, error) {
+	if cfg.Socket == "" {
+		return nil, fmt.Errorf("shared network: no socket path")
+	}
+	if len(cfg.Socket) > maxSocketPath {
+		return nil, fmt.Errorf("shared network: socket path %s is %d bytes long; a Unix socket's path has at most %d", cfg.Socket, len(cfg.Socket), maxSocketPath)
+	}
+	if cfg.Leases == "" {
+		cfg.Leases = HubLeases(cfg.Socket)
+	}
+	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, ports: map[[6]byte]*hubPort{}, conns: map[net.Conn]struct{}{}}
+	if h.logf == nil {
+		h.logf = func(string, ...any) {}
+	}
+	var err error
+	if h.leases, err = loadLeases(cfg.Leases); err != nil {
+		return nil, fmt.Errorf("shared network: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o700); err != nil {
+		return nil, fmt.Errorf("shared network: socket directory: %w", err)
+	}
+	if err := removeStaleSocket(cfg.Socket); err != nil {
+		return nil, err
+	}
+	if h.gw, err = newGateway(hubGatewaySink{h}, hubGatewayDepth); err != nil {
+		return nil, err
+	}
+	if err := h.gw.serveDHCP(h.leases.lookup); err != nil {
+		_ = h.gw.close()
+		return nil, err
+	}
+	h.gw.start()
+	if h.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: cfg.Socket, Net: "unix"}); err != nil {
+		_ = h.gw.close()
+		return nil, fmt.Errorf("shared network: listen on %s: %w", cfg.Socket, err)
+	}
+	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
+		_ = h.ln.Close()
+		_ = h.gw.close()
+		return nil, fmt.Errorf("shared network: %w", err)
+	}
+	h.wg.Add(1)
+	go h.accept()
+	return h, nil
+}
+
+// removeStaleSocket removes path if it is a socket nobody answers on.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("shared network: %w", err)
+	}
+	if st.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("shared network: %s exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("shared network: %s: %w", path, ErrHubRunning)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("shared network: stale socket: %w", err)
+	}
+	return nil
+}
+
+// Socket is the path VMs connect to.
+func (h *Hub) Socket() string { return h.socket }
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() HubStats {
+	h.mu.RLock()
+	n := len(h.ports)
+	h.mu.RUnlock()
+	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load()}
+}
+
+// Close stops accepting, disconnects every VM (removing their forwards)
+// and stops the gateway, waiting for every goroutine. The socket file is
+// removed.
+func (h *Hub) Close() error {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		conns := make([]net.Conn, 0, len(h.conns))
+		for c := range h.conns {
+			conns = append(conns, c)
+		}
+		h.mu.Unlock()
+		err := h.ln.Close()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		h.wg.Wait()
+		h.closeErr = errors.Join(err, h.gw.close())
+	})
+	return h.closeErr
+}
+
+// accept serves connections until Close.
+func (h *Hub) accept() {
+	defer h.wg.Done()
+	for {
+		c, err := h.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors, most likely: the VMs connected go on.
+			h.logf("accept: %v", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !h.track(c) {
+			_ = c.Close()
+			return
+		}
+		h.wg.Add(1)
+		go h.serve(c)
+	}
+}
+
+func (h *Hub) track(c net.Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.conns[c] = struct{}{}
+	return true
+}
+
+func (h *Hub) untrack(c net.Conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+	_ = c.Close()
+}
+
+// serve runs one VM's connection: handshake, then its frames until
+// either side closes.
+func (h *Hub) serve(c net.Conn) {
+	defer h.wg.Done()
+	defer h.untrack(c)
+	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
+	var hello hubHello
+	ver, _, err := readHubMessage(c, &hello)
+	if err != nil {
+		h.logf("handshake: %v", err)
+		return
+	}
+	refuse := func(r Refusal, msg string) {
+		h.logf("refused a VM: %s: %s", r, msg)
+		_ = writeHubMessage(c, byte(r), hubAnswer{Error: msg})
+	}
+	if ver != hubVersion {
+		refuse(RefusedVersion, fmt.Sprintf("this network speaks version %d, the VM %d", hubVersion, ver))
+		return
+	}
+	p, r, msg := h.admit(c, hello)
+	if r != 0 {
+		refuse(r, msg)
+		return
+	}
+	defer p.close()
+	if err := writeHubMessage(c, 0, hubAnswer{Addr: p.addr.String()}); err != nil {
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	h.logf("VM %s joined as %s%s", p.mac, p.addr, forwardList(p.forwards))
+	h.wg.Add(1)
+	go p.writeLoop()
+	err = p.readLoop()
+	h.logf("VM %s (%s) left: %v", p.mac, p.addr, err)
+}
+
+func forwardList(fs []Forward) string {
+	if len(fs) == 0 {
+		return ""
+	}
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = f.String()
+	}
+	return " with forwards " + strings.Join(s, ", ")
+}
+
+// admit checks a hello and registers its VM: its MAC in the switch, its
+// lease and its forwards. A refusal has a nonzero Refusal and why.
+func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
+	mac, fwds, err := parseHello(hello)
+	if err != nil {
+		return nil, RefusedMalformed, err.Error()
+	}
+	var key [6]byte
+	copy(key[:], mac)
+	h.mu.Lock()
+	switch {
+	case h.closed:
+		h.mu.Unlock()
+		return nil, RefusedClosing, "the network is shutting down"
+	case h.ports[key] != nil:
+		h.mu.Unlock()
+		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac)
+	}
+	addr, ok, err := h.leases.assign(mac, h.connectedLocked, time.Now())
+	if err != nil {
+		// The lease holds until this hub stops; say so and go on.
+		h.logf("%v", err)
+	}
+	if !ok {
+		h.mu.Unlock()
+		return nil, RefusedNoAddress, fmt.Sprintf("every address from %s to %s is leased to a connected VM", leasePool[0], leasePool[1])
+	}
+	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: addr, forwards: fwds, out: newFrameQueue(hubPortDepth)}
+	h.ports[key] = p
+	h.mu.Unlock()
+	for _, f := range fwds {
+		stop, err := h.gw.forward(f, addr)
+		if err != nil {
+			p.unregister()
+			return nil, RefusedForward, err.Error()
+		}
+		p.stops = append(p.stops, stop)
+	}
+	return p, 0, ""
+}
+
+// connectedLocked reports whether a connected VM has address a (h.mu held).
+func (h *Hub) connectedLocked(a netip.Addr) bool {
+	for _, p := range h.ports {
+		if p.addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// switchFrame delivers a frame from a VM (from) or the gateway (nil):
+// broadcast and multicast to everyone else, unicast to the station with
+// that MAC. Frames are copied; towards a VM they are dropped if its queue
+// is full, towards the gateway the sender waits.
+func (h *Hub) switchFrame(from *hubPort, frame []byte) {
+	dst := frame[:6]
+	if dst[0]&1 != 0 {
+		h.mu.RLock()
+		for _, p := range h.ports {
+			if p != from {
+				h.push(p, frame)
+			}
+		}
+		h.mu.RUnlock()
+		if from != nil {
+			h.toGateway(frame)
+		}
+		return
+	}
+	if from != nil && bytes.Equal(dst, UserGatewayMAC) {
+		h.toGateway(frame)
+		return
+	}
+	var key [6]byte
+	copy(key[:], dst)
+	h.mu.RLock()
+	p := h.ports[key]
+	h.mu.RUnlock()
+	if p == nil || p == from {
+		h.dropped.Add(1)
+		return
+	}
+	h.push(p, frame)
+}
+
+func (h *Hub) push(p *hubPort, frame []byte) {
+	before := p.out.dropped.Load()
+	p.out.pushParts([][]byte{frame})
+	if p.out.dropped.Load() != before {
+		h.dropped.Add(1)
+	} else {
+		h.switched.Add(1)
+	}
+}
+
+func (h *Hub) toGateway(frame []byte) {
+	if h.gw.in.pushWait(frame) == nil {
+		h.switched.Add(1)
+	}
+}
+
+// hubGatewaySink switches the gateway's frames.
+type hubGatewaySink struct{ h *Hub }
+
+func (s hubGatewaySink) pushParts(parts [][]byte) {
+	f := copyParts(parts...)
+	if len(f) >= EthernetHeaderSize {
+		s.h.switchFrame(nil, f)
+	}
+	releaseFrame(f)
+}
+
+// hubPort is one VM's connection to the hub.
+type hubPort struct {
+	h        *Hub
+	conn     net.Conn
+	mac      net.HardwareAddr
+	key      [6]byte
+	addr     netip.Addr
+	forwards []Forward
+	stops    []func() error
+	out      *frameQueue
+
+	closeOnce sync.Once
+}
+
+// close unregisters the VM and closes its connection.
+func (p *hubPort) close() {
+	p.unregister()
+	_ = p.conn.Close()
+}
+
+// unregister takes the VM out: its MAC leaves the switch, its forwards
+// stop, its queue closes (ending writeLoop).
+func (p *hubPort) unregister() {
+	p.closeOnce.Do(func() {
+		p.h.mu.Lock()
+		if p.h.ports[p.key] == p {
+			delete(p.h.ports, p.key)
+		}
+		p.h.mu.Unlock()
+		for _, stop := range p.stops {
+			_ = stop()
+		}
+		p.out.close()
+	})
+}
+
+// readLoop switches the VM's frames until its connection ends.
+func (p *hubPort) readLoop() error {
+	br := bufio.NewReaderSize(p.conn, hubIOBuffer)
+	buf := make([]byte, smallFrame)
+	for {
+		f, err := readFramed(br, buf)
+		if err != nil {
+			return err
+		}
+		buf = f[:cap(f)]
+		if !p.allowed(f) {
+			p.h.spoofed.Add(1)
+			continue
+		}
+		p.h.switchFrame(p, f)
+	}
+}
+
+// allowed reports whether a frame from this VM has its MAC as source and,
+// for IPv4 and ARP, its address (or 0.0.0.0) as sender.
+func (p *hubPort) allowed(f []byte) bool {
+	if !bytes.Equal(f[6:12], p.mac) {
+		return false
+	}
+	ok := func(a []byte) bool {
+		ip := netip.AddrFrom4([4]byte(a))
+		return ip == p.addr || ip.IsUnspecified()
+	}
+	switch binary.BigEndian.Uint16(f[12:14]) {
+	case 0x0800: // IPv4
+		return len(f) >= EthernetHeaderSize+20 && ok(f[26:30])
+	case 0x0806: // ARP for IPv4 over Ethernet: sender MAC and address
+		return len(f) >= EthernetHeaderSize+28 && bytes.Equal(f[22:28], p.mac) && ok(f[28:32])
+	case 0x8100, 0x88a8: // VLAN tags would hide the rest from these checks
+		return false
+	}
+	return true
+}
+
+// writeLoop sends the VM the frames switched to it, flushing whenever the
+// queue runs empty, until the port closes or a write fails.
+func (p *hubPort) writeLoop() {
+	defer p.h.wg.Done()
+	bw := bufio.NewWriterSize(p.conn, hubIOBuffer)
+	for {
+		f, err := p.out.popFrame()
+		if err != nil {
+			return
+		}
+		for err == nil {
+			err = writeFramed(bw, f)
+			releaseFrame(f)
+			var more bool
+			if f, more = p.out.tryPopFrame(); !more {
+				break
+			}
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			// The reader sees the connection end and closes the port.
+			_ = p.conn.Close()
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) {
+				p.h.logf("VM %s: %v", p.mac, err)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,520 @@
+package netback_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netback/stackguest"
+)
+
+// testMAC is the MAC of test VM i.
+func testMAC(i byte) net.HardwareAddr { return net.HardwareAddr{0x52, 0x54, 0x00, 0xab, 0x00, i} }
+
+// startHub runs a hub on a socket in dir (its leases next to it).
+func startHub(t testing.TB, dir string) *netback.Hub {
+	t.Helper()
+	cfg := netback.HubConfig{Socket: filepath.Join(dir, "net.sock")}
+	if _, ok := t.(*testing.T); ok {
+		cfg.Logf = t.Logf // benchmarks run too often to log
+	}
+	h, err := netback.NewHub(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// joinGuest joins a netstack guest with MAC mac to the hub at its leased
+// address.
+func joinGuest(t testing.TB, h *netback.Hub, mac net.HardwareAddr, forwards ...netback.Forward) (*stackguest.Guest, *netback.Joined) {
+	t.Helper()
+	j, err := netback.Join(h.Socket(), mac, forwards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := stackguest.New(j, stackguest.Config{MAC: mac, Addr: netip.PrefixFrom(j.Addr(), 24), Gateway: netback.UserGateway})
+	if err != nil {
+		j.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g, j
+}
+
+// sendSum sends n random bytes from g to addr (an EchoSum server) and
+// checks the answer.
+func sendSum(t *testing.T, g *stackguest.Guest, addr netip.AddrPort, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := g.DialTCP(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	data := make([]byte, n)
+	rand.Read(data)
+	go func() {
+		c.Write(data)
+		c.(interface{ CloseWrite() error }).CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	want := fmt.Sprintf("got %d bytes sha256 %x", n, sha256.Sum256(data))
+	if err != nil || string(got) != want {
+		t.Fatalf("%s answered %q, %v; want %q", addr, got, err, want)
+	}
+}
+
+// Two guests on one hub get distinct addresses, in order from 10.0.2.15,
+// and reach each other by address over TCP.
+func TestHubGuestsReachEachOther(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	a, ja := joinGuest(t, h, testMAC(1))
+	b, jb := joinGuest(t, h, testMAC(2))
+	if ja.Addr().String() != "10.0.2.15" || jb.Addr().String() != "10.0.2.16" {
+		t.Fatalf("leases %s and %s, want 10.0.2.15 and 10.0.2.16", ja.Addr(), jb.Addr())
+	}
+	ln, err := a.ListenTCP(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go stackguest.EchoSum(ln)
+	sendSum(t, b, netip.AddrPortFrom(ja.Addr(), 80), 1<<20)
+	if s := h.Stats(); s.VMs != 2 || s.Spoofed != 0 {
+		t.Errorf("hub stats %+v: want 2 VMs, nothing spoofed", s)
+	}
+}
+
+// Leases are per MAC, kept across a restart of the hub, whatever order
+// the MACs come back in; the lease file is the documented JSON.
+func TestHubLeasesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, dir)
+	want := map[string]string{}
+	for i := byte(1); i <= 3; i++ {
+		j, err := netback.Join(h.Socket(), testMAC(i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[testMAC(i).String()] = j.Addr().String()
+		j.Close()
+	}
+	if len(map[string]bool{want[testMAC(1).String()]: true, want[testMAC(2).String()]: true, want[testMAC(3).String()]: true}) != 3 {
+		t.Fatalf("leases %v are not distinct", want)
+	}
+	h.Close()
+	b, err := os.ReadFile(filepath.Join(dir, "net.leases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lf struct {
+		Version int
+		Leases  []struct{ MAC, Addr string }
+	}
+	if err := json.Unmarshal(b, &lf); err != nil || lf.Version != 1 || len(lf.Leases) != 3 {
+		t.Fatalf("lease file %s: %v", b, err)
+	}
+	h2 := startHub(t, dir)
+	for _, i := range []byte{3, 1, 4, 2} {
+		j, err := netback.Join(h2.Socket(), testMAC(i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := j.Addr().String()
+		j.Close()
+		if w, ok := want[testMAC(i).String()]; ok && got != w {
+			t.Errorf("MAC %s: %s after the restart, %s before", testMAC(i), got, w)
+		}
+		if i == 4 && got != "10.0.2.18" {
+			t.Errorf("new MAC %s got %s, want the next free address 10.0.2.18", testMAC(i), got)
+		}
+	}
+}
+
+// hostAnswer reads what a forwarded host port answers.
+func hostAnswer(t *testing.T, port uint16) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("port %d: %v", port, err)
+	}
+	return string(b)
+}
+
+// serveName answers every connection on the guest's port 80 with name.
+func serveName(t *testing.T, g *stackguest.Guest, name string) {
+	ln, err := g.ListenTCP(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(name))
+			c.Close()
+		}
+	}()
+}
+
+// Each VM's forwards reach that VM; they stop when it leaves; another VM
+// asking for a host port already forwarded is refused, with the reason.
+func TestHubForwardsPerVM(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	pa, pb := freePort(t, "tcp"), freePort(t, "tcp")
+	fwd := func(p uint16) netback.Forward {
+		return netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: p, GuestPort: 80}
+	}
+	a, ja := joinGuest(t, h, testMAC(1), fwd(pa))
+	b, _ := joinGuest(t, h, testMAC(2), fwd(pb))
+	serveName(t, a, "vm a")
+	serveName(t, b, "vm b")
+	if got := hostAnswer(t, pa); got != "vm a" {
+		t.Errorf("port %d answered %q, want vm a", pa, got)
+	}
+	if got := hostAnswer(t, pb); got != "vm b" {
+		t.Errorf("port %d answered %q, want vm b", pb, got)
+	}
+	_, err := netback.Join(h.Socket(), testMAC(3), []netback.Forward{fwd(pb)})
+	var re *netback.RefusedError
+	if !errors.As(err, &re) || re.Reason != netback.RefusedForward || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("a third VM asking for port %d: %v; want a forward refusal saying the port is in use", pb, err)
+	}
+	a.Close()
+	if ja.Connects() != 1 {
+		t.Errorf("Connects = %d", ja.Connects())
+	}
+	// The hub removes the forward when it sees the VM leave: the port is
+	// free once a new VM can take it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := netback.Join(h.Socket(), testMAC(4), []netback.Forward{fwd(pa)})
+		if err == nil {
+			j.Close()
+			break
+		}
+		if !errors.Is(err, netback.ErrRefused) || time.Now().After(deadline) {
+			t.Fatalf("port %d after its VM left: %v", pa, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A second connection with a connected VM's MAC is refused, and the first
+// one keeps working.
+func TestHubRefusesDuplicateMAC(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	a, ja := joinGuest(t, h, testMAC(1))
+	_, err := netback.Join(h.Socket(), testMAC(1), nil)
+	var re *netback.RefusedError
+	if !errors.As(err, &re) || re.Reason != netback.RefusedDuplicateMAC || !strings.Contains(err.Error(), testMAC(1).String()) {
+		t.Fatalf("duplicate MAC: %v; want a RefusedDuplicateMAC naming the MAC", err)
+	}
+	b, _ := joinGuest(t, h, testMAC(2))
+	ln, err := a.ListenTCP(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go stackguest.EchoSum(ln)
+	sendSum(t, b, netip.AddrPortFrom(ja.Addr(), 80), 4096)
+}
+
+// Join says the hub is not running, for a missing socket and for one a
+// dead hub left behind; NewHub replaces the latter but not a live hub's.
+func TestJoinWithoutHub(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "net.sock")
+	if _, err := netback.Join(sock, testMAC(1), nil); !errors.Is(err, netback.ErrNoHub) {
+		t.Errorf("no socket: %v, want ErrNoHub", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := netback.Join(sock, testMAC(1), nil); !errors.Is(err, netback.ErrNoHub) {
+		t.Errorf("stale socket: %v, want ErrNoHub", err)
+	}
+	h := startHub(t, dir)
+	if _, err := netback.NewHub(netback.HubConfig{Socket: sock}); !errors.Is(err, netback.ErrHubRunning) {
+		t.Errorf("second hub on a live socket: %v, want ErrHubRunning", err)
+	}
+	j, err := netback.Join(h.Socket(), testMAC(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// When the hub goes away the guests keep running (their frames are
+// dropped and counted); when it is back they reconnect, with the same
+// addresses and forwards, and traffic flows again.
+func TestHubRestartReconnects(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, dir)
+	port := freePort(t, "tcp")
+	a, ja := joinGuest(t, h, testMAC(1), netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80})
+	b, jb := joinGuest(t, h, testMAC(2))
+	serveName(t, a, "vm a")
+	if got := hostAnswer(t, port); got != "vm a" {
+		t.Fatalf("forward answered %q", got)
+	}
+	h.Close()
+	waitFor(t, "the guests to see the hub gone", func() bool {
+		ca, _ := ja.Connected()
+		cb, _ := jb.Connected()
+		return !ca && !cb
+	})
+	frame := make([]byte, 60)
+	copy(frame, "\xff\xff\xff\xff\xff\xff")
+	copy(frame[6:], testMAC(2))
+	before := jb.Stats().Unsent
+	if err := jb.WriteFrame(frame); err != nil || jb.Stats().Unsent != before+1 {
+		t.Errorf("a frame while the hub is away: %v, Unsent %d -> %d; want it dropped and counted", err, before, jb.Stats().Unsent)
+	}
+	h2 := startHub(t, dir)
+	waitFor(t, "both guests to reconnect", func() bool { return ja.Connects() == 2 && jb.Connects() == 2 })
+	if h2.Stats().VMs != 2 || ja.Addr().String() != "10.0.2.15" || jb.Addr().String() != "10.0.2.16" {
+		t.Fatalf("after the restart: %d VMs, addresses %s and %s", h2.Stats().VMs, ja.Addr(), jb.Addr())
+	}
+	if got := hostAnswer(t, port); got != "vm a" {
+		t.Errorf("forward after the restart answered %q", got)
+	}
+	ln, err := a.ListenTCP(81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go stackguest.EchoSum(ln)
+	sendSum(t, b, netip.AddrPortFrom(ja.Addr(), 81), 256<<10)
+}
+
+// rawVM is a hand-made client of the hub's protocol.
+type rawVM struct {
+	c   net.Conn
+	mac net.HardwareAddr
+}
+
+// rawHello sends a hello of the given version and body and returns the
+// answer's status and body ("" status -1 when the hub closed instead).
+func rawHello(t *testing.T, sock string, version byte, body []byte) (net.Conn, int, string) {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := []byte{'S', 'M', 'V', 'N', version, 0, 0, 0}
+	binary.BigEndian.PutUint16(hdr[6:], uint16(len(body)))
+	c.Write(append(hdr, body...))
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var ans [8]byte
+	if _, err := io.ReadFull(c, ans[:]); err != nil {
+		return c, -1, ""
+	}
+	b := make([]byte, binary.BigEndian.Uint16(ans[6:]))
+	io.ReadFull(c, b)
+	c.SetDeadline(time.Time{})
+	return c, int(ans[5]), string(b)
+}
+
+func joinRaw(t *testing.T, h *netback.Hub, mac net.HardwareAddr) *rawVM {
+	t.Helper()
+	c, status, body := rawHello(t, h.Socket(), 1, []byte(`{"mac":"`+mac.String()+`"}`))
+	if status != 0 {
+		t.Fatalf("raw join: status %d %s", status, body)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawVM{c: c, mac: mac}
+}
+
+func (r *rawVM) send(t *testing.T, frame []byte) {
+	t.Helper()
+	var h [4]byte
+	binary.BigEndian.PutUint32(h[:], uint32(len(frame)))
+	if _, err := r.c.Write(append(h[:], frame...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *rawVM) recv(t *testing.T) []byte {
+	t.Helper()
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var h [4]byte
+	if _, err := io.ReadFull(r.c, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	f := make([]byte, binary.BigEndian.Uint32(h[:]))
+	if _, err := io.ReadFull(r.c, f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// ethFrame is a frame from src to dst of type typ with payload.
+func ethFrame(dst, src net.HardwareAddr, typ uint16, payload []byte) []byte {
+	f := append(append(append([]byte{}, dst...), src...), byte(typ>>8), byte(typ))
+	return append(f, payload...)
+}
+
+// ipv4From is a minimal IPv4 header (UDP, no payload) from src to dst.
+func ipv4From(src, dst string) []byte {
+	h := make([]byte, 20)
+	h[0], h[8], h[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(h[2:], 20)
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	copy(h[12:], s[:])
+	copy(h[16:], d[:])
+	return h
+}
+
+// arpReply claims that ip is at mac.
+func arpReply(mac net.HardwareAddr, ip string, to net.HardwareAddr) []byte {
+	a := []byte{0, 1, 8, 0, 6, 4, 0, 2}
+	a = append(a, mac...)
+	i := netip.MustParseAddr(ip).As4()
+	a = append(a, i[:]...)
+	a = append(a, to...)
+	return append(a, 10, 0, 2, 15)
+}
+
+// A VM cannot send as another: frames whose source MAC, IPv4 source or
+// ARP sender is not its own are dropped (and counted); VLAN tags too. Its
+// own frames pass, in order.
+func TestHubDropsSpoofedFrames(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	victim := joinRaw(t, h, testMAC(1)) // 10.0.2.15
+	bad := joinRaw(t, h, testMAC(2))    // 10.0.2.16
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	spoofed := [][]byte{
+		ethFrame(bcast, testMAC(1), 0x0800, ipv4From("10.0.2.15", "10.0.2.255")),      // the victim's MAC
+		ethFrame(victim.mac, testMAC(2), 0x0800, ipv4From("10.0.2.15", "10.0.2.15")),  // the victim's address
+		ethFrame(bcast, testMAC(2), 0x0806, arpReply(testMAC(2), "10.0.2.15", bcast)), // ARP: "10.0.2.15 is at bad"
+		ethFrame(bcast, testMAC(2), 0x0806, arpReply(testMAC(1), "10.0.2.16", bcast)), // ARP naming the victim's MAC
+		ethFrame(bcast, testMAC(2), 0x8100, make([]byte, 46)),                         // VLAN-tagged
+		ethFrame(victim.mac, testMAC(2), 0x0800, []byte{0x45}),                        // IPv4 too short to check
+	}
+	for _, f := range spoofed {
+		bad.send(t, f)
+	}
+	own := ethFrame(victim.mac, testMAC(2), 0x0800, ipv4From("10.0.2.16", "10.0.2.15"))
+	bad.send(t, own)
+	arp := ethFrame(bcast, testMAC(2), 0x0806, arpReply(testMAC(2), "10.0.2.16", bcast))
+	bad.send(t, arp)
+	for _, want := range [][]byte{own, arp} {
+		if got := victim.recv(t); !bytes.Equal(got, want) {
+			t.Fatalf("victim received % x,\nwant % x", got, want)
+		}
+	}
+	if s := h.Stats(); s.Spoofed != uint64(len(spoofed)) {
+		t.Errorf("Spoofed = %d, want %d", s.Spoofed, len(spoofed))
+	}
+}
+
+// Hostile handshakes and frames end that connection only: the hub goes
+// on serving the others.
+func TestHubHostileConnections(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	a, ja := joinGuest(t, h, testMAC(1))
+	b, _ := joinGuest(t, h, testMAC(2))
+	ln, err := a.ListenTCP(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	refusals := []struct {
+		name    string
+		version byte
+		body    string
+		status  int // -1: closed without an answer
+		want    string
+	}{
+		{"version 2", 2, `{"mac":"52:54:00:00:00:09"}`, int(netback.RefusedVersion), "version 1"},
+		{"not JSON", 1, `{"mac":`, -1, ""},
+		{"bad MAC", 1, `{"mac":"zz"}`, int(netback.RefusedMalformed), "MAC"},
+		{"multicast MAC", 1, `{"mac":"01:00:5e:00:00:01"}`, int(netback.RefusedMalformed), "multicast"},
+		{"the gateway's MAC", 1, `{"mac":"5a:94:ef:e4:0c:dd"}`, int(netback.RefusedMalformed), "gateway"},
+		{"bad forward", 1, `{"mac":"52:54:00:00:00:09","forwards":["sctp:1:2"]}`, int(netback.RefusedMalformed), "sctp"},
+		{"too many forwards", 1, `{"mac":"52:54:00:00:00:09","forwards":[` + strings.Repeat(`"1:1",`, 64) + `"1:1"]}`, int(netback.RefusedMalformed), "at most 64"},
+		{"a connected MAC", 1, `{"mac":"` + testMAC(1).String() + `"}`, int(netback.RefusedDuplicateMAC), "connected already"},
+	}
+	for _, r := range refusals {
+		c, status, body := rawHello(t, h.Socket(), r.version, []byte(r.body))
+		c.Close()
+		if status != r.status || !strings.Contains(body, r.want) {
+			t.Errorf("%s: status %d %q, want %d with %q", r.name, status, body, r.status, r.want)
+		}
+	}
+	// Byte streams that are no handshake, or frames out of bounds.
+	garbage := [][]byte{
+		[]byte("GET / HTTP/1.0\r\n\r\n"),
+		{'S', 'M', 'V', 'N', 1, 0, 0xff, 0xff}, // a body over the limit
+	}
+	for _, g := range garbage {
+		c, err := net.Dial("unix", h.Socket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(g)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("%q: the hub answered %d bytes, want the connection closed", g, n)
+		}
+		c.Close()
+	}
+	for _, length := range []uint32{0, 13, netback.MaxFrameSize + 1, 0xffffffff} {
+		r := joinRaw(t, h, testMAC(9))
+		var hdr [4]byte
+		binary.BigEndian.PutUint32(hdr[:], length)
+		r.c.Write(hdr[:])
+		r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			// Broadcasts may arrive first; then the hub must hang up.
+			if _, err := r.c.Read(make([]byte, 4096)); err != nil {
+				break
+			}
+		}
+		r.c.Close()
+		waitFor(t, "the hub to drop the bad VM", func() bool { return h.Stats().VMs == 2 })
+	}
+	go stackguest.EchoSum(ln)
+	sendSum(t, b, netip.AddrPortFrom(ja.Addr(), 80), 64<<10)
+}

@@ -1,0 +1,260 @@
+package netback
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Reconnection delays of a Joined backend: the first retry comes soon (a
+// hub being restarted is back within moments), later ones back off.
+const (
+	joinRetryMin = 20 * time.Millisecond
+	joinRetryMax = time.Second
+)
+
+// Joined is the backend of a VM on a shared network (a Hub, most often in
+// another process: "smolvmm net"). Its frames travel the hub's Unix
+// socket. If the hub goes away the VM keeps running: frames from the guest
+// are dropped and counted (Stats.Unsent), and the backend dials the
+// socket again, with backoff, until the hub answers; the hub then gives
+// the MAC its address again (its lease file keeps it) and re-creates the
+// forwards. It dials with socket(AF_UNIX) and connect, which a VMM's
+// seccomp filter must allow (sandbox.Filter.UnixSockets).
+type Joined struct {
+	socket  string
+	hello   hubHello
+	toGuest *frameQueue
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	wmu     sync.Mutex // serialises WriteFrame's writes
+	mu      sync.Mutex // guards conn, addr, lastErr; held briefly
+	conn    net.Conn   // nil while disconnected
+	addr    netip.Addr
+	lastErr error
+
+	sent, unsent, connects atomic.Uint64
+	closeOnce              sync.Once
+}
+
+// Join connects a VM whose NIC has address mac to the shared network
+// listening on socket, asking for forwards. Errors: ErrNoHub (wrapped)
+// when no hub answers there, a *RefusedError when the hub refuses the VM
+// (a duplicate MAC, a host port taken), ErrHubProtocol for anything else
+// on the socket.
+func Join(socket string, mac net.HardwareAddr, forwards []Forward) (*Joined, error) {
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("shared network: guest MAC %q is not a 6-byte Ethernet address", mac)
+	}
+	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String()}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{})}
+	for _, f := range forwards {
+		j.hello.Forwards = append(j.hello.Forwards, f.String())
+	}
+	c, addr, err := j.dial()
+	if err != nil {
+		return nil, err
+	}
+	j.conn, j.addr = c, addr
+	j.connects.Add(1)
+	j.wg.Add(1)
+	go j.run(c)
+	return j, nil
+}
+
+// dial connects to the hub and makes the handshake.
+func (j *Joined) dial() (net.Conn, netip.Addr, error) {
+	c, err := net.DialTimeout("unix", j.socket, hubHandshakeTimeout)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, netip.Addr{}, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, j.socket, err)
+		}
+		return nil, netip.Addr{}, fmt.Errorf("shared network %s: %w", j.socket, err)
+	}
+	fail := func(err error) (net.Conn, netip.Addr, error) {
+		c.Close()
+		return nil, netip.Addr{}, err
+	}
+	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
+	if err := writeHubMessage(c, 0, j.hello); err != nil {
+		return fail(fmt.Errorf("shared network %s: handshake: %w", j.socket, err))
+	}
+	var ans hubAnswer
+	ver, status, err := readHubMessage(c, &ans)
+	switch {
+	case err != nil:
+		return fail(fmt.Errorf("shared network %s: handshake: %w", j.socket, err))
+	case ver != hubVersion:
+		return fail(fmt.Errorf("shared network %s: %w: it speaks version %d, this VM %d", j.socket, ErrHubProtocol, ver, hubVersion))
+	case status != 0:
+		return fail(&RefusedError{Socket: j.socket, Reason: Refusal(status), Message: ans.Error})
+	}
+	addr, err := hubAddr(ans.Addr)
+	if err != nil {
+		return fail(fmt.Errorf("shared network %s: %w", j.socket, err))
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, addr, nil
+}
+
+// run reads frames for the guest until the connection ends, then dials
+// again until it succeeds or Close, and so on.
+func (j *Joined) run(c net.Conn) {
+	defer j.wg.Done()
+	for {
+		err := j.read(c)
+		j.mu.Lock()
+		j.conn, j.lastErr = nil, err
+		j.mu.Unlock()
+		c.Close()
+		if c = j.redial(); c == nil {
+			return
+		}
+	}
+}
+
+// read moves frames from the hub to the guest's queue (dropping them when
+// it is full) until the connection fails.
+func (j *Joined) read(c net.Conn) error {
+	br := bufio.NewReaderSize(c, hubIOBuffer)
+	buf := make([]byte, smallFrame)
+	parts := make([][]byte, 1)
+	for {
+		f, err := readFramed(br, buf)
+		if err != nil {
+			return err
+		}
+		buf = f[:cap(f)]
+		parts[0] = f
+		j.toGuest.pushParts(parts)
+	}
+}
+
+// redial dials with backoff until the hub answers (the new connection,
+// installed) or Close (nil).
+func (j *Joined) redial() net.Conn {
+	delay := joinRetryMin
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.done:
+			return nil
+		case <-t.C:
+		}
+		c, addr, err := j.dial()
+		if err == nil {
+			j.mu.Lock()
+			select {
+			case <-j.done:
+				j.mu.Unlock()
+				c.Close()
+				return nil
+			default:
+			}
+			j.conn, j.addr, j.lastErr = c, addr, nil
+			j.mu.Unlock()
+			j.connects.Add(1)
+			return c
+		}
+		j.mu.Lock()
+		j.lastErr = err
+		j.mu.Unlock()
+		delay = min(2*delay, joinRetryMax)
+		t.Reset(delay)
+	}
+}
+
+// ReadFrame implements Backend.
+func (j *Joined) ReadFrame(buf []byte) (int, error) {
+	n, err := j.toGuest.pop(buf)
+	if err != nil {
+		return 0, fmt.Errorf("shared network: read frame: %w", err)
+	}
+	return n, nil
+}
+
+// WriteFrame implements Backend. While the hub is away the frame is
+// dropped and counted (Stats.Unsent), as on an unplugged cable.
+func (j *Joined) WriteFrame(frame []byte) error {
+	if err := checkOutgoing(frame); err != nil {
+		return fmt.Errorf("shared network: write frame: %w", err)
+	}
+	select {
+	case <-j.done:
+		return fmt.Errorf("shared network: write frame: %w", ErrClosed)
+	default:
+	}
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	j.mu.Lock()
+	c := j.conn
+	j.mu.Unlock()
+	if c == nil {
+		j.unsent.Add(1)
+		return nil
+	}
+	// Not under j.mu: Close must be able to end a write a stalled hub
+	// holds up.
+	b := net.Buffers{[]byte{byte(len(frame) >> 24), byte(len(frame) >> 16), byte(len(frame) >> 8), byte(len(frame))}, frame}
+	if _, err := b.WriteTo(c); err != nil {
+		// The reader sees the end too, and redials.
+		c.Close()
+		j.mu.Lock()
+		if j.conn == c {
+			j.conn, j.lastErr = nil, err
+		}
+		j.mu.Unlock()
+		j.unsent.Add(1)
+		return nil
+	}
+	j.sent.Add(1)
+	return nil
+}
+
+// Addr is the address the hub leased to the VM's MAC at the last
+// connection.
+func (j *Joined) Addr() netip.Addr {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.addr
+}
+
+// Connected reports whether the backend is connected now, and else the
+// error that ended the last connection or attempt.
+func (j *Joined) Connected() (bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.conn != nil, j.lastErr
+}
+
+// Connects counts successful handshakes: 1 after Join, one more per
+// reconnection.
+func (j *Joined) Connects() uint64 { return j.connects.Load() }
+
+// Stats implements StatsReporter.
+func (j *Joined) Stats() Stats {
+	return Stats{ToGuest: j.toGuest.pushed.Load(), FromGuest: j.sent.Load(),
+		Dropped: j.toGuest.dropped.Load(), Unsent: j.unsent.Load()}
+}
+
+// Close disconnects from the hub and stops reconnecting.
+func (j *Joined) Close() error {
+	j.closeOnce.Do(func() {
+		close(j.done)
+		j.mu.Lock()
+		if j.conn != nil {
+			j.conn.Close()
+		}
+		j.mu.Unlock()
+		j.toGuest.close()
+		j.wg.Wait()
+	})
+	return nil
+}
