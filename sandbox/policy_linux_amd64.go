@@ -145,6 +145,9 @@ func (f *Filter) rules(pid int) []rule {
 		rule{nr: unix.SYS_CLONE3, errno: unix.ENOSYS},
 		rule{nr: unix.SYS_FCNTL, any: fcntl},
 	)
+	if OpenRefusedQuietly {
+		rs = append(rs, rule{nr: unix.SYS_OPENAT, errno: unix.EACCES})
+	}
 	if f.Sockets {
 		families := [][]cond{{{0, opEq, unix.AF_INET}}, {{0, opEq, unix.AF_INET6}}}
 		if f.UnixSockets {

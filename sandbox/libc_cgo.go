@@ -1,0 +1,6 @@
+//go:build cgo
+
+package sandbox
+
+// linkedWithLibc: built with cgo, so threads are started by glibc.
+const linkedWithLibc = true
