@@ -63,11 +63,74 @@ const (
 	ds = DStar
 )
 
-// afterDefault is generic after a strip with DefaultKeep.
+// afterDefault is generic after a strip with DefaultKeep, as
+// TestAfterDefaultDerived derives it from config(1)'s rules: mainbus, cpu,
+// acpicpu, ioapic, acpi, both pci, the three isa, com0 and com1 at isa,
+// virtio, ld at virtio and vioif are named; ppb, pcib and ichlpcib are
+// parents of a named entry (pci at ppb?, isa at pcib? and at ichlpcib?);
+// everything else is disabled (NotFound to DNotFound, Star to DStar; ne0
+// was disabled at build time).
 var afterDefault = []State{
 	n, s, s, s, n, s, s, s, ds, s, s, n, n, n, n, n, // 0-15
 	ds, ds, ds, dn, ds, dn, ds, ds, ds, ds, ds, ds, s, s, ds, ds, // 16-31
 	s, dn, ds, ds, dn, ds, dn, dn, dn, ds, dn, ds, dn, // 32-44
+}
+
+// TestAfterDefaultDerived derives afterDefault from generic's table and
+// DefaultKeep alone, by config(1)'s rules rather than kstrip's code: an
+// entry is kept when the keep list names its driver or its attachment, or
+// when it can be the parent of a kept entry (cfparent_match: the child's
+// parent names the entry's driver, or only an interface attribute the
+// driver provides; a parent unit matches a fixed entry of that unit, or a
+// Star entry numbered from at most that unit; any unit matches "?"); every
+// other entry is disabled.
+func TestAfterDefaultDerived(t *testing.T) {
+	named := map[string]bool{}
+	for _, n := range DefaultKeep {
+		named[n] = true
+	}
+	kept := make([]bool, len(generic))
+	var keep func(i int)
+	keep = func(i int) {
+		if kept[i] {
+			return
+		}
+		kept[i] = true
+		pa := generic[i].Parent
+		if pa == nil {
+			return
+		}
+		for j, e := range generic {
+			star := e.State == int16(Star) || e.State == int16(DStar)
+			switch {
+			case pa.Name == "" && !slices.Contains(kstriptest.GenericProvides[e.Name], pa.IAttr):
+			case pa.Name != "" && e.Name != pa.Name:
+			case pa.Unit >= 0 && star && e.Unit > pa.Unit:
+			case pa.Unit >= 0 && !star && e.Unit != pa.Unit:
+			default:
+				keep(j)
+			}
+		}
+	}
+	for i, e := range generic {
+		if named[e.Name] || named[e.Attach] {
+			keep(i)
+		}
+	}
+	want := make([]State, len(generic))
+	for i, e := range generic {
+		want[i] = State(e.State)
+		switch {
+		case kept[i]:
+		case want[i] == NotFound:
+			want[i] = DNotFound
+		case want[i] == Star:
+			want[i] = DStar
+		}
+	}
+	if !slices.Equal(want, afterDefault) {
+		t.Errorf("derived from config(1)'s rules:\n%v\nafterDefault:\n%v", want, afterDefault)
+	}
 }
 
 func TestStripDefault(t *testing.T) {
