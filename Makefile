@@ -36,10 +36,10 @@ vet:
 # The packages whose goroutines share state (the vCPU and the goroutines
 # that stop it, the input pump, device workers, the user network) run their
 # tests under the race detector; the others without, so nothing runs twice.
-RACE_PKGS := ./vmm/... ./virtio/... ./netback/...
+RACE_PKGS := ./vmm/... ./virtio/... ./netback/... ./bus/... ./pci/... ./guestmem/...
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(vmm|virtio|netback)(/|$$)')
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(vmm|virtio|netback|bus|pci|guestmem)(/|$$)')
 	$(GO) test -race -count=1 $(RACE_PKGS)
 
 # Every fuzz target, each for FUZZTIME, from its committed seed corpus.

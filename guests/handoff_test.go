@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/netbsdboot"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // nbPlan is a small stand-in for a NetBSD native loader's plan: the

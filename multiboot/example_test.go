@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/multiboot"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // A kernel of 35 bytes: a multiboot header asking for memory information and

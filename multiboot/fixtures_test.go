@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 // Addresses of the standard test kernel: linked at KERNBASE+1 MiB, loaded at

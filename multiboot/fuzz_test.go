@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 var writeSeeds = flag.Bool("write-seeds", false, "rewrite testdata/fuzz/FuzzLoad from the test image builders")

@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/bootelf"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // Options says what the guest is told besides the kernel itself.

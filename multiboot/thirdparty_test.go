@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 // thirdPartyKernels lists real multiboot kernels to load: the Debian

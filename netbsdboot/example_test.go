@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
 	"github.com/smolvmm/smolvmm/netbsdboot"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // ExampleLoad boots a tiny NetBSD/i386 kernel natively with a module, and

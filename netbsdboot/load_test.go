@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 const (

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/realnetbsd"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // realKernel returns the uncompressed 5.99.15 kernel and its miniroot

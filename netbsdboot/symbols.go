@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/bootelf"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // piece is a range of the kernel file copied into guest memory.

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 // Descriptor flags.

@@ -3,9 +3,9 @@ package virtio_test
 import (
 	"fmt"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // A device pops a validated chain, uses its buffers and pushes it back.

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // FuzzChain's guest: 64 KiB of memory, a queue of 8 at PFN 1, and a

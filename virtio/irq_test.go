@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/bus"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/bus"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // sharedRig is two devices whose INTx drive one line, as a fifth virtio

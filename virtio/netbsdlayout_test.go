@@ -3,8 +3,8 @@ package virtio_test
 import (
 	"testing"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // netbsdLayout is where NetBSD 9's virtio_alloc_vq puts a queue of n

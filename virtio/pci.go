@@ -6,9 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/smolvmm/smolvmm/vmm/bus"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
-	"github.com/smolvmm/smolvmm/vmm/pci"
+	"github.com/smolvmm/smolvmm/bus"
+	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/pci"
 )
 
 // Legacy register offsets in BAR0.

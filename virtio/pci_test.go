@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
-	"github.com/smolvmm/smolvmm/vmm/pci"
 )
 
 // fakeDev is a device with two queues that fills every writable buffer

@@ -3,7 +3,7 @@ package virtio
 import (
 	"fmt"
 
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 // PageSize is the legacy transport's queue alignment and PFN unit.

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 func stateRig(t *testing.T, mem *guestmem.Memory, dev *fakeDev) (*virtio.PCIDevice, virtiotest.Driver) {

@@ -6,9 +6,9 @@ import (
 	"fmt"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netbsdboot"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // ErrNoBootProtocol: the kernel has neither a multiboot header nor NetBSD's

@@ -6,11 +6,11 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netbsdboot"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // nbKernel is a minimal NetBSD-noted ELF of the class and machine.

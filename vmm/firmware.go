@@ -3,7 +3,7 @@ package vmm
 import (
 	"fmt"
 
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 // Low-memory layout, as a PC BIOS leaves it for a multiboot kernel.

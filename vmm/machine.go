@@ -29,15 +29,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/bus"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/portready"
 	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
-	"github.com/smolvmm/smolvmm/vmm/bus"
 	"github.com/smolvmm/smolvmm/vmm/devices"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
-	"github.com/smolvmm/smolvmm/vmm/pci"
 )
 
 // Defaults for a Config's zero values.

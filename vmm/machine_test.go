@@ -15,13 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/bus"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
-	"github.com/smolvmm/smolvmm/vmm/bus"
 )
 
 // These tests boot the project's own guests (package guests, each checked

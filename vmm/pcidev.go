@@ -8,9 +8,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/bus"
+	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/virtio"
-	"github.com/smolvmm/smolvmm/vmm/bus"
-	"github.com/smolvmm/smolvmm/vmm/pci"
 )
 
 // pciIRQs are the lines PCI devices get, in order, as a PC BIOS would

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm/devices"
-	"github.com/smolvmm/smolvmm/vmm/pci"
 )
 
 // machineState is the state section of a snapshot (package snapshot holds

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 // LowReserved is where kernels may start: below it live the VMM's IVT, BIOS

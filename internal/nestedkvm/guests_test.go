@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/nestedkvm"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/vmm"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // TestPagedGuests runs the project's own guests that need what this

@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/nestedkvm"
 	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/netbsdboot"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // stripKernel writes the kernel after kstrip with the default keep list,

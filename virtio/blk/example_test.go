@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // A disk image behind the legacy PCI transport, read by a driver that

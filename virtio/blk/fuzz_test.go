@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // FuzzBlkRequest builds one request from the input, submits it to a disk

@@ -3,10 +3,10 @@ package net_test
 import (
 	"fmt"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // A NIC on the user network would use netback.Open("user", forwards, mac);

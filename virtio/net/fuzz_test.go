@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // FuzzParseMAC checks that any --mac value either fails with ErrBadMAC or

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/smolvmm/smolvmm/bus"
 	"github.com/smolvmm/smolvmm/virtio"
-	"github.com/smolvmm/smolvmm/vmm/bus"
 )
 
 // Driver drives a legacy transport's BAR0 registers like a guest driver.

@@ -3,9 +3,9 @@ package virtiotest_test
 import (
 	"fmt"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // Build an indirect chain the way NetBSD does for a block request and

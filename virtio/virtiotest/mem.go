@@ -1,7 +1,7 @@
 package virtiotest
 
 import (
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
+	"github.com/smolvmm/smolvmm/guestmem"
 )
 
 // Alloc hands out guest addresses from a fake memory, bump-pointer style.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
-	"github.com/smolvmm/smolvmm/vmm/guestmem"
 )
 
 // Buf is one buffer to put in a chain.

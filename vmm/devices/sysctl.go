@@ -3,7 +3,7 @@ package devices
 import (
 	"sync"
 
-	"github.com/smolvmm/smolvmm/vmm/bus"
+	"github.com/smolvmm/smolvmm/bus"
 )
 
 // ExitKind says why a system control port ended the VM.

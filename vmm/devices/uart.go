@@ -4,7 +4,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/smolvmm/smolvmm/vmm/bus"
+	"github.com/smolvmm/smolvmm/bus"
 )
 
 // 16550A register offsets from the base port.

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/smolvmm/smolvmm/vmm/bus"
+	"github.com/smolvmm/smolvmm/bus"
 )
 
 // Standard configuration header offsets.

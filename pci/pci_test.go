@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/vmm/bus"
+	"github.com/smolvmm/smolvmm/bus"
 )
 
 type regs struct{ last []byte }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/vmm/bus"
+	"github.com/smolvmm/smolvmm/bus"
 )
 
 // recIRQ records every level it is driven to.
