@@ -23,6 +23,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/service"
 )
 
 // Verdict says whether an image must be built, and why.
@@ -92,6 +93,35 @@ func (im Image) Check() (Verdict, error) {
 		return Older, nil
 	}
 	return Fresh, nil
+}
+
+// ServiceDate is what dates a service for Image.Check. A service of files
+// is as new as its newest file (of the service and the common directory),
+// which it returns as modTime. A built-in one has no time of its own (the
+// binary's changes at every build, and the image, with what the guest
+// wrote to it, would be rebuilt each time): its content dates it, and it
+// returns the ServiceDigest instead.
+func ServiceDate(s *service.Service) (modTime time.Time, digest string, err error) {
+	if s.Embedded {
+		digest, err = ServiceDigest(s.FS, s.Common)
+		return time.Time{}, digest, err
+	}
+	for _, fsys := range []fs.FS{s.FS, s.Common} {
+		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := e.Info()
+			if err == nil && info.ModTime().After(modTime) {
+				modTime = info.ModTime()
+			}
+			return err
+		})
+		if err != nil {
+			return time.Time{}, "", err
+		}
+	}
+	return modTime, "", nil
 }
 
 // ServiceDigest hashes the names and contents of every file of the trees

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/service"
 )
 
 func TestServiceDigest(t *testing.T) {
@@ -268,5 +269,61 @@ func write(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServiceDate: a service of files is dated by its newest file, in the
+// service or the common directory; a built-in one by its digest alone.
+func TestServiceDate(t *testing.T) {
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	newest := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name   string
+		newer  string // the file given the newest time
+		wantAt time.Time
+	}{
+		{"newest in the service", "web/etc/rc", newest},
+		{"newest in common", "common/rc.common", newest},
+		{"newest is a directory", "web/etc", newest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for p, data := range map[string]string{"web/etc/rc": "httpd\n", "web/service.conf": "sets=rescue\n", "common/rc.common": "x\n"} {
+				p = filepath.Join(dir, p)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				write(t, p, data)
+			}
+			for _, p := range []string{"web/etc/rc", "web/service.conf", "common/rc.common", "web/etc", "web", "common"} {
+				os.Chtimes(filepath.Join(dir, p), old, old)
+			}
+			os.Chtimes(filepath.Join(dir, tt.newer), newest, newest)
+			s, err := service.Load("web", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, digest, err := ServiceDate(s)
+			if err != nil || !at.Equal(tt.wantAt) || digest != "" {
+				t.Errorf("ServiceDate = %v, %q, %v; want %v and no digest", at, digest, err, tt.wantAt)
+			}
+		})
+	}
+
+	rescue, err := service.Load("rescue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := service.Load("base", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, d1, err := ServiceDate(rescue)
+	if err != nil || !at.IsZero() || len(d1) != 64 {
+		t.Fatalf("built-in rescue: %v, %q, %v; want no time and a digest", at, d1, err)
+	}
+	want, _ := ServiceDigest(rescue.FS, rescue.Common)
+	_, d2, _ := ServiceDate(base)
+	if d1 != want || d2 == d1 {
+		t.Errorf("digests: rescue %q (its files' %q), base %q", d1, want, d2)
 	}
 }

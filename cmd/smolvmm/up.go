@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -343,40 +342,21 @@ func newUpDeps(f *fetch.Fetcher, version, arch string, run func(ctx context.Cont
 	}
 }
 
-// loadUpService loads a service (embedded, or from dir) and finds the time
-// of its newest file: the binary's own for embedded services.
+// loadUpService loads a service (embedded, or from dir) and what dates it
+// (rebuild.ServiceDate).
 func loadUpService(name, dir string) (upService, error) {
 	s, err := service.Load(name, dir)
 	if err != nil {
 		return upService{}, err
 	}
 	out := upService{Sets: s.Config.Sets, SizeMB: s.Config.SizeMB, Where: "embedded"}
-	if s.Embedded {
-		// A built-in service has no time of its own. The binary's mtime is
-		// not one: every `make build` (so every `make rescue`) rewrites the
-		// binary, and the image, with what the guest wrote to it, would be
-		// rebuilt on each run. Its content is: up records the digest of
-		// the service an image was built from and rebuilds when it changes.
-		if out.Digest, err = rebuild.ServiceDigest(s.FS, s.Common); err != nil {
-			return upService{}, fmt.Errorf("service %s: %w", name, err)
-		}
-		return out, nil
+	what := name
+	if !s.Embedded {
+		out.Where = filepath.Join(dir, name)
+		what = out.Where
 	}
-	out.Where = filepath.Join(dir, name)
-	for _, fsys := range []fs.FS{s.FS, s.Common} {
-		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			info, err := e.Info()
-			if err == nil && info.ModTime().After(out.ModTime) {
-				out.ModTime = info.ModTime()
-			}
-			return err
-		})
-		if err != nil {
-			return upService{}, fmt.Errorf("service %s: %w", out.Where, err)
-		}
+	if out.ModTime, out.Digest, err = rebuild.ServiceDate(s); err != nil {
+		return upService{}, fmt.Errorf("service %s: %w", what, err)
 	}
 	return out, nil
 }
