@@ -83,3 +83,15 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	}
 	return nil
 }
+
+// ConfigChanged raises the configuration-change interrupt (ISR bit 1), as
+// a device does when its configuration space changed under a live driver,
+// which then reads again what it watches there. It does nothing before the
+// driver is ready (DRIVER_OK) or while the device is broken.
+func (d *PCIDevice) ConfigChanged() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.status&StatusDriverOK != 0 && !d.broken {
+		d.raise(ISRConfig)
+	}
+}

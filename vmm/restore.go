@@ -28,9 +28,14 @@ import (
 // many. Each image must be the one the snapshot saw (same size, inode and
 // modification time), else Restore fails with ErrDiskChanged: the guest's
 // cached view of it would no longer match. Devices must be the same kinds
-// of virtio device as the snapshot's, in order. Nothing is left open on
-// error.
-func Restore(cfg Config, path string) (m *Machine, err error) {
+// of virtio device as the snapshot's, in order, and a network card must
+// have the snapshot's address unless WithMAC gives the clone another.
+// Nothing is left open on error.
+func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err error) {
+	var o restoreOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	m = &Machine{cfg: cfg}
 	built := m
 	defer func() {
@@ -39,6 +44,11 @@ func Restore(cfg Config, path string) (m *Machine, err error) {
 			built.closeUnplugged()
 		}
 	}()
+	if o.mac != nil {
+		if err := checkMAC(o.mac); err != nil {
+			return nil, &Error{Op: "restore", Field: "MAC", Err: err}
+		}
+	}
 	f, err := snapshot.Open(path)
 	if err != nil {
 		return nil, &Error{Op: "restore", Err: err}
@@ -104,6 +114,9 @@ func Restore(cfg Config, path string) (m *Machine, err error) {
 	}
 	if err := m.restoreState(&st); err != nil {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err)}
+	}
+	if err := m.restoreMAC(&st, o); err != nil {
+		return nil, err
 	}
 	m.restoredReady = st.Ready
 	m.plan.Protocol = st.Protocol

@@ -33,7 +33,11 @@ type machineState struct {
 	RTC       devices.RTCState
 	PCI       pci.HostState
 	Virtio    []virtio.TransportState
-	Disks     []DiskIdentity
+	// MACs holds, for each virtio device, a network card's address as
+	// its configuration space showed it ("" for other devices; absent
+	// from snapshots written before it was recorded).
+	MACs  []string `json:",omitempty"`
+	Disks []DiskIdentity
 	// Ready: the machine had reported PhaseReady, so a restored one is
 	// ready as soon as it runs.
 	Ready bool
@@ -253,6 +257,11 @@ func (m *Machine) captureState() (*machineState, error) {
 	st.PCI = m.pci.State()
 	for _, s := range m.virtio {
 		st.Virtio = append(st.Virtio, s.dev.State())
+		mac := ""
+		if n, ok := s.dev.Device().(macDevice); ok {
+			mac = n.MAC().String()
+		}
+		st.MACs = append(st.MACs, mac)
 	}
 	for i, d := range m.cfg.Disks {
 		disk, ok := m.virtio[i].dev.Device().(*blk.Disk)

@@ -331,6 +331,9 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) error {
 	if err != nil || nc.Spec == "none" {
 		return err
 	}
+	if err := restoreNetMAC(c, &nc); err != nil { // snapshot.go
+		return err
+	}
 	nic, err := openNIC(nc)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/snapshot"
+	vnet "github.com/smolvmm/smolvmm/virtio/net"
 
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -57,13 +58,43 @@ func restoreConfig(c *cli.Context, cfg *vmm.Config) {
 // newMachine boots cfg, or restores --restore's snapshot with it.
 func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 	if hasFlag(c, "restore") && c.String("restore") != "" {
-		m, err := vmm.Restore(cfg, c.String("restore"))
+		var opts []vmm.RestoreOption
+		if mac, err := vnet.ParseMAC(c.String("mac")); err == nil && hasNIC(cfg) {
+			opts = append(opts, vmm.WithMAC(mac)) // a clone: checked by parseNetFlags
+		}
+		m, err := vmm.Restore(cfg, c.String("restore"), opts...)
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
 			return nil, fmt.Errorf("%w (give the network the snapshot's VM had: --net none when it had no network card)", err)
 		}
 		return m, err
 	}
 	return vmm.New(cfg)
+}
+
+// restoreNetMAC gives a restored VM's network card the snapshot's address,
+// which its guest goes on using, unless --mac gives a clone another.
+func restoreNetMAC(c *cli.Context, nc *netConfig) error {
+	if !hasFlag(c, "restore") || c.String("restore") == "" || c.String("mac") != "" {
+		return nil
+	}
+	mac, err := vmm.SnapshotMAC(c.String("restore"))
+	if err != nil {
+		return fmt.Errorf("--restore: %w", err)
+	}
+	if mac != nil {
+		nc.MAC = mac
+	}
+	return nil
+}
+
+// hasNIC reports whether cfg has a network card (attachNIC's).
+func hasNIC(cfg vmm.Config) bool {
+	for _, d := range cfg.Devices {
+		if _, ok := d.(*vnet.Device); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // setupSnapshot opens --snapshot's file (before the containment, which

@@ -166,3 +166,56 @@ func TestCLIBenchRestore(t *testing.T) {
 		t.Errorf("bench --restore with another -m: status %d, %q", status, stderr)
 	}
 }
+
+// TestCLIRestoreMAC: a restore without --mac gives the network card the
+// snapshot's address (the snapshot VM had a disk, whose path made it; the
+// restore has none to derive one from), and --mac gives a clone another:
+// the guest reads it from its card and the user network leases the
+// guest's address to it. A bad --mac is a command-line mistake.
+func TestCLIRestoreMAC(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "vnet")
+	dir := t.TempDir()
+	snap, disk := filepath.Join(dir, "vnet.snap"), filepath.Join(dir, "d.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const a, b = "52:54:00:aa:00:01", "52:54:00:bb:00:02"
+	out, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "clone", "-d", disk+",ro", "--mac", a,
+		"--snapshot", snap, "--snapshot-exit")
+	if status != 0 {
+		t.Fatalf("snapshot run: status %d, output %q, stderr:\n%s", status, out, stderr)
+	}
+	before, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   []string
+	}{
+		{"snapshot's address", nil, 1, []string{"vnet: after ready mac " + a + " config-change 0\r\n", "vnet: dhcp offer 10.0.2.15 for " + a + "\r\n"}},
+		{"clone", []string{"--mac", b}, 1, []string{"vnet: after ready mac " + b + " config-change 1\r\n", "vnet: dhcp offer 10.0.2.15 for " + b + "\r\n"}},
+		{"multicast", []string{"--mac", "01:00:5e:00:00:01"}, 2, []string{"--mac: bad MAC address \"01:00:5e:00:00:01\": a multicast address"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, stderr, status := runCLI(t, append([]string{"run", "--restore", snap}, tt.args...)...)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d; output %q, stderr:\n%s", status, tt.status, out, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out+stderr, w) {
+					t.Errorf("lacks %q; output %q, stderr:\n%s", w, out, stderr)
+				}
+			}
+		})
+	}
+	if after, err := os.ReadFile(snap); err != nil || string(after) != string(before) {
+		t.Errorf("the snapshot file changed (%v)", err)
+	}
+}

@@ -2,7 +2,13 @@
  * receive buffers on queue 0 (10-byte header and 2048-byte data as separate
  * descriptors), sends an ARP request for 10.0.2.2 from 10.0.2.15 on queue 1
  * and prints the sender MAC of the ARP reply. Words: "irq" (wait for the
- * receive interrupt instead of polling), "timeout=N" (seconds, default 10). */
+ * receive interrupt instead of polling), "timeout=N" (seconds, default 10).
+ * With "clone" (the snapshot tests'), it writes the boot-timer port 0x505
+ * once its queues are live instead of sending the ARP request; after that
+ * point it reads the MAC from config space again and the ISR, prints
+ * "vnet: after ready mac M config-change C" (C is ISR bit 1), and sends a
+ * DHCPDISCOVER for the MAC read then and one for the MAC read at start,
+ * printing "vnet: dhcp offer A for M" for each. */
 #include "virtio.h"
 
 #define NET_F_MAC (1u << 5)
@@ -90,6 +96,99 @@ static int check_rx(void)
 	return 0;
 }
 
+/* repost gives receive chain id (a header descriptor) back to the device. */
+static void repost(u32 id)
+{
+	u16 idx = rx.avail[1];
+	rx.avail[2 + (idx & (rx.size - 1))] = (u16)id;
+	barrier();
+	rx.avail[1] = (u16)(idx + 1);
+	mb();
+	outw(dev.io + VIO_QUEUE_NOTIFY, 0);
+}
+
+static u8 dframe[342]; /* Ethernet, IPv4, UDP, BOOTP of 300 bytes */
+
+static void put16(u8 *p, u16 v) { p[0] = (u8)(v >> 8), p[1] = (u8)v; }
+
+/* dhcp_discover sends a DHCPDISCOVER from m (frame source and chaddr)
+ * with transaction id xid, and prints the address offered to m. */
+static void dhcp_discover(const u8 *m, u32 xid, u32 timeout)
+{
+	u8 *f = dframe;
+	memset(f, 0, sizeof(dframe));
+	memset(f, 0xFF, 6);
+	memcpy(f + 6, m, 6);
+	f[12] = 0x08, f[13] = 0x00;
+	u8 *ip = f + 14, *udp = ip + 20, *bp = udp + 8;
+	ip[0] = 0x45;
+	put16(ip + 2, sizeof(dframe) - 14);
+	ip[8] = 64, ip[9] = 17;
+	memset(ip + 16, 0xFF, 4); /* from 0.0.0.0 to 255.255.255.255 */
+	u32 sum = 0;
+	for (u32 i = 0; i < 20; i += 2)
+		sum += (u32)(ip[i] << 8 | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xFFFF) + (sum >> 16);
+	put16(ip + 10, (u16)~sum);
+	put16(udp, 68), put16(udp + 2, 67), put16(udp + 4, sizeof(dframe) - 34);
+	bp[0] = 1, bp[1] = 1, bp[2] = 6; /* BOOTREQUEST, Ethernet */
+	bp[4] = (u8)(xid >> 24), bp[5] = (u8)(xid >> 16), bp[6] = (u8)(xid >> 8), bp[7] = (u8)xid;
+	bp[10] = 0x80; /* broadcast the reply */
+	memcpy(bp + 28, m, 6);
+	u8 *o = bp + 236;
+	o[0] = 99, o[1] = 130, o[2] = 83, o[3] = 99; /* magic cookie */
+	o[4] = 53, o[5] = 1, o[6] = 1;               /* DHCPDISCOVER */
+	o[7] = 255;
+	tx.desc[0].addr = (u32)(uptr)txhdr;
+	tx.desc[0].len = HDR;
+	tx.desc[0].flags = VRING_DESC_F_NEXT;
+	tx.desc[0].next = 1;
+	tx.desc[1].addr = (u32)(uptr)dframe;
+	tx.desc[1].len = sizeof(dframe);
+	tx.desc[1].flags = 0;
+	tx.desc[1].next = 0;
+	vq_submit(&tx, 0);
+	u32 id, len;
+	if (vq_poll(&tx, timeout, &id, &len) != 0)
+		fail("vnet: DHCPDISCOVER not sent");
+	struct deadline dl;
+	deadline_init(&dl, timeout);
+	while (!deadline_passed(&dl)) {
+		if (vq_used_idx(&rx) == rx.last_used)
+			continue;
+		if (vq_poll(&rx, 1, &id, &len) != 0 || id >= 2 * NRX || (id & 1))
+			fail("vnet: bad used element");
+		const u8 *p = rxbuf[id / 2], *rb = p + 42;
+		u32 n = len > HDR ? len - HDR : 0;
+		int offer = n >= 42 + 240 && p[12] == 0x08 && p[13] == 0x00 && p[23] == 17 && p[36] == 0 &&
+			    p[37] == 68 && rb[0] == 2 && memcmp(rb + 4, bp + 4, 4) == 0 && memcmp(rb + 28, m, 6) == 0;
+		repost(id);
+		if (offer) {
+			printf("vnet: dhcp offer %u.%u.%u.%u for %02x:%02x:%02x:%02x:%02x:%02x\n", rb[16], rb[17],
+			       rb[18], rb[19], m[0], m[1], m[2], m[3], m[4], m[5]);
+			return;
+		}
+	}
+	fail("vnet: no DHCPOFFER");
+}
+
+/* clone runs after the snapshot point of the "clone" word. */
+static void clone(u32 timeout)
+{
+	outb(0x505, 1);
+	u8 now[6];
+	for (u32 i = 0; i < 6; i++)
+		now[i] = inb((u16)(dev.io + VIO_CONFIG + i));
+	u8 isr = inb(dev.io + VIO_ISR);
+	printf("vnet: after ready mac %02x:%02x:%02x:%02x:%02x:%02x config-change %u\n", now[0], now[1],
+	       now[2], now[3], now[4], now[5], (isr >> 1) & 1);
+	dhcp_discover(now, 0x736d6f01, timeout);
+	dhcp_discover(mac, 0x736d6f02, timeout);
+	puts("vnet: ok\n");
+	exit(0);
+}
+
 static void on_irq(u32 irq)
 {
 	u8 isr = inb(dev.io + VIO_ISR);
@@ -138,6 +237,8 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	tx.avail[0] = VRING_AVAIL_F_NO_INTERRUPT;
 	vdev_status(&dev, VIRTIO_ACK | VIRTIO_DRIVER | VIRTIO_DRIVER_OK);
 	post_rx();
+	if (has_word("clone"))
+		clone(timeout);
 	struct deadline dl;
 	deadline_init(&dl, timeout);
 	if (irqmode) {

@@ -1,0 +1,120 @@
+package vmm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/smolvmm/smolvmm/snapshot"
+)
+
+// macDevice is a network card: a virtio device with an Ethernet address
+// in its configuration space (virtio/net's Device).
+type macDevice interface {
+	MAC() net.HardwareAddr
+}
+
+// RestoreOption changes how Restore rebuilds a machine.
+type RestoreOption func(*restoreOptions)
+
+type restoreOptions struct {
+	mac net.HardwareAddr
+}
+
+// WithMAC makes the restored machine a clone with another network card
+// address: the first network card in Config.Devices must have mac (its
+// backend then answers for mac: the user network leases the guest's
+// address to it), and the guest's driver, if live, gets a configuration
+// change interrupt. A guest's driver reads the address once, when it
+// attaches (NetBSD's vioif does), so the guest goes on sending from the
+// snapshot's address until it is told the new one (NetBSD: ifconfig
+// vioif0 link MAC active) or reboots; then it must renew its DHCP lease,
+// since the user network leases the guest's address to mac alone.
+// Without WithMAC, Restore refuses a card whose address is not the
+// snapshot's (ErrMACChanged).
+func WithMAC(mac net.HardwareAddr) RestoreOption {
+	return func(o *restoreOptions) { o.mac = append(net.HardwareAddr(nil), mac...) }
+}
+
+// ErrMACChanged is wrapped by a restore whose network card has another
+// address than the snapshot's (without WithMAC), or than WithMAC's.
+var ErrMACChanged = errors.New("the network card's address is not the one the restore expects")
+
+// checkMAC validates WithMAC's address: a NIC's (six bytes, neither
+// multicast nor all zero).
+func checkMAC(mac net.HardwareAddr) error {
+	switch {
+	case len(mac) != 6:
+		return fmt.Errorf("address %q has %d bytes, an Ethernet address 6: %w", mac, len(mac), ErrConfig)
+	case mac[0]&1 != 0:
+		return fmt.Errorf("address %s is a multicast address, which cannot be a network card's: %w", mac, ErrConfig)
+	case mac.String() == "00:00:00:00:00:00":
+		return fmt.Errorf("the all-zero address cannot be a network card's: %w", ErrConfig)
+	}
+	return nil
+}
+
+// restoreMAC checks the first network card's address against the
+// snapshot's and WithMAC's, and signals a clone's new address to the
+// guest's driver. It runs once the machine's state is restored.
+func (m *Machine) restoreMAC(st *machineState, o restoreOptions) error {
+	nic := -1
+	for i, s := range m.virtio {
+		if _, ok := s.dev.Device().(macDevice); ok {
+			nic = i
+			break
+		}
+	}
+	if nic < 0 {
+		if o.mac != nil {
+			return &Error{Op: "restore", Field: "MAC", Err: fmt.Errorf("address %s for a network card, but the machine has none: %w", o.mac, ErrConfig)}
+		}
+		return nil
+	}
+	op := fmt.Sprintf("restore: network card (virtio device %d)", nic)
+	has := m.virtio[nic].dev.Device().(macDevice).MAC()
+	var had net.HardwareAddr
+	if nic < len(st.MACs) && st.MACs[nic] != "" {
+		var err error
+		if had, err = net.ParseMAC(st.MACs[nic]); err != nil {
+			return &Error{Op: op, Err: fmt.Errorf("snapshot's address %q: %w: %w", st.MACs[nic], snapshot.ErrCorrupt, err)}
+		}
+	}
+	switch {
+	case o.mac != nil && has.String() != o.mac.String():
+		return &Error{Op: op, Field: "MAC", Err: fmt.Errorf("%w: the card has %s, the clone's address is %s", ErrMACChanged, has, o.mac),
+			Hint: "give the card the clone's address"}
+	case o.mac == nil && had != nil && has.String() != had.String():
+		return &Error{Op: op, Field: "MAC", Err: fmt.Errorf("%w: the card has %s, the snapshot's guest %s", ErrMACChanged, has, had),
+			Hint: "give the card the snapshot's address, or restore a clone with another address (WithMAC)"}
+	case o.mac != nil && had.String() != o.mac.String():
+		m.virtio[nic].dev.ConfigChanged()
+	}
+	return nil
+}
+
+// SnapshotMAC returns the address of the first network card of the
+// snapshot's machine as its guest last saw it, or nil when the machine
+// had no network card (or the snapshot predates this record).
+func SnapshotMAC(path string) (net.HardwareAddr, error) {
+	f, err := snapshot.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var st machineState
+	if err := json.Unmarshal(f.State, &st); err != nil {
+		return nil, fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)
+	}
+	for _, s := range st.MACs {
+		if s != "" {
+			mac, err := net.ParseMAC(s)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot %s: network card address %q: %w: %w", path, s, snapshot.ErrCorrupt, err)
+			}
+			return mac, nil
+		}
+	}
+	return nil, nil
+}
