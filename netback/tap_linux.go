@@ -120,6 +120,38 @@ func setIfUp(name string) error {
 // Name is the tap interface's name.
 func (t *Tap) Name() string { return t.name }
 
+// File is the tap's descriptor, to hand to another process (which makes a
+// Tap of its own with TapFromFD). The Tap still owns it: Close closes it.
+func (t *Tap) File() *os.File { return t.file }
+
+// TapFromFD makes a Tap of fd, the descriptor of tap interface name opened
+// by another process (OpenTap's File), possibly in another network
+// namespace: its frames still go to and come from that interface. It
+// checks that fd is attached to a tap named name; the Tap owns fd from
+// then on, also when it returns an error.
+func TapFromFD(name string, fd int) (*Tap, error) {
+	ifr, err := unix.NewIfreq("")
+	if err == nil {
+		err = unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr)
+	}
+	if err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("tap %s: descriptor %d: TUNGETIFF: %w", name, fd, err)
+	}
+	if got := ifr.Name(); got != name || ifr.Uint16()&unix.IFF_TAP == 0 {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("tap %s: descriptor %d is attached to %q (flags %#x), not to tap %s", name, fd, got, ifr.Uint16(), name)
+	}
+	// Passing the descriptor on made it blocking (os.File.Fd): back to
+	// non-blocking, for Go's poller and a Close that wakes ReadFrame.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("tap %s: descriptor %d: %w", name, fd, err)
+	}
+	unix.CloseOnExec(fd)
+	return &Tap{name: name, file: os.NewFile(uintptr(fd), tunDevice+":"+name)}, nil
+}
+
 // ReadFrame implements Backend. The kernel silently truncates a frame read
 // into a short buffer, so a buffer shorter than MaxFrameSize is served
 // through a scratch buffer to detect that.

@@ -14,3 +14,8 @@ type Tap struct{ None }
 func OpenTap(name string) (*Tap, error) {
 	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux (the user network works everywhere)"))
 }
+
+// TapFromFD fails: tap devices are supported on Linux only.
+func TapFromFD(name string, fd int) (*Tap, error) {
+	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux"))
+}

@@ -83,6 +83,7 @@ VM: give them ,ro.`,
 			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 			&cli.BoolFlag{Name: "no-seccomp", Usage: "boot smolvmm without its seccomp filter (to measure what the filter costs)"},
+			&cli.BoolFlag{Name: "jail", Usage: "boot smolvmm in namespaces of its own, as run --jail does (to measure what the jail costs; memory is then not measured)"},
 			&cli.IntFlag{Name: "parallel", Usage: "start `N` VMs at once and report how fast all of them start and each one's memory (RSS and PSS), instead of timed boots"},
 		}, netFlags()...),
 		Subcommands:     []*cli.Command{benchBootCommand()},
@@ -97,6 +98,9 @@ func benchAction(c *cli.Context) error {
 	}
 	if err := checkParallelFlags(c); err != nil {
 		return err
+	}
+	if c.Bool("jail") && os.Geteuid() != 0 {
+		return usageErrorf("smolvmm bench: --jail needs root (it runs as uid %d): creating mount and PID namespaces takes CAP_SYS_ADMIN", os.Geteuid())
 	}
 	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
 		return usageErrorf("smolvmm bench: -n must be at least 1 and --warmup at least 0")
@@ -176,6 +180,9 @@ func benchAction(c *cli.Context) error {
 	}
 	if c.Bool("no-seccomp") {
 		childArgs = append(childArgs, "--no-seccomp")
+	}
+	if c.Bool("jail") {
+		childArgs = append(childArgs, "--jail")
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
 	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes}}
@@ -373,6 +380,7 @@ func benchBootCommand() *cli.Command {
 			&cli.StringFlag{Name: "boot", Value: "auto"},
 			&cli.StringFlag{Name: "report", Required: true},
 			&cli.BoolFlag{Name: "no-seccomp"},
+			&cli.BoolFlag{Name: "jail"},
 			&cli.StringFlag{Name: "restore"},
 		}, netFlags()...),
 		Action: benchBoot,
@@ -392,6 +400,9 @@ var childPhases = map[vmm.Phase]string{
 }
 
 func benchBoot(c *cli.Context) error {
+	if ran, err := runJailed(c, os.Args); ran { // jail.go
+		return err
+	}
 	report := bench.ChildReport{Phases: map[string]int64{
 		bench.PhaseRuntime: bench.MonoOf(processStart),
 		bench.PhaseMain:    bench.MonoOf(mainStart),

@@ -21,6 +21,8 @@ func containFlags() []cli.Flag {
 		&cli.IntFlag{Name: "uid", Value: -1, Usage: "as --user, by `UID` (with --gid)"},
 		&cli.IntFlag{Name: "gid", Value: -1, Usage: "the `GID` for --uid"},
 		&cli.StringFlag{Name: "chroot", Usage: "when started as root: once everything is open, make the empty directory `DIR` the VMM's root"},
+		&cli.BoolFlag{Name: "jail", Usage: "when started as root: run the VMM in new mount, PID, IPC and UTS namespaces, and in a network namespace of its own " +
+			"with --net none or tap:NAME (the tap is opened first, in the host's); --net user needs the host's network for its NAT, so there it keeps the host's"},
 	}
 }
 
@@ -43,6 +45,9 @@ func checkContainFlags(c *cli.Context) error {
 		return usageErrorf("--user/--uid: give a user other than root to run the VM as")
 	case uid < -1 || gid < -1:
 		return usageErrorf("--uid %d --gid %d: ids are not negative", uid, gid)
+	}
+	if os.Geteuid() != 0 && c.Bool("jail") {
+		return usageErrorf("--jail needs smolvmm to be started as root (it runs as uid %d): creating mount and PID namespaces takes CAP_SYS_ADMIN", os.Geteuid())
 	}
 	if os.Geteuid() != 0 && (c.String("user") != "" || uid >= 0 || c.String("chroot") != "") {
 		return usageErrorf("--user, --uid and --chroot need smolvmm to be started as root (it runs as uid %d); as an ordinary user it already has no privileges to drop", os.Geteuid())
@@ -120,6 +125,11 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 		if creds != nil {
 			if err := sandbox.DropPrivileges(*creds); err != nil {
 				return fmt.Errorf("--user: %w", err)
+			}
+			if jailed { // jail.go: the kernel forgot it with the credentials
+				if err := sandbox.DieWithParent(); err != nil {
+					return fmt.Errorf("--jail: %w", err)
+				}
 			}
 		}
 		if prepared == nil {

@@ -261,7 +261,9 @@ func TestChroot(t *testing.T) {
 // TestTapUnderFilter: on a tap device (root, /dev/net/tun) the filtered
 // VMM still moves the guest's frames: the vnet guest transmits its ARP
 // request and receives what the host's side of the tap sends, and ends
-// by its own exit, not by a refused call.
+// by its own exit, not by a refused call. With --jail the tap is opened
+// in the host's network namespace and the VMM, in a namespace of its
+// own, moves the same frames through it.
 func TestTapUnderFilter(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -273,26 +275,33 @@ func TestTapUnderFilter(t *testing.T) {
 		t.Skipf("no tap devices here: %v", err)
 	}
 	name := fmt.Sprintf("smolt%d", os.Getpid()%100000)
-	cmd := exec.Command(smolvmmBin(t), "run", "-k", guests.ForTest(t, "vnet"), "-m", "32", "--net", "tap:"+name, "-v")
-	out, err := cmd.CombinedOutput()
-	status := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		status = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	// Nothing answers ARP on a fresh tap: the guest says so and leaves
-	// through the debug-exit port with 1 (status 3).
-	for _, want := range []string{"seccomp filter of", "vnet: link status 0x1", "vnet: tx done", "FAIL: vnet: no arp reply"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	if status != 3 {
-		t.Errorf("status %d, want 3 (the guest's debug-exit 1)", status)
-	}
-	if t.Failed() {
-		t.Logf("output:\n%s", out)
+	for _, jail := range []string{"", "--jail"} {
+		t.Run("jail="+jail, func(t *testing.T) {
+			args := []string{"run", "-k", guests.ForTest(t, "vnet"), "-m", "32", "--net", "tap:" + name, "-v"}
+			if jail != "" {
+				args = append(args, jail)
+			}
+			out, err := exec.Command(smolvmmBin(t), args...).CombinedOutput()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			// Nothing answers ARP on a fresh tap: the guest says so and leaves
+			// through the debug-exit port with 1 (status 3).
+			for _, want := range []string{"seccomp filter of", "vnet: link status 0x1", "vnet: tx done", "FAIL: vnet: no arp reply"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			if status != 3 {
+				t.Errorf("status %d, want 3 (the guest's debug-exit 1)", status)
+			}
+			if t.Failed() {
+				t.Logf("output:\n%s", out)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/smolvmm/smolvmm/guests"
@@ -22,6 +24,9 @@ command reports as success (smolvmm run would give QEMU's status 1). Example:
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErrorf("unexpected argument %q (demo takes only options; see smolvmm demo --help)", c.Args().First())
+			}
+			if ran, err := runJailed(c, os.Args); ran { // jail.go
+				return err
 			}
 			cfg, cleanup, err := vmConfig(c)
 			defer cleanup()

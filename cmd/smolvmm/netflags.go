@@ -103,7 +103,7 @@ func randomMAC() net.HardwareAddr {
 // owns the backend; closing its transport closes both. After adding it to
 // the machine, call dev.SetKick with the transport's KickQueue.
 func openNIC(cfg netConfig) (*vnet.Device, error) {
-	b, err := netback.Open(cfg.Spec, cfg.Forwards, cfg.MAC)
+	b, err := openBackend(cfg) // jail.go
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,15 @@ Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots or
 halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
 stopped by Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM), 2 when the
 guest crashed or the command line is wrong, and 1 for other errors before
-the guest ran.`,
+the guest ran.
+
+The guest reaches the files it was given (-d, --share, the kernel and
+modules), the network it was given (--net), its console and nothing else:
+once set up, the VMM runs under a seccomp filter (--no-seccomp turns it off),
+as --user if given, in --chroot's empty directory if given, and with --jail
+in new mount, PID, IPC and UTS namespaces, plus a network namespace of its
+own with --net none or tap:NAME (not with --net user, whose NAT uses the
+host's network).`,
 		Flags: append(append(append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required unless --restore)"},
 		}, runFlags()...), netFlags()...), snapshotFlags()...), // snapshot.go
@@ -88,6 +96,9 @@ the guest ran.`,
 			}
 			if c.String("kernel") == "" && c.String("restore") == "" {
 				return usageErrorf("no kernel: give one with -k FILE, e.g. smolvmm run -k netbsd -d root.img (smolvmm demo boots the built-in guest)")
+			}
+			if ran, err := runJailed(c, os.Args); ran { // jail.go
+				return err
 			}
 			cfg, cleanup, err := vmConfig(c)
 			defer cleanup()

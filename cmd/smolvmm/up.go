@@ -301,6 +301,9 @@ func withoutFlags(flags []cli.Flag, taken map[string]bool) []cli.Flag {
 func upDefaults(c *cli.Context) (upDeps, error) {
 	f := newFetcher(c, os.Stderr)
 	return newUpDeps(f, c.String("version"), c.String("arch"), func(ctx context.Context, kernel, image string) error {
+		if ran, err := runJailed(c, upRunArgs(c, kernel, image)); ran { // jail.go: as smolvmm run
+			return releaseKernelHint(err, c.String("version"), c.String("arch"), kernel)
+		}
 		cfg, cleanup, err := vmConfig(c)
 		defer cleanup()
 		if err != nil {

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/sandbox"
+)
+
+// jailEnv marks the process runJailed started in the namespaces: the
+// jailed VMM. Its value is the descriptor of the tap opened for it in the
+// host's network namespace, or "-".
+const jailEnv = "SMOLVMM_JAILED"
+
+// jailed is set in the jailed VMM.
+var jailed bool
+
+// jailTapFD is the inherited tap descriptor of a jailed VMM (-1: none),
+// taken by openBackend.
+var jailTapFD = -1
+
+// runJailed runs the VMM in namespaces of its own when --jail is given: it
+// starts args (this program's command line for that VM) again in new
+// mount, PID, IPC and UTS namespaces, and a network namespace unless the
+// VM uses the user network, which needs the host's; a tap is opened here,
+// in the host's, and handed down. It passes signals on, waits, and ends
+// as the jailed VMM ended. ran reports that it did all that, or failed:
+// the caller returns err. Without --jail, and in the jailed VMM itself
+// (which first enters its jail here), ran is false and the caller goes on.
+func runJailed(c *cli.Context, args []string) (ran bool, err error) {
+	if !hasFlag(c, "jail") || !c.Bool("jail") {
+		return false, nil
+	}
+	if v, ok := os.LookupEnv(jailEnv); ok {
+		if err := sandbox.EnterJail(); err != nil {
+			return true, fmt.Errorf("--jail: %w (%s is set by smolvmm for the VMM it jails; unset it)", err, jailEnv)
+		}
+		os.Unsetenv(jailEnv)
+		jailed = true
+		if fd, err := strconv.Atoi(v); err == nil {
+			jailTapFD = fd
+		}
+		return false, nil
+	}
+	if err := checkRunFlags(c); err != nil {
+		return true, err
+	}
+	jail := sandbox.Jail{Net: true} // commands without --net have no network card
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = args
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), jailEnv+"=-")
+	if hasFlag(c, "net") {
+		kind, name, _ := strings.Cut(c.String("net"), ":")
+		switch kind {
+		case "none":
+		case "tap":
+			tap, err := netback.OpenTap(name)
+			if err != nil {
+				return true, err
+			}
+			// Closed once the VMM holds its copy (Jail.Run); a tap
+			// OpenTap created goes away with the VMM's.
+			defer tap.Close()
+			cmd.ExtraFiles = []*os.File{tap.File()}
+			cmd.Env[len(cmd.Env)-1] = jailEnv + "=3"
+		default:
+			// The user network's NAT and forwards are the host's
+			// sockets; other networks may be reached by a path.
+			jail.Net = false
+		}
+	}
+	// The jailed VMM sets the console's raw mode and restores it; if it
+	// is killed, this puts the terminal back.
+	if t, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+		defer unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, t)
+	}
+	status, err := jail.Run(cmd)
+	if errors.Is(err, sandbox.ErrNamespaces) {
+		return true, fmt.Errorf("--jail: %w (smolvmm needs CAP_SYS_ADMIN, and a kernel or container that lets it create namespaces; run without --jail otherwise)", err)
+	}
+	if err != nil {
+		return true, fmt.Errorf("--jail: %w", err)
+	}
+	if status != 0 {
+		return true, cli.Exit("", status)
+	}
+	return true, nil
+}
+
+// openBackend opens the network backend nc asks for; a jailed VMM takes
+// the tap opened for it in the host's network namespace.
+func openBackend(nc netConfig) (netback.Backend, error) {
+	if kind, name, _ := strings.Cut(nc.Spec, ":"); kind == "tap" && jailTapFD >= 0 {
+		fd := jailTapFD
+		jailTapFD = -1
+		return netback.TapFromFD(name, fd)
+	}
+	return netback.Open(nc.Spec, nc.Forwards, nc.MAC)
+}
+
+// upRunArgs is the command line of smolvmm run for the VM up boots: its
+// kernel, its image as ld0 and the run flags given to up.
+func upRunArgs(c *cli.Context, kernel, image string) []string {
+	// Long names throughout: urfave/cli refuses -d beside --disk.
+	args := []string{os.Args[0], "run", "--kernel", kernel, "--disk", image}
+	runs := flagNames(append(runFlags(), netFlags()...))
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		if !runs[name] || !c.IsSet(name) {
+			continue
+		}
+		switch f.(type) {
+		case *cli.BoolFlag:
+			args = append(args, "--"+name+"="+strconv.FormatBool(c.Bool(name)))
+		case *cli.StringSliceFlag:
+			for _, v := range c.StringSlice(name) {
+				args = append(args, "--"+name, v)
+			}
+		default:
+			args = append(args, "--"+name, fmt.Sprint(c.Value(name)))
+		}
+	}
+	return args
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/sandbox"
+)
+
+// needJail skips a test that cannot start a jailed VM here.
+func needJail(t *testing.T) {
+	t.Helper()
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("--jail needs root")
+	}
+}
+
+// jailedPID is the process the smolvmm started as pid runs jailed: its
+// only child.
+func jailedPID(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	if len(kids) != 1 {
+		t.Fatalf("smolvmm --jail (pid %d) has children %v, want one: the jailed VMM", pid, kids)
+	}
+	child, err := strconv.Atoi(kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return child
+}
+
+// TestJailNamespaces: a running VM started with --jail is a child of
+// smolvmm in mount, PID, IPC and UTS namespaces other than the test's, in
+// a network namespace of its own with --net none and in the host's with
+// --net user (whose NAT uses the host's sockets), and sees itself as PID 1
+// there; it is contained as without the jail (filter on every thread).
+func TestJailNamespaces(t *testing.T) {
+	needJail(t)
+	for _, tt := range []struct {
+		net     string
+		ownNet  bool
+		comment string
+	}{
+		{"none", true, "no network: a namespace of its own"},
+		{"user", false, "the user network needs the host's"},
+	} {
+		t.Run(tt.net, func(t *testing.T) {
+			cmd, _ := runningVM(t, nil, "--jail", "--net", tt.net)
+			vmm := jailedPID(t, cmd.Process.Pid)
+			for _, ns := range []string{"mnt", "pid", "ipc", "uts", "net"} {
+				ours, err := os.Readlink("/proc/self/ns/" + ns)
+				if err != nil {
+					t.Fatal(err)
+				}
+				theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", vmm, ns))
+				if err != nil {
+					t.Fatal(err)
+				}
+				parent, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", cmd.Process.Pid, ns))
+				if parent != ours {
+					t.Errorf("smolvmm itself is in %s, not in the test's %s", parent, ours)
+				}
+				if want := ns != "net" || tt.ownNet; (theirs != ours) != want {
+					t.Errorf("--net %s: the jailed VMM is in %s, the test in %s; want a namespace of its own: %v (%s)", tt.net, theirs, ours, want, tt.comment)
+				}
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", vmm))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("\nNSpid:\t%d\t1\n", vmm); !strings.Contains(string(b), want) {
+				t.Errorf("/proc/%d/status lacks %q (PID 1 of its own namespace):\n%s", vmm, want, b)
+			}
+			for _, st := range procStatus(t, vmm) {
+				if st["Seccomp"] != "2" || st["NoNewPrivs"] != "1" {
+					t.Errorf("%s: Seccomp %q, NoNewPrivs %q; want 2 and 1", st["path"], st["Seccomp"], st["NoNewPrivs"])
+				}
+			}
+		})
+	}
+}
+
+// TestJailContained: --jail with --chroot and --user: the jailed VMM runs
+// as nobody with no capabilities, under the filter, in the empty
+// directory, on every thread.
+func TestJailContained(t *testing.T) {
+	needJail(t)
+	nobody, err := sandbox.LookupUser("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	dir := t.TempDir()
+	cmd, _ := runningVM(t, nil, "--jail", "--chroot", dir, "--user", "nobody")
+	vmm := jailedPID(t, cmd.Process.Pid)
+	wantID := fmt.Sprintf("%d\t%d\t%d\t%d", nobody.UID, nobody.UID, nobody.UID, nobody.UID)
+	for _, st := range procStatus(t, vmm) {
+		if st["Seccomp"] != "2" || st["NoNewPrivs"] != "1" || st["CapEff"] != "0000000000000000" || st["CapPrm"] != "0000000000000000" {
+			t.Errorf("%s: Seccomp %q NoNewPrivs %q CapEff %q CapPrm %q; want 2, 1, none, none", st["path"], st["Seccomp"], st["NoNewPrivs"], st["CapEff"], st["CapPrm"])
+		}
+		if st["Uid"] != wantID || st["Groups"] != "" {
+			t.Errorf("%s: Uid %q Groups %q; want %q and none", st["path"], st["Uid"], st["Groups"], wantID)
+		}
+	}
+	// The root is the directory's copy in the VMM's mount namespace: an
+	// empty directory in either case.
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", vmm)); err != nil || root != dir {
+		t.Errorf("root of the jailed VMM %q (%v), want %q", root, err, dir)
+	}
+	if names, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/", vmm)); err != nil || len(names) != 0 {
+		t.Errorf("the jailed VMM's root holds %v (%v), want nothing", names, err)
+	}
+}
+
+// TestJailExitStatus: smolvmm --jail ends as the jailed VMM does: the
+// guest's debug-exit status, 148 for a call the filter refused, 130 for a
+// SIGTERM sent to smolvmm (passed on), 138 for a SIGUSR1 (which, unhandled,
+// ends any other process, though the kernel spares PID 1), and 128+9 when
+// the VMM itself is killed.
+func TestJailExitStatus(t *testing.T) {
+	needJail(t)
+	bin := smolvmmBin(t)
+	hammer := guests.ForTest(t, "hammer")
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		env    string
+		status int
+		want   string
+	}{
+		{"guest debug-exit", []string{"run", "-k", hammer, "-m", "32", "-a", "n=300", "--net", "none"}, "", 0x55, "hammer: devices answer"},
+		{"demo", []string{"demo"}, "", 0, "smolvmm-demo: done"},
+		{"forbidden call", []string{"demo"}, testHookEnv + "=open:/etc/passwd", sandbox.ExitStatus, "forbidden openat (system call 257)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append(tt.args, "--jail")...)
+			cmd.Env = append(os.Environ(), tt.env)
+			out, err := cmd.CombinedOutput()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.status || !bytes.Contains(out, []byte(tt.want)) {
+				t.Errorf("status %d, want %d and %q in:\n%s", status, tt.status, tt.want, out)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name   string
+		toVMM  bool
+		sig    syscall.Signal
+		status int
+	}{
+		{"SIGTERM to smolvmm", false, syscall.SIGTERM, 130},
+		{"SIGUSR1 to smolvmm", false, syscall.SIGUSR1, 128 + int(syscall.SIGUSR1)},
+		{"SIGKILL to the jailed VMM", true, syscall.SIGKILL, 128 + int(syscall.SIGKILL)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd, stderr := runningVM(t, nil, "--jail")
+			pid := cmd.Process.Pid
+			if tt.toVMM {
+				pid = jailedPID(t, pid)
+			}
+			if err := syscall.Kill(pid, tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("smolvmm --jail did not end within 30 s of %v", tt.sig)
+			}
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != tt.status {
+				t.Errorf("smolvmm --jail after %v: %v, want exit status %d; stderr:\n%s", tt.sig, err, tt.status, stderr)
+			}
+		})
+	}
+}
+
+// TestUpRunArgs: the smolvmm run command line up starts for --jail boots
+// up's kernel with its image as ld0 and the run flags up was given, as
+// run parses them.
+func TestUpRunArgs(t *testing.T) {
+	var args []string
+	up := &cli.Command{Name: "up", Flags: upCommand().Flags, Action: func(c *cli.Context) error {
+		args = upRunArgs(c, "/cache/netbsd", "rescue.img")
+		return nil
+	}}
+	if err := newApp([]*cli.Command{up}).Run([]string{"smolvmm", "up", "--version", "10.1", "-m", "256", "-d", "data.img,ro",
+		"-d", "more.img", "--net", "none", "--jail", "--no-seccomp", "-a", "-s root=ld0a", "rescue"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(args) < 2 || args[1] != "run" {
+		t.Fatalf("upRunArgs = %q, want smolvmm run ...", args)
+	}
+	var got map[string]any
+	run := runCommand()
+	run.Action = func(c *cli.Context) error {
+		got = map[string]any{"kernel": c.String("kernel"), "memory": c.Int("memory"), "disk": c.StringSlice("disk"),
+			"net": c.String("net"), "jail": c.Bool("jail"), "no-seccomp": c.Bool("no-seccomp"), "append": c.String("append"),
+			"version set": hasFlag(c, "version")}
+		return nil
+	}
+	app := newApp([]*cli.Command{run})
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	if err := app.Run(args); err != nil {
+		t.Fatalf("smolvmm run refuses %q: %v", args, err)
+	}
+	want := map[string]any{"kernel": "/cache/netbsd", "memory": 256, "disk": []string{"rescue.img", "data.img,ro", "more.img"},
+		"net": "none", "jail": true, "no-seccomp": true, "append": "-s root=ld0a", "version set": false}
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+			t.Errorf("run %q: %s = %v, want %v", args, k, got[k], v)
+		}
+	}
+	if slices.Contains(args, "--version") {
+		t.Errorf("run %q: up's own --version passed on", args)
+	}
+}

@@ -1,0 +1,154 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Go process cannot move itself into new namespaces once its runtime has
+// started threads: unshare(CLONE_NEWNS) is refused to a process whose
+// threads share their file system state, CLONE_NEWPID only applies to
+// children, and a network namespace would hold the calling thread alone.
+// So, as Firecracker's jailer does, the process starts a copy of itself in
+// them (Jail) and that copy, the jailed VMM, finishes the job (EnterJail).
+
+// Jail says which namespaces a jailed process gets. Mount, PID, IPC and UTS
+// namespaces are always new.
+type Jail struct {
+	// Net gives the process a network namespace of its own, holding only
+	// a loopback interface that is down: no route anywhere. Descriptors
+	// opened before (a tap) keep working.
+	Net bool
+}
+
+// Flags are the clone flags of the namespaces j asks for.
+func (j Jail) Flags() uintptr {
+	f := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
+	if j.Net {
+		f |= unix.CLONE_NEWNET
+	}
+	return f
+}
+
+// String names the namespaces, for messages.
+func (j Jail) String() string {
+	if j.Net {
+		return "mount, PID, IPC, UTS and network namespaces"
+	}
+	return "mount, PID, IPC and UTS namespaces"
+}
+
+// ErrNamespaces is wrapped when the kernel refuses to create the
+// namespaces (no CAP_SYS_ADMIN, a container that forbids them, a limit
+// reached).
+var ErrNamespaces = errors.New("the kernel refused to create the namespaces")
+
+// ForwardedSignals are the signals Run passes on to the jailed process:
+// those a terminal, a service manager or a user sends to stop it.
+var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP,
+	syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+// Run starts cmd in the namespaces j asks for, passes the signals of
+// ForwardedSignals on to it until it ends, and returns its exit status
+// as a shell reports it: its own exit code, or 128+n when signal n killed
+// it. cmd's SysProcAttr is set here; the process is killed if the caller
+// dies. cmd.ExtraFiles are closed once the process holds its copies. An
+// error means the process did not start.
+func (j Jail) Run(cmd *exec.Cmd) (int, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: j.Flags(), Pdeathsig: syscall.SIGKILL}
+	sigs := make(chan os.Signal, 8)
+	// Caught before the start, so that none is lost nor kills the caller
+	// while the jailed process runs; stopped after its end.
+	signal.Notify(sigs, ForwardedSignals...)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EUSERS) {
+			return 0, fmt.Errorf("%s for %s: %w: %w", j, cmd.Path, ErrNamespaces, err)
+		}
+		return 0, fmt.Errorf("start %s in %s: %w", cmd.Path, j, err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	done := make(chan struct{})
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		for {
+			select {
+			case s := <-sigs:
+				_ = cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	<-forwarded
+	st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && st.Signaled():
+		return 128 + int(st.Signal()), nil
+	case ok && st.Exited():
+		return st.ExitStatus(), nil
+	case err != nil:
+		return 0, fmt.Errorf("wait for %s: %w", cmd.Path, err)
+	}
+	return cmd.ProcessState.ExitCode(), nil
+}
+
+// ErrNotJailed means EnterJail was called by a process that Run did not
+// start: it is not the first process of a PID namespace of its own.
+var ErrNotJailed = errors.New("not the first process of a new PID namespace")
+
+// EnterJail is what the process Jail.Run started does first: it checks that
+// it is the first process (PID 1) of its own PID namespace, makes every
+// mount of its mount namespace private (MS_REC|MS_PRIVATE), so that no
+// mount or unmount propagates between it and the host, and takes over
+// what PID 1 does not get for free: the kernel ignores the signals for
+// which PID 1 has no handler, where the Go runtime's default is to
+// re-raise them and, ignored, exit with status 2. For exitSignals, which
+// would kill any other process, a handler ends the process with 128+n
+// itself (restore the terminal from the caller of Run, which outlives it).
+// The signals the caller handles itself (signal.Notify) are its own.
+//
+// PID 1 also inherits orphans to reap; a jailed VMM starts no process
+// (its filter forbids it) and so has none.
+func EnterJail() error {
+	if os.Getpid() != 1 {
+		return fmt.Errorf("enter jail: pid %d: %w", os.Getpid(), ErrNotJailed)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("enter jail: make / and the mounts below it private: %w", err)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, exitSignals...)
+	go func() {
+		s := <-sigs
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
+	return nil
+}
+
+// DieWithParent has the kernel kill the process with SIGKILL when the
+// process that started it ends, as Jail.Run asks; the kernel forgets that
+// on a change of credentials (DropPrivileges), so a jailed process that
+// drops them calls it again after.
+func DieWithParent() error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
+	}
+	return nil
+}
+
+// exitSignals are the signals whose default action ends a process and
+// which EnterJail makes end PID 1 too (SIGINT, SIGTERM and SIGHUP are left
+// to the caller's handlers, SIGQUIT to the runtime's stack dump).
+var exitSignals = []os.Signal{syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM}
