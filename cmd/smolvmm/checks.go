@@ -82,7 +82,7 @@ func checkReadyPort(c *cli.Context) error {
 	switch {
 	case nc.Spec == "none":
 		return usageErrorf("--ready-port %d: with --net none the guest has no network card, so nothing can answer there; use --ready REGEXP on a console line instead", p)
-	case nc.Spec != "user":
+	case !isUserNet(nc.Spec):
 		return nil
 	}
 	for _, f := range nc.Forwards {

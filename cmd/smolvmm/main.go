@@ -18,6 +18,7 @@ func commands() []*cli.Command {
 		benchCommand(),
 		kstripCommand(),
 		mkimgCommand(),
+		netCommand(),
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 func netFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "net", Value: "user",
-			Usage: "network `MODE`: user (rootless NAT, guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3), tap:NAME (attach to or create a tap), none (no network card)"},
+			Usage: "network `MODE`: user (rootless NAT, guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3), user:NAME or user:/path.sock (join the shared network smolvmm net runs), tap:NAME (attach to or create a tap), none (no network card)"},
 		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
 			Usage: "forward a host port to the guest; `SPEC` is [tcp|udp:][hostaddr:]hostport:guestport (repeatable; host side on 127.0.0.1 unless hostaddr is given; needs --net user)"},
 		&cli.StringFlag{Name: "mac", Usage: "guest NIC `MAC` address (default 52:54:00 + 3 bytes of a hash of the first disk's path, stable across runs)"},
@@ -28,7 +28,7 @@ func netFlags() []cli.Flag {
 
 // netConfig is what the network flags ask for.
 type netConfig struct {
-	// Spec is the --net value: user, tap:NAME or none.
+	// Spec is the --net value: user, user:NAME, user:PATH, tap:NAME or none.
 	Spec string
 	// Forwards are the -p forwards.
 	Forwards []netback.Forward
@@ -54,6 +54,10 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 	kind, name, hasArg := strings.Cut(spec, ":")
 	switch {
 	case (kind == "user" || kind == "none") && !hasArg:
+	case kind == "user" && name != "":
+		if _, err := netback.ResolveHub(name); err != nil {
+			return cfg, fmt.Errorf("--net %s: %w", spec, err)
+		}
 	case kind == "tap" && name != "":
 		if err := checkTapName(name); err != nil {
 			return cfg, err
@@ -61,7 +65,7 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 	case kind == "tap":
 		return cfg, fmt.Errorf("--net %s: name the tap interface, e.g. --net tap:tap0", spec)
 	default:
-		return cfg, fmt.Errorf("--net %q: unknown network; use user, tap:NAME or none", spec)
+		return cfg, fmt.Errorf("--net %q: unknown network; use user, user:NAME, tap:NAME or none", spec)
 	}
 	for _, p := range publish {
 		f, err := netback.ParseForward(p)
@@ -91,6 +95,13 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 	return cfg, nil
 }
 
+// isUserNet reports whether spec is a user network, the VM's own or a
+// shared one (whose forwards also listen on the host).
+func isUserNet(spec string) bool { return spec == "user" || isSharedNet(spec) }
+
+// isSharedNet reports whether spec joins a shared network (user:NAME).
+func isSharedNet(spec string) bool { return strings.HasPrefix(spec, "user:") }
+
 // randomMAC is a 52:54:00 address with three random bytes, for a VM with
 // nothing to derive a stable one from.
 func randomMAC() net.HardwareAddr {
@@ -104,6 +115,18 @@ func randomMAC() net.HardwareAddr {
 // the machine, call dev.SetKick with the transport's KickQueue.
 func openNIC(cfg netConfig) (*vnet.Device, error) {
 	b, err := openBackend(cfg) // jail.go
+	if errors.Is(err, netback.ErrNoHub) {
+		arg := strings.TrimPrefix(cfg.Spec, "user:")
+		start := "smolvmm net --name " + arg
+		if strings.ContainsRune(arg, '/') {
+			start = "smolvmm net --socket " + arg
+		}
+		return nil, fmt.Errorf("--net %s: %w; start it with: %s", cfg.Spec, err, start)
+	}
+	var refused *netback.RefusedError
+	if errors.As(err, &refused) && refused.Reason == netback.RefusedDuplicateMAC {
+		return nil, fmt.Errorf("%w (give this VM another --mac)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

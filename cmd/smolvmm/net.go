@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/netback"
+)
+
+func netCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "net",
+		Usage:     "run a user network that several VMs share (--net user:NAME), in the foreground",
+		ArgsUsage: " ",
+		Description: `One rootless user network for many VMs: one gateway (10.0.2.2: NAT to the
+host, whose loopback it stands for; DNS at 10.0.2.3 from the host's resolver;
+DHCP) and an Ethernet switch between it and every VM that joins, so that VMs
+reach each other by address. Each MAC is leased its own address from
+10.0.2.15 upward, kept across restarts in the lease file. A VM joins with
+smolvmm run --net user:NAME (or --net user:/path/to.sock); its -p forwards
+listen on the host while it is connected.
+
+The socket is $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock (root:
+/run/smolvmm/net/NAME.sock; without XDG_RUNTIME_DIR, /tmp/smolvmm-UID/net),
+mode 0600: only its owner's VMs may join. The leases are next to it, in
+NAME.leases. If the network stops, its VMs keep running and reconnect when
+it is back. SIGINT or SIGTERM stop it.
+
+Examples:
+   smolvmm net                        # the network "default"
+   smolvmm net --name web             # then: smolvmm run --net user:web ...
+   smolvmm net --socket /srv/vms/net.sock --leases /var/lib/vms/net.leases`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Value: "default", Usage: "network `NAME` (letters, digits, '.', '_', '-'); VMs join with --net user:NAME"},
+			&cli.StringFlag{Name: "socket", Usage: "listen on the Unix socket `PATH` instead of the one --name gives; VMs join with --net user:PATH"},
+			&cli.StringFlag{Name: "leases", Usage: "keep the DHCP leases in `FILE` (default: next to the socket, .leases for .sock)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not log VMs joining and leaving"},
+		},
+		Action: netAction,
+	}
+}
+
+func netAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageErrorf("unexpected argument %q (see smolvmm net --help)", c.Args().First())
+	}
+	socket := c.String("socket")
+	if socket != "" && c.IsSet("name") {
+		return usageErrorf("smolvmm net: give --name or --socket, not both")
+	}
+	if socket == "" {
+		s, err := netback.HubSocket(c.String("name"))
+		if err != nil {
+			return usageErrorf("--name: %v", err)
+		}
+		socket = s
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "smolvmm net: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	cfg := netback.HubConfig{Socket: socket, Leases: c.String("leases"), Logf: logf}
+	if c.Bool("quiet") {
+		cfg.Logf = nil
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	h, err := netback.NewHub(cfg)
+	if errors.Is(err, netback.ErrHubRunning) {
+		return fmt.Errorf("%w (stop it first, or give another --name or --socket)", err)
+	}
+	if err != nil {
+		return err
+	}
+	leases := cfg.Leases
+	if leases == "" {
+		leases = netback.HubLeases(socket)
+	}
+	fmt.Fprintf(os.Stderr, "smolvmm net: listening on %s (gateway %s, DNS %s, leases from %s in %s); join with --net user:%s\n",
+		socket, netback.UserGateway, netback.UserDNS, netback.UserGuest, leases, joinName(c, socket))
+	sig := <-sigs
+	s := h.Stats()
+	if err := h.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed)\n",
+		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed)
+	return nil
+}
+
+// joinName is what --net user: takes to join this network.
+func joinName(c *cli.Context, socket string) string {
+	if c.String("socket") != "" {
+		return socket
+	}
+	return c.String("name")
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/guests"
+)
+
+// netDaemon is a running "smolvmm net" whose log lines arrive on lines.
+type netDaemon struct {
+	cmd   *exec.Cmd
+	lines chan string
+}
+
+func startNetDaemon(t *testing.T, socket string) *netDaemon {
+	t.Helper()
+	cmd := exec.Command(smolvmmBin(t), "net", "--socket", socket)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &netDaemon{cmd: cmd, lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.lines <- sc.Text()
+		}
+		close(d.lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	d.expect(t, "listening on "+socket)
+	return d
+}
+
+// expect waits for a log line containing want.
+func (d *netDaemon) expect(t *testing.T, want string) string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-d.lines:
+			if !ok {
+				t.Fatalf("smolvmm net ended before logging %q", want)
+			}
+			if strings.Contains(l, want) {
+				return l
+			}
+		case <-timeout:
+			t.Fatalf("smolvmm net did not log %q", want)
+		}
+	}
+}
+
+// TestCLISharedNetwork: the vnet guest on "smolvmm net" gets the
+// gateway's ARP answer through the hub's switch; without the daemon, run
+// fails before the VM starts and says how to start it; a bad name is a
+// usage error.
+func TestCLISharedNetwork(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "vnet")
+	bin := smolvmmBin(t)
+	socket := filepath.Join(t.TempDir(), "n.sock")
+	d := startNetDaemon(t, socket)
+	out, err := exec.Command(bin, "run", "-k", kernel, "-m", "32", "--net", "user:"+socket, "--mac", "52:54:00:aa:bb:cc").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("run: %v (want debug-exit status 1)\n%s", err, out)
+	}
+	for _, want := range []string{"vnet: arp reply 10.0.2.2 is at 5a:94:ef:e4:0c:dd", "vnet: ok"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	d.expect(t, "VM 52:54:00:aa:bb:cc joined as 10.0.2.15")
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("smolvmm net on SIGTERM: %v, want status 0", err)
+	}
+	if _, err := os.Stat(socket); err == nil {
+		t.Errorf("the socket %s is still there after smolvmm net stopped", socket)
+	}
+
+	tests := []struct {
+		net, want string
+		status    int
+	}{
+		{"user:" + socket, "shared network is not running: nothing answers on " + socket, 1},
+		{"user:" + socket, "start it with: smolvmm net --socket " + socket, 1},
+		{"user:nosuchnet", "start it with: smolvmm net --name nosuchnet", 1},
+		{"user:bad name", "bad shared network name", 2},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, "run", "-k", kernel, "-m", "32", "--net", tt.net)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != tt.status || !strings.Contains(stderr.String(), tt.want) || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+			t.Errorf("--net %s: %v, stderr %q; want status %d and one line with %q", tt.net, err, stderr.String(), tt.status, tt.want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("--net %s: the guest ran: %q", tt.net, stdout.String())
+		}
+	}
+}
+
+// TestCLISharedNetworkDaemonKilled: a VM whose network daemon is killed
+// keeps running, reconnects under its seccomp filter when a new daemon
+// starts, and still stops normally.
+func TestCLISharedNetworkDaemonKilled(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	// An a.out-kludge multiboot kernel whose entry is `jmp .`.
+	k := make([]byte, 48)
+	magic, flags := uint32(0x1BADB002), uint32(0x00010003)
+	for i, v := range []uint32{magic, flags, -(magic + flags), 0x100000, 0x100000, 0, 0x101000, 0x100020} {
+		binary.LittleEndian.PutUint32(k[4*i:], v)
+	}
+	k[32], k[33] = 0xEB, 0xFE
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "spin")
+	if err := os.WriteFile(kernel, k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(dir, "n.sock")
+	d := startNetDaemon(t, socket)
+	vm := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "user:"+socket, "--mac", "52:54:00:aa:bb:01", "-v")
+	pipe, err := vm.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Process.Kill()
+	// The filter is on before the daemon dies, so the VM reconnects
+	// under it.
+	var stderr strings.Builder
+	filterOn := make(chan bool, 1)
+	vmDone := make(chan struct{})
+	go func() {
+		defer close(vmDone)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "seccomp filter of") {
+				filterOn <- true
+			}
+		}
+		filterOn <- false
+	}()
+	d.expect(t, "VM 52:54:00:aa:bb:01 joined as 10.0.2.15")
+	if !<-filterOn {
+		t.Fatal("the VM did not report its seccomp filter")
+	}
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	d2 := startNetDaemon(t, socket)
+	d2.expect(t, "VM 52:54:00:aa:bb:01 joined as 10.0.2.15")
+	vm.Process.Signal(syscall.SIGTERM)
+	<-vmDone
+	err = vm.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("VM: %v, want status 130 after running under its seccomp filter; stderr:\n%s", err, stderr.String())
+	}
+}
