@@ -29,6 +29,10 @@ type ParallelOptions struct {
 	Config Config
 	// CPUs divides the start rate per core (default runtime.NumCPU()).
 	CPUs int
+	// VMArgs, when set, gives arguments added after the target's for VM
+	// i (0 to N-1): what must differ between VMs, such as the MAC of
+	// each VM on a shared network.
+	VMArgs func(i int) []string
 }
 
 // RunParallel starts o.N processes of t at once, each a VM, and measures
@@ -72,7 +76,11 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v.run(t, o.Ready, dir)
+			vt := t
+			if o.VMArgs != nil {
+				vt.Args = append(append([]string(nil), t.Args...), o.VMArgs(v.index)...)
+			}
+			v.run(vt, o.Ready, dir)
 		}()
 	}
 

@@ -64,7 +64,8 @@ from /proc/PID/smaps_rollup while all of them are alive: RSS, and PSS, which
 counts the pages VMs share (the executable) once. The VMs are then killed.
 A VM that cannot start (memory, file descriptors) says why and the others
 go on; the report gives the count that started. Disks are shared by every
-VM: give them ,ro.`,
+VM: give them ,ro. With --net user:NAME every VM joins the shared network
+(smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`, multiboot or NetBSD ELF (default: the built-in demo guest)"},
 			&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL` for smolvmm's boots: auto, multiboot or netbsd"},
@@ -193,8 +194,12 @@ func benchAction(c *cli.Context) error {
 		kernelName = "snapshot " + r
 	}
 	if n := c.Int("parallel"); n > 0 {
+		var vmArgs func(int) []string
+		if isSharedNet(nc.Spec) && c.String("mac") == "" {
+			vmArgs = parallelMAC // netflags.go: one MAC per VM on a shared network
+		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
-			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready")}, ready.Pattern)
+			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready")}, ready.Pattern, vmArgs)
 	}
 
 	var notes []string
@@ -295,11 +300,11 @@ func checkParallelFlags(c *cli.Context) error {
 }
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
-func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp) error {
+func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
-	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg})
+	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs})
 	if err != nil {
 		return err
 	}

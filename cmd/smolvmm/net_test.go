@@ -178,3 +178,28 @@ func TestCLISharedNetworkDaemonKilled(t *testing.T) {
 		t.Fatalf("VM: %v, want status 130 after running under its seccomp filter; stderr:\n%s", err, stderr.String())
 	}
 }
+
+// TestBenchParallelSharedNetwork: bench --parallel on a shared network
+// gives each VM its own MAC (a shared one would be refused), so all of
+// them join and start.
+func TestBenchParallelSharedNetwork(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	socket := filepath.Join(t.TempDir(), "n.sock")
+	d := startNetDaemon(t, socket)
+	status, stdout, stderr := benchRun(t, nil, "--parallel", "3", "--net", "user:"+socket)
+	if status != 0 || !strings.Contains(stdout, "started 3, failed 0") {
+		t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
+	}
+	joined := map[string]bool{}
+	for range 3 {
+		l := d.expect(t, " joined as ")
+		joined[strings.Fields(l[strings.Index(l, "VM "):])[1]] = true
+	}
+	for _, mac := range []string{"52:54:00:5b:00:00", "52:54:00:5b:00:01", "52:54:00:5b:00:02"} {
+		if !joined[mac] {
+			t.Errorf("no VM joined with MAC %s; joined: %v", mac, joined)
+		}
+	}
+}

@@ -102,6 +102,13 @@ func isUserNet(spec string) bool { return spec == "user" || isSharedNet(spec) }
 // isSharedNet reports whether spec joins a shared network (user:NAME).
 func isSharedNet(spec string) bool { return strings.HasPrefix(spec, "user:") }
 
+// parallelMAC gives VM i of bench --parallel on a shared network its own
+// MAC, 52:54:00:5b plus i, the same on every run (so the network's leases
+// are reused rather than new ones taken each run).
+func parallelMAC(i int) []string {
+	return []string{"--mac", net.HardwareAddr{0x52, 0x54, 0x00, 0x5b, byte(i >> 8), byte(i)}.String()}
+}
+
 // randomMAC is a 52:54:00 address with three random bytes, for a VM with
 // nothing to derive a stable one from.
 func randomMAC() net.HardwareAddr {
