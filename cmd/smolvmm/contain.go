@@ -98,8 +98,8 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 		Sockets: cfg.ReadyAddr != "" || userNet,
 		// A shared network's socket, dialled again when its hub returns.
 		UnixSockets: hasFlag(c, "net") && isSharedNet(c.String("net")),
-		Prefix:  "smolvmm: ",
-		Advice:  " (smolvmm --no-seccomp turns the filter off; please report the call)",
+		Prefix:      "smolvmm: ",
+		Advice:      " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,
