@@ -40,7 +40,7 @@ Examples:
 			&cli.StringFlag{Name: "name", Value: "default", Usage: "network `NAME` (letters, digits, '.', '_', '-'); VMs join with --net user:NAME"},
 			&cli.StringFlag{Name: "socket", Usage: "listen on the Unix socket `PATH` instead of the one --name gives; VMs join with --net user:PATH"},
 			&cli.StringFlag{Name: "leases", Usage: "keep the DHCP leases in `FILE` (default: next to the socket, .leases for .sock)"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not log VMs joining and leaving"},
+			&cli.BoolFlag{Name: "quiet", Usage: "do not log VMs joining and leaving"},
 		},
 		Action: netAction,
 	}
