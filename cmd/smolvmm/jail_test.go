@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/sandbox"
@@ -248,3 +250,122 @@ func TestUpRunArgs(t *testing.T) {
 		t.Errorf("run %q: up's own --version passed on", args)
 	}
 }
+
+// TestJailTapTraffic: a jailed VMM, in a network namespace of its own,
+// moves frames both ways through a tap of the host's namespace: the vnet
+// guest's ARP request for 10.0.2.2 arrives on the host's interface (read
+// with a packet socket), and the reply the test sends there, from a MAC
+// of its own, reaches the guest, which prints that MAC.
+func TestJailTapTraffic(t *testing.T) {
+	needJail(t)
+	name := fmt.Sprintf("smolj%d", os.Getpid()%100000)
+	ifindex := persistentTap(t, name)
+	sock, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
+	if err != nil {
+		t.Skipf("no packet socket: %v", err)
+	}
+	defer unix.Close(sock)
+	if err := unix.Bind(sock, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifindex}); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.Timeval{Sec: 1}
+	if err := unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", guests.ForTest(t, "vnet"), "-m", "32", "--net", "tap:"+name, "-a", "timeout=30", "--jail")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The guest's request: broadcast ARP, who has 10.0.2.2, tell 10.0.2.15.
+	var guestMAC []byte
+	buf := make([]byte, 2048)
+	for deadline := time.Now().Add(30 * time.Second); guestMAC == nil && time.Now().Before(deadline); {
+		n, _, err := unix.Recvfrom(sock, buf, 0)
+		if err != nil {
+			continue // timeout: read again
+		}
+		f := buf[:n]
+		if n >= 42 && f[12] == 0x08 && f[13] == 0x06 && f[21] == 1 &&
+			bytes.Equal(f[28:32], []byte{10, 0, 2, 15}) && bytes.Equal(f[38:42], []byte{10, 0, 2, 2}) {
+			guestMAC = append([]byte(nil), f[22:28]...)
+		}
+	}
+	if guestMAC == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no ARP request from the guest on tap %s; smolvmm:\n%s", name, out.Bytes())
+	}
+	ours := []byte{0x02, 0x00, 0x5e, 0x10, 0x0a, 0x02}
+	reply := append(append(append([]byte(nil), guestMAC...), ours...), 0x08, 0x06, // Ethernet
+		0, 1, 8, 0, 6, 4, 0, 2) // ARP reply
+	reply = append(append(append(reply, ours...), 10, 0, 2, 2), guestMAC...)
+	reply = append(reply, 10, 0, 2, 15)
+	var to [8]byte
+	copy(to[:], guestMAC)
+	if err := unix.Sendto(sock, reply, 0, &unix.SockaddrLinklayer{Ifindex: ifindex, Halen: 6, Addr: to}); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	want := "vnet: arp reply 10.0.2.2 is at 02:00:5e:10:0a:02"
+	// The guest's exit(0) through the debug-exit port is status 1.
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "vnet: ok") {
+		t.Errorf("smolvmm: %v, want status 1, %q and vnet: ok in:\n%s", err, want, out.Bytes())
+	}
+}
+
+// persistentTap creates tap name (up, kept when its descriptors close)
+// for the test's life and returns its interface index.
+func persistentTap(t *testing.T, name string) int {
+	t.Helper()
+	setPersist := func(on uintptr) error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			return err
+		}
+		return unix.IoctlSetInt(fd, unix.TUNSETPERSIST, int(on))
+	}
+	if err := setPersist(1); err != nil {
+		t.Skipf("cannot create tap %s here: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := setPersist(0); err != nil {
+			t.Errorf("remove tap %s: %v", name, err)
+		}
+	})
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
+		t.Fatal(err)
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ifi.Index
+}
+
+// htons is v in network byte order, as packet sockets take protocols.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
