@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +37,9 @@ type Target struct {
 	GuestFile string
 	// Env is added to the bench's environment for the program.
 	Env []string
+	// Jailed: the program runs the VMM as its only child process (smolvmm
+	// --jail), whose memory is read instead of the program's.
+	Jailed bool
 }
 
 // Command is the target's command line, for results.
@@ -172,13 +177,21 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		if !o.SampleMemory {
 			return
 		}
+		vmm := pid
+		if t.Jailed {
+			var err error
+			if vmm, err = onlyChild(pid); err != nil {
+				rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))
+				return
+			}
+		}
 		// Stopped, the process cannot exit (and unmap) under the read.
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		if err := syscall.Kill(vmm, syscall.SIGSTOP); err != nil {
 			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, err))
 			return
 		}
-		mem, err := readMemory(pid, t.GuestBytes, t.GuestFile)
-		_ = syscall.Kill(pid, syscall.SIGCONT)
+		mem, err := readMemory(vmm, t.GuestBytes, t.GuestFile)
+		_ = syscall.Kill(vmm, syscall.SIGCONT)
 		if err == nil {
 			mem.SampledAt = event
 			rec.memory(&mem, nil)
@@ -370,4 +383,25 @@ func (r *readyLine) feed(p []byte) bool {
 		}
 	}
 	return false
+}
+
+// onlyChild is the one child process of pid (the jailed VMM of smolvmm
+// --jail), from /proc/PID/task/*/children.
+func onlyChild(pid int) (int, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		return 0, err
+	}
+	var kids []string
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return 0, err
+		}
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	if len(kids) != 1 {
+		return 0, fmt.Errorf("process %d has children %v: want one, the jailed VMM", pid, kids)
+	}
+	return strconv.Atoi(kids[0])
 }

@@ -84,7 +84,7 @@ VM: give them ,ro. With --net user:NAME every VM joins the shared network
 			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 			&cli.BoolFlag{Name: "no-seccomp", Usage: "boot smolvmm without its seccomp filter (to measure what the filter costs)"},
-			&cli.BoolFlag{Name: "jail", Usage: "boot smolvmm in namespaces of its own, as run --jail does (to measure what the jail costs; memory is then not measured)"},
+			&cli.BoolFlag{Name: "jail", Usage: "boot smolvmm in namespaces of its own, as run --jail does (to measure what the jail costs; memory is the jailed VMM's)"},
 			&cli.IntFlag{Name: "parallel", Usage: "start `N` VMs at once and report how fast all of them start and each one's memory (RSS and PSS), instead of timed boots"},
 		}, netFlags()...),
 		Subcommands:     []*cli.Command{benchBootCommand()},
@@ -186,7 +186,7 @@ func benchAction(c *cli.Context) error {
 		childArgs = append(childArgs, "--jail")
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
-	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes}}
+	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes, Jailed: c.Bool("jail")}}
 	if r := c.String("restore"); r != "" {
 		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
 			return err
@@ -284,9 +284,10 @@ func checkParallelFlags(c *cli.Context) error {
 	if n < 1 {
 		return usageErrorf("smolvmm bench: --parallel %d: give at least 1 VM", n)
 	}
-	for _, f := range []string{"compare", "ready-port", "publish", "boots", "warmup"} {
+	for _, f := range []string{"compare", "ready-port", "publish", "boots", "warmup", "jail"} {
 		if c.IsSet(f) {
 			why := map[string]string{
+				"jail":       "its memory figures would be those of the processes that wait for the jailed VMMs",
 				"compare":    "it measures smolvmm only",
 				"ready-port": "the VMs cannot all answer on one host port; use --ready",
 				"publish":    "the VMs cannot all forward one host port",

@@ -369,3 +369,22 @@ func persistentTap(t *testing.T, name string) int {
 
 // htons is v in network byte order, as packet sockets take protocols.
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestBenchJail: smolvmm bench --jail boots the demo guest jailed and
+// reads the memory of the jailed VMM, which maps the guest RAM, not of
+// the process that waits for it.
+func TestBenchJail(t *testing.T) {
+	needJail(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	status, stdout, stderr := benchRun(t, nil, "-n", "2", "--warmup", "1", "--net", "none", "--jail", "--json", out)
+	if status != 0 {
+		t.Fatalf("bench --jail: status %d\n%s\n%s", status, stdout, stderr)
+	}
+	s := readBenchJSON(t, out).Systems[0]
+	if s.MemoryError != "" || s.Memory == nil || s.Memory.GuestRAMKiB != 128<<10 {
+		t.Errorf("bench --jail memory %+v, error %q; want the jailed VMM's, with its 128 MiB guest RAM", s.Memory, s.MemoryError)
+	}
+	if !slices.Contains(s.Command, "--jail") {
+		t.Errorf("bench --jail ran %q", s.Command)
+	}
+}
