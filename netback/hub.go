@@ -308,11 +308,7 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 		h.mu.Unlock()
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac)
 	}
-	addr, ok, err := h.leases.assign(mac, h.connectedLocked, time.Now())
-	if err != nil {
-		// The lease holds until this hub stops; say so and go on.
-		h.logf("%v", err)
-	}
+	addr, ok, changed := h.leases.assign(mac, h.connectedLocked, time.Now())
 	if !ok {
 		h.mu.Unlock()
 		return nil, RefusedNoAddress, fmt.Sprintf("every address from %s to %s is leased to a connected VM", leasePool[0], leasePool[1])
@@ -320,6 +316,14 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: addr, forwards: fwds, out: newFrameQueue(hubPortDepth)}
 	h.ports[key] = p
 	h.mu.Unlock()
+	if changed {
+		// Written before the VM hears its address, but not under h.mu:
+		// the switch goes on meanwhile.
+		if err := h.leases.save(); err != nil {
+			// The lease holds until this hub stops; say so and go on.
+			h.logf("%v", err)
+		}
+	}
 	for _, f := range fwds {
 		stop, err := h.gw.forward(f, addr)
 		if err != nil {

@@ -23,6 +23,10 @@ import (
 type leaseStore struct {
 	path string // "" keeps the leases in memory only
 
+	// saveMu orders the file's writes, which happen outside mu (so that
+	// a slow disk holds up no lookup): each write's snapshot is taken
+	// after the previous write's.
+	saveMu sync.Mutex
 	mu     sync.Mutex
 	byMAC  map[string]*storedLease
 	byAddr map[netip.Addr]*storedLease
@@ -100,14 +104,15 @@ func inPool(a netip.Addr) bool {
 // assign returns mac's address, leasing one if it has none: the lowest
 // free one of the pool, else that of the MAC seen longest ago among
 // those whose address is not connected. A new lease is written to the file
-// before assign returns; false when every address is connected.
-func (s *leaseStore) assign(mac net.HardwareAddr, connected func(netip.Addr) bool, now time.Time) (netip.Addr, bool, error) {
+// by save; false when every address is connected. changed says the file
+// needs it.
+func (s *leaseStore) assign(mac net.HardwareAddr, connected func(netip.Addr) bool, now time.Time) (addr netip.Addr, ok, changed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := mac.String()
 	if l := s.byMAC[key]; l != nil {
 		l.Seen = now
-		return l.Addr, true, nil
+		return l.Addr, true, false
 	}
 	var l *storedLease
 	for a := leasePool[0]; inPool(a); a = a.Next() {
@@ -123,13 +128,13 @@ func (s *leaseStore) assign(mac net.HardwareAddr, connected func(netip.Addr) boo
 			}
 		}
 		if l == nil {
-			return netip.Addr{}, false, nil
+			return netip.Addr{}, false, false
 		}
 		delete(s.byMAC, l.MAC)
 	}
 	l.MAC, l.Seen = key, now
 	s.byMAC[key], s.byAddr[l.Addr] = l, l
-	return l.Addr, true, s.save()
+	return l.Addr, true, true
 }
 
 // lookup returns mac's address without leasing one.
@@ -142,15 +147,20 @@ func (s *leaseStore) lookup(mac net.HardwareAddr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// save writes the table atomically (s.mu held).
+// save writes the table atomically.
 func (s *leaseStore) save() error {
 	if s.path == "" {
 		return nil
 	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	lf := leaseFile{Version: leaseFileVersion}
+	s.mu.Lock()
 	for _, l := range s.byAddr {
-		lf.Leases = append(lf.Leases, l)
+		c := *l
+		lf.Leases = append(lf.Leases, &c)
 	}
+	s.mu.Unlock()
 	sort.Slice(lf.Leases, func(i, j int) bool { return lf.Leases[i].Addr.Less(lf.Leases[j].Addr) })
 	b, err := json.MarshalIndent(lf, "", "  ")
 	if err != nil {

@@ -1,0 +1,58 @@
+package netback
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A full pool gives a newcomer the address of the MAC seen longest ago
+// among those not connected, and nothing when all are connected; a file
+// that does not parse is an error naming it, not an empty table.
+func TestLeaseStorePoolFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.leases")
+	s, err := loadLeases(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(i int) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, byte(i >> 8), byte(i)} }
+	t0 := time.Unix(1e9, 0)
+	none := func(netip.Addr) bool { return false }
+	for i := 0; i < 240; i++ {
+		a, ok, changed := s.assign(mac(i), none, t0.Add(time.Duration(i)*time.Second))
+		if want := netip.AddrFrom4([4]byte{10, 0, 2, byte(15 + i)}); !ok || !changed || a != want {
+			t.Fatalf("lease %d: %s %v %v, want %s", i, a, ok, changed, want)
+		}
+	}
+	// 10.0.2.17 (MAC 2) is the oldest not connected.
+	connected := func(a netip.Addr) bool { return a.As4()[3] < 17 }
+	if a, ok, _ := s.assign(mac(1000), connected, t0.Add(time.Hour)); !ok || a.String() != "10.0.2.17" {
+		t.Fatalf("full pool: %s %v, want 10.0.2.17", a, ok)
+	}
+	if _, ok := s.lookup(mac(2)); ok {
+		t.Error("the evicted MAC still has a lease")
+	}
+	if _, ok, _ := s.assign(mac(1001), func(netip.Addr) bool { return true }, t0); ok {
+		t.Error("a pool of connected VMs leased an address")
+	}
+	if err := s.save(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := loadLeases(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := s2.lookup(mac(1000)); !ok || a.String() != "10.0.2.17" {
+		t.Errorf("reloaded: %s %v", a, ok)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadLeases(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("corrupt file: %v, want an error naming it", err)
+	}
+}
