@@ -164,7 +164,7 @@ func (m *Machine) serveSnapshot() {
 	// KVM completes an I/O or MMIO instruction only at the next KVM_RUN:
 	// one with immediate_exit set finishes it and returns at once, so
 	// the registers read below are those after the instruction.
-	atomic.StoreUint32(m.vcpu.immediateExit(), 1)
+	atomic.StoreUint32(m.vcpu.immediateExit(), immediateExitSet)
 	_, _, _ = syscallKVMRun(m.vcpu.fd)
 	atomic.StoreUint32(m.vcpu.immediateExit(), 0)
 	info, err := m.takeSnapshot(req.w)

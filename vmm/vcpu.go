@@ -235,16 +235,25 @@ func (v *vcpu) kick() bool {
 	if v.state != vcpuRunning {
 		return false
 	}
-	atomic.StoreUint32(v.immediateExit(), 1)
+	atomic.StoreUint32(v.immediateExit(), immediateExitSet)
 	_ = unix.Tgkill(unix.Getpid(), v.tid, unix.SIGURG)
 	return true
 }
 
-// immediateExit is kvm_run's immediate_exit byte, as the aligned word that
-// holds it (with padding) so it can be stored atomically.
+// immediateExit is the aligned word of kvm_run that holds its
+// immediate_exit byte, so that it can be stored atomically: store
+// immediateExitSet or 0.
 func (v *vcpu) immediateExit() *uint32 {
 	return (*uint32)(unsafe.Pointer(&v.runPage[0]))
 }
+
+// immediateExitSet is the word with immediate_exit (byte 1 of kvm_run, after
+// request_interrupt_window) set and the other bytes clear, little-endian.
+// Setting byte 0 instead asked for an interrupt window, which KVM ignores
+// with an in-kernel irqchip: KVM_RUN then entered the guest, so a kick
+// relied on its signal alone and a snapshot was taken one exit late, with
+// that exit left unserved.
+const immediateExitSet = 1 << 8
 
 // kvmRunIoctl is KVM_RUN, _IO(KVMIO, 0x80).
 var kvmRunIoctl = kvm.IIO(0x80)
