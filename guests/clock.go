@@ -13,7 +13,8 @@ const PITHz = 1193182
 
 // CounterClock is what the counter guest prints with its "clock" word.
 type CounterClock struct {
-	// TSCPerPIT is the TSC ticks counted over 65535 PIT ticks (~55 ms).
+	// TSCPerPIT is the TSC ticks counted over 65535 PIT ticks (~55 ms),
+	// averaged over the guest's calib=k rounds.
 	TSCPerPIT uint64
 	// Before and After are the TSC just before and just after the guest's
 	// write to the boot-timer port (where a snapshot is taken).
@@ -23,7 +24,7 @@ type CounterClock struct {
 }
 
 var (
-	tscRateRE = regexp.MustCompile(`counter: tsc per 65535 pit ticks ([0-9a-f]+)\r?\n`)
+	tscRateRE = regexp.MustCompile(`counter: tsc ([0-9a-f]+) over (\d+)\*65535 pit ticks\r?\n`)
 	tscRE     = regexp.MustCompile(`counter: tsc before ([0-9a-f]+) after ([0-9a-f]+)\r?\n`)
 	rtcRE     = regexp.MustCompile(`counter: rtc (\d\d-\d\d-\d\d \d\d:\d\d:\d\d)\r?\n`)
 )
@@ -37,7 +38,11 @@ func ParseCounterClock(rateOut, out string) (CounterClock, error) {
 	if m == nil {
 		return c, fmt.Errorf("counter guest: no TSC rate line in %.200q", rateOut)
 	}
-	c.TSCPerPIT, _ = strconv.ParseUint(m[1], 16, 64)
+	total, _ := strconv.ParseUint(m[1], 16, 64)
+	rounds, _ := strconv.ParseUint(m[2], 10, 32)
+	if rounds > 0 {
+		c.TSCPerPIT = total / rounds
+	}
 	if c.TSCPerPIT == 0 {
 		return c, fmt.Errorf("counter guest: the TSC did not move in 65535 PIT ticks")
 	}

@@ -10,9 +10,10 @@
  * "counter: pit irq 0 after count N" and exits 0 (it never returns: this
  * host's KVM cannot iret in protected mode). "timeout=N" bounds the wait
  * (default 5 s): "FAIL: no pit interrupt" and exit 1.
- * With "clock", it first counts the TSC over 65535 ticks of PIT channel 2
- * (about 55 ms, gated through port 0x61) and prints
- * "counter: tsc per 65535 pit ticks N"; at the ready point it reads the TSC
+ * With "clock", it first counts the TSC over k times 65535 ticks of PIT
+ * channel 2 (about 55 ms each, gated through port 0x61; "calib=k", default
+ * 1) and prints "counter: tsc T over k*65535 pit ticks" (T in hex); at
+ * the ready point it reads the TSC
  * just before and just after its write to 0x505 and then prints
  * "counter: tsc before B after A" (hex) and the RTC as
  * "counter: rtc YY-MM-DD hh:mm:ss" (BCD, as register B leaves it): a
@@ -70,8 +71,14 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	word_uint("n", &n);
 	word_uint("at", &at);
 	int pit = has_word("pit"), clock = has_word("clock");
-	if (clock)
-		printf("counter: tsc per 65535 pit ticks %llx\n", tsc_per_pit());
+	if (clock) {
+		u32 calib = 1;
+		word_uint("calib", &calib);
+		u64 t = 0;
+		for (u32 i = 0; i < calib; i++)
+			t += tsc_per_pit();
+		printf("counter: tsc %llx over %u*65535 pit ticks\n", t, calib);
+	}
 	if (pit) {
 		intr_init(on_irq);
 		outb(0x43, 0x30); /* channel 0, lo/hi byte, mode 0: one interrupt at terminal count */
