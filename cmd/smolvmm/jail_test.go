@@ -388,3 +388,19 @@ func TestBenchJail(t *testing.T) {
 		t.Errorf("bench --jail ran %q", s.Command)
 	}
 }
+
+// TestJailRefused: root without CAP_SYS_ADMIN (setpriv drops it from the
+// bounding set) gets the kernel's refusal, said as such, status 1, and
+// no VM.
+func TestJailRefused(t *testing.T) {
+	needJail(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv(1) from util-linux to drop CAP_SYS_ADMIN")
+	}
+	out, err := exec.Command(setpriv, "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", smolvmmBin(t), "demo", "--jail").CombinedOutput()
+	want := "the kernel refused to create the namespaces"
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !bytes.Contains(out, []byte(want)) || bytes.Contains(out, []byte("smolvmm-demo")) {
+		t.Errorf("demo --jail without CAP_SYS_ADMIN: %v, want status 1, %q and no guest output in:\n%s", err, want, out)
+	}
+}
