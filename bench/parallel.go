@@ -100,7 +100,7 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	// Every VM has started or failed (or time is up): the started ones
 	// are stopped, so all of them are measured together.
 	for _, v := range vms {
-		v.sample(t.GuestBytes)
+		v.sample(t.GuestBytes, t.GuestFile)
 	}
 	for _, v := range vms {
 		v.kill()
@@ -274,7 +274,7 @@ func (v *parallelVM) markReady(now int64) {
 }
 
 // sample reads a started VM's memory.
-func (v *parallelVM) sample(guestBytes uint64) {
+func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.ready == 0 || v.cmd == nil {
@@ -288,7 +288,7 @@ func (v *parallelVM) sample(guestBytes uint64) {
 	}
 	m := &VMMemory{RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB, PSSAnonKiB: ro.PSSAnonKiB, PSSFileKiB: ro.PSSFileKiB}
 	if guestBytes > 0 {
-		rss, pss, err := guestMapping(pid, guestBytes)
+		rss, pss, err := guestMapping(pid, guestBytes, guestFile)
 		if err != nil {
 			v.memErr = err
 			return

@@ -94,8 +94,9 @@ func ReadRollup(pid int) (Rollup, error) {
 }
 
 // guestMapping returns the resident and proportional size of the guest RAM
-// mapping in /proc/PID/smaps (found as Overhead finds it).
-func guestMapping(pid int, guestBytes uint64) (rss, pss int64, err error) {
+// mapping in /proc/PID/smaps (found as Overhead finds it, or as
+// RestoredOverhead does when guestFile is set).
+func guestMapping(pid int, guestBytes uint64, guestFile string) (rss, pss int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return 0, 0, err
@@ -105,7 +106,7 @@ func guestMapping(pid int, guestBytes uint64) (rss, pss int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}
-	i, err := findGuest(maps, guestBytes, "")
+	i, err := findGuest(maps, guestBytes, guestFile)
 	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}

@@ -102,6 +102,10 @@ func TestReadRestoredMemorySelf(t *testing.T) {
 	if m.GuestRSSKiB < 8 || m.GuestRSSKiB > 68 || m.GuestWrittenKiB != 4 || m.GuestFile != resolved {
 		t.Errorf("after reading one page and writing another of the mapping: %+v, want 8 to 68 KiB touched, 4 KiB written", m)
 	}
+	// --parallel reads the same mapping for its guest RAM.
+	if rss, _, err := guestMapping(os.Getpid(), size, resolved); err != nil || rss != m.GuestRSSKiB {
+		t.Errorf("guestMapping of the snapshot: %d KiB resident, %v; want %d", rss, err, m.GuestRSSKiB)
+	}
 	if _, err := ReadRestoredMemory(os.Getpid(), size, ""); err == nil {
 		t.Error("ReadRestoredMemory without a file: no error")
 	}
