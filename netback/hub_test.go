@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
@@ -610,4 +611,65 @@ func TestHubFaultsUnderLoad(t *testing.T) {
 	defer ln.Close()
 	go stackguest.EchoSum(ln)
 	sendSum(t, b, netip.AddrPortFrom(ja.Addr(), 82), 1<<20)
+}
+
+// dhcpOffer sends a DISCOVER through j and returns the hub's OFFER.
+func dhcpOffer(t *testing.T, j *netback.Joined, mac net.HardwareAddr) *dhcpv4.DHCPv4 {
+	t.Helper()
+	d, err := dhcpv4.NewDiscovery(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.WriteFrame(udpBroadcast(mac, 68, 67, d.ToBytes())); err != nil {
+		t.Fatal(err)
+	}
+	var offer *dhcpv4.DHCPv4
+	readUntil(t, j, "DHCP offer", func(f []byte) bool {
+		if len(f) <= 42 || binary.BigEndian.Uint16(f[12:]) != 0x0800 || f[23] != 17 || binary.BigEndian.Uint16(f[36:]) != 68 {
+			return false
+		}
+		r, err := dhcpv4.FromBytes(f[42:])
+		if err != nil || r.TransactionID != d.TransactionID {
+			return false
+		}
+		offer = r
+		return true
+	})
+	return offer
+}
+
+// DHCP through the hub offers each MAC the address its handshake was
+// answered with, distinct per MAC, the same after the hub restarts
+// (whatever order the VMs come back in), with the gateway and DNS server
+// of the single-VM network.
+func TestHubDHCP(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]string{}
+	for round, order := range [][]byte{{1, 2}, {2, 1}} {
+		h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range order {
+			j, err := netback.Join(h.Socket(), testMAC(i), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := dhcpOffer(t, j, testMAC(i))
+			j.Close()
+			got := o.YourIPAddr.String()
+			if got != j.Addr().String() || o.MessageType() != dhcpv4.MessageTypeOffer || ipsString(o.Router()) != "10.0.2.2" || ipsString(o.DNS()) != "10.0.2.3" {
+				t.Errorf("round %d MAC %s: %s offer of %s router %v DNS %v; the handshake said %s", round, testMAC(i), o.MessageType(), got, o.Router(), o.DNS(), j.Addr())
+			}
+			if round == 0 {
+				want[testMAC(i).String()] = got
+			} else if got != want[testMAC(i).String()] {
+				t.Errorf("MAC %s: %s after the restart, %s before", testMAC(i), got, want[testMAC(i).String()])
+			}
+		}
+		h.Close()
+	}
+	if want[testMAC(1).String()] == want[testMAC(2).String()] {
+		t.Errorf("both MACs were offered %s", want[testMAC(1).String()])
+	}
 }
