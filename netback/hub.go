@@ -64,7 +64,9 @@ type HubConfig struct {
 // sender; VLAN-tagged frames are dropped. Frames are dropped, never
 // waited for, towards a VM whose queue is full. A VM may still lie in
 // the payload of its own packets (a DHCP request naming another MAC
-// learns that MAC's address, which ARP tells anyway).
+// learns that MAC's address, which ARP tells anyway), and its broadcasts
+// reach every VM (there is no rate limit: a flood costs the others CPU
+// and drops, not their connections).
 type Hub struct {
 	socket string
 	ln     *net.UnixListener

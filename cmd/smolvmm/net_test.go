@@ -203,3 +203,34 @@ func TestBenchParallelSharedNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestNetCommandErrors: smolvmm net's mistakes are one line each, usage
+// errors with status 2; a socket path taken by a file or by a running
+// network is refused with status 1.
+func TestNetCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file.sock")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(dir, "live.sock")
+	startNetDaemon(t, live)
+	tests := []struct {
+		args   []string
+		status int
+		want   string
+	}{
+		{[]string{"--name", "a/b"}, 2, `--name: bad shared network name "a/b"`},
+		{[]string{"--name", "x", "--socket", filepath.Join(dir, "y.sock")}, 2, "give --name or --socket, not both"},
+		{[]string{"extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"--socket", file}, 1, file + " exists and is not a socket"},
+		{[]string{"--socket", live}, 1, "already running on this socket (stop it first, or give another --name or --socket)"},
+	}
+	for _, tt := range tests {
+		out, err := exec.Command(smolvmmBin(t), append([]string{"net"}, tt.args...)...).CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != tt.status || !strings.Contains(string(out), tt.want) || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+			t.Errorf("net %q: %v, output %q; want status %d and one line with %q", tt.args, err, out, tt.status, tt.want)
+		}
+	}
+}
