@@ -95,7 +95,8 @@ var allowed = []int{
 	unix.SYS_SET_ROBUST_LIST, unix.SYS_RSEQ,
 }
 
-// socketCalls are the calls on sockets, allowed with Filter.Sockets.
+// socketCalls are the calls on sockets, allowed with Filter.Sockets or
+// Filter.UnixSockets.
 var socketCalls = []int{
 	unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
 	unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
@@ -148,8 +149,11 @@ func (f *Filter) rules(pid int) []rule {
 	if OpenRefusedQuietly {
 		rs = append(rs, rule{nr: unix.SYS_OPENAT, errno: unix.EACCES})
 	}
-	if f.Sockets {
-		families := [][]cond{{{0, opEq, unix.AF_INET}}, {{0, opEq, unix.AF_INET6}}}
+	if f.Sockets || f.UnixSockets {
+		var families [][]cond
+		if f.Sockets {
+			families = append(families, []cond{{0, opEq, unix.AF_INET}}, []cond{{0, opEq, unix.AF_INET6}})
+		}
 		if f.UnixSockets {
 			families = append(families, []cond{{0, opEq, unix.AF_UNIX}})
 		}

@@ -61,10 +61,11 @@ type Filter struct {
 	// forwarded ports, and a ready port being probed. Without it socket
 	// is forbidden.
 	Sockets bool
-	// UnixSockets also allows Unix stream sockets (with Sockets): a VM on
-	// a shared network dials its hub's socket again when the hub returns.
-	// The filter cannot see which path connect names, so any Unix socket
-	// the process may open is reachable: only set it for such a VM.
+	// UnixSockets allows Unix sockets and the same calls on them: a VM
+	// on a shared network dials its hub's socket again when the hub
+	// returns. The filter cannot see which path connect names, so any
+	// Unix socket the process may open is reachable: only set it for such
+	// a VM. Without Sockets, IPv4 and IPv6 sockets stay forbidden.
 	UnixSockets bool
 
 	// Prefix starts the line printed when a call is refused (e.g.

@@ -91,10 +91,11 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 	case hasFlag(c, "uid") && c.Int("uid") > 0:
 		creds = &sandbox.Credentials{UID: c.Int("uid"), GID: c.Int("gid")}
 	}
-	userNet := hasFlag(c, "net") && isUserNet(c.String("net"))
+	userNet := hasFlag(c, "net") && c.String("net") == "user"
 	filter := sandbox.Filter{
 		Ioctls: vmm.RunIoctls(),
-		// The user network's NAT and forwards, and a ready port's probe.
+		// The user network's NAT and forwards, and a ready port's probe
+		// (on a shared network they are the hub's: no IP socket here).
 		Sockets: cfg.ReadyAddr != "" || userNet,
 		// A shared network's socket, dialled again when its hub returns.
 		UnixSockets: hasFlag(c, "net") && isSharedNet(c.String("net")),
