@@ -30,7 +30,7 @@ var jailTapFD = -1
 // runJailed runs the VMM in namespaces of its own when --jail is given: it
 // starts args (this program's command line for that VM) again in new
 // mount, PID, IPC and UTS namespaces, and a network namespace unless the
-// VM uses the user network, which needs the host's; a tap is opened here,
+// VM uses its own user network, which needs the host's; a tap is opened here,
 // in the host's, and handed down. It passes signals on, waits, and ends
 // as the jailed VMM ended. ran reports that it did all that, or failed:
 // the caller returns err. Without --jail, and in the jailed VMM itself
@@ -74,8 +74,13 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 			cmd.Env[len(cmd.Env)-1] = jailEnv + "=3"
 		default:
 			// The user network's NAT and forwards are the host's
-			// sockets; other networks may be reached by a path.
-			jail.Net = false
+			// sockets. A shared network (user:NAME) is reached by its
+			// socket's path, which a network namespace does not hide;
+			// its NAT and forwards are the hub's. A ready port's probe
+			// needs the host's loopback.
+			if !isSharedNet(c.String("net")) || (hasFlag(c, "ready-port") && c.Int("ready-port") != 0) {
+				jail.Net = false
+			}
 		}
 	}
 	// The jailed VMM sets the console's raw mode and restores it; if it

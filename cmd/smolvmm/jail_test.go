@@ -60,11 +60,14 @@ func jailedPID(t *testing.T, pid int) int {
 
 // TestJailNamespaces: a running VM started with --jail is a child of
 // smolvmm in mount, PID, IPC and UTS namespaces other than the test's, in
-// a network namespace of its own with --net none and in the host's with
-// --net user (whose NAT uses the host's sockets), and sees itself as PID 1
+// a network namespace of its own with --net none and --net user:NAME
+// (a shared network's socket) and in the host's with --net user (whose
+// NAT uses the host's sockets), and sees itself as PID 1
 // there; it is contained as without the jail (filter on every thread).
 func TestJailNamespaces(t *testing.T) {
 	needJail(t)
+	dir := t.TempDir()
+	startNetDaemon(t, filepath.Join(dir, "n.sock")) // net_test.go
 	for _, tt := range []struct {
 		net     string
 		ownNet  bool
@@ -72,6 +75,7 @@ func TestJailNamespaces(t *testing.T) {
 	}{
 		{"none", true, "no network: a namespace of its own"},
 		{"user", false, "the user network needs the host's"},
+		{"user:" + filepath.Join(dir, "n.sock"), true, "a shared network is reached by its socket's path"},
 	} {
 		t.Run(tt.net, func(t *testing.T) {
 			cmd, _ := runningVM(t, nil, "--jail", "--net", tt.net)
