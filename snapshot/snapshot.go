@@ -32,8 +32,10 @@
 // and receive buffer, the CMOS RAM and the guest's clock offset, each PCI
 // function's configuration space (BAR placement included), each virtio
 // transport's registers and queues (PFN, last_avail, used index, pending
-// ISR), and each disk image's identity (path, size, device, inode,
-// mtime). Version changes whenever that content changes meaning.
+// ISR), each network card's MAC address (absent from snapshots written
+// before it was recorded; a restore then checks none), and each disk
+// image's identity (path, size, device, inode, mtime). Version changes
+// whenever that content changes meaning.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read with errors wrapping ErrVersion, ErrFormat, ErrCorrupt
