@@ -233,7 +233,13 @@ static void __attribute__((noreturn)) high_main(void)
 		printf("FAIL: irq: no timer tick in %u s\n", timeout_word(5));
 		exit(1);
 	}
-	/* Idle as NetBSD's cpu_idle does: each hlt must be ended by a tick. */
+	/*
+	 * Idle as NetBSD's cpu_idle does: each hlt must be ended by a tick
+	 * (no wake-up without one), and the ticks must keep coming. A host
+	 * that starved the guest through several periods delivers the ticks
+	 * it owes back to back (KVM's PIT reinjects them), so one hlt may be
+	 * followed by more ticks than wake-ups, never by fewer.
+	 */
 	u32 start = ticks;
 	for (;;) {
 		cli();
@@ -245,7 +251,7 @@ static void __attribute__((noreturn)) high_main(void)
 	u32 got = ticks - start;
 	printf("irq: %u ticks via iret\n", got);
 	printf("hlt: woken %u times\n", woken);
-	if (woken != got || others) {
+	if (woken == 0 || woken > got || others) {
 		printf("FAIL: hlt: %u wake-ups for %u ticks, %u other interrupts\n", woken, got,
 		       others);
 		exit(1);
