@@ -61,7 +61,7 @@ func PagingLines(path, words string) ([]string, error) {
 	if pte {
 		lines = append(lines, "paging: recursive pte ok")
 	}
-	return append(lines, "irq: 10 ticks via iret", "hlt: woken 10 times", "paging: done"), nil
+	return append(lines, "irq: 10 ticks via iret", "hlt: woken by ticks only", "paging: done"), nil
 }
 
 // NbbootLines returns every line the nbboot guest built at path prints

@@ -249,13 +249,14 @@ static void __attribute__((noreturn)) high_main(void)
 		woken++;
 	}
 	u32 got = ticks - start;
-	printf("irq: %u ticks via iret\n", got);
-	printf("hlt: woken %u times\n", woken);
 	if (woken == 0 || woken > got || others) {
 		printf("FAIL: hlt: %u wake-ups for %u ticks, %u other interrupts\n", woken, got,
 		       others);
 		exit(1);
 	}
+	/* The counts depend on the host's load: print what was checked. */
+	printf("irq: %u ticks via iret\n", want);
+	printf("hlt: woken by ticks only\n");
 	puts("paging: done\n");
 	exit(0);
 }
