@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 )
@@ -79,5 +80,21 @@ func TestTSCLeafFrequency(t *testing.T) {
 		if netbsd != khz*1000 || linux != khz*1000 {
 			t.Errorf("%d kHz: leaf 0x15 %+v gives NetBSD %d Hz and Linux %d Hz, want %d", khz, e, netbsd, linux, khz*1000)
 		}
+	}
+}
+
+// TestCPUID2Layout checks cpuid2 against struct kvm_cpuid2 as the kernel
+// reads it: nent and padding, then 40-byte entries from offset 8, with a
+// spare entry for the leaf tuneCPUID may add.
+func TestCPUID2Layout(t *testing.T) {
+	var c cpuid2
+	if off := unsafe.Offsetof(c.entries); off != cpuid2HeaderSize {
+		t.Errorf("entries at offset %d, want %d", off, cpuid2HeaderSize)
+	}
+	if size := unsafe.Sizeof(c.entries[0]); size != 40 {
+		t.Errorf("entry size %d, want 40 (struct kvm_cpuid_entry2)", size)
+	}
+	if n := len(c.entries); n != maxCPUIDEntries+1 {
+		t.Errorf("room for %d entries, want %d", n, maxCPUIDEntries+1)
 	}
 }

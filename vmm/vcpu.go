@@ -116,18 +116,42 @@ func (v *vcpu) close() error {
 // Intel hosts it also fills leaf 0x15 with the TSC frequency, which NetBSD
 // then uses instead of calibrating the TSC against the PIT for ~100 ms.
 func (v *vcpu) setCPUID() error {
-	c := kvm.CPUID{Nent: 256, Entries: make([]kvm.CPUIDEntry2, 256)}
-	if err := kvm.GetSupportedCPUID(v.m.kvm.Fd(), &c); err != nil {
-		return &Error{Op: "KVM_GET_SUPPORTED_CPUID", Err: err}
+	c := new(cpuid2)
+	c.nent = maxCPUIDEntries
+	// Passed as the struct itself, not through gokvm's CPUID, whose
+	// reflection-based encoding (encoding/binary, an entry at a time, and
+	// back) allocated ~70 KB per call: heap that stays resident, since no
+	// GC runs before the guest does.
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, v.m.kvm.Fd(), kvm.IIOWR(kvmGetSupportedCPUID, cpuid2HeaderSize), uintptr(unsafe.Pointer(c))); errno != 0 {
+		return &Error{Op: "KVM_GET_SUPPORTED_CPUID", Err: errno}
 	}
-	c.Entries = c.Entries[:c.Nent]
 	tscKHz, _ := kvm.GetTSCKHz(uintptr(v.fd))
-	c.Entries = tuneCPUID(c.Entries, tscKHz)
-	c.Nent = uint32(len(c.Entries))
-	if err := kvm.SetCPUID2(uintptr(v.fd), &c); err != nil {
-		return &Error{Op: "KVM_SET_CPUID2", Err: err}
+	// tuneCPUID appends at most one entry, into the spare slot.
+	entries := tuneCPUID(c.entries[:c.nent:len(c.entries)], tscKHz)
+	c.nent = uint32(copy(c.entries[:], entries))
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvm.IIOW(kvmSetCPUID2, cpuid2HeaderSize), uintptr(unsafe.Pointer(c))); errno != 0 {
+		return &Error{Op: "KVM_SET_CPUID2", Err: errno}
 	}
 	return nil
+}
+
+// KVM_GET_SUPPORTED_CPUID (on /dev/kvm) and KVM_SET_CPUID2 (on a vCPU)
+// take a struct kvm_cpuid2, whose size in the ioctl number is its header's
+// (nent, padding) alone.
+const (
+	kvmGetSupportedCPUID = 0x05
+	kvmSetCPUID2         = 0x90
+	cpuid2HeaderSize     = 8
+	// maxCPUIDEntries is the room offered to KVM_GET_SUPPORTED_CPUID (KVM
+	// fails with E2BIG if it has more).
+	maxCPUIDEntries = 256
+)
+
+// cpuid2 is struct kvm_cpuid2 (include/uapi/linux/kvm.h) with room for
+// maxCPUIDEntries and one more, the leaf tuneCPUID may add.
+type cpuid2 struct {
+	nent, padding uint32
+	entries       [maxCPUIDEntries + 1]kvm.CPUIDEntry2
 }
 
 // tuneCPUID adjusts the supported CPUID entries for a one-CPU NetBSD guest.
