@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -23,10 +24,20 @@ type CounterClock struct {
 	RTC time.Time
 }
 
+// The clock lines' patterns are compiled on first use, not at package
+// init: smolvmm links this package for its demo guest, and every VM start
+// would otherwise pay for (and keep resident) ~22 KB of compiled regexps
+// that only tests use.
 var (
-	tscRateRE = regexp.MustCompile(`counter: tsc ([0-9a-f]+) over (\d+)\*65535 pit ticks\r?\n`)
-	tscRE     = regexp.MustCompile(`counter: tsc before ([0-9a-f]+) after ([0-9a-f]+)\r?\n`)
-	rtcRE     = regexp.MustCompile(`counter: rtc (\d\d-\d\d-\d\d \d\d:\d\d:\d\d)\r?\n`)
+	tscRateRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`counter: tsc ([0-9a-f]+) over (\d+)\*65535 pit ticks\r?\n`)
+	})
+	tscRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`counter: tsc before ([0-9a-f]+) after ([0-9a-f]+)\r?\n`)
+	})
+	rtcRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`counter: rtc (\d\d-\d\d-\d\d \d\d:\d\d:\d\d)\r?\n`)
+	})
 )
 
 // ParseCounterClock reads the counter guest's clock lines from out, and
@@ -34,7 +45,7 @@ var (
 // its snapshot: pass the snapshotted run's output).
 func ParseCounterClock(rateOut, out string) (CounterClock, error) {
 	var c CounterClock
-	m := tscRateRE.FindStringSubmatch(rateOut)
+	m := tscRateRE().FindStringSubmatch(rateOut)
 	if m == nil {
 		return c, fmt.Errorf("counter guest: no TSC rate line in %.200q", rateOut)
 	}
@@ -46,12 +57,12 @@ func ParseCounterClock(rateOut, out string) (CounterClock, error) {
 	if c.TSCPerPIT == 0 {
 		return c, fmt.Errorf("counter guest: the TSC did not move in 65535 PIT ticks")
 	}
-	if m = tscRE.FindStringSubmatch(out); m == nil {
+	if m = tscRE().FindStringSubmatch(out); m == nil {
 		return c, fmt.Errorf("counter guest: no TSC line in %.300q", out)
 	}
 	c.Before, _ = strconv.ParseUint(m[1], 16, 64)
 	c.After, _ = strconv.ParseUint(m[2], 16, 64)
-	if m = rtcRE.FindStringSubmatch(out); m == nil {
+	if m = rtcRE().FindStringSubmatch(out); m == nil {
 		return c, fmt.Errorf("counter guest: no RTC line in %.300q", out)
 	}
 	rtc, err := time.Parse("06-01-02 15:04:05", m[1])
