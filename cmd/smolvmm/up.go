@@ -273,11 +273,36 @@ Examples:
 func flagNames(flags []cli.Flag) map[string]bool {
 	m := map[string]bool{}
 	for _, f := range flags {
-		for _, n := range f.Names() {
+		for _, n := range namesOf(f) {
 			m[n] = true
 		}
 	}
 	return m
+}
+
+// namesOf is f.Names() read from the flag's fields: urfave/cli's Names
+// cleans each name with a regular expression (for names written in its
+// v1 style, "name, n", which smolvmm's are not), ~40 KB of allocations
+// for up's flags alone, made at every start, since every command is built
+// before one runs.
+func namesOf(f cli.Flag) []string {
+	var name string
+	var aliases []string
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.BoolFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.IntFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.StringSliceFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.DurationFlag:
+		name, aliases = f.Name, f.Aliases
+	default:
+		return f.Names()
+	}
+	return append([]string{name}, aliases...)
 }
 
 // withoutFlags drops flags whose names are already taken, so that up can
@@ -286,7 +311,7 @@ func withoutFlags(flags []cli.Flag, taken map[string]bool) []cli.Flag {
 	var out []cli.Flag
 	for _, f := range flags {
 		dup := false
-		for _, n := range f.Names() {
+		for _, n := range namesOf(f) {
 			dup = dup || taken[n]
 		}
 		if !dup {
