@@ -123,7 +123,7 @@ func upRunArgs(c *cli.Context, kernel, image string) []string {
 		if !runs[name] || !c.IsSet(name) {
 			continue
 		}
-		switch f.(type) {
+		switch unwrapFlag(f).(type) { // flagnames.go
 		case *cli.BoolFlag:
 			args = append(args, "--"+name+"="+strconv.FormatBool(c.Bool(name)))
 		case *cli.StringSliceFlag:

@@ -58,6 +58,7 @@ func newApp(cmds []*cli.Command) *cli.App {
 		// comma lists (kstrip --keep a,b) split them themselves.
 		DisableSliceFlagSeparator: true,
 	}
+	withNames(app.Commands) // flagnames.go: Names without urfave/cli's regexp
 	for _, c := range app.Commands {
 		if c.OnUsageError == nil {
 			c.OnUsageError = usageError

@@ -288,7 +288,7 @@ func flagNames(flags []cli.Flag) map[string]bool {
 func namesOf(f cli.Flag) []string {
 	var name string
 	var aliases []string
-	switch f := f.(type) {
+	switch f := unwrapFlag(f).(type) { // flagnames.go
 	case *cli.StringFlag:
 		name, aliases = f.Name, f.Aliases
 	case *cli.BoolFlag:
