@@ -60,18 +60,7 @@ func TestOverhead(t *testing.T) {
 			if err == nil {
 				got, err = Overhead(maps, guest)
 			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("got %+v\nwant %+v", got, tt.want)
-			}
+			checkResult(t, got, err, tt.want, tt.wantErr)
 		})
 	}
 }
@@ -116,4 +105,22 @@ Rss:                1024 kB
 	m, err := Overhead(maps, 128<<20)
 	fmt.Println(m.RSSKiB, m.GuestRSSKiB, m.OverheadKiB, m.FileRSSKiB, err)
 	// Output: 4160 64 4096 3072 <nil>
+}
+
+// checkResult fails t when err does not contain wantErr (when set), or
+// when a call that should succeed failed or returned other than want.
+func checkResult[T comparable](t *testing.T, got T, err error, want T, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want one containing %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
 }
