@@ -304,17 +304,7 @@ func TestSignalStops(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	// An a.out-kludge multiboot kernel whose entry is `jmp .`.
-	k := make([]byte, 48)
-	magic, flags := uint32(0x1BADB002), uint32(0x00010003)
-	for i, v := range []uint32{magic, flags, -(magic + flags), 0x100000, 0x100000, 0, 0x101000, 0x100020} {
-		binary.LittleEndian.PutUint32(k[4*i:], v)
-	}
-	k[32], k[33] = 0xEB, 0xFE
-	kernel := filepath.Join(t.TempDir(), "spin")
-	if err := os.WriteFile(kernel, k, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	kernel := spinKernel(t)
 	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(smolvmmBin(t), "run", "-k", kernel, "--net", "none")
@@ -428,4 +418,21 @@ func TestCLITimings(t *testing.T) {
 	if out, err := exec.Command(smolvmmBin(t), "demo", "--ready", "(").CombinedOutput(); err == nil || !strings.Contains(string(out), `--ready "("`) {
 		t.Errorf("--ready (: err %v, output %q", err, out)
 	}
+}
+
+// spinKernel writes an a.out-kludge multiboot kernel whose entry is
+// `jmp .`: a guest that runs until it is stopped.
+func spinKernel(t *testing.T) string {
+	t.Helper()
+	k := make([]byte, 48)
+	magic, flags := uint32(0x1BADB002), uint32(0x00010003)
+	for i, v := range []uint32{magic, flags, -(magic + flags), 0x100000, 0x100000, 0, 0x101000, 0x100020} {
+		binary.LittleEndian.PutUint32(k[4*i:], v)
+	}
+	k[32], k[33] = 0xEB, 0xFE
+	kernel := filepath.Join(t.TempDir(), "spin")
+	if err := os.WriteFile(kernel, k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return kernel
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,18 +123,8 @@ func TestCLISharedNetworkDaemonKilled(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	// An a.out-kludge multiboot kernel whose entry is `jmp .`.
-	k := make([]byte, 48)
-	magic, flags := uint32(0x1BADB002), uint32(0x00010003)
-	for i, v := range []uint32{magic, flags, -(magic + flags), 0x100000, 0x100000, 0, 0x101000, 0x100020} {
-		binary.LittleEndian.PutUint32(k[4*i:], v)
-	}
-	k[32], k[33] = 0xEB, 0xFE
+	kernel := spinKernel(t)
 	dir := t.TempDir()
-	kernel := filepath.Join(dir, "spin")
-	if err := os.WriteFile(kernel, k, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	socket := filepath.Join(dir, "n.sock")
 	d := startNetDaemon(t, socket)
 	vm := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "user:"+socket, "--mac", "52:54:00:aa:bb:01", "-v")
