@@ -52,11 +52,15 @@ const (
 //	onefails as memory, except the one start that creates the file BENCH_ONCE,
 //	         which prints "no room for this one" on stderr and exits 3
 //	hang     prints a line and sleeps for a minute
+//	settles  as memory, then after fakeDelay touches fakeTouched more and
+//	         writes its settled byte to -settled-fd; exits after 10*fakeDelay
+//	unsettled as settles, without the second touch and the byte
 //
 // With BENCH_COUNT set, every start appends a byte to that file.
 func fakeVMM(mode string, args []string) int {
 	fs := flag.NewFlagSet("fake", flag.ContinueOnError)
 	report := fs.String("report", "", "")
+	settledFD := fs.Int("settled-fd", 0, "")
 	_ = fs.Parse(args)
 	r := ChildReport{Phases: map[string]int64{PhaseRuntime: MonoNow()}}
 	if p := os.Getenv("BENCH_COUNT"); p != "" { // one byte per start
@@ -112,6 +116,29 @@ func fakeVMM(mode string, args []string) int {
 		}
 		fmt.Println("touched " + strconv.Itoa(fakeTouched))
 		time.Sleep(fakeDelay)
+		return 0
+	case "settles", "unsettled":
+		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		for i := 0; i < fakeTouched; i += 4096 {
+			mem[i] = 1
+		}
+		fmt.Println("touched " + strconv.Itoa(fakeTouched))
+		time.Sleep(fakeDelay)
+		if mode == "settles" {
+			for i := fakeTouched; i < 2*fakeTouched; i += 4096 {
+				mem[i] = 1
+			}
+			f := os.NewFile(uintptr(*settledFD), "settled")
+			if _, err := f.Write([]byte{1}); err != nil {
+				fmt.Fprintln(os.Stderr, "settled:", err)
+				return 4
+			}
+		}
+		time.Sleep(10 * fakeDelay)
 		return 0
 	case "silent":
 		fmt.Fprintln(os.Stderr, "boom")

@@ -33,12 +33,17 @@ type ParallelOptions struct {
 	// i (0 to N-1): what must differ between VMs, such as the MAC of
 	// each VM on a shared network.
 	VMArgs func(i int) []string
+	// SettleTimeout bounds the wait, after a VM's ready event, for its
+	// Target.SettledFlag byte (default one second); the VM is measured
+	// then, settled or not.
+	SettleTimeout time.Duration
 }
 
 // RunParallel starts o.N processes of t at once, each a VM, and measures
 // density: when each VM started (its ready event), the time until all had,
 // and each one's memory while all of them run. Each VM is stopped
-// (SIGSTOP) at its ready event, so that a guest that exits soon after (the
+// (SIGSTOP) at its ready event, or once it has settled after it when the
+// target has a SettledFlag, so that a guest that exits soon after (the
 // demo guest) is still there to be measured and every started VM is alive
 // together; once all have started or failed, their memory is read
 // (/proc/PID/smaps_rollup and the guest RAM mapping in /proc/PID/smaps)
@@ -52,6 +57,9 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	}
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
+	}
+	if o.SettleTimeout == 0 {
+		o.SettleTimeout = time.Second
 	}
 	if o.CPUs < 1 {
 		o.CPUs = runtime.NumCPU()
@@ -71,7 +79,7 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	t0 := MonoNow()
 	var wg sync.WaitGroup
 	for i := range vms {
-		v := &parallelVM{index: i, settled: settled}
+		v := &parallelVM{index: i, settled: settled, settleTimeout: o.SettleTimeout}
 		vms[i] = v
 		wg.Add(1)
 		go func() {
@@ -141,6 +149,11 @@ func fdAdvice(err error) string {
 type parallelVM struct {
 	index   int
 	settled chan<- int
+	// vmmSettled says when the VM's process has settled after its start
+	// (nil without a Target.SettledFlag).
+	vmmSettled    *settledPipe
+	settleTimeout time.Duration
+	stopping      sync.WaitGroup // the goroutine that stops it once settled
 
 	mu      sync.Mutex
 	once    sync.Once
@@ -173,6 +186,13 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 	defer r.Close()
 	cmd := exec.Command(t.Path, args...)
 	cmd.Stdout = w
+	sp, err := attachSettled(t, cmd)
+	if err != nil {
+		w.Close()
+		v.fail(fmt.Errorf("%w%s", err, fdAdvice(err)))
+		return
+	}
+	v.vmmSettled = sp
 	v.stderr = &tailBuffer{max: 512}
 	cmd.Stderr = v.stderr
 	if len(t.Env) > 0 {
@@ -187,8 +207,14 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 	v.mu.Unlock()
 	w.Close()
 	if err != nil {
+		if sp != nil {
+			sp.close(false)
+		}
 		v.fail(fmt.Errorf("start: %w%s", err, fdAdvice(err)))
 		return
+	}
+	if sp != nil {
+		sp.started()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -197,6 +223,10 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 	}()
 	waitErr := cmd.Wait()
 	<-done
+	v.stopping.Wait()
+	if sp != nil {
+		sp.close(true)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.ready != 0 || v.err != nil {
@@ -257,20 +287,36 @@ func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 	}
 }
 
-// markReady records the ready event and stops the process there.
+// markReady records the ready event and stops the process there, or once
+// it has settled.
 func (v *parallelVM) markReady(now int64) {
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.ready != 0 {
-		v.mu.Unlock()
 		return
 	}
 	v.ready = now
-	if v.cmd != nil {
+	if v.vmmSettled == nil {
+		v.stopLocked()
+		return
+	}
+	v.stopping.Add(1)
+	go func() {
+		defer v.stopping.Done()
+		v.vmmSettled.wait(v.settleTimeout)
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.stopLocked()
+	}()
+}
+
+// stopLocked stops the started VM for measurement and reports it started.
+func (v *parallelVM) stopLocked() {
+	if v.cmd != nil && !v.killed {
 		// Stopped, it cannot exit (and unmap) before it is measured.
 		_ = v.cmd.Process.Signal(syscall.SIGSTOP)
 	}
-	v.mu.Unlock()
-	v.settle()
+	v.settle() // a channel with room for every VM: it does not block
 }
 
 // sample reads a started VM's memory.

@@ -281,6 +281,43 @@ func svgVMs(t *testing.T, doc []byte) int {
 	}
 }
 
+// A VM is measured once it has settled (its byte on the SettledFlag
+// pipe), or after the settle timeout without it.
+func TestRunParallelWaitsUntilSettled(t *testing.T) {
+	tests := []struct {
+		mode                     string
+		minGuestKiB, maxGuestKiB int64
+	}{
+		// The second fakeTouched, touched before the byte, is counted.
+		{"settles", 2 * fakeTouched >> 10, fakeGuestBytes >> 10},
+		// Measured at the timeout: the first only (huge pages may round
+		// it up to 4 MiB).
+		{"unsettled", fakeTouched >> 10, 2*fakeTouched>>10 - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			target := fakeTarget(t, "fake", tt.mode)
+			target.SettledFlag = "-settled-fd"
+			res, err := RunParallel(context.Background(), target, ParallelOptions{N: 2, Timeout: 30 * time.Second,
+				SettleTimeout: 2 * fakeDelay, Config: Config{Kernel: "fake", MemoryMiB: 20}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Started != 2 {
+				t.Fatalf("started %d of 2: %+v", res.Started, res.VMs)
+			}
+			for _, v := range res.VMs {
+				if v.Memory == nil {
+					t.Fatalf("vm %d: no memory: %s", v.Index, v.MemoryError)
+				}
+				if g := v.Memory.GuestRSSKiB; g < tt.minGuestKiB || g > tt.maxGuestKiB {
+					t.Errorf("vm %d: guest RSS %d KiB, want %d to %d KiB", v.Index, g, tt.minGuestKiB, tt.maxGuestKiB)
+				}
+			}
+		})
+	}
+}
+
 func TestRunParallelBadN(t *testing.T) {
 	if _, err := RunParallel(context.Background(), Target{Name: "x", Path: "/bin/true"}, ParallelOptions{N: 0}); err == nil || !strings.Contains(err.Error(), "0 parallel VMs") {
 		t.Errorf("error %v", err)

@@ -40,6 +40,12 @@ type Target struct {
 	// Jailed: the program runs the VMM as its only child process (smolvmm
 	// --jail), whose memory is read instead of the program's.
 	Jailed bool
+	// SettledFlag, when set and the program is not Jailed, is passed by
+	// RunParallel with a descriptor number after Args: a pipe on which the
+	// program writes a byte (or which it closes) once the work it does
+	// after its guest starts is over, so that its memory is read after it
+	// (smolvmm: unmapping its executable's set-up code).
+	SettledFlag string
 }
 
 // Command is the target's command line, for results.
@@ -67,7 +73,8 @@ type BootOptions struct {
 	// Timeout bounds one boot (default one minute).
 	Timeout time.Duration
 	// SampleMemory stops the process at the ready event (or the first
-	// console byte without one) to read its smaps; it perturbs the times.
+	// console byte without one) to read its smaps, once it has settled
+	// when the target has a SettledFlag; it perturbs the times.
 	SampleMemory bool
 	// Console, when set, receives a copy of the console output.
 	Console io.Writer
@@ -156,13 +163,28 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		cmd.Env = append(os.Environ(), t.Env...)
 	}
 
+	var settled *settledPipe
+	if o.SampleMemory {
+		if settled, err = attachSettled(t, cmd); err != nil {
+			w.Close()
+			return fail(err, nil)
+		}
+	}
+
 	rec := &recorder{phases: map[string]int64{}}
 	start := MonoNow()
 	if err := cmd.Start(); err != nil {
 		w.Close()
+		if settled != nil {
+			settled.close(false)
+		}
 		return fail(err, nil)
 	}
 	w.Close()
+	if settled != nil {
+		settled.started()
+		defer settled.close(true)
+	}
 	pid := cmd.Process.Pid
 	done := make(chan struct{})
 	go func() {
@@ -184,6 +206,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 				rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))
 				return
 			}
+		}
+		if settled != nil {
+			settled.wait(time.Second)
 		}
 		// Stopped, the process cannot exit (and unmap) under the read.
 		if err := syscall.Kill(vmm, syscall.SIGSTOP); err != nil {

@@ -131,6 +131,22 @@ func TestRunBootErrors(t *testing.T) {
 	}
 }
 
+// With a SettledFlag, memory is read once the process has settled.
+func TestRunBootMemoryWhenSettled(t *testing.T) {
+	target := fakeTarget(t, "fake", "settles")
+	target.SettledFlag = "-settled-fd"
+	b, err := RunBoot(context.Background(), target, BootOptions{SampleMemory: true, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.MemoryErr != nil {
+		t.Fatal(b.MemoryErr)
+	}
+	if g := b.Memory.GuestRSSKiB; g < 2*fakeTouched>>10 {
+		t.Errorf("guest RSS %d KiB, want at least the %d KiB touched before the settled byte", g, 2*fakeTouched>>10)
+	}
+}
+
 func TestRunBootMemory(t *testing.T) {
 	b, err := RunBoot(context.Background(), fakeTarget(t, "fake", "memory"), BootOptions{SampleMemory: true, Timeout: 30 * time.Second})
 	if err != nil {

@@ -186,7 +186,7 @@ func benchAction(c *cli.Context) error {
 		childArgs = append(childArgs, "--jail")
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
-	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, GuestBytes: guestBytes, Jailed: c.Bool("jail")}}
+	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail")}}
 	if r := c.String("restore"); r != "" {
 		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
 			return err
@@ -388,6 +388,7 @@ func benchBootCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-seccomp"},
 			&cli.BoolFlag{Name: "jail"},
 			&cli.StringFlag{Name: "restore"},
+			&cli.IntFlag{Name: "settled-fd"},
 		}, netFlags()...),
 		Action: benchBoot,
 	}
@@ -445,6 +446,12 @@ func benchBoot(c *cli.Context) error {
 	if err := contain(c, &cfg, -1, nil); err != nil { // contain.go
 		return err
 	}
+	var settled func()
+	if fd := c.Int("settled-fd"); fd > 2 && !jailed {
+		f := os.NewFile(uintptr(fd), "settled")
+		settled = func() { f.Write([]byte{1}); f.Close() }
+	}
+	defer dropExecutablePages(&cfg, false, settled)() // exepages.go
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	restoreConfig(c, &cfg)       // snapshot.go: memory and disks from --restore's snapshot

@@ -257,6 +257,7 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	if err := contain(c, &cfg, con.fd, con.termios); err != nil { // contain.go
 		return err
 	}
+	defer dropExecutablePages(&cfg, c.Bool("verbose"), nil)() // exepages.go
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
