@@ -286,20 +286,21 @@ func svgVMs(t *testing.T, doc []byte) int {
 func TestRunParallelWaitsUntilSettled(t *testing.T) {
 	tests := []struct {
 		mode                     string
+		settleTimeout            time.Duration
 		minGuestKiB, maxGuestKiB int64
 	}{
 		// The second fakeTouched, touched before the byte, is counted.
-		{"settles", 2 * fakeTouched >> 10, fakeGuestBytes >> 10},
+		{"settles", time.Minute, 2 * fakeTouched >> 10, fakeGuestBytes >> 10},
 		// Measured at the timeout: the first only (huge pages may round
 		// it up to 4 MiB).
-		{"unsettled", fakeTouched >> 10, 2*fakeTouched>>10 - 1},
+		{"unsettled", 2 * fakeDelay, fakeTouched >> 10, 2*fakeTouched>>10 - 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
 			target := fakeTarget(t, "fake", tt.mode)
 			target.SettledFlag = "-settled-fd"
 			res, err := RunParallel(context.Background(), target, ParallelOptions{N: 2, Timeout: 30 * time.Second,
-				SettleTimeout: 2 * fakeDelay, Config: Config{Kernel: "fake", MemoryMiB: 20}})
+				SettleTimeout: tt.settleTimeout, Config: Config{Kernel: "fake", MemoryMiB: 20}})
 			if err != nil {
 				t.Fatal(err)
 			}

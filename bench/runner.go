@@ -76,6 +76,9 @@ type BootOptions struct {
 	// console byte without one) to read its smaps, once it has settled
 	// when the target has a SettledFlag; it perturbs the times.
 	SampleMemory bool
+	// SettleTimeout bounds the wait for the SettledFlag byte before the
+	// memory sample (default one second).
+	SettleTimeout time.Duration
 	// Console, when set, receives a copy of the console output.
 	Console io.Writer
 	// PollInterval is the pause between TCP connects to Ready.Addr
@@ -128,6 +131,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = time.Millisecond
+	}
+	if o.SettleTimeout == 0 {
+		o.SettleTimeout = time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -207,9 +213,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 				return
 			}
 		}
-		if settled != nil {
-			settled.wait(time.Second)
-		}
+		wasSettled := settled != nil && settled.wait(o.SettleTimeout)
 		// Stopped, the process cannot exit (and unmap) under the read.
 		if err := syscall.Kill(vmm, syscall.SIGSTOP); err != nil {
 			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, err))
@@ -218,7 +222,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		mem, err := readMemory(vmm, t.GuestBytes, t.GuestFile)
 		_ = syscall.Kill(vmm, syscall.SIGCONT)
 		if err == nil {
-			mem.SampledAt = event
+			mem.SampledAt, mem.Settled = event, wasSettled
 			rec.memory(&mem, nil)
 		} else {
 			rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))

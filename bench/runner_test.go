@@ -135,15 +135,15 @@ func TestRunBootErrors(t *testing.T) {
 func TestRunBootMemoryWhenSettled(t *testing.T) {
 	target := fakeTarget(t, "fake", "settles")
 	target.SettledFlag = "-settled-fd"
-	b, err := RunBoot(context.Background(), target, BootOptions{SampleMemory: true, Timeout: 30 * time.Second})
+	b, err := RunBoot(context.Background(), target, BootOptions{SampleMemory: true, Timeout: 30 * time.Second, SettleTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b.MemoryErr != nil {
 		t.Fatal(b.MemoryErr)
 	}
-	if g := b.Memory.GuestRSSKiB; g < 2*fakeTouched>>10 {
-		t.Errorf("guest RSS %d KiB, want at least the %d KiB touched before the settled byte", g, 2*fakeTouched>>10)
+	if g := b.Memory.GuestRSSKiB; g < 2*fakeTouched>>10 || !b.Memory.Settled {
+		t.Errorf("guest RSS %d KiB (settled %v), want at least the %d KiB touched before the settled byte", g, b.Memory.Settled, 2*fakeTouched>>10)
 	}
 }
 

@@ -41,13 +41,15 @@ func (p *settledPipe) started() {
 	}()
 }
 
-// wait returns when the process has settled, or after timeout.
-func (p *settledPipe) wait(timeout time.Duration) {
+// wait returns when the process has settled (true), or after timeout.
+func (p *settledPipe) wait(timeout time.Duration) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case <-p.done:
+		return true
 	case <-timer.C:
+		return false
 	}
 }
 

@@ -101,6 +101,10 @@ type Memory struct {
 	// SampledAt is the event the sample was taken at: "ready" or
 	// "first-output".
 	SampledAt string `json:"sampled_at"`
+	// Settled: the sample was taken once the process said it had done
+	// what it does after its guest starts (Target.SettledFlag), some time
+	// after SampledAt.
+	Settled bool `json:"settled,omitempty"`
 	// RSSKiB is the process's whole resident set (sum of smaps Rss).
 	RSSKiB int64 `json:"rss_kib"`
 	// GuestRAMKiB is the size of the guest RAM mapping and GuestRSSKiB
