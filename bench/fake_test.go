@@ -105,7 +105,7 @@ func fakeVMM(mode string, args []string) int {
 			return 3
 		}
 		fallthrough
-	case "memory":
+	case "memory", "settles", "unsettled":
 		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -116,18 +116,9 @@ func fakeVMM(mode string, args []string) int {
 		}
 		fmt.Println("touched " + strconv.Itoa(fakeTouched))
 		time.Sleep(fakeDelay)
-		return 0
-	case "settles", "unsettled":
-		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 4
+		if mode == "memory" {
+			return 0
 		}
-		for i := 0; i < fakeTouched; i += 4096 {
-			mem[i] = 1
-		}
-		fmt.Println("touched " + strconv.Itoa(fakeTouched))
-		time.Sleep(fakeDelay)
 		if mode == "settles" {
 			for i := fakeTouched; i < 2*fakeTouched; i += 4096 {
 				mem[i] = 1
