@@ -45,6 +45,9 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 		}
 		os.Unsetenv(jailEnv)
 		jailed = true
+		if hasFlag(c, "verbose") && c.Bool("verbose") {
+			fmt.Fprintf(os.Stderr, "smolvmm: jailed: the VMM is PID %d of a PID namespace of its own\n", os.Getpid())
+		}
 		if fd, err := strconv.Atoi(v); err == nil {
 			jailTapFD = fd
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,25 @@ func TestUpEndToEnd(t *testing.T) {
 // against the local mirror, with the console on its stdout, the step log
 // on its stderr and the guest's reset as exit status 0.
 func TestUpCommandEndToEnd(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		extra []string
+	}{
+		{"plain", nil},
+		// The VMM runs in namespaces of its own, on what up fetched and
+		// built (-v: the jailed VMM says it is PID 1 there).
+		{"jail", []string{"--jail", "-v"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.extra != nil {
+				needJail(t) // jail_test.go
+			}
+			upCommandEndToEnd(t, tt.extra)
+		})
+	}
+}
+
+func upCommandEndToEnd(t *testing.T, extra []string) {
 	upNeedKVM(t)
 	kernel := buildUpGuest(t)
 	bin := smolvmmBin(t)
@@ -135,7 +155,8 @@ func TestUpCommandEndToEnd(t *testing.T) {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		cmd := exec.CommandContext(ctx, bin, "up", "--mirror", srv.Mirror(), "--cache", cache, "-m", "16", "rescue")
+		args := append([]string{"up", "--mirror", srv.Mirror(), "--cache", cache, "-m", "16"}, extra...)
+		cmd := exec.CommandContext(ctx, bin, append(args, "rescue")...)
 		cmd.Dir = work // rescue.img goes to the current directory
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -147,7 +168,11 @@ func TestUpCommandEndToEnd(t *testing.T) {
 		if !strings.Contains(stdout.String(), "upguest: ext2 magic 0xef53") {
 			t.Errorf("run %d: console lacks the ext2 magic:\n%s", run, stdout.String())
 		}
-		for _, s := range []string{"up: service", "up: fetch", "up: kstrip", "up: mkimg", "up: run"} {
+		steps := []string{"up: service", "up: fetch", "up: kstrip", "up: mkimg", "up: run"}
+		if slices.Contains(extra, "--jail") {
+			steps = append(steps, "smolvmm: jailed: the VMM is PID 1 of a PID namespace of its own")
+		}
+		for _, s := range steps {
 			if !strings.Contains(stderr.String(), s) {
 				t.Errorf("run %d: step log lacks %q:\n%s", run, s, stderr.String())
 			}
