@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/exepages"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -17,8 +20,9 @@ import (
 // in the VMM's resident set for its whole life. The pages stay in the page
 // cache; the vCPU loop and the devices map back what they use. It happens
 // on a goroutine of its own, beside the guest's first instructions rather
-// than before them (it takes ~0.5 ms). It is skipped under a debugger,
-// whose breakpoints in the code it would undo.
+// than before them (it takes ~0.5 ms), on a thread at the lowest priority.
+// It is skipped under a debugger, whose breakpoints in the code it would
+// undo.
 //
 // settled, when set, is called once that is over, done or not. The
 // returned wait joins the goroutine (it ends at once if the guest never
@@ -31,6 +35,11 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait fu
 		if settled != nil {
 			defer settled()
 		}
+		// The guest comes first: on a busy or single-CPU host the release
+		// yields to it. The thread is never unlocked, so it ends with this
+		// goroutine rather than serving others at the lowest priority.
+		runtime.LockOSThread()
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
 		tracer := tracerPID()
 		close(checked)
 		select {

@@ -58,6 +58,20 @@ func TestRunningVMUnmapsItsSetUpCode(t *testing.T) {
 	if kib > 4<<10 {
 		t.Errorf("%d KiB of the executable's code and read-only data resident after the release, want at most 4 MiB", kib)
 	}
+	// The release ran at the lowest priority, on a thread of its own that
+	// ends with it (just after its message): soon no thread is left to
+	// serve the VM at that priority.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		niced := nicedThreads(t, cmd.Process.Pid)
+		if len(niced) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("threads still niced 10 s after the release: %v", niced)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // readOnlyResidentKiB adds the Rss of pid's mappings of path that are not
@@ -85,4 +99,27 @@ func readOnlyResidentKiB(t *testing.T, pid int, path string) int64 {
 		}
 	}
 	return kib
+}
+
+// nicedThreads lists pid's threads whose nice value is not 0.
+func nicedThreads(t *testing.T, pid int) []string {
+	t.Helper()
+	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	var niced []string
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			continue // a thread that ended meanwhile
+		}
+		// After the command name, in parentheses: the state, then
+		// sixteen more fields to nice.
+		_, rest, _ := strings.Cut(string(b), ") ")
+		if f := strings.Fields(rest); len(f) < 17 || f[16] != "0" {
+			niced = append(niced, task)
+		}
+	}
+	return niced
 }
