@@ -74,10 +74,9 @@ type Hub struct {
 	leases *leaseStore
 	logf   func(format string, args ...any)
 
-	mu     sync.RWMutex
-	ports  map[[6]byte]*hubPort
-	conns  map[net.Conn]struct{} // every open connection, handshaking or joined
-	closed bool
+	mu    sync.RWMutex
+	ports map[[6]byte]*hubPort
+	conns connSet // every open connection, handshaking or joined
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -113,7 +112,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Leases == "" {
 		cfg.Leases = HubLeases(cfg.Socket)
 	}
-	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, ports: map[[6]byte]*hubPort{}, conns: map[net.Conn]struct{}{}}
+	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, ports: map[[6]byte]*hubPort{}}
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	}
@@ -187,17 +186,8 @@ func (h *Hub) Stats() HubStats {
 // removed.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(func() {
-		h.mu.Lock()
-		h.closed = true
-		conns := make([]net.Conn, 0, len(h.conns))
-		for c := range h.conns {
-			conns = append(conns, c)
-		}
-		h.mu.Unlock()
 		err := h.ln.Close()
-		for _, c := range conns {
-			_ = c.Close()
-		}
+		h.conns.closeAll()
 		h.wg.Wait()
 		h.closeErr = errors.Join(err, h.gw.close())
 	})
@@ -218,7 +208,7 @@ func (h *Hub) accept() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if !h.track(c) {
+		if !h.conns.add(c) {
 			_ = c.Close()
 			return
 		}
@@ -227,28 +217,11 @@ func (h *Hub) accept() {
 	}
 }
 
-func (h *Hub) track(c net.Conn) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return false
-	}
-	h.conns[c] = struct{}{}
-	return true
-}
-
-func (h *Hub) untrack(c net.Conn) {
-	h.mu.Lock()
-	delete(h.conns, c)
-	h.mu.Unlock()
-	_ = c.Close()
-}
-
 // serve runs one VM's connection: handshake, then its frames until
 // either side closes.
 func (h *Hub) serve(c net.Conn) {
 	defer h.wg.Done()
-	defer h.untrack(c)
+	defer h.conns.remove(c)
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
 	var hello hubHello
 	ver, _, err := readHubMessage(c, &hello)
@@ -303,7 +276,7 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	copy(key[:], mac)
 	h.mu.Lock()
 	switch {
-	case h.closed:
+	case h.conns.isClosed():
 		h.mu.Unlock()
 		return nil, RefusedClosing, "the network is shutting down"
 	case h.ports[key] != nil:

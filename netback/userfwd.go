@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"syscall"
 	"time"
 
@@ -33,7 +32,7 @@ func (g *gateway) forward(f Forward, addr netip.Addr) (stop func() error, err er
 		if err != nil {
 			return nil, forwardListenErr(f, err)
 		}
-		t := &tcpForward{g: g, ln: ln, guest: guest, conns: map[net.Conn]struct{}{}}
+		t := &tcpForward{g: g, ln: ln, guest: guest}
 		g.wg.Add(1)
 		go t.serve()
 		return t.close, nil
@@ -77,10 +76,7 @@ type tcpForward struct {
 	g     *gateway
 	ln    net.Listener
 	guest tcpip.FullAddress
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	conns connSet // host and guest sides of the relays
 }
 
 func (t *tcpForward) serve() {
@@ -90,7 +86,7 @@ func (t *tcpForward) serve() {
 		if err != nil {
 			return
 		}
-		if !t.track(c) {
+		if !t.conns.add(c) {
 			_ = c.Close()
 			return
 		}
@@ -99,40 +95,22 @@ func (t *tcpForward) serve() {
 	}
 }
 
-// track records an open connection so close can end it; false once closed.
-func (t *tcpForward) track(c net.Conn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return false
-	}
-	t.conns[c] = struct{}{}
-	return true
-}
-
-func (t *tcpForward) untrack(c net.Conn) {
-	t.mu.Lock()
-	delete(t.conns, c)
-	t.mu.Unlock()
-	_ = c.Close()
-}
-
 // relay copies both ways between a host connection and a new connection
 // to the guest, passing each side's end of stream on as a half close.
 func (t *tcpForward) relay(host net.Conn) {
 	defer t.g.wg.Done()
-	defer t.untrack(host)
+	defer t.conns.remove(host)
 	ctx, cancel := context.WithTimeout(context.Background(), forwardDialTimeout)
 	guest, err := gonet.DialContextTCP(ctx, t.g.stack, t.guest, ipv4.ProtocolNumber)
 	cancel()
 	if err != nil {
 		return
 	}
-	if !t.track(guest) {
+	if !t.conns.add(guest) {
 		_ = guest.Close()
 		return
 	}
-	defer t.untrack(guest)
+	defer t.conns.remove(guest)
 	done := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(guest, host)
@@ -148,11 +126,7 @@ func (t *tcpForward) relay(host net.Conn) {
 
 // close stops accepting and ends every open connection.
 func (t *tcpForward) close() error {
-	t.mu.Lock()
-	t.closed = true
-	for c := range t.conns {
-		_ = c.Close()
-	}
-	t.mu.Unlock()
-	return t.ln.Close()
+	err := t.ln.Close()
+	t.conns.closeAll()
+	return err
 }
