@@ -1,5 +1,10 @@
 package netback
 
+import "time"
+
 // ResolvConfPath lets the tests give the user network's DNS server
 // nameservers of their own.
 var ResolvConfPath = &resolvConfPath
+
+// NewHubWithClock is NewHub with a clock of the test's.
+func NewHubWithClock(cfg HubConfig, now func() time.Time) (*Hub, error) { return newHub(cfg, now) }

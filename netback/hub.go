@@ -74,15 +74,21 @@ type Hub struct {
 	leases *leaseStore
 	logf   func(format string, args ...any)
 
+	now   func() time.Time // the clock of leases' last-seen times
 	mu    sync.RWMutex
 	ports map[[6]byte]*hubPort
-	conns connSet // every open connection, handshaking or joined
+	// admitMu serialises admissions (register).
+	admitMu sync.Mutex
+	conns   connSet // every open connection, handshaking or joined
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 
 	switched, dropped, spoofed atomic.Uint64
+	// unsaved says VMs left while the hub was closing: Close saves their
+	// last-seen times once.
+	unsaved atomic.Bool
 }
 
 // HubStats counts what a hub did.
@@ -102,7 +108,10 @@ type HubStats struct {
 // NewHub starts a shared network listening on cfg.Socket. A socket file
 // left by a hub that died is replaced; one that a running hub answers on
 // is an error wrapping ErrHubRunning.
-func NewHub(cfg HubConfig) (*Hub, error) {
+func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, time.Now) }
+
+// newHub is NewHub with the clock of the leases' last-seen times.
+func newHub(cfg HubConfig, now func() time.Time) (*Hub, error) {
 	if cfg.Socket == "" {
 		return nil, fmt.Errorf("shared network: no socket path")
 	}
@@ -112,7 +121,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Leases == "" {
 		cfg.Leases = HubLeases(cfg.Socket)
 	}
-	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, ports: map[[6]byte]*hubPort{}}
+	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}}
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	}
@@ -189,6 +198,9 @@ func (h *Hub) Close() error {
 		err := h.ln.Close()
 		h.conns.closeAll()
 		h.wg.Wait()
+		if h.unsaved.Load() {
+			h.saveLeases() // the last-seen times of the VMs that left
+		}
 		h.closeErr = errors.Join(err, h.gw.close())
 	})
 	return h.closeErr
@@ -265,49 +277,66 @@ func forwardList(fs []Forward) string {
 	return " with forwards " + strings.Join(s, ", ")
 }
 
-// admit checks a hello and registers its VM: its MAC in the switch, its
-// lease and its forwards. A refusal has a nonzero Refusal and why.
+// admit checks a hello and registers its VM: its forwards, its MAC in
+// the switch and its lease. A refusal has a nonzero Refusal and why, and
+// leaves nothing behind: no forward, no port, the lease table as it was.
 func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	mac, fwds, err := parseHello(hello)
 	if err != nil {
 		return nil, RefusedMalformed, err.Error()
 	}
+	p, r, msg := h.register(c, mac, fwds)
+	if r == 0 {
+		// Written before the VM hears its address, but not under h.mu
+		// (the switch goes on meanwhile) nor admitMu (other VMs join).
+		h.saveLeases()
+	}
+	return p, r, msg
+}
+
+// register is admit's part that takes the address, binds the forwards
+// and puts the port in the switch, one VM at a time: between plan and
+// commit no other VM takes the planned address or registers the MAC, and
+// the forwards are bound in between without holding up the switch.
+func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPort, Refusal, string) {
 	var key [6]byte
 	copy(key[:], mac)
-	h.mu.Lock()
+	h.admitMu.Lock()
+	defer h.admitMu.Unlock()
+	h.mu.RLock()
+	dup := h.ports[key] != nil
+	plan, ok := h.leases.plan(mac, h.connectedLocked)
+	h.mu.RUnlock()
 	switch {
 	case h.conns.isClosed():
-		h.mu.Unlock()
 		return nil, RefusedClosing, "the network is shutting down"
-	case h.ports[key] != nil:
-		h.mu.Unlock()
+	case dup:
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac)
-	}
-	addr, ok, changed := h.leases.assign(mac, h.connectedLocked, time.Now())
-	if !ok {
-		h.mu.Unlock()
+	case !ok:
 		return nil, RefusedNoAddress, fmt.Sprintf("every address from %s to %s is leased to a connected VM", leasePool[0], leasePool[1])
 	}
-	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: addr, forwards: fwds, out: newFrameQueue(hubPortDepth)}
-	h.ports[key] = p
-	h.mu.Unlock()
-	if changed {
-		// Written before the VM hears its address, but not under h.mu:
-		// the switch goes on meanwhile.
-		if err := h.leases.save(); err != nil {
-			// The lease holds until this hub stops; say so and go on.
-			h.logf("%v", err)
-		}
-	}
+	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, forwards: fwds, out: newFrameQueue(hubPortDepth)}
 	for _, f := range fwds {
-		stop, err := h.gw.forward(f, addr)
+		stop, err := h.gw.forward(f, plan.addr)
 		if err != nil {
-			p.unregister()
+			p.stopForwards()
 			return nil, RefusedForward, err.Error()
 		}
 		p.stops = append(p.stops, stop)
 	}
+	h.mu.Lock()
+	h.ports[key] = p
+	h.leases.commit(plan, h.now())
+	h.mu.Unlock()
 	return p, 0, ""
+}
+
+// saveLeases writes the lease file. A failure is logged: the leases hold
+// until this hub stops.
+func (h *Hub) saveLeases() {
+	if err := h.leases.save(); err != nil {
+		h.logf("%v", err)
+	}
 }
 
 // connectedLocked reports whether a connected VM has address a (h.mu held).
@@ -403,19 +432,35 @@ func (p *hubPort) close() {
 }
 
 // unregister takes the VM out: its MAC leaves the switch, its forwards
-// stop, its queue closes (ending writeLoop).
+// stop, its queue closes (ending writeLoop), and its lease is marked seen
+// now (saved unless the hub is closing, whose Close saves once for all).
 func (p *hubPort) unregister() {
 	p.closeOnce.Do(func() {
+		// Touched as the port goes, so that once the VM is out of the
+		// switch its lease counts as seen now.
 		p.h.mu.Lock()
+		touched := false
 		if p.h.ports[p.key] == p {
 			delete(p.h.ports, p.key)
+			touched = p.h.leases.touch(p.mac, p.h.now())
 		}
 		p.h.mu.Unlock()
-		for _, stop := range p.stops {
-			_ = stop()
-		}
+		p.stopForwards()
 		p.out.close()
+		switch {
+		case !touched:
+		case p.h.conns.isClosed():
+			p.h.unsaved.Store(true)
+		default:
+			p.h.saveLeases()
+		}
 	})
+}
+
+func (p *hubPort) stopForwards() {
+	for _, stop := range p.stops {
+		_ = stop()
+	}
 }
 
 // readLoop switches the VM's frames until its connection ends.

@@ -36,7 +36,8 @@ type leaseStore struct {
 type storedLease struct {
 	MAC  string     `json:"mac"`
 	Addr netip.Addr `json:"addr"`
-	// Seen is when the MAC last connected.
+	// Seen is when the MAC was last connected: its VM's last join or
+	// leave.
 	Seen time.Time `json:"seen"`
 }
 
@@ -101,40 +102,74 @@ func inPool(a netip.Addr) bool {
 	return a.Is4() && a.Compare(leasePool[0]) >= 0 && a.Compare(leasePool[1]) <= 0
 }
 
-// assign returns mac's address, leasing one if it has none: the lowest
-// free one of the pool, else that of the MAC seen longest ago among
-// those whose address is not connected. A new lease is written to the file
-// by save; false when every address is connected. changed says the file
-// needs it.
-func (s *leaseStore) assign(mac net.HardwareAddr, connected func(netip.Addr) bool, now time.Time) (addr netip.Addr, ok, changed bool) {
+// leasePlan is the address plan chose for a MAC, and what commit must
+// change in the table to give it.
+type leasePlan struct {
+	mac   string
+	addr  netip.Addr
+	evict string // the MAC whose lease goes to mac; "" when none
+	fresh bool   // mac has no lease yet
+}
+
+// plan returns the address mac gets, without leasing it: its own, else
+// the lowest free one of the pool, else that of the MAC seen longest ago
+// among those whose address is not connected; false when every address
+// is connected. The table is left as it was, so that a VM refused after
+// plan (its forwards cannot be bound) costs no lease; commit applies the
+// plan, which holds as long as no other commit comes in between.
+func (s *leaseStore) plan(mac net.HardwareAddr, connected func(netip.Addr) bool) (leasePlan, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := mac.String()
 	if l := s.byMAC[key]; l != nil {
-		l.Seen = now
-		return l.Addr, true, false
+		return leasePlan{mac: key, addr: l.Addr}, true
 	}
-	var l *storedLease
 	for a := leasePool[0]; inPool(a); a = a.Next() {
 		if s.byAddr[a] == nil {
-			l = &storedLease{Addr: a}
-			break
+			return leasePlan{mac: key, addr: a, fresh: true}, true
 		}
 	}
+	var old *storedLease
+	for _, l := range s.byAddr {
+		if !connected(l.Addr) && (old == nil || l.Seen.Before(old.Seen)) {
+			old = l
+		}
+	}
+	if old == nil {
+		return leasePlan{}, false
+	}
+	return leasePlan{mac: key, addr: old.Addr, evict: old.MAC, fresh: true}, true
+}
+
+// commit leases p's address to its MAC, seen at now (a MAC that had the
+// lease already is seen again: it stays the newest for eviction). The
+// table has changed: save writes it.
+func (s *leaseStore) commit(p leasePlan, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.evict != "" {
+		delete(s.byMAC, p.evict)
+	}
+	l := s.byMAC[p.mac]
+	if p.fresh {
+		l = &storedLease{MAC: p.mac, Addr: p.addr}
+		s.byMAC[p.mac], s.byAddr[p.addr] = l, l
+	}
+	l.Seen = now
+}
+
+// touch marks mac's lease seen at now (when its VM leaves, so that the
+// lease of a VM connected for long counts as recent); false when mac has
+// no lease.
+func (s *leaseStore) touch(mac net.HardwareAddr, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byMAC[mac.String()]
 	if l == nil {
-		for _, old := range s.byAddr {
-			if !connected(old.Addr) && (l == nil || old.Seen.Before(l.Seen)) {
-				l = old
-			}
-		}
-		if l == nil {
-			return netip.Addr{}, false, false
-		}
-		delete(s.byMAC, l.MAC)
+		return false
 	}
-	l.MAC, l.Seen = key, now
-	s.byMAC[key], s.byAddr[l.Addr] = l, l
-	return l.Addr, true, true
+	l.Seen = now
+	return true
 }
 
 // lookup returns mac's address without leasing one.
