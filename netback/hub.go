@@ -436,6 +436,10 @@ func (p *hubPort) close() {
 // now (saved unless the hub is closing, whose Close saves once for all).
 func (p *hubPort) unregister() {
 	p.closeOnce.Do(func() {
+		// The forwards stop first: a VM reconnecting at once is told
+		// its MAC is still connected (and tries again) rather than that
+		// its own host ports are taken (which it would take as final).
+		p.stopForwards()
 		// Touched as the port goes, so that once the VM is out of the
 		// switch its lease counts as seen now.
 		p.h.mu.Lock()
@@ -445,7 +449,6 @@ func (p *hubPort) unregister() {
 			touched = p.h.leases.touch(p.mac, p.h.now())
 		}
 		p.h.mu.Unlock()
-		p.stopForwards()
 		p.out.close()
 		switch {
 		case !touched:

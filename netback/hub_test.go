@@ -673,3 +673,39 @@ func TestHubDHCP(t *testing.T) {
 		t.Errorf("both MACs were offered %s", want[testMAC(1).String()])
 	}
 }
+
+// A VM whose forwarded host port another program took while the hub was
+// away is refused when it reconnects, and stops trying: Failed, with the
+// refusal naming the port; a VM without forwards reconnects.
+func TestHubRestartPortTaken(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, dir)
+	port := freePort(t, "tcp")
+	ja, err := netback.Join(h.Socket(), testMAC(1), []netback.Forward{{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ja.Close()
+	jb, err := netback.Join(h.Socket(), testMAC(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jb.Close()
+	h.Close()
+	taken, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	startHub(t, dir)
+	select {
+	case <-ja.Failed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the VM whose port is taken is still reconnecting")
+	}
+	var re *netback.RefusedError
+	if err := ja.Err(); !errors.As(err, &re) || re.Reason != netback.RefusedForward || !strings.Contains(err.Error(), fmt.Sprint(port)) {
+		t.Errorf("Err() = %v, want a forward refusal naming port %d", err, port)
+	}
+	waitFor(t, "the other VM to reconnect", func() bool { return jb.Connects() == 2 })
+}

@@ -25,20 +25,26 @@ const (
 // are dropped and counted (Stats.Unsent), and the backend dials the
 // socket again, with backoff, until the hub answers; the hub then gives
 // the MAC its address again (its lease file keeps it) and re-creates the
-// forwards. It dials with socket(AF_UNIX) and connect, which a VMM's
-// seccomp filter must allow (sandbox.Filter.UnixSockets).
+// forwards. A refusal that asking again cannot change
+// (RefusedError.Permanent: a host port taken meanwhile, another protocol
+// version) ends the dialing instead: Failed is closed and Err says why,
+// and the VM stays unplugged until its owner stops it. It dials with
+// socket(AF_UNIX) and connect, which a VMM's seccomp filter must allow
+// (sandbox.Filter.UnixSockets).
 type Joined struct {
 	socket  string
 	hello   hubHello
 	toGuest *frameQueue
 	done    chan struct{}
+	failed  chan struct{} // closed when the hub refused a reconnection for good
 	wg      sync.WaitGroup
 
 	wmu     sync.Mutex // serialises WriteFrame's writes
-	mu      sync.Mutex // guards conn, addr, lastErr; held briefly
+	mu      sync.Mutex // guards conn, addr, lastErr, failErr; held briefly
 	conn    net.Conn   // nil while disconnected
 	addr    netip.Addr
 	lastErr error
+	failErr error // the refusal that closed failed
 
 	sent, unsent, connects atomic.Uint64
 	closeOnce              sync.Once
@@ -53,7 +59,7 @@ func Join(socket string, mac net.HardwareAddr, forwards []Forward) (*Joined, err
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("shared network: guest MAC %q is not a 6-byte Ethernet address", mac)
 	}
-	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String()}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{})}
+	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String()}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
 	for _, f := range forwards {
 		j.hello.Forwards = append(j.hello.Forwards, f.String())
 	}
@@ -91,7 +97,7 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	case err != nil:
 		return fail(fmt.Errorf("shared network %s: handshake: %w", j.socket, err))
 	case ver != hubVersion:
-		return fail(fmt.Errorf("shared network %s: %w: it speaks version %d, this VM %d", j.socket, ErrHubProtocol, ver, hubVersion))
+		return fail(fmt.Errorf("shared network %s: %w", j.socket, &hubVersionError{hub: ver, vm: hubVersion}))
 	case status != 0:
 		return fail(&RefusedError{Socket: j.socket, Reason: Refusal(status), Message: ans.Error})
 	}
@@ -104,7 +110,7 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 }
 
 // run reads frames for the guest until the connection ends, then dials
-// again until it succeeds or Close, and so on.
+// again until it succeeds, Close or a permanent refusal, and so on.
 func (j *Joined) run(c net.Conn) {
 	defer j.wg.Done()
 	for {
@@ -137,7 +143,7 @@ func (j *Joined) read(c net.Conn) error {
 }
 
 // redial dials with backoff until the hub answers (the new connection,
-// installed) or Close (nil).
+// installed), Close or a refusal that dialing again cannot change (nil).
 func (j *Joined) redial() net.Conn {
 	delay := joinRetryMin
 	t := time.NewTimer(delay)
@@ -165,6 +171,12 @@ func (j *Joined) redial() net.Conn {
 		}
 		j.mu.Lock()
 		j.lastErr = err
+		if permanentJoinError(err) {
+			j.failErr = err
+			close(j.failed)
+			j.mu.Unlock()
+			return nil
+		}
 		j.mu.Unlock()
 		delay = min(2*delay, joinRetryMax)
 		t.Reset(delay)
@@ -232,6 +244,19 @@ func (j *Joined) Connected() (bool, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.conn != nil, j.lastErr
+}
+
+// Failed is closed when the backend has stopped reconnecting because the
+// hub refused it for good (Err says why); it stays open otherwise, Close
+// included.
+func (j *Joined) Failed() <-chan struct{} { return j.failed }
+
+// Err is the refusal that closed Failed (a *RefusedError or an error
+// wrapping ErrHubProtocol), nil before.
+func (j *Joined) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failErr
 }
 
 // Connects counts successful handshakes: 1 after Join, one more per

@@ -99,6 +99,40 @@ func (e *RefusedError) Error() string {
 // Is makes errors.Is(err, ErrRefused) true.
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 
+// Permanent reports whether asking again cannot help, so that a VM
+// reconnecting after a lost hub stops trying: its hello is malformed or
+// of another version, or a host port it forwards is taken (by another VM
+// or program: the VM would run without that forward, and a port freed
+// later is no reason to keep a VM waiting on it). The others pass: a
+// duplicate MAC (most often the VM's own previous connection, not yet
+// gone), a full pool (VMs leave), a hub shutting down (another starts),
+// and codes this side does not know.
+func (e *RefusedError) Permanent() bool {
+	switch e.Reason {
+	case RefusedMalformed, RefusedVersion, RefusedForward:
+		return true
+	}
+	return false
+}
+
+// hubVersionError is a hub answering in another protocol version.
+type hubVersionError struct{ hub, vm byte }
+
+func (e *hubVersionError) Error() string {
+	return fmt.Sprintf("%v: it speaks version %d, this VM %d", ErrHubProtocol, e.hub, e.vm)
+}
+
+// Is makes errors.Is(err, ErrHubProtocol) true.
+func (e *hubVersionError) Is(target error) bool { return target == ErrHubProtocol }
+
+// permanentJoinError reports whether err, from dialing a hub, will not
+// change by dialing again: a permanent refusal or another version.
+func permanentJoinError(err error) bool {
+	var re *RefusedError
+	var ve *hubVersionError
+	return errors.As(err, &re) && re.Permanent() || errors.As(err, &ve)
+}
+
 // hubHello is the body of a VM's hello.
 type hubHello struct {
 	MAC      string   `json:"mac"`

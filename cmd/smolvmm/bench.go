@@ -433,7 +433,8 @@ func benchBoot(c *cli.Context) error {
 	} else {
 		cfg.Kernel, cfg.KernelImage = "demo", guests.Demo
 	}
-	if err := attachNIC(c, &cfg); err != nil {
+	nicFailer, err := attachNIC(c, &cfg)
+	if err != nil {
 		return err
 	}
 	// The report is written after the run, when the filter forbids
@@ -454,12 +455,20 @@ func benchBoot(c *cli.Context) error {
 	defer dropExecutablePages(&cfg, false, settled)() // exepages.go
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer watchNIC(ctx, cancel, nicFailer)() // netflags.go
+
 	restoreConfig(c, &cfg)       // snapshot.go: memory and disks from --restore's snapshot
 	m, err := newMachine(c, cfg) // New, or Restore with --restore
 	if err != nil {
 		return err
 	}
 	exit, runErr := m.Run(ctx)
+	var nicErr *nicFailedError
+	if runErr == nil && errors.As(context.Cause(ctx), &nicErr) {
+		runErr = nicErr
+	}
 	m.Close()
 	report.Phases[bench.PhaseClosed] = bench.MonoNow()
 	if err := json.NewEncoder(rf).Encode(report); err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,5 +223,51 @@ func TestNetCommandErrors(t *testing.T) {
 		if !ok || ee.ExitCode() != tt.status || !strings.Contains(string(out), tt.want) || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 			t.Errorf("net %q: %v, output %q; want status %d and one line with %q", tt.args, err, out, tt.status, tt.want)
 		}
+	}
+}
+
+// TestCLISharedNetworkPortTaken: a VM whose -p host port another program
+// took while its network daemon was away is refused when it reconnects,
+// and stops with the refusal (status 1) rather than running on unplugged.
+func TestCLISharedNetworkPortTaken(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := spinKernel(t)
+	socket := filepath.Join(t.TempDir(), "n.sock")
+	d := startNetDaemon(t, socket)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	vm := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "user:"+socket, "--mac", "52:54:00:aa:bb:02", "-p", fmt.Sprintf("%d:80", port))
+	var stderr bytes.Buffer
+	vm.Stderr = &stderr
+	if err := vm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Process.Kill()
+	d.expect(t, "VM 52:54:00:aa:bb:02 joined as 10.0.2.15")
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	taken, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	d2 := startNetDaemon(t, socket)
+	d2.expect(t, "refused a VM: port forward refused")
+	done := make(chan error, 1)
+	go func() { done <- vm.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the VM runs on after its network refused it for good")
+	}
+	want := fmt.Sprintf("127.0.0.1:%d:80: the host port is already in use", port)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("VM: %v, stderr %q; want status 1 and %q", err, stderr.String(), want)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -117,10 +118,19 @@ func randomMAC() net.HardwareAddr {
 	return net.HardwareAddr{0x52, 0x54, 0x00, b[0], b[1], b[2]}
 }
 
+// nicFailer is a backend that can fail for good while the VM runs: a
+// shared network's (netback.Joined) that the network refused on
+// reconnecting.
+type nicFailer interface {
+	Failed() <-chan struct{}
+	Err() error
+}
+
 // openNIC opens the backend and makes the virtio-net device. The device
 // owns the backend; closing its transport closes both. After adding it to
-// the machine, call dev.SetKick with the transport's KickQueue.
-func openNIC(cfg netConfig) (*vnet.Device, error) {
+// the machine, call dev.SetKick with the transport's KickQueue. failer is
+// the backend when it can fail for good (see watchNIC), else nil.
+func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	b, err := openBackend(cfg) // jail.go
 	if errors.Is(err, netback.ErrNoHub) {
 		arg := strings.TrimPrefix(cfg.Spec, "user:")
@@ -128,18 +138,47 @@ func openNIC(cfg netConfig) (*vnet.Device, error) {
 		if strings.ContainsRune(arg, '/') {
 			start = "smolvmm net --socket " + arg
 		}
-		return nil, fmt.Errorf("--net %s: %w; start it with: %s", cfg.Spec, err, start)
+		return nil, nil, fmt.Errorf("--net %s: %w; start it with: %s", cfg.Spec, err, start)
 	}
 	var refused *netback.RefusedError
 	if errors.As(err, &refused) && refused.Reason == netback.RefusedDuplicateMAC {
-		return nil, fmt.Errorf("%w (give this VM another --mac)", err)
+		return nil, nil, fmt.Errorf("%w (give this VM another --mac)", err)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dev, err := vnet.New(b, cfg.MAC)
+	dev, err = vnet.New(b, cfg.MAC)
 	if err != nil {
-		return nil, errors.Join(err, b.Close())
+		return nil, nil, errors.Join(err, b.Close())
 	}
-	return dev, nil
+	failer, _ = b.(nicFailer)
+	return dev, failer, nil
 }
+
+// watchNIC stops the VM, by cancelling its context with the backend's
+// error as cause, when failer fails for good: a VM whose shared network
+// refuses it on reconnecting (a host port of its -p taken meanwhile)
+// would otherwise run unplugged for good. stop ends the watch and waits
+// for it. A nil failer watches nothing.
+func watchNIC(ctx context.Context, cancel context.CancelCauseFunc, failer nicFailer) (stop func()) {
+	if failer == nil {
+		return func() {}
+	}
+	ctx, end := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-failer.Failed():
+			cancel(&nicFailedError{failer.Err()})
+		case <-ctx.Done():
+		}
+	}()
+	return func() { end(); <-done }
+}
+
+// nicFailedError is why watchNIC stopped a VM.
+type nicFailedError struct{ err error }
+
+func (e *nicFailedError) Error() string { return "the VM stopped: " + e.err.Error() }
+func (e *nicFailedError) Unwrap() error { return e.err }

@@ -63,9 +63,12 @@ func TestOpenNICNone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := openNIC(cfg)
+	dev, failer, err := openNIC(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if failer != nil {
+		t.Error("--net none's backend can fail for good")
 	}
 	if dev.MAC().String() != cfg.MAC.String() {
 		t.Errorf("device MAC %s, want %s", dev.MAC(), cfg.MAC)

@@ -246,7 +246,8 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	cfg.Input = con.in
 
 	// Last before New, which owns the NIC from then on.
-	if err := attachNIC(c, &cfg); err != nil {
+	nicFailer, err := attachNIC(c, &cfg)
+	if err != nil {
 		return err
 	}
 
@@ -261,9 +262,10 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	con.onQuit = cancel
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	con.onQuit = func() { cancel(nil) }
+	defer watchNIC(ctx, cancel, nicFailer)() // netflags.go
 
 	m, err := newMachine(c, cfg) // snapshot.go: New, or Restore with --restore
 	if err != nil {
@@ -273,6 +275,10 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	defer m.Close()
 	con.onSnapshot = snapshotKey(c, m) // snapshot.go: Ctrl-A s
 	exit, err := m.Run(ctx)
+	var nicErr *nicFailedError
+	if err == nil && errors.As(context.Cause(ctx), &nicErr) {
+		err = nicErr
+	}
 	con.restore()
 	if serr := snapDone(); serr != nil && err == nil {
 		err = serr
@@ -332,10 +338,11 @@ func hasFlag(c *cli.Context, name string) bool {
 
 // attachNIC adds the network card the --net, -p and --mac flags ask for, on
 // commands that have them. --net none means no card at all, as QEMU's
-// -nic none; its flags are still checked.
-func attachNIC(c *cli.Context, cfg *vmm.Config) error {
+// -nic none; its flags are still checked. The nicFailer is the card's
+// backend when it can fail for good while the VM runs (watchNIC).
+func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
 	if !hasFlag(c, "net") {
-		return nil
+		return nil, nil
 	}
 	seed := ""
 	if len(cfg.Disks) > 0 {
@@ -343,16 +350,16 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) error {
 	}
 	nc, err := parseNetFlags(c, seed)
 	if err != nil || nc.Spec == "none" {
-		return err
+		return nil, err
 	}
 	if err := restoreNetMAC(c, &nc); err != nil { // snapshot.go
-		return err
+		return nil, err
 	}
-	nic, err := openNIC(nc)
+	nic, failer, err := openNIC(nc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The machine owns the NIC from here, even if New fails.
 	cfg.Devices = append(cfg.Devices, nic)
-	return nil
+	return failer, nil
 }

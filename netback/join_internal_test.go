@@ -1,0 +1,132 @@
+package netback
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Which failures to join a hub end a VM's reconnecting: the refusals that
+// asking again cannot change, and another protocol version.
+func TestPermanentJoinError(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&RefusedError{Reason: RefusedMalformed}, true},
+		{&RefusedError{Reason: RefusedVersion}, true},
+		{&RefusedError{Reason: RefusedForward}, true},
+		{&RefusedError{Reason: RefusedDuplicateMAC}, false},
+		{&RefusedError{Reason: RefusedNoAddress}, false},
+		{&RefusedError{Reason: RefusedClosing}, false},
+		{&RefusedError{Reason: 200}, false},
+		{fmt.Errorf("shared network x: %w", &hubVersionError{hub: 2, vm: 1}), true},
+		{fmt.Errorf("%w: bad magic", ErrHubProtocol), false},
+		{fmt.Errorf("%w: nothing answers", ErrNoHub), false},
+		{io.EOF, false},
+	}
+	for _, tt := range tests {
+		if got := permanentJoinError(tt.err); got != tt.want {
+			t.Errorf("%v: permanent %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// fakeHub answers the next connection's hello with version, status and
+// body, and returns the connection.
+func fakeHub(t *testing.T, ln net.Listener, version, status byte, body string) net.Conn {
+	t.Helper()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var h [hubHeaderSize]byte
+	if _, err := io.ReadFull(c, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint16(h[6:]))); err != nil {
+		t.Fatal(err)
+	}
+	ans := []byte{'S', 'M', 'V', 'N', version, status, 0, 0}
+	binary.BigEndian.PutUint16(ans[6:], uint16(len(body)))
+	if _, err := c.Write(append(ans, body...)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Time{})
+	return c
+}
+
+// A VM whose hub went away and refuses it on its return stops
+// reconnecting (Failed, and Err says why) when asking again cannot help,
+// and else keeps trying until it is let in.
+func TestJoinedRefusedOnReconnect(t *testing.T) {
+	tests := []struct {
+		name            string
+		version, status byte
+		permanent       bool
+	}{
+		{"host port taken", hubVersion, byte(RefusedForward), true},
+		{"malformed hello", hubVersion, byte(RefusedMalformed), true},
+		{"another version", hubVersion + 1, byte(RefusedVersion), true},
+		{"MAC still connected", hubVersion, byte(RefusedDuplicateMAC), false},
+		{"no address left", hubVersion, byte(RefusedNoAddress), false},
+		{"hub shutting down", hubVersion, byte(RefusedClosing), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "fake.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			type joined struct {
+				j   *Joined
+				err error
+			}
+			res := make(chan joined, 1)
+			go func() {
+				j, err := Join(sock, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil)
+				res <- joined{j, err}
+			}()
+			first := fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+			r := <-res
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			defer r.j.Close()
+			first.Close() // the hub is gone; it answers the redial thus:
+			fakeHub(t, ln, tt.version, tt.status, `{"error":"no"}`)
+			if tt.permanent {
+				select {
+				case <-r.j.Failed():
+				case <-time.After(10 * time.Second):
+					t.Fatal("still reconnecting 10 s after a permanent refusal")
+				}
+				var re *RefusedError
+				if err := r.j.Err(); !(errors.As(err, &re) && re.Reason == Refusal(tt.status)) && !errors.Is(err, ErrHubProtocol) {
+					t.Errorf("Err() = %v, want the refusal", err)
+				}
+				return
+			}
+			fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+			for deadline := time.Now().Add(10 * time.Second); r.j.Connects() != 2; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("not reconnected 10 s after the hub let it in")
+				}
+			}
+			select {
+			case <-r.j.Failed():
+				t.Errorf("gave up after a passing refusal: %v", r.j.Err())
+			default:
+			}
+		})
+	}
+}
