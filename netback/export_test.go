@@ -8,3 +8,9 @@ var ResolvConfPath = &resolvConfPath
 
 // NewHubWithClock is NewHub with a clock of the test's.
 func NewHubWithClock(cfg HubConfig, now func() time.Time) (*Hub, error) { return newHub(cfg, now) }
+
+// The flood limit's bucket, for tests to count what passes it.
+const (
+	HubFloodBurst     = hubFloodBurst
+	HubFloodFrameCost = hubFloodFrameCost
+)

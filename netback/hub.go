@@ -28,6 +28,16 @@ const (
 	// hubGatewayDepth is the queue of frames towards the gateway; a full
 	// one holds back the sending VM's connection, not the others.
 	hubGatewayDepth = 1024
+	// hubFloodRate is what one VM may make the hub flood to every other
+	// VM, in bytes per second of broadcast and multicast frames, each
+	// frame counting hubFloodFrameCost bytes more (a queue slot and a
+	// wakeup per VM, whatever its size); hubFloodBurst is how much of it
+	// may come at once. A VM's ARP, DHCP and neighbour discovery take a
+	// few frames a second; a flood at this rate costs each other VM at
+	// most about 1800 small frames a second.
+	hubFloodRate      = 1 << 20
+	hubFloodBurst     = 128 << 10
+	hubFloodFrameCost = 512
 	// hubIOBuffer is the size of each connection's read and write buffers.
 	hubIOBuffer = 64 << 10
 	// maxSocketPath is the longest path a Unix socket address takes.
@@ -62,11 +72,13 @@ type HubConfig struct {
 // the frames a VM sends must carry its MAC as source, and, for IPv4 and
 // ARP, its leased address (or 0.0.0.0, as DHCP and ARP probes use) as
 // sender; VLAN-tagged frames are dropped. Frames are dropped, never
-// waited for, towards a VM whose queue is full. A VM may still lie in
-// the payload of its own packets (a DHCP request naming another MAC
-// learns that MAC's address, which ARP tells anyway), and its broadcasts
-// reach every VM (there is no rate limit: a flood costs the others CPU
-// and drops, not their connections).
+// waited for, towards a VM whose queue is full. What one VM makes the hub
+// copy to every other is bounded: its broadcast and multicast frames
+// reach the other VMs within a token bucket (hubFloodRate; beyond it
+// they reach the gateway only, and are counted), and unicast to an
+// unknown MAC is dropped, not flooded. A VM may still lie in the payload
+// of its own packets (a DHCP request naming another MAC learns that
+// MAC's address, which ARP tells anyway).
 type Hub struct {
 	socket string
 	ln     *net.UnixListener
@@ -74,7 +86,7 @@ type Hub struct {
 	leases *leaseStore
 	logf   func(format string, args ...any)
 
-	now   func() time.Time // the clock of leases' last-seen times
+	now   func() time.Time // the clock of leases' last-seen times and flood limits
 	mu    sync.RWMutex
 	ports map[[6]byte]*hubPort
 	// admitMu serialises admissions (register).
@@ -85,7 +97,7 @@ type Hub struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	switched, dropped, spoofed atomic.Uint64
+	switched, dropped, spoofed, limited atomic.Uint64
 	// unsaved says VMs left while the hub was closing: Close saves their
 	// last-seen times once.
 	unsaved atomic.Bool
@@ -103,6 +115,9 @@ type HubStats struct {
 	// Spoofed counts frames dropped because their source MAC or address
 	// was not the sending VM's.
 	Spoofed uint64
+	// Limited counts broadcast and multicast frames from a VM beyond its
+	// flood limit: the gateway got them, the other VMs did not.
+	Limited uint64
 }
 
 // NewHub starts a shared network listening on cfg.Socket. A socket file
@@ -110,7 +125,8 @@ type HubStats struct {
 // is an error wrapping ErrHubRunning.
 func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, time.Now) }
 
-// newHub is NewHub with the clock of the leases' last-seen times.
+// newHub is NewHub with the clock of the leases' last-seen times and the
+// flood limits.
 func newHub(cfg HubConfig, now func() time.Time) (*Hub, error) {
 	if cfg.Socket == "" {
 		return nil, fmt.Errorf("shared network: no socket path")
@@ -187,7 +203,7 @@ func (h *Hub) Stats() HubStats {
 	h.mu.RLock()
 	n := len(h.ports)
 	h.mu.RUnlock()
-	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load()}
+	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load()}
 }
 
 // Close stops accepting, disconnects every VM (removing their forwards)
@@ -350,20 +366,28 @@ func (h *Hub) connectedLocked(a netip.Addr) bool {
 }
 
 // switchFrame delivers a frame from a VM (from) or the gateway (nil):
-// broadcast and multicast to everyone else, unicast to the station with
-// that MAC. Frames are copied; towards a VM they are dropped if its queue
-// is full, towards the gateway the sender waits.
+// broadcast and multicast to everyone else (a VM's to the other VMs
+// within its flood limit), unicast to the station with that MAC. Frames
+// are copied; towards a VM they are dropped if its queue is full, towards
+// the gateway the sender waits.
 func (h *Hub) switchFrame(from *hubPort, frame []byte) {
 	dst := frame[:6]
 	if dst[0]&1 != 0 {
-		h.mu.RLock()
-		for _, p := range h.ports {
-			if p != from {
-				h.push(p, frame)
+		if from == nil || from.flood.allow(len(frame), h.now()) {
+			h.mu.RLock()
+			for _, p := range h.ports {
+				if p != from {
+					h.push(p, frame)
+				}
 			}
+			h.mu.RUnlock()
+		} else {
+			h.limited.Add(1)
 		}
-		h.mu.RUnlock()
 		if from != nil {
+			// Even beyond the limit: the sender's own DHCP and ARP
+			// go on, and the gateway's queue holds back only the
+			// sender.
 			h.toGateway(frame)
 		}
 		return
@@ -421,6 +445,7 @@ type hubPort struct {
 	forwards []Forward
 	stops    []func() error
 	out      *frameQueue
+	flood    floodLimit // used by readLoop's goroutine only
 
 	closeOnce sync.Once
 }
@@ -464,6 +489,31 @@ func (p *hubPort) stopForwards() {
 	for _, stop := range p.stops {
 		_ = stop()
 	}
+}
+
+// floodLimit is a token bucket of hubFloodBurst bytes refilled at
+// hubFloodRate, kept as the time at which it would be full again
+// (virtual scheduling): no refill to compute, and integer arithmetic.
+type floodLimit struct {
+	full time.Time // the bucket is full from then on
+}
+
+// hubFloodBurstTime is how long the bucket takes to fill.
+const hubFloodBurstTime = time.Duration(hubFloodBurst * int64(time.Second) / hubFloodRate)
+
+// allow takes a frame of n bytes out of the bucket at now; false, taking
+// nothing, when the bucket holds less.
+func (l *floodLimit) allow(n int, now time.Time) bool {
+	full := l.full
+	if full.Before(now) {
+		full = now
+	}
+	full = full.Add(time.Duration(int64(n+hubFloodFrameCost) * int64(time.Second) / hubFloodRate))
+	if full.Sub(now) > hubFloodBurstTime {
+		return false
+	}
+	l.full = full
+	return true
 }
 
 // readLoop switches the VM's frames until its connection ends.

@@ -89,8 +89,8 @@ func netAction(c *cli.Context) error {
 	if err := h.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed)\n",
-		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed)
+	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed, %d broadcasts over a VM's flood limit)\n",
+		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited)
 	return nil
 }
 
