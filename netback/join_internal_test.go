@@ -41,6 +41,7 @@ func TestPermanentJoinError(t *testing.T) {
 // body, and returns the connection.
 func fakeHub(t *testing.T, ln net.Listener, version, status byte, body string) net.Conn {
 	t.Helper()
+	ln.(*net.UnixListener).SetDeadline(time.Now().Add(10 * time.Second))
 	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
