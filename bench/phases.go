@@ -18,8 +18,8 @@ const (
 	PhaseKernelLoaded   = "kernel-loaded"
 	PhaseFirstRun       = "first-run"
 	// PhaseSnapshotLoaded and PhaseStateRestored are a restore's (smolvmm
-	// --restore): the snapshot's header and state read and checked (before
-	// the VM is created), and its state set (instead of the kernel loaded).
+	// --restore): the snapshot's header and state read and checked (while
+	// the VM is created: it can come after PhaseVMCreated), and its state set (instead of the kernel loaded).
 	PhaseSnapshotLoaded = "snapshot-loaded"
 	PhaseStateRestored  = "state-restored"
 	// PhaseFirstOutput: the first console byte arrived on the VMM's

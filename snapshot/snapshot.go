@@ -38,9 +38,9 @@
 // whenever that content changes meaning.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
-// are refused by Read with errors wrapping ErrVersion, ErrFormat, ErrCorrupt
-// and ErrTruncated; Header.CheckMemory refuses another memory size
-// (ErrMemorySize).
+// are refused by Read (and Open, or OpenHeader then ReadState) with errors
+// wrapping ErrVersion, ErrFormat, ErrCorrupt and ErrTruncated;
+// Header.CheckMemory refuses another memory size (ErrMemorySize).
 package snapshot
 
 import (
@@ -214,6 +214,18 @@ func isZero(p []byte) bool {
 // Read reads and checks a snapshot's header and state section from r, a
 // file of size bytes, and checks that the memory section is all there.
 func Read(r io.ReaderAt, size int64) (Header, []byte, error) {
+	h, head, err := readHeader(r)
+	if err != nil {
+		return h, nil, err
+	}
+	state, err := readState(r, size, h, head)
+	return h, state, err
+}
+
+// readHeader reads the fixed header and checks its fields, all but the
+// digest, which covers the state too. It returns the header's bytes for
+// the digest.
+func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	var h Header
 	head := make([]byte, HeaderSize)
 	if n, err := r.ReadAt(head, 0); n < HeaderSize {
@@ -253,32 +265,71 @@ func Read(r io.ReaderAt, size int64) (Header, []byte, error) {
 	case h.MemSize%PageSize != 0 || h.MemSize == 0 || h.MemSize > 1<<40:
 		return h, nil, fmt.Errorf("%w: memory size %#x is not a positive multiple of the page size below 1 TiB", ErrCorrupt, h.MemSize)
 	}
+	return h, head, nil
+}
+
+// readState reads the state section h places, checks the digest over
+// head and the state, and that the file (size bytes) holds the memory
+// section.
+func readState(r io.ReaderAt, size int64, h Header, head []byte) ([]byte, error) {
 	state := make([]byte, h.StateLen)
 	if n, err := r.ReadAt(state, int64(h.StateOff)); n < len(state) {
 		if err == nil || err == io.EOF {
-			return h, nil, fmt.Errorf("%w: state section ends at byte %d, want %d", ErrTruncated, int64(h.StateOff)+int64(n), h.StateOff+h.StateLen)
+			return nil, fmt.Errorf("%w: state section ends at byte %d, want %d", ErrTruncated, int64(h.StateOff)+int64(n), h.StateOff+h.StateLen)
 		}
-		return h, nil, fmt.Errorf("read state section: %w", err)
+		return nil, fmt.Errorf("read state section: %w", err)
 	}
 	if d := digest(head, state); d != h.Digest {
-		return h, nil, fmt.Errorf("%w: SHA-256 of header and state is %x, the header says %x", ErrCorrupt, d[:8], h.Digest[:8])
+		return nil, fmt.Errorf("%w: SHA-256 of header and state is %x, the header says %x", ErrCorrupt, d[:8], h.Digest[:8])
 	}
-	if want := h.MemOff + h.MemSize; size < 0 || uint64(size) < want {
-		return h, nil, fmt.Errorf("%w: file is %d bytes, its memory section ends at %d", ErrTruncated, size, want)
+	if err := checkSize(size, h); err != nil {
+		return nil, err
 	}
-	return h, state, nil
+	return state, nil
 }
 
-// File is an open snapshot whose header and state were checked.
+// checkSize refuses a file of size bytes that ends before h's memory
+// section does.
+func checkSize(size int64, h Header) error {
+	if want := h.MemOff + h.MemSize; size < 0 || uint64(size) < want {
+		return fmt.Errorf("%w: file is %d bytes, its memory section ends at %d", ErrTruncated, size, want)
+	}
+	return nil
+}
+
+// File is an open snapshot. Open checks its header and state; OpenHeader
+// its header alone, and ReadState then the rest.
 type File struct {
 	Header Header
-	State  []byte
-	Path   string
-	f      *os.File
+	// State is the state section, set once checked (by Open, or by
+	// ReadState after OpenHeader).
+	State []byte
+	Path  string
+	f     *os.File
+	size  int64
+	head  []byte // the header's bytes, for ReadState's digest
 }
 
 // Open opens and checks the snapshot at path.
 func Open(path string) (*File, error) {
+	s, err := OpenHeader(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ReadState(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenHeader opens the snapshot at path and checks its header's fields,
+// without reading the state section: ReadState does that, and may run on
+// another goroutine while MapMemory maps the memory, so that a restore
+// reads and decodes the state while it creates the VM. Until ReadState
+// has returned nil, the header is unverified (the digest covers it with
+// the state): nothing may run on what the file holds.
+func OpenHeader(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -288,19 +339,35 @@ func Open(path string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
-	h, state, err := Read(f, st.Size())
+	h, head, err := readHeader(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("snapshot %s: %w", path, err)
 	}
-	return &File{Header: h, State: state, Path: path, f: f}, nil
+	return &File{Header: h, Path: path, f: f, size: st.Size(), head: head}, nil
+}
+
+// ReadState reads the state section of a File from OpenHeader, checks
+// the digest over the header and the state and that the file holds the
+// memory section, and sets State. It may run concurrently with MapMemory.
+func (s *File) ReadState() error {
+	state, err := readState(s.f, s.size, s.Header, s.head)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", s.Path, err)
+	}
+	s.State = state
+	return nil
 }
 
 // MapMemory maps the memory section privately: the guest's writes go to
 // its own copies of the pages, never to the file, and the pages it never
 // touches are shared with every other mapping of the file. Unmap it with
-// unix.Munmap.
+// unix.Munmap. It refuses a file that ends before the memory section
+// does, whose missing pages would fault (SIGBUS) when touched.
 func (s *File) MapMemory() ([]byte, error) {
+	if err := checkSize(s.size, s.Header); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", s.Path, err)
+	}
 	mem, err := unix.Mmap(int(s.f.Fd()), int64(s.Header.MemOff), int(s.Header.MemSize),
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_NORESERVE)
 	if err != nil {

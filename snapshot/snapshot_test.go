@@ -7,7 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func sample(t testing.TB) []byte {
@@ -102,10 +105,71 @@ func TestOpenMapMemory(t *testing.T) {
 	}
 }
 
+// TestOpenHeader: OpenHeader checks the header alone; ReadState then
+// refuses what Open refuses, and MapMemory a file too short for the memory
+// section, before ReadState has said so.
+func TestOpenHeader(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(b []byte) []byte
+		mapErr error // MapMemory's
+		want   error // ReadState's
+		detail string
+	}{
+		{"good", func(b []byte) []byte { return b }, nil, nil, ""},
+		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, nil, ErrCorrupt, "SHA-256"},
+		{"memory size grown", func(b []byte) []byte { binary.LittleEndian.PutUint64(b[16:], 3*PageSize); return b }, ErrTruncated, ErrCorrupt, "SHA-256"},
+		{"memory cut", func(b []byte) []byte { return b[:len(b)-1] }, ErrTruncated, ErrTruncated, "memory section ends at"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.snap")
+			if err := os.WriteFile(path, tt.edit(sample(t)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := OpenHeader(path)
+			if err != nil {
+				t.Fatalf("OpenHeader: %v", err)
+			}
+			defer f.Close()
+			if f.State != nil {
+				t.Fatalf("OpenHeader set State to %q before checking it", f.State)
+			}
+			mem, err := f.MapMemory()
+			if err == nil {
+				unix.Munmap(mem)
+			}
+			if !errors.Is(err, tt.mapErr) {
+				t.Errorf("MapMemory = %v, want %v", err, tt.mapErr)
+			}
+			err = f.ReadState()
+			if tt.want == nil {
+				if err != nil || string(f.State) != `{"cpu":"state"}` {
+					t.Fatalf("ReadState = %v, State %q", err, f.State)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.detail) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("ReadState = %v, want %v naming the file and mentioning %q", err, tt.want, tt.detail)
+			}
+			if f.State != nil {
+				t.Fatalf("ReadState refused the state but set State to %q", f.State)
+			}
+		})
+	}
+}
+
 func FuzzRead(f *testing.F) {
 	f.Add(sample(f))
 	f.Add([]byte(Magic))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// What a restore trusts before the digest is checked: where the
+		// memory section lies, for mapping it.
+		if h, _, err := readHeader(bytes.NewReader(b)); err == nil {
+			if h.MemOff%PageSize != 0 || h.MemOff < HeaderSize || h.MemSize == 0 || h.MemSize%PageSize != 0 {
+				t.Fatalf("readHeader accepted a memory section at %#x of %#x bytes", h.MemOff, h.MemSize)
+			}
+		}
 		h, state, err := Read(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			return

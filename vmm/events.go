@@ -10,9 +10,11 @@ const (
 	PhaseVMCreated      Phase = "vm-created"      // KVM VM and guest memory exist
 	PhaseDevicesCreated Phase = "devices-created" // buses, irqchip and devices are ready
 	PhaseKernelLoaded   Phase = "kernel-loaded"   // the kernel is in guest memory
-	// A restore reports PhaseSnapshotLoaded first, then PhaseVMCreated
-	// (its memory is the snapshot's mapping), PhaseDevicesCreated and
-	// PhaseStateRestored instead of PhaseKernelLoaded.
+	// A restore reports PhaseSnapshotLoaded and PhaseVMCreated (its
+	// memory is the snapshot's mapping) in the order they happened, since
+	// it reads the snapshot while it creates the VM, then
+	// PhaseDevicesCreated and PhaseStateRestored instead of
+	// PhaseKernelLoaded.
 	PhaseSnapshotLoaded Phase = "snapshot-loaded" // the snapshot's header and state were read and checked
 	PhaseStateRestored  Phase = "state-restored"  // vCPU, interrupt controllers, clocks and devices hold the snapshot's state
 	PhaseFirstRun       Phase = "first-run"       // just before the first KVM_RUN

@@ -318,6 +318,9 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	m.event(PhaseVMCreated)
 
+	if err := m.createIRQChips(); err != nil {
+		return nil, err
+	}
 	if err := m.setupDevices(); err != nil {
 		return nil, err
 	}
@@ -408,13 +411,21 @@ func (m *Machine) useMemory(mem []byte) error {
 	return nil
 }
 
-func (m *Machine) setupDevices() error {
+// createIRQChips creates the in-kernel interrupt controllers and PIT,
+// which the vCPU needs to exist first (its LAPIC is KVM's).
+func (m *Machine) createIRQChips() error {
 	if err := kvm.CreateIRQChip(m.vmFD); err != nil {
 		return &Error{Op: "KVM_CREATE_IRQCHIP", Err: err}
 	}
 	if err := createPIT2(m.vmFD); err != nil {
 		return &Error{Op: "KVM_CREATE_PIT2", Err: err}
 	}
+	return nil
+}
+
+// setupDevices creates the buses and the devices on them, after
+// createIRQChips.
+func (m *Machine) setupDevices() error {
 	m.pio = bus.New("port")
 	m.mmio = bus.New("mmio")
 	// Unclaimed ports are logged with -v, unclaimed MMIO always; both once

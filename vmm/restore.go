@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
@@ -31,6 +32,11 @@ import (
 // of virtio device as the snapshot's, in order, and a network card must
 // have the snapshot's address unless WithMAC gives the clone another.
 // Nothing is left open on error.
+//
+// The snapshot's state section is read, checked against its digest and
+// decoded while the VM, its memory and its vCPU are created (from the
+// header alone); a snapshot refused is reported before any error of the
+// VM's, and nothing runs until the state is verified.
 func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err error) {
 	var o restoreOptions
 	for _, opt := range opts {
@@ -49,15 +55,37 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 			return nil, &Error{Op: "restore", Field: "MAC", Err: err}
 		}
 	}
-	f, err := snapshot.Open(path)
+	f, err := snapshot.OpenHeader(path)
 	if err != nil {
 		return nil, &Error{Op: "restore", Err: err}
 	}
 	defer f.Close()
-	var st machineState
-	if err := json.Unmarshal(f.State, &st); err != nil {
-		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)}
+	// The state section is read, verified and decoded on a goroutine
+	// while this one creates the VM, its memory and its vCPU, which need
+	// only the header; nothing runs on the state before it is verified.
+	// The goroutine is joined on every path, before f is closed.
+	load := loadState(f)
+	defer load.wait()
+	if cfg.KVMPath == "" {
+		cfg.KVMPath = "/dev/kvm"
 	}
+	m.cfg = cfg
+	// A header whose memory size the state would refuse (or the caller's
+	// MemoryMiB) gets no VM until the state's verdict: its refusal then
+	// comes first, as it would without the overlap.
+	early := f.Header.MemSize%(1<<20) == 0 && f.Header.MemSize <= MaxMemoryMiB<<20 && f.Header.MemSize >= MinMemoryMiB<<20 &&
+		(cfg.MemoryMiB == 0 || uint64(cfg.MemoryMiB)<<20 == f.Header.MemSize)
+	var vmErr error
+	var vmAt time.Time
+	if early {
+		vmAt, vmErr = m.createRestoredVM(f)
+	}
+	st, loadedAt, err := load.wait()
+	if err != nil {
+		return nil, &Error{Op: "restore", Err: err}
+	}
+	// A refusal of the snapshot goes before the VM's own errors, in the
+	// order a serial restore would give them.
 	if uint64(st.MemoryMiB)<<20 != f.Header.MemSize {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state says %d MiB, header %d bytes: %w", path, st.MemoryMiB, f.Header.MemSize, snapshot.ErrCorrupt)}
 	}
@@ -76,31 +104,23 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if len(cfg.Disks) != len(st.Disks) {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s has %d disks, %d given: %w", path, len(st.Disks), len(cfg.Disks), ErrConfig), Field: "Disks"}
 	}
-	if cfg.KVMPath == "" {
-		cfg.KVMPath = "/dev/kvm"
+	if vmErr != nil {
+		return nil, vmErr
 	}
 	m.cfg = cfg
-	m.event(PhaseSnapshotLoaded)
-
-	if m.kvm, err = openKVM(cfg.KVMPath); err != nil {
-		return nil, err
+	if !early {
+		if vmAt, err = m.createRestoredVM(f); err != nil {
+			return nil, err
+		}
 	}
-	m.closers = append(m.closers, m.kvm.Close)
-	vmFD, err := kvm.CreateVM(m.kvm.Fd())
-	if err != nil {
-		return nil, &Error{Op: "KVM_CREATE_VM", Err: err}
+	// Reported in the order they happened, each at its own time.
+	if vmAt.Before(loadedAt) {
+		m.eventAt(PhaseVMCreated, vmAt)
+		m.eventAt(PhaseSnapshotLoaded, loadedAt)
+	} else {
+		m.eventAt(PhaseSnapshotLoaded, loadedAt)
+		m.eventAt(PhaseVMCreated, vmAt)
 	}
-	m.vmFD = vmFD
-	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
-	mem, err := f.MapMemory()
-	if err != nil {
-		return nil, &Error{Op: "restore", Err: err}
-	}
-	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
-	if err := m.useMemory(mem); err != nil {
-		return nil, err
-	}
-	m.event(PhaseVMCreated)
 
 	if err := m.setupDevices(); err != nil {
 		return nil, err
@@ -109,19 +129,80 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if err := m.checkDisks(st.Disks); err != nil {
 		return nil, err
 	}
-	if m.vcpu, err = newVCPU(m, 0); err != nil {
-		return nil, err
-	}
-	if err := m.restoreState(&st); err != nil {
+	if err := m.restoreState(st); err != nil {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err)}
 	}
-	if err := m.restoreMAC(&st, o); err != nil {
+	if err := m.restoreMAC(st, o); err != nil {
 		return nil, err
 	}
 	m.restoredReady = st.Ready
 	m.plan.Protocol = st.Protocol
 	m.event(PhaseStateRestored)
 	return m, nil
+}
+
+// createRestoredVM creates the VM with f's memory section as its RAM,
+// its interrupt controllers and PIT, and its vCPU: what needs only the
+// snapshot's header. It returns when the VM and its memory existed
+// (PhaseVMCreated). The machine's closers release it all on error.
+func (m *Machine) createRestoredVM(f *snapshot.File) (vmAt time.Time, err error) {
+	if m.kvm, err = openKVM(m.cfg.KVMPath); err != nil {
+		return vmAt, err
+	}
+	m.closers = append(m.closers, m.kvm.Close)
+	vmFD, err := kvm.CreateVM(m.kvm.Fd())
+	if err != nil {
+		return vmAt, &Error{Op: "KVM_CREATE_VM", Err: err}
+	}
+	m.vmFD = vmFD
+	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
+	mem, err := f.MapMemory()
+	if err != nil {
+		return vmAt, &Error{Op: "restore", Err: err}
+	}
+	m.closers = append(m.closers, func() error { return unix.Munmap(mem) })
+	if err := m.useMemory(mem); err != nil {
+		return vmAt, err
+	}
+	vmAt = time.Now()
+	if err := m.createIRQChips(); err != nil {
+		return vmAt, err
+	}
+	m.vcpu, err = newVCPU(m, 0)
+	return vmAt, err
+}
+
+// stateLoad is a snapshot's state section being read, verified and
+// decoded on a goroutine of its own.
+type stateLoad struct {
+	done chan struct{}
+	st   machineState
+	at   time.Time // when it was decoded
+	err  error
+}
+
+// loadState starts reading f's state section; wait joins it.
+func loadState(f *snapshot.File) *stateLoad {
+	l := &stateLoad{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		if l.err = f.ReadState(); l.err != nil {
+			return
+		}
+		if err := json.Unmarshal(f.State, &l.st); err != nil {
+			l.err = fmt.Errorf("snapshot %s: state section: %w: %w", f.Path, snapshot.ErrCorrupt, err)
+			return
+		}
+		l.at = time.Now()
+	}()
+	return l
+}
+
+// wait returns the decoded state, once the goroutine has ended (it may
+// be called again).
+func (l *stateLoad) wait() (*machineState, time.Time, error) {
+	<-l.done
+	return &l.st, l.at, l.err
 }
 
 // ErrSnapshotDevices is wrapped by a restore whose Config gives other

@@ -3,9 +3,11 @@ package vmm_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,6 +107,30 @@ func TestSnapshotRestoreCounter(t *testing.T) {
 	}
 }
 
+// TestRestorePhases: a restore reports its phases once each, in the order
+// of their times, though it reads the snapshot while it creates the VM.
+func TestRestorePhases(t *testing.T) {
+	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
+	var events []vmm.Event
+	_, e, err := restoreRun(t, vmm.Config{OnEvent: func(e vmm.Event) { events = append(events, e) }}, path)
+	wantDebugExit(t, e, err, 0)
+	seen := map[vmm.Phase]int{}
+	for i, e := range events {
+		seen[e.Phase]++
+		if i > 0 && e.Time.Before(events[i-1].Time) {
+			t.Errorf("%s reported after %s, at an earlier time", e.Phase, events[i-1].Phase)
+		}
+	}
+	for _, p := range []vmm.Phase{vmm.PhaseSnapshotLoaded, vmm.PhaseVMCreated, vmm.PhaseDevicesCreated, vmm.PhaseStateRestored, vmm.PhaseFirstRun} {
+		if seen[p] != 1 {
+			t.Errorf("%s reported %d times, want once (events %v)", p, seen[p], events)
+		}
+	}
+	if seen[vmm.PhaseKernelLoaded] != 0 {
+		t.Errorf("a restore reported %s", vmm.PhaseKernelLoaded)
+	}
+}
+
 // TestSnapshotWhileRunning takes a snapshot with Machine.Snapshot from
 // another goroutine at an arbitrary point: the restored guest prints
 // exactly the rest of what the original printed after that point.
@@ -173,6 +199,10 @@ func TestRestoreRefusals(t *testing.T) {
 		}
 		return p
 	}
+	memSize := func(size uint64) func([]byte) []byte {
+		return func(b []byte) []byte { binary.LittleEndian.PutUint64(b[16:], size); return b }
+	}
+	corrupt := edited(func(b []byte) []byte { b[snapshot.HeaderSize+10] ^= 0x20; return b })
 	tests := []struct {
 		name  string
 		path  string
@@ -182,7 +212,17 @@ func TestRestoreRefusals(t *testing.T) {
 		text  string
 	}{
 		{"other memory size", path, vmm.Config{MemoryMiB: 32}, nil, snapshot.ErrMemorySize, "16 MiB in the snapshot, 32 MiB asked for"},
-		{"corrupt state", edited(func(b []byte) []byte { b[snapshot.HeaderSize+10] ^= 0x20; return b }), vmm.Config{}, nil, snapshot.ErrCorrupt, "SHA-256"},
+		{"corrupt state", corrupt, vmm.Config{}, nil, snapshot.ErrCorrupt, "SHA-256"},
+		// The header's memory size is unverified until the state is:
+		// the VM a restore creates meanwhile from it (8 MiB), or does
+		// not (a page; more than the file holds), is never run.
+		{"header memory size 8 MiB", edited(memSize(8 << 20)), vmm.Config{}, nil, snapshot.ErrCorrupt, "SHA-256"},
+		{"header memory size a page", edited(memSize(snapshot.PageSize)), vmm.Config{}, nil, snapshot.ErrCorrupt, "SHA-256"},
+		{"header memory size past the file", edited(memSize(64 << 20)), vmm.Config{}, nil, snapshot.ErrCorrupt, "SHA-256"},
+		// A refused snapshot is reported before a VM that could not be
+		// made; a good one with the VM's error.
+		{"corrupt state, no KVM", corrupt, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, snapshot.ErrCorrupt, "SHA-256"},
+		{"no KVM", path, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, vmm.ErrNoKVM, "/nonexistent/kvm"},
 		{"truncated", edited(func(b []byte) []byte { return b[:len(b)-4096] }), vmm.Config{}, nil, snapshot.ErrTruncated, "memory section ends at"},
 		{"other version", edited(func(b []byte) []byte { b[8] = 7; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 7"},
 		{"not a snapshot", disk, vmm.Config{}, nil, snapshot.ErrFormat, "bad magic"},
@@ -198,6 +238,7 @@ func TestRestoreRefusals(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup()
 			}
+			fds, goroutines := openFDs(t), runtime.NumGoroutine()
 			m, err := vmm.Restore(tt.cfg, tt.path)
 			if err == nil {
 				m.Close()
@@ -206,8 +247,24 @@ func TestRestoreRefusals(t *testing.T) {
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
 			}
+			if n := openFDs(t); n != fds {
+				t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
+			}
+			if n := runtime.NumGoroutine(); n != goroutines {
+				t.Errorf("%d goroutines after the refusal, %d before", n, goroutines)
+			}
 		})
 	}
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
 
 // TestRestoreOneDiskTwice: two machines restored from one snapshot share
