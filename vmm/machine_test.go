@@ -514,6 +514,7 @@ func TestBadConfig(t *testing.T) {
 			if tt.kvm {
 				needKVM(t)
 			}
+			fds, before := openFDs(t), goroutines()
 			m, err := vmm.New(tt.cfg)
 			if err == nil {
 				m.Close()
@@ -522,6 +523,12 @@ func TestBadConfig(t *testing.T) {
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("err = %v; want errors.Is %v and %q in it", err, tt.is, tt.wantMsg)
 			}
+			// Nothing left: the VM's file descriptors, and the goroutine
+			// that asked KVM for the CPUID meanwhile.
+			if n := openFDs(t); n != fds {
+				t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
+			}
+			noGoroutinesLeft(t, before)
 		})
 	}
 }

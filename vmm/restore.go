@@ -150,6 +150,7 @@ func (m *Machine) createRestoredVM(f *snapshot.File) (vmAt time.Time, err error)
 		return vmAt, err
 	}
 	m.closers = append(m.closers, m.kvm.Close)
+	m.cpuid = fetchCPUID(m.kvm.Fd())
 	vmFD, err := kvm.CreateVM(m.kvm.Fd())
 	if err != nil {
 		return vmAt, &Error{Op: "KVM_CREATE_VM", Err: err}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -238,7 +237,7 @@ func TestRestoreRefusals(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup()
 			}
-			fds, goroutines := openFDs(t), runtime.NumGoroutine()
+			fds, before := openFDs(t), goroutines()
 			m, err := vmm.Restore(tt.cfg, tt.path)
 			if err == nil {
 				m.Close()
@@ -250,9 +249,7 @@ func TestRestoreRefusals(t *testing.T) {
 			if n := openFDs(t); n != fds {
 				t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
 			}
-			if n := runtime.NumGoroutine(); n != goroutines {
-				t.Errorf("%d goroutines after the refusal, %d before", n, goroutines)
-			}
+			noGoroutinesLeft(t, before)
 		})
 	}
 }
