@@ -60,27 +60,34 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		return nil, &Error{Op: "restore", Err: err}
 	}
 	defer f.Close()
-	// The state section is read, verified and decoded on a goroutine
-	// while this one creates the VM, its memory and its vCPU, which need
-	// only the header; nothing runs on the state before it is verified.
-	// The goroutine is joined on every path, before f is closed.
-	load := loadState(f)
-	defer load.wait()
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = "/dev/kvm"
 	}
 	m.cfg = cfg
-	// A header whose memory size the state would refuse (or the caller's
-	// MemoryMiB) gets no VM until the state's verdict: its refusal then
-	// comes first, as it would without the overlap.
+	// The VM, its memory and its vCPU need only the header: a goroutine
+	// creates them while this one reads, verifies and decodes the state
+	// (on its own stack, which the decode's depth would otherwise grow
+	// from a new goroutine's: copies that cost time and page in stack
+	// maps). Nothing runs on the state before it is verified. The
+	// goroutine is joined on every path, before f is closed and before a
+	// failed machine is released. A header whose memory size the state
+	// would refuse (or the caller's MemoryMiB) gets no VM until the
+	// state's verdict: its refusal then comes first, as it would without
+	// the overlap.
 	early := f.Header.MemSize%(1<<20) == 0 && f.Header.MemSize <= MaxMemoryMiB<<20 && f.Header.MemSize >= MinMemoryMiB<<20 &&
 		(cfg.MemoryMiB == 0 || uint64(cfg.MemoryMiB)<<20 == f.Header.MemSize)
+	var build *vmBuild
+	if early {
+		build = m.buildVM(f)
+		defer build.wait()
+	}
+	st, err := loadState(f)
+	loadedAt := time.Now()
 	var vmErr error
 	var vmAt time.Time
-	if early {
-		vmAt, vmErr = m.createRestoredVM(f)
+	if build != nil {
+		vmAt, vmErr = build.wait()
 	}
-	st, loadedAt, err := load.wait()
 	if err != nil {
 		return nil, &Error{Op: "restore", Err: err}
 	}
@@ -173,37 +180,42 @@ func (m *Machine) createRestoredVM(f *snapshot.File) (vmAt time.Time, err error)
 	return vmAt, err
 }
 
-// stateLoad is a snapshot's state section being read, verified and
-// decoded on a goroutine of its own.
-type stateLoad struct {
+// vmBuild is createRestoredVM running on a goroutine of its own.
+type vmBuild struct {
 	done chan struct{}
-	st   machineState
-	at   time.Time // when it was decoded
+	at   time.Time
 	err  error
 }
 
-// loadState starts reading f's state section; wait joins it.
-func loadState(f *snapshot.File) *stateLoad {
-	l := &stateLoad{done: make(chan struct{})}
+// buildVM starts createRestoredVM; until wait has returned, the goroutine
+// owns the machine.
+func (m *Machine) buildVM(f *snapshot.File) *vmBuild {
+	b := &vmBuild{done: make(chan struct{})}
 	go func() {
-		defer close(l.done)
-		if l.err = f.ReadState(); l.err != nil {
-			return
-		}
-		if err := json.Unmarshal(f.State, &l.st); err != nil {
-			l.err = fmt.Errorf("snapshot %s: state section: %w: %w", f.Path, snapshot.ErrCorrupt, err)
-			return
-		}
-		l.at = time.Now()
+		defer close(b.done)
+		b.at, b.err = m.createRestoredVM(f)
 	}()
-	return l
+	return b
 }
 
-// wait returns the decoded state, once the goroutine has ended (it may
-// be called again).
-func (l *stateLoad) wait() (*machineState, time.Time, error) {
-	<-l.done
-	return &l.st, l.at, l.err
+// wait returns createRestoredVM's results once the goroutine has ended
+// (it may be called again).
+func (b *vmBuild) wait() (time.Time, error) {
+	<-b.done
+	return b.at, b.err
+}
+
+// loadState reads f's state section (after OpenHeader), checks it and
+// decodes it.
+func loadState(f *snapshot.File) (*machineState, error) {
+	if err := f.ReadState(); err != nil {
+		return nil, err
+	}
+	st := new(machineState)
+	if err := json.Unmarshal(f.State, st); err != nil {
+		return nil, fmt.Errorf("snapshot %s: state section: %w: %w", f.Path, snapshot.ErrCorrupt, err)
+	}
+	return st, nil
 }
 
 // ErrSnapshotDevices is wrapped by a restore whose Config gives other
