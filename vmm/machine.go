@@ -218,7 +218,7 @@ type Machine struct {
 	console *consoleWriter
 	pci     *pci.Host
 	vcpu    *vcpu
-	cpuid   *cpuidFetch // the vCPU's supported CPUID, asked while the VM is made
+	cpuid   *cpuidFetch // a restore's: the vCPU's supported CPUID, asked while the VM is made
 	plan    bootplan.Plan
 	// virtio devices on the PCI bus, closed before the VM.
 	virtio []*virtioSlot
@@ -308,7 +308,6 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	m.closers = append(m.closers, m.kvm.Close)
-	m.cpuid = fetchCPUID(m.kvm.Fd())
 	vmFD, err := kvm.CreateVM(m.kvm.Fd())
 	if err != nil {
 		return nil, &Error{Op: "KVM_CREATE_VM", Err: err}

@@ -523,8 +523,7 @@ func TestBadConfig(t *testing.T) {
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("err = %v; want errors.Is %v and %q in it", err, tt.is, tt.wantMsg)
 			}
-			// Nothing left: the VM's file descriptors, and the goroutine
-			// that asked KVM for the CPUID meanwhile.
+			// Nothing left: the VM's file descriptors, no goroutine.
 			if n := openFDs(t); n != fds {
 				t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
 			}

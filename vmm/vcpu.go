@@ -116,10 +116,13 @@ func (v *vcpu) close() error {
 // Intel hosts it also fills leaf 0x15 with the TSC frequency, which NetBSD
 // then uses instead of calibrating the TSC against the PIT for ~100 ms.
 func (v *vcpu) setCPUID() error {
-	if v.m.cpuid == nil {
-		v.m.cpuid = fetchCPUID(v.m.kvm.Fd())
+	var c *cpuid2
+	var err error
+	if v.m.cpuid != nil {
+		c, err = v.m.cpuid.wait()
+	} else {
+		c, err = supportedCPUID(v.m.kvm.Fd())
 	}
-	c, err := v.m.cpuid.wait()
 	if err != nil {
 		return err
 	}
@@ -133,31 +136,40 @@ func (v *vcpu) setCPUID() error {
 	return nil
 }
 
-// cpuidFetch is KVM_GET_SUPPORTED_CPUID, asked on a goroutine of its own
-// as soon as /dev/kvm is open, so that it overlaps the VM's creation: it
-// needs nothing of the VM, and it is the slowest step of making the vCPU
-// (~0.8 ms on a nested host, where each CPUID instruction KVM executes to
-// answer it exits to the outer hypervisor). The Machine joins it before it
-// closes /dev/kvm.
+// supportedCPUID asks kvmFD (/dev/kvm) for the CPUID it supports.
+func supportedCPUID(kvmFD uintptr) (*cpuid2, error) {
+	c := new(cpuid2)
+	c.nent = maxCPUIDEntries
+	// Passed as the struct itself, not through gokvm's CPUID, whose
+	// reflection-based encoding (encoding/binary, an entry at a time, and
+	// back) allocated ~70 KB per call: heap that stays resident, since no
+	// GC runs before the guest does.
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, kvmFD, kvm.IIOWR(kvmGetSupportedCPUID, cpuid2HeaderSize), uintptr(unsafe.Pointer(c))); errno != 0 {
+		return nil, &Error{Op: "KVM_GET_SUPPORTED_CPUID", Err: errno}
+	}
+	return c, nil
+}
+
+// cpuidFetch is supportedCPUID on a goroutine of its own, which a restore
+// starts as soon as /dev/kvm is open so that it overlaps the VM's
+// creation and the state's decode: it needs nothing of the VM, and it is
+// the slowest step of making the vCPU (~0.8 ms on a nested host, where
+// each CPUID instruction KVM executes to answer it exits to the outer
+// hypervisor). New does not: on this 2-core host it delayed a boot's
+// vm-created phase by ~0.7 ms and brought its first run no sooner. The
+// Machine joins it before it closes /dev/kvm.
 type cpuidFetch struct {
 	done chan struct{}
 	c    *cpuid2 // the machine's one vCPU tunes it in place
 	err  error
 }
 
-// fetchCPUID starts asking kvmFD (/dev/kvm) for the CPUID it supports.
+// fetchCPUID starts supportedCPUID(kvmFD).
 func fetchCPUID(kvmFD uintptr) *cpuidFetch {
-	f := &cpuidFetch{done: make(chan struct{}), c: new(cpuid2)}
+	f := &cpuidFetch{done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		f.c.nent = maxCPUIDEntries
-		// Passed as the struct itself, not through gokvm's CPUID, whose
-		// reflection-based encoding (encoding/binary, an entry at a time,
-		// and back) allocated ~70 KB per call: heap that stays resident,
-		// since no GC runs before the guest does.
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, kvmFD, kvm.IIOWR(kvmGetSupportedCPUID, cpuid2HeaderSize), uintptr(unsafe.Pointer(f.c))); errno != 0 {
-			f.err = &Error{Op: "KVM_GET_SUPPORTED_CPUID", Err: errno}
-		}
+		f.c, f.err = supportedCPUID(kvmFD)
 	}()
 	return f
 }
