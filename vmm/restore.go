@@ -65,25 +65,31 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	m.cfg = cfg
 	// The VM, its memory and its vCPU need only the header: a goroutine
-	// creates them while this one reads, verifies and decodes the state
-	// (on its own stack, which the decode's depth would otherwise grow
-	// from a new goroutine's: copies that cost time and page in stack
-	// maps). Nothing runs on the state before it is verified. The
-	// goroutine is joined on every path, before f is closed and before a
-	// failed machine is released. A header whose memory size the state
-	// would refuse (or the caller's MemoryMiB) gets no VM until the
-	// state's verdict: its refusal then comes first, as it would without
-	// the overlap.
+	// creates them while this one asks KVM for the vCPU's CPUID (the
+	// longest step, which the goroutine's vCPU waits for), then reads,
+	// verifies and decodes the state. Two goroutines, not three: a third
+	// would wait for one of GOMAXPROCS=2 Ps, which an ioctl holds until
+	// it returns. The decode stays on this goroutine's grown stack (a
+	// new one's would grow by copies, paging in stack maps). Nothing runs
+	// on the state before it is verified. The goroutine is joined on
+	// every path, before f is closed and before a failed machine is
+	// released. A header whose memory size the state would refuse (or the
+	// caller's MemoryMiB) gets no VM until the state's verdict: its
+	// refusal then comes first, as it would without the overlap.
 	early := f.Header.MemSize%(1<<20) == 0 && f.Header.MemSize <= MaxMemoryMiB<<20 && f.Header.MemSize >= MinMemoryMiB<<20 &&
 		(cfg.MemoryMiB == 0 || uint64(cfg.MemoryMiB)<<20 == f.Header.MemSize)
 	var build *vmBuild
+	var vmErr error
 	if early {
-		build = m.buildVM(f)
-		defer build.wait()
+		if vmErr = m.openKVM(); vmErr == nil {
+			m.cpuid = newCPUIDFetch()
+			build = m.buildVM(f)
+			defer build.wait()
+			m.cpuid.fetch(m.kvm.Fd())
+		}
 	}
 	st, err := loadState(f)
 	loadedAt := time.Now()
-	var vmErr error
 	var vmAt time.Time
 	if build != nil {
 		vmAt, vmErr = build.wait()
@@ -116,6 +122,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	m.cfg = cfg
 	if !early {
+		if err := m.openKVM(); err != nil {
+			return nil, err
+		}
 		if vmAt, err = m.createRestoredVM(f); err != nil {
 			return nil, err
 		}
@@ -148,16 +157,21 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	return m, nil
 }
 
-// createRestoredVM creates the VM with f's memory section as its RAM,
-// its interrupt controllers and PIT, and its vCPU: what needs only the
-// snapshot's header. It returns when the VM and its memory existed
-// (PhaseVMCreated). The machine's closers release it all on error.
-func (m *Machine) createRestoredVM(f *snapshot.File) (vmAt time.Time, err error) {
+// openKVM opens Config.KVMPath for the machine.
+func (m *Machine) openKVM() (err error) {
 	if m.kvm, err = openKVM(m.cfg.KVMPath); err != nil {
-		return vmAt, err
+		return err
 	}
 	m.closers = append(m.closers, m.kvm.Close)
-	m.cpuid = fetchCPUID(m.kvm.Fd())
+	return nil
+}
+
+// createRestoredVM creates, once /dev/kvm is open, the VM with f's memory
+// section as its RAM, its interrupt controllers and PIT, and its vCPU:
+// what needs only the snapshot's header. It returns when the VM and its
+// memory existed (PhaseVMCreated). The machine's closers release it all
+// on error.
+func (m *Machine) createRestoredVM(f *snapshot.File) (vmAt time.Time, err error) {
 	vmFD, err := kvm.CreateVM(m.kvm.Fd())
 	if err != nil {
 		return vmAt, &Error{Op: "KVM_CREATE_VM", Err: err}

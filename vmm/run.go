@@ -143,9 +143,6 @@ func (m *Machine) Close() error {
 // release frees what New built, devices before the VM and its memory.
 func (m *Machine) release() error {
 	var first error
-	if m.cpuid != nil {
-		m.cpuid.wait() // it asks /dev/kvm, closed below
-	}
 	if m.vcpu != nil {
 		if err := m.vcpu.close(); err != nil && first == nil {
 			first = &Error{Op: "close vCPU", Err: err}

@@ -150,32 +150,30 @@ func supportedCPUID(kvmFD uintptr) (*cpuid2, error) {
 	return c, nil
 }
 
-// cpuidFetch is supportedCPUID on a goroutine of its own, which a restore
-// starts as soon as /dev/kvm is open so that it overlaps the VM's
-// creation and the state's decode: it needs nothing of the VM, and it is
-// the slowest step of making the vCPU (~0.8 ms on a nested host, where
-// each CPUID instruction KVM executes to answer it exits to the outer
-// hypervisor). New does not: on this 2-core host it delayed a boot's
-// vm-created phase by ~0.7 ms and brought its first run no sooner. The
-// Machine joins it before it closes /dev/kvm.
+// cpuidFetch hands supportedCPUID's answer from the goroutine that asks
+// to the one that makes the vCPU. A restore asks while another goroutine
+// creates the VM: the question needs nothing of the VM, and it is the
+// slowest step of making the vCPU (~0.8 ms on a nested host, where each
+// CPUID instruction KVM executes to answer it exits to the outer
+// hypervisor). New asks in turn: overlapped in a boot (on a goroutine of
+// its own), it delayed the vm-created phase by ~0.7 ms on this 2-core
+// host and brought the first run no sooner.
 type cpuidFetch struct {
 	done chan struct{}
 	c    *cpuid2 // the machine's one vCPU tunes it in place
 	err  error
 }
 
-// fetchCPUID starts supportedCPUID(kvmFD).
-func fetchCPUID(kvmFD uintptr) *cpuidFetch {
-	f := &cpuidFetch{done: make(chan struct{})}
-	go func() {
-		defer close(f.done)
-		f.c, f.err = supportedCPUID(kvmFD)
-	}()
-	return f
+func newCPUIDFetch() *cpuidFetch { return &cpuidFetch{done: make(chan struct{})} }
+
+// fetch asks kvmFD (/dev/kvm) and hands the answer over.
+func (f *cpuidFetch) fetch(kvmFD uintptr) {
+	f.c, f.err = supportedCPUID(kvmFD)
+	close(f.done)
 }
 
-// wait returns the supported CPUID once the goroutine has ended (it may
-// be called again).
+// wait returns the supported CPUID once fetched (it may be called
+// again).
 func (f *cpuidFetch) wait() (*cpuid2, error) {
 	<-f.done
 	return f.c, f.err
