@@ -106,7 +106,10 @@ func fakeVMM(mode string, args []string) int {
 		}
 		fallthrough
 	case "memory", "settles", "unsettled":
-		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+		// MAP_NORESERVE, as smolvmm maps guest RAM: a mapping the Go
+		// runtime's own anonymous mappings cannot merge with when they
+		// come next to it, which would change its size.
+		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 4

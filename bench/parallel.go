@@ -151,7 +151,7 @@ type parallelVM struct {
 	settled chan<- int
 	// vmmSettled says when the VM's process has settled after its start
 	// (nil without a Target.SettledFlag).
-	vmmSettled    *settledPipe
+	vmmSettled    *settledConn
 	settleTimeout time.Duration
 	stopping      sync.WaitGroup // the goroutine that stops it once settled
 

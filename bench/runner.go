@@ -41,10 +41,13 @@ type Target struct {
 	// --jail), whose memory is read instead of the program's.
 	Jailed bool
 	// SettledFlag, when set and the program is not Jailed, is passed by
-	// RunParallel with a descriptor number after Args: a pipe on which the
-	// program writes a byte (or which it closes) once the work it does
-	// after its guest starts is over, so that its memory is read after it
-	// (smolvmm: unmapping its executable's set-up code).
+	// RunParallel (and by RunBoot when it samples memory) with a
+	// descriptor number after Args: a Unix socket on which the program
+	// writes a byte once the work it does after its guest starts is over
+	// (smolvmm: unmapping its executable's set-up code), so that its
+	// memory is read after it. Before it unmaps anything at its end, the
+	// program may wait for EOF there: the bench closes its end once it
+	// has read the program's memory.
 	SettledFlag string
 }
 
@@ -169,7 +172,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		cmd.Env = append(os.Environ(), t.Env...)
 	}
 
-	var settled *settledPipe
+	var settled *settledConn
 	if o.SampleMemory {
 		if settled, err = attachSettled(t, cmd); err != nil {
 			w.Close()
@@ -214,6 +217,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			}
 		}
 		wasSettled := settled != nil && settled.wait(o.SettleTimeout)
+		if settled != nil {
+			defer settled.release() // measured: it may go on to its end
+		}
 		// Stopped, the process cannot exit (and unmap) under the read.
 		if err := syscall.Kill(vmm, syscall.SIGSTOP); err != nil {
 			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, err))

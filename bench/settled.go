@@ -4,62 +4,82 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
+	"syscall"
 	"time"
 )
 
-// settledPipe is the bench's end of a Target's SettledFlag pipe: it says
-// when the VM process has done what it does after its guest starts, so
-// that its memory is read after that.
-type settledPipe struct {
-	r, w *os.File
-	done chan struct{} // closed at the process's byte, or at EOF
+// settledConn is the bench's end of a Target's SettledFlag socket: the VM
+// process writes a byte on it when it has done what it does after its
+// guest starts, so that its memory is read after that; and it may wait
+// for the bench to close it before it unmaps anything (a guest that ends
+// soon after, as the demo guest does, must not take its RAM away between
+// the byte and the bench's SIGSTOP).
+type settledConn struct {
+	conn, child *os.File
+	done        chan struct{} // closed at the process's byte, or at EOF
+	once        sync.Once
 }
 
-// attachSettled gives cmd the write end as descriptor 3 and t.SettledFlag
-// naming it. It returns nil when t has no SettledFlag or is jailed (the
-// jail's own child could not be given the descriptor).
-func attachSettled(t Target, cmd *exec.Cmd) (*settledPipe, error) {
+// attachSettled gives cmd the process's end of a new socket pair as its
+// next descriptor (3 without other ExtraFiles) and t.SettledFlag naming
+// it. It returns nil when t has no SettledFlag or is jailed (the jail's
+// own child could not be given the descriptor).
+func attachSettled(t Target, cmd *exec.Cmd) (*settledConn, error) {
 	if t.SettledFlag == "" || t.Jailed {
 		return nil, nil
 	}
-	r, w, err := os.Pipe()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("settled pipe: %w", err)
+		return nil, fmt.Errorf("settled socket: %w", err)
 	}
-	cmd.ExtraFiles = append(cmd.ExtraFiles, w)
+	// Non-blocking, so that the runtime's poller serves it: Close then
+	// ends a pending Read.
+	if err := syscall.SetNonblock(fds[0], true); err != nil {
+		syscall.Close(fds[0])
+		syscall.Close(fds[1])
+		return nil, fmt.Errorf("settled socket: %w", err)
+	}
+	s := &settledConn{conn: os.NewFile(uintptr(fds[0]), "settled"), child: os.NewFile(uintptr(fds[1]), "settled (VM's end)"),
+		done: make(chan struct{})}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, s.child)
 	cmd.Args = append(cmd.Args, t.SettledFlag, fmt.Sprint(2+len(cmd.ExtraFiles)))
-	return &settledPipe{r: r, w: w, done: make(chan struct{})}, nil
+	return s, nil
 }
 
-// started closes the bench's copy of the write end, once the process has
-// its own, and follows the read end.
-func (p *settledPipe) started() {
-	p.w.Close()
+// started closes the bench's copy of the process's end, once the process
+// has its own, and follows the bench's end.
+func (s *settledConn) started() {
+	s.child.Close()
 	go func() {
-		defer close(p.done)
-		_, _ = p.r.Read(make([]byte, 1))
+		defer close(s.done)
+		_, _ = s.conn.Read(make([]byte, 1))
 	}()
 }
 
 // wait returns when the process has settled (true), or after timeout.
-func (p *settledPipe) wait(timeout time.Duration) bool {
+func (s *settledConn) wait(timeout time.Duration) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case <-p.done:
+	case <-s.done:
 		return true
 	case <-timer.C:
 		return false
 	}
 }
 
-// close ends the pipe and what follows it; startedOK says whether
-// started was called.
-func (p *settledPipe) close(startedOK bool) {
-	p.r.Close() // ends a pending read
+// release tells the process that the bench is done with it (EOF on its
+// end): it may go on to its end.
+func (s *settledConn) release() { s.once.Do(func() { s.conn.Close() }) }
+
+// close releases the process and joins what follows the socket;
+// startedOK says whether started was called.
+func (s *settledConn) close(startedOK bool) {
+	s.release()
 	if startedOK {
-		<-p.done
+		<-s.done
 	} else {
-		p.w.Close()
+		s.child.Close()
 	}
 }

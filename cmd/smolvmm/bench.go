@@ -447,12 +447,12 @@ func benchBoot(c *cli.Context) error {
 	if err := contain(c, &cfg, -1, nil); err != nil { // contain.go
 		return err
 	}
-	var settled func()
+	var settled *benchSettled
 	if fd := c.Int("settled-fd"); fd > 2 && !jailed {
-		f := os.NewFile(uintptr(fd), "settled")
-		settled = func() { f.Write([]byte{1}); f.Close() }
+		settled = openBenchSettled(fd)
 	}
-	defer dropExecutablePages(&cfg, false, settled)() // exepages.go
+	waitRelease := dropExecutablePages(&cfg, false, settled.notify) // exepages.go
+	defer waitRelease()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -469,6 +469,10 @@ func benchBoot(c *cli.Context) error {
 	if runErr == nil && errors.As(context.Cause(ctx), &nicErr) {
 		runErr = nicErr
 	}
+	// A guest that ends before the bench has read this VM's memory (the
+	// demo guest, on a busy host) leaves it whole until then.
+	waitRelease()
+	settled.linger(5 * time.Second)
 	m.Close()
 	report.Phases[bench.PhaseClosed] = bench.MonoNow()
 	if err := json.NewEncoder(rf).Encode(report); err != nil {
@@ -485,4 +489,32 @@ func benchBoot(c *cli.Context) error {
 		return cli.Exit("", s)
 	}
 	return nil
+}
+
+// benchSettled is a bench child's end of the bench's settled socket
+// (bench.Target.SettledFlag); nil without one.
+type benchSettled struct{ f *os.File }
+
+func openBenchSettled(fd int) *benchSettled {
+	// Non-blocking, so that linger's read can have a deadline.
+	_ = syscall.SetNonblock(fd, true)
+	return &benchSettled{f: os.NewFile(uintptr(fd), "settled")}
+}
+
+// notify tells the bench that the VMM has settled: its memory may be read.
+func (s *benchSettled) notify() {
+	if s != nil {
+		_, _ = s.f.Write([]byte{1})
+	}
+}
+
+// linger waits, at most d, for the bench to have read the VM's memory
+// (EOF on the socket).
+func (s *benchSettled) linger(d time.Duration) {
+	if s == nil {
+		return
+	}
+	_ = s.f.SetReadDeadline(time.Now().Add(d))
+	_, _ = s.f.Read(make([]byte, 1))
+	s.f.Close()
 }

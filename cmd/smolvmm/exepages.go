@@ -26,7 +26,7 @@ import (
 //
 // settled, when set, is called once that is over, done or not. The
 // returned wait joins the goroutine (it ends at once if the guest never
-// ran); call it when Run has returned or New failed.
+// ran); call it when Run has returned or New failed, once or more.
 func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait func()) {
 	checked := make(chan struct{}) // /proc read, before the filter forbids it
 	start, cancel, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
