@@ -50,9 +50,10 @@ func TestRunBootPhases(t *testing.T) {
 				t.Errorf("output %q", got)
 			}
 			if tt.ready.IsSet() {
-				// The marker comes fakeDelay after the first line.
-				if d := b.Phases[PhaseReady] - b.Phases[PhaseFirstOutput]; d < float64(fakeDelay/time.Millisecond)*0.9 {
-					t.Errorf("ready %.3f ms after the first output, want at least %v", d, fakeDelay)
+				// The marker comes fakeDelay after the first line: not
+				// before it, though a busy host may read both at once.
+				if d := b.Phases[PhaseReady] - b.Phases[PhaseFirstOutput]; d < 0 {
+					t.Errorf("ready %.3f ms after the first output, want it at or after", d)
 				}
 			}
 		})
