@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"io"
 	"io/fs"
 	"os"
@@ -75,7 +76,11 @@ func scanData(dir string) ([]dataEntry, error) {
 			}
 			es = append(es, dataEntry{rel: rel, size: info.Size()})
 		default:
-			return fmt.Errorf("%s is a %v: data disks (FAT32, ISO 9660) hold only files and directories; copy its target instead", hp, d.Type())
+			advice := "leave it out"
+			if d.Type()&fs.ModeSymlink != 0 {
+				advice = "copy its target instead"
+			}
+			return fmt.Errorf("%s is %s: data disks (FAT32, ISO 9660) hold only files and directories; %s", hp, filekind.Of(d.Type()), advice)
 		}
 		return nil
 	})

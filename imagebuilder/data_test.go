@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	diskfs "github.com/diskfs/go-diskfs"
@@ -217,8 +218,13 @@ func TestBuildDataImageErrors(t *testing.T) {
 	dir, _ := shareDir(t)
 	os.Symlink("hello.txt", filepath.Join(dir, "link"))
 	out := filepath.Join(t.TempDir(), "d.img")
+	fifoDir, _ := shareDir(t)
+	if err := syscall.Mkfifo(filepath.Join(fifoDir, "pipe"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ dir, fs, want string }{
-		{dir, "fat32", "hold only files and directories"},
+		{dir, "fat32", "is a symlink: data disks (FAT32, ISO 9660) hold only files and directories; copy its target instead"},
+		{fifoDir, "fat32", "is a FIFO: data disks (FAT32, ISO 9660) hold only files and directories; leave it out"},
 		{dir, "ntfs", `data file system "ntfs"`},
 		{filepath.Join(dir, "nope"), "fat32", "no such file"},
 		{filepath.Join(dir, "hello.txt"), "fat32", "is not a directory"},

@@ -3,6 +3,7 @@ package imagebuilder
 import (
 	"errors"
 	"fmt"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"io/fs"
 	"path"
 	"strings"
@@ -193,6 +194,6 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
 			}
 			return t.Put(dst, fstree.NewFile(perm, b))
 		}
-		return fmt.Errorf("%s: only files, directories and symlinks may be in a service (mode %v)", p, info.Mode())
+		return fmt.Errorf("%s is %s: only files, directories and symlinks may be in a service", p, filekind.Of(info.Mode()))
 	})
 }

@@ -13,6 +13,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -41,27 +42,6 @@ func (e *NotRegularError) Error() string {
 // Is makes errors.Is(err, ErrNotRegular) true.
 func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
 
-// Kind names the type of a file mode that is not a regular file.
-func Kind(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "a regular file"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeSymlink != 0:
-		return "a symlink"
-	}
-	return "an irregular file"
-}
-
 // maxLinks bounds a chain of symlinks, as the kernel's ELOOP does.
 const maxLinks = 40
 
@@ -82,7 +62,7 @@ func Target(path string) (string, error) {
 				// yet the kernel follows it: ask the kernel.
 				if st, err := os.Stat(path); err == nil {
 					if !st.Mode().IsRegular() {
-						return "", &NotRegularError{Path: path, Kind: Kind(st.Mode())}
+						return "", &NotRegularError{Path: path, Kind: filekind.Of(st.Mode())}
 					}
 					return "", fmt.Errorf("%s leads to %s, which is not a path of the file it opens", path, p)
 				}
@@ -100,7 +80,7 @@ func Target(path string) (string, error) {
 			}
 			p = dest
 		case !st.Mode().IsRegular():
-			e := &NotRegularError{Path: p, Kind: Kind(st.Mode())}
+			e := &NotRegularError{Path: p, Kind: filekind.Of(st.Mode())}
 			if p != path {
 				e.Link = path
 			}

@@ -157,23 +157,6 @@ func TestWriteThroughSymlink(t *testing.T) {
 	}
 }
 
-func TestKind(t *testing.T) {
-	for m, want := range map[os.FileMode]string{
-		0o644:                             "a regular file",
-		os.ModeDir | 0o755:                "a directory",
-		os.ModeDevice | os.ModeCharDevice: "a character device",
-		os.ModeDevice:                     "a block device",
-		os.ModeNamedPipe:                  "a FIFO",
-		os.ModeSocket:                     "a socket",
-		os.ModeSymlink:                    "a symlink",
-		os.ModeIrregular:                  "an irregular file",
-	} {
-		if got := Kind(m); got != want {
-			t.Errorf("Kind(%v) = %q, want %q", m, got, want)
-		}
-	}
-}
-
 // TestWriteRefusesPipeThroughProcFd: /dev/stdout is a symlink to
 // /proc/self/fd/1, which, for a pipe, reads as "pipe:[N]", no path. Built
 // here with a pipe of the test's own and a symlink in a temporary

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -125,7 +126,7 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("disk image %s: not a regular file (mode %v); give a raw image file", path, st.Mode())
+		return nil, fmt.Errorf("disk image %s: not a regular file (it is %s); give a raw image file", path, filekind.Of(st.Mode()))
 	}
 	d, err := New(newFileBackend(f), st.Size(), opts)
 	if err != nil {

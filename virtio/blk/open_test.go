@@ -131,7 +131,7 @@ func TestOpenErrors(t *testing.T) {
 	for _, tc := range []struct{ path, want string }{
 		{filepath.Join(dir, "missing.img"), "no such file"},
 		{empty, "at least one 512-byte sector"},
-		{dir, "not a regular file"},
+		{dir, "not a regular file (it is a directory)"},
 	} {
 		_, err := blk.Open(tc.path, blk.Options{ReadOnly: true})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
