@@ -87,6 +87,9 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 				return usageErrorf("%s is for root images; a --data disk holds only its directory (drop %s, or drop --data)", f.shown, f.shown)
 			}
 		}
+		if c.String("fs") == imagebuilder.DataISO9660 && c.IsSet("megabytes") && !auto {
+			return usageErrorf("-m %s: an ISO 9660 image is as large as its content (drop -m, or use --fs %s)", c.String("megabytes"), imagebuilder.DataFAT32)
+		}
 	} else if c.IsSet("fs") {
 		return usageErrorf("--fs is for data disks: use it with --data DIR (a root image is always ext2)")
 	}
