@@ -39,10 +39,11 @@ type Spec struct {
 // not writable (permissions, a read-only file system, an immutable file).
 var ErrNotWritable = errors.New("the image is not writable")
 
-// ParseDiskSpec parses the CLI's `-d path[,ro][,serial=ID]`. The path may
-// not contain a comma.
+// ParseDiskSpec parses the CLI's `-d path[,ro][,serial=ID]`. A comma in
+// the path (or the serial) is written twice, as QEMU's options do:
+// "a,,b.img,ro" is the image "a,b.img", read-only.
 func ParseDiskSpec(s string) (Spec, error) {
-	parts := strings.Split(s, ",")
+	parts := splitOptions(s)
 	sp := Spec{Path: parts[0]}
 	if sp.Path == "" {
 		return Spec{}, fmt.Errorf("disk %q: empty image path (the form is path[,ro][,serial=ID])", s)
@@ -57,10 +58,31 @@ func ParseDiskSpec(s string) (Spec, error) {
 				return Spec{}, fmt.Errorf("disk %q: %w", s, err)
 			}
 		default:
-			return Spec{}, fmt.Errorf("disk %q: unknown option %q; known: ro, serial=ID", s, p)
+			return Spec{}, fmt.Errorf("disk %q: unknown option %q; known: ro, serial=ID (a comma in the path is written ,,)", s, p)
 		}
 	}
 	return sp, nil
+}
+
+// splitOptions splits s at its single commas; a doubled comma stands for
+// one, inside a part.
+func splitOptions(s string) []string {
+	var parts []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != ',' {
+			cur.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == ',' {
+			cur.WriteByte(',')
+			i++
+			continue
+		}
+		parts = append(parts, cur.String())
+		cur.Reset()
+	}
+	return append(parts, cur.String())
 }
 
 func checkSerial(s string) error {

@@ -31,6 +31,11 @@ func TestParseDiskSpec(t *testing.T) {
 		{in: "b.img,serial=", wantErr: "must be 1 to 20 bytes"},
 		{in: "b.img,serial=123456789012345678901", wantErr: "must be 1 to 20 bytes"},
 		{in: "b.img,serial=a\tb", wantErr: "not printable"},
+		// A comma in the path is doubled, as in QEMU's options.
+		{in: "c,,ro.img", want: blk.Spec{Path: "c,ro.img"}},
+		{in: "c,,ro.img,ro", want: blk.Spec{Path: "c,ro.img", Options: blk.Options{ReadOnly: true}}},
+		{in: "a,,,,b,serial=X,,Y", want: blk.Spec{Path: "a,,b", Options: blk.Options{Serial: "X,Y"}}},
+		{in: "c,ro.img", wantErr: `unknown option "ro.img"; known: ro, serial=ID (a comma in the path is written ,,)`},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := blk.ParseDiskSpec(tc.in)
