@@ -38,9 +38,10 @@ const (
 	PhaseExit = "exit"
 )
 
-// PhaseOrder lists the phases in the order they happen. PhaseReady is the
+// PhaseOrder lists the phases in the order they happen. PhaseReady is an
 // exception: a ready pattern on the guest's last line can be seen after
-// PhaseGuestExit, and a port can be ready before any console output.
+// PhaseGuestExit, and a port can be ready before any console output; and
+// so is PhaseSnapshotLoaded, which comes before or after PhaseVMCreated.
 var PhaseOrder = []string{
 	PhaseRuntime, PhaseMain, PhaseSnapshotLoaded, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded,
 	PhaseStateRestored, PhaseFirstRun,

@@ -256,6 +256,14 @@ func validateBoot(b Boot) error {
 		if t < 0 {
 			return fmt.Errorf("%s at %.3f ms, before process start", p, t)
 		}
+		if p == PhaseSnapshotLoaded {
+			// Read while the VM is created: before or after vm-created,
+			// but before the state it holds is set.
+			if r, ok := b.Phases[PhaseStateRestored]; ok && t > r {
+				return fmt.Errorf("%s at %.3f ms, after %s at %.3f ms", p, t, PhaseStateRestored, r)
+			}
+			continue
+		}
 		if p == PhaseReady {
 			if t > b.Phases[PhaseExit] {
 				return fmt.Errorf("ready at %.3f ms, after exit at %.3f ms", t, b.Phases[PhaseExit])

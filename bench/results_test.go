@@ -123,3 +123,26 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 }
+
+// A restore reads its snapshot while it creates the VM: snapshot-loaded may
+// come before or after vm-created, not after state-restored.
+func TestValidateRestoreBoot(t *testing.T) {
+	tests := []struct {
+		name     string
+		loaded   float64
+		wantFail bool
+	}{
+		{"loaded before the VM", 4, false},
+		{"loaded after the VM", 6, false},
+		{"loaded after the state was set", 8, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Boot{Phases: map[string]float64{PhaseRuntime: 1, PhaseVMCreated: 5, PhaseSnapshotLoaded: tt.loaded,
+				PhaseStateRestored: 7, PhaseFirstRun: 7.5, PhaseFirstOutput: 9, PhaseExit: 10}}
+			if err := validateBoot(b); (err != nil) != tt.wantFail {
+				t.Errorf("error %v, want failure %v", err, tt.wantFail)
+			}
+		})
+	}
+}
