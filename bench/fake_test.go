@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"syscall"
 	"testing"
@@ -52,6 +53,10 @@ const (
 //	onefails as memory, except the one start that creates the file BENCH_ONCE,
 //	         which prints "no room for this one" on stderr and exits 3
 //	hang     prints a line and sleeps for a minute
+//	serve    maps guest RAM, prints a line, "marker: ready", and runs until SIGTERM, on which
+//	         it writes a ChildReport (with a guest-exit, as smolvmm reports a
+//	         stop) if given --report and exits 130, as smolvmm does
+//	stuck    as serve, but ignores SIGTERM
 //	settles  as memory, then after fakeDelay touches fakeTouched more and
 //	         writes its settled byte to -settled-fd; exits after 10*fakeDelay
 //	unsettled as settles, without the second touch and the byte
@@ -137,6 +142,34 @@ func fakeVMM(mode string, args []string) int {
 	case "silent":
 		fmt.Fprintln(os.Stderr, "boom")
 		return 3
+	case "serve", "stuck":
+		term := make(chan os.Signal, 1)
+		if mode == "serve" {
+			signal.Notify(term, syscall.SIGTERM)
+		} else {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		if _, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		r.Phases[PhaseFirstRun] = MonoNow()
+		fmt.Print("hello\r\n")
+		fmt.Print("marker: ready\r\n")
+		select {
+		case <-term:
+		case <-time.After(time.Minute):
+			return 0
+		}
+		r.Phases[PhaseGuestExit] = MonoNow()
+		r.Phases[PhaseClosed] = MonoNow()
+		if *report != "" {
+			if err := WriteChildReport(*report, r); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+		}
+		return 130
 	case "hang":
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)

@@ -29,7 +29,14 @@ const (
 	// ready pattern or a TCP connect succeeded (seen by the bench), or the
 	// guest wrote smolvmm's boot-timer port (reported by smolvmm).
 	PhaseReady = "ready"
-	// PhaseGuestExit: the guest left and the vCPU stopped (smolvmm only).
+	// PhaseStopped: the bench stopped the VMM (SIGTERM) because the
+	// guest, ready, did not end by itself within BootOptions.ExitWait:
+	// the boot ended at its ready event, and PhaseExit (and smolvmm's
+	// PhaseClosed) then time the stop. A stopped boot has no
+	// PhaseGuestExit.
+	PhaseStopped = "stopped"
+	// PhaseGuestExit: the guest left by itself and the vCPU stopped
+	// (smolvmm only).
 	PhaseGuestExit = "guest-exit"
 	// PhaseClosed: the VMM released the VM, its devices and guest memory
 	// (smolvmm only).
@@ -45,7 +52,7 @@ const (
 var PhaseOrder = []string{
 	PhaseRuntime, PhaseMain, PhaseSnapshotLoaded, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded,
 	PhaseStateRestored, PhaseFirstRun,
-	PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseClosed, PhaseExit,
+	PhaseFirstOutput, PhaseReady, PhaseStopped, PhaseGuestExit, PhaseClosed, PhaseExit,
 }
 
 // knownPhase reports whether name is in PhaseOrder.

@@ -30,6 +30,13 @@ const SchemaVersion = "smolvmm-bench/1"
 //	                          "overhead_kib": ..., "file_rss_kib": ...}}],
 //	  "ratios": [{"system": "qemu-kvm", "baseline": "smolvmm", "phase": "first-output", "median_ratio": 4.2}]
 //	}
+//
+// A guest that does not end by itself (a system at its login prompt) is
+// stopped by the bench once it is ready: its boots have the phase
+// "stopped" (when the bench sent SIGTERM) and no "guest-exit"; their
+// "exit" (and smolvmm's "closed") time the stop, and the status is the
+// process's after it (smolvmm: 130; -1 when it had to be killed). Such a
+// boot ends at its ready event: "exit" is not compared in Ratios.
 type Results struct {
 	// Schema is SchemaVersion.
 	Schema string    `json:"schema"`
@@ -127,6 +134,16 @@ func (s *System) summarize() {
 // ratioPhases are the phases every system has, compared in Ratios.
 var ratioPhases = []string{PhaseFirstOutput, PhaseReady, PhaseExit}
 
+// stopped reports whether the bench stopped any of s's boots.
+func (s *System) stopped() bool {
+	for i := range s.Boots {
+		if s.Boots[i].Stopped() {
+			return true
+		}
+	}
+	return false
+}
+
 // computeRatios compares every system with the first one.
 func (r *Results) computeRatios() {
 	r.Ratios = nil
@@ -137,6 +154,9 @@ func (r *Results) computeRatios() {
 	for i := 1; i < len(r.Systems); i++ {
 		s := &r.Systems[i]
 		for _, p := range ratioPhases {
+			if p == PhaseExit && (s.stopped() || base.stopped()) {
+				continue // a stop's time, not the boot's
+			}
 			a, ok1 := s.Phase(p)
 			b, ok2 := base.Phase(p)
 			if ok1 && ok2 && b.Median > 0 {
@@ -240,6 +260,19 @@ func validateBoot(b Boot) error {
 	for _, p := range []string{PhaseFirstOutput, PhaseExit} {
 		if _, ok := b.Phases[p]; !ok {
 			return fmt.Errorf("phase %s missing", p)
+		}
+	}
+	if b.Stopped() {
+		// Stopped at its ready event: the guest did not exit.
+		if _, ok := b.Phases[PhaseGuestExit]; ok {
+			return fmt.Errorf("phases %s and %s: a stopped guest did not exit", PhaseStopped, PhaseGuestExit)
+		}
+		r, ok := b.Phases[PhaseReady]
+		if !ok {
+			return fmt.Errorf("phase %s without %s: the bench stops a guest once it is ready", PhaseStopped, PhaseReady)
+		}
+		if r > b.Phases[PhaseStopped] {
+			return fmt.Errorf("ready at %.3f ms, after the stop at %.3f ms", r, b.Phases[PhaseStopped])
 		}
 	}
 	last, lastName := 0.0, "process start"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,60 @@ func TestWriteText(t *testing.T) {
 	for _, want := range []string{"smolvmm\n", "qemu-fake\n", "median", "first-output", "vm-created", "qemu-fake / smolvmm", "memory: not measured"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// validateBoot accepts a boot the bench stopped at its ready event, and
+// refuses one that would also have a guest exit, or a stop before ready.
+func TestValidateStoppedBoot(t *testing.T) {
+	tests := []struct {
+		name   string
+		phases map[string]float64
+		ok     bool
+	}{
+		{"stopped", map[string]float64{PhaseFirstOutput: 2, PhaseReady: 5, PhaseStopped: 1005, PhaseClosed: 1006, PhaseExit: 1007}, true},
+		{"stopped, ready by port before output", map[string]float64{PhaseReady: 1, PhaseFirstOutput: 2, PhaseStopped: 1001, PhaseExit: 1002}, true},
+		{"stopped and a guest exit", map[string]float64{PhaseFirstOutput: 2, PhaseReady: 5, PhaseStopped: 1005, PhaseGuestExit: 1006, PhaseExit: 1007}, false},
+		{"stopped, never ready", map[string]float64{PhaseFirstOutput: 2, PhaseStopped: 1005, PhaseExit: 1007}, false},
+		{"stopped before ready", map[string]float64{PhaseFirstOutput: 2, PhaseReady: 1006, PhaseStopped: 1005, PhaseExit: 1007}, false},
+		{"exit before the stop", map[string]float64{PhaseFirstOutput: 2, PhaseReady: 5, PhaseStopped: 1005, PhaseExit: 1000}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateBoot(Boot{Phases: tt.phases, Status: 130})
+			if (err == nil) != tt.ok {
+				t.Errorf("error %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// The exit of a stopped boot times the stop: it is not compared.
+func TestRatiosLeaveOutStops(t *testing.T) {
+	boot := func(stopped bool, scale float64) Boot {
+		b := Boot{Phases: map[string]float64{PhaseFirstOutput: 2 * scale, PhaseReady: 5 * scale, PhaseExit: 1010 * scale}}
+		if stopped {
+			b.Phases[PhaseStopped] = 1000 * scale
+		}
+		return b
+	}
+	for _, stopped := range []bool{false, true} {
+		r := &Results{Systems: []System{{Name: "a", Boots: []Boot{boot(stopped, 1)}}, {Name: "b", Boots: []Boot{boot(stopped, 2)}}}}
+		for i := range r.Systems {
+			r.Systems[i].summarize()
+		}
+		r.computeRatios()
+		var phases []string
+		for _, q := range r.Ratios {
+			phases = append(phases, q.Phase)
+		}
+		want := []string{PhaseFirstOutput, PhaseReady, PhaseExit}
+		if stopped {
+			want = want[:2]
+		}
+		if !slices.Equal(phases, want) {
+			t.Errorf("stopped %v: ratios of %v, want %v", stopped, phases, want)
 		}
 	}
 }

@@ -87,13 +87,27 @@ type BootOptions struct {
 	// PollInterval is the pause between TCP connects to Ready.Addr
 	// (default 1ms).
 	PollInterval time.Duration
+	// ExitWait is how long a guest may take to end by itself once the
+	// bench has seen it ready (and sampled its memory, if it does) before
+	// the bench stops it (default one second): a guest still running
+	// then (a system at its login prompt) would never end, and the boot
+	// ends at its ready event. Without a ready condition the bench waits
+	// for the process to exit, up to Timeout.
+	ExitWait time.Duration
+	// StopGrace is how long a process stopped with SIGTERM has to exit
+	// before it is killed with SIGKILL (default five seconds).
+	StopGrace time.Duration
 }
 
 // Boot is one measured boot.
 type Boot struct {
-	// Phases maps phase names to milliseconds since process start.
+	// Phases maps phase names to milliseconds since process start. A
+	// boot the bench stopped at its ready event (see BootOptions.ExitWait)
+	// has PhaseStopped and no PhaseGuestExit.
 	Phases map[string]float64 `json:"phases_ms"`
-	// Status is the process exit status (-1 when killed by a signal).
+	// Status is the process exit status (-1 when killed by a signal); for
+	// a stopped boot, how the process ended after the stop: smolvmm's is
+	// 130, -1 when it had to be killed.
 	Status int `json:"status"`
 	// Memory is set on the boot that sampled memory.
 	Memory *Memory `json:"-"`
@@ -121,13 +135,22 @@ func (e *BootError) Error() string {
 
 func (e *BootError) Unwrap() error { return e.Err }
 
+// Stopped reports whether the bench stopped the boot at its ready event,
+// the guest not ending by itself.
+func (b *Boot) Stopped() bool {
+	_, ok := b.Phases[PhaseStopped]
+	return ok
+}
+
 // ErrNotReady is wrapped when the guest exited before its ready condition.
 var ErrNotReady = errors.New("the guest exited before the ready condition held")
 
 // ErrTimeout is wrapped when a boot did not end within BootOptions.Timeout.
 var ErrTimeout = errors.New("boot timed out")
 
-// RunBoot starts t once and measures it until the process exits.
+// RunBoot starts t once and measures it until the process exits: by
+// itself, or stopped by the bench once the guest was ready (see
+// BootOptions.ExitWait).
 func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
@@ -137,6 +160,12 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}
 	if o.SettleTimeout == 0 {
 		o.SettleTimeout = time.Second
+	}
+	if o.ExitWait == 0 {
+		o.ExitWait = time.Second
+	}
+	if o.StopGrace == 0 {
+		o.StopGrace = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -196,12 +225,16 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}
 	pid := cmd.Process.Pid
 	done := make(chan struct{})
+	// ready is closed once the bench has seen the ready event and sampled
+	// memory at it (the VM may then be stopped: it unmaps nothing before
+	// the sample is over).
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	var ender sync.WaitGroup
+	ender.Add(1)
 	go func() {
-		select {
-		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-		case <-done:
-		}
+		defer ender.Done()
+		endProcess(ctx, cmd.Process, o, ready, done, rec)
 	}()
 
 	sample := func(event string) {
@@ -234,27 +267,38 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))
 		}
 	}
+	// observed follows each event the bench sees, once.
+	observed := func(event string) {
+		sample(event)
+		if event == PhaseReady {
+			readyOnce.Do(func() { close(ready) })
+		}
+	}
 
 	var wg sync.WaitGroup
 	var out bytes.Buffer
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		readConsole(r, &out, o, rec, sample)
+		readConsole(r, &out, o, rec, observed)
 	}()
 	if o.Ready.Addr != "" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pollPort(o.Ready.Addr, o.PollInterval, done, rec, sample)
+			pollPort(o.Ready.Addr, o.PollInterval, done, rec, observed)
 		}()
 	}
 	waitErr := cmd.Wait()
 	rec.mark(PhaseExit)
 	close(done)
 	wg.Wait()
+	ender.Wait()
+	_, stopped := rec.phases[PhaseStopped]
 
 	switch {
+	case stopped && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// Ready, and stopped: the timeout is no failure of the boot.
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fail(fmt.Errorf("%w: boot did not end within %v", ErrTimeout, o.Timeout), stderr)
 	case ctx.Err() != nil:
@@ -280,6 +324,11 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			}
 		}
 	}
+	if stopped {
+		// The bench stopped the guest: it did not exit (a VMM may report
+		// the stop as the guest's end).
+		delete(rec.phases, PhaseGuestExit)
+	}
 	if o.Ready.IsSet() {
 		if _, ok := rec.phases[PhaseReady]; !ok {
 			return fail(fmt.Errorf("%w (exit status %d)", ErrNotReady, b.Status), stderr)
@@ -299,6 +348,37 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		b.MemoryErr = fmt.Errorf("%s: no event to sample memory at", t.Name)
 	}
 	return b, nil
+}
+
+// endProcess kills p when ctx ends; and once ready is closed, gives the
+// guest o.ExitWait to end by itself, then stops it (PhaseStopped): SIGTERM,
+// and SIGKILL after o.StopGrace. It returns when done is closed (the
+// process has been waited for) or it has killed p.
+func endProcess(ctx context.Context, p *os.Process, o BootOptions, ready, done <-chan struct{}, rec *recorder) {
+	var exitWait, grace <-chan time.Time
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			_ = p.Kill()
+			return
+		case <-ready:
+			ready = nil
+			t := time.NewTimer(o.ExitWait)
+			defer t.Stop()
+			exitWait = t.C
+		case <-exitWait:
+			rec.mark(PhaseStopped)
+			_ = p.Signal(syscall.SIGTERM)
+			t := time.NewTimer(o.StopGrace)
+			defer t.Stop()
+			grace = t.C
+		case <-grace:
+			_ = p.Kill()
+			return
+		}
+	}
 }
 
 // recorder collects phase times from the goroutines that observe them.

@@ -191,3 +191,55 @@ func TestRunRetriesMemorySample(t *testing.T) {
 		t.Errorf("memory %+v, error %q: want no sample and the reason", s.Memory, s.MemoryError)
 	}
 }
+
+// A guest that is ready and does not end by itself is stopped by the bench:
+// the boot ends at its ready event, with PhaseStopped, no PhaseGuestExit
+// (though the VMM reported one), and the status the stop left.
+func TestRunBootStopsAtReady(t *testing.T) {
+	marker := regexp.MustCompile(`^marker: ready$`)
+	tests := []struct {
+		name       string
+		target     Target
+		sample     bool
+		wantStatus int
+		want       []string // phases, ready and stopped aside
+	}{
+		{"exits on SIGTERM", withReport(fakeTarget(t, "fake", "serve")), false, 130,
+			[]string{PhaseRuntime, PhaseFirstRun, PhaseFirstOutput, PhaseClosed, PhaseExit}},
+		{"exits on SIGTERM, memory sampled", fakeTarget(t, "fake", "serve"), true, 130,
+			[]string{PhaseFirstOutput, PhaseExit}},
+		{"ignores SIGTERM: killed", fakeTarget(t, "fake", "stuck"), false, -1,
+			[]string{PhaseFirstOutput, PhaseExit}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The timeout is far beyond ExitWait and StopGrace: a boot
+			// that is not stopped fails.
+			b, err := RunBoot(context.Background(), tt.target, BootOptions{Ready: Ready{Pattern: marker}, SampleMemory: tt.sample,
+				Timeout: time.Minute, ExitWait: 50 * time.Millisecond, StopGrace: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !b.Stopped() || b.Status != tt.wantStatus {
+				t.Errorf("stopped %v, status %d; want stopped, status %d: %v", b.Stopped(), b.Status, tt.wantStatus, b.Phases)
+			}
+			if _, ok := b.Phases[PhaseGuestExit]; ok {
+				t.Errorf("a stopped boot has a guest exit: %v", b.Phases)
+			}
+			for _, p := range append(tt.want, PhaseReady, PhaseStopped) {
+				if _, ok := b.Phases[p]; !ok {
+					t.Errorf("phase %s missing from %v", p, b.Phases)
+				}
+			}
+			if len(b.Phases) != len(tt.want)+2 {
+				t.Errorf("phases %v, want %v, ready and stopped", b.Phases, tt.want)
+			}
+			if err := validateBoot(*b); err != nil {
+				t.Errorf("%v in %v", err, b.Phases)
+			}
+			if tt.sample && b.Memory == nil {
+				t.Errorf("no memory sample: %v", b.MemoryErr)
+			}
+		})
+	}
+}

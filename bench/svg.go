@@ -19,6 +19,7 @@ var phaseColors = map[string]string{
 	PhaseFirstRun:       "#ab47bc",
 	PhaseFirstOutput:    "#42a5f5",
 	PhaseReady:          "#66bb6a",
+	PhaseStopped:        "#78909c",
 	PhaseGuestExit:      "#ef5350",
 	PhaseClosed:         "#ffee58",
 	PhaseExit:           "#37474f",
@@ -71,7 +72,7 @@ func (r *Results) WriteSVG(w io.Writer) error {
 		esc(fmt.Sprintf("Boot of %s: %d boots per system, %d MiB", r.Config.Kernel, r.Config.Boots, r.Config.MemoryMiB)))
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">Median boot, phase by phase (ms since process start, log scale)</text>`+"\n", svgLeft, panel1-8)
 	ax.draw(&b, panel1, n*svgRowH)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">Total time (exit) of every boot: dots; bar: min to max; thick mark: median; thin mark: p95</text>`+"\n", svgLeft, panel2-8)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">Total time (exit, or ready when stopped there) of every boot: dots; bar: min to max; thick mark: median; thin mark: p95</text>`+"\n", svgLeft, panel2-8)
 	ax.draw(&b, panel2, n*svgRowH)
 
 	for i, s := range systems {
@@ -94,11 +95,20 @@ func (r *Results) WriteSVG(w io.Writer) error {
 	return err
 }
 
-// medianBoot returns the boot whose exit time is the (lower) median.
+// medianBoot returns the boot whose end is the (lower) median.
 func medianBoot(s System) Boot {
 	boots := append([]Boot(nil), s.Boots...)
-	sort.SliceStable(boots, func(i, j int) bool { return boots[i].Phases[PhaseExit] < boots[j].Phases[PhaseExit] })
+	sort.SliceStable(boots, func(i, j int) bool { return bootEnd(boots[i]) < bootEnd(boots[j]) })
 	return boots[(len(boots)-1)/2]
+}
+
+// bootEnd is when a boot ended: its exit, or, for a boot the bench stopped,
+// its ready event (what follows times the stop).
+func bootEnd(b Boot) float64 {
+	if b.Stopped() {
+		return b.Phases[PhaseReady]
+	}
+	return b.Phases[PhaseExit]
 }
 
 type mark struct {
@@ -109,7 +119,7 @@ type mark struct {
 func drawTimeline(b *bytes.Buffer, ax logAxis, boot Boot, y int) {
 	var marks []mark
 	for _, p := range PhaseOrder {
-		if t, ok := boot.Phases[p]; ok {
+		if t, ok := boot.Phases[p]; ok && t <= bootEnd(boot) {
 			marks = append(marks, mark{p, t})
 		}
 	}
@@ -129,17 +139,21 @@ func drawTimeline(b *bytes.Buffer, ax logAxis, boot Boot, y int) {
 }
 
 func drawDistribution(b *bytes.Buffer, ax logAxis, s System, y int) {
-	sum, ok := s.Phase(PhaseExit)
-	if !ok {
+	if len(s.Boots) == 0 {
 		return
 	}
+	ends := make([]float64, len(s.Boots))
+	for i, boot := range s.Boots {
+		ends[i] = bootEnd(boot)
+	}
+	sum := Summarize(ends)
 	mid := y + svgBarH/2
 	fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#90a4ae" stroke-width="6"/>`+"\n", ax.x(sum.Min), ax.x(sum.Max)+0.5, mid, mid)
-	for i, boot := range s.Boots {
+	for i := range s.Boots {
 		// Spread the dots vertically so that equal times stay visible.
 		dy := float64(i%5-2) * 3
 		fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s" fill-opacity="0.7"><title>boot %d: %.3f ms</title></circle>`+"\n",
-			ax.x(boot.Phases[PhaseExit]), float64(mid)+dy, phaseColors[PhaseExit], i+1, boot.Phases[PhaseExit])
+			ax.x(ends[i]), float64(mid)+dy, phaseColors[PhaseExit], i+1, ends[i])
 	}
 	fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#d81b60" stroke-width="3"><title>median %.3f ms</title></line>`+"\n",
 		ax.x(sum.Median), ax.x(sum.Median), y-2, y+svgBarH+2, sum.Median)
@@ -228,7 +242,7 @@ func newLogAxis(systems []System) logAxis {
 	for _, s := range systems {
 		for _, boot := range s.Boots {
 			for _, t := range boot.Phases {
-				if t > 0 {
+				if t > 0 && t <= bootEnd(boot) {
 					lo, hi = math.Min(lo, t), math.Max(hi, t)
 				}
 			}

@@ -86,3 +86,19 @@ func TestWriteSVGNothing(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// A boot stopped at its ready event ends there in the chart: the stop that
+// follows is not drawn as boot time.
+func TestWriteSVGStoppedBoot(t *testing.T) {
+	s := System{Name: "smolvmm", Boots: []Boot{{Phases: map[string]float64{PhaseFirstOutput: 2, PhaseReady: 5, PhaseStopped: 1005, PhaseClosed: 1009, PhaseExit: 1010}, Status: 130}}}
+	s.summarize()
+	r := &Results{Config: Config{Kernel: "k", Boots: 1, MemoryMiB: 128}, Systems: []System{s}}
+	var buf bytes.Buffer
+	if err := r.WriteSVG(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "boot 1: 5.000 ms") || strings.Contains(out, `data-phase="exit"`) || strings.Contains(out, "1.01 s") {
+		t.Errorf("the stopped boot does not end at ready in the chart:\n%s", out)
+	}
+}

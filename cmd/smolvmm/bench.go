@@ -41,7 +41,10 @@ ready (--ready REGEXP on a console line; --ready-port PORT: a TCP connection
 to 127.0.0.1:PORT that the peer keeps open 100 ms or answers, e.g. a guest
 service behind -p PORT:80; or the guest writing the boot-timer port 0x505),
 exit, and smolvmm's own phases (VM created, devices, kernel loaded, first
-KVM_RUN). Memory is the VMM's resident memory outside guest RAM.
+KVM_RUN). A guest still running a second after it was ready (a system at
+its login prompt) is stopped there (phase "stopped": SIGTERM, then SIGKILL
+5 s later); without a ready condition the bench waits for the guest to
+end. Memory is the VMM's resident memory outside guest RAM.
 
 With --compare qemu the same kernel boots under qemu-system-i386 -kernel,
 with -enable-kvm (when /dev/kvm can be opened) and without (TCG), with the

@@ -137,6 +137,74 @@ func TestBenchDemo(t *testing.T) {
 	}
 }
 
+// readySpinKernel is spinKernel's guest, printing "S" on COM1, then "R" a
+// little later (a snapshot taken at S restores to print R), then spinning:
+// a service that is ready and never ends by itself.
+func readySpinKernel(t *testing.T) string {
+	t.Helper()
+	kernel := spinKernel(t)
+	k, err := os.ReadFile(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At the entry (offset 32): mov $0x3f8,%dx; "S\n" with out %al,(%dx);
+	// count %ecx down from 2^18 (dec, jnz); "R\n"; jmp .
+	k = append(k[:32], 0x66, 0xBA, 0xF8, 0x03, 0xB0, 'S', 0xEE, 0xB0, '\n', 0xEE,
+		0xB9, 0x00, 0x00, 0x04, 0x00, 0x49, 0x75, 0xFD,
+		0xB0, 'R', 0xEE, 0xB0, '\n', 0xEE, 0xEB, 0xFE)
+	if err := os.WriteFile(kernel, k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return kernel
+}
+
+// TestBenchStopsAtReady: a guest that is ready and never ends by itself (a
+// system at its login prompt) is stopped by the bench once ready, boot
+// after boot, memory sample included, as is its restore: the boots end at
+// their ready event, with the phase stopped and no guest exit.
+func TestBenchStopsAtReady(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := readySpinKernel(t)
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "spin.snap")
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", kernel, "--net", "none", "--ready", "^S", "--snapshot", snap, "--snapshot-exit")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("snapshot: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"boot", []string{"-k", kernel}},
+		{"restore", []string{"--restore", snap}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			js := filepath.Join(t.TempDir(), "r.json")
+			args := append([]string{"-n", "2", "--warmup", "0", "--net", "none", "--ready", "^R", "--timeout", "60s", "--json", js}, tt.args...)
+			status, stdout, stderr := benchRun(t, nil, args...)
+			if status != 0 {
+				t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
+			}
+			s := readBenchJSON(t, js).Systems[0]
+			if len(s.Boots) != 2 || s.Memory == nil {
+				t.Fatalf("boots %+v, memory %+v (%s)", s.Boots, s.Memory, s.MemoryError)
+			}
+			for _, b := range s.Boots {
+				_, guestExit := b.Phases[bench.PhaseGuestExit]
+				_, closed := b.Phases[bench.PhaseClosed]
+				if !b.Stopped() || guestExit || !closed || b.Status != 130 {
+					t.Errorf("boot %v, status %d: want stopped, closed, no guest exit, status 130", b.Phases, b.Status)
+				}
+			}
+			if !strings.Contains(stdout, "stopped") {
+				t.Errorf("stdout lacks the stopped phase:\n%s", stdout)
+			}
+		})
+	}
+}
+
 func TestBenchWithoutQEMU(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
