@@ -125,6 +125,15 @@ func benchAction(c *cli.Context) error {
 			}
 		}
 	}
+	inputs := []namedFile{{"-k", c.String("kernel")}, {"--restore", c.String("restore")}}
+	for _, d := range c.StringSlice("disk") {
+		if spec, err := blk.ParseDiskSpec(d); err == nil {
+			inputs = append(inputs, namedFile{"-d", spec.Path})
+		}
+	}
+	if err := checkOutputFiles([]namedFile{{"--json", c.String("json")}, {"--svg", c.String("svg")}}, inputs); err != nil {
+		return err
+	}
 	var ready bench.Ready
 	if r := c.String("ready"); r != "" {
 		re, err := regexp.Compile(r)
@@ -142,6 +151,9 @@ func benchAction(c *cli.Context) error {
 	}
 	if _, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
 		return usageErrorf("smolvmm bench: --boot %s: %v", c.String("boot"), err)
+	}
+	if err := checkReadyPort(c); err != nil { // as run does
+		return err
 	}
 
 	self, err := os.Executable()

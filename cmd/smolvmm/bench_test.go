@@ -55,7 +55,8 @@ func TestBenchDemo(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	// A host port that is listening stands for a guest service behind a
-	// forwarded port.
+	// forwarded port. The forward bench asks for (as run does) binds the
+	// same port on 127.0.0.2, where it leaves the test's listener alone.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +73,7 @@ func TestBenchDemo(t *testing.T) {
 	}{
 		{"no ready condition", nil, false},
 		{"ready pattern on the demo's last line", []string{"--ready", "^smolvmm-demo: done"}, true},
-		{"ready port", []string{"--ready-port", port}, true},
+		{"ready port", []string{"--ready-port", port, "-p", "127.0.0.2:" + port + ":80"}, true},
 		{"no network card", []string{"--net", "none"}, false},
 	}
 	for _, tt := range tests {
@@ -261,6 +262,82 @@ func TestBenchErrors(t *testing.T) {
 			}
 			if strings.Contains(stderr, "smolvmm: smolvmm") {
 				t.Errorf("command named twice: %q", stderr)
+			}
+		})
+	}
+}
+
+// TestBenchOutputChecks: outputs that cannot be replaced, an output given
+// twice, an output that is an input, and a --ready-port nothing forwards
+// are refused before any boot (no results on stdout; a boot would fail on
+// the missing KVM device), and the files stay as they were.
+func TestBenchOutputChecks(t *testing.T) {
+	dir := t.TempDir()
+	f := specialFiles(t)
+	kernel, img, snap := filepath.Join(dir, "k.elf"), filepath.Join(dir, "root.img"), filepath.Join(dir, "s.snap")
+	for _, p := range []string{kernel, img, snap} {
+		if err := os.WriteFile(p, []byte("input"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kernelLink, kernelHard := filepath.Join(dir, "k-link"), filepath.Join(dir, "k-hard")
+	if err := os.Symlink("k.elf", kernelLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(kernel, kernelHard); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+		keep   string // a special file that must still be what it was
+	}{
+		{"JSON on a directory", []string{"--json", f["dir"]}, 1, "is a directory, not a regular file", "dir"},
+		{"JSON on a character device", []string{"--json", f["chr"]}, 1, "is a character device", "chr"},
+		{"JSON on /dev/full", []string{"--json", "/dev/full"}, 1, "/dev/full is a character device", ""},
+		{"SVG on a FIFO", []string{"--svg", f["fifo"]}, 1, "is a FIFO", "fifo"},
+		{"SVG on a socket", []string{"--svg", f["socket"]}, 1, "is a socket", "socket"},
+		{"SVG through a symlink to a FIFO", []string{"--svg", f["link-to-fifo"]}, 1, "(through symlink " + f["link-to-fifo"] + ") is a FIFO", "link-to-fifo"},
+		{"one file twice", []string{"--json", out, "--svg", out}, 2, "--svg " + out + ": --json already writes this file", ""},
+		{"one file twice, through a symlink", []string{"--json", f["regular"], "--svg", f["link"]}, 2, "--json already writes this file", ""},
+		{"JSON over the kernel", []string{"-k", kernel, "--json", kernel}, 2, "this is the -k file " + kernel, ""},
+		{"SVG over the kernel through a symlink", []string{"-k", kernel, "--svg", kernelLink}, 2, "this is the -k file", ""},
+		{"JSON over the kernel's hard link", []string{"-k", kernelHard, "--json", kernel}, 2, "this is the -k file", ""},
+		{"JSON over a disk", []string{"-d", img + ",ro", "--json", img}, 2, "this is the -d file " + img, ""},
+		{"SVG over the snapshot", []string{"--restore", snap, "--svg", snap}, 2, "this is the --restore file " + snap, ""},
+		{"ready port not forwarded", []string{"--ready-port", "8080"}, 2, "no -p forwards TCP port 8080", ""},
+		{"ready port without a NIC", []string{"--ready-port", "8080", "--net", "none"}, 2, "--ready-port 8080: with --net none", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.keep != "" && f[tt.keep] == "" {
+				t.Skip("mknod needs root")
+			}
+			var before os.FileInfo
+			if tt.keep != "" {
+				var err error
+				if before, err = os.Lstat(f[tt.keep]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := append([]string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "nokvm")}, tt.args...)
+			status, stdout, stderr := benchRun(t, nil, args...)
+			if status != tt.status || !strings.Contains(stderr, tt.stderr) || stdout != "" {
+				t.Errorf("status %d, stdout %q, stderr %q; want status %d, no results, and %q", status, stdout, stderr, tt.status, tt.stderr)
+			}
+			if before != nil {
+				sameNode(t, f[tt.keep], before)
+			}
+			for _, p := range []string{kernel, img, snap} {
+				if b, err := os.ReadFile(p); err != nil || string(b) != "input" {
+					t.Errorf("%s changed: %q, %v", p, b, err)
+				}
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%s was written", out)
 			}
 		})
 	}

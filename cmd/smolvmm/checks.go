@@ -133,3 +133,66 @@ func upPreflight(c *cli.Context, image string) error {
 	_, err := checkImageOutput(image)
 	return err
 }
+
+// namedFile is a file given on the command line, with the flag that
+// named it ("--json", "-k").
+type namedFile struct{ flag, path string }
+
+// checkOutputFiles refuses, before any work, outputs that cannot be
+// written by replacement (a directory, device, FIFO or socket, also
+// through a symlink: status 1, as kstrip's and mkimg's), and, as
+// command-line mistakes (status 2), an output given twice or that is one
+// of the inputs: compared as files (device and inode, so also through a
+// symlink or a hard link) when they exist, as cleaned absolute paths
+// otherwise.
+func checkOutputFiles(outputs, inputs []namedFile) error {
+	type resolved struct {
+		namedFile
+		target string // the file a replacement writes: symlinks followed
+		info   fs.FileInfo
+	}
+	resolve := func(f namedFile) resolved {
+		r := resolved{namedFile: f, target: f.path}
+		if t, err := atomicfile.Target(f.path); err == nil {
+			r.target = t
+		}
+		if abs, err := filepath.Abs(r.target); err == nil {
+			r.target = abs
+		}
+		r.info, _ = os.Stat(f.path)
+		return r
+	}
+	same := func(a, b resolved) bool {
+		if a.info != nil && b.info != nil {
+			return os.SameFile(a.info, b.info)
+		}
+		return a.target == b.target
+	}
+	var ins, outs []resolved
+	for _, in := range inputs {
+		if in.path != "" {
+			ins = append(ins, resolve(in))
+		}
+	}
+	for _, o := range outputs {
+		if o.path == "" {
+			continue
+		}
+		if _, err := atomicfile.Target(o.path); err != nil {
+			return fmt.Errorf("%s %w", o.flag, err)
+		}
+		r := resolve(o)
+		for _, prev := range outs {
+			if same(r, prev) {
+				return usageErrorf("%s %s: %s already writes this file (%s): give each output its own file", o.flag, o.path, prev.flag, prev.path)
+			}
+		}
+		for _, in := range ins {
+			if same(r, in) {
+				return usageErrorf("%s %s: this is the %s file %s, which it would overwrite: give another file", o.flag, o.path, in.flag, in.path)
+			}
+		}
+		outs = append(outs, r)
+	}
+	return nil
+}
