@@ -267,6 +267,9 @@ func benchAction(c *cli.Context) error {
 		opts.Boot.Console = os.Stderr
 	}
 	res, err := bench.Run(ctx, targets, opts)
+	if ctx.Err() != nil {
+		return errBenchInterrupted
+	}
 	if err != nil && res == nil {
 		return err
 	}
@@ -288,6 +291,11 @@ func benchAction(c *cli.Context) error {
 	}
 	return nil
 }
+
+// errBenchInterrupted ends a bench stopped by SIGINT or SIGTERM, as fetch
+// and run end (status 130): its VMs have been killed and waited for, and
+// its results, partial, are not written.
+var errBenchInterrupted = cli.Exit("interrupted: the VMs were stopped, no results written", 130)
 
 // checkParallelFlags refuses what --parallel cannot do: compare systems,
 // share one host port between VMs, or count timed boots.
@@ -321,6 +329,9 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	defer stop()
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
 	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs})
+	if ctx.Err() != nil {
+		return errBenchInterrupted
+	}
 	if err != nil {
 		return err
 	}

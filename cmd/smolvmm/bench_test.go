@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bench"
@@ -427,4 +429,95 @@ func TestParallelHints(t *testing.T) {
 			t.Errorf("errors %q: hints %q, want %q", tt.errs, got, tt.want)
 		}
 	}
+}
+
+// TestBenchInterrupted: SIGINT or SIGTERM stops bench as it stops run and
+// fetch: status 130, its VM killed and waited for, no results written and
+// no temporary file left.
+func TestBenchInterrupted(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := readySpinKernel(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp, out := t.TempDir(), t.TempDir()
+			js := filepath.Join(out, "r.json")
+			// Never ready: the boot would run until its timeout. --console
+			// says when the guest runs; --compare qemu adds a temporary
+			// directory of its own.
+			cmd := exec.Command(smolvmmBin(t), "bench", "-k", kernel, "--net", "none", "-n", "2", "--warmup", "0",
+				"--ready", "^never", "--timeout", "10m", "--console", "--compare", "qemu", "--json", js)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout bytes.Buffer
+			cmd.Stdout = &stdout
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			var errText bytes.Buffer
+			buf := make([]byte, 4096)
+			for !strings.Contains(errText.String(), "R\n") {
+				n, err := stderr.Read(buf)
+				errText.Write(buf[:n])
+				if err != nil {
+					t.Fatalf("the guest never ran: %v\n%s", err, errText.String())
+				}
+			}
+			vms := childPIDs(t, cmd.Process.Pid)
+			if len(vms) == 0 {
+				t.Fatal("no VM process under bench")
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			rest, _ := io.ReadAll(stderr)
+			errText.Write(rest)
+			err = cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || !strings.Contains(errText.String(), "smolvmm bench: interrupted") {
+				t.Errorf("ended with %v, want status 130 and that it was interrupted; stderr:\n%s", err, errText.String())
+			}
+			for _, pid := range vms {
+				// Waited for by bench: gone, not even a zombie.
+				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+					t.Errorf("VM process %d is still there", pid)
+				}
+			}
+			if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+				t.Errorf("left in TMPDIR: %v", ents)
+			}
+			if ents, _ := os.ReadDir(out); len(ents) != 0 {
+				t.Errorf("results written after the interrupt: %v", ents)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("results printed after the interrupt:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+// childPIDs lists the child processes of pid.
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				pids = append(pids, n)
+			}
+		}
+	}
+	return pids
 }
