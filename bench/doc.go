@@ -10,6 +10,9 @@
 // or a TCP connect that succeeds) and the process's exit. A Target that
 // reports its own phases (smolvmm does, through a ChildReport file) adds
 // them on the same clock (CLOCK_MONOTONIC, shared by every process).
+// A guest that has not ended by itself BootOptions.ExitWait after the
+// bench saw it ready (a system at its login prompt) is stopped there:
+// its boot ends at the ready event, with PhaseStopped.
 //
 // A ready port (Ready.Addr) is polled with TCP connects every millisecond;
 // the first connection that the peer answers or keeps open for 100 ms marks

@@ -23,6 +23,9 @@ func (r *Results) WriteText(w io.Writer) error {
 				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t\n", p.Phase, p.N, p.Min, p.Median, p.P95, p.Max)
 			}
 		}
+		if n := s.stoppedBoots(); n > 0 {
+			fmt.Fprintf(tw, "%d of %d boots stopped at ready: the guest did not end by itself (stopped, closed and exit time the stop)\n", n, len(s.Boots))
+		}
 		if m := s.Memory; m != nil && m.GuestFile != "" {
 			fmt.Fprintf(tw, "memory at %s%s: RSS %.1f MiB, guest RAM (a private mapping of %s) touched %.2f of %.0f MiB, %.2f MiB of it written (copied), VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
 				m.SampledAt, settledText(m.Settled), kib2mib(m.RSSKiB), m.GuestFile, kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))

@@ -134,14 +134,15 @@ func (s *System) summarize() {
 // ratioPhases are the phases every system has, compared in Ratios.
 var ratioPhases = []string{PhaseFirstOutput, PhaseReady, PhaseExit}
 
-// stopped reports whether the bench stopped any of s's boots.
-func (s *System) stopped() bool {
+// stoppedBoots counts the boots of s that the bench stopped at ready.
+func (s *System) stoppedBoots() int {
+	n := 0
 	for i := range s.Boots {
 		if s.Boots[i].Stopped() {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // computeRatios compares every system with the first one.
@@ -154,7 +155,7 @@ func (r *Results) computeRatios() {
 	for i := 1; i < len(r.Systems); i++ {
 		s := &r.Systems[i]
 		for _, p := range ratioPhases {
-			if p == PhaseExit && (s.stopped() || base.stopped()) {
+			if p == PhaseExit && (s.stoppedBoots() > 0 || base.stoppedBoots() > 0) {
 				continue // a stop's time, not the boot's
 			}
 			a, ok1 := s.Phase(p)

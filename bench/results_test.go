@@ -201,3 +201,20 @@ func TestValidateRestoreBoot(t *testing.T) {
 		})
 	}
 }
+
+// The text says which boots were stopped at ready, and why.
+func TestWriteTextStoppedBoots(t *testing.T) {
+	s := System{Name: "smolvmm", Boots: []Boot{
+		{Phases: map[string]float64{PhaseFirstOutput: 2, PhaseReady: 5, PhaseStopped: 1005, PhaseExit: 1010}, Status: 130},
+		{Phases: map[string]float64{PhaseFirstOutput: 2, PhaseReady: 5, PhaseExit: 6}, Status: 1},
+	}}
+	s.summarize()
+	r := &Results{Config: Config{Kernel: "k", Boots: 2, MemoryMiB: 128}, Systems: []System{s}}
+	var buf bytes.Buffer
+	if err := r.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if want := "1 of 2 boots stopped at ready: the guest did not end by itself"; !strings.Contains(buf.String(), want) {
+		t.Errorf("text lacks %q:\n%s", want, buf.String())
+	}
+}
