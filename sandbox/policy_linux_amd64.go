@@ -149,6 +149,21 @@ func (f *Filter) rules(pid int) []rule {
 	if OpenRefusedQuietly {
 		rs = append(rs, rule{nr: unix.SYS_OPENAT, errno: unix.EACCES})
 	}
+	if f.RenameDir != 0 {
+		dir := uint32(f.RenameDir)
+		rs = append(rs,
+			// Both names relative to the directory; of renameat2's
+			// flags only the exchange (no whiteout), no AT_REMOVEDIR.
+			rule{nr: unix.SYS_RENAMEAT, any: one(cond{0, opEq, dir}, cond{2, opEq, dir})},
+			rule{nr: unix.SYS_RENAMEAT2, any: [][]cond{
+				{{0, opEq, dir}, {2, opEq, dir}, {4, opEq, 0}},
+				{{0, opEq, dir}, {2, opEq, dir}, {4, opEq, unix.RENAME_EXCHANGE}},
+			}},
+			rule{nr: unix.SYS_UNLINKAT, any: one(cond{0, opEq, dir}, cond{2, opEq, 0})},
+			// Emptying a temporary file before it is written again.
+			rule{nr: unix.SYS_FTRUNCATE},
+		)
+	}
 	if f.Sockets || f.UnixSockets {
 		var families [][]cond
 		if f.Sockets {

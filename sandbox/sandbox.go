@@ -67,6 +67,16 @@ type Filter struct {
 	// Unix socket the process may open is reachable: only set it for such
 	// a VM. Without Sockets, IPv4 and IPv6 sockets stay forbidden.
 	UnixSockets bool
+	// RenameDir, when not zero, is a descriptor of a directory in which
+	// renameat and renameat2 may rename or exchange files and unlinkat
+	// may remove files (not directories): every path relative to it, no
+	// other directory; and ftruncate is allowed. A VMM that writes a
+	// snapshot to a temporary file renames it over the snapshot's name,
+	// or removes it when no snapshot was taken. The filter cannot see
+	// the names, so any file of that directory is reachable: set it only
+	// for such a VMM. (Descriptor 0 is standard input, never such a
+	// directory.)
+	RenameDir int
 
 	// Prefix starts the line printed when a call is refused (e.g.
 	// "smolvmm: "); Advice ends it (e.g. how to turn the filter off).

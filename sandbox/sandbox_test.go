@@ -48,6 +48,7 @@ func TestFilterVerdicts(t *testing.T) {
 	tests := []struct {
 		name          string
 		sockets, unix bool
+		renameDir     int
 		arch          uint32
 		nr            int
 		args          []uint64
@@ -107,6 +108,20 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "connect", sockets: true, nr: 42, want: retAllow},
 		{name: "newfstatat", nr: 262, want: retTrap},
 		{name: "accept4", sockets: true, nr: 288, want: retAllow},
+		{name: "renameat without RenameDir", nr: 264, args: []uint64{7, 0, 7, 0}, want: retTrap},
+		{name: "renameat in RenameDir", renameDir: 7, nr: 264, args: []uint64{7, 0, 7, 0}, want: retAllow},
+		{name: "renameat out of RenameDir", renameDir: 7, nr: 264, args: []uint64{7, 0, 8, 0}, want: retTrap},
+		{name: "renameat into RenameDir", renameDir: 7, nr: 264, args: []uint64{^uint64(99), 0, 7, 0}, want: retTrap},
+		{name: "renameat2 in RenameDir", renameDir: 7, nr: 316, args: []uint64{7, 0, 7, 0, 0}, want: retAllow},
+		{name: "renameat2 exchange in RenameDir", renameDir: 7, nr: 316, args: []uint64{7, 0, 7, 0, 2}, want: retAllow},
+		{name: "renameat2 whiteout in RenameDir", renameDir: 7, nr: 316, args: []uint64{7, 0, 7, 0, 4}, want: retTrap},
+		{name: "renameat2 exchange out of RenameDir", renameDir: 7, nr: 316, args: []uint64{7, 0, 3, 0, 2}, want: retTrap},
+		{name: "ftruncate without RenameDir", nr: 77, args: []uint64{7, 0}, want: retTrap},
+		{name: "ftruncate with RenameDir", renameDir: 7, nr: 77, args: []uint64{7, 0}, want: retAllow},
+		{name: "unlinkat in RenameDir", renameDir: 7, nr: 263, args: []uint64{7, 0, 0}, want: retAllow},
+		{name: "unlinkat of a directory in RenameDir", renameDir: 7, nr: 263, args: []uint64{7, 0, 0x200}, want: retTrap},
+		{name: "unlinkat elsewhere with RenameDir", renameDir: 7, nr: 263, args: []uint64{^uint64(99), 0, 0}, want: retTrap},
+		{name: "linkat with RenameDir", renameDir: 7, nr: 265, args: []uint64{7, 0, 7, 0, 0}, want: retTrap},
 		{name: "i386 ABI", arch: 0x40000003, nr: 3, want: retTrap},
 		{name: "x32 ABI", nr: 0x40000000, want: retTrap},
 		{name: "x32 read", nr: 0x40000000 | 0, want: retTrap},
@@ -115,7 +130,7 @@ func TestFilterVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets, UnixSockets: tt.unix}
+			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets, UnixSockets: tt.unix, RenameDir: tt.renameDir}
 			insts, err := f.Program()
 			if err != nil {
 				t.Fatal(err)

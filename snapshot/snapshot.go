@@ -53,6 +53,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/lockholder"
 )
 
 // Format constants.
@@ -378,3 +380,40 @@ func (s *File) MapMemory() ([]byte, error) {
 
 // Close closes the file (a mapping of its memory stays valid).
 func (s *File) Close() error { return s.f.Close() }
+
+// ErrInUse is wrapped by LockShared's refusal of a file another process
+// holds an exclusive lock on (one writing a snapshot to it, or a VM whose
+// read-write disk it is).
+var ErrInUse = errors.New("the file is locked by another process")
+
+// LockShared takes a shared flock on the snapshot file, without waiting,
+// and returns a descriptor of the file that holds the lock until closed
+// (after Close of s). A machine restored from the file holds it while its
+// memory maps the file, so that a writer that takes the exclusive lock
+// first (as smolvmm does) does not rewrite pages the machine reads.
+func (s *File) LockShared() (*os.File, error) {
+	fd, err := unix.Dup(int(s.f.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: dup: %w", s.Path, err)
+	}
+	unix.CloseOnExec(fd)
+	lf := os.NewFile(uintptr(fd), s.Path)
+	for {
+		err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		holder := lockholder.Describe(lf)
+		lf.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			if holder != "" {
+				holder = "; its lock is held by " + holder
+			}
+			return nil, fmt.Errorf("snapshot %s: %w (%w)%s", s.Path, ErrInUse, err, holder)
+		}
+		return nil, fmt.Errorf("snapshot %s: flock: %w", s.Path, err)
+	}
+	return lf, nil
+}

@@ -60,6 +60,14 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		return nil, &Error{Op: "restore", Err: err}
 	}
 	defer f.Close()
+	// Held while the memory maps the file: smolvmm's snapshot writer
+	// takes the exclusive lock before it writes, so it is refused
+	// instead of changing the pages under this guest.
+	lock, err := f.LockShared()
+	if err != nil {
+		return nil, &Error{Op: "restore", Err: err}
+	}
+	m.closers = append(m.closers, lock.Close) // the last closed, after the memory
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = "/dev/kvm"
 	}

@@ -380,3 +380,33 @@ func TestSnapshotRestoreDisk(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreLocksSnapshot: a restored machine holds a shared lock on its
+// snapshot file from Restore to Close, so that a writer taking the
+// exclusive lock is refused while the file is mapped; a file another
+// process holds exclusive is refused by Restore.
+func TestRestoreLocksSnapshot(t *testing.T) {
+	path, _, _ := snapshotCounter(t, vmm.Config{}, "n=120 at=100")
+	other, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	m, err := vmm.Restore(vmm.Config{}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+		m.Close()
+		t.Fatalf("exclusive lock while restored: %v, want EWOULDBLOCK", err)
+	}
+	m.Close()
+	if err := syscall.Flock(int(other.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("exclusive lock after Close: %v", err)
+	}
+	// Held exclusive (being written): Restore refuses, naming the holder.
+	_, err = vmm.Restore(vmm.Config{}, path)
+	if !errors.Is(err, snapshot.ErrInUse) || !strings.Contains(err.Error(), "process ") {
+		t.Fatalf("restore of a file locked exclusive: %v; want ErrInUse naming the holder", err)
+	}
+}

@@ -4,13 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/lockholder"
+	"github.com/smolvmm/smolvmm/virtio/blk"
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/snapshot"
@@ -30,13 +36,53 @@ func snapshotFlags() []cli.Flag {
 
 // checkSnapshotFlags refuses combinations that cannot work.
 func checkSnapshotFlags(c *cli.Context) error {
+	restore := c.String("restore")
 	switch {
 	case c.Bool("snapshot-exit") && c.String("snapshot") == "":
 		return usageErrorf("--snapshot-exit without --snapshot FILE: give the file to write")
-	case c.String("restore") != "" && c.String("kernel") != "":
-		return usageErrorf("--restore %s and -k %s: a restored VM continues the snapshot's kernel; give one of them", c.String("restore"), c.String("kernel"))
-	case c.String("restore") != "" && c.String("restore") == c.String("snapshot"):
-		return usageErrorf("--snapshot %s is the --restore file: the restored VM maps it; write the new snapshot elsewhere", c.String("snapshot"))
+	case restore != "" && c.String("kernel") != "":
+		return usageErrorf("--restore %s and -k %s: a restored VM continues the snapshot's kernel; give one of them", restore, c.String("kernel"))
+	}
+	return checkSnapshotTarget(c)
+}
+
+// checkSnapshotTarget refuses a --snapshot file that is one of the files
+// the VM reads (same device and inode, whatever the spelling or symlinks):
+// the snapshot would replace it.
+func checkSnapshotTarget(c *cli.Context) error {
+	path := c.String("snapshot")
+	if path == "" {
+		return nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil // no file there: nothing to lose (opening it reports the rest)
+	}
+	type named struct{ flag, path string }
+	var inputs []named
+	if k := c.String("kernel"); k != "" {
+		inputs = append(inputs, named{"-k", k})
+	}
+	if r := c.String("restore"); r != "" {
+		inputs = append(inputs, named{"--restore", r})
+	}
+	for _, spec := range c.StringSlice("module") {
+		p, _, _ := strings.Cut(spec, ",")
+		inputs = append(inputs, named{"--module", p})
+	}
+	for _, spec := range c.StringSlice("disk") {
+		if d, err := blk.ParseDiskSpec(spec); err == nil {
+			inputs = append(inputs, named{"-d", d.Path})
+		}
+	}
+	for _, spec := range c.StringSlice("share") {
+		p, _, _ := strings.Cut(spec, ",")
+		inputs = append(inputs, named{"--share", p})
+	}
+	for _, in := range inputs {
+		if ist, err := os.Stat(in.path); err == nil && os.SameFile(st, ist) {
+			return usageErrorf("--snapshot %s is the same file as %s %s: the snapshot would replace it; write the snapshot elsewhere", path, in.flag, in.path)
+		}
 	}
 	return nil
 }
@@ -97,10 +143,10 @@ func hasNIC(cfg vmm.Config) bool {
 	return false
 }
 
-// setupSnapshot opens --snapshot's file (before the containment, which
+// setupSnapshot prepares --snapshot's file (before the containment, which
 // allows no new files) and has the machine write it when ready. done,
-// called after the VM ended, removes a file whose snapshot failed (when
-// the containment lets it) and reports the snapshot's error.
+// called after the VM ended, removes the temporary files and reports the
+// snapshot's error.
 func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err error) {
 	done = func() error { return nil }
 	path := ""
@@ -110,77 +156,305 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 	if path == "" {
 		return done, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	t, err := openSnapTarget(path)
 	if err != nil {
-		return done, fmt.Errorf("--snapshot: %w", err)
+		return done, err
 	}
 	var snapErr error
-	snapFile = f
-	cfg.SnapshotOnReady = f
+	snapTgt = t
+	w := &snapWriter{t: t}
+	cfg.SnapshotOnReady = w
 	cfg.SnapshotExit = c.Bool("snapshot-exit")
 	cfg.OnSnapshot = func(info vmm.SnapshotInfo, err error) {
-		if err != nil {
+		// On the vCPU thread, before a --snapshot-exit stops the VM:
+		// the file is in place when the process ends.
+		if err = w.finish(err); err != nil {
 			snapErr = err
 			return
 		}
-		snapWritten.Store(true)
 		if c.Bool("verbose") || c.Bool("timings") {
 			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
 				path, float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}
 	}
 	return func() error {
-		f.Close()
-		left := ""
-		written := snapWritten.Load()
-		if snapErr != nil || !written {
-			// Nothing half-written is left behind, unless the seccomp
-			// filter (installed for the run, for the rest of the
-			// process) forbids the unlink: then say so.
-			if c.Bool("no-seccomp") || !hasFlag(c, "no-seccomp") {
-				os.Remove(path)
-			} else {
-				left = "; " + path + " holds no usable snapshot and is left for you to remove (the seccomp filter forbids smolvmm to)"
-			}
-		}
+		written := t.close()
 		if snapErr != nil {
-			return fmt.Errorf("--snapshot %s: %w%s", path, snapErr, left)
+			return fmt.Errorf("--snapshot %s: %w", path, snapErr)
 		}
 		if !written {
-			return fmt.Errorf("--snapshot %s: the guest never became ready, so no snapshot was taken (mark readiness with --ready or --ready-port, or have the guest write port 0x505)%s", path, left)
+			return fmt.Errorf("--snapshot %s: the guest never became ready, so no snapshot was taken (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", path)
 		}
 		return nil
 	}, nil
 }
 
-// snapFile is --snapshot's file, which Ctrl-A s writes too (the
-// containment lets the running VMM open no file).
-var snapFile *os.File
+// snapTarget is --snapshot's file. Nothing is written to it in place: a
+// snapshot goes to a temporary file beside it (created at the start, when
+// the VMM may still create files), which is synced and then renamed over
+// it, so that the file holds its old content until a new snapshot is
+// complete, and a run that takes none leaves it as it was. The file as it
+// was is locked exclusive from the start (refused when a VM holds it as
+// a disk or restores from it), and so is each temporary while written.
+//
+// Two temporaries, so that Ctrl-A s can snapshot again once the seccomp
+// filter forbids creating files: the first snapshot is renamed over the
+// file; each later one is written to the spare temporary and exchanged
+// with the file (renameat2 RENAME_EXCHANGE), which leaves the previous
+// snapshot at the spare's name, to be written next (when no VM restored
+// from it still maps it) and removed at the end.
+type snapTarget struct {
+	path string   // as given, for messages
+	dir  *os.File // the directory that holds the file (the filter's RenameDir)
+	name string   // the file's name in dir, symlinks resolved
 
-// snapWritten: a snapshot reached snapFile (at readiness or by Ctrl-A s).
-var snapWritten atomic.Bool
+	mu        sync.Mutex // held while a snapshot is written and renamed
+	old       *os.File   // the file as it was, locked until replaced; nil if none
+	files     [2]*os.File
+	names     [2]string // files' names in dir when created
+	next      int       // the index in files of the one to write next
+	committed bool      // a snapshot was renamed over name
+}
+
+// snapTgt is the running VM's --snapshot target, which Ctrl-A s writes
+// too.
+var snapTgt *snapTarget
+
+// openSnapTarget resolves path, locks the file there if any and creates
+// the temporaries. It changes nothing at path.
+func openSnapTarget(path string) (_ *snapTarget, err error) {
+	real := path
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		// The snapshot replaces the file the link names, not the link.
+		if real, err = filepath.EvalSymlinks(path); err != nil {
+			return nil, fmt.Errorf("--snapshot %s: %w", path, err)
+		}
+	}
+	t := &snapTarget{path: path, name: filepath.Base(real)}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	if t.dir, err = os.Open(filepath.Dir(real)); err != nil {
+		return nil, fmt.Errorf("--snapshot %s: its directory: %w", path, err)
+	}
+	old, err := os.Open(real)
+	switch {
+	case err == nil:
+		t.old = old
+		if fi, err := old.Stat(); err != nil || !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("--snapshot %s: not a regular file: give a file to write the snapshot to", path)
+		}
+		if err := lockFile(old, unix.LOCK_EX); err != nil {
+			return nil, snapInUse(path, old, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("--snapshot %s: %w", path, err)
+	}
+	for i := range t.files {
+		f, err := os.CreateTemp(t.dir.Name(), "."+t.name+".*.tmp")
+		if err != nil {
+			return nil, fmt.Errorf("--snapshot %s: temporary file: %w", path, err)
+		}
+		t.files[i], t.names[i] = f, filepath.Base(f.Name())
+		if err := lockFile(f, unix.LOCK_EX); err != nil {
+			return nil, fmt.Errorf("--snapshot %s: temporary file %s: flock: %w", path, f.Name(), err)
+		}
+	}
+	return t, nil
+}
+
+// lockFile takes an flock on f without waiting.
+func lockFile(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// snapInUse reports the --snapshot file f locked by another process, with
+// its holder when it can be found (not under the seccomp filter, which
+// forbids reading /proc/locks: the caller passes a nil f then).
+func snapInUse(path string, f *os.File, err error) error {
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("--snapshot %s: flock: %w", path, err)
+	}
+	holder := ""
+	if f != nil {
+		if h := lockholder.Describe(f); h != "" {
+			holder = "; its lock is held by " + h
+		}
+	}
+	return fmt.Errorf("--snapshot %s is in use (%w: a VM holds it as a disk or was restored from it, and would lose it); stop that VM or write the snapshot elsewhere%s", path, err, holder)
+}
+
+// prepare returns the temporary to write the next snapshot to, locked and
+// empty. t.mu is held.
+func (t *snapTarget) prepare() (*os.File, error) {
+	f := t.files[t.next]
+	// A temporary that was once the file may be mapped by a VM restored
+	// from it: it is written only once no such VM holds it.
+	if err := lockFile(f, unix.LOCK_EX); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("the previous snapshot, which this one would be written over, is in use (%w: a VM was restored from it); stop that VM to take another snapshot", err)
+		}
+		return nil, fmt.Errorf("flock: %w", err)
+	}
+	if err := f.Truncate(0); err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// commit syncs the written temporary and renames it over the file. t.mu
+// is held.
+func (t *snapTarget) commit() error {
+	f := t.files[t.next]
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	dir := int(t.dir.Fd())
+	if !t.committed {
+		if err := unix.Renameat(dir, t.names[t.next], dir, t.name); err != nil {
+			return fmt.Errorf("rename %s over %s: %w", t.names[t.next], t.name, err)
+		}
+		if t.old != nil {
+			t.old.Close() // the old file is gone: its lock with it
+			t.old = nil
+		}
+		t.committed = true
+		// files[1] stays at names[1]: the spare from now on.
+		t.names[0] = t.names[1]
+	} else if err := unix.Renameat2(dir, t.names[1], dir, t.name, unix.RENAME_EXCHANGE); err != nil {
+		return fmt.Errorf("exchange %s with %s: %w", t.names[1], t.name, err)
+	}
+	_ = t.dir.Sync() // the rename itself, durable
+	// Complete: VMs may restore from it.
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	t.next = 1 - t.next
+	return nil
+}
+
+// close removes the temporaries left and releases the files; it reports
+// whether a snapshot was renamed into place.
+func (t *snapTarget) close() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dir != nil {
+		dir := int(t.dir.Fd())
+		for i, f := range t.files {
+			// Before a commit each temporary is at its own name;
+			// after, only the spare (the next to write) is.
+			if f != nil && (!t.committed || i == t.next) {
+				_ = unix.Unlinkat(dir, t.names[i], 0)
+			}
+		}
+	}
+	for i, f := range t.files {
+		if f != nil {
+			f.Close()
+			t.files[i] = nil
+		}
+	}
+	if t.old != nil {
+		t.old.Close()
+		t.old = nil
+	}
+	if t.dir != nil {
+		t.dir.Close()
+		t.dir = nil
+	}
+	return t.committed
+}
+
+// snapWriter writes one snapshot to a snapTarget: it takes the target's
+// lock and a temporary at its first use (on whichever thread the machine
+// writes from) and finish renames it into place and releases the lock.
+// It seeks and stats as a file, so that the snapshot's zero pages are
+// holes.
+type snapWriter struct {
+	t   *snapTarget
+	f   *os.File
+	err error
+}
+
+func (w *snapWriter) file() (*os.File, error) {
+	if w.f == nil && w.err == nil {
+		w.t.mu.Lock()
+		if w.f, w.err = w.t.prepare(); w.err != nil {
+			w.f = nil
+			w.t.mu.Unlock()
+		}
+	}
+	return w.f, w.err
+}
+
+func (w *snapWriter) Write(p []byte) (int, error) {
+	f, err := w.file()
+	if err != nil {
+		return 0, err
+	}
+	return f.Write(p)
+}
+
+func (w *snapWriter) Seek(off int64, whence int) (int64, error) {
+	f, err := w.file()
+	if err != nil {
+		return 0, err
+	}
+	return f.Seek(off, whence)
+}
+
+func (w *snapWriter) Stat() (os.FileInfo, error) {
+	f, err := w.file()
+	if err != nil {
+		return nil, err
+	}
+	return f.Stat()
+}
+
+// finish ends the snapshot whose result is err: renamed into place when
+// it succeeded. The writer may then write another.
+func (w *snapWriter) finish(err error) error {
+	if w.f == nil {
+		if err == nil {
+			err = w.err
+		}
+		w.err = nil
+		return err
+	}
+	defer w.t.mu.Unlock()
+	w.f = nil
+	if err != nil {
+		return err
+	}
+	return w.t.commit()
+}
 
 // snapshotKey returns what Ctrl-A s does on m: write a snapshot to the
-// --snapshot file, over what it held, off the input's goroutine.
+// --snapshot file, replacing what it held, off the input's goroutine.
 func snapshotKey(c *cli.Context, m *vmm.Machine) func() {
 	return func() {
-		if snapFile == nil {
+		t := snapTgt
+		if t == nil {
 			fmt.Fprint(os.Stderr, "\r\nsmolvmm: C-a s: no snapshot file: run with --snapshot FILE\r\n")
 			return
 		}
 		go func() {
-			if _, err := snapFile.Seek(0, io.SeekStart); err != nil {
+			w := &snapWriter{t: t}
+			info, err := m.Snapshot(w)
+			if err = w.finish(err); err != nil {
 				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", err)
 				return
 			}
-			info, err := m.Snapshot(snapFile)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", err)
-				return
-			}
-			snapWritten.Store(true)
 			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
-				snapFile.Name(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
+				t.path, float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}()
 	}
 }

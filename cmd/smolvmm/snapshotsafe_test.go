@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/snapshot"
+)
+
+// oldContent stands for a snapshot worth keeping.
+const oldContent = "a snapshot worth keeping\n"
+
+// runCLIIn is runCLI with dir as the working directory.
+func runCLIIn(t *testing.T, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(smolvmmBin(t), args...)
+	cmd.Dir = dir
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), stderr.String(), 0
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	}
+	t.Fatalf("smolvmm %v: %v", args, err)
+	return "", "", 0
+}
+
+// dirNames lists dir's entries, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// keep writes oldContent to dir/name.
+func keep(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(oldContent), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// checkKept fails unless path still holds oldContent.
+func checkKept(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != oldContent {
+		t.Fatalf("%s: %q, %v; want it untouched (%q)", path, b, err, oldContent)
+	}
+}
+
+// TestCLISnapshotSamePathRefused: a --snapshot file that is the kernel, a
+// module, a disk, a share or the restore file (by device and inode, through
+// a symlink or another spelling) is a usage error naming both, and keeps
+// its content.
+func TestCLISnapshotSamePathRefused(t *testing.T) {
+	dir := t.TempDir()
+	kernel := keep(t, dir, "kernel")
+	module := keep(t, dir, "mod")
+	disk := keep(t, dir, "victim.img")
+	snap := keep(t, dir, "b.snap")
+	share := filepath.Join(dir, "share")
+	if err := os.Mkdir(share, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.snap")
+	if err := os.Symlink("b.snap", link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, flag, target string // the flag and file --snapshot must name
+		args               []string
+		snapArg            string
+	}{
+		{"kernel", "-k", kernel, []string{"-k", kernel}, kernel},
+		{"module", "--module", module, []string{"-k", kernel, "--module", module + ",args"}, module},
+		{"disk", "-d", disk, []string{"-k", kernel, "-d", disk + ",ro"}, disk},
+		{"disk by another spelling", "-d", "./victim.img", []string{"-k", "kernel", "-d", "./victim.img"}, "victim.img"},
+		{"share", "--share", share, []string{"-k", kernel, "--share", share}, share},
+		{"restore by symlink", "--restore", link, []string{"--restore", link}, "b.snap"},
+		{"restore by another spelling", "--restore", "./b.snap", []string{"--restore", "./b.snap"}, "b.snap"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target, snapArg := tt.target, tt.snapArg
+			args := append(append([]string{"run"}, tt.args...), "--net", "none", "--snapshot", snapArg)
+			_, stderr, status := runCLIIn(t, dir, args...)
+			if status != 2 || !strings.Contains(stderr, "--snapshot "+snapArg) || !strings.Contains(stderr, tt.flag+" "+target) {
+				t.Fatalf("status %d, stderr %q; want 2 naming --snapshot %s and %s %s", status, stderr, snapArg, tt.flag, target)
+			}
+			for _, p := range []string{kernel, module, disk, snap} {
+				checkKept(t, p)
+			}
+		})
+	}
+}
+
+// TestCLISnapshotKeepsOldFile: a run that fails before its snapshot (a
+// kernel that does not exist, a guest never ready, with or without the
+// seccomp filter) leaves the --snapshot file as it was and nothing beside
+// it.
+func TestCLISnapshotKeepsOldFile(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	counter := guests.ForTest(t, "counter")
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   string
+	}{
+		{"no kernel", []string{"-k", "nonexist"}, 1, "nonexist"},
+		{"never ready", []string{"-k", counter, "-m", "16", "-a", "n=3 at=0"}, 1, "the guest never became ready"},
+		{"never ready without filter", []string{"-k", counter, "-m", "16", "-a", "n=3 at=0", "--no-seccomp"}, 1, "the guest never became ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			snap := keep(t, dir, "keep.snap")
+			args := append(append([]string{"run"}, tt.args...), "--net", "none", "--snapshot", snap)
+			_, stderr, status := runCLIIn(t, dir, args...)
+			if status != tt.status || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("status %d, stderr %q; want %d and %q", status, stderr, tt.status, tt.want)
+			}
+			checkKept(t, snap)
+			if names := dirNames(t, dir); len(names) != 1 {
+				t.Fatalf("left in the directory: %q; want only keep.snap", names)
+			}
+		})
+	}
+}
+
+// TestCLISnapshotLockedRefused: a --snapshot file another process holds
+// locked (a VM's disk, exclusive; a VM restored from it, shared) is
+// refused naming the holder, and keeps its content.
+func TestCLISnapshotLockedRefused(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	counter := guests.ForTest(t, "counter")
+	for _, how := range []int{unix.LOCK_EX, unix.LOCK_SH} {
+		t.Run(map[int]string{unix.LOCK_EX: "disk of a VM", unix.LOCK_SH: "restored from"}[how], func(t *testing.T) {
+			dir := t.TempDir()
+			snap := keep(t, dir, "held.snap")
+			f, err := os.Open(snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := unix.Flock(int(f.Fd()), how); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, status := runCLIIn(t, dir, "run", "-k", counter, "-m", "16", "-a", "n=120 at=100", "--net", "none",
+				"--snapshot", snap, "--snapshot-exit")
+			if status != 1 || !strings.Contains(stderr, "--snapshot "+snap+" is in use") || !strings.Contains(stderr, "process "+strconv.Itoa(os.Getpid())) {
+				t.Fatalf("status %d, stderr %q; want 1, in use, held by process %d", status, stderr, os.Getpid())
+			}
+			checkKept(t, snap)
+			if names := dirNames(t, dir); len(names) != 1 {
+				t.Fatalf("left in the directory: %q; want only held.snap", names)
+			}
+		})
+	}
+}
+
+// TestCLISnapshotReplaces: a snapshot over an existing file replaces it
+// with a complete snapshot and leaves no temporary file; a symlink named
+// by --snapshot stays a symlink to the new snapshot.
+func TestCLISnapshotReplaces(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	counter := guests.ForTest(t, "counter")
+	dir := t.TempDir()
+	snap := keep(t, dir, "old.snap")
+	link := filepath.Join(dir, "link.snap")
+	if err := os.Symlink("old.snap", link); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, status := runCLIIn(t, dir, "run", "-k", counter, "-m", "16", "-a", "n=120 at=100", "--net", "none",
+		"--snapshot", link, "--snapshot-exit")
+	if status != 0 {
+		t.Fatalf("status %d, stderr:\n%s", status, stderr)
+	}
+	if names := dirNames(t, dir); strings.Join(names, " ") != "link.snap old.snap" {
+		t.Fatalf("directory holds %q; want link.snap and old.snap", names)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("link.snap: %v, %v; want it still a symlink", fi, err)
+	}
+	f, err := snapshot.Open(snap)
+	if err != nil {
+		t.Fatalf("the new snapshot: %v", err)
+	}
+	f.Close()
+}
+
+// openPTYPair opens a new pseudo-terminal: its master and terminal sides.
+func openPTYPair(t *testing.T) (ptm, pts *os.File) {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptm.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return ptm, pts
+}
+
+// TestCLISnapshotKeyRepeated: under the seccomp filter, Ctrl-A s replaces
+// the --snapshot file each time (the file's old content until then); one
+// that would write over a snapshot a VM restored from still holds is
+// refused and changes nothing; the end leaves only the file.
+func TestCLISnapshotKeyRepeated(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	ptm, pts := openPTYPair(t)
+	dir := t.TempDir()
+	snap := keep(t, dir, "key.snap")
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", spinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
+	cmd.Stdin, cmd.Stdout = pts, pts
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, ptm) // the console's output
+	lines := bufio.NewScanner(stderr)
+	var log strings.Builder
+	// press sends Ctrl-A s and waits for the snapshot's line.
+	press := func() string {
+		t.Helper()
+		if _, err := ptm.Write([]byte{0x01, 's'}); err != nil {
+			t.Fatal(err)
+		}
+		for lines.Scan() {
+			l := strings.TrimSpace(lines.Text())
+			log.WriteString(l + "\n")
+			if strings.HasPrefix(l, "smolvmm: snapshot ") || strings.HasPrefix(l, "smolvmm: C-a s: ") {
+				return l
+			}
+		}
+		t.Fatalf("smolvmm ended; stderr:\n%s", log.String())
+		return ""
+	}
+	ino := func() uint64 {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Stat(snap, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	valid := func() {
+		t.Helper()
+		f, err := snapshot.Open(snap)
+		if err != nil {
+			t.Fatalf("%s: %v\nstderr:\n%s", snap, err, log.String())
+		}
+		f.Close()
+	}
+	if l := press(); !strings.HasPrefix(l, "smolvmm: snapshot "+snap+": 16.0 MiB written") {
+		t.Fatalf("first: %q", l)
+	}
+	valid()
+	first := ino()
+	// A VM restored from the first snapshot.
+	restored, err := os.Open(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	if err := unix.Flock(int(restored.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if l := press(); !strings.HasPrefix(l, "smolvmm: snapshot "+snap) {
+		t.Fatalf("second: %q", l)
+	}
+	valid()
+	second := ino()
+	if second == first {
+		t.Fatal("the second snapshot was written over the first, which a VM restored from")
+	}
+	// The third would go over the first: refused while it is held.
+	if l := press(); !strings.Contains(l, "in use") {
+		t.Fatalf("third, over the restored-from snapshot: %q", l)
+	}
+	if ino() != second {
+		t.Fatal("a refused snapshot replaced the file")
+	}
+	valid()
+	restored.Close()
+	if l := press(); !strings.HasPrefix(l, "smolvmm: snapshot "+snap) {
+		t.Fatalf("fourth: %q", l)
+	}
+	valid()
+	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		log.WriteString(lines.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, log.String())
+	}
+	if names := dirNames(t, dir); len(names) != 1 {
+		t.Fatalf("left in the directory: %q; want only key.snap", names)
+	}
+	valid()
+}
