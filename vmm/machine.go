@@ -205,14 +205,16 @@ const (
 // Machine is a configured VM. Create it with New, run it once with Run, and
 // release it with Close.
 type Machine struct {
-	cfg  Config
-	kvm  *os.File
-	vmFD uintptr
-	gmem *guestmem.Memory
-	pio  *bus.Bus
-	mmio *bus.Bus
-	uart *devices.UART
-	rtc  *devices.RTC
+	cfg Config
+	// diskPaths are cfg.Disks' paths made absolute when opened.
+	diskPaths []string
+	kvm       *os.File
+	vmFD      uintptr
+	gmem      *guestmem.Memory
+	pio       *bus.Bus
+	mmio      *bus.Bus
+	uart      *devices.UART
+	rtc       *devices.RTC
 	// console carries the guest's output to Config.Console off the vCPU
 	// thread (nil without a console).
 	console *consoleWriter
@@ -495,6 +497,14 @@ func (m *Machine) setupDevices() error {
 		if err != nil {
 			return &Error{Op: fmt.Sprintf("ld%d", i), Err: err} // blk says "disk image PATH"
 		}
+		// A snapshot names the image by its absolute path, resolved
+		// now: filepath.Abs stats the working directory, which a
+		// contained VMM may no longer do when it snapshots.
+		abs := d.Path
+		if a, err := filepath.Abs(abs); err == nil {
+			abs = a
+		}
+		m.diskPaths = append(m.diskPaths, abs)
 		if pd, err := m.addVirtio(disk); err != nil {
 			if pd == nil {
 				disk.Close()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -273,8 +272,8 @@ func (m *Machine) captureState() (*machineState, error) {
 			return nil, fmt.Errorf("ld%d (disk image %s): %w", i, d.Path, err)
 		}
 		path := d.Path
-		if abs, err := filepath.Abs(path); err == nil {
-			path = abs
+		if i < len(m.diskPaths) {
+			path = m.diskPaths[i]
 		}
 		st.Disks = append(st.Disks, identityOf(path, disk.ReadOnly(), disk.Serial(), fi))
 	}

@@ -221,6 +221,28 @@ func TestCLISnapshotReplaces(t *testing.T) {
 	f.Close()
 }
 
+// TestCLISnapshotRelativeDisk: a snapshot of a VM whose disk path is
+// relative, under the seccomp filter, is written and restores.
+func TestCLISnapshotRelativeDisk(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	counter := guests.ForTest(t, "counter")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dk.img"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, status := runCLIIn(t, dir, "run", "-k", counter, "-m", "16", "-a", "n=120 at=100", "--net", "none",
+		"-d", "dk.img", "--snapshot", "dk.snap", "--snapshot-exit")
+	if status != 0 {
+		t.Fatalf("snapshot: status %d, stderr:\n%s", status, stderr)
+	}
+	out, stderr, status := runCLIIn(t, dir, "run", "--restore", "dk.snap", "--net", "none")
+	if status != 1 || !strings.HasSuffix(out, "count 120\r\ncounter: done\r\n") {
+		t.Fatalf("restore: status %d, output %q, stderr:\n%s", status, out, stderr)
+	}
+}
+
 // openPTYPair opens a new pseudo-terminal: its master and terminal sides.
 func openPTYPair(t *testing.T) (ptm, pts *os.File) {
 	t.Helper()
