@@ -43,6 +43,15 @@ func checkSnapshotFlags(c *cli.Context) error {
 	case restore != "" && c.String("kernel") != "":
 		return usageErrorf("--restore %s and -k %s: a restored VM continues the snapshot's kernel; give one of them", restore, c.String("kernel"))
 	}
+	if restore != "" {
+		// The snapshot continues a kernel already booted: what would
+		// load or start one has nothing to act on.
+		for _, f := range []struct{ name, flag string }{{"append", "-a"}, {"boot", "--boot"}, {"module", "--module"}} {
+			if hasFlag(c, f.name) && c.IsSet(f.name) {
+				return usageErrorf("--restore %s and %s: the snapshot continues a kernel already booted, with its command line and modules; drop %s", restore, f.flag, f.flag)
+			}
+		}
+	}
 	return checkSnapshotTarget(c)
 }
 

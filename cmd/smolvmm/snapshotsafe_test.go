@@ -243,6 +243,22 @@ func TestCLISnapshotRelativeDisk(t *testing.T) {
 	}
 }
 
+// TestCLIRestoreRefusesBootFlags: -a, --boot and --module with --restore
+// are usage errors, as -k is.
+func TestCLIRestoreRefusesBootFlags(t *testing.T) {
+	snap := keep(t, t.TempDir(), "r.snap")
+	for _, flag := range [][]string{{"-a", "x"}, {"--append", ""}, {"--boot", "multiboot"}, {"--module", "m"}} {
+		t.Run(flag[0], func(t *testing.T) {
+			args := append([]string{"run", "--restore", snap, "--net", "none"}, flag...)
+			_, stderr, status := runCLI(t, args...)
+			name := strings.Replace(flag[0], "--append", "-a", 1)
+			if status != 2 || !strings.Contains(stderr, "--restore "+snap+" and "+name) || !strings.Contains(stderr, "booted") {
+				t.Fatalf("status %d, stderr %q; want 2 naming --restore and %s, with the reason", status, stderr, name)
+			}
+		})
+	}
+}
+
 // openPTYPair opens a new pseudo-terminal: its master and terminal sides.
 func openPTYPair(t *testing.T) (ptm, pts *os.File) {
 	t.Helper()
