@@ -64,6 +64,25 @@ func checkContainFlags(c *cli.Context) error {
 	return nil
 }
 
+// dropTo returns the credentials --user or --uid/--gid give the running
+// VMM, or nil when it keeps its own.
+func dropTo(c *cli.Context) (*sandbox.Credentials, error) {
+	switch {
+	case hasFlag(c, "user") && c.String("user") != "":
+		cr, err := sandbox.LookupUser(c.String("user"))
+		if err != nil {
+			return nil, fmt.Errorf("--user: %w", err)
+		}
+		if cr.UID == 0 {
+			return nil, usageErrorf("--user %s: that is root; give a user other than root to run the VM as", c.String("user"))
+		}
+		return &cr, nil
+	case hasFlag(c, "uid") && c.Int("uid") > 0:
+		return &sandbox.Credentials{UID: c.Int("uid"), GID: c.Int("gid")}, nil
+	}
+	return nil, nil
+}
+
 // testHookEnv names a test-only hook: after the VM is set up, on the vCPU
 // thread when the guest prints its first byte (as a compromised device
 // model would), the VMM attempts "open:PATH" or "exec:PATH" and reports
@@ -77,19 +96,9 @@ const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 // (nil off a terminal), restored if a refused call stops the process. What must be
 // resolved by name (the user) is resolved now.
 func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error {
-	var creds *sandbox.Credentials
-	switch {
-	case c.String("user") != "":
-		cr, err := sandbox.LookupUser(c.String("user"))
-		if err != nil {
-			return fmt.Errorf("--user: %w", err)
-		}
-		if cr.UID == 0 {
-			return usageErrorf("--user %s: that is root; give a user other than root to run the VM as", c.String("user"))
-		}
-		creds = &cr
-	case hasFlag(c, "uid") && c.Int("uid") > 0:
-		creds = &sandbox.Credentials{UID: c.Int("uid"), GID: c.Int("gid")}
+	creds, err := dropTo(c)
+	if err != nil {
+		return err
 	}
 	userNet := hasFlag(c, "net") && c.String("net") == "user"
 	filter := sandbox.Filter{

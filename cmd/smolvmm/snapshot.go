@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/lockholder"
+	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 
 	"github.com/smolvmm/smolvmm/bench"
@@ -169,6 +170,14 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 	if err != nil {
 		return done, err
 	}
+	creds, err := dropTo(c) // contain.go
+	if err == nil && creds != nil {
+		err = t.allowUser(*creds)
+	}
+	if err != nil {
+		t.close()
+		return done, err
+	}
 	var snapErr error
 	snapTgt = t
 	w := &snapWriter{t: t}
@@ -272,6 +281,39 @@ func openSnapTarget(path string) (_ *snapTarget, err error) {
 		}
 	}
 	return t, nil
+}
+
+// allowUser makes the temporaries cr's and refuses a directory in which
+// cr (with no other group, as sandbox.DropPrivileges leaves it) could not
+// rename them over the file: the rename comes after the privileges are
+// dropped.
+func (t *snapTarget) allowUser(cr sandbox.Credentials) error {
+	for _, f := range t.files {
+		if err := f.Chown(cr.UID, cr.GID); err != nil {
+			return fmt.Errorf("--snapshot %s: temporary file: %w", t.path, err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(t.dir.Fd()), &st); err != nil {
+		return fmt.Errorf("--snapshot %s: its directory: %w", t.path, err)
+	}
+	perm := st.Mode & 0o7 // others'
+	switch {
+	case int(st.Uid) == cr.UID:
+		perm = st.Mode >> 6 & 0o7
+	case int(st.Gid) == cr.GID:
+		perm = st.Mode >> 3 & 0o7
+	}
+	ok := perm&0o3 == 0o3 // write and search
+	if ok && st.Mode&unix.S_ISVTX != 0 && int(st.Uid) != cr.UID && t.old != nil {
+		// A sticky directory: only the owner replaces a file.
+		var fst unix.Stat_t
+		ok = unix.Fstat(int(t.old.Fd()), &fst) == nil && int(fst.Uid) == cr.UID
+	}
+	if !ok {
+		return fmt.Errorf("--snapshot %s: uid %d, which the VM runs as, may not replace files in %s (the snapshot is written beside the file and renamed over it, after privileges are dropped); give a directory it can write in", t.path, cr.UID, t.dir.Name())
+	}
+	return nil
 }
 
 // lockFile takes an flock on f without waiting.

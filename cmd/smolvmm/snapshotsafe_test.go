@@ -388,3 +388,48 @@ func TestCLISnapshotKeyRepeated(t *testing.T) {
 	}
 	valid()
 }
+
+// TestCLISnapshotDroppedUser: with --uid, the snapshot is renamed into
+// place after privileges are dropped: a directory that uid may not write
+// in is refused at the start (the file kept, nothing left beside it), one
+// it may gets the snapshot.
+func TestCLISnapshotDroppedUser(t *testing.T) {
+	if !kvmUsable() || os.Geteuid() != 0 {
+		t.Skip("needs /dev/kvm and root")
+	}
+	counter := guests.ForTest(t, "counter")
+	for _, owned := range []bool{false, true} {
+		t.Run(map[bool]string{false: "root's directory", true: "the user's directory"}[owned], func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if owned {
+				if err := os.Chown(dir, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
+			snap := keep(t, dir, "u.snap")
+			_, stderr, status := runCLIIn(t, dir, "run", "-k", counter, "-m", "16", "-a", "n=120 at=100", "--net", "none",
+				"--snapshot", snap, "--snapshot-exit", "--uid", "65534", "--gid", "65534")
+			if !owned {
+				if status != 1 || !strings.Contains(stderr, "may not replace files in "+dir) {
+					t.Fatalf("status %d, stderr %q; want 1, refused", status, stderr)
+				}
+				checkKept(t, snap)
+			} else {
+				if status != 0 {
+					t.Fatalf("status %d, stderr:\n%s", status, stderr)
+				}
+				f, err := snapshot.Open(snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+			if names := dirNames(t, dir); len(names) != 1 {
+				t.Fatalf("left in the directory: %q; want only u.snap", names)
+			}
+		})
+	}
+}
