@@ -256,6 +256,7 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 		return err
 	}
 	if err := contain(c, &cfg, con.fd, con.termios); err != nil { // contain.go
+		snapDone() // removes the snapshot's temporaries
 		return err
 	}
 	defer dropExecutablePages(&cfg, c.Bool("verbose"), nil)() // exepages.go
