@@ -122,3 +122,18 @@ func SnapshotMAC(path string) (net.HardwareAddr, error) {
 	}
 	return nil, nil
 }
+
+// SnapshotDisks returns the disk images the snapshot's machine had, as it
+// saw them (a restore without Config.Disks opens these).
+func SnapshotDisks(path string) ([]DiskIdentity, error) {
+	f, err := snapshot.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var st struct{ Disks []DiskIdentity }
+	if err := json.Unmarshal(f.State, &st); err != nil {
+		return nil, fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)
+	}
+	return st.Disks, nil
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -92,6 +93,19 @@ func checkSnapshotTarget(c *cli.Context) error {
 	for _, in := range inputs {
 		if ist, err := os.Stat(in.path); err == nil && os.SameFile(st, ist) {
 			return usageErrorf("--snapshot %s is the same file as %s %s: the snapshot would replace it; write the snapshot elsewhere", path, in.flag, in.path)
+		}
+	}
+	if r := c.String("restore"); r != "" && !c.IsSet("disk") && !c.IsSet("share") {
+		// The restored VM opens the snapshot's own disks.
+		disks, err := vmm.SnapshotDisks(r)
+		if err != nil {
+			return nil // the restore reports it
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		for _, d := range disks {
+			if ok && d.Dev == uint64(sys.Dev) && d.Inode == sys.Ino {
+				return usageErrorf("--snapshot %s is the same file as the disk %s of --restore %s: the snapshot would replace it; write the snapshot elsewhere", path, d.Path, r)
+			}
 		}
 	}
 	return nil

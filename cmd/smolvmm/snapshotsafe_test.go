@@ -241,6 +241,14 @@ func TestCLISnapshotRelativeDisk(t *testing.T) {
 	if status != 1 || !strings.HasSuffix(out, "count 120\r\ncounter: done\r\n") {
 		t.Fatalf("restore: status %d, output %q, stderr:\n%s", status, out, stderr)
 	}
+	// A restore's --snapshot that is the snapshot's own disk.
+	_, stderr, status = runCLIIn(t, dir, "run", "--restore", "dk.snap", "--net", "none", "--snapshot", "./dk.img")
+	if status != 2 || !strings.Contains(stderr, "the disk "+filepath.Join(dir, "dk.img")+" of --restore dk.snap") {
+		t.Fatalf("snapshot over the restore's disk: status %d, stderr %q; want 2 naming the disk", status, stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "dk.img")); err != nil || fi.Size() != 1<<20 {
+		t.Fatalf("dk.img: %v, %v; want it kept", fi, err)
+	}
 }
 
 // TestCLIRestoreRefusesBootFlags: -a, --boot and --module with --restore
