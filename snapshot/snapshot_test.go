@@ -232,3 +232,51 @@ func TestSparseWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestLockShared: the shared lock outlives the File's Close, lets other
+// readers lock shared, keeps a writer's exclusive lock out until released,
+// and is refused (ErrInUse) while a writer holds the file.
+func TestLockShared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.snap")
+	if err := os.WriteFile(path, sample(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lockedBy := func(n int) *os.File {
+		t.Helper()
+		s, err := OpenHeader(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		lf, err := s.LockShared()
+		if err != nil {
+			t.Fatalf("lock %d: %v", n, err)
+		}
+		return lf
+	}
+	a, b := lockedBy(1), lockedBy(2)
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Fatalf("exclusive lock over two shared: %v, want EWOULDBLOCK", err)
+	}
+	a.Close()
+	b.Close()
+	if err := unix.Flock(int(other.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatalf("exclusive lock once released: %v", err)
+	}
+	s, err := OpenHeader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if lf, err := s.LockShared(); !errors.Is(err, ErrInUse) {
+		if lf != nil {
+			lf.Close()
+		}
+		t.Fatalf("shared lock under a writer's: %v, want ErrInUse", err)
+	}
+}
