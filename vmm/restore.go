@@ -20,7 +20,9 @@ import (
 // restore copies nothing, the guest's writes stay in this process, and
 // machines restored from one file share the pages they do not write. The
 // file may be replaced or removed once Restore returns, but must not be
-// written in place while a machine restored from it runs.
+// written in place while a machine restored from it runs: the machine
+// holds a shared flock on it until Close, and a file another process
+// holds locked exclusive (a writer) is refused with snapshot.ErrInUse.
 //
 // From cfg, Restore takes the console, input, readiness, events, logging,
 // Devices and BeforeRun; the kernel fields are ignored. MemoryMiB, when

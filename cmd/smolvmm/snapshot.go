@@ -243,7 +243,7 @@ type snapTarget struct {
 	mu        sync.Mutex // held while a snapshot is written and renamed
 	old       *os.File   // the file as it was, locked until replaced; nil if none
 	files     [2]*os.File
-	names     [2]string // files' names in dir when created
+	names     [2]string // files' names in dir; after the first rename both the spare's, where only files[next] is
 	next      int       // the index in files of the one to write next
 	committed bool      // a snapshot was renamed over name
 }
