@@ -58,5 +58,5 @@ func ExampleParseDiskSpec() {
 	fmt.Println(err)
 	// Output:
 	// images/data.img ro=true serial=DATA1 <nil>
-	// disk "images/data.img,rw": unknown option "rw"; known: ro, serial=ID
+	// disk "images/data.img,rw": unknown option "rw"; known: ro, serial=ID (a comma in the path is written ,,)
 }
