@@ -55,6 +55,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/lockholder"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 // Format constants.
@@ -332,13 +333,10 @@ func Open(path string) (*File, error) {
 // has returned nil, the header is unverified (the digest covers it with
 // the state): nothing may run on what the file holds.
 func OpenHeader(path string) (*File, error) {
-	f, err := os.Open(path)
+	// A regular file only: the memory section is mapped, and a FIFO
+	// would block the open until a writer came.
+	f, size, err := regfile.Open(path)
 	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	h, head, err := readHeader(f)
@@ -346,7 +344,7 @@ func OpenHeader(path string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("snapshot %s: %w", path, err)
 	}
-	return &File{Header: h, Path: path, f: f, size: st.Size(), head: head}, nil
+	return &File{Header: h, Path: path, f: f, size: size, head: head}, nil
 }
 
 // ReadState reads the state section of a File from OpenHeader, checks

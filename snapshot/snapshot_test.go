@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 func sample(t testing.TB) []byte {
@@ -278,5 +280,23 @@ func TestLockShared(t *testing.T) {
 			lf.Close()
 		}
 		t.Fatalf("shared lock under a writer's: %v, want ErrInUse", err)
+	}
+}
+
+// A snapshot is mapped, so only a regular file will do; opening a FIFO
+// used to block until a writer came.
+func TestOpenHeaderNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero", t.TempDir()} {
+		s, err := OpenHeader(path)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, regfile.ErrNotRegular) {
+			t.Errorf("OpenHeader(%s): %v, want not a regular file", path, err)
+		}
 	}
 }

@@ -16,6 +16,7 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,7 @@ import (
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/portready"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/virtio"
@@ -285,9 +287,21 @@ func New(cfg Config) (m *Machine, err error) {
 		if cfg.Kernel == "" {
 			return nil, &Error{Op: "kernel", Err: fmt.Errorf("no kernel given: %w", ErrConfig), Hint: "set Config.Kernel or Config.KernelImage", Field: "Kernel"}
 		}
-		image, err = os.ReadFile(cfg.Kernel)
+		// A regular file, no larger than the largest kernel image a
+		// gzipped one may expand to: a FIFO or a device would block or
+		// never end, and a huge file would be read whole before its magic
+		// is checked. The cap is not guest RAM: an ELF file's debug
+		// sections may make it larger than what it loads.
+		image, err = regfile.ReadFile(cfg.Kernel, kernelimage.MaxSize)
 		if err != nil {
-			return nil, &Error{Op: "read kernel", Err: err, Hint: "check the path", Field: "Kernel"}
+			hint := "check the path"
+			switch {
+			case errors.Is(err, regfile.ErrNotRegular):
+				hint = "give a kernel in a regular file (gzipped or not)"
+			case errors.Is(err, regfile.ErrTooLarge):
+				hint = "this is not a kernel image"
+			}
+			return nil, &Error{Op: "read kernel", Err: err, Hint: hint, Field: "Kernel"}
 		}
 	}
 	// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz); take them as

@@ -12,12 +12,14 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/smolvmm/smolvmm/bus"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -489,6 +491,20 @@ func TestBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	notKernel := filepath.Join(dir, "notakernel")
 	os.WriteFile(notKernel, bytes.Repeat([]byte("not a kernel "), 1000), 0o644)
+	// Inputs that used to block (a FIFO waits for a writer) or fill
+	// memory (/dev/zero, a sparse GiB read whole) before any check.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sparse := filepath.Join(dir, "sparse")
+	if f, err := os.Create(sparse); err != nil {
+		t.Fatal(err)
+	} else if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Close()
+	}
 	tests := []struct {
 		name    string
 		cfg     vmm.Config
@@ -498,6 +514,9 @@ func TestBadConfig(t *testing.T) {
 	}{
 		{"no kernel", vmm.Config{}, vmm.ErrConfig, "set Config.Kernel", false},
 		{"missing kernel", vmm.Config{Kernel: filepath.Join(dir, "nope")}, os.ErrNotExist, "check the path", false},
+		{"FIFO kernel", vmm.Config{Kernel: fifo}, regfile.ErrNotRegular, "is a FIFO, not a regular file", false},
+		{"device kernel", vmm.Config{Kernel: "/dev/zero"}, regfile.ErrNotRegular, "is a character device", false},
+		{"sparse GiB kernel", vmm.Config{Kernel: sparse}, regfile.ErrTooLarge, "1073741824 bytes", false},
 		{"memory too small", vmm.Config{Kernel: notKernel, MemoryMiB: 1}, vmm.ErrConfig, "use between 3 and 3072 MiB", false},
 		// No kernel fits: 1 MiB of low memory, the kernel, 1 MiB above it.
 		{"memory 2 MiB", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, MemoryMiB: 2}, vmm.ErrConfig, "2 MiB: invalid configuration (use between 3 and 3072 MiB)", false},
