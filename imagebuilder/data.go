@@ -1,6 +1,7 @@
 package imagebuilder
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem"
@@ -48,7 +50,10 @@ type dataEntry struct {
 	size int64
 }
 
-func scanData(dir string) ([]dataEntry, error) {
+// scanData lists dir's entries. With foldCase (FAT32, whose names ignore
+// case), two names in one directory that differ only in case are refused:
+// the second would silently replace the first in the image.
+func scanData(dir string, foldCase bool) ([]dataEntry, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -57,6 +62,7 @@ func scanData(dir string) ([]dataEntry, error) {
 		return nil, fmt.Errorf("data directory %s is not a directory", dir)
 	}
 	var es []dataEntry
+	seen := map[string]string{} // folded relative path: the name first seen
 	err = filepath.WalkDir(dir, func(hp string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", hp, err)
@@ -66,6 +72,16 @@ func scanData(dir string) ([]dataEntry, error) {
 		}
 		rel, _ := filepath.Rel(dir, hp)
 		rel = filepath.ToSlash(rel)
+		if foldCase {
+			// The parent's folded path is already unique: fold the
+			// whole path, so the key is per directory.
+			key := strings.ToLower(rel)
+			if first, ok := seen[key]; ok {
+				return fmt.Errorf("%s and %s differ only in case: FAT32 names ignore case, so the image cannot hold both; rename one",
+					filepath.Join(dir, filepath.FromSlash(first)), hp)
+			}
+			seen[key] = rel
+		}
 		switch {
 		case d.IsDir():
 			es = append(es, dataEntry{rel: rel, dir: true})
@@ -108,6 +124,13 @@ func dataSize(es []dataEntry, fsType string) int64 {
 // 0 sizes it to the content. A size too small for the content is an error
 // that says how many MB are needed.
 func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
+	return BuildDataImageContext(context.Background(), dir, outPath, fsType, sizeMB)
+}
+
+// BuildDataImageContext is BuildDataImageSize stopped by ctx: between
+// files and within each file's copy. A stopped build leaves nothing at
+// outPath and no temporary file, and returns an error wrapping ctx's.
+func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, sizeMB int) error {
 	if fsType == "" {
 		fsType = DataFAT32
 	}
@@ -120,7 +143,7 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 	default:
 		return fmt.Errorf("data file system %q: want %s or %s", fsType, DataFAT32, DataISO9660)
 	}
-	es, err := scanData(dir)
+	es, err := scanData(dir, typ == filesystem.TypeFat32)
 	if err != nil {
 		return err
 	}
@@ -154,7 +177,7 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 		if err != nil {
 			return fmt.Errorf("creating %s file system of %d bytes: %w", fsType, size, err)
 		}
-		if err := copyData(fsys, dir, es); err != nil {
+		if err := copyData(ctx, fsys, dir, es); err != nil {
 			return err
 		}
 		if iso, ok := fsys.(*iso9660.FileSystem); ok {
@@ -167,8 +190,11 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 	})
 }
 
-func copyData(fsys filesystem.FileSystem, dir string, es []dataEntry) error {
+func copyData(ctx context.Context, fsys filesystem.FileSystem, dir string, es []dataEntry) error {
 	for _, e := range es {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("data image stopped: %w", err)
+		}
 		p := "/" + e.rel
 		if e.dir {
 			if err := fsys.Mkdir(p); err != nil {
@@ -176,14 +202,28 @@ func copyData(fsys filesystem.FileSystem, dir string, es []dataEntry) error {
 			}
 			continue
 		}
-		if err := copyDataFile(fsys, filepath.Join(dir, filepath.FromSlash(e.rel)), p); err != nil {
+		if err := copyDataFile(ctx, fsys, filepath.Join(dir, filepath.FromSlash(e.rel)), p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func copyDataFile(fsys filesystem.FileSystem, hp, p string) error {
+// ctxReader is r, failing with ctx's error once ctx is done: a large
+// file's copy stops within one read.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func copyDataFile(ctx context.Context, fsys filesystem.FileSystem, hp, p string) error {
 	in, err := os.Open(hp)
 	if err != nil {
 		return err
@@ -193,7 +233,8 @@ func copyDataFile(fsys filesystem.FileSystem, hp, p string) error {
 	if err != nil {
 		return fmt.Errorf("creating %s in data image: %w", p, err)
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	// Without WriterTo, so that io.Copy reads through ctxReader.
+	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
 		out.Close()
 		return fmt.Errorf("copying %s into data image at %s: %w", hp, p, err)
 	}

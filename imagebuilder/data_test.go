@@ -2,7 +2,9 @@ package imagebuilder_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -246,4 +248,68 @@ func ExampleBuildDataImage() {
 	defer os.Remove(dir + ".img")
 	fmt.Println(err)
 	// Output: <nil>
+}
+
+// FAT32 names ignore case: of two names that differ only in case, one
+// would silently replace the other.
+func TestBuildDataImageCaseCollision(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+		want  []string // in the error; none: the build succeeds
+	}{
+		{"top level", []string{"A.txt", "a.txt"}, []string{"A.txt", "a.txt", "differ only in case"}},
+		{"in a subdirectory", []string{"sub/Read.me", "sub/READ.ME"}, []string{"READ.ME", "Read.me"}},
+		{"directory and file", []string{"Docs/x", "docs"}, []string{"Docs", "docs"}},
+		{"same name in two directories", []string{"a/x", "b/x", "a/y"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tt.files {
+				p := filepath.Join(dir, filepath.FromSlash(f))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := filepath.Join(t.TempDir(), "d.img")
+			err := imagebuilder.BuildDataImage(dir, out, imagebuilder.DataFAT32)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("built an image that lost a file")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Error("a refused build left an image behind")
+			}
+		})
+	}
+}
+
+// A stopped build returns ctx's error and leaves neither the image nor a
+// temporary file.
+func TestBuildDataImageContextStopped(t *testing.T) {
+	dir, _ := shareDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	outDir := t.TempDir()
+	err := imagebuilder.BuildDataImageContext(ctx, dir, filepath.Join(outDir, "d.img"), imagebuilder.DataFAT32, 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if left, _ := os.ReadDir(outDir); len(left) != 0 {
+		t.Errorf("left %v", left)
+	}
 }
