@@ -440,8 +440,11 @@ func benchBoot(c *cli.Context) error {
 		bench.PhaseRuntime: bench.MonoOf(processStart),
 		bench.PhaseMain:    bench.MonoOf(mainStart),
 	}}
+	// Taken before the setup, which a signal stops too.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// The parent always passes -a, so an empty one means no command line.
-	cfg, cleanup, err := vmConfig(c)
+	cfg, cleanup, err := vmConfig(ctx, c)
 	defer cleanup()
 	if err != nil {
 		return err
@@ -479,8 +482,6 @@ func benchBoot(c *cli.Context) error {
 	}
 	waitRelease := dropExecutablePages(&cfg, false, settled.notify) // exepages.go
 	defer waitRelease()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer watchNIC(ctx, cancel, nicFailer)() // netflags.go

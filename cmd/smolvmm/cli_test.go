@@ -87,6 +87,11 @@ func TestCLIErrors(t *testing.T) {
 	text := write("text", bytes.Repeat([]byte("hello "), 100))
 	elf64 := write("elf64", elf64Multiboot())
 	sh3 := write("netbsd-sh3", netbsdELF(42, nil))
+	// A FIFO with no writer: run used to wait in open for one.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -98,6 +103,10 @@ func TestCLIErrors(t *testing.T) {
 		{"no kernel flag", []string{"run"}, 2, "no kernel: give one with -k FILE", false},
 		{"kernel missing", []string{"run", "-k", filepath.Join(dir, "nope")}, 1, "check the path given with -k", false},
 		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "this host has no KVM", false},
+		{"FIFO kernel", []string{"run", "-k", fifo, "--net", "none"}, 1, "fifo is a FIFO: not a regular file", false},
+		{"device kernel", []string{"run", "-k", "/dev/zero", "--net", "none"}, 1, "/dev/zero is a character device: not a regular file", false},
+		{"FIFO module", []string{"run", "-k", text, "--module", fifo, "--net", "none"}, 1, "--module " + fifo + ": " + fifo + " is a FIFO", false},
+		{"FIFO snapshot", []string{"run", "--restore", fifo, "--net", "none"}, 1, "restore: " + fifo + " is a FIFO", false},
 		{"memory below minimum", []string{"run", "-k", text, "-m", "1"}, 2, "use -m between 3 and 3072", false},
 		{"zero memory", []string{"run", "-k", text, "-m", "0"}, 2, "too little RAM (use -m between 3 and 3072 MiB)", false},
 		{"bad disk spec", []string{"run", "-k", text, "-d", "img,bogus"}, 2, "bogus", false},

@@ -28,14 +28,16 @@ command reports as success (smolvmm run would give QEMU's status 1). Example:
 			if ran, err := runJailed(c, os.Args); ran { // jail.go
 				return err
 			}
-			cfg, cleanup, err := vmConfig(c)
+			ctx, stop := runSignals(c.Context) // run.go
+			defer stop()
+			cfg, cleanup, err := vmConfig(ctx, c)
 			defer cleanup()
 			if err != nil {
-				return err
+				return interrupted(ctx, err)
 			}
 			cfg.Kernel = "demo"
 			cfg.KernelImage = guests.Demo
-			return runVM(c, cfg, demoStatus)
+			return runVM(ctx, c, cfg, demoStatus)
 		},
 	}
 }

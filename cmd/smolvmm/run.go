@@ -17,6 +17,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/internal/starttime"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -100,22 +101,33 @@ host's network).`,
 			if ran, err := runJailed(c, os.Args); ran { // jail.go
 				return err
 			}
-			cfg, cleanup, err := vmConfig(c)
+			ctx, stop := runSignals(c.Context)
+			defer stop()
+			cfg, cleanup, err := vmConfig(ctx, c)
 			defer cleanup()
 			if err != nil {
-				return err
+				return interrupted(ctx, err)
 			}
 			cfg.Kernel = c.String("kernel")
 			restoreConfig(c, &cfg) // snapshot.go
-			return runVM(c, cfg, vmm.Exit.Status)
+			return runVM(ctx, c, cfg, vmm.Exit.Status)
 		},
 	}
 }
 
+// runSignals is ctx cancelled by the signals that stop a VM: SIGINT
+// (Ctrl-C off a terminal), SIGTERM and SIGHUP. Commands that boot one take
+// it before their setup, so that a signal while they build a --share image
+// or load the kernel ends them as one while the guest runs does: status
+// 130, with what they created removed.
+func runSignals(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+}
+
 // vmConfig turns the shared run flags into a vmm.Config. cleanup removes
 // what it created (shared-directory images); call it after the VM ends,
-// also on error.
-func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
+// also on error. ctx stops the building of --share images.
+func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 	var temps []string
 	cleanup = func() {
 		for _, p := range temps {
@@ -148,7 +160,7 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 		}
 		f.Close()
 		temps = append(temps, f.Name())
-		if err := imagebuilder.BuildDataImage(dir, f.Name(), imagebuilder.DataFAT32); err != nil {
+		if err := imagebuilder.BuildDataImageContext(ctx, dir, f.Name(), imagebuilder.DataFAT32, 0); err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
 		}
 		cfg.Disks = append(cfg.Disks, blk.Spec{Path: f.Name(),
@@ -160,7 +172,10 @@ func vmConfig(c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 		cfg.BeforeRun = func() error { cleanup(); temps = nil; return nil }
 	}
 	for _, spec := range c.StringSlice("module") {
-		mod, err := readModule(spec)
+		if err := ctx.Err(); err != nil {
+			return cfg, cleanup, err
+		}
+		mod, err := readModule(spec, int64(cfg.MemoryMiB)<<20)
 		if err != nil {
 			return cfg, cleanup, err
 		}
@@ -222,9 +237,11 @@ func checkRunFlags(c *cli.Context) error {
 	return checkContainFlags(c) // contain.go
 }
 
-func readModule(spec string) (multiboot.Module, error) {
+// readModule reads --module's file: a regular file no larger than the
+// guest's RAM (limit bytes), which must hold it whole.
+func readModule(spec string, limit int64) (multiboot.Module, error) {
 	path, args, _ := strings.Cut(spec, ",")
-	data, err := os.ReadFile(path)
+	data, err := regfile.ReadFile(path, limit)
 	if err != nil {
 		return multiboot.Module{}, fmt.Errorf("--module %s: %w", spec, err)
 	}
@@ -232,8 +249,17 @@ func readModule(spec string) (multiboot.Module, error) {
 }
 
 // runVM builds and runs a machine on the terminal and turns its end into
-// the process exit status with status.
-func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
+// the process exit status with status. ctx (from runSignals) stops the
+// setup and then the guest.
+func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) (err error) {
+	// A signal during the setup ends it with 130, whatever step it
+	// stopped or let fail. (The guest's run has its own statuses.)
+	sigCtx, running := ctx, false
+	defer func() {
+		if err != nil && !running {
+			err = interrupted(sigCtx, err)
+		}
+	}()
 	var events []vmm.Event
 	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
 
@@ -261,20 +287,24 @@ func runVM(c *cli.Context, cfg vmm.Config, status func(vmm.Exit) int) error {
 	}
 	defer dropExecutablePages(&cfg, c.Bool("verbose"), nil)() // exepages.go
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	con.onQuit = func() { cancel(nil) }
 	defer watchNIC(ctx, cancel, nicFailer)() // netflags.go
 
 	m, err := newMachine(c, cfg) // snapshot.go: New, or Restore with --restore
+	if err == nil && ctx.Err() != nil {
+		// Stopped while the kernel loaded: the guest never runs.
+		m.Close()
+		err = errors.New("stopped before the guest ran")
+	}
 	if err != nil {
 		snapDone()
 		return err
 	}
 	defer m.Close()
 	con.onSnapshot = snapshotKey(c, m) // snapshot.go: Ctrl-A s
+	running = true
 	exit, err := m.Run(ctx)
 	var nicErr *nicFailedError
 	if err == nil && errors.As(context.Cause(ctx), &nicErr) {

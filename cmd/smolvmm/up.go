@@ -329,15 +329,17 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 		if ran, err := runJailed(c, upRunArgs(c, kernel, image)); ran { // jail.go: as smolvmm run
 			return releaseKernelHint(err, c.String("version"), c.String("arch"), kernel)
 		}
-		cfg, cleanup, err := vmConfig(c)
+		ctx, stop := runSignals(ctx) // run.go: SIGHUP too, as for run
+		defer stop()
+		cfg, cleanup, err := vmConfig(ctx, c)
 		defer cleanup()
 		if err != nil {
-			return err
+			return interrupted(ctx, err)
 		}
 		cfg.Kernel = kernel
 		cfg.Disks = append([]blk.Spec{{Path: image}}, cfg.Disks...)
 		// runVM reads the network flags (--net, -p, --mac) as for run.
-		return releaseKernelHint(runVM(c, cfg, vmm.Exit.Status), c.String("version"), c.String("arch"), kernel)
+		return releaseKernelHint(runVM(ctx, c, cfg, vmm.Exit.Status), c.String("version"), c.String("arch"), kernel)
 	}), nil
 }
 
