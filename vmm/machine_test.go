@@ -514,7 +514,7 @@ func TestBadConfig(t *testing.T) {
 	}{
 		{"no kernel", vmm.Config{}, vmm.ErrConfig, "set Config.Kernel", false},
 		{"missing kernel", vmm.Config{Kernel: filepath.Join(dir, "nope")}, os.ErrNotExist, "check the path", false},
-		{"FIFO kernel", vmm.Config{Kernel: fifo}, regfile.ErrNotRegular, "is a FIFO, not a regular file", false},
+		{"FIFO kernel", vmm.Config{Kernel: fifo}, regfile.ErrNotRegular, "is a FIFO: not a regular file", false},
 		{"device kernel", vmm.Config{Kernel: "/dev/zero"}, regfile.ErrNotRegular, "is a character device", false},
 		{"sparse GiB kernel", vmm.Config{Kernel: sparse}, regfile.ErrTooLarge, "1073741824 bytes", false},
 		{"memory too small", vmm.Config{Kernel: notKernel, MemoryMiB: 1}, vmm.ErrConfig, "use between 3 and 3072 MiB", false},

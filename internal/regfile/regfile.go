@@ -8,11 +8,11 @@ package regfile
 import (
 	"errors"
 	"fmt"
-	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"io"
 	"os"
 	"syscall"
 
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 )
 
@@ -39,7 +39,7 @@ func Open(path string) (*os.File, int64, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, fmt.Errorf("%s is %s, not a regular file: %w", path, filekind.Of(st.Mode()), ErrNotRegular)
+		return nil, 0, fmt.Errorf("%s is %s: %w", path, filekind.Of(st.Mode()), ErrNotRegular)
 	}
 	return f, st.Size(), nil
 }
