@@ -88,6 +88,21 @@ func capabilities() (uint64, error) {
 // can be named any more. It needs root; call it after everything has been
 // opened and before DropPrivileges.
 func Chroot(dir string) error {
+	if err := CheckChrootDir(dir); err != nil {
+		return err
+	}
+	if err := unix.Chroot(dir); err != nil {
+		return fmt.Errorf("chroot %s: %w", dir, err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chroot %s: chdir /: %w", dir, err)
+	}
+	return nil
+}
+
+// CheckChrootDir reports whether dir can be Chroot's root: an empty
+// directory. Callers check it before long work that Chroot would follow.
+func CheckChrootDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("chroot: %w", err)
@@ -99,12 +114,6 @@ func Chroot(dir string) error {
 		return fmt.Errorf("chroot %s: not empty (it holds %s); give an empty directory", dir, names[0])
 	case err != nil && !errors.Is(err, io.EOF):
 		return fmt.Errorf("chroot %s: %w", dir, err)
-	}
-	if err := unix.Chroot(dir); err != nil {
-		return fmt.Errorf("chroot %s: %w", dir, err)
-	}
-	if err := unix.Chdir("/"); err != nil {
-		return fmt.Errorf("chroot %s: chdir /: %w", dir, err)
 	}
 	return nil
 }

@@ -6,11 +6,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
@@ -124,11 +127,23 @@ func upPreflight(c *cli.Context, image string) error {
 	if err := newFetcher(c, nil).Check(c.String("version"), c.String("arch")); err != nil {
 		return usageErrorf("%v", err)
 	}
+	imgAbs, _ := filepath.Abs(image)
+	imgSt, imgErr := os.Stat(image)
 	for _, spec := range c.StringSlice("disk") {
 		d, _ := blk.ParseDiskSpec(spec) // checked by checkRunFlags
-		if _, err := os.Stat(d.Path); err != nil {
+		if abs, _ := filepath.Abs(d.Path); abs == imgAbs {
+			return usageErrorf("-d %s: this is the image up builds and boots as ld0; give each image once (use a copy for a second disk)", d.Path)
+		}
+		st, err := os.Stat(d.Path)
+		if err != nil {
 			return fmt.Errorf("-d %s: %w", d.Path, errors.Unwrap(err))
 		}
+		if imgErr == nil && os.SameFile(st, imgSt) {
+			return usageErrorf("-d %s: this is the image up builds and boots as ld0 (%s, through a link); give each image once (use a copy for a second disk)", d.Path, image)
+		}
+	}
+	if err := checkRunInputs(c); err != nil {
+		return err
 	}
 	_, err := checkImageOutput(image)
 	return err
@@ -193,6 +208,37 @@ func checkOutputFiles(outputs, inputs []namedFile) error {
 			}
 		}
 		outs = append(outs, r)
+	}
+	return nil
+}
+
+// checkRunInputs checks the inputs run's flags name, without reading
+// them: the --share directories and --module files exist (a module is a
+// regular file) and --chroot's directory is empty. up calls it before it
+// downloads; run finds the same faults when it opens them.
+func checkRunInputs(c *cli.Context) error {
+	for _, spec := range c.StringSlice("share") {
+		dir, _, _ := strings.Cut(spec, ",")
+		st, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("--share %s: %w", spec, err)
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("--share %s: %s is not a directory", spec, dir)
+		}
+	}
+	for _, spec := range c.StringSlice("module") {
+		path, _, _ := strings.Cut(spec, ",")
+		f, _, err := regfile.Open(path)
+		if err != nil {
+			return fmt.Errorf("--module %s: %w", spec, err)
+		}
+		f.Close()
+	}
+	if dir := c.String("chroot"); hasFlag(c, "chroot") && dir != "" {
+		if err := sandbox.CheckChrootDir(dir); err != nil {
+			return fmt.Errorf("--chroot: %w", err)
+		}
 	}
 	return nil
 }

@@ -188,3 +188,59 @@ func upCommandEndToEnd(t *testing.T, extra []string) {
 		}
 	}
 }
+
+// TestUpChecksRunInputsFirst: up refuses run's inputs before any download,
+// strip or build. The mirror is a closed port: reaching the download
+// would say so instead of naming the input.
+func TestUpChecksRunInputsFirst(t *testing.T) {
+	bin := smolvmmBin(t)
+	work := t.TempDir()
+	nonempty := filepath.Join(work, "nonempty")
+	if err := os.MkdirAll(filepath.Join(nonempty, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "rescue.img"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("rescue.img", filepath.Join(work, "link.img")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   string
+		root   bool
+	}{
+		{"missing share", []string{"--share", "nodir"}, 1, "--share nodir: stat nodir: no such file or directory", false},
+		{"share not a directory", []string{"--share", "rescue.img"}, 1, "rescue.img is not a directory", false},
+		{"missing module", []string{"--module", "nonexist,kmod"}, 1, "--module nonexist,kmod: open nonexist: no such file", false},
+		{"module a directory", []string{"--module", "nonempty"}, 1, "nonempty is a directory", false},
+		{"chroot not empty", []string{"--chroot", "nonempty"}, 1, "not empty (it holds x)", true},
+		{"own image as -d", []string{"-d", "rescue.img"}, 2, "-d rescue.img: this is the image up builds", false},
+		{"own image through a link", []string{"-d", "link.img,ro"}, 2, "-d link.img: this is the image up builds", false},
+		{"own image by -i and -d", []string{"-i", "other.img", "-d", "./other.img"}, 2, "-d ./other.img: this is the image up builds", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("--chroot needs root")
+			}
+			args := append([]string{"up", "--mirror", "http://127.0.0.1:1/pub", "--cache", filepath.Join(work, "cache")}, tt.args...)
+			cmd := exec.Command(bin, append(args, "rescue")...)
+			cmd.Dir = work
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tt.status {
+				t.Fatalf("exit %v, want status %d; stderr: %s", err, tt.status, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.want)
+			}
+			if strings.Contains(stderr.String(), "up: fetch") {
+				t.Errorf("fetched before refusing: %s", stderr.String())
+			}
+		})
+	}
+}
