@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -60,6 +61,17 @@ func netAction(c *cli.Context) error {
 			return usageErrorf("--name: %v", err)
 		}
 		socket = s
+	}
+	// The hub saves the leases when they change, long after the start:
+	// a path it cannot write then would lose them without a word.
+	if l := c.String("leases"); l != "" {
+		dir := filepath.Dir(l)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return usageErrorf("--leases %s: no directory %s to keep them in (create it first, or give another --leases)", l, dir)
+		}
+		if st, err := os.Stat(l); err == nil && st.IsDir() {
+			return usageErrorf("--leases %s: that is a directory; give a file (e.g. %s)", l, filepath.Join(l, "net.leases"))
+		}
 	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "smolvmm net: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -214,11 +215,20 @@ func TestNetCommandErrors(t *testing.T) {
 		{[]string{"--name", "a/b"}, 2, `--name: bad shared network name "a/b"`},
 		{[]string{"--name", "x", "--socket", filepath.Join(dir, "y.sock")}, 2, "give --name or --socket, not both"},
 		{[]string{"extra"}, 2, `unexpected argument "extra"`},
+		// Before, it started and never saved its leases.
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", filepath.Join(dir, "missing", "x")}, 2,
+			"--leases " + filepath.Join(dir, "missing", "x") + ": no directory " + filepath.Join(dir, "missing")},
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", filepath.Join(file, "x")}, 2, "no directory " + file},
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", dir}, 2, "that is a directory"},
 		{[]string{"--socket", file}, 1, file + " exists and is not a socket"},
 		{[]string{"--socket", live}, 1, "already running on this socket (stop it first, or give another --name or --socket)"},
 	}
 	for _, tt := range tests {
-		out, err := exec.Command(smolvmmBin(t), append([]string{"net"}, tt.args...)...).CombinedOutput()
+		// Each is refused at start; one that starts instead runs until
+		// killed: a failure, not a hang of the test.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, smolvmmBin(t), append([]string{"net"}, tt.args...)...).CombinedOutput()
+		cancel()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != tt.status || !strings.Contains(string(out), tt.want) || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 			t.Errorf("net %q: %v, output %q; want status %d and one line with %q", tt.args, err, out, tt.status, tt.want)
