@@ -19,6 +19,9 @@ var (
 	// ErrModule: a module that cannot be passed (unknown type, path too
 	// long for the 80-byte field, overlapping the kernel).
 	ErrModule = errors.New("bad boot module")
+	// ErrModuleType: a module type that is none of kmod, fs, splash or
+	// rndseed (wrapped with ErrModule).
+	ErrModuleType = errors.New("unknown module type")
 	// ErrTooManyModules: the bootinfo records do not fit in what the
 	// kernel copies.
 	ErrTooManyModules = errors.New("too many boot modules")

@@ -53,7 +53,7 @@ func ParseModuleType(s string) (ModuleType, error) {
 	case "rndseed", "rnd":
 		return ModuleRnd, nil
 	}
-	return ModuleAuto, fmt.Errorf("%w: type %q: want kmod, fs, splash or rndseed", ErrModule, s)
+	return ModuleAuto, fmt.Errorf("%w: type %q: %w: want kmod, fs, splash or rndseed", ErrModule, s, ErrModuleType)
 }
 
 // Module is a boot module: a file /boot would load after the kernel.

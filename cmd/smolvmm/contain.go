@@ -39,12 +39,13 @@ func checkContainFlags(c *cli.Context) error {
 	switch {
 	case c.String("user") != "" && (uid >= 0 || gid >= 0):
 		return usageErrorf("--user and --uid/--gid: give one of them")
+	// Negative ids first: --uid -5 --gid 3 is not a missing --gid.
+	case uid < -1 || gid < -1:
+		return usageErrorf("--uid %d --gid %d: ids are not negative", uid, gid)
 	case (uid >= 0) != (gid >= 0):
 		return usageErrorf("--uid and --gid go together (or use --user USER)")
 	case uid == 0 || c.String("user") == "root":
 		return usageErrorf("--user/--uid: give a user other than root to run the VM as")
-	case uid < -1 || gid < -1:
-		return usageErrorf("--uid %d --gid %d: ids are not negative", uid, gid)
 	}
 	if os.Geteuid() != 0 && c.Bool("jail") {
 		return usageErrorf("--jail needs smolvmm to be started as root (it runs as uid %d): creating mount and PID namespaces takes CAP_SYS_ADMIN", os.Geteuid())

@@ -120,6 +120,11 @@ func runKstrip(c *cli.Context) error {
 		}
 		summary = stderr
 	}
+	// An empty --keep ("" or ",") is a slip on the command line, said
+	// before the kernel is read.
+	if c.IsSet("keep") && len(splitCommas(c.StringSlice("keep"))) == 0 {
+		return usageErrorf("--keep %q names nothing: stripping with it would disable every driver; give the names to keep, e.g. --keep com,ld,virtio", strings.Join(c.StringSlice("keep"), ","))
+	}
 	// The file to be replaced is checked before any work: a device, FIFO
 	// or directory there is never replaced (-o /dev/full, a FIFO).
 	if out := c.String("output"); !c.Bool("dry-run") && out != "-" && (out != "" || !c.Bool("list") && !c.Bool("json")) {

@@ -100,3 +100,13 @@ func exitCode(err error) int {
 	}
 	return 1
 }
+
+// usageStatus is a command-line mistake that a library found (a boot
+// argument or module type the protocol the kernel chose cannot take):
+// exit status 2, with the library's error and advice kept.
+type usageStatus struct{ error }
+
+// ExitCode makes usageStatus a cli.ExitCoder.
+func (usageStatus) ExitCode() int { return 2 }
+
+func (u usageStatus) Unwrap() error { return u.error }

@@ -112,6 +112,9 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		return nil
 	}
 	ts, err := parseTimestamp(c.String("timestamp"))
+	if err != nil && c.String("timestamp") != "" {
+		return usageErrorf("%v", err) // a bad --timestamp; a bad SOURCE_DATE_EPOCH is not the command line's
+	}
 	if err != nil {
 		return err
 	}

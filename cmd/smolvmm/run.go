@@ -20,6 +20,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/internal/starttime"
 	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -297,6 +298,11 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		// Stopped while the kernel loaded: the guest never runs.
 		m.Close()
 		err = errors.New("stopped before the guest ran")
+	}
+	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
+		// Only the kernel's protocol tells whether -a console=... or a
+		// module's ",type" is right: a mistake in them is found here.
+		err = usageStatus{err}
 	}
 	if err != nil {
 		snapDone()
