@@ -57,7 +57,11 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			if c.NArg() > 0 {
 				return usageErrorf("unexpected argument %q (see smolvmm mkimg --help)", c.Args().First())
 			}
-			return mkimg(c.Context, c, os.Stderr)
+			// A signal stops the build and removes its temporary file
+			// (status 130), as for fetch and up.
+			ctx, stop := signalContext(c.Context) // fetch.go
+			defer stop()
+			return interrupted(ctx, mkimg(ctx, c, os.Stderr))
 		},
 	}
 }
@@ -105,7 +109,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 			sizeMB = 0
 		}
 		start := time.Now()
-		if err := imagebuilder.BuildDataImageSize(dir, out, c.String("fs"), sizeMB); err != nil {
+		if err := imagebuilder.BuildDataImageContext(ctx, dir, out, c.String("fs"), sizeMB); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())

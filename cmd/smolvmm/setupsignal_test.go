@@ -19,8 +19,37 @@ import (
 func TestSignalDuringSetup(t *testing.T) {
 	bin := smolvmmBin(t)
 	kernel := spinKernel(t)
-	share := t.TempDir()
-	f, err := os.Create(filepath.Join(share, "huge"))
+	share := hugeDir(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			cmd := exec.Command(bin, "run", "-k", kernel, "--net", "none", "--share", share)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			signalBuild(t, cmd, tmp, sig)
+		})
+	}
+}
+
+// TestSignalDuringDataImage: mkimg --data stops on SIGINT or SIGTERM as
+// well, with no image or temporary file left (it was killed mid-build).
+func TestSignalDuringDataImage(t *testing.T) {
+	bin := smolvmmBin(t)
+	data := hugeDir(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			out := t.TempDir()
+			cmd := exec.Command(bin, "mkimg", "--data", data, "-i", filepath.Join(out, "data.img"))
+			signalBuild(t, cmd, out, sig)
+		})
+	}
+}
+
+// hugeDir is a directory holding a sparse GiB: minutes to copy into a
+// FAT32 image, time enough to signal the build.
+func hugeDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "huge"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,38 +57,38 @@ func TestSignalDuringSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
-		t.Run(sig.String(), func(t *testing.T) {
-			tmp := t.TempDir()
-			cmd := exec.Command(bin, "run", "-k", kernel, "--net", "none", "--share", share)
-			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			// The build has started once its temporary file exists.
-			for !buildStarted(t, tmp) {
-				select {
-				case err := <-done:
-					t.Fatalf("ended (%v) before the build started: %s", err, stderr.String())
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
-			cmd.Process.Signal(sig)
-			err := <-done
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-				t.Fatalf("exit %v, want status 130; stderr: %s", err, stderr.String())
-			}
-			if !strings.Contains(stderr.String(), "interrupted") {
-				t.Errorf("stderr %q does not say it was interrupted", stderr.String())
-			}
-			if left, _ := os.ReadDir(tmp); len(left) != 0 {
-				t.Errorf("left in TMPDIR: %v", left)
-			}
-		})
+	return dir
+}
+
+// signalBuild starts cmd, sends sig once the image's temporary file exists
+// in dir, and wants status 130 and dir left empty.
+func signalBuild(t *testing.T, cmd *exec.Cmd, dir string, sig syscall.Signal) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// The build has started once its temporary file exists.
+	for !buildStarted(t, dir) {
+		select {
+		case err := <-done:
+			t.Fatalf("ended (%v) before the build started: %s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(sig)
+	err := <-done
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want status 130; stderr: %s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr %q does not say it was interrupted", stderr.String())
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left in %s: %v", dir, left)
 	}
 }
 
