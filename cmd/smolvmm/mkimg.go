@@ -57,11 +57,19 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			if c.NArg() > 0 {
 				return usageErrorf("unexpected argument %q (see smolvmm mkimg --help)", c.Args().First())
 			}
-			// A signal stops the build and removes its temporary file
-			// (status 130), as for fetch and up.
+			if c.String("data") == "" {
+				return mkimg(c.Context, c, os.Stderr)
+			}
+			// A signal stops a data image's build, which checks ctx
+			// within each copy, and removes its temporary file (status
+			// 130), as for fetch and up. (The ext2 build does not check
+			// ctx throughout: a signal still ends it at once.)
 			ctx, stop := signalContext(c.Context) // fetch.go
 			defer stop()
-			return interrupted(ctx, mkimg(ctx, c, os.Stderr))
+			if err := mkimg(ctx, c, os.Stderr); err != nil {
+				return interrupted(ctx, err)
+			}
+			return nil
 		},
 	}
 }
