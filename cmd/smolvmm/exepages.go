@@ -30,6 +30,9 @@ import (
 func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait func()) {
 	checked := make(chan struct{}) // /proc read, before the filter forbids it
 	start, cancel, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	// What -v says of it, once it is over: printed by wait, not while the
+	// guest's console is being written.
+	var said string
 	go func() {
 		defer close(done)
 		if settled != nil {
@@ -48,20 +51,15 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait fu
 			return
 		}
 		if tracer != "" {
-			if verbose {
-				fmt.Fprintf(os.Stderr, "smolvmm: traced by PID %s: the executable stays mapped\n", tracer)
-			}
+			said = fmt.Sprintf("traced by PID %s: the executable stayed mapped", tracer)
 			return
 		}
 		n, err := exepages.Release()
-		if !verbose {
-			return
-		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "smolvmm: the executable stays mapped: %v\n", err)
+			said = fmt.Sprintf("the executable stayed mapped: %v", err)
 			return
 		}
-		fmt.Fprintf(os.Stderr, "smolvmm: unmapped the executable's %.1f MiB of code and read-only data; the pages it runs again map back\n", float64(n)/(1<<20))
+		said = fmt.Sprintf("unmapped the executable's %.1f MiB of code and read-only data once the guest ran; the pages it ran again mapped back", float64(n)/(1<<20))
 	}()
 	prev := cfg.BeforeRun
 	cfg.BeforeRun = func() error {
@@ -76,7 +74,13 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait fu
 	}
 	var once sync.Once
 	return func() {
-		once.Do(func() { close(cancel) })
+		once.Do(func() {
+			close(cancel)
+			<-done
+			if verbose && said != "" {
+				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", said)
+			}
+		})
 		<-done
 	}
 }
