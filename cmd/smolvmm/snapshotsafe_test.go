@@ -74,6 +74,16 @@ func checkKept(t *testing.T, path string) {
 	}
 }
 
+// checkOnlyKept checks that path, in dir, is untouched and that nothing
+// else (a temporary) is left in dir.
+func checkOnlyKept(t *testing.T, dir, path string) {
+	t.Helper()
+	checkKept(t, path)
+	if names := dirNames(t, dir); len(names) != 1 {
+		t.Fatalf("left in the directory: %q; want only %s", names, filepath.Base(path))
+	}
+}
+
 // TestCLISnapshotSamePathRefused: a --snapshot file that is the kernel, a
 // module, a disk, a share or the restore file (by device and inode, through
 // a symlink or another spelling) is a usage error naming both, and keeps
@@ -148,10 +158,7 @@ func TestCLISnapshotKeepsOldFile(t *testing.T) {
 			if status != tt.status || !strings.Contains(stderr, tt.want) {
 				t.Fatalf("status %d, stderr %q; want %d and %q", status, stderr, tt.status, tt.want)
 			}
-			checkKept(t, snap)
-			if names := dirNames(t, dir); len(names) != 1 {
-				t.Fatalf("left in the directory: %q; want only keep.snap", names)
-			}
+			checkOnlyKept(t, dir, snap)
 		})
 	}
 }
@@ -181,10 +188,7 @@ func TestCLISnapshotLockedRefused(t *testing.T) {
 			if status != 1 || !strings.Contains(stderr, "--snapshot "+snap+" is in use") || !strings.Contains(stderr, "process "+strconv.Itoa(os.Getpid())) {
 				t.Fatalf("status %d, stderr %q; want 1, in use, held by process %d", status, stderr, os.Getpid())
 			}
-			checkKept(t, snap)
-			if names := dirNames(t, dir); len(names) != 1 {
-				t.Fatalf("left in the directory: %q; want only held.snap", names)
-			}
+			checkOnlyKept(t, dir, snap)
 		})
 	}
 }
