@@ -71,7 +71,7 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // interrupted turns err into exit status 130, as run's, when ctx ended it
 // because of a signal.
 func interrupted(ctx context.Context, err error) error {
-	if ctx.Err() != nil && exitCode(err) != 130 {
+	if err != nil && ctx.Err() != nil && exitCode(err) != 130 {
 		return cli.Exit(fmt.Sprintf("interrupted: %v", err), 130)
 	}
 	return err

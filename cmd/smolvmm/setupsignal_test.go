@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestSignalDuringSetup signals run while it builds a --share image (a
@@ -104,4 +108,41 @@ func buildStarted(t *testing.T, dir string) bool {
 		}
 	}
 	return false
+}
+
+// TestInterrupted: a signal turns a failure into status 130, but never a
+// success into one (a signal after up's preparation had finished made
+// "interrupted: <nil>" with 130).
+func TestInterrupted(t *testing.T) {
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	fail := errors.New("download: connection reset")
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		code int
+	}{
+		{"success, no signal", live, nil, 0},
+		{"success, then a signal", ended, nil, 0},
+		{"failure, no signal", live, fail, 1},
+		{"failure after a signal", ended, fail, 130},
+		{"already 130", ended, cli.Exit("stopped", 130), 130},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := interrupted(tt.ctx, tt.err)
+			got := 0
+			if err != nil {
+				got = exitCode(err)
+			}
+			if got != tt.code {
+				t.Fatalf("interrupted(%v) = %v, exit %d; want exit %d", tt.err, err, got, tt.code)
+			}
+			if tt.code == 130 && tt.err != nil && !strings.Contains(err.Error(), tt.err.Error()) {
+				t.Errorf("interrupted(%v) = %q, lost the cause", tt.err, err)
+			}
+		})
+	}
 }
