@@ -26,10 +26,11 @@ const (
 	ModuleFile   = "miniroot.kmod"
 	ModuleSHA256 = "d454d3af2bf9a2ce9e8f0d04870f25087336a7bbebfec42a428a676cdb6e3d0f"
 	subdir       = "shared/netbsd/g4u-5.99.15"
-	// machineDir is where the development and CI machines keep the files,
-	// for a clone that is not beside them.
-	machineDir = "/work/" + subdir
 )
+
+// machineDir is where the development and CI machines keep the files, for
+// a clone that is not beside them (a variable for the tests).
+var machineDir = "/work/" + subdir
 
 // Dir returns the directory that holds the files: EnvVar if set, else
 // shared/netbsd/g4u-5.99.15 in the first parent of the working directory
@@ -57,13 +58,22 @@ func Dir() (string, error) {
 	return "", fmt.Errorf("no %s in any parent of %s nor at %s (set %s)", subdir, wd, machineDir, EnvVar)
 }
 
+// RequireVar, set to "require" (as CI sets it for the nested-KVM rig),
+// makes a missing kernel a failure rather than a skip: CI must boot it on
+// every run, not pass without it.
+const RequireVar = "SMOLVMM_NESTEDKVM"
+
 // Files returns the paths of the kernel and its module. When they cannot
-// be found it skips t; a file missing from the directory EnvVar names, or
-// whose digest is not the expected one, fails it.
+// be found it skips t, or fails it under RequireVar=require; a file
+// missing from the directory EnvVar names, or whose digest is not the
+// expected one, fails it.
 func Files(t testing.TB) (kernel, module string) {
 	t.Helper()
 	dir, err := Dir()
 	if err != nil {
+		if os.Getenv(RequireVar) == "require" {
+			t.Fatalf("the real NetBSD kernel is not here: %v (%s=require)", err, RequireVar)
+		}
 		t.Skipf("the real NetBSD kernel is not here: %v", err)
 	}
 	kernel, module = filepath.Join(dir, KernelFile), filepath.Join(dir, ModuleFile)
