@@ -61,7 +61,7 @@ type BootArgs struct {
 // and root=. Other words are reported in Warnings.
 func ParseAppend(s string) (BootArgs, error) {
 	a := BootArgs{Console: "pc", ConsoleSpeed: DefaultConsoleSpeed}
-	addrSet := false
+	addrSet, consoleSet := false, false
 	for _, w := range strings.Fields(s) {
 		if len(w) > 1 && w[0] == '-' {
 			for i := 1; i < len(w); i++ {
@@ -81,7 +81,7 @@ func ParseAppend(s string) (BootArgs, error) {
 			if val != "com" && val != "pc" {
 				return a, fmt.Errorf("%w: console=%s: the handoff passes console=com (serial) or console=pc", ErrAppend, val)
 			}
-			a.Console = val
+			a.Console, consoleSet = val, true
 		case key == "console_addr":
 			v, err := strconv.ParseUint(val, 0, 16)
 			if err != nil {
@@ -104,6 +104,11 @@ func ParseAppend(s string) (BootArgs, error) {
 		default:
 			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: NetBSD's native handoff has no command line, only boot flags (-s...), console=, console_addr=, console_speed= and root=", w))
 		}
+	}
+	if !consoleSet {
+		// /boot's own default (pcio.c) is the display, which a
+		// microVM does not have: the kernel would print nothing.
+		a.Warnings = append(a.Warnings, "no console= given: the kernel's console is pc, a display this machine does not have, so it will print nothing; console=com puts it on the serial line")
 	}
 	if a.Console == "com" && !addrSet {
 		a.ConsoleAddr = DefaultConsoleAddr

@@ -264,14 +264,17 @@ func TestParseAppend(t *testing.T) {
 		root     string
 		warnings int
 	}{
-		{"", 0, "pc", 0, 9600, "", 0},
+		// Without console= the display, which smolvmm lacks: one
+		// warning says so.
+		{"", 0, "pc", 0, 9600, "", 1},
+		{"console=pc", 0, "pc", 0, 9600, "", 0},
 		{"console=com root=ld0a", 0, "com", 0x3f8, 9600, "ld0a", 0},
-		{"-s", RBSingle, "pc", 0, 9600, "", 0},
-		{"-s -a -v -q -x -d -c -z -1 -2", RBSingle | RBAskName | ABVerbose | ABQuiet | ABDebug | RBKDB | RBUserconf | ABSilent | RBMD1 | RBMD2, "pc", 0, 9600, "", 0},
-		{"-bm34", RBHalt | RBMiniroot | RBMD3 | RBMD4, "pc", 0, 9600, "", 0},
+		{"-s", RBSingle, "pc", 0, 9600, "", 1},
+		{"-s -a -v -q -x -d -c -z -1 -2", RBSingle | RBAskName | ABVerbose | ABQuiet | ABDebug | RBKDB | RBUserconf | ABSilent | RBMD1 | RBMD2, "pc", 0, 9600, "", 1},
+		{"-bm34", RBHalt | RBMiniroot | RBMD3 | RBMD4, "pc", 0, 9600, "", 1},
 		{"console=com console_addr=0x2f8 console_speed=115200", 0, "com", 0x2f8, 115200, "", 0},
 		{"console_addr=760 console=com", 0, "com", 760, 9600, "", 0},
-		{"netbsd root=wd0a init=/bin/sh -", 0, "pc", 0, 9600, "wd0a", 3},
+		{"netbsd root=wd0a init=/bin/sh -", 0, "pc", 0, 9600, "wd0a", 4},
 	} {
 		a, err := ParseAppend(tc.in)
 		if err != nil {
@@ -385,7 +388,7 @@ func TestDetectPTNote(t *testing.T) {
 	if err != nil || id.Release() != "10.0" {
 		t.Fatalf("Detect = %+v, %v", id, err)
 	}
-	p, err := Load(newMem(), bytes.NewReader(b), int64(len(b)), Options{})
+	p, err := Load(newMem(), bytes.NewReader(b), int64(len(b)), Options{Append: "console=com"})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

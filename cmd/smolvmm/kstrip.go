@@ -216,7 +216,7 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Pl
 			if k.Known(n) {
 				p.Keep = append(p.Keep, n)
 			} else {
-				fmt.Fprintf(stderr, "kstrip: note: default keep name %q is not in this kernel\n", n)
+				fmt.Fprintf(stderr, "smolvmm kstrip: note: default keep name %q is not in this kernel\n", n)
 			}
 		}
 	}

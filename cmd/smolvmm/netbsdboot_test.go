@@ -60,3 +60,48 @@ func TestCLINetBSDHandoff(t *testing.T) {
 		}
 	}
 }
+
+// TestCLINetBSDHandoffNotes: without -v, what the native handoff cannot
+// pass is still said once on stderr (a NetBSD kernel without console=
+// prints to a display smolvmm does not have: silence otherwise); with
+// console=com and nothing left out, only that this test kernel has no
+// symbols.
+func TestCLINetBSDHandoffNotes(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	k := filepath.Join(t.TempDir(), "netbsd")
+	exit0 := []byte{
+		0x31, 0xc0, // xor eax, eax
+		0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
+		0xef, 0xf4, // out dx, eax; hlt
+	}
+	if err := os.WriteFile(k, netbsdELF(3, exit0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		appendLine string
+		notes      []string
+	}{
+		{"console=com root=ld0a", nil},
+		{"-s", []string{"smolvmm run: note: no console= given: the kernel's console is pc"}},
+		{"console=com init=/bin/sh", []string{`smolvmm run: note: "init=/bin/sh" is not passed`}},
+	} {
+		// This kernel has no symbols: the loader says so too.
+		tt.notes = append(tt.notes, "smolvmm run: note: the kernel has no symbol table")
+		t.Run(tt.appendLine, func(t *testing.T) {
+			_, stderr, status := runCLI(t, "run", "-k", k, "-m", "16", "--net", "none", "-a", tt.appendLine)
+			if status != 1 { // debug-exit 0: (0<<1)|1
+				t.Fatalf("status %d, want 1; stderr:\n%s", status, stderr)
+			}
+			if got := strings.Count(stderr, "note:"); got != len(tt.notes) {
+				t.Errorf("%d notes, want %d; stderr:\n%s", got, len(tt.notes), stderr)
+			}
+			for _, want := range tt.notes {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+		})
+	}
+}

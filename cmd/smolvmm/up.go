@@ -163,7 +163,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		res.Built = true
 		if svc.Digest != "" {
 			if err := im.Stamp.Record(res.Image, svc.Digest); err != nil {
-				fmt.Fprintf(log, "up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes\n", res.Image, err)
+				fmt.Fprintf(log, "smolvmm up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes\n", res.Image, err)
 			}
 		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
