@@ -117,6 +117,11 @@ func benchAction(c *cli.Context) error {
 	case v != "" && v != "qemu" && v != "boot":
 		return usageErrorf("smolvmm bench: --compare %q: only qemu is supported (and boot, with --restore)", v)
 	}
+	// Restores and the boots beside them get the snapshot's network
+	// unless --net is given.
+	if err := restoreNet(c); err != nil { // snapshot.go
+		return err
+	}
 	// Found now, not after every boot has run.
 	for _, f := range []string{"json", "svg"} {
 		if p := c.String(f); p != "" {

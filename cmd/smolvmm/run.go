@@ -96,6 +96,9 @@ host's network).`,
 			if err := checkSnapshotFlags(c); err != nil {
 				return err
 			}
+			if err := restoreNet(c); err != nil { // snapshot.go: --net from --restore's snapshot
+				return err
+			}
 			if c.String("kernel") == "" && c.String("restore") == "" {
 				return usageErrorf("no kernel: give one with -k FILE, e.g. smolvmm run -k netbsd -d root.img (smolvmm demo boots the built-in guest)")
 			}

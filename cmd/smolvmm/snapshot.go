@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,7 +33,7 @@ func snapshotFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "snapshot", Usage: "when the guest is ready (--ready, --ready-port or the boot-timer port 0x505), write a snapshot of the VM to `FILE` and keep running"},
 		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written (exit status 0)"},
-		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size and disks come from the snapshot unless -m and -d are given)"},
+		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size, disks and kind of network come from the snapshot unless -m, -d and --net are given)"},
 	}
 }
 
@@ -134,11 +135,51 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		}
 		m, err := vmm.Restore(cfg, c.String("restore"), opts...)
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
-			return nil, fmt.Errorf("%w (give the network the snapshot's VM had: --net none when it had no network card)", err)
+			return nil, fmt.Errorf("%w (give the network the snapshot's VM had, --net none when it had no network card, or leave out --net to take its kind)", err)
 		}
 		return m, err
 	}
 	return vmm.New(cfg)
+}
+
+// snapNIC is what --restore's snapshot says of its network card, read
+// once: restoreNet and restoreNetMAC both ask (a process restores one
+// snapshot).
+var snapNIC struct {
+	path string
+	has  bool
+	mac  net.HardwareAddr
+	err  error
+}
+
+// snapshotNIC returns vmm.SnapshotNIC's answer for path, read once.
+func snapshotNIC(path string) (bool, net.HardwareAddr, error) {
+	if snapNIC.path != path {
+		snapNIC.has, snapNIC.mac, snapNIC.err = vmm.SnapshotNIC(path)
+		snapNIC.path = path
+	}
+	return snapNIC.has, snapNIC.mac, snapNIC.err
+}
+
+// restoreNet gives --restore without --net the snapshot's kind of network:
+// none when its VM had no network card, else the user network (--net's
+// default). A restore's devices must be the snapshot's, so the default
+// user network's card would have a restore of a snapshot taken with --net
+// none refused. A --net given stays as given: the restore refuses one
+// whose card does not match.
+func restoreNet(c *cli.Context) error {
+	if !hasFlag(c, "restore") || c.String("restore") == "" || !hasFlag(c, "net") || c.IsSet("net") {
+		return nil
+	}
+	path := c.String("restore")
+	has, _, err := snapshotNIC(path)
+	if err != nil || has {
+		return nil // an unreadable snapshot: the restore reports it
+	}
+	if p := c.StringSlice("publish"); len(p) > 0 {
+		return usageErrorf("-p %s: the VM of --restore %s had no network card, so nothing can answer a forward; drop -p", p[0], path)
+	}
+	return c.Set("net", "none")
 }
 
 // restoreNetMAC gives a restored VM's network card the snapshot's address,
@@ -147,7 +188,7 @@ func restoreNetMAC(c *cli.Context, nc *netConfig) error {
 	if !hasFlag(c, "restore") || c.String("restore") == "" || c.String("mac") != "" {
 		return nil
 	}
-	mac, err := vmm.SnapshotMAC(c.String("restore"))
+	_, mac, err := snapshotNIC(c.String("restore"))
 	if err != nil {
 		return fmt.Errorf("--restore: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -200,5 +201,125 @@ func TestCLIRestoreMAC(t *testing.T) {
 	}
 	if after, err := os.ReadFile(snap); err != nil || string(after) != string(before) {
 		t.Errorf("the snapshot file changed (%v)", err)
+	}
+}
+
+// TestReadmeSnapshotCommands runs the README's snapshot and restore
+// example as written, in a directory holding the demo guest at the path it
+// names: the snapshot is taken with --net none, and the restores, which
+// give no --net, take the snapshot's (they were refused for the default
+// user network's card).
+func TestReadmeSnapshotCommands(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	cmds := readmeSnapshotCommands(t, readme(t))
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "guests", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "guests", "bin", "demo.elf"), guests.Demo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range cmds {
+		out, stderr, status := runCLIIn(t, dir, args...)
+		want := 0
+		if args[0] == "run" && slices.Contains(args, "--restore") {
+			want = 1 // the demo guest's debug-exit 0, as after a boot
+		}
+		if status != want || strings.Contains(stderr, "smolvmm run:") || strings.Contains(stderr, "error:") {
+			t.Fatalf("smolvmm %s: status %d, want %d; output %q, stderr:\n%s", strings.Join(args, " "), status, want, out, stderr)
+		}
+		if slices.Contains(args, "--restore") && args[0] == "run" && !strings.Contains(out, "smolvmm-demo: done") {
+			t.Errorf("smolvmm %s: the restored demo did not finish; output %q", strings.Join(args, " "), out)
+		}
+		if args[0] == "bench" && !strings.Contains(out, "smolvmm-restore\n") {
+			t.Errorf("smolvmm %s: no restores timed:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}
+
+// readmeSnapshotCommands returns the smolvmm commands of the first sh
+// block of the README's snapshot section, split as the shell would (the
+// README quotes with single quotes only), without the program's name.
+func readmeSnapshotCommands(t *testing.T, text string) [][]string {
+	t.Helper()
+	_, sec, ok := strings.Cut(text, "\n## Snapshot and restore\n")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	_, block, ok2 := strings.Cut(sec, "```sh\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README's snapshot section has no ```sh block")
+	}
+	var cmds [][]string
+	for _, line := range strings.Split(block, "\n") {
+		var words []string
+		var word strings.Builder
+		in, quoted := false, false
+		for _, r := range line {
+			switch {
+			case r == '\'':
+				in, quoted = !in, true
+			case r == '#' && !in && word.Len() == 0 && !quoted:
+				goto done // a comment
+			case (r == ' ' || r == '\t') && !in:
+				if word.Len() > 0 || quoted {
+					words = append(words, word.String())
+				}
+				word.Reset()
+				quoted = false
+			default:
+				word.WriteRune(r)
+			}
+		}
+	done:
+		if word.Len() > 0 || quoted {
+			words = append(words, word.String())
+		}
+		if len(words) == 0 {
+			continue
+		}
+		if words[0] != "smolvmm" {
+			t.Fatalf("README's snapshot example: %q is not a smolvmm command", line)
+		}
+		cmds = append(cmds, words[1:])
+	}
+	if len(cmds) < 3 {
+		t.Fatalf("README's snapshot example has %d commands, want the snapshot, a run --restore and a bench --restore", len(cmds))
+	}
+	return cmds
+}
+
+// TestCLIRestoreNet: a restore without --net takes the snapshot's network
+// (none here); a --net whose card the snapshot's VM lacked is refused, as
+// is a -p with nothing to forward to.
+func TestCLIRestoreNet(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	snap := filepath.Join(t.TempDir(), "counter.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",
+		"--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		out    string
+		stderr string
+	}{
+		{"no --net", nil, 1, "count 5\r\ncounter: done\r\n", ""},
+		{"--net user", []string{"--net", "user"}, 1, "", "virtio device types [] in the snapshot, [1] in this machine"},
+		{"-p", []string{"-p", "8080:80"}, 2, "", "-p 8080:80: the VM of --restore " + snap + " had no network card"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, stderr, status := runCLI(t, append([]string{"run", "--restore", snap}, tt.args...)...)
+			if status != tt.status || !strings.HasSuffix(out, tt.out) || !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("status %d, output %q, stderr %q; want %d, output ending %q, stderr with %q", status, out, stderr, tt.status, tt.out, tt.stderr)
+			}
+		})
 	}
 }
