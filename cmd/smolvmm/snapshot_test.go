@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
@@ -319,6 +323,83 @@ func TestCLIRestoreNet(t *testing.T) {
 			out, stderr, status := runCLI(t, append([]string{"run", "--restore", snap}, tt.args...)...)
 			if status != tt.status || !strings.HasSuffix(out, tt.out) || !strings.Contains(stderr, tt.stderr) {
 				t.Fatalf("status %d, output %q, stderr %q; want %d, output ending %q, stderr with %q", status, out, stderr, tt.status, tt.out, tt.stderr)
+			}
+		})
+	}
+}
+
+// TestCLIRestoreStop: a restored VM stops as a booted one does: Ctrl-A x
+// on its terminal, SIGTERM and SIGINT off one end it with status 130 and
+// the reason. The counter guest counts on after its snapshot (to 4e9): it
+// is stopped once the restore has printed its first count.
+func TestCLIRestoreStop(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	snap := filepath.Join(t.TempDir(), "counter.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=4000000000 at=3", "--net", "none",
+		"--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
+	}
+	for _, how := range []string{"Ctrl-A x", "SIGTERM", "SIGINT"} {
+		t.Run(how, func(t *testing.T) {
+			cmd := exec.Command(smolvmmBin(t), "run", "--restore", snap)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			var out io.Reader
+			var ptm *os.File
+			if how == "Ctrl-A x" {
+				var pts *os.File
+				ptm, pts = openPTYPair(t)
+				cmd.Stdin, cmd.Stdout = pts, pts
+				out = ptm
+				defer pts.Close()
+			} else {
+				pipe, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = pipe
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if ptm != nil {
+				// Only the VMM holds the terminal side now: its end
+				// ends the master's reads.
+				cmd.Stdin.(*os.File).Close()
+			}
+			lines := bufio.NewReader(out)
+			for {
+				l, err := lines.ReadString('\n')
+				if err != nil {
+					cmd.Wait()
+					t.Fatalf("the restored guest never counted on (%v); stderr:\n%s", err, stderr.String())
+				}
+				if l == "count 4\r\n" {
+					break
+				}
+				if strings.HasPrefix(l, "count ") {
+					t.Fatalf("the restore went on from %q, want count 4", l)
+				}
+			}
+			switch how {
+			case "Ctrl-A x":
+				_, err := ptm.Write([]byte{0x01, 'x'})
+				if err != nil {
+					t.Fatal(err)
+				}
+			case "SIGTERM":
+				cmd.Process.Signal(syscall.SIGTERM)
+			case "SIGINT":
+				cmd.Process.Signal(syscall.SIGINT)
+			}
+			io.Copy(io.Discard, lines) // the counts until it stops (EIO at the terminal's end)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "smolvmm: guest stopped") {
+				t.Fatalf("ended with %v, want status 130 and the reason; stderr:\n%s", err, stderr.String())
 			}
 		})
 	}
