@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -402,5 +403,70 @@ func TestCLIRestoreStop(t *testing.T) {
 				t.Fatalf("ended with %v, want status 130 and the reason; stderr:\n%s", err, stderr.String())
 			}
 		})
+	}
+}
+
+// freeTCPPort returns a port of 127.0.0.1 that was free a moment ago.
+func freeTCPPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// TestCLIRestoreForward: the port forwards of a restored VM are the
+// restore's own -p: a connection to the restore's host port reaches the
+// restored guest, as a TCP SYN to the restore's guest port (the vnet
+// guest prints it; it has no TCP to answer with), not to the snapshot
+// run's.
+func TestCLIRestoreForward(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "vnet")
+	snap := filepath.Join(t.TempDir(), "vnet.snap")
+	out, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "clone syn", "-p", freeTCPPort(t)+":81",
+		"--snapshot", snap, "--snapshot-exit")
+	if status != 0 {
+		t.Fatalf("snapshot run: status %d, output %q, stderr:\n%s", status, out, stderr)
+	}
+	port := freeTCPPort(t)
+	cmd := exec.Command(smolvmmBin(t), "run", "--restore", snap, "-p", port+":80")
+	var errText strings.Builder
+	cmd.Stderr = &errText
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewReader(pipe)
+	var got strings.Builder
+	var conn net.Conn
+	for {
+		l, err := lines.ReadString('\n')
+		got.WriteString(l)
+		if err != nil {
+			break
+		}
+		if l == "vnet: waiting for tcp syn\r\n" {
+			// The guest has its network back: connect to the
+			// restore's forward.
+			if conn, err = net.Dial("tcp", "127.0.0.1:"+port); err != nil {
+				t.Errorf("connecting to the restore's forward: %v", err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	if conn != nil {
+		conn.Close()
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(got.String(), " to port 80\r\nvnet: ok\r\n") {
+		t.Fatalf("restore ended with %v (want status 1, debug-exit 0); output %q; stderr:\n%s", err, got.String(), errText.String())
 	}
 }

@@ -8,7 +8,11 @@
  * point it reads the MAC from config space again and the ISR, prints
  * "vnet: after ready mac M config-change C" (C is ISR bit 1), and sends a
  * DHCPDISCOVER for the MAC read then and one for the MAC read at start,
- * printing "vnet: dhcp offer A for M" for each. */
+ * printing "vnet: dhcp offer A for M" for each. With "syn" as well, it
+ * then prints "vnet: waiting for tcp syn", answers ARP requests for
+ * 10.0.2.15 with the MAC read after ready, and prints
+ * "vnet: tcp syn from A:P to port Q" for the first TCP SYN to 10.0.2.15
+ * (a port forward of the user network reaching the guest). */
 #include "virtio.h"
 
 #define NET_F_MAC (1u << 5)
@@ -173,6 +177,69 @@ static void dhcp_discover(const u8 *m, u32 xid, u32 timeout)
 	fail("vnet: no DHCPOFFER");
 }
 
+/* send_frame sends f (n bytes) on the transmit queue and waits for it. */
+static void send_frame(const u8 *f, u32 n, u32 timeout)
+{
+	tx.desc[0].addr = (u32)(uptr)txhdr;
+	tx.desc[0].len = HDR;
+	tx.desc[0].flags = VRING_DESC_F_NEXT;
+	tx.desc[0].next = 1;
+	tx.desc[1].addr = (u32)(uptr)f;
+	tx.desc[1].len = n;
+	tx.desc[1].flags = 0;
+	tx.desc[1].next = 0;
+	vq_submit(&tx, 0);
+	u32 id, len;
+	if (vq_poll(&tx, timeout, &id, &len) != 0)
+		fail("vnet: frame not sent");
+}
+
+/* wait_syn answers ARP requests for 10.0.2.15 as m and returns once a TCP
+ * SYN to 10.0.2.15 came, printing where from and to which port. */
+static void wait_syn(const u8 *m, u32 timeout)
+{
+	puts("vnet: waiting for tcp syn\n");
+	struct deadline dl;
+	deadline_init(&dl, timeout);
+	while (!deadline_passed(&dl)) {
+		if (vq_used_idx(&rx) == rx.last_used)
+			continue;
+		u32 id, len;
+		if (vq_poll(&rx, 1, &id, &len) != 0 || id >= 2 * NRX || (id & 1))
+			fail("vnet: bad used element");
+		const u8 *p = rxbuf[id / 2];
+		u32 n = len > HDR ? len - HDR : 0;
+		const u8 *a = p + 14, *ip = p + 14;
+		if (n >= 42 && p[12] == 0x08 && p[13] == 0x06 && a[7] == 1 && memcmp(a + 24, my_ip, 4) == 0) {
+			u8 *f = frame;
+			memcpy(f, a + 8, 6);
+			memcpy(f + 6, m, 6);
+			f[12] = 0x08, f[13] = 0x06;
+			u8 *r = f + 14;
+			memcpy(r, a, 6); /* Ethernet, IPv4, sizes */
+			r[6] = 0, r[7] = 2; /* reply */
+			memcpy(r + 8, m, 6);
+			memcpy(r + 14, my_ip, 4);
+			memcpy(r + 18, a + 8, 10); /* the asker's MAC and address */
+			repost(id);
+			send_frame(frame, sizeof(frame), timeout);
+			continue;
+		}
+		u32 ihl = (u32)(ip[0] & 15) * 4;
+		if (n >= 14 + ihl + 20 && p[12] == 0x08 && p[13] == 0x00 && ip[9] == 6 &&
+		    memcmp(ip + 16, my_ip, 4) == 0) {
+			const u8 *tcp = ip + ihl;
+			if ((tcp[13] & 0x12) == 0x02) { /* SYN, no ACK */
+				printf("vnet: tcp syn from %u.%u.%u.%u:%u to port %u\n", ip[12], ip[13], ip[14],
+				       ip[15], (u32)(tcp[0] << 8 | tcp[1]), (u32)(tcp[2] << 8 | tcp[3]));
+				return;
+			}
+		}
+		repost(id);
+	}
+	fail("vnet: no tcp syn");
+}
+
 /* clone runs after the snapshot point of the "clone" word. */
 static void clone(u32 timeout)
 {
@@ -185,6 +252,8 @@ static void clone(u32 timeout)
 	       now[2], now[3], now[4], now[5], (isr >> 1) & 1);
 	dhcp_discover(now, 0x736d6f01, timeout);
 	dhcp_discover(mac, 0x736d6f02, timeout);
+	if (has_word("syn"))
+		wait_syn(now, timeout);
 	puts("vnet: ok\n");
 	exit(0);
 }
