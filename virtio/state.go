@@ -11,7 +11,8 @@ type QueueState struct {
 
 // TransportState is a device's legacy virtio-pci registers and queues, for
 // snapshots. The device model's own state is not in it: a disk's is its
-// image, and the requests in flight are none (see Quiesce).
+// image, the requests in flight are none (see Quiesce), and a chain a
+// ChainHolder keeps is recorded as not yet taken.
 type TransportState struct {
 	Type     uint16
 	Guest    uint32
@@ -33,14 +34,32 @@ func (d *PCIDevice) Quiesce() (resume func()) {
 	return d.workMu.Unlock
 }
 
-// State returns the transport's state; call it while quiesced.
+// ChainHolder is a Device that may keep chains it took from a queue
+// without giving them back (virtio-net keeps a receive chain across a
+// frame too long for it, for the next one). Held returns how many of
+// queue i's it keeps: the last it took, none given back since. It is
+// called only while the device is quiesced.
+type ChainHolder interface {
+	Held(queue int) uint16
+}
+
+// State returns the transport's state; call it while quiesced. A queue
+// whose chains the device holds (ChainHolder) is recorded that many
+// entries back: they are still in the guest's available ring, so the
+// restored device, which holds nothing, takes them again instead of
+// losing them.
 func (d *PCIDevice) State() TransportState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := TransportState{Type: d.dev.Type(), Guest: d.guest, Status: d.status, ISR: d.isr, Sel: d.sel,
 		Asserted: d.asserted, Broken: d.broken}
-	for _, q := range d.queues {
-		s.Queues = append(s.Queues, QueueState{PFN: q.pfn, LastAvail: q.lastAvail, UsedIdx: q.usedIdx})
+	holder, _ := d.dev.(ChainHolder)
+	for i, q := range d.queues {
+		last := q.lastAvail
+		if holder != nil {
+			last -= holder.Held(i)
+		}
+		s.Queues = append(s.Queues, QueueState{PFN: q.pfn, LastAvail: last, UsedIdx: q.usedIdx})
 	}
 	return s
 }

@@ -169,6 +169,16 @@ func (d *Device) WriteConfig(off int, data []byte) {
 // Activate does nothing: no negotiated feature changes how frames move.
 func (d *Device) Activate(uint32) {}
 
+// Held reports the receive chain the device keeps for a frame that fits
+// (virtio.ChainHolder): a snapshot offers it to the restored device
+// again. The transport calls it while the worker is idle.
+func (d *Device) Held(queue int) uint16 {
+	if queue == RxQueue && d.holding {
+		return 1
+	}
+	return 0
+}
+
 // Reset forgets the receive chain the device was holding (it belongs to
 // the old ring). A frame waiting for a buffer is kept for the new ring.
 func (d *Device) Reset() { d.holding, d.held = false, virtio.Chain{} }
