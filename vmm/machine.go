@@ -120,7 +120,9 @@ type Config struct {
 	OnEvent func(Event)
 	// Log receives diagnostics (unhandled port and MMIO accesses when
 	// Verbose). Nil discards them.
-	Log     io.Writer
+	Log io.Writer
+	// Verbose logs, besides, the boot protocol and what was loaded where
+	// (New), or the snapshot, its memory and the disks checked (Restore).
 	Verbose bool
 
 	// KVMPath is the KVM device (default /dev/kvm).

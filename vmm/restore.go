@@ -163,6 +163,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	m.restoredReady = st.Ready
 	m.plan.Protocol = st.Protocol
+	if cfg.Verbose {
+		m.logRestore(path, st) // restorelog.go
+	}
 	m.event(PhaseStateRestored)
 	return m, nil
 }

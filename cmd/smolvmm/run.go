@@ -47,7 +47,7 @@ func runFlags() []cli.Flag {
 			"for a NetBSD kernel booted natively: ,kmod (the default for an ELF file), ,fs, ,splash or ,rndseed (repeatable)"},
 		&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL`: auto (multiboot when the kernel has a multiboot header, " +
 			"else NetBSD's native /boot handoff for a NetBSD ELF kernel), multiboot or netbsd"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the boot protocol, what was loaded where and the loader's warnings, " +
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the boot protocol, what was loaded where and the loader's warnings (with --restore: the snapshot, its memory and the disks checked), " +
 			"the first access to each unhandled port, and the counts on exit"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},

@@ -190,6 +190,8 @@ func TestCLIRestoreMAC(t *testing.T) {
 		{"snapshot's address", nil, 1, []string{"vnet: after ready mac " + a + " config-change 0\r\n", "vnet: dhcp offer 10.0.2.15 for " + a + "\r\n"}},
 		{"clone", []string{"--mac", b}, 1, []string{"vnet: after ready mac " + b + " config-change 1\r\n", "vnet: dhcp offer 10.0.2.15 for " + b + "\r\n"}},
 		{"multicast", []string{"--mac", "01:00:5e:00:00:01"}, 2, []string{"--mac: bad MAC address \"01:00:5e:00:00:01\": a multicast address"}},
+		// -v says what the restore did, as a boot's says what it loaded.
+		{"verbose", []string{"-v"}, 1, []string{"smolvmm: restored " + snap + ": 16 MiB of guest memory mapped copy-on-write, boot protocol multiboot, ld0 " + disk + " (read-only) as the snapshot saw it\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,32 @@
+package vmm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/smolvmm/smolvmm/bootplan"
+)
+
+// logRestore is a restore's line for Verbose, as logPlan is a boot's: the
+// snapshot file, its memory mapped copy-on-write, the boot protocol it
+// recorded and the disk images checked against it.
+func (m *Machine) logRestore(path string, st *machineState) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "restored %s: %d MiB of guest memory mapped copy-on-write, ", path, st.MemoryMiB)
+	if st.Protocol == bootplan.Auto {
+		b.WriteString("boot protocol not recorded") // a snapshot from before it was
+	} else {
+		fmt.Fprintf(&b, "boot protocol %s", st.Protocol)
+	}
+	if len(m.cfg.Disks) == 0 {
+		b.WriteString(", no disks")
+	}
+	for i, d := range m.cfg.Disks {
+		ro := ""
+		if d.ReadOnly {
+			ro = " (read-only)"
+		}
+		fmt.Fprintf(&b, ", ld%d %s%s as the snapshot saw it", i, d.Path, ro)
+	}
+	m.logf("%s", b.String())
+}
