@@ -63,12 +63,17 @@ const kernelHeadroom = 1 << 20
 
 // Config describes a machine.
 type Config struct {
-	// Kernel is the multiboot kernel's path. KernelImage, when set, is used
-	// instead (the file is not opened) and Kernel only names it.
+	// Kernel is the kernel file's path: a multiboot kernel, or a NetBSD
+	// ELF kernel started through NetBSD's native /boot handoff (see
+	// Boot), gzipped or not. KernelImage, when set, is used instead (the file is not
+	// opened) and Kernel only names it.
 	Kernel      string
 	KernelImage []byte
-	// Append follows the kernel's name on the multiboot command line.
-	// Empty means DefaultAppend; use NoAppend for an empty one.
+	// Append follows the kernel's name on the multiboot command line;
+	// under the native handoff its boot flags (-s, -a...), console=,
+	// console_addr=, console_speed= and root= become the kernel's boot
+	// arguments and other words are not passed. Empty means
+	// DefaultAppend; use NoAppend for an empty one.
 	Append   string
 	NoAppend bool
 	// Modules are boot modules. Under NetBSD's native handoff a module's
