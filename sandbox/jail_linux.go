@@ -50,9 +50,10 @@ func (j Jail) String() string {
 var ErrNamespaces = errors.New("the kernel refused to create the namespaces")
 
 // ForwardedSignals are the signals Run passes on to the jailed process:
-// those a terminal, a service manager or a user sends to stop it.
-var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP,
-	syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+// those a terminal, a service manager or a user sends to stop it. SIGUSR1,
+// SIGUSR2 and SIGALRM are not among them: a Go program ignores them unless
+// it asks for them, and the jailed VMM, like the unjailed one, does not.
+var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
 // Run starts cmd in the namespaces j asks for, passes the signals of
 // ForwardedSignals on to it until it ends, and returns its exit status
@@ -113,11 +114,13 @@ var ErrNotJailed = errors.New("not the first process of a new PID namespace")
 // mount of its mount namespace private (MS_REC|MS_PRIVATE), so that no
 // mount or unmount propagates between it and the host, and takes over
 // what PID 1 does not get for free: the kernel ignores the signals for
-// which PID 1 has no handler, where the Go runtime's default is to
-// re-raise them and, ignored, exit with status 2. For exitSignals, which
-// would kill any other process, a handler ends the process with 128+n
-// itself (restore the terminal from the caller of Run, which outlives it).
-// The signals the caller handles itself (signal.Notify) are its own.
+// which PID 1 has no handler, where the Go runtime re-raises SIGPIPE (a
+// write to a closed stdout or stderr) to die of it and, ignored, exits
+// with status 2. For exitSignals a handler ends the process with 128+n
+// itself, as the unjailed VMM ends (restore the terminal from the caller
+// of Run, which outlives it). The signals the caller handles itself
+// (signal.Notify) are its own; those Go ignores (SIGUSR1, SIGUSR2,
+// SIGALRM) are ignored here too.
 //
 // PID 1 also inherits orphans to reap; a jailed VMM starts no process
 // (its filter forbids it) and so has none.
@@ -148,7 +151,8 @@ func DieWithParent() error {
 	return nil
 }
 
-// exitSignals are the signals whose default action ends a process and
-// which EnterJail makes end PID 1 too (SIGINT, SIGTERM and SIGHUP are left
-// to the caller's handlers, SIGQUIT to the runtime's stack dump).
-var exitSignals = []os.Signal{syscall.SIGPIPE, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM}
+// exitSignals are the signals that end a Go program by default (the
+// runtime re-raising them) and which EnterJail makes end PID 1 too
+// (SIGINT, SIGTERM and SIGHUP are left to the caller's handlers, SIGQUIT
+// to the runtime's stack dump).
+var exitSignals = []os.Signal{syscall.SIGPIPE}
