@@ -39,8 +39,9 @@ func LookupUser(name string) (Credentials, error) {
 var ErrNotRoot = errors.New("only a process started as root can change its user")
 
 // DropPrivileges makes every thread of the process c.UID and c.GID (real,
-// effective and saved), with no supplementary groups; leaving root
-// clears every capability, which it then checks. Call it after
+// effective and saved), with no supplementary groups and an empty
+// capability bounding set; leaving root clears every capability, which it
+// then checks. Call it after
 // everything the process needs has been opened: files and devices
 // opened before stay usable.
 func DropPrivileges(c Credentials) error {
@@ -49,6 +50,9 @@ func DropPrivileges(c Credentials) error {
 	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("drop privileges to uid %d: running as uid %d: %w", c.UID, os.Geteuid(), ErrNotRoot)
+	}
+	if err := dropBoundingSet(); err != nil {
+		return err
 	}
 	// The Go runtime applies each to all threads.
 	if err := syscall.Setgroups(nil); err != nil {
@@ -64,6 +68,27 @@ func DropPrivileges(c Credentials) error {
 		return err
 	} else if caps != 0 {
 		return fmt.Errorf("capabilities %#x are left after dropping to uid %d", caps, c.UID)
+	}
+	return nil
+}
+
+// dropBoundingSet empties every thread's capability bounding set (a
+// per-thread attribute, which leaving root does not touch), so that not
+// even a program with file capabilities could give any back. It needs
+// CAP_SETPCAP: call it while still root. A process linked with cgo cannot
+// make a call on all its threads (ErrNotSupported): its bounding set is
+// left, as the setuid calls and no_new_privs leave it nothing to use.
+func dropBoundingSet() error {
+	for c := uintptr(0); c < 64; c++ {
+		_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0)
+		switch {
+		case errno == syscall.EINVAL: // past the kernel's last capability
+			return nil
+		case errno == syscall.ENOTSUP:
+			return nil
+		case errno != 0:
+			return fmt.Errorf("prctl(PR_CAPBSET_DROP, %d): %w", c, errno)
+		}
 	}
 	return nil
 }

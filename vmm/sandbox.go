@@ -22,13 +22,16 @@ func RunIoctls() []uint64 {
 	}, snapshotIoctls()...) // Machine.Snapshot reads the vCPU, VM and clocks
 }
 
+// OpBeforeRun is the Op of the Error that wraps Config.BeforeRun's.
+const OpBeforeRun = "before run"
+
 // beforeRun calls Config.BeforeRun.
 func (m *Machine) beforeRun() error {
 	if m.cfg.BeforeRun == nil {
 		return nil
 	}
 	if err := m.cfg.BeforeRun(); err != nil {
-		return &Error{Op: "before run", Err: err}
+		return &Error{Op: OpBeforeRun, Err: err}
 	}
 	return nil
 }

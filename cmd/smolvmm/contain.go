@@ -46,12 +46,17 @@ func checkContainFlags(c *cli.Context) error {
 		return usageErrorf("--uid and --gid go together (or use --user USER)")
 	case uid == 0 || c.String("user") == "root":
 		return usageErrorf("--user/--uid: give a user other than root to run the VM as")
+	case gid == 0:
+		return usageErrorf("--gid 0: that is root's group, whose files the VMM could then read; give another group")
 	}
 	if os.Geteuid() != 0 && c.Bool("jail") {
 		return usageErrorf("--jail needs smolvmm to be started as root (it runs as uid %d): creating mount and PID namespaces takes CAP_SYS_ADMIN", os.Geteuid())
 	}
-	if os.Geteuid() != 0 && (c.String("user") != "" || uid >= 0 || c.String("chroot") != "") {
-		return usageErrorf("--user, --uid and --chroot need smolvmm to be started as root (it runs as uid %d); as an ordinary user it already has no privileges to drop", os.Geteuid())
+	if os.Geteuid() != 0 && (c.String("user") != "" || uid >= 0) {
+		return usageErrorf("--user and --uid need smolvmm to be started as root (it runs as uid %d); as an ordinary user it already has no privileges to drop", os.Geteuid())
+	}
+	if os.Geteuid() != 0 && c.String("chroot") != "" {
+		return usageErrorf("--chroot needs smolvmm to be started as root (it runs as uid %d): changing the root directory takes CAP_SYS_CHROOT", os.Geteuid())
 	}
 	if u := c.String("user"); u != "" {
 		cr, err := sandbox.LookupUser(u)
@@ -60,6 +65,15 @@ func checkContainFlags(c *cli.Context) error {
 		}
 		if cr.UID == 0 {
 			return usageErrorf("--user %s: that is root; give a user other than root to run the VM as", u)
+		}
+		if cr.GID == 0 {
+			return usageErrorf("--user %s: its group is root's (gid 0), whose files the VMM could then read; give a user of another group, or --uid and --gid", u)
+		}
+	}
+	// Checked before the VM is set up, and again when the VMM enters it.
+	if dir := c.String("chroot"); dir != "" {
+		if err := sandbox.CheckChrootDir(dir); err != nil {
+			return fmt.Errorf("--chroot: %w", err)
 		}
 	}
 	return nil
@@ -138,10 +152,16 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 			if err := sandbox.Chroot(chroot); err != nil {
 				return fmt.Errorf("--chroot: %w", err)
 			}
+			if verbose {
+				fmt.Fprintf(os.Stderr, "smolvmm: root directory is now %s\n", chroot)
+			}
 		}
 		if creds != nil {
 			if err := sandbox.DropPrivileges(*creds); err != nil {
 				return fmt.Errorf("--user: %w", err)
+			}
+			if verbose {
+				fmt.Fprintf(os.Stderr, "smolvmm: running as uid %d gid %d, with no other groups and no capabilities\n", creds.UID, creds.GID)
 			}
 			if jailed { // jail.go: the kernel forgot it with the credentials
 				if err := sandbox.DieWithParent(); err != nil {

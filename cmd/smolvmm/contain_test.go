@@ -150,7 +150,31 @@ func TestRunningVMIsFiltered(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	cmd, _ := runningVM(t, nil)
+	checkFiltered(t, cmd.Process.Pid)
+	if os.Geteuid() != 0 {
+		return
+	}
+	// Both at once, as a root user runs it: filtered, and nobody with
+	// no capability left, bounding set included.
+	cmd, _ = runningVM(t, nil, "--user", "nobody")
+	checkFiltered(t, cmd.Process.Pid)
 	for _, st := range procStatus(t, cmd.Process.Pid) {
+		for _, c := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd"} {
+			if st[c] != "0000000000000000" {
+				t.Errorf("--user nobody: %s: %s %s, want none", st["path"], c, st[c])
+			}
+		}
+		if uid, _, _ := strings.Cut(st["Uid"], "\t"); uid == "0" {
+			t.Errorf("--user nobody: %s: Uid %q", st["path"], st["Uid"])
+		}
+	}
+}
+
+// checkFiltered fails unless every thread of pid runs under one seccomp
+// filter with no_new_privs.
+func checkFiltered(t *testing.T, pid int) {
+	t.Helper()
+	for _, st := range procStatus(t, pid) {
 		if st["Seccomp"] != "2" || st["NoNewPrivs"] != "1" || st["Seccomp_filters"] != "1" {
 			t.Errorf("%s: Seccomp %q, NoNewPrivs %q, Seccomp_filters %q; want 2, 1, 1",
 				st["path"], st["Seccomp"], st["NoNewPrivs"], st["Seccomp_filters"])
@@ -208,6 +232,7 @@ func TestContainFlagMistakes(t *testing.T) {
 		{"--uid 5", "--uid and --gid go together"},
 		{"--user root", "other than root"},
 		{"--uid 0 --gid 0", "other than root"},
+		{"--uid 65534 --gid 0", "--gid 0: that is root's group"},
 		{"--user no-such-user-here", "no such user"},
 	}
 	for _, tt := range tests {
@@ -260,9 +285,42 @@ func TestChroot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(smolvmmBin(t), "demo", "--chroot", dir).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "not empty") {
-		t.Errorf("demo --chroot into a directory with a file: %v, output %q; want status 1 and 'not empty'", err, out)
+	// Refused before the VM is set up (-v would name the boot protocol),
+	// in the flag's own words.
+	for _, bad := range []struct{ dir, want string }{{dir, "not empty"}, {filepath.Join(dir, "absent"), "no such file"}} {
+		out, err := exec.Command(smolvmmBin(t), "demo", "-v", "--chroot", bad.dir).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), bad.want) ||
+			strings.Contains(string(out), "boot protocol") || strings.Contains(string(out), "before run") {
+			t.Errorf("demo --chroot %s: %v, output %q; want status 1 and %q before the VM is set up", bad.dir, err, out, bad.want)
+		}
+	}
+}
+
+// TestContainVerbose: -v says what containment the VMM entered.
+func TestContainVerbose(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody, err := sandbox.LookupUser("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--chroot", dir}, "smolvmm: root directory is now " + dir},
+		{[]string{"--user", "nobody"}, fmt.Sprintf("smolvmm: running as uid %d gid %d, with no other groups and no capabilities", nobody.UID, nobody.GID)},
+		{nil, "smolvmm: seccomp filter"},
+	} {
+		out, err := exec.Command(smolvmmBin(t), append([]string{"demo", "-v"}, tt.args...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("demo -v %q: %v; output lacks %q:\n%s", tt.args, err, tt.want, out)
+		}
 	}
 }
 

@@ -327,6 +327,11 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	con.onSnapshot = snapshotKey(c, m) // snapshot.go: Ctrl-A s
 	running = true
 	exit, err := m.Run(ctx)
+	var before *vmm.Error
+	if errors.As(err, &before) && before.Op == vmm.OpBeforeRun {
+		// The containment steps' own errors name their flag.
+		err = before.Err
+	}
 	var nicErr *nicFailedError
 	if err == nil && errors.As(context.Cause(ctx), &nicErr) {
 		err = nicErr
