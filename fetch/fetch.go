@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -120,9 +121,18 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 		}
 	}
 	dir := filepath.Join(root, version, arch)
+	// A cache directory this call creates goes too when it fails with
+	// nothing cached; one that was there stays.
+	stop := root
+	for {
+		if _, err := os.Lstat(stop); !errors.Is(err, fs.ErrNotExist) || filepath.Dir(stop) == stop {
+			break
+		}
+		stop = filepath.Dir(stop)
+	}
 	unlock, err := lockDir(dir, f.LockWait)
 	if err != nil {
-		removeEmpty(dir, root)
+		removeEmpty(dir, stop)
 		return nil, err
 	}
 	defer unlock()
@@ -132,7 +142,7 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 	if err != nil {
 		// Leave no directories and no lock for a release that does not
 		// exist or could not be reached; a kept .part file stays.
-		removeEmpty(dir, root)
+		removeEmpty(dir, stop)
 		return nil, err
 	}
 	return out, nil

@@ -24,13 +24,19 @@ func TestFailedFetchLeavesNoDirectories(t *testing.T) {
 	for _, tc := range []struct {
 		name, mirror, version string
 		is                    error
+		newCache              bool // the cache directory does not exist yet
 	}{
-		{"unreachable mirror", "http://127.0.0.1:1/pub/NetBSD", "abc", ErrNetwork},
-		{"unknown version", srv.Mirror(), "abc", ErrNotFound},
+		{"unreachable mirror", "http://127.0.0.1:1/pub/NetBSD", "abc", ErrNetwork, false},
+		{"unknown version", srv.Mirror(), "abc", ErrNotFound, false},
+		{"new cache directory", srv.Mirror(), "abc", ErrNotFound, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cache := t.TempDir()
 			f := &Fetcher{Mirror: tc.mirror, Cache: cache}
+			if tc.newCache {
+				// Made by the Fetch, so removed with the rest.
+				f.Cache = filepath.Join(cache, "made", "smolvmm")
+			}
 			_, err := f.Fetch(context.Background(), tc.version, "i386")
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("Fetch = %v, want %v", err, tc.is)
