@@ -479,7 +479,7 @@ func (s *File) VerifyMemory() error {
 		return fmt.Errorf("snapshot %s: read memory section: %w", s.Path, err)
 	}
 	if d != s.Header.MemDigest {
-		return fmt.Errorf("snapshot %s: %w: memory section's CRC-32C is %08x, the header says %08x (the guest's memory was damaged after the snapshot was written)", s.Path, ErrCorrupt, d, s.Header.MemDigest)
+		return fmt.Errorf("snapshot %s: %w: memory section's CRC-32C is %08x, the header says %08x (the memory section changed after the snapshot was written)", s.Path, ErrCorrupt, d, s.Header.MemDigest)
 	}
 	return nil
 }

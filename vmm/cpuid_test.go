@@ -1,6 +1,8 @@
 package vmm
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -96,5 +98,41 @@ func TestCPUID2Layout(t *testing.T) {
 	}
 	if n := len(c.entries); n != maxCPUIDEntries+1 {
 		t.Errorf("room for %d entries, want %d", n, maxCPUIDEntries+1)
+	}
+}
+
+// TestCheckCPUID: a restore refuses feature bits the host's KVM lacks,
+// naming leaf, subleaf, register and bits, and only in feature registers.
+func TestCheckCPUID(t *testing.T) {
+	sup := []cpuidEntry{
+		{Function: 1, ECX: 0x0000_00F0, EDX: 0xFF, EAX: 0x906EA},
+		{Function: 7, Index: 0, Flags: cpuidFlagIndexed, EBX: 0x1},
+		{Function: 7, Index: 1, Flags: cpuidFlagIndexed},
+	}
+	tests := []struct {
+		name string
+		rec  []cpuidEntry
+		want string // "" for accepted
+	}{
+		{"subset", []cpuidEntry{{Function: 1, ECX: 0x10, EDX: 0x1}, {Function: 7, Flags: cpuidFlagIndexed, EBX: 1}}, ""},
+		{"other family and leaf 0x15 are not features", []cpuidEntry{{Function: 1, EAX: 0x12345}, {Function: 0x15, EAX: 1, EBX: 2, ECX: 3}}, ""},
+		{"one bit", []cpuidEntry{{Function: 1, ECX: 0x11}}, "CPUID leaf 0x1 ECX bit 0, which"},
+		{"bits of two registers", []cpuidEntry{{Function: 1, ECX: 0x300, EDX: 0x100}}, "leaf 0x1 ECX bits 8, 9; leaf 0x1 EDX bit 8"},
+		{"subleaf", []cpuidEntry{{Function: 7, Index: 0, Flags: cpuidFlagIndexed, EBX: 1}, {Function: 7, Index: 1, Flags: cpuidFlagIndexed, EAX: 1 << 5}}, "leaf 0x7 subleaf 1 EAX bit 5"},
+		{"leaf the host lacks", []cpuidEntry{{Function: 0x80000001, EDX: 1 << 29}}, "leaf 0x80000001 EDX bit 29"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkCPUID(tt.rec, sup)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("checkCPUID = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrCPUID) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("checkCPUID = %v, want ErrCPUID mentioning %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -182,5 +182,5 @@ func snapshotIoctls() []uint64 {
 		blobMPState, blobDebug, blobIRQChip, blobPIT2, blobClock} {
 		r = append(r, uint64(b.get))
 	}
-	return append(r, uint64(kvmGetMSRs), uint64(kvmGetMSRIndexList))
+	return append(r, uint64(kvmGetMSRs), uint64(kvmGetMSRIndexList), uint64(kvm.IIO(kvmGetTSCKHz)))
 }

@@ -364,7 +364,7 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	m.event(PhaseKernelLoaded)
 
-	if m.vcpu, err = newVCPU(m, 0); err != nil {
+	if m.vcpu, err = newVCPU(m, 0, false); err != nil {
 		return nil, err
 	}
 	if err := m.vcpu.setBootState(m.plan); err != nil {

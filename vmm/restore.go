@@ -38,7 +38,14 @@ import (
 // The snapshot's state section is read, checked against its digest and
 // decoded while the VM, its memory and its vCPU are created (from the
 // header alone); a snapshot refused is reported before any error of the
-// VM's, and nothing runs until the state is verified.
+// VM's, and nothing runs until the state is verified. The memory section
+// is checked against its digest only with VerifyMemory.
+//
+// The vCPU gets the snapshot's CPUID entries, not this host's: Restore
+// fails with ErrCPUID, naming the leaf, register and bits, when they have
+// features this host's KVM does not support. It gets the snapshot's TSC
+// frequency too, scaled by KVM when this host's differs; Restore fails
+// with ErrTSCFrequency, naming both, when KVM cannot scale it.
 func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err error) {
 	var o restoreOptions
 	for _, opt := range opts {
@@ -127,6 +134,11 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if len(cfg.Disks) != len(st.Disks) {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s has %d disks, %d given: %w", path, len(st.Disks), len(cfg.Disks), ErrConfig), Field: "Disks"}
 	}
+	if o.verifyMemory {
+		if err := f.VerifyMemory(); err != nil {
+			return nil, &Error{Op: "restore", Err: err}
+		}
+	}
 	if vmErr != nil {
 		return nil, vmErr
 	}
@@ -203,7 +215,7 @@ func (m *Machine) createRestoredVM(f *snapshot.File) (vmAt time.Time, err error)
 	if err := m.createIRQChips(); err != nil {
 		return vmAt, err
 	}
-	m.vcpu, err = newVCPU(m, 0)
+	m.vcpu, err = newVCPU(m, 0, true)
 	return vmAt, err
 }
 
@@ -285,6 +297,14 @@ func (m *Machine) checkDisks(want []DiskIdentity) error {
 func (m *Machine) restoreState(st *machineState) error {
 	fd := m.vcpu.fd
 	c := &st.VCPU
+	// The TSC's rate before the TSC itself (an MSR) is set from it; the
+	// CPUID before everything KVM checks against it (XCR0, the MSRs).
+	if err := m.restoreTSCKHz(c.TSCKHz); err != nil {
+		return err
+	}
+	if err := m.restoreCPUID(c.CPUID); err != nil {
+		return err
+	}
 	set := func(b kvmBlob, buf []byte) error { return b.setTo(fd, buf) }
 	// Special registers before the general ones (CR0 and EFER decide how
 	// the rest is read), the APIC base in them before the LAPIC.

@@ -20,7 +20,18 @@ type macDevice interface {
 type RestoreOption func(*restoreOptions)
 
 type restoreOptions struct {
-	mac net.HardwareAddr
+	mac          net.HardwareAddr
+	verifyMemory bool
+}
+
+// VerifyMemory makes Restore read the snapshot's whole memory section and
+// check it against the memory digest the snapshot recorded, refusing a
+// mismatch (an error wrapping snapshot.ErrCorrupt) before anything runs.
+// Without it, a restore reads no memory but what the guest touches, and a
+// damaged page reaches the guest as it is: the check costs a read of
+// every page the file holds (not of its holes, the zero pages).
+func VerifyMemory() RestoreOption {
+	return func(o *restoreOptions) { o.verifyMemory = true }
 }
 
 // WithMAC makes the restored machine a clone with another network card

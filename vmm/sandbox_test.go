@@ -23,6 +23,7 @@ func TestRunIoctls(t *testing.T) {
 		0x8030AE7C, // KVM_GET_CLOCK
 		0xC008AE88, // KVM_GET_MSRS
 		0xC004AE02, // KVM_GET_MSR_INDEX_LIST
+		0xAEA3,     // KVM_GET_TSC_KHZ
 	}
 	got := RunIoctls()
 	if len(got) != len(want) {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/pci"
@@ -42,12 +45,17 @@ type machineState struct {
 	Ready bool
 }
 
-// vcpuSnapshot is the vCPU's KVM state, each the kernel's structure.
+// vcpuSnapshot is the vCPU's KVM state, each the kernel's structure,
+// and its identity: the CPUID entries it was given and its TSC frequency.
 type vcpuSnapshot struct {
 	Regs, Sregs, LAPIC, Events, MPState, Debug []byte
 	// XSave and XCRs, or FPU on a KVM without KVM_GET_XSAVE.
 	XSave, XCRs, FPU []byte
 	MSRs             []MSR
+	CPUID            []cpuidEntry
+	// TSCKHz is KVM_GET_TSC_KHZ's answer, 0 when KVM did not know
+	// (a restore then checks none).
+	TSCKHz uint32
 }
 
 // DiskIdentity names a disk image as a snapshot saw it: a restore refuses
@@ -219,6 +227,18 @@ func (m *Machine) captureState() (*machineState, error) {
 		if *x.dst, err = x.b.getFrom(fd); err != nil {
 			return nil, err
 		}
+	}
+	c.CPUID = m.vcpu.cpuid
+	// EIO: KVM does not know the host's TSC rate (it found the TSC
+	// unstable), and the snapshot records none.
+	switch khz, err := getTSCKHz(fd); {
+	case errors.Is(err, unix.EIO):
+	case err != nil:
+		return nil, fmt.Errorf("KVM_GET_TSC_KHZ: %w", err)
+	case khz > math.MaxUint32:
+		return nil, fmt.Errorf("KVM_GET_TSC_KHZ: %d kHz", khz)
+	default:
+		c.TSCKHz = uint32(khz)
 	}
 	if c.XSave, err = blobXSave.getFrom(fd); err != nil {
 		c.XSave = nil

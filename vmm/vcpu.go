@@ -56,11 +56,16 @@ type vcpu struct {
 	mu    sync.Mutex
 	state vcpuState
 	tid   int // the run loop's thread while running
+
+	cpuid []cpuidEntry // the entries KVM_SET_CPUID2 gave it, for a snapshot
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
 
-func newVCPU(m *Machine, id int) (*vcpu, error) {
+// newVCPU creates vCPU id. A booting machine's gets its CPUID and LAPIC
+// set up here; a restored one's (restored) gets the snapshot's, from
+// restoreState, once the snapshot is verified.
+func newVCPU(m *Machine, id int, restored bool) (*vcpu, error) {
 	fd, err := kvm.CreateVCPU(m.vmFD, id)
 	if err != nil {
 		return nil, &Error{Op: "KVM_CREATE_VCPU", Err: err}
@@ -75,6 +80,9 @@ func newVCPU(m *Machine, id int) (*vcpu, error) {
 	if err != nil {
 		unix.Close(v.fd)
 		return nil, &Error{Op: "mmap kvm_run", Err: err}
+	}
+	if restored {
+		return v, nil
 	}
 	if err := v.setCPUID(); err != nil {
 		v.close()
@@ -130,10 +138,7 @@ func (v *vcpu) setCPUID() error {
 	// tuneCPUID appends at most one entry, into the spare slot.
 	entries := tuneCPUID(c.entries[:c.nent:len(c.entries)], tscKHz)
 	c.nent = uint32(copy(c.entries[:], entries))
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), kvm.IIOW(kvmSetCPUID2, cpuid2HeaderSize), uintptr(unsafe.Pointer(c))); errno != 0 {
-		return &Error{Op: "KVM_SET_CPUID2", Err: errno}
-	}
-	return nil
+	return v.setCPUIDEntries(c)
 }
 
 // supportedCPUID asks kvmFD (/dev/kvm) for the CPUID it supports.
@@ -151,7 +156,8 @@ func supportedCPUID(kvmFD uintptr) (*cpuid2, error) {
 }
 
 // cpuidFetch hands supportedCPUID's answer from the goroutine that asks
-// to the one that makes the vCPU. A restore asks while another goroutine
+// to the one that makes the vCPU, or, in a restore, checks the snapshot's
+// CPUID against it. A restore asks while another goroutine
 // creates the VM: the question needs nothing of the VM, and it is the
 // slowest step of making the vCPU (~0.8 ms on a nested host, where each
 // CPUID instruction KVM executes to answer it exits to the outer
@@ -160,7 +166,7 @@ func supportedCPUID(kvmFD uintptr) (*cpuid2, error) {
 // host and brought the first run no sooner.
 type cpuidFetch struct {
 	done chan struct{}
-	c    *cpuid2 // the machine's one vCPU tunes it in place
+	c    *cpuid2 // a booting machine's one vCPU tunes it in place
 	err  error
 }
 

@@ -1,0 +1,30 @@
+package vmm
+
+// CPUIDEntry is a CPUID entry as a snapshot records it, for the tests.
+type CPUIDEntry = cpuidEntry
+
+// VCPUCPUID reads m's vCPU's CPUID back from KVM (KVM_GET_CPUID2).
+func VCPUCPUID(m *Machine) ([]CPUIDEntry, error) { return m.vcpu.getCPUID2() }
+
+// SupportedCPUIDOf returns what KVM_GET_SUPPORTED_CPUID on m's /dev/kvm
+// answers.
+func SupportedCPUIDOf(m *Machine) ([]CPUIDEntry, error) {
+	c, err := supportedCPUID(m.kvm.Fd())
+	if err != nil {
+		return nil, err
+	}
+	return cpuidEntries(c.entries[:c.nent]), nil
+}
+
+// VCPUTSCKHz returns m's vCPU's TSC frequency (KVM_GET_TSC_KHZ).
+func VCPUTSCKHz(m *Machine) (uint64, error) { return getTSCKHz(m.vcpu.fd) }
+
+// CanScaleTSC reports whether m's KVM scales a vCPU's TSC
+// (KVM_CAP_TSC_CONTROL).
+func CanScaleTSC(m *Machine) bool { return canScaleTSC(m.kvm.Fd()) }
+
+// VCPUGivenCPUID returns the entries m gave its vCPU with KVM_SET_CPUID2
+// (what a snapshot of it records). KVM_GET_CPUID2 reads back the same
+// but for run-time bits on KVM itself; under kvm_pvm it reads back the
+// host CPU's own.
+func VCPUGivenCPUID(m *Machine) []CPUIDEntry { return m.vcpu.cpuid }

@@ -1,0 +1,320 @@
+package vmm_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// snapshotNew snapshots the counter guest's machine as New left it (no
+// guest state changes under the test's feet) and returns the file and the
+// machine, open until the test ends.
+func snapshotNew(t *testing.T) (string, *vmm.Machine) {
+	t.Helper()
+	needKVM(t)
+	m, err := vmm.New(vmm.Config{Kernel: guest(t, "counter"), MemoryMiB: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	path := filepath.Join(t.TempDir(), "new.snap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := m.Snapshot(f); err != nil {
+		t.Fatal(err)
+	}
+	return path, m
+}
+
+// editSnapshot writes a copy of the snapshot at path with its memory and
+// its state, edited: edit gets the state's vCPU object, field by field.
+func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.RawMessage), editMem func(mem []byte)) string {
+	t.Helper()
+	f, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mem, err := f.MapMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	var st, v map[string]json.RawMessage
+	if err := json.Unmarshal(f.State, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(st["VCPU"], &v); err != nil {
+		t.Fatal(err)
+	}
+	if editVCPU != nil {
+		editVCPU(v)
+	}
+	if editMem != nil {
+		editMem(mem)
+	}
+	if st["VCPU"], err = json.Marshal(v); err != nil {
+		t.Fatal(err)
+	}
+	state, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "edited.snap")
+	w, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := snapshot.Write(w, state, mem); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// recordedCPUID decodes, and setCPUID encodes, the state's CPUID entries.
+func recordedCPUID(t *testing.T, v map[string]json.RawMessage) []vmm.CPUIDEntry {
+	t.Helper()
+	var es []vmm.CPUIDEntry
+	if err := json.Unmarshal(v["CPUID"], &es); err != nil || len(es) == 0 {
+		t.Fatalf("state's CPUID %s: %v", v["CPUID"], err)
+	}
+	return es
+}
+
+func setCPUID(t *testing.T, v map[string]json.RawMessage, es []vmm.CPUIDEntry) {
+	t.Helper()
+	b, err := json.Marshal(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v["CPUID"] = b
+}
+
+// leaf1 returns the entry of leaf 1 in es.
+func leaf1(t *testing.T, es []vmm.CPUIDEntry) *vmm.CPUIDEntry {
+	t.Helper()
+	for i := range es {
+		if es[i].Function == 1 {
+			return &es[i]
+		}
+	}
+	t.Fatal("no CPUID leaf 1")
+	return nil
+}
+
+// TestRestoreCPUID: a restored vCPU is given exactly the snapshot's CPUID
+// entries: the original's, and without a feature the host supports but
+// the snapshot's vCPU lacked; KVM_GET_CPUID2 reads the same back (where
+// KVM reads back what it was given). A snapshot whose vCPU had a feature
+// this host's KVM lacks is refused, naming it.
+func TestRestoreCPUID(t *testing.T) {
+	path, orig := snapshotNew(t)
+	given := vmm.VCPUGivenCPUID(orig)
+	read, err := vmm.VCPUCPUID(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := vmm.SupportedCPUIDOf(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// KVM keeps OSXSAVE (leaf 1 ECX bit 27) up to date itself; kvm_pvm
+	// reads back the host CPU's leaves instead of those it was given.
+	const osxsave = 1 << 27
+	readsBack := (leaf1(t, read).ECX^leaf1(t, given).ECX)&^osxsave == 0
+	t.Logf("KVM_GET_CPUID2 reads back what KVM_SET_CPUID2 gave: %v", readsBack)
+	// A feature the vCPU has (the lowest in leaf 1 ECX but XSAVE and
+	// OSXSAVE, which its XSAVE state needs), and one the host's KVM
+	// lacks.
+	has := leaf1(t, given).ECX &^ (1<<26 | osxsave)
+	if has == 0 {
+		t.Skip("the vCPU has no leaf 1 ECX feature to take away")
+	}
+	hasBit := 0
+	for has&(1<<hasBit) == 0 {
+		hasBit++
+	}
+	lacks := ^leaf1(t, sup).ECX
+	if lacks == 0 {
+		t.Skip("this host's KVM supports every leaf 1 ECX bit")
+	}
+	lackBit := 0
+	for lacks&(1<<lackBit) == 0 {
+		lackBit++
+	}
+	without := func(es []vmm.CPUIDEntry) []vmm.CPUIDEntry {
+		es = append([]vmm.CPUIDEntry(nil), es...)
+		leaf1(t, es).ECX &^= 1 << hasBit
+		return es
+	}
+
+	tests := []struct {
+		name      string
+		edit      func(v map[string]json.RawMessage)
+		wantGiven []vmm.CPUIDEntry
+		wantRead  []vmm.CPUIDEntry // nil: not comparable here
+		text      string           // of the refusal
+	}{
+		{"as snapshotted", nil, given, read, ""},
+		{fmt.Sprintf("without leaf 1 ECX bit %d", hasBit), func(v map[string]json.RawMessage) {
+			setCPUID(t, v, without(recordedCPUID(t, v)))
+		}, without(given), map[bool][]vmm.CPUIDEntry{true: without(read)}[readsBack], ""},
+		{fmt.Sprintf("with unsupported leaf 1 ECX bit %d", lackBit), func(v map[string]json.RawMessage) {
+			es := recordedCPUID(t, v)
+			leaf1(t, es).ECX |= 1 << lackBit
+			setCPUID(t, v, es)
+		}, nil, nil, fmt.Sprintf("CPUID leaf 0x1 ECX bit %d, which this host's KVM does not support", lackBit)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := path
+			if tt.edit != nil {
+				p = editSnapshot(t, path, tt.edit, nil)
+			}
+			m, err := vmm.Restore(vmm.Config{}, p)
+			if tt.text != "" {
+				if err == nil {
+					m.Close()
+				}
+				if !errors.Is(err, vmm.ErrCPUID) || !strings.Contains(err.Error(), tt.text) {
+					t.Fatalf("Restore = %v, want ErrCPUID mentioning %q", err, tt.text)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if got := vmm.VCPUGivenCPUID(m); !reflect.DeepEqual(got, tt.wantGiven) {
+				t.Fatalf("restored vCPU was given other CPUID entries than the snapshot's:\n got %+v\nwant %+v", got, tt.wantGiven)
+			}
+			if tt.wantRead == nil {
+				return
+			}
+			got, err := vmm.VCPUCPUID(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.wantRead) {
+				t.Fatalf("restored vCPU's CPUID (KVM_GET_CPUID2) differs:\n got %+v\nwant %+v", got, tt.wantRead)
+			}
+		})
+	}
+}
+
+// TestRestoreTSCFrequency: a snapshot whose vCPU ran its TSC at another
+// rate gets that rate set (KVM's TSC scaling; without it, within KVM's
+// tolerance of the host's rate only) or is refused, naming both rates.
+func TestRestoreTSCFrequency(t *testing.T) {
+	path, orig := snapshotNew(t)
+	have, err := vmm.VCPUTSCKHz(orig)
+	if err != nil || have == 0 {
+		t.Skipf("KVM does not report the TSC frequency: %d kHz, %v", have, err)
+	}
+	scales := vmm.CanScaleTSC(orig)
+	t.Logf("host TSC %d kHz, KVM scales the TSC: %v", have, scales)
+	tests := []struct {
+		name   string
+		khz    uint64
+		refuse bool
+	}{
+		{"same", have, false},
+		{"1 kHz faster, within KVM's tolerance", have + 1, false},
+		{"twice as fast", 2 * have, !scales},
+		{"half as fast", have / 2, !scales},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := editSnapshot(t, path, func(v map[string]json.RawMessage) {
+				v["TSCKHz"] = json.RawMessage(fmt.Sprint(tt.khz))
+			}, nil)
+			m, err := vmm.Restore(vmm.Config{}, p)
+			if tt.refuse {
+				if err == nil {
+					m.Close()
+				}
+				text := fmt.Sprintf("the snapshot's vCPU ran its TSC at %d kHz, this host's runs at %d kHz", tt.khz, have)
+				if !errors.Is(err, vmm.ErrTSCFrequency) || !strings.Contains(err.Error(), text) {
+					t.Fatalf("Restore = %v, want ErrTSCFrequency mentioning %q", err, text)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if got, err := vmm.VCPUTSCKHz(m); err != nil || got != tt.khz {
+				t.Fatalf("restored vCPU's TSC runs at %d kHz (%v), want the snapshot's %d", got, err, tt.khz)
+			}
+		})
+	}
+}
+
+// TestRestoreVerifyMemory: a snapshot with one byte of its memory flipped
+// is refused by a restore with VerifyMemory and restored without it (the
+// memory is not read); an intact one passes the check.
+func TestRestoreVerifyMemory(t *testing.T) {
+	path, _ := snapshotNew(t)
+	flipped := editSnapshot(t, path, nil, func(mem []byte) {}) // rewritten, then damaged below
+	b, err := os.ReadFile(flipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := snapshot.Open(flipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memOff := f.Header.MemOff
+	f.Close()
+	// A byte of the kernel, loaded at 1 MiB: a page the digest covers.
+	i := memOff + 1<<20 + 100
+	if b[i] == 0 {
+		t.Fatalf("byte %#x of the snapshot (the kernel's) is zero", i)
+	}
+	b[i] ^= 0x40
+	if err := os.WriteFile(flipped, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		path   string
+		verify bool
+		want   error
+	}{
+		{"intact, verified", path, true, nil},
+		{"byte flipped, verified", flipped, true, snapshot.ErrCorrupt},
+		{"byte flipped, not verified", flipped, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []vmm.RestoreOption
+			if tt.verify {
+				opts = append(opts, vmm.VerifyMemory())
+			}
+			m, err := vmm.Restore(vmm.Config{}, tt.path, opts...)
+			if err == nil {
+				m.Close()
+			}
+			if tt.want == nil && err != nil {
+				t.Fatalf("Restore = %v", err)
+			}
+			if tt.want != nil && (!errors.Is(err, tt.want) || !strings.Contains(err.Error(), "memory section's CRC-32C")) {
+				t.Fatalf("Restore = %v, want %v about the memory section", err, tt.want)
+			}
+		})
+	}
+}
