@@ -81,6 +81,7 @@ VM: give them ,ro. With --net user:NAME every VM joins the shared network
 			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 that marks the service ready once a TCP connection to it holds (forward it with -p)"},
 			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM`: qemu, or boot (with --restore: smolvmm's cold boot of -k or the demo guest)"},
 			&cli.StringFlag{Name: "restore", Usage: "time restores of the snapshot `FILE` (smolvmm run --snapshot) instead of boots"},
+			&cli.BoolFlag{Name: "verify-memory", Usage: "with --restore: check each restore's memory against the snapshot's digest first, as run --restore --verify-memory does (the time it takes is in the restore's)"},
 			&cli.StringFlag{Name: "json", Usage: "write the results as JSON to `FILE`"},
 			&cli.StringFlag{Name: "svg", Usage: "write a chart to `FILE`"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up on a boot after this `DURATION`"},
@@ -112,6 +113,8 @@ func benchAction(c *cli.Context) error {
 	switch v := c.String("compare"); {
 	case v == "boot" && c.String("restore") == "":
 		return usageErrorf("smolvmm bench: --compare boot compares restores with boots: give --restore FILE")
+	case c.Bool("verify-memory") && c.String("restore") == "":
+		return usageErrorf("smolvmm bench: --verify-memory without --restore FILE: it checks the memory of the snapshot the VMs are restored from")
 	case v == "qemu" && c.String("restore") != "":
 		return usageErrorf("smolvmm bench: --restore with --compare qemu: compare a restore with smolvmm's own boot (--compare boot)")
 	case v != "" && v != "qemu" && v != "boot":
@@ -419,6 +422,7 @@ func benchBootCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-seccomp"},
 			&cli.BoolFlag{Name: "jail"},
 			&cli.StringFlag{Name: "restore"},
+			&cli.BoolFlag{Name: "verify-memory"},
 			&cli.IntFlag{Name: "settled-fd"},
 		}, netFlags()...),
 		Action: benchBoot,

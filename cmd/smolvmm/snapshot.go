@@ -34,6 +34,7 @@ func snapshotFlags() []cli.Flag {
 		&cli.StringFlag{Name: "snapshot", Usage: "when the guest is ready (--ready, --ready-port or the boot-timer port 0x505), write a snapshot of the VM to `FILE` and keep running"},
 		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written (exit status 0)"},
 		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size, disks and kind of network come from the snapshot unless -m, -d and --net are given)"},
+		&cli.BoolFlag{Name: "verify-memory", Usage: "with --restore: read the snapshot's whole memory section and check it against the digest the snapshot recorded before the VM starts, refusing a damaged one (without it a restore reads only the pages the guest touches, unchecked)"},
 	}
 }
 
@@ -45,6 +46,8 @@ func checkSnapshotFlags(c *cli.Context) error {
 		return usageErrorf("--snapshot-exit without --snapshot FILE: give the file to write")
 	case restore != "" && c.String("kernel") != "":
 		return usageErrorf("--restore %s and -k %s: a restored VM continues the snapshot's kernel; give one of them", restore, c.String("kernel"))
+	case c.Bool("verify-memory") && restore == "":
+		return usageErrorf("--verify-memory without --restore FILE: it checks the memory of the snapshot a VM is restored from")
 	}
 	if restore != "" {
 		// The snapshot continues a kernel already booted: what would
@@ -132,6 +135,9 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		var opts []vmm.RestoreOption
 		if mac, err := vnet.ParseMAC(c.String("mac")); err == nil && hasNIC(cfg) {
 			opts = append(opts, vmm.WithMAC(mac)) // a clone: checked by parseNetFlags
+		}
+		if hasFlag(c, "verify-memory") && c.Bool("verify-memory") {
+			opts = append(opts, vmm.VerifyMemory())
 		}
 		m, err := vmm.Restore(cfg, c.String("restore"), opts...)
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
@@ -592,6 +598,9 @@ func benchRestoreTargets(c *cli.Context, boot bench.Target) ([]bench.Target, err
 	restore := boot
 	restore.Name = "smolvmm-restore"
 	restore.Args = append(args, "--restore", path)
+	if c.Bool("verify-memory") {
+		restore.Args = append(restore.Args, "--verify-memory")
+	}
 	restore.GuestBytes = memSize
 	// smaps names the mapped snapshot by its absolute, resolved path.
 	if restore.GuestFile, err = filepath.Abs(path); err == nil {
