@@ -58,6 +58,10 @@ func TestCLIRestoreVerifyMemory(t *testing.T) {
 		{"damaged, verified", damaged, true, true},
 		{"damaged, not verified", damaged, false, false},
 	}
+	// bench passes the flag on to each restore.
+	if _, stderr, status := runCLI(t, "bench", "--restore", damaged, "--net", "none", "-n", "1", "--warmup", "0", "--verify-memory"); status != 1 || !strings.Contains(stderr, "snapshot is corrupt: memory section's CRC-32C is") {
+		t.Errorf("bench --restore --verify-memory of the damaged snapshot: status %d, stderr %q", status, stderr)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"run", "--restore", tt.path, "--net", "none"}
