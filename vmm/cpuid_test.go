@@ -14,6 +14,7 @@ func TestTuneCPUID(t *testing.T) {
 	amd := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x68747541, Edx: 0x69746E65, Ecx: 0x444D4163}
 	leaf1 := kvm.CPUIDEntry2{Function: 1, Ebx: 0x07080800, Ecx: 0xFFFFFFFF}
 	pmu := kvm.CPUIDEntry2{Function: 0xA, Eax: 0x07300403}
+	topo := kvm.CPUIDEntry2{Function: 0xB, Flags: 1, Eax: 1, Ebx: 1, Ecx: 0x100, Edx: 3} // as answered on host CPU 3
 	tests := []struct {
 		name     string
 		in       []kvm.CPUIDEntry2
@@ -22,7 +23,7 @@ func TestTuneCPUID(t *testing.T) {
 		want15   bool
 		wantHz15 uint32
 	}{
-		{"intel gets leaf 0x15", []kvm.CPUIDEntry2{intel, leaf1, pmu}, 2400000, 0x15, true, 1000000000},
+		{"intel gets leaf 0x15", []kvm.CPUIDEntry2{intel, leaf1, pmu, topo}, 2400000, 0x15, true, 1000000000},
 		{"amd untouched", []kvm.CPUIDEntry2{amd, leaf1, pmu}, 2400000, 0xD, false, 0},
 		{"unknown TSC", []kvm.CPUIDEntry2{intel, leaf1}, 0, 0xD, false, 0},
 		{"host leaf kept", []kvm.CPUIDEntry2{intel, leaf1, {Function: 0x15, Eax: 2, Ebx: 100, Ecx: 24000000}}, 2400000, 0xD, true, 24000000},
@@ -45,6 +46,10 @@ func TestTuneCPUID(t *testing.T) {
 				case 0xA:
 					if e.Eax != 0 {
 						t.Errorf("PMU leaf not hidden: %+v", e)
+					}
+				case 0xB:
+					if e.Edx != 0 || e.Ecx != 0x100 {
+						t.Errorf("leaf 0xB = %+v: x2APIC ID must be 0, the rest kept", e)
 					}
 				case 0x15:
 					got15 = e

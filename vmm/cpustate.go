@@ -3,6 +3,7 @@ package vmm
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -132,19 +133,20 @@ func checkCPUID(recorded, supported []cpuidEntry) error {
 	return nil
 }
 
-// restoreCPUID sets the snapshot's CPUID entries on the vCPU, once
-// checked against the host's KVM.
+// restoreCPUID gives the vCPU the snapshot's CPUID entries, once checked
+// against the host's KVM. The vCPU was made with this host's, as a boot
+// would give them (newVCPU, while the state was read): a snapshot taken on
+// a host of the same CPU and TSC rate recorded exactly those, which are
+// then set already, and supported by construction.
 func (m *Machine) restoreCPUID(recorded []cpuidEntry) error {
 	if len(recorded) == 0 || len(recorded) > maxCPUIDEntries+1 {
 		return fmt.Errorf("CPUID: %d entries in the snapshot, want 1 to %d", len(recorded), maxCPUIDEntries+1)
 	}
-	var sup *cpuid2
-	var err error
-	if m.cpuid != nil {
-		sup, err = m.cpuid.wait()
-	} else {
-		sup, err = supportedCPUID(m.kvm.Fd())
+	if slices.Equal(recorded, m.vcpu.cpuid) {
+		return nil
 	}
+	// Asked again: the answer newVCPU had was tuned in place.
+	sup, err := supportedCPUID(m.kvm.Fd())
 	if err != nil {
 		return err
 	}

@@ -62,9 +62,10 @@ type vcpu struct {
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
 
-// newVCPU creates vCPU id. A booting machine's gets its CPUID and LAPIC
-// set up here; a restored one's (restored) gets the snapshot's, from
-// restoreState, once the snapshot is verified.
+// newVCPU creates vCPU id with this host's CPUID, and its LAPIC set up as
+// a BIOS leaves it unless restored: a restore sets the snapshot's LAPIC,
+// and its CPUID if it differs (restoreCPUID), once the snapshot is
+// verified.
 func newVCPU(m *Machine, id int, restored bool) (*vcpu, error) {
 	fd, err := kvm.CreateVCPU(m.vmFD, id)
 	if err != nil {
@@ -81,12 +82,12 @@ func newVCPU(m *Machine, id int, restored bool) (*vcpu, error) {
 		unix.Close(v.fd)
 		return nil, &Error{Op: "mmap kvm_run", Err: err}
 	}
-	if restored {
-		return v, nil
-	}
 	if err := v.setCPUID(); err != nil {
 		v.close()
 		return nil, err
+	}
+	if restored {
+		return v, nil
 	}
 	if err := v.setLAPIC(); err != nil {
 		v.close()
@@ -120,9 +121,10 @@ func (v *vcpu) close() error {
 
 // setCPUID passes KVM's supported CPUID through, minus what a guest cannot
 // use here: MONITOR/MWAIT (KVM does not run them) and the performance
-// monitoring leaf (no PMU is set up), with APIC ID 0 for the only CPU. On
-// Intel hosts it also fills leaf 0x15 with the TSC frequency, which NetBSD
-// then uses instead of calibrating the TSC against the PIT for ~100 ms.
+// monitoring leaf (no PMU is set up), with APIC ID and x2APIC ID 0 for the
+// only CPU. On Intel hosts it also fills leaf 0x15 with the TSC frequency,
+// which NetBSD then uses instead of calibrating the TSC against the PIT
+// for ~100 ms.
 func (v *vcpu) setCPUID() error {
 	var c *cpuid2
 	var err error
@@ -156,8 +158,7 @@ func supportedCPUID(kvmFD uintptr) (*cpuid2, error) {
 }
 
 // cpuidFetch hands supportedCPUID's answer from the goroutine that asks
-// to the one that makes the vCPU, or, in a restore, checks the snapshot's
-// CPUID against it. A restore asks while another goroutine
+// to the one that makes the vCPU. A restore asks while another goroutine
 // creates the VM: the question needs nothing of the VM, and it is the
 // slowest step of making the vCPU (~0.8 ms on a nested host, where each
 // CPUID instruction KVM executes to answer it exits to the outer
@@ -166,7 +167,7 @@ func supportedCPUID(kvmFD uintptr) (*cpuid2, error) {
 // host and brought the first run no sooner.
 type cpuidFetch struct {
 	done chan struct{}
-	c    *cpuid2 // a booting machine's one vCPU tunes it in place
+	c    *cpuid2 // the machine's one vCPU tunes it in place
 	err  error
 }
 
@@ -221,6 +222,12 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 			e.Ebx = e.Ebx&^0xFF0000 | 1<<16 // one logical processor
 		case 0xA:
 			e.Eax, e.Ebx, e.Ecx, e.Edx = 0, 0, 0, 0
+		case 0xB, 0x1F:
+			// x2APIC ID 0, as in leaf 1. KVM passes the ID of the
+			// host CPU that answered, which varies from call to
+			// call: a snapshot would record one, and a restore find
+			// another.
+			e.Edx = 0
 		}
 	}
 	if !intel || tscKHz == 0 || maxLeaf < 0 {
