@@ -38,7 +38,9 @@ func smolvmmBin(t *testing.T) string {
 		binPath = filepath.Join(dir, "smolvmm")
 		// As make build does: static, so that the seccomp filter
 		// traps every forbidden call (see sandbox.OpenRefusedQuietly).
-		build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", binPath, ".")
+		// smolvmm_testhook compiles in the hook the containment tests use
+		// (testHookEnv); make build leaves it out.
+		build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs smolvmm_testhook", "-o", binPath, ".")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := build.CombinedOutput()
 		if err != nil {

@@ -98,11 +98,12 @@ func dropTo(c *cli.Context) (*sandbox.Credentials, error) {
 	return nil, nil
 }
 
-// testHookEnv names a test-only hook: after the VM is set up, on the vCPU
-// thread when the guest prints its first byte (as a compromised device
-// model would), the VMM attempts "open:PATH" or "exec:PATH" and reports
-// the outcome on stderr. It stands for code a guest took over; it gives a
-// process no right its user does not already have.
+// testHookEnv names a test-only hook, compiled in only with the build tag
+// smolvmm_testhook (the tests' build of smolvmm): after the VM is set up,
+// on the vCPU thread when the guest prints its first byte (as a
+// compromised device model would), the VMM attempts "open:PATH" or
+// "exec:PATH" and reports the outcome on stderr. It stands for code a
+// guest took over.
 const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 
 // contain makes cfg contain the VMM before its guest runs, as the flags
@@ -181,35 +182,6 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 		}
 		return nil
 	}
-	if hook := os.Getenv(testHookEnv); hook != "" {
-		onEvent := cfg.OnEvent
-		cfg.OnEvent = func(e vmm.Event) {
-			if e.Phase == vmm.PhaseFirstOutput {
-				runTestHook(hook)
-			}
-			if onEvent != nil {
-				onEvent(e)
-			}
-		}
-	}
+	installTestHook(cfg) // testhook*.go
 	return nil
-}
-
-// runTestHook does what testHookEnv asks.
-func runTestHook(hook string) {
-	switch {
-	case len(hook) > 5 && hook[:5] == "open:":
-		f, err := os.Open(hook[5:])
-		if err == nil {
-			f.Close()
-			fmt.Fprintf(os.Stderr, "smolvmm-test: opened %s\n", hook[5:])
-			return
-		}
-		fmt.Fprintf(os.Stderr, "smolvmm-test: %v\n", err)
-	case len(hook) > 5 && hook[:5] == "exec:":
-		err := unix.Exec(hook[5:], []string{hook[5:]}, nil)
-		fmt.Fprintf(os.Stderr, "smolvmm-test: exec %s: %v\n", hook[5:], err)
-	default:
-		fmt.Fprintf(os.Stderr, "smolvmm-test: unknown hook %q\n", hook)
-	}
 }

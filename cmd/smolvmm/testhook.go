@@ -1,0 +1,48 @@
+//go:build smolvmm_testhook
+
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// installTestHook arms testHookEnv's hook when the environment asks.
+func installTestHook(cfg *vmm.Config) {
+	hook := os.Getenv(testHookEnv)
+	if hook == "" {
+		return
+	}
+	onEvent := cfg.OnEvent
+	cfg.OnEvent = func(e vmm.Event) {
+		if e.Phase == vmm.PhaseFirstOutput {
+			runTestHook(hook)
+		}
+		if onEvent != nil {
+			onEvent(e)
+		}
+	}
+}
+
+// runTestHook does what testHookEnv asks.
+func runTestHook(hook string) {
+	switch {
+	case len(hook) > 5 && hook[:5] == "open:":
+		f, err := os.Open(hook[5:])
+		if err == nil {
+			f.Close()
+			fmt.Fprintf(os.Stderr, "smolvmm-test: opened %s\n", hook[5:])
+			return
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm-test: %v\n", err)
+	case len(hook) > 5 && hook[:5] == "exec:":
+		err := unix.Exec(hook[5:], []string{hook[5:]}, nil)
+		fmt.Fprintf(os.Stderr, "smolvmm-test: exec %s: %v\n", hook[5:], err)
+	default:
+		fmt.Fprintf(os.Stderr, "smolvmm-test: unknown hook %q\n", hook)
+	}
+}
