@@ -127,9 +127,9 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 		Prefix:      "smolvmm: ",
 		Advice:      " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
-	if snapTgt != nil && snapTgt.dir != nil { // snapshot.go
+	if snapTgt != nil && snapTgt.Dir() != nil { // snapshot.go
 		// Renaming a snapshot into place, removing the temporaries.
-		filter.RenameDir = int(snapTgt.dir.Fd())
+		filter.RenameDir = int(snapTgt.Dir().Fd())
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,

@@ -3,22 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
-	"github.com/smolvmm/smolvmm/internal/lockholder"
-	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 
 	"github.com/smolvmm/smolvmm/bench"
@@ -227,27 +221,31 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 	if path == "" {
 		return done, nil
 	}
-	t, err := openSnapTarget(path)
+	t, err := snapshot.OpenTarget(path)
 	if err != nil {
-		return done, err
+		return done, snapshotTargetAdvice(path, err)
 	}
 	creds, err := dropTo(c) // contain.go
 	if err == nil && creds != nil {
-		err = t.allowUser(*creds)
+		if err = t.AllowUser(creds.UID, creds.GID); errors.Is(err, snapshot.ErrDirPermission) {
+			err = fmt.Errorf("--snapshot %s: uid %d, which the VM runs as, may not replace files in %s (the snapshot is written beside the file and renamed over it, after privileges are dropped); give a directory it can write in", path, creds.UID, t.Dir().Name())
+		} else if err != nil {
+			err = snapshotTargetAdvice(path, err)
+		}
 	}
 	if err != nil {
-		t.close()
+		t.Close()
 		return done, err
 	}
 	var snapErr error
 	snapTgt = t
-	w := &snapWriter{t: t}
+	w := t.NewWriter()
 	cfg.SnapshotOnReady = w
 	cfg.SnapshotExit = c.Bool("snapshot-exit")
 	cfg.OnSnapshot = func(info vmm.SnapshotInfo, err error) {
 		// On the vCPU thread, before a --snapshot-exit stops the VM:
 		// the file is in place when the process ends.
-		if err = w.finish(err); err != nil {
+		if err = w.Finish(err); err != nil {
 			snapErr = err
 			return
 		}
@@ -257,9 +255,9 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 		}
 	}
 	return func() error {
-		written := t.close()
+		written := t.Close()
 		if snapErr != nil {
-			return fmt.Errorf("--snapshot %s: %w", path, snapErr)
+			return snapshotWriteAdvice(path, snapErr)
 		}
 		if !written {
 			return fmt.Errorf("--snapshot %s: the guest never became ready, so no snapshot was taken (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", path)
@@ -268,286 +266,47 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 	}, nil
 }
 
-// snapTarget is --snapshot's file. Nothing is written to it in place: a
-// snapshot goes to a temporary file beside it (created at the start, when
-// the VMM may still create files), which is synced and then renamed over
-// it, so that the file holds its old content until a new snapshot is
-// complete, and a run that takes none leaves it as it was. The file as it
-// was is locked exclusive from the start (refused when a VM holds it as
-// a disk or restores from it), and so is each temporary while written.
-//
-// Two temporaries, so that Ctrl-A s can snapshot again once the seccomp
-// filter forbids creating files: the first snapshot is renamed over the
-// file; each later one is written to the spare temporary and exchanged
-// with the file (renameat2 RENAME_EXCHANGE), which leaves the previous
-// snapshot at the spare's name, to be written next (when no VM restored
-// from it still maps it) and removed at the end.
-type snapTarget struct {
-	path string   // as given, for messages
-	dir  *os.File // the directory that holds the file (the filter's RenameDir)
-	name string   // the file's name in dir, symlinks resolved
+// snapshotTargetAdvice turns snapshot.OpenTarget's refusal of --snapshot's
+// path into advice.
+func snapshotTargetAdvice(path string, err error) error {
+	var te *snapshot.TargetError
+	switch {
+	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
+		holder := ""
+		if te.Holder != "" {
+			holder = "; its lock is held by " + te.Holder
+		}
+		var why error = snapshot.ErrInUse
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			why = errno // "resource temporarily unavailable"
+		}
+		return fmt.Errorf("--snapshot %s is in use (%w: a VM holds it as a disk or was restored from it, and would lose it); stop that VM or write the snapshot elsewhere%s", path, why, holder)
+	case errors.Is(err, snapshot.ErrNotRegular) && errors.As(err, &te):
+		return fmt.Errorf("--snapshot %s: %w: give a file to write the snapshot to", path, te.Err)
+	case errors.As(err, &te):
+		return fmt.Errorf("--snapshot %s: %s: %w", path, te.Op, te.Err)
+	}
+	return fmt.Errorf("--snapshot: %w", err)
+}
 
-	mu        sync.Mutex // held while a snapshot is written and renamed
-	old       *os.File   // the file as it was, locked until replaced; nil if none
-	files     [2]*os.File
-	names     [2]string // files' names in dir; after the first rename both the spare's, where only files[next] is
-	next      int       // the index in files of the one to write next
-	committed bool      // a snapshot was renamed over name
+// snapshotWriteAdvice turns the error of a snapshot written to --snapshot's
+// target into advice; it is "--snapshot FILE: ..." and, for a spare a VM
+// restored from still holds, says what to do.
+func snapshotWriteAdvice(path string, err error) error {
+	var te *snapshot.TargetError
+	switch {
+	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
+		return fmt.Errorf("--snapshot %s: the previous snapshot, which this one would be written over, is in use (%w: a VM was restored from it); stop that VM to take another snapshot", path, te.Err)
+	case errors.As(err, &te):
+		return fmt.Errorf("--snapshot %s: %s: %w", path, te.Op, te.Err)
+	}
+	return fmt.Errorf("--snapshot %s: %w", path, err)
 }
 
 // snapTgt is the running VM's --snapshot target, which Ctrl-A s writes
 // too.
-var snapTgt *snapTarget
-
-// openSnapTarget resolves path, locks the file there if any and creates
-// the temporaries. It changes nothing at path.
-func openSnapTarget(path string) (_ *snapTarget, err error) {
-	real := path
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		// The snapshot replaces the file the link names, not the link.
-		if real, err = filepath.EvalSymlinks(path); err != nil {
-			return nil, fmt.Errorf("--snapshot %s: %w", path, err)
-		}
-	}
-	t := &snapTarget{path: path, name: filepath.Base(real)}
-	defer func() {
-		if err != nil {
-			t.close()
-		}
-	}()
-	if t.dir, err = os.Open(filepath.Dir(real)); err != nil {
-		return nil, fmt.Errorf("--snapshot %s: its directory: %w", path, err)
-	}
-	old, err := os.Open(real)
-	switch {
-	case err == nil:
-		t.old = old
-		if fi, err := old.Stat(); err != nil || !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("--snapshot %s: not a regular file: give a file to write the snapshot to", path)
-		}
-		if err := lockFile(old, unix.LOCK_EX); err != nil {
-			return nil, snapInUse(path, old, err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("--snapshot %s: %w", path, err)
-	}
-	for i := range t.files {
-		f, err := os.CreateTemp(t.dir.Name(), "."+t.name+".*.tmp")
-		if err != nil {
-			return nil, fmt.Errorf("--snapshot %s: temporary file: %w", path, err)
-		}
-		t.files[i], t.names[i] = f, filepath.Base(f.Name())
-		if err := lockFile(f, unix.LOCK_EX); err != nil {
-			return nil, fmt.Errorf("--snapshot %s: temporary file %s: flock: %w", path, f.Name(), err)
-		}
-	}
-	return t, nil
-}
-
-// allowUser makes the temporaries cr's and refuses a directory in which
-// cr (with no other group, as sandbox.DropPrivileges leaves it) could not
-// rename them over the file: the rename comes after the privileges are
-// dropped.
-func (t *snapTarget) allowUser(cr sandbox.Credentials) error {
-	for _, f := range t.files {
-		if err := f.Chown(cr.UID, cr.GID); err != nil {
-			return fmt.Errorf("--snapshot %s: temporary file: %w", t.path, err)
-		}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(t.dir.Fd()), &st); err != nil {
-		return fmt.Errorf("--snapshot %s: its directory: %w", t.path, err)
-	}
-	perm := st.Mode & 0o7 // others'
-	switch {
-	case int(st.Uid) == cr.UID:
-		perm = st.Mode >> 6 & 0o7
-	case int(st.Gid) == cr.GID:
-		perm = st.Mode >> 3 & 0o7
-	}
-	ok := perm&0o3 == 0o3 // write and search
-	if ok && st.Mode&unix.S_ISVTX != 0 && int(st.Uid) != cr.UID && t.old != nil {
-		// A sticky directory: only the owner replaces a file.
-		var fst unix.Stat_t
-		ok = unix.Fstat(int(t.old.Fd()), &fst) == nil && int(fst.Uid) == cr.UID
-	}
-	if !ok {
-		return fmt.Errorf("--snapshot %s: uid %d, which the VM runs as, may not replace files in %s (the snapshot is written beside the file and renamed over it, after privileges are dropped); give a directory it can write in", t.path, cr.UID, t.dir.Name())
-	}
-	return nil
-}
-
-// lockFile takes an flock on f without waiting.
-func lockFile(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
-
-// snapInUse reports the --snapshot file f locked by another process, with
-// its holder when it can be found (not under the seccomp filter, which
-// forbids reading /proc/locks: the caller passes a nil f then).
-func snapInUse(path string, f *os.File, err error) error {
-	if !errors.Is(err, unix.EWOULDBLOCK) {
-		return fmt.Errorf("--snapshot %s: flock: %w", path, err)
-	}
-	holder := ""
-	if f != nil {
-		if h := lockholder.Describe(f); h != "" {
-			holder = "; its lock is held by " + h
-		}
-	}
-	return fmt.Errorf("--snapshot %s is in use (%w: a VM holds it as a disk or was restored from it, and would lose it); stop that VM or write the snapshot elsewhere%s", path, err, holder)
-}
-
-// prepare returns the temporary to write the next snapshot to, locked and
-// empty. t.mu is held.
-func (t *snapTarget) prepare() (*os.File, error) {
-	f := t.files[t.next]
-	// A temporary that was once the file may be mapped by a VM restored
-	// from it: it is written only once no such VM holds it.
-	if err := lockFile(f, unix.LOCK_EX); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("the previous snapshot, which this one would be written over, is in use (%w: a VM was restored from it); stop that VM to take another snapshot", err)
-		}
-		return nil, fmt.Errorf("flock: %w", err)
-	}
-	if err := f.Truncate(0); err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-// commit syncs the written temporary and renames it over the file. t.mu
-// is held.
-func (t *snapTarget) commit() error {
-	f := t.files[t.next]
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	dir := int(t.dir.Fd())
-	if !t.committed {
-		if err := unix.Renameat(dir, t.names[t.next], dir, t.name); err != nil {
-			return fmt.Errorf("rename %s over %s: %w", t.names[t.next], t.name, err)
-		}
-		if t.old != nil {
-			t.old.Close() // the old file is gone: its lock with it
-			t.old = nil
-		}
-		t.committed = true
-		// files[1] stays at names[1]: the spare from now on.
-		t.names[0] = t.names[1]
-	} else if err := unix.Renameat2(dir, t.names[1], dir, t.name, unix.RENAME_EXCHANGE); err != nil {
-		return fmt.Errorf("exchange %s with %s: %w", t.names[1], t.name, err)
-	}
-	_ = t.dir.Sync() // the rename itself, durable
-	// Complete: VMs may restore from it.
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	t.next = 1 - t.next
-	return nil
-}
-
-// close removes the temporaries left and releases the files; it reports
-// whether a snapshot was renamed into place.
-func (t *snapTarget) close() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.dir != nil {
-		dir := int(t.dir.Fd())
-		for i, f := range t.files {
-			// Before a commit each temporary is at its own name;
-			// after, only the spare (the next to write) is.
-			if f != nil && (!t.committed || i == t.next) {
-				_ = unix.Unlinkat(dir, t.names[i], 0)
-			}
-		}
-	}
-	for i, f := range t.files {
-		if f != nil {
-			f.Close()
-			t.files[i] = nil
-		}
-	}
-	if t.old != nil {
-		t.old.Close()
-		t.old = nil
-	}
-	if t.dir != nil {
-		t.dir.Close()
-		t.dir = nil
-	}
-	return t.committed
-}
-
-// snapWriter writes one snapshot to a snapTarget: it takes the target's
-// lock and a temporary at its first use (on whichever thread the machine
-// writes from) and finish renames it into place and releases the lock.
-// It seeks and stats as a file, so that the snapshot's zero pages are
-// holes.
-type snapWriter struct {
-	t   *snapTarget
-	f   *os.File
-	err error
-}
-
-func (w *snapWriter) file() (*os.File, error) {
-	if w.f == nil && w.err == nil {
-		w.t.mu.Lock()
-		if w.f, w.err = w.t.prepare(); w.err != nil {
-			w.f = nil
-			w.t.mu.Unlock()
-		}
-	}
-	return w.f, w.err
-}
-
-func (w *snapWriter) Write(p []byte) (int, error) {
-	f, err := w.file()
-	if err != nil {
-		return 0, err
-	}
-	return f.Write(p)
-}
-
-func (w *snapWriter) Seek(off int64, whence int) (int64, error) {
-	f, err := w.file()
-	if err != nil {
-		return 0, err
-	}
-	return f.Seek(off, whence)
-}
-
-func (w *snapWriter) Stat() (os.FileInfo, error) {
-	f, err := w.file()
-	if err != nil {
-		return nil, err
-	}
-	return f.Stat()
-}
-
-// finish ends the snapshot whose result is err: renamed into place when
-// it succeeded. The writer may then write another.
-func (w *snapWriter) finish(err error) error {
-	if w.f == nil {
-		if err == nil {
-			err = w.err
-		}
-		w.err = nil
-		return err
-	}
-	defer w.t.mu.Unlock()
-	w.f = nil
-	if err != nil {
-		return err
-	}
-	return w.t.commit()
-}
+var snapTgt *snapshot.Target
 
 // snapshotKey returns what Ctrl-A s does on m: write a snapshot to the
 // --snapshot file, replacing what it held, off the input's goroutine.
@@ -559,14 +318,14 @@ func snapshotKey(c *cli.Context, m *vmm.Machine) func() {
 			return
 		}
 		go func() {
-			w := &snapWriter{t: t}
+			w := t.NewWriter()
 			info, err := m.Snapshot(w)
-			if err = w.finish(err); err != nil {
-				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", err)
+			if err = w.Finish(err); err != nil {
+				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t.Path(), err))
 				return
 			}
 			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
-				t.path, float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
+				t.Path(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}()
 	}
 }

@@ -1,0 +1,388 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// dirNames lists dir's entries, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// writeString is a Target.Write callback that writes s.
+func writeString(s string) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := io.WriteString(w, s)
+		return err
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestTargetReplace: a committed snapshot replaces the file (or creates
+// it), a symlink keeps pointing at the new file, and Close leaves nothing
+// beside it.
+func TestTargetReplace(t *testing.T) {
+	tests := []struct {
+		name    string
+		old     bool // a file is there already
+		symlink bool // the path given is a symlink to it
+	}{
+		{"new file", false, false},
+		{"existing file", true, false},
+		{"symlink to a file", true, true},
+		{"dangling symlink", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "f.snap")
+			if tt.old {
+				if err := os.WriteFile(file, []byte("old"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path, want := file, []string{"f.snap"}
+			if tt.symlink {
+				path = filepath.Join(dir, "link.snap")
+				if err := os.Symlink("f.snap", path); err != nil {
+					t.Fatal(err)
+				}
+				want = []string{"f.snap", "link.snap"}
+			}
+			tg, err := OpenTarget(path)
+			if tt.symlink && !tt.old {
+				// A dangling link is not followed into a file it
+				// would create: refused, the link kept.
+				if err == nil {
+					tg.Close()
+					t.Fatal("OpenTarget of a dangling symlink succeeded")
+				}
+				if got := dirNames(t, dir); !slices.Equal(got, []string{"link.snap"}) {
+					t.Fatalf("left %q; want only the link", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tg.Write(writeString("new")); err != nil {
+				t.Fatal(err)
+			}
+			if !tg.Close() {
+				t.Fatal("Close reports no commit")
+			}
+			if got := mustRead(t, file); got != "new" {
+				t.Fatalf("%s holds %q; want %q", file, got, "new")
+			}
+			if got := dirNames(t, dir); !slices.Equal(got, want) {
+				t.Fatalf("left %q; want %q", got, want)
+			}
+			if tt.symlink {
+				if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+					t.Fatalf("%s: %v, %v; want it still a symlink", path, fi, err)
+				}
+			}
+		})
+	}
+}
+
+// TestTargetLocked: a file another holder locks (exclusive: a machine's
+// disk; shared: a machine restored from it) is refused with ErrInUse
+// naming the holder, and left as it was with nothing beside it.
+func TestTargetLocked(t *testing.T) {
+	for _, how := range []int{unix.LOCK_EX, unix.LOCK_SH} {
+		t.Run(map[int]string{unix.LOCK_EX: "exclusive", unix.LOCK_SH: "shared"}[how], func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "f.snap")
+			if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := unix.Flock(int(f.Fd()), how); err != nil {
+				t.Fatal(err)
+			}
+			tg, err := OpenTarget(path)
+			if err == nil {
+				tg.Close()
+				t.Fatal("OpenTarget of a locked file succeeded")
+			}
+			var te *TargetError
+			if !errors.Is(err, ErrInUse) || !errors.As(err, &te) || te.Path != path {
+				t.Fatalf("err %v; want a TargetError of %s wrapping ErrInUse", err, path)
+			}
+			if _, serr := os.Stat("/proc/locks"); serr == nil {
+				if pid := "process " + strconv.Itoa(os.Getpid()); !strings.Contains(te.Holder, pid) || !strings.Contains(err.Error(), pid) {
+					t.Fatalf("err %q, holder %q; want it named %q", err, te.Holder, pid)
+				}
+			}
+			if got := mustRead(t, path); got != "old" {
+				t.Fatalf("%s holds %q; want it untouched", path, got)
+			}
+			if got := dirNames(t, dir); !slices.Equal(got, []string{"f.snap"}) {
+				t.Fatalf("left %q; want only f.snap", got)
+			}
+		})
+	}
+}
+
+// TestTargetNotRegular: a path naming a directory or a FIFO is refused
+// (ErrNotRegular) without waiting for a FIFO's writer, and left as it was.
+func TestTargetNotRegular(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(path string) error
+	}{
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "f.snap")
+			if err := tt.make(path); err != nil {
+				t.Fatal(err)
+			}
+			tg, err := OpenTarget(path)
+			if err == nil {
+				tg.Close()
+				t.Fatal("OpenTarget succeeded")
+			}
+			if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("err %v; want ErrNotRegular naming %s", err, path)
+			}
+			if got := dirNames(t, dir); !slices.Equal(got, []string{"f.snap"}) {
+				t.Fatalf("left %q; want only f.snap", got)
+			}
+		})
+	}
+}
+
+// TestTargetExchange: the second commit exchanges the file with the
+// spare, which then holds the first snapshot; a spare a machine restored
+// from still holds is not written over (ErrInUse, the file kept); Close
+// removes the spare.
+func TestTargetExchange(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.snap")
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if err := tg.Write(writeString("one")); err != nil {
+		t.Fatal(err)
+	}
+	// A machine restored from the first snapshot.
+	restored, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	if err := unix.Flock(int(restored.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		t.Fatalf("shared lock on a committed snapshot: %v", err)
+	}
+	if err := tg.Write(writeString("two")); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, path); got != "two" {
+		t.Fatalf("after the second commit %s holds %q; want %q", path, got, "two")
+	}
+	names := dirNames(t, dir)
+	if len(names) != 2 {
+		t.Fatalf("after two commits: %q; want the file and the spare", names)
+	}
+	spare := filepath.Join(dir, names[0])
+	if got := mustRead(t, spare); got != "one" {
+		t.Fatalf("spare %s holds %q; want the first snapshot", spare, got)
+	}
+	// The third would go over the first, which is held.
+	called := false
+	err = tg.Write(func(w io.Writer) error { called = true; return writeString("three")(w) })
+	if !errors.Is(err, ErrInUse) || called {
+		t.Fatalf("third snapshot over a held spare: %v (callback called: %v); want ErrInUse before writing", err, called)
+	}
+	if got := mustRead(t, path); got != "two" {
+		t.Fatalf("a refused snapshot left %s holding %q", path, got)
+	}
+	restored.Close()
+	if err := tg.Write(writeString("four")); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, path); got != "four" {
+		t.Fatalf("%s holds %q; want %q", path, got, "four")
+	}
+	if !tg.Close() {
+		t.Fatal("Close reports no commit")
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"f.snap"}) {
+		t.Fatalf("after Close: %q; want only f.snap", got)
+	}
+}
+
+// TestTargetFailedWrite: a write that fails leaves the file as it was
+// (or absent) and, at Close, nothing beside it; after a commit a failed
+// write leaves the committed snapshot.
+func TestTargetFailedWrite(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name   string
+		old    bool
+		before int // commits before the failing write
+	}{
+		{"no file", false, 0},
+		{"existing file", true, 0},
+		{"after a commit", true, 1},
+		{"after an exchange", true, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "f.snap")
+			want := "old"
+			if tt.old {
+				if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tg, err := OpenTarget(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.before {
+				want = fmt.Sprint("snapshot ", i)
+				if err := tg.Write(writeString(want)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = tg.Write(func(w io.Writer) error {
+				if _, err := io.WriteString(w, "partial"); err != nil {
+					return err
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				t.Fatalf("Write: %v; want the callback's error", err)
+			}
+			if committed := tg.Close(); committed != (tt.before > 0) {
+				t.Fatalf("Close reports committed %v after %d commits", committed, tt.before)
+			}
+			if !tt.old {
+				if got := dirNames(t, dir); len(got) != 0 {
+					t.Fatalf("left %q; want nothing", got)
+				}
+				return
+			}
+			if got := mustRead(t, path); got != want {
+				t.Fatalf("%s holds %q; want %q", path, got, want)
+			}
+			if got := dirNames(t, dir); !slices.Equal(got, []string{"f.snap"}) {
+				t.Fatalf("left %q; want only f.snap", got)
+			}
+		})
+	}
+}
+
+// TestTargetAllowUser: a directory the user may not write in is refused
+// (ErrDirPermission), one it owns is not, and the temporaries become the
+// user's.
+func TestTargetAllowUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	const uid, gid = 65534, 65534
+	for _, owned := range []bool{false, true} {
+		t.Run(map[bool]string{false: "root's directory", true: "the user's"}[owned], func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if owned {
+				if err := os.Chown(dir, uid, gid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tg, err := OpenTarget(filepath.Join(dir, "f.snap"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			err = tg.AllowUser(uid, gid)
+			if owned != (err == nil) || (!owned && !errors.Is(err, ErrDirPermission)) {
+				t.Fatalf("AllowUser: %v; want ErrDirPermission only in root's directory", err)
+			}
+			if owned {
+				for _, name := range dirNames(t, dir) {
+					var st unix.Stat_t
+					if err := unix.Stat(filepath.Join(dir, name), &st); err != nil || st.Uid != uid || st.Gid != gid {
+						t.Fatalf("%s: %v, owner %d:%d; want %d:%d", name, err, st.Uid, st.Gid, uid, gid)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTargetWriterHoles: a snapshot written through a TargetWriter by the
+// package's Write reads back, its zero pages holes the writer could seek
+// over.
+func TestTargetWriterHoles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.snap")
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	mem := make([]byte, 64*PageSize)
+	mem[5*PageSize] = 1
+	w := tg.NewWriter()
+	_, err = Write(w, []byte("{}"), mem)
+	if err := w.Finish(err); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.VerifyMemory(); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used >= int64(len(mem)) {
+		t.Fatalf("%s uses %d bytes for %d of memory: the zero pages were written, not skipped", path, used, len(mem))
+	}
+}
