@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -67,9 +69,17 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // Locks (flock): the file as it was is locked exclusive from OpenTarget
 // until replaced, so that a file a machine uses (as a disk, exclusive;
 // restored from, shared: its memory maps the file) is refused. A
-// temporary is locked exclusive while written, and unlocked once it is
-// the file, so that machines may restore from it: the spare is written
-// only when no machine restored from it still holds it.
+// temporary is locked exclusive while written, and shared once it is
+// the file, so that machines may restore from it while no later snapshot
+// is written over it: the spare is written only when no machine restored
+// from it still holds it. Every file of a Target is locked by it until
+// Close, which tells a live writer's temporaries from a dead one's.
+//
+// Temporaries are named ".FILE.PID.N.tmp" (PID the writer's process ID).
+// Those of a writer killed before its Close stay; OpenTarget removes the
+// ones whose process no longer exists and that no one holds locked. A
+// writer in another PID namespace (a jailed VMM is PID 1 of its own) names
+// a PID that may be alive here: its temporaries stay, which is safe.
 //
 // A Target's methods may be called from several goroutines: snapshots are
 // written one at a time.
@@ -88,7 +98,8 @@ type Target struct {
 
 // OpenTarget resolves path (a symlink to the file it names), locks the
 // file there if there is one (refusing one another process holds
-// locked, with ErrInUse) and creates the Target's temporaries beside it. It changes nothing at path.
+// locked, with ErrInUse), removes the temporaries dead writers left
+// beside it and creates the Target's own. It changes nothing at path.
 // No file at path is not an error: the first commit creates it.
 func OpenTarget(path string) (_ *Target, err error) {
 	real := path
@@ -124,7 +135,8 @@ func OpenTarget(path string) (_ *Target, err error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, &TargetError{Path: path, Op: "open", Err: err}
 	}
-	pattern := "." + t.name + ".*.tmp"
+	t.removeStale()
+	pattern := "." + t.name + "." + strconv.Itoa(os.Getpid()) + ".*.tmp"
 	for i := range t.files {
 		f, err := os.CreateTemp(t.dir.Name(), pattern)
 		if err != nil {
@@ -173,6 +185,74 @@ func lockFile(f *os.File, how int) error {
 		if !errors.Is(err, unix.EINTR) {
 			return err
 		}
+	}
+}
+
+// tempPID returns the writer's PID a temporary's name holds, when name is
+// one of the file's temporaries (".NAME.PID.N.tmp").
+func tempPID(file, name string) (int, bool) {
+	mid, ok := strings.CutPrefix(name, "."+file+".")
+	if !ok {
+		return 0, false
+	}
+	if mid, ok = strings.CutSuffix(mid, ".tmp"); !ok {
+		return 0, false
+	}
+	p, n, ok := strings.Cut(mid, ".")
+	if !ok || !digits(p) || !digits(n) {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(p)
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
+}
+
+func digits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// processGone reports whether no process pid exists (as this process's
+// PID namespace sees it).
+var processGone = func(pid int) bool {
+	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+}
+
+// removeStale removes the temporaries of writers that died before their
+// Close: those whose process is gone and which can be locked exclusive
+// at once (a live writer holds its own locked; a machine restored from
+// a spare holds it shared). Best effort: what it cannot tell is kept.
+func (t *Target) removeStale() {
+	names, err := t.dir.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	dir := int(t.dir.Fd())
+	for _, name := range names {
+		pid, ok := tempPID(t.name, name)
+		if !ok || !processGone(pid) { // this process's own among the live
+			continue
+		}
+		fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		// Only the file locked is removed, and only while the name is
+		// still it.
+		var st, now unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil &&
+			unix.Fstatat(dir, name, &now, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			now.Dev == st.Dev && now.Ino == st.Ino {
+			_ = unix.Unlinkat(dir, name, 0)
+		}
+		unix.Close(fd)
 	}
 }
 
@@ -229,6 +309,9 @@ func (t *Target) prepare() (*os.File, error) {
 	// A temporary that was once the file may be mapped by a machine
 	// restored from it: it is written only once no such machine holds it.
 	if err := lockFile(f, unix.LOCK_EX); err != nil {
+		// The failed conversion dropped the shared lock: take it again,
+		// so that the spare stays marked as a live writer's.
+		_ = lockFile(f, unix.LOCK_SH)
 		// No holder named: this may run under a seccomp filter, which
 		// forbids reading /proc/locks.
 		spare := filepath.Join(t.dir.Name(), t.names[t.next])
@@ -269,8 +352,9 @@ func (t *Target) commit() error {
 		return &TargetError{Path: t.path, Op: "commit", Err: fmt.Errorf("exchange %s with %s: %w", t.names[1], t.name, err)}
 	}
 	_ = t.dir.Sync() // the rename itself, durable
-	// Complete: machines may restore from it.
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	// Complete: machines may restore from it (shared), and it stays
+	// marked as this writer's when it moves to the spare's name.
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_SH)
 	t.next = 1 - t.next
 	return nil
 }

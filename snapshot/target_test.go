@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -350,6 +351,182 @@ func TestTargetAllowUser(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// deadPID returns the PID of a process that has exited and been reaped.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if !errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+		t.Skipf("PID %d of an exited process is in use again", pid)
+	}
+	return pid
+}
+
+// TestTargetStale: OpenTarget removes the temporaries of a writer whose
+// process is gone and which no one holds locked, and keeps every other
+// file: a live PID's (PID 1, as a jailed writer's names), a dead PID's
+// still locked (a machine restored from it), names that are not its
+// temporaries, and what is not a regular file.
+func TestTargetStale(t *testing.T) {
+	dead := deadPID(t)
+	tmp := func(pid int, n string) string { return fmt.Sprintf(".f.snap.%d.%s.tmp", pid, n) }
+	tests := []struct {
+		name string
+		file string
+		make func(path string) error
+		lock int // flock the test holds on it, 0 for none
+		kept bool
+	}{
+		{"dead writer's", tmp(dead, "123"), nil, 0, false},
+		{"dead writer's, locked shared", tmp(dead, "124"), nil, unix.LOCK_SH, true},
+		{"dead writer's, locked exclusive", tmp(dead, "125"), nil, unix.LOCK_EX, true},
+		{"PID 1's", tmp(1, "126"), nil, 0, true},
+		{"live process's", tmp(os.Getppid(), "127"), nil, 0, true},
+		{"this process's", tmp(os.Getpid(), "128"), nil, 0, true},
+		{"without a PID", ".f.snap.129.tmp", nil, 0, true},
+		{"another file's", fmt.Sprintf(".g.snap.%d.130.tmp", dead), nil, 0, true},
+		{"not a number", fmt.Sprintf(".f.snap.%d.x1.tmp", dead), nil, 0, true},
+		{"a directory", tmp(dead, "131"), func(p string) error { return os.Mkdir(p, 0o755) }, 0, true},
+		{"a symlink", tmp(dead, "132"), func(p string) error { return os.Symlink("f.snap", p) }, 0, true},
+		{"a FIFO", tmp(dead, "133"), func(p string) error { return unix.Mkfifo(p, 0o644) }, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "f.snap")
+			if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			stale := filepath.Join(dir, tt.file)
+			mk := tt.make
+			if mk == nil {
+				mk = func(p string) error { return os.WriteFile(p, []byte("stale"), 0o644) }
+			}
+			if err := mk(stale); err != nil {
+				t.Fatal(err)
+			}
+			if tt.lock != 0 {
+				f, err := os.Open(stale)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if err := unix.Flock(int(f.Fd()), tt.lock); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tg, err := OpenTarget(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Lstat(stale)
+			tg.Close()
+			if kept := err == nil; kept != tt.kept {
+				t.Fatalf("%s after OpenTarget: %v; want kept %v", tt.file, err, tt.kept)
+			}
+			want := []string{"f.snap"}
+			if tt.kept {
+				want = append(want, tt.file)
+				slices.Sort(want)
+			}
+			if got := dirNames(t, dir); !slices.Equal(got, want) {
+				t.Fatalf("after Close: %q; want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestTargetLiveSpareKept: a live writer's temporaries stay locked for its
+// whole life, before and after commits, so that a writer that cannot see
+// its process (in another PID namespace) leaves them alone and the live
+// writer can go on exchanging.
+func TestTargetLiveSpareKept(t *testing.T) {
+	defer func(f func(int) bool) { processGone = f }(processGone)
+	processGone = func(int) bool { return true } // as from another PID namespace
+	for commits := range 4 {
+		t.Run(fmt.Sprint(commits, " commits"), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "f.snap")
+			tg, err := OpenTarget(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			for i := range commits {
+				if err := tg.Write(writeString(fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := dirNames(t, dir)
+			d, err := os.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			other := &Target{dir: d, name: "f.snap"}
+			other.removeStale()
+			if got := dirNames(t, dir); !slices.Equal(got, before) {
+				t.Fatalf("another writer's cleanup left %q of %q", got, before)
+			}
+			if err := tg.Write(writeString("last")); err != nil {
+				t.Fatalf("a commit after another writer's cleanup: %v", err)
+			}
+			if got := mustRead(t, path); got != "last" {
+				t.Fatalf("%s holds %q", path, got)
+			}
+		})
+	}
+}
+
+// TestTargetRefusedKeepsSpareLocked: a snapshot refused because a machine
+// restored from the spare holds it leaves the spare locked by the writer
+// (a failed flock conversion drops the lock it had), so that another
+// writer's cleanup keeps it once the machine is gone.
+func TestTargetRefusedKeepsSpareLocked(t *testing.T) {
+	defer func(f func(int) bool) { processGone = f }(processGone)
+	processGone = func(int) bool { return true } // as from another PID namespace
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.snap")
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if err := tg.Write(writeString("one")); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(restored.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Write(writeString("two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Write(writeString("three")); !errors.Is(err, ErrInUse) {
+		t.Fatalf("over a held spare: %v; want ErrInUse", err)
+	}
+	restored.Close()
+	before := dirNames(t, dir)
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	(&Target{dir: d, name: "f.snap"}).removeStale()
+	if got := dirNames(t, dir); !slices.Equal(got, before) {
+		t.Fatalf("another writer's cleanup left %q of %q", got, before)
+	}
+	if err := tg.Write(writeString("four")); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -281,7 +281,7 @@ func snapshotTargetAdvice(path string, err error) error {
 		if errors.As(err, &errno) {
 			why = errno // "resource temporarily unavailable"
 		}
-		return fmt.Errorf("--snapshot %s is in use (%w: a VM holds it as a disk or was restored from it, and would lose it); stop that VM or write the snapshot elsewhere%s", path, why, holder)
+		return fmt.Errorf("--snapshot %s is in use (%w: a VM holds it as a disk, was restored from it or writes snapshots to it, and would lose it); stop that VM or write the snapshot elsewhere%s", path, why, holder)
 	case errors.Is(err, snapshot.ErrNotRegular) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: %w: give a file to write the snapshot to", path, te.Err)
 	case errors.As(err, &te):
