@@ -138,16 +138,49 @@ func OpenTarget(path string) (_ *Target, err error) {
 	t.removeStale()
 	pattern := "." + t.name + "." + strconv.Itoa(os.Getpid()) + ".*.tmp"
 	for i := range t.files {
-		f, err := os.CreateTemp(t.dir.Name(), pattern)
-		if err != nil {
-			return nil, &TargetError{Path: path, Op: "create temporary", Err: err}
-		}
-		t.files[i], t.names[i] = f, filepath.Base(f.Name())
-		if err := lockFile(f, unix.LOCK_EX); err != nil {
-			return nil, &TargetError{Path: path, Op: "lock temporary " + f.Name(), Err: err}
+		if t.files[i], t.names[i], err = t.createTemp(pattern); err != nil {
+			return nil, err
 		}
 	}
 	return t, nil
+}
+
+// afterCreate, when set, runs between a temporary's creation and its lock
+// (for tests).
+var afterCreate func(name string)
+
+// createTemp creates a temporary in t.dir and locks it exclusive. In the
+// moment before the lock, another writer's removeStale may take it for a
+// dead writer's (one in a PID namespace where this process's PID does
+// not exist) and remove it: it is then made again.
+func (t *Target) createTemp(pattern string) (*os.File, string, error) {
+	for try := 1; ; try++ {
+		f, err := os.CreateTemp(t.dir.Name(), pattern)
+		if err != nil {
+			return nil, "", &TargetError{Path: t.path, Op: "create temporary", Err: err}
+		}
+		name := filepath.Base(f.Name())
+		if afterCreate != nil {
+			afterCreate(name)
+		}
+		err = lockFile(f, unix.LOCK_EX)
+		if err == nil {
+			var st, now unix.Stat_t
+			if err = unix.Fstat(int(f.Fd()), &st); err == nil {
+				err = unix.Fstatat(int(t.dir.Fd()), name, &now, unix.AT_SYMLINK_NOFOLLOW)
+			}
+			if err == nil && st.Dev == now.Dev && st.Ino == now.Ino {
+				return f, name, nil
+			}
+		}
+		f.Close()
+		if err != nil && !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.ENOENT) || try == 3 {
+			if err == nil {
+				err = fmt.Errorf("%s was replaced", name)
+			}
+			return nil, "", &TargetError{Path: t.path, Op: "create temporary " + filepath.Join(t.dir.Name(), name), Err: err}
+		}
+	}
 }
 
 // fileType names what mode is, for ErrNotRegular.
@@ -229,6 +262,9 @@ var processGone = func(pid int) bool {
 // at once (a live writer holds its own locked; a machine restored from
 // a spare holds it shared). Best effort: what it cannot tell is kept.
 func (t *Target) removeStale() {
+	if _, err := t.dir.Seek(0, io.SeekStart); err != nil {
+		return
+	}
 	names, err := t.dir.Readdirnames(-1)
 	if err != nil {
 		return

@@ -484,6 +484,74 @@ func TestTargetLiveSpareKept(t *testing.T) {
 	}
 }
 
+// TestTargetCreateRace: a temporary another writer's cleanup removes
+// between its creation and its lock (that writer, in another PID
+// namespace, sees no process of its PID) is made again, and the Target
+// works.
+func TestTargetCreateRace(t *testing.T) {
+	defer func(f func(int) bool) { processGone = f }(processGone)
+	processGone = func(int) bool { return true }
+	defer func() { afterCreate = nil }()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.snap")
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	removed := 0
+	afterCreate = func(name string) {
+		if removed < 2 {
+			(&Target{dir: d, name: "f.snap"}).removeStale()
+			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+				t.Fatalf("the cleanup kept %s, unlocked", name)
+			}
+			removed++
+		}
+	}
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	afterCreate = nil
+	for _, s := range []string{"one", "two"} {
+		if err := tg.Write(writeString(s)); err != nil {
+			t.Fatalf("writing %q: %v", s, err)
+		}
+	}
+	if got := mustRead(t, path); got != "two" {
+		t.Fatalf("%s holds %q", path, got)
+	}
+	if !tg.Close() {
+		t.Fatal("Close reports no commit")
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"f.snap"}) {
+		t.Fatalf("after Close: %q; want only f.snap", got)
+	}
+}
+
+// TestTargetSecondWriterRefused: while a Target has committed a snapshot
+// it may write over again, another Target of the same file is refused
+// (ErrInUse): the two would replace each other's snapshots.
+func TestTargetSecondWriterRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.snap")
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if err := tg.Write(writeString("one")); err != nil {
+		t.Fatal(err)
+	}
+	if other, err := OpenTarget(path); !errors.Is(err, ErrInUse) {
+		if err == nil {
+			other.Close()
+		}
+		t.Fatalf("a second Target of a file another one writes: %v; want ErrInUse", err)
+	}
+}
+
 // TestTargetRefusedKeepsSpareLocked: a snapshot refused because a machine
 // restored from the spare holds it leaves the spare locked by the writer
 // (a failed flock conversion drops the lock it had), so that another
