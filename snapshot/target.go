@@ -62,9 +62,10 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // write snapshots: the first is renamed over the file; each later one is
 // written to the spare temporary and exchanged with the file
 // (renameat2 RENAME_EXCHANGE), which leaves the previous snapshot at the
-// spare's name, to be written next and removed by Close. After OpenTarget,
-// a Target makes no system call but flock, ftruncate, lseek, write,
-// fstat, fsync, and renameat, renameat2 and unlinkat in Dir.
+// spare's name, to be written next and removed by Close. Once OpenTarget
+// and AllowUser returned, writing and Close make no system call but
+// flock, ftruncate, lseek, write, fstat, fsync, close, and renameat,
+// renameat2 and unlinkat in Dir.
 //
 // Locks (flock): the file as it was is locked exclusive from OpenTarget
 // until replaced, so that a file a machine uses (as a disk, exclusive;
@@ -73,7 +74,8 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // the file, so that machines may restore from it while no later snapshot
 // is written over it: the spare is written only when no machine restored
 // from it still holds it. Every file of a Target is locked by it until
-// Close, which tells a live writer's temporaries from a dead one's.
+// Close, which tells a live writer's temporaries from a dead one's (and
+// refuses another Target of a file one has written to).
 //
 // Temporaries are named ".FILE.PID.N.tmp" (PID the writer's process ID).
 // Those of a writer killed before its Close stay; OpenTarget removes the
@@ -412,8 +414,9 @@ func (t *Target) Write(fn func(w io.Writer) error) error {
 // that cannot be wrapped in a call, such as a machine's snapshot taken
 // when its guest is ready (vmm.Config.SnapshotOnReady, then OnSnapshot
 // calls Finish). Its first Write, Seek or Stat takes the Target (until
-// Finish) and an empty temporary; Finish commits. It may write another
-// snapshot after Finish.
+// Finish) and an empty temporary; Finish commits. Finish must follow
+// any use (Close waits for it). It may write another snapshot after
+// Finish.
 type TargetWriter struct {
 	t   *Target
 	f   *os.File

@@ -102,7 +102,9 @@ type snapRequest struct {
 // guest queues meanwhile are served after it, or after a restore), and
 // the guest then runs on. Before Run it snapshots the machine as New left
 // it; after Run it fails. Not from Config.OnEvent or Console, which the
-// vCPU thread calls.
+// vCPU thread calls. snapshot.Target writes to a file that keeps its old
+// content until a new snapshot is complete (Target.Write, or a
+// TargetWriter as Config.SnapshotOnReady).
 func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
 	type result struct {
 		info SnapshotInfo
