@@ -72,6 +72,11 @@
 // wrapping ErrVersion, ErrFormat, ErrCorrupt and ErrTruncated;
 // Header.CheckMemory refuses another memory size (ErrMemorySize), and
 // File.VerifyMemory a memory section whose digest differs (ErrCorrupt).
+//
+// Target replaces a snapshot file only with a complete snapshot, through
+// temporaries beside it made in advance (for a process that later may not
+// create files), refusing a file another process holds locked (ErrInUse,
+// naming it) and removing the temporaries of writers that were killed.
 package snapshot
 
 import (
