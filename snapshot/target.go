@@ -120,6 +120,11 @@ func OpenTarget(path string) (_ *Target, err error) {
 	if t.dir, err = os.Open(filepath.Dir(real)); err != nil {
 		return nil, &TargetError{Path: path, Op: "open its directory", Err: err}
 	}
+	if fi, err := os.Stat(real); err == nil && !fi.Mode().IsRegular() {
+		// Not opened: opening a device may act on it (a tape rewinds).
+		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, fileType(fi.Mode()))}
+	}
+	// Non-blocking: what became a FIFO since the Stat is not waited on.
 	old, err := os.OpenFile(real, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	switch {
 	case err == nil:
@@ -275,6 +280,12 @@ func (t *Target) removeStale() {
 	for _, name := range names {
 		pid, ok := tempPID(t.name, name)
 		if !ok || !processGone(pid) { // this process's own among the live
+			continue
+		}
+		// Only a regular file is opened (opening a device may act on
+		// it), without following a symlink or waiting on a FIFO.
+		var pre unix.Stat_t
+		if unix.Fstatat(dir, name, &pre, unix.AT_SYMLINK_NOFOLLOW) != nil || pre.Mode&unix.S_IFMT != unix.S_IFREG {
 			continue
 		}
 		fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
