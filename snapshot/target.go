@@ -35,7 +35,7 @@ var (
 // ErrDirPermission.
 type TargetError struct {
 	Path   string // the file as given to OpenTarget
-	Op     string // what failed: "open", "lock", "create temporary", "allow user", "write", "commit"
+	Op     string // what failed: "its directory", "open", "lock", "create temporary", "allow user", "write", "commit"
 	Holder string // for ErrInUse: who holds the lock (lockholder.Describe), or ""
 	Err    error
 }
@@ -118,7 +118,7 @@ func OpenTarget(path string) (_ *Target, err error) {
 		}
 	}()
 	if t.dir, err = os.Open(filepath.Dir(real)); err != nil {
-		return nil, &TargetError{Path: path, Op: "open its directory", Err: err}
+		return nil, &TargetError{Path: path, Op: "its directory", Err: err}
 	}
 	if fi, err := os.Stat(real); err == nil && !fi.Mode().IsRegular() {
 		// Not opened: opening a device may act on it (a tape rewinds).
