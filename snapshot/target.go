@@ -35,7 +35,7 @@ var (
 // ErrDirPermission.
 type TargetError struct {
 	Path   string // the file as given to OpenTarget
-	Op     string // what failed: "its directory", "open", "lock", "create temporary", "allow user", "write", "commit"
+	Op     string // what failed: "resolve symlink", "its directory", "open", "lock", "create temporary", "allow user", "write", "write over the previous snapshot", "commit"
 	Holder string // for ErrInUse: who holds the lock (lockholder.Describe), or ""
 	Err    error
 }
