@@ -142,6 +142,13 @@ func benchAction(c *cli.Context) error {
 	if err := checkOutputFiles([]namedFile{{"--json", c.String("json")}, {"--svg", c.String("svg")}}, inputs); err != nil {
 		return err
 	}
+	for _, f := range []string{"json", "svg"} {
+		if p := c.String(f); p != "" {
+			if err := checkWritable("--"+f+" "+p, p); err != nil {
+				return err
+			}
+		}
+	}
 	var ready bench.Ready
 	if r := c.String("ready"); r != "" {
 		re, err := regexp.Compile(r)

@@ -120,6 +120,18 @@ func checkImageOutput(out string) (string, error) {
 	return target, nil
 }
 
+// checkWritable proves, before any work, that the output what (a flag and
+// its value, "-o k.gz", or "image root.img") can be written as it will
+// be: by the atomic writer, whose temporary file in the output's
+// directory it creates and removes. A read-only or full directory, or one
+// that takes no files (/proc/sys), fails here, with status 1.
+func checkWritable(what string, path string) error {
+	if err := atomicfile.Check(path); err != nil {
+		return fmt.Errorf("%s: cannot be written: %w", what, err)
+	}
+	return nil
+}
+
 // upPreflight checks what up needs besides the flags' values before it
 // downloads, strips and builds: the extra -d images exist, the image can
 // be written where -i puts it, and the release flags are ones fetch takes.
@@ -145,8 +157,16 @@ func upPreflight(c *cli.Context, image string) error {
 	if err := checkRunInputs(c); err != nil {
 		return err
 	}
-	_, err := checkImageOutput(image)
-	return err
+	target, err := checkImageOutput(image)
+	if err != nil {
+		return err
+	}
+	// An image that exists may be fresh and only booted; the mkimg step
+	// checks it again when it has to be rebuilt (before the build).
+	if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
+		return checkWritable("image "+image, image)
+	}
+	return nil
 }
 
 // namedFile is a file given on the command line, with the flag that

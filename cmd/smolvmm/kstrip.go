@@ -134,6 +134,17 @@ func runKstrip(c *cli.Context) error {
 		if _, err := atomicfile.Target(out); err != nil {
 			return fmt.Errorf("kstrip: output %w", err)
 		}
+		// ...and so is its directory, where the replacement is made; a
+		// missing KERNEL is left for the read below to report.
+		what := "-o " + out
+		if c.String("output") == "" {
+			what = "kernel " + in + " (replaced in place)"
+		}
+		if _, err := os.Stat(in); err == nil || what[0] == '-' {
+			if err := checkWritable(what, out); err != nil {
+				return err
+			}
+		}
 	}
 	f, err := kstrip.ReadFile(in)
 	if err != nil {

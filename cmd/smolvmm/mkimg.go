@@ -180,6 +180,9 @@ func checkOutput(out string, force bool) error {
 	if err != nil {
 		return err
 	}
+	if err := checkWritable("image "+out, out); err != nil {
+		return err
+	}
 	if _, err := os.Stat(target); err == nil && !force {
 		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
 	} else if err == nil {

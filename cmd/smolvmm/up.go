@@ -155,7 +155,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			}
 		}
 		// The build replaces the image through a temporary file of its
-		// own (atomicfile): two ups never share one.
+		// own (atomicfile): two ups never share one. Whether it can make
+		// one is known before the sets are read.
+		if err := checkWritable("image "+res.Image, res.Image); err != nil {
+			return "", err
+		}
 		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: im.Sets, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
 		if err != nil {
 			return "", err

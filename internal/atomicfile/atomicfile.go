@@ -102,13 +102,9 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) (err error
 	if err != nil {
 		return err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, dir, err := createTemp(path)
 	if err != nil {
-		return fmt.Errorf("temporary file next to %s: %w", path, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -140,6 +136,38 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) (err error
 		d.Close()
 	}
 	return nil
+}
+
+// createTemp creates the temporary file Write fills for target (a path
+// Target returned), in target's directory, which it also returns.
+func createTemp(target string) (*os.File, string, error) {
+	dir, base := filepath.Split(target)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, dir, fmt.Errorf("temporary file next to %s: %w", target, err)
+	}
+	return f, dir, nil
+}
+
+// Check proves that Write(path) could begin, without changing path: it
+// fails as Write would on a target that is not a regular file, and it
+// creates and removes the temporary file Write would create, so a
+// directory that is missing, read-only or full of entries fails here.
+// Callers run it before long work whose result goes to path.
+func Check(path string) error {
+	target, err := Target(path)
+	if err != nil {
+		return err
+	}
+	f, _, err := createTemp(target)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // WriteFile is Write for content already in memory.

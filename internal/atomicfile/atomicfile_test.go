@@ -188,3 +188,51 @@ func TestWriteRefusesPipeThroughProcFd(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// TestCheck: Check fails where Write would fail to begin, for root too
+// (/proc/sys takes no new files), and leaves nothing behind.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	existing := filepath.Join(dir, "old")
+	if err := os.WriteFile(existing, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		ok         bool
+		is         error // nil: any error naming the path's temporary file
+	}{
+		{"new file", filepath.Join(dir, "new"), true, nil},
+		{"existing file", existing, true, nil},
+		{"missing directory", filepath.Join(dir, "missing", "x"), false, os.ErrNotExist},
+		{"directory taking no files", "/proc/sys/smolvmm-check", false, nil},
+		{"FIFO", fifo, false, ErrNotRegular},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Check(tt.path)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Check(%s) = %v", tt.path, err)
+				}
+			} else if err == nil || tt.is != nil && !errors.Is(err, tt.is) {
+				t.Fatalf("Check(%s) = %v, want an error (%v)", tt.path, err, tt.is)
+			} else if tt.is == nil && !strings.Contains(err.Error(), "temporary file next to "+tt.path) {
+				t.Errorf("Check(%s) = %v, want the temporary file named", tt.path, err)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Check created the file: %v", err)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "old" {
+		t.Errorf("Check changed the file to %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
