@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -131,8 +133,18 @@ func runKstrip(c *cli.Context) error {
 		if out == "" {
 			out = in
 		}
-		if _, err := atomicfile.Target(out); err != nil {
+		target, err := atomicfile.Target(out)
+		if err != nil {
 			return fmt.Errorf("kstrip: output %w", err)
+		}
+		// A disk image a running VM holds is never replaced: the VM would
+		// write on to the unlinked old file (as mkimg -f refuses it). A
+		// file this process may not read is not checked: the rename needs
+		// no read, and no VM of this user can hold it.
+		if _, err := os.Stat(target); err == nil {
+			if err := checkNotInUse(target); err != nil && !errors.Is(err, fs.ErrPermission) {
+				return err
+			}
 		}
 		// ...and so is its directory, where the replacement is made; a
 		// missing KERNEL is left for the read below to report.
