@@ -63,7 +63,7 @@ func TestCLIChecks(t *testing.T) {
 		{"up over-long append", up("-a", long, "rescue"), 2, "-a: 300 bytes", ""},
 		{"over-long tap name", []string{"run", "-k", text, "--net", "tap:abcdefghijklmnop"}, 2, "at most 15 characters", ""},
 		{"demo stray argument", []string{"demo", "extra"}, 2, `unexpected argument "extra"`, ""},
-		{"demo ready port", []string{"demo", "--ready-port", "8080"}, 2, "flag provided but not defined: -ready-port", ""},
+		{"demo ready port", []string{"demo", "--ready-port", "8080"}, 2, "unknown flag --ready-port", ""},
 		{"ready port without a NIC", []string{"run", "-k", text, "--net", "none", "--ready-port", "8080"}, 2, "--ready-port 8080: with --net none", ""},
 		{"ready port not forwarded", []string{"run", "-k", text, "-p", "8081:80", "--ready-port", "8080"}, 2, "no -p forwards TCP port 8080", ""},
 		{"ready port forwarded as UDP", []string{"run", "-k", text, "-p", "udp:8080:80", "--ready-port", "8080"}, 2, "no -p forwards TCP port 8080", ""},

@@ -101,7 +101,7 @@ func TestCLIErrors(t *testing.T) {
 		stderr   string
 		needsKVM bool
 	}{
-		{"unknown flag", []string{"run", "--bogus"}, 2, "flag provided but not defined: -bogus (see smolvmm run --help)", false},
+		{"unknown flag", []string{"run", "--bogus"}, 2, "smolvmm run: unknown flag --bogus (see smolvmm run --help)", false},
 		{"no kernel flag", []string{"run"}, 2, "no kernel: give one with -k FILE", false},
 		{"kernel missing", []string{"run", "-k", filepath.Join(dir, "nope")}, 1, "check the path given with -k", false},
 		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "this host has no KVM", false},
@@ -124,7 +124,7 @@ func TestCLIErrors(t *testing.T) {
 		{"too much memory", []string{"run", "-k", text, "-m", "99999"}, 2, "-m 99999: too much RAM (use -m between 3 and 3072 MiB", false},
 		{"same disk twice", []string{"run", "-k", text, "-d", text, "-d", text + ",ro"}, 2, "this image is already a disk of this VM", false},
 		{"unknown command", []string{"rnu"}, 2, `smolvmm: unknown command "rnu" (smolvmm --help lists the commands)`, false},
-		{"unknown global flag", []string{"--version"}, 2, "smolvmm: flag provided but not defined: -version (see smolvmm --help)", false},
+		{"unknown global flag", []string{"--version"}, 2, "smolvmm: unknown flag --version (see smolvmm --help)", false},
 		{"not multiboot", []string{"run", "-k", text}, 1, "pass a multiboot v1 kernel", true},
 		{"ELF64", []string{"run", "-k", elf64}, 1, "ELF", true},
 		{"stray argument", []string{"run", "-k", text, "extra"}, 2, `unexpected argument "extra"`, false},

@@ -53,3 +53,44 @@ func TestBadFlagValueStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagParseMessages: a value the flag's type cannot take is refused
+// in the wording of the other bad values (mkimg -m "abc": want ...): the
+// flag with its dashes, the value and what is wanted. urfave/cli said
+// `invalid value "abc" for flag -timeout: parse error`.
+func TestFlagParseMessages(t *testing.T) {
+	bin := smolvmmBin(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"up -m", []string{"up", "-m", "abc", "rescue"}, `smolvmm up: -m "abc": want a whole number of MiB between 3 and 3072 (see smolvmm up --help)`},
+		{"run -m", []string{"run", "-m", "abc"}, `smolvmm run: -m "abc": want a whole number of MiB between 3 and 3072 (see smolvmm run --help)`},
+		{"run --memory", []string{"run", "--memory", "1e3"}, `smolvmm run: --memory "1e3": want a whole number of MiB between 3 and 3072 (see smolvmm run --help)`},
+		{"run -m out of range", []string{"run", "-m", "99999999999999999999"}, `smolvmm run: -m "99999999999999999999": want a whole number of MiB between 3 and 3072`},
+		{"bench --timeout", []string{"bench", "--timeout", "abc"}, `smolvmm bench: --timeout "abc": want a duration such as 90s, 2m or 1m30s (see smolvmm bench --help)`},
+		{"bench -timeout", []string{"bench", "-timeout", "10"}, `smolvmm bench: --timeout "10": want a duration such as 90s, 2m or 1m30s`},
+		{"bench -n", []string{"bench", "-n", "x"}, `smolvmm bench: -n "x": want a whole number of boots, at least 1`},
+		{"demo --ready-port", []string{"run", "--ready-port", "http"}, `smolvmm run: --ready-port "http": want a TCP port between 1 and 65535`},
+		{"demo --uid", []string{"demo", "--uid", "nobody"}, `smolvmm demo: --uid "nobody": want a numeric user id`},
+		{"bench --console=", []string{"bench", "--console=maybe"}, `smolvmm bench: --console=maybe: a switch takes no value, or =true or =false`},
+		{"run -m without a value", []string{"run", "-m"}, `smolvmm run: -m needs a value (see smolvmm run --help)`},
+		{"unknown flag", []string{"fetch", "-mirror=x", "--bogus"}, `smolvmm fetch: unknown flag --bogus (see smolvmm fetch --help)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Errorf("exit %v, want status 2; stderr: %s", err, stderr.String())
+			}
+			msg := strings.TrimSuffix(stderr.String(), "\n")
+			if !strings.HasPrefix(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Errorf("stderr %q\nwant one line starting %q", msg, tt.want)
+			}
+		})
+	}
+}

@@ -73,7 +73,7 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	if c.Command != nil && c.Command.Name != "" && c.Command.Name != name {
 		name += " " + c.Command.Name
 	}
-	return cli.Exit(fmt.Sprintf("%v (see %s --help)", err, name), 2)
+	return cli.Exit(fmt.Sprintf("%s (see %s --help)", flagParseMessage(c, err.Error()), name), 2)
 }
 
 // appAction runs when no command matched: help without arguments, else a
