@@ -98,8 +98,8 @@ VM: give them ,ro. With --net user:NAME every VM joins the shared network
 }
 
 func benchAction(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usageErrorf("unexpected argument %q (options go before it; see smolvmm bench --help)", c.Args().First())
+	if err := checkArgs(c, 0, ""); err != nil {
+		return err
 	}
 	if err := checkParallelFlags(c); err != nil {
 		return err

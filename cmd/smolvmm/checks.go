@@ -262,3 +262,25 @@ func checkRunInputs(c *cli.Context) error {
 	}
 	return nil
 }
+
+// checkArgs refuses, in one wording for every command, the arguments a
+// command does not take: beyond the first max (max < 0: no limit), and
+// any that looks like a flag. urfave/cli stops reading flags at the first
+// argument, so `fetch rescue --mirror URL` passed "--mirror" and the URL
+// on as set names. takes says what the command takes ("one KERNEL").
+func checkArgs(c *cli.Context, max int, takes string) error {
+	name := c.Command.Name
+	args := c.Args().Slice()
+	for _, a := range args {
+		if len(a) > 1 && a[0] == '-' {
+			return usageErrorf("flag %s after the arguments: flags go before the arguments (see smolvmm %s --help)", a, name)
+		}
+	}
+	if max < 0 || len(args) <= max {
+		return nil
+	}
+	if max == 0 {
+		return usageErrorf("unexpected argument %q: smolvmm %s takes only flags (see smolvmm %s --help)", args[0], name, name)
+	}
+	return usageErrorf("unexpected argument %q: smolvmm %s takes %s, after the flags (see smolvmm %s --help)", args[max], name, takes, name)
+}

@@ -22,8 +22,8 @@ command reports as success (smolvmm run would give QEMU's status 1). Example:
 		// --ready-port.
 		Flags: withoutFlags(runFlags(), map[string]bool{"ready-port": true}),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("unexpected argument %q (demo takes only options; see smolvmm demo --help)", c.Args().First())
+			if err := checkArgs(c, 0, ""); err != nil {
+				return err
 			}
 			if ran, err := runJailed(c, os.Args); ran { // jail.go
 				return err

@@ -45,6 +45,9 @@ Examples:
 Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 		Flags: releaseFlags(),
 		Action: func(c *cli.Context) error {
+			if err := checkArgs(c, -1, ""); err != nil {
+				return err
+			}
 			f := newFetcher(c, os.Stderr)
 			if err := f.Check(c.String("version"), c.String("arch"), c.Args().Slice()...); err != nil {
 				return usageErrorf("%v", err)

@@ -94,3 +94,40 @@ func TestFlagParseMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestStrayArguments: every command refuses the arguments it does not
+// take in one wording, and a flag after an argument is named as such.
+// fetch took `--mirror URL` after a set as two more set names ("bad set
+// ...: want a plain name"); each command had its own wording.
+func TestStrayArguments(t *testing.T) {
+	flagAfter := func(cmd, flag string) string {
+		return "smolvmm " + cmd + ": flag " + flag + " after the arguments: flags go before the arguments (see smolvmm " + cmd + " --help)"
+	}
+	onlyFlags := func(cmd, arg string) string {
+		return "smolvmm " + cmd + `: unexpected argument "` + arg + `": smolvmm ` + cmd + " takes only flags (see smolvmm " + cmd + " --help)"
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fetch", "nosuchset", "--mirror", "http://127.0.0.1:1/"}, flagAfter("fetch", "--mirror")},
+		{[]string{"kstrip", "k.gz", "-o", "out"}, flagAfter("kstrip", "-o")},
+		{[]string{"up", "rescue", "-m", "64"}, flagAfter("up", "-m")},
+		{[]string{"run", "extra", "-k", "k"}, flagAfter("run", "-k")},
+		{[]string{"kstrip", "a", "b"}, `smolvmm kstrip: unexpected argument "b": smolvmm kstrip takes one KERNEL, after the flags (see smolvmm kstrip --help)`},
+		{[]string{"up", "rescue", "base"}, `smolvmm up: unexpected argument "base": smolvmm up takes one SERVICE, after the flags (see smolvmm up --help)`},
+		{[]string{"run", "-k", "k", "extra"}, onlyFlags("run", "extra")},
+		{[]string{"demo", "extra"}, onlyFlags("demo", "extra")},
+		{[]string{"bench", "extra"}, onlyFlags("bench", "extra")},
+		{[]string{"mkimg", "extra"}, onlyFlags("mkimg", "extra")},
+		{[]string{"net", "extra"}, onlyFlags("net", "extra")},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, stderr, status := runCLIIn(t, t.TempDir(), tt.args...)
+			if msg := strings.TrimSuffix(stderr, "\n"); status != 2 || msg != tt.want {
+				t.Errorf("status %d, stderr %q\nwant 2 and %q", status, msg, tt.want)
+			}
+		})
+	}
+}

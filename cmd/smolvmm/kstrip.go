@@ -104,8 +104,11 @@ type kstripJSON struct {
 }
 
 func runKstrip(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("kstrip: give exactly one KERNEL after the flags (got %d arguments); see smolvmm kstrip --help", c.NArg())
+	if err := checkArgs(c, 1, "one KERNEL"); err != nil {
+		return err
+	}
+	if c.NArg() == 0 {
+		return usageErrorf("kstrip: give one KERNEL after the flags (see smolvmm kstrip --help)")
 	}
 	in := c.Args().First()
 	stdout, stderr := c.App.Writer, c.App.ErrWriter

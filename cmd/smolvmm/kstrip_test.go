@@ -283,8 +283,8 @@ func TestKstripBadInput(t *testing.T) {
 		{"ignored keep names keep nothing", []string{"--ignore-unknown", "--keep", "vioff,nosuch", kern}, kern, 1, []string{"vioff, nosuch", "mainbus included"}},
 		{"missing keep file", []string{"-K", filepath.Join(dir, "nope"), kern}, kern, 1, []string{"nope"}},
 		{"missing kernel", []string{filepath.Join(dir, "netbsd")}, "", 1, []string{"no such file"}},
-		{"no kernel", nil, "", 2, []string{"exactly one KERNEL"}},
-		{"two kernels", []string{kern, kern}, kern, 2, []string{"exactly one KERNEL"}},
+		{"no kernel", nil, "", 2, []string{"give one KERNEL after the flags"}},
+		{"two kernels", []string{kern, kern}, kern, 2, []string{"smolvmm kstrip takes one KERNEL, after the flags"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,8 +54,8 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			&cli.StringFlag{Name: "fs", Value: imagebuilder.DataFAT32, Usage: "data disk file `SYSTEM`: fat32 or iso9660 (with --data)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("unexpected argument %q (see smolvmm mkimg --help)", c.Args().First())
+			if err := checkArgs(c, 0, ""); err != nil {
+				return err
 			}
 			if c.String("data") == "" {
 				return mkimg(c.Context, c, os.Stderr)

@@ -48,8 +48,8 @@ Examples:
 }
 
 func netAction(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usageErrorf("unexpected argument %q (see smolvmm net --help)", c.Args().First())
+	if err := checkArgs(c, 0, ""); err != nil {
+		return err
 	}
 	socket := c.String("socket")
 	if socket != "" && c.IsSet("name") {

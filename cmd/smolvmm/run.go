@@ -90,8 +90,8 @@ host's network).`,
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required unless --restore)"},
 		}, runFlags()...), netFlags()...), snapshotFlags()...), // snapshot.go
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("unexpected argument %q (options go before it; see smolvmm run --help)", c.Args().First())
+			if err := checkArgs(c, 0, ""); err != nil {
+				return err
 			}
 			if err := checkSnapshotFlags(c); err != nil {
 				return err

@@ -248,8 +248,11 @@ Examples:
    smolvmm up --service-dir ./services myservice`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usageErrorf("want exactly one SERVICE (e.g. smolvmm up rescue), got %d arguments; options go before it", c.NArg())
+			if err := checkArgs(c, 1, "one SERVICE"); err != nil {
+				return err
+			}
+			if c.NArg() == 0 {
+				return usageErrorf("want exactly one SERVICE after the flags (e.g. smolvmm up rescue)")
 			}
 			// A typo in a run flag, a missing disk or an image that cannot
 			// be written fails now, not after the download and build.
