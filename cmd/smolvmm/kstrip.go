@@ -115,7 +115,9 @@ func runKstrip(c *cli.Context) error {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	summary := stdout
+	// The summary is the command's output on stdout; on stderr (-o -) it
+	// is prefixed as every other line there.
+	summary, summaryPrefix := stdout, ""
 	if c.String("output") == "-" {
 		if c.Bool("list") || c.Bool("json") {
 			return usageErrorf("kstrip: -o - writes the kernel to standard output, where --list and --json print too: drop one of them")
@@ -123,7 +125,7 @@ func runKstrip(c *cli.Context) error {
 		if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			return usageErrorf("kstrip: -o - would write a binary kernel to the terminal: redirect standard output, or give -o FILE")
 		}
-		summary = stderr
+		summary, summaryPrefix = stderr, kstripPrefix
 	}
 	// An empty --keep ("" or ",") is a slip on the command line, said
 	// before the kernel is read.
@@ -184,7 +186,7 @@ func runKstrip(c *cli.Context) error {
 		}
 		out.Changes, out.KeptParents, out.Warnings, out.Unknown = r.Changes, r.KeptParents, r.Warnings, r.Unknown
 		for _, w := range r.Warnings {
-			fmt.Fprintln(stderr, "kstrip: warning:", w)
+			fmt.Fprintln(stderr, kstripPrefix+"warning:", w)
 		}
 		if out.Output, out.Written, err = kstripWrite(c, in, f, k, len(r.Changes), stdout); err != nil {
 			return err
@@ -198,11 +200,11 @@ func runKstrip(c *cli.Context) error {
 		return enc.Encode(out)
 	case c.Bool("list"):
 		if edits {
-			kstripSummary(stdout, c, &out)
+			kstripSummary(stdout, "", c, &out)
 		}
 		return kstrip.WriteTable(stdout, k.Entries)
 	case edits:
-		kstripSummary(summary, c, &out)
+		kstripSummary(summary, summaryPrefix, c, &out)
 	}
 	return nil
 }
@@ -242,7 +244,7 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Pl
 			if k.Known(n) {
 				p.Keep = append(p.Keep, n)
 			} else {
-				fmt.Fprintf(stderr, "smolvmm kstrip: note: default keep name %q is not in this kernel\n", n)
+				fmt.Fprintf(stderr, "%snote: default keep name %q is not in this kernel\n", kstripPrefix, n)
 			}
 		}
 	}
@@ -268,13 +270,27 @@ func kstripWrite(c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, ch
 		}
 		out = in
 	}
+	_, statErr := os.Stat(out)
 	if err := kstrip.WriteFile(out, k.Bytes(), kstrip.WantsGzip(out), f.Mode); err != nil {
-		return out, false, fmt.Errorf("kstrip: writing %s: %w (%s is unchanged)", out, err, in)
+		// The writer leaves the output as it was: say so of the output.
+		left := out + " is unchanged"
+		if statErr != nil {
+			left = out + " was not written"
+		}
+		if strings.Contains(err.Error(), out) {
+			return out, false, fmt.Errorf("kstrip: %w (%s)", err, left)
+		}
+		return out, false, fmt.Errorf("kstrip: writing %s: %w (%s)", out, err, left)
 	}
 	return out, true, nil
 }
 
-func kstripSummary(w io.Writer, c *cli.Context, o *kstripJSON) {
+// kstripPrefix begins kstrip's notes and warnings, as errorLine begins
+// its errors.
+const kstripPrefix = "smolvmm kstrip: "
+
+// kstripSummary writes what changed to w, each line after prefix.
+func kstripSummary(w io.Writer, prefix string, c *cli.Context, o *kstripJSON) {
 	// The index tells apart entries with one label (pci* at mainbus and
 	// at ppb); a parent kept for two entries of one label shows once.
 	shown := map[string]bool{}
@@ -282,7 +298,7 @@ func kstripSummary(w io.Writer, c *cli.Context, o *kstripJSON) {
 		line := fmt.Sprintf("kept parent [%d] %s (%s) for %s", p.Index, p.Label, p.Attach, p.For)
 		if !shown[line] {
 			shown[line] = true
-			fmt.Fprintln(w, line)
+			fmt.Fprintln(w, prefix+line)
 		}
 	}
 	dis, en := 0, 0
@@ -293,7 +309,7 @@ func kstripSummary(w io.Writer, c *cli.Context, o *kstripJSON) {
 			en++
 		}
 		if c.Bool("dry-run") {
-			fmt.Fprintf(w, "%s [%d] %s (%s): %s -> %s\n", verb(ch.To), ch.Index, ch.Label, ch.Attach, ch.From, ch.To)
+			fmt.Fprintf(w, "%s%s [%d] %s (%s): %s -> %s\n", prefix, verb(ch.To), ch.Index, ch.Label, ch.Attach, ch.From, ch.To)
 		}
 	}
 	enabled := 0
@@ -311,7 +327,7 @@ func kstripSummary(w io.Writer, c *cli.Context, o *kstripJSON) {
 	default:
 		where = "nothing to change, " + o.Kernel + " left as it was"
 	}
-	fmt.Fprintf(w, "%s: disabled %d, enabled %d; %d of %d entries enabled; %s\n", o.Kernel, dis, en, enabled, len(o.Entries), where)
+	fmt.Fprintf(w, "%s%s: disabled %d, enabled %d; %d of %d entries enabled; %s\n", prefix, o.Kernel, dis, en, enabled, len(o.Entries), where)
 }
 
 func verb(s kstrip.State) string {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -352,5 +353,83 @@ func TestKstripI386GenericGzip(t *testing.T) {
 		if want, ok := mustBe[entries[i].Spec]; ok && e.State.Disabled() == want {
 			t.Errorf("%s is %v", entries[i].Spec, e.State)
 		}
+	}
+}
+
+// TestKstripMessages: a failed write names the output, which is what was
+// not changed (it named the input, which never was going to change), and
+// every line kstrip writes to stderr has the prefix its errors have
+// ("kstrip: note: ..." beside unprefixed "kept parent ..." lines).
+func TestKstripMessages(t *testing.T) {
+	bin := smolvmmBin(t)
+	kern := testKernel(t, kstriptest.Options{Bits: 32, Pad: 16 << 10})
+	// Only mainbus: every other name of the default keep list is noted.
+	bare := testKernel(t, kstriptest.Options{Bits: 32, Entries: []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus"}}})
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "old.gz")
+	if err := os.WriteFile(existing, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A 1-block file size limit fails the write after every check
+	// passed (EFBIG: Go ignores SIGXFSZ).
+	limited := func(args ...string) *exec.Cmd {
+		return exec.Command("sh", append([]string{"-c", `ulimit -f 1 && exec "$0" "$@"`, bin, "kstrip"}, args...)...)
+	}
+	tests := []struct {
+		name   string
+		cmd    *exec.Cmd
+		status int
+		want   []string // in stderr
+		stdout bool     // the summary is on stdout
+	}{
+		{"new output not written", limited("-o", filepath.Join(dir, "new.gz"), kern), 1,
+			[]string{"file too large (" + filepath.Join(dir, "new.gz") + " was not written)"}, false},
+		{"existing output unchanged", limited("-o", existing, kern), 1,
+			[]string{"file too large (" + existing + " is unchanged)"}, false},
+		{"notes", exec.Command(bin, "kstrip", "-o", filepath.Join(dir, "bare"), bare), 0,
+			[]string{`smolvmm kstrip: note: default keep name "cpu" is not in this kernel`}, true},
+		{"notes and summary on stderr", exec.Command(bin, "kstrip", "-o", "-", bare), 0,
+			[]string{`smolvmm kstrip: note: default keep name "cpu" is not in this kernel`, "smolvmm kstrip: " + bare + ": disabled 0"}, false},
+		{"warnings and kept parents on stderr", exec.Command(bin, "kstrip", "--keep", "pckbd", "-o", "-", kern), 0,
+			[]string{"smolvmm kstrip: warning: pckbc0 (pckbc_isa) stays enabled", "smolvmm kstrip: kept parent [21] pckbc0 (pckbc_isa) for pckbd* (pckbd)"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			tt.cmd.Stdout, tt.cmd.Stderr = &stdout, &stderr
+			err := tt.cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			msg := strings.TrimSuffix(stderr.String(), "\n")
+			if status != tt.status {
+				t.Errorf("status %d, want %d; stderr:\n%s", status, tt.status, msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, msg)
+				}
+			}
+			for _, line := range strings.Split(msg, "\n") {
+				if !strings.HasPrefix(line, "smolvmm kstrip: ") {
+					t.Errorf("stderr line without the prefix: %q", line)
+				}
+			}
+			if strings.Contains(msg, "("+kern+" is unchanged)") {
+				t.Errorf("the error speaks of the input: %s", msg)
+			}
+			if tt.stdout != strings.Contains(stdout.String(), "disabled ") {
+				t.Errorf("summary on stdout: %v, want %v:\n%s", !tt.stdout, tt.stdout, stdout.String())
+			}
+			if tt.stdout && strings.Contains(stdout.String(), "smolvmm kstrip: ") {
+				t.Errorf("stdout's summary is prefixed:\n%s", stdout.String())
+			}
+		})
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "old" {
+		t.Errorf("%s now holds %q", existing, b)
 	}
 }
