@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/kstrip"
@@ -72,6 +73,35 @@ func advise(err error) string {
 	return msg
 }
 
+// notAKernel reports whether err says the kernel is of no kind the
+// protocol chosen (or any) can boot.
+func notAKernel(err error) bool {
+	for _, e := range []error{vmm.ErrNoBootProtocol, multiboot.ErrNotMultiboot, multiboot.ErrNotELF, netbsdboot.ErrNotNetBSD, netbsdboot.ErrNotELF} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// forcedBootHint rewrites the advice for a kernel that the protocol
+// --boot forced cannot boot: "pass a multiboot kernel" is wrong for a
+// NetBSD kernel forced to multiboot, whose fix is to drop --boot.
+func forcedBootHint(err error, proto bootplan.Protocol) error {
+	var ve *vmm.Error
+	if proto == bootplan.Auto || !errors.As(err, &ve) || ve.Field != "Kernel" || !notAKernel(ve.Err) {
+		return err
+	}
+	ve.Field = "" // the hint is complete: not vmFlagHint's to change
+	switch proto {
+	case bootplan.Multiboot:
+		ve.Hint = "--boot multiboot forced the multiboot protocol: drop --boot to let smolvmm choose, or use --boot netbsd for a NetBSD ELF kernel"
+	case bootplan.NetBSD:
+		ve.Hint = "--boot netbsd forced NetBSD's native handoff, which boots only a NetBSD i386/amd64 ELF kernel: drop --boot to let smolvmm choose, or use --boot multiboot for a multiboot kernel"
+	}
+	return err
+}
+
 // vmFlagHint says which flag to change for a vmm.Error, or "" to keep
 // the library's hint.
 func vmFlagHint(e *vmm.Error) string {
@@ -93,6 +123,8 @@ func vmFlagHint(e *vmm.Error) string {
 			return ""
 		case strings.HasPrefix(e.Op, "read kernel"):
 			return "check the path given with -k"
+		case notAKernel(e.Err):
+			return "pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"
 		}
 		return e.Hint + "; --boot forces a protocol"
 	case "Modules":

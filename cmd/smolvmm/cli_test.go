@@ -125,7 +125,7 @@ func TestCLIErrors(t *testing.T) {
 		{"same disk twice", []string{"run", "-k", text, "-d", text, "-d", text + ",ro"}, 2, "this image is already a disk of this VM", false},
 		{"unknown command", []string{"rnu"}, 2, `smolvmm: unknown command "rnu" (smolvmm --help lists the commands)`, false},
 		{"unknown global flag", []string{"--version"}, 2, "smolvmm: unknown flag --version (see smolvmm --help)", false},
-		{"not multiboot", []string{"run", "-k", text}, 1, "pass a multiboot v1 kernel", true},
+		{"not multiboot", []string{"run", "-k", text}, 1, "pass -k a multiboot v1 kernel", true},
 		{"ELF64", []string{"run", "-k", elf64}, 1, "ELF", true},
 		{"stray argument", []string{"run", "-k", text, "extra"}, 2, `unexpected argument "extra"`, false},
 		{"bad boot protocol", []string{"run", "-k", text, "--boot", "pvh"}, 2, `--boot pvh: unknown boot protocol "pvh": want auto, multiboot or netbsd`, false},

@@ -105,3 +105,44 @@ func TestCLINetBSDHandoffNotes(t *testing.T) {
 		})
 	}
 }
+
+// TestBootAdvice: a kernel the boot protocol cannot load gets advice
+// that fits how the protocol was chosen, in one pair of parentheses. A
+// NetBSD kernel forced to multiboot was told to "pass a multiboot v1
+// kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)",
+// which it is.
+func TestBootAdvice(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm: the kernel is judged when the VM loads it")
+	}
+	dir := t.TempDir()
+	netbsd := filepath.Join(dir, "netbsd-GENERIC")
+	text := filepath.Join(dir, "text")
+	if err := os.WriteFile(netbsd, netbsdELF(3, nil), 0o644); err != nil { // EM_386, no multiboot header
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(text, bytes.Repeat([]byte("hello "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		advice string
+	}{
+		{"NetBSD kernel forced to multiboot", []string{"-k", netbsd, "--boot", "multiboot"},
+			"--boot multiboot forced the multiboot protocol: drop --boot to let smolvmm choose, or use --boot netbsd for a NetBSD ELF kernel"},
+		{"no kernel forced to netbsd", []string{"-k", text, "--boot", "netbsd"},
+			"--boot netbsd forced NetBSD's native handoff, which boots only a NetBSD i386/amd64 ELF kernel: drop --boot to let smolvmm choose, or use --boot multiboot for a multiboot kernel"},
+		{"no kernel", []string{"-k", text},
+			"pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, status := runCLI(t, append([]string{"run", "--net", "none"}, tt.args...)...)
+			msg := strings.TrimSuffix(stderr, "\n")
+			if status != 1 || !strings.HasSuffix(msg, " ("+tt.advice+")") {
+				t.Fatalf("status %d, stderr %q\nwant 1 and the advice (%s)", status, msg, tt.advice)
+			}
+		})
+	}
+}

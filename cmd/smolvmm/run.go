@@ -302,6 +302,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		m.Close()
 		err = errors.New("stopped before the guest ran")
 	}
+	err = forcedBootHint(err, cfg.Boot) // advice.go
 	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
 		// Only the kernel's protocol tells whether -a console=... or a
 		// module's ",type" is right: a mistake in them is found here.
