@@ -177,7 +177,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	case werr != nil:
 		return n, fsErr("write", part, werr)
 	case rerr != nil && ctx.Err() != nil:
-		return n, fmt.Errorf("download %s interrupted after %d bytes (kept %s to resume): %w", d.url, have+n, part, ctx.Err())
+		return n, &InterruptedError{URL: d.url, Part: part, Have: have + n, Err: ctx.Err()}
 	case rerr != nil:
 		return n, fmt.Errorf("%w: GET %s: got %d of %s bytes: %w; the partial file %s is kept and the next run resumes it",
 			ErrTruncated, d.url, have+n, sizeString(total), rerr, part)

@@ -51,3 +51,21 @@ func (e *DigestError) Error() string {
 
 // Is makes errors.Is(err, ErrDigestMismatch) true for a *DigestError.
 func (e *DigestError) Is(target error) bool { return target == ErrDigestMismatch }
+
+// InterruptedError is a download stopped by its context (a signal, a
+// deadline) after Have bytes: the partial file Part is kept, and the next
+// Fetch of the release resumes it. It wraps the context's error.
+type InterruptedError struct {
+	URL  string
+	Part string // the partial file kept
+	Have int64  // bytes in Part
+	Err  error  // the context's error
+}
+
+// Error names the download, what was kept and why it stopped.
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("download %s interrupted after %d bytes (kept %s to resume): %v", e.URL, e.Have, e.Part, e.Err)
+}
+
+// Unwrap returns the context's error.
+func (e *InterruptedError) Unwrap() error { return e.Err }

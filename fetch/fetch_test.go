@@ -457,6 +457,10 @@ func TestFetchInterruptedKeepsPartial(t *testing.T) {
 	if have != 20000 {
 		t.Fatalf("partial file holds %d bytes, want some of %d (err %v)", have, len(testKernel), err)
 	}
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || ie.Part != part || ie.Have != have {
+		t.Errorf("err = %v (%#v), want an InterruptedError naming %s and its %d bytes", err, ie, part, have)
+	}
 	f.Progress = nil
 	srv.ResetLog()
 	rel, err := f.Fetch(context.Background(), "9.3", "i386")

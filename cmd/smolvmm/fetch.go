@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/smolvmm/smolvmm/fetch"
@@ -68,16 +71,71 @@ Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 // preparation stop cleanly on them (a partial download is kept to resume),
 // even when SIGINT was inherited as ignored (a background job).
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	return notifySignals(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
-// interrupted turns err into exit status 130, as run's, when ctx ended it
-// because of a signal.
+// signalCause is the cause (context.Cause) of a context a signal ended.
+type signalCause struct{ sig os.Signal }
+
+func (s signalCause) Error() string { return signalName(s.sig) + " received" }
+
+// signalName is "SIGTERM" for syscall.SIGTERM.
+func signalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		if name := unix.SignalName(s); name != "" {
+			return name
+		}
+	}
+	return sig.String()
+}
+
+// notifySignals is signal.NotifyContext with the signal as the context's
+// cause (a signalCause), so that the message can name it: the standard
+// one's cause is text ("terminated signal received"). stop releases the
+// signals and waits for the goroutine that watches them.
+func notifySignals(parent context.Context, sigs ...os.Signal) (ctx context.Context, stop context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-ch:
+			cancel(signalCause{s})
+		case <-ctx.Done():
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			cancel(nil)
+			<-done
+		})
+	}
+}
+
+// interrupted turns err into exit status 130, as run's, when ctx has
+// ended. When a signal ended it (notifySignals), the line names the
+// signal and, for a download, says that its partial file is kept: err's
+// own text (a transfer cut short, a build stopped) only retells the
+// signal. Otherwise err is kept: "interrupted: err".
 func interrupted(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && exitCode(err) != 130 {
+	// A signal after the work succeeded does not turn success into 130.
+	if err == nil || ctx.Err() == nil || exitCode(err) == 130 {
+		return err
+	}
+	var sc signalCause
+	if !errors.As(context.Cause(ctx), &sc) {
 		return cli.Exit(fmt.Sprintf("interrupted: %v", err), 130)
 	}
-	return err
+	msg := "interrupted by " + signalName(sc.sig)
+	var partial *fetch.InterruptedError
+	if errors.As(err, &partial) {
+		msg += "; the partial download is kept and resumed next time"
+	}
+	return cli.Exit(msg, 130)
 }
 
 // newFetcher configures a Fetcher from the release flags, with a progress

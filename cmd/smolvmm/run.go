@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -125,7 +124,7 @@ host's network).`,
 // or load the kernel ends them as one while the guest runs does: status
 // 130, with what they created removed.
 func runSignals(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	return notifySignals(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP) // fetch.go
 }
 
 // vmConfig turns the shared run flags into a vmm.Config. cleanup removes
