@@ -16,7 +16,7 @@ import (
 // benchImageMB is the image size every builder in BenchmarkBuild writes.
 const benchImageMB = 48
 
-// BenchmarkBuild builds an ext2 image from a 20 MB set of 3000 files, side
+// BenchmarkBuild builds an ext2 image from a 20 MiB set of 3000 files, side
 // by side with e2fsprogs' mke2fs -d and genext2fs -d from the same tree
 // unpacked on disk. Each iteration writes a fresh image file.
 func BenchmarkBuild(b *testing.B) {

@@ -111,7 +111,7 @@ func TestBuildErrors(t *testing.T) {
 		want string
 	}{
 		{"exists", imagebuilder.Config{Sets: []string{set}, Service: svc, SizeMB: 10}, existing, "already exists: remove it, or set Config.Force"},
-		{"too small", imagebuilder.Config{Sets: []string{set}, Service: svc, SizeMB: 1}, filepath.Join(dir, "small.img"), "too small for its content: it needs at least 2 MB"},
+		{"too small", imagebuilder.Config{Sets: []string{set}, Service: svc, SizeMB: 1}, filepath.Join(dir, "small.img"), "too small for its content: it needs at least 2 MiB"},
 		{"corrupt set", imagebuilder.Config{Sets: []string{corrupt}, Service: svc, SizeMB: 10}, filepath.Join(dir, "c.img"), "truncated"},
 		{"missing set", imagebuilder.Config{Sets: []string{filepath.Join(dir, "nope.tgz")}, Service: svc, SizeMB: 10}, filepath.Join(dir, "m.img"), "no such file"},
 		{"no sets", imagebuilder.Config{Service: svc}, filepath.Join(dir, "n.img"), "no sets given"},

@@ -29,7 +29,7 @@ const (
 const DataLabel = "SMOLVMM"
 
 // minFAT32 is the smallest FAT32 volume made: with go-diskfs's 512-byte
-// clusters below 260 MB, 34 MiB gives more than the 65525 clusters that
+// clusters below 260 MiB, 34 MiB gives more than the 65525 clusters that
 // make a file system FAT32 rather than FAT16 to every reader.
 const minFAT32 = 34 << 20
 
@@ -122,7 +122,7 @@ func dataSize(es []dataEntry, fsType string) int64 {
 
 // BuildDataImageSize is BuildDataImage with the image size given in MiB;
 // 0 sizes it to the content. A size too small for the content is an error
-// that says how many MB are needed.
+// that says how many MiB are needed.
 func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 	return BuildDataImageContext(context.Background(), dir, outPath, fsType, sizeMB)
 }
@@ -150,7 +150,7 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	size := dataSize(es, fsType)
 	if sizeMB > 0 {
 		if int64(sizeMB)<<20 < size {
-			return fmt.Errorf("data image of %d MB is too small: %s needs at least %d MB", sizeMB, dir, size>>20)
+			return fmt.Errorf("data image of %d MiB is too small: %s needs at least %d MiB", sizeMB, dir, size>>20)
 		}
 		size = int64(sizeMB) << 20
 	}

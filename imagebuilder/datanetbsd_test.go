@@ -55,12 +55,12 @@ func TestDataImageNetBSDMounts(t *testing.T) {
 			{"FAT covers every cluster", fat32*bps/4 >= (huge-res-nfats*fat32)/spc+2},
 		} {
 			if !c.ok {
-				t.Errorf("%d MB: %s: BPB %x", mb, c.what, b[11:90])
+				t.Errorf("%d MiB: %s: BPB %x", mb, c.what, b[11:90])
 			}
 		}
 		for i := 0; i < 4; i++ {
 			if typ := b[446+16*i+4]; typ != 0 {
-				t.Errorf("%d MB: MBR slot %d has partition type %#x: NetBSD would not see the disk as partition a", mb, i, typ)
+				t.Errorf("%d MiB: MBR slot %d has partition type %#x: NetBSD would not see the disk as partition a", mb, i, typ)
 			}
 		}
 	}

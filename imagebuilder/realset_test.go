@@ -73,7 +73,7 @@ func paxLikeRescue(t testing.TB, binSize int) []byte {
 
 // TestBuildPaxShapedRescue builds the rescue service from a set shaped like
 // a real one (a 5 MiB crunched binary behind 150 names, directory entries,
-// the quirks of pax and GNU headers) in the default 10 MB, and checks the
+// the quirks of pax and GNU headers) in the default 10 MiB, and checks the
 // image with e2fsck, debugfs and a read-only mount.
 func TestBuildPaxShapedRescue(t *testing.T) {
 	set := filepath.Join(t.TempDir(), "rescue.tgz")

@@ -17,17 +17,17 @@ const ConfigFile = "service.conf"
 // how large it is. Lines are key=value; "#" starts a comment.
 //
 //	sets=rescue        # comma-separated set names, without extension
-//	size=10            # image size in MB, or "auto"
+//	size=10            # image size in MiB, or "auto"
 type Config struct {
 	// Sets are set names (rescue, base, etc...) without extension; the
 	// caller finds <name>.tgz or <name>.tar.xz.
 	Sets []string
-	// SizeMB is the image size in MB; 0 means auto (content plus headroom).
+	// SizeMB is the image size in MiB; 0 means auto (content plus headroom).
 	SizeMB int
 }
 
 // DefaultConfig is used for a service without service.conf: the rescue set
-// in a 10 MB image, as the predecessor's mkimg.sh did.
+// in a 10 MiB image, as the predecessor's mkimg.sh did.
 var DefaultConfig = Config{Sets: []string{"rescue"}, SizeMB: 10}
 
 // defaults returns DefaultConfig with a Sets slice of its own, so that a
@@ -84,7 +84,7 @@ func ParseConfig(text, name string) (Config, error) {
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 || n > 1<<20 {
-				return Config{}, fmt.Errorf("%s:%d: size %q: want a number of MB (1 to 1048576) or auto", name, line, v)
+				return Config{}, fmt.Errorf("%s:%d: size %q: want a number of MiB (1 to 1048576) or auto", name, line, v)
 			}
 			cfg.SizeMB = n
 		default:

@@ -48,7 +48,7 @@ func TestCLIChecks(t *testing.T) {
 		stderr string
 		keep   string // a special file that must still be what it was
 	}{
-		{"mkimg bad size", []string{"mkimg", "-m", "abc"}, 2, `-m "abc": want a size in MB`, ""},
+		{"mkimg bad size", []string{"mkimg", "-m", "abc"}, 2, `-m "abc": want a size in MiB`, ""},
 		{"mkimg unknown fs", []string{"mkimg", "--data", dir, "--fs", "ntfs", "-i", filepath.Join(dir, "d.img")}, 2, `--fs "ntfs": want fat32 or iso9660`, ""},
 		{"mkimg -f on a FIFO", []string{"mkimg", "-f", "-i", f["fifo"]}, 1, "is a FIFO, not a regular file", "fifo"},
 		{"mkimg -f on a socket", []string{"mkimg", "-f", "-i", f["socket"]}, 1, "is a socket, not a regular file", "socket"},

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestMain removes the binary smolvmmBin built (24 MB in the temporary
+// TestMain removes the binary smolvmmBin built (24 MiB in the temporary
 // directory, once per run) after the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -36,7 +36,7 @@ runs its postinst scripts on a staging copy (as nobody when run as root),
 and writes an ext2 image that NetBSD 9 mounts read-write. No root needed.
 
 Without -m and -x, the service's service.conf decides the size and sets
-(rescue: 10 MB, rescue.tgz, as mkimg.sh did); a set name resolves to
+(rescue: 10 MiB, rescue.tgz, as mkimg.sh did); a set name resolves to
 NAME.tgz, NAME.tar.xz or the directory NAME in the current directory, then
 in sets/, then in the cache where smolvmm fetch keeps the default release
 (re-verified against its SHA512).
@@ -44,7 +44,7 @@ in sets/, then in the cache where smolvmm fetch keeps the default release
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Value: "rescue", Usage: "service `NAME` (embedded: rescue, base; or one in --service-dir)"},
-			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MB`, or auto (content plus headroom) [default: service.conf's, 10 for rescue]"},
+			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom) [default: service.conf's, 10 for rescue]"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "output `FILE` [default: root.img, data.img with --data]"},
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
@@ -168,7 +168,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		return err
 	}
 	st, _ := os.Stat(out)
-	fmt.Fprintf(log, "mkimg: wrote %s (%d MB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
+	fmt.Fprintf(log, "mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
 	return nil
 }
 
@@ -194,7 +194,7 @@ func checkOutput(out string, force bool) error {
 	return nil
 }
 
-// parseMegabytes reads -m: a positive number of MB, or "auto".
+// parseMegabytes reads -m: a positive number of MiB, or "auto".
 func parseMegabytes(s string) (mb int, auto bool, err error) {
 	switch s {
 	case "":
@@ -204,7 +204,7 @@ func parseMegabytes(s string) (mb int, auto bool, err error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n <= 0 || n > 1<<20 {
-		return 0, false, fmt.Errorf("-m %q: want a size in MB (1 to 1048576) or auto", s)
+		return 0, false, fmt.Errorf("-m %q: want a size in MiB (1 to 1048576) or auto", s)
 	}
 	return n, false, nil
 }
@@ -309,7 +309,7 @@ func cachedSet(name string) (path, dir string, err error) {
 	return path, dir, nil
 }
 
-// progressBar shows a long step (8 MB or more) on a terminal; elsewhere it
+// progressBar shows a long step (8 MiB or more) on a terminal; elsewhere it
 // does nothing.
 type progressBar struct {
 	bar  *byteBar

@@ -59,7 +59,7 @@ func TestMkimgDefaults(t *testing.T) {
 	if err != nil || st.Size() != 10<<20 {
 		t.Fatalf("root.img: %v, size %d, want 10 MiB", err, st.Size())
 	}
-	if !strings.Contains(log.String(), "wrote root.img (10 MB)") {
+	if !strings.Contains(log.String(), "wrote root.img (10 MiB)") {
 		t.Errorf("log: %q", log.String())
 	}
 	if _, err := exec.LookPath("e2fsck"); err == nil {
@@ -95,8 +95,8 @@ func TestMkimgOptions(t *testing.T) {
 	}{
 		{"auto", fakeFlags{"megabytes": "auto", "image": "a.img"}, "", "a.img", 6 << 20},
 		{"explicit", fakeFlags{"megabytes": "3", "image": "b.img", "sets": []string{"rescue.tgz"}}, "", "b.img", 3 << 20},
-		{"too small", fakeFlags{"megabytes": "1", "image": "c.img"}, "too small for its content: it needs at least 2 MB", "c.img", 0},
-		{"bad size", fakeFlags{"megabytes": "ten"}, `-m "ten": want a size in MB`, "", 0},
+		{"too small", fakeFlags{"megabytes": "1", "image": "c.img"}, "too small for its content: it needs at least 2 MiB", "c.img", 0},
+		{"bad size", fakeFlags{"megabytes": "ten"}, `-m "ten": want a size in MiB`, "", 0},
 		{"bad timestamp", fakeFlags{"timestamp": "yesterday"}, "want Unix seconds or an RFC 3339 time", "", 0},
 		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": none of base.tgz, base.tar.xz, base in the current directory", "d.img", 0},
 		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
@@ -105,7 +105,7 @@ func TestMkimgOptions(t *testing.T) {
 		{"data exists", fakeFlags{"data": share}, "data.img already exists", "", 0},
 		{"data force", fakeFlags{"data": share, "force": true}, "", "data.img", 34 << 20},
 		{"data iso", fakeFlags{"data": share, "fs": "iso9660", "image": "d.iso"}, "", "d.iso", -1},
-		{"data too small", fakeFlags{"data": share, "megabytes": "1", "image": "s.img"}, "data image of 1 MB is too small", "s.img", 0},
+		{"data too small", fakeFlags{"data": share, "megabytes": "1", "image": "s.img"}, "data image of 1 MiB is too small", "s.img", 0},
 		// Flags of the other kind of image are refused, not ignored.
 		{"no output directory", fakeFlags{"image": "nodir/r.img"}, "no directory nodir to write it in", "", 0},
 		{"no data output directory", fakeFlags{"data": share, "image": "nodir/d.img"}, "no directory nodir to write it in", "", 0},

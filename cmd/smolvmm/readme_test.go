@@ -139,3 +139,27 @@ func TestSIGPIPE(t *testing.T) {
 		t.Errorf("smolvmm --help into a closed pipe: %v, want death by SIGPIPE", err)
 	}
 }
+
+// TestUnitsAreMiB: sizes of 2^20 bytes are MiB in every --help text and
+// in the README; "wrote a.img (10 MB)" stood beside "needs 10 MiB of
+// guest memory". (The messages themselves are checked where they are
+// made: mkimg, up, imagebuilder.)
+func TestUnitsAreMiB(t *testing.T) {
+	mb := regexp.MustCompile(`\bMB\b`)
+	bin := smolvmmBin(t)
+	texts := map[string]string{"README.md": readme(t)}
+	for _, c := range commands() {
+		out, err := exec.Command(bin, c.Name, "--help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s --help: %v\n%s", c.Name, err, out)
+		}
+		texts["smolvmm "+c.Name+" --help"] = string(out)
+	}
+	for name, text := range texts {
+		for _, line := range strings.Split(text, "\n") {
+			if mb.MatchString(line) {
+				t.Errorf("%s says MB: %s", name, strings.TrimSpace(line))
+			}
+		}
+	}
+}

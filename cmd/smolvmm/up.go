@@ -90,7 +90,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		}
 		size := "sized to content"
 		if svc.SizeMB > 0 {
-			size = fmt.Sprintf("%d MB", svc.SizeMB)
+			size = fmt.Sprintf("%d MiB", svc.SizeMB)
 		}
 		return fmt.Sprintf("%s (%s): sets %s, image %s", o.Service, svc.Where, strings.Join(svc.Sets, ","), size), nil
 	})
@@ -456,7 +456,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	err = imagebuilder.WriteImage(tree, cfg, b.Out)
 	var small *ext2.TooSmallError
 	if errors.As(err, &small) {
-		grown = fmt.Sprintf(" (the service's %d MB is too small for these sets, which need %d MB: sized to content)", b.SizeMB, small.Needed>>20)
+		grown = fmt.Sprintf(" (the service's %d MiB is too small for these sets, which need %d MiB: sized to content)", b.SizeMB, small.Needed>>20)
 		cfg.SizeMB = 0
 		err = imagebuilder.WriteImage(tree, cfg, b.Out)
 	}
@@ -467,6 +467,6 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Image sizes are in MB (of 2^20 bytes), as -m and service.conf give them.
-	return fmt.Sprintf("ext2, %d MB, from %d set(s) and service %s%s", st.Size()>>20, len(b.Sets), b.Service, grown), nil
+	// Image sizes are in MiB, as -m and service.conf give them.
+	return fmt.Sprintf("ext2, %d MiB, from %d set(s) and service %s%s", st.Size()>>20, len(b.Sets), b.Service, grown), nil
 }

@@ -101,7 +101,7 @@ func TestUpStepsAndCaching(t *testing.T) {
 		t.Errorf("first run calls %q", got)
 	}
 	for _, re := range []string{
-		`up: service rescue \(embedded\): sets rescue, image 10 MB \(.*s\)`,
+		`up: service rescue \(embedded\): sets rescue, image 10 MiB \(.*s\)`,
 		`up:   netbsd-GENERIC.gz: downloaded`,
 		`up:   rescue.tgz: downloaded`,
 		`up: fetch   NetBSD 9.3/i386: 2 files verified, 4 HTTP requests \(.*s\)`,
@@ -317,7 +317,7 @@ func TestUpErrors(t *testing.T) {
 		{"strip fails", "rescue", func(f *fakeUp, d *upDeps) {
 			d.strip = func(in, out string, keep []string) (string, error) { return "", errors.New("no cfdata symbol") }
 		}, "kstrip: ", "service fetch"},
-		{"build fails", "rescue", func(f *fakeUp, d *upDeps) { f.buildErr = errors.New("image too small: need 12 MB") }, "mkimg: image too small", "service fetch strip build"},
+		{"build fails", "rescue", func(f *fakeUp, d *upDeps) { f.buildErr = errors.New("image too small: need 12 MiB") }, "mkimg: image too small", "service fetch strip build"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,7 +388,7 @@ func TestLoadUpService(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(s.Sets, ",") != "rescue,base" || s.SizeMB != 32 || s.Where != filepath.Join(dir, "web") || !s.ModTime.Equal(newest) {
-		t.Errorf("got %+v, want sets rescue,base, 32 MB, from %s, newest file %s", s, filepath.Join(dir, "web"), newest)
+		t.Errorf("got %+v, want sets rescue,base, 32 MiB, from %s, newest file %s", s, filepath.Join(dir, "web"), newest)
 	}
 	emb, err := loadUpService("rescue", "")
 	if err != nil {
@@ -412,7 +412,7 @@ func TestLoadUpService(t *testing.T) {
 }
 
 // TestBuildUpImageGrows builds a service whose service.conf size is too
-// small for its sets, as the rescue service's 10 MB would be for a release
+// small for its sets, as the rescue service's 10 MiB would be for a release
 // with a larger crunched binary: up has no size flag, so the image is sized
 // to its content, says so, and is a clean file system.
 func TestBuildUpImageGrows(t *testing.T) {
@@ -431,7 +431,7 @@ func TestBuildUpImageGrows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("buildUpImage: %v", err)
 	}
-	if !strings.Contains(msg, "the service's 2 MB is too small for these sets, which need 4 MB: sized to content") {
+	if !strings.Contains(msg, "the service's 2 MiB is too small for these sets, which need 4 MiB: sized to content") {
 		t.Errorf("message %q does not say the image was grown", msg)
 	}
 	if st, err := os.Stat(out); err != nil || st.Size() < 4<<20 {

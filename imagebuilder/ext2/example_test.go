@@ -43,5 +43,5 @@ func ExampleMinSize() {
 	fmt.Println(ext2.Write(f, t, ext2.Options{Size: 2 << 20}))
 	// Output:
 	// 6 MiB <nil>
-	// image of 2097152 bytes (2.0 MB) is too small for its content: it needs at least 6 MB
+	// image of 2097152 bytes (2.0 MiB) is too small for its content: it needs at least 6 MiB
 }

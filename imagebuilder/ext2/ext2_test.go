@@ -202,8 +202,8 @@ func TestTooSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tse.Needed != min || !strings.Contains(tse.Error(), fmt.Sprintf("at least %d MB", min>>20)) {
-		t.Errorf("error %q: want the minimum %d MB", tse, min>>20)
+	if tse.Needed != min || !strings.Contains(tse.Error(), fmt.Sprintf("at least %d MiB", min>>20)) {
+		t.Errorf("error %q: want the minimum %d MiB", tse, min>>20)
 	}
 	img := writeImage(t, tr, Options{Size: min, Timestamp: ts})
 	imagecheck.Fsck(t, img)

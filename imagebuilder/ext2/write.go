@@ -46,7 +46,7 @@ type TooSmallError struct {
 
 // Error says how many megabytes the content needs.
 func (e *TooSmallError) Error() string {
-	return fmt.Sprintf("image of %d bytes (%.1f MB) is too small for its content: it needs at least %d MB",
+	return fmt.Sprintf("image of %d bytes (%.1f MiB) is too small for its content: it needs at least %d MiB",
 		e.Size, float64(e.Size)/(1<<20), e.Needed>>20)
 }
 
@@ -138,7 +138,7 @@ func MinSize(t *fstree.Tree, opts *Options) (int64, error) {
 			break
 		}
 		if hi > 1<<22 {
-			return 0, fmt.Errorf("content does not fit in %d MB", hi)
+			return 0, fmt.Errorf("content does not fit in %d MiB", hi)
 		}
 		hi *= 2
 	}

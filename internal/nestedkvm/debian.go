@@ -189,7 +189,7 @@ func newestCached(cacheDir, pkg string) (debPackage, bool) {
 // unpackDeb extracts the selected members of deb's data archive under dst.
 // dpkg-deb reads the .deb (whatever its compression); the tar stream is
 // read here so that only the few files the rig needs reach the disk (the
-// kernel package holds some 400 MB of modules).
+// kernel package holds some 400 MiB of modules).
 func unpackDeb(deb, dst string, keep func(name string) string) error {
 	cmd := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
 	var stderr bytes.Buffer
