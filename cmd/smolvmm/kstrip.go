@@ -64,9 +64,10 @@ Default keep list: ` + defaultKeepText + `
 Without -o the kernel is replaced in place through a temporary file,
 fsync and rename, keeping its mode; so is OUT. A symlink is followed (its
 target is replaced, the link stays); a device, FIFO, socket or directory
-is refused. -o - writes the kernel to standard output (the summary then
-goes to standard error). Gzipped kernels are read (detected by
-their magic); the result is gzipped only when the output name ends in .gz.`
+is refused, and so is a disk image a running VM holds. -o - writes the
+kernel to standard output (the summary then goes to standard error).
+Gzipped kernels are read (detected by their magic); the result is
+gzipped only when the output name ends in .gz.`
 
 func kstripCommand() *cli.Command {
 	return &cli.Command{
