@@ -88,6 +88,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -266,7 +267,9 @@ func zeroPages(mem []byte) pageSet {
 	return s
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is CRC-32C's table, made on first use: every VM start loads
+// this package, few write or verify a snapshot.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // memHash accumulates the memory digest, a page at a time.
 type memHash struct {
@@ -277,8 +280,9 @@ type memHash struct {
 // page adds page number n with bytes p, which are not all zero.
 func (d *memHash) page(n uint64, p []byte) {
 	binary.LittleEndian.PutUint64(d.num[:], n)
-	d.crc = crc32.Update(d.crc, castagnoli, d.num[:])
-	d.crc = crc32.Update(d.crc, castagnoli, p)
+	t := castagnoli()
+	d.crc = crc32.Update(d.crc, t, d.num[:])
+	d.crc = crc32.Update(d.crc, t, p)
 }
 
 // memDigest is the digest of mem, whose zero pages are zero.
