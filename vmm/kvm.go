@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"unsafe"
@@ -144,4 +145,22 @@ func setLevelTriggered(vmFD uintptr, lines []uint8) error {
 		}
 	}
 	return nil
+}
+
+// createVM is KVM_CREATE_VM, made again when a signal interrupted it: the
+// kernel gives up with EINTR when a signal is pending while it registers
+// the VM with the process's memory (mm_take_all_locks), and the Go
+// runtime signals its threads at any time (preemption, SIGURG).
+func createVM(kvmFD uintptr) (uintptr, error) {
+	return retryEINTR(func() (uintptr, error) { return kvm.CreateVM(kvmFD) })
+}
+
+// retryEINTR calls f until it returns anything but EINTR.
+func retryEINTR(f func() (uintptr, error)) (uintptr, error) {
+	for {
+		r, err := f()
+		if !errors.Is(err, unix.EINTR) {
+			return r, err
+		}
+	}
 }

@@ -331,7 +331,7 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	m.closers = append(m.closers, m.kvm.Close)
-	vmFD, err := kvm.CreateVM(m.kvm.Fd())
+	vmFD, err := createVM(m.kvm.Fd())
 	if err != nil {
 		return nil, &Error{Op: "KVM_CREATE_VM", Err: err}
 	}

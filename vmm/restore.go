@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/snapshot"
@@ -197,7 +196,7 @@ func (m *Machine) openKVM() (err error) {
 // memory existed (PhaseVMCreated). The machine's closers release it all
 // on error.
 func (m *Machine) createRestoredVM(f *snapshot.File) (vmAt time.Time, err error) {
-	vmFD, err := kvm.CreateVM(m.kvm.Fd())
+	vmFD, err := createVM(m.kvm.Fd())
 	if err != nil {
 		return vmAt, &Error{Op: "KVM_CREATE_VM", Err: err}
 	}
