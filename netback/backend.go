@@ -128,6 +128,10 @@ type Stats struct {
 	// Unsent counts frames from the guest discarded because the backend
 	// had nowhere to send them (a shared network's hub was away).
 	Unsent uint64
+	// ForwardsPending is the number of host connections of the TCP port
+	// forwards waiting for the guest to accept, now; ForwardsRefused
+	// counts those closed at once because too many were waiting.
+	ForwardsPending, ForwardsRefused uint64
 }
 
 // StatsReporter is implemented by backends that count frames.

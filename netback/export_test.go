@@ -14,3 +14,18 @@ const (
 	HubFloodBurst     = hubFloodBurst
 	HubFloodFrameCost = hubFloodFrameCost
 )
+
+// The bounds on port forwards' connections waiting for the guest.
+const (
+	MaxPendingPerForward = maxPendingPerForward
+	MaxPendingPerVM      = maxPendingPerVM
+)
+
+// SetForwardDialTimeout sets how long a forwarded connection waits for the
+// guest, until the returned function restores it. Set it before starting
+// the network.
+func SetForwardDialTimeout(d time.Duration) (restore func()) {
+	old := forwardDialTimeoutFor
+	forwardDialTimeoutFor = d
+	return func() { forwardDialTimeoutFor = old }
+}

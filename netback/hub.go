@@ -98,6 +98,7 @@ type Hub struct {
 	closeErr  error
 
 	switched, dropped, spoofed, limited atomic.Uint64
+	fwd                                 forwardCounts // every VM's forwards
 	// unsaved says VMs left while the hub was closing: Close saves their
 	// last-seen times once.
 	unsaved atomic.Bool
@@ -118,6 +119,11 @@ type HubStats struct {
 	// Limited counts broadcast and multicast frames from a VM beyond its
 	// flood limit: the gateway got them, the other VMs did not.
 	Limited uint64
+	// ForwardsPending is the number of host connections of the VMs' TCP
+	// port forwards waiting for their guest to accept, now;
+	// ForwardsRefused counts those closed at once because too many were
+	// waiting (for that forward or that VM).
+	ForwardsPending, ForwardsRefused uint64
 }
 
 // NewHub starts a shared network listening on cfg.Socket. A socket file
@@ -203,7 +209,8 @@ func (h *Hub) Stats() HubStats {
 	h.mu.RLock()
 	n := len(h.ports)
 	h.mu.RUnlock()
-	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load()}
+	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load(),
+		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load()}
 }
 
 // Close stops accepting, disconnects every VM (removing their forwards)
@@ -333,7 +340,7 @@ func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPo
 	}
 	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, forwards: fwds, out: newFrameQueue(hubPortDepth)}
 	for _, f := range fwds {
-		stop, err := h.gw.forward(f, plan.addr)
+		stop, err := h.gw.forward(f, plan.addr, forwardLimits{vm: &p.fwd, all: &h.fwd})
 		if err != nil {
 			p.stopForwards()
 			return nil, RefusedForward, err.Error()
@@ -446,6 +453,7 @@ type hubPort struct {
 	stops    []func() error
 	out      *frameQueue
 	flood    floodLimit // used by readLoop's goroutine only
+	fwd      forwardCounts
 
 	closeOnce sync.Once
 }

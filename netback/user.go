@@ -55,6 +55,7 @@ const nicID tcpip.NICID = 1
 type User struct {
 	toGuest *frameQueue // gateway stack -> link -> ReadFrame
 	gw      *gateway    // WriteFrame -> gw.in -> gateway stack
+	fwd     forwardCounts
 }
 
 // NewUser starts a user-mode network for a guest whose NIC has address mac,
@@ -81,7 +82,7 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 		return nil, err
 	}
 	for _, f := range forwards {
-		stop, err := gw.forward(f, UserGuest)
+		stop, err := gw.forward(f, UserGuest, forwardLimits{vm: &u.fwd})
 		if err != nil {
 			return nil, err
 		}
@@ -155,6 +156,9 @@ func (u *User) Stats() Stats {
 		ToGuest:   u.toGuest.pushed.Load(),
 		FromGuest: u.gw.in.pushed.Load(),
 		Dropped:   u.toGuest.dropped.Load(),
+
+		ForwardsPending: uint64(u.fwd.pending.Load()),
+		ForwardsRefused: u.fwd.refused.Load(),
 	}
 }
 

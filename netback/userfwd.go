@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,14 +17,52 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 )
 
-// forwardDialTimeout bounds how long a host connection waits for the guest
-// to accept (the guest may not be up yet, or not listening).
-const forwardDialTimeout = 10 * time.Second
+// Bounds on the host connections of TCP port forwards that wait for the
+// guest to accept (pending): each holds a host socket, a goroutine and a
+// half-open gVisor endpoint, and a local program looping on connect to a
+// guest that does not answer would otherwise make as many as it likes (a
+// test made 17,549 in 10 s, 400 MiB). A real service's clients wait for
+// their connection once, a handful at a time; a guest that answers takes
+// each off the list within a round trip, so even a burst of hundreds of
+// clients at a busy guest rarely has more than a few dozen waiting at
+// once. Beyond a bound the host connection is closed at once (counted in
+// ForwardsRefused), as a full listen backlog would refuse it. Established
+// connections are not bounded: the guest chose to accept them.
+const (
+	// forwardDialTimeout bounds how long a host connection waits for the
+	// guest to accept. A guest that is up answers a SYN at once (accept
+	// or reset) and an address nobody holds fails its ARP within about
+	// 3 s; 5 s leaves a lossy link two SYN retransmissions.
+	forwardDialTimeout = 5 * time.Second
+	// maxPendingPerForward is the most pending connections of one forward.
+	maxPendingPerForward = 128
+	// maxPendingPerVM is the most pending connections of all of one
+	// VM's forwards together.
+	maxPendingPerVM = 256
+)
+
+// forwardDialTimeoutFor is forwardDialTimeout, a variable for the tests.
+var forwardDialTimeoutFor = forwardDialTimeout
+
+// forwardCounts counts the pending and refused forwarded connections of
+// one VM, or of all a hub's VMs.
+type forwardCounts struct {
+	pending atomic.Int64
+	refused atomic.Uint64
+}
+
+// forwardLimits are the counters one forward charges: its VM's, bounded
+// by maxPendingPerVM, and the whole network's (nil for a User, whose one
+// VM is the network), only counted.
+type forwardLimits struct {
+	vm, all *forwardCounts
+}
 
 // forward starts listening on the host for one Forward to the guest at
-// addr. stop ends it: the host socket and every open connection close; the
-// gateway's close waits for its goroutines.
-func (g *gateway) forward(f Forward, addr netip.Addr) (stop func() error, err error) {
+// addr, its pending connections charged to lim. stop ends it: the host
+// socket and every open connection close; the gateway's close waits for
+// its goroutines.
+func (g *gateway) forward(f Forward, addr netip.Addr, lim forwardLimits) (stop func() error, err error) {
 	local := netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
 	guest := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.As4()), Port: f.GuestPort}
 	switch f.Proto {
@@ -32,7 +71,8 @@ func (g *gateway) forward(f Forward, addr netip.Addr) (stop func() error, err er
 		if err != nil {
 			return nil, forwardListenErr(f, err)
 		}
-		t := &tcpForward{g: g, ln: ln, guest: guest}
+		ctx, cancel := context.WithCancel(context.Background())
+		t := &tcpForward{g: g, ln: ln, guest: guest, lim: lim, ctx: ctx, cancel: cancel}
 		g.wg.Add(1)
 		go t.serve()
 		return t.close, nil
@@ -77,6 +117,41 @@ type tcpForward struct {
 	ln    net.Listener
 	guest tcpip.FullAddress
 	conns connSet // host and guest sides of the relays
+	lim   forwardLimits
+	// pending counts this forward's connections waiting for the guest.
+	pending atomic.Int64
+	// ctx ends the dials to the guest when the forward closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// reserve takes a pending slot of the forward and of its VM; false, taking
+// nothing and counting a refusal, when either is full.
+func (t *tcpForward) reserve() bool {
+	if t.pending.Add(1) <= maxPendingPerForward {
+		if t.lim.vm.pending.Add(1) <= maxPendingPerVM {
+			if t.lim.all != nil {
+				t.lim.all.pending.Add(1)
+			}
+			return true
+		}
+		t.lim.vm.pending.Add(-1)
+	}
+	t.pending.Add(-1)
+	t.lim.vm.refused.Add(1)
+	if t.lim.all != nil {
+		t.lim.all.refused.Add(1)
+	}
+	return false
+}
+
+// release gives back a slot reserve took.
+func (t *tcpForward) release() {
+	t.pending.Add(-1)
+	t.lim.vm.pending.Add(-1)
+	if t.lim.all != nil {
+		t.lim.all.pending.Add(-1)
+	}
 }
 
 func (t *tcpForward) serve() {
@@ -86,7 +161,12 @@ func (t *tcpForward) serve() {
 		if err != nil {
 			return
 		}
+		if !t.reserve() {
+			_ = c.Close()
+			continue
+		}
 		if !t.conns.add(c) {
+			t.release()
 			_ = c.Close()
 			return
 		}
@@ -96,13 +176,13 @@ func (t *tcpForward) serve() {
 }
 
 // relay copies both ways between a host connection and a new connection
-// to the guest, passing each side's end of stream on as a half close.
+// to the guest, passing each side's end of stream on as a half close. It
+// holds a pending slot (reserve) until the guest answers.
 func (t *tcpForward) relay(host net.Conn) {
 	defer t.g.wg.Done()
 	defer t.conns.remove(host)
-	ctx, cancel := context.WithTimeout(context.Background(), forwardDialTimeout)
-	guest, err := gonet.DialContextTCP(ctx, t.g.stack, t.guest, ipv4.ProtocolNumber)
-	cancel()
+	guest, err := t.dial(host)
+	t.release()
 	if err != nil {
 		return
 	}
@@ -124,9 +204,64 @@ func (t *tcpForward) relay(host net.Conn) {
 	<-done
 }
 
-// close stops accepting and ends every open connection.
+// dial connects to the guest for host, giving up after
+// forwardDialTimeoutFor, when the forward closes, or when the host side
+// hangs up first (so that a client that gave up frees its slot at once).
+func (t *tcpForward) dial(host net.Conn) (*gonet.TCPConn, error) {
+	ctx, cancel := context.WithTimeout(t.ctx, forwardDialTimeoutFor)
+	defer cancel()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if waitHangup(ctx, host) {
+			cancel()
+		}
+	}()
+	guest, err := gonet.DialContextTCP(ctx, t.g.stack, t.guest, ipv4.ProtocolNumber)
+	cancel()
+	<-watched
+	return guest, err
+}
+
+// waitHangup waits, reading nothing, until c has data or end of stream
+// (true for the latter) or ctx ends. Data stays for the relay to read.
+func waitHangup(ctx context.Context, c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	set := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+		close(set)
+	})
+	hangup := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			return false // wait until readable
+		}
+		hangup = n == 0 || err != nil
+		return true
+	})
+	if !stop() {
+		// The deadline was set (or is being set): clear it for the relay.
+		<-set
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	return hangup
+}
+
+// close stops accepting, ends the dials to the guest and every open
+// connection.
 func (t *tcpForward) close() error {
 	err := t.ln.Close()
+	t.cancel()
 	t.conns.closeAll()
 	return err
 }

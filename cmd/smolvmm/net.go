@@ -101,8 +101,8 @@ func netAction(c *cli.Context) error {
 	if err := h.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed, %d broadcasts over a VM's flood limit)\n",
-		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited)
+	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed, %d broadcasts over a VM's flood limit, %d forwarded connections refused while too many waited for their VM)\n",
+		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused)
 	return nil
 }
 

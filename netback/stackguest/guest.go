@@ -51,6 +51,10 @@ type Config struct {
 	Addr netip.Prefix
 	// Gateway is the default route; the zero Addr means none.
 	Gateway netip.Addr
+	// Silent drops TCP segments to ports nothing listens on instead of
+	// answering with a reset: a guest that is up (it answers ARP) but
+	// never answers a connection, as behind a dropping firewall.
+	Silent bool
 }
 
 // New starts a guest stack on b. The guest owns b from then on: Close
@@ -84,6 +88,9 @@ func New(b netback.Backend, c Config) (*Guest, error) {
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(c.Gateway.As4()), NIC: nicID})
 	}
 	s.SetRouteTable(routes)
+	if c.Silent {
+		s.SetTransportProtocolHandler(tcp.ProtocolNumber, func(stack.TransportEndpointID, *stack.PacketBuffer) bool { return true })
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Guest{Stack: s, backend: b, ch: ch, cancel: cancel}
