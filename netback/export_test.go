@@ -7,7 +7,15 @@ import "time"
 var ResolvConfPath = &resolvConfPath
 
 // NewHubWithClock is NewHub with a clock of the test's.
-func NewHubWithClock(cfg HubConfig, now func() time.Time) (*Hub, error) { return newHub(cfg, now) }
+func NewHubWithClock(cfg HubConfig, now func() time.Time) (*Hub, error) {
+	return newHub(cfg, now, nil)
+}
+
+// NewHubWithSave is NewHub whose lease file writes go through wrap (which
+// calls save to write).
+func NewHubWithSave(cfg HubConfig, wrap func(save func() error) error) (*Hub, error) {
+	return newHub(cfg, time.Now, wrap)
+}
 
 // The flood limit's bucket, for tests to count what passes it.
 const (

@@ -99,9 +99,15 @@ type Hub struct {
 
 	switched, dropped, spoofed, limited atomic.Uint64
 	fwd                                 forwardCounts // every VM's forwards
-	// unsaved says VMs left while the hub was closing: Close saves their
-	// last-seen times once.
-	unsaved atomic.Bool
+
+	// The lease file is written by one goroutine (saveLoop), not on the
+	// path of a join: a VM is answered once its address is reserved in
+	// memory, and an fsync on a slow disk holds up no join. saveReq holds
+	// at most one request: changes made while a save runs are coalesced
+	// into the next one. Close saves a final time.
+	saveReq       chan struct{}
+	saveDone      chan struct{}
+	saveLeaseFile func() error // h.leases.save; a seam for the tests
 }
 
 // HubStats counts what a hub did.
@@ -129,11 +135,12 @@ type HubStats struct {
 // NewHub starts a shared network listening on cfg.Socket. A socket file
 // left by a hub that died is replaced; one that a running hub answers on
 // is an error wrapping ErrHubRunning.
-func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, time.Now) }
+func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, time.Now, nil) }
 
 // newHub is NewHub with the clock of the leases' last-seen times and the
-// flood limits.
-func newHub(cfg HubConfig, now func() time.Time) (*Hub, error) {
+// flood limits, and, if wrapSave is not nil, lease file writes made
+// through it.
+func newHub(cfg HubConfig, now func() time.Time, wrapSave func(save func() error) error) (*Hub, error) {
 	if cfg.Socket == "" {
 		return nil, fmt.Errorf("shared network: no socket path")
 	}
@@ -143,13 +150,18 @@ func newHub(cfg HubConfig, now func() time.Time) (*Hub, error) {
 	if cfg.Leases == "" {
 		cfg.Leases = HubLeases(cfg.Socket)
 	}
-	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}}
+	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{},
+		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{})}
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	}
 	var err error
 	if h.leases, err = loadLeases(cfg.Leases); err != nil {
 		return nil, fmt.Errorf("shared network: %w", err)
+	}
+	h.saveLeaseFile = h.leases.save
+	if wrapSave != nil {
+		h.saveLeaseFile = func() error { return wrapSave(h.leases.save) }
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o700); err != nil {
 		return nil, fmt.Errorf("shared network: socket directory: %w", err)
@@ -174,6 +186,7 @@ func newHub(cfg HubConfig, now func() time.Time) (*Hub, error) {
 		_ = h.gw.close()
 		return nil, fmt.Errorf("shared network: %w", err)
 	}
+	go h.saveLoop()
 	h.wg.Add(1)
 	go h.accept()
 	return h, nil
@@ -221,9 +234,11 @@ func (h *Hub) Close() error {
 		err := h.ln.Close()
 		h.conns.closeAll()
 		h.wg.Wait()
-		if h.unsaved.Load() {
-			h.saveLeases() // the last-seen times of the VMs that left
-		}
+		// No VM is left to ask for a save: the last one has every
+		// change, the last-seen times of the VMs that just left too.
+		close(h.saveReq)
+		<-h.saveDone
+		h.saveLeases()
 		h.closeErr = errors.Join(err, h.gw.close())
 	})
 	return h.closeErr
@@ -310,9 +325,10 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	}
 	p, r, msg := h.register(c, mac, fwds)
 	if r == 0 {
-		// Written before the VM hears its address, but not under h.mu
-		// (the switch goes on meanwhile) nor admitMu (other VMs join).
-		h.saveLeases()
+		// The address is reserved in memory: the VM need not wait for
+		// the disk. Should the hub die before the save, the VM asks
+		// again for its MAC and gets a free address.
+		h.requestSave()
 	}
 	return p, r, msg
 }
@@ -357,8 +373,26 @@ func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPo
 // saveLeases writes the lease file. A failure is logged: the leases hold
 // until this hub stops.
 func (h *Hub) saveLeases() {
-	if err := h.leases.save(); err != nil {
+	if err := h.saveLeaseFile(); err != nil {
 		h.logf("%v", err)
+	}
+}
+
+// requestSave asks saveLoop for a save of the leases as they will be
+// then; a request already waiting covers this one. Not after Close's
+// h.wg.Wait (every caller is one of h.wg's goroutines).
+func (h *Hub) requestSave() {
+	select {
+	case h.saveReq <- struct{}{}:
+	default:
+	}
+}
+
+// saveLoop saves the leases on request until Close.
+func (h *Hub) saveLoop() {
+	defer close(h.saveDone)
+	for range h.saveReq {
+		h.saveLeases()
 	}
 }
 
@@ -466,7 +500,7 @@ func (p *hubPort) close() {
 
 // unregister takes the VM out: its MAC leaves the switch, its forwards
 // stop, its queue closes (ending writeLoop), and its lease is marked seen
-// now (saved unless the hub is closing, whose Close saves once for all).
+// now (and saved in the background).
 func (p *hubPort) unregister() {
 	p.closeOnce.Do(func() {
 		// The forwards stop first: a VM reconnecting at once is told
@@ -483,12 +517,8 @@ func (p *hubPort) unregister() {
 		}
 		p.h.mu.Unlock()
 		p.out.close()
-		switch {
-		case !touched:
-		case p.h.conns.isClosed():
-			p.h.unsaved.Store(true)
-		default:
-			p.h.saveLeases()
+		if touched {
+			p.h.requestSave()
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -207,5 +208,61 @@ func TestHubLeaseSeenOnJoinAndLeave(t *testing.T) {
 				t.Errorf("the newcomer got %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// A VM is answered once its address is reserved, not after the lease file
+// reaches the disk: with the file's write held up, VMs still join (one
+// after another, each waiting for the last). Close waits for the write and
+// saves every lease.
+func TestHubJoinDoesNotWaitForLeaseFile(t *testing.T) {
+	dir := t.TempDir()
+	blocked := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	h, err := netback.NewHubWithSave(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Logf: t.Logf}, func(save func() error) error {
+		select {
+		case blocked <- struct{}{}:
+		default:
+		}
+		<-release
+		return save()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	want := map[string]string{}
+	for i := range byte(3) {
+		j, err := netback.Join(h.Socket(), testMAC(i), nil)
+		if err != nil {
+			unblock()
+			t.Fatalf("join %d while the lease file's write is held up: %v", i, err)
+		}
+		defer j.Close()
+		want[testMAC(i).String()] = j.Addr().String()
+		if i == 0 {
+			<-blocked // the first save has started and waits
+		}
+	}
+	unblock()
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "net.leases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lf struct{ Leases []testLease }
+	if err := json.Unmarshal(b, &lf); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, l := range lf.Leases {
+		got[l.MAC] = l.Addr
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("lease file after Close: %v, want %v", got, want)
 	}
 }
