@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -708,4 +709,50 @@ func TestHubRestartPortTaken(t *testing.T) {
 		t.Errorf("Err() = %v, want a forward refusal naming port %d", err, port)
 	}
 	waitFor(t, "the other VM to reconnect", func() bool { return jb.Connects() == 2 })
+}
+
+// A VM's shared network backend says, once each, when it loses the
+// network and when it has rejoined (not once per attempt), and nothing
+// when it is closed.
+func TestJoinLogsLossAndRejoin(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, dir)
+	var mu sync.Mutex
+	var logged []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+	}
+	lines := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), logged...)
+	}
+	j, err := netback.JoinWith(h.Socket(), testMAC(1), nil, netback.JoinOptions{Name: "web", Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var want []string
+	for round := range 2 {
+		h.Close()
+		// Down until a redial has failed: the loss is logged, the
+		// failed attempts are not.
+		waitFor(t, "a failed reconnection", func() bool {
+			_, err := j.Connected()
+			return errors.Is(err, netback.ErrNoHub)
+		})
+		h = startHub(t, dir)
+		waitFor(t, "the reconnection", func() bool { return j.Connects() == uint64(round+2) })
+		want = append(want, "shared network web lost: EOF; reconnecting", "rejoined web as 10.0.2.15")
+	}
+	h.Close()
+	waitFor(t, "the loss", func() bool { c, _ := j.Connected(); return !c })
+	want = append(want, "shared network web lost: EOF; reconnecting")
+	waitFor(t, "the loss to be logged", func() bool { return len(lines()) == len(want) })
+	j.Close()
+	if got := lines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("logged:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

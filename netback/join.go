@@ -48,6 +48,18 @@ type Joined struct {
 
 	sent, unsent, connects atomic.Uint64
 	closeOnce              sync.Once
+
+	name string                           // the network, as the log calls it
+	logf func(format string, args ...any) // JoinOptions.Logf, or a no-op
+}
+
+// JoinOptions are JoinWith's optional settings.
+type JoinOptions struct {
+	// Name is what log messages call the network; "" means its socket.
+	Name string
+	// Logf, when set, is told when the connection to the network is lost
+	// and when the VM has rejoined: once per event, not per attempt.
+	Logf func(format string, args ...any)
 }
 
 // Join connects a VM whose NIC has address mac to the shared network
@@ -56,10 +68,22 @@ type Joined struct {
 // (a duplicate MAC, a host port taken), ErrHubProtocol for anything else
 // on the socket.
 func Join(socket string, mac net.HardwareAddr, forwards []Forward) (*Joined, error) {
+	return JoinWith(socket, mac, forwards, JoinOptions{})
+}
+
+// JoinWith is Join with options.
+func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOptions) (*Joined, error) {
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("shared network: guest MAC %q is not a 6-byte Ethernet address", mac)
 	}
 	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String()}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
+	j.name, j.logf = o.Name, o.Logf
+	if j.name == "" {
+		j.name = socket
+	}
+	if j.logf == nil {
+		j.logf = func(string, ...any) {}
+	}
 	for _, f := range forwards {
 		j.hello.Forwards = append(j.hello.Forwards, f.String())
 	}
@@ -119,9 +143,16 @@ func (j *Joined) run(c net.Conn) {
 		j.conn, j.lastErr = nil, err
 		j.mu.Unlock()
 		c.Close()
+		select {
+		case <-j.done:
+			return
+		default:
+		}
+		j.logf("shared network %s lost: %v; reconnecting", j.name, err)
 		if c = j.redial(); c == nil {
 			return
 		}
+		j.logf("rejoined %s as %s", j.name, j.Addr())
 	}
 }
 

@@ -29,6 +29,18 @@ var (
 // are an error (ErrForwardsNeedUser) with the other backends. mac is the guest NIC's address
 // (the user network's DHCP server leases UserGuest to it).
 func Open(spec string, forwards []Forward, mac net.HardwareAddr) (Backend, error) {
+	return OpenWith(spec, forwards, mac, OpenOptions{})
+}
+
+// OpenOptions are OpenWith's optional settings.
+type OpenOptions struct {
+	// Logf, when set, is told of a shared network lost and rejoined
+	// (JoinOptions.Logf).
+	Logf func(format string, args ...any)
+}
+
+// OpenWith is Open with options.
+func OpenWith(spec string, forwards []Forward, mac net.HardwareAddr, o OpenOptions) (Backend, error) {
 	kind, arg, hasArg := strings.Cut(spec, ":")
 	if kind != "user" && len(forwards) > 0 {
 		return nil, fmt.Errorf("network %q: %w", spec, ErrForwardsNeedUser)
@@ -41,7 +53,7 @@ func Open(spec string, forwards []Forward, mac net.HardwareAddr) (Backend, error
 		if err != nil {
 			return nil, fmt.Errorf("network %q: %w", spec, err)
 		}
-		return Join(socket, mac, forwards)
+		return JoinWith(socket, mac, forwards, JoinOptions{Name: arg, Logf: o.Logf})
 	case kind == "none" && !hasArg:
 		return NewNone(), nil
 	case kind == "tap" && hasArg:

@@ -112,7 +112,7 @@ func openBackend(nc netConfig) (netback.Backend, error) {
 		jailTapFD = -1
 		return netback.TapFromFD(name, fd)
 	}
-	return netback.Open(nc.Spec, nc.Forwards, nc.MAC)
+	return netback.OpenWith(nc.Spec, nc.Forwards, nc.MAC, netback.OpenOptions{Logf: nc.Logf})
 }
 
 // upRunArgs is the command line of smolvmm run for the VM up boots: its

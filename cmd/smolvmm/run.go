@@ -412,6 +412,10 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
 	if err := restoreNetMAC(c, &nc); err != nil { // snapshot.go
 		return nil, err
 	}
+	if c.Bool("verbose") && cfg.Log != nil {
+		log := cfg.Log
+		nc.Logf = func(format string, args ...any) { fmt.Fprintf(log, "smolvmm: "+format+"\n", args...) }
+	}
 	nic, failer, err := openNIC(nc)
 	if err != nil {
 		return nil, err
