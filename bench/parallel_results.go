@@ -214,8 +214,13 @@ func (r *ParallelResults) Validate() error {
 func (r *ParallelResults) WriteText(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("%s: %d VMs started at once, %d MiB each (%s)\n", r.Config.Kernel, r.N, r.Config.MemoryMiB, r.System)
-	p("started %d, failed %d; all ready after %.1f ms: %.1f starts/s, %.1f per core (%d cores)\n",
-		r.Started, r.Failed, r.AllReadyMS, r.StartsPerSec, r.StartsPerSecPerCore, r.Host.CPUs)
+	if r.Started == 0 {
+		// No time nor rate to give: zeros would read as measurements.
+		p("started 0, failed %d: none started\n", r.Failed)
+	} else {
+		p("started %d, failed %d; all ready after %.1f ms: %.1f starts/s, %.1f per core (%d cores)\n",
+			r.Started, r.Failed, r.AllReadyMS, r.StartsPerSec, r.StartsPerSecPerCore, r.Host.CPUs)
+	}
 	if s := r.StartLatency; s.N > 0 {
 		p("each VM, process start to ready: min %.1f, median %.1f, p95 %.1f, max %.1f ms\n", s.Min, s.Median, s.P95, s.Max)
 	}

@@ -247,6 +247,9 @@ func TestRunParallel(t *testing.T) {
 			if want := "started " + string(rune('0'+res.Started)) + ", failed " + string(rune('0'+res.Failed)); !strings.Contains(text.String(), want) {
 				t.Errorf("text lacks %q:\n%s", want, text.String())
 			}
+			if none := res.Started == 0; none != strings.Contains(text.String(), "none started") || none == strings.Contains(text.String(), "all ready after") {
+				t.Errorf("started %d; text:\n%s", res.Started, text.String())
+			}
 			var svg bytes.Buffer
 			if err := res.WriteSVG(&svg); err != nil {
 				t.Fatal(err)

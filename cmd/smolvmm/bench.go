@@ -68,7 +68,8 @@ counts the pages VMs share (the executable) once. The VMs are then killed.
 A VM that cannot start (memory, file descriptors) says why and the others
 go on; the report gives the count that started. Disks are shared by every
 VM: give them ,ro. With --net user:NAME every VM joins the shared network
-(smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward.`,
+(smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward; --mac and
+--net tap:NAME, which every VM would share, are refused with N > 1.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`, multiboot or NetBSD ELF (default: the built-in demo guest)"},
 			&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL` for smolvmm's boots: auto, multiboot or netbsd"},
@@ -109,6 +110,14 @@ func benchAction(c *cli.Context) error {
 	}
 	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
 		return usageErrorf("smolvmm bench: -n must be at least 1 and --warmup at least 0")
+	}
+	// Checked here as run checks it, not by each child (--parallel 50 -m
+	// 30000 would start 50 VMs that each fail).
+	switch m := c.Int("memory"); {
+	case m < vmm.MinMemoryMiB:
+		return usageErrorf("smolvmm bench: -m %d: too little RAM (use -m between %d and %d MiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
+	case m > vmm.MaxMemoryMiB:
+		return usageErrorf("smolvmm bench: -m %d: too much RAM (use -m between %d and %d MiB; RAM stays below the PCI hole at 3 GiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
 	}
 	switch v := c.String("compare"); {
 	case v == "boot" && c.String("restore") == "":
@@ -321,6 +330,14 @@ func checkParallelFlags(c *cli.Context) error {
 	}
 	if n < 1 {
 		return usageErrorf("smolvmm bench: --parallel %d: give at least 1 VM", n)
+	}
+	// What every VM would share, and must not: one MAC on one network,
+	// one tap device (a tap takes one VM).
+	if n > 1 && c.IsSet("mac") {
+		return usageErrorf("smolvmm bench: --mac does not go with --parallel %d: every VM would have MAC %s (on a shared network each VM gets its own, 52:54:00:5b:00:00 upward)", n, c.String("mac"))
+	}
+	if kind, name, _ := strings.Cut(c.String("net"), ":"); n > 1 && kind == "tap" {
+		return usageErrorf("smolvmm bench: --net tap:%s does not go with --parallel %d: a tap device takes one VM; use --net none, user or user:NAME", name, n)
 	}
 	for _, f := range []string{"compare", "ready-port", "publish", "boots", "warmup", "jail"} {
 		if c.IsSet(f) {

@@ -255,12 +255,25 @@ func TestBenchErrors(t *testing.T) {
 		{"parallel and a forward", []string{"--parallel", "2", "-p", "8080:80"}, 2, "--publish does not go with --parallel: the VMs cannot all forward one host port"},
 		{"parallel and boots", []string{"--parallel", "2", "-n", "3"}, 2, "--boots does not go with --parallel"},
 		{"parallel without KVM", []string{"--parallel", "2", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "none of the 2 VMs started: exit status 1 before its first console byte: "},
+		// Refused before any VM starts (they would find no KVM device
+		// and say so).
+		{"parallel and one MAC", []string{"--parallel", "2", "--mac", "52:54:00:00:00:01", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--mac does not go with --parallel 2: every VM would have MAC 52:54:00:00:00:01"},
+		{"parallel and a tap", []string{"--parallel", "2", "--net", "tap:tap0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--net tap:tap0 does not go with --parallel 2: a tap device takes one VM"},
+		{"parallel and too much RAM", []string{"--parallel", "2", "-m", "30000", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "-m 30000: too much RAM (use -m between"},
+		{"too little RAM", []string{"-n", "1", "--warmup", "0", "-m", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "-m 0: too little RAM"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, _, stderr := benchRun(t, nil, tt.args...)
+			status, stdout, stderr := benchRun(t, nil, tt.args...)
 			if status != tt.status || !strings.Contains(stderr, tt.stderr) {
 				t.Fatalf("status %d stderr %q; want status %d and %q", status, stderr, tt.status, tt.stderr)
+			}
+			if tt.status == 2 && (stdout != "" || strings.Contains(stderr, "starting")) {
+				t.Errorf("a command-line mistake started something: stdout %q, stderr %q", stdout, stderr)
+			}
+			// No rate made of nothing.
+			if strings.Contains(tt.stderr, "none of the") && (!strings.Contains(stdout, "none started") || strings.Contains(stdout, "all ready after")) {
+				t.Errorf("stdout when no VM started:\n%s", stdout)
 			}
 			if strings.Contains(stderr, "smolvmm: smolvmm") {
 				t.Errorf("command named twice: %q", stderr)
