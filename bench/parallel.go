@@ -33,6 +33,10 @@ type ParallelOptions struct {
 	// i (0 to N-1): what must differ between VMs, such as the MAC of
 	// each VM on a shared network.
 	VMArgs func(i int) []string
+	// NetworkPID, when not 0, is the process of the shared network the
+	// VMs join (smolvmm net): its memory is read along with theirs, and
+	// its PSS shared out among the started VMs.
+	NetworkPID int
 	// SettleTimeout bounds the wait, after a VM's ready event, for its
 	// Target.SettledFlag byte (default one second); the VM is measured
 	// then, settled or not.
@@ -110,6 +114,16 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	for _, v := range vms {
 		v.sample(t.GuestBytes, t.GuestFile)
 	}
+	var netMem *NetworkMemory
+	var netErr error
+	if o.NetworkPID != 0 {
+		// While the VMs are still there: their connections are part of
+		// the network's memory.
+		var ro Rollup
+		if ro, netErr = ReadRollup(o.NetworkPID); netErr == nil {
+			netMem = &NetworkMemory{PID: o.NetworkPID, RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB}
+		}
+	}
 	for _, v := range vms {
 		v.kill()
 	}
@@ -124,6 +138,10 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	res.Config.Boots, res.Config.Warmup = 1, 0
 	for _, v := range vms {
 		res.VMs = append(res.VMs, v.result(t0, o.Timeout))
+	}
+	res.NetworkMemory = netMem
+	if netErr != nil {
+		res.NetworkMemoryError = fmt.Sprintf("shared network process %d: %v", o.NetworkPID, netErr)
 	}
 	res.aggregate()
 	return res, nil

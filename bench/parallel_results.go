@@ -24,6 +24,7 @@ const ParallelSchemaVersion = "smolvmm-bench-parallel/1"
 //	  "memory": {"n": 10, "rss_kib_mean": ..., "pss_kib_mean": ..., "pss_kib_total": ...,
 //	             "overhead_rss_kib_mean": ..., "overhead_pss_kib_mean": ...,
 //	             "overhead_pss_kib_max": ...},
+//	  "network_memory": {"pid": 4242, "rss_kib": ..., "pss_kib": ..., "pss_kib_per_vm": ...},
 //	  "vms": [{"index": 0, "start_ms": 0.4, "first_output_ms": 12.1, "ready_ms": 12.1,
 //	           "memory": {"rss_kib": ..., "pss_kib": ..., ...}}, {"index": 7, "error": "..."}]
 //	}
@@ -52,8 +53,23 @@ type ParallelResults struct {
 	StartLatency Summary `json:"start_latency"`
 	// Memory summarises the VMs whose memory was read.
 	Memory *ParallelMemory `json:"memory,omitempty"`
+	// NetworkMemory is the shared network's process (smolvmm net), when
+	// the VMs joined one, read while they were connected;
+	// NetworkMemoryError says why it is missing.
+	NetworkMemory      *NetworkMemory `json:"network_memory,omitempty"`
+	NetworkMemoryError string         `json:"network_memory_error,omitempty"`
 	// VMs are in start order (index).
 	VMs []VM `json:"vms"`
+}
+
+// NetworkMemory is the memory of the shared network's process.
+type NetworkMemory struct {
+	PID    int   `json:"pid"`
+	RSSKiB int64 `json:"rss_kib"`
+	PSSKiB int64 `json:"pss_kib"`
+	// PSSKiBPerVM is PSSKiB shared out among the started VMs (0 when none
+	// started): what each VM's network costs on top of its own PSS.
+	PSSKiBPerVM float64 `json:"pss_kib_per_vm"`
 }
 
 // VM is one VM of a parallel start.
@@ -136,6 +152,12 @@ func (r *ParallelResults) aggregate() {
 			r.StartsPerSecPerCore = r.StartsPerSec / float64(r.Host.CPUs)
 		}
 	}
+	if m := r.NetworkMemory; m != nil {
+		m.PSSKiBPerVM = 0
+		if r.Started > 0 {
+			m.PSSKiBPerVM = float64(m.PSSKiB) / float64(r.Started)
+		}
+	}
 	if mem.N > 0 {
 		n := float64(mem.N)
 		mem.RSSKiBMean, mem.PSSKiBMean, mem.PSSKiBTotal = float64(rss)/n, float64(pss)/n, pss
@@ -197,6 +219,10 @@ func (r *ParallelResults) Validate() error {
 		}
 	}
 	check := *r
+	if r.NetworkMemory != nil {
+		c := *r.NetworkMemory // aggregate sets its share per VM
+		check.NetworkMemory = &c
+	}
 	check.aggregate()
 	if check.Started != r.Started || check.Failed != r.Failed || check.AllReadyMS != r.AllReadyMS ||
 		check.StartsPerSec != r.StartsPerSec || check.StartsPerSecPerCore != r.StartsPerSecPerCore || check.StartLatency != r.StartLatency {
@@ -205,6 +231,14 @@ func (r *ParallelResults) Validate() error {
 	}
 	if (check.Memory == nil) != (r.Memory == nil) || (r.Memory != nil && *r.Memory != *check.Memory) {
 		return bad("memory summary %+v disagrees with the vms' %+v", r.Memory, check.Memory)
+	}
+	if m := r.NetworkMemory; m != nil {
+		if r.NetworkMemoryError != "" || m.PID <= 0 || m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.PSSKiB > m.RSSKiB {
+			return bad("network memory %+v (error %q) inconsistent", *m, r.NetworkMemoryError)
+		}
+		if c := check.NetworkMemory; c.PSSKiBPerVM != m.PSSKiBPerVM {
+			return bad("network PSS per VM %.3f KiB, the started VMs give %.3f", m.PSSKiBPerVM, c.PSSKiBPerVM)
+		}
 	}
 	return nil
 }
@@ -228,6 +262,13 @@ func (r *ParallelResults) WriteText(w io.Writer) error {
 		p("memory per VM (%d read, all running): RSS %.2f MiB, PSS %.2f MiB (%.1f MiB for all);\n", m.N,
 			m.RSSKiBMean/1024, m.PSSKiBMean/1024, kib2mib(m.PSSKiBTotal))
 		p("  without guest RAM: RSS %.2f MiB, PSS %.2f MiB (max %.2f MiB)\n", m.OverheadRSSKiBMean/1024, m.OverheadPSSKiBMean/1024, kib2mib(m.OverheadPSSKiBMax))
+	}
+	if m := r.NetworkMemory; m != nil {
+		p("shared network %s (process %d): RSS %.2f MiB, PSS %.2f MiB, %.2f MiB per VM\n",
+			r.Config.Net, m.PID, kib2mib(m.RSSKiB), kib2mib(m.PSSKiB), m.PSSKiBPerVM/1024)
+	}
+	if r.NetworkMemoryError != "" {
+		p("shared network memory not read: %s\n", r.NetworkMemoryError)
 	}
 	shown := 0
 	for _, v := range r.VMs {

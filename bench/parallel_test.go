@@ -145,7 +145,7 @@ func TestParallelValidate(t *testing.T) {
 		r := &ParallelResults{Schema: ParallelSchemaVersion, Host: Host{CPUs: 2}, VMs: []VM{
 			{Index: 0, StartMS: 0.5, FirstOutputMS: 10, ReadyMS: 10, Memory: mem(12000, 3000, 100, 100)},
 			{Index: 1, StartMS: 0.6, Error: "boom"},
-		}}
+		}, NetworkMemory: &NetworkMemory{PID: 42, RSSKiB: 9000, PSSKiB: 6000}}
 		r.aggregate()
 		return r
 	}
@@ -167,6 +167,9 @@ func TestParallelValidate(t *testing.T) {
 		{"ready before start", func(r *ParallelResults) { r.VMs[0].StartMS = 11 }},
 		{"failed with memory", func(r *ParallelResults) { r.VMs[1].Memory = mem(1, 1, 0, 0) }},
 		{"memory summary", func(r *ParallelResults) { r.Memory.PSSKiBTotal++ }},
+		{"network share", func(r *ParallelResults) { r.NetworkMemory.PSSKiBPerVM++ }},
+		{"network pss above rss", func(r *ParallelResults) { r.NetworkMemory.PSSKiB = 10000 }},
+		{"network memory and error", func(r *ParallelResults) { r.NetworkMemoryError = "gone" }},
 	}
 	for _, mu := range mutations {
 		t.Run(mu.name, func(t *testing.T) {
@@ -200,10 +203,15 @@ func TestRunParallel(t *testing.T) {
 			if tt.mode == "lines" {
 				target.GuestBytes = 0
 			}
+			// The test process stands in for a shared network's.
 			res, err := RunParallel(context.Background(), target, ParallelOptions{N: n, Ready: tt.ready, Timeout: 30 * time.Second,
-				Config: Config{Kernel: "fake", MemoryMiB: 20}})
+				Config: Config{Kernel: "fake", MemoryMiB: 20, Net: "user:test"}, NetworkPID: os.Getpid()})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if nm := res.NetworkMemory; nm == nil || nm.PID != os.Getpid() || nm.RSSKiB <= 0 || nm.PSSKiB <= 0 ||
+				(res.Started > 0) != (nm.PSSKiBPerVM > 0) {
+				t.Errorf("network memory %+v (%s), %d started", nm, res.NetworkMemoryError, res.Started)
 			}
 			if res.N != n || res.Failed != tt.wantFailed || res.Started != n-tt.wantFailed || len(res.VMs) != n {
 				t.Fatalf("n %d started %d failed %d, want %d failed; vms %+v", res.N, res.Started, res.Failed, tt.wantFailed, res.VMs)
@@ -246,6 +254,9 @@ func TestRunParallel(t *testing.T) {
 			}
 			if want := "started " + string(rune('0'+res.Started)) + ", failed " + string(rune('0'+res.Failed)); !strings.Contains(text.String(), want) {
 				t.Errorf("text lacks %q:\n%s", want, text.String())
+			}
+			if !strings.Contains(text.String(), "shared network user:test (process ") {
+				t.Errorf("text lacks the network's memory:\n%s", text.String())
 			}
 			if none := res.Started == 0; none != strings.Contains(text.String(), "none started") || none == strings.Contains(text.String(), "all ready after") {
 				t.Errorf("started %d; text:\n%s", res.Started, text.String())

@@ -70,6 +70,8 @@ type Config struct {
 	Warmup    int      `json:"warmup"`
 	Ready     string   `json:"ready,omitempty"`
 	ReadyAddr string   `json:"ready_addr,omitempty"`
+	// Net is the VMs' network (--net: user, user:NAME, tap:NAME, none).
+	Net string `json:"net,omitempty"`
 }
 
 // System is one VMM's results.

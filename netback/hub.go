@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -276,7 +277,11 @@ func (h *Hub) serve(c net.Conn) {
 	var hello hubHello
 	ver, _, err := readHubMessage(c, &hello)
 	if err != nil {
-		h.logf("handshake: %v", err)
+		// A connection closed before its first byte is a probe
+		// (HubPID, another hub checking for a live one), not a VM.
+		if !errors.Is(err, io.EOF) {
+			h.logf("handshake: %v", err)
+		}
 		return
 	}
 	refuse := func(r Refusal, msg string) {

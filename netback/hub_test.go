@@ -756,3 +756,32 @@ func TestJoinLogsLossAndRejoin(t *testing.T) {
 		t.Errorf("logged:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// HubPID names the hub's process (here, the test's), and the hub takes
+// the probe quietly: it is no VM failing its handshake.
+func TestHubPID(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var logged []string
+	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Logf: func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := netback.HubPID(h.Socket())
+	if err != nil || pid != os.Getpid() {
+		t.Errorf("HubPID: %d, %v; want %d", pid, err, os.Getpid())
+	}
+	h.Close() // waits for the probe's connection to be served
+	mu.Lock()
+	defer mu.Unlock()
+	if len(logged) != 0 {
+		t.Errorf("the hub logged the probe: %q", logged)
+	}
+	if _, err := netback.HubPID(h.Socket()); !errors.Is(err, netback.ErrNoHub) {
+		t.Errorf("HubPID with no hub: %v, want ErrNoHub", err)
+	}
+}

@@ -237,8 +237,16 @@ func benchAction(c *cli.Context) error {
 		if isSharedNet(nc.Spec) && c.String("mac") == "" {
 			vmArgs = parallelMAC // netflags.go: one MAC per VM on a shared network
 		}
+		netPID := 0
+		if isSharedNet(nc.Spec) {
+			// Its memory is reported with the VMs'. Not running: every
+			// VM would fail the same way, so none is started.
+			if netPID, err = sharedNetPID(nc.Spec); err != nil {
+				return err
+			}
+		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
-			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready")}, ready.Pattern, vmArgs)
+			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netPID)
 	}
 
 	var notes []string
@@ -285,7 +293,7 @@ func benchAction(c *cli.Context) error {
 		Boots: c.Int("boots"), Warmup: c.Int("warmup"), Progress: os.Stderr,
 		Boot: bench.BootOptions{Ready: ready, Timeout: c.Duration("timeout")},
 		Config: bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"), Append: c.String("append"),
-			MemoryMiB: c.Int("memory"), Ready: c.String("ready"), ReadyAddr: ready.Addr},
+			MemoryMiB: c.Int("memory"), Ready: c.String("ready"), ReadyAddr: ready.Addr, Net: nc.Spec},
 	}
 	if c.Bool("console") {
 		opts.Boot.Console = os.Stderr
@@ -356,11 +364,11 @@ func checkParallelFlags(c *cli.Context) error {
 }
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
-func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string) error {
+func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netPID int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
-	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs})
+	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs, NetworkPID: netPID})
 	if ctx.Err() != nil {
 		return errBenchInterrupted
 	}
@@ -385,6 +393,31 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 		return fmt.Errorf("bench: none of the %d VMs started: %s", n, res.VMs[0].Error)
 	}
 	return nil
+}
+
+// sharedNetPID is the process of the shared network spec (user:NAME or
+// user:PATH) names.
+func sharedNetPID(spec string) (int, error) {
+	arg := strings.TrimPrefix(spec, "user:")
+	socket, err := netback.ResolveHub(arg)
+	if err != nil {
+		return 0, usageErrorf("--net %s: %v", spec, err)
+	}
+	pid, err := netback.HubPID(socket)
+	if errors.Is(err, netback.ErrNoHub) {
+		start := "smolvmm net --name " + arg
+		if strings.ContainsRune(arg, '/') {
+			start = "smolvmm net --socket " + arg
+		}
+		return 0, fmt.Errorf("--net %s: %w; start it with: %s", spec, err, start)
+	}
+	if err == nil && pid <= 0 {
+		err = fmt.Errorf("its process is not in this PID namespace")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--net %s: %w", spec, err)
+	}
+	return pid, nil
 }
 
 // parallelHints says, once each, what to change when VMs failed for want

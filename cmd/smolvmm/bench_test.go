@@ -260,6 +260,8 @@ func TestBenchErrors(t *testing.T) {
 		{"parallel and one MAC", []string{"--parallel", "2", "--mac", "52:54:00:00:00:01", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--mac does not go with --parallel 2: every VM would have MAC 52:54:00:00:00:01"},
 		{"parallel and a tap", []string{"--parallel", "2", "--net", "tap:tap0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--net tap:tap0 does not go with --parallel 2: a tap device takes one VM"},
 		{"parallel and too much RAM", []string{"--parallel", "2", "-m", "30000", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "-m 30000: too much RAM (use -m between"},
+		{"parallel without its network", []string{"--parallel", "2", "--net", "user:" + filepath.Join(dir, "none.sock"), "--kvm-device", filepath.Join(dir, "kvm")}, 1,
+			"--net user:" + filepath.Join(dir, "none.sock") + ": shared network is not running: nothing answers on"},
 		{"too little RAM", []string{"-n", "1", "--warmup", "0", "-m", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "-m 0: too little RAM"},
 	}
 	for _, tt := range tests {
@@ -268,7 +270,7 @@ func TestBenchErrors(t *testing.T) {
 			if status != tt.status || !strings.Contains(stderr, tt.stderr) {
 				t.Fatalf("status %d stderr %q; want status %d and %q", status, stderr, tt.status, tt.stderr)
 			}
-			if tt.status == 2 && (stdout != "" || strings.Contains(stderr, "starting")) {
+			if (tt.status == 2 || strings.Contains(tt.name, "without its network")) && (stdout != "" || strings.Contains(stderr, "starting")) {
 				t.Errorf("a command-line mistake started something: stdout %q, stderr %q", stdout, stderr)
 			}
 			// No rate made of nothing.

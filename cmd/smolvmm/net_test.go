@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
 )
 
@@ -180,9 +181,27 @@ func TestBenchParallelSharedNetwork(t *testing.T) {
 	}
 	socket := filepath.Join(t.TempDir(), "n.sock")
 	d := startNetDaemon(t, socket)
-	status, stdout, stderr := benchRun(t, nil, "--parallel", "3", "--net", "user:"+socket)
+	js := filepath.Join(t.TempDir(), "p.json")
+	status, stdout, stderr := benchRun(t, nil, "--parallel", "3", "--net", "user:"+socket, "--json", js)
 	if status != 0 || !strings.Contains(stdout, "started 3, failed 0") {
 		t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
+	}
+	// The network's own memory, read while the VMs were connected.
+	f, err := os.Open(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := bench.ReadParallelResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nm := res.NetworkMemory
+	if nm == nil || nm.PID != d.cmd.Process.Pid || nm.RSSKiB <= 0 || nm.PSSKiB <= 0 || nm.PSSKiBPerVM != float64(nm.PSSKiB)/3 || res.Config.Net != "user:"+socket {
+		t.Errorf("network memory %+v (%s), config net %q; want the daemon's (pid %d), shared by 3 VMs", nm, res.NetworkMemoryError, res.Config.Net, d.cmd.Process.Pid)
+	}
+	if want := fmt.Sprintf("shared network user:%s (process %d): RSS ", socket, d.cmd.Process.Pid); !strings.Contains(stdout, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, stdout)
 	}
 	joined := map[string]bool{}
 	for range 3 {
