@@ -48,9 +48,17 @@ const (
 // HubConfig configures NewHub.
 type HubConfig struct {
 	// Socket is the Unix socket VMs connect to (HubSocket names the
-	// default one). Its directory is created, mode 0700, if missing; the
-	// socket is mode 0600: only its owner's VMs may join.
+	// default one). Its directory is created, mode 0700, if missing;
+	// the default runtime directory (HubDir) is created with its parent,
+	// both mode 0700 and owned by this user (an existing one owned by
+	// another user is refused). The socket is mode 0600: only its
+	// owner's VMs may join.
 	Socket string
+	// Group, when above 0, is a group whose members' VMs may join too:
+	// the socket is mode 0660 and owned by that group, and so are the
+	// default runtime directory and its parent, mode 0750. Set on every
+	// start, since the socket is made anew each time.
+	Group int
 	// Leases is the lease file; "" means HubLeases(Socket).
 	Leases string
 	// Logf, when set, is told of VMs joining, being refused and leaving.
@@ -164,8 +172,8 @@ func newHub(cfg HubConfig, now func() time.Time, wrapSave func(save func() error
 	if wrapSave != nil {
 		h.saveLeaseFile = func() error { return wrapSave(h.leases.save) }
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o700); err != nil {
-		return nil, fmt.Errorf("shared network: socket directory: %w", err)
+	if err := prepareSocketDir(filepath.Dir(cfg.Socket), cfg.Group); err != nil {
+		return nil, err
 	}
 	if err := removeStaleSocket(cfg.Socket); err != nil {
 		return nil, err
@@ -182,10 +190,10 @@ func newHub(cfg HubConfig, now func() time.Time, wrapSave func(save func() error
 		_ = h.gw.close()
 		return nil, fmt.Errorf("shared network: listen on %s: %w", cfg.Socket, err)
 	}
-	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
+	if err := setSocketAccess(cfg.Socket, cfg.Group); err != nil {
 		_ = h.ln.Close()
 		_ = h.gw.close()
-		return nil, fmt.Errorf("shared network: %w", err)
+		return nil, err
 	}
 	go h.saveLoop()
 	h.wg.Add(1)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -219,24 +218,16 @@ func readFramed(r *bufio.Reader, buf []byte) ([]byte, error) {
 	return buf, err
 }
 
-// HubSocket is where the shared network called name listens:
-// /run/smolvmm/net/NAME.sock for root, else
+// HubSocket is where the shared network called name listens: NAME.sock in
+// HubDir (/run/smolvmm/net/NAME.sock for root, else
 // $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock, or, without XDG_RUNTIME_DIR,
-// /tmp/smolvmm-UID/net/NAME.sock. A name is 1 to 64 letters, digits, '.',
+// /tmp/smolvmm-UID/net/NAME.sock). A name is 1 to 64 letters, digits, '.',
 // '_' or '-', not starting with '.'.
 func HubSocket(name string) (string, error) {
 	if err := checkNetworkName(name); err != nil {
 		return "", err
 	}
-	dir := "/run/smolvmm/net"
-	if os.Geteuid() != 0 {
-		if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" && filepath.IsAbs(rt) {
-			dir = filepath.Join(rt, "smolvmm", "net")
-		} else {
-			dir = filepath.Join(os.TempDir(), fmt.Sprintf("smolvmm-%d", os.Geteuid()), "net")
-		}
-	}
-	return filepath.Join(dir, name+".sock"), nil
+	return filepath.Join(HubDir(), name+".sock"), nil
 }
 
 // HubLeases is the default lease file of a hub listening on socket: the

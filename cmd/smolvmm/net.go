@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -29,7 +31,8 @@ listen on the host while it is connected.
 
 The socket is $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock (root:
 /run/smolvmm/net/NAME.sock; without XDG_RUNTIME_DIR, /tmp/smolvmm-UID/net),
-mode 0600: only its owner's VMs may join. The leases are next to it, in
+mode 0600: only its owner's VMs may join (--group GROUP: also that group's
+members'; set on every start). The leases are next to it, in
 NAME.leases. If the network stops, its VMs keep running and reconnect when
 it is back. SIGINT or SIGTERM stop it.
 
@@ -41,6 +44,7 @@ Examples:
 			&cli.StringFlag{Name: "name", Value: "default", Usage: "network `NAME` (letters, digits, '.', '_', '-'); VMs join with --net user:NAME"},
 			&cli.StringFlag{Name: "socket", Usage: "listen on the Unix socket `PATH` instead of the one --name gives; VMs join with --net user:PATH"},
 			&cli.StringFlag{Name: "leases", Usage: "keep the DHCP leases in `FILE` (default: next to the socket, .leases for .sock)"},
+			&cli.StringFlag{Name: "group", Usage: "let the VMs of `GROUP`'s members join too (name or number): socket mode 0660 and the default socket directory 0750, that group's"},
 			&cli.BoolFlag{Name: "quiet", Usage: "do not log VMs joining and leaving"},
 		},
 		Action: netAction,
@@ -73,10 +77,17 @@ func netAction(c *cli.Context) error {
 			return usageErrorf("--leases %s: that is a directory; give a file (e.g. %s)", l, filepath.Join(l, "net.leases"))
 		}
 	}
+	gid := 0
+	if g := c.String("group"); g != "" {
+		var err error
+		if gid, err = lookupGroup(g); err != nil {
+			return err
+		}
+	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "smolvmm net: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}
-	cfg := netback.HubConfig{Socket: socket, Leases: c.String("leases"), Logf: logf}
+	cfg := netback.HubConfig{Socket: socket, Leases: c.String("leases"), Logf: logf, Group: gid}
 	if c.Bool("quiet") {
 		cfg.Logf = nil
 	}
@@ -112,4 +123,22 @@ func joinName(c *cli.Context, socket string) string {
 		return socket
 	}
 	return c.String("name")
+}
+
+// lookupGroup turns --group's name or number into a group ID.
+func lookupGroup(g string) (int, error) {
+	gid, err := strconv.Atoi(g)
+	if err != nil {
+		grp, lerr := user.LookupGroup(g)
+		if lerr != nil {
+			return 0, usageErrorf("--group %s: no such group (give a group name or number)", g)
+		}
+		if gid, err = strconv.Atoi(grp.Gid); err != nil {
+			return 0, usageErrorf("--group %s: group ID %q is not a number", g, grp.Gid)
+		}
+	}
+	if gid <= 0 {
+		return 0, usageErrorf("--group %s: give the group of the VMs' users, not root's (root reaches the socket anyway)", g)
+	}
+	return gid, nil
 }

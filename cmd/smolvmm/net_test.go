@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,9 +25,9 @@ type netDaemon struct {
 	lines chan string
 }
 
-func startNetDaemon(t *testing.T, socket string) *netDaemon {
+func startNetDaemon(t *testing.T, socket string, args ...string) *netDaemon {
 	t.Helper()
-	cmd := exec.Command(smolvmmBin(t), "net", "--socket", socket)
+	cmd := exec.Command(smolvmmBin(t), append([]string{"net", "--socket", socket}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -239,6 +240,8 @@ func TestNetCommandErrors(t *testing.T) {
 			"--leases " + filepath.Join(dir, "missing", "x") + ": no directory " + filepath.Join(dir, "missing")},
 		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", filepath.Join(file, "x")}, 2, "no directory " + file},
 		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", dir}, 2, "that is a directory"},
+		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "no-such-group-here"}, 2, "--group no-such-group-here: no such group"},
+		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "0"}, 2, "--group 0: give the group of the VMs' users, not root's"},
 		{[]string{"--socket", file}, 1, file + " exists and is not a socket"},
 		{[]string{"--socket", live}, 1, "already running on this socket (stop it first, or give another --name or --socket)"},
 	}
@@ -298,5 +301,29 @@ func TestCLISharedNetworkPortTaken(t *testing.T) {
 	want := fmt.Sprintf("127.0.0.1:%d:80: the host port is already in use", port)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), want) {
 		t.Fatalf("VM: %v, stderr %q; want status 1 and %q", err, stderr.String(), want)
+	}
+}
+
+// TestNetGroup: with --group the socket is that group's, mode 0660, so
+// that its members' VMs can join; without, the owner's only (0600).
+func TestNetGroup(t *testing.T) {
+	gid := os.Getgid()
+	if os.Geteuid() == 0 {
+		gid = 4242 // root may give any group
+	}
+	if gid == 0 {
+		t.Skip("needs a group other than root's")
+	}
+	for _, args := range [][]string{nil, {"--group", strconv.Itoa(gid)}} {
+		socket := filepath.Join(t.TempDir(), "n.sock")
+		startNetDaemon(t, socket, args...)
+		st, err := os.Lstat(socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode, g := st.Mode().Perm(), int(st.Sys().(*syscall.Stat_t).Gid)
+		if args == nil && mode != 0o600 || args != nil && (mode != 0o660 || g != gid) {
+			t.Errorf("net %q: socket mode %v group %d", args, mode, g)
+		}
 	}
 }

@@ -1,0 +1,77 @@
+package netback
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// testGID is a group the test may give files: any as root, else its own.
+func testGID() int {
+	if os.Geteuid() == 0 {
+		return 4242
+	}
+	return os.Getgid()
+}
+
+// checkAccess fails unless path has mode and, when gid > 0, group gid.
+func checkAccess(t *testing.T, path string, mode os.FileMode, gid int) {
+	t.Helper()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != mode {
+		t.Errorf("%s: mode %v, want %v", path, st.Mode().Perm(), mode)
+	}
+	if g := int(st.Sys().(*syscall.Stat_t).Gid); gid > 0 && g != gid {
+		t.Errorf("%s: group %d, want %d", path, g, gid)
+	}
+}
+
+// The default runtime directory and its parent are created, and given on
+// every start the access asked for then: 0700, or 0750 to a group.
+func TestPrepareRuntimeDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "smolvmm", "net")
+	gid := testGID()
+	for _, step := range []struct {
+		gid  int
+		mode os.FileMode
+	}{{0, 0o700}, {gid, 0o750}, {0, 0o700}} {
+		if err := prepareRuntimeDir(dir, step.gid); err != nil {
+			t.Fatal(err)
+		}
+		checkAccess(t, dir, step.mode, step.gid)
+		checkAccess(t, filepath.Dir(dir), step.mode, step.gid)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	// Made first by somebody else (anybody can, under /tmp).
+	if err := os.Lchown(filepath.Dir(dir), 4243, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareRuntimeDir(dir, 0); err == nil || !strings.Contains(err.Error(), "belongs to uid 4243") {
+		t.Errorf("a runtime directory of another user: %v, want it refused", err)
+	}
+}
+
+// With a group, the socket is the group's too (0660); without, its
+// owner's only.
+func TestHubSocketGroup(t *testing.T) {
+	for _, gid := range []int{0, testGID()} {
+		sock := filepath.Join(t.TempDir(), "net.sock")
+		h, err := NewHub(HubConfig{Socket: sock, Group: gid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o600)
+		if gid > 0 {
+			mode = 0o660
+		}
+		checkAccess(t, sock, mode, gid)
+		h.Close()
+	}
+}
