@@ -48,8 +48,8 @@ const (
 // HubConfig configures NewHub.
 type HubConfig struct {
 	// Socket is the Unix socket VMs connect to (HubSocket names the
-	// default one). Its directory is created, mode 0700, if missing;
-	// the default runtime directory (HubDir) is created with its parent,
+	// default one). Its directory must exist, unless it is the default
+	// runtime directory (HubDir), which is created with its parent,
 	// both mode 0700 and owned by this user (an existing one owned by
 	// another user is refused). The socket is mode 0600: only its
 	// owner's VMs may join.

@@ -23,14 +23,19 @@ func HubDir() string {
 }
 
 // prepareSocketDir makes sure a hub can listen in dir: the default
-// runtime directory is made ready (prepareRuntimeDir); any other is
-// created, mode 0700, if missing.
+// runtime directory is made ready (prepareRuntimeDir); any other must
+// exist, and is left as it is (it is the user's: creating a mistyped path
+// would hide the mistake).
 func prepareSocketDir(dir string, gid int) error {
 	if filepath.Clean(dir) == HubDir() {
 		return prepareRuntimeDir(dir, gid)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	st, err := os.Stat(dir)
+	if err != nil {
 		return fmt.Errorf("shared network: socket directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("shared network: socket directory %s is not a directory", dir)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package netback
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +74,18 @@ func TestHubSocketGroup(t *testing.T) {
 		}
 		checkAccess(t, sock, mode, gid)
 		h.Close()
+	}
+}
+
+// Only the default runtime directory is created: the directory of any
+// other socket must exist (a mistyped path is an error, not a new tree).
+func TestHubSocketDirMissing(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexist", "dir")
+	_, err := NewHub(HubConfig{Socket: filepath.Join(missing, "x.sock")})
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a socket in a missing directory: %v, want ErrNotExist", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); err == nil {
+		t.Errorf("NewHub made %s", filepath.Dir(missing))
 	}
 }

@@ -34,7 +34,9 @@ The socket is $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock (root:
 mode 0600: only its owner's VMs may join (--group GROUP: also that group's
 members'; set on every start). The leases are next to it, in
 NAME.leases. If the network stops, its VMs keep running and reconnect when
-it is back. SIGINT or SIGTERM stop it.
+it is back. SIGINT or SIGTERM stop it, with status 0 (a service manager's
+normal stop). Only the default directory is created: the directory of
+--socket must exist.
 
 Examples:
    smolvmm net                        # the network "default"
@@ -65,6 +67,12 @@ func netAction(c *cli.Context) error {
 			return usageErrorf("--name: %v", err)
 		}
 		socket = s
+	} else if dir := filepath.Dir(socket); filepath.Clean(dir) != netback.HubDir() {
+		// Only the default runtime directory is created: a mistyped
+		// --socket would otherwise make a tree nobody asked for.
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--socket %s: no directory %s to listen in (create it first, or give another --socket)", socket, dir)
+		}
 	}
 	// The hub saves the leases when they change, long after the start:
 	// a path it cannot write then would lose them without a word.

@@ -243,8 +243,16 @@ func TestNetCommandErrors(t *testing.T) {
 		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "no-such-group-here"}, 2, "--group no-such-group-here: no such group"},
 		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "0"}, 2, "--group 0: give the group of the VMs' users, not root's"},
 		{[]string{"--socket", file}, 1, file + " exists and is not a socket"},
+		// Before, it made the directories.
+		{[]string{"--socket", filepath.Join(dir, "nonexist", "dir", "x.sock")}, 1,
+			"--socket " + filepath.Join(dir, "nonexist", "dir", "x.sock") + ": no directory " + filepath.Join(dir, "nonexist", "dir") + " to listen in"},
 		{[]string{"--socket", live}, 1, "already running on this socket (stop it first, or give another --name or --socket)"},
 	}
+	defer func() {
+		if _, err := os.Stat(filepath.Join(dir, "nonexist")); err == nil {
+			t.Errorf("smolvmm net made the missing directory of its --socket")
+		}
+	}()
 	for _, tt := range tests {
 		// Each is refused at start; one that starts instead runs until
 		// killed: a failure, not a hang of the test.
@@ -325,5 +333,25 @@ func TestNetGroup(t *testing.T) {
 		if args == nil && mode != 0o600 || args != nil && (mode != 0o660 || g != gid) {
 			t.Errorf("net %q: socket mode %v group %d", args, mode, g)
 		}
+	}
+}
+
+// TestNetStopStatus: smolvmm net is a daemon: stopped by SIGINT or SIGTERM
+// (its service manager's stop) it ends with status 0, its socket removed,
+// unlike run, fetch, up and bench (130: they did not finish their work).
+func TestNetStopStatus(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			socket := filepath.Join(t.TempDir(), "n.sock")
+			d := startNetDaemon(t, socket)
+			d.cmd.Process.Signal(sig)
+			d.expect(t, ": stopped (") // before Wait, which closes the pipe
+			if err := d.cmd.Wait(); err != nil {
+				t.Errorf("smolvmm net on %v: %v, want status 0", sig, err)
+			}
+			if _, err := os.Stat(socket); err == nil {
+				t.Errorf("the socket is still there")
+			}
+		})
 	}
 }
