@@ -91,3 +91,29 @@ func TestUserForwardPendingBound(t *testing.T) {
 		t.Errorf("refused %d, want 2", s.ForwardsRefused)
 	}
 }
+
+// On the shared network the bound is per VM too, and the hub counts the
+// refusals of all its VMs' forwards.
+func TestHubForwardPendingBound(t *testing.T) {
+	defer netback.SetForwardDialTimeout(time.Hour)()
+	h := startHub(t, t.TempDir())
+	f := netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: freePort(t, "tcp"), GuestPort: 80}
+	j, err := netback.Join(h.Socket(), testMAC(1), []netback.Forward{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := stackguest.New(j, stackguest.Config{MAC: testMAC(1), Addr: netip.PrefixFrom(j.Addr(), 24), Silent: true})
+	if err != nil {
+		j.Close()
+		t.Fatal(err)
+	}
+	defer g.Close()
+	open := dialAll(t, f.HostPort, netback.MaxPendingPerForward)
+	waitFor(t, "the forward's connections to wait", func() bool { return h.Stats().ForwardsPending == netback.MaxPendingPerForward })
+	closedAtOnce(t, dialAll(t, f.HostPort, 1)[0])
+	waitFor(t, "one refusal", func() bool { return h.Stats().ForwardsRefused == 1 })
+	for _, c := range open {
+		c.Close()
+	}
+	waitFor(t, "no connection to wait", func() bool { return h.Stats().ForwardsPending == 0 })
+}
