@@ -92,14 +92,24 @@ func (q *Queue) SetPFN(pfn uint32) error {
 	if pfn == 0 {
 		return nil
 	}
-	base := uint64(pfn) * PageSize
-	if err := q.mem.Check(base, RingBytes(q.size)); err != nil {
-		return fmt.Errorf("%w: queue PFN %#x: rings of %d entries at %#x: %w", ErrRing, pfn, q.size, base, err)
+	if err := q.checkPFN(pfn); err != nil {
+		return err
 	}
+	base := uint64(pfn) * PageSize
 	q.pfn = pfn
 	q.desc = base
 	q.avail = base + descSize*uint64(q.size)
 	q.use = base + usedOffset(q.size)
+	return nil
+}
+
+// checkPFN refuses a PFN (not 0) whose rings do not lie wholly in guest
+// memory, with an error wrapping ErrRing.
+func (q *Queue) checkPFN(pfn uint32) error {
+	base := uint64(pfn) * PageSize
+	if err := q.mem.Check(base, RingBytes(q.size)); err != nil {
+		return fmt.Errorf("%w: queue PFN %#x: rings of %d entries at %#x: %w", ErrRing, pfn, q.size, base, err)
+	}
 	return nil
 }
 

@@ -66,16 +66,12 @@ func (d *PCIDevice) State() TransportState {
 
 // Restore sets the state of a device of the same type and queue count,
 // before its guest runs, and kicks every queue of a live device so that
-// requests the guest queued before the snapshot are served.
+// requests the guest queued before the snapshot are served. A state no
+// guest could have brought the device to is refused (see checkState),
+// and a refused one changes nothing.
 func (d *PCIDevice) Restore(s TransportState) error {
-	if s.Type != d.dev.Type() {
-		return fmt.Errorf("virtio: snapshot device type %d, this one is type %d", s.Type, d.dev.Type())
-	}
-	if len(s.Queues) != len(d.queues) {
-		return fmt.Errorf("virtio type %d: snapshot has %d queues, the device %d", s.Type, len(s.Queues), len(d.queues))
-	}
-	if s.Guest&^d.host != 0 {
-		return fmt.Errorf("virtio type %d: snapshot's driver features %#x are not all offered (%#x)", s.Type, s.Guest, d.host)
+	if err := d.checkState(s); err != nil {
+		return err
 	}
 	d.workMu.Lock()
 	defer d.workMu.Unlock()
@@ -83,6 +79,7 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	for i, qs := range s.Queues {
 		q := d.queues[i]
 		if err := q.SetPFN(qs.PFN); err != nil {
+			// checkState placed the rings already: not reached.
 			d.mu.Unlock()
 			return fmt.Errorf("virtio type %d: queue %d: %w", s.Type, i, err)
 		}
@@ -99,6 +96,58 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	d.mu.Unlock()
 	if live {
 		d.Kick()
+	}
+	return nil
+}
+
+// checkState refuses s, before anything of it is applied, unless this
+// device's guest could have brought it there through its registers and
+// queues: the same device and queues, offered features, rings wholly in
+// memory (as a PFN write checks them), ISR bits the transport raises with
+// the line up exactly while one is set, a broken device that says so, and
+// queue indices that restart at 0 with the rings and never have more
+// chains taken than the queue holds.
+func (d *PCIDevice) checkState(s TransportState) error {
+	if s.Type != d.dev.Type() {
+		return fmt.Errorf("virtio: snapshot device type %d, this one is type %d", s.Type, d.dev.Type())
+	}
+	if len(s.Queues) != len(d.queues) {
+		return fmt.Errorf("virtio type %d: snapshot has %d queues, the device %d", s.Type, len(s.Queues), len(d.queues))
+	}
+	if s.Guest&^d.host != 0 {
+		return fmt.Errorf("virtio type %d: snapshot's driver features %#x are not all offered (%#x)", s.Type, s.Guest, d.host)
+	}
+	if s.ISR&^(ISRQueue|ISRConfig) != 0 {
+		return fmt.Errorf("virtio type %d: ISR %#x: only bits %#x exist", s.Type, s.ISR, ISRQueue|ISRConfig)
+	}
+	if s.Asserted != (s.ISR != 0) {
+		what := "asserted"
+		if !s.Asserted {
+			what = "not asserted"
+		}
+		return fmt.Errorf("virtio type %d: interrupt %s with ISR %#x: the line is up exactly while ISR is not 0", s.Type, what, s.ISR)
+	}
+	if s.Broken && s.Status&StatusNeedsReset == 0 {
+		return fmt.Errorf("virtio type %d: broken with status %#x, which lacks DEVICE_NEEDS_RESET (%#x)", s.Type, s.Status, StatusNeedsReset)
+	}
+	for i, qs := range s.Queues {
+		q := d.queues[i]
+		if qs.PFN == 0 {
+			if qs.LastAvail != 0 || qs.UsedIdx != 0 {
+				return fmt.Errorf("virtio type %d: queue %d: last_avail %d, used idx %d without rings (PFN 0): both restart at 0 when the rings are placed",
+					s.Type, i, qs.LastAvail, qs.UsedIdx)
+			}
+			continue
+		}
+		if err := q.checkPFN(qs.PFN); err != nil {
+			return fmt.Errorf("virtio type %d: queue %d: %w", s.Type, i, err)
+		}
+		// The device gives back what it takes: at most a queue's worth
+		// of chains is ever taken and not yet used.
+		if n := qs.LastAvail - qs.UsedIdx; n > q.size {
+			return fmt.Errorf("virtio type %d: queue %d: last_avail %d is %d entries past used idx %d, more than the queue's %d",
+				s.Type, i, qs.LastAvail, n, qs.UsedIdx, q.size)
+		}
 	}
 	return nil
 }

@@ -124,3 +124,49 @@ func TestRestoreRefusesOtherDevice(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreRefusesUnreachableState: Restore refuses, naming the field
+// and its value, transport state that no guest could have brought the
+// device to (a snapshot file is input from anywhere), and a refused
+// Restore leaves the device as it was: never half-restored.
+func TestRestoreRefusesUnreachableState(t *testing.T) {
+	const live = virtio.StatusAcknowledge | virtio.StatusDriver | virtio.StatusDriverOK
+	base := func() virtio.TransportState {
+		return virtio.TransportState{Type: virtio.TypeNet, Status: live,
+			Queues: []virtio.QueueState{{PFN: 1, LastAvail: 7, UsedIdx: 7}, {PFN: 3}}}
+	}
+	tests := []struct {
+		name string
+		edit func(s *virtio.TransportState)
+		want string
+	}{
+		{"ISR bit", func(s *virtio.TransportState) { s.ISR, s.Asserted = 0x81, true }, "ISR 0x81"},
+		{"asserted without ISR", func(s *virtio.TransportState) { s.Asserted = true }, "asserted with ISR 0x0"},
+		{"ISR without the line", func(s *virtio.TransportState) { s.ISR = virtio.ISRQueue }, "not asserted with ISR 0x1"},
+		{"broken without NEEDS_RESET", func(s *virtio.TransportState) { s.Broken = true }, "broken with status 0x7"},
+		{"last_avail without rings", func(s *virtio.TransportState) { s.Queues[1] = virtio.QueueState{LastAvail: 3} }, "queue 1: last_avail 3"},
+		{"used idx without rings", func(s *virtio.TransportState) { s.Queues[1] = virtio.QueueState{UsedIdx: 9} }, "used idx 9"},
+		{"last_avail past the queue", func(s *virtio.TransportState) { s.Queues[0].LastAvail = 7 + 17 }, "queue 0: last_avail 24 is 17 entries past used idx 7"},
+		{"used idx past last_avail", func(s *virtio.TransportState) { s.Queues[0].UsedIdx = 8 }, "last_avail 7 is 65535 entries past used idx 8"},
+		{"second ring outside", func(s *virtio.TransportState) { s.Queues[1].PFN = memSize / 4096 }, "queue 1: virtqueue violation: queue PFN 0x100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := guestmem.New(make([]byte, memSize))
+			pd, _ := stateRig(t, mem, newFakeDev())
+			if err := pd.Restore(base()); err != nil {
+				t.Fatalf("the unedited state: %v", err)
+			}
+			pd2, _ := stateRig(t, mem, newFakeDev())
+			s := base()
+			tt.edit(&s)
+			err := pd2.Restore(s)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Restore = %v, want an error mentioning %q", err, tt.want)
+			}
+			if got := pd2.State(); got.Status != 0 || got.Queues[0].PFN != 0 || got.Queues[0].LastAvail != 0 {
+				t.Fatalf("state after a refused Restore %+v, want the device's as it was", got)
+			}
+		})
+	}
+}
