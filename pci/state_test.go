@@ -58,3 +58,75 @@ func TestRestoreRefusesOtherFunctions(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreRefusesUnwritableState: a snapshot's configuration space
+// may differ from this machine's only where a guest can write it (and in
+// the interrupt status a device drives); BARs must be aligned, and only
+// implemented ones sizing. Each refusal names the slot, the register and
+// the values.
+func TestRestoreRefusesUnwritableState(t *testing.T) {
+	h, c, _ := setup(t)
+	c.write32(1, 0x04, 0x1)    // command: I/O space on
+	c.write32(1, 0x10, 0xD000) // BAR0 moved
+	c.write32(1, 0x3C, 0x0B)   // interrupt line
+	tests := []struct {
+		name string
+		edit func(s *HostState)
+		want string
+	}{
+		{"interrupt pin", func(s *HostState) { s.Functions[1].Space[RegInterruptPin] = 2 }, "slot 1: register 0x3d is 0x2 in the snapshot, 0x1 here"},
+		{"class", func(s *HostState) { s.Functions[1].Space[RegClass+2] = 0x02 }, "slot 1: register 0xb is 0x2 in the snapshot, 0x1 here"},
+		{"status", func(s *HostState) { s.Functions[1].Space[RegStatus] |= 0x10 }, "register 0x6 is 0x10"},
+		{"command bit", func(s *HostState) { s.Functions[1].Space[RegCommand] |= 0x80 }, "register 0x4 is 0x81 in the snapshot, 0x0 here"},
+		{"device-specific", func(s *HostState) { s.Functions[0].Space[0x80] = 1 }, "slot 0: register 0x80"},
+		{"unimplemented BAR", func(s *HostState) { s.Functions[1].Space[RegBAR0+4] = 0x11 }, "register 0x14"},
+		{"unaligned BAR", func(s *HostState) { s.Functions[1].Space[RegBAR0] = 0x21 }, "slot 1: BAR0 0xd021: a 64-byte BAR's low bits are 0x1"},
+		{"BAR without its I/O bit", func(s *HostState) { s.Functions[1].Space[RegBAR0] = 0 }, "BAR0 0xd000"},
+		{"sizing an unimplemented BAR", func(s *HostState) { s.Functions[1].Sizing[3] = true }, "slot 1: BAR3 sizing, but the function has no BAR3"},
+		{"slot twice", func(s *HostState) { s.Functions = append(s.Functions, s.Functions[1]) }, "slot 1 twice"},
+		{"address latch", func(s *HostState) { s.Addr = 0x80000801 }, "address latch 0x80000801"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := h.State()
+			h2, _, _ := setup(t)
+			if err := h2.Restore(h.State()); err != nil {
+				t.Fatalf("the unedited state: %v", err)
+			}
+			tt.edit(&s)
+			h3, _, _ := setup(t)
+			err := h3.Restore(s)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Restore = %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRestoreRefusedChangesNothing: a Restore refused for one function
+// has applied nothing of the others: no BAR moved on the bus, none
+// reported, no register changed.
+func TestRestoreRefusedChangesNothing(t *testing.T) {
+	h, c, _ := setup(t)
+	c.write32(1, 0x04, 0x1)
+	c.write32(1, 0x10, 0xD000)
+	s := h.State()
+	s.Functions[0], s.Functions[1] = s.Functions[1], s.Functions[0]
+	s.Functions[1].Space = s.Functions[1].Space[:10] // the host bridge's, now second
+	h2, c2, _ := setup(t)
+	var moves int
+	h2.OnBARMove = func(Function, int, uint64, uint64) { moves++ }
+	if err := h2.Restore(s); err == nil {
+		t.Fatal("Restore took a short configuration space")
+	}
+	d := make([]byte, 1)
+	if moves != 0 || c2.pio.Read(0xD000, d) || !c2.pio.Read(IOBase, d) {
+		t.Fatalf("refused Restore moved BAR0 (%d moves reported)", moves)
+	}
+	if got := c2.read32(1, 0x10); got != IOBase|1 {
+		t.Fatalf("refused Restore left BAR0 reading %#x, want %#x", got, IOBase|1)
+	}
+	if got := c2.read32(1, 0x04) & 0xFFFF; got != 0 {
+		t.Fatalf("refused Restore left the command register %#x", got)
+	}
+}
