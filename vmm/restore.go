@@ -340,7 +340,9 @@ func (m *Machine) restoreState(st *machineState) error {
 	if err := m.uart.Restore(st.UART); err != nil {
 		return err
 	}
-	m.rtc.Restore(st.RTC)
+	if err := m.rtc.Restore(st.RTC); err != nil {
+		return err
+	}
 	if err := m.pci.Restore(st.PCI); err != nil {
 		return err
 	}

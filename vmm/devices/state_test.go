@@ -1,6 +1,8 @@
 package devices
 
 import (
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,12 +62,93 @@ func TestRTCStateRoundTrip(t *testing.T) {
 	wr(a, 0, rtcB)
 	wr(a, 1, rd(a, 1)&^rtcBSet) // the guest set its clock 3 hours ahead
 	b := NewRTC(clock, 0)
-	b.Restore(a.State())
+	if err := b.Restore(a.State()); err != nil {
+		t.Fatal(err)
+	}
 	for _, reg := range []uint8{0x40, 0x17, 0x04, rtcB} {
 		wr(a, 0, reg)
 		wr(b, 0, reg)
 		if got, want := rd(b, 1), rd(a, 1); got != want {
 			t.Errorf("CMOS %#x: restored %#x, original %#x", reg, got, want)
 		}
+	}
+}
+
+// TestUARTRestoreRefusesUnreachableState: Restore refuses, naming the
+// register and its value, what no guest could have brought the UART to:
+// bits its writes mask off, status it never raises, modem lines that
+// never change, and a line level its registers do not call for. A refused
+// Restore changes nothing.
+func TestUARTRestoreRefusesUnreachableState(t *testing.T) {
+	a := NewUART(nil, nil)
+	wr(a, uartIER, ierRDA)
+	a.Receive([]byte("x"))
+	tests := []struct {
+		name string
+		edit func(s *UARTState)
+		want string
+	}{
+		{"IER", func(s *UARTState) { s.IER |= 0x10 }, "IER 0x11"},
+		{"MCR", func(s *UARTState) { s.MCR = 0x20 }, "MCR 0x20"},
+		{"FCR", func(s *UARTState) { s.FCR = 0x02 }, "FCR 0x2"},
+		{"LSR error", func(s *UARTState) { s.LSRErr = 0x08 }, "LSR error bits 0x8"},
+		{"MSR", func(s *UARTState) { s.MSR = 0x30 }, "MSR 0x30"},
+		{"line low with data pending", func(s *UARTState) { s.IRQHigh = false }, "IRQHigh false"},
+		{"line high with nothing pending", func(s *UARTState) { s.RX, s.IRQHigh = nil, true }, "IRQHigh true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := NewUART(nil, nil).Restore(a.State()); err != nil {
+				t.Fatalf("the unedited state: %v", err)
+			}
+			s := a.State()
+			tt.edit(&s)
+			var irq recIRQ
+			b := NewUART(nil, &irq)
+			fresh := b.State()
+			err := b.Restore(s)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Restore = %v, want an error mentioning %q", err, tt.want)
+			}
+			if got := b.State(); !reflect.DeepEqual(got, fresh) || len(irq.levels) != 0 {
+				t.Fatalf("refused Restore changed the UART: %+v, line %v", got, irq.levels)
+			}
+		})
+	}
+}
+
+// TestRTCRestoreRefusesUnreachableState: Restore refuses CMOS bytes no
+// guest can write (register A's update-in-progress bit, registers C and
+// D) and an index with the NMI mask bit, which the index register drops.
+func TestRTCRestoreRefusesUnreachableState(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC) }
+	a := NewRTC(now, 64<<20)
+	tests := []struct {
+		name string
+		edit func(s *RTCState)
+		want string
+	}{
+		{"update in progress", func(s *RTCState) { s.RAM[rtcA] |= 0x80 }, "register A 0xa6"},
+		{"register C", func(s *RTCState) { s.RAM[rtcC] = 0x10 }, "register C 0x10"},
+		{"register D", func(s *RTCState) { s.RAM[rtcD] = 0 }, "register D 0x0"},
+		{"index", func(s *RTCState) { s.Index = 0x8B }, "index 0x8b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := NewRTC(now, 0).Restore(a.State()); err != nil {
+				t.Fatalf("the unedited state: %v", err)
+			}
+			s := a.State()
+			tt.edit(&s)
+			b := NewRTC(now, 0)
+			fresh := b.State()
+			err := b.Restore(s)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Restore = %v, want an error mentioning %q", err, tt.want)
+			}
+			if got := b.State(); got != fresh {
+				t.Fatalf("refused Restore changed the clock: %+v", got)
+			}
+		})
 	}
 }

@@ -21,10 +21,11 @@ func (u *UART) State() UARTState {
 
 // Restore sets the UART's state and drives its line to match it; restore
 // the interrupt controller after it, so that the controller's own record
-// of the line is the snapshot's.
+// of the line is the snapshot's. A state no guest could have brought the
+// UART to is refused, naming the register, and changes nothing.
 func (u *UART) Restore(s UARTState) error {
-	if len(s.RX) > uartRXLimit {
-		return fmt.Errorf("uart: receive buffer of %d bytes exceeds %d", len(s.RX), uartRXLimit)
+	if err := checkUARTState(s); err != nil {
+		return err
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -34,5 +35,36 @@ func (u *UART) Restore(s UARTState) error {
 	u.irqHigh = s.IRQHigh
 	u.irq.Set(s.IRQHigh)
 	u.update()
+	return nil
+}
+
+// uartMSRValue is the modem status this UART always shows: carrier, data set
+// ready and clear to send up, no change since the last read.
+const uartMSRValue = msrDCD | msrDSR | msrCTS
+
+// checkUARTState refuses a receive buffer over the limit, register bits a
+// guest's writes mask off (IER, MCR, FCR), line status the UART never
+// raises (it only overruns), modem lines it never changes, and a line
+// level other than the one its registers call for (it follows them after
+// every access).
+func checkUARTState(s UARTState) error {
+	if len(s.RX) > uartRXLimit {
+		return fmt.Errorf("uart: receive buffer of %d bytes exceeds %d", len(s.RX), uartRXLimit)
+	}
+	for _, r := range []struct {
+		name     string
+		v, keeps uint8
+	}{{"IER", s.IER, 0x0F}, {"MCR", s.MCR, 0x1F}, {"FCR", s.FCR, 0xC9}, {"LSR error bits", s.LSRErr, lsrOE}} {
+		if r.v&^r.keeps != 0 {
+			return fmt.Errorf("uart: %s %#x: only bits %#x can be set", r.name, r.v, r.keeps)
+		}
+	}
+	if s.MSR != uartMSRValue {
+		return fmt.Errorf("uart: MSR %#x: this UART's modem status is always %#x", s.MSR, uartMSRValue)
+	}
+	probe := UART{rx: s.RX, ier: s.IER, lsrErr: s.LSRErr, thrIntr: s.THRIntr, msr: s.MSR}
+	if id := probe.pending(); (id != iirNone) != s.IRQHigh {
+		return fmt.Errorf("uart: IRQHigh %v, but the registers call for %v (interrupt identification %#x)", s.IRQHigh, !s.IRQHigh, id)
+	}
 	return nil
 }
