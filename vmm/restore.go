@@ -118,6 +118,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if uint64(st.MemoryMiB)<<20 != f.Header.MemSize {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state says %d MiB, header %d bytes: %w", path, st.MemoryMiB, f.Header.MemSize, snapshot.ErrCorrupt)}
 	}
+	if err := checkState(st); err != nil {
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)}
+	}
 	if cfg.MemoryMiB == 0 {
 		cfg.MemoryMiB = st.MemoryMiB
 	}
@@ -290,7 +293,7 @@ func (m *Machine) checkDisks(want []DiskIdentity) error {
 }
 
 // restoreState sets the vCPU, the devices, the interrupt controllers and
-// the clocks from st. The devices go before the interrupt controllers,
+// the clocks from st, which checkState has accepted. The devices go before the interrupt controllers,
 // since restoring a device drives its line: the controllers' own record
 // of the lines is then the snapshot's.
 func (m *Machine) restoreState(st *machineState) error {
@@ -323,9 +326,6 @@ func (m *Machine) restoreState(st *machineState) error {
 		if err := set(s.b, s.buf); err != nil {
 			return err
 		}
-	}
-	if c.XSave == nil && c.FPU == nil {
-		return fmt.Errorf("vCPU: neither XSAVE nor FPU state")
 	}
 	if err := setMSRs(fd, c.MSRs); err != nil {
 		return err
@@ -363,22 +363,13 @@ func (m *Machine) restoreState(st *machineState) error {
 	}
 
 	vm := int(m.vmFD)
-	if len(st.IRQChips) != irqchipCount {
-		return fmt.Errorf("%d interrupt controllers in the snapshot, want %d", len(st.IRQChips), irqchipCount)
-	}
-	for chip, buf := range st.IRQChips {
-		if len(buf) != sizeIRQChip || int(buf[0]) != chip {
-			return fmt.Errorf("interrupt controller %d: malformed (%d bytes)", chip, len(buf))
-		}
+	for chip, buf := range st.IRQChips { // as many and as large as checkState wants
 		if _, err := ioctlBuf(vm, blobIRQChip.set, buf); err != nil {
 			return fmt.Errorf("set irqchip %d: %w", chip, err)
 		}
 	}
 	if err := blobPIT2.setTo(vm, st.PIT2); err != nil {
 		return err
-	}
-	if len(st.Clock) != sizeClock {
-		return fmt.Errorf("clock: %d bytes, want %d", len(st.Clock), sizeClock)
 	}
 	// The guest's clock goes on from the snapshot's value: only the value,
 	// without the flags and host times that would make it jump by the

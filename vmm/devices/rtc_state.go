@@ -27,6 +27,19 @@ func (r *RTC) State() RTCState {
 // an index with the NMI mask bit (which the index register drops) are
 // refused, naming the register, and change nothing.
 func (r *RTC) Restore(s RTCState) error {
+	if err := s.Check(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.index, r.ram, r.offset = s.Index, s.RAM, s.Offset
+	r.snap, r.snapAt = time.Time{}, time.Time{}
+	return nil
+}
+
+// Check refuses what Restore refuses. It needs no clock: a restore calls
+// it before it changes anything.
+func (s RTCState) Check() error {
 	switch {
 	case s.Index&0x80 != 0:
 		return fmt.Errorf("rtc: index %#x: the register keeps bits 0-6", s.Index)
@@ -37,9 +50,5 @@ func (r *RTC) Restore(s RTCState) error {
 	case s.RAM[rtcD] != rtcDVRT:
 		return fmt.Errorf("rtc: register D %#x: the clock's is always %#x (valid RAM and time)", s.RAM[rtcD], rtcDVRT)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.index, r.ram, r.offset = s.Index, s.RAM, s.Offset
-	r.snap, r.snapAt = time.Time{}, time.Time{}
 	return nil
 }

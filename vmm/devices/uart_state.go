@@ -24,7 +24,7 @@ func (u *UART) State() UARTState {
 // of the line is the snapshot's. A state no guest could have brought the
 // UART to is refused, naming the register, and changes nothing.
 func (u *UART) Restore(s UARTState) error {
-	if err := checkUARTState(s); err != nil {
+	if err := s.Check(); err != nil {
 		return err
 	}
 	u.mu.Lock()
@@ -42,12 +42,13 @@ func (u *UART) Restore(s UARTState) error {
 // ready and clear to send up, no change since the last read.
 const uartMSRValue = msrDCD | msrDSR | msrCTS
 
-// checkUARTState refuses a receive buffer over the limit, register bits a
+// Check refuses, as Restore does, a receive buffer over the limit, register bits a
 // guest's writes mask off (IER, MCR, FCR), line status the UART never
 // raises (it only overruns), modem lines it never changes, and a line
 // level other than the one its registers call for (it follows them after
 // every access).
-func checkUARTState(s UARTState) error {
+// It needs no UART: a restore calls it before it changes anything.
+func (s UARTState) Check() error {
 	if len(s.RX) > uartRXLimit {
 		return fmt.Errorf("uart: receive buffer of %d bytes exceeds %d", len(s.RX), uartRXLimit)
 	}
