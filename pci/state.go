@@ -100,6 +100,14 @@ func (h *Host) Restore(s HostState) error {
 	return nil
 }
 
+// CheckState refuses what Restore refuses, changing nothing: a machine
+// checks every device's state before it restores any.
+func (h *Host) CheckState(s HostState) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.checkState(s)
+}
+
 // addrMask is what the address latch keeps of a write.
 const addrMask = 0x80FFFFFC
 

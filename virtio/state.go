@@ -67,10 +67,10 @@ func (d *PCIDevice) State() TransportState {
 // Restore sets the state of a device of the same type and queue count,
 // before its guest runs, and kicks every queue of a live device so that
 // requests the guest queued before the snapshot are served. A state no
-// guest could have brought the device to is refused (see checkState),
+// guest could have brought the device to is refused (see CheckState),
 // and a refused one changes nothing.
 func (d *PCIDevice) Restore(s TransportState) error {
-	if err := d.checkState(s); err != nil {
+	if err := d.CheckState(s); err != nil {
 		return err
 	}
 	d.workMu.Lock()
@@ -79,7 +79,7 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	for i, qs := range s.Queues {
 		q := d.queues[i]
 		if err := q.SetPFN(qs.PFN); err != nil {
-			// checkState placed the rings already: not reached.
+			// CheckState placed the rings already: not reached.
 			d.mu.Unlock()
 			return fmt.Errorf("virtio type %d: queue %d: %w", s.Type, i, err)
 		}
@@ -100,14 +100,15 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	return nil
 }
 
-// checkState refuses s, before anything of it is applied, unless this
+// CheckState refuses s, changing nothing, unless this
 // device's guest could have brought it there through its registers and
 // queues: the same device and queues, offered features, rings wholly in
 // memory (as a PFN write checks them), ISR bits the transport raises with
 // the line up exactly while one is set, a broken device that says so, and
 // queue indices that restart at 0 with the rings and never have more
-// chains taken than the queue holds.
-func (d *PCIDevice) checkState(s TransportState) error {
+// chains taken than the queue holds. Restore calls it first; a machine
+// calls it for every device before it restores any.
+func (d *PCIDevice) CheckState(s TransportState) error {
 	if s.Type != d.dev.Type() {
 		return fmt.Errorf("virtio: snapshot device type %d, this one is type %d", s.Type, d.dev.Type())
 	}

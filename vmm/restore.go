@@ -292,11 +292,41 @@ func (m *Machine) checkDisks(want []DiskIdentity) error {
 	return nil
 }
 
+// checkDevices refuses st unless its virtio devices are this machine's
+// kinds, in order (ErrSnapshotDevices), and its PCI and virtio state is
+// what this machine's devices' guest could have set (snapshot.ErrCorrupt):
+// each device's Restore would refuse it, but only after the vCPU and the
+// devices before it were set.
+func (m *Machine) checkDevices(st *machineState) error {
+	var had, has []uint16
+	for _, v := range st.Virtio {
+		had = append(had, v.Type)
+	}
+	for _, s := range m.virtio {
+		has = append(has, s.dev.Device().Type())
+	}
+	if fmt.Sprint(had) != fmt.Sprint(has) {
+		return fmt.Errorf("%w: virtio device types %v in the snapshot, %v in this machine (1 is a network card, 2 a disk)", ErrSnapshotDevices, had, has)
+	}
+	if err := m.pci.CheckState(st.PCI); err != nil {
+		return fmt.Errorf("%w: %w", snapshot.ErrCorrupt, err)
+	}
+	for i, s := range m.virtio {
+		if err := s.dev.CheckState(st.Virtio[i]); err != nil {
+			return fmt.Errorf("%w: virtio device %d: %w", snapshot.ErrCorrupt, i, err)
+		}
+	}
+	return nil
+}
+
 // restoreState sets the vCPU, the devices, the interrupt controllers and
 // the clocks from st, which checkState has accepted. The devices go before the interrupt controllers,
 // since restoring a device drives its line: the controllers' own record
 // of the lines is then the snapshot's.
 func (m *Machine) restoreState(st *machineState) error {
+	if err := m.checkDevices(st); err != nil {
+		return err
+	}
 	fd := m.vcpu.fd
 	c := &st.VCPU
 	// The TSC's rate before the TSC itself (an MSR) is set from it; the
@@ -346,17 +376,7 @@ func (m *Machine) restoreState(st *machineState) error {
 	if err := m.pci.Restore(st.PCI); err != nil {
 		return err
 	}
-	var had, has []uint16
-	for _, v := range st.Virtio {
-		had = append(had, v.Type)
-	}
-	for _, s := range m.virtio {
-		has = append(has, s.dev.Device().Type())
-	}
-	if fmt.Sprint(had) != fmt.Sprint(has) {
-		return fmt.Errorf("%w: virtio device types %v in the snapshot, %v in this machine (1 is a network card, 2 a disk)", ErrSnapshotDevices, had, has)
-	}
-	for i, s := range m.virtio {
+	for i, s := range m.virtio { // as many as checkDevices wants
 		if err := s.dev.Restore(st.Virtio[i]); err != nil {
 			return fmt.Errorf("virtio device %d: %w", i, err)
 		}

@@ -1,6 +1,8 @@
 package vmm_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -19,38 +22,7 @@ import (
 // without KVM reports the snapshot's fault, not its own.
 func TestRestoreRefusesForgedState(t *testing.T) {
 	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
-	f, err := snapshot.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := append([]byte(nil), f.State...)
-	mem, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem = mem[f.Header.MemOff : f.Header.MemOff+f.Header.MemSize]
-	f.Close()
-	forge := func(edit func(st map[string]any)) string {
-		var st map[string]any
-		if err := json.Unmarshal(good, &st); err != nil {
-			t.Fatal(err)
-		}
-		edit(st)
-		state, err := json.Marshal(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(t.TempDir(), "forged.snap")
-		out, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		if _, err := snapshot.Write(out, state, mem); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	forge := forger(t, path)
 	field := func(path ...string) func(st map[string]any, v any) {
 		return func(st map[string]any, v any) {
 			m := st
@@ -96,5 +68,95 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// forger returns a function that writes a copy of the snapshot at path
+// with its state edited, digest and all.
+func forger(t *testing.T, path string) func(edit func(st map[string]any)) string {
+	t.Helper()
+	f, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := append([]byte(nil), f.State...)
+	mem, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem = mem[f.Header.MemOff : f.Header.MemOff+f.Header.MemSize]
+	f.Close()
+	return func(edit func(st map[string]any)) string {
+		var st map[string]any
+		d := json.NewDecoder(bytes.NewReader(good))
+		d.UseNumber() // a disk's mtime in ns does not survive a float64
+		if err := d.Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		edit(st)
+		state, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "forged.snap")
+		out, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		if _, err := snapshot.Write(out, state, mem); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
+
+// TestRestoreRefusesForgedDeviceState: PCI and virtio state no guest
+// could have set is refused as corrupt, naming it, before the vCPU or any
+// device is set (their Restore would refuse it too, but only after the
+// vCPU's state was applied); a snapshot of other devices is still
+// ErrSnapshotDevices.
+func TestRestoreRefusesForgedDeviceState(t *testing.T) {
+	disk := filepath.Join(t.TempDir(), "data.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Read-only: the guest that goes on after its snapshot leaves it as
+	// the snapshot saw it.
+	path, _, _ := snapshotCounter(t, vmm.Config{Disks: []blk.Spec{{Path: disk, Options: blk.Options{ReadOnly: true}}}}, "")
+	forge := forger(t, path)
+	virtio0 := func(st map[string]any) map[string]any { return st["Virtio"].([]any)[0].(map[string]any) }
+	tests := []struct {
+		name string
+		edit func(st map[string]any)
+		want error
+		text string
+	}{
+		{"ring outside memory", func(st map[string]any) {
+			virtio0(st)["Queues"].([]any)[0].(map[string]any)["PFN"] = 1 << 20
+		}, snapshot.ErrCorrupt, "virtio device 0: virtio type 2: queue 0: virtqueue violation: queue PFN 0x100000"},
+		{"ISR", func(st map[string]any) { virtio0(st)["ISR"] = 0x80 }, snapshot.ErrCorrupt, "ISR 0x80"},
+		{"interrupt pin", func(st map[string]any) {
+			fn := st["PCI"].(map[string]any)["Functions"].([]any)[1].(map[string]any)
+			space, err := base64.StdEncoding.DecodeString(fn["Space"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			space[0x3D] = 4
+			fn["Space"] = base64.StdEncoding.EncodeToString(space)
+		}, snapshot.ErrCorrupt, "pci: slot 1: register 0x3d is 0x4 in the snapshot, 0x1 here"},
+		{"other device", func(st map[string]any) { virtio0(st)["Type"] = 1 }, vmm.ErrSnapshotDevices, "virtio device types [1] in the snapshot, [2] in this machine"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := vmm.Restore(vmm.Config{}, forge(tt.edit))
+			if err == nil {
+				m.Close()
+				t.Fatal("Restore succeeded")
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
+			}
+		})
 	}
 }
