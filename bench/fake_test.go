@@ -57,6 +57,9 @@ const (
 //	         it writes a ChildReport (with a guest-exit, as smolvmm reports a
 //	         stop) if given --report and exits 130, as smolvmm does
 //	stuck    as serve, but ignores SIGTERM
+//	slowexit prints "marker: ready", its guest ends at once (guest-exit and
+//	         closed in its --report), but the process takes 4*fakeDelay to
+//	         exit, ignoring SIGTERM, and exits 1 (as a slow VMM on a loaded host)
 //	settles  as memory, then after fakeDelay touches fakeTouched more and
 //	         writes its settled byte to -settled-fd; exits after 10*fakeDelay
 //	unsettled as settles, without the second touch and the byte
@@ -170,6 +173,20 @@ func fakeVMM(mode string, args []string) int {
 			}
 		}
 		return 130
+	case "slowexit":
+		signal.Ignore(syscall.SIGTERM)
+		r.Phases[PhaseFirstRun] = MonoNow()
+		fmt.Print("marker: ready\r\n")
+		r.Phases[PhaseGuestExit] = MonoNow()
+		r.Phases[PhaseClosed] = MonoNow()
+		time.Sleep(4 * fakeDelay)
+		if *report != "" {
+			if err := WriteChildReport(*report, r); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+		}
+		return 1
 	case "hang":
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)

@@ -324,6 +324,13 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			}
 		}
 	}
+	if ge, ok := rec.phases[PhaseGuestExit]; stopped && ok && ge <= rec.phases[PhaseStopped] {
+		// The guest ended by itself before the stop, which only found
+		// the VMM on its way out (a slow exit on a loaded host): not
+		// stopped after all.
+		delete(rec.phases, PhaseStopped)
+		stopped = false
+	}
 	if stopped {
 		// The bench stopped the guest: it did not exit (a VMM may report
 		// the stop as the guest's end).
