@@ -251,7 +251,7 @@ func (r *RTC) writeReg(reg uint8, v uint8) {
 		}
 		r.ram[rtcB] = v
 		if was && !r.setMode() {
-			r.offset += r.held.time().Sub(r.guestTime())
+			r.offset = r.held.time().Sub(r.now())
 		}
 	case rtcC, rtcD:
 		// Read-only status registers.
@@ -288,5 +288,7 @@ func (r *RTC) setField(reg uint8, v uint8) {
 		r.held = f
 		return
 	}
-	r.offset += f.time().Sub(r.guestTime())
+	// From the host clock, not added to the old offset: a guest setting
+	// far-apart times must not make it overflow (Sub saturates).
+	r.offset = f.time().Sub(r.now())
 }

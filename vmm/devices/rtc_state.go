@@ -11,13 +11,28 @@ type RTCState struct {
 	Index  uint8
 	RAM    [128]byte
 	Offset time.Duration
+	// Held is the time the guest is writing while register B's SET bit
+	// is on (NetBSD's rtcput between its writes), which becomes the
+	// clock's when SET goes off; zero while SET is off.
+	Held RTCHeld
+}
+
+// RTCHeld is a calendar time by field, as the guest wrote them: a date
+// may be half written (31 November until the month follows).
+type RTCHeld struct {
+	Year, Month, Day, Hour, Min, Sec, Nsec int
 }
 
 // State returns the clock's state.
 func (r *RTC) State() RTCState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return RTCState{Index: r.index, RAM: r.ram, Offset: r.offset}
+	s := RTCState{Index: r.index, RAM: r.ram, Offset: r.offset}
+	if r.setMode() {
+		h := r.held
+		s.Held = RTCHeld{h.year, h.month, h.day, h.hour, h.min, h.sec, h.nsec}
+	}
+	return s
 }
 
 // Restore sets the clock's state. The time it shows stays the host's plus
@@ -33,6 +48,8 @@ func (r *RTC) Restore(s RTCState) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.index, r.ram, r.offset = s.Index, s.RAM, s.Offset
+	h := s.Held
+	r.held = rtcFields{h.Year, h.Month, h.Day, h.Hour, h.Min, h.Sec, h.Nsec}
 	r.snap, r.snapAt = time.Time{}, time.Time{}
 	return nil
 }
@@ -49,6 +66,22 @@ func (s RTCState) Check() error {
 		return fmt.Errorf("rtc: register C %#x: interrupt flags of a clock that raises none", s.RAM[rtcC])
 	case s.RAM[rtcD] != rtcDVRT:
 		return fmt.Errorf("rtc: register D %#x: the clock's is always %#x (valid RAM and time)", s.RAM[rtcD], rtcDVRT)
+	case s.RAM[rtcB]&rtcBSet == 0 && s.Held != RTCHeld{}:
+		return fmt.Errorf("rtc: held time %+v with register B %#x: the clock holds a time only while SET is on", s.Held, s.RAM[rtcB])
+	}
+	// What decoding a register byte can give: 0-255 a field (BCD
+	// garbage included), a year of up to 255 centuries.
+	h := s.Held
+	for _, f := range []struct {
+		name    string
+		v, most int
+	}{
+		{"year", h.Year, 255*100 + 255}, {"month", h.Month, 255}, {"day", h.Day, 255},
+		{"hour", h.Hour, 255}, {"minute", h.Min, 255}, {"second", h.Sec, 255}, {"nanosecond", h.Nsec, 999_999_999},
+	} {
+		if f.v < 0 || f.v > f.most {
+			return fmt.Errorf("rtc: held %s %d: no register write gives it", f.name, f.v)
+		}
 	}
 	return nil
 }

@@ -152,3 +152,57 @@ func TestRTCRestoreRefusesUnreachableState(t *testing.T) {
 		})
 	}
 }
+
+// TestRTCStateMidSet: a snapshot taken while the guest sets the clock
+// (register B's SET on, some fields written) keeps the fields written so
+// far: after the restore the guest writes the rest, clears SET, and the
+// clock shows what it wrote. Before, the restored clock held nothing and
+// landed in year 0 when SET went off.
+func TestRTCStateMidSet(t *testing.T) {
+	now := time.Date(2026, 11, 26, 21, 7, 9, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a := NewRTC(clock, 64<<20)
+	wr(a, 0, rtcB)
+	wr(a, 1, cmos(a, rtcB)|rtcBSet)
+	for _, w := range []struct{ reg, v uint8 }{{rtcSec, 0x58}, {rtcMin, 0x59}, {rtcHour, 0x23}, {rtcDay, 0x31}, {rtcYear, 0x30}} {
+		wr(a, 0, w.reg)
+		wr(a, 1, w.v) // 31 November 2030 so far
+	}
+	b := NewRTC(clock, 0)
+	if err := b.Restore(a.State()); err != nil {
+		t.Fatal(err)
+	}
+	wr(b, 0, rtcMonth)
+	wr(b, 1, 0x12)
+	wr(b, 0, rtcB)
+	wr(b, 1, cmos(b, rtcB)&^rtcBSet)
+	for _, f := range []struct{ reg, want uint8 }{
+		{rtcSec, 0x58}, {rtcMin, 0x59}, {rtcHour, 0x23}, {rtcDay, 0x31}, {rtcMonth, 0x12}, {rtcYear, 0x30}, {rtcCentury, 0x20},
+	} {
+		if got := cmos(b, f.reg); got != f.want {
+			t.Errorf("register %#x = %#x after the restored set, want %#x", f.reg, got, f.want)
+		}
+	}
+	// A held time with SET off is no state a guest can reach.
+	s := a.State()
+	s.RAM[rtcB] &^= rtcBSet
+	if err := NewRTC(clock, 0).Restore(s); err == nil || !strings.Contains(err.Error(), "held time") {
+		t.Errorf("Restore of a held time with SET off = %v, want a refusal", err)
+	}
+}
+
+// TestRTCOffsetSaturates: a guest setting a year the offset cannot reach
+// from the host's clock (more than 292 years away) gets the farthest
+// time, not a clock wrapped into the past.
+func TestRTCOffsetSaturates(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	r := NewRTC(func() time.Time { return now }, 64<<20)
+	if err := r.Restore(RTCState{RAM: r.State().RAM, Offset: time.Duration(1<<63 - 1)}); err != nil {
+		t.Fatal(err)
+	}
+	wr(r, 0, rtcCentury)
+	wr(r, 1, 0x99) // year 99xx
+	if c := cmos(r, rtcCentury); c < 0x23 {
+		t.Errorf("century %#x after setting 99: the offset wrapped into the past", c)
+	}
+}
