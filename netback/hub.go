@@ -286,8 +286,9 @@ func (h *Hub) serve(c net.Conn) {
 	ver, _, err := readHubMessage(c, &hello)
 	if err != nil {
 		// A connection closed before its first byte is a probe
-		// (HubPID, another hub checking for a live one), not a VM.
-		if !errors.Is(err, io.EOF) {
+		// (HubPID, another hub checking for a live one), not a VM;
+		// one the hub's Close closed is no VM's fault either.
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			h.logf("handshake: %v", err)
 		}
 		return
