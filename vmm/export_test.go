@@ -3,6 +3,9 @@ package vmm
 // CPUIDEntry is a CPUID entry as a snapshot records it, for the tests.
 type CPUIDEntry = cpuidEntry
 
+// CPUIDList is the CPUID entries as a snapshot's state encodes them.
+type CPUIDList = cpuidList
+
 // VCPUCPUID reads m's vCPU's CPUID back from KVM (KVM_GET_CPUID2).
 func VCPUCPUID(m *Machine) ([]CPUIDEntry, error) { return m.vcpu.getCPUID2() }
 

@@ -51,8 +51,8 @@ type vcpuSnapshot struct {
 	Regs, Sregs, LAPIC, Events, MPState, Debug []byte
 	// XSave and XCRs, or FPU on a KVM without KVM_GET_XSAVE.
 	XSave, XCRs, FPU []byte
-	MSRs             []MSR
-	CPUID            []cpuidEntry
+	MSRs             msrList   // struct kvm_msr_entry each
+	CPUID            cpuidList // struct kvm_cpuid_entry2 each
 	// TSCKHz is KVM_GET_TSC_KHZ's answer, 0 when KVM did not know
 	// (a restore then checks none).
 	TSCKHz uint32

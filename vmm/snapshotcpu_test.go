@@ -88,7 +88,7 @@ func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.Raw
 // recordedCPUID decodes, and setCPUID encodes, the state's CPUID entries.
 func recordedCPUID(t *testing.T, v map[string]json.RawMessage) []vmm.CPUIDEntry {
 	t.Helper()
-	var es []vmm.CPUIDEntry
+	var es vmm.CPUIDList
 	if err := json.Unmarshal(v["CPUID"], &es); err != nil || len(es) == 0 {
 		t.Fatalf("state's CPUID %s: %v", v["CPUID"], err)
 	}
@@ -97,7 +97,7 @@ func recordedCPUID(t *testing.T, v map[string]json.RawMessage) []vmm.CPUIDEntry 
 
 func setCPUID(t *testing.T, v map[string]json.RawMessage, es []vmm.CPUIDEntry) {
 	t.Helper()
-	b, err := json.Marshal(es)
+	b, err := json.Marshal(vmm.CPUIDList(es))
 	if err != nil {
 		t.Fatal(err)
 	}
