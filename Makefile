@@ -5,7 +5,7 @@ BIN      := bin/smolvmm
 # count, not a duration: with -fuzztime as a duration, Go's coordinator can
 # report its own deadline as a failure ("context deadline exceeded") when the
 # timer fires under load, which made CI flaky.
-FUZZTIME ?= 200000x
+FUZZTIME ?= 100000x
 
 .PHONY: all build demo rescue test unit fuzz bench vet clean
 
