@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/lockholder"
 )
 
@@ -122,7 +123,7 @@ func OpenTarget(path string) (_ *Target, err error) {
 	}
 	if fi, err := os.Stat(real); err == nil && !fi.Mode().IsRegular() {
 		// Not opened: opening a device may act on it (a tape rewinds).
-		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, fileType(fi.Mode()))}
+		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, filekind.Of(fi.Mode()))}
 	}
 	// Non-blocking: what became a FIFO since the Stat is not waited on.
 	old, err := os.OpenFile(real, os.O_RDONLY|unix.O_NONBLOCK, 0)
@@ -134,7 +135,7 @@ func OpenTarget(path string) (_ *Target, err error) {
 			return nil, &TargetError{Path: path, Op: "open", Err: err}
 		}
 		if !fi.Mode().IsRegular() {
-			return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, fileType(fi.Mode()))}
+			return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, filekind.Of(fi.Mode()))}
 		}
 		if err := lockFile(old, unix.LOCK_EX); err != nil {
 			return nil, inUse(path, "lock", old, err)
@@ -188,21 +189,6 @@ func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 			return nil, "", &TargetError{Path: t.path, Op: "create temporary " + filepath.Join(t.dir.Name(), name), Err: err}
 		}
 	}
-}
-
-// fileType names what mode is, for ErrNotRegular.
-func fileType(mode fs.FileMode) string {
-	switch {
-	case mode.IsDir():
-		return "a directory"
-	case mode&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case mode&fs.ModeSocket != 0:
-		return "a socket"
-	case mode&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "mode " + mode.String()
 }
 
 // inUse is the error for f, which flock refused with err: ErrInUse,
