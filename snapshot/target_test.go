@@ -204,6 +204,36 @@ func TestTargetNotRegular(t *testing.T) {
 	}
 }
 
+// committedTarget opens a Target of path and commits "one"; Close comes
+// with the test's end.
+func committedTarget(t *testing.T, path string) *Target {
+	t.Helper()
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	if err := tg.Write(writeString("one")); err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+// holdShared locks path shared, as a machine restored from it does, until
+// the returned file is closed (at the test's end at the latest).
+func holdShared(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		t.Fatalf("shared lock on a committed snapshot: %v", err)
+	}
+	return f
+}
+
 // TestTargetExchange: the second commit exchanges the file with the
 // spare, which then holds the first snapshot; a spare a machine restored
 // from still holds is not written over (ErrInUse, the file kept); Close
@@ -211,23 +241,9 @@ func TestTargetNotRegular(t *testing.T) {
 func TestTargetExchange(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f.snap")
-	tg, err := OpenTarget(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	if err := tg.Write(writeString("one")); err != nil {
-		t.Fatal(err)
-	}
+	tg := committedTarget(t, path)
 	// A machine restored from the first snapshot.
-	restored, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer restored.Close()
-	if err := unix.Flock(int(restored.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		t.Fatalf("shared lock on a committed snapshot: %v", err)
-	}
+	restored := holdShared(t, path)
 	if err := tg.Write(writeString("two")); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +260,7 @@ func TestTargetExchange(t *testing.T) {
 	}
 	// The third would go over the first, which is held.
 	called := false
-	err = tg.Write(func(w io.Writer) error { called = true; return writeString("three")(w) })
+	err := tg.Write(func(w io.Writer) error { called = true; return writeString("three")(w) })
 	if !errors.Is(err, ErrInUse) || called {
 		t.Fatalf("third snapshot over a held spare: %v (callback called: %v); want ErrInUse before writing", err, called)
 	}
@@ -554,14 +570,7 @@ func TestTargetCreateRace(t *testing.T) {
 // (ErrInUse): the two would replace each other's snapshots.
 func TestTargetSecondWriterRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f.snap")
-	tg, err := OpenTarget(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	if err := tg.Write(writeString("one")); err != nil {
-		t.Fatal(err)
-	}
+	committedTarget(t, path)
 	if other, err := OpenTarget(path); !errors.Is(err, ErrInUse) {
 		if err == nil {
 			other.Close()
@@ -579,21 +588,8 @@ func TestTargetRefusedKeepsSpareLocked(t *testing.T) {
 	processGone = func(int) bool { return true } // as from another PID namespace
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f.snap")
-	tg, err := OpenTarget(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	if err := tg.Write(writeString("one")); err != nil {
-		t.Fatal(err)
-	}
-	restored, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(restored.Fd()), unix.LOCK_SH); err != nil {
-		t.Fatal(err)
-	}
+	tg := committedTarget(t, path)
+	restored := holdShared(t, path)
 	if err := tg.Write(writeString("two")); err != nil {
 		t.Fatal(err)
 	}

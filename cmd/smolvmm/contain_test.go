@@ -159,15 +159,32 @@ func TestRunningVMIsFiltered(t *testing.T) {
 	cmd, _ = runningVM(t, nil, "--user", "nobody")
 	checkFiltered(t, cmd.Process.Pid)
 	for _, st := range procStatus(t, cmd.Process.Pid) {
-		for _, c := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd"} {
-			if st[c] != "0000000000000000" {
-				t.Errorf("--user nobody: %s: %s %s, want none", st["path"], c, st[c])
-			}
-		}
+		checkNoCaps(t, st, "CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd")
 		if uid, _, _ := strings.Cut(st["Uid"], "\t"); uid == "0" {
 			t.Errorf("--user nobody: %s: Uid %q", st["path"], st["Uid"])
 		}
 	}
+}
+
+// checkNoCaps fails unless each of the capability sets named is empty in
+// st, a thread's /proc status.
+func checkNoCaps(t *testing.T, st map[string]string, sets ...string) {
+	t.Helper()
+	for _, c := range sets {
+		if st[c] != "0000000000000000" {
+			t.Errorf("%s: %s %s, want none", st["path"], c, st[c])
+		}
+	}
+}
+
+// nobodyUser returns user nobody's ids, or skips t where there is none.
+func nobodyUser(t *testing.T) sandbox.Credentials {
+	t.Helper()
+	nobody, err := sandbox.LookupUser("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	return nobody
 }
 
 // checkFiltered fails unless every thread of pid runs under one seccomp
@@ -193,10 +210,7 @@ func TestUserDropsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	nobody, err := sandbox.LookupUser("nobody")
-	if err != nil {
-		t.Skipf("no user nobody: %v", err)
-	}
+	nobody := nobodyUser(t)
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("root only"), 0o600); err != nil {
 		t.Fatal(err)
@@ -210,11 +224,7 @@ func TestUserDropsRoot(t *testing.T) {
 				if st["Uid"] != wantID || st["Gid"] != wantGID || st["Groups"] != "" {
 					t.Errorf("%s: Uid %q Gid %q Groups %q; want %q, %q, none", st["path"], st["Uid"], st["Gid"], st["Groups"], wantID, wantGID)
 				}
-				for _, c := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
-					if st[c] != "0000000000000000" {
-						t.Errorf("%s: %s %s, want none", st["path"], c, st[c])
-					}
-				}
+				checkNoCaps(t, st, "CapInh", "CapPrm", "CapEff", "CapAmb")
 			}
 			if want := "smolvmm-test: open " + secret + ": permission denied"; !strings.Contains(stderr.String(), want) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), want)
@@ -304,10 +314,7 @@ func TestContainVerbose(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	nobody, err := sandbox.LookupUser("nobody")
-	if err != nil {
-		t.Skipf("no user nobody: %v", err)
-	}
+	nobody := nobodyUser(t)
 	dir := t.TempDir()
 	for _, tt := range []struct {
 		args []string

@@ -118,10 +118,7 @@ func TestJailNamespaces(t *testing.T) {
 // directory, on every thread.
 func TestJailContained(t *testing.T) {
 	needJail(t)
-	nobody, err := sandbox.LookupUser("nobody")
-	if err != nil {
-		t.Skipf("no user nobody: %v", err)
-	}
+	nobody := nobodyUser(t)
 	dir := t.TempDir()
 	cmd, _ := runningVM(t, nil, "--jail", "--chroot", dir, "--user", "nobody")
 	vmm := jailedPID(t, cmd.Process.Pid)
