@@ -56,7 +56,9 @@ func BenchmarkStrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		k.Apply(r)
+		if err := k.Apply(r); err != nil {
+			b.Fatal(err)
+		}
 		if err := WriteFile(out, k.Bytes(), false, f.Mode); err != nil {
 			b.Fatal(err)
 		}
@@ -84,7 +86,9 @@ func BenchmarkStripInMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		k.Apply(r)
+		if err := k.Apply(r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -109,7 +113,9 @@ func BenchmarkGDBPerDriver(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	k.Apply(r)
+	if err := k.Apply(r); err != nil {
+		b.Fatal(err)
+	}
 	byDriver := map[string][]Change{}
 	for _, c := range r.Changes {
 		name := k.Entries[c.Index].Name

@@ -55,7 +55,9 @@ func TestGDBAgrees(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k.Apply(r)
+			if err := k.Apply(r); err != nil {
+				t.Fatal(err)
+			}
 			out := filepath.Join(t.TempDir(), "netbsd.stripped")
 			if err := os.WriteFile(out, k.Bytes(), 0o644); err != nil {
 				t.Fatal(err)

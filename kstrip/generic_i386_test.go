@@ -271,7 +271,9 @@ func TestRealKernelShape(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		kg.Apply(r)
+		if err := kg.Apply(r); err != nil {
+			t.Fatal(err)
+		}
 		if got := enabledSpecs(kg, entries); !slices.Equal(got, sorted(defaultKept)) {
 			t.Errorf("%d-bit from gzip: enabled %q", bits, got)
 		}

@@ -220,7 +220,9 @@ func TestDisableEnable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k.Apply(r)
+			if err := k.Apply(r); err != nil {
+				t.Fatal(err)
+			}
 			checkOnlyStates(t, k, r, orig, k.Bytes())
 			for i, e := range k.Entries {
 				want := State(generic[i].State)
@@ -240,7 +242,9 @@ func TestDisableEnable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k.Apply(r2)
+			if err := k.Apply(r2); err != nil {
+				t.Fatal(err)
+			}
 			if tc.name != "already disabled" && string(k.Bytes()) != string(orig) {
 				t.Errorf("undo %+v did not restore the original bytes", undo)
 			}
@@ -317,7 +321,9 @@ func TestParentsKept(t *testing.T) {
 					t.Errorf("warning %d = %q, want it to contain %q", i, r.Warnings[i], w)
 				}
 			}
-			k.Apply(r)
+			if err := k.Apply(r); err != nil {
+				t.Fatal(err)
+			}
 			checkOnlyStates(t, k, r, orig, k.Bytes())
 			for i, e := range k.Entries {
 				if want := slices.Contains(tc.enabled, i); e.State.Disabled() == want {
