@@ -178,15 +178,6 @@ func (r *rig) sent() []byte {
 	return nil
 }
 
-// noMore checks that the device produced nothing more for a while.
-func (r *rig) noUsed(ring *virtiotest.Ring, what string) {
-	r.t.Helper()
-	time.Sleep(50 * time.Millisecond)
-	if id, n, ok := ring.NextUsed(); ok {
-		r.t.Fatalf("%s: unexpected used element (head %d, %d bytes)", what, id, n)
-	}
-}
-
 func (r *rig) waitStat(what string, get func(Stats) uint64, want uint64) {
 	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
