@@ -13,8 +13,9 @@ var (
 	ErrKVMPermission = errors.New("no permission to use KVM")
 	// ErrConfig: the Config is invalid (memory size, missing kernel...).
 	ErrConfig = errors.New("invalid configuration")
-	// ErrGuestCrash: the guest stopped in a way no OS asks for (triple
-	// fault, emulation failure, failed VM entry).
+	// ErrGuestCrash: the guest stopped in a way no OS asks for (emulation
+	// failure, failed VM entry). A triple fault is not one: NetBSD resets
+	// that way, so it ends Run with ExitReset.
 	ErrGuestCrash = errors.New("guest crashed")
 )
 
@@ -44,7 +45,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // CrashError describes a guest that stopped unexpectedly, with the vCPU
 // state at that moment.
 type CrashError struct {
-	Reason string // "triple fault", "internal error 1 (emulation failure)", ...
+	Reason string // "KVM internal error 1 (emulation failure)", ...
 	Regs   string // formatted general and segment registers
 }
 

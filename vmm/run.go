@@ -8,7 +8,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/portready"
 )
 
-// Run runs the guest until it resets, halts, leaves through the debug-exit
+// Run runs the guest until it resets (a triple fault is a reset), halts, leaves through the debug-exit
 // port, crashes (a *CrashError) or is stopped: ctx ends, or Close is
 // called (both give ExitStopped). A Machine runs once; Run after Close, or
 // a second Run, returns an *Error wrapping ErrConfig.

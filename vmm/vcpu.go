@@ -400,7 +400,14 @@ func (v *vcpu) run(started func()) error {
 			// waits for an interrupt that will never be injected.
 			return v.crash("HLT with no interrupt source")
 		case kvmExitShutdown:
-			return v.crash("triple fault (KVM_EXIT_SHUTDOWN)")
+			// A triple fault: NetBSD's cpu_reset ends with one when the
+			// reset ports did not work, so it is a reboot request like
+			// them (NETBSD-BOOT.md §2), not a crash. The registers
+			// still tell where a guest that did not mean it died.
+			if m.cfg.Verbose {
+				m.logf("guest triple-faulted (KVM_EXIT_SHUTDOWN), taken as a reset; registers:\n%s", v.dumpRegs())
+			}
+			m.requestExit(Exit{Reason: ExitReset})
 		case kvmExitFailEntry:
 			return v.crash(fmt.Sprintf("VM entry failed (hardware reason %#x)", le.Uint64(v.runPage[runExitData:])))
 		case kvmExitInternalError:

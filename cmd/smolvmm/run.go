@@ -72,8 +72,8 @@ boot flags (-s, -a, -v...), console=, console_addr=, console_speed= and root=
 from -a become its boot arguments; other words are not passed (-v lists them).
 
 The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
-Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots or
-halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
+Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots (a
+triple fault counts as a reboot, as NetBSD resets with one) or halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
 stopped by Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM), 2 when the
 guest crashed or the command line is wrong, and 1 for other errors before
 the guest ran.
