@@ -3,6 +3,7 @@ package multiboot
 import (
 	"errors"
 
+	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
 
@@ -49,6 +50,9 @@ var (
 	// read back as given: too long, containing NUL, or a kernel name with
 	// white space.
 	ErrCmdline = errors.New("bad command line")
+	// ErrAppend: with Options.NetBSD, an append line NetBSD would misread
+	// (see Options.NetBSD). It is netbsdboot.ErrAppend too.
+	ErrAppend = bootargs.ErrAppend
 	// ErrLowAreaFull: the loader's data does not fit in its low-memory
 	// window [0x6000, 0x9F000).
 	ErrLowAreaFull = errors.New("loader data does not fit in low memory")

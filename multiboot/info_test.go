@@ -39,6 +39,20 @@ func TestInfoStructure(t *testing.T) {
 			cmdline: "netbsd -z console=com root=ld0a", shdrs: true,
 		},
 		{
+			// NetBSD's setup_howto reads flags only from the word after
+			// the name: -s and -v at the end would be lost.
+			name: "NetBSD: flags gathered after the name", image: std, memSize: testMem,
+			opts:    Options{KernelName: "netbsd", Append: "console=com -s root=ld0a\t-v -s", NetBSD: true},
+			flags:   0x265,
+			cmdline: "netbsd -sv console=com root=ld0a", shdrs: true,
+		},
+		{
+			name: "another kernel: the line as given", image: std, memSize: testMem,
+			opts:    Options{KernelName: "k", Append: "root=ld0  -s"},
+			flags:   0x265,
+			cmdline: "k root=ld0  -s", shdrs: true,
+		},
+		{
 			name: "no symbols, no append, default name", image: stripped.build(), memSize: 3 * mib,
 			flags: 0x245, cmdline: "kernel",
 		},

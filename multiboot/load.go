@@ -11,6 +11,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
 
@@ -21,6 +22,13 @@ type Options struct {
 	KernelName string
 	// Append is the rest of the command line, e.g. "console=com root=ld0a".
 	Append string
+	// NetBSD says the kernel is NetBSD's, which reads Append its own way:
+	// the loader then refuses what netbsdboot refuses (a root= that is
+	// not a driver, one unit digit and a partition letter; an unknown
+	// boot flag) and gathers the flags of every -xyz word into one word
+	// right after the kernel name, the only place NetBSD's multiboot
+	// entry looks for them. Other kernels get Append as it stands.
+	NetBSD bool
 	// Modules are optional boot modules, loaded page-aligned after the
 	// kernel and its symbols.
 	Modules []Module
@@ -132,8 +140,8 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 	}, nil
 }
 
-// commandLine builds "<KernelName> <Append>" and checks it survives the
-// guest's copy.
+// commandLine builds "<KernelName> <Append>" (Append arranged for NetBSD
+// when the kernel is NetBSD's) and checks it survives the guest's copy.
 func commandLine(opts Options) ([]byte, error) {
 	name := opts.KernelName
 	if name == "" {
@@ -142,9 +150,17 @@ func commandLine(opts Options) ([]byte, error) {
 	if strings.ContainsAny(name, " \t\n\r\v\f") {
 		return nil, fmt.Errorf("%w: kernel name %q contains white space, but the guest takes the command line's first word as the kernel name; rename the file", ErrCmdline, name)
 	}
+	rest := opts.Append
+	if opts.NetBSD {
+		l, err := bootargs.Parse(rest)
+		if err != nil {
+			return nil, err
+		}
+		rest = l.Multiboot()
+	}
 	s := name
-	if opts.Append != "" {
-		s += " " + opts.Append
+	if rest != "" {
+		s += " " + rest
 	}
 	if len(s) > maxCmdlineSize {
 		return nil, fmt.Errorf("%w: command line %q... is %d bytes; the limit is %d (NetBSD copies 255 bytes including the NUL); shorten the append string",

@@ -4,33 +4,28 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/bootargs"
 )
 
-// RB_* and AB_* boot flags (sys/sys/reboot.h:43-75).
+// RB_* and AB_* boot flags (sys/sys/reboot.h:43-75), the bits of
+// BootArgs.Howto.
 const (
-	RBAskName  = 0x00000001 // -a
-	RBSingle   = 0x00000002 // -s
-	RBHalt     = 0x00000008 // -b
-	RBKDB      = 0x00000040 // -d
-	RBMiniroot = 0x00000200 // -m
-	RBUserconf = 0x00001000 // -c
-	ABQuiet    = 0x00010000 // -q
-	ABVerbose  = 0x00020000 // -v
-	ABSilent   = 0x00040000 // -z
-	ABDebug    = 0x00080000 // -x
-	RBMD1      = 0x10000000 // -1 (i386: no multiprocessor)
-	RBMD2      = 0x20000000 // -2 (i386: no ACPI)
-	RBMD3      = 0x40000000 // -3
-	RBMD4      = 0x80000000 // -4
+	RBAskName  = bootargs.RBAskName  // -a
+	RBSingle   = bootargs.RBSingle   // -s
+	RBHalt     = bootargs.RBHalt     // -b
+	RBKDB      = bootargs.RBKDB      // -d
+	RBMiniroot = bootargs.RBMiniroot // -m
+	RBUserconf = bootargs.RBUserconf // -c
+	ABQuiet    = bootargs.ABQuiet    // -q
+	ABVerbose  = bootargs.ABVerbose  // -v
+	ABSilent   = bootargs.ABSilent   // -z
+	ABDebug    = bootargs.ABDebug    // -x
+	RBMD1      = bootargs.RBMD1      // -1 (i386: no multiprocessor)
+	RBMD2      = bootargs.RBMD2      // -2 (i386: no ACPI)
+	RBMD3      = bootargs.RBMD3      // -3
+	RBMD4      = bootargs.RBMD4      // -4
 )
-
-// bootFlags is BOOT_FLAG() of sys/sys/boot_flag.h:41-89, which /boot's
-// parseopts applies to each letter (sys/arch/i386/stand/lib/parseutils.c:77-108).
-var bootFlags = map[byte]uint32{
-	'1': RBMD1, '2': RBMD2, '3': RBMD3, '4': RBMD4,
-	'a': RBAskName, 'b': RBHalt, 'c': RBUserconf, 'd': RBKDB, 'm': RBMiniroot,
-	'q': ABQuiet, 's': RBSingle, 'v': ABVerbose, 'x': ABDebug, 'z': ABSilent,
-}
 
 // Console defaults: COM1's port and the speed /boot sets before it looks at
 // the console device (sys/arch/i386/stand/lib/pcio.c:118).
@@ -58,23 +53,25 @@ type BootArgs struct {
 // ParseAppend reads an append line the way it is written for multiboot
 // kernels ("-s console=com root=ld0a"): boot flags from any -xyz word, as
 // /boot's boot command takes them, console=, console_addr=, console_speed=
-// and root=. Other words are reported in Warnings.
+// and root= (a driver, one unit digit and a partition letter: ld0a). Other
+// words are reported in Warnings. The multiboot loader reads the line with
+// the same rules.
 func ParseAppend(s string) (BootArgs, error) {
 	a := BootArgs{Console: "pc", ConsoleSpeed: DefaultConsoleSpeed}
+	l, err := bootargs.Parse(s)
+	if err != nil {
+		return a, err
+	}
+	a.Howto = l.Howto
 	addrSet, consoleSet := false, false
-	for _, w := range strings.Fields(s) {
-		if len(w) > 1 && w[0] == '-' {
-			for i := 1; i < len(w); i++ {
-				f, ok := bootFlags[w[i]]
-				if !ok {
-					return a, fmt.Errorf("%w: %q: unknown boot flag -%c (NetBSD's /boot knows -1 -2 -3 -4 -a -b -c -d -m -q -s -v -x -z)", ErrAppend, w, w[i])
-				}
-				a.Howto |= f
-			}
-			continue
-		}
+	seen := map[string]bool{}
+	for _, w := range l.Words {
 		key, val, hasEq := strings.Cut(w, "=")
 		switch {
+		case hasEq && seen[key] && (key == "console" || key == "console_addr" || key == "console_speed" || key == "root"):
+			// The multiboot entry's optstr_get (sys/kern/subr_optstr.c)
+			// finds the first; the handoff keeps to it too.
+			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: an earlier %s= is used, as NetBSD's multiboot entry does", w, key))
 		case !hasEq:
 			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: NetBSD's native handoff has no command line, only boot flags (-s...), console=, console_addr=, console_speed= and root=", w))
 		case key == "console":
@@ -95,15 +92,13 @@ func ParseAppend(s string) (BootArgs, error) {
 			}
 			a.ConsoleSpeed = uint32(v)
 		case key == "root":
-			// struct btinfo_rootdevice's devname is 16 bytes
-			// (sys/arch/x86/include/bootinfo.h:61-64), NUL included.
-			if val == "" || len(val) > 15 || strings.IndexByte(val, 0) >= 0 {
-				return a, fmt.Errorf("%w: root=%q: the root device name must be 1 to 15 bytes (BTINFO_ROOTDEVICE holds 16 with the NUL)", ErrAppend, val)
-			}
+			// bootargs checked its shape, which fits
+			// BTINFO_ROOTDEVICE's 16 bytes.
 			a.Root = val
 		default:
 			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: NetBSD's native handoff has no command line, only boot flags (-s...), console=, console_addr=, console_speed= and root=", w))
 		}
+		seen[key] = true
 	}
 	if !consoleSet {
 		// /boot's own default (pcio.c) is the display, which a

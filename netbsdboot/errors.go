@@ -3,6 +3,7 @@ package netbsdboot
 import (
 	"errors"
 
+	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
 
@@ -14,8 +15,10 @@ var (
 	// ErrMachine: a NetBSD kernel for a machine other than i386 or amd64.
 	ErrMachine = errors.New("NetBSD kernel for another machine")
 	// ErrAppend: a boot flag or key=value word the handoff cannot pass as
-	// given (unknown flag, bad console address, root device too long).
-	ErrAppend = errors.New("bad boot arguments")
+	// given (unknown flag, bad console address, a root device that is not
+	// a driver, a unit digit and a partition letter). It is also
+	// multiboot.ErrAppend: both protocols read the line alike.
+	ErrAppend = bootargs.ErrAppend
 	// ErrModule: a module that cannot be passed (unknown type, path too
 	// long for the 80-byte field, overlapping the kernel).
 	ErrModule = errors.New("bad boot module")

@@ -275,6 +275,8 @@ func TestParseAppend(t *testing.T) {
 		{"console=com console_addr=0x2f8 console_speed=115200", 0, "com", 0x2f8, 115200, "", 0},
 		{"console_addr=760 console=com", 0, "com", 760, 9600, "", 0},
 		{"netbsd root=wd0a init=/bin/sh -", 0, "pc", 0, 9600, "wd0a", 4},
+		// The first of each key counts, as on the multiboot path.
+		{"console=com root=ld0a console=pc root=wd1e console_speed=19200 console_speed=38400", 0, "com", 0x3f8, 19200, "ld0a", 3},
 	} {
 		a, err := ParseAppend(tc.in)
 		if err != nil {
@@ -287,9 +289,15 @@ func TestParseAppend(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"-k", "-sk", "console=ttyS0", "console_addr=0x10000", "console_addr=x", "console_speed=0",
-		"console_speed=fast", "root=", "root=" + strings.Repeat("x", 16)} {
+		"console_speed=fast", "root=", "root=" + strings.Repeat("x", 16),
+		// findroot reads the byte after the driver name as the unit and
+		// the next as the partition: any other shape boots wrong.
+		"root=ld0", "root=ld10a", "root=ld0z", "root=0a", "console=com root=ld0a root=ld0"} {
 		if _, err := ParseAppend(bad); !errors.Is(err, ErrAppend) {
 			t.Errorf("%q: error %v, want ErrAppend", bad, err)
+		} else if i := strings.Index(bad, "root="); i >= 0 && (!strings.Contains(err.Error(), "root=") ||
+			!strings.Contains(err.Error(), "partition letter a-p")) {
+			t.Errorf("%q: error %q does not name the value and the shape expected", bad, err)
 		}
 	}
 }
@@ -338,6 +346,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"module not ELF, no type", std, Options{Modules: []Module{{Name: "disk.img", Data: []byte("data")}}}, []error{ErrModule}, []string{"disk.img", "fs"}},
 		{"module type unknown", std, Options{Modules: []Module{{Name: "x", Data: kmod, Type: 9}}}, []error{ErrModule}, nil},
 		{"unknown boot flag", std, Options{Append: "-k"}, []error{ErrAppend}, []string{"-k"}},
+		{"root device without a partition", std, Options{Append: "console=com root=ld0"}, []error{ErrAppend}, []string{`root="ld0"`, "such as ld0a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newMem()

@@ -49,9 +49,13 @@ func loadKernel(mem *guestmem.Memory, image []byte, name string, cfg Config) (bo
 	r := bytes.NewReader(image)
 	switch proto {
 	case bootplan.Multiboot:
+		// A NetBSD kernel reads the append line as the native handoff
+		// does; other multiboot kernels get it as it stands.
+		_, notNetBSD := netbsdboot.Detect(r, int64(len(image)))
 		p, err := multiboot.Load(mem, r, int64(len(image)), multiboot.Options{
 			KernelName: name,
 			Append:     cfg.Append,
+			NetBSD:     notNetBSD == nil,
 			Modules:    cfg.Modules,
 			Headroom:   kernelHeadroom,
 		})

@@ -1,6 +1,8 @@
 package vmm
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -23,6 +25,54 @@ func nbKernel(class byte, machine uint16) []byte {
 		Segs: []elftest.Seg{{Vaddr: vbase, Paddr: base, Data: []byte{0xf4}, Memsz: 0x1000}},
 		Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 599001500)}},
 	}.Build()
+}
+
+// nbMultibootKernel is a NetBSD-noted i386 ELF with a multiboot header
+// (flags 2, memory information only), as GENERIC with options MULTIBOOT.
+func nbMultibootKernel() []byte {
+	magic, flags := uint32(multiboot.HeaderMagic), uint32(2)
+	hdr := binary.LittleEndian.AppendUint32(nil, magic)
+	hdr = binary.LittleEndian.AppendUint32(hdr, flags)
+	hdr = binary.LittleEndian.AppendUint32(hdr, -(magic + flags))
+	return elftest.File{Class: 1, Machine: 3, Entry: 0xc010000c,
+		Segs: []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: append(hdr, 0xf4), Memsz: 0x1000}},
+		Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)}},
+	}.Build()
+}
+
+// TestMultibootNetBSDAppend checks that a NetBSD kernel booted by
+// multiboot gets the append line the native handoff would accept, with
+// every boot flag where NetBSD's multiboot entry reads them, and that
+// other multiboot kernels get it unchanged.
+func TestMultibootNetBSDAppend(t *testing.T) {
+	cmdline := func(t *testing.T, mem *guestmem.Memory, p bootplan.Plan) string {
+		b := mem.Bytes()
+		at := binary.LittleEndian.Uint32(b[p.EBX+16:])
+		n := bytes.IndexByte(b[at:], 0)
+		return string(b[at : int(at)+n])
+	}
+	for _, tc := range []struct {
+		name, append, want string
+		image              []byte
+	}{
+		{"NetBSD", "console=com root=ld0a -s", "netbsd -s console=com root=ld0a", nbMultibootKernel()},
+		{"other kernel", "console=com root=ld0 -s", "demo console=com root=ld0 -s", guests.Demo},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := guestmem.New(make([]byte, 16<<20))
+			name := strings.Fields(tc.want)[0]
+			p, err := loadKernel(mem, tc.image, name, Config{Append: tc.append})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Protocol != bootplan.Multiboot {
+				t.Fatalf("protocol %v", p.Protocol)
+			}
+			if got := cmdline(t, mem, p); got != tc.want {
+				t.Errorf("command line %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestChooseProtocol(t *testing.T) {
@@ -84,6 +134,8 @@ func TestLoadKernelProtocols(t *testing.T) {
 		{"forced netbsd on the multiboot guest", guests.Demo, Config{Boot: bootplan.NetBSD}, 0, netbsdboot.ErrNotNetBSD, "Kernel", "pass a multiboot v1 kernel or a NetBSD"},
 		{"sh3", nbKernel(1, 42), Config{}, 0, netbsdboot.ErrMachine, "Kernel", "i386 or amd64"},
 		{"module type", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "x", Data: []byte("\x7fELF"), Args: "initrd"}}}, 0, netbsdboot.ErrModule, "Modules", "check the modules and their types"},
+		{"root without a partition, native", nbKernel(1, 3), Config{Append: "console=com root=ld0"}, 0, netbsdboot.ErrAppend, "Append", "root="},
+		{"root without a partition, multiboot", nbMultibootKernel(), Config{Append: "console=com root=ld0"}, 0, multiboot.ErrAppend, "Append", "root="},
 		{"fs module", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "root.img", Data: []byte("ffs"), Args: "fs"}}}, bootplan.NetBSD, nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

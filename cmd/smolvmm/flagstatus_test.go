@@ -19,6 +19,11 @@ func TestBadFlagValueStatus(t *testing.T) {
 	if err := os.WriteFile(kernel, netbsdELF(3, nil), 0o644); err != nil { // EM_386
 		t.Fatal(err)
 	}
+	// The same with a multiboot header (flags 2), as GENERIC has.
+	mbKernel := filepath.Join(dir, "netbsd-multiboot")
+	if err := os.WriteFile(mbKernel, netbsdELF(3, []byte{0x02, 0xb0, 0xad, 0x1b, 2, 0, 0, 0, 0xfc, 0x4f, 0x52, 0xe4, 0xf4}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -34,6 +39,13 @@ func TestBadFlagValueStatus(t *testing.T) {
 			`type "bogus": unknown module type: want kmod, fs, splash or rndseed`, true},
 		{"run bad console", []string{"run", "-k", kernel, "--net", "none", "-a", "console=bogus"},
 			"console=bogus: the handoff passes console=com (serial) or console=pc", true},
+		// findroot reads ld0 as unit 0 with a partition from the NUL.
+		{"run root without a partition, native", []string{"run", "-k", kernel, "--net", "none", "-a", "console=com root=ld0"},
+			`root="ld0": not one unit digit and one partition letter after the driver name; the root device is a driver name, one unit digit and a partition letter a-p, such as ld0a (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},
+		{"run root without a partition, multiboot", []string{"run", "-k", mbKernel, "--net", "none", "-a", "console=com root=ld0"},
+			`root="ld0": not one unit digit and one partition letter after the driver name; the root device is a driver name, one unit digit and a partition letter a-p, such as ld0a (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},
+		{"run unknown boot flag, multiboot", []string{"run", "-k", mbKernel, "--net", "none", "-a", "console=com root=ld0a -k"},
+			`"-k": unknown boot flag -k`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

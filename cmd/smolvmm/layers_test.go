@@ -20,9 +20,10 @@ import (
 // file (relative to the module root) and the token.
 var flagMentionAllowed = map[string]bool{
 	// NetBSD's own boot flags, quoted from /boot's syntax.
-	"netbsdboot/append.go -a": true, "netbsdboot/append.go -d": true,
-	"netbsdboot/append.go -m": true, "netbsdboot/append.go -s": true,
-	"netbsdboot/append.go -v": true, "netbsdboot/append.go -x": true,
+	"internal/bootargs/bootargs.go -a": true, "internal/bootargs/bootargs.go -d": true,
+	"internal/bootargs/bootargs.go -m": true, "internal/bootargs/bootargs.go -s": true,
+	"internal/bootargs/bootargs.go -v": true, "internal/bootargs/bootargs.go -x": true,
+	"netbsdboot/append.go -s": true,
 }
 
 // testSupport are packages that exist for tests and drive other programs:

@@ -70,6 +70,9 @@ A kernel with a multiboot header boots by multiboot; a NetBSD ELF kernel
 without one (and any amd64 kernel) gets the handoff NetBSD's /boot performs:
 boot flags (-s, -a, -v...), console=, console_addr=, console_speed= and root=
 from -a become its boot arguments; other words are not passed (-v lists them).
+A NetBSD kernel booted by multiboot gets -a with every boot flag gathered
+into one word after its name, where it looks for them. For NetBSD, either
+way, root= names a driver, one unit digit and a partition letter (ld0a).
 
 The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
 Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots (a
@@ -305,6 +308,8 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
 		// Only the kernel's protocol tells whether -a console=... or a
 		// module's ",type" is right: a mistake in them is found here.
+		// (multiboot.ErrAppend, for a NetBSD kernel booted by
+		// multiboot, is the same error.)
 		err = usageStatus{err}
 	}
 	if err != nil {
