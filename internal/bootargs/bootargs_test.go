@@ -73,6 +73,10 @@ func TestParse(t *testing.T) {
 		if got := l.Multiboot(); got != tc.multiboot {
 			t.Errorf("%q: multiboot line %q, want %q", tc.in, got, tc.multiboot)
 		}
+		// The kernel reads back what the line said.
+		if again, err := Parse(l.Multiboot()); err != nil || again.Howto != l.Howto || again.Flags != l.Flags || !slices.Equal(again.Words, l.Words) {
+			t.Errorf("%q: the multiboot line reads as %+v, %v", tc.in, again, err)
+		}
 	}
 	for _, tc := range []struct{ in, want string }{
 		{"-k", "-k"},
