@@ -48,9 +48,16 @@ func TestInfoStructure(t *testing.T) {
 		},
 		{
 			name: "another kernel: the line as given", image: std, memSize: testMem,
-			opts:    Options{KernelName: "k", Append: "root=ld0  -s"},
+			opts:    Options{KernelName: "k", Append: "root=ld0  -s console=ttyS0 console_addr=0x2f8"},
 			flags:   0x265,
-			cmdline: "k root=ld0  -s", shdrs: true,
+			cmdline: "k root=ld0  -s console=ttyS0 console_addr=0x2f8", shdrs: true,
+		},
+		{
+			// The console words NetBSD reads as meant pass unchanged.
+			name: "NetBSD: console words", image: std, memSize: testMem,
+			opts:    Options{KernelName: "netbsd", Append: "console=com console_addr=0x3f8 console_speed=115200 root=ld0a", NetBSD: true},
+			flags:   0x265,
+			cmdline: "netbsd console=com console_addr=0x3f8 console_speed=115200 root=ld0a", shdrs: true,
 		},
 		{
 			name: "no symbols, no append, default name", image: stripped.build(), memSize: 3 * mib,

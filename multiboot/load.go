@@ -25,9 +25,12 @@ type Options struct {
 	// NetBSD says the kernel is NetBSD's, which reads Append its own way:
 	// the loader then refuses what netbsdboot refuses (a root= that is
 	// not a driver, one unit digit and a partition letter; an unknown
-	// boot flag) and gathers the flags of every -xyz word into one word
-	// right after the kernel name, the only place NetBSD's multiboot
-	// entry looks for them. Other kernels get Append as it stands.
+	// boot flag; a console= other than com or pc, a console_addr= other
+	// than the machine's serial port 0x3f8, a console_speed= the kernel
+	// cannot set, each of which leaves the guest printing nothing) and
+	// gathers the flags of every -xyz word into one word right after the
+	// kernel name, the only place NetBSD's multiboot entry looks for
+	// them. Other kernels get Append as it stands.
 	NetBSD bool
 	// Modules are optional boot modules, loaded page-aligned after the
 	// kernel and its symbols.

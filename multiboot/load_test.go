@@ -209,6 +209,22 @@ func TestLoadErrors(t *testing.T) {
 			is: []error{ErrAppend}, msg: []string{`root="0a"`}},
 		{name: "NetBSD: unknown boot flag", image: std, opts: Options{Append: "root=ld0a -k", NetBSD: true},
 			is: []error{ErrAppend}, msg: []string{`"-k"`}},
+		// setup_console passes only com and pc on; the kernel then
+		// stays on its display and a smolvmm guest prints nothing.
+		{name: "NetBSD: console the kernel ignores", image: std, opts: Options{Append: "console=ttyS0 root=ld0a", NetBSD: true},
+			is: []error{ErrAppend}, msg: []string{`console="ttyS0"`, "console=com", "console=pc"}},
+		// The kernel reads 01770 as decimal 1770 (0x6ea): no UART there.
+		{name: "NetBSD: console_addr read as decimal", image: std, opts: Options{Append: "console=com console_addr=01770 root=ld0a", NetBSD: true},
+			is: []error{ErrAppend}, msg: []string{`console_addr="01770" is port 0x6ea`, "only serial port is at 0x3f8"}},
+		{name: "NetBSD: console on a port with no UART", image: std, opts: Options{Append: "console=com console_addr=0x2f8 root=ld0a", NetBSD: true},
+			is: []error{ErrAppend}, msg: []string{`console_addr="0x2f8" is port 0x2f8`}},
+		// The kernel keeps 9 characters of it: 0x000003f.
+		{name: "NetBSD: console_addr cut short by the kernel", image: std, opts: Options{Append: "console=com console_addr=0x000003f8 root=ld0a", NetBSD: true},
+			is: []error{ErrAppend}, msg: []string{`console_addr="0x000003f8"`, "at most 9 characters"}},
+		{name: "NetBSD: console_speed not decimal", image: std, opts: Options{Append: "console=com console_speed=fast root=ld0a", NetBSD: true},
+			is: []error{ErrAppend}, msg: []string{`console_speed="fast"`, "decimal digits"}},
+		{name: "NetBSD: console_speed the 16550 cannot make", image: std, opts: Options{Append: "console=com console_speed=230400 root=ld0a", NetBSD: true},
+			is: []error{ErrAppend}, msg: []string{`console_speed="230400"`, "within 3%"}},
 		{name: "NUL in module args", image: std, opts: Options{Modules: []Module{{Name: "m", Args: "\x00"}}}, is: []error{ErrCmdline}, msg: []string{"module 0"}},
 		{name: "module beyond memory", image: std, opts: Options{Modules: []Module{{Name: "big", Data: make([]byte, 3*mib)}}},
 			is: []error{ErrTooLarge}, msg: []string{"module 0 (big"}, need: kp + 0x5000 + 3*mib},

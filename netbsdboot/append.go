@@ -2,7 +2,6 @@ package netbsdboot
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/bootargs"
@@ -52,10 +51,12 @@ type BootArgs struct {
 
 // ParseAppend reads an append line the way it is written for multiboot
 // kernels ("-s console=com root=ld0a"): boot flags from any -xyz word, as
-// /boot's boot command takes them, console=, console_addr=, console_speed=
-// and root= (a driver, one unit digit and a partition letter: ld0a). Other
-// words are reported in Warnings. The multiboot loader reads the line with
-// the same rules.
+// /boot's boot command takes them, console= (com or pc), console_addr=
+// (0x3f8, the machine's only serial port, written as the multiboot entry
+// reads it: 0x3f8 or 1016), console_speed= (decimal, a rate the kernel's
+// 16550 driver can set) and root= (a driver, one unit digit and a
+// partition letter: ld0a). Other words are reported in Warnings. The
+// multiboot loader reads the line with the same rules (package bootargs).
 func ParseAppend(s string) (BootArgs, error) {
 	a := BootArgs{Console: "pc", ConsoleSpeed: DefaultConsoleSpeed}
 	l, err := bootargs.Parse(s)
@@ -75,22 +76,21 @@ func ParseAppend(s string) (BootArgs, error) {
 		case !hasEq:
 			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: NetBSD's native handoff has no command line, only boot flags (-s...), console=, console_addr=, console_speed= and root=", w))
 		case key == "console":
-			if val != "com" && val != "pc" {
-				return a, fmt.Errorf("%w: console=%s: the handoff passes console=com (serial) or console=pc", ErrAppend, val)
-			}
+			// bootargs.Parse checked every console word: com or
+			// pc, port 0x3f8, a speed the kernel can set.
 			a.Console, consoleSet = val, true
 		case key == "console_addr":
-			v, err := strconv.ParseUint(val, 0, 16)
+			v, err := bootargs.ConsoleAddr(val)
 			if err != nil {
-				return a, fmt.Errorf("%w: console_addr=%s: not an I/O port number (e.g. 0x3f8)", ErrAppend, val)
+				return a, err
 			}
 			a.ConsoleAddr, addrSet = uint32(v), true
 		case key == "console_speed":
-			v, err := strconv.ParseUint(val, 10, 31)
-			if err != nil || v == 0 {
-				return a, fmt.Errorf("%w: console_speed=%s: not a baud rate (e.g. 9600)", ErrAppend, val)
+			v, err := bootargs.ConsoleSpeed(val)
+			if err != nil {
+				return a, err
 			}
-			a.ConsoleSpeed = uint32(v)
+			a.ConsoleSpeed = v
 		case key == "root":
 			// bootargs checked its shape, which fits
 			// BTINFO_ROOTDEVICE's 16 bytes.

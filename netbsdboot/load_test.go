@@ -272,8 +272,10 @@ func TestParseAppend(t *testing.T) {
 		{"-s", RBSingle, "pc", 0, 9600, "", 1},
 		{"-s -a -v -q -x -d -c -z -1 -2", RBSingle | RBAskName | ABVerbose | ABQuiet | ABDebug | RBKDB | RBUserconf | ABSilent | RBMD1 | RBMD2, "pc", 0, 9600, "", 1},
 		{"-bm34", RBHalt | RBMiniroot | RBMD3 | RBMD4, "pc", 0, 9600, "", 1},
-		{"console=com console_addr=0x2f8 console_speed=115200", 0, "com", 0x2f8, 115200, "", 0},
-		{"console_addr=760 console=com", 0, "com", 760, 9600, "", 0},
+		{"console=com console_addr=0x3f8 console_speed=115200", 0, "com", 0x3f8, 115200, "", 0},
+		// Numbers as the multiboot entry reads them: 1016 is 0x3f8.
+		{"console_addr=1016 console=com", 0, "com", 0x3f8, 9600, "", 0},
+		{"console=com console_addr=0x3F8 console_speed=000019200", 0, "com", 0x3f8, 19200, "", 0},
 		{"netbsd root=wd0a init=/bin/sh -", 0, "pc", 0, 9600, "wd0a", 4},
 		// The first of each key counts, as on the multiboot path.
 		{"console=com root=ld0a console=pc root=wd1e console_speed=19200 console_speed=38400", 0, "com", 0x3f8, 19200, "ld0a", 3},
@@ -289,6 +291,11 @@ func TestParseAppend(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"-k", "-sk", "console=ttyS0", "console_addr=0x10000", "console_addr=x", "console_speed=0",
+		// The machine's only UART is at 0x3f8; numbers are 0x-hex or
+		// decimal as the multiboot entry reads them (01770 is 1770, not
+		// octal 0x3f8; 0x3_f8 is 0x3); a speed the 16550 cannot take.
+		"console=com console_addr=0x2f8", "console=com console_addr=01770", "console=com console_addr=0x3_f8",
+		"console=com console_addr=0b1111111000", "console=com console_speed=230400", "console=com console_speed=0x2580",
 		"console_speed=fast", "root=", "root=" + strings.Repeat("x", 16),
 		// findroot reads the byte after the driver name as the unit and
 		// the next as the partition: any other shape boots wrong.
@@ -347,6 +354,12 @@ func TestLoadRefuses(t *testing.T) {
 		{"module type unknown", std, Options{Modules: []Module{{Name: "x", Data: kmod, Type: 9}}}, []error{ErrModule}, nil},
 		{"unknown boot flag", std, Options{Append: "-k"}, []error{ErrAppend}, []string{"-k"}},
 		{"root device without a partition", std, Options{Append: "console=com root=ld0"}, []error{ErrAppend}, []string{`root="ld0"`, "such as ld0a"}},
+		{"console on a port with no UART", std, Options{Append: "console=com console_addr=0x2f8 root=ld0a"}, []error{ErrAppend},
+			[]string{`console_addr="0x2f8" is port 0x2f8`, "only serial port is at 0x3f8"}},
+		{"console_addr read as decimal", std, Options{Append: "console=com console_addr=01770 root=ld0a"}, []error{ErrAppend},
+			[]string{`console_addr="01770" is port 0x6ea`}},
+		{"console speed the 16550 cannot make", std, Options{Append: "console=com console_speed=230400 root=ld0a"}, []error{ErrAppend},
+			[]string{`console_speed="230400"`, "within 3%"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newMem()

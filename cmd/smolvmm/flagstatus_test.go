@@ -38,7 +38,13 @@ func TestBadFlagValueStatus(t *testing.T) {
 		{"run bad module type", []string{"run", "-k", kernel, "--net", "none", "--module", kernel + ",bogus"},
 			`type "bogus": unknown module type: want kmod, fs, splash or rndseed`, true},
 		{"run bad console", []string{"run", "-k", kernel, "--net", "none", "-a", "console=bogus"},
-			"console=bogus: the handoff passes console=com (serial) or console=pc", true},
+			`console="bogus": NetBSD knows only console=com (the serial port) and console=pc`, true},
+		// NetBSD's multiboot entry ignores a console it does not know
+		// and stays on the display: the guest would print nothing.
+		{"run bad console, multiboot", []string{"run", "-k", mbKernel, "--net", "none", "-a", "console=ttyS0 root=ld0a"},
+			`console="ttyS0": NetBSD knows only console=com (the serial port) and console=pc (a display, which this machine lacks); with any other value the kernel prints nothing (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},
+		{"run console on a port with no UART, multiboot", []string{"run", "-k", mbKernel, "--net", "none", "-a", "console=com console_addr=0x2f8 root=ld0a"},
+			`console_addr="0x2f8" is port 0x2f8, but this machine's only serial port is at 0x3f8`, true},
 		// findroot reads ld0 as unit 0 with a partition from the NUL.
 		{"run root without a partition, native", []string{"run", "-k", kernel, "--net", "none", "-a", "console=com root=ld0"},
 			`root="ld0": not one unit digit and one partition letter after the driver name; the root device is a driver name, one unit digit and a partition letter a-p, such as ld0a (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},

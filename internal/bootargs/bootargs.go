@@ -4,11 +4,17 @@
 // flags and bootinfo records, and the multiboot entry (package multiboot),
 // which passes it as the command line. Both refuse the same mistakes and
 // take boot flags from any word.
+//
+// Console words (console=, console_addr=, console_speed=) are checked as
+// NetBSD's multiboot entry reads them (sys/arch/i386/i386/multiboot.c,
+// setup_console): a value the kernel would drop or misread leaves a
+// smolvmm guest printing nothing, so it is refused before the VM starts.
 package bootargs
 
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -58,8 +64,12 @@ type Line struct {
 
 // Parse splits an append line at white space. A word that starts with '-'
 // (other than a lone "-") holds boot flags, wherever it stands; every
-// root= word must name a disk partition (see CheckRoot). Errors wrap
-// ErrAppend and name the word.
+// root= word must name a disk partition (see CheckRoot), every console=
+// word a device NetBSD knows (CheckConsole), every console_addr= word the
+// serial port this machine has (ConsoleAddr) and every console_speed= word
+// a baud rate the kernel can set (ConsoleSpeed). The kernel reads only the
+// first of each key; later ones are checked too, as a mistake in one is
+// likely a mistake in the line. Errors wrap ErrAppend and name the word.
 func Parse(s string) (Line, error) {
 	var l Line
 	for _, w := range strings.Fields(s) {
@@ -76,10 +86,21 @@ func Parse(s string) (Line, error) {
 			}
 			continue
 		}
-		if dev, ok := strings.CutPrefix(w, "root="); ok {
-			if err := CheckRoot(dev); err != nil {
-				return Line{}, err
-			}
+		key, val, _ := strings.Cut(w, "=")
+		var err error
+		switch {
+		case !strings.Contains(w, "="):
+		case key == "root":
+			err = CheckRoot(val)
+		case key == "console":
+			err = CheckConsole(val)
+		case key == "console_addr":
+			_, err = ConsoleAddr(val)
+		case key == "console_speed":
+			_, err = ConsoleSpeed(val)
+		}
+		if err != nil {
+			return Line{}, err
 		}
 		l.Words = append(l.Words, w)
 	}
@@ -119,6 +140,109 @@ func CheckRoot(dev string) error {
 		return bad(fmt.Sprintf("partition %q is not one of a-p", dev[n+1]))
 	}
 	return nil
+}
+
+// CheckConsole checks a console= value. NetBSD's multiboot entry passes
+// the console on to the kernel only when it is exactly "com" or "pc"
+// (multiboot.c, setup_console); with anything else the kernel keeps its
+// compiled-in display console, and given any other name by the native
+// handoff consinit (sys/arch/x86/x86/consinit.c) panics before it has a
+// console. Either way a smolvmm guest prints nothing. The error wraps
+// ErrAppend.
+func CheckConsole(dev string) error {
+	if dev == "com" || dev == "pc" {
+		return nil
+	}
+	return fmt.Errorf("%w: console=%q: NetBSD knows only console=com (the serial port) and console=pc (a display, which this machine lacks); with any other value the kernel prints nothing", ErrAppend, dev)
+}
+
+// UARTPort is the I/O port of the machine's only serial port, COM1
+// (vmm.PortCOM1; this package cannot import vmm, which imports it).
+const UARTPort = 0x3f8
+
+// maxConsoleValue is the longest console_addr= or console_speed= value
+// the multiboot entry reads whole: optstr_get copies it into a 10-byte
+// buffer with its NUL (multiboot.c, setup_console), so "0x000003f8"
+// would be read as 0x3f.
+const maxConsoleValue = 9
+
+// ConsoleAddr parses a console_addr= value as NetBSD's multiboot entry
+// does: "0x" and hex digits, else decimal digits (so 017 is 17, not an
+// octal 15, and 0X3F8 or 0x3_f8 are not numbers), at most 9 characters.
+// NetBSD's /boot has no such key (it takes the port from the BIOS data
+// area), so the native handoff reads it the same way. The port must be
+// UARTPort: the machine has no other serial port, and a console anywhere
+// else writes to a port nobody answers, so the guest prints nothing. The
+// error wraps ErrAppend.
+func ConsoleAddr(val string) (uint16, error) {
+	digits, base := val, 10
+	if rest, ok := strings.CutPrefix(val, "0x"); ok {
+		digits, base = rest, 16
+	}
+	if len(val) > maxConsoleValue || digits == "" || !allDigits(digits, base) {
+		return 0, fmt.Errorf("%w: console_addr=%q: not a port number as NetBSD reads it: 0x and hex digits, or decimal digits, at most %d characters (this machine's serial port is 0x3f8)", ErrAppend, val, maxConsoleValue)
+	}
+	v, err := strconv.ParseUint(digits, base, 64)
+	if err != nil || v != UARTPort {
+		// ParseUint can only fail here by overflow: 16 hex digits do
+		// not fit in 9 characters, but keep the value out of the
+		// message then.
+		what := fmt.Sprintf("port %#x", v)
+		if err != nil {
+			what = "out of range"
+		}
+		return 0, fmt.Errorf("%w: console_addr=%q is %s, but this machine's only serial port is at 0x3f8 (console_addr=0x3f8 or 1016); the kernel would print nothing", ErrAppend, val, what)
+	}
+	return UARTPort, nil
+}
+
+// ConsoleSpeed parses a console_speed= value as both NetBSD loaders do:
+// decimal digits (the multiboot entry's strtoul base 10, /boot's atoi for
+// consdev com0,speed), at most 9 characters (see ConsoleAddr). The speed
+// must be one the kernel's 16550 driver can set: comspeed
+// (sys/dev/ic/com.c) refuses a rate its 1.8432 MHz clock cannot make
+// within 3% (COM_TOLERANCE), and the console's tty is then left without a
+// speed. 0 is refused too: the kernel would quietly use 9600. The error
+// wraps ErrAppend.
+func ConsoleSpeed(val string) (uint32, error) {
+	if len(val) > maxConsoleValue || val == "" || !allDigits(val, 10) {
+		return 0, fmt.Errorf("%w: console_speed=%q: not a baud rate as NetBSD reads it: decimal digits, at most %d (e.g. 9600 or 115200)", ErrAppend, val, maxConsoleValue)
+	}
+	v, _ := strconv.ParseUint(val, 10, 32) // 9 digits always fit
+	if !uartCanSet(v) {
+		return 0, fmt.Errorf("%w: console_speed=%q: the 16550's 1.8432 MHz clock cannot make %d baud within 3%%; NetBSD takes 115200/n baud, e.g. 9600, 19200, 38400, 57600 or 115200", ErrAppend, val, v)
+	}
+	return uint32(v), nil
+}
+
+// uartCanSet says whether NetBSD's comspeed accepts speed for a COM_FREQ
+// (1843200 Hz) UART: the divisor 115200/speed, rounded, must be at least 1
+// and give the speed within 3.0%, with the kernel's rounding.
+func uartCanSet(speed uint64) bool {
+	const base = 1843200 / 16
+	if speed == 0 {
+		return false
+	}
+	round := func(n, q uint64) uint64 { return (n*2/q + 1) / 2 }
+	div := round(base, speed)
+	if div == 0 {
+		return false
+	}
+	perMille := int64(round(base*1000, speed*div)) - 1000
+	return perMille >= -30 && perMille <= 30
+}
+
+// allDigits says whether s is made of digits of the base (10 or 16).
+func allDigits(s string, base int) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= '0' && c <= '9' ||
+			base == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F')
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Multiboot is the line as NetBSD's multiboot entry must get it after the

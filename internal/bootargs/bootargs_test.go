@@ -91,3 +91,100 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestParseConsole: console words NetBSD's multiboot entry would drop or
+// misread are refused, naming the value and what is taken; the ones it
+// reads as meant pass. Before bootargs checked them, multiboot passed
+// every one of these and the guest printed nothing.
+func TestParseConsole(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // nil when accepted; else pieces of the error
+	}{
+		{"console=com", nil},
+		{"console=pc", nil},
+		{"console=com console_addr=0x3f8 console_speed=9600", nil},
+		{"console=com console_addr=0x3F8", nil},
+		{"console=com console_addr=0x03f8", nil},
+		{"console=com console_addr=0x00003f8", nil}, // 9 characters, read whole
+		{"console=com console_addr=1016", nil},      // decimal 0x3f8
+		{"console=com console_speed=115200", nil},
+		{"console=com console_speed=57600", nil},
+		{"console=com console_speed=110", nil},       // divisor 1047, 0.03% off
+		{"console=com console_speed=000009600", nil}, // 9 digits, read whole
+		// Only com and pc reach the kernel (strncmp on the whole name).
+		{"console=ttyS0", []string{`console="ttyS0"`, "console=com", "console=pc"}},
+		{"console=com0", []string{`console="com0"`, "console=com"}},
+		{"console=COM", []string{`console="COM"`}},
+		{"console=serial", []string{`console="serial"`}},
+		{"console=", []string{`console=""`}},
+		{"console=com,9600", []string{`console="com,9600"`}},
+		// A later console= is checked too.
+		{"console=com console=ttyS0", []string{`console="ttyS0"`}},
+		// Not 0x-hex or decimal as the kernel reads them.
+		{"console=com console_addr=0X3F8", []string{`console_addr="0X3F8"`, "0x and hex digits, or decimal digits"}},
+		{"console=com console_addr=0x3_f8", []string{`console_addr="0x3_f8"`, "0x and hex digits"}},
+		{"console=com console_addr=0b1111111000", []string{`console_addr="0b1111111000"`}},
+		{"console=com console_addr=0o1770", []string{`console_addr="0o1770"`}},
+		{"console=com console_addr=x", []string{`console_addr="x"`}},
+		{"console=com console_addr=0x", []string{`console_addr="0x"`}},
+		{"console=com console_addr=", []string{`console_addr=""`}},
+		{"console=com console_addr=+1016", []string{`console_addr="+1016"`}},
+		// The kernel keeps 9 characters: 0x000003f8 would be 0x3f.
+		{"console=com console_addr=0x000003f8", []string{`console_addr="0x000003f8"`, "at most 9 characters"}},
+		// Read as the kernel does: 01770 is decimal 1770, not octal 0x3f8.
+		{"console=com console_addr=01770", []string{`console_addr="01770" is port 0x6ea`, "only serial port is at 0x3f8"}},
+		{"console=com console_addr=017", []string{`console_addr="017" is port 0x11`}},
+		// Well formed, but no UART answers there.
+		{"console=com console_addr=0x2f8", []string{`console_addr="0x2f8" is port 0x2f8`, "only serial port is at 0x3f8"}},
+		{"console=com console_addr=760", []string{`console_addr="760" is port 0x2f8`}},
+		{"console=com console_addr=0", []string{`console_addr="0" is port 0x0`}},
+		{"console=com console_addr=0x3f8 console_addr=0x2f8", []string{`console_addr="0x2f8"`}},
+		// Speeds: decimal only, and one the 16550 can be set to.
+		{"console=com console_speed=0x2580", []string{`console_speed="0x2580"`, "decimal digits, at most 9"}},
+		{"console=com console_speed=fast", []string{`console_speed="fast"`}},
+		{"console=com console_speed=9600baud", []string{`console_speed="9600baud"`}},
+		{"console=com console_speed=", []string{`console_speed=""`}},
+		{"console=com console_speed=0000009600", []string{`console_speed="0000009600"`, "at most 9"}},
+		{"console=com console_speed=0", []string{`console_speed="0"`, "cannot make 0 baud", "e.g. 9600"}},
+		{"console=com console_speed=230400", []string{`console_speed="230400"`, "cannot make 230400 baud within 3%"}},
+		{"console=com console_speed=100000", []string{`console_speed="100000"`}},
+		{"console=com console_speed=999999999", []string{`console_speed="999999999"`}},
+	} {
+		_, err := Parse(tc.in)
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.want == nil:
+		case !errors.Is(err, ErrAppend):
+			t.Errorf("%q: error %v, want ErrAppend", tc.in, err)
+		default:
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q: error %q lacks %q", tc.in, err, w)
+				}
+			}
+		}
+	}
+}
+
+// TestConsoleValues: the values handed to the native handoff are the
+// ones the multiboot entry would read from the same words.
+func TestConsoleValues(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint16
+	}{{"0x3f8", 0x3f8}, {"0x3F8", 0x3f8}, {"1016", 0x3f8}, {"0x00003f8", 0x3f8}} {
+		if got, err := ConsoleAddr(tc.in); err != nil || got != tc.want {
+			t.Errorf("console_addr=%s: %#x, %v; want %#x", tc.in, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want uint32
+	}{{"9600", 9600}, {"115200", 115200}, {"000019200", 19200}, {"300", 300}} {
+		if got, err := ConsoleSpeed(tc.in); err != nil || got != tc.want {
+			t.Errorf("console_speed=%s: %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
