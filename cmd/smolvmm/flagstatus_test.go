@@ -19,9 +19,18 @@ func TestBadFlagValueStatus(t *testing.T) {
 	if err := os.WriteFile(kernel, netbsdELF(3, nil), 0o644); err != nil { // EM_386
 		t.Fatal(err)
 	}
-	// The same with a multiboot header (flags 2), as GENERIC has.
+	// The same with a multiboot header (flags 2), as GENERIC has. Its
+	// code jumps over the header and ends the run with status 3 through
+	// the debug-exit port, so an append line that is wrongly let through
+	// fails the test at once instead of leaving a guest running.
 	mbKernel := filepath.Join(dir, "netbsd-multiboot")
-	if err := os.WriteFile(mbKernel, netbsdELF(3, []byte{0x02, 0xb0, 0xad, 0x1b, 2, 0, 0, 0, 0xfc, 0x4f, 0x52, 0xe4, 0xf4}), 0o644); err != nil {
+	if err := os.WriteFile(mbKernel, netbsdELF(3, []byte{
+		0xeb, 0x0e, 0x90, 0x90, // jmp over the header
+		0x02, 0xb0, 0xad, 0x1b, 2, 0, 0, 0, 0xfc, 0x4f, 0x52, 0xe4, // multiboot header
+		0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
+		0xb8, 0x01, 0, 0, 0, // mov eax, 1
+		0xef, 0xf4, // out dx, eax; hlt
+	}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
