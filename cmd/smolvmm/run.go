@@ -72,7 +72,10 @@ boot flags (-s, -a, -v...), console=, console_addr=, console_speed= and root=
 from -a become its boot arguments; other words are not passed (-v lists them).
 A NetBSD kernel booted by multiboot gets -a with every boot flag gathered
 into one word after its name, where it looks for them. For NetBSD, either
-way, root= names a driver, one unit digit and a partition letter (ld0a).
+way, root= names a driver, one unit digit and a partition letter (ld0a),
+console= is com (the serial port) or pc, console_addr= if given is 0x3f8
+(the only serial port), and console_speed= is a decimal rate such as 9600
+or 115200; other values are refused, as the guest would print nothing.
 
 The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
 Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots (a
