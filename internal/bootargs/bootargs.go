@@ -145,10 +145,10 @@ func CheckRoot(dev string) error {
 // CheckConsole checks a console= value. NetBSD's multiboot entry passes
 // the console on to the kernel only when it is exactly "com" or "pc"
 // (multiboot.c, setup_console); with anything else the kernel keeps its
-// compiled-in display console, and given any other name by the native
-// handoff consinit (sys/arch/x86/x86/consinit.c) panics before it has a
-// console. Either way a smolvmm guest prints nothing. The error wraps
-// ErrAppend.
+// compiled-in display console; handed any other name in BTINFO_CONSOLE by
+// the native handoff, consinit (sys/arch/x86/x86/consinit.c) panics
+// before it has a console (or, for nullcons, prints nowhere). Either way
+// a smolvmm guest prints nothing. The error wraps ErrAppend.
 func CheckConsole(dev string) error {
 	if dev == "com" || dev == "pc" {
 		return nil
@@ -182,16 +182,9 @@ func ConsoleAddr(val string) (uint16, error) {
 	if len(val) > maxConsoleValue || digits == "" || !allDigits(digits, base) {
 		return 0, fmt.Errorf("%w: console_addr=%q: not a port number as NetBSD reads it: 0x and hex digits, or decimal digits, at most %d characters (this machine's serial port is 0x3f8)", ErrAppend, val, maxConsoleValue)
 	}
-	v, err := strconv.ParseUint(digits, base, 64)
-	if err != nil || v != UARTPort {
-		// ParseUint can only fail here by overflow: 16 hex digits do
-		// not fit in 9 characters, but keep the value out of the
-		// message then.
-		what := fmt.Sprintf("port %#x", v)
-		if err != nil {
-			what = "out of range"
-		}
-		return 0, fmt.Errorf("%w: console_addr=%q is %s, but this machine's only serial port is at 0x3f8 (console_addr=0x3f8 or 1016); the kernel would print nothing", ErrAppend, val, what)
+	v, _ := strconv.ParseUint(digits, base, 64) // 9 characters always fit
+	if v != UARTPort {
+		return 0, fmt.Errorf("%w: console_addr=%q is port %#x, but this machine's only serial port is at 0x3f8 (console_addr=0x3f8 or 1016); the kernel would print nothing", ErrAppend, val, v)
 	}
 	return UARTPort, nil
 }
