@@ -165,16 +165,24 @@ func snapshotNIC(path string) (bool, net.HardwareAddr, error) {
 // none when its VM had no network card, else the user network (--net's
 // default). A restore's devices must be the snapshot's, so the default
 // user network's card would have a restore of a snapshot taken with --net
-// none refused. A --net given stays as given: the restore refuses one
-// whose card does not match.
+// none refused. A --net given stays as given; one with a card for a
+// snapshot whose VM had none is refused here, before the network is
+// attached (a tap created, a shared network joined and a lease taken for
+// a VM that would never run). The restore refuses the other mismatches.
 func restoreNet(c *cli.Context) error {
-	if !hasFlag(c, "restore") || c.String("restore") == "" || !hasFlag(c, "net") || c.IsSet("net") {
+	if !hasFlag(c, "restore") || c.String("restore") == "" || !hasFlag(c, "net") {
 		return nil
 	}
 	path := c.String("restore")
+	if c.IsSet("net") && c.String("net") == "none" {
+		return nil
+	}
 	has, _, err := snapshotNIC(path)
 	if err != nil || has {
 		return nil // an unreadable snapshot: the restore reports it
+	}
+	if c.IsSet("net") {
+		return usageErrorf("--net %s: the VM of --restore %s had no network card, and a restore has the snapshot's devices; give --net none or leave out --net", c.String("net"), path)
 	}
 	if p := c.StringSlice("publish"); len(p) > 0 {
 		return usageErrorf("-p %s: the VM of --restore %s had no network card, so nothing can answer a forward; drop -p", p[0], path)

@@ -298,14 +298,17 @@ func readmeSnapshotCommands(t *testing.T, text string) [][]string {
 }
 
 // TestCLIRestoreNet: a restore without --net takes the snapshot's network
-// (none here); a --net whose card the snapshot's VM lacked is refused, as
-// is a -p with nothing to forward to.
+// (none here); a --net whose card the snapshot's VM lacked is refused
+// before any network is attached or joined, as is a -p with nothing to
+// forward to.
 func TestCLIRestoreNet(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
 	kernel := guests.ForTest(t, "counter")
-	snap := filepath.Join(t.TempDir(), "counter.snap")
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "counter.snap")
+	sock := filepath.Join(dir, "none.sock") // no shared network listens here
 	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",
 		"--snapshot", snap, "--snapshot-exit"); status != 0 {
 		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
@@ -318,7 +321,11 @@ func TestCLIRestoreNet(t *testing.T) {
 		stderr string
 	}{
 		{"no --net", nil, 1, "count 5\r\ncounter: done\r\n", ""},
-		{"--net user", []string{"--net", "user"}, 1, "", "virtio device types [] in the snapshot, [1] in this machine"},
+		{"--net user", []string{"--net", "user"}, 2, "", "--net user: the VM of --restore " + snap + " had no network card"},
+		// Refused before the network is joined: nothing answers on
+		// sock, which a join would have reported instead.
+		{"--net user:SOCK", []string{"--net", "user:" + sock}, 2, "", "--net user:" + sock + ": the VM of --restore " + snap + " had no network card"},
+		{"--net none", []string{"--net", "none"}, 1, "count 5\r\ncounter: done\r\n", ""},
 		{"-p", []string{"-p", "8080:80"}, 2, "", "-p 8080:80: the VM of --restore " + snap + " had no network card"},
 	}
 	for _, tt := range tests {
