@@ -34,7 +34,7 @@ func ExampleTarget() {
 	}
 	mem := make([]byte, 16*snapshot.PageSize)
 	err = t.Write(func(w io.Writer) error {
-		_, err := snapshot.Write(w, []byte(`{}`), mem)
+		_, err := snapshot.Write(w, snapshot.NIC{}, []byte(`{}`), mem)
 		return err
 	})
 	if err != nil {

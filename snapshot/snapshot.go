@@ -17,7 +17,12 @@
 //	80      4     memory digest: CRC-32C (Castagnoli) over, for each page of the
 //	              memory section that is not all zero, its page number (8 bytes)
 //	              then its 4096 bytes, in page order
-//	84      44    zero
+//	84      1     machine flags: bit 0 set when the machine had a network
+//	              card; the other bits zero
+//	85      6     the first network card's MAC address as its guest last
+//	              saw it; zero when the machine had no card (or the guest's
+//	              address was not recorded)
+//	91      37    zero
 //	128     ...   state section, then zero padding to the memory offset
 //	memoff  ...   guest memory, byte for byte from guest physical address 0
 //
@@ -68,9 +73,12 @@
 // entries. Version 3 holds the CPUID entries and the MSRs as the kernel's
 // structures too (arrays of kvm_cpuid_entry2 and kvm_msr_entry, base64 in
 // the JSON, as the other KVM structures), where version 2 had JSON
-// objects, which cost a restore ~0.4 ms to decode. A snapshot of an
-// older version is refused (ErrVersion), as any other version is: take
-// the snapshot again.
+// objects, which cost a restore ~0.4 ms to decode. Version 4 says in the
+// header whether the machine had a network card, and its address (the
+// state section says it too): a restore chooses its network from the
+// header alone (OpenHeader), where it read and decoded the state twice,
+// ~0.4 ms before the VM was begun. A snapshot of an older version is
+// refused (ErrVersion), as any other version is: take the snapshot again.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors
@@ -104,17 +112,22 @@ import (
 // Format constants.
 const (
 	Magic      = "SMOLSNAP"
-	Version    = 3
+	Version    = 4
 	HeaderSize = 128
 	PageSize   = 4096
 	// MaxStateSize bounds the state section a reader accepts, so a corrupt
 	// length cannot make it allocate without limit.
 	MaxStateSize = 16 << 20
 	// The header's SHA-256 lies at [digestOff, memDigestOff), the memory
-	// digest at [memDigestOff, reservedOff); the rest is zero.
+	// digest at [memDigestOff, flagsOff), the machine's flags and MAC
+	// address at [flagsOff, reservedOff); the rest is zero.
 	digestOff    = 48
 	memDigestOff = 80
-	reservedOff  = 84
+	flagsOff     = 84
+	macOff       = 85
+	reservedOff  = 91
+	// flagNIC is the machine flags' bit for a network card.
+	flagNIC = 1
 )
 
 // Errors a reader wraps.
@@ -137,6 +150,21 @@ type Header struct {
 	// MemDigest is the memory section's CRC-32C (see the package doc),
 	// which File.VerifyMemory checks.
 	MemDigest uint32
+	// NIC is what the snapshot's machine had of a network card.
+	NIC NIC
+}
+
+// NIC is what a snapshot's header says of its machine's network card, so
+// that a restore can choose its network (which must give the machine the
+// same devices) before reading the state section. The state section says
+// it too: package vmm refuses a snapshot whose two accounts differ. Until
+// the state is read (ReadState), the header, NIC included, is unverified.
+type NIC struct {
+	// Present says the machine had a network card.
+	Present bool
+	// MAC is the first card's address as its guest last saw it; zero
+	// when the machine had no card or the address was not recorded.
+	MAC [6]byte
 }
 
 // CheckMemory refuses a snapshot whose memory is not size bytes.
@@ -161,6 +189,10 @@ func (h Header) encode() []byte {
 	le.PutUint64(b[40:], h.MemOff)
 	copy(b[digestOff:], h.Digest[:])
 	le.PutUint32(b[memDigestOff:], h.MemDigest)
+	if h.NIC.Present {
+		b[flagsOff] |= flagNIC
+	}
+	copy(b[macOff:], h.NIC.MAC[:])
 	return b
 }
 
@@ -176,11 +208,14 @@ func digest(head, state []byte) [sha256.Size]byte {
 	return d
 }
 
-// Write writes a snapshot of state and mem to w and returns the bytes
-// written (holes included). mem's length must be a multiple of PageSize.
-// When w is a file with nothing past its position (a new or truncated
-// *os.File), pages of zeros become holes.
-func Write(w io.Writer, state, mem []byte) (int64, error) {
+// Write writes a snapshot of a machine with nic, state and mem to w and
+// returns the bytes written (holes included). mem's length must be a
+// multiple of PageSize. When w is a file with nothing past its position (a
+// new or truncated *os.File), pages of zeros become holes.
+func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
+	if !nic.Present && nic.MAC != ([6]byte{}) {
+		return 0, fmt.Errorf("network card address %x for a machine without a network card", nic.MAC)
+	}
 	if len(mem)%PageSize != 0 {
 		return 0, fmt.Errorf("memory size %#x is not a multiple of the page size", len(mem))
 	}
@@ -192,7 +227,7 @@ func Write(w io.Writer, state, mem []byte) (int64, error) {
 	zero := zeroPages(mem)
 	h := Header{Version: Version, MemSize: uint64(len(mem)), StateOff: HeaderSize,
 		StateLen: uint64(len(state)), MemOff: alignUp(HeaderSize + uint64(len(state))),
-		MemDigest: memDigest(mem, zero)}
+		MemDigest: memDigest(mem, zero), NIC: nic}
 	head := h.encode()
 	h.Digest = digest(head, state)
 	head = h.encode()
@@ -360,9 +395,15 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	h.MemOff = le.Uint64(head[40:])
 	copy(h.Digest[:], head[digestOff:memDigestOff])
 	h.MemDigest = le.Uint32(head[memDigestOff:])
+	h.NIC.Present = head[flagsOff]&flagNIC != 0
+	copy(h.NIC.MAC[:], head[macOff:reservedOff])
 	switch {
 	case !bytes.Equal(head[reservedOff:], make([]byte, HeaderSize-reservedOff)):
 		return h, nil, fmt.Errorf("%w: reserved header bytes %d-%d are not zero", ErrCorrupt, reservedOff, HeaderSize-1)
+	case head[flagsOff]&^flagNIC != 0:
+		return h, nil, fmt.Errorf("%w: machine flags %#x in header byte %d, only bit 0 is defined", ErrCorrupt, head[flagsOff], flagsOff)
+	case !h.NIC.Present && h.NIC.MAC != ([6]byte{}):
+		return h, nil, fmt.Errorf("%w: network card address %x in the header of a machine without a network card", ErrCorrupt, h.NIC.MAC)
 	case h.StateOff != HeaderSize:
 		return h, nil, fmt.Errorf("%w: state offset %d, want %d", ErrCorrupt, h.StateOff, HeaderSize)
 	case h.StateLen > MaxStateSize:

@@ -16,12 +16,15 @@ import (
 	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
+// sampleNIC is sample's network card.
+var sampleNIC = NIC{Present: true, MAC: [6]byte{0x52, 0x54, 0, 0x12, 0x34, 0x56}}
+
 func sample(t testing.TB) []byte {
 	mem := make([]byte, 2*PageSize)
 	copy(mem, "guest page zero")
 	copy(mem[PageSize:], "guest page one")
 	var b bytes.Buffer
-	if _, err := Write(&b, []byte(`{"cpu":"state"}`), mem); err != nil {
+	if _, err := Write(&b, sampleNIC, []byte(`{"cpu":"state"}`), mem); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
@@ -33,7 +36,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(state) != `{"cpu":"state"}` || h.MemSize != 2*PageSize || h.MemOff%PageSize != 0 {
+	if string(state) != `{"cpu":"state"}` || h.MemSize != 2*PageSize || h.MemOff%PageSize != 0 || h.NIC != sampleNIC {
 		t.Fatalf("header %+v state %q", h, state)
 	}
 	if got := b[h.MemOff+PageSize:][:14]; string(got) != "guest page one" {
@@ -56,14 +59,18 @@ func TestRefusals(t *testing.T) {
 		detail string
 	}{
 		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrFormat, `bad magic "XMOLSNAP"`},
-		{"other version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrVersion, "version 9, this smolvmm reads version 3"},
-		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this smolvmm reads version 3"},
+		{"other version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrVersion, "version 9, this smolvmm reads version 4"},
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this smolvmm reads version 4"},
+		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, ErrVersion, "version 3, this smolvmm reads version 4"},
 		{"memory digest changed", func(b []byte) []byte { b[memDigestOff+1] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory size changed", func(b []byte) []byte { le.PutUint64(b[16:], 3*PageSize); return b }, ErrCorrupt, "SHA-256"},
 		{"huge state length", func(b []byte) []byte { le.PutUint64(b[32:], 1<<40); return b }, ErrCorrupt, "state length"},
 		{"reserved bytes", func(b []byte) []byte { b[100] = 1; return b }, ErrCorrupt, "reserved"},
-		{"first reserved byte", func(b []byte) []byte { b[reservedOff] = 1; return b }, ErrCorrupt, "reserved header bytes 84-127"},
+		{"first reserved byte", func(b []byte) []byte { b[reservedOff] = 1; return b }, ErrCorrupt, "reserved header bytes 91-127"},
+		{"NIC flag cleared", func(b []byte) []byte { b[flagsOff] = 0; return b }, ErrCorrupt, "network card address 525400123456 in the header of a machine without a network card"},
+		{"undefined machine flag", func(b []byte) []byte { b[flagsOff] |= 2; return b }, ErrCorrupt, "machine flags 0x3 in header byte 84"},
+		{"MAC changed", func(b []byte) []byte { b[macOff+5] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory cut", func(b []byte) []byte { return b[:len(b)-1] }, ErrTruncated, "memory section ends at"},
 		{"state cut", func(b []byte) []byte { return b[:HeaderSize+3] }, ErrTruncated, "state section ends at byte 131"},
 		{"header cut", func(b []byte) []byte { return b[:20] }, ErrTruncated, "header is 20 bytes"},
@@ -224,14 +231,14 @@ func TestSparseWrite(t *testing.T) {
 	copy(mem[6*PageSize+100:], "six")
 	copy(mem[40*PageSize+4095:], "x")
 	var plain bytes.Buffer
-	if _, err := Write(&plain, []byte("{}"), mem); err != nil {
+	if _, err := Write(&plain, NIC{}, []byte("{}"), mem); err != nil {
 		t.Fatal(err)
 	}
 	for _, lastZero := range []bool{true, false} {
 		if !lastZero {
 			mem[len(mem)-1] = 1
 			plain.Reset()
-			if _, err := Write(&plain, []byte("{}"), mem); err != nil {
+			if _, err := Write(&plain, NIC{}, []byte("{}"), mem); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -251,7 +258,7 @@ func TestSparseWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		n, err := Write(f, []byte("{}"), mem)
+		n, err := Write(f, NIC{}, []byte("{}"), mem)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -372,7 +379,7 @@ func TestVerifyMemory(t *testing.T) {
 			if !tt.sparse {
 				w = struct{ io.Writer }{f} // no Seek: every page written
 			}
-			_, err = Write(w, []byte("{}"), mem)
+			_, err = Write(w, NIC{}, []byte("{}"), mem)
 			f.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -484,7 +491,7 @@ func BenchmarkVerifyMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			_, err = Write(f, []byte("{}"), mem)
+			_, err = Write(f, NIC{}, []byte("{}"), mem)
 			f.Close()
 			if err != nil {
 				b.Fatal(err)
@@ -502,5 +509,15 @@ func BenchmarkVerifyMemory(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteNICWithoutCard: Write refuses an address for a machine without
+// a card, which no reader would accept.
+func TestWriteNICWithoutCard(t *testing.T) {
+	var b bytes.Buffer
+	_, err := Write(&b, NIC{MAC: sampleNIC.MAC}, []byte("{}"), make([]byte, PageSize))
+	if err == nil || !strings.Contains(err.Error(), "without a network card") || b.Len() != 0 {
+		t.Fatalf("Write = %v, %d bytes written; want a refusal, none written", err, b.Len())
 	}
 }

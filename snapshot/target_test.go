@@ -625,7 +625,7 @@ func TestTargetWriterHoles(t *testing.T) {
 	mem := make([]byte, 64*PageSize)
 	mem[5*PageSize] = 1
 	w := tg.NewWriter()
-	_, err = Write(w, []byte("{}"), mem)
+	_, err = Write(w, NIC{}, []byte("{}"), mem)
 	if err := w.Finish(err); err != nil {
 		t.Fatal(err)
 	}

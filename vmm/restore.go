@@ -121,6 +121,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if err := checkState(st); err != nil {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)}
 	}
+	if err := checkHeaderNIC(f.Header, st); err != nil {
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err)}
+	}
 	if cfg.MemoryMiB == 0 {
 		cfg.MemoryMiB = st.MemoryMiB
 	}

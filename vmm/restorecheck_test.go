@@ -32,30 +32,35 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 			m[path[len(path)-1]] = v
 		}
 	}
+	noEdit := func(map[string]any) {}
 	tests := []struct {
 		name string
 		edit func(st map[string]any)
+		nic  *snapshot.NIC // the header's, nil: the snapshot's
 		want string
 	}{
-		{"two interrupt controllers", func(st map[string]any) { st["IRQChips"] = st["IRQChips"].([]any)[:2] }, "2 interrupt controllers, want 3"},
+		// The CLI chose the network from the header (vmm.SnapshotNIC).
+		{"header's network card", noEdit, &snapshot.NIC{Present: true}, "the header says network card true, address 000000000000; the state false, 000000000000"},
+		{"header's address", noEdit, &snapshot.NIC{Present: true, MAC: [6]byte{2, 0, 0, 0, 0, 1}}, "the header says network card true, address 020000000001; the state false"},
+		{"two interrupt controllers", func(st map[string]any) { st["IRQChips"] = st["IRQChips"].([]any)[:2] }, nil, "2 interrupt controllers, want 3"},
 		{"interrupt controller out of order", func(st map[string]any) {
 			c := st["IRQChips"].([]any)
 			c[0], c[1] = c[1], c[0]
-		}, "interrupt controller 0: chip 1"},
-		{"short clock", func(st map[string]any) { st["Clock"] = "AAAA" }, "clock: 3 bytes, want 48"},
-		{"no PIT", func(st map[string]any) { delete(st, "PIT2") }, "pit2: 0 bytes, want 112"},
-		{"short registers", func(st map[string]any) { field("VCPU", "Regs")(st, "AAAA") }, "regs: 3 bytes, want 144"},
+		}, nil, "interrupt controller 0: chip 1"},
+		{"short clock", func(st map[string]any) { st["Clock"] = "AAAA" }, nil, "clock: 3 bytes, want 48"},
+		{"no PIT", func(st map[string]any) { delete(st, "PIT2") }, nil, "pit2: 0 bytes, want 112"},
+		{"short registers", func(st map[string]any) { field("VCPU", "Regs")(st, "AAAA") }, nil, "regs: 3 bytes, want 144"},
 		{"neither XSAVE nor FPU", func(st map[string]any) {
 			field("VCPU", "XSave")(st, nil)
 			field("VCPU", "FPU")(st, nil)
-		}, "neither XSAVE nor FPU"},
-		{"no CPUID", func(st map[string]any) { field("VCPU", "CPUID")(st, nil) }, "CPUID: 0 entries"},
-		{"UART", func(st map[string]any) { field("UART", "IER")(st, 0xF0) }, "uart: IER 0xf0"},
-		{"RTC", func(st map[string]any) { field("RTC", "Index")(st, 0x80) }, "rtc: index 0x80"},
-		{"virtio device count", func(st map[string]any) { st["MACs"] = []string{"", ""} }, "2 network addresses for 0 virtio devices"},
+		}, nil, "neither XSAVE nor FPU"},
+		{"no CPUID", func(st map[string]any) { field("VCPU", "CPUID")(st, nil) }, nil, "CPUID: 0 entries"},
+		{"UART", func(st map[string]any) { field("UART", "IER")(st, 0xF0) }, nil, "uart: IER 0xf0"},
+		{"RTC", func(st map[string]any) { field("RTC", "Index")(st, 0x80) }, nil, "rtc: index 0x80"},
+		{"virtio device count", func(st map[string]any) { st["MACs"] = []string{"", ""} }, nil, "2 network addresses for 0 virtio devices"},
 	}
 	for _, tt := range tests {
-		p := forge(tt.edit)
+		p := forge(tt.edit, tt.nic)
 		for _, kvmPath := range []string{"", "/nonexistent/kvm"} {
 			t.Run(tt.name+" "+kvmPath, func(t *testing.T) {
 				m, err := vmm.Restore(vmm.Config{KVMPath: kvmPath}, p)
@@ -72,8 +77,9 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 }
 
 // forger returns a function that writes a copy of the snapshot at path
-// with its state edited, digest and all.
-func forger(t *testing.T, path string) func(edit func(st map[string]any)) string {
+// with its state edited, digest and all, and its header's network card
+// nic's (nil: the snapshot's).
+func forger(t *testing.T, path string) func(edit func(st map[string]any), nic *snapshot.NIC) string {
 	t.Helper()
 	f, err := snapshot.Open(path)
 	if err != nil {
@@ -86,7 +92,7 @@ func forger(t *testing.T, path string) func(edit func(st map[string]any)) string
 	}
 	mem = mem[f.Header.MemOff : f.Header.MemOff+f.Header.MemSize]
 	f.Close()
-	return func(edit func(st map[string]any)) string {
+	return func(edit func(st map[string]any), nic *snapshot.NIC) string {
 		var st map[string]any
 		d := json.NewDecoder(bytes.NewReader(good))
 		d.UseNumber() // a disk's mtime in ns does not survive a float64
@@ -104,7 +110,11 @@ func forger(t *testing.T, path string) func(edit func(st map[string]any)) string
 			t.Fatal(err)
 		}
 		defer out.Close()
-		if _, err := snapshot.Write(out, state, mem); err != nil {
+		h := f.Header.NIC
+		if nic != nil {
+			h = *nic
+		}
+		if _, err := snapshot.Write(out, h, state, mem); err != nil {
 			t.Fatal(err)
 		}
 		return p
@@ -149,7 +159,11 @@ func TestRestoreRefusesForgedDeviceState(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := vmm.Restore(vmm.Config{}, forge(tt.edit))
+			var nic *snapshot.NIC
+			if tt.want == vmm.ErrSnapshotDevices {
+				nic = &snapshot.NIC{Present: true} // the header as a network card's snapshot has it
+			}
+			m, err := vmm.Restore(vmm.Config{}, forge(tt.edit, nic))
 			if err == nil {
 				m.Close()
 				t.Fatal("Restore succeeded")
@@ -158,5 +172,31 @@ func TestRestoreRefusesForgedDeviceState(t *testing.T) {
 				t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
 			}
 		})
+	}
+}
+
+// TestSnapshotNICReadsHeader: SnapshotNIC answers from the header alone,
+// without reading the state (which Restore reads, verifies and decodes):
+// a snapshot whose state is damaged gets the header's answer, and its
+// restore is refused.
+func TestSnapshotNICReadsHeader(t *testing.T) {
+	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[snapshot.HeaderSize+10] ^= 0x20
+	damaged := filepath.Join(t.TempDir(), "damaged.snap")
+	if err := os.WriteFile(damaged, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if has, mac, err := vmm.SnapshotNIC(damaged); has || mac != nil || err != nil {
+		t.Fatalf("SnapshotNIC = %t, %v, %v; want the header's false, nil, nil", has, mac, err)
+	}
+	if m, err := vmm.Restore(vmm.Config{}, damaged); !errors.Is(err, snapshot.ErrCorrupt) {
+		if err == nil {
+			m.Close()
+		}
+		t.Fatalf("Restore = %v, want %v", err, snapshot.ErrCorrupt)
 	}
 }

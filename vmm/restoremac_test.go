@@ -14,6 +14,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -81,6 +82,16 @@ func TestRestoreNewMAC(t *testing.T) {
 	}
 	if mac, err := vmm.SnapshotMAC(path); err != nil || mac.String() != a.String() {
 		t.Fatalf("SnapshotMAC = %v, %v; want %s", mac, err, a)
+	}
+	// The header says it too: the CLI chooses the restore's network
+	// from the header alone.
+	hf, err := snapshot.OpenHeader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf.Close()
+	if want := (snapshot.NIC{Present: true, MAC: [6]byte(a)}); hf.Header.NIC != want {
+		t.Fatalf("header's network card %+v, want %+v", hf.Header.NIC, want)
 	}
 	sum := fileSum(t, path)
 

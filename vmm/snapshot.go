@@ -207,7 +207,11 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
-	n, err := snapshot.Write(w, b, m.gmem.Bytes())
+	nic, err := nicOf(st)
+	if err != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
+	}
+	n, err := snapshot.Write(w, nic, b, m.gmem.Bytes())
 	if err != nil {
 		return SnapshotInfo{Bytes: n}, &Error{Op: "snapshot", Err: err}
 	}

@@ -79,7 +79,7 @@ func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.Raw
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := snapshot.Write(w, state, mem); err != nil {
+	if _, err := snapshot.Write(w, f.Header.NIC, state, mem); err != nil {
 		t.Fatal(err)
 	}
 	return out
