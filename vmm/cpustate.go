@@ -137,7 +137,9 @@ func checkCPUID(recorded, supported []cpuidEntry) error {
 // against the host's KVM. The vCPU was made with this host's, as a boot
 // would give them (newVCPU, while the state was read): a snapshot taken on
 // a host of the same CPU and TSC rate recorded exactly those, which are
-// then set already, and supported by construction.
+// then set already, and supported by construction. Other entries are
+// checked against KVM's answer as the vCPU's fetch kept it, untouched,
+// not asked again.
 func (m *Machine) restoreCPUID(recorded []cpuidEntry) error {
 	if len(recorded) == 0 || len(recorded) > maxCPUIDEntries+1 {
 		return fmt.Errorf("CPUID: %d entries in the snapshot, want 1 to %d", len(recorded), maxCPUIDEntries+1)
@@ -145,12 +147,12 @@ func (m *Machine) restoreCPUID(recorded []cpuidEntry) error {
 	if slices.Equal(recorded, m.vcpu.cpuid) {
 		return nil
 	}
-	// Asked again: the answer newVCPU had was tuned in place.
-	sup, err := supportedCPUID(m.kvm.Fd())
-	if err != nil {
+	// The answer newVCPU had, untouched: it tuned its own copy in place.
+	if _, err := m.cpuid.wait(); err != nil {
 		return err
 	}
-	if err := checkCPUID(recorded, cpuidEntries(sup.entries[:sup.nent])); err != nil {
+	sup := m.cpuid.supported
+	if err := checkCPUID(recorded, sup); err != nil {
 		return err
 	}
 	c := new(cpuid2)

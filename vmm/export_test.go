@@ -31,3 +31,6 @@ func CanScaleTSC(m *Machine) bool { return canScaleTSC(m.kvm.Fd()) }
 // but for run-time bits on KVM itself; under kvm_pvm it reads back the
 // host CPU's own.
 func VCPUGivenCPUID(m *Machine) []CPUIDEntry { return m.vcpu.cpuid }
+
+// SupportedCPUIDAsked returns how many times m asked KVM_GET_SUPPORTED_CPUID.
+func SupportedCPUIDAsked(m *Machine) int { return int(m.cpuidAsked.Load()) }

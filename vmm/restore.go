@@ -101,7 +101,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 			m.cpuid = newCPUIDFetch()
 			build = m.buildVM(f)
 			defer build.wait()
-			m.cpuid.fetch(m.kvm.Fd())
+			m.cpuid.fetch(m)
 		}
 	}
 	st, err := loadState(f)
