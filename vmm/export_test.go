@@ -33,4 +33,20 @@ func CanScaleTSC(m *Machine) bool { return canScaleTSC(m.kvm.Fd()) }
 func VCPUGivenCPUID(m *Machine) []CPUIDEntry { return m.vcpu.cpuid }
 
 // SupportedCPUIDAsked returns how many times m asked KVM_GET_SUPPORTED_CPUID.
-func SupportedCPUIDAsked(m *Machine) int { return int(m.cpuidAsked.Load()) }
+func SupportedCPUIDAsked(m *Machine) int { return int(m.cpuid.asked.Load()) }
+
+// PreparedTaken reports whether a Restore took p over.
+func PreparedTaken(p *PreparedRestore) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.taken && p.f != nil && p.done != nil && isClosed(p.done) && p.st != nil
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

@@ -232,10 +232,7 @@ type Machine struct {
 	// cpuid is the vCPU's supported CPUID: a restore asks while the VM is
 	// made, a boot when it makes the vCPU.
 	cpuid *cpuidFetch
-	// cpuidAsked counts the machine's KVM_GET_SUPPORTED_CPUID questions
-	// (each 0.7-1 ms on a nested host), for the tests.
-	cpuidAsked atomic.Int32
-	plan       bootplan.Plan
+	plan  bootplan.Plan
 	// virtio devices on the PCI bus, closed before the VM.
 	virtio []*virtioSlot
 	logMu  sync.Mutex

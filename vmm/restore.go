@@ -37,8 +37,11 @@ import (
 // The snapshot's state section is read, checked against its digest and
 // decoded while the VM, its memory and its vCPU are created (from the
 // header alone); a snapshot refused is reported before any error of the
-// VM's, and nothing runs until the state is verified. The memory section
-// is checked against its digest only with VerifyMemory.
+// VM's, and nothing runs until the state is verified. PrepareRestore
+// begins the reading and decoding, and KVM's answer on the CPUID, before
+// Restore is called (WithPrepared), so that they overlap the caller's own
+// setup too. The memory section is checked against its digest only with
+// VerifyMemory.
 //
 // The vCPU gets the snapshot's CPUID entries, not this host's: Restore
 // fails with ErrCPUID, naming the leaf, register and bits, when they have
@@ -63,52 +66,56 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 			return nil, &Error{Op: "restore", Field: "MAC", Err: err}
 		}
 	}
-	f, err := snapshot.OpenHeader(path)
-	if err != nil {
-		return nil, &Error{Op: "restore", Err: err}
-	}
-	defer f.Close()
-	// Held while the memory maps the file: smolvmm's snapshot writer
-	// takes the exclusive lock before it writes, so it is refused
-	// instead of changing the pages under this guest.
-	lock, err := f.LockShared()
-	if err != nil {
-		return nil, &Error{Op: "restore", Err: err}
-	}
-	m.closers = append(m.closers, lock.Close) // the last closed, after the memory
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = "/dev/kvm"
 	}
 	m.cfg = cfg
-	// The VM, its memory and its vCPU need only the header: a goroutine
-	// creates them while this one asks KVM for the vCPU's CPUID (the
-	// longest step, which the goroutine's vCPU waits for), then reads,
-	// verifies and decodes the state. Two goroutines, not three: a third
-	// would wait for one of GOMAXPROCS=2 Ps, which an ioctl holds until
-	// it returns. The decode stays on this goroutine's grown stack (a
-	// new one's would grow by copies, paging in stack maps). Nothing runs
-	// on the state before it is verified. The goroutine is joined on
-	// every path, before f is closed and before a failed machine is
-	// released. A header whose memory size the state would refuse (or the
+	p := o.prepared
+	if p != nil && !p.take(path, cfg.KVMPath) {
+		p.Close()
+		p = nil
+	}
+	var f *snapshot.File
+	if p != nil {
+		f = p.f
+		m.closers = append(m.closers, p.lock.Close) // the last closed, after the memory
+		m.kvm = p.kvm
+		m.closers = append(m.closers, m.kvm.Close)
+	} else {
+		if f, err = snapshot.OpenHeader(path); err != nil {
+			return nil, &Error{Op: "restore", Err: err}
+		}
+		// Held while the memory maps the file: smolvmm's snapshot writer
+		// takes the exclusive lock before it writes, so it is refused
+		// instead of changing the pages under this guest.
+		lock, err := f.LockShared()
+		if err != nil {
+			f.Close()
+			return nil, &Error{Op: "restore", Err: err}
+		}
+		m.closers = append(m.closers, lock.Close) // the last closed, after the memory
+	}
+	defer f.Close()
+	// A header whose memory size the state would refuse (or the
 	// caller's MemoryMiB) gets no VM until the state's verdict: its
 	// refusal then comes first, as it would without the overlap.
 	early := f.Header.MemSize%(1<<20) == 0 && f.Header.MemSize <= MaxMemoryMiB<<20 && f.Header.MemSize >= MinMemoryMiB<<20 &&
 		(cfg.MemoryMiB == 0 || uint64(cfg.MemoryMiB)<<20 == f.Header.MemSize)
-	var build *vmBuild
+	var st *machineState
+	var loadedAt, vmAt time.Time
 	var vmErr error
-	if early {
-		if vmErr = m.openKVM(); vmErr == nil {
-			m.cpuid = newCPUIDFetch()
-			build = m.buildVM(f)
-			defer build.wait()
-			m.cpuid.fetch(m)
+	if p != nil {
+		// PrepareRestore's goroutine asks KVM for the CPUID and reads,
+		// verifies and decodes the state, begun before Restore was
+		// called; this one creates the VM meanwhile, the vCPU waiting
+		// for the CPUID. The goroutine is joined before f is closed.
+		m.cpuid = p.cpuid
+		if early {
+			vmAt, vmErr = m.createRestoredVM(f)
 		}
-	}
-	st, err := loadState(f)
-	loadedAt := time.Now()
-	var vmAt time.Time
-	if build != nil {
-		vmAt, vmErr = build.wait()
+		st, loadedAt, err = p.wait()
+	} else {
+		st, loadedAt, vmAt, vmErr, err = m.restoreOverlapped(f, early)
 	}
 	if err != nil {
 		return nil, &Error{Op: "restore", Err: err}
@@ -149,8 +156,10 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	m.cfg = cfg
 	if !early {
-		if err := m.openKVM(); err != nil {
-			return nil, err
+		if m.kvm == nil {
+			if err := m.openKVM(); err != nil {
+				return nil, err
+			}
 		}
 		if vmAt, err = m.createRestoredVM(f); err != nil {
 			return nil, err
@@ -185,6 +194,35 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	m.event(PhaseStateRestored)
 	return m, nil
+}
+
+// restoreOverlapped reads, verifies and decodes f's state and, when
+// early, creates the machine's VM from f's header meanwhile: Restore
+// without a PreparedRestore. The VM, its memory and its vCPU need only
+// the header: a goroutine creates them while this one asks KVM for the
+// vCPU's CPUID (the longest step, which the goroutine's vCPU waits for),
+// then reads, verifies and decodes the state. Two goroutines, not three:
+// a third would wait for one of GOMAXPROCS=2 Ps, which an ioctl holds
+// until it returns. The decode stays on this goroutine's grown stack (a
+// new one's would grow by copies, paging in stack maps). Nothing runs on
+// the state before it is verified. The goroutine is joined before
+// restoreOverlapped returns.
+func (m *Machine) restoreOverlapped(f *snapshot.File, early bool) (st *machineState, loadedAt, vmAt time.Time, vmErr, err error) {
+	var build *vmBuild
+	if early {
+		if vmErr = m.openKVM(); vmErr == nil {
+			m.cpuid = newCPUIDFetch()
+			build = m.buildVM(f)
+			defer build.wait()
+			m.cpuid.fetch(m.kvm.Fd())
+		}
+	}
+	st, err = loadState(f)
+	loadedAt = time.Now()
+	if build != nil {
+		vmAt, vmErr = build.wait()
+	}
+	return st, loadedAt, vmAt, vmErr, err
 }
 
 // openKVM opens Config.KVMPath for the machine.

@@ -22,6 +22,7 @@ type RestoreOption func(*restoreOptions)
 type restoreOptions struct {
 	mac          net.HardwareAddr
 	verifyMemory bool
+	prepared     *PreparedRestore
 }
 
 // VerifyMemory makes Restore read the snapshot's whole memory section and

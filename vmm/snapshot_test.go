@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,12 +59,12 @@ func snapshotCounter(t *testing.T, cfg vmm.Config, words string) (path, before, 
 	return path, out[:i+len(mark)], out[i+len(mark):]
 }
 
-// restoreRun restores path with cfg and runs it to its end.
-func restoreRun(t *testing.T, cfg vmm.Config, path string) (string, vmm.Exit, error) {
+// restoreRun restores path with cfg and opts and runs it to its end.
+func restoreRun(t *testing.T, cfg vmm.Config, path string, opts ...vmm.RestoreOption) (string, vmm.Exit, error) {
 	t.Helper()
 	var out guests.Console
 	cfg.Console = &out
-	m, err := vmm.Restore(cfg, path)
+	m, err := vmm.Restore(cfg, path, opts...)
 	if err != nil {
 		return "", vmm.Exit{}, err
 	}
@@ -233,25 +234,96 @@ func TestRestoreRefusals(t *testing.T) {
 		}, vmm.ErrDiskChanged, "size 2097152, the snapshot's 1048576"},
 	}
 	for _, tt := range tests {
+		// Begun by PrepareRestore or not, the same refusal, with
+		// nothing left open.
+		for _, prepared := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s prepared=%t", tt.name, prepared), func(t *testing.T) {
+				if tt.setup != nil {
+					tt.setup()
+				}
+				fds, before := openFDs(t), goroutines()
+				var opts []vmm.RestoreOption
+				if prepared {
+					p := vmm.PrepareRestore(tt.cfg.KVMPath, tt.path)
+					defer func() {
+						if err := p.Close(); err != nil {
+							t.Errorf("Close of the preparation Restore took: %v", err)
+						}
+					}()
+					opts = append(opts, vmm.WithPrepared(p))
+				}
+				m, err := vmm.Restore(tt.cfg, tt.path, opts...)
+				if err == nil {
+					m.Close()
+					t.Fatal("Restore succeeded")
+				}
+				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+					t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
+				}
+				if n := openFDs(t); n != fds {
+					t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
+				}
+				noGoroutinesLeft(t, before)
+			})
+		}
+	}
+}
+
+// TestRestorePrepared: a restore begun by PrepareRestore continues the
+// guest as one without; a preparation for another snapshot or KVM is
+// released and the restore begun afresh; one never used is released by
+// Close. Every file and goroutine is gone once the machine or the
+// preparation is closed.
+func TestRestorePrepared(t *testing.T) {
+	path, _, after := snapshotCounter(t, vmm.Config{}, "n=120 at=100")
+	other := filepath.Join(t.TempDir(), "other.snap")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name             string
+		kvmPath, prepare string
+	}{
+		{"the snapshot's", "", path},
+		{"another snapshot's", "", other},
+		{"another KVM's", "/nonexistent/kvm", path},
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.setup != nil {
-				tt.setup()
-			}
 			fds, before := openFDs(t), goroutines()
-			m, err := vmm.Restore(tt.cfg, tt.path)
-			if err == nil {
-				m.Close()
-				t.Fatal("Restore succeeded")
+			p := vmm.PrepareRestore(tt.kvmPath, tt.prepare)
+			out, e, err := restoreRun(t, vmm.Config{}, path, vmm.WithPrepared(p))
+			wantDebugExit(t, e, err, 0)
+			if out != after {
+				t.Fatalf("restored guest printed %q, want %q", out, after)
 			}
-			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
-				t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
+			if taken := vmm.PreparedTaken(p); taken != (tt.prepare == path && tt.kvmPath == "") {
+				t.Errorf("Restore took the preparation over: %t", taken)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
 			}
 			if n := openFDs(t); n != fds {
-				t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
+				t.Errorf("%d file descriptors open after the machine closed, %d before", n, fds)
 			}
 			noGoroutinesLeft(t, before)
 		})
 	}
+	t.Run("never restored", func(t *testing.T) {
+		fds, before := openFDs(t), goroutines()
+		p := vmm.PrepareRestore("", path)
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := openFDs(t); n != fds {
+			t.Errorf("%d file descriptors open after Close, %d before", n, fds)
+		}
+		noGoroutinesLeft(t, before)
+	})
 }
 
 // openFDs counts this process's open file descriptors.

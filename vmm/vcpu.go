@@ -128,7 +128,7 @@ func (v *vcpu) close() error {
 func (v *vcpu) setCPUID() error {
 	if v.m.cpuid == nil {
 		v.m.cpuid = newCPUIDFetch()
-		v.m.cpuid.fetch(v.m)
+		v.m.cpuid.fetch(v.m.kvm.Fd())
 	}
 	c, err := v.m.cpuid.wait()
 	if err != nil {
@@ -139,12 +139,6 @@ func (v *vcpu) setCPUID() error {
 	entries := tuneCPUID(c.entries[:c.nent:len(c.entries)], tscKHz)
 	c.nent = uint32(copy(c.entries[:], entries))
 	return v.setCPUIDEntries(c)
-}
-
-// supportedCPUID asks the machine's /dev/kvm for the CPUID it supports.
-func (m *Machine) supportedCPUID() (*cpuid2, error) {
-	m.cpuidAsked.Add(1)
-	return supportedCPUID(m.kvm.Fd())
 }
 
 // supportedCPUID asks kvmFD (/dev/kvm) for the CPUID it supports.
@@ -176,13 +170,15 @@ type cpuidFetch struct {
 	// snapshot's entries against: asking again cost 0.7-1 ms.
 	supported []cpuidEntry
 	err       error
+	asked     atomic.Int32 // KVM_GET_SUPPORTED_CPUID questions, for the tests
 }
 
 func newCPUIDFetch() *cpuidFetch { return &cpuidFetch{done: make(chan struct{})} }
 
-// fetch asks m's /dev/kvm and hands the answer over.
-func (f *cpuidFetch) fetch(m *Machine) {
-	f.c, f.err = m.supportedCPUID()
+// fetch asks kvmFD (/dev/kvm) and hands the answer over.
+func (f *cpuidFetch) fetch(kvmFD uintptr) {
+	f.asked.Add(1)
+	f.c, f.err = supportedCPUID(kvmFD)
 	if f.err == nil {
 		f.supported = cpuidEntries(f.c.entries[:f.c.nent])
 	}

@@ -110,6 +110,7 @@ host's network).`,
 			if ran, err := runJailed(c, os.Args); ran { // jail.go
 				return err
 			}
+			defer prepareRestore(c)() // snapshot.go: begun while the rest is set up
 			ctx, stop := runSignals(c.Context)
 			defer stop()
 			cfg, cleanup, err := vmConfig(ctx, c)

@@ -123,10 +123,29 @@ func restoreConfig(c *cli.Context, cfg *vmm.Config) {
 	}
 }
 
+// restorePrep is --restore's restore, begun by prepareRestore: a process
+// restores one snapshot.
+var restorePrep *vmm.PreparedRestore
+
+// prepareRestore begins --restore's restore (vmm.PrepareRestore: the
+// state read and decoded, KVM asked for its CPUID) while run sets up the
+// rest, and returns what releases it if the restore never takes it over.
+func prepareRestore(c *cli.Context) (release func()) {
+	if !hasFlag(c, "restore") || c.String("restore") == "" {
+		return func() {}
+	}
+	p := vmm.PrepareRestore(c.String("kvm-device"), c.String("restore"))
+	restorePrep = p
+	return func() { p.Close() }
+}
+
 // newMachine boots cfg, or restores --restore's snapshot with it.
 func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 	if hasFlag(c, "restore") && c.String("restore") != "" {
 		var opts []vmm.RestoreOption
+		if restorePrep != nil {
+			opts = append(opts, vmm.WithPrepared(restorePrep))
+		}
 		if mac, err := vnet.ParseMAC(c.String("mac")); err == nil && hasNIC(cfg) {
 			opts = append(opts, vmm.WithMAC(mac)) // a clone: checked by parseNetFlags
 		}
