@@ -54,8 +54,9 @@
 // the file, and neither does the header's SHA-256: whoever can write the
 // file can rewrite both.
 //
-// Package vmm writes the state section as JSON: the vCPU's KVM structures
-// byte for byte as the kernel defines them on x86-64 (kvm_regs, kvm_sregs,
+// Package vmm writes the state section (vmm/statecodec.go has its
+// layout) as a JSON part followed by the KVM structures, each byte for
+// byte as the kernel defines them on x86-64 (kvm_regs, kvm_sregs,
 // kvm_xsave and kvm_xcrs or kvm_fpu, kvm_debugregs, kvm_lapic_state,
 // kvm_mp_state, kvm_vcpu_events, and the MSRs KVM_GET_MSR_INDEX_LIST names
 // that the vCPU reads, as kvm_msr_entry), the vCPU's TSC frequency
@@ -77,8 +78,12 @@
 // header whether the machine had a network card, and its address (the
 // state section says it too): a restore chooses its network from the
 // header alone (OpenHeader), where it read and decoded the state twice,
-// ~0.4 ms before the VM was begun. A snapshot of an older version is
-// refused (ErrVersion), as any other version is: take the snapshot again.
+// ~0.4 ms before the VM was begun. Its state section holds the KVM
+// structures in binary after the JSON, where version 3 had them base64 in
+// the JSON, most of its bytes and of the time a restore took to decode it
+// (the demo guest's: 16.6 KB, now 12.9 KB of which 1.2 KB JSON). A
+// snapshot of an older version is refused (ErrVersion), as any other
+// version is: take the snapshot again.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors

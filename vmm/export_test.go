@@ -1,5 +1,7 @@
 package vmm
 
+import "encoding/json"
+
 // CPUIDEntry is a CPUID entry as a snapshot records it, for the tests.
 type CPUIDEntry = cpuidEntry
 
@@ -49,4 +51,24 @@ func isClosed(c chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// StateJSON returns a state section (snapshot.File's State) as the JSON
+// encoding of the whole machine state, KVM structures included, which the
+// tests edit.
+func StateJSON(section []byte) ([]byte, error) {
+	st, err := decodeState(section)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(st)
+}
+
+// StateSection encodes what StateJSON returns (edited) as a state section.
+func StateSection(j []byte) ([]byte, error) {
+	var st machineState
+	if err := json.Unmarshal(j, &st); err != nil {
+		return nil, err
+	}
+	return encodeState(&st)
 }

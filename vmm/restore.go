@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -293,8 +292,8 @@ func loadState(f *snapshot.File) (*machineState, error) {
 	if err := f.ReadState(); err != nil {
 		return nil, err
 	}
-	st := new(machineState)
-	if err := json.Unmarshal(f.State, st); err != nil {
+	st, err := decodeState(f.State) // statecodec.go
+	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: state section: %w: %w", f.Path, snapshot.ErrCorrupt, err)
 	}
 	return st, nil

@@ -9,7 +9,8 @@ import (
 	"github.com/smolvmm/smolvmm/vmm/devices"
 )
 
-// FuzzCheckState decodes a fuzzed state section as loadState does, and
+// FuzzCheckState decodes a fuzzed state in machineState's JSON encoding
+// (the state section's layout around it is FuzzDecodeState's), and
 // also over the demo guest's state (testdata/demo-state.json, from
 // `smolvmm run --snapshot`: a field the input gives replaces the demo's,
 // so that a small input edits a real state; decoding the whole 18 KB

@@ -85,7 +85,10 @@ func forger(t *testing.T, path string) func(edit func(st map[string]any), nic *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := append([]byte(nil), f.State...)
+	good, err := vmm.StateJSON(f.State)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mem, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +103,11 @@ func forger(t *testing.T, path string) func(edit func(st map[string]any), nic *s
 			t.Fatal(err)
 		}
 		edit(st)
-		state, err := json.Marshal(st)
+		j, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, err := vmm.StateSection(j)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -182,8 +182,13 @@ func SnapshotDisks(path string) ([]DiskIdentity, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// The disks are in the state's JSON part.
 	var st struct{ Disks []DiskIdentity }
-	if err := json.Unmarshal(f.State, &st); err != nil {
+	j, _, err := stateJSON(f.State)
+	if err == nil {
+		err = json.Unmarshal(j, &st)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)
 	}
 	return st.Disks, nil

@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -203,7 +202,7 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
-	b, err := json.Marshal(st)
+	b, err := encodeState(st) // statecodec.go
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}

@@ -54,7 +54,11 @@ func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.Raw
 	}
 	defer unix.Munmap(mem)
 	var st, v map[string]json.RawMessage
-	if err := json.Unmarshal(f.State, &st); err != nil {
+	j, err := vmm.StateJSON(f.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(j, &st); err != nil {
 		t.Fatal(err)
 	}
 	if err := json.Unmarshal(st["VCPU"], &v); err != nil {
@@ -69,7 +73,11 @@ func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.Raw
 	if st["VCPU"], err = json.Marshal(v); err != nil {
 		t.Fatal(err)
 	}
-	state, err := json.Marshal(st)
+	j, err = json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := vmm.StateSection(j)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
 package vmm
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -76,4 +79,102 @@ func TestStateKernelArrays(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"CPUID":null,"MSRs":""}`), &v); err != nil || v.CPUID != nil || len(v.MSRs) != 0 {
 		t.Errorf("null CPUID and empty MSRs: %v, %v %v", err, v.CPUID, v.MSRs)
 	}
+}
+
+// demoState is the demo guest's state (testdata/demo-state.json).
+func demoState(t testing.TB) *machineState {
+	t.Helper()
+	b, err := os.ReadFile("testdata/demo-state.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := new(machineState)
+	if err := json.Unmarshal(b, st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestStateSection: the state section holds the KVM structures in binary
+// after a JSON part without them, decodes back to the state encoded, and
+// a section whose lengths do not add up, whose JSON part holds a KVM
+// structure, or with bytes after its end, is refused.
+func TestStateSection(t *testing.T) {
+	st := demoState(t)
+	b, err := encodeState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := stateJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(j, []byte(base64.StdEncoding.EncodeToString(st.VCPU.XSave[:64]))) || len(j) > 2048 {
+		t.Errorf("JSON part of %d bytes holds the KVM structures: %s", len(j), j)
+	}
+	got, err := decodeState(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, st) {
+		t.Fatalf("decoded state differs:\n got %+v\nwant %+v", got, st)
+	}
+	t.Logf("demo state: %d bytes (JSON part %d)", len(b), len(j))
+
+	le := binary.LittleEndian
+	withJSON := func(j string) []byte {
+		_, rest, _ := stateJSON(b)
+		return append(le.AppendUint32(nil, uint32(len(j))), append([]byte(j), rest...)...)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "0 bytes, too short for the JSON part's length"},
+		{"JSON part past the end", le.AppendUint32(nil, 100), "JSON part of 100 bytes in a section of 4"},
+		{"cut in the structures", b[:len(b)-600], "bytes, "},
+		{"cut before the interrupt controllers", b[:len(j)+4+4*11+len(st.VCPU.Regs)], "left in the section"},
+		{"a byte after", append(slices.Clone(b), 0), "1 bytes after the last interrupt controller"},
+		{"registers in the JSON part", withJSON(`{"VCPU":{"Regs":"AAAA"}}`), "the JSON part holds regs"},
+		{"CPUID in the JSON part", withJSON(`{"VCPU":{"CPUID":""}}`), "the JSON part holds interrupt controllers, MSRs or CPUID entries"},
+		{"not JSON", withJSON(`{`), "unexpected end of JSON input"},
+		{"interrupt controllers past the end", append(slices.Clone(b[:len(b)-3*(4+sizeIRQChip)-4]), le.AppendUint32(nil, 1<<30)...), "1073741824 interrupt controllers in 0 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeState(tc.b); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("decodeState = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzDecodeState: decodeState refuses or decodes any section without
+// panicking, and what it accepts encodes back to a section that decodes
+// to the same state.
+func FuzzDecodeState(f *testing.F) {
+	demo, err := encodeState(demoState(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(demo)
+	empty, err := encodeState(new(machineState))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(empty)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeState(b)
+		if err != nil {
+			return
+		}
+		again, err := encodeState(st)
+		if err != nil {
+			t.Fatalf("encoding an accepted state: %v", err)
+		}
+		back, err := decodeState(again)
+		if err != nil || !reflect.DeepEqual(back, st) {
+			t.Fatalf("re-encoded state decodes to %+v, %v; want %+v", back, err, st)
+		}
+	})
 }
