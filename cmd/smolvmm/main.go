@@ -58,7 +58,8 @@ func newApp(cmds []*cli.Command) *cli.App {
 		// comma lists (kstrip --keep a,b) split them themselves.
 		DisableSliceFlagSeparator: true,
 	}
-	withNames(app.Commands) // flagnames.go: Names without urfave/cli's regexp
+	withNames(app.Commands)      // flagnames.go: Names without urfave/cli's regexp
+	withEmptyCheck(app.Commands) // emptyflags.go: -o "" is a mistake, not -o left out
 	for _, c := range app.Commands {
 		if c.OnUsageError == nil {
 			c.OnUsageError = usageError
@@ -69,11 +70,7 @@ func newApp(cmds []*cli.Command) *cli.App {
 
 // usageError turns a flag parsing error into one line that says where help is.
 func usageError(c *cli.Context, err error, _ bool) error {
-	name := "smolvmm"
-	if c.Command != nil && c.Command.Name != "" && c.Command.Name != name {
-		name += " " + c.Command.Name
-	}
-	return cli.Exit(fmt.Sprintf("%s (see %s --help)", flagParseMessage(c, err.Error()), name), 2)
+	return cli.Exit(fmt.Sprintf("%s (see %s --help)", flagParseMessage(c, err.Error()), commandPath(c)), 2)
 }
 
 // appAction runs when no command matched: help without arguments, else a

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// emptyAllowed names the flags for which an empty value means something:
+// -a "" boots the kernel with no arguments after its name, and kstrip's
+// --keep "" is refused with advice of its own.
+func emptyAllowed(name string) bool {
+	return name == "append" || name == "keep"
+}
+
+// refuseEmptyValues refuses a flag given an empty value (-o "", --user "",
+// -d ""). The commands read "" as the flag being absent, so such a value
+// did what leaving the flag out does, silently: kstrip -o "" stripped the
+// kernel in place, run --user "" stayed root, --snapshot "" wrote nothing.
+// It runs before every command's action (newApp chains it in Before) and
+// looks only at the flags set on the command line.
+func refuseEmptyValues(c *cli.Context) error {
+	if c.Command == nil {
+		return nil
+	}
+	for _, name := range c.LocalFlagNames() {
+		f := findFlag(c, name)
+		if f == nil || emptyAllowed(namesOf(f)[0]) {
+			continue
+		}
+		empty := false
+		switch unwrapFlag(f).(type) {
+		case *cli.StringFlag:
+			empty = c.String(name) == ""
+		case *cli.StringSliceFlag:
+			for _, v := range c.StringSlice(name) {
+				empty = empty || v == ""
+			}
+		}
+		if empty {
+			// The flag's first name: urfave/cli sets every name of a
+			// flag given by any one of them, so which was typed is lost.
+			return usageErrorf("%s \"\": %s (see %s --help)", dashed(namesOf(f)[0]), wantNonEmpty(f), commandPath(c))
+		}
+	}
+	return nil
+}
+
+// wantNonEmpty says what an empty value of f should have been, with the
+// placeholder of its help line (FILE, DIR, USER).
+func wantNonEmpty(f cli.Flag) string {
+	if df, ok := f.(cli.DocGenerationFlag); ok {
+		if _, rest, ok := strings.Cut(df.GetUsage(), "`"); ok {
+			if placeholder, _, ok := strings.Cut(rest, "`"); ok && placeholder != "" {
+				return "want " + placeholder + ", not an empty value"
+			}
+		}
+	}
+	return "want a value, not an empty one"
+}
+
+// commandPath is "smolvmm CMD" for c's command, as help is asked for.
+func commandPath(c *cli.Context) string {
+	name := "smolvmm"
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != name {
+		name += " " + c.Command.Name
+	}
+	return name
+}
+
+// withEmptyCheck runs refuseEmptyValues before each command of cmds (and
+// of their subcommands), ahead of the command's own Before.
+func withEmptyCheck(cmds []*cli.Command) {
+	for _, c := range cmds {
+		before := c.Before
+		c.Before = func(ctx *cli.Context) error {
+			if err := refuseEmptyValues(ctx); err != nil {
+				return err
+			}
+			if before != nil {
+				return before(ctx)
+			}
+			return nil
+		}
+		withEmptyCheck(c.Subcommands)
+	}
+}
