@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 // leaseStore holds a hub's leases: one address per MAC, from UserGuest
@@ -57,28 +57,23 @@ const maxLeaseFile = 1 << 20
 var leasePool = [2]netip.Addr{UserGuest, netip.MustParseAddr("10.0.2.254")}
 
 // loadLeases reads path's leases; a missing file is an empty table. A
-// file that does not parse is an error naming it (rather than silently
-// handing the addresses out again). Entries outside the pool or repeated
-// are skipped.
+// path that is not a regular file, or a file that does not parse, is an
+// error naming it (rather than silently handing the addresses out
+// again). Entries outside the pool or repeated are skipped.
 func loadLeases(path string) (*leaseStore, error) {
 	s := &leaseStore{path: path, byMAC: map[string]*storedLease{}, byAddr: map[netip.Addr]*storedLease{}}
 	if path == "" {
 		return s, nil
 	}
-	f, err := os.Open(path)
+	// regfile opens without blocking (a FIFO waited for a writer, deaf
+	// to SIGTERM) and refuses what is not a regular file by its kind
+	// (/dev/null read as a truncated table, /dev/full as too large).
+	b, err := regfile.ReadFile(path, maxLeaseFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease file: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxLeaseFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("lease file %s: %w", path, err)
-	}
-	if len(b) > maxLeaseFile {
-		return nil, fmt.Errorf("lease file %s: larger than %d bytes", path, maxLeaseFile)
 	}
 	var lf leaseFile
 	if err := json.Unmarshal(b, &lf); err != nil {

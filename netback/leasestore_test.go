@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,5 +64,37 @@ func TestLeaseStorePoolFull(t *testing.T) {
 	}
 	if _, err := loadLeases(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("corrupt file: %v, want an error naming it", err)
+	}
+}
+
+// A lease path that is not a regular file is refused by its kind, at
+// once: a FIFO blocked the open for good (SIGTERM unheard), /dev/null
+// read as a truncated table and /dev/full as one too large.
+func TestLoadLeasesNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "l.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path, kind string
+	}{
+		{fifo, "a FIFO"},
+		{"/dev/null", "a character device"},
+		{"/dev/full", "a character device"},
+		{dir, "a directory"},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			if _, err := os.Stat(tt.path); err != nil {
+				t.Skip(err)
+			}
+			_, err := loadLeases(tt.path)
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			if want := tt.path + " is " + tt.kind; !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q, want it to say %q", err, want)
+			}
+		})
 	}
 }
