@@ -376,9 +376,17 @@ func removeEmpty(dir, root string) {
 		return
 	}
 	os.Remove(filepath.Join(dir, ".lock"))
-	for d := dir; d != root && strings.HasPrefix(d, root); d = filepath.Dir(d) {
+	for d := dir; below(root, d); d = filepath.Dir(d) {
 		if os.Remove(d) != nil {
 			return
 		}
 	}
+}
+
+// below reports whether path d is inside root and not root itself, by
+// their cleaned elements: a relative root such as "." is a prefix of no
+// path under it ("c5/abc"), and "/a/b" is one of "/a/bc".
+func below(root, d string) bool {
+	rel, err := filepath.Rel(root, d)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -25,10 +25,14 @@ func TestFailedFetchLeavesNoDirectories(t *testing.T) {
 		name, mirror, version string
 		is                    error
 		newCache              bool // the cache directory does not exist yet
+		relative              bool // the cache is given relative to the working directory
 	}{
-		{"unreachable mirror", "http://127.0.0.1:1/pub/NetBSD", "abc", ErrNetwork, false},
-		{"unknown version", srv.Mirror(), "abc", ErrNotFound, false},
-		{"new cache directory", srv.Mirror(), "abc", ErrNotFound, true},
+		{"unreachable mirror", "http://127.0.0.1:1/pub/NetBSD", "abc", ErrNetwork, false, false},
+		{"unknown version", srv.Mirror(), "abc", ErrNotFound, false, false},
+		{"new cache directory", srv.Mirror(), "abc", ErrNotFound, true, false},
+		// --cache c5 with no c5 yet left c5/abc/i386: the walk up to the
+		// directory that was there compared a relative path with ".".
+		{"new relative cache directory", srv.Mirror(), "abc", ErrNotFound, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cache := t.TempDir()
@@ -36,6 +40,10 @@ func TestFailedFetchLeavesNoDirectories(t *testing.T) {
 			if tc.newCache {
 				// Made by the Fetch, so removed with the rest.
 				f.Cache = filepath.Join(cache, "made", "smolvmm")
+			}
+			if tc.relative {
+				t.Chdir(cache)
+				f.Cache = filepath.Join("made", "smolvmm")
 			}
 			_, err := f.Fetch(context.Background(), tc.version, "i386")
 			if !errors.Is(err, tc.is) {
@@ -87,5 +95,32 @@ func TestLockWaitNamesTheHolder(t *testing.T) {
 	other.Close() // the other process is done
 	if err := <-done; err != nil {
 		t.Fatalf("Fetch after the wait: %v", err)
+	}
+}
+
+// TestBelow: the walk removing a failed fetch's directories stops at the
+// cache directory that was there, relative or not.
+func TestBelow(t *testing.T) {
+	for _, tt := range []struct {
+		root, d string
+		want    bool
+	}{
+		{".", "c5/abc/i386", true},
+		{".", "c5", true},
+		{".", ".", false},
+		{"c5", "c5/abc", true},
+		{"c5", "c5", false},
+		{"/a/b", "/a/b/c", true},
+		{"/a/b", "/a/b", false},
+		{"/a/b", "/a/bc", false},
+		{"/a/b", "/a", false},
+		{"/a/b", "/", false},
+		{"..", "../x", true},
+		{".", "..", false},
+		{".", "..x", true},
+	} {
+		if got := below(tt.root, tt.d); got != tt.want {
+			t.Errorf("below(%q, %q) = %v, want %v", tt.root, tt.d, got, tt.want)
+		}
 	}
 }
