@@ -78,12 +78,29 @@ func DropPrivileges(c Credentials) error {
 // CAP_SETPCAP: call it while still root. A process linked with cgo cannot
 // make a call on all its threads (ErrNotSupported): its bounding set is
 // left, as the setuid calls and no_new_privs leave it nothing to use.
+//
+// Each AllThreadsSyscall stops the world and signals every thread, ~0.1
+// to 0.5 ms, and the kernel drops one capability a call: the bounding set
+// is read on this thread first (PR_CAPBSET_READ, a plain system call)
+// and only the capabilities in it are dropped, with no round to find the
+// kernel's last one (EINVAL). That is the bounding set of every thread:
+// each starts with its creator's, and nothing in a Go program without cgo
+// changes one thread's alone (the runtime has no such call; this package
+// changes all threads at once).
 func dropBoundingSet() error {
 	for c := uintptr(0); c < 64; c++ {
-		_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0)
-		switch {
-		case errno == syscall.EINVAL: // past the kernel's last capability
+		in, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, unix.PR_CAPBSET_READ, c, 0)
+		if errno == syscall.EINVAL { // past the kernel's last capability
 			return nil
+		}
+		if errno != 0 {
+			return fmt.Errorf("prctl(PR_CAPBSET_READ, %d): %w", c, errno)
+		}
+		if in == 0 {
+			continue
+		}
+		_, _, errno = syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0)
+		switch {
 		case errno == syscall.ENOTSUP:
 			return nil
 		case errno != 0:

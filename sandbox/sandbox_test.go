@@ -179,6 +179,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("SANDBOX_TEST_CHILD"); mode != "" {
 		os.Exit(child(mode))
 	}
+	if mode := os.Getenv("SANDBOX_TEST_DROP"); mode != "" {
+		os.Exit(dropChild(mode))
+	}
 	os.Exit(m.Run())
 }
 
