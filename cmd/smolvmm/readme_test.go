@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -9,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // readme is the repository's README.md.
@@ -161,5 +165,45 @@ func TestUnitsAreMiB(t *testing.T) {
 				t.Errorf("%s says MB: %s", name, strings.TrimSpace(line))
 			}
 		}
+	}
+}
+
+// TestReadmeSeccompFigures checks the README's sizes of the seccomp filter
+// against the filters contain builds (the network, --ready-port,
+// --snapshot) and its list of vmm.RunIoctls against their number. It said
+// "170 to 200 instructions" (they were 175 to 238) and named 5 of 18 ioctls.
+func TestReadmeSeccompFigures(t *testing.T) {
+	text := strings.Join(strings.Fields(readme(t)), " ")
+	size := func(f sandbox.Filter) int {
+		t.Helper()
+		f.Ioctls = vmm.RunIoctls()
+		p, err := f.Program()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p)
+	}
+	none := size(sandbox.Filter{})
+	cgoExtra := 0
+	if sandbox.OpenRefusedQuietly { // the README's figures are the static build's
+		cgoExtra = 2
+	}
+	shared := size(sandbox.Filter{UnixSockets: true})
+	user := size(sandbox.Filter{Sockets: true})
+	both := size(sandbox.Filter{Sockets: true, UnixSockets: true})
+	snap := size(sandbox.Filter{RenameDir: 3}) - none
+	most := size(sandbox.Filter{Sockets: true, UnixSockets: true, RenameDir: 3})
+	want := fmt.Sprintf("%d to %d instructions: %d with `--net none` or a tap, %d with `--net user:NAME`, %d with `--net user` or `--ready-port`, %d with both of the last; %d more with `--snapshot`; %d more in a cgo build",
+		none-cgoExtra, most-cgoExtra, none-cgoExtra, shared-cgoExtra, user-cgoExtra, both-cgoExtra, snap, 2)
+	if !strings.Contains(text, want) {
+		t.Errorf("README lacks %q", want)
+	}
+	i := strings.Index(text, "(`vmm.RunIoctls`")
+	if i < 0 {
+		t.Fatal("README does not list vmm.RunIoctls")
+	}
+	list, _, _ := strings.Cut(text[i:], "), ")
+	if n, want := strings.Count(list, "`KVM_"), len(vmm.RunIoctls()); n != want || !strings.Contains(list, fmt.Sprintf("%d of them", want)) {
+		t.Errorf("README names %d ioctls of vmm.RunIoctls, which has %d: %s", n, want, list)
 	}
 }
