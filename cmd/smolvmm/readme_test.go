@@ -207,3 +207,48 @@ func TestReadmeSeccompFigures(t *testing.T) {
 		t.Errorf("README names %d ioctls of vmm.RunIoctls, which has %d: %s", n, want, list)
 	}
 }
+
+// TestRunHelpMatchesReadme: run --help and the README give the same exit
+// statuses (the ones over 100 and the formulas), name the same signals
+// beside them, and list the same Ctrl-A keys as Ctrl-A h prints. The help
+// lacked 141, 148, 159, 128+n, SIGHUP, Ctrl-A h and Ctrl-A s.
+func TestRunHelpMatchesReadme(t *testing.T) {
+	text := strings.Join(strings.Fields(readme(t)), " ")
+	start := strings.Index(text, "Exit status of `run`:")
+	end := strings.Index(text, "`up` ends as `run` does")
+	if start < 0 || end < start {
+		t.Fatal("README has no paragraph on run's exit status")
+	}
+	readmeExits := text[start:end]
+	help := strings.Join(strings.Fields(runCommand().Description), " ")
+	statuses := regexp.MustCompile(`\(v<<1\)\|1|128\+n|\b1[0-9][0-9]\b|\bSIG[A-Z0-9]+\b`)
+	set := func(s string, re *regexp.Regexp, group int) map[string]bool {
+		m := map[string]bool{}
+		for _, sm := range re.FindAllStringSubmatch(s, -1) {
+			m[sm[group]] = true
+		}
+		return m
+	}
+	compare := func(what, aName string, a map[string]bool, bName string, b map[string]bool) {
+		t.Helper()
+		for k := range a {
+			if !b[k] {
+				t.Errorf("%s: %s gives %s, %s does not", what, aName, k, bName)
+			}
+		}
+		for k := range b {
+			if !a[k] {
+				t.Errorf("%s: %s gives %s, %s does not", what, bName, k, aName)
+			}
+		}
+	}
+	compare("exit statuses", "run --help", set(help, statuses, 0), "README", set(readmeExits, statuses, 0))
+	keys := regexp.MustCompile("Ctrl-A (Ctrl-A|[a-z?])\\b")
+	helpKeys := set(help, keys, 1)
+	compare("console keys", "run --help", helpKeys, "README", set(text, keys, 1))
+	printed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`C-a (C-a|[a-z?]) `).FindAllStringSubmatch(escapeHelp, -1) {
+		printed[strings.ReplaceAll(m[1], "C-a", "Ctrl-A")] = true
+	}
+	compare("console keys", "run --help", helpKeys, "Ctrl-A h", printed)
+}

@@ -77,12 +77,18 @@ console= is com (the serial port) or pc, console_addr= if given is 0x3f8
 (the only serial port), and console_speed= is a decimal rate such as 9600
 or 115200; other values are refused, as the guest would print nothing.
 
-The console is COM1 on your terminal. On a terminal, Ctrl-A x quits and
-Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots (a
-triple fault counts as a reboot, as NetBSD resets with one) or halts, (v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when
-stopped by Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM), 2 when the
-guest crashed or the command line is wrong, and 1 for other errors before
-the guest ran.
+The console is COM1 on your terminal. On a terminal, Ctrl-A x quits,
+Ctrl-A s writes a snapshot to the --snapshot file, Ctrl-A h lists these keys
+and Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots
+(a triple fault counts as a reboot, as NetBSD resets with one) or halts,
+(v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when stopped by
+Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM, SIGHUP), 2 when the
+guest crashed or the command line is wrong, 1 for other errors
+before the guest ran, 141 when the reader of its output went away (SIGPIPE),
+148 when the seccomp filter stopped a forbidden call (159 when the kernel
+killed it), and with --jail 128+n when signal n killed the jailed VMM.
+SIGQUIT ends it with Go's stack dump and status 2; SIGUSR1, SIGUSR2 and
+SIGALRM are ignored.
 
 The guest reaches the files it was given (-d, --share, the kernel and
 modules), the network it was given (--net), its console and nothing else:
