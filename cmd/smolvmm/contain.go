@@ -171,6 +171,9 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 			}
 		}
 		if prepared == nil {
+			if verbose {
+				fmt.Fprintln(os.Stderr, "smolvmm: no seccomp filter (--no-seccomp): the VMM may make any system call")
+			}
 			return nil
 		}
 		inst, err := prepared.Install()

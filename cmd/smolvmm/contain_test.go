@@ -426,3 +426,31 @@ func TestHostileGuestUnderFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestVerboseSaysFilter: -v says whether the filter is on, with its size,
+// or off; with --no-seccomp it said nothing about the filter.
+func TestVerboseSaysFilter(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	bin := smolvmmBin(t)
+	for _, tt := range []struct {
+		args      []string
+		want, not string
+	}{
+		{[]string{"demo", "-v"}, "BPF instructions", "no seccomp filter"},
+		{[]string{"demo", "-v", "--no-seccomp"}, "smolvmm: no seccomp filter (--no-seccomp): the VMM may make any system call\n", "BPF instructions"},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%v: %s", err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) || strings.Contains(stderr.String(), tt.not) {
+				t.Errorf("stderr %q: want %q, not %q", stderr.String(), tt.want, tt.not)
+			}
+		})
+	}
+}
