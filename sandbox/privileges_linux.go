@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/filekind"
 )
 
 // Credentials are the user and group a process drops to.
@@ -144,18 +147,41 @@ func Chroot(dir string) error {
 
 // CheckChrootDir reports whether dir can be Chroot's root: an empty
 // directory. Callers check it before long work that Chroot would follow.
+// A path that is missing or not a directory is said plainly, before any
+// open (it read "open DIR: no such file or directory" and "readdirent
+// DIR: not a directory").
 func CheckChrootDir(dir string) error {
+	const advice = "; give an empty directory"
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s does not exist%s", dir, advice)
+	case err != nil:
+		return fmt.Errorf("%s: %w", dir, pathErr(err))
+	case !st.IsDir():
+		return fmt.Errorf("%s is %s, not a directory%s", dir, filekind.Of(st.Mode()), advice)
+	}
 	f, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("chroot: %w", err)
+		return fmt.Errorf("%s: %w", dir, pathErr(err))
 	}
 	names, err := f.Readdirnames(1)
 	f.Close()
 	switch {
 	case err == nil && len(names) > 0:
-		return fmt.Errorf("chroot %s: not empty (it holds %s); give an empty directory", dir, names[0])
+		return fmt.Errorf("%s is not empty (it holds %s)%s", dir, names[0], advice)
 	case err != nil && !errors.Is(err, io.EOF):
-		return fmt.Errorf("chroot %s: %w", dir, err)
+		return fmt.Errorf("%s: %w", dir, pathErr(err))
 	}
 	return nil
+}
+
+// pathErr is err without the *fs.PathError's operation and path, which
+// the caller's message names already.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

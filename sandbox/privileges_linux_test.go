@@ -94,3 +94,41 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckChrootDir: a root directory that is missing, not a directory
+// or not empty is refused in a plain sentence naming it; it read "open
+// DIR: no such file or directory" and "readdirent DIR: not a directory".
+func TestCheckChrootDir(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	full := filepath.Join(dir, "full")
+	file := filepath.Join(dir, "file")
+	fifo := filepath.Join(dir, "fifo")
+	for _, d := range []string{empty, full} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{file, filepath.Join(full, "x")} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		dir, want string
+	}{
+		{empty, ""},
+		{filepath.Join(dir, "none"), filepath.Join(dir, "none") + " does not exist; give an empty directory"},
+		{file, file + " is a regular file, not a directory; give an empty directory"},
+		{fifo, fifo + " is a FIFO, not a directory; give an empty directory"},
+		{full, full + " is not empty (it holds x); give an empty directory"},
+	} {
+		err := CheckChrootDir(tt.dir)
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("CheckChrootDir(%s) = %v, want %q", tt.dir, err, tt.want)
+		}
+	}
+}
