@@ -162,8 +162,13 @@ const (
 	ExitSnapshot                       // a snapshot was taken with Config.SnapshotExit
 )
 
+// String names the reason; the zero reason, of the Exit that Run returns
+// with an error (the guest did not end: it never ran, or Run failed), is
+// "none".
 func (r ExitReason) String() string {
 	switch r {
+	case 0:
+		return "none"
 	case ExitReset:
 		return "reset"
 	case ExitDebug:

@@ -841,3 +841,29 @@ func TestSpeakerPortInKernel(t *testing.T) {
 		t.Fatalf("unhandled reads: 0x61 %d times (want 0), 0x80 %d times (want 1)", pio.Reads[0x61], pio.Reads[0x80])
 	}
 }
+
+// TestExitReasonString: every reason has a name, the zero one (the Exit
+// Run returns with its error, after Close for one) too: it printed as
+// ExitReason(0).
+func TestExitReasonString(t *testing.T) {
+	for _, tt := range []struct {
+		r    vmm.ExitReason
+		want string
+	}{
+		{0, "none"},
+		{vmm.ExitReset, "reset"},
+		{vmm.ExitDebug, "debug-exit"},
+		{vmm.ExitHalted, "halted"},
+		{vmm.ExitShutdown, "shutdown"},
+		{vmm.ExitStopped, "stopped"},
+		{vmm.ExitSnapshot, "snapshot"},
+		{99, "ExitReason(99)"},
+	} {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("ExitReason(%d).String() = %q, want %q", int(tt.r), got, tt.want)
+		}
+	}
+	if got := fmt.Sprint(vmm.Exit{}); !strings.Contains(got, "none") {
+		t.Errorf("Exit{} prints as %q, want its reason named none", got)
+	}
+}
