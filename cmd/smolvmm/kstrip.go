@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -141,6 +142,10 @@ func runKstrip(c *cli.Context) error {
 		}
 		target, err := atomicfile.Target(out)
 		if err != nil {
+			var nr *atomicfile.NotRegularError
+			if errors.As(err, &nr) && namesStdout(c.String("output")) {
+				return fmt.Errorf("kstrip: output %w; -o - writes the kernel to standard output", err)
+			}
 			return fmt.Errorf("kstrip: output %w", err)
 		}
 		// A disk image a running VM holds is never replaced: the VM would
@@ -351,4 +356,15 @@ func splitCommas(vals []string) []string {
 		}
 	}
 	return out
+}
+
+// namesStdout reports whether path names this process's standard output
+// rather than a file: such a path is a pipe or a terminal, never replaced
+// (-o - is what writes there).
+func namesStdout(path string) bool {
+	switch filepath.Clean(path) {
+	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1":
+		return true
+	}
+	return false
 }

@@ -392,6 +392,10 @@ func TestKstripMessages(t *testing.T) {
 			[]string{`smolvmm kstrip: note: default keep name "cpu" is not in this kernel`, "smolvmm kstrip: " + bare + ": disabled 0"}, false},
 		{"warnings and kept parents on stderr", exec.Command(bin, "kstrip", "--keep", "pckbd", "-o", "-", kern), 0,
 			[]string{"smolvmm kstrip: warning: pckbc0 (pckbc_isa) stays enabled", "smolvmm kstrip: kept parent [21] pckbc0 (pckbc_isa) for pckbd* (pckbd)"}, false},
+		// Standard output is a pipe here: refused, with the flag that
+		// writes there (the refusal said only that a FIFO is no file).
+		{"-o /dev/stdout on a pipe", exec.Command(bin, "kstrip", "-o", "/dev/stdout", kern), 1,
+			[]string{"/dev/stdout is a FIFO, not a regular file", "; -o - writes the kernel to standard output"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
