@@ -297,7 +297,7 @@ func TestChroot(t *testing.T) {
 	}
 	// Refused before the VM is set up (-v would name the boot protocol),
 	// in the flag's own words.
-	for _, bad := range []struct{ dir, want string }{{dir, "not empty"}, {filepath.Join(dir, "absent"), "no such file"}} {
+	for _, bad := range []struct{ dir, want string }{{dir, "not empty"}, {filepath.Join(dir, "absent"), "absent does not exist; give an empty directory"}} {
 		out, err := exec.Command(smolvmmBin(t), "demo", "-v", "--chroot", bad.dir).CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), bad.want) ||
 			strings.Contains(string(out), "boot protocol") || strings.Contains(string(out), "before run") {
