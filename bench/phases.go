@@ -47,8 +47,10 @@ const (
 
 // PhaseOrder lists the phases in the order they happen. PhaseReady is an
 // exception: a ready pattern on the guest's last line can be seen after
-// PhaseGuestExit, and a port can be ready before any console output; and
-// so is PhaseSnapshotLoaded, which comes before or after PhaseVMCreated.
+// PhaseGuestExit, and a port can be ready before any console output; so is
+// PhaseFirstOutput, seen on the pipe, which can be read after the VMM's
+// PhaseGuestExit on a loaded host; and so is PhaseSnapshotLoaded, which
+// comes before or after PhaseVMCreated.
 var PhaseOrder = []string{
 	PhaseRuntime, PhaseMain, PhaseSnapshotLoaded, PhaseVMCreated, PhaseDevicesCreated, PhaseKernelLoaded,
 	PhaseStateRestored, PhaseFirstRun,
