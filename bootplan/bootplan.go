@@ -78,4 +78,8 @@ type Plan struct {
 	// Warnings lists what the loader left out or could not pass, and why,
 	// for verbose output.
 	Warnings []string
+	// Notices are the Warnings a user should see without asking for
+	// verbose output: what leaves the guest unseen or without what it was
+	// given.
+	Notices []string
 }

@@ -67,6 +67,10 @@ type Plan struct {
 	// Warnings lists what the loader chose to leave out and why (e.g.
 	// symbols it could not pass safely), for verbose output.
 	Warnings []string
+	// Notices are the Warnings a user should see without verbose output:
+	// a NetBSD kernel given no console= starts on a display the machine
+	// does not have, and prints nothing.
+	Notices []string
 	// Regions lists every range of guest memory the loader wrote, in
 	// address order.
 	Regions []bootplan.Region
@@ -88,7 +92,7 @@ func (p Plan) Boot() bootplan.Plan {
 		EIP:      p.Entry, ESP: Stack, EAX: p.EAX, EBX: p.EBX,
 		KernelStart: p.KernelStart, KernelEnd: p.KernelEnd, End: p.End,
 		Format: format, Symbols: p.Symbols,
-		Regions: p.Regions, Warnings: p.Warnings,
+		Regions: p.Regions, Warnings: p.Warnings, Notices: p.Notices,
 	}
 }
 
@@ -108,7 +112,7 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 	if err := hdr.Check(); err != nil {
 		return Plan{}, err
 	}
-	cmdline, err := commandLine(opts)
+	cmdline, notices, err := commandLine(opts)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -138,38 +142,45 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 	return Plan{
 		Entry: im.entry, EAX: BootloaderMagic, EBX: infoAddr,
 		KernelStart: uint32(lay.kernelStart), KernelEnd: uint32(lay.kernelEnd), End: uint32(lay.top),
-		Format: im.format, Symbols: im.syms != nil, Warnings: im.notes,
-		Regions: lay.regions(im),
+		Format: im.format, Symbols: im.syms != nil, Warnings: append(notices, im.notes...),
+		Notices: notices, Regions: lay.regions(im),
 	}, nil
 }
 
 // commandLine builds "<KernelName> <Append>" (Append arranged for NetBSD
 // when the kernel is NetBSD's) and checks it survives the guest's copy.
-func commandLine(opts Options) ([]byte, error) {
+func commandLine(opts Options) ([]byte, []string, error) {
 	name := opts.KernelName
 	if name == "" {
 		name = "kernel"
 	}
 	if strings.ContainsAny(name, " \t\n\r\v\f") {
-		return nil, fmt.Errorf("%w: kernel name %q contains white space, but the guest takes the command line's first word as the kernel name; rename the file", ErrCmdline, name)
+		return nil, nil, fmt.Errorf("%w: kernel name %q contains white space, but the guest takes the command line's first word as the kernel name; rename the file", ErrCmdline, name)
 	}
+	var notices []string
 	rest := opts.Append
 	if opts.NetBSD {
 		l, err := bootargs.Parse(rest)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rest = l.Multiboot()
+		if !l.Has("console") {
+			// setup_console (multiboot.c) then leaves the console on
+			// the display, which this machine does not have.
+			notices = append(notices, "no console= given: the kernel's console is pc, a display this machine does not have, so it will print nothing; console=com puts it on the serial line")
+		}
 	}
 	s := name
 	if rest != "" {
 		s += " " + rest
 	}
 	if len(s) > maxCmdlineSize {
-		return nil, fmt.Errorf("%w: command line %q... is %d bytes; the limit is %d (NetBSD copies 255 bytes including the NUL); shorten the append string",
+		return nil, nil, fmt.Errorf("%w: command line %q... is %d bytes; the limit is %d (NetBSD copies 255 bytes including the NUL); shorten the append string",
 			ErrCmdline, s[:40], len(s), maxCmdlineSize)
 	}
-	return cstring(s, "command line")
+	b, err := cstring(s, "command line")
+	return b, notices, err
 }
 
 // layout is where everything goes, decided before anything is written.

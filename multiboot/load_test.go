@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -345,5 +346,39 @@ func TestLoadBSSOnlySegmentOffset(t *testing.T) {
 			t.Errorf("p_offset %#x: KernelEnd %#x, want %#x", off, p.KernelEnd, kp+0x6000)
 		}
 		expectBytes(t, mem.Bytes(), kp+0x4000, make([]byte, 0x2000), "BSS-only segment")
+	}
+}
+
+// A NetBSD kernel given no console= starts on the display (setup_console
+// in multiboot.c), which this machine lacks: the plan says so in its
+// Notices, which the CLI prints without -v. Other kernels read no
+// console=, and get no notice.
+func TestLoadConsoleNotice(t *testing.T) {
+	std := stdELF().build()
+	tests := []struct {
+		name   string
+		opts   Options
+		notice bool
+	}{
+		{"NetBSD without console=", Options{Append: "-s root=ld0a", NetBSD: true}, true},
+		{"NetBSD with no append line", Options{NetBSD: true}, true},
+		{"NetBSD on the serial line", Options{Append: "console=com root=ld0a", NetBSD: true}, false},
+		{"NetBSD on the display, as asked", Options{Append: "console=pc root=ld0a", NetBSD: true}, false},
+		{"another kernel", Options{Append: "hello"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Load(newMem(testMem), bytes.NewReader(std), int64(len(std)), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := len(p.Notices) == 1 && strings.Contains(p.Notices[0], "no console= given") && slices.Contains(p.Warnings, p.Notices[0])
+			if got != tt.notice || !tt.notice && len(p.Notices) != 0 {
+				t.Errorf("notices %q (warnings %q), want a console notice: %v", p.Notices, p.Warnings, tt.notice)
+			}
+			if bp := p.Boot(); !slices.Equal(bp.Notices, p.Notices) {
+				t.Errorf("boot plan notices %q, want %q", bp.Notices, p.Notices)
+			}
+		})
 	}
 }

@@ -162,6 +162,9 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (b
 		Format: format, Symbols: k.syms.symtab,
 		Regions:  lay.regions(k, uint64(len(low))),
 		Warnings: k.warnings,
+		// Each says a word of the append line went nowhere, or that
+		// the console is one nobody sees.
+		Notices: k.warnings,
 	}, nil
 }
 

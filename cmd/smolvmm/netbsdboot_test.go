@@ -63,14 +63,15 @@ func TestCLINetBSDHandoff(t *testing.T) {
 
 // TestCLINetBSDHandoffNotes: without -v, what the native handoff cannot
 // pass is still said once on stderr (a NetBSD kernel without console=
-// prints to a display smolvmm does not have: silence otherwise); with
-// console=com and nothing left out, only that this test kernel has no
-// symbols.
+// prints to a display smolvmm does not have: silence otherwise, by either
+// protocol); with console=com and nothing left out, only that this test
+// kernel has no symbols.
 func TestCLINetBSDHandoffNotes(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	k := filepath.Join(t.TempDir(), "netbsd")
+	dir := t.TempDir()
+	k := filepath.Join(dir, "netbsd")
 	exit0 := []byte{
 		0x31, 0xc0, // xor eax, eax
 		0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
@@ -79,18 +80,33 @@ func TestCLINetBSDHandoffNotes(t *testing.T) {
 	if err := os.WriteFile(k, netbsdELF(3, exit0), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The same with a multiboot header (flags 2), as GENERIC has: its
+	// code jumps over the header. NetBSD's multiboot entry leaves the
+	// console on the display without console= too.
+	mb := filepath.Join(dir, "netbsd-multiboot")
+	if err := os.WriteFile(mb, netbsdELF(3, append([]byte{
+		0xeb, 0x0e, 0x90, 0x90, // jmp over the header
+		0x02, 0xb0, 0xad, 0x1b, 2, 0, 0, 0, 0xfc, 0x4f, 0x52, 0xe4, // multiboot header
+	}, exit0...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noConsole := "smolvmm run: note: no console= given: the kernel's console is pc"
 	for _, tt := range []struct {
-		appendLine string
-		notes      []string
+		kernel, appendLine string
+		notes              []string
 	}{
-		{"console=com root=ld0a", nil},
-		{"-s", []string{"smolvmm run: note: no console= given: the kernel's console is pc"}},
-		{"console=com init=/bin/sh", []string{`smolvmm run: note: "init=/bin/sh" is not passed`}},
+		{k, "console=com root=ld0a", nil},
+		{k, "-s", []string{noConsole}},
+		{k, "console=com init=/bin/sh", []string{`smolvmm run: note: "init=/bin/sh" is not passed`}},
+		{mb, "console=com root=ld0a", nil},
+		{mb, "-s root=ld0a", []string{noConsole}},
 	} {
-		// This kernel has no symbols: the loader says so too.
-		tt.notes = append(tt.notes, "smolvmm run: note: the kernel has no symbol table")
-		t.Run(tt.appendLine, func(t *testing.T) {
-			_, stderr, status := runCLI(t, "run", "-k", k, "-m", "16", "--net", "none", "-a", tt.appendLine)
+		if tt.kernel == k {
+			// This kernel has no symbols: the loader says so too.
+			tt.notes = append(tt.notes, "smolvmm run: note: the kernel has no symbol table")
+		}
+		t.Run(filepath.Base(tt.kernel)+" "+tt.appendLine, func(t *testing.T) {
+			_, stderr, status := runCLI(t, "run", "-k", tt.kernel, "-m", "16", "--net", "none", "-a", tt.appendLine)
 			if status != 1 { // debug-exit 0: (0<<1)|1
 				t.Fatalf("status %d, want 1; stderr:\n%s", status, stderr)
 			}

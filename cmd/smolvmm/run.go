@@ -327,15 +327,15 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return err
 	}
 	defer m.Close()
-	if p := m.Plan(); p.Protocol == bootplan.NetBSD && !c.Bool("verbose") {
-		// What the native handoff could not pass (-v logs it with
-		// the layout): a word of -a that has no place in it, or no
-		// console the user will see.
+	if p := m.Plan(); !c.Bool("verbose") {
+		// What the loader could not pass (-v logs it with the
+		// layout): a word of -a the native handoff has no place for,
+		// or no console the user will see.
 		eol := "\n"
 		if con.saved != nil {
 			eol = "\r\n" // the terminal is raw already
 		}
-		for _, w := range p.Warnings {
+		for _, w := range p.Notices {
 			fmt.Fprintf(os.Stderr, "smolvmm %s: note: %s%s", c.Command.Name, w, eol)
 		}
 	}

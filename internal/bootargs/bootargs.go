@@ -238,6 +238,16 @@ func allDigits(s string, base int) bool {
 	return true
 }
 
+// Has reports whether a word of the line sets key (key=value).
+func (l Line) Has(key string) bool {
+	for _, w := range l.Words {
+		if strings.HasPrefix(w, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
 // Multiboot is the line as NetBSD's multiboot entry must get it after the
 // kernel's name: setup_howto (sys/arch/i386/i386/multiboot.c:584-612)
 // reads flags only from a -xyz word right after the name, while
