@@ -99,6 +99,12 @@ VM: give them ,ro. With --net user:NAME every VM joins the shared network
 }
 
 func benchAction(c *cli.Context) error {
+	// The flag parser gives --compare the next word even when it is a
+	// flag (--compare -n 3 makes "-n" the value and "3" an argument):
+	// refused here, before the stray argument is.
+	if v := c.String("compare"); strings.HasPrefix(v, "-") {
+		return usageErrorf("smolvmm bench: --compare %q: --compare takes qemu or boot (with --restore), not a flag", v)
+	}
 	if err := checkArgs(c, 0, ""); err != nil {
 		return err
 	}

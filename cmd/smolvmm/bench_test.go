@@ -241,6 +241,10 @@ func TestBenchErrors(t *testing.T) {
 		stderr string
 	}{
 		{"bad compare", []string{"--compare", "vmware"}, 2, `--compare "vmware": only qemu is supported`},
+		// The flag parser takes "-n" as --compare's value, then "3" as an
+		// argument: the refusal names --compare's values, not the "3".
+		{"compare swallows a flag", []string{"--restore", filepath.Join(dir, "s.snap"), "--compare", "-n", "3"}, 2,
+			`--compare "-n": --compare takes qemu or boot (with --restore), not a flag`},
 		{"bad ready", []string{"--ready", "("}, 2, "--ready \"(\": error parsing regexp"},
 		{"bad port", []string{"--ready-port", "70000"}, 2, "give a TCP port between 1 and 65535"},
 		{"no boots", []string{"-n", "0"}, 2, "-n must be at least 1"},
