@@ -479,3 +479,42 @@ func TestCLISnapshotKilledWriterCleaned(t *testing.T) {
 		t.Fatalf("after the next run: %q (before it: %q); want only k.snap", got, names)
 	}
 }
+
+// TestCLISnapshotKeyWithoutFile: Ctrl-A s on a run without --snapshot
+// is not silent:
+// says, in one line, that there is no snapshot file and how to give one,
+// and the guest runs on (Ctrl-A x still quits it).
+func TestCLISnapshotKeyWithoutFile(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	ptm, pts := openPTYPair(t)
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", spinKernel(t), "-m", "16", "--net", "none")
+	cmd.Stdin, cmd.Stdout = pts, pts
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, ptm) // the console's output
+	// Both keys at once: the escape reader serves them in order, and the
+	// note is written before Ctrl-A s returns, so it precedes the exit.
+	if _, err := ptm.Write([]byte{0x01, 's', 0x01, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, stderr.String())
+	}
+	var notes []string
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "smolvmm: C-a s") {
+			notes = append(notes, l)
+		}
+	}
+	const want = "smolvmm: C-a s: no snapshot file: run with --snapshot FILE"
+	if len(notes) != 1 || notes[0] != want {
+		t.Fatalf("after Ctrl-A s: %q, want one line %q; stderr:\n%s", notes, want, stderr.String())
+	}
+}
