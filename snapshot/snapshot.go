@@ -568,11 +568,24 @@ func dataAfter(f *os.File) func(off int64) (int64, error) {
 // dataAfter): the pages of a hole are zero, left out of the digest
 // without reading them.
 func readMemDigest(r io.ReaderAt, h Header, data func(off int64) (int64, error)) (uint32, error) {
+	d, err := readDigest(r, h.MemOff, h.MemSize, data)
+	if err == io.ErrUnexpectedEOF {
+		err = fmt.Errorf("%w: memory section ends before byte %d", ErrTruncated, h.MemOff+h.MemSize)
+	}
+	return d, err
+}
+
+// readDigest computes the digest of the size bytes of r at base: a
+// CRC-32C over each block of PageSize bytes (the last one may be
+// shorter) that is not all zero, its number (8 bytes) then its bytes.
+// data is as for readMemDigest. A section that ends early is
+// io.ErrUnexpectedEOF.
+func readDigest(r io.ReaderAt, base, size uint64, data func(off int64) (int64, error)) (uint32, error) {
 	const chunk = 256 * PageSize
-	buf := make([]byte, chunk)
+	buf := make([]byte, min(chunk, alignUp(size)))
 	var d memHash
-	for page := uint64(0); page < h.MemSize/PageSize; {
-		off := h.MemOff + page*PageSize
+	for page := uint64(0); page*PageSize < size; {
+		off := base + page*PageSize
 		if data != nil {
 			next, err := data(int64(off))
 			switch {
@@ -582,25 +595,47 @@ func readMemDigest(r io.ReaderAt, h Header, data func(off int64) (int64, error))
 				data = nil // no hole information: read it all
 			case uint64(next) >= off+PageSize:
 				// Only pages wholly in the hole are skipped.
-				page = (uint64(next) - h.MemOff) / PageSize
+				page = (uint64(next) - base) / PageSize
 				continue
 			}
 		}
-		n := min(chunk, h.MemSize-page*PageSize)
+		n := min(chunk, size-page*PageSize)
 		if k, err := r.ReadAt(buf[:n], int64(off)); uint64(k) < n {
 			if err == nil || err == io.EOF {
-				err = fmt.Errorf("%w: memory section ends at byte %d, want %d", ErrTruncated, off+uint64(k), h.MemOff+h.MemSize)
+				err = io.ErrUnexpectedEOF
 			}
 			return 0, err
 		}
 		for i := uint64(0); i < n; i += PageSize {
-			if p := buf[i : i+PageSize]; !isZero(p) {
+			if p := buf[i:min(i+PageSize, n)]; !isZero(p) {
 				d.page(page+i/PageSize, p)
 			}
 		}
-		page += n / PageSize
+		page += (n + PageSize - 1) / PageSize
 	}
 	return d.crc, nil
+}
+
+// FileDigest is the digest of the first size bytes of f, computed as the
+// memory digest is (see the package doc): a CRC-32C over each 4 KiB block
+// that is not all zero, its number then its bytes (the last block may be
+// shorter). The file's holes are skipped without reading them, so a
+// sparse copy and a full one of the same bytes have one digest. It reads
+// with ReadAt (pread) but finds holes with lseek, which moves f's offset:
+// for files read and written at explicit offsets. Package vmm
+// records it for each disk image in a snapshot, so that a restore can
+// accept a copy of the image.
+func FileDigest(f *os.File, size int64) (uint32, error) {
+	if size < 0 {
+		return 0, fmt.Errorf("%s: digest of %d bytes", f.Name(), size)
+	}
+	d, err := readDigest(f, 0, uint64(size), dataAfter(f))
+	if err == io.ErrUnexpectedEOF {
+		err = fmt.Errorf("%s: file ends before byte %d: %w", f.Name(), size, err)
+	} else if err != nil {
+		err = fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return d, err
 }
 
 // Close closes the file (a mapping of its memory stays valid).

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -519,5 +520,74 @@ func TestWriteNICWithoutCard(t *testing.T) {
 	_, err := Write(&b, NIC{MAC: sampleNIC.MAC}, []byte("{}"), make([]byte, PageSize))
 	if err == nil || !strings.Contains(err.Error(), "without a network card") || b.Len() != 0 {
 		t.Fatalf("Write = %v, %d bytes written; want a refusal, none written", err, b.Len())
+	}
+}
+
+// TestFileDigest: a file's digest is the memory digest's CRC-32C over its
+// non-zero 4 KiB blocks with their numbers, the last block shorter; a
+// sparse copy (holes where the blocks are zero) has the full copy's digest,
+// a byte changed anywhere changes it, and a file shorter than asked is an
+// error.
+func TestFileDigest(t *testing.T) {
+	const size = 5*PageSize + 100
+	content := make([]byte, size)
+	copy(content[PageSize+7:], "block one")
+	copy(content[4*PageSize:], "block four")
+	copy(content[5*PageSize+99:], "z") // the partial last block's last byte
+	// The reference, computed here without the package's helpers.
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	var want uint32
+	for b := 0; b*PageSize < size; b++ {
+		blk := content[b*PageSize : min((b+1)*PageSize, size)]
+		if bytes.Count(blk, []byte{0}) == len(blk) {
+			continue
+		}
+		var num [8]byte
+		binary.LittleEndian.PutUint64(num[:], uint64(b))
+		want = crc32.Update(want, tab, num[:])
+		want = crc32.Update(want, tab, blk)
+	}
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.img")
+	if err := os.WriteFile(full, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The sparse copy writes only the non-zero blocks.
+	sparse := filepath.Join(dir, "sparse.img")
+	sf, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []int{1, 4, 5} {
+		if _, err := sf.WriteAt(content[b*PageSize:min((b+1)*PageSize, size)], int64(b*PageSize)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sf.Close()
+	changed := filepath.Join(dir, "changed.img")
+	edit := append([]byte(nil), content...)
+	edit[3*PageSize+5] = 1 // a zero block made non-zero
+	if err := os.WriteFile(changed, edit, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(path string, size int64) (uint32, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return FileDigest(f, size)
+	}
+	for _, tt := range []struct {
+		name, path string
+		same       bool
+	}{{"full", full, true}, {"sparse", sparse, true}, {"changed", changed, false}} {
+		got, err := digest(tt.path, size)
+		if err != nil || (got == want) != tt.same {
+			t.Errorf("%s: digest %08x, %v; the reference %08x (want them equal: %v)", tt.name, got, err, want, tt.same)
+		}
+	}
+	if _, err := digest(full, size+1); !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), full) {
+		t.Errorf("digest past the end: %v, want io.ErrUnexpectedEOF naming the file", err)
 	}
 }

@@ -222,13 +222,16 @@ type Machine struct {
 	cfg Config
 	// diskPaths are cfg.Disks' paths made absolute when opened.
 	diskPaths []string
-	kvm       *os.File
-	vmFD      uintptr
-	gmem      *guestmem.Memory
-	pio       *bus.Bus
-	mmio      *bus.Bus
-	uart      *devices.UART
-	rtc       *devices.RTC
+	// diskCopies says, after a restore, which disks are not the
+	// snapshot's file but one with its content (for logRestore).
+	diskCopies []bool
+	kvm        *os.File
+	vmFD       uintptr
+	gmem       *guestmem.Memory
+	pio        *bus.Bus
+	mmio       *bus.Bus
+	uart       *devices.UART
+	rtc        *devices.RTC
 	// console carries the guest's output to Config.Console off the vCPU
 	// thread (nil without a console).
 	console *consoleWriter

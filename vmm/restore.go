@@ -303,31 +303,51 @@ func loadState(f *snapshot.File) (*machineState, error) {
 // virtio devices than the snapshot's machine had.
 var ErrSnapshotDevices = errors.New("the machine's devices differ from the snapshot's")
 
-// checkDisks refuses images that are not those the snapshot saw.
+// checkDisks refuses images that are not those the snapshot saw: of
+// another size, or, when the file is not the snapshot's unchanged, with
+// another content (or none recorded, in an older snapshot). It reads only
+// the images that are not the snapshot's file unchanged.
 func (m *Machine) checkDisks(want []DiskIdentity) error {
+	m.diskCopies = make([]bool, len(want))
 	for i, w := range want {
+		path := m.cfg.Disks[i].Path
+		op := fmt.Sprintf("ld%d (disk image %s)", i, path)
 		disk, ok := m.virtio[i].dev.Device().(*blk.Disk)
 		if !ok {
 			return &Error{Op: fmt.Sprintf("ld%d", i), Err: fmt.Errorf("not a disk: %w", ErrConfig)}
 		}
 		fi, err := disk.Stat()
 		if err != nil {
-			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, m.cfg.Disks[i].Path), Err: err}
+			return &Error{Op: op, Err: err}
 		}
 		got := identityOf(w.Path, w.ReadOnly, w.Serial, fi)
+		same := got.Dev == w.Dev && got.Inode == w.Inode
 		var what string
 		switch {
 		case got.Size != w.Size:
-			what = fmt.Sprintf("size %d, the snapshot's %d", got.Size, w.Size)
-		case got.Dev != w.Dev || got.Inode != w.Inode:
-			what = fmt.Sprintf("inode %d on device %#x, the snapshot's %d on %#x", got.Inode, got.Dev, w.Inode, w.Dev)
-		case got.MtimeNs != w.MtimeNs:
+			what = fmt.Sprintf("size %d, the snapshot's %d (%s)", got.Size, w.Size, w.Path)
+		case same && got.MtimeNs == w.MtimeNs:
+			continue // the snapshot's file, unchanged: not read
+		case w.Content == "" && !same:
+			what = fmt.Sprintf("inode %d on device %#x, the snapshot's %s inode %d on %#x (the snapshot records no digest of the content to accept a copy by)", got.Inode, got.Dev, w.Path, w.Inode, w.Dev)
+		case w.Content == "":
 			what = "modified after the snapshot"
+		default:
+			crc, err := snapshot.FileDigest(disk.Image(), got.Size)
+			if err != nil {
+				return &Error{Op: op, Err: fmt.Errorf("content digest: %w", err)}
+			}
+			if c := contentDigest(crc); c == w.Content {
+				m.diskCopies[i] = !same
+				continue
+			} else if same {
+				what = fmt.Sprintf("modified after the snapshot: content %s, the snapshot's %s", c, w.Content)
+			} else {
+				what = fmt.Sprintf("content %s, the snapshot's %s %s (inode %d on device %#x, the snapshot's %d on %#x)", c, w.Path, w.Content, got.Inode, got.Dev, w.Inode, w.Dev)
+			}
 		}
-		if what != "" {
-			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, m.cfg.Disks[i].Path), Err: fmt.Errorf("%w: %s", ErrDiskChanged, what),
-				Hint: "restore against the image as it was, or snapshot again"}
-		}
+		return &Error{Op: op, Err: fmt.Errorf("%w: %s", ErrDiskChanged, what),
+			Hint: "restore against the image as it was (or a copy of it), or snapshot again"}
 	}
 	return nil
 }

@@ -26,6 +26,10 @@ func (m *Machine) logRestore(path string, st *machineState) {
 		if d.ReadOnly {
 			ro = " (read-only)"
 		}
+		if i < len(m.diskCopies) && m.diskCopies[i] {
+			fmt.Fprintf(&b, ", ld%d %s%s with the content the snapshot saw (another file, compared by its CRC-32C)", i, d.Path, ro)
+			continue
+		}
 		fmt.Fprintf(&b, ", ld%d %s%s as the snapshot saw it", i, d.Path, ro)
 	}
 	m.logf("%s", b.String())

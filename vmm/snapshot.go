@@ -57,9 +57,12 @@ type vcpuSnapshot struct {
 	TSCKHz uint32
 }
 
-// DiskIdentity names a disk image as a snapshot saw it: a restore refuses
-// an image whose size, inode or modification time differ, since the
-// guest's cached view of it would no longer match.
+// DiskIdentity names a disk image as a snapshot saw it. A restore
+// accepts the same file unchanged (same size, device, inode and
+// modification time) without reading it, and another file, or the same
+// one touched, only when it has the same size and its content has the
+// snapshot's Content digest; anything else is refused, since the guest's
+// cached view of the image would no longer match.
 type DiskIdentity struct {
 	Path     string
 	ReadOnly bool
@@ -68,7 +71,15 @@ type DiskIdentity struct {
 	Dev      uint64
 	Inode    uint64
 	MtimeNs  int64
+	// Content is the image's digest when the snapshot was taken,
+	// "crc32c:" and 8 hex digits (snapshot.FileDigest over Size bytes).
+	// Empty in snapshots written before it was recorded: a restore of
+	// one accepts only the same file, unchanged.
+	Content string `json:",omitempty"`
 }
+
+// contentDigest is DiskIdentity.Content for a snapshot.FileDigest.
+func contentDigest(crc uint32) string { return fmt.Sprintf("crc32c:%08x", crc) }
 
 func identityOf(path string, ro bool, serial string, st os.FileInfo) DiskIdentity {
 	id := DiskIdentity{Path: path, ReadOnly: ro, Serial: serial, Size: st.Size(), MtimeNs: st.ModTime().UnixNano()}
@@ -300,7 +311,15 @@ func (m *Machine) captureState() (*machineState, error) {
 		if i < len(m.diskPaths) {
 			path = m.diskPaths[i]
 		}
-		st.Disks = append(st.Disks, identityOf(path, disk.ReadOnly(), disk.Serial(), fi))
+		id := identityOf(path, disk.ReadOnly(), disk.Serial(), fi)
+		// Read while the devices are quiesced, so it is the content the
+		// guest's view matches: a restore accepts a copy by it.
+		crc, err := snapshot.FileDigest(disk.Image(), id.Size)
+		if err != nil {
+			return nil, fmt.Errorf("ld%d (disk image %s): content digest: %w", i, d.Path, err)
+		}
+		id.Content = contentDigest(crc)
+		st.Disks = append(st.Disks, id)
 	}
 	return st, nil
 }

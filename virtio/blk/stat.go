@@ -14,3 +14,8 @@ func (d *Disk) Stat() (os.FileInfo, error) {
 	}
 	return d.file.Stat()
 }
+
+// Image is the disk's open image file, nil for a disk made with New. It
+// stays the disk's: read it at explicit offsets (ReadAt), and never close
+// it.
+func (d *Disk) Image() *os.File { return d.file }

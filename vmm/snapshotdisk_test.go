@@ -1,0 +1,259 @@
+package vmm_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// snapshotVblk boots the vblk guest on a fresh image and snapshots it
+// with its driver live, before it writes; it returns the image, its
+// bytes and the snapshot.
+func snapshotVblk(t *testing.T) (disk string, img []byte, path string) {
+	t.Helper()
+	needKVM(t)
+	disk, img = diskImage(t)
+	path = filepath.Join(t.TempDir(), "vblk.snap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var snapErr error
+	out, e, err := boot(t, vmm.Config{Kernel: guest(t, "vblk"), Append: "ready seq=5", MemoryMiB: 32,
+		Disks:           []blk.Spec{{Path: disk, Options: blk.Options{Serial: "smolvmm-test"}}},
+		SnapshotOnReady: f, SnapshotExit: true, OnSnapshot: func(_ vmm.SnapshotInfo, err error) { snapErr = err }}, 30*time.Second)
+	if err != nil || snapErr != nil || e.Reason != vmm.ExitSnapshot {
+		t.Fatalf("snapshot run: exit %v, %v, snapshot %v\n%s", e, err, snapErr, out)
+	}
+	return disk, img, path
+}
+
+// copyImage writes a new file at dst with src's bytes and, if keepMtime,
+// its modification time (cp -p).
+func copyImage(t *testing.T, src, dst string, keepMtime bool) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if keepMtime {
+		fi, err := os.Stat(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(dst, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// withoutDiskDigest rewrites the snapshot at path as one written before
+// disk digests were recorded: its disks' Content removed.
+func withoutDiskDigest(t *testing.T, path string) string {
+	t.Helper()
+	f, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The digest is in the section's JSON part, not the binary one.
+	if !bytes.Contains(f.State, []byte(`"Content":"crc32c:`)) {
+		t.Fatal("the state section's JSON part records no disk content")
+	}
+	j, err := vmm.StateJSON(f.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Numbers as they are: a float64 would round the nanoseconds of the
+	// disks' mtimes.
+	var st map[string]any
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	if err := dec.Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	disks, _ := st["Disks"].([]any)
+	if len(disks) == 0 {
+		t.Fatalf("no disks in the state: %v", st["Disks"])
+	}
+	for _, d := range disks {
+		if _, ok := d.(map[string]any)["Content"]; !ok {
+			t.Fatalf("the snapshot records no disk content: %v", d)
+		}
+		delete(d.(map[string]any), "Content")
+	}
+	j, err = json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := vmm.StateSection(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := f.MapMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(t.TempDir(), "old.snap")
+	out, err := os.Create(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := snapshot.Write(out, f.Header.NIC, state, mem); err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
+// TestRestoreDiskCopy: a restore accepts, besides the snapshot's image
+// unchanged, a file of the same size with its content (a copy per clone,
+// with or without its mtime, or the image touched), and the restored
+// guest writes to that file alone; two clones restored at once from one
+// snapshot each write their own copy. A file of the same size with other
+// content, or the image changed in place, is refused, naming both files
+// and both digests; a snapshot without the digest (written before it was
+// recorded) accepts the unchanged image only.
+func TestRestoreDiskCopy(t *testing.T) {
+	edit := func(path string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt([]byte{0xee}, 100<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch := func(path string) {
+		t.Helper()
+		later := time.Now().Add(time.Hour)
+		if err := os.Chtimes(path, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		// prepare returns the images the clones restore against (as
+		// many clones), from the snapshot's image and the snapshot.
+		prepare func(t *testing.T, disk, snap string) (images []string, snapPath string)
+		refused string // the refusal's text; "" when accepted
+	}{
+		{"the image unchanged", func(t *testing.T, disk, snap string) ([]string, string) {
+			return []string{disk}, snap
+		}, ""},
+		{"a copy, mtime kept", func(t *testing.T, disk, snap string) ([]string, string) {
+			c := filepath.Join(t.TempDir(), "copy.img")
+			copyImage(t, disk, c, true)
+			return []string{c}, snap
+		}, ""},
+		{"a copy, new mtime", func(t *testing.T, disk, snap string) ([]string, string) {
+			c := filepath.Join(t.TempDir(), "copy.img")
+			copyImage(t, disk, c, false)
+			return []string{c}, snap
+		}, ""},
+		{"the image touched", func(t *testing.T, disk, snap string) ([]string, string) {
+			touch(disk)
+			return []string{disk}, snap
+		}, ""},
+		{"two clones, a copy each", func(t *testing.T, disk, snap string) ([]string, string) {
+			a, b := filepath.Join(t.TempDir(), "a.img"), filepath.Join(t.TempDir(), "b.img")
+			copyImage(t, disk, a, true)
+			copyImage(t, disk, b, false)
+			return []string{a, b}, snap
+		}, ""},
+		{"a copy with other content", func(t *testing.T, disk, snap string) ([]string, string) {
+			c := filepath.Join(t.TempDir(), "other.img")
+			copyImage(t, disk, c, true)
+			edit(c)
+			return []string{c}, snap
+		}, "other.img): disk image changed since the snapshot: content crc32c:"},
+		{"the image changed in place", func(t *testing.T, disk, snap string) ([]string, string) {
+			edit(disk)
+			return []string{disk}, snap
+		}, "disk image changed since the snapshot: modified after the snapshot: content crc32c:"},
+		{"no digest, the image unchanged", func(t *testing.T, disk, snap string) ([]string, string) {
+			return []string{disk}, withoutDiskDigest(t, snap)
+		}, ""},
+		{"no digest, a copy", func(t *testing.T, disk, snap string) ([]string, string) {
+			c := filepath.Join(t.TempDir(), "copy.img")
+			copyImage(t, disk, c, true)
+			return []string{c}, withoutDiskDigest(t, snap)
+		}, "records no digest of the content to accept a copy by"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			disk, img, snap := snapshotVblk(t)
+			images, snapPath := tt.prepare(t, disk, snap)
+			before := make([][]byte, len(images))
+			for i, p := range images {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before[i] = b
+			}
+			if tt.refused != "" {
+				m, err := vmm.Restore(vmm.Config{Disks: []blk.Spec{{Path: images[0], Options: blk.Options{Serial: "smolvmm-test"}}}}, snapPath)
+				if err == nil {
+					m.Close()
+					t.Fatal("Restore succeeded")
+				}
+				// Both files named: the one given and the snapshot's.
+				if !errors.Is(err, vmm.ErrDiskChanged) || !strings.Contains(err.Error(), tt.refused) ||
+					!strings.Contains(err.Error(), images[0]) || (images[0] != disk && !strings.Contains(err.Error(), disk)) {
+					t.Fatalf("Restore: %v\nwant ErrDiskChanged mentioning %q, %s and %s", err, tt.refused, images[0], disk)
+				}
+				return
+			}
+			outs := make([]string, len(images))
+			errs := make([]error, len(images))
+			var wg sync.WaitGroup
+			for i, p := range images {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var e vmm.Exit
+					outs[i], e, errs[i] = restoreRun(t, vmm.Config{Disks: []blk.Spec{{Path: p, Options: blk.Options{Serial: "smolvmm-test"}}}}, snapPath)
+					if errs[i] == nil && (e.Reason != vmm.ExitDebug || e.Code != 0) {
+						errs[i] = fmt.Errorf("exit %+v, want debug-exit 0", e)
+					}
+				}()
+			}
+			wg.Wait()
+			for i, p := range images {
+				if errs[i] != nil {
+					t.Fatalf("clone %d on %s: %v\n%s", i, p, errs[i], outs[i])
+				}
+				wantLines(t, outs[i], "vblk: wrote sector 1 seq=5\r\n", "vblk: readback ok\r\n", "vblk: ok\r\n")
+				want := append([]byte(nil), before[i]...)
+				copy(want[512:], guests.VblkPattern(5))
+				if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, want) {
+					t.Errorf("clone %d's image %s after its write differs (%v)", i, p, err)
+				}
+			}
+			if images[0] != disk {
+				if b, err := os.ReadFile(disk); err != nil || !bytes.Equal(b, img) {
+					t.Errorf("the snapshot's image changed, its clones had copies (%v)", err)
+				}
+			}
+		})
+	}
+}
