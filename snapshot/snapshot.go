@@ -218,6 +218,16 @@ func digest(head, state []byte) [sha256.Size]byte {
 // multiple of PageSize. When w is a file with nothing past its position (a
 // new or truncated *os.File), pages of zeros become holes.
 func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
+	return WriteKnown(w, nic, state, mem, nil)
+}
+
+// WriteKnown is Write for a caller that knows pages of mem to be zero
+// without reading them: Write reads every page to find the zero ones,
+// which costs a page fault for each page never populated; WriteKnown
+// takes the pages in zero as zero and reads only the others. The caller
+// must be right: a page in zero that is not all zero is written as zeros.
+// zero may be nil (nothing known), or shorter than mem's pages.
+func WriteKnown(w io.Writer, nic NIC, state, mem []byte, zero PageSet) (int64, error) {
 	if !nic.Present && nic.MAC != ([6]byte{}) {
 		return 0, fmt.Errorf("network card address %x for a machine without a network card", nic.MAC)
 	}
@@ -229,7 +239,7 @@ func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
 	}
 	// One pass over memory finds the zero pages, for the digest and for
 	// the holes below.
-	zero := zeroPages(mem)
+	zero = zeroPages(mem, zero)
 	h := Header{Version: Version, MemSize: uint64(len(mem)), StateOff: HeaderSize,
 		StateLen: uint64(len(state)), MemOff: alignUp(HeaderSize + uint64(len(state))),
 		MemDigest: memDigest(mem, zero), NIC: nic}
@@ -264,49 +274,78 @@ func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
 			sparse = false
 		}
 	}
+	// Runs of pages, zero or not. Zero pages are not read from mem (a
+	// page known zero may be one never populated, which a read would
+	// populate): they become holes, or are written from zeros.
+	var zeros []byte
 	for off := 0; off < len(mem); {
-		end := off
-		if sparse {
-			for end < len(mem)-PageSize && zero.has(end/PageSize) {
-				end += PageSize
+		isZero := zero.Has(off / PageSize)
+		end := off + PageSize
+		for end < len(mem) && zero.Has(end/PageSize) == isZero {
+			end += PageSize
+		}
+		if !isZero {
+			k, err := w.Write(mem[off:end])
+			n += int64(k)
+			if err != nil {
+				return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
 			}
-			if end > off {
-				if _, err := ws.Seek(int64(end-off), io.SeekCurrent); err != nil {
+			off = end
+			continue
+		}
+		if sparse {
+			// The last page is always written, so the file has its
+			// full size.
+			skip := end - off
+			if end == len(mem) {
+				skip -= PageSize
+			}
+			if skip > 0 {
+				if _, err := ws.Seek(int64(skip), io.SeekCurrent); err != nil {
 					return n, fmt.Errorf("seek snapshot at offset %d: %w", n, err)
 				}
-				n += int64(end - off)
-				off = end
+				n += int64(skip)
+				off += skip
 			}
-			// The last page is always written, so the file has its full
-			// size.
-			for end < len(mem) && (end == len(mem)-PageSize || !zero.has(end/PageSize)) {
-				end += PageSize
+		}
+		if off < end && zeros == nil {
+			zeros = make([]byte, 64*PageSize)
+		}
+		for off < end {
+			k, err := w.Write(zeros[:min(len(zeros), end-off)])
+			n += int64(k)
+			if err != nil {
+				return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
 			}
-		} else {
-			end = len(mem)
+			off += k
 		}
-		k, err := w.Write(mem[off:end])
-		n += int64(k)
-		if err != nil {
-			return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
-		}
-		off = end
 	}
 	return n, nil
 }
 
-// pageSet is a set of page numbers, a bit each.
-type pageSet []uint64
+// PageSet is a set of page numbers, a bit each: page i is bit i%64 of
+// word i/64.
+type PageSet []uint64
 
-func (s pageSet) has(page int) bool { return s[page/64]&(1<<(page%64)) != 0 }
+// NewPageSet returns an empty set for pages 0 to n-1.
+func NewPageSet(n int) PageSet { return make(PageSet, (n+63)/64) }
 
-// zeroPages returns the pages of mem that are all zero.
-func zeroPages(mem []byte) pageSet {
+// Has reports whether page is in the set (false past its end).
+func (s PageSet) Has(page int) bool {
+	return page/64 < len(s) && s[page/64]&(1<<(page%64)) != 0
+}
+
+// Add puts page, which must be below the set's size, in the set.
+func (s PageSet) Add(page int) { s[page/64] |= 1 << (page % 64) }
+
+// zeroPages returns the pages of mem that are all zero: those in known,
+// which it does not read, and those it finds so.
+func zeroPages(mem []byte, known PageSet) PageSet {
 	n := len(mem) / PageSize
-	s := make(pageSet, (n+63)/64)
+	s := NewPageSet(n)
 	for i := range n {
-		if isZero(mem[i*PageSize : (i+1)*PageSize]) {
-			s[i/64] |= 1 << (i % 64)
+		if known.Has(i) || isZero(mem[i*PageSize:(i+1)*PageSize]) {
+			s.Add(i)
 		}
 	}
 	return s
@@ -331,10 +370,10 @@ func (d *memHash) page(n uint64, p []byte) {
 }
 
 // memDigest is the digest of mem, whose zero pages are zero.
-func memDigest(mem []byte, zero pageSet) uint32 {
+func memDigest(mem []byte, zero PageSet) uint32 {
 	var d memHash
 	for i := range len(mem) / PageSize {
-		if !zero.has(i) {
+		if !zero.Has(i) {
 			d.page(uint64(i), mem[i*PageSize:(i+1)*PageSize])
 		}
 	}

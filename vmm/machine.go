@@ -33,6 +33,7 @@ import (
 	"github.com/smolvmm/smolvmm/bus"
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
+	"github.com/smolvmm/smolvmm/internal/pagemap"
 	"github.com/smolvmm/smolvmm/internal/portready"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/multiboot"
@@ -269,6 +270,16 @@ type Machine struct {
 	snapWanted atomic.Bool
 	msrIndex   []uint32              // the MSRs a snapshot saves, found at the first one
 	snapErr    atomic.Pointer[error] // Config.SnapshotExit's snapshot failed
+	// pagemap tells a snapshot which guest pages were never populated
+	// (snapzero.go), opened once, under pagemapMu.
+	pagemapMu    sync.Mutex
+	pagemap      *pagemap.Reader
+	pagemapTried bool
+	// memFile is the file a restored machine's memory maps (privately,
+	// from memFileOff), nil for a booted one: its pages the guest never
+	// touched read as the file's bytes, not as zeros.
+	memFile    *os.File
+	memFileOff int64
 	// restoredReady: restored from a snapshot taken after PhaseReady, so
 	// ready as soon as it runs.
 	restoredReady bool

@@ -3,6 +3,7 @@ package vmm
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -75,9 +76,10 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		p = nil
 	}
 	var f *snapshot.File
+	var lock *os.File
 	if p != nil {
-		f = p.f
-		m.closers = append(m.closers, p.lock.Close) // the last closed, after the memory
+		f, lock = p.f, p.lock
+		m.closers = append(m.closers, lock.Close) // the last closed, after the memory
 		m.kvm = p.kvm
 		m.closers = append(m.closers, m.kvm.Close)
 	} else {
@@ -87,14 +89,17 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		// Held while the memory maps the file: smolvmm's snapshot writer
 		// takes the exclusive lock before it writes, so it is refused
 		// instead of changing the pages under this guest.
-		lock, err := f.LockShared()
-		if err != nil {
+		if lock, err = f.LockShared(); err != nil {
 			f.Close()
 			return nil, &Error{Op: "restore", Err: err}
 		}
 		m.closers = append(m.closers, lock.Close) // the last closed, after the memory
 	}
 	defer f.Close()
+	// A snapshot of this machine asks the file which of the pages the
+	// guest left untouched hold data (snapzero.go): the lock's descriptor
+	// stays open as long as the memory maps the file, f's does not.
+	m.memFile, m.memFileOff = lock, int64(f.Header.MemOff)
 	// A header whose memory size the state would refuse (or the
 	// caller's MemoryMiB) gets no VM until the state's verdict: its
 	// refusal then comes first, as it would without the overlap.

@@ -33,6 +33,10 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	m.lifeMu.Unlock()
 	defer close(done)
 
+	if m.cfg.SnapshotOnReady != nil {
+		// Before BeforeRun's sandbox, which may refuse the open.
+		m.openPagemap() // snapzero.go
+	}
 	if err := m.beforeRun(); err != nil { // sandbox.go
 		return Exit{}, err
 	}
@@ -163,5 +167,11 @@ func (m *Machine) release() error {
 			first = err
 		}
 	}
+	m.pagemapMu.Lock()
+	if m.pagemap != nil {
+		m.pagemap.Close()
+		m.pagemap = nil
+	}
+	m.pagemapMu.Unlock()
 	return first
 }

@@ -221,7 +221,8 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
-	n, err := snapshot.Write(w, nic, b, m.gmem.Bytes())
+	mem := m.gmem.Bytes()
+	n, err := snapshot.WriteKnown(w, nic, b, mem, m.knownZero(mem)) // snapzero.go
 	if err != nil {
 		return SnapshotInfo{Bytes: n}, &Error{Op: "snapshot", Err: err}
 	}

@@ -17,7 +17,14 @@
  * just before and just after its write to 0x505 and then prints
  * "counter: tsc before B after A" (hex) and the RTC as
  * "counter: rtc YY-MM-DD hh:mm:ss" (BCD, as register B leaves it): a
- * restored guest prints the B its snapshot saw and its own A. */
+ * restored guest prints the B its snapshot saw and its own A.
+ * With "scatter", count i also writes words of a pattern of i into a
+ * page above 4 MiB that i picks, scattered over RAM, and after the ready
+ * point every third count zeroes the page an earlier count wrote: a
+ * snapshot then has pages written, pages never touched and pages made
+ * zero again, before and after a restore. With "spin", after the last
+ * count it prints "counter: spinning" and loops in spin_forever, writing
+ * nothing, instead of exiting (a test snapshots it there). */
 #include "rt.h"
 
 static volatile u32 reached;
@@ -63,11 +70,39 @@ static void on_irq(u32 irq)
 	exit(0);
 }
 
+/* scatter_page is the page count i writes: above 4 MiB, below RAM's top. */
+static u8 *scatter_page(u32 i, u32 top)
+{
+	u32 pages = (top - (4u << 20)) / 4096;
+	return (u8 *)(uptr)((4u << 20) + (i * 2654435761u) % pages * 4096);
+}
+
+static void scatter(u32 i, u32 at, u32 top)
+{
+	u32 *w = (u32 *)(scatter_page(i, top) + (i * 68) % 4000);
+	for (u32 k = 0; k < 16; k++)
+		w[k] = (i * 0x01000193u) ^ (k << 24) ^ 0x80000001u;
+	if (i > at && (i - at) % 3 == 0) {
+		u8 *p = scatter_page(i - at, top);
+		for (u32 k = 0; k < 4096; k++)
+			p[k] = 0;
+	}
+}
+
+/* spin_forever loops writing nothing: a test that finds the vCPU in it
+ * knows the guest's memory no longer changes. */
+static void __attribute__((noinline, noreturn)) spin_forever(void)
+{
+	for (;;)
+		__asm__ volatile("pause");
+}
+
 void kmain(u32 magic, const struct mb_info *mbi)
 {
 	(void)magic;
-	(void)mbi;
 	u32 n = 200, at = 100;
+	int scat = has_word("scatter"), spin = has_word("spin");
+	u32 top = (mbi->flags & 1) ? (mbi->mem_upper + 1024) << 10 : 16u << 20;
 	word_uint("n", &n);
 	word_uint("at", &at);
 	int pit = has_word("pit"), clock = has_word("clock");
@@ -89,6 +124,8 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	for (u32 i = 1; i <= n; i++) {
 		printf("count %u\n", i);
 		reached = i;
+		if (scat)
+			scatter(i, at, top);
 		if (i == at && clock) {
 			u64 before = rdtsc();
 			outb(0x505, 1);
@@ -107,6 +144,10 @@ void kmain(u32 magic, const struct mb_info *mbi)
 				fail("no pit interrupt");
 			}
 		}
+	}
+	if (spin) {
+		printf("counter: spinning\n");
+		spin_forever();
 	}
 	printf("counter: done\n");
 	exit(0);
