@@ -27,9 +27,13 @@ import (
 // Devices and BeforeRun; the kernel fields are ignored. MemoryMiB, when
 // set, must be the snapshot's. Disks, when nil, are the snapshot's own
 // (each by path, read-only or not as then); when set, they must be as
-// many. Each image must be the one the snapshot saw (same size, inode and
-// modification time), else Restore fails with ErrDiskChanged: the guest's
-// cached view of it would no longer match. Devices must be the same kinds
+// many. Each image must have the content the snapshot saw, else Restore
+// fails with ErrDiskChanged, naming both files: the guest's cached view
+// of it would no longer match. The snapshot's file unchanged (same size,
+// device, inode and modification time) is accepted without reading it;
+// another file of the same size (a copy of the image per clone), or the
+// same one touched, is read and accepted when its CRC-32C is the one the
+// snapshot recorded (see DiskIdentity). Devices must be the same kinds
 // of virtio device as the snapshot's, in order, and a network card must
 // have the snapshot's address unless WithMAC gives the clone another.
 // Nothing is left open on error.

@@ -107,14 +107,18 @@ type snapRequest struct {
 }
 
 // Snapshot writes a snapshot of the running machine to w: the vCPU is
-// paused between two KVM_RUN exits, the virtio devices finish the request
-// they serve and take no other until the snapshot is written (requests the
-// guest queues meanwhile are served after it, or after a restore), and
-// the guest then runs on. Before Run it snapshots the machine as New left
-// it; after Run it fails. Not from Config.OnEvent or Console, which the
-// vCPU thread calls. snapshot.Target writes to a file that keeps its old
-// content until a new snapshot is complete (Target.Write, or a
-// TargetWriter as Config.SnapshotOnReady).
+// paused between two KVM_RUN exits, the virtio devices finish the pass
+// over their queues they are making (a disk serves every request its
+// queue holds) and take no other until the snapshot is written (requests
+// the guest queued that no pass took are served after it, and after a
+// restore), and the guest then runs on. The pause reads the guest pages
+// ever populated (not those never touched, which /proc/self/pagemap
+// tells) and each disk image's non-zero blocks, for its content digest.
+// Before Run it snapshots the machine as New left it; after Run it fails.
+// Not from Config.OnEvent or Console, which the vCPU thread calls.
+// snapshot.Target writes to a file that keeps its old content until a new
+// snapshot is complete (Target.Write, or a TargetWriter as
+// Config.SnapshotOnReady).
 func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
 	type result struct {
 		info SnapshotInfo
