@@ -284,12 +284,12 @@ func WriteKnown(w io.Writer, nic NIC, state, mem []byte, zero PageSet) (int64, e
 	// populate): they become holes, or are written from zeros.
 	var zeros []byte
 	for off := 0; off < len(mem); {
-		isZero := zero.Has(off / PageSize)
+		zeroRun := zero.Has(off / PageSize)
 		end := off + PageSize
-		for end < len(mem) && zero.Has(end/PageSize) == isZero {
+		for end < len(mem) && zero.Has(end/PageSize) == zeroRun {
 			end += PageSize
 		}
-		if !isZero {
+		if !zeroRun {
 			k, err := w.Write(mem[off:end])
 			n += int64(k)
 			if err != nil {
