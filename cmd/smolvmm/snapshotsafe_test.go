@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -314,6 +315,12 @@ func TestCLISnapshotKeyRepeated(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The guest spins forever: a Fatal must not leave smolvmm running.
+	// (After the body's own Wait, this Wait returns at once.)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
 	go io.Copy(io.Discard, ptm) // the console's output
 	lines := bufio.NewScanner(stderr)
 	var log strings.Builder
@@ -496,13 +503,33 @@ func TestCLISnapshotKeyWithoutFile(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The guest spins forever: on every path out of the test (a Fatal,
+	// the deadline below) smolvmm is killed and reaped, not left
+	// running. Wait is on its own goroutine, so that the cleanup and the
+	// deadline share its one call.
+	var err error
+	waited := make(chan struct{})
+	go func() {
+		err = cmd.Wait()
+		close(waited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-waited
+	})
 	go io.Copy(io.Discard, ptm) // the console's output
 	// Both keys at once: the escape reader serves them in order, and the
 	// note is written before Ctrl-A s returns, so it precedes the exit.
 	if _, err := ptm.Write([]byte{0x01, 's', 0x01, 'x'}); err != nil {
 		t.Fatal(err)
 	}
-	err := cmd.Wait()
+	select {
+	case <-waited:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-waited // stderr is complete only once Wait has returned
+		t.Fatalf("no exit within 60 s of Ctrl-A s, Ctrl-A x; stderr:\n%s", stderr.String())
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, stderr.String())
