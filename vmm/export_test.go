@@ -72,3 +72,20 @@ func StateSection(j []byte) ([]byte, error) {
 	}
 	return encodeState(&st)
 }
+
+// GatePreparedCPUID makes each PrepareRestore's goroutine, before it asks
+// KVM for the CPUID, wait until the state is decoded or a vCPU waits for
+// the CPUID, whichever comes first, and tell got whether the state was
+// decoded then. undo removes the gate.
+func GatePreparedCPUID(got func(decodedFirst bool)) (undo func()) {
+	prepareGate = func(p *PreparedRestore) {
+		select {
+		case <-p.loaded:
+		case <-p.cpuid.waiting:
+		}
+		// Both may be done by now: the state's decoding, if it was
+		// first, still ended before the vCPU's wait began.
+		got(isClosed(p.loaded))
+	}
+	return func() { prepareGate = nil }
+}

@@ -3,6 +3,7 @@ package vmm
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smolvmm/smolvmm/snapshot"
@@ -16,16 +17,23 @@ import (
 // section read, verified and decoded. Restore with WithPrepared
 // takes it over and creates the VM meanwhile on its own goroutine,
 // without waiting for a new one to be scheduled (0.2-0.8 ms on a loaded
-// nested host). Nothing of the snapshot is used before Restore has
-// verified it, as without it.
+// nested host); while the CPUID question has not returned, Restore reads
+// and decodes the state itself before it gives the VM its memory, which
+// KVM holds back until the question has returned. Nothing of the
+// snapshot is used before Restore has verified it, as without it.
 type PreparedRestore struct {
 	path, kvmPath string
 	f             *snapshot.File
 	lock, kvm     *os.File
 	cpuid         *cpuidFetch
 
-	opened   chan struct{} // closed when f, lock, kvm and cpuid are set, or will not be
-	done     chan struct{} // closed when st, stErr and loadedAt are set, or will not be
+	opened chan struct{} // closed when f, lock, kvm and cpuid are set, or will not be
+	done   chan struct{} // closed when the goroutine has ended
+	// The state is read and decoded by the goroutine or by Restore,
+	// whichever comes to it first (load, which claims it); loaded is
+	// closed when st, stErr and loadedAt are set.
+	claimed  atomic.Bool
+	loaded   chan struct{}
 	st       *machineState
 	stErr    error
 	loadedAt time.Time
@@ -45,7 +53,7 @@ func PrepareRestore(kvmPath, path string) *PreparedRestore {
 	if kvmPath == "" {
 		kvmPath = "/dev/kvm"
 	}
-	p := &PreparedRestore{path: path, kvmPath: kvmPath, opened: make(chan struct{}), done: make(chan struct{})}
+	p := &PreparedRestore{path: path, kvmPath: kvmPath, opened: make(chan struct{}), done: make(chan struct{}), loaded: make(chan struct{})}
 	// Even the opens on the goroutine: they cost the caller ~0.15 ms.
 	go func() {
 		defer close(p.done)
@@ -53,13 +61,34 @@ func PrepareRestore(kvmPath, path string) *PreparedRestore {
 			return
 		}
 		// The CPUID first: the vCPU waits for it, the state only
-		// Restore's checks once the VM is made.
+		// Restore's checks once the VM is made. Restore decodes the
+		// state itself when it gets there first, as it does when the
+		// question takes longer than creating the VM.
+		if prepareGate != nil {
+			prepareGate(p)
+		}
 		p.cpuid.fetch(p.kvm.Fd())
-		p.st, p.stErr = loadState(p.f)
-		p.loadedAt = time.Now()
+		p.load()
 	}()
 	return p
 }
+
+// load reads, verifies and decodes the state, once: on the goroutine
+// after the CPUID, or in Restore while the goroutine still waits for it.
+// A second caller waits for the first's result.
+func (p *PreparedRestore) load() {
+	if !p.claimed.CompareAndSwap(false, true) {
+		<-p.loaded
+		return
+	}
+	p.st, p.stErr = loadState(p.f)
+	p.loadedAt = time.Now()
+	close(p.loaded)
+}
+
+// prepareGate, set by tests, runs on PrepareRestore's goroutine before it
+// asks KVM for the CPUID.
+var prepareGate func(*PreparedRestore)
 
 // open opens and locks the snapshot and opens KVM, and reports whether
 // all of it could; on the goroutine, before it closes p.opened.
@@ -106,8 +135,10 @@ func (p *PreparedRestore) take(path, kvmPath string) bool {
 	return true
 }
 
-// wait returns the decoded state once the goroutine has ended.
+// wait returns the decoded state, decoding it unless the goroutine has
+// begun to, once the goroutine has ended.
 func (p *PreparedRestore) wait() (*machineState, time.Time, error) {
+	p.load()
 	<-p.done
 	return p.st, p.loadedAt, p.stErr
 }

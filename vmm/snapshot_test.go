@@ -326,6 +326,27 @@ func TestRestorePrepared(t *testing.T) {
 	})
 }
 
+// TestRestorePreparedDecodesMeanwhile: while a preparation still waits
+// for KVM's CPUID answer, Restore reads and decodes the state itself,
+// before it gives the VM its memory (which waits for that answer) and
+// before its vCPU waits for the CPUID; the guest then continues as
+// always.
+func TestRestorePreparedDecodesMeanwhile(t *testing.T) {
+	path, _, after := snapshotCounter(t, vmm.Config{}, "n=120 at=100")
+	got := make(chan bool, 1)
+	defer vmm.GatePreparedCPUID(func(decodedFirst bool) { got <- decodedFirst })()
+	p := vmm.PrepareRestore("", path)
+	defer p.Close()
+	out, e, err := restoreRun(t, vmm.Config{}, path, vmm.WithPrepared(p))
+	wantDebugExit(t, e, err, 0)
+	if out != after {
+		t.Fatalf("restored guest printed %q, want %q", out, after)
+	}
+	if !<-got {
+		t.Error("the vCPU waited for KVM's CPUID before the state was decoded: Restore left the decoding to the preparation's goroutine, behind the CPUID question")
+	}
+}
+
 // openFDs counts this process's open file descriptors.
 func openFDs(t *testing.T) int {
 	t.Helper()

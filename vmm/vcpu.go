@@ -171,9 +171,14 @@ type cpuidFetch struct {
 	supported []cpuidEntry
 	err       error
 	asked     atomic.Int32 // KVM_GET_SUPPORTED_CPUID questions, for the tests
+	// waiting is closed when wait is first called, for the tests.
+	waiting     chan struct{}
+	waitingOnce sync.Once
 }
 
-func newCPUIDFetch() *cpuidFetch { return &cpuidFetch{done: make(chan struct{})} }
+func newCPUIDFetch() *cpuidFetch {
+	return &cpuidFetch{done: make(chan struct{}), waiting: make(chan struct{})}
+}
 
 // fetch asks kvmFD (/dev/kvm) and hands the answer over.
 func (f *cpuidFetch) fetch(kvmFD uintptr) {
@@ -188,6 +193,7 @@ func (f *cpuidFetch) fetch(kvmFD uintptr) {
 // wait returns the supported CPUID once fetched (it may be called
 // again).
 func (f *cpuidFetch) wait() (*cpuid2, error) {
+	f.waitingOnce.Do(func() { close(f.waiting) })
 	<-f.done
 	return f.c, f.err
 }
