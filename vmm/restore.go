@@ -42,9 +42,9 @@ import (
 // decoded while the VM, its memory and its vCPU are created (from the
 // header alone); a snapshot refused is reported before any error of the
 // VM's, and nothing runs until the state is verified. PrepareRestore
-// begins the reading and decoding, and KVM's answer on the CPUID, before
-// Restore is called (WithPrepared), so that they overlap the caller's own
-// setup too. The memory section is checked against its digest only with
+// begins KVM's answer on the CPUID before Restore is called
+// (WithPrepared), and the reading and decoding unless Restore comes to
+// them first, so that they overlap the caller's own setup too. The memory section is checked against its digest only with
 // VerifyMemory.
 //
 // The vCPU gets the snapshot's CPUID entries, not this host's: Restore
