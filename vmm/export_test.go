@@ -89,3 +89,11 @@ func GatePreparedCPUID(got func(decodedFirst bool)) (undo func()) {
 	}
 	return func() { prepareGate = nil }
 }
+
+// GateSnapshotOpenAtCPUID makes each PrepareRestore's goroutine, before it
+// asks KVM for the CPUID, tell got whether the snapshot was open by then
+// (for a preparation no Restore takes over). undo removes the gate.
+func GateSnapshotOpenAtCPUID(got func(open bool)) (undo func()) {
+	prepareGate = func(p *PreparedRestore) { got(p.f != nil) }
+	return func() { prepareGate = nil }
+}

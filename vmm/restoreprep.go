@@ -12,14 +12,16 @@ import (
 // PreparedRestore is the part of a restore that needs neither the
 // machine's configuration nor its devices, begun early by PrepareRestore
 // so that it overlaps the program's own setup (a CLI's flags, console and
-// network): on a goroutine of its own, the snapshot opened and locked,
-// /dev/kvm opened, KVM asked for the CPUID it supports and the state
-// section read, verified and decoded. Restore with WithPrepared
-// takes it over and creates the VM meanwhile on its own goroutine,
-// without waiting for a new one to be scheduled (0.2-0.8 ms on a loaded
-// nested host); while the CPUID question has not returned, Restore reads
-// and decodes the state itself before it gives the VM its memory, which
-// KVM holds back until the question has returned. Nothing of the
+// network): on a goroutine of its own, /dev/kvm opened and KVM asked for
+// the CPUID it supports, first, since every KVM ioctl that waits for a
+// grace period (the memory slots) waits for that question too; then the
+// snapshot opened and locked and its state section read, verified and
+// decoded, unless Restore has come to them first. Restore with
+// WithPrepared takes it over: it opens the snapshot itself while the
+// question runs, and creates the VM on its own goroutine, without waiting
+// for a new one to be scheduled (0.2-0.8 ms on a loaded nested host);
+// while the CPUID question has not returned, Restore reads and decodes
+// the state itself before it gives the VM its memory. Nothing of the
 // snapshot is used before Restore has verified it, as without it.
 type PreparedRestore struct {
 	path, kvmPath string
@@ -27,8 +29,12 @@ type PreparedRestore struct {
 	lock, kvm     *os.File
 	cpuid         *cpuidFetch
 
-	opened chan struct{} // closed when f, lock, kvm and cpuid are set, or will not be
-	done   chan struct{} // closed when the goroutine has ended
+	opened chan struct{} // closed when kvm and cpuid are set, or will not be
+	// The snapshot is opened and locked by the goroutine or by Restore,
+	// whichever comes to it first (openSnap); f and lock are set, or
+	// left nil, once snapOnce is done.
+	snapOnce sync.Once
+	done     chan struct{} // closed when the goroutine has ended
 	// The state is read and decoded by the goroutine or by Restore,
 	// whichever comes to it first (load, which claims it); loaded is
 	// closed when st, stErr and loadedAt are set.
@@ -60,15 +66,19 @@ func PrepareRestore(kvmPath, path string) *PreparedRestore {
 		if !p.open() {
 			return
 		}
-		// The CPUID first: the vCPU waits for it, the state only
-		// Restore's checks once the VM is made. Restore decodes the
-		// state itself when it gets there first, as it does when the
-		// question takes longer than creating the VM.
+		// The CPUID first, before the snapshot is opened: the memory
+		// slots wait for the question, the vCPU for its answer, the
+		// state only Restore's checks once the VM is made. Restore
+		// opens the snapshot and decodes the state itself when it gets
+		// there first, as it does when the question takes longer than
+		// creating the VM.
 		if prepareGate != nil {
 			prepareGate(p)
 		}
 		p.cpuid.fetch(p.kvm.Fd())
-		p.load()
+		if p.openSnap() {
+			p.load()
+		}
 	}()
 	return p
 }
@@ -90,28 +100,36 @@ func (p *PreparedRestore) load() {
 // asks KVM for the CPUID.
 var prepareGate func(*PreparedRestore)
 
-// open opens and locks the snapshot and opens KVM, and reports whether
-// all of it could; on the goroutine, before it closes p.opened.
+// open opens KVM and reports whether it could; on the goroutine, before
+// it closes p.opened.
 func (p *PreparedRestore) open() bool {
 	defer close(p.opened)
-	f, err := snapshot.OpenHeader(p.path)
-	if err != nil {
-		return false
-	}
-	lock, err := f.LockShared()
-	if err != nil {
-		f.Close()
-		return false
-	}
 	kvm, err := openKVM(p.kvmPath)
 	if err != nil {
-		lock.Close()
-		f.Close()
 		return false
 	}
-	p.f, p.lock, p.kvm = f, lock, kvm
+	p.kvm = kvm
 	p.cpuid = newCPUIDFetch()
 	return true
+}
+
+// openSnap opens and locks the snapshot, once: in Restore, or on the
+// goroutine after the CPUID when Restore has not come to it. It reports
+// whether the snapshot is open.
+func (p *PreparedRestore) openSnap() bool {
+	p.snapOnce.Do(func() {
+		f, err := snapshot.OpenHeader(p.path)
+		if err != nil {
+			return
+		}
+		lock, err := f.LockShared()
+		if err != nil {
+			f.Close()
+			return
+		}
+		p.f, p.lock = f, lock
+	})
+	return p.f != nil
 }
 
 // WithPrepared makes Restore take over p, begun by PrepareRestore for the
@@ -128,7 +146,7 @@ func (p *PreparedRestore) take(path, kvmPath string) bool {
 	<-p.opened
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.taken || p.closed || p.f == nil || p.path != path || p.kvmPath != kvmPath {
+	if p.taken || p.closed || p.kvm == nil || p.path != path || p.kvmPath != kvmPath || !p.openSnap() {
 		return false
 	}
 	p.taken = true
@@ -154,10 +172,12 @@ func (p *PreparedRestore) Close() error {
 	}
 	<-p.done
 	p.closed = true
+	if p.kvm != nil {
+		p.kvm.Close()
+	}
 	if p.f == nil {
 		return nil
 	}
-	p.kvm.Close()
 	p.lock.Close()
 	return p.f.Close()
 }
