@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -182,11 +181,11 @@ func SnapshotDisks(path string) ([]DiskIdentity, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// The disks are in the state's JSON part.
-	var st struct{ Disks []DiskIdentity }
-	j, _, err := stateJSON(f.State)
+	// The disks are in the state's fields part.
+	var st machineState
+	j, _, err := stateFields(f.State)
 	if err == nil {
-		err = json.Unmarshal(j, &st)
+		err = decodeFields(j, &st)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)

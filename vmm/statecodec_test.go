@@ -96,21 +96,21 @@ func demoState(t testing.TB) *machineState {
 }
 
 // TestStateSection: the state section holds the KVM structures in binary
-// after a JSON part without them, decodes back to the state encoded, and
-// a section whose lengths do not add up, whose JSON part holds a KVM
-// structure, or with bytes after its end, is refused.
+// after a fields part without them, decodes back to the state encoded,
+// and a section whose lengths do not add up, whose fields part does not
+// decode, or with bytes after its end, is refused.
 func TestStateSection(t *testing.T) {
 	st := demoState(t)
 	b, err := encodeState(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := stateJSON(b)
+	j, _, err := stateFields(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(j, []byte(base64.StdEncoding.EncodeToString(st.VCPU.XSave[:64]))) || len(j) > 2048 {
-		t.Errorf("JSON part of %d bytes holds the KVM structures: %s", len(j), j)
+	if bytes.Contains(j, st.VCPU.XSave[:64]) || len(j) > 2048 {
+		t.Errorf("fields part of %d bytes holds the KVM structures", len(j))
 	}
 	got, err := decodeState(b)
 	if err != nil {
@@ -119,26 +119,34 @@ func TestStateSection(t *testing.T) {
 	if !reflect.DeepEqual(got, st) {
 		t.Fatalf("decoded state differs:\n got %+v\nwant %+v", got, st)
 	}
-	t.Logf("demo state: %d bytes (JSON part %d)", len(b), len(j))
+	t.Logf("demo state: %d bytes (fields part %d)", len(b), len(j))
 
 	le := binary.LittleEndian
-	withJSON := func(j string) []byte {
-		_, rest, _ := stateJSON(b)
-		return append(le.AppendUint32(nil, uint32(len(j))), append([]byte(j), rest...)...)
+	withFields := func(f []byte) []byte {
+		_, rest, _ := stateFields(b)
+		return append(append(le.AppendUint32(nil, uint32(len(f))), f...), rest...)
 	}
+	edit := func(off int, v ...byte) []byte {
+		f := slices.Clone(j)
+		copy(f[off:], v)
+		return withFields(f)
+	}
+	ready := 8 + 8 + 4 // MemoryMiB, Protocol, TSCKHz
 	for _, tc := range []struct {
 		name string
 		b    []byte
 		want string
 	}{
-		{"empty", nil, "0 bytes, too short for the JSON part's length"},
-		{"JSON part past the end", le.AppendUint32(nil, 100), "JSON part of 100 bytes in a section of 4"},
+		{"empty", nil, "0 bytes, too short for the fields part's length"},
+		{"fields part past the end", le.AppendUint32(nil, 100), "fields part of 100 bytes in a section of 4"},
 		{"cut in the structures", b[:len(b)-600], "bytes, "},
 		{"cut before the interrupt controllers", b[:len(j)+4+4*11+len(st.VCPU.Regs)], "left in the section"},
 		{"a byte after", append(slices.Clone(b), 0), "1 bytes after the last interrupt controller"},
-		{"registers in the JSON part", withJSON(`{"VCPU":{"Regs":"AAAA"}}`), "the JSON part holds regs"},
-		{"CPUID in the JSON part", withJSON(`{"VCPU":{"CPUID":""}}`), "the JSON part holds interrupt controllers, MSRs or CPUID entries"},
-		{"not JSON", withJSON(`{`), "unexpected end of JSON input"},
+		{"fields part cut", withFields(j[:len(j)-1]), "fields part: disks: 3 bytes left, want 4"},
+		{"a byte after the fields", withFields(append(slices.Clone(j), 0)), "fields part: 1 bytes after the last field"},
+		{"a bool of 2", edit(ready, 2), "fields part: Ready: 2 is not a bool"},
+		{"UART RX past the end", edit(ready+1, 0xff, 0xff, 0xff, 0), "fields part: UART RX: 16777215 bytes"},
+		{"JSON (version 4)", withFields([]byte(`{"MemoryMiB":128}`)), "fields part: "},
 		{"interrupt controllers past the end", append(slices.Clone(b[:len(b)-3*(4+sizeIRQChip)-4]), le.AppendUint32(nil, 1<<30)...), "1073741824 interrupt controllers in 0 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
