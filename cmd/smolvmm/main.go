@@ -23,6 +23,7 @@ func commands() []*cli.Command {
 }
 
 func main() {
+	prepareRestoreEarly(os.Args) // snapshot.go: before the flags are parsed
 	os.Exit(run(os.Args))
 }
 

@@ -479,3 +479,27 @@ func TestCLIRestoreForward(t *testing.T) {
 		t.Fatalf("restore ended with %v (want status 1, debug-exit 0); output %q; stderr:\n%s", err, got.String(), errText.String())
 	}
 }
+
+// TestEarlyRestoreArgs: the restore begun before the flags are parsed
+// reads --restore and --kvm-device as urfave/cli would, and begins none
+// for another command, without --restore, or with --jail (the jailed
+// VMM prepares its own).
+func TestEarlyRestoreArgs(t *testing.T) {
+	for _, tt := range []struct {
+		args      []string
+		kvm, path string
+	}{
+		{[]string{"smolvmm", "run", "--restore", "a.snap"}, "", "a.snap"},
+		{[]string{"smolvmm", "run", "-restore=a.snap", "--kvm-device", "/dev/k"}, "/dev/k", "a.snap"},
+		{[]string{"smolvmm", "run", "-m", "64", "--kvm-device=/dev/k", "--restore", "b"}, "/dev/k", "b"},
+		{[]string{"smolvmm", "run", "-k", "demo.elf"}, "", ""},
+		{[]string{"smolvmm", "run", "--restore", "a.snap", "--jail"}, "", ""},
+		{[]string{"smolvmm", "bench", "--restore", "a.snap"}, "", ""},
+		{[]string{"smolvmm", "run", "--", "--restore", "a.snap"}, "", ""},
+		{[]string{"smolvmm"}, "", ""},
+	} {
+		if kvm, path := earlyRestoreArgs(tt.args); kvm != tt.kvm || path != tt.path {
+			t.Errorf("earlyRestoreArgs(%q) = %q, %q; want %q, %q", tt.args, kvm, path, tt.kvm, tt.path)
+		}
+	}
+}
