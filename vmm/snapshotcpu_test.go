@@ -77,6 +77,13 @@ func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.Raw
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writeSnapshotCopy(t, f, j, mem)
+}
+
+// writeSnapshotCopy writes, in a new file, a snapshot with f's network
+// card, the state j (the state as JSON, see vmm.StateJSON) and mem.
+func writeSnapshotCopy(t *testing.T, f *snapshot.File, j, mem []byte) string {
+	t.Helper()
 	state, err := vmm.StateSection(j)
 	if err != nil {
 		t.Fatal(err)

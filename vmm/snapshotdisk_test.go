@@ -102,24 +102,11 @@ func withoutDiskDigest(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := vmm.StateSection(j)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem, err := f.MapMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := filepath.Join(t.TempDir(), "old.snap")
-	out, err := os.Create(old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if _, err := snapshot.Write(out, f.Header.NIC, state, mem); err != nil {
-		t.Fatal(err)
-	}
-	return old
+	return writeSnapshotCopy(t, f, j, mem)
 }
 
 // TestRestoreDiskCopy: a restore accepts, besides the snapshot's image
