@@ -48,6 +48,7 @@ var recipes = map[string]recipe{
 	"counter":   {srcs: withRuntime(append(intrSrcs, "counter.c")...)},
 	"vblk":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vblk.c", "vblk_evil.c")...)},
 	"vnet":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vnet.c")...)},
+	"vtcp":      {srcs: withRuntime("virtio.c", "vtcp.c")},
 	"bad":       {srcs: withRuntime("bad.c")},
 	"hammer":    {srcs: withRuntime("hammer.c")},
 	"up":        {srcs: withRuntime("virtio.c", "up.c")},

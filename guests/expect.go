@@ -39,3 +39,15 @@ func WriteVblkDisk(path string) ([]byte, error) {
 	copy(img, VblkSector0)
 	return img, os.WriteFile(path, img, 0o644)
 }
+
+// VtcpStream returns the first n bytes of the stream the vtcp guest sends
+// and expects: byte i is i + 31*(i>>8), modulo 256, so that a run of bytes
+// at the wrong offset does not match. Host-side peers of the guest (a
+// listener it sends to, a client of its listener) send and check it.
+func VtcpStream(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i + 31*(i>>8))
+	}
+	return b
+}
