@@ -26,7 +26,7 @@ var (
 
 // smolvmmBin builds the command once for the tests that run it as a user
 // would, to check exit statuses, stderr and the terminal.
-func smolvmmBin(t *testing.T) string {
+func smolvmmBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "smolvmm-cli")

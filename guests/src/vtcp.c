@@ -54,6 +54,11 @@ static u32 get32(const u8 *p) { return get16(p) << 16 | get16(p + 2); }
 /* before: sequence number a comes before b (modulo 2^32). */
 static int before(u32 a, u32 b) { return (int)(a - b) < 0; }
 
+/* passed is deadline_passed made to stay true once it was (the runtime's
+ * counts ticks down and would start over), so that an inner loop's wait
+ * can end on the outer deadline and the outer loop see it. */
+static int passed(struct deadline *d) { return d->left == 0 || deadline_passed(d); }
+
 static u8 pattern(u32 i) { return (u8)(i + 31 * (i >> 8)); }
 
 static void print_ip(const char *pre, const u8 *a, const char *post)
@@ -263,7 +268,7 @@ static void resolve(const u8 *a, u8 *out)
 	for (;;) {
 		arp(bcast, 1, zero, a);
 		deadline_init(&retry, 1);
-		while (!deadline_passed(&retry)) {
+		while (!passed(&retry) && !passed(&idle)) {
 			u32 n;
 			const u8 *f = rx_next(&n);
 			if (!f)
@@ -278,7 +283,7 @@ static void resolve(const u8 *a, u8 *out)
 				return;
 			}
 		}
-		if (deadline_passed(&idle))
+		if (passed(&idle))
 			break;
 	}
 	print_ip("FAIL: vtcp: no ARP reply for ", a, "\n");
@@ -331,12 +336,12 @@ static const u8 *dhcp_opt(const u8 *b, u32 n, u32 code, u32 len)
 }
 
 /* dhcp_wait returns the BOOTP reply of DHCP type want to our transaction
- * (its length in *len), or 0 after a second or two. */
-static const u8 *dhcp_wait(u32 want, u32 *len)
+ * (its length in *len), or 0 after a second or two or once idle passed. */
+static const u8 *dhcp_wait(u32 want, u32 *len, struct deadline *idle)
 {
 	struct deadline retry;
 	deadline_init(&retry, 1);
-	while (!deadline_passed(&retry)) {
+	while (!passed(&retry) && !passed(idle)) {
 		u32 n;
 		const u8 *f = rx_next(&n);
 		if (!f)
@@ -364,10 +369,10 @@ static void dhcp(void)
 	const u8 *b = 0;
 	u32 n;
 	while (!b) {
-		if (deadline_passed(&idle))
+		if (passed(&idle))
 			fail("vtcp: no DHCPOFFER");
 		dhcp_send(1, 0, 0);
-		b = dhcp_wait(2, &n);
+		b = dhcp_wait(2, &n, &idle);
 	}
 	const u8 *sid = dhcp_opt(b, n, 54, 4);
 	if (!sid) {
@@ -378,10 +383,10 @@ static void dhcp(void)
 	memcpy(server, sid, 4);
 	rx_done();
 	for (b = 0; !b;) {
-		if (deadline_passed(&idle))
+		if (passed(&idle))
 			fail("vtcp: no DHCPACK");
 		dhcp_send(3, offered, server);
-		b = dhcp_wait(5, &n);
+		b = dhcp_wait(5, &n, &idle);
 	}
 	memcpy(my_ip, b + 16, 4);
 	const u8 *o = dhcp_opt(b, n, 1, 4);
@@ -507,7 +512,7 @@ static void listen(u32 port, int want_set, u32 want)
 	/* A SYN to port: the peer's address is taken from it (and its MAC
 	 * from the frame, which saves an ARP exchange). */
 	for (;;) {
-		if (deadline_passed(&idle))
+		if (passed(&idle))
 			fail("vtcp: no connection");
 		if (!next_seg(&s))
 			continue;
@@ -530,10 +535,10 @@ static void listen(u32 port, int want_set, u32 want)
 	u32 got = 0, segs = 0, dropped = 0;
 	int established = 0, fin = 0;
 	for (;;) {
-		if (deadline_passed(&idle))
+		if (passed(&idle))
 			fail(fin ? "vtcp: our FIN not acknowledged" : established ? "vtcp: stream stalled"
 									      : "vtcp: handshake not completed");
-		if (deadline_passed(&rto)) { /* our SYN or FIN went unanswered */
+		if (passed(&rto)) { /* our SYN or FIN went unanswered */
 			if (!established)
 				tcp_send(TCP_SYN | TCP_ACK, iss, 0, 0);
 			else if (fin)
@@ -622,11 +627,11 @@ static void connect(void)
 	struct deadline idle, rto;
 	deadline_init(&idle, timeout);
 	for (;;) {
-		if (deadline_passed(&idle))
+		if (passed(&idle))
 			fail("vtcp: no answer to SYN");
 		tcp_send(TCP_SYN, iss, 0, 0);
 		deadline_init(&rto, 1);
-		while (!deadline_passed(&rto)) {
+		while (!passed(&rto) && !passed(&idle)) {
 			if (!next_seg(&s))
 				continue;
 			int mine = ours(&s);
@@ -682,9 +687,9 @@ static void send_stream(u32 total, u32 window)
 		}
 		if (fin_sent && c.snd_una == end + 1 && peer_fin)
 			break;
-		if (deadline_passed(&idle))
+		if (passed(&idle))
 			fail(fin_sent ? "vtcp: close not completed" : "vtcp: stream stalled");
-		if (deadline_passed(&rto)) { /* go back to the last ACK */
+		if (passed(&rto)) { /* go back to the last ACK */
 			if (c.snd_una != c.snd_max)
 				timeouts++;
 			if (fin_sent && c.snd_una != end + 1)
