@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -528,4 +529,100 @@ func TestNetStopStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkTwoVMTCP measures a TCP stream between two VMs on one smolvmm
+// net (vtcp guests, window=4 segments by default), from the host side: the
+// time between the listener's "established" and "received" lines as they
+// arrive on its console, for the stream's bytes; and, side by side, the
+// same bytes over host loopback TCP between two goroutines (from the dial
+// to the reader's end of stream), the ceiling. This machine's KVM
+// emulates the guests' instructions (~1 µs each), and the guests build,
+// checksum and check every byte, so the VMs' figure is bound by the
+// guests, not by the VMMs or the hub.
+func BenchmarkTwoVMTCP(b *testing.B) {
+	if !kvmUsable() {
+		b.Skip("needs /dev/kvm")
+	}
+	for _, size := range []int{32 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
+			socket := filepath.Join(b.TempDir(), "n.sock")
+			d := startNetDaemon(b, socket)
+			go func() {
+				for range d.lines { // its joins and leaves: unread, they would stall it
+				}
+			}()
+			stream := guests.VtcpStream(size)
+			var vm, lo time.Duration
+			var timeouts, outOfOrder int
+			for range b.N {
+				listener, sender, _ := tcpPair(b, socket, socket, size, "")
+				est := listener.expect(b, "vtcp: connection from ")
+				rcv := listener.expect(b, fmt.Sprintf("vtcp: received %d bytes ok", size))
+				lStatus, lOut := listener.wait(b)
+				sStatus, sOut := sender.wait(b)
+				if lStatus != 1 || sStatus != 1 {
+					b.Fatalf("exit statuses: listener %d, sender %d\n%s\n%s", lStatus, sStatus, lOut, sOut)
+				}
+				vm += rcv.at.Sub(est.at)
+				lo += loopbackTCP(b, stream)
+				// Losses and go-backs, which would slow the VMs
+				// for reasons other than their own speed.
+				var n, t, segs, ooo, bad int
+				if _, err := fmt.Sscanf(sOut[strings.Index(sOut, "vtcp: sent "):], "vtcp: sent %d bytes, %d timeouts", &n, &t); err != nil {
+					b.Fatalf("sender's summary: %v\n%s", err, sOut)
+				}
+				if _, err := fmt.Sscanf(lOut[strings.Index(lOut, "vtcp: segments "):], "vtcp: segments %d, out of order %d, bad checksums %d", &segs, &ooo, &bad); err != nil {
+					b.Fatalf("listener's summary: %v\n%s", err, lOut)
+				}
+				timeouts += t
+				outOfOrder += ooo
+			}
+			b.ReportMetric(float64(timeouts)/float64(b.N), "timeouts/op")
+			b.ReportMetric(float64(outOfOrder)/float64(b.N), "out-of-order/op")
+			b.ReportMetric(float64(size*b.N)/vm.Seconds()/1e6, "vm-MB/s")
+			b.ReportMetric(float64(size*b.N)/lo.Seconds()/1e6, "loopback-MB/s")
+		})
+	}
+}
+
+// loopbackTCP sends stream over host loopback TCP and returns the time
+// from the dial to the reader's end of stream, the stream checked.
+func loopbackTCP(b *testing.B, stream []byte) time.Duration {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		end time.Time
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		got, err := io.ReadAll(c)
+		end := time.Now()
+		if err == nil && !bytes.Equal(got, stream) {
+			err = fmt.Errorf("loopback: %d bytes arrived, not the %d sent", len(got), len(stream))
+		}
+		done <- result{end, err}
+	}()
+	start := time.Now()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = c.Write(stream)
+	c.Close()
+	r := <-done
+	if err != nil || r.err != nil {
+		b.Fatal(err, r.err)
+	}
+	return r.end.Sub(start)
 }
