@@ -296,6 +296,94 @@ func TestCLISharedNetworkTCP(t *testing.T) {
 	}
 }
 
+// TestCLIUserNetworkTCP runs the vtcp guest against gVisor's TCP, on the
+// default user network and on a shared one, with a Go peer on the host:
+// the sender through the gateway's NAT to a host listener, the listener
+// behind a -p forward. The stream is checked at both ends.
+func TestCLIUserNetworkTCP(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "vtcp")
+	const size = 20000
+	stream := guests.VtcpStream(size)
+	socket := filepath.Join(t.TempDir(), "n.sock")
+	startNetDaemon(t, socket)
+	for _, network := range []string{"user", "user:" + socket} {
+		t.Run(network+"/send", func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			got := make(chan []byte, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(time.Minute))
+				b, _ := io.ReadAll(c)
+				got <- b
+			}()
+			port := ln.Addr().(*net.TCPAddr).Port
+			vm := startVM(t, "-k", kernel, "-m", "32", "--net", network, "--mac", "52:54:00:7c:00:03",
+				"-a", fmt.Sprintf("send peer=10.0.2.2 port=%d bytes=%d", port, size))
+			status, out := vm.wait(t)
+			for _, want := range []string{fmt.Sprintf("vtcp: connected to 10.0.2.2:%d mss 1460 ", port),
+				fmt.Sprintf("vtcp: sent %d bytes, ", size), "vtcp: closed\n"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("the guest did not print %q", want)
+				}
+			}
+			if status != 1 || t.Failed() {
+				t.Fatalf("status %d, want 1:\n%s%s", status, out, vm.stderr.String())
+			}
+			ln.Close()
+			if b := <-got; !bytes.Equal(b, stream) {
+				t.Errorf("the host listener got %d bytes, not the %d of the stream", len(b), size)
+			}
+		})
+		t.Run(network+"/listen", func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hostPort := ln.Addr().(*net.TCPAddr).Port
+			ln.Close()
+			vm := startVM(t, "-k", kernel, "-m", "32", "--net", network, "--mac", "52:54:00:7c:00:04",
+				"-p", fmt.Sprintf("%d:5000", hostPort), "-a", fmt.Sprintf("listen port=5000 bytes=%d", size))
+			vm.expect(t, "vtcp: listening on ")
+			c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", hostPort), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Minute))
+			if _, err := c.Write(stream); err != nil {
+				t.Fatal(err)
+			}
+			c.(*net.TCPConn).CloseWrite()
+			// The guest's FIN after ours; it sends no data.
+			if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+				t.Errorf("reading from the guest: %d bytes, %v; want its FIN alone", len(b), err)
+			}
+			status, out := vm.wait(t)
+			for _, want := range []string{"vtcp: connection from 10.0.2.2:", fmt.Sprintf("vtcp: received %d bytes ok\n", size),
+				", bad checksums 0\n", "vtcp: closed\n"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("the guest did not print %q", want)
+				}
+			}
+			if status != 1 || t.Failed() {
+				t.Fatalf("status %d, want 1:\n%s%s", status, out, vm.stderr.String())
+			}
+		})
+	}
+}
+
 // TestCLISharedNetworkDaemonKilled: a VM whose network daemon is killed
 // keeps running, reconnects under its seccomp filter when a new daemon
 // starts, and still stops normally.
