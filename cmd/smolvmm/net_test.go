@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/netback"
 )
 
 // netDaemon is a running "smolvmm net" whose log lines arrive on lines.
@@ -294,6 +297,211 @@ func TestCLISharedNetworkTCP(t *testing.T) {
 	}
 	if want := "FAIL: vtcp: no connection\n"; lStatus != 3 || !strings.Contains(lOut, want) {
 		t.Errorf("listener with its sender on another network: status %d, want 3 and %q:\n%s", lStatus, want, lOut)
+	}
+}
+
+// TestCLISharedNetworkTCPChecksums: the vtcp listener drops and counts
+// segments whose IPv4 or TCP checksum is wrong, and a bad byte under a
+// good checksum fails it. The sender is the test itself, joined to the
+// hub as a VM, so that the bad segments are made on purpose.
+func TestCLISharedNetworkTCPChecksums(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "vtcp")
+	socket := filepath.Join(t.TempDir(), "n.sock")
+	startNetDaemon(t, socket)
+	const mss = 1460
+	stream := guests.VtcpStream(2 * mss)
+	guestMAC, _ := net.ParseMAC("52:54:00:7c:00:05")
+	tests := []struct {
+		name string
+		// bad is sent before the first segment as it should be.
+		bad        []func(f []byte)
+		want       []string
+		wantStatus int
+	}{
+		{"checksums", []func(f []byte){
+			func(f []byte) { f[len(f)-1] ^= 1 },    // a payload bit: the TCP checksum
+			func(f []byte) { f[14+10] ^= 1 },       // the IPv4 header checksum
+			func(f []byte) { f[14+20+16] ^= 0x80 }, // the TCP checksum itself
+			func(f []byte) { f[14+20+4] ^= 1 },     // the sequence number
+		}, []string{"vtcp: received 2920 bytes ok\n", "vtcp: segments 2, out of order 0, bad checksums 4\n", "vtcp: closed\n"}, 1},
+		{"bad byte, good checksum", nil, []string{"FAIL: vtcp: stream byte 100 is 0x65, want 0x64\n"}, 3},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vm := startVM(t, "-k", kernel, "-m", "32", "--net", "user:"+socket, "--mac", guestMAC.String(),
+				"-a", fmt.Sprintf("listen port=5000 bytes=%d timeout=10", len(stream)))
+			addr, err := netip.ParseAddr(strings.Split(strings.TrimPrefix(vm.expect(t, "vtcp: listening on ").text, "vtcp: listening on "), ":")[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := joinTCPPeer(t, socket, fmt.Sprintf("52:54:00:7c:01:%02x", i), guestMAC, addr)
+			p.send(t, 0x02, nil) // SYN
+			synack := p.expect(t, 0x12)
+			p.ack = synack.seq + 1
+			p.seq++
+			p.send(t, 0x10, nil)
+			data := stream[:mss]
+			if tt.bad == nil {
+				data = bytes.Clone(data)
+				data[100]++
+			}
+			for _, corrupt := range tt.bad {
+				f := p.frame(0x18, data)
+				corrupt(f)
+				p.write(t, f)
+			}
+			p.send(t, 0x18, data)
+			if tt.wantStatus == 1 {
+				p.seq += mss
+				p.expectAck(t, p.seq)
+				p.send(t, 0x18, stream[mss:])
+				p.seq += mss
+				p.expectAck(t, p.seq)
+				p.send(t, 0x11, nil) // FIN
+				p.seq++
+				fin := p.expect(t, 0x11)
+				p.ack = fin.seq + 1
+				p.send(t, 0x10, nil)
+			}
+			status, out := vm.wait(t)
+			for _, want := range tt.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("the guest did not print %q", want)
+				}
+			}
+			if status != tt.wantStatus || t.Failed() {
+				t.Fatalf("status %d, want %d:\n%s", status, tt.wantStatus, out)
+			}
+		})
+	}
+}
+
+// tcpPeer is a test-made TCP endpoint on a shared network: a joined VM
+// that writes its frames by hand.
+type tcpPeer struct {
+	j            *netback.Joined
+	mac, peerMAC net.HardwareAddr
+	addr, peer   netip.Addr
+	seq, ack     uint32
+	frames       chan []byte
+	sport, dport uint16
+}
+
+func joinTCPPeer(t *testing.T, socket, mac string, peerMAC net.HardwareAddr, peer netip.Addr) *tcpPeer {
+	t.Helper()
+	hw, _ := net.ParseMAC(mac)
+	j, err := netback.Join(socket, hw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpPeer{j: j, mac: hw, peerMAC: peerMAC, addr: j.Addr(), peer: peer, seq: 7000, frames: make(chan []byte, 100), sport: 40001, dport: 5000}
+	go func() {
+		defer close(p.frames)
+		for {
+			buf := make([]byte, 2048)
+			n, err := j.ReadFrame(buf)
+			if err != nil {
+				return
+			}
+			p.frames <- buf[:n]
+		}
+	}()
+	t.Cleanup(func() { j.Close() })
+	return p
+}
+
+// checksum is the Internet checksum of b, folded, not complemented.
+func checksum(sum uint32, b []byte) uint32 {
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return sum
+}
+
+// frame builds an Ethernet frame with a TCP segment from p.seq.
+func (p *tcpPeer) frame(flags byte, payload []byte) []byte {
+	f := make([]byte, 14+20+20+len(payload))
+	copy(f, p.peerMAC)
+	copy(f[6:], p.mac)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(40+len(payload)))
+	ip[8], ip[9] = 64, 6
+	copy(ip[12:], p.addr.AsSlice())
+	copy(ip[16:], p.peer.AsSlice())
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(checksum(0, ip[:20])))
+	tcp := ip[20:]
+	binary.BigEndian.PutUint16(tcp, p.sport)
+	binary.BigEndian.PutUint16(tcp[2:], p.dport)
+	binary.BigEndian.PutUint32(tcp[4:], p.seq)
+	binary.BigEndian.PutUint32(tcp[8:], p.ack)
+	tcp[12], tcp[13] = 5<<4, flags
+	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	copy(tcp[20:], payload)
+	pseudo := append(append(append([]byte{}, ip[12:20]...), 0, 6), byte(len(tcp)>>8), byte(len(tcp)))
+	binary.BigEndian.PutUint16(tcp[16:], ^uint16(checksum(checksum(0, pseudo), tcp)))
+	return f
+}
+
+func (p *tcpPeer) write(t *testing.T, f []byte) {
+	t.Helper()
+	if err := p.j.WriteFrame(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *tcpPeer) send(t *testing.T, flags byte, payload []byte) {
+	t.Helper()
+	p.write(t, p.frame(flags, payload))
+}
+
+// tcpSeen is a segment the peer received.
+type tcpSeen struct {
+	seq, ack uint32
+	flags    byte
+}
+
+// expect waits for a segment from the guest with exactly these flags.
+func (p *tcpPeer) expect(t *testing.T, flags byte) tcpSeen {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case f, ok := <-p.frames:
+			if !ok {
+				t.Fatal("the shared network closed")
+			}
+			if len(f) < 54 || binary.BigEndian.Uint16(f[12:]) != 0x0800 || f[14+9] != 6 {
+				continue
+			}
+			tcp := f[14+int(f[14]&15)*4:]
+			s := tcpSeen{binary.BigEndian.Uint32(tcp[4:]), binary.BigEndian.Uint32(tcp[8:]), tcp[13]}
+			if s.flags == flags {
+				return s
+			}
+		case <-timeout:
+			t.Fatalf("no segment with flags %#x from the guest", flags)
+		}
+	}
+}
+
+// expectAck waits for the guest's ACK of everything before seq.
+func (p *tcpPeer) expectAck(t *testing.T, seq uint32) {
+	t.Helper()
+	for {
+		if s := p.expect(t, 0x10); s.ack == seq {
+			return
+		}
 	}
 }
 
