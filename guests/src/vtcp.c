@@ -10,7 +10,7 @@
  *     router, off the subnet), connect, send N bytes of the pattern in
  *     MSS-sized segments, at most W (4) unacknowledged, going back to the
  *     last ACK when none comes for a second or two (RTC ticks), then FIN.
- * Byte i of the stream is (u8)(i + 31 * (i >> 8)) (guests.TCPPattern), so
+ * Byte i of the stream is (u8)(i + 31 * (i >> 8)) (guests.VtcpStream), so
  * a segment placed at the wrong offset does not match. Checksums are
  * checked on receipt (IPv4 header and TCP); bad ones are counted and
  * dropped. Each phase waits at most timeout=N (30) seconds without
@@ -716,7 +716,7 @@ static void send_stream(u32 total, u32 window)
 		}
 		if (s.flags & TCP_ACK)
 			c.snd_wnd = s.wnd;
-		int fin = (s.flags & TCP_FIN) && s.seq + s.len == c.rcv_nxt;
+		int fin = (s.flags & TCP_FIN) && s.len == 0 && s.seq == c.rcv_nxt; /* in order */
 		rx_done();
 		if (fin) { /* the peer's FIN (first or again): ACK it */
 			if (!peer_fin)
