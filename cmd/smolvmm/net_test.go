@@ -835,9 +835,12 @@ func TestNetStopStatus(t *testing.T) {
 // same bytes over host loopback TCP between two goroutines (from the dial
 // to the reader's end of stream, the median of 21), the ceiling. This
 // machine's KVM emulates the guests' instructions, the guests build,
-// checksum and check every byte (15,000 to 21,000 instructions a segment) and
-// each spins on a core, so the VMs' figure is bound by the guests and the
-// host's two cores, not by the VMMs or the hub.
+// checksum and check every byte (15,000 to 21,000 instructions a segment)
+// and each spins on a core, so the VMs' figure is bound by the guests and
+// the host's two cores, not by the VMMs or the hub: one-vm-send and
+// one-vm-listen measure one guest alone against gVisor's TCP (a host peer
+// through the network's NAT, and through a -p forward), the bound of a
+// pair.
 func BenchmarkTwoVMTCP(b *testing.B) {
 	if !kvmUsable() {
 		b.Skip("needs /dev/kvm")
@@ -889,6 +892,80 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 			b.ReportMetric(float64(size*b.N)/lo.Seconds()/(1<<20), "loopback-MiB/s")
 		})
 	}
+	// What one guest alone sends and receives, against gVisor's TCP on
+	// the same network and a Go peer on the host: the bound of a pair.
+	const size = 256 << 10
+	stream := guests.VtcpStream(size)
+	b.Run(fmt.Sprintf("one-vm-send/bytes=%d", size), func(b *testing.B) {
+		socket := filepath.Join(b.TempDir(), "n.sock")
+		startNetDaemon(b, socket)
+		var vm time.Duration
+		for range b.N {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			took := make(chan time.Duration, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					took <- 0
+					return
+				}
+				defer c.Close()
+				start := time.Now()
+				got, _ := io.ReadAll(c)
+				if !bytes.Equal(got, stream) {
+					took <- 0
+					return
+				}
+				took <- time.Since(start)
+			}()
+			v := startVM(b, "-k", guests.ForTest(b, "vtcp"), "-m", "32", "--net", "user:"+socket, "--mac", "52:54:00:7c:00:06",
+				"-a", fmt.Sprintf("send peer=10.0.2.2 port=%d bytes=%d", ln.Addr().(*net.TCPAddr).Port, size))
+			status, out := v.wait(b)
+			ln.Close()
+			d := <-took
+			if status != 1 || d == 0 {
+				b.Fatalf("status %d, stream checked: %v\n%s", status, d != 0, out)
+			}
+			vm += d
+		}
+		b.ReportMetric(float64(size*b.N)/vm.Seconds()/(1<<20), "vm-MiB/s")
+	})
+	b.Run(fmt.Sprintf("one-vm-listen/bytes=%d", size), func(b *testing.B) {
+		socket := filepath.Join(b.TempDir(), "n.sock")
+		startNetDaemon(b, socket)
+		var vm time.Duration
+		for range b.N {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			port := ln.Addr().(*net.TCPAddr).Port
+			ln.Close()
+			v := startVM(b, "-k", guests.ForTest(b, "vtcp"), "-m", "32", "--net", "user:"+socket, "--mac", "52:54:00:7c:00:07",
+				"-p", fmt.Sprintf("%d:5000", port), "-a", fmt.Sprintf("listen port=5000 bytes=%d", size))
+			v.expect(b, "vtcp: listening on ")
+			c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				c.Write(stream)
+				c.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+			est := v.expect(b, "vtcp: connection from ")
+			rcv := v.expect(b, fmt.Sprintf("vtcp: received %d bytes ok", size))
+			if status, out := v.wait(b); status != 1 {
+				b.Fatalf("status %d\n%s", status, out)
+			}
+			vm += rcv.at.Sub(est.at)
+		}
+		b.ReportMetric(float64(size*b.N)/vm.Seconds()/(1<<20), "vm-MiB/s")
+	})
 }
 
 // loopbackTCP sends stream over host loopback TCP and returns the time
