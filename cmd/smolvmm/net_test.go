@@ -876,14 +876,11 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 				lo += los[len(los)/2]
 				// Losses and go-backs, which would slow the VMs
 				// for reasons other than their own speed.
-				var n, t, segs, ooo, bad int
-				if _, err := fmt.Sscanf(sOut[strings.Index(sOut, "vtcp: sent "):], "vtcp: sent %d bytes, %d timeouts", &n, &t); err != nil {
-					b.Fatalf("sender's summary: %v\n%s", err, sOut)
-				}
-				if _, err := fmt.Sscanf(lOut[strings.Index(lOut, "vtcp: segments "):], "vtcp: segments %d, out of order %d, bad checksums %d", &segs, &ooo, &bad); err != nil {
+				var segs, ooo, bad int
+				if _, err := fmt.Sscanf(lOut[max(strings.Index(lOut, "vtcp: segments "), 0):], "vtcp: segments %d, out of order %d, bad checksums %d", &segs, &ooo, &bad); err != nil {
 					b.Fatalf("listener's summary: %v\n%s", err, lOut)
 				}
-				timeouts += t
+				timeouts += sentTimeouts(b, sOut)
 				outOfOrder += ooo
 			}
 			b.ReportMetric(float64(timeouts)/float64(b.N), "timeouts/op")
@@ -900,6 +897,7 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 		socket := filepath.Join(b.TempDir(), "n.sock")
 		startNetDaemon(b, socket)
 		var vm time.Duration
+		timeouts := 0
 		for range b.N {
 			ln, err := net.Listen("tcp4", "127.0.0.1:0")
 			if err != nil {
@@ -930,7 +928,9 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 				b.Fatalf("status %d, stream checked: %v\n%s", status, d != 0, out)
 			}
 			vm += d
+			timeouts += sentTimeouts(b, out)
 		}
+		b.ReportMetric(float64(timeouts)/float64(b.N), "timeouts/op")
 		b.ReportMetric(float64(size*b.N)/vm.Seconds()/(1<<20), "vm-MiB/s")
 	})
 	b.Run(fmt.Sprintf("one-vm-listen/bytes=%d", size), func(b *testing.B) {
@@ -966,6 +966,19 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 		}
 		b.ReportMetric(float64(size*b.N)/vm.Seconds()/(1<<20), "vm-MiB/s")
 	})
+}
+
+// sentTimeouts reads the go-backs from a vtcp sender's summary line.
+func sentTimeouts(b *testing.B, out string) int {
+	var n, t int
+	i := strings.Index(out, "vtcp: sent ")
+	if i < 0 {
+		b.Fatalf("no summary from the sender:\n%s", out)
+	}
+	if _, err := fmt.Sscanf(out[i:], "vtcp: sent %d bytes, %d timeouts", &n, &t); err != nil {
+		b.Fatalf("sender's summary: %v\n%s", err, out)
+	}
+	return t
 }
 
 // loopbackTCP sends stream over host loopback TCP and returns the time
