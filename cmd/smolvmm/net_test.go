@@ -212,7 +212,7 @@ func (v *vmRun) wait(tb testing.TB) (int, string) {
 // tcpPair runs the vtcp guest as a listener and a sender of size bytes on
 // the shared networks at socket (listener) and peerSocket (sender), the
 // sender aimed at the address the listener printed, with extra words for
-// both. It returns both VMs, ended, and the listener's address.
+// both. It returns both VMs, running, and the listener's address.
 func tcpPair(tb testing.TB, socket, peerSocket string, size int, extra string) (listener, sender *vmRun, addr string) {
 	tb.Helper()
 	kernel := guests.ForTest(tb, "vtcp")
