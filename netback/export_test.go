@@ -37,3 +37,7 @@ func SetForwardDialTimeout(d time.Duration) (restore func()) {
 	forwardDialTimeoutFor = d
 	return func() { forwardDialTimeoutFor = old }
 }
+
+// NATRelays is the number of goroutines relaying u's guest connections
+// to the host.
+func NATRelays(u *User) int64 { return u.gw.nat.running.Load() }

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
-	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -20,8 +19,8 @@ import (
 // gateway is the user network's router, shared by the single-VM User and
 // the many-VM Hub: a gVisor netstack on one Ethernet link owning the
 // gateway and DNS addresses, NAT of the guests' TCP and UDP connections to
-// the host's sockets (gvisor-tap-vsock's forwarders), DNS from the host's
-// resolver, DHCP, and host port forwards to guest addresses. Its frames
+// the host's sockets (nat.go), DNS from the host's resolver, DHCP, and
+// host port forwards to guest addresses. Its frames
 // leave through out; frames for it are pushed onto in and handed to the
 // stack, in order, by one goroutine.
 type gateway struct {
@@ -29,6 +28,8 @@ type gateway struct {
 	link *gatewayLink
 	// stack is the gateway's netstack.
 	stack *stack.Stack
+	// nat relays the guests' connections to the host.
+	nat *nat
 	// linkDone is closed when link.run stops handing frames to the
 	// stack, which must outlive that.
 	linkDone chan struct{}
@@ -52,17 +53,17 @@ func newGateway(out frameSink, inDepth int) (*gateway, error) {
 	if g.stack, err = newGatewayStack(g.link); err != nil {
 		return nil, err
 	}
-	g.closers = append(g.closers, func() error { g.stack.Close(); g.stack.Wait(); return nil })
-
 	// Connections the guests open to anything but the gateway's own
-	// services go to the host; the gateway itself stands for the host's
-	// loopback, as in QEMU.
-	var natLock sync.Mutex
-	nat := map[tcpip.Address]tcpip.Address{
-		tcpip.AddrFrom4(UserGateway.As4()): tcpip.AddrFrom4([4]byte{127, 0, 0, 1}),
-	}
-	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, forwarder.TCP(g.stack, nat, &natLock, false).HandlePacket)
-	g.stack.SetTransportProtocolHandler(udp.ProtocolNumber, forwarder.UDP(g.stack, nat, &natLock, false).HandlePacket)
+	// services go to the host (nat.go). Closed in reverse: the relays
+	// end, then the stack (which ends the handshakes a TCP handler may
+	// wait on), then the relays' goroutines are joined.
+	n := newNAT(UserGateway)
+	g.nat = n
+	g.closers = append(g.closers, n.wait,
+		func() error { g.stack.Close(); g.stack.Wait(); return nil },
+		n.stop)
+	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, tcp.NewForwarder(g.stack, 0, natMaxInFlight, n.handleTCP).HandlePacket)
+	g.stack.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(g.stack, n.handleUDP).HandlePacket)
 
 	g.resolver = newHostResolver()
 	for _, a := range []netip.Addr{UserGateway, UserDNS} {

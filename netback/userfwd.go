@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -82,15 +81,11 @@ func (g *gateway) forward(f Forward, addr netip.Addr, lim forwardLimits) (stop f
 		if err != nil {
 			return nil, forwardListenErr(f, err)
 		}
-		p, err := forwarder.NewUDPProxy(lc, func() (net.Conn, error) {
+		p := newUDPForward(lc, func() (net.Conn, error) {
 			return gonet.DialUDP(g.stack, nil, &guest, ipv4.ProtocolNumber)
 		})
-		if err != nil {
-			_ = lc.Close()
-			return nil, fmt.Errorf("port forward %s: %w", f, err)
-		}
-		g.goServe(func() error { p.Run(); return nil })
-		return p.Close, nil
+		g.goServe(p.serve)
+		return p.close, nil
 	}
 	return nil, fmt.Errorf("port forward %s: protocol %q is neither tcp nor udp", f, f.Proto)
 }

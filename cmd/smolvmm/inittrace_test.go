@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,5 +47,70 @@ func TestOwnPackagesInitAllocateLittle(t *testing.T) {
 	}
 	if sum > total {
 		t.Errorf("smolvmm's packages allocate %d bytes at init together, more than %d", sum, total)
+	}
+}
+
+// initModules are the modules, besides the standard library and smolvmm's
+// own, whose packages may run initialisation: every start of smolvmm, a
+// VM's above all, runs it, whether the command uses them or not. A new
+// one here is a choice, made with the time and memory its inits cost
+// (GODEBUG=inittrace=1 smolvmm --help).
+var initModules = []string{
+	"github.com/diskfs/go-diskfs/",
+	"github.com/insomniacslk/dhcp/",
+	"github.com/miekg/dns",
+	"github.com/mitchellh/colorstring",
+	"github.com/pierrec/lz4/",
+	"github.com/schollz/progressbar/",
+	"github.com/sirupsen/logrus",
+	"github.com/u-root/uio/",
+	"github.com/ulikunitz/xz",
+	"github.com/urfave/cli/",
+	"golang.org/x/net/",
+	"golang.org/x/sys/",
+	"gvisor.dev/gvisor/",
+}
+
+// TestOnlyKnownModulesInit checks the runtime's trace of package
+// initialisation against initModules. gvisor-tap-vsock's forwarder package
+// once linked, and initialised at every start, golang.org/x/crypto/ssh,
+// its knownhosts and curve25519 (0.16 ms, 16 KB) and inetaf/tcpproxy for
+// three functions netback used.
+func TestOnlyKnownModulesInit(t *testing.T) {
+	cmd := exec.Command(smolvmmBin(t), "--help")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("smolvmm --help: %v\n%s", err, out)
+	}
+	seen := 0
+	for _, m := range initLine.FindAllSubmatch(out, -1) {
+		seen++
+		pkg := string(m[1])
+		first, _, _ := strings.Cut(pkg, "/")
+		if pkg == "main" || !strings.Contains(first, ".") || strings.HasPrefix(pkg, "github.com/smolvmm/smolvmm/") {
+			continue // the standard library (vendor/ included) or ours
+		}
+		if !slices.ContainsFunc(initModules, func(mod string) bool { return strings.HasPrefix(pkg, mod) }) {
+			t.Errorf("%s runs init at every start (%s bytes): not one of the modules expected to (initModules)", pkg, m[2])
+		}
+	}
+	if seen < 50 {
+		t.Fatalf("inittrace named %d packages, want many more:\n%s", seen, out)
+	}
+}
+
+// TestNoSSHLinked: nothing smolvmm does speaks SSH, and x/crypto/ssh came
+// in through a package of which three functions were used (see
+// TestOnlyKnownModulesInit); linked, its code and inits are paid by every VM.
+func TestNoSSHLinked(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-tags", "urfave_cli_no_docs", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "golang.org/x/crypto/ssh") || strings.Contains(pkg, "/sshclient") {
+			t.Errorf("smolvmm links %s", pkg)
+		}
 	}
 }
