@@ -39,6 +39,9 @@ const (
 	fakeGuestBytes = 20 << 20 // not 8 MiB: thread stacks have that size
 	fakeTouched    = 3 << 20
 	fakeDelay      = 40 * time.Millisecond
+	// fakeSettleLate is longer than the second the parallel bench once
+	// waited for a VM to settle, as 50 VMs on two cores can take.
+	fakeSettleLate = 1500 * time.Millisecond
 )
 
 // fakeVMM modes:
@@ -63,6 +66,7 @@ const (
 //	settles  as memory, then after fakeDelay touches fakeTouched more and
 //	         writes its settled byte to -settled-fd; exits after 10*fakeDelay
 //	unsettled as settles, without the second touch and the byte
+//	settleslate as settles, after fakeSettleLate instead of fakeDelay
 //
 // With BENCH_COUNT set, every start appends a byte to that file.
 func fakeVMM(mode string, args []string) int {
@@ -113,7 +117,7 @@ func fakeVMM(mode string, args []string) int {
 			return 3
 		}
 		fallthrough
-	case "memory", "settles", "unsettled":
+	case "memory", "settles", "unsettled", "settleslate":
 		// MAP_NORESERVE, as smolvmm maps guest RAM: a mapping the Go
 		// runtime's own anonymous mappings cannot merge with when they
 		// come next to it, which would change its size.
@@ -126,11 +130,15 @@ func fakeVMM(mode string, args []string) int {
 			mem[i] = 1
 		}
 		fmt.Println("touched " + strconv.Itoa(fakeTouched))
-		time.Sleep(fakeDelay)
+		if mode == "settleslate" {
+			time.Sleep(fakeSettleLate)
+		} else {
+			time.Sleep(fakeDelay)
+		}
 		if mode == "memory" {
 			return 0
 		}
-		if mode == "settles" {
+		if mode == "settles" || mode == "settleslate" {
 			for i := fakeTouched; i < 2*fakeTouched; i += 4096 {
 				mem[i] = 1
 			}

@@ -37,9 +37,11 @@ type ParallelOptions struct {
 	// VMs join (smolvmm net): its memory is read along with theirs, and
 	// its PSS shared out among the started VMs.
 	NetworkPID int
-	// SettleTimeout bounds the wait, after a VM's ready event, for its
-	// Target.SettledFlag byte (default one second); the VM is measured
-	// then, settled or not.
+	// SettleTimeout, when set, bounds the wait after a VM's ready event
+	// for its Target.SettledFlag byte; without it the wait lasts as long
+	// as Timeout allows (N VMs settling on a few cores can take seconds).
+	// A VM measured without its byte is flagged (VMMemory.Unsettled) and
+	// left out of the memory summary.
 	SettleTimeout time.Duration
 }
 
@@ -62,9 +64,6 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
 	}
-	if o.SettleTimeout == 0 {
-		o.SettleTimeout = time.Second
-	}
 	if o.CPUs < 1 {
 		o.CPUs = runtime.NumCPU()
 	}
@@ -80,10 +79,12 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 
 	vms := make([]*parallelVM, o.N)
 	settled := make(chan int, o.N)
+	// Closed when the bench stops waiting: the waits for settled bytes end.
+	giveUp := make(chan struct{})
 	t0 := MonoNow()
 	var wg sync.WaitGroup
 	for i := range vms {
-		v := &parallelVM{index: i, settled: settled, settleTimeout: o.SettleTimeout}
+		v := &parallelVM{index: i, settled: settled, settleTimeout: o.SettleTimeout, giveUp: giveUp}
 		vms[i] = v
 		wg.Add(1)
 		go func() {
@@ -111,6 +112,7 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	}
 	// Every VM has started or failed (or time is up): the started ones
 	// are stopped, so all of them are measured together.
+	close(giveUp)
 	for _, v := range vms {
 		v.sample(t.GuestBytes, t.GuestFile)
 	}
@@ -170,7 +172,8 @@ type parallelVM struct {
 	// vmmSettled says when the VM's process has settled after its start
 	// (nil without a Target.SettledFlag).
 	vmmSettled    *settledConn
-	settleTimeout time.Duration
+	settleTimeout time.Duration // 0: until giveUp
+	giveUp        <-chan struct{}
 	stopping      sync.WaitGroup // the goroutine that stops it once settled
 
 	mu      sync.Mutex
@@ -181,9 +184,12 @@ type parallelVM struct {
 	first   int64
 	ready   int64
 	killed  bool
-	err     error
-	mem     *VMMemory
-	memErr  error
+	stopped bool // by SIGSTOP, for its measurement
+	// hasSettled is set when the VM's settled byte came (vmmSettled).
+	hasSettled bool
+	err        error
+	mem        *VMMemory
+	memErr     error
 }
 
 // settle reports the VM as started or failed, once.
@@ -321,18 +327,20 @@ func (v *parallelVM) markReady(now int64) {
 	v.stopping.Add(1)
 	go func() {
 		defer v.stopping.Done()
-		v.vmmSettled.wait(v.settleTimeout)
+		ok := v.vmmSettled.wait(v.settleTimeout, v.giveUp)
 		v.mu.Lock()
 		defer v.mu.Unlock()
+		v.hasSettled = ok
 		v.stopLocked()
 	}()
 }
 
 // stopLocked stops the started VM for measurement and reports it started.
 func (v *parallelVM) stopLocked() {
-	if v.cmd != nil && !v.killed {
+	if v.cmd != nil && !v.killed && !v.stopped {
 		// Stopped, it cannot exit (and unmap) before it is measured.
 		_ = v.cmd.Process.Signal(syscall.SIGSTOP)
+		v.stopped = true
 	}
 	v.settle() // a channel with room for every VM: it does not block
 }
@@ -344,13 +352,17 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	if v.ready == 0 || v.cmd == nil {
 		return
 	}
+	// A VM still waiting to settle when the bench gave up is stopped
+	// here, and flagged.
+	v.stopLocked()
 	pid := v.cmd.Process.Pid
 	ro, err := ReadRollup(pid)
 	if err != nil {
 		v.memErr = err
 		return
 	}
-	m := &VMMemory{RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB, PSSAnonKiB: ro.PSSAnonKiB, PSSFileKiB: ro.PSSFileKiB}
+	m := &VMMemory{RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB, PSSAnonKiB: ro.PSSAnonKiB, PSSFileKiB: ro.PSSFileKiB,
+		Unsettled: v.vmmSettled != nil && !v.hasSettled}
 	if guestBytes > 0 {
 		rss, pss, err := guestMapping(pid, guestBytes, guestFile)
 		if err != nil {

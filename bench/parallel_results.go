@@ -107,12 +107,19 @@ type VMMemory struct {
 	// VMM's own cost.
 	OverheadRSSKiB int64 `json:"overhead_rss_kib"`
 	OverheadPSSKiB int64 `json:"overhead_pss_kib"`
+	// Unsettled says that the VM had not settled (its Target.SettledFlag
+	// byte) when it was read: it may still have mapped what it unmaps
+	// then, the executable's set-up code above all. Such VMs are left
+	// out of ParallelMemory's figures.
+	Unsettled bool `json:"unsettled,omitempty"`
 }
 
 // ParallelMemory summarises the memory of a parallel start's VMs.
 type ParallelMemory struct {
-	// N VMs had their memory read.
-	N                  int     `json:"n"`
+	// N VMs had their memory read once settled; the figures are theirs.
+	N int `json:"n"`
+	// Unsettled VMs were read before they had settled, and are left out.
+	Unsettled          int     `json:"unsettled,omitempty"`
 	RSSKiBMean         float64 `json:"rss_kib_mean"`
 	PSSKiBMean         float64 `json:"pss_kib_mean"`
 	PSSKiBTotal        int64   `json:"pss_kib_total"`
@@ -136,7 +143,9 @@ func (r *ParallelResults) aggregate() {
 		r.Started++
 		lat = append(lat, v.ReadyMS-v.StartMS)
 		r.AllReadyMS = max(r.AllReadyMS, v.ReadyMS)
-		if m := v.Memory; m != nil {
+		if m := v.Memory; m != nil && m.Unsettled {
+			mem.Unsettled++
+		} else if m != nil {
 			mem.N++
 			rss += m.RSSKiB
 			pss += m.PSSKiB
@@ -162,6 +171,8 @@ func (r *ParallelResults) aggregate() {
 		n := float64(mem.N)
 		mem.RSSKiBMean, mem.PSSKiBMean, mem.PSSKiBTotal = float64(rss)/n, float64(pss)/n, pss
 		mem.OverheadRSSKiBMean, mem.OverheadPSSKiBMean = float64(orss)/n, float64(opss)/n
+	}
+	if mem.N > 0 || mem.Unsettled > 0 {
 		r.Memory = &mem
 	}
 }
@@ -258,10 +269,13 @@ func (r *ParallelResults) WriteText(w io.Writer) error {
 	if s := r.StartLatency; s.N > 0 {
 		p("each VM, process start to ready: min %.1f, median %.1f, p95 %.1f, max %.1f ms\n", s.Min, s.Median, s.P95, s.Max)
 	}
-	if m := r.Memory; m != nil {
+	if m := r.Memory; m != nil && m.N > 0 {
 		p("memory per VM (%d read, all running): RSS %.2f MiB, PSS %.2f MiB (%.1f MiB for all);\n", m.N,
 			m.RSSKiBMean/1024, m.PSSKiBMean/1024, kib2mib(m.PSSKiBTotal))
 		p("  without guest RAM: RSS %.2f MiB, PSS %.2f MiB (max %.2f MiB)\n", m.OverheadRSSKiBMean/1024, m.OverheadPSSKiBMean/1024, kib2mib(m.OverheadPSSKiBMax))
+	}
+	if m := r.Memory; m != nil && m.Unsettled > 0 {
+		p("%d VMs read before they had settled (still mapping their set-up code): left out of the memory figures\n", m.Unsettled)
 	}
 	if m := r.NetworkMemory; m != nil {
 		p("shared network %s (process %d): RSS %.2f MiB, PSS %.2f MiB, %.2f MiB per VM\n",

@@ -249,7 +249,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 				return
 			}
 		}
-		wasSettled := settled != nil && settled.wait(o.SettleTimeout)
+		wasSettled := settled != nil && settled.wait(o.SettleTimeout, nil)
 		if settled != nil {
 			defer settled.release() // measured: it may go on to its end
 		}

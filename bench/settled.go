@@ -57,14 +57,21 @@ func (s *settledConn) started() {
 	}()
 }
 
-// wait returns when the process has settled (true), or after timeout.
-func (s *settledConn) wait(timeout time.Duration) bool {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+// wait returns when the process has settled (true), or after timeout
+// (0: none) or when giveUp closes (nil: never).
+func (s *settledConn) wait(timeout time.Duration, giveUp <-chan struct{}) bool {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	select {
 	case <-s.done:
 		return true
-	case <-timer.C:
+	case <-expired:
+		return false
+	case <-giveUp:
 		return false
 	}
 }
