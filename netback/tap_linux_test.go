@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,7 +195,11 @@ func TestTapFramesBothWays(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(20 * time.Millisecond)
+	// Pending: parked in the poller, not merely started (a read begun
+	// after Close fails with ErrClosed too).
+	if !waitForStack(10*time.Second, "[IO wait", "netback.(*Tap).ReadFrame(") {
+		t.Fatal("ReadFrame never waited for a frame")
+	}
 	if err := tap.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -250,5 +255,30 @@ func TestTapRefusesOtherInterfaces(t *testing.T) {
 	}
 	if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "not a tap device") {
 		t.Errorf("OpenTap(lo) = %v, want EINVAL saying lo is not a tap", err)
+	}
+}
+
+// waitForStack waits, at most d, for a goroutine in state (the bracketed
+// status of a stack dump, such as "[IO wait") with frame in its stack,
+// and reports whether one was seen.
+func waitForStack(d time.Duration, state, frame string) bool {
+	deadline := time.Now().Add(d)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, " "+state) && strings.Contains(g, frame) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -10,6 +10,10 @@ import (
 // console; beyond it the vCPU waits, as a real UART would.
 const consoleBufferSize = 64 << 10
 
+// consoleBufferFor is the size new consoles take: consoleBufferSize, but
+// for tests that fill it.
+var consoleBufferFor = consoleBufferSize
+
 // stopDrainTime is how long Close waits for a stalled console after Stop.
 const stopDrainTime = time.Second
 
@@ -19,7 +23,8 @@ const stopDrainTime = time.Second
 // milliseconds for a NetBSD boot log). Bytes are collected here and written
 // in chunks by a goroutine, in order.
 type consoleWriter struct {
-	out io.Writer
+	out   io.Writer
+	limit int // the buffer's size
 
 	mu      sync.Mutex
 	buf     []byte
@@ -32,7 +37,7 @@ type consoleWriter struct {
 }
 
 func newConsoleWriter(out io.Writer) *consoleWriter {
-	c := &consoleWriter{out: out, done: make(chan struct{})}
+	c := &consoleWriter{out: out, limit: consoleBufferFor, done: make(chan struct{})}
 	c.wake = sync.NewCond(&c.mu)
 	c.drained = sync.NewCond(&c.mu)
 	go c.loop()
@@ -44,13 +49,13 @@ func newConsoleWriter(out io.Writer) *consoleWriter {
 func (c *consoleWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.buf)+len(p) > consoleBufferSize && !c.closed && !c.stopped {
+	for len(c.buf)+len(p) > c.limit && !c.closed && !c.stopped {
 		c.drained.Wait()
 	}
 	if c.closed {
 		return 0, io.ErrClosedPipe
 	}
-	if len(c.buf)+len(p) <= consoleBufferSize {
+	if len(c.buf)+len(p) <= c.limit {
 		c.buf = append(c.buf, p...)
 		c.wake.Signal()
 	}

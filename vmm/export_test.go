@@ -97,3 +97,11 @@ func GateSnapshotOpenAtCPUID(got func(open bool)) (undo func()) {
 	prepareGate = func(p *PreparedRestore) { got(p.f != nil) }
 	return func() { prepareGate = nil }
 }
+
+// SetConsoleBuffer makes the consoles of the machines made next buffer
+// size bytes, until undo.
+func SetConsoleBuffer(size int) (undo func()) {
+	old := consoleBufferFor
+	consoleBufferFor = size
+	return func() { consoleBufferFor = old }
+}

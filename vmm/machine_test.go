@@ -653,11 +653,15 @@ func (c *blockedConsole) Write(p []byte) (int, error) {
 
 // TestStopWithStalledConsole: a guest that floods a console that stopped
 // reading fills the buffer and then waits in the UART; stopping the VM
-// must still end Run and Close promptly.
+// must still end Run and Close promptly. (It once slept a second before
+// stopping, while filling the 64 KiB took ~5 s here: the vCPU was never
+// waiting.)
 func TestStopWithStalledConsole(t *testing.T) {
 	needKVM(t)
 	con := &blockedConsole{release: make(chan struct{})}
 	defer close(con.release)
+	// Each byte is a KVM exit: 64 KiB take seconds here.
+	defer vmm.SetConsoleBuffer(4 << 10)()
 	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), Console: con})
 	if err != nil {
 		t.Fatal(err)
@@ -669,7 +673,13 @@ func TestStopWithStalledConsole(t *testing.T) {
 		m.Close()
 		done <- err
 	}()
-	time.Sleep(time.Second) // long enough to fill the buffer here
+	// The situation under test: the console writer is stuck in the
+	// console's Write, and the vCPU waits in the UART for room in the
+	// full buffer.
+	if !waitForStack(10*time.Second, "[sync.Cond.Wait", "vmm.(*consoleWriter).Write(") {
+		cancel()
+		t.Fatal("the vCPU never waited for room in the console buffer")
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -678,6 +688,25 @@ func TestStopWithStalledConsole(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run or Close did not return after the context ended: the vCPU is stuck on the console")
+	}
+}
+
+// waitForStack waits, at most d, for a goroutine in state (the bracketed
+// status of a stack dump, such as "[sync.Cond.Wait") with frame in its
+// stack, and reports whether one was seen.
+func waitForStack(d time.Duration, state, frame string) bool {
+	deadline := time.Now().Add(d)
+	for {
+		for _, g := range goroutines() {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, " "+state) && strings.Contains(g, frame) {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
