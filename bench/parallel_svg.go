@@ -66,8 +66,12 @@ func (r *ParallelResults) WriteSVG(w io.Writer) error {
 				xt(v.StartMS), y, math.Max(xt(v.ReadyMS)-xt(v.StartMS), 0.5), psvgBarH, v.Index, v.StartMS, v.ReadyMS)
 		}
 		if m := v.Memory; m != nil {
-			fmt.Fprintf(&b, `<rect class="rss" x="%d" y="%d" width="%.1f" height="%d" fill="#c5e1a5"><title>vm %d: RSS %d KiB</title></rect>`,
-				memX, y, xm(m.OverheadRSSKiB)-float64(memX), psvgBarH, v.Index, m.OverheadRSSKiB)
+			unsettled := ""
+			if m.Unsettled {
+				unsettled = " (read before it had settled)"
+			}
+			fmt.Fprintf(&b, `<rect class="rss" x="%d" y="%d" width="%.1f" height="%d" fill="#c5e1a5"><title>vm %d: RSS %d KiB%s</title></rect>`,
+				memX, y, xm(m.OverheadRSSKiB)-float64(memX), psvgBarH, v.Index, m.OverheadRSSKiB, unsettled)
 			fmt.Fprintf(&b, `<rect class="pss" x="%d" y="%d" width="%.1f" height="%d" fill="#558b2f"><title>vm %d: PSS %d KiB</title></rect>`,
 				memX, y, math.Max(xm(m.OverheadPSSKiB)-float64(memX), 0), psvgBarH, v.Index, m.OverheadPSSKiB)
 		}

@@ -256,12 +256,11 @@ func newUDPFlow(far net.Conn, deliver func([]byte) error, end func()) *udpFlow {
 	return f
 }
 
-// send passes a datagram of the near side to the far one.
+// send passes a datagram of the near side to the far one. A datagram that
+// cannot be sent is lost, as UDP loses datagrams; the flow goes on.
 func (f *udpFlow) send(b []byte) {
 	f.idle.Reset(udpIdleFor)
-	if _, err := f.far.Write(b); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
-		f.close()
-	}
+	_, _ = f.far.Write(b)
 }
 
 // readFar delivers the far side's datagrams until the flow ends. A
