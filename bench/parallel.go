@@ -22,8 +22,8 @@ type ParallelOptions struct {
 	// Ready, when set, is matched against each console line: a VM is
 	// started when a line matches. Nil: at its first console byte.
 	Ready *regexp.Regexp
-	// Timeout bounds the wait for every VM to start (default one minute);
-	// the VMs not started by then count as failed.
+	// Timeout bounds the wait for every VM to start and settle (default
+	// one minute); the VMs not started by then count as failed.
 	Timeout time.Duration
 	// Config is copied into the results.
 	Config Config
