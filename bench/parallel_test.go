@@ -380,7 +380,9 @@ func TestRunParallelMissingProgram(t *testing.T) {
 
 func TestRunParallelTimeout(t *testing.T) {
 	target := fakeTarget(t, "fake", "hang")
-	const timeout = 300 * time.Millisecond
+	// Long enough for the fake VMs (this test binary, run again) to print
+	// their first line on a loaded machine: the test checks it was seen.
+	const timeout = 3 * time.Second
 	start := time.Now()
 	res, err := RunParallel(context.Background(), target, ParallelOptions{N: 2, Ready: regexp.MustCompile(`^never`), Timeout: timeout,
 		Config: Config{Kernel: "fake", MemoryMiB: 1}})
@@ -391,7 +393,7 @@ func TestRunParallelTimeout(t *testing.T) {
 		t.Errorf("took %v: the hanging VMs were not killed at the timeout", took)
 	}
 	for _, v := range res.VMs {
-		if v.Started() || v.Error != "not started within 300ms" || v.FirstOutputMS == 0 {
+		if v.Started() || v.Error != "not started within 3s" || v.FirstOutputMS == 0 {
 			t.Errorf("vm %d: %+v", v.Index, v)
 		}
 	}
