@@ -22,7 +22,10 @@
 //	85      6     the first network card's MAC address as its guest last
 //	              saw it; zero when the machine had no card (or the guest's
 //	              address was not recorded)
-//	91      37    zero
+//	91      16    the identity of the host's KVM that the state's record of
+//	              its supported CPUID came from (package vmm's, opaque
+//	              here); zero when it was not known
+//	107     21    zero
 //	128     ...   state section, then zero padding to the memory offset
 //	memoff  ...   guest memory, byte for byte from guest physical address 0
 //
@@ -63,8 +66,10 @@
 // kvm_xsave and kvm_xcrs or kvm_fpu, kvm_debugregs, kvm_lapic_state,
 // kvm_mp_state, kvm_vcpu_events, and the MSRs KVM_GET_MSR_INDEX_LIST names
 // that the vCPU reads, as kvm_msr_entry), the vCPU's TSC frequency
-// (KVM_GET_TSC_KHZ) and the CPUID entries it was given (KVM_SET_CPUID2, as
-// kvm_cpuid_entry2), the VM's (the two 8259s and
+// (KVM_GET_TSC_KHZ), the CPUID entries it was given (KVM_SET_CPUID2, as
+// kvm_cpuid_entry2) and the feature leaves of KVM's supported CPUID
+// (KVM_GET_SUPPORTED_CPUID, as kvm_cpuid_entry2) they were checked
+// against, the VM's (the two 8259s and
 // the I/O APIC as kvm_irqchip, kvm_pit_state2, kvm_clock_data), then the
 // UART's registers and receive buffer, the CMOS RAM and the guest's clock
 // offset, each PCI function's configuration space (BAR placement
@@ -89,8 +94,13 @@
 // (the demo guest's: 16.6 KB, now 12.9 KB of which 1.2 KB JSON). Version
 // 5's state section has its first part in a fixed binary layout instead
 // of JSON, whose decoding cost a restore ~0.44 ms (the demo's: 12.2 KB,
-// 0.5 KB of it that part). A snapshot of an older version is refused (ErrVersion), as any other
-// version is: take the snapshot again.
+// 0.5 KB of it that part). Version 6 has the KVM identity in the header
+// and, in the state section, the part of KVM's supported CPUID that the
+// vCPU's was checked against: a restore on the same KVM (same identity)
+// checks the snapshot's CPUID against that record instead of asking KVM,
+// ~1 ms on a nested host, and decides whether to ask from the header
+// alone. A snapshot of an older version is refused (ErrVersion), as any
+// other version is: take the snapshot again.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors
@@ -124,7 +134,7 @@ import (
 // Format constants.
 const (
 	Magic      = "SMOLSNAP"
-	Version    = 5
+	Version    = 6
 	HeaderSize = 128
 	PageSize   = 4096
 	// MaxStateSize bounds the state section a reader accepts, so a corrupt
@@ -132,12 +142,14 @@ const (
 	MaxStateSize = 16 << 20
 	// The header's SHA-256 lies at [digestOff, memDigestOff), the memory
 	// digest at [memDigestOff, flagsOff), the machine's flags and MAC
-	// address at [flagsOff, reservedOff); the rest is zero.
+	// address at [flagsOff, kvmOff), the KVM identity at [kvmOff,
+	// reservedOff); the rest is zero.
 	digestOff    = 48
 	memDigestOff = 80
 	flagsOff     = 84
 	macOff       = 85
-	reservedOff  = 91
+	kvmOff       = 91
+	reservedOff  = 107
 	// flagNIC is the machine flags' bit for a network card.
 	flagNIC = 1
 )
@@ -164,6 +176,23 @@ type Header struct {
 	MemDigest uint32
 	// NIC is what the snapshot's machine had of a network card.
 	NIC NIC
+	// KVM identifies the host's KVM whose supported CPUID the state
+	// records (package vmm's identity; zero: not known), so that a
+	// restore can tell from the header alone whether it runs on that
+	// KVM. Unverified until the state is read (ReadState), as the rest
+	// of the header.
+	KVM KVMID
+}
+
+// KVMID is the identity of a host's KVM as package vmm reads it, opaque
+// here; zero is none.
+type KVMID [16]byte
+
+// Meta is what a snapshot's header says of its machine besides the
+// sections' sizes and digests.
+type Meta struct {
+	NIC NIC
+	KVM KVMID
 }
 
 // NIC is what a snapshot's header says of its machine's network card, so
@@ -205,6 +234,7 @@ func (h Header) encode() []byte {
 		b[flagsOff] |= flagNIC
 	}
 	copy(b[macOff:], h.NIC.MAC[:])
+	copy(b[kvmOff:], h.KVM[:])
 	return b
 }
 
@@ -235,6 +265,13 @@ func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
 // must be right: a page in zero that is not all zero is written as zeros.
 // zero may be nil (nothing known), or shorter than mem's pages.
 func WriteKnown(w io.Writer, nic NIC, state, mem []byte, zero PageSet) (int64, error) {
+	return WriteMeta(w, Meta{NIC: nic}, state, mem, zero)
+}
+
+// WriteMeta is WriteKnown with the header's meta, the KVM identity
+// included.
+func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, error) {
+	nic := meta.NIC
 	if !nic.Present && nic.MAC != ([6]byte{}) {
 		return 0, fmt.Errorf("network card address %x for a machine without a network card", nic.MAC)
 	}
@@ -249,7 +286,7 @@ func WriteKnown(w io.Writer, nic NIC, state, mem []byte, zero PageSet) (int64, e
 	zero = zeroPages(mem, zero)
 	h := Header{Version: Version, MemSize: uint64(len(mem)), StateOff: HeaderSize,
 		StateLen: uint64(len(state)), MemOff: alignUp(HeaderSize + uint64(len(state))),
-		MemDigest: memDigest(mem, zero), NIC: nic}
+		MemDigest: memDigest(mem, zero), NIC: nic, KVM: meta.KVM}
 	head := h.encode()
 	h.Digest = digest(head, state)
 	head = h.encode()
@@ -447,7 +484,8 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	copy(h.Digest[:], head[digestOff:memDigestOff])
 	h.MemDigest = le.Uint32(head[memDigestOff:])
 	h.NIC.Present = head[flagsOff]&flagNIC != 0
-	copy(h.NIC.MAC[:], head[macOff:reservedOff])
+	copy(h.NIC.MAC[:], head[macOff:kvmOff])
+	copy(h.KVM[:], head[kvmOff:reservedOff])
 	switch {
 	case !bytes.Equal(head[reservedOff:], make([]byte, HeaderSize-reservedOff)):
 		return h, nil, fmt.Errorf("%w: reserved header bytes %d-%d are not zero", ErrCorrupt, reservedOff, HeaderSize-1)

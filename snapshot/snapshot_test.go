@@ -20,12 +20,15 @@ import (
 // sampleNIC is sample's network card.
 var sampleNIC = NIC{Present: true, MAC: [6]byte{0x52, 0x54, 0, 0x12, 0x34, 0x56}}
 
+// sampleKVM is sample's KVM identity.
+var sampleKVM = KVMID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+
 func sample(t testing.TB) []byte {
 	mem := make([]byte, 2*PageSize)
 	copy(mem, "guest page zero")
 	copy(mem[PageSize:], "guest page one")
 	var b bytes.Buffer
-	if _, err := Write(&b, sampleNIC, []byte(`{"cpu":"state"}`), mem); err != nil {
+	if _, err := WriteMeta(&b, Meta{NIC: sampleNIC, KVM: sampleKVM}, []byte(`{"cpu":"state"}`), mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
@@ -37,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(state) != `{"cpu":"state"}` || h.MemSize != 2*PageSize || h.MemOff%PageSize != 0 || h.NIC != sampleNIC {
+	if string(state) != `{"cpu":"state"}` || h.MemSize != 2*PageSize || h.MemOff%PageSize != 0 || h.NIC != sampleNIC || h.KVM != sampleKVM {
 		t.Fatalf("header %+v state %q", h, state)
 	}
 	if got := b[h.MemOff+PageSize:][:14]; string(got) != "guest page one" {
@@ -60,19 +63,21 @@ func TestRefusals(t *testing.T) {
 		detail string
 	}{
 		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrFormat, `bad magic "XMOLSNAP"`},
-		{"other version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrVersion, "version 9, this smolvmm reads version 5"},
-		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this smolvmm reads version 5"},
-		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, ErrVersion, "version 3, this smolvmm reads version 5"},
-		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return b }, ErrVersion, "version 4, this smolvmm reads version 5"},
+		{"other version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrVersion, "version 9, this smolvmm reads version 6"},
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this smolvmm reads version 6"},
+		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, ErrVersion, "version 3, this smolvmm reads version 6"},
+		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return b }, ErrVersion, "version 4, this smolvmm reads version 6"},
+		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return b }, ErrVersion, "version 5, this smolvmm reads version 6"},
 		{"memory digest changed", func(b []byte) []byte { b[memDigestOff+1] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory size changed", func(b []byte) []byte { le.PutUint64(b[16:], 3*PageSize); return b }, ErrCorrupt, "SHA-256"},
 		{"huge state length", func(b []byte) []byte { le.PutUint64(b[32:], 1<<40); return b }, ErrCorrupt, "state length"},
-		{"reserved bytes", func(b []byte) []byte { b[100] = 1; return b }, ErrCorrupt, "reserved"},
-		{"first reserved byte", func(b []byte) []byte { b[reservedOff] = 1; return b }, ErrCorrupt, "reserved header bytes 91-127"},
+		{"reserved bytes", func(b []byte) []byte { b[120] = 1; return b }, ErrCorrupt, "reserved"},
+		{"first reserved byte", func(b []byte) []byte { b[reservedOff] = 1; return b }, ErrCorrupt, "reserved header bytes 107-127"},
 		{"NIC flag cleared", func(b []byte) []byte { b[flagsOff] = 0; return b }, ErrCorrupt, "network card address 525400123456 in the header of a machine without a network card"},
 		{"undefined machine flag", func(b []byte) []byte { b[flagsOff] |= 2; return b }, ErrCorrupt, "machine flags 0x3 in header byte 84"},
 		{"MAC changed", func(b []byte) []byte { b[macOff+5] ^= 1; return b }, ErrCorrupt, "SHA-256"},
+		{"KVM identity changed", func(b []byte) []byte { b[kvmOff+15] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory cut", func(b []byte) []byte { return b[:len(b)-1] }, ErrTruncated, "memory section ends at"},
 		{"state cut", func(b []byte) []byte { return b[:HeaderSize+3] }, ErrTruncated, "state section ends at byte 131"},
 		{"header cut", func(b []byte) []byte { return b[:20] }, ErrTruncated, "header is 20 bytes"},

@@ -2,6 +2,8 @@ package vmm
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -107,12 +109,21 @@ func TestCPUID2Layout(t *testing.T) {
 }
 
 // TestCheckCPUID: a restore refuses feature bits the host's KVM lacks,
-// naming leaf, subleaf, register and bits, and only in feature registers.
+// naming leaf, subleaf, register and bits, and only in feature registers;
+// against a snapshot's record of KVM's answer (kvmRecord) it gives the
+// same verdicts as against the whole answer.
 func TestCheckCPUID(t *testing.T) {
 	sup := []cpuidEntry{
+		{Function: 0, EAX: 0xD, EBX: 0x756E6547},
 		{Function: 1, ECX: 0x0000_00F0, EDX: 0xFF, EAX: 0x906EA},
+		{Function: 4, Index: 0, Flags: cpuidFlagIndexed, EAX: 0x121},
 		{Function: 7, Index: 0, Flags: cpuidFlagIndexed, EBX: 0x1},
 		{Function: 7, Index: 1, Flags: cpuidFlagIndexed},
+		{Function: 0xB, Index: 0, Flags: cpuidFlagIndexed, EDX: 3},
+	}
+	record := kvmRecord(sup)
+	if want := []cpuidEntry{sup[1], sup[3], sup[4]}; !slices.Equal(record, want) {
+		t.Fatalf("kvmRecord = %+v, want the feature leaves %+v", record, want)
 	}
 	tests := []struct {
 		name string
@@ -129,6 +140,9 @@ func TestCheckCPUID(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := checkCPUID(tt.rec, sup)
+			if again := checkCPUID(tt.rec, record); fmt.Sprint(again) != fmt.Sprint(err) {
+				t.Errorf("checkCPUID against the record = %v, against the answer %v", again, err)
+			}
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("checkCPUID = %v, want nil", err)

@@ -92,6 +92,23 @@ func findCPUID(es []cpuidEntry, leaf uint32, sub int) *cpuidEntry {
 	return nil
 }
 
+// kvmRecord returns the entries of supported (KVM_GET_SUPPORTED_CPUID's
+// answer) that checkCPUID reads, in supported's order: the snapshot's
+// record of it (nil for nil). checkCPUID finds the same entry in either.
+func kvmRecord(supported []cpuidEntry) []cpuidEntry {
+	var out []cpuidEntry
+	for i := range supported {
+		e := &supported[i]
+		for _, f := range featureRegs {
+			if e == findCPUID(supported, f.leaf, f.sub) {
+				out = append(out, *e)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // checkCPUID refuses recorded entries with feature bits that supported
 // (KVM_GET_SUPPORTED_CPUID) lacks, naming each leaf, register and bit.
 func checkCPUID(recorded, supported []cpuidEntry) error {
@@ -134,17 +151,30 @@ func checkCPUID(recorded, supported []cpuidEntry) error {
 }
 
 // restoreCPUID gives the vCPU the snapshot's CPUID entries, once checked
-// against the host's KVM. The vCPU was made with this host's, as a boot
-// would give them (newVCPU, while the state was read): a snapshot taken on
-// a host of the same CPU and TSC rate recorded exactly those, which are
-// then set already, and supported by construction. Other entries are
-// checked against KVM's answer as the vCPU's fetch kept it, untouched,
-// not asked again.
-func (m *Machine) restoreCPUID(recorded []cpuidEntry) error {
+// against the host's KVM. When the restore asked KVM, the vCPU was made
+// with this host's, as a boot would give them (newVCPU, while the state
+// was read): a snapshot taken on a host of the same CPU and TSC rate
+// recorded exactly those, which are then set already, and supported by
+// construction. Other entries are checked against KVM's answer as the
+// vCPU's fetch kept it, untouched, not asked again. When it did not ask,
+// this KVM being the one the snapshot's record (kvmRecord) came from
+// (kvmid.go), the vCPU has no CPUID yet and the entries are checked
+// against that record, as they would be against KVM's answer.
+func (m *Machine) restoreCPUID(recorded, kvmRecord []cpuidEntry) error {
 	if len(recorded) == 0 || len(recorded) > maxCPUIDEntries+1 {
 		return fmt.Errorf("CPUID: %d entries in the snapshot, want 1 to %d", len(recorded), maxCPUIDEntries+1)
 	}
-	if slices.Equal(recorded, m.vcpu.cpuid) {
+	if m.cpuid.notAsked() {
+		if len(kvmRecord) == 0 {
+			// The header named this KVM, the state has no record of
+			// its answer: ask after all.
+			if err := m.cpuid.askNow(m.kvm.Fd()); err != nil {
+				return err
+			}
+		} else {
+			m.cpuid.supported = kvmRecord // for this machine's snapshots
+		}
+	} else if slices.Equal(recorded, m.vcpu.cpuid) {
 		return nil
 	}
 	// The answer newVCPU had, untouched: it tuned its own copy in place.

@@ -1,6 +1,10 @@
 package vmm
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/smolvmm/smolvmm/snapshot"
+)
 
 // CPUIDEntry is a CPUID entry as a snapshot records it, for the tests.
 type CPUIDEntry = cpuidEntry
@@ -90,12 +94,14 @@ func GatePreparedCPUID(got func(decodedFirst bool)) (undo func()) {
 	return func() { prepareGate = nil }
 }
 
-// GateSnapshotOpenAtCPUID makes each PrepareRestore's goroutine, before it
-// asks KVM for the CPUID, tell got whether the snapshot was open by then
-// (for a preparation no Restore takes over). undo removes the gate.
-func GateSnapshotOpenAtCPUID(got func(open bool)) (undo func()) {
-	prepareGate = func(p *PreparedRestore) { got(p.f != nil) }
-	return func() { prepareGate = nil }
+// PreparedCPUIDAsked returns how many times p asked KVM_GET_SUPPORTED_CPUID
+// (0 when it could not open KVM).
+func PreparedCPUIDAsked(p *PreparedRestore) int {
+	<-p.opened
+	if p.cpuid == nil {
+		return 0
+	}
+	return int(p.cpuid.asked.Load())
 }
 
 // SetConsoleBuffer makes the consoles of the machines made next buffer
@@ -105,3 +111,7 @@ func SetConsoleBuffer(size int) (undo func()) {
 	consoleBufferFor = size
 	return func() { consoleBufferFor = old }
 }
+
+// KVMIdentity returns the identity of m's KVM, as its snapshots' headers
+// name it.
+func KVMIdentity(m *Machine) snapshot.KVMID { return m.kvmIdentity() }

@@ -38,6 +38,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/pci"
+	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm/devices"
@@ -241,7 +242,11 @@ type Machine struct {
 	// cpuid is the vCPU's supported CPUID: a restore asks while the VM is
 	// made, a boot when it makes the vCPU.
 	cpuid *cpuidFetch
-	plan  bootplan.Plan
+	// kvmID is the identity of the machine's KVM (kvmid.go), read once
+	// (kvmIdentity).
+	kvmID     snapshot.KVMID
+	kvmIDOnce sync.Once
+	plan      bootplan.Plan
 	// virtio devices on the PCI bus, closed before the VM.
 	virtio []*virtioSlot
 	logMu  sync.Mutex

@@ -49,7 +49,11 @@ import (
 //
 // The vCPU gets the snapshot's CPUID entries, not this host's: Restore
 // fails with ErrCPUID, naming the leaf, register and bits, when they have
-// features this host's KVM does not support. It gets the snapshot's TSC
+// features this host's KVM does not support. A snapshot whose header
+// names this host's KVM (the same kernel boot and /dev/kvm registration;
+// kvmid.go) is checked against its own record of that KVM's answer,
+// which KVM would give again, instead of asking KVM (~1 ms on a nested
+// host). It gets the snapshot's TSC
 // frequency too, scaled by KVM when this host's differs; Restore fails
 // with ErrTSCFrequency, naming both, when KVM cannot scale it.
 func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err error) {
@@ -226,7 +230,7 @@ func (m *Machine) restoreOverlapped(f *snapshot.File, early bool) (st *machineSt
 			m.cpuid = newCPUIDFetch()
 			build = m.buildVM(f)
 			defer build.wait()
-			m.cpuid.fetch(m.kvm.Fd())
+			m.cpuid.decide(m.kvm, f.Header.KVM)
 		}
 	}
 	st, err = loadState(f)
@@ -411,7 +415,7 @@ func (m *Machine) restoreState(st *machineState) error {
 	if err := m.restoreTSCKHz(c.TSCKHz); err != nil {
 		return err
 	}
-	if err := m.restoreCPUID(c.CPUID); err != nil {
+	if err := m.restoreCPUID(c.CPUID, c.KVMCPUID); err != nil {
 		return err
 	}
 	set := func(b kvmBlob, buf []byte) error { return b.setTo(fd, buf) }

@@ -46,6 +46,9 @@ func checkState(st *machineState) error {
 	if len(c.CPUID) == 0 || len(c.CPUID) > maxCPUIDEntries+1 {
 		return fmt.Errorf("CPUID: %d entries, want 1 to %d", len(c.CPUID), maxCPUIDEntries+1)
 	}
+	if len(c.KVMCPUID) > len(featureRegs) {
+		return fmt.Errorf("KVM's CPUID: %d entries, a record has at most %d", len(c.KVMCPUID), len(featureRegs))
+	}
 	if len(c.MSRs) >= maxIOMSRs {
 		return fmt.Errorf("MSRs: %d, KVM sets fewer than %d", len(c.MSRs), maxIOMSRs)
 	}

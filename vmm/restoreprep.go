@@ -12,17 +12,20 @@ import (
 // PreparedRestore is the part of a restore that needs neither the
 // machine's configuration nor its devices, begun early by PrepareRestore
 // so that it overlaps the program's own setup (a CLI's flags, console and
-// network): on a goroutine of its own, /dev/kvm opened and KVM asked for
-// the CPUID it supports, first, since every KVM ioctl that waits for a
-// grace period (the memory slots) waits for that question too; then the
-// snapshot opened and locked and its state section read, verified and
-// decoded, unless Restore has come to them first. Restore with
-// WithPrepared takes it over: it opens the snapshot itself while the
-// question runs, and creates the VM on its own goroutine, without waiting
-// for a new one to be scheduled (0.2-0.8 ms on a loaded nested host);
-// while the CPUID question has not returned, Restore reads and decodes
-// the state itself before it gives the VM its memory. Nothing of the
-// snapshot is used before Restore has verified it, as without it.
+// network): on a goroutine of its own, /dev/kvm opened and the snapshot
+// opened and locked; KVM asked for the CPUID it supports, unless it is
+// the KVM the snapshot's header names (kvmid.go), first, since every KVM
+// ioctl that waits for a grace period (the memory slots) waits for that
+// question too; then the snapshot's state section read, verified and
+// decoded, unless Restore has come to it first. Restore with
+// WithPrepared takes it over: it creates the VM on its own goroutine,
+// without waiting for a new one to be scheduled (0.2-0.8 ms on a loaded
+// nested host); while the CPUID question has not returned, Restore reads
+// and decodes the state itself before it gives the VM its memory. Nothing
+// of the snapshot is used before Restore has verified it, as without it:
+// the header's KVM identity, unverified until then, decides only whether
+// KVM is asked; a snapshot whose state then fails its digest is refused
+// either way.
 type PreparedRestore struct {
 	path, kvmPath string
 	f             *snapshot.File
@@ -66,16 +69,22 @@ func PrepareRestore(kvmPath, path string) *PreparedRestore {
 		if !p.open() {
 			return
 		}
-		// The CPUID first, before the snapshot is opened: the memory
-		// slots wait for the question, the vCPU for its answer, the
-		// state only Restore's checks once the VM is made. Restore
-		// opens the snapshot and decodes the state itself when it gets
-		// there first, as it does when the question takes longer than
-		// creating the VM.
+		// The snapshot's header first, whose KVM identity says
+		// whether to ask KVM for the CPUID (kvmid.go): the memory slots
+		// wait for the question, the vCPU for its answer, the state
+		// only Restore's checks once the VM is made. Restore decodes
+		// the state itself when it gets there first, as it does when
+		// the question takes longer than creating the VM. A snapshot
+		// that cannot be opened is left to Restore to report; the
+		// question is asked meanwhile, as for another KVM.
+		var known snapshot.KVMID
+		if p.openSnap() {
+			known = p.f.Header.KVM
+		}
 		if prepareGate != nil {
 			prepareGate(p)
 		}
-		p.cpuid.fetch(p.kvm.Fd())
+		p.cpuid.decide(p.kvm, known)
 		if p.openSnap() {
 			p.load()
 		}

@@ -36,6 +36,7 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	if m.cfg.SnapshotOnReady != nil {
 		// Before BeforeRun's sandbox, which may refuse the open.
 		m.openPagemap() // snapzero.go
+		m.kvmIdentity() // kvmid.go
 	}
 	if err := m.beforeRun(); err != nil { // sandbox.go
 		return Exit{}, err

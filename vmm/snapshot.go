@@ -52,6 +52,13 @@ type vcpuSnapshot struct {
 	XSave, XCRs, FPU []byte
 	MSRs             msrList   // struct kvm_msr_entry each
 	CPUID            cpuidList // struct kvm_cpuid_entry2 each
+	// KVMCPUID is the part of KVM's supported CPUID
+	// (KVM_GET_SUPPORTED_CPUID) that the vCPU's was checked against
+	// (kvmRecord's: the leaves of featureRegs), as the KVM the
+	// snapshot's header identifies gave it: a restore on that KVM checks
+	// against it instead of asking (kvmid.go). Nil when the machine
+	// never had the answer.
+	KVMCPUID cpuidList
 	// TSCKHz is KVM_GET_TSC_KHZ's answer, 0 when KVM did not know
 	// (a restore then checks none).
 	TSCKHz uint32
@@ -226,7 +233,11 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
 	mem := m.gmem.Bytes()
-	n, err := snapshot.WriteKnown(w, nic, b, mem, m.knownZero(mem)) // snapzero.go
+	meta := snapshot.Meta{NIC: nic}
+	if len(st.VCPU.KVMCPUID) > 0 {
+		meta.KVM = m.kvmIdentity()
+	}
+	n, err := snapshot.WriteMeta(w, meta, b, mem, m.knownZero(mem)) // snapzero.go
 	if err != nil {
 		return SnapshotInfo{Bytes: n}, &Error{Op: "snapshot", Err: err}
 	}
@@ -250,6 +261,9 @@ func (m *Machine) captureState() (*machineState, error) {
 		}
 	}
 	c.CPUID = m.vcpu.cpuid
+	if m.cpuid != nil {
+		c.KVMCPUID = kvmRecord(m.cpuid.supported)
+	}
 	// EIO: KVM does not know the host's TSC rate (it found the TSC
 	// unstable), and the snapshot records none.
 	switch khz, err := getTSCKHz(fd); {

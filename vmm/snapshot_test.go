@@ -347,22 +347,6 @@ func TestRestorePreparedDecodesMeanwhile(t *testing.T) {
 	}
 }
 
-// TestPrepareRestoreAsksCPUIDFirst: a preparation asks KVM for the
-// CPUID before it opens the snapshot, since the restore's memory slots
-// wait for that question; Restore opens the snapshot meanwhile.
-func TestPrepareRestoreAsksCPUIDFirst(t *testing.T) {
-	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
-	got := make(chan bool, 1)
-	defer vmm.GateSnapshotOpenAtCPUID(func(open bool) { got <- open })()
-	p := vmm.PrepareRestore("", path)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if <-got {
-		t.Error("the preparation opened the snapshot before it asked KVM for the CPUID")
-	}
-}
-
 // openFDs counts this process's open file descriptors.
 func openFDs(t *testing.T) int {
 	t.Helper()

@@ -43,6 +43,13 @@ func snapshotNew(t *testing.T) (string, *vmm.Machine) {
 // its state, edited: edit gets the state's vCPU object, field by field.
 func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.RawMessage), editMem func(mem []byte)) string {
 	t.Helper()
+	return editSnapshotKVM(t, path, nil, editVCPU, editMem)
+}
+
+// editSnapshotKVM is editSnapshot with the header's KVM identity
+// replaced by kvm's, unless nil.
+func editSnapshotKVM(t *testing.T, path string, kvm *snapshot.KVMID, editVCPU func(v map[string]json.RawMessage), editMem func(mem []byte)) string {
+	t.Helper()
 	f, err := snapshot.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -77,11 +84,15 @@ func editSnapshot(t *testing.T, path string, editVCPU func(v map[string]json.Raw
 	if err != nil {
 		t.Fatal(err)
 	}
+	if kvm != nil {
+		f.Header.KVM = *kvm
+	}
 	return writeSnapshotCopy(t, f, j, mem)
 }
 
-// writeSnapshotCopy writes, in a new file, a snapshot with f's network
-// card, the state j (the state as JSON, see vmm.StateJSON) and mem.
+// writeSnapshotCopy writes, in a new file, a snapshot with f's header's
+// network card and KVM identity, the state j (the state as JSON, see
+// vmm.StateJSON) and mem.
 func writeSnapshotCopy(t *testing.T, f *snapshot.File, j, mem []byte) string {
 	t.Helper()
 	state, err := vmm.StateSection(j)
@@ -94,7 +105,7 @@ func writeSnapshotCopy(t *testing.T, f *snapshot.File, j, mem []byte) string {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := snapshot.Write(w, f.Header.NIC, state, mem); err != nil {
+	if _, err := snapshot.WriteMeta(w, snapshot.Meta{NIC: f.Header.NIC, KVM: f.Header.KVM}, state, mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -135,8 +146,11 @@ func leaf1(t *testing.T, es []vmm.CPUIDEntry) *vmm.CPUIDEntry {
 // entries: the original's, and without a feature the host supports but
 // the snapshot's vCPU lacked; KVM_GET_CPUID2 reads the same back (where
 // KVM reads back what it was given). A snapshot whose vCPU had a feature
-// this host's KVM lacks is refused, naming it. KVM is asked for the CPUID
-// it supports once either way.
+// this host's KVM lacks is refused, naming it. A snapshot whose header
+// names this KVM is checked against its record of KVM's answer, without
+// asking KVM again (unless it has no record); one naming another KVM, or
+// none, is checked against KVM's answer, asked once. Both ways, prepared
+// or not.
 func TestRestoreCPUID(t *testing.T) {
 	path, orig := snapshotNew(t)
 	given := vmm.VCPUGivenCPUID(orig)
@@ -195,45 +209,98 @@ func TestRestoreCPUID(t *testing.T) {
 			setCPUID(t, v, es)
 		}, nil, nil, fmt.Sprintf("CPUID leaf 0x1 ECX bit %d, which this host's KVM does not support", lackBit)},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := path
-			if tt.edit != nil {
-				p = editSnapshot(t, path, tt.edit, nil)
+	hf, err := snapshot.OpenHeader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	this := hf.Header.KVM
+	hf.Close()
+	if this != vmm.KVMIdentity(orig) {
+		t.Fatalf("snapshot's header names KVM %x, the machine's is %x", this, vmm.KVMIdentity(orig))
+	}
+	other := this
+	other[0] ^= 0xff
+	kvms := []struct {
+		name  string
+		id    snapshot.KVMID
+		asked int
+	}{{"this KVM", this, 0}, {"another KVM", other, 1}, {"no KVM named", snapshot.KVMID{}, 1}}
+	if this == (snapshot.KVMID{}) {
+		t.Log("this host's KVM identity cannot be read: only restores that ask")
+		kvms = kvms[1:]
+	}
+	noRecord := func(v map[string]json.RawMessage) { v["KVMCPUID"] = json.RawMessage("null") }
+	for _, k := range kvms {
+		for _, tt := range append(tests, struct {
+			name      string
+			edit      func(v map[string]json.RawMessage)
+			wantGiven []vmm.CPUIDEntry
+			wantRead  []vmm.CPUIDEntry
+			text      string
+		}{"no record of KVM's answer", noRecord, given, read, ""}) {
+			asked := k.asked
+			if tt.name == "no record of KVM's answer" {
+				asked = 1
 			}
-			m, err := vmm.Restore(vmm.Config{}, p)
-			if tt.text != "" {
-				if err == nil {
-					m.Close()
-				}
-				if !errors.Is(err, vmm.ErrCPUID) || !strings.Contains(err.Error(), tt.text) {
-					t.Fatalf("Restore = %v, want ErrCPUID mentioning %q", err, tt.text)
-				}
-				return
+			for _, prepared := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/prepared=%v", k.name, tt.name, prepared), func(t *testing.T) {
+					id := k.id
+					p := editSnapshotKVM(t, path, &id, tt.edit, nil)
+					var opts []vmm.RestoreOption
+					var prep *vmm.PreparedRestore
+					if prepared {
+						prep = vmm.PrepareRestore("", p)
+						defer prep.Close()
+						opts = append(opts, vmm.WithPrepared(prep))
+					}
+					m, err := vmm.Restore(vmm.Config{}, p, opts...)
+					if tt.text != "" {
+						if err == nil {
+							m.Close()
+						}
+						if !errors.Is(err, vmm.ErrCPUID) || !strings.Contains(err.Error(), tt.text) {
+							t.Fatalf("Restore = %v, want ErrCPUID mentioning %q", err, tt.text)
+						}
+						if prepared {
+							if n := vmm.PreparedCPUIDAsked(prep); n != asked {
+								t.Errorf("KVM_GET_SUPPORTED_CPUID asked %d times, want %d", n, asked)
+							}
+						}
+						return
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer m.Close()
+					// Once when asked: the CPUID the vCPU was made
+					// with was tuned, the answer the snapshot's is
+					// checked against was kept.
+					if n := vmm.SupportedCPUIDAsked(m); n != asked {
+						t.Errorf("KVM_GET_SUPPORTED_CPUID asked %d times, want %d", n, asked)
+					}
+					restoreCPUIDResult(t, m, tt.wantGiven, tt.wantRead)
+				})
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			// Once: the CPUID the vCPU was made with was tuned, the
-			// answer the snapshot's is checked against was kept.
-			if n := vmm.SupportedCPUIDAsked(m); n != 1 {
-				t.Errorf("KVM_GET_SUPPORTED_CPUID asked %d times, want 1", n)
-			}
-			if got := vmm.VCPUGivenCPUID(m); !reflect.DeepEqual(got, tt.wantGiven) {
-				t.Fatalf("restored vCPU was given other CPUID entries than the snapshot's:\n got %+v\nwant %+v", got, tt.wantGiven)
-			}
-			if tt.wantRead == nil {
-				return
-			}
-			got, err := vmm.VCPUCPUID(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.wantRead) {
-				t.Fatalf("restored vCPU's CPUID (KVM_GET_CPUID2) differs:\n got %+v\nwant %+v", got, tt.wantRead)
-			}
-		})
+		}
+	}
+}
+
+// restoreCPUIDResult checks the CPUID m's vCPU was given, and what
+// KVM_GET_CPUID2 reads back unless wantRead is nil.
+func restoreCPUIDResult(t *testing.T, m *vmm.Machine, wantGiven, wantRead []vmm.CPUIDEntry) {
+	t.Helper()
+	if got := vmm.VCPUGivenCPUID(m); !reflect.DeepEqual(got, wantGiven) {
+		t.Fatalf("restored vCPU was given other CPUID entries than the snapshot's:\n got %+v\nwant %+v", got, wantGiven)
+	}
+	if wantRead == nil {
+		return
+	}
+	got, err := vmm.VCPUCPUID(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, wantRead) {
+		t.Fatalf("restored vCPU's CPUID (KVM_GET_CPUID2) differs:\n got %+v\nwant %+v", got, wantRead)
 	}
 }
 

@@ -134,7 +134,7 @@ func kernelArray(data []byte, what string) ([]byte, error) {
 	return b, nil
 }
 
-// The state section (format version 5) is the machine's state in two
+// The state section (format version 6) is the machine's state in two
 // parts: the fields part for what is small and many-fielded (the devices,
 // the disks, the memory size; statefields.go), then the KVM structures
 // byte for byte. Version 4 had JSON for the first part, whose decoding
@@ -144,8 +144,9 @@ func kernelArray(data []byte, what string) ([]byte, error) {
 //
 //	length of the fields part, then the fields part
 //	each of stateBlobs' structures, then the MSRs (kvm_msr_entry array)
-//	  and the CPUID entries (kvm_cpuid_entry2 array), as its length then
-//	  its bytes (length 0: none)
+//	  and the CPUID entries (kvm_cpuid_entry2 array), then the record of
+//	  KVM's supported CPUID (KVMCPUID, kvm_cpuid_entry2 array; new in
+//	  version 6), each as its length then its bytes (length 0: none)
 //	the number of interrupt controllers, then each as length and bytes
 //
 // and nothing after. machineState's JSON encoding (all of it in JSON, as
@@ -175,6 +176,7 @@ func encodeState(st *machineState) ([]byte, error) {
 	}
 	put(st.VCPU.MSRs.kernel())
 	put(st.VCPU.CPUID.kernel())
+	put(st.VCPU.KVMCPUID.kernel())
 	out = le.AppendUint32(out, uint32(len(st.IRQChips)))
 	for _, b := range st.IRQChips {
 		put(b)
@@ -242,6 +244,13 @@ func decodeState(b []byte) (*machineState, error) {
 	}
 	if st.VCPU.CPUID, err = cpuidFromKernel(cpuid); err != nil {
 		return nil, err
+	}
+	kvmCPUID, err := next("KVM's CPUID")
+	if err != nil {
+		return nil, err
+	}
+	if st.VCPU.KVMCPUID, err = cpuidFromKernel(kvmCPUID); err != nil {
+		return nil, fmt.Errorf("KVM's %w", err)
 	}
 	if len(rest) < 4 {
 		return nil, fmt.Errorf("section ends before the number of interrupt controllers")

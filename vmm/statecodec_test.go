@@ -101,6 +101,7 @@ func demoState(t testing.TB) *machineState {
 // decode, or with bytes after its end, is refused.
 func TestStateSection(t *testing.T) {
 	st := demoState(t)
+	st.VCPU.KVMCPUID = cpuidList{{Function: 1, ECX: 0xF0, EDX: 0xFF}, {Function: 7, Flags: 1, EBX: 1}}
 	b, err := encodeState(st)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/snapshot"
 )
 
 // vcpuState is where a vCPU is in its life. The states and their order
@@ -65,7 +67,8 @@ func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
 // newVCPU creates vCPU id with this host's CPUID, and its LAPIC set up as
 // a BIOS leaves it unless restored: a restore sets the snapshot's LAPIC,
 // and its CPUID if it differs (restoreCPUID), once the snapshot is
-// verified.
+// verified. A restore that did not ask KVM for its CPUID (cpuidFetch's
+// decide) gives the vCPU none here.
 func newVCPU(m *Machine, id int, restored bool) (*vcpu, error) {
 	fd, err := kvm.CreateVCPU(m.vmFD, id)
 	if err != nil {
@@ -82,9 +85,14 @@ func newVCPU(m *Machine, id int, restored bool) (*vcpu, error) {
 		unix.Close(v.fd)
 		return nil, &Error{Op: "mmap kvm_run", Err: err}
 	}
-	if err := v.setCPUID(); err != nil {
-		v.close()
-		return nil, err
+	// A restore on the KVM the snapshot's record of its supported CPUID
+	// came from asked nothing (kvmid.go): the vCPU gets the snapshot's
+	// entries once checked (restoreCPUID), none before.
+	if !restored || m.cpuid == nil || !m.cpuid.notAsked() {
+		if err := v.setCPUID(); err != nil {
+			v.close()
+			return nil, err
+		}
 	}
 	if restored {
 		return v, nil
@@ -171,6 +179,15 @@ type cpuidFetch struct {
 	supported []cpuidEntry
 	err       error
 	asked     atomic.Int32 // KVM_GET_SUPPORTED_CPUID questions, for the tests
+	// kvmID is the identity of the KVM asked, or not asked (kvmid.go),
+	// once decide has read it (identified); zero when it could not be
+	// told.
+	kvmID      snapshot.KVMID
+	identified bool
+	// skipped: decide did not ask, since kvmID is the snapshot's: the
+	// answer's part a restore checks is the snapshot's record, which
+	// restoreCPUID makes supported once the state is verified.
+	skipped bool
 	// waiting is closed when wait is first called, for the tests.
 	waiting     chan struct{}
 	waitingOnce sync.Once
@@ -190,8 +207,42 @@ func (f *cpuidFetch) fetch(kvmFD uintptr) {
 	close(f.done)
 }
 
+// decide asks kvm for the CPUID it supports, as fetch, unless kvm is the
+// KVM known identifies (a snapshot header's KVMID, zero: none): a
+// restore then checks against the snapshot's record of that KVM's answer
+// (kvmid.go says why that is the answer). It reads kvm's identity first,
+// for the machine's snapshots.
+func (f *cpuidFetch) decide(kvm *os.File, known snapshot.KVMID) {
+	id, ok := readKVMIdentity(kvm)
+	f.kvmID, f.identified = id, true
+	if ok && id == known {
+		f.skipped = true
+		close(f.done)
+		return
+	}
+	f.fetch(kvm.Fd())
+}
+
+// notAsked reports, once decided, whether decide left KVM unasked.
+func (f *cpuidFetch) notAsked() bool {
+	f.wait()
+	return f.skipped
+}
+
+// askNow asks kvmFD after decide did not, for a snapshot that named this
+// KVM without a record of its answer.
+func (f *cpuidFetch) askNow(kvmFD uintptr) error {
+	f.asked.Add(1)
+	c, err := supportedCPUID(kvmFD)
+	if err != nil {
+		return err
+	}
+	f.c, f.supported, f.skipped = c, cpuidEntries(c.entries[:c.nent]), false
+	return nil
+}
+
 // wait returns the supported CPUID once fetched (it may be called
-// again).
+// again); nil, with a nil error, when decide did not ask.
 func (f *cpuidFetch) wait() (*cpuid2, error) {
 	f.waitingOnce.Do(func() { close(f.waiting) })
 	<-f.done
