@@ -1,0 +1,190 @@
+//go:build linux && amd64
+
+package sandbox
+
+import (
+	"fmt"
+	"testing"
+
+	"golang.org/x/net/bpf"
+)
+
+// ruleVerdict is what rules say of a call, read as a list: the first
+// rule of the call's number decides (errno, allow, or allow when one of
+// its condition sets holds); a call without a rule, another architecture
+// or the x32 ABI is trapped.
+func ruleVerdict(rules []rule, arch uint32, nr int, args []uint64) uint32 {
+	if arch != auditArchX86_64 || uint32(nr) >= x32SyscallBit {
+		return retTrap
+	}
+	for _, r := range rules {
+		if r.nr != nr {
+			continue
+		}
+		if r.errno != 0 {
+			return retErrno | uint32(r.errno)
+		}
+		if len(r.any) == 0 {
+			return retAllow
+		}
+		for _, set := range r.any {
+			holds := true
+			for _, c := range set {
+				v := uint32(args[c.arg])
+				switch c.op {
+				case opEq:
+					holds = holds && v == c.val
+				case opNe:
+					holds = holds && v != c.val
+				case opSet:
+					holds = holds && v&c.val != 0
+				case opClear:
+					holds = holds && v&c.val == 0
+				}
+			}
+			if holds {
+				return retAllow
+			}
+		}
+		return retTrap
+	}
+	return retTrap
+}
+
+// argsFor returns argument lists that make each condition of rules hold
+// or fail: for every condition set, one that satisfies it all and one
+// for each condition that breaks only that one; and all zeros and all
+// ones.
+func argsFor(rules []rule) [][]uint64 {
+	out := [][]uint64{make([]uint64, 6), {^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}}
+	holding := func(c cond) uint32 {
+		switch c.op {
+		case opEq:
+			return c.val
+		case opNe:
+			return ^c.val
+		case opSet:
+			return c.val
+		}
+		return ^c.val // opClear
+	}
+	breaking := func(c cond) uint32 {
+		switch c.op {
+		case opEq:
+			return c.val ^ 1
+		case opNe:
+			return c.val
+		case opSet:
+			return ^c.val
+		}
+		return c.val // opClear
+	}
+	for _, r := range rules {
+		for _, set := range r.any {
+			all := make([]uint64, 6)
+			for _, c := range set {
+				all[c.arg] = uint64(holding(c)) | 0xdead<<32 // high halves are not read
+			}
+			out = append(out, all)
+			for i, c := range set {
+				one := append([]uint64(nil), all...)
+				one[c.arg] = uint64(breaking(c))
+				for j, d := range set {
+					if j != i && d.arg == c.arg {
+						one = nil // both on one argument: no such list
+					}
+				}
+				if one != nil {
+					out = append(out, one)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestProgramIsTheRules: the assembled search tree gives every call the
+// verdict of its rules read as a list, for every filter this package
+// makes (sockets, Unix sockets, a rename directory), every number below
+// 520 with arguments that make each condition hold or fail, the other
+// architecture and the x32 ABI.
+func TestProgramIsTheRules(t *testing.T) {
+	for _, f := range []Filter{
+		{Ioctls: []uint64{kvmRun, 0x4040AE79, 0xAE81}},
+		{Ioctls: []uint64{kvmRun}, Sockets: true},
+		{Ioctls: []uint64{kvmRun}, UnixSockets: true, RenameDir: 7},
+		{Ioctls: []uint64{kvmRun}, Sockets: true, UnixSockets: true, RenameDir: 9},
+	} {
+		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d", f.Sockets, f.UnixSockets, f.RenameDir), func(t *testing.T) {
+			rules := f.rules(1234)
+			insts, err := assemble(rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm, err := bpf.NewVM(insts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := argsFor(rules)
+			for _, arch := range []uint32{auditArchX86_64, 0x40000003} {
+				for nr := 0; nr < 520; nr++ {
+					for _, a := range args {
+						got, err := vm.Run(seccompData(arch, nr, a...))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if want := ruleVerdict(rules, arch, nr, a); uint32(got) != want {
+							t.Fatalf("arch %#x call %d args %#x: verdict %#x, the rules say %#x", arch, nr, a, got, want)
+						}
+					}
+				}
+			}
+			for _, nr := range []int{x32SyscallBit, x32SyscallBit | 16, x32SyscallBit | 202} {
+				if got, _ := vm.Run(seccompData(auditArchX86_64, nr)); uint32(got) != retTrap {
+					t.Errorf("x32 call %#x: verdict %#x, want a trap", nr, got)
+				}
+			}
+		})
+	}
+}
+
+// TestAssembleFarJumps: a filter whose search tree has halves longer than
+// a conditional jump reaches is assembled with BPF_JA branches, and still
+// gives the rules' verdicts.
+func TestAssembleFarJumps(t *testing.T) {
+	var rules []rule
+	for nr := 0; nr < 300; nr++ {
+		if nr%3 != 0 {
+			continue
+		}
+		// A long block for each: 40 conditions.
+		var any [][]cond
+		for v := range 40 {
+			any = append(any, []cond{{1, opEq, uint32(v)}})
+		}
+		rules = append(rules, rule{nr: nr, any: any})
+	}
+	if _, err := assembleTree(rules, false); err == nil {
+		t.Fatal("direct branches over 255 instructions assembled")
+	}
+	insts, err := assemble(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for nr := 0; nr < 310; nr++ {
+		for _, v := range []uint64{0, 39, 40} {
+			a := []uint64{0, v, 0, 0, 0, 0}
+			got, err := vm.Run(seccompData(auditArchX86_64, nr, a...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := ruleVerdict(rules, auditArchX86_64, nr, a); uint32(got) != want {
+				t.Fatalf("call %d arg %d: verdict %#x, the rules say %#x", nr, v, got, want)
+			}
+		}
+	}
+}
