@@ -406,3 +406,49 @@ func TestRestoreVerifyMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreCPUIDRecordCarried: a snapshot of a machine restored without
+// asking KVM for the CPUID names the same KVM and carries the record on,
+// so that its own restore asks nothing either and gives the vCPU the
+// first snapshot's entries.
+func TestRestoreCPUIDRecordCarried(t *testing.T) {
+	path, orig := snapshotNew(t)
+	if vmm.KVMIdentity(orig) == (snapshot.KVMID{}) {
+		t.Skip("this host's KVM identity cannot be read: every restore asks")
+	}
+	m, err := vmm.Restore(vmm.Config{}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if n := vmm.SupportedCPUIDAsked(m); n != 0 {
+		t.Fatalf("first restore asked KVM_GET_SUPPORTED_CPUID %d times, want 0", n)
+	}
+	again := filepath.Join(t.TempDir(), "again.snap")
+	f, err := os.Create(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := m.Snapshot(f); err != nil {
+		t.Fatal(err)
+	}
+	hf, err := snapshot.OpenHeader(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := hf.Header.KVM
+	hf.Close()
+	if named != vmm.KVMIdentity(orig) {
+		t.Fatalf("snapshot of the restored machine names KVM %x, want %x", named, vmm.KVMIdentity(orig))
+	}
+	m2, err := vmm.Restore(vmm.Config{}, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if n := vmm.SupportedCPUIDAsked(m2); n != 0 {
+		t.Errorf("second restore asked KVM_GET_SUPPORTED_CPUID %d times, want 0", n)
+	}
+	restoreCPUIDResult(t, m2, vmm.VCPUGivenCPUID(orig), nil)
+}
