@@ -255,14 +255,23 @@ type layout struct {
 func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 	// MARK_END rounded to an int (exec.c:450-452): esym, and where the
 	// modules start.
-	l := &layout{esym: bootelf.AlignUp(k.syms.end, 4), mods: opts.Modules}
+	l := &layout{esym: bootelf.AlignUp(k.syms.end, 4), mods: make([]Module, len(opts.Modules))}
 	type placed struct {
 		what       string
 		start, end uint64
 	}
 	all := []placed{{fmt.Sprintf("the symbol area [%#x, %#x)", k.syms.start, l.esym), k.syms.start, l.esym}}
 	top := l.esym
+	limit := min(memSize, math.MaxUint32)
 	for i, m := range opts.Modules {
+		// Decompressed first: the type is decided, and the module
+		// placed, by what the kernel will get.
+		data, err := m.contents(i, limit)
+		if err != nil {
+			return nil, err
+		}
+		m.Data = data
+		l.mods[i] = m
 		t, err := m.resolve(i)
 		if err != nil {
 			return nil, err
@@ -280,7 +289,6 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		all = append(all, placed{fmt.Sprintf("module %d (%s, %d bytes) at %#x", i, m.Name, len(m.Data), addr), addr, top})
 	}
 	l.endpa = top // exec.c:781
-	limit := min(memSize, math.MaxUint32)
 	for _, s := range k.segs {
 		if s.End() > limit {
 			return nil, &MemoryError{What: s.String(), Need: top + opts.Headroom, Have: memSize}

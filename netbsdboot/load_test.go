@@ -2,6 +2,7 @@ package netbsdboot
 
 import (
 	"bytes"
+	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -58,6 +59,19 @@ func stdKernel(class byte) elftest.File {
 			{Name: ".orphan", Type: 3, Data: []byte("\x00zz\x00")},
 		},
 	}
+}
+
+// gz returns data gzipped, with one member per part when parts are given
+// (cut points), as a file made by concatenating .gz files.
+func gz(data []byte, parts ...int) []byte {
+	var out bytes.Buffer
+	cuts := append(append([]int{0}, parts...), len(data))
+	for i := 1; i < len(cuts); i++ {
+		zw := gzip.NewWriter(&out)
+		zw.Write(data[cuts[i-1]:cuts[i]])
+		zw.Close()
+	}
+	return out.Bytes()
 }
 
 func newMem() *guestmem.Memory {
@@ -322,6 +336,9 @@ func TestLoadRefuses(t *testing.T) {
 		many[i] = Module{Name: fmt.Sprint("m", i), Data: kmod}
 	}
 	std := stdKernel(1).Build()
+	gzKmod := gz(append([]byte("\x7fELF module"), pattern(3000, 5)...))
+	corrupt := bytes.Clone(gzKmod)
+	corrupt[len(corrupt)/2] ^= 0xff // inside the deflate data
 	for _, tc := range []struct {
 		name  string
 		image []byte
@@ -352,6 +369,17 @@ func TestLoadRefuses(t *testing.T) {
 		{"module path of 80 bytes", std, Options{Modules: []Module{{Name: strings.Repeat("p", 80), Data: kmod}}}, []error{ErrModule}, []string{"80 bytes", "1 to 79"}},
 		{"module not ELF, no type", std, Options{Modules: []Module{{Name: "disk.img", Data: []byte("data")}}}, []error{ErrModule}, []string{"disk.img", "fs"}},
 		{"module type unknown", std, Options{Modules: []Module{{Name: "x", Data: kmod, Type: 9}}}, []error{ErrModule}, nil},
+		// /boot reads modules through libsa's gzip reader: what the
+		// kernel gets is the decompressed bytes, which must be there.
+		{"empty module typed fs", std, Options{Modules: []Module{{Name: "mr.img", Data: nil, Type: ModuleFS}}}, []error{ErrModule}, []string{"module 0 (mr.img) is empty"}},
+		{"empty module, no type", std, Options{Modules: []Module{{Name: "e.kmod", Data: []byte{}}}}, []error{ErrModule}, []string{"e.kmod", "empty"}},
+		{"gzip of nothing", std, Options{Modules: []Module{{Name: "e.gz", Data: gz(nil), Type: ModuleFS}}}, []error{ErrModule}, []string{"e.gz", "empty once decompressed"}},
+		{"corrupt gzip data typed fs", std, Options{Modules: []Module{{Name: "mr.kmod.gz", Data: corrupt, Type: ModuleFS}}}, []error{ErrModule}, []string{"module 0 (mr.kmod.gz)", "corrupt"}},
+		{"truncated gzip, no type", std, Options{Modules: []Module{{Name: "mr.kmod.gz", Data: gzKmod[:len(gzKmod)-10]}}}, []error{ErrModule}, []string{"mr.kmod.gz", "corrupt"}},
+		{"bad gzip header", std, Options{Modules: []Module{{Name: "h.gz", Data: []byte{0x1f, 0x8b, 7, 0, 0, 0}, Type: ModuleRnd}}}, []error{ErrModule}, []string{"h.gz", "header"}},
+		{"gzip expanding past memory", std, Options{Modules: []Module{{Name: "bomb.gz", Data: gz(make([]byte, testMem+1)), Type: ModuleFS}}}, []error{ErrModule, ErrTooLarge},
+			[]string{"bomb.gz", "16 MiB"}},
+		{"gzipped module not ELF, no type", std, Options{Modules: []Module{{Name: "disk.img.gz", Data: gz([]byte("data"))}}}, []error{ErrModule}, []string{"disk.img.gz", "not an ELF"}},
 		{"unknown boot flag", std, Options{Append: "-k"}, []error{ErrAppend}, []string{"-k"}},
 		{"root device without a partition", std, Options{Append: "console=com root=ld0"}, []error{ErrAppend}, []string{`root="ld0"`, "such as ld0a"}},
 		{"console on a port with no UART", std, Options{Append: "console=com console_addr=0x2f8 root=ld0a"}, []error{ErrAppend},
@@ -384,6 +412,73 @@ func TestLoadRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadGzippedModules: a gzipped module reaches the guest as its
+// decompressed bytes, whatever its type, as /boot's libsa reads it: guest
+// memory ends byte for byte as when the plain file is given.
+func TestLoadGzippedModules(t *testing.T) {
+	k := stdKernel(1).Build()
+	kmod := append([]byte("\x7fELF"), pattern(9000, 3)...)
+	fsimg := pattern(70000, 4)
+	for _, tc := range []struct {
+		name        string
+		plain, gzip []Module
+	}{
+		{"kmod, type from the decompressed content",
+			[]Module{{Name: "m.kmod", Data: kmod}},
+			[]Module{{Name: "m.kmod", Data: gz(kmod)}}},
+		{"fs image",
+			[]Module{{Name: "fs.img", Data: fsimg, Type: ModuleFS}},
+			[]Module{{Name: "fs.img", Data: gz(fsimg), Type: ModuleFS}}},
+		{"concatenated gzip members",
+			[]Module{{Name: "fs.img", Data: fsimg, Type: ModuleFS}},
+			[]Module{{Name: "fs.img", Data: gz(fsimg, 100, 40000), Type: ModuleFS}}},
+		{"gzipped and plain modules mixed",
+			[]Module{{Name: "m.kmod", Data: kmod}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: []byte{1}, Type: ModuleRnd}},
+			[]Module{{Name: "m.kmod", Data: gz(kmod)}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: gz([]byte{1}), Type: ModuleRnd}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			load := func(mods []Module) (*guestmem.Memory, bootplan.Plan) {
+				mem := newMem()
+				p, err := Load(mem, bytes.NewReader(k), int64(len(k)), Options{Append: "console=com", Modules: mods})
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return mem, p
+			}
+			gzipped := make([][]byte, len(tc.gzip))
+			for i, m := range tc.gzip {
+				gzipped[i] = bytes.Clone(m.Data)
+			}
+			want, wantPlan := load(tc.plain)
+			got, gotPlan := load(tc.gzip)
+			if i := firstDiff(got.Bytes(), want.Bytes()); i >= 0 {
+				t.Errorf("guest memory differs from the plain modules' at %#x", i)
+			}
+			if fmt.Sprint(gotPlan) != fmt.Sprint(wantPlan) {
+				t.Errorf("plan\n%+v\nwant\n%+v", gotPlan, wantPlan)
+			}
+			for i, m := range tc.gzip {
+				if !bytes.Equal(m.Data, gzipped[i]) {
+					t.Errorf("Load changed the caller's module %d", i)
+				}
+			}
+		})
+	}
+}
+
+// firstDiff is the first index where a and b differ, or -1.
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
 }
 
 func TestModuleTypes(t *testing.T) {

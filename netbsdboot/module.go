@@ -1,7 +1,10 @@
 package netbsdboot
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -60,6 +63,9 @@ func ParseModuleType(s string) (ModuleType, error) {
 type Module struct {
 	// Name is the path the kernel sees in the module list (80-byte field).
 	Name string
+	// Data is the file's bytes; gzipped ones are decompressed by Load
+	// before the type is decided (see contents). An empty module is
+	// refused.
 	Data []byte
 	Type ModuleType
 }
@@ -68,6 +74,41 @@ type Module struct {
 // its NUL (bootinfo.h:181); /boot cuts longer ones (exec.c:755), which
 // would hide a wrong name, so they are refused.
 const maxModulePath = 79
+
+// contents returns the module's bytes as the kernel gets them: /boot opens
+// every file through libsa's transparent gzip reader
+// (sys/arch/i386/stand/boot/Makefile.boot:82 builds libsa with
+// SA_USE_CREAD; sys/lib/libsa/cread.c:261-290 checks each file for the gzip
+// magic, :189-254, and inflates it on read) and module_init reads a module
+// to its end (sys/arch/i386/stand/lib/exec.c:739-749), so a gzipped module
+// reaches the kernel decompressed, whatever its type. limit bounds the
+// decompressed size: more than that cannot fit in guest memory. An empty
+// module is refused: it holds nothing the kernel could use.
+func (m Module) contents(i int, limit uint64) ([]byte, error) {
+	if len(m.Data) == 0 {
+		return nil, fmt.Errorf("%w: module %d (%s) is empty", ErrModule, i, m.Name)
+	}
+	if len(m.Data) < 2 || m.Data[0] != 0x1f || m.Data[1] != 0x8b {
+		return m.Data, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(m.Data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: module %d (%s) starts as gzip data but its header is bad: %w", ErrModule, i, m.Name, err)
+	}
+	// Concatenated gzip members are read on, as cread.c:400-405 does.
+	out, err := io.ReadAll(io.LimitReader(zr, int64(min(limit, 1<<62))+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: module %d (%s): gzip data is corrupt after %d decompressed bytes: %w", ErrModule, i, m.Name, len(out), err)
+	}
+	if uint64(len(out)) > limit {
+		return nil, fmt.Errorf("%w: %w: module %d (%s) expands past the guest's %d MiB of memory once decompressed",
+			ErrModule, ErrTooLarge, i, m.Name, limit>>20)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: module %d (%s) is empty once decompressed", ErrModule, i, m.Name)
+	}
+	return out, nil
+}
 
 // resolve returns the module's type, deciding ModuleAuto by content.
 func (m Module) resolve(i int) (ModuleType, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -132,4 +133,46 @@ func records(t testing.TB, b []byte, bi uint32) map[uint32][]byte {
 		m[typ] = b[a+8 : a+l]
 	}
 	return m
+}
+
+// TestRealModuleGzipped: the real miniroot.kmod, gzipped into a file of
+// our own (as `gzip miniroot.kmod` leaves it), loads byte for byte as the
+// plain one, its type found from the decompressed ELF header.
+func TestRealModuleGzipped(t *testing.T) {
+	kernel, module := realKernel(t)
+	path := filepath.Join(t.TempDir(), "miniroot.kmod.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	if _, err := zw.Write(module); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gzipped, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(data []byte) []byte {
+		mem := guestmem.New(make([]byte, 128<<20))
+		_, err := Load(mem, bytes.NewReader(kernel), int64(len(kernel)), Options{
+			KernelName: "netbsd", Append: "console=com root=md0a",
+			Modules:  []Module{{Name: "miniroot.kmod", Data: data}},
+			Headroom: 1 << 20,
+		})
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		return mem.Bytes()
+	}
+	want, got := load(module), load(gzipped)
+	if i := firstDiff(got, want); i >= 0 {
+		t.Errorf("guest memory with miniroot.kmod.gz (%d bytes) differs from miniroot.kmod's at %#x", len(gzipped), i)
+	}
 }

@@ -80,7 +80,8 @@ type Config struct {
 	NoAppend bool
 	// Modules are boot modules. Under NetBSD's native handoff a module's
 	// Args is its type: "" (an ELF file is a kernel module), "kmod", "fs",
-	// "splash" or "rndseed" (netbsdboot.ParseModuleType).
+	// "splash" or "rndseed" (netbsdboot.ParseModuleType), and a gzipped
+	// module is decompressed first, as NetBSD's /boot does.
 	Modules []multiboot.Module
 	// Boot forces a boot protocol; bootplan.Auto (the zero value) picks
 	// multiboot for a kernel with a multiboot header, else NetBSD's native
