@@ -23,7 +23,7 @@ type consoleMatch uint8
 
 const (
 	// matchHalt: the byte ended NetBSD's halt message (its second line,
-	// after the first was seen).
+	// on the line right after the first).
 	matchHalt consoleMatch = 1 << iota
 	// matchReady: the line so far matches the ready pattern (reported
 	// once).
@@ -40,7 +40,13 @@ type consoleWatch struct {
 	ready   *regexp.Regexp // nil: no ready pattern
 	noReady atomic.Bool    // ready was reported (here or by another source): stop matching
 	line    []byte         // the line being written, at most maxLine bytes
-	halting bool           // the first line of the halt message was seen
+	// halting: the line before this one was the halt message's first.
+	// NetBSD prints the two back to back, with nothing between but the
+	// line end (sys/arch/i386/i386/machdep.c:818-820,
+	// amd64/amd64/machdep.c:752-754, at splhigh with the other CPUs
+	// halted), so any other line between them cancels the first: a
+	// later line ending as the second then ends nothing.
+	halting bool
 }
 
 func newConsoleWatch(ready *regexp.Regexp) *consoleWatch {
@@ -50,6 +56,8 @@ func newConsoleWatch(ready *regexp.Regexp) *consoleWatch {
 // feed takes the next byte the guest wrote and reports what it completed.
 func (w *consoleWatch) feed(b byte) consoleMatch {
 	if b == '\n' {
+		// The line end is "\r\n" (9.x's cnputc) or "\n\r" (older).
+		w.halting = bytes.HasSuffix(bytes.TrimRight(w.line, "\r"), []byte(haltMsg1))
 		w.line = w.line[:0]
 		return 0
 	}
@@ -59,10 +67,9 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 	w.line = append(w.line, b)
 	var got consoleMatch
 	if b == '.' { // both halt lines end with a period
-		switch {
-		case bytes.HasSuffix(w.line, []byte(haltMsg1)):
-			w.halting = true
-		case w.halting && bytes.HasSuffix(w.line, []byte(haltMsg2)):
+		// The second line on the line after the first, or right after
+		// it when no line end came between them.
+		if w.halting && bytes.HasSuffix(w.line, []byte(haltMsg2)) || bytes.HasSuffix(w.line, []byte(haltMsg1+haltMsg2)) {
 			got |= matchHalt
 		}
 	}

@@ -32,6 +32,19 @@ func TestConsoleWatch(t *testing.T) {
 		// The first line need only have been seen before the second.
 		{name: "halt lines run together", writes: []string{"The operating system has halted.Please press any key to reboot."},
 			halt: "The operating system has halted.Please press any key to reboot."},
+		// NetBSD prints the second line right after the first: a
+		// line between them cancels the first (before, it stayed armed
+		// for good and any later line ending as the second stopped the
+		// VM as halted).
+		{name: "a line between the halt lines", writes: []string{"The operating system has halted.\r\nsomething else\r\nPlease press any key to reboot.\r\n"}},
+		{name: "an empty line between the halt lines", writes: []string{"The operating system has halted.\r\n\r\nPlease press any key to reboot.\r\n"}},
+		{name: "second line much later", writes: []string{"\r\nThe operating system has halted.\r\n", "login: root\r\n", "# echo 'Please press any key to reboot.'\r\n"}},
+		{name: "first line with more after it", writes: []string{"The operating system has halted. Not.\r\nPlease press any key to reboot.\r\n"}},
+		{name: "text between the lines run together", writes: []string{"The operating system has halted. Please press any key to reboot."}},
+		{name: "first line again, then the second", writes: []string{"The operating system has halted.\r\nx\r\nThe operating system has halted.\r\n", "Please press any key to reboot.\r\n"},
+			halt: "The operating system has halted.\r\nx\r\nThe operating system has halted.\r\nPlease press any key to reboot."},
+		{name: "line end split over writes", writes: []string{"The operating system has halted.\r", "\n", "Please press any key to reboot."},
+			halt: "The operating system has halted.\r\nPlease press any key to reboot."},
 		{name: "halt text inside a longer line", writes: []string{"echo 'The operating system has halted.'\n\r"}},
 		{name: "halt past a full line", writes: []string{"The operating system has halted.\n\r" + long + "Please press any key to reboot.\n\r"}},
 
