@@ -330,10 +330,12 @@ func TestQEMUBad(t *testing.T) {
 		{"triplefault", "", "", 0, []string{"bad: triple fault now (ud2)\r\n"}},
 		{"triplefault-gp", "", "", 0, []string{"bad: triple fault now (bad selector)\r\n"}},
 		{"triplefault-int3", "", "", 0, []string{"bad: triple fault now (int3)\r\n"}},
+		{"triplefault-silent", "", "", 0, nil},
+		{"triplefault-paging", "", "", 0, nil},
 		{"reset", "", "", 0, []string{"bad: reset through port 0x64\r\n"}},
 		{"mmio", "", "", 1, []string{"bad: mmio 0xfed40000 read 0x", "bad: mmio survived\r\n"}},
 		{"halt", HaltMessage, "x", 0, []string{"\r\n" + HaltMessage, "bad: key 0x78, rebooting\r\n"}},
-		{"", "", "", 3, []string{"FAIL: bad: say triplefault, triplefault-gp, triplefault-int3, mmio, vga, reset or halt\r\n"}},
+		{"", "", "", 3, []string{"FAIL: bad: say triplefault, triplefault-gp, triplefault-int3, triplefault-silent, triplefault-paging, mmio, vga, reset or halt\r\n"}},
 	}
 	kernel := build(t, "bad")
 	for _, tc := range tests {
@@ -343,6 +345,9 @@ func TestQEMUBad(t *testing.T) {
 				t.Errorf("exit status %d, want %d", status, tc.status)
 			}
 			wantLines(t, out, tc.want...)
+			if tc.want == nil && len(out) != 0 {
+				t.Errorf("output %q, want none", out)
+			}
 		})
 	}
 }

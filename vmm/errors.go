@@ -14,8 +14,9 @@ var (
 	// ErrConfig: the Config is invalid (memory size, missing kernel...).
 	ErrConfig = errors.New("invalid configuration")
 	// ErrGuestCrash: the guest stopped in a way no OS asks for (emulation
-	// failure, failed VM entry). A triple fault is not one: NetBSD resets
-	// that way, so it ends Run with ExitReset.
+	// failure, failed VM entry, a triple fault before it wrote anything
+	// to its console). A triple fault after console output is not one:
+	// NetBSD resets that way, so it ends Run with ExitReset.
 	ErrGuestCrash = errors.New("guest crashed")
 )
 
@@ -54,3 +55,50 @@ func (e *CrashError) Error() string {
 }
 
 func (e *CrashError) Unwrap() error { return ErrGuestCrash }
+
+// TripleFaultError is a triple fault (KVM_EXIT_SHUTDOWN) before the guest
+// wrote anything to its console: it died booting, where a NetBSD that
+// reboots by triple fault has printed first. It carries the registers that
+// tell where and in which mode; it wraps ErrGuestCrash.
+type TripleFaultError struct {
+	EIP, CR0, CR3, CR4, EFER uint64
+	// SettingPaging: the instruction at EIP moves to CR0 a value with
+	// PG set, paging being off: the guest died turning paging on (where
+	// a KVM that cannot run paged 32-bit code stops NetBSD's locore).
+	SettingPaging bool
+	Regs          string // every register, as CrashError's
+}
+
+// CR0.PG and EFER.LMA.
+const (
+	cr0PG   = 1 << 31
+	eferLMA = 1 << 10
+)
+
+// Paging reports whether paging was on (CR0.PG).
+func (e *TripleFaultError) Paging() bool { return e.CR0&cr0PG != 0 }
+
+// LongMode reports whether the CPU was in long mode (EFER.LMA).
+func (e *TripleFaultError) LongMode() bool { return e.EFER&eferLMA != 0 }
+
+// Error is one line: what happened and the registers that place it.
+func (e *TripleFaultError) Error() string {
+	return fmt.Sprintf("guest crashed: triple fault before any console output, EIP=%#x CR0=%#x CR3=%#x CR4=%#x EFER=%#x",
+		e.EIP, e.CR0, e.CR3, e.CR4, e.EFER)
+}
+
+func (e *TripleFaultError) Unwrap() error { return ErrGuestCrash }
+
+// movToCR0 decodes code as MOV CR0, r32 (0F 22 /r with ModRM mod 3 and reg
+// 0) and returns the source register's index in the ModRM order (EAX, ECX,
+// EDX, EBX, ESP, EBP, ESI, EDI).
+func movToCR0(code []byte) (src int, ok bool) {
+	if len(code) < 3 || code[0] != 0x0F || code[1] != 0x22 {
+		return 0, false
+	}
+	modrm := code[2]
+	if modrm>>6 != 3 || (modrm>>3)&7 != 0 {
+		return 0, false
+	}
+	return int(modrm & 7), true
+}

@@ -157,7 +157,7 @@ type ExitReason int
 
 // The ways a guest can end.
 const (
-	ExitReset    ExitReason = iota + 1 // the guest asked for a reset (NetBSD reboot) or triple-faulted
+	ExitReset    ExitReason = iota + 1 // the guest asked for a reset (NetBSD reboot) or triple-faulted after console output
 	ExitDebug                          // the guest wrote the debug-exit port
 	ExitHalted                         // NetBSD halted and waits for a key
 	ExitShutdown                       // KVM reported a shutdown system event
@@ -196,7 +196,7 @@ type Exit struct {
 }
 
 // Status is the process exit status that mirrors the guest's exit: 0 for a
-// reset (a triple fault included), halt or shutdown, (Code<<1)|1 for the debug-exit port (as QEMU's
+// reset (a triple fault after console output included), halt or shutdown, (Code<<1)|1 for the debug-exit port (as QEMU's
 // isa-debug-exit), 130 when stopped.
 func (e Exit) Status() int {
 	switch e.Reason {

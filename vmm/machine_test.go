@@ -394,9 +394,10 @@ func TestDiskLockedByOtherVM(t *testing.T) {
 
 func TestGuestEndings(t *testing.T) {
 	kernel := guest(t, "bad")
-	// NetBSD's cpu_reset triple-faults when its reset ports did nothing:
-	// KVM_EXIT_SHUTDOWN is a reboot request, ended as a port-0x64 reset
-	// is, with the registers logged under Verbose.
+	// NetBSD's cpu_reset triple-faults when its reset ports did nothing,
+	// after printing: KVM_EXIT_SHUTDOWN after console output is a reboot
+	// request, ended as a port-0x64 reset is, always said in one log
+	// line, with the registers under Verbose.
 	t.Run("triple fault", func(t *testing.T) {
 		var log guests.Console
 		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "triplefault", Verbose: true, Log: &log}, 30*time.Second)
@@ -414,10 +415,58 @@ func TestGuestEndings(t *testing.T) {
 		if err != nil || e.Reason != vmm.ExitReset {
 			t.Fatalf("exit %+v err %v, want reset", e, err)
 		}
-		if strings.Contains(log.String(), "EIP=") {
-			t.Errorf("registers logged without Verbose:\n%s", log.String())
+		l := log.String()
+		if strings.Contains(l, "EIP=") {
+			t.Errorf("registers logged without Verbose:\n%s", l)
+		}
+		if n := strings.Count(l, "triple-faulted"); n != 1 || strings.Count(l, "\n") != 1 || !strings.Contains(l, "taken as a reset") {
+			t.Errorf("log %q, want one line saying the triple fault was taken as a reset", l)
 		}
 	})
+	// Before any console output a triple fault is a guest that died
+	// booting (this host's KVM cannot run paged 32-bit code: NetBSD's
+	// locore dies so): a crash naming it and the registers, never a
+	// clean end. It ended as a reset, status 0, before.
+	// The guest that turns paging on dies on its move to CR0 on this
+	// machine's KVM, which cannot run paged 32-bit code (as NetBSD's
+	// locore does here), or at its ud2 with paging on on one that can.
+	for _, tc := range []struct {
+		words  string
+		paging bool // turning paging on, or on
+	}{
+		{"triplefault-silent", false},
+		{"triplefault-paging", true},
+	} {
+		t.Run(tc.words, func(t *testing.T) {
+			var log guests.Console
+			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: tc.words, Log: &log}, 30*time.Second)
+			var tf *vmm.TripleFaultError
+			if !errors.As(err, &tf) || !errors.Is(err, vmm.ErrGuestCrash) || e.Reason != 0 {
+				t.Fatalf("exit %+v err %v, want a TripleFaultError (a crash)", e, err)
+			}
+			if len(out) != 0 {
+				t.Errorf("guest output %q, want none", out)
+			}
+			msg := err.Error()
+			for _, w := range []string{"triple fault", "before any console output", "EIP=0x", "CR0=0x", "CR3=0x", "CR4=0x", "EFER=0x"} {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not say %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error %q is more than one line", msg)
+			}
+			turning := tf.SettingPaging && !tf.Paging()
+			on := tf.Paging() && tf.CR0 == 0x80010033 && !tf.SettingPaging
+			none := !tf.Paging() && !tf.SettingPaging
+			if tc.paging && !turning && !on || !tc.paging && !none || tf.LongMode() ||
+				tf.EIP < 0x100000 || tf.EIP >= 0x200000 || !strings.Contains(tf.Regs, "EIP=") {
+				t.Errorf("%+v: want paging on or being turned on %t, not long mode, EIP in the guest's image, the full registers",
+					tf, tc.paging)
+			}
+			t.Logf("%v (setting paging %t)", err, tf.SettingPaging)
+		})
+	}
 	t.Run("fault through an empty IDT", func(t *testing.T) {
 		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "triplefault-int3"}, 30*time.Second)
 		// Hardware KVM reports the triple fault as KVM_EXIT_SHUTDOWN, a

@@ -8,8 +8,10 @@ import (
 	"github.com/smolvmm/smolvmm/internal/portready"
 )
 
-// Run runs the guest until it resets (a triple fault is a reset), halts, leaves through the debug-exit
-// port, crashes (a *CrashError) or is stopped: ctx ends, or Close is
+// Run runs the guest until it resets (a triple fault after console output
+// is a reset), halts, leaves through the debug-exit port, crashes (a
+// *CrashError, or a *TripleFaultError for a triple fault before any
+// console output) or is stopped: ctx ends, or Close is
 // called (both give ExitStopped). A Machine runs once; Run after Close, or
 // a second Run, returns an *Error wrapping ErrConfig.
 //

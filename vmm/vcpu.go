@@ -464,11 +464,18 @@ func (v *vcpu) run(started func()) error {
 			return v.crash("HLT with no interrupt source")
 		case kvmExitShutdown:
 			// A triple fault: NetBSD's cpu_reset ends with one when the
-			// reset ports did not work, so it is a reboot request like
-			// them (NETBSD-BOOT.md §2), not a crash. The registers
-			// still tell where a guest that did not mean it died.
+			// reset ports did not work (NETBSD-BOOT.md §2), after
+			// cpu_reboot printed "rebooting...", so once the guest has
+			// written to its console it is a reboot request. Before
+			// that it died booting (a KVM that cannot run its paged
+			// code, a broken kernel): a crash, or it would pass for a
+			// clean end. A restored guest ran before its snapshot.
+			if !m.firstOut.Load() && m.memFile == nil {
+				return v.tripleFault()
+			}
+			m.logf("guest triple-faulted (KVM_EXIT_SHUTDOWN) after console output: taken as a reset, as NetBSD's cpu_reset ends with one")
 			if m.cfg.Verbose {
-				m.logf("guest triple-faulted (KVM_EXIT_SHUTDOWN), taken as a reset; registers:\n%s", v.dumpRegs())
+				m.logf("registers at the triple fault:\n%s", v.dumpRegs())
 			}
 			m.requestExit(Exit{Reason: ExitReset})
 		case kvmExitFailEntry:
@@ -538,6 +545,31 @@ func (v *vcpu) handleMMIO() {
 // crash builds a CrashError with the vCPU's registers.
 func (v *vcpu) crash(reason string) error {
 	return &CrashError{Reason: reason, Regs: v.dumpRegs()}
+}
+
+// tripleFault is the TripleFaultError for the vCPU's state now.
+func (v *vcpu) tripleFault() error {
+	e := &TripleFaultError{Regs: v.dumpRegs()}
+	r, rerr := kvm.GetRegs(uintptr(v.fd))
+	s, serr := kvm.GetSregs(uintptr(v.fd))
+	if rerr != nil || serr != nil {
+		return e // Regs says which could not be read
+	}
+	e.EIP, e.CR0, e.CR3, e.CR4, e.EFER = r.RIP, s.CR0, s.CR3, s.CR4, s.EFER
+	if e.Paging() {
+		return e
+	}
+	// Paging off: CS's base plus EIP is the physical address of the
+	// instruction that faulted.
+	code, err := v.m.gmem.Slice(s.CS.Base+r.RIP, 3)
+	if err != nil {
+		return e
+	}
+	if src, ok := movToCR0(code); ok {
+		gpr := [8]uint64{r.RAX, r.RCX, r.RDX, r.RBX, r.RSP, r.RBP, r.RSI, r.RDI}
+		e.SettingPaging = gpr[src]&cr0PG != 0
+	}
+	return e
 }
 
 func (v *vcpu) dumpRegs() string {

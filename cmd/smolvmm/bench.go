@@ -578,11 +578,7 @@ func benchBoot(c *cli.Context) error {
 		return fmt.Errorf("bench report: %w", err)
 	}
 	if runErr != nil {
-		var crash *vmm.CrashError
-		if errors.As(runErr, &crash) {
-			return cli.Exit(runErr.Error(), 2)
-		}
-		return runErr
+		return guestCrashExit(c, runErr)
 	}
 	if s := exit.Status(); s != 0 {
 		return cli.Exit("", s)

@@ -80,10 +80,11 @@ or 115200; other values are refused, as the guest would print nothing.
 The console is COM1 on your terminal. On a terminal, Ctrl-A x quits,
 Ctrl-A s writes a snapshot to the --snapshot file, Ctrl-A h lists these keys
 and Ctrl-A Ctrl-A sends Ctrl-A. The exit status is 0 when the guest reboots
-(a triple fault counts as a reboot, as NetBSD resets with one) or halts,
-(v<<1)|1 when it writes v to the debug-exit port 0x501, 130 when stopped by
-Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM, SIGHUP), 2 when the
-guest crashed or the command line is wrong, 1 for other errors
+(a triple fault after the guest printed counts as a reboot, as NetBSD resets
+with one) or halts, (v<<1)|1 when it writes v to the debug-exit port 0x501,
+130 when stopped by Ctrl-A x or a signal (Ctrl-C off a terminal, SIGTERM,
+SIGHUP), 2 when the guest crashed (a triple fault before it printed
+anything included) or the command line is wrong, 1 for other errors
 before the guest ran, 141 when the reader of its output went away (SIGPIPE),
 148 when the seccomp filter stopped a forbidden call (159 when the kernel
 killed it), and with --jail 128+n when signal n killed the jailed VMM.
@@ -371,11 +372,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		}
 	}
 	if err != nil {
-		var crash *vmm.CrashError
-		if errors.As(err, &crash) {
-			return cli.Exit(err.Error(), 2)
-		}
-		return err
+		return guestCrashExit(c, err)
 	}
 	if c.Bool("verbose") || exit.Reason == vmm.ExitStopped {
 		fmt.Fprintf(os.Stderr, "\nsmolvmm: guest %s\n", exit.Reason)
@@ -384,6 +381,46 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return cli.Exit("", s)
 	}
 	return nil
+}
+
+// guestCrashExit gives a guest's crash the crash status, 2, with advice
+// for a triple fault before any console output (and its registers under
+// -v); other errors pass as they are.
+func guestCrashExit(c *cli.Context, err error) error {
+	var tf *vmm.TripleFaultError
+	if errors.As(err, &tf) {
+		verbose := hasFlag(c, "verbose") && c.Bool("verbose")
+		if verbose {
+			fmt.Fprintf(os.Stderr, "smolvmm: registers at the triple fault:\n%s\n", tf.Regs)
+		}
+		return cli.Exit(err.Error()+" ("+tripleFaultAdvice(tf, verbose || !hasFlag(c, "verbose"))+")", 2)
+	}
+	if errors.Is(err, vmm.ErrGuestCrash) {
+		return cli.Exit(err.Error(), 2)
+	}
+	return err
+}
+
+// tripleFaultAdvice says what a triple fault before any console output
+// may mean: a guest that died turning paging on most likely met a KVM
+// that cannot run paged guests (nested, emulating ones, such as this
+// project's CI machines'), not a broken kernel.
+// quiet leaves out the pointer to -v (given, or not a flag of the
+// command).
+func tripleFaultAdvice(tf *vmm.TripleFaultError, quiet bool) string {
+	var a string
+	switch {
+	case tf.SettingPaging && tf.EFER&(1<<8) != 0: // EFER.LME: entering long mode
+		a = "the guest died turning paging on to enter long mode: this host's KVM may not run paged or 64-bit guests, as nested, emulating KVMs often cannot; try the kernel on another host"
+	case tf.SettingPaging:
+		a = "the guest died turning paging on: this host's KVM may not run paged 32-bit guests, as nested, emulating KVMs often cannot; try the kernel on another host"
+	default:
+		a = "the kernel died before it printed anything: check that it is built for this machine and that -a gives it console=com"
+	}
+	if !quiet {
+		a += "; -v prints every register"
+	}
+	return a
 }
 
 func printTimings(w *os.File, start time.Time, events []vmm.Event, proto bootplan.Protocol) {

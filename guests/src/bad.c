@@ -1,7 +1,10 @@
 /* bad: guests that end badly on purpose, to test the VMM's failure paths.
  * Words (one of): "triplefault" (empty IDT, then ud2), "triplefault-gp"
  * (empty IDT, then a bad selector), "triplefault-int3" (empty IDT, then
- * int3), "mmio" (touch unmapped MMIO, then exit 0), "reset" (0xFE to port
+ * int3), "triplefault-silent" (empty IDT, then ud2, with nothing printed
+ * first: a guest that dies booting), "triplefault-paging" (the same right
+ * after turning paging on, as NetBSD's locore does first), "mmio" (touch
+ * unmapped MMIO, then exit 0), "reset" (0xFE to port
  * 0x64), "halt" (NetBSD's halt message, then poll the UART; a received byte
  * resets through 0x64), "vga" (NetBSD's pcdisplay probe: write a word to the
  * text and graphics windows and read it back; a machine without a display
@@ -9,6 +12,26 @@
 #include "rt.h"
 
 static const struct dtr null_idt = {0, 0};
+
+/* One page directory: the first 8 MiB identity-mapped with 4 MiB pages. */
+static u32 pgdir[1024] __attribute__((aligned(4096)));
+
+/* Turns paging on (PSE, CR0 = PG WP NE ET MP PE as NetBSD's locore sets it)
+ * and triple-faults at once, printing nothing. */
+static void triplefault_paging(void)
+{
+	pgdir[0] = 0x00000083u; /* present, writable, 4 MiB */
+	pgdir[1] = 0x00400083u;
+	__asm__ volatile("movl %%cr4, %%eax\n\t"
+			 "orl $0x10, %%eax\n\t"
+			 "movl %%eax, %%cr4\n\t"
+			 "movl %0, %%cr3\n\t"
+			 "movl $0x80010033, %%eax\n\t"
+			 "movl %%eax, %%cr0\n\t"
+			 "lidt %1\n\t"
+			 "ud2"
+			 : : "r"(pgdir), "m"(null_idt) : "eax", "memory");
+}
 
 static void mmio(void)
 {
@@ -50,6 +73,10 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	} else if (has_word("triplefault-gp")) {
 		puts("bad: triple fault now (bad selector)\n");
 		__asm__ volatile("lidt %0; movw $0x4242, %%ax; movw %%ax, %%ds" : : "m"(null_idt) : "eax");
+	} else if (has_word("triplefault-silent")) {
+		__asm__ volatile("lidt %0; ud2" : : "m"(null_idt));
+	} else if (has_word("triplefault-paging")) {
+		triplefault_paging();
 	} else if (has_word("triplefault-int3")) {
 		puts("bad: triple fault now (int3)\n");
 		__asm__ volatile("lidt %0; int3" : : "m"(null_idt));
@@ -72,5 +99,5 @@ void kmain(u32 magic, const struct mb_info *mbi)
 			}
 		}
 	}
-	fail("bad: say triplefault, triplefault-gp, triplefault-int3, mmio, vga, reset or halt");
+	fail("bad: say triplefault, triplefault-gp, triplefault-int3, triplefault-silent, triplefault-paging, mmio, vga, reset or halt");
 }
