@@ -69,14 +69,19 @@ type TripleFaultError struct {
 	Regs          string // every register, as CrashError's
 }
 
-// CR0.PG and EFER.LMA.
+// CR0.PG, EFER.LME and EFER.LMA.
 const (
 	cr0PG   = 1 << 31
+	eferLME = 1 << 8
 	eferLMA = 1 << 10
 )
 
 // Paging reports whether paging was on (CR0.PG).
 func (e *TripleFaultError) Paging() bool { return e.CR0&cr0PG != 0 }
+
+// LongModeEnabled reports whether long mode was enabled (EFER.LME): with
+// SettingPaging, the guest was switching to long mode.
+func (e *TripleFaultError) LongModeEnabled() bool { return e.EFER&eferLME != 0 }
 
 // LongMode reports whether the CPU was in long mode (EFER.LMA).
 func (e *TripleFaultError) LongMode() bool { return e.EFER&eferLMA != 0 }

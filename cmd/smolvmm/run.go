@@ -404,13 +404,12 @@ func guestCrashExit(c *cli.Context, err error) error {
 // tripleFaultAdvice says what a triple fault before any console output
 // may mean: a guest that died turning paging on most likely met a KVM
 // that cannot run paged guests (nested, emulating ones, such as this
-// project's CI machines'), not a broken kernel.
-// quiet leaves out the pointer to -v (given, or not a flag of the
-// command).
+// project's CI machines'), not a broken kernel. quiet leaves out the
+// pointer to -v (given, or not a flag of the command).
 func tripleFaultAdvice(tf *vmm.TripleFaultError, quiet bool) string {
 	var a string
 	switch {
-	case tf.SettingPaging && tf.EFER&(1<<8) != 0: // EFER.LME: entering long mode
+	case tf.SettingPaging && tf.LongModeEnabled():
 		a = "the guest died turning paging on to enter long mode: this host's KVM may not run paged or 64-bit guests, as nested, emulating KVMs often cannot; try the kernel on another host"
 	case tf.SettingPaging:
 		a = "the guest died turning paging on: this host's KVM may not run paged 32-bit guests, as nested, emulating KVMs often cannot; try the kernel on another host"

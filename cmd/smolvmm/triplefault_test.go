@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // TestCLITripleFault: a triple fault before the guest printed anything is
@@ -60,6 +61,42 @@ func TestCLITripleFault(t *testing.T) {
 			}
 			if tc.words == "triplefault-paging" && strings.Contains(stderr, " CR0=0x11 ") != strings.Contains(stderr, "the guest died turning paging on: this host's KVM may not run paged 32-bit guests") {
 				t.Errorf("advice about paging where the guest was turning it on, none where it was on:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestTripleFaultAdvice: the advice follows the library's facts: paging
+// being turned on (to long mode, with EFER.LME) points at the host's KVM,
+// anything else at the kernel; -v is offered unless given.
+func TestTripleFaultAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tf    vmm.TripleFaultError
+		quiet bool
+		want  []string
+		not   []string
+	}{
+		{"turning paging on", vmm.TripleFaultError{CR0: 0x11, SettingPaging: true}, false,
+			[]string{"turning paging on: this host's KVM may not run paged 32-bit guests", "; -v prints every register"}, []string{"long mode"}},
+		{"turning paging on for long mode", vmm.TripleFaultError{CR0: 0x11, EFER: 0x100, SettingPaging: true}, true,
+			[]string{"to enter long mode: this host's KVM may not run paged or 64-bit guests"}, []string{"-v"}},
+		{"paging on already", vmm.TripleFaultError{CR0: 0x80010033}, false,
+			[]string{"the kernel died before it printed anything"}, []string{"KVM"}},
+		{"paging off", vmm.TripleFaultError{CR0: 0x11}, true,
+			[]string{"the kernel died before it printed anything"}, []string{"KVM", "-v prints"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tripleFaultAdvice(&tc.tf, tc.quiet)
+			for _, w := range tc.want {
+				if !strings.Contains(a, w) {
+					t.Errorf("advice %q lacks %q", a, w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(a, w) {
+					t.Errorf("advice %q has %q", a, w)
+				}
 			}
 		})
 	}
