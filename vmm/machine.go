@@ -286,8 +286,9 @@ type Machine struct {
 	// touched read as the file's bytes, not as zeros.
 	memFile    *os.File
 	memFileOff int64
-	// restoredReady: restored from a snapshot taken after PhaseReady, so
-	// ready as soon as it runs.
+	// restoredReady: restored from a snapshot taken after PhaseReady,
+	// without a readiness condition of the restore's own, so ready as
+	// soon as it runs.
 	restoredReady bool
 }
 

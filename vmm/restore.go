@@ -24,7 +24,11 @@ import (
 // holds locked exclusive (a writer) is refused with snapshot.ErrInUse.
 //
 // From cfg, Restore takes the console, input, readiness, events, logging,
-// Devices and BeforeRun; the kernel fields are ignored. MemoryMiB, when
+// Devices and BeforeRun; the kernel fields are ignored. A machine
+// snapshotted after PhaseReady reports it again as the restored guest
+// first runs, unless cfg has Ready or ReadyAddr: then PhaseReady waits for
+// that condition after the restore (a console line the restored guest
+// prints, a connection it accepts), as after a boot. MemoryMiB, when
 // set, must be the snapshot's. Disks, when nil, are the snapshot's own
 // (each by path, read-only or not as then); when set, they must be as
 // many. Each image must have the content the snapshot saw, else Restore
@@ -203,7 +207,10 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if err := m.restoreMAC(st, o); err != nil {
 		return nil, err
 	}
-	m.restoredReady = st.Ready
+	// A readiness condition given for the restore is waited for after it
+	// (new console lines, the port probed against the restored guest);
+	// only without one does the snapshot's own readiness carry over.
+	m.restoredReady = st.Ready && cfg.Ready == nil && cfg.ReadyAddr == ""
 	m.plan.Protocol = st.Protocol
 	if cfg.Verbose {
 		m.logRestore(path, st) // restorelog.go

@@ -49,7 +49,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the boot protocol, what was loaded where and the loader's warnings (with --restore: the snapshot, its memory and the disks checked), " +
 			"the first access to each unhandled port, and the counts on exit"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
-		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings)"},
+		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings; with --restore, a line printed after the restore)"},
 		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 (a port forwarded with -p) that marks the service ready once a connection to it is answered or held for 100 ms (for --timings)"},
 		&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 	}, containFlags()...) // contain.go

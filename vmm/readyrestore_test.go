@@ -1,0 +1,55 @@
+package vmm_test
+
+import (
+	"net"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// TestRestoreReadiness: a guest snapshotted after it was ready is ready
+// again at the restore's first instruction only when the restore has no
+// readiness condition of its own; with one, PhaseReady waits for it after
+// the restore, and never comes when the restored guest does not meet it
+// (the counter guest runs to its end, so the negatives are deterministic).
+func TestRestoreReadiness(t *testing.T) {
+	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
+	closed := func() string { // a port nobody listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+		return ln.Addr().String()
+	}()
+	tests := []struct {
+		name string
+		cfg  vmm.Config
+		// ready: PhaseReady reported; after: the phase it follows.
+		ready bool
+		after vmm.Phase
+	}{
+		{"no condition: ready as it first runs", vmm.Config{}, true, vmm.PhaseFirstRun},
+		{"a pattern the restored guest prints", vmm.Config{Ready: regexp.MustCompile(`^count 105$`)}, true, vmm.PhaseFirstOutput},
+		{"a pattern never printed", vmm.Config{Ready: regexp.MustCompile(`never-printed`)}, false, ""},
+		{"a port that never answers", vmm.Config{ReadyAddr: closed}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var phases []vmm.Phase
+			cfg := tt.cfg
+			cfg.OnEvent = func(e vmm.Event) { phases = append(phases, e.Phase) }
+			_, e, err := restoreRun(t, cfg, path)
+			wantDebugExit(t, e, err, 0)
+			i := slices.Index(phases, vmm.PhaseReady)
+			if (i >= 0) != tt.ready {
+				t.Fatalf("ready reported %v, want %v (phases %v)", i >= 0, tt.ready, phases)
+			}
+			if tt.ready && (i == 0 || phases[i-1] != tt.after) {
+				t.Errorf("ready reported after %v, want right after %s", phases[:i], tt.after)
+			}
+		})
+	}
+}
