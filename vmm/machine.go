@@ -118,11 +118,25 @@ type Config struct {
 	// the first match reports PhaseReady. Patterns do not span lines.
 	Ready *regexp.Regexp
 	// ReadyAddr, when set, is a host TCP address (a port forwarded to the
-	// guest, e.g. "127.0.0.1:8080") polled while the guest runs: the first
-	// connection that is answered or held open (portready.Hold) reports
-	// PhaseReady, timed at its connect. Whichever of Ready, ReadyAddr and
-	// the boot-timer port comes first reports it.
+	// guest, e.g. "127.0.0.1:8080") polled while the guest runs: without
+	// ReadyGuestPort, the first connection that is answered or held open
+	// (portready.Hold) reports PhaseReady, timed at its connect, which is
+	// right when the address reaches the guest's own TCP (a tap behind a
+	// NAT rule). Whichever of Ready, ReadyAddr and the boot-timer port
+	// comes first reports it.
 	ReadyAddr string
+	// ReadyGuestPort, when set, is the guest's TCP port behind ReadyAddr
+	// (the forward's guest port): PhaseReady is then the guest accepting
+	// a connection there, its SYN-ACK from that port as seen on the
+	// transmit queue of its network card (a device with a
+	// SetTransmitWatch method, as virtio/net's), timed when seen; the
+	// connections to ReadyAddr only make the forwarder ask the guest, and
+	// count for nothing themselves. That is the readiness a user
+	// network's forward needs: it accepts on the host before it asks the
+	// guest, and keeps the host side open while a guest that does not
+	// answer is asked again. A guest that refuses (RST) or never answers
+	// is never ready.
+	ReadyGuestPort uint16
 	// OnEvent, when set, is called at each Phase, one call at a time, from
 	// the goroutine that reached it; keep it short.
 	OnEvent func(Event)
@@ -637,14 +651,50 @@ func (m *Machine) readyAt(t time.Time) {
 // readyPortInterval is how often ReadyAddr is probed.
 const readyPortInterval = 5 * time.Millisecond
 
+// transmitWatcher is a network card that shows what the guest sends
+// (virtio/net.Device).
+type transmitWatcher interface {
+	SetTransmitWatch(func(frame []byte))
+}
+
 // probeReadyAddr starts probing Config.ReadyAddr (nil without one): the
 // first connection that holds reports PhaseReady, timed at its connect.
-// Run stops it on its way out.
+// With ReadyGuestPort it watches the network cards' transmit queues for
+// the guest's SYN-ACK instead, and only dials ReadyAddr. Run stops it on
+// its way out, and ends the watch.
 func (m *Machine) probeReadyAddr() *portready.Prober {
+	if port := m.cfg.ReadyGuestPort; port != 0 {
+		watch := func(frame []byte) {
+			if !m.readyDone.Load() && portready.Accepted(frame, port) {
+				m.readyAt(time.Now())
+			}
+		}
+		for _, d := range m.cfg.Devices {
+			if w, ok := d.(transmitWatcher); ok {
+				w.SetTransmitWatch(watch)
+			}
+		}
+		if m.cfg.ReadyAddr == "" {
+			return nil
+		}
+		return portready.StartDialing(m.cfg.ReadyAddr, readyPortInterval, m.readyDone.Load)
+	}
 	if m.cfg.ReadyAddr == "" {
 		return nil
 	}
 	return portready.Start(m.cfg.ReadyAddr, readyPortInterval, m.readyAt)
+}
+
+// stopReadyWatch removes the transmit watch probeReadyAddr set.
+func (m *Machine) stopReadyWatch() {
+	if m.cfg.ReadyGuestPort == 0 {
+		return
+	}
+	for _, d := range m.cfg.Devices {
+		if w, ok := d.(transmitWatcher); ok {
+			w.SetTransmitWatch(nil)
+		}
+	}
 }
 
 func (m *Machine) logf(format string, args ...any) {

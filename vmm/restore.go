@@ -26,7 +26,7 @@ import (
 // From cfg, Restore takes the console, input, readiness, events, logging,
 // Devices and BeforeRun; the kernel fields are ignored. A machine
 // snapshotted after PhaseReady reports it again as the restored guest
-// first runs, unless cfg has Ready or ReadyAddr: then PhaseReady waits for
+// first runs, unless cfg has Ready, ReadyAddr or ReadyGuestPort: then PhaseReady waits for
 // that condition after the restore (a console line the restored guest
 // prints, a connection it accepts), as after a boot. MemoryMiB, when
 // set, must be the snapshot's. Disks, when nil, are the snapshot's own
@@ -210,7 +210,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	// A readiness condition given for the restore is waited for after it
 	// (new console lines, the port probed against the restored guest);
 	// only without one does the snapshot's own readiness carry over.
-	m.restoredReady = st.Ready && cfg.Ready == nil && cfg.ReadyAddr == ""
+	m.restoredReady = st.Ready && cfg.Ready == nil && cfg.ReadyAddr == "" && cfg.ReadyGuestPort == 0
 	m.plan.Protocol = st.Protocol
 	if cfg.Verbose {
 		m.logRestore(path, st) // restorelog.go

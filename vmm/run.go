@@ -70,6 +70,7 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	if prober != nil {
 		prober.Stop()
 	}
+	m.stopReadyWatch()
 	if !stop() {
 		<-stopping
 	}

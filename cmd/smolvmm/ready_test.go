@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,4 +64,54 @@ func timingPhases(stderr string) []string {
 		}
 	}
 	return phases
+}
+
+// TestCLIReadyPort: --ready-port on the user network and on a shared one
+// is the guest accepting a connection on the forwarded port (the vnet
+// guest's SYN-ACK), not the forward accepting on the host: a guest without
+// a network driver (the demo guest) and one that refuses (RST) are never
+// ready. Each guest ends by itself (vnet's listen=N: after its SYN-ACK, or
+// after three refusals), so the negatives are deterministic.
+func TestCLIReadyPort(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	vnet := guests.ForTest(t, "vnet")
+	demo := filepath.Join(t.TempDir(), "demo.elf")
+	if err := os.WriteFile(demo, guests.Demo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	guestsTests := []struct {
+		name  string
+		args  []string
+		ready bool
+	}{
+		{"a guest that accepts", []string{"-k", vnet, "-a", "listen=80 timeout=30"}, true},
+		{"a guest that refuses", []string{"-k", vnet, "-a", "listen=81 timeout=30"}, false},
+		{"a guest without network", []string{"-k", demo}, false},
+	}
+	for _, network := range []string{"user", "shared"} {
+		for _, tt := range guestsTests {
+			t.Run(network+"/"+tt.name, func(t *testing.T) {
+				netArg := "user"
+				if network == "shared" {
+					// A hub of its own: the guest answers as 10.0.2.15,
+					// the first address a new hub leases.
+					socket := filepath.Join(t.TempDir(), "n.sock")
+					startNetDaemon(t, socket)
+					netArg = "user:" + socket
+				}
+				port := freeTCPPort(t)
+				args := append([]string{"run", "-m", "16", "--net", netArg, "--mac", "52:54:00:aa:bb:15", "-p", port + ":80",
+					"--ready-port", port, "--timings"}, tt.args...)
+				out, stderr, status := runCLI(t, args...)
+				if status != 1 {
+					t.Fatalf("status %d, want 1 (debug-exit 0)\n%s\n%s", status, out, stderr)
+				}
+				if ready := slices.Contains(timingPhases(stderr), "ready"); ready != tt.ready {
+					t.Errorf("ready %v, want %v\n%s\n%s", ready, tt.ready, out, stderr)
+				}
+			})
+		}
+	}
 }

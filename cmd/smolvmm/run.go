@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -50,7 +51,7 @@ func runFlags() []cli.Flag {
 			"the first access to each unhandled port, and the counts on exit"},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings; with --restore, a line printed after the restore)"},
-		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 (a port forwarded with -p) that marks the service ready once a connection to it is answered or held for 100 ms (for --timings)"},
+		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` forwarded with -p that marks the service ready once the guest accepts a TCP connection there (its SYN-ACK; on a tap: once a connection to 127.0.0.1:PORT is answered or held for 100 ms) (for --timings; with --restore, after the restore)"},
 		&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 	}, containFlags()...) // contain.go
 }
@@ -444,6 +445,34 @@ func hasFlag(c *cli.Context, name string) bool {
 	return false
 }
 
+// readyThroughForward makes --ready-port on the user network (nc) the
+// guest's own answer: the user network's forward accepts on the host
+// before it asks the guest, so a host connection that holds proves
+// nothing. The machine watches instead for the guest's SYN-ACK from the
+// forward's guest port, and connects to the forward's host address (a
+// loopback one as given, 127.0.0.1 for a wildcard) only to make the
+// forward ask. On a tap the host port reaches the guest's TCP by the
+// host's own routes: a connection that holds is the guest's, as before.
+func readyThroughForward(cfg *vmm.Config, nc netConfig) {
+	if cfg.ReadyAddr == "" || !isUserNet(nc.Spec) {
+		return
+	}
+	ap, err := netip.ParseAddrPort(cfg.ReadyAddr)
+	if err != nil {
+		return
+	}
+	for _, f := range nc.Forwards {
+		if f.Proto != "tcp" || f.HostPort != ap.Port() || !(f.HostAddr.IsLoopback() || f.HostAddr.IsUnspecified()) {
+			continue
+		}
+		cfg.ReadyGuestPort = f.GuestPort
+		if f.HostAddr.IsLoopback() {
+			cfg.ReadyAddr = netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
+		}
+		return
+	}
+}
+
 // attachNIC adds the network card the --net, -p and --mac flags ask for, on
 // commands that have them. --net none means no card at all, as QEMU's
 // -nic none; its flags are still checked. The nicFailer is the card's
@@ -467,6 +496,7 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
 		log := cfg.Log
 		nc.Logf = func(format string, args ...any) { fmt.Fprintf(log, "smolvmm: "+format+"\n", args...) }
 	}
+	readyThroughForward(cfg, nc)
 	nic, failer, err := openNIC(nc)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,13 @@
  * then prints "vnet: waiting for tcp syn", answers ARP requests for
  * 10.0.2.15 with the MAC read after ready, and prints
  * "vnet: tcp syn from A:P to port Q" for the first TCP SYN to 10.0.2.15
- * (a port forward of the user network reaching the guest). */
+ * (a port forward of the user network reaching the guest).
+ * With "listen=N" (the readiness tests'), it answers ARP requests for
+ * 10.0.2.15 and TCP SYNs to 10.0.2.15 instead of sending the ARP request:
+ * one to port N gets a SYN-ACK, printing "vnet: accepted tcp from A:P on
+ * port N", and the guest exits; one to another port gets a RST, printing
+ * "vnet: refused tcp from A:P to port Q", and after three of those the
+ * guest exits. */
 #include "virtio.h"
 
 #define NET_F_MAC (1u << 5)
@@ -240,6 +246,113 @@ static void wait_syn(const u8 *m, u32 timeout)
 	fail("vnet: no tcp syn");
 }
 
+static u16 ipsum(const u8 *p, u32 n, u32 sum)
+{
+	for (u32 i = 0; i + 1 < n; i += 2)
+		sum += (u32)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		sum += (u32)p[n - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xFFFF) + (sum >> 16);
+	return (u16)~sum;
+}
+
+/* tcp_answer sends, from m, the answer to the TCP SYN in frame p (Ethernet,
+ * IPv4 at p+14 with header length ihl): a SYN-ACK when accept, else a RST. */
+static void tcp_answer(const u8 *p, u32 ihl, const u8 *m, int accept, u32 timeout)
+{
+	const u8 *ip = p + 14, *syn = ip + ihl;
+	u8 *f = frame;
+	memset(f, 0, sizeof(frame));
+	memcpy(f, p + 6, 6);
+	memcpy(f + 6, m, 6);
+	f[12] = 0x08, f[13] = 0x00;
+	u8 *rip = f + 14, *t = rip + 20;
+	rip[0] = 0x45;
+	put16(rip + 2, 40);
+	rip[6] = 0x40; /* don't fragment */
+	rip[8] = 64, rip[9] = 6;
+	memcpy(rip + 12, my_ip, 4);
+	memcpy(rip + 16, ip + 12, 4);
+	put16(rip + 10, ipsum(rip, 20, 0));
+	memcpy(t, syn + 2, 2); /* from the port asked for */
+	memcpy(t + 2, syn, 2);
+	u32 ack = (u32)syn[4] << 24 | (u32)syn[5] << 16 | (u32)syn[6] << 8 | syn[7];
+	ack++;
+	if (accept)
+		t[4] = 0x12, t[5] = 0x34, t[6] = 0x56, t[7] = 0x78; /* our sequence */
+	t[8] = (u8)(ack >> 24), t[9] = (u8)(ack >> 16), t[10] = (u8)(ack >> 8), t[11] = (u8)ack;
+	t[12] = 5 << 4;
+	t[13] = accept ? 0x12 : 0x14; /* SYN-ACK, or RST-ACK */
+	if (accept)
+		put16(t + 14, 8192);
+	/* The checksum over the pseudo-header (addresses, protocol, length). */
+	u32 sum = 6 + 20;
+	for (u32 i = 12; i < 20; i += 2)
+		sum += (u32)(rip[i] << 8 | rip[i + 1]);
+	put16(t + 16, ipsum(t, 20, sum));
+	send_frame(frame, sizeof(frame), timeout);
+}
+
+/* listen answers ARP requests for 10.0.2.15 and TCP SYNs to it: see the
+ * "listen=N" word. */
+static void listen(u32 port, u32 timeout)
+{
+	printf("vnet: listening on tcp port %u\n", port);
+	u32 refused = 0;
+	struct deadline dl;
+	deadline_init(&dl, timeout);
+	while (!deadline_passed(&dl)) {
+		if (vq_used_idx(&rx) == rx.last_used)
+			continue;
+		u32 id, len;
+		if (vq_poll(&rx, 1, &id, &len) != 0 || id >= 2 * NRX || (id & 1))
+			fail("vnet: bad used element");
+		const u8 *p = rxbuf[id / 2];
+		u32 n = len > HDR ? len - HDR : 0;
+		const u8 *a = p + 14, *ip = p + 14;
+		if (n >= 42 && p[12] == 0x08 && p[13] == 0x06 && a[7] == 1 && memcmp(a + 24, my_ip, 4) == 0) {
+			u8 *f = frame;
+			memset(f, 0, sizeof(frame));
+			memcpy(f, a + 8, 6);
+			memcpy(f + 6, mac, 6);
+			f[12] = 0x08, f[13] = 0x06;
+			u8 *r = f + 14;
+			memcpy(r, a, 6);
+			r[6] = 0, r[7] = 2;
+			memcpy(r + 8, mac, 6);
+			memcpy(r + 14, my_ip, 4);
+			memcpy(r + 18, a + 8, 10);
+			repost(id);
+			send_frame(frame, sizeof(frame), timeout);
+			continue;
+		}
+		u32 ihl = (u32)(ip[0] & 15) * 4;
+		if (n >= 14 + ihl + 20 && p[12] == 0x08 && p[13] == 0x00 && ip[9] == 6 &&
+		    memcmp(ip + 16, my_ip, 4) == 0 && (ip[ihl + 13] & 0x16) == 0x02) { /* SYN alone */
+			static u8 syn[60];
+			memcpy(syn, p, 14 + ihl + 20 <= sizeof(syn) ? 14 + ihl + 20 : sizeof(syn));
+			repost(id);
+			const u8 *sip = syn + 14, *t = sip + ihl;
+			u32 to = (u32)(t[2] << 8 | t[3]);
+			int accept = to == port;
+			tcp_answer(syn, ihl, mac, accept, timeout);
+			if (accept) {
+				printf("vnet: accepted tcp from %u.%u.%u.%u:%u on port %u\n", sip[12], sip[13],
+				       sip[14], sip[15], (u32)(t[0] << 8 | t[1]), to);
+				exit(0);
+			}
+			printf("vnet: refused tcp from %u.%u.%u.%u:%u to port %u\n", sip[12], sip[13], sip[14],
+			       sip[15], (u32)(t[0] << 8 | t[1]), to);
+			if (++refused == 3)
+				exit(0);
+			continue;
+		}
+		repost(id);
+	}
+	fail("vnet: no tcp syn to answer");
+}
+
 /* clone runs after the snapshot point of the "clone" word. */
 static void clone(u32 timeout)
 {
@@ -308,6 +421,9 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	post_rx();
 	if (has_word("clone"))
 		clone(timeout);
+	u32 port;
+	if (word_uint("listen", &port))
+		listen(port, timeout);
 	struct deadline dl;
 	deadline_init(&dl, timeout);
 	if (irqmode) {

@@ -1,9 +1,14 @@
 // Package portready tells when a guest service behind a forwarded host port
 // is up. A successful connect alone proves nothing there: the user
 // network's forwarder accepts on the host at once and only then connects to
-// the guest, closing the host side when the guest refuses. So a port counts
-// as ready when a connection to it is answered (the peer sends a byte) or
-// held open for Hold.
+// the guest, closing the host side when the guest refuses, and keeping it
+// open while a guest that does not answer is asked again. Probe counts a
+// port ready when a connection to it is answered (the peer sends a byte) or
+// held open for Hold: right for a host port that reaches the guest itself
+// (a tap behind a NAT rule), not for such a forwarder. There, a VMM
+// watches the frames the guest sends for its SYN-ACK (Accepted), and
+// connects to the host port (StartDialing) only to make the forwarder ask
+// the guest.
 package portready
 
 import (
@@ -78,4 +83,25 @@ func Start(addr string, every time.Duration, found func(time.Time)) *Prober {
 func (p *Prober) Stop() {
 	p.stopOnce.Do(func() { close(p.done) })
 	<-p.finished
+}
+
+// StartDialing connects to addr again and again, every interval apart,
+// each connection held as Probe holds it, until until reports true or the
+// Prober is stopped: connections that count for nothing themselves, but
+// make a forwarder behind addr connect to the guest, whose answer the
+// caller watches for (Accepted). Stop ends it.
+func StartDialing(addr string, every time.Duration, until func() bool) *Prober {
+	p := &Prober{done: make(chan struct{}), finished: make(chan struct{})}
+	go func() {
+		defer close(p.finished)
+		for !until() {
+			Probe(addr)
+			select {
+			case <-p.done:
+				return
+			case <-time.After(every):
+			}
+		}
+	}()
+	return p
 }

@@ -2,6 +2,7 @@ package portready
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,5 +114,39 @@ func TestProberStopsAtOnce(t *testing.T) {
 	p.Stop()
 	if reported {
 		t.Error("a closed port was reported ready")
+	}
+}
+
+// TestStartDialing: a dialing Prober connects again after each connection,
+// whatever its peer does, until until reports true; one whose until holds
+// from the start never connects.
+func TestStartDialing(t *testing.T) {
+	serve := func() (string, chan struct{}) {
+		conns := make(chan struct{}, 100)
+		return portreadytest.Serve(t, func(c net.Conn) {
+			select {
+			case conns <- struct{}{}:
+			default:
+			}
+			c.Write([]byte("SSH-2.0\r\n")) // ready for Probe: no matter here
+			c.Close()
+		}), conns
+	}
+	addr, conns := serve()
+	var stop atomic.Bool
+	p := StartDialing(addr, time.Millisecond, stop.Load)
+	for range 3 { // connects again after an answer
+		<-conns
+	}
+	stop.Store(true)
+	p.Stop() // returns whether until or Stop ended it; twice too
+	p.Stop()
+
+	addr, conns = serve()
+	q := StartDialing(addr, time.Millisecond, func() bool { return true })
+	<-q.finished // ended by until alone
+	q.Stop()
+	if len(conns) != 0 {
+		t.Error("a Prober whose until holds from the start connected")
 	}
 }

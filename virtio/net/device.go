@@ -61,9 +61,10 @@ type Device struct {
 	mac     [6]byte
 
 	kick   atomic.Pointer[func(int)]
-	frames chan []byte   // backend reader -> worker
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the reader returns
+	watch  atomic.Pointer[func([]byte)] // SetTransmitWatch's, or nil
+	frames chan []byte                  // backend reader -> worker
+	done   chan struct{}                // closed by Close
+	exited chan struct{}                // closed when the reader returns
 	once   sync.Once
 
 	// Worker-only state (Process, and Reset with the worker idle).
@@ -112,6 +113,20 @@ func New(backend Backend, mac stdnet.HardwareAddr) (*Device, error) {
 // frames wait for the guest's next notify.
 func (d *Device) SetKick(kick func(queue int)) {
 	d.kick.Store(&kick)
+}
+
+// SetTransmitWatch makes the device show each frame the guest transmits
+// to watch (without its virtio header), on the worker goroutine, before the
+// backend gets it: how a VMM sees what the guest sends whatever the backend
+// (its answer on a forwarded port, say). watch must not keep the frame and
+// should be quick: it holds back the guest's transmit queue. Nil removes
+// the watch.
+func (d *Device) SetTransmitWatch(watch func(frame []byte)) {
+	if watch == nil {
+		d.watch.Store(nil)
+		return
+	}
+	d.watch.Store(&watch)
 }
 
 // MAC returns the address the guest currently sees in the configuration.

@@ -13,7 +13,11 @@ func (d *Device) processTx(q *virtio.Queue) error {
 		if err != nil || !ok {
 			return err
 		}
-		if n, good := d.gather(&c); !good {
+		n, good := d.gather(&c)
+		if w := d.watch.Load(); good && w != nil {
+			(*w)(d.txbuf[HeaderSize:n])
+		}
+		if !good {
 			d.txBad.Add(1)
 		} else if err := d.backend.WriteFrame(d.txbuf[HeaderSize:n]); err != nil {
 			d.txErrors.Add(1)
