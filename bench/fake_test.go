@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"net"
@@ -67,12 +68,16 @@ const (
 //	         writes its settled byte to -settled-fd; exits after 10*fakeDelay
 //	unsettled as settles, without the second touch and the byte
 //	settleslate as settles, after fakeSettleLate instead of fakeDelay
+//	readyfd  prints a line, after fakeDelay writes its ready time to -ready-fd
+//	         (as smolvmm does once its guest accepts), exits after 2*fakeDelay
+//	notready as readyfd, without writing to -ready-fd
 //
 // With BENCH_COUNT set, every start appends a byte to that file.
 func fakeVMM(mode string, args []string) int {
 	fs := flag.NewFlagSet("fake", flag.ContinueOnError)
 	report := fs.String("report", "", "")
 	settledFD := fs.Int("settled-fd", 0, "")
+	readyFD := fs.Int("ready-fd", 0, "")
 	_ = fs.Parse(args)
 	r := ChildReport{Phases: map[string]int64{PhaseRuntime: MonoNow()}}
 	if p := os.Getenv("BENCH_COUNT"); p != "" { // one byte per start
@@ -110,6 +115,16 @@ func fakeVMM(mode string, args []string) int {
 		return 0
 	case "fwd":
 		return fakeForward()
+	case "readyfd", "notready":
+		fmt.Println("booting")
+		time.Sleep(fakeDelay)
+		if mode == "readyfd" {
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], uint64(MonoNow()))
+			os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
+		}
+		time.Sleep(fakeDelay)
+		return 0
 	case "onefails":
 		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
 			f.Close()

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,14 @@ type Target struct {
 	// program may wait for EOF there: the bench closes its end once it
 	// has read the program's memory.
 	SettledFlag string
+	// ReadyFlag, when set, is passed with a descriptor number after Args
+	// when the boot has a Ready.Addr: the program judges that readiness
+	// itself (smolvmm sees the guest accept a connection on the forwarded
+	// port, which a connection from the host cannot tell from a forward
+	// that accepted for a guest that never answers), and writes the time
+	// it became ready there, as 8 bytes of CLOCK_MONOTONIC nanoseconds,
+	// little-endian; the bench then does not poll Ready.Addr itself.
+	ReadyFlag string
 }
 
 // Command is the target's command line, for results.
@@ -201,6 +210,19 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		cmd.Env = append(os.Environ(), t.Env...)
 	}
 
+	// The program's ready report (Target.ReadyFlag): the bench reads
+	// readyIn, the program writes its copy of readyOut.
+	var readyIn, readyOut *os.File
+	if o.Ready.Addr != "" && t.ReadyFlag != "" {
+		if readyIn, readyOut, err = os.Pipe(); err != nil {
+			w.Close()
+			return fail(fmt.Errorf("ready pipe: %w", err), nil)
+		}
+		defer readyIn.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, readyOut)
+		cmd.Args = append(cmd.Args, t.ReadyFlag, fmt.Sprint(2+len(cmd.ExtraFiles)))
+		defer readyOut.Close() // when the program could not start
+	}
 	var settled *settledConn
 	if o.SampleMemory {
 		if settled, err = attachSettled(t, cmd); err != nil {
@@ -219,6 +241,11 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		return fail(err, nil)
 	}
 	w.Close()
+	if readyOut != nil {
+		// The program has its own copy: EOF on readyIn then means it is
+		// gone.
+		readyOut.Close()
+	}
 	if settled != nil {
 		settled.started()
 		defer settled.close(true)
@@ -282,7 +309,14 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		defer wg.Done()
 		readConsole(r, &out, o, rec, observed)
 	}()
-	if o.Ready.Addr != "" {
+	switch {
+	case readyIn != nil:
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			readReady(readyIn, rec, observed)
+		}()
+	case o.Ready.Addr != "":
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -450,6 +484,18 @@ func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, s
 // ready time is when the connect that held succeeded.
 func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recorder, sample func(string)) {
 	if at, ok := portready.Wait(addr, every, done); ok && rec.markAt(PhaseReady, MonoOf(at)) {
+		sample(PhaseReady)
+	}
+}
+
+// readReady reads the ready time a program writes on its Target.ReadyFlag
+// descriptor, until the program is gone (EOF).
+func readReady(r io.Reader, rec *recorder, sample func(string)) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return
+	}
+	if rec.markAt(PhaseReady, int64(binary.LittleEndian.Uint64(b[:]))) {
 		sample(PhaseReady)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 )
 
 func TestRunBootPhases(t *testing.T) {
@@ -96,6 +98,43 @@ func TestRunBootReadyPort(t *testing.T) {
 			}
 			if ready < float64(fakeDelay/time.Millisecond) || ready > b.Phases[PhaseExit] {
 				t.Errorf("ready at %.3f ms, want after the fake's %v listen delay and before exit at %.3f ms", ready, fakeDelay, b.Phases[PhaseExit])
+			}
+		})
+	}
+}
+
+// TestRunBootReadyFlag: a target with a ReadyFlag judges Ready.Addr
+// itself: the bench takes the time it reports, and does not count the
+// address ready because a host connection to it holds (a forward that
+// accepted for a guest that never answers); without a report the boot is
+// not ready.
+func TestRunBootReadyFlag(t *testing.T) {
+	// A host listener that holds every connection: ready for a probe.
+	addr := portreadytest.Serve(t, func(c net.Conn) { time.Sleep(time.Second); c.Close() })
+	tests := []struct {
+		mode  string
+		ready bool
+	}{
+		{"readyfd", true},
+		{"notready", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			target := fakeTarget(t, "fake", tt.mode)
+			target.ReadyFlag = "-ready-fd"
+			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Addr: addr}, Timeout: 30 * time.Second})
+			if !tt.ready {
+				if !errors.Is(err, ErrNotReady) {
+					t.Fatalf("error %v, want %v", err, ErrNotReady)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ready, ok := b.Phases[PhaseReady]
+			if !ok || ready < float64(fakeDelay/time.Millisecond) || ready > b.Phases[PhaseExit] {
+				t.Errorf("ready at %.3f ms (%v), want the fake's report, after its %v delay and before exit at %.3f ms", ready, ok, fakeDelay, b.Phases[PhaseExit])
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,9 +38,10 @@ func benchCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: `Each boot runs in a fresh smolvmm process, so that process start is real.
 Times are milliseconds since that process was started: first console byte,
-ready (--ready REGEXP on a console line; --ready-port PORT: a TCP connection
-to 127.0.0.1:PORT that the peer keeps open 100 ms or answers, e.g. a guest
-service behind -p PORT:80; or the guest writing the boot-timer port 0x505),
+ready (--ready REGEXP on a console line; --ready-port PORT with -p PORT:80:
+the guest accepting a connection on port 80, as smolvmm run --ready-port
+tells it (QEMU's boots: a TCP connection to 127.0.0.1:PORT that the peer
+keeps open 100 ms or answers); or the guest writing the boot-timer port 0x505),
 exit, and smolvmm's own phases (VM created, devices, kernel loaded, first
 KVM_RUN). A guest still running a second after it was ready (a system at
 its login prompt) is stopped there (phase "stopped": SIGTERM, then SIGKILL
@@ -79,7 +81,7 @@ VM: give them ,ro. With --net user:NAME every VM joins the shared network
 			&cli.IntFlag{Name: "boots", Aliases: []string{"n"}, Value: 20, Usage: "`N` timed boots per system"},
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "`N` untimed boots before the timed ones"},
 			&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready"},
-			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` on 127.0.0.1 that marks the service ready once a TCP connection to it holds (forward it with -p)"},
+			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` forwarded with -p that marks the service ready once the guest accepts a TCP connection there (as run --ready-port)"},
 			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM`: qemu, or boot (with --restore: smolvmm's cold boot of -k or the demo guest)"},
 			&cli.StringFlag{Name: "restore", Usage: "time restores of the snapshot `FILE` (smolvmm run --snapshot) instead of boots"},
 			&cli.BoolFlag{Name: "verify-memory", Usage: "with --restore: check each restore's memory against the snapshot's digest first, as run --restore --verify-memory does (the time it takes is in the restore's)"},
@@ -230,8 +232,13 @@ func benchAction(c *cli.Context) error {
 	if c.Bool("jail") {
 		childArgs = append(childArgs, "--jail")
 	}
+	if port > 0 {
+		// The VMM judges the port itself (the guest's SYN-ACK behind a
+		// user network's forward) and reports on --ready-fd.
+		childArgs = append(childArgs, "--ready-port", strconv.Itoa(port))
+	}
 	guestBytes := uint64(c.Int("memory")) << 20
-	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail")}}
+	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail")}}
 	if r := c.String("restore"); r != "" {
 		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
 			return err
@@ -487,6 +494,8 @@ func benchBootCommand() *cli.Command {
 			&cli.StringFlag{Name: "restore"},
 			&cli.BoolFlag{Name: "verify-memory"},
 			&cli.IntFlag{Name: "settled-fd"},
+			&cli.IntFlag{Name: "ready-port"},
+			&cli.IntFlag{Name: "ready-fd"},
 		}, netFlags()...),
 		Action: benchBoot,
 	}
@@ -522,11 +531,21 @@ func benchBoot(c *cli.Context) error {
 		return err
 	}
 	cfg.Console = os.Stdout
+	var readyOut *os.File // bench.Target.ReadyFlag
+	if fd := c.Int("ready-fd"); fd > 2 {
+		readyOut = os.NewFile(uintptr(fd), "ready")
+		defer readyOut.Close()
+	}
 	cfg.OnEvent = func(e vmm.Event) {
 		// Called from one goroutine at a time, in phase order. The
 		// first console byte is timed by the bench, on the pipe.
 		if name, ok := childPhases[e.Phase]; ok {
 			report.Phases[name] = bench.MonoOf(e.Time)
+		}
+		if e.Phase == vmm.PhaseReady && readyOut != nil {
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], uint64(bench.MonoOf(e.Time)))
+			_, _ = readyOut.Write(b[:])
 		}
 	}
 	if k := c.String("kernel"); k != "" {

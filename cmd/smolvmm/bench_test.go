@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/guests"
 )
 
 // benchRun runs smolvmm bench with args and returns its status, stdout and
@@ -56,15 +56,10 @@ func TestBenchDemo(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	// A host port that is listening stands for a guest service behind a
-	// forwarded port. The forward bench asks for (as run does) binds the
-	// same port on 127.0.0.2, where it leaves the test's listener alone.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	// The vnet guest accepts a connection on port 80 (then ends): a guest
+	// service behind a forwarded port.
+	port := freeTCPPort(t)
+	listener := []string{"-k", guests.ForTest(t, "vnet"), "-a", "listen=80 timeout=30"}
 	// Every phase smolvmm reports, in order; ready stands apart.
 	all := []string{bench.PhaseRuntime, bench.PhaseMain, bench.PhaseVMCreated, bench.PhaseDevicesCreated, bench.PhaseKernelLoaded,
 		bench.PhaseFirstRun, bench.PhaseFirstOutput, bench.PhaseGuestExit, bench.PhaseClosed, bench.PhaseExit}
@@ -75,7 +70,7 @@ func TestBenchDemo(t *testing.T) {
 	}{
 		{"no ready condition", nil, false},
 		{"ready pattern on the demo's last line", []string{"--ready", "^smolvmm-demo: done"}, true},
-		{"ready port", []string{"--ready-port", port, "-p", "127.0.0.2:" + port + ":80"}, true},
+		{"ready port", append([]string{"--ready-port", port, "-p", port + ":80"}, listener...), true},
 		{"no network card", []string{"--net", "none"}, false},
 	}
 	for _, tt := range tests {

@@ -86,6 +86,13 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 			}
 		}
 	}
+	if hasFlag(c, "ready-fd") && c.Int("ready-fd") > 2 {
+		// bench's ready report (bench.Target.ReadyFlag) is the jailed
+		// VMM's to write: it gets the descriptor under a number of its
+		// own, after the tap's.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(c.Int("ready-fd")), "ready"))
+		cmd.Args = withFlagValue(cmd.Args, "--ready-fd", strconv.Itoa(2+len(cmd.ExtraFiles)))
+	}
 	// The jailed VMM sets the console's raw mode and restores it; if it
 	// is killed, this puts the terminal back.
 	if t, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
@@ -138,4 +145,21 @@ func upRunArgs(c *cli.Context, kernel, image string) []string {
 		}
 	}
 	return args
+}
+
+// withFlagValue returns args with the value of flag (given as "--flag V"
+// or "--flag=V") replaced by v.
+func withFlagValue(args []string, flag, v string) []string {
+	out := append([]string(nil), args...)
+	for i, a := range out {
+		switch {
+		case a == flag && i+1 < len(out):
+			out[i+1] = v
+			return out
+		case strings.HasPrefix(a, flag+"="):
+			out[i] = flag + "=" + v
+			return out
+		}
+	}
+	return out
 }
