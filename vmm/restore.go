@@ -26,10 +26,10 @@ import (
 // From cfg, Restore takes the console, input, readiness, events, logging,
 // Devices and BeforeRun; the kernel fields are ignored. A machine
 // snapshotted after PhaseReady reports it again as the restored guest
-// first runs, unless cfg has Ready, ReadyAddr or ReadyGuestPort: then PhaseReady waits for
-// that condition after the restore (a console line the restored guest
-// prints, a connection it accepts), as after a boot. MemoryMiB, when
-// set, must be the snapshot's. Disks, when nil, are the snapshot's own
+// first runs, unless cfg has Ready, ReadyAddr or ReadyGuestPort: then
+// PhaseReady waits for that condition after the restore (a console line
+// the restored guest prints, a connection it accepts), as after a boot.
+// MemoryMiB, when set, must be the snapshot's. Disks, when nil, are the snapshot's own
 // (each by path, read-only or not as then); when set, they must be as
 // many. Each image must have the content the snapshot saw, else Restore
 // fails with ErrDiskChanged, naming both files: the guest's cached view

@@ -150,3 +150,45 @@ func TestWithFlagValue(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIRestoreReadyPort: --ready-port given to run --restore is probed
+// against the restored guest: ready once it accepts on the restore's
+// forwarded port (not at its first instruction, as the snapshot's
+// readiness would have it), never when it refuses there. The vnet guest
+// ("clone listen=80") is snapshotted at its boot-timer write and, once
+// restored, answers SYNs and ends.
+func TestCLIRestoreReadyPort(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	snap := filepath.Join(t.TempDir(), "vnet.snap")
+	if out, stderr, status := runCLI(t, "run", "-k", guests.ForTest(t, "vnet"), "-m", "16", "-a", "clone listen=80 timeout=30",
+		"--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, output %q, stderr:\n%s", status, out, stderr)
+	}
+	tests := []struct {
+		name      string
+		guestPort string
+		ready     bool
+	}{
+		{"the restored guest accepts", "80", true},
+		{"the restored guest refuses", "81", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := freeTCPPort(t)
+			out, stderr, status := runCLI(t, "run", "--restore", snap, "-p", port+":"+tt.guestPort, "--ready-port", port, "--timings")
+			if status != 1 {
+				t.Fatalf("status %d, want 1 (debug-exit 0)\n%s\n%s", status, out, stderr)
+			}
+			phases := timingPhases(stderr)
+			i := slices.Index(phases, "ready")
+			if (i >= 0) != tt.ready {
+				t.Fatalf("ready %v, want %v\n%s\n%s", i >= 0, tt.ready, out, stderr)
+			}
+			if tt.ready && phases[i-1] == "first-run" {
+				t.Errorf("ready at the restore's first instruction, not when the guest accepted:\n%s", stderr)
+			}
+		})
+	}
+}

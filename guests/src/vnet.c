@@ -18,7 +18,8 @@
  * one to port N gets a SYN-ACK, printing "vnet: accepted tcp from A:P on
  * port N", and the guest exits; one to another port gets a RST, printing
  * "vnet: refused tcp from A:P to port Q", and after three of those the
- * guest exits. */
+ * guest exits. With "clone" too, it does that after the DHCP exchanges
+ * (what a restored service does). */
 #include "virtio.h"
 
 #define NET_F_MAC (1u << 5)
@@ -367,6 +368,9 @@ static void clone(u32 timeout)
 	dhcp_discover(mac, 0x736d6f02, timeout);
 	if (has_word("syn"))
 		wait_syn(now, timeout);
+	u32 port;
+	if (word_uint("listen", &port))
+		listen(port, timeout);
 	puts("vnet: ok\n");
 	exit(0);
 }
