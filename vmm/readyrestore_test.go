@@ -5,7 +5,11 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/virtio"
+	vnet "github.com/smolvmm/smolvmm/virtio/net"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -49,6 +53,52 @@ func TestRestoreReadiness(t *testing.T) {
 			}
 			if tt.ready && (i == 0 || phases[i-1] != tt.after) {
 				t.Errorf("ready reported after %v, want right after %s", phases[:i], tt.after)
+			}
+		})
+	}
+}
+
+// TestReadyGuestPort: with ReadyGuestPort, PhaseReady is the guest's
+// SYN-ACK from that port on its network card, the connections to
+// ReadyAddr (a user-network forward, which accepts on the host before it
+// asks the guest) only making the forward ask: the vnet guest listening
+// there is ready, one refusing there (RST) is not, though the forward
+// accepted every connection on the host. Each guest ends by itself.
+func TestReadyGuestPort(t *testing.T) {
+	kernel := guest(t, "vnet")
+	tests := []struct {
+		name, words string
+		ready       bool
+	}{
+		{"accepts", "listen=80 timeout=30", true},
+		{"refuses", "listen=81 timeout=30", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().(*net.TCPAddr)
+			ln.Close()
+			mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+			fwd := netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: uint16(addr.Port), GuestPort: 80}
+			back, err := netback.Open("user", []netback.Forward{fwd}, mac)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nic, err := vnet.New(back, mac)
+			if err != nil {
+				back.Close()
+				t.Fatal(err)
+			}
+			var phases []vmm.Phase
+			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: tt.words, MemoryMiB: 16, Devices: []virtio.Device{nic},
+				ReadyAddr: addr.String(), ReadyGuestPort: 80,
+				OnEvent: func(e vmm.Event) { phases = append(phases, e.Phase) }}, 60*time.Second)
+			wantDebugExit(t, e, err, 0)
+			if ready := slices.Contains(phases, vmm.PhaseReady); ready != tt.ready {
+				t.Errorf("ready %v, want %v (phases %v)\n%s", ready, tt.ready, phases, out)
 			}
 		})
 	}
