@@ -72,7 +72,10 @@ type Ready struct {
 	Pattern *regexp.Regexp
 	// Addr, when set, is a host:port polled with TCP connects; the first
 	// connection that the peer keeps open for 100 ms (or sends data on)
-	// marks the guest ready, at the time it connected.
+	// marks the guest ready, at the time it connected. A target with a
+	// ReadyFlag judges it itself instead: behind a user network's forward,
+	// which accepts on the host before it asks the guest, a connection
+	// that holds proves nothing.
 	Addr string
 }
 
