@@ -31,6 +31,9 @@ import (
 // benchReportFlag is how the bench tells its child where to write phases.
 const benchReportFlag = "--report"
 
+// benchTimeout is how long bench waits for a boot unless --timeout says.
+const benchTimeout = 2 * time.Minute
+
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "bench",
@@ -87,7 +90,7 @@ VM: give them ,ro. With --net user:NAME every VM joins the shared network
 			&cli.BoolFlag{Name: "verify-memory", Usage: "with --restore: check each restore's memory against the snapshot's digest first, as run --restore --verify-memory does (the time it takes is in the restore's)"},
 			&cli.StringFlag{Name: "json", Usage: "write the results as JSON to `FILE`"},
 			&cli.StringFlag{Name: "svg", Usage: "write a chart to `FILE`"},
-			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up on a boot after this `DURATION`"},
+			&cli.DurationFlag{Name: "timeout", Value: benchTimeout, Usage: "give up on a boot after this `DURATION`"},
 			&cli.BoolFlag{Name: "console", Usage: "copy the guests' console output to standard error"},
 			&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 			&cli.BoolFlag{Name: "no-seccomp", Usage: "boot smolvmm without its seccomp filter (to measure what the filter costs)"},
@@ -119,6 +122,11 @@ func benchAction(c *cli.Context) error {
 	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
 		return usageErrorf("smolvmm bench: -n must be at least 1 and --warmup at least 0")
 	}
+	// The flag package takes -5s and 0: the first ran every boot and
+	// failed each as timed out, the second became bench's own default.
+	if d := c.Duration("timeout"); d <= 0 {
+		return usageErrorf("smolvmm bench: --timeout %s: give a time to wait for each boot, more than 0 (default %s)", d, benchTimeout)
+	}
 	// Checked here as run checks it, not by each child (--parallel 50 -m
 	// 30000 would start 50 VMs that each fail).
 	switch m := c.Int("memory"); {
@@ -146,7 +154,8 @@ func benchAction(c *cli.Context) error {
 	for _, f := range []string{"json", "svg"} {
 		if p := c.String(f); p != "" {
 			if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
-				return usageErrorf("--%s %s: no directory %s to write it in", f, p, filepath.Dir(p))
+				// A file's problem, status 1, as for every other output.
+				return fmt.Errorf("--%s %s: no directory %s to write it in", f, p, filepath.Dir(p))
 			}
 		}
 	}
@@ -370,7 +379,7 @@ func checkParallelFlags(c *cli.Context) error {
 				"boots":      "every VM starts once",
 				"warmup":     "every VM starts once",
 			}[f]
-			return usageErrorf("smolvmm bench: --%s does not go with --parallel: %s", f, why)
+			return usageErrorf("smolvmm bench: %s does not go with --parallel: %s", flagSpelling(findFlag(c, f)), why)
 		}
 	}
 	return nil

@@ -248,11 +248,18 @@ func TestBenchErrors(t *testing.T) {
 		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
 		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 2, "port forwards need the user network"},
 		{"bad disk spec", []string{"-d", "img,bogus"}, 2, `unknown option "bogus"`},
-		{"no JSON directory", []string{"--json", filepath.Join(dir, "nope", "r.json")}, 2, "no directory " + filepath.Join(dir, "nope")},
+		// A missing output directory is a missing file (status 1), as for
+		// kstrip -o, mkimg -i and net --socket; it was 2 here.
+		{"no JSON directory", []string{"--json", filepath.Join(dir, "nope", "r.json")}, 1, "--json " + filepath.Join(dir, "nope", "r.json") + ": no directory " + filepath.Join(dir, "nope")},
+		{"no SVG directory", []string{"--svg", filepath.Join(dir, "nope", "r.svg")}, 1, "--svg " + filepath.Join(dir, "nope", "r.svg") + ": no directory " + filepath.Join(dir, "nope")},
+		// Refused before any boot: -5s ran the boots and then failed each
+		// as timed out; 0 became the library's one minute.
+		{"timeout 0", []string{"--timeout", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--timeout 0s: give a time to wait for each boot, more than 0 (default 2m0s)"},
+		{"negative timeout", []string{"--timeout", "-5s", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--timeout -5s: give a time to wait for each boot, more than 0"},
 		{"parallel 0", []string{"--parallel", "0"}, 2, "--parallel 0: give at least 1 VM"},
 		{"parallel and compare", []string{"--parallel", "2", "--compare", "qemu"}, 2, "--compare does not go with --parallel"},
-		{"parallel and a forward", []string{"--parallel", "2", "-p", "8080:80"}, 2, "--publish does not go with --parallel: the VMs cannot all forward one host port"},
-		{"parallel and boots", []string{"--parallel", "2", "-n", "3"}, 2, "--boots does not go with --parallel"},
+		{"parallel and a forward", []string{"--parallel", "2", "-p", "8080:80"}, 2, "-p does not go with --parallel: the VMs cannot all forward one host port"},
+		{"parallel and boots", []string{"--parallel", "2", "-n", "3"}, 2, "-n does not go with --parallel"},
 		{"parallel without KVM", []string{"--parallel", "2", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "none of the 2 VMs started: exit status 1 before its first console byte: "},
 		// Refused before any VM starts (they would find no KVM device
 		// and say so).
@@ -269,7 +276,7 @@ func TestBenchErrors(t *testing.T) {
 			if status != tt.status || !strings.Contains(stderr, tt.stderr) {
 				t.Fatalf("status %d stderr %q; want status %d and %q", status, stderr, tt.status, tt.stderr)
 			}
-			if (tt.status == 2 || strings.Contains(tt.name, "without its network")) && (stdout != "" || strings.Contains(stderr, "starting")) {
+			if (tt.status == 2 || strings.Contains(tt.name, "without its network") || strings.Contains(tt.name, "directory")) && (stdout != "" || strings.Contains(stderr, "starting")) {
 				t.Errorf("a command-line mistake started something: stdout %q, stderr %q", stdout, stderr)
 			}
 			// No rate made of nothing.

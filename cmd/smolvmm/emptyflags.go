@@ -38,9 +38,7 @@ func refuseEmptyValues(c *cli.Context) error {
 			}
 		}
 		if empty {
-			// The flag's first name: urfave/cli sets every name of a
-			// flag given by any one of them, so which was typed is lost.
-			return usageErrorf("%s \"\": %s (see %s --help)", dashed(namesOf(f)[0]), wantNonEmpty(f), commandPath(c))
+			return usageErrorf("%s \"\": %s (see %s --help)", flagSpelling(f), wantNonEmpty(f), commandPath(c))
 		}
 	}
 	return nil

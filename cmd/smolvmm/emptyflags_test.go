@@ -26,7 +26,7 @@ func stubActions(cmds []*cli.Command) {
 
 // TestEmptyFlagValuesRefused gives every name of every string and
 // string-list flag of every command an empty value: each is refused with
-// status 2, naming the flag (by its first name), before the command does anything.
+// status 2, naming the flag as the README does (flagSpelling), before the command does anything.
 // Each was read as the flag left out (kstrip -o "" stripped KERNEL in
 // place; run --snapshot "", --user "" and --chroot "" were ignored).
 func TestEmptyFlagValuesRefused(t *testing.T) {
@@ -72,7 +72,7 @@ func TestEmptyFlagValuesRefused(t *testing.T) {
 					if code := exitCode(err); code != 2 {
 						t.Errorf("exit status %d, want 2: %v", code, err)
 					}
-					if want := dashed(f.Names()[0]) + ` "": want `; !strings.HasPrefix(err.Error(), want) {
+					if want := flagSpelling(f) + ` "": want `; !strings.HasPrefix(err.Error(), want) {
 						t.Errorf("error %q, want it to start %q", err, want)
 					}
 				})
@@ -101,9 +101,9 @@ func TestEmptyFlagValuesBinary(t *testing.T) {
 		{[]string{"run", "--restore", ""}, `smolvmm run: --restore "": want FILE, not an empty value`},
 		{[]string{"run", "--snapshot", "", "-k", "/nonexistent"}, `smolvmm run: --snapshot "": want FILE, not an empty value`},
 		{[]string{"bench", "--json", "", "-n", "1"}, `smolvmm bench: --json "": want FILE, not an empty value`},
-		{[]string{"mkimg", "-i", ""}, `smolvmm mkimg: --image "": want FILE, not an empty value`},
+		{[]string{"mkimg", "-i", ""}, `smolvmm mkimg: -i "": want FILE, not an empty value`},
 		{[]string{"net", "--leases", ""}, `smolvmm net: --leases "": want FILE, not an empty value`},
-		{[]string{"run", "-d", "disk.img", "-d", ""}, `smolvmm run: --disk "": want IMAGE, not an empty value`},
+		{[]string{"run", "-d", "disk.img", "-d", ""}, `smolvmm run: -d "": want IMAGE, not an empty value`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -138,7 +138,7 @@ func TestKstripEmptyOutputKeepsKernel(t *testing.T) {
 	}
 	before := mustRead(t, kern)
 	_, errOut, code := runKstripCLI("-o", "", kern)
-	if code != 2 || !strings.Contains(errOut, `--output "": want OUT, not an empty value`) {
+	if code != 2 || !strings.Contains(errOut, `-o "": want OUT, not an empty value`) {
 		t.Errorf("exit %d, %q; want status 2 naming -o", code, errOut)
 	}
 	if !bytes.Equal(mustRead(t, kern), before) {

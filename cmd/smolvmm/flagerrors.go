@@ -41,6 +41,20 @@ func dashed(name string) string {
 	return "--" + name
 }
 
+// flagSpelling is how messages name f: its one-letter name when it has
+// one (-m, -k, -o, -n, -p), as the README writes it, else its long name
+// (--timeout). A message cannot echo what was typed: urfave/cli sets
+// every name of a flag given by any one of them, so which it was is lost.
+func flagSpelling(f cli.Flag) string {
+	names := namesOf(f)
+	for _, n := range names {
+		if len(n) == 1 {
+			return dashed(n)
+		}
+	}
+	return dashed(names[0])
+}
+
 // findFlag is the flag of c's command (or of the program) that has name.
 func findFlag(c *cli.Context, name string) cli.Flag {
 	var flags []cli.Flag
@@ -75,8 +89,8 @@ func wantOfKind(f cli.Flag) string {
 
 // flagParseMessage rewrites a parse error of the flag package, which
 // urfave/cli passes on, in the wording of this program's other refusals
-// of a flag's value (-m "abc": want ...): the flag with its dashes (the
-// flag package writes one, -timeout), the value, and what is wanted (it
+// of a flag's value (-m "abc": want ...): the flag as flagSpelling names
+// it (the flag package writes the name typed, one dash: -timeout), the value, and what is wanted (it
 // said "parse error"). It returns msg as it was when it is no such error.
 func flagParseMessage(c *cli.Context, msg string) string {
 	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
@@ -86,14 +100,18 @@ func flagParseMessage(c *cli.Context, msg string) string {
 			if want == "" {
 				want = wantOfKind(f)
 			}
-			return fmt.Sprintf("%s %s: %s", dashed(name), value, want)
+			return fmt.Sprintf("%s %s: %s", flagSpelling(f), value, want)
 		}
 		return msg
 	}
 	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
 		if value, name, ok := quotedAndFlag(rest, " for -"); ok {
 			v, _ := strconv.Unquote(value)
-			return fmt.Sprintf("%s=%s: a switch takes no value, or =true or =false", dashed(name), v)
+			spelled := dashed(name)
+			if f := findFlag(c, name); f != nil {
+				spelled = flagSpelling(f)
+			}
+			return fmt.Sprintf("%s=%s: a switch takes no value, or =true or =false", spelled, v)
 		}
 		return msg
 	}
@@ -101,6 +119,9 @@ func flagParseMessage(c *cli.Context, msg string) string {
 		return "unknown flag " + dashed(name)
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		if f := findFlag(c, name); f != nil {
+			return flagSpelling(f) + " needs a value"
+		}
 		return dashed(name) + " needs a value"
 	}
 	return msg

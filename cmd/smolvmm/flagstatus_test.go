@@ -94,7 +94,7 @@ func TestFlagParseMessages(t *testing.T) {
 	}{
 		{"up -m", []string{"up", "-m", "abc", "rescue"}, `smolvmm up: -m "abc": want a whole number of MiB between 3 and 3072 (see smolvmm up --help)`},
 		{"run -m", []string{"run", "-m", "abc"}, `smolvmm run: -m "abc": want a whole number of MiB between 3 and 3072 (see smolvmm run --help)`},
-		{"run --memory", []string{"run", "--memory", "1e3"}, `smolvmm run: --memory "1e3": want a whole number of MiB between 3 and 3072 (see smolvmm run --help)`},
+		{"run --memory", []string{"run", "--memory", "1e3"}, `smolvmm run: -m "1e3": want a whole number of MiB between 3 and 3072 (see smolvmm run --help)`},
 		{"run -m out of range", []string{"run", "-m", "99999999999999999999"}, `smolvmm run: -m "99999999999999999999": want a whole number of MiB between 3 and 3072`},
 		{"bench --timeout", []string{"bench", "--timeout", "abc"}, `smolvmm bench: --timeout "abc": want a duration such as 90s, 2m or 1m30s (see smolvmm bench --help)`},
 		{"bench -timeout", []string{"bench", "-timeout", "10"}, `smolvmm bench: --timeout "10": want a duration such as 90s, 2m or 1m30s`},
@@ -154,6 +154,50 @@ func TestStrayArguments(t *testing.T) {
 			_, stderr, status := runCLIIn(t, t.TempDir(), tt.args...)
 			if msg := strings.TrimSuffix(stderr, "\n"); status != 2 || msg != tt.want {
 				t.Errorf("status %d, stderr %q\nwant 2 and %q", status, msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestFlagSpelling: every message names a flag as the README writes it,
+// by its one-letter name when it has one, whichever name was typed (and
+// urfave/cli does not say which). Empty values were named by the flag's
+// long name (--kernel ""), bench's --parallel refusals too (--boots),
+// while other refusals said -m "abc" and -n must be....
+func TestFlagSpelling(t *testing.T) {
+	bin := smolvmmBin(t)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "-k", ""}, `smolvmm run: -k "": want FILE, not an empty value`},
+		{[]string{"run", "--kernel", ""}, `smolvmm run: -k "": want FILE, not an empty value`},
+		{[]string{"kstrip", "-o", "", "k"}, `smolvmm kstrip: -o "": want OUT, not an empty value`},
+		{[]string{"run", "-p", ""}, `smolvmm run: -p "": want SPEC, not an empty value`},
+		{[]string{"mkimg", "-m", ""}, `smolvmm mkimg: -m "": want MiB, not an empty value`},
+		{[]string{"mkimg", "-m", "abc"}, `smolvmm mkimg: -m "abc": want a size in MiB`},
+		{[]string{"mkimg", "--megabytes", "abc"}, `smolvmm mkimg: -m "abc": want a size in MiB`},
+		{[]string{"run", "--memory", "abc"}, `smolvmm run: -m "abc": want a whole number of MiB`},
+		{[]string{"run", "--memory"}, `smolvmm run: -m needs a value`},
+		{[]string{"run", "--verbose=maybe"}, `smolvmm run: -v=maybe: a switch takes no value`},
+		{[]string{"bench", "--boots", "x"}, `smolvmm bench: -n "x": want a whole number of boots`},
+		{[]string{"bench", "-n", "0"}, `smolvmm bench: -n must be at least 1`},
+		{[]string{"bench", "-n", "1", "--parallel", "2"}, `smolvmm bench: -n does not go with --parallel`},
+		{[]string{"bench", "--boots", "1", "--parallel", "2"}, `smolvmm bench: -n does not go with --parallel`},
+		{[]string{"bench", "--publish", "8080:80", "--parallel", "2"}, `smolvmm bench: -p does not go with --parallel`},
+		{[]string{"bench", "--timeout", "x"}, `smolvmm bench: --timeout "x": want a duration`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Errorf("exit %v, want status 2; stderr: %s", err, stderr.String())
+			}
+			if !strings.HasPrefix(stderr.String(), tt.want) {
+				t.Errorf("stderr %q\nwant it to start %q", stderr.String(), tt.want)
 			}
 		})
 	}

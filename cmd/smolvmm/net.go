@@ -79,10 +79,10 @@ func netAction(c *cli.Context) error {
 	if l := c.String("leases"); l != "" {
 		dir := filepath.Dir(l)
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return usageErrorf("--leases %s: no directory %s to keep them in (create it first, or give another --leases)", l, dir)
+			return fmt.Errorf("--leases %s: no directory %s to keep them in (create it first, or give another --leases)", l, dir)
 		}
 		if st, err := os.Stat(l); err == nil && st.IsDir() {
-			return usageErrorf("--leases %s: that is a directory; give a file (e.g. %s)", l, filepath.Join(l, "net.leases"))
+			return fmt.Errorf("--leases %s: that is a directory; give a file (e.g. %s)", l, filepath.Join(l, "net.leases"))
 		}
 	}
 	gid := 0

@@ -707,11 +707,14 @@ func TestNetCommandErrors(t *testing.T) {
 		{[]string{"--name", "a/b"}, 2, `--name: bad shared network name "a/b"`},
 		{[]string{"--name", "x", "--socket", filepath.Join(dir, "y.sock")}, 2, "give --name or --socket, not both"},
 		{[]string{"extra"}, 2, `unexpected argument "extra"`},
-		// Before, it started and never saved its leases.
-		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", filepath.Join(dir, "missing", "x")}, 2,
+		// Before, it started and never saved its leases. A lease file
+		// that cannot be written is a file's problem, status 1, as for
+		// --socket and --leases /dev/full (it was 2).
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", filepath.Join(dir, "missing", "x")}, 1,
 			"--leases " + filepath.Join(dir, "missing", "x") + ": no directory " + filepath.Join(dir, "missing")},
-		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", filepath.Join(file, "x")}, 2, "no directory " + file},
-		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", dir}, 2, "that is a directory"},
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", filepath.Join(file, "x")}, 1, "no directory " + file},
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", dir}, 1, "that is a directory"},
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", "/dev/full"}, 1, "/dev/full is a character device"},
 		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "no-such-group-here"}, 2, "--group no-such-group-here: no such group"},
 		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "0"}, 2, "--group 0: give the group of the VMs' users, not root's"},
 		{[]string{"--socket", file}, 1, file + " exists and is not a socket"},
