@@ -35,7 +35,9 @@ type console struct {
 
 const escapeByte = 0x01 // Ctrl-A
 
-func openConsole(stdin, stdout *os.File) (*console, error) {
+// openConsole puts a terminal stdin in raw mode with the Ctrl-A escapes;
+// snapshots says whether the command has --snapshot, for Ctrl-A s.
+func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 	c := &console{out: stdout, fd: int(stdin.Fd())}
 	t, err := unix.IoctlGetTermios(c.fd, unix.TCGETS)
 	if err != nil {
@@ -48,15 +50,19 @@ func openConsole(stdin, stdout *os.File) (*console, error) {
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.saved, c.termios = saved, t
-	c.in = &escapeReader{r: stdin, help: os.Stderr, quit: func() {
+	e := &escapeReader{r: stdin, help: os.Stderr, quit: func() {
 		if c.onQuit != nil {
 			c.onQuit()
 		}
-	}, snapshot: func() {
-		if c.onSnapshot != nil {
-			c.onSnapshot()
-		}
 	}}
+	if snapshots {
+		e.snapshot = func() {
+			if c.onSnapshot != nil {
+				c.onSnapshot()
+			}
+		}
+	}
+	c.in = e
 	return c, nil
 }
 
@@ -72,10 +78,16 @@ func (c *console) restore() {
 
 // escapeHelp is what Ctrl-A h prints, as QEMU's does: lines ended with
 // CR LF, since the terminal is in raw mode.
-const escapeHelp = "\r\nC-a h    print this help\r\n" +
-	"C-a x    quit smolvmm (the guest is stopped: exit status 130)\r\n" +
-	"C-a s    write a snapshot of the VM to the --snapshot file now\r\n" +
-	"C-a C-a  send C-a to the guest\r\n"
+// The C-a s line is left out for a command without --snapshot (demo),
+// where the key does nothing.
+func escapeHelp(snapshot bool) string {
+	s := "\r\nC-a h    print this help\r\n" +
+		"C-a x    quit smolvmm (the guest is stopped: exit status 130)\r\n"
+	if snapshot {
+		s += "C-a s    write a snapshot of the VM to the --snapshot file now\r\n"
+	}
+	return s + "C-a C-a  send C-a to the guest\r\n"
+}
 
 // escapeReader strips the Ctrl-A escape: Ctrl-A x quits, Ctrl-A s
 // snapshots (when snapshot is set), Ctrl-A Ctrl-A
@@ -119,7 +131,7 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 				out = append(out, b)
 			case 'h', 'H', '?':
 				if e.help != nil {
-					io.WriteString(e.help, escapeHelp)
+					io.WriteString(e.help, escapeHelp(e.snapshot != nil))
 				}
 			}
 		case b == escapeByte:

@@ -40,7 +40,7 @@ func TestConsoleRawMode(t *testing.T) {
 	if before.Lflag&unix.ICANON == 0 || before.Oflag&unix.OPOST == 0 {
 		t.Fatalf("a new pseudo-terminal is not cooked: %+v", before)
 	}
-	c, err := openConsole(pts, pts)
+	c, err := openConsole(pts, pts, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestConsoleNotATerminal(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	c, err := openConsole(r, w)
+	c, err := openConsole(r, w, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,10 @@ import (
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
+// demoJailUsage is demo's --jail help: run's speaks of --net, which demo,
+// with no network card, lacks.
+const demoJailUsage = "when started as root: run the VMM in new mount, PID, IPC and UTS namespaces, and in a network namespace of its own"
+
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
@@ -20,7 +24,7 @@ command reports as success (smolvmm run would give QEMU's status 1). Example:
    smolvmm demo -a "hello from the command line"`,
 		// The demo guest has no network card: nothing could answer a
 		// --ready-port.
-		Flags: withoutFlags(runFlags(), map[string]bool{"ready-port": true}),
+		Flags: withUsage(withoutFlags(runFlags(), map[string]bool{"ready-port": true}), "jail", demoJailUsage),
 		Action: func(c *cli.Context) error {
 			if err := checkArgs(c, 0, ""); err != nil {
 				return err

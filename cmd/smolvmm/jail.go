@@ -127,7 +127,7 @@ func openBackend(nc netConfig) (netback.Backend, error) {
 func upRunArgs(c *cli.Context, kernel, image string) []string {
 	// Long names throughout: urfave/cli refuses -d beside --disk.
 	args := []string{os.Args[0], "run", "--kernel", kernel, "--disk", image}
-	runs := flagNames(append(runFlags(), netFlags()...))
+	runs := flagNames(append(append(runFlags(), netFlags()...), snapshotWriteFlags()...))
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
 		if !runs[name] || !c.IsSet(name) {

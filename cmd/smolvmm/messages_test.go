@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,18 +81,63 @@ func TestInUseNamesTheHolder(t *testing.T) {
 }
 
 // TestEscapeHelp: Ctrl-A h prints the escape keys' help on the console's
-// stderr, as QEMU does, and sends nothing to the guest.
+// stderr, as QEMU does, and sends nothing to the guest. Ctrl-A s is listed
+// only where it writes a snapshot: demo, which has no --snapshot, offered
+// "C-a s ... to the --snapshot file".
 func TestEscapeHelp(t *testing.T) {
-	for _, key := range []string{"h", "H", "?"} {
-		var help bytes.Buffer
-		quit := false
-		r := &escapeReader{r: strings.NewReader("a\x01" + key + "b"), help: &help, quit: func() { quit = true }}
-		got, err := io.ReadAll(r)
-		if err != nil || string(got) != "ab" || quit {
-			t.Errorf("Ctrl-A %s: guest got %q (err %v, quit %v), want \"ab\"", key, got, err, quit)
+	for _, snapshots := range []bool{false, true} {
+		for _, key := range []string{"h", "H", "?"} {
+			var help bytes.Buffer
+			quit := false
+			r := &escapeReader{r: strings.NewReader("a\x01" + key + "b"), help: &help, quit: func() { quit = true }}
+			if snapshots {
+				r.snapshot = func() {}
+			}
+			got, err := io.ReadAll(r)
+			if err != nil || string(got) != "ab" || quit {
+				t.Errorf("Ctrl-A %s: guest got %q (err %v, quit %v), want \"ab\"", key, got, err, quit)
+			}
+			if !strings.Contains(help.String(), "C-a x    quit smolvmm") || !strings.Contains(help.String(), "C-a h    print this help") {
+				t.Errorf("Ctrl-A %s printed %q, want the help", key, help.String())
+			}
+			if got := strings.Contains(help.String(), "C-a s "); got != snapshots {
+				t.Errorf("with snapshots %v, Ctrl-A %s printed %q: C-a s listed %v", snapshots, key, help.String(), got)
+			}
 		}
-		if help.String() != escapeHelp || !strings.Contains(escapeHelp, "C-a x    quit smolvmm") {
-			t.Errorf("Ctrl-A %s printed %q, want the help", key, help.String())
+	}
+}
+
+// TestConsoleSnapshotKey: run and up have --snapshot, demo not; a
+// terminal console serves Ctrl-A s (and lists it) only when asked to,
+// as runVM asks for a command with --snapshot.
+func TestConsoleSnapshotKey(t *testing.T) {
+	for _, snapshots := range []bool{false, true} {
+		pts := openPTY(t) // console_raw_test.go
+		c, err := openConsole(pts, pts, snapshots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.restore()
+		if e, ok := c.in.(*escapeReader); !ok || (e.snapshot != nil) != snapshots {
+			t.Errorf("openConsole(snapshots %v): input %T serves Ctrl-A s: %v", snapshots, c.in, ok && e.snapshot != nil)
+		}
+	}
+	for _, tt := range []struct {
+		cmd  string
+		want bool
+	}{{"run", true}, {"up", true}, {"demo", false}} {
+		var cmd *cli.Command
+		for _, c := range commands() {
+			if c.Name == tt.cmd {
+				cmd = c
+			}
+		}
+		has := false
+		for _, f := range cmd.Flags {
+			has = has || f.Names()[0] == "snapshot"
+		}
+		if has != tt.want {
+			t.Errorf("smolvmm %s has --snapshot: %v, want %v", tt.cmd, has, tt.want)
 		}
 	}
 }
@@ -148,5 +194,39 @@ func TestFetchSaysWhomItWaitsFor(t *testing.T) {
 	io.Copy(io.Discard, stderr) // to its exit, before Wait
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("fetch after the wait: %v", err)
+	}
+}
+
+// TestHelpNamesOwnFlags: a command's help (its description and its flags'
+// lines) names only flags that command has, unless it names them as
+// another command's ("run --jail", "smolvmm run --net"). up's -v spoke of
+// --restore and demo's --jail of --net, which neither has.
+func TestHelpNamesOwnFlags(t *testing.T) {
+	// Long names only: a help's one-letter words are NetBSD's boot flags
+	// as often as this program's (-a "-s console=com").
+	flagRE := regexp.MustCompile(`(^|[^a-z0-9-])(--[a-z][a-z-]*[a-z])\b`)
+	otherCmd := regexp.MustCompile(`\b(run|mkimg|kstrip|fetch|bench|up|net|demo) $`)
+	for _, c := range commands() {
+		names := flagNames(c.Flags)
+		names["help"], names["h"] = true, true
+		texts := []string{c.Description}
+		for _, f := range c.Flags {
+			if df, ok := f.(cli.DocGenerationFlag); ok {
+				texts = append(texts, df.GetUsage())
+			}
+		}
+		for _, text := range texts {
+			for _, m := range flagRE.FindAllStringSubmatchIndex(text, -1) {
+				flag := text[m[4]:m[5]]
+				if names[strings.TrimLeft(flag, "-")] {
+					continue
+				}
+				before := text[:m[4]]
+				if other := otherCmd.FindStringSubmatch(before); other != nil && other[1] != c.Name {
+					continue // another command's flag, named with it
+				}
+				t.Errorf("smolvmm %s --help names %s, which it lacks: %q", c.Name, flag, text[max(0, m[4]-60):min(len(text), m[5]+20)])
+			}
+		}
 	}
 }

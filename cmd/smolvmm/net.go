@@ -26,7 +26,7 @@ host, whose loopback it stands for; DNS at 10.0.2.3 from the host's resolver;
 DHCP) and an Ethernet switch between it and every VM that joins, so that VMs
 reach each other by address. Each MAC is leased its own address from
 10.0.2.15 upward, kept across restarts in the lease file. A VM joins with
-smolvmm run --net user:NAME (or --net user:/path/to.sock); its -p forwards
+smolvmm run --net user:NAME (or user:/path/to.sock); its -p forwards
 listen on the host while it is connected.
 
 The socket is $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock (root:
@@ -43,8 +43,8 @@ Examples:
    smolvmm net --name web             # then: smolvmm run --net user:web ...
    smolvmm net --socket /srv/vms/net.sock --leases /var/lib/vms/net.leases`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "name", Value: "default", Usage: "network `NAME` (letters, digits, '.', '_', '-'); VMs join with --net user:NAME"},
-			&cli.StringFlag{Name: "socket", Usage: "listen on the Unix socket `PATH` instead of the one --name gives; VMs join with --net user:PATH"},
+			&cli.StringFlag{Name: "name", Value: "default", Usage: "network `NAME` (letters, digits, '.', '_', '-'); VMs join with smolvmm run --net user:NAME"},
+			&cli.StringFlag{Name: "socket", Usage: "listen on the Unix socket `PATH` instead of the one --name gives; VMs join with smolvmm run --net user:PATH"},
 			&cli.StringFlag{Name: "leases", Usage: "keep the DHCP leases in `FILE` (default: next to the socket, .leases for .sock)"},
 			&cli.StringFlag{Name: "group", Usage: "let the VMs of `GROUP`'s members join too (name or number): socket mode 0660 and the default socket directory 0750, that group's"},
 			&cli.BoolFlag{Name: "quiet", Usage: "do not log VMs joining and leaving"},

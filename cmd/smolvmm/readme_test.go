@@ -27,7 +27,9 @@ func readme(t *testing.T) string {
 
 // TestReadmeCommandRows checks that the README's table of commands shows
 // every visible flag of each command (a row may say "[run's flags]" for
-// the flags it shares with run).
+// the flags it shares with run, "[run's flags but -k, ...]" when it lacks
+// some: those must be exactly run's visible flags the command lacks). up's
+// row said "[run's flags]" though up had no --snapshot or --restore.
 func TestReadmeCommandRows(t *testing.T) {
 	text := readme(t)
 	rows := map[string]string{}
@@ -53,12 +55,43 @@ func TestReadmeCommandRows(t *testing.T) {
 			t.Errorf("README has no row for smolvmm %s", c.Name)
 			continue
 		}
+		if m := regexp.MustCompile(`\[run's flags( but ([^\]]*))?\]`).FindStringSubmatch(row); m != nil && c.Name != "run" {
+			listed := map[string]bool{}
+			for _, n := range strings.Split(m[2], ", ") {
+				if n != "" {
+					listed[strings.TrimLeft(n, "-")] = true
+				}
+			}
+			own := flagNames(c.Flags)
+			for _, rc := range commands() {
+				if rc.Name != "run" {
+					continue
+				}
+				for _, f := range rc.Flags {
+					if v, ok := f.(cli.VisibleFlag); ok && !v.IsVisible() {
+						continue
+					}
+					n := namesOf(f)
+					lacks := !own[n[0]]
+					said := false
+					for _, name := range n {
+						said = said || listed[name]
+					}
+					switch {
+					case lacks && !said:
+						t.Errorf("README's row for smolvmm %s says it takes run's flags, but it has no %s: list it after \"but\"", c.Name, flagSpelling(f))
+					case !lacks && said:
+						t.Errorf("README's row for smolvmm %s lists %s as a run flag it lacks, but it has it", c.Name, flagSpelling(f))
+					}
+				}
+			}
+		}
 		for _, f := range c.Flags {
 			if v, ok := f.(cli.VisibleFlag); ok && !v.IsVisible() {
 				continue
 			}
 			names := f.Names()
-			if runFlagNames[names[0]] && strings.Contains(row, "[run's flags]") {
+			if runFlagNames[names[0]] && strings.Contains(row, "[run's flags") {
 				continue
 			}
 			found := false
@@ -247,7 +280,7 @@ func TestRunHelpMatchesReadme(t *testing.T) {
 	helpKeys := set(help, keys, 1)
 	compare("console keys", "run --help", helpKeys, "README", set(text, keys, 1))
 	printed := map[string]bool{}
-	for _, m := range regexp.MustCompile(`C-a (C-a|[a-z?]) `).FindAllStringSubmatch(escapeHelp, -1) {
+	for _, m := range regexp.MustCompile(`C-a (C-a|[a-z?]) `).FindAllStringSubmatch(escapeHelp(true), -1) {
 		printed[strings.ReplaceAll(m[1], "C-a", "Ctrl-A")] = true
 	}
 	compare("console keys", "run --help", helpKeys, "Ctrl-A h", printed)

@@ -47,8 +47,7 @@ func runFlags() []cli.Flag {
 			"for a NetBSD kernel booted natively: ,kmod (the default for an ELF file), ,fs, ,splash or ,rndseed (repeatable)"},
 		&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL`: auto (multiboot when the kernel has a multiboot header, " +
 			"else NetBSD's native /boot handoff for a NetBSD ELF kernel), multiboot or netbsd"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log the boot protocol, what was loaded where and the loader's warnings (with --restore: the snapshot, its memory and the disks checked), " +
-			"the first access to each unhandled port, and the counts on exit"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: verboseUsage},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings; with --restore, a line printed after the restore)"},
 		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` forwarded with -p that marks the service ready once the guest accepts a TCP connection there (its SYN-ACK; on a tap: once a connection to 127.0.0.1:PORT is answered or held for 100 ms) (for --timings; with --restore, after the restore)"},
@@ -101,7 +100,7 @@ own with --net none or tap:NAME (not with --net user, whose NAT uses the
 host's network).`,
 		Flags: append(append(append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required unless --restore)"},
-		}, runFlags()...), netFlags()...), snapshotFlags()...), // snapshot.go
+		}, withUsage(runFlags(), "verbose", runVerboseUsage)...), netFlags()...), snapshotFlags()...), // snapshot.go
 		Action: func(c *cli.Context) error {
 			if err := checkArgs(c, 0, ""); err != nil {
 				return err
@@ -281,7 +280,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	var events []vmm.Event
 	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
 
-	con, err := openConsole(os.Stdin, os.Stdout)
+	con, err := openConsole(os.Stdin, os.Stdout, hasFlag(c, "snapshot"))
 	if err != nil {
 		return err
 	}
@@ -421,6 +420,29 @@ func tripleFaultAdvice(tf *vmm.TripleFaultError, quiet bool) string {
 		a += "; -v prints every register"
 	}
 	return a
+}
+
+// verboseUsage is -v's help for the commands that boot a kernel (demo,
+// up); run's adds what it logs of a --restore (runVerboseUsage).
+const verboseUsage = "log the boot protocol, what was loaded where and the loader's warnings, " +
+	"the first access to each unhandled port, and the counts on exit"
+
+// runVerboseUsage is run's -v help: run alone has --restore.
+const runVerboseUsage = "log the boot protocol, what was loaded where and the loader's warnings (with --restore: the snapshot, its memory and the disks checked), " +
+	"the first access to each unhandled port, and the counts on exit"
+
+// withUsage is flags with the help of the switch name replaced by usage,
+// for a command where the shared text would name a flag it lacks (a
+// copy: the flags are built afresh for each command).
+func withUsage(flags []cli.Flag, name, usage string) []cli.Flag {
+	for i, f := range flags {
+		if b, ok := f.(*cli.BoolFlag); ok && b.Name == name {
+			v := *b
+			v.Usage = usage
+			flags[i] = &v
+		}
+	}
+	return flags
 }
 
 func printTimings(w *os.File, start time.Time, events []vmm.Event, proto bootplan.Protocol) {

@@ -24,11 +24,19 @@ import (
 
 // snapshotFlags are run's snapshot and restore flags.
 func snapshotFlags() []cli.Flag {
+	return append(snapshotWriteFlags(),
+		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size, disks and kind of network come from the snapshot unless -m, -d and --net are given)"},
+		&cli.BoolFlag{Name: "verify-memory", Usage: "with --restore: read the snapshot's whole memory section and check it against the digest the snapshot recorded before the VM starts, refusing a damaged one (without it a restore reads only the pages the guest touches, unchecked)"},
+	)
+}
+
+// snapshotWriteFlags are the flags that write a snapshot of a booted VM:
+// run's and up's (a service snapshotted once ready, to be restored with
+// run --restore). up has no --restore: it builds and boots.
+func snapshotWriteFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "snapshot", Usage: "when the guest is ready (--ready, --ready-port or the boot-timer port 0x505), write a snapshot of the VM to `FILE` and keep running"},
 		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written (exit status 0)"},
-		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size, disks and kind of network come from the snapshot unless -m, -d and --net are given)"},
-		&cli.BoolFlag{Name: "verify-memory", Usage: "with --restore: read the snapshot's whole memory section and check it against the digest the snapshot recorded before the VM starts, refusing a damaged one (without it a restore reads only the pages the guest touches, unchecked)"},
 	}
 }
 

@@ -220,7 +220,9 @@ func upCommand() *cli.Command {
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "image `FILE` (default <service>.img in the current directory)"},
 		&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional <name>/service.conf)"},
 	)
-	for _, f := range withoutFlags(append(runFlags(), netFlags()...), flagNames(flags)) {
+	// run's flags but -k (up picks the kernel), --restore and
+	// --verify-memory (up builds and boots; restore with run).
+	for _, f := range withoutFlags(append(append(runFlags(), netFlags()...), snapshotWriteFlags()...), flagNames(flags)) {
 		if d, ok := f.(*cli.StringSliceFlag); ok && d.Name == "disk" {
 			// The service's image is ld0 here.
 			c := *d
@@ -259,7 +261,13 @@ Examples:
 			if err := checkRunFlags(c); err != nil {
 				return err
 			}
+			if err := checkSnapshotFlags(c); err != nil { // snapshot.go
+				return err
+			}
 			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")}
+			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
+				return err
+			}
 			if err := upPreflight(c, o.image()); err != nil {
 				return err
 			}
@@ -275,6 +283,27 @@ Examples:
 			return interrupted(ctx, err)
 		},
 	}
+}
+
+// checkSnapshotNotImage refuses a --snapshot that is up's image (by name,
+// before the image exists, or the same file through a link): the snapshot
+// would replace the disk it records.
+func checkSnapshotNotImage(snap, image string) error {
+	if snap == "" {
+		return nil
+	}
+	sa, _ := filepath.Abs(snap)
+	ia, _ := filepath.Abs(image)
+	same := sa == ia
+	if st, err := os.Stat(snap); err == nil {
+		if ist, err := os.Stat(image); err == nil && os.SameFile(st, ist) {
+			same = true
+		}
+	}
+	if same {
+		return usageErrorf("--snapshot %s is the image up boots (%s): the snapshot would replace it; write the snapshot elsewhere", snap, image)
+	}
+	return nil
 }
 
 func flagNames(flags []cli.Flag) map[string]bool {

@@ -244,3 +244,39 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestUpSnapshot: up takes run's --snapshot and --snapshot-exit (it had
+// neither, though the README said run's flags work with up): the service
+// VM is snapshotted once ready, and run --restore continues it on up's
+// image. A --snapshot naming that image is refused before any download.
+func TestUpSnapshot(t *testing.T) {
+	bin := smolvmmBin(t)
+	work := t.TempDir()
+	_, stderr, status := runCLIIn(t, work, "up", "--mirror", "http://127.0.0.1:1/pub", "--cache", filepath.Join(work, "cache"),
+		"--snapshot", "rescue.img", "rescue")
+	if want := "--snapshot rescue.img is the image up boots (rescue.img)"; status != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("up --snapshot on its own image: status %d, stderr %q; want 2 and %q", status, stderr, want)
+	}
+	upNeedKVM(t)
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipBytes(buildUpGuest(t)),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	snap := filepath.Join(work, "rescue.snap")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "up", "--mirror", srv.Mirror(), "--cache", filepath.Join(work, "cache"), "-m", "16",
+		"--net", "none", "--ready", "ext2 magic", "--snapshot", snap, "--snapshot-exit", "-v", "rescue")
+	cmd.Dir = work
+	var stdout, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("up --snapshot: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "smolvmm: snapshot "+snap+": ") || !strings.Contains(errOut.String(), "guest snapshot") {
+		t.Fatalf("up --snapshot's stderr lacks the snapshot or the exit reason:\n%s", errOut.String())
+	}
+	out, stderr, status := runCLIIn(t, work, "run", "--restore", snap, "-v")
+	if status != 0 || strings.Contains(out, "ext2 magic") {
+		t.Errorf("run --restore of up's snapshot: status %d (want 0: the guest resets after its ready line), stdout %q\nstderr:\n%s", status, out, stderr)
+	}
+}
