@@ -137,6 +137,8 @@ type BootError struct {
 	Stderr string
 }
 
+// Error names the target, then the cause, then what the boot wrote on
+// stderr, which usually says why it failed.
 func (e *BootError) Error() string {
 	msg := fmt.Sprintf("%s: %v", e.Target, e.Err)
 	if e.Stderr != "" {
@@ -145,6 +147,7 @@ func (e *BootError) Error() string {
 	return msg
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *BootError) Unwrap() error { return e.Err }
 
 // Stopped reports whether the bench stopped the boot at its ready event,

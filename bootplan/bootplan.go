@@ -52,6 +52,8 @@ type Region struct {
 	What      string // e.g. "segment 0", "symbols", "module miniroot.kmod", "bootinfo"
 }
 
+// String is the region as a half-open address range and what it holds,
+// as -v logs the layout.
 func (r Region) String() string {
 	return fmt.Sprintf("[%#08x, %#08x) %s", r.Addr, r.Addr+r.Len, r.What)
 }

@@ -62,6 +62,7 @@ var refusalNames = map[Refusal]string{
 	RefusedNoAddress: "no address left", RefusedClosing: "network shutting down",
 }
 
+// String is the refusal's reason in words, for messages.
 func (r Refusal) String() string {
 	if s, ok := refusalNames[r]; ok {
 		return s
@@ -91,6 +92,8 @@ type RefusedError struct {
 	Message string
 }
 
+// Error names the network's socket, the reason and the network's own
+// message.
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("shared network %s refused the VM: %s: %s", e.Socket, e.Reason, e.Message)
 }

@@ -43,6 +43,7 @@ const (
 	ServiceChanged
 )
 
+// String is the verdict in a word, for the step log.
 func (v Verdict) String() string {
 	switch v {
 	case Fresh:

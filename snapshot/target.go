@@ -41,6 +41,8 @@ type TargetError struct {
 	Err    error
 }
 
+// Error names the snapshot file, the operation that failed and why,
+// and the lock's holder when one is known.
 func (e *TargetError) Error() string {
 	s := "snapshot " + e.Path + ": " + e.Op + ": " + e.Err.Error()
 	if e.Holder != "" {
@@ -49,6 +51,8 @@ func (e *TargetError) Error() string {
 	return s
 }
 
+// Unwrap returns the cause (ErrInUse, ErrNotRegular, a system error),
+// for errors.Is and errors.As.
 func (e *TargetError) Unwrap() error { return e.Err }
 
 // Target is a file that snapshots replace safely. Nothing is written to

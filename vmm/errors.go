@@ -33,6 +33,7 @@ type Error struct {
 	Field string // the Config field at fault ("MemoryMiB", "Kernel", "Modules", "Append", "Boot"), or ""
 }
 
+// Error is the operation and the cause, with the hint in parentheses.
 func (e *Error) Error() string {
 	s := e.Op + ": " + e.Err.Error()
 	if e.Hint != "" {
@@ -41,6 +42,7 @@ func (e *Error) Error() string {
 	return s
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // CrashError describes a guest that stopped unexpectedly, with the vCPU
@@ -50,10 +52,12 @@ type CrashError struct {
 	Regs   string // formatted general and segment registers
 }
 
+// Error is the reason, then the registers on lines of their own.
 func (e *CrashError) Error() string {
 	return fmt.Sprintf("guest crashed: %s\n%s", e.Reason, e.Regs)
 }
 
+// Unwrap returns ErrGuestCrash, so that errors.Is finds any crash.
 func (e *CrashError) Unwrap() error { return ErrGuestCrash }
 
 // TripleFaultError is a triple fault (KVM_EXIT_SHUTDOWN) before the guest

@@ -115,3 +115,99 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 		t.Fatalf("only %d Go files scanned under %s", files, root)
 	}
 }
+
+// TestExportedNamesDocumented: every exported function, method (of an
+// exported type), type, constant and variable in a non-test Go file of
+// the module has a doc comment (a grouped const or var may share its
+// group's). Methods such as Error, String and Unwrap had none.
+func TestExportedNamesDocumented(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != root {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		files++
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.SkipObjectResolution)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		if f.Name.Name == "main" {
+			return nil // nothing of a command is exported to a reader
+		}
+		for _, decl := range f.Decls {
+			switch decl := decl.(type) {
+			case *ast.FuncDecl:
+				if !decl.Name.IsExported() || decl.Doc != nil {
+					continue
+				}
+				if decl.Recv != nil && !exportedReceiver(decl.Recv.List[0].Type) {
+					continue
+				}
+				t.Errorf("%s: %s has no doc comment", fset.Position(decl.Pos()), decl.Name.Name)
+			case *ast.GenDecl:
+				for _, spec := range decl.Specs {
+					var names []*ast.Ident
+					var doc *ast.CommentGroup
+					switch spec := spec.(type) {
+					case *ast.TypeSpec:
+						names, doc = []*ast.Ident{spec.Name}, spec.Doc
+					case *ast.ValueSpec:
+						names, doc = spec.Names, spec.Doc
+						if doc == nil {
+							doc = spec.Comment // a line comment after it
+						}
+					}
+					if doc != nil || decl.Doc != nil {
+						continue
+					}
+					for _, n := range names {
+						if n.IsExported() {
+							t.Errorf("%s: %s has no doc comment", fset.Position(n.Pos()), n.Name)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 100 {
+		t.Fatalf("only %d Go files scanned under %s", files, root)
+	}
+}
+
+// exportedReceiver reports whether a method's receiver type (T, *T, T[P])
+// is exported: the methods of unexported types are not in the godoc.
+func exportedReceiver(x ast.Expr) bool {
+	for {
+		switch e := x.(type) {
+		case *ast.StarExpr:
+			x = e.X
+		case *ast.IndexExpr:
+			x = e.X
+		case *ast.IndexListExpr:
+			x = e.X
+		case *ast.Ident:
+			return e.IsExported()
+		default:
+			return false
+		}
+	}
+}

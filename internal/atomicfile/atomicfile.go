@@ -32,6 +32,8 @@ type NotRegularError struct {
 	Kind string
 }
 
+// Error says what the path is (and the symlink it was reached through)
+// and why it is left alone.
 func (e *NotRegularError) Error() string {
 	if e.Link != "" {
 		return fmt.Sprintf("%s (through symlink %s) is %s, not a regular file: only a regular file can be replaced", e.Path, e.Link, e.Kind)

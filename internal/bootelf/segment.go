@@ -22,6 +22,8 @@ type Segment struct {
 // End is the first byte after the segment, BSS included.
 func (s Segment) End() uint64 { return s.Addr + s.MemSize }
 
+// String is the segment's name and its half-open address range, BSS
+// included, for the logged layout.
 func (s Segment) String() string {
 	return fmt.Sprintf("%s [%#x, %#x)", s.Name, s.Addr, s.End())
 }
