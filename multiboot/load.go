@@ -121,7 +121,7 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 		return Plan{}, err
 	}
 	if hdr.Flags&FlagVideoMode != 0 {
-		im.notes = append([]string{fmt.Sprintf("the kernel asks for a %dx%dx%d video mode (header flag bit 2); smolvmm has no framebuffer and passes no video information",
+		im.notes = append([]string{fmt.Sprintf("the kernel asks for a %dx%dx%d video mode (header flag bit 2); this machine has no framebuffer, so no video information is passed",
 			hdr.Width, hdr.Height, hdr.Depth)}, im.notes...)
 	}
 	if err := im.checkPlacement(); err != nil {

@@ -175,7 +175,7 @@ func checkMachine(h bootelf.Header, id Ident) error {
 		want = bootelf.MachAMD64
 	}
 	if h.Machine != want || h.Data != bootelf.DataLSB {
-		return fmt.Errorf("%w: a NetBSD %s kernel for %s (ELF%d); smolvmm boots i386 (ELF32) and amd64 (ELF64) kernels",
+		return fmt.Errorf("%w: a NetBSD %s kernel for %s (ELF%d); this loader boots i386 (ELF32) and amd64 (ELF64) kernels",
 			ErrMachine, id.Release(), bootelf.MachineName(h.Machine), id.Class)
 	}
 	if h.Type != bootelf.TypeExec {

@@ -472,7 +472,7 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	le := binary.LittleEndian
 	h.Version = le.Uint32(head[8:])
 	if h.Version != Version {
-		return h, nil, fmt.Errorf("%w: version %d, this smolvmm reads version %d", ErrVersion, h.Version, Version)
+		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d", ErrVersion, h.Version, Version)
 	}
 	if hs := le.Uint32(head[12:]); hs != HeaderSize {
 		return h, nil, fmt.Errorf("%w: header size %d, want %d", ErrCorrupt, hs, HeaderSize)

@@ -88,7 +88,7 @@ func loadHint(err error) (field, hint string) {
 	case errors.As(err, &big):
 		return "MemoryMiB", "" // the error itself says how much
 	case errors.Is(err, netbsdboot.ErrMachine):
-		return "Kernel", "smolvmm runs x86 guests: use a NetBSD i386 or amd64 kernel"
+		return "Kernel", "the machine is x86: use a NetBSD i386 or amd64 kernel"
 	case errors.Is(err, ErrNoBootProtocol), errors.Is(err, multiboot.ErrNotMultiboot), errors.Is(err, multiboot.ErrNotELF),
 		errors.Is(err, netbsdboot.ErrNotNetBSD):
 		return "Kernel", "pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)"

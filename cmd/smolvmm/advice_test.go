@@ -43,6 +43,8 @@ func TestAdvise(t *testing.T) {
 			"write p: no space left on device (free some space or choose another --cache directory)"},
 		{"read-only disk", fmt.Errorf("disk image p: open read-write: %w: EROFS (attach it read-only, or make it writable)", blk.ErrNotWritable),
 			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
+		{"disk in use", fmt.Errorf("disk image p is %w (resource temporarily unavailable: it holds the lock, which only read-only opens share); its lock is held by process 7 (smolvmm)", blk.ErrInUse),
+			"disk image p is in use by another VM (resource temporarily unavailable: it holds the lock, which only read-only opens share); its lock is held by process 7 (smolvmm) (stop that VM, or give ,ro after the image's -d in both, or use a copy of the image)"},
 		{"forwards", fmt.Errorf("network \"none\": %w", netback.ErrForwardsNeedUser),
 			"network \"none\": port forwards need the user network (use --net user or drop -p)"},
 		{"image exists", fmt.Errorf("image x %w: remove it, or set Config.Force to replace it", imagebuilder.ErrExists),

@@ -26,13 +26,23 @@ var flagMentionAllowed = map[string]bool{
 	"netbsdboot/append.go -s": true,
 }
 
+// programNamed are the library string literals that may say "smolvmm"
+// or ",ro": a file format's name, a hash's seed and the disk spec's form, which ParseDiskSpec parses. Any other
+// speaks of this program or of -d's spelling, which is cmd's to do.
+var programNamed = map[string]bool{
+	`"not a smolvmm snapshot"`: true,
+	`"smolvmm ext2 %d %d %q"`:  true,
+	`"disk %q: empty image path (the form is path[,ro][,serial=ID])"`: true,
+}
+
 // testSupport are packages that exist for tests and drive other programs:
 // their literals are shell scripts and other tools' command lines.
 var testSupport = map[string]bool{"guests": true, "internal/nestedkvm": true}
 
 // TestLibrariesNameNoFlags keeps command-line advice in cmd: no string
 // literal in a non-test Go file outside cmd/ may mention one of smolvmm's
-// flags (-m, -d, --net, --mirror...). Libraries return errors with the
+// flags (-m, -d, --net, --mirror...), -d's ",ro" or the program itself
+// ("smolvmm runs x86 guests", "use ,ro on both"). Libraries return errors with the
 // facts (typed, or with sentinels), and cmd/smolvmm adds which flag to
 // change. A literal that is only the flag (an argv element for another
 // program) is not a message and is not checked.
@@ -64,6 +74,9 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 	flagRE := regexp.MustCompile(`(?:^|[\s(\[` + "`" + `'",;])(--(?:` + strings.Join(long, "|") + `)|-(?:` +
 		strings.Join(short, "|") + `))(?:$|[^A-Za-z0-9_-])`)
 
+	// The program as a word in a sentence ("smolvmm runs"), not a name
+	// that contains it (an import path, "smolvmm-bench/1", a temporary's).
+	programRE := regexp.MustCompile(`(?:^|[^/\w.-])smolvmm(?: |'s\b)|,ro\b`)
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +111,9 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 			s, err := strconv.Unquote(lit.Value)
 			if err != nil || flagRE.FindString(s) == strings.TrimSpace(s) && !strings.Contains(strings.TrimSpace(s), " ") {
 				return true // an argv element such as "-m"
+			}
+			if programRE.MatchString(s) && !programNamed[lit.Value] {
+				t.Errorf("%s: %s names the program or -d's ,ro: state the facts (the library's API, the machine) and let cmd/smolvmm speak of itself", fset.Position(lit.Pos()), lit.Value)
 			}
 			for _, m := range flagRE.FindAllStringSubmatch(s, -1) {
 				if !flagMentionAllowed[filepath.ToSlash(rel)+" "+m[1]] {

@@ -39,6 +39,11 @@ type Spec struct {
 // not writable (permissions, a read-only file system, an immutable file).
 var ErrNotWritable = errors.New("the image is not writable")
 
+// ErrInUse is wrapped by Open's error when another VM (process) holds the
+// image's lock: an exclusive one, taken by a read-write open, or a shared
+// one, which only read-only opens (Options.ReadOnly) share.
+var ErrInUse = errors.New("in use by another VM")
+
 // ParseDiskSpec parses the CLI's `-d path[,ro][,serial=ID]`. A comma in
 // the path (or the serial) is written twice, as QEMU's options do:
 // "a,,b.img,ro" is the image "a,b.img", read-only.
@@ -137,7 +142,7 @@ func Open(path string, opts Options) (*Disk, error) {
 		holder := lockholder.Describe(f)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("disk image %s is in use by another VM (%w: it holds the lock); stop that VM, or use ,ro on both, or a copy of the image%s", path, err, heldBy(holder))
+			return nil, fmt.Errorf("disk image %s is %w (%w: it holds the lock, which only read-only opens share)%s", path, ErrInUse, err, heldBy(holder))
 		}
 		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
 	}

@@ -84,7 +84,7 @@ func TestOpenLocking(t *testing.T) {
 		_, err := blk.Open(p, opts)
 		// The holder is this test's process (another open of the file).
 		holder := "its lock is held by process " + strconv.Itoa(os.Getpid()) + " ("
-		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "in use by another VM") ||
+		if !errors.Is(err, blk.ErrInUse) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "in use by another VM") ||
 			!strings.Contains(err.Error(), holder) {
 			t.Errorf("second open (ro=%v) while held read-write: %v", opts.ReadOnly, err)
 		}
