@@ -60,6 +60,8 @@ func OpenWith(spec string, forwards []Forward, mac net.HardwareAddr, o OpenOptio
 		return OpenTap(arg)
 	case kind == "tap":
 		return nil, fmt.Errorf("network %q: %w: name the tap interface, as in tap:tap0", spec, ErrUnknownNetwork)
+	case kind == "user" && hasArg:
+		return nil, fmt.Errorf("network %q: %w: name the shared network, as in user:NAME", spec, ErrUnknownNetwork)
 	}
 	return nil, fmt.Errorf("network %q: %w; the networks are user, user:NAME, tap:NAME and none", spec, ErrUnknownNetwork)
 }

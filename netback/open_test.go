@@ -21,6 +21,7 @@ func TestOpen(t *testing.T) {
 		{spec: "user", want: "*netback.User"},
 		{spec: "none", want: "*netback.None"},
 		{spec: "tap", want: "name the tap interface"},
+		{spec: "user:", want: `network "user:": unknown network: name the shared network, as in user:NAME`},
 		{spec: "tap:", want: "tap name \"\""},
 		{spec: "tap:a/b", want: "not allowed in an interface name"},
 		{spec: "bogus", want: "unknown network; the networks are user, user:NAME, tap:NAME and none"},

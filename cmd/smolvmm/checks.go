@@ -251,7 +251,7 @@ func checkRunInputs(c *cli.Context) error {
 		path, _, _ := strings.Cut(spec, ",")
 		f, _, err := regfile.Open(path)
 		if err != nil {
-			return fmt.Errorf("--module %s: %w", spec, err)
+			return flagFileError("--module", spec, path, err)
 		}
 		f.Close()
 	}
@@ -283,4 +283,31 @@ func checkArgs(c *cli.Context, max int, takes string) error {
 		return usageErrorf("unexpected argument %q: smolvmm %s takes only flags (see smolvmm %s --help)", args[0], name, name)
 	}
 	return usageErrorf("unexpected argument %q: smolvmm %s takes %s, after the flags (see smolvmm %s --help)", args[max], name, takes, name)
+}
+
+// fileError is an error about a flag's file, worded to name the path once.
+type fileError struct {
+	msg string
+	err error
+}
+
+func (e *fileError) Error() string { return e.msg }
+func (e *fileError) Unwrap() error { return e.err }
+
+// flagFileError is err about the file path that flag's value spec names
+// (spec is path, or path with ",args" after it). When spec is the path,
+// the path is named once: "--module /dev/null is a character device",
+// "--module x: no such file or directory"; regfile's and os's errors
+// begin with the path, which "--module x: " had named already.
+func flagFileError(flag, spec, path string, err error) error {
+	if spec == path {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == path && err.Error() == pe.Error() {
+			return &fileError{fmt.Sprintf("%s %s: %v", flag, spec, pe.Err), err}
+		}
+		if rest, ok := strings.CutPrefix(err.Error(), path+" "); ok {
+			return &fileError{fmt.Sprintf("%s %s %s", flag, spec, rest), err}
+		}
+	}
+	return fmt.Errorf("%s %s: %w", flag, spec, err)
 }

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/internal/bootelf"
+	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
@@ -228,5 +230,47 @@ func TestHelpNamesOwnFlags(t *testing.T) {
 				t.Errorf("smolvmm %s --help names %s, which it lacks: %q", c.Name, flag, text[max(0, m[4]-60):min(len(text), m[5]+20)])
 			}
 		}
+	}
+}
+
+// TestNotELFMessagesAgree: run -k and kstrip say the same of a file that
+// is no ELF kernel, in one style: its first bytes quoted, then ELF's
+// magic. run said `file starts with 68 65 6c 6c, not 7f 45 4c 46`, kstrip
+// `the file starts with "hell", not "\x7fELF"`.
+func TestNotELFMessagesAgree(t *testing.T) {
+	const want = `the file starts with "hell", not "\x7fELF"`
+	junk := []byte("hello, no kernel here")
+	_, err := bootelf.ReadHeader(bytes.NewReader(junk), uint64(len(junk)))
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("bootelf (run -k): %v\nwant it to say %s", err, want)
+	}
+	_, err = kstrip.Parse(junk)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("kstrip: %v\nwant it to say %s", err, want)
+	}
+}
+
+// TestModulePathNamedOnce: a --module file that cannot be read is named
+// once. demo --module /dev/null said "--module /dev/null: /dev/null is a
+// character device: not a regular file".
+func TestModulePathNamedOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexist")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "--module", "/dev/null"}, "smolvmm demo: --module /dev/null is a character device: not a regular file"},
+		{[]string{"demo", "--module", missing}, "smolvmm demo: --module " + missing + ": no such file or directory"},
+		{[]string{"run", "-k", missing, "--net", "none", "--module", "/dev/null"}, "smolvmm run: --module /dev/null is a character device: not a regular file"},
+		// With ,args or a type after it the path is named as well.
+		{[]string{"demo", "--module", "/dev/null,kmod"}, "smolvmm demo: --module /dev/null,kmod: /dev/null is a character device: not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, stderr, status := runCLI(t, tt.args...)
+			if msg := strings.TrimSpace(stderr); status != 1 || msg != tt.want {
+				t.Errorf("status %d, stderr %q; want 1 and %q", status, msg, tt.want)
+			}
+		})
 	}
 }

@@ -120,7 +120,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		if err := imagebuilder.BuildDataImageContext(ctx, dir, out, c.String("fs"), sizeMB); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())
+		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())
 		return nil
 	}
 	ts, err := parseTimestamp(c.String("timestamp"))
@@ -159,7 +159,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "mkimg: read %s and service %s in %.2fs\n", strings.Join(sets, ", "), svc.Name, time.Since(start).Seconds())
+	fmt.Fprintf(log, "smolvmm mkimg: read %s and service %s in %.2fs\n", strings.Join(sets, ", "), svc.Name, time.Since(start).Seconds())
 	finish := progress(log, "writing "+out)
 	cfg.Progress = finish.update
 	err = imagebuilder.WriteImage(tree, cfg, out)
@@ -168,7 +168,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		return err
 	}
 	st, _ := os.Stat(out)
-	fmt.Fprintf(log, "mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
+	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -59,7 +60,9 @@ func TestMkimgDefaults(t *testing.T) {
 	if err != nil || st.Size() != 10<<20 {
 		t.Fatalf("root.img: %v, size %d, want 10 MiB", err, st.Size())
 	}
-	if !strings.Contains(log.String(), "wrote root.img (10 MiB)") {
+	// Progress is prefixed as errors are ("smolvmm mkimg: "); it said
+	// "mkimg: wrote ...".
+	if !regexp.MustCompile(`(?m)^smolvmm mkimg: read rescue.tgz and service rescue in .*s\nsmolvmm mkimg: wrote root.img \(10 MiB\) in `).MatchString(log.String()) {
 		t.Errorf("log: %q", log.String())
 	}
 	if _, err := exec.LookPath("e2fsck"); err == nil {

@@ -66,7 +66,9 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 			return cfg, err
 		}
 	case kind == "tap":
-		return cfg, fmt.Errorf("--net %s: name the tap interface, e.g. --net tap:tap0", spec)
+		return cfg, fmt.Errorf("--net %q: name the tap interface, e.g. --net tap:tap0", spec)
+	case kind == "user":
+		return cfg, fmt.Errorf("--net %q: name the shared network, e.g. --net user:default (smolvmm net's), or give --net user for a NAT of the VM's own", spec)
 	default:
 		return cfg, fmt.Errorf("--net %q: unknown network; use user, user:NAME, tap:NAME or none", spec)
 	}

@@ -260,7 +260,7 @@ func readModule(spec string, limit int64) (multiboot.Module, error) {
 	path, args, _ := strings.Cut(spec, ",")
 	data, err := regfile.ReadFile(path, limit)
 	if err != nil {
-		return multiboot.Module{}, fmt.Errorf("--module %s: %w", spec, err)
+		return multiboot.Module{}, flagFileError("--module", spec, path, err)
 	}
 	return multiboot.Module{Name: filepath.Base(path), Data: data, Args: args}, nil
 }

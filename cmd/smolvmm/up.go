@@ -103,7 +103,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			return "", err
 		}
 		for _, f := range append([]fetch.File{res.Release.Kernel}, res.Release.Sets...) {
-			fmt.Fprintf(log, "up:   %s\n", describeFile(f))
+			fmt.Fprintf(log, "smolvmm up:   %s\n", describeFile(f))
 		}
 		return fmt.Sprintf("NetBSD %s/%s: %d files verified, %d HTTP requests",
 			res.Release.Version, res.Release.Arch, 1+len(res.Release.Sets), res.Release.Requests), nil
@@ -175,10 +175,10 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 	if err != nil {
 		return res, err
 	}
-	fmt.Fprintf(log, "up: run     %s with %s as ld0\n", res.Kernel, res.Image)
+	fmt.Fprintf(log, "smolvmm up: run     %s with %s as ld0\n", res.Kernel, res.Image)
 	start := time.Now()
 	err = d.run(ctx, res.Kernel, res.Image)
-	fmt.Fprintf(log, "up: run     ended after %s\n", roundDuration(time.Since(start)))
+	fmt.Fprintf(log, "smolvmm up: run     ended after %s\n", roundDuration(time.Since(start)))
 	return res, err
 }
 
@@ -204,14 +204,14 @@ func checkNotInUse(image string) error {
 	return nil // closing f drops the lock
 }
 
-// step runs one stage and logs "up: <name> <what it did> (<time>)".
+// step runs one stage and logs "smolvmm up: <name> <what it did> (<time>)".
 func step(log io.Writer, name string, fn func() (string, error)) error {
 	start := time.Now()
 	msg, err := fn()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	fmt.Fprintf(log, "up: %-7s %s (%s)\n", name, msg, roundDuration(time.Since(start)))
+	fmt.Fprintf(log, "smolvmm up: %-7s %s (%s)\n", name, msg, roundDuration(time.Since(start)))
 	return nil
 }
 

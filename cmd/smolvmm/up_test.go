@@ -101,14 +101,14 @@ func TestUpStepsAndCaching(t *testing.T) {
 		t.Errorf("first run calls %q", got)
 	}
 	for _, re := range []string{
-		`up: service rescue \(embedded\): sets rescue, image 10 MiB \(.*s\)`,
-		`up:   netbsd-GENERIC.gz: downloaded`,
-		`up:   rescue.tgz: downloaded`,
-		`up: fetch   NetBSD 9.3/i386: 2 files verified, 4 HTTP requests \(.*s\)`,
-		`up: kstrip  disabled 2 drivers -> .*netbsd-GENERIC.kstrip-[0-9a-f]{16} \(.*s\)`,
-		`up: mkimg   built .*rescue.img: 10 MiB ext2 \(.*s\)`,
-		`up: run     .*kstrip-.* with .*rescue.img as ld0`,
-		`up: run     ended after `,
+		`(?m)^smolvmm up: service rescue \(embedded\): sets rescue, image 10 MiB \(.*s\)`,
+		`(?m)^smolvmm up:   netbsd-GENERIC.gz: downloaded`,
+		`(?m)^smolvmm up:   rescue.tgz: downloaded`,
+		`(?m)^smolvmm up: fetch   NetBSD 9.3/i386: 2 files verified, 4 HTTP requests \(.*s\)`,
+		`(?m)^smolvmm up: kstrip  disabled 2 drivers -> .*netbsd-GENERIC.kstrip-[0-9a-f]{16} \(.*s\)`,
+		`(?m)^smolvmm up: mkimg   built .*rescue.img: 10 MiB ext2 \(.*s\)`,
+		`(?m)^smolvmm up: run     .*kstrip-.* with .*rescue.img as ld0`,
+		`(?m)^smolvmm up: run     ended after `,
 	} {
 		if !regexp.MustCompile(re).MatchString(log.String()) {
 			t.Errorf("log lacks %q:\n%s", re, log.String())

@@ -95,7 +95,9 @@ func ReadHeader(r io.ReaderAt, size uint64) (Header, error) {
 		return h, err
 	}
 	if string(ident[:4]) != "\x7fELF" {
-		return h, fmt.Errorf("%w: file starts with % x, not 7f 45 4c 46", ErrNotELF, ident[:4])
+		// Quoted as kstrip quotes them: text reads as text ("hell"), a
+		// binary format's magic as escapes ("\x1f\x8b\b\x00").
+		return h, fmt.Errorf("%w: the file starts with %q, not %q", ErrNotELF, ident[:4], "\x7fELF")
 	}
 	if err := InFile(0, 16, size, "ELF identification"); err != nil {
 		return h, err
