@@ -22,8 +22,9 @@ type ParallelOptions struct {
 	// Ready, when set, is matched against each console line: a VM is
 	// started when a line matches. Nil: at its first console byte.
 	Ready *regexp.Regexp
-	// Timeout bounds the wait for every VM to start and settle (default
-	// one minute); the VMs not started by then count as failed.
+	// Timeout bounds the wait for every VM to start and settle (0: one
+	// minute; a negative one is refused); the VMs not started by then
+	// count as failed.
 	Timeout time.Duration
 	// Config is copied into the results.
 	Config Config
@@ -60,6 +61,9 @@ type ParallelOptions struct {
 func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelResults, error) {
 	if o.N < 1 {
 		return nil, fmt.Errorf("bench: %d parallel VMs: give at least 1", o.N)
+	}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("bench: %w: %s", ErrNegativeTimeout, o.Timeout)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute

@@ -85,7 +85,7 @@ func (r Ready) IsSet() bool { return r.Pattern != nil || r.Addr != "" }
 // BootOptions tune RunBoot.
 type BootOptions struct {
 	Ready Ready
-	// Timeout bounds one boot (default one minute).
+	// Timeout bounds one boot (0: one minute; negative is refused).
 	Timeout time.Duration
 	// SampleMemory stops the process at the ready event (or the first
 	// console byte without one) to read its smaps, once it has settled
@@ -163,10 +163,17 @@ var ErrNotReady = errors.New("the guest exited before the ready condition held")
 // ErrTimeout is wrapped when a boot did not end within BootOptions.Timeout.
 var ErrTimeout = errors.New("boot timed out")
 
+// ErrNegativeTimeout is wrapped by RunBoot's and RunParallel's refusal of
+// a negative Timeout, before anything starts (0 means the default).
+var ErrNegativeTimeout = errors.New("negative timeout")
+
 // RunBoot starts t once and measures it until the process exits: by
 // itself, or stopped by the bench once the guest was ready (see
 // BootOptions.ExitWait).
 func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("bench: %w: %s", ErrNegativeTimeout, o.Timeout)
+	}
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
 	}

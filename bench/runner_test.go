@@ -306,3 +306,18 @@ func TestRunBootEndedBeforeStop(t *testing.T) {
 		t.Errorf("%v in %v", err, b.Phases)
 	}
 }
+
+// TestNegativeTimeout: a negative Timeout is refused before anything
+// starts. RunBoot ran the target and failed it as timed out ("did not
+// end within -5s"); RunParallel started every VM.
+func TestNegativeTimeout(t *testing.T) {
+	target := fakeTarget(t, "fake", "lines")
+	_, err := RunBoot(context.Background(), target, BootOptions{Timeout: -5 * time.Second})
+	if !errors.Is(err, ErrNegativeTimeout) || errors.Is(err, ErrTimeout) {
+		t.Errorf("RunBoot with Timeout -5s: %v, want ErrNegativeTimeout", err)
+	}
+	_, err = RunParallel(context.Background(), target, ParallelOptions{N: 1, Timeout: -5 * time.Second})
+	if !errors.Is(err, ErrNegativeTimeout) {
+		t.Errorf("RunParallel with Timeout -5s: %v, want ErrNegativeTimeout", err)
+	}
+}
