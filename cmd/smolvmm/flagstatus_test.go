@@ -186,6 +186,7 @@ func TestFlagSpelling(t *testing.T) {
 		{[]string{"bench", "--boots", "1", "--parallel", "2"}, `smolvmm bench: -n does not go with --parallel`},
 		{[]string{"bench", "--publish", "8080:80", "--parallel", "2"}, `smolvmm bench: -p does not go with --parallel`},
 		{[]string{"bench", "--timeout", "x"}, `smolvmm bench: --timeout "x": want a duration`},
+		{[]string{"kstrip", "-o", "-", "--list", "k"}, `smolvmm kstrip: -o - writes the kernel to standard output, where -l and --json print too`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

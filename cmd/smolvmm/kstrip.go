@@ -122,7 +122,7 @@ func runKstrip(c *cli.Context) error {
 	summary, summaryPrefix := stdout, ""
 	if c.String("output") == "-" {
 		if c.Bool("list") || c.Bool("json") {
-			return usageErrorf("kstrip: -o - writes the kernel to standard output, where --list and --json print too: drop one of them")
+			return usageErrorf("kstrip: -o - writes the kernel to standard output, where -l and --json print too: drop one of them")
 		}
 		if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			return usageErrorf("kstrip: -o - would write a binary kernel to the terminal: redirect standard output, or give -o FILE")
