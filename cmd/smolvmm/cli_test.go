@@ -107,7 +107,7 @@ func TestCLIErrors(t *testing.T) {
 		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "this host has no KVM", false},
 		{"FIFO kernel", []string{"run", "-k", fifo, "--net", "none"}, 1, "fifo is a FIFO: not a regular file", false},
 		{"device kernel", []string{"run", "-k", "/dev/zero", "--net", "none"}, 1, "/dev/zero is a character device: not a regular file", false},
-		{"FIFO module", []string{"run", "-k", text, "--module", fifo, "--net", "none"}, 1, "--module " + fifo + ": " + fifo + " is a FIFO", false},
+		{"FIFO module", []string{"run", "-k", text, "--module", fifo, "--net", "none"}, 1, "--module " + fifo + " is a FIFO: not a regular file", false},
 		{"FIFO snapshot", []string{"run", "--restore", fifo, "--net", "none"}, 1, "restore: " + fifo + " is a FIFO", false},
 		{"memory below minimum", []string{"run", "-k", text, "-m", "1"}, 2, "use -m between 3 and 3072", false},
 		{"zero memory", []string{"run", "-k", text, "-m", "0"}, 2, "too little RAM (use -m between 3 and 3072 MiB)", false},
