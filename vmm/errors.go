@@ -96,6 +96,8 @@ func (e *TripleFaultError) Error() string {
 		e.EIP, e.CR0, e.CR3, e.CR4, e.EFER)
 }
 
+// Unwrap makes a triple fault before any output one of the guest crashes
+// (ErrGuestCrash) for errors.Is.
 func (e *TripleFaultError) Unwrap() error { return ErrGuestCrash }
 
 // movToCR0 decodes code as MOV CR0, r32 (0F 22 /r with ModRM mod 3 and reg

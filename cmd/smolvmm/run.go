@@ -49,8 +49,8 @@ func runFlags() []cli.Flag {
 			"else NetBSD's native /boot handoff for a NetBSD ELF kernel), multiboot or netbsd"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: verboseUsage},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
-		&cli.StringFlag{Name: "ready", Usage: "regular `REGEXP` on a console line that marks the service ready (for --timings; with --restore, a line printed after the restore)"},
-		&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` forwarded with -p that marks the service ready once the guest accepts a TCP connection there (its SYN-ACK; on a tap: once a connection to 127.0.0.1:PORT is answered or held for 100 ms) (for --timings; with --restore, after the restore)"},
+		&cli.StringFlag{Name: "ready", Usage: readyUsage + ")"},
+		&cli.IntFlag{Name: "ready-port", Usage: readyPortUsage + ")"},
 		&cli.StringFlag{Name: "kvm-device", Value: "/dev/kvm", Hidden: true},
 	}, containFlags()...) // contain.go
 }
@@ -100,7 +100,9 @@ own with --net none or tap:NAME (not with --net user, whose NAT uses the
 host's network).`,
 		Flags: append(append(append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required unless --restore)"},
-		}, withUsage(runFlags(), "verbose", runVerboseUsage)...), netFlags()...), snapshotFlags()...), // snapshot.go
+		}, withUsage(withUsage(withUsage(runFlags(), "verbose", runVerboseUsage),
+			"ready", readyUsage+"; with --restore, a line printed after the restore)"),
+			"ready-port", readyPortUsage+"; with --restore, after the restore)")...), netFlags()...), snapshotFlags()...), // snapshot.go
 		Action: func(c *cli.Context) error {
 			if err := checkArgs(c, 0, ""); err != nil {
 				return err
@@ -431,15 +433,38 @@ const verboseUsage = "log the boot protocol, what was loaded where and the loade
 const runVerboseUsage = "log the boot protocol, what was loaded where and the loader's warnings (with --restore: the snapshot, its memory and the disks checked), " +
 	"the first access to each unhandled port, and the counts on exit"
 
-// withUsage is flags with the help of the switch name replaced by usage,
-// for a command where the shared text would name a flag it lacks (a
-// copy: the flags are built afresh for each command).
+// readyUsage and readyPortUsage are --ready's and --ready-port's help,
+// but for the closing parenthesis, which run's, naming --restore, replaces.
+const (
+	readyUsage     = "regular `REGEXP` on a console line that marks the service ready (for --timings"
+	readyPortUsage = "host `PORT` forwarded with -p that marks the service ready once the guest accepts a TCP connection there " +
+		"(its SYN-ACK; on a tap: once a connection to 127.0.0.1:PORT is answered or held for 100 ms) (for --timings"
+)
+
+// withUsage is flags with the help of the flag name replaced by usage,
+// for a command where the shared text would name a flag it lacks or miss
+// one it has (a copy: the flags are built afresh for each command).
 func withUsage(flags []cli.Flag, name, usage string) []cli.Flag {
 	for i, f := range flags {
-		if b, ok := f.(*cli.BoolFlag); ok && b.Name == name {
-			v := *b
-			v.Usage = usage
-			flags[i] = &v
+		switch b := f.(type) {
+		case *cli.BoolFlag:
+			if b.Name == name {
+				v := *b
+				v.Usage = usage
+				flags[i] = &v
+			}
+		case *cli.StringFlag:
+			if b.Name == name {
+				v := *b
+				v.Usage = usage
+				flags[i] = &v
+			}
+		case *cli.IntFlag:
+			if b.Name == name {
+				v := *b
+				v.Usage = usage
+				flags[i] = &v
+			}
 		}
 	}
 	return flags
