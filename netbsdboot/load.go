@@ -266,7 +266,14 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 	for i, m := range opts.Modules {
 		// Decompressed first: the type is decided, and the module
 		// placed, by what the kernel will get.
-		data, err := m.contents(i, limit)
+		// Bounded by the memory left, not all of it: N modules must
+		// not cost the host N times the guest's memory before the last
+		// is refused.
+		var left uint64
+		if at := bootelf.AlignUp(top, pageSize); at < limit {
+			left = limit - at
+		}
+		data, err := m.contents(i, left)
 		if err != nil {
 			return nil, err
 		}

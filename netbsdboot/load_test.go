@@ -378,7 +378,11 @@ func TestLoadRefuses(t *testing.T) {
 		{"truncated gzip, no type", std, Options{Modules: []Module{{Name: "mr.kmod.gz", Data: gzKmod[:len(gzKmod)-10]}}}, []error{ErrModule}, []string{"mr.kmod.gz", "corrupt"}},
 		{"bad gzip header", std, Options{Modules: []Module{{Name: "h.gz", Data: []byte{0x1f, 0x8b, 7, 0, 0, 0}, Type: ModuleRnd}}}, []error{ErrModule}, []string{"h.gz", "header"}},
 		{"gzip expanding past memory", std, Options{Modules: []Module{{Name: "bomb.gz", Data: gz(make([]byte, testMem+1)), Type: ModuleFS}}}, []error{ErrModule, ErrTooLarge},
-			[]string{"bomb.gz", "16 MiB"}},
+			[]string{"bomb.gz", "MiB of guest memory left"}},
+		{"gzip expanding past what the module before left", std, Options{Modules: []Module{
+			{Name: "half", Data: make([]byte, testMem/2), Type: ModuleFS},
+			{Name: "half.gz", Data: gz(make([]byte, testMem/2)), Type: ModuleFS}}}, []error{ErrModule, ErrTooLarge},
+			[]string{"module 1 (half.gz)", "MiB of guest memory left"}},
 		{"gzipped module not ELF, no type", std, Options{Modules: []Module{{Name: "disk.img.gz", Data: gz([]byte("data"))}}}, []error{ErrModule}, []string{"disk.img.gz", "not an ELF"}},
 		{"unknown boot flag", std, Options{Append: "-k"}, []error{ErrAppend}, []string{"-k"}},
 		{"root device without a partition", std, Options{Append: "console=com root=ld0"}, []error{ErrAppend}, []string{`root="ld0"`, "such as ld0a"}},

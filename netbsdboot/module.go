@@ -82,7 +82,7 @@ const maxModulePath = 79
 // magic, :189-254, and inflates it on read) and module_init reads a module
 // to its end (sys/arch/i386/stand/lib/exec.c:739-749), so a gzipped module
 // reaches the kernel decompressed, whatever its type. limit bounds the
-// decompressed size: more than that cannot fit in guest memory. An empty
+// decompressed size: the guest memory left where the module goes. An empty
 // module is refused: it holds nothing the kernel could use.
 func (m Module) contents(i int, limit uint64) ([]byte, error) {
 	if len(m.Data) == 0 {
@@ -101,7 +101,7 @@ func (m Module) contents(i int, limit uint64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: module %d (%s): gzip data is corrupt after %d decompressed bytes: %w", ErrModule, i, m.Name, len(out), err)
 	}
 	if uint64(len(out)) > limit {
-		return nil, fmt.Errorf("%w: %w: module %d (%s) expands past the guest's %d MiB of memory once decompressed",
+		return nil, fmt.Errorf("%w: %w: module %d (%s) expands past the %d MiB of guest memory left for it once decompressed",
 			ErrModule, ErrTooLarge, i, m.Name, limit>>20)
 	}
 	if len(out) == 0 {

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"encoding/json"
+	"os"
 
 	"github.com/smolvmm/smolvmm/snapshot"
 )
@@ -115,3 +116,13 @@ func SetConsoleBuffer(size int) (undo func()) {
 // KVMIdentity returns the identity of m's KVM, as its snapshots' headers
 // name it.
 func KVMIdentity(m *Machine) snapshot.KVMID { return m.kvmIdentity() }
+
+// ReadKVMIdentity is readKVMIdentity, for the external tests.
+func ReadKVMIdentity(kvm *os.File) (snapshot.KVMID, bool) { return readKVMIdentity(kvm) }
+
+// SetBootIDPath makes the kernel's boot_id be read from path, until undo.
+func SetBootIDPath(path string) (undo func()) {
+	old := bootIDPath
+	bootIDPath = path
+	return func() { bootIDPath = old }
+}

@@ -63,11 +63,13 @@ const (
 	archGetXcompGuestPerm = 0x1024
 )
 
-// kvmMiscNode is the sysfs node of /dev/kvm's registration.
-const kvmMiscNode = "/sys/devices/virtual/misc/kvm"
-
-// bootIDPath holds the kernel's boot_id, a random UUID drawn at boot.
-const bootIDPath = "/proc/sys/kernel/random/boot_id"
+// kvmMiscNode is the sysfs node of /dev/kvm's registration, and bootIDPath
+// holds the kernel's boot_id, a random UUID drawn at boot (variables for
+// the tests).
+var (
+	kvmMiscNode = "/sys/devices/virtual/misc/kvm"
+	bootIDPath  = "/proc/sys/kernel/random/boot_id"
+)
 
 // readKVMIdentity returns the identity of the KVM kvm (an open /dev/kvm)
 // is, and false when it cannot be told. It costs a few system calls
@@ -80,6 +82,13 @@ func readKVMIdentity(kvm *os.File) (snapshot.KVMID, bool) {
 		return id, false
 	}
 	if err := unix.Stat(kvmMiscNode, &node); err != nil || node.Mode&unix.S_IFMT != unix.S_IFDIR || node.Ino == 0 {
+		return id, false
+	}
+	// Both facts must come from the kernel itself: a file bind-mounted
+	// over either (a fixed boot_id in a container image, say) could give
+	// two hosts one identity.
+	var fs unix.Statfs_t
+	if err := unix.Statfs(kvmMiscNode, &fs); err != nil || fs.Type != unix.SYSFS_MAGIC {
 		return id, false
 	}
 	boot, ok := readBootID()
@@ -112,6 +121,10 @@ func readBootID() (b [36]byte, ok bool) {
 		return b, false
 	}
 	defer unix.Close(fd)
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return b, false
+	}
 	var buf [64]byte
 	n, err := unix.Read(fd, buf[:])
 	if err != nil || n != 37 || buf[36] != '\n' {
@@ -124,8 +137,8 @@ func readBootID() (b [36]byte, ok bool) {
 // kvmIdentity returns the identity of the machine's KVM, zero when it
 // cannot be told, read once: by a restore's decision whether to ask KVM
 // for the CPUID, else, for a snapshot's header, before Run's sandbox
-// (Config.BeforeRun, which may refuse the reads) when a snapshot is
-// configured, or at the first snapshot. The KVM cannot change meanwhile:
+// (Config.BeforeRun, which may refuse the reads) when there is one or a
+// snapshot is configured, or at the first snapshot. The KVM cannot change meanwhile:
 // the machine's open /dev/kvm keeps the module loaded.
 func (m *Machine) kvmIdentity() snapshot.KVMID {
 	m.kvmIDOnce.Do(func() {

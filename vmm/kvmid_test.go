@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/snapshot"
@@ -41,5 +42,39 @@ func TestReadKVMIdentity(t *testing.T) {
 	}
 	if ida == (snapshot.KVMID{}) {
 		t.Fatal("identity read as zero, which says none")
+	}
+}
+
+// TestKVMIdentityFromTheKernel: a boot_id or misc node that is an ordinary
+// file or directory (bind-mounted over the real one, say) tells nothing:
+// with either, the identity is none, so a restore asks KVM.
+func TestKVMIdentityFromTheKernel(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "boot_id")
+	if err := os.WriteFile(fake, []byte("0b4c7a4e-9a51-4a5e-8d8e-2f3c1d0e9b7a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readBootID(); !ok {
+		t.Skip("this host's boot_id cannot be read")
+	}
+	savedBoot, savedNode := bootIDPath, kvmMiscNode
+	t.Cleanup(func() { bootIDPath, kvmMiscNode = savedBoot, savedNode })
+	bootIDPath = fake
+	if b, ok := readBootID(); ok {
+		t.Errorf("boot_id %q read from an ordinary file", b)
+	}
+	bootIDPath = savedBoot
+
+	kvm, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no KVM here: %v", err)
+	}
+	defer kvm.Close()
+	if _, ok := readKVMIdentity(kvm); !ok {
+		t.Skip("this host's KVM identity cannot be read")
+	}
+	kvmMiscNode = dir
+	if id, ok := readKVMIdentity(kvm); ok {
+		t.Errorf("identity %x from a misc node that is an ordinary directory", id)
 	}
 }

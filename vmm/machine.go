@@ -154,6 +154,9 @@ type Config struct {
 	// runs: everything the machine uses is open by then, so it is the
 	// place to contain the process (sandbox.Install with RunIoctls,
 	// sandbox.DropPrivileges). An error ends Run before the guest runs.
+	// Run reads what a snapshot reads from files (the KVM's identity,
+	// /proc/self/pagemap) before it, so that Snapshot works inside a
+	// sandbox that refuses opening files.
 	BeforeRun func() error
 
 	// SnapshotOnReady, when set, receives a snapshot of the machine taken

@@ -35,8 +35,9 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	m.lifeMu.Unlock()
 	defer close(done)
 
-	if m.cfg.SnapshotOnReady != nil {
-		// Before BeforeRun's sandbox, which may refuse the open.
+	if m.cfg.SnapshotOnReady != nil || m.cfg.BeforeRun != nil {
+		// What a snapshot reads from files, before BeforeRun's sandbox,
+		// which may refuse the opens: Snapshot may be called at any time.
 		m.openPagemap() // snapzero.go
 		m.kvmIdentity() // kvmid.go
 	}
