@@ -57,7 +57,7 @@ func newGateway(out frameSink, inDepth int) (*gateway, error) {
 	// services go to the host (nat.go). Closed in reverse: the relays
 	// end, then the stack (which ends the handshakes a TCP handler may
 	// wait on), then the relays' goroutines are joined.
-	n := newNAT(UserGateway)
+	n := newNAT(UserGateway, UserSubnet)
 	g.nat = n
 	g.closers = append(g.closers, n.wait,
 		func() error { g.stack.Close(); g.stack.Wait(); return nil },

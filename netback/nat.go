@@ -13,7 +13,6 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -45,9 +44,18 @@ const (
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
 
-// linkLocal is 169.254.0.0/16, where cloud guests look for a metadata
-// service: not relayed, so that a guest does not reach the host's.
-var linkLocal = netip.MustParsePrefix("169.254.0.0/16")
+// notRelayed are the destinations the NAT refuses: 169.254.0.0/16, where
+// cloud guests look for a metadata service (a guest must not reach the
+// host's); "this network" 0.0.0.0/8, multicast 224.0.0.0/4 and the
+// reserved 240.0.0.0/4 with the broadcast address, which are not one host
+// to connect to. The user subnet is refused apart (newNAT): its addresses
+// are the virtual network's, never the host's.
+var notRelayed = []netip.Prefix{
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+}
 
 // nat relays the guests' TCP connections and UDP flows to the host's
 // sockets. Its goroutines are its own and joined by wait; the gVisor
@@ -71,15 +79,25 @@ type nat struct {
 
 // newNAT relays to the host the guests' connections to anything but the
 // gateway's own services, gateway (whose address stands for the host's
-// loopback, as in QEMU) included.
-func newNAT(gateway netip.Addr) *nat {
+// loopback, as in QEMU) included. The rest of subnet (the DNS server's
+// address on other ports than its own, the guests, the broadcast) is
+// refused: the host would dial those addresses on its own networks.
+func newNAT(gateway netip.Addr, subnet netip.Prefix) *nat {
 	n := &nat{outside: func(a tcpip.Address) (netip.Addr, bool) {
 		addr, ok := netip.AddrFromSlice(a.AsSlice())
-		if !ok || !addr.Is4() || linkLocal.Contains(addr) || addr == netip.AddrFrom4(header.IPv4Broadcast.As4()) {
+		if !ok || !addr.Is4() {
 			return netip.Addr{}, false
 		}
 		if addr == gateway {
 			return netip.AddrFrom4([4]byte{127, 0, 0, 1}), true
+		}
+		if subnet.Contains(addr) {
+			return netip.Addr{}, false
+		}
+		for _, p := range notRelayed {
+			if p.Contains(addr) {
+				return netip.Addr{}, false
+			}
 		}
 		return addr, true
 	}}

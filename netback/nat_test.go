@@ -72,6 +72,7 @@ func TestUserNATRefuses(t *testing.T) {
 	}{
 		{"closed host port", netip.AddrPortFrom(netback.UserGateway, freePort(t, "tcp"))},
 		{"link-local", netip.MustParseAddrPort("169.254.169.254:80")},
+		{"the DNS server's address, not port 53", netip.AddrPortFrom(netback.UserDNS, 80)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
