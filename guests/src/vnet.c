@@ -72,14 +72,7 @@ static void send_arp(void)
 	memcpy(a + 14, my_ip, 4);
 	memset(a + 18, 0, 6);
 	memcpy(a + 24, gw_ip, 4);
-	tx.desc[0].addr = (u32)(uptr)txhdr;
-	tx.desc[0].len = HDR;
-	tx.desc[0].flags = VRING_DESC_F_NEXT;
-	tx.desc[0].next = 1;
-	tx.desc[1].addr = (u32)(uptr)frame;
-	tx.desc[1].len = sizeof(frame);
-	tx.desc[1].flags = 0;
-	tx.desc[1].next = 0;
+	vq_out2(&tx, 0, txhdr, HDR, frame, sizeof(frame));
 	/* Printed first: in irq mode the reply may interrupt right after the kick. */
 	puts("vnet: sending arp request for 10.0.2.2\n");
 	barrier();
@@ -151,14 +144,7 @@ static void dhcp_discover(const u8 *m, u32 xid, u32 timeout)
 	o[0] = 99, o[1] = 130, o[2] = 83, o[3] = 99; /* magic cookie */
 	o[4] = 53, o[5] = 1, o[6] = 1;               /* DHCPDISCOVER */
 	o[7] = 255;
-	tx.desc[0].addr = (u32)(uptr)txhdr;
-	tx.desc[0].len = HDR;
-	tx.desc[0].flags = VRING_DESC_F_NEXT;
-	tx.desc[0].next = 1;
-	tx.desc[1].addr = (u32)(uptr)dframe;
-	tx.desc[1].len = sizeof(dframe);
-	tx.desc[1].flags = 0;
-	tx.desc[1].next = 0;
+	vq_out2(&tx, 0, txhdr, HDR, dframe, sizeof(dframe));
 	vq_submit(&tx, 0);
 	u32 id, len;
 	if (vq_poll(&tx, timeout, &id, &len) != 0)
@@ -187,18 +173,29 @@ static void dhcp_discover(const u8 *m, u32 xid, u32 timeout)
 /* send_frame sends f (n bytes) on the transmit queue and waits for it. */
 static void send_frame(const u8 *f, u32 n, u32 timeout)
 {
-	tx.desc[0].addr = (u32)(uptr)txhdr;
-	tx.desc[0].len = HDR;
-	tx.desc[0].flags = VRING_DESC_F_NEXT;
-	tx.desc[0].next = 1;
-	tx.desc[1].addr = (u32)(uptr)f;
-	tx.desc[1].len = n;
-	tx.desc[1].flags = 0;
-	tx.desc[1].next = 0;
+	vq_out2(&tx, 0, txhdr, HDR, f, n);
 	vq_submit(&tx, 0);
 	u32 id, len;
 	if (vq_poll(&tx, timeout, &id, &len) != 0)
 		fail("vnet: frame not sent");
+}
+
+/* arp_reply answers the ARP request a (the frame's ARP part) for my_ip
+ * as m. */
+static void arp_reply(const u8 *a, const u8 *m, u32 timeout)
+{
+	u8 *f = frame;
+	memset(f, 0, sizeof(frame));
+	memcpy(f, a + 8, 6);
+	memcpy(f + 6, m, 6);
+	f[12] = 0x08, f[13] = 0x06;
+	u8 *r = f + 14;
+	memcpy(r, a, 6);    /* Ethernet, IPv4, sizes */
+	r[6] = 0, r[7] = 2; /* reply */
+	memcpy(r + 8, m, 6);
+	memcpy(r + 14, my_ip, 4);
+	memcpy(r + 18, a + 8, 10); /* the asker's MAC and address */
+	send_frame(frame, sizeof(frame), timeout);
 }
 
 /* wait_syn answers ARP requests for 10.0.2.15 as m and returns once a TCP
@@ -218,18 +215,8 @@ static void wait_syn(const u8 *m, u32 timeout)
 		u32 n = len > HDR ? len - HDR : 0;
 		const u8 *a = p + 14, *ip = p + 14;
 		if (n >= 42 && p[12] == 0x08 && p[13] == 0x06 && a[7] == 1 && memcmp(a + 24, my_ip, 4) == 0) {
-			u8 *f = frame;
-			memcpy(f, a + 8, 6);
-			memcpy(f + 6, m, 6);
-			f[12] = 0x08, f[13] = 0x06;
-			u8 *r = f + 14;
-			memcpy(r, a, 6); /* Ethernet, IPv4, sizes */
-			r[6] = 0, r[7] = 2; /* reply */
-			memcpy(r + 8, m, 6);
-			memcpy(r + 14, my_ip, 4);
-			memcpy(r + 18, a + 8, 10); /* the asker's MAC and address */
+			arp_reply(a, m, timeout); /* before repost: a is in the buffer */
 			repost(id);
-			send_frame(frame, sizeof(frame), timeout);
 			continue;
 		}
 		u32 ihl = (u32)(ip[0] & 15) * 4;
@@ -313,19 +300,8 @@ static void listen(u32 port, u32 timeout)
 		u32 n = len > HDR ? len - HDR : 0;
 		const u8 *a = p + 14, *ip = p + 14;
 		if (n >= 42 && p[12] == 0x08 && p[13] == 0x06 && a[7] == 1 && memcmp(a + 24, my_ip, 4) == 0) {
-			u8 *f = frame;
-			memset(f, 0, sizeof(frame));
-			memcpy(f, a + 8, 6);
-			memcpy(f + 6, mac, 6);
-			f[12] = 0x08, f[13] = 0x06;
-			u8 *r = f + 14;
-			memcpy(r, a, 6);
-			r[6] = 0, r[7] = 2;
-			memcpy(r + 8, mac, 6);
-			memcpy(r + 14, my_ip, 4);
-			memcpy(r + 18, a + 8, 10);
+			arp_reply(a, mac, timeout); /* before repost: a is in the buffer */
 			repost(id);
-			send_frame(frame, sizeof(frame), timeout);
 			continue;
 		}
 		u32 ihl = (u32)(ip[0] & 15) * 4;

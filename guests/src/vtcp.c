@@ -153,14 +153,7 @@ static void send_frame(u32 n)
 		memset(txbuf + n, 0, 60 - n);
 		n = 60;
 	}
-	tx.desc[0].addr = (u32)(uptr)txhdr;
-	tx.desc[0].len = HDR;
-	tx.desc[0].flags = VRING_DESC_F_NEXT;
-	tx.desc[0].next = 1;
-	tx.desc[1].addr = (u32)(uptr)txbuf;
-	tx.desc[1].len = n;
-	tx.desc[1].flags = 0;
-	tx.desc[1].next = 0;
+	vq_out2(&tx, 0, txhdr, HDR, txbuf, n);
 	vq_submit(&tx, 0);
 	u32 id, len;
 	if (vq_poll(&tx, timeout, &id, &len) != 0)
