@@ -132,6 +132,12 @@ type Stats struct {
 	// forwards waiting for the guest to accept, now; ForwardsRefused
 	// counts those closed at once because too many were waiting.
 	ForwardsPending, ForwardsRefused uint64
+	// NATConns and NATFlows are the guest's TCP connections and UDP
+	// flows relayed to the host now; NATRefusedConns and NATRefusedFlows
+	// count those refused because the guest had its most already (a
+	// TCP SYN reset, or dropped while too many are being dialled; a new
+	// flow's datagram dropped).
+	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
 }
 
 // StatsReporter is implemented by backends that count frames.

@@ -1,6 +1,9 @@
 package netback
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // ResolvConfPath lets the tests give the user network's DNS server
 // nameservers of their own.
@@ -41,3 +44,16 @@ func SetForwardDialTimeout(d time.Duration) (restore func()) {
 // NATRelays is the number of goroutines relaying u's guest connections
 // to the host.
 func NATRelays(u *User) int64 { return u.gw.nat.running.Load() }
+
+// SetNATLimits sets the NAT's bounds on one guest's TCP connections and
+// UDP flows, until the returned function restores them. Set them before
+// starting the network.
+func SetNATLimits(tcp, udp int) (restore func()) {
+	old := natLimits
+	natLimits.tcp, natLimits.udp = tcp, udp
+	return func() { natLimits = old }
+}
+
+// ExpireHubUDPFlows ends up to k of guest's UDP flows through h's NAT as
+// their idle timers would.
+func ExpireHubUDPFlows(h *Hub, guest netip.Addr, k int) { h.gw.nat.expireUDP(guest, k) }

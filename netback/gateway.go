@@ -44,8 +44,9 @@ type gateway struct {
 }
 
 // newGateway builds the gateway whose frames go to out, with NAT and DNS
-// running. The caller adds DHCP and forwards, then calls start.
-func newGateway(out frameSink, inDepth int) (*gateway, error) {
+// running; oneGuest makes the NAT count every source address as one
+// guest's (newNAT). The caller adds DHCP and forwards, then calls start.
+func newGateway(out frameSink, inDepth int, oneGuest bool) (*gateway, error) {
 	g := &gateway{in: newFrameQueue(inDepth)}
 	g.link = newGatewayLink(tcpip.LinkAddress(UserGatewayMAC), out,
 		tcpip.AddrFrom4(UserGateway.As4()), tcpip.AddrFrom4(UserDNS.As4()))
@@ -57,7 +58,7 @@ func newGateway(out frameSink, inDepth int) (*gateway, error) {
 	// services go to the host (nat.go). Closed in reverse: the relays
 	// end, then the stack (which ends the handshakes a TCP handler may
 	// wait on), then the relays' goroutines are joined.
-	n := newNAT(UserGateway, UserSubnet)
+	n := newNAT(UserGateway, UserSubnet, oneGuest)
 	g.nat = n
 	g.closers = append(g.closers, n.wait,
 		func() error { g.stack.Close(); g.stack.Wait(); return nil },

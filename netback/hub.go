@@ -139,6 +139,12 @@ type HubStats struct {
 	// ForwardsRefused counts those closed at once because too many were
 	// waiting (for that forward or that VM).
 	ForwardsPending, ForwardsRefused uint64
+	// NATConns and NATFlows are the VMs' TCP connections and UDP flows
+	// relayed to the host now; NATRefusedConns and NATRefusedFlows count
+	// those refused because their VM had its most already (a TCP SYN
+	// reset, or dropped while too many are being dialled; a new flow's
+	// datagram dropped). Each VM has bounds of its own.
+	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
 }
 
 // NewHub starts a shared network listening on cfg.Socket. A socket file
@@ -178,7 +184,7 @@ func newHub(cfg HubConfig, now func() time.Time, wrapSave func(save func() error
 	if err := removeStaleSocket(cfg.Socket); err != nil {
 		return nil, err
 	}
-	if h.gw, err = newGateway(hubGatewaySink{h}, hubGatewayDepth); err != nil {
+	if h.gw, err = newGateway(hubGatewaySink{h}, hubGatewayDepth, false); err != nil {
 		return nil, err
 	}
 	if err := h.gw.serveDHCP(h.leases.lookup); err != nil {
@@ -231,8 +237,10 @@ func (h *Hub) Stats() HubStats {
 	h.mu.RLock()
 	n := len(h.ports)
 	h.mu.RUnlock()
+	ns := h.gw.nat.stats()
 	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load(),
-		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load()}
+		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load(),
+		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP}
 }
 
 // Close stops accepting, disconnects every VM (removing their forwards)

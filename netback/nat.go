@@ -24,15 +24,41 @@ import (
 // gateway's own address standing for the host's loopback), and the bytes
 // or datagrams are relayed between the two.
 const (
-	// natMaxInFlight bounds the guests' TCP connections being dialled on
-	// the host at once (SYNs beyond it are dropped, and the guest sends
-	// them again): each holds a goroutine and a half-open socket.
-	natMaxInFlight = 10
+	// natDialsPerGuest bounds one guest's TCP connections being dialled
+	// on the host at once (its SYNs beyond it are dropped, and the guest
+	// sends them again): each holds a goroutine and a half-open socket
+	// for up to natDialTimeout.
+	natDialsPerGuest = 10
+	// natMaxInFlight bounds the SYNs of all guests being handled at once
+	// (gVisor's forwarder drops those beyond it). It is well above
+	// natDialsPerGuest for each of a hub's 240 addresses, so that guests
+	// at their own bound, whose further SYNs are dropped at once, never
+	// fill it for the others.
+	natMaxInFlight = 4096
 	// natDialTimeout bounds a dial on the host for a guest's SYN: the
 	// guest answers a connection that did not come in that long with a
 	// reset. NetBSD's own connection-establishment timer is 75 s: the
 	// guest has given up by then.
 	natDialTimeout = 75 * time.Second
+	// natTCPPerGuest and natUDPPerGuest bound the TCP connections and
+	// UDP flows one guest has through the NAT at once, each holding a
+	// socket of this process: on a hub one process serves every VM, and
+	// without a bound one guest could use up its file descriptors and
+	// cut every other VM off. Beyond them a guest's SYN is answered with
+	// a reset, and the first datagram of a new flow is dropped (the
+	// flows it has go on), as a NAT with a full table refuses. The other
+	// user-mode NATs bound nothing themselves (slirp and gvproxy stop at
+	// the process's descriptor limit, which Go raises to the hard one;
+	// passt has one table of 128 Ki flows for everything), and a home
+	// router's whole table holds a few thousand to 16 Ki entries. A
+	// browser keeps a few hundred connections, a parallel build or a
+	// crawler one or two thousand; a UDP flow lasts udpIdleTimeout, so
+	// 1024 of them allow a guest about 11 new flows a second (a DNS
+	// query each to an outside resolver) without end. Together they are
+	// about 3 Ki descriptors per guest, far below the usual hard limits
+	// (512 Ki with systemd, 1 Mi in containers).
+	natTCPPerGuest = 2048
+	natUDPPerGuest = 1024
 	// udpIdleTimeout ends a UDP flow (its host socket and goroutines)
 	// after this long without a datagram either way, as a NAT's
 	// connection tracking forgets it; a later datagram opens a new flow.
@@ -40,6 +66,10 @@ const (
 	// udpMaxDatagram is the largest UDP payload over IPv4.
 	udpMaxDatagram = 65507
 )
+
+// natLimits are the per-guest bounds of a NAT: natTCPPerGuest and
+// natUDPPerGuest, a variable for the tests (read when a NAT is made).
+var natLimits = struct{ tcp, udp int }{natTCPPerGuest, natUDPPerGuest}
 
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
@@ -59,12 +89,20 @@ var notRelayed = []netip.Prefix{
 
 // nat relays the guests' TCP connections and UDP flows to the host's
 // sockets. Its goroutines are its own and joined by wait; the gVisor
-// forwarders start the TCP handlers, which enter through begin.
+// forwarders start the TCP handlers, which enter through admitTCP.
 type nat struct {
 	// outside maps a guest's destination to the host's (gateway to
 	// loopback), false for destinations not relayed.
 	outside func(tcpip.Address) (netip.Addr, bool)
-	dialer  net.Dialer
+	// oneGuest makes every source address one guest's (a User's: its
+	// guest may send from any address, and only harms itself).
+	// Otherwise each source address is a guest's (a hub lets a VM send
+	// from its leased address only).
+	oneGuest bool
+	// maxTCP and maxUDP are natLimits as they were when the NAT was
+	// made.
+	maxTCP, maxUDP int
+	dialer         net.Dialer
 	// ctx ends the dials in progress when the gateway closes.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,9 +110,32 @@ type nat struct {
 
 	mu     sync.Mutex
 	closed bool
-	wg     sync.WaitGroup
+	// guests counts each guest's relays, for the per-guest bounds; a
+	// guest with none has no entry.
+	guests map[netip.Addr]*natGuest
+	// flows are the UDP flows open, by guest.
+	flows map[*udpFlow]netip.Addr
+	// openTCP and openUDP count every guest's relays, for Stats.
+	openTCP, openUDP int
+	wg               sync.WaitGroup
 	// running counts the relays' goroutines, as wg does, for the tests.
 	running atomic.Int64
+	// refusedTCP and refusedUDP count the connections and flows refused
+	// for a guest's bound.
+	refusedTCP, refusedUDP atomic.Uint64
+}
+
+// natGuest counts one guest's relays.
+type natGuest struct {
+	tcp     int // TCP connections, dialling or established
+	dialing int // of which being dialled on the host
+	udp     int // UDP flows
+}
+
+// natStats are a NAT's counters.
+type natStats struct {
+	tcp, udp               uint64 // open now
+	refusedTCP, refusedUDP uint64
 }
 
 // newNAT relays to the host the guests' connections to anything but the
@@ -82,7 +143,8 @@ type nat struct {
 // loopback, as in QEMU) included. The rest of subnet (the DNS server's
 // address on other ports than its own, the guests, the broadcast) is
 // refused: the host would dial those addresses on its own networks.
-func newNAT(gateway netip.Addr, subnet netip.Prefix) *nat {
+// oneGuest counts every source address as one guest's.
+func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 	n := &nat{outside: func(a tcpip.Address) (netip.Addr, bool) {
 		addr, ok := netip.AddrFromSlice(a.AsSlice())
 		if !ok || !addr.Is4() {
@@ -100,28 +162,152 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix) *nat {
 			}
 		}
 		return addr, true
-	}}
+	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp,
+		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]netip.Addr{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n
 }
 
-// begin counts k goroutines of a relay about to start; false once the NAT
-// is closing, when nothing may start.
-func (n *nat) begin(k int) bool {
+// guestOf is the guest a connection from source belongs to; false for a
+// source no guest may use (0.0.0.0, which a hub lets any VM send from).
+func (n *nat) guestOf(source tcpip.Address) (netip.Addr, bool) {
+	addr, ok := netip.AddrFromSlice(source.AsSlice())
+	if !ok || !addr.Is4() || addr.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	if n.oneGuest {
+		return netip.Addr{}, true
+	}
+	return addr, true
+}
+
+// natAdmission is what admitTCP and admitUDP decide.
+type natAdmission int
+
+const (
+	natAdmitted natAdmission = iota
+	natClosing               // the NAT is closing
+	natFull                  // the guest has its most relays
+	natBusy                  // the guest has its most TCP dials
+)
+
+// admitTCP counts a TCP connection of guest, being dialled, and its
+// goroutine, unless the guest is at a bound or the NAT is closing. An
+// admitted connection ends with dialed (once its dial is over) and
+// releaseTCP.
+func (n *nat) admitTCP(guest netip.Addr) natAdmission {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return false
+		return natClosing
 	}
-	n.wg.Add(k)
-	n.running.Add(int64(k))
-	return true
+	c := n.guests[guest]
+	if c == nil {
+		c = &natGuest{}
+	}
+	switch {
+	case c.tcp >= n.maxTCP:
+		return natFull
+	case c.dialing >= natDialsPerGuest:
+		return natBusy
+	}
+	n.guests[guest] = c
+	c.tcp++
+	c.dialing++
+	n.openTCP++
+	n.wg.Add(1)
+	n.running.Add(1)
+	return natAdmitted
 }
 
-// done ends k goroutines begin counted.
+// dialed ends the dial of a connection admitTCP admitted.
+func (n *nat) dialed(guest netip.Addr) {
+	n.mu.Lock()
+	n.guests[guest].dialing--
+	n.mu.Unlock()
+}
+
+// releaseTCP ends a connection admitTCP admitted, and its goroutine.
+func (n *nat) releaseTCP(guest netip.Addr) {
+	n.mu.Lock()
+	n.guests[guest].tcp--
+	n.openTCP--
+	n.forgetLocked(guest)
+	n.mu.Unlock()
+	n.done(1)
+}
+
+// admitUDP counts a UDP flow of guest and its two goroutines, unless the
+// guest is at its bound or the NAT is closing. An admitted flow ends
+// with releaseUDP, its goroutines with done.
+func (n *nat) admitUDP(guest netip.Addr) natAdmission {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return natClosing
+	}
+	c := n.guests[guest]
+	if c == nil {
+		c = &natGuest{}
+	}
+	if c.udp >= n.maxUDP {
+		return natFull
+	}
+	n.guests[guest] = c
+	c.udp++
+	n.openUDP++
+	n.wg.Add(2)
+	n.running.Add(2)
+	return natAdmitted
+}
+
+// releaseUDP ends a flow admitUDP admitted (f, once it has one).
+func (n *nat) releaseUDP(guest netip.Addr, f *udpFlow) {
+	n.mu.Lock()
+	n.guests[guest].udp--
+	n.openUDP--
+	n.forgetLocked(guest)
+	if f != nil {
+		delete(n.flows, f)
+	}
+	n.mu.Unlock()
+}
+
+// forgetLocked drops guest's entry once it has no relay (n.mu held).
+func (n *nat) forgetLocked(guest netip.Addr) {
+	if c := n.guests[guest]; c.tcp == 0 && c.udp == 0 {
+		delete(n.guests, guest)
+	}
+}
+
+// done ends k goroutines admitted.
 func (n *nat) done(k int) {
 	n.running.Add(-int64(k))
 	n.wg.Add(-k)
+}
+
+// stats returns the NAT's counters.
+func (n *nat) stats() natStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return natStats{tcp: uint64(n.openTCP), udp: uint64(n.openUDP),
+		refusedTCP: n.refusedTCP.Load(), refusedUDP: n.refusedUDP.Load()}
+}
+
+// expireUDP ends up to k UDP flows of guest as their idle timers would,
+// for the tests.
+func (n *nat) expireUDP(guest netip.Addr, k int) {
+	var fs []*udpFlow
+	n.mu.Lock()
+	for f, g := range n.flows {
+		if g == guest && len(fs) < k {
+			fs = append(fs, f)
+		}
+	}
+	n.mu.Unlock()
+	for _, f := range fs {
+		f.close()
+	}
 }
 
 // stop refuses new relays, ends the dials in progress and closes both
@@ -148,14 +334,29 @@ func (n *nat) wait() error {
 func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	to, ok := n.outside(id.LocalAddress)
-	if !ok || !n.begin(1) {
+	guest, known := n.guestOf(id.RemoteAddress)
+	if !ok || !known {
 		r.Complete(true)
 		return
 	}
-	defer n.done(1)
+	switch n.admitTCP(guest) {
+	case natClosing:
+		r.Complete(true)
+		return
+	case natFull:
+		n.refusedTCP.Add(1)
+		r.Complete(true)
+		return
+	case natBusy: // dropped: the guest sends its SYN again
+		n.refusedTCP.Add(1)
+		r.Complete(false)
+		return
+	}
+	defer n.releaseTCP(guest)
 	ctx, cancel := context.WithTimeout(n.ctx, natDialTimeout)
 	host, err := n.dialer.DialContext(ctx, "tcp", netip.AddrPortFrom(to, id.LocalPort).String())
 	cancel()
+	n.dialed(guest)
 	if err != nil {
 		r.Complete(true)
 		return
@@ -167,19 +368,19 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		_ = host.Close()
 		return
 	}
-	guest := gonet.NewTCPConn(&wq, ep)
+	gc := gonet.NewTCPConn(&wq, ep)
 	if !n.conns.add(host) {
 		_ = host.Close()
-		_ = guest.Close()
+		_ = gc.Close()
 		return
 	}
 	defer n.conns.remove(host)
-	if !n.conns.add(guest) {
-		_ = guest.Close()
+	if !n.conns.add(gc) {
+		_ = gc.Close()
 		return
 	}
-	defer n.conns.remove(guest)
-	splice(host, guest)
+	defer n.conns.remove(gc)
+	splice(host, gc)
 }
 
 // splice copies both ways between a and b until both directions have
@@ -211,32 +412,51 @@ func closeWrite(c net.Conn) {
 func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 	id := r.ID()
 	to, ok := n.outside(id.LocalAddress)
-	if !ok || !n.begin(2) {
+	guest, known := n.guestOf(id.RemoteAddress)
+	if !ok || !known {
 		return
+	}
+	switch n.admitUDP(guest) {
+	case natClosing:
+		return
+	case natFull: // dropped: the guest's other flows go on
+		n.refusedUDP.Add(1)
+		return
+	}
+	fail := func() {
+		n.releaseUDP(guest, nil)
+		n.done(2)
 	}
 	host, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(to, id.LocalPort)))
 	if err != nil {
-		n.done(2)
+		fail()
 		return
 	}
 	var wq waiter.Queue
 	ep, tcpErr := r.CreateEndpoint(&wq)
 	if tcpErr != nil {
 		_ = host.Close()
-		n.done(2)
+		fail()
 		return
 	}
-	guest := gonet.NewUDPConn(&wq, ep)
-	if !n.conns.add(host) || !n.conns.add(guest) {
+	gc := gonet.NewUDPConn(&wq, ep)
+	if !n.conns.add(host) || !n.conns.add(gc) {
 		n.conns.remove(host)
-		n.conns.remove(guest)
-		n.done(2)
+		n.conns.remove(gc)
+		fail()
 		return
 	}
-	f := newUDPFlow(host, func(b []byte) error { _, err := guest.Write(b); return err }, func() {
+	var f *udpFlow
+	f = newUDPFlow(host, func(b []byte) error { _, err := gc.Write(b); return err }, func() {
 		n.conns.remove(host)
-		n.conns.remove(guest)
+		n.conns.remove(gc)
+		n.releaseUDP(guest, f)
 	})
+	n.mu.Lock()
+	if !f.ended.Load() { // else its end has been and gone
+		n.flows[f] = guest
+	}
+	n.mu.Unlock()
 	go func() {
 		defer n.done(1)
 		f.readFar()
@@ -246,7 +466,7 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 		defer f.close()
 		buf := make([]byte, udpMaxDatagram)
 		for {
-			k, err := guest.Read(buf)
+			k, err := gc.Read(buf)
 			if err != nil {
 				return
 			}
@@ -264,6 +484,8 @@ type udpFlow struct {
 	idle    *time.Timer
 	once    sync.Once
 	end     func()
+	// ended is set as the flow ends, before end is called.
+	ended atomic.Bool
 }
 
 // newUDPFlow starts a flow's idle timer; end, called once when the flow
@@ -306,6 +528,7 @@ func (f *udpFlow) readFar() {
 // then): its callback may run before newUDPFlow has stored it.
 func (f *udpFlow) close() {
 	f.once.Do(func() {
+		f.ended.Store(true)
 		_ = f.far.Close()
 		if f.end != nil {
 			f.end()

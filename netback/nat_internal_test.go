@@ -42,7 +42,7 @@ func TestUDPFlowEndsWhenIdle(t *testing.T) {
 // broadcast address are not relayed; other IPv4 addresses are, as they
 // are.
 func TestNATDestinations(t *testing.T) {
-	n := newNAT(UserGateway, UserSubnet)
+	n := newNAT(UserGateway, UserSubnet, false)
 	defer n.cancel()
 	tests := []struct {
 		to, want string // want "" for refused

@@ -67,7 +67,7 @@ func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 		return nil, fmt.Errorf("user network: guest MAC %q is not a 6-byte Ethernet address", mac)
 	}
 	u := &User{toGuest: newFrameQueue(userToGuestDepth)}
-	gw, err := newGateway(u.toGuest, userFromGuestDepth)
+	gw, err := newGateway(u.toGuest, userFromGuestDepth, true)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +152,7 @@ func (u *User) WriteFrame(frame []byte) error {
 
 // Stats implements StatsReporter.
 func (u *User) Stats() Stats {
+	ns := u.gw.nat.stats()
 	return Stats{
 		ToGuest:   u.toGuest.pushed.Load(),
 		FromGuest: u.gw.in.pushed.Load(),
@@ -159,6 +160,8 @@ func (u *User) Stats() Stats {
 
 		ForwardsPending: uint64(u.fwd.pending.Load()),
 		ForwardsRefused: u.fwd.refused.Load(),
+
+		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
 	}
 }
 

@@ -1,0 +1,198 @@
+package netback_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netback/stackguest"
+)
+
+// echoTCP echoes every connection to a host TCP port until the test ends.
+func echoTCP(t *testing.T) uint16 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// echoUDP echoes every datagram to a host UDP port until the test ends.
+func echoUDP(t *testing.T) uint16 {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	return uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// echoes reports whether c answers a message with itself.
+func echoes(c net.Conn, msg string) error {
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != msg {
+		return fmt.Errorf("answer %q to %q", buf[:n], msg)
+	}
+	return nil
+}
+
+// A guest has at most so many TCP connections and UDP flows through a
+// hub's NAT: beyond them a SYN is refused and a new flow's datagram
+// dropped (and counted), while its earlier ones go on, another guest on
+// the hub still gets new ones, and the first gets new ones again once
+// some of its own have ended.
+func TestHubNATBoundsPerGuest(t *testing.T) {
+	const limit = 4
+	defer netback.SetNATLimits(limit, limit)()
+	tests := []struct {
+		name string
+		// serve starts the host's echo server, open opens a connection
+		// or flow from g to it: an error for a TCP connection refused,
+		// nothing for a UDP flow, whose first datagram is not answered.
+		serve func(t *testing.T) uint16
+		open  func(g *stackguest.Guest, port uint16) (net.Conn, error)
+		// refused is the count of refusals in the hub's stats, open the
+		// count of connections or flows.
+		refused, count func(netback.HubStats) uint64
+		// free ends k of guest's connections or flows (conns).
+		free func(h *netback.Hub, guest netip.Addr, conns []net.Conn, k int)
+	}{
+		{
+			name:  "tcp",
+			serve: echoTCP,
+			open: func(g *stackguest.Guest, port uint16) (net.Conn, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port))
+				if err != nil && ctx.Err() != nil {
+					return nil, fmt.Errorf("no answer to the SYN: %w", err)
+				}
+				return c, err
+			},
+			refused: func(s netback.HubStats) uint64 { return s.NATRefusedConns },
+			count:   func(s netback.HubStats) uint64 { return s.NATConns },
+			free: func(_ *netback.Hub, _ netip.Addr, conns []net.Conn, k int) {
+				for _, c := range conns[:k] {
+					c.Close()
+				}
+			},
+		},
+		{
+			name:  "udp",
+			serve: echoUDP,
+			open: func(g *stackguest.Guest, port uint16) (net.Conn, error) {
+				return gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: port}, ipv4.ProtocolNumber)
+			},
+			refused: func(s netback.HubStats) uint64 { return s.NATRefusedFlows },
+			count:   func(s netback.HubStats) uint64 { return s.NATFlows },
+			free: func(h *netback.Hub, guest netip.Addr, _ []net.Conn, k int) {
+				netback.ExpireHubUDPFlows(h, guest, k)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := tt.serve(t)
+			h := startHub(t, t.TempDir())
+			a, ja := joinGuest(t, h, testMAC(1))
+			b, _ := joinGuest(t, h, testMAC(2))
+			open := func(g *stackguest.Guest, what string) net.Conn {
+				t.Helper()
+				c, err := tt.open(g, port)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				t.Cleanup(func() { c.Close() })
+				if err := echoes(c, what); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				return c
+			}
+			var conns []net.Conn
+			for i := range limit {
+				conns = append(conns, open(a, fmt.Sprintf("a%d", i)))
+			}
+
+			// One beyond the bound: refused, and counted.
+			c, err := tt.open(a, port)
+			switch {
+			case tt.name == "tcp" && err == nil:
+				c.Close()
+				t.Fatalf("guest a connected beyond its %d connections", limit)
+			case tt.name == "tcp":
+				t.Logf("beyond the bound: %v", err)
+			case err != nil:
+				t.Fatal(err)
+			default:
+				defer c.Close()
+				if _, err := c.Write([]byte("beyond")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "the refusal to be counted", func() bool { return tt.refused(h.Stats()) == 1 })
+			for i, c := range conns {
+				if err := echoes(c, fmt.Sprintf("a%d again", i)); err != nil {
+					t.Errorf("guest a's earlier %d: %v", i, err)
+				}
+			}
+
+			// Another guest is not held back by a's bound.
+			open(b, "b0")
+			if s := h.Stats(); tt.count(s) != limit+1 || tt.refused(s) != 1 {
+				t.Errorf("hub stats %+v: want %d open, 1 refused", s, limit+1)
+			}
+
+			// Once two of a's have ended, a opens two again.
+			tt.free(h, ja.Addr(), conns, 2)
+			waitFor(t, "a's ended ones to be released", func() bool { return tt.count(h.Stats()) == limit-1 })
+			open(a, "a again 0")
+			open(a, "a again 1")
+			if s := h.Stats(); tt.refused(s) != 1 {
+				t.Errorf("hub stats %+v: want 1 refused", s)
+			}
+		})
+	}
+}
