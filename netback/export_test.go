@@ -57,3 +57,7 @@ func SetNATLimits(tcp, udp int) (restore func()) {
 // ExpireHubUDPFlows ends up to k of guest's UDP flows through h's NAT as
 // their idle timers would.
 func ExpireHubUDPFlows(h *Hub, guest netip.Addr, k int) { h.gw.nat.expireUDP(guest, k) }
+
+// NATDialsPerGuest is how many of one guest's TCP connections the NAT
+// dials on the host at once.
+const NATDialsPerGuest = natDialsPerGuest
