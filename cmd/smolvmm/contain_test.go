@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,9 +64,28 @@ func TestForbiddenCallStopsVMM(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer that a command's stderr may be copied
+// into while the test reads it (in a failure's message).
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // runningVM starts smolvmm on the vblk guest, which hangs once it has
 // flushed, and returns it running.
-func runningVM(t *testing.T, env []string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+func runningVM(t *testing.T, env []string, extra ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
@@ -79,7 +99,7 @@ func runningVM(t *testing.T, env []string, extra ...string) (*exec.Cmd, *bytes.B
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := new(bytes.Buffer)
+	stderr := new(lockedBuffer)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -226,6 +246,10 @@ func TestUserDropsRoot(t *testing.T) {
 				}
 				checkNoCaps(t, st, "CapInh", "CapPrm", "CapEff", "CapAmb")
 			}
+			// Wait copies the rest of the VM's stderr: all of it is
+			// there to check, not what had been copied so far.
+			cmd.Process.Kill()
+			cmd.Wait()
 			if want := "smolvmm-test: open " + secret + ": permission denied"; !strings.Contains(stderr.String(), want) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), want)
 			}
