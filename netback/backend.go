@@ -138,6 +138,9 @@ type Stats struct {
 	// TCP SYN reset, or dropped while too many are being dialled; a new
 	// flow's datagram dropped).
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
+	// DNSRefused counts the guest's DNS queries failed at once because
+	// too many were being asked of the host's nameservers.
+	DNSRefused uint64
 }
 
 // StatsReporter is implemented by backends that count frames.

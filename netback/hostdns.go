@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -26,7 +27,25 @@ type hostResolver struct {
 	servers  []string                // host:port
 	timeout  time.Duration           // per query and server
 	attempts int
+	// slots holds a token for each query being asked of the nameservers
+	// (hostDNSMaxQueries of them); refused counts the queries failed at
+	// once because it was full.
+	slots   chan struct{}
+	refused atomic.Uint64
 }
+
+// hostDNSMaxQueries bounds the queries the gateway asks the host's
+// nameservers at once, for all its guests: each holds a socket of this
+// process and a goroutine for up to timeout × attempts, and a guest
+// flooding the gateway's DNS with names a silent nameserver never answers
+// would otherwise use up the process's file descriptors (on a hub, every
+// VM's). Beyond it a query fails at once (the guest is answered SERVFAIL)
+// and is counted. dnsmasq, the DNS forwarder of libvirt's NAT networks,
+// forwards at most 150 queries at once by default (dns-forward-max).
+const hostDNSMaxQueries = 150
+
+// errDNSBusy is a query refused for hostDNSMaxQueries.
+var errDNSBusy = errors.New("too many queries to the host's nameservers at once")
 
 // Files the host's resolver reads (variables for the tests).
 var (
@@ -38,7 +57,7 @@ var (
 // now. A missing or unreadable file leaves its part empty: no host names,
 // or the local nameserver (as glibc and Go do without resolv.conf).
 func newHostResolver() *hostResolver {
-	r := &hostResolver{timeout: 5 * time.Second, attempts: 2}
+	r := &hostResolver{timeout: 5 * time.Second, attempts: 2, slots: make(chan struct{}, hostDNSMaxQueries)}
 	if f, err := os.Open(hostsPath); err == nil {
 		r.hosts = parseHosts(f)
 		f.Close()
@@ -96,8 +115,16 @@ var errNoSuchHost = errors.New("no such host")
 
 // query asks the nameservers for name's records of type qtype, in order
 // and for the configured attempts, over UDP and then TCP when the answer
-// was truncated. A name that does not exist is errNoSuchHost.
+// was truncated. A name that does not exist is errNoSuchHost; a query
+// beyond hostDNSMaxQueries is errDNSBusy.
 func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	default:
+		r.refused.Add(1)
+		return nil, fmt.Errorf("%s: %w", name, errDNSBusy)
+	}
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	q.RecursionDesired = true

@@ -106,6 +106,7 @@ func TestHostResolver(t *testing.T) {
 		"big.test. A":         long,
 	})
 	r := &hostResolver{
+		slots:    make(chan struct{}, hostDNSMaxQueries),
 		hosts:    map[string][]net.IPAddr{"pinned.test.": {{IP: net.IPv4(198, 51, 100, 7).To4()}}},
 		servers:  []string{addr},
 		timeout:  2 * time.Second,
@@ -160,12 +161,91 @@ func TestHostResolverNoServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	r := &hostResolver{servers: []string{pc.LocalAddr().String()}, timeout: 50 * time.Millisecond, attempts: 2}
+	r := &hostResolver{servers: []string{pc.LocalAddr().String()}, timeout: 50 * time.Millisecond, attempts: 2, slots: make(chan struct{}, hostDNSMaxQueries)}
 	start := time.Now()
 	if _, err := r.LookupIPAddr(context.Background(), "www.test."); err == nil || errors.Is(err, errNoSuchHost) {
 		t.Errorf("silent nameserver: %v, want a timeout error", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("gave up after %v", d)
+	}
+}
+
+// TestHostResolverBoundsQueries: while as many queries as the resolver
+// has slots wait for the nameserver, a further one fails at once
+// (errDNSBusy, counted), asking nothing; once they are answered, a query
+// is asked again.
+func TestHostResolverBoundsQueries(t *testing.T) {
+	const slots = 3
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	type query struct {
+		from net.Addr
+		msg  dns.Msg
+	}
+	asked := make(chan query, 2*slots)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var q query
+			q.from = from
+			if q.msg.Unpack(buf[:n]) == nil {
+				asked <- q
+			}
+		}
+	}()
+	answer := func(q query) {
+		var m dns.Msg
+		m.SetReply(&q.msg)
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.WriteTo(b, q.from)
+	}
+	r := &hostResolver{servers: []string{pc.LocalAddr().String()}, timeout: time.Minute, attempts: 1, slots: make(chan struct{}, slots)}
+	done := make(chan error, slots+1)
+	for i := range slots {
+		go func() {
+			_, err := r.LookupTXT(context.Background(), fmt.Sprintf("q%d.test.", i))
+			done <- err
+		}()
+	}
+	var waiting []query
+	for range slots {
+		waiting = append(waiting, <-asked)
+	}
+	if _, err := r.LookupTXT(context.Background(), "beyond.test."); !errors.Is(err, errDNSBusy) {
+		t.Errorf("a query beyond %d waiting: %v, want errDNSBusy", slots, err)
+	}
+	if n := r.refused.Load(); n != 1 {
+		t.Errorf("refused %d, want 1", n)
+	}
+	for _, q := range waiting {
+		answer(q)
+	}
+	for range slots {
+		if err := <-done; err != nil {
+			t.Errorf("an answered query: %v", err)
+		}
+	}
+	go func() {
+		_, err := r.LookupTXT(context.Background(), "again.test.")
+		done <- err
+	}()
+	q := <-asked
+	if name := q.msg.Question[0].Name; name != "again.test." {
+		t.Errorf("the nameserver was asked %q, want again.test. (the refused query asked nothing)", name)
+	}
+	answer(q)
+	if err := <-done; err != nil {
+		t.Errorf("a query once the others ended: %v", err)
 	}
 }

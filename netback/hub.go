@@ -145,6 +145,9 @@ type HubStats struct {
 	// reset, or dropped while too many are being dialled; a new flow's
 	// datagram dropped). Each VM has bounds of its own.
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
+	// DNSRefused counts the VMs' DNS queries failed at once because too
+	// many were being asked of the host's nameservers (for all VMs).
+	DNSRefused uint64
 }
 
 // NewHub starts a shared network listening on cfg.Socket. A socket file
@@ -240,7 +243,8 @@ func (h *Hub) Stats() HubStats {
 	ns := h.gw.nat.stats()
 	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load(),
 		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load(),
-		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP}
+		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
+		DNSRefused: h.gw.resolver.refused.Load()}
 }
 
 // Close stops accepting, disconnects every VM (removing their forwards)

@@ -162,6 +162,7 @@ func (u *User) Stats() Stats {
 		ForwardsRefused: u.fwd.refused.Load(),
 
 		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
+		DNSRefused: u.gw.resolver.refused.Load(),
 	}
 }
 
