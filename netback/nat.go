@@ -330,7 +330,9 @@ func (n *nat) wait() error {
 
 // handleTCP is the TCP forwarder's handler, on a goroutine of its own for
 // each SYN of a new connection: the guest's connection is accepted once
-// the host's is established, and refused (reset) when it is not.
+// the host's is established, and refused (reset) when it is not or when
+// the guest has natTCPPerGuest already; a SYN beyond the guest's
+// natDialsPerGuest dials is dropped, for the guest to send again.
 func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	to, ok := n.outside(id.LocalAddress)
@@ -406,7 +408,8 @@ func closeWrite(c net.Conn) {
 
 // handleUDP is the UDP forwarder's handler, called by the stack for a
 // datagram that no endpoint takes (the first of a new flow): it opens the
-// flow's host socket and relays its datagrams until the flow is idle.
+// flow's host socket and relays its datagrams until the flow is idle, or
+// drops the datagram when the guest has natUDPPerGuest flows already.
 // It runs on the stack's delivery path and does not block: a UDP dial
 // sends nothing.
 func (n *nat) handleUDP(r *udp.ForwarderRequest) {
