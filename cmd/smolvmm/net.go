@@ -120,8 +120,9 @@ func netAction(c *cli.Context) error {
 	if err := h.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed, %d broadcasts over a VM's flood limit, %d forwarded connections refused while too many waited for their VM)\n",
-		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused)
+	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed, %d broadcasts over a VM's flood limit, %d forwarded connections refused while too many waited for their VM, "+
+		"%d outgoing connections and %d UDP flows refused at a VM's bound, %d DNS queries refused while too many were asked)\n",
+		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused, s.NATRefusedConns, s.NATRefusedFlows, s.DNSRefused)
 	return nil
 }
 
