@@ -139,3 +139,23 @@ func nicedThreads(t *testing.T, pid int) []string {
 	}
 	return niced
 }
+
+// TestNetDaemonUnmapsItsSetUpCode: the shared network's daemon, which
+// lives as long as the VMs that join it, keeps mapped only what it runs
+// again of its executable once it listens, not the ~10 MiB that package
+// initialisation and the stack's set-up mapped: every VM pays a share of
+// what it keeps.
+func TestNetDaemonUnmapsItsSetUpCode(t *testing.T) {
+	bin := smolvmmBin(t)
+	exe, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(t.TempDir(), "net.sock")
+	d := startNetDaemon(t, socket, "--leases", filepath.Join(t.TempDir(), "leases"))
+	// Released before it says it listens; what it ran since maps back
+	// 64 KiB at a time (measured 3.4 MiB; 11.6 MiB before the release).
+	if kib := readOnlyResidentKiB(t, d.cmd.Process.Pid, exe); kib > 5<<10 {
+		t.Errorf("%d KiB of the executable's code and read-only data resident once the daemon listens, want at most 5 MiB", kib)
+	}
+}

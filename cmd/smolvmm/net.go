@@ -109,6 +109,7 @@ func netAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	releaseDaemonPages(cfg.Logf) // exepages.go
 	leases := cfg.Leases
 	if leases == "" {
 		leases = netback.HubLeases(socket)
