@@ -158,4 +158,25 @@ func TestNetDaemonUnmapsItsSetUpCode(t *testing.T) {
 	if kib := readOnlyResidentKiB(t, d.cmd.Process.Pid, exe); kib > 5<<10 {
 		t.Errorf("%d KiB of the executable's code and read-only data resident once the daemon listens, want at most 5 MiB", kib)
 	}
+	if !kvmUsable() {
+		return
+	}
+	// A VM's join runs code the daemon does not run again (the
+	// handshake, the lease file, the NIC's set-up): once the joins
+	// settle, it is unmapped again (measured ~5.5 MiB resident after a
+	// join without that, ~1.5 MiB with it).
+	startVM(t, "-k", spinKernel(t), "-m", "16", "--net", "user:"+socket)
+	d.expect(t, "joined as")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		kib := readOnlyResidentKiB(t, d.cmd.Process.Pid, exe)
+		if kib <= 3<<10 {
+			t.Logf("%d KiB resident once the join settled", kib)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d KiB of the executable's code and read-only data resident 20 s after a VM joined, want at most 3 MiB", kib)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
