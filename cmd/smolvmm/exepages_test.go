@@ -153,10 +153,11 @@ func TestNetDaemonUnmapsItsSetUpCode(t *testing.T) {
 	}
 	socket := filepath.Join(t.TempDir(), "net.sock")
 	d := startNetDaemon(t, socket, "--leases", filepath.Join(t.TempDir(), "leases"))
-	// Released before it says it listens; what it ran since maps back
-	// 64 KiB at a time (measured 3.4 MiB; 11.6 MiB before the release).
-	if kib := readOnlyResidentKiB(t, d.cmd.Process.Pid, exe); kib > 5<<10 {
-		t.Errorf("%d KiB of the executable's code and read-only data resident once the daemon listens, want at most 5 MiB", kib)
+	// Released before it says it listens; what its goroutines ran since
+	// maps back 64 KiB at a time (measured 3.4 to 6 MiB on a busy host;
+	// 11.6 MiB without the release).
+	if kib := readOnlyResidentKiB(t, d.cmd.Process.Pid, exe); kib > 8<<10 {
+		t.Errorf("%d KiB of the executable's code and read-only data resident once the daemon listens, want at most 8 MiB", kib)
 	}
 	if !kvmUsable() {
 		return
