@@ -93,17 +93,21 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait fu
 // lives as long as the VMs that join it, does not run again, and that no
 // VM shares any more (each drops its own). It runs before the daemon says
 // it listens (~0.5 ms; no guest waits on it). logf, when set, says why it
-// did not happen.
-func releaseDaemonPages(logf func(string, ...any)) {
+// did not happen; false means it will not happen later either.
+func releaseDaemonPages(logf func(string, ...any)) bool {
 	if pid := tracerPID(); pid != "" {
 		if logf != nil {
 			logf("traced by PID %s: the executable stayed mapped", pid)
 		}
-		return
+		return false
 	}
-	if _, err := exepages.Release(); err != nil && logf != nil {
-		logf("the executable stayed mapped: %v", err)
+	if _, err := exepages.Release(); err != nil {
+		if logf != nil {
+			logf("the executable stayed mapped: %v", err)
+		}
+		return false
 	}
+	return true
 }
 
 func tracerPID() string {

@@ -109,8 +109,10 @@ func netAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	releaseDaemonPages(cfg.Logf) // exepages.go
-	stopReleases := releaseAfterJoins(h, cfg.Logf)
+	stopReleases := func() {}
+	if releaseDaemonPages(cfg.Logf) { // exepages.go; said once if not
+		stopReleases = releaseAfterJoins(h, cfg.Logf)
+	}
 	defer stopReleases()
 	leases := cfg.Leases
 	if leases == "" {
@@ -152,7 +154,9 @@ func releaseAfterJoins(h *netback.Hub, logf func(string, ...any)) (stop func()) 
 			}
 			n := h.Stats().VMs
 			if n == last && n != released {
-				releaseDaemonPages(logf) // exepages.go
+				if !releaseDaemonPages(logf) { // exepages.go
+					return // said once; a debugger's breakpoints stay
+				}
 				released = n
 			}
 			last = n
