@@ -2,8 +2,11 @@ package guests
 
 import (
 	"errors"
+	"io"
+	"net"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // ForTest returns the path of guest name, built for a test. It skips t when
@@ -19,4 +22,23 @@ func ForTest(t testing.TB, name string) string {
 		t.Fatalf("building guest %s: %v", name, err)
 	}
 	return path
+}
+
+// ReadOneConnection accepts one connection on ln and sends what it
+// carried until its peer closed it (at most a minute), or nil when the
+// accept fails: the host end of a guest that sends.
+func ReadOneConnection(ln net.Listener) <-chan []byte {
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Minute))
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	return got
 }

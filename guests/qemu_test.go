@@ -394,18 +394,7 @@ func TestQEMUVtcp(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		got := make(chan []byte, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				got <- nil
-				return
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Minute))
-			b, _ := io.ReadAll(c)
-			got <- b
-		}()
+		got := ReadOneConnection(ln)
 		port := ln.Addr().(*net.TCPAddr).Port
 		out, status := runQEMU(t, kernel, qemuOpts{
 			append: fmt.Sprintf("send peer=10.0.2.2 port=%d bytes=%d", port, size),

@@ -525,18 +525,7 @@ func TestCLIUserNetworkTCP(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			got := make(chan []byte, 1)
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					got <- nil
-					return
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				b, _ := io.ReadAll(c)
-				got <- b
-			}()
+			got := guests.ReadOneConnection(ln)
 			port := ln.Addr().(*net.TCPAddr).Port
 			vm := startVM(t, "-k", kernel, "-m", "32", "--net", network, "--mac", "52:54:00:7c:00:03",
 				"-a", fmt.Sprintf("send peer=10.0.2.2 port=%d bytes=%d", port, size))

@@ -56,16 +56,16 @@ int vq_setup(const char *tag, struct vdev *d, struct vq *q, u16 index, u8 *mem)
 	return 0;
 }
 
-void vq_out2(struct vq *q, u16 head, const void *a, u32 alen, const void *b, u32 blen)
+void vq_chain2(struct vq *q, u16 head, const void *a, u32 alen, const void *b, u32 blen, u16 write)
 {
 	struct vring_desc *d = &q->desc[head];
 	d[0].addr = (u32)(uptr)a;
 	d[0].len = alen;
-	d[0].flags = VRING_DESC_F_NEXT;
+	d[0].flags = (u16)(write | VRING_DESC_F_NEXT);
 	d[0].next = (u16)(head + 1);
 	d[1].addr = (u32)(uptr)b;
 	d[1].len = blen;
-	d[1].flags = 0;
+	d[1].flags = write;
 	d[1].next = 0;
 }
 

@@ -55,9 +55,10 @@ int vdev_open(const char *tag, u16 devid, u16 subsys, u32 nth, struct vdev *d);
 /* vq_setup sizes queue index, lays out its ring in mem (4096-aligned,
  * VQ_MEM bytes) and writes the PFN. */
 int vq_setup(const char *tag, struct vdev *d, struct vq *q, u16 index, u8 *mem);
-/* vq_out2 lays out descriptors head and head+1 as one chain the device
- * reads: a (alen bytes), then b (blen bytes). vq_submit publishes it. */
-void vq_out2(struct vq *q, u16 head, const void *a, u32 alen, const void *b, u32 blen);
+/* vq_chain2 lays out descriptors head and head+1 as one chain: a (alen
+ * bytes), then b (blen bytes), which the device reads, or writes when
+ * write is VRING_DESC_F_WRITE. vq_submit publishes it. */
+void vq_chain2(struct vq *q, u16 head, const void *a, u32 alen, const void *b, u32 blen, u16 write);
 /* vq_submit publishes head in the available ring and notifies the device. */
 void vq_submit(struct vq *q, u16 head);
 /* vq_poll waits up to seconds for a used element; returns 0 and fills id/len. */

@@ -40,15 +40,7 @@ static const u8 my_ip[4] = {10, 0, 2, 15}, gw_ip[4] = {10, 0, 2, 2};
 static void post_rx(void)
 {
 	for (u16 i = 0; i < NRX; i++) {
-		struct vring_desc *d = &rx.desc[2 * i];
-		d[0].addr = (u32)(uptr)rxhdr[i];
-		d[0].len = HDR;
-		d[0].flags = VRING_DESC_F_WRITE | VRING_DESC_F_NEXT;
-		d[0].next = (u16)(2 * i + 1);
-		d[1].addr = (u32)(uptr)rxbuf[i];
-		d[1].len = 2048;
-		d[1].flags = VRING_DESC_F_WRITE;
-		d[1].next = 0;
+		vq_chain2(&rx, (u16)(2 * i), rxhdr[i], HDR, rxbuf[i], 2048, VRING_DESC_F_WRITE);
 		rx.avail[2 + i] = (u16)(2 * i);
 	}
 	barrier();
@@ -72,7 +64,7 @@ static void send_arp(void)
 	memcpy(a + 14, my_ip, 4);
 	memset(a + 18, 0, 6);
 	memcpy(a + 24, gw_ip, 4);
-	vq_out2(&tx, 0, txhdr, HDR, frame, sizeof(frame));
+	vq_chain2(&tx, 0, txhdr, HDR, frame, sizeof(frame), 0);
 	/* Printed first: in irq mode the reply may interrupt right after the kick. */
 	puts("vnet: sending arp request for 10.0.2.2\n");
 	barrier();
@@ -144,7 +136,7 @@ static void dhcp_discover(const u8 *m, u32 xid, u32 timeout)
 	o[0] = 99, o[1] = 130, o[2] = 83, o[3] = 99; /* magic cookie */
 	o[4] = 53, o[5] = 1, o[6] = 1;               /* DHCPDISCOVER */
 	o[7] = 255;
-	vq_out2(&tx, 0, txhdr, HDR, dframe, sizeof(dframe));
+	vq_chain2(&tx, 0, txhdr, HDR, dframe, sizeof(dframe), 0);
 	vq_submit(&tx, 0);
 	u32 id, len;
 	if (vq_poll(&tx, timeout, &id, &len) != 0)
@@ -173,7 +165,7 @@ static void dhcp_discover(const u8 *m, u32 xid, u32 timeout)
 /* send_frame sends f (n bytes) on the transmit queue and waits for it. */
 static void send_frame(const u8 *f, u32 n, u32 timeout)
 {
-	vq_out2(&tx, 0, txhdr, HDR, f, n);
+	vq_chain2(&tx, 0, txhdr, HDR, f, n, 0);
 	vq_submit(&tx, 0);
 	u32 id, len;
 	if (vq_poll(&tx, timeout, &id, &len) != 0)

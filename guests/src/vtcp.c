@@ -107,15 +107,7 @@ static u16 tcp_sum(const u8 *src, const u8 *dst, const u8 *t, u32 n)
 static void post_rx(void)
 {
 	for (u16 i = 0; i < NRX; i++) {
-		struct vring_desc *d = &rx.desc[2 * i];
-		d[0].addr = (u32)(uptr)rxhdr[i];
-		d[0].len = HDR;
-		d[0].flags = VRING_DESC_F_WRITE | VRING_DESC_F_NEXT;
-		d[0].next = (u16)(2 * i + 1);
-		d[1].addr = (u32)(uptr)rxbuf[i];
-		d[1].len = BUF;
-		d[1].flags = VRING_DESC_F_WRITE;
-		d[1].next = 0;
+		vq_chain2(&rx, (u16)(2 * i), rxhdr[i], HDR, rxbuf[i], BUF, VRING_DESC_F_WRITE);
 		rx.avail[2 + i] = (u16)(2 * i);
 	}
 	barrier();
@@ -153,7 +145,7 @@ static void send_frame(u32 n)
 		memset(txbuf + n, 0, 60 - n);
 		n = 60;
 	}
-	vq_out2(&tx, 0, txhdr, HDR, txbuf, n);
+	vq_chain2(&tx, 0, txhdr, HDR, txbuf, n, 0);
 	vq_submit(&tx, 0);
 	u32 id, len;
 	if (vq_poll(&tx, timeout, &id, &len) != 0)
