@@ -196,28 +196,18 @@ const (
 // admitted connection ends with dialed (once its dial is over) and
 // releaseTCP.
 func (n *nat) admitTCP(guest netip.Addr) natAdmission {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return natClosing
-	}
-	c := n.guests[guest]
-	if c == nil {
-		c = &natGuest{}
-	}
-	switch {
-	case c.tcp >= n.maxTCP:
-		return natFull
-	case c.dialing >= natDialsPerGuest:
-		return natBusy
-	}
-	n.guests[guest] = c
-	c.tcp++
-	c.dialing++
-	n.openTCP++
-	n.wg.Add(1)
-	n.running.Add(1)
-	return natAdmitted
+	return n.admit(guest, 1, func(c *natGuest) natAdmission {
+		switch {
+		case c.tcp >= n.maxTCP:
+			return natFull
+		case c.dialing >= natDialsPerGuest:
+			return natBusy
+		}
+		c.tcp++
+		c.dialing++
+		n.openTCP++
+		return natAdmitted
+	})
 }
 
 // dialed ends the dial of a connection admitTCP admitted.
@@ -241,6 +231,20 @@ func (n *nat) releaseTCP(guest netip.Addr) {
 // guest is at its bound or the NAT is closing. An admitted flow ends
 // with releaseUDP, its goroutines with done.
 func (n *nat) admitUDP(guest netip.Addr) natAdmission {
+	return n.admit(guest, 2, func(c *natGuest) natAdmission {
+		if c.udp >= n.maxUDP {
+			return natFull
+		}
+		c.udp++
+		n.openUDP++
+		return natAdmitted
+	})
+}
+
+// admit is admitTCP's and admitUDP's common part: under n.mu, unless the
+// NAT is closing, count decides on guest's entry (and counts what it
+// admits), and an admission keeps the entry and counts its k goroutines.
+func (n *nat) admit(guest netip.Addr, k int, count func(*natGuest) natAdmission) natAdmission {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -250,14 +254,13 @@ func (n *nat) admitUDP(guest netip.Addr) natAdmission {
 	if c == nil {
 		c = &natGuest{}
 	}
-	if c.udp >= n.maxUDP {
-		return natFull
+	a := count(c)
+	if a != natAdmitted {
+		return a
 	}
 	n.guests[guest] = c
-	c.udp++
-	n.openUDP++
-	n.wg.Add(2)
-	n.running.Add(2)
+	n.wg.Add(k)
+	n.running.Add(int64(k))
 	return natAdmitted
 }
 

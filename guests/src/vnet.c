@@ -190,6 +190,36 @@ static void arp_reply(const u8 *a, const u8 *m, u32 timeout)
 	send_frame(frame, sizeof(frame), timeout);
 }
 
+/* next_syn receives until a TCP SYN to 10.0.2.15 whose flags under mask
+ * are SYN alone, answering ARP requests for 10.0.2.15 as m and posting
+ * the other frames' buffers again. It returns the SYN's frame, whose
+ * buffer *id is still out of the ring, and sets *ihl to its IP header's
+ * length; 0 once dl passed. */
+static const u8 *next_syn(const u8 *m, u8 mask, struct deadline *dl, u32 timeout, u32 *id, u32 *ihl)
+{
+	while (!deadline_passed(dl)) {
+		if (vq_used_idx(&rx) == rx.last_used)
+			continue;
+		u32 len;
+		if (vq_poll(&rx, 1, id, &len) != 0 || *id >= 2 * NRX || (*id & 1))
+			fail("vnet: bad used element");
+		const u8 *p = rxbuf[*id / 2];
+		u32 n = len > HDR ? len - HDR : 0;
+		const u8 *a = p + 14, *ip = p + 14;
+		if (n >= 42 && p[12] == 0x08 && p[13] == 0x06 && a[7] == 1 && memcmp(a + 24, my_ip, 4) == 0) {
+			arp_reply(a, m, timeout); /* before repost: a is in the buffer */
+			repost(*id);
+			continue;
+		}
+		*ihl = (u32)(ip[0] & 15) * 4;
+		if (n >= 14 + *ihl + 20 && p[12] == 0x08 && p[13] == 0x00 && ip[9] == 6 &&
+		    memcmp(ip + 16, my_ip, 4) == 0 && (ip[*ihl + 13] & mask) == 0x02)
+			return p;
+		repost(*id);
+	}
+	return 0;
+}
+
 /* wait_syn answers ARP requests for 10.0.2.15 as m and returns once a TCP
  * SYN to 10.0.2.15 came, printing where from and to which port. */
 static void wait_syn(const u8 *m, u32 timeout)
@@ -197,33 +227,13 @@ static void wait_syn(const u8 *m, u32 timeout)
 	puts("vnet: waiting for tcp syn\n");
 	struct deadline dl;
 	deadline_init(&dl, timeout);
-	while (!deadline_passed(&dl)) {
-		if (vq_used_idx(&rx) == rx.last_used)
-			continue;
-		u32 id, len;
-		if (vq_poll(&rx, 1, &id, &len) != 0 || id >= 2 * NRX || (id & 1))
-			fail("vnet: bad used element");
-		const u8 *p = rxbuf[id / 2];
-		u32 n = len > HDR ? len - HDR : 0;
-		const u8 *a = p + 14, *ip = p + 14;
-		if (n >= 42 && p[12] == 0x08 && p[13] == 0x06 && a[7] == 1 && memcmp(a + 24, my_ip, 4) == 0) {
-			arp_reply(a, m, timeout); /* before repost: a is in the buffer */
-			repost(id);
-			continue;
-		}
-		u32 ihl = (u32)(ip[0] & 15) * 4;
-		if (n >= 14 + ihl + 20 && p[12] == 0x08 && p[13] == 0x00 && ip[9] == 6 &&
-		    memcmp(ip + 16, my_ip, 4) == 0) {
-			const u8 *tcp = ip + ihl;
-			if ((tcp[13] & 0x12) == 0x02) { /* SYN, no ACK */
-				printf("vnet: tcp syn from %u.%u.%u.%u:%u to port %u\n", ip[12], ip[13], ip[14],
-				       ip[15], (u32)(tcp[0] << 8 | tcp[1]), (u32)(tcp[2] << 8 | tcp[3]));
-				return;
-			}
-		}
-		repost(id);
-	}
-	fail("vnet: no tcp syn");
+	u32 id, ihl;
+	const u8 *p = next_syn(m, 0x12, &dl, timeout, &id, &ihl); /* SYN, no ACK */
+	if (!p)
+		fail("vnet: no tcp syn");
+	const u8 *ip = p + 14, *tcp = ip + ihl;
+	printf("vnet: tcp syn from %u.%u.%u.%u:%u to port %u\n", ip[12], ip[13], ip[14], ip[15],
+	       (u32)(tcp[0] << 8 | tcp[1]), (u32)(tcp[2] << 8 | tcp[3]));
 }
 
 static u16 ipsum(const u8 *p, u32 n, u32 sum)
@@ -282,42 +292,25 @@ static void listen(u32 port, u32 timeout)
 	u32 refused = 0;
 	struct deadline dl;
 	deadline_init(&dl, timeout);
-	while (!deadline_passed(&dl)) {
-		if (vq_used_idx(&rx) == rx.last_used)
-			continue;
-		u32 id, len;
-		if (vq_poll(&rx, 1, &id, &len) != 0 || id >= 2 * NRX || (id & 1))
-			fail("vnet: bad used element");
-		const u8 *p = rxbuf[id / 2];
-		u32 n = len > HDR ? len - HDR : 0;
-		const u8 *a = p + 14, *ip = p + 14;
-		if (n >= 42 && p[12] == 0x08 && p[13] == 0x06 && a[7] == 1 && memcmp(a + 24, my_ip, 4) == 0) {
-			arp_reply(a, mac, timeout); /* before repost: a is in the buffer */
-			repost(id);
-			continue;
-		}
-		u32 ihl = (u32)(ip[0] & 15) * 4;
-		if (n >= 14 + ihl + 20 && p[12] == 0x08 && p[13] == 0x00 && ip[9] == 6 &&
-		    memcmp(ip + 16, my_ip, 4) == 0 && (ip[ihl + 13] & 0x16) == 0x02) { /* SYN alone */
-			static u8 syn[60];
-			memcpy(syn, p, 14 + ihl + 20 <= sizeof(syn) ? 14 + ihl + 20 : sizeof(syn));
-			repost(id);
-			const u8 *sip = syn + 14, *t = sip + ihl;
-			u32 to = (u32)(t[2] << 8 | t[3]);
-			int accept = to == port;
-			tcp_answer(syn, ihl, mac, accept, timeout);
-			if (accept) {
-				printf("vnet: accepted tcp from %u.%u.%u.%u:%u on port %u\n", sip[12], sip[13],
-				       sip[14], sip[15], (u32)(t[0] << 8 | t[1]), to);
-				exit(0);
-			}
-			printf("vnet: refused tcp from %u.%u.%u.%u:%u to port %u\n", sip[12], sip[13], sip[14],
-			       sip[15], (u32)(t[0] << 8 | t[1]), to);
-			if (++refused == 3)
-				exit(0);
-			continue;
-		}
+	u32 id, ihl;
+	const u8 *p;
+	while ((p = next_syn(mac, 0x16, &dl, timeout, &id, &ihl)) != 0) { /* SYN alone */
+		static u8 syn[60];
+		memcpy(syn, p, 14 + ihl + 20 <= sizeof(syn) ? 14 + ihl + 20 : sizeof(syn));
 		repost(id);
+		const u8 *sip = syn + 14, *t = sip + ihl;
+		u32 to = (u32)(t[2] << 8 | t[3]);
+		int accept = to == port;
+		tcp_answer(syn, ihl, mac, accept, timeout);
+		if (accept) {
+			printf("vnet: accepted tcp from %u.%u.%u.%u:%u on port %u\n", sip[12], sip[13],
+			       sip[14], sip[15], (u32)(t[0] << 8 | t[1]), to);
+			exit(0);
+		}
+		printf("vnet: refused tcp from %u.%u.%u.%u:%u to port %u\n", sip[12], sip[13], sip[14],
+		       sip[15], (u32)(t[0] << 8 | t[1]), to);
+		if (++refused == 3)
+			exit(0);
 	}
 	fail("vnet: no tcp syn to answer");
 }

@@ -486,6 +486,21 @@ static void fail_rst(void)
 	exit(1);
 }
 
+/* next_own_seg is next_seg for an established connection: a segment of
+ * another connection is dropped, and a reset of ours ends the guest. */
+static int next_own_seg(struct seg *s)
+{
+	if (!next_seg(s))
+		return 0;
+	if (!ours(s)) {
+		rx_done();
+		return 0;
+	}
+	if (s->flags & TCP_RST)
+		fail_rst();
+	return 1;
+}
+
 /* listen accepts one connection on port and checks the stream it brings. */
 static void listen(u32 port, int want_set, u32 want)
 {
@@ -530,14 +545,8 @@ static void listen(u32 port, int want_set, u32 want)
 				tcp_send(TCP_FIN | TCP_ACK, c.snd_nxt - 1, 0, 0);
 			deadline_init(&rto, 1);
 		}
-		if (!next_seg(&s))
+		if (!next_own_seg(&s))
 			continue;
-		if (!ours(&s)) {
-			rx_done();
-			continue;
-		}
-		if (s.flags & TCP_RST)
-			fail_rst();
 		if (s.flags & TCP_SYN) { /* our SYN-ACK was lost: again */
 			rx_done();
 			if (!established)
@@ -683,14 +692,8 @@ static void send_stream(u32 total, u32 window)
 				c.snd_nxt = c.snd_una;
 			deadline_init(&rto, 1);
 		}
-		if (!next_seg(&s))
+		if (!next_own_seg(&s))
 			continue;
-		if (!ours(&s)) {
-			rx_done();
-			continue;
-		}
-		if (s.flags & TCP_RST)
-			fail_rst();
 		/* An ACK of data sent before a go-back counts too. */
 		if ((s.flags & TCP_ACK) && before(c.snd_una, s.ack) && !before(c.snd_max, s.ack)) {
 			c.snd_una = s.ack;
