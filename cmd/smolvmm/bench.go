@@ -420,26 +420,11 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 // sharedNetPID is the process of the shared network spec (user:NAME or
 // user:PATH) names.
 func sharedNetPID(spec string) (int, error) {
-	arg := strings.TrimPrefix(spec, "user:")
-	socket, err := netback.ResolveHub(arg)
-	if err != nil {
-		return 0, usageErrorf("--net %s: %v", spec, err)
-	}
-	pid, err := netback.HubPID(socket)
-	if errors.Is(err, netback.ErrNoHub) {
-		start := "smolvmm net --name " + arg
-		if strings.ContainsRune(arg, '/') {
-			start = "smolvmm net --socket " + arg
-		}
-		return 0, fmt.Errorf("--net %s: %w; start it with: %s", spec, err, start)
-	}
+	pid, err := probeSharedNet(spec) // netflags.go
 	if err == nil && pid <= 0 {
-		err = fmt.Errorf("its process is not in this PID namespace")
+		return 0, fmt.Errorf("--net %s: its process is not in this PID namespace", spec)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("--net %s: %w", spec, err)
-	}
-	return pid, nil
+	return pid, err
 }
 
 // parallelHints says, once each, what to change when VMs failed for want

@@ -133,15 +133,17 @@ func checkWritable(what string, path string) error {
 }
 
 // upPreflight checks what up needs besides the flags' values before it
-// downloads, strips and builds: the extra -d images exist, the image can
-// be written where -i puts it, and the release flags are ones fetch takes.
+// downloads, strips and builds, as run would find it when it starts the
+// VM: the extra -d images open as run opens them, the --snapshot file and
+// the image can be written, a shared network is running, and the release
+// flags are ones fetch takes.
 func upPreflight(c *cli.Context, image string) error {
 	if err := newFetcher(c, nil).Check(c.String("version"), c.String("arch")); err != nil {
 		return usageErrorf("%v", err)
 	}
 	imgAbs, _ := filepath.Abs(image)
 	imgSt, imgErr := os.Stat(image)
-	for _, spec := range c.StringSlice("disk") {
+	for i, spec := range c.StringSlice("disk") {
 		d, _ := blk.ParseDiskSpec(spec) // checked by checkRunFlags
 		if abs, _ := filepath.Abs(d.Path); abs == imgAbs {
 			return usageErrorf("-d %s: this is the image up builds and boots as ld0; give each image once (use a copy for a second disk)", d.Path)
@@ -153,9 +155,30 @@ func upPreflight(c *cli.Context, image string) error {
 		if imgErr == nil && os.SameFile(st, imgSt) {
 			return usageErrorf("-d %s: this is the image up builds and boots as ld0 (%s, through a link); give each image once (use a copy for a second disk)", d.Path, image)
 		}
+		// Opened as the VM opens it: a FIFO, a directory, a file it may
+		// not write or one another VM holds fails now. The lock goes with
+		// the close.
+		disk, err := blk.Open(d.Path, d.Options)
+		if err != nil {
+			return fmt.Errorf("ld%d: %w", i+1, err) // as run names it; ld0 is the image
+		}
+		disk.Close()
 	}
 	if err := checkRunInputs(c); err != nil {
 		return err
+	}
+	if snap := c.String("snapshot"); snap != "" {
+		if err := checkOutputFiles([]namedFile{{"--snapshot", snap}}, nil); err != nil {
+			return err
+		}
+		if err := checkWritable("--snapshot "+snap, snap); err != nil {
+			return err
+		}
+	}
+	if nc, err := parseNetFlags(c, ""); err == nil && isSharedNet(nc.Spec) { // checked by checkRunFlags
+		if _, err := probeSharedNet(nc.Spec); err != nil { // netflags.go
+			return err
+		}
 	}
 	target, err := checkImageOutput(image)
 	if err != nil {

@@ -137,12 +137,7 @@ type nicFailer interface {
 func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	b, err := openBackend(cfg) // jail.go
 	if errors.Is(err, netback.ErrNoHub) {
-		arg := strings.TrimPrefix(cfg.Spec, "user:")
-		start := "smolvmm net --name " + arg
-		if strings.ContainsRune(arg, '/') {
-			start = "smolvmm net --socket " + arg
-		}
-		return nil, nil, fmt.Errorf("--net %s: %w; start it with: %s", cfg.Spec, err, start)
+		return nil, nil, noHubError(cfg.Spec, err)
 	}
 	var refused *netback.RefusedError
 	if errors.As(err, &refused) && refused.Reason == netback.RefusedDuplicateMAC {
@@ -157,6 +152,36 @@ func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	}
 	failer, _ = b.(nicFailer)
 	return dev, failer, nil
+}
+
+// noHubError is err, netback.ErrNoHub from joining the shared network
+// spec (user:NAME or user:PATH) names, with the command that starts it.
+func noHubError(spec string, err error) error {
+	arg := strings.TrimPrefix(spec, "user:")
+	start := "smolvmm net --name " + arg
+	if strings.ContainsRune(arg, '/') {
+		start = "smolvmm net --socket " + arg
+	}
+	return fmt.Errorf("--net %s: %w; start it with: %s", spec, err, start)
+}
+
+// probeSharedNet connects to the shared network spec (user:NAME or
+// user:PATH) names, without joining it, and returns its daemon's process
+// (0 when that is not in this PID namespace). Commands that would boot a
+// VM on it call it before any work: a network not running is said then.
+func probeSharedNet(spec string) (int, error) {
+	socket, err := netback.ResolveHub(strings.TrimPrefix(spec, "user:"))
+	if err != nil {
+		return 0, usageErrorf("--net %s: %v", spec, err)
+	}
+	pid, err := netback.HubPID(socket)
+	switch {
+	case errors.Is(err, netback.ErrNoHub):
+		return 0, noHubError(spec, err)
+	case err != nil:
+		return 0, fmt.Errorf("--net %s: %w", spec, err)
+	}
+	return pid, nil
 }
 
 // watchNIC stops the VM, by cancelling its context with the backend's

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,6 +206,9 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 	if err := os.Symlink("rescue.img", filepath.Join(work, "link.img")); err != nil {
 		t.Fatal(err)
 	}
+	if err := syscall.Mkfifo(filepath.Join(work, "ff"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -220,6 +224,13 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 		{"own image as -d", []string{"-d", "rescue.img"}, 2, "-d rescue.img: this is the image up builds", false},
 		{"own image through a link", []string{"-d", "link.img,ro"}, 2, "-d link.img: this is the image up builds", false},
 		{"own image by -i and -d", []string{"-i", "other.img", "-d", "./other.img"}, 2, "-d ./other.img: this is the image up builds", false},
+		// As run opens them (virtio/blk), not only found by a stat.
+		{"disk a FIFO", []string{"-d", "ff"}, 1, "ld1: disk image ff: not a regular file (it is a FIFO)", false},
+		{"disk a directory", []string{"-d", "nonempty"}, 1, "ld1: disk image nonempty: cannot open it read-write: is a directory", false},
+		{"read-only disk a directory", []string{"-d", "nonempty,ro"}, 1, "ld1: disk image nonempty: not a regular file (it is a directory)", false},
+		{"snapshot a device", []string{"--snapshot", "/dev/full"}, 1, "--snapshot /dev/full is a character device, not a regular file", false},
+		{"snapshot in a missing directory", []string{"--snapshot", "nodir/s"}, 1, "--snapshot nodir/s: cannot be written", false},
+		{"shared network not running", []string{"--net", "user:" + filepath.Join(work, "nonet.sock")}, 1, "shared network is not running", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
