@@ -119,8 +119,17 @@ func benchAction(c *cli.Context) error {
 	if c.Bool("jail") && os.Geteuid() != 0 {
 		return usageErrorf("smolvmm bench: --jail needs root (it runs as uid %d): creating mount and PID namespaces takes CAP_SYS_ADMIN", os.Geteuid())
 	}
-	if c.Int("boots") < 1 || c.Int("warmup") < 0 {
-		return usageErrorf("smolvmm bench: -n must be at least 1 and --warmup at least 0")
+	if n := c.Int("boots"); n < 1 {
+		return usageErrorf("smolvmm bench: -n %d: give at least 1 boot", n)
+	}
+	if n := c.Int("warmup"); n < 0 {
+		return usageErrorf("smolvmm bench: --warmup %d: give 0 or more warm-up boots (0: none)", n)
+	}
+	// One condition marks a boot ready, as the README's row has it
+	// (--ready RE | --ready-port N): the results name one, and both were
+	// taken without a word.
+	if r, p := c.String("ready"), c.Int("ready-port"); r != "" && p != 0 {
+		return usageErrorf("smolvmm bench: --ready %q and --ready-port %d: give one of them, the console line or the forwarded port that marks the guest ready", r, p)
 	}
 	// The flag package takes -5s and 0: the first ran every boot and
 	// failed each as timed out, the second became bench's own default.

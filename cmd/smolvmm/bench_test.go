@@ -242,7 +242,15 @@ func TestBenchErrors(t *testing.T) {
 			`--compare "-n": --compare takes qemu or boot (with --restore), not a flag`},
 		{"bad ready", []string{"--ready", "("}, 2, "--ready \"(\": error parsing regexp"},
 		{"bad port", []string{"--ready-port", "70000"}, 2, "give a TCP port between 1 and 65535"},
-		{"no boots", []string{"-n", "0"}, 2, "-n must be at least 1"},
+		// One check per flag, quoting the value (both had one message
+		// naming neither value).
+		{"no boots", []string{"-n", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "smolvmm bench: -n 0: give at least 1 boot"},
+		{"negative boots", []string{"-n", "-3", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "smolvmm bench: -n -3: give at least 1 boot"},
+		{"negative warmup", []string{"-n", "1", "--warmup", "-1", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "smolvmm bench: --warmup -1: give 0 or more warm-up boots"},
+		// The README's row has them as alternatives; both were taken and
+		// the console line silently won.
+		{"ready and ready-port", []string{"-n", "1", "--warmup", "0", "--net", "user", "-p", "8080:80", "--ready", "^R", "--ready-port", "8080", "--kvm-device", filepath.Join(dir, "kvm")}, 2,
+			`smolvmm bench: --ready "^R" and --ready-port 8080: give one of them`},
 		{"kernel missing", []string{"-k", filepath.Join(dir, "nope")}, 1, "no such file"},
 		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "no console output"},
 		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
