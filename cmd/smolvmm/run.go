@@ -172,7 +172,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		cfg.Disks = append(cfg.Disks, d)
 	}
 	for _, spec := range c.StringSlice("share") {
-		dir, opt, _ := strings.Cut(spec, ",")
+		dir, ro, _ := parseShareSpec(spec) // checked by checkRunFlags
 		f, err := os.CreateTemp("", "smolvmm-share-*.img")
 		if err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
@@ -183,7 +183,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
 		}
 		cfg.Disks = append(cfg.Disks, blk.Spec{Path: f.Name(),
-			Options: blk.Options{ReadOnly: opt == "ro", Serial: "share-" + filepath.Base(filepath.Clean(dir))}})
+			Options: blk.Options{ReadOnly: ro, Serial: "share-" + filepath.Base(filepath.Clean(dir))}})
 	}
 	if len(temps) > 0 {
 		// The machine holds them open from New on: remove them before
@@ -228,8 +228,13 @@ func checkRunFlags(c *cli.Context) error {
 		return err
 	}
 	for _, spec := range c.StringSlice("share") {
-		if _, opt, _ := strings.Cut(spec, ","); opt != "" && opt != "ro" {
-			return usageErrorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro", spec, opt)
+		if _, _, err := parseShareSpec(spec); err != nil {
+			return err
+		}
+	}
+	for _, spec := range c.StringSlice("module") {
+		if _, _, err := parseModuleSpec(spec); err != nil {
+			return err
 		}
 	}
 	if hasFlag(c, "boot") {
@@ -256,10 +261,37 @@ func checkRunFlags(c *cli.Context) error {
 	return checkContainFlags(c) // contain.go
 }
 
+// parseShareSpec splits --share's value, DIR or DIR,ro. A value without
+// a directory or with another option is a command-line mistake (status 2).
+func parseShareSpec(spec string) (dir string, ro bool, err error) {
+	dir, opt, _ := strings.Cut(spec, ",")
+	switch {
+	case dir == "":
+		return "", false, usageErrorf("--share %q: empty directory path (the form is DIR[,ro])", spec)
+	case opt != "" && opt != "ro":
+		return "", false, usageErrorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro", spec, opt)
+	}
+	return dir, opt == "ro", nil
+}
+
+// parseModuleSpec splits --module's value, FILE or FILE,args (a type for
+// a NetBSD kernel, which the boot protocol checks). A value without a
+// file is a command-line mistake (status 2), as -d's.
+func parseModuleSpec(spec string) (path, args string, err error) {
+	path, args, _ = strings.Cut(spec, ",")
+	if path == "" {
+		return "", "", usageErrorf("--module %q: empty file path (the form is FILE[,args], or FILE,kmod|fs|splash|rndseed for a NetBSD kernel)", spec)
+	}
+	return path, args, nil
+}
+
 // readModule reads --module's file: a regular file no larger than the
 // guest's RAM (limit bytes), which must hold it whole.
 func readModule(spec string, limit int64) (multiboot.Module, error) {
-	path, args, _ := strings.Cut(spec, ",")
+	path, args, err := parseModuleSpec(spec)
+	if err != nil {
+		return multiboot.Module{}, err
+	}
 	data, err := regfile.ReadFile(path, limit)
 	if err != nil {
 		return multiboot.Module{}, flagFileError("--module", spec, path, err)
