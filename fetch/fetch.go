@@ -86,7 +86,7 @@ type Release struct {
 	Version, Arch string
 	Dir           string // cache directory of this release
 	Kernel        File
-	Sets          []File // in the order requested
+	Sets          []File // in the order requested, each file once
 	// Requests counts the HTTP requests this Fetch made: zero when
 	// everything came from the cache.
 	Requests int
@@ -166,21 +166,30 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 	if err != nil {
 		return nil, err
 	}
-	names, sums := make([]string, len(sets)), make([]string, len(sets))
-	for i, s := range sets {
-		if names[i], sums[i], err = sd.SetFile(s); err != nil {
+	// A set asked for twice ("rescue rescue", "rescue rescue.tgz") is
+	// one file, verified and returned once, where it was first named.
+	type want struct{ set, name, sum string }
+	var wants []want
+	seen := map[string]bool{}
+	for _, s := range sets {
+		name, sum, err := sd.SetFile(s)
+		if err != nil {
 			return nil, fmt.Errorf("NetBSD %s/%s: %w", version, arch, err)
+		}
+		if !seen[name] {
+			seen[name] = true
+			wants = append(wants, want{s, name, sum})
 		}
 	}
 	if out.Kernel, err = rel.file(ctx, "kernel", KernelName, ksum); err != nil {
 		return nil, err
 	}
-	for i, s := range sets {
-		file, err := rel.file(ctx, "sets", names[i], sums[i])
+	for _, w := range wants {
+		file, err := rel.file(ctx, "sets", w.name, w.sum)
 		if err != nil {
 			return nil, err
 		}
-		file.Set = s
+		file.Set = w.set
 		out.Sets = append(out.Sets, file)
 	}
 	out.Requests = rel.requests

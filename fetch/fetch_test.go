@@ -83,6 +83,40 @@ func TestFetchHappyPath(t *testing.T) {
 	}
 }
 
+// TestFetchSetNamedTwice: a set named twice, also by its file name, is
+// verified and returned once, in the order first asked for.
+func TestFetchSetNamedTwice(t *testing.T) {
+	tests := []struct {
+		name string
+		sets []string
+		want []string // File.Name of each set returned
+	}{
+		{"same name", []string{"rescue", "rescue"}, []string{"rescue.tgz"}},
+		{"name and file name", []string{"rescue", "rescue.tgz"}, []string{"rescue.tgz"}},
+		{"order kept", []string{"base", "rescue", "base"}, []string{"base.tar.xz", "rescue.tgz"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, f := setup(t)
+			rel, err := f.Fetch(context.Background(), "9.3", "i386", tt.sets...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range rel.Sets {
+				got = append(got, s.Name)
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("sets %v, want %v", got, tt.want)
+			}
+			// Two digest files, the kernel and each set once.
+			if n := len(srv.Requests()); n != 3+len(tt.want) {
+				t.Errorf("%d requests, want %d: %v", n, 3+len(tt.want), srv.Requests())
+			}
+		})
+	}
+}
+
 func TestFetchSecondRunIsOffline(t *testing.T) {
 	srv, f := setup(t)
 	if _, err := f.Fetch(context.Background(), "9.3", "i386"); err != nil {

@@ -48,6 +48,8 @@ func TestFetchCommand(t *testing.T) {
 		{"first run downloads", nil, []string{"netbsd-GENERIC.gz: downloaded, 6 B", "rescue.tgz: downloaded", filepath.Join(cache, "9.3", "i386", "sets", "rescue.tgz")}, "", 4},
 		{"second run is cached", nil, []string{"netbsd-GENERIC.gz: cached", "rescue.tgz: cached"}, "", 0},
 		{"named sets", []string{"rescue", "base"}, []string{"rescue.tgz: cached", "base.tar.xz: downloaded, 4 B"}, "", 1},
+		// Verified and printed once (it was twice).
+		{"a set named twice", []string{"rescue", "rescue"}, []string{"rescue.tgz: cached"}, "", 0},
 		{"unknown set", []string{"games"}, nil, `unknown set "games": the release's SHA512 lists base, rescue`, 0},
 		{"unknown version", []string{"--version", "8.0"}, nil, `version "8.0"`, 2},
 	}
@@ -72,6 +74,9 @@ func TestFetchCommand(t *testing.T) {
 				}
 			} else if err != nil {
 				t.Fatal(err)
+			}
+			if n := strings.Count(out, "rescue.tgz:"); tt.wantErr == "" && n != 1 {
+				t.Errorf("rescue.tgz printed %d times, want once:\n%s", n, out)
 			}
 			rest := out
 			for _, w := range tt.want {
