@@ -124,7 +124,7 @@ func TestCLIErrors(t *testing.T) {
 		{"too much memory", []string{"run", "-k", text, "-m", "99999"}, 2, "-m 99999: too much RAM (use -m between 3 and 3072 MiB", false},
 		{"same disk twice", []string{"run", "-k", text, "-d", text, "-d", text + ",ro"}, 2, "this image is already a disk of this VM", false},
 		{"unknown command", []string{"rnu"}, 2, `smolvmm: unknown command "rnu" (smolvmm --help lists the commands)`, false},
-		{"unknown global flag", []string{"--version"}, 2, "smolvmm: unknown flag --version (see smolvmm --help)", false},
+		{"unknown global flag", []string{"--frobnicate"}, 2, "smolvmm: unknown flag --frobnicate (see smolvmm --help)", false},
 		{"not multiboot", []string{"run", "-k", text}, 1, "pass -k a multiboot v1 kernel", true},
 		{"ELF64", []string{"run", "-k", elf64}, 1, "ELF", true},
 		{"stray argument", []string{"run", "-k", text, "extra"}, 2, `unexpected argument "extra"`, false},

@@ -19,6 +19,7 @@ func commands() []*cli.Command {
 		kstripCommand(),
 		mkimgCommand(),
 		netCommand(),
+		versionCommand(), // version.go
 	}
 }
 
@@ -48,9 +49,13 @@ func run(args []string) int {
 // tests build theirs with it too.
 func newApp(cmds []*cli.Command) *cli.App {
 	app := &cli.App{
-		Name:                 "smolvmm",
-		Usage:                "a Go microVM monitor for NetBSD",
-		Commands:             cmds,
+		Name:     "smolvmm",
+		Usage:    "a Go microVM monitor for NetBSD",
+		Commands: cmds,
+		// Our own --version, without urfave/cli's -v alias (every
+		// command's -v is --verbose): appAction prints it.
+		Flags:                []cli.Flag{&cli.BoolFlag{Name: "version", Usage: "print smolvmm's version, the commit it was built from and the Go version"}},
+		Before:               checkVersionFlag,
 		EnableBashCompletion: true,
 		OnUsageError:         usageError,
 		Action:               appAction,
@@ -78,10 +83,23 @@ func usageError(c *cli.Context, err error, _ bool) error {
 // one-line error with status 2, as for every command-line mistake
 // (urfave/cli's own answer is "No help topic for ..." with status 3).
 func appAction(c *cli.Context) error {
+	if c.Bool("version") {
+		fmt.Fprintln(c.App.Writer, versionLine()) // version.go
+		return nil
+	}
 	if c.NArg() == 0 {
 		return cli.ShowAppHelp(c)
 	}
 	return usageErrorf("unknown command %q (smolvmm --help lists the commands)", c.Args().First())
+}
+
+// checkVersionFlag refuses --version before a command, which would
+// otherwise run the command and drop the flag.
+func checkVersionFlag(c *cli.Context) error {
+	if c.Bool("version") && c.NArg() > 0 {
+		return usageErrorf("--version takes no command or argument (%q): use smolvmm --version or smolvmm version", c.Args().First())
+	}
+	return nil
 }
 
 // usageErrorf is a command-line mistake found after parsing (a flag's

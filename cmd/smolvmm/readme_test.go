@@ -34,7 +34,7 @@ func TestReadmeCommandRows(t *testing.T) {
 	text := readme(t)
 	rows := map[string]string{}
 	for _, line := range strings.Split(text, "\n") {
-		if m := regexp.MustCompile("^\\| `smolvmm ([a-z]+) ").FindStringSubmatch(line); m != nil {
+		if m := regexp.MustCompile("^\\| `smolvmm ([a-z]+)[ `]").FindStringSubmatch(line); m != nil {
 			rows[m[1]] += line
 		}
 	}
