@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,6 +111,53 @@ func TestReadmeCommandRows(t *testing.T) {
 				t.Errorf("README's row for smolvmm %s lacks %v", c.Name, names)
 			}
 		}
+	}
+}
+
+// TestReadmeFuzzTargets: the README's count of fuzz targets is the
+// number make fuzz runs: each "func Fuzz" at the start of a line of a
+// _test.go file of the module's packages (it said 21 when there were 22).
+func TestReadmeFuzzTargets(t *testing.T) {
+	m := regexp.MustCompile(`inputs for each of its (\d+) targets`).FindStringSubmatch(readme(t))
+	if m == nil {
+		t.Fatal(`README lacks "inputs for each of its N targets"`)
+	}
+	fuzzFunc := regexp.MustCompile(`(?m)^func Fuzz[A-Za-z0-9_]*\(`)
+	root := filepath.Join("..", "..")
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			// Where go list ./... finds no package of the module.
+			name := d.Name()
+			if path != root && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir
+			}
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); path != root && err == nil {
+				return filepath.SkipDir // another module
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n += len(fuzzFunc.FindAll(b, -1))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("found no fuzz targets: is the module root ../..?")
+	}
+	if m[1] != strconv.Itoa(n) {
+		t.Errorf("README says the fuzzing runs %s targets; the module has %d (func Fuzz... in _test.go files)", m[1], n)
 	}
 }
 
