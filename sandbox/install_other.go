@@ -18,3 +18,6 @@ func Install(f Filter) (Installed, error) { return Installed{}, ErrUnsupported }
 // Program reports ErrUnsupported: the allow-list is written for
 // linux/amd64's system calls.
 func (f *Filter) Program() ([]any, error) { return nil, ErrUnsupported }
+
+// Sizes reports ErrUnsupported (see Program).
+func (f *Filter) Sizes() (static, cgo int, err error) { return 0, 0, ErrUnsupported }

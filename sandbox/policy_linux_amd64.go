@@ -47,8 +47,9 @@ const (
 // cond tests argument arg. Only the low 32 bits are loaded: every argument
 // tested is an int or unsigned int to the kernel (ioctl's and fcntl's
 // command, socket's family, tgkill's and kill's pid, rt_sigaction's
-// signal), or a word whose tested bits are in its low half (clone's flags,
-// mmap's prot), so the kernel itself reads no more.
+// signal, prctl's option), or a word whose tested bits are in its low half
+// (clone's flags, mmap's prot), or one the kernel itself checks in full
+// (prctl's PR_SET_VMA operation).
 type cond struct {
 	arg int
 	op  op
@@ -107,8 +108,10 @@ var socketCalls = []int{
 	unix.SYS_RECVMMSG, unix.SYS_SHUTDOWN, unix.SYS_SPLICE,
 }
 
-// rules is the allow-list for process pid (the only one it may signal).
-func (f *Filter) rules(pid int) []rule {
+// rules is the allow-list for process pid (the only one it may signal);
+// quietOpen refuses openat with EACCES instead of trapping it
+// (OpenRefusedQuietly).
+func (f *Filter) rules(pid int, quietOpen bool) []rule {
 	one := func(c ...cond) [][]cond { return [][]cond{c} }
 	// ioctl first, KVM_RUN first among its requests (the caller's
 	// order): the call a running VM makes most.
@@ -148,8 +151,16 @@ func (f *Filter) rules(pid int) []rule {
 		// flags the filter cannot read: ENOSYS makes it fall back to clone.
 		rule{nr: unix.SYS_CLONE3, errno: unix.ENOSYS},
 		rule{nr: unix.SYS_FCNTL, any: fcntl},
+		// The Go runtime names its heap's mappings whenever it maps,
+		// uses or returns memory, the background scavenger included
+		// (GODEBUG decoratemappings, on for a go.mod of Go 1.25 or
+		// later, and in a library's user's program too); no other
+		// prctl. The kernel reads the option as an int and refuses a
+		// second word other than PR_SET_VMA_ANON_NAME, high half
+		// included.
+		rule{nr: unix.SYS_PRCTL, any: one(cond{0, opEq, unix.PR_SET_VMA}, cond{1, opEq, unix.PR_SET_VMA_ANON_NAME})},
 	)
-	if OpenRefusedQuietly {
+	if quietOpen {
 		rs = append(rs, rule{nr: unix.SYS_OPENAT, errno: unix.EACCES})
 	}
 	if f.RenameDir != 0 {
@@ -187,7 +198,26 @@ func (f *Filter) rules(pid int) []rule {
 // Install loads: another architecture or the x32 ABI, and every call not
 // allowed, are trapped.
 func (f *Filter) Program() ([]bpf.Instruction, error) {
-	return assemble(f.rules(os.Getpid()))
+	return assemble(f.rules(os.Getpid(), OpenRefusedQuietly))
+}
+
+// Sizes returns the number of instructions of f's program in a build
+// without cgo (the static binary) and in a cgo build, whose openat rule
+// (OpenRefusedQuietly) changes the search tree's shape: what a
+// description of the filter's size says, whichever build computes it.
+func (f *Filter) Sizes() (static, cgo int, err error) {
+	for _, quiet := range []bool{false, true} {
+		insts, err := assemble(f.rules(os.Getpid(), quiet))
+		if err != nil {
+			return 0, 0, err
+		}
+		if quiet {
+			cgo = len(insts)
+		} else {
+			static = len(insts)
+		}
+	}
+	return static, cgo, nil
 }
 
 // asm is a BPF program with forward jumps to labels.

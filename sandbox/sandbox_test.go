@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -78,6 +79,11 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "bpf", nr: 321, want: retTrap},
 		{name: "seccomp (another filter)", nr: 317, want: retTrap},
 		{name: "prctl", nr: 157, want: retTrap},
+		{name: "prctl PR_SET_VMA_ANON_NAME", nr: 157, args: []uint64{unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME, 0x10000, 4096, 0x20000}, want: retAllow},
+		{name: "prctl PR_SET_VMA, another operation", nr: 157, args: []uint64{unix.PR_SET_VMA, 1, 0x10000, 4096, 0x20000}, want: retTrap},
+		{name: "prctl PR_SET_NAME", nr: 157, args: []uint64{unix.PR_SET_NAME, 0x20000}, want: retTrap},
+		{name: "prctl PR_SET_DUMPABLE", nr: 157, args: []uint64{unix.PR_SET_DUMPABLE, 1}, want: retTrap},
+		{name: "prctl PR_SET_NO_NEW_PRIVS numbered as PR_SET_VMA_ANON_NAME", nr: 157, args: []uint64{unix.PR_SET_NO_NEW_PRIVS, unix.PR_SET_VMA_ANON_NAME}, want: retTrap},
 		{name: "unlinkat", nr: 263, want: retTrap},
 		{name: "clone of a thread", nr: 56, args: []uint64{0x50f00}, want: retAllow},
 		{name: "clone of a process (fork)", nr: 56, args: []uint64{0x11}, want: retTrap},
@@ -163,6 +169,14 @@ func TestProgramSize(t *testing.T) {
 			t.Fatal(err)
 		}
 		sizes = append(sizes, len(insts))
+		// Sizes gives this build's size as its own.
+		static, cgo, err := f.Sizes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if own := map[bool]int{false: static, true: cgo}[OpenRefusedQuietly]; own != len(insts) || static == cgo {
+			t.Errorf("Sizes() = %d static, %d cgo; this build's program (cgo %v) has %d", static, cgo, OpenRefusedQuietly, len(insts))
+		}
 	}
 	if sizes[0] >= sizes[1] || sizes[1] > 400 {
 		t.Errorf("filter sizes %v: want the socket calls to add instructions, and both well under the kernel's 4096", sizes)
@@ -211,6 +225,22 @@ func child(mode string) int {
 	case "old-thread":
 		close(run)
 		select {}
+	case "prctl-vma":
+		// What the Go runtime does to name its heap's mappings
+		// (decoratemappings): allowed, whether or not this kernel
+		// names mappings (EINVAL without CONFIG_ANON_VMA_NAME).
+		mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mmap:", err)
+			return 3
+		}
+		name := []byte("test\x00")
+		unix.Syscall6(unix.SYS_PRCTL, unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME,
+			uintptr(unsafe.Pointer(&mem[0])), 4096, uintptr(unsafe.Pointer(&name[0])), 0)
+		fmt.Fprintln(os.Stderr, "named a mapping")
+	case "prctl-name":
+		err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("x\x00")[0])), 0, 0, 0)
+		fmt.Fprintln(os.Stderr, "renamed the thread:", err)
 	case "wait":
 		fmt.Println("installed")
 		// Threads keep running and the runtime keeps working under
@@ -247,6 +277,8 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 		{"openat", trapped("openat (system call 257)"), ExitStatus},
 		{"execve", trapped("execve (system call 59)"), ExitStatus},
 		{"old-thread", trapped("openat (system call 257)"), ExitStatus},
+		{"prctl-vma", "named a mapping\n", 0},
+		{"prctl-name", trapped("prctl (system call 157)"), ExitStatus},
 	}
 	if OpenRefusedQuietly {
 		tests[0].want, tests[0].status = "opened /etc/passwd: open /etc/passwd: permission denied\n", 0

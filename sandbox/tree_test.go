@@ -105,18 +105,23 @@ func argsFor(rules []rule) [][]uint64 {
 
 // TestProgramIsTheRules: the assembled search tree gives every call the
 // verdict of its rules read as a list, for every filter this package
-// makes (sockets, Unix sockets, a rename directory), every number below
-// 520 with arguments that make each condition hold or fail, the other
-// architecture and the x32 ABI.
+// makes (sockets, Unix sockets, a rename directory; openat trapped or
+// refused quietly), every number below 520 with arguments that make each
+// condition hold or fail, the other architecture and the x32 ABI.
 func TestProgramIsTheRules(t *testing.T) {
-	for _, f := range []Filter{
-		{Ioctls: []uint64{kvmRun, 0x4040AE79, 0xAE81}},
-		{Ioctls: []uint64{kvmRun}, Sockets: true},
-		{Ioctls: []uint64{kvmRun}, UnixSockets: true, RenameDir: 7},
-		{Ioctls: []uint64{kvmRun}, Sockets: true, UnixSockets: true, RenameDir: 9},
+	for _, tt := range []struct {
+		f     Filter
+		quiet bool
+	}{
+		{f: Filter{Ioctls: []uint64{kvmRun, 0x4040AE79, 0xAE81}}},
+		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true}},
+		{f: Filter{Ioctls: []uint64{kvmRun}, UnixSockets: true, RenameDir: 7}},
+		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true, UnixSockets: true, RenameDir: 9}},
+		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true, RenameDir: 9}, quiet: true},
 	} {
-		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d", f.Sockets, f.UnixSockets, f.RenameDir), func(t *testing.T) {
-			rules := f.rules(1234)
+		f := tt.f
+		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d,quiet=%v", f.Sockets, f.UnixSockets, f.RenameDir, tt.quiet), func(t *testing.T) {
+			rules := f.rules(1234, tt.quiet)
 			insts, err := assemble(rules)
 			if err != nil {
 				t.Fatal(err)
