@@ -128,15 +128,24 @@ func capabilities() (uint64, error) {
 	return all, nil
 }
 
-// Chroot makes dir, which must be an empty directory, the root of the
-// process (every thread shares it), so that nothing of the host's files
-// can be named any more. It needs root; call it after everything has been
-// opened and before DropPrivileges.
+// Chroot makes dir, which must be an empty directory that only root may
+// write (CheckChrootDir), the root of the process (every thread shares
+// it), so that nothing of the host's files can be named any more. It
+// needs root; call it after everything has been opened and before
+// DropPrivileges. The directory checked is the one that becomes the
+// root: it is opened, checked through that descriptor, and entered by it,
+// so that a path swapped in between (a parent another user may write)
+// changes nothing.
 func Chroot(dir string) error {
-	if err := CheckChrootDir(dir); err != nil {
+	f, err := openChrootDir(dir)
+	if err != nil {
 		return err
 	}
-	if err := unix.Chroot(dir); err != nil {
+	defer f.Close()
+	if err := unix.Fchdir(int(f.Fd())); err != nil {
+		return fmt.Errorf("chroot %s: fchdir: %w", dir, err)
+	}
+	if err := unix.Chroot("."); err != nil {
 		return fmt.Errorf("chroot %s: %w", dir, err)
 	}
 	if err := unix.Chdir("/"); err != nil {
@@ -146,30 +155,74 @@ func Chroot(dir string) error {
 }
 
 // CheckChrootDir reports whether dir can be Chroot's root: an empty
-// directory. Callers check it before long work that Chroot would follow.
-// A path that is missing or not a directory is said plainly, before any
-// open (it read "open DIR: no such file or directory" and "readdirent
-// DIR: not a directory").
+// directory owned by root that neither its group nor others may write
+// (as Firecracker's jailer requires of its chroot). Whoever may write it
+// could put files there for the VMM to use after the chroot: a shared
+// network's socket is dialled again by its path, so a fake one would take
+// over the VM's network. Callers check it before long work that Chroot
+// would follow. A path that is missing or not a directory is said
+// plainly, before any open (it read "open DIR: no such file or
+// directory" and "readdirent DIR: not a directory").
 func CheckChrootDir(dir string) error {
+	f, err := openChrootDir(dir)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// openChrootDir opens dir and checks it through the descriptor, as
+// CheckChrootDir says.
+func openChrootDir(dir string) (*os.File, error) {
 	const advice = "; give an empty directory"
 	st, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s does not exist%s", dir, advice)
+		return nil, fmt.Errorf("%s does not exist%s", dir, advice)
 	case err != nil:
-		return fmt.Errorf("%s: %w", dir, pathErr(err))
+		return nil, fmt.Errorf("%s: %w", dir, pathErr(err))
 	case !st.IsDir():
-		return fmt.Errorf("%s is %s, not a directory%s", dir, filekind.Of(st.Mode()), advice)
+		return nil, fmt.Errorf("%s is %s, not a directory%s", dir, filekind.Of(st.Mode()), advice)
 	}
-	f, err := os.Open(dir)
+	// O_DIRECTORY: a FIFO put in its place since the stat is refused,
+	// not opened (which would wait for a writer).
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("%s: %w", dir, pathErr(err))
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	if err := checkChrootFile(dir, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkChrootFile checks the open directory f, named dir: root's, only
+// root may write it, empty.
+func checkChrootFile(dir string, f *os.File) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("%s: fstat: %w", dir, err)
+	}
+	const risk = " could put files in it for the VMM to use, such as a socket in place of its network's; "
+	if st.Uid != 0 {
+		owner := fmt.Sprintf("uid %d", st.Uid)
+		if u, err := user.LookupId(strconv.Itoa(int(st.Uid))); err == nil {
+			owner += " (" + u.Username + ")"
+		}
+		return fmt.Errorf("%s is owned by %s, not root: its owner%sgive an empty directory owned by root (chown root %s)", dir, owner, risk, dir)
+	}
+	// With an ACL, the group's bits are its mask: a named user or group
+	// that may write shows there.
+	if w := st.Mode & 0o022; w != 0 {
+		who := map[uint32]string{0o020: "its group", 0o002: "others", 0o022: "its group and others"}[w]
+		return fmt.Errorf("%s is writable by %s (mode %04o): they%smake it writable by root only (chmod go-w %s)", dir, who, st.Mode&0o7777, risk, dir)
 	}
 	names, err := f.Readdirnames(1)
-	f.Close()
 	switch {
 	case err == nil && len(names) > 0:
-		return fmt.Errorf("%s is not empty (it holds %s)%s", dir, names[0], advice)
+		return fmt.Errorf("%s is not empty (it holds %s); give an empty directory", dir, names[0])
 	case err != nil && !errors.Is(err, io.EOF):
 		return fmt.Errorf("%s: %w", dir, pathErr(err))
 	}

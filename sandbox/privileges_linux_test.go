@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -98,16 +99,39 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 // TestCheckChrootDir: a root directory that is missing, not a directory
 // or not empty is refused in a plain sentence naming it; it read "open
 // DIR: no such file or directory" and "readdirent DIR: not a directory".
+// So is one that another user than root owns or that its group or others
+// may write (they could put in it a socket the VMM would dial as its
+// network's): it was accepted.
 func TestCheckChrootDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the directories accepted are root's")
+	}
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
+	private := filepath.Join(dir, "private")
 	full := filepath.Join(dir, "full")
 	file := filepath.Join(dir, "file")
 	fifo := filepath.Join(dir, "fifo")
-	for _, d := range []string{empty, full} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	nobodys := filepath.Join(dir, "nobodys")
+	group := filepath.Join(dir, "group")
+	others := filepath.Join(dir, "others")
+	tmp := filepath.Join(dir, "tmp")
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{empty, 0o755}, {private, 0o700}, {full, 0o755}, {nobodys, 0o755},
+		{group, 0o775}, {others, 0o757}, {tmp, 0o777 | os.ModeSticky},
+	} {
+		if err := os.Mkdir(d.path, 0o700); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chmod(d.path, d.mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(nobodys, 65534, 65534); err != nil {
+		t.Fatal(err)
 	}
 	for _, f := range []string{file, filepath.Join(full, "x")} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
@@ -117,18 +141,32 @@ func TestCheckChrootDir(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	const risk = " could put files in it for the VMM to use, such as a socket in place of its network's; "
 	for _, tt := range []struct {
 		dir, want string
 	}{
 		{empty, ""},
+		{private, ""},
 		{filepath.Join(dir, "none"), filepath.Join(dir, "none") + " does not exist; give an empty directory"},
 		{file, file + " is a regular file, not a directory; give an empty directory"},
 		{fifo, fifo + " is a FIFO, not a directory; give an empty directory"},
 		{full, full + " is not empty (it holds x); give an empty directory"},
+		{nobodys, nobodys + " is owned by uid 65534" + ownerName(65534) + ", not root: its owner" + risk + "give an empty directory owned by root (chown root " + nobodys + ")"},
+		{group, group + " is writable by its group (mode 0775): they" + risk + "make it writable by root only (chmod go-w " + group + ")"},
+		{others, others + " is writable by others (mode 0757): they" + risk + "make it writable by root only (chmod go-w " + others + ")"},
+		{tmp, tmp + " is writable by its group and others (mode 1777): they" + risk + "make it writable by root only (chmod go-w " + tmp + ")"},
 	} {
 		err := CheckChrootDir(tt.dir)
 		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
 			t.Errorf("CheckChrootDir(%s) = %v, want %q", tt.dir, err, tt.want)
 		}
 	}
+}
+
+// ownerName is " (NAME)" for a user the system knows, else "".
+func ownerName(uid int) string {
+	if u, err := user.LookupId(fmt.Sprint(uid)); err == nil {
+		return " (" + u.Username + ")"
+	}
+	return ""
 }

@@ -302,8 +302,10 @@ func TestTerminalRestoredAfterForbiddenCall(t *testing.T) {
 }
 
 // TestChroot: with --chroot the running VM's root is the empty
-// directory; a directory that is not empty is refused before the guest
-// runs.
+// directory; a directory that is not empty, or that another user owns or
+// may write, is refused before the guest runs (another user's was
+// accepted: its owner could put a socket in it that the VMM would dial as
+// its shared network's).
 func TestChroot(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -319,9 +321,26 @@ func TestChroot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	nobodys, open := filepath.Join(t.TempDir(), "nobodys"), filepath.Join(t.TempDir(), "open")
+	for _, d := range []string{nobodys, open} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(nobodys, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o775); err != nil {
+		t.Fatal(err)
+	}
 	// Refused before the VM is set up (-v would name the boot protocol),
 	// in the flag's own words.
-	for _, bad := range []struct{ dir, want string }{{dir, "not empty"}, {filepath.Join(dir, "absent"), "absent does not exist; give an empty directory"}} {
+	for _, bad := range []struct{ dir, want string }{
+		{dir, "not empty"},
+		{filepath.Join(dir, "absent"), "absent does not exist; give an empty directory"},
+		{nobodys, "smolvmm demo: --chroot: " + nobodys + " is owned by uid 65534"},
+		{open, "smolvmm demo: --chroot: " + open + " is writable by its group (mode 0775)"},
+	} {
 		out, err := exec.Command(smolvmmBin(t), "demo", "-v", "--chroot", bad.dir).CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), bad.want) ||
 			strings.Contains(string(out), "boot protocol") || strings.Contains(string(out), "before run") {
