@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/sandbox"
@@ -254,6 +257,85 @@ func TestUserDropsRoot(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), want)
 			}
 		})
+	}
+}
+
+// TestUserPagemapHidesFrames: a VMM started as root with --user and
+// --snapshot holds a descriptor of its pagemap (a snapshot skips the
+// pages never populated through it), and reads of it show no page frame
+// numbers: it was opened as root, with CAP_SYS_ADMIN, before the drop, and
+// the kernel, which decides at the open, went on showing them to the VMM
+// running as nobody. The test reads through the VMM's own descriptor
+// (pidfd_getfd), since a new open would be the test's.
+func TestUserPagemapHidesFrames(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody := nobodyUser(t)
+	dir := filepath.Join(t.TempDir(), "snaps")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, nobody.UID, nobody.GID); err != nil {
+		t.Fatal(err)
+	}
+	cmd, stderr := runningVM(t, nil, "--user", "nobody", "--snapshot", filepath.Join(dir, "s.snap"))
+	pid := cmd.Process.Pid
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pagemapFD := -1
+	for _, e := range fds {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); target == fmt.Sprintf("/proc/%d/pagemap", pid) {
+			fmt.Sscan(e.Name(), &pagemapFD)
+		}
+	}
+	if pagemapFD < 0 {
+		t.Fatalf("the VMM holds no descriptor of its pagemap; stderr:\n%s", stderr)
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Skipf("pidfd_open: %v", err)
+	}
+	defer unix.Close(pidfd)
+	fd, err := unix.PidfdGetfd(pidfd, pagemapFD, 0)
+	if err != nil {
+		t.Skipf("pidfd_getfd: %v", err)
+	}
+	pagemap := os.NewFile(uintptr(fd), "pagemap")
+	defer pagemap.Close()
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each mapping's first pages: the VMM's code, data, heap and stacks.
+	present, withFrame := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(maps)), "\n") {
+		var start, end uint64
+		if _, err := fmt.Sscanf(line, "%x-%x", &start, &end); err != nil {
+			t.Fatalf("maps line %q: %v", line, err)
+		}
+		pages := min((end-start)/4096, 64)
+		buf := make([]byte, 8*pages)
+		if n, _ := pagemap.ReadAt(buf, int64(start/4096*8)); n < len(buf) {
+			continue // past the user address space (vsyscall)
+		}
+		for i := range pages {
+			e := binary.LittleEndian.Uint64(buf[8*i:])
+			if e&(1<<63) != 0 {
+				present++
+				if e&(1<<55-1) != 0 {
+					withFrame++
+				}
+			}
+		}
+	}
+	if present == 0 || withFrame != 0 {
+		t.Errorf("through the VMM's pagemap descriptor, %d present pages of %d show their page frame number; want none, of some", withFrame, present)
 	}
 }
 

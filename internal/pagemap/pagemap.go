@@ -11,7 +11,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Path is the file Open opens.
@@ -36,7 +39,54 @@ type Reader struct {
 // (the page frame numbers then read as zero; this package uses only the
 // flags). Open it before a seccomp filter or a chroot that would refuse
 // the open.
+//
+// The descriptor never shows page frame numbers, whoever holds it: the
+// kernel shows them through a descriptor opened with CAP_SYS_ADMIN, and
+// goes on doing so after the process has dropped its privileges (a VMM
+// started as root that runs as another user, which could then learn
+// where its memory is in physical memory, a help to Rowhammer attacks).
+// A process with CAP_SYS_ADMIN opens it with the capability set aside:
+// out of the effective set of the opening thread, for the open only.
 func Open() (*Reader, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &caps[0]); err != nil || caps[sysAdmin/32].Effective&(1<<(sysAdmin%32)) == 0 {
+		// Without the capability (or a way to know) the kernel hides
+		// the numbers anyway.
+		return open()
+	}
+	type result struct {
+		r   *Reader
+		err error
+	}
+	done := make(chan result, 1)
+	// Capabilities are a thread's: the open is made on a thread locked
+	// to this goroutine, which it gives back to the runtime only with
+	// its capabilities restored (if they cannot be, the thread ends with
+	// the goroutine).
+	go func() {
+		runtime.LockOSThread()
+		without := caps
+		without[sysAdmin/32].Effective &^= 1 << (sysAdmin % 32)
+		if err := unix.Capset(&hdr, &without[0]); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{nil, fmt.Errorf("pagemap: set CAP_SYS_ADMIN aside to open %s: capset: %w", Path, err)}
+			return
+		}
+		r, err := open()
+		if unix.Capset(&hdr, &caps[0]) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread, short of a capability, ends with the goroutine
+		done <- result{r, err}
+	}()
+	res := <-done
+	return res.r, res.err
+}
+
+// sysAdmin is CAP_SYS_ADMIN's bit in the capability sets.
+const sysAdmin = unix.CAP_SYS_ADMIN
+
+func open() (*Reader, error) {
 	f, err := os.Open(Path)
 	if err != nil {
 		return nil, err

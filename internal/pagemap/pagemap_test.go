@@ -1,8 +1,12 @@
 package pagemap
 
 import (
+	"encoding/binary"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,3 +48,71 @@ func TestAbsent(t *testing.T) {
 
 // sink keeps a read the test makes from being compiled away.
 var sink byte
+
+// pfnMask is the page frame number's bits of a pagemap entry (0 to 54).
+const pfnMask = 1<<55 - 1
+
+// TestNoFrameNumbers: the descriptor Open returns shows no page frame
+// numbers, even to a process with CAP_SYS_ADMIN: the kernel decides at the
+// open, so one opened by root showed them still after the process dropped
+// to another user (a VMM started as root with --user). The threads keep
+// their capabilities.
+func TestNoFrameNumbers(t *testing.T) {
+	mem, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	mem[0] = 1
+	off := int64(uintptr(unsafe.Pointer(&mem[0]))/uintptr(os.Getpagesize())) * 8
+	entry := func(f *os.File) uint64 {
+		var b [8]byte
+		if _, err := f.ReadAt(b[:], off); err != nil {
+			t.Fatal(err)
+		}
+		return binary.LittleEndian.Uint64(b[:])
+	}
+	plain, err := os.Open(Path)
+	if err != nil {
+		t.Skipf("no pagemap: %v", err)
+	}
+	defer plain.Close()
+	if entry(plain)&pfnMask == 0 {
+		t.Skip("this process is not shown page frame numbers (no CAP_SYS_ADMIN): nothing to hide")
+	}
+	before := threadCaps(t)
+	r, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if e := entry(r.f); e&present == 0 || e&pfnMask != 0 {
+		t.Errorf("entry of a written page %#x: want present, frame number 0", e)
+	}
+	for tid, caps := range threadCaps(t) {
+		if old, ok := before[tid]; ok && caps != old {
+			t.Errorf("thread %s: capabilities %s after Open, %s before", tid, caps, old)
+		}
+	}
+}
+
+// threadCaps returns each thread's CapEff and CapPrm lines.
+func threadCaps(t *testing.T) map[string]string {
+	paths, err := filepath.Glob("/proc/self/task/*/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := map[string]string{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "CapEff:") || strings.HasPrefix(l, "CapPrm:") {
+				caps[filepath.Base(filepath.Dir(p))] += l + " "
+			}
+		}
+	}
+	return caps
+}
