@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -310,5 +311,107 @@ func TestWriteNoSpace(t *testing.T) {
 	err := Write(fullWriter{limit: 64 << 10}, tr, Options{Size: 4 << 20, Timestamp: ts})
 	if !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "the image's /") || !strings.Contains(err.Error(), ": writing ") {
 		t.Fatalf("Write = %v; want ENOSPC naming the file of the image being written", err)
+	}
+}
+
+// contentBlocks bounds the blocks of an image of tr with opts that can
+// hold a non-zero byte: the content, every group's two bitmaps, the
+// superblock and descriptor copies, and the inode-table blocks of the
+// inodes in use (numbered densely from 1).
+func contentBlocks(t *testing.T, tr *fstree.Tree, opts Options) (blocks uint64, bs uint32) {
+	t.Helper()
+	p, g, err := layout(tr, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := p.blocks + 2*uint64(g.groups)
+	for grp := uint32(0); grp < g.groups; grp++ {
+		if hasSuper(grp) {
+			n += 1 + uint64(g.gdtBlocks)
+		}
+	}
+	highest := uint64(p.inodes[len(p.inodes)-1].ino)
+	used := (highest + uint64(g.ipg) - 1) / uint64(g.ipg) // groups with an inode in use
+	n += (highest*inodeSize+uint64(g.bs)-1)/uint64(g.bs) + used
+	return n, g.bs
+}
+
+// TestSparseImage: the blocks that hold only zeros (inode tables of groups
+// with no inode in use, the unused end of the others) are left as holes, so
+// a large image of little content takes about its content on disk, and
+// still reads as a whole file system.
+func TestSparseImage(t *testing.T) {
+	probe := filepath.Join(t.TempDir(), "probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(probe, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(probe); err != nil || st.Sys().(*syscall.Stat_t).Blocks != 0 {
+		t.Skipf("the file system of %s does not keep holes in files", probe)
+	}
+	// Room for the host file system's own block maps of the image.
+	const slack = 256 << 10
+	for _, tc := range []struct {
+		name string
+		size int64
+	}{
+		{"1G-4k", 1 << 30},     // 8 groups, 1 MiB of inode table each
+		{"300M-1k", 300 << 20}, // 38 groups of 1 KiB blocks
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := netbsdTree(t, 1<<20)
+			opts := Options{Size: tc.size, Timestamp: ts}
+			img := writeImage(t, tr, opts)
+			st, err := os.Stat(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Size() != tc.size {
+				t.Fatalf("image is %d bytes, want %d", st.Size(), tc.size)
+			}
+			n, bs := contentBlocks(t, tr, opts)
+			bound := int64(n)*int64(bs) + slack
+			if got := st.Sys().(*syscall.Stat_t).Blocks * 512; got > bound {
+				t.Errorf("image of %d MiB takes %d KiB on disk; its content and metadata are %d KiB (bound %d KiB)",
+					tc.size>>20, got>>10, int64(n)*int64(bs)>>10, bound>>10)
+			}
+			imagecheck.Fsck(t, img)
+		})
+	}
+}
+
+// countingImage is an io.WriterAt that keeps nothing and counts the bytes
+// written to it.
+type countingImage struct{ written int64 }
+
+func (c *countingImage) WriteAt(p []byte, off int64) (int, error) {
+	c.written += int64(len(p))
+	return len(p), nil
+}
+
+// TestLargeImageCost: a 1 TiB image of little content (8192 groups) is
+// written, and held in memory while it is laid out, in proportion to its
+// metadata and content, not to its inode tables (8 GiB).
+func TestLargeImageCost(t *testing.T) {
+	tr := netbsdTree(t, 1<<20)
+	opts := Options{Size: 1 << 40, Timestamp: ts}
+	n, bs := contentBlocks(t, tr, opts)
+	var img countingImage
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := Write(&img, tr, opts); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if want := int64(n)*int64(bs) + 1; img.written > want {
+		t.Errorf("wrote %d MiB for %d MiB of content and metadata", img.written>>20, want>>20)
+	}
+	// The tree's content is already in memory: what Write allocates is
+	// its plan, the descriptors and the groups' bookkeeping.
+	const bound = 32 << 20
+	if got := after.TotalAlloc - before.TotalAlloc; got > bound {
+		t.Errorf("Write allocated %d MiB for a 1 TiB image, want at most %d MiB", got>>20, bound>>20)
 	}
 }

@@ -15,6 +15,10 @@ type imageWriter struct {
 	g    *geometry
 	opts *Options
 
+	// Per group, made when the group's first block or inode is taken:
+	// an image far larger than its content has thousands of groups that
+	// stay empty, whose bitmaps writeMeta makes one at a time and whose
+	// inode tables are never written (they read as zeros).
 	bbm      [][]byte // block bitmap per group
 	ibm      [][]byte // inode bitmap per group
 	itab     [][]byte // inode table per group
@@ -32,25 +36,15 @@ func newImageWriter(w io.WriterAt, p *plan, g *geometry, opts *Options) *imageWr
 	iw := &imageWriter{w: w, p: p, g: g, opts: opts}
 	iw.out = &blockBuf{w: w, bs: int64(g.bs)}
 	iw.indBuf = make([]byte, g.bs)
+	iw.bbm = make([][]byte, g.groups)
+	iw.ibm = make([][]byte, g.groups)
+	iw.itab = make([][]byte, g.groups)
+	iw.dirs = make([]uint32, g.groups)
+	iw.freeB = make([]uint32, g.groups)
+	iw.freeI = make([]uint32, g.groups)
 	for grp := uint32(0); grp < g.groups; grp++ {
-		bb := make([]byte, g.bs)
-		n := g.end(grp) - g.start(grp)
-		for i := uint32(0); i < g.overhead(grp); i++ {
-			setBit(bb, i)
-		}
-		for i := n; i < 8*g.bs; i++ { // padding past the end of the file system
-			setBit(bb, i)
-		}
-		ib := make([]byte, g.bs)
-		for i := g.ipg; i < 8*g.bs; i++ {
-			setBit(ib, i)
-		}
-		iw.bbm = append(iw.bbm, bb)
-		iw.ibm = append(iw.ibm, ib)
-		iw.itab = append(iw.itab, make([]byte, g.ipg*inodeSize))
-		iw.dirs = append(iw.dirs, 0)
-		iw.freeB = append(iw.freeB, n-g.overhead(grp))
-		iw.freeI = append(iw.freeI, g.ipg)
+		iw.freeB[grp] = g.end(grp) - g.start(grp) - g.overhead(grp)
+		iw.freeI[grp] = g.ipg
 	}
 	for ino := uint32(1); ino < firstIno; ino++ { // reserved inodes
 		iw.markInode(ino)
@@ -59,11 +53,56 @@ func newImageWriter(w io.WriterAt, p *plan, g *geometry, opts *Options) *imageWr
 	return iw
 }
 
+// emptyBlockBitmap fills b with the block bitmap of group grp before any
+// allocation: its metadata blocks and the padding past the end of the file
+// system are in use.
+func (g *geometry) emptyBlockBitmap(grp uint32, b []byte) {
+	clear(b)
+	for i := uint32(0); i < g.overhead(grp); i++ {
+		setBit(b, i)
+	}
+	for i := g.end(grp) - g.start(grp); i < 8*g.bs; i++ {
+		setBit(b, i)
+	}
+}
+
+// emptyInodeBitmap fills b with a group's inode bitmap with no inode in
+// use: the bits past the group's inodes are set.
+func (g *geometry) emptyInodeBitmap(b []byte) {
+	clear(b)
+	for i := g.ipg; i < 8*g.bs; i++ {
+		setBit(b, i)
+	}
+}
+
+func (iw *imageWriter) blockBitmap(grp uint32) []byte {
+	if iw.bbm[grp] == nil {
+		iw.bbm[grp] = make([]byte, iw.g.bs)
+		iw.g.emptyBlockBitmap(grp, iw.bbm[grp])
+	}
+	return iw.bbm[grp]
+}
+
+func (iw *imageWriter) inodeBitmap(grp uint32) []byte {
+	if iw.ibm[grp] == nil {
+		iw.ibm[grp] = make([]byte, iw.g.bs)
+		iw.g.emptyInodeBitmap(iw.ibm[grp])
+	}
+	return iw.ibm[grp]
+}
+
+func (iw *imageWriter) inodeTable(grp uint32) []byte {
+	if iw.itab[grp] == nil {
+		iw.itab[grp] = make([]byte, iw.g.ipg*inodeSize)
+	}
+	return iw.itab[grp]
+}
+
 func setBit(b []byte, i uint32) { b[i/8] |= 1 << (i % 8) }
 
 func (iw *imageWriter) markInode(ino uint32) {
 	grp, idx := (ino-1)/iw.g.ipg, (ino-1)%iw.g.ipg
-	setBit(iw.ibm[grp], idx)
+	setBit(iw.inodeBitmap(grp), idx)
 	iw.freeI[grp]--
 }
 
@@ -80,7 +119,7 @@ func (iw *imageWriter) alloc() (uint32, error) {
 	b := iw.next
 	iw.next++
 	grp := iw.curGroup
-	setBit(iw.bbm[grp], b-iw.g.start(grp))
+	setBit(iw.blockBitmap(grp), b-iw.g.start(grp))
 	iw.freeB[grp]--
 	return b, nil
 }
@@ -107,7 +146,7 @@ func (iw *imageWriter) writeAll() error {
 func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 	n := in.node
 	grp, idx := (in.ino-1)/iw.g.ipg, (in.ino-1)%iw.g.ipg
-	raw := iw.itab[grp][idx*inodeSize : (idx+1)*inodeSize] // zeroed by newImageWriter
+	raw := iw.inodeTable(grp)[idx*inodeSize : (idx+1)*inodeSize] // zeroed when made
 	mode := uint16(n.Perm & 07777)
 	var size uint64
 	var m *mapper
@@ -198,6 +237,8 @@ func (iw *imageWriter) writeMeta() error {
 	g := iw.g
 	bs := int64(g.bs)
 	gdt := make([]byte, g.gdtBlocks*g.bs)
+	scratchB, scratchI := make([]byte, g.bs), make([]byte, g.bs)
+	g.emptyInodeBitmap(scratchI)
 	var freeB, freeI uint64
 	for grp := uint32(0); grp < g.groups; grp++ {
 		bb, ib, it, _ := g.meta(grp)
@@ -210,12 +251,21 @@ func (iw *imageWriter) writeMeta() error {
 		le.PutUint16(d[16:], uint16(iw.dirs[grp]))
 		freeB += uint64(iw.freeB[grp])
 		freeI += uint64(iw.freeI[grp])
+		bbm, ibm := iw.bbm[grp], iw.ibm[grp]
+		if bbm == nil {
+			bbm = scratchB
+			g.emptyBlockBitmap(grp, bbm)
+		}
+		if ibm == nil {
+			ibm = scratchI
+		}
+		// A table no inode of the group used is left out whole.
 		for _, w := range []struct {
 			blk  uint32
 			data []byte
-		}{{bb, iw.bbm[grp]}, {ib, iw.ibm[grp]}, {it, iw.itab[grp]}} {
-			if _, err := iw.w.WriteAt(w.data, int64(w.blk)*bs); err != nil {
-				return fmt.Errorf("writing group %d metadata at block %d: %w", grp, w.blk, err)
+		}{{bb, bbm}, {ib, ibm}, {it, iw.itab[grp]}} {
+			if err := iw.writeNonZero(w.data, w.blk); err != nil {
+				return fmt.Errorf("writing group %d metadata: %w", grp, err)
 			}
 		}
 	}
@@ -235,11 +285,39 @@ func (iw *imageWriter) writeMeta() error {
 			return fmt.Errorf("writing group descriptors of group %d at byte %d: %w", grp, gdtOff, err)
 		}
 	}
-	// Make the image its full size even when its last blocks are unused.
+	// Make the image its full size even when its last blocks are unused:
+	// a file is extended without writing (its new end a hole); a writer
+	// that cannot be truncated (a device) gets its last byte written.
+	if f, ok := iw.w.(interface{ Truncate(int64) error }); ok && f.Truncate(iw.opts.Size) == nil {
+		return nil
+	}
 	last := iw.opts.Size - 1
 	var b [1]byte
 	if _, err := iw.w.WriteAt(b[:], last); err != nil {
 		return fmt.Errorf("extending image to %d bytes: %w", iw.opts.Size, err)
+	}
+	return nil
+}
+
+// writeNonZero writes data, whole blocks from block blk on, skipping the
+// blocks that are all zeros: the image reads zeros there already, and an
+// unwritten block of a file takes no disk.
+func (iw *imageWriter) writeNonZero(data []byte, blk uint32) error {
+	bs := int(iw.g.bs)
+	for i := 0; i < len(data); {
+		if fstree.IsZero(data[i : i+bs]) {
+			i += bs
+			continue
+		}
+		j := i + bs
+		for j < len(data) && !fstree.IsZero(data[j:j+bs]) {
+			j += bs
+		}
+		b := blk + uint32(i/bs)
+		if _, err := iw.w.WriteAt(data[i:j], int64(b)*int64(bs)); err != nil {
+			return fmt.Errorf("writing %d bytes at block %d: %w", j-i, b, err)
+		}
+		i = j
 	}
 	return nil
 }

@@ -159,8 +159,11 @@ func MinSize(t *fstree.Tree, opts *Options) (int64, error) {
 }
 
 // Write lays out t as an ext2 file system of opts.Size bytes and writes it
-// to w at offset 0. Blocks it does not use are not written: w should read
-// zeros there (a new or truncated file does).
+// to w at offset 0. Blocks it does not use, and blocks of zeros (most of
+// the inode tables of a large image), are not written: w should read zeros
+// there (a new or truncated file does). A w with a Truncate method (an
+// *os.File) is extended to opts.Size with it, so a file keeps those blocks
+// as holes.
 func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
 	if w == nil {
 		return fmt.Errorf("no image file to write to")
