@@ -34,6 +34,10 @@ type consoleWriter struct {
 	drained *sync.Cond // Write and Flush wait for room or an empty buffer
 	busy    bool       // the goroutine is writing a chunk
 	done    chan struct{}
+
+	// full, when set (by tests), is called with mu held each time Write
+	// is about to wait for room, so that a test knows the guest is held.
+	full func()
 }
 
 func newConsoleWriter(out io.Writer) *consoleWriter {
@@ -50,6 +54,9 @@ func (c *consoleWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.buf)+len(p) > c.limit && !c.closed && !c.stopped {
+		if c.full != nil {
+			c.full()
+		}
 		c.drained.Wait()
 	}
 	if c.closed {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -72,38 +73,78 @@ func TestConsoleWriter(t *testing.T) {
 }
 
 // stuckWriter never returns from Write until released, like a pipe whose
-// reader paused.
-type stuckWriter struct{ release chan struct{} }
+// reader paused; it reports the size of each write it holds on took.
+type stuckWriter struct {
+	release chan struct{}
+	took    chan int
+}
 
 func (w stuckWriter) Write(p []byte) (int, error) {
+	select {
+	case w.took <- len(p):
+	default: // only the first is looked at
+	}
 	<-w.release
 	return len(p), nil
 }
 
 // TestConsoleWriterStop: with a console that stopped reading, a guest
-// writing past the buffer waits; Stop frees it, and Close returns after
+// writing past the buffer waits, having had exactly the buffer accepted
+// beyond what the console holds; Stop frees it, and Close returns after
 // stopDrainTime instead of hanging.
 func TestConsoleWriterStop(t *testing.T) {
-	w := stuckWriter{release: make(chan struct{})}
+	w := stuckWriter{release: make(chan struct{}), took: make(chan int, 1)}
 	defer close(w.release)
 	c := newConsoleWriter(w)
+	held := make(chan int, 1) // the buffer's length when Write first waits
+	c.full = func() {
+		select {
+		case held <- len(c.buf):
+		default:
+		}
+	}
+	var accepted atomic.Int64
+	guest := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := c.Write([]byte{'x'}); err != nil {
+				t.Error(err)
+				return
+			}
+			accepted.Add(1)
+		}
+	}
+	// One byte first, and the console goroutine takes it and sticks, so
+	// that what it holds is known.
+	guest(1)
+	if n := <-w.took; n != 1 {
+		t.Fatalf("the console took %d bytes, want the 1 written", n)
+	}
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
-		for i := 0; i < 3*consoleBufferSize; i++ {
-			c.Write([]byte{'x'})
-		}
+		guest(3 * consoleBufferSize)
 	}()
 	select {
+	case n := <-held:
+		if n != consoleBufferSize {
+			t.Errorf("Write waits with %d bytes buffered, want the buffer's %d", n, consoleBufferSize)
+		}
 	case <-wrote:
 		t.Fatal("the guest wrote three buffers' worth into a console that reads nothing")
-	case <-time.After(50 * time.Millisecond):
+	}
+	// Write is waiting (full was called under the lock Wait releases);
+	// the guest goroutine counts a byte only after its Write returns.
+	if got := accepted.Load(); got != 1+consoleBufferSize {
+		t.Errorf("the guest got %d bytes accepted before waiting, want 1 held by the console and %d buffered", got, consoleBufferSize)
 	}
 	c.Stop()
 	select {
 	case <-wrote:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Write still blocked after Stop")
+	}
+	if got := accepted.Load(); got != 1+3*consoleBufferSize {
+		t.Errorf("after Stop the guest got %d bytes accepted, want all %d (dropped, not refused)", got, 1+3*consoleBufferSize)
 	}
 	start := time.Now()
 	closed := make(chan struct{})
