@@ -243,6 +243,31 @@ func TestBuildDataImageErrors(t *testing.T) {
 	}
 }
 
+// TestBuildDataImageSizes builds FAT32 data disks of sizes at which
+// go-diskfs sizes the FAT two entries short (4 GiB, 32 GiB) and one at which
+// it does not: each must be a volume fsck.fat passes, with its files.
+func TestBuildDataImageSizes(t *testing.T) {
+	dir, _ := shareDir(t)
+	for _, mb := range []int{1024, 4096, 32768} {
+		t.Run(fmt.Sprintf("%dM", mb), func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "data.img")
+			if err := imagebuilder.BuildDataImageSize(dir, img, "fat32", mb); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := os.Stat(img); err != nil || st.Size() != int64(mb)<<20 {
+				t.Fatalf("image: %v, want %d MiB", err, mb)
+			}
+			fsck, err := exec.LookPath("fsck.fat")
+			if err != nil {
+				t.Skip("fsck.fat (dosfstools) not installed") // checkFATFixes would read the whole image
+			}
+			if out, err := exec.Command(fsck, "-n", img).CombinedOutput(); err != nil || strings.Count(string(out), "\n") > 2 {
+				t.Errorf("fsck.fat -n: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
 func ExampleBuildDataImage() {
 	dir, _ := os.MkdirTemp("", "share")
 	defer os.RemoveAll(dir)

@@ -7,7 +7,7 @@ import (
 )
 
 // go-diskfs v1.9.4, the newest release the module proxy serves (checked on
-// 2026-12-02), writes three details of a FAT32 volume wrongly, each of
+// 2026-12-02), writes four details of a FAT32 volume wrongly, each of
 // which fsck.fat reports. fixFAT32 mends them in place once go-diskfs is
 // done, one patch per defect; TestGoDiskfsFAT32Defects shows each defect
 // in go-diskfs's own output, and fails when a release fixes one (delete
@@ -17,11 +17,46 @@ func fixFAT32(f *os.File) error {
 	if err != nil {
 		return err
 	}
-	for _, patch := range []func() error{v.fixRootDotDot, v.fixEmptyFiles, v.fixFreeCount} {
+	// fixShortFAT first: the others walk the clusters it bounds.
+	for _, patch := range []func() error{v.fixShortFAT, v.fixRootDotDot, v.fixEmptyFiles, v.fixFreeCount} {
 		if err := patch(); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// fixShortFAT mends go-diskfs's defect "the FAT has no entries for the
+// last two clusters": at some sizes (4 GiB, 32 GiB) it sizes the FAT for
+// the data clusters without FAT32's two reserved entries (fsck.fat:
+// "Filesystem has N clusters but only space for M FAT entries", and
+// fixFreeCount would read past the FAT). The volume is declared as many
+// clusters shorter, in the boot sector and its backup; go-diskfs cannot
+// have used those clusters, having no FAT entry for them.
+func (v *fat32Volume) fixShortFAT() error {
+	entries := uint32(v.fatSectors * v.bps / 4)
+	if v.nclusters <= entries {
+		return nil
+	}
+	total := v.total - int64(v.nclusters-entries)*v.spc
+	sectors := []int64{0}
+	if v.backup != 0 {
+		sectors = append(sectors, v.backup)
+	}
+	for _, sector := range sectors {
+		bs := make([]byte, 512)
+		if _, err := v.f.ReadAt(bs, sector*v.bps); err != nil {
+			return fmt.Errorf("reading boot sector %d: %w", sector, err)
+		}
+		if int64(binary.LittleEndian.Uint32(bs[32:])) != v.total {
+			return fmt.Errorf("data image: boot sector %d declares %d sectors, the first %d", sector, binary.LittleEndian.Uint32(bs[32:]), v.total)
+		}
+		binary.LittleEndian.PutUint32(bs[32:], uint32(total))
+		if _, err := v.f.WriteAt(bs, sector*v.bps); err != nil {
+			return fmt.Errorf("writing boot sector %d: %w", sector, err)
+		}
+	}
+	v.total, v.nclusters = total, entries
 	return nil
 }
 
@@ -109,6 +144,8 @@ type fat32Volume struct {
 	bps, spc, reserved, nfats, fatSectors int64
 	root                                  uint32 // the root directory's first cluster
 	fsinfo                                int64  // the FSInfo sector
+	backup                                int64  // the backup boot sector, 0 for none
+	total                                 int64  // sectors in the volume
 	nclusters                             uint32 // clusters 2..nclusters-1 hold data
 	dataStart                             int64
 	fat                                   []byte
@@ -130,8 +167,8 @@ func readFAT32(f *os.File) (*fat32Volume, error) {
 		bps: int64(le.Uint16(bpb[11:])), spc: int64(bpb[13]), reserved: int64(le.Uint16(bpb[14:])),
 		nfats: int64(bpb[16]), fatSectors: int64(le.Uint32(bpb[36:])),
 		root: le.Uint32(bpb[44:]), fsinfo: int64(le.Uint16(bpb[48:])),
+		backup: int64(le.Uint16(bpb[50:])), total: int64(le.Uint32(bpb[32:])),
 	}
-	total := int64(le.Uint32(bpb[32:]))
 	if v.bps == 0 || v.spc == 0 || v.fatSectors == 0 || string(bpb[82:87]) != "FAT32" {
 		return nil, fmt.Errorf("data image: boot sector is not FAT32 as expected")
 	}
@@ -140,7 +177,7 @@ func readFAT32(f *os.File) (*fat32Volume, error) {
 		return nil, fmt.Errorf("reading FAT: %w", err)
 	}
 	v.dataStart = (v.reserved + v.nfats*v.fatSectors) * v.bps
-	v.nclusters = uint32((total-v.reserved-v.nfats*v.fatSectors)/v.spc) + 2
+	v.nclusters = uint32((v.total-v.reserved-v.nfats*v.fatSectors)/v.spc) + 2
 	return v, nil
 }
 

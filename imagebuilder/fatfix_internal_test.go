@@ -13,9 +13,9 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 )
 
-// goDiskfsFAT32 makes a FAT32 image with go-diskfs alone: a directory in
-// the root (/sub), an empty file in it and a file with data.
-func goDiskfsFAT32(t *testing.T) string {
+// goDiskfsFAT32 makes a FAT32 image of size bytes with go-diskfs alone: a
+// directory in the root (/sub), an empty file in it and a file with data.
+func goDiskfsFAT32(t *testing.T, size int64) string {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "raw.img")
 	f, err := os.Create(img)
@@ -23,7 +23,6 @@ func goDiskfsFAT32(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	const size = minFAT32
 	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
@@ -84,17 +83,18 @@ func TestGoDiskfsFAT32Defects(t *testing.T) {
 		fsck   string // what fsck.fat -n says of the defect
 		// present reports whether the volume has the defect.
 		present func(t *testing.T, v *fat32Volume) bool
+		size    int64 // of the volume: minFAT32 if 0
 	}{
 		{"'..' of a directory in the root names the root's cluster", (*fat32Volume).fixRootDotDot,
 			"Invalid '..' entry", func(t *testing.T, v *fat32Volume) bool {
 				sub := entryIn(t, v, v.root, "SUB        ")
 				return entryCluster(entryIn(t, v, entryCluster(sub), "..         ")) != 0
-			}},
+			}, 0},
 		{"an empty file owns a cluster", (*fat32Volume).fixEmptyFiles,
 			"File size is 0 bytes, cluster chain length is > 0", func(t *testing.T, v *fat32Volume) bool {
 				sub := entryIn(t, v, v.root, "SUB        ")
 				return entryCluster(entryIn(t, v, entryCluster(sub), "EMPTY      ")) != 0
-			}},
+			}, 0},
 		{"FSInfo's free-cluster count is left unknown", (*fat32Volume).fixFreeCount,
 			"Free cluster summary uninitialized", func(t *testing.T, v *fat32Volume) bool {
 				var free uint32
@@ -108,11 +108,19 @@ func TestGoDiskfsFAT32Defects(t *testing.T) {
 					t.Fatal(err)
 				}
 				return binary.LittleEndian.Uint32(info[488:]) != free
-			}},
+			}, 0},
+		{"the FAT has no entries for the last two clusters", (*fat32Volume).fixShortFAT,
+			"FAT entries", func(t *testing.T, v *fat32Volume) bool {
+				return int64(v.nclusters) > v.fatSectors*v.bps/4
+			}, 4 << 30},
 	}
 	for _, tt := range tests {
 		t.Run(tt.defect, func(t *testing.T) {
-			img := goDiskfsFAT32(t)
+			size := tt.size
+			if size == 0 {
+				size = minFAT32
+			}
+			img := goDiskfsFAT32(t, size)
 			check := func(wantDefect bool) {
 				t.Helper()
 				f, err := os.Open(img)
