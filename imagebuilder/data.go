@@ -33,6 +33,12 @@ const DataLabel = "SMOLVMM"
 // make a file system FAT32 rather than FAT16 to every reader.
 const minFAT32 = 34 << 20
 
+// maxFAT32 is the largest FAT32 volume made: go-diskfs v1.9.4 keeps the
+// sectors per FAT in 16 bits, which hold the FAT of 256 GiB in 32 KiB
+// clusters; above, the count wraps and the FAT it writes is far too short
+// for the volume (or empty, and it panics).
+const maxFAT32 = 256 << 30
+
 // BuildDataImage writes a disk image at outPath holding the files and
 // directories under dir, as FAT32 (fs "fat32" or "") or ISO 9660 with Rock
 // Ridge ("iso9660"), sized to the content. The image is written to a
@@ -153,6 +159,9 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 			return fmt.Errorf("data image of %d MiB is too small: %s needs at least %d MiB", sizeMB, dir, size>>20)
 		}
 		size = int64(sizeMB) << 20
+	}
+	if typ == filesystem.TypeFat32 && size > maxFAT32 {
+		return fmt.Errorf("data image of %d MiB: FAT32 volumes are made up to %d MiB", size>>20, maxFAT32>>20)
 	}
 	return writeAtomically(outPath, func(f *os.File) error {
 		if err := f.Truncate(size); err != nil {

@@ -238,17 +238,23 @@ func TestBuildDataImageErrors(t *testing.T) {
 			t.Errorf("BuildDataImage(%s, %s): got %v, want %q", tc.dir, tc.fs, err, tc.want)
 		}
 	}
+	// Past go-diskfs's 16-bit FAT size (about 256 GiB), it writes a FAT
+	// far too short for the volume; the volume was shrunk to it silently.
+	clean, _ := shareDir(t)
+	if err := imagebuilder.BuildDataImageSize(clean, out, "fat32", 300000); err == nil || !strings.Contains(err.Error(), "FAT32 volumes are made up to 262144 MiB") {
+		t.Errorf("a FAT32 volume of 300000 MiB: got %v, want the limit", err)
+	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed build left an image behind")
 	}
 }
 
 // TestBuildDataImageSizes builds FAT32 data disks of sizes at which
-// go-diskfs sizes the FAT two entries short (4 GiB, 32 GiB) and one at which
-// it does not: each must be a volume fsck.fat passes, with its files.
+// go-diskfs sizes the FAT two entries short (4 GiB, 32 GiB), one at which it
+// does not, and the largest: each must be a volume fsck.fat passes.
 func TestBuildDataImageSizes(t *testing.T) {
 	dir, _ := shareDir(t)
-	for _, mb := range []int{1024, 4096, 32768} {
+	for _, mb := range []int{1024, 4096, 32768, 262144} {
 		t.Run(fmt.Sprintf("%dM", mb), func(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "data.img")
 			if err := imagebuilder.BuildDataImageSize(dir, img, "fat32", mb); err != nil {

@@ -38,6 +38,11 @@ func (v *fat32Volume) fixShortFAT() error {
 	if v.nclusters <= entries {
 		return nil
 	}
+	if v.nclusters-entries > 2 {
+		// Not this defect: shrinking the volume to its FAT would lose
+		// more than the two clusters.
+		return fmt.Errorf("data image: the FAT has %d entries for %d clusters", entries, v.nclusters)
+	}
 	total := v.total - int64(v.nclusters-entries)*v.spc
 	sectors := []int64{0}
 	if v.backup != 0 {

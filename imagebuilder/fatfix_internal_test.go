@@ -164,3 +164,26 @@ func TestGoDiskfsFAT32Defects(t *testing.T) {
 		})
 	}
 }
+
+// TestFixShortFATRefusesOthers: a FAT short by more than go-diskfs's two
+// entries (its 16-bit FAT size wrapped, past 256 GiB) is an error, not a
+// volume shrunk to what its FAT covers.
+func TestFixShortFATRefusesOthers(t *testing.T) {
+	img := goDiskfsFAT32(t, 300000<<20)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, err := readFAT32(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := v.total
+	if err := v.fixShortFAT(); err == nil || !strings.Contains(err.Error(), "entries for") {
+		t.Errorf("fixShortFAT = %v, want an error naming the FAT's entries and the clusters", err)
+	}
+	if w, err := readFAT32(f); err != nil || w.total != total {
+		t.Errorf("the boot sector now declares %d sectors (%v), want %d as before", w.total, err, total)
+	}
+}
