@@ -2,8 +2,13 @@ package imagebuilder
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 )
 
 // go-diskfs v1.9.4, the newest release the module proxy serves (checked on
@@ -23,7 +28,47 @@ func fixFAT32(f *os.File) error {
 			return err
 		}
 	}
-	return nil
+	return v.punchZeroFATs()
+}
+
+// punchZeroFATs gives back the disk under the zeros of the FATs: go-diskfs
+// writes both whole, every free cluster's zero entry included (64 MiB on a
+// 256 GiB volume), where a hole reads the same. A file system that cannot
+// punch holes keeps the blocks: the image is right either way.
+func (v *fat32Volume) punchZeroFATs() error {
+	const page = 4096 // the unit a hole is made in on Linux file systems
+	start := (v.reserved*v.bps + page - 1) &^ (page - 1)
+	end := ((v.reserved + v.nfats*v.fatSectors) * v.bps) &^ (page - 1)
+	buf := make([]byte, 1<<20)
+	run := int64(-1) // start of the current run of zero pages
+	punch := func(to int64) error {
+		if run < 0 {
+			return nil
+		}
+		from := run
+		run = -1
+		err := unix.Fallocate(int(v.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, from, to-from)
+		if err != nil && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("punching a hole of %d bytes at byte %d of the data image: %w", to-from, from, err)
+		}
+		return nil
+	}
+	for off := start; off < end; off += int64(len(buf)) {
+		b := buf[:min(int64(len(buf)), end-off)]
+		if _, err := v.f.ReadAt(b, off); err != nil {
+			return fmt.Errorf("reading FAT bytes at %d: %w", off, err)
+		}
+		for i := 0; i < len(b); i += page {
+			if !fstree.IsZero(b[i : i+page]) {
+				if err := punch(off + int64(i)); err != nil {
+					return err
+				}
+			} else if run < 0 {
+				run = off + int64(i)
+			}
+		}
+	}
+	return punch(end)
 }
 
 // fixShortFAT mends go-diskfs's defect "the FAT has no entries for the
