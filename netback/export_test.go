@@ -11,13 +11,13 @@ var ResolvConfPath = &resolvConfPath
 
 // NewHubWithClock is NewHub with a clock of the test's.
 func NewHubWithClock(cfg HubConfig, now func() time.Time) (*Hub, error) {
-	return newHub(cfg, now, nil)
+	return newHub(cfg, hubHooks{now: now})
 }
 
 // NewHubWithSave is NewHub whose lease file writes go through wrap (which
 // calls save to write).
 func NewHubWithSave(cfg HubConfig, wrap func(save func() error) error) (*Hub, error) {
-	return newHub(cfg, time.Now, wrap)
+	return newHub(cfg, hubHooks{wrapSave: wrap})
 }
 
 // The flood limit's bucket, for tests to count what passes it.

@@ -78,6 +78,10 @@ type HubConfig struct {
 // connection: the handshake is bounded (size, forwards, time) and parsed
 // strictly; a MAC joins once at a time (a second connection with it is
 // refused, so no VM can take over another's port, address or forwards);
+// a forward of a host port below the host's first unprivileged one
+// (net.ipv4.ip_unprivileged_port_start, else 1024) is refused unless the
+// process that connected (SO_PEERCRED) is root's, since the hub binds it
+// with its own privileges;
 // the frames a VM sends must carry its MAC as source, and, for IPv4 and
 // ARP, its leased address (or 0.0.0.0, as DHCP and ARP probes use) as
 // sender; VLAN-tagged frames are dropped. Frames are dropped, never
@@ -95,9 +99,13 @@ type Hub struct {
 	leases *leaseStore
 	logf   func(format string, args ...any)
 
-	now   func() time.Time // the clock of leases' last-seen times and flood limits
-	mu    sync.RWMutex
-	ports map[[6]byte]*hubPort
+	now func() time.Time // the clock of leases' last-seen times and flood limits
+	// peerUID and portStart decide who may forward privileged host
+	// ports (checkPrivileged).
+	peerUID   func(c net.Conn) (int, error)
+	portStart func() int
+	mu        sync.RWMutex
+	ports     map[[6]byte]*hubPort
 	// admitMu serialises admissions (register).
 	admitMu sync.Mutex
 	conns   connSet // every open connection, handshaking or joined
@@ -153,12 +161,30 @@ type HubStats struct {
 // NewHub starts a shared network listening on cfg.Socket. A socket file
 // left by a hub that died is replaced; one that a running hub answers on
 // is an error wrapping ErrHubRunning.
-func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, time.Now, nil) }
+func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, hubHooks{}) }
 
-// newHub is NewHub with the clock of the leases' last-seen times and the
-// flood limits, and, if wrapSave is not nil, lease file writes made
-// through it.
-func newHub(cfg HubConfig, now func() time.Time, wrapSave func(save func() error) error) (*Hub, error) {
+// hubHooks are what the tests replace in a hub; a zero field is the real
+// one.
+type hubHooks struct {
+	// now is the clock of the leases' last-seen times and the flood
+	// limits.
+	now func() time.Time
+	// wrapSave, if not nil, makes the lease file writes through it.
+	wrapSave func(save func() error) error
+	// peerUID is the user of the process at the other end of a VM's
+	// connection (SO_PEERCRED).
+	peerUID func(c net.Conn) (int, error)
+	// portStart is the first host port that a process other than root
+	// may bind.
+	portStart func() int
+}
+
+// newHub is NewHub with hooks.
+func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
+	now, wrapSave := hooks.now, hooks.wrapSave
+	if now == nil {
+		now = time.Now
+	}
 	if cfg.Socket == "" {
 		return nil, fmt.Errorf("shared network: no socket path")
 	}
@@ -169,7 +195,14 @@ func newHub(cfg HubConfig, now func() time.Time, wrapSave func(save func() error
 		cfg.Leases = HubLeases(cfg.Socket)
 	}
 	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{},
-		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{})}
+		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}),
+		peerUID: hooks.peerUID, portStart: hooks.portStart}
+	if h.peerUID == nil {
+		h.peerUID = connPeerUID
+	}
+	if h.portStart == nil {
+		h.portStart = unprivilegedPortStart
+	}
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	}
@@ -349,6 +382,9 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	if err != nil {
 		return nil, RefusedMalformed, err.Error()
 	}
+	if msg := h.checkPrivileged(c, fwds); msg != "" {
+		return nil, RefusedForward, msg
+	}
 	p, r, msg := h.register(c, mac, fwds)
 	if r == 0 {
 		// The address is reserved in memory: the VM need not wait for
@@ -357,6 +393,32 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 		h.requestSave()
 	}
 	return p, r, msg
+}
+
+// checkPrivileged says why a VM may not have fwds ("" if it may): the hub
+// binds its forwards' host ports with its own privileges, often root's,
+// so a forward to a port below the host's first unprivileged one
+// (net.ipv4.ip_unprivileged_port_start) is let through only if the
+// process that connected is root's, as the kernel would have judged that
+// process's own bind. A user that cannot be read counts as unprivileged.
+func (h *Hub) checkPrivileged(c net.Conn, fwds []Forward) string {
+	start := -1 // read once, and only if there is a forward to judge
+	uid, uidErr := -1, error(nil)
+	for _, f := range fwds {
+		if start < 0 {
+			start = h.portStart()
+			uid, uidErr = h.peerUID(c)
+		}
+		if int(f.HostPort) >= start || uidErr == nil && uid == 0 {
+			continue
+		}
+		who := fmt.Sprintf("the VM's process runs as uid %d", uid)
+		if uidErr != nil {
+			who = fmt.Sprintf("the VM's user is unknown (%v)", uidErr)
+		}
+		return fmt.Sprintf("%s: host port %d is below %d (net.ipv4.ip_unprivileged_port_start): only root's VMs may forward it, and %s; forward a host port from %d up", f, f.HostPort, start, who, start)
+	}
+	return ""
 }
 
 // register is admit's part that takes the address, binds the forwards

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -29,11 +32,52 @@ func HubPID(socket string) (int, error) {
 	}
 	var pid int
 	var credErr error
-	if err := raw.Control(func(fd uintptr) { pid, credErr = peerPID(int(fd)) }); err != nil {
+	if err := raw.Control(func(fd uintptr) { pid, _, credErr = peerCred(int(fd)) }); err != nil {
 		return 0, fmt.Errorf("shared network %s: %w", socket, err)
 	}
 	if credErr != nil {
 		return 0, fmt.Errorf("shared network %s: peer credentials: %w", socket, credErr)
 	}
 	return pid, nil
+}
+
+// connPeerUID is the user ID of the process that connected c, a Unix
+// socket connection: the one it had at connect, whatever it changed to
+// since.
+func connPeerUID(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("%T has no descriptor to read peer credentials of", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	uid, credErr := -1, error(nil)
+	if err := raw.Control(func(fd uintptr) { _, uid, credErr = peerCred(int(fd)) }); err != nil {
+		return -1, err
+	}
+	if credErr != nil {
+		return -1, fmt.Errorf("peer credentials: %w", credErr)
+	}
+	return uid, nil
+}
+
+// unprivilegedPortStartFile is where Linux keeps the first port that
+// needs no privilege to bind.
+var unprivilegedPortStartFile = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+
+// unprivilegedPortStart is the first host port that a process without
+// CAP_NET_BIND_SERVICE may bind: the host's setting, read each time (it
+// can change), or 1024, the traditional bound, where it cannot be read.
+func unprivilegedPortStart() int {
+	b, err := os.ReadFile(unprivilegedPortStartFile)
+	if err != nil {
+		return 1024
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 {
+		return 1024
+	}
+	return n
 }

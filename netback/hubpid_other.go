@@ -4,7 +4,7 @@ package netback
 
 import "errors"
 
-// peerPID is not implemented here: SO_PEERCRED is Linux's.
-func peerPID(int) (int, error) {
-	return 0, errors.New("peer credentials are only read on Linux")
+// peerCred is not implemented here: SO_PEERCRED is Linux's.
+func peerCred(int) (pid, uid int, err error) {
+	return 0, -1, errors.New("peer credentials are only read on Linux")
 }

@@ -34,6 +34,8 @@ func TestMain(m *testing.M) {
 	case "":
 	case "join":
 		os.Exit(joinChild())
+	case "forward":
+		os.Exit(forwardChild())
 	default:
 		os.Exit(sandboxChild())
 	}

@@ -1,0 +1,152 @@
+package netback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// freePort is a TCP port of 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// A VM may forward a host port below the host's first unprivileged one
+// only if the process that connected is root's; else it is refused (a
+// port forward refusal, which the VM takes as final), nothing listens on
+// the port, and the network logs why. The first unprivileged port is
+// moved to just above a free port, so that no test binds a real
+// privileged one.
+func TestHubPrivilegedForward(t *testing.T) {
+	errNoCred := errors.New("no credentials here")
+	tests := []struct {
+		name    string
+		uid     int
+		uidErr  error
+		below   bool // the forwarded port is below the first unprivileged one
+		refused string
+	}{
+		{name: "nobody, privileged port", uid: 65534, below: true, refused: "only root's VMs may forward it, and the VM's process runs as uid 65534"},
+		{name: "user 1000, privileged port", uid: 1000, below: true, refused: "runs as uid 1000"},
+		{name: "unknown user, privileged port", uid: -1, uidErr: errNoCred, below: true, refused: "the VM's user is unknown (no credentials here)"},
+		{name: "root, privileged port", uid: 0, below: true},
+		{name: "nobody, unprivileged port", uid: 65534},
+		{name: "unknown user, unprivileged port", uid: -1, uidErr: errNoCred},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := freePort(t)
+			start := int(port)
+			if tt.below {
+				start++
+			}
+			var mu sync.Mutex
+			var logs []string
+			hooks := hubHooks{
+				peerUID:   func(net.Conn) (int, error) { return tt.uid, tt.uidErr },
+				portStart: func() int { return start },
+			}
+			h, err := newHub(HubConfig{Socket: filepath.Join(t.TempDir(), "n.sock"), Logf: func(f string, a ...any) {
+				mu.Lock()
+				logs = append(logs, fmt.Sprintf(f, a...))
+				mu.Unlock()
+			}}, hooks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			fwd := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 22}
+			j, err := Join(h.Socket(), net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}, []Forward{fwd})
+			if tt.refused == "" {
+				if err != nil {
+					t.Fatalf("join: %v, want it let in", err)
+				}
+				j.Close()
+				return
+			}
+			var re *RefusedError
+			if !errors.As(err, &re) || re.Reason != RefusedForward || !re.Permanent() ||
+				!strings.Contains(re.Message, fmt.Sprintf("tcp:127.0.0.1:%d:22: host port %d is below %d", port, port, start)) || !strings.Contains(re.Message, tt.refused) {
+				if j != nil {
+					j.Close()
+				}
+				t.Fatalf("join: %v; want a port forward refusal naming the forward and %q", err, tt.refused)
+			}
+			// Nothing took the port, even for a moment.
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				t.Errorf("the refused forward's port: %v", err)
+			} else {
+				ln.Close()
+			}
+			h.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if !strings.Contains(strings.Join(logs, "\n"), "refused a VM: port forward refused: "+re.Message) {
+				t.Errorf("the network's log lacks the refusal:\n%s", strings.Join(logs, "\n"))
+			}
+		})
+	}
+}
+
+// connPeerUID reads the user of the process at the other end of a real
+// Unix connection: this one's.
+func TestConnPeerUID(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	uid, err := connPeerUID(a)
+	if err != nil || uid != os.Geteuid() {
+		t.Errorf("connPeerUID = %d, %v; want %d", uid, err, os.Geteuid())
+	}
+}
+
+// The first unprivileged port is the host's setting, or 1024 where it
+// cannot be read or makes no sense.
+func TestUnprivilegedPortStart(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		content string // "" for no file
+		want    int
+	}{
+		{"", 1024}, {"1024\n", 1024}, {"80\n", 80}, {"0\n", 0}, {"4000", 4000}, {"x\n", 1024}, {"-1\n", 1024},
+	}
+	old := unprivilegedPortStartFile
+	defer func() { unprivilegedPortStartFile = old }()
+	for i, tt := range tests {
+		unprivilegedPortStartFile = filepath.Join(dir, fmt.Sprint(i))
+		if tt.content != "" {
+			if err := os.WriteFile(unprivilegedPortStartFile, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := unprivilegedPortStart(); got != tt.want {
+			t.Errorf("%q: %d, want %d", tt.content, got, tt.want)
+		}
+	}
+}
