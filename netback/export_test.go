@@ -61,3 +61,11 @@ func ExpireHubUDPFlows(h *Hub, guest netip.Addr, k int) { h.gw.nat.expireUDP(gue
 // NATDialsPerGuest is how many of one guest's TCP connections the NAT
 // dials on the host at once.
 const NATDialsPerGuest = natDialsPerGuest
+
+// SetRootHubDir makes dir root's HubDir until the returned function
+// restores it.
+func SetRootHubDir(dir string) (restore func()) {
+	old := rootHubDir
+	rootHubDir = dir
+	return func() { rootHubDir = old }
+}

@@ -50,13 +50,14 @@ type HubConfig struct {
 	// Socket is the Unix socket VMs connect to (HubSocket names the
 	// default one). Its directory must exist, unless it is the default
 	// runtime directory (HubDir), which is created with its parent,
-	// both mode 0700 and owned by this user (an existing one owned by
-	// another user is refused). The socket is mode 0600: only its
+	// both mode 0711 and owned by this user (an existing one owned by
+	// another user is refused; an existing one is never narrowed, but
+	// loses group and world write access), so that each network's
+	// socket says who may join it. The socket is mode 0600: only its
 	// owner's VMs may join.
 	Socket string
 	// Group, when above 0, is a group whose members' VMs may join too:
-	// the socket is mode 0660 and owned by that group, and so are the
-	// default runtime directory and its parent, mode 0750. Set on every
+	// the socket is mode 0660 and owned by that group. Set on every
 	// start, since the socket is made anew each time.
 	Group int
 	// Leases is the lease file; "" means HubLeases(Socket).
@@ -214,7 +215,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if wrapSave != nil {
 		h.saveLeaseFile = func() error { return wrapSave(h.leases.save) }
 	}
-	if err := prepareSocketDir(filepath.Dir(cfg.Socket), cfg.Group); err != nil {
+	if err := prepareSocketDir(filepath.Dir(cfg.Socket)); err != nil {
 		return nil, err
 	}
 	if err := removeStaleSocket(cfg.Socket); err != nil {

@@ -14,7 +14,7 @@ import (
 // /tmp/smolvmm-UID/net.
 func HubDir() string {
 	if os.Geteuid() == 0 {
-		return "/run/smolvmm/net"
+		return rootHubDir
 	}
 	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" && filepath.IsAbs(rt) {
 		return filepath.Join(rt, "smolvmm", "net")
@@ -22,13 +22,16 @@ func HubDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("smolvmm-%d", os.Geteuid()), "net")
 }
 
+// rootHubDir is root's HubDir; a variable for the tests.
+var rootHubDir = "/run/smolvmm/net"
+
 // prepareSocketDir makes sure a hub can listen in dir: the default
 // runtime directory is made ready (prepareRuntimeDir); any other must
 // exist, and is left as it is (it is the user's: creating a mistyped path
 // would hide the mistake).
-func prepareSocketDir(dir string, gid int) error {
+func prepareSocketDir(dir string) error {
 	if filepath.Clean(dir) == HubDir() {
-		return prepareRuntimeDir(dir, gid)
+		return prepareRuntimeDir(dir)
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -40,17 +43,23 @@ func prepareSocketDir(dir string, gid int) error {
 	return nil
 }
 
-// prepareRuntimeDir creates dir and its parent if missing, and gives both
-// mode 0700, or 0750 and group gid when gid > 0, so that what a previous
-// start set does not linger. Either one owned by another user is refused:
-// under /tmp anybody could have made it first.
-func prepareRuntimeDir(dir string, gid int) error {
-	mode := os.FileMode(0o700)
-	if gid > 0 {
-		mode = 0o750
-	}
+// runtimeDirMode is the access of the default runtime directory and its
+// parent: every network of this user has its socket and lease file in
+// them, each network with a group of its own (or none), so the
+// directories let anybody through (not list them, nor write in them) and
+// each socket (setSocketAccess) and lease file (0600) says who may use
+// it.
+const runtimeDirMode = 0o711
+
+// prepareRuntimeDir creates dir and its parent if missing, mode
+// runtimeDirMode. Existing ones are not narrowed, as another network may
+// have its group's VMs going through them: they gain runtimeDirMode's
+// bits and lose only write access of group and others, which would let
+// those replace any network's socket or leases. Either one owned by
+// another user is refused: under /tmp anybody could have made it first.
+func prepareRuntimeDir(dir string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Mkdir(d, mode); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := os.Mkdir(d, runtimeDirMode); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("shared network: runtime directory: %w", err)
 		}
 		st, err := os.Lstat(d)
@@ -63,8 +72,11 @@ func prepareRuntimeDir(dir string, gid int) error {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
 			return fmt.Errorf("shared network: runtime directory %s belongs to uid %d, not to this user (uid %d): remove it", d, sys.Uid, os.Geteuid())
 		}
-		if err := setAccess(d, mode, gid); err != nil {
-			return fmt.Errorf("shared network: runtime directory: %w", err)
+		// The umask may have taken bits off a new one.
+		if mode := (st.Mode().Perm() | runtimeDirMode) &^ 0o022; mode != st.Mode().Perm() {
+			if err := os.Chmod(d, mode); err != nil {
+				return fmt.Errorf("shared network: runtime directory: %w", err)
+			}
 		}
 	}
 	return nil

@@ -32,29 +32,46 @@ func checkAccess(t *testing.T, path string, mode os.FileMode, gid int) {
 	}
 }
 
-// The default runtime directory and its parent are created, and given on
-// every start the access asked for then: 0700, or 0750 to a group.
+// The default runtime directory and its parent are created mode 0711;
+// existing ones are never narrowed, only stripped of group and world
+// write access.
 func TestPrepareRuntimeDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "smolvmm", "net")
-	gid := testGID()
-	for _, step := range []struct {
-		gid  int
-		mode os.FileMode
-	}{{0, 0o700}, {gid, 0o750}, {0, 0o700}} {
-		if err := prepareRuntimeDir(dir, step.gid); err != nil {
+	tests := []struct {
+		existing os.FileMode // 0: none
+		want     os.FileMode
+	}{
+		{0, 0o711}, {0o700, 0o711}, {0o750, 0o751}, {0o755, 0o755}, {0o711, 0o711}, {0o777, 0o755}, {0o770, 0o751},
+	}
+	for _, tt := range tests {
+		dir := filepath.Join(t.TempDir(), "smolvmm", "net")
+		if tt.existing != 0 {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []string{dir, filepath.Dir(dir)} {
+				if err := os.Chmod(d, tt.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := prepareRuntimeDir(dir); err != nil {
 			t.Fatal(err)
 		}
-		checkAccess(t, dir, step.mode, step.gid)
-		checkAccess(t, filepath.Dir(dir), step.mode, step.gid)
+		checkAccess(t, dir, tt.want, 0)
+		checkAccess(t, filepath.Dir(dir), tt.want, 0)
 	}
 	if os.Geteuid() != 0 {
 		return
 	}
 	// Made first by somebody else (anybody can, under /tmp).
+	dir := filepath.Join(t.TempDir(), "smolvmm", "net")
+	if err := prepareRuntimeDir(dir); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Lchown(filepath.Dir(dir), 4243, -1); err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareRuntimeDir(dir, 0); err == nil || !strings.Contains(err.Error(), "belongs to uid 4243") {
+	if err := prepareRuntimeDir(dir); err == nil || !strings.Contains(err.Error(), "belongs to uid 4243") {
 		t.Errorf("a runtime directory of another user: %v, want it refused", err)
 	}
 }

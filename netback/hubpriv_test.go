@@ -34,30 +34,7 @@ func TestHubPrivilegedForwardOtherUser(t *testing.T) {
 	if port == 0 {
 		t.Skip("no free port below 1024")
 	}
-	// A directory uid 65534 may reach, with a copy of this test binary it
-	// may run.
-	dir, err := os.MkdirTemp("", "hubpriv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "netback.test")
-	src, err := os.Open(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err == nil {
-		_, err = io.Copy(dst, src)
-		err = errors.Join(err, dst.Close())
-	}
-	src.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, bin := otherUserDir(t)
 	var mu sync.Mutex
 	var logs strings.Builder
 	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(t.TempDir(), "n.leases"), Group: 65534,
@@ -67,10 +44,7 @@ func TestHubPrivilegedForwardOtherUser(t *testing.T) {
 	}
 	defer h.Close()
 	fwd := fmt.Sprintf("tcp:127.0.0.1:%d:22", port)
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=forward", "NETBACK_HUB="+h.Socket(), "NETBACK_FORWARD="+fwd)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
+	out, err := asNobody(bin, "NETBACK_SANDBOX_CHILD=forward", "NETBACK_HUB="+h.Socket(), "NETBACK_FORWARD="+fwd).CombinedOutput()
 	want := fmt.Sprintf("refused the VM: port forward refused: %s: host port %d is below 1024", fwd, port)
 	if err != nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "runs as uid 65534") {
 		t.Errorf("uid 65534 joining with %s: %v, output %q; want %q", fwd, err, out, want)
@@ -101,5 +75,109 @@ func forwardChild() int {
 	}
 	fmt.Printf("joined as %s uid %d\n", j.Addr(), os.Getuid())
 	j.Close()
+	return 0
+}
+
+// otherUserDir makes a directory that uid 65534 may reach, removed at the
+// test's end, with a copy of this test binary it may run.
+func otherUserDir(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hubpriv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "netback.test")
+	src, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err == nil {
+		_, err = io.Copy(dst, src)
+		err = errors.Join(err, dst.Close())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
+}
+
+// asNobody is the test binary bin as a child of uid and gid 65534, with
+// env added.
+func asNobody(bin string, env ...string) *exec.Cmd {
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	return cmd
+}
+
+// TestHubDirTwoNetworks: two networks in root's default directory, the
+// first for group 65534's VMs, the second for root's only: the second's
+// start leaves the first reachable by the group (it made the shared
+// directories root's only, and the group's VMs could no longer
+// reconnect), and the second is the group's to reach no more than any
+// other user's.
+func TestHubDirTwoNetworks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to be the network another user joins")
+	}
+	base, bin := otherUserDir(t)
+	defer netback.SetRootHubDir(filepath.Join(base, "smolvmm", "net"))()
+	web, err := netback.HubSocket("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := netback.HubSocket("other")
+	h1, err := netback.NewHub(netback.HubConfig{Socket: web, Group: 65534})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h1.Close()
+	h2, err := netback.NewHub(netback.HubConfig{Socket: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	out, err := asNobody(bin, "NETBACK_SANDBOX_CHILD=dial", "NETBACK_DIAL="+web+","+other).CombinedOutput()
+	want := fmt.Sprintf("%s: ok\n%s: permission denied\n", web, other)
+	if err != nil || string(out) != want {
+		t.Errorf("uid 65534 in group 65534 dialing both: %v, output %q; want %q", err, out, want)
+	}
+	// Nobody but root reads the leases, nor writes in the directories.
+	h1.Close() // saves the leases
+	for _, tt := range []struct {
+		path string
+		mode os.FileMode
+	}{{filepath.Dir(web), 0o711}, {filepath.Dir(filepath.Dir(web)), 0o711}, {netback.HubLeases(web), 0o600}} {
+		st, err := os.Stat(tt.path)
+		if err != nil {
+			t.Error(err)
+		} else if st.Mode().Perm() != tt.mode {
+			t.Errorf("%s: mode %v, want %v", tt.path, st.Mode().Perm(), tt.mode)
+		}
+	}
+}
+
+// dialChild connects to each socket of $NETBACK_DIAL (comma-separated)
+// and prints what came of it.
+func dialChild() int {
+	for _, s := range strings.Split(os.Getenv("NETBACK_DIAL"), ",") {
+		c, err := net.Dial("unix", s)
+		if err != nil {
+			if errors.Is(err, syscall.EACCES) {
+				fmt.Printf("%s: permission denied\n", s)
+			} else {
+				fmt.Printf("%s: %v\n", s, err)
+			}
+			continue
+		}
+		c.Close()
+		fmt.Printf("%s: ok\n", s)
+	}
 	return 0
 }

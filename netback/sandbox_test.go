@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(joinChild())
 	case "forward":
 		os.Exit(forwardChild())
+	case "dial":
+		os.Exit(dialChild())
 	default:
 		os.Exit(sandboxChild())
 	}

@@ -32,8 +32,10 @@ listen on the host while it is connected.
 The socket is $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock (root:
 /run/smolvmm/net/NAME.sock; without XDG_RUNTIME_DIR, /tmp/smolvmm-UID/net),
 mode 0600: only its owner's VMs may join (--group GROUP: also that group's
-members'; set on every start). The leases are next to it, in
-NAME.leases. If the network stops, its VMs keep running and reconnect when
+members'; set on every start); the directory is mode 0711, shared by every
+network. The leases are next to it, in NAME.leases, mode 0600. A VM may
+forward a host port below 1024 (net.ipv4.ip_unprivileged_port_start) only
+if its process is root's. If the network stops, its VMs keep running and reconnect when
 it is back. SIGINT or SIGTERM stop it, with status 0 (a service manager's
 normal stop). Only the default directory is created: the directory of
 --socket must exist.
@@ -46,7 +48,7 @@ Examples:
 			&cli.StringFlag{Name: "name", Value: "default", Usage: "network `NAME` (letters, digits, '.', '_', '-'); VMs join with smolvmm run --net user:NAME"},
 			&cli.StringFlag{Name: "socket", Usage: "listen on the Unix socket `PATH` instead of the one --name gives; VMs join with smolvmm run --net user:PATH"},
 			&cli.StringFlag{Name: "leases", Usage: "keep the DHCP leases in `FILE` (default: next to the socket, .leases for .sock)"},
-			&cli.StringFlag{Name: "group", Usage: "let the VMs of `GROUP`'s members join too (name or number): socket mode 0660 and the default socket directory 0750, that group's"},
+			&cli.StringFlag{Name: "group", Usage: "let the VMs of `GROUP`'s members join too (name or number): socket mode 0660, that group's"},
 			&cli.BoolFlag{Name: "quiet", Usage: "do not log VMs joining and leaving"},
 		},
 		Action: netAction,
