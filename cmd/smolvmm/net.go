@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -174,13 +175,27 @@ func releaseAfterJoins(h *netback.Hub, logf func(string, ...any)) (stop func()) 
 	}
 }
 
-// joinName is what --net user: takes to join this network.
+// joinName is what --net user: takes to join this network: the name, or
+// the socket's absolute path (a relative one without a '/' would be read
+// as a name, and would not be found from another directory), or, where
+// that is too long for a Unix socket address, the path as given with a
+// '/' in it.
 func joinName(c *cli.Context, socket string) string {
-	if c.String("socket") != "" {
-		return socket
+	if c.String("socket") == "" {
+		return c.String("name")
 	}
-	return c.String("name")
+	if abs, err := filepath.Abs(socket); err == nil && len(abs) <= maxSocketPathLen {
+		return abs
+	}
+	if !strings.ContainsRune(socket, '/') {
+		return "./" + socket
+	}
+	return socket
 }
+
+// maxSocketPathLen is the longest path a Unix socket address takes
+// (sun_path less its terminating NUL).
+const maxSocketPathLen = 107
 
 // lookupGroup turns --group's name or number into a group ID.
 func lookupGroup(g string) (int, error) {

@@ -800,6 +800,39 @@ func TestNetGroup(t *testing.T) {
 	}
 }
 
+// TestNetRelativeSocket: with --socket rel.sock the daemon says to join
+// with the socket's absolute path: user:rel.sock is read as a name
+// (NAME.sock in the runtime directory), and another directory's VM would
+// not find it anyway.
+func TestNetRelativeSocket(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ arg, want string }{
+		{"rel.sock", filepath.Join(dir, "rel.sock")},
+		{"./sub/../dot.sock", filepath.Join(dir, "dot.sock")},
+		{filepath.Join(dir, "abs.sock"), filepath.Join(dir, "abs.sock")},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(smolvmmBin(t), "net", "--socket", tt.arg)
+		cmd.Dir = dir
+		if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(stderr).ReadString('\n')
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if want := "join with --net user:" + tt.want + "\n"; !strings.HasSuffix(line, want) {
+			t.Errorf("net --socket %s: %q, want it to end with %q", tt.arg, line, want)
+		}
+	}
+}
+
 // TestNetStopStatus: smolvmm net is a daemon: stopped by SIGINT or SIGTERM
 // (its service manager's stop) it ends with status 0, its socket removed,
 // unlike run, fetch, up and bench (130: they did not finish their work).
