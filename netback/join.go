@@ -47,6 +47,7 @@ type Joined struct {
 	failErr error // the refusal that closed failed
 
 	sent, unsent, connects atomic.Uint64
+	failedDials            atomic.Uint64 // redials that failed
 	closeOnce              sync.Once
 
 	name string                           // the network, as the log calls it
@@ -57,8 +58,10 @@ type Joined struct {
 type JoinOptions struct {
 	// Name is what log messages call the network; "" means its socket.
 	Name string
-	// Logf, when set, is told when the connection to the network is lost
-	// and when the VM has rejoined: once per event, not per attempt.
+	// Logf, when set, is told when the connection to the network is lost,
+	// when rejoining it fails (the first time, and again when the error
+	// changes) and when the VM has rejoined: once per event, not per
+	// attempt.
 	Logf func(format string, args ...any)
 }
 
@@ -177,6 +180,7 @@ func (j *Joined) read(c net.Conn) error {
 // installed), Close or a refusal that dialing again cannot change (nil).
 func (j *Joined) redial() net.Conn {
 	delay := joinRetryMin
+	var report redialReport
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	for {
@@ -200,6 +204,10 @@ func (j *Joined) redial() net.Conn {
 			j.connects.Add(1)
 			return c
 		}
+		j.failedDials.Add(1)
+		if msg, ok := report.note(err); ok {
+			j.logf("shared network %s: %s", j.name, msg)
+		}
 		j.mu.Lock()
 		j.lastErr = err
 		if permanentJoinError(err) {
@@ -212,6 +220,30 @@ func (j *Joined) redial() net.Conn {
 		delay = min(2*delay, joinRetryMax)
 		t.Reset(delay)
 	}
+}
+
+// redialReport decides which failed redials a VM's log is told of: the
+// first, and each whose error differs from the one before, not every
+// attempt (a VM may retry for hours).
+type redialReport struct{ last string }
+
+// note is what to log of a failed redial's err, and whether to.
+func (r *redialReport) note(err error) (string, bool) {
+	if err.Error() == r.last {
+		return "", false
+	}
+	r.last = err.Error()
+	switch {
+	case permanentJoinError(err):
+		return fmt.Sprintf("cannot rejoin: %v; giving up", err), true
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		// Most often the VM's process lost access since it joined: it
+		// changed its user or root directory, and the socket's mode or
+		// path does not let the new ones through. Retried all the
+		// same: the network's next start may set another mode.
+		return fmt.Sprintf("cannot rejoin: %v (this process, as its user and root directory are now, may not reach the socket); still trying", err), true
+	}
+	return fmt.Sprintf("cannot rejoin: %v; still trying", err), true
 }
 
 // ReadFrame implements Backend.

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -129,5 +133,112 @@ func TestJoinedRefusedOnReconnect(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// What a VM's log is told of failed redials: the first, then only a
+// change of error, and an EACCES one says the process may not reach the
+// socket while it keeps trying.
+func TestRedialReport(t *testing.T) {
+	noHub := fmt.Errorf("%w: nothing answers on /s: %w", ErrNoHub, syscall.ENOENT)
+	refusedConn := fmt.Errorf("%w: nothing answers on /s: %w", ErrNoHub, syscall.ECONNREFUSED)
+	denied := fmt.Errorf("shared network /s: dial unix /s: connect: %w", syscall.EACCES)
+	dup := &RefusedError{Socket: "/s", Reason: RefusedDuplicateMAC, Message: "connected already"}
+	port := &RefusedError{Socket: "/s", Reason: RefusedForward, Message: "taken"}
+	steps := []struct {
+		err  error
+		want string // "" for nothing logged
+	}{
+		{noHub, "cannot rejoin: " + noHub.Error() + "; still trying"},
+		{noHub, ""},
+		{noHub, ""},
+		{refusedConn, "cannot rejoin: " + refusedConn.Error() + "; still trying"},
+		{denied, "cannot rejoin: " + denied.Error() + " (this process, as its user and root directory are now, may not reach the socket); still trying"},
+		{denied, ""},
+		{dup, "cannot rejoin: " + dup.Error() + "; still trying"},
+		{noHub, "cannot rejoin: " + noHub.Error() + "; still trying"},
+		{port, "cannot rejoin: " + port.Error() + "; giving up"},
+	}
+	var r redialReport
+	for i, s := range steps {
+		got, ok := r.note(s.err)
+		if ok != (s.want != "") || got != s.want {
+			t.Errorf("step %d (%v): %q %v, want %q", i, s.err, got, ok, s.want)
+		}
+	}
+}
+
+// A VM whose network is away says so once when it fails to rejoin, again
+// when the failure changes, and not at every attempt.
+func TestJoinedRedialLogged(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "fake.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logs []string
+	logf := func(f string, a ...any) {
+		mu.Lock()
+		logs = append(logs, fmt.Sprintf(f, a...))
+		mu.Unlock()
+	}
+	res := make(chan *Joined, 1)
+	go func() {
+		j, err := JoinWith(sock, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, JoinOptions{Name: "web", Logf: logf})
+		if err != nil {
+			t.Error(err)
+		}
+		res <- j
+	}()
+	first := fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+	j := <-res
+	if j == nil {
+		t.FailNow()
+	}
+	defer j.Close()
+	ln.Close() // removes the socket file: the redials find nothing
+	first.Close()
+	waitDials := func(n uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); j.failedDials.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d failed redials after 20 s, want %d", j.failedDials.Load(), n)
+			}
+		}
+	}
+	waitDials(3)
+	// A file that is no socket there: another error.
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := j.failedDials.Load()
+	waitDials(n + 3)
+	// The network back, at once: no redial finds the path empty.
+	ln, err = net.Listen("unix", sock+".new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Rename(sock+".new", sock); err != nil {
+		t.Fatal(err)
+	}
+	fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+	for deadline := time.Now().Add(20 * time.Second); j.Connects() != 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not reconnected")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var failed []string
+	for _, l := range logs {
+		if strings.Contains(l, "cannot rejoin") {
+			failed = append(failed, l)
+		}
+	}
+	if len(failed) != 2 || !strings.Contains(failed[0], "no such file or directory; still trying") ||
+		!strings.Contains(failed[len(failed)-1], "connection refused; still trying") || !strings.HasPrefix(failed[0], "shared network web: cannot rejoin: ") {
+		t.Errorf("the failed redials were logged as\n%s\nwant the first (no such file) and the change (connection refused), once each", strings.Join(logs, "\n"))
 	}
 }
