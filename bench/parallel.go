@@ -38,6 +38,10 @@ type ParallelOptions struct {
 	// VMs join (smolvmm net): its memory is read along with theirs, and
 	// its PSS shared out among the started VMs.
 	NetworkPID int
+	// NetworkVMs, when set, says how many VMs are joined to that network
+	// (this bench's and any other's), asked as its memory is read: its
+	// PSS is shared out among them, else among the started VMs.
+	NetworkVMs func() (int, error)
 	// SettleTimeout, when set, bounds the wait after a VM's ready event
 	// for its Target.SettledFlag byte; without it the wait lasts as long
 	// as Timeout allows (N VMs settling on a few cores can take seconds).
@@ -128,6 +132,17 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 		var ro Rollup
 		if ro, netErr = ReadRollup(o.NetworkPID); netErr == nil {
 			netMem = &NetworkMemory{PID: o.NetworkPID, RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB}
+			if o.NetworkVMs != nil {
+				n, err := o.NetworkVMs()
+				if err == nil && n < 1 {
+					err = fmt.Errorf("it says %d VMs are joined", n)
+				}
+				if err != nil {
+					netMem.VMsError = err.Error()
+				} else {
+					netMem.VMs = n
+				}
+			}
 		}
 	}
 	for _, v := range vms {

@@ -24,7 +24,7 @@ const ParallelSchemaVersion = "smolvmm-bench-parallel/1"
 //	  "memory": {"n": 10, "rss_kib_mean": ..., "pss_kib_mean": ..., "pss_kib_total": ...,
 //	             "overhead_rss_kib_mean": ..., "overhead_pss_kib_mean": ...,
 //	             "overhead_pss_kib_max": ...},
-//	  "network_memory": {"pid": 4242, "rss_kib": ..., "pss_kib": ..., "pss_kib_per_vm": ...},
+//	  "network_memory": {"pid": 4242, "rss_kib": ..., "pss_kib": ..., "vms": 12, "pss_kib_per_vm": ...},
 //	  "vms": [{"index": 0, "start_ms": 0.4, "first_output_ms": 12.1, "ready_ms": 12.1,
 //	           "memory": {"rss_kib": ..., "pss_kib": ..., ...}}, {"index": 7, "error": "..."}]
 //	}
@@ -67,7 +67,13 @@ type NetworkMemory struct {
 	PID    int   `json:"pid"`
 	RSSKiB int64 `json:"rss_kib"`
 	PSSKiB int64 `json:"pss_kib"`
-	// PSSKiBPerVM is PSSKiB shared out among the started VMs (0 when none
+	// VMs is how many VMs were joined to the network when its memory was
+	// read, as it said (this bench's and any other's); 0 when it did not
+	// say, and VMsError says why.
+	VMs      int    `json:"vms,omitempty"`
+	VMsError string `json:"vms_error,omitempty"`
+	// PSSKiBPerVM is PSSKiB shared out among the VMs joined (VMs), or,
+	// when the network did not say, among the started VMs (0 when none
 	// started): what each VM's network costs on top of its own PSS.
 	PSSKiBPerVM float64 `json:"pss_kib_per_vm"`
 }
@@ -163,7 +169,10 @@ func (r *ParallelResults) aggregate() {
 	}
 	if m := r.NetworkMemory; m != nil {
 		m.PSSKiBPerVM = 0
-		if r.Started > 0 {
+		switch {
+		case m.VMs > 0:
+			m.PSSKiBPerVM = float64(m.PSSKiB) / float64(m.VMs)
+		case r.Started > 0:
 			m.PSSKiBPerVM = float64(m.PSSKiB) / float64(r.Started)
 		}
 	}
@@ -244,11 +253,11 @@ func (r *ParallelResults) Validate() error {
 		return bad("memory summary %+v disagrees with the vms' %+v", r.Memory, check.Memory)
 	}
 	if m := r.NetworkMemory; m != nil {
-		if r.NetworkMemoryError != "" || m.PID <= 0 || m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.PSSKiB > m.RSSKiB {
+		if r.NetworkMemoryError != "" || m.PID <= 0 || m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.PSSKiB > m.RSSKiB || m.VMs < 0 || m.VMs > 0 && m.VMsError != "" {
 			return bad("network memory %+v (error %q) inconsistent", *m, r.NetworkMemoryError)
 		}
 		if c := check.NetworkMemory; c.PSSKiBPerVM != m.PSSKiBPerVM {
-			return bad("network PSS per VM %.3f KiB, the started VMs give %.3f", m.PSSKiBPerVM, c.PSSKiBPerVM)
+			return bad("network PSS per VM %.3f KiB, the VMs give %.3f", m.PSSKiBPerVM, c.PSSKiBPerVM)
 		}
 	}
 	return nil
@@ -278,8 +287,13 @@ func (r *ParallelResults) WriteText(w io.Writer) error {
 		p("%d VMs read before they had settled (still mapping their set-up code): left out of the memory figures\n", m.Unsettled)
 	}
 	if m := r.NetworkMemory; m != nil {
-		p("shared network %s (process %d): RSS %.2f MiB, PSS %.2f MiB, %.2f MiB per VM\n",
-			r.Config.Net, m.PID, kib2mib(m.RSSKiB), kib2mib(m.PSSKiB), m.PSSKiBPerVM/1024)
+		if m.VMs > 0 {
+			p("shared network %s (process %d): RSS %.2f MiB, PSS %.2f MiB, %.2f MiB per joined VM (%d joined)\n",
+				r.Config.Net, m.PID, kib2mib(m.RSSKiB), kib2mib(m.PSSKiB), m.PSSKiBPerVM/1024, m.VMs)
+		} else {
+			p("shared network %s (process %d): RSS %.2f MiB, PSS %.2f MiB, %.2f MiB per VM this bench started (the network did not say how many were joined: %s)\n",
+				r.Config.Net, m.PID, kib2mib(m.RSSKiB), kib2mib(m.PSSKiB), m.PSSKiBPerVM/1024, m.VMsError)
+		}
 	}
 	if r.NetworkMemoryError != "" {
 		p("shared network memory not read: %s\n", r.NetworkMemoryError)

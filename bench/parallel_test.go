@@ -170,6 +170,9 @@ func TestParallelValidate(t *testing.T) {
 		{"network share", func(r *ParallelResults) { r.NetworkMemory.PSSKiBPerVM++ }},
 		{"network pss above rss", func(r *ParallelResults) { r.NetworkMemory.PSSKiB = 10000 }},
 		{"network memory and error", func(r *ParallelResults) { r.NetworkMemoryError = "gone" }},
+		{"network vms negative", func(r *ParallelResults) { r.NetworkMemory.VMs = -1 }},
+		{"network vms and their error", func(r *ParallelResults) { r.NetworkMemory.VMs, r.NetworkMemory.VMsError = 2, "no" }},
+		{"network share of the started, with vms", func(r *ParallelResults) { r.NetworkMemory.VMs = 4 }},
 	}
 	for _, mu := range mutations {
 		t.Run(mu.name, func(t *testing.T) {
@@ -179,6 +182,42 @@ func TestParallelValidate(t *testing.T) {
 				t.Errorf("error %v, want ErrSchema", err)
 			}
 		})
+	}
+}
+
+// The network's PSS is shared out among the VMs joined to it, as it said
+// (other benches' and VMs' too), not among the VMs this bench started; and
+// where it did not say, among those, labelled so.
+func TestParallelNetworkShare(t *testing.T) {
+	tests := []struct {
+		vms      int
+		vmsErr   string
+		perVM    float64
+		wantText string
+	}{
+		{4, "", 1500, "PSS 5.86 MiB, 1.46 MiB per joined VM (4 joined)"},
+		{1, "", 6000, "1 joined"},
+		{0, "refused: malformed hello", 6000, "5.86 MiB per VM this bench started (the network did not say how many were joined: refused: malformed hello)"},
+	}
+	for _, tt := range tests {
+		r := &ParallelResults{Schema: ParallelSchemaVersion, N: 2, Host: Host{CPUs: 2}, Config: Config{Net: "user:web"}, VMs: []VM{
+			{Index: 0, StartMS: 0.5, FirstOutputMS: 10, ReadyMS: 10, Memory: mem(12000, 3000, 100, 100)},
+			{Index: 1, StartMS: 0.6, Error: "boom"},
+		}, NetworkMemory: &NetworkMemory{PID: 42, RSSKiB: 9000, PSSKiB: 6000, VMs: tt.vms, VMsError: tt.vmsErr}}
+		r.aggregate()
+		if r.NetworkMemory.PSSKiBPerVM != tt.perVM {
+			t.Errorf("%d joined: %.1f KiB per VM, want %.1f", tt.vms, r.NetworkMemory.PSSKiBPerVM, tt.perVM)
+		}
+		if err := r.Validate(); err != nil {
+			t.Errorf("%d joined: %v", tt.vms, err)
+		}
+		var b strings.Builder
+		if err := r.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tt.wantText) {
+			t.Errorf("%d joined: text lacks %q:\n%s", tt.vms, tt.wantText, b.String())
+		}
 	}
 }
 
@@ -205,12 +244,13 @@ func TestRunParallel(t *testing.T) {
 			}
 			// The test process stands in for a shared network's.
 			res, err := RunParallel(context.Background(), target, ParallelOptions{N: n, Ready: tt.ready, Timeout: 30 * time.Second,
-				Config: Config{Kernel: "fake", MemoryMiB: 20, Net: "user:test"}, NetworkPID: os.Getpid()})
+				Config: Config{Kernel: "fake", MemoryMiB: 20, Net: "user:test"}, NetworkPID: os.Getpid(),
+				NetworkVMs: func() (int, error) { return 5, nil }}) // two more than this bench's
 			if err != nil {
 				t.Fatal(err)
 			}
 			if nm := res.NetworkMemory; nm == nil || nm.PID != os.Getpid() || nm.RSSKiB <= 0 || nm.PSSKiB <= 0 ||
-				(res.Started > 0) != (nm.PSSKiBPerVM > 0) {
+				nm.VMs != 5 || nm.PSSKiBPerVM != float64(nm.PSSKiB)/5 {
 				t.Errorf("network memory %+v (%s), %d started", nm, res.NetworkMemoryError, res.Started)
 			}
 			if res.N != n || res.Failed != tt.wantFailed || res.Started != n-tt.wantFailed || len(res.VMs) != n {

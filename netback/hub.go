@@ -347,6 +347,10 @@ func (h *Hub) serve(c net.Conn) {
 		refuse(RefusedVersion, fmt.Sprintf("this network speaks version %d, the VM %d", hubVersion, ver))
 		return
 	}
+	if hello.Query != "" {
+		h.answerQuery(c, hello, refuse)
+		return
+	}
 	p, r, msg := h.admit(c, hello)
 	if r != 0 {
 		refuse(r, msg)
@@ -362,6 +366,16 @@ func (h *Hub) serve(c net.Conn) {
 	go p.writeLoop()
 	err = p.readLoop()
 	h.logf("VM %s (%s) left: %v", p.mac, p.addr, err)
+}
+
+// answerQuery answers a hello that asks rather than joins.
+func (h *Hub) answerQuery(c net.Conn, hello hubHello, refuse func(Refusal, string)) {
+	if hello.Query != hubQueryVMs || hello.MAC != "" || len(hello.Forwards) > 0 {
+		refuse(RefusedMalformed, fmt.Sprintf("query %q with MAC %q and %d forwards: the only query is %q, alone", hello.Query, hello.MAC, len(hello.Forwards), hubQueryVMs))
+		return
+	}
+	n := h.Stats().VMs
+	_ = writeHubMessage(c, 0, hubAnswer{VMs: &n})
 }
 
 func forwardList(fs []Forward) string {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // HubPID returns the process ID of the hub listening on socket (an error
@@ -80,4 +81,37 @@ func unprivilegedPortStart() int {
 		return 1024
 	}
 	return n
+}
+
+// HubVMs asks the hub listening on socket how many VMs are joined to it
+// now: what its memory is shared among. Errors: ErrNoHub (wrapped) when
+// none answers there, a *RefusedError from a hub that does not answer
+// such questions (one older than them refuses it as a malformed hello),
+// ErrHubProtocol for anything else on the socket.
+func HubVMs(socket string) (int, error) {
+	c, err := net.DialTimeout("unix", socket, hubHandshakeTimeout)
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return 0, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, socket, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("shared network %s: %w", socket, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
+	if err := writeHubMessage(c, 0, hubHello{Query: hubQueryVMs}); err != nil {
+		return 0, fmt.Errorf("shared network %s: query: %w", socket, err)
+	}
+	var ans hubAnswer
+	ver, status, err := readHubMessage(c, &ans)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("shared network %s: query: %w", socket, err)
+	case ver != hubVersion:
+		return 0, fmt.Errorf("shared network %s: %w", socket, &hubVersionError{hub: ver, vm: hubVersion})
+	case status != 0:
+		return 0, &RefusedError{Socket: socket, Reason: Refusal(status), Message: ans.Error}
+	case ans.VMs == nil || *ans.VMs < 0:
+		return 0, fmt.Errorf("shared network %s: %w: answer without a count of VMs", socket, ErrHubProtocol)
+	}
+	return *ans.VMs, nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/netback"
 )
@@ -180,4 +181,42 @@ func dialChild() int {
 		fmt.Printf("%s: ok\n", s)
 	}
 	return 0
+}
+
+// HubVMs says how many VMs are joined now, without joining or being
+// logged as a VM.
+func TestHubVMs(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	count := func() int {
+		t.Helper()
+		n, err := netback.HubVMs(h.Socket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Errorf("no VM joined: %d", n)
+	}
+	var js []*netback.Joined
+	for i := range byte(3) {
+		j, err := netback.Join(h.Socket(), testMAC(i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		js = append(js, j)
+	}
+	if n := count(); n != 3 {
+		t.Errorf("3 VMs joined: %d", n)
+	}
+	js[0].Close()
+	for deadline := time.Now().Add(20 * time.Second); count() != 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("one of 3 VMs left: still %d", count())
+		}
+	}
+	if _, err := netback.HubVMs(filepath.Join(t.TempDir(), "none.sock")); !errors.Is(err, netback.ErrNoHub) {
+		t.Errorf("no network: %v, want ErrNoHub", err)
+	}
 }

@@ -21,7 +21,9 @@ import (
 //
 // The hello's body is JSON {"mac": "52:54:00:..", "forwards": ["tcp:127.0.0.1:8080:80", ...]}
 // (the forwards in ParseForward's syntax). The answer's is {"addr": "10.0.2.15"} with status 0,
-// else {"error": "why"} with a Refusal code as status, and the hub closes the connection. Bodies
+// else {"error": "why"} with a Refusal code as status, and the hub closes the connection. A
+// hello {"query": "vms"} is no VM's: it is answered {"vms": N}, the VMs joined now, and the
+// connection closed (a hub that predates queries refuses it as malformed). Bodies
 // are at most hubMaxBody bytes. After a status 0 each side sends Ethernet frames, each one
 // preceded by its length as 4 bytes big-endian (as QEMU's stream netdev), EthernetHeaderSize to
 // MaxFrameSize bytes; a length outside those bounds ends the connection.
@@ -135,16 +137,22 @@ func permanentJoinError(err error) bool {
 	return errors.As(err, &re) && re.Permanent() || errors.As(err, &ve)
 }
 
-// hubHello is the body of a VM's hello.
+// hubHello is the body of a VM's hello, or of a query (Query set, the
+// rest empty).
 type hubHello struct {
-	MAC      string   `json:"mac"`
+	MAC      string   `json:"mac,omitempty"`
 	Forwards []string `json:"forwards,omitempty"`
+	Query    string   `json:"query,omitempty"`
 }
+
+// hubQueryVMs asks how many VMs are joined.
+const hubQueryVMs = "vms"
 
 // hubAnswer is the body of a hub's answer.
 type hubAnswer struct {
 	Addr  string `json:"addr,omitempty"`
 	Error string `json:"error,omitempty"`
+	VMs   *int   `json:"vms,omitempty"` // the answer to a hubQueryVMs
 }
 
 // writeHubMessage sends one handshake message.

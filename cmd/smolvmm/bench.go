@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio/blk"
+	vnet "github.com/smolvmm/smolvmm/virtio/net"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -73,8 +75,12 @@ counts the pages VMs share (the executable) once. The VMs are then killed.
 A VM that cannot start (memory, file descriptors) says why and the others
 go on; the report gives the count that started. Disks are shared by every
 VM: give them ,ro. With --net user:NAME every VM joins the shared network
-(smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward; --mac and
---net tap:NAME, which every VM would share, are refused with N > 1.`,
+(smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward, or from
+--mac MAC upward (VM i gets MAC + i, within its last two bytes): give each
+bench that runs at once on one network its own --mac, as two from one
+address would be refused each other's MACs. The network's memory is shared
+out among the VMs joined to it then, as it says (others' too). --net
+tap:NAME, which every VM would share, is refused with N > 1.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`, multiboot or NetBSD ELF (default: the built-in demo guest)"},
 			&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL` for smolvmm's boots: auto, multiboot or netbsd"},
@@ -241,7 +247,8 @@ func benchAction(c *cli.Context) error {
 	for _, p := range c.StringSlice("publish") {
 		childArgs = append(childArgs, "-p", p)
 	}
-	if m := c.String("mac"); m != "" {
+	if m := c.String("mac"); m != "" && !c.IsSet("parallel") {
+		// --parallel gives each VM its own, from this one up.
 		childArgs = append(childArgs, "--mac", m)
 	}
 	if c.Bool("no-seccomp") {
@@ -265,19 +272,31 @@ func benchAction(c *cli.Context) error {
 	}
 	if n := c.Int("parallel"); n > 0 {
 		var vmArgs func(int) []string
-		if isSharedNet(nc.Spec) && c.String("mac") == "" {
-			vmArgs = parallelMAC // netflags.go: one MAC per VM on a shared network
+		switch {
+		case c.String("mac") != "":
+			vmArgs = parallelMACs(nc.MAC) // netflags.go: VM i gets --mac + i
+		case isSharedNet(nc.Spec):
+			vmArgs = parallelMACs(defaultParallelMAC) // one MAC per VM on a shared network
 		}
-		netPID := 0
+		var netOpts bench.ParallelOptions
 		if isSharedNet(nc.Spec) {
 			// Its memory is reported with the VMs'. Not running: every
 			// VM would fail the same way, so none is started.
-			if netPID, err = sharedNetPID(nc.Spec); err != nil {
+			socket, pid, err := sharedNetPID(nc.Spec)
+			if err != nil {
 				return err
+			}
+			netOpts.NetworkPID = pid
+			netOpts.NetworkVMs = func() (int, error) {
+				n, err := netback.HubVMs(socket)
+				if errors.Is(err, netback.ErrRefused) {
+					err = fmt.Errorf("it does not answer the question (a smolvmm net older than this smolvmm?): %w", err)
+				}
+				return n, err
 			}
 		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
-			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netPID)
+			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netOpts)
 	}
 
 	var notes []string
@@ -370,10 +389,14 @@ func checkParallelFlags(c *cli.Context) error {
 	if n < 1 {
 		return usageErrorf("smolvmm bench: --parallel %d: give at least 1 VM", n)
 	}
-	// What every VM would share, and must not: one MAC on one network,
-	// one tap device (a tap takes one VM).
-	if n > 1 && c.IsSet("mac") {
-		return usageErrorf("smolvmm bench: --mac does not go with --parallel %d: every VM would have MAC %s (on a shared network each VM gets its own, 52:54:00:5b:00:00 upward)", n, c.String("mac"))
+	// What every VM would share, and must not: one tap device (a tap
+	// takes one VM). --mac is the first VM's, the others' count up from
+	// it within its last two bytes.
+	if m, err := vnet.ParseMAC(c.String("mac")); c.IsSet("mac") && err == nil {
+		if last := int(m[4])<<8 | int(m[5]); last+n-1 > 0xffff {
+			return usageErrorf("smolvmm bench: --mac %s with --parallel %d: VM i gets --mac + i, and %d VMs from %s would pass %s; give a lower --mac",
+				c.String("mac"), n, n, m, net.HardwareAddr{m[0], m[1], m[2], m[3], 0xff, 0xff})
+		}
 	}
 	if kind, name, _ := strings.Cut(c.String("net"), ":"); n > 1 && kind == "tap" {
 		return usageErrorf("smolvmm bench: --net tap:%s does not go with --parallel %d: a tap device takes one VM; use --net none, user or user:NAME", name, n)
@@ -395,11 +418,12 @@ func checkParallelFlags(c *cli.Context) error {
 }
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
-func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netPID int) error {
+func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netOpts bench.ParallelOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
-	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs, NetworkPID: netPID})
+	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs,
+		NetworkPID: netOpts.NetworkPID, NetworkVMs: netOpts.NetworkVMs})
 	if ctx.Err() != nil {
 		return errBenchInterrupted
 	}
@@ -426,23 +450,31 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	return nil
 }
 
-// sharedNetPID is the process of the shared network spec (user:NAME or
-// user:PATH) names.
-func sharedNetPID(spec string) (int, error) {
+// sharedNetPID is the socket and process of the shared network spec
+// (user:NAME or user:PATH) names.
+func sharedNetPID(spec string) (string, int, error) {
+	socket, err := netback.ResolveHub(strings.TrimPrefix(spec, "user:"))
+	if err != nil {
+		return "", 0, usageErrorf("--net %s: %v", spec, err)
+	}
 	pid, err := probeSharedNet(spec) // netflags.go
 	if err == nil && pid <= 0 {
-		return 0, fmt.Errorf("--net %s: its process is not in this PID namespace", spec)
+		err = fmt.Errorf("--net %s: its process is not in this PID namespace", spec)
 	}
-	return pid, err
+	if err != nil {
+		return "", 0, err
+	}
+	return socket, pid, nil
 }
 
 // parallelHints says, once each, what to change when VMs failed for want
-// of file descriptors or memory.
+// of file descriptors or memory, or found their MACs taken.
 func parallelHints(res *bench.ParallelResults) []string {
-	var fds, mem bool
+	var fds, mem, mac bool
 	for _, v := range res.VMs {
 		fds = fds || strings.Contains(v.Error, "out of file descriptors")
 		mem = mem || strings.Contains(v.Error, "cannot allocate memory")
+		mac = mac || strings.Contains(v.Error, netback.RefusedDuplicateMAC.String())
 	}
 	var hints []string
 	if fds {
@@ -450,6 +482,9 @@ func parallelHints(res *bench.ParallelResults) []string {
 	}
 	if mem {
 		hints = append(hints, "some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel")
+	}
+	if mac {
+		hints = append(hints, "some VMs' MACs were on the network already (another bench's VMs?): give each bench that runs at once its own --mac, the first of its VMs' (VM i gets MAC + i)")
 	}
 	return hints
 }

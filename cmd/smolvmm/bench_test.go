@@ -271,7 +271,12 @@ func TestBenchErrors(t *testing.T) {
 		{"parallel without KVM", []string{"--parallel", "2", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "none of the 2 VMs started: exit status 1 before its first console byte: "},
 		// Refused before any VM starts (they would find no KVM device
 		// and say so).
-		{"parallel and one MAC", []string{"--parallel", "2", "--mac", "52:54:00:00:00:01", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--mac does not go with --parallel 2: every VM would have MAC 52:54:00:00:00:01"},
+		// --mac is the first VM's (it was refused with --parallel): the
+		// VMs start, and find no KVM device; one whose range would pass
+		// its last two bytes is refused.
+		{"parallel from a MAC", []string{"--parallel", "2", "--mac", "52:54:00:00:ff:fe", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "none of the 2 VMs started"},
+		{"parallel past a MAC's last two bytes", []string{"--parallel", "3", "--mac", "52:54:00:00:ff:fe", "--kvm-device", filepath.Join(dir, "kvm")}, 2,
+			"--mac 52:54:00:00:ff:fe with --parallel 3: VM i gets --mac + i, and 3 VMs from 52:54:00:00:ff:fe would pass 52:54:00:00:ff:ff; give a lower --mac"},
 		{"parallel and a tap", []string{"--parallel", "2", "--net", "tap:tap0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--net tap:tap0 does not go with --parallel 2: a tap device takes one VM"},
 		{"parallel and too much RAM", []string{"--parallel", "2", "-m", "30000", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "-m 30000: too much RAM (use -m between"},
 		{"parallel without its network", []string{"--parallel", "2", "--net", "user:" + filepath.Join(dir, "none.sock"), "--kvm-device", filepath.Join(dir, "kvm")}, 1,
@@ -448,6 +453,8 @@ func TestParallelHints(t *testing.T) {
 			[]string{"some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel"}},
 		{[]string{"exit status 1 before its first console byte: smolvmm bench: guest memory: cannot allocate memory", ""},
 			[]string{"some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel"}},
+		{[]string{"exit status 1 before its first console byte: smolvmm bench: shared network /s refused the VM: duplicate MAC: a VM with MAC 52:54:00:5b:00:00 is connected already; give each VM its own MAC (give this VM another --mac)"},
+			[]string{"some VMs' MACs were on the network already (another bench's VMs?): give each bench that runs at once its own --mac, the first of its VMs' (VM i gets MAC + i)"}},
 	}
 	for _, tt := range tests {
 		res := &bench.ParallelResults{}

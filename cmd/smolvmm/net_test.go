@@ -635,16 +635,25 @@ func TestCLISharedNetworkDaemonKilled(t *testing.T) {
 }
 
 // TestBenchParallelSharedNetwork: bench --parallel on a shared network
-// gives each VM its own MAC (a shared one would be refused), so all of
-// them join and start.
+// gives each VM its own MAC (a shared one would be refused), from --mac
+// up, so that a bench started while another one's VMs (here: a VM of the
+// test's, with the first of the default MACs) are joined runs beside them
+// (it was refused with --mac, and collided without); the network's memory
+// is shared out among every VM joined to it, not only the bench's.
 func TestBenchParallelSharedNetwork(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
 	socket := filepath.Join(t.TempDir(), "n.sock")
 	d := startNetDaemon(t, socket)
+	other, err := netback.Join(socket, net.HardwareAddr{0x52, 0x54, 0x00, 0x5b, 0x00, 0x00}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	d.expect(t, "VM 52:54:00:5b:00:00 joined")
 	js := filepath.Join(t.TempDir(), "p.json")
-	status, stdout, stderr := benchRun(t, nil, "--parallel", "3", "--net", "user:"+socket, "--json", js)
+	status, stdout, stderr := benchRun(t, nil, "--parallel", "3", "--net", "user:"+socket, "--mac", "52:54:00:5c:00:ff", "--json", js)
 	if status != 0 || !strings.Contains(stdout, "started 3, failed 0") {
 		t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
 	}
@@ -659,18 +668,18 @@ func TestBenchParallelSharedNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	nm := res.NetworkMemory
-	if nm == nil || nm.PID != d.cmd.Process.Pid || nm.RSSKiB <= 0 || nm.PSSKiB <= 0 || nm.PSSKiBPerVM != float64(nm.PSSKiB)/3 || res.Config.Net != "user:"+socket {
-		t.Errorf("network memory %+v (%s), config net %q; want the daemon's (pid %d), shared by 3 VMs", nm, res.NetworkMemoryError, res.Config.Net, d.cmd.Process.Pid)
+	if nm == nil || nm.PID != d.cmd.Process.Pid || nm.RSSKiB <= 0 || nm.PSSKiB <= 0 || nm.VMs != 4 || nm.PSSKiBPerVM != float64(nm.PSSKiB)/4 || res.Config.Net != "user:"+socket {
+		t.Errorf("network memory %+v (%s), config net %q; want the daemon's (pid %d), shared by 4 VMs", nm, res.NetworkMemoryError, res.Config.Net, d.cmd.Process.Pid)
 	}
-	if want := fmt.Sprintf("shared network user:%s (process %d): RSS ", socket, d.cmd.Process.Pid); !strings.Contains(stdout, want) {
-		t.Errorf("stdout lacks %q:\n%s", want, stdout)
+	if want := fmt.Sprintf("shared network user:%s (process %d): RSS ", socket, d.cmd.Process.Pid); !strings.Contains(stdout, want) || !strings.Contains(stdout, "per joined VM (4 joined)") {
+		t.Errorf("stdout lacks %q and the 4 joined VMs:\n%s", want, stdout)
 	}
 	joined := map[string]bool{}
 	for range 3 {
 		l := d.expect(t, " joined as ")
 		joined[strings.Fields(l[strings.Index(l, "VM "):])[1]] = true
 	}
-	for _, mac := range []string{"52:54:00:5b:00:00", "52:54:00:5b:00:01", "52:54:00:5b:00:02"} {
+	for _, mac := range []string{"52:54:00:5c:00:ff", "52:54:00:5c:01:00", "52:54:00:5c:01:01"} {
 		if !joined[mac] {
 			t.Errorf("no VM joined with MAC %s; joined: %v", mac, joined)
 		}

@@ -107,11 +107,20 @@ func isUserNet(spec string) bool { return spec == "user" || isSharedNet(spec) }
 // isSharedNet reports whether spec joins a shared network (user:NAME).
 func isSharedNet(spec string) bool { return strings.HasPrefix(spec, "user:") }
 
-// parallelMAC gives VM i of bench --parallel on a shared network its own
-// MAC, 52:54:00:5b plus i, the same on every run (so the network's leases
-// are reused rather than new ones taken each run).
-func parallelMAC(i int) []string {
-	return []string{"--mac", net.HardwareAddr{0x52, 0x54, 0x00, 0x5b, byte(i >> 8), byte(i)}.String()}
+// defaultParallelMAC is the first MAC of bench --parallel's VMs on a
+// shared network without --mac: the same on every run, so that the
+// network's leases are reused rather than new ones taken each run.
+var defaultParallelMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0x5b, 0x00, 0x00}
+
+// parallelMACs gives VM i of bench --parallel its own MAC, base plus i in
+// its last two bytes (checkParallelFlags refuses a base that would pass
+// them).
+func parallelMACs(base net.HardwareAddr) func(i int) []string {
+	first := int(base[4])<<8 | int(base[5])
+	return func(i int) []string {
+		n := first + i
+		return []string{"--mac", net.HardwareAddr{base[0], base[1], base[2], base[3], byte(n >> 8), byte(n)}.String()}
+	}
 }
 
 // randomMAC is a 52:54:00 address with three random bytes, for a VM with

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,30 @@ func TestOpenNICNone(t *testing.T) {
 	}
 	if err := dev.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// bench --parallel's VM i gets the base MAC plus i, carried across its
+// last two bytes.
+func TestParallelMACs(t *testing.T) {
+	tests := []struct {
+		base string
+		i    int
+		want string
+	}{
+		{"52:54:00:5b:00:00", 0, "52:54:00:5b:00:00"},
+		{"52:54:00:5b:00:00", 2, "52:54:00:5b:00:02"},
+		{"52:54:00:12:00:fe", 1, "52:54:00:12:00:ff"},
+		{"52:54:00:12:00:fe", 2, "52:54:00:12:01:00"},
+		{"02:aa:bb:cc:ff:00", 255, "02:aa:bb:cc:ff:ff"},
+	}
+	for _, tt := range tests {
+		base, err := net.ParseMAC(tt.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := parallelMACs(base)(tt.i); len(got) != 2 || got[0] != "--mac" || got[1] != tt.want {
+			t.Errorf("base %s, VM %d: %q, want --mac %s", tt.base, tt.i, got, tt.want)
+		}
 	}
 }
