@@ -178,6 +178,9 @@ type hubHooks struct {
 	// portStart is the first host port that a process other than root
 	// may bind.
 	portStart func() int
+	// bound, if not nil, is called with the path the socket was bound
+	// at, before its access is set.
+	bound func(path string)
 }
 
 // newHub is NewHub with hooks.
@@ -229,12 +232,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		return nil, err
 	}
 	h.gw.start()
-	if h.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: cfg.Socket, Net: "unix"}); err != nil {
-		_ = h.gw.close()
-		return nil, fmt.Errorf("shared network: listen on %s: %w", cfg.Socket, err)
-	}
-	if err := setSocketAccess(cfg.Socket, cfg.Group); err != nil {
-		_ = h.ln.Close()
+	if h.ln, err = listenSocket(cfg.Socket, cfg.Group, hooks.bound); err != nil {
 		_ = h.gw.close()
 		return nil, err
 	}
@@ -286,7 +284,14 @@ func (h *Hub) Stats() HubStats {
 // removed.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(func() {
-		err := h.ln.Close()
+		// Renamed into place, the socket file is not the path the
+		// listener knows to remove. Removed first: a VM dialling
+		// meanwhile finds nothing, not a socket that refuses it.
+		var err error
+		if rerr := os.Remove(h.socket); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = fmt.Errorf("shared network: %w", rerr)
+		}
+		err = errors.Join(err, h.ln.Close())
 		h.conns.closeAll()
 		h.wg.Wait()
 		// No VM is left to ask for a save: the last one has every

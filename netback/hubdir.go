@@ -3,6 +3,7 @@ package netback
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -80,6 +81,47 @@ func prepareRuntimeDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// listenSocket listens on socket, whose access (setSocketAccess) is set
+// before anybody can connect: bound where the umask decides its mode, in
+// a directory of its own next to it (mode 0700), given its mode and group
+// there, then renamed into place. Only a path too long for that is bound
+// in place, its access set just after. bound, if not nil, is told the
+// path bound at, before its access is set. The listener does not remove
+// the socket file when closed.
+func listenSocket(socket string, gid int, bound func(string)) (*net.UnixListener, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(socket), ".s")
+	if err != nil {
+		return nil, fmt.Errorf("shared network: listen on %s: %w", socket, err)
+	}
+	defer os.Remove(tmp)
+	path := filepath.Join(tmp, "s")
+	if len(path) > maxSocketPath {
+		path = socket
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("shared network: listen on %s: %w", socket, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	if bound != nil {
+		bound(path)
+	}
+	fail := func(err error) (*net.UnixListener, error) {
+		_ = ln.Close()
+		_ = os.Remove(path)
+		return nil, err
+	}
+	if err := setSocketAccess(path, gid); err != nil {
+		return fail(err)
+	}
+	if path != socket {
+		if err := os.Rename(path, socket); err != nil {
+			return fail(fmt.Errorf("shared network: listen on %s: %w", socket, err))
+		}
+	}
+	return ln, nil
 }
 
 // setSocketAccess gives the socket mode 0600, or 0660 and group gid.

@@ -106,3 +106,42 @@ func TestHubSocketDirMissing(t *testing.T) {
 		t.Errorf("NewHub made %s", filepath.Dir(missing))
 	}
 }
+
+// Nobody can connect to a socket before its access is set, whatever the
+// umask: when it is bound (its mode the umask's) nothing is at its path
+// yet, and its directory there is its owner's only. It was bound in place,
+// 0777 less the umask until it was given its mode, in a directory others
+// may now pass through.
+func TestHubSocketBoundPrivately(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "n.sock")
+	var checked bool
+	h, err := newHub(HubConfig{Socket: sock}, hubHooks{bound: func(path string) {
+		checked = true
+		if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the socket's path when bound: %v, want nothing there", err)
+		}
+		if path == sock {
+			return
+		}
+		checkAccess(t, filepath.Dir(path), 0o700, 0)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !checked {
+		t.Error("bound was not called")
+	}
+	checkAccess(t, sock, 0o600, 0)
+	// Nothing is left of the private directory, and Close removes the
+	// socket.
+	h.Close()
+	left, err := os.ReadDir(filepath.Dir(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		if e.Name() != "n.leases" {
+			t.Errorf("left in the socket's directory: %s", e.Name())
+		}
+	}
+}

@@ -150,3 +150,32 @@ func TestUnprivilegedPortStart(t *testing.T) {
 		}
 	}
 }
+
+// A query is answered only alone and known: anything else in it is
+// refused as a malformed hello, and joins nobody.
+func TestHubQueryRefused(t *testing.T) {
+	h, err := NewHub(HubConfig{Socket: filepath.Join(t.TempDir(), "n.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, hello := range []hubHello{{Query: "leases"}, {Query: hubQueryVMs, MAC: "52:54:00:00:00:01"}, {Query: hubQueryVMs, Forwards: []string{"8080:80"}}} {
+		c, err := net.Dial("unix", h.Socket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ans hubAnswer
+		err = writeHubMessage(c, 0, hello)
+		var status byte
+		if err == nil {
+			_, status, err = readHubMessage(c, &ans)
+		}
+		c.Close()
+		if err != nil || Refusal(status) != RefusedMalformed || ans.VMs != nil {
+			t.Errorf("%+v: status %d, answer %+v, %v; want a malformed hello refused", hello, status, ans, err)
+		}
+	}
+	if n := h.Stats().VMs; n != 0 {
+		t.Errorf("%d VMs joined", n)
+	}
+}
