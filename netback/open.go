@@ -34,8 +34,8 @@ func Open(spec string, forwards []Forward, mac net.HardwareAddr) (Backend, error
 
 // OpenOptions are OpenWith's optional settings.
 type OpenOptions struct {
-	// Logf, when set, is told of a shared network lost and rejoined
-	// (JoinOptions.Logf).
+	// Logf, when set, is told of a shared network lost, failing to be
+	// rejoined and rejoined (JoinOptions.Logf).
 	Logf func(format string, args ...any)
 }
 

@@ -35,7 +35,8 @@ type netConfig struct {
 	Forwards []netback.Forward
 	// MAC is the guest NIC's address.
 	MAC net.HardwareAddr
-	// Logf, when set, is told of a shared network lost and rejoined (-v).
+	// Logf, when set, is told of a shared network lost, failing to be
+	// rejoined and rejoined (-v).
 	Logf func(format string, args ...any)
 }
 
