@@ -31,7 +31,9 @@ import (
 // the restored guest prints, a connection it accepts), as after a boot.
 // MemoryMiB, when set, must be the snapshot's. Disks, when nil, are the snapshot's own
 // (each by path, read-only or not as then); when set, they must be as
-// many. Each image must have the content the snapshot saw, else Restore
+// many, each read-only exactly when the snapshot's was and of its serial
+// (an empty Serial takes the snapshot's), else Restore fails with
+// ErrSnapshotDevices: the guest negotiated both. Each image must have the content the snapshot saw, else Restore
 // fails with ErrDiskChanged, naming both files: the guest's cached view
 // of it would no longer match. The snapshot's file unchanged (same size,
 // device, inode and modification time) is accepted without reading it;
@@ -165,6 +167,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	if len(cfg.Disks) != len(st.Disks) {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s has %d disks, %d given: %w", path, len(st.Disks), len(cfg.Disks), ErrConfig), Field: "Disks"}
+	}
+	if cfg.Disks, err = diskSettings(cfg.Disks, st.Disks); err != nil {
+		return nil, err
 	}
 	if o.verifyMemory {
 		if err := f.VerifyMemory(); err != nil {
@@ -330,6 +335,39 @@ func loadState(f *snapshot.File) (*machineState, error) {
 // ErrSnapshotDevices is wrapped by a restore whose Config gives other
 // virtio devices than the snapshot's machine had.
 var ErrSnapshotDevices = errors.New("the machine's devices differ from the snapshot's")
+
+// diskSettings returns the restore's disks with the snapshot's serials
+// where none is given, or refuses a disk whose read-only setting or serial
+// differs from the snapshot's (ErrSnapshotDevices): the guest negotiated
+// them, so a disk turned read-only would fail the writes it goes on
+// making (and, sharing the lock read-only disks take, let two restores
+// write one image), and a serial is what the guest knows the disk by. A
+// serial the restore leaves out is the snapshot's, not derived from the
+// path given: a copy of the image is still the disk the guest knew. The
+// caller's slice is not changed.
+func diskSettings(given []blk.Spec, want []DiskIdentity) ([]blk.Spec, error) {
+	disks := append([]blk.Spec(nil), given...)
+	rw := map[bool]string{false: "read-write", true: "read-only"}
+	for i, w := range want {
+		d := &disks[i]
+		var what string
+		switch {
+		case d.ReadOnly != w.ReadOnly:
+			what = fmt.Sprintf("%s, the snapshot's disk %s (%s)", rw[d.ReadOnly], rw[w.ReadOnly], w.Path)
+		case d.Serial == "":
+			d.Serial = w.Serial // "" in a snapshot that recorded none: derived, as before
+			continue
+		case w.Serial != "" && d.Serial != w.Serial:
+			what = fmt.Sprintf("serial %q, the snapshot's %q (%s)", d.Serial, w.Serial, w.Path)
+		default:
+			continue
+		}
+		return nil, &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, d.Path), Field: "Disks",
+			Err:  fmt.Errorf("%w: %s", ErrSnapshotDevices, what),
+			Hint: "restore the disk as the snapshot's machine had it, or leave the disks to the snapshot, or snapshot again with these settings"}
+	}
+	return disks, nil
+}
 
 // checkDisks refuses images that are not those the snapshot saw: of
 // another size, or, when the file is not the snapshot's unchanged, with

@@ -227,6 +227,13 @@ func TestRestoreRefusals(t *testing.T) {
 		{"other version", edited(func(b []byte) []byte { b[8] = 7; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 7"},
 		{"not a snapshot", disk, vmm.Config{}, nil, snapshot.ErrFormat, "bad magic"},
 		{"fewer disks", path, vmm.Config{Disks: []blk.Spec{}}, nil, vmm.ErrConfig, "has 1 disks, 0 given"},
+		// The guest negotiated a writable disk and a serial: one that
+		// turned read-only would fail its writes, and read-only disks
+		// share their lock, so two restores could then write one image.
+		{"disk read-only, the snapshot's read-write", path, vmm.Config{Disks: []blk.Spec{{Path: disk, Options: blk.Options{ReadOnly: true}}}}, nil,
+			vmm.ErrSnapshotDevices, "ld0 (disk image " + disk + "): the machine's devices differ from the snapshot's: read-only, the snapshot's disk read-write"},
+		{"disk of another serial", path, vmm.Config{Disks: []blk.Spec{{Path: disk, Options: blk.Options{Serial: "other"}}}}, nil,
+			vmm.ErrSnapshotDevices, `serial "other", the snapshot's "` + blk.DeriveSerial(disk) + `"`},
 		{"changed disk", path, vmm.Config{}, func() {
 			if err := os.WriteFile(disk, make([]byte, 2<<20), 0o600); err != nil {
 				t.Fatal(err)

@@ -236,12 +236,43 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			opts = append(opts, vmm.VerifyMemory())
 		}
 		m, err := vmm.Restore(cfg, c.String("restore"), opts...)
+		var ve *vmm.Error
+		if errors.Is(err, vmm.ErrSnapshotDevices) && errors.As(err, &ve) && ve.Field == "Disks" {
+			// A disk's read-only setting or serial: the advice is -d's.
+			if flags := snapshotDiskFlags(c.String("restore"), cfg.Disks); flags != "" {
+				ve.Hint = "give -d as the snapshot's machine had it: " + flags + ", or leave out -d to take the snapshot's disks"
+			}
+			return nil, err
+		}
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
 			return nil, fmt.Errorf("%w (give the network the snapshot's VM had, --net none when it had no network card, or leave out --net to take its kind)", err)
 		}
 		return m, err
 	}
 	return vmm.New(cfg)
+}
+
+// snapshotDiskFlags returns the -d flags that give the disks of the
+// snapshot at path the images given (or its own, beyond them) with the
+// snapshot's read-only settings, and its serials where one was given; ""
+// when the snapshot cannot say.
+func snapshotDiskFlags(path string, given []blk.Spec) string {
+	disks, err := vmm.SnapshotDisks(path)
+	if err != nil {
+		return ""
+	}
+	var flags []string
+	for i, d := range disks {
+		spec := blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: d.ReadOnly}}
+		if i < len(given) {
+			spec.Path = given[i].Path
+			if given[i].Serial != "" {
+				spec.Serial = d.Serial
+			}
+		}
+		flags = append(flags, "-d "+spec.String())
+	}
+	return strings.Join(flags, " ")
 }
 
 // snapNIC is what --restore's snapshot says of its network card, read

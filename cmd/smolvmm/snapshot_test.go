@@ -503,3 +503,46 @@ func TestEarlyRestoreArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIRestoreDiskSettings: a -d whose read-only setting or serial is
+// not the snapshot's is refused with the -d flags that would restore it,
+// not the network advice other device differences get; the snapshot's
+// settings restore.
+func TestCLIRestoreDiskSettings(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "counter.snap")
+	disk := filepath.Join(dir, "a,b.img") // a comma, written twice in -d
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",
+		"-d", strings.ReplaceAll(disk, ",", ",,")+",serial=data1", "--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
+	}
+	d := strings.ReplaceAll(disk, ",", ",,")
+	tests := []struct {
+		name   string
+		disk   string
+		status int
+		stderr string
+	}{
+		{"read-only", d + ",ro", 1, "read-only, the snapshot's disk read-write (" + disk + ") (give -d as the snapshot's machine had it: -d " + d + ", or leave out -d to take the snapshot's disks)"},
+		{"other serial", d + ",serial=data2", 1, `serial "data2", the snapshot's "data1" (` + disk + ") (give -d as the snapshot's machine had it: -d " + d + ",serial=data1, or leave out -d to take the snapshot's disks)"},
+		{"as the snapshot's", d, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, stderr, status := runCLI(t, "run", "--restore", snap, "-d", tt.disk)
+			if status != tt.status || !strings.Contains(stderr, tt.stderr) || strings.Contains(stderr, "network") {
+				t.Fatalf("status %d, output %q, stderr %q; want %d, stderr with %q and no network advice", status, out, stderr, tt.status, tt.stderr)
+			}
+			if tt.stderr == "" && !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") {
+				t.Fatalf("output %q, want the count to go on to 5", out)
+			}
+		})
+	}
+}

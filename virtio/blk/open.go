@@ -69,6 +69,19 @@ func ParseDiskSpec(s string) (Spec, error) {
 	return sp, nil
 }
 
+// String is sp as ParseDiskSpec reads it: "path[,ro][,serial=ID]", with
+// each comma of the path and serial written twice.
+func (sp Spec) String() string {
+	s := strings.ReplaceAll(sp.Path, ",", ",,")
+	if sp.ReadOnly {
+		s += ",ro"
+	}
+	if sp.Serial != "" {
+		s += ",serial=" + strings.ReplaceAll(sp.Serial, ",", ",,")
+	}
+	return s
+}
+
 // splitOptions splits s at its single commas; a doubled comma stands for
 // one, inside a part.
 func splitOptions(s string) []string {

@@ -48,6 +48,10 @@ func TestParseDiskSpec(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
 			}
+			// String is the inverse: what it writes reads back the same.
+			if again, err := blk.ParseDiskSpec(got.String()); err != nil || !reflect.DeepEqual(again, got) {
+				t.Fatalf("%+v.String() = %q, which reads back as %+v, %v", got, got.String(), again, err)
+			}
 		})
 	}
 }
