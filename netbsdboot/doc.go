@@ -13,7 +13,7 @@
 //	                 bootinfo, esym, biosextmem, biosbasemem (ESP=0x6FE4)
 //	0x07000-...      the bootinfo table {nentries, entry[]} and its records
 //	0xA0000-0xFFFFF  untouched (the VMM's firmware)
-//	p_paddr...       PT_LOAD segments, BSS zeroed
+//	p_vaddr&0x7ffffff PT_LOAD segments, BSS zeroed (p_paddr is not read)
 //	then             the symbol area: ELF header copy, section headers,
 //	                 section names, symbol and string tables (BTINFO_SYMTAB)
 //	then             modules, each page aligned (BTINFO_MODULELIST, endpa)

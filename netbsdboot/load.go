@@ -206,10 +206,26 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 	if len(segs) == 0 {
 		return nil, fmt.Errorf("%w: no PT_LOAD segment with a non-zero p_memsz and any of PF_R, PF_W, PF_X among %d program headers", ErrBadELF, h.Phnum)
 	}
+	var warnings []string
+	for i := range segs {
+		// /boot reads each segment to p_vaddr, not p_paddr
+		// (sys/lib/libsa/loadfile_elf32.c:736-737, readfile_global's
+		// READ), and READ puts it at LOADADDR's p_vaddr & 0x07ffffff
+		// (sys/arch/x86/include/loadfile_machdep.h:40,42; the offset is
+		// 0 from the BIOS /boot, sys/arch/i386/stand/boot/boot2.c:283,
+		// stand/lib/exec.c:413-414): the same rule as the entry point's
+		// (MARK_ENTRY, loadfile_elf32.c:804). p_paddr is never read.
+		s := &segs[i]
+		if a := s.Vaddr & EntryMask; a != s.Addr {
+			warnings = append(warnings, fmt.Sprintf("%s: p_paddr %#x ignored: loaded at p_vaddr %#x & %#x = %#x, as NetBSD's /boot loads it",
+				s.Name, s.Addr, s.Vaddr, EntryMask, a))
+			s.Addr = a
+		}
+	}
 	if err := bootelf.CheckPlacement(segs); err != nil {
 		return nil, err
 	}
-	k := &kernel{segs: segs}
+	k := &kernel{segs: segs, warnings: warnings}
 	k.start, k.end = bootelf.Extent(segs)
 	// The entry point: e_entry with /boot's mask (loadfile_elf32.c:804);
 	// for amd64 that is the 32-bit start in locore.S.
@@ -218,12 +234,6 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 	for _, s := range segs {
 		if entry >= s.Addr && entry < s.End() {
 			inside = true
-		}
-		// /boot would load the segment at p_vaddr & mask: say so when
-		// p_paddr disagrees.
-		if s.Vaddr&EntryMask != s.Addr {
-			k.warnings = append(k.warnings, fmt.Sprintf("%s is loaded at p_paddr %#x; NetBSD's /boot would load it at p_vaddr & %#x = %#x",
-				s.Name, s.Addr, EntryMask, s.Vaddr&EntryMask))
 		}
 	}
 	if !inside {

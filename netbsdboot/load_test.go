@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -359,10 +360,10 @@ func TestLoadRefuses(t *testing.T) {
 		{"amd64 code in ELF32", kernel(func(k *elftest.File) { k.Machine = 62 }), Options{}, []error{ErrMachine}, []string{"x86-64"}},
 		{"module object", kernel(func(k *elftest.File) { k.Type = 1 }), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1"}},
 		{"entry outside", kernel(func(k *elftest.File) { k.Entry = 0xc0900000 }), Options{}, []error{ErrBadELF}, []string{"0xc0900000"}},
-		{"segment in low memory", kernel(func(k *elftest.File) { k.Segs[1].Paddr = 0x9000 }), Options{}, []error{ErrLowMemory}, nil},
+		{"segment in low memory", kernel(func(k *elftest.File) { k.Segs[1].Vaddr = 0xc0009000 }), Options{}, []error{ErrLowMemory}, nil},
 		{"no loadable segment with permissions", kernel(func(k *elftest.File) { k.Segs[0].Flags, k.Segs[1].Flags = 8, 8 }), Options{}, []error{ErrBadELF}, []string{"PF_R"}},
 		{"truncated", std[:len(std)-20], Options{}, []error{ErrTruncated}, nil},
-		{"kernel beyond memory", kernel(func(k *elftest.File) { k.Segs[1].Paddr = 0xfff000 }), Options{}, []error{ErrTooLarge}, []string{"segment 1"}},
+		{"kernel beyond memory", kernel(func(k *elftest.File) { k.Segs[1].Vaddr = 0xc0fff000 }), Options{}, []error{ErrTooLarge}, []string{"segment 1"}},
 		{"module beyond memory", std, Options{Modules: []Module{{Name: "big", Data: make([]byte, testMem), Type: ModuleFS}}}, []error{ErrTooLarge}, []string{"module 0 (big"}},
 		{"no room for page tables", std, Options{Headroom: testMem}, []error{ErrTooLarge}, []string{"bootstrap page tables"}},
 		{"too many modules", std, Options{Modules: many}, []error{ErrTooManyModules}, []string{"42 modules", "4096 bytes", "room for 41"}},
@@ -515,5 +516,35 @@ func TestDetectPTNote(t *testing.T) {
 	}
 	if p.Symbols || len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "no symbol table") {
 		t.Errorf("plan %+v", p)
+	}
+}
+
+// TestLoadAtVaddr: a segment whose p_paddr is not p_vaddr & EntryMask is
+// loaded where NetBSD's /boot loads it, at p_vaddr & EntryMask, so that
+// e_entry & EntryMask is the instruction e_entry names; p_paddr is ignored,
+// with a warning that names the segment.
+func TestLoadAtVaddr(t *testing.T) {
+	text := pattern(0x2000, 9)
+	copy(text[0x1000:], "the entry point!") // pattern repeats every 256 bytes
+	k := elftest.File{Entry: 0xc0101000, Segs: []elftest.Seg{
+		{Flags: 5, Vaddr: 0xc0100000, Paddr: 0x100800, Data: text},
+	}, Secs: []elftest.Sec{
+		{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+	}}
+	b := k.Build()
+	mem := newMem()
+	p, err := Load(mem, bytes.NewReader(b), int64(len(b)), Options{Append: "console=com"})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	at := mem.Bytes()[p.EIP : p.EIP+16]
+	if p.EIP != 0x101000 || !bytes.Equal(at, text[0x1000:0x1010]) || p.KernelStart != 0x100000 || p.KernelEnd != 0x102000 {
+		t.Errorf("EIP %#x, kernel [%#x, %#x), at EIP % x; want 0x101000 in [0x100000, 0x102000) holding e_entry's bytes % x",
+			p.EIP, p.KernelStart, p.KernelEnd, at, text[0x1000:0x1010])
+	}
+	if !slices.ContainsFunc(p.Warnings, func(w string) bool {
+		return strings.Contains(w, "segment 0: p_paddr 0x100800 ignored: loaded at p_vaddr 0xc0100000 & 0x7ffffff = 0x100000")
+	}) {
+		t.Errorf("warnings %q, want one naming segment 0's p_paddr", p.Warnings)
 	}
 }
