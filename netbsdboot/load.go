@@ -222,6 +222,14 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 			s.Addr = a
 		}
 	}
+	for _, s := range segs {
+		// Placed below 128 MiB, a segment ends past 4 GiB only by its
+		// size: the file is wrong, not the machine it is for.
+		if s.End() > 1<<32 {
+			return nil, fmt.Errorf("%w: %s: p_memsz %#x at %#x ends at %#x, past the 4 GiB a 32-bit kernel addresses",
+				ErrBadELF, s.Name, s.MemSize, s.Addr, s.End())
+		}
+	}
 	if err := bootelf.CheckPlacement(segs); err != nil {
 		return nil, err
 	}
@@ -270,7 +278,8 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		what       string
 		start, end uint64
 	}
-	all := []placed{{fmt.Sprintf("the symbol area [%#x, %#x)", k.syms.start, l.esym), k.syms.start, l.esym}}
+	var all []placed // what may overlap the kernel: symbols and modules
+	parts := []string{fmt.Sprintf("the kernel [%#x, %#x)", k.start, k.end), fmt.Sprintf("its symbols [%#x, %#x)", k.syms.start, l.esym)}
 	top := l.esym
 	limit := min(memSize, math.MaxUint32)
 	for i, m := range opts.Modules {
@@ -304,26 +313,20 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		l.modTypes = append(l.modTypes, t)
 		l.modAddrs = append(l.modAddrs, addr)
 		all = append(all, placed{fmt.Sprintf("module %d (%s, %d bytes) at %#x", i, m.Name, len(m.Data), addr), addr, top})
+		parts = append(parts, fmt.Sprintf("module %d (%s, %d bytes) [%#x, %#x)", i, m.Name, len(m.Data), addr, top))
 	}
 	l.endpa = top // exec.c:781
-	for _, s := range k.segs {
-		if s.End() > limit {
-			return nil, &MemoryError{What: s.String(), Need: top + opts.Headroom, Have: memSize}
-		}
-	}
 	for _, p := range all {
 		for _, s := range k.segs {
 			if p.start < s.End() && s.Addr < p.end {
 				return nil, fmt.Errorf("%w: %w: %s overlaps the kernel's %s", ErrModule, ErrOverlap, p.what, s)
 			}
 		}
-		if p.end > limit {
-			return nil, &MemoryError{What: p.what, Need: top + opts.Headroom, Have: memSize}
-		}
 	}
+	// Everything is placed in order, up to top: what needs more memory
+	// than there is is the whole layout, whichever part crosses the end.
 	if need := top + opts.Headroom; need > limit {
-		return nil, &MemoryError{What: fmt.Sprintf("the kernel (up to %#x) with %d KiB free above it for its bootstrap page tables", top, opts.Headroom>>10),
-			Need: need, Have: memSize}
+		return nil, &MemoryError{What: bootelf.LayoutWhat(parts, opts.Headroom), Need: need, Have: memSize}
 	}
 	return l, nil
 }

@@ -363,7 +363,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"segment in low memory", kernel(func(k *elftest.File) { k.Segs[1].Vaddr = 0xc0009000 }), Options{}, []error{ErrLowMemory}, nil},
 		{"no loadable segment with permissions", kernel(func(k *elftest.File) { k.Segs[0].Flags, k.Segs[1].Flags = 8, 8 }), Options{}, []error{ErrBadELF}, []string{"PF_R"}},
 		{"truncated", std[:len(std)-20], Options{}, []error{ErrTruncated}, nil},
-		{"kernel beyond memory", kernel(func(k *elftest.File) { k.Segs[1].Vaddr = 0xc0fff000 }), Options{}, []error{ErrTooLarge}, []string{"segment 1"}},
+		{"kernel beyond memory", kernel(func(k *elftest.File) { k.Segs[1].Vaddr = 0xc0fff000 }), Options{}, []error{ErrTooLarge}, []string{"the kernel [0x100000, 0x1002000)"}},
 		{"module beyond memory", std, Options{Modules: []Module{{Name: "big", Data: make([]byte, testMem), Type: ModuleFS}}}, []error{ErrTooLarge}, []string{"module 0 (big"}},
 		{"no room for page tables", std, Options{Headroom: testMem}, []error{ErrTooLarge}, []string{"bootstrap page tables"}},
 		{"too many modules", std, Options{Modules: many}, []error{ErrTooManyModules}, []string{"42 modules", "4096 bytes", "room for 41"}},
@@ -546,5 +546,59 @@ func TestLoadAtVaddr(t *testing.T) {
 		return strings.Contains(w, "segment 0: p_paddr 0x100800 ignored: loaded at p_vaddr 0xc0100000 & 0x7ffffff = 0x100000")
 	}) {
 		t.Errorf("warnings %q, want one naming segment 0's p_paddr", p.Warnings)
+	}
+}
+
+// TestLoadMemoryErrors: what does not fit in guest memory is named as it
+// is: the whole layout (kernel, symbols, modules and the headroom above
+// them) with the memory it needs, not the one item that crosses the end;
+// a segment too large for any memory is the kernel file's fault.
+func TestLoadMemoryErrors(t *testing.T) {
+	// The kernel ends at 0x7fff00, so its symbols cross 8 MiB, as
+	// netbsd 5.99's do; the module and the headroom go past that.
+	big := stdKernel(1)
+	big.Segs[1].Memsz = 0x7fff00 - 0x101000
+	bigImg := big.Build()
+	absurd := stdKernel(1)
+	absurd.Segs[1].Memsz = 0xffffffff
+	fsimg := make([]byte, 1<<20)
+	for _, tc := range []struct {
+		name     string
+		image    []byte
+		memSize  int
+		opts     Options
+		is, isnt error
+		need     uint64 // MemoryError.Need, when one is wanted
+		msg      string
+		not      string
+	}{
+		{"symbols cross the end, a module after", bigImg, 8 << 20,
+			Options{Headroom: 1 << 20, Modules: []Module{{Name: "mr.img", Data: fsimg, Type: ModuleFS}}}, ErrTooLarge, ErrBadELF, 0xa01000,
+			"guest memory too small: the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x800150), module 0 (mr.img, 1048576 bytes) [0x801000, 0x901000), then 1024 KiB free for the kernel's bootstrap page tables) needs 11 MiB of guest memory, have 8 MiB; give the guest at least 11 MiB",
+			"symbol area"},
+		{"the headroom alone", stdKernel(1).Build(), testMem, Options{Headroom: testMem}, ErrTooLarge, ErrBadELF, 0x104250 + testMem,
+			"the kernel's layout (the kernel [0x100000, 0x104000), its symbols [0x104000, 0x104250), then 16384 KiB free for the kernel's bootstrap page tables) needs 18 MiB", ""},
+		{"no headroom", bigImg, 8 << 20, Options{}, ErrTooLarge, ErrBadELF, 0x800150,
+			"the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x800150)) needs 9 MiB", "free"},
+		{"absurd p_memsz", absurd.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
+			"segment 1: p_memsz 0xffffffff at 0x101000 ends at 0x100100fff, past the 4 GiB a 32-bit kernel addresses", "another machine"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := guestmem.New(make([]byte, tc.memSize))
+			_, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			if !errors.Is(err, tc.is) || errors.Is(err, tc.isnt) {
+				t.Errorf("error %q: want %v, not %v", err, tc.is, tc.isnt)
+			}
+			if !strings.Contains(err.Error(), tc.msg) || (tc.not != "" && strings.Contains(err.Error(), tc.not)) {
+				t.Errorf("error %q\nwant it to say %q, and not %q", err, tc.msg, tc.not)
+			}
+			var me *MemoryError
+			if errors.As(err, &me) != (tc.need != 0) || (me != nil && me.Need != tc.need) {
+				t.Errorf("MemoryError %+v, want Need %#x (0: none)", me, tc.need)
+			}
+		})
 	}
 }

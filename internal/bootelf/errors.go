@@ -3,6 +3,7 @@ package bootelf
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors, re-exported by the loaders (multiboot.ErrBadELF is
@@ -57,3 +58,15 @@ func (e *MemoryError) Error() string {
 
 // Unwrap lets errors.Is(err, ErrTooLarge) match.
 func (e *MemoryError) Unwrap() error { return ErrTooLarge }
+
+// LayoutWhat is a MemoryError's What for a whole layout: the parts a
+// loader places, in order, then the headroom it keeps free above them.
+// Memory too small for any one part is too small for the whole, whose end
+// is the memory needed: naming one part with the whole's size misleads.
+func LayoutWhat(parts []string, headroom uint64) string {
+	s := "the kernel's layout (" + strings.Join(parts, ", ")
+	if headroom > 0 {
+		s += fmt.Sprintf(", then %d KiB free for the kernel's bootstrap page tables", headroom>>10)
+	}
+	return s + ")"
+}
