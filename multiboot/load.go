@@ -197,33 +197,29 @@ func layOut(im *image, opts Options, memSize uint64) (*layout, error) {
 	l := &layout{mods: opts.Modules}
 	l.kernelStart, l.kernelEnd = im.extent()
 	l.top = l.kernelEnd
-	type placed struct {
-		what string
-		end  uint64
-	}
-	var all []placed
+	limit := min(memSize, math.MaxUint32)
 	for _, s := range im.segs {
-		all = append(all, placed{s.String(), s.End()})
+		// Loaded at p_paddr: a segment past 4 GiB is placed there by
+		// its link, whatever the memory.
+		if s.End() > 1<<32 {
+			return nil, &MemoryError{What: s.String(), Need: s.End(), Have: memSize}
+		}
 	}
+	parts := []string{fmt.Sprintf("the kernel [%#x, %#x)", l.kernelStart, l.kernelEnd)}
 	if im.syms != nil {
 		l.top = im.syms.place(l.kernelEnd)
-		all = append(all, placed{fmt.Sprintf("symbol and string tables [%#x, %#x)", im.syms.symAddr, l.top), l.top})
+		parts = append(parts, fmt.Sprintf("its symbol and string tables [%#x, %#x)", im.syms.symAddr, l.top))
 	}
 	for i, m := range opts.Modules {
 		addr := alignUp(l.top, 4096)
 		l.modAddrs = append(l.modAddrs, addr)
 		l.top = addr + uint64(len(m.Data))
-		all = append(all, placed{fmt.Sprintf("module %d (%s, %d bytes) at %#x", i, m.Name, len(m.Data), addr), l.top})
+		parts = append(parts, fmt.Sprintf("module %d (%s, %d bytes) [%#x, %#x)", i, m.Name, len(m.Data), addr, l.top))
 	}
-	limit := min(memSize, math.MaxUint32)
-	for _, p := range all {
-		if p.end > limit {
-			return nil, &MemoryError{What: p.what, Need: l.top + opts.Headroom, Have: memSize}
-		}
-	}
+	// Everything is placed in order, up to top: what needs more memory
+	// than there is is the whole layout, whichever part crosses the end.
 	if need := l.top + opts.Headroom; need > limit {
-		return nil, &MemoryError{What: fmt.Sprintf("the kernel (up to %#x) with %d KiB free above it for its bootstrap page tables", l.top, opts.Headroom>>10),
-			Need: need, Have: memSize}
+		return nil, &MemoryError{What: bootelf.LayoutWhat(parts, opts.Headroom), Need: need, Have: memSize}
 	}
 	return l, nil
 }

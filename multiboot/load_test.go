@@ -186,7 +186,13 @@ func TestLoadErrors(t *testing.T) {
 		{name: "overlapping segments", image: modify(func(e *tELF) { e.segs[1].paddr = kp + 0x100 }),
 			is: []error{ErrOverlap}, msg: []string{"segment 0 [0x100000, 0x100200)", "segment 1 [0x100100, 0x103100)"}},
 		{name: "segment beyond memory", image: modify(func(e *tELF) { e.segs[1].paddr = 0x3ff000 }),
-			is: []error{ErrTooLarge}, msg: []string{"segment 1 [0x3ff000, 0x402000)", "at least 5 MiB", "have 4 MiB"}, need: 0x402000 + 0x30 + 11},
+			is: []error{ErrTooLarge}, msg: []string{"the kernel's layout (the kernel [0x100000, 0x402000), its symbol and string tables [0x402000, 0x40203b)) needs 5 MiB", "at least 5 MiB", "have 4 MiB"}, need: 0x402000 + 0x30 + 11},
+		// The symbols cross the end; the module after them is what
+		// needs the memory, with the headroom: the layout is named.
+		{name: "symbols crossing the end, a module after", image: modify(func(e *tELF) { e.segs[1].paddr = 0x3fd000 }),
+			opts: Options{Headroom: mib, Modules: []Module{{Name: "mr", Data: make([]byte, mib)}}},
+			is:   []error{ErrTooLarge}, msg: []string{"the kernel's layout (the kernel [0x100000, 0x400000), its symbol and string tables [0x400000, 0x40003b), module 0 (mr, 1048576 bytes) [0x401000, 0x501000), then 1024 KiB free for the kernel's bootstrap page tables) needs 7 MiB"},
+			need: 0x601000},
 		{name: "segment linked above 4 GiB", image: modify(func(e *tELF) { e.segs[1].paddr, e.segs[1].memsz = 0xfffff000, 0x2000 }),
 			is: []error{ErrTooLarge}, msg: []string{"4 GiB"}},
 		{name: "segment in low memory", image: modify(func(e *tELF) { e.segs[1].paddr = 0x9000 }), is: []error{ErrLowMemory}, msg: []string{"segment 1 [0x9000, 0xc000)"}},
