@@ -168,9 +168,9 @@ func benchAction(c *cli.Context) error {
 	// Found now, not after every boot has run.
 	for _, f := range []string{"json", "svg"} {
 		if p := c.String(f); p != "" {
-			if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
-				// A file's problem, status 1, as for every other output.
-				return fmt.Errorf("--%s %s: no directory %s to write it in", f, p, filepath.Dir(p))
+			// A file's problem, status 1, as for every other output.
+			if err := checkOutputDir("--"+f, p, "write it"); err != nil {
+				return err
 			}
 		}
 	}
@@ -206,7 +206,7 @@ func benchAction(c *cli.Context) error {
 		ready.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	}
 	if _, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
-		return usageErrorf("smolvmm bench: --boot %s: %v", c.String("boot"), err)
+		return bootFlagError(c.String("boot"), err)
 	}
 	if err := checkReadyPort(c); err != nil { // as run does
 		return err

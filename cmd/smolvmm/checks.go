@@ -56,6 +56,11 @@ func checkDisks(c *cli.Context) error {
 			byPath[abs] = d.Path
 		}
 		st, err := os.Stat(d.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A file's problem, status 1, said before the VM's setup
+			// names it as a disk ("ld0: disk image ...").
+			return inputFileError("-d", d.Path, d.Path, err)
+		}
 		if err != nil {
 			continue // opening it says what is wrong
 		}
@@ -113,9 +118,8 @@ func checkImageOutput(out string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image %w", err)
 	}
-	dir := filepath.Dir(target)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("image %s: no directory %s to write it in (create it first, or pick another -i)", out, dir)
+	if dir := filepath.Dir(target); !isDir(dir) {
+		return "", outputDirError("-i", out, dir, "write it")
 	}
 	return target, nil
 }
@@ -123,13 +127,31 @@ func checkImageOutput(out string) (string, error) {
 // checkWritable proves, before any work, that the output what (a flag and
 // its value, "-o k.gz", or "image root.img") can be written as it will
 // be: by the atomic writer, whose temporary file in the output's
-// directory it creates and removes. A read-only or full directory, or one
-// that takes no files (/proc/sys), fails here, with status 1.
+// directory it creates and removes. A missing, read-only or full
+// directory, or one that takes no files (/proc/sys), fails here, with
+// status 1; a missing one is said as for every output (outputDirError),
+// with the flag to change when what begins with one.
 func checkWritable(what string, path string) error {
-	if err := atomicfile.Check(path); err != nil {
-		return fmt.Errorf("%s: cannot be written: %w", what, err)
+	err := atomicfile.Check(path)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var de *atomicfile.DirError
+	// Whether the directory is missing is asked of the directory: /proc/sys
+	// refuses a new file with ENOENT too.
+	if errors.As(err, &de) && !isDir(de.Dir) {
+		if flag, _, _ := strings.Cut(what, " "); strings.HasPrefix(flag, "-") {
+			return outputDirError(flag, path, de.Dir, "write it")
+		}
+		return fmt.Errorf("%s: no directory %s to write it in (create it first)", what, de.Dir)
+	}
+	return fmt.Errorf("%s: cannot be written: %w", what, err)
+}
+
+// isDir reports whether path is a directory (after symlinks).
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // upPreflight checks what up needs besides the flags' values before it

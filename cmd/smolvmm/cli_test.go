@@ -129,7 +129,7 @@ func TestCLIErrors(t *testing.T) {
 		{"not multiboot", []string{"run", "-k", text}, 1, "pass -k a multiboot v1 kernel", true},
 		{"ELF64", []string{"run", "-k", elf64}, 1, "ELF", true},
 		{"stray argument", []string{"run", "-k", text, "extra"}, 2, `unexpected argument "extra"`, false},
-		{"bad boot protocol", []string{"run", "-k", text, "--boot", "pvh"}, 2, `--boot pvh: unknown boot protocol "pvh": want auto, multiboot or netbsd`, false},
+		{"bad boot protocol", []string{"run", "-k", text, "--boot", "pvh"}, 2, `--boot pvh: unknown boot protocol (want auto, multiboot or netbsd)`, false},
 		{"bench bad boot protocol", []string{"bench", "--boot", "grub"}, 2, `--boot grub: unknown boot protocol`, false},
 		{"NetBSD kernel for sh3", []string{"run", "-k", sh3}, 1, "SuperH (sh3)", true},
 		{"forced native handoff", []string{"run", "-k", text, "--boot", "netbsd"}, 1, "not a NetBSD kernel", true},

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"unsafe"
 
 	"github.com/urfave/cli/v2"
@@ -61,7 +62,7 @@ func checkContainFlags(c *cli.Context) error {
 	if u := c.String("user"); u != "" {
 		cr, err := sandbox.LookupUser(u)
 		if err != nil {
-			return usageErrorf("--user: %v", err)
+			return usageErrorf("%v", userFlagError(u, err))
 		}
 		if cr.UID == 0 {
 			return usageErrorf("--user %s: that is root; give a user other than root to run the VM as", u)
@@ -79,6 +80,16 @@ func checkContainFlags(c *cli.Context) error {
 	return nil
 }
 
+// userFlagError is sandbox.LookupUser's refusal of --user u, which
+// names the user as "user u: ": the flag names it, once.
+func userFlagError(u string, err error) error {
+	msg, _ := strings.CutPrefix(err.Error(), "user "+u+": ")
+	if msg == "no such user" {
+		msg += " (give a user of this host's user database, or --uid and --gid)"
+	}
+	return &fileError{"--user " + u + ": " + msg, err}
+}
+
 // dropTo returns the credentials --user or --uid/--gid give the running
 // VMM, or nil when it keeps its own.
 func dropTo(c *cli.Context) (*sandbox.Credentials, error) {
@@ -86,7 +97,7 @@ func dropTo(c *cli.Context) (*sandbox.Credentials, error) {
 	case hasFlag(c, "user") && c.String("user") != "":
 		cr, err := sandbox.LookupUser(c.String("user"))
 		if err != nil {
-			return nil, fmt.Errorf("--user: %w", err)
+			return nil, userFlagError(c.String("user"), err)
 		}
 		if cr.UID == 0 {
 			return nil, usageErrorf("--user %s: that is root; give a user other than root to run the VM as", c.String("user"))

@@ -171,6 +171,10 @@ func runKstrip(c *cli.Context) error {
 	}
 	f, err := kstrip.ReadFile(in)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == in && errors.Is(err, fs.ErrNotExist) {
+			return &fileError{fmt.Sprintf("kernel %s: %v (check the path given as KERNEL)", in, pe.Err), err}
+		}
 		return fmt.Errorf("kstrip: %w", err)
 	}
 	k, err := kstrip.Parse(f.Data)
@@ -223,7 +227,7 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Pl
 	if file := c.String("keep-file"); file != "" {
 		fh, err := os.Open(file)
 		if err != nil {
-			return p, false, fmt.Errorf("kstrip: keep list: %w", err)
+			return p, false, inputFileError("-K", file, file, err)
 		}
 		names, err := kstrip.ReadKeepList(fh)
 		fh.Close()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -270,6 +271,130 @@ func TestModulePathNamedOnce(t *testing.T) {
 			_, stderr, status := runCLI(t, tt.args...)
 			if msg := strings.TrimSpace(stderr); status != 1 || msg != tt.want {
 				t.Errorf("status %d, stderr %q; want 1 and %q", status, msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestNewUserMessages: what a new user's audit (issue 16, item 4) found
+// said badly, each said once, with what to change: a missing output
+// directory in one wording for every command, a missing input file with
+// the flag to check, sizes in MiB with the remedy, no doubled words.
+func TestNewUserMessages(t *testing.T) {
+	dir := t.TempDir()
+	nodir := filepath.Join(dir, "nodir")
+	missing := filepath.Join(dir, "nonexist")
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	sparse := func(name string, size int64) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		return p
+	}
+	big := sparse("big.k", 600<<20)
+	bigmod := sparse("bigmod", 200<<20)
+	truncated := filepath.Join(dir, "ktr")
+	whole := mustRead(t, kern)
+	if err := os.WriteFile(truncated, whole[:len(whole)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	noDir := func(flag, path string) string {
+		return flag + " " + path + ": no directory " + filepath.Dir(path) + " to write it in (create it first, or pick another " + flag + ")"
+	}
+	noFile := func(flag, path string) string {
+		return flag + " " + path + ": no such file or directory (check the path given with " + flag + ")"
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   []string // in stderr
+		once   []string // in stderr exactly once
+		not    []string // not in stderr
+	}{
+		// A missing output directory, in mkimg's wording for every output.
+		{"mkimg -i", []string{"mkimg", "-i", filepath.Join(nodir, "x.img")}, 1,
+			[]string{noDir("-i", filepath.Join(nodir, "x.img"))}, nil, nil},
+		{"kstrip -o", []string{"kstrip", "-o", filepath.Join(nodir, "x"), kern}, 1,
+			[]string{noDir("-o", filepath.Join(nodir, "x"))}, []string{nodir + "/"}, []string{".tmp-"}},
+		{"run --snapshot", []string{"run", "-k", kern, "--net", "none", "--snapshot", filepath.Join(nodir, "s")}, 1,
+			[]string{noDir("--snapshot", filepath.Join(nodir, "s"))}, nil, []string{"its directory"}},
+		{"bench --json", []string{"bench", "-k", kern, "--json", filepath.Join(nodir, "x.json")}, 1,
+			[]string{noDir("--json", filepath.Join(nodir, "x.json"))}, nil, nil},
+		{"net --socket", []string{"net", "--socket", filepath.Join(nodir, "s")}, 1,
+			[]string{"--socket " + filepath.Join(nodir, "s") + ": no directory " + nodir + " to listen in (create it first, or pick another --socket)"}, nil, nil},
+		// A missing input file names its flag and what to check.
+		{"kstrip KERNEL", []string{"kstrip", "-o", filepath.Join(dir, "k1"), missing}, 1,
+			[]string{"kernel " + missing + ": no such file or directory (check the path given as KERNEL)"}, nil, nil},
+		{"kstrip -K", []string{"kstrip", "-K", missing, "-o", filepath.Join(dir, "k1"), kern}, 1,
+			[]string{noFile("-K", missing)}, nil, nil},
+		{"mkimg -x", []string{"mkimg", "-x", missing, "-i", filepath.Join(dir, "a.img")}, 1,
+			[]string{noFile("-x", missing)}, nil, []string{"stat"}},
+		{"mkimg --data", []string{"mkimg", "--data", missing, "-i", filepath.Join(dir, "a.img")}, 1,
+			[]string{noFile("--data", missing)}, nil, []string{"stat"}},
+		{"mkimg --service-dir", []string{"mkimg", "--service-dir", missing, "-i", filepath.Join(dir, "a.img")}, 1,
+			[]string{noFile("--service-dir", missing)}, nil, []string{"stat"}},
+		{"run -d", []string{"run", "-k", kern, "--net", "none", "-d", missing}, 1,
+			[]string{noFile("-d", missing)}, nil, nil},
+		{"up -d", []string{"up", "--cache", cache, "-d", missing, "rescue"}, 1,
+			[]string{noFile("-d", missing)}, nil, nil},
+		{"run --ready", []string{"run", "-k", kern, "--ready", "("}, 2,
+			[]string{`--ready "(": `}, nil, nil},
+		// Said once.
+		{"demo --boot", []string{"demo", "--boot", "foo"}, 2,
+			[]string{"--boot foo: unknown boot protocol (want auto, multiboot or netbsd)"}, []string{"foo"}, nil},
+		{"run --boot", []string{"run", "-k", kern, "--boot", "foo"}, 2,
+			[]string{"--boot foo: unknown boot protocol (want auto, multiboot or netbsd)"}, []string{"foo"}, nil},
+		{"up no service", []string{"up", "--cache", cache, "nosuch"}, 1,
+			[]string{`smolvmm up: no service "nosuch"`}, []string{`"nosuch"`}, []string{"service: "}},
+		{"demo --user", []string{"demo", "--user", "nosuchuser"}, 2,
+			[]string{"--user nosuchuser: no such user (give a user"}, []string{"nosuchuser"}, nil},
+		{"up --service-dir", []string{"up", "--cache", cache, "--service-dir", missing, "rescue"}, 1,
+			[]string{noFile("--service-dir", missing)}, []string{missing}, []string{"service:"}},
+		{"run --share", []string{"run", "-k", kern, "--net", "none", "--share", missing}, 1,
+			[]string{noFile("--share", missing)}, []string{missing}, []string{"data directory"}},
+		// Sizes in MiB, with the remedy.
+		{"kernel too large", []string{"run", "-k", big, "--net", "none"}, 1,
+			[]string{big + " is 600 MiB, more than the 512 MiB", "no kernel may be larger"}, nil, []string{"629145600"}},
+		{"module too large", []string{"run", "-k", kern, "-m", "64", "--net", "none", "--module", bigmod}, 1,
+			[]string{bigmod + " is 200 MiB, more than the 64 MiB", "raise -m"}, nil, []string{"209715200"}},
+		// A truncated ELF is said to be one.
+		{"kstrip truncated", []string{"kstrip", "--list", truncated}, 1,
+			[]string{"truncated", fmt.Sprintf("%d bytes", len(whole)/2)}, nil, []string{"not an ELF file"}},
+		// A data image's minimum, decidable from the flags.
+		{"mkimg --data -m 1", []string{"mkimg", "--data", data, "-m", "1", "-i", filepath.Join(dir, "d.img")}, 2,
+			[]string{"-m 1: a FAT32 data image is at least 34 MiB (give -m 34 or more, or -m auto)"}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "demo --user" && os.Geteuid() != 0 {
+				t.Skip("--user needs root")
+			}
+			_, stderr, status := runCLI(t, tt.args...)
+			bad := status != tt.status
+			for _, w := range tt.want {
+				bad = bad || !strings.Contains(stderr, w)
+			}
+			for _, w := range tt.once {
+				bad = bad || strings.Count(stderr, w) != 1
+			}
+			for _, w := range tt.not {
+				bad = bad || strings.Contains(stderr, w)
+			}
+			if bad {
+				t.Errorf("smolvmm %s: status %d, stderr:\n%s\nwant status %d, %q, once %q, not %q",
+					strings.Join(tt.args, " "), status, stderr, tt.status, tt.want, tt.once, tt.not)
 			}
 		})
 	}

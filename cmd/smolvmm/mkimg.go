@@ -113,6 +113,9 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		if err := checkOutput(out, c.Bool("force")); err != nil {
 			return err
 		}
+		if err := checkInputPath("--data", dir); err != nil {
+			return err
+		}
 		if !c.IsSet("megabytes") || auto {
 			sizeMB = 0
 		}
@@ -136,6 +139,11 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	}
 	if err := checkOutput(out, c.Bool("force")); err != nil {
 		return err
+	}
+	if dir := c.String("service-dir"); dir != "" {
+		if err := checkInputPath("--service-dir", dir); err != nil {
+			return err
+		}
 	}
 	svc, err := service.Load(c.String("service"), c.String("service-dir"))
 	if err != nil {
@@ -236,6 +244,11 @@ func parseTimestamp(s string) (int64, error) {
 // given, the service's set names resolved by findSet.
 func resolveSets(flags, names []string) ([]string, error) {
 	out := splitCommas(flags)
+	for _, p := range out {
+		if err := checkInputPath("-x", p); err != nil {
+			return nil, err
+		}
+	}
 	if len(out) > 0 {
 		return out, nil
 	}

@@ -73,16 +73,15 @@ func netAction(c *cli.Context) error {
 	} else if dir := filepath.Dir(socket); filepath.Clean(dir) != netback.HubDir() {
 		// Only the default runtime directory is created: a mistyped
 		// --socket would otherwise make a tree nobody asked for.
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return fmt.Errorf("--socket %s: no directory %s to listen in (create it first, or give another --socket)", socket, dir)
+		if err := checkOutputDir("--socket", socket, "listen"); err != nil {
+			return err
 		}
 	}
 	// The hub saves the leases when they change, long after the start:
 	// a path it cannot write then would lose them without a word.
 	if l := c.String("leases"); l != "" {
-		dir := filepath.Dir(l)
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return fmt.Errorf("--leases %s: no directory %s to keep them in (create it first, or give another --leases)", l, dir)
+		if err := checkOutputDir("--leases", l, "keep them"); err != nil {
+			return err
 		}
 		if st, err := os.Stat(l); err == nil && st.IsDir() {
 			return fmt.Errorf("--leases %s: that is a directory; give a file (e.g. %s)", l, filepath.Join(l, "net.leases"))

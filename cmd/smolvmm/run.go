@@ -237,9 +237,18 @@ func checkRunFlags(c *cli.Context) error {
 			return err
 		}
 	}
+	for _, spec := range c.StringSlice("share") {
+		// A file's problem, status 1, said before the data image's
+		// builder names it in its own words ("data directory: stat").
+		if dir, _, _ := strings.Cut(spec, ","); dir != "" {
+			if _, err := os.Stat(dir); err != nil {
+				return inputFileError("--share", dir, dir, err)
+			}
+		}
+	}
 	if hasFlag(c, "boot") {
 		if _, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
-			return usageErrorf("--boot %s: %v", c.String("boot"), err)
+			return bootFlagError(c.String("boot"), err)
 		}
 	}
 	if r := c.String("ready"); r != "" {
@@ -283,6 +292,15 @@ func parseModuleSpec(spec string) (path, args string, err error) {
 		return "", "", usageErrorf("--module %q: empty file path (the form is FILE[,args], or FILE,kmod|fs|splash|rndseed for a NetBSD kernel)", spec)
 	}
 	return path, args, nil
+}
+
+// bootFlagError is the refusal of --boot's value s, for which
+// bootplan.ParseProtocol returned err: the value said once.
+func bootFlagError(s string, err error) error {
+	if errors.Is(err, bootplan.ErrProtocol) {
+		return usageErrorf("--boot %s: unknown boot protocol (want auto, multiboot or netbsd)", s)
+	}
+	return usageErrorf("--boot %s: %v", s, err)
 }
 
 // readModule reads --module's file: a regular file no larger than the

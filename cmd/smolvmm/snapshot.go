@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -423,6 +424,13 @@ func snapshotTargetAdvice(path string, err error) error {
 			why = errno // "resource temporarily unavailable"
 		}
 		return fmt.Errorf("--snapshot %s is in use (%w: a VM holds it as a disk, was restored from it or writes snapshots to it, and would lose it); stop that VM or write the snapshot elsewhere%s", path, why, holder)
+	case errors.Is(err, fs.ErrNotExist) && errors.As(err, &te) && te.Op == "its directory":
+		dir := filepath.Dir(path)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			dir = pe.Path // a symlink's target's directory
+		}
+		return outputDirError("--snapshot", path, dir, "write it")
 	case errors.Is(err, snapshot.ErrNotRegular) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: %w: give a file to write the snapshot to", path, te.Err)
 	case errors.As(err, &te):

@@ -205,9 +205,19 @@ func checkNotInUse(image string) error {
 }
 
 // step runs one stage and logs "smolvmm up: <name> <what it did> (<time>)".
+// selfNamed is a step's error that says what failed without the step's
+// name: "service: no service "x"" said it twice.
+type selfNamed struct{ error }
+
+func (e selfNamed) Unwrap() error { return e.error }
+
 func step(log io.Writer, name string, fn func() (string, error)) error {
 	start := time.Now()
 	msg, err := fn()
+	var said selfNamed
+	if errors.As(err, &said) {
+		return said.error
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -411,9 +421,14 @@ func newUpDeps(f *fetch.Fetcher, version, arch string, run func(ctx context.Cont
 // loadUpService loads a service (embedded, or from dir) and what dates it
 // (rebuild.ServiceDate).
 func loadUpService(name, dir string) (upService, error) {
+	if dir != "" {
+		if err := checkInputPath("--service-dir", dir); err != nil {
+			return upService{}, selfNamed{err}
+		}
+	}
 	s, err := service.Load(name, dir)
 	if err != nil {
-		return upService{}, err
+		return upService{}, selfNamed{err}
 	}
 	out := upService{Sets: s.Config.Sets, SizeMB: s.Config.SizeMB, Where: "embedded"}
 	what := name

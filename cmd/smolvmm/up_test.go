@@ -353,7 +353,7 @@ func TestUpCommandBadArguments(t *testing.T) {
 	}{
 		{"no service", []string{"up"}, "want exactly one SERVICE", 2},
 		{"two services", []string{"up", "rescue", "base"}, `unexpected argument "base": smolvmm up takes one SERVICE`, 2},
-		{"unknown service", []string{"up", "--cache", cache, "nope"}, `service: no service "nope" (known: base, rescue)`, 1},
+		{"unknown service", []string{"up", "--cache", cache, "nope"}, `no service "nope" (known: base, rescue)`, 1},
 		{"bad version", []string{"up", "--cache", cache, "--version", "../x", "rescue"}, `bad version "../x"`, 2},
 		{"ftp mirror", []string{"up", "--cache", cache, "--mirror", "ftp://x/pub", "rescue"}, "not an http:// or https:// URL", 2},
 		// Run flags are checked before anything is fetched: the mirror

@@ -149,10 +149,31 @@ func createTemp(target string) (*os.File, string, error) {
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
-		return nil, dir, fmt.Errorf("temporary file next to %s: %w", target, err)
+		// The temporary file's random name says nothing to the reader:
+		// name the directory, and keep the cause (fs.ErrNotExist for a
+		// missing directory).
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, dir, &DirError{Dir: filepath.Clean(dir), Err: err}
 	}
 	return f, dir, nil
 }
+
+// DirError is the error for a directory in which Write (or Check) cannot
+// create its temporary file: missing (errors.Is fs.ErrNotExist),
+// read-only, full, or one that takes no files.
+type DirError struct {
+	Dir string // the directory of the file to write
+	Err error  // the system's cause
+}
+
+// Error names the directory and the cause.
+func (e *DirError) Error() string { return "create a file in " + e.Dir + ": " + e.Err.Error() }
+
+// Unwrap returns the cause, for errors.Is.
+func (e *DirError) Unwrap() error { return e.Err }
 
 // Check proves that Write(path) could begin, without changing path: it
 // fails as Write would on a target that is not a regular file, and it

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -204,7 +205,7 @@ func TestCheck(t *testing.T) {
 	tests := []struct {
 		name, path string
 		ok         bool
-		is         error // nil: any error naming the path's temporary file
+		is         error // nil: any error naming the path's directory
 	}{
 		{"new file", filepath.Join(dir, "new"), true, nil},
 		{"existing file", existing, true, nil},
@@ -221,8 +222,11 @@ func TestCheck(t *testing.T) {
 				}
 			} else if err == nil || tt.is != nil && !errors.Is(err, tt.is) {
 				t.Fatalf("Check(%s) = %v, want an error (%v)", tt.path, err, tt.is)
-			} else if tt.is == nil && !strings.Contains(err.Error(), "temporary file next to "+tt.path) {
-				t.Errorf("Check(%s) = %v, want the temporary file named", tt.path, err)
+			} else if de := (*DirError)(nil); errors.Is(err, fs.ErrNotExist) || tt.is == nil {
+				// The directory is named, never the temporary file.
+				if !errors.As(err, &de) || de.Dir != filepath.Dir(tt.path) || strings.Contains(err.Error(), ".tmp-") {
+					t.Errorf("Check(%s) = %v, want a DirError naming %s, no temporary file", tt.path, err, filepath.Dir(tt.path))
+				}
 			}
 		})
 	}

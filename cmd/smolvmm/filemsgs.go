@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// The refusals of files named on the command line, in one wording for
+// every command (README: "what went wrong (what to change)"): the flag and
+// its value, what is wrong, and the flag to change. The libraries return
+// the facts (fs.ErrNotExist, atomicfile.DirError); the flags are named
+// here.
+
+// outputDirError is the refusal of flag's output path, whose directory
+// dir does not exist; verb is what would be done in it ("write it",
+// "listen").
+func outputDirError(flag, path, dir, verb string) error {
+	return &fileError{fmt.Sprintf("%s %s: no directory %s to %s in (create it first, or pick another %s)", flag, path, dir, verb, flag), fs.ErrNotExist}
+}
+
+// checkOutputDir refuses, with outputDirError, an output path of flag
+// whose directory does not exist (or is not a directory).
+func checkOutputDir(flag, path, verb string) error {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return outputDirError(flag, path, dir, verb)
+	}
+	return nil
+}
+
+// inputFileError is err about the input file path named by flag's value
+// spec (flagFileError's wording), with advice when the file does not
+// exist: "-d x.img: no such file or directory (check the path given with
+// -d)".
+func inputFileError(flag, spec, path string, err error) error {
+	e := flagFileError(flag, spec, path, err)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return e
+	}
+	return &fileError{e.Error() + " (check the path given with " + flag + ")", err}
+}
+
+// checkInputPath refuses, with inputFileError, an input path of flag that
+// cannot be found, before a library reports it in words of its own ("data
+// directory: stat PATH: ..."). Other faults are left to the library.
+func checkInputPath(flag, path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return inputFileError(flag, path, path, err)
+	}
+	return nil
+}
