@@ -581,7 +581,7 @@ func TestBadConfig(t *testing.T) {
 		{"missing kernel", vmm.Config{Kernel: filepath.Join(dir, "nope")}, os.ErrNotExist, "check the path", false},
 		{"FIFO kernel", vmm.Config{Kernel: fifo}, regfile.ErrNotRegular, "is a FIFO: not a regular file", false},
 		{"device kernel", vmm.Config{Kernel: "/dev/zero"}, regfile.ErrNotRegular, "is a character device", false},
-		{"sparse GiB kernel", vmm.Config{Kernel: sparse}, regfile.ErrTooLarge, "1073741824 bytes", false},
+		{"sparse GiB kernel", vmm.Config{Kernel: sparse}, regfile.ErrTooLarge, "is 1024 MiB, more than the 512 MiB allowed", false},
 		{"memory too small", vmm.Config{Kernel: notKernel, MemoryMiB: 1}, vmm.ErrConfig, "use between 3 and 3072 MiB", false},
 		// No kernel fits: 1 MiB of low memory, the kernel, 1 MiB above it.
 		{"memory 2 MiB", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, MemoryMiB: 2}, vmm.ErrConfig, "2 MiB: invalid configuration (use between 3 and 3072 MiB)", false},

@@ -9,6 +9,7 @@ import (
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
@@ -122,6 +123,8 @@ func vmFlagHint(e *vmm.Error) string {
 			return "pass -k KERNEL"
 		case errors.Is(e.Err, netbsdboot.ErrMachine):
 			return ""
+		case strings.HasPrefix(e.Op, "read kernel") && errors.Is(e.Err, regfile.ErrTooLarge):
+			return "no kernel may be larger, a limit no flag changes: check the path given with -k"
 		case strings.HasPrefix(e.Op, "read kernel"):
 			return "check the path given with -k"
 		case notAKernel(e.Err):

@@ -311,8 +311,12 @@ func readModule(spec string, limit int64) (multiboot.Module, error) {
 		return multiboot.Module{}, err
 	}
 	data, err := regfile.ReadFile(path, limit)
+	if errors.Is(err, regfile.ErrTooLarge) {
+		e := flagFileError("--module", spec, path, err)
+		return multiboot.Module{}, &fileError{e.Error() + " (the guest's RAM must hold it whole: raise -m)", err}
+	}
 	if err != nil {
-		return multiboot.Module{}, flagFileError("--module", spec, path, err)
+		return multiboot.Module{}, inputFileError("--module", spec, path, err)
 	}
 	return multiboot.Module{Name: filepath.Base(path), Data: data, Args: args}, nil
 }

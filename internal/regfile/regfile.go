@@ -54,14 +54,55 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	}
 	defer f.Close()
 	if size > limit {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed: %w", path, size, limit, ErrTooLarge)
+		return nil, &TooLargeError{Path: path, Size: size, Limit: limit}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s grew past %d bytes while read: %w", path, limit, ErrTooLarge)
+		return nil, &TooLargeError{Path: path, Size: -1, Limit: limit}
 	}
 	return data, nil
+}
+
+// TooLargeError is ReadFile's error for a file larger than its limit; it
+// matches ErrTooLarge (errors.Is).
+type TooLargeError struct {
+	Path  string
+	Size  int64 // the file's size, or -1 when it grew past Limit while read
+	Limit int64
+}
+
+// Error gives the sizes as a reader counts them, in MiB (as -m and the
+// README do), not in bytes to be divided by hand.
+func (e *TooLargeError) Error() string {
+	if e.Size < 0 {
+		return fmt.Sprintf("%s grew past %s while read", e.Path, Size(e.Limit))
+	}
+	return fmt.Sprintf("%s is %s, more than the %s allowed", e.Path, Size(e.Size), Size(e.Limit))
+}
+
+// Is makes errors.Is(err, ErrTooLarge) true.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// Size says n bytes as "512 MiB", "600.5 MiB", or "4095 bytes" below a
+// MiB. A size above its limit by less than 0.05 MiB still reads larger:
+// it gets the bytes after the MiB.
+func Size(n int64) string {
+	const mib = 1 << 20
+	switch {
+	case n < mib:
+		return fmt.Sprintf("%d bytes", n)
+	case n%mib == 0:
+		return fmt.Sprintf("%d MiB", n/mib)
+	}
+	s := fmt.Sprintf("%.1f MiB", float64(n)/mib)
+	if s == fmt.Sprintf("%d.0 MiB", n/mib) {
+		if n%mib == 1 {
+			return fmt.Sprintf("%d MiB and 1 byte", n/mib)
+		}
+		return fmt.Sprintf("%d MiB and %d bytes", n/mib, n%mib)
+	}
+	return s
 }

@@ -55,3 +55,30 @@ func TestReadFile(t *testing.T) {
 		}
 	}
 }
+
+// TestTooLargeInMiB: a refused size is said in MiB, as -m and the README
+// count, not in bytes ("629145600 bytes, more than the 536870912").
+func TestTooLargeInMiB(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		size, limit int64
+		want        string
+	}{
+		{600 << 20, 512 << 20, " is 600 MiB, more than the 512 MiB allowed"},
+		{200<<20 + 1<<19, 64 << 20, " is 200.5 MiB, more than the 64 MiB allowed"},
+		{64<<20 + 1, 64 << 20, " is 64 MiB and 1 byte, more than the 64 MiB allowed"},
+		{2000, 1000, " is 2000 bytes, more than the 1000 bytes allowed"},
+	} {
+		p := filepath.Join(dir, "f")
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, tt.size); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadFile(p, tt.limit)
+		if !errors.Is(err, ErrTooLarge) || err.Error() != p+tt.want {
+			t.Errorf("ReadFile(%d bytes, limit %d) = %v, want %q", tt.size, tt.limit, err, p+tt.want)
+		}
+	}
+}
