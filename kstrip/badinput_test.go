@@ -56,7 +56,23 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"text file", func() []byte { return []byte("#!/bin/sh\necho not a kernel\n") }, ErrNotELF, []string{`"#!/b"`, "NetBSD kernel"}},
 		{"empty", func() []byte { return nil }, ErrNotELF, nil},
-		{"truncated header", func() []byte { return orig[:30] }, ErrNotELF, nil},
+		{"truncated identification", func() []byte { return orig[:6] }, ErrTruncated, []string{"ELF identification (16 bytes at file offset 0x0)", "which has 6 bytes"}},
+		{"truncated header", func() []byte { return orig[:30] }, ErrTruncated, []string{"ELF header (52 bytes at file offset 0x0)", "which has 30 bytes"}},
+		// The section headers are at the end: what head -c leaves of a
+		// kernel was "not an ELF file: EOF".
+		{"truncated section headers", func() []byte { return orig[:len(orig)/2] }, ErrTruncated, []string{"section headers", "which has " + itoa(int64(len(orig)/2)) + " bytes"}},
+		{"section names past the end", func() []byte {
+			b := clone(orig)
+			shoff := k.ByteOrder().Uint32(b[32:])
+			strndx := k.ByteOrder().Uint16(b[50:])
+			put32(b, int64(shoff)+int64(strndx)*40+16, uint32(len(b))) // sh_offset
+			return b
+		}, ErrTruncated, []string{"section names"}},
+		{"unreadable headers", func() []byte {
+			b := clone(orig)
+			b[elf.EI_VERSION] = 9
+			return b
+		}, ErrMalformed, []string{"headers cannot be read"}},
 		{"stripped", func() []byte {
 			return readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic, Stripped: true}))
 		}, ErrNoSymbols, []string{"stripped", "release kernels", "keep their symbols"}},

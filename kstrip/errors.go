@@ -6,6 +6,12 @@ import "errors"
 var (
 	// ErrNotELF: the file is not an ELF image.
 	ErrNotELF = errors.New("not an ELF file")
+	// ErrTruncated: the file has ELF's magic, but a header it locates
+	// runs past the file's end (a copy cut short).
+	ErrTruncated = errors.New("truncated ELF file")
+	// ErrMalformed: the file has ELF's magic, but its headers cannot be
+	// read.
+	ErrMalformed = errors.New("malformed ELF file")
 	// ErrNoSymbols: the kernel has no symbol table (it was stripped).
 	ErrNoSymbols = errors.New("no symbol table")
 	// ErrNoCfdata: the symbol table has no cfdata symbol.

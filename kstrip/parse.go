@@ -77,12 +77,17 @@ func Parse(image []byte) (k *Kernel, err error) {
 	// there must become an error about the input, not a crash.
 	defer func() {
 		if r := recover(); r != nil {
-			k, err = nil, fmt.Errorf("%w: malformed ELF headers (debug/elf: %v)", ErrNotELF, r)
+			k, err = nil, fmt.Errorf("%w: its headers cannot be read (debug/elf: %v)", ErrMalformed, r)
 		}
 	}()
+	// What runs past the end is told first: debug/elf says only "EOF".
+	if what, off, n := pastEnd(image); what != "" {
+		return nil, fmt.Errorf("%w: its %s (%d bytes at file offset %#x) run past the end of the file, which has %d bytes; the copy may have been cut short",
+			ErrTruncated, what, n, off, len(image))
+	}
 	f, err := elf.NewFile(bytes.NewReader(image))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotELF, err)
+		return nil, fmt.Errorf("%w: its headers cannot be read (debug/elf: %v)", ErrMalformed, err)
 	}
 	k = &Kernel{image: image, order: f.ByteOrder, amap: newAddrMap(f, uint64(len(image)))}
 	if n := len(k.amap.regions); n > maxRegions {
@@ -108,6 +113,65 @@ func Parse(image []byte) (k *Kernel, err error) {
 		k.providers = k.readDrivers(drivers)
 	}
 	return k, nil
+}
+
+// pastEnd finds the first of the headers debug/elf reads (the ELF
+// header, the program and section headers, the section names) that runs
+// past the end of image, which starts with ELF's magic. It returns what
+// it is, at which offset and of what size, or "" when all are inside (or
+// the header's class or byte order is unknown: debug/elf says so).
+func pastEnd(image []byte) (what string, off, size uint64) {
+	end := uint64(len(image))
+	past := func(off, size uint64) bool { return off > end || size > end-off }
+	if past(0, elf.EI_NIDENT) {
+		return "ELF identification", 0, elf.EI_NIDENT
+	}
+	var order binary.ByteOrder
+	switch elf.Data(image[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		order = binary.LittleEndian
+	case elf.ELFDATA2MSB:
+		order = binary.BigEndian
+	default:
+		return "", 0, 0
+	}
+	// Offsets of e_phoff, e_shoff, e_phentsize (then e_phnum,
+	// e_shentsize, e_shnum, e_shstrndx), the header's size, and of a
+	// section header's sh_offset and sh_size.
+	var phoff, shoff, ent, hdr, shOff, shSize int
+	word := func(b []byte) uint64 { return uint64(order.Uint32(b)) }
+	switch elf.Class(image[elf.EI_CLASS]) {
+	case elf.ELFCLASS32:
+		phoff, shoff, ent, hdr, shOff, shSize = 28, 32, 42, 52, 16, 20
+	case elf.ELFCLASS64:
+		phoff, shoff, ent, hdr, shOff, shSize = 32, 40, 54, 64, 24, 32
+		word = order.Uint64
+	default:
+		return "", 0, 0
+	}
+	if past(0, uint64(hdr)) {
+		return "ELF header", 0, uint64(hdr)
+	}
+	half := func(at int) uint64 { return uint64(order.Uint16(image[at:])) }
+	ph, sh := word(image[phoff:]), word(image[shoff:])
+	phSize, shEnt := half(ent)*half(ent+2), half(ent+4)
+	shNum, strndx := half(ent+6), half(ent+8)
+	if phSize > 0 && past(ph, phSize) {
+		return "program headers", ph, phSize
+	}
+	if shNum == 0 {
+		return "", 0, 0
+	}
+	if past(sh, shEnt*shNum) {
+		return "section headers", sh, shEnt * shNum
+	}
+	if strndx < shNum && shEnt >= uint64(shSize)+8 {
+		s := image[sh+strndx*shEnt:]
+		if o, n := word(s[shOff:]), word(s[shSize:]); past(o, n) {
+			return "section names", o, n
+		}
+	}
+	return "", 0, 0
 }
 
 func head(b []byte) []byte {
