@@ -31,7 +31,24 @@ const DataLabel = "SMOLVMM"
 // minFAT32 is the smallest FAT32 volume made: with go-diskfs's 512-byte
 // clusters below 260 MiB, 34 MiB gives more than the 65525 clusters that
 // make a file system FAT32 rather than FAT16 to every reader.
-const minFAT32 = 34 << 20
+const minFAT32 = MinFAT32MiB << 20
+
+// MinFAT32MiB is the size of the smallest FAT32 data image, in MiB, whatever
+// it holds: see minFAT32.
+const MinFAT32MiB = 34
+
+// DataSizeError is the error for a data image size too small for its
+// content (or below MinFAT32MiB for FAT32).
+type DataSizeError struct {
+	Dir     string // the directory the image would hold
+	SizeMiB int    // the size asked for
+	NeedMiB int64  // the smallest size that holds it
+}
+
+// Error says the size asked for and the size needed.
+func (e *DataSizeError) Error() string {
+	return fmt.Sprintf("data image of %d MiB is too small: %s needs at least %d MiB", e.SizeMiB, e.Dir, e.NeedMiB)
+}
 
 // maxFAT32 is the largest FAT32 volume made: go-diskfs v1.9.4 keeps the
 // sectors per FAT in 16 bits, which hold the FAT of 256 GiB in 32 KiB
@@ -156,7 +173,7 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	size := dataSize(es, fsType)
 	if sizeMB > 0 {
 		if int64(sizeMB)<<20 < size {
-			return fmt.Errorf("data image of %d MiB is too small: %s needs at least %d MiB", sizeMB, dir, size>>20)
+			return &DataSizeError{Dir: dir, SizeMiB: sizeMB, NeedMiB: size >> 20}
 		}
 		size = int64(sizeMB) << 20
 	}

@@ -309,6 +309,11 @@ func TestNewUserMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := filepath.Join(dir, "cache")
+	bigData := filepath.Join(dir, "bigdata")
+	if err := os.Mkdir(bigData, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sparse(filepath.Join("bigdata", "f"), 40<<20)
 	noDir := func(flag, path string) string {
 		return flag + " " + path + ": no directory " + filepath.Dir(path) + " to write it in (create it first, or pick another " + flag + ")"
 	}
@@ -375,6 +380,8 @@ func TestNewUserMessages(t *testing.T) {
 		// A data image's minimum, decidable from the flags.
 		{"mkimg --data -m 1", []string{"mkimg", "--data", data, "-m", "1", "-i", filepath.Join(dir, "d.img")}, 2,
 			[]string{"-m 1: a FAT32 data image is at least 34 MiB (give -m 34 or more, or -m auto)"}, nil, nil},
+		{"mkimg --data -m 34", []string{"mkimg", "--data", bigData, "-m", "34", "-i", filepath.Join(dir, "d.img")}, 1,
+			[]string{"data image of 34 MiB is too small: " + bigData + " needs at least ", " MiB (give -m ", " or more, or -m auto)"}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,7 +44,7 @@ in sets/, then in the cache where smolvmm fetch keeps the default release
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Value: "rescue", Usage: "service `NAME` (embedded: rescue, base; or one in --service-dir)"},
-			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom) [default: service.conf's, 10 for rescue]"},
+			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom); a FAT32 --data image has at least " + strconv.Itoa(imagebuilder.MinFAT32MiB) + " [default: service.conf's, 10 for rescue; with --data, auto]"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "output `FILE` [default: root.img, data.img with --data]"},
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
@@ -102,6 +102,10 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		if c.String("fs") == imagebuilder.DataISO9660 && c.IsSet("megabytes") && !auto {
 			return usageErrorf("-m %s: an ISO 9660 image is as large as its content (drop -m, or use --fs %s)", c.String("megabytes"), imagebuilder.DataFAT32)
 		}
+		// Known from the flags alone, before the directory is read.
+		if c.String("fs") == imagebuilder.DataFAT32 && c.IsSet("megabytes") && !auto && sizeMB < imagebuilder.MinFAT32MiB {
+			return usageErrorf("-m %d: a FAT32 data image is at least %d MiB (give -m %d or more, or -m auto)", sizeMB, imagebuilder.MinFAT32MiB, imagebuilder.MinFAT32MiB)
+		}
 	} else if c.IsSet("fs") {
 		return usageErrorf("--fs is for data disks: use it with --data DIR (a root image is always ext2)")
 	}
@@ -121,6 +125,10 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		}
 		start := time.Now()
 		if err := imagebuilder.BuildDataImageContext(ctx, dir, out, c.String("fs"), sizeMB); err != nil {
+			var small *imagebuilder.DataSizeError
+			if errors.As(err, &small) {
+				return &fileError{fmt.Sprintf("%v (give -m %d or more, or -m auto)", err, small.NeedMiB), err}
+			}
 			return err
 		}
 		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())

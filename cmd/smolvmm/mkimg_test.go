@@ -108,7 +108,7 @@ func TestMkimgOptions(t *testing.T) {
 		{"data exists", fakeFlags{"data": share}, "data.img already exists", "", 0},
 		{"data force", fakeFlags{"data": share, "force": true}, "", "data.img", 34 << 20},
 		{"data iso", fakeFlags{"data": share, "fs": "iso9660", "image": "d.iso"}, "", "d.iso", -1},
-		{"data too small", fakeFlags{"data": share, "megabytes": "1", "image": "s.img"}, "data image of 1 MiB is too small", "s.img", 0},
+		{"data too small", fakeFlags{"data": share, "megabytes": "1", "image": "s.img"}, "-m 1: a FAT32 data image is at least 34 MiB", "s.img", 0},
 		// Flags of the other kind of image are refused, not ignored.
 		{"no output directory", fakeFlags{"image": "nodir/r.img"}, "no directory nodir to write it in", "", 0},
 		{"no data output directory", fakeFlags{"data": share, "image": "nodir/d.img"}, "no directory nodir to write it in", "", 0},
