@@ -44,7 +44,7 @@ in sets/, then in the cache where smolvmm fetch keeps the default release
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Value: "rescue", Usage: "service `NAME` (embedded: rescue, base; or one in --service-dir)"},
-			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom); a FAT32 --data image has at least " + strconv.Itoa(imagebuilder.MinFAT32MiB) + " [default: service.conf's, 10 for rescue; with --data, auto]"},
+			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom); a FAT32 --data image is at least " + strconv.Itoa(imagebuilder.MinFAT32MiB) + " MiB [default: service.conf's, 10 for rescue; with --data, auto]"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "output `FILE` [default: root.img, data.img with --data]"},
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
