@@ -40,8 +40,9 @@ func FindInit(t *fstree.Tree) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%w: NetBSD starts the first of %s, and this tree has none (%s): its sets must provide one, as the rescue set's /rescue/init or base's /sbin/init",
-		ErrNoInit, strings.Join(InitPaths, ", "), strings.Join(why, "; "))
+	// Each path once, with what stands there (it was listed twice).
+	return "", fmt.Errorf("%w: NetBSD starts the first of these that is an executable file, and this tree has none: %s; its sets must provide one (the rescue set and base do)",
+		ErrNoInit, strings.Join(why, "; "))
 }
 
 // resolve returns the node at absolute path p of t, following symlinks in

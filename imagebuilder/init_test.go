@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -54,6 +55,12 @@ func TestFindInit(t *testing.T) {
 			}
 			if !errors.Is(err, imagebuilder.ErrNoInit) || !strings.Contains(err.Error(), tt.why) {
 				t.Fatalf("FindInit = %q, %v; want ErrNoInit saying %q", got, err, tt.why)
+			}
+			// Each path is said once, with what stands there.
+			for _, p := range imagebuilder.InitPaths {
+				if n := len(regexp.MustCompile(regexp.QuoteMeta(p)+`($|[^.\w])`).FindAllString(err.Error(), -1)); n != 1 {
+					t.Errorf("FindInit's error names %s %d times, want once: %v", p, n, err)
+				}
 			}
 		})
 	}
