@@ -309,6 +309,16 @@ func TestNewUserMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := filepath.Join(dir, "cache")
+	// An image a VM (here, this process) holds.
+	locked := sparse("locked.img", 1<<20)
+	lf, err := os.Open(locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
 	bigData := filepath.Join(dir, "bigdata")
 	if err := os.Mkdir(bigData, 0o755); err != nil {
 		t.Fatal(err)
@@ -357,6 +367,10 @@ func TestNewUserMessages(t *testing.T) {
 		{"run --ready", []string{"run", "-k", kern, "--ready", "("}, 2,
 			[]string{`--ready "(": `}, nil, nil},
 		// Said once.
+		{"run -d locked", []string{"run", "-k", kern, "--net", "none", "-d", locked}, 1,
+			[]string{"disk image " + locked + " is in use by another VM: process " + strconv.Itoa(os.Getpid()) + " (",
+				") holds its lock (stop that VM, or give ,ro after the image's -d in both, or use a copy of the image)"},
+			[]string{"holds its lock"}, []string{"temporarily unavailable", "which only read-only opens share"}},
 		{"demo --boot", []string{"demo", "--boot", "foo"}, 2,
 			[]string{"--boot foo: unknown boot protocol (want auto, multiboot or netbsd)"}, []string{"foo"}, nil},
 		{"run --boot", []string{"run", "-k", kern, "--boot", "foo"}, 2,
@@ -387,6 +401,9 @@ func TestNewUserMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.name == "demo --user" && os.Geteuid() != 0 {
 				t.Skip("--user needs root")
+			}
+			if tt.name == "run -d locked" && !kvmUsable() {
+				t.Skip("needs /dev/kvm")
 			}
 			_, stderr, status := runCLI(t, tt.args...)
 			bad := status != tt.status

@@ -414,16 +414,12 @@ func snapshotTargetAdvice(path string, err error) error {
 	var te *snapshot.TargetError
 	switch {
 	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
-		holder := ""
-		if te.Holder != "" {
-			holder = "; its lock is held by " + te.Holder
+		holder := te.Holder
+		if holder == "" {
+			holder = "another process"
 		}
-		var why error = snapshot.ErrInUse
-		var errno syscall.Errno
-		if errors.As(err, &errno) {
-			why = errno // "resource temporarily unavailable"
-		}
-		return fmt.Errorf("--snapshot %s is in use (%w: a VM holds it as a disk, was restored from it or writes snapshots to it, and would lose it); stop that VM or write the snapshot elsewhere%s", path, why, holder)
+		// Once, without the errno's text.
+		return &fileError{fmt.Sprintf("--snapshot %s is in use: %s holds its lock, as a VM does that has it as a disk, was restored from it or writes snapshots to it, and would lose it (stop that VM, or write the snapshot elsewhere)", path, holder), err}
 	case errors.Is(err, fs.ErrNotExist) && errors.As(err, &te) && te.Op == "its directory":
 		dir := filepath.Dir(path)
 		var pe *fs.PathError

@@ -155,7 +155,11 @@ func Open(path string, opts Options) (*Disk, error) {
 		holder := lockholder.Describe(f)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("disk image %s is %w (%w: it holds the lock, which only read-only opens share)%s", path, ErrInUse, err, heldBy(holder))
+			if holder == "" {
+				holder = "another process"
+			}
+			// Once, without the errno's text: the caller adds what to do.
+			return nil, fmt.Errorf("disk image %s is %w: %s holds its lock", path, ErrInUse, holder)
 		}
 		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
 	}
@@ -175,15 +179,6 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	d.file = f
 	return d, nil
-}
-
-// heldBy is "; its lock is held by process N (command)", or "" when the
-// holder cannot be found.
-func heldBy(holder string) string {
-	if holder == "" {
-		return ""
-	}
-	return "; its lock is held by " + holder
 }
 
 func flock(f *os.File, how int) error {
