@@ -56,11 +56,6 @@ func checkDisks(c *cli.Context) error {
 			byPath[abs] = d.Path
 		}
 		st, err := os.Stat(d.Path)
-		if errors.Is(err, fs.ErrNotExist) {
-			// A file's problem, status 1, said before the VM's setup
-			// names it as a disk ("ld0: disk image ...").
-			return inputFileError("-d", d.Path, d.Path, err)
-		}
 		if err != nil {
 			continue // opening it says what is wrong
 		}
@@ -172,7 +167,7 @@ func upPreflight(c *cli.Context, image string) error {
 		}
 		st, err := os.Stat(d.Path)
 		if err != nil {
-			return fmt.Errorf("-d %s: %w", d.Path, errors.Unwrap(err))
+			return inputFileError("-d", d.Path, d.Path, err)
 		}
 		if imgErr == nil && os.SameFile(st, imgSt) {
 			return usageErrorf("-d %s: this is the image up builds and boots as ld0 (%s, through a link); give each image once (use a copy for a second disk)", d.Path, image)

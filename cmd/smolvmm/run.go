@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -169,6 +170,12 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 	}
 	for _, spec := range c.StringSlice("disk") {
 		d, _ := blk.ParseDiskSpec(spec) // checked by checkRunFlags
+		// Said before the machine names it as a disk ("ld0: disk image
+		// ..."); up found its -d images missing before its build, when
+		// one could still be the image it builds (checkDisks cannot).
+		if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
+			return cfg, cleanup, inputFileError("-d", d.Path, d.Path, err)
+		}
 		cfg.Disks = append(cfg.Disks, d)
 	}
 	for _, spec := range c.StringSlice("share") {
