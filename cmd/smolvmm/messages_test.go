@@ -261,7 +261,7 @@ func TestModulePathNamedOnce(t *testing.T) {
 		want string
 	}{
 		{[]string{"demo", "--module", "/dev/null"}, "smolvmm demo: --module /dev/null is a character device: not a regular file"},
-		{[]string{"demo", "--module", missing}, "smolvmm demo: --module " + missing + ": no such file or directory"},
+		{[]string{"demo", "--module", missing}, "smolvmm demo: --module " + missing + ": no such file or directory (check the path given with --module)"},
 		{[]string{"run", "-k", missing, "--net", "none", "--module", "/dev/null"}, "smolvmm run: --module /dev/null is a character device: not a regular file"},
 		// With ,args or a type after it the path is named as well.
 		{[]string{"demo", "--module", "/dev/null,kmod"}, "smolvmm demo: --module /dev/null,kmod: /dev/null is a character device: not a regular file"},
