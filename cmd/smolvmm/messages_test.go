@@ -365,7 +365,7 @@ func TestNewUserMessages(t *testing.T) {
 		{"up -d", []string{"up", "--cache", cache, "-d", missing, "rescue"}, 1,
 			[]string{noFile("-d", missing)}, nil, nil},
 		{"run --ready", []string{"run", "-k", kern, "--ready", "("}, 2,
-			[]string{`--ready "(": `}, nil, nil},
+			[]string{`--ready "(": not a regular expression: missing closing )`}, []string{`"("`}, []string{"error parsing regexp"}},
 		// Said once.
 		{"run -d locked", []string{"run", "-k", kern, "--net", "none", "-d", locked}, 1,
 			[]string{"disk image " + locked + " is in use by another VM: process " + strconv.Itoa(os.Getpid()) + " (",

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"syscall"
@@ -260,7 +261,7 @@ func checkRunFlags(c *cli.Context) error {
 	}
 	if r := c.String("ready"); r != "" {
 		if _, err := regexp.Compile(r); err != nil {
-			return usageErrorf("--ready %q: %v", r, err)
+			return readyRegexpError(r, err)
 		}
 	}
 	if p := c.Int("ready-port"); p < 0 || p > 65535 {
@@ -299,6 +300,17 @@ func parseModuleSpec(spec string) (path, args string, err error) {
 		return "", "", usageErrorf("--module %q: empty file path (the form is FILE[,args], or FILE,kmod|fs|splash|rndseed for a NetBSD kernel)", spec)
 	}
 	return path, args, nil
+}
+
+// readyRegexpError is the refusal of --ready's value r, which
+// regexp.Compile refused with err: the value once (the regexp package
+// quotes it again, or its part at fault, after "error parsing regexp").
+func readyRegexpError(r string, err error) error {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return usageErrorf("--ready %q: not a regular expression: %s (see https://pkg.go.dev/regexp/syntax)", r, se.Code)
+	}
+	return usageErrorf("--ready %q: %v", r, err)
 }
 
 // bootFlagError is the refusal of --boot's value s, for which
