@@ -194,7 +194,7 @@ func benchAction(c *cli.Context) error {
 	if r := c.String("ready"); r != "" {
 		re, err := regexp.Compile(r)
 		if err != nil {
-			return usageErrorf("smolvmm bench: --ready %q: %v", r, err)
+			return readyRegexpError(r, err) // run.go
 		}
 		ready.Pattern = re
 	}

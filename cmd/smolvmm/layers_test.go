@@ -27,13 +27,15 @@ var flagMentionAllowed = map[string]bool{
 }
 
 // programNamed are the library string literals that may say "smolvmm"
-// or ",ro": a file format's name, a hash's seed and the disk spec's form, which ParseDiskSpec parses. Any other
+// or ",ro": a file format's name, a hash's seed and the disk spec's form,
+// which ParseDiskSpec parses and Spec.String writes. Any other
 // speaks of this program or of -d's spelling, which is cmd's to do.
 var programNamed = map[string]bool{
 	`"not a smolvmm snapshot"`:                                        true,
 	`"smolvmm ext2 %d %d %q"`:                                         true,
 	`"smolvmm kvm identity 1\x00"`:                                    true, // a hash's domain separator
 	`"disk %q: empty image path (the form is path[,ro][,serial=ID])"`: true,
+	`",ro"`: true, // Spec.String writes the form ParseDiskSpec reads
 }
 
 // testSupport are packages that exist for tests and drive other programs:

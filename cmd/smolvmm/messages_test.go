@@ -366,6 +366,8 @@ func TestNewUserMessages(t *testing.T) {
 			[]string{noFile("-d", missing)}, nil, nil},
 		{"run --ready", []string{"run", "-k", kern, "--ready", "("}, 2,
 			[]string{`--ready "(": not a regular expression: missing closing )`}, []string{`"("`}, []string{"error parsing regexp"}},
+		{"bench --ready", []string{"bench", "-k", kern, "--ready", "("}, 2,
+			[]string{`--ready "(": not a regular expression: missing closing )`}, []string{`"("`}, []string{"error parsing regexp"}},
 		// Said once.
 		{"run -d locked", []string{"run", "-k", kern, "--net", "none", "-d", locked}, 1,
 			[]string{"disk image " + locked + " is in use by another VM: process " + strconv.Itoa(os.Getpid()) + " (",

@@ -229,7 +229,7 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 		{"disk a directory", []string{"-d", "nonempty"}, 1, "ld1: disk image nonempty: cannot open it read-write: is a directory", false},
 		{"read-only disk a directory", []string{"-d", "nonempty,ro"}, 1, "ld1: disk image nonempty: not a regular file (it is a directory)", false},
 		{"snapshot a device", []string{"--snapshot", "/dev/full"}, 1, "--snapshot /dev/full is a character device, not a regular file", false},
-		{"snapshot in a missing directory", []string{"--snapshot", "nodir/s"}, 1, "--snapshot nodir/s: cannot be written", false},
+		{"snapshot in a missing directory", []string{"--snapshot", "nodir/s"}, 1, "--snapshot nodir/s: no directory nodir to write it in", false},
 		{"shared network not running", []string{"--net", "user:" + filepath.Join(work, "nonet.sock")}, 1, "shared network is not running", false},
 	}
 	for _, tt := range tests {
