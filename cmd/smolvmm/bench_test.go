@@ -240,7 +240,7 @@ func TestBenchErrors(t *testing.T) {
 		// argument: the refusal names --compare's values, not the "3".
 		{"compare swallows a flag", []string{"--restore", filepath.Join(dir, "s.snap"), "--compare", "-n", "3"}, 2,
 			`--compare "-n": --compare takes qemu or boot (with --restore), not a flag`},
-		{"bad ready", []string{"--ready", "("}, 2, "--ready \"(\": error parsing regexp"},
+		{"bad ready", []string{"--ready", "("}, 2, "--ready \"(\": not a regular expression: missing closing )"},
 		{"bad port", []string{"--ready-port", "70000"}, 2, "give a TCP port between 1 and 65535"},
 		// One check per flag, quoting the value (both had one message
 		// naming neither value).
