@@ -328,6 +328,21 @@ func TestQEMUNativeLoader(t *testing.T) {
 			}
 			handoff := fmt.Sprintf("handoff: %d regions, entering %#x with esp=%#x", len(regions), plan.EIP, plan.ESP)
 			checkOutput(t, out, append([]string{handoff}, want...))
+			// The comparison above holds for any esym the loader
+			// writes; the contract's is the end of everything loaded
+			// (NETBSD-BOOT.md 1b), here the module's end.
+			var modEnd uint64
+			for _, r := range plan.Regions {
+				if strings.HasPrefix(r.What, "module miniroot.kmod") && r.Len == uint64(len(mod)) {
+					modEnd = r.Addr + r.Len
+				}
+			}
+			if modEnd == 0 {
+				t.Fatalf("no region of %d bytes for miniroot.kmod in %v", len(mod), plan.Regions)
+			}
+			if w := fmt.Sprintf(" esym=%#x extmem=", modEnd); !strings.Contains(out, w) {
+				t.Errorf("the guest did not get esym %#x, the module's end (want %q in its stack line)", modEnd, w)
+			}
 		})
 	}
 }

@@ -10,7 +10,9 @@
 //
 //	0x00000-0x05FFF  untouched (the VMM's IVT and BIOS data)
 //	0x06000-0x06FFF  the stack: return address 0, then boothowto, bootdev,
-//	                 bootinfo, esym, biosextmem, biosbasemem (ESP=0x6FE4)
+//	                 bootinfo, esym, biosextmem, biosbasemem (ESP=0x6FE4);
+//	                 esym is the end of everything below: the last
+//	                 module's, else the symbol area's
 //	0x07000-...      the bootinfo table {nentries, entry[]} and its records
 //	0xA0000-0xFFFFF  untouched (the VMM's firmware)
 //	p_vaddr&0x7ffffff PT_LOAD segments, BSS zeroed (p_paddr is not read)

@@ -263,24 +263,24 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 
 // layout is where the symbols' end and the modules go.
 type layout struct {
-	esym     uint64 // stack argument and BTINFO_SYMTAB esym
-	endpa    uint64 // BTINFO_MODULELIST endpa: past the last module
+	symEnd   uint64 // BTINFO_SYMTAB esym: the symbol area's end
+	endpa    uint64 // BTINFO_MODULELIST endpa and the esym stack argument: past the last module
 	mods     []Module
 	modTypes []ModuleType
 	modAddrs []uint64
 }
 
 func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
-	// MARK_END rounded to an int (exec.c:450-452): esym, and where the
-	// modules start.
-	l := &layout{esym: bootelf.AlignUp(k.syms.end, 4), mods: make([]Module, len(opts.Modules))}
+	// MARK_END rounded to an int (exec.c:450-452): BTINFO_SYMTAB's esym
+	// (exec.c:542), and where the modules start.
+	l := &layout{symEnd: bootelf.AlignUp(k.syms.end, 4), mods: make([]Module, len(opts.Modules))}
 	type placed struct {
 		what       string
 		start, end uint64
 	}
 	var all []placed // what may overlap the kernel: symbols and modules
-	parts := []string{fmt.Sprintf("the kernel [%#x, %#x)", k.start, k.end), fmt.Sprintf("its symbols [%#x, %#x)", k.syms.start, l.esym)}
-	top := l.esym
+	parts := []string{fmt.Sprintf("the kernel [%#x, %#x)", k.start, k.end), fmt.Sprintf("its symbols [%#x, %#x)", k.syms.start, l.symEnd)}
+	top := l.symEnd
 	limit := min(memSize, math.MaxUint32)
 	for i, m := range opts.Modules {
 		// Decompressed first: the type is decided, and the module
@@ -404,7 +404,7 @@ func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64)
 	st := make([]byte, 12)
 	le.PutUint32(st, 1)
 	le.PutUint32(st[4:], uint32(k.syms.start))
-	le.PutUint32(st[8:], uint32(l.esym))
+	le.PutUint32(st[8:], uint32(l.symEnd))
 	recs = append(recs, record{BtinfoSymtab, st})
 
 	// BTINFO_FRAMEBUFFER with no framebuffer (physaddr 0), as /boot adds
@@ -443,7 +443,12 @@ func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64)
 
 	// The stack: a return address the kernel discards, then the six
 	// arguments (exec.c:506-511; i386 locore.S:374-381, amd64
-	// locore.S:443-454).
+	// locore.S:443-454). esym is the end of everything loaded, as
+	// NETBSD-BOOT.md 1b has it, where /boot passes the symbols' end
+	// (exec.c:509, before module_init at 515): the kernel takes its
+	// symbols from BTINFO_SYMTAB (i386 machdep.c:1079-1085) and puts its
+	// bootstrap tables past esym, then past endpa when set (i386
+	// locore.S:620-635), so either works; without modules they agree.
 	// biosextmem: /boot's getextmemx takes the largest of INT 15h AH=88h,
 	// E801 and the E820 entry that starts at 1 MiB
 	// (sys/arch/i386/stand/lib/getextmemx.c:38-93); for RAM contiguous from
@@ -453,13 +458,13 @@ func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64)
 	// never exceeds them.
 	extmem := (memSize - bootelf.LowReserved) / 1024
 	words := []uint32{
-		0,              // return address
-		args.Howto,     // boothowto
-		0,              // bootdev: unused by the kernel (exec.c:507)
-		BootinfoAddr,   // bootinfo
-		uint32(l.esym), // esym: end of the symbols; the modules' end goes in endpa
-		uint32(extmem), // biosextmem: KiB from 1 MiB to the top of RAM
-		BiosBaseMem,    // biosbasemem
+		0,               // return address
+		args.Howto,      // boothowto
+		0,               // bootdev: unused by the kernel (exec.c:507)
+		BootinfoAddr,    // bootinfo
+		uint32(l.endpa), // esym: end of the symbols, or of the last module
+		uint32(extmem),  // biosextmem: KiB from 1 MiB to the top of RAM
+		BiosBaseMem,     // biosbasemem
 	}
 	for i, w := range words {
 		le.PutUint32(b[Stack-LowAreaStart+4*i:], w)

@@ -115,8 +115,8 @@ func TestLoadLayout(t *testing.T) {
 			b := mem.Bytes()
 			kend := uint64(tc.kstart) + 0x4000
 			ssym := kend
-			esym := ssym + tc.want.end
-			mod0 := (esym + 4095) &^ 4095
+			symEnd := ssym + tc.want.end // BTINFO_SYMTAB's esym
+			mod0 := (symEnd + 4095) &^ 4095
 			mod1 := (mod0 + uint64(len(kmod)) + 4095) &^ 4095
 			endpa := mod1 + uint64(len(fsimg))
 
@@ -175,7 +175,7 @@ func TestLoadLayout(t *testing.T) {
 				}
 				expect(t, b, ssym+rel, data, fmt.Sprintf("section %d", i))
 			}
-			f, err := elf.NewFile(bytes.NewReader(b[ssym:esym]))
+			f, err := elf.NewFile(bytes.NewReader(b[ssym:symEnd]))
 			if err != nil {
 				t.Fatalf("the symbol area does not parse: %v", err)
 			}
@@ -183,14 +183,15 @@ func TestLoadLayout(t *testing.T) {
 			if err != nil || len(syms) != 3 || syms[0].Name != "start" || syms[1].Name != "md_root_setconf" {
 				t.Errorf("symbols from the area: %v, %v", syms, err)
 			}
-			expect(t, b, esym, bytes.Repeat([]byte{fill}, int(mod0-esym)), "between symbols and the first module")
+			expect(t, b, symEnd, bytes.Repeat([]byte{fill}, int(mod0-symEnd)), "between symbols and the first module")
 
 			// Modules.
 			expect(t, b, mod0, kmod, "module 0")
 			expect(t, b, mod1, fsimg, "module 1")
 
-			// The stack.
-			words := []uint32{0, RBSingle | RBMD1 | ABQuiet, 0, 0x7000, uint32(esym), (testMem - 1<<20) / 1024, 640}
+			// The stack: esym is the end of everything loaded, the
+			// last module's end (NETBSD-BOOT.md 1b).
+			words := []uint32{0, RBSingle | RBMD1 | ABQuiet, 0, 0x7000, uint32(endpa), (testMem - 1<<20) / 1024, 640}
 			for i, w := range words {
 				if got := le.Uint32(b[0x6FE4+4*i:]); got != w {
 					t.Errorf("stack word %d = %#x, want %#x", i, got, w)
@@ -226,7 +227,7 @@ func TestLoadLayout(t *testing.T) {
 				{1, str("ld0a", 16)},
 				{9, mm},
 				{11, ml},
-				{8, u32(1, uint32(ssym), uint32(esym))},
+				{8, u32(1, uint32(ssym), uint32(symEnd))},
 				{12, make([]byte, 48)},
 			}
 			if n := le.Uint32(b[0x7000:]); n != uint32(len(want)) {
@@ -252,6 +253,68 @@ func TestLoadLayout(t *testing.T) {
 			}
 			if len(p.Regions) != 7 || p.Regions[5].Addr != mod0 || p.Regions[6].Len != uint64(len(fsimg)) || p.Regions[4].Addr != ssym {
 				t.Errorf("regions %v", p.Regions)
+			}
+		})
+	}
+}
+
+// TestLoadEsym: the esym stack argument is the physical end of everything
+// loaded (NETBSD-BOOT.md 1b): the last module's end when there are
+// modules, else the symbol area's. BTINFO_SYMTAB's esym stays the symbol
+// area's end, where the kernel takes its symbols from, and endpa the last
+// module's end. Addresses by hand: stdKernel's i386 symbols are
+// [0x104000, 0x104250), its amd64 ones [0x204000, 0x204358).
+func TestLoadEsym(t *testing.T) {
+	// A kernel without a symbol table: the ELF header copy (52), three
+	// section headers (3 x 40) and the section names (30 -> 32) follow
+	// its end, 0x102000.
+	noSymtab := elftest.File{Entry: 0xc0100000, Segs: []elftest.Seg{
+		{Flags: 5, Vaddr: 0xc0100000, Paddr: 0x100000, Data: pattern(0x2000, 9)},
+	}, Secs: []elftest.Sec{
+		{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+	}}.Build()
+	// No section header table, the note in a PT_NOTE: the ELF header
+	// copy alone, as /boot copies it (loadfile_elf32.c:779-781).
+	noSections := elftest.File{Entry: 0xc0100000, Segs: []elftest.Seg{
+		{Flags: 5, Vaddr: 0xc0100000, Paddr: 0x100000, Data: pattern(0x2000, 9)},
+		{Type: 4, Data: elftest.NetBSDNote(false, 901000000)},
+	}}.Build()
+	le := binary.LittleEndian
+	kmod := append([]byte("\x7fELF"), pattern(96, 3)...) // 100 bytes
+	fsimg := pattern(5000, 4)
+	for _, tc := range []struct {
+		name                 string
+		kernel               []byte
+		mods                 []Module
+		esym, symEsym, endpa uint32
+	}{
+		{"i386, no modules", stdKernel(1).Build(), nil, 0x104250, 0x104250, 0x104250},
+		{"amd64, no modules", stdKernel(2).Build(), nil, 0x204358, 0x204358, 0x204358},
+		{"no symbol table", noSymtab, nil, 0x1020cc, 0x1020cc, 0x1020cc},
+		{"no sections", noSections, nil, 0x102034, 0x102034, 0x102034},
+		{"one module", stdKernel(1).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}},
+			0x105064, 0x104250, 0x105064},
+		{"two modules", stdKernel(1).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}, {Name: "/fs.img", Data: fsimg, Type: ModuleFS}},
+			0x106000 + 5000, 0x104250, 0x106000 + 5000},
+		{"amd64, one module", stdKernel(2).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}},
+			0x205064, 0x204358, 0x205064},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newMem()
+			p, err := Load(mem, bytes.NewReader(tc.kernel), int64(len(tc.kernel)), Options{Append: "console=com", Modules: tc.mods})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			b := mem.Bytes()
+			esym := le.Uint32(b[Stack+16:])
+			recs := records(t, b, le.Uint32(b[Stack+12:]))
+			st, ml := recs[BtinfoSymtab], recs[BtinfoModuleList]
+			if len(st) != 12 || len(ml) < 8 {
+				t.Fatalf("BTINFO_SYMTAB % x, BTINFO_MODULELIST % x", st, ml)
+			}
+			if esym != tc.esym || le.Uint32(st[8:]) != tc.symEsym || le.Uint32(ml[4:]) != tc.endpa || p.End != tc.endpa {
+				t.Errorf("stack esym %#x, BTINFO_SYMTAB esym %#x, endpa %#x, plan end %#x; want %#x, %#x, %#x, %#x",
+					esym, le.Uint32(st[8:]), le.Uint32(ml[4:]), p.End, tc.esym, tc.symEsym, tc.endpa, tc.endpa)
 			}
 		})
 	}

@@ -67,11 +67,20 @@ func TestRealKernel(t *testing.T) {
 	b := mem.Bytes()
 	le := binary.LittleEndian
 	stack := func(i int) uint32 { return le.Uint32(b[Stack+4*i:]) }
-	esym := stack(4)
+	recs := records(t, b, stack(3))
+	st := recs[BtinfoSymtab]
+	if len(st) != 12 {
+		t.Fatalf("BTINFO_SYMTAB % x, want 12 bytes", st)
+	}
 	// The symbol area parses back as an ELF file with the kernel's
-	// symbols.
+	// symbols: [ssym, esym) as BTINFO_SYMTAB gives them, where the
+	// kernel takes them from.
 	ssym := uint32(0x690000 + 0xc437c) // end, 4-aligned already
-	f, err := elf.NewFile(bytes.NewReader(b[ssym:esym]))
+	symEnd := le.Uint32(st[8:])
+	if le.Uint32(st) != 1 || le.Uint32(st[4:]) != ssym || symEnd <= ssym {
+		t.Fatalf("BTINFO_SYMTAB % x, want nsym 1, ssym %#x and an esym past it", st, ssym)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b[ssym:symEnd]))
 	if err != nil {
 		t.Fatalf("symbol area at %#x: %v", ssym, err)
 	}
@@ -88,16 +97,14 @@ func TestRealKernel(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("symbols missing from the symbol area: %v", want)
 	}
-	// The module: the next page after esym, byte for byte.
-	bi := le.Uint32(b[Stack+12:])
-	recs := records(t, b, bi)
+	// The module: the next page after the symbols, byte for byte.
 	ml := recs[BtinfoModuleList]
 	if ml == nil {
 		t.Fatal("no BTINFO_MODULELIST")
 	}
 	base := le.Uint32(ml[8+88:])
-	if base%4096 != 0 || base < esym || base-esym >= 4096 {
-		t.Errorf("module at %#x, want the first page boundary at or after esym %#x", base, esym)
+	if base%4096 != 0 || base < symEnd || base-symEnd >= 4096 {
+		t.Errorf("module at %#x, want the first page boundary at or after the symbols' end %#x", base, symEnd)
 	}
 	if !bytes.Equal(b[base:base+uint32(len(module))], module) {
 		t.Error("the module's bytes differ from miniroot.kmod")
@@ -106,11 +113,13 @@ func TestRealKernel(t *testing.T) {
 	if endpa != base+uint32(len(module)) || p.End != endpa {
 		t.Errorf("endpa %#x, plan end %#x, want %#x", endpa, p.End, base+uint32(len(module)))
 	}
+	// esym on the stack: the end of everything loaded, the module's
+	// (NETBSD-BOOT.md 1b).
+	if esym := stack(4); esym != base+uint32(len(module)) {
+		t.Errorf("stack esym %#x, want the module's end %#x", esym, base+uint32(len(module)))
+	}
 	if path := strings.TrimRight(string(ml[8:88]), "\x00"); path != "miniroot.kmod" || le.Uint32(ml[8+80:]) != uint32(ModuleELF) {
 		t.Errorf("module entry path %q type %d", path, le.Uint32(ml[8+80:]))
-	}
-	if st := recs[BtinfoSymtab]; le.Uint32(st) != 1 || le.Uint32(st[4:]) != ssym || le.Uint32(st[8:]) != esym {
-		t.Errorf("BTINFO_SYMTAB % x, want nsym 1 ssym %#x esym %#x", st, ssym, esym)
 	}
 	if stack(1) != ABVerbose || stack(5) != 127*1024 || stack(6) != 640 {
 		t.Errorf("stack words % x", b[Stack:Stack+28])

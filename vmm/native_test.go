@@ -2,6 +2,7 @@ package vmm_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,5 +43,17 @@ func TestNativeHandoffGuest(t *testing.T) {
 	wantDebugExit(t, e, err, 0)
 	if w := strings.Join(want, "\r\n") + "\r\n"; out.String() != w {
 		t.Errorf("nbboot printed:\n%s\nwant:\n%s", out.String(), w)
+	}
+	// The comparison holds for any esym the loader writes; the
+	// contract's is the end of everything loaded (NETBSD-BOOT.md 1b),
+	// here the module's end.
+	var modEnd uint64
+	for _, r := range plan.Regions {
+		if strings.HasPrefix(r.What, "module miniroot.kmod") && r.Len == uint64(len(mod)) {
+			modEnd = r.Addr + r.Len
+		}
+	}
+	if w := fmt.Sprintf(" esym=%#x extmem=", modEnd); modEnd == 0 || !strings.Contains(out.String(), w) {
+		t.Errorf("nbboot did not get esym %#x, the end of the module of %d bytes (regions %v)", modEnd, len(mod), plan.Regions)
 	}
 }

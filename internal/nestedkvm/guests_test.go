@@ -77,7 +77,9 @@ func TestPagedGuests(t *testing.T) {
 	if want := fmt.Sprintf("EIP %#x ESP %#x", entry, esp); !strings.Contains(got.Stderr, want) {
 		t.Errorf("long64: smolvmm -v does not say %q:\n%s", want, got.Stderr)
 	}
-	// esym: past the kernel's last segment (file), within the file's size.
+	// esym: the end of everything loaded; with no module, the symbol
+	// area's: past the kernel's last segment (file), within the file's
+	// size.
 	kend, size := elfEnd(t, long64)
 	stackRE := regexp.MustCompile(`(?m)^nb: boothowto=0x0 bootdev=0x0 bootinfo=` + fmt.Sprintf("%#x", bootinfo) +
 		` esym=(0x[0-9a-f]+) extmem=` + fmt.Sprint(extmem) + ` basemem=` + fmt.Sprint(basemem) + "\r$")
