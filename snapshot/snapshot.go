@@ -634,24 +634,28 @@ func (s *File) VerifyMemory() error {
 }
 
 // dataAfter returns, for a file that can say where its holes are, the
-// offset at which data resumes at or after an offset (io.EOF when none
-// does); nil when it cannot.
-func dataAfter(f *os.File) func(off int64) (int64, error) {
+// extent of data at or after an offset: where it begins and where the
+// next hole begins (io.EOF when no data follows); nil when it cannot.
+func dataAfter(f *os.File) func(off int64) (start, end int64, err error) {
 	fd := int(f.Fd())
-	return func(off int64) (int64, error) {
-		n, err := unix.Seek(fd, off, unix.SEEK_DATA)
+	return func(off int64) (int64, int64, error) {
+		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
-			return 0, io.EOF
+			return 0, 0, io.EOF
 		}
-		return n, err
+		if err != nil {
+			return 0, 0, err
+		}
+		// The end of the file is a hole too: SEEK_HOLE finds one.
+		end, err := unix.Seek(fd, start, unix.SEEK_HOLE)
+		return start, end, err
 	}
 }
 
 // readMemDigest computes the digest of h's memory section in r. data,
-// if not nil, tells where the file's data resumes after a hole (see
-// dataAfter): the pages of a hole are zero, left out of the digest
-// without reading them.
-func readMemDigest(r io.ReaderAt, h Header, data func(off int64) (int64, error)) (uint32, error) {
+// if not nil, tells where the file's data is (see dataAfter): the pages
+// of a hole are zero, left out of the digest without reading them.
+func readMemDigest(r io.ReaderAt, h Header, data func(off int64) (int64, int64, error)) (uint32, error) {
 	d, err := readDigest(r, h.MemOff, h.MemSize, data)
 	if err == io.ErrUnexpectedEOF {
 		err = fmt.Errorf("%w: memory section ends before byte %d", ErrTruncated, h.MemOff+h.MemSize)
@@ -662,28 +666,40 @@ func readMemDigest(r io.ReaderAt, h Header, data func(off int64) (int64, error))
 // readDigest computes the digest of the size bytes of r at base: a
 // CRC-32C over each block of PageSize bytes (the last one may be
 // shorter) that is not all zero, its number (8 bytes) then its bytes.
-// data is as for readMemDigest. A section that ends early is
+// data is as for readMemDigest: only the pages that hold data are read,
+// not the holes between them. A section that ends early is
 // io.ErrUnexpectedEOF.
-func readDigest(r io.ReaderAt, base, size uint64, data func(off int64) (int64, error)) (uint32, error) {
+func readDigest(r io.ReaderAt, base, size uint64, data func(off int64) (int64, int64, error)) (uint32, error) {
 	const chunk = 256 * PageSize
 	buf := make([]byte, min(chunk, alignUp(size)))
 	var d memHash
+	// extentEnd is where the data extent being read ends (the page
+	// holding that byte is read whole); ^0 when not known.
+	extentEnd := ^uint64(0)
 	for page := uint64(0); page*PageSize < size; {
 		off := base + page*PageSize
-		if data != nil {
-			next, err := data(int64(off))
+		if data != nil && off >= extentEnd {
+			extentEnd = ^uint64(0)
+		}
+		if data != nil && extentEnd == ^uint64(0) {
+			start, end, err := data(int64(off))
 			switch {
 			case err == io.EOF:
 				return d.crc, nil // a hole to the end
 			case err != nil:
 				data = nil // no hole information: read it all
-			case uint64(next) >= off+PageSize:
+			case uint64(start) >= off+PageSize:
 				// Only pages wholly in the hole are skipped.
-				page = (uint64(next) - base) / PageSize
+				page = (uint64(start) - base) / PageSize
 				continue
+			default:
+				extentEnd = uint64(end)
 			}
 		}
 		n := min(chunk, size-page*PageSize)
+		if extentEnd != ^uint64(0) && extentEnd > off {
+			n = min(n, alignUp(extentEnd-off))
+		}
 		if k, err := r.ReadAt(buf[:n], int64(off)); uint64(k) < n {
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF
