@@ -50,8 +50,14 @@ import (
 // VM's, and nothing runs until the state is verified. PrepareRestore
 // begins KVM's answer on the CPUID before Restore is called
 // (WithPrepared), and the reading and decoding unless Restore comes to
-// them first, so that they overlap the caller's own setup too. The memory section is checked against its digest only with
-// VerifyMemory.
+// them first, so that they overlap the caller's own setup too. The memory
+// section is then read (the file, not the copy-on-write mapping: its
+// data, not its holes) and checked against its digest, unless
+// SkipMemoryCheck says not to: a damaged snapshot is refused (an error
+// wrapping snapshot.ErrCorrupt, naming both digests) before any of its
+// state is applied, never half-restored. The check overlaps the VM's
+// creation (or, prepared, the caller's setup) and is part of
+// PhaseSnapshotLoaded.
 //
 // The vCPU gets the snapshot's CPUID entries, not this host's: Restore
 // fails with ErrCPUID, naming the leaf, register and bits, when they have
@@ -121,7 +127,8 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		(cfg.MemoryMiB == 0 || uint64(cfg.MemoryMiB)<<20 == f.Header.MemSize)
 	var st *machineState
 	var loadedAt, vmAt time.Time
-	var vmErr error
+	var vmErr, memErr error
+	memChecked := false
 	if p != nil {
 		// PrepareRestore's goroutine asks KVM for the CPUID, begun
 		// before Restore was called; this one creates the VM meanwhile,
@@ -135,9 +142,10 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		if early {
 			vmAt, vmErr = m.createRestoredVM(f, p.load)
 		}
-		st, loadedAt, err = p.wait()
+		st, loadedAt, memChecked, memErr, err = p.wait()
 	} else {
-		st, loadedAt, vmAt, vmErr, err = m.restoreOverlapped(f, early)
+		st, loadedAt, vmAt, vmErr, memErr, err = m.restoreOverlapped(f, early, !o.skipMemoryCheck)
+		memChecked = !o.skipMemoryCheck
 	}
 	if err != nil {
 		return nil, &Error{Op: "restore", Err: err}
@@ -171,9 +179,12 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if cfg.Disks, err = diskSettings(cfg.Disks, st.Disks); err != nil {
 		return nil, err
 	}
-	if o.verifyMemory {
-		if err := f.VerifyMemory(); err != nil {
-			return nil, &Error{Op: "restore", Err: err}
+	if !o.skipMemoryCheck {
+		if !memChecked {
+			memErr = f.VerifyMemory() // skipped by PrepareRestore's options
+		}
+		if memErr != nil {
+			return nil, &Error{Op: "restore", Err: memErr}
 		}
 	}
 	if vmErr != nil {
@@ -224,9 +235,10 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	return m, nil
 }
 
-// restoreOverlapped reads, verifies and decodes f's state and, when
-// early, creates the machine's VM from f's header meanwhile: Restore
-// without a PreparedRestore. The VM, its memory and its vCPU need only
+// restoreOverlapped reads, verifies and decodes f's state, then checks
+// its memory section when checkMem, and, when early, creates the
+// machine's VM from f's header meanwhile: Restore without a
+// PreparedRestore. The VM, its memory and its vCPU need only
 // the header: a goroutine creates them while this one asks KVM for the
 // vCPU's CPUID (the longest step, which the goroutine's vCPU waits for),
 // then reads, verifies and decodes the state. Two goroutines, not three:
@@ -235,7 +247,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 // new one's would grow by copies, paging in stack maps). Nothing runs on
 // the state before it is verified. The goroutine is joined before
 // restoreOverlapped returns.
-func (m *Machine) restoreOverlapped(f *snapshot.File, early bool) (st *machineState, loadedAt, vmAt time.Time, vmErr, err error) {
+func (m *Machine) restoreOverlapped(f *snapshot.File, early, checkMem bool) (st *machineState, loadedAt, vmAt time.Time, vmErr, memErr, err error) {
 	var build *vmBuild
 	if early {
 		if vmErr = m.openKVM(); vmErr == nil {
@@ -246,11 +258,14 @@ func (m *Machine) restoreOverlapped(f *snapshot.File, early bool) (st *machineSt
 		}
 	}
 	st, err = loadState(f)
+	if err == nil && checkMem {
+		memErr = f.VerifyMemory()
+	}
 	loadedAt = time.Now()
 	if build != nil {
 		vmAt, vmErr = build.wait()
 	}
-	return st, loadedAt, vmAt, vmErr, err
+	return st, loadedAt, vmAt, vmErr, memErr, err
 }
 
 // openKVM opens Config.KVMPath for the machine.

@@ -19,19 +19,23 @@ type macDevice interface {
 type RestoreOption func(*restoreOptions)
 
 type restoreOptions struct {
-	mac          net.HardwareAddr
-	verifyMemory bool
-	prepared     *PreparedRestore
+	mac             net.HardwareAddr
+	skipMemoryCheck bool
+	prepared        *PreparedRestore
 }
 
-// VerifyMemory makes Restore read the snapshot's whole memory section and
-// check it against the memory digest the snapshot recorded, refusing a
-// mismatch (an error wrapping snapshot.ErrCorrupt) before anything runs.
-// Without it, a restore reads no memory but what the guest touches, and a
-// damaged page reaches the guest as it is: the check costs a read of
-// every page the file holds (not of its holes, the zero pages).
-func VerifyMemory() RestoreOption {
-	return func(o *restoreOptions) { o.verifyMemory = true }
+// SkipMemoryCheck makes Restore (and PrepareRestore) leave the snapshot's
+// memory section unchecked. By default a restore reads the pages the
+// file holds (not its holes, the zero pages) and checks them against the
+// memory digest the snapshot recorded, refusing a mismatch (an error
+// wrapping snapshot.ErrCorrupt) before the machine is restored; the
+// memory is still mapped copy-on-write, the check reads the file. It
+// costs next to nothing for a mostly empty guest (~0.04 ms for the demo
+// guest's 128 MiB, 48 KiB of it data) and ~55-80 ms per 256 MiB of data.
+// Skipping it saves that time, but a damaged page then reaches the guest
+// as it is, when the guest touches it.
+func SkipMemoryCheck() RestoreOption {
+	return func(o *restoreOptions) { o.skipMemoryCheck = true }
 }
 
 // WithMAC makes the restored machine a clone with another network card

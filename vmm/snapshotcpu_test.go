@@ -1,6 +1,7 @@
 package vmm_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -352,58 +353,114 @@ func TestRestoreTSCFrequency(t *testing.T) {
 	}
 }
 
-// TestRestoreVerifyMemory: a snapshot with one byte of its memory flipped
-// is refused by a restore with VerifyMemory and restored without it (the
+// TestRestoreVerifyMemory: a snapshot with one page of its memory damaged
+// (a byte of the kernel flipped; a page the file leaves as a hole given a
+// non-zero byte) is refused by default, by a restore prepared or not,
+// before any machine exists, and restored with SkipMemoryCheck (the
 // memory is not read); an intact one passes the check.
 func TestRestoreVerifyMemory(t *testing.T) {
 	path, _ := snapshotNew(t)
-	flipped := editSnapshot(t, path, nil, func(mem []byte) {}) // rewritten, then damaged below
-	b, err := os.ReadFile(flipped)
+	f, err := snapshot.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := snapshot.Open(flipped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memOff := f.Header.MemOff
+	memOff := int64(f.Header.MemOff)
 	f.Close()
-	// A byte of the kernel, loaded at 1 MiB: a page the digest covers.
-	i := memOff + 1<<20 + 100
-	if b[i] == 0 {
-		t.Fatalf("byte %#x of the snapshot (the kernel's) is zero", i)
-	}
-	b[i] ^= 0x40
-	if err := os.WriteFile(flipped, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	flipped := sparseCopy(t, path, "flipped.snap", func(f *os.File) {
+		// A byte of the kernel, loaded at 1 MiB: a page with data.
+		flipByte(t, f, memOff+1<<20+100, true)
+	})
+	filled := sparseCopy(t, path, "filled.snap", func(f *os.File) {
+		// A page the counter guest never touches: a hole of the file.
+		flipByte(t, f, memOff+8<<20+123, false)
+	})
 	tests := []struct {
-		name   string
-		path   string
-		verify bool
-		want   error
+		name string
+		path string
+		skip bool
+		want error
 	}{
-		{"intact, verified", path, true, nil},
-		{"byte flipped, verified", flipped, true, snapshot.ErrCorrupt},
-		{"byte flipped, not verified", flipped, false, nil},
+		{"intact", path, false, nil},
+		{"data byte flipped", flipped, false, snapshot.ErrCorrupt},
+		{"hole made non-zero", filled, false, snapshot.ErrCorrupt},
+		{"data byte flipped, not checked", flipped, true, nil},
+		{"hole made non-zero, not checked", filled, true, nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var opts []vmm.RestoreOption
-			if tt.verify {
-				opts = append(opts, vmm.VerifyMemory())
+		for _, prepared := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/prepared=%v", tt.name, prepared), func(t *testing.T) {
+				var opts []vmm.RestoreOption
+				if tt.skip {
+					opts = append(opts, vmm.SkipMemoryCheck())
+				}
+				if prepared {
+					p := vmm.PrepareRestore("", tt.path)
+					defer p.Close()
+					opts = append(opts, vmm.WithPrepared(p))
+				}
+				m, err := vmm.Restore(vmm.Config{}, tt.path, opts...)
+				if err == nil {
+					m.Close()
+				}
+				if tt.want == nil && err != nil {
+					t.Fatalf("Restore = %v", err)
+				}
+				if tt.want != nil && (m != nil || !errors.Is(err, tt.want) || !strings.Contains(err.Error(), "memory section's CRC-32C") || !strings.Contains(err.Error(), tt.path)) {
+					t.Fatalf("Restore = machine %v, %v; want no machine, %v about the memory section of %s", m != nil, err, tt.want, tt.path)
+				}
+			})
+		}
+	}
+}
+
+// sparseCopy copies the snapshot at path to a file named name, its zero
+// pages left as holes, edits it and returns its path.
+func sparseCopy(t *testing.T, path, name string, edit func(*os.File)) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), name)
+	f, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, snapshot.PageSize)
+	for off := 0; off < len(b); off += snapshot.PageSize {
+		p := b[off:min(off+snapshot.PageSize, len(b))]
+		if !bytes.Equal(p, page[:len(p)]) {
+			if _, err := f.WriteAt(p, int64(off)); err != nil {
+				t.Fatal(err)
 			}
-			m, err := vmm.Restore(vmm.Config{}, tt.path, opts...)
-			if err == nil {
-				m.Close()
-			}
-			if tt.want == nil && err != nil {
-				t.Fatalf("Restore = %v", err)
-			}
-			if tt.want != nil && (!errors.Is(err, tt.want) || !strings.Contains(err.Error(), "memory section's CRC-32C")) {
-				t.Fatalf("Restore = %v, want %v about the memory section", err, tt.want)
-			}
-		})
+		}
+	}
+	if err := f.Truncate(int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+	edit(f)
+	return dst
+}
+
+// flipByte flips a bit of the byte at off of f, which must be non-zero
+// (data) or in a hole of the file, as said.
+func flipByte(t *testing.T, f *os.File, off int64, data bool) {
+	t.Helper()
+	next, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	if inHole := err != nil || next > off; inHole == data {
+		t.Fatalf("byte %#x of %s: in a hole %v, want %v", off, f.Name(), inHole, !data)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if data && b[0] == 0 {
+		t.Fatalf("byte %#x of %s is zero", off, f.Name())
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -93,7 +93,7 @@ tap:NAME, which every VM would share, is refused with N > 1.`,
 			&cli.IntFlag{Name: "ready-port", Usage: "host `PORT` forwarded with -p that marks the service ready once the guest accepts a TCP connection there (as run --ready-port)"},
 			&cli.StringFlag{Name: "compare", Usage: "also boot under `SYSTEM`: qemu, or boot (with --restore: smolvmm's cold boot of -k or the demo guest)"},
 			&cli.StringFlag{Name: "restore", Usage: "time restores of the snapshot `FILE` (smolvmm run --snapshot) instead of boots"},
-			&cli.BoolFlag{Name: "verify-memory", Usage: "with --restore: check each restore's memory against the snapshot's digest first, as run --restore --verify-memory does (the time it takes is in the restore's)"},
+			&cli.BoolFlag{Name: "no-verify-memory", Usage: "with --restore: do not check each restore's memory against the snapshot's digest, as run --restore --no-verify-memory (by default the check's time is in snapshot-loaded)"},
 			&cli.StringFlag{Name: "json", Usage: "write the results as JSON to `FILE`"},
 			&cli.StringFlag{Name: "svg", Usage: "write a chart to `FILE`"},
 			&cli.DurationFlag{Name: "timeout", Value: benchTimeout, Usage: "give up on a boot after this `DURATION`"},
@@ -153,8 +153,8 @@ func benchAction(c *cli.Context) error {
 	switch v := c.String("compare"); {
 	case v == "boot" && c.String("restore") == "":
 		return usageErrorf("smolvmm bench: --compare boot compares restores with boots: give --restore FILE")
-	case c.Bool("verify-memory") && c.String("restore") == "":
-		return usageErrorf("smolvmm bench: --verify-memory without --restore FILE: it checks the memory of the snapshot the VMs are restored from")
+	case c.Bool("no-verify-memory") && c.String("restore") == "":
+		return usageErrorf("smolvmm bench: --no-verify-memory without --restore FILE: it skips the check of the memory of the snapshot the VMs are restored from")
 	case v == "qemu" && c.String("restore") != "":
 		return usageErrorf("smolvmm bench: --restore with --compare qemu: compare a restore with smolvmm's own boot (--compare boot)")
 	case v != "" && v != "qemu" && v != "boot":
@@ -530,7 +530,7 @@ func benchBootCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-seccomp"},
 			&cli.BoolFlag{Name: "jail"},
 			&cli.StringFlag{Name: "restore"},
-			&cli.BoolFlag{Name: "verify-memory"},
+			&cli.BoolFlag{Name: "no-verify-memory"},
 			&cli.IntFlag{Name: "settled-fd"},
 			&cli.IntFlag{Name: "ready-port"},
 			&cli.IntFlag{Name: "ready-fd"},

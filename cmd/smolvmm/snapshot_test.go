@@ -481,25 +481,29 @@ func TestCLIRestoreForward(t *testing.T) {
 }
 
 // TestEarlyRestoreArgs: the restore begun before the flags are parsed
-// reads --restore and --kvm-device as urfave/cli would, and begins none
+// reads --restore, --kvm-device and --no-verify-memory as urfave/cli would, and begins none
 // for another command, without --restore, or with --jail (the jailed
 // VMM prepares its own).
 func TestEarlyRestoreArgs(t *testing.T) {
 	for _, tt := range []struct {
 		args      []string
 		kvm, path string
+		noVerify  bool
 	}{
-		{[]string{"smolvmm", "run", "--restore", "a.snap"}, "", "a.snap"},
-		{[]string{"smolvmm", "run", "-restore=a.snap", "--kvm-device", "/dev/k"}, "/dev/k", "a.snap"},
-		{[]string{"smolvmm", "run", "-m", "64", "--kvm-device=/dev/k", "--restore", "b"}, "/dev/k", "b"},
-		{[]string{"smolvmm", "run", "-k", "demo.elf"}, "", ""},
-		{[]string{"smolvmm", "run", "--restore", "a.snap", "--jail"}, "", ""},
-		{[]string{"smolvmm", "bench", "--restore", "a.snap"}, "", ""},
-		{[]string{"smolvmm", "run", "--", "--restore", "a.snap"}, "", ""},
-		{[]string{"smolvmm"}, "", ""},
+		{[]string{"smolvmm", "run", "--restore", "a.snap"}, "", "a.snap", false},
+		{[]string{"smolvmm", "run", "-restore=a.snap", "--kvm-device", "/dev/k"}, "/dev/k", "a.snap", false},
+		{[]string{"smolvmm", "run", "-m", "64", "--kvm-device=/dev/k", "--restore", "b"}, "/dev/k", "b", false},
+		{[]string{"smolvmm", "run", "--restore", "a.snap", "--no-verify-memory"}, "", "a.snap", true},
+		{[]string{"smolvmm", "run", "-no-verify-memory=true", "--restore", "a.snap"}, "", "a.snap", true},
+		{[]string{"smolvmm", "run", "--no-verify-memory=false", "--restore", "a.snap"}, "", "a.snap", false},
+		{[]string{"smolvmm", "run", "-k", "demo.elf"}, "", "", false},
+		{[]string{"smolvmm", "run", "--restore", "a.snap", "--jail"}, "", "", false},
+		{[]string{"smolvmm", "bench", "--restore", "a.snap"}, "", "", false},
+		{[]string{"smolvmm", "run", "--", "--restore", "a.snap"}, "", "", false},
+		{[]string{"smolvmm"}, "", "", false},
 	} {
-		if kvm, path := earlyRestoreArgs(tt.args); kvm != tt.kvm || path != tt.path {
-			t.Errorf("earlyRestoreArgs(%q) = %q, %q; want %q, %q", tt.args, kvm, path, tt.kvm, tt.path)
+		if kvm, path, noVerify := earlyRestoreArgs(tt.args); kvm != tt.kvm || path != tt.path || noVerify != tt.noVerify {
+			t.Errorf("earlyRestoreArgs(%q) = %q, %q, %v; want %q, %q, %v", tt.args, kvm, path, noVerify, tt.kvm, tt.path, tt.noVerify)
 		}
 	}
 }

@@ -231,7 +231,7 @@ func upCommand() *cli.Command {
 		&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional <name>/service.conf)"},
 	)
 	// run's flags but -k (up picks the kernel), --restore and
-	// --verify-memory (up builds and boots; restore with run).
+	// --no-verify-memory (up builds and boots; restore with run).
 	for _, f := range withoutFlags(append(append(runFlags(), netFlags()...), snapshotWriteFlags()...), flagNames(flags)) {
 		if d, ok := f.(*cli.StringSliceFlag); ok && d.Name == "disk" {
 			// The service's image is ld0 here.
