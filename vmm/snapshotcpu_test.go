@@ -357,7 +357,8 @@ func TestRestoreTSCFrequency(t *testing.T) {
 // (a byte of the kernel flipped; a page the file leaves as a hole given a
 // non-zero byte) is refused by default, by a restore prepared or not,
 // before any machine exists, and restored with SkipMemoryCheck (the
-// memory is not read); an intact one passes the check.
+// memory is not read); an intact one passes the check. Restore's choice
+// holds whatever PrepareRestore was told.
 func TestRestoreVerifyMemory(t *testing.T) {
 	path, _ := snapshotNew(t)
 	f, err := snapshot.Open(path)
@@ -386,15 +387,22 @@ func TestRestoreVerifyMemory(t *testing.T) {
 		{"data byte flipped, not checked", flipped, true, nil},
 		{"hole made non-zero, not checked", filled, true, nil},
 	}
+	// Prepared or not; prepared with Restore's choice, or with the other
+	// one (Restore's decides).
+	preps := []string{"not prepared", "prepared alike", "prepared otherwise"}
 	for _, tt := range tests {
-		for _, prepared := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/prepared=%v", tt.name, prepared), func(t *testing.T) {
+		for _, prep := range preps {
+			t.Run(tt.name+"/"+prep, func(t *testing.T) {
 				var opts []vmm.RestoreOption
 				if tt.skip {
 					opts = append(opts, vmm.SkipMemoryCheck())
 				}
-				if prepared {
-					p := vmm.PrepareRestore("", tt.path)
+				if prep != preps[0] {
+					var prepOpts []vmm.RestoreOption
+					if tt.skip == (prep == preps[1]) {
+						prepOpts = append(prepOpts, vmm.SkipMemoryCheck())
+					}
+					p := vmm.PrepareRestore("", tt.path, prepOpts...)
 					defer p.Close()
 					opts = append(opts, vmm.WithPrepared(p))
 				}
