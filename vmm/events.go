@@ -15,7 +15,7 @@ const (
 	// it reads the snapshot while it creates the VM, then
 	// PhaseDevicesCreated and PhaseStateRestored instead of
 	// PhaseKernelLoaded.
-	PhaseSnapshotLoaded Phase = "snapshot-loaded" // the snapshot's header and state were read and checked
+	PhaseSnapshotLoaded Phase = "snapshot-loaded" // the snapshot's header and state were read and checked, and its memory (unless SkipMemoryCheck)
 	PhaseStateRestored  Phase = "state-restored"  // vCPU, interrupt controllers, clocks and devices hold the snapshot's state
 	PhaseFirstRun       Phase = "first-run"       // just before the first KVM_RUN
 	PhaseFirstOutput    Phase = "first-output"    // the guest wrote its first console byte
