@@ -699,3 +699,35 @@ func TestReadDigestReadsOnlyData(t *testing.T) {
 		t.Errorf("read %d bytes (%d pages), want the %d data pages' %d", c.n, c.n/PageSize, len(data), len(data)*PageSize)
 	}
 }
+
+// TestSoftCRC: softUpdate computes hash/crc32's CRC-32C, whole or in
+// pieces, at every length around its 8-byte steps; and a digest longer
+// than softCRCBytes, which switches to hash/crc32 part way, is the one
+// hash/crc32 alone gives.
+func TestSoftCRC(t *testing.T) {
+	b := make([]byte, 3<<20)
+	for i := range b {
+		b[i] = byte(i*131 + i>>9)
+	}
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 63, 4096, 4103, len(b)} {
+		want := crc32.Checksum(b[:n], castagnoli())
+		if got := softUpdate(0, b[:n]); got != want {
+			t.Errorf("softUpdate of %d bytes = %08x, want %08x", n, got, want)
+		}
+		if got := softUpdate(softUpdate(0, b[:n/3]), b[n/3:n]); got != want {
+			t.Errorf("softUpdate of %d bytes in two = %08x, want %08x", n, got, want)
+		}
+	}
+	var d memHash
+	var want uint32
+	var num [8]byte
+	for i := range len(b) / PageSize {
+		p := b[i*PageSize : (i+1)*PageSize]
+		d.page(uint64(i), p)
+		binary.LittleEndian.PutUint64(num[:], uint64(i))
+		want = crc32.Update(crc32.Update(want, castagnoli(), num[:]), castagnoli(), p)
+	}
+	if d.crc != want || d.hashed < softCRCBytes {
+		t.Fatalf("digest of %d bytes = %08x (%d in software), want %08x", len(b), d.crc, d.hashed, want)
+	}
+}
