@@ -30,8 +30,9 @@ type restoreOptions struct {
 // memory digest the snapshot recorded, refusing a mismatch (an error
 // wrapping snapshot.ErrCorrupt) before the machine is restored; the
 // memory is still mapped copy-on-write, the check reads the file. It
-// costs next to nothing for a mostly empty guest (~0.04 ms for the demo
-// guest's 128 MiB, 48 KiB of it data) and ~55-80 ms per 256 MiB of data.
+// costs next to nothing for a mostly empty guest (0.04-0.2 ms for the
+// demo guest's 128 MiB, 48 KiB of it data) and ~55-80 ms per 256 MiB of
+// data.
 // Skipping it saves that time, but a damaged page then reaches the guest
 // as it is, when the guest touches it.
 func SkipMemoryCheck() RestoreOption {
