@@ -96,9 +96,12 @@ type HubConfig struct {
 type Hub struct {
 	socket string
 	ln     *net.UnixListener
-	gw     *gateway
-	leases *leaseStore
-	logf   func(format string, args ...any)
+	// socketFile is the socket file listenSocket made, which Close
+	// removes only if still at socket.
+	socketFile os.FileInfo
+	gw         *gateway
+	leases     *leaseStore
+	logf       func(format string, args ...any)
 
 	now func() time.Time // the clock of leases' last-seen times and flood limits
 	// peerUID and portStart decide who may forward privileged host
@@ -232,7 +235,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		return nil, err
 	}
 	h.gw.start()
-	if h.ln, err = listenSocket(cfg.Socket, cfg.Group, hooks.bound); err != nil {
+	if h.ln, h.socketFile, err = listenSocket(cfg.Socket, cfg.Group, hooks.bound); err != nil {
 		_ = h.gw.close()
 		return nil, err
 	}
@@ -284,13 +287,10 @@ func (h *Hub) Stats() HubStats {
 // removed.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(func() {
-		// Renamed into place, the socket file is not the path the
+		// Linked into place, the socket file is not the path the
 		// listener knows to remove. Removed first: a VM dialling
 		// meanwhile finds nothing, not a socket that refuses it.
-		var err error
-		if rerr := os.Remove(h.socket); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = fmt.Errorf("shared network: %w", rerr)
-		}
+		err := removeSocket(h.socket, h.socketFile)
 		err = errors.Join(err, h.ln.Close())
 		h.conns.closeAll()
 		h.wg.Wait()

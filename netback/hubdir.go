@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // HubDir is the default runtime directory of shared networks, where
@@ -86,42 +87,76 @@ func prepareRuntimeDir(dir string) error {
 // listenSocket listens on socket, whose access (setSocketAccess) is set
 // before anybody can connect: bound where the umask decides its mode, in
 // a directory of its own next to it (mode 0700), given its mode and group
-// there, then renamed into place. Only a path too long for that is bound
-// in place, its access set just after. bound, if not nil, is told the
-// path bound at, before its access is set. The listener does not remove
-// the socket file when closed.
-func listenSocket(socket string, gid int, bound func(string)) (*net.UnixListener, error) {
+// there, then linked into place, never over another file (a hub started
+// meanwhile keeps its socket: rename would have replaced it, leaving that
+// hub running unreachable). Only a path too long for that is bound in
+// place, its access set just after. bound, if not nil, is told the path
+// bound at, before its access is set. The listener does not remove the
+// socket file when closed; file is the socket file, for removeSocket.
+func listenSocket(socket string, gid int, bound func(string)) (ln *net.UnixListener, file os.FileInfo, err error) {
 	tmp, err := os.MkdirTemp(filepath.Dir(socket), ".s")
 	if err != nil {
-		return nil, fmt.Errorf("shared network: listen on %s: %w", socket, err)
+		return nil, nil, fmt.Errorf("shared network: listen on %s: %w", socket, err)
 	}
 	defer os.Remove(tmp)
 	path := filepath.Join(tmp, "s")
 	if len(path) > maxSocketPath {
 		path = socket
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("shared network: listen on %s: %w", socket, err)
+		return nil, nil, fmt.Errorf("shared network: listen on %s: %w", socket, err)
 	}
 	ln.SetUnlinkOnClose(false)
 	if bound != nil {
 		bound(path)
 	}
-	fail := func(err error) (*net.UnixListener, error) {
+	fail := func(err error) (*net.UnixListener, os.FileInfo, error) {
 		_ = ln.Close()
 		_ = os.Remove(path)
-		return nil, err
+		return nil, nil, err
 	}
 	if err := setSocketAccess(path, gid); err != nil {
 		return fail(err)
 	}
+	// Taken where nobody else may replace it, for removeSocket.
+	if file, err = os.Lstat(path); err != nil {
+		return fail(fmt.Errorf("shared network: listen on %s: %w", socket, err))
+	}
 	if path != socket {
-		if err := os.Rename(path, socket); err != nil {
+		err := os.Link(path, socket)
+		if errors.Is(err, os.ErrExist) {
+			if c, derr := net.DialTimeout("unix", socket, time.Second); derr == nil {
+				c.Close()
+				err = ErrHubRunning
+			}
+			return fail(fmt.Errorf("shared network: listen on %s: made while this hub started: %w", socket, err))
+		}
+		if err != nil {
 			return fail(fmt.Errorf("shared network: listen on %s: %w", socket, err))
 		}
+		_ = os.Remove(path)
 	}
-	return ln, nil
+	return ln, file, nil
+}
+
+// removeSocket removes socket if it is still file, the socket file a hub
+// made: once removed, another hub may have put its own there.
+func removeSocket(socket string, file os.FileInfo) error {
+	st, err := os.Lstat(socket)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("shared network: %w", err)
+	}
+	if !os.SameFile(st, file) {
+		return nil
+	}
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("shared network: %w", err)
+	}
+	return nil
 }
 
 // setSocketAccess gives the socket mode 0600, or 0660 and group gid.

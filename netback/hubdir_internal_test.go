@@ -2,9 +2,11 @@ package netback
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -144,4 +146,91 @@ func TestHubSocketBoundPrivately(t *testing.T) {
 			t.Errorf("left in the socket's directory: %s", e.Name())
 		}
 	}
+}
+
+// A hub never takes over the socket of another that started meanwhile:
+// started while a first one is between binding and putting its socket in
+// place, the second one wins and the first fails, whichever finishes
+// binding last; and started together, exactly one of them runs. Before,
+// the socket was renamed into place over any other, and the first hub
+// ran on, unreachable.
+func TestHubSocketNotTakenOver(t *testing.T) {
+	t.Run("between bind and place", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "n.sock")
+		var second *Hub
+		first, err := newHub(HubConfig{Socket: sock}, hubHooks{bound: func(string) {
+			h, err := NewHub(HubConfig{Socket: sock})
+			if err != nil {
+				t.Errorf("the second hub: %v", err)
+				return
+			}
+			second = h
+		}})
+		if second == nil {
+			t.Fatal("no second hub")
+		}
+		defer second.Close()
+		if err == nil {
+			first.Close()
+			t.Fatal("both hubs started on one socket")
+		}
+		if !errors.Is(err, ErrHubRunning) {
+			t.Errorf("the first hub: %v, want ErrHubRunning", err)
+		}
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("the second hub's socket: %v", err)
+		}
+		c.Close()
+	})
+	t.Run("together", func(t *testing.T) {
+		for round := 0; round < 10; round++ {
+			sock := filepath.Join(t.TempDir(), "n.sock")
+			hubs := make([]*Hub, 2)
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i := range hubs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					hubs[i], errs[i] = NewHub(HubConfig{Socket: sock})
+				}()
+			}
+			wg.Wait()
+			started := 0
+			for i, h := range hubs {
+				if errs[i] == nil {
+					started++
+					defer h.Close()
+				}
+			}
+			if started != 1 {
+				t.Fatalf("round %d: %d hubs started on one socket (%v)", round, started, errs)
+			}
+		}
+	})
+}
+
+// Close removes the hub's socket, not one that replaced it.
+func TestHubCloseLeavesOthersSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "n.sock")
+	first, err := NewHub(HubConfig{Socket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	second, err := NewHub(HubConfig{Socket: sock})
+	if err != nil {
+		first.Close()
+		t.Fatal(err)
+	}
+	defer second.Close()
+	first.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("the second hub's socket after the first's Close: %v", err)
+	}
+	c.Close()
 }
