@@ -81,7 +81,8 @@ type HubConfig struct {
 // refused, so no VM can take over another's port, address or forwards);
 // a forward of a host port below the host's first unprivileged one
 // (net.ipv4.ip_unprivileged_port_start, else 1024) is refused unless the
-// process that connected (SO_PEERCRED) is root's, since the hub binds it
+// process that connected (SO_PEERCRED) is root's, or root's VM of that
+// MAC joined with it before (kept with the lease), since the hub binds it
 // with its own privileges;
 // the frames a VM sends must carry its MAC as source, and, for IPv4 and
 // ARP, its leased address (or 0.0.0.0, as DHCP and ARP probes use) as
@@ -402,11 +403,15 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	if err != nil {
 		return nil, RefusedMalformed, err.Error()
 	}
-	if msg := h.checkPrivileged(c, fwds); msg != "" {
+	root, msg := h.checkPrivileged(c, mac, fwds)
+	if msg != "" {
 		return nil, RefusedForward, msg
 	}
 	p, r, msg := h.register(c, mac, fwds)
 	if r == 0 {
+		if len(root) > 0 {
+			h.leases.grant(mac, root)
+		}
 		// The address is reserved in memory: the VM need not wait for
 		// the disk. Should the hub die before the save, the VM asks
 		// again for its MAC and gets a free address.
@@ -420,25 +425,41 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 // so a forward to a port below the host's first unprivileged one
 // (net.ipv4.ip_unprivileged_port_start) is let through only if the
 // process that connected is root's, as the kernel would have judged that
-// process's own bind. A user that cannot be read counts as unprivileged.
-func (h *Hub) checkPrivileged(c net.Conn, fwds []Forward) string {
-	start := -1 // read once, and only if there is a forward to judge
+// process's own bind, or if root's VM of the same MAC was granted that
+// forward before (leaseStore.grant): a VM that dropped root after its
+// first join (--user) rejoins after a restart of the network as its user,
+// and would be refused for good. A user that cannot be read counts as
+// unprivileged. root are the privileged forwards of a root peer, for
+// admit to grant.
+func (h *Hub) checkPrivileged(c net.Conn, mac net.HardwareAddr, fwds []Forward) (root []string, msg string) {
+	// Each read once, and only if there is a forward to judge.
+	start, asked := -1, false
 	uid, uidErr := -1, error(nil)
 	for _, f := range fwds {
 		if start < 0 {
 			start = h.portStart()
+		}
+		if int(f.HostPort) >= start {
+			continue
+		}
+		if !asked {
+			asked = true
 			uid, uidErr = h.peerUID(c)
 		}
-		if int(f.HostPort) >= start || uidErr == nil && uid == 0 {
+		if uidErr == nil && uid == 0 {
+			root = append(root, f.String())
+			continue
+		}
+		if h.leases.granted(mac, f.String()) {
 			continue
 		}
 		who := fmt.Sprintf("the VM's process runs as uid %d", uid)
 		if uidErr != nil {
 			who = fmt.Sprintf("the VM's user is unknown (%v)", uidErr)
 		}
-		return fmt.Sprintf("%s: host port %d is below %d (net.ipv4.ip_unprivileged_port_start): only root's VMs may forward it, and %s; forward a host port from %d up", f, f.HostPort, start, who, start)
+		return nil, fmt.Sprintf("%s: host port %d is below %d (net.ipv4.ip_unprivileged_port_start): only root's VMs may forward it, and %s, and no VM of MAC %s joined as root's with it before; forward a host port from %d up", f, f.HostPort, start, who, mac, start)
 	}
-	return ""
+	return root, ""
 }
 
 // register is admit's part that takes the address, binds the forwards

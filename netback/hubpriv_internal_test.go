@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -177,5 +178,72 @@ func TestHubQueryRefused(t *testing.T) {
 	}
 	if n := h.Stats().VMs; n != 0 {
 		t.Errorf("%d VMs joined", n)
+	}
+}
+
+// A VM that joined as root with privileged forwards (a VM started by root
+// with --user, before it drops root) rejoins with them, or some of them,
+// as whatever user after the network restarts (the grant is in the lease
+// file); a new privileged forward, or another MAC, is still refused to a
+// user other than root. Before, the rejoin was refused, for good.
+func TestHubPrivilegedForwardRejoin(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "n.sock")
+	var ports [3]uint16
+	for ports[0] == ports[1] || ports[1] == ports[2] || ports[0] == ports[2] {
+		ports = [3]uint16{freePort(t), freePort(t), freePort(t)}
+	}
+	start := int(max(ports[0], ports[1], ports[2])) + 1
+	fwd := func(i int) Forward {
+		return Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: ports[i], GuestPort: 22}
+	}
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
+	start1 := func(uid int) *Hub {
+		h, err := newHub(HubConfig{Socket: sock}, hubHooks{
+			peerUID:   func(net.Conn) (int, error) { return uid, nil },
+			portStart: func() int { return start },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := start1(0)
+	j, err := Join(sock, mac, []Forward{fwd(0), fwd(1)})
+	if err != nil {
+		h.Close()
+		t.Fatalf("root's join: %v", err)
+	}
+	j.Close()
+	h.Close()
+	h = start1(65534)
+	defer h.Close()
+	tests := []struct {
+		name    string
+		mac     net.HardwareAddr
+		fwds    []Forward
+		refused bool
+	}{
+		{name: "same forwards", mac: mac, fwds: []Forward{fwd(0), fwd(1)}},
+		{name: "some of them", mac: mac, fwds: []Forward{fwd(1)}},
+		{name: "a new one", mac: mac, fwds: []Forward{fwd(0), fwd(2)}, refused: true},
+		{name: "another MAC", mac: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 10}, fwds: []Forward{fwd(0)}, refused: true},
+	}
+	for _, tt := range tests {
+		j, err := Join(sock, tt.mac, tt.fwds)
+		var re *RefusedError
+		switch {
+		case !tt.refused && err != nil:
+			t.Errorf("%s: %v, want it let in", tt.name, err)
+		case tt.refused && (!errors.As(err, &re) || re.Reason != RefusedForward || !strings.Contains(re.Message, "runs as uid 65534")):
+			t.Errorf("%s: %v, want a port forward refusal", tt.name, err)
+		}
+		if j != nil {
+			// Gone from the hub before the next join of its MAC.
+			j.Close()
+			for h.Stats().VMs != 0 {
+				runtime.Gosched()
+			}
+		}
 	}
 }

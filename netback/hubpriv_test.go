@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,16 +26,7 @@ func TestHubPrivilegedForwardOtherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to be the network another user joins")
 	}
-	port := 0
-	for p := 1023; p > 512 && port == 0; p-- {
-		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			ln.Close()
-			port = p
-		}
-	}
-	if port == 0 {
-		t.Skip("no free port below 1024")
-	}
+	start, port := privilegedPort(t)
 	dir, bin := otherUserDir(t)
 	var mu sync.Mutex
 	var logs strings.Builder
@@ -46,7 +38,7 @@ func TestHubPrivilegedForwardOtherUser(t *testing.T) {
 	defer h.Close()
 	fwd := fmt.Sprintf("tcp:127.0.0.1:%d:22", port)
 	out, err := asNobody(bin, "NETBACK_SANDBOX_CHILD=forward", "NETBACK_HUB="+h.Socket(), "NETBACK_FORWARD="+fwd).CombinedOutput()
-	want := fmt.Sprintf("refused the VM: port forward refused: %s: host port %d is below 1024", fwd, port)
+	want := fmt.Sprintf("refused the VM: port forward refused: %s: host port %d is below %d", fwd, port, start)
 	if err != nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "runs as uid 65534") {
 		t.Errorf("uid 65534 joining with %s: %v, output %q; want %q", fwd, err, out, want)
 	}
@@ -61,6 +53,71 @@ func TestHubPrivilegedForwardOtherUser(t *testing.T) {
 	}
 }
 
+// privilegedPort returns the host's first unprivileged port and a free
+// port below it; it skips the test where every port is unprivileged
+// (Docker sets net.ipv4.ip_unprivileged_port_start to 0 in containers).
+func privilegedPort(t *testing.T) (start, port int) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil {
+		t.Skipf("the first unprivileged port: %v", err)
+	}
+	if start, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		t.Fatalf("net.ipv4.ip_unprivileged_port_start %q: %v", b, err)
+	}
+	if start == 0 {
+		t.Skip("net.ipv4.ip_unprivileged_port_start is 0 here: every port is unprivileged")
+	}
+	for p := start - 1; p > 0 && p >= start-512; p-- {
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			ln.Close()
+			return start, p
+		}
+	}
+	t.Skipf("no free port below %d", start)
+	return 0, 0
+}
+
+// TestHubPrivilegedForwardRejoinAsOtherUser: a VM that joined a root
+// network as root with a privileged forward (started by root with
+// --user, before it drops root), rejoins it with that forward as uid
+// 65534 after the network restarts.
+func TestHubPrivilegedForwardRejoinAsOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to join as root and then as another user")
+	}
+	_, port := privilegedPort(t)
+	dir, bin := otherUserDir(t)
+	cfg := netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(t.TempDir(), "n.leases"), Group: 65534}
+	h, err := netback.NewHub(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := fmt.Sprintf("tcp:127.0.0.1:%d:22", port)
+	f, err := netback.ParseForward(fwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := netback.Join(h.Socket(), forwardChildMAC, []netback.Forward{f})
+	if err != nil {
+		h.Close()
+		t.Fatalf("root's join with %s: %v", fwd, err)
+	}
+	j.Close()
+	h.Close()
+	if h, err = netback.NewHub(cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	out, err := asNobody(bin, "NETBACK_SANDBOX_CHILD=forward", "NETBACK_HUB="+h.Socket(), "NETBACK_FORWARD="+fwd).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "joined as 10.0.2.15 uid 65534") {
+		t.Errorf("uid 65534 rejoining with %s: %v, output %q; want it joined", fwd, err, out)
+	}
+}
+
+// forwardChildMAC is the MAC forwardChild joins with.
+var forwardChildMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0x5e, 0xcc, 0x02}
+
 // forwardChild joins the hub at $NETBACK_HUB with the forward
 // $NETBACK_FORWARD and prints what came of it.
 func forwardChild() int {
@@ -69,7 +126,7 @@ func forwardChild() int {
 		fmt.Println(err)
 		return 3
 	}
-	j, err := netback.Join(os.Getenv("NETBACK_HUB"), net.HardwareAddr{0x52, 0x54, 0x00, 0x5e, 0xcc, 0x02}, []netback.Forward{f})
+	j, err := netback.Join(os.Getenv("NETBACK_HUB"), forwardChildMAC, []netback.Forward{f})
 	if err != nil {
 		fmt.Printf("join: %v\n", err)
 		return 0

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -39,6 +40,12 @@ type storedLease struct {
 	// Seen is when the MAC was last connected: its VM's last join or
 	// leave.
 	Seen time.Time `json:"seen"`
+	// Privileged are the forwards of privileged host ports (as
+	// Forward.String writes them) last granted to the MAC's VM when
+	// root's process joined with them: the same VM may rejoin with them
+	// after dropping root (a VM started with --user joins as root once,
+	// then as its user after the hub restarts).
+	Privileged []string `json:"privileged,omitempty"`
 }
 
 // leaseFile is the lease file's content.
@@ -165,6 +172,29 @@ func (s *leaseStore) touch(mac net.HardwareAddr, now time.Time) bool {
 	}
 	l.Seen = now
 	return true
+}
+
+// grant records fwds as the privileged forwards root's VM of mac joined
+// with, replacing those of its previous join; false when mac has no
+// lease.
+func (s *leaseStore) grant(mac net.HardwareAddr, fwds []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byMAC[mac.String()]
+	if l == nil {
+		return false
+	}
+	l.Privileged = append([]string(nil), fwds...)
+	return true
+}
+
+// granted reports whether fwd is among the privileged forwards last
+// granted to mac (grant).
+func (s *leaseStore) granted(mac net.HardwareAddr, fwd string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byMAC[mac.String()]
+	return l != nil && slices.Contains(l.Privileged, fwd)
 }
 
 // lookup returns mac's address without leasing one.
