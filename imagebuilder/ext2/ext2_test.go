@@ -415,3 +415,27 @@ func TestLargeImageCost(t *testing.T) {
 		t.Errorf("Write allocated %d MiB for a 1 TiB image, want at most %d MiB", got>>20, bound>>20)
 	}
 }
+
+// An image written into a longer file leaves what is past it: the file is
+// extended to the image's size, never shortened to it.
+func TestWriteKeepsLongerFile(t *testing.T) {
+	tr := netbsdTree(t, 1<<20)
+	opts := Options{Size: 8 << 20, Timestamp: ts}
+	img := filepath.Join(t.TempDir(), "disk.img")
+	tail := []byte("past the image")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(tail, opts.Size+4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(f, tr, opts); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	got := make([]byte, len(tail))
+	if _, err := f.ReadAt(got, opts.Size+4096); err != nil || !bytes.Equal(got, tail) {
+		t.Errorf("past the image: %q, %v; want %q", got, err, tail)
+	}
+}

@@ -3,6 +3,7 @@ package ext2
 import (
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 )
@@ -286,10 +287,19 @@ func (iw *imageWriter) writeMeta() error {
 		}
 	}
 	// Make the image its full size even when its last blocks are unused:
-	// a file is extended without writing (its new end a hole); a writer
-	// that cannot be truncated (a device) gets its last byte written.
-	if f, ok := iw.w.(interface{ Truncate(int64) error }); ok && f.Truncate(iw.opts.Size) == nil {
-		return nil
+	// a shorter file is extended without writing (its new end a hole), a
+	// longer one left as it is (what is past the image is not the
+	// image's to cut); a writer that cannot be truncated (a device) gets
+	// its last byte written.
+	if f, ok := iw.w.(interface {
+		Truncate(int64) error
+		Stat() (os.FileInfo, error)
+	}); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			if st.Size() >= iw.opts.Size || f.Truncate(iw.opts.Size) == nil {
+				return nil
+			}
+		}
 	}
 	last := iw.opts.Size - 1
 	var b [1]byte

@@ -161,9 +161,10 @@ func MinSize(t *fstree.Tree, opts *Options) (int64, error) {
 // Write lays out t as an ext2 file system of opts.Size bytes and writes it
 // to w at offset 0. Blocks it does not use, and blocks of zeros (most of
 // the inode tables of a large image), are not written: w should read zeros
-// there (a new or truncated file does). A w with a Truncate method (an
-// *os.File) is extended to opts.Size with it, so a file keeps those blocks
-// as holes.
+// there (a new or truncated file does). A regular file shorter than
+// opts.Size (a w with Truncate and Stat methods: an *os.File) is extended
+// to it with Truncate, so it keeps those blocks as holes; a longer one
+// keeps its length and what is past the image.
 func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
 	if w == nil {
 		return fmt.Errorf("no image file to write to")
