@@ -48,24 +48,27 @@ type Reader struct {
 // A process with CAP_SYS_ADMIN opens it with the capability set aside:
 // out of the effective set of the opening thread, for the open only.
 func Open() (*Reader, error) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var caps [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &caps[0]); err != nil || caps[sysAdmin/32].Effective&(1<<(sysAdmin%32)) == 0 {
-		// Without the capability (or a way to know) the kernel hides
-		// the numbers anyway.
-		return open()
-	}
 	type result struct {
 		r   *Reader
 		err error
 	}
 	done := make(chan result, 1)
-	// Capabilities are a thread's: the open is made on a thread locked
-	// to this goroutine, which it gives back to the runtime only with
-	// its capabilities restored (if they cannot be, the thread ends with
-	// the goroutine).
+	// Capabilities are a thread's: they are read, set aside and restored
+	// on one thread, locked to this goroutine, which it gives back to the
+	// runtime only with its own capabilities as they were (if they cannot
+	// be restored, the thread ends with the goroutine).
 	go func() {
 		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var caps [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &caps[0]); err != nil || caps[sysAdmin/32].Effective&(1<<(sysAdmin%32)) == 0 {
+			// Without the capability (or a way to know) the kernel
+			// hides the numbers anyway.
+			runtime.UnlockOSThread()
+			r, err := open()
+			done <- result{r, err}
+			return
+		}
 		without := caps
 		without[sysAdmin/32].Effective &^= 1 << (sysAdmin % 32)
 		if err := unix.Capset(&hdr, &without[0]); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -115,4 +117,53 @@ func threadCaps(t *testing.T) map[string]string {
 		}
 	}
 	return caps
+}
+
+// Open leaves every thread's capabilities as they were, the thread it
+// opens on too, when the caller's thread has other ones: it sets aside
+// and restores the opening thread's own, not the caller's (the opening
+// thread, back in the runtime's pool, had lost a capability of the
+// caller's thread lacked).
+func TestOpenKeepsOtherThreadsCaps(t *testing.T) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		t.Skipf("capget: %v", err)
+	}
+	const netRaw = unix.CAP_NET_RAW
+	if caps[sysAdmin/32].Effective&(1<<(sysAdmin%32)) == 0 || caps[netRaw/32].Effective&(1<<(netRaw%32)) == 0 {
+		t.Skip("needs CAP_SYS_ADMIN and CAP_NET_RAW")
+	}
+	before := threadCaps(t)
+	errc := make(chan error, 1)
+	var caller string // the thread that calls Open, changed by the test
+	go func() {
+		// This thread, without CAP_NET_RAW, calls Open; it ends with
+		// the goroutine, its capabilities not restored.
+		runtime.LockOSThread()
+		caller = strconv.Itoa(unix.Gettid())
+		without := caps
+		without[netRaw/32].Effective &^= 1 << (netRaw % 32)
+		if err := unix.Capset(&hdr, &without[0]); err != nil {
+			errc <- err
+			return
+		}
+		for i := 0; i < 10; i++ {
+			r, err := Open()
+			if err != nil {
+				errc <- err
+				return
+			}
+			r.Close()
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	for tid, caps := range threadCaps(t) {
+		if old, ok := before[tid]; ok && caps != old && tid != caller {
+			t.Errorf("thread %s: capabilities %s after Open, %s before", tid, caps, old)
+		}
+	}
 }
