@@ -224,7 +224,13 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 	}
 	for _, s := range segs {
 		// Placed below 128 MiB, a segment ends past 4 GiB only by its
-		// size: the file is wrong, not the machine it is for.
+		// size: the file is wrong, not the machine it is for. The size
+		// is checked first: moved to p_vaddr's address, a segment whose
+		// p_paddr + p_memsz did not wrap around may.
+		if s.MemSize > 1<<32 {
+			return nil, fmt.Errorf("%w: %s: p_memsz %#x at %#x ends past the 4 GiB a 32-bit kernel addresses",
+				ErrBadELF, s.Name, s.MemSize, s.Addr)
+		}
 		if s.End() > 1<<32 {
 			return nil, fmt.Errorf("%w: %s: p_memsz %#x at %#x ends at %#x, past the 4 GiB a 32-bit kernel addresses",
 				ErrBadELF, s.Name, s.MemSize, s.Addr, s.End())

@@ -624,6 +624,10 @@ func TestLoadMemoryErrors(t *testing.T) {
 	bigImg := big.Build()
 	absurd := stdKernel(1)
 	absurd.Segs[1].Memsz = 0xffffffff
+	wraps := stdKernel(2)
+	// Loaded at p_vaddr & EntryMask (0x201000), not at p_paddr (where it
+	// would not wrap), it ends past 2^64.
+	wraps.Segs[1].Paddr, wraps.Segs[1].Memsz = 0x1000, 0xfffffffffff00000
 	fsimg := make([]byte, 1<<20)
 	for _, tc := range []struct {
 		name     string
@@ -645,6 +649,8 @@ func TestLoadMemoryErrors(t *testing.T) {
 			"the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x800150)) needs 9 MiB", "free"},
 		{"absurd p_memsz", absurd.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
 			"segment 1: p_memsz 0xffffffff at 0x101000 ends at 0x100100fff, past the 4 GiB a 32-bit kernel addresses", "another machine"},
+		{"p_memsz wrapping", wraps.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
+			"segment 1: p_memsz 0xfffffffffff00000 at 0x201000 ends past the 4 GiB a 32-bit kernel addresses", "another machine"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := guestmem.New(make([]byte, tc.memSize))
