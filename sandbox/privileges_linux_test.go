@@ -103,9 +103,9 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 // may write (they could put in it a socket the VMM would dial as its
 // network's): it was accepted.
 func TestCheckChrootDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the directories accepted are root's")
-	}
+	// Only root has directories that pass, or that fail for more than
+	// their owner; what is missing or no directory fails for anybody.
+	root := os.Geteuid() == 0
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
 	private := filepath.Join(dir, "private")
@@ -130,8 +130,10 @@ func TestCheckChrootDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chown(nobodys, 65534, 65534); err != nil {
-		t.Fatal(err)
+	if root {
+		if err := os.Chown(nobodys, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, f := range []string{file, filepath.Join(full, "x")} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
@@ -144,18 +146,30 @@ func TestCheckChrootDir(t *testing.T) {
 	const risk = " could put files in it for the VMM to use, such as a socket in place of its network's; "
 	for _, tt := range []struct {
 		dir, want string
+		root      bool // needs root: the directory is root's, or given to another user
 	}{
-		{empty, ""},
-		{private, ""},
-		{filepath.Join(dir, "none"), filepath.Join(dir, "none") + " does not exist; give an empty directory"},
-		{file, file + " is a regular file, not a directory; give an empty directory"},
-		{fifo, fifo + " is a FIFO, not a directory; give an empty directory"},
-		{full, full + " is not empty (it holds x); give an empty directory"},
-		{nobodys, nobodys + " is owned by uid 65534" + ownerName(65534) + ", not root: its owner" + risk + "give an empty directory owned by root (chown root " + nobodys + ")"},
-		{group, group + " is writable by its group (mode 0775): they" + risk + "make it writable by root only (chmod go-w " + group + ")"},
-		{others, others + " is writable by others (mode 0757): they" + risk + "make it writable by root only (chmod go-w " + others + ")"},
-		{tmp, tmp + " is writable by its group and others (mode 1777): they" + risk + "make it writable by root only (chmod go-w " + tmp + ")"},
+		{empty, "", true},
+		{private, "", true},
+		{filepath.Join(dir, "none"), filepath.Join(dir, "none") + " does not exist; give an empty directory", false},
+		{file, file + " is a regular file, not a directory; give an empty directory", false},
+		{fifo, fifo + " is a FIFO, not a directory; give an empty directory", false},
+		// The owner is checked first: another user's directory fails
+		// as not root's, whatever else is wrong with it.
+		{full, full + " is not empty (it holds x); give an empty directory", true},
+		{nobodys, nobodys + " is owned by uid 65534" + ownerName(65534) + ", not root: its owner" + risk + "give an empty directory owned by root (chown root " + nobodys + ")", true},
+		{group, group + " is writable by its group (mode 0775): they" + risk + "make it writable by root only (chmod go-w " + group + ")", true},
+		{others, others + " is writable by others (mode 0757): they" + risk + "make it writable by root only (chmod go-w " + others + ")", true},
+		{tmp, tmp + " is writable by its group and others (mode 1777): they" + risk + "make it writable by root only (chmod go-w " + tmp + ")", true},
 	} {
+		if tt.root && !root {
+			// Then the directories are this user's, and fail as not
+			// root's.
+			want := fmt.Sprintf("%s is owned by uid %d", tt.dir, os.Geteuid())
+			if err := CheckChrootDir(tt.dir); !strings.HasPrefix(fmt.Sprint(err), want) {
+				t.Errorf("CheckChrootDir(%s) = %v, want %q...", tt.dir, err, want)
+			}
+			continue
+		}
 		err := CheckChrootDir(tt.dir)
 		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
 			t.Errorf("CheckChrootDir(%s) = %v, want %q", tt.dir, err, tt.want)
