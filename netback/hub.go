@@ -41,9 +41,11 @@ const (
 	hubFloodFrameCost = 512
 	// hubIOBuffer is the size of each connection's read and write buffers.
 	hubIOBuffer = 64 << 10
-	// maxSocketPath is the longest path a Unix socket address takes.
-	maxSocketPath = 107
 )
+
+// MaxSocketPath is the longest path a Unix socket address takes (sun_path
+// less its terminating NUL): the longest Socket a hub listens on.
+const MaxSocketPath = 107
 
 // HubConfig configures NewHub.
 type HubConfig struct {
@@ -196,8 +198,8 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if cfg.Socket == "" {
 		return nil, fmt.Errorf("shared network: no socket path")
 	}
-	if len(cfg.Socket) > maxSocketPath {
-		return nil, fmt.Errorf("shared network: socket path %s is %d bytes long; a Unix socket's path has at most %d", cfg.Socket, len(cfg.Socket), maxSocketPath)
+	if len(cfg.Socket) > MaxSocketPath {
+		return nil, fmt.Errorf("shared network: socket path %s is %d bytes long; a Unix socket's path has at most %d", cfg.Socket, len(cfg.Socket), MaxSocketPath)
 	}
 	if cfg.Leases == "" {
 		cfg.Leases = HubLeases(cfg.Socket)

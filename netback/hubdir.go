@@ -100,7 +100,7 @@ func listenSocket(socket string, gid int, bound func(string)) (ln *net.UnixListe
 	}
 	defer os.Remove(tmp)
 	path := filepath.Join(tmp, "s")
-	if len(path) > maxSocketPath {
+	if len(path) > MaxSocketPath {
 		path = socket
 	}
 	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})

@@ -453,11 +453,7 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 // sharedNetPID is the socket and process of the shared network spec
 // (user:NAME or user:PATH) names.
 func sharedNetPID(spec string) (string, int, error) {
-	socket, err := netback.ResolveHub(strings.TrimPrefix(spec, "user:"))
-	if err != nil {
-		return "", 0, usageErrorf("--net %s: %v", spec, err)
-	}
-	pid, err := probeSharedNet(spec) // netflags.go
+	socket, pid, err := probeSharedNet(spec) // netflags.go
 	if err == nil && pid <= 0 {
 		err = fmt.Errorf("--net %s: its process is not in this PID namespace", spec)
 	}

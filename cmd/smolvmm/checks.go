@@ -193,7 +193,7 @@ func upPreflight(c *cli.Context, image string) error {
 		}
 	}
 	if nc, err := parseNetFlags(c, ""); err == nil && isSharedNet(nc.Spec) { // checked by checkRunFlags
-		if _, err := probeSharedNet(nc.Spec); err != nil { // netflags.go
+		if _, _, err := probeSharedNet(nc.Spec); err != nil { // netflags.go
 			return err
 		}
 	}

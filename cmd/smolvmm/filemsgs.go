@@ -24,8 +24,7 @@ func outputDirError(flag, path, dir, verb string) error {
 // checkOutputDir refuses, with outputDirError, an output path of flag
 // whose directory does not exist (or is not a directory).
 func checkOutputDir(flag, path, verb string) error {
-	dir := filepath.Dir(path)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+	if dir := filepath.Dir(path); !isDir(dir) { // checks.go
 		return outputDirError(flag, path, dir, verb)
 	}
 	return nil

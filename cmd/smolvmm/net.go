@@ -185,7 +185,7 @@ func joinName(c *cli.Context, socket string) string {
 	if c.String("socket") == "" {
 		return c.String("name")
 	}
-	if abs, err := filepath.Abs(socket); err == nil && len(abs) <= maxSocketPathLen {
+	if abs, err := filepath.Abs(socket); err == nil && len(abs) <= netback.MaxSocketPath {
 		return abs
 	}
 	if !strings.ContainsRune(socket, '/') {
@@ -193,10 +193,6 @@ func joinName(c *cli.Context, socket string) string {
 	}
 	return socket
 }
-
-// maxSocketPathLen is the longest path a Unix socket address takes
-// (sun_path less its terminating NUL).
-const maxSocketPathLen = 107
 
 // lookupGroup turns --group's name or number into a group ID.
 func lookupGroup(g string) (int, error) {

@@ -176,22 +176,23 @@ func noHubError(spec string, err error) error {
 }
 
 // probeSharedNet connects to the shared network spec (user:NAME or
-// user:PATH) names, without joining it, and returns its daemon's process
-// (0 when that is not in this PID namespace). Commands that would boot a
-// VM on it call it before any work: a network not running is said then.
-func probeSharedNet(spec string) (int, error) {
-	socket, err := netback.ResolveHub(strings.TrimPrefix(spec, "user:"))
+// user:PATH) names, without joining it, and returns its socket and its
+// daemon's process (0 when that is not in this PID namespace). Commands
+// that would boot a VM on it call it before any work: a network not
+// running is said then.
+func probeSharedNet(spec string) (socket string, pid int, err error) {
+	socket, err = netback.ResolveHub(strings.TrimPrefix(spec, "user:"))
 	if err != nil {
-		return 0, usageErrorf("--net %s: %v", spec, err)
+		return "", 0, usageErrorf("--net %s: %v", spec, err)
 	}
-	pid, err := netback.HubPID(socket)
+	pid, err = netback.HubPID(socket)
 	switch {
 	case errors.Is(err, netback.ErrNoHub):
-		return 0, noHubError(spec, err)
+		return "", 0, noHubError(spec, err)
 	case err != nil:
-		return 0, fmt.Errorf("--net %s: %w", spec, err)
+		return "", 0, fmt.Errorf("--net %s: %w", spec, err)
 	}
-	return pid, nil
+	return socket, pid, nil
 }
 
 // watchNIC stops the VM, by cancelling its context with the backend's
