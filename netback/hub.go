@@ -83,9 +83,10 @@ type HubConfig struct {
 // refused, so no VM can take over another's port, address or forwards);
 // a forward of a host port below the host's first unprivileged one
 // (net.ipv4.ip_unprivileged_port_start, else 1024) is refused unless the
-// process that connected (SO_PEERCRED) is root's, or root's VM of that
-// MAC joined with it before (kept with the lease), since the hub binds it
-// with its own privileges;
+// process that connected (SO_PEERCRED) is root's, or is that of the user
+// root's earlier join of that MAC with the forward said its VM would run
+// as (a VM started as root drops to that user after joining; the grant is
+// kept with the lease), since the hub binds it with its own privileges;
 // the frames a VM sends must carry its MAC as source, and, for IPv4 and
 // ARP, its leased address (or 0.0.0.0, as DHCP and ARP probes use) as
 // sender; VLAN-tagged frames are dropped. Frames are dropped, never
@@ -378,8 +379,8 @@ func (h *Hub) serve(c net.Conn) {
 
 // answerQuery answers a hello that asks rather than joins.
 func (h *Hub) answerQuery(c net.Conn, hello hubHello, refuse func(Refusal, string)) {
-	if hello.Query != hubQueryVMs || hello.MAC != "" || len(hello.Forwards) > 0 {
-		refuse(RefusedMalformed, fmt.Sprintf("query %q with MAC %q and %d forwards: the only query is %q, alone", hello.Query, hello.MAC, len(hello.Forwards), hubQueryVMs))
+	if hello.Query != hubQueryVMs || hello.MAC != "" || len(hello.Forwards) > 0 || hello.RunsAs != 0 {
+		refuse(RefusedMalformed, fmt.Sprintf("query %q with MAC %q, %d forwards and runs_as %d: the only query is %q, alone", hello.Query, hello.MAC, len(hello.Forwards), hello.RunsAs, hubQueryVMs))
 		return
 	}
 	n := h.Stats().VMs
@@ -412,7 +413,10 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	p, r, msg := h.register(c, mac, fwds)
 	if r == 0 {
 		if len(root) > 0 {
-			h.leases.grant(mac, root)
+			// root is a root process's: its word on the user its VM
+			// will run as is believed (any other's is ignored, as it
+			// would grant itself nothing it lacks).
+			h.leases.grant(mac, root, hello.RunsAs)
 		}
 		// The address is reserved in memory: the VM need not wait for
 		// the disk. Should the hub die before the save, the VM asks
@@ -427,12 +431,15 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 // so a forward to a port below the host's first unprivileged one
 // (net.ipv4.ip_unprivileged_port_start) is let through only if the
 // process that connected is root's, as the kernel would have judged that
-// process's own bind, or if root's VM of the same MAC was granted that
-// forward before (leaseStore.grant): a VM that dropped root after its
-// first join (--user) rejoins after a restart of the network as its user,
-// and would be refused for good. A user that cannot be read counts as
-// unprivileged. root are the privileged forwards of a root peer, for
-// admit to grant.
+// process's own bind, or if root's earlier join of the same MAC with that
+// forward said its VM would then run as the connecting process's user
+// (leaseStore.grant): a VM that dropped root after its first join
+// (--user) rejoins after a restart of the network as its user, and would
+// be refused for good. The grant is bound to that user, not to the MAC
+// alone, since a VM chooses its own MAC: another user allowed on the
+// socket could take the MAC while root's VM is away. A user that cannot
+// be read counts as unprivileged and is granted nothing. root are the
+// privileged forwards of a root peer, for admit to grant.
 func (h *Hub) checkPrivileged(c net.Conn, mac net.HardwareAddr, fwds []Forward) (root []string, msg string) {
 	// Each read once, and only if there is a forward to judge.
 	start, asked := -1, false
@@ -452,14 +459,14 @@ func (h *Hub) checkPrivileged(c net.Conn, mac net.HardwareAddr, fwds []Forward) 
 			root = append(root, f.String())
 			continue
 		}
-		if h.leases.granted(mac, f.String()) {
+		if uidErr == nil && h.leases.granted(mac, f.String(), uid) {
 			continue
 		}
-		who := fmt.Sprintf("the VM's process runs as uid %d", uid)
+		who := fmt.Sprintf("the VM's process runs as uid %d, and root's VM of MAC %s did not join with it to run as that uid", uid, mac)
 		if uidErr != nil {
 			who = fmt.Sprintf("the VM's user is unknown (%v)", uidErr)
 		}
-		return nil, fmt.Sprintf("%s: host port %d is below %d (net.ipv4.ip_unprivileged_port_start): only root's VMs may forward it, and %s, and no VM of MAC %s joined as root's with it before; forward a host port from %d up", f, f.HostPort, start, who, mac, start)
+		return nil, fmt.Sprintf("%s: host port %d is below %d (net.ipv4.ip_unprivileged_port_start): only root's VMs may forward it, and %s; forward a host port from %d up", f, f.HostPort, start, who, start)
 	}
 	return root, ""
 }

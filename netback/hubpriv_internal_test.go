@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -181,11 +182,14 @@ func TestHubQueryRefused(t *testing.T) {
 	}
 }
 
-// A VM that joined as root with privileged forwards (a VM started by root
-// with --user, before it drops root) rejoins with them, or some of them,
-// as whatever user after the network restarts (the grant is in the lease
-// file); a new privileged forward, or another MAC, is still refused to a
-// user other than root. Before, the rejoin was refused, for good.
+// A VM that joined as root with privileged forwards, saying it would run
+// as uid 65534 (a VM started by root with --user, before it drops root),
+// rejoins with them, or some of them, as uid 65534 after the network
+// restarts (the grant is in the lease file), and root always may; another
+// user joining with the same MAC (a VM chooses its own MAC) is refused
+// them, whatever it says it runs as, and so is a new privileged forward,
+// or another MAC. root's join without runs_as takes the grant back to
+// root alone. Before, the grant let any user of that MAC in.
 func TestHubPrivilegedForwardRejoin(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "n.sock")
@@ -198,9 +202,10 @@ func TestHubPrivilegedForwardRejoin(t *testing.T) {
 		return Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: ports[i], GuestPort: 22}
 	}
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
-	start1 := func(uid int) *Hub {
+	var uid atomic.Int64 // the user of the next join
+	start1 := func() *Hub {
 		h, err := newHub(HubConfig{Socket: sock}, hubHooks{
-			peerUID:   func(net.Conn) (int, error) { return uid, nil },
+			peerUID:   func(net.Conn) (int, error) { return int(uid.Load()), nil },
 			portStart: func() int { return start },
 		})
 		if err != nil {
@@ -208,35 +213,44 @@ func TestHubPrivilegedForwardRejoin(t *testing.T) {
 		}
 		return h
 	}
-	h := start1(0)
-	j, err := Join(sock, mac, []Forward{fwd(0), fwd(1)})
+	h := start1()
+	j, err := JoinWith(sock, mac, []Forward{fwd(0), fwd(1)}, JoinOptions{RunsAs: 65534})
 	if err != nil {
 		h.Close()
 		t.Fatalf("root's join: %v", err)
 	}
 	j.Close()
 	h.Close()
-	h = start1(65534)
+	h = start1()
 	defer h.Close()
-	tests := []struct {
+	// In order: each join sees the grant the joins before it left.
+	steps := []struct {
 		name    string
+		uid     int
+		runsAs  int
 		mac     net.HardwareAddr
 		fwds    []Forward
-		refused bool
+		refused string // what the refusal names; "" when let in
 	}{
-		{name: "same forwards", mac: mac, fwds: []Forward{fwd(0), fwd(1)}},
-		{name: "some of them", mac: mac, fwds: []Forward{fwd(1)}},
-		{name: "a new one", mac: mac, fwds: []Forward{fwd(0), fwd(2)}, refused: true},
-		{name: "another MAC", mac: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 10}, fwds: []Forward{fwd(0)}, refused: true},
+		{name: "another user, same MAC", uid: 1000, mac: mac, fwds: []Forward{fwd(0), fwd(1)}, refused: "runs as uid 1000"},
+		{name: "another user saying it runs as itself", uid: 1000, runsAs: 1000, mac: mac, fwds: []Forward{fwd(0)}, refused: "runs as uid 1000"},
+		{name: "another user saying it runs as the granted one", uid: 1000, runsAs: 65534, mac: mac, fwds: []Forward{fwd(0)}, refused: "runs as uid 1000"},
+		{name: "the granted user, same forwards", uid: 65534, mac: mac, fwds: []Forward{fwd(0), fwd(1)}},
+		{name: "the granted user, some of them", uid: 65534, mac: mac, fwds: []Forward{fwd(1)}},
+		{name: "the granted user, a new one", uid: 65534, mac: mac, fwds: []Forward{fwd(0), fwd(2)}, refused: "runs as uid 65534"},
+		{name: "the granted user, another MAC", uid: 65534, mac: net.HardwareAddr{0x52, 0x54, 0, 0, 0, 10}, fwds: []Forward{fwd(0)}, refused: "runs as uid 65534"},
+		{name: "root", uid: 0, mac: mac, fwds: []Forward{fwd(0), fwd(1)}},
+		{name: "the formerly granted user after root's join", uid: 65534, mac: mac, fwds: []Forward{fwd(0)}, refused: "runs as uid 65534"},
 	}
-	for _, tt := range tests {
-		j, err := Join(sock, tt.mac, tt.fwds)
+	for _, tt := range steps {
+		uid.Store(int64(tt.uid))
+		j, err := JoinWith(sock, tt.mac, tt.fwds, JoinOptions{RunsAs: tt.runsAs})
 		var re *RefusedError
 		switch {
-		case !tt.refused && err != nil:
+		case tt.refused == "" && err != nil:
 			t.Errorf("%s: %v, want it let in", tt.name, err)
-		case tt.refused && (!errors.As(err, &re) || re.Reason != RefusedForward || !strings.Contains(re.Message, "runs as uid 65534")):
-			t.Errorf("%s: %v, want a port forward refusal", tt.name, err)
+		case tt.refused != "" && (!errors.As(err, &re) || re.Reason != RefusedForward || !strings.Contains(re.Message, tt.refused)):
+			t.Errorf("%s: %v, want a port forward refusal naming %q", tt.name, err, tt.refused)
 		}
 		if j != nil {
 			// Gone from the hub before the next join of its MAC.
@@ -244,6 +258,73 @@ func TestHubPrivilegedForwardRejoin(t *testing.T) {
 			for h.Stats().VMs != 0 {
 				runtime.Gosched()
 			}
+		}
+	}
+}
+
+// A grant in a lease file written before grants named a user (no
+// privileged_uid) is root's alone: another user joining with the MAC is
+// refused the forward, root is let in.
+func TestHubPrivilegedGrantWithoutUID(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	fwd := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 22}
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
+	leases := filepath.Join(dir, "n.leases")
+	old := fmt.Sprintf(`{"version":1,"leases":[{"mac":%q,"addr":"10.0.2.15","seen":"2026-12-03T19:00:00Z","privileged":[%q]}]}`, mac, fwd)
+	if err := os.WriteFile(leases, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var uid atomic.Int64
+	h, err := newHub(HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: leases}, hubHooks{
+		peerUID:   func(net.Conn) (int, error) { return int(uid.Load()), nil },
+		portStart: func() int { return int(port) + 1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, tt := range []struct {
+		uid     int
+		refused bool
+	}{{65534, true}, {1000, true}, {0, false}} {
+		uid.Store(int64(tt.uid))
+		j, err := Join(h.Socket(), mac, []Forward{fwd})
+		var re *RefusedError
+		switch {
+		case !tt.refused && err != nil:
+			t.Errorf("uid %d: %v, want it let in", tt.uid, err)
+		case tt.refused && (!errors.As(err, &re) || re.Reason != RefusedForward):
+			t.Errorf("uid %d: %v, want a port forward refusal", tt.uid, err)
+		}
+		if j != nil {
+			j.Close()
+			for h.Stats().VMs != 0 {
+				runtime.Gosched()
+			}
+		}
+	}
+}
+
+// A uid to run as that no process can have is a malformed hello, and
+// JoinWith refuses to send it.
+func TestRunsAsRange(t *testing.T) {
+	for _, tt := range []struct {
+		runsAs int64
+		ok     bool
+	}{{0, true}, {65534, true}, {maxUID, true}, {-1, false}, {maxUID + 1, false}} {
+		if int64(int(tt.runsAs)) != tt.runsAs {
+			continue // beyond this platform's int
+		}
+		_, _, err := parseHello(hubHello{MAC: "52:54:00:00:00:01", RunsAs: int(tt.runsAs)})
+		if (err == nil) != tt.ok || err != nil && !strings.Contains(err.Error(), fmt.Sprintf("runs_as %d", tt.runsAs)) {
+			t.Errorf("parseHello with runs_as %d: %v, want ok %v", tt.runsAs, err, tt.ok)
+		}
+		if tt.ok {
+			continue
+		}
+		if _, err := JoinWith(filepath.Join(t.TempDir(), "none.sock"), net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, JoinOptions{RunsAs: int(tt.runsAs)}); err == nil || errors.Is(err, ErrNoHub) {
+			t.Errorf("JoinWith with RunsAs %d: %v, want it refused before dialing", tt.runsAs, err)
 		}
 	}
 }

@@ -79,39 +79,48 @@ func privilegedPort(t *testing.T) (start, port int) {
 }
 
 // TestHubPrivilegedForwardRejoinAsOtherUser: a VM that joined a root
-// network as root with a privileged forward (started by root with
-// --user, before it drops root), rejoins it with that forward as uid
-// 65534 after the network restarts.
+// network as root with a privileged forward, saying it would run as uid
+// 65534 (started by root with --user, before it drops root), rejoins it
+// with that forward as uid 65534 after the network restarts; had root's
+// join not said so, uid 65534 is refused it.
 func TestHubPrivilegedForwardRejoinAsOtherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to join as root and then as another user")
 	}
 	_, port := privilegedPort(t)
 	dir, bin := otherUserDir(t)
-	cfg := netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(t.TempDir(), "n.leases"), Group: 65534}
-	h, err := netback.NewHub(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fwd := fmt.Sprintf("tcp:127.0.0.1:%d:22", port)
 	f, err := netback.ParseForward(fwd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := netback.Join(h.Socket(), forwardChildMAC, []netback.Forward{f})
-	if err != nil {
+	for _, tt := range []struct {
+		runsAs int
+		want   string
+	}{
+		{runsAs: 0, want: "only root's VMs may forward it, and the VM's process runs as uid 65534"},
+		{runsAs: 65534, want: "joined as 10.0.2.15 uid 65534"},
+	} {
+		cfg := netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(t.TempDir(), "n.leases"), Group: 65534}
+		h, err := netback.NewHub(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := netback.JoinWith(h.Socket(), forwardChildMAC, []netback.Forward{f}, netback.JoinOptions{RunsAs: tt.runsAs})
+		if err != nil {
+			h.Close()
+			t.Fatalf("root's join with %s, runs_as %d: %v", fwd, tt.runsAs, err)
+		}
+		j.Close()
 		h.Close()
-		t.Fatalf("root's join with %s: %v", fwd, err)
-	}
-	j.Close()
-	h.Close()
-	if h, err = netback.NewHub(cfg); err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	out, err := asNobody(bin, "NETBACK_SANDBOX_CHILD=forward", "NETBACK_HUB="+h.Socket(), "NETBACK_FORWARD="+fwd).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "joined as 10.0.2.15 uid 65534") {
-		t.Errorf("uid 65534 rejoining with %s: %v, output %q; want it joined", fwd, err, out)
+		if h, err = netback.NewHub(cfg); err != nil {
+			t.Fatal(err)
+		}
+		out, err := asNobody(bin, "NETBACK_SANDBOX_CHILD=forward", "NETBACK_HUB="+h.Socket(), "NETBACK_FORWARD="+fwd).CombinedOutput()
+		h.Close()
+		if err != nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("uid 65534 rejoining with %s after root's join with runs_as %d: %v, output %q; want %q", fwd, tt.runsAs, err, out, tt.want)
+		}
 	}
 }
 

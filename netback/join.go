@@ -63,6 +63,13 @@ type JoinOptions struct {
 	// changes) and when the VM has rejoined: once per event, not per
 	// attempt.
 	Logf func(format string, args ...any)
+	// RunsAs is the uid the VM's process will run as once set up, when
+	// it joins as root and then drops root (0: it stays as it is). The
+	// hub believes it of a root process only, and lets that uid rejoin
+	// the MAC, after the hub restarts, with the forwards of host ports
+	// below the first unprivileged one that this root join was allowed;
+	// without it, only root may. Every join of this backend sends it.
+	RunsAs int
 }
 
 // Join connects a VM whose NIC has address mac to the shared network
@@ -79,7 +86,10 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("shared network: guest MAC %q is not a 6-byte Ethernet address", mac)
 	}
-	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String()}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
+	if o.RunsAs < 0 || int64(o.RunsAs) > maxUID {
+		return nil, fmt.Errorf("shared network: uid to run as %d is not a uid (0 to %d)", o.RunsAs, maxUID)
+	}
+	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
 	j.name, j.logf = o.Name, o.Logf
 	if j.name == "" {
 		j.name = socket

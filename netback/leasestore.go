@@ -43,9 +43,14 @@ type storedLease struct {
 	// Privileged are the forwards of privileged host ports (as
 	// Forward.String writes them) last granted to the MAC's VM when
 	// root's process joined with them: the same VM may rejoin with them
-	// after dropping root (a VM started with --user joins as root once,
-	// then as its user after the hub restarts).
+	// after dropping root to PrivilegedUID (a VM started with --user
+	// joins as root once, then as its user after the hub restarts).
 	Privileged []string `json:"privileged,omitempty"`
+	// PrivilegedUID is the uid root's process said its VM would run as
+	// (hubHello.RunsAs), the only one besides root's that Privileged
+	// lets in; 0 (or absent, as files written before it have it) means
+	// root's alone.
+	PrivilegedUID int `json:"privileged_uid,omitempty"`
 }
 
 // leaseFile is the lease file's content.
@@ -175,26 +180,27 @@ func (s *leaseStore) touch(mac net.HardwareAddr, now time.Time) bool {
 }
 
 // grant records fwds as the privileged forwards root's VM of mac joined
-// with, replacing those of its previous join; false when mac has no
-// lease.
-func (s *leaseStore) grant(mac net.HardwareAddr, fwds []string) bool {
+// with, for its later joins as uid (or root), replacing those of its
+// previous join; false when mac has no lease.
+func (s *leaseStore) grant(mac net.HardwareAddr, fwds []string, uid int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.byMAC[mac.String()]
 	if l == nil {
 		return false
 	}
-	l.Privileged = append([]string(nil), fwds...)
+	l.Privileged, l.PrivilegedUID = append([]string(nil), fwds...), uid
 	return true
 }
 
 // granted reports whether fwd is among the privileged forwards last
-// granted to mac (grant).
-func (s *leaseStore) granted(mac net.HardwareAddr, fwd string) bool {
+// granted to mac (grant) for a join as uid: root's, or the one the grant
+// names.
+func (s *leaseStore) granted(mac net.HardwareAddr, fwd string, uid int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.byMAC[mac.String()]
-	return l != nil && slices.Contains(l.Privileged, fwd)
+	return l != nil && (uid == 0 || uid == l.PrivilegedUID) && slices.Contains(l.Privileged, fwd)
 }
 
 // lookup returns mac's address without leasing one.

@@ -37,6 +37,9 @@ type OpenOptions struct {
 	// Logf, when set, is told of a shared network lost, failing to be
 	// rejoined and rejoined (JoinOptions.Logf).
 	Logf func(format string, args ...any)
+	// RunsAs is the uid the VM's process will run as once set up, for a
+	// shared network (JoinOptions.RunsAs); the other backends ignore it.
+	RunsAs int
 }
 
 // OpenWith is Open with options.
@@ -53,7 +56,7 @@ func OpenWith(spec string, forwards []Forward, mac net.HardwareAddr, o OpenOptio
 		if err != nil {
 			return nil, fmt.Errorf("network %q: %w", spec, err)
 		}
-		return JoinWith(socket, mac, forwards, JoinOptions{Name: arg, Logf: o.Logf})
+		return JoinWith(socket, mac, forwards, JoinOptions{Name: arg, Logf: o.Logf, RunsAs: o.RunsAs})
 	case kind == "none" && !hasArg:
 		return NewNone(), nil
 	case kind == "tap" && hasArg:

@@ -142,8 +142,18 @@ func permanentJoinError(err error) bool {
 type hubHello struct {
 	MAC      string   `json:"mac,omitempty"`
 	Forwards []string `json:"forwards,omitempty"`
-	Query    string   `json:"query,omitempty"`
+	// RunsAs is the uid the VM's process runs as once set up, when it
+	// drops root after joining (JoinOptions.RunsAs); 0 when it stays
+	// as it is. Only a root process's is believed: the privileged
+	// forwards it joins with are granted to that uid's later joins of
+	// the MAC (leaseStore.grant).
+	RunsAs int    `json:"runs_as,omitempty"`
+	Query  string `json:"query,omitempty"`
 }
+
+// maxUID is the highest uid a process can have: uid_t is 32 bits, and
+// its highest value, (uid_t)-1, means "no uid" to the kernel.
+const maxUID int64 = 1<<32 - 2
 
 // hubQueryVMs asks how many VMs are joined.
 const hubQueryVMs = "vms"
@@ -270,8 +280,12 @@ func checkNetworkName(name string) error {
 }
 
 // parseHello checks a hello's body: a unicast MAC that is not the
-// gateway's, and at most hubMaxForwards well-formed forwards.
+// gateway's, at most hubMaxForwards well-formed forwards, and a uid to
+// run as (RunsAs) that a process can have.
 func parseHello(h hubHello) (net.HardwareAddr, []Forward, error) {
+	if h.RunsAs < 0 || int64(h.RunsAs) > maxUID {
+		return nil, nil, fmt.Errorf("runs_as %d is not a uid (0 to %d)", h.RunsAs, maxUID)
+	}
 	mac, err := net.ParseMAC(h.MAC)
 	if err != nil || len(mac) != 6 {
 		return nil, nil, fmt.Errorf("MAC %q is not a 6-byte Ethernet address", h.MAC)
