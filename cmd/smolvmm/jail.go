@@ -119,7 +119,15 @@ func openBackend(nc netConfig) (netback.Backend, error) {
 		jailTapFD = -1
 		return netback.TapFromFD(name, fd)
 	}
-	return netback.OpenWith(nc.Spec, nc.Forwards, nc.MAC, netback.OpenOptions{Logf: nc.Logf})
+	return netback.OpenWith(nc.Spec, nc.Forwards, nc.MAC, openOptions(nc))
+}
+
+// openOptions are the backend's settings from nc: among them, for a
+// shared network, the uid the VMM will run as (its join says so, so that
+// the network lets it rejoin as that user with the privileged forwards it
+// joined with as root).
+func openOptions(nc netConfig) netback.OpenOptions {
+	return netback.OpenOptions{Logf: nc.Logf, RunsAs: nc.RunsAs}
 }
 
 // upRunArgs is the command line of smolvmm run for the VM up boots: its

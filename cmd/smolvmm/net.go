@@ -36,10 +36,11 @@ mode 0600: only its owner's VMs may join (--group GROUP: also that group's
 members'; set on every start); the default directory is mode 0711, shared
 by every network. The leases are next to it, in NAME.leases, mode 0600. A
 VM may forward a host port below 1024 (net.ipv4.ip_unprivileged_port_start)
-only if its process is root's, or if root's VM of the same MAC joined with
-that forward before (as a VM started as root with a user to run as, before it
-drops root). If the network stops, its VMs keep running
-and reconnect when it is back. SIGINT or SIGTERM stop it, with status 0 (a service manager's
+only if its process is root's, or if it runs as the user that root's VM
+of the same MAC said it would drop to (run --user, or run --uid) when it
+joined with that forward: such a VM rejoins as that user after the network
+restarts; any other user with that MAC is refused. If the network stops,
+its VMs keep running and reconnect when it is back. SIGINT or SIGTERM stop it, with status 0 (a service manager's
 normal stop). Only the default directory is created: the directory of
 --socket must exist.
 

@@ -38,6 +38,10 @@ type netConfig struct {
 	// Logf, when set, is told of a shared network lost, failing to be
 	// rejoined and rejoined (-v).
 	Logf func(format string, args ...any)
+	// RunsAs is the uid the VMM runs as once set up, when it drops root
+	// (--user, --uid), else 0: a shared network started by root lets
+	// that uid rejoin with the privileged forwards root's join had.
+	RunsAs int
 }
 
 // parseNetFlags reads --net, -p and --mac. seed makes the default MAC

@@ -2,8 +2,13 @@ package main
 
 import (
 	"net"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/netback"
 )
 
 func TestParseNetValues(t *testing.T) {
@@ -101,6 +106,40 @@ func TestParallelMACs(t *testing.T) {
 		}
 		if got := parallelMACs(base)(tt.i); len(got) != 2 || got[0] != "--mac" || got[1] != tt.want {
 			t.Errorf("base %s, VM %d: %q, want --mac %s", tt.base, tt.i, got, tt.want)
+		}
+	}
+}
+
+// A VM that drops root (--user, --uid) tells the shared network it joins
+// which uid it will run as, so that the network lets that user, and no
+// other, rejoin with the privileged forwards granted to root's join; a VM
+// that keeps its user says nothing.
+func TestNICConfigRunsAs(t *testing.T) {
+	nobody := nobodyUser(t) // contain_test.go
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{args: []string{"--user", "nobody", "--net", "user:NAME", "-p", "1023:22"}, want: nobody.UID},
+		{args: []string{"--uid", "4321", "--gid", "4321", "--net", "user:NAME", "-p", "1023:22"}, want: 4321},
+		{args: []string{"--net", "user:NAME", "-p", "1023:22"}, want: 0},
+	}
+	for _, tt := range tests {
+		var got netback.OpenOptions
+		var err error
+		run := runCommand()
+		run.Action = func(c *cli.Context) error {
+			var nc netConfig
+			nc, err = nicConfig(c, "")
+			got = openOptions(nc)
+			return nil
+		}
+		args := slices.Concat([]string{"smolvmm", "run", "-k", "x"}, tt.args)
+		if rerr := newApp([]*cli.Command{run}).Run(args); rerr != nil || err != nil {
+			t.Fatalf("%q: %v, %v", args, rerr, err)
+		}
+		if got.RunsAs != tt.want {
+			t.Errorf("%q: the join runs as %d, want %d", args, got.RunsAs, tt.want)
 		}
 	}
 }

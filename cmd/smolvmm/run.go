@@ -593,6 +593,28 @@ func readyThroughForward(cfg *vmm.Config, nc netConfig) {
 	}
 }
 
+// nicConfig is the network card the flags ask for: --net, -p and --mac
+// (seed as parseNetFlags's), the MAC of --restore's snapshot, and the
+// user --user or --uid drop the VMM to, which a shared network is told
+// when the VMM joins it as root.
+func nicConfig(c *cli.Context, seed string) (netConfig, error) {
+	nc, err := parseNetFlags(c, seed)
+	if err != nil || nc.Spec == "none" {
+		return nc, err
+	}
+	if err := restoreNetMAC(c, &nc); err != nil { // snapshot.go
+		return nc, err
+	}
+	creds, err := dropTo(c) // contain.go
+	if err != nil {
+		return nc, err
+	}
+	if creds != nil {
+		nc.RunsAs = creds.UID
+	}
+	return nc, nil
+}
+
 // attachNIC adds the network card the --net, -p and --mac flags ask for, on
 // commands that have them. --net none means no card at all, as QEMU's
 // -nic none; its flags are still checked. The nicFailer is the card's
@@ -605,11 +627,8 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
 	if len(cfg.Disks) > 0 {
 		seed = cfg.Disks[0].Path
 	}
-	nc, err := parseNetFlags(c, seed)
+	nc, err := nicConfig(c, seed)
 	if err != nil || nc.Spec == "none" {
-		return nil, err
-	}
-	if err := restoreNetMAC(c, &nc); err != nil { // snapshot.go
 		return nil, err
 	}
 	if c.Bool("verbose") && cfg.Log != nil {
