@@ -40,9 +40,16 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait fu
 		}
 		// The guest comes first: on a busy or single-CPU host the release
 		// yields to it. The thread is never unlocked, so it ends with this
-		// goroutine rather than serving others at the lowest priority.
+		// goroutine rather than serving others at the lowest priority;
+		// but the main thread cannot end (the runtime parks it for good
+		// instead), so there the release runs at the usual priority and
+		// the thread is given back.
 		runtime.LockOSThread()
-		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+		if unix.Gettid() == unix.Getpid() {
+			defer runtime.UnlockOSThread()
+		} else {
+			_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+		}
 		tracer := tracerPID()
 		close(checked)
 		select {
