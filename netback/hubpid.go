@@ -19,12 +19,9 @@ import (
 // that of the process that created the socket, in the caller's PID
 // namespace (0 if the hub is in one the caller cannot see).
 func HubPID(socket string) (int, error) {
-	c, err := net.DialTimeout("unix", socket, hubHandshakeTimeout)
-	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-		return 0, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, socket, err)
-	}
+	c, err := dialHub(socket)
 	if err != nil {
-		return 0, fmt.Errorf("shared network %s: %w", socket, err)
+		return 0, err
 	}
 	defer c.Close()
 	raw, err := c.(*net.UnixConn).SyscallConn()
@@ -89,12 +86,9 @@ func unprivilegedPortStart() int {
 // such questions (one older than them refuses it as a malformed hello),
 // ErrHubProtocol for anything else on the socket.
 func HubVMs(socket string) (int, error) {
-	c, err := net.DialTimeout("unix", socket, hubHandshakeTimeout)
-	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-		return 0, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, socket, err)
-	}
+	c, err := dialHub(socket)
 	if err != nil {
-		return 0, fmt.Errorf("shared network %s: %w", socket, err)
+		return 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
@@ -114,4 +108,17 @@ func HubVMs(socket string) (int, error) {
 		return 0, fmt.Errorf("shared network %s: %w: answer without a count of VMs", socket, ErrHubProtocol)
 	}
 	return *ans.VMs, nil
+}
+
+// dialHub connects to the hub listening on socket, for a question: an
+// error wrapping ErrNoHub when nothing answers there.
+func dialHub(socket string) (net.Conn, error) {
+	c, err := net.DialTimeout("unix", socket, hubHandshakeTimeout)
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, socket, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shared network %s: %w", socket, err)
+	}
+	return c, nil
 }
