@@ -122,6 +122,10 @@ type Hub struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// changed holds a token after a VM joined or left, until Changed's
+	// receiver takes it: changes made meanwhile are coalesced into it.
+	changed chan struct{}
+
 	switched, dropped, spoofed, limited atomic.Uint64
 	fwd                                 forwardCounts // every VM's forwards
 
@@ -206,7 +210,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		cfg.Leases = HubLeases(cfg.Socket)
 	}
 	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{},
-		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}),
+		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}), changed: make(chan struct{}, 1),
 		peerUID: hooks.peerUID, portStart: hooks.portStart}
 	if h.peerUID == nil {
 		h.peerUID = connPeerUID
@@ -284,6 +288,19 @@ func (h *Hub) Stats() HubStats {
 		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load(),
 		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
 		DNSRefused: h.gw.resolver.refused.Load()}
+}
+
+// Changed receives after VMs joined or left: one token for every change
+// since the last one was received (none when nothing changed, so a
+// receiver waits without polling). Stats says how many VMs are joined.
+func (h *Hub) Changed() <-chan struct{} { return h.changed }
+
+// noteChange puts a token in h.changed unless one is there already.
+func (h *Hub) noteChange() {
+	select {
+	case h.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Close stops accepting, disconnects every VM (removing their forwards)
@@ -505,6 +522,7 @@ func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPo
 	h.ports[key] = p
 	h.leases.commit(plan, h.now())
 	h.mu.Unlock()
+	h.noteChange()
 	return p, 0, ""
 }
 
@@ -648,12 +666,15 @@ func (p *hubPort) unregister() {
 		// Touched as the port goes, so that once the VM is out of the
 		// switch its lease counts as seen now.
 		p.h.mu.Lock()
-		touched := false
+		touched, left := false, false
 		if p.h.ports[p.key] == p {
 			delete(p.h.ports, p.key)
-			touched = p.h.leases.touch(p.mac, p.h.now())
+			touched, left = p.h.leases.touch(p.mac, p.h.now()), true
 		}
 		p.h.mu.Unlock()
+		if left {
+			p.h.noteChange()
+		}
 		p.out.close()
 		if touched {
 			p.h.requestSave()

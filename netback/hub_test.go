@@ -248,6 +248,44 @@ func TestHubRefusesDuplicateMAC(t *testing.T) {
 	sendSum(t, b, netip.AddrPortFrom(ja.Addr(), 80), 4096)
 }
 
+// Changed holds a token once a VM has joined (before its Join returns)
+// and once one has left, and none after a refused join or a query.
+func TestHubChanged(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	pending := func() bool {
+		select {
+		case <-h.Changed():
+			return true
+		default:
+			return false
+		}
+	}
+	if pending() {
+		t.Fatal("a change before any VM joined")
+	}
+	j, err := netback.Join(h.Socket(), testMAC(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pending() {
+		t.Fatal("no change after a VM joined")
+	}
+	if _, err := netback.Join(h.Socket(), testMAC(1), nil); err == nil {
+		t.Fatal("a duplicate MAC joined")
+	}
+	if n, err := netback.HubVMs(h.Socket()); err != nil || n != 1 {
+		t.Fatalf("query: %d VMs, %v; want 1", n, err)
+	}
+	if pending() {
+		t.Fatal("a change after a refused join and a query")
+	}
+	j.Close()
+	<-h.Changed()
+	if n := h.Stats().VMs; n != 0 {
+		t.Fatalf("%d VMs joined after the change of the only one leaving", n)
+	}
+}
+
 // Join says the hub is not running, for a missing socket and for one a
 // dead hub left behind; NewHub replaces the latter but not a live hub's.
 func TestJoinWithoutHub(t *testing.T) {

@@ -137,34 +137,50 @@ func netAction(c *cli.Context) error {
 	return nil
 }
 
-// releaseAfterJoins unmaps the daemon's executable again each time the
-// number of connected VMs has changed and then stayed the same for a
-// second: a join or a leave runs code the daemon does not run again (the
-// handshake, the lease file, a NIC's set-up and removal), ~6 MiB of it
-// mapped back 64 KiB at a time, which every VM on the network would pay
-// a share of. One release takes ~0.5 ms; a burst of joins costs one. The
-// returned stop joins its goroutine.
+// joinsQuiet is how long the number of joined VMs must stay the same
+// before the daemon unmaps its executable again: a burst of joins (a VM
+// every few ms when many start at once) costs one release, and the pages
+// the joins mapped are gone soon after the last one.
+const joinsQuiet = 100 * time.Millisecond
+
+// releaseAfterJoins unmaps the daemon's executable again each time VMs
+// have joined or left and then none has for joinsQuiet: a join or a
+// leave runs code the daemon does not run again (the handshake, the lease
+// file, a NIC's set-up and removal), ~6 MiB of it mapped back 64 KiB at a
+// time, which every VM on the network would pay a share of. One release
+// takes ~0.5 ms. It waits on the hub's changes, so an idle daemon never
+// wakes for it. The returned stop joins its goroutine.
 func releaseAfterJoins(h *netback.Hub, logf func(string, ...any)) (stop func()) {
+	return releaseLoop(h.Changed(), func() <-chan time.Time { return time.After(joinsQuiet) },
+		func() bool { return releaseDaemonPages(logf) }) // exepages.go
+}
+
+// releaseLoop calls release once no token has come on changed for as
+// long as quiet's channel takes to fire (a new quiet after each token),
+// until release returns false (it said why, once; a debugger's
+// breakpoints stay) or stop is called, which joins its goroutine.
+func releaseLoop(changed <-chan struct{}, quiet func() <-chan time.Time, release func() bool) (stop func()) {
 	done, ended := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(ended)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		released, last := 0, 0 // VMs connected at the last release, at the last tick
 		for {
 			select {
 			case <-done:
 				return
-			case <-tick.C:
+			case <-changed:
 			}
-			n := h.Stats().VMs
-			if n == last && n != released {
-				if !releaseDaemonPages(logf) { // exepages.go
-					return // said once; a debugger's breakpoints stay
+			for settled := false; !settled; {
+				select {
+				case <-done:
+					return
+				case <-changed:
+				case <-quiet():
+					settled = true
 				}
-				released = n
 			}
-			last = n
+			if !release() {
+				return
+			}
 		}
 	}()
 	return func() {

@@ -1057,3 +1057,57 @@ func loopbackTCP(b *testing.B, stream []byte) time.Duration {
 	}
 	return r.end.Sub(start)
 }
+
+// releaseLoop releases once per burst of changes, only after a quiet
+// period with no change in it, not while idle, and stops for good when a
+// release fails.
+func TestReleaseLoop(t *testing.T) {
+	changed := make(chan struct{}, 1)
+	quiets := make(chan chan time.Time) // each quiet period the loop waits for
+	quiet := func() <-chan time.Time {
+		q := make(chan time.Time, 1)
+		quiets <- q
+		return q
+	}
+	results := make(chan bool) // what each release returns, given when it runs
+	release := func() bool { return <-results }
+	stop := releaseLoop(changed, quiet, release)
+	defer stop()
+	released := func() bool {
+		select {
+		case results <- true:
+			return true
+		default:
+			return false
+		}
+	}
+	for burst := range 2 {
+		changed <- struct{}{}
+		q1 := <-quiets
+		changed <- struct{}{} // another join within the quiet period
+		q2 := <-quiets        // a new quiet period: the change was seen
+		q1 <- time.Time{}     // the first period's end no longer counts
+		if released() {
+			t.Fatalf("burst %d: released before the last change was quiet", burst)
+		}
+		q2 <- time.Time{}
+		results <- true
+		select {
+		case q := <-quiets:
+			t.Fatalf("burst %d: waiting for quiet (%v) with no change since the release", burst, q)
+		case results <- true:
+			t.Fatalf("burst %d: released twice", burst)
+		default:
+		}
+	}
+	changed <- struct{}{}
+	(<-quiets) <- time.Time{}
+	results <- false // the release fails: the loop ends
+	changed <- struct{}{}
+	stop()
+	select {
+	case q := <-quiets:
+		t.Fatalf("waiting for quiet (%v) after a failed release", q)
+	default:
+	}
+}
