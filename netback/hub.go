@@ -122,8 +122,9 @@ type Hub struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// changed holds a token after a VM joined or left, until Changed's
-	// receiver takes it: changes made meanwhile are coalesced into it.
+	// changed holds a token after a VM joined or left or the leases
+	// were saved, until Changed's receiver takes it: changes made
+	// meanwhile are coalesced into it.
 	changed chan struct{}
 
 	switched, dropped, spoofed, limited atomic.Uint64
@@ -290,9 +291,11 @@ func (h *Hub) Stats() HubStats {
 		DNSRefused: h.gw.resolver.refused.Load()}
 }
 
-// Changed receives after VMs joined or left: one token for every change
-// since the last one was received (none when nothing changed, so a
-// receiver waits without polling). Stats says how many VMs are joined.
+// Changed receives after VMs joined or left, and after the lease file
+// such a change asked for was written (the last of a join's work): one
+// token for all that happened since the last one was received (none when
+// nothing did, so a receiver waits without polling). Stats says how many
+// VMs are joined.
 func (h *Hub) Changed() <-chan struct{} { return h.changed }
 
 // noteChange puts a token in h.changed unless one is there already.
@@ -549,6 +552,9 @@ func (h *Hub) saveLoop() {
 	defer close(h.saveDone)
 	for range h.saveReq {
 		h.saveLeases()
+		// The save is a join's or a leave's last work: Changed's
+		// receiver waits for it too.
+		h.noteChange()
 	}
 }
 

@@ -248,10 +248,26 @@ func TestHubRefusesDuplicateMAC(t *testing.T) {
 	sendSum(t, b, netip.AddrPortFrom(ja.Addr(), 80), 4096)
 }
 
-// Changed holds a token once a VM has joined (before its Join returns)
-// and once one has left, and none after a refused join or a query.
+// Changed holds a token once a VM has joined (before its Join returns),
+// once the lease file that join changed is written (not before), and
+// once a VM has left; none after a refused join or a query.
 func TestHubChanged(t *testing.T) {
-	h := startHub(t, t.TempDir())
+	saving, gate := make(chan struct{}), make(chan struct{})
+	first := make(chan struct{}, 1)
+	first <- struct{}{}
+	h, err := netback.NewHubWithSave(netback.HubConfig{Socket: filepath.Join(t.TempDir(), "net.sock"), Logf: t.Logf}, func(save func() error) error {
+		select {
+		case <-first: // the first save waits for the test
+			saving <- struct{}{}
+			<-gate
+		default:
+		}
+		return save()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
 	pending := func() bool {
 		select {
 		case <-h.Changed():
@@ -270,6 +286,7 @@ func TestHubChanged(t *testing.T) {
 	if !pending() {
 		t.Fatal("no change after a VM joined")
 	}
+	<-saving
 	if _, err := netback.Join(h.Socket(), testMAC(1), nil); err == nil {
 		t.Fatal("a duplicate MAC joined")
 	}
@@ -277,8 +294,10 @@ func TestHubChanged(t *testing.T) {
 		t.Fatalf("query: %d VMs, %v; want 1", n, err)
 	}
 	if pending() {
-		t.Fatal("a change after a refused join and a query")
+		t.Fatal("a change while the join's lease file was being written, after a refused join and a query")
 	}
+	close(gate)
+	<-h.Changed() // the lease file written
 	j.Close()
 	<-h.Changed()
 	if n := h.Stats().VMs; n != 0 {

@@ -137,19 +137,21 @@ func netAction(c *cli.Context) error {
 	return nil
 }
 
-// joinsQuiet is how long the number of joined VMs must stay the same
-// before the daemon unmaps its executable again: a burst of joins (a VM
-// every few ms when many start at once) costs one release, and the pages
-// the joins mapped are gone soon after the last one.
+// joinsQuiet is how long the hub must report no change (no join, no
+// leave, no lease file written) before the daemon unmaps its executable
+// again: a burst of joins (a VM every few ms when many start at once)
+// costs one release, and the pages the joins mapped are gone soon after
+// the last one.
 const joinsQuiet = 100 * time.Millisecond
 
 // releaseAfterJoins unmaps the daemon's executable again each time VMs
-// have joined or left and then none has for joinsQuiet: a join or a
-// leave runs code the daemon does not run again (the handshake, the lease
-// file, a NIC's set-up and removal), ~6 MiB of it mapped back 64 KiB at a
-// time, which every VM on the network would pay a share of. One release
-// takes ~0.5 ms. It waits on the hub's changes, so an idle daemon never
-// wakes for it. The returned stop joins its goroutine.
+// have joined or left and then, their lease file written, nothing has
+// changed for joinsQuiet: a join or a leave runs code the daemon does not
+// run again (the handshake, the lease file, a NIC's set-up and removal),
+// ~6 MiB of it mapped back 64 KiB at a time, which every VM on the
+// network would pay a share of. One release takes ~0.5 ms. It waits on
+// the hub's changes, so an idle daemon never wakes for it. The returned
+// stop joins its goroutine.
 func releaseAfterJoins(h *netback.Hub, logf func(string, ...any)) (stop func()) {
 	return releaseLoop(h.Changed(), func() <-chan time.Time { return time.After(joinsQuiet) },
 		func() bool { return releaseDaemonPages(logf) }) // exepages.go
