@@ -137,31 +137,34 @@ func netAction(c *cli.Context) error {
 	return nil
 }
 
-// joinsQuiet is how long the hub must report no change (no join, no
-// leave, no lease file written) before the daemon unmaps its executable
-// again: a burst of joins (a VM every few ms when many start at once)
-// costs one release, and the pages the joins mapped are gone soon after
-// the last one.
-const joinsQuiet = 100 * time.Millisecond
+// joinsQuiet are the quiet periods (no join, no leave, no lease file
+// written, as the hub reports) after which the daemon unmaps its
+// executable again: soon after a burst of joins (a VM every few ms when
+// many start at once), which costs one release, then once more when what
+// the joins left running has run (the garbage collector's cycle and
+// sweeping after their allocations, the lease file's writer), which maps
+// back ~2 MiB in the second after.
+var joinsQuiet = []time.Duration{100 * time.Millisecond, 1500 * time.Millisecond}
 
 // releaseAfterJoins unmaps the daemon's executable again each time VMs
 // have joined or left and then, their lease file written, nothing has
-// changed for joinsQuiet: a join or a leave runs code the daemon does not
-// run again (the handshake, the lease file, a NIC's set-up and removal),
-// ~6 MiB of it mapped back 64 KiB at a time, which every VM on the
-// network would pay a share of. One release takes ~0.5 ms. It waits on
-// the hub's changes, so an idle daemon never wakes for it. The returned
-// stop joins its goroutine.
+// changed for each of joinsQuiet in turn: a join or a leave runs code
+// the daemon does not run again (the handshake, the lease file, a NIC's
+// set-up and removal), ~6 MiB of it mapped back 64 KiB at a time, which
+// every VM on the network would pay a share of. One release takes
+// ~0.5 ms. It waits on the hub's changes, so an idle daemon never wakes
+// for it. The returned stop joins its goroutine.
 func releaseAfterJoins(h *netback.Hub, logf func(string, ...any)) (stop func()) {
-	return releaseLoop(h.Changed(), func() <-chan time.Time { return time.After(joinsQuiet) },
+	return releaseLoop(h.Changed(), joinsQuiet, time.After,
 		func() bool { return releaseDaemonPages(logf) }) // exepages.go
 }
 
-// releaseLoop calls release once no token has come on changed for as
-// long as quiet's channel takes to fire (a new quiet after each token),
-// until release returns false (it said why, once; a debugger's
+// releaseLoop, after each token on changed, calls release once no token
+// has come for quiet[0] (after(quiet[0]) fired), then again after
+// quiet[1] more, and so on; a token meanwhile starts over at quiet[0].
+// It ends when release returns false (it said why, once; a debugger's
 // breakpoints stay) or stop is called, which joins its goroutine.
-func releaseLoop(changed <-chan struct{}, quiet func() <-chan time.Time, release func() bool) (stop func()) {
+func releaseLoop(changed <-chan struct{}, quiet []time.Duration, after func(time.Duration) <-chan time.Time, release func() bool) (stop func()) {
 	done, ended := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(ended)
@@ -171,17 +174,18 @@ func releaseLoop(changed <-chan struct{}, quiet func() <-chan time.Time, release
 				return
 			case <-changed:
 			}
-			for settled := false; !settled; {
+			for i := 0; i < len(quiet); {
 				select {
 				case <-done:
 					return
 				case <-changed:
-				case <-quiet():
-					settled = true
+					i = 0
+				case <-after(quiet[i]):
+					if !release() {
+						return
+					}
+					i++
 				}
-			}
-			if !release() {
-				return
 			}
 		}
 	}()

@@ -1058,21 +1058,34 @@ func loopbackTCP(b *testing.B, stream []byte) time.Duration {
 	return r.end.Sub(start)
 }
 
-// releaseLoop releases once per burst of changes, only after a quiet
-// period with no change in it, not while idle, and stops for good when a
-// release fails.
+// releaseLoop releases after each quiet period in turn once changes
+// stop, starting over at the first on a change, not while idle, and
+// stops for good when a release fails.
 func TestReleaseLoop(t *testing.T) {
+	type wait struct {
+		d    time.Duration
+		fire chan time.Time
+	}
 	changed := make(chan struct{}, 1)
-	quiets := make(chan chan time.Time) // each quiet period the loop waits for
-	quiet := func() <-chan time.Time {
-		q := make(chan time.Time, 1)
-		quiets <- q
-		return q
+	waits := make(chan wait) // each quiet period the loop waits for
+	after := func(d time.Duration) <-chan time.Time {
+		w := wait{d, make(chan time.Time, 1)}
+		waits <- w
+		return w.fire
 	}
 	results := make(chan bool) // what each release returns, given when it runs
 	release := func() bool { return <-results }
-	stop := releaseLoop(changed, quiet, release)
+	quiet := []time.Duration{1, 2}
+	stop := releaseLoop(changed, quiet, after, release)
 	defer stop()
+	next := func(want time.Duration) wait {
+		t.Helper()
+		w := <-waits
+		if w.d != want {
+			t.Fatalf("waiting %v of quiet; want %v", w.d, want)
+		}
+		return w
+	}
 	released := func() bool {
 		select {
 		case results <- true:
@@ -1081,33 +1094,52 @@ func TestReleaseLoop(t *testing.T) {
 			return false
 		}
 	}
-	for burst := range 2 {
-		changed <- struct{}{}
-		q1 := <-quiets
-		changed <- struct{}{} // another join within the quiet period
-		q2 := <-quiets        // a new quiet period: the change was seen
-		q1 <- time.Time{}     // the first period's end no longer counts
-		if released() {
-			t.Fatalf("burst %d: released before the last change was quiet", burst)
-		}
-		q2 <- time.Time{}
-		results <- true
+	idle := func(when string) {
+		t.Helper()
 		select {
-		case q := <-quiets:
-			t.Fatalf("burst %d: waiting for quiet (%v) with no change since the release", burst, q)
+		case w := <-waits:
+			t.Fatalf("%s: waiting %v of quiet with no change", when, w.d)
 		case results <- true:
-			t.Fatalf("burst %d: released twice", burst)
+			t.Fatalf("%s: released with no change", when)
 		default:
 		}
 	}
+	idle("at start")
+	// A burst: the second change starts the first quiet period over.
 	changed <- struct{}{}
-	(<-quiets) <- time.Time{}
-	results <- false // the release fails: the loop ends
+	w1 := next(1)
+	changed <- struct{}{}
+	w2 := next(1) // the change was seen
+	w1.fire <- time.Time{}
+	if released() {
+		t.Fatal("released before the last change was quiet")
+	}
+	w2.fire <- time.Time{}
+	results <- true
+	next(2).fire <- time.Time{}
+	results <- true
+	idle("after both releases")
+	// A change in the second period starts over at the first.
+	changed <- struct{}{}
+	next(1).fire <- time.Time{}
+	results <- true
+	w := next(2)
+	changed <- struct{}{}
+	w1 = next(1)
+	w.fire <- time.Time{} // the abandoned period's end no longer counts
+	if released() {
+		t.Fatal("released at the end of a period a change cut short")
+	}
+	w1.fire <- time.Time{}
+	results <- true
+	next(2).fire <- time.Time{}
+	results <- true
+	idle("after the second burst")
+	// A failed release ends the loop.
+	changed <- struct{}{}
+	next(1).fire <- time.Time{}
+	results <- false
 	changed <- struct{}{}
 	stop()
-	select {
-	case q := <-quiets:
-		t.Fatalf("waiting for quiet (%v) after a failed release", q)
-	default:
-	}
+	idle("after a failed release")
 }
