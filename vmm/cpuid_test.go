@@ -67,6 +67,65 @@ func TestTuneCPUID(t *testing.T) {
 	}
 }
 
+// TestCPUIDOneCPUTopology checks that every topology leaf describes the one
+// CPU leaf 1 declares, whatever the host's counts, read the way NetBSD's
+// x86_cpu_topology reads them (Intel: leaf 1 EBX[23:16] logical CPUs, leaf
+// 4 EAX[31:26]+1 cores; AMD: 0x80000008 ECX NC and core ID size, 0x8000001E
+// threads per core).
+func TestCPUIDOneCPUTopology(t *testing.T) {
+	host := []kvm.CPUIDEntry2{
+		{Function: 0, Eax: 0x1F, Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E},
+		{Function: 1, Ebx: 0x10100800, Edx: 1 << 28}, // HTT, 16 logical CPUs, APIC ID 16
+		{Function: 4, Index: 0, Eax: 0x1C004121},     // 8 cores, 2 sharing the L1d
+		{Function: 4, Index: 3, Eax: 0x1C03C163},     // 16 sharing the L3
+		{Function: 0xB, Index: 0, Eax: 1, Ebx: 2, Ecx: 0x100, Edx: 5},
+		{Function: 0xB, Index: 1, Eax: 4, Ebx: 16, Ecx: 0x201, Edx: 5},
+		{Function: 0xB, Index: 2, Eax: 0, Ebx: 0, Ecx: 2, Edx: 5}, // the invalid level ending the list
+		{Function: 0x80000008, Ecx: 0x700F},                       // 16 cores, 7 core ID bits
+		{Function: 0x8000001D, Index: 0, Eax: 0x4121},             // 2 sharing
+		{Function: 0x8000001E, Eax: 0x11, Ebx: 0x0108, Ecx: 0x0103},
+	}
+	out := tuneCPUID(slices.Clone(host), 0)
+	if len(out) != len(host) {
+		t.Fatalf("%d leaves out of %d", len(out), len(host))
+	}
+	for i, e := range out {
+		name := fmt.Sprintf("leaf %#x.%d", e.Function, e.Index)
+		switch e.Function {
+		case 1:
+			if got := (e.Ebx >> 16) & 0xFF; got != 1 {
+				t.Errorf("%s: %d logical CPUs, want 1", name, got)
+			}
+		case 4, 0x8000001D:
+			if cores, sharing := e.Eax>>26+1, (e.Eax>>14)&0xFFF+1; e.Function == 4 && cores != 1 || sharing != 1 {
+				t.Errorf("%s EAX %#x: %d cores, %d CPUs sharing, want 1 and 1", name, e.Eax, cores, sharing)
+			}
+			if e.Eax&0x3FFF != host[i].Eax&0x3FFF {
+				t.Errorf("%s EAX %#x: the cache's type and level changed (host %#x)", name, e.Eax, host[i].Eax)
+			}
+		case 0xB:
+			level := (e.Ecx >> 8) & 0xFF
+			if e.Edx != 0 {
+				t.Errorf("%s: x2APIC ID %d, want 0", name, e.Edx)
+			}
+			if level != 0 && (e.Ebx&0xFFFF != 1 || e.Eax&0x1F != 0) {
+				t.Errorf("%s (level type %d): %d CPUs, shift %d; want 1 and 0", name, level, e.Ebx&0xFFFF, e.Eax&0x1F)
+			}
+			if level == 0 && e.Ebx != 0 {
+				t.Errorf("%s: the invalid level must stay empty, EBX %#x", name, e.Ebx)
+			}
+		case 0x80000008:
+			if nc, bits := e.Ecx&0xFF, (e.Ecx>>12)&0xF; nc != 0 || bits != 0 {
+				t.Errorf("%s: NC %d, core ID bits %d; want 0 and 0", name, nc, bits)
+			}
+		case 0x8000001E:
+			if e.Eax != 0 || e.Ebx&0xFFFF != 0 || e.Ecx&0x7FF != 0 {
+				t.Errorf("%s = %#x %#x %#x: want extended APIC ID, core, threads and node all 0", name, e.Eax, e.Ebx, e.Ecx)
+			}
+		}
+	}
+}
+
 // TestTSCLeafFrequency reads the leaf 0x15 tuneCPUID makes the way NetBSD's
 // cpu_tsc_freq_cpuid does (crystal kHz = ECX/1000, TSC = kHz*1000*EBX/EAX)
 // and Linux does (ECX*EBX/EAX): both must get the vCPU's TSC frequency,

@@ -285,12 +285,32 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 			e.Ebx = e.Ebx&^0xFF0000 | 1<<16 // one logical processor
 		case 0xA:
 			e.Eax, e.Ebx, e.Ecx, e.Edx = 0, 0, 0, 0
+		case 4, 0x8000001D:
+			// One core per package and one logical CPU per cache, as
+			// leaf 1 says: KVM passes the host's counts, and NetBSD's
+			// x86_cpu_topology (arch/x86/x86/cpu_topology.c) takes
+			// cores from leaf 4 and logical CPUs from leaf 1, asserts
+			// the second is not smaller, and otherwise derives a
+			// 32-bit SMT field from their wrapped quotient.
+			e.Eax &^= 0x3F<<26 | 0xFFF<<14
 		case 0xB, 0x1F:
 			// x2APIC ID 0, as in leaf 1. KVM passes the ID of the
 			// host CPU that answered, which varies from call to
 			// call: a snapshot would record one, and a restore find
-			// another.
+			// another. Each level holds this one CPU.
 			e.Edx = 0
+			if (e.Ecx>>8)&0xFF != 0 {
+				e.Eax &^= 0x1F
+				e.Ebx = e.Ebx&^0xFFFF | 1
+			}
+		case 0x80000008:
+			e.Ecx &^= 0xF<<12 | 0xFF // AMD: one core, no core ID bits
+		case 0x8000001E:
+			// AMD: extended APIC ID 0, core 0 with one thread, node 0
+			// of one (NetBSD reads the threads on family 0x17).
+			e.Eax = 0
+			e.Ebx &^= 0xFFFF
+			e.Ecx &^= 0x7FF
 		}
 	}
 	if !intel || tscKHz == 0 || maxLeaf < 0 {
