@@ -28,6 +28,9 @@ type Config struct {
 	Sets []string
 	// Service is laid over the sets; required.
 	Service *service.Service
+	// Arch is the NetBSD port the sets are for (ArchI386 or ArchAMD64),
+	// which decides the /dev numbers; "" is DefaultArch.
+	Arch string
 	// SizeMB is the image size in MiB; 0 sizes it to the content plus headroom.
 	SizeMB int
 	// Timestamp (Unix seconds) goes in the superblock and on every file
@@ -55,6 +58,9 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("no service given")
 	}
+	if err := CheckArch(cfg.Arch); err != nil {
+		return nil, err
+	}
 	if len(cfg.Sets) == 0 {
 		return nil, fmt.Errorf("no sets given: name at least one set (e.g. rescue.tgz)")
 	}
@@ -62,7 +68,7 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if err := readSets(t, cfg.Sets, cfg.ReadProgress); err != nil {
 		return nil, err
 	}
-	if err := Overlay(t, cfg.Service); err != nil {
+	if err := Overlay(t, cfg.Service, cfg.Arch); err != nil {
 		return nil, err
 	}
 	if err := RunPostinst(ctx, t, cfg.Service, cfg.Log); err != nil {

@@ -158,7 +158,7 @@ func ExampleOverlay() {
 	t.Link("rescue/init", "rescue/sh")
 	t.Link("rescue/mount_ext2fs", "rescue/sh")
 	svc, _ := service.Load("rescue", "")
-	if err := imagebuilder.Overlay(t, svc); err != nil {
+	if err := imagebuilder.Overlay(t, svc, ""); err != nil {
 		fmt.Println(err)
 		return
 	}

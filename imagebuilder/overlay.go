@@ -28,7 +28,17 @@ const (
 	gidOperator = 5
 )
 
-// Device is one /dev node of NetBSD i386.
+// Ports an image can be built for: the /dev nodes differ between them.
+const (
+	ArchI386  = "i386"
+	ArchAMD64 = "amd64"
+)
+
+// DefaultArch is the port of an image whose Config.Arch is empty: i386,
+// the port smolvmm fetch downloads by default.
+const DefaultArch = ArchI386
+
+// Device is one /dev node.
 type Device struct {
 	Name         string
 	Type         fstree.Type
@@ -37,33 +47,86 @@ type Device struct {
 	GID          uint32
 }
 
-// Devices are the /dev nodes every image gets, with NetBSD i386 majors
-// (majors.i386): what init, the shells and the ld disks need. Disk minors
-// use the old encoding unit*8+partition, so ld1a is 19,8.
-var Devices = []Device{
-	{"console", fstree.CharDev, 0, 0, 0600, 0},
-	{"constty", fstree.CharDev, 0, 1, 0600, 0},
-	{"tty", fstree.CharDev, 1, 0, 0666, 0},
-	{"mem", fstree.CharDev, 2, 0, 0640, gidKmem},
-	{"kmem", fstree.CharDev, 2, 1, 0640, gidKmem},
-	{"null", fstree.CharDev, 2, 2, 0666, 0},
-	{"full", fstree.CharDev, 2, 11, 0666, 0},
-	{"zero", fstree.CharDev, 2, 12, 0666, 0},
-	{"drum", fstree.CharDev, 4, 0, 0640, gidKmem},
-	{"klog", fstree.CharDev, 7, 0, 0600, 0},
-	{"tty00", fstree.CharDev, 8, 0, 0600, 0},
-	{"ld0a", fstree.BlockDev, 19, 0, 0640, gidOperator},
-	{"ld1a", fstree.BlockDev, 19, 8, 0640, gidOperator},
-	{"stdin", fstree.CharDev, 22, 0, 0666, 0},
-	{"stdout", fstree.CharDev, 22, 1, 0666, 0},
-	{"stderr", fstree.CharDev, 22, 2, 0666, 0},
-	{"random", fstree.CharDev, 46, 0, 0444, 0},
-	{"urandom", fstree.CharDev, 46, 1, 0644, 0},
-	{"rld0a", fstree.CharDev, 69, 0, 0640, gidOperator},
-	{"rld1a", fstree.CharDev, 69, 8, 0640, gidOperator},
-	{"ksyms", fstree.CharDev, 101, 0, 0440, gidKmem},
-	{"ptm", fstree.CharDev, 165, 0, 0666, 0},
-	{"drvctl", fstree.CharDev, 167, 0, 0644, 0},
+// portDevs is what differs between the ports' /dev nodes.
+type portDevs struct {
+	ksyms     uint32                         // char major of ksyms
+	diskMinor func(unit, part uint32) uint32 // DISKMINOR of <machine/disklabel.h>
+}
+
+// ports holds the numbers of NetBSD 9.1's sys/arch/i386/conf/majors.i386
+// and sys/arch/amd64/conf/majors.amd64. Every other node of Devices has
+// the same number on both: cons 0, ctty 1, mem 2, swap 4, log 7, com 8,
+// filedesc 22, rnd 46, ld char 69 / block 19 (majors.i386:6-70,
+// majors.amd64:6-66), ptm 165 and drvctl 167 (sys/conf/majors:17,19);
+// the mem minors are sys/sys/conf.h:234-241's, rnd's sys/sys/rnd.h:42-43.
+var ports = map[string]portDevs{
+	// majors.i386:102. i386 keeps the pre-1.6 8-partition minors for
+	// partitions a-h (sys/arch/i386/include/disklabel.h:48-54), so ld1a
+	// is 19,8.
+	ArchI386: {ksyms: 101, diskMinor: func(unit, part uint32) uint32 {
+		const old, maxDisks = 8, (1 << 20) / 16
+		return unit*old + part%old + part/old*(maxDisks*old)
+	}},
+	// majors.amd64:82. amd64 uses the plain encoding unit*MAXPARTITIONS
+	// + part with MAXPARTITIONS 16 (sys/arch/amd64/include/disklabel.h:41,
+	// sys/sys/disklabel.h:89-92), so ld1a is 19,16.
+	ArchAMD64: {ksyms: 85, diskMinor: func(unit, part uint32) uint32 { return unit*16 + part }},
+}
+
+// CheckArch reports an error unless images can be built for arch ("" is
+// DefaultArch).
+func CheckArch(arch string) error {
+	if arch == "" {
+		return nil
+	}
+	if _, ok := ports[arch]; !ok {
+		return fmt.Errorf("arch %q: images can be built for %s and %s only (their /dev numbers differ)", arch, ArchI386, ArchAMD64)
+	}
+	return nil
+}
+
+// Devices returns the /dev nodes every image for NetBSD port arch gets
+// ("" is DefaultArch): what init, the shells and the ld disks need.
+func Devices(arch string) ([]Device, error) {
+	if err := CheckArch(arch); err != nil {
+		return nil, err
+	}
+	if arch == "" {
+		arch = DefaultArch
+	}
+	p := ports[arch]
+	disk := func(name string, t fstree.Type, unit, part uint32) Device {
+		major := uint32(19)
+		if t == fstree.CharDev {
+			major = 69
+		}
+		return Device{name, t, major, p.diskMinor(unit, part), 0640, gidOperator}
+	}
+	return []Device{
+		{"console", fstree.CharDev, 0, 0, 0600, 0},
+		{"constty", fstree.CharDev, 0, 1, 0600, 0},
+		{"tty", fstree.CharDev, 1, 0, 0666, 0},
+		{"mem", fstree.CharDev, 2, 0, 0640, gidKmem},
+		{"kmem", fstree.CharDev, 2, 1, 0640, gidKmem},
+		{"null", fstree.CharDev, 2, 2, 0666, 0},
+		{"full", fstree.CharDev, 2, 11, 0666, 0},
+		{"zero", fstree.CharDev, 2, 12, 0666, 0},
+		{"drum", fstree.CharDev, 4, 0, 0640, gidKmem},
+		{"klog", fstree.CharDev, 7, 0, 0600, 0},
+		{"tty00", fstree.CharDev, 8, 0, 0600, 0},
+		disk("ld0a", fstree.BlockDev, 0, 0),
+		disk("ld1a", fstree.BlockDev, 1, 0),
+		{"stdin", fstree.CharDev, 22, 0, 0666, 0},
+		{"stdout", fstree.CharDev, 22, 1, 0666, 0},
+		{"stderr", fstree.CharDev, 22, 2, 0666, 0},
+		{"random", fstree.CharDev, 46, 0, 0444, 0},
+		{"urandom", fstree.CharDev, 46, 1, 0644, 0},
+		disk("rld0a", fstree.CharDev, 0, 0),
+		disk("rld1a", fstree.CharDev, 1, 0),
+		{"ksyms", fstree.CharDev, p.ksyms, 0, 0440, gidKmem},
+		{"ptm", fstree.CharDev, 165, 0, 0666, 0},
+		{"drvctl", fstree.CharDev, 167, 0, 0644, 0},
+	}, nil
 }
 
 // RescueLinks are the paths the kernel and rc need that a rescue-only image
@@ -74,9 +137,14 @@ var RescueLinks = [][2]string{
 	{"bin/sh", "rescue/sh"},
 }
 
-// AddDevices puts the Devices in /dev, replacing any the sets carried.
-func AddDevices(t *fstree.Tree) error {
-	for _, d := range Devices {
+// AddDevices puts the Devices of port arch in /dev, replacing any the
+// sets carried.
+func AddDevices(t *fstree.Tree, arch string) error {
+	devs, err := Devices(arch)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
 		n := fstree.NewDevice(d.Type, d.Perm, d.Major, d.Minor)
 		n.GID = d.GID
 		if err := t.Put("dev/"+d.Name, n); err != nil {
@@ -110,9 +178,13 @@ func AddRescueLinks(t *fstree.Tree) error {
 
 // Overlay installs the service into t: /etc/fstab, the service's etc/ over
 // /etc, common/ as /etc/include, /etc/ttys if still missing, /tmp and
-// /root if missing, the /dev nodes and the rescue links. New nodes belong
-// to root:wheel and carry no mtime (the image timestamp applies).
-func Overlay(t *fstree.Tree, s *service.Service) error {
+// /root if missing, the /dev nodes of port arch ("" is DefaultArch) and
+// the rescue links. New nodes belong to root:wheel and carry no mtime (the
+// image timestamp applies).
+func Overlay(t *fstree.Tree, s *service.Service, arch string) error {
+	if err := CheckArch(arch); err != nil {
+		return err
+	}
 	if err := t.Put("etc/fstab", fstree.NewFile(0644, []byte(Fstab))); err != nil {
 		return fmt.Errorf("/etc/fstab: %w", err)
 	}
@@ -140,7 +212,7 @@ func Overlay(t *fstree.Tree, s *service.Service) error {
 			}
 		}
 	}
-	if err := AddDevices(t); err != nil {
+	if err := AddDevices(t, arch); err != nil {
 		return err
 	}
 	return AddRescueLinks(t)

@@ -1,8 +1,10 @@
 package imagebuilder_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
@@ -29,7 +31,7 @@ func TestOverlay(t *testing.T) {
 	tr.Put("dev/null", fstree.NewDevice(fstree.CharDev, 0600, 9, 9))
 	tr.Put("rescue/sh", fstree.NewFile(0555, []byte("crunched")))
 	tr.Link("rescue/init", "rescue/sh")
-	if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir)); err != nil {
+	if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir), ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ path, content string }{
@@ -61,25 +63,65 @@ func TestOverlay(t *testing.T) {
 	if n, _ := tr.Get("tmp"); n == nil || n.Perm != 01777 {
 		t.Errorf("tmp: %+v", n)
 	}
-	// NETBSD-BOOT.md section 5, i386 numbers.
-	for _, d := range []struct {
-		name         string
-		typ          fstree.Type
-		major, minor uint32
-	}{
+	checkDevices(t, tr, imagebuilder.ArchI386) // "" is i386
+}
+
+// devNode is one expected /dev node.
+type devNode struct {
+	name         string
+	typ          fstree.Type
+	major, minor uint32
+}
+
+// wantDevices are the nodes of each port, from NetBSD 9.1's
+// majors.i386 and majors.amd64 (ksyms 101 and 85) and the ports'
+// DISKMINOR (i386's old unit*8+part for a-h, amd64's unit*16+part).
+var wantDevices = map[string][]devNode{
+	imagebuilder.ArchI386:  append(commonDevices(), devNode{"ksyms", fstree.CharDev, 101, 0}, devNode{"ld1a", fstree.BlockDev, 19, 8}, devNode{"rld1a", fstree.CharDev, 69, 8}),
+	imagebuilder.ArchAMD64: append(commonDevices(), devNode{"ksyms", fstree.CharDev, 85, 0}, devNode{"ld1a", fstree.BlockDev, 19, 16}, devNode{"rld1a", fstree.CharDev, 69, 16}),
+}
+
+// commonDevices are the nodes with the same numbers on i386 and amd64.
+func commonDevices() []devNode {
+	return []devNode{
 		{"console", fstree.CharDev, 0, 0}, {"constty", fstree.CharDev, 0, 1}, {"tty", fstree.CharDev, 1, 0},
 		{"mem", fstree.CharDev, 2, 0}, {"kmem", fstree.CharDev, 2, 1}, {"null", fstree.CharDev, 2, 2},
 		{"full", fstree.CharDev, 2, 11}, {"zero", fstree.CharDev, 2, 12}, {"drum", fstree.CharDev, 4, 0},
 		{"klog", fstree.CharDev, 7, 0}, {"tty00", fstree.CharDev, 8, 0}, {"ld0a", fstree.BlockDev, 19, 0},
-		{"ld1a", fstree.BlockDev, 19, 8}, {"rld0a", fstree.CharDev, 69, 0}, {"stdin", fstree.CharDev, 22, 0},
+		{"rld0a", fstree.CharDev, 69, 0}, {"stdin", fstree.CharDev, 22, 0},
 		{"stdout", fstree.CharDev, 22, 1}, {"stderr", fstree.CharDev, 22, 2}, {"random", fstree.CharDev, 46, 0},
-		{"urandom", fstree.CharDev, 46, 1}, {"ksyms", fstree.CharDev, 101, 0}, {"ptm", fstree.CharDev, 165, 0},
-		{"drvctl", fstree.CharDev, 167, 0},
-	} {
+		{"urandom", fstree.CharDev, 46, 1}, {"ptm", fstree.CharDev, 165, 0}, {"drvctl", fstree.CharDev, 167, 0},
+	}
+}
+
+func checkDevices(t *testing.T, tr *fstree.Tree, arch string) {
+	t.Helper()
+	for _, d := range wantDevices[arch] {
 		n, err := tr.Get("dev/" + d.name)
 		if err != nil || n.Type != d.typ || n.Major != d.major || n.Minor != d.minor {
-			t.Errorf("/dev/%s: %+v %v, want %s %d,%d", d.name, n, err, d.typ, d.major, d.minor)
+			t.Errorf("%s /dev/%s: %+v %v, want %s %d,%d", arch, d.name, n, err, d.typ, d.major, d.minor)
 		}
+	}
+}
+
+// TestOverlayArch checks each port's /dev numbers, and that an unknown
+// port is refused rather than given another's.
+func TestOverlayArch(t *testing.T) {
+	for _, arch := range []string{imagebuilder.ArchI386, imagebuilder.ArchAMD64} {
+		t.Run(arch, func(t *testing.T) {
+			tr := fstree.New()
+			if err := imagebuilder.Overlay(tr, loadService(t, "rescue", ""), arch); err != nil {
+				t.Fatal(err)
+			}
+			checkDevices(t, tr, arch)
+		})
+	}
+	err := imagebuilder.Overlay(fstree.New(), loadService(t, "rescue", ""), "sparc64")
+	if err == nil || !strings.Contains(err.Error(), `arch "sparc64"`) {
+		t.Errorf("unknown arch: got %v", err)
+	}
+	if _, err := imagebuilder.BuildTree(context.Background(), &imagebuilder.Config{Sets: []string{"x"}, Service: loadService(t, "rescue", ""), Arch: "vax"}); err == nil || !strings.Contains(err.Error(), `arch "vax"`) {
+		t.Errorf("BuildTree with an unknown arch: got %v", err)
 	}
 }
 
@@ -98,7 +140,7 @@ func TestRescueLinksBesideSymlinkedDirs(t *testing.T) {
 	tr.Put("rescue/sh", fstree.NewFile(0555, []byte("crunched")))
 	tr.Link("rescue/init", "rescue/sh")
 	tr.Put("bin", fstree.NewSymlink("rescue"))
-	if err := imagebuilder.Overlay(tr, loadService(t, "rescue", "")); err != nil {
+	if err := imagebuilder.Overlay(tr, loadService(t, "rescue", ""), ""); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := tr.Get("bin"); n == nil || n.Type != fstree.Symlink || n.Target != "rescue" {

@@ -48,6 +48,7 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "output `FILE` [default: root.img, data.img with --data]"},
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
+			&cli.StringFlag{Name: "arch", Value: imagebuilder.DefaultArch, Usage: "NetBSD port (`ARCH`) the sets are for, which decides the /dev numbers: " + imagebuilder.ArchI386 + " or " + imagebuilder.ArchAMD64},
 			&cli.StringFlag{Name: "timestamp", Usage: "`T` for the superblock and files without a time: Unix seconds or RFC 3339 [default: $SOURCE_DATE_EPOCH, else now]"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing image (a regular file; through a symlink, its target)"},
 			&cli.StringFlag{Name: "data", Usage: "build a data disk holding host `DIR` instead of a root image"},
@@ -93,7 +94,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	// Flags of the other kind of image would be silently ignored.
 	if c.String("data") != "" {
 		for _, f := range []struct{ name, shown string }{
-			{"service", "-s"}, {"sets", "-x"}, {"service-dir", "--service-dir"}, {"timestamp", "--timestamp"},
+			{"service", "-s"}, {"sets", "-x"}, {"service-dir", "--service-dir"}, {"timestamp", "--timestamp"}, {"arch", "--arch"},
 		} {
 			if c.IsSet(f.name) {
 				return usageErrorf("%s is for root images; a --data disk holds only its directory (drop %s, or drop --data)", f.shown, f.shown)
@@ -134,6 +135,10 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())
 		return nil
 	}
+	arch := c.String("arch")
+	if err := imagebuilder.CheckArch(arch); err != nil {
+		return usageErrorf("--arch: %v", err)
+	}
 	ts, err := parseTimestamp(c.String("timestamp"))
 	if err != nil && c.String("timestamp") != "" {
 		return usageErrorf("%v", err) // a bad --timestamp; a bad SOURCE_DATE_EPOCH is not the command line's
@@ -162,11 +167,11 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	} else if auto {
 		sizeMB = 0
 	}
-	sets, err := resolveSets(c.StringSlice("sets"), svc.Config.Sets)
+	sets, err := resolveSets(c.StringSlice("sets"), svc.Config.Sets, arch)
 	if err != nil {
 		return err
 	}
-	cfg := imagebuilder.Config{Sets: sets, Service: svc, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: log}
+	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: log}
 	start := time.Now()
 	reading := progress(log, "reading sets")
 	cfg.ReadProgress = reading.update
@@ -249,8 +254,8 @@ func parseTimestamp(s string) (int64, error) {
 }
 
 // resolveSets returns the -x paths (split on commas), or, when none are
-// given, the service's set names resolved by findSet.
-func resolveSets(flags, names []string) ([]string, error) {
+// given, the service's set names resolved by findSet for port arch.
+func resolveSets(flags, names []string, arch string) ([]string, error) {
 	out := splitCommas(flags)
 	for _, p := range out {
 		if err := checkInputPath("-x", p); err != nil {
@@ -261,7 +266,7 @@ func resolveSets(flags, names []string) ([]string, error) {
 		return out, nil
 	}
 	for _, n := range names {
-		p, err := findSet(n)
+		p, err := findSet(n, arch)
 		if err != nil {
 			return nil, err
 		}
@@ -273,8 +278,8 @@ func resolveSets(flags, names []string) ([]string, error) {
 // findSet finds the file of a set named without a path: NAME.tgz,
 // NAME.tar.xz or the directory NAME in the current directory, then in
 // sets/ (where mkimg.sh kept them), then among the files smolvmm fetch
-// verified into its cache for the default release.
-func findSet(name string) (string, error) {
+// verified into its cache for the default version of port arch.
+func findSet(name, arch string) (string, error) {
 	cands := []string{name + ".tgz", name + ".tar.xz", name}
 	for _, dir := range []string{"", "sets"} {
 		for _, c := range cands {
@@ -286,24 +291,32 @@ func findSet(name string) (string, error) {
 			}
 		}
 	}
-	p, cache, err := cachedSet(name)
+	p, cache, err := cachedSet(name, arch)
 	if p != "" || err != nil {
 		return p, err
 	}
+	fetchArgs := name
+	if arch != "" && arch != fetch.DefaultArch {
+		fetchArgs = "--arch " + arch + " " + name
+	}
 	return "", fmt.Errorf("set %q: none of %s in the current directory, in sets/ or in %s: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
-		name, strings.Join(cands, ", "), cache, name)
+		name, strings.Join(cands, ", "), cache, fetchArgs)
 }
 
-// cachedSet returns set name from the cache of the default release when
+// cachedSet returns set name from the cache of the default version of
+// port arch ("" is the default port) when
 // smolvmm fetch put it there, re-verified against the cached SHA512 file
 // (a copy that no longer matches is an error, never used). It also returns
 // the directory it looked in, for messages.
-func cachedSet(name string) (path, dir string, err error) {
+func cachedSet(name, arch string) (path, dir string, err error) {
+	if arch == "" {
+		arch = fetch.DefaultArch
+	}
 	root, err := fetch.DefaultCacheDir()
 	if err != nil {
 		return "", "the fetch cache", nil
 	}
-	dir = filepath.Join(root, fetch.DefaultVersion, fetch.DefaultArch, "sets")
+	dir = filepath.Join(root, fetch.DefaultVersion, arch, "sets")
 	data, err := os.ReadFile(filepath.Join(dir, "SHA512"))
 	if err != nil {
 		return "", dir, nil

@@ -115,6 +115,8 @@ func TestMkimgOptions(t *testing.T) {
 		{"fs without data", fakeFlags{"fs": "iso9660", "image": "f.img"}, "--fs is for data disks: use it with --data DIR", "f.img", 0},
 		{"data with sets", fakeFlags{"data": share, "sets": []string{"rescue.tgz"}, "image": "g.img"}, "-x is for root images", "g.img", 0},
 		{"data with service", fakeFlags{"data": share, "service": "rescue", "image": "h.img"}, "-s is for root images", "h.img", 0},
+		{"unknown arch", fakeFlags{"arch": "sparc64", "image": "j.img"}, `--arch: arch "sparc64": images can be built for i386 and amd64 only`, "j.img", 0},
+		{"data with arch", fakeFlags{"data": share, "arch": "amd64", "image": "k.img"}, "--arch is for root images", "k.img", 0},
 		{"iso with a size", fakeFlags{"data": share, "fs": "iso9660", "megabytes": "50", "image": "i.iso"}, "-m 50: an ISO 9660 image is as large as its content", "i.iso", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +145,32 @@ func TestMkimgOptions(t *testing.T) {
 	for _, e := range es {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
+
+// TestMkimgArch: --arch decides the /dev numbers in the image (ksyms is
+// char 101 on i386 and 85 on amd64, NetBSD 9.1's majors.i386 and
+// majors.amd64); i386 is the default.
+func TestMkimgArch(t *testing.T) {
+	if _, err := exec.LookPath("debugfs"); err != nil {
+		t.Skip("debugfs (e2fsprogs) is not installed: the image cannot be read")
+	}
+	inSetDir(t)
+	for _, tc := range []struct {
+		flags fakeFlags
+		want  string
+	}{
+		{fakeFlags{"image": "default.img"}, "101:00"},
+		{fakeFlags{"image": "i386.img", "arch": "i386"}, "101:00"},
+		{fakeFlags{"image": "amd64.img", "arch": "amd64"}, "85:00"},
+	} {
+		if err := mkimg(context.Background(), tc.flags, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("debugfs", "-R", "stat /dev/ksyms", tc.flags["image"].(string)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Device major/minor number: "+tc.want) {
+			t.Errorf("%v: /dev/ksyms: %v\n%s\nwant %s", tc.flags, err, out, tc.want)
 		}
 	}
 }
@@ -190,15 +218,16 @@ func TestFindSet(t *testing.T) {
 	os.WriteFile(filepath.Join(sets, "comp.tgz"), []byte("tampered"), 0644)
 	os.WriteFile(filepath.Join(sets, "SHA512"), fetchtest.DigestFile(map[string][]byte{"base.tar.xz": base, "comp.tgz": comp}), 0644)
 	for _, tc := range []struct {
-		name, want, err string
+		name, want, arch, err string
 	}{
-		{"etc", "etc.tgz", ""},
-		{"rescue", filepath.Join("sets", "rescue.tgz"), ""},
-		{"base", filepath.Join(sets, "base.tar.xz"), ""},
-		{"comp", "", "does not match its SHA512"},
-		{"games", "", `none of games.tgz, games.tar.xz, games in the current directory, in sets/ or in ` + sets},
+		{"etc", "etc.tgz", "", ""},
+		{"rescue", filepath.Join("sets", "rescue.tgz"), "", ""},
+		{"base", filepath.Join(sets, "base.tar.xz"), "", ""},
+		{"comp", "", "", "does not match its SHA512"},
+		{"base", "", "amd64", `set "base": none of base.tgz, base.tar.xz, base in the current directory, in sets/ or in ` + filepath.Join(cache, "smolvmm", fetch.DefaultVersion, "amd64", "sets") + `: pass -x PATH, or fetch the set first (smolvmm fetch --arch amd64 base)`},
+		{"games", "", "", `none of games.tgz, games.tar.xz, games in the current directory, in sets/ or in ` + sets},
 	} {
-		got, err := findSet(tc.name)
+		got, err := findSet(tc.name, tc.arch)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: got %q, %v; want an error containing %q", tc.name, got, err, tc.err)

@@ -38,6 +38,7 @@ type upBuild struct {
 	Service    string
 	ServiceDir string   // "" for the embedded services
 	Sets       []string // verified set files
+	Arch       string   // the release's port, which decides the /dev numbers
 	SizeMB     int
 	Out        string    // the image, created or replaced atomically (never half written)
 	Log        io.Writer // output of the service's postinst scripts
@@ -160,7 +161,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		if err := checkWritable("image "+res.Image, res.Image); err != nil {
 			return "", err
 		}
-		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: im.Sets, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
+		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: im.Sets, Arch: res.Release.Arch, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
 		if err != nil {
 			return "", err
 		}
@@ -273,6 +274,11 @@ Examples:
 			}
 			if err := checkSnapshotFlags(c); err != nil { // snapshot.go
 				return err
+			}
+			// The image's /dev numbers depend on the port: one up cannot
+			// build an image for is refused before the download.
+			if err := imagebuilder.CheckArch(c.String("arch")); err != nil {
+				return usageErrorf("--arch: %v", err)
 			}
 			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")}
 			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
@@ -491,7 +497,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, SizeMB: b.SizeMB, Log: b.Log, Force: true}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, Arch: b.Arch, SizeMB: b.SizeMB, Log: b.Log, Force: true}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	if err != nil {
 		return "", err

@@ -114,7 +114,7 @@ func TestUpStepsAndCaching(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", re, log.String())
 		}
 	}
-	if b := f.builds[0]; len(b.Sets) != 1 || b.Sets[0] != res.Release.Sets[0].Path || b.SizeMB != 10 || b.Service != "rescue" {
+	if b := f.builds[0]; len(b.Sets) != 1 || b.Sets[0] != res.Release.Sets[0].Path || b.SizeMB != 10 || b.Service != "rescue" || b.Arch != "i386" {
 		t.Errorf("build request %+v", b)
 	}
 	if got, _ := os.ReadFile(image); !strings.HasPrefix(string(got), "image of ") {
