@@ -14,7 +14,11 @@ const lostFound = "lost+found"
 // it, so that fsck can reconnect files without allocating blocks.
 const lostFoundBytes = 16384
 
-// maxLinks is the highest link count ext2 stores.
+// maxLinks is the highest link count of a file or directory: NetBSD's
+// EXT2FS_LINK_MAX (65000 in 9.1, sys/ufs/ext2fs/ext2fs.h:134), below the
+// 65535 the inode's 16-bit field holds. A directory's count is 2 plus its
+// subdirectories. (Older kernels' EXT2FS_LINK_MAX of 32000 only refuses
+// new links at run time: an image above it still mounts and reads.)
 const maxLinks = 65000
 
 // inode is one node to write, with its number and link count.
@@ -96,6 +100,9 @@ func newPlan(t *fstree.Tree, bs uint32) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDirLinks(p.inodes, t.Root.Child(lostFound) == nil); err != nil {
+		return nil, err
+	}
 	p.byNode[t.Root].links = 2 // "." and its own ".."
 	p.byNode[p.lf].links = 1
 	for _, in := range p.inodes {
@@ -104,6 +111,32 @@ func newPlan(t *fstree.Tree, bs uint32) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// checkDirLinks refuses a directory whose link count (its entry, its "."
+// and each subdirectory's "..") would exceed maxLinks, before prepare
+// builds any directory block: the inode's 16-bit field would wrap. addLF
+// tells that the root gets a lost+found the tree lacks.
+func checkDirLinks(inodes []*inode, addLF bool) error {
+	for _, in := range inodes {
+		n := in.node
+		if n.Type != fstree.Dir {
+			continue
+		}
+		subdirs := 0
+		if in.ino == rootIno && addLF {
+			subdirs++
+		}
+		for _, name := range n.Names() {
+			if n.Child(name).Type == fstree.Dir {
+				subdirs++
+			}
+		}
+		if links := 2 + subdirs; links > maxLinks {
+			return fmt.Errorf("directory %s would have %d links (%d subdirectories), more than the %d NetBSD's ext2fs allows: split it", in.path, links, subdirs, maxLinks)
+		}
+	}
+	return nil
 }
 
 // prepare computes the content blocks of one inode and adds them to the count.
