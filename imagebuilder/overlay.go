@@ -177,7 +177,9 @@ func AddRescueLinks(t *fstree.Tree) error {
 }
 
 // Overlay installs the service into t: /etc/fstab, the service's etc/ over
-// /etc, common/ as /etc/include, /etc/ttys if still missing, /tmp and
+// /etc (etc/rc always as an executable file: a symlinked etc/rc is
+// followed on the host and its content copied; other symlinks stay
+// symlinks, read in the guest), common/ as /etc/include, /etc/ttys if still missing, /tmp and
 // /root if missing, the /dev nodes of port arch ("" is DefaultArch) and
 // the rescue links. New nodes belong to root:wheel and carry no mtime (the
 // image timestamp applies).
@@ -218,8 +220,26 @@ func Overlay(t *fstree.Tree, s *service.Service, arch string) error {
 	return AddRescueLinks(t)
 }
 
+// fileMode is the image mode of a service file of host mode m. Files of an
+// embedded FS (mode 0444) become 0644; a host file keeps its mode.
+func fileMode(m fs.FileMode) uint16 {
+	perm := uint16(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		perm |= 04000
+	}
+	if m&fs.ModeSetgid != 0 {
+		perm |= 02000
+	}
+	if perm&0200 == 0 && perm&0444 == 0444 && perm&0111 == 0 {
+		perm = 0644 // go:embed files are read-only 0444
+	}
+	return perm
+}
+
 // copyFS copies the tree under from in fsys to the tree path to. Files of
 // an embedded FS (mode 0444) become 0644; a host directory keeps its modes.
+// Symlinks are copied as symlinks (their targets are read as guest paths),
+// except etc/rc, which is followed and copied as the file it points to.
 func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
 	if _, err := fs.Stat(fsys, from); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -234,22 +254,30 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
 		if err != nil {
 			return err
 		}
-		perm := uint16(info.Mode().Perm())
-		if info.Mode()&fs.ModeSetuid != 0 {
-			perm |= 04000
-		}
-		if info.Mode()&fs.ModeSetgid != 0 {
-			perm |= 02000
-		}
-		if perm&0200 == 0 && perm&0444 == 0444 && perm&0111 == 0 {
-			perm = 0644 // go:embed files are read-only 0444
-		}
+		perm := fileMode(info.Mode())
 		switch {
 		case d.IsDir():
 			if rel == "" && to != "etc/include" {
 				return nil // /etc itself keeps the set's attributes
 			}
 			return t.Put(dst, fstree.NewDir(perm|0700))
+		case d.Type()&fs.ModeSymlink != 0 && dst == "etc/rc":
+			// The kernel's init runs /etc/rc: it must be a file in the
+			// image, so a symlinked rc is followed here, on the host, and
+			// its content and mode copied (service.Validate checked the
+			// target is a non-empty regular file).
+			st, err := fs.Stat(fsys, p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if !st.Mode().IsRegular() {
+				return fmt.Errorf("%s: the link's target is a %s, not a file", p, filekind.Of(st.Mode()))
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			return t.Put(dst, fstree.NewFile(fileMode(st.Mode()), b))
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := fs.ReadLink(fsys, p)
 			if err != nil {

@@ -125,6 +125,30 @@ func TestOverlayArch(t *testing.T) {
 	}
 }
 
+// TestOverlaySymlinkedRc: a service's etc/rc that is a symlink (here to a
+// file outside the service, by a host path) becomes the file it points
+// to, executable; it went in as a symlink to the host path, which the
+// guest cannot follow. Other symlinks stay symlinks.
+func TestOverlaySymlinkedRc(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "svc/etc"), 0755)
+	real := filepath.Join(dir, "rc.real")
+	os.WriteFile(real, []byte("echo from the host\n"), 0644)
+	os.WriteFile(filepath.Join(dir, "svc/etc/motd"), []byte("hi\n"), 0644)
+	os.Symlink(real, filepath.Join(dir, "svc/etc/rc"))
+	os.Symlink("/etc/motd", filepath.Join(dir, "svc/etc/motd.link"))
+	tr := fstree.New()
+	if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir), ""); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := tr.Get("etc/rc"); n == nil || n.Type != fstree.Regular || n.Perm != 0755 || string(n.Content()) != "echo from the host\n" {
+		t.Errorf("etc/rc: %+v, want the linked file's content, mode 0755", n)
+	}
+	if n, _ := tr.Get("etc/motd.link"); n == nil || n.Type != fstree.Symlink || n.Target != "/etc/motd" {
+		t.Errorf("etc/motd.link: %+v, want the symlink kept", n)
+	}
+}
+
 func contentOf(n *fstree.Node) string {
 	if n == nil || n.Type != fstree.Regular {
 		return ""

@@ -1,6 +1,7 @@
 // Package service holds the services smolvmm images boot into: a service is
-// a directory with etc/rc (required: what the VM runs at boot), optional
-// etc/* files (copied to /etc), optional postinst/*.sh scripts (run at build
+// a directory with etc/rc (required: what the VM runs at boot; a symlink
+// to a file is followed, and the file copied), optional etc/* files
+// (copied to /etc; symlinks stay symlinks, read in the guest), optional postinst/*.sh scripts (run at build
 // time on a staging copy of the tree) and an optional service.conf naming
 // its sets and image size. The shared common/ directory is installed as
 // /etc/include. The services rescue and base are embedded in the binary; a
@@ -137,8 +138,11 @@ func Names(dir string) ([]string, error) {
 }
 
 // Validate checks that fsys is a usable service: etc/rc is a non-empty
-// regular file, etc/ is a directory, and postinst/ holds only *.sh files.
-// where names the service in messages.
+// regular file or a symlink to one (the image builder follows it and
+// writes the file it points to: /etc/rc is always a file in the image),
+// etc/ is a directory, and postinst/ holds only *.sh files. Other symlinks
+// of a service go into the image as symlinks, their targets read as guest
+// paths. where names the service in messages.
 func Validate(fsys fs.FS, where string) error {
 	var problems []string
 	st, err := fs.Stat(fsys, "etc/rc")
