@@ -238,7 +238,8 @@ func fileMode(m fs.FileMode) uint16 {
 
 // copyFS copies the tree under from in fsys to the tree path to. Files of
 // an embedded FS (mode 0444) become 0644; a host directory keeps its modes.
-// Symlinks are copied as symlinks (their targets are read as guest paths),
+// A directory already in t keeps its attributes; a new one takes the
+// host's mode (plus owner rwx). Symlinks are copied as symlinks (their targets are read as guest paths),
 // except etc/rc, which is followed and copied as the file it points to.
 func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
 	if _, err := fs.Stat(fsys, from); errors.Is(err, fs.ErrNotExist) {
@@ -259,6 +260,12 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
 		case d.IsDir():
 			if rel == "" && to != "etc/include" {
 				return nil // /etc itself keeps the set's attributes
+			}
+			// A directory the sets already have keeps their mode and
+			// owner (Put would take the host's: a service's etc/ssh 0700
+			// made the set's /etc/ssh 0700); a new one takes the service's.
+			if n, err := t.Get(dst); err == nil && n.Type == fstree.Dir {
+				return nil
 			}
 			return t.Put(dst, fstree.NewDir(perm|0700))
 		case d.Type()&fs.ModeSymlink != 0 && dst == "etc/rc":

@@ -149,6 +149,35 @@ func TestOverlaySymlinkedRc(t *testing.T) {
 	}
 }
 
+// TestOverlayKeepsSetDirs: a service directory the sets already have
+// keeps the sets' mode and owner (a host etc/ssh 0700 over the set's
+// 0755 made /etc/ssh 0700); a new one takes the service's mode.
+func TestOverlayKeepsSetDirs(t *testing.T) {
+	dir := t.TempDir()
+	for p, mode := range map[string]os.FileMode{"svc/etc/ssh": 0700, "svc/etc/mine": 0750} {
+		os.MkdirAll(filepath.Join(dir, p), 0755)
+		os.Chmod(filepath.Join(dir, p), mode)
+	}
+	os.WriteFile(filepath.Join(dir, "svc/etc/rc"), []byte("sh\n"), 0755)
+	os.WriteFile(filepath.Join(dir, "svc/etc/ssh/sshd_config"), []byte("Port 22\n"), 0644)
+	tr := fstree.New()
+	ssh := fstree.NewDir(0755)
+	ssh.GID, ssh.Mtime = 7, 1600000000
+	tr.Put("etc/ssh", ssh)
+	if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir), ""); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := tr.Get("etc/ssh"); n == nil || n.Perm != 0755 || n.GID != 7 || n.Mtime != 1600000000 {
+		t.Errorf("etc/ssh: %+v, want the set's 0755, gid 7, mtime kept", n)
+	}
+	if n, _ := tr.Get("etc/ssh/sshd_config"); n == nil || string(n.Content()) != "Port 22\n" {
+		t.Errorf("etc/ssh/sshd_config: %+v", n)
+	}
+	if n, _ := tr.Get("etc/mine"); n == nil || n.Type != fstree.Dir || n.Perm != 0750 {
+		t.Errorf("etc/mine: %+v, want a new directory 0750", n)
+	}
+}
+
 func contentOf(n *fstree.Node) string {
 	if n == nil || n.Type != fstree.Regular {
 		return ""
