@@ -47,7 +47,9 @@ func FindInit(t *fstree.Tree) (string, error) {
 
 // resolve returns the node at absolute path p of t, following symlinks in
 // every component as the kernel's namei would, relative ones from their
-// directory and absolute ones from the tree's root.
+// directory and absolute ones from the tree's root; ".." at the root stays
+// at the root (sys/kern/vfs_lookup.c:952-975, NetBSD 9.1), so a link that
+// climbs above it still resolves.
 func resolve(t *fstree.Tree, p string) (*fstree.Node, error) {
 	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	var done []string

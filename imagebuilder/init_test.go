@@ -31,6 +31,9 @@ func TestFindInit(t *testing.T) {
 		{"absolute symlink", map[string]*fstree.Node{"sbin/init": fstree.NewSymlink("/rescue/init"), "rescue/init": exe()}, "/sbin/init", ""},
 		{"sbin a symlink to rescue", map[string]*fstree.Node{"sbin": fstree.NewSymlink("rescue"), "rescue/init": exe()}, "/sbin/init", ""},
 		{"relative symlink up", map[string]*fstree.Node{"sbin/init": fstree.NewSymlink("../rescue/init"), "rescue/init": exe()}, "/sbin/init", ""},
+		// The kernel resolves ".." at the root to the root.
+		{"relative symlink above the root", map[string]*fstree.Node{"sbin/init": fstree.NewSymlink("../../../../rescue/init"), "rescue/init": exe()}, "/sbin/init", ""},
+		{"sbin climbing above the root", map[string]*fstree.Node{"sbin": fstree.NewSymlink("../../rescue"), "rescue/init": exe()}, "/sbin/init", ""},
 		{"empty tree", nil, "", "/sbin/init: not found"},
 		{"not executable", map[string]*fstree.Node{"sbin/init": fstree.NewFile(0o644, []byte("x"))}, "", "/sbin/init: not executable"},
 		{"a directory", map[string]*fstree.Node{"sbin/init": fstree.NewDir(0o755)}, "", "/sbin/init: a directory"},

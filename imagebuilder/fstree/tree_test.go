@@ -95,10 +95,8 @@ func TestBadSets(t *testing.T) {
 	}{
 		{"dotdot", tarOf(t, reg("./../etc/passwd", "x")), `contains ".."`},
 		{"absolute", tarOf(t, reg("/etc/passwd", "x")), "is absolute"},
-		{"symlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b", Linkname: "../../x"}), "points outside the image root"},
 		{"hardlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "../x"}), `contains ".."`},
-		{"hardlink to a symlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b/l", Linkname: "../../x"},
-			tar.Header{Typeflag: tar.TypeLink, Name: "./l2", Linkname: "./a/b/l"}), "points outside the image root"},
+		{"empty symlink", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b", Linkname: ""}), "empty target"},
 		{"hardlink missing", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "./b"}), "target missing"},
 		{"truncated", good[:514], "truncated"},
 		{"truncated tgz", rescueTgz[:len(rescueTgz)/2], "truncated"},
@@ -118,6 +116,34 @@ func TestBadSets(t *testing.T) {
 				t.Errorf("error %q does not name the set", err)
 			}
 		})
+	}
+}
+
+// TestSymlinksAboveRoot: a relative symlink that climbs above the root is
+// legal (NetBSD resolves ".." at / to /); it was refused as "points
+// outside the image root" and failed the whole set. It is kept as given,
+// from a set, a hard link to it and a host directory.
+func TestSymlinksAboveRoot(t *testing.T) {
+	data := tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b", Linkname: "../../x"},
+		tar.Header{Typeflag: tar.TypeSymlink, Name: "./sbin", Linkname: "../../../rescue"},
+		tar.Header{Typeflag: tar.TypeLink, Name: "./l2", Linkname: "./a/b"})
+	tr := fstree.New()
+	if err := tr.AddArchive(bytes.NewReader(data), "set.tgz"); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"a/b": "../../x", "sbin": "../../../rescue", "l2": "../../x"} {
+		if n, err := tr.Get(p); err != nil || n.Type != fstree.Symlink || n.Target != want {
+			t.Errorf("%s: %+v %v, want a symlink to %s", p, n, err, want)
+		}
+	}
+	dir := t.TempDir()
+	os.Symlink("../../../x", filepath.Join(dir, "esc"))
+	tr = fstree.New()
+	if err := tr.AddDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tr.Get("esc"); err != nil || n.Target != "../../../x" {
+		t.Errorf("esc from a host dir: %+v %v", n, err)
 	}
 }
 
@@ -173,10 +199,6 @@ func TestAddDir(t *testing.T) {
 		if n, _ := tr.Get("etc/ld1a"); n == nil || n.Type != fstree.BlockDev || n.Major != 19 || n.Minor != 8 || n.Perm != 0640 {
 			t.Errorf("device node from a host dir: %+v", n)
 		}
-	}
-	os.Symlink("../../../x", filepath.Join(dir, "esc"))
-	if err := fstree.New().AddDir(dir); err == nil || !strings.Contains(err.Error(), "outside the image root") {
-		t.Errorf("escaping symlink: got %v", err)
 	}
 }
 
