@@ -27,6 +27,9 @@ import (
 //   - virtio, vioif: the virtio PCI transport and the network driver.
 //   - ld_virtio: the virtio disk (ld at virtio only; "ld" would keep ld
 //     at aac, cac, mlx, nvme, sdmmc... and their buses, eisa included).
+//   - npx: the i386 FPU driver of kernels before NetBSD 6 (npx0 at isa?
+//     in the 5.99.15 kernel); later kernels handle the FPU without a
+//     device, lack the name, and only get a note that it is missing.
 //
 // Dropped: pcdisplay and wsdisplay (smolvmm has no display and the console
 // is com; keeping wsdisplay would keep every frame buffer driver as its
@@ -35,7 +38,7 @@ import (
 var DefaultKeep = []string{
 	"mainbus", "cpu", "acpi", "acpicpu", "ioapic",
 	"pci", "isa", "com_isa",
-	"virtio", "ld_virtio", "vioif",
+	"virtio", "ld_virtio", "vioif", "npx",
 }
 
 // ReadKeepList reads one name per line; blank lines and everything after
