@@ -78,6 +78,38 @@ func TestBuildRescue(t *testing.T) {
 	imagecheck.Compare(t, imagecheck.Describe(tree, ts), imagecheck.Mounted(t, img))
 }
 
+// TestBuildDiskNodes reads the disk nodes back from images of both
+// ports: ld0-ld3, partitions a and d (RAW_PART), block 19 and raw 69;
+// minors unit*8+part on i386 (its old encoding for a-h) and unit*16+part
+// on amd64. Only ld0a, ld1a, rld0a and rld1a existed, i386's on both.
+func TestBuildDiskNodes(t *testing.T) {
+	imagecheck.Need(t, "debugfs")
+	set := rescueSet(t, "tar")
+	for _, tc := range []struct {
+		arch string
+		want map[string]string
+	}{
+		{imagebuilder.ArchI386, map[string]string{"ld0a": "19:00", "ld0d": "19:03", "rld0d": "69:03", "ld1a": "19:08",
+			"ld2d": "19:19", "rld2a": "69:16", "ld3a": "19:24", "ld3d": "19:27", "rld3d": "69:27", "ksyms": "101:00"}},
+		{imagebuilder.ArchAMD64, map[string]string{"ld0a": "19:00", "ld0d": "19:03", "rld0d": "69:03", "ld1a": "19:16",
+			"ld2d": "19:35", "rld2a": "69:32", "ld3a": "19:48", "ld3d": "19:51", "rld3d": "69:51", "ksyms": "85:00"}},
+	} {
+		t.Run(tc.arch, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "root.img")
+			cfg := imagebuilder.Config{Sets: []string{set}, Service: loadService(t, "rescue", ""), Arch: tc.arch, Timestamp: ts}
+			if err := imagebuilder.Build(context.Background(), cfg, img); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range tc.want {
+				got := imagecheck.Debugfs(t, img, "stat /dev/"+name)
+				if !strings.Contains(got, "Device major/minor number: "+want+" ") {
+					t.Errorf("/dev/%s: want %s in\n%s", name, want, got)
+				}
+			}
+		})
+	}
+}
+
 func TestBuildDeterministic(t *testing.T) {
 	set := rescueSet(t, "tgz")
 	var imgs [][]byte

@@ -73,6 +73,10 @@ var ports = map[string]portDevs{
 	ArchAMD64: {ksyms: 85, diskMinor: func(unit, part uint32) uint32 { return unit*16 + part }},
 }
 
+// DiskUnits is how many virtio disks (ld0, ld1...) get /dev nodes: the
+// image and up to three more.
+const DiskUnits = 4
+
 // CheckArch reports an error unless images can be built for arch ("" is
 // DefaultArch).
 func CheckArch(arch string) error {
@@ -86,7 +90,8 @@ func CheckArch(arch string) error {
 }
 
 // Devices returns the /dev nodes every image for NetBSD port arch gets
-// ("" is DefaultArch): what init, the shells and the ld disks need.
+// ("" is DefaultArch): what init, the shells and the ld disks need
+// (partitions a and d of ld0 to ld3, block and raw).
 func Devices(arch string) ([]Device, error) {
 	if err := CheckArch(arch); err != nil {
 		return nil, err
@@ -102,7 +107,7 @@ func Devices(arch string) ([]Device, error) {
 		}
 		return Device{name, t, major, p.diskMinor(unit, part), 0640, gidOperator}
 	}
-	return []Device{
+	devs := []Device{
 		{"console", fstree.CharDev, 0, 0, 0600, 0},
 		{"constty", fstree.CharDev, 0, 1, 0600, 0},
 		{"tty", fstree.CharDev, 1, 0, 0666, 0},
@@ -114,19 +119,25 @@ func Devices(arch string) ([]Device, error) {
 		{"drum", fstree.CharDev, 4, 0, 0640, gidKmem},
 		{"klog", fstree.CharDev, 7, 0, 0600, 0},
 		{"tty00", fstree.CharDev, 8, 0, 0600, 0},
-		disk("ld0a", fstree.BlockDev, 0, 0),
-		disk("ld1a", fstree.BlockDev, 1, 0),
 		{"stdin", fstree.CharDev, 22, 0, 0666, 0},
 		{"stdout", fstree.CharDev, 22, 1, 0666, 0},
 		{"stderr", fstree.CharDev, 22, 2, 0666, 0},
 		{"random", fstree.CharDev, 46, 0, 0444, 0},
 		{"urandom", fstree.CharDev, 46, 1, 0644, 0},
-		disk("rld0a", fstree.CharDev, 0, 0),
-		disk("rld1a", fstree.CharDev, 1, 0),
 		{"ksyms", fstree.CharDev, p.ksyms, 0, 0440, gidKmem},
 		{"ptm", fstree.CharDev, 165, 0, 0666, 0},
 		{"drvctl", fstree.CharDev, 167, 0, 0644, 0},
-	}, nil
+	}
+	// Partition a (what a label-less image is seen as, the root) and d,
+	// RAW_PART on both ports (the whole disk: i386 and amd64
+	// disklabel.h:41 and :42), block and raw.
+	for unit := uint32(0); unit < DiskUnits; unit++ {
+		for _, part := range []uint32{0, 3} {
+			name := fmt.Sprintf("ld%d%c", unit, 'a'+part)
+			devs = append(devs, disk(name, fstree.BlockDev, unit, part), disk("r"+name, fstree.CharDev, unit, part))
+		}
+	}
+	return devs, nil
 }
 
 // RescueLinks are the paths the kernel and rc need that a rescue-only image

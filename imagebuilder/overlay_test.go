@@ -2,6 +2,7 @@ package imagebuilder_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,8 +78,22 @@ type devNode struct {
 // majors.i386 and majors.amd64 (ksyms 101 and 85) and the ports'
 // DISKMINOR (i386's old unit*8+part for a-h, amd64's unit*16+part).
 var wantDevices = map[string][]devNode{
-	imagebuilder.ArchI386:  append(commonDevices(), devNode{"ksyms", fstree.CharDev, 101, 0}, devNode{"ld1a", fstree.BlockDev, 19, 8}, devNode{"rld1a", fstree.CharDev, 69, 8}),
-	imagebuilder.ArchAMD64: append(commonDevices(), devNode{"ksyms", fstree.CharDev, 85, 0}, devNode{"ld1a", fstree.BlockDev, 19, 16}, devNode{"rld1a", fstree.CharDev, 69, 16}),
+	imagebuilder.ArchI386:  append(commonDevices(), append(disks(8), devNode{"ksyms", fstree.CharDev, 101, 0})...),
+	imagebuilder.ArchAMD64: append(commonDevices(), append(disks(16), devNode{"ksyms", fstree.CharDev, 85, 0})...),
+}
+
+// disks are the nodes of ld0-ld3, partitions a and d (d is RAW_PART, the
+// whole disk, on both ports), block (19) and raw (69), with minor
+// unit*perUnit+partition.
+func disks(perUnit uint32) []devNode {
+	var out []devNode
+	for u := uint32(0); u < 4; u++ {
+		for _, p := range []uint32{0, 3} {
+			name := fmt.Sprintf("ld%d%c", u, 'a'+p)
+			out = append(out, devNode{name, fstree.BlockDev, 19, u*perUnit + p}, devNode{"r" + name, fstree.CharDev, 69, u*perUnit + p})
+		}
+	}
+	return out
 }
 
 // commonDevices are the nodes with the same numbers on i386 and amd64.
@@ -87,8 +102,7 @@ func commonDevices() []devNode {
 		{"console", fstree.CharDev, 0, 0}, {"constty", fstree.CharDev, 0, 1}, {"tty", fstree.CharDev, 1, 0},
 		{"mem", fstree.CharDev, 2, 0}, {"kmem", fstree.CharDev, 2, 1}, {"null", fstree.CharDev, 2, 2},
 		{"full", fstree.CharDev, 2, 11}, {"zero", fstree.CharDev, 2, 12}, {"drum", fstree.CharDev, 4, 0},
-		{"klog", fstree.CharDev, 7, 0}, {"tty00", fstree.CharDev, 8, 0}, {"ld0a", fstree.BlockDev, 19, 0},
-		{"rld0a", fstree.CharDev, 69, 0}, {"stdin", fstree.CharDev, 22, 0},
+		{"klog", fstree.CharDev, 7, 0}, {"tty00", fstree.CharDev, 8, 0}, {"stdin", fstree.CharDev, 22, 0},
 		{"stdout", fstree.CharDev, 22, 1}, {"stderr", fstree.CharDev, 22, 2}, {"random", fstree.CharDev, 46, 0},
 		{"urandom", fstree.CharDev, 46, 1}, {"ptm", fstree.CharDev, 165, 0}, {"drvctl", fstree.CharDev, 167, 0},
 	}
@@ -96,6 +110,10 @@ func commonDevices() []devNode {
 
 func checkDevices(t *testing.T, tr *fstree.Tree, arch string) {
 	t.Helper()
+	dev, _ := tr.Get("dev")
+	if got, want := len(dev.Names()), len(wantDevices[arch]); got != want {
+		t.Errorf("%s: /dev holds %d nodes, want %d: %q", arch, got, want, dev.Names())
+	}
 	for _, d := range wantDevices[arch] {
 		n, err := tr.Get("dev/" + d.name)
 		if err != nil || n.Type != d.typ || n.Major != d.major || n.Minor != d.minor {
