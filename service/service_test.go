@@ -16,7 +16,7 @@ func TestBuiltin(t *testing.T) {
 		name, rcHas string
 		cfg         string
 	}{
-		{"rescue", "\nsh\n", "[rescue] 10"},
+		{"rescue", "\nsh\n", "[rescue] 0"},
 		{"base", "shutdown -p now", "[base etc] 0"},
 	} {
 		s, err := service.Load(tc.name, "")
@@ -118,7 +118,7 @@ func ExampleLoad() {
 		return
 	}
 	fmt.Println(s.Name, s.Config.Sets, s.Config.SizeMB)
-	// Output: rescue [rescue] 10
+	// Output: rescue [rescue] 0
 }
 
 func ExampleParseConfig() {

@@ -36,7 +36,8 @@ runs its postinst scripts on a staging copy (as nobody when run as root),
 and writes an ext2 image that NetBSD 9 mounts read-write. No root needed.
 
 Without -m and -x, the service's service.conf decides the size and sets
-(rescue: 10 MiB, rescue.tgz, as mkimg.sh did); a set name resolves to
+(rescue: auto, rescue.tgz; a service without one gets 10 MiB and
+rescue.tgz, as mkimg.sh did); a set name resolves to
 NAME.tgz, NAME.tar.xz or the directory NAME in the current directory, then
 in sets/, then in the cache where smolvmm fetch keeps the default release
 (re-verified against its SHA512).
@@ -44,7 +45,7 @@ in sets/, then in the cache where smolvmm fetch keeps the default release
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Value: "rescue", Usage: "service `NAME` (embedded: rescue, base; or one in --service-dir)"},
-			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom); a FAT32 --data image is at least " + strconv.Itoa(imagebuilder.MinFAT32MiB) + " MiB [default: service.conf's, 10 for rescue; with --data, auto]"},
+			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom); a FAT32 --data image is at least " + strconv.Itoa(imagebuilder.MinFAT32MiB) + " MiB [default: service.conf's, auto for rescue, 10 without one; with --data, auto]"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "output `FILE` [default: root.img, data.img with --data]"},
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},

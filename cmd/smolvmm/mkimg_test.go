@@ -56,13 +56,14 @@ func TestMkimgDefaults(t *testing.T) {
 	if err := mkimg(context.Background(), fakeFlags{"timestamp": "1700000000"}, &log); err != nil {
 		t.Fatal(err)
 	}
+	// The rescue service's size=auto: ~1 MiB of content plus 4 MiB.
 	st, err := os.Stat("root.img")
-	if err != nil || st.Size() != 10<<20 {
-		t.Fatalf("root.img: %v, size %d, want 10 MiB", err, st.Size())
+	if err != nil || st.Size() != 6<<20 {
+		t.Fatalf("root.img: %v, size %d, want 6 MiB", err, st.Size())
 	}
 	// Progress is prefixed as errors are ("smolvmm mkimg: "); it said
 	// "mkimg: wrote ...".
-	if !regexp.MustCompile(`(?m)^smolvmm mkimg: read rescue.tgz and service rescue in .*s\nsmolvmm mkimg: wrote root.img \(10 MiB\) in `).MatchString(log.String()) {
+	if !regexp.MustCompile(`(?m)^smolvmm mkimg: read rescue.tgz and service rescue in .*s\nsmolvmm mkimg: wrote root.img \(6 MiB\) in `).MatchString(log.String()) {
 		t.Errorf("log: %q", log.String())
 	}
 	if _, err := exec.LookPath("e2fsck"); err == nil {
@@ -81,6 +82,25 @@ func TestMkimgDefaults(t *testing.T) {
 	second, _ := os.ReadFile("root.img")
 	if !bytes.Equal(first, second) {
 		t.Error("same sets and --timestamp (as seconds and as RFC 3339) gave different images")
+	}
+}
+
+// TestMkimgLargerRescue: a rescue set whose crunched binary alone is over
+// 10 MiB still builds with the rescue service's defaults (size=auto); its
+// fixed size=10 made mkimg fail "too small" without -m.
+func TestMkimgLargerRescue(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	b, err := testsets.Bytes(testsets.Rescue(11<<20), "tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile("rescue.tgz", b, 0644)
+	if err := mkimg(context.Background(), fakeFlags{"timestamp": "1700000000"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat("root.img"); err != nil || st.Size() < 11<<20 {
+		t.Fatalf("root.img: %v, want more than 11 MiB", err)
 	}
 }
 
