@@ -29,7 +29,7 @@ import (
 //     at aac, cac, mlx, nvme, sdmmc... and their buses, eisa included).
 //   - npx: the i386 FPU driver of kernels before NetBSD 6 (npx0 at isa?
 //     in the 5.99.15 kernel); later kernels handle the FPU without a
-//     device, lack the name, and only get a note that it is missing.
+//     device and lack the name (see EraNames).
 //
 // Dropped: pcdisplay and wsdisplay (smolvmm has no display and the console
 // is com; keeping wsdisplay would keep every frame buffer driver as its
@@ -40,6 +40,11 @@ var DefaultKeep = []string{
 	"pci", "isa", "com_isa",
 	"virtio", "ld_virtio", "vioif", "npx",
 }
+
+// EraNames are the DefaultKeep names only some NetBSD releases have; a
+// kernel without one is stripped without it, and, unlike a kernel missing
+// another default name, is not worth a note.
+var EraNames = []string{"npx"}
 
 // ReadKeepList reads one name per line; blank lines and everything after
 // a '#' are ignored. Several names on one line, separated by spaces or

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -253,7 +254,7 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Pl
 		for _, n := range kstrip.DefaultKeep {
 			if k.Known(n) {
 				p.Keep = append(p.Keep, n)
-			} else {
+			} else if !slices.Contains(kstrip.EraNames, n) {
 				fmt.Fprintf(stderr, "%snote: default keep name %q is not in this kernel\n", kstripPrefix, n)
 			}
 		}

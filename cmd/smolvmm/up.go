@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -481,9 +482,13 @@ func stripKernel(in, out string, keep []string) (string, error) {
 	if len(r.Unknown) > 0 {
 		var names []string
 		for _, u := range r.Unknown {
-			names = append(names, u.Name)
+			if !slices.Contains(kstrip.EraNames, u.Name) {
+				names = append(names, u.Name)
+			}
 		}
-		msg += fmt.Sprintf(" (not in this kernel: %s)", strings.Join(names, ", "))
+		if len(names) > 0 {
+			msg += fmt.Sprintf(" (not in this kernel: %s)", strings.Join(names, ", "))
+		}
 	}
 	return msg, nil
 }
