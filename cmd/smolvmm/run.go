@@ -90,6 +90,9 @@ anything included) or the command line is wrong, 1 for other errors
 before the guest ran, 141 when the reader of its output went away (SIGPIPE),
 148 when the seccomp filter stopped a forbidden call (159 when the kernel
 killed it), and with --jail 128+n when signal n killed the jailed VMM.
+A --snapshot run whose guest never became ready keeps these statuses and
+warns that no snapshot was taken; with --snapshot-exit, a guest that ends
+by itself before it is ready gives 1 (a stop by Ctrl-A x or a signal, 130).
 SIGQUIT ends it with Go's stack dump and status 2; SIGUSR1, SIGUSR2 and
 SIGALRM are ignored.
 
@@ -428,8 +431,17 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		err = nicErr
 	}
 	con.restore()
-	if serr := snapDone(); serr != nil && err == nil {
-		err = serr
+	if serr := snapDone(); serr != nil {
+		var none *noSnapshotError
+		switch {
+		case errors.As(serr, &none) && (err != nil || !c.Bool("snapshot-exit") || exit.Reason == vmm.ExitStopped):
+			// The guest's or the stop's status stands: only a
+			// --snapshot-exit guest that ended by itself failed
+			// its purpose.
+			fmt.Fprintf(os.Stderr, "smolvmm %s: warning: %v\n", c.Command.Name, serr)
+		case err == nil:
+			err = serr
+		}
 	}
 	if exit.Reason == vmm.ExitHalted {
 		// The VM ends on the halt message's last period: end that line

@@ -37,7 +37,7 @@ func snapshotFlags() []cli.Flag {
 func snapshotWriteFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "snapshot", Usage: "when the guest is ready (--ready, --ready-port or the boot-timer port 0x505), write a snapshot of the VM to `FILE` and keep running"},
-		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written (exit status 0)"},
+		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written (exit status 0; 1 if the guest ends by itself before it is ready, with no snapshot)"},
 	}
 }
 
@@ -417,10 +417,20 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 			return snapshotWriteAdvice(path, snapErr)
 		}
 		if !written {
-			return fmt.Errorf("--snapshot %s: the guest never became ready, so no snapshot was taken (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", path)
+			return &noSnapshotError{path}
 		}
 		return nil
 	}, nil
+}
+
+// noSnapshotError is setupSnapshot's report of a run that ended before the
+// guest became ready. It is a failure only with --snapshot-exit, whose
+// point is the snapshot; otherwise it is a warning beside the guest's or
+// the signal's status (the file is left as it was).
+type noSnapshotError struct{ path string }
+
+func (e *noSnapshotError) Error() string {
+	return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", e.path)
 }
 
 // snapshotTargetAdvice turns snapshot.OpenTarget's refusal of --snapshot's

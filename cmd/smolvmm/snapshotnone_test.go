@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/guests"
+)
+
+// TestCLISnapshotNotTaken: a run with --snapshot whose guest never became
+// ready ends with the guest's or the signal's own status and warns that no
+// snapshot was taken, the file left as it was; with --snapshot-exit, whose
+// point is the snapshot, a guest that ended by itself without one is a
+// failure (status 1), while a stop by signal keeps its 130.
+func TestCLISnapshotNotTaken(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	bad := guests.ForTest(t, "bad")
+	spin := readySpinKernel(t)
+	tests := []struct {
+		name   string
+		args   []string
+		signal bool // SIGTERM once the guest printed
+		status int
+		want   string
+	}{
+		{"halt", []string{"-k", bad, "-a", "halt"}, false, 0, "smolvmm run: warning: --snapshot "},
+		{"halt snapshot-exit", []string{"-k", bad, "-a", "halt", "--snapshot-exit"}, false, 1, "smolvmm run: --snapshot "},
+		{"sigterm", []string{"-k", spin}, true, 130, "smolvmm run: warning: --snapshot "},
+		{"sigterm snapshot-exit", []string{"-k", spin, "--snapshot-exit"}, true, 130, "smolvmm run: warning: --snapshot "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			snap := keep(t, dir, "keep.snap") // snapshotsafe_test.go
+			args := append(append([]string{"run", "-m", "32", "--net", "none"}, tt.args...), "--snapshot", snap)
+			cmd := exec.Command(smolvmmBin(t), args...)
+			cmd.Dir = dir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.signal {
+				// The guest runs once its console says so.
+				var first [1]byte
+				if _, err := io.ReadFull(stdout, first[:]); err != nil {
+					cmd.Wait()
+					t.Fatalf("no console output (%v); stderr: %s", err, stderr.String())
+				}
+				cmd.Process.Signal(syscall.SIGTERM)
+			}
+			io.Copy(io.Discard, stdout)
+			err = cmd.Wait()
+			status := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.status || !strings.Contains(stderr.String(), tt.want+snap+": the guest never became ready, so no snapshot was taken") {
+				t.Fatalf("status %d, stderr %q; want %d and %q", status, stderr.String(), tt.status, tt.want)
+			}
+			checkOnlyKept(t, dir, snap) // snapshotsafe_test.go
+		})
+	}
+}
