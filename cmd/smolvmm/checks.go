@@ -191,6 +191,9 @@ func upPreflight(c *cli.Context, image string) error {
 		if err := checkWritable("--snapshot "+snap, snap); err != nil {
 			return err
 		}
+		if err := checkSnapshotUser(c, snap); err != nil { // snapshot.go
+			return err
+		}
 	}
 	if nc, err := parseNetFlags(c, ""); err == nil && isSharedNet(nc.Spec) { // checked by checkRunFlags
 		if _, _, err := probeSharedNet(nc.Spec); err != nil { // netflags.go

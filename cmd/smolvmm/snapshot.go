@@ -382,15 +382,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 	if err != nil {
 		return done, snapshotTargetAdvice(path, err)
 	}
-	creds, err := dropTo(c) // contain.go
-	if err == nil && creds != nil {
-		if err = t.AllowUser(creds.UID, creds.GID); errors.Is(err, snapshot.ErrDirPermission) {
-			err = fmt.Errorf("--snapshot %s: uid %d, which the VM runs as, may not replace files in %s (the snapshot is written beside the file and renamed over it, after privileges are dropped); give a directory it can write in", path, creds.UID, t.Dir().Name())
-		} else if err != nil {
-			err = snapshotTargetAdvice(path, err)
-		}
-	}
-	if err != nil {
+	if err := allowSnapshotUser(c, path, t); err != nil {
 		t.Close()
 		return done, err
 	}
@@ -431,6 +423,36 @@ type noSnapshotError struct{ path string }
 
 func (e *noSnapshotError) Error() string {
 	return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", e.path)
+}
+
+// allowSnapshotUser readies t, --snapshot's target at path, for the user
+// the VM drops to (--user, --uid), if any, and refuses a directory that
+// user may not replace files in: a mistake in the flags (status 2), found
+// by run as it sets up and by up before it fetches.
+func allowSnapshotUser(c *cli.Context, path string, t *snapshot.Target) error {
+	creds, err := dropTo(c) // contain.go
+	if err != nil || creds == nil {
+		return err
+	}
+	err = t.AllowUser(creds.UID, creds.GID)
+	switch {
+	case errors.Is(err, snapshot.ErrDirPermission):
+		return usageErrorf("--snapshot %s: uid %d, which the VM runs as, may not replace files in %s (the snapshot is written beside the file and renamed over it, after privileges are dropped); give a directory it can write in", path, creds.UID, t.Dir().Name())
+	case err != nil:
+		return snapshotTargetAdvice(path, err)
+	}
+	return nil
+}
+
+// checkSnapshotUser is allowSnapshotUser for a preflight: the target is
+// opened and closed again, leaving nothing behind.
+func checkSnapshotUser(c *cli.Context, path string) error {
+	t, err := snapshot.OpenTarget(path)
+	if err != nil {
+		return snapshotTargetAdvice(path, err)
+	}
+	defer t.Close()
+	return allowSnapshotUser(c, path, t)
 }
 
 // snapshotTargetAdvice turns snapshot.OpenTarget's refusal of --snapshot's

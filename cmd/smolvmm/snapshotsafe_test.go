@@ -435,8 +435,8 @@ func TestCLISnapshotDroppedUser(t *testing.T) {
 			_, stderr, status := runCLIIn(t, dir, "run", "-k", counter, "-m", "16", "-a", "n=120 at=100", "--net", "none",
 				"--snapshot", snap, "--snapshot-exit", "--uid", "65534", "--gid", "65534")
 			if !owned {
-				if status != 1 || !strings.Contains(stderr, "may not replace files in "+dir) {
-					t.Fatalf("status %d, stderr %q; want 1, refused", status, stderr)
+				if status != 2 || !strings.Contains(stderr, "may not replace files in "+dir) {
+					t.Fatalf("status %d, stderr %q; want 2, refused", status, stderr)
 				}
 				checkKept(t, snap)
 			} else {

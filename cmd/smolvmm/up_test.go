@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -361,9 +362,17 @@ func TestUpCommandBadArguments(t *testing.T) {
 		{"memory before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-m", "0", "rescue"}, "-m 0: too little RAM", 2},
 		{"network before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "--net", "none", "-p", "8080:80", "rescue"}, "port forwards need the user network", 2},
 		{"disk before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-d", "x.img,bogus", "rescue"}, `unknown option "bogus"`, 2},
+		// As run refuses it: the snapshot is renamed into place after
+		// privileges are dropped (root's 0700 directory: nobody may not).
+		{"snapshot user before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "--user", "nobody",
+			"--snapshot", filepath.Join(cache, "s.snap"), "-i", filepath.Join(t.TempDir(), "r.img"), "rescue"},
+			"--snapshot " + filepath.Join(cache, "s.snap") + ": uid 65534, which the VM runs as, may not replace files in " + cache, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if slices.Contains(tt.args, "--user") && os.Geteuid() != 0 {
+				t.Skip("needs root, to drop to another user")
+			}
 			_, err := runTestApp(t, []*cli.Command{upCommand()}, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
