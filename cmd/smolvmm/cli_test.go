@@ -119,6 +119,7 @@ func TestCLIErrors(t *testing.T) {
 		{"bad network", []string{"run", "-k", text, "--net", "bridge"}, 2, "unknown network", false},
 		{"bad forward", []string{"run", "-k", text, "-p", "99999:80"}, 2, "malformed port forward", false},
 		{"bad MAC", []string{"run", "-k", text, "--mac", "zz"}, 2, "bad MAC address", false},
+		{"same host port twice", []string{"run", "-k", text, "-p", "18080:80", "-p", "18080:81"}, 2, "smolvmm run: -p 18080:81: host port tcp 18080 given twice", false},
 		{"demo bad memory", []string{"demo", "-m", "1"}, 2, "too little RAM", false},
 		// 2 MiB was inside the stated range, then too small for any kernel.
 		{"demo 2 MiB", []string{"demo", "-m", "2"}, 2, "-m 2: too little RAM (use -m between 3 and 3072 MiB)", false},

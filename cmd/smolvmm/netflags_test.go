@@ -37,6 +37,14 @@ func TestParseNetValues(t *testing.T) {
 		{spec: "none", publish: []string{"8080:80"}, err: "port forwards need the user network"},
 		{spec: "user", publish: []string{"8080"}, err: "-p: malformed port forward \"8080\""},
 		{spec: "user", mac: "01:02:03:04:05:06", err: "--mac: bad MAC address"},
+		// One VM cannot listen twice on a port: it said "the host port
+		// is already in use ... stop the program using it" (itself).
+		{spec: "user", publish: []string{"18080:80", "18080:81"}, err: "-p 18080:81: host port tcp 18080 given twice (also -p 18080:80)"},
+		{spec: "user", publish: []string{"udp:53:53", "0.0.0.0:22:22", "udp:127.0.0.1:53:54"}, err: "host port udp 53 given twice"},
+		{spec: "user", publish: []string{"0.0.0.0:22:22", "127.0.0.1:22:2222"}, err: "host port tcp 22 given twice"},
+		{spec: "user:x", publish: []string{"[::]:22:22", "22:2222"}, err: "host port tcp 22 given twice"},
+		{spec: "user", publish: []string{"18080:80", "udp:18080:80"}, fwds: 2},
+		{spec: "user", publish: []string{"127.0.0.1:22:22", "127.0.0.2:22:2222"}, fwds: 2},
 		{spec: "user", mac: "nope", err: "--mac: bad MAC address \"nope\""},
 	}
 	for _, tc := range tests {

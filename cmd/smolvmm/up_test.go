@@ -362,6 +362,7 @@ func TestUpCommandBadArguments(t *testing.T) {
 		{"memory before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-m", "0", "rescue"}, "-m 0: too little RAM", 2},
 		{"network before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "--net", "none", "-p", "8080:80", "rescue"}, "port forwards need the user network", 2},
 		{"disk before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-d", "x.img,bogus", "rescue"}, `unknown option "bogus"`, 2},
+		{"same host port before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-p", "18080:80", "-p", "18080:81", "rescue"}, "host port tcp 18080 given twice", 2},
 		// As run refuses it: the snapshot is renamed into place after
 		// privileges are dropped (root's 0700 directory: nobody may not).
 		{"snapshot user before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "--user", "nobody",
