@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/kstrip"
 )
 
@@ -134,6 +135,12 @@ func runKstrip(c *cli.Context) error {
 	// before the kernel is read.
 	if c.IsSet("keep") && len(splitCommas(c.StringSlice("keep"))) == 0 {
 		return usageErrorf("--keep %q names nothing: stripping with it would disable every driver; give the names to keep, e.g. --keep com,ld,virtio", strings.Join(c.StringSlice("keep"), ","))
+	}
+	// A kernel that is no file is said to be one first: without -o it
+	// is also the output, which the user did not name. (Not opened: a
+	// FIFO would block, a device act.)
+	if st, err := os.Stat(in); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("kstrip: kernel %s is %s: give a kernel file", in, filekind.Of(st.Mode()))
 	}
 	// The file to be replaced is checked before any work: a device, FIFO
 	// or directory there is never replaced (-o /dev/full, a FIFO).

@@ -284,6 +284,12 @@ func TestKstripBadInput(t *testing.T) {
 		{"ignored keep names keep nothing", []string{"--ignore-unknown", "--keep", "vioff,nosuch", kern}, kern, 1, []string{"vioff, nosuch", "mainbus included"}},
 		{"missing keep file", []string{"-K", filepath.Join(dir, "nope"), kern}, kern, 1, []string{"nope"}},
 		{"missing kernel", []string{filepath.Join(dir, "netbsd")}, "", 1, []string{"no such file"}},
+		// The kernel, not an output the user never gave, is what is
+		// wrong (it said "output DIR is a directory, not a regular file").
+		{"directory in place", []string{dir}, "", 1, []string{"kstrip: kernel " + dir + " is a directory: give a kernel file"}},
+		{"device in place", []string{"/dev/null"}, "", 1, []string{"kstrip: kernel /dev/null is a character device: give a kernel file"}},
+		{"directory listed", []string{"-l", dir}, "", 1, []string{"kstrip: kernel " + dir + " is a directory: give a kernel file"}},
+		{"device to -o", []string{"-o", filepath.Join(dir, "out"), "/dev/null"}, "", 1, []string{"kstrip: kernel /dev/null is a character device: give a kernel file"}},
 		{"no kernel", nil, "", 2, []string{"give one KERNEL after the flags"}},
 		{"two kernels", []string{kern, kern}, kern, 2, []string{"smolvmm kstrip takes one KERNEL, after the flags"}},
 	}
