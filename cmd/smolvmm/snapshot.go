@@ -260,12 +260,37 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			}
 			return nil, err
 		}
+		if errors.Is(err, vmm.ErrConfig) && errors.As(err, &ve) && ve.Field == "Disks" {
+			if err := restoreDiskCountError(c.String("restore"), cfg.Disks, err); err != nil {
+				return nil, err
+			}
+		}
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
 			return nil, fmt.Errorf("%w (give the network the snapshot's VM had, --net none when it had no network card, or leave out --net to take its kind)", err)
 		}
 		return m, err
 	}
 	return vmm.New(cfg)
+}
+
+// restoreDiskCountError turns a restore's refusal of the number of disks
+// given (err, which shows vmm.ErrConfig's own text) into the -d flags to
+// give, as a refused disk setting gets; nil when the snapshot's disks are
+// as many as given, or cannot be read (err then stands).
+func restoreDiskCountError(path string, given []blk.Spec, err error) error {
+	disks, derr := vmm.SnapshotDisks(path)
+	if derr != nil || len(disks) == len(given) {
+		return nil
+	}
+	had := fmt.Sprintf("%d disks", len(disks))
+	switch len(disks) {
+	case 0:
+		return &fileError{fmt.Sprintf("--restore %s: the snapshot's VM had no disk, -d gives %d (leave out -d)", path, len(given)), err}
+	case 1:
+		had = "1 disk"
+	}
+	return &fileError{fmt.Sprintf("--restore %s: the snapshot's VM had %s, -d gives %d (give -d as the snapshot's machine had it: %s, or leave out -d to take the snapshot's disks)",
+		path, had, len(given), snapshotDiskFlags(path, given)), err}
 }
 
 // snapshotDiskFlags returns the -d flags that give the disks of the

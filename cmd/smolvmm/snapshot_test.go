@@ -527,7 +527,15 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 		"-d", strings.ReplaceAll(disk, ",", ",,")+",serial=data1", "--snapshot", snap, "--snapshot-exit"); status != 0 {
 		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
 	}
+	nodisk := filepath.Join(dir, "nodisk.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",
+		"--snapshot", nodisk, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run without a disk: status %d, stderr:\n%s", status, stderr)
+	}
 	d := strings.ReplaceAll(disk, ",", ",,")
+	if err := os.WriteFile(disk+"2", make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		disk   string
@@ -537,10 +545,23 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 		{"read-only", d + ",ro", 1, "read-only, the snapshot's disk read-write (" + disk + ") (give -d as the snapshot's machine had it: -d " + d + ", or leave out -d to take the snapshot's disks)"},
 		{"other serial", d + ",serial=data2", 1, `serial "data2", the snapshot's "data1" (` + disk + ") (give -d as the snapshot's machine had it: -d " + d + ",serial=data1, or leave out -d to take the snapshot's disks)"},
 		{"as the snapshot's", d, 1, ""},
+		// It said "snapshot S has 1 disks, 2 given: invalid
+		// configuration": vmm.ErrConfig's text, and no advice.
+		{"one disk too many", d + " -d " + d + "2", 1, "smolvmm run: --restore " + snap + ": the snapshot's VM had 1 disk, -d gives 2 (give -d as the snapshot's machine had it: -d " + d + ", or leave out -d to take the snapshot's disks)"},
+		{"disk of none", "-d " + d, 1, "smolvmm run: --restore " + nodisk + ": the snapshot's VM had no disk, -d gives 1 (leave out -d)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, stderr, status := runCLI(t, "run", "--restore", snap, "-d", tt.disk)
+			args := []string{"run", "--restore", snap, "-d", tt.disk}
+			if strings.HasPrefix(tt.disk, "-d ") {
+				args = []string{"run", "--restore", nodisk, "-d", strings.TrimPrefix(tt.disk, "-d ")}
+			} else if a, b, two := strings.Cut(tt.disk, " -d "); two {
+				args = []string{"run", "--restore", snap, "-d", a, "-d", b}
+			}
+			out, stderr, status := runCLI(t, args...)
+			if strings.Contains(stderr, "invalid configuration") {
+				t.Errorf("stderr %q shows vmm.ErrConfig's text", stderr)
+			}
 			if status != tt.status || !strings.Contains(stderr, tt.stderr) || strings.Contains(stderr, "network") {
 				t.Fatalf("status %d, output %q, stderr %q; want %d, stderr with %q and no network advice", status, out, stderr, tt.status, tt.stderr)
 			}
