@@ -138,6 +138,13 @@ func Open(path string, opts Options) (*Disk, error) {
 	if opts.ReadOnly {
 		flag, lock, mode = os.O_RDONLY, unix.LOCK_SH, "read-only"
 	}
+	// What is no file is refused before it is opened: a directory fails
+	// a read-write open with EISDIR (no advice), a FIFO blocks a
+	// read-only one, and opening a device may act on it. (The open file
+	// is checked again below.)
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, notRegular(path, st.Mode())
+	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		// The message names the path once: keep the cause, not the
@@ -170,7 +177,7 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("disk image %s: not a regular file (it is %s); give a raw image file", path, filekind.Of(st.Mode()))
+		return nil, notRegular(path, st.Mode())
 	}
 	d, err := New(newFileBackend(f), st.Size(), opts)
 	if err != nil {
@@ -188,4 +195,9 @@ func flock(f *os.File, how int) error {
 			return err
 		}
 	}
+}
+
+// notRegular is Open's refusal of a path that is not a regular file.
+func notRegular(path string, m fs.FileMode) error {
+	return fmt.Errorf("disk image %s: not a regular file (it is %s); give a raw image file", path, filekind.Of(m))
 }

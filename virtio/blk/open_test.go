@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -138,14 +139,26 @@ func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty.img")
 	os.WriteFile(empty, nil, 0o644)
-	for _, tc := range []struct{ path, want string }{
-		{filepath.Join(dir, "missing.img"), "no such file"},
-		{empty, "at least one 512-byte sector"},
-		{dir, "not a regular file (it is a directory)"},
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, want string
+		readOnly   bool
+	}{
+		{filepath.Join(dir, "missing.img"), "no such file", true},
+		{empty, "at least one 512-byte sector", true},
+		{dir, "not a regular file (it is a directory); give a raw image file", true},
+		// Read-write, a directory failed the open with "cannot open it
+		// read-write: is a directory", without the advice a device got.
+		{dir, "not a regular file (it is a directory); give a raw image file", false},
+		{"/dev/null", "not a regular file (it is a character device); give a raw image file", false},
+		{fifo, "not a regular file (it is a FIFO); give a raw image file", false},
 	} {
-		_, err := blk.Open(tc.path, blk.Options{ReadOnly: true})
+		_, err := blk.Open(tc.path, blk.Options{ReadOnly: tc.readOnly})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
-			t.Errorf("Open(%s): %v, want an error naming it and containing %q", tc.path, err, tc.want)
+			t.Errorf("Open(%s, read-only %v): %v, want an error naming it and containing %q", tc.path, tc.readOnly, err, tc.want)
 		}
 	}
 }
