@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -73,11 +74,16 @@ func netAction(c *cli.Context) error {
 			return usageErrorf("--name: %v", err)
 		}
 		socket = s
-	} else if dir := filepath.Dir(socket); filepath.Clean(dir) != netback.HubDir() {
-		// Only the default runtime directory is created: a mistyped
-		// --socket would otherwise make a tree nobody asked for.
-		if err := checkOutputDir("--socket", socket, "listen"); err != nil {
+	} else {
+		if err := checkSocketFlag(socket); err != nil {
 			return err
+		}
+		if dir := filepath.Dir(socket); filepath.Clean(dir) != netback.HubDir() {
+			// Only the default runtime directory is created: a mistyped
+			// --socket would otherwise make a tree nobody asked for.
+			if err := checkOutputDir("--socket", socket, "listen"); err != nil {
+				return err
+			}
 		}
 	}
 	// The hub saves the leases when they change, long after the start:
@@ -135,6 +141,26 @@ func netAction(c *cli.Context) error {
 		"%d outgoing connections and %d UDP flows refused at a VM's bound, %d DNS queries refused while too many were asked)\n",
 		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused, s.NATRefusedConns, s.NATRefusedFlows, s.DNSRefused)
 	return nil
+}
+
+// checkSocketFlag refuses a --socket path no socket can be made at: one
+// too long for a Unix socket's address (a mistake in the flag, status 2),
+// or a file of another kind already there (which the network would not
+// remove), saying what to give instead.
+func checkSocketFlag(socket string) error {
+	if len(socket) > netback.MaxSocketPath {
+		return usageErrorf("--socket %s is %d bytes long; a Unix socket's path has at most %d: give a shorter one (it may be relative to the current directory)", socket, len(socket), netback.MaxSocketPath)
+	}
+	st, err := os.Lstat(socket)
+	switch {
+	case err != nil || st.Mode()&os.ModeSocket != 0:
+		// Missing, or a socket: the network's own checks (a stale one
+		// is replaced, a live one refused).
+		return nil
+	case st.IsDir():
+		return fmt.Errorf("--socket %s is a directory, not a socket: give a path where no file is, e.g. %s", socket, filepath.Join(socket, "net.sock"))
+	}
+	return fmt.Errorf("--socket %s is %s, not a socket: give a path where no file is (the network makes its socket there)", socket, filekind.Of(st.Mode()))
 }
 
 // joinsQuiet are the quiet periods (no join, no leave, no lease file

@@ -715,7 +715,12 @@ func TestNetCommandErrors(t *testing.T) {
 		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", "/dev/full"}, 1, "/dev/full is a character device"},
 		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "no-such-group-here"}, 2, "--group no-such-group-here: no such group"},
 		{[]string{"--socket", filepath.Join(dir, "g.sock"), "--group", "0"}, 2, "--group 0: give the group of the VMs' users, not root's"},
-		{[]string{"--socket", file}, 1, file + " exists and is not a socket"},
+		// They said "exists and is not a socket", with no way out.
+		{[]string{"--socket", file}, 1, "--socket " + file + " is a regular file, not a socket: give a path where no file is (the network makes its socket there)"},
+		{[]string{"--socket", dir}, 1, "--socket " + dir + " is a directory, not a socket: give a path where no file is, e.g. " + filepath.Join(dir, "net.sock")},
+		// Status 1 and no advice before.
+		{[]string{"--socket", filepath.Join(dir, strings.Repeat("s", netback.MaxSocketPath))}, 2,
+			fmt.Sprintf("--socket %s is %d bytes long; a Unix socket's path has at most %d: give a shorter one", filepath.Join(dir, strings.Repeat("s", netback.MaxSocketPath)), len(dir)+1+netback.MaxSocketPath, netback.MaxSocketPath)},
 		// Before, it made the directories.
 		{[]string{"--socket", filepath.Join(dir, "nonexist", "dir", "x.sock")}, 1,
 			"--socket " + filepath.Join(dir, "nonexist", "dir", "x.sock") + ": no directory " + filepath.Join(dir, "nonexist", "dir") + " to listen in"},
