@@ -282,12 +282,8 @@ func checkOutputFiles(outputs, inputs []namedFile) error {
 func checkRunInputs(c *cli.Context) error {
 	for _, spec := range c.StringSlice("share") {
 		dir, _, _ := strings.Cut(spec, ",")
-		st, err := os.Stat(dir)
-		if err != nil {
-			return fmt.Errorf("--share %s: %w", spec, err)
-		}
-		if !st.IsDir() {
-			return fmt.Errorf("--share %s: %s is not a directory", spec, dir)
+		if err := checkInputDir("--share", spec, dir, shareDirWant); err != nil { // filemsgs.go
+			return err
 		}
 	}
 	for _, spec := range c.StringSlice("module") {

@@ -75,6 +75,12 @@ func TestCLIChecks(t *testing.T) {
 		{"up image in a missing directory", up("-i", filepath.Join(dir, "nodir", "x.img"), "rescue"), 1, "no directory", ""},
 		{"up image on a FIFO", up("-i", f["fifo"], "rescue"), 1, "is a FIFO", "fifo"},
 		{"up bad version", up("--version", "../../etc", "rescue"), 2, `bad version "../../etc"`, ""},
+		// They said "data directory FILE is not a directory", without the
+		// flag or what to give.
+		{"mkimg --data a file", []string{"mkimg", "--data", text, "-i", filepath.Join(dir, "d2.img")}, 1, "smolvmm mkimg: --data " + text + " is a regular file, not a directory: give the directory the disk is to hold", ""},
+		{"demo --share a file", []string{"demo", "--share", text}, 1, "smolvmm demo: --share " + text + " is a regular file, not a directory: give a directory to share", ""},
+		{"run --share,ro a FIFO", []string{"run", "-k", text, "--share", f["fifo"] + ",ro"}, 1, "--share " + f["fifo"] + " is a FIFO, not a directory: give a directory to share", ""},
+		{"up --share a file", up("--share", text, "rescue"), 1, "smolvmm up: --share " + text + " is a regular file, not a directory: give a directory to share", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

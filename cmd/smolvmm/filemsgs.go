@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/smolvmm/smolvmm/internal/filekind"
 )
 
 // The refusals of files named on the command line, in one wording for
@@ -48,6 +50,22 @@ func inputFileError(flag, spec, path string, err error) error {
 func checkInputPath(flag, path string) error {
 	if _, err := os.Stat(path); err != nil {
 		return inputFileError(flag, path, path, err)
+	}
+	return nil
+}
+
+// checkInputDir is checkInputPath for a directory flag's value must name
+// (spec is the value, dir its path): one that is a file of another kind
+// is refused naming the flag, the kind and what to give (want: "a
+// directory to share"), where the library would say "data directory X
+// is not a directory".
+func checkInputDir(flag, spec, dir, want string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return inputFileError(flag, spec, dir, err)
+	}
+	if !st.IsDir() {
+		return &fileError{fmt.Sprintf("%s %s is %s, not a directory: give %s", flag, dir, filekind.Of(st.Mode()), want), fs.ErrInvalid}
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		if err := checkOutput(out, c.Bool("force")); err != nil {
 			return err
 		}
-		if err := checkInputPath("--data", dir); err != nil {
+		if err := checkInputDir("--data", dir, dir, "the directory the disk is to hold"); err != nil { // filemsgs.go
 			return err
 		}
 		if !c.IsSet("megabytes") || auto {

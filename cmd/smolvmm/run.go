@@ -252,8 +252,8 @@ func checkRunFlags(c *cli.Context) error {
 		// A file's problem, status 1, said before the data image's
 		// builder names it in its own words ("data directory: stat").
 		if dir, _, _ := strings.Cut(spec, ","); dir != "" {
-			if _, err := os.Stat(dir); err != nil {
-				return inputFileError("--share", dir, dir, err)
+			if err := checkInputDir("--share", dir, dir, shareDirWant); err != nil { // filemsgs.go
+				return err
 			}
 		}
 	}
@@ -280,6 +280,9 @@ func checkRunFlags(c *cli.Context) error {
 	}
 	return checkContainFlags(c) // contain.go
 }
+
+// shareDirWant is what --share takes, as its refusal of a file says.
+const shareDirWant = "a directory to share"
 
 // parseShareSpec splits --share's value, DIR or DIR,ro. A value without
 // a directory or with another option is a command-line mistake (status 2).

@@ -217,7 +217,7 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 		root   bool
 	}{
 		{"missing share", []string{"--share", "nodir"}, 1, "--share nodir: no such file or directory (check the path given with --share)", false},
-		{"share not a directory", []string{"--share", "rescue.img"}, 1, "rescue.img is not a directory", false},
+		{"share not a directory", []string{"--share", "rescue.img"}, 1, "--share rescue.img is a regular file, not a directory: give a directory to share", false},
 		{"missing module", []string{"--module", "nonexist,kmod"}, 1, "--module nonexist,kmod: open nonexist: no such file", false},
 		{"module a directory", []string{"--module", "nonempty"}, 1, "nonempty is a directory", false},
 		{"chroot not empty", []string{"--chroot", "nonempty"}, 1, "not empty (it holds x)", true},
