@@ -1,6 +1,7 @@
 package netback
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,11 @@ func loadLeases(path string) (*leaseStore, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease file: %w", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		// Made ahead (touch, a service manager's tmpfiles): no
+		// leases yet, as no file would be. The first save fills it.
+		return s, nil
 	}
 	var lf leaseFile
 	if err := json.Unmarshal(b, &lf); err != nil {

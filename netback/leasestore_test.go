@@ -98,3 +98,34 @@ func TestLoadLeasesNotRegular(t *testing.T) {
 		})
 	}
 }
+
+// An empty lease file (one created ahead, or by touch) holds no leases:
+// it said "unexpected end of JSON input (remove it to start afresh)".
+// The table saved over it then loads.
+func TestLoadLeasesEmpty(t *testing.T) {
+	for _, content := range []string{"", "\n", " \t\n"} {
+		path := filepath.Join(t.TempDir(), "l.leases")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := loadLeases(path)
+		if err != nil {
+			t.Fatalf("%q: %v", content, err)
+		}
+		if len(s.byMAC) != 0 {
+			t.Fatalf("%q: %d leases, want none", content, len(s.byMAC))
+		}
+		mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+		if _, ok := assign(s, mac, func(netip.Addr) bool { return false }, time.Unix(1e9, 0)); !ok {
+			t.Fatalf("%q: no lease", content)
+		}
+		if err := s.save(); err != nil {
+			t.Fatal(err)
+		}
+		if s2, err := loadLeases(path); err != nil {
+			t.Fatal(err)
+		} else if a, ok := s2.lookup(mac); !ok || a.String() != "10.0.2.15" {
+			t.Errorf("%q: reloaded %s %v, want 10.0.2.15", content, a, ok)
+		}
+	}
+}

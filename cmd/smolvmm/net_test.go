@@ -1148,3 +1148,15 @@ func TestReleaseLoop(t *testing.T) {
 	stop()
 	idle("after a failed release")
 }
+
+// TestNetEmptyLeaseFile: a --leases file made ahead and empty (touch)
+// holds no leases; the network starts (it said "unexpected end of JSON
+// input (remove it to start afresh)").
+func TestNetEmptyLeaseFile(t *testing.T) {
+	dir := t.TempDir()
+	leases := filepath.Join(dir, "net.leases")
+	if err := os.WriteFile(leases, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startNetDaemon(t, filepath.Join(dir, "net.sock"), "--leases", leases)
+}
