@@ -41,6 +41,10 @@ const (
 	// ServiceChanged: the image was built from another version of the
 	// built-in service.
 	ServiceChanged
+	// NotImage: the file is no ext2 image (mkimg builds ext2): a file
+	// other than an image under its name, which no date makes fresh;
+	// Stamp.Describes tells whether it is one the caller built.
+	NotImage
 )
 
 // String is the verdict in a word, for the step log.
@@ -54,6 +58,8 @@ func (v Verdict) String() string {
 		return "older than its inputs"
 	case ServiceChanged:
 		return "built from another version of the service"
+	case NotImage:
+		return "not an ext2 image"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
 }
@@ -88,12 +94,38 @@ func (im Image) Check() (Verdict, error) {
 		return Missing, nil
 	case err != nil:
 		return 0, fmt.Errorf("image %s: %w", im.Path, err)
+	case !st.Mode().IsRegular() || !isExt2(im.Path):
+		return NotImage, nil
 	case changed:
 		return ServiceChanged, nil
 	case st.ModTime().Before(newest):
 		return Older, nil
 	}
 	return Fresh, nil
+}
+
+// ext2Magic is an ext2 superblock's s_magic, at byte 56 of the
+// superblock, which starts at byte 1024.
+const (
+	ext2Magic       = 0xEF53
+	ext2MagicOffset = 1024 + 56
+)
+
+// isExt2 reports whether the regular file at path carries ext2's
+// superblock magic: a cheap test that it is an image mkimg built, not
+// another file under the image's name. An unreadable file is not one.
+func isExt2(path string) bool {
+	// Non-blocking: a FIFO put there since the Stat is not waited on.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [2]byte
+	if _, err := f.ReadAt(b[:], ext2MagicOffset); err != nil {
+		return false
+	}
+	return uint16(b[0])|uint16(b[1])<<8 == ext2Magic
 }
 
 // ServiceDate is what dates a service for Image.Check. A service of files
@@ -166,21 +198,43 @@ func ReleaseStamp(r *fetch.Release, image string) Stamp {
 	return Stamp(filepath.Join(filepath.Dir(filepath.Dir(r.Kernel.Path)), "images", hex.EncodeToString(key[:8])+".service"))
 }
 
+// FilesDigest is what a Stamp records for an image built from a service
+// of files, which has no digest (its files' times date it): it says who
+// built the image, and is no other version of a built-in service.
+const FilesDigest = "-"
+
 // Other reports whether the stamp describes this very image file and
 // names another service digest. An image the stamp does not describe
 // (made by another program, a copy, or a later build) has no say, nor has
-// a missing or unreadable stamp.
+// a missing or unreadable stamp, nor one recorded with FilesDigest.
 func (s Stamp) Other(image, digest string) bool {
+	recorded, ok := s.read(image)
+	return ok && recorded != FilesDigest && recorded != digest
+}
+
+// Describes reports whether the stamp was recorded for this very image
+// file (whatever digest it names): whoever recorded it built the file,
+// which has not been replaced since.
+func (s Stamp) Describes(image string) bool {
+	_, ok := s.read(image)
+	return ok
+}
+
+// read returns the digest the stamp records, if it describes image.
+func (s Stamp) read(image string) (digest string, ok bool) {
 	b, err := os.ReadFile(string(s))
 	if err != nil {
-		return false
+		return "", false
 	}
 	id, err := ImageID(image)
 	if err != nil {
-		return false
+		return "", false
 	}
 	f := strings.Fields(string(b))
-	return len(f) == 2 && f[1] == id && f[0] != digest
+	if len(f) != 2 || f[1] != id {
+		return "", false
+	}
+	return f[0], true
 }
 
 // Record records that image, as it is now, was built from the service

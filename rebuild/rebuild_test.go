@@ -111,6 +111,11 @@ func TestStamp(t *testing.T) {
 			if got := s.Other(image, "v2"); got != tt.other {
 				t.Errorf("Other = %v, want %v", got, tt.other)
 			}
+			// Whatever digest it names, a stamp describes the file it
+			// was recorded for (up built it) as long as that file stays.
+			if got, want := s.Describes(image), tt.other || tt.name == "recorded for this digest"; got != want {
+				t.Errorf("Describes = %v, want %v", got, want)
+			}
 		})
 	}
 	if err := Stamp(filepath.Join(t.TempDir(), "x")).Record(filepath.Join(t.TempDir(), "none.img"), "v1"); err == nil || !strings.Contains(err.Error(), "none.img") {
@@ -166,6 +171,21 @@ func TestImageCheck(t *testing.T) {
 			record(t, im.Stamp, im.Path, "v1")
 			im.ServiceTime = past
 		}, Fresh},
+		// An image up stamped as built from a service of files does not
+		// count as another version of a built-in one.
+		{"built from a service of files, now a built-in one", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, FilesDigest)
+			im.Digest = "v2"
+		}, Fresh},
+		// A fresh file that is no ext2 image (a kernel written there:
+		// kstrip -o rescue.img) was called up to date and booted as ld0.
+		{"not an ext2 image", func(t *testing.T, im *Image) { write(t, im.Path, "\x7fELF a kernel") }, NotImage},
+		{"not an ext2 image, and older", func(t *testing.T, im *Image) {
+			write(t, im.Path, "\x7fELF a kernel")
+			im.ServiceTime = future
+		}, NotImage},
+		{"empty", func(t *testing.T, im *Image) { write(t, im.Path, "") }, NotImage},
+		{"a directory", func(t *testing.T, im *Image) { os.Remove(im.Path); os.Mkdir(im.Path, 0o755) }, NotImage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,7 +197,7 @@ func TestImageCheck(t *testing.T) {
 				os.Chtimes(p, past, past)
 				im.Sets = append(im.Sets, p)
 			}
-			write(t, im.Path, "image")
+			writeImage(t, im.Path, "image")
 			tt.setup(t, &im)
 			got, err := im.Check()
 			if err != nil {
@@ -261,6 +281,18 @@ func TestStripCached(t *testing.T) {
 func record(t *testing.T, s Stamp, image, digest string) {
 	t.Helper()
 	if err := s.Record(image, digest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeImage writes data as the start of a file that passes for an ext2
+// image: the superblock's magic at offset 1080.
+func writeImage(t *testing.T, path, data string) {
+	t.Helper()
+	b := make([]byte, 2048)
+	copy(b, data)
+	b[1080], b[1081] = 0x53, 0xEF
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -144,6 +144,18 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return fmt.Sprintf("%s is up to date (newer than its sets, and not built from another version of the service)", res.Image), nil
 			}
 			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
+		case rebuild.NotImage:
+			// Not what mkimg builds: never booted as the service's
+			// root, and replaced only if up built this very file
+			// (something wrote over it since); another file under
+			// the image's name may be the user's own.
+			if !im.Stamp.Describes(res.Image) {
+				return "", selfNamed{fmt.Errorf("image %s is not an ext2 image, and up did not build it: up replaces only images it built; move it away, or give another image with -i", res.Image)}
+			}
+			if err := checkNotInUse(res.Image); err != nil {
+				return "", err
+			}
+			verb = "rebuilt (it was no longer an ext2 image)"
 		case rebuild.Older, rebuild.ServiceChanged:
 			// The old image, and whatever the guest wrote to it, is replaced;
 			// never under a running VM, which would go on writing to the
@@ -167,10 +179,14 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			return "", err
 		}
 		res.Built = true
-		if svc.Digest != "" {
-			if err := im.Stamp.Record(res.Image, svc.Digest); err != nil {
-				fmt.Fprintf(log, "smolvmm up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes\n", res.Image, err)
-			}
+		// Recorded for every service: it tells an image up built from
+		// another file later found under its name (NotImage).
+		digest := svc.Digest
+		if digest == "" {
+			digest = rebuild.FilesDigest
+		}
+		if err := im.Stamp.Record(res.Image, digest); err != nil {
+			fmt.Fprintf(log, "smolvmm up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes or it is written over\n", res.Image, err)
 		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
 	})
@@ -252,7 +268,9 @@ func upCommand() *cli.Command {
    2. kstrip  the kernel with the default keep list (cached per kernel)
    3. mkimg   <service>.img (or -i FILE), when missing, older than the sets
               or the files of a --service-dir service, or built by up from
-              another version of a built-in service; never while a VM uses it
+              another version of a built-in service, or no longer an ext2
+              image (a file up did not build is left alone); never while a
+              VM uses it
    4. run     the stripped kernel with the image as ld0 (root=ld0a)
 Each step prints what it did and how long it took.
 

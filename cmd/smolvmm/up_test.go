@@ -76,7 +76,12 @@ func (f *fakeUp) deps() upDeps {
 					w.WriteString("half")
 					return f.buildErr
 				}
-				_, err := w.WriteString("image of " + strings.Join(b.Sets, ","))
+				// Text, then ext2's superblock magic at 1080: up
+				// tells an image from another file by it.
+				img := make([]byte, 2048)
+				copy(img, "image of "+strings.Join(b.Sets, ","))
+				img[1080], img[1081] = 0x53, 0xEF
+				_, err := w.Write(img)
 				return err
 			})
 		},
@@ -243,6 +248,88 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 			}
 			if strings.Contains(tt.calls, "build") && !strings.Contains(log.String(), "the built-in service changed") {
 				t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
+			}
+		})
+	}
+}
+
+// TestUpNotAnImage: a file under the image's name that is no ext2 image
+// is never called up to date and booted (a kernel written there by
+// kstrip -o rescue.img was): up rebuilds it when it built that very file
+// (something wrote over it in place), and otherwise leaves it alone and
+// says what to do, building and running nothing.
+func TestUpNotAnImage(t *testing.T) {
+	kernel := "\x7fELF\x01\x01\x01 a NetBSD kernel"
+	tests := []struct {
+		name    string
+		builtin bool // a built-in service (dated by its digest)
+		change  func(t *testing.T, image string)
+		calls   string
+		want    string // in the log, or the error with no run
+	}{
+		{"replaced by another file", false, func(t *testing.T, image string) {
+			// As kstrip -o does: a file of its own renamed over the
+			// image, which then still exists (another inode; one
+			// removed first may be reused at once).
+			tmp := image + ".new"
+			if err := os.WriteFile(tmp, []byte(kernel), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, image); err != nil {
+				t.Fatal(err)
+			}
+		}, "service fetch", "is not an ext2 image, and up did not build it"},
+		{"written over in place", false, func(t *testing.T, image string) {
+			if err := os.WriteFile(image, []byte(kernel), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "service fetch build run", "rebuilt (it was no longer an ext2 image)"},
+		{"built-in service, written over in place", true, func(t *testing.T, image string) {
+			if err := os.WriteFile(image, []byte(kernel), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "service fetch build run", "rebuilt (it was no longer an ext2 image)"},
+		{"built-in service, replaced by another file", true, func(t *testing.T, image string) {
+			// As kstrip -o does: a file of its own renamed over the
+			// image, which then still exists (another inode; one
+			// removed first may be reused at once).
+			tmp := image + ".new"
+			if err := os.WriteFile(tmp, []byte(kernel), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, image); err != nil {
+				t.Fatal(err)
+			}
+		}, "service fetch", "is not an ext2 image, and up did not build it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			if tt.builtin {
+				f.svc.ModTime, f.svc.Digest = time.Time{}, "v1"
+			}
+			opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+			if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+				t.Fatal(err)
+			}
+			tt.change(t, opts.Image)
+			f.calls = nil
+			var log bytes.Buffer
+			_, err := up(context.Background(), &log, f.deps(), opts)
+			if got := strings.Join(f.calls, " "); got != tt.calls {
+				t.Errorf("calls %q, want %q\n%s", got, tt.calls, log.String())
+			}
+			if strings.Contains(tt.calls, "build") {
+				if err != nil || !strings.Contains(log.String(), tt.want) {
+					t.Errorf("err %v, log:\n%s\nwant %q", err, log.String(), tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "give another image with -i") {
+				t.Errorf("err %v, want %q and advice", err, tt.want)
+			}
+			if b, _ := os.ReadFile(opts.Image); string(b) != kernel {
+				t.Errorf("the file that was no image now holds %q...", b[:min(len(b), 40)])
 			}
 		})
 	}
