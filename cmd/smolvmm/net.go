@@ -32,7 +32,8 @@ smolvmm run --net user:NAME (or user:/path/to.sock); its -p forwards
 listen on the host while it is connected.
 
 The socket is $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock (root:
-/run/smolvmm/net/NAME.sock; without XDG_RUNTIME_DIR, /tmp/smolvmm-UID/net),
+/run/smolvmm/net/NAME.sock; without XDG_RUNTIME_DIR, /tmp/smolvmm-UID/net,
+under $TMPDIR if set),
 mode 0600: only its owner's VMs may join (--group GROUP: also that group's
 members'; set on every start); the default directory is mode 0711, shared
 by every network. The leases are next to it, in NAME.leases, mode 0600. A

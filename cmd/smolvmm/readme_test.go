@@ -348,3 +348,19 @@ func TestRunHelpMatchesReadme(t *testing.T) {
 	}
 	compare("console keys", "run --help", helpKeys, "Ctrl-A h", printed)
 }
+
+// TestReadmeNetSocketDirs: every directory net --help says a network's
+// socket goes in by default is in the README too (it lacked the one of a
+// user without XDG_RUNTIME_DIR, /tmp/smolvmm-UID/net).
+func TestReadmeNetSocketDirs(t *testing.T) {
+	text := readme(t)
+	dirs := regexp.MustCompile(`(\$XDG_RUNTIME_DIR|/run|/tmp)/smolvmm[-A-Z]*/net`).FindAllString(netCommand().Description, -1)
+	if len(dirs) < 3 {
+		t.Fatalf("net --help names %q; want the three default directories", dirs)
+	}
+	for _, d := range dirs {
+		if !strings.Contains(text, d) {
+			t.Errorf("net --help names %s, the README does not", d)
+		}
+	}
+}
