@@ -76,3 +76,51 @@ func TestCLISnapshotNotTaken(t *testing.T) {
 		})
 	}
 }
+
+// TestCLISnapshotNotTakenQuitKey: Ctrl-A x on a --snapshot run whose guest
+// never became ready ends with 130, as without --snapshot, and the
+// warning (it gave 1 and the note as the error).
+func TestCLISnapshotNotTakenQuitKey(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	dir := t.TempDir()
+	snap := keep(t, dir, "keep.snap") // snapshotsafe_test.go
+	ptm, pts := openPTYPair(t)        // snapshotsafe_test.go
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", readySpinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
+	cmd.Stdin, cmd.Stdout = pts, pts
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	waited := make(chan struct{})
+	go func() {
+		err = cmd.Wait()
+		close(waited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-waited
+	})
+	// The guest runs once its console says so: the key then finds the
+	// VM running.
+	var first [1]byte
+	if _, err := io.ReadFull(ptm, first[:]); err != nil || first[0] != 'S' {
+		t.Fatalf("the guest's console began %q (%v), want S", first[:], err)
+	}
+	go io.Copy(io.Discard, ptm)
+	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	<-waited
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, stderr.String())
+	}
+	if want := "smolvmm run: warning: --snapshot " + snap + ": the guest never became ready"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	}
+	checkOnlyKept(t, dir, snap)
+}
