@@ -90,7 +90,8 @@ func TestCLISnapshotRefusals(t *testing.T) {
 		})
 	}
 	// A snapshot never taken leaves no file, with or without the
-	// seccomp filter.
+	// seccomp filter. (Status 1 is the counter's debug-exit 0; the note
+	// is a warning: TestCLISnapshotNotTaken.)
 	for _, seccomp := range []bool{false, true} {
 		t.Run(map[bool]string{false: "never ready without filter", true: "never ready with filter"}[seccomp], func(t *testing.T) {
 			if !kvmUsable() {

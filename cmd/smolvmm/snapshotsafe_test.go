@@ -147,6 +147,7 @@ func TestCLISnapshotKeepsOldFile(t *testing.T) {
 		want   string
 	}{
 		{"no kernel", []string{"-k", "nonexist"}, 1, "nonexist"},
+		// 1: the counter's debug-exit 0, with the warning.
 		{"never ready", []string{"-k", counter, "-m", "16", "-a", "n=3 at=0"}, 1, "the guest never became ready"},
 		{"never ready without filter", []string{"-k", counter, "-m", "16", "-a", "n=3 at=0", "--no-seccomp"}, 1, "the guest never became ready"},
 	}
