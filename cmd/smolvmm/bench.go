@@ -199,7 +199,7 @@ func benchAction(c *cli.Context) error {
 		ready.Pattern = re
 	}
 	port := c.Int("ready-port")
-	if port < 0 || port > 65535 {
+	if port < 0 || port > 65535 || port == 0 && c.IsSet("ready-port") {
 		return usageErrorf("smolvmm bench: --ready-port %d: give a TCP port between 1 and 65535", port)
 	}
 	if port > 0 {

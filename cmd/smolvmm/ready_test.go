@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -188,6 +189,40 @@ func TestCLIRestoreReadyPort(t *testing.T) {
 			}
 			if tt.ready && phases[i-1] == "first-run" {
 				t.Errorf("ready at the restore's first instruction, not when the guest accepted:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestReadyPortZero: an explicit --ready-port 0 is refused as -1 is (it
+// was taken silently, as if not given), by every command that has the
+// flag, before any work (up's mirror is one nothing answers on).
+func TestReadyPortZero(t *testing.T) {
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "k")
+	if err := os.WriteFile(kernel, []byte("not a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kvm := filepath.Join(dir, "kvm")
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"run", []string{"run", "-k", kernel, "--kvm-device", kvm, "--ready-port", "0"}},
+		{"up", []string{"up", "--mirror", "http://127.0.0.1:1/", "--ready-port", "0", "rescue"}},
+		{"bench", []string{"bench", "-n", "1", "--warmup", "0", "--kvm-device", kvm, "--ready-port", "0"}},
+		{"bench with = ", []string{"bench", "-n", "1", "--warmup", "0", "--kvm-device", kvm, "--ready-port=0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(smolvmmBin(t), tt.args...)
+			cmd.Dir = dir
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			want := "smolvmm " + tt.args[0] + ": --ready-port 0: give a TCP port between 1 and 65535\n"
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || stderr.String() != want || stdout.String() != "" {
+				t.Errorf("%v: stdout %q stderr %q; want status 2 and %q", err, stdout.String(), stderr.String(), want)
 			}
 		})
 	}

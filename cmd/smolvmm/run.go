@@ -267,7 +267,8 @@ func checkRunFlags(c *cli.Context) error {
 			return readyRegexpError(r, err)
 		}
 	}
-	if p := c.Int("ready-port"); p < 0 || p > 65535 {
+	// An explicit 0 is no port either (it was taken as no --ready-port).
+	if p := c.Int("ready-port"); p < 0 || p > 65535 || p == 0 && c.IsSet("ready-port") {
 		return usageErrorf("--ready-port %d: give a TCP port between 1 and 65535", p)
 	}
 	if hasFlag(c, "net") {
