@@ -557,3 +557,65 @@ func childPIDs(t *testing.T, pid int) []int {
 	}
 	return pids
 }
+
+// TestBenchChecksInputFiles: a -k or -d file that a VM could not use is
+// refused before any VM starts, in the words run and demo use for it (the
+// kernel's with the hint to check -k), and with their status, 1 (a file's
+// problem): they were found by each boot, which all failed, or said
+// without the hint. The VMs would find no KVM device, were they started.
+func TestBenchChecksInputFiles(t *testing.T) {
+	dir := t.TempDir()
+	kvm := filepath.Join(dir, "kvm")
+	missing, empty, img := filepath.Join(dir, "nope"), filepath.Join(dir, "empty"), filepath.Join(dir, "disk.img")
+	for _, f := range []struct {
+		path string
+		size int64
+	}{{empty, 0}, {img, 1 << 20}} {
+		if err := os.WriteFile(f.path, make([]byte, f.size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+		// run, with the same flags, says the same (its kernel is read
+		// before the KVM device is opened).
+		asRun bool
+	}{
+		{"kernel a device", []string{"-k", "/dev/null"}, "read kernel: /dev/null is a character device: not a regular file (check the path given with -k)", true},
+		{"kernel missing", []string{"-k", missing}, "read kernel: open " + missing + ": no such file or directory (check the path given with -k)", true},
+		{"kernel empty", []string{"-k", empty}, "read kernel: " + empty + ": the file is empty (check the path given with -k)", true},
+		{"kernel a directory", []string{"-k", dir}, "read kernel: " + dir + " is a directory: not a regular file (check the path given with -k)", true},
+		{"disk missing", []string{"-d", missing}, "-d " + missing + ": no such file or directory (check the path given with -d)", false},
+		{"disk a device", []string{"-d", "/dev/null"}, "ld0: disk image /dev/null: not a regular file (it is a character device); give a raw image file", false},
+		{"second disk a directory", []string{"-d", img + ",ro", "-d", dir}, "ld1: disk image " + dir + ": cannot open it read-write: is a directory", false},
+		{"parallel, disk missing", []string{"--parallel", "2", "-d", missing + ",ro"}, "-d " + missing + ": no such file or directory (check the path given with -d)", false},
+		{"parallel, kernel a device", []string{"--parallel", "2", "-k", "/dev/zero"}, "read kernel: /dev/zero is a character device: not a regular file (check the path given with -k)", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--kvm-device", kvm}, tt.args...)
+			if !slices.Contains(args, "--parallel") {
+				args = append(args, "-n", "1", "--warmup", "0")
+			}
+			status, stdout, stderr := benchRun(t, nil, args...)
+			if want := "smolvmm bench: " + tt.want + "\n"; status != 1 || stderr != want || stdout != "" {
+				t.Errorf("status %d stdout %q stderr %q; want status 1 and %q", status, stdout, stderr, want)
+			}
+			if !tt.asRun {
+				return
+			}
+			runArgs := []string{"run", "--kvm-device", kvm, "--net", "none"}
+			for i := 0; i < len(tt.args); i += 2 {
+				if tt.args[i] != "--parallel" {
+					runArgs = append(runArgs, tt.args[i], tt.args[i+1])
+				}
+			}
+			out, err := exec.Command(smolvmmBin(t), runArgs...).CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || string(out) != "smolvmm run: "+tt.want+"\n" {
+				t.Errorf("run says (%v) %q, bench %q", err, out, tt.want)
+			}
+		})
+	}
+}

@@ -12,9 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // Checks of the command line that need more than one flag's value, run
@@ -165,21 +167,12 @@ func upPreflight(c *cli.Context, image string) error {
 		if abs, _ := filepath.Abs(d.Path); abs == imgAbs {
 			return usageErrorf("-d %s: this is the image up builds and boots as ld0; give each image once (use a copy for a second disk)", d.Path)
 		}
-		st, err := os.Stat(d.Path)
-		if err != nil {
-			return inputFileError("-d", d.Path, d.Path, err)
-		}
-		if imgErr == nil && os.SameFile(st, imgSt) {
+		if st, err := os.Stat(d.Path); err == nil && imgErr == nil && os.SameFile(st, imgSt) {
 			return usageErrorf("-d %s: this is the image up builds and boots as ld0 (%s, through a link); give each image once (use a copy for a second disk)", d.Path, image)
 		}
-		// Opened as the VM opens it: a FIFO, a directory, a file it may
-		// not write or one another VM holds fails now. The lock goes with
-		// the close.
-		disk, err := blk.Open(d.Path, d.Options)
-		if err != nil {
-			return fmt.Errorf("ld%d: %w", i+1, err) // as run names it; ld0 is the image
+		if err := checkDiskFile(d, i+1); err != nil { // ld0 is the image
+			return err
 		}
-		disk.Close()
 	}
 	if err := checkRunInputs(c); err != nil {
 		return err
@@ -208,6 +201,46 @@ func upPreflight(c *cli.Context, image string) error {
 	// checks it again when it has to be rebuilt (before the build).
 	if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
 		return checkWritable("image "+image, image)
+	}
+	return nil
+}
+
+// checkDiskFile refuses the -d image d, ld n of the VM, as the VM would
+// when it opens it, and in its words: missing, or one blk.Open refuses (a
+// FIFO, a directory, a file it may not write, one another VM holds). The
+// lock goes with the close.
+func checkDiskFile(d blk.Spec, n int) error {
+	if _, err := os.Stat(d.Path); err != nil {
+		return inputFileError("-d", d.Path, d.Path, err)
+	}
+	disk, err := blk.Open(d.Path, d.Options)
+	if err != nil {
+		return fmt.Errorf("ld%d: %w", n, err) // as run names it
+	}
+	return disk.Close()
+}
+
+// checkKernelFile refuses a -k file the VM would not read, as vmm.New
+// refuses it and in its words (advise adds "check the path given with
+// -k"), without reading it: missing, not a regular file, larger than any
+// kernel image, or empty.
+func checkKernelFile(path string) error {
+	f, size, err := regfile.Open(path)
+	hint := "check the path"
+	switch {
+	case errors.Is(err, regfile.ErrNotRegular):
+		hint = "give a kernel in a regular file (gzipped or not)"
+	case err != nil:
+	case size > kernelimage.MaxSize:
+		err, hint = &regfile.TooLargeError{Path: path, Size: size, Limit: kernelimage.MaxSize}, "this is not a kernel image"
+	case size == 0:
+		err = fmt.Errorf("%s: the file is empty", path)
+	}
+	if f != nil {
+		f.Close()
+	}
+	if err != nil {
+		return &vmm.Error{Op: "read kernel", Err: err, Hint: hint, Field: "Kernel"}
 	}
 	return nil
 }
