@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ParallelOptions tune RunParallel.
@@ -89,21 +91,43 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	settled := make(chan int, o.N)
 	// Closed when the bench stops waiting: the waits for settled bytes end.
 	giveUp := make(chan struct{})
-	t0 := MonoNow()
-	var wg sync.WaitGroup
 	for i := range vms {
-		v := &parallelVM{index: i, settled: settled, settleTimeout: o.SettleTimeout, giveUp: giveUp}
-		vms[i] = v
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		vms[i] = &parallelVM{index: i, settled: settled, settleTimeout: o.SettleTimeout, giveUp: giveUp}
+	}
+	t0 := MonoNow()
+	// The goroutines that follow started VMs, one each: none holds a
+	// thread while it waits (see follow).
+	var wg sync.WaitGroup
+	startsDone, reaped, starterDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(starterDone)
+		// One thread starts every VM and stays until all are reaped:
+		// their parent-death signal is tied to it (see start).
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer func() { <-reaped }()
+		defer close(startsDone)
+		for _, v := range vms {
+			select {
+			case <-giveUp:
+				return // the others are not started
+			default:
+			}
 			vt := t
 			if o.VMArgs != nil {
 				vt.Args = append(append([]string(nil), t.Args...), o.VMArgs(v.index)...)
 			}
-			v.run(vt, o.Ready, dir)
-		}()
-	}
+			if !v.start(vt, dir) {
+				v.settle()
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v.follow(o.Ready)
+			}()
+		}
+	}()
 
 	timer := time.NewTimer(o.Timeout)
 	defer timer.Stop()
@@ -121,6 +145,7 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	// Every VM has started or failed (or time is up): the started ones
 	// are stopped, so all of them are measured together.
 	close(giveUp)
+	<-startsDone
 	for _, v := range vms {
 		v.sample(t.GuestBytes, t.GuestFile)
 	}
@@ -149,6 +174,8 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 		v.kill()
 	}
 	wg.Wait()
+	close(reaped)
+	<-starterDone
 	if ctxErr != nil && !errors.Is(ctxErr, errTimedOut) {
 		return nil, fmt.Errorf("bench: parallel start interrupted: %w", ctxErr)
 	}
@@ -198,6 +225,8 @@ type parallelVM struct {
 	mu      sync.Mutex
 	once    sync.Once
 	cmd     *exec.Cmd
+	console *os.File // the read end of its standard output
+	pidfd   *os.File // nil without pidfds
 	stderr  *tailBuffer
 	started int64 // CLOCK_MONOTONIC ns; 0 until the process started
 	first   int64
@@ -214,9 +243,9 @@ type parallelVM struct {
 // settle reports the VM as started or failed, once.
 func (v *parallelVM) settle() { v.once.Do(func() { v.settled <- v.index }) }
 
-// run starts the VM's process and follows it until it exits or is killed.
-func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
-	defer v.settle()
+// start starts the VM's process; it reports whether it did. A process
+// that could not be started keeps the reason in v.err.
+func (v *parallelVM) start(t Target, dir string) bool {
 	args := t.Args
 	if t.ReportFlag != "" {
 		args = append(append([]string(nil), args...), t.ReportFlag, filepath.Join(dir, fmt.Sprintf("report-%d.json", v.index)))
@@ -224,16 +253,20 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		v.fail(fmt.Errorf("console pipe: %w%s", err, fdAdvice(err)))
-		return
+		return false
 	}
-	defer r.Close()
 	cmd := exec.Command(t.Path, args...)
 	cmd.Stdout = w
+	// Killed by the kernel if the thread that starts it, which lives as
+	// long as the bench's VMs, goes: the VMs do not outlive a bench that
+	// dies (a crash, SIGKILL) before it could kill them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	sp, err := attachSettled(t, cmd)
 	if err != nil {
+		r.Close()
 		w.Close()
 		v.fail(fmt.Errorf("%w%s", err, fdAdvice(err)))
-		return
+		return false
 	}
 	v.vmmSettled = sp
 	v.stderr = &tailBuffer{max: 512}
@@ -250,24 +283,37 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 	v.mu.Unlock()
 	w.Close()
 	if err != nil {
+		r.Close()
 		if sp != nil {
 			sp.close(false)
 		}
 		v.fail(fmt.Errorf("start: %w%s", err, fdAdvice(err)))
-		return
+		return false
 	}
+	v.console = r
+	v.pidfd = openPidfd(cmd.Process.Pid)
 	if sp != nil {
 		sp.started()
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		v.readConsole(r, ready)
-	}()
-	waitErr := cmd.Wait()
-	<-done
+	return true
+}
+
+// follow reads the started VM's console until EOF and reaps its process,
+// then says why it ended if it did not start. Neither wait holds a thread:
+// the console is a pipe and the process a pidfd, both served by the
+// runtime's poller (exec.Cmd.Wait alone blocks one in waitid per VM).
+func (v *parallelVM) follow(ready *regexp.Regexp) {
+	defer v.settle()
+	v.readConsole(v.console, ready)
+	v.console.Close()
+	if v.pidfd != nil {
+		awaitExit(v.pidfd)
+		v.pidfd.Close()
+	}
+	// At once: the process has exited.
+	waitErr := v.cmd.Wait()
 	v.stopping.Wait()
-	if sp != nil {
+	if sp := v.vmmSettled; sp != nil {
 		sp.close(true)
 	}
 	v.mu.Lock()
@@ -295,6 +341,30 @@ func (v *parallelVM) run(t Target, ready *regexp.Regexp, dir string) {
 		msg += ": " + s
 	}
 	v.err = errors.New(msg)
+}
+
+// openPidfd is a pidfd of the process pid, a child not yet reaped, that
+// the runtime's poller serves; nil where the kernel has none (before
+// Linux 5.3), when the wait falls back to exec.Cmd.Wait's.
+func openPidfd(pid int) *os.File {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "pidfd")
+}
+
+// awaitExit returns once the process of pidfd f has exited: its pidfd
+// polls readable then. Not reaped: exec.Cmd.Wait does that.
+func awaitExit(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Read(func(fd uintptr) bool {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		return n > 0 || (err != nil && err != unix.EINTR)
+	})
 }
 
 func (v *parallelVM) fail(err error) {
