@@ -71,6 +71,7 @@ const (
 //	readyfd  prints a line, after fakeDelay writes its ready time to -ready-fd
 //	         (as smolvmm does once its guest accepts), exits after 2*fakeDelay
 //	notready as readyfd, without writing to -ready-fd
+//	bench    not a VMM but a bench of them: see fakeBench
 //
 // With BENCH_COUNT set, every start appends a byte to that file.
 func fakeVMM(mode string, args []string) int {
@@ -210,6 +211,8 @@ func fakeVMM(mode string, args []string) int {
 			}
 		}
 		return 1
+	case "bench":
+		return fakeBench() // limits_test.go
 	case "hang":
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)

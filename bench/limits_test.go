@@ -3,11 +3,18 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // osThreads is this process's OS thread count.
@@ -33,10 +40,148 @@ func osThreads(t testing.TB) int {
 }
 
 // shTarget is a VM as small as a process gets: a shell that appends its
-// PID to pids, prints a line and sleeps (as sleep, the same process).
+// PID to pids, writes the file after its --report (an empty report), prints
+// a line and sleeps (as sleep, the same process).
 func shTarget(pids string) Target {
-	return Target{Name: "sh", Path: "/bin/sh", Args: []string{"-c", `echo $$ >>"$PIDS"; echo up; exec sleep 600`, "sh"},
-		Env: []string{"PIDS=" + pids}}
+	return Target{Name: "sh", Path: "/bin/sh", Args: []string{"-c", `echo $$ >>"$PIDS"; [ -z "$2" ] || : >"$2"; echo up; exec sleep 600`, "sh"},
+		Env: []string{"PIDS=" + pids}, ReportFlag: "--report"}
+}
+
+// children lists this process's child processes.
+func children(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("/proc/self/task/*/children")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	return kids
+}
+
+// readPIDs reads the PIDs shTarget's VMs appended to path.
+func readPIDs(t *testing.T, path string) []int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// Cancelled while it starts its VMs (SIGINT, SIGTERM), the bench kills
+// and reaps every VM it started, starts no more, and removes its
+// temporary directory, reports and all.
+func TestRunParallelCancelledMidStart(t *testing.T) {
+	const n = 40
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	pids := filepath.Join(t.TempDir(), "pids")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := RunParallel(ctx, shTarget(pids), ParallelOptions{N: n, Timeout: time.Minute, Config: Config{Kernel: "sh", MemoryMiB: 1},
+		VMArgs: func(i int) []string {
+			if i == n/2 {
+				cancel()
+			}
+			return nil
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v, want it cancelled", err)
+	}
+	if kids := children(t); len(kids) != 0 {
+		t.Errorf("VM processes left (or not reaped): %v", kids)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("left in TMPDIR: %v", ents)
+	}
+	if got := len(readPIDs(t, pids)); got < 1 || got == n {
+		t.Errorf("%d of %d VMs started: the cancel came after the first %d", got, n, n/2)
+	}
+}
+
+// The VMs of a bench that dies before it can kill them (a crash, SIGKILL)
+// die with it: they ran on for minutes after a runtime crash.
+func TestRunParallelVMsDieWithTheBench(t *testing.T) {
+	pidsFile := filepath.Join(t.TempDir(), "pids")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "BENCH_FAKE=bench", "PIDS="+pidsFile, "TMPDIR="+t.TempDir())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if line != "all started\n" {
+		t.Fatalf("the bench said %q (%v); stderr %s", line, err, stderr.String())
+	}
+	pids := readPIDs(t, pidsFile)
+	if len(pids) != fakeBenchN {
+		t.Fatalf("%d VMs started, want %d", len(pids), fakeBenchN)
+	}
+	var pidfds []int
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			t.Fatalf("VM %d: %v", pid, err)
+		}
+		defer unix.Close(fd)
+		pidfds = append(pidfds, fd)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	// A pidfd polls readable once its process has exited. The kernel
+	// signals the VMs as the bench exits; they may take a moment to go:
+	// a minute is far more than any needs.
+	deadline := time.Now().Add(time.Minute)
+	for i, fd := range pidfds {
+		ms := max(int(time.Until(deadline).Milliseconds()), 0)
+		if n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms); n != 1 {
+			t.Errorf("VM process %d still runs a minute after its bench was killed (%v)", pids[i], err)
+			syscall.Kill(pids[i], syscall.SIGKILL)
+		}
+	}
+}
+
+// fakeBenchN is the number of VMs of the fake bench mode.
+const fakeBenchN = 5
+
+// fakeBench is the fake mode bench: a bench of fakeBenchN shTarget VMs
+// (PIDs to $PIDS) that says "all started" once all are and waits to be
+// killed.
+func fakeBench() int {
+	_, err := RunParallel(context.Background(), shTarget(os.Getenv("PIDS")), ParallelOptions{N: fakeBenchN, Timeout: time.Minute,
+		Config: Config{Kernel: "sh", MemoryMiB: 1}, NetworkPID: os.Getpid(), NetworkVMs: func() (int, error) {
+			fmt.Println("all started")
+			select {}
+		}})
+	fmt.Fprintln(os.Stderr, "bench ended:", err)
+	return 1
 }
 
 // The bench's threads do not grow with its VMs: none waits, blocked in

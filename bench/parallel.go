@@ -63,7 +63,10 @@ type ParallelOptions struct {
 // and they are killed. A VM that cannot start (its process fails to start
 // or exits first, as when the host runs out of memory or file descriptors)
 // keeps its reason in VM.Error; the others are unaffected. Only ctx ending
-// is an error.
+// is an error: then no more VMs are started, and those started are killed
+// and reaped, unmeasured, before RunParallel returns. On every return the
+// VMs' temporary directory is removed; and should the bench die first
+// (SIGKILL, a crash), the kernel kills its VMs.
 func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelResults, error) {
 	if o.N < 1 {
 		return nil, fmt.Errorf("bench: %d parallel VMs: give at least 1", o.N)
@@ -146,12 +149,17 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	// are stopped, so all of them are measured together.
 	close(giveUp)
 	<-startsDone
+	// Interrupted: nothing is measured, the VMs are killed at once.
+	measure := ctxErr == nil || errors.Is(ctxErr, errTimedOut)
 	for _, v := range vms {
+		if !measure {
+			break
+		}
 		v.sample(t.GuestBytes, t.GuestFile)
 	}
 	var netMem *NetworkMemory
 	var netErr error
-	if o.NetworkPID != 0 {
+	if o.NetworkPID != 0 && measure {
 		// While the VMs are still there: their connections are part of
 		// the network's memory.
 		var ro Rollup
