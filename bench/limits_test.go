@@ -211,3 +211,103 @@ func TestRunParallelThreadsBounded(t *testing.T) {
 	}
 	t.Logf("%d threads before, %d with %d VMs", before, during, n)
 }
+
+func TestCheckLimits(t *testing.T) {
+	l := hostLimits{nofile: 1024, nofileUsed: 24, nproc: 500, nprocUsed: 100, threadsMax: 10000, pidMax: 4096, tasks: 96}
+	tests := []struct {
+		name   string
+		n      int
+		fds    uint64
+		limits hostLimits
+		want   *LimitError
+	}{
+		{"fits", 250, 4, l, nil},
+		{"descriptors", 251, 4, l, &LimitError{N: 251, Limit: "RLIMIT_NOFILE", Value: 1024, Used: 24, PerVM: 4, Max: 250}},
+		{"descriptors, with settled sockets", 201, 5, l, &LimitError{N: 201, Limit: "RLIMIT_NOFILE", Value: 1024, Used: 24, PerVM: 5, Max: 200}},
+		{"user's processes", 401, 1, l, &LimitError{N: 401, Limit: "RLIMIT_NPROC", Value: 500, Used: 100, PerVM: 1, Max: 400}},
+		{"pid_max", 4001, 0, hostLimits{threadsMax: 10000, pidMax: 4096, tasks: 96}, &LimitError{N: 4001, Limit: "kernel.pid_max", Value: 4096, Used: 96, PerVM: 1, Max: 4000}},
+		{"threads-max", 4001, 0, hostLimits{threadsMax: 4096, pidMax: 1 << 22, tasks: 96}, &LimitError{N: 4001, Limit: "kernel.threads-max", Value: 4096, Used: 96, PerVM: 1, Max: 4000}},
+		{"all taken", 1, 4, hostLimits{nofile: 64, nofileUsed: 70}, &LimitError{N: 1, Limit: "RLIMIT_NOFILE", Value: 64, Used: 70, PerVM: 4, Max: 0}},
+		{"nothing known", 1 << 30, 4, hostLimits{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkLimits(tt.n, tt.fds, tt.limits)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var le *LimitError
+			if !errors.As(err, &le) || *le != *tt.want || !errors.Is(err, ErrHostLimit) {
+				t.Fatalf("error %#v, want %#v", err, tt.want)
+			}
+		})
+	}
+}
+
+// N VMs that a limit of the host cannot hold are refused before any
+// starts, the limit and its value named.
+func TestRunParallelRefusesBeyondLimits(t *testing.T) {
+	tests := []struct {
+		name   string
+		n      int
+		limits hostLimits
+		want   string
+	}{
+		{"pid_max", 10, hostLimits{threadsMax: 1000, pidMax: 100, tasks: 95},
+			"bench: 10 VMs at once: kernel.pid_max is 100, with 95 tasks on the host, and each VM takes at least 1: room for 5 VMs at most"},
+		{"user's processes", 3, hostLimits{nproc: 50, nprocUsed: 48},
+			"bench: 3 VMs at once: RLIMIT_NPROC is 50, with 48 processes and threads of this user, and each VM takes at least 1: room for 2 VMs at most"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := readHostLimits
+			readHostLimits = func() hostLimits { return tt.limits }
+			defer func() { readHostLimits = old }()
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			pids := filepath.Join(t.TempDir(), "pids")
+			res, err := RunParallel(context.Background(), shTarget(pids), ParallelOptions{N: tt.n, Config: Config{Kernel: "sh", MemoryMiB: 1}})
+			if !errors.Is(err, ErrHostLimit) || err.Error() != tt.want {
+				t.Errorf("results %v, error %v; want %q", res, err, tt.want)
+			}
+			if _, err := os.Stat(pids); err == nil {
+				t.Errorf("VMs started: %v", readPIDs(t, pids))
+			}
+			if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+				t.Errorf("left in TMPDIR: %v", ents)
+			}
+		})
+	}
+}
+
+// The limit on descriptors, as this process has it.
+func TestRunParallelRefusesBeyondNOFILE(t *testing.T) {
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(len(fds) + 6) // one VM's worth, not 5
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skip(err)
+	}
+	pids := filepath.Join(t.TempDir(), "pids")
+	_, err = RunParallel(context.Background(), shTarget(pids), ParallelOptions{N: 5, Config: Config{Kernel: "sh", MemoryMiB: 1}})
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	var le *LimitError
+	if !errors.As(err, &le) || le.Limit != "RLIMIT_NOFILE" || le.Value != low.Cur || le.N != 5 || le.Max >= 5 {
+		t.Errorf("error %v, want RLIMIT_NOFILE %d refusing 5 VMs", err, low.Cur)
+	}
+	if _, err := os.Stat(pids); err == nil {
+		t.Errorf("VMs started: %v", readPIDs(t, pids))
+	}
+}

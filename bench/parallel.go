@@ -62,7 +62,9 @@ type ParallelOptions struct {
 // (/proc/PID/smaps_rollup and the guest RAM mapping in /proc/PID/smaps)
 // and they are killed. A VM that cannot start (its process fails to start
 // or exits first, as when the host runs out of memory or file descriptors)
-// keeps its reason in VM.Error; the others are unaffected. Only ctx ending
+// keeps its reason in VM.Error; the others are unaffected. N VMs that the
+// host's limits certainly cannot hold (descriptors, processes, PIDs) are
+// refused before any starts, with a LimitError. Else only ctx ending
 // is an error: then no more VMs are started, and those started are killed
 // and reaped, unmeasured, before RunParallel returns. On every return the
 // VMs' temporary directory is removed; and should the bench die first
@@ -79,6 +81,10 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	}
 	if o.CPUs < 1 {
 		o.CPUs = runtime.NumCPU()
+	}
+	// Refused at once rather than started until something runs out.
+	if err := CheckHostLimits(t, o.N); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	var dir string
 	if t.ReportFlag != "" {

@@ -432,6 +432,9 @@ func checkParallelFlags(c *cli.Context) error {
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
 func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netOpts bench.ParallelOptions) error {
+	if err := bench.CheckHostLimits(t, n); err != nil {
+		return parallelLimitError(n, err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
@@ -441,7 +444,7 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 		return errBenchInterrupted
 	}
 	if err != nil {
-		return err
+		return parallelLimitError(n, err)
 	}
 	if err := res.WriteText(os.Stdout); err != nil {
 		return err
@@ -461,6 +464,23 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 		return fmt.Errorf("bench: none of the %d VMs started: %s", n, res.VMs[0].Error)
 	}
 	return nil
+}
+
+// parallelLimitError is the refusal of --parallel n that a limit of the
+// host cannot hold (a bench.LimitError): a command-line mistake, with
+// the command that raises the limit.
+func parallelLimitError(n int, err error) error {
+	var le *bench.LimitError
+	if !errors.As(err, &le) {
+		return err
+	}
+	raise := map[string]string{
+		"RLIMIT_NOFILE":      "ulimit -n",
+		"RLIMIT_NPROC":       "ulimit -u",
+		"kernel.threads-max": "sysctl kernel.threads-max",
+		"kernel.pid_max":     "sysctl kernel.pid_max",
+	}[le.Limit]
+	return usageErrorf("smolvmm bench: --parallel %d: %s (give a smaller --parallel, or raise the limit: %s)", n, le.Why(), raise)
 }
 
 // sharedNetPID is the socket and process of the shared network spec

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -617,5 +618,23 @@ func TestBenchChecksInputFiles(t *testing.T) {
 				t.Errorf("run says (%v) %q, bench %q", err, out, tt.want)
 			}
 		})
+	}
+}
+
+// TestBenchParallelBeyondLimits: --parallel N that the host's limits
+// cannot hold (here the descriptors: 40, hard limit too) is refused before
+// any VM starts, as a command-line mistake naming the limit, its value and
+// what to change; it started every VM it could, until one failed the
+// runtime (N = 100000: newosproc).
+func TestBenchParallelBeyondLimits(t *testing.T) {
+	kvm := filepath.Join(t.TempDir(), "kvm")
+	cmd := exec.Command("/bin/sh", "-c", `ulimit -n 40 && exec "$0" "$@"`, smolvmmBin(t), "bench", "--parallel", "100", "--net", "none", "--kvm-device", kvm)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	want := regexp.MustCompile(`^smolvmm bench: --parallel 100: RLIMIT_NOFILE is 40, with \d+ descriptors the bench has open, and each VM takes at least 5: room for \d VMs at most \(give a smaller --parallel, or raise the limit: ulimit -n\)\n$`)
+	if !ok || ee.ExitCode() != 2 || !want.MatchString(stderr.String()) || stdout.Len() != 0 {
+		t.Errorf("%v; stdout %q stderr %q; want status 2 and %s", err, stdout.String(), stderr.String(), want)
 	}
 }

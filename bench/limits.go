@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrHostLimit is matched (errors.Is) by RunParallel's error when one of
+// the host's limits cannot hold the VMs asked for, whatever else they
+// need: a LimitError.
+var ErrHostLimit = errors.New("more VMs than the host's limits hold")
+
+// LimitError is RunParallel's refusal of N VMs that a limit of the host
+// certainly cannot hold: each VM takes at least PerVM of what it counts,
+// and Used of Value is taken already.
+type LimitError struct {
+	// N is the number of VMs asked for.
+	N int
+	// Limit names the limit: "RLIMIT_NOFILE" (the bench's descriptors),
+	// "RLIMIT_NPROC" (its user's processes and threads),
+	// "kernel.threads-max" or "kernel.pid_max" (the host's tasks).
+	Limit string
+	// Value is the limit; Used, how much of it is taken.
+	Value, Used uint64
+	// PerVM is the least each VM takes of it.
+	PerVM uint64
+	// Max is the most VMs the rest could hold: (Value-Used)/PerVM.
+	Max int
+}
+
+// Error says the VMs asked for and Why they do not fit.
+func (e *LimitError) Error() string { return fmt.Sprintf("%d VMs at once: %s", e.N, e.Why()) }
+
+// Why says the limit, its value, and how many VMs it leaves room for.
+func (e *LimitError) Why() string {
+	what := map[string]string{
+		"RLIMIT_NOFILE":      "descriptors the bench has open",
+		"RLIMIT_NPROC":       "processes and threads of this user",
+		"kernel.threads-max": "tasks on the host",
+		"kernel.pid_max":     "tasks on the host",
+	}[e.Limit]
+	return fmt.Sprintf("%s is %d, with %d %s, and each VM takes at least %d: room for %d VMs at most",
+		e.Limit, e.Value, e.Used, what, e.PerVM, e.Max)
+}
+
+// CheckHostLimits refuses, with a LimitError, n VMs of t that the host's
+// limits certainly cannot hold, as RunParallel does before it starts any.
+func CheckHostLimits(t Target, n int) error {
+	return checkLimits(n, parallelFDs(t), readHostLimits())
+}
+
+// Is makes errors.Is(err, ErrHostLimit) true.
+func (e *LimitError) Is(target error) bool { return target == ErrHostLimit }
+
+// hostLimits are the limits that bound the VMs one bench can start; a 0
+// limit is not known or not enforced, and not checked.
+type hostLimits struct {
+	nofile, nofileUsed uint64 // RLIMIT_NOFILE, this process's descriptors
+	nproc, nprocUsed   uint64 // RLIMIT_NPROC, its real user's tasks
+	threadsMax, pidMax uint64 // kernel.threads-max and kernel.pid_max
+	tasks              uint64 // the host's tasks (processes and threads)
+}
+
+// readHostLimits reads the host's limits; tests replace it.
+var readHostLimits = systemLimits
+
+// checkLimits refuses n VMs that the limits l certainly cannot hold: each
+// takes fds descriptors in the bench (console, stderr, pidfds, settled
+// socket), and is at least one process of this user and one task.
+func checkLimits(n int, fds uint64, l hostLimits) error {
+	checks := []struct {
+		limit       string
+		value, used uint64
+		per         uint64
+	}{
+		{"RLIMIT_NOFILE", l.nofile, l.nofileUsed, fds},
+		{"RLIMIT_NPROC", l.nproc, l.nprocUsed, 1},
+		{"kernel.threads-max", l.threadsMax, l.tasks, 1},
+		{"kernel.pid_max", l.pidMax, l.tasks, 1},
+	}
+	for _, c := range checks {
+		if c.value == 0 || c.per == 0 {
+			continue
+		}
+		room := uint64(0)
+		if c.value > c.used {
+			room = (c.value - c.used) / c.per
+		}
+		if uint64(n) > room {
+			return &LimitError{N: n, Limit: c.limit, Value: c.value, Used: c.used, PerVM: c.per, Max: int(room)}
+		}
+	}
+	return nil
+}
+
+// parallelFDs is the number of descriptors the bench holds for each VM
+// RunParallel starts for t: its console and stderr pipes, its pidfd and
+// the runtime's, and its settled socket.
+func parallelFDs(t Target) uint64 {
+	n := uint64(2)
+	if pidfdWorks() {
+		n += 2
+	}
+	if t.SettledFlag != "" && !t.Jailed {
+		n++
+	}
+	return n
+}
+
+// pidfdWorks reports whether this kernel has pidfd_open.
+var pidfdWorks = sync.OnceValue(func() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+})
+
+// systemLimits reads the limits of this process and host; what it cannot
+// read is left 0 (unchecked).
+func systemLimits() hostLimits {
+	var l hostLimits
+	var r syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur != unix.RLIM_INFINITY {
+		if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+			l.nofile, l.nofileUsed = r.Cur, uint64(len(fds))
+		}
+	}
+	if unix.Getrlimit(unix.RLIMIT_NPROC, (*unix.Rlimit)(&r)) == nil && r.Cur != unix.RLIM_INFINITY && nprocEnforced() {
+		if used, err := userTasks(os.Getuid()); err == nil {
+			l.nproc, l.nprocUsed = r.Cur, used
+		}
+	}
+	l.threadsMax, _ = readUint("/proc/sys/kernel/threads-max")
+	l.pidMax, _ = readUint("/proc/sys/kernel/pid_max")
+	// /proc/loadavg's fourth field: running/existing tasks.
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 4 {
+			if _, total, ok := strings.Cut(f[3], "/"); ok {
+				l.tasks, _ = strconv.ParseUint(total, 10, 64)
+			}
+		}
+	}
+	if l.tasks == 0 {
+		l.threadsMax, l.pidMax = 0, 0
+	}
+	return l
+}
+
+// nprocEnforced reports whether fork checks RLIMIT_NPROC for this
+// process: not for root, nor with CAP_SYS_RESOURCE or CAP_SYS_ADMIN.
+func nprocEnforced() bool {
+	if os.Getuid() == 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err != nil || caps&(1<<unix.CAP_SYS_RESOURCE|1<<unix.CAP_SYS_ADMIN) == 0
+		}
+	}
+	return true
+}
+
+// userTasks counts the tasks (threads) of the processes whose real user
+// is uid, of those this process can see.
+func userTasks(uid int) (uint64, error) {
+	dirs, err := filepath.Glob("/proc/[0-9]*/status")
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone since
+		}
+		var real, threads uint64
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), ":")
+			switch f := strings.Fields(v); {
+			case len(f) == 0:
+			case k == "Uid":
+				real, _ = strconv.ParseUint(f[0], 10, 64)
+			case k == "Threads":
+				threads, _ = strconv.ParseUint(f[0], 10, 64)
+			}
+		}
+		if real == uint64(uid) {
+			n += threads
+		}
+	}
+	return n, nil
+}
+
+// readUint reads a file holding one unsigned number.
+func readUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
