@@ -120,6 +120,8 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 			select {
 			case <-giveUp:
 				return // the others are not started
+			case <-ctx.Done():
+				return // nor after an interrupt, even before the bench sees it
 			default:
 			}
 			vt := t

@@ -73,7 +73,9 @@ there, and once every VM has started or failed, each one's memory is read
 from /proc/PID/smaps_rollup while all of them are alive: RSS, and PSS, which
 counts the pages VMs share (the executable) once. The VMs are then killed.
 A VM that cannot start (memory, file descriptors) says why and the others
-go on; the report gives the count that started. Disks are shared by every
+go on; the report gives the count that started. An N the host's limits
+certainly cannot hold (RLIMIT_NOFILE, RLIMIT_NPROC, kernel.threads-max or
+pid_max) is refused before any VM starts. Disks are shared by every
 VM: give them ,ro. With --net user:NAME every VM joins the shared network
 (smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward, or from
 --mac MAC upward (VM i gets MAC + i, within its last two bytes): give each
