@@ -28,7 +28,9 @@ type LimitError struct {
 	N int
 	// Limit names the limit: "RLIMIT_NOFILE" (the bench's descriptors),
 	// "RLIMIT_NPROC" (its user's processes and threads),
-	// "kernel.threads-max" or "kernel.pid_max" (the host's tasks).
+	// "kernel.threads-max" or "kernel.pid_max" (the host's tasks), or
+	// "pids.max of cgroup PATH" (the tasks of the bench's cgroup or of
+	// one that holds it: systemd's TasksMax, a container's pids limit).
 	Limit string
 	// Value is the limit; Used, how much of it is taken.
 	Value, Used uint64
@@ -49,6 +51,9 @@ func (e *LimitError) Why() string {
 		"kernel.threads-max": "tasks on the host",
 		"kernel.pid_max":     "tasks on the host",
 	}[e.Limit]
+	if strings.HasPrefix(e.Limit, "pids.max") {
+		what = "tasks in it"
+	}
 	return fmt.Sprintf("%s is %d, with %d %s, and each VM takes at least %d: room for %d VMs at most",
 		e.Limit, e.Value, e.Used, what, e.PerVM, e.Max)
 }
@@ -69,6 +74,10 @@ type hostLimits struct {
 	nproc, nprocUsed   uint64 // RLIMIT_NPROC, its real user's tasks
 	threadsMax, pidMax uint64 // kernel.threads-max and kernel.pid_max
 	tasks              uint64 // the host's tasks (processes and threads)
+	// The tightest pids.max of the bench's cgroup and its ancestors,
+	// that cgroup's tasks, and its path.
+	cgroupPids, cgroupPidsUsed uint64
+	cgroup                     string
 }
 
 // readHostLimits reads the host's limits; tests replace it.
@@ -87,6 +96,7 @@ func checkLimits(n int, fds uint64, l hostLimits) error {
 		{"RLIMIT_NPROC", l.nproc, l.nprocUsed, 1},
 		{"kernel.threads-max", l.threadsMax, l.tasks, 1},
 		{"kernel.pid_max", l.pidMax, l.tasks, 1},
+		{"pids.max of cgroup " + l.cgroup, l.cgroupPids, l.cgroupPidsUsed, 1},
 	}
 	for _, c := range checks {
 		if c.value == 0 || c.per == 0 {
@@ -155,7 +165,53 @@ func systemLimits() hostLimits {
 	if l.tasks == 0 {
 		l.threadsMax, l.pidMax = 0, 0
 	}
+	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		l.cgroupPids, l.cgroupPidsUsed, l.cgroup = cgroupPids("/sys/fs/cgroup", string(b))
+	}
 	return l
+}
+
+// cgroupPids finds, under the cgroup file systems at root, the tightest
+// pids.max (the least room left) of the cgroup that self (the text of
+// /proc/self/cgroup) names and of its ancestors, in cgroup v2 (at root, or
+// root/unified beside v1) or in v1's pids hierarchy: the limit, the tasks
+// in that cgroup, and its path; 0 and "" when none is set.
+func cgroupPids(root, self string) (limit, used uint64, where string) {
+	room := uint64(1<<64 - 1)
+	for _, line := range strings.Split(strings.TrimSpace(self), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var bases []string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			bases = []string{root, filepath.Join(root, "unified")}
+		case strings.Contains(","+parts[1]+",", ",pids,"):
+			bases = []string{filepath.Join(root, "pids")}
+		default:
+			continue
+		}
+		for _, base := range bases {
+			for p := filepath.Clean("/" + parts[2]); ; p = filepath.Dir(p) {
+				max, err1 := readUint(filepath.Join(base, p, "pids.max"))
+				cur, err2 := readUint(filepath.Join(base, p, "pids.current"))
+				if err1 == nil && err2 == nil {
+					r := uint64(0)
+					if max > cur {
+						r = max - cur
+					}
+					if r < room {
+						room, limit, used, where = r, max, cur, p
+					}
+				}
+				if p == "/" {
+					break
+				}
+			}
+		}
+	}
+	return limit, used, where
 }
 
 // nprocEnforced reports whether fork checks RLIMIT_NPROC for this

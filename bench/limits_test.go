@@ -313,3 +313,55 @@ func TestRunParallelRefusesBeyondNOFILE(t *testing.T) {
 		t.Errorf("VMs started: %v", readPIDs(t, pids))
 	}
 }
+
+// The tightest pids.max of the bench's cgroup and its ancestors, in
+// cgroup v2 or in v1's pids hierarchy; "max" and missing files are none.
+func TestCgroupPids(t *testing.T) {
+	type file struct{ path, text string }
+	tests := []struct {
+		name      string
+		self      string
+		files     []file
+		max, used uint64
+		where     string
+	}{
+		{"v2, own limit", "0::/user.slice/bench.scope\n", []file{
+			{"user.slice/bench.scope/pids.max", "100\n"}, {"user.slice/bench.scope/pids.current", "7\n"},
+			{"user.slice/pids.max", "max\n"}, {"user.slice/pids.current", "300\n"},
+		}, 100, 7, "/user.slice/bench.scope"},
+		{"v2, a parent's is tighter", "0::/user.slice/bench.scope\n", []file{
+			{"user.slice/bench.scope/pids.max", "100\n"}, {"user.slice/bench.scope/pids.current", "7\n"},
+			{"user.slice/pids.max", "320\n"}, {"user.slice/pids.current", "300\n"},
+		}, 320, 300, "/user.slice"},
+		{"v1 pids hierarchy", "12:pids:/docker/abc\n11:memory:/docker/abc\n0::/\n", []file{
+			{"pids/docker/abc/pids.max", "64\n"}, {"pids/docker/abc/pids.current", "3\n"},
+		}, 64, 3, "/docker/abc"},
+		{"no limit", "0::/\n", []file{{"pids.max", "max\n"}}, 0, 0, ""},
+		{"nothing readable", "0::/gone\n", nil, 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, f := range tt.files {
+				p := filepath.Join(root, f.path)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(f.text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			max, used, where := cgroupPids(root, tt.self)
+			if max != tt.max || used != tt.used || where != tt.where {
+				t.Errorf("got %d, %d used, at %q; want %d, %d, %q", max, used, where, tt.max, tt.used, tt.where)
+			}
+		})
+	}
+	l := hostLimits{cgroupPids: 100, cgroupPidsUsed: 96, cgroup: "/user.slice"}
+	var le *LimitError
+	if err := checkLimits(5, 4, l); !errors.As(err, &le) || le.Limit != "pids.max of cgroup /user.slice" || le.Max != 4 {
+		t.Errorf("5 VMs in a cgroup with room for 4: %v", err)
+	} else if want := "pids.max of cgroup /user.slice is 100, with 96 tasks in it, and each VM takes at least 1: room for 4 VMs at most"; le.Why() != want {
+		t.Errorf("%q, want %q", le.Why(), want)
+	}
+}

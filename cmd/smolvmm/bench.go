@@ -74,8 +74,8 @@ from /proc/PID/smaps_rollup while all of them are alive: RSS, and PSS, which
 counts the pages VMs share (the executable) once. The VMs are then killed.
 A VM that cannot start (memory, file descriptors) says why and the others
 go on; the report gives the count that started. An N the host's limits
-certainly cannot hold (RLIMIT_NOFILE, RLIMIT_NPROC, kernel.threads-max or
-pid_max) is refused before any VM starts. Disks are shared by every
+certainly cannot hold (RLIMIT_NOFILE, RLIMIT_NPROC, kernel.threads-max,
+pid_max, a cgroup's pids.max) is refused before any VM starts. Disks are shared by every
 VM: give them ,ro. With --net user:NAME every VM joins the shared network
 (smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward, or from
 --mac MAC upward (VM i gets MAC + i, within its last two bytes): give each
@@ -482,6 +482,9 @@ func parallelLimitError(n int, err error) error {
 		"kernel.threads-max": "sysctl kernel.threads-max",
 		"kernel.pid_max":     "sysctl kernel.pid_max",
 	}[le.Limit]
+	if raise == "" {
+		raise = "the cgroup's pids.max (systemd: TasksMax=)"
+	}
 	return usageErrorf("smolvmm bench: --parallel %d: %s (give a smaller --parallel, or raise the limit: %s)", n, le.Why(), raise)
 }
 

@@ -638,3 +638,23 @@ func TestBenchParallelBeyondLimits(t *testing.T) {
 		t.Errorf("%v; stdout %q stderr %q; want status 2 and %s", err, stdout.String(), stderr.String(), want)
 	}
 }
+
+// TestParallelLimitAdvice: each limit that refuses --parallel comes with
+// what raises it.
+func TestParallelLimitAdvice(t *testing.T) {
+	tests := []struct{ limit, raise string }{
+		{"RLIMIT_NOFILE", "ulimit -n"},
+		{"RLIMIT_NPROC", "ulimit -u"},
+		{"kernel.threads-max", "sysctl kernel.threads-max"},
+		{"kernel.pid_max", "sysctl kernel.pid_max"},
+		{"pids.max of cgroup /user.slice", "the cgroup's pids.max (systemd: TasksMax=)"},
+	}
+	for _, tt := range tests {
+		le := &bench.LimitError{N: 9, Limit: tt.limit, Value: 10, Used: 2, PerVM: 1, Max: 8}
+		err := parallelLimitError(9, fmt.Errorf("bench: %w", le))
+		want := "--parallel 9: " + le.Why() + " (give a smaller --parallel, or raise the limit: " + tt.raise + ")"
+		if exitCode(err) != 2 || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%s: status %d, %q; want 2 and %q", tt.limit, exitCode(err), err, want)
+		}
+	}
+}
