@@ -365,3 +365,23 @@ func TestCgroupPids(t *testing.T) {
 		t.Errorf("%q, want %q", le.Why(), want)
 	}
 }
+
+// A VM whose process the kernel would not create says which limits that
+// can be.
+func TestStartAdvice(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.EAGAIN},
+			" (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)"},
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.EMFILE}, " (out of file descriptors: RLIMIT_NOFILE is "},
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOMEM}, ""},
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOENT}, ""},
+	}
+	for _, tt := range tests {
+		if got := startAdvice(tt.err); !strings.HasPrefix(got, tt.want) || (tt.want == "") != (got == "") {
+			t.Errorf("%v: %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}

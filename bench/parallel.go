@@ -227,6 +227,16 @@ func fdAdvice(err error) string {
 	return fmt.Sprintf(" (out of file descriptors: RLIMIT_NOFILE is %d)", lim.Cur)
 }
 
+// startAdvice explains an error of starting a process: out of file
+// descriptors (fdAdvice), or of tasks (fork's EAGAIN). Out of memory
+// (ENOMEM) says so itself.
+func startAdvice(err error) string {
+	if errors.Is(err, syscall.EAGAIN) {
+		return " (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)"
+	}
+	return fdAdvice(err)
+}
+
 // parallelVM is one VM of RunParallel, shared by its goroutines.
 type parallelVM struct {
 	index   int
@@ -303,7 +313,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 		if sp != nil {
 			sp.close(false)
 		}
-		v.fail(fmt.Errorf("start: %w%s", err, fdAdvice(err)))
+		v.fail(fmt.Errorf("start: %w%s", err, startAdvice(err)))
 		return false
 	}
 	v.console = r

@@ -504,15 +504,19 @@ func sharedNetPID(spec string) (string, int, error) {
 // parallelHints says, once each, what to change when VMs failed for want
 // of file descriptors or memory, or found their MACs taken.
 func parallelHints(res *bench.ParallelResults) []string {
-	var fds, mem, mac bool
+	var fds, procs, mem, mac bool
 	for _, v := range res.VMs {
 		fds = fds || strings.Contains(v.Error, "out of file descriptors")
+		procs = procs || strings.Contains(v.Error, "no more processes")
 		mem = mem || strings.Contains(v.Error, "cannot allocate memory")
 		mac = mac || strings.Contains(v.Error, netback.RefusedDuplicateMAC.String())
 	}
 	var hints []string
 	if fds {
 		hints = append(hints, "some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel")
+	}
+	if procs {
+		hints = append(hints, "some VMs could not be created as processes: give a smaller --parallel, or raise the task limit that was reached (ulimit -u, sysctl kernel.threads-max or kernel.pid_max, the cgroup's pids.max)")
 	}
 	if mem {
 		hints = append(hints, "some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel")

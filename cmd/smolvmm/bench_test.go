@@ -452,6 +452,8 @@ func TestParallelHints(t *testing.T) {
 		{[]string{""}, nil},
 		{[]string{"start: fork/exec x: bad file descriptor (out of file descriptors: RLIMIT_NOFILE is 64)", "console pipe: too many open files (out of file descriptors: RLIMIT_NOFILE is 64)"},
 			[]string{"some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel"}},
+		{[]string{"start: fork/exec /x: resource temporarily unavailable (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)", ""},
+			[]string{"some VMs could not be created as processes: give a smaller --parallel, or raise the task limit that was reached (ulimit -u, sysctl kernel.threads-max or kernel.pid_max, the cgroup's pids.max)"}},
 		{[]string{"exit status 1 before its first console byte: smolvmm bench: guest memory: cannot allocate memory", ""},
 			[]string{"some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel"}},
 		{[]string{"exit status 1 before its first console byte: smolvmm bench: shared network /s refused the VM: duplicate MAC: a VM with MAC 52:54:00:5b:00:00 is connected already; give each VM its own MAC (give this VM another --mac)"},
