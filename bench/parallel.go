@@ -63,7 +63,7 @@ type ParallelOptions struct {
 // and they are killed. A VM that cannot start (its process fails to start
 // or exits first, as when the host runs out of memory or file descriptors)
 // keeps its reason in VM.Error; the others are unaffected. N VMs that the
-// host's limits certainly cannot hold (descriptors, processes, PIDs) are
+// host's limits certainly cannot hold (descriptors, processes, tasks) are
 // refused before any starts, with a LimitError. Else only ctx ending
 // is an error: then no more VMs are started, and those started are killed
 // and reaped, unmeasured, before RunParallel returns. On every return the
@@ -159,11 +159,10 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	<-startsDone
 	// Interrupted: nothing is measured, the VMs are killed at once.
 	measure := ctxErr == nil || errors.Is(ctxErr, errTimedOut)
-	for _, v := range vms {
-		if !measure {
-			break
+	if measure {
+		for _, v := range vms {
+			v.sample(t.GuestBytes, t.GuestFile)
 		}
-		v.sample(t.GuestBytes, t.GuestFile)
 	}
 	var netMem *NetworkMemory
 	var netErr error
@@ -370,11 +369,16 @@ func (v *parallelVM) follow(ready *regexp.Regexp) {
 }
 
 // openPidfd is a pidfd of the process pid, a child not yet reaped, that
-// the runtime's poller serves; nil where the kernel has none (before
-// Linux 5.3), when the wait falls back to exec.Cmd.Wait's.
+// the runtime's poller serves (os.NewFile polls a non-blocking
+// descriptor); nil where the kernel has none (before Linux 5.3), when the
+// wait falls back to exec.Cmd.Wait's.
 func openPidfd(pid int) *os.File {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	fd, err := unix.PidfdOpen(pid, 0) // PIDFD_NONBLOCK only from Linux 5.10
 	if err != nil {
+		return nil
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
 		return nil
 	}
 	return os.NewFile(uintptr(fd), "pidfd")
