@@ -75,9 +75,9 @@ counts the pages VMs share (the executable) once. The VMs are then killed.
 A VM that cannot start (memory, file descriptors) says why and the others
 go on; the report gives the count that started. An N the host's limits
 certainly cannot hold (RLIMIT_NOFILE, RLIMIT_NPROC, kernel.threads-max,
-pid_max, a cgroup's pids.max) is refused before any VM starts. Disks are shared by every
-VM: give them ,ro. With --net user:NAME every VM joins the shared network
-(smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward, or from
+pid_max, a cgroup's pids.max) is refused before any VM starts. Disks are
+shared by every VM: give them ,ro. With --net user:NAME every VM joins
+the shared network (smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward, or from
 --mac MAC upward (VM i gets MAC + i, within its last two bytes): give each
 bench that runs at once on one network its own --mac, as two from one
 address would be refused each other's MACs. The network's memory is shared
