@@ -86,24 +86,8 @@ func TestCLISnapshotNotTakenQuitKey(t *testing.T) {
 	}
 	dir := t.TempDir()
 	snap := keep(t, dir, "keep.snap") // snapshotsafe_test.go
-	ptm, pts := openPTYPair(t)        // snapshotsafe_test.go
-	cmd := exec.Command(smolvmmBin(t), "run", "-k", readySpinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
-	cmd.Stdin, cmd.Stdout = pts, pts
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	waited := make(chan struct{})
-	go func() {
-		err = cmd.Wait()
-		close(waited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-waited
-	})
+	r := startOnPTY(t, "run", "-k", readySpinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
+	ptm, stderr := r.ptm, r.stderr
 	// The guest runs once its console says so: the key then finds the
 	// VM running.
 	var first [1]byte
@@ -114,9 +98,9 @@ func TestCLISnapshotNotTakenQuitKey(t *testing.T) {
 	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
 		t.Fatal(err)
 	}
-	<-waited
+	<-r.waited
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+	if err := r.err; !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, stderr.String())
 	}
 	if want := "smolvmm run: warning: --snapshot " + snap + ": the guest never became ready"; !strings.Contains(stderr.String(), want) {

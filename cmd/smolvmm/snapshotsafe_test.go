@@ -499,28 +499,8 @@ func TestCLISnapshotKeyWithoutFile(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	ptm, pts := openPTYPair(t)
-	cmd := exec.Command(smolvmmBin(t), "run", "-k", spinKernel(t), "-m", "16", "--net", "none")
-	cmd.Stdin, cmd.Stdout = pts, pts
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The guest spins forever: on every path out of the test (a Fatal,
-	// the deadline below) smolvmm is killed and reaped, not left
-	// running. Wait is on its own goroutine, so that the cleanup and the
-	// deadline share its one call.
-	var err error
-	waited := make(chan struct{})
-	go func() {
-		err = cmd.Wait()
-		close(waited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-waited
-	})
+	r := startOnPTY(t, "run", "-k", spinKernel(t), "-m", "16", "--net", "none")
+	ptm, cmd, stderr, waited := r.ptm, r.cmd, r.stderr, r.waited
 	go io.Copy(io.Discard, ptm) // the console's output
 	// Both keys at once: the escape reader serves them in order, and the
 	// note is written before Ctrl-A s returns, so it precedes the exit.
@@ -535,7 +515,7 @@ func TestCLISnapshotKeyWithoutFile(t *testing.T) {
 		t.Fatalf("no exit within 60 s of Ctrl-A s, Ctrl-A x; stderr:\n%s", stderr.String())
 	}
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+	if err := r.err; !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, stderr.String())
 	}
 	var notes []string
@@ -548,4 +528,36 @@ func TestCLISnapshotKeyWithoutFile(t *testing.T) {
 	if len(notes) != 1 || notes[0] != want {
 		t.Fatalf("after Ctrl-A s: %q, want one line %q; stderr:\n%s", notes, want, stderr.String())
 	}
+}
+
+// ptyRun is smolvmm started by startOnPTY.
+type ptyRun struct {
+	ptm    *os.File // the console's terminal: the guest's output, the keys
+	cmd    *exec.Cmd
+	stderr *strings.Builder // complete once waited is closed
+	waited chan struct{}    // closed once Wait has returned, with err
+	err    error
+}
+
+// startOnPTY starts smolvmm with args, its console on a pseudo-terminal.
+// On every path out of the test (a Fatal, a deadline) smolvmm is killed
+// and reaped, not left running; Wait is on its own goroutine, so that the
+// cleanup and the test share its one call.
+func startOnPTY(t *testing.T, args ...string) *ptyRun {
+	t.Helper()
+	ptm, pts := openPTYPair(t)
+	r := &ptyRun{ptm: ptm, cmd: exec.Command(smolvmmBin(t), args...), stderr: new(strings.Builder), waited: make(chan struct{})}
+	r.cmd.Stdin, r.cmd.Stdout, r.cmd.Stderr = pts, pts, r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.waited)
+	}()
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		<-r.waited
+	})
+	return r
 }
