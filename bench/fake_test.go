@@ -43,6 +43,9 @@ const (
 	// fakeSettleLate is longer than the second the parallel bench once
 	// waited for a VM to settle, as 50 VMs on two cores can take.
 	fakeSettleLate = 1500 * time.Millisecond
+	// fakeNetworkBytes is what a fake shared network holds until it
+	// settles.
+	fakeNetworkBytes = 32 << 20
 )
 
 // fakeVMM modes:
@@ -72,6 +75,9 @@ const (
 //	         (as smolvmm does once its guest accepts), exits after 2*fakeDelay
 //	notready as readyfd, without writing to -ready-fd
 //	bench    not a VMM but a bench of them: see fakeBench
+//	network  not a VMM but a shared network: touches fakeNetworkBytes,
+//	         prints "up", and on SIGUSR1 unmaps them and prints "released";
+//	         runs until killed
 //
 // With BENCH_COUNT set, every start appends a byte to that file.
 func fakeVMM(mode string, args []string) int {
@@ -88,6 +94,25 @@ func fakeVMM(mode string, args []string) int {
 		}
 	}
 	switch mode {
+	case "network":
+		mem, err := syscall.Mmap(-1, 0, fakeNetworkBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		for i := 0; i < len(mem); i += 4096 {
+			mem[i] = 1
+		}
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		fmt.Println("up")
+		<-usr1
+		if err := syscall.Munmap(mem); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		fmt.Println("released")
+		select {}
 	case "lines", "report":
 		r.Phases[PhaseVMCreated] = MonoNow()
 		r.Phases[PhaseFirstRun] = MonoNow()

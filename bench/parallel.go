@@ -44,6 +44,12 @@ type ParallelOptions struct {
 	// (this bench's and any other's), asked as its memory is read: its
 	// PSS is shared out among them, else among the started VMs.
 	NetworkVMs func() (int, error)
+	// NetworkSettle, when set, is how long the network is left after the
+	// VMs' memory was read (they are stopped meanwhile) before its own
+	// is: what it does after a burst of joins and then keeps for its
+	// life, such as smolvmm net's release of its executable, is what
+	// each VM pays a share of, not the burst.
+	NetworkSettle time.Duration
 	// SettleTimeout, when set, bounds the wait after a VM's ready event
 	// for its Target.SettledFlag byte; without it the wait lasts as long
 	// as Timeout allows (N VMs settling on a few cores can take seconds).
@@ -166,6 +172,13 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	}
 	var netMem *NetworkMemory
 	var netErr error
+	if o.NetworkPID != 0 && measure && o.NetworkSettle > 0 {
+		select {
+		case <-networkSettleAfter(o.NetworkSettle):
+		case <-ctx.Done():
+			ctxErr, measure = ctx.Err(), false
+		}
+	}
 	if o.NetworkPID != 0 && measure {
 		// While the VMs are still there: their connections are part of
 		// the network's memory.
@@ -225,6 +238,10 @@ func fdAdvice(err error) string {
 	}
 	return fmt.Sprintf(" (out of file descriptors: RLIMIT_NOFILE is %d)", lim.Cur)
 }
+
+// networkSettleAfter is time.After, for RunParallel's wait before it reads
+// the network's memory; tests replace it.
+var networkSettleAfter = time.After
 
 // startAdvice explains an error of starting a process: out of file
 // descriptors (fdAdvice), or of tasks (fork's EAGAIN). Out of memory

@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -484,5 +486,90 @@ func TestRunParallelOutOfFiles(t *testing.T) {
 	}
 	if err := res.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRunParallelNetworkSettle: the shared network's memory is read after
+// NetworkSettle, once what it frees after the joins is freed, not before;
+// an interrupt during that wait is an interrupt.
+func TestRunParallelNetworkSettle(t *testing.T) {
+	tests := []struct {
+		name      string
+		settle    time.Duration
+		cancel    bool
+		wantLarge bool // the network's PSS still holds fakeNetworkBytes
+	}{
+		{"read at once", 0, false, true},
+		{"read once settled", time.Minute, false, false},
+		{"interrupted while settling", time.Minute, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			network := exec.Command(exe)
+			network.Env = append(os.Environ(), "BENCH_FAKE=network")
+			out, err := network.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := network.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				network.Process.Kill()
+				network.Wait()
+			}()
+			lines := bufio.NewScanner(out)
+			if !lines.Scan() || lines.Text() != "up" {
+				t.Fatalf("fake network said %q (%v)", lines.Text(), lines.Err())
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var waited []time.Duration
+			networkSettleAfter = func(d time.Duration) <-chan time.Time {
+				waited = append(waited, d)
+				if tt.cancel {
+					cancel()
+					return nil
+				}
+				// The network settles during the wait: released before
+				// it ends.
+				network.Process.Signal(syscall.SIGUSR1)
+				if !lines.Scan() || lines.Text() != "released" {
+					t.Errorf("fake network said %q (%v)", lines.Text(), lines.Err())
+				}
+				c := make(chan time.Time, 1)
+				c <- time.Time{}
+				return c
+			}
+			defer func() { networkSettleAfter = time.After }()
+			res, err := RunParallel(ctx, fakeTarget(t, "fake", "memory"), ParallelOptions{N: 1, Timeout: 30 * time.Second,
+				Config: Config{Kernel: "fake", MemoryMiB: 20, Net: "user:test"}, NetworkPID: network.Process.Pid, NetworkSettle: tt.settle})
+			if tt.cancel {
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("err %v, want the interrupt", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.settle > 0 && (len(waited) != 1 || waited[0] != tt.settle) {
+				t.Errorf("waited %v, want once %v", waited, tt.settle)
+			}
+			if tt.settle == 0 && len(waited) != 0 {
+				t.Errorf("waited %v without NetworkSettle", waited)
+			}
+			nm := res.NetworkMemory
+			if nm == nil {
+				t.Fatalf("no network memory: %s", res.NetworkMemoryError)
+			}
+			if large := nm.PSSKiB >= fakeNetworkBytes>>10; large != tt.wantLarge {
+				t.Errorf("network PSS %d KiB: holding its %d MiB is %v, want %v", nm.PSSKiB, fakeNetworkBytes>>20, large, tt.wantLarge)
+			}
+		})
 	}
 }

@@ -302,6 +302,12 @@ func benchAction(c *cli.Context) error {
 				return err
 			}
 			netOpts.NetworkPID = pid
+			// Read once the daemon's releases after the joins have run
+			// (net.go), as it then stays.
+			netOpts.NetworkSettle = 400 * time.Millisecond
+			for _, q := range joinsQuiet {
+				netOpts.NetworkSettle += q
+			}
 			netOpts.NetworkVMs = func() (int, error) {
 				n, err := netback.HubVMs(socket)
 				if errors.Is(err, netback.ErrRefused) {
@@ -441,7 +447,7 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	defer stop()
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
 	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs,
-		NetworkPID: netOpts.NetworkPID, NetworkVMs: netOpts.NetworkVMs})
+		NetworkPID: netOpts.NetworkPID, NetworkVMs: netOpts.NetworkVMs, NetworkSettle: netOpts.NetworkSettle})
 	if ctx.Err() != nil {
 		return errBenchInterrupted
 	}

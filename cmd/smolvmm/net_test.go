@@ -1078,8 +1078,12 @@ func TestReleaseLoop(t *testing.T) {
 		waits <- w
 		return w.fire
 	}
-	results := make(chan bool) // what each release returns, given when it runs
-	release := func() bool { return <-results }
+	results := make(chan bool)    // what each release returns, given when it runs
+	periods := make(chan int, 16) // the quiet period each release ended
+	release := func(period int) bool {
+		periods <- period
+		return <-results
+	}
 	quiet := []time.Duration{1, 2}
 	stop := releaseLoop(changed, quiet, after, release)
 	defer stop()
@@ -1147,6 +1151,14 @@ func TestReleaseLoop(t *testing.T) {
 	changed <- struct{}{}
 	stop()
 	idle("after a failed release")
+	close(periods)
+	var got []int
+	for p := range periods {
+		got = append(got, p)
+	}
+	if want := []int{0, 1, 0, 0, 1, 0}; !slices.Equal(got, want) {
+		t.Errorf("releases ended quiet periods %v, want %v", got, want)
+	}
 }
 
 // TestNetEmptyLeaseFile: a --leases file made ahead and empty (touch)
