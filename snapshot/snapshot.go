@@ -27,11 +27,13 @@
 //	              here); zero when it was not known
 //	107     21    zero
 //	128     ...   state section, then zero padding to the memory offset
+//	              (under a page; the reader checks it is zero)
 //	memoff  ...   guest memory, byte for byte from guest physical address 0
 //
 // What is checked always, by Read (and Open, or OpenHeader then
 // ReadState): the magic, the version, the header's fields, the SHA-256
-// over the header (the memory digest included) and the state, and that
+// over the header (the memory digest included) and the state, that the
+// padding after the state is zero (the digest does not cover it), and that
 // the file is long enough to hold the memory section. The memory itself is
 // checked by VerifyMemory, which reads the file's data (not its holes)
 // with pread, not through MapMemory's mapping: the mapping stays lazy,
@@ -522,13 +524,28 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 // readState reads the state section h places, checks the digest over
 // head and the state, and that the file (size bytes) holds the memory
 // section.
+//
+// The zero padding between the state and the memory section is read with
+// the state, in the same read (readHeader has placed the memory on the
+// page after the state, so it is under a page), and must be zero: the
+// digest does not cover it, so a byte changed there would otherwise go
+// unnoticed.
 func readState(r io.ReaderAt, size int64, h Header, head []byte) ([]byte, error) {
-	state := make([]byte, h.StateLen)
-	if n, err := r.ReadAt(state, int64(h.StateOff)); n < len(state) {
-		if err == nil || err == io.EOF {
+	buf := make([]byte, h.MemOff-h.StateOff)
+	state, pad := buf[:h.StateLen], buf[h.StateLen:]
+	if n, err := r.ReadAt(buf, int64(h.StateOff)); n < len(buf) {
+		if n < len(state) && (err == nil || err == io.EOF) {
 			return nil, fmt.Errorf("%w: state section ends at byte %d, want %d", ErrTruncated, int64(h.StateOff)+int64(n), h.StateOff+h.StateLen)
 		}
+		if err == nil || err == io.EOF {
+			return nil, fmt.Errorf("%w: file ends at byte %d, in the padding before the memory section at %#x", ErrTruncated, int64(h.StateOff)+int64(n), h.MemOff)
+		}
 		return nil, fmt.Errorf("read state section: %w", err)
+	}
+	for i, b := range pad {
+		if b != 0 {
+			return nil, fmt.Errorf("%w: padding byte %d (between the state and the memory section at %#x) is not zero", ErrCorrupt, h.StateOff+h.StateLen+uint64(i), h.MemOff)
+		}
 	}
 	if d := digest(head, state); d != h.Digest {
 		return nil, fmt.Errorf("%w: SHA-256 of header and state is %x, the header says %x", ErrCorrupt, d[:8], h.Digest[:8])

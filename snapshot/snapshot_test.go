@@ -78,6 +78,10 @@ func TestRefusals(t *testing.T) {
 		{"undefined machine flag", func(b []byte) []byte { b[flagsOff] |= 2; return b }, ErrCorrupt, "machine flags 0x3 in header byte 84"},
 		{"MAC changed", func(b []byte) []byte { b[macOff+5] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"KVM identity changed", func(b []byte) []byte { b[kvmOff+15] ^= 1; return b }, ErrCorrupt, "SHA-256"},
+		// The padding between the state and the memory is outside the
+		// digest: the reader checks it is zero, as the reserved bytes.
+		{"first padding byte", func(b []byte) []byte { b[HeaderSize+15] = 1; return b }, ErrCorrupt, "padding byte 143 (between the state and the memory section at 0x1000) is not zero"},
+		{"last padding byte", func(b []byte) []byte { b[PageSize-1] = 0x80; return b }, ErrCorrupt, "padding byte 4095 (between the state and the memory section at 0x1000) is not zero"},
 		{"memory cut", func(b []byte) []byte { return b[:len(b)-1] }, ErrTruncated, "memory section ends at"},
 		{"state cut", func(b []byte) []byte { return b[:HeaderSize+3] }, ErrTruncated, "state section ends at byte 131"},
 		{"header cut", func(b []byte) []byte { return b[:20] }, ErrTruncated, "header is 20 bytes"},
@@ -182,6 +186,9 @@ func TestOpenHeader(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	f.Add(sample(f))
 	f.Add([]byte(Magic))
+	padded := sample(f) // a byte of the padding before the memory set
+	padded[PageSize-1] = 1
+	f.Add(padded)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// What a restore trusts before the digest is checked: where the
 		// memory section lies, for mapping it.
@@ -196,6 +203,9 @@ func FuzzRead(f *testing.F) {
 		}
 		if uint64(len(state)) != h.StateLen || h.MemOff+h.MemSize > uint64(len(b)) || h.MemOff%PageSize != 0 {
 			t.Fatalf("accepted inconsistent header %+v for %d bytes", h, len(b))
+		}
+		if pad := b[h.StateOff+h.StateLen : h.MemOff]; !isZero(pad) {
+			t.Fatalf("accepted non-zero padding (%d bytes) before the memory section at %#x", len(pad), h.MemOff)
 		}
 		// The memory check reads all of the section the header placed.
 		d, err := readMemDigest(bytes.NewReader(b), h, nil)
