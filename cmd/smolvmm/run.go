@@ -90,8 +90,9 @@ anything included) or the command line is wrong, 1 for other errors
 before the guest ran, 141 when the reader of its output went away (SIGPIPE),
 148 when the seccomp filter stopped a forbidden call (159 when the kernel
 killed it), and with --jail 128+n when signal n killed the jailed VMM.
-A --snapshot run whose guest never became ready keeps these statuses and
-warns that no snapshot was taken; with --snapshot-exit, a guest that ends
+A --snapshot run that wrote no snapshot keeps these statuses and warns
+that none was taken and why (the guest never became ready, or every C-a s
+failed); with --snapshot-exit, a guest that ends
 by itself before it is ready gives 1 (a stop by Ctrl-A x or a signal, 130).
 SIGQUIT ends it with Go's stack dump and status 2; SIGUSR1, SIGUSR2 and
 SIGALRM are ignored.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -434,21 +435,57 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 			return snapshotWriteAdvice(path, snapErr)
 		}
 		if !written {
-			return &noSnapshotError{path}
+			n, last := keyFailures.get()
+			return &noSnapshotError{path: path, attempts: n, last: last}
 		}
 		return nil
 	}, nil
 }
 
-// noSnapshotError is setupSnapshot's report of a run that ended before the
-// guest became ready. It is a failure only with --snapshot-exit, whose
-// point is the snapshot; otherwise it is a warning beside the guest's or
-// the signal's status (the file is left as it was).
-type noSnapshotError struct{ path string }
+// noSnapshotError is setupSnapshot's report of a run that ended with no
+// snapshot written: before the guest became ready, or after every Ctrl-A s
+// failed (attempts of them, the last with last). It is a failure only with
+// --snapshot-exit, whose point is the snapshot; otherwise it is a warning
+// beside the guest's or the signal's status (the file is left as it was).
+type noSnapshotError struct {
+	path     string
+	attempts int
+	last     error
+}
 
 func (e *noSnapshotError) Error() string {
+	switch {
+	case e.attempts == 1:
+		return fmt.Sprintf("--snapshot %s: no snapshot was taken and the file is as it was: the snapshot attempt failed: %v", e.path, e.last)
+	case e.attempts > 1:
+		return fmt.Sprintf("--snapshot %s: no snapshot was taken and the file is as it was: the %d snapshot attempts failed, the last with: %v", e.path, e.attempts, e.last)
+	}
 	return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", e.path)
 }
+
+// snapFailures counts the Ctrl-A s snapshots that failed, for the closing
+// warning of a run that wrote none: it must not blame readiness for them.
+type snapFailures struct {
+	mu   sync.Mutex
+	n    int
+	last error
+}
+
+func (f *snapFailures) add(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	f.last = err
+}
+
+func (f *snapFailures) get() (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n, f.last
+}
+
+// keyFailures is the running VM's failed Ctrl-A s snapshots.
+var keyFailures snapFailures
 
 // allowSnapshotUser readies t, --snapshot's target at path, for the user
 // the VM drops to (--user, --uid), if any, and refuses a directory that
@@ -538,6 +575,7 @@ func snapshotKey(c *cli.Context, m *vmm.Machine) func() {
 			w := t.NewWriter()
 			info, err := m.Snapshot(w)
 			if err = w.Finish(err); err != nil {
+				keyFailures.add(err)
 				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t.Path(), err))
 				return
 			}

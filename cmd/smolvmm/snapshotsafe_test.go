@@ -534,8 +534,8 @@ func TestCLISnapshotKeyWithoutFile(t *testing.T) {
 type ptyRun struct {
 	ptm    *os.File // the console's terminal: the guest's output, the keys
 	cmd    *exec.Cmd
-	stderr *strings.Builder // complete once waited is closed
-	waited chan struct{}    // closed once Wait has returned, with err
+	stderr *lockedBuffer // complete once waited is closed
+	waited chan struct{} // closed once Wait has returned, with err
 	err    error
 }
 
@@ -545,8 +545,15 @@ type ptyRun struct {
 // cleanup and the test share its one call.
 func startOnPTY(t *testing.T, args ...string) *ptyRun {
 	t.Helper()
+	return startCmdOnPTY(t, exec.Command(smolvmmBin(t), args...))
+}
+
+// startCmdOnPTY is startOnPTY for a command of the caller's (smolvmm run
+// through a shell that sets a limit first).
+func startCmdOnPTY(t *testing.T, cmd *exec.Cmd) *ptyRun {
+	t.Helper()
 	ptm, pts := openPTYPair(t)
-	r := &ptyRun{ptm: ptm, cmd: exec.Command(smolvmmBin(t), args...), stderr: new(strings.Builder), waited: make(chan struct{})}
+	r := &ptyRun{ptm: ptm, cmd: cmd, stderr: new(lockedBuffer), waited: make(chan struct{})}
 	r.cmd.Stdin, r.cmd.Stdout, r.cmd.Stderr = pts, pts, r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -560,4 +567,54 @@ func startOnPTY(t *testing.T, args ...string) *ptyRun {
 		<-r.waited
 	})
 	return r
+}
+
+// TestCLISnapshotKeyFailedNotNeverReady: when every Ctrl-A s failed (here
+// a 1-block file size limit: EFBIG, Go ignores SIGXFSZ), the closing
+// warning says the attempts failed, how many and the last error, not that
+// the guest never became ready, which it need not have been told to be.
+func TestCLISnapshotKeyFailedNotNeverReady(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	snap := keep(t, t.TempDir(), "f.snap")
+	r := startCmdOnPTY(t, exec.Command("sh", "-c", `ulimit -f 1 && exec "$0" "$@"`, smolvmmBin(t),
+		"run", "-k", spinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap))
+	go io.Copy(io.Discard, r.ptm) // the console's output
+	failed := func() int { return strings.Count(r.stderr.String(), "smolvmm: C-a s: --snapshot "+snap+": ") }
+	deadline := time.After(60 * time.Second)
+	for n := 1; n <= 2; n++ {
+		if _, err := r.ptm.Write([]byte{0x01, 's'}); err != nil {
+			t.Fatal(err)
+		}
+		// Each attempt's failure is printed as it happens, off the
+		// input's goroutine: wait for it before the next key.
+		for failed() < n {
+			select {
+			case <-r.waited:
+				t.Fatalf("smolvmm ended (%v) before C-a s number %d failed; stderr:\n%s", r.err, n, r.stderr)
+			case <-deadline:
+				t.Fatalf("C-a s number %d did not fail within 60 s; stderr:\n%s", n, r.stderr)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	if _, err := r.ptm.Write([]byte{0x01, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.waited:
+	case <-deadline:
+		t.Fatalf("no exit within 60 s of Ctrl-A x; stderr:\n%s", r.stderr)
+	}
+	var ee *exec.ExitError
+	if !errors.As(r.err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want status 130; stderr:\n%s", r.err, r.stderr)
+	}
+	stderr := r.stderr.String()
+	want := "smolvmm run: warning: --snapshot " + snap + ": no snapshot was taken and the file is as it was: the 2 snapshot attempts failed, the last with: "
+	if i := strings.Index(stderr, want); i < 0 || !strings.Contains(stderr[i:], "file too large") || strings.Contains(stderr, "never became ready") {
+		t.Fatalf("stderr:\n%s\nwant the warning %q... ending with the last error (file too large), and no never-ready wording", stderr, want)
+	}
+	checkKept(t, snap)
 }
