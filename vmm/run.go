@@ -62,6 +62,9 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	})
 	var prober *portready.Prober
 	err := m.vcpu.run(func() { prober = m.probeReadyAddr() })
+	if err != nil {
+		err = m.memFileCause(err) // memfile.go: a restored guest's file cut under it
+	}
 
 	// On the way out: nothing more reaches the guest, then every goroutine
 	// Run started is joined.

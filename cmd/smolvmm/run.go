@@ -477,7 +477,8 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 
 // guestCrashExit gives a guest's crash the crash status, 2, with advice
 // for a triple fault before any console output (and its registers under
-// -v); other errors pass as they are.
+// -v); a restored guest's snapshot file truncated under it gets advice;
+// other errors pass as they are.
 func guestCrashExit(c *cli.Context, err error) error {
 	var tf *vmm.TripleFaultError
 	if errors.As(err, &tf) {
@@ -489,6 +490,11 @@ func guestCrashExit(c *cli.Context, err error) error {
 	}
 	if errors.Is(err, vmm.ErrGuestCrash) {
 		return cli.Exit(err.Error(), 2)
+	}
+	if errors.Is(err, vmm.ErrMemoryFileTruncated) {
+		// Not the guest's fault, and not a crash: what was done to the
+		// file, and what to do instead.
+		return fmt.Errorf("%w (do not modify a snapshot file a VM restored from is running on: the pages the guest has not written are still read from it; taking a new snapshot over it (--snapshot) is safe: smolvmm writes a temporary file and renames it over the old)", err)
 	}
 	return err
 }
