@@ -50,8 +50,10 @@ type Joined struct {
 	failedDials            atomic.Uint64 // redials that failed
 	closeOnce              sync.Once
 
-	name string                           // the network, as the log calls it
-	logf func(format string, args ...any) // JoinOptions.Logf, or a no-op
+	name    string                           // the network, as the log calls it
+	logf    func(format string, args ...any) // JoinOptions.Logf, or a no-op
+	notef   func(format string, args ...any) // JoinOptions.Notef, or a no-op
+	lasting func(error) bool                 // JoinOptions.Lasting, or nil
 }
 
 // JoinOptions are JoinWith's optional settings.
@@ -63,6 +65,17 @@ type JoinOptions struct {
 	// changes) and when the VM has rejoined: once per event, not per
 	// attempt.
 	Logf func(format string, args ...any)
+	// Notef, when set, is told in one line each, whatever Logf is: that
+	// the connection was lost, the first failure to rejoin in that
+	// outage that will not go away by itself (a permission refused, or
+	// one Lasting names), and that the VM rejoined. It is for a VM
+	// without a detailed log, which would otherwise be offline silently.
+	Notef func(format string, args ...any)
+	// Lasting, when set, says of a failed rejoin's error whether it will
+	// persist (besides a permission refused, which always does): only
+	// the caller knows, say, that its root directory no longer holds the
+	// socket's path, where ENOENT would otherwise be a network restarting.
+	Lasting func(error) bool
 	// RunsAs is the uid the VM's process will run as once set up, when
 	// it joins as root and then drops root (0: it stays as it is). The
 	// hub believes it of a root process only, and lets that uid rejoin
@@ -90,12 +103,15 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 		return nil, fmt.Errorf("shared network: uid to run as %d is not a uid (0 to %d)", o.RunsAs, maxUID)
 	}
 	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
-	j.name, j.logf = o.Name, o.Logf
+	j.name, j.logf, j.notef, j.lasting = o.Name, o.Logf, o.Notef, o.Lasting
 	if j.name == "" {
 		j.name = socket
 	}
 	if j.logf == nil {
 		j.logf = func(string, ...any) {}
+	}
+	if j.notef == nil {
+		j.notef = func(string, ...any) {}
 	}
 	for _, f := range forwards {
 		j.hello.Forwards = append(j.hello.Forwards, f.String())
@@ -162,10 +178,12 @@ func (j *Joined) run(c net.Conn) {
 		default:
 		}
 		j.logf("shared network %s lost: %v; reconnecting", j.name, err)
+		j.notef("shared network %s lost (%v); the VM is offline until it rejoins", j.name, err)
 		if c = j.redial(); c == nil {
 			return
 		}
 		j.logf("rejoined %s as %s", j.name, j.Addr())
+		j.notef("rejoined shared network %s as %s", j.name, j.Addr())
 	}
 }
 
@@ -191,6 +209,7 @@ func (j *Joined) read(c net.Conn) error {
 func (j *Joined) redial() net.Conn {
 	delay := joinRetryMin
 	var report redialReport
+	noted := false // a lasting failure told to notef, once an outage
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	for {
@@ -217,6 +236,10 @@ func (j *Joined) redial() net.Conn {
 		j.failedDials.Add(1)
 		if msg, ok := report.note(err); ok {
 			j.logf("shared network %s: %s", j.name, msg)
+		}
+		if !noted && !permanentJoinError(err) && j.lastingJoinError(err) {
+			noted = true
+			j.notef("shared network %s: cannot rejoin: %v (%s); still trying", j.name, err, unreachableSocket)
 		}
 		j.mu.Lock()
 		j.lastErr = err
@@ -251,9 +274,24 @@ func (r *redialReport) note(err error) (string, bool) {
 		// changed its user or root directory, and the socket's mode or
 		// path does not let the new ones through. Retried all the
 		// same: the network's next start may set another mode.
-		return fmt.Sprintf("cannot rejoin: %v (this process, as its user and root directory are now, may not reach the socket); still trying", err), true
+		return fmt.Sprintf("cannot rejoin: %v (%s); still trying", err, unreachableSocket), true
 	}
 	return fmt.Sprintf("cannot rejoin: %v; still trying", err), true
+}
+
+// unreachableSocket is what a failed rejoin that will last most likely
+// means.
+const unreachableSocket = "this process, as its user and root directory are now, may not reach the socket"
+
+// lastingJoinError reports whether a failed rejoin's err will not go away
+// by itself, as a network being restarted does: a permission refused
+// (the process changed its user or root directory since it joined), or
+// what JoinOptions.Lasting says is.
+func (j *Joined) lastingJoinError(err error) bool {
+	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+		return true
+	}
+	return j.lasting != nil && j.lasting(err)
 }
 
 // ReadFrame implements Backend.

@@ -242,3 +242,109 @@ func TestJoinedRedialLogged(t *testing.T) {
 		t.Errorf("the failed redials were logged as\n%s\nwant the first (no such file) and the change (connection refused), once each", strings.Join(logs, "\n"))
 	}
 }
+
+// Which failed rejoins will not go away by themselves (Notef is told of
+// them without -v): a permission refused, and what the caller's Lasting
+// adds (a path the process no longer sees); not a network being restarted.
+func TestLastingJoinError(t *testing.T) {
+	noHub := fmt.Errorf("%w: nothing answers on /s: %w", ErrNoHub, syscall.ENOENT)
+	refusedConn := fmt.Errorf("%w: nothing answers on /s: %w", ErrNoHub, syscall.ECONNREFUSED)
+	denied := fmt.Errorf("shared network /s: dial unix /s: connect: %w", syscall.EACCES)
+	notPermitted := fmt.Errorf("shared network /s: dial unix /s: connect: %w", syscall.EPERM)
+	enoent := func(err error) bool { return errors.Is(err, syscall.ENOENT) }
+	tests := []struct {
+		err     error
+		lasting func(error) bool
+		want    bool
+	}{
+		{noHub, nil, false},
+		{refusedConn, nil, false},
+		{denied, nil, true},
+		{notPermitted, nil, true},
+		{noHub, enoent, true},
+		{refusedConn, enoent, false},
+		{&RefusedError{Reason: RefusedDuplicateMAC}, nil, false},
+	}
+	for _, tt := range tests {
+		j := &Joined{lasting: tt.lasting}
+		if got := j.lastingJoinError(tt.err); got != tt.want {
+			t.Errorf("%v (with Lasting %v): lasting %v, want %v", tt.err, tt.lasting != nil, got, tt.want)
+		}
+	}
+}
+
+// Notef (the VM's notices without -v) is told, in a line each, that the
+// network was lost, the first failed rejoin that will not go away by
+// itself (here ENOENT, which Lasting says is, as for a socket outside a
+// chroot), not the failures that follow, and the rejoin; and the same again
+// for the next outage.
+func TestJoinedNotef(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "fake.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var notes []string
+	notef := func(f string, a ...any) {
+		mu.Lock()
+		notes = append(notes, fmt.Sprintf(f, a...))
+		mu.Unlock()
+	}
+	lasting := func(err error) bool { return errors.Is(err, syscall.ENOENT) }
+	res := make(chan *Joined, 1)
+	go func() {
+		j, err := JoinWith(sock, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, JoinOptions{Name: "web", Notef: notef, Lasting: lasting})
+		if err != nil {
+			t.Error(err)
+		}
+		res <- j
+	}()
+	conn := fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+	j := <-res
+	if j == nil {
+		t.FailNow()
+	}
+	defer j.Close()
+	waitDials := func(n uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); j.failedDials.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d failed redials after 20 s, want %d", j.failedDials.Load(), n)
+			}
+		}
+	}
+	for outage := 1; outage <= 2; outage++ {
+		ln.Close()
+		os.Remove(sock) // a renamed listener's Close leaves it: the redials find nothing
+		conn.Close()
+		waitDials(j.failedDials.Load() + 3)
+		ln, err = net.Listen("unix", sock+".new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if err := os.Rename(sock+".new", sock); err != nil {
+			t.Fatal(err)
+		}
+		conn = fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+		for deadline := time.Now().Add(20 * time.Second); j.Connects() != uint64(outage+1); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("not reconnected")
+			}
+		}
+	}
+	j.Close() // joins the goroutine that notes the rejoin
+	mu.Lock()
+	defer mu.Unlock()
+	var want []string
+	for range 2 {
+		want = append(want,
+			"shared network web lost (EOF); the VM is offline until it rejoins",
+			"shared network web: cannot rejoin: shared network is not running: nothing answers on "+sock+": dial unix "+sock+": connect: no such file or directory (this process, as its user and root directory are now, may not reach the socket); still trying",
+			"rejoined shared network web as 10.0.2.15")
+	}
+	if strings.Join(notes, "\n") != strings.Join(want, "\n") {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(notes, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -37,6 +37,10 @@ type OpenOptions struct {
 	// Logf, when set, is told of a shared network lost, failing to be
 	// rejoined and rejoined (JoinOptions.Logf).
 	Logf func(format string, args ...any)
+	// Notef and Lasting are a shared network's brief notices and what
+	// they count as lasting (JoinOptions.Notef, JoinOptions.Lasting).
+	Notef   func(format string, args ...any)
+	Lasting func(error) bool
 	// RunsAs is the uid the VM's process will run as once set up, for a
 	// shared network (JoinOptions.RunsAs); the other backends ignore it.
 	RunsAs int
@@ -56,7 +60,7 @@ func OpenWith(spec string, forwards []Forward, mac net.HardwareAddr, o OpenOptio
 		if err != nil {
 			return nil, fmt.Errorf("network %q: %w", spec, err)
 		}
-		return JoinWith(socket, mac, forwards, JoinOptions{Name: arg, Logf: o.Logf, RunsAs: o.RunsAs})
+		return JoinWith(socket, mac, forwards, JoinOptions{Name: arg, Logf: o.Logf, Notef: o.Notef, Lasting: o.Lasting, RunsAs: o.RunsAs})
 	case kind == "none" && !hasArg:
 		return NewNone(), nil
 	case kind == "tap" && hasArg:

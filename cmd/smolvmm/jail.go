@@ -127,7 +127,7 @@ func openBackend(nc netConfig) (netback.Backend, error) {
 // the network lets it rejoin as that user with the privileged forwards it
 // joined with as root).
 func openOptions(nc netConfig) netback.OpenOptions {
-	return netback.OpenOptions{Logf: nc.Logf, RunsAs: nc.RunsAs}
+	return netback.OpenOptions{Logf: nc.Logf, Notef: nc.Notef, Lasting: nc.Lasting, RunsAs: nc.RunsAs}
 }
 
 // upRunArgs is the command line of smolvmm run for the VM up boots: its

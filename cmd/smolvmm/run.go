@@ -657,7 +657,11 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
 	if c.Bool("verbose") && cfg.Log != nil {
 		log := cfg.Log
 		nc.Logf = func(format string, args ...any) { fmt.Fprintf(log, "smolvmm: "+format+"\n", args...) }
+	} else {
+		// Without -v the VM is still not offline silently.
+		nc.Notef = stderrNotef() // rejoin.go
 	}
+	checkRejoin(c, &nc) // rejoin.go
 	readyThroughForward(cfg, nc)
 	nic, failer, err := openNIC(nc)
 	if err != nil {
