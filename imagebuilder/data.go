@@ -180,40 +180,58 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	if typ == filesystem.TypeFat32 && size > maxFAT32 {
 		return fmt.Errorf("data image of %d MiB: FAT32 volumes are made up to %d MiB", size>>20, maxFAT32>>20)
 	}
+	if afterDataScan != nil {
+		afterDataScan()
+	}
 	return writeAtomically(outPath, func(f *os.File) error {
-		if err := f.Truncate(size); err != nil {
-			return err
-		}
-		// The file systems are made directly, not through go-diskfs's
-		// disk package, which links (and initialises at every smolvmm
-		// start) every file system and partition table it knows.
-		b := file.New(f, false)
-		var fsys filesystem.FileSystem
-		var err error
-		if typ == filesystem.TypeISO9660 {
-			var work string
-			if work, err = os.MkdirTemp("", "smolvmm-iso-"); err != nil {
-				return err
-			}
-			defer os.RemoveAll(work)
-			fsys, err = iso9660.Create(b, size, 0, 2048, work) // ISO 9660 logical blocks
-		} else {
-			fsys, err = fat32.Create(b, size, 0, 512, DataLabel, true)
-		}
-		if err != nil {
-			return fmt.Errorf("creating %s file system of %d bytes: %w", fsType, size, err)
-		}
-		if err := copyData(ctx, fsys, dir, es); err != nil {
-			return err
-		}
-		if iso, ok := fsys.(*iso9660.FileSystem); ok {
-			if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, DeepDirectories: true, VolumeIdentifier: DataLabel}); err != nil {
-				return fmt.Errorf("writing ISO 9660 image: %w", err)
-			}
-			return trimISO(f)
-		}
-		return fixFAT32(f)
+		return writeDataImage(ctx, f, dir, es, fsType, size)
 	})
+}
+
+// afterDataScan, when set (by tests), runs between the scan that plans a
+// data image and the copy that fills it: there it can change the
+// directory as a racing user could.
+var afterDataScan func()
+
+// writeDataImage makes a file system of size bytes and type fsType in f and
+// copies es, the entries scanData listed under dir, into it.
+func writeDataImage(ctx context.Context, f *os.File, dir string, es []dataEntry, fsType string, size int64) error {
+	typ := filesystem.TypeFat32
+	if fsType == DataISO9660 {
+		typ = filesystem.TypeISO9660
+	}
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	// The file systems are made directly, not through go-diskfs's
+	// disk package, which links (and initialises at every smolvmm
+	// start) every file system and partition table it knows.
+	b := file.New(f, false)
+	var fsys filesystem.FileSystem
+	var err error
+	if typ == filesystem.TypeISO9660 {
+		var work string
+		if work, err = os.MkdirTemp("", "smolvmm-iso-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+		fsys, err = iso9660.Create(b, size, 0, 2048, work) // ISO 9660 logical blocks
+	} else {
+		fsys, err = fat32.Create(b, size, 0, 512, DataLabel, true)
+	}
+	if err != nil {
+		return fmt.Errorf("creating %s file system of %d bytes: %w", fsType, size, err)
+	}
+	if err := copyData(ctx, fsys, dir, es); err != nil {
+		return err
+	}
+	if iso, ok := fsys.(*iso9660.FileSystem); ok {
+		if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, DeepDirectories: true, VolumeIdentifier: DataLabel}); err != nil {
+			return fmt.Errorf("writing ISO 9660 image: %w", err)
+		}
+		return trimISO(f)
+	}
+	return fixFAT32(f)
 }
 
 func copyData(ctx context.Context, fsys filesystem.FileSystem, dir string, es []dataEntry) error {
