@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/smolvmm/smolvmm/internal/filekind"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -16,6 +16,9 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
+	"github.com/smolvmm/smolvmm/internal/filekind"
+	"golang.org/x/sys/unix"
 )
 
 // Data disk file system types, as NetBSD's GENERIC kernel mounts them
@@ -68,62 +71,88 @@ func BuildDataImage(dir, outPath, fs string) error {
 
 // dataEntry is one host path to copy into a data image.
 type dataEntry struct {
-	rel  string // slash-separated, relative to the shared directory
-	dir  bool
-	size int64
+	rel      string // slash-separated, relative to the shared directory
+	dir      bool
+	size     int64
+	dev, ino uint64 // the entry scanned: the copy refuses another in its place
 }
 
-// scanData lists dir's entries. With foldCase (FAT32, whose names ignore
-// case), two names in one directory that differ only in case are refused:
-// the second would silently replace the first in the image.
-func scanData(dir string, foldCase bool) ([]dataEntry, error) {
-	st, err := os.Stat(dir)
+// scanData lists the entries under root. With foldCase (FAT32, whose names
+// ignore case), two names in one directory that differ only in case are
+// refused: the second would silently replace the first in the image.
+//
+// The walk goes through directory descriptors and never follows a symlink
+// (see hostdir): a user who can write in the directory cannot make a
+// build running as root list, or block on, anything outside it.
+func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
+	var es []dataEntry
+	seen := map[string]string{} // folded relative path: the name first seen
+	var walk func(d *hostdir.Dir, rel string) error
+	walk = func(d *hostdir.Dir, rel string) error {
+		names, err := d.Names()
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			r, hp := path.Join(rel, name), d.Join(name)
+			if foldCase {
+				// The parent's folded path is already unique: fold the
+				// whole path, so the key is per directory.
+				key := strings.ToLower(r)
+				if first, ok := seen[key]; ok {
+					return fmt.Errorf("%s and %s differ only in case: FAT32 names ignore case, so the image cannot hold both; rename one",
+						filepath.Join(root.Path(), filepath.FromSlash(first)), hp)
+				}
+				seen[key] = r
+			}
+			st, err := d.Lstat(name)
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", hp, err)
+			}
+			m := hostdir.Mode(&st)
+			e := dataEntry{rel: r, dir: m.IsDir(), dev: uint64(st.Dev), ino: st.Ino}
+			switch {
+			case m.IsDir():
+				sub, st, err := d.OpenDir(name)
+				if err != nil {
+					return fmt.Errorf("reading %s: %w", hp, err)
+				}
+				e.dev, e.ino = uint64(st.Dev), st.Ino
+				es = append(es, e)
+				err = walk(sub, r)
+				sub.Close()
+				if err != nil {
+					return err
+				}
+			case m.IsRegular():
+				e.size = st.Size
+				es = append(es, e)
+			default:
+				advice := "leave it out"
+				if m&fs.ModeSymlink != 0 {
+					advice = "copy its target instead"
+				}
+				return fmt.Errorf("%s is %s: data disks (FAT32, ISO 9660) hold only files and directories; %s", hp, filekind.Of(m), advice)
+			}
+		}
+		return nil
+	}
+	return es, walk(root, "")
+}
+
+// openDataRoot opens the directory a data image holds. A symlink naming
+// it is followed (the user named it), once: scan and copy both go through
+// the descriptor, so a directory renamed or swapped for a symlink after
+// this open is never reached.
+func openDataRoot(dir string) (*hostdir.Dir, error) {
+	root, _, err := hostdir.OpenRoot(dir)
+	if errors.Is(err, unix.ENOTDIR) {
+		return nil, fmt.Errorf("data directory %s is not a directory", dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("data directory %s is not a directory", dir)
-	}
-	var es []dataEntry
-	seen := map[string]string{} // folded relative path: the name first seen
-	err = filepath.WalkDir(dir, func(hp string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", hp, err)
-		}
-		if hp == dir {
-			return nil
-		}
-		rel, _ := filepath.Rel(dir, hp)
-		rel = filepath.ToSlash(rel)
-		if foldCase {
-			// The parent's folded path is already unique: fold the
-			// whole path, so the key is per directory.
-			key := strings.ToLower(rel)
-			if first, ok := seen[key]; ok {
-				return fmt.Errorf("%s and %s differ only in case: FAT32 names ignore case, so the image cannot hold both; rename one",
-					filepath.Join(dir, filepath.FromSlash(first)), hp)
-			}
-			seen[key] = rel
-		}
-		switch {
-		case d.IsDir():
-			es = append(es, dataEntry{rel: rel, dir: true})
-		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			es = append(es, dataEntry{rel: rel, size: info.Size()})
-		default:
-			advice := "leave it out"
-			if d.Type()&fs.ModeSymlink != 0 {
-				advice = "copy its target instead"
-			}
-			return fmt.Errorf("%s is %s: data disks (FAT32, ISO 9660) hold only files and directories; %s", hp, filekind.Of(d.Type()), advice)
-		}
-		return nil
-	})
-	return es, err
+	return root, nil
 }
 
 // dataSize estimates the image size for es: content rounded to 4 KiB
@@ -166,7 +195,12 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	default:
 		return fmt.Errorf("data file system %q: want %s or %s", fsType, DataFAT32, DataISO9660)
 	}
-	es, err := scanData(dir, typ == filesystem.TypeFat32)
+	root, err := openDataRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	es, err := scanData(root, typ == filesystem.TypeFat32)
 	if err != nil {
 		return err
 	}
@@ -184,7 +218,7 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 		afterDataScan()
 	}
 	return writeAtomically(outPath, func(f *os.File) error {
-		return writeDataImage(ctx, f, dir, es, fsType, size)
+		return writeDataImage(ctx, f, root, es, fsType, size)
 	})
 }
 
@@ -194,8 +228,8 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 var afterDataScan func()
 
 // writeDataImage makes a file system of size bytes and type fsType in f and
-// copies es, the entries scanData listed under dir, into it.
-func writeDataImage(ctx context.Context, f *os.File, dir string, es []dataEntry, fsType string, size int64) error {
+// copies es, the entries scanData listed under root, into it.
+func writeDataImage(ctx context.Context, f *os.File, root *hostdir.Dir, es []dataEntry, fsType string, size int64) error {
 	typ := filesystem.TypeFat32
 	if fsType == DataISO9660 {
 		typ = filesystem.TypeISO9660
@@ -222,7 +256,7 @@ func writeDataImage(ctx context.Context, f *os.File, dir string, es []dataEntry,
 	if err != nil {
 		return fmt.Errorf("creating %s file system of %d bytes: %w", fsType, size, err)
 	}
-	if err := copyData(ctx, fsys, dir, es); err != nil {
+	if err := copyData(ctx, fsys, root, es); err != nil {
 		return err
 	}
 	if iso, ok := fsys.(*iso9660.FileSystem); ok {
@@ -234,24 +268,80 @@ func writeDataImage(ctx context.Context, f *os.File, dir string, es []dataEntry,
 	return fixFAT32(f)
 }
 
-func copyData(ctx context.Context, fsys filesystem.FileSystem, dir string, es []dataEntry) error {
+// copyData copies es into fsys, each entry opened beneath its parent's
+// descriptor as scanData found it. An entry that is no longer what the
+// scan saw (another type, another file, another size) is refused with a
+// *changedError: the image's layout was planned from the scan, and a
+// symlink or FIFO swapped in must be neither followed nor opened
+// blocking.
+func copyData(ctx context.Context, fsys filesystem.FileSystem, root *hostdir.Dir, es []dataEntry) error {
+	type openDir struct {
+		rel string
+		d   *hostdir.Dir
+	}
+	// The directories from root down to the last entry's parent: es is
+	// in walk order, so each entry's parent is on the stack.
+	stack := []openDir{{"", root}}
+	defer func() {
+		for _, o := range stack[1:] {
+			o.d.Close()
+		}
+	}()
 	for _, e := range es {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("data image stopped: %w", err)
 		}
+		parent, name := path.Split(e.rel)
+		parent = strings.TrimSuffix(parent, "/")
+		for len(stack) > 1 && stack[len(stack)-1].rel != parent {
+			stack[len(stack)-1].d.Close()
+			stack = stack[:len(stack)-1]
+		}
+		d := stack[len(stack)-1].d
 		p := "/" + e.rel
 		if e.dir {
+			sub, st, err := d.OpenDir(name)
+			if err != nil {
+				return &changedError{path: d.Join(name), was: fs.ModeDir, err: err}
+			}
+			stack = append(stack, openDir{e.rel, sub})
+			if uint64(st.Dev) != e.dev || st.Ino != e.ino {
+				return &changedError{path: d.Join(name), was: fs.ModeDir, now: "it is now another directory"}
+			}
 			if err := fsys.Mkdir(p); err != nil {
 				return fmt.Errorf("mkdir %s in data image: %w", p, err)
 			}
 			continue
 		}
-		if err := copyDataFile(ctx, fsys, filepath.Join(dir, filepath.FromSlash(e.rel)), p); err != nil {
+		if err := copyDataFile(ctx, fsys, d, name, e, p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// changedError is the error for an entry of a data directory that changed
+// between the scan and the copy.
+type changedError struct {
+	path string
+	was  fs.FileMode // its type when scanned
+	now  string      // what it is now, when err does not say
+	err  error
+}
+
+func (e *changedError) Error() string {
+	var ke *hostdir.KindError
+	now := e.now
+	switch {
+	case errors.As(e.err, &ke) && ke.Err == nil:
+		now = "it is now " + filekind.Of(ke.Mode)
+	case e.err != nil:
+		now = e.err.Error()
+	}
+	return fmt.Sprintf("%s changed while the image was built (it was %s when scanned): %s", e.path, filekind.Of(e.was), now)
+}
+
+func (e *changedError) Unwrap() error { return e.err }
 
 // ctxReader is r, failing with ctx's error once ctx is done: a large
 // file's copy stops within one read.
@@ -267,18 +357,34 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func copyDataFile(ctx context.Context, fsys filesystem.FileSystem, hp, p string) error {
-	in, err := os.Open(hp)
+// copyDataFile copies the regular file name of d, which the scan found
+// as e, to p in fsys: exactly e.size bytes, read from the descriptor whose
+// type, identity and size were checked.
+func copyDataFile(ctx context.Context, fsys filesystem.FileSystem, d *hostdir.Dir, name string, e dataEntry, p string) error {
+	hp := d.Join(name)
+	in, st, err := d.OpenFile(name)
 	if err != nil {
-		return err
+		return &changedError{path: hp, was: 0, err: err}
 	}
 	defer in.Close()
+	if uint64(st.Dev) != e.dev || st.Ino != e.ino {
+		return &changedError{path: hp, now: "it is now another file"}
+	}
+	if st.Size != e.size {
+		return &changedError{path: hp, now: fmt.Sprintf("it had %d bytes and now has %d bytes", e.size, st.Size)}
+	}
 	out, err := fsys.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("creating %s in data image: %w", p, err)
 	}
-	// Without WriterTo, so that io.Copy reads through ctxReader.
-	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
+	// Without WriterTo, so that io.Copy reads through ctxReader. What
+	// the file grows by from here on is left out: the image holds the
+	// size planned.
+	n, err := io.Copy(out, ctxReader{ctx, io.LimitReader(in, e.size)})
+	if err == nil && n < e.size {
+		err = &changedError{path: hp, now: fmt.Sprintf("it had %d bytes and shrank to %d bytes while it was copied", e.size, n)}
+	}
+	if err != nil {
 		out.Close()
 		return fmt.Errorf("copying %s into data image at %s: %w", hp, p, err)
 	}
