@@ -210,6 +210,9 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 		if err := unix.Lstat(hp, &st); err != nil {
 			return err
 		}
+		if afterStageLstat != nil {
+			afterStageLstat(p)
+		}
 		old, _ := orig.Get(p)
 		if p == "" {
 			old = orig.Root
@@ -248,6 +251,11 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 	}
 	return out.Root, nil
 }
+
+// afterStageLstat, when set (by tests), runs in mergeStage between
+// looking at the staged entry p and reading it: there it can change the
+// entry as a process the scripts left running could.
+var afterStageLstat func(p string)
 
 // stagedNode builds the node for one staged path, reusing the original
 // node old when nothing about it changed.
