@@ -9,12 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/service"
 	"golang.org/x/sys/unix"
 )
@@ -191,33 +194,33 @@ func modeBits(perm uint16) fs.FileMode {
 // content did not change are the original nodes (owner and mtime kept);
 // changed or new ones belong to root:wheel, or to the original path's
 // owner, and take the image timestamp.
+//
+// Everything below dir belongs to the scripts' user, and a process they
+// left running (or any other process of that user) can still change it:
+// dir is opened once (this process made it, in a directory the scripts'
+// user cannot write), and each entry beneath it through its parent's
+// descriptor, never following a symlink, with files read from the
+// descriptor whose type and inode were checked (see hostdir). An entry
+// found changed between the look and the read fails the step.
 func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) (*fstree.Node, error) {
 	out := fstree.New()
 	byIno := map[uint64]*fstree.Node{}
 	count := map[uint64]uint64{}
 	nlink := map[uint64]uint64{}
 	firstPath := map[uint64]string{}
-	err := filepath.WalkDir(dir, func(hp string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, hp)
-		p, err := fstree.Clean(filepath.ToSlash(rel))
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(hp, &st); err != nil {
-			return err
-		}
-		if afterStageLstat != nil {
-			afterStageLstat(p)
-		}
+	root, rst, err := hostdir.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	// put adds the staged entry p (name in d; d nil for the root), of
+	// status st; f is the open file when it is a regular file.
+	put := func(p string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
 		old, _ := orig.Get(p)
 		if p == "" {
 			old = orig.Root
 		}
-		n, err := stagedNode(hp, p, &st, old, byIno)
+		n, err := stagedNode(d, name, p, st, f, old, byIno)
 		if err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
@@ -229,8 +232,64 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 			nlink[st.Ino] = uint64(st.Nlink)
 		}
 		return out.Put(p, n)
-	})
-	if err != nil {
+	}
+	var walk func(d *hostdir.Dir, p string) error
+	walk = func(d *hostdir.Dir, p string) error {
+		names, err := d.Names()
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			cp, err := fstree.Clean(path.Join(p, name))
+			if err != nil {
+				return err
+			}
+			lst, err := d.Lstat(name)
+			if err != nil {
+				return err
+			}
+			if afterStageLstat != nil {
+				afterStageLstat(cp)
+			}
+			changed := func(err error) error {
+				return fmt.Errorf("/%s changed after the postinst scripts ended (did one leave a process running?): it was %s: %w",
+					cp, filekind.Of(hostdir.Mode(&lst)), err)
+			}
+			switch lst.Mode & unix.S_IFMT {
+			case unix.S_IFDIR:
+				sub, st, err := d.OpenDir(name)
+				if err != nil {
+					return changed(err)
+				}
+				if err = put(cp, d, name, &st, nil); err == nil {
+					err = walk(sub, cp)
+				}
+				sub.Close()
+				if err != nil {
+					return err
+				}
+			case unix.S_IFREG:
+				f, st, err := d.OpenFile(name)
+				if err != nil {
+					return changed(err)
+				}
+				err = put(cp, d, name, &st, f)
+				f.Close()
+				if err != nil {
+					return err
+				}
+			default:
+				if err := put(cp, d, name, &lst, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := put("", nil, "", &rst, nil); err != nil {
+		return nil, err
+	}
+	if err := walk(root, ""); err != nil {
 		return nil, err
 	}
 	for ino, c := range count {
@@ -257,9 +316,11 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 // entry as a process the scripts left running could.
 var afterStageLstat func(p string)
 
-// stagedNode builds the node for one staged path, reusing the original
-// node old when nothing about it changed.
-func stagedNode(hp, p string, st *unix.Stat_t, old *fstree.Node, byIno map[uint64]*fstree.Node) (*fstree.Node, error) {
+// stagedNode builds the node for one staged path p, name in d, of status
+// st, reusing the original node old when nothing about it changed. A
+// regular file's content is read from f, opened beneath d and checked; a
+// symlink's target is read beneath d.
+func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, byIno map[uint64]*fstree.Node) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm
@@ -271,15 +332,15 @@ func stagedNode(hp, p string, st *unix.Stat_t, old *fstree.Node, byIno map[uint6
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		if old != nil && old.Type == fstree.Dir && old.Perm == perm {
-			d := fstree.NewDir(perm)
-			d.UID, d.GID, d.Mtime = old.UID, old.GID, old.Mtime
-			return d, nil
+			nd := fstree.NewDir(perm)
+			nd.UID, nd.GID, nd.Mtime = old.UID, old.GID, old.Mtime
+			return nd, nil
 		}
 		return fresh(fstree.NewDir(perm)), nil
 	case unix.S_IFLNK:
-		target, err := os.Readlink(hp)
+		target, err := d.Readlink(name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("changed after the postinst scripts ended (did one leave a process running?): it was a symlink: %w", err)
 		}
 		if err := fstree.CheckSymlink(p, target); err != nil {
 			return nil, err
@@ -292,7 +353,7 @@ func stagedNode(hp, p string, st *unix.Stat_t, old *fstree.Node, byIno map[uint6
 		if n := byIno[st.Ino]; n != nil {
 			return n, nil
 		}
-		data, err := os.ReadFile(hp)
+		data, err := io.ReadAll(f)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,104 @@
+package imagebuilder
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+)
+
+// TestMergeStageChanged changes the staging tree while mergeStage reads
+// it back, between its look at an entry and its read, as a process a
+// postinst script left running (as nobody) could: a file or directory
+// swapped for a symlink out of the staging root or for a FIFO. Each must
+// be refused naming the entry; nothing from outside may reach the tree,
+// and nothing may block.
+func TestMergeStageChanged(t *testing.T) {
+	tests := []struct {
+		name, entry string // entry: the staged path changed
+		change      func(hp, outside string) error
+		want        []string
+	}{
+		{"file became a symlink out", "etc/motd", func(hp, outside string) error {
+			tmp := hp + ".tmp"
+			if err := os.Symlink(filepath.Join(outside, "secret"), tmp); err != nil {
+				return err
+			}
+			return os.Rename(tmp, hp)
+		}, []string{"/etc/motd", "changed after the postinst scripts ended", "a symlink"}},
+		{"file became a FIFO", "etc/motd", func(hp, _ string) error {
+			if err := os.Remove(hp); err != nil {
+				return err
+			}
+			return syscall.Mkfifo(hp, 0o644)
+		}, []string{"/etc/motd", "changed after the postinst scripts ended", "a FIFO"}},
+		{"directory became a symlink out", "var", func(hp, outside string) error {
+			if err := os.RemoveAll(hp); err != nil {
+				return err
+			}
+			return os.Symlink(outside, hp)
+		}, []string{"/var", "changed after the postinst scripts ended", "a symlink"}},
+		{"directory became a FIFO", "var", func(hp, _ string) error {
+			if err := os.RemoveAll(hp); err != nil {
+				return err
+			}
+			return syscall.Mkfifo(hp, 0o644)
+		}, []string{"/var", "changed after the postinst scripts ended", "a FIFO"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			stage, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+			for _, d := range []string{"etc", "var/db"} {
+				if err := os.MkdirAll(filepath.Join(stage, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for p, s := range map[string]string{
+				filepath.Join(stage, "etc/motd"):   "hello\n",
+				filepath.Join(stage, "var/db/x"):   "x\n",
+				filepath.Join(outside, "secret"):   secretText,
+				filepath.Join(outside, "db/x"):     secretText,
+				filepath.Join(outside, "db/other"): secretText,
+			} {
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			afterStageLstat = func(p string) {
+				if p == tt.entry {
+					if err := tt.change(filepath.Join(stage, filepath.FromSlash(p)), outside); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			defer func() { afterStageLstat = nil }()
+			root, err := mergeStage(fstree.New(), stage, nil)
+			if root != nil {
+				tr := fstree.New()
+				tr.Root = root
+				tr.Walk(func(p string, n *fstree.Node) error {
+					if n.Type == fstree.Regular && bytes.Contains(n.Content(), []byte(secretText)) {
+						t.Errorf("/%s holds the content of a file outside the staging root", p)
+					}
+					return nil
+				})
+			}
+			if err == nil {
+				t.Fatalf("merged a changed staging tree; want an error saying %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
