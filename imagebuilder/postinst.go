@@ -71,13 +71,20 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 		return fmt.Errorf("postinst staging: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0755); err != nil {
-		return err
-	}
 	stage := filepath.Join(tmp, "root")
+	if duringStaging != nil {
+		duringStaging(tmp)
+	}
+	// Staged by path, as root: while tmp is still 0700, no process of
+	// the scripts' user (one a script of an earlier build left running)
+	// can reach in and swap a directory it owns for a symlink that the
+	// next write, chown or chmod would follow.
 	skipped, err := stageTree(t, stage, id)
 	if err != nil {
 		return fmt.Errorf("postinst staging in %s: %w", stage, err)
+	}
+	if err := os.Chmod(tmp, 0755); err != nil {
+		return err
 	}
 	for _, name := range scripts {
 		if err := runScript(ctx, s, name, tmp, stage, id, log); err != nil {
@@ -310,6 +317,10 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 	}
 	return out.Root, nil
 }
+
+// duringStaging, when set (by tests), runs while the staging tree is
+// written in tmp.
+var duringStaging func(tmp string)
 
 // afterStageLstat, when set (by tests), runs in mergeStage between
 // looking at the staged entry p and reading it: there it can change the

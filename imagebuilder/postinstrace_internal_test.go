@@ -2,6 +2,7 @@ package imagebuilder
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/service"
 )
 
 // TestMergeStageChanged changes the staging tree while mergeStage reads
@@ -100,5 +102,45 @@ func TestMergeStageChanged(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPostinstStagedPrivately: the staging tree is written (by path, as
+// root when root builds) while no other user can reach it. Its directories
+// belong to the scripts' user, who could otherwise swap one for a symlink
+// that a write, chown or chmod of its content follows.
+func TestPostinstStagedPrivately(t *testing.T) {
+	dir := t.TempDir()
+	for p, s := range map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/x.sh": "true\n"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := service.Load("svc", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := fstree.New()
+	tr.Put("etc/motd", fstree.NewFile(0o644, []byte("hello\n")))
+	called := false
+	duringStaging = func(tmp string) {
+		called = true
+		st, err := os.Stat(tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+			t.Errorf("staging in %s of mode %v, owner %d: others can reach the tree while it is written", tmp, st.Mode(), st.Sys().(*syscall.Stat_t).Uid)
+		}
+	}
+	defer func() { duringStaging = nil }()
+	if err := RunPostinst(context.Background(), tr, svc, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !called {
+		t.Fatal("the staging hook never ran")
 	}
 }
