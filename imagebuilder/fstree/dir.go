@@ -2,33 +2,36 @@ package fstree
 
 import (
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"syscall"
 
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"golang.org/x/sys/unix"
 )
 
 // AddDir reads the host directory root into t, keeping owners, modes, mtimes,
 // hard links (by device and inode number), symlinks and device nodes. Symlinks
 // are never followed. The root directory's own attributes are taken too.
+//
+// A symlink naming root itself is followed, once (the caller named it);
+// below it, every entry is opened through its parent's descriptor without
+// following a symlink, and a file's attributes and content come from the
+// one open descriptor (see hostdir): a user who can write in the tree
+// cannot swap a file or directory for a symlink out of it, or for a FIFO
+// that blocks the read, between the look and the read. Such a change is
+// an error naming the entry.
 func (t *Tree) AddDir(root string) error {
+	rd, rst, err := hostdir.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", root, err)
+	}
+	defer rd.Close()
 	links := map[[2]uint64]string{}
-	return filepath.WalkDir(root, func(hp string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", hp, err)
-		}
-		rel, err := filepath.Rel(root, hp)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		p, err := Clean(rel)
-		if err != nil {
-			return fmt.Errorf("%s: %w", hp, err)
-		}
-		n, linkTo, err := nodeFromHost(hp, p, links)
+	put := func(p, hp string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
+		n, linkTo, err := nodeFromHost(d, name, p, st, f, links)
 		if err != nil {
 			return fmt.Errorf("%s: %w", hp, err)
 		}
@@ -36,17 +39,76 @@ func (t *Tree) AddDir(root string) error {
 			return t.Link(p, linkTo)
 		}
 		return t.Put(p, n)
-	})
+	}
+	var walk func(d *hostdir.Dir, rel string) error
+	walk = func(d *hostdir.Dir, rel string) error {
+		names, err := d.Names()
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			hp := d.Join(name)
+			p, err := Clean(path.Join(rel, name))
+			if err != nil {
+				return fmt.Errorf("%s: %w", hp, err)
+			}
+			lst, err := d.Lstat(name)
+			if err != nil {
+				return err
+			}
+			if afterHostLstat != nil {
+				afterHostLstat(p)
+			}
+			changed := func(err error) error {
+				return fmt.Errorf("%s changed while it was read (it was %s): %w", hp, filekind.Of(hostdir.Mode(&lst)), err)
+			}
+			switch lst.Mode & syscall.S_IFMT {
+			case syscall.S_IFDIR:
+				sub, st, err := d.OpenDir(name)
+				if err != nil {
+					return changed(err)
+				}
+				if err = put(p, hp, d, name, &st, nil); err == nil {
+					err = walk(sub, p)
+				}
+				sub.Close()
+				if err != nil {
+					return err
+				}
+			case syscall.S_IFREG:
+				f, st, err := d.OpenFile(name)
+				if err != nil {
+					return changed(err)
+				}
+				err = put(p, hp, d, name, &st, f)
+				f.Close()
+				if err != nil {
+					return err
+				}
+			default:
+				if err := put(p, hp, d, name, &lst, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := put("", root, nil, "", &rst, nil); err != nil {
+		return err
+	}
+	return walk(rd, "")
 }
 
-// nodeFromHost returns the node for host path hp (tree path p), or nil and
-// the tree path of the first link when hp is a further hard link to a file
-// already read.
-func nodeFromHost(hp, p string, links map[[2]uint64]string) (*Node, string, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(hp, &st); err != nil {
-		return nil, "", err
-	}
+// afterHostLstat, when set (by tests), runs in AddDir between the look at
+// entry p and its open: there it can change the entry as a racing user
+// could.
+var afterHostLstat func(p string)
+
+// nodeFromHost returns the node for the host entry name in d (tree path p)
+// of status st, or nil and the tree path of the first link when it is a
+// further hard link to a file already read. A regular file's content is
+// read from f, the descriptor st describes; a symlink is read beneath d.
+func nodeFromHost(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
 	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
@@ -54,7 +116,7 @@ func nodeFromHost(hp, p string, links map[[2]uint64]string) (*Node, string, erro
 		return n, "", nil
 	case syscall.S_IFREG:
 	case syscall.S_IFLNK:
-		target, err := os.Readlink(hp)
+		target, err := d.Readlink(name)
 		if err != nil {
 			return nil, "", err
 		}
@@ -83,7 +145,7 @@ func nodeFromHost(hp, p string, links map[[2]uint64]string) (*Node, string, erro
 		}
 		links[key] = p
 	}
-	data, err := os.ReadFile(hp)
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, "", err
 	}
