@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -240,63 +239,21 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 		}
 		return out.Put(p, n)
 	}
-	var walk func(d *hostdir.Dir, p string) error
-	walk = func(d *hostdir.Dir, p string) error {
-		names, err := d.Names()
+	visit := func(e hostdir.Entry) error {
+		cp, err := fstree.Clean(e.Rel)
 		if err != nil {
 			return err
 		}
-		for _, name := range names {
-			cp, err := fstree.Clean(path.Join(p, name))
-			if err != nil {
-				return err
-			}
-			lst, err := d.Lstat(name)
-			if err != nil {
-				return err
-			}
-			if afterStageLstat != nil {
-				afterStageLstat(cp)
-			}
-			changed := func(err error) error {
-				return fmt.Errorf("/%s changed after the postinst scripts ended (did one leave a process running?): it was %s: %w",
-					cp, filekind.Of(hostdir.Mode(&lst)), err)
-			}
-			switch lst.Mode & unix.S_IFMT {
-			case unix.S_IFDIR:
-				sub, st, err := d.OpenDir(name)
-				if err != nil {
-					return changed(err)
-				}
-				if err = put(cp, d, name, &st, nil); err == nil {
-					err = walk(sub, cp)
-				}
-				sub.Close()
-				if err != nil {
-					return err
-				}
-			case unix.S_IFREG:
-				f, st, err := d.OpenFile(name)
-				if err != nil {
-					return changed(err)
-				}
-				err = put(cp, d, name, &st, f)
-				f.Close()
-				if err != nil {
-					return err
-				}
-			default:
-				if err := put(cp, d, name, &lst, nil); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return put(cp, e.Dir, e.Name, e.St, e.File)
+	}
+	changed := func(rel string, was fs.FileMode, err error) error {
+		return fmt.Errorf("/%s changed after the postinst scripts ended (did one leave a process running?): it was %s: %w",
+			rel, filekind.Of(was), err)
 	}
 	if err := put("", nil, "", &rst, nil); err != nil {
 		return nil, err
 	}
-	if err := walk(root, ""); err != nil {
+	if err := hostdir.Walk(root, visit, changed, afterStageLstat); err != nil {
 		return nil, err
 	}
 	for ino, c := range count {

@@ -3,8 +3,9 @@ package fstree
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path"
+	"path/filepath"
 	"syscall"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
@@ -40,63 +41,21 @@ func (t *Tree) AddDir(root string) error {
 		}
 		return t.Put(p, n)
 	}
-	var walk func(d *hostdir.Dir, rel string) error
-	walk = func(d *hostdir.Dir, rel string) error {
-		names, err := d.Names()
+	visit := func(e hostdir.Entry) error {
+		hp := e.Dir.Join(e.Name)
+		p, err := Clean(e.Rel)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", hp, err)
 		}
-		for _, name := range names {
-			hp := d.Join(name)
-			p, err := Clean(path.Join(rel, name))
-			if err != nil {
-				return fmt.Errorf("%s: %w", hp, err)
-			}
-			lst, err := d.Lstat(name)
-			if err != nil {
-				return err
-			}
-			if afterHostLstat != nil {
-				afterHostLstat(p)
-			}
-			changed := func(err error) error {
-				return fmt.Errorf("%s changed while it was read (it was %s): %w", hp, filekind.Of(hostdir.Mode(&lst)), err)
-			}
-			switch lst.Mode & syscall.S_IFMT {
-			case syscall.S_IFDIR:
-				sub, st, err := d.OpenDir(name)
-				if err != nil {
-					return changed(err)
-				}
-				if err = put(p, hp, d, name, &st, nil); err == nil {
-					err = walk(sub, p)
-				}
-				sub.Close()
-				if err != nil {
-					return err
-				}
-			case syscall.S_IFREG:
-				f, st, err := d.OpenFile(name)
-				if err != nil {
-					return changed(err)
-				}
-				err = put(p, hp, d, name, &st, f)
-				f.Close()
-				if err != nil {
-					return err
-				}
-			default:
-				if err := put(p, hp, d, name, &lst, nil); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return put(p, hp, e.Dir, e.Name, e.St, e.File)
+	}
+	changed := func(rel string, was fs.FileMode, err error) error {
+		return fmt.Errorf("%s changed while it was read (it was %s): %w", filepath.Join(root, rel), filekind.Of(was), err)
 	}
 	if err := put("", root, nil, "", &rst, nil); err != nil {
 		return err
 	}
-	return walk(rd, "")
+	return hostdir.Walk(rd, visit, changed, afterHostLstat)
 }
 
 // afterHostLstat, when set (by tests), runs in AddDir between the look at

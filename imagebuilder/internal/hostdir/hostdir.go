@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -219,4 +220,76 @@ func (d *Dir) OpenDir(name string) (*Dir, unix.Stat_t, error) {
 // refused without blocking.
 func (d *Dir) OpenFile(name string) (*os.File, unix.Stat_t, error) {
 	return d.open(name, 0)
+}
+
+// Entry is one entry Walk found: Name in Dir, Rel its slash-separated
+// path below the walk's root, St its status and, for a regular file, File,
+// the open file St describes (closed once the visit returns). A
+// directory's and a regular file's status is read from the descriptor it
+// was opened as; anything else is not opened, and St is its lstat.
+type Entry struct {
+	Dir       *Dir
+	Name, Rel string
+	St        *unix.Stat_t
+	File      *os.File
+}
+
+// Walk visits every entry below d, each directory before what it holds,
+// in Names' order, opening directories and regular files only beneath
+// their parent's descriptor (OpenDir, OpenFile). An entry whose open
+// fails after its lstat saw it, as when it was swapped for a symlink or
+// a FIFO in between, ends the walk with changed(rel, what the lstat saw,
+// the open's error). looked, when set, runs between each entry's lstat
+// and its open: tests change the entry there as a racing user could.
+func Walk(d *Dir, visit func(Entry) error, changed func(rel string, was fs.FileMode, err error) error, looked func(rel string)) error {
+	return walk(d, "", visit, changed, looked)
+}
+
+func walk(d *Dir, rel string, visit func(Entry) error, changed func(string, fs.FileMode, error) error, looked func(string)) error {
+	names, err := d.Names()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		e := Entry{Dir: d, Name: name, Rel: path.Join(rel, name)}
+		lst, err := d.Lstat(name)
+		if err != nil {
+			return err
+		}
+		if looked != nil {
+			looked(e.Rel)
+		}
+		switch lst.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			sub, st, err := d.OpenDir(name)
+			if err != nil {
+				return changed(e.Rel, Mode(&lst), err)
+			}
+			e.St = &st
+			if err = visit(e); err == nil {
+				err = walk(sub, e.Rel, visit, changed, looked)
+			}
+			sub.Close()
+			if err != nil {
+				return err
+			}
+		case unix.S_IFREG:
+			f, st, err := d.OpenFile(name)
+			if err != nil {
+				return changed(e.Rel, Mode(&lst), err)
+			}
+			e.St, e.File = &st, f
+			err = visit(e)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		default:
+			e.St = &lst
+			if err := visit(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

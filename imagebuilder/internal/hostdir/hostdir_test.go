@@ -129,3 +129,76 @@ func TestNames(t *testing.T) {
 		t.Errorf("Readlink: %q %v", target, err)
 	}
 }
+
+// TestWalk: every entry once, a directory before what it holds, in name
+// order; directories and files opened (a file's content read from File),
+// links and FIFOs only looked at; an entry swapped for a symlink between
+// the look and the open ends the walk through changed.
+func TestWalk(t *testing.T) {
+	dir := tree(t)
+	if err := os.WriteFile(filepath.Join(dir, "sub", "inner"), []byte("in sub"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, _, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	var got []string
+	visit := func(e Entry) error {
+		kind := Mode(e.St).Type().String()
+		if e.File != nil {
+			b, err := io.ReadAll(e.File)
+			if err != nil {
+				return err
+			}
+			kind += " " + string(b)
+		}
+		got = append(got, e.Rel+": "+kind)
+		return nil
+	}
+	noChange := func(rel string, was fs.FileMode, err error) error {
+		t.Errorf("%s changed (was %v): %v", rel, was, err)
+		return err
+	}
+	if err := Walk(root, visit, noChange, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"fifo: p---------", "file: ---------- inside", "link-dir: L---------", "link-file: L---------"}
+	if _, err := os.Lstat(filepath.Join(dir, "sock")); err == nil {
+		want = append(want, "sock: S---------")
+	}
+	want = append(want, "sub: d---------", "sub/inner: ---------- in sub")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("walk:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	swap := func(rel string) {
+		if rel == "file" {
+			p := filepath.Join(dir, "file")
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("../outside", p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var changedRel string
+	changed := func(rel string, was fs.FileMode, err error) error {
+		changedRel = rel
+		if was.Type() != 0 {
+			t.Errorf("%s was %v, want a regular file", rel, was)
+		}
+		return errors.New("changed")
+	}
+	got = nil
+	if err := Walk(root, visit, changed, swap); err == nil || changedRel != "file" {
+		t.Errorf("walk over a file swapped for a symlink: %v (changed %q), want it refused", err, changedRel)
+	}
+	for _, g := range got {
+		if strings.Contains(g, "outside") {
+			t.Errorf("visited %q: the outside file was read", g)
+		}
+	}
+}
