@@ -174,6 +174,15 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 	return writeAtomically(out, func(f *os.File) error { return ext2.Write(f, t, opts) })
 }
 
+// Revision names what Build makes of its inputs. Bump it in any change
+// after which the same sets, service and Config build a different image
+// (file content, modes, device nodes, layout), so that images built
+// earlier from unchanged inputs are known to be stale: smolvmm up records
+// it beside each image it builds and rebuilds on a difference.
+//
+// 2: amd64's /dev nodes (ksyms major 85, disk minors unit*16+part).
+const Revision = 2
+
 // ErrExists is wrapped by Build's error when the image exists and
 // Config.Force is not set.
 var ErrExists = errors.New("already exists")

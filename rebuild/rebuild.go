@@ -4,7 +4,8 @@
 // kernel's digest and the keep list, and a service's disk image is stale
 // when it is older than the service's files or its sets, or was built from
 // another version of a built-in service (which has no file times, only
-// content: its digest is recorded in a stamp beside the release's cache).
+// content: its digest is recorded in a stamp beside the release's cache),
+// or was built by another revision of the image builder (also stamped).
 package rebuild
 
 import (
@@ -16,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +47,10 @@ const (
 	// other than an image under its name, which no date makes fresh;
 	// Stamp.Describes tells whether it is one the caller built.
 	NotImage
+	// BuilderChanged: the image was built (by the caller, as its stamp
+	// says) with another revision of the image builder, or before
+	// stamps recorded one: the same inputs now build another image.
+	BuilderChanged
 )
 
 // String is the verdict in a word, for the step log.
@@ -60,6 +66,8 @@ func (v Verdict) String() string {
 		return "built from another version of the service"
 	case NotImage:
 		return "not an ext2 image"
+	case BuilderChanged:
+		return "built by an older image builder"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
 }
@@ -75,7 +83,11 @@ type Image struct {
 	// Digest is a built-in service's ServiceDigest ("" for a service of
 	// files), compared with what Stamp recorded.
 	Digest string
-	Stamp  Stamp
+	// Builder is the revision of the image builder that would build the
+	// image now (imagebuilder.Revision), compared with what Stamp
+	// recorded; 0 compares nothing.
+	Builder int
+	Stamp   Stamp
 }
 
 // Check says whether the image must be built. A set that cannot be
@@ -88,6 +100,11 @@ func (im Image) Check() (Verdict, error) {
 		}
 	}
 	changed := im.Digest != "" && im.Stamp.Other(im.Path, im.Digest)
+	// Only an image the stamp describes (the caller built it) is
+	// rebuilt for its builder: a file another program put there is not
+	// known to come from any revision.
+	rec, described := im.Stamp.read(im.Path)
+	builderChanged := im.Builder != 0 && described && rec.builder != im.Builder
 	st, err := os.Stat(im.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -98,6 +115,8 @@ func (im Image) Check() (Verdict, error) {
 		return NotImage, nil
 	case changed:
 		return ServiceChanged, nil
+	case builderChanged:
+		return BuilderChanged, nil
 	case st.ModTime().Before(newest):
 		return Older, nil
 	}
@@ -183,8 +202,9 @@ func ServiceDigest(trees ...fs.FS) (string, error) {
 }
 
 // Stamp is the path of a file recording which version of a built-in
-// service built an image file: the service's digest and the image's
-// ImageID.
+// service built an image file, and with which image builder: the
+// service's digest, the image's ImageID and the builder's revision (absent
+// from stamps written before revisions were recorded, which read as 0).
 type Stamp string
 
 // ReleaseStamp is the stamp of image in release r's cache (beside its
@@ -208,8 +228,8 @@ const FilesDigest = "-"
 // (made by another program, a copy, or a later build) has no say, nor has
 // a missing or unreadable stamp, nor one recorded with FilesDigest.
 func (s Stamp) Other(image, digest string) bool {
-	recorded, ok := s.read(image)
-	return ok && recorded != FilesDigest && recorded != digest
+	rec, ok := s.read(image)
+	return ok && rec.digest != FilesDigest && rec.digest != digest
 }
 
 // Describes reports whether the stamp was recorded for this very image
@@ -220,26 +240,38 @@ func (s Stamp) Describes(image string) bool {
 	return ok
 }
 
-// read returns the digest the stamp records, if it describes image.
-func (s Stamp) read(image string) (digest string, ok bool) {
+// stamped is what a stamp records beside the image's ID.
+type stamped struct {
+	digest  string
+	builder int // 0: not recorded (a stamp from before revisions)
+}
+
+// read returns what the stamp records, if it describes image.
+func (s Stamp) read(image string) (stamped, bool) {
 	b, err := os.ReadFile(string(s))
 	if err != nil {
-		return "", false
+		return stamped{}, false
 	}
 	id, err := ImageID(image)
 	if err != nil {
-		return "", false
+		return stamped{}, false
 	}
 	f := strings.Fields(string(b))
-	if len(f) != 2 || f[1] != id {
-		return "", false
+	if len(f) < 2 || len(f) > 3 || f[1] != id {
+		return stamped{}, false
 	}
-	return f[0], true
+	rec := stamped{digest: f[0]}
+	if len(f) == 3 {
+		// A garbled revision still describes the image (up built
+		// it); it reads as none, which no builder has.
+		rec.builder, _ = strconv.Atoi(f[2])
+	}
+	return rec, true
 }
 
 // Record records that image, as it is now, was built from the service
-// with digest.
-func (s Stamp) Record(image, digest string) error {
+// with digest by revision builder of the image builder.
+func (s Stamp) Record(image, digest string, builder int) error {
 	id, err := ImageID(image)
 	if err != nil {
 		return err
@@ -247,7 +279,7 @@ func (s Stamp) Record(image, digest string) error {
 	if err := os.MkdirAll(filepath.Dir(string(s)), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(string(s), []byte(digest+" "+id+"\n"), 0o644)
+	return atomicfile.WriteFile(string(s), []byte(fmt.Sprintf("%s %s %d\n", digest, id, builder)), 0o644)
 }
 
 // ImageID names the file at path: device, inode and birth time, which stay

@@ -118,7 +118,7 @@ func TestStamp(t *testing.T) {
 			}
 		})
 	}
-	if err := Stamp(filepath.Join(t.TempDir(), "x")).Record(filepath.Join(t.TempDir(), "none.img"), "v1"); err == nil || !strings.Contains(err.Error(), "none.img") {
+	if err := Stamp(filepath.Join(t.TempDir(), "x")).Record(filepath.Join(t.TempDir(), "none.img"), "v1", 1); err == nil || !strings.Contains(err.Error(), "none.img") {
 		t.Errorf("Record for a missing image: %v, want an error naming it", err)
 	}
 }
@@ -186,6 +186,50 @@ func TestImageCheck(t *testing.T) {
 		}, NotImage},
 		{"empty", func(t *testing.T, im *Image) { write(t, im.Path, "") }, NotImage},
 		{"a directory", func(t *testing.T, im *Image) { os.Remove(im.Path); os.Mkdir(im.Path, 0o755) }, NotImage},
+		// An image up built with an older image builder (amd64 /dev
+		// nodes before f032337) is rebuilt, whatever its dates.
+		{"built by another builder revision", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, FilesDigest)
+			im.Builder = 2
+			im.ServiceTime = past
+		}, BuilderChanged},
+		{"built by this builder revision", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, FilesDigest)
+			im.Builder = 1
+		}, Fresh},
+		{"stamped before revisions were recorded", func(t *testing.T, im *Image) {
+			id, err := ImageID(im.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, string(im.Stamp), "v2 "+id+"\n")
+			im.Digest = "v2"
+			im.Builder = 1
+		}, BuilderChanged},
+		{"built-in service changed and another builder", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			im.Digest = "v2"
+			im.Builder = 2
+		}, ServiceChanged},
+		// Only an image the stamp describes has a known builder.
+		{"no stamp, a builder revision to compare", func(t *testing.T, im *Image) { im.Builder = 2 }, Fresh},
+		{"another file under the stamped image's name", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, FilesDigest)
+			os.Remove(im.Path)
+			writeImage(t, im.Path, "the user's own image")
+			im.Builder = 2
+		}, Fresh},
+		{"no builder revision to compare", func(t *testing.T, im *Image) { record(t, im.Stamp, im.Path, FilesDigest) }, Fresh},
+		{"not an ext2 image, built by another builder", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, FilesDigest)
+			im.Builder = 2
+			f, err := os.OpenFile(im.Path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte{0, 0}, 1080)
+			f.Close()
+		}, NotImage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,7 +324,7 @@ func TestStripCached(t *testing.T) {
 
 func record(t *testing.T, s Stamp, image, digest string) {
 	t.Helper()
-	if err := s.Record(image, digest); err != nil {
+	if err := s.Record(image, digest, 1); err != nil {
 		t.Fatal(err)
 	}
 }

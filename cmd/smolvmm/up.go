@@ -129,7 +129,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 	}
 	err = step(log, "mkimg", func() (string, error) {
 		im := rebuild.Image{Path: res.Image, ServiceTime: svc.ModTime, Digest: svc.Digest,
-			Stamp: rebuild.ReleaseStamp(res.Release, res.Image)}
+			Builder: imagebuilder.Revision, Stamp: rebuild.ReleaseStamp(res.Release, res.Image)}
 		for _, s := range res.Release.Sets {
 			im.Sets = append(im.Sets, s.Path)
 		}
@@ -156,7 +156,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", err
 			}
 			verb = "rebuilt (it was no longer an ext2 image)"
-		case rebuild.Older, rebuild.ServiceChanged:
+		case rebuild.Older, rebuild.ServiceChanged, rebuild.BuilderChanged:
 			// The old image, and whatever the guest wrote to it, is replaced;
 			// never under a running VM, which would go on writing to the
 			// unlinked file while this one boots the new image.
@@ -164,8 +164,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", err
 			}
 			verb = "rebuilt (it was older than the service or a set)"
-			if verdict == rebuild.ServiceChanged {
+			switch verdict {
+			case rebuild.ServiceChanged:
 				verb = "rebuilt (the built-in service changed since it was built)"
+			case rebuild.BuilderChanged:
+				verb = "rebuilt (it was built by an older smolvmm image builder)"
 			}
 		}
 		// The build replaces the image through a temporary file of its
@@ -185,7 +188,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		if digest == "" {
 			digest = rebuild.FilesDigest
 		}
-		if err := im.Stamp.Record(res.Image, digest); err != nil {
+		if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision); err != nil {
 			fmt.Fprintf(log, "smolvmm up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes or it is written over\n", res.Image, err)
 		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil

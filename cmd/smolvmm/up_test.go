@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -19,8 +20,10 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/rebuild"
 )
 
 // fakeUp records the calls up makes to its stages.
@@ -247,6 +250,63 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 				t.Errorf("calls %q, want %q\n%s", got, tt.calls, log.String())
 			}
 			if strings.Contains(tt.calls, "build") && !strings.Contains(log.String(), "the built-in service changed") {
+				t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
+			}
+		})
+	}
+}
+
+// TestUpRebuildsForAnOlderImageBuilder: an image up built with an older
+// image builder (amd64 /dev nodes before f032337), or stamped before the
+// builder's revision was recorded, is rebuilt, whatever its dates; one up
+// did not build is not.
+func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
+	tests := []struct {
+		name  string
+		stamp func(fields []string) string // the stamp's new content
+		swap  bool                         // the image replaced by hand
+		calls string
+	}{
+		{"same builder", func(f []string) string { return strings.Join(f, " ") }, false, "service fetch run"},
+		{"stamped before revisions", func(f []string) string { return f[0] + " " + f[1] }, false, "service fetch build run"},
+		{"older builder", func(f []string) string { return fmt.Sprintf("%s %s %d", f[0], f[1], imagebuilder.Revision-1) }, false, "service fetch build run"},
+		{"older builder, image replaced by hand", func(f []string) string { return f[0] + " " + f[1] }, true, "service fetch run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+			res, err := up(context.Background(), io.Discard, f.deps(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stamp := string(rebuild.ReleaseStamp(res.Release, res.Image))
+			b, err := os.ReadFile(stamp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(stamp, []byte(tt.stamp(strings.Fields(string(b)))+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tt.swap {
+				img, err := os.ReadFile(opts.Image)
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.Remove(opts.Image)
+				if err := os.WriteFile(opts.Image, img, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.calls = nil
+			var log bytes.Buffer
+			if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(f.calls, " "); got != tt.calls {
+				t.Errorf("calls %q, want %q\n%s", got, tt.calls, log.String())
+			}
+			if strings.Contains(tt.calls, "build") && !strings.Contains(log.String(), "built by an older smolvmm image builder") {
 				t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
 			}
 		})
