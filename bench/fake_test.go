@@ -75,6 +75,7 @@ const (
 //	         (as smolvmm does once its guest accepts), exits after 2*fakeDelay
 //	notready as readyfd, without writing to -ready-fd
 //	bench    not a VMM but a bench of them: see fakeBench
+//	bootbench not a VMM but a sequential bench of one: see fakeBootBench
 //	network  not a VMM but a shared network: touches fakeNetworkBytes,
 //	         prints "up", and on SIGUSR1 unmaps them and prints "released";
 //	         runs until killed
@@ -238,6 +239,8 @@ func fakeVMM(mode string, args []string) int {
 		return 1
 	case "bench":
 		return fakeBench() // limits_test.go
+	case "bootbench":
+		return fakeBootBench() // limits_test.go
 	case "hang":
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)

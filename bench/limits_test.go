@@ -144,6 +144,13 @@ func TestRunParallelVMsDieWithTheBench(t *testing.T) {
 	if len(pids) != fakeBenchN {
 		t.Fatalf("%d VMs started, want %d", len(pids), fakeBenchN)
 	}
+	killBenchAndAwaitVMs(t, cmd, pids)
+}
+
+// killBenchAndAwaitVMs SIGKILLs the bench cmd and checks that each of its
+// VMs (pids) exits with it.
+func killBenchAndAwaitVMs(t *testing.T, cmd *exec.Cmd, pids []int) {
+	t.Helper()
 	var pidfds []int
 	for _, pid := range pids {
 		fd, err := unix.PidfdOpen(pid, 0)
@@ -168,6 +175,47 @@ func TestRunParallelVMsDieWithTheBench(t *testing.T) {
 			syscall.Kill(pids[i], syscall.SIGKILL)
 		}
 	}
+}
+
+// The VM of a sequential bench (RunBoot: every boot of bench, QEMU's
+// with --compare too) dies with a bench killed before it could stop it.
+func TestRunBootVMDiesWithTheBench(t *testing.T) {
+	pidsFile := filepath.Join(t.TempDir(), "pids")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "BENCH_FAKE=bootbench", "PIDS="+pidsFile, "TMPDIR="+t.TempDir())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The VM's console, copied by the bench: it wrote its PID before.
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if line != "up\n" {
+		t.Fatalf("the bench said %q (%v); stderr %s", line, err, stderr.String())
+	}
+	pids := readPIDs(t, pidsFile)
+	if len(pids) != 1 {
+		t.Fatalf("%d VMs started, want 1", len(pids))
+	}
+	killBenchAndAwaitVMs(t, cmd, pids)
+}
+
+// fakeBootBench is the bootbench fake mode: RunBoot of one shTarget VM
+// (its PID to $PIDS), its console copied to stdout; the VM runs until
+// killed, and so does the bench.
+func fakeBootBench() int {
+	_, err := RunBoot(context.Background(), shTarget(os.Getenv("PIDS")), BootOptions{Timeout: time.Hour, Console: os.Stdout})
+	fmt.Fprintln(os.Stderr, "bench ended:", err)
+	return 1
 }
 
 // fakeBenchN is the number of VMs of the fake bench mode.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,7 +170,8 @@ var ErrNegativeTimeout = errors.New("negative timeout")
 
 // RunBoot starts t once and measures it until the process exits: by
 // itself, or stopped by the bench once the guest was ready (see
-// BootOptions.ExitWait).
+// BootOptions.ExitWait). The process is killed (SIGKILL) if the bench
+// dies first; RunBoot holds its goroutine's OS thread until it is reaped.
 func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	if o.Timeout < 0 {
 		return nil, fmt.Errorf("bench: %w: %s", ErrNegativeTimeout, o.Timeout)
@@ -219,6 +221,15 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	cmd := exec.Command(t.Path, args...)
 	cmd.Stdout = w
 	cmd.Stderr = stderr
+	// Killed by the kernel if the thread that starts it goes: the VM
+	// does not outlive a bench that dies (a crash, SIGKILL) before it
+	// could stop it. The signal follows the thread, not the process: this
+	// goroutine keeps its thread until the VM is reaped, or the thread
+	// could pass to a goroutine that locks it and exits, which ends the
+	// thread and kills the VM mid-boot.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if len(t.Env) > 0 {
 		cmd.Env = append(os.Environ(), t.Env...)
 	}
