@@ -25,6 +25,34 @@ var DefaultForwardAddr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 // ErrBadForward is wrapped by every ParseForward error.
 var ErrBadForward = errors.New("malformed port forward")
 
+// ErrSameHostPort is wrapped by CheckForwards' error, and so by the
+// errors of Join and NewUser, and a hub's refusal says it: two forwards of
+// one VM would listen on one host socket.
+var ErrSameHostPort = errors.New("host port given twice")
+
+// SameHostPort reports whether forwards a and b would listen on one host
+// socket: one protocol and port, on one address or with either on all of
+// them (0.0.0.0 or ::, which take the port on every address).
+func SameHostPort(a, b Forward) bool {
+	return a.Proto == b.Proto && a.HostPort == b.HostPort &&
+		(a.HostAddr == b.HostAddr || a.HostAddr.IsUnspecified() || b.HostAddr.IsUnspecified())
+}
+
+// CheckForwards refuses forwards of one VM that name one host port twice
+// (SameHostPort): a VM listens once on a port, and which of the two got it
+// (the other failing as if another program held the port) would be the
+// order of the binds'.
+func CheckForwards(fs []Forward) error {
+	for i, f := range fs {
+		for _, g := range fs[:i] {
+			if SameHostPort(f, g) {
+				return fmt.Errorf("%w: %s %d (forwards %s and %s); give each host port once", ErrSameHostPort, f.Proto, f.HostPort, g, f)
+			}
+		}
+	}
+	return nil
+}
+
 // forwardSyntax is quoted in ParseForward errors so users see the grammar.
 const forwardSyntax = "[tcp|udp:][hostaddr:]hostport:guestport, e.g. 8080:80, udp:5353:53 or 0.0.0.0:2222:22"
 

@@ -426,6 +426,11 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	if err != nil {
 		return nil, RefusedMalformed, err.Error()
 	}
+	// Else the second bind would fail as if another program held the
+	// port, and the VM be told to stop it.
+	if err := CheckForwards(fwds); err != nil {
+		return nil, RefusedForward, err.Error()
+	}
 	root, msg := h.checkPrivileged(c, mac, fwds)
 	if msg != "" {
 		return nil, RefusedForward, msg

@@ -89,7 +89,8 @@ type JoinOptions struct {
 // listening on socket, asking for forwards. Errors: ErrNoHub (wrapped)
 // when no hub answers there, a *RefusedError when the hub refuses the VM
 // (a duplicate MAC, a host port taken), ErrHubProtocol for anything else
-// on the socket.
+// on the socket. Forwards naming one host port twice (CheckForwards) are
+// refused before anything is sent.
 func Join(socket string, mac net.HardwareAddr, forwards []Forward) (*Joined, error) {
 	return JoinWith(socket, mac, forwards, JoinOptions{})
 }
@@ -101,6 +102,9 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 	}
 	if o.RunsAs < 0 || int64(o.RunsAs) > maxUID {
 		return nil, fmt.Errorf("shared network: uid to run as %d is not a uid (0 to %d)", o.RunsAs, maxUID)
+	}
+	if err := CheckForwards(forwards); err != nil {
+		return nil, fmt.Errorf("shared network: %w", err)
 	}
 	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
 	j.name, j.logf, j.notef, j.lasting = o.Name, o.Logf, o.Notef, o.Lasting

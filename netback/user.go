@@ -61,10 +61,14 @@ type User struct {
 // NewUser starts a user-mode network for a guest whose NIC has address mac,
 // with the given host port forwards. A forward whose host port cannot be
 // bound fails the whole call (wrapping the socket error, e.g.
-// syscall.EADDRINUSE) and nothing is left running.
+// syscall.EADDRINUSE) and nothing is left running; forwards naming one
+// host port twice are refused first (CheckForwards).
 func NewUser(mac net.HardwareAddr, forwards []Forward) (*User, error) {
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("user network: guest MAC %q is not a 6-byte Ethernet address", mac)
+	}
+	if err := CheckForwards(forwards); err != nil {
+		return nil, fmt.Errorf("user network: %w", err)
 	}
 	u := &User{toGuest: newFrameQueue(userToGuestDepth)}
 	gw, err := newGateway(u.toGuest, userFromGuestDepth, true)
