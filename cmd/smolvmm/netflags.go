@@ -88,7 +88,7 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 			return cfg, fmt.Errorf("-p: %w", err)
 		}
 		for i, g := range cfg.Forwards {
-			if sameHostPort(f, g) {
+			if netback.SameHostPort(f, g) {
 				return cfg, fmt.Errorf("-p %s: host port %s %d given twice (also -p %s): one VM listens once on a port; give each host port once", p, f.Proto, f.HostPort, publish[i])
 			}
 		}
@@ -113,14 +113,6 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 		cfg.MAC = randomMAC()
 	}
 	return cfg, nil
-}
-
-// sameHostPort reports whether forwards a and b would listen on one host
-// socket: one protocol and port, on one address or with either on all of
-// them (0.0.0.0 or ::, which take the port on every address).
-func sameHostPort(a, b netback.Forward) bool {
-	return a.Proto == b.Proto && a.HostPort == b.HostPort &&
-		(a.HostAddr == b.HostAddr || a.HostAddr.IsUnspecified() || b.HostAddr.IsUnspecified())
 }
 
 // isUserNet reports whether spec is a user network, the VM's own or a
