@@ -21,7 +21,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: kstrip.DefaultKeep, IgnoreUnknown: true, Disable: []string{"ioapic"}})
+	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: k.Applicable(kstrip.DefaultKeep), Disable: []string{"ioapic"}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -41,9 +41,9 @@ var DefaultKeep = []string{
 	"virtio", "ld_virtio", "vioif", "npx",
 }
 
-// EraNames are the DefaultKeep names only some NetBSD releases have; a
-// kernel without one is stripped without it, and, unlike a kernel missing
-// another default name, is not worth a note.
+// EraNames are the DefaultKeep names only some NetBSD releases have: a
+// kernel without one is stripped without it (Kernel.Applicable drops it),
+// where another name a kernel lacks is a mistake Plan refuses.
 var EraNames = []string{"npx"}
 
 // ReadKeepList reads one name per line; blank lines and everything after

@@ -1,6 +1,7 @@
 package kstrip
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,4 +125,17 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// Applicable is names without the EraNames this kernel lacks: a keep list
+// such as DefaultKeep as it applies to this kernel, so that a Plan with it
+// needs no IgnoreUnknown, which would also hide a misspelt name.
+func (k *Kernel) Applicable(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !slices.Contains(EraNames, n) || k.Known(n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package kstrip
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/internal/realnetbsd"
@@ -70,5 +71,30 @@ func checkNpxKept(t *testing.T, k *Kernel, other string) {
 				t.Errorf("%s (entry %d): enabled %v after the default strip, want %v", name, i, on, wantOn)
 			}
 		}
+	}
+}
+
+// TestApplicable: a keep list as it applies to a kernel drops only the era
+// names the kernel lacks; any other name stays, for Plan to refuse.
+func TestApplicable(t *testing.T) {
+	with := []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus"}, {Name: "npx", Attach: "npx_isa"}}
+	without := []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus"}}
+	tests := []struct {
+		name    string
+		entries []kstriptest.Entry
+		in      []string
+		want    []string
+	}{
+		{"era name present", with, []string{"mainbus", "npx"}, []string{"mainbus", "npx"}},
+		{"era name missing", without, []string{"mainbus", "npx"}, []string{"mainbus"}},
+		{"other name missing", without, []string{"mainbus", "nosuchdrv", "npx"}, []string{"mainbus", "nosuchdrv"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: tt.entries}))
+			if got := k.Applicable(tt.in); !slices.Equal(got, tt.want) {
+				t.Errorf("Applicable(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -258,10 +257,10 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Pl
 	}
 	p.Strip = userKeep || !onlyEdits
 	if p.Strip && !userKeep {
-		for _, n := range kstrip.DefaultKeep {
+		for _, n := range k.Applicable(kstrip.DefaultKeep) {
 			if k.Known(n) {
 				p.Keep = append(p.Keep, n)
-			} else if !slices.Contains(kstrip.EraNames, n) {
+			} else {
 				fmt.Fprintf(stderr, "%snote: default keep name %q is not in this kernel\n", kstripPrefix, n)
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -483,7 +482,7 @@ func stripKernel(in, out string, keep []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: keep, IgnoreUnknown: true})
+	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: k.Applicable(keep), IgnoreUnknown: true})
 	if err != nil {
 		return "", err
 	}
@@ -503,13 +502,9 @@ func stripKernel(in, out string, keep []string) (string, error) {
 	if len(r.Unknown) > 0 {
 		var names []string
 		for _, u := range r.Unknown {
-			if !slices.Contains(kstrip.EraNames, u.Name) {
-				names = append(names, u.Name)
-			}
+			names = append(names, u.Name)
 		}
-		if len(names) > 0 {
-			msg += fmt.Sprintf(" (not in this kernel: %s)", strings.Join(names, ", "))
-		}
+		msg += fmt.Sprintf(" (not in this kernel: %s)", strings.Join(names, ", "))
 	}
 	return msg, nil
 }
