@@ -17,26 +17,30 @@ var ErrMemoryFileTruncated = errors.New("the snapshot file backing guest memory 
 // MemoryFileError is how a restored machine's Run ends when KVM failed and
 // the snapshot file its memory maps turned out shorter than the memory
 // section: the cause is the file, not the guest. It wraps
-// ErrMemoryFileTruncated, not ErrGuestCrash.
+// ErrMemoryFileTruncated, not ErrGuestCrash. Snapshot fails with it too
+// (writing nothing) when it finds the file short.
 type MemoryFileError struct {
-	Path  string // the snapshot file
-	Size  int64  // its size when KVM failed
-	End   int64  // the byte the memory section ends at, which Size is below
-	Cause error  // what KVM reported: a *CrashError, or KVM_RUN's *Error
+	Path string // the snapshot file
+	Size int64  // its size when found short
+	End  int64  // the byte the memory section ends at, which Size is below
+	// Cause is what KVM reported (a *CrashError, or KVM_RUN's *Error)
+	// when Run ended; nil when a snapshot found the file short before
+	// reading guest memory.
+	Cause error
 }
 
 // Error names the file, its size against the memory's end, and what KVM
-// reported (a crash's reason, without its registers).
+// reported (a crash's reason, without its registers), if anything.
 func (e *MemoryFileError) Error() string {
-	cause := ""
+	s := fmt.Sprintf("the snapshot file %s backing guest memory was truncated (or replaced in place) while the VM ran: it is %d bytes, guest memory ends at byte %d", e.Path, e.Size, e.End)
 	var ce *CrashError
 	switch {
 	case errors.As(e.Cause, &ce):
-		cause = ce.Reason
+		s += " (KVM: " + ce.Reason + ")"
 	case e.Cause != nil:
-		cause = e.Cause.Error()
+		s += " (KVM: " + e.Cause.Error() + ")"
 	}
-	return fmt.Sprintf("the snapshot file %s backing guest memory was truncated (or replaced in place) while the VM ran: it is %d bytes, guest memory ends at byte %d (KVM: %s)", e.Path, e.Size, e.End, cause)
+	return s
 }
 
 // Unwrap returns ErrMemoryFileTruncated.
@@ -49,16 +53,29 @@ func (e *MemoryFileError) Unwrap() error { return ErrMemoryFileTruncated }
 func (m *Machine) memFileCause(err error) error {
 	var ke *Error
 	kvmFailed := errors.Is(err, ErrGuestCrash) || errors.As(err, &ke) && ke.Op == "KVM_RUN"
-	if !kvmFailed || m.memFile == nil || m.gmem == nil {
+	if !kvmFailed {
 		return err
+	}
+	if e := m.memFileShort(err); e != nil {
+		return e
+	}
+	return err
+}
+
+// memFileShort returns a MemoryFileError (with cause) when the machine's
+// memory maps a file that now ends before the memory does, nil when the
+// memory is not file-backed, the file covers it, or fstat fails.
+func (m *Machine) memFileShort(cause error) *MemoryFileError {
+	if m.memFile == nil || m.gmem == nil {
+		return nil
 	}
 	var st unix.Stat_t
 	if unix.Fstat(int(m.memFile.Fd()), &st) != nil {
-		return err
+		return nil
 	}
 	end := m.memFileOff + int64(m.gmem.Size())
 	if st.Size >= end {
-		return err
+		return nil
 	}
-	return &MemoryFileError{Path: m.memFile.Name(), Size: st.Size, End: end, Cause: err}
+	return &MemoryFileError{Path: m.memFile.Name(), Size: st.Size, End: end, Cause: cause}
 }

@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,13 +15,12 @@ import (
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
-// TestRestoreMemoryFileTruncated: a restored guest whose snapshot file is
-// truncated under it (its memory maps the file privately: the pages it has
-// not copied vanish) ends Run with MemoryFileError naming the file, not
-// with a guest crash and a register dump.
-func TestRestoreMemoryFileTruncated(t *testing.T) {
-	needKVM(t)
-	path := filepath.Join(t.TempDir(), "counter.snap")
+// counterSnapshot writes a snapshot of the counter guest (16 MiB, counting
+// long enough not to end by itself), taken once it printed, to a file in a
+// temporary directory, and returns its path and memory section's offset.
+func counterSnapshot(t *testing.T) (path string, memOff int64) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "counter.snap")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +59,19 @@ func TestRestoreMemoryFileTruncated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	memOff := int64(h.Header.MemOff)
+	memOff = int64(h.Header.MemOff)
 	h.Close()
+
+	return path, memOff
+}
+
+// TestRestoreMemoryFileTruncated: a restored guest whose snapshot file is
+// truncated under it (its memory maps the file privately: the pages it has
+// not copied vanish) ends Run with MemoryFileError naming the file, not
+// with a guest crash and a register dump.
+func TestRestoreMemoryFileTruncated(t *testing.T) {
+	needKVM(t)
+	path, memOff := counterSnapshot(t)
 
 	// The restored guest's first output truncates the file to its
 	// memory section's start, on the vCPU thread: the code page the guest
@@ -87,5 +98,69 @@ func TestRestoreMemoryFileTruncated(t *testing.T) {
 	if !errors.As(err, &mfe) || !errors.Is(err, vmm.ErrMemoryFileTruncated) || errors.Is(err, vmm.ErrGuestCrash) ||
 		!strings.Contains(err.Error(), want) || mfe.Path != path || mfe.Size != memOff || mfe.End != memOff+16<<20 {
 		t.Fatalf("Run after the truncation = %v (%#v); want a MemoryFileError for %s (size %d, memory to %d) saying %q, not a crash", err, mfe, path, memOff, memOff+16<<20, want)
+	}
+}
+
+// TestSnapshotMemoryFileTruncated: a restored machine whose snapshot file
+// was truncated refuses a snapshot with MemoryFileError and writes
+// nothing (the target keeps its old content), instead of writing the
+// pages cut from the file as zeros (their holes past the file's end
+// looked like holes to the memory's end) with a digest that verifies.
+func TestSnapshotMemoryFileTruncated(t *testing.T) {
+	needKVM(t)
+	src, memOff := counterSnapshot(t)
+	orig, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mem = 16 << 20
+	for _, tc := range []struct {
+		name string
+		size int64 // the file's size after the truncation
+	}{
+		{"all memory", memOff},
+		{"half the memory", memOff + mem/2},
+		{"the last page", memOff + mem - 4096},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "restored.snap")
+			if err := os.WriteFile(path, orig, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := vmm.Restore(vmm.Config{Console: &guests.Console{}}, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if err := os.Truncate(path, tc.size); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out.snap")
+			if err := os.WriteFile(out, []byte("old"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tgt, err := snapshot.OpenTarget(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var written int64
+			err = tgt.Write(func(w io.Writer) error {
+				info, err := r.Snapshot(w)
+				written = info.Bytes
+				return err
+			})
+			tgt.Close()
+			var mfe *vmm.MemoryFileError
+			if !errors.As(err, &mfe) || !errors.Is(err, vmm.ErrMemoryFileTruncated) || mfe.Path != path || mfe.Size != tc.size || mfe.End != memOff+mem {
+				t.Fatalf("Snapshot after truncating the memory file to %d bytes = %v (%#v); want a MemoryFileError for %s (size %d, memory to %d)", tc.size, err, mfe, path, tc.size, memOff+mem)
+			}
+			if written != 0 {
+				t.Errorf("Snapshot wrote %d bytes", written)
+			}
+			if b, err := os.ReadFile(out); err != nil || string(b) != "old" {
+				t.Errorf("the target after the refused snapshot: %q, %v; want its old content", b, err)
+			}
+		})
 	}
 }

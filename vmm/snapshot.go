@@ -220,6 +220,13 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	for _, s := range m.virtio {
 		defer s.dev.Quiesce()()
 	}
+	// A restored machine's pages the guest has not written are the
+	// file's: cut from it, they can be neither read (SIGBUS) nor told
+	// zero by the file's holes, so the snapshot is refused before a byte
+	// is written (a Target keeps its old content).
+	if e := m.memFileShort(nil); e != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: e}
+	}
 	st, err := m.captureState()
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
@@ -237,7 +244,11 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	if len(st.VCPU.KVMCPUID) > 0 {
 		meta.KVM = m.kvmIdentity()
 	}
-	n, err := snapshot.WriteMeta(w, meta, b, mem, m.knownZero(mem)) // snapzero.go
+	zero, err := m.knownZero(mem) // snapzero.go
+	if err != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
+	}
+	n, err := snapshot.WriteMeta(w, meta, b, mem, zero)
 	if err != nil {
 		return SnapshotInfo{Bytes: n}, &Error{Op: "snapshot", Err: err}
 	}
