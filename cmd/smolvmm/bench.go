@@ -646,7 +646,7 @@ func benchBoot(c *cli.Context) error {
 		return fmt.Errorf("bench report: %w", err)
 	}
 	defer rf.Close()
-	if err := contain(c, &cfg, -1, nil); err != nil { // contain.go
+	if err := contain(c, &cfg, nil, -1, nil); err != nil { // contain.go
 		return err
 	}
 	var settled *benchSettled

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -121,8 +122,10 @@ const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 // say: chroot, then the user to run as, then the seccomp filter (unless
 // --no-seccomp). term is the saved state of the console's terminal fd
 // (nil off a terminal), restored if a refused call stops the process. What must be
-// resolved by name (the user) is resolved now.
-func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error {
+// resolved by name (the user) is resolved now. snap is the run's
+// --snapshot target, nil without one: its directory is where the filter
+// lets a snapshot be renamed into place.
+func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, term *unix.Termios) error {
 	creds, err := dropTo(c)
 	if err != nil {
 		return err
@@ -138,9 +141,9 @@ func contain(c *cli.Context, cfg *vmm.Config, fd int, term *unix.Termios) error 
 		Prefix:      "smolvmm: ",
 		Advice:      " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
-	if snapTgt != nil && snapTgt.Dir() != nil { // snapshot.go
+	if snap != nil && snap.Dir() != nil {
 		// Renaming a snapshot into place, removing the temporaries.
-		filter.RenameDir = int(snapTgt.Dir().Fd())
+		filter.RenameDir = int(snap.Dir().Fd())
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,

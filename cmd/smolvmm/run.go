@@ -377,11 +377,11 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return err
 	}
 
-	snapDone, err := setupSnapshot(c, &cfg) // snapshot.go
+	snap, snapDone, err := setupSnapshot(c, &cfg) // snapshot.go
 	if err != nil {
 		return err
 	}
-	if err := contain(c, &cfg, con.fd, con.termios); err != nil { // contain.go
+	if err := contain(c, &cfg, snap.target, con.fd, con.termios); err != nil { // contain.go
 		snapDone() // removes the snapshot's temporaries
 		return err
 	}
@@ -423,7 +423,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			fmt.Fprintf(os.Stderr, "smolvmm %s: note: %s%s", c.Command.Name, w, eol)
 		}
 	}
-	con.onSnapshot = snapshotKey(c, m) // snapshot.go: Ctrl-A s
+	con.onSnapshot = snapshotKey(snap, m) // snapshot.go: Ctrl-A s
 	running = true
 	exit, err := m.Run(ctx)
 	var before *vmm.Error

@@ -391,29 +391,39 @@ func hasNIC(cfg vmm.Config) bool {
 	return false
 }
 
+// snapRun is one run's --snapshot: its target, which Ctrl-A s writes too
+// (nil without --snapshot), and the Ctrl-A s snapshots that failed. Per
+// run, so that a second run in one process neither writes to an earlier
+// run's target nor reports its failures.
+type snapRun struct {
+	target   *snapshot.Target
+	failures snapFailures
+}
+
 // setupSnapshot prepares --snapshot's file (before the containment, which
 // allows no new files) and has the machine write it when ready. done,
 // called after the VM ended, removes the temporary files and reports the
-// snapshot's error.
-func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err error) {
+// snapshot's error. run is never nil.
+func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() error, err error) {
+	run = &snapRun{}
 	done = func() error { return nil }
 	path := ""
 	if hasFlag(c, "snapshot") {
 		path = c.String("snapshot")
 	}
 	if path == "" {
-		return done, nil
+		return run, done, nil
 	}
 	t, err := snapshot.OpenTarget(path)
 	if err != nil {
-		return done, snapshotTargetAdvice(path, err)
+		return run, done, snapshotTargetAdvice(path, err)
 	}
 	if err := allowSnapshotUser(c, path, t); err != nil {
 		t.Close()
-		return done, err
+		return run, done, err
 	}
 	var snapErr error
-	snapTgt = t
+	run.target = t
 	w := t.NewWriter()
 	cfg.SnapshotOnReady = w
 	cfg.SnapshotExit = c.Bool("snapshot-exit")
@@ -429,13 +439,13 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (done func() error, err erro
 				path, float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}
 	}
-	return func() error {
+	return run, func() error {
 		written := t.Close()
 		if snapErr != nil {
 			return snapshotWriteAdvice(path, snapErr)
 		}
 		if !written {
-			n, last := keyFailures.get()
+			n, last := run.failures.get()
 			return &noSnapshotError{path: path, attempts: n, last: last}
 		}
 		return nil
@@ -483,9 +493,6 @@ func (f *snapFailures) get() (int, error) {
 	defer f.mu.Unlock()
 	return f.n, f.last
 }
-
-// keyFailures is the running VM's failed Ctrl-A s snapshots.
-var keyFailures snapFailures
 
 // allowSnapshotUser readies t, --snapshot's target at path, for the user
 // the VM drops to (--user, --uid), if any, and refuses a directory that
@@ -558,15 +565,12 @@ func snapshotWriteAdvice(path string, err error) error {
 	return fmt.Errorf("--snapshot %s: %w", path, err)
 }
 
-// snapTgt is the running VM's --snapshot target, which Ctrl-A s writes
-// too.
-var snapTgt *snapshot.Target
-
 // snapshotKey returns what Ctrl-A s does on m: write a snapshot to the
-// --snapshot file, replacing what it held, off the input's goroutine.
-func snapshotKey(c *cli.Context, m *vmm.Machine) func() {
+// --snapshot file of run, replacing what it held, off the input's
+// goroutine.
+func snapshotKey(run *snapRun, m *vmm.Machine) func() {
 	return func() {
-		t := snapTgt
+		t := run.target
 		if t == nil {
 			fmt.Fprint(os.Stderr, "\r\nsmolvmm: C-a s: no snapshot file: run with --snapshot FILE\r\n")
 			return
@@ -575,7 +579,7 @@ func snapshotKey(c *cli.Context, m *vmm.Machine) func() {
 			w := t.NewWriter()
 			info, err := m.Snapshot(w)
 			if err = w.Finish(err); err != nil {
-				keyFailures.add(err)
+				run.failures.add(err)
 				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t.Path(), err))
 				return
 			}
