@@ -46,13 +46,15 @@ const pciStatusInterrupt = 1 << 3
 // function (config space plus an I/O BAR0 with the legacy registers) and
 // the worker goroutine that serves its queues. It implements pci.Function.
 type PCIDevice struct {
-	dev    Device
-	cfg    *pci.Config
-	irq    bus.IRQ
-	log    *slog.Logger
-	queues []*Queue
-	host   uint32 // features offered
-	bar    uint32 // BAR0 size
+	onFault atomic.Pointer[func(error)] // SetOnFault's
+	mem     *guestmem.Memory            // for telling a fault on it from a device bug
+	dev     Device
+	cfg     *pci.Config
+	irq     bus.IRQ
+	log     *slog.Logger
+	queues  []*Queue
+	host    uint32 // features offered
+	bar     uint32 // BAR0 size
 
 	// workMu is held by the worker while it serves queues and by register
 	// writes that change queue or device state (taken before mu), so a
@@ -93,7 +95,7 @@ func NewPCIDevice(mem *guestmem.Memory, dev Device, irq bus.IRQ, log *slog.Logge
 	if dev.Features()&Bit(FeatureEventIdx) != 0 {
 		return nil, fmt.Errorf("virtio type %d: feature EVENT_IDX offered but not implemented", dev.Type())
 	}
-	d := &PCIDevice{dev: dev, irq: irq, log: log, host: dev.Features(), warned: map[string]bool{},
+	d := &PCIDevice{mem: mem, dev: dev, irq: irq, log: log, host: dev.Features(), warned: map[string]bool{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	for i, s := range sizes {
 		q, err := NewQueue(mem, s)

@@ -115,7 +115,12 @@ type rig struct {
 
 func newRig(t *testing.T, dev *fakeDev) *rig {
 	t.Helper()
-	mem := guestmem.New(make([]byte, memSize))
+	return newRigOn(t, dev, guestmem.New(make([]byte, memSize)))
+}
+
+// newRigOn is newRig over guest memory mem.
+func newRigOn(t *testing.T, dev *fakeDev, mem *guestmem.Memory) *rig {
+	t.Helper()
 	irq := virtiotest.NewIRQ()
 	logBuf := &strings.Builder{}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logBuf}, nil))

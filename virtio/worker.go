@@ -1,9 +1,12 @@
 package virtio
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime/debug"
+	"unsafe"
 )
 
 // Kick asks the worker to serve every queue. It never blocks: the VMM calls
@@ -100,6 +103,9 @@ func (d *PCIDevice) serve(kicked uint32) {
 			d.mu.Lock()
 			d.markBroken("process", fmt.Errorf("queue %d: %w", i, err))
 			d.mu.Unlock()
+			if fn := d.onFault.Load(); fn != nil && errors.Is(err, ErrMemoryFault) {
+				(*fn)(err)
+			}
 			break
 		}
 	}
@@ -111,12 +117,37 @@ func (d *PCIDevice) serve(kicked uint32) {
 }
 
 // process runs the device's Process and turns a panic into an error: a
-// bug in a device model must cost the guest its device, not the VMM.
+// bug in a device model must cost the guest its device, not the VMM. A
+// fault on guest memory (SIGBUS on a page cut from a restored guest's
+// file) is made a panic too, for the goroutine serving (the worker's, or
+// Serve's caller's) only while it serves: a *MemoryFaultError.
 func (d *PCIDevice) process(i int, q *Queue) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
+			var fault interface{ Addr() uintptr }
+			if re, ok := r.(error); ok && errors.As(re, &fault) && d.inMemory(fault.Addr()) {
+				err = &MemoryFaultError{Addr: fault.Addr(), Queue: i}
+				return
+			}
 			err = fmt.Errorf("%w: device panicked: %v", ErrRing, r)
 		}
 	}()
 	return d.dev.Process(i, q)
+}
+
+// SetOnFault sets fn to be called, on the goroutine serving the device,
+// when its Process faulted on guest memory (an error wrapping
+// ErrMemoryFault): the device is then broken, and the memory it could not
+// reach likely gone for the vCPU too, so the VMM stops the guest.
+func (d *PCIDevice) SetOnFault(fn func(error)) { d.onFault.Store(&fn) }
+
+// inMemory reports whether the host address addr lies in guest memory.
+func (d *PCIDevice) inMemory(addr uintptr) bool {
+	b := d.mem.Bytes()
+	if len(b) == 0 {
+		return false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return addr >= base && addr-base < uintptr(len(b))
 }

@@ -293,6 +293,9 @@ type Machine struct {
 	snapWanted atomic.Bool
 	msrIndex   []uint32              // the MSRs a snapshot saves, found at the first one
 	snapErr    atomic.Pointer[error] // Config.SnapshotExit's snapshot failed
+	// faultErr: a virtio device faulted on guest memory (deviceFault),
+	// which ends Run with it.
+	faultErr atomic.Pointer[error]
 	// pagemap tells a snapshot which guest pages were never populated
 	// (snapzero.go), opened once, under pagemapMu.
 	pagemapMu    sync.Mutex

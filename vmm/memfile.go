@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/virtio"
 )
 
 // ErrMemoryFileTruncated: the snapshot file a restored machine's memory
@@ -24,8 +26,9 @@ type MemoryFileError struct {
 	Size int64  // its size when found short
 	End  int64  // the byte the memory section ends at, which Size is below
 	// Cause is what KVM reported (a *CrashError, or KVM_RUN's *Error)
-	// when Run ended; nil when a snapshot found the file short before
-	// reading guest memory.
+	// when Run ended, or a virtio device's fault on guest memory (an
+	// error wrapping virtio.ErrMemoryFault); nil when a snapshot found
+	// the file short before reading guest memory.
 	Cause error
 }
 
@@ -37,6 +40,8 @@ func (e *MemoryFileError) Error() string {
 	switch {
 	case errors.As(e.Cause, &ce):
 		s += " (KVM: " + ce.Reason + ")"
+	case errors.Is(e.Cause, virtio.ErrMemoryFault):
+		s += " (" + e.Cause.Error() + ")"
 	case e.Cause != nil:
 		s += " (KVM: " + e.Cause.Error() + ")"
 	}
@@ -78,4 +83,25 @@ func (m *Machine) memFileShort(cause error) *MemoryFileError {
 		return nil
 	}
 	return &MemoryFileError{Path: m.memFile.Name(), Size: st.Size, End: end, Cause: cause}
+}
+
+// deviceFault is virtio device n's fault handler: its Process faulted on
+// guest memory (a SIGBUS made a panic), which for a restored machine is a
+// page cut from its memory file. The vCPU would meet the same hole, so
+// Run ends with a MemoryFileError when the file is short, else with the
+// device's failure; the first fault wins. On the device's goroutine.
+func (m *Machine) deviceFault(n int, err error) {
+	err = m.faultCause(n, err)
+	if m.faultErr.CompareAndSwap(nil, &err) {
+		m.stop()
+	}
+}
+
+// faultCause is the error Run ends with for virtio device n's fault err.
+func (m *Machine) faultCause(n int, err error) error {
+	err = &Error{Op: fmt.Sprintf("virtio device %d", n), Err: err}
+	if e := m.memFileShort(err); e != nil {
+		return e
+	}
+	return err
 }

@@ -47,6 +47,8 @@ func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
 		return nil, err
 	}
 	s := &virtioSlot{dev: pd, efd: -1, done: make(chan struct{}), line: line, irq: irq}
+	n := len(m.virtio)
+	pd.SetOnFault(func(err error) { m.deviceFault(n, err) }) // memfile.go
 	m.virtio = append(m.virtio, s)
 	slot, err := m.pci.Add(pd, line)
 	if err != nil {

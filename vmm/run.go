@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -64,6 +65,11 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	err := m.vcpu.run(func() { prober = m.probeReadyAddr() })
 	if err != nil {
 		err = m.memFileCause(err) // memfile.go: a restored guest's file cut under it
+	}
+	if e := m.faultErr.Load(); e != nil && (err == nil || !errors.Is(err, ErrMemoryFileTruncated)) {
+		// A device's fault on guest memory stopped the guest: the
+		// cause, unless KVM found the file short itself.
+		err = *e
 	}
 
 	// On the way out: nothing more reaches the guest, then every goroutine
