@@ -40,7 +40,9 @@ func truncatedMemory(t *testing.T) (*guestmem.Memory, *os.File) {
 // from the file the memory maps (SIGBUS, which recover cannot catch
 // unless it is made a panic) breaks the device with a MemoryFaultError
 // and tells the fault handler, instead of killing the process; a page the
-// driver wrote (a private copy) is served as before.
+// below the file's new end is served as before. (A truncation unmaps the
+// pages past the end from private mappings even where they were
+// copied on write.)
 func TestProcessMemoryFault(t *testing.T) {
 	const cut = 0x80000 // the file's size after the truncation
 	for _, tc := range []struct {
@@ -49,7 +51,7 @@ func TestProcessMemoryFault(t *testing.T) {
 		wantFault bool
 	}{
 		{"buffer past the file's end", cut + 0x1000, true},
-		{"buffer the driver wrote", cut - 0x1000, false},
+		{"buffer below the file's end", cut - 0x1000, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem, f := truncatedMemory(t)
@@ -60,7 +62,7 @@ func TestProcessMemoryFault(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.buf < cut {
-				// The driver wrote the page: it is the process's own.
+				// Copied on write: still gone if it were past the end.
 				if err := mem.Write8(tc.buf, 1); err != nil {
 					t.Fatal(err)
 				}

@@ -5,15 +5,14 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/smolvmm/smolvmm/virtio"
 )
 
 // ErrMemoryFileTruncated: the snapshot file a restored machine's memory
-// maps was made shorter while the VM ran. The mapping is private, but the
-// pages the guest has not written are still the file's: cut from the
-// file, they are gone from the guest too, and KVM fails when it meets
-// one (an emulation failure, EFAULT).
+// maps was made shorter while the VM ran. The mapping is private, but a
+// truncation unmaps every page of it past the file's new end, the
+// guest's private copies of the pages it wrote too: they are gone from
+// the guest, and KVM fails when it meets one (an emulation failure,
+// EFAULT), the VMM's own access faults (SIGBUS) or fails (EFAULT).
 var ErrMemoryFileTruncated = errors.New("the snapshot file backing guest memory was truncated (or replaced in place) while the VM ran")
 
 // MemoryFileError is how a restored machine's Run ends when KVM failed and
@@ -26,9 +25,10 @@ type MemoryFileError struct {
 	Size int64  // its size when found short
 	End  int64  // the byte the memory section ends at, which Size is below
 	// Cause is what KVM reported (a *CrashError, or KVM_RUN's *Error)
-	// when Run ended, or a virtio device's fault on guest memory (an
-	// error wrapping virtio.ErrMemoryFault); nil when a snapshot found
-	// the file short before reading guest memory.
+	// when Run ended, a virtio device's fault on guest memory (an error
+	// wrapping virtio.ErrMemoryFault), or a snapshot's failure to write
+	// the memory (EFAULT, a fault); nil when a snapshot found the file
+	// short before reading guest memory.
 	Cause error
 }
 
@@ -37,13 +37,14 @@ type MemoryFileError struct {
 func (e *MemoryFileError) Error() string {
 	s := fmt.Sprintf("the snapshot file %s backing guest memory was truncated (or replaced in place) while the VM ran: it is %d bytes, guest memory ends at byte %d", e.Path, e.Size, e.End)
 	var ce *CrashError
+	var ke *Error
 	switch {
 	case errors.As(e.Cause, &ce):
 		s += " (KVM: " + ce.Reason + ")"
-	case errors.Is(e.Cause, virtio.ErrMemoryFault):
-		s += " (" + e.Cause.Error() + ")"
-	case e.Cause != nil:
+	case errors.As(e.Cause, &ke) && ke.Op == "KVM_RUN":
 		s += " (KVM: " + e.Cause.Error() + ")"
+	case e.Cause != nil:
+		s += " (" + e.Cause.Error() + ")"
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package vmm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -115,12 +116,15 @@ func TestSnapshotMemoryFileTruncated(t *testing.T) {
 	}
 	const mem = 16 << 20
 	for _, tc := range []struct {
-		name string
-		size int64 // the file's size after the truncation
+		name   string
+		size   int64 // the file's size after the truncation
+		during bool  // whole until the snapshot's first write (after the checks and the digest's read of memory), truncated then
 	}{
-		{"all memory", memOff},
-		{"half the memory", memOff + mem/2},
-		{"the last page", memOff + mem - 4096},
+		{"all memory", memOff, false},
+		{"half the memory", memOff + mem/2, false},
+		{"the last page", memOff + mem - 4096, false},
+		{"all memory, during the write to a file", memOff, true},
+		{"all memory, during the write to memory", memOff, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -133,8 +137,10 @@ func TestSnapshotMemoryFileTruncated(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			if err := os.Truncate(path, tc.size); err != nil {
-				t.Fatal(err)
+			if !tc.during {
+				if err := os.Truncate(path, tc.size); err != nil {
+					t.Fatal(err)
+				}
 			}
 			out := filepath.Join(dir, "out.snap")
 			if err := os.WriteFile(out, []byte("old"), 0o600); err != nil {
@@ -146,6 +152,13 @@ func TestSnapshotMemoryFileTruncated(t *testing.T) {
 			}
 			var written int64
 			err = tgt.Write(func(w io.Writer) error {
+				switch {
+				case strings.HasSuffix(tc.name, "to memory"):
+					// Copied by Go, not the kernel: a fault, not EFAULT.
+					w = &truncateOnWrite{w: &bytes.Buffer{}, path: path, size: tc.size}
+				case tc.during:
+					w = &truncateOnWrite{w: w, path: path, size: tc.size}
+				}
 				info, err := r.Snapshot(w)
 				written = info.Bytes
 				return err
@@ -155,7 +168,7 @@ func TestSnapshotMemoryFileTruncated(t *testing.T) {
 			if !errors.As(err, &mfe) || !errors.Is(err, vmm.ErrMemoryFileTruncated) || mfe.Path != path || mfe.Size != tc.size || mfe.End != memOff+mem {
 				t.Fatalf("Snapshot after truncating the memory file to %d bytes = %v (%#v); want a MemoryFileError for %s (size %d, memory to %d)", tc.size, err, mfe, path, tc.size, memOff+mem)
 			}
-			if written != 0 {
+			if written != 0 && !tc.during {
 				t.Errorf("Snapshot wrote %d bytes", written)
 			}
 			if b, err := os.ReadFile(out); err != nil || string(b) != "old" {
@@ -163,4 +176,23 @@ func TestSnapshotMemoryFileTruncated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// truncateOnWrite is a writer that truncates the file at path to size at
+// its first Write, before passing it on.
+type truncateOnWrite struct {
+	w    io.Writer
+	path string
+	size int64
+	done bool
+}
+
+func (t *truncateOnWrite) Write(p []byte) (int, error) {
+	if !t.done {
+		t.done = true
+		if err := os.Truncate(t.path, t.size); err != nil {
+			return 0, err
+		}
+	}
+	return t.w.Write(p)
 }

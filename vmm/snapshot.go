@@ -6,9 +6,11 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -248,13 +250,50 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
-	n, err := snapshot.WriteMeta(w, meta, b, mem, zero)
+	n, err := m.faultGuard(func() (int64, error) { return snapshot.WriteMeta(w, meta, b, mem, zero) })
 	if err != nil {
+		// Cut while it was written: a file's write of the missing pages
+		// fails with EFAULT, a copy in memory faults (faultGuard).
+		if e := m.memFileShort(err); e != nil && !errors.Is(err, ErrMemoryFileTruncated) {
+			err = e
+		}
 		return SnapshotInfo{Bytes: n}, &Error{Op: "snapshot", Err: err}
 	}
 	info := SnapshotInfo{Bytes: n, Pause: time.Since(start)}
 	m.event(PhaseSnapshotWritten)
 	return info, nil
+}
+
+// faultGuard runs fn, which reads guest memory, with a fault on it made an
+// error instead of the runtime's fatal one (a restored machine's memory
+// file truncated after the checks before: a page fn reads is gone,
+// SIGBUS). Other panics go on.
+func (m *Machine) faultGuard(fn func() (int64, error)) (n int64, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		var fault interface{ Addr() uintptr }
+		re, ok := r.(error)
+		if !ok || !errors.As(re, &fault) || !m.inGuestMemory(fault.Addr()) {
+			panic(r)
+		}
+		err = fmt.Errorf("guest memory fault at host address %#x", fault.Addr())
+	}()
+	return fn()
+}
+
+// inGuestMemory reports whether the host address addr lies in guest
+// memory.
+func (m *Machine) inGuestMemory(addr uintptr) bool {
+	b := m.gmem.Bytes()
+	if len(b) == 0 {
+		return false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return addr >= base && addr-base < uintptr(len(b))
 }
 
 func (m *Machine) captureState() (*machineState, error) {
