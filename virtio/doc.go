@@ -32,7 +32,11 @@
 //     status) and the device goes on.
 //
 // In no case does the VMM panic; the worker also converts a panic in device
-// code into the broken state, as a last line of defence.
+// code into the broken state, as a last line of defence. A fault on guest
+// memory itself (a page of a restored guest cut from the file it maps:
+// SIGBUS) is made a panic while a device serves, and breaks it the same
+// way with an ErrMemoryFault, which the transport's SetOnFault handler is
+// also told of.
 //
 // # Threads
 //
