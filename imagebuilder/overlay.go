@@ -3,12 +3,16 @@ package imagebuilder
 import (
 	"errors"
 	"fmt"
-	"github.com/smolvmm/smolvmm/internal/filekind"
+	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -189,8 +193,8 @@ func AddRescueLinks(t *fstree.Tree) error {
 
 // Overlay installs the service into t: /etc/fstab, the service's etc/ over
 // /etc (etc/rc always as an executable file: a symlinked etc/rc is
-// followed on the host and its content copied; other symlinks stay
-// symlinks, read in the guest), common/ as /etc/include, /etc/ttys if still missing, /tmp and
+// followed on the host, only within the service's own directory, and its
+// content copied; other symlinks stay symlinks, read in the guest), common/ as /etc/include, /etc/ttys if still missing, /tmp and
 // /root if missing, the /dev nodes of port arch ("" is DefaultArch) and
 // the rescue links. New nodes belong to root:wheel and carry no mtime (the
 // image timestamp applies).
@@ -201,10 +205,10 @@ func Overlay(t *fstree.Tree, s *service.Service, arch string) error {
 	if err := t.Put("etc/fstab", fstree.NewFile(0644, []byte(Fstab))); err != nil {
 		return fmt.Errorf("/etc/fstab: %w", err)
 	}
-	if err := copyFS(t, s.FS, "etc", "etc"); err != nil {
+	if err := copyFS(t, s.FS, "etc", "etc", func() (*fstree.Node, error) { return linkedRc(s) }); err != nil {
 		return fmt.Errorf("service %s: %w", s.Name, err)
 	}
-	if err := copyFS(t, s.Common, ".", "etc/include"); err != nil {
+	if err := copyFS(t, s.Common, ".", "etc/include", nil); err != nil {
 		return fmt.Errorf("common files: %w", err)
 	}
 	if rc, err := t.Get("etc/rc"); err == nil && rc.Type == fstree.Regular {
@@ -250,9 +254,10 @@ func fileMode(m fs.FileMode) uint16 {
 // copyFS copies the tree under from in fsys to the tree path to. Files of
 // an embedded FS (mode 0444) become 0644; a host directory keeps its modes.
 // A directory already in t keeps its attributes; a new one takes the
-// host's mode (plus owner rwx). Symlinks are copied as symlinks (their targets are read as guest paths),
-// except etc/rc, which is followed and copied as the file it points to.
-func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
+// host's mode (plus owner rwx). Symlinks are copied as symlinks (their
+// targets are read as guest paths), except etc/rc, which rc reads as the
+// file it points to.
+func copyFS(t *fstree.Tree, fsys fs.FS, from, to string, rc func() (*fstree.Node, error)) error {
 	if _, err := fs.Stat(fsys, from); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -279,23 +284,14 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
 				return nil
 			}
 			return t.Put(dst, fstree.NewDir(perm|0700))
-		case d.Type()&fs.ModeSymlink != 0 && dst == "etc/rc":
+		case d.Type()&fs.ModeSymlink != 0 && dst == "etc/rc" && rc != nil:
 			// The kernel's init runs /etc/rc: it must be a file in the
-			// image, so a symlinked rc is followed here, on the host, and
-			// its content and mode copied (service.Validate checked the
-			// target is a non-empty regular file).
-			st, err := fs.Stat(fsys, p)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			if !st.Mode().IsRegular() {
-				return fmt.Errorf("%s: the link's target is a %s, not a file", p, filekind.Of(st.Mode()))
-			}
-			b, err := fs.ReadFile(fsys, p)
+			// image, so a symlinked rc is followed here, on the host.
+			n, err := rc()
 			if err != nil {
 				return err
 			}
-			return t.Put(dst, fstree.NewFile(fileMode(st.Mode()), b))
+			return t.Put(dst, n)
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := fs.ReadLink(fsys, p)
 			if err != nil {
@@ -314,4 +310,54 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string) error {
 		}
 		return fmt.Errorf("%s is %s: only files, directories and symlinks may be in a service", p, filekind.Of(info.Mode()))
 	})
+}
+
+// linkedRc reads the file the service's symlinked etc/rc points to. The
+// link is followed only within the service's directory (os.Root): a
+// service directory a less privileged user can write, built by root, must
+// not be able to put a host file such as /etc/shadow into the image, so a
+// link that leaves it, into the service directory's common/ too, is
+// refused. The file is opened once, without blocking (a FIFO swapped in
+// after Validate), and what is read is what fstat on that descriptor saw.
+func linkedRc(s *service.Service) (*fstree.Node, error) {
+	if s.Dir == "" {
+		return nil, errors.New("etc/rc is a symlink, which an embedded service cannot follow")
+	}
+	svcDir := filepath.Join(s.Dir, s.Name)
+	link := filepath.Join(svcDir, "etc", "rc")
+	top, err := os.OpenRoot(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer top.Close()
+	root, err := top.OpenRoot(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	target, err := root.Readlink("etc/rc")
+	if err != nil {
+		return nil, err
+	}
+	f, err := root.OpenFile("etc/rc", os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s links to %s: a symlinked etc/rc is followed only to a file inside the service directory %s, not outside the service directory (%w); copy the file in", link, target, svcDir, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s links to %s, which is %s, not a file", link, target, filekind.Of(st.Mode()))
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s (linked from %s): %w", f.Name(), link, err)
+	}
+	return fstree.NewFile(fileMode(st.Mode()), b), nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
@@ -143,27 +144,82 @@ func TestOverlayArch(t *testing.T) {
 	}
 }
 
-// TestOverlaySymlinkedRc: a service's etc/rc that is a symlink (here to a
-// file outside the service, by a host path) becomes the file it points
-// to, executable; it went in as a symlink to the host path, which the
-// guest cannot follow. Other symlinks stay symlinks.
+// TestOverlaySymlinkedRc: a service's etc/rc that is a symlink to a file
+// inside the service directory (here ../rc.real, and through a linked
+// directory) becomes the file it points to, executable; it went in as a
+// symlink, which the guest cannot follow. Other symlinks stay symlinks.
 func TestOverlaySymlinkedRc(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "svc/etc"), 0755)
-	real := filepath.Join(dir, "rc.real")
-	os.WriteFile(real, []byte("echo from the host\n"), 0644)
-	os.WriteFile(filepath.Join(dir, "svc/etc/motd"), []byte("hi\n"), 0644)
-	os.Symlink(real, filepath.Join(dir, "svc/etc/rc"))
-	os.Symlink("/etc/motd", filepath.Join(dir, "svc/etc/motd.link"))
-	tr := fstree.New()
-	if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir), ""); err != nil {
-		t.Fatal(err)
+	for _, target := range []string{"../rc.real", "../lib/rc.real"} {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "svc/etc"), 0755)
+		os.WriteFile(filepath.Join(dir, "svc/rc.real"), []byte("echo from the host\n"), 0644)
+		os.Symlink(".", filepath.Join(dir, "svc/lib"))
+		os.WriteFile(filepath.Join(dir, "svc/etc/motd"), []byte("hi\n"), 0644)
+		os.Symlink(target, filepath.Join(dir, "svc/etc/rc"))
+		os.Symlink("/etc/motd", filepath.Join(dir, "svc/etc/motd.link"))
+		tr := fstree.New()
+		if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir), ""); err != nil {
+			t.Fatalf("etc/rc -> %s: %v", target, err)
+		}
+		if n, _ := tr.Get("etc/rc"); n == nil || n.Type != fstree.Regular || n.Perm != 0755 || string(n.Content()) != "echo from the host\n" {
+			t.Errorf("etc/rc -> %s: %+v, want the linked file's content, mode 0755", target, n)
+		}
+		if n, _ := tr.Get("etc/motd.link"); n == nil || n.Type != fstree.Symlink || n.Target != "/etc/motd" {
+			t.Errorf("etc/motd.link: %+v, want the symlink kept", n)
+		}
 	}
-	if n, _ := tr.Get("etc/rc"); n == nil || n.Type != fstree.Regular || n.Perm != 0755 || string(n.Content()) != "echo from the host\n" {
-		t.Errorf("etc/rc: %+v, want the linked file's content, mode 0755", n)
-	}
-	if n, _ := tr.Get("etc/motd.link"); n == nil || n.Type != fstree.Symlink || n.Target != "/etc/motd" {
-		t.Errorf("etc/motd.link: %+v, want the symlink kept", n)
+}
+
+// TestOverlayRcLinkOutRefused: a symlinked etc/rc that leaves the service
+// directory (by an absolute path, by "..", or into the service directory's
+// common/) is refused, naming the link and its target, and the outside
+// file's bytes go nowhere into the image: a service directory a less
+// privileged user can write must not let a build by root copy a root-only
+// host file into the image. A link to a FIFO is refused without blocking
+// on it.
+func TestOverlayRcLinkOutRefused(t *testing.T) {
+	const secret = "root-only secret\n"
+	for _, tc := range []struct {
+		name, target string
+		want         string
+	}{
+		{"absolute", "OUTSIDE", "outside the service directory"},
+		{"dotdot", "../../outside", "outside the service directory"},
+		{"common", "../../common/rc", "outside the service directory"},
+		{"fifo", "../rc.fifo", "FIFO"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, p := range []string{"svc/etc", "common"} {
+				os.MkdirAll(filepath.Join(dir, p), 0755)
+			}
+			for _, p := range []string{"outside", "common/rc"} {
+				os.WriteFile(filepath.Join(dir, p), []byte(secret), 0600)
+			}
+			os.WriteFile(filepath.Join(dir, "svc/rc.fifo"), []byte("sh\n"), 0644)
+			target := strings.Replace(tc.target, "OUTSIDE", filepath.Join(dir, "outside"), 1)
+			link := filepath.Join(dir, "svc/etc/rc")
+			os.Symlink(target, link)
+			s := loadService(t, "svc", dir)
+			// The link's target becomes a FIFO after Load's checks, as
+			// a racing user could make it: the read must check again.
+			fifo := filepath.Join(dir, "svc/rc.fifo")
+			os.Remove(fifo)
+			if err := syscall.Mkfifo(fifo, 0644); err != nil {
+				t.Fatal(err)
+			}
+			tr := fstree.New()
+			err := imagebuilder.Overlay(tr, s, "")
+			if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), target) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Overlay: %v, want a refusal naming %s, %s and %q", err, link, target, tc.want)
+			}
+			tr.Walk(func(p string, n *fstree.Node) error {
+				if n.Type == fstree.Regular && strings.Contains(string(n.Content()), secret) {
+					t.Errorf("%s in the image holds the outside file's bytes", p)
+				}
+				return nil
+			})
+		})
 	}
 }
 

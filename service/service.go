@@ -1,6 +1,6 @@
 // Package service holds the services smolvmm images boot into: a service is
 // a directory with etc/rc (required: what the VM runs at boot; a symlink
-// to a file is followed, and the file copied), optional etc/* files
+// to a file inside the service directory is followed, and the file copied), optional etc/* files
 // (copied to /etc; symlinks stay symlinks, read in the guest), optional postinst/*.sh scripts (run at build
 // time on a staging copy of the tree) and an optional service.conf naming
 // its sets and image size. The shared common/ directory is installed as
@@ -36,6 +36,9 @@ type Service struct {
 	Config Config
 	// Embedded tells that the service came from the binary, not a directory.
 	Embedded bool
+	// Dir is the host directory holding the service's directory (Name),
+	// for reads that must stay inside it; "" for an embedded service.
+	Dir string
 }
 
 // Builtin returns the embedded services directory (one subdirectory per
@@ -87,6 +90,7 @@ func Load(name, dir string) (*Service, error) {
 	where := name
 	if !embeddedRoot {
 		where = path.Join(dir, name)
+		s.Dir = dir
 	}
 	if err := Validate(svc, where); err != nil {
 		return nil, err
@@ -138,8 +142,9 @@ func Names(dir string) ([]string, error) {
 }
 
 // Validate checks that fsys is a usable service: etc/rc is a non-empty
-// regular file or a symlink to one (the image builder follows it and
-// writes the file it points to: /etc/rc is always a file in the image),
+// regular file or a symlink to one (the image builder follows it, only
+// within the service directory, and writes the file it points to: /etc/rc
+// is always a file in the image),
 // etc/ is a directory, and postinst/ holds only *.sh files. Other symlinks
 // of a service go into the image as symlinks, their targets read as guest
 // paths. where names the service in messages.
