@@ -29,15 +29,21 @@ type rejoinCheck struct {
 
 // rejoinObstacle checks socket for a VMM that will run as creds (nil:
 // it stays as it is) with root directory chroot ("": unchanged): that the
-// path exists from that root, that every directory on it may be searched
+// path exists from that root, that every directory on it (from that root
+// down, the root directory itself included) may be searched
 // and the socket written (connect needs both) by that uid and gid (the
 // supplementary groups are dropped with the user). It reads modes only;
 // root, which they do not bind, passes.
 func rejoinObstacle(socket string, creds *sandbox.Credentials, chroot string) rejoinCheck {
-	seen := socket
+	seen, top := socket, "/"
 	if chroot != "" {
-		// Under the new root the working directory is its top.
-		seen = filepath.Join(chroot, "/", socket)
+		// Under the new root the working directory is its top, and ".."
+		// there stays there.
+		top = chroot
+		if abs, err := filepath.Abs(chroot); err == nil {
+			top = abs
+		}
+		seen = filepath.Join(top, filepath.Clean("/"+socket))
 	} else if abs, err := filepath.Abs(socket); err == nil {
 		seen = abs
 	}
@@ -49,11 +55,14 @@ func rejoinObstacle(socket string, creds *sandbox.Credentials, chroot string) re
 	if creds == nil || creds.UID == 0 {
 		return rejoinCheck{}
 	}
-	// Each directory from the root down, then the socket.
+	// Each directory from the root down, then the socket. Under a chroot
+	// the root is the chroot directory (whose own mode still matters):
+	// the VMM chroots while still root, and never passes the directories
+	// above it again.
 	var dirs []string
 	for d := filepath.Dir(seen); ; d = filepath.Dir(d) {
 		dirs = append([]string{d}, dirs...)
-		if d == filepath.Dir(d) {
+		if d == top || d == filepath.Dir(d) {
 			break
 		}
 	}

@@ -62,6 +62,23 @@ func TestRejoinObstacle(t *testing.T) {
 	if err := os.Mkdir(jail, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A root directory below one the uid may not search (the VMM
+	// chroots as root, so never passes it again), with the socket open
+	// to all; and a root directory the uid may not search itself.
+	deepJail := filepath.Join(closed, "jail")
+	shutJail := filepath.Join(top, "shutjail")
+	for d, mode := range map[string]os.FileMode{deepJail: 0o755, shutJail: 0o700} {
+		if err := os.Mkdir(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, mode)
+		l, err := net.Listen("unix", filepath.Join(d, "n.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		os.Chmod(filepath.Join(d, "n.sock"), 0o666)
+	}
 	daemon := &sandbox.Credentials{UID: 1, GID: 1}
 	other := &sandbox.Credentials{UID: 2, GID: 2}
 	tests := []struct {
@@ -79,6 +96,9 @@ func TestRejoinObstacle(t *testing.T) {
 		{"root stays root", private, nil, "", "", false},
 		{"chroot hides the socket", group, nil, jail, "with --chroot " + jail + " as its root it will see no " + group + " (" + filepath.Join(jail, group) + " does not exist)", true},
 		{"chroot and user", private, daemon, jail, "will see no " + private, true},
+		{"chroot below a shut directory", "/n.sock", daemon, deepJail, "", false},
+		{"chroot dotdot stays inside", "/../n.sock", daemon, deepJail, "", false},
+		{"chroot itself shut", "/n.sock", daemon, shutJail, "uid 1 gid 1 may not search " + shutJail + " (mode 0700, owner uid 0 gid 0)", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
