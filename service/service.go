@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -79,6 +80,12 @@ func Load(name, dir string) (*Service, error) {
 		return nil, fmt.Errorf("no service %q (known: %s): create %s/etc/rc or pick one of those", name, strings.Join(known, ", "), path.Join(orEmbedded(dir), name))
 	}
 	svc, _ := fs.Sub(root, name)
+	if !embeddedRoot {
+		// Not fs.Sub of the host dir: its Stat opens the file, and the
+		// open of a FIFO (an etc/rc Validate stats) blocks; os.DirFS's
+		// own Stat does not open.
+		svc = os.DirFS(filepath.Join(dir, name))
+	}
 	common := Builtin()
 	if !embeddedRoot {
 		if st, err := fs.Stat(root, CommonDir); err == nil && st.IsDir() {

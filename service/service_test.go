@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/service"
@@ -125,4 +126,27 @@ func ExampleParseConfig() {
 	c, _ := service.ParseConfig("sets=base,etc\nsize=auto\n", "service.conf")
 	fmt.Println(c.Sets, c.SizeMB)
 	// Output: [base etc] 0
+}
+
+// TestLoadFIFORc: an etc/rc that is a FIFO, or a symlink to one, is
+// refused as not a regular file, without blocking: Validate's stat went
+// through fs.Sub of os.DirFS, which opens the file to stat it, and the
+// open of a FIFO with no writer blocked Load (and up) for ever.
+func TestLoadFIFORc(t *testing.T) {
+	for _, link := range []bool{false, true} {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "svc/etc"), 0o755)
+		fifo := filepath.Join(dir, "svc/etc/rc")
+		if link {
+			fifo = filepath.Join(dir, "svc/rc.fifo")
+			os.Symlink("../rc.fifo", filepath.Join(dir, "svc/etc/rc"))
+		}
+		if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := service.Load("svc", dir)
+		if err == nil || !strings.Contains(err.Error(), "etc/rc is not a regular file") {
+			t.Errorf("link %v: Load: %v, want etc/rc refused as not a regular file", link, err)
+		}
+	}
 }
