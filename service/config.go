@@ -39,6 +39,11 @@ func defaults() Config {
 // ReadConfig reads service.conf from a service directory, returning
 // DefaultConfig when there is none. where names the service in messages.
 func ReadConfig(fsys fs.FS, where string) (Config, error) {
+	// Checked first: reading a FIFO would block. (A host service's FS is
+	// an os.DirFS, whose Stat does not open the file.)
+	if st, err := fs.Stat(fsys, ConfigFile); err == nil && !st.Mode().IsRegular() {
+		return Config{}, fmt.Errorf("service %s: %s is not a regular file", where, ConfigFile)
+	}
 	b, err := fs.ReadFile(fsys, ConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return defaults(), nil

@@ -150,3 +150,18 @@ func TestLoadFIFORc(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadFIFOConfig: a service.conf that is a FIFO is refused, naming
+// it, without blocking: ReadConfig read it, and the open blocked Load.
+func TestLoadFIFOConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "svc/etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "svc/etc/rc"), []byte("sh\n"), 0o755)
+	if err := syscall.Mkfifo(filepath.Join(dir, "svc", service.ConfigFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := service.Load("svc", dir)
+	if err == nil || !strings.Contains(err.Error(), service.ConfigFile) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Load: %v, want %s refused as not a regular file", err, service.ConfigFile)
+	}
+}
