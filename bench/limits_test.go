@@ -119,13 +119,25 @@ func TestRunParallelCancelledMidStart(t *testing.T) {
 // The VMs of a bench that dies before it can kill them (a crash, SIGKILL)
 // die with it: they ran on for minutes after a runtime crash.
 func TestRunParallelVMsDieWithTheBench(t *testing.T) {
+	cmd, pids := startFakeBench(t, "bench", "all started\n")
+	if len(pids) != fakeBenchN {
+		t.Fatalf("%d VMs started, want %d", len(pids), fakeBenchN)
+	}
+	killBenchAndAwaitVMs(t, cmd, pids)
+}
+
+// startFakeBench starts the test binary as a fake bench in mode (see
+// fakeVMM), which writes its VMs' PIDs to a file and then says ready on
+// its standard output; it returns the bench and those PIDs.
+func startFakeBench(t *testing.T, mode, ready string) (*exec.Cmd, []int) {
+	t.Helper()
 	pidsFile := filepath.Join(t.TempDir(), "pids")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "BENCH_FAKE=bench", "PIDS="+pidsFile, "TMPDIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), "BENCH_FAKE="+mode, "PIDS="+pidsFile, "TMPDIR="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -135,16 +147,15 @@ func TestRunParallelVMsDieWithTheBench(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
 	line, err := bufio.NewReader(out).ReadString('\n')
-	if line != "all started\n" {
+	if line != ready {
 		t.Fatalf("the bench said %q (%v); stderr %s", line, err, stderr.String())
 	}
-	pids := readPIDs(t, pidsFile)
-	if len(pids) != fakeBenchN {
-		t.Fatalf("%d VMs started, want %d", len(pids), fakeBenchN)
-	}
-	killBenchAndAwaitVMs(t, cmd, pids)
+	return cmd, readPIDs(t, pidsFile)
 }
 
 // killBenchAndAwaitVMs SIGKILLs the bench cmd and checks that each of its
@@ -180,29 +191,8 @@ func killBenchAndAwaitVMs(t *testing.T, cmd *exec.Cmd, pids []int) {
 // The VM of a sequential bench (RunBoot: every boot of bench, QEMU's
 // with --compare too) dies with a bench killed before it could stop it.
 func TestRunBootVMDiesWithTheBench(t *testing.T) {
-	pidsFile := filepath.Join(t.TempDir(), "pids")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "BENCH_FAKE=bootbench", "PIDS="+pidsFile, "TMPDIR="+t.TempDir())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	// The VM's console, copied by the bench: it wrote its PID before.
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if line != "up\n" {
-		t.Fatalf("the bench said %q (%v); stderr %s", line, err, stderr.String())
-	}
-	pids := readPIDs(t, pidsFile)
+	// The bench copies the VM's console, which wrote its PID before.
+	cmd, pids := startFakeBench(t, "bootbench", "up\n")
 	if len(pids) != 1 {
 		t.Fatalf("%d VMs started, want 1", len(pids))
 	}
