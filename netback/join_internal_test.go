@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,51 +172,19 @@ func TestRedialReport(t *testing.T) {
 // A VM whose network is away says so once when it fails to rejoin, again
 // when the failure changes, and not at every attempt.
 func TestJoinedRedialLogged(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "fake.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var logs []string
-	logf := func(f string, a ...any) {
-		mu.Lock()
-		logs = append(logs, fmt.Sprintf(f, a...))
-		mu.Unlock()
-	}
-	res := make(chan *Joined, 1)
-	go func() {
-		j, err := JoinWith(sock, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, JoinOptions{Name: "web", Logf: logf})
-		if err != nil {
-			t.Error(err)
-		}
-		res <- j
-	}()
-	first := fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
-	j := <-res
-	if j == nil {
-		t.FailNow()
-	}
+	logf, logged := lineRecorder()
+	sock, ln, first, j := joinFakeHub(t, JoinOptions{Name: "web", Logf: logf})
 	defer j.Close()
 	ln.Close() // removes the socket file: the redials find nothing
 	first.Close()
-	waitDials := func(n uint64) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); j.failedDials.Load() < n; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d failed redials after 20 s, want %d", j.failedDials.Load(), n)
-			}
-		}
-	}
-	waitDials(3)
+	waitFailedDials(t, j, 3)
 	// A file that is no socket there: another error.
 	if err := os.WriteFile(sock, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := j.failedDials.Load()
-	waitDials(n + 3)
+	waitFailedDials(t, j, j.failedDials.Load()+3)
 	// The network back, at once: no redial finds the path empty.
-	ln, err = net.Listen("unix", sock+".new")
+	ln, err := net.Listen("unix", sock+".new")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,13 +193,8 @@ func TestJoinedRedialLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
-	for deadline := time.Now().Add(20 * time.Second); j.Connects() != 2; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not reconnected")
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	waitConnects(t, j, 2)
+	logs := logged()
 	var failed []string
 	for _, l := range logs {
 		if strings.Contains(l, "cannot rejoin") {
@@ -279,22 +243,72 @@ func TestLastingJoinError(t *testing.T) {
 // chroot), not the failures that follow, and the rejoin; and the same again
 // for the next outage.
 func TestJoinedNotef(t *testing.T) {
+	notef, noted := lineRecorder()
+	lasting := func(err error) bool { return errors.Is(err, syscall.ENOENT) }
+	sock, ln, conn, j := joinFakeHub(t, JoinOptions{Name: "web", Notef: notef, Lasting: lasting})
+	defer j.Close()
+	for outage := 1; outage <= 2; outage++ {
+		ln.Close()
+		os.Remove(sock) // a renamed listener's Close leaves it: the redials find nothing
+		conn.Close()
+		waitFailedDials(t, j, j.failedDials.Load()+3)
+		var err error
+		ln, err = net.Listen("unix", sock+".new")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if err := os.Rename(sock+".new", sock); err != nil {
+			t.Fatal(err)
+		}
+		conn = fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+		waitConnects(t, j, uint64(outage+1))
+	}
+	j.Close() // joins the goroutine that notes the rejoin
+	notes := noted()
+	var want []string
+	for range 2 {
+		want = append(want,
+			"shared network web lost (EOF); the VM is offline until it rejoins",
+			"shared network web: cannot rejoin: shared network is not running: nothing answers on "+sock+": dial unix "+sock+": connect: no such file or directory (this process, as its user and root directory are now, may not reach the socket); still trying",
+			"rejoined shared network web as 10.0.2.15")
+	}
+	if strings.Join(notes, "\n") != strings.Join(want, "\n") {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(notes, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// lineRecorder is a Logf or Notef that keeps its lines, and what returns
+// them so far.
+func lineRecorder() (record func(string, ...any), lines func() []string) {
+	var mu sync.Mutex
+	var kept []string
+	record = func(f string, a ...any) {
+		mu.Lock()
+		kept = append(kept, fmt.Sprintf(f, a...))
+		mu.Unlock()
+	}
+	lines = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(kept)
+	}
+	return record, lines
+}
+
+// joinFakeHub joins, with o, a fake hub on a socket in a temporary
+// directory that admits the VM as 10.0.2.15: the socket, its listener, the
+// hub's end of the connection and the joined network.
+func joinFakeHub(t *testing.T, o JoinOptions) (string, net.Listener, net.Conn, *Joined) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "fake.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var notes []string
-	notef := func(f string, a ...any) {
-		mu.Lock()
-		notes = append(notes, fmt.Sprintf(f, a...))
-		mu.Unlock()
-	}
-	lasting := func(err error) bool { return errors.Is(err, syscall.ENOENT) }
 	res := make(chan *Joined, 1)
 	go func() {
-		j, err := JoinWith(sock, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, JoinOptions{Name: "web", Notef: notef, Lasting: lasting})
+		j, err := JoinWith(sock, net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, o)
 		if err != nil {
 			t.Error(err)
 		}
@@ -305,46 +319,25 @@ func TestJoinedNotef(t *testing.T) {
 	if j == nil {
 		t.FailNow()
 	}
-	defer j.Close()
-	waitDials := func(n uint64) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); j.failedDials.Load() < n; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d failed redials after 20 s, want %d", j.failedDials.Load(), n)
-			}
+	return sock, ln, conn, j
+}
+
+// waitFailedDials waits until j has failed n redials.
+func waitFailedDials(t *testing.T, j *Joined, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); j.failedDials.Load() < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d failed redials after 20 s, want %d", j.failedDials.Load(), n)
 		}
 	}
-	for outage := 1; outage <= 2; outage++ {
-		ln.Close()
-		os.Remove(sock) // a renamed listener's Close leaves it: the redials find nothing
-		conn.Close()
-		waitDials(j.failedDials.Load() + 3)
-		ln, err = net.Listen("unix", sock+".new")
-		if err != nil {
-			t.Fatal(err)
+}
+
+// waitConnects waits until j has connected n times in all.
+func waitConnects(t *testing.T, j *Joined, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); j.Connects() != n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not reconnected")
 		}
-		defer ln.Close()
-		if err := os.Rename(sock+".new", sock); err != nil {
-			t.Fatal(err)
-		}
-		conn = fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
-		for deadline := time.Now().Add(20 * time.Second); j.Connects() != uint64(outage+1); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("not reconnected")
-			}
-		}
-	}
-	j.Close() // joins the goroutine that notes the rejoin
-	mu.Lock()
-	defer mu.Unlock()
-	var want []string
-	for range 2 {
-		want = append(want,
-			"shared network web lost (EOF); the VM is offline until it rejoins",
-			"shared network web: cannot rejoin: shared network is not running: nothing answers on "+sock+": dial unix "+sock+": connect: no such file or directory (this process, as its user and root directory are now, may not reach the socket); still trying",
-			"rejoined shared network web as 10.0.2.15")
-	}
-	if strings.Join(notes, "\n") != strings.Join(want, "\n") {
-		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(notes, "\n"), strings.Join(want, "\n"))
 	}
 }
