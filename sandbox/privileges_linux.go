@@ -20,6 +20,25 @@ type Credentials struct {
 	UID, GID int
 }
 
+// MaxID is the largest user or group id a process can take. The kernel's
+// ids are 32 bits wide and 4294967295 is (uid_t)-1, which setresuid and
+// setresgid read as "leave this id unchanged": a larger id would be cut
+// to its low 32 bits (4294967296 to 0, root's), and -1 would keep root's.
+const MaxID = 1<<32 - 2
+
+// checkIDs refuses ids DropPrivileges cannot give exactly.
+func checkIDs(c Credentials) error {
+	for _, id := range []struct {
+		kind string
+		v    int
+	}{{"uid", c.UID}, {"gid", c.GID}} {
+		if id.v < 0 || id.v > MaxID {
+			return fmt.Errorf("%s %d is out of range: ids go from 0 to %d (4294967295 means \"unchanged\" to the kernel)", id.kind, id.v, MaxID)
+		}
+	}
+	return nil
+}
+
 // LookupUser finds name in the user database (read now, before any
 // filter), or takes it as a numeric uid whose group is the same number.
 func LookupUser(name string) (Credentials, error) {
@@ -29,10 +48,18 @@ func LookupUser(name string) (Credentials, error) {
 		if err1 != nil || err2 != nil {
 			return Credentials{}, fmt.Errorf("user %s: uid %q, gid %q are not numbers", name, u.Uid, u.Gid)
 		}
-		return Credentials{UID: uid, GID: gid}, nil
+		cr := Credentials{UID: uid, GID: gid}
+		if err := checkIDs(cr); err != nil {
+			return Credentials{}, fmt.Errorf("user %s: %w", name, err)
+		}
+		return cr, nil
 	}
 	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
-		return Credentials{UID: id, GID: id}, nil
+		cr := Credentials{UID: id, GID: id}
+		if err := checkIDs(cr); err != nil {
+			return Credentials{}, fmt.Errorf("user %s: %w", name, err)
+		}
+		return cr, nil
 	}
 	return Credentials{}, fmt.Errorf("user %s: no such user", name)
 }
@@ -44,12 +71,16 @@ var ErrNotRoot = errors.New("only a process started as root can change its user"
 // DropPrivileges makes every thread of the process c.UID and c.GID (real,
 // effective and saved), with no supplementary groups and an empty
 // capability bounding set; leaving root clears every capability, which it
-// then checks. Call it after
+// then checks, with the ids and groups the process then has. Ids above
+// MaxID are refused. Call it after
 // everything the process needs has been opened: files and devices
 // opened before stay usable.
 func DropPrivileges(c Credentials) error {
 	if c.UID <= 0 || c.GID < 0 {
 		return fmt.Errorf("drop privileges to uid %d, gid %d: give a user other than root", c.UID, c.GID)
+	}
+	if err := checkIDs(c); err != nil {
+		return fmt.Errorf("drop privileges to uid %d, gid %d: %w", c.UID, c.GID, err)
 	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("drop privileges to uid %d: running as uid %d: %w", c.UID, os.Geteuid(), ErrNotRoot)
@@ -66,6 +97,24 @@ func DropPrivileges(c Credentials) error {
 	}
 	if err := syscall.Setresuid(c.UID, c.UID, c.UID); err != nil {
 		return fmt.Errorf("setresuid(%d): %w", c.UID, err)
+	}
+	return checkDropped(c)
+}
+
+// checkDropped checks that the calling thread (as every other: the Go
+// runtime set each) runs as c, real, effective and saved ids, with no
+// supplementary group and no capability.
+func checkDropped(c Credentials) error {
+	// x/sys returns the kernel's unsigned ids as C ints: 4294967294 is -2.
+	ru, eu, su := getresid(unix.Getresuid)
+	rg, eg, sg := getresid(unix.Getresgid)
+	if ru != c.UID || eu != c.UID || su != c.UID || rg != c.GID || eg != c.GID || sg != c.GID {
+		return fmt.Errorf("after dropping to uid %d, gid %d the process runs as uids %d %d %d, gids %d %d %d (real, effective, saved)", c.UID, c.GID, ru, eu, su, rg, eg, sg)
+	}
+	if groups, err := unix.Getgroups(); err != nil {
+		return fmt.Errorf("getgroups: %w", err)
+	} else if len(groups) != 0 {
+		return fmt.Errorf("after dropping to uid %d, gid %d the process keeps groups %v", c.UID, c.GID, groups)
 	}
 	if caps, err := capabilities(); err != nil {
 		return err
@@ -111,6 +160,12 @@ func dropBoundingSet() error {
 		}
 	}
 	return nil
+}
+
+// getresid returns get's three ids as the kernel's unsigned numbers.
+func getresid(get func() (int, int, int)) (r, e, s int) {
+	r, e, s = get()
+	return int(uint32(r)), int(uint32(e)), int(uint32(s))
 }
 
 // capabilities returns the calling thread's effective, permitted and

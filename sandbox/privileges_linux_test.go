@@ -22,6 +22,18 @@ import (
 // drops capabilities 0 to 9 from the bounding set, as a container's
 // runtime does, so that those are not in it when DropPrivileges reads it.
 func dropChild(mode string) int {
+	var ask Credentials
+	if _, err := fmt.Sscanf(mode, "ids:%d:%d", &ask.UID, &ask.GID); err == nil {
+		// TestDropPrivilegesOutOfRange: refused, or the ids it left.
+		if err := DropPrivileges(ask); err != nil {
+			fmt.Println("refused:", err)
+			return 0
+		}
+		ru, eu, su := getresid(unix.Getresuid)
+		rg, eg, sg := getresid(unix.Getresgid)
+		fmt.Printf("dropped: uids %d %d %d gids %d %d %d\n", ru, eu, su, rg, eg, sg)
+		return 0
+	}
 	for i := 0; i < 6; i++ {
 		locked := make(chan struct{})
 		go func() {
@@ -93,6 +105,65 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDropPrivilegesOutOfRange: ids the kernel cannot take exactly are
+// refused before anything changes. gid 4294967295 is setresgid's
+// "unchanged" and 4294967296 was cut to 0: both left the process in
+// root's group; uid 4294967296 became root again and was only caught by
+// the capabilities left.
+func TestDropPrivilegesOutOfRange(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	tests := []struct {
+		uid, gid int
+		want     string
+	}{
+		{65534, 1<<32 - 1, "refused: drop privileges to uid 65534, gid 4294967295: gid 4294967295 is out of range"},
+		{65534, 1 << 32, "refused: drop privileges to uid 65534, gid 4294967296: gid 4294967296 is out of range"},
+		{1<<32 - 1, 65534, "refused: drop privileges to uid 4294967295, gid 65534: uid 4294967295 is out of range"},
+		{1 << 32, 65534, "refused: drop privileges to uid 4294967296, gid 65534: uid 4294967296 is out of range"},
+		{1<<32 - 2, 1<<32 - 2, "dropped: uids 4294967294 4294967294 4294967294 gids 4294967294 4294967294 4294967294"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d:%d", tt.uid, tt.gid), func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), fmt.Sprintf("SANDBOX_TEST_DROP=ids:%d:%d", tt.uid, tt.gid))
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.HasPrefix(string(out), tt.want) {
+				t.Errorf("%v, output %q; want %q", err, out, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckDropped: a process that is not running as the ids asked is
+// told so, naming the ids it has.
+func TestCheckDropped(t *testing.T) {
+	ru, eu, su := getresid(unix.Getresuid)
+	err := checkDropped(Credentials{UID: 12345, GID: 12345})
+	if want := fmt.Sprintf("runs as uids %d %d %d", ru, eu, su); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("checkDropped as uid %d: %v; want an error saying %q", eu, err, want)
+	}
+}
+
+// TestLookupUserOutOfRange: a numeric user past MaxID is refused, naming
+// it; it was taken and cut to 32 bits when dropped to.
+func TestLookupUserOutOfRange(t *testing.T) {
+	for _, name := range []string{"4294967295", "4294967296", "18446744073709551615"} {
+		cr, err := LookupUser(name)
+		want := "user " + name + ": "
+		if name != "18446744073709551615" { // not even an int: no such user
+			want += "uid " + name + " is out of range"
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("LookupUser(%s) = %+v, %v; want an error starting %q", name, cr, err, want)
+		}
+	}
+	if cr, err := LookupUser("4294967294"); err != nil || cr != (Credentials{UID: MaxID, GID: MaxID}) {
+		t.Errorf("LookupUser(4294967294) = %+v, %v", cr, err)
 	}
 }
 

@@ -44,6 +44,12 @@ func checkContainFlags(c *cli.Context) error {
 	// Negative ids first: --uid -5 --gid 3 is not a missing --gid.
 	case uid < -1 || gid < -1:
 		return usageErrorf("--uid %d --gid %d: ids are not negative", uid, gid)
+	// 4294967295 is the kernel's "unchanged" and larger ids are cut to
+	// 32 bits: either could leave the VMM root's.
+	case uid > sandbox.MaxID:
+		return usageErrorf("--uid %d: ids go up to %d", uid, sandbox.MaxID)
+	case gid > sandbox.MaxID:
+		return usageErrorf("--gid %d: ids go up to %d", gid, sandbox.MaxID)
 	case (uid >= 0) != (gid >= 0):
 		return usageErrorf("--uid and --gid go together (or use --user USER)")
 	case uid == 0 || c.String("user") == "root":
@@ -173,7 +179,10 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		}
 		if creds != nil {
 			if err := sandbox.DropPrivileges(*creds); err != nil {
-				return fmt.Errorf("--user: %w", err)
+				if c.String("user") == "" {
+					return fmt.Errorf("--uid %d --gid %d: %w", creds.UID, creds.GID, err)
+				}
+				return fmt.Errorf("--user %s: %w", c.String("user"), err)
 			}
 			if verbose {
 				fmt.Fprintf(os.Stderr, "smolvmm: running as uid %d gid %d, with no other groups and no capabilities\n", creds.UID, creds.GID)

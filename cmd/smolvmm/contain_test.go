@@ -350,6 +350,13 @@ func TestContainFlagMistakes(t *testing.T) {
 		{"--uid 0 --gid 0", "other than root"},
 		{"--uid 65534 --gid 0", "--gid 0: that is root's group"},
 		{"--user no-such-user-here", "no such user"},
+		// Past the kernel's ids: they ran the VM in group 0, or failed
+		// late (status 1) blaming --user for --uid.
+		{"--uid 65534 --gid 4294967295", "--gid 4294967295: ids go up to 4294967294"},
+		{"--uid 65534 --gid 4294967296", "--gid 4294967296: ids go up to 4294967294"},
+		{"--uid 4294967296 --gid 5", "--uid 4294967296: ids go up to 4294967294"},
+		{"--user 4294967295", "--user 4294967295: uid 4294967295 is out of range"},
+		{"--user 4294967296", "--user 4294967296: uid 4294967296 is out of range"},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command(bin, append([]string{"demo"}, strings.Fields(tt.args)...)...).CombinedOutput()
