@@ -42,11 +42,17 @@ const (
 	opNe              // not equal to val
 	opSet             // some bit of val set
 	opClear           // every bit of val clear
+	opType            // equal to val once sockTypeFlags are masked off (socket's type)
 )
+
+// sockTypeFlags are the flags socket takes in its type argument; the rest
+// is the type.
+const sockTypeFlags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 
 // cond tests argument arg. Only the low 32 bits are loaded: every argument
 // tested is an int or unsigned int to the kernel (ioctl's and fcntl's
-// command, socket's family, tgkill's and kill's pid, rt_sigaction's
+// command, socket's family, type and protocol, setsockopt's and
+// getsockopt's level and option, tgkill's and kill's pid, rt_sigaction's
 // signal, prctl's option), or a word whose tested bits are in its low half
 // (clone's flags, mmap's prot), or one the kernel itself checks in full
 // (prctl's PR_SET_VMA operation).
@@ -99,13 +105,58 @@ var allowed = []int{
 	unix.SYS_SET_ROBUST_LIST, unix.SYS_RSEQ,
 }
 
-// socketCalls are the calls on sockets, allowed with Filter.Sockets or
-// Filter.UnixSockets.
+// socketCalls are the calls on sockets allowed whatever their arguments
+// with Filter.Sockets or Filter.UnixSockets; setsockopt and getsockopt are
+// allowed for the options of setSockopts and getSockopts only.
 var socketCalls = []int{
 	unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
-	unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
+	unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
 	unix.SYS_SENDTO, unix.SYS_RECVFROM, unix.SYS_SENDMSG, unix.SYS_RECVMSG, unix.SYS_SENDMMSG,
 	unix.SYS_RECVMMSG, unix.SYS_SHUTDOWN, unix.SYS_SPLICE,
+}
+
+// ipSockets are the IPv4 and IPv6 sockets Filter.Sockets allows (of
+// either family), as Go's net package opens them for the user network's
+// NAT (TCP and UDP, DNS included), its forwarded ports and a ready port's
+// probe: TCP streams with protocol 0, IPPROTO_TCP (Go's probe of the
+// host's IPv6 support) or IPPROTO_MPTCP (Go's listeners try it first),
+// and UDP datagrams. Never a raw socket (which would let a root VMM forge
+// any packet, or reach iptables through its options) or an ICMP one: the
+// user network answers ICMP in its own stack.
+var ipSockets = []struct{ typ, proto uint32 }{
+	{unix.SOCK_STREAM, 0}, {unix.SOCK_STREAM, unix.IPPROTO_TCP}, {unix.SOCK_STREAM, unix.IPPROTO_MPTCP},
+	{unix.SOCK_DGRAM, 0}, {unix.SOCK_DGRAM, unix.IPPROTO_UDP},
+}
+
+// sockopt is a socket option: a level and an option name.
+type sockopt struct{ level, name uint32 }
+
+// setSockopts are the options setsockopt may set: those Go's net package
+// sets on the sockets it opens, accepts and listens on (listeners'
+// address reuse, UDP's broadcast, dual-stack IPv6, TCP's no-delay and
+// keep-alive). Not the IP levels' others, whose iptables and multicast
+// requests a root VMM could use, nor SOL_SOCKET's marks, devices or
+// filters.
+var setSockopts = []sockopt{
+	{unix.SOL_SOCKET, unix.SO_REUSEADDR}, {unix.SOL_SOCKET, unix.SO_KEEPALIVE}, {unix.SOL_SOCKET, unix.SO_BROADCAST},
+	{unix.IPPROTO_TCP, unix.TCP_NODELAY}, {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL}, {unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+	{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY},
+}
+
+// getSockopts are the options getsockopt may read: a connect's outcome
+// (SO_ERROR, as Go's poller reads it) and a Unix socket's peer
+// (SO_PEERCRED, a shared network's hub).
+var getSockopts = []sockopt{{unix.SOL_SOCKET, unix.SO_ERROR}, {unix.SOL_SOCKET, unix.SO_PEERCRED}}
+
+// optionConds are the condition sets of setsockopt or getsockopt allowing
+// opts.
+func optionConds(opts []sockopt) [][]cond {
+	var any [][]cond
+	for _, o := range opts {
+		any = append(any, []cond{{1, opEq, o.level}, {2, opEq, o.name}})
+	}
+	return any
 }
 
 // rules is the allow-list for process pid (the only one it may signal);
@@ -181,7 +232,11 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 	if f.Sockets || f.UnixSockets {
 		var families [][]cond
 		if f.Sockets {
-			families = append(families, []cond{{0, opEq, unix.AF_INET}}, []cond{{0, opEq, unix.AF_INET6}})
+			for _, family := range []uint32{unix.AF_INET, unix.AF_INET6} {
+				for _, k := range ipSockets {
+					families = append(families, []cond{{0, opEq, family}, {1, opType, k.typ}, {2, opEq, k.proto}})
+				}
+			}
 		}
 		if f.UnixSockets {
 			families = append(families, []cond{{0, opEq, unix.AF_UNIX}})
@@ -190,6 +245,9 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		for _, nr := range socketCalls {
 			rs = append(rs, rule{nr: nr})
 		}
+		rs = append(rs,
+			rule{nr: unix.SYS_SETSOCKOPT, any: optionConds(setSockopts)},
+			rule{nr: unix.SYS_GETSOCKOPT, any: optionConds(getSockopts)})
 	}
 	return rs
 }
@@ -437,6 +495,9 @@ func (a *asm) block(r rule) {
 				a.jump(bpf.JumpBitsSet, c.val, -1, fail)
 			case opClear:
 				a.jump(bpf.JumpBitsSet, c.val, fail, -1)
+			case opType:
+				a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: ^uint32(sockTypeFlags)})
+				a.jump(bpf.JumpEqual, c.val, -1, fail)
 			}
 		}
 		a.ret(retAllow)

@@ -56,10 +56,15 @@ type Filter struct {
 	// (TCGETS, TCSETS...): a VMM passes the KVM requests it issues while
 	// running (vmm.RunIoctls).
 	Ioctls []uint64
-	// Sockets allows IPv4 and IPv6 sockets and the calls on them
-	// (connect, accept, send, receive...): the user network's NAT and its
-	// forwarded ports, and a ready port being probed. Without it socket
-	// is forbidden.
+	// Sockets allows IPv4 and IPv6 TCP and UDP sockets and the calls on
+	// them (connect, accept, send, receive...): the user network's NAT
+	// and its forwarded ports, and a ready port being probed. Not raw,
+	// packet or ICMP sockets, nor another family (netlink...); and with
+	// it or UnixSockets, setsockopt and getsockopt only for the options
+	// Go's net package uses (address reuse, broadcast, IPv6-only, TCP's
+	// no-delay and keep-alive; a connect's error, a Unix peer's
+	// credentials), not iptables' or multicast's. Without it socket is
+	// forbidden.
 	Sockets bool
 	// UnixSockets allows Unix sockets and the same calls on them: a VM
 	// on a shared network dials its hub's socket again when the hub

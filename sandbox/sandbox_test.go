@@ -112,6 +112,42 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "socket AF_NETLINK with UnixSockets", sockets: true, unix: true, nr: 41, args: []uint64{16, 3, 0}, want: retTrap},
 		{name: "socket AF_NETLINK", sockets: true, nr: 41, args: []uint64{16, 3, 0}, want: retTrap},
 		{name: "connect", sockets: true, nr: 42, want: retAllow},
+		// Only TCP and UDP: a raw socket let a root VMM forge packets
+		// and reach iptables (IPT_SO_SET_REPLACE).
+		{name: "socket TCP as Go opens it", sockets: true, nr: 41, args: []uint64{2, 1 | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC, 0}, want: retAllow},
+		{name: "socket TCP IPv6 IPPROTO_TCP", sockets: true, nr: 41, args: []uint64{10, 1 | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC, unix.IPPROTO_TCP}, want: retAllow},
+		{name: "socket MPTCP", sockets: true, nr: 41, args: []uint64{2, 1 | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC, unix.IPPROTO_MPTCP}, want: retAllow},
+		{name: "socket UDP", sockets: true, nr: 41, args: []uint64{2, 2 | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC, 0}, want: retAllow},
+		{name: "socket UDP IPv6 IPPROTO_UDP", sockets: true, nr: 41, args: []uint64{10, 2, unix.IPPROTO_UDP}, want: retAllow},
+		{name: "socket SOCK_RAW IPPROTO_RAW", sockets: true, nr: 41, args: []uint64{2, unix.SOCK_RAW, unix.IPPROTO_RAW}, want: retTrap},
+		{name: "socket SOCK_RAW IPPROTO_ICMP", sockets: true, nr: 41, args: []uint64{2, unix.SOCK_RAW | unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP}, want: retTrap},
+		{name: "socket SOCK_RAW IPv6 IPPROTO_TCP", sockets: true, nr: 41, args: []uint64{10, unix.SOCK_RAW, unix.IPPROTO_TCP}, want: retTrap},
+		{name: "socket ping (SOCK_DGRAM IPPROTO_ICMP)", sockets: true, nr: 41, args: []uint64{2, unix.SOCK_DGRAM, unix.IPPROTO_ICMP}, want: retTrap},
+		{name: "socket SOCK_STREAM IPPROTO_UDP", sockets: true, nr: 41, args: []uint64{2, unix.SOCK_STREAM, unix.IPPROTO_UDP}, want: retTrap},
+		{name: "socket SOCK_SEQPACKET SCTP", sockets: true, nr: 41, args: []uint64{2, unix.SOCK_SEQPACKET, unix.IPPROTO_SCTP}, want: retTrap},
+		{name: "socket TCP with another flag bit", sockets: true, nr: 41, args: []uint64{2, 1 | 0x10000, 0}, want: retTrap},
+		{name: "socket AF_PACKET", sockets: true, unix: true, nr: 41, args: []uint64{unix.AF_PACKET, unix.SOCK_RAW, 0x300}, want: retTrap},
+		{name: "socket AF_PACKET datagram", sockets: true, nr: 41, args: []uint64{unix.AF_PACKET, unix.SOCK_DGRAM, 0x300}, want: retTrap},
+		{name: "socket AF_NETLINK route", sockets: true, nr: 41, args: []uint64{unix.AF_NETLINK, unix.SOCK_RAW | unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE}, want: retTrap},
+		{name: "setsockopt TCP_NODELAY", sockets: true, nr: 54, args: []uint64{5, unix.IPPROTO_TCP, unix.TCP_NODELAY}, want: retAllow},
+		{name: "setsockopt TCP_KEEPIDLE", sockets: true, nr: 54, args: []uint64{5, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}, want: retAllow},
+		{name: "setsockopt SO_KEEPALIVE", sockets: true, nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_KEEPALIVE}, want: retAllow},
+		{name: "setsockopt SO_REUSEADDR", sockets: true, nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_REUSEADDR}, want: retAllow},
+		{name: "setsockopt SO_BROADCAST", sockets: true, nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_BROADCAST}, want: retAllow},
+		{name: "setsockopt IPV6_V6ONLY", sockets: true, nr: 54, args: []uint64{5, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY}, want: retAllow},
+		{name: "setsockopt IPT_SO_SET_REPLACE", sockets: true, nr: 54, args: []uint64{5, unix.IPPROTO_IP, 64}, want: retTrap},
+		{name: "setsockopt IP6T_SO_SET_REPLACE", sockets: true, nr: 54, args: []uint64{5, unix.IPPROTO_IPV6, 64}, want: retTrap},
+		{name: "setsockopt IP_HDRINCL", sockets: true, nr: 54, args: []uint64{5, unix.IPPROTO_IP, unix.IP_HDRINCL}, want: retTrap},
+		{name: "setsockopt SO_MARK", sockets: true, nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_MARK}, want: retTrap},
+		{name: "setsockopt SO_BINDTODEVICE", sockets: true, nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_BINDTODEVICE}, want: retTrap},
+		{name: "setsockopt SO_ATTACH_FILTER", sockets: true, nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER}, want: retTrap},
+		{name: "setsockopt TCP_REPAIR", sockets: true, nr: 54, args: []uint64{5, unix.IPPROTO_TCP, unix.TCP_REPAIR}, want: retTrap},
+		{name: "setsockopt TCP_NODELAY's number at SOL_SOCKET (SO_DEBUG)", sockets: true, nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.TCP_NODELAY}, want: retTrap},
+		{name: "getsockopt SO_ERROR", sockets: true, nr: 55, args: []uint64{5, unix.SOL_SOCKET, unix.SO_ERROR}, want: retAllow},
+		{name: "getsockopt SO_PEERCRED with UnixSockets only", unix: true, nr: 55, args: []uint64{5, unix.SOL_SOCKET, unix.SO_PEERCRED}, want: retAllow},
+		{name: "getsockopt IPT_SO_GET_INFO", sockets: true, nr: 55, args: []uint64{5, unix.IPPROTO_IP, 64}, want: retTrap},
+		{name: "getsockopt IPT_SO_GET_ENTRIES", sockets: true, nr: 55, args: []uint64{5, unix.IPPROTO_IP, 65}, want: retTrap},
+		{name: "setsockopt without Sockets", nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_KEEPALIVE}, want: retTrap},
 		{name: "newfstatat", nr: 262, want: retTrap},
 		{name: "accept4", sockets: true, nr: 288, want: retAllow},
 		{name: "renameat without RenameDir", nr: 264, args: []uint64{7, 0, 7, 0}, want: retTrap},
@@ -370,7 +406,7 @@ func TestEveryListedCallAllowed(t *testing.T) {
 			listed[nr] = true
 		}
 	}
-	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 435: true}
+	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 54: true, 55: true, 435: true}
 	if OpenRefusedQuietly {
 		conditional[unix.SYS_OPENAT] = true // its verdict is openatVerdict, checked above
 	}

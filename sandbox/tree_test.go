@@ -40,6 +40,8 @@ func ruleVerdict(rules []rule, arch uint32, nr int, args []uint64) uint32 {
 					holds = holds && v&c.val != 0
 				case opClear:
 					holds = holds && v&c.val == 0
+				case opType:
+					holds = holds && v&^sockTypeFlags == c.val
 				}
 			}
 			if holds {
@@ -65,6 +67,8 @@ func argsFor(rules []rule) [][]uint64 {
 			return ^c.val
 		case opSet:
 			return c.val
+		case opType:
+			return c.val | sockTypeFlags
 		}
 		return ^c.val // opClear
 	}
@@ -76,6 +80,8 @@ func argsFor(rules []rule) [][]uint64 {
 			return c.val
 		case opSet:
 			return ^c.val
+		case opType:
+			return c.val ^ 1 | sockTypeFlags
 		}
 		return c.val // opClear
 	}

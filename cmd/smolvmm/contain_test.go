@@ -42,6 +42,10 @@ func TestForbiddenCallStopsVMM(t *testing.T) {
 		{"exec:/bin/true", nil, sandbox.ExitStatus, "smolvmm: seccomp: the VMM attempted the forbidden execve (system call 59) and was stopped"},
 		{"open:/etc/passwd", []string{"--net", "user"}, sandbox.ExitStatus, "forbidden openat (system call 257)"},
 		{"open:/etc/passwd", []string{"--no-seccomp"}, 0, "smolvmm-test: opened /etc/passwd"},
+		// The user network's sockets are TCP and UDP with their usual
+		// options: a raw socket and iptables' options were allowed.
+		{"raw-socket", []string{"--net", "user"}, sandbox.ExitStatus, "forbidden socket (system call 41)"},
+		{"iptables", []string{"--net", "user"}, sandbox.ExitStatus, "forbidden getsockopt (system call 55)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.hook+strings.Join(tt.args, ""), func(t *testing.T) {

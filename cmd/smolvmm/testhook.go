@@ -42,6 +42,22 @@ func runTestHook(hook string) {
 	case len(hook) > 5 && hook[:5] == "exec:":
 		err := unix.Exec(hook[5:], []string{hook[5:]}, nil)
 		fmt.Fprintf(os.Stderr, "smolvmm-test: exec %s: %v\n", hook[5:], err)
+	case hook == "raw-socket":
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+		if err == nil {
+			unix.Close(fd)
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm-test: raw socket: %v\n", err)
+	case hook == "iptables":
+		// IPT_SO_GET_INFO, read as IPT_SO_SET_REPLACE is written.
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "smolvmm-test: socket: %v\n", err)
+			return
+		}
+		defer unix.Close(fd)
+		_, err = unix.GetsockoptString(fd, unix.IPPROTO_IP, 64)
+		fmt.Fprintf(os.Stderr, "smolvmm-test: getsockopt IPT_SO_GET_INFO: %v\n", err)
 	default:
 		fmt.Fprintf(os.Stderr, "smolvmm-test: unknown hook %q\n", hook)
 	}
