@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +95,13 @@ func (b *lockedBuffer) String() string {
 // flushed, and returns it running.
 func runningVM(t *testing.T, env []string, extra ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
+	return runningVMWith(t, nil, env, extra...)
+}
+
+// runningVMWith is runningVM with the command set up by prep, when not
+// nil, before it starts.
+func runningVMWith(t *testing.T, prep func(*exec.Cmd), env []string, extra ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	img := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
@@ -102,6 +110,9 @@ func runningVM(t *testing.T, env []string, extra ...string) (*exec.Cmd, *lockedB
 		"-d", img, "-a", "seq=7 sector=5 hang"}, extra...)
 	cmd := exec.Command(smolvmmBin(t), args...)
 	cmd.Env = append(os.Environ(), env...)
+	if prep != nil {
+		prep(cmd)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +201,59 @@ func TestRunningVMIsFiltered(t *testing.T) {
 		if uid, _, _ := strings.Cut(st["Uid"], "\t"); uid == "0" {
 			t.Errorf("--user nobody: %s: Uid %q", st["path"], st["Uid"])
 		}
+	}
+}
+
+// TestContainInheritedFDs: descriptors the VMM's parent left open (here
+// a pipe and a file, as exec.Cmd.ExtraFiles pass them) are closed before
+// the VM runs: a jailed, filtered VMM held its caller's /dev/null and
+// pipes. The VMM's own descriptors are there (its disk image).
+func TestContainInheritedFDs(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	mine := filepath.Join(t.TempDir(), "callers-file")
+	f, err := os.Create(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var pipeLink string
+	if st, err := w.Stat(); err == nil {
+		pipeLink = fmt.Sprintf("pipe:[%d]", st.Sys().(*syscall.Stat_t).Ino)
+	}
+	for _, args := range [][]string{nil, {"--user", "nobody"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if args != nil && os.Geteuid() != 0 {
+				t.Skip("needs root")
+			}
+			cmd, stderr := runningVMWith(t, func(cmd *exec.Cmd) { cmd.ExtraFiles = []*os.File{w, f} }, nil, args...)
+			dir := fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var links []string
+			for _, e := range ents {
+				l, err := os.Readlink(filepath.Join(dir, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				links = append(links, e.Name()+" -> "+l)
+				if l == mine || l == pipeLink {
+					t.Errorf("the running VMM still holds its caller's %s as descriptor %s", l, e.Name())
+				}
+			}
+			if !slices.ContainsFunc(links, func(l string) bool { return strings.HasSuffix(l, "/disk.img") }) {
+				t.Errorf("the VMM's descriptors %q lack its disk image; stderr:\n%s", links, stderr)
+			}
+		})
 	}
 }
 
