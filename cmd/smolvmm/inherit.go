@@ -10,7 +10,7 @@ import (
 
 // vmCommands are the commands that run a VM in this process (boot is the
 // bench's child), whose inherited descriptors closeInherited closes.
-var vmCommands = map[string]bool{"run": true, "demo": true, "bench": true, "boot": true}
+var vmCommands = map[string]bool{"run": true, "demo": true, "up": true, "bench": true, "boot": true}
 
 // passedFDFlags are the flags that name a descriptor handed to the VMM on
 // purpose (bench's ready and settled reports).
