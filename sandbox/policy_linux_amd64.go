@@ -152,11 +152,11 @@ var getSockopts = []sockopt{{unix.SOL_SOCKET, unix.SO_ERROR}, {unix.SOL_SOCKET, 
 // optionConds are the condition sets of setsockopt or getsockopt allowing
 // opts.
 func optionConds(opts []sockopt) [][]cond {
-	var any [][]cond
+	var sets [][]cond
 	for _, o := range opts {
-		any = append(any, []cond{{1, opEq, o.level}, {2, opEq, o.name}})
+		sets = append(sets, []cond{{1, opEq, o.level}, {2, opEq, o.name}})
 	}
-	return any
+	return sets
 }
 
 // rules is the allow-list for process pid (the only one it may signal);
