@@ -2,6 +2,7 @@ package kstrip
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -64,7 +65,11 @@ func ReadKeepList(r io.Reader) ([]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("keep list after line %d: %w", line, err)
+		// The line being read when it failed is the next one.
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("keep list line %d: longer than %d bytes, so not a list of names: %w", line+1, bufio.MaxScanTokenSize, err)
+		}
+		return nil, fmt.Errorf("keep list line %d: %w", line+1, err)
 	}
 	return names, nil
 }

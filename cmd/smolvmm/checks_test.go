@@ -81,6 +81,12 @@ func TestCLIChecks(t *testing.T) {
 		{"demo --share a file", []string{"demo", "--share", text}, 1, "smolvmm demo: --share " + text + " is a regular file, not a directory: give a directory to share", ""},
 		{"run --share,ro a FIFO", []string{"run", "-k", text, "--share", f["fifo"] + ",ro"}, 1, "--share " + f["fifo"] + " is a FIFO, not a directory: give a directory to share", ""},
 		{"up --share a file", up("--share", text, "rescue"), 1, "smolvmm up: --share " + text + " is a regular file, not a directory: give a directory to share", ""},
+		// A keep list is read as -k is: it blocked for ever on a FIFO,
+		// said "read DIR: is a directory" after "line 0", and scanned a
+		// device until "bufio.Scanner: token too long".
+		{"kstrip -K a FIFO", []string{"kstrip", "-K", f["fifo"], "-o", filepath.Join(dir, "k1"), text}, 1, "smolvmm kstrip: -K " + f["fifo"] + " is a FIFO: not a regular file (give a keep list in a regular file, one name a line)", "fifo"},
+		{"kstrip -K a directory", []string{"kstrip", "-K", dir, "-o", filepath.Join(dir, "k1"), text}, 1, "smolvmm kstrip: -K " + dir + " is a directory: not a regular file (give a keep list", ""},
+		{"kstrip -K a character device", []string{"kstrip", "-K", f["chr"], "-o", filepath.Join(dir, "k1"), text}, 1, "is a character device: not a regular file (give a keep list", "chr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

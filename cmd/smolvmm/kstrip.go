@@ -15,6 +15,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/kstrip"
 )
 
@@ -176,6 +177,15 @@ func runKstrip(c *cli.Context) error {
 			}
 		}
 	}
+	// The keep list is read before the kernel: a fault in it is said
+	// before any work.
+	var keepFile []string
+	if file := c.String("keep-file"); file != "" {
+		var err error
+		if keepFile, err = readKeepFile(file); err != nil {
+			return err
+		}
+	}
 	f, err := kstrip.ReadFile(in)
 	if err != nil {
 		var pe *fs.PathError
@@ -188,7 +198,7 @@ func runKstrip(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("kstrip: %s: %w", in, err)
 	}
-	plan, edits, err := kstripPlan(c, k, stderr)
+	plan, edits, err := kstripPlan(c, k, keepFile, stderr)
 	if err != nil {
 		return err
 	}
@@ -226,26 +236,34 @@ func runKstrip(c *cli.Context) error {
 	return nil
 }
 
+// readKeepFile reads -K's names, refusing, as -k is refused, a file that
+// is not a regular one without waiting on it (a FIFO) or reading it (a
+// device).
+func readKeepFile(file string) ([]string, error) {
+	fh, _, err := regfile.Open(file)
+	if errors.Is(err, regfile.ErrNotRegular) {
+		return nil, &fileError{fmt.Sprintf("%s (give a keep list in a regular file, one name a line)", flagFileError("-K", file, file, err)), err}
+	}
+	if err != nil {
+		return nil, inputFileError("-K", file, file, err)
+	}
+	names, err := kstrip.ReadKeepList(fh)
+	fh.Close()
+	if err != nil {
+		return nil, fmt.Errorf("kstrip: %s: %w", file, err)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("kstrip: keep list %s names nothing: stripping with it would disable every driver", file)
+	}
+	return names, nil
+}
+
 // kstripPlan turns the flags into a Plan; edits is false for a listing.
-func kstripPlan(c *cli.Context, k *kstrip.Kernel, stderr io.Writer) (p kstrip.Plan, edits bool, err error) {
+func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.Writer) (p kstrip.Plan, edits bool, err error) {
 	p.Enable, p.Disable = splitCommas(c.StringSlice("enable")), splitCommas(c.StringSlice("disable"))
 	p.IgnoreUnknown = c.Bool("ignore-unknown")
 	p.Keep = splitCommas(c.StringSlice("keep"))
-	if file := c.String("keep-file"); file != "" {
-		fh, err := os.Open(file)
-		if err != nil {
-			return p, false, inputFileError("-K", file, file, err)
-		}
-		names, err := kstrip.ReadKeepList(fh)
-		fh.Close()
-		if err != nil {
-			return p, false, fmt.Errorf("kstrip: %s: %w", file, err)
-		}
-		if len(names) == 0 {
-			return p, false, fmt.Errorf("kstrip: keep list %s names nothing: stripping with it would disable every driver", file)
-		}
-		p.Keep = append(p.Keep, names...)
-	}
+	p.Keep = append(p.Keep, keepFile...)
 	userKeep := c.IsSet("keep") || c.IsSet("keep-file")
 	if userKeep && strings.TrimSpace(strings.Join(p.Keep, "")) == "" {
 		return p, false, fmt.Errorf("kstrip: --keep names nothing: stripping with it would disable every driver")
