@@ -18,6 +18,8 @@ import (
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -100,6 +102,9 @@ func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) 
 		if err != nil {
 			return fmt.Errorf("set %s: %w", s, pathCause(err))
 		}
+		if !st.IsDir() && !st.Mode().IsRegular() {
+			return &SetKindError{Path: s, Mode: st.Mode()}
+		}
 		if isDir[i] = st.IsDir(); !isDir[i] {
 			total += uint64(st.Size())
 		}
@@ -112,7 +117,9 @@ func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) 
 			}
 			continue
 		}
-		f, err := os.Open(s)
+		// Not blocking on a FIFO put there since the Stat above: regfile
+		// opens without waiting and refuses what is not a regular file.
+		f, _, err := regfile.Open(s)
 		if err != nil {
 			return fmt.Errorf("set %s: %w", s, pathCause(err))
 		}
@@ -182,6 +189,25 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 //
 // 2: amd64's /dev nodes (ksyms major 85, disk minors unit*16+part).
 const Revision = 2
+
+// ErrSetKind is matched (errors.Is) by the error for a set that is
+// neither a regular file (an archive) nor a directory: a FIFO would block
+// the read, a device be read as an archive.
+var ErrSetKind = errors.New("not a regular file or a directory")
+
+// SetKindError is Build's error for a set of a kind it does not read.
+type SetKindError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+// Error names the set and its kind.
+func (e *SetKindError) Error() string {
+	return fmt.Sprintf("set %s is %s: %v", e.Path, filekind.Of(e.Mode), ErrSetKind)
+}
+
+// Is makes errors.Is(err, ErrSetKind) true.
+func (e *SetKindError) Is(target error) bool { return target == ErrSetKind }
 
 // ErrExists is wrapped by Build's error when the image exists and
 // Config.Force is not set.

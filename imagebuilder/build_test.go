@@ -3,11 +3,15 @@ package imagebuilder_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
@@ -147,6 +151,8 @@ func TestBuildErrors(t *testing.T) {
 		{"corrupt set", imagebuilder.Config{Sets: []string{corrupt}, Service: svc, SizeMB: 10}, filepath.Join(dir, "c.img"), "truncated"},
 		{"missing set", imagebuilder.Config{Sets: []string{filepath.Join(dir, "nope.tgz")}, Service: svc, SizeMB: 10}, filepath.Join(dir, "m.img"), "no such file"},
 		{"no sets", imagebuilder.Config{Service: svc}, filepath.Join(dir, "n.img"), "no sets given"},
+		// A device was read as an archive (and a FIFO, below, blocked).
+		{"device set", imagebuilder.Config{Sets: []string{"/dev/null"}, Service: svc, SizeMB: 10}, filepath.Join(dir, "d.img"), "set /dev/null is a character device: not a regular file or a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := imagebuilder.Build(context.Background(), tc.cfg, tc.out)
@@ -169,6 +175,34 @@ func TestBuildErrors(t *testing.T) {
 	cfg := imagebuilder.Config{Sets: []string{set}, Service: svc, SizeMB: 10, Force: true, Timestamp: ts}
 	if err := imagebuilder.Build(context.Background(), cfg, existing); err != nil {
 		t.Errorf("with Force: %v", err)
+	}
+}
+
+// TestBuildFIFOSet: a FIFO given as a set is refused, naming it and its
+// kind, without waiting for a writer (os.Open of it blocked Build for
+// ever).
+func TestBuildFIFOSet(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "set.fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := imagebuilder.Config{Sets: []string{fifo}, Service: loadService(t, "rescue", ""), SizeMB: 10, Timestamp: ts}
+	done := make(chan error, 1)
+	go func() { done <- imagebuilder.Build(context.Background(), cfg, filepath.Join(dir, "f.img")) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		// Unblock the open so that the goroutine ends with the test.
+		if w, werr := os.OpenFile(fifo, os.O_WRONLY, 0); werr == nil {
+			w.Close()
+		}
+		t.Fatal("Build blocked on the FIFO set")
+	}
+	want := "set " + fifo + " is a FIFO: not a regular file or a directory"
+	if err == nil || err.Error() != want || !errors.Is(err, imagebuilder.ErrSetKind) {
+		t.Errorf("got %v, want %q matching ErrSetKind", err, want)
 	}
 }
 

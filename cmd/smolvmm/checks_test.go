@@ -81,6 +81,11 @@ func TestCLIChecks(t *testing.T) {
 		{"demo --share a file", []string{"demo", "--share", text}, 1, "smolvmm demo: --share " + text + " is a regular file, not a directory: give a directory to share", ""},
 		{"run --share,ro a FIFO", []string{"run", "-k", text, "--share", f["fifo"] + ",ro"}, 1, "--share " + f["fifo"] + " is a FIFO, not a directory: give a directory to share", ""},
 		{"up --share a file", up("--share", text, "rescue"), 1, "smolvmm up: --share " + text + " is a regular file, not a directory: give a directory to share", ""},
+		// A set is a regular file or a directory: a FIFO blocked mkimg
+		// for ever, a device was read as an archive.
+		{"mkimg -x a FIFO", []string{"mkimg", "-x", f["fifo"], "-i", filepath.Join(dir, "x1.img")}, 1, "smolvmm mkimg: -x " + f["fifo"] + " is a FIFO: give a set archive (.tgz, .tar.xz, .tar) or a directory", "fifo"},
+		{"mkimg -x a character device", []string{"mkimg", "-x", f["chr"], "-i", filepath.Join(dir, "x1.img")}, 1, " is a character device: give a set archive", "chr"},
+		{"mkimg -x a socket", []string{"mkimg", "-x", text + "," + f["socket"], "-i", filepath.Join(dir, "x1.img")}, 1, " is a socket: give a set archive", "socket"},
 		// A keep list is read as -k is: it blocked for ever on a FIFO,
 		// said "read DIR: is a directory" after "line 0", and scanned a
 		// device until "bufio.Scanner: token too long".

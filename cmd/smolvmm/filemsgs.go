@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 )
 
@@ -66,6 +67,20 @@ func checkInputDir(flag, spec, dir, want string) error {
 	}
 	if !st.IsDir() {
 		return &fileError{fmt.Sprintf("%s %s is %s, not a directory: give %s", flag, dir, filekind.Of(st.Mode()), want), fs.ErrInvalid}
+	}
+	return nil
+}
+
+// checkSetPath refuses a -x set that is missing or neither a regular file
+// (an archive) nor a directory: a FIFO would block the build, a device be
+// read as an archive.
+func checkSetPath(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return inputFileError("-x", path, path, err)
+	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return &fileError{fmt.Sprintf("-x %s is %s: give a set archive (.tgz, .tar.xz, .tar) or a directory", path, filekind.Of(st.Mode())), imagebuilder.ErrSetKind}
 	}
 	return nil
 }

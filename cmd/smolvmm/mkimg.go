@@ -259,7 +259,7 @@ func parseTimestamp(s string) (int64, error) {
 func resolveSets(flags, names []string, arch string) ([]string, error) {
 	out := splitCommas(flags)
 	for _, p := range out {
-		if err := checkInputPath("-x", p); err != nil {
+		if err := checkSetPath(p); err != nil {
 			return nil, err
 		}
 	}
