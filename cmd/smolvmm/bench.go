@@ -152,6 +152,14 @@ func benchAction(c *cli.Context) error {
 	case m > vmm.MaxMemoryMiB:
 		return usageErrorf("smolvmm bench: -m %d: too much RAM (use -m between %d and %d MiB; RAM stays below the PCI hole at 3 GiB)", m, vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
 	}
+	// As run checks them, before any boot starts (each boot failed on
+	// them, exit status 1).
+	if err := checkAppend(c); err != nil {
+		return err
+	}
+	if err := checkDisks(c); err != nil {
+		return err
+	}
 	switch v := c.String("compare"); {
 	case v == "boot" && c.String("restore") == "":
 		return usageErrorf("smolvmm bench: --compare boot compares restores with boots: give --restore FILE")
