@@ -312,13 +312,20 @@ type Stripped struct {
 // of its own and renames the same bytes), and summarises what it did.
 type StripFunc func(in, out string, keep []string) (summary string, err error)
 
+// StrippedName is the file name StripCached gives the stripped copy of
+// the kernel whose SHA512 is sum, kept with keep. Every name has the same
+// length, which is also the kernel's name on the guest's command line.
+func StrippedName(sum string, keep []string) string {
+	key := sha512.Sum512([]byte(sum + "\x00" + strings.Join(keep, ",")))
+	return "netbsd-GENERIC.kstrip-" + hex.EncodeToString(key[:8])
+}
+
 // StripCached returns a stripped copy of kernel k in the cache beside it,
 // stripping it only when no good copy exists for this kernel's digest and
 // keep list. The copy's digest is kept in a .sha512 sidecar and checked on
 // each use.
 func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error) {
-	key := sha512.Sum512([]byte(k.SHA512 + "\x00" + strings.Join(keep, ",")))
-	path := filepath.Join(filepath.Dir(k.Path), "netbsd-GENERIC.kstrip-"+hex.EncodeToString(key[:8]))
+	path := filepath.Join(filepath.Dir(k.Path), StrippedName(k.SHA512, keep))
 	sidecar := path + ".sha512"
 	if want, err := os.ReadFile(sidecar); err == nil {
 		if got, err := fetch.HashFile(path); err == nil && got == strings.TrimSpace(string(want)) {

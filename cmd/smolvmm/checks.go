@@ -12,8 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/rebuild"
 	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -23,15 +25,51 @@ import (
 // before any work (a download, a strip, a build, a VM): every refusal
 // here is a command-line mistake, exit status 2.
 
-// maxAppend is the longest -a that fits the command line NetBSD copies
-// (255 bytes with the NUL) after a kernel name of one character and a
-// space; the loader checks the exact sum with the kernel's name.
-const maxAppend = 254 - 2
+// cmdlineMax is the longest command line NetBSD copies whole (255 bytes
+// with the NUL): the kernel's name, a space and -a (multiboot's limit).
+const cmdlineMax = 254
 
-// checkAppend refuses an -a no kernel could receive whole.
+// appendKernelName is the name the kernel will have on the guest's
+// command line, as vmm gives it (the file's base name), and its length:
+// the built-in guest's, up's stripped kernel's (whose digest is not known
+// yet: every one is as long), or -k's; "" when unknown (--restore).
+func appendKernelName(c *cli.Context) (string, int) {
+	var name string
+	switch cmd := c.Command.Name; {
+	case cmd == "demo":
+		name = "demo"
+	case cmd == "up":
+		full := rebuild.StrippedName("", nil)
+		return full[:strings.LastIndexByte(full, '-')+1] + "DIGEST", len(full)
+	case c.String("kernel") != "":
+		if name = filepath.Base(c.String("kernel")); name == "." || name == "/" {
+			name = "kernel"
+		}
+	case cmd == "bench":
+		name = "demo"
+	}
+	return name, len(name)
+}
+
+// checkAppend refuses an -a the kernel could not receive whole: the
+// kernel's name, a space and -a (with NetBSD's boot words as the loader
+// arranges them, which is never longer) must fit in cmdlineMax bytes.
+// With the kernel unknown, it is checked against a one-character name.
 func checkAppend(c *cli.Context) error {
-	if n := len(c.String("append")); n > maxAppend {
-		return usageErrorf("-a: %d bytes, but the kernel's command line holds at most %d with the kernel's name (NetBSD copies 255 bytes with the NUL)", n, maxAppend)
+	a := c.String("append")
+	if a == "" {
+		return nil
+	}
+	line := a
+	if l, err := bootargs.Parse(a); err == nil {
+		line = l.Multiboot()
+	}
+	name, n := appendKernelName(c)
+	if name == "" {
+		name, n = "k", 1
+	}
+	if room := cmdlineMax - n - 1; len(line) > room {
+		return usageErrorf("-a: %d bytes, but after the kernel's name %q and a space the command line holds at most %d (NetBSD copies 255 bytes with the NUL)", len(line), name, room)
 	}
 	return nil
 }

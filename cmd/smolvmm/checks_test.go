@@ -61,6 +61,14 @@ func TestCLIChecks(t *testing.T) {
 		{"fetch bad set name", []string{"fetch", "--cache", cache, "../rescue"}, 2, `bad set "../rescue"`, ""},
 		{"run over-long append", []string{"run", "-k", text, "-a", long}, 2, "-a: 300 bytes", ""},
 		{"up over-long append", up("-a", long, "rescue"), 2, "-a: 300 bytes", ""},
+		// The exact sum with the kernel's name (text: 4 bytes): 249 bytes
+		// passed the check for a one-character name, then the loader
+		// refused it with status 1.
+		{"run append too long with the kernel's name", []string{"run", "-k", text, "-a", long[:250]}, 2, `-a: 250 bytes, but after the kernel's name "text" and a space the command line holds at most 249 (NetBSD copies 255 bytes with the NUL)`, ""},
+		{"run append that just fits", []string{"run", "-k", text, "-a", long[:249], "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
+		{"demo append too long with the kernel's name", []string{"demo", "-a", long[:250]}, 2, `after the kernel's name "demo" and a space the command line holds at most 249`, ""},
+		{"bench append too long with the kernel's name", []string{"bench", "-k", text, "-a", long[:250], "-n", "1", "--warmup", "0"}, 2, `smolvmm bench: -a: 250 bytes, but after the kernel's name "text" and a space`, ""},
+		{"up append too long with the kernel's name", up("-a", long[:220], "rescue"), 2, `-a: 220 bytes, but after the kernel's name "netbsd-GENERIC.kstrip-DIGEST" and a space the command line holds at most 215`, ""},
 		{"bench over-long append", []string{"bench", "-k", text, "-a", long, "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -a: 300 bytes", ""},
 		{"bench same disk twice", []string{"bench", "-k", text, "-d", img, "-d", hardlink, "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -d " + hardlink + ": this image is already a disk of this VM: it is the same file as -d " + img, ""},
 		{"bench same path twice", []string{"bench", "-k", text, "-d", img, "-d", img + ",ro", "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -d " + img + ": this image is already a disk of this VM (-d " + img + ")", ""},
