@@ -11,6 +11,8 @@
 package atomicfile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/smolvmm/smolvmm/internal/filekind"
@@ -147,7 +149,7 @@ func createTemp(target string) (*os.File, string, error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(base))
 	if err != nil {
 		// The temporary file's random name says nothing to the reader:
 		// name the directory, and keep the cause (fs.ErrNotExist for a
@@ -159,6 +161,23 @@ func createTemp(target string) (*os.File, string, error) {
 		return nil, dir, &DirError{Dir: filepath.Clean(dir), Err: err}
 	}
 	return f, dir, nil
+}
+
+// maxTempBase is the longest base name a temporary's name holds whole:
+// "." + base + ".tmp-" + CreateTemp's random part (at most 10 digits)
+// must stay within NAME_MAX (255 bytes).
+const maxTempBase = 255 - len(".") - len(".tmp-") - 10
+
+// tempPattern is the CreateTemp pattern for a temporary of base. A base
+// too long to have the temporary's prefix and suffix added (a valid name
+// near NAME_MAX) is cut and told apart by a digest of the whole name.
+func tempPattern(base string) string {
+	if len(base) > maxTempBase {
+		sum := sha256.Sum256([]byte(base))
+		digest := hex.EncodeToString(sum[:8])
+		base = base[:maxTempBase-len(digest)-1] + "-" + digest
+	}
+	return "." + base + ".tmp-*"
 }
 
 // DirError is the error for a directory in which Write (or Check) cannot

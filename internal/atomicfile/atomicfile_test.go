@@ -240,3 +240,31 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
+
+// TestWriteLongName: a file whose name is valid but near NAME_MAX is
+// written (the temporary's name, the base with ".tmp-" and more around
+// it, was too long: "create a file in .: file name too long"), and two
+// such names that differ only at the end get temporaries of their own.
+func TestWriteLongName(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{maxTempBase, maxTempBase + 1, 250, 255} {
+		name := filepath.Join(dir, strings.Repeat("k", n-1)+"x")
+		if err := WriteFile(name, []byte("data"), 0o644); err != nil {
+			t.Errorf("%d-byte name: %v", n, err)
+			continue
+		}
+		if b, _ := os.ReadFile(name); string(b) != "data" {
+			t.Errorf("%d-byte name: read %q", n, b)
+		}
+		if err := Check(name); err != nil {
+			t.Errorf("%d-byte name: Check: %v", n, err)
+		}
+	}
+	a, b := strings.Repeat("k", 254)+"a", strings.Repeat("k", 254)+"b"
+	if pa, pb := tempPattern(a), tempPattern(b); pa == pb || len(pa)-1+10 > 255 {
+		t.Errorf("patterns %q and %q: want two, each within NAME_MAX", pa, pb)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
+		t.Errorf("left in the directory: %d entries, want the 4 files", len(ents))
+	}
+}
