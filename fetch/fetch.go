@@ -371,12 +371,23 @@ func (f *Fetcher) mirror() (string, error) {
 // checkComponent refuses values that would escape the cache directory or
 // the mirror's tree.
 func checkComponent(field, v string) error {
+	example := map[string]string{"version": DefaultVersion, "arch": DefaultArch, "set": DefaultSet}[field]
+	if len(v) > maxComponent {
+		// Said before any directory is made: one named by it is too
+		// long for the file system ("mkdir ...: file name too long").
+		return fmt.Errorf("bad %s %q... (%d bytes): want a plain name of at most %d bytes such as %q", field, v[:16], len(v), maxComponent, example)
+	}
 	if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\?#% ") {
-		return fmt.Errorf("bad %s %q: want a plain name such as %q", field, v, map[string]string{
-			"version": DefaultVersion, "arch": DefaultArch, "set": DefaultSet}[field])
+		return fmt.Errorf("bad %s %q: want a plain name such as %q", field, v, example)
 	}
 	return nil
 }
+
+// maxComponent is the longest version, arch or set name taken: each names
+// a directory or file of the cache, with room left for the suffixes the
+// cache adds (".tgz.part"), and real ones are far shorter ("10.1", "evbarm",
+// "rescue").
+const maxComponent = 64
 
 // removeEmpty removes dir's kernel and sets subdirectories, its lock file
 // and dir itself, then empty parents up to root; non-empty ones stay.

@@ -406,13 +406,23 @@ func TestFetchBadArguments(t *testing.T) {
 		{"empty arch", "", "9.3", "", nil, "bad arch"},
 		{"set with slash", "", "9.3", "i386", []string{"a/b"}, "bad set"},
 		{"ftp mirror", "ftp://ftp.netbsd.org/pub/NetBSD", "9.3", "i386", nil, "not an http"},
+		// They made no directory: "mkdir ...: file name too long".
+		{"version too long", "", strings.Repeat("9", 300), "i386", nil, `bad version "9999999999999999"... (300 bytes): want a plain name of at most 64 bytes such as "9.3"`},
+		{"arch too long", "", "9.3", strings.Repeat("a", 65), nil, "bad arch"},
+		{"set too long", "", "9.3", "i386", []string{strings.Repeat("s", 256)}, "bad set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &Fetcher{Mirror: tt.mirror, Cache: t.TempDir()}
+			f := &Fetcher{Mirror: tt.mirror, Cache: filepath.Join(t.TempDir(), "cache")}
+			if err := f.Check(tt.version, tt.arch, tt.sets...); err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrBadArgument) {
+				t.Errorf("Check: err = %v, want %q matching ErrBadArgument", err, tt.want)
+			}
 			_, err := f.Fetch(context.Background(), tt.version, tt.arch, tt.sets...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if _, err := os.Stat(f.Cache); err == nil {
+				t.Errorf("the cache %s was made for a release refused", f.Cache)
 			}
 		})
 	}

@@ -149,7 +149,15 @@ func checkTapName(name string) error {
 // (a symlink counts as the file it names), and its directory must exist.
 // It returns the file that will be written.
 func checkImageOutput(out string) (string, error) {
+	if err := checkNameLength("image", out); err != nil {
+		return "", err
+	}
 	target, err := atomicfile.Target(out)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == out {
+		// Named once, without the system call ("image lstat X: ...").
+		return "", fmt.Errorf("image %s: %w", out, pe.Err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("image %w", err)
 	}
@@ -181,6 +189,37 @@ func checkWritable(what string, path string) error {
 		return fmt.Errorf("%s: no directory %s to write it in (create it first)", what, de.Dir)
 	}
 	return fmt.Errorf("%s: cannot be written: %w", what, err)
+}
+
+// Linux's limits on a path: NAME_MAX for each name in it, PATH_MAX for
+// the whole with its NUL.
+const (
+	nameMax = 255
+	pathMax = 4096
+)
+
+// checkNameLength refuses, as a command-line mistake, a path no file can
+// have (what names it: "image", "-o"), which the system would refuse with
+// "file name too long" after other work; a long name is shown cut.
+func checkNameLength(what, path string) error {
+	if len(path) >= pathMax {
+		return usageErrorf("%s %s: the path is %d bytes; Linux takes at most %d", what, shortName(path), len(path), pathMax-1)
+	}
+	for _, name := range strings.Split(path, "/") {
+		if len(name) > nameMax {
+			return usageErrorf("%s %s: the name %s is %d bytes; a file name has at most %d", what, shortName(path), shortName(name), len(name), nameMax)
+		}
+	}
+	return nil
+}
+
+// shortName is s, or its start and end around "..." when it is too long
+// to be read in a message.
+func shortName(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:40] + "..." + s[len(s)-16:]
 }
 
 // isDir reports whether path is a directory (after symlinks).

@@ -72,6 +72,15 @@ func TestCLIChecks(t *testing.T) {
 		{"bench over-long append", []string{"bench", "-k", text, "-a", long, "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -a: 300 bytes", ""},
 		{"bench same disk twice", []string{"bench", "-k", text, "-d", img, "-d", hardlink, "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -d " + hardlink + ": this image is already a disk of this VM: it is the same file as -d " + img, ""},
 		{"bench same path twice", []string{"bench", "-k", text, "-d", img, "-d", img + ",ro", "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -d " + img + ": this image is already a disk of this VM (-d " + img + ")", ""},
+		// Over-long values are command-line mistakes, refused before any
+		// directory is made: they said "mkdir ...: file name too long" or
+		// "image lstat NAME: file name too long", status 1.
+		{"fetch over-long version", []string{"fetch", "--cache", filepath.Join(dir, "nocache"), "--version", strings.Repeat("9", 300)}, 2, `bad version "9999999999999999"... (300 bytes): want a plain name of at most 64 bytes`, ""},
+		{"fetch over-long arch", []string{"fetch", "--cache", filepath.Join(dir, "nocache"), "--arch", long}, 2, `bad arch "aaaaaaaaaaaaaaaa"... (300 bytes)`, ""},
+		{"up over-long version", up("--version", strings.Repeat("9", 300), "rescue"), 2, `bad version "9999999999999999"... (300 bytes)`, ""},
+		{"mkimg over-long image name", []string{"mkimg", "-i", long}, 2, "smolvmm mkimg: image " + long[:40] + "..." + long[:16] + ": the name " + long[:40] + "..." + long[:16] + " is 300 bytes; a file name has at most 255", ""},
+		{"mkimg over-long image path", []string{"mkimg", "-i", strings.Repeat("d/", 2100) + "x.img"}, 2, ": the path is 4205 bytes; Linux takes at most 4095", ""},
+		{"up over-long image name", up("-i", filepath.Join(dir, long), "rescue"), 2, "is 300 bytes; a file name has at most 255", ""},
 		{"over-long tap name", []string{"run", "-k", text, "--net", "tap:abcdefghijklmnop"}, 2, "at most 15 characters", ""},
 		{"demo stray argument", []string{"demo", "extra"}, 2, `unexpected argument "extra"`, ""},
 		{"demo ready port", []string{"demo", "--ready-port", "8080"}, 2, "unknown flag --ready-port", ""},
@@ -148,6 +157,9 @@ func TestCLIChecks(t *testing.T) {
 				sameNode(t, f[tt.keep], before)
 			}
 		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nocache")); err == nil {
+		t.Error("a refused fetch made its --cache directory")
 	}
 }
 
