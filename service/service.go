@@ -52,12 +52,38 @@ func Builtin() fs.FS {
 	return sub
 }
 
+// ErrName is matched (errors.Is) by the error for a service name that is
+// not a plain directory name.
+var ErrName = errors.New("bad service name")
+
+// maxName is the longest service name: a directory's name (NAME_MAX).
+const maxName = 255
+
+// CheckName reports, without looking for the service, whether name can
+// name one: a plain directory name, not common/, at most 255 bytes. The
+// error matches ErrName.
+func CheckName(name string) error {
+	if len(name) > maxName {
+		return nameError(fmt.Sprintf("service name %q... is %d bytes: want a plain directory name of at most %d bytes such as rescue or base", name[:16], len(name), maxName))
+	}
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\") || name == CommonDir {
+		return nameError(fmt.Sprintf("service name %q: want a plain directory name such as rescue or base", name))
+	}
+	return nil
+}
+
+// nameError is CheckName's error: its text, matching ErrName.
+type nameError string
+
+func (e nameError) Error() string        { return string(e) }
+func (e nameError) Is(target error) bool { return target == ErrName }
+
 // Load finds service name in dir (a directory holding <name>/ and
 // optionally common/) or, when dir is "" or lacks it, among the embedded
 // services, and validates it. A dir without common/ uses the embedded one.
 func Load(name, dir string) (*Service, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\") || name == CommonDir {
-		return nil, fmt.Errorf("service name %q: want a plain directory name such as rescue or base", name)
+	if err := CheckName(name); err != nil {
+		return nil, err
 	}
 	root, embeddedRoot := Builtin(), true
 	if dir != "" {

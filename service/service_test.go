@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -163,5 +164,31 @@ func TestLoadFIFOConfig(t *testing.T) {
 	_, err := service.Load("svc", dir)
 	if err == nil || !strings.Contains(err.Error(), service.ConfigFile) || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Load: %v, want %s refused as not a regular file", err, service.ConfigFile)
+	}
+}
+
+// TestCheckName: a name no service directory can have is refused before
+// any look-up, matching ErrName (one over NAME_MAX reached the file
+// system: "lstat NAME: file name too long").
+func TestCheckName(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"", `service name "": want a plain directory name`},
+		{"..", `service name "..": want a plain directory name`},
+		{"a/b", `service name "a/b": want a plain directory name`},
+		{"common", `service name "common"`},
+		{strings.Repeat("s", 256), `service name "ssssssssssssssss"... is 256 bytes: want a plain directory name of at most 255 bytes`},
+	} {
+		err := service.CheckName(tc.name)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !errors.Is(err, service.ErrName) {
+			t.Errorf("CheckName(%.20q): got %v, want %q matching ErrName", tc.name, err, tc.want)
+		}
+		if _, err := service.Load(tc.name, ""); !errors.Is(err, service.ErrName) {
+			t.Errorf("Load(%.20q): got %v, want ErrName", tc.name, err)
+		}
+	}
+	for _, ok := range []string{"rescue", strings.Repeat("s", 255)} {
+		if err := service.CheckName(ok); err != nil {
+			t.Errorf("CheckName(%.20q): %v", ok, err)
+		}
 	}
 }

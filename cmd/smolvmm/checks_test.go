@@ -81,6 +81,12 @@ func TestCLIChecks(t *testing.T) {
 		{"mkimg over-long image name", []string{"mkimg", "-i", long}, 2, "smolvmm mkimg: image " + long[:40] + "..." + long[:16] + ": the name " + long[:40] + "..." + long[:16] + " is 300 bytes; a file name has at most 255", ""},
 		{"mkimg over-long image path", []string{"mkimg", "-i", strings.Repeat("d/", 2100) + "x.img"}, 2, ": the path is 4205 bytes; Linux takes at most 4095", ""},
 		{"up over-long image name", up("-i", filepath.Join(dir, long), "rescue"), 2, "is 300 bytes; a file name has at most 255", ""},
+		// Positional values no file can have: status 1 before.
+		{"up empty service", up(""), 2, `smolvmm up: service name "": want a plain directory name such as rescue or base`, ""},
+		{"up service outside", up("../x"), 2, `smolvmm up: service name "../x": want a plain directory name`, ""},
+		{"up over-long service", up(long), 2, `smolvmm up: service name "aaaaaaaaaaaaaaaa"... is 300 bytes: want a plain directory name of at most 255 bytes`, ""},
+		{"mkimg service with a slash", []string{"mkimg", "-s", "a/b", "-i", filepath.Join(dir, "s.img")}, 2, `smolvmm mkimg: -s: service name "a/b": want a plain directory name`, ""},
+		{"kstrip empty kernel", []string{"kstrip", ""}, 2, "smolvmm kstrip: KERNEL is empty: give the kernel's path after the flags", ""},
 		{"over-long tap name", []string{"run", "-k", text, "--net", "tap:abcdefghijklmnop"}, 2, "at most 15 characters", ""},
 		{"demo stray argument", []string{"demo", "extra"}, 2, `unexpected argument "extra"`, ""},
 		{"demo ready port", []string{"demo", "--ready-port", "8080"}, 2, "unknown flag --ready-port", ""},
@@ -126,7 +132,7 @@ func TestCLIChecks(t *testing.T) {
 				}
 			}
 			for i, a := range tt.args {
-				if a == "" {
+				if a == "" && !strings.Contains(tt.name, "empty") {
 					t.Fatalf("argument %d is empty", i)
 				}
 			}
@@ -148,7 +154,7 @@ func TestCLIChecks(t *testing.T) {
 			if status != tt.status || !strings.Contains(msg, tt.stderr) {
 				t.Errorf("status %d stderr %q; want status %d and %q", status, msg, tt.status, tt.stderr)
 			}
-			for _, step := range []string{"up: fetch", "up: service", "connection refused"} {
+			for _, step := range []string{"up: fetch", "up: service rescue", "connection refused"} {
 				if strings.Contains(msg, step) {
 					t.Errorf("work was done before the check: %q", msg)
 				}

@@ -115,6 +115,9 @@ func runKstrip(c *cli.Context) error {
 		return usageErrorf("kstrip: give one KERNEL after the flags (see smolvmm kstrip --help)")
 	}
 	in := c.Args().First()
+	if in == "" {
+		return usageErrorf("kstrip: KERNEL is empty: give the kernel's path after the flags")
+	}
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
 	if stderr == nil {
 		stderr = os.Stderr

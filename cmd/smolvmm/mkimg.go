@@ -136,6 +136,9 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())
 		return nil
 	}
+	if err := service.CheckName(c.String("service")); err != nil {
+		return usageErrorf("-s: %v", err)
+	}
 	arch := c.String("arch")
 	if err := imagebuilder.CheckArch(arch); err != nil {
 		return usageErrorf("--arch: %v", err)

@@ -288,6 +288,10 @@ Examples:
 			if c.NArg() == 0 {
 				return usageErrorf("want exactly one SERVICE after the flags (e.g. smolvmm up rescue)")
 			}
+			// A name no service can have is a slip on the command line.
+			if err := service.CheckName(c.Args().First()); err != nil {
+				return usageErrorf("%v", err)
+			}
 			// A typo in a run flag, a missing disk or an image that cannot
 			// be written fails now, not after the download and build.
 			if err := checkRunFlags(c); err != nil {
