@@ -91,6 +91,7 @@ func TestCLIChecks(t *testing.T) {
 		{"demo stray argument", []string{"demo", "extra"}, 2, `unexpected argument "extra"`, ""},
 		{"demo ready port", []string{"demo", "--ready-port", "8080"}, 2, "unknown flag --ready-port", ""},
 		{"ready port without a NIC", []string{"run", "-k", text, "--net", "none", "--ready-port", "8080"}, 2, "--ready-port 8080: with --net none", ""},
+		{"mac without a NIC", []string{"run", "-k", text, "--mac", "52:54:00:12:34:56", "--net", "none"}, 2, "smolvmm run: --mac 52:54:00:12:34:56: with --net none the guest has no network card", ""},
 		{"ready port not forwarded", []string{"run", "-k", text, "-p", "8081:80", "--ready-port", "8080"}, 2, "no -p forwards TCP port 8080", ""},
 		{"ready port forwarded as UDP", []string{"run", "-k", text, "-p", "udp:8080:80", "--ready-port", "8080"}, 2, "no -p forwards TCP port 8080", ""},
 		{"ready port forwarded", []string{"run", "-k", text, "-p", "8080:80", "--ready-port", "8080", "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},

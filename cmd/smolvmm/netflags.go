@@ -97,6 +97,10 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 	if len(cfg.Forwards) > 0 && kind != "user" {
 		return cfg, fmt.Errorf("-p %s: port forwards need the user network, not --net %s: use --net user (the default) or drop -p", publish[0], spec)
 	}
+	if mac != "" && kind == "none" {
+		// As --ready-port: a flag for a card the VM will not have.
+		return cfg, fmt.Errorf("--mac %s: with --net none the guest has no network card to give it: drop --mac, or use --net user or tap:NAME", mac)
+	}
 	switch {
 	case mac != "":
 		m, err := vnet.ParseMAC(mac)

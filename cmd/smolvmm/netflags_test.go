@@ -46,6 +46,8 @@ func TestParseNetValues(t *testing.T) {
 		{spec: "user", publish: []string{"18080:80", "udp:18080:80"}, fwds: 2},
 		{spec: "user", publish: []string{"127.0.0.1:22:22", "127.0.0.2:22:2222"}, fwds: 2},
 		{spec: "user", mac: "nope", err: "--mac: bad MAC address \"nope\""},
+		// It was accepted and ignored.
+		{spec: "none", mac: "52:54:00:12:34:56", err: "--mac 52:54:00:12:34:56: with --net none the guest has no network card to give it: drop --mac, or use --net user or tap:NAME"},
 	}
 	for _, tc := range tests {
 		cfg, err := parseNetValues(tc.spec, tc.publish, tc.mac, tc.seed)
