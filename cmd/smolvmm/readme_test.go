@@ -364,3 +364,29 @@ func TestReadmeNetSocketDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeKeysOnATerminal: the README says the Ctrl-A keys work on a
+// terminal, as run --help does: with standard input a pipe the input goes
+// to the guest untouched (it said "On the console", and "stopped by Ctrl-A
+// x" in the exit statuses, without the terminal).
+func TestReadmeKeysOnATerminal(t *testing.T) {
+	text := strings.Join(strings.Fields(readme(t)), " ")
+	// The paragraph after fetch's that lists the keys.
+	i := strings.Index(text, "`Ctrl-A h` prints these keys on standard error")
+	if i < 0 {
+		t.Fatal("README does not list the console keys")
+	}
+	para := text[strings.LastIndex(text[:i], "`Ctrl-A x` quits")-40 : i]
+	if !strings.Contains(para, "on a terminal") {
+		t.Errorf("README's console keys are not said to work on a terminal: %q", para)
+	}
+	for _, s := range []string{"stopped by Ctrl-A x (on a terminal)", "input from a pipe or a file goes to the guest as it is"} {
+		if !strings.Contains(text, s) {
+			t.Errorf("README lacks %q", s)
+		}
+	}
+	help := strings.Join(strings.Fields(runCommand().Description), " ")
+	if !strings.Contains(help, "On a terminal, Ctrl-A x quits") {
+		t.Errorf("run --help no longer says the keys work on a terminal")
+	}
+}
