@@ -3,6 +3,7 @@ package fetch
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -85,10 +86,22 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// fsErr names the file and, for a full disk, says what to do.
+// fsErr names the file and its fault once ("write X.part: no space left
+// on device"); a full disk also matches ErrNoSpace.
 func fsErr(op, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path && err.Error() == pe.Error() {
+		err = pe.Err // named below
+	}
 	if errors.Is(err, syscall.ENOSPC) {
-		return fmt.Errorf("%s %s: %w (free some space or choose another cache directory): %w", op, path, ErrNoSpace, err)
+		err = noSpace{err}
 	}
 	return fmt.Errorf("%s %s: %w", op, path, err)
 }
+
+// noSpace is a full disk's error, said as the system says it, matching
+// ErrNoSpace as well as the system's error.
+type noSpace struct{ err error }
+
+func (e noSpace) Error() string   { return e.err.Error() }
+func (e noSpace) Unwrap() []error { return []error{ErrNoSpace, e.err} }

@@ -139,7 +139,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		}
 		return d.attempt(ctx, part, 0)
 	case http.StatusNotFound:
-		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s (an incomplete mirror? try another mirror)", ErrNotFound, d.url, d.name)
+		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s: the mirror is incomplete", ErrNotFound, d.url, d.name)
 	default:
 		return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, d.url, resp.Status)
 	}

@@ -266,7 +266,7 @@ func (r *release) notFound(ctx context.Context, url string) error {
 		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.arch, r.version, url, strings.Join(arches, " "))
 	}
-	return fmt.Errorf("%w: GET %s: 404 (check the version, the arch and the mirror URL)", ErrNotFound, url)
+	return fmt.Errorf("%w: GET %s: 404", ErrNotFound, url)
 }
 
 // file returns the verified cache entry for name, downloading it when the

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bench"
@@ -37,9 +38,13 @@ func TestAdvise(t *testing.T) {
 		{"module", &vmm.Error{Op: "load kernel k", Err: netbsdboot.ErrModule, Hint: "check the modules", Field: "Modules"},
 			"load kernel k: " + netbsdboot.ErrModule.Error() + " (check the --module files and their types (FILE,kmod|fs|splash|rndseed))"},
 		{"no field", &vmm.Error{Op: "open /dev/kvm", Err: vmm.ErrNoKVM, Hint: "load kvm"}, "open /dev/kvm: KVM is not available (load kvm)"},
-		{"fetch 404", fmt.Errorf("%w: GET u: 404 (check the version, the arch and the mirror URL)", fetch.ErrNotFound),
-			"not found on mirror: GET u: 404 (check the version, the arch and the mirror URL) (--version, --arch and --mirror choose the release and the mirror)"},
-		{"fetch full", fmt.Errorf("write p: %w (free some space or choose another cache directory)", fetch.ErrNoSpace),
+		// The library states the facts; the advice is added once (it was
+		// "404 (check the version, the arch and the mirror URL) (--version,
+		// ...)" and "write p: no space left on device (free ...): write p:
+		// no space left on device").
+		{"fetch 404", fmt.Errorf("%w: GET u: 404", fetch.ErrNotFound),
+			"not found on mirror: GET u: 404 (--version, --arch and --mirror choose the release and the mirror)"},
+		{"fetch full", fmt.Errorf("write p: %w", fullCache{}),
 			"write p: no space left on device (free some space or choose another --cache directory)"},
 		{"read-only disk", fmt.Errorf("disk image p: open read-write: %w: EROFS (attach it read-only, or make it writable)", blk.ErrNotWritable),
 			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
@@ -58,3 +63,10 @@ func TestAdvise(t *testing.T) {
 		}
 	}
 }
+
+// fullCache is fetch's error for a full cache: the system's words,
+// matching fetch.ErrNoSpace.
+type fullCache struct{}
+
+func (fullCache) Error() string   { return syscall.ENOSPC.Error() }
+func (fullCache) Unwrap() []error { return []error{fetch.ErrNoSpace, syscall.ENOSPC} }
