@@ -60,6 +60,46 @@ func TestUpOwnKernelHint(t *testing.T) {
 	}
 }
 
+// TestUpMirrorKernelNotELF: a mirror's kernel that matches its SHA512 but
+// is no kernel is said to be the release's fault, with the flags that
+// choose it: up takes no kernel, yet it said "give an uncompressed or
+// gzipped NetBSD kernel".
+func TestUpMirrorKernelNotELF(t *testing.T) {
+	bin := smolvmmBin(t)
+	for _, tc := range []struct {
+		name   string
+		kernel []byte
+		want   string
+	}{
+		{"not ELF", gzipBytes([]byte("<html>mirror error page</html>")), `not an ELF file: the file starts with "<htm", not "\x7fELF" (the release's kernel matched its SHA512, yet is no NetBSD kernel up can strip: check --mirror, --version and --arch)`},
+		{"bad gzip", gzipBytes([]byte("<html>mirror error page</html>"))[:20], "(the release's kernel matched its SHA512, yet is no NetBSD kernel up can strip: check --mirror, --version and --arch)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: tc.kernel,
+				Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+			defer srv.Close()
+			work := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "up", "--mirror", srv.Mirror(), "--cache", filepath.Join(work, "cache"), "rescue")
+			cmd.Dir = work
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+				t.Fatalf("up: %v, want exit status 1\n%s", err, stderr.String())
+			}
+			msg := stderr.String()
+			// The path once on the error's line (the gzip error said it twice).
+			path := filepath.Join(work, "cache", "9.3", "i386", "kernel", "netbsd-GENERIC.gz")
+			_, line, _ := strings.Cut(msg, "smolvmm up: kstrip: ")
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "give an uncompressed") || strings.Count(line, path) != 1 {
+				t.Errorf("up's error about the mirror's kernel:\n%s\nwant %q", msg, tc.want)
+			}
+		})
+	}
+}
+
 // TestInUseNamesTheHolder: the error about an image a VM holds names the
 // process holding its lock.
 func TestInUseNamesTheHolder(t *testing.T) {

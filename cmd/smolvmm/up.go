@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -473,18 +474,35 @@ func loadUpService(name, dir string) (upService, error) {
 	return out, nil
 }
 
+// kstripKernelAdvice is what kstrip tells its user of a file that is no
+// kernel; up's user gave no kernel, so up advises of the release instead.
+const kstripKernelAdvice = "; give an uncompressed or gzipped NetBSD kernel"
+
+// mirrorKernelError is err about the kernel up fetched, path, which
+// matched its SHA512 and still is no kernel kstrip can edit: the mirror's,
+// version's or port's fault, not one of a kernel the user passed. The
+// path is left to the caller, which names it (rebuild.StripCached).
+func mirrorKernelError(path string, err error) error {
+	msg := strings.TrimPrefix(strings.Replace(err.Error(), kstripKernelAdvice, "", 1), path+": ")
+	return &fileError{msg + " (the release's kernel matched its SHA512, yet is no NetBSD kernel up can strip: check --mirror, --version and --arch)", err}
+}
+
 // stripKernel writes a copy of kernel in (gzipped or not) to out,
 // uncompressed, with every cfdata entry outside keep disabled. Names of
 // the keep list that this kernel lacks are skipped, not fatal: the default
 // list covers i386 GENERIC and other ports may lack an entry or two.
 func stripKernel(in, out string, keep []string) (string, error) {
 	f, err := kstrip.ReadFile(in)
+	var pe *fs.PathError
+	if err != nil && !errors.As(err, &pe) {
+		return "", mirrorKernelError(in, err) // a bad gzip stream
+	}
 	if err != nil {
 		return "", err
 	}
 	k, err := kstrip.Parse(f.Data)
 	if err != nil {
-		return "", err
+		return "", mirrorKernelError(in, err)
 	}
 	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: k.Applicable(keep), IgnoreUnknown: true})
 	if err != nil {
