@@ -345,8 +345,10 @@ func TestSignalStops(t *testing.T) {
 			if !ok || ee.ExitCode() != 130 {
 				t.Fatalf("exit %v, want status 130; stderr: %s", err, stderr.String())
 			}
-			if !strings.Contains(stderr.String(), "guest stopped") {
-				t.Errorf("stderr %q lacks the reason", stderr.String())
+			// In the README's style, the command named (it said
+			// "smolvmm: guest stopped").
+			if !strings.Contains(stderr.String(), "\nsmolvmm run: guest stopped\n") {
+				t.Errorf("stderr %q lacks the reason, as smolvmm run: guest stopped", stderr.String())
 			}
 		})
 	}

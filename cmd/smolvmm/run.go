@@ -458,16 +458,16 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	}
 	if c.Bool("verbose") {
 		pio, mmio := m.Unhandled()
-		fmt.Fprintf(os.Stderr, "smolvmm: %d unhandled port accesses, %d unhandled MMIO accesses\n", pio.Total, mmio.Total)
+		fmt.Fprintf(os.Stderr, "smolvmm %s: %d unhandled port accesses, %d unhandled MMIO accesses\n", c.Command.Name, pio.Total, mmio.Total)
 		if busiest := pio.Busiest(8); len(busiest) > 0 {
-			fmt.Fprintf(os.Stderr, "smolvmm: busiest unhandled ports: %s\n", strings.Join(busiest, "; "))
+			fmt.Fprintf(os.Stderr, "smolvmm %s: busiest unhandled ports: %s\n", c.Command.Name, strings.Join(busiest, "; "))
 		}
 	}
 	if err != nil {
 		return guestCrashExit(c, err)
 	}
 	if c.Bool("verbose") || exit.Reason == vmm.ExitStopped {
-		fmt.Fprintf(os.Stderr, "\nsmolvmm: guest %s\n", exit.Reason)
+		fmt.Fprintf(os.Stderr, "\nsmolvmm %s: guest %s\n", c.Command.Name, exit.Reason)
 	}
 	if s := status(exit); s != 0 {
 		return cli.Exit("", s)

@@ -409,7 +409,7 @@ func TestCLIRestoreStop(t *testing.T) {
 			io.Copy(io.Discard, lines) // the counts until it stops (EIO at the terminal's end)
 			err := cmd.Wait()
 			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "smolvmm: guest stopped") {
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "smolvmm run: guest stopped") {
 				t.Fatalf("ended with %v, want status 130 and the reason; stderr:\n%s", err, stderr.String())
 			}
 		})
