@@ -373,7 +373,7 @@ func restoreNetMAC(c *cli.Context, nc *netConfig) error {
 	}
 	_, mac, err := snapshotNIC(c.String("restore"))
 	if err != nil {
-		return fmt.Errorf("--restore: %w", err)
+		return inputFileError("--restore", c.String("restore"), c.String("restore"), err) // filemsgs.go
 	}
 	if mac != nil {
 		nc.MAC = mac
@@ -597,7 +597,7 @@ func benchRestoreTargets(c *cli.Context, boot bench.Target) ([]bench.Target, err
 	path := c.String("restore")
 	f, err := snapshot.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--restore: %w", err)
+		return nil, inputFileError("--restore", path, path, err) // filemsgs.go
 	}
 	memSize := f.Header.MemSize
 	f.Close()
