@@ -237,6 +237,9 @@ func upPreflight(c *cli.Context, image string) error {
 	if err := newFetcher(c, nil).Check(c.String("version"), c.String("arch")); err != nil {
 		return usageErrorf("%v", err)
 	}
+	if err := checkCacheDir(c); err != nil { // filemsgs.go
+		return err
+	}
 	imgAbs, _ := filepath.Abs(image)
 	imgSt, imgErr := os.Stat(image)
 	for i, spec := range c.StringSlice("disk") {

@@ -87,6 +87,15 @@ func TestCLIChecks(t *testing.T) {
 		{"up over-long service", up(long), 2, `smolvmm up: service name "aaaaaaaaaaaaaaaa"... is 300 bytes: want a plain directory name of at most 255 bytes`, ""},
 		{"mkimg service with a slash", []string{"mkimg", "-s", "a/b", "-i", filepath.Join(dir, "s.img")}, 2, `smolvmm mkimg: -s: service name "a/b": want a plain directory name`, ""},
 		{"kstrip empty kernel", []string{"kstrip", ""}, 2, "smolvmm kstrip: KERNEL is empty: give the kernel's path after the flags", ""},
+		// Said once, with the flag: `--arch: arch "sparc"`, `--restore:
+		// open X: ...` without advice, `mkdir X: not a directory`.
+		{"mkimg unknown arch", []string{"mkimg", "--arch", "sparc", "-i", filepath.Join(dir, "s.img")}, 2, `smolvmm mkimg: --arch "sparc": images can be built for i386 and amd64 only`, ""},
+		{"up unknown arch", up("--arch", "sparc", "rescue"), 2, `smolvmm up: --arch "sparc": images can be built for i386 and amd64 only`, ""},
+		{"bench missing snapshot", []string{"bench", "--restore", filepath.Join(dir, "nosnap")}, 1, "smolvmm bench: --restore " + filepath.Join(dir, "nosnap") + ": no such file or directory (check the path given with --restore)", ""},
+		{"run missing snapshot", []string{"run", "--restore", filepath.Join(dir, "nosnap")}, 1, "smolvmm run: --restore " + filepath.Join(dir, "nosnap") + ": no such file or directory (check the path given with --restore)", ""},
+		{"fetch cache a file", []string{"fetch", "--cache", text, "--mirror", "http://127.0.0.1:1/pub"}, 1, "smolvmm fetch: --cache " + text + " is a regular file, not a directory: give a directory to keep downloads in", ""},
+		{"fetch cache under a file", []string{"fetch", "--cache", filepath.Join(text, "c"), "--mirror", "http://127.0.0.1:1/pub"}, 1, "smolvmm fetch: --cache " + filepath.Join(text, "c") + ": a directory above it is a file", ""},
+		{"up cache a file", []string{"up", "--cache", text, "--mirror", "http://127.0.0.1:1/pub", "rescue"}, 1, "smolvmm up: --cache " + text + " is a regular file, not a directory", ""},
 		{"over-long tap name", []string{"run", "-k", text, "--net", "tap:abcdefghijklmnop"}, 2, "at most 15 characters", ""},
 		{"demo stray argument", []string{"demo", "extra"}, 2, `unexpected argument "extra"`, ""},
 		{"demo ready port", []string{"demo", "--ready-port", "8080"}, 2, "unknown flag --ready-port", ""},

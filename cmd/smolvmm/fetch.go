@@ -55,6 +55,9 @@ Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 			if err := f.Check(c.String("version"), c.String("arch"), c.Args().Slice()...); err != nil {
 				return usageErrorf("%v", err)
 			}
+			if err := checkCacheDir(c); err != nil { // filemsgs.go
+				return err
+			}
 			ctx, stop := signalContext(c.Context)
 			defer stop()
 			rel, err := f.Fetch(ctx, c.String("version"), c.String("arch"), c.Args().Slice()...)

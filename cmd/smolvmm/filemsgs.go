@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/internal/filekind"
@@ -67,6 +70,30 @@ func checkInputDir(flag, spec, dir, want string) error {
 	}
 	if !st.IsDir() {
 		return &fileError{fmt.Sprintf("%s %s is %s, not a directory: give %s", flag, dir, filekind.Of(st.Mode()), want), fs.ErrInvalid}
+	}
+	return nil
+}
+
+// archError is imagebuilder.CheckArch's refusal as --arch's: `--arch
+// "sparc": images can be built ...`, not `--arch: arch "sparc": ...`.
+func archError(err error) error {
+	return usageErrorf("--%v", err)
+}
+
+// checkCacheDir refuses a --cache that exists and is no directory, which
+// fetch would find when it makes the release's directories in it
+// ("mkdir X: not a directory").
+func checkCacheDir(c *cli.Context) error {
+	dir := c.String("cache")
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, syscall.ENOTDIR):
+		return &fileError{fmt.Sprintf("--cache %s: a directory above it is a file: give a directory to keep downloads in (it is made if missing)", dir), err}
+	case err == nil && !st.IsDir():
+		return &fileError{fmt.Sprintf("--cache %s is %s, not a directory: give a directory to keep downloads in (it is made if missing)", dir, filekind.Of(st.Mode())), fs.ErrInvalid}
 	}
 	return nil
 }

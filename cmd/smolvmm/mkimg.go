@@ -141,7 +141,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	}
 	arch := c.String("arch")
 	if err := imagebuilder.CheckArch(arch); err != nil {
-		return usageErrorf("--arch: %v", err)
+		return archError(err)
 	}
 	ts, err := parseTimestamp(c.String("timestamp"))
 	if err != nil && c.String("timestamp") != "" {

@@ -135,7 +135,7 @@ func TestMkimgOptions(t *testing.T) {
 		{"fs without data", fakeFlags{"fs": "iso9660", "image": "f.img"}, "--fs is for data disks: use it with --data DIR", "f.img", 0},
 		{"data with sets", fakeFlags{"data": share, "sets": []string{"rescue.tgz"}, "image": "g.img"}, "-x is for root images", "g.img", 0},
 		{"data with service", fakeFlags{"data": share, "service": "rescue", "image": "h.img"}, "-s is for root images", "h.img", 0},
-		{"unknown arch", fakeFlags{"arch": "sparc64", "image": "j.img"}, `--arch: arch "sparc64": images can be built for i386 and amd64 only`, "j.img", 0},
+		{"unknown arch", fakeFlags{"arch": "sparc64", "image": "j.img"}, `--arch "sparc64": images can be built for i386 and amd64 only`, "j.img", 0},
 		{"data with arch", fakeFlags{"data": share, "arch": "amd64", "image": "k.img"}, "--arch is for root images", "k.img", 0},
 		{"iso with a size", fakeFlags{"data": share, "fs": "iso9660", "megabytes": "50", "image": "i.iso"}, "-m 50: an ISO 9660 image is as large as its content", "i.iso", 0},
 	} {

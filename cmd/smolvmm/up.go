@@ -304,7 +304,7 @@ Examples:
 			// The image's /dev numbers depend on the port: one up cannot
 			// build an image for is refused before the download.
 			if err := imagebuilder.CheckArch(c.String("arch")); err != nil {
-				return usageErrorf("--arch: %v", err)
+				return archError(err)
 			}
 			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")}
 			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
