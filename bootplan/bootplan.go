@@ -14,7 +14,7 @@ type Protocol int
 
 // The protocols smolvmm knows. Auto means "decide from the kernel file".
 const (
-	Auto      Protocol = iota // a multiboot header means Multiboot, else a NetBSD ELF means NetBSD
+	Auto      Protocol = iota // a multiboot header means Multiboot, else a NetBSD ELF means NetBSD (see Plan.Reason for the exceptions)
 	Multiboot                 // multiboot v1: EAX magic, EBX info structure
 	NetBSD                    // NetBSD's /boot handoff: six stack arguments and bootinfo records
 )
@@ -62,7 +62,13 @@ func (r Region) String() string {
 // flat 32-bit protected mode (4 GiB code and data segments, paging and
 // interrupts off) and runs.
 type Plan struct {
-	Protocol           Protocol
+	Protocol Protocol
+	// Reason says why Auto chose Protocol over the kernel's multiboot
+	// header, for a user who expects multiboot (NetBSD's multiboot
+	// entry ignores boot modules; multiboot v1 loads no ELF64 file
+	// without the a.out kludge). It is empty when the header was
+	// followed, when there was none and when the protocol was forced.
+	Reason             string
 	EIP, ESP, EAX, EBX uint32
 	// KernelStart and KernelEnd bound the loaded image, BSS included.
 	KernelStart, KernelEnd uint32

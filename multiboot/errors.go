@@ -53,6 +53,10 @@ var (
 	// ErrAppend: with Options.NetBSD, an append line NetBSD would misread
 	// (see Options.NetBSD). It is netbsdboot.ErrAppend too.
 	ErrAppend = bootargs.ErrAppend
+	// ErrNetBSDModules: with Options.NetBSD, boot modules, which
+	// NetBSD's multiboot entry never reads (its native handoff passes
+	// them).
+	ErrNetBSDModules = errors.New("NetBSD's multiboot entry ignores boot modules")
 	// ErrLowAreaFull: the loader's data does not fit in its low-memory
 	// window [0x6000, 0x9F000).
 	ErrLowAreaFull = errors.New("loader data does not fit in low memory")

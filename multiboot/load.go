@@ -30,7 +30,10 @@ type Options struct {
 	// cannot set, each of which leaves the guest printing nothing) and
 	// gathers the flags of every -xyz word into one word right after the
 	// kernel name, the only place NetBSD's multiboot entry looks for
-	// them. Other kernels get Append as it stands.
+	// them. Other kernels get Append as it stands. With NetBSD, Modules
+	// must be empty: NetBSD's multiboot entry never reads the module list
+	// (NetBSD 9.1 arch/i386/i386/multiboot.c), so the kernel would run
+	// without them, and its bootstrap page tables overwrite them.
 	NetBSD bool
 	// Modules are optional boot modules, loaded page-aligned after the
 	// kernel and its symbols.
@@ -112,6 +115,9 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 	if err := hdr.Check(); err != nil {
 		return Plan{}, err
 	}
+	if opts.NetBSD && len(opts.Modules) > 0 {
+		return Plan{}, netbsdModulesError(opts.Modules)
+	}
 	cmdline, notices, err := commandLine(opts)
 	if err != nil {
 		return Plan{}, err
@@ -145,6 +151,23 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (P
 		Format: im.format, Symbols: im.syms != nil, Warnings: append(notices, im.notes...),
 		Notices: notices, Regions: lay.regions(im),
 	}, nil
+}
+
+// netbsdModulesError refuses mods for a NetBSD kernel: loaded and listed,
+// they would go unseen, the guest failing later for want of them (a
+// miniroot.kmod left out ends at the root device prompt) with nothing to
+// say why.
+func netbsdModulesError(mods []Module) error {
+	names := make([]string, len(mods))
+	for i, m := range mods {
+		names[i] = m.Name
+	}
+	what := "boot modules"
+	if len(mods) == 1 {
+		what = "boot module"
+	}
+	return fmt.Errorf("%w: the kernel never reads the multiboot module list, so it would not see its %d %s (%s)",
+		ErrNetBSDModules, len(mods), what, strings.Join(names, ", "))
 }
 
 // commandLine builds "<KernelName> <Append>" (Append arranged for NetBSD

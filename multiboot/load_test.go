@@ -232,6 +232,11 @@ func TestLoadErrors(t *testing.T) {
 			is: []error{ErrAppend}, msg: []string{`console_speed="fast"`, "decimal digits"}},
 		{name: "NetBSD: console_speed the 16550 cannot make", image: std, opts: Options{Append: "console=com console_speed=230400 root=ld0a", NetBSD: true},
 			is: []error{ErrAppend}, msg: []string{`console_speed="230400"`, "within 3%"}},
+		// NetBSD's multiboot entry (9.1 arch/i386/i386/multiboot.c)
+		// never reads the module list: the kernel would not see them.
+		{name: "NetBSD: modules", image: std, opts: Options{Append: "console=com root=ld0a", NetBSD: true,
+			Modules: []Module{{Name: "miniroot.kmod", Data: []byte("\x7fELF"), Args: "kmod"}, {Name: "fs.img", Data: []byte("ffs")}}},
+			is: []error{ErrNetBSDModules}, msg: []string{"2 boot modules (miniroot.kmod, fs.img)", "never reads"}},
 		{name: "NUL in module args", image: std, opts: Options{Modules: []Module{{Name: "m", Args: "\x00"}}}, is: []error{ErrCmdline}, msg: []string{"module 0"}},
 		{name: "module beyond memory", image: std, opts: Options{Modules: []Module{{Name: "big", Data: make([]byte, 3*mib)}}},
 			is: []error{ErrTooLarge}, msg: []string{"module 0 (big"}, need: kp + 0x5000 + 3*mib},

@@ -16,42 +16,70 @@ import (
 // netbsdboot.ErrNotNetBSD.
 var ErrNoBootProtocol = errors.New("neither a multiboot kernel nor a NetBSD ELF kernel")
 
-// chooseProtocol decides how image boots when the Config leaves it to the
-// file: a multiboot header means multiboot, exactly as before the native
-// handoff existed; otherwise an ELF with NetBSD's ident note gets NetBSD's
-// native handoff.
-func chooseProtocol(image []byte) (bootplan.Protocol, error) {
+// ErrNetBSDELF64 is wrapped, with the multiboot loader's error, when a
+// NetBSD ELF64 kernel is forced to multiboot, which loads ELF32 files only
+// (or the a.out kludge's image): NetBSD's native handoff boots it.
+var ErrNetBSDELF64 = errors.New("an ELF64 NetBSD kernel, which NetBSD's native handoff boots")
+
+// Why Auto passes over a kernel's multiboot header (bootplan.Plan.Reason).
+const (
+	reasonNetBSDModules = "the kernel has a multiboot header, but NetBSD's multiboot entry ignores boot modules"
+	reasonNetBSDELF64   = "the kernel has a multiboot header, but multiboot v1 loads no ELF64 file without the a.out kludge"
+)
+
+// chooseProtocol decides how image boots, given modules boot modules,
+// when the Config leaves it to the file: a multiboot header means
+// multiboot, exactly as before the native handoff existed, except for a
+// kernel with NetBSD's ident note that multiboot would fail: one given
+// modules (NetBSD's multiboot entry never reads the module list, its
+// native entry does) or an ELF64 one (multiboot v1 loads ELF32 only,
+// unless the header has the a.out kludge's addresses). Those, and any
+// NetBSD-noted ELF without a header, get NetBSD's native handoff. reason
+// says why a header was passed over, and is empty otherwise.
+func chooseProtocol(image []byte, modules int) (proto bootplan.Protocol, reason string, err error) {
 	r := bytes.NewReader(image)
-	_, _, mbErr := multiboot.FindHeader(r, int64(len(image)))
-	if mbErr == nil {
-		return bootplan.Multiboot, nil
-	}
-	if _, err := netbsdboot.Detect(r, int64(len(image))); err == nil {
-		return bootplan.NetBSD, nil
-	} else if errors.Is(mbErr, multiboot.ErrBadChecksum) || errors.Is(mbErr, multiboot.ErrHeaderTooFar) {
+	hdr, _, mbErr := multiboot.FindHeader(r, int64(len(image)))
+	id, nbErr := netbsdboot.Detect(r, int64(len(image)))
+	switch {
+	case mbErr == nil && nbErr == nil && modules > 0:
+		return bootplan.NetBSD, reasonNetBSDModules, nil
+	case mbErr == nil && nbErr == nil && id.Class == 64 && hdr.Flags&multiboot.FlagAOutKludge == 0:
+		return bootplan.NetBSD, reasonNetBSDELF64, nil
+	case mbErr == nil:
+		return bootplan.Multiboot, "", nil
+	case nbErr == nil:
+		return bootplan.NetBSD, "", nil
+	case errors.Is(mbErr, multiboot.ErrBadChecksum) || errors.Is(mbErr, multiboot.ErrHeaderTooFar):
 		// A broken multiboot header says more than "no NetBSD note".
-		return bootplan.Auto, mbErr
-	} else {
-		return bootplan.Auto, fmt.Errorf("%w: %w; %w", ErrNoBootProtocol, mbErr, err)
+		return bootplan.Auto, "", mbErr
 	}
+	return bootplan.Auto, "", fmt.Errorf("%w: %w; %w", ErrNoBootProtocol, mbErr, nbErr)
 }
 
 // loadKernel loads image by the protocol cfg asks for (or the file's) and
 // returns the plan for the boot vCPU.
 func loadKernel(mem *guestmem.Memory, image []byte, name string, cfg Config) (bootplan.Plan, error) {
-	proto := cfg.Boot
+	proto, reason := cfg.Boot, ""
 	if proto == bootplan.Auto {
 		var err error
-		if proto, err = chooseProtocol(image); err != nil {
+		if proto, reason, err = chooseProtocol(image, len(cfg.Modules)); err != nil {
 			return bootplan.Plan{}, err
 		}
 	}
+	p, err := loadBy(mem, image, name, cfg, proto)
+	p.Reason = reason
+	return p, err
+}
+
+// loadBy loads image by proto.
+func loadBy(mem *guestmem.Memory, image []byte, name string, cfg Config, proto bootplan.Protocol) (bootplan.Plan, error) {
 	r := bytes.NewReader(image)
 	switch proto {
 	case bootplan.Multiboot:
 		// A NetBSD kernel reads the append line as the native handoff
-		// does; other multiboot kernels get it as it stands.
-		_, notNetBSD := netbsdboot.Detect(r, int64(len(image)))
+		// does, and no modules; other multiboot kernels get both as
+		// they stand.
+		id, notNetBSD := netbsdboot.Detect(r, int64(len(image)))
 		p, err := multiboot.Load(mem, r, int64(len(image)), multiboot.Options{
 			KernelName: name,
 			Append:     cfg.Append,
@@ -59,6 +87,9 @@ func loadKernel(mem *guestmem.Memory, image []byte, name string, cfg Config) (bo
 			Modules:    cfg.Modules,
 			Headroom:   kernelHeadroom,
 		})
+		if notNetBSD == nil && id.Class == 64 && errors.Is(err, multiboot.ErrUnsupportedELF) {
+			err = fmt.Errorf("%w; it is %w", err, ErrNetBSDELF64)
+		}
 		return p.Boot(), err
 	case bootplan.NetBSD:
 		mods := make([]netbsdboot.Module, len(cfg.Modules))
@@ -89,6 +120,10 @@ func loadHint(err error) (field, hint string) {
 		return "MemoryMiB", "" // the error itself says how much
 	case errors.Is(err, netbsdboot.ErrMachine):
 		return "Kernel", "the machine is x86: use a NetBSD i386 or amd64 kernel"
+	case errors.Is(err, multiboot.ErrNetBSDModules):
+		return "Boot", "NetBSD's native handoff (bootplan.NetBSD, which Auto chooses for a NetBSD kernel given modules) passes them"
+	case errors.Is(err, ErrNetBSDELF64):
+		return "Boot", "boot it by NetBSD's native handoff (bootplan.NetBSD), as Auto does"
 	case errors.Is(err, ErrNoBootProtocol), errors.Is(err, multiboot.ErrNotMultiboot), errors.Is(err, multiboot.ErrNotELF),
 		errors.Is(err, netbsdboot.ErrNotNetBSD):
 		return "Kernel", "pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)"
@@ -106,6 +141,9 @@ func loadHint(err error) (field, hint string) {
 // where, then the loader's warnings.
 func (m *Machine) logPlan() {
 	p := m.plan
+	if p.Reason != "" {
+		m.logf("boot protocol %s chosen: %s", p.Protocol, p.Reason)
+	}
 	m.logf("boot protocol %s (%s kernel): EIP %#x ESP %#x EAX %#x EBX %#x, kernel [%#x, %#x), loaded up to %#x, symbols %t",
 		p.Protocol, p.Format, p.EIP, p.ESP, p.EAX, p.EBX, p.KernelStart, p.KernelEnd, p.End, p.Symbols)
 	for _, r := range p.Regions {

@@ -86,24 +86,34 @@ func TestChooseProtocol(t *testing.T) {
 	}.Build()
 	badSumPlain := elftest.File{Entry: 0xc0100000, Segs: []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: badHeader}}}.Build()
 	for _, tc := range []struct {
-		name  string
-		image []byte
-		want  bootplan.Protocol
-		is    []error
+		name    string
+		image   []byte
+		modules int
+		want    bootplan.Protocol
+		reason  string
+		is      []error
 	}{
-		{"multiboot guest", guests.Demo, bootplan.Multiboot, nil},
-		{"NetBSD i386", nbKernel(1, 3), bootplan.NetBSD, nil},
-		{"NetBSD amd64", nbKernel(2, 62), bootplan.NetBSD, nil},
-		{"NetBSD sh3: native, refused by the loader", nbKernel(1, 42), bootplan.NetBSD, nil},
-		{"plain ELF", plainELF, bootplan.Auto, []error{ErrNoBootProtocol, multiboot.ErrNotMultiboot, netbsdboot.ErrNotNetBSD}},
-		{"text", []byte("hello"), bootplan.Auto, []error{ErrNoBootProtocol, netbsdboot.ErrNotELF}},
-		{"NetBSD ELF with a broken multiboot header", badSum, bootplan.NetBSD, nil},
-		{"plain ELF with a broken multiboot header", badSumPlain, bootplan.Auto, []error{multiboot.ErrBadChecksum}},
+		{"multiboot guest", guests.Demo, 0, bootplan.Multiboot, "", nil},
+		{"multiboot guest with modules", guests.Demo, 2, bootplan.Multiboot, "", nil},
+		{"NetBSD i386", nbKernel(1, 3), 0, bootplan.NetBSD, "", nil},
+		{"NetBSD i386 with modules", nbKernel(1, 3), 1, bootplan.NetBSD, "", nil},
+		{"NetBSD amd64", nbKernel(2, 62), 0, bootplan.NetBSD, "", nil},
+		{"NetBSD sh3: native, refused by the loader", nbKernel(1, 42), 0, bootplan.NetBSD, "", nil},
+		{"NetBSD i386 with a multiboot header", nbMultibootKernel(), 0, bootplan.Multiboot, "", nil},
+		{"NetBSD i386 with a multiboot header and modules", nbMultibootKernel(), 1, bootplan.NetBSD, reasonNetBSDModules, nil},
+		{"NetBSD amd64 with a multiboot header", nbMultiboot64(false), 0, bootplan.NetBSD, reasonNetBSDELF64, nil},
+		{"NetBSD amd64 with a multiboot header and modules", nbMultiboot64(false), 1, bootplan.NetBSD, reasonNetBSDModules, nil},
+		{"NetBSD amd64 with the a.out kludge", nbMultiboot64(true), 0, bootplan.Multiboot, "", nil},
+		{"NetBSD amd64 with the a.out kludge and modules", nbMultiboot64(true), 1, bootplan.NetBSD, reasonNetBSDModules, nil},
+		{"plain ELF", plainELF, 0, bootplan.Auto, "", []error{ErrNoBootProtocol, multiboot.ErrNotMultiboot, netbsdboot.ErrNotNetBSD}},
+		{"text", []byte("hello"), 0, bootplan.Auto, "", []error{ErrNoBootProtocol, netbsdboot.ErrNotELF}},
+		{"NetBSD ELF with a broken multiboot header", badSum, 0, bootplan.NetBSD, "", nil},
+		{"plain ELF with a broken multiboot header", badSumPlain, 0, bootplan.Auto, "", []error{multiboot.ErrBadChecksum}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := chooseProtocol(tc.image)
-			if got != tc.want {
-				t.Errorf("protocol %v, want %v", got, tc.want)
+			got, reason, err := chooseProtocol(tc.image, tc.modules)
+			if got != tc.want || reason != tc.reason {
+				t.Errorf("protocol %v (%q), want %v (%q)", got, reason, tc.want, tc.reason)
 			}
 			if len(tc.is) == 0 && err != nil {
 				t.Errorf("error %v", err)
@@ -157,4 +167,171 @@ func TestLoadKernelProtocols(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mbHeader is a multiboot v1 header with flags, followed by addrs (the
+// a.out kludge's five address fields, when flags has bit 16).
+func mbHeader(flags uint32, addrs ...uint32) []byte {
+	le := binary.LittleEndian
+	h := le.AppendUint32(nil, multiboot.HeaderMagic)
+	h = le.AppendUint32(h, flags)
+	h = le.AppendUint32(h, -(multiboot.HeaderMagic + flags))
+	for _, a := range addrs {
+		h = le.AppendUint32(h, a)
+	}
+	return h
+}
+
+// nbMultiboot64 is a NetBSD-noted ELF64 amd64 kernel (linked at
+// 0xffffffff80200000, loaded at 2 MiB) with a multiboot v1 header at the
+// start of its text: flags 2 (memory information) as i386 GENERIC's, or
+// with the a.out kludge, whose addresses load the whole file so that the
+// header lands at 2 MiB and enter just after it.
+func nbMultiboot64(kludge bool) []byte {
+	build := func(hdr []byte) []byte {
+		return elftest.File{Class: 2, Machine: 62, Entry: 0xffffffff80200000,
+			Segs: []elftest.Seg{{Vaddr: 0xffffffff80200000, Paddr: 0x200000, Data: append(hdr, 0xf4), Memsz: 0x1000}},
+			Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 1000000000)}},
+		}.Build()
+	}
+	if !kludge {
+		return build(mbHeader(2))
+	}
+	flags := uint32(multiboot.FlagMemoryInfo | multiboot.FlagAOutKludge)
+	image := build(mbHeader(flags, 0, 0, 0, 0, 0))
+	_, off, err := multiboot.FindHeader(bytes.NewReader(image), int64(len(image)))
+	if err != nil {
+		panic(err)
+	}
+	// header_addr, load_addr (file offset 0), load_end_addr and
+	// bss_end_addr 0 (the whole file, no BSS), entry_addr after the
+	// header; the checksum covers only magic and flags.
+	const at = 0x200000
+	for i, v := range []uint32{at, at - uint32(off), 0, 0, at + 32} {
+		binary.LittleEndian.PutUint32(image[off+12+4*int64(i):], v)
+	}
+	return image
+}
+
+// bootinfoModules returns the native handoff's BTINFO_MODULELIST (module
+// count, then each module's name) from the bootinfo table whose address
+// is the third stack word above the plan's ESP; ok is false without one.
+func bootinfoModules(t *testing.T, mem *guestmem.Memory, p bootplan.Plan) (names []string, ok bool) {
+	t.Helper()
+	le, b := binary.LittleEndian, mem.Bytes()
+	table := le.Uint32(b[p.ESP+12:])
+	for i := range le.Uint32(b[table:]) {
+		rec := le.Uint32(b[table+4+4*i:])
+		if le.Uint32(b[rec+4:]) != netbsdboot.BtinfoModuleList {
+			continue
+		}
+		body := b[rec+8:]
+		for j := range le.Uint32(body) {
+			path := body[8+92*j : 8+92*j+80]
+			names = append(names, string(path[:bytes.IndexByte(path, 0)]))
+		}
+		return names, true
+	}
+	return nil, false
+}
+
+// TestNetBSDModulesBootNatively: NetBSD's multiboot entry never reads the
+// multiboot module list (NetBSD 9.1 arch/i386/i386/multiboot.c), so a
+// NetBSD kernel given modules boots by the native handoff, whose
+// BTINFO_MODULELIST the kernel reads, even when it has a multiboot
+// header; forced to multiboot it is refused rather than booted without
+// its modules. Other multiboot kernels keep multiboot's module list.
+func TestNetBSDModulesBootNatively(t *testing.T) {
+	kmod := []multiboot.Module{{Name: "miniroot.kmod", Data: append([]byte("\x7fELF"), make([]byte, 100)...)}}
+	t.Run("auto, NetBSD with a multiboot header", func(t *testing.T) {
+		mem := guestmem.New(make([]byte, 16<<20))
+		p, err := loadKernel(mem, nbMultibootKernel(), "netbsd", Config{Append: "console=com", Modules: kmod})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Protocol != bootplan.NetBSD || p.EAX == multiboot.BootloaderMagic {
+			t.Fatalf("protocol %v, EAX %#x: want the native handoff", p.Protocol, p.EAX)
+		}
+		if names, ok := bootinfoModules(t, mem, p); !ok || len(names) != 1 || names[0] != "miniroot.kmod" {
+			t.Errorf("BTINFO_MODULELIST %q (found %t), want miniroot.kmod", names, ok)
+		}
+		if p.Reason != reasonNetBSDModules {
+			t.Errorf("reason %q, want %q", p.Reason, reasonNetBSDModules)
+		}
+	})
+	t.Run("auto, NetBSD with a multiboot header, no modules", func(t *testing.T) {
+		p, err := loadKernel(guestmem.New(make([]byte, 16<<20)), nbMultibootKernel(), "netbsd", Config{Append: "console=com"})
+		if err != nil || p.Protocol != bootplan.Multiboot {
+			t.Fatalf("protocol %v, error %v: want multiboot, as before", p.Protocol, err)
+		}
+	})
+	t.Run("forced multiboot, NetBSD", func(t *testing.T) {
+		mem := guestmem.New(make([]byte, 16<<20))
+		p, err := loadKernel(mem, nbMultibootKernel(), "netbsd", Config{Append: "console=com", Modules: kmod, Boot: bootplan.Multiboot})
+		if !errors.Is(err, multiboot.ErrNetBSDModules) {
+			t.Fatalf("plan %v, error %v: want %v", p.Protocol, err, multiboot.ErrNetBSDModules)
+		}
+		if !strings.Contains(err.Error(), "miniroot.kmod") {
+			t.Errorf("error %q does not name the module", err)
+		}
+		if f, h := loadHint(err); f != "Boot" || !strings.Contains(h, "native handoff") {
+			t.Errorf("field %q hint %q, want Boot and the native handoff", f, h)
+		}
+		if !bytes.Equal(mem.Bytes(), make([]byte, 16<<20)) {
+			t.Error("the refused kernel was written to guest memory")
+		}
+	})
+	for _, boot := range []bootplan.Protocol{bootplan.Auto, bootplan.Multiboot} {
+		t.Run(boot.String()+", not NetBSD", func(t *testing.T) {
+			mem := guestmem.New(make([]byte, 16<<20))
+			p, err := loadKernel(mem, guests.Demo, "demo", Config{Modules: []multiboot.Module{{Name: "initrd.img", Data: []byte("data"), Args: "initrd"}}, Boot: boot})
+			if err != nil || p.Protocol != bootplan.Multiboot {
+				t.Fatalf("protocol %v, error %v: want multiboot", p.Protocol, err)
+			}
+			b, le := mem.Bytes(), binary.LittleEndian
+			if flags, count := le.Uint32(b[p.EBX:]), le.Uint32(b[p.EBX+20:]); flags&0x8 == 0 || count != 1 {
+				t.Errorf("multiboot info flags %#x, mods_count %d: want flag 0x8 and one module", flags, count)
+			}
+		})
+	}
+}
+
+// TestNetBSDELF64WithMultibootHeader: a multiboot v1 loader takes only
+// ELF32 files unless the header carries the a.out kludge's addresses, so
+// an amd64 NetBSD kernel with a plain multiboot header boots by the
+// native handoff under auto, and forced to multiboot is refused with the
+// native handoff as the way; with the kludge, multiboot loads it as
+// before.
+func TestNetBSDELF64WithMultibootHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		kludge bool
+		boot   bootplan.Protocol
+		want   bootplan.Protocol
+		format string
+	}{
+		{"auto", false, bootplan.Auto, bootplan.NetBSD, "elf64"},
+		{"auto, a.out kludge", true, bootplan.Auto, bootplan.Multiboot, "aout-kludge"},
+		{"forced multiboot, a.out kludge", true, bootplan.Multiboot, bootplan.Multiboot, "aout-kludge"},
+		{"forced netbsd", false, bootplan.NetBSD, bootplan.NetBSD, "elf64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := loadKernel(guestmem.New(make([]byte, 16<<20)), nbMultiboot64(tc.kludge), "netbsd", Config{Append: "console=com", Boot: tc.boot})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Protocol != tc.want || p.Format != tc.format {
+				t.Errorf("protocol %v, format %q; want %v, %q", p.Protocol, p.Format, tc.want, tc.format)
+			}
+		})
+	}
+	t.Run("forced multiboot", func(t *testing.T) {
+		_, err := loadKernel(guestmem.New(make([]byte, 16<<20)), nbMultiboot64(false), "netbsd", Config{Append: "console=com", Boot: bootplan.Multiboot})
+		if !errors.Is(err, multiboot.ErrUnsupportedELF) || !errors.Is(err, ErrNetBSDELF64) {
+			t.Fatalf("error %v, want %v and %v", err, multiboot.ErrUnsupportedELF, ErrNetBSDELF64)
+		}
+		if f, h := loadHint(err); f != "Boot" || !strings.Contains(h, "native handoff") {
+			t.Errorf("field %q hint %q, want Boot and the native handoff", f, h)
+		}
+	})
 }

@@ -81,11 +81,16 @@ type Config struct {
 	// Modules are boot modules. Under NetBSD's native handoff a module's
 	// Args is its type: "" (an ELF file is a kernel module), "kmod", "fs",
 	// "splash" or "rndseed" (netbsdboot.ParseModuleType), and a gzipped
-	// module is decompressed first, as NetBSD's /boot does.
+	// module is decompressed first, as NetBSD's /boot does. A NetBSD
+	// kernel takes modules only through the native handoff: its multiboot
+	// entry never reads them, so Boot multiboot with modules is refused
+	// for it.
 	Modules []multiboot.Module
 	// Boot forces a boot protocol; bootplan.Auto (the zero value) picks
 	// multiboot for a kernel with a multiboot header, else NetBSD's native
-	// handoff for an ELF kernel with NetBSD's ident note.
+	// handoff for an ELF kernel with NetBSD's ident note. A NetBSD kernel
+	// given Modules, or an ELF64 one whose header lacks the a.out kludge,
+	// gets the native handoff even with a header (Plan.Reason says why).
 	Boot bootplan.Protocol
 	// MemoryMiB is the guest's RAM in MiB (DefaultMemoryMiB when 0).
 	MemoryMiB int

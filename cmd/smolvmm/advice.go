@@ -131,6 +131,16 @@ func vmFlagHint(e *vmm.Error) string {
 			return "pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"
 		}
 		return e.Hint + "; --boot forces a protocol"
+	case "Boot":
+		// Only a forced --boot multiboot is at fault: auto passes
+		// over the header of these kernels.
+		switch {
+		case errors.Is(e.Err, multiboot.ErrNetBSDModules):
+			return "--boot multiboot forced multiboot: use --boot netbsd, NetBSD's native handoff, which passes --module files, or drop --boot"
+		case errors.Is(e.Err, vmm.ErrNetBSDELF64):
+			return "--boot multiboot forced multiboot, which loads no ELF64 kernel: use --boot netbsd, or drop --boot"
+		}
+		return ""
 	case "Modules":
 		if errors.Is(e.Err, netbsdboot.ErrTooManyModules) {
 			return "pass fewer --module files"

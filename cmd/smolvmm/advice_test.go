@@ -37,6 +37,10 @@ func TestAdvise(t *testing.T) {
 			"load kernel k: odd (use another kernel; --boot forces a protocol)"},
 		{"module", &vmm.Error{Op: "load kernel k", Err: netbsdboot.ErrModule, Hint: "check the modules", Field: "Modules"},
 			"load kernel k: " + netbsdboot.ErrModule.Error() + " (check the --module files and their types (FILE,kmod|fs|splash|rndseed))"},
+		{"NetBSD modules forced to multiboot", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNetBSDModules, Hint: "NetBSD's native handoff passes them", Field: "Boot"},
+			"load kernel k: " + multiboot.ErrNetBSDModules.Error() + " (--boot multiboot forced multiboot: use --boot netbsd, NetBSD's native handoff, which passes --module files, or drop --boot)"},
+		{"NetBSD ELF64 forced to multiboot", &vmm.Error{Op: "load kernel k", Err: vmm.ErrNetBSDELF64, Hint: "boot it natively", Field: "Boot"},
+			"load kernel k: " + vmm.ErrNetBSDELF64.Error() + " (--boot multiboot forced multiboot, which loads no ELF64 kernel: use --boot netbsd, or drop --boot)"},
 		{"no field", &vmm.Error{Op: "open /dev/kvm", Err: vmm.ErrNoKVM, Hint: "load kvm"}, "open /dev/kvm: KVM is not available (load kvm)"},
 		// The library states the facts; the advice is added once (it was
 		// "404 (check the version, the arch and the mirror URL) (--version,

@@ -23,6 +23,97 @@ func netbsdELF(machine uint16, code []byte) []byte {
 	}.Build()
 }
 
+// mbGuard is code for a kernel's entry that jumps over the multiboot v1
+// header after it (flags 2, as NetBSD i386 GENERIC's).
+var mbGuard = []byte{
+	0xeb, 0x0e, 0x90, 0x90, // jmp over the header
+	0x02, 0xb0, 0xad, 0x1b, 2, 0, 0, 0, 0xfc, 0x4f, 0x52, 0xe4, // multiboot header
+}
+
+// exitByProtocol writes 3 to the debug-exit port when EAX holds the
+// multiboot magic at entry, else 2: status 7 for multiboot, 5 for the
+// native handoff, neither a refusal's 1.
+var exitByProtocol = []byte{
+	0x3d, 0x02, 0xb0, 0xad, 0x2b, // cmp eax, 0x2badb002
+	0x0f, 0x94, 0xc0, // sete al
+	0x0f, 0xb6, 0xc0, // movzx eax, al
+	0x83, 0xc0, 0x02, // add eax, 2
+	0x66, 0xba, 0x01, 0x05, // mov dx, 0x501
+	0xef, 0xf4, // out dx, eax; hlt
+}
+
+// Statuses of a kernel running exitByProtocol.
+const (
+	statusNative    = 5
+	statusMultiboot = 7
+)
+
+// netbsdELF64 is an amd64 NetBSD kernel (ELF64, linked at
+// 0xffffffff80200000, loaded at 2 MiB) whose entry runs code in 32-bit
+// mode, as amd64's start does.
+func netbsdELF64(code []byte) []byte {
+	return elftest.File{Class: 2, Machine: 62, Entry: 0xffffffff80200000,
+		Segs: []elftest.Seg{{Vaddr: 0xffffffff80200000, Paddr: 0x200000, Data: code, Memsz: 0x1000}},
+		Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 1000000000)}},
+	}.Build()
+}
+
+// TestCLIAutoProtocolPassesOverMultiboot: a NetBSD kernel with a multiboot
+// header boots by the native handoff under --boot auto when given a
+// --module (NetBSD's multiboot entry never reads the module list) or
+// when it is ELF64 (multiboot v1 loads ELF32 only), and -v and
+// --timings say why; without either it stays on multiboot.
+func TestCLIAutoProtocolPassesOverMultiboot(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	dir := t.TempDir()
+	i386 := filepath.Join(dir, "netbsd")
+	amd64 := filepath.Join(dir, "netbsd64")
+	kmod := filepath.Join(dir, "miniroot.kmod")
+	for path, data := range map[string][]byte{
+		i386:  netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)),
+		amd64: netbsdELF64(append(append([]byte(nil), mbGuard...), exitByProtocol...)),
+		kmod:  append([]byte("\x7fELF"), make([]byte, 100)...),
+	} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	modules := "the kernel has a multiboot header, but NetBSD's multiboot entry ignores boot modules"
+	elf64 := "the kernel has a multiboot header, but multiboot v1 loads no ELF64 file without the a.out kludge"
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		status int
+		want   []string
+	}{
+		{"i386, module", []string{"-k", i386, "--module", kmod}, statusNative, []string{
+			"smolvmm: boot protocol netbsd chosen: " + modules + "\n",
+			"module miniroot.kmod",
+			"boot protocol netbsd: " + modules + "):",
+		}},
+		{"i386, no module", []string{"-k", i386}, statusMultiboot, []string{"smolvmm: boot protocol multiboot (elf32 kernel)", "boot protocol multiboot):"}},
+		{"amd64", []string{"-k", amd64}, statusNative, []string{
+			"smolvmm: boot protocol netbsd chosen: " + elf64 + "\n",
+			"boot protocol netbsd: " + elf64 + "):",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"run", "-m", "16", "--net", "none", "-a", "console=com", "-v", "--timings"}, tt.args...)
+			_, stderr, status := runCLI(t, args...)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d (%s); stderr:\n%s", status, tt.status, map[int]string{statusNative: "native", statusMultiboot: "multiboot"}[tt.status], stderr)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+		})
+	}
+}
+
 // TestCLINetBSDHandoff runs a NetBSD-noted guest that writes boothowto to
 // the debug-exit port: -v names the protocol and what was loaded,
 // --timings names the protocol, and the append line's boot flag reaches
@@ -140,6 +231,19 @@ func TestBootAdvice(t *testing.T) {
 	if err := os.WriteFile(text, bytes.Repeat([]byte("hello "), 100), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	netbsdMB := filepath.Join(dir, "netbsd-multiboot")
+	netbsd64 := filepath.Join(dir, "netbsd64")
+	kmod := filepath.Join(dir, "miniroot.kmod")
+	for path, data := range map[string][]byte{
+		// Booted, they exit (status 5 or 7) rather than halt for ever.
+		netbsdMB: netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)),
+		netbsd64: netbsdELF64(append(append([]byte(nil), mbGuard...), exitByProtocol...)),
+		kmod:     append([]byte("\x7fELF"), make([]byte, 100)...),
+	} {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -149,6 +253,10 @@ func TestBootAdvice(t *testing.T) {
 			"--boot multiboot forced the multiboot protocol: drop --boot to let smolvmm choose, or use --boot netbsd for a NetBSD ELF kernel"},
 		{"no kernel forced to netbsd", []string{"-k", text, "--boot", "netbsd"},
 			"--boot netbsd forced NetBSD's native handoff, which boots only a NetBSD i386/amd64 ELF kernel: drop --boot to let smolvmm choose, or use --boot multiboot for a multiboot kernel"},
+		{"NetBSD kernel with a module forced to multiboot", []string{"-k", netbsdMB, "--module", kmod, "--boot", "multiboot"},
+			"--boot multiboot forced multiboot: use --boot netbsd, NetBSD's native handoff, which passes --module files, or drop --boot"},
+		{"amd64 NetBSD kernel forced to multiboot", []string{"-k", netbsd64, "--boot", "multiboot"},
+			"--boot multiboot forced multiboot, which loads no ELF64 kernel: use --boot netbsd, or drop --boot"},
 		{"no kernel", []string{"-k", text},
 			"pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"},
 	}

@@ -46,9 +46,9 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "share", Usage: "share a snapshot of host `DIR` (DIR,ro: read-only) as the next ld disk " +
 			"(a FAT32 image built at start; mount_msdos /dev/ldNa in the guest; guest writes are discarded at exit)"},
 		&cli.StringSliceFlag{Name: "module", Usage: "boot module `FILE`, optionally followed by ,args for a multiboot kernel or by its type " +
-			"for a NetBSD kernel booted natively: ,kmod (the default for an ELF file), ,fs, ,splash or ,rndseed (repeatable)"},
+			"for a NetBSD kernel, which takes modules only through its native handoff: ,kmod (the default for an ELF file), ,fs, ,splash or ,rndseed (repeatable)"},
 		&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL`: auto (multiboot when the kernel has a multiboot header, " +
-			"else NetBSD's native /boot handoff for a NetBSD ELF kernel), multiboot or netbsd"},
+			"except for a NetBSD kernel given --module, or ELF64 without the a.out kludge; NetBSD's native /boot handoff for those and other NetBSD ELF kernels), multiboot or netbsd"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: verboseUsage},
 		&cli.BoolFlag{Name: "timings", Usage: "print the time of each boot phase on exit"},
 		&cli.StringFlag{Name: "ready", Usage: readyUsage + ")"},
@@ -68,10 +68,15 @@ func runCommand() *cli.Command {
    smolvmm run -k kernel.elf -m 64 -a "" --module initrd.img,initrd
    smolvmm run -k netbsd-g4u.gz --module miniroot.kmod -a "console=com"  # native handoff
 
-A kernel with a multiboot header boots by multiboot; a NetBSD ELF kernel
-without one (and any amd64 kernel) gets the handoff NetBSD's /boot performs:
-boot flags (-s, -a, -v...), console=, console_addr=, console_speed= and root=
-from -a become its boot arguments; other words are not passed (-v lists them).
+A kernel with a multiboot header boots by multiboot. A NetBSD ELF kernel
+without one gets the handoff NetBSD's /boot performs, and so does a NetBSD
+kernel with one when given --module (NetBSD's multiboot entry never reads
+the module list: --boot multiboot refuses them) or when it is ELF64, as
+amd64 kernels are (multiboot v1 loads ELF32 only, unless the header has the
+a.out kludge's addresses); -v and --timings say why. Under the native
+handoff, boot flags (-s, -a, -v...), console=, console_addr=, console_speed=
+and root= from -a become its boot arguments; other words are not passed (-v
+lists them).
 A NetBSD kernel booted by multiboot gets -a with every boot flag gathered
 into one word after its name, where it looks for them. For NetBSD, either
 way, root= names a driver, one unit digit and a partition letter (ld0a),
@@ -454,7 +459,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		fmt.Fprint(os.Stdout, "\r\n")
 	}
 	if c.Bool("timings") {
-		printTimings(os.Stderr, processStart, events, m.Plan().Protocol)
+		printTimings(os.Stderr, processStart, events, m.Plan())
 	}
 	if c.Bool("verbose") {
 		pio, mmio := m.Unhandled()
@@ -566,7 +571,13 @@ func withUsage(flags []cli.Flag, name, usage string) []cli.Flag {
 	return flags
 }
 
-func printTimings(w *os.File, start time.Time, events []vmm.Event, proto bootplan.Protocol) {
+// printTimings prints --timings' report: the boot protocol (and why, when
+// auto passed over the kernel's multiboot header) and each phase's time.
+func printTimings(w *os.File, start time.Time, events []vmm.Event, plan bootplan.Plan) {
+	proto := plan.Protocol.String()
+	if plan.Reason != "" {
+		proto += ": " + plan.Reason
+	}
 	fmt.Fprintf(w, "smolvmm timings (ms since the Go runtime started; boot protocol %s):\n", proto)
 	fmt.Fprintf(w, "  %-16s %9.3f\n", "main", float64(mainStart.Sub(start).Microseconds())/1000)
 	for _, e := range events {
