@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"testing"
@@ -59,6 +61,8 @@ const (
 //	silent   prints "boom" on stderr and exits 3
 //	onefails as memory, except the one start that creates the file BENCH_ONCE,
 //	         which prints "no room for this one" on stderr and exits 3
+//	onecrashes as onefails, but that one crashes the Go runtime (a panic,
+//	         then the stacks of 40 goroutines)
 //	hang     prints a line and sleeps for a minute
 //	serve    maps guest RAM, prints a line, "marker: ready", and runs until SIGTERM, on which
 //	         it writes a ChildReport (with a guest-exit, as smolvmm reports a
@@ -152,9 +156,12 @@ func fakeVMM(mode string, args []string) int {
 		}
 		time.Sleep(fakeDelay)
 		return 0
-	case "onefails":
+	case "onefails", "onecrashes":
 		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
 			f.Close()
+			if mode == "onecrashes" {
+				fakeCrash()
+			}
 			fmt.Fprintln(os.Stderr, "no room for this one")
 			return 3
 		}
@@ -241,6 +248,12 @@ func fakeVMM(mode string, args []string) int {
 		return fakeBench() // limits_test.go
 	case "bootbench":
 		return fakeBootBench() // limits_test.go
+	case "threads":
+		return fakeThreadsVM() // limits_test.go
+	case "nprocbench":
+		return fakeNprocBench() // limits_test.go
+	case "reserve":
+		return fakeReserve() // limits_test.go
 	case "hang":
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)
@@ -248,6 +261,17 @@ func fakeVMM(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown fake mode", mode)
 	return 5
+}
+
+// fakeCrash crashes the Go runtime as a VMM's can, its cause first and
+// then kilobytes of goroutine stacks on stderr.
+func fakeCrash() {
+	debug.SetTraceback("all")
+	for range 40 {
+		go func() { select {} }()
+	}
+	runtime.Gosched()
+	panic("fake VMM crash")
 }
 
 // fakeForward is the fwd mode: the service behind a user-network forward.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,9 +35,12 @@ type LimitError struct {
 	Limit string
 	// Value is the limit; Used, how much of it is taken.
 	Value, Used uint64
-	// PerVM is the least each VM takes of it.
+	// Bench is how much more of it the bench keeps for itself: the
+	// threads its runtime may yet need (0 for descriptors).
+	Bench uint64
+	// PerVM is what each VM takes of it.
 	PerVM uint64
-	// Max is the most VMs the rest could hold: (Value-Used)/PerVM.
+	// Max is the most VMs the rest could hold: (Value-Used-Bench)/PerVM.
 	Max int
 }
 
@@ -54,14 +58,18 @@ func (e *LimitError) Why() string {
 	if strings.HasPrefix(e.Limit, "pids.max") {
 		what = "tasks in it"
 	}
-	return fmt.Sprintf("%s is %d, with %d %s, and each VM takes at least %d: room for %d VMs at most",
-		e.Limit, e.Value, e.Used, what, e.PerVM, e.Max)
+	kept := ""
+	if e.Bench > 0 {
+		kept = fmt.Sprintf(" and %d more kept for the bench's own threads", e.Bench)
+	}
+	return fmt.Sprintf("%s is %d, with %d %s%s, and each VM takes %d: room for %d VMs at most",
+		e.Limit, e.Value, e.Used, what, kept, e.PerVM, e.Max)
 }
 
 // CheckHostLimits refuses, with a LimitError, n VMs of t that the host's
 // limits certainly cannot hold, as RunParallel does before it starts any.
 func CheckHostLimits(t Target, n int) error {
-	return checkLimits(n, parallelFDs(t), readHostLimits())
+	return checkLimits(n, needOf(t), readHostLimits())
 }
 
 // Is makes errors.Is(err, ErrHostLimit) true.
@@ -83,34 +91,109 @@ type hostLimits struct {
 // readHostLimits reads the host's limits; tests replace it.
 var readHostLimits = systemLimits
 
+// parallelNeed is what the bench and each VM take of the host's limits.
+type parallelNeed struct {
+	fds uint64 // descriptors the bench holds per VM (parallelFDs)
+	// tasks is each VM's processes and threads (Target.Tasks, at least 1).
+	tasks uint64
+	// benchTasks is the threads the bench's runtime may yet create
+	// (benchThreadsToCome): they count against the same task limits as
+	// the VMs', and a runtime that cannot create one crashes.
+	benchTasks uint64
+}
+
+// needOf is the need of RunParallel's VMs of t and of the bench.
+func needOf(t Target) parallelNeed {
+	return parallelNeed{fds: parallelFDs(t), tasks: max(t.Tasks, 1), benchTasks: threadsToCome()}
+}
+
 // checkLimits refuses n VMs that the limits l certainly cannot hold: each
-// takes fds descriptors in the bench (console, stderr, pidfds, settled
-// socket), and is at least one process of this user and one task.
-func checkLimits(n int, fds uint64, l hostLimits) error {
+// takes need.fds descriptors in the bench (console, stderr, pidfds,
+// settled socket) and need.tasks tasks, and the bench's own threads to
+// come take need.benchTasks from every task limit.
+func checkLimits(n int, need parallelNeed, l hostLimits) error {
 	checks := []struct {
 		limit       string
 		value, used uint64
-		per         uint64
+		bench, per  uint64
 	}{
-		{"RLIMIT_NOFILE", l.nofile, l.nofileUsed, fds},
-		{"RLIMIT_NPROC", l.nproc, l.nprocUsed, 1},
-		{"kernel.threads-max", l.threadsMax, l.tasks, 1},
-		{"kernel.pid_max", l.pidMax, l.tasks, 1},
-		{"pids.max of cgroup " + l.cgroup, l.cgroupPids, l.cgroupPidsUsed, 1},
+		{"RLIMIT_NOFILE", l.nofile, l.nofileUsed, 0, need.fds},
+		{"RLIMIT_NPROC", l.nproc, l.nprocUsed, need.benchTasks, need.tasks},
+		{"kernel.threads-max", l.threadsMax, l.tasks, need.benchTasks, need.tasks},
+		{"kernel.pid_max", l.pidMax, l.tasks, need.benchTasks, need.tasks},
+		{"pids.max of cgroup " + l.cgroup, l.cgroupPids, l.cgroupPidsUsed, need.benchTasks, need.tasks},
 	}
 	for _, c := range checks {
 		if c.value == 0 || c.per == 0 {
 			continue
 		}
 		room := uint64(0)
-		if c.value > c.used {
-			room = (c.value - c.used) / c.per
+		if c.value > c.used+c.bench {
+			room = (c.value - c.used - c.bench) / c.per
 		}
 		if uint64(n) > room {
-			return &LimitError{N: n, Limit: c.limit, Value: c.value, Used: c.used, PerVM: c.per, Max: int(room)}
+			return &LimitError{N: n, Limit: c.limit, Value: c.value, Used: c.used, Bench: c.bench, PerVM: c.per, Max: int(room)}
 		}
 	}
 	return nil
+}
+
+// benchWorkers is how many threads the bench's runtime may keep busy
+// at once while it runs its VMs: one per P, one per goroutine in a
+// blocking system call (reading /proc, starting a VM), the one locked to
+// start the VMs, and margin (measured, the bench had 6 to 11 threads in
+// all with GOMAXPROCS 1 to 16, on 2 cores, before it made any ahead).
+func benchWorkers() int { return 6 + min(runtime.GOMAXPROCS(0), 8) }
+
+// threadsToCome is benchThreadsToCome; tests replace it.
+var threadsToCome = benchThreadsToCome
+
+// benchThreadsToCome is how many threads the bench's runtime may yet
+// create, less those it has: reserveThreads' workers, sysmon and the
+// template thread, and as many as one per P that the runtime starts to
+// look for work as the workers come and go (measured: 10, 12, 17 and 22
+// threads after reserveThreads with GOMAXPROCS 1, 2, 4 and 8).
+func benchThreadsToCome() uint64 {
+	want := benchWorkers() + 3 + min(runtime.GOMAXPROCS(0), 8)
+	have, err := ownThreads()
+	if err != nil {
+		return uint64(want)
+	}
+	return uint64(max(want-have, 0))
+}
+
+// ownThreads is this process's thread count.
+func ownThreads() (int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	return len(ents), err
+}
+
+// reserveThreads has the runtime create, before any VM starts, the
+// threads it may need while the VMs run (benchWorkers busy at once), and
+// keep them idle: the Go runtime keeps a thread it has made until the
+// process exits, and crashes (fatal error: newosproc) when one it needs
+// cannot be made. The VMs, this user's other processes, or the VMs' own
+// threads beyond their estimate may take every task a limit leaves
+// (RLIMIT_NPROC counts threads too); the bench then runs on with the
+// threads it has, reports what ran, and does not crash.
+func reserveThreads() {
+	// A goroutine locked to its thread keeps it while it waits, so each
+	// of these has a thread of its own: one the runtime had idle, or a
+	// new one. Unlocked, the threads go back to its idle list.
+	n := benchWorkers()
+	var held, release sync.WaitGroup
+	held.Add(n)
+	release.Add(1)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			held.Done()
+			release.Wait()
+		}()
+	}
+	held.Wait()
+	release.Done()
 }
 
 // parallelFDs is the number of descriptors the bench holds for each VM

@@ -3,13 +3,16 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -224,6 +227,227 @@ func fakeBench() int {
 	return 1
 }
 
+// fakeThreadsVM is the threads fake mode: a VM as a Go VMM is, a process
+// of many threads (BENCH_THREADS locked goroutines besides its runtime's
+// own) that prints a line and runs until killed. As a VMM's, its runtime
+// crashes when it cannot create a thread.
+func fakeThreadsVM() int {
+	n, _ := strconv.Atoi(os.Getenv("BENCH_THREADS"))
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			select {}
+		}()
+	}
+	for {
+		if h, err := ownThreads(); err != nil || h >= n {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("up")
+	time.Sleep(10 * time.Minute)
+	return 0
+}
+
+// fakeNprocBench is the nprocbench fake mode: a bench of BENCH_N threads
+// VMs that says each takes BENCH_TASKS tasks, its results as JSON on
+// standard output.
+func fakeNprocBench() int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	n, _ := strconv.Atoi(os.Getenv("BENCH_N"))
+	tasks, _ := strconv.ParseUint(os.Getenv("BENCH_TASKS"), 10, 64)
+	vm := Target{Name: "threads", Path: exe, Env: []string{"BENCH_FAKE=threads"}, Tasks: tasks}
+	res, err := RunParallel(context.Background(), vm, ParallelOptions{N: n, Timeout: time.Minute, Config: Config{Kernel: "threads", MemoryMiB: 1}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if err := res.WriteJSON(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// Under a per-user process limit (RLIMIT_NPROC, which counts threads)
+// that its VMs' threads exhaust, the bench runs on: it reports the VMs
+// that ran and why the others did not, and does not crash for want of a
+// thread of its own (it did: "fatal error: newosproc", no report). The
+// VMs say they take one task each, as the check once counted them, so
+// the check lets all of them through.
+func TestRunParallelUnderProcessLimit(t *testing.T) {
+	const n, threads, limit = 20, 8, 40
+	stdout, stderr, err := runUnderNPROC(t, 61234, limit, "BENCH_FAKE=nprocbench",
+		fmt.Sprint("BENCH_N=", n), "BENCH_TASKS=1", fmt.Sprint("BENCH_THREADS=", threads))
+	if err != nil || strings.Contains(stderr, "fatal error") || strings.Contains(stderr, "failed to create new OS thread") {
+		t.Fatalf("the bench ended %v; its stderr (%d bytes) begins:\n%.2000s", err, len(stderr), stderr)
+	}
+	var res ParallelResults
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("no results: %v\n%.2000s", err, stdout)
+	}
+	// How many ran depends on how the VMs' threads came (all of them
+	// start at once): not all can.
+	if res.Failed < 1 || res.Started+res.Failed != n || len(res.VMs) != n {
+		t.Errorf("started %d, failed %d of %d (%d results): want not all started (%d threads a VM under a limit of %d)", res.Started, res.Failed, n, len(res.VMs), threads, limit)
+	}
+	for _, v := range res.VMs {
+		if !v.Started() && !strings.Contains(v.Error, "no more processes: a task limit is reached") {
+			t.Errorf("vm %d failed, not for the process limit: %s", v.Index, v.Error)
+		}
+	}
+	t.Logf("started %d, failed %d; vm 0: %q; vm %d: %q", res.Started, res.Failed, res.VMs[0].Error, n-1, res.VMs[n-1].Error)
+}
+
+// The threads reserveThreads makes serve the bench's runtime once its
+// user's processes have taken every task the limit leaves: without them
+// it crashes.
+func TestReserveThreadsUnderFullLimit(t *testing.T) {
+	tests := []struct {
+		name    string
+		reserve bool
+	}{
+		{"reserved", true},
+		{"not reserved", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, err := runUnderNPROC(t, 61235, 30, "BENCH_FAKE=reserve", fmt.Sprint("BENCH_RESERVE=", tt.reserve))
+			ok := err == nil && strings.Contains(stdout, "filled, threads served")
+			crashed := strings.Contains(stderr, "failed to create new OS thread") || strings.Contains(stderr, "pthread_create failed")
+			if ok != tt.reserve || crashed == tt.reserve {
+				t.Errorf("ended %v, said %q; stderr begins %.600q", err, stdout, stderr)
+			}
+		})
+	}
+}
+
+// fakeReserve is the reserve fake mode: under a low RLIMIT_NPROC, it
+// reserves the bench's threads (if BENCH_RESERVE is true), takes every
+// task left with sleeping children, and then keeps benchWorkers threads
+// busy at once (one of them its own), as a bench whose VMs took the rest
+// may.
+func fakeReserve() int {
+	if os.Getenv("BENCH_RESERVE") == "true" {
+		reserveThreads()
+	}
+	var kids []*exec.Cmd
+	defer func() {
+		for _, k := range kids {
+			k.Process.Kill()
+			k.Wait()
+		}
+	}()
+	for {
+		k := exec.Command("/bin/sleep", "600")
+		// Not left behind when this crashes.
+		k.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := k.Start(); err != nil {
+			if !errors.Is(err, syscall.EAGAIN) {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+			break
+		}
+		kids = append(kids, k)
+	}
+	var locked, release sync.WaitGroup
+	release.Add(1)
+	for range benchWorkers() - 1 {
+		locked.Add(1)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			locked.Done()
+			release.Wait()
+		}()
+	}
+	locked.Wait()
+	release.Done()
+	fmt.Printf("filled, threads served (%d children)\n", len(kids))
+	return 0
+}
+
+// runUnderNPROC runs the test binary with env as user uid under
+// RLIMIT_NPROC limit, the limit fork and clone hold root (this process)
+// exempt from; it skips the test when it cannot.
+func runUnderNPROC(t *testing.T, uid, limit int, env ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to run the test binary as another user, under whom RLIMIT_NPROC is enforced")
+	}
+	// A user no one runs as, so that the limit counts the test's only;
+	// but the children of an earlier run that crashed may still be
+	// zombies, until init reaps them.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		used, err := userTasks(uid)
+		if err == nil && used == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Skipf("user %d has %d tasks (%v): the limit would count them", uid, used, err)
+		}
+	}
+	// The test binary where that user can run it, and a TMPDIR it can
+	// write.
+	dir, err := os.MkdirTemp("", "bench-nproc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]os.FileMode{dir: 0o755, tmp: 0o777} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "bench.test")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "TMPDIR="+tmp, "GOMAXPROCS=2"), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: 65534}, Pdeathsig: syscall.SIGKILL}
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// The child inherits the limit.
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(limit)
+	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &low); err != nil {
+		t.Skip(err)
+	}
+	err = cmd.Start()
+	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	return out.String(), errOut.String(), err
+}
+
 // The bench's threads do not grow with its VMs: none waits, blocked in
 // a system call, for one VM's exit or output (N = 100000 ended in
 // "runtime: failed to create new OS thread" at some 3000 VMs).
@@ -254,25 +478,37 @@ func TestRunParallelThreadsBounded(t *testing.T) {
 
 func TestCheckLimits(t *testing.T) {
 	l := hostLimits{nofile: 1024, nofileUsed: 24, nproc: 500, nprocUsed: 100, threadsMax: 10000, pidMax: 4096, tasks: 96}
+	one := parallelNeed{fds: 4, tasks: 1}
 	tests := []struct {
 		name   string
 		n      int
-		fds    uint64
+		need   parallelNeed
 		limits hostLimits
 		want   *LimitError
 	}{
-		{"fits", 250, 4, l, nil},
-		{"descriptors", 251, 4, l, &LimitError{N: 251, Limit: "RLIMIT_NOFILE", Value: 1024, Used: 24, PerVM: 4, Max: 250}},
-		{"descriptors, with settled sockets", 201, 5, l, &LimitError{N: 201, Limit: "RLIMIT_NOFILE", Value: 1024, Used: 24, PerVM: 5, Max: 200}},
-		{"user's processes", 401, 1, l, &LimitError{N: 401, Limit: "RLIMIT_NPROC", Value: 500, Used: 100, PerVM: 1, Max: 400}},
-		{"pid_max", 4001, 0, hostLimits{threadsMax: 10000, pidMax: 4096, tasks: 96}, &LimitError{N: 4001, Limit: "kernel.pid_max", Value: 4096, Used: 96, PerVM: 1, Max: 4000}},
-		{"threads-max", 4001, 0, hostLimits{threadsMax: 4096, pidMax: 1 << 22, tasks: 96}, &LimitError{N: 4001, Limit: "kernel.threads-max", Value: 4096, Used: 96, PerVM: 1, Max: 4000}},
-		{"all taken", 1, 4, hostLimits{nofile: 64, nofileUsed: 70}, &LimitError{N: 1, Limit: "RLIMIT_NOFILE", Value: 64, Used: 70, PerVM: 4, Max: 0}},
-		{"nothing known", 1 << 30, 4, hostLimits{}, nil},
+		{"fits", 250, one, l, nil},
+		{"descriptors", 251, one, l, &LimitError{N: 251, Limit: "RLIMIT_NOFILE", Value: 1024, Used: 24, PerVM: 4, Max: 250}},
+		{"descriptors, with settled sockets", 201, parallelNeed{fds: 5, tasks: 1}, l, &LimitError{N: 201, Limit: "RLIMIT_NOFILE", Value: 1024, Used: 24, PerVM: 5, Max: 200}},
+		{"user's processes", 401, parallelNeed{fds: 1, tasks: 1}, l, &LimitError{N: 401, Limit: "RLIMIT_NPROC", Value: 500, Used: 100, PerVM: 1, Max: 400}},
+		// The case that crashed the bench: ulimit -u 40, 20 VMs of some
+		// 10 threads each and a bench of 8 more to come; a task a VM was
+		// let through.
+		{"user's threads, VMs' and the bench's", 20, parallelNeed{fds: 5, tasks: 10, benchTasks: 8}, hostLimits{nproc: 40, nprocUsed: 6},
+			&LimitError{N: 20, Limit: "RLIMIT_NPROC", Value: 40, Used: 6, Bench: 8, PerVM: 10, Max: 2}},
+		{"user's threads fit", 2, parallelNeed{fds: 5, tasks: 10, benchTasks: 8}, hostLimits{nproc: 40, nprocUsed: 6}, nil},
+		{"no room for the bench's own threads", 1, parallelNeed{fds: 5, tasks: 1, benchTasks: 8}, hostLimits{nproc: 12, nprocUsed: 6},
+			&LimitError{N: 1, Limit: "RLIMIT_NPROC", Value: 12, Used: 6, Bench: 8, PerVM: 1, Max: 0}},
+		{"cgroup counts threads", 10, parallelNeed{fds: 5, tasks: 10, benchTasks: 4}, hostLimits{cgroupPids: 100, cgroupPidsUsed: 10, cgroup: "/c"},
+			&LimitError{N: 10, Limit: "pids.max of cgroup /c", Value: 100, Used: 10, Bench: 4, PerVM: 10, Max: 8}},
+		{"pid_max", 4001, parallelNeed{tasks: 1}, hostLimits{threadsMax: 10000, pidMax: 4096, tasks: 96}, &LimitError{N: 4001, Limit: "kernel.pid_max", Value: 4096, Used: 96, PerVM: 1, Max: 4000}},
+		{"threads-max", 4001, parallelNeed{tasks: 1}, hostLimits{threadsMax: 4096, pidMax: 1 << 22, tasks: 96}, &LimitError{N: 4001, Limit: "kernel.threads-max", Value: 4096, Used: 96, PerVM: 1, Max: 4000}},
+		{"threads-max, VMs' threads", 401, parallelNeed{tasks: 10}, hostLimits{threadsMax: 4096, pidMax: 1 << 22, tasks: 96}, &LimitError{N: 401, Limit: "kernel.threads-max", Value: 4096, Used: 96, PerVM: 10, Max: 400}},
+		{"all taken", 1, one, hostLimits{nofile: 64, nofileUsed: 70}, &LimitError{N: 1, Limit: "RLIMIT_NOFILE", Value: 64, Used: 70, PerVM: 4, Max: 0}},
+		{"nothing known", 1 << 30, one, hostLimits{}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkLimits(tt.n, tt.fds, tt.limits)
+			err := checkLimits(tt.n, tt.need, tt.limits)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -287,6 +523,20 @@ func TestCheckLimits(t *testing.T) {
 	}
 }
 
+// Each VM counts Target.Tasks against the task limits, the bench's own
+// threads to come too.
+func TestNeedOf(t *testing.T) {
+	old := threadsToCome
+	threadsToCome = func() uint64 { return 7 }
+	defer func() { threadsToCome = old }()
+	if got := needOf(Target{Tasks: 11}); got.tasks != 11 || got.benchTasks != 7 {
+		t.Errorf("%+v, want 11 tasks a VM and 7 for the bench", got)
+	}
+	if got := needOf(Target{}); got.tasks != 1 {
+		t.Errorf("a target that says nothing: %d tasks, want 1", got.tasks)
+	}
+}
+
 // N VMs that a limit of the host cannot hold are refused before any
 // starts, the limit and its value named.
 func TestRunParallelRefusesBeyondLimits(t *testing.T) {
@@ -297,15 +547,16 @@ func TestRunParallelRefusesBeyondLimits(t *testing.T) {
 		want   string
 	}{
 		{"pid_max", 10, hostLimits{threadsMax: 1000, pidMax: 100, tasks: 95},
-			"bench: 10 VMs at once: kernel.pid_max is 100, with 95 tasks on the host, and each VM takes at least 1: room for 5 VMs at most"},
-		{"user's processes", 3, hostLimits{nproc: 50, nprocUsed: 48},
-			"bench: 3 VMs at once: RLIMIT_NPROC is 50, with 48 processes and threads of this user, and each VM takes at least 1: room for 2 VMs at most"},
+			"bench: 10 VMs at once: kernel.pid_max is 100, with 95 tasks on the host and 2 more kept for the bench's own threads, and each VM takes 1: room for 3 VMs at most"},
+		{"user's processes", 3, hostLimits{nproc: 50, nprocUsed: 46},
+			"bench: 3 VMs at once: RLIMIT_NPROC is 50, with 46 processes and threads of this user and 2 more kept for the bench's own threads, and each VM takes 1: room for 2 VMs at most"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			old := readHostLimits
+			old, oldThreads := readHostLimits, threadsToCome
 			readHostLimits = func() hostLimits { return tt.limits }
-			defer func() { readHostLimits = old }()
+			threadsToCome = func() uint64 { return 2 }
+			defer func() { readHostLimits, threadsToCome = old, oldThreads }()
 			tmp := t.TempDir()
 			t.Setenv("TMPDIR", tmp)
 			pids := filepath.Join(t.TempDir(), "pids")
@@ -397,9 +648,9 @@ func TestCgroupPids(t *testing.T) {
 	}
 	l := hostLimits{cgroupPids: 100, cgroupPidsUsed: 96, cgroup: "/user.slice"}
 	var le *LimitError
-	if err := checkLimits(5, 4, l); !errors.As(err, &le) || le.Limit != "pids.max of cgroup /user.slice" || le.Max != 4 {
+	if err := checkLimits(5, parallelNeed{fds: 4, tasks: 1}, l); !errors.As(err, &le) || le.Limit != "pids.max of cgroup /user.slice" || le.Max != 4 {
 		t.Errorf("5 VMs in a cgroup with room for 4: %v", err)
-	} else if want := "pids.max of cgroup /user.slice is 100, with 96 tasks in it, and each VM takes at least 1: room for 4 VMs at most"; le.Why() != want {
+	} else if want := "pids.max of cgroup /user.slice is 100, with 96 tasks in it, and each VM takes 1: room for 4 VMs at most"; le.Why() != want {
 		t.Errorf("%q, want %q", le.Why(), want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -92,6 +93,15 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	if err := CheckHostLimits(t, o.N); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	// With room for them, as just checked: made now, they are there
+	// when the VMs have taken the rest. Checked again with them made,
+	// as many as they came.
+	reserveThreads()
+	need := needOf(t)
+	need.benchTasks = 0
+	if err := checkLimits(o.N, need, readHostLimits()); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	var dir string
 	if t.ReportFlag != "" {
 		d, err := os.MkdirTemp("", "smolvmm-bench")
@@ -122,6 +132,9 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 		defer runtime.UnlockOSThread()
 		defer func() { <-reaped }()
 		defer close(startsDone)
+		// Set when the kernel would create no more processes for the
+		// VMs: those after it are not tried.
+		var noTask error
 		for _, v := range vms {
 			select {
 			case <-giveUp:
@@ -130,11 +143,19 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 				return // nor after an interrupt, even before the bench sees it
 			default:
 			}
+			if noTask != nil {
+				v.fail(noTask)
+				v.settle()
+				continue
+			}
 			vt := t
 			if o.VMArgs != nil {
 				vt.Args = append(append([]string(nil), t.Args...), o.VMArgs(v.index)...)
 			}
 			if !v.start(vt, dir) {
+				if errors.Is(v.err, syscall.EAGAIN) {
+					noTask = fmt.Errorf("not started: VM %d could not be created%s", v.index, startAdvice(v.err))
+				}
 				v.settle()
 				continue
 			}
@@ -381,6 +402,11 @@ func (v *parallelVM) follow(ready *regexp.Regexp) {
 	msg := fmt.Sprintf("%s %s", status, what)
 	if s := v.stderr.String(); s != "" {
 		msg += ": " + s
+		// A VMM whose runtime found no thread to create: the same task
+		// limits as a process that could not be created.
+		if strings.Contains(s, "failed to create new OS thread") || strings.Contains(s, "pthread_create failed") {
+			msg += startAdvice(syscall.EAGAIN)
+		}
 	}
 	v.err = errors.New(msg)
 }

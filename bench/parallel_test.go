@@ -235,6 +235,8 @@ func TestRunParallel(t *testing.T) {
 		{"first console byte", "memory", nil, 0, ""},
 		{"ready line", "memory", ready, 0, ""},
 		{"one cannot start", "onefails", nil, 1, "exit status 3 before its first console byte: no room for this one"},
+		// Its cause, not the last bytes of its goroutines' stacks.
+		{"one crashes", "onecrashes", nil, 1, "exit status 2 before its first console byte: panic: fake VMM crash"},
 		{"none has a ready line", "lines", ready, 3, "before its ready line"},
 	}
 	for _, tt := range tests {

@@ -59,6 +59,11 @@ type Target struct {
 	// it became ready there, as 8 bytes of CLOCK_MONOTONIC nanoseconds,
 	// little-endian; the bench then does not poll Ready.Addr itself.
 	ReadyFlag string
+	// Tasks is how many tasks (processes and threads) one running VM of
+	// the program takes at most, as the host's task limits count them
+	// (RLIMIT_NPROC, a cgroup's pids.max): a Go VMM runs a thread per
+	// vCPU and per P besides its runtime's own. 0 counts one.
+	Tasks uint64
 }
 
 // Command is the target's command line, for results.
@@ -524,27 +529,83 @@ func readReady(r io.Reader, rec *recorder, sample func(string)) {
 	}
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// tailBuffer keeps the first and the last max bytes written to it: a
+// VMM's error is its last line, but a Go runtime crash says what it was
+// at the start (fatal error:, panic:), and then pages of goroutine stacks.
 type tailBuffer struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
+	mu      sync.Mutex
+	head, b []byte
+	skipped bool // bytes between head and b were dropped
+	max     int
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	n := len(p)
+	if room := t.max - len(t.head); room > 0 {
+		k := min(room, len(p))
+		t.head = append(t.head, p[:k]...)
+		p = p[k:]
+	}
 	t.b = append(t.b, p...)
 	if len(t.b) > t.max {
 		t.b = t.b[len(t.b)-t.max:]
+		t.skipped = true
 	}
-	return len(p), nil
+	return n, nil
 }
 
+// String is the Go runtime's crash report when it is one (goCrash), else
+// what was written, with "..." where bytes were left out.
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.b))
+	if c := goCrash(t.head); c != "" {
+		return c
+	}
+	if t.skipped {
+		return string(bytes.TrimSpace(t.head)) + " ... " + string(bytes.TrimSpace(t.b))
+	}
+	return string(bytes.TrimSpace(append(t.head[:len(t.head):len(t.head)], t.b...)))
+}
+
+// goCrash is the cause of a Go runtime crash that out begins with: its
+// lines from the first "panic: ", "fatal error: ", "runtime: " or
+// "runtime/cgo: " one to the stacks or registers that follow (a blank
+// line, "goroutine N", "runtime stack:", "PC="), joined with "; ", after the lines before them (a
+// VMM's last words); "" when out has no such line.
+func goCrash(out []byte) string {
+	lines := strings.Split(string(out), "\n")
+	first := -1
+	for i, l := range lines {
+		for _, p := range []string{"panic: ", "fatal error: ", "runtime: ", "runtime/cgo: "} {
+			if strings.HasPrefix(l, p) {
+				first = i
+				break
+			}
+		}
+		if first >= 0 {
+			break
+		}
+	}
+	if first < 0 {
+		return ""
+	}
+	var keep []string
+	for _, l := range lines[:first] {
+		if l = strings.TrimSpace(l); l != "" {
+			keep = append(keep, l)
+		}
+	}
+	for _, l := range lines[first:] {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "goroutine ") || l == "runtime stack:" || strings.HasPrefix(l, "PC=") {
+			break
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "; ")
 }
 
 // readyLine matches a ready pattern against each console line as it grows

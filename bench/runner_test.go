@@ -321,3 +321,39 @@ func TestNegativeTimeout(t *testing.T) {
 		t.Errorf("RunParallel with Timeout -5s: %v, want ErrNegativeTimeout", err)
 	}
 }
+
+// What a VMM wrote on stderr, in an error: a Go runtime crash by its
+// cause, other output whole or by its start and end.
+func TestTailBuffer(t *testing.T) {
+	stacks := strings.Repeat("goroutine 7 [select (no cases)]:\nmain.f()\n\t/src/x.go:12 +0x1d\n\n", 60)
+	tests := []struct {
+		name  string
+		write []string
+		want  string
+	}{
+		{"short", []string{"smolvmm: no kernel\n"}, "smolvmm: no kernel"},
+		{"in pieces", []string{"smolvmm: ", "no ", "kernel\n"}, "smolvmm: no kernel"},
+		{"panic", []string{"panic: vmm: boom\n\ngoroutine 1 [running]:\n" + stacks}, "panic: vmm: boom"},
+		{"no thread", []string{"runtime: failed to create new OS thread (have 8 already; errno=11)\n",
+			"runtime: may need to increase max user processes (ulimit -u)\nfatal error: newosproc\n\nruntime stack:\n", stacks},
+			"runtime: failed to create new OS thread (have 8 already; errno=11); runtime: may need to increase max user processes (ulimit -u); fatal error: newosproc"},
+		{"last words, then a crash", []string{"smolvmm: guest ram mapped\nfatal error: out of memory\n\n" + stacks},
+			"smolvmm: guest ram mapped; fatal error: out of memory"},
+		{"long, no crash", []string{strings.Repeat("a", 256), strings.Repeat("b", 300), strings.Repeat("c", 256)},
+			strings.Repeat("a", 256) + " ... " + strings.Repeat("c", 256)},
+		{"head and tail meet", []string{strings.Repeat("a", 256), strings.Repeat("c", 256)}, strings.Repeat("a", 256) + strings.Repeat("c", 256)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &tailBuffer{max: 256}
+			for _, w := range tt.write {
+				if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
+					t.Fatalf("write: %d, %v", n, err)
+				}
+			}
+			if got := b.String(); got != tt.want {
+				t.Errorf("%q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -286,7 +287,7 @@ func benchAction(c *cli.Context) error {
 		childArgs = append(childArgs, "--ready-port", strconv.Itoa(port))
 	}
 	guestBytes := uint64(c.Int("memory")) << 20
-	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail")}}
+	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail"), Tasks: vmTasks(nc.Spec)}}
 	if r := c.String("restore"); r != "" {
 		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
 			return err
@@ -401,6 +402,20 @@ func benchAction(c *cli.Context) error {
 		return fmt.Errorf("bench: %s", s.Error)
 	}
 	return nil
+}
+
+// vmTasks is how many tasks (processes and threads) one VM of bench
+// takes, as the host's task limits count them. Measured (threads of
+// bench --parallel 4's VMs at their ready line, 2 cores): 7, 8, 9 to 10
+// and 9 to 10 with GOMAXPROCS 1, 2, 4 and 8 or more under --net none,
+// one more with a user network at GOMAXPROCS 1 and 2 (the VM's
+// GOMAXPROCS is the bench's: same environment, same CPUs).
+func vmTasks(netSpec string) uint64 {
+	n := uint64(7 + min(runtime.GOMAXPROCS(0), 4))
+	if netSpec != "none" {
+		n++
+	}
+	return n
 }
 
 // errBenchInterrupted ends a bench stopped by SIGINT or SIGTERM, as fetch
