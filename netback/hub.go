@@ -22,6 +22,10 @@ import (
 const (
 	// hubHandshakeTimeout bounds a hello and its answer.
 	hubHandshakeTimeout = 5 * time.Second
+	// hubRefuseTimeout bounds the hello of a VM refused for want of
+	// descriptors: read while no other VM is accepted, and a VM writes
+	// its hello as soon as it connects.
+	hubRefuseTimeout = time.Second
 	// hubPortDepth is the queue of frames towards one VM, in frames, as
 	// a User's (userToGuestDepth): beyond it frames are dropped, so that
 	// a VM that does not read cannot hold up the others.
@@ -250,7 +254,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	}
 	go h.saveLoop()
 	h.wg.Add(1)
-	go h.accept()
+	go h.accept(openSpare())
 	return h, nil
 }
 
@@ -328,19 +332,67 @@ func (h *Hub) Close() error {
 	return h.closeErr
 }
 
-// accept serves connections until Close.
-func (h *Hub) accept() {
+// accept serves connections until Close. Out of descriptors, it takes
+// each VM that connects with the one it keeps spare (opened before the
+// hub returns, not when this goroutine first runs) and, if it has still
+// none left, answers it why it cannot take it (RefusedNoDescriptors)
+// rather than leave it to time out in the queue. It logs the first
+// failure, a line a minute while they last, and how many VMs were refused
+// once it accepts again: not each failure (it logged 20 a second).
+func (h *Hub) accept(spare *os.File) {
 	defer h.wg.Done()
+	defer func() {
+		if spare != nil {
+			spare.Close()
+		}
+	}()
+	var failing bool
+	var refused uint64
+	var since, logged time.Time
+	fail := func(err error) {
+		switch {
+		case !failing:
+			failing, since, logged = true, time.Now(), time.Now()
+			h.logf("accept: %v; VMs that connect meanwhile are refused (logged once a minute while it lasts)", err)
+		case time.Since(logged) >= time.Minute:
+			logged = time.Now()
+			h.logf("accept: %v, since %s; %d VMs refused", err, since.Format(time.TimeOnly), refused)
+		}
+	}
 	for {
 		c, err := h.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of descriptors, most likely: the VMs connected go on.
-			h.logf("accept: %v", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
+			fail(err)
+			if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) || spare == nil {
+				// Retried, and the spare too: the VMs joined go on.
+				time.Sleep(50 * time.Millisecond)
+				if spare == nil {
+					spare = openSpare()
+				}
+				continue
+			}
+			// Waits, with a descriptor free, for the next VM: accept4
+			// fails without one even when none is waiting.
+			spare.Close()
+			c, err = h.ln.Accept()
+			spare = openSpare()
+			if err != nil {
+				continue
+			}
+			if spare == nil {
+				h.refuseNoDescriptors(c)
+				refused++
+				spare = openSpare()
+				continue
+			}
+			// Descriptors were freed meanwhile: c joins.
+		}
+		if failing {
+			h.logf("accept works again, since a failure at %s; %d VMs were refused for want of descriptors", since.Format(time.TimeOnly), refused)
+			failing, refused = false, 0
 		}
 		if !h.conns.add(c) {
 			_ = c.Close()
@@ -349,6 +401,36 @@ func (h *Hub) accept() {
 		h.wg.Add(1)
 		go h.serve(c)
 	}
+}
+
+// openSpare opens the descriptor the hub keeps to answer VMs with when
+// it has none left; nil if it cannot.
+func openSpare() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// refuseNoDescriptors reads the hello of a VM the hub accepted on its
+// spare descriptor and refuses it, saying why, then closes it. Read
+// first: a VM that had not written it yet would find the connection
+// closed, not the answer.
+func (h *Hub) refuseNoDescriptors(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(hubRefuseTimeout))
+	var hello hubHello
+	if _, _, err := readHubMessage(c, &hello); err != nil {
+		return
+	}
+	limit := "its limit"
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		limit = fmt.Sprintf("RLIMIT_NOFILE %d", lim.Cur)
+	}
+	msg := fmt.Sprintf("the network's process has every file descriptor open that %s allows (%d VMs joined); raise its limit (systemd: LimitNOFILE=, or ulimit -n) or join fewer VMs", limit, h.Stats().VMs)
+	_ = writeHubMessage(c, byte(RefusedNoDescriptors), hubAnswer{Error: msg})
 }
 
 // serve runs one VM's connection: handshake, then its frames until

@@ -146,13 +146,13 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	}
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
 	if err := writeHubMessage(c, 0, j.hello); err != nil {
-		return fail(fmt.Errorf("shared network %s: handshake: %w", j.socket, err))
+		return fail(handshakeError(j.socket, err))
 	}
 	var ans hubAnswer
 	ver, status, err := readHubMessage(c, &ans)
 	switch {
 	case err != nil:
-		return fail(fmt.Errorf("shared network %s: handshake: %w", j.socket, err))
+		return fail(handshakeError(j.socket, err))
 	case ver != hubVersion:
 		return fail(fmt.Errorf("shared network %s: %w", j.socket, &hubVersionError{hub: ver, vm: hubVersion}))
 	case status != 0:

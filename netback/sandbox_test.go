@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 		os.Exit(forwardChild())
 	case "dial":
 		os.Exit(dialChild())
+	case "fdhub":
+		os.Exit(fdHubChild()) // hubfd_test.go
 	default:
 		os.Exit(sandboxChild())
 	}

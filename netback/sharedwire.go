@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -56,12 +57,16 @@ const (
 	RefusedNoAddress Refusal = 5
 	// RefusedClosing: the hub is shutting down.
 	RefusedClosing Refusal = 6
+	// RefusedNoDescriptors: the hub's process has every file descriptor
+	// its RLIMIT_NOFILE allows open; it answers with one kept spare.
+	RefusedNoDescriptors Refusal = 7
 )
 
 var refusalNames = map[Refusal]string{
 	RefusedMalformed: "malformed hello", RefusedVersion: "unsupported protocol version",
 	RefusedDuplicateMAC: "duplicate MAC", RefusedForward: "port forward refused",
 	RefusedNoAddress: "no address left", RefusedClosing: "network shutting down",
+	RefusedNoDescriptors: "network out of file descriptors",
 }
 
 // String is the refusal's reason in words, for messages.
@@ -117,6 +122,26 @@ func (e *RefusedError) Permanent() bool {
 		return true
 	}
 	return false
+}
+
+// handshakeError is err, met on a hub's socket during the handshake, for
+// a message that names socket: without the addresses a *net.OpError
+// carries, as the hub's end is the temporary path its socket was bound at
+// before it was linked into place, not the one the VM dialled; and a
+// timeout says how long it waited.
+func handshakeError(socket string, err error) error {
+	var oe *net.OpError
+	var se *os.SyscallError
+	switch {
+	case errors.As(err, &oe) && errors.As(oe.Err, &se):
+		err = oe.Err // "read: connection reset by peer"
+	case errors.As(err, &oe):
+		err = fmt.Errorf("%s: %w", oe.Op, oe.Err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("shared network %s: handshake: %w (no answer within %v: the network's process is stopped, overloaded, or cannot accept; see its log)", socket, err, hubHandshakeTimeout)
+	}
+	return fmt.Errorf("shared network %s: handshake: %w", socket, err)
 }
 
 // hubVersionError is a hub answering in another protocol version.
