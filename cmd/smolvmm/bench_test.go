@@ -635,9 +635,85 @@ func TestBenchParallelBeyondLimits(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	ee, ok := err.(*exec.ExitError)
-	want := regexp.MustCompile(`^smolvmm bench: --parallel 100: RLIMIT_NOFILE is 40, with \d+ descriptors the bench has open, and each VM takes at least 5: room for \d VMs at most \(give a smaller --parallel, or raise the limit: ulimit -n\)\n$`)
+	want := regexp.MustCompile(`^smolvmm bench: --parallel 100: RLIMIT_NOFILE is 40, with \d+ descriptors the bench has open, and each VM takes 5: room for \d VMs at most \(give a smaller --parallel, or raise the limit: ulimit -n\)\n$`)
 	if !ok || ee.ExitCode() != 2 || !want.MatchString(stderr.String()) || stdout.Len() != 0 {
 		t.Errorf("%v; stdout %q stderr %q; want status 2 and %s", err, stdout.String(), stderr.String(), want)
+	}
+}
+
+// TestBenchParallelUnderProcessLimit: as a user under ulimit -u 40,
+// --parallel 20 is refused before any VM starts, as RLIMIT_NPROC holds
+// each VM's threads (some 9) and the bench's: it was let through as one
+// task a VM, and the bench crashed (fatal error: newosproc, no report).
+// What fits runs and is reported.
+func TestBenchParallelUnderProcessLimit(t *testing.T) {
+	if os.Getuid() != 0 || !kvmUsable() {
+		t.Skip("needs root (to run the bench as another user, under whom RLIMIT_NPROC is enforced) and /dev/kvm")
+	}
+	// The binary and a KVM device another user can open, in a directory
+	// it can read, and a TMPDIR it can write.
+	dir, err := os.MkdirTemp("", "bench-nproc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b, err := os.ReadFile(smolvmmBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, kvm := filepath.Join(dir, "smolvmm"), filepath.Join(dir, "kvm")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/dev/kvm", &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mknod(kvm, syscall.S_IFCHR|0o666, int(st.Rdev)); err != nil {
+		t.Skip(err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]os.FileMode{dir: 0o755, kvm: 0o666, tmp: 0o777} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const uid = 61236 // no one's: the limit counts the bench's tasks only
+	tests := []struct {
+		name     string
+		limit, n int
+		status   int
+		stdout   *regexp.Regexp
+		stderr   *regexp.Regexp
+	}{
+		{"refused", 40, 20, 2, regexp.MustCompile(`^$`),
+			regexp.MustCompile(`^smolvmm bench: --parallel 20: RLIMIT_NPROC is 40, with \d+ processes and threads of this user and \d+ more kept for the bench's own threads, and each VM takes \d+: room for [0-3] VMs at most \(give a smaller --parallel, or raise the limit: ulimit -u\)\n$`)},
+		{"fits", 80, 2, 0, regexp.MustCompile(`(?m)^started 2, failed 0; all ready after `),
+			regexp.MustCompile(`^smolvmm bench: starting 2 VMs at once\n$`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/bash", "-c", `ulimit -u "$1" && shift && exec "$@"`, "bash", strconv.Itoa(tt.limit),
+				exe, "bench", "--parallel", strconv.Itoa(tt.n), "--net", "none", "--kvm-device", kvm)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "GOMAXPROCS=2")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: 65534}}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.status || !tt.stdout.MatchString(stdout.String()) || !tt.stderr.MatchString(stderr.String()) {
+				t.Errorf("status %d, stdout %q, stderr (%d bytes) %.1500q; want %d, %s and %s", status, stdout.String(), stderr.Len(), stderr.String(), tt.status, tt.stdout, tt.stderr)
+			}
+		})
 	}
 }
 
