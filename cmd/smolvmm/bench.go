@@ -319,10 +319,7 @@ func benchAction(c *cli.Context) error {
 			}
 			netOpts.NetworkVMs = func() (int, error) {
 				n, err := netback.HubVMs(socket)
-				if errors.Is(err, netback.ErrRefused) {
-					err = fmt.Errorf("it does not answer the question (a smolvmm net older than this smolvmm?): %w", err)
-				}
-				return n, err
+				return n, hubVMsError(err)
 			}
 		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
@@ -402,6 +399,17 @@ func benchAction(c *cli.Context) error {
 		return fmt.Errorf("bench: %s", s.Error)
 	}
 	return nil
+}
+
+// hubVMsError explains an error of netback.HubVMs: a smolvmm net that
+// predates the question refuses it as a malformed hello; any other
+// refusal (out of descriptors, shutting down) says why itself.
+func hubVMsError(err error) error {
+	var re *netback.RefusedError
+	if errors.As(err, &re) && re.Reason == netback.RefusedMalformed {
+		return fmt.Errorf("it does not answer the question (a smolvmm net older than this smolvmm?): %w", err)
+	}
+	return err
 }
 
 // vmTasks is how many tasks (processes and threads) one VM of bench

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/netback"
 )
 
 // benchRun runs smolvmm bench with args and returns its status, stdout and
@@ -714,6 +716,29 @@ func TestBenchParallelUnderProcessLimit(t *testing.T) {
 				t.Errorf("status %d, stdout %q, stderr (%d bytes) %.1500q; want %d, %s and %s", status, stdout.String(), stderr.Len(), stderr.String(), tt.status, tt.stdout, tt.stderr)
 			}
 		})
+	}
+}
+
+// TestHubVMsError: only a refusal as malformed is put down to a network
+// older than the question; one out of descriptors said so too.
+func TestHubVMsError(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&netback.RefusedError{Socket: "s", Reason: netback.RefusedMalformed, Message: "bad hello"},
+			"it does not answer the question (a smolvmm net older than this smolvmm?): shared network s refused the VM: malformed hello: bad hello"},
+		{&netback.RefusedError{Socket: "s", Reason: netback.RefusedNoDescriptors, Message: "RLIMIT_NOFILE 30"},
+			"shared network s refused the VM: network out of file descriptors: RLIMIT_NOFILE 30"},
+		{netback.ErrNoHub, netback.ErrNoHub.Error()},
+	}
+	for _, tt := range tests {
+		if got := hubVMsError(tt.err); got == nil || got.Error() != tt.want || !errors.Is(got, tt.err) {
+			t.Errorf("%v: %v, want %q", tt.err, got, tt.want)
+		}
+	}
+	if hubVMsError(nil) != nil {
+		t.Error("no error became one")
 	}
 }
 
