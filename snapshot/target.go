@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -28,6 +29,14 @@ var (
 	// files in the target's directory (no write and search permission,
 	// or a sticky directory and a file the user does not own).
 	ErrDirPermission = errors.New("may not replace files in the directory")
+	// ErrUnsafeSymlink: the path is a symlink that another user planted
+	// in a sticky directory others may write to (such as /tmp), which a
+	// snapshot does not follow: the kernel's fs.protected_symlinks rule.
+	ErrUnsafeSymlink = errors.New("symlink owned by another user in a sticky world-writable directory")
+	// ErrDanglingSymlink: the path is a symlink to nothing. A snapshot
+	// replaces an existing file a symlink names; it does not create one
+	// where a link points.
+	ErrDanglingSymlink = errors.New("symlink to a file that does not exist")
 )
 
 // TargetError is the error of a Target's operation, naming its file.
@@ -91,30 +100,110 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // A Target's methods may be called from several goroutines: snapshots are
 // written one at a time.
 type Target struct {
-	path string   // as given, for messages
-	dir  *os.File // the directory that holds the file
-	name string   // the file's name in dir, symlinks resolved
+	path    string // as given, for messages
+	dirName string // the directory that holds the file, for messages
+	name    string // the file's name in it, symlinks resolved
 
-	mu        sync.Mutex // held while a snapshot is written and renamed
-	old       *os.File   // the file as it was, locked until replaced; nil if none
-	files     [2]*os.File
-	names     [2]string // files' names in dir; after the first commit both the spare's, where only files[next] is
-	next      int       // the index in files of the one to write next
-	committed bool      // a snapshot was renamed over name
+	mu        sync.Mutex  // held while a snapshot is written and renamed
+	old       *os.File    // the file as it was, locked until replaced; nil if none
+	files     [2]*os.File // the temporaries; after the first commit files[next] is the spare
+	names     *DirRenamer // the names in the directory, while t renames itself; nil once handed off
+	tempNames [2]string   // the temporaries' names, for messages
+	ren       Renamer     // names, or what it was handed to (UseRenamer)
+	next      int         // the index in files of the one to write next
+	committed bool        // a snapshot was renamed over name
+	closed    bool
 }
 
-// OpenTarget resolves path (a symlink to the file it names), locks the
-// file there if there is one (refusing one another process holds
-// locked, with ErrInUse), removes the temporaries dead writers left
-// beside it and creates the Target's own. It changes nothing at path.
-// No file at path is not an error: the first commit creates it.
-func OpenTarget(path string) (_ *Target, err error) {
-	real := path
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		// The snapshot replaces the file the link names, not the link.
-		if real, err = filepath.EvalSymlinks(path); err != nil {
-			return nil, &TargetError{Path: path, Op: "resolve symlink", Err: err}
+// Renamer does what a Target does by name in its directory: it puts a
+// written snapshot in place of the file and removes the temporaries. A
+// Target does it itself (a DirRenamer) until UseRenamer hands it over,
+// say to a process of its own that holds the directory, so that the
+// process writing snapshots makes no call that takes a name.
+type Renamer interface {
+	// Commit puts the temporary written last (synced already) in place
+	// of the file and makes the rename durable: the first temporary is
+	// renamed over the file; after that the spare is exchanged with it
+	// (renameat2 RENAME_EXCHANGE), leaving the previous snapshot at the
+	// spare's name.
+	Commit() error
+	// Discard removes the temporaries that are not the file.
+	Discard() error
+}
+
+// DirRenamer is the Renamer that works in the directory itself.
+type DirRenamer struct {
+	dir       *os.File
+	file      string    // the file's name in dir
+	temps     [2]string // the temporaries' names; after the first commit only temps[1], the spare's, exists
+	committed bool
+	discarded bool
+}
+
+// NewDirRenamer returns the Renamer of a Target whose file is named file
+// in dir, with temporaries named temps (Target.Names): what another
+// process runs for it. It takes dir, which Close closes.
+func NewDirRenamer(dir *os.File, file string, temps [2]string) *DirRenamer {
+	return &DirRenamer{dir: dir, file: file, temps: temps}
+}
+
+// Commit renames the next temporary over the file, and syncs the
+// directory.
+func (r *DirRenamer) Commit() error {
+	if r.dir == nil || r.discarded {
+		return os.ErrClosed
+	}
+	dir := int(r.dir.Fd())
+	if !r.committed {
+		if err := unix.Renameat(dir, r.temps[0], dir, r.file); err != nil {
+			return fmt.Errorf("rename %s over %s: %w", r.temps[0], r.file, err)
 		}
+		r.committed = true
+	} else if err := unix.Renameat2(dir, r.temps[1], dir, r.file, unix.RENAME_EXCHANGE); err != nil {
+		return fmt.Errorf("exchange %s with %s: %w", r.temps[1], r.file, err)
+	}
+	_ = r.dir.Sync() // the rename itself, durable
+	return nil
+}
+
+// Discard removes the temporaries that are not the file: both before
+// the first commit, the spare after. Only the first call acts.
+func (r *DirRenamer) Discard() error {
+	if r.dir == nil || r.discarded {
+		return nil
+	}
+	r.discarded = true
+	var errs []error
+	for i, name := range r.temps {
+		if name != "" && (!r.committed || i == 1) {
+			if err := unix.Unlinkat(int(r.dir.Fd()), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the directory.
+func (r *DirRenamer) Close() error {
+	if r.dir == nil {
+		return nil
+	}
+	err := r.dir.Close()
+	r.dir = nil
+	return err
+}
+
+// OpenTarget resolves path (a symlink to the file it names, if safe:
+// see resolveLink), locks the file there if there is one (refusing one
+// another process holds locked, with ErrInUse), removes the temporaries
+// dead writers left beside it and creates the Target's own. It changes
+// nothing at path. No file at path is not an error, the first commit
+// creates it; a symlink to no file is (ErrDanglingSymlink).
+func OpenTarget(path string) (_ *Target, err error) {
+	real, err := resolveLink(path)
+	if err != nil {
+		return nil, &TargetError{Path: path, Op: "resolve symlink", Err: err}
 	}
 	t := &Target{path: path, name: filepath.Base(real)}
 	defer func() {
@@ -122,15 +211,20 @@ func OpenTarget(path string) (_ *Target, err error) {
 			t.Close()
 		}
 	}()
-	if t.dir, err = os.Open(filepath.Dir(real)); err != nil {
+	dir, err := os.Open(filepath.Dir(real))
+	if err != nil {
 		return nil, &TargetError{Path: path, Op: "its directory", Err: err}
 	}
-	if fi, err := os.Stat(real); err == nil && !fi.Mode().IsRegular() {
+	t.dirName = dir.Name()
+	t.names = &DirRenamer{dir: dir, file: t.name}
+	t.ren = t.names
+	if fi, err := os.Lstat(real); err == nil && !fi.Mode().IsRegular() {
 		// Not opened: opening a device may act on it (a tape rewinds).
 		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, filekind.Of(fi.Mode()))}
 	}
-	// Non-blocking: what became a FIFO since the Stat is not waited on.
-	old, err := os.OpenFile(real, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	// Non-blocking: what became a FIFO since the Lstat is not waited on;
+	// nor is a symlink put there since followed.
+	old, err := os.OpenFile(real, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
 	switch {
 	case err == nil:
 		t.old = old
@@ -144,17 +238,84 @@ func OpenTarget(path string) (_ *Target, err error) {
 		if err := lockFile(old, unix.LOCK_EX); err != nil {
 			return nil, inUse(path, "lock", old, err)
 		}
+	case errors.Is(err, unix.ELOOP):
+		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (a symlink appeared at %s)", ErrNotRegular, real)}
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, &TargetError{Path: path, Op: "open", Err: err}
 	}
 	t.removeStale()
 	pattern := "." + t.name + "." + strconv.Itoa(os.Getpid()) + ".*.tmp"
 	for i := range t.files {
-		if t.files[i], t.names[i], err = t.createTemp(pattern); err != nil {
+		if t.files[i], t.names.temps[i], err = t.createTemp(pattern); err != nil {
 			return nil, err
 		}
+		t.tempNames[i] = t.names.temps[i]
 	}
 	return t, nil
+}
+
+// maxLinks is the most symlinks resolveLink follows in a row (the
+// kernel's limit, beyond which it says ELOOP).
+const maxLinks = 40
+
+// resolveLink returns the file path names: path itself unless it is a
+// symlink, else the file the chain of links ends at. A snapshot replaces
+// that file, so each link is followed only where the kernel's
+// fs.protected_symlinks would let this process follow it: a link in a
+// sticky directory that others may write to (/tmp) is followed only if
+// this process's user or the directory's owner owns it. A link another
+// user planted there could otherwise make a root snapshot replace any
+// file (ErrUnsafeSymlink). A chain that ends at no file is refused
+// (ErrDanglingSymlink). The directories on the way are the kernel's to
+// resolve (it applies the rule to them when the directory is opened).
+func resolveLink(path string) (string, error) {
+	cur := path
+	for hops := 0; ; hops++ {
+		fi, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && hops > 0:
+			return "", fmt.Errorf("%s -> %s: %w", path, cur, ErrDanglingSymlink)
+		case err != nil && hops > 0:
+			return "", err
+		case err != nil || fi.Mode()&os.ModeSymlink == 0:
+			return cur, nil // the file, or no file (the first commit creates it)
+		case hops == maxLinks:
+			return "", fmt.Errorf("%s: %w", path, unix.ELOOP)
+		}
+		if err := checkLinkOwner(cur, fi); err != nil {
+			return "", err
+		}
+		to, err := os.Readlink(cur)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(cur), to)
+		}
+		cur = to
+	}
+}
+
+// checkLinkOwner refuses symlink link (fi its Lstat) when
+// fs.protected_symlinks would: it is in a sticky, world-writable
+// directory, and neither this process's effective user nor the
+// directory's owner owns it.
+func checkLinkOwner(link string, fi os.FileInfo) error {
+	lst, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	var dst unix.Stat_t
+	if err := unix.Stat(filepath.Dir(link), &dst); err != nil {
+		return fmt.Errorf("directory of symlink %s: %w", link, err)
+	}
+	if dst.Mode&unix.S_ISVTX == 0 || dst.Mode&0o002 == 0 {
+		return nil
+	}
+	if int(lst.Uid) == os.Geteuid() || lst.Uid == dst.Uid {
+		return nil
+	}
+	return fmt.Errorf("%s (owned by uid %d, in %s): %w", link, lst.Uid, filepath.Dir(link), ErrUnsafeSymlink)
 }
 
 // afterCreate, when set, runs between a temporary's creation and its lock
@@ -167,7 +328,7 @@ var afterCreate func(name string)
 // not exist) and remove it: it is then made again.
 func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 	for try := 1; ; try++ {
-		f, err := os.CreateTemp(t.dir.Name(), pattern)
+		f, err := os.CreateTemp(t.dirName, pattern)
 		if err != nil {
 			return nil, "", &TargetError{Path: t.path, Op: "create temporary", Err: err}
 		}
@@ -179,7 +340,7 @@ func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 		if err == nil {
 			var st, now unix.Stat_t
 			if err = unix.Fstat(int(f.Fd()), &st); err == nil {
-				err = unix.Fstatat(int(t.dir.Fd()), name, &now, unix.AT_SYMLINK_NOFOLLOW)
+				err = unix.Fstatat(int(t.names.dir.Fd()), name, &now, unix.AT_SYMLINK_NOFOLLOW)
 			}
 			if err == nil && st.Dev == now.Dev && st.Ino == now.Ino {
 				return f, name, nil
@@ -190,7 +351,7 @@ func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 			if err == nil {
 				err = fmt.Errorf("%s was replaced", name)
 			}
-			return nil, "", &TargetError{Path: t.path, Op: "create temporary " + filepath.Join(t.dir.Name(), name), Err: err}
+			return nil, "", &TargetError{Path: t.path, Op: "create temporary " + filepath.Join(t.dirName, name), Err: err}
 		}
 	}
 }
@@ -259,14 +420,15 @@ var processGone = func(pid int) bool {
 // at once (a live writer holds its own locked; a machine restored from
 // a spare holds it shared). Best effort: what it cannot tell is kept.
 func (t *Target) removeStale() {
-	if _, err := t.dir.Seek(0, io.SeekStart); err != nil {
+	d := t.names.dir
+	if _, err := d.Seek(0, io.SeekStart); err != nil {
 		return
 	}
-	names, err := t.dir.Readdirnames(-1)
+	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return
 	}
-	dir := int(t.dir.Fd())
+	dir := int(d.Fd())
 	for _, name := range names {
 		pid, ok := tempPID(t.name, name)
 		if !ok || !processGone(pid) { // this process's own among the live
@@ -298,11 +460,36 @@ func (t *Target) removeStale() {
 // Path returns the path the Target was opened with.
 func (t *Target) Path() string { return t.path }
 
-// Dir returns the directory that holds the file (the symlink's target's,
-// for a symlink), in which commits rename and Close removes: a seccomp
-// filter must allow renameat, renameat2 and unlinkat in it. It belongs
-// to t, which closes it.
-func (t *Target) Dir() *os.File { return t.dir }
+// DirName returns the directory that holds the file (the symlink's
+// target's, for a symlink).
+func (t *Target) DirName() string { return t.dirName }
+
+// Names returns what a Renamer of t in another process needs: the
+// directory that holds the file (t's own descriptor, to be passed on:
+// the caller dups it), the file's name in it and the temporaries'. ok is
+// false once t no longer holds the directory (UseRenamer, Close).
+func (t *Target) Names() (dir *os.File, file string, temps [2]string, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.names == nil || t.closed {
+		return nil, "", temps, false
+	}
+	return t.names.dir, t.names.file, t.names.temps, true
+}
+
+// UseRenamer makes r do t's renames and removals from now on (a
+// NewDirRenamer of Names, in a process that holds the directory), and
+// closes t's own descriptor of the directory: t then makes no call that
+// takes a name. Call it before any snapshot is written to t.
+func (t *Target) UseRenamer(r Renamer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.names != nil {
+		t.names.Close()
+		t.names = nil
+	}
+	t.ren = r
+}
 
 // AllowUser prepares t for a process that will run as uid and gid (with
 // no other group) when it commits: it makes the temporaries theirs and
@@ -315,7 +502,10 @@ func (t *Target) AllowUser(uid, gid int) error {
 		}
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(t.dir.Fd()), &st); err != nil {
+	if t.names == nil {
+		return &TargetError{Path: t.path, Op: "allow user", Err: os.ErrClosed}
+	}
+	if err := unix.Fstat(int(t.names.dir.Fd()), &st); err != nil {
 		return &TargetError{Path: t.path, Op: "allow user", Err: fmt.Errorf("its directory: %w", err)}
 	}
 	perm := st.Mode & 0o7 // others'
@@ -333,7 +523,7 @@ func (t *Target) AllowUser(uid, gid int) error {
 	}
 	if !ok {
 		return &TargetError{Path: t.path, Op: "allow user",
-			Err: fmt.Errorf("uid %d %w %s", uid, ErrDirPermission, t.dir.Name())}
+			Err: fmt.Errorf("uid %d %w %s", uid, ErrDirPermission, t.dirName)}
 	}
 	return nil
 }
@@ -341,7 +531,7 @@ func (t *Target) AllowUser(uid, gid int) error {
 // prepare returns the temporary to write the next snapshot to, locked
 // exclusive and empty. t.mu is held.
 func (t *Target) prepare() (*os.File, error) {
-	if t.dir == nil {
+	if t.closed {
 		return nil, &TargetError{Path: t.path, Op: "write", Err: os.ErrClosed}
 	}
 	f := t.files[t.next]
@@ -353,7 +543,7 @@ func (t *Target) prepare() (*os.File, error) {
 		_ = lockFile(f, unix.LOCK_SH)
 		// No holder named: this may run under a seccomp filter, which
 		// forbids reading /proc/locks.
-		spare := filepath.Join(t.dir.Name(), t.names[t.next])
+		spare := filepath.Join(t.dirName, t.spareName())
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, &TargetError{Path: t.path, Op: "write over the previous snapshot", Err: fmt.Errorf("%s: flock: %w", spare, err)}
 		}
@@ -368,29 +558,31 @@ func (t *Target) prepare() (*os.File, error) {
 	return f, nil
 }
 
-// commit syncs the written temporary and renames it over the file. t.mu
-// is held.
+// spareName is the name of the temporary written next (files[t.next]):
+// the first's before the first commit, the spare's after. The names are
+// for messages; a handed-off Target knows them from before.
+func (t *Target) spareName() string {
+	if t.committed {
+		return t.tempNames[1]
+	}
+	return t.tempNames[0]
+}
+
+// commit syncs the written temporary and has it renamed over the file.
+// t.mu is held.
 func (t *Target) commit() error {
 	f := t.files[t.next]
 	if err := f.Sync(); err != nil {
 		return &TargetError{Path: t.path, Op: "commit", Err: err}
 	}
-	dir := int(t.dir.Fd())
-	if !t.committed {
-		if err := unix.Renameat(dir, t.names[t.next], dir, t.name); err != nil {
-			return &TargetError{Path: t.path, Op: "commit", Err: fmt.Errorf("rename %s over %s: %w", t.names[t.next], t.name, err)}
-		}
-		if t.old != nil {
-			t.old.Close() // the old file is gone: its lock with it
-			t.old = nil
-		}
-		t.committed = true
-		// files[1] stays at names[1]: the spare from now on.
-		t.names[0] = t.names[1]
-	} else if err := unix.Renameat2(dir, t.names[1], dir, t.name, unix.RENAME_EXCHANGE); err != nil {
-		return &TargetError{Path: t.path, Op: "commit", Err: fmt.Errorf("exchange %s with %s: %w", t.names[1], t.name, err)}
+	if err := t.ren.Commit(); err != nil {
+		return &TargetError{Path: t.path, Op: "commit", Err: err}
 	}
-	_ = t.dir.Sync() // the rename itself, durable
+	if !t.committed && t.old != nil {
+		t.old.Close() // the old file is gone: its lock with it
+		t.old = nil
+	}
+	t.committed = true
 	// Complete: machines may restore from it (shared), and it stays
 	// marked as this writer's when it moves to the spare's name.
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_SH)
@@ -492,15 +684,12 @@ func (w *TargetWriter) Finish(err error) error {
 func (t *Target) Close() (committed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.dir != nil {
-		dir := int(t.dir.Fd())
-		for i, f := range t.files {
-			// Before a commit each temporary is at its own name;
-			// after, only the spare (the next to write) is.
-			if f != nil && (!t.committed || i == t.next) {
-				_ = unix.Unlinkat(dir, t.names[i], 0)
-			}
-		}
+	if t.closed {
+		return t.committed
+	}
+	t.closed = true
+	if t.ren != nil {
+		_ = t.ren.Discard() // best effort, as a removal always was
 	}
 	for i, f := range t.files {
 		if f != nil {
@@ -512,9 +701,9 @@ func (t *Target) Close() (committed bool) {
 		t.old.Close()
 		t.old = nil
 	}
-	if t.dir != nil {
-		t.dir.Close()
-		t.dir = nil
+	if t.names != nil {
+		t.names.Close()
+		t.names = nil
 	}
 	return t.committed
 }

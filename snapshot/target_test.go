@@ -503,7 +503,7 @@ func TestTargetLiveSpareKept(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			other := &Target{dir: d, name: "f.snap"}
+			other := &Target{names: &DirRenamer{dir: d}, name: "f.snap"}
 			other.removeStale()
 			if got := dirNames(t, dir); !slices.Equal(got, before) {
 				t.Fatalf("another writer's cleanup left %q of %q", got, before)
@@ -536,7 +536,7 @@ func TestTargetCreateRace(t *testing.T) {
 	removed := 0
 	afterCreate = func(name string) {
 		if removed < 2 {
-			(&Target{dir: d, name: "f.snap"}).removeStale()
+			(&Target{names: &DirRenamer{dir: d}, name: "f.snap"}).removeStale()
 			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
 				t.Fatalf("the cleanup kept %s, unlocked", name)
 			}
@@ -603,7 +603,7 @@ func TestTargetRefusedKeepsSpareLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	(&Target{dir: d, name: "f.snap"}).removeStale()
+	(&Target{names: &DirRenamer{dir: d}, name: "f.snap"}).removeStale()
 	if got := dirNames(t, dir); !slices.Equal(got, before) {
 		t.Fatalf("another writer's cleanup left %q of %q", got, before)
 	}
@@ -643,5 +643,148 @@ func TestTargetWriterHoles(t *testing.T) {
 	}
 	if used := st.Blocks * 512; used >= int64(len(mem)) {
 		t.Fatalf("%s uses %d bytes for %d of memory: the zero pages were written, not skipped", path, used, len(mem))
+	}
+}
+
+// TestTargetSymlinkOwner: a symlink in a sticky directory others may
+// write to (as /tmp) is followed only when this process's user or the
+// directory's owner owns it, as fs.protected_symlinks has the kernel
+// do: another user's link there is refused (ErrUnsafeSymlink) and the
+// file it names left alone. A dangling link is refused
+// (ErrDanglingSymlink) naming what it points to.
+func TestTargetSymlinkOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the links are given to other users")
+	}
+	const other = 4242
+	tests := []struct {
+		name     string
+		sticky   bool // the link's directory is 01777
+		dirOwner int  // its owner
+		linkUID  int  // the link's owner
+		dangling bool
+		want     error // nil: the snapshot replaces the file linked to
+	}{
+		{"own link in /tmp-like dir", true, 0, 0, false, nil},
+		{"planted link in /tmp-like dir", true, 0, other, false, ErrUnsafeSymlink},
+		{"link of the dir's owner", true, other, other, false, nil},
+		{"another's link in a private dir", false, 0, other, false, nil},
+		{"own dangling link", true, 0, 0, true, ErrDanglingSymlink},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			victim := filepath.Join(top, "victim")
+			if !tt.dangling {
+				if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := filepath.Join(top, "tmp")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mode := os.FileMode(0o755)
+			if tt.sticky {
+				mode = 0o777 | os.ModeSticky
+			}
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(dir, tt.dirOwner, tt.dirOwner); err != nil {
+				t.Fatal(err)
+			}
+			link := filepath.Join(dir, "s.snap")
+			if err := os.Symlink(victim, link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(link, tt.linkUID, tt.linkUID); err != nil {
+				t.Fatal(err)
+			}
+			tg, err := OpenTarget(link)
+			if tt.want != nil {
+				if err == nil {
+					tg.Close()
+				}
+				if !errors.Is(err, tt.want) || !strings.Contains(fmt.Sprint(err), link) {
+					t.Fatalf("OpenTarget: %v; want %v naming %s", err, tt.want, link)
+				}
+				if !tt.dangling {
+					if got := mustRead(t, victim); got != "precious" {
+						t.Fatalf("%s holds %q", victim, got)
+					}
+				}
+				if got := dirNames(t, dir); !slices.Equal(got, []string{"s.snap"}) {
+					t.Fatalf("left %q beside the link; want only it", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tg.Write(writeString("new")); err != nil {
+				t.Fatal(err)
+			}
+			tg.Close()
+			if got := mustRead(t, victim); got != "new" {
+				t.Fatalf("%s holds %q; want the snapshot", victim, got)
+			}
+		})
+	}
+}
+
+// countingRenamer counts the calls a Target makes of its Renamer.
+type countingRenamer struct {
+	r                *DirRenamer
+	commits, discard int
+}
+
+func (c *countingRenamer) Commit() error  { c.commits++; return c.r.Commit() }
+func (c *countingRenamer) Discard() error { c.discard++; return c.r.Discard() }
+
+// TestTargetUseRenamer: a Target handed to another Renamer (as to a
+// process that holds its directory) commits and removes through it
+// only, having closed its own descriptor of the directory, and the
+// results are those of a Target that renames itself.
+func TestTargetUseRenamer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.snap")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, file, temps, ok := tg.Names()
+	if !ok || file != "f.snap" || d.Name() != dir {
+		t.Fatalf("Names: %v %q %q %v", d, file, temps, ok)
+	}
+	fd, err := unix.Dup(int(d.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ren := &countingRenamer{r: NewDirRenamer(os.NewFile(uintptr(fd), dir), file, temps)}
+	defer ren.r.Close()
+	tg.UseRenamer(ren)
+	if _, _, _, ok := tg.Names(); ok {
+		t.Fatal("Names after UseRenamer: still held")
+	}
+	for _, s := range []string{"one", "two", "three"} {
+		if err := tg.Write(writeString(s)); err != nil {
+			t.Fatalf("writing %q: %v", s, err)
+		}
+		if got := mustRead(t, path); got != s {
+			t.Fatalf("%s holds %q; want %q", path, got, s)
+		}
+	}
+	if !tg.Close() {
+		t.Fatal("Close reports no commit")
+	}
+	if ren.commits != 3 || ren.discard != 1 {
+		t.Fatalf("%d commits, %d discards through the renamer; want 3, 1", ren.commits, ren.discard)
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"f.snap"}) {
+		t.Fatalf("left %q", got)
 	}
 }
