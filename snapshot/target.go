@@ -69,7 +69,8 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // is synced and then renamed over it, so that the file holds its old
 // content until a new snapshot is complete, and a Target that commits
 // none leaves it as it was. A symlink at the path stays a symlink: the
-// file it names is replaced.
+// file it names is replaced (if the link is safe to follow: see
+// OpenTarget).
 //
 // Both temporaries are created by OpenTarget, so that a process that
 // later forbids itself to create files (a seccomp filter) can still
@@ -78,8 +79,10 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // (renameat2 RENAME_EXCHANGE), which leaves the previous snapshot at the
 // spare's name, to be written next and removed by Close. Once OpenTarget
 // and AllowUser returned, writing and Close make no system call but
-// flock, ftruncate, lseek, write, fstat, fsync, close, and renameat,
-// renameat2 and unlinkat in Dir.
+// flock, ftruncate, lseek, write, fstat, fsync, close, and the
+// Renamer's: renameat, renameat2 and unlinkat in the directory, or,
+// after UseRenamer, whatever the Renamer given does (a request to the
+// process that holds the directory).
 //
 // Locks (flock): the file as it was is locked exclusive from OpenTarget
 // until replaced, so that a file a machine uses (as a disk, exclusive;
