@@ -107,7 +107,8 @@ var allowed = []int{
 
 // socketCalls are the calls on sockets allowed whatever their arguments
 // with Filter.Sockets or Filter.UnixSockets; setsockopt and getsockopt are
-// allowed for the options of setSockopts and getSockopts only.
+// allowed for the options of setSockopts and getSockopts only. recvmsg
+// alone is allowed with Filter.ReceiveFDs.
 var socketCalls = []int{
 	unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
 	unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
@@ -225,9 +226,11 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 				{{0, opEq, dir}, {2, opEq, dir}, {4, opEq, unix.RENAME_EXCHANGE}},
 			}},
 			rule{nr: unix.SYS_UNLINKAT, any: one(cond{0, opEq, dir}, cond{2, opEq, 0})},
-			// Emptying a temporary file before it is written again.
-			rule{nr: unix.SYS_FTRUNCATE},
 		)
+	}
+	if f.Truncate {
+		// Emptying a temporary file before it is written again.
+		rs = append(rs, rule{nr: unix.SYS_FTRUNCATE})
 	}
 	if f.Sockets || f.UnixSockets {
 		var families [][]cond
@@ -248,6 +251,8 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		rs = append(rs,
 			rule{nr: unix.SYS_SETSOCKOPT, any: optionConds(setSockopts)},
 			rule{nr: unix.SYS_GETSOCKOPT, any: optionConds(getSockopts)})
+	} else if f.ReceiveFDs {
+		rs = append(rs, rule{nr: unix.SYS_RECVMSG})
 	}
 	return rs
 }

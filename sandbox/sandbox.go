@@ -66,22 +66,31 @@ type Filter struct {
 	// credentials), not iptables' or multicast's. Without it socket is
 	// forbidden.
 	Sockets bool
-	// UnixSockets allows Unix sockets and the same calls on them: a VM
-	// on a shared network dials its hub's socket again when the hub
-	// returns. The filter cannot see which path connect names, so any
-	// Unix socket the process may open is reachable: only set it for such
-	// a VM. Without Sockets, IPv4 and IPv6 sockets stay forbidden.
+	// UnixSockets allows Unix sockets and the same calls on them. The
+	// filter cannot see which path connect names, so any Unix socket the
+	// process may open is reachable (a root process's: a container
+	// runtime's, the system bus...): set it only for a process that
+	// chooses the path itself, such as smolvmm's broker, which dials a
+	// shared network's hub for the VMM; never for the VMM, which a guest
+	// may take over. Without Sockets, IPv4 and IPv6 sockets stay
+	// forbidden.
 	UnixSockets bool
+	// ReceiveFDs allows recvmsg on the descriptors held, whatever they
+	// are: a VMM receives the connections its broker dialled for it
+	// (SCM_RIGHTS) so. It opens nothing.
+	ReceiveFDs bool
 	// RenameDir, when not zero, is a descriptor of a directory in which
 	// renameat and renameat2 may rename or exchange files and unlinkat
-	// may remove files (not directories): every path relative to it, no
-	// other directory; and ftruncate is allowed. A VMM that writes a
-	// snapshot to a temporary file renames it over the snapshot's name,
-	// or removes it when no snapshot was taken. The filter cannot see
-	// the names, so any file of that directory is reachable: set it only
-	// for such a VMM. (Descriptor 0 is standard input, never such a
-	// directory.)
+	// may remove files (not directories): every path relative to it. The
+	// filter cannot see the names, and a name may be absolute or climb
+	// out with "..": set it only for a process that chooses the names
+	// itself (smolvmm's broker, which renames the snapshots a VMM
+	// writes), never for one a guest may take over. (Descriptor 0 is
+	// standard input, never such a directory.)
 	RenameDir int
+	// Truncate allows ftruncate on the descriptors held: a VMM empties
+	// a snapshot's temporary file before writing it again.
+	Truncate bool
 
 	// Prefix starts the line printed when a call is refused (e.g.
 	// "smolvmm: "); Advice ends it (e.g. how to turn the filter off).
