@@ -116,12 +116,24 @@ func dropTo(c *cli.Context) (*sandbox.Credentials, error) {
 	return nil, nil
 }
 
+// snapDirFD is the number the snapshot's directory had in the VMM
+// before the broker took it over, for the test hook (testhook.go).
+var snapDirFD = -1
+
+// brokerStarted is brokerStart's outcome.
+type brokerStarted struct {
+	b   *broker
+	err error
+}
+
 // testHookEnv names a test-only hook, compiled in only with the build tag
 // smolvmm_testhook (the tests' build of smolvmm): after the VM is set up,
 // on the vCPU thread when the guest prints its first byte (as a
-// compromised device model would), the VMM attempts "open:PATH" or
-// "exec:PATH" and reports the outcome on stderr. It stands for code a
-// guest took over.
+// compromised device model would), the VMM attempts "open:PATH",
+// "exec:PATH", "unlinkat:PATH" or "renameat:FROM:TO" (relative to the
+// descriptor the snapshot's directory had, snapDirFD) or
+// "connect:PATH" (a Unix socket), and reports the outcome on stderr. It
+// stands for code a guest took over.
 const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 
 // contain makes cfg contain the VMM before its guest runs, as the flags
@@ -129,27 +141,30 @@ const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 // --no-seccomp). term is the saved state of the console's terminal fd
 // (nil off a terminal), restored if a refused call stops the process. What must be
 // resolved by name (the user) is resolved now. snap is the run's
-// --snapshot target, nil without one: its directory is where the filter
-// lets a snapshot be renamed into place.
+// --snapshot target, nil without one. With the filter, what takes a name
+// once the VMM is contained (renaming snap's snapshots into place, and a
+// shared network's redial) is the broker's (broker.go): the VMM's filter
+// allows no rename, removal or new socket.
 func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, term *unix.Termios) error {
 	creds, err := dropTo(c)
 	if err != nil {
 		return err
 	}
 	userNet := hasFlag(c, "net") && c.String("net") == "user"
+	sharedNet := hasFlag(c, "net") && isSharedNet(c.String("net"))
 	filter := sandbox.Filter{
 		Ioctls: vmm.RunIoctls(),
 		// The user network's NAT and forwards, and a ready port's probe
 		// (on a shared network they are the hub's: no IP socket here).
 		Sockets: cfg.ReadyAddr != "" || userNet,
-		// A shared network's socket, dialled again when its hub returns.
-		UnixSockets: hasFlag(c, "net") && isSharedNet(c.String("net")),
-		Prefix:      "smolvmm: ",
-		Advice:      " (smolvmm --no-seccomp turns the filter off; please report the call)",
-	}
-	if snap != nil && snap.Dir() != nil {
-		// Renaming a snapshot into place, removing the temporaries.
-		filter.RenameDir = int(snap.Dir().Fd())
+		// A shared network's socket, dialled again by the broker when
+		// its hub returns, comes over the broker's socket.
+		ReceiveFDs: sharedNet,
+		// Emptying a snapshot's temporary before it is written again;
+		// the broker renames it into place.
+		Truncate: snap != nil,
+		Prefix:   "smolvmm: ",
+		Advice:   " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,
@@ -162,11 +177,48 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		// guest's first run.
 		prepared = sandbox.Prepare(filter)
 	}
+	// The broker (broker.go) does what takes a name for the contained
+	// VMM: started while New sets the VM up, outside the chroot. It does
+	// so without the filter too (--no-seccomp), which then only turns
+	// the filters off, the broker's with the VMM's.
+	var brokerReady chan brokerStarted
+	if snap != nil || sharedNet {
+		brokerReady = make(chan brokerStarted, 1)
+		var a brokerArgs
+		var dir *os.File
+		if snap != nil {
+			var ok bool
+			if dir, a.file, a.temps, ok = snap.Names(); !ok {
+				return fmt.Errorf("--snapshot %s: closed before the VM ran", snap.Path())
+			}
+			snapDirFD = int(dir.Fd())
+		}
+		if sharedNet {
+			a.hub = hubDial.path() // the join dialled it
+		}
+		go func() {
+			b, err := brokerStart(a, dir, creds, prepared != nil)
+			brokerReady <- brokerStarted{b, err}
+		}()
+	}
 	prev := cfg.BeforeRun
 	cfg.BeforeRun = func() error {
 		if prev != nil {
 			if err := prev(); err != nil {
 				return err
+			}
+		}
+		if brokerReady != nil {
+			r := <-brokerReady
+			if r.err != nil {
+				return r.err
+			}
+			if snap != nil {
+				snap.UseRenamer(brokerRenamer{r.b}) // closes the VMM's descriptor of the directory
+			}
+			hubDial.use(r.b)
+			if verbose {
+				fmt.Fprintln(os.Stderr, "smolvmm: a broker process renames the snapshots and dials the shared network for the VMM")
 			}
 		}
 		if chroot != "" {

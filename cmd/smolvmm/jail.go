@@ -125,9 +125,10 @@ func openBackend(nc netConfig) (netback.Backend, error) {
 // openOptions are the backend's settings from nc: among them, for a
 // shared network, the uid the VMM will run as (its join says so, so that
 // the network lets it rejoin as that user with the privileged forwards it
-// joined with as root).
+// joined with as root), and its dialer (hubDial: the broker's, once the
+// VMM is contained).
 func openOptions(nc netConfig) netback.OpenOptions {
-	return netback.OpenOptions{Logf: nc.Logf, Notef: nc.Notef, Lasting: nc.Lasting, RunsAs: nc.RunsAs}
+	return netback.OpenOptions{Logf: nc.Logf, Notef: nc.Notef, Lasting: nc.Lasting, RunsAs: nc.RunsAs, Dial: hubDial.dial}
 }
 
 // upRunArgs is the command line of smolvmm run for the VM up boots: its

@@ -24,6 +24,7 @@ func commands() []*cli.Command {
 }
 
 func main() {
+	maybeBrokerMain()            // broker.go: a VMM's broker ends here
 	closeInherited(os.Args)      // inherit.go: before anything of ours is open
 	prepareRestoreEarly(os.Args) // snapshot.go: before the flags are parsed
 	os.Exit(run(os.Args))

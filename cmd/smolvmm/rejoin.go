@@ -110,8 +110,9 @@ func mayAccess(st *syscall.Stat_t, creds *sandbox.Credentials, bits uint32) bool
 	return perm&bits == bits
 }
 
-// checkRejoin warns, once on standard error, when the VMM (as --user or
-// --uid and --chroot leave it) could not rejoin the shared network nc
+// checkRejoin warns, once on standard error, when the VMM's broker (as
+// --user or --uid leave it; --chroot does not apply to it) could not
+// rejoin the shared network nc
 // joins after its daemon restarts, and tells nc which rejoin failures
 // will last. It is no error: the VM is on the network until then.
 func checkRejoin(c *cli.Context, nc *netConfig) {
@@ -123,18 +124,16 @@ func checkRejoin(c *cli.Context, nc *netConfig) {
 	if err != nil {
 		return // refused elsewhere, with the flag's own words
 	}
-	chroot := ""
-	if hasFlag(c, "chroot") {
-		chroot = c.String("chroot")
-	}
-	if creds == nil && chroot == "" {
+	if creds == nil {
 		return
 	}
 	socket, err := netback.ResolveHub(arg)
 	if err != nil {
 		return
 	}
-	rc := rejoinObstacle(socket, creds, chroot)
+	// The broker (broker.go) rejoins for the VMM, as its user but
+	// outside --chroot: the chroot hides nothing from it.
+	rc := rejoinObstacle(socket, creds, "")
 	if rc.why == "" {
 		return
 	}

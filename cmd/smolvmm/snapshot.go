@@ -506,7 +506,7 @@ func allowSnapshotUser(c *cli.Context, path string, t *snapshot.Target) error {
 	err = t.AllowUser(creds.UID, creds.GID)
 	switch {
 	case errors.Is(err, snapshot.ErrDirPermission):
-		return usageErrorf("--snapshot %s: uid %d, which the VM runs as, may not replace files in %s (the snapshot is written beside the file and renamed over it, after privileges are dropped); give a directory it can write in", path, creds.UID, t.Dir().Name())
+		return usageErrorf("--snapshot %s: uid %d, which the VM runs as, may not replace files in %s (the snapshot is written beside the file and renamed over it, after privileges are dropped); give a directory it can write in", path, creds.UID, t.DirName())
 	case err != nil:
 		return snapshotTargetAdvice(path, err)
 	}

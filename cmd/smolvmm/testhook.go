@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -58,6 +59,20 @@ func runTestHook(hook string) {
 		defer unix.Close(fd)
 		_, err = unix.GetsockoptString(fd, unix.IPPROTO_IP, 64)
 		fmt.Fprintf(os.Stderr, "smolvmm-test: getsockopt IPT_SO_GET_INFO: %v\n", err)
+	case strings.HasPrefix(hook, "unlinkat:"):
+		err := unix.Unlinkat(snapDirFD, hook[9:], 0)
+		fmt.Fprintf(os.Stderr, "smolvmm-test: unlinkat %d %s: %v\n", snapDirFD, hook[9:], err)
+	case strings.HasPrefix(hook, "renameat:"):
+		from, to, _ := strings.Cut(hook[9:], ":")
+		err := unix.Renameat(snapDirFD, from, snapDirFD, to)
+		fmt.Fprintf(os.Stderr, "smolvmm-test: renameat %d %s %s: %v\n", snapDirFD, from, to, err)
+	case strings.HasPrefix(hook, "connect:"):
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err == nil {
+			err = unix.Connect(fd, &unix.SockaddrUnix{Name: hook[8:]})
+			unix.Close(fd)
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm-test: connect %s: %v\n", hook[8:], err)
 	default:
 		fmt.Fprintf(os.Stderr, "smolvmm-test: unknown hook %q\n", hook)
 	}
