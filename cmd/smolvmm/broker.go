@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -42,8 +41,7 @@ import (
 // to (the temporaries are that user's and their directory writable by
 // it, snapshot.Target.AllowUser checks; the hub lets that user rejoin),
 // under a filter of its own (brokerFilter), and ends when the VMM ends
-// (the socket's end, and its parent's death signal), discarding the
-// temporaries left.
+// (the socket's end), discarding the temporaries left.
 
 // brokerEnv marks the broker's process; the arguments say what it holds.
 const brokerEnv = "SMOLVMM_BROKER"
@@ -104,8 +102,11 @@ func brokerMain(args []string) int {
 	}
 	// Whatever ends the loop, the temporaries are not left behind: the
 	// VMM may have been killed before its own discard.
-	if ren != nil {
-		defer ren.Discard()
+	end := func() int {
+		if ren != nil {
+			_ = ren.Discard()
+		}
+		return 0
 	}
 	buf := make([]byte, 16)
 	for {
@@ -114,7 +115,7 @@ func brokerMain(args []string) int {
 			continue
 		}
 		if err != nil || n == 0 {
-			return 0 // the VMM is gone
+			return end() // the VMM is gone
 		}
 		var rerr error
 		var conn *net.UnixConn
@@ -134,7 +135,7 @@ func brokerMain(args []string) int {
 			rerr = fmt.Errorf("broker: request %q: %w", buf[0], unix.EINVAL)
 		}
 		if err := brokerAnswer(rerr, conn); err != nil {
-			return 0
+			return end()
 		}
 	}
 }
@@ -187,14 +188,13 @@ func brokerFilter(snap, hub bool) sandbox.Filter {
 
 // broker is the VMM's end of its broker.
 type broker struct {
-	mu      sync.Mutex // one request at a time
-	sock    *os.File
-	release chan struct{} // closed by Close: the starting thread ends
+	mu   sync.Mutex // one request at a time
+	sock *os.File
 }
 
 // brokerStart starts the broker: a copy of this program running as creds
 // (nil: as this process) that holds dir (the snapshot's directory; nil
-// without one) with a, and dies with this process. It does not wait for
+// without one) with a, and ends when this process does. It does not wait for
 // the broker to be ready: a request waits instead. seccomp false runs it
 // without its filter (--no-seccomp).
 func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp bool) (*broker, error) {
@@ -216,33 +216,26 @@ func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp
 	if dir != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, dir)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// No parent-death signal: the socket's end tells the broker, even
+	// of a VMM killed by SIGKILL (its descriptors close). A signal
+	// would come while a VMM that ends within a millisecond of its
+	// start (a guest that exits at once, a forbidden call) still waits
+	// for the broker's runtime to start, and kill it before it removes
+	// the temporaries; and Linux sends it when the thread that started
+	// the broker ends, which the Go runtime does to a thread a locked
+	// goroutine (a vCPU's) exits on.
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if creds != nil {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(creds.UID), Gid: uint32(creds.GID), Groups: []uint32{}}
 	}
-	// The death signal is sent when the thread that started the broker
-	// ends, not the process: the Go runtime ends a thread whose
-	// goroutine exits locked to it, as a vCPU's may, on whatever thread
-	// it was. So the broker is started from a thread of its own, kept
-	// until Close.
-	b := &broker{sock: mine, release: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			<-b.release
-		}
-	}()
-	if err := <-started; err != nil {
+	if err := cmd.Start(); err != nil {
 		mine.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	// Never waited for: wait4 is not among the VMM's calls once
 	// contained. It ends with this process.
 	_ = cmd.Process.Release()
-	return b, nil
+	return &broker{sock: mine}, nil
 }
 
 // request sends op and reads the answer; fd is the descriptor that came
@@ -308,10 +301,7 @@ func (e *brokerError) Error() string { return e.msg }
 func (e *brokerError) Unwrap() error { return e.errno }
 
 // Close ends the broker (it discards what is left).
-func (b *broker) Close() error {
-	close(b.release)
-	return b.sock.Close()
-}
+func (b *broker) Close() error { return b.sock.Close() }
 
 // brokerRenamer is a snapshot Target's Renamer through the broker.
 type brokerRenamer struct{ b *broker }

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/sandbox"
+)
+
+// TestBrokerVMMNamesNothing: a VMM writing snapshots or on a shared
+// network, taken over once set up (the test hook, on the vCPU thread),
+// can neither remove nor rename a file by the descriptor its snapshot's
+// directory had (an absolute name, or ".." out of the directory, as the
+// old filter let through), nor connect to a Unix socket of its choosing:
+// the filter stops it (status 148, the call named) and the file stays.
+// With --no-seccomp the same hooks go through, which shows they run.
+func TestBrokerVMMNamesNothing(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	counter := guests.ForTest(t, "counter")
+	tests := []struct {
+		name     string
+		hook     string // %V: the victim's path, %D: the snapshot dir's parent
+		shared   bool   // on a shared network instead of --snapshot
+		noFilter bool
+		want     string
+	}{
+		{name: "unlinkat absolute", hook: "unlinkat:%V", want: "forbidden unlinkat (system call 263)"},
+		{name: "unlinkat dotdot", hook: "unlinkat:../victim", want: "forbidden unlinkat (system call 263)"},
+		{name: "renameat dotdot", hook: "renameat:../victim:../moved", want: "forbidden renameat (system call 264)"},
+		{name: "unlinkat without filter", hook: "unlinkat:%V", noFilter: true, want: "smolvmm-test: unlinkat"},
+		{name: "connect", hook: "connect:%S", shared: true, want: "forbidden socket (system call 41)"},
+		{name: "connect without filter", hook: "connect:%S", shared: true, noFilter: true, want: "smolvmm-test: connect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			victim := filepath.Join(top, "victim")
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			snapDir := filepath.Join(top, "snaps")
+			if err := os.Mkdir(snapDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// A Unix socket the VMM has no business with (as a
+			// container runtime's).
+			other := filepath.Join(top, "other.sock")
+			ln, err := net.Listen("unix", other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			args := []string{"run", "-k", counter, "-m", "16", "-a", "n=2 at=0"}
+			if tt.shared {
+				hub := filepath.Join(top, "hub.sock")
+				startNetDaemon(t, hub)
+				args = append(args, "--net", "user:"+hub)
+			} else {
+				args = append(args, "--net", "none", "--snapshot", filepath.Join(snapDir, "s.snap"))
+			}
+			if tt.noFilter {
+				args = append(args, "--no-seccomp")
+			}
+			hook := strings.NewReplacer("%V", victim, "%S", other).Replace(tt.hook)
+			cmd := exec.Command(smolvmmBin(t), args...)
+			cmd.Dir = snapDir
+			cmd.Env = append(os.Environ(), testHookEnv+"="+hook)
+			// Not an *os.File: Run waits for the pipe's end, which the
+			// broker holds until it has removed the temporaries and
+			// ended.
+			var stderr lockedBuffer // contain_test.go
+			cmd.Stderr = &stderr
+			err = cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			out := stderr.String()
+			wantStatus := sandbox.ExitStatus
+			if tt.noFilter {
+				wantStatus = 1 // --snapshot: never ready; shared: ends as the guest does
+				if tt.shared {
+					wantStatus = status
+				}
+			}
+			if status != wantStatus || !strings.Contains(out, tt.want) {
+				t.Fatalf("status %d, stderr %q; want status %d and %q", status, out, wantStatus, tt.want)
+			}
+			if tt.noFilter {
+				if strings.Contains(out, ": <nil>") {
+					return // the hook ran, and did it
+				}
+				t.Fatalf("without the filter the hook failed: %q", out)
+			}
+			if got, err := os.ReadFile(victim); err != nil || string(got) != "precious" {
+				t.Fatalf("%s: %q, %v; want it untouched", victim, got, err)
+			}
+			if !tt.shared {
+				if got := dirNames(t, snapDir); len(got) != 0 {
+					t.Fatalf("the stopped VMM's broker left %q", got)
+				}
+			}
+		})
+	}
+}
+
+// TestBrokerFullDisk: a snapshot that fills its file system (a small
+// tmpfs: the counter guest's snapshot holds 48 KiB of data, the rest
+// holes) fails with the system's error, and leaves the file as it was
+// and no temporary beside it, with and without the filter (the broker
+// removes the temporaries either way).
+func TestBrokerFullDisk(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a tmpfs")
+	}
+	counter := guests.ForTest(t, "counter")
+	for _, tt := range []struct {
+		name string
+		old  bool // a previous snapshot file is there
+		args []string
+	}{
+		{"new file", false, nil},
+		{"over a file", true, nil},
+		{"over a file without filter", true, []string{"--no-seccomp"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16k"); err != nil {
+				t.Skipf("mount tmpfs: %v", err)
+			}
+			t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+			snap := filepath.Join(dir, "s.snap")
+			want := []string{}
+			if tt.old {
+				if err := os.WriteFile(snap, []byte("old"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				want = []string{"s.snap"}
+			}
+			args := append([]string{"run", "-k", counter, "-m", "16", "-a", "n=3 at=0", "--net", "none",
+				"--ready", "count 1", "--snapshot", snap, "--snapshot-exit"}, tt.args...)
+			_, stderr, status := runCLI(t, args...)
+			if status != 1 || !strings.Contains(stderr, syscall.ENOSPC.Error()) {
+				t.Fatalf("status %d, stderr %q; want 1 and %q", status, stderr, syscall.ENOSPC.Error())
+			}
+			if got := dirNames(t, dir); !slices.Equal(got, want) {
+				t.Fatalf("left %q; want %q", got, want)
+			}
+			if tt.old {
+				if got := mustReadFile(t, snap); got != "old" {
+					t.Fatalf("%s holds %q; want it as it was", snap, got)
+				}
+			}
+		})
+	}
+}
+
+func mustReadFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
