@@ -14,6 +14,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/snapshot"
 )
 
 // TestBrokerVMMNamesNothing: a VMM writing snapshots or on a shared
@@ -32,11 +33,14 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 		name     string
 		hook     string // %V: the victim's path, %D: the snapshot dir's parent
 		shared   bool   // on a shared network instead of --snapshot
+		chroot   bool   // with --chroot, an empty directory
 		noFilter bool
 		want     string
 	}{
 		{name: "unlinkat absolute", hook: "unlinkat:%V", want: "forbidden unlinkat (system call 263)"},
 		{name: "unlinkat dotdot", hook: "unlinkat:../victim", want: "forbidden unlinkat (system call 263)"},
+		// The directory's descriptor was opened outside the chroot.
+		{name: "unlinkat dotdot under chroot", hook: "unlinkat:../victim", chroot: true, want: "forbidden unlinkat (system call 263)"},
 		{name: "renameat dotdot", hook: "renameat:../victim:../moved", want: "forbidden renameat (system call 264)"},
 		{name: "unlinkat without filter", hook: "unlinkat:%V", noFilter: true, want: "smolvmm-test: unlinkat"},
 		{name: "connect", hook: "connect:%S", shared: true, want: "forbidden socket (system call 41)"},
@@ -71,6 +75,13 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 			}
 			if tt.noFilter {
 				args = append(args, "--no-seccomp")
+			}
+			if tt.chroot {
+				empty := filepath.Join(top, "empty")
+				if err := os.Mkdir(empty, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--chroot", empty)
 			}
 			hook := strings.NewReplacer("%V", victim, "%S", other).Replace(tt.hook)
 			cmd := exec.Command(smolvmmBin(t), args...)
@@ -178,4 +189,76 @@ func mustReadFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCLISnapshotSymlink: --snapshot through a symlink in a sticky
+// world-writable directory replaces the file it names when the link is
+// the user's own, refuses (naming the link and its owner) one another
+// user planted there, leaving the file it names alone, and refuses a
+// link to nothing.
+func TestCLISnapshotSymlink(t *testing.T) {
+	if !kvmUsable() || os.Geteuid() != 0 {
+		t.Skip("needs /dev/kvm and root: the planted link is another user's")
+	}
+	counter := guests.ForTest(t, "counter")
+	for _, tt := range []struct {
+		name     string
+		owner    int
+		dangling bool
+		want     string // "" : written
+	}{
+		{"own link", 0, false, ""},
+		{"planted link", 4242, false, "owned by uid 4242, in "},
+		{"dangling link", 0, true, "symlink to a file that does not exist"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			victim := filepath.Join(top, "victim")
+			if !tt.dangling {
+				if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tmp := filepath.Join(top, "tmp")
+			if err := os.Mkdir(tmp, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(tmp, 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			link := filepath.Join(tmp, "s.snap")
+			if err := os.Symlink(victim, link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(link, tt.owner, tt.owner); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, status := runCLI(t, "run", "-k", counter, "-m", "16", "-a", "n=3 at=0", "--net", "none",
+				"--ready", "count 1", "--snapshot", link, "--snapshot-exit")
+			if tt.want != "" {
+				if status != 1 || !strings.Contains(stderr, "--snapshot "+link+": ") || !strings.Contains(stderr, tt.want) {
+					t.Fatalf("status %d, stderr %q; want 1 and %q", status, stderr, tt.want)
+				}
+				if !tt.dangling {
+					if got := mustReadFile(t, victim); got != "precious" {
+						t.Fatalf("%s holds %q", victim, got)
+					}
+				} else if _, err := os.Lstat(victim); err == nil {
+					t.Fatalf("%s was created", victim)
+				}
+				return
+			}
+			if status != 0 {
+				t.Fatalf("status %d, stderr %q", status, stderr)
+			}
+			f, err := snapshot.Open(victim)
+			if err != nil {
+				t.Fatalf("%s: %v", victim, err)
+			}
+			f.Close()
+			if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Fatalf("%s is no longer the link: %v", link, err)
+			}
+		})
+	}
 }

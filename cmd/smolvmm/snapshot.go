@@ -543,6 +543,10 @@ func snapshotTargetAdvice(path string, err error) error {
 			dir = pe.Path // a symlink's target's directory
 		}
 		return outputDirError("--snapshot", path, dir, "write it")
+	case errors.Is(err, snapshot.ErrUnsafeSymlink) && errors.As(err, &te):
+		return fmt.Errorf("--snapshot %s: %w (a link there could name any file, which the snapshot would replace; give the file's own path)", path, te.Err)
+	case errors.Is(err, snapshot.ErrDanglingSymlink) && errors.As(err, &te):
+		return fmt.Errorf("--snapshot %s: %w (a snapshot replaces a file a link names, and creates none; give the path of the file to write)", path, te.Err)
 	case errors.Is(err, snapshot.ErrNotRegular) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: %w: give a file to write the snapshot to", path, te.Err)
 	case errors.As(err, &te):
