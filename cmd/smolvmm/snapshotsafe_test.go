@@ -458,36 +458,54 @@ func TestCLISnapshotDroppedUser(t *testing.T) {
 }
 
 // TestCLISnapshotKilledWriterCleaned: a smolvmm killed (SIGKILL) while it
-// runs with --snapshot leaves its temporaries beside the file; the next
-// run with that file removes them.
+// runs with --snapshot has its temporaries removed by its broker, which
+// sees it gone; one killed with its broker (its process group) leaves
+// them beside the file, and the next run with that file removes them.
 func TestCLISnapshotKilledWriterCleaned(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	dir := t.TempDir()
-	snap := keep(t, dir, "k.snap")
-	cmd, stderr := runningVM(t, nil, "--snapshot", snap)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	names := dirNames(t, dir)
-	tmps := 0
-	for _, n := range names {
-		if strings.HasPrefix(n, ".k.snap.") && strings.HasSuffix(n, ".tmp") {
-			tmps++
-		}
-	}
-	if tmps == 0 {
-		t.Fatalf("after SIGKILL the directory holds %q; want the killed run's temporaries\nstderr:\n%s", names, stderr)
-	}
-	counter := guests.ForTest(t, "counter")
-	_, out, status := runCLIIn(t, dir, "run", "-k", counter, "-m", "16", "-a", "n=3 at=0", "--net", "none", "--snapshot", snap)
-	if status != 1 || !strings.Contains(out, "the guest never became ready") {
-		t.Fatalf("status %d, stderr %q; want 1, never ready", status, out)
-	}
-	if got := dirNames(t, dir); len(got) != 1 || got[0] != "k.snap" {
-		t.Fatalf("after the next run: %q (before it: %q); want only k.snap", got, names)
+	for _, group := range []bool{false, true} {
+		t.Run(map[bool]string{false: "the VMM", true: "with its broker"}[group], func(t *testing.T) {
+			dir := t.TempDir()
+			snap := keep(t, dir, "k.snap")
+			cmd, stderr := runningVMWith(t, func(cmd *exec.Cmd) {
+				cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+			}, nil, "--snapshot", snap)
+			pid := cmd.Process.Pid
+			if group {
+				pid = -pid
+			}
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			// Returns once the broker, which holds stderr too, ended.
+			cmd.Wait()
+			names := dirNames(t, dir)
+			tmps := 0
+			for _, n := range names {
+				if strings.HasPrefix(n, ".k.snap.") && strings.HasSuffix(n, ".tmp") {
+					tmps++
+				}
+			}
+			if !group {
+				if tmps != 0 {
+					t.Fatalf("after SIGKILL of the VMM the directory holds %q; want its broker to have removed the temporaries\nstderr:\n%s", names, stderr)
+				}
+				return
+			}
+			if tmps == 0 {
+				t.Fatalf("after SIGKILL the directory holds %q; want the killed run's temporaries\nstderr:\n%s", names, stderr)
+			}
+			counter := guests.ForTest(t, "counter")
+			_, out, status := runCLIIn(t, dir, "run", "-k", counter, "-m", "16", "-a", "n=3 at=0", "--net", "none", "--snapshot", snap)
+			if status != 1 || !strings.Contains(out, "the guest never became ready") {
+				t.Fatalf("status %d, stderr %q; want 1, never ready", status, out)
+			}
+			if got := dirNames(t, dir); len(got) != 1 || got[0] != "k.snap" {
+				t.Fatalf("after the next run: %q (before it: %q); want only k.snap", got, names)
+			}
+		})
 	}
 }
 
