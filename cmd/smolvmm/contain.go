@@ -188,16 +188,28 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		var dir *os.File
 		if snap != nil {
 			var ok bool
-			if dir, a.file, a.temps, ok = snap.Names(); !ok {
+			var d *os.File
+			if d, a.file, a.temps, ok = snap.Names(); !ok {
 				return fmt.Errorf("--snapshot %s: closed before the VM ran", snap.Path())
 			}
-			snapDirFD = int(dir.Fd())
+			snapDirFD = int(d.Fd())
+			// A copy of its own for the start: the Target closes its
+			// descriptor if the setup fails meanwhile, and the number
+			// could then name another file by the time it is passed.
+			fd, err := unix.FcntlInt(d.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("--snapshot %s: its directory: %w", snap.Path(), err)
+			}
+			dir = os.NewFile(uintptr(fd), d.Name())
 		}
 		if sharedNet {
 			a.hub = hubDial.path() // the join dialled it
 		}
 		go func() {
 			b, err := brokerStart(a, dir, creds, prepared != nil)
+			if dir != nil {
+				dir.Close() // the broker's is its own
+			}
 			brokerReady <- brokerStarted{b, err}
 		}()
 	}
@@ -218,7 +230,14 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			}
 			hubDial.use(r.b)
 			if verbose {
-				fmt.Fprintln(os.Stderr, "smolvmm: a broker process renames the snapshots and dials the shared network for the VMM")
+				what := "renames the snapshots"
+				switch {
+				case snap == nil:
+					what = "dials the shared network again"
+				case sharedNet:
+					what += " and dials the shared network again"
+				}
+				fmt.Fprintf(os.Stderr, "smolvmm: a broker process %s for the VMM\n", what)
 			}
 		}
 		if chroot != "" {
