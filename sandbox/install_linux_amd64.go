@@ -145,7 +145,11 @@ type trapData struct {
 // prepareTrap builds the handler's table: the name and number of every
 // call (built with appends: Sprintf made this 0.36 ms of every start).
 func prepareTrap(f Filter) trapData {
-	head := f.Prefix + "seccomp: the VMM attempted the forbidden "
+	who := f.Process
+	if who == "" {
+		who = "the VMM"
+	}
+	head := f.Prefix + "seccomp: " + who + " attempted the forbidden "
 	tail := " and was stopped" + f.Advice + "\n"
 	text := make([]byte, 0, len(head)+len(tail)+(trapSlots+1)*40)
 	text = append(text, head...)

@@ -95,6 +95,9 @@ type Filter struct {
 	// Prefix starts the line printed when a call is refused (e.g.
 	// "smolvmm: "); Advice ends it (e.g. how to turn the filter off).
 	Prefix, Advice string
+	// Process is what that line calls the process ("the VMM" when
+	// empty).
+	Process string
 	// Terminal, when set, is put back in this state before the line is
 	// printed (a console in raw mode would otherwise stay so).
 	Terminal *Terminal

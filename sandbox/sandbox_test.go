@@ -265,7 +265,7 @@ func child(mode string) int {
 		os.Exit(0)
 	}()
 	<-ready
-	if _, err := Install(Filter{Prefix: "child: ", Advice: " (test)"}); err != nil {
+	if _, err := Install(Filter{Prefix: "child: ", Advice: " (test)", Process: os.Getenv("SANDBOX_TEST_PROCESS")}); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		return 3
 	}
@@ -327,21 +327,25 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 	tests := []struct {
 		mode, want string
 		status     int
+		process    string // Filter.Process
 	}{
-		{"openat", trapped("openat (system call 257)"), ExitStatus},
-		{"execve", trapped("execve (system call 59)"), ExitStatus},
-		{"old-thread", trapped("openat (system call 257)"), ExitStatus},
-		{"prctl-vma", "named a mapping\n", 0},
-		{"prctl-name", trapped("prctl (system call 157)"), ExitStatus},
+		{"openat", trapped("openat (system call 257)"), ExitStatus, ""},
+		{"execve", trapped("execve (system call 59)"), ExitStatus, ""},
+		// Another process than the VMM is named as itself.
+		{"execve", strings.Replace(trapped("execve (system call 59)"), "the VMM", "the broker", 1), ExitStatus, "the broker"},
+		{"old-thread", trapped("openat (system call 257)"), ExitStatus, ""},
+		{"prctl-vma", "named a mapping\n", 0, ""},
+		{"prctl-name", trapped("prctl (system call 157)"), ExitStatus, ""},
 	}
 	if OpenRefusedQuietly {
 		tests[0].want, tests[0].status = "opened /etc/passwd: open /etc/passwd: permission denied\n", 0
-		tests[2].want, tests[2].status = "old thread opened /etc/passwd: open /etc/passwd: permission denied\n", 0
+		tests[3].want, tests[3].status = "old thread opened /etc/passwd: open /etc/passwd: permission denied\n", 0
 	}
 	for _, tt := range tests {
-		t.Run(tt.mode, func(t *testing.T) {
+		t.Run(tt.mode+tt.process, func(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd := childCmd(t, tt.mode)
+			cmd.Env = append(cmd.Env, "SANDBOX_TEST_PROCESS="+tt.process)
 			cmd.Stderr = &stderr
 			err := cmd.Run()
 			status := 0

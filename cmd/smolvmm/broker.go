@@ -177,7 +177,8 @@ func brokerAnswer(err error, conn *net.UnixConn) error {
 func brokerFilter(snap, hub bool) sandbox.Filter {
 	f := sandbox.Filter{
 		UnixSockets: hub,
-		Prefix:      "smolvmm broker: ",
+		Process:     "the VMM's broker",
+		Prefix:      "smolvmm: ",
 		Advice:      " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
 	if snap {

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -260,5 +263,87 @@ func TestCLISnapshotSymlink(t *testing.T) {
 				t.Fatalf("%s is no longer the link: %v", link, err)
 			}
 		})
+	}
+}
+
+// TestBrokerContained: the broker of a VM started as root with --user,
+// --chroot and --snapshot runs as that user with no capabilities, under
+// a seccomp filter of its own with no_new_privs, outside the chroot (its
+// root the host's, where the snapshot's directory is), and holds no
+// descriptor but its standard ones, its socket and the directory.
+func TestBrokerContained(t *testing.T) {
+	if !kvmUsable() || os.Geteuid() != 0 {
+		t.Skip("needs /dev/kvm and root")
+	}
+	nobody := nobodyUser(t) // contain_test.go
+	top := t.TempDir()
+	empty := filepath.Join(top, "empty")
+	snaps := filepath.Join(top, "snaps")
+	for _, d := range []string{empty, snaps} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(snaps, nobody.UID, nobody.GID); err != nil {
+		t.Fatal(err)
+	}
+	cmd, stderr := runningVM(t, nil, "--user", "nobody", "--chroot", empty, "--snapshot", filepath.Join(snaps, "s.snap"))
+	var children []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid))
+	for _, p := range tasks {
+		b, _ := os.ReadFile(p)
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err == nil {
+				children = append(children, pid)
+			}
+		}
+	}
+	if len(children) != 1 {
+		t.Fatalf("the VMM has children %v; want its broker alone\nstderr:\n%s", children, stderr)
+	}
+	broker := children[0]
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", broker)); !strings.HasPrefix(string(cmdline), "smolvmm-broker\x00s.snap\x00") {
+		t.Fatalf("child %d runs %q; want the broker", broker, cmdline)
+	}
+	// The broker starts beside the VM and installs its filter before
+	// it reads a request: wait for it.
+	deadline := time.Now().Add(20 * time.Second)
+	for procStatus(t, broker)[0]["Seccomp"] != "2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker installed no filter within 20 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	checkFiltered(t, broker) // contain_test.go
+	want := fmt.Sprintf("%d\t%d\t%d\t%d", nobody.UID, nobody.UID, nobody.UID, nobody.UID)
+	for _, st := range procStatus(t, broker) {
+		if st["Uid"] != want || st["CapEff"] != "0000000000000000" || st["CapPrm"] != "0000000000000000" || st["Groups"] != "" {
+			t.Errorf("%s: Uid %q, CapEff %q, CapPrm %q, Groups %q; want %q, no capabilities, no groups", st["path"], st["Uid"], st["CapEff"], st["CapPrm"], st["Groups"], want)
+		}
+	}
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", broker)); err != nil || root != "/" {
+		t.Errorf("the broker's root: %q, %v; want /", root, err)
+	}
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", cmd.Process.Pid)); err != nil || root != empty {
+		t.Errorf("the VMM's root: %q, %v; want %s", root, err, empty)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, fd := range fds {
+		to, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", broker, fd.Name()))
+		if n, _ := strconv.Atoi(fd.Name()); n > 4 && (strings.HasPrefix(to, "anon_inode:") || strings.HasPrefix(to, "/sys/fs/cgroup/")) {
+			continue // the Go runtime's: its poller, its CPU limit's files
+		}
+		names = append(names, fd.Name())
+	}
+	if !slices.Equal(names, []string{"0", "1", "2", "3", "4"}) {
+		t.Errorf("the broker holds descriptors %q beside its runtime's; want 0 to 4", names)
+	}
+	if dir, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/4", broker)); err != nil || dir != snaps {
+		t.Errorf("the broker's descriptor 4: %q, %v; want %s", dir, err, snaps)
 	}
 }
