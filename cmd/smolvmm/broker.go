@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -90,6 +91,13 @@ func brokerMain(args []string) int {
 		return 2
 	}
 	a := brokerArgs{file: args[1], temps: [2]string{args[2], args[3]}, hub: args[4]}
+	for _, name := range []string{a.file, a.temps[0], a.temps[1]} {
+		// Names in the directory, never a path out of it.
+		if strings.ContainsRune(name, '/') || name == "." || name == ".." || (name == "") != (a.file == "") {
+			fmt.Fprintf(os.Stderr, "smolvmm broker: %q is not a file's name in the snapshot's directory\n", name)
+			return 2
+		}
+	}
 	var ren *snapshot.DirRenamer
 	if a.file != "" {
 		ren = snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.file, a.temps)

@@ -347,3 +347,21 @@ func TestBrokerContained(t *testing.T) {
 		t.Errorf("the broker's descriptor 4: %q, %v; want %s", dir, err, snaps)
 	}
 }
+
+// TestBrokerRefusesPaths: the broker takes only names in the snapshot's
+// directory from its command line, never a path out of it. (Only
+// refusals here: brokerMain with valid arguments would filter the test.)
+func TestBrokerRefusesPaths(t *testing.T) {
+	for _, args := range [][]string{
+		{"smolvmm-broker", "../s.snap", ".a.tmp", ".b.tmp", ""},
+		{"smolvmm-broker", "s.snap", "/etc/passwd", ".b.tmp", ""},
+		{"smolvmm-broker", "s.snap", ".a.tmp", "..", ""},
+		{"smolvmm-broker", "s.snap", ".a.tmp", "", ""},
+		{"smolvmm-broker", "", ".a.tmp", ".b.tmp", ""},
+		{"smolvmm-broker", "s.snap"},
+	} {
+		if got := brokerMain(args); got != 2 {
+			t.Errorf("brokerMain(%q) = %d; want 2, refused", args, got)
+		}
+	}
+}
