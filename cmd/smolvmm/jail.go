@@ -128,7 +128,7 @@ func openBackend(nc netConfig) (netback.Backend, error) {
 // joined with as root), and its dialer (hubDial: the broker's, once the
 // VMM is contained).
 func openOptions(nc netConfig) netback.OpenOptions {
-	return netback.OpenOptions{Logf: nc.Logf, Notef: nc.Notef, Lasting: nc.Lasting, RunsAs: nc.RunsAs, Dial: hubDial.dial}
+	return netback.OpenOptions{Logf: nc.Logf, Notef: nc.Notef, RunsAs: nc.RunsAs, Dial: hubDial.dial}
 }
 
 // upRunArgs is the command line of smolvmm run for the VM up boots: its
