@@ -16,14 +16,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
-	"golang.org/x/sys/unix"
 )
 
 // testMAC is the MAC of test VM i.
@@ -855,63 +853,5 @@ func TestHubPID(t *testing.T) {
 	}
 	if _, err := netback.HubPID(h.Socket()); !errors.Is(err, netback.ErrNoHub) {
 		t.Errorf("HubPID with no hub: %v, want ErrNoHub", err)
-	}
-}
-
-// fileConn is a connected socket as an *os.File, the way a process that
-// receives its connections from another (SCM_RIGHTS) holds them.
-type fileConn struct{ *os.File }
-
-func (fileConn) LocalAddr() net.Addr  { return &net.UnixAddr{Net: "unix"} }
-func (fileConn) RemoteAddr() net.Addr { return &net.UnixAddr{Net: "unix"} }
-
-// TestJoinDialOption: a Joined with JoinOptions.Dial makes every dial,
-// the join's and the rejoin's after a hub restart, through it, with
-// connections that are *os.Files (as a broker passes them); a failed
-// dial's ENOENT is ErrNoHub.
-func TestJoinDialOption(t *testing.T) {
-	dir := t.TempDir()
-	h := startHub(t, dir)
-	var dials atomic.Int32
-	dial := func(socket string) (net.Conn, error) {
-		dials.Add(1)
-		c, err := net.Dial("unix", socket)
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		f, err := c.(*net.UnixConn).File()
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		fd, err := unix.Dup(int(f.Fd()))
-		if err != nil {
-			return nil, err
-		}
-		// Non-blocking, for the runtime's poller and deadlines.
-		if err := unix.SetNonblock(fd, true); err != nil {
-			unix.Close(fd)
-			return nil, err
-		}
-		return fileConn{os.NewFile(uintptr(fd), socket)}, nil
-	}
-	j, err := netback.JoinWith(h.Socket(), testMAC(1), nil, netback.JoinOptions{Dial: dial})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	if dials.Load() != 1 || j.Addr().String() != "10.0.2.15" {
-		t.Fatalf("after the join: %d dials, address %s", dials.Load(), j.Addr())
-	}
-	h.Close()
-	waitFor(t, "the VM to see the hub gone", func() bool { c, _ := j.Connected(); return !c })
-	startHub(t, dir)
-	waitFor(t, "the VM to rejoin", func() bool { return j.Connects() == 2 })
-	if dials.Load() < 2 {
-		t.Fatalf("%d dials through the option; want the rejoin's too", dials.Load())
-	}
-	if _, err := netback.JoinWith(filepath.Join(dir, "none.sock"), testMAC(2), nil, netback.JoinOptions{Dial: dial}); !errors.Is(err, netback.ErrNoHub) {
-		t.Fatalf("dialling nothing: %v; want ErrNoHub", err)
 	}
 }

@@ -29,10 +29,8 @@ const (
 // (RefusedError.Permanent: a host port taken meanwhile, another protocol
 // version) ends the dialing instead: Failed is closed and Err says why,
 // and the VM stays unplugged until its owner stops it. It dials with
-// socket(AF_UNIX) and connect, which a VMM's seccomp filter must then
-// allow (sandbox.Filter.UnixSockets), unless JoinOptions.Dial dials for
-// it (say, a process of its own that connects to the socket and passes
-// the connection back).
+// socket(AF_UNIX) and connect, which a VMM's seccomp filter must allow
+// (sandbox.Filter.UnixSockets).
 type Joined struct {
 	socket  string
 	hello   hubHello
@@ -56,7 +54,6 @@ type Joined struct {
 	logf    func(format string, args ...any) // JoinOptions.Logf, or a no-op
 	notef   func(format string, args ...any) // JoinOptions.Notef, or a no-op
 	lasting func(error) bool                 // JoinOptions.Lasting, or nil
-	dialFn  func(string) (net.Conn, error)   // JoinOptions.Dial, or nil
 }
 
 // JoinOptions are JoinWith's optional settings.
@@ -86,13 +83,6 @@ type JoinOptions struct {
 	// below the first unprivileged one that this root join was allowed;
 	// without it, only root may. Every join of this backend sends it.
 	RunsAs int
-	// Dial, when set, connects to the hub's socket (the path Join was
-	// given, resolved) instead of net.Dial: for a process that may not
-	// open sockets itself once set up, whose dials another process
-	// makes. Its connection must be a stream to the socket, with
-	// deadlines (an *os.File of a connected socket will do). An error
-	// wrapping ENOENT or ECONNREFUSED means that no hub answers.
-	Dial func(socket string) (net.Conn, error)
 }
 
 // Join connects a VM whose NIC has address mac to the shared network
@@ -117,7 +107,7 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 		return nil, fmt.Errorf("shared network: %w", err)
 	}
 	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
-	j.name, j.logf, j.notef, j.lasting, j.dialFn = o.Name, o.Logf, o.Notef, o.Lasting, o.Dial
+	j.name, j.logf, j.notef, j.lasting = o.Name, o.Logf, o.Notef, o.Lasting
 	if j.name == "" {
 		j.name = socket
 	}
@@ -143,13 +133,7 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 
 // dial connects to the hub and makes the handshake.
 func (j *Joined) dial() (net.Conn, netip.Addr, error) {
-	var c net.Conn
-	var err error
-	if j.dialFn != nil {
-		c, err = j.dialFn(j.socket)
-	} else {
-		c, err = net.DialTimeout("unix", j.socket, hubHandshakeTimeout)
-	}
+	c, err := net.DialTimeout("unix", j.socket, hubHandshakeTimeout)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, netip.Addr{}, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, j.socket, err)

@@ -44,8 +44,6 @@ type OpenOptions struct {
 	// RunsAs is the uid the VM's process will run as once set up, for a
 	// shared network (JoinOptions.RunsAs); the other backends ignore it.
 	RunsAs int
-	// Dial dials a shared network's hub (JoinOptions.Dial).
-	Dial func(socket string) (net.Conn, error)
 }
 
 // OpenWith is Open with options.
@@ -62,7 +60,7 @@ func OpenWith(spec string, forwards []Forward, mac net.HardwareAddr, o OpenOptio
 		if err != nil {
 			return nil, fmt.Errorf("network %q: %w", spec, err)
 		}
-		return JoinWith(socket, mac, forwards, JoinOptions{Name: arg, Logf: o.Logf, Notef: o.Notef, Lasting: o.Lasting, RunsAs: o.RunsAs, Dial: o.Dial})
+		return JoinWith(socket, mac, forwards, JoinOptions{Name: arg, Logf: o.Logf, Notef: o.Notef, Lasting: o.Lasting, RunsAs: o.RunsAs})
 	case kind == "none" && !hasArg:
 		return NewNone(), nil
 	case kind == "tap" && hasArg:

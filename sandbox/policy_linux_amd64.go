@@ -107,8 +107,7 @@ var allowed = []int{
 
 // socketCalls are the calls on sockets allowed whatever their arguments
 // with Filter.Sockets or Filter.UnixSockets; setsockopt and getsockopt are
-// allowed for the options of setSockopts and getSockopts only. recvmsg
-// alone is allowed with Filter.ReceiveFDs.
+// allowed for the options of setSockopts and getSockopts only.
 var socketCalls = []int{
 	unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
 	unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
@@ -251,8 +250,6 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		rs = append(rs,
 			rule{nr: unix.SYS_SETSOCKOPT, any: optionConds(setSockopts)},
 			rule{nr: unix.SYS_GETSOCKOPT, any: optionConds(getSockopts)})
-	} else if f.ReceiveFDs {
-		rs = append(rs, rule{nr: unix.SYS_RECVMSG})
 	}
 	return rs
 }

@@ -66,19 +66,14 @@ type Filter struct {
 	// credentials), not iptables' or multicast's. Without it socket is
 	// forbidden.
 	Sockets bool
-	// UnixSockets allows Unix sockets and the same calls on them. The
-	// filter cannot see which path connect names, so any Unix socket the
-	// process may open is reachable (a root process's: a container
-	// runtime's, the system bus...): set it only for a process that
-	// chooses the path itself, such as smolvmm's broker, which dials a
-	// shared network's hub for the VMM; never for the VMM, which a guest
-	// may take over. Without Sockets, IPv4 and IPv6 sockets stay
-	// forbidden.
+	// UnixSockets allows Unix sockets and the same calls on them: a VM
+	// on a shared network dials its hub's socket again when the hub
+	// returns. The filter cannot see which path connect names, so any
+	// Unix socket the process's user may connect to is reachable (as
+	// root: a container runtime's, the system bus...): set it only for
+	// such a VM, best one that runs as a user of its own. Without
+	// Sockets, IPv4 and IPv6 sockets stay forbidden.
 	UnixSockets bool
-	// ReceiveFDs allows recvmsg on the descriptors held, whatever they
-	// are: a VMM receives the connections its broker dialled for it
-	// (SCM_RIGHTS) so. It opens nothing.
-	ReceiveFDs bool
 	// RenameDir, when not zero, is a descriptor of a directory in which
 	// renameat and renameat2 may rename or exchange files and unlinkat
 	// may remove files (not directories): every path relative to it. The

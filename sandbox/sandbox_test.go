@@ -51,7 +51,6 @@ func TestFilterVerdicts(t *testing.T) {
 		sockets, unix bool
 		renameDir     int
 		truncate      bool // Filter.Truncate
-		recv          bool // Filter.ReceiveFDs
 		arch          uint32
 		nr            int
 		args          []uint64
@@ -169,14 +168,6 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "renameat with Truncate", truncate: true, nr: 264, args: []uint64{7, 0, 7, 0}, want: retTrap},
 		{name: "renameat2 with Truncate", truncate: true, nr: 316, args: []uint64{7, 0, 7, 0, 2}, want: retTrap},
 		{name: "unlinkat with Truncate", truncate: true, nr: 263, args: []uint64{7, 0, 0}, want: retTrap},
-		// A VMM on a shared network (ReceiveFDs: its broker dials)
-		// receives descriptors and opens no socket.
-		{name: "recvmsg with ReceiveFDs", recv: true, nr: 47, want: retAllow},
-		{name: "recvmsg without", nr: 47, want: retTrap},
-		{name: "socket AF_UNIX with ReceiveFDs", recv: true, nr: 41, args: []uint64{1, 1, 0}, want: retTrap},
-		{name: "connect with ReceiveFDs", recv: true, nr: 42, want: retTrap},
-		{name: "sendmsg with ReceiveFDs", recv: true, nr: 46, want: retTrap},
-		{name: "recvmsg with ReceiveFDs and Sockets", recv: true, sockets: true, nr: 47, want: retAllow},
 		{name: "unlinkat in RenameDir", renameDir: 7, nr: 263, args: []uint64{7, 0, 0}, want: retAllow},
 		{name: "unlinkat of a directory in RenameDir", renameDir: 7, nr: 263, args: []uint64{7, 0, 0x200}, want: retTrap},
 		{name: "unlinkat elsewhere with RenameDir", renameDir: 7, nr: 263, args: []uint64{^uint64(99), 0, 0}, want: retTrap},
@@ -190,7 +181,7 @@ func TestFilterVerdicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets, UnixSockets: tt.unix, RenameDir: tt.renameDir,
-				Truncate: tt.truncate, ReceiveFDs: tt.recv}
+				Truncate: tt.truncate}
 			insts, err := f.Program()
 			if err != nil {
 				t.Fatal(err)

@@ -20,13 +20,16 @@ import (
 	"github.com/smolvmm/smolvmm/snapshot"
 )
 
-// TestBrokerVMMNamesNothing: a VMM writing snapshots or on a shared
-// network, taken over once set up (the test hook, on the vCPU thread),
-// can neither remove nor rename a file by the descriptor its snapshot's
-// directory had (an absolute name, or ".." out of the directory, as the
-// old filter let through), nor connect to a Unix socket of its choosing:
-// the filter stops it (status 148, the call named) and the file stays.
-// With --no-seccomp the same hooks go through, which shows they run.
+// TestBrokerVMMNamesNothing: a VMM writing snapshots, taken over once
+// set up (the test hook, on the vCPU thread), can neither remove nor
+// rename a file by the descriptor its snapshot's directory had (an
+// absolute name, or ".." out of the directory, as the old filter let
+// through), nor open a Unix socket: the filter stops it (status 148, the
+// call named) and the file stays. With --no-seccomp the same hooks go
+// through, which shows they run. A VMM on a shared network, which dials
+// its hub itself, may connect to another Unix socket its user may reach
+// (README, Containment): the test says so, so that a change to it
+// changes the README too.
 func TestBrokerVMMNamesNothing(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -38,6 +41,7 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 		shared   bool   // on a shared network instead of --snapshot
 		chroot   bool   // with --chroot, an empty directory
 		noFilter bool
+		reaches  bool // the hook goes through (with the filter too)
 		want     string
 	}{
 		{name: "unlinkat absolute", hook: "unlinkat:%V", want: "forbidden unlinkat (system call 263)"},
@@ -45,9 +49,10 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 		// The directory's descriptor was opened outside the chroot.
 		{name: "unlinkat dotdot under chroot", hook: "unlinkat:../victim", chroot: true, want: "forbidden unlinkat (system call 263)"},
 		{name: "renameat dotdot", hook: "renameat:../victim:../moved", want: "forbidden renameat (system call 264)"},
-		{name: "unlinkat without filter", hook: "unlinkat:%V", noFilter: true, want: "smolvmm-test: unlinkat"},
-		{name: "connect", hook: "connect:%S", shared: true, want: "forbidden socket (system call 41)"},
-		{name: "connect without filter", hook: "connect:%S", shared: true, noFilter: true, want: "smolvmm-test: connect"},
+		{name: "unlinkat without filter", hook: "unlinkat:%V", noFilter: true, reaches: true, want: "smolvmm-test: unlinkat"},
+		{name: "connect", hook: "connect:%S", want: "forbidden socket (system call 41)"},
+		{name: "connect without filter", hook: "connect:%S", noFilter: true, reaches: true, want: "smolvmm-test: connect"},
+		{name: "connect on a shared network", hook: "connect:%S", shared: true, reaches: true, want: "smolvmm-test: connect"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +109,7 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 			}
 			out := stderr.String()
 			wantStatus := sandbox.ExitStatus
-			if tt.noFilter {
+			if tt.reaches {
 				wantStatus = 1 // --snapshot: never ready; shared: ends as the guest does
 				if tt.shared {
 					wantStatus = status
@@ -113,11 +118,11 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 			if status != wantStatus || !strings.Contains(out, tt.want) {
 				t.Fatalf("status %d, stderr %q; want status %d and %q", status, out, wantStatus, tt.want)
 			}
-			if tt.noFilter {
+			if tt.reaches {
 				if strings.Contains(out, ": <nil>") {
 					return // the hook ran, and did it
 				}
-				t.Fatalf("without the filter the hook failed: %q", out)
+				t.Fatalf("the hook failed: %q", out)
 			}
 			if got, err := os.ReadFile(victim); err != nil || string(got) != "precious" {
 				t.Fatalf("%s: %q, %v; want it untouched", victim, got, err)
@@ -288,17 +293,7 @@ func TestBrokerContained(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd, stderr := runningVM(t, nil, "--user", "nobody", "--chroot", empty, "--snapshot", filepath.Join(snaps, "s.snap"))
-	var children []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid))
-	for _, p := range tasks {
-		b, _ := os.ReadFile(p)
-		for _, f := range strings.Fields(string(b)) {
-			pid, err := strconv.Atoi(f)
-			if err == nil {
-				children = append(children, pid)
-			}
-		}
-	}
+	children := childrenOf(cmd.Process.Pid)
 	if len(children) != 1 {
 		t.Fatalf("the VMM has children %v; want its broker alone\nstderr:\n%s", children, stderr)
 	}
@@ -348,16 +343,79 @@ func TestBrokerContained(t *testing.T) {
 	}
 }
 
+// childrenOf returns the processes pid started that still run.
+func childrenOf(pid int) []int {
+	var children []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, p := range tasks {
+		b, _ := os.ReadFile(p)
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				children = append(children, c)
+			}
+		}
+	}
+	return children
+}
+
+// TestBrokerForSnapshotOnly: a VM on a shared network has no broker (it
+// dials its hub itself: a broker per VM would cost more memory than the
+// VM); one with --snapshot has one, which with a shared network too is
+// given the snapshot's names alone.
+func TestBrokerForSnapshotOnly(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	hub := filepath.Join(t.TempDir(), "hub.sock")
+	startNetDaemon(t, hub)
+	for _, tt := range []struct {
+		name         string
+		shared, snap bool
+	}{
+		{"shared network", true, false},
+		{"snapshot", false, true},
+		{"both", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			if tt.shared {
+				args = append(args, "--net", "user:"+hub)
+			}
+			if tt.snap {
+				args = append(args, "--snapshot", filepath.Join(t.TempDir(), "s.snap"))
+			}
+			cmd, stderr := runningVM(t, nil, args...)
+			children := childrenOf(cmd.Process.Pid)
+			if !tt.snap {
+				if len(children) != 0 {
+					t.Fatalf("the VMM has children %v; want none\nstderr:\n%s", children, stderr)
+				}
+				return
+			}
+			if len(children) != 1 {
+				t.Fatalf("the VMM has children %v; want its broker alone\nstderr:\n%s", children, stderr)
+			}
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", children[0]))
+			got := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+			if len(got) != 4 || got[0] != "smolvmm-broker" || got[1] != "s.snap" {
+				t.Fatalf("the broker's command line %q; want smolvmm-broker, s.snap and its two temporaries", got)
+			}
+		})
+	}
+}
+
 // TestBrokerRefusesPaths: the broker takes only names in the snapshot's
 // directory from its command line, never a path out of it. (Only
 // refusals here: brokerMain with valid arguments would filter the test.)
 func TestBrokerRefusesPaths(t *testing.T) {
 	for _, args := range [][]string{
-		{"smolvmm-broker", "../s.snap", ".a.tmp", ".b.tmp", ""},
-		{"smolvmm-broker", "s.snap", "/etc/passwd", ".b.tmp", ""},
-		{"smolvmm-broker", "s.snap", ".a.tmp", "..", ""},
-		{"smolvmm-broker", "s.snap", ".a.tmp", "", ""},
-		{"smolvmm-broker", "", ".a.tmp", ".b.tmp", ""},
+		{"smolvmm-broker", "../s.snap", ".a.tmp", ".b.tmp"},
+		{"smolvmm-broker", "s.snap", "/etc/passwd", ".b.tmp"},
+		{"smolvmm-broker", "s.snap", ".a.tmp", ".."},
+		{"smolvmm-broker", "s.snap", ".a.tmp", ""},
+		{"smolvmm-broker", "", ".a.tmp", ".b.tmp"},
+		{"smolvmm-broker", "", "", ""},
+		{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp", "/run/hub.sock"},
 		{"smolvmm-broker", "s.snap"},
 	} {
 		if got := brokerMain(args); got != 2 {

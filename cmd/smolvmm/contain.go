@@ -141,10 +141,10 @@ const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 // --no-seccomp). term is the saved state of the console's terminal fd
 // (nil off a terminal), restored if a refused call stops the process. What must be
 // resolved by name (the user) is resolved now. snap is the run's
-// --snapshot target, nil without one. With the filter, what takes a name
-// once the VMM is contained (renaming snap's snapshots into place, and a
-// shared network's redial) is the broker's (broker.go): the VMM's filter
-// allows no rename, removal or new socket.
+// --snapshot target, nil without one. With the filter, renaming snap's
+// snapshots into place is the broker's (broker.go): the VMM's filter
+// allows no rename or removal. A shared network's redial stays the
+// VMM's: a broker per VM would cost more memory than the VM.
 func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, term *unix.Termios) error {
 	creds, err := dropTo(c)
 	if err != nil {
@@ -157,9 +157,11 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		// The user network's NAT and forwards, and a ready port's probe
 		// (on a shared network they are the hub's: no IP socket here).
 		Sockets: cfg.ReadyAddr != "" || userNet,
-		// A shared network's socket, dialled again by the broker when
-		// its hub returns, comes over the broker's socket.
-		ReceiveFDs: sharedNet,
+		// A shared network's socket, dialled again when its hub
+		// returns. Any Unix socket the VMM's user may reach is then
+		// reachable (the filter cannot see the path): a broker that
+		// dialled for it would more than double the VM's memory.
+		UnixSockets: sharedNet,
 		// Emptying a snapshot's temporary before it is written again;
 		// the broker renames it into place.
 		Truncate: snap != nil,
@@ -177,39 +179,30 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		// guest's first run.
 		prepared = sandbox.Prepare(filter)
 	}
-	// The broker (broker.go) does what takes a name for the contained
+	// The broker (broker.go) renames the snapshots for the contained
 	// VMM: started while New sets the VM up, outside the chroot. It does
 	// so without the filter too (--no-seccomp), which then only turns
 	// the filters off, the broker's with the VMM's.
 	var brokerReady chan brokerStarted
-	if snap != nil || sharedNet {
+	if snap != nil {
 		brokerReady = make(chan brokerStarted, 1)
-		var a brokerArgs
-		var dir *os.File
-		if snap != nil {
-			var ok bool
-			var d *os.File
-			if d, a.file, a.temps, ok = snap.Names(); !ok {
-				return fmt.Errorf("--snapshot %s: closed before the VM ran", snap.Path())
-			}
-			snapDirFD = int(d.Fd())
-			// A copy of its own for the start: the Target closes its
-			// descriptor if the setup fails meanwhile, and the number
-			// could then name another file by the time it is passed.
-			fd, err := unix.FcntlInt(d.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("--snapshot %s: its directory: %w", snap.Path(), err)
-			}
-			dir = os.NewFile(uintptr(fd), d.Name())
+		d, file, temps, ok := snap.Names()
+		if !ok {
+			return fmt.Errorf("--snapshot %s: closed before the VM ran", snap.Path())
 		}
-		if sharedNet {
-			a.hub = hubDial.path() // the join dialled it
+		a := brokerArgs{file: file, temps: temps}
+		snapDirFD = int(d.Fd())
+		// A copy of its own for the start: the Target closes its
+		// descriptor if the setup fails meanwhile, and the number
+		// could then name another file by the time it is passed.
+		fd, err := unix.FcntlInt(d.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("--snapshot %s: its directory: %w", snap.Path(), err)
 		}
+		dir := os.NewFile(uintptr(fd), d.Name())
 		go func() {
 			b, err := brokerStart(a, dir, creds, prepared != nil)
-			if dir != nil {
-				dir.Close() // the broker's is its own
-			}
+			dir.Close() // the broker's is its own
 			brokerReady <- brokerStarted{b, err}
 		}()
 	}
@@ -225,19 +218,9 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			if r.err != nil {
 				return r.err
 			}
-			if snap != nil {
-				snap.UseRenamer(brokerRenamer{r.b}) // closes the VMM's descriptor of the directory
-			}
-			hubDial.use(r.b)
+			snap.UseRenamer(brokerRenamer{r.b}) // closes the VMM's descriptor of the directory
 			if verbose {
-				what := "renames the snapshots"
-				switch {
-				case snap == nil:
-					what = "dials the shared network again"
-				case sharedNet:
-					what += " and dials the shared network again"
-				}
-				fmt.Fprintf(os.Stderr, "smolvmm: a broker process %s for the VMM\n", what)
+				fmt.Fprintln(os.Stderr, "smolvmm: a broker process renames the snapshots for the VMM")
 			}
 		}
 		if chroot != "" {

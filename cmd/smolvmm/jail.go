@@ -125,10 +125,9 @@ func openBackend(nc netConfig) (netback.Backend, error) {
 // openOptions are the backend's settings from nc: among them, for a
 // shared network, the uid the VMM will run as (its join says so, so that
 // the network lets it rejoin as that user with the privileged forwards it
-// joined with as root), and its dialer (hubDial: the broker's, once the
-// VMM is contained).
+// joined with as root).
 func openOptions(nc netConfig) netback.OpenOptions {
-	return netback.OpenOptions{Logf: nc.Logf, Notef: nc.Notef, RunsAs: nc.RunsAs, Dial: hubDial.dial}
+	return netback.OpenOptions{Logf: nc.Logf, Notef: nc.Notef, Lasting: nc.Lasting, RunsAs: nc.RunsAs}
 }
 
 // upRunArgs is the command line of smolvmm run for the VM up boots: its

@@ -38,9 +38,11 @@ type netConfig struct {
 	// Logf, when set, is told of a shared network lost, failing to be
 	// rejoined and rejoined (-v).
 	Logf func(format string, args ...any)
-	// Notef, when set, is told the same in a line each (without -v)
+	// Notef, when set, is told the same in a line each (without -v),
+	// and Lasting which rejoin failures will not end by themselves
 	// (netback.JoinOptions).
-	Notef func(format string, args ...any)
+	Notef   func(format string, args ...any)
+	Lasting func(error) bool
 	// RunsAs is the uid the VMM runs as once set up, when it drops root
 	// (--user, --uid), else 0: a shared network started by root lets
 	// that uid rejoin with the privileged forwards root's join had.

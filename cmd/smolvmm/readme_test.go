@@ -265,7 +265,7 @@ func TestReadmeSeccompFigures(t *testing.T) {
 	// user or --ready-port, both) and --snapshot.
 	type sizes struct{ static, cgo int }
 	var nets [4][2]sizes
-	for i, f := range []sandbox.Filter{{}, {ReceiveFDs: true}, {Sockets: true}, {Sockets: true, ReceiveFDs: true}} {
+	for i, f := range []sandbox.Filter{{}, {UnixSockets: true}, {Sockets: true}, {Sockets: true, UnixSockets: true}} {
 		for snap := range 2 {
 			f.Ioctls = vmm.RunIoctls()
 			f.Truncate = snap == 1

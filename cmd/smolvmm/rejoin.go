@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,46 +15,75 @@ import (
 	"github.com/smolvmm/smolvmm/sandbox"
 )
 
-// rejoinObstacle returns what would keep the VMM's broker, which runs as
-// creds (nil: as this process), from reaching socket again after the
-// network's daemon restarts ("" when the modes show nothing): a directory
-// on its path that uid and gid (the supplementary groups are dropped with
-// the user) may not search, or a socket they may not write (connect needs
-// both). It reads modes only; root, which they do not bind, passes. The
-// broker is outside --chroot: the host's paths are the ones it walks.
-func rejoinObstacle(socket string, creds *sandbox.Credentials) string {
-	if creds == nil || creds.UID == 0 {
-		return ""
-	}
-	seen := socket
-	if abs, err := filepath.Abs(socket); err == nil {
+// rejoinCheck is what attachNIC learns, before the VMM drops its user
+// (--user, --uid) or changes its root (--chroot), of whether it could
+// reach its shared network's socket again after the network's daemon
+// restarts: the VM works until then, but would stay offline after.
+type rejoinCheck struct {
+	// why is the obstacle, "" when the modes and paths show none.
+	why string
+	// hidden: the socket's path does not exist under the new root, so a
+	// rejoin's ENOENT will last (not a daemon restarting).
+	hidden bool
+}
+
+// rejoinObstacle checks socket for a VMM that will run as creds (nil:
+// it stays as it is) with root directory chroot ("": unchanged): that the
+// path exists from that root, that every directory on it (from that root
+// down, the root directory itself included) may be searched
+// and the socket written (connect needs both) by that uid and gid (the
+// supplementary groups are dropped with the user). It reads modes only;
+// root, which they do not bind, passes.
+func rejoinObstacle(socket string, creds *sandbox.Credentials, chroot string) rejoinCheck {
+	seen, top := socket, "/"
+	if chroot != "" {
+		// Under the new root the working directory is its top, and ".."
+		// there stays there.
+		top = chroot
+		if abs, err := filepath.Abs(chroot); err == nil {
+			top = abs
+		}
+		seen = filepath.Join(top, filepath.Clean("/"+socket))
+	} else if abs, err := filepath.Abs(socket); err == nil {
 		seen = abs
 	}
-	// Each directory from the root down, then the socket.
+	if chroot != "" {
+		if _, err := os.Stat(seen); err != nil {
+			return rejoinCheck{why: fmt.Sprintf("with --chroot %s as its root it will see no %s (%s does not exist)", chroot, socket, seen), hidden: true}
+		}
+	}
+	if creds == nil || creds.UID == 0 {
+		return rejoinCheck{}
+	}
+	// Each directory from the root down, then the socket. Under a chroot
+	// the root is the chroot directory (whose own mode still matters):
+	// the VMM chroots while still root, and never passes the directories
+	// above it again.
 	var dirs []string
 	for d := filepath.Dir(seen); ; d = filepath.Dir(d) {
 		dirs = append([]string{d}, dirs...)
-		if d == filepath.Dir(d) {
+		if d == top || d == filepath.Dir(d) {
 			break
 		}
 	}
 	for _, d := range dirs {
 		st, err := statOwner(d)
 		if err != nil {
-			return err.Error()
+			return rejoinCheck{why: err.Error()}
 		}
-		if !mayAccess(st, creds, 0o1) {
-			return fmt.Sprintf("uid %d gid %d may not search %s (mode %04o, owner uid %d gid %d)", creds.UID, creds.GID, d, st.Mode&0o7777, st.Uid, st.Gid)
+		if mayAccess(st, creds, 0o1) {
+			continue
 		}
+		return rejoinCheck{why: fmt.Sprintf("uid %d gid %d may not search %s (mode %04o, owner uid %d gid %d)", creds.UID, creds.GID, d, st.Mode&0o7777, st.Uid, st.Gid)}
 	}
 	st, err := statOwner(seen)
 	if err != nil {
-		return err.Error()
+		return rejoinCheck{why: err.Error()}
 	}
 	if !mayAccess(st, creds, 0o2) {
-		return fmt.Sprintf("uid %d gid %d may not connect to %s (mode %04o, owner uid %d gid %d)", creds.UID, creds.GID, seen, st.Mode&0o7777, st.Uid, st.Gid)
+		return rejoinCheck{why: fmt.Sprintf("uid %d gid %d may not connect to %s (mode %04o, owner uid %d gid %d)", creds.UID, creds.GID, seen, st.Mode&0o7777, st.Uid, st.Gid)}
 	}
-	return ""
+	return rejoinCheck{}
 }
 
 // statOwner stats path, following links.
@@ -80,11 +110,10 @@ func mayAccess(st *syscall.Stat_t, creds *sandbox.Credentials, bits uint32) bool
 	return perm&bits == bits
 }
 
-// checkRejoin warns, once on standard error, when the VMM's broker (as
-// --user or --uid leave it; --chroot does not apply to it) could not
-// rejoin the shared network nc
-// joins after its daemon restarts. It is no error: the VM is on the
-// network until then.
+// checkRejoin warns, once on standard error, when the VMM (as --user or
+// --uid and --chroot leave it) could not rejoin the shared network nc
+// joins after its daemon restarts, and tells nc which rejoin failures
+// will last. It is no error: the VM is on the network until then.
 func checkRejoin(c *cli.Context, nc *netConfig) {
 	kind, arg, _ := strings.Cut(nc.Spec, ":")
 	if kind != "user" || arg == "" {
@@ -94,21 +123,27 @@ func checkRejoin(c *cli.Context, nc *netConfig) {
 	if err != nil {
 		return // refused elsewhere, with the flag's own words
 	}
-	if creds == nil {
+	chroot := ""
+	if hasFlag(c, "chroot") {
+		chroot = c.String("chroot")
+	}
+	if creds == nil && chroot == "" {
 		return
 	}
 	socket, err := netback.ResolveHub(arg)
 	if err != nil {
 		return
 	}
-	// The broker (broker.go) rejoins for the VMM, as its user but
-	// outside --chroot: the chroot hides nothing from it.
-	why := rejoinObstacle(socket, creds)
-	if why == "" {
+	rc := rejoinObstacle(socket, creds, chroot)
+	if rc.why == "" {
 		return
 	}
-	const advice = " (smolvmm net --group GROUP lets the users of GROUP connect)"
-	fmt.Fprintf(os.Stderr, "smolvmm %s: warning: --net %s: the VM could not rejoin this network after its daemon restarts: %s; it would stay offline from then on%s\n", c.Command.Name, nc.Spec, why, advice)
+	advice := " (smolvmm net --group GROUP lets the users of GROUP connect)"
+	if rc.hidden {
+		advice = ""
+		nc.Lasting = func(err error) bool { return errors.Is(err, syscall.ENOENT) }
+	}
+	fmt.Fprintf(os.Stderr, "smolvmm %s: warning: --net %s: the VM could not rejoin this network after its daemon restarts: %s; it would stay offline from then on%s\n", c.Command.Name, nc.Spec, rc.why, advice)
 }
 
 // stderrNotef is the notices of a shared network lost, failing to be

@@ -15,11 +15,11 @@ import (
 	"github.com/smolvmm/smolvmm/sandbox"
 )
 
-// TestRejoinObstacle: what keeps the broker of a VMM that drops its user
-// from reaching its shared network's socket again, read from the modes:
-// a socket of mode 0600, a directory on the way it may not search;
-// nothing for a socket the uid or its group may write, or a VMM that
-// stays root.
+// TestRejoinObstacle: what keeps a VMM that drops its user or changes its
+// root from reaching its shared network's socket again, read from the
+// modes and paths: a socket of mode 0600, a directory on the way it may not
+// search, a root directory without the socket's path; nothing for a socket
+// the uid or its group may write, or a VMM that stays root without chroot.
 func TestRejoinObstacle(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the files are given to other owners")
@@ -58,25 +58,53 @@ func TestRejoinObstacle(t *testing.T) {
 	}
 	defer ln.Close()
 	os.Chmod(filepath.Join(closed, "n.sock"), 0o666)
+	jail := filepath.Join(top, "jail")
+	if err := os.Mkdir(jail, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A root directory below one the uid may not search (the VMM
+	// chroots as root, so never passes it again), with the socket open
+	// to all; and a root directory the uid may not search itself.
+	deepJail := filepath.Join(closed, "jail")
+	shutJail := filepath.Join(top, "shutjail")
+	for d, mode := range map[string]os.FileMode{deepJail: 0o755, shutJail: 0o700} {
+		if err := os.Mkdir(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, mode)
+		l, err := net.Listen("unix", filepath.Join(d, "n.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		os.Chmod(filepath.Join(d, "n.sock"), 0o666)
+	}
 	daemon := &sandbox.Credentials{UID: 1, GID: 1}
 	other := &sandbox.Credentials{UID: 2, GID: 2}
 	tests := []struct {
 		name   string
 		socket string
 		creds  *sandbox.Credentials
+		chroot string
 		why    string // in the obstacle, "" for none
+		hidden bool
 	}{
-		{"socket 0600 root", private, daemon, "uid 1 gid 1 may not connect to " + private + " (mode 0600, owner uid 0 gid 0)"},
-		{"socket of the uid's group", group, daemon, ""},
-		{"socket of another group", group, other, "uid 2 gid 2 may not connect to " + group + " (mode 0660, owner uid 0 gid 1)"},
-		{"directory not searchable", filepath.Join(closed, "n.sock"), daemon, "uid 1 gid 1 may not search " + closed + " (mode 0700, owner uid 0 gid 0)"},
-		{"root stays root", private, nil, ""},
+		{"socket 0600 root", private, daemon, "", "uid 1 gid 1 may not connect to " + private + " (mode 0600, owner uid 0 gid 0)", false},
+		{"socket of the uid's group", group, daemon, "", "", false},
+		{"socket of another group", group, other, "", "uid 2 gid 2 may not connect to " + group + " (mode 0660, owner uid 0 gid 1)", false},
+		{"directory not searchable", filepath.Join(closed, "n.sock"), daemon, "", "uid 1 gid 1 may not search " + closed + " (mode 0700, owner uid 0 gid 0)", false},
+		{"root stays root", private, nil, "", "", false},
+		{"chroot hides the socket", group, nil, jail, "with --chroot " + jail + " as its root it will see no " + group + " (" + filepath.Join(jail, group) + " does not exist)", true},
+		{"chroot and user", private, daemon, jail, "will see no " + private, true},
+		{"chroot below a shut directory", "/n.sock", daemon, deepJail, "", false},
+		{"chroot dotdot stays inside", "/../n.sock", daemon, deepJail, "", false},
+		{"chroot itself shut", "/n.sock", daemon, shutJail, "uid 1 gid 1 may not search " + shutJail + " (mode 0700, owner uid 0 gid 0)", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := rejoinObstacle(tt.socket, tt.creds)
-			if (tt.why == "") != (got == "") || !strings.Contains(got, tt.why) {
-				t.Errorf("rejoinObstacle = %q, want one containing %q", got, tt.why)
+			got := rejoinObstacle(tt.socket, tt.creds, tt.chroot)
+			if (tt.why == "") != (got.why == "") || !strings.Contains(got.why, tt.why) || got.hidden != tt.hidden {
+				t.Errorf("rejoinObstacle = %+v, want why containing %q, hidden %v", got, tt.why, tt.hidden)
 			}
 		})
 	}
