@@ -429,7 +429,7 @@ func (h *Hub) refuseNoDescriptors(c net.Conn) {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		limit = fmt.Sprintf("RLIMIT_NOFILE %d", lim.Cur)
 	}
-	msg := fmt.Sprintf("the network's process has every file descriptor open that %s allows (%d VMs joined); raise its limit (systemd: LimitNOFILE=, or ulimit -n) or join fewer VMs", limit, h.Stats().VMs)
+	msg := fmt.Sprintf("the network's process has every file descriptor open that %s allows (%d VMs joined)", limit, h.Stats().VMs)
 	_ = writeHubMessage(c, byte(RefusedNoDescriptors), hubAnswer{Error: msg})
 }
 
