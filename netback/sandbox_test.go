@@ -84,7 +84,12 @@ func sandboxChild() int {
 		}
 		w.WriteMsg(m)
 	})}
+	// The server sets its socket's options (IP_PKTINFO) before it says it
+	// has started: wait, so that the filter below never sees that call.
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
 	go srv.ActivateAndServe()
+	<-started
 	conf := filepath.Join(os.Getenv("NETBACK_SANDBOX_DIR"), "resolv.conf")
 	if err := os.WriteFile(conf, []byte("nameserver "+sandboxNameserver+"\n"), 0o644); err != nil {
 		return fail("%v", err)
