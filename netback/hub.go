@@ -3,7 +3,6 @@ package netback
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -91,16 +90,19 @@ type HubConfig struct {
 // root's earlier join of that MAC with the forward said its VM would run
 // as (a VM started as root drops to that user after joining; the grant is
 // kept with the lease), since the hub binds it with its own privileges;
-// the frames a VM sends must carry its MAC as source, and, for IPv4 and
-// ARP, its leased address (or 0.0.0.0, as DHCP and ARP probes use) as
-// sender; VLAN-tagged frames are dropped. Frames are dropped, never
-// waited for, towards a VM whose queue is full. What one VM makes the hub
-// copy to every other is bounded: its broadcast and multicast frames
-// reach the other VMs within a token bucket (hubFloodRate; beyond it
-// they reach the gateway only, and are counted), and unicast to an
-// unknown MAC is dropped, not flooded. A VM may still lie in the payload
-// of its own packets (a DHCP request naming another MAC learns that
-// MAC's address, which ARP tells anyway).
+// the frames a VM sends (hubfilter.go) are at most MTU-sized, carry its
+// MAC as source and, for IPv4 and ARP, its leased address as sender
+// (0.0.0.0 only in its DHCP requests and ARP probes of its own address),
+// for IPv6 its MAC's link-local address (:: only in its duplicate address
+// probes and multicast listener reports); neighbour discovery and DHCP
+// speak for the VM only (no router advertisement or redirect, no DHCP
+// server's reply, no request naming another MAC); VLAN-tagged frames are
+// dropped. The gateway's DHCP replies go to their client only. Frames
+// are dropped, never waited for, towards a VM whose queue is full. What
+// one VM makes the hub copy to every other is bounded: its broadcast and
+// multicast frames reach the other VMs within a token bucket
+// (hubFloodRate; beyond it they reach the gateway only, and are
+// counted), and unicast to an unknown MAC is dropped, not flooded.
 type Hub struct {
 	socket string
 	ln     *net.UnixListener
@@ -153,8 +155,9 @@ type HubStats struct {
 	// Dropped counts frames dropped for an unknown destination or a full
 	// queue.
 	Dropped uint64
-	// Spoofed counts frames dropped because their source MAC or address
-	// was not the sending VM's.
+	// Spoofed counts frames a VM sent that the hub's filter dropped:
+	// not sent as that VM (its MAC, its addresses, no DHCP server's or
+	// router's messages) or longer than the MTU.
 	Spoofed uint64
 	// Limited counts broadcast and multicast frames from a VM beyond its
 	// flood limit: the gateway got them, the other VMs did not.
@@ -599,7 +602,7 @@ func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPo
 	case !ok:
 		return nil, RefusedNoAddress, fmt.Sprintf("every address from %s to %s is leased to a connected VM", leasePool[0], leasePool[1])
 	}
-	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, forwards: fwds, out: newFrameQueue(hubPortDepth)}
+	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newFrameQueue(hubPortDepth)}
 	for _, f := range fwds {
 		stop, err := h.gw.forward(f, plan.addr, forwardLimits{vm: &p.fwd, all: &h.fwd})
 		if err != nil {
@@ -661,6 +664,23 @@ func (h *Hub) connectedLocked(a netip.Addr) bool {
 // are copied; towards a VM they are dropped if its queue is full, towards
 // the gateway the sender waits.
 func (h *Hub) switchFrame(from *hubPort, frame []byte) {
+	if from == nil {
+		// The gateway's DHCP replies go to their client only, though
+		// broadcast (to a client without an address): else a VM's
+		// requests, beyond its flood limit too, would make the gateway
+		// flood the others with one reply each.
+		if mac, ok := dhcpReplyTo(frame); ok {
+			h.mu.RLock()
+			p := h.ports[mac]
+			h.mu.RUnlock()
+			if p == nil {
+				h.dropped.Add(1)
+				return
+			}
+			h.push(p, frame)
+			return
+		}
+	}
 	dst := frame[:6]
 	if dst[0]&1 != 0 {
 		if from == nil || from.flood.allow(len(frame), h.now()) {
@@ -735,8 +755,11 @@ type hubPort struct {
 	forwards []Forward
 	stops    []func() error
 	out      *frameQueue
-	flood    floodLimit // used by readLoop's goroutine only
-	fwd      forwardCounts
+	// ll is the VM's IPv6 link-local address, made from its MAC
+	// (hubfilter.go).
+	ll    netip.Addr
+	flood floodLimit // used by readLoop's goroutine only
+	fwd   forwardCounts
 
 	closeOnce sync.Once
 }
@@ -822,27 +845,6 @@ func (p *hubPort) readLoop() error {
 		}
 		p.h.switchFrame(p, f)
 	}
-}
-
-// allowed reports whether a frame from this VM has its MAC as source and,
-// for IPv4 and ARP, its address (or 0.0.0.0) as sender.
-func (p *hubPort) allowed(f []byte) bool {
-	if !bytes.Equal(f[6:12], p.mac) {
-		return false
-	}
-	ok := func(a []byte) bool {
-		ip := netip.AddrFrom4([4]byte(a))
-		return ip == p.addr || ip.IsUnspecified()
-	}
-	switch binary.BigEndian.Uint16(f[12:14]) {
-	case 0x0800: // IPv4
-		return len(f) >= EthernetHeaderSize+20 && ok(f[26:30])
-	case 0x0806: // ARP for IPv4 over Ethernet: sender MAC and address
-		return len(f) >= EthernetHeaderSize+28 && bytes.Equal(f[22:28], p.mac) && ok(f[28:32])
-	case 0x8100, 0x88a8: // VLAN tags would hide the rest from these checks
-		return false
-	}
-	return true
 }
 
 // writeLoop sends the VM the frames switched to it, flushing whenever the

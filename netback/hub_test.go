@@ -454,11 +454,14 @@ func ethFrame(dst, src net.HardwareAddr, typ uint16, payload []byte) []byte {
 	return append(f, payload...)
 }
 
-// ipv4From is a minimal IPv4 header (UDP, no payload) from src to dst.
+// ipv4From is a minimal UDP packet (no payload) from src to dst.
 func ipv4From(src, dst string) []byte {
-	h := make([]byte, 20)
+	h := make([]byte, 28)
 	h[0], h[8], h[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(h[2:], 20)
+	binary.BigEndian.PutUint16(h[2:], 28)
+	binary.BigEndian.PutUint16(h[20:], 1000)
+	binary.BigEndian.PutUint16(h[22:], 9)
+	binary.BigEndian.PutUint16(h[24:], 8)
 	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
 	copy(h[12:], s[:])
 	copy(h[16:], d[:])

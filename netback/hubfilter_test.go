@@ -1,0 +1,230 @@
+package netback_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/smolvmm/smolvmm/netback"
+)
+
+// udpFrom is an IPv4/UDP frame from srcIP:sport to dstIP:dport.
+func udpFrom(dstMAC, srcMAC net.HardwareAddr, srcIP, dstIP string, sport, dport uint16, payload []byte) []byte {
+	f := make([]byte, 14+20+8+len(payload))
+	copy(f[0:6], dstMAC)
+	copy(f[6:12], srcMAC)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:34]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
+	ip[8], ip[9] = 64, 17
+	s, d := netip.MustParseAddr(srcIP).As4(), netip.MustParseAddr(dstIP).As4()
+	copy(ip[12:16], s[:])
+	copy(ip[16:20], d[:])
+	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
+	udp := f[34:42]
+	binary.BigEndian.PutUint16(udp[0:], sport)
+	binary.BigEndian.PutUint16(udp[2:], dport)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	copy(f[42:], payload)
+	return f
+}
+
+// withIPv4 changes an IPv4 frame's protocol and fragment field (flags and
+// offset), and its header checksum with them.
+func withIPv4(f []byte, proto byte, fragment uint16) []byte {
+	f = bytes.Clone(f)
+	ip := f[14:34]
+	ip[9] = proto
+	binary.BigEndian.PutUint16(ip[6:], fragment)
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
+	return f
+}
+
+// ipv6Frame is an IPv6 packet from mac and src to dstMAC and dst, its
+// first next header next.
+func ipv6Frame(dstMAC, mac net.HardwareAddr, src, dst string, next byte, payload []byte) []byte {
+	h := make([]byte, 40)
+	h[0] = 0x60
+	binary.BigEndian.PutUint16(h[4:], uint16(len(payload)))
+	h[6], h[7] = next, 255
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	copy(h[8:24], s[:])
+	copy(h[24:40], d[:])
+	return ethFrame(dstMAC, mac, 0x86dd, append(h, payload...))
+}
+
+// icmp6 is an ICMPv6 message of type typ with body (checksum left 0: the
+// hub does not check it).
+func icmp6(typ byte, body ...[]byte) []byte {
+	m := []byte{typ, 0, 0, 0}
+	for _, b := range body {
+		m = append(m, b...)
+	}
+	return m
+}
+
+// ndp is a neighbour solicitation's or advertisement's body: flags,
+// target, and a link-layer address option (1 source, 2 target) if opt.
+func ndp(flags byte, target string, opt byte, mac net.HardwareAddr) []byte {
+	b := []byte{flags, 0, 0, 0}
+	t := netip.MustParseAddr(target).As16()
+	b = append(b, t[:]...)
+	if opt != 0 {
+		b = append(append(b, opt, 1), mac...)
+	}
+	return b
+}
+
+// hopByHop wraps an upper-layer header of protocol next in an empty
+// hop-by-hop options header.
+func hopByHop(next byte, payload []byte) []byte {
+	return append([]byte{next, 0, 1, 4, 0, 0, 0, 0}, payload...)
+}
+
+// dhcpDiscover is a DHCPDISCOVER for mac, broadcast from 0.0.0.0.
+func dhcpDiscover(t *testing.T, mac net.HardwareAddr) []byte {
+	d, err := dhcpv4.NewDiscovery(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return udpBroadcast(mac, 68, 67, d.ToBytes())
+}
+
+// The hub switches a VM's frames only as that VM's own: ARP, IPv4 and
+// IPv6 that would pass it for another VM or for the gateway (address
+// conflicts, DHCP server, router) are dropped and counted, and so are
+// frames larger than the MTU; its own traffic passes.
+func TestHubFilter(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	victim := joinRaw(t, h, testMAC(1)) // 10.0.2.15, fe80::5054:ff:feab:1
+	bad := joinRaw(t, h, testMAC(2))    // 10.0.2.16, fe80::5054:ff:feab:2
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	allNodes := net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
+	me, other := testMAC(2), testMAC(1)
+	const myLL, otherLL = "fe80::5054:ff:feab:2", "fe80::5054:ff:feab:1"
+	arpOp := func(f []byte, op uint16) []byte {
+		f = bytes.Clone(f)
+		binary.BigEndian.PutUint16(f[20:], op)
+		return f
+	}
+	arpHW := func(f []byte, hw uint16) []byte {
+		f = bytes.Clone(f)
+		binary.BigEndian.PutUint16(f[14:], hw)
+		return f
+	}
+	offer, err := dhcpv4.NewReplyFromRequest(&dhcpv4.DHCPv4{OpCode: dhcpv4.OpcodeBootRequest, HWType: 1, ClientHWAddr: other},
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeOffer), dhcpv4.WithYourIP(net.IPv4(10, 0, 2, 15)),
+		dhcpv4.WithOption(dhcpv4.OptRouter(net.IPv4(10, 0, 2, 16))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownProbe := arpRequest(me, netip.IPv4Unspecified(), netip.MustParseAddr("10.0.2.16"))
+	cases := []struct {
+		name  string
+		frame []byte
+		pass  bool
+	}{
+		{"ARP probe for another VM's address", arpRequest(me, netip.IPv4Unspecified(), netip.MustParseAddr("10.0.2.15")), false},
+		{"ARP probe for its own address", ownProbe, true},
+		{"ARP reply from 0.0.0.0", arpOp(ownProbe, 2), false},
+		{"ARP of another hardware type", arpHW(arpRequest(me, netip.MustParseAddr("10.0.2.16"), netip.MustParseAddr("10.0.2.15")), 6), false},
+		{"ARP request from its address", arpRequest(me, netip.MustParseAddr("10.0.2.16"), netip.MustParseAddr("10.0.2.15")), true},
+
+		{"UDP from 0.0.0.0 to another port than DHCP's", udpFrom(bcast, me, "0.0.0.0", "255.255.255.255", 68, 9, make([]byte, 8)), false},
+		{"TCP from 0.0.0.0", withIPv4(udpFrom(bcast, me, "0.0.0.0", "255.255.255.255", 68, 67, make([]byte, 8)), 6, 0), false},
+		{"DHCP request naming another MAC", func() []byte { f := dhcpDiscover(t, other); copy(f[6:12], me); return f }(), false},
+		{"DHCP request from 0.0.0.0 in fragments", withIPv4(dhcpDiscover(t, me), 17, 0x2000), false},
+		{"DHCP request naming its own MAC", dhcpDiscover(t, me), true},
+		{"DHCP offer from a VM", udpFrom(other, me, "10.0.2.16", "255.255.255.255", 67, 68, offer.ToBytes()), false},
+		{"UDP to a DHCP client's port", udpFrom(other, me, "10.0.2.16", "10.0.2.15", 1000, 68, offer.ToBytes()), false},
+		{"UDP from its address", udpFrom(other, me, "10.0.2.16", "10.0.2.15", 1000, 9, make([]byte, 8)), true},
+
+		{"IPv6 from another VM's link-local address", ipv6Frame(other, me, otherLL, otherLL, 17, make([]byte, 16)), false},
+		{"IPv6 from a global address", ipv6Frame(other, me, "2001:db8::2", otherLL, 17, make([]byte, 16)), false},
+		{"UDP over IPv6 from ::", ipv6Frame(other, me, "::", otherLL, 17, make([]byte, 16)), false},
+		{"IPv6 from its link-local address", ipv6Frame(other, me, myLL, otherLL, 17, make([]byte, 16)), true},
+		{"neighbour advertisement of another VM's address", ipv6Frame(allNodes, me, myLL, "ff02::1", 58, icmp6(136, ndp(0xe0, otherLL, 2, me))), false},
+		{"neighbour advertisement naming another MAC", ipv6Frame(allNodes, me, myLL, "ff02::1", 58, icmp6(136, ndp(0xe0, myLL, 2, other))), false},
+		{"neighbour advertisement of its address", ipv6Frame(allNodes, me, myLL, "ff02::1", 58, icmp6(136, ndp(0x20, myLL, 2, me))), true},
+		{"router advertisement", ipv6Frame(allNodes, me, myLL, "ff02::1", 58, icmp6(134, make([]byte, 12))), false},
+		{"router advertisement after hop-by-hop options", ipv6Frame(allNodes, me, myLL, "ff02::1", 0, hopByHop(58, icmp6(134, make([]byte, 12)))), false},
+		{"fragmented ICMPv6", ipv6Frame(allNodes, me, myLL, "ff02::1", 44, append([]byte{58, 0, 0, 1, 0, 0, 0, 1}, icmp6(134, make([]byte, 12))...)), false},
+		{"redirect", ipv6Frame(other, me, myLL, otherLL, 58, icmp6(137, make([]byte, 36))), false},
+		{"multicast listener query", ipv6Frame(allNodes, me, myLL, "ff02::1", 58, icmp6(130, make([]byte, 20))), false},
+		{"duplicate address probe for another VM's address", ipv6Frame(allNodes, me, "::", "ff02::1:ffab:1", 58, icmp6(135, ndp(0, otherLL, 0, nil))), false},
+		{"duplicate address probe for its address", ipv6Frame(allNodes, me, "::", "ff02::1:ffab:2", 58, icmp6(135, ndp(0, myLL, 0, nil))), true},
+		{"neighbour solicitation naming another MAC", ipv6Frame(allNodes, me, myLL, "ff02::1:ffab:1", 58, icmp6(135, ndp(0, otherLL, 1, other))), false},
+		{"neighbour solicitation", ipv6Frame(allNodes, me, myLL, "ff02::1:ffab:1", 58, icmp6(135, ndp(0, otherLL, 1, me))), true},
+		{"multicast listener report from ::", ipv6Frame(allNodes, me, "::", "ff02::16", 0, hopByHop(58, icmp6(143, make([]byte, 4)))), true},
+
+		{"a frame of MTU bytes", ethFrame(other, me, 0x88b5, make([]byte, netback.MTU)), true},
+		{"a frame longer than the MTU", ethFrame(other, me, 0x88b5, make([]byte, netback.MTU+1)), false},
+	}
+	drops := 0
+	for _, c := range cases {
+		bad.send(t, c.frame)
+		if !c.pass {
+			drops++
+		}
+	}
+	// The hub switches one VM's frames in order: once the marker is
+	// through, so is every frame before it.
+	marker := ethFrame(other, me, 0x88b5, []byte("marker"))
+	bad.send(t, marker)
+	got := map[int]bool{}
+	for f := victim.recv(t); !bytes.Equal(f, marker); f = victim.recv(t) {
+		for i, c := range cases {
+			if bytes.Equal(f, c.frame) {
+				got[i] = true
+			}
+		}
+	}
+	for i, c := range cases {
+		if got[i] != c.pass {
+			t.Errorf("%s: reached the other VM %v, want %v", c.name, got[i], c.pass)
+		}
+	}
+	if s := h.Stats(); s.Spoofed != uint64(drops) {
+		t.Errorf("Spoofed = %d, want %d", s.Spoofed, drops)
+	}
+}
+
+// The gateway's DHCP replies, broadcast to clients without an address,
+// reach their client only: a VM asking again and again (beyond its own
+// flood limit) makes the gateway flood no other VM.
+func TestHubDHCPRepliesToClientOnly(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	victim := joinRaw(t, h, testMAC(1))
+	asker := joinRaw(t, h, testMAC(2))
+	isReply := func(f []byte, mac net.HardwareAddr) (*dhcpv4.DHCPv4, bool) {
+		if len(f) <= 42 || binary.BigEndian.Uint16(f[12:]) != 0x0800 || f[23] != 17 || binary.BigEndian.Uint16(f[34:]) != 67 {
+			return nil, false
+		}
+		r, err := dhcpv4.FromBytes(f[42:])
+		return r, err == nil && (mac == nil || bytes.Equal(r.ClientHWAddr, mac))
+	}
+	asker.send(t, dhcpDiscover(t, testMAC(2)))
+	for {
+		if _, ok := isReply(asker.recv(t), testMAC(2)); ok {
+			break
+		}
+	}
+	// The gateway switches its frames in order: the victim's own offer
+	// comes after anything the hub made of the other's.
+	victim.send(t, dhcpDiscover(t, testMAC(1)))
+	for {
+		r, ok := isReply(victim.recv(t), nil)
+		if !ok {
+			continue
+		}
+		if !bytes.Equal(r.ClientHWAddr, testMAC(1)) {
+			t.Fatalf("the victim received the gateway's %s for %s", r.MessageType(), r.ClientHWAddr)
+		}
+		break
+	}
+}
