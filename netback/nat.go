@@ -74,14 +74,24 @@ var natLimits = struct{ tcp, udp int }{natTCPPerGuest, natUDPPerGuest}
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
 
-// notRelayed are the destinations the NAT refuses: 169.254.0.0/16, where
-// cloud guests look for a metadata service (a guest must not reach the
-// host's); "this network" 0.0.0.0/8, multicast 224.0.0.0/4 and the
-// reserved 240.0.0.0/4 with the broadcast address, which are not one host
-// to connect to. The user subnet is refused apart (newNAT): its addresses
-// are the virtual network's, never the host's.
+// notRelayed are the destinations the NAT refuses: the cloud services
+// that answer any process of the host by its address alone, which a guest
+// must not reach as the host: 169.254.0.0/16 (the metadata services of
+// most clouds), 100.100.100.200 (Alibaba Cloud's metadata),
+// 168.63.129.16 (Azure's WireServer) and 192.0.0.192 (Oracle Cloud's
+// metadata); the host's loopback 127.0.0.0/8, which a guest reaches as
+// 10.0.2.2 only (gVisor drops such packets from a NIC by default, and
+// this does not hang on that default); "this network" 0.0.0.0/8,
+// multicast 224.0.0.0/4 and the reserved 240.0.0.0/4 with the broadcast
+// address, which are not one host to connect to. The user subnet is
+// refused apart (newNAT): its addresses are the virtual network's, never
+// the host's.
 var notRelayed = []netip.Prefix{
 	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("100.100.100.200/32"),
+	netip.MustParsePrefix("168.63.129.16/32"),
+	netip.MustParsePrefix("192.0.0.192/32"),
+	netip.MustParsePrefix("127.0.0.0/8"),
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("224.0.0.0/4"),
 	netip.MustParsePrefix("240.0.0.0/4"),

@@ -38,9 +38,9 @@ func TestUDPFlowEndsWhenIdle(t *testing.T) {
 
 // TestNATDestinations: the gateway stands for the host's loopback; the
 // rest of the user subnet (the DNS server's address, the guests, its
-// broadcast), link-local, "this network", multicast, reserved and the
-// broadcast address are not relayed; other IPv4 addresses are, as they
-// are.
+// broadcast), the clouds' metadata services, the loopback itself,
+// "this network", multicast, reserved and the broadcast address are not
+// relayed; other IPv4 addresses are, as they are.
 func TestNATDestinations(t *testing.T) {
 	n := newNAT(UserGateway, UserSubnet, false)
 	defer n.cancel()
@@ -61,7 +61,12 @@ func TestNATDestinations(t *testing.T) {
 		{"255.255.255.255", ""},
 		{"10.0.3.1", "10.0.3.1"},
 		{"192.0.2.7", "192.0.2.7"},
-		{"127.0.0.1", "127.0.0.1"},
+		{"127.0.0.1", ""},
+		{"127.1.2.3", ""},
+		{"100.100.100.200", ""},
+		{"100.100.100.201", "100.100.100.201"},
+		{"168.63.129.16", ""},
+		{"192.0.0.192", ""},
 	}
 	for _, tt := range tests {
 		got, ok := n.outside(tcpip.AddrFrom4(netip.MustParseAddr(tt.to).As4()))
