@@ -2,7 +2,11 @@ package netback
 
 import (
 	"net/netip"
+	"slices"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // ResolvConfPath lets the tests give the user network's DNS server
@@ -68,4 +72,36 @@ func SetRootHubDir(dir string) (restore func()) {
 	old := rootHubDir
 	rootHubDir = dir
 	return func() { rootHubDir = old }
+}
+
+// SetNATBuffered sets how many of one guest's TCP connections the NAT
+// gives its larger buffers, until the returned function restores it. Set
+// it before starting the network.
+func SetNATBuffered(k int) (restore func()) {
+	old := natLimits
+	natLimits.buffered = k
+	return func() { natLimits = old }
+}
+
+// NATBuffer and NATSmallBuffer are the buffer sizes of the NAT's
+// relayed TCP connections.
+const (
+	NATBuffer      = natTCPBuffer
+	NATSmallBuffer = natTCPSmallBuffer
+)
+
+// HubTCPBuffers are the send and receive buffer sizes of the established
+// TCP endpoints of h's gateway, each sorted.
+func HubTCPBuffers(h *Hub) (send, recv []int64) {
+	for _, te := range h.gw.stack.RegisteredEndpoints() {
+		ep, ok := te.(tcpip.Endpoint)
+		if !ok || ep.State() != uint32(tcp.StateEstablished) {
+			continue
+		}
+		send = append(send, ep.SocketOptions().GetSendBufferSize())
+		recv = append(recv, ep.SocketOptions().GetReceiveBufferSize())
+	}
+	slices.Sort(send)
+	slices.Sort(recv)
+	return send, recv
 }

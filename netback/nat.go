@@ -59,6 +59,19 @@ const (
 	// (512 Ki with systemd, 1 Mi in containers).
 	natTCPPerGuest = 2048
 	natUDPPerGuest = 1024
+	// natTCPBuffer is the send and the receive buffer of the gateway's
+	// side of each of a guest's first natTCPBufferedConns relayed TCP
+	// connections; its later ones get natTCPSmallBuffer. gVisor's
+	// default is 1 MiB, tuned up to 4 MiB: a guest that opened
+	// connections to a host server that sends, and never read them,
+	// made a hub hold 1 MiB for each (293 MB for 300), up to GBs for
+	// natTCPPerGuest. Now one guest's connections hold at most 64 MiB
+	// in the first and 60 MiB in the rest (2 × 16 KiB each). 256 KiB is
+	// above the bandwidth-delay product of a host's own connections and
+	// most outside ones (1 Gb/s at 2 ms).
+	natTCPBuffer        = 256 << 10
+	natTCPSmallBuffer   = 16 << 10
+	natTCPBufferedConns = 128
 	// udpIdleTimeout ends a UDP flow (its host socket and goroutines)
 	// after this long without a datagram either way, as a NAT's
 	// connection tracking forgets it; a later datagram opens a new flow.
@@ -67,9 +80,10 @@ const (
 	udpMaxDatagram = 65507
 )
 
-// natLimits are the per-guest bounds of a NAT: natTCPPerGuest and
-// natUDPPerGuest, a variable for the tests (read when a NAT is made).
-var natLimits = struct{ tcp, udp int }{natTCPPerGuest, natUDPPerGuest}
+// natLimits are the per-guest bounds of a NAT: natTCPPerGuest,
+// natUDPPerGuest and natTCPBufferedConns, a variable for the tests (read
+// when a NAT is made).
+var natLimits = struct{ tcp, udp, buffered int }{natTCPPerGuest, natUDPPerGuest, natTCPBufferedConns}
 
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
@@ -109,10 +123,10 @@ type nat struct {
 	// Otherwise each source address is a guest's (a hub lets a VM send
 	// from its leased address only).
 	oneGuest bool
-	// maxTCP and maxUDP are natLimits as they were when the NAT was
-	// made.
-	maxTCP, maxUDP int
-	dialer         net.Dialer
+	// maxTCP, maxUDP and maxBuffered are natLimits as they were when
+	// the NAT was made.
+	maxTCP, maxUDP, maxBuffered int
+	dialer                      net.Dialer
 	// ctx ends the dials in progress when the gateway closes.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -137,9 +151,10 @@ type nat struct {
 
 // natGuest counts one guest's relays.
 type natGuest struct {
-	tcp     int // TCP connections, dialling or established
-	dialing int // of which being dialled on the host
-	udp     int // UDP flows
+	tcp      int // TCP connections, dialling or established
+	dialing  int // of which being dialled on the host
+	buffered int // of which with natTCPBuffer
+	udp      int // UDP flows
 }
 
 // natStats are a NAT's counters.
@@ -172,7 +187,7 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 			}
 		}
 		return addr, true
-	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp,
+	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
 		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]netip.Addr{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n
@@ -202,11 +217,12 @@ const (
 )
 
 // admitTCP counts a TCP connection of guest, being dialled, and its
-// goroutine, unless the guest is at a bound or the NAT is closing. An
-// admitted connection ends with dialed (once its dial is over) and
-// releaseTCP.
-func (n *nat) admitTCP(guest netip.Addr) natAdmission {
-	return n.admit(guest, 1, func(c *natGuest) natAdmission {
+// goroutine, unless the guest is at a bound or the NAT is closing, and
+// says whether it is one of the guest's first maxBuffered (natTCPBuffer,
+// else natTCPSmallBuffer). An admitted connection ends with dialed (once
+// its dial is over) and releaseTCP.
+func (n *nat) admitTCP(guest netip.Addr) (a natAdmission, buffered bool) {
+	a = n.admit(guest, 1, func(c *natGuest) natAdmission {
 		switch {
 		case c.tcp >= n.maxTCP:
 			return natFull
@@ -216,8 +232,12 @@ func (n *nat) admitTCP(guest netip.Addr) natAdmission {
 		c.tcp++
 		c.dialing++
 		n.openTCP++
+		if buffered = c.buffered < n.maxBuffered; buffered {
+			c.buffered++
+		}
 		return natAdmitted
 	})
+	return a, buffered
 }
 
 // dialed ends the dial of a connection admitTCP admitted.
@@ -228,9 +248,12 @@ func (n *nat) dialed(guest netip.Addr) {
 }
 
 // releaseTCP ends a connection admitTCP admitted, and its goroutine.
-func (n *nat) releaseTCP(guest netip.Addr) {
+func (n *nat) releaseTCP(guest netip.Addr, buffered bool) {
 	n.mu.Lock()
 	n.guests[guest].tcp--
+	if buffered {
+		n.guests[guest].buffered--
+	}
 	n.openTCP--
 	n.forgetLocked(guest)
 	n.mu.Unlock()
@@ -354,7 +377,8 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	switch n.admitTCP(guest) {
+	admission, buffered := n.admitTCP(guest)
+	switch admission {
 	case natClosing:
 		r.Complete(true)
 		return
@@ -367,7 +391,7 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(false)
 		return
 	}
-	defer n.releaseTCP(guest)
+	defer n.releaseTCP(guest, buffered)
 	ctx, cancel := context.WithTimeout(n.ctx, natDialTimeout)
 	host, err := n.dialer.DialContext(ctx, "tcp", netip.AddrPortFrom(to, id.LocalPort).String())
 	cancel()
@@ -383,6 +407,12 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		_ = host.Close()
 		return
 	}
+	size := int64(natTCPSmallBuffer)
+	if buffered {
+		size = natTCPBuffer
+	}
+	ep.SocketOptions().SetSendBufferSize(size, true)
+	ep.SocketOptions().SetReceiveBufferSize(size, true)
 	gc := gonet.NewTCPConn(&wq, ep)
 	if !n.conns.add(host) {
 		_ = host.Close()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -194,5 +195,38 @@ func TestHubNATBoundsPerGuest(t *testing.T) {
 				t.Errorf("hub stats %+v: want 1 refused", s)
 			}
 		})
+	}
+}
+
+// A guest's relayed TCP connections hold bounded buffers in the gateway:
+// its first ones (SetNATBuffered) NATBuffer each way, the rest
+// NATSmallBuffer, so that connections a guest never reads (or a host
+// server never reads) hold a bounded share of the network's memory, not
+// gVisor's default of 1 MiB or more each.
+func TestHubNATBuffers(t *testing.T) {
+	defer netback.SetNATBuffered(2)()
+	h := startHub(t, t.TempDir())
+	g, _ := joinGuest(t, h, testMAC(1))
+	port := echoTCP(t)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port))
+		cancel()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer c.Close()
+		// Echoed through the relay: its buffers are set by then.
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("connection %d: echo: %v", i, err)
+		}
+	}
+	want := []int64{netback.NATSmallBuffer, netback.NATBuffer, netback.NATBuffer}
+	send, recv := netback.HubTCPBuffers(h)
+	if !slices.Equal(send, want) || !slices.Equal(recv, want) {
+		t.Errorf("the gateway's connections have send buffers %v and receive buffers %v, want %v each", send, recv, want)
 	}
 }
