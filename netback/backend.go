@@ -11,8 +11,9 @@
 // 10.0.2.3, as with QEMU's "-netdev user". The gateway runs gVisor's netstack
 // in this process: the guest's TCP and UDP connections become the host's own
 // sockets (NAT without root), and connections to 10.0.2.2 reach the host's
-// loopback, as in QEMU. DNS is answered at 10.0.2.3 and 10.0.2.2
-// (gvisor-tap-vsock's DNS server) by asking the nameservers of the host's
+// loopback, as in QEMU. DNS is answered at 10.0.2.3 and 10.0.2.2 (a
+// server of miekg/dns; SERVFAIL for any failure but a missing name, a
+// share of the queries for each guest) by asking the nameservers of the host's
 // /etc/resolv.conf as read by NewUser, so that no file is opened later (a
 // VMM under a seccomp filter may not); DHCP names 10.0.2.3 as the DNS
 // server, as QEMU does. Forwards (-p) listen on the host and connect to
@@ -138,8 +139,8 @@ type Stats struct {
 	// TCP SYN reset, or dropped while too many are being dialled; a new
 	// flow's datagram dropped).
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
-	// DNSRefused counts the guest's DNS queries failed at once because
-	// too many were being asked of the host's nameservers.
+	// DNSRefused counts the guest's DNS queries answered SERVFAIL at
+	// once because too many were being asked of the host's nameservers.
 	DNSRefused uint64
 }
 

@@ -105,3 +105,14 @@ func HubTCPBuffers(h *Hub) (send, recv []int64) {
 	slices.Sort(recv)
 	return send, recv
 }
+
+// SetNameservers makes the networks started until the returned function
+// is called ask servers (host:port) with timeout instead of resolv.conf's.
+func SetNameservers(servers []string, timeout time.Duration) (restore func()) {
+	old := nameserversFor
+	nameserversFor = func() ([]string, time.Duration) { return servers, timeout }
+	return func() { nameserversFor = old }
+}
+
+// DNSPerGuest is how many queries one guest has answered at once.
+const DNSPerGuest = hostDNSPerGuest

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
+	"github.com/miekg/dns"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -38,6 +38,8 @@ type gateway struct {
 	// resolver answers DNS from the host's configuration as read when
 	// the gateway was made (hostdns.go): no file is opened afterwards.
 	resolver *hostResolver
+	// dns answers the guests' queries from resolver (dnsserver.go).
+	dns *dnsHandler
 
 	closeOnce sync.Once
 	closeErr  error
@@ -67,6 +69,10 @@ func newGateway(out frameSink, inDepth int, oneGuest bool) (*gateway, error) {
 	g.stack.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(g.stack, n.handleUDP).HandlePacket)
 
 	g.resolver = newHostResolver()
+	// Closed after the servers (closers run in reverse): their queries
+	// being answered end, and are joined.
+	g.dns = newDNSHandler(g.resolver)
+	g.closers = append(g.closers, g.dns.close)
 	for _, a := range []netip.Addr{UserGateway, UserDNS} {
 		if err := g.serveDNS(a); err != nil {
 			_ = g.close()
@@ -99,12 +105,8 @@ func (g *gateway) serveDNS(addr netip.Addr) error {
 		return fmt.Errorf("user network: DNS on %s:53/tcp: %w", addr, err)
 	}
 	g.closers = append(g.closers, ln.Close)
-	srv, err := dns.NewWithUpstreamResolver(uc, ln, nil, g.resolver)
-	if err != nil {
-		return fmt.Errorf("user network: DNS server on %s: %w", addr, err)
-	}
-	g.goServe(srv.Serve)
-	g.goServe(srv.ServeTCP)
+	g.goServe((&dns.Server{PacketConn: uc, Handler: g.dns.udp()}).ActivateAndServe)
+	g.goServe((&dns.Server{Listener: ln, Handler: g.dns.tcp()}).ActivateAndServe)
 	return nil
 }
 

@@ -29,7 +29,8 @@ type hostResolver struct {
 	attempts int
 	// slots holds a token for each query being asked of the nameservers
 	// (hostDNSMaxQueries of them); refused counts the queries failed at
-	// once because it was full.
+	// once because it was full, or because their guest had
+	// hostDNSPerGuest being answered (dnsHandler).
 	slots   chan struct{}
 	refused atomic.Uint64
 }
@@ -40,7 +41,7 @@ type hostResolver struct {
 // flooding the gateway's DNS with names a silent nameserver never answers
 // would otherwise use up the process's file descriptors (on a hub, every
 // VM's). Beyond it a query fails at once (the guest is answered SERVFAIL)
-// and is counted. dnsmasq, the DNS forwarder of libvirt's NAT networks,
+// and is counted. Each guest has a share of it (hostDNSPerGuest). dnsmasq, the DNS forwarder of libvirt's NAT networks,
 // forwards at most 150 queries at once by default (dns-forward-max).
 const hostDNSMaxQueries = 150
 
@@ -51,6 +52,10 @@ var errDNSBusy = errors.New("too many queries to the host's nameservers at once"
 var (
 	hostsPath      = "/etc/hosts"
 	resolvConfPath = "/etc/resolv.conf"
+	// nameserversFor, when set, replaces the nameservers (host:port)
+	// and timeout resolv.conf gives, for the tests: resolv.conf names
+	// no port.
+	nameserversFor func() ([]string, time.Duration)
 )
 
 // newHostResolver reads the host's hosts file and resolver configuration
@@ -72,6 +77,9 @@ func newHostResolver() *hostResolver {
 		if conf.Attempts > 0 {
 			r.attempts = conf.Attempts
 		}
+	}
+	if nameserversFor != nil {
+		r.servers, r.timeout = nameserversFor()
 	}
 	if len(r.servers) == 0 {
 		r.servers = []string{"127.0.0.1:53", "[::1]:53"}
@@ -153,9 +161,22 @@ func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]
 	return nil, last
 }
 
+// exchange asks server q over network. The end of ctx ends it (the
+// client library heeds it for the dial only): the gateway's closing does
+// not wait for a nameserver's timeout.
 func (r *hostResolver) exchange(ctx context.Context, q *dns.Msg, server, network string) (*dns.Msg, error) {
 	c := &dns.Client{Net: network, Timeout: r.timeout}
-	in, _, err := c.ExchangeContext(ctx, q, server)
+	conn, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	in, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	return in, err
 }
 

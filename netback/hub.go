@@ -173,8 +173,9 @@ type HubStats struct {
 	// reset, or dropped while too many are being dialled; a new flow's
 	// datagram dropped). Each VM has bounds of its own.
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
-	// DNSRefused counts the VMs' DNS queries failed at once because too
-	// many were being asked of the host's nameservers (for all VMs).
+	// DNSRefused counts the VMs' DNS queries answered SERVFAIL at once
+	// because too many were being asked of the host's nameservers, for
+	// all VMs or for that VM.
 	DNSRefused uint64
 }
 

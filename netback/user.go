@@ -50,7 +50,7 @@ const nicID tcpip.NICID = 1
 // User is the rootless user-mode network backend: a gateway running
 // gVisor's netstack in this process, its NIC wired straight to the guest's
 // (DHCP, DNS and NAT of the guest's TCP/UDP connections to the host's
-// sockets, DNS being gvisor-tap-vsock's server), plus host port forwards
+// sockets, DNS from the host's resolver), plus host port forwards
 // to the guest.
 type User struct {
 	toGuest *frameQueue // gateway stack -> link -> ReadFrame
