@@ -46,3 +46,29 @@ func FuzzHubInput(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHubFilter feeds arbitrary frames to the hub's filter of a VM's
+// frames and to its reading of the gateway's DHCP replies: nothing may
+// panic, and no frame from another MAC or longer than hubMaxFrame passes.
+func FuzzHubFilter(f *testing.F) {
+	key := [6]byte{0x52, 0x54, 0, 0xab, 0, 2}
+	ll := linkLocal(key).As16()
+	ipv6 := append([]byte{0x33, 0x33, 0, 0, 0, 1, 0x52, 0x54, 0, 0xab, 0, 2, 0x86, 0xdd, 0x60, 0, 0, 0, 0, 32, 0, 255}, ll[:]...)
+	ipv6 = append(ipv6, make([]byte, 16)...)
+	f.Add(append(bytes.Clone(ipv6), 0, 0, 1, 4, 0, 0, 0, 0, 136, 0, 0, 0, 0x20, 0, 0, 0))
+	ipv6[20] = 58
+	ns := append(append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, ll[:]...), 1, 1, 0x52, 0x54, 0, 0xab, 0, 2)
+	f.Add(append(bytes.Clone(ipv6), ns...))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0xab, 0, 2, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1, 0x52, 0x54, 0, 0xab, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 2, 16})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0xab, 0, 2, 8, 0, 0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 0, 68, 0, 67, 0, 0, 0, 0, 1, 1, 6})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < EthernetHeaderSize {
+			return
+		}
+		p := &hubPort{mac: key[:], key: key, addr: netip.MustParseAddr("10.0.2.16"), ll: linkLocal(key)}
+		if p.allowed(b) && (len(b) > hubMaxFrame || !bytes.Equal(b[6:12], key[:])) {
+			t.Fatalf("allowed a %d-byte frame from %x", len(b), b[6:12])
+		}
+		dhcpReplyTo(b)
+	})
+}
