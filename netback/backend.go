@@ -39,7 +39,9 @@
 // The gateway code (stack, NAT, DNS, DHCP, forwards) is the same for User
 // and Hub; gvisor-tap-vsock's virtualnetwork was not used because it
 // brings its own DHCP, addresses and forwarding API (HTTP), which would
-// make the shared network behave differently from the single-VM one.
+// make the shared network behave differently from the single-VM one, and
+// its DNS server was replaced because it shares its queries among all
+// VMs and answers every failure NXDOMAIN (see dnsserver.go).
 //
 // # Back-pressure
 //
