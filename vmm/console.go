@@ -3,6 +3,7 @@ package vmm
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,7 @@ type consoleWriter struct {
 	drained *sync.Cond // Write and Flush wait for room or an empty buffer
 	busy    bool       // the goroutine is writing a chunk
 	done    chan struct{}
+	gid     atomic.Uint64 // the writer goroutine's id (goid)
 
 	// full, when set (by tests), is called with mu held each time Write
 	// is about to wait for room, so that a test knows the guest is held.
@@ -108,8 +110,13 @@ func (c *consoleWriter) Close() {
 	}
 }
 
+// onWriter reports whether the caller is the writer goroutine (in out's
+// Write).
+func (c *consoleWriter) onWriter() bool { return c.gid.Load() == goid() }
+
 func (c *consoleWriter) loop() {
 	defer close(c.done)
+	c.gid.Store(goid())
 	var chunk []byte
 	for {
 		c.mu.Lock()

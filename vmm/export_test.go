@@ -126,3 +126,19 @@ func SetBootIDPath(path string) (undo func()) {
 	bootIDPath = path
 	return func() { bootIDPath = old }
 }
+
+// OnEmptyRead has f called each time an input pump waits after a Read of
+// Config.Input that returned (0, nil), until undo.
+func OnEmptyRead(f func()) (undo func()) {
+	emptyReadHook = f
+	return func() { emptyReadHook = nil }
+}
+
+// OnSnapshotWait has f called (with the vCPU's lock held) each time
+// Run, Close or another Snapshot of m starts waiting for a snapshot taken
+// before m's guest first ran.
+func OnSnapshotWait(m *Machine, f func()) { m.vcpu.waitHook = f }
+
+// OnSnapshotQueued has f called each time a Snapshot of m was queued for
+// its running vCPU.
+func OnSnapshotQueued(m *Machine, f func()) { m.snapQueuedHook = f }

@@ -63,7 +63,7 @@ type FileInput interface {
 }
 
 // startInput starts the pump for src.
-func startInput(src io.Reader, uart *devices.UART) (*inputPump, error) {
+func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet) (*inputPump, error) {
 	p := &inputPump{src: src, uart: uart, quit: make(chan struct{}), done: make(chan struct{}), wakeFD: -1}
 	file, _ := src.(*os.File)
 	if fi, ok := src.(FileInput); ok && file == nil {
@@ -82,6 +82,7 @@ func startInput(src io.Reader, uart *devices.UART) (*inputPump, error) {
 		p.wakeFD = fd
 		go func() {
 			defer close(p.done)
+			defer waited.enter()() // Run waits for the pump: Close from Read must not
 			// Inside Control the descriptor cannot be closed and reused
 			// under the poll.
 			if err := rc.Control(func(fd uintptr) { p.pollFile(int(fd)) }); err != nil {
@@ -94,6 +95,7 @@ func startInput(src io.Reader, uart *devices.UART) (*inputPump, error) {
 		}
 		go func() {
 			defer close(p.done)
+			defer waited.enter()()
 			p.readLoop()
 		}()
 	}
@@ -213,8 +215,24 @@ func (p *inputPump) readLoop() {
 		if stopped {
 			return
 		}
+		if n == 0 {
+			// (0, nil): nothing now, says the reader; asking again at
+			// once would spin a core.
+			if emptyReadHook != nil {
+				emptyReadHook()
+			}
+			select {
+			case <-p.quit:
+				return
+			case <-time.After(inputFullWait):
+			}
+		}
 	}
 }
+
+// emptyReadHook, when set (by tests), is called each time the pump waits
+// after a Read that returned (0, nil).
+var emptyReadHook func()
 
 // fail records why reading ended: the guest's input is over, the machine
 // runs on.

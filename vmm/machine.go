@@ -288,16 +288,24 @@ type Machine struct {
 	runDone  chan struct{} // closed when the Run in progress has returned (nil before Run)
 	input    *inputPump    // the Config.Input pump, from Run on
 	closeErr error
+	// waited: the goroutines Run waits for; closeInRun: Close was
+	// called from one of them, and Run releases the machine.
+	waited     goroutineSet
+	closeInRun bool
 
 	closeOnce sync.Once
 	closers   []func() error
 
 	// Snapshots (snapshot.go): a request the vCPU serves between exits.
 	snapMu     sync.Mutex
-	snapReq    *snapRequest
+	snapReqs   []*snapRequest // in the order asked
 	snapWanted atomic.Bool
 	msrIndex   []uint32              // the MSRs a snapshot saves, found at the first one
 	snapErr    atomic.Pointer[error] // Config.SnapshotExit's snapshot failed
+	snapW      snapWriter            // the writer being written, for stop to interrupt
+	// snapQueuedHook, for tests, is called when a snapshot was queued
+	// for the running vCPU.
+	snapQueuedHook func()
 	// faultErr: a virtio device faulted on guest memory (deviceFault),
 	// which ends Run with it.
 	faultErr atomic.Pointer[error]
@@ -371,12 +379,18 @@ func New(cfg Config) (m *Machine, err error) {
 			Hint: "the file starts like gzip but does not decompress: re-download it"}
 	}
 	if len(image) == 0 {
-		what := cfg.Kernel
-		if what == "" {
-			what = "Config.KernelImage"
-		}
 		// Said once, rather than by each boot protocol in turn.
-		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", what), Hint: "check the path", Field: "Kernel"}
+		if cfg.KernelImage != nil {
+			return nil, &Error{Op: "kernel", Err: fmt.Errorf("KernelImage (for %q) is empty: %w", cfg.Kernel, ErrConfig), Field: "KernelImage"}
+		}
+		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", cfg.Kernel), Hint: "check the path", Field: "Kernel"}
+	}
+	for i, d := range cfg.Devices {
+		if d == nil {
+			// Found before anything is opened: the PCI transport would
+			// dereference it.
+			return nil, &Error{Op: "devices", Err: fmt.Errorf("Devices[%d] is nil: %w", i, ErrConfig), Field: "Devices"}
+		}
 	}
 	m.cfg = cfg
 
@@ -677,7 +691,7 @@ func (m *Machine) probeReadyAddr() *portready.Prober {
 	if port := m.cfg.ReadyGuestPort; port != 0 {
 		watch := func(frame []byte) {
 			if !m.readyDone.Load() && portready.Accepted(frame, port) {
-				m.readyAt(time.Now())
+				m.readyFromWaited(time.Now())
 			}
 		}
 		for _, d := range m.cfg.Devices {
@@ -693,7 +707,15 @@ func (m *Machine) probeReadyAddr() *portready.Prober {
 	if m.cfg.ReadyAddr == "" {
 		return nil
 	}
-	return portready.Start(m.cfg.ReadyAddr, readyPortInterval, m.readyAt)
+	return portready.Start(m.cfg.ReadyAddr, readyPortInterval, m.readyFromWaited)
+}
+
+// readyFromWaited is readyAt on a goroutine Run waits for (the prober, a
+// device's worker), which Config.OnEvent and OnSnapshot may call Close
+// from.
+func (m *Machine) readyFromWaited(t time.Time) {
+	defer m.waited.enter()()
+	m.readyAt(t)
 }
 
 // stopReadyWatch removes the transmit watch probeReadyAddr set.

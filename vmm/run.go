@@ -13,8 +13,11 @@ import (
 // is a reset), halts, leaves through the debug-exit port, crashes (a
 // *CrashError, or a *TripleFaultError for a triple fault before any
 // console output) or is stopped: ctx ends, or Close is
-// called (both give ExitStopped). A Machine runs once; Run after Close, or
-// a second Run, returns an *Error wrapping ErrConfig.
+// called (both give ExitStopped). A ctx already done gives ExitStopped
+// without calling Config.BeforeRun or running the guest. A Machine runs
+// once; Run after Close, or a second Run, returns an *Error wrapping
+// ErrConfig. A snapshot being taken before the guest first runs (see
+// Snapshot) is written before the guest starts.
 //
 // Every goroutine Run starts (the Config.Input pump, the ReadyAddr prober)
 // has returned when Run returns, and Run reads no more from Config.Input:
@@ -34,8 +37,27 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	done := make(chan struct{})
 	m.runDone = done
 	m.lifeMu.Unlock()
-	defer close(done)
+	leave := m.waited.enter() // the vCPU thread's callbacks and BeforeRun run here
+	defer func() {
+		leave()
+		// Close called from a goroutine Run waited for could not wait
+		// for Run: Run releases the machine for it.
+		m.lifeMu.Lock()
+		release := m.closeInRun
+		m.lifeMu.Unlock()
+		if release {
+			m.closeOnce.Do(func() { m.closeErr = m.release() })
+		}
+		close(done)
+	}()
+	return m.run(ctx)
+}
 
+// run is Run once the machine is marked running.
+func (m *Machine) run(ctx context.Context) (Exit, error) {
+	if ctx.Err() != nil {
+		return Exit{Reason: ExitStopped}, nil
+	}
 	if m.cfg.SnapshotOnReady != nil || m.cfg.BeforeRun != nil {
 		// What a snapshot reads from files, before BeforeRun's sandbox,
 		// which may refuse the opens: Snapshot may be called at any time.
@@ -46,7 +68,7 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 		return Exit{}, err
 	}
 	if m.cfg.Input != nil {
-		in, err := startInput(m.cfg.Input, m.uart)
+		in, err := startInput(m.cfg.Input, m.uart, &m.waited)
 		if err != nil {
 			return Exit{}, err
 		}
@@ -61,6 +83,12 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 		defer close(stopping)
 		m.stop()
 	})
+	if ctx.Err() != nil {
+		// Done before the AfterFunc's goroutine ran: stop now, so that
+		// the vCPU sees it before its first KVM_RUN (BeforeRun may have
+		// taken long).
+		m.requestExit(Exit{Reason: ExitStopped})
+	}
 	var prober *portready.Prober
 	err := m.vcpu.run(func() { prober = m.probeReadyAddr() })
 	if err != nil {
@@ -112,6 +140,7 @@ func (m *Machine) stop() {
 	if m.console != nil {
 		m.console.Stop() // the vCPU may be waiting for a stalled console
 	}
+	m.snapW.stop() // or for a snapshot's writer
 	m.vcpu.kick()
 }
 
@@ -134,15 +163,28 @@ func (m *Machine) RemainingInput() io.Reader {
 // then releases every file descriptor, mapping, device and goroutine of
 // the machine. It may be called from any goroutine, before, during or
 // after Run, and more than once (each call returns after the release,
-// with the first error); not from Config.OnEvent or Config.Console's
-// Write, which Run waits for. One goroutine can outlive it: the console
-// writer of a Config.Console whose Write never returns (a pipe nobody
-// reads), which Close waits for only stopDrainTime once the guest was
-// stopped.
+// with the first error). A snapshot being taken before the guest first
+// runs is written first (see Snapshot: a w that blocks holds Close).
+//
+// Called from a goroutine that Run waits for (Config.OnEvent,
+// Config.OnSnapshot and Config.BeforeRun, Config.Console's Write,
+// Config.Input's Read) while Run runs, Close cannot wait for Run: it asks
+// the guest to stop and returns nil at once, and Run releases the
+// machine before it returns (a later Close returns the release's error).
+//
+// One goroutine can outlive it: the console writer of a Config.Console
+// whose Write never returns (a pipe nobody reads), which Close waits for
+// only stopDrainTime once the guest was stopped.
 func (m *Machine) Close() error {
 	m.lifeMu.Lock()
 	m.closing = true
 	running := m.runDone
+	if running != nil && !isDone(running) && m.runWaitsForCaller() {
+		m.closeInRun = true
+		m.lifeMu.Unlock()
+		m.stop()
+		return nil
+	}
 	m.lifeMu.Unlock()
 	if running != nil {
 		select {
@@ -152,10 +194,27 @@ func (m *Machine) Close() error {
 			<-running
 		}
 	}
+	m.snapW.stop() // a snapshot before Run: release waits for it
 	m.closeOnce.Do(func() {
 		m.closeErr = m.release()
 	})
 	return m.closeErr
+}
+
+// runWaitsForCaller reports whether Run waits for the calling goroutine
+// before it returns.
+func (m *Machine) runWaitsForCaller() bool {
+	return m.waited.holdsCaller() || (m.console != nil && m.console.onWriter())
+}
+
+// isDone reports whether c is closed.
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // release frees what New built, devices before the VM and its memory.

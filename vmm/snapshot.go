@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -123,74 +124,103 @@ type snapRequest struct {
 // restore), and the guest then runs on. The pause reads the guest pages
 // ever populated (not those never touched, which /proc/self/pagemap
 // tells) and each disk image's non-zero blocks, for its content digest.
-// Before Run it snapshots the machine as New left it; after Run it fails.
-// Not from Config.OnEvent or Console, which the vCPU thread calls.
-// snapshot.Target writes to a file that keeps its old content until a new
-// snapshot is complete (Target.Write, or a TargetWriter as
+//
+// Before the guest first runs it snapshots the machine as New left it,
+// on the caller's goroutine: Run does not start the guest, and Close
+// does not release the machine, until it is written. After the guest
+// stopped (or Close) it fails with ErrNotRunning. Snapshots asked for
+// at the same time are taken one after the other.
+//
+// The guest stays paused while w is written, so a w whose Write blocks
+// holds the guest, and Run and Close, until it returns. The pause
+// begins at the vCPU's next exit: a guest held by a Config.Console that
+// does not read (see Config.Console) is paused only once the console
+// takes its output, and Snapshot waits for that.
+//
+// Called on the vCPU thread (from Config.OnEvent or Config.OnSnapshot
+// there) or from Config.Console's Write, which the vCPU may be waiting
+// for, it fails with ErrSnapshotFromCallback instead of waiting for
+// itself. snapshot.Target writes to a file that keeps its old content
+// until a new snapshot is complete (Target.Write, or a TargetWriter as
 // Config.SnapshotOnReady).
 func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
+	if m.vcpu.onThread() || (m.console != nil && m.console.onWriter()) {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: ErrSnapshotFromCallback}
+	}
 	type result struct {
 		info SnapshotInfo
 		err  error
 	}
 	ch := make(chan result, 1)
-	posted, err := m.postSnapshot(w, func(i SnapshotInfo, err error) { ch <- result{i, err} })
-	if err != nil {
-		return SnapshotInfo{}, err
-	}
-	if !posted {
-		// Not running yet: nothing moves, take it here.
-		return m.takeSnapshot(w)
-	}
+	m.requestSnapshot(w, func(i SnapshotInfo, err error) { ch <- result{i, err} })
 	r := <-ch
 	return r.info, r.err
 }
 
-// postSnapshot hands a request to the running vCPU and kicks it; it
-// reports false when the vCPU has not run yet (the caller takes the
-// snapshot itself).
-func (m *Machine) postSnapshot(w io.Writer, done func(SnapshotInfo, error)) (bool, error) {
+// ErrSnapshotFromCallback is wrapped by a Snapshot called where the
+// machine cannot serve it without waiting for the caller: on the vCPU
+// thread (Config.OnEvent, Config.OnSnapshot) or in Config.Console's
+// Write.
+var ErrSnapshotFromCallback = errors.New("snapshot asked from a callback the vCPU waits for")
+
+// requestSnapshot has a snapshot written to w and calls done with the
+// result: at once on the caller's goroutine before the guest first runs
+// (exclusive with Run's start and Close), else by the running vCPU
+// between two exits (done is then called on the vCPU thread; the caller
+// may be that thread, which serves it after the exit it is handling).
+func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 	v := m.vcpu
 	v.mu.Lock()
+	v.waitSnapshot() // one at a time
 	switch v.state {
 	case vcpuCreated:
+		// Not running yet: nothing moves, take it here, while run and
+		// close wait.
+		v.state = vcpuSnapshotting
 		v.mu.Unlock()
-		return false, nil
+		info, err := m.takeSnapshot(w)
+		v.mu.Lock()
+		v.state = vcpuCreated
+		v.idle.Broadcast()
+		v.mu.Unlock()
+		done(info, err)
+		return
 	case vcpuRunning:
 	default:
 		state := v.state
 		v.mu.Unlock()
-		return false, &Error{Op: "snapshot", Err: fmt.Errorf("vCPU is %s: %w", state, ErrNotRunning)}
+		done(SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("vCPU is %s: %w", state, ErrNotRunning)})
+		return
 	}
+	// Queued under v.mu while running: the run loop, which leaves
+	// running under v.mu too, then either serves it or fails it
+	// (failSnapshot).
 	m.snapMu.Lock()
-	if m.snapReq != nil {
-		m.snapMu.Unlock()
-		v.mu.Unlock()
-		return false, &Error{Op: "snapshot", Err: errors.New("a snapshot is already being taken")}
-	}
-	m.snapReq = &snapRequest{w: w, done: done}
+	m.snapReqs = append(m.snapReqs, &snapRequest{w: w, done: done})
 	m.snapWanted.Store(true)
 	m.snapMu.Unlock()
 	v.mu.Unlock()
+	if m.snapQueuedHook != nil {
+		m.snapQueuedHook()
+	}
 	if !v.onThread() {
 		v.kick()
 	}
-	return true, nil
 }
 
 // ErrNotRunning is wrapped by a snapshot asked of a machine whose guest
-// has stopped.
+// has stopped, or that was closed.
 var ErrNotRunning = errors.New("the machine is not running")
 
 // serveSnapshot runs on the vCPU thread between exits when a snapshot was
 // asked for.
 func (m *Machine) serveSnapshot() {
 	m.snapMu.Lock()
-	req := m.snapReq
-	m.snapReq = nil
+	reqs := m.snapReqs
+	m.snapReqs = nil
 	m.snapWanted.Store(false)
 	m.snapMu.Unlock()
-	if req == nil {
+	if len(reqs) == 0 {
 		return
 	}
 	// KVM completes an I/O or MMIO instruction only at the next KVM_RUN:
@@ -199,18 +229,20 @@ func (m *Machine) serveSnapshot() {
 	atomic.StoreUint32(m.vcpu.immediateExit(), immediateExitSet)
 	_, _, _ = syscallKVMRun(m.vcpu.fd)
 	atomic.StoreUint32(m.vcpu.immediateExit(), 0)
-	info, err := m.takeSnapshot(req.w)
-	req.done(info, err)
+	for _, req := range reqs {
+		info, err := m.takeSnapshot(req.w)
+		req.done(info, err)
+	}
 }
 
 // failSnapshot answers a request the vCPU will not serve: it stopped.
 func (m *Machine) failSnapshot() {
 	m.snapMu.Lock()
-	req := m.snapReq
-	m.snapReq = nil
+	reqs := m.snapReqs
+	m.snapReqs = nil
 	m.snapWanted.Store(false)
 	m.snapMu.Unlock()
-	if req != nil {
+	for _, req := range reqs {
 		req.done(SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("the guest stopped first: %w", ErrNotRunning)})
 	}
 }
@@ -250,7 +282,13 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
+	if err := m.snapW.begin(w); err != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
+	}
 	n, err := m.faultGuard(func() (int64, error) { return snapshot.WriteMeta(w, meta, b, mem, zero) })
+	if m.snapW.end() {
+		err = fmt.Errorf("%w (the machine was stopped while it was written)", err)
+	}
 	if err != nil {
 		// Cut while it was written: a file's write of the missing pages
 		// fails with EFAULT, a copy in memory faults (faultGuard).
@@ -262,6 +300,56 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	info := SnapshotInfo{Bytes: n, Pause: time.Since(start)}
 	m.event(PhaseSnapshotWritten)
 	return info, nil
+}
+
+// snapWriter is the writer a snapshot is being written to, so that the
+// machine's stop can interrupt a Write that blocks (a pipe nobody reads),
+// which would otherwise hold the paused vCPU, and with it Run and Close.
+// Only a writer with SetWriteDeadline (an *os.File pipe, a net.Conn) can
+// be interrupted: it gets a deadline in the past, then its deadline back.
+type snapWriter struct {
+	mu      sync.Mutex
+	w       io.Writer // being written, or nil
+	stopped bool      // the machine is stopping: no snapshot is begun
+	aborted bool      // w's Write was interrupted
+}
+
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+// begin records w as being written; it refuses once the machine is
+// stopping.
+func (s *snapWriter) begin(w io.Writer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return fmt.Errorf("the machine is stopping: %w", ErrNotRunning)
+	}
+	s.w, s.aborted = w, false
+	return nil
+}
+
+// end forgets the writer; it reports whether stop interrupted it, and
+// then gives the writer its deadline back (none).
+func (s *snapWriter) end() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	aborted := s.aborted
+	if aborted {
+		_ = s.w.(writeDeadliner).SetWriteDeadline(time.Time{})
+	}
+	s.w, s.aborted = nil, false
+	return aborted
+}
+
+// stop interrupts the write in progress, if it can be, and refuses
+// those to come.
+func (s *snapWriter) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if d, ok := s.w.(writeDeadliner); ok && !s.aborted && d.SetWriteDeadline(time.Unix(1, 0)) == nil {
+		s.aborted = true
+	}
 }
 
 // faultGuard runs fn, which reads guest memory, with a fault on it made an
@@ -410,10 +498,5 @@ func (m *Machine) snapshotOnReady() {
 			m.requestExit(Exit{Reason: ExitSnapshot})
 		}
 	}
-	posted, err := m.postSnapshot(m.cfg.SnapshotOnReady, done)
-	if err != nil {
-		done(SnapshotInfo{}, err)
-	} else if !posted {
-		done(m.takeSnapshot(m.cfg.SnapshotOnReady))
-	}
+	m.requestSnapshot(m.cfg.SnapshotOnReady, done)
 }

@@ -26,7 +26,11 @@ type vcpuState int
 
 const (
 	vcpuCreated vcpuState = iota // registers set, never run
-	vcpuRunning                  // the run loop owns the vCPU and its thread
+	// vcpuSnapshotting: never run, and a snapshot of the machine as New
+	// left it is being taken on the caller's goroutine; run and close
+	// wait for it to end (back to vcpuCreated).
+	vcpuSnapshotting
+	vcpuRunning // the run loop owns the vCPU and its thread
 	vcpuExited                   // the run loop returned; it does not run again
 	vcpuClosed                   // fd closed, kvm_run unmapped
 )
@@ -35,6 +39,8 @@ func (s vcpuState) String() string {
 	switch s {
 	case vcpuCreated:
 		return "created"
+	case vcpuSnapshotting:
+		return "being snapshotted"
 	case vcpuRunning:
 		return "running"
 	case vcpuExited:
@@ -57,9 +63,12 @@ type vcpu struct {
 	// runPage only once the run loop is out.
 	mu    sync.Mutex
 	state vcpuState
-	tid   int // the run loop's thread while running
+	idle  *sync.Cond // on mu: a before-Run snapshot ended
+	tid   int        // the run loop's thread while running
 
 	cpuid []cpuidEntry // the entries KVM_SET_CPUID2 gave it, for a snapshot
+
+	waitHook func() // for tests: called as waitSnapshot begins to wait
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
@@ -75,6 +84,7 @@ func newVCPU(m *Machine, id int, restored bool) (*vcpu, error) {
 		return nil, &Error{Op: "KVM_CREATE_VCPU", Err: err}
 	}
 	v := &vcpu{m: m, fd: int(fd)}
+	v.idle = sync.NewCond(&v.mu)
 	size, err := kvm.GetVCPUMMmapSize(m.kvm.Fd())
 	if err != nil {
 		unix.Close(v.fd)
@@ -109,6 +119,7 @@ func newVCPU(m *Machine, id int, restored bool) (*vcpu, error) {
 func (v *vcpu) close() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.waitSnapshot()
 	switch v.state {
 	case vcpuClosed:
 		return nil
@@ -435,6 +446,7 @@ func (v *vcpu) run(started func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	v.mu.Lock()
+	v.waitSnapshot()
 	if v.state != vcpuCreated {
 		state := v.state
 		v.mu.Unlock()
@@ -450,6 +462,11 @@ func (v *vcpu) run(started func()) error {
 	}()
 	m := v.m
 	le := binary.LittleEndian
+	if m.exit.Load() != nil {
+		// Stopped before it started (Run's context was already done,
+		// or Close came first): the guest does not run at all.
+		return nil
+	}
 	m.event(PhaseFirstRun)
 	if m.restoredReady {
 		m.ready()
@@ -516,6 +533,17 @@ func (v *vcpu) run(started func()) error {
 		}
 	}
 	return nil
+}
+
+// waitSnapshot waits, with v.mu held, until no before-Run snapshot is
+// being taken.
+func (v *vcpu) waitSnapshot() {
+	for v.state == vcpuSnapshotting {
+		if v.waitHook != nil {
+			v.waitHook()
+		}
+		v.idle.Wait()
+	}
 }
 
 // syscallKVMRun is one KVM_RUN.
