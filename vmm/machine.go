@@ -106,7 +106,14 @@ type Config struct {
 	// device's worker.
 	Devices []virtio.Device
 
-	// Console receives what the guest writes on COM1 (discarded when nil).
+	// Console receives what the guest writes on COM1 (discarded when nil),
+	// on a goroutine of the machine's, in chunks. Up to 64 KiB wait for
+	// it; beyond that the guest waits, as on a serial line, so a Write
+	// that blocks (a pipe nobody reads, a paused pager) stops the guest,
+	// and a Snapshot with it (the vCPU pauses only between two exits),
+	// until Write returns or the machine is stopped (Run's context ends,
+	// or Close: the rest of the output is then dropped). Close may be
+	// called from Write (see Machine.Close); Snapshot may not.
 	Console io.Writer
 	// Input, when set, is read for bytes to send to the guest's COM1:
 	// only while Run runs, and only as many as the UART can take at once.
@@ -116,7 +123,8 @@ type Config struct {
 	// given a zero one). Any other reader (an io.Pipe) cannot be
 	// interrupted: a Read in flight when Run returns ends when the reader
 	// next has data, and Machine.RemainingInput gives those bytes back, so
-	// read on from it.
+	// read on from it. A Read that returns (0, nil) is asked again after
+	// a millisecond. Close may be called from Read (see Machine.Close).
 	Input io.Reader
 
 	// Ready, when set, is matched against each console line as it grows;
@@ -143,7 +151,10 @@ type Config struct {
 	// is never ready.
 	ReadyGuestPort uint16
 	// OnEvent, when set, is called at each Phase, one call at a time, from
-	// the goroutine that reached it; keep it short.
+	// the goroutine that reached it (the guest's phases on the vCPU
+	// thread, which waits for it); keep it short. Close may be called
+	// from it (see Machine.Close); Snapshot, on the vCPU thread, fails
+	// with ErrSnapshotFromCallback.
 	OnEvent func(Event)
 	// Log receives diagnostics (unhandled port and MMIO accesses when
 	// Verbose). Nil discards them.
@@ -161,14 +172,17 @@ type Config struct {
 	// sandbox.DropPrivileges). An error ends Run before the guest runs.
 	// Run reads what a snapshot reads from files (the KVM's identity,
 	// /proc/self/pagemap) before it, so that Snapshot works inside a
-	// sandbox that refuses opening files.
+	// sandbox that refuses opening files. Close may be called from it
+	// (see Machine.Close), and so may Snapshot.
 	BeforeRun func() error
 
 	// SnapshotOnReady, when set, receives a snapshot of the machine taken
 	// when it first reports PhaseReady, at the vCPU's next quiescent point
 	// (see Machine.Snapshot); the guest then runs on, or, with
 	// SnapshotExit, Run returns ExitSnapshot. OnSnapshot, when set, gets
-	// the result.
+	// the result, on the vCPU thread with the guest paused until it
+	// returns: Close may be called from it (see Machine.Close); Snapshot
+	// fails with ErrSnapshotFromCallback.
 	SnapshotOnReady io.Writer
 	SnapshotExit    bool
 	OnSnapshot      func(SnapshotInfo, error)

@@ -282,9 +282,7 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
-	if err := m.snapW.begin(w); err != nil {
-		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
-	}
+	m.snapW.begin(w)
 	n, err := m.faultGuard(func() (int64, error) { return snapshot.WriteMeta(w, meta, b, mem, zero) })
 	if m.snapW.end() {
 		err = fmt.Errorf("%w (the machine was stopped while it was written)", err)
@@ -316,16 +314,22 @@ type snapWriter struct {
 
 type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 
-// begin records w as being written; it refuses once the machine is
-// stopping.
-func (s *snapWriter) begin(w io.Writer) error {
+// begin records w as being written. Once the machine is stopping, a w
+// that can be interrupted is at once (one that cannot will not block:
+// a regular file).
+func (s *snapWriter) begin(w io.Writer) {
+	s.mu.Lock()
+	s.w, s.aborted = w, false
+	s.mu.Unlock()
+	if s.isStopped() {
+		s.stop()
+	}
+}
+
+func (s *snapWriter) isStopped() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopped {
-		return fmt.Errorf("the machine is stopping: %w", ErrNotRunning)
-	}
-	s.w, s.aborted = w, false
-	return nil
+	return s.stopped
 }
 
 // end forgets the writer; it reports whether stop interrupted it, and

@@ -31,8 +31,8 @@ const (
 	// wait for it to end (back to vcpuCreated).
 	vcpuSnapshotting
 	vcpuRunning // the run loop owns the vCPU and its thread
-	vcpuExited                   // the run loop returned; it does not run again
-	vcpuClosed                   // fd closed, kvm_run unmapped
+	vcpuExited  // the run loop returned; it does not run again
+	vcpuClosed  // fd closed, kvm_run unmapped
 )
 
 func (s vcpuState) String() string {
