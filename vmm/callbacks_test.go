@@ -428,9 +428,9 @@ func (s *syncBuffer) String() string {
 	return string(s.b)
 }
 
-// TestNilDevice: a nil entry in Config.Devices is refused by New as a
-// configuration error naming the field, without a panic, and the other
-// devices are closed and nothing is left open.
+// TestNilDevice: a nil entry in Config.Devices is refused by New and
+// Restore as a configuration error naming the field, without a panic,
+// and the other devices are closed and nothing is left open.
 func TestNilDevice(t *testing.T) {
 	needKVM(t)
 	fds := func() int {
@@ -440,22 +440,34 @@ func TestNilDevice(t *testing.T) {
 		}
 		return len(ents)
 	}
-	before := fds()
-	rec := &closeRecorder{}
-	m, err := vmm.New(vmm.Config{Kernel: "spin", KernelImage: spinner(), Devices: []virtio.Device{rec, nil}})
-	if err == nil {
-		m.Close()
-		t.Fatal("New succeeded")
-	}
-	var ve *vmm.Error
-	if !errors.As(err, &ve) || ve.Field != "Devices" || !errors.Is(err, vmm.ErrConfig) {
-		t.Errorf("New = %v; want a *vmm.Error for Devices wrapping ErrConfig", err)
-	}
-	if rec.closed != 1 {
-		t.Errorf("the other device was closed %d times, want 1", rec.closed)
-	}
-	if after := fds(); after != before {
-		t.Errorf("%d descriptors open after New failed, %d before", after, before)
+	for _, tt := range []struct {
+		name string
+		make func(vmm.Config) (*vmm.Machine, error)
+	}{
+		{"New", vmm.New},
+		{"Restore", func(cfg vmm.Config) (*vmm.Machine, error) {
+			return vmm.Restore(cfg, filepath.Join(t.TempDir(), "none.snap"))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := fds()
+			rec := &closeRecorder{}
+			m, err := tt.make(vmm.Config{Kernel: "spin", KernelImage: spinner(), Devices: []virtio.Device{rec, nil}})
+			if err == nil {
+				m.Close()
+				t.Fatal("it succeeded")
+			}
+			var ve *vmm.Error
+			if !errors.As(err, &ve) || ve.Field != "Devices" || !errors.Is(err, vmm.ErrConfig) {
+				t.Errorf("err = %v; want a *vmm.Error for Devices wrapping ErrConfig", err)
+			}
+			if rec.closed != 1 {
+				t.Errorf("the other device was closed %d times, want 1", rec.closed)
+			}
+			if after := fds(); after != before {
+				t.Errorf("%d descriptors open after it failed, %d before", after, before)
+			}
+		})
 	}
 }
 

@@ -306,6 +306,7 @@ type Machine struct {
 	// called from one of them, and Run releases the machine.
 	waited     goroutineSet
 	closeInRun bool
+	runEnded   bool // Run is past its last look at closeInRun
 
 	closeOnce sync.Once
 	closers   []func() error
@@ -399,12 +400,8 @@ func New(cfg Config) (m *Machine, err error) {
 		}
 		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", cfg.Kernel), Hint: "check the path", Field: "Kernel"}
 	}
-	for i, d := range cfg.Devices {
-		if d == nil {
-			// Found before anything is opened: the PCI transport would
-			// dereference it.
-			return nil, &Error{Op: "devices", Err: fmt.Errorf("Devices[%d] is nil: %w", i, ErrConfig), Field: "Devices"}
-		}
+	if err := checkDevices(cfg.Devices); err != nil {
+		return nil, err
 	}
 	m.cfg = cfg
 
@@ -621,6 +618,17 @@ func (m *Machine) setupDevices() error {
 		}
 		if k, ok := d.(interface{ SetKick(func(int)) }); ok {
 			k.SetKick(pd.KickQueue)
+		}
+	}
+	return nil
+}
+
+// checkDevices refuses a nil entry in Config.Devices before anything is
+// opened: the PCI transport would dereference it.
+func checkDevices(devs []virtio.Device) error {
+	for i, d := range devs {
+		if d == nil {
+			return &Error{Op: "devices", Err: fmt.Errorf("Devices[%d] is nil: %w", i, ErrConfig), Field: "Devices"}
 		}
 	}
 	return nil

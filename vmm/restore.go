@@ -86,6 +86,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 			return nil, &Error{Op: "restore", Field: "MAC", Err: err}
 		}
 	}
+	if err := checkDevices(cfg.Devices); err != nil {
+		return nil, err
+	}
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = "/dev/kvm"
 	}

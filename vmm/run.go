@@ -44,6 +44,7 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 		// for Run: Run releases the machine for it.
 		m.lifeMu.Lock()
 		release := m.closeInRun
+		m.runEnded = true // a Close from now on waits, and releases
 		m.lifeMu.Unlock()
 		if release {
 			m.closeOnce.Do(func() { m.closeErr = m.release() })
@@ -179,7 +180,7 @@ func (m *Machine) Close() error {
 	m.lifeMu.Lock()
 	m.closing = true
 	running := m.runDone
-	if running != nil && !isDone(running) && m.runWaitsForCaller() {
+	if running != nil && !m.runEnded && m.runWaitsForCaller() {
 		m.closeInRun = true
 		m.lifeMu.Unlock()
 		m.stop()
@@ -205,16 +206,6 @@ func (m *Machine) Close() error {
 // before it returns.
 func (m *Machine) runWaitsForCaller() bool {
 	return m.waited.holdsCaller() || (m.console != nil && m.console.onWriter())
-}
-
-// isDone reports whether c is closed.
-func isDone(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }
 
 // release frees what New built, devices before the VM and its memory.
