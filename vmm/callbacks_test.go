@@ -84,6 +84,8 @@ func TestSnapshotBeforeRunExclusive(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			other := make(chan error, 1) // the racing call's result
+			var otherErr error
+			gotOther := false
 			switch race {
 			case "Run":
 				go func() { _, err := m.Run(ctx); other <- err }()
@@ -96,15 +98,17 @@ func TestSnapshotBeforeRunExclusive(t *testing.T) {
 				go func() { other <- m.Close() }()
 				select {
 				case <-waiting:
-				case err := <-other:
-					t.Errorf("Close returned (%v) while the snapshot taken before Run was written", err)
+				case otherErr = <-other:
+					gotOther = true
+					t.Errorf("Close returned (%v) while the snapshot taken before Run was written", otherErr)
 				}
 			case "Snapshot":
 				go func() { _, err := m.Snapshot(io.Discard); other <- err }()
 				select {
 				case <-waiting:
-				case err := <-other:
-					t.Errorf("a second Snapshot returned (%v) while the first was written", err)
+				case otherErr = <-other:
+					gotOther = true
+					t.Errorf("a second Snapshot returned (%v) while the first was written", otherErr)
 				}
 			}
 			close(g.open)
@@ -113,8 +117,11 @@ func TestSnapshotBeforeRunExclusive(t *testing.T) {
 			}
 			f.Close()
 			cancel()
-			if err := <-other; err != nil {
-				t.Errorf("%s: %v", race, err)
+			if !gotOther {
+				otherErr = <-other
+			}
+			if otherErr != nil {
+				t.Errorf("%s: %v", race, otherErr)
 			}
 			if race == "Close" {
 				if _, err := m.Snapshot(io.Discard); !errors.Is(err, vmm.ErrNotRunning) {

@@ -165,7 +165,8 @@ func (m *Machine) RemainingInput() io.Reader {
 // the machine. It may be called from any goroutine, before, during or
 // after Run, and more than once (each call returns after the release,
 // with the first error). A snapshot being taken before the guest first
-// runs is written first (see Snapshot: a w that blocks holds Close).
+// runs is written first (see Snapshot: a w whose Write blocks and cannot
+// be interrupted holds Close).
 //
 // Called from a goroutine that Run waits for (Config.OnEvent,
 // Config.OnSnapshot and Config.BeforeRun, Config.Console's Write,

@@ -132,7 +132,10 @@ type snapRequest struct {
 // at the same time are taken one after the other.
 //
 // The guest stays paused while w is written, so a w whose Write blocks
-// holds the guest, and Run and Close, until it returns. The pause
+// holds the guest, and Run and Close, until it returns; when the machine
+// is stopped (Run's context ends, or Close), a w with SetWriteDeadline
+// (an *os.File pipe, a net.Conn) is interrupted by a deadline in the
+// past, the snapshot fails, and w gets a zero deadline back. The pause
 // begins at the vCPU's next exit: a guest held by a Config.Console that
 // does not read (see Config.Console) is paused only once the console
 // takes its output, and Snapshot waits for that.
