@@ -142,18 +142,23 @@ func TestSnapshotBeforeRunExclusive(t *testing.T) {
 func TestConcurrentSnapshots(t *testing.T) {
 	m, res := startRun(t, vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: 16})
 	defer m.Close()
-	queued := make(chan struct{}, 2)
-	vmm.OnSnapshotQueued(m, func() { queued <- struct{}{} })
+	var asked atomic.Int32
+	secondQueued := make(chan struct{})
+	vmm.OnSnapshotQueued(m, func() {
+		if asked.Add(1) == 2 {
+			close(secondQueued)
+		}
+	})
 	g := newGateWriter(io.Discard)
 	first := make(chan error, 1)
 	go func() { _, err := m.Snapshot(g); first <- err }()
 	<-g.entered
-	<-queued // the first's
 	second := make(chan error, 1)
 	go func() { _, err := m.Snapshot(io.Discard); second <- err }()
 	select {
-	case <-queued:
+	case <-secondQueued:
 	case err := <-second:
+		second <- err
 		t.Errorf("the second Snapshot returned %v while the first was written", err)
 	}
 	close(g.open)
