@@ -137,39 +137,59 @@ func TestSnapshotBeforeRunExclusive(t *testing.T) {
 	}
 }
 
-// TestConcurrentSnapshots: a Snapshot asked while another is written waits
-// for it and is taken after it, instead of failing.
+// TestConcurrentSnapshots: Snapshots asked for together, before the vCPU
+// serves any (it is held in OnEvent here), are all taken, one after the
+// other, instead of all but one failing.
 func TestConcurrentSnapshots(t *testing.T) {
-	m, res := startRun(t, vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: 16})
+	needKVM(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: 16, Console: io.Discard,
+		OnEvent: func(e vmm.Event) {
+			if e.Phase == vmm.PhaseFirstOutput {
+				once.Do(func() {
+					close(held)
+					<-release
+				})
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer m.Close()
+	const n = 3
 	var asked atomic.Int32
-	secondQueued := make(chan struct{})
+	allQueued := make(chan struct{})
 	vmm.OnSnapshotQueued(m, func() {
-		if asked.Add(1) == 2 {
-			close(secondQueued)
+		if asked.Add(1) == n {
+			close(allQueued)
 		}
 	})
-	g := newGateWriter(io.Discard)
-	first := make(chan error, 1)
-	go func() { _, err := m.Snapshot(g); first <- err }()
-	<-g.entered
-	second := make(chan error, 1)
-	go func() { _, err := m.Snapshot(io.Discard); second <- err }()
-	select {
-	case <-secondQueued:
-	case err := <-second:
-		second <- err
-		t.Errorf("the second Snapshot returned %v while the first was written", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := make(chan runResult, 1)
+	go func() {
+		e, err := m.Run(ctx)
+		res <- runResult{e, err}
+	}()
+	<-held
+	snaps := make(chan error, n)
+	for range n {
+		go func() { _, err := m.Snapshot(io.Discard); snaps <- err }()
 	}
-	close(g.open)
-	for i, ch := range []chan error{first, second} {
-		if err := <-ch; err != nil {
+	select {
+	case <-allQueued:
+	case err := <-snaps:
+		snaps <- err
+		t.Errorf("a Snapshot returned %v while the vCPU was held", err)
+	}
+	close(release)
+	for i := range n {
+		if err := <-snaps; err != nil {
 			t.Errorf("Snapshot %d: %v", i+1, err)
 		}
 	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
+	cancel()
 	if r := <-res; r.err != nil || r.exit.Reason != vmm.ExitStopped {
 		t.Errorf("Run = %+v, %v; want stopped", r.exit, r.err)
 	}
