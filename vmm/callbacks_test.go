@@ -329,13 +329,7 @@ func TestCloseFromCallback(t *testing.T) {
 			default:
 				t.Fatal("Close was not called")
 			}
-			if err := m.Close(); err != nil {
-				t.Errorf("Close after Run: %v", err)
-			}
-			if _, err := m.Run(context.Background()); !errors.Is(err, vmm.ErrConfig) {
-				t.Errorf("Run after Close: %v, want ErrConfig", err)
-			}
-			noGoroutinesLeft(t, before)
+			closedForGood(t, m, before)
 		})
 	}
 }

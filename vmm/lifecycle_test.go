@@ -69,6 +69,20 @@ func goroutines() map[string]string {
 // noGoroutinesLeft fails t if goroutines started after before still exist.
 // Goroutines that closed the channel their joiner waits on may take a
 // moment to return: they get a bounded wait.
+// closedForGood checks a machine whose Run has returned: Close (again)
+// succeeds, Run is refused, and no goroutine is left beside those in
+// before.
+func closedForGood(t *testing.T, m *vmm.Machine, before map[string]string) {
+	t.Helper()
+	if err := m.Close(); err != nil {
+		t.Errorf("Close after Run: %v", err)
+	}
+	if _, err := m.Run(context.Background()); !errors.Is(err, vmm.ErrConfig) {
+		t.Errorf("Run after Close: %v, want ErrConfig", err)
+	}
+	noGoroutinesLeft(t, before)
+}
+
 func noGoroutinesLeft(t *testing.T, before map[string]string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -189,13 +203,7 @@ func TestClose(t *testing.T) {
 					t.Fatal("Close returned before Run")
 				}
 			}
-			if err := m.Close(); err != nil {
-				t.Errorf("Close again: %v", err)
-			}
-			if _, err := m.Run(context.Background()); !errors.Is(err, vmm.ErrConfig) {
-				t.Errorf("Run after Close: %v, want ErrConfig", err)
-			}
-			noGoroutinesLeft(t, before)
+			closedForGood(t, m, before)
 		})
 	}
 }

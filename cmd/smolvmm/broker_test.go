@@ -182,21 +182,12 @@ func TestBrokerFullDisk(t *testing.T) {
 				t.Fatalf("left %q; want %q", got, want)
 			}
 			if tt.old {
-				if got := mustReadFile(t, snap); got != "old" {
+				if got := string(mustRead(t, snap)); got != "old" {
 					t.Fatalf("%s holds %q; want it as it was", snap, got)
 				}
 			}
 		})
 	}
-}
-
-func mustReadFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestCLISnapshotSymlink: --snapshot through a symlink in a sticky
@@ -248,7 +239,7 @@ func TestCLISnapshotSymlink(t *testing.T) {
 					t.Fatalf("status %d, stderr %q; want 1 and %q", status, stderr, tt.want)
 				}
 				if !tt.dangling {
-					if got := mustReadFile(t, victim); got != "precious" {
+					if got := string(mustRead(t, victim)); got != "precious" {
 						t.Fatalf("%s holds %q", victim, got)
 					}
 				} else if _, err := os.Lstat(victim); err == nil {

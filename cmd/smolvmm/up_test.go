@@ -241,17 +241,7 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.change(t, f, opts.Image)
-			f.calls = nil
-			var log bytes.Buffer
-			if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.Join(f.calls, " "); got != tt.calls {
-				t.Errorf("calls %q, want %q\n%s", got, tt.calls, log.String())
-			}
-			if strings.Contains(tt.calls, "build") && !strings.Contains(log.String(), "the built-in service changed") {
-				t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
-			}
+			upAgain(t, f, opts, tt.calls, "the built-in service changed")
 		})
 	}
 }
@@ -298,17 +288,7 @@ func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			f.calls = nil
-			var log bytes.Buffer
-			if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.Join(f.calls, " "); got != tt.calls {
-				t.Errorf("calls %q, want %q\n%s", got, tt.calls, log.String())
-			}
-			if strings.Contains(tt.calls, "build") && !strings.Contains(log.String(), "built by an older smolvmm image builder") {
-				t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
-			}
+			upAgain(t, f, opts, tt.calls, "built by an older smolvmm image builder")
 		})
 	}
 }
@@ -642,5 +622,22 @@ func TestUpLeavesOthersTemporaryFiles(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(res.Image); !strings.HasPrefix(string(b), "image of ") {
 		t.Errorf("image holds %q", b)
+	}
+}
+
+// upAgain runs up once more with f's calls cleared and checks the calls
+// it made; when one of them is a build, its log must give why.
+func upAgain(t *testing.T, f *fakeUp, opts upOptions, calls, why string) {
+	t.Helper()
+	f.calls = nil
+	var log bytes.Buffer
+	if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.calls, " "); got != calls {
+		t.Errorf("calls %q, want %q\n%s", got, calls, log.String())
+	}
+	if strings.Contains(calls, "build") && !strings.Contains(log.String(), why) {
+		t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
 	}
 }
