@@ -38,6 +38,17 @@
 // way with an ErrMemoryFault, which the transport's SetOnFault handler is
 // also told of.
 //
+// # Clearing DRIVER_OK
+//
+// Only a write of 0 resets the device. A driver that clears DRIVER_OK
+// without one is not taken for breaking it: virtio 1.0 forbids clearing a
+// status bit, but the legacy spec says nothing of it, and NetBSD never
+// does it (its set_status ORs the old status in; virtio_reset writes 0).
+// The device serves nothing until DRIVER_OK is set again, and the driver
+// may place queues meanwhile: a queue placed anew (a PFN write, 0
+// included) restarts its indices at 0, and any chain a device kept from
+// it (ChainHolder) is dropped, because its ring is gone.
+//
 // # Threads
 //
 // Guest register accesses arrive on the vCPU thread and only change

@@ -136,7 +136,7 @@ func (d *PCIDevice) apply(reg uint64, v uint32) {
 			}
 			return
 		}
-		if err := q.SetPFN(v); err != nil {
+		if err := d.place(int(d.sel), v); err != nil {
 			d.markBroken("pfn", err)
 		}
 	case RegQueueSelect:
@@ -146,6 +146,17 @@ func (d *PCIDevice) apply(reg uint64, v uint32) {
 	case RegStatus:
 		d.writeStatus(uint8(v))
 	}
+}
+
+// place places queue i's rings at pfn (see Queue.SetPFN), first making
+// the device drop the chains it holds from the queue's old rings: kept,
+// they would be filled and pushed into the new ring by indices it never
+// gave out. Caller holds workMu and mu.
+func (d *PCIDevice) place(i int, pfn uint32) error {
+	if h, ok := d.dev.(ChainHolder); ok {
+		h.DropHeld(i)
+	}
+	return d.queues[i].SetPFN(pfn)
 }
 
 // writeStatus stores the status the driver wrote (it reads back), resets

@@ -36,11 +36,17 @@ func (d *PCIDevice) Quiesce() (resume func()) {
 
 // ChainHolder is a Device that may keep chains it took from a queue
 // without giving them back (virtio-net keeps a receive chain across a
-// frame too long for it, for the next one). Held returns how many of
-// queue i's it keeps: the last it took, none given back since. It is
-// called only while the device is quiesced.
+// frame too long for it, for the next one). Both methods are called only
+// while the worker is idle (quiesced, or under a register write).
 type ChainHolder interface {
+	// Held returns how many of queue i's chains the device keeps: the
+	// last it took, none given back since.
 	Held(queue int) uint16
+	// DropHeld forgets the chains of queue i the device keeps. The
+	// transport calls it whenever it places the queue anew (a PFN write,
+	// or a restore), since the ring they came from, and its indices, are
+	// gone; Reset drops those of every queue.
+	DropHeld(queue int)
 }
 
 // State returns the transport's state; call it while quiesced. A queue
@@ -78,7 +84,7 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	d.mu.Lock()
 	for i, qs := range s.Queues {
 		q := d.queues[i]
-		if err := q.SetPFN(qs.PFN); err != nil {
+		if err := d.place(i, qs.PFN); err != nil {
 			// CheckState placed the rings already: not reached.
 			d.mu.Unlock()
 			return fmt.Errorf("virtio type %d: queue %d: %w", s.Type, i, err)

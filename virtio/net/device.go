@@ -194,9 +194,19 @@ func (d *Device) Held(queue int) uint16 {
 	return 0
 }
 
+// DropHeld forgets the receive chain the device keeps, if queue is the
+// receive queue (virtio.ChainHolder): the driver placed the queue anew, so
+// the chain belongs to a ring that is gone. A frame waiting for a buffer
+// is kept for the new ring.
+func (d *Device) DropHeld(queue int) {
+	if queue == RxQueue {
+		d.holding, d.held = false, virtio.Chain{}
+	}
+}
+
 // Reset forgets the receive chain the device was holding (it belongs to
 // the old ring). A frame waiting for a buffer is kept for the new ring.
-func (d *Device) Reset() { d.holding, d.held = false, virtio.Chain{} }
+func (d *Device) Reset() { d.DropHeld(RxQueue) }
 
 // Process serves queue 0 (deliver waiting frames) or 1 (send frames).
 func (d *Device) Process(i int, q *virtio.Queue) error {

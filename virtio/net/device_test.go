@@ -338,6 +338,93 @@ func TestResetAndRenegotiate(t *testing.T) {
 	}
 }
 
+// TestHeldRxChainAndQueuePlacement: a driver that clears DRIVER_OK
+// without a reset and places the receive queue again makes the device
+// drop the chain it kept across a frame too long for it, since that
+// chain's ring is gone: the next frame goes into a chain of the new ring,
+// and a snapshot taken in between is one the device restores. Before,
+// the frame went into the old ring's buffer, its head was pushed into the
+// new ring, and the snapshot recorded last_avail 65535, which CheckState
+// refuses. Leaving the rings where they are keeps the chain.
+func TestHeldRxChainAndQueuePlacement(t *testing.T) {
+	pages := (virtio.RingBytes(QueueSize) + 4095) / 4096
+	for _, tc := range []struct {
+		name string
+		// place places the receive queue anew (with DRIVER_OK clear) and
+		// returns the ring the driver now uses, or nil to keep r.rx.
+		place func(r *rig) *virtiotest.Ring
+	}{
+		{"new rings", func(r *rig) *virtiotest.Ring {
+			nrx, err := virtiotest.NewRing(r.mem, r.alloc.Pages(pages), QueueSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.drv.SetQueue(RxQueue, nrx.PFN)
+			return nrx
+		}},
+		{"same rings laid out again", func(r *rig) *virtiotest.Ring {
+			nrx, err := virtiotest.NewRing(r.mem, r.rx.PFN, QueueSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.drv.SetQueue(RxQueue, nrx.PFN)
+			return nrx
+		}},
+		{"taken down, then new rings", func(r *rig) *virtiotest.Ring {
+			r.drv.SetQueue(RxQueue, 0)
+			nrx, err := virtiotest.NewRing(r.mem, r.alloc.Pages(pages), QueueSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.drv.SetQueue(RxQueue, nrx.PFN)
+			return nrx
+		}},
+		{"rings kept", func(*rig) *virtiotest.Ring { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			oldHead, _, oldData := r.postRx(100)
+			r.fill(oldData, 100, 0xEE)
+			r.be.in <- frame(1514, 1)
+			r.waitStat("RxTooLong", func(s Stats) uint64 { return s.RxTooLong }, 1)
+
+			r.drv.Write8(virtio.RegStatus, virtio.StatusAcknowledge|virtio.StatusDriver)
+			nrx := tc.place(r)
+			resume := r.pd.Quiesce()
+			st := r.pd.State()
+			resume()
+			if err := r.pd.CheckState(st); err != nil {
+				t.Errorf("snapshot with DRIVER_OK clear is refused by the device's own CheckState: %v", err)
+			}
+			// Placed anew, the queue restarts at 0; kept, its held chain
+			// is offered again from 0.
+			if got := st.Queues[RxQueue].LastAvail; got != 0 {
+				t.Errorf("receive queue's last_avail %d in the snapshot, want 0", got)
+			}
+			r.drv.SetStatus(virtio.StatusDriverOK)
+
+			ring, head, data := r.rx, oldHead, oldData
+			if nrx != nil {
+				r.rx = nrx
+				head, _, data = r.postRx(2048)
+				ring = nrx
+			}
+			f := frame(100, 2)
+			r.be.in <- f
+			id, n, err := ring.WaitUsed(5 * time.Second)
+			if err != nil || id != uint32(head) || n != HeaderSize+100 {
+				t.Fatalf("used (%d, %d), %v; want (%d, %d)", id, n, err, head, HeaderSize+100)
+			}
+			if got := r.bytes(data, 100); !bytes.Equal(got, f) {
+				t.Error("frame data differs")
+			}
+			if nrx != nil && !bytes.Equal(r.bytes(oldData, 100), bytes.Repeat([]byte{0xEE}, 100)) {
+				t.Errorf("frame written into the old ring's buffer at %#x after the queue was placed anew", oldData)
+			}
+		})
+	}
+}
+
 func TestFramesBeforeDriverOKWait(t *testing.T) {
 	r := newRig(t)
 	r.drv.SetStatus(0) // reset: not live

@@ -19,7 +19,8 @@
 // it waits, the backend queues or drops further frames itself (the user
 // network drops beyond a window, the kernel drops for a tap). A frame longer
 // than the chain's writable space is dropped and counted (Stats.RxTooLong),
-// the chain is kept for the next frame, and nothing is ever written past a
+// the chain is kept for the next frame (until the driver resets the device
+// or places the receive queue anew), and nothing is ever written past a
 // buffer.
 //
 // # Transmit
