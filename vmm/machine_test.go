@@ -276,6 +276,8 @@ func TestMaliciousGuest(t *testing.T) {
 		" ramend lenwrap ramlast ivt ring availw resetmid")
 	// What the device did with the requests that are not refused outright.
 	did := map[string][]string{
+		// An IN whose data buffer is read-only fails alone (IOERR).
+		"dataro":  {"used=1 status=0x01 device-status=0x07"},
 		"ramend":  {"used=0 status=0xee device-status=0x47"},
 		"lenwrap": {"used=0 status=0xee device-status=0x47"},
 		"ramlast": {"used=1 status=0x00 device-status=0x07", "data SMOL"},

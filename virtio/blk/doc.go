@@ -14,7 +14,9 @@
 // IOERR and never performed, as is a request of more than MaxRequest bytes
 // (SEG_MAX segments of SIZE_MAX: the data of one request stays bounded
 // even when a guest points every descriptor of a chain at the same large
-// buffer); writes to a read-only disk are answered IOERR.
+// buffer); writes to a read-only disk are answered IOERR. So is data in
+// the wrong direction, and nothing is done: readable bytes after the
+// header of an IN, or writable bytes besides the status byte of an OUT.
 // A chain with no writable byte has nowhere to put a status: it is returned
 // with length 0 and nothing is done.
 //

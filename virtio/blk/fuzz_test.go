@@ -16,8 +16,8 @@ import (
 // FuzzBlkRequest builds one request from the input, submits it to a disk
 // over an in-memory image that records out-of-range accesses, and checks:
 // no panic, termination, no access outside the image or guest memory, a
-// status byte the spec allows, no successful transfer outside the disk and
-// no change to a read-only disk.
+// status byte the spec allows, no successful transfer outside the disk or
+// with data in the wrong direction, and no change to a read-only disk.
 //
 // layout is read in groups of three bytes per descriptor (length low,
 // length high, flags: bit 0 device-writable); the first descriptor points
@@ -141,6 +141,9 @@ func blkRequest(t *testing.T, typ uint32, sector uint64, layout []byte, opts uin
 		data := wrLen - 1
 		if typ == blk.TypeOut {
 			data = rdLen - 16
+		}
+		if typ == blk.TypeIn && rdLen != 16 || typ == blk.TypeOut && wrLen != 1 {
+			t.Fatalf("type %d with %d readable and %d writable bytes: data in the wrong direction succeeded", typ, rdLen, wrLen)
 		}
 		if sector > diskSize/512 || data > diskSize-sector*512 || data%512 != 0 {
 			t.Fatalf("type %d sector %d, %d bytes: succeeded outside the disk", typ, sector, data)

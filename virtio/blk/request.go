@@ -62,13 +62,20 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32) {
 	sector := binary.LittleEndian.Uint64(hdr[8:])
 	switch typ {
 	case TypeIn:
+		// Readable bytes after the header are data in the wrong
+		// direction: the device cannot put what it reads there.
+		if total(rd) != 0 {
+			return StatusIOErr, 0
+		}
 		n, ok := d.span(sector, wr)
 		if !ok || readV(d.b, wr, int64(sector*SectorSize)) != nil {
 			return StatusIOErr, 0
 		}
 		return StatusOK, uint32(n)
 	case TypeOut:
-		if d.ro {
+		// Writable bytes besides the status are data in the wrong
+		// direction: the device takes nothing from them to write.
+		if d.ro || total(wr) != 0 {
 			return StatusIOErr, 0
 		}
 		if _, ok := d.span(sector, rd); !ok || writeV(d.b, rd, int64(sector*SectorSize)) != nil {
@@ -91,14 +98,20 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32) {
 // and end inside the disk, without overflow, and no more than SEG_MAX
 // segments of SIZE_MAX hold, and returns its length.
 func (d *Disk) span(sector uint64, bufs [][]byte) (uint64, bool) {
-	var n uint64
-	for _, b := range bufs {
-		n += uint64(len(b))
-	}
+	n := total(bufs)
 	if n%SectorSize != 0 || n > MaxRequest || sector > d.sectors || n/SectorSize > d.sectors-sector {
 		return 0, false
 	}
 	return n, true
+}
+
+// total is the number of bytes in bufs.
+func total(bufs [][]byte) uint64 {
+	var n uint64
+	for _, b := range bufs {
+		n += uint64(len(b))
+	}
+	return n
 }
 
 // gather copies the start of bufs into dst and returns the bytes copied.

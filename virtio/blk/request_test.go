@@ -152,6 +152,35 @@ func TestRequests(t *testing.T) {
 			st := r.status()
 			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: 0x200000, Len: 512, Write: true}, {Addr: st, Len: 1, Write: true}}, st
 		}, want: result{blk.StatusOK, 513}},
+		// Data in the wrong direction fails the request; before, span
+		// found no data to check and answered OK having moved nothing.
+		{name: "OUT with its data writable", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			r.mem.WriteAt(pattern(512, 1), 0x200000)
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 2), Len: 16}, {Addr: 0x200000, Len: 512, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if !bytes.Equal(be.b, pattern(diskSize, 100)) {
+				t.Error("image changed")
+			}
+		}},
+		{name: "OUT with a writable byte before the status", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			r.mem.WriteAt(pattern(512, 1), 0x200000)
+			st := r.alloc.Take(2, 1)
+			r.mem.WriteAt([]byte{0xFF, 0xFF}, int64(st))
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 2), Len: 16}, {Addr: 0x200000, Len: 512}, {Addr: st, Len: 2, Write: true}}, st + 1
+		}, want: result{blk.StatusIOErr, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if !bytes.Equal(be.b, pattern(diskSize, 100)) {
+				t.Error("image changed")
+			}
+		}},
+		{name: "IN with its data readable", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 2), Len: 16}, {Addr: 0x200000, Len: 512}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "IN with readable bytes after the header", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 2), Len: 16 + 512}, {Addr: 0x200000, Len: 512, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
 		{name: "unsupported type", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
 			st := r.status()
 			return []virtiotest.Buf{{Addr: r.header(11, 0), Len: 16}, {Addr: st, Len: 1, Write: true}}, st
