@@ -27,7 +27,7 @@ type fakeDev struct {
 	outside   int // config accesses that did not fit in cfg
 	activated []uint32
 	resets    int
-	closed    bool
+	closed    atomic.Bool
 	hold      chan struct{} // when set, Process waits on it
 	entered   chan struct{}
 	panics    atomic.Bool
@@ -71,7 +71,7 @@ func (f *fakeDev) Reset() {
 	f.resets++
 }
 func (f *fakeDev) Close() error {
-	f.closed = true
+	f.closed.Store(true)
 	return nil
 }
 func (f *fakeDev) Process(_ int, q *virtio.Queue) error {
@@ -628,13 +628,89 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pd.Close(); err != nil || !f.closed {
-		t.Fatalf("Close: err %v, device closed %v", err, f.closed)
+	if err := pd.Close(); err != nil || !f.closed.Load() {
+		t.Fatalf("Close: err %v, device closed %v", err, f.closed.Load())
 	}
 	if err := pd.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
 	pd.Kick() // must not block or panic after Close
+}
+
+// TestCloseWaitsForServe: Close closes the device model only once the
+// request a Serve (the VMM's ioeventfd path) is serving is done, and a
+// Serve left waiting for the worker lock when Close begins serves nothing.
+// Before,
+// Close waited for the worker goroutine alone and closed the device (a
+// disk's image) under a Serve still in Process.
+func TestCloseWaitsForServe(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// run starts serve and closing on goroutines, in the case's
+		// order, and returns once both have begun.
+		run  func(pd *virtio.PCIDevice, dev *fakeDev, serve, closing func())
+		hold bool // Process waits for dev.hold
+	}{
+		{"Close during Serve's Process", func(pd *virtio.PCIDevice, dev *fakeDev, serve, closing func()) {
+			go serve()
+			<-dev.entered
+			go closing()
+		}, true},
+		{"Serve waiting for the lock when Close begins", func(pd *virtio.PCIDevice, dev *fakeDev, serve, closing func()) {
+			resume := pd.Quiesce()
+			go serve()
+			time.Sleep(20 * time.Millisecond) // Serve is waiting for the lock
+			go closing()
+			time.Sleep(20 * time.Millisecond) // Close has begun
+			resume()
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := newFakeDev()
+			dev.sizes = []uint16{16}
+			dev.entered = make(chan struct{}, 4)
+			if tc.hold {
+				dev.hold = make(chan struct{})
+			}
+			r := newRig(t, dev)
+			if _, err := r.drv.Attach(0, r.pfns); err != nil {
+				t.Fatal(err)
+			}
+			// DRIVER_OK kicked the worker: let it serve, then wait for it.
+			<-dev.entered
+			if tc.hold {
+				dev.hold <- struct{}{}
+			}
+			r.pd.Quiesce()()
+
+			served, closed := make(chan struct{}), make(chan struct{})
+			tc.run(r.pd, dev, func() { r.pd.Serve(); close(served) }, func() { r.pd.Close(); close(closed) })
+			if tc.hold {
+				select {
+				case <-closed:
+					t.Error("Close returned while Serve's Process was still running")
+				case <-time.After(100 * time.Millisecond):
+				}
+				if dev.closed.Load() {
+					t.Error("device closed while Serve's Process was still running")
+				}
+				close(dev.hold)
+			}
+			for what, c := range map[string]chan struct{}{"Serve": served, "Close": closed} {
+				select {
+				case <-c:
+				case <-time.After(2 * time.Second):
+					t.Fatalf("%s did not return", what)
+				}
+			}
+			if n := len(dev.entered); n != 0 {
+				t.Errorf("Process ran %d times after Close began", n)
+			}
+			if !dev.closed.Load() {
+				t.Error("device not closed")
+			}
+		})
+	}
 }
 
 // TestOtherDeviceUnaffected breaks one device with a corrupt ring while a

@@ -22,13 +22,9 @@ func (d *PCIDevice) allQueues() uint32 { return uint32(1)<<len(d.queues) - 1 }
 // Serve serves every queue at once on the calling goroutine, which must not
 // be a vCPU thread: the VMM's ioeventfd reader calls it, saving the hand-off
 // to the worker goroutine on every guest notification. It serializes with
-// the worker, so the two never serve a queue at the same time.
+// the worker, so the two never serve a queue at the same time, and does
+// nothing once Close has begun.
 func (d *PCIDevice) Serve() {
-	select {
-	case <-d.done:
-		return // closed: the device model may be gone
-	default:
-	}
 	d.serve(d.pending.Swap(0) | d.allQueues())
 }
 
@@ -50,14 +46,19 @@ func (d *PCIDevice) wake() {
 	}
 }
 
-// Close stops the worker (after the request in flight) and then closes the
-// device model if it is an io.Closer (a blk device closes its image). It is
-// safe to call more than once.
+// Close stops the worker, waits for the requests in flight (the worker's,
+// and a Serve's), and then closes the device model if it is an io.Closer
+// (a blk device closes its image). It also waits for a Quiesce to be
+// resumed. It is safe to call more than once.
 func (d *PCIDevice) Close() error {
 	var err error
 	d.closer.Do(func() {
 		close(d.done)
 		<-d.exited
+		// A Serve in flight holds workMu; any that takes it later sees
+		// done and serves nothing.
+		d.workMu.Lock()
+		d.workMu.Unlock()
 		if c, ok := d.dev.(io.Closer); ok {
 			err = c.Close()
 		}
@@ -77,11 +78,16 @@ func (d *PCIDevice) work() {
 	}
 }
 
-// serve processes the kicked queues while the device is live and healthy,
-// then raises one interrupt for all the used rings that want one.
+// serve processes the kicked queues while the device is live, healthy and
+// not closing, then raises one interrupt for all the used rings that want one.
 func (d *PCIDevice) serve(kicked uint32) {
 	d.workMu.Lock()
 	defer d.workMu.Unlock()
+	select {
+	case <-d.done:
+		return // closing: the device model may be gone
+	default:
+	}
 	d.mu.Lock()
 	live := d.status&StatusDriverOK != 0 && !d.broken
 	d.mu.Unlock()
@@ -139,7 +145,8 @@ func (d *PCIDevice) process(i int, q *Queue) (err error) {
 // SetOnFault sets fn to be called, on the goroutine serving the device,
 // when its Process faulted on guest memory (an error wrapping
 // ErrMemoryFault): the device is then broken, and the memory it could not
-// reach likely gone for the vCPU too, so the VMM stops the guest.
+// reach likely gone for the vCPU too, so the VMM stops the guest. fn runs
+// while the device serves, so it must not call Close, which waits for that.
 func (d *PCIDevice) SetOnFault(fn func(error)) { d.onFault.Store(&fn) }
 
 // inMemory reports whether the host address addr lies in guest memory.
