@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,9 +55,19 @@ func scriptUser() (identity, error) {
 // root, environment PATH only, as the invoking user (nobody when that is
 // root). What the scripts add, change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
-// as they were. A script that fails, or leaves a symlink pointing out of
-// the root, a hard link to a file outside it, or a socket, makes the whole
-// step fail and t unchanged. Script output goes to log.
+// as they were. A script that fails, or leaves a hard link to a file
+// outside the root or a socket, makes the whole step fail and t unchanged.
+// Script output goes to log.
+//
+// The scripts run on the host, without a chroot (NetBSD binaries do not
+// run there), so a symlink of t is staged so that following it never
+// leaves the staging root: one whose target is absolute, or climbs with
+// "..", points at the staging path the guest would resolve it to (".." at
+// the root stays there, t's own symlinks along the way are followed). Such
+// a symlink gets its own target back if the scripts left it as staged; a
+// target a script writes that names a path under the staging root becomes
+// that path in the image. Any other target, absolute ones included, is
+// kept as written: the guest resolves it inside the image.
 func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io.Writer) error {
 	scripts, err := s.Postinst()
 	if err != nil || len(scripts) == 0 {
@@ -157,7 +169,7 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 				return err
 			}
 		case fstree.Symlink:
-			if err := os.Symlink(n.Target, hp); err != nil {
+			if err := os.Symlink(stageTarget(t, p, n.Target, dir), hp); err != nil {
 				return err
 			}
 			return os.Lchown(hp, int(id.uid), int(id.gid))
@@ -219,6 +231,9 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 		return nil, err
 	}
 	defer root.Close()
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
 	// put adds the staged entry p (name in d; d nil for the root), of
 	// status st; f is the open file when it is a regular file.
 	put := func(p string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
@@ -226,7 +241,7 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 		if p == "" {
 			old = orig.Root
 		}
-		n, err := stagedNode(d, name, p, st, f, old, byIno)
+		n, err := stagedNode(d, name, p, st, f, old, byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
 		if err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
@@ -287,8 +302,10 @@ var afterStageLstat func(p string)
 // stagedNode builds the node for one staged path p, name in d, of status
 // st, reusing the original node old when nothing about it changed. A
 // regular file's content is read from f, opened beneath d and checked; a
-// symlink's target is read beneath d.
-func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, byIno map[uint64]*fstree.Node) (*fstree.Node, error) {
+// symlink's target is read beneath d: staged(T) is what a symlink of the
+// original tree at p with target T was staged as, and a target under
+// stage, the staging root's absolute path, is that path in the image.
+func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm
@@ -310,11 +327,16 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		if err != nil {
 			return nil, fmt.Errorf("changed after the postinst scripts ended (did one leave a process running?): it was a symlink: %w", err)
 		}
+		if old != nil && old.Type == fstree.Symlink && (old.Target == target || staged(old.Target) == target) {
+			return old, nil
+		}
+		if target == stage {
+			target = "/"
+		} else if rest, ok := strings.CutPrefix(target, stage+"/"); ok {
+			target = "/" + filepath.ToSlash(rest)
+		}
 		if err := fstree.CheckSymlink(p, target); err != nil {
 			return nil, err
-		}
-		if old != nil && old.Type == fstree.Symlink && old.Target == target {
-			return old, nil
 		}
 		return fresh(fstree.NewSymlink(target)), nil
 	case unix.S_IFREG:
@@ -335,6 +357,64 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		return fresh(&fstree.Node{Type: fstree.FIFO}), nil
 	}
 	return nil, fmt.Errorf("a postinst script left a %s (mode %#o): only files, directories, symlinks and FIFOs are allowed", fileKind(st.Mode), st.Mode)
+}
+
+// stageTarget is the target the staged copy of symlink p of t, whose
+// target is target, gets in the staging root stage (an absolute host
+// path). A relative target that neither climbs above the root nor climbs
+// out of a symlink ("a/.." where a is one) stays inside the staging root
+// as it is and is kept. Any other is resolved as the guest would, in t:
+// from the root for an absolute target, ".." at the root staying there, t's
+// symlinks before the last name followed. The result is the host path of
+// that resolution under stage: it has no "..", so following it walks only
+// stage's directories and t's symlinks, each staged the same way. A
+// resolution that would loop gets a link to itself, which loops on the
+// host too.
+func stageTarget(t *fstree.Tree, p, target, stage string) string {
+	relative := !strings.HasPrefix(target, "/")
+	if relative && !slices.Contains(strings.Split(target, "/"), "..") {
+		return target
+	}
+	var cur []string
+	if relative {
+		cur = strings.Split(p, "/")
+		cur = cur[:len(cur)-1]
+	}
+	pending := strings.Split(target, "/")
+	hops, moved := 0, false
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				moved = true // the guest stays at the root; the host would not
+			} else {
+				cur = cur[:len(cur)-1]
+			}
+			continue
+		}
+		if len(pending) > 0 {
+			if n, err := t.Get(strings.Join(append(cur[:len(cur):len(cur)], c), "/")); err == nil && n.Type == fstree.Symlink {
+				if hops++; hops > maxSymlinks {
+					return path.Base(p)
+				}
+				moved = true
+				if strings.HasPrefix(n.Target, "/") {
+					cur = nil
+				}
+				pending = append(strings.Split(n.Target, "/"), pending...)
+				continue
+			}
+		}
+		cur = append(cur, c)
+	}
+	if relative && !moved {
+		return target
+	}
+	return filepath.Join(stage, filepath.FromSlash(strings.Join(cur, "/")))
 }
 
 func fileKind(mode uint32) string {

@@ -174,3 +174,93 @@ func onPostinstPath(program string) bool {
 	}
 	return false
 }
+
+// TestPostinstSymlinksStayInside: the scripts run on the host, so a set's
+// symlink with an absolute target, or one that climbs out with "..", led
+// their writes and reads to the host's files (etc/rc.conf ->
+// /tmp/x/victim appended to the host's victim, and copied it into the
+// image). Following one must reach the path the guest would, in the
+// staging root, and the link must keep its target in the image.
+func TestPostinstSymlinksStayInside(t *testing.T) {
+	odir, err := os.MkdirTemp("", "outside-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(odir)
+	os.Chmod(odir, 0777)
+	victim := filepath.Join(odir, "victim")
+	rel := strings.TrimPrefix(victim, "/") // the same path in the image
+	climb := strings.Repeat("../", 12)
+	for _, tc := range []struct {
+		name, target string
+		extra        map[string]string // more symlinks of the set
+	}{
+		{"absolute", victim, nil},
+		{"above the root", "../" + climb + rel, nil},
+		{"through an absolute symlink, then up", "../lnk/../" + rel, map[string]string{"lnk": "/"}},
+		{"through a relative symlink, then up", "../lnk/" + climb + rel, map[string]string{"lnk": "deep/dir"}},
+	} {
+		for _, op := range []string{"write", "read"} {
+			t.Run(tc.name+", "+op, func(t *testing.T) {
+				if err := os.WriteFile(victim, []byte("host secret\n"), 0666); err != nil {
+					t.Fatal(err)
+				}
+				if os.Geteuid() == 0 {
+					// The scripts' user could write it (as the audit's could).
+					os.Chown(victim, 65534, 65534)
+				}
+				script := map[string]string{"write": "echo sshd=YES >> etc/rc.conf\n", "read": "cat etc/rc.conf > etc/copied\n"}[op]
+				dir := postinstService(t, map[string]string{"x.sh": script})
+				tr := baseTree(t)
+				tr.Put(rel, fstree.NewFile(0666, []byte("image copy\n")))
+				tr.Put("deep/dir/f", fstree.NewFile(0644, nil))
+				tr.Put("etc/rc.conf", fstree.NewSymlink(tc.target))
+				for p, target := range tc.extra {
+					tr.Put(p, fstree.NewSymlink(target))
+				}
+				var log strings.Builder
+				if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+					t.Fatalf("%v\n%s", err, log.String())
+				}
+				if b, _ := os.ReadFile(victim); string(b) != "host secret\n" {
+					t.Errorf("the host's %s was written through the set's symlink: %q", victim, b)
+				}
+				if n, err := tr.Get("etc/rc.conf"); err != nil || n.Type != fstree.Symlink || n.Target != tc.target {
+					t.Errorf("etc/rc.conf: %+v %v, want the symlink to %s", n, err, tc.target)
+				}
+				for p, target := range tc.extra {
+					if n, err := tr.Get(p); err != nil || n.Type != fstree.Symlink || n.Target != target {
+						t.Errorf("%s: %+v %v, want the symlink to %s", p, n, err, target)
+					}
+				}
+				want, at := "image copy\nsshd=YES\n", rel
+				if op == "read" {
+					want, at = "image copy\n", "etc/copied"
+				}
+				if n, err := tr.Get(at); err != nil || string(n.Content()) != want {
+					got := ""
+					if n != nil {
+						got = string(n.Content())
+					}
+					t.Errorf("%s: %q %v, want %q\n%s", at, got, err, want, log.String())
+				}
+			})
+		}
+	}
+}
+
+// TestPostinstScriptSymlinkToStage: a script that makes a symlink to a
+// path under the staging root (ln -s "$PWD/etc/motd") means that path in
+// the image; the host's staging directory must not reach the image.
+func TestPostinstScriptSymlinkToStage(t *testing.T) {
+	dir := postinstService(t, map[string]string{"x.sh": "ln -s \"$(pwd)/etc/motd\" etc/m\nln -s \"$(pwd)\" etc/r\n"})
+	tr := baseTree(t)
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), nil); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"etc/m": "/etc/motd", "etc/r": "/"} {
+		if n, err := tr.Get(p); err != nil || n.Type != fstree.Symlink || n.Target != want {
+			t.Errorf("%s: %+v %v, want a symlink to %s", p, n, err, want)
+		}
+	}
+}
