@@ -180,18 +180,37 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 		if err := os.Lchown(hp, int(id.uid), int(id.gid)); err != nil {
 			return err
 		}
-		return os.Chmod(hp, fs.FileMode(n.Perm&0777)|modeBits(n.Perm))
+		return os.Chmod(hp, hostMode(stagedPerm(n)))
 	})
 	if err != nil {
 		return nil, err
 	}
 	// Directory modes last, so read-only directories could be filled.
 	for i, n := range dirs {
-		if err := os.Chmod(paths[i], fs.FileMode(n.Perm&0777)|modeBits(n.Perm)); err != nil {
+		if err := os.Chmod(paths[i], hostMode(stagedPerm(n))); err != nil {
 			return nil, err
 		}
 	}
 	return skipped, nil
+}
+
+// stagedPerm is the mode file or directory n is staged with; mergeStage
+// gives n its own mode back when a script left the staged one as it was.
+// Setuid and setgid bits are dropped: the staged copy belongs to the
+// scripts' user, in a directory every user can reach, and any host user
+// could run a setuid copy as that user. Its owner may read a file, and
+// read, write and search a directory, or a build not run as root could
+// not read back what it staged (mode 0000).
+func stagedPerm(n *fstree.Node) uint16 {
+	p := n.Perm &^ 06000
+	if n.Type == fstree.Dir {
+		return p | 0700
+	}
+	return p | 0400
+}
+
+func hostMode(perm uint16) fs.FileMode {
+	return fs.FileMode(perm&0777) | modeBits(perm)
 }
 
 func modeBits(perm uint16) fs.FileMode {
@@ -307,6 +326,11 @@ var afterStageLstat func(p string)
 // stage, the staging root's absolute path, is that path in the image.
 func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
+	// A mode left as staged is the original's (see stagedPerm), the
+	// content changed or not.
+	kept := func(t fstree.Type) bool {
+		return old != nil && old.Type == t && perm == stagedPerm(old)
+	}
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm
 		if old != nil {
@@ -316,8 +340,8 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		if old != nil && old.Type == fstree.Dir && old.Perm == perm {
-			nd := fstree.NewDir(perm)
+		if kept(fstree.Dir) {
+			nd := fstree.NewDir(old.Perm)
 			nd.UID, nd.GID, nd.Mtime = old.UID, old.GID, old.Mtime
 			return nd, nil
 		}
@@ -342,6 +366,9 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 	case unix.S_IFREG:
 		if n := byIno[st.Ino]; n != nil {
 			return n, nil
+		}
+		if kept(fstree.Regular) {
+			perm = old.Perm
 		}
 		data, err := io.ReadAll(f)
 		if err != nil {

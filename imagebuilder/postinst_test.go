@@ -264,3 +264,52 @@ func TestPostinstScriptSymlinkToStage(t *testing.T) {
 		}
 	}
 }
+
+// TestPostinstStagedModes: set files are staged with modes the scripts'
+// user can use and no other user can abuse, and get their own modes back
+// when a script left them. A setuid or setgid file was staged, owned by
+// the scripts' user, with its bit in a directory every user can reach; a
+// mode 0000 file could not be read even by its owner (a build not run as
+// root then failed reading it back, blaming a leftover process).
+func TestPostinstStagedModes(t *testing.T) {
+	tests := []struct {
+		path         string
+		node         *fstree.Node
+		staged, want string // as the script sees it (stat %a); in the image
+	}{
+		{"usr/bin/suid", fstree.NewFile(04755, []byte("x")), "755", "4755"},
+		{"usr/bin/sgid", fstree.NewFile(02555, []byte("x")), "555", "2555"},
+		{"etc/secret", fstree.NewFile(0, []byte("s3")), "400", "0"},
+		{"etc/wonly", fstree.NewFile(0222, []byte("w")), "622", "222"},
+		{"var/wo", fstree.NewDir(0333), "733", "333"},
+		{"usr/games", fstree.NewDir(02775), "775", "2775"},
+		{"tmp", fstree.NewDir(01777), "1777", "1777"},
+	}
+	script := "cat etc/secret > etc/copy\nls var/wo > etc/list\n: > etc/modes\n"
+	tr := baseTree(t)
+	for _, tc := range tests {
+		tr.Put(tc.path, tc.node)
+		script += "stat -c %a " + tc.path + " >> etc/modes\n"
+	}
+	tr.Put("var/wo/f", fstree.NewFile(0644, nil))
+	dir := postinstService(t, map[string]string{"x.sh": script})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	modes, _ := tr.Get("etc/modes")
+	staged := strings.Fields(string(modes.Content()))
+	for i, tc := range tests {
+		if i >= len(staged) || staged[i] != tc.staged {
+			t.Errorf("%s (mode %o) staged as %v, want %s", tc.path, tc.node.Perm, staged, tc.staged)
+		}
+		if n, err := tr.Get(tc.path); err != nil || strconv.FormatUint(uint64(n.Perm), 8) != tc.want {
+			t.Errorf("%s in the image: %+v %v, want mode %s", tc.path, n, err, tc.want)
+		}
+	}
+	for p, want := range map[string]string{"etc/copy": "s3", "etc/list": "f\n"} {
+		if n, err := tr.Get(p); err != nil || string(n.Content()) != want {
+			t.Errorf("%s: %v, want %q", p, err, want)
+		}
+	}
+}
