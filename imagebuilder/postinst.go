@@ -3,6 +3,7 @@ package imagebuilder
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -239,7 +240,12 @@ func modeBits(perm uint16) fs.FileMode {
 // descriptor, never following a symlink, with files read from the
 // descriptor whose type and inode were checked (see hostdir). An entry
 // found changed between the look and the read fails the step.
-func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) (*fstree.Node, error) {
+func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) (_ *fstree.Node, err error) {
+	defer func() {
+		if errors.Is(err, fs.ErrPermission) && !errors.Is(err, errUnreadable) {
+			err = fmt.Errorf("%w: %w", err, errUnreadable)
+		}
+	}()
 	out := fstree.New()
 	byIno := map[uint64]*fstree.Node{}
 	count := map[uint64]uint64{}
@@ -280,14 +286,10 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 		}
 		return put(cp, e.Dir, e.Name, e.St, e.File)
 	}
-	changed := func(rel string, was fs.FileMode, err error) error {
-		return fmt.Errorf("/%s changed after the postinst scripts ended (did one leave a process running?): it was %s: %w",
-			rel, filekind.Of(was), err)
-	}
 	if err := put("", nil, "", &rst, nil); err != nil {
 		return nil, err
 	}
-	if err := hostdir.Walk(root, visit, changed, afterStageLstat); err != nil {
+	if err := hostdir.Walk(root, visit, stageChanged, afterStageLstat); err != nil {
 		return nil, err
 	}
 	for ino, c := range count {
@@ -307,6 +309,21 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 		}
 	}
 	return out.Root, nil
+}
+
+// errUnreadable is matched by the error of mergeStage for an entry the
+// build may not read back (EACCES). Staged entries can all be read by the
+// scripts' user (see stagedPerm), so a script took that away.
+var errUnreadable = errors.New("a postinst script left it, or a directory above it, without read (for a directory, read and search) permission for the user the scripts ran as, so it cannot be read back")
+
+// stageChanged is the error of mergeStage for the staged entry rel,
+// which was seen as was and then could not be opened: err.
+func stageChanged(rel string, was fs.FileMode, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("/%s, %s of mode %#o: %w: %w", rel, filekind.Of(was), was.Perm(), errUnreadable, err)
+	}
+	return fmt.Errorf("/%s changed after the postinst scripts ended (did one leave a process running?): it was %s: %w",
+		rel, filekind.Of(was), err)
 }
 
 // duringStaging, when set (by tests), runs while the staging tree is

@@ -3,6 +3,8 @@ package imagebuilder
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,5 +144,40 @@ func TestPostinstStagedPrivately(t *testing.T) {
 	}
 	if !called {
 		t.Fatal("the staging hook never ran")
+	}
+}
+
+// TestStageChangedCause: an entry the build may not read back is said to
+// be unreadable, with its mode, not blamed on a process left running (a
+// build not run as root read a staged mode 0000 file that way).
+func TestStageChangedCause(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		was     fs.FileMode
+		err     error
+		want    []string
+		wantNot string
+	}{
+		{"unreadable file", 0, &fs.PathError{Op: "open", Path: "/s/root/etc/secret", Err: syscall.EACCES},
+			[]string{"/etc/secret, a regular file of mode 0: ", "without read", "permission denied"}, "process"},
+		{"unsearchable directory", fs.ModeDir | 0o333, &fs.PathError{Op: "open", Path: "/s/root/etc/secret", Err: syscall.EACCES},
+			[]string{"/etc/secret, a directory of mode 0333: ", "without read", "permission denied"}, "process"},
+		{"gone", 0o644, &fs.PathError{Op: "open", Path: "/s/root/etc/secret", Err: syscall.ENOENT},
+			[]string{"/etc/secret changed after the postinst scripts ended (did one leave a process running?): it was a regular file"}, "permission"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := stageChanged("etc/secret", tc.was, tc.err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v: does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), tc.wantNot) {
+				t.Errorf("%v: says %q", err, tc.wantNot)
+			}
+			if !errors.Is(err, tc.err.(*fs.PathError).Err) {
+				t.Errorf("%v: does not match %v", err, tc.err)
+			}
+		})
 	}
 }
