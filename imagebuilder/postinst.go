@@ -166,7 +166,7 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 				return os.Link(filepath.Join(dir, filepath.FromSlash(fp)), hp)
 			}
 			first[n] = p
-			if err := os.WriteFile(hp, n.Content(), 0600); err != nil {
+			if err := stageFile(hp, n); err != nil {
 				return err
 			}
 		case fstree.Symlink:
@@ -193,6 +193,131 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 		}
 	}
 	return skipped, nil
+}
+
+// stageFile writes regular file n at hp: its extents, over a file
+// truncated to its size, so its holes stay holes (a 1 GiB file with one
+// byte of data costs a block, not 1 GiB of memory and of disk).
+func stageFile(hp string, n *fstree.Node) error {
+	f, err := os.OpenFile(hp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0600)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(n.Size)
+	for _, e := range n.Extents {
+		if err != nil || e.Off >= n.Size {
+			break
+		}
+		_, err = f.WriteAt(e.Data[:min(int64(len(e.Data)), n.Size-e.Off)], e.Off)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// readStaged reads the staged regular file f of size bytes, the data
+// regions the file system reports (SEEK_DATA, SEEK_HOLE) in chunks,
+// keeping only chunks that hold a non-zero byte: a sparse file costs
+// memory only for its data. A file shorter than size changed while it
+// was read.
+func readStaged(f *os.File, size int64) (*fstree.Node, error) {
+	n := fstree.NewFile(0, nil)
+	n.Size = size
+	fd := int(f.Fd())
+	buf := make([]byte, min(stageChunk, size))
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		switch {
+		case err == unix.ENXIO:
+			return n, nil // a hole up to the end
+		case err == unix.EINVAL || err == unix.EOPNOTSUPP:
+			data = off // no hole reporting: read it all
+		case err != nil:
+			return nil, fmt.Errorf("at byte %d: seeking data: %w", off, err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil || hole > size {
+			hole = size
+		}
+		for ; data < hole; data += int64(stageChunk) {
+			chunk := buf[:min(int64(stageChunk), hole-data)]
+			if k, err := f.ReadAt(chunk, data); k < len(chunk) {
+				if err == io.EOF {
+					return nil, fmt.Errorf("it ended at byte %d, not at %d as when it was opened: %w", data+int64(k), size, io.ErrUnexpectedEOF)
+				}
+				return nil, fmt.Errorf("at byte %d: %w", data+int64(k), err)
+			}
+			if fstree.IsZero(chunk) {
+				continue
+			}
+			if last := len(n.Extents) - 1; last >= 0 && n.Extents[last].Off+int64(len(n.Extents[last].Data)) == data {
+				n.Extents[last].Data = append(n.Extents[last].Data, chunk...)
+			} else {
+				n.Extents = append(n.Extents, fstree.Extent{Off: data, Data: append([]byte(nil), chunk...)})
+			}
+		}
+		off = max(hole, off+1)
+	}
+	return n, nil
+}
+
+// stageChunk is the unit readStaged reads and sameContent compares in.
+const stageChunk = 64 << 10
+
+// sameContent reports whether regular files a and b hold the same bytes,
+// comparing chunk by chunk, and skipping where both have holes, without
+// ever holding a whole file.
+func sameContent(a, b *fstree.Node) bool {
+	if a.Size != b.Size {
+		return false
+	}
+	ba, bb := make([]byte, min(stageChunk, a.Size)), make([]byte, min(stageChunk, a.Size))
+	ea, eb := a.Extents, b.Extents
+	for off := int64(0); off < a.Size; {
+		ea, eb = extentsFrom(ea, off), extentsFrom(eb, off)
+		next := a.Size
+		if len(ea) > 0 {
+			next = min(next, max(ea[0].Off, off))
+		}
+		if len(eb) > 0 {
+			next = min(next, max(eb[0].Off, off))
+		}
+		if next > off {
+			off = next // zeros in both up to next
+			continue
+		}
+		w := min(int64(stageChunk), a.Size-off)
+		if !bytes.Equal(fillChunk(ba[:w], ea, off), fillChunk(bb[:w], eb, off)) {
+			return false
+		}
+		off += w
+	}
+	return true
+}
+
+// extentsFrom is es without the extents that end at or before off.
+func extentsFrom(es []fstree.Extent, off int64) []fstree.Extent {
+	for len(es) > 0 && es[0].Off+int64(len(es[0].Data)) <= off {
+		es = es[1:]
+	}
+	return es
+}
+
+// fillChunk fills buf with the bytes at off of a file of extents es.
+func fillChunk(buf []byte, es []fstree.Extent, off int64) []byte {
+	clear(buf)
+	end := off + int64(len(buf))
+	for _, e := range es {
+		if e.Off >= end {
+			break
+		}
+		lo, hi := max(e.Off, off), min(e.Off+int64(len(e.Data)), end)
+		if lo < hi {
+			copy(buf[lo-off:hi-off], e.Data[lo-e.Off:hi-e.Off])
+		}
+	}
+	return buf
 }
 
 // stagedPerm is the mode file or directory n is staged with; mergeStage
@@ -387,12 +512,12 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		if kept(fstree.Regular) {
 			perm = old.Perm
 		}
-		data, err := io.ReadAll(f)
+		n, err := readStaged(f, st.Size)
 		if err != nil {
 			return nil, err
 		}
-		n := fresh(fstree.NewFile(perm, data))
-		if old != nil && old.Type == fstree.Regular && old.Perm == perm && bytes.Equal(old.Content(), data) {
+		n = fresh(n)
+		if old != nil && old.Type == fstree.Regular && old.Perm == perm && sameContent(old, n) {
 			n = old
 		}
 		byIno[st.Ino] = n
