@@ -98,6 +98,11 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if err := os.Chmod(tmp, 0755); err != nil {
 		return err
 	}
+	if id.drop {
+		if err := checkReachable(stage, id); err != nil {
+			return err
+		}
+	}
 	for _, name := range scripts {
 		if err := runScript(ctx, s, name, tmp, stage, id, log); err != nil {
 			return err
@@ -109,6 +114,58 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	}
 	t.Root = root
 	return nil
+}
+
+// StageUnreachableError is the error of RunPostinst (and BuildTree) when
+// the user the postinst scripts run as (nobody, when root builds) could
+// not reach the staging directory, made in the temporary directory
+// (os.TempDir): a directory on the way does not let that user search it.
+type StageUnreachableError struct {
+	Dir          string      // the staging directory
+	UID          uint32      // the user the scripts run as
+	Blocked      string      // the directory on the way that user may not search
+	Mode         fs.FileMode // Blocked's permission bits
+	Owner, Group uint32      // Blocked's owner and group
+}
+
+// Error names the staging directory, the user and the directory in the way.
+func (e *StageUnreachableError) Error() string {
+	return fmt.Sprintf("the postinst staging directory %s is not reachable by uid %d, the user the scripts run as: %s (mode %#o, owner %d:%d) does not let that user search it",
+		e.Dir, e.UID, e.Blocked, e.Mode.Perm(), e.Owner, e.Group)
+}
+
+// checkReachable returns a *StageUnreachableError when a directory from
+// the root to dir (symlinks resolved) does not let id's user search it:
+// the script's start would fail as "fork/exec /bin/sh: permission
+// denied", which names neither. Without supplementary groups (the
+// scripts get none), the mode bits decide; a directory with an access
+// ACL is left to the kernel.
+func checkReachable(dir string, id identity) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
+	for p := real; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("postinst staging: %w", &os.PathError{Op: "stat", Path: p, Err: err})
+		}
+		bit := uint32(0o001)
+		switch {
+		case st.Uid == id.uid:
+			bit = 0o100
+		case st.Gid == id.gid:
+			bit = 0o010
+		}
+		if st.Mode&bit == 0 {
+			if n, err := unix.Getxattr(p, "system.posix_acl_access", nil); err != nil || n == 0 {
+				return &StageUnreachableError{Dir: dir, UID: id.uid, Blocked: p, Mode: fs.FileMode(st.Mode & 0o777), Owner: st.Uid, Group: st.Gid}
+			}
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 func runScript(ctx context.Context, s *service.Service, name, tmp, stage string, id identity, log io.Writer) error {

@@ -2,6 +2,7 @@ package imagebuilder_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -311,5 +312,52 @@ func TestPostinstStagedModes(t *testing.T) {
 		if n, err := tr.Get(p); err != nil || string(n.Content()) != want {
 			t.Errorf("%s: %v, want %q", p, err, want)
 		}
+	}
+}
+
+// TestPostinstStageUnreachable: when root builds, the scripts run as
+// nobody, in a staging directory made in the temporary directory. One the
+// scripts' user could not reach failed as "fork/exec /bin/sh: permission
+// denied"; the error now says which directory keeps which user out.
+func TestPostinstStageUnreachable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only a build run as root runs the scripts as another user")
+	}
+	base, err := os.MkdirTemp("", "tmpdir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	os.Chmod(base, 0755)
+	private := filepath.Join(base, "private")
+	if err := os.Mkdir(private, 0700); err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(private)
+	for _, tc := range []struct {
+		mode    os.FileMode
+		blocked string // "" for none
+	}{
+		{0700, real},
+		{0755, ""},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			os.Chmod(private, tc.mode)
+			svc := loadService(t, "svc", postinstService(t, map[string]string{"x.sh": "true\n"}))
+			t.Setenv("TMPDIR", private)
+			err := imagebuilder.RunPostinst(context.Background(), baseTree(t), svc, nil)
+			var ue *imagebuilder.StageUnreachableError
+			switch {
+			case tc.blocked == "" && err != nil:
+				t.Fatal(err)
+			case tc.blocked == "":
+			case !errors.As(err, &ue):
+				t.Fatalf("got %v, want a StageUnreachableError", err)
+			case ue.Blocked != tc.blocked || ue.UID != 65534 || !strings.HasPrefix(ue.Dir, private+"/"):
+				t.Errorf("got %+v, want %s blocking uid 65534 from a directory in %s", ue, tc.blocked, private)
+			case !strings.Contains(err.Error(), "not reachable by uid 65534") || !strings.Contains(err.Error(), real+" (mode 0700, owner 0:0)"):
+				t.Errorf("message %q", err)
+			}
+		})
 	}
 }

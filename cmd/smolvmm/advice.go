@@ -45,6 +45,13 @@ var adviceTable = []advice{
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
 	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
+	{is: isAs[*imagebuilder.StageUnreachableError], cli: "set TMPDIR to a directory every user can traverse, such as /var/tmp"},
+}
+
+// isAs reports whether err holds an error of type E.
+func isAs[E error](err error) bool {
+	var e E
+	return errors.As(err, &e)
 }
 
 // advise is err's message for this program's user: a vmm.Error's hint

@@ -60,6 +60,8 @@ func TestAdvise(t *testing.T) {
 			"image x already exists: remove it, or pass -f to overwrite it"},
 		{"bench timeout", fmt.Errorf("%w: boot did not end within 1m0s", bench.ErrTimeout),
 			"boot timed out: boot did not end within 1m0s (raise --timeout)"},
+		{"postinst staging unreachable", fmt.Errorf("service web: %w", &imagebuilder.StageUnreachableError{Dir: "/t/x/root", UID: 65534, Blocked: "/t", Mode: 0o700}),
+			"service web: the postinst staging directory /t/x/root is not reachable by uid 65534, the user the scripts run as: /t (mode 0700, owner 0:0) does not let that user search it (set TMPDIR to a directory every user can traverse, such as /var/tmp)"},
 		{"plain", errors.New("something"), "something"},
 	} {
 		if got := advise(tc.err); got != tc.want {
