@@ -75,8 +75,13 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 		if err != nil {
 			return fmt.Errorf("hard link target: %w", err)
 		}
+		// A link to itself keeps a file the set already holds (an
+		// archiver writes one for a file given twice); with none there,
+		// Link reports the missing target rather than the entry vanishing.
 		if target == p {
-			return nil
+			if _, err := t.Get(p); err == nil {
+				return nil
+			}
 		}
 		return t.Link(p, target)
 	case tar.TypeChar, tar.TypeBlock:

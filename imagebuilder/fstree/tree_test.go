@@ -81,6 +81,19 @@ func tarOf(t *testing.T, hs ...tar.Header) []byte {
 	return b
 }
 
+// TestHardLinkToItself: a link to itself after the file keeps the file.
+func TestHardLinkToItself(t *testing.T) {
+	data := tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "./a", Linkname: "data", Mode: 0644},
+		tar.Header{Typeflag: tar.TypeLink, Name: "a", Linkname: "./a"})
+	tr := fstree.New()
+	if err := tr.AddArchive(bytes.NewReader(data), "self.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tr.Get("a"); err != nil || string(n.Content()) != "data" {
+		t.Errorf("a: %v %v, want the file holding %q", n, err, "data")
+	}
+}
+
 func TestBadSets(t *testing.T) {
 	reg := func(name, content string) tar.Header {
 		return tar.Header{Typeflag: tar.TypeReg, Name: name, Linkname: content, Mode: 0644}
@@ -98,6 +111,7 @@ func TestBadSets(t *testing.T) {
 		{"hardlink escapes", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "../x"}), `contains ".."`},
 		{"empty symlink", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "./a/b", Linkname: ""}), "empty target"},
 		{"hardlink missing", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "./b"}), "target missing"},
+		{"hardlink to itself, no file there", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "./a", Linkname: "a"}), "target missing"},
 		{"truncated", good[:514], "truncated"},
 		{"truncated tgz", rescueTgz[:len(rescueTgz)/2], "truncated"},
 		{"truncated txz", rescueTxz[:len(rescueTxz)-10], "truncated"},
