@@ -127,8 +127,8 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 	var off int64
 	for off < size {
 		want := min(int64(chunk), size-off)
-		if _, err := io.ReadFull(r, buf[:want]); err != nil {
-			return nil, fmt.Errorf("at byte %d: %w", off, err)
+		if got, err := io.ReadFull(r, buf[:want]); err != nil {
+			return nil, fmt.Errorf("at byte %d: %w", off+int64(got), err)
 		}
 		if !IsZero(buf[:want]) {
 			last := len(n.Extents) - 1

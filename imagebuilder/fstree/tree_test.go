@@ -81,6 +81,36 @@ func tarOf(t *testing.T, hs ...tar.Header) []byte {
 	return b
 }
 
+// TestTruncatedLargeMember: a member past the size read whole that ends
+// early is reported at the byte where it ended; the offset counted only
+// whole 64 KiB chunks, so 10,000 bytes of 3 GiB said "at byte 0".
+func TestTruncatedLargeMember(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		have int
+	}{
+		{3 << 30, 10_000},
+		{3 << 30, 64<<10 + 10_000},
+		{65 << 20, 1 << 20},
+	} {
+		t.Run(fmt.Sprint(tc.have), func(t *testing.T) {
+			var b bytes.Buffer
+			tw := tar.NewWriter(&b)
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "./big", Mode: 0644, Size: tc.size}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tw.Write(bytes.Repeat([]byte{'x'}, tc.have)); err != nil {
+				t.Fatal(err)
+			}
+			err := fstree.New().AddTar(&b, "big.tar")
+			want := fmt.Sprintf("at byte %d: %v", tc.have, io.ErrUnexpectedEOF)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got %v, want an error containing %q", err, want)
+			}
+		})
+	}
+}
+
 // TestHardLinkToItself: a link to itself after the file keeps the file.
 func TestHardLinkToItself(t *testing.T) {
 	data := tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "./a", Linkname: "data", Mode: 0644},
