@@ -31,7 +31,10 @@ type Config struct {
 	// Service is laid over the sets; required.
 	Service *service.Service
 	// Arch is the NetBSD port the sets are for (ArchI386 or ArchAMD64),
-	// which decides the /dev numbers; "" is DefaultArch.
+	// which decides the /dev numbers. BuildTree refuses sets whose init
+	// is an ELF program for another port (InitArchError). When Arch is
+	// "", BuildTree sets it to the port of that init; with no ELF init
+	// (a "#!" script) it stays "", which is DefaultArch.
 	Arch string
 	// SizeMB is the image size in MiB; 0 sizes it to the content plus headroom.
 	SizeMB int
@@ -55,7 +58,8 @@ type Config struct {
 func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 
 // BuildTree reads the sets, applies the service overlay and runs the
-// postinst scripts, returning the tree the image will hold.
+// postinst scripts, returning the tree the image will hold. It sets an
+// empty cfg.Arch to the port of the sets' init (see Config.Arch).
 func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("no service given")
@@ -69,6 +73,15 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	t := fstree.New()
 	if err := readSets(t, cfg.Sets, cfg.ReadProgress); err != nil {
 		return nil, err
+	}
+	// Sets for one port given as the other's would boot with the wrong
+	// /dev numbers (amd64's ld0i as /dev/ld1a): init tells their port.
+	port, err := initPort(t, cfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Arch == "" {
+		cfg.Arch = port
 	}
 	if err := Overlay(t, cfg.Service, cfg.Arch); err != nil {
 		return nil, err

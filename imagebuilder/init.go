@@ -1,6 +1,8 @@
 package imagebuilder
 
 import (
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path"
@@ -101,4 +103,84 @@ func walkTo(t *fstree.Tree, done []string) *fstree.Node {
 		n = n.Child(d)
 	}
 	return n
+}
+
+// InitArchError is BuildTree's error when the init the kernel would start
+// is an ELF program for another port than Config.Arch, or for a machine
+// images cannot be built for: the image's /dev numbers would be another
+// port's.
+type InitArchError struct {
+	Init    string      // the init FindInit chose, e.g. /rescue/init
+	Machine elf.Machine // its ELF header's e_machine
+	Port    string      // ArchI386 or ArchAMD64 for Machine; "" for another machine
+	Arch    string      // Config.Arch; "" when none was given
+}
+
+// Error names the port of the sets and the one asked for.
+func (e *InitArchError) Error() string {
+	if e.Port == "" {
+		return fmt.Sprintf("the sets are for no port images can be built for (%s or %s): their init %s is an ELF program for machine %v (%d)",
+			ArchI386, ArchAMD64, e.Init, e.Machine, uint16(e.Machine))
+	}
+	return fmt.Sprintf("the sets are for %s, not %s: their init %s is an ELF program for machine %v (%d)", e.Port, e.Arch, e.Init, e.Machine, uint16(e.Machine))
+}
+
+// machinePorts are the ports of the ELF machines of their programs.
+var machinePorts = map[elf.Machine]string{elf.EM_386: ArchI386, elf.EM_X86_64: ArchAMD64}
+
+// initPort returns the port of the sets' init and an error when that is
+// not arch ("" accepts either port). It returns "" when the sets have no
+// init yet (BuildTree's FindInit reports that once the service is laid
+// over them) or their init is no ELF program: the kernel runs a "#!"
+// script as init too (options EXEC_SCRIPT), and an ELF header too broken
+// to read is one it refuses to start, as before.
+func initPort(t *fstree.Tree, arch string) (string, error) {
+	p, err := FindInit(t)
+	if err != nil {
+		return "", nil
+	}
+	n, err := resolve(t, p)
+	if err != nil {
+		return "", nil
+	}
+	m, ok := elfMachine(n)
+	if !ok {
+		return "", nil
+	}
+	port := machinePorts[m]
+	if port == "" || (arch != "" && port != arch) {
+		return "", &InitArchError{Init: p, Machine: m, Port: port, Arch: arch}
+	}
+	return port, nil
+}
+
+// elfMachine returns the e_machine of the ELF header at the start of
+// regular file n; ok is false for a file that starts with none. The field
+// is at the same offset in ELF32 and ELF64 headers, in the byte order
+// the header declares.
+func elfMachine(n *fstree.Node) (m elf.Machine, ok bool) {
+	var h [20]byte
+	if n.Size < int64(len(h)) {
+		return 0, false
+	}
+	// Only the first bytes, wherever they lie: Content would assemble a
+	// large sparse file whole.
+	for _, e := range n.Extents {
+		if e.Off < int64(len(h)) {
+			copy(h[e.Off:], e.Data)
+		}
+	}
+	if string(h[:4]) != elf.ELFMAG {
+		return 0, false
+	}
+	if c := elf.Class(h[elf.EI_CLASS]); c != elf.ELFCLASS32 && c != elf.ELFCLASS64 {
+		return 0, false
+	}
+	switch elf.Data(h[elf.EI_DATA]) {
+	case elf.ELFDATA2LSB:
+		return elf.Machine(binary.LittleEndian.Uint16(h[18:])), true
+	case elf.ELFDATA2MSB:
+		return elf.Machine(binary.BigEndian.Uint16(h[18:])), true
+	}
+	return 0, false
 }

@@ -2,7 +2,9 @@ package imagebuilder_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"os"
 	"path/filepath"
@@ -92,5 +94,74 @@ func TestBuildNeedsInit(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an image was written: %v", err)
+	}
+}
+
+// TestBuildInitArch: the port of the sets' init, read from its ELF
+// header, decides the /dev numbers when no Arch is given and must be the
+// Arch given. An amd64 set built with no Arch got i386's numbers
+// (/dev/ksyms 101,0 where amd64's is 85,0; ld1a 19,8, amd64's ld0i).
+func TestBuildInitArch(t *testing.T) {
+	i386 := testsets.ELF(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_386, 1000)
+	amd64 := testsets.ELF(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_X86_64, 1000)
+	for _, tc := range []struct {
+		name     string
+		init     []byte // the crunched /rescue/sh that /rescue/init links to
+		sbinInit bool   // /sbin/init is a symlink to /rescue/init
+		arch     string // Config.Arch
+		want     string // Config.Arch after BuildTree
+		ksyms    uint32
+		err      string
+	}{
+		{"i386 found", i386, false, "", imagebuilder.ArchI386, 101, ""},
+		{"amd64 found", amd64, false, "", imagebuilder.ArchAMD64, 85, ""},
+		{"amd64 through a symlink", amd64, true, "", imagebuilder.ArchAMD64, 85, ""},
+		{"amd64 given", amd64, false, imagebuilder.ArchAMD64, imagebuilder.ArchAMD64, 85, ""},
+		{"big-endian header read as such", testsets.ELF(elf.ELFCLASS64, elf.ELFDATA2MSB, elf.EM_X86_64, 1000), false, "", imagebuilder.ArchAMD64, 85, ""},
+		{"amd64 sets given as i386", amd64, false, imagebuilder.ArchI386, "", 0,
+			"the sets are for amd64, not i386: their init /rescue/init is an ELF program for machine EM_X86_64 (62)"},
+		{"i386 sets given as amd64", i386, true, imagebuilder.ArchAMD64, "", 0,
+			"the sets are for i386, not amd64: their init /sbin/init is an ELF program for machine EM_386 (3)"},
+		{"another machine", testsets.ELF(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_AARCH64, 1000), false, "", "", 0,
+			"the sets are for no port images can be built for (i386 or amd64): their init /rescue/init is an ELF program for machine EM_AARCH64 (183)"},
+		// The kernel runs a "#!" script as init too: its port is unknown.
+		{"script", []byte("#!/rescue/sh\nexec /rescue/sh\n"), false, "", "", 101, ""},
+		{"script given amd64", []byte("#!/rescue/sh\nexec /rescue/sh\n"), false, imagebuilder.ArchAMD64, imagebuilder.ArchAMD64, 85, ""},
+		{"broken ELF header", append([]byte(elf.ELFMAG), bytes.Repeat([]byte{'x'}, 100)...), false, "", "", 101, ""},
+		{"too short for a header", []byte(elf.ELFMAG), false, "", "", 101, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es := testsets.Rescue(1000)
+			es[0].Data, es[0].Hdr.Size = tc.init, int64(len(tc.init))
+			if tc.sbinInit {
+				es = append(es, testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "./sbin/init", Linkname: "/rescue/init", Mode: 0o777}})
+			}
+			b, err := testsets.Bytes(es, "tar")
+			if err != nil {
+				t.Fatal(err)
+			}
+			set := filepath.Join(t.TempDir(), "rescue.tar")
+			if err := os.WriteFile(set, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg := imagebuilder.Config{Sets: []string{set}, Service: loadService(t, "rescue", ""), Arch: tc.arch, Timestamp: ts}
+			tree, err := imagebuilder.BuildTree(context.Background(), &cfg)
+			if tc.err != "" {
+				var ae *imagebuilder.InitArchError
+				if err == nil || err.Error() != tc.err || !errors.As(err, &ae) {
+					t.Fatalf("BuildTree: %v, want the InitArchError %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Arch != tc.want {
+				t.Errorf("Config.Arch = %q, want %q", cfg.Arch, tc.want)
+			}
+			if n, err := tree.Get("dev/ksyms"); err != nil || n.Major != tc.ksyms {
+				t.Errorf("/dev/ksyms: %+v %v, want major %d", n, err, tc.ksyms)
+			}
+		})
 	}
 }

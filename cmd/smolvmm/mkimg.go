@@ -49,7 +49,7 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "output `FILE` [default: root.img, data.img with --data]"},
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
-			&cli.StringFlag{Name: "arch", Value: imagebuilder.DefaultArch, Usage: "NetBSD port (`ARCH`) the sets are for, which decides the /dev numbers: " + imagebuilder.ArchI386 + " or " + imagebuilder.ArchAMD64},
+			&cli.StringFlag{Name: "arch", Usage: "NetBSD port (`ARCH`) the sets are for, which decides the /dev numbers: " + imagebuilder.ArchI386 + " or " + imagebuilder.ArchAMD64 + " [default: the port of the sets' init program; " + imagebuilder.DefaultArch + " when it is no ELF program]"},
 			&cli.StringFlag{Name: "timestamp", Usage: "`T` for the superblock and files without a time: Unix seconds or RFC 3339 [default: $SOURCE_DATE_EPOCH, else now]"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing image (a regular file; through a symlink, its target)"},
 			&cli.StringFlag{Name: "data", Usage: "build a data disk holding host `DIR` instead of a root image"},
@@ -182,9 +182,13 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	reading.done()
 	if err != nil {
-		return err
+		return initArchAdvice(err, arch)
 	}
-	fmt.Fprintf(log, "smolvmm mkimg: read %s and service %s in %.2fs\n", strings.Join(sets, ", "), svc.Name, time.Since(start).Seconds())
+	port := ""
+	if arch == "" && cfg.Arch != "" {
+		port = " (" + cfg.Arch + ", the port of their init)"
+	}
+	fmt.Fprintf(log, "smolvmm mkimg: read %s%s and service %s in %.2fs\n", strings.Join(sets, ", "), port, svc.Name, time.Since(start).Seconds())
 	finish := progress(log, "writing "+out)
 	cfg.Progress = finish.update
 	err = imagebuilder.WriteImage(tree, cfg, out)
@@ -195,6 +199,19 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	st, _ := os.Stat(out)
 	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
 	return nil
+}
+
+// initArchAdvice adds to imagebuilder's refusal of sets whose init is
+// for another port than --arch (arch, "" when not given) what to do.
+func initArchAdvice(err error, arch string) error {
+	var ae *imagebuilder.InitArchError
+	switch {
+	case !errors.As(err, &ae):
+		return err
+	case ae.Port == "":
+		return &fileError{fmt.Sprintf("%v: give sets for %s or %s", err, imagebuilder.ArchI386, imagebuilder.ArchAMD64), err}
+	}
+	return &fileError{fmt.Sprintf("--arch %s: %v: drop --arch to build the image for %s, or give sets for %s", arch, err, ae.Port, arch), err}
 }
 
 // checkOutput refuses, before any set is read, an image path that exists

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"io"
 	"os"
 	"os/exec"
@@ -48,6 +49,22 @@ func inSetDir(t *testing.T) string {
 	}
 	os.WriteFile("rescue.tgz", b, 0644)
 	return dir
+}
+
+// writeELFSet writes at path a rescue-like set whose crunched binary, and
+// so /rescue/init, is an ELF program for machine.
+func writeELFSet(t *testing.T, path string, class elf.Class, machine elf.Machine) {
+	t.Helper()
+	es := testsets.Rescue(0)
+	es[0].Data = testsets.ELF(class, elf.ELFDATA2LSB, machine, 100_000)
+	es[0].Hdr.Size = int64(len(es[0].Data))
+	b, err := testsets.Bytes(es, "tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestMkimgDefaults(t *testing.T) {
@@ -106,6 +123,8 @@ func TestMkimgLargerRescue(t *testing.T) {
 
 func TestMkimgOptions(t *testing.T) {
 	dir := inSetDir(t)
+	writeELFSet(t, "amd64.tgz", elf.ELFCLASS64, elf.EM_X86_64)
+	writeELFSet(t, "arm64.tgz", elf.ELFCLASS64, elf.EM_AARCH64)
 	share := filepath.Join(dir, "share")
 	os.Mkdir(share, 0755)
 	os.WriteFile(filepath.Join(share, "f"), []byte("x"), 0644)
@@ -136,6 +155,11 @@ func TestMkimgOptions(t *testing.T) {
 		{"data with sets", fakeFlags{"data": share, "sets": []string{"rescue.tgz"}, "image": "g.img"}, "-x is for root images", "g.img", 0},
 		{"data with service", fakeFlags{"data": share, "service": "rescue", "image": "h.img"}, "-s is for root images", "h.img", 0},
 		{"unknown arch", fakeFlags{"arch": "sparc64", "image": "j.img"}, `--arch "sparc64": images can be built for i386 and amd64 only`, "j.img", 0},
+		// An amd64 set given as i386's got i386's /dev numbers.
+		{"arch not the sets'", fakeFlags{"arch": "i386", "sets": []string{"amd64.tgz"}, "image": "l.img"},
+			"--arch i386: the sets are for amd64, not i386: their init /rescue/init is an ELF program for machine EM_X86_64 (62): drop --arch to build the image for amd64, or give sets for i386", "l.img", 0},
+		{"sets of another machine", fakeFlags{"sets": []string{"arm64.tgz"}, "image": "m.img"},
+			"the sets are for no port images can be built for (i386 or amd64): their init /rescue/init is an ELF program for machine EM_AARCH64 (183): give sets for i386 or amd64", "m.img", 0},
 		{"data with arch", fakeFlags{"data": share, "arch": "amd64", "image": "k.img"}, "--arch is for root images", "k.img", 0},
 		{"iso with a size", fakeFlags{"data": share, "fs": "iso9660", "megabytes": "50", "image": "i.iso"}, "-m 50: an ISO 9660 image is as large as its content", "i.iso", 0},
 	} {
@@ -171,22 +195,34 @@ func TestMkimgOptions(t *testing.T) {
 
 // TestMkimgArch: --arch decides the /dev numbers in the image (ksyms is
 // char 101 on i386 and 85 on amd64, NetBSD 9.1's majors.i386 and
-// majors.amd64); i386 is the default.
+// majors.amd64); without it, the port of the sets' init program does, and
+// i386 when that is no ELF program (the test sets' is not). Sets with an
+// amd64 init got i386's numbers.
 func TestMkimgArch(t *testing.T) {
 	if _, err := exec.LookPath("debugfs"); err != nil {
 		t.Skip("debugfs (e2fsprogs) is not installed: the image cannot be read")
 	}
 	inSetDir(t)
+	writeELFSet(t, "amd64.tgz", elf.ELFCLASS64, elf.EM_X86_64)
+	writeELFSet(t, "i386.tgz", elf.ELFCLASS32, elf.EM_386)
 	for _, tc := range []struct {
 		flags fakeFlags
 		want  string
+		read  string // the log's "read" line
 	}{
-		{fakeFlags{"image": "default.img"}, "101:00"},
-		{fakeFlags{"image": "i386.img", "arch": "i386"}, "101:00"},
-		{fakeFlags{"image": "amd64.img", "arch": "amd64"}, "85:00"},
+		{fakeFlags{"image": "default.img"}, "101:00", "read rescue.tgz and service"},
+		{fakeFlags{"image": "i386.img", "arch": "i386"}, "101:00", "read rescue.tgz and service"},
+		{fakeFlags{"image": "amd64.img", "arch": "amd64"}, "85:00", "read rescue.tgz and service"},
+		{fakeFlags{"image": "amd64-found.img", "sets": []string{"amd64.tgz"}}, "85:00", "read amd64.tgz (amd64, the port of their init) and service"},
+		{fakeFlags{"image": "amd64-given.img", "sets": []string{"amd64.tgz"}, "arch": "amd64"}, "85:00", "read amd64.tgz and service"},
+		{fakeFlags{"image": "i386-found.img", "sets": []string{"i386.tgz"}}, "101:00", "read i386.tgz (i386, the port of their init) and service"},
 	} {
-		if err := mkimg(context.Background(), tc.flags, io.Discard); err != nil {
+		var log bytes.Buffer
+		if err := mkimg(context.Background(), tc.flags, &log); err != nil {
 			t.Fatal(err)
+		}
+		if !strings.Contains(log.String(), tc.read) {
+			t.Errorf("%v: log %q, want %q", tc.flags, log.String(), tc.read)
 		}
 		out, err := exec.Command("debugfs", "-R", "stat /dev/ksyms", tc.flags["image"].(string)).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Device major/minor number: "+tc.want) {

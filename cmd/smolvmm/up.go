@@ -542,6 +542,12 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	}
 	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, Arch: b.Arch, SizeMB: b.SizeMB, Log: b.Log, Force: true}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
+	var ae *imagebuilder.InitArchError
+	if errors.As(err, &ae) {
+		// The sets matched the release's SHA512 files for b.Arch: the
+		// mirror's, not the user's, mismatch.
+		return "", &fileError{fmt.Sprintf("%v: the release's %s sets, verified, hold another port's programs (check --mirror, --version and --arch)", err, b.Arch), err}
+	}
 	if err != nil {
 		return "", err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -575,6 +576,27 @@ func TestBuildUpImageGrows(t *testing.T) {
 		t.Fatalf("image: %v, want at least 4 MiB", err)
 	}
 	imagecheckFsck(t, out)
+}
+
+// TestBuildUpImageArch: up builds for the release's port; sets whose init
+// is another port's (a mirror serving amd64 sets as i386's) are refused,
+// naming both, not built with the release's /dev numbers.
+func TestBuildUpImageArch(t *testing.T) {
+	dir := t.TempDir()
+	set := filepath.Join(dir, "rescue.tgz")
+	writeELFSet(t, set, elf.ELFCLASS64, elf.EM_X86_64)
+	out := filepath.Join(dir, "rescue.img")
+	_, err := buildUpImage(context.Background(), upBuild{Service: "rescue", Sets: []string{set}, Arch: "i386", Out: out})
+	want := "the sets are for amd64, not i386: their init /rescue/init is an ELF program for machine EM_X86_64 (62): the release's i386 sets, verified, hold another port's programs (check --mirror, --version and --arch)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("buildUpImage: %v, want %q", err, want)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an image was written: %v", err)
+	}
+	if _, err := buildUpImage(context.Background(), upBuild{Service: "rescue", Sets: []string{set}, Arch: "amd64", Out: out}); err != nil {
+		t.Errorf("amd64 sets for an amd64 release: %v", err)
+	}
 }
 
 // imagecheckFsck runs e2fsck -fn on img when e2fsprogs is installed.

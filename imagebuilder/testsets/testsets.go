@@ -8,6 +8,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -29,6 +31,21 @@ func Blob(seed uint64, n int) []byte {
 		b[i] = byte(r.UintN(255) + 1)
 	}
 	return b
+}
+
+// ELF returns n bytes that start with the ELF header fields a reader of
+// the machine looks at (e_ident, e_type, e_machine) for class, byte order
+// data and machine, followed by program bytes.
+func ELF(class elf.Class, data elf.Data, machine elf.Machine, n int) []byte {
+	b := append([]byte(elf.ELFMAG), byte(class), byte(data), byte(elf.EV_CURRENT))
+	b = append(b, make([]byte, elf.EI_NIDENT-len(b))...)
+	var order binary.AppendByteOrder = binary.LittleEndian
+	if data == elf.ELFDATA2MSB {
+		order = binary.BigEndian
+	}
+	b = order.AppendUint16(b, uint16(elf.ET_EXEC))
+	b = order.AppendUint16(b, uint16(machine))
+	return append(b, Blob(3, max(n-len(b), 0))...)
 }
 
 // RescueNames are the crunched programs linked to /rescue/sh (150 of them).
