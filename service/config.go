@@ -77,8 +77,10 @@ func ParseConfig(text, name string) (Config, error) {
 			cfg.Sets = nil
 			for _, s := range strings.Split(v, ",") {
 				s = strings.TrimSpace(s)
-				if s == "" || strings.ContainsAny(s, "/\\") {
-					return Config{}, fmt.Errorf("%s:%d: set name %q: want names like rescue,base", name, line, s)
+				// A name is looked up as NAME.tgz and as a directory
+				// NAME: "." and ".." would be the directory searched.
+				if s == "" || strings.ContainsAny(s, "/\\") || strings.HasPrefix(s, ".") {
+					return Config{}, fmt.Errorf("%s:%d: set name %q: want names like rescue,base (no / or \\, not starting with \".\")", name, line, s)
 				}
 				cfg.Sets = append(cfg.Sets, s)
 			}

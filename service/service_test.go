@@ -98,6 +98,12 @@ func TestParseConfig(t *testing.T) {
 		{"sets=base,etc\nsize=200", "{[base etc] 200}"},
 		{"size=auto", "{[rescue] 0}"},
 		{"sets=", "set name \"\""},
+		// Looked up as directories, these named the directory searched.
+		{"sets=..", "set name \"..\": want names like rescue,base (no / or \\, not starting with \".\")"},
+		{"sets=rescue,.", "set name \".\""},
+		{"sets=.hidden", "set name \".hidden\""},
+		{"sets=a/b", "set name \"a/b\""},
+		{"sets=rescue.v2", "{[rescue.v2] 10}"},
 		{"colour=blue", "unknown key \"colour\""},
 		{"justtext", "\"justtext\" is not key=value"},
 		{"size=0", "size \"0\""},

@@ -38,9 +38,10 @@ and writes an ext2 image that NetBSD 9 mounts read-write. No root needed.
 Without -m and -x, the service's service.conf decides the size and sets
 (rescue: auto, rescue.tgz; a service without one gets 10 MiB and
 rescue.tgz, as mkimg.sh did); a set name resolves to
-NAME.tgz, NAME.tar.xz or the directory NAME in the current directory, then
-in sets/, then in the cache where smolvmm fetch keeps the default release
-(re-verified against its SHA512).
+NAME.tgz or NAME.tar.xz in the current directory, then in sets/, then in
+the cache where smolvmm fetch keeps the default release (re-verified
+against its SHA512); only with none of these to the directory NAME in the
+current directory, then in sets/.
 
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
@@ -188,7 +189,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if arch == "" && cfg.Arch != "" {
 		port = " (" + cfg.Arch + ", the port of their init)"
 	}
-	fmt.Fprintf(log, "smolvmm mkimg: read %s%s and service %s in %.2fs\n", strings.Join(sets, ", "), port, svc.Name, time.Since(start).Seconds())
+	fmt.Fprintf(log, "smolvmm mkimg: read %s%s and service %s in %.2fs\n", showSets(sets), port, svc.Name, time.Since(start).Seconds())
 	finish := progress(log, "writing "+out)
 	cfg.Progress = finish.update
 	err = imagebuilder.WriteImage(tree, cfg, out)
@@ -199,6 +200,20 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	st, _ := os.Stat(out)
 	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
 	return nil
+}
+
+// showSets lists the paths of the sets read, a directory with a trailing
+// slash: "read rescue" did not tell the directory rescue/ (a service
+// directory, say) from the set rescue.tgz.
+func showSets(sets []string) string {
+	shown := make([]string, len(sets))
+	for i, s := range sets {
+		shown[i] = s
+		if st, err := os.Stat(s); err == nil && st.IsDir() && !strings.HasSuffix(s, string(filepath.Separator)) {
+			shown[i] += string(filepath.Separator)
+		}
+	}
+	return strings.Join(shown, ", ")
 }
 
 // initArchAdvice adds to imagebuilder's refusal of sets whose init is
@@ -296,19 +311,32 @@ func resolveSets(flags, names []string, arch string) ([]string, error) {
 	return out, nil
 }
 
-// findSet finds the file of a set named without a path: NAME.tgz,
-// NAME.tar.xz or the directory NAME in the current directory, then in
-// sets/ (where mkimg.sh kept them), then among the files smolvmm fetch
-// verified into its cache for the default version of port arch.
+// findSet finds the file of a set named without a path: an archive,
+// NAME.tgz or NAME.tar.xz, in the current directory, then in sets/ (where
+// mkimg.sh kept them), then among the files smolvmm fetch verified into
+// its cache for the default version of port arch; only with no archive in
+// any of these, a directory NAME in the current directory or in sets/.
+// Archives come first everywhere: a directory NAME beside sets/NAME.tgz is
+// more likely something else of the user's (their service directory
+// rescue/, with --service-dir .) than the set.
 func findSet(name, arch string) (string, error) {
-	cands := []string{name + ".tgz", name + ".tar.xz", name}
-	for _, dir := range []string{"", "sets"} {
-		for _, c := range cands {
-			c = filepath.Join(dir, c)
-			if _, err := os.Stat(c); err == nil {
-				return c, nil
-			} else if !errors.Is(err, os.ErrNotExist) {
-				return "", fmt.Errorf("set %s: %w", c, err)
+	stat := func(p string, dir bool) (bool, error) {
+		st, err := os.Stat(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("set %s: %w", p, err)
+		}
+		return !dir || st.IsDir(), nil
+	}
+	places := []string{"", "sets"}
+	archives := []string{name + ".tgz", name + ".tar.xz"}
+	for _, dir := range places {
+		for _, a := range archives {
+			p := filepath.Join(dir, a)
+			if ok, err := stat(p, false); ok || err != nil {
+				return p, err
 			}
 		}
 	}
@@ -316,12 +344,18 @@ func findSet(name, arch string) (string, error) {
 	if p != "" || err != nil {
 		return p, err
 	}
+	for _, dir := range places {
+		p := filepath.Join(dir, name)
+		if ok, err := stat(p, true); ok || err != nil {
+			return p, err
+		}
+	}
 	fetchArgs := name
 	if arch != "" && arch != fetch.DefaultArch {
 		fetchArgs = "--arch " + arch + " " + name
 	}
-	return "", fmt.Errorf("set %q: none of %s in the current directory, in sets/ or in %s: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
-		name, strings.Join(cands, ", "), cache, fetchArgs)
+	return "", fmt.Errorf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
+		name, strings.Join(archives, " or "), cache, name, fetchArgs)
 }
 
 // cachedSet returns set name from the cache of the default version of

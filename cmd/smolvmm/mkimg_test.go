@@ -140,7 +140,7 @@ func TestMkimgOptions(t *testing.T) {
 		{"too small", fakeFlags{"megabytes": "1", "image": "c.img"}, "too small for its content: it needs at least 2 MiB", "c.img", 0},
 		{"bad size", fakeFlags{"megabytes": "ten"}, `-m "ten": want a size in MiB`, "", 0},
 		{"bad timestamp", fakeFlags{"timestamp": "yesterday"}, "want Unix seconds or an RFC 3339 time", "", 0},
-		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": none of base.tgz, base.tar.xz, base in the current directory", "d.img", 0},
+		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": no base.tgz or base.tar.xz in the current directory, in sets/ or in ", "d.img", 0},
 		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
 		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "nope.tgz", "e.img", 0},
 		{"data", fakeFlags{"data": share}, "", "data.img", 34 << 20},
@@ -231,9 +231,6 @@ func TestMkimgArch(t *testing.T) {
 	}
 }
 
-// TestFindSet resolves set names in the current directory, in sets/ (the
-// layout of mkimg.sh) and in the fetch cache of the default release, where
-// a copy that no longer matches its SHA512 is refused.
 // TestMkimgForceKeepsAnImageInUse: -f does not replace an image a running
 // VM holds (its flock).
 func TestMkimgForceKeepsAnImageInUse(t *testing.T) {
@@ -259,6 +256,13 @@ func TestMkimgForceKeepsAnImageInUse(t *testing.T) {
 	}
 }
 
+// TestFindSet resolves set names to archives in the current directory, in
+// sets/ (the layout of mkimg.sh) and in the fetch cache of the default
+// release, where a copy that no longer matches its SHA512 is refused; and
+// only then to a directory of the name, in the current directory or in
+// sets/. A directory in the current directory was taken before any
+// archive: with --service-dir ., the service directory rescue/ was read as
+// the set rescue beside sets/rescue.tgz.
 func TestFindSet(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
@@ -268,7 +272,12 @@ func TestFindSet(t *testing.T) {
 	os.MkdirAll(sets, 0755)
 	os.Mkdir("sets", 0755)
 	os.WriteFile("etc.tgz", []byte("etc"), 0644)
+	os.MkdirAll(filepath.Join("rescue", "etc"), 0755) // a service directory
 	os.WriteFile(filepath.Join("sets", "rescue.tgz"), []byte("rescue"), 0644)
+	os.Mkdir("base", 0755)
+	os.Mkdir("mine", 0755)
+	os.Mkdir(filepath.Join("sets", "misc"), 0755)
+	os.WriteFile("notadir", []byte("x"), 0644)
 	base, comp := []byte("base set"), []byte("comp set")
 	os.WriteFile(filepath.Join(sets, "base.tar.xz"), base, 0644)
 	os.WriteFile(filepath.Join(sets, "comp.tgz"), []byte("tampered"), 0644)
@@ -279,9 +288,13 @@ func TestFindSet(t *testing.T) {
 		{"etc", "etc.tgz", "", ""},
 		{"rescue", filepath.Join("sets", "rescue.tgz"), "", ""},
 		{"base", filepath.Join(sets, "base.tar.xz"), "", ""},
+		{"mine", "mine", "", ""},
+		{"misc", filepath.Join("sets", "misc"), "", ""},
 		{"comp", "", "", "does not match its SHA512"},
-		{"base", "", "amd64", `set "base": none of base.tgz, base.tar.xz, base in the current directory, in sets/ or in ` + filepath.Join(cache, "smolvmm", fetch.DefaultVersion, "amd64", "sets") + `: pass -x PATH, or fetch the set first (smolvmm fetch --arch amd64 base)`},
-		{"games", "", "", `none of games.tgz, games.tar.xz, games in the current directory, in sets/ or in ` + sets},
+		{"base", "base", "amd64", ""},
+		{"kern", "", "amd64", `set "kern": no kern.tgz or kern.tar.xz in the current directory, in sets/ or in ` + filepath.Join(cache, "smolvmm", fetch.DefaultVersion, "amd64", "sets") + `, and no directory kern in the current directory or in sets/: pass -x PATH, or fetch the set first (smolvmm fetch --arch amd64 kern)`},
+		{"games", "", "", `no games.tgz or games.tar.xz in the current directory, in sets/ or in ` + sets},
+		{"notadir", "", "", `no directory notadir in the current directory or in sets/`},
 	} {
 		got, err := findSet(tc.name, tc.arch)
 		if tc.err != "" {
@@ -293,5 +306,35 @@ func TestFindSet(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s: got %q, %v; want %q", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// TestMkimgSetNotServiceDir: with --service-dir . holding the service
+// rescue/ and sets/rescue.tgz, mkimg reads the archive and says so; it
+// read the service directory as the set and failed "no init".
+func TestMkimgSetNotServiceDir(t *testing.T) {
+	inSetDir(t)
+	os.Mkdir("sets", 0o755)
+	if err := os.Rename("rescue.tgz", filepath.Join("sets", "rescue.tgz")); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join("rescue", "etc"), 0o755)
+	os.WriteFile(filepath.Join("rescue", "etc", "rc"), []byte("sh\n"), 0o644)
+	var log bytes.Buffer
+	if err := mkimg(context.Background(), fakeFlags{"service-dir": ".", "image": "r.img"}, &log); err != nil {
+		t.Fatal(err)
+	}
+	if want := "read " + filepath.Join("sets", "rescue.tgz") + " and service rescue"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q, want %q", log.String(), want)
+	}
+	// A set that is a directory is shown as one.
+	os.MkdirAll(filepath.Join("tree", "rescue"), 0o755)
+	os.WriteFile(filepath.Join("tree", "rescue", "init"), []byte("#!/bin/sh\n"), 0o755)
+	log.Reset()
+	if err := mkimg(context.Background(), fakeFlags{"sets": []string{"tree"}, "image": "t.img"}, &log); err != nil {
+		t.Fatal(err)
+	}
+	if want := "read tree" + string(filepath.Separator) + " and service rescue"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q, want %q", log.String(), want)
 	}
 }
