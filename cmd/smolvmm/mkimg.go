@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -195,11 +197,38 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	err = imagebuilder.WriteImage(tree, cfg, out)
 	finish.done()
 	if err != nil {
-		return err
+		return tooSmallAdvice(err, c, svc)
 	}
 	st, _ := os.Stat(out)
 	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
 	return nil
+}
+
+// tooSmallAdvice adds to a root image's "too small" what to give, and
+// where the size came from: -m, the service's service.conf, or the size
+// of a service without one.
+func tooSmallAdvice(err error, c mkimgFlags, svc *service.Service) error {
+	var small *ext2.TooSmallError
+	if !errors.As(err, &small) {
+		return err
+	}
+	need := small.Needed >> 20
+	give := fmt.Sprintf("give -m %d or more, or -m auto", need)
+	conf := filepath.Join(svc.Dir, svc.Name, service.ConfigFile)
+	var from string
+	switch _, statErr := fs.Stat(svc.FS, service.ConfigFile); {
+	case c.IsSet("megabytes"):
+		from = "the size is -m " + c.String("megabytes")
+	case svc.Embedded:
+		from = fmt.Sprintf("the size is %d MiB, the built-in service %s's", svc.Config.SizeMB, svc.Name)
+	case statErr == nil:
+		from = fmt.Sprintf("the size is size=%d in %s", svc.Config.SizeMB, conf)
+		give += ", or raise size= there"
+	default:
+		from = fmt.Sprintf("%d MiB is the size of a service without %s", svc.Config.SizeMB, service.ConfigFile)
+		give += fmt.Sprintf(", or write size=auto in %s", conf)
+	}
+	return &fileError{fmt.Sprintf("%v (%s: %s)", err, from, give), err}
 }
 
 // showSets lists the paths of the sets read, a directory with a trailing

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
 
@@ -137,7 +139,7 @@ func TestMkimgOptions(t *testing.T) {
 	}{
 		{"auto", fakeFlags{"megabytes": "auto", "image": "a.img"}, "", "a.img", 6 << 20},
 		{"explicit", fakeFlags{"megabytes": "3", "image": "b.img", "sets": []string{"rescue.tgz"}}, "", "b.img", 3 << 20},
-		{"too small", fakeFlags{"megabytes": "1", "image": "c.img"}, "too small for its content: it needs at least 2 MiB", "c.img", 0},
+		{"too small", fakeFlags{"megabytes": "1", "image": "c.img"}, "too small for its content: it needs at least 2 MiB (the size is -m 1: give -m 2 or more, or -m auto)", "c.img", 0},
 		{"bad size", fakeFlags{"megabytes": "ten"}, `-m "ten": want a size in MiB`, "", 0},
 		{"bad timestamp", fakeFlags{"timestamp": "yesterday"}, "want Unix seconds or an RFC 3339 time", "", 0},
 		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": no base.tgz or base.tar.xz in the current directory, in sets/ or in ", "d.img", 0},
@@ -190,6 +192,51 @@ func TestMkimgOptions(t *testing.T) {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
+	}
+}
+
+// TestMkimgTooSmallAdvice: a root image too small for its content says
+// what -m to give and where the size came from, as --data and up do; it
+// passed the library's "too small" on bare.
+func TestMkimgTooSmallAdvice(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	b, err := testsets.Bytes(testsets.Rescue(11<<20), "tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile("rescue.tgz", b, 0o644)
+	for name, conf := range map[string]string{"sized": "size=3\n", "noconf": ""} {
+		os.MkdirAll(filepath.Join("svcs", name, "etc"), 0o755)
+		os.WriteFile(filepath.Join("svcs", name, "etc", "rc"), []byte("sh\n"), 0o644)
+		if conf != "" {
+			os.WriteFile(filepath.Join("svcs", name, "service.conf"), []byte(conf), 0o644)
+		}
+	}
+	conf := func(name string) string { return filepath.Join("svcs", name, "service.conf") }
+	for _, tc := range []struct {
+		name  string
+		flags fakeFlags
+		want  string
+	}{
+		{"-m", fakeFlags{"megabytes": "5"}, "(the size is -m 5: give -m 12 or more, or -m auto)"},
+		{"service.conf", fakeFlags{"service": "sized", "service-dir": "svcs"},
+			"(the size is size=3 in " + conf("sized") + ": give -m 12 or more, or -m auto, or raise size= there)"},
+		{"no service.conf", fakeFlags{"service": "noconf", "service-dir": "svcs"},
+			"(10 MiB is the size of a service without service.conf: give -m 12 or more, or -m auto, or write size=auto in " + conf("noconf") + ")"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.flags["image"] = "r.img"
+			err := mkimg(context.Background(), tc.flags, io.Discard)
+			if err == nil || !strings.HasSuffix(err.Error(), "it needs at least 12 MiB "+tc.want) {
+				t.Errorf("got %v, want an error ending %q", err, "it needs at least 12 MiB "+tc.want)
+			}
+			var small *ext2.TooSmallError
+			if !errors.As(err, &small) {
+				t.Errorf("%v does not wrap the TooSmallError", err)
+			}
+		})
 	}
 }
 
