@@ -152,7 +152,7 @@ func vmFlagHint(e *vmm.Error) string {
 		if errors.Is(e.Err, netbsdboot.ErrTooManyModules) {
 			return "pass fewer --module files"
 		}
-		return "check the --module files and their types (FILE,kmod|fs|splash|rndseed)"
+		return "check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed"
 	case "Append":
 		return "check the boot flags and console=, console_addr=, console_speed=, root= in -a"
 	}

@@ -36,7 +36,7 @@ func TestAdvise(t *testing.T) {
 		{"kernel, other", &vmm.Error{Op: "load kernel k", Err: errors.New("odd"), Hint: "use another kernel", Field: "Kernel"},
 			"load kernel k: odd (use another kernel; --boot forces a protocol)"},
 		{"module", &vmm.Error{Op: "load kernel k", Err: netbsdboot.ErrModule, Hint: "check the modules", Field: "Modules"},
-			"load kernel k: " + netbsdboot.ErrModule.Error() + " (check the --module files and their types (FILE,kmod|fs|splash|rndseed))"},
+			"load kernel k: " + netbsdboot.ErrModule.Error() + " (check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed)"},
 		{"NetBSD modules forced to multiboot", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNetBSDModules, Hint: "NetBSD's native handoff passes them", Field: "Boot"},
 			"load kernel k: " + multiboot.ErrNetBSDModules.Error() + " (--boot multiboot forced multiboot: use --boot netbsd, NetBSD's native handoff, which passes --module files, or drop --boot)"},
 		{"NetBSD ELF64 forced to multiboot", &vmm.Error{Op: "load kernel k", Err: vmm.ErrNetBSDELF64, Hint: "boot it natively", Field: "Boot"},

@@ -11,10 +11,12 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/rebuild"
 	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -254,6 +256,9 @@ func upPreflight(c *cli.Context, image string) error {
 			return err
 		}
 	}
+	if err := checkNetBSDBootArgs(c); err != nil {
+		return err
+	}
 	if err := checkRunInputs(c); err != nil {
 		return err
 	}
@@ -390,8 +395,9 @@ func checkOutputFiles(outputs, inputs []namedFile) error {
 
 // checkRunInputs checks the inputs run's flags name, without reading
 // them: the --share directories and --module files exist (a module is a
-// regular file) and --chroot's directory is empty. up calls it before it
-// downloads; run finds the same faults when it opens them.
+// regular file the guest's RAM, -m, can hold) and --chroot's directory is
+// empty. up calls it before it downloads; run finds the same faults when
+// it opens them.
 func checkRunInputs(c *cli.Context) error {
 	for _, spec := range c.StringSlice("share") {
 		dir, _, _ := strings.Cut(spec, ",")
@@ -399,17 +405,52 @@ func checkRunInputs(c *cli.Context) error {
 			return err
 		}
 	}
+	limit := int64(c.Int("memory")) << 20
 	for _, spec := range c.StringSlice("module") {
 		path, _, _ := strings.Cut(spec, ",")
-		f, _, err := regfile.Open(path)
-		if err != nil {
-			return flagFileError("--module", spec, path, err)
+		f, size, err := regfile.Open(path)
+		if err == nil && size > limit {
+			err = &regfile.TooLargeError{Path: path, Size: size, Limit: limit}
 		}
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			return moduleFileError(spec, path, err) // run.go
+		}
 	}
 	if dir := c.String("chroot"); hasFlag(c, "chroot") && dir != "" {
 		if err := sandbox.CheckChrootDir(dir); err != nil {
 			return fmt.Errorf("--chroot: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkNetBSDBootArgs refuses, before up fetches its kernel, what the
+// loader of that kernel, a NetBSD one, would refuse: -a's boot flags and
+// console=, root= words, which its multiboot entry and NetBSD's native
+// handoff read by the same rules (netbsdboot.ParseAppend), and a
+// --module's type, which the native handoff reads (it is the one auto and
+// --boot netbsd choose for a NetBSD kernel given modules; --boot
+// multiboot refuses the modules, whatever their type, when the kernel
+// loads). The errors are run's: the library's words, advise's advice,
+// status 2.
+func checkNetBSDBootArgs(c *cli.Context) error {
+	if a := c.String("append"); a != "" {
+		if _, err := netbsdboot.ParseAppend(a); err != nil {
+			return usageStatus{&vmm.Error{Op: "-a", Err: err, Field: "Append"}}
+		}
+	}
+	if hasFlag(c, "boot") {
+		if p, _ := bootplan.ParseProtocol(c.String("boot")); p == bootplan.Multiboot { // checked by checkRunFlags
+			return nil
+		}
+	}
+	for _, spec := range c.StringSlice("module") {
+		_, args, _ := parseModuleSpec(spec) // checked by checkRunFlags
+		if _, err := netbsdboot.ParseModuleType(args); err != nil {
+			return usageStatus{&vmm.Error{Op: "--module " + spec, Err: err, Field: "Modules"}}
 		}
 	}
 	return nil

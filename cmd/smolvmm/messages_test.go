@@ -300,11 +300,11 @@ func TestModulePathNamedOnce(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"demo", "--module", "/dev/null"}, "smolvmm demo: --module /dev/null is a character device: not a regular file"},
+		{[]string{"demo", "--module", "/dev/null"}, "smolvmm demo: --module /dev/null is a character device: not a regular file (check the path given with --module)"},
 		{[]string{"demo", "--module", missing}, "smolvmm demo: --module " + missing + ": no such file or directory (check the path given with --module)"},
-		{[]string{"run", "-k", missing, "--net", "none", "--module", "/dev/null"}, "smolvmm run: --module /dev/null is a character device: not a regular file"},
+		{[]string{"run", "-k", missing, "--net", "none", "--module", "/dev/null"}, "smolvmm run: --module /dev/null is a character device: not a regular file (check the path given with --module)"},
 		// With ,args or a type after it the path is named as well.
-		{[]string{"demo", "--module", "/dev/null,kmod"}, "smolvmm demo: --module /dev/null,kmod: /dev/null is a character device: not a regular file"},
+		{[]string{"demo", "--module", "/dev/null,kmod"}, "smolvmm demo: --module /dev/null,kmod: /dev/null is a character device: not a regular file (check the path given with --module)"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -343,14 +343,26 @@ func readModule(spec string, limit int64) (multiboot.Module, error) {
 		return multiboot.Module{}, err
 	}
 	data, err := regfile.ReadFile(path, limit)
-	if errors.Is(err, regfile.ErrTooLarge) {
-		e := flagFileError("--module", spec, path, err)
-		return multiboot.Module{}, &fileError{e.Error() + " (the guest's RAM must hold it whole: raise -m)", err}
-	}
 	if err != nil {
-		return multiboot.Module{}, inputFileError("--module", spec, path, err)
+		return multiboot.Module{}, moduleFileError(spec, path, err)
 	}
 	return multiboot.Module{Name: filepath.Base(path), Data: data, Args: args}, nil
+}
+
+// moduleFileError is the refusal of --module spec's file path, which
+// regfile refused with err, with what to change: -m for a file too large
+// for the guest's RAM, the path for one missing or not a regular file (as
+// -k's).
+func moduleFileError(spec, path string, err error) error {
+	switch {
+	case errors.Is(err, regfile.ErrTooLarge):
+		e := flagFileError("--module", spec, path, err)
+		return &fileError{e.Error() + " (the guest's RAM must hold it whole: raise -m)", err}
+	case errors.Is(err, regfile.ErrNotRegular):
+		e := flagFileError("--module", spec, path, err)
+		return &fileError{e.Error() + " (check the path given with --module)", err}
+	}
+	return inputFileError("--module", spec, path, err)
 }
 
 // runVM builds and runs a machine on the terminal and turns its end into
