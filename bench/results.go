@@ -83,6 +83,9 @@ type System struct {
 	// Error, when set, says why the system has no (or partial) results;
 	// Boots then holds the boots that succeeded.
 	Error string `json:"error,omitempty"`
+	// Err is the error Error says, for errors.Is (ErrTimeout...); it is
+	// not written to JSON, so Results read back have none.
+	Err error `json:"-"`
 	// Boots are the timed boots (warm-up boots are not kept).
 	Boots []Boot `json:"boots"`
 	// Phases summarise Boots, one entry per phase seen, in PhaseOrder.

@@ -67,7 +67,7 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 		bo.SampleMemory = i == o.Warmup
 		b, err := RunBoot(ctx, t, bo)
 		if err != nil {
-			s.Error = err.Error()
+			s.Error, s.Err = err.Error(), err
 			progress("failed")
 			break
 		}

@@ -396,10 +396,21 @@ func benchAction(c *cli.Context) error {
 		return err
 	}
 	if s := res.Systems[0]; s.Error != "" {
-		return fmt.Errorf("bench: %s", s.Error)
+		return &benchFailedError{s.Err}
 	}
 	return nil
 }
+
+// benchFailedError is smolvmm's failed boots, whose error the results on
+// standard output said already: the line on standard error points there,
+// and keeps the error for advise ("raise --timeout").
+type benchFailedError struct{ err error }
+
+func (e *benchFailedError) Error() string {
+	return "smolvmm's boots failed; the results above say why"
+}
+
+func (e *benchFailedError) Unwrap() error { return e.err }
 
 // hubVMsError explains an error of netback.HubVMs: a smolvmm net that
 // predates the question refuses it as a malformed hello; any other

@@ -255,7 +255,8 @@ func TestBenchErrors(t *testing.T) {
 		{"ready and ready-port", []string{"-n", "1", "--warmup", "0", "--net", "user", "-p", "8080:80", "--ready", "^R", "--ready-port", "8080", "--kvm-device", filepath.Join(dir, "kvm")}, 2,
 			`smolvmm bench: --ready "^R" and --ready-port 8080: give one of them`},
 		{"kernel missing", []string{"-k", filepath.Join(dir, "nope")}, 1, "no such file"},
-		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "no console output"},
+		// The results on stdout say why ("no console output").
+		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "smolvmm's boots failed; the results above say why"},
 		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
 		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 2, "port forwards need the user network"},
 		{"bad disk spec", []string{"-d", "img,bogus"}, 2, `unknown option "bogus"`},
