@@ -57,7 +57,7 @@ func newApp(cmds []*cli.Command) *cli.App {
 		// Our own --version, without urfave/cli's -v alias (every
 		// command's -v is --verbose): appAction prints it.
 		Flags:                []cli.Flag{&cli.BoolFlag{Name: "version", Usage: "print smolvmm's version, the commit it was built from and the Go version"}},
-		Before:               checkVersionFlag,
+		Before:               checkAppArgs,
 		EnableBashCompletion: true,
 		OnUsageError:         usageError,
 		Action:               appAction,
@@ -71,6 +71,16 @@ func newApp(cmds []*cli.Command) *cli.App {
 	for _, c := range app.Commands {
 		if c.OnUsageError == nil {
 			c.OnUsageError = usageError
+		}
+		before := c.Before
+		c.Before = func(ctx *cli.Context) error {
+			if err := checkHelpTopic(ctx); err != nil {
+				return err
+			}
+			if before != nil {
+				return before(ctx)
+			}
+			return nil
 		}
 	}
 	return app
@@ -93,6 +103,36 @@ func appAction(c *cli.Context) error {
 		return cli.ShowAppHelp(c)
 	}
 	return usageErrorf("unknown command %q (smolvmm --help lists the commands)", c.Args().First())
+}
+
+// checkAppArgs refuses the mistakes before a command: --version with one,
+// and help about no command.
+func checkAppArgs(c *cli.Context) error {
+	if err := checkVersionFlag(c); err != nil {
+		return err
+	}
+	return checkHelpTopic(c)
+}
+
+// checkHelpTopic refuses `smolvmm help X` (and `smolvmm CMD help X`) for
+// an X that is no command, as `smolvmm X` is refused: urfave/cli's answer
+// is "No help topic for 'X'", status 3, which no other mistake has.
+func checkHelpTopic(c *cli.Context) error {
+	args := c.Args()
+	if args.Len() < 2 {
+		return nil
+	}
+	find, see := c.App.Command, "smolvmm --help lists the commands"
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+		find, see = c.Command.Command, "see "+commandPath(c)+" --help"
+	}
+	if h := find(args.First()); h == nil || h.Name != "help" {
+		return nil
+	}
+	if topic := args.Get(1); find(topic) == nil {
+		return usageErrorf("help %s: unknown command %q (%s)", topic, topic, see)
+	}
+	return nil
 }
 
 // checkVersionFlag refuses --version before a command, which would

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestHelpUnknownTopic: help about no command is a command-line mistake,
+// status 2 and one line, as an unknown command is (urfave/cli answered
+// "No help topic for 'nosuch'" with status 3); help about a command still
+// shows it.
+func TestHelpUnknownTopic(t *testing.T) {
+	tests := []struct {
+		args   []string
+		status int
+		stdout string // in stdout
+		stderr string // all of stderr
+	}{
+		{[]string{"help", "nosuch"}, 2, "", `smolvmm: help nosuch: unknown command "nosuch" (smolvmm --help lists the commands)`},
+		{[]string{"h", "nosuch"}, 2, "", `smolvmm: help nosuch: unknown command "nosuch" (smolvmm --help lists the commands)`},
+		{[]string{"run", "help", "nosuch"}, 2, "", `smolvmm run: help nosuch: unknown command "nosuch" (see smolvmm run --help)`},
+		{[]string{"bogus"}, 2, "", `smolvmm: unknown command "bogus" (smolvmm --help lists the commands)`},
+		{[]string{"help", "run"}, 0, "smolvmm run - boot a kernel", ""},
+		{[]string{"help"}, 0, "COMMANDS:", ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			stdout, stderr, status := runCLI(t, tt.args...)
+			if status != tt.status || !strings.Contains(stdout, tt.stdout) || strings.TrimSpace(stderr) != tt.stderr {
+				t.Errorf("status %d, stdout %q, stderr %q; want %d, %q in stdout, stderr %q", status, stdout, stderr, tt.status, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
