@@ -88,6 +88,9 @@ func newApp(cmds []*cli.Command) *cli.App {
 
 // usageError turns a flag parsing error into one line that says where help is.
 func usageError(c *cli.Context, err error, _ bool) error {
+	if msg, ok := upRunOnlyFlag(c, err.Error()); ok { // up.go
+		return cli.Exit(msg, 2)
+	}
 	return cli.Exit(fmt.Sprintf("%s (see %s --help)", flagParseMessage(c, err.Error()), commandPath(c)), 2)
 }
 

@@ -327,6 +327,36 @@ Examples:
 	}
 }
 
+// upRunOnly is what to use instead of run's flag name, which up has not,
+// or "". (A switch: a map would be built at every start.)
+func upRunOnly(name string) string {
+	switch name {
+	case "k", "kernel":
+		return "up boots the kernel it fetches; to boot your own kernel use smolvmm run -k FILE"
+	case "restore":
+		return "restore a snapshot with smolvmm run --restore FILE"
+	case "no-verify-memory":
+		return "it goes with --restore: restore a snapshot with smolvmm run --restore FILE"
+	}
+	return ""
+}
+
+// upRunOnlyFlag is the refusal of a flag of run's that up has not (msg
+// is the flag parser's error): "unknown flag -k" with "see smolvmm up
+// --help" would not tell that it is run's.
+func upRunOnlyFlag(c *cli.Context, msg string) (string, bool) {
+	name, ok := strings.CutPrefix(msg, "flag provided but not defined: -")
+	if !ok || c.Command == nil || c.Command.Name != "up" {
+		return "", false
+	}
+	name = strings.TrimPrefix(name, "-")
+	hint := upRunOnly(name)
+	if hint == "" {
+		return "", false
+	}
+	return fmt.Sprintf("unknown flag %s: %s", dashed(name), hint), true
+}
+
 // checkSnapshotNotImage refuses a --snapshot that is up's image (by name,
 // before the image exists, or the same file through a link): the snapshot
 // would replace the disk it records.
