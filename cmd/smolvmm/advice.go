@@ -14,6 +14,7 @@ import (
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -46,6 +47,9 @@ var adviceTable = []advice{
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
 	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
 	{is: isAs[*imagebuilder.StageUnreachableError], cli: "set TMPDIR to a directory every user can traverse, such as /var/tmp"},
+	// Only --restore reads a snapshot.
+	{is: isErr(snapshot.ErrFormat), cli: "give --restore a file written by --snapshot"},
+	{is: isErr(snapshot.ErrTruncated), cli: "give --restore a whole file written by --snapshot"},
 }
 
 // isAs reports whether err holds an error of type E.

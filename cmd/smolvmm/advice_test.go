@@ -12,6 +12,7 @@ import (
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -62,6 +63,10 @@ func TestAdvise(t *testing.T) {
 			"boot timed out: boot did not end within 1m0s (raise --timeout)"},
 		{"postinst staging unreachable", fmt.Errorf("service web: %w", &imagebuilder.StageUnreachableError{Dir: "/t/x/root", UID: 65534, Blocked: "/t", Mode: 0o700}),
 			"service web: the postinst staging directory /t/x/root is not reachable by uid 65534, the user the scripts run as: /t (mode 0700, owner 0:0) does not let that user search it (set TMPDIR to a directory every user can traverse, such as /var/tmp)"},
+		{"not a snapshot", fmt.Errorf("restore: snapshot d.img: %w: bad magic %q", snapshot.ErrFormat, "\x00"),
+			`restore: snapshot d.img: not a smolvmm snapshot: bad magic "\x00" (give --restore a file written by --snapshot)`},
+		{"snapshot cut short", fmt.Errorf("restore: snapshot e: %w: header is 0 bytes, want 128", snapshot.ErrTruncated),
+			"restore: snapshot e: snapshot is truncated: header is 0 bytes, want 128 (give --restore a whole file written by --snapshot)"},
 		{"plain", errors.New("something"), "something"},
 	} {
 		if got := advise(tc.err); got != tc.want {

@@ -98,9 +98,9 @@ func checkCacheDir(c *cli.Context) error {
 	return nil
 }
 
-// checkSetPath refuses a -x set that is missing or neither a regular file
-// (an archive) nor a directory: a FIFO would block the build, a device be
-// read as an archive.
+// checkSetPath refuses a -x set that is missing, neither a regular file
+// (an archive) nor a directory (a FIFO would block the build, a device be
+// read as an archive), or empty.
 func checkSetPath(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -108,6 +108,10 @@ func checkSetPath(path string) error {
 	}
 	if !st.IsDir() && !st.Mode().IsRegular() {
 		return &fileError{fmt.Sprintf("-x %s is %s: give a set archive (.tgz, .tar.xz, .tar) or a directory", path, filekind.Of(st.Mode())), imagebuilder.ErrSetKind}
+	}
+	if st.Mode().IsRegular() && st.Size() == 0 {
+		// The set reader's words, with what to give.
+		return &fileError{fmt.Sprintf("-x %s: empty file, not a set: give a set archive (.tgz, .tar.xz, .tar) or a directory", path), fs.ErrInvalid}
 	}
 	return nil
 }
