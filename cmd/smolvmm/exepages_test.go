@@ -117,9 +117,18 @@ func readOnlyResidentKiB(t *testing.T, pid int, path string) int64 {
 	return kib
 }
 
-// nicedThreads lists pid's threads whose nice value is not 0.
+// nicedThreads lists pid's threads whose nice value is not the one the
+// test itself runs at, which the VMM inherits (under `nice make test` too).
 func nicedThreads(t *testing.T, pid int) []string {
 	t.Helper()
+	own, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, ok := niceField(own)
+	if !ok {
+		t.Fatalf("/proc/self/stat: no nice field in %q", own)
+	}
 	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
 	if err != nil || len(tasks) == 0 {
 		t.Fatalf("threads of %d: %v", pid, err)
@@ -130,14 +139,22 @@ func nicedThreads(t *testing.T, pid int) []string {
 		if err != nil {
 			continue // a thread that ended meanwhile
 		}
-		// After the command name, in parentheses: the state, then
-		// sixteen more fields to nice.
-		_, rest, _ := strings.Cut(string(b), ") ")
-		if f := strings.Fields(rest); len(f) < 17 || f[16] != "0" {
+		if nice, ok := niceField(b); !ok || nice != base {
 			niced = append(niced, task)
 		}
 	}
 	return niced
+}
+
+// niceField is the nice value in a /proc stat line: after the command
+// name, in parentheses, the state, then sixteen more fields to nice.
+func niceField(stat []byte) (string, bool) {
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 17 {
+		return "", false
+	}
+	return f[16], true
 }
 
 // TestNetDaemonUnmapsItsSetUpCode: the shared network's daemon, which
