@@ -502,6 +502,15 @@ func TestLoadGzippedModules(t *testing.T) {
 		{"concatenated gzip members",
 			[]Module{{Name: "fs.img", Data: fsimg, Type: ModuleFS}},
 			[]Module{{Name: "fs.img", Data: gz(fsimg, 100, 40000), Type: ModuleFS}}},
+		// libsa's cread passes what follows the last member, not
+		// being gzip data, on as it stands (cread.c:211-216, 339-358):
+		// padding is no error.
+		{"gzip padded with zeros",
+			[]Module{{Name: "fs.img", Data: append(bytes.Clone(fsimg), make([]byte, 512)...), Type: ModuleFS}},
+			[]Module{{Name: "fs.img", Data: append(gz(fsimg), make([]byte, 512)...), Type: ModuleFS}}},
+		{"gzip then bytes after a lone 0x1f, which cread consumes",
+			[]Module{{Name: "m.kmod", Data: append(bytes.Clone(kmod), "tail"...)}},
+			[]Module{{Name: "m.kmod", Data: append(gz(kmod), "\x1ftail"...)}}},
 		{"gzipped and plain modules mixed",
 			[]Module{{Name: "m.kmod", Data: kmod}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: []byte{1}, Type: ModuleRnd}},
 			[]Module{{Name: "m.kmod", Data: gz(kmod)}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: gz([]byte{1}), Type: ModuleRnd}}},

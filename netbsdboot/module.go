@@ -1,11 +1,10 @@
 package netbsdboot
 
 import (
-	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
 )
 
 // ModuleType is a boot module's bi_modulelist_entry type
@@ -81,24 +80,21 @@ const maxModulePath = 79
 // SA_USE_CREAD; sys/lib/libsa/cread.c:261-290 checks each file for the gzip
 // magic, :189-254, and inflates it on read) and module_init reads a module
 // to its end (sys/arch/i386/stand/lib/exec.c:739-749), so a gzipped module
-// reaches the kernel decompressed, whatever its type. limit bounds the
-// decompressed size: the guest memory left where the module goes. An empty
-// module is refused: it holds nothing the kernel could use.
+// reaches the kernel decompressed, whatever its type: the members one
+// after another, then any bytes after them that are not gzip data as they
+// stand (kernelimage.Gunzip). limit bounds the decompressed size: the
+// guest memory left where the module goes. An empty module is refused: it
+// holds nothing the kernel could use.
 func (m Module) contents(i int, limit uint64) ([]byte, error) {
 	if len(m.Data) == 0 {
 		return nil, fmt.Errorf("%w: module %d (%s) is empty", ErrModule, i, m.Name)
 	}
-	if len(m.Data) < 2 || m.Data[0] != 0x1f || m.Data[1] != 0x8b {
+	if !kernelimage.IsGzip(m.Data) {
 		return m.Data, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(m.Data))
+	out, err := kernelimage.Gunzip(m.Data, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: module %d (%s) starts as gzip data but its header is bad: %w", ErrModule, i, m.Name, err)
-	}
-	// Concatenated gzip members are read on, as cread.c:400-405 does.
-	out, err := io.ReadAll(io.LimitReader(zr, int64(min(limit, 1<<62))+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: module %d (%s): gzip data is corrupt after %d decompressed bytes: %w", ErrModule, i, m.Name, len(out), err)
+		return nil, fmt.Errorf("%w: module %d (%s) starts as gzip data: %w", ErrModule, i, m.Name, err)
 	}
 	if uint64(len(out)) > limit {
 		return nil, fmt.Errorf("%w: %w: module %d (%s) expands past the %d MiB of guest memory left for it once decompressed",

@@ -23,6 +23,13 @@ func TestDecompress(t *testing.T) {
 		{"truncated gzip", z.Bytes()[:z.Len()-6], "", true, true},
 		{"gzip magic only", []byte{0x1f, 0x8b}, "", true, true},
 		{"empty", nil, "", false, false},
+		// libsa's cread reads member after member, then passes bytes
+		// that are not gzip data on as they stand.
+		{"two members", bytes.Join([][]byte{z.Bytes(), z.Bytes()}, nil), "kernel byteskernel bytes", true, false},
+		{"padded with zeros", bytes.Join([][]byte{z.Bytes(), {0, 0, 0, 0}}, nil), "kernel bytes\x00\x00\x00\x00", true, false},
+		{"lone 0x1f after the member", bytes.Join([][]byte{z.Bytes(), {0x1f}}, nil), "kernel bytes", true, false},
+		{"0x1f and other bytes after the member", bytes.Join([][]byte{z.Bytes(), []byte("\x1fxy")}, nil), "kernel bytesxy", true, false},
+		{"second member corrupt", bytes.Join([][]byte{z.Bytes(), z.Bytes()[:12]}, nil), "", true, true},
 	}
 	for _, tt := range tests {
 		got, gz, err := Decompress(tt.in)
