@@ -2,8 +2,10 @@ package netbsdboot
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
@@ -37,16 +39,31 @@ func (id Ident) Release() string {
 
 // Detect reports whether the file is an ELF file with NetBSD's ident note,
 // whatever its machine. It fails with ErrNotNetBSD (and ErrNotELF when the
-// file is not ELF at all) otherwise.
+// file is not ELF at all) otherwise, except for an ELF file that ends
+// before its section header table or a note it points at: that fails with
+// ErrTruncated alone, being maybe a NetBSD kernel cut short.
 func Detect(r io.ReaderAt, size int64) (Ident, error) {
 	if size < 0 {
 		return Ident{}, fmt.Errorf("%w: negative file size %d", ErrNotNetBSD, size)
 	}
-	h, err := bootelf.ReadHeader(r, uint64(size))
+	h, err := readHeader(r, uint64(size))
 	if err != nil {
-		return Ident{}, fmt.Errorf("%w: %w", ErrNotNetBSD, err)
+		return Ident{}, err
 	}
 	return detect(r, uint64(size), h)
+}
+
+// readHeader reads the ELF header; a file that is not ELF is not NetBSD's,
+// an ELF file cut short within its header is only that.
+func readHeader(r io.ReaderAt, size uint64) (bootelf.Header, error) {
+	h, err := bootelf.ReadHeader(r, size)
+	switch {
+	case errors.Is(err, ErrTruncated):
+		return h, err
+	case err != nil:
+		return h, fmt.Errorf("%w: %w", ErrNotNetBSD, err)
+	}
+	return h, nil
 }
 
 func detect(r io.ReaderAt, size uint64, h bootelf.Header) (Ident, error) {
@@ -54,19 +71,32 @@ func detect(r io.ReaderAt, size uint64, h bootelf.Header) (Ident, error) {
 	if h.Class == bootelf.Class64 {
 		id.Class = 64
 	}
+	// A file cut short says nothing of whether it is NetBSD's: it is
+	// named for what it is, not as another kind of file.
+	noNote := func(err error) error {
+		if errors.Is(err, ErrTruncated) {
+			return fmt.Errorf("looking for NetBSD's ident note in an ELF%d file for %s: %w", id.Class, bootelf.MachineName(h.Machine), err)
+		}
+		return fmt.Errorf("%w: looking for its ident note: %w", ErrNotNetBSD, err)
+	}
 	var progs []bootelf.Prog
+	var progErr error
 	if h.Phnum != 0 {
-		// Program headers only matter here for PT_NOTE; a bad table is
-		// reported when the kernel is loaded.
-		progs, _ = h.Progs(r, size)
+		// Program headers only matter here for PT_NOTE, read when no
+		// section is a note; a bad table is otherwise reported when
+		// the kernel is loaded.
+		progs, progErr = h.Progs(r, size)
 	}
 	secs, _, err := h.Sections(r, size)
 	if err != nil {
-		return id, fmt.Errorf("%w: looking for its ident note: %w", ErrNotNetBSD, err)
+		return id, noNote(err)
+	}
+	if progErr != nil && !slices.ContainsFunc(secs, func(s bootelf.Section) bool { return s.Type == bootelf.SHTNote }) {
+		return id, noNote(progErr)
 	}
 	notes, err := bootelf.Notes(r, size, h, progs, secs)
 	if err != nil {
-		return id, fmt.Errorf("%w: looking for its ident note: %w", ErrNotNetBSD, err)
+		return id, noNote(err)
 	}
 	var o binary.ByteOrder = h.Order()
 	for _, n := range notes {

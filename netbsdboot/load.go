@@ -107,9 +107,9 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (b
 		return bootplan.Plan{}, fmt.Errorf("%w: negative file size %d", ErrNotNetBSD, size)
 	}
 	usize := uint64(size)
-	h, err := bootelf.ReadHeader(kernel, usize)
+	h, err := readHeader(kernel, usize)
 	if err != nil {
-		return bootplan.Plan{}, fmt.Errorf("%w: %w", ErrNotNetBSD, err)
+		return bootplan.Plan{}, err
 	}
 	id, err := detect(kernel, usize, h)
 	if err != nil {

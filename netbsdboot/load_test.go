@@ -591,6 +591,53 @@ func TestDetectPTNote(t *testing.T) {
 	}
 }
 
+// TestDetectDamaged: a kernel cut short is called that, not "not a
+// NetBSD kernel", wherever the end was lost: in the ELF header, the
+// section header table, a note section or the program header table its
+// PT_NOTE is found through. A program header table that is malformed,
+// in a file with no note section, is named, not taken for a missing
+// note.
+func TestDetectDamaged(t *testing.T) {
+	std := stdKernel(1).Build()
+	noteSecAfterEnd := bytes.Clone(std)
+	// Section 2 is the ident note; sh_offset is at 16 in an ELF32 header.
+	shoff := binary.LittleEndian.Uint32(std[32:])
+	binary.LittleEndian.PutUint32(noteSecAfterEnd[shoff+2*40+16:], uint32(len(std)+0x100))
+	ptNote := elftest.File{Entry: 0xc0100000, Segs: []elftest.Seg{
+		{Vaddr: 0xc0100000, Paddr: 0x100000, Data: pattern(0x100, 1)},
+		{Type: 4, Data: elftest.NetBSDNote(false, 1000000000)},
+	}}.Build()
+	phentsize0, phnumHuge := bytes.Clone(ptNote), bytes.Clone(ptNote)
+	binary.LittleEndian.PutUint16(phentsize0[42:], 0)
+	binary.LittleEndian.PutUint16(phnumHuge[44:], 0xffff)
+	for _, tc := range []struct {
+		name  string
+		image []byte
+		is    error
+		not   error
+		msg   string
+	}{
+		{"ELF header cut", std[:30], ErrTruncated, ErrNotNetBSD, "ELF header"},
+		{"section header table cut", std[:len(std)-20], ErrTruncated, ErrNotNetBSD, "section header table"},
+		{"note section past the end", noteSecAfterEnd, ErrTruncated, ErrNotNetBSD, "note section 2"},
+		{"PT_NOTE, program header table past the end", phnumHuge, ErrTruncated, ErrNotNetBSD, "program header table"},
+		{"PT_NOTE, e_phentsize 0", phentsize0, ErrBadELF, ErrTruncated, "e_phentsize 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, derr := Detect(bytes.NewReader(tc.image), int64(len(tc.image)))
+			_, lerr := Load(newMem(), bytes.NewReader(tc.image), int64(len(tc.image)), Options{Append: "console=com"})
+			for _, err := range []error{derr, lerr} {
+				if !errors.Is(err, tc.is) || errors.Is(err, tc.not) {
+					t.Errorf("error %v: want %v, not %v", err, tc.is, tc.not)
+				}
+				if msg := fmt.Sprint(err); !strings.Contains(msg, tc.msg) || strings.Contains(msg, "without NetBSD's ident note") {
+					t.Errorf("error %q, want it to name %q and not a missing note", msg, tc.msg)
+				}
+			}
+		})
+	}
+}
+
 // TestLoadAtVaddr: a segment whose p_paddr is not p_vaddr & EntryMask is
 // loaded where NetBSD's /boot loads it, at p_vaddr & EntryMask, so that
 // e_entry & EntryMask is the instruction e_entry names; p_paddr is ignored,

@@ -49,6 +49,10 @@ func chooseProtocol(image []byte, modules int) (proto bootplan.Protocol, reason 
 		return bootplan.Multiboot, "", nil
 	case nbErr == nil:
 		return bootplan.NetBSD, "", nil
+	case errors.Is(nbErr, netbsdboot.ErrTruncated):
+		// An ELF file cut short before its ident note could be read
+		// is that, not a file of another kind.
+		return bootplan.Auto, "", nbErr
 	case errors.Is(mbErr, multiboot.ErrBadChecksum) || errors.Is(mbErr, multiboot.ErrHeaderTooFar):
 		// A broken multiboot header says more than "no NetBSD note".
 		return bootplan.Auto, "", mbErr
@@ -124,6 +128,8 @@ func loadHint(err error) (field, hint string) {
 		return "Boot", "NetBSD's native handoff (bootplan.NetBSD, which Auto chooses for a NetBSD kernel given modules) passes them"
 	case errors.Is(err, ErrNetBSDELF64):
 		return "Boot", "boot it by NetBSD's native handoff (bootplan.NetBSD), as Auto does"
+	case errors.Is(err, netbsdboot.ErrTruncated):
+		return "Kernel", "the file is cut short: download or copy it again"
 	case errors.Is(err, ErrNoBootProtocol), errors.Is(err, multiboot.ErrNotMultiboot), errors.Is(err, multiboot.ErrNotELF),
 		errors.Is(err, netbsdboot.ErrNotNetBSD):
 		return "Kernel", "pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)"

@@ -109,9 +109,13 @@ func TestChooseProtocol(t *testing.T) {
 		{"text", []byte("hello"), 0, bootplan.Auto, "", []error{ErrNoBootProtocol, netbsdboot.ErrNotELF}},
 		{"NetBSD ELF with a broken multiboot header", badSum, 0, bootplan.NetBSD, "", nil},
 		{"plain ELF with a broken multiboot header", badSumPlain, 0, bootplan.Auto, "", []error{multiboot.ErrBadChecksum}},
+		{"NetBSD amd64 cut in its section headers", nbKernel(2, 62)[:len(nbKernel(2, 62))-10], 0, bootplan.Auto, "", []error{netbsdboot.ErrTruncated}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, reason, err := chooseProtocol(tc.image, tc.modules)
+			if errors.Is(err, netbsdboot.ErrTruncated) && (errors.Is(err, ErrNoBootProtocol) || errors.Is(err, netbsdboot.ErrNotNetBSD)) {
+				t.Errorf("error %v: a file cut short is called another kind of file", err)
+			}
 			if got != tc.want || reason != tc.reason {
 				t.Errorf("protocol %v (%q), want %v (%q)", got, reason, tc.want, tc.reason)
 			}
@@ -146,6 +150,12 @@ func TestLoadKernelProtocols(t *testing.T) {
 		{"module type", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "x", Data: []byte("\x7fELF"), Args: "initrd"}}}, 0, netbsdboot.ErrModule, "Modules", "check the modules and their types"},
 		{"root without a partition, native", nbKernel(1, 3), Config{Append: "console=com root=ld0"}, 0, netbsdboot.ErrAppend, "Append", "root="},
 		{"root without a partition, multiboot", nbMultibootKernel(), Config{Append: "console=com root=ld0"}, 0, multiboot.ErrAppend, "Append", "root="},
+		// A NetBSD kernel cut short is called that, with the advice to
+		// fetch it again, whether the end is lost from its section
+		// headers (looking for the ident note) or from a segment
+		// (loading it).
+		{"amd64 kernel cut in its section headers", nbKernel(2, 62)[:len(nbKernel(2, 62))-10], Config{}, 0, netbsdboot.ErrTruncated, "Kernel", "cut short: download or copy it again"},
+		{"kernel cut in a segment", cutInSegment(), Config{}, 0, netbsdboot.ErrTruncated, "Kernel", "cut short: download or copy it again"},
 		{"fs module", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "root.img", Data: []byte("ffs"), Args: "fs"}}}, bootplan.NetBSD, nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,6 +177,16 @@ func TestLoadKernelProtocols(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cutInSegment is a NetBSD i386 kernel whose ident note (a PT_NOTE, no
+// sections) is whole but whose text segment runs past the file's end.
+func cutInSegment() []byte {
+	b := elftest.File{Entry: 0xc0100000, Segs: []elftest.Seg{
+		{Type: 4, Data: elftest.NetBSDNote(false, 901000000)},
+		{Vaddr: 0xc0100000, Paddr: 0x100000, Data: make([]byte, 0x2000)},
+	}}.Build()
+	return b[:len(b)-0x100]
 }
 
 // mbHeader is a multiboot v1 header with flags, followed by addrs (the

@@ -132,7 +132,7 @@ func vmFlagHint(e *vmm.Error) string {
 		switch {
 		case errors.Is(e.Err, vmm.ErrConfig):
 			return "pass -k KERNEL"
-		case errors.Is(e.Err, netbsdboot.ErrMachine):
+		case errors.Is(e.Err, netbsdboot.ErrMachine), errors.Is(e.Err, netbsdboot.ErrTruncated):
 			return ""
 		case strings.HasPrefix(e.Op, "read kernel") && errors.Is(e.Err, regfile.ErrTooLarge):
 			return "no kernel may be larger, a limit no flag changes: check the path given with -k"

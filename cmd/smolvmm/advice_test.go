@@ -34,6 +34,8 @@ func TestAdvise(t *testing.T) {
 			"read kernel: open k: no such file (check the path given with -k)"},
 		{"not a kernel", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNotMultiboot, Hint: "use a multiboot kernel", Field: "Kernel"},
 			"load kernel k: " + multiboot.ErrNotMultiboot.Error() + " (pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol)"},
+		{"kernel cut short", &vmm.Error{Op: "load kernel k", Err: fmt.Errorf("looking for NetBSD's ident note: %w", netbsdboot.ErrTruncated), Hint: "the file is cut short: download or copy it again", Field: "Kernel"},
+			"load kernel k: looking for NetBSD's ident note: " + netbsdboot.ErrTruncated.Error() + " (the file is cut short: download or copy it again)"},
 		{"kernel, other", &vmm.Error{Op: "load kernel k", Err: errors.New("odd"), Hint: "use another kernel", Field: "Kernel"},
 			"load kernel k: odd (use another kernel; --boot forces a protocol)"},
 		{"module", &vmm.Error{Op: "load kernel k", Err: netbsdboot.ErrModule, Hint: "check the modules", Field: "Modules"},
