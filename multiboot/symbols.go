@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
 
 // symbols is an ELF symbol table and its string table, to be loaded after
@@ -55,8 +57,8 @@ func findSymbols(r io.ReaderAt, size uint64, eh elfHeader) (*symbols, string, er
 			continue
 		}
 		link := s.shdr(i, shLink)
-		if link == 0 || link >= s.num || s.shdr(int(link), shType) != elfSHTStrtab {
-			return nil, fmt.Sprintf("no symbols: section %d (SHT_SYMTAB) links to section %d, not a string table", i, link), nil
+		if notice := bootelf.SymtabLinkNotice(i, link, int(s.num), func(j int) uint32 { return s.shdr(j, shType) }); notice != "" {
+			return nil, notice, nil
 		}
 		s.symIdx, s.strIdx = i, int(link)
 		break

@@ -261,7 +261,8 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 	if k.syms, err = planSymbols(r, size, h, secs, raw, k.end); err != nil {
 		return nil, err
 	}
-	if !k.syms.symtab {
+	k.warnings = append(k.warnings, k.syms.notices...)
+	if !k.syms.symtab && len(k.syms.notices) == 0 {
 		k.warnings = append(k.warnings, "the kernel has no symbol table (SHT_SYMTAB): ddb, ksyms and module linking will lack symbols")
 	}
 	return k, nil

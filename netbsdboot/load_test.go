@@ -638,6 +638,50 @@ func TestDetectDamaged(t *testing.T) {
 	}
 }
 
+// TestLoadSymtabLink: a symbol table whose sh_link names no string table
+// is not passed (the kernel would take that section, or one past the
+// table, as its strings): its copied sh_offset is 0, which the kernel
+// skips, and the notice is the multiboot loader's.
+func TestLoadSymtabLink(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		link   uint32
+		notice string
+	}{
+		{"string table", 6, ""},
+		{"past the table", 77, "no symbols: section 5 (SHT_SYMTAB) links to section 77, not a string table"},
+		{"section 0", 0, "no symbols: section 5 (SHT_SYMTAB) links to section 0, not a string table"},
+		{"a note", 2, "no symbols: section 5 (SHT_SYMTAB) links to section 2, not a string table"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := stdKernel(1)
+			f.Secs[4].Link = tc.link
+			b := f.Build()
+			mem := newMem()
+			p, err := Load(mem, bytes.NewReader(b), int64(len(b)), Options{Append: "console=com"})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			i := slices.IndexFunc(p.Regions, func(r bootplan.Region) bool { return strings.HasPrefix(r.What, "symbols:") })
+			if i < 0 {
+				t.Fatalf("no symbol area among %v", p.Regions)
+			}
+			// Section 5's sh_offset in the header table after the
+			// 52-byte ELF header copy.
+			symOff := binary.LittleEndian.Uint32(mem.Bytes()[p.Regions[i].Addr+52+5*40+16:])
+			if tc.notice == "" {
+				if !p.Symbols || symOff == 0 || slices.ContainsFunc(p.Notices, func(n string) bool { return strings.Contains(n, "symbol") }) {
+					t.Errorf("symbols %v, sh_offset %#x, notices %q: want the symbol table passed", p.Symbols, symOff, p.Notices)
+				}
+				return
+			}
+			if p.Symbols || symOff != 0 || !slices.Contains(p.Notices, tc.notice) {
+				t.Errorf("symbols %v, sh_offset %#x, notices %q; want none passed, sh_offset 0 and %q", p.Symbols, symOff, p.Notices, tc.notice)
+			}
+		})
+	}
+}
+
 // TestLoadAtVaddr: a segment whose p_paddr is not p_vaddr & EntryMask is
 // loaded where NetBSD's /boot loads it, at p_vaddr & EntryMask, so that
 // e_entry & EntryMask is the instruction e_entry names; p_paddr is ignored,

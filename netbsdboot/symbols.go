@@ -19,12 +19,13 @@ type piece struct {
 // of the ELF header, the section header table with each sh_offset made
 // relative to that copy, and the sections it copies.
 type symArea struct {
-	start  uint64 // the ELF header copy: BTINFO_SYMTAB's ssym
-	hdr    []byte
-	shdrs  []byte // at start + len(hdr)
-	pieces []piece
-	end    uint64 // first byte after the last section (maxp)
-	symtab bool   // an SHT_SYMTAB was copied
+	start   uint64 // the ELF header copy: BTINFO_SYMTAB's ssym
+	hdr     []byte
+	shdrs   []byte // at start + len(hdr)
+	pieces  []piece
+	end     uint64   // first byte after the last section (maxp)
+	symtab  bool     // an SHT_SYMTAB was copied
+	notices []string // why a symbol table was not
 }
 
 // ctfName is the one SHT_PROGBITS section /boot copies
@@ -94,6 +95,14 @@ func planSymbols(r io.ReaderAt, size uint64, h bootelf.Header, secs []bootelf.Se
 				}
 			}
 		case bootelf.SHTSymtab:
+			// The kernel reads sh_link as its strings' section
+			// unchecked (kern_ksyms.c:487-490): a symbol table
+			// linked elsewhere gets sh_offset 0, which the kernel
+			// skips, and a notice.
+			if n := bootelf.SymtabLinkNotice(i, s.Link, len(secs), func(j int) uint32 { return secs[j].Type }); n != "" {
+				a.notices = append(a.notices, n)
+				break
+			}
 			keep = true
 			a.symtab = true
 		}

@@ -273,3 +273,15 @@ func InFile(off, n, size uint64, what string) error {
 
 // AlignUp rounds v up to a multiple of a (a power of two).
 func AlignUp(v, a uint64) uint64 { return (v + a - 1) &^ (a - 1) }
+
+// SymtabLinkNotice checks that symbol table section i links (sh_link) to a
+// string table among num sections, typeOf giving a section's sh_type. It
+// returns "" when it does, and otherwise the notice that the kernel gets
+// no symbols: the kernel takes sh_link as the index of the symbols'
+// strings unchecked (NetBSD 9.1 sys/kern/kern_ksyms.c:487-490).
+func SymtabLinkNotice(i int, link uint32, num int, typeOf func(int) uint32) string {
+	if link == 0 || uint64(link) >= uint64(num) || typeOf(int(link)) != SHTStrtab {
+		return fmt.Sprintf("no symbols: section %d (SHT_SYMTAB) links to section %d, not a string table", i, link)
+	}
+	return ""
+}
