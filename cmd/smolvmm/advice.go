@@ -122,6 +122,10 @@ func vmFlagHint(e *vmm.Error) string {
 	switch e.Field {
 	case "MemoryMiB":
 		switch {
+		case errors.As(e.Err, &big) && big.NeedMiB() > vmm.MaxMemoryMiB:
+			// -m cannot reach it: the layout lies above the RAM a
+			// 32-bit guest gets here, below the PCI hole.
+			return fmt.Sprintf("no -m reaches it: the kernel is linked, or its --module files placed, beyond the %d MiB this VMM can give a 32-bit guest", vmm.MaxMemoryMiB)
 		case errors.As(e.Err, &big):
 			return fmt.Sprintf("-m %d", big.NeedMiB())
 		case errors.Is(e.Err, vmm.ErrConfig):

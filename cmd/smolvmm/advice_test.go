@@ -30,6 +30,11 @@ func TestAdvise(t *testing.T) {
 			"memory: 1 MiB: invalid configuration (use -m between 3 and 3072)"},
 		{"kernel too big, wrapped", fmt.Errorf("up: %w", &vmm.Error{Op: "load kernel k", Err: big, Field: "MemoryMiB"}),
 			"up: load kernel k: " + big.Error() + " (-m 18)"},
+		{"kernel linked past what -m reaches", &vmm.Error{Op: "load kernel k", Err: &multiboot.MemoryError{What: "segment 0", Need: 0xf0200000, Have: 64 << 20}, Field: "MemoryMiB"},
+			"load kernel k: " + (&multiboot.MemoryError{What: "segment 0", Need: 0xf0200000, Have: 64 << 20}).Error() +
+				" (no -m reaches it: the kernel is linked, or its --module files placed, beyond the 3072 MiB this VMM can give a 32-bit guest)"},
+		{"kernel needing all that -m reaches", &vmm.Error{Op: "load kernel k", Err: &multiboot.MemoryError{What: "segment 0", Need: 3072 << 20, Have: 64 << 20}, Field: "MemoryMiB"},
+			"load kernel k: " + (&multiboot.MemoryError{What: "segment 0", Need: 3072 << 20, Have: 64 << 20}).Error() + " (-m 3072)"},
 		{"read kernel", &vmm.Error{Op: "read kernel", Err: errors.New("open k: no such file"), Hint: "check the path", Field: "Kernel"},
 			"read kernel: open k: no such file (check the path given with -k)"},
 		{"not a kernel", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNotMultiboot, Hint: "use a multiboot kernel", Field: "Kernel"},
