@@ -25,6 +25,10 @@ var (
 	// ErrModuleType: a module type that is none of kmod, fs, splash or
 	// rndseed (wrapped with ErrModule).
 	ErrModuleType = errors.New("unknown module type")
+	// ErrBootMap: what is loaded ends past what the kernel's locore maps
+	// at boot (BootMapAMD64, BootMapI386), whatever the guest's memory.
+	// Wrapped with ErrModule when a module ends there.
+	ErrBootMap = errors.New("beyond the kernel's bootstrap mapping")
 	// ErrTooManyModules: the bootinfo records do not fit in what the
 	// kernel copies.
 	ErrTooManyModules = errors.New("too many boot modules")

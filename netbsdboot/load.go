@@ -34,7 +34,8 @@ const (
 
 const (
 	bootNArgs = 6 // BOOT_NARGS, exec.c:114
-	pageSize  = 4096
+	pageShift = 12
+	pageSize  = 1 << pageShift
 
 	// EntryMask is /boot's LOADADDR(): it loads and enters kernels at
 	// their address & 0x07ffffff (sys/arch/x86/include/loadfile_machdep.h:40,
@@ -54,6 +55,51 @@ const (
 	BootinfoMaxSize = 4096
 	// maxEntries is BTINFO_MAX (sys/arch/i386/stand/lib/bootinfo.h:38).
 	maxEntries = 64
+)
+
+// How much of physical memory from 0 a NetBSD 9.1 kernel's locore maps at
+// boot: it puts its bootstrap page tables at the page-rounded end of what
+// was loaded (the esym stack argument, or BTINFO_MODULELIST's endpa) and
+// maps everything up to them, then the ISA hole. What is loaded must end,
+// page rounded, within it. Each is computed for the largest u-area
+// (UPAGES) of any kernel configuration, so that it holds for every one.
+const (
+	// iomSize is the ISA I/O memory hole locore maps after its tables:
+	// IOM_END - IOM_BEGIN (sys/dev/isa/isareg.h:156-158).
+	iomSize = 0x100000 - 0xa0000
+
+	// amd64TableSize is amd64's TABLESIZE (sys/arch/amd64/amd64/locore.S:
+	// 193-212): NKL4_KIMG_ENTRIES (1) + TABLE_L3_ENTRIES (2, as
+	// L3_SLOT_KERNBASE = pl3_pi(0xffffffff80000000) = 510 > 0) +
+	// TABLE_L2_ENTRIES (NKL2_KIMG_ENTRIES + 1 = 49, as L2_SLOT_KERNBASE =
+	// 0) + 1 + UPAGES (at most 8, with KASAN or KLEAK:
+	// sys/arch/amd64/include/param.h:66-72) pages
+	// (sys/arch/amd64/include/pmap.h:140-142).
+	amd64TableSize = (1 + 2 + 49 + 1 + 8) << pageShift
+	// BootMapAMD64 is amd64's BOOTMAP_VA_SIZE (locore.S:215-216):
+	// NKL2_KIMG_ENTRIES (48) page tables of 2 MiB (L2_SHIFT 21,
+	// sys/arch/amd64/include/pte.h:79) less TABLESIZE and the ISA hole,
+	// 0x5f63000 (0x5f67000 for GENERIC's 4-page u-area). locore skips
+	// the whole module list when endpa, page rounded, exceeds it
+	// (locore.S:491-499), and its page tables past it would map less
+	// than what lies below them (locore.S:627-640, 668-731).
+	BootMapAMD64 = 48<<21 - amd64TableSize - iomSize
+
+	// i386's locore sizes its tables to what was loaded (nkptp[1],
+	// sys/arch/i386/i386/locore.S:641-666) but enters them in the page
+	// directory from KERNBASE (0xc0000000) on (:746-751): nkptp[1]
+	// page tables of NBPD_L2 bytes, one more than cover the tables'
+	// end, must fit in the 1 GiB above KERNBASE, or they overwrite
+	// what follows the page directory. With PAE (NBPD_L2 2 MiB,
+	// PDP_SIZE 4, one more page for L3, pages of tables twice as large
+	// :648-656) the tables are at most (4 + 3 + 1 + 512) * 8 KiB for
+	// a 3-page u-area (sys/arch/i386/include/param.h:94-100); without
+	// it (NBPD_L2 4 MiB) at most (1 + 3 + 256) * 4 KiB. PAE's is the
+	// smaller limit.
+	i386TableSize = (4 + 3 + 1 + 512) << (pageShift + 1)
+	// BootMapI386 is how far i386's locore can map what was loaded
+	// and its tables: 1 GiB less one 2 MiB page table and the tables.
+	BootMapI386 = 1<<30 - 2<<20 - i386TableSize
 )
 
 // Bootinfo record types (sys/arch/x86/include/bootinfo.h:29-43).
@@ -187,6 +233,7 @@ func checkMachine(h bootelf.Header, id Ident) error {
 
 // kernel is a parsed and checked NetBSD kernel.
 type kernel struct {
+	class64    bool // amd64
 	segs       []bootelf.Segment
 	start, end uint64
 	entry      uint32
@@ -239,7 +286,7 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 	if err := bootelf.CheckPlacement(segs); err != nil {
 		return nil, err
 	}
-	k := &kernel{segs: segs, warnings: warnings}
+	k := &kernel{class64: h.Class == bootelf.Class64, segs: segs, warnings: warnings}
 	k.start, k.end = bootelf.Extent(segs)
 	// The entry point: e_entry with /boot's mask (loadfile_elf32.c:804);
 	// for amd64 that is the 32-bit start in locore.S.
@@ -277,14 +324,16 @@ type layout struct {
 	modAddrs []uint64
 }
 
+// placed is a module laid out, for the checks on the whole layout.
+type placed struct {
+	what       string
+	start, end uint64
+}
+
 func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 	// MARK_END rounded to an int (exec.c:450-452): BTINFO_SYMTAB's esym
 	// (exec.c:542), and where the modules start.
 	l := &layout{symEnd: bootelf.AlignUp(k.syms.end, 4), mods: make([]Module, len(opts.Modules))}
-	type placed struct {
-		what       string
-		start, end uint64
-	}
 	var all []placed // what may overlap the kernel: symbols and modules
 	parts := []string{fmt.Sprintf("the kernel [%#x, %#x)", k.start, k.end), fmt.Sprintf("its symbols [%#x, %#x)", k.syms.start, l.symEnd)}
 	top := l.symEnd
@@ -323,6 +372,9 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		parts = append(parts, fmt.Sprintf("module %d (%s, %d bytes) [%#x, %#x)", i, m.Name, len(m.Data), addr, top))
 	}
 	l.endpa = top // exec.c:781
+	if err := k.checkBootMap(l.endpa, all); err != nil {
+		return nil, err
+	}
 	for _, p := range all {
 		for _, s := range k.segs {
 			if p.start < s.End() && s.Addr < p.end {
@@ -336,6 +388,30 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		return nil, &MemoryError{What: bootelf.LayoutWhat(parts, opts.Headroom), Need: need, Have: memSize}
 	}
 	return l, nil
+}
+
+// checkBootMap refuses a layout ending, page rounded, past what the
+// kernel's locore maps at boot (BootMapAMD64, BootMapI386): raising guest
+// memory does not help it. The first module to end past it is named, or
+// the kernel and its symbols when no module does.
+func (k *kernel) checkBootMap(endpa uint64, mods []placed) error {
+	limit, arch, why := uint64(BootMapI386), "i386", "its bootstrap page tables would overrun its page directory"
+	if k.class64 {
+		limit, arch, why = BootMapAMD64, "amd64", "it would skip the whole module list, and its bootstrap page tables would lie past what it maps"
+	}
+	if bootelf.AlignUp(endpa, pageSize) <= limit {
+		return nil
+	}
+	what := fmt.Sprintf("the kernel and its symbols end at %#x", endpa)
+	wrap := ErrBootMap
+	for _, m := range mods {
+		if bootelf.AlignUp(m.end, pageSize) > limit {
+			what, wrap = fmt.Sprintf("%s ends at %#x", m.what, m.end), fmt.Errorf("%w: %w", ErrModule, ErrBootMap)
+			break
+		}
+	}
+	return fmt.Errorf("%w: %s, past %#x (%.1f MiB), the most of memory NetBSD's %s locore maps at boot: %s",
+		wrap, what, limit, float64(limit)/(1<<20), arch, why)
 }
 
 // record is one bootinfo record: its type and what follows the common

@@ -638,6 +638,56 @@ func TestDetectDamaged(t *testing.T) {
 	}
 }
 
+// TestLoadBootMap: what is loaded must end, page rounded, within what the
+// kernel's locore maps at boot (amd64's BOOTMAP_VA_SIZE, past which it
+// skips the module list; i386's 1 GiB above KERNBASE), whatever the
+// guest's memory: the first module past it is named, or the kernel and
+// its symbols.
+func TestLoadBootMap(t *testing.T) {
+	modAt := func(k []byte) uint64 {
+		p, err := Load(newMem(), bytes.NewReader(k), int64(len(k)), Options{Append: "console=com", Modules: []Module{{Name: "m", Data: []byte{1}, Type: ModuleFS}}})
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		i := slices.IndexFunc(p.Regions, func(r bootplan.Region) bool { return strings.HasPrefix(r.What, "module m") })
+		return p.Regions[i].Addr
+	}
+	amd64, i386 := stdKernel(2).Build(), stdKernel(1).Build()
+	amdAt, i386At := modAt(amd64), modAt(i386)
+	bigBSS := stdKernel(2)
+	bigBSS.Segs[1].Memsz = BootMapAMD64
+	for _, tc := range []struct {
+		name   string
+		kernel []byte
+		mods   []Module
+		mem    uint64
+		msg    string // "" when it loads
+	}{
+		{"amd64, a module ending at the limit", amd64, []Module{{Name: "fs.img", Data: make([]byte, BootMapAMD64-amdAt), Type: ModuleFS}}, BootMapAMD64, ""},
+		{"amd64, a module one byte past it", amd64, []Module{{Name: "fs.img", Data: make([]byte, BootMapAMD64-amdAt+1), Type: ModuleFS}}, 256 << 20,
+			fmt.Sprintf("module 0 (fs.img, %d bytes) at %#x ends at 0x5f63001, past 0x5f63000 (95.4 MiB), the most of memory NetBSD's amd64 locore maps", BootMapAMD64-amdAt+1, amdAt)},
+		{"amd64, the second module past it", amd64, []Module{{Name: "a", Data: []byte{1}, Type: ModuleRnd}, {Name: "b", Data: make([]byte, BootMapAMD64), Type: ModuleFS}}, 256 << 20,
+			"module 1 (b, "},
+		{"amd64, the kernel's BSS past it", bigBSS.Build(), nil, 256 << 20, "the kernel and its symbols end at"},
+		{"i386, a module past 1 GiB less its tables", i386, []Module{{Name: "fs.img", Data: make([]byte, BootMapI386-i386At+1), Type: ModuleFS}}, testMem,
+			"past 0x3f9f0000 (1017.9 MiB), the most of memory NetBSD's i386 locore maps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := guestmem.New(make([]byte, tc.mem))
+			_, err := Load(mem, bytes.NewReader(tc.kernel), int64(len(tc.kernel)), Options{Append: "console=com", Modules: tc.mods})
+			if tc.msg == "" {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBootMap) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrModule) != (tc.mods != nil) || !strings.Contains(fmt.Sprint(err), tc.msg) {
+				t.Errorf("error %v, want ErrBootMap (with ErrModule for a module) saying %q", err, tc.msg)
+			}
+		})
+	}
+}
+
 // TestLoadSymtabLink: a symbol table whose sh_link names no string table
 // is not passed (the kernel would take that section, or one past the
 // table, as its strings): its copied sh_offset is 0, which the kernel

@@ -133,6 +133,10 @@ func loadHint(err error) (field, hint string) {
 	case errors.Is(err, ErrNoBootProtocol), errors.Is(err, multiboot.ErrNotMultiboot), errors.Is(err, multiboot.ErrNotELF),
 		errors.Is(err, netbsdboot.ErrNotNetBSD):
 		return "Kernel", "pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)"
+	case errors.Is(err, netbsdboot.ErrBootMap) && errors.Is(err, netbsdboot.ErrModule):
+		return "Modules", "pass smaller or fewer modules: more memory does not help, the kernel maps no more at boot"
+	case errors.Is(err, netbsdboot.ErrBootMap):
+		return "Kernel", "the kernel and its symbols are larger than the kernel maps at boot; more memory does not help"
 	case errors.Is(err, netbsdboot.ErrTooManyModules):
 		return "Modules", "pass fewer modules"
 	case errors.Is(err, netbsdboot.ErrModule):

@@ -156,6 +156,8 @@ func TestLoadKernelProtocols(t *testing.T) {
 		// (loading it).
 		{"amd64 kernel cut in its section headers", nbKernel(2, 62)[:len(nbKernel(2, 62))-10], Config{}, 0, netbsdboot.ErrTruncated, "Kernel", "cut short: download or copy it again"},
 		{"kernel cut in a segment", cutInSegment(), Config{}, 0, netbsdboot.ErrTruncated, "Kernel", "cut short: download or copy it again"},
+		{"module past what i386's locore maps", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "huge.img", Data: make([]byte, netbsdboot.BootMapI386), Args: "fs"}}},
+			0, netbsdboot.ErrBootMap, "Modules", "pass smaller or fewer modules: more memory does not help"},
 		{"fs module", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "root.img", Data: []byte("ffs"), Args: "fs"}}}, bootplan.NetBSD, nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -136,7 +136,7 @@ func vmFlagHint(e *vmm.Error) string {
 		switch {
 		case errors.Is(e.Err, vmm.ErrConfig):
 			return "pass -k KERNEL"
-		case errors.Is(e.Err, netbsdboot.ErrMachine), errors.Is(e.Err, netbsdboot.ErrTruncated):
+		case errors.Is(e.Err, netbsdboot.ErrMachine), errors.Is(e.Err, netbsdboot.ErrTruncated), errors.Is(e.Err, netbsdboot.ErrBootMap):
 			return ""
 		case strings.HasPrefix(e.Op, "read kernel") && errors.Is(e.Err, regfile.ErrTooLarge):
 			return "no kernel may be larger, a limit no flag changes: check the path given with -k"
@@ -157,8 +157,11 @@ func vmFlagHint(e *vmm.Error) string {
 		}
 		return ""
 	case "Modules":
-		if errors.Is(e.Err, netbsdboot.ErrTooManyModules) {
+		switch {
+		case errors.Is(e.Err, netbsdboot.ErrTooManyModules):
 			return "pass fewer --module files"
+		case errors.Is(e.Err, netbsdboot.ErrBootMap):
+			return "pass smaller or fewer --module files: a larger -m does not help, the kernel maps no more at boot"
 		}
 		return "check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed"
 	case "Append":

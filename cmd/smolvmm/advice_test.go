@@ -45,6 +45,8 @@ func TestAdvise(t *testing.T) {
 			"load kernel k: odd (use another kernel; --boot forces a protocol)"},
 		{"module", &vmm.Error{Op: "load kernel k", Err: netbsdboot.ErrModule, Hint: "check the modules", Field: "Modules"},
 			"load kernel k: " + netbsdboot.ErrModule.Error() + " (check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed)"},
+		{"module past the bootstrap mapping", &vmm.Error{Op: "load kernel k", Err: fmt.Errorf("%w: %w: module 0 (m)", netbsdboot.ErrModule, netbsdboot.ErrBootMap), Hint: "pass smaller modules", Field: "Modules"},
+			"load kernel k: bad boot module: beyond the kernel's bootstrap mapping: module 0 (m) (pass smaller or fewer --module files: a larger -m does not help, the kernel maps no more at boot)"},
 		{"NetBSD modules forced to multiboot", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNetBSDModules, Hint: "NetBSD's native handoff passes them", Field: "Boot"},
 			"load kernel k: " + multiboot.ErrNetBSDModules.Error() + " (--boot multiboot forced multiboot: use --boot netbsd, NetBSD's native handoff, which passes --module files, or drop --boot)"},
 		{"NetBSD ELF64 forced to multiboot", &vmm.Error{Op: "load kernel k", Err: vmm.ErrNetBSDELF64, Hint: "boot it natively", Field: "Boot"},
