@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/consoleline"
 	"github.com/smolvmm/smolvmm/internal/portready"
 )
 
@@ -74,7 +75,9 @@ func (t Target) Command() []string {
 // Ready says when a booted guest's service is ready. The zero value means
 // the guest has no ready condition (smolvmm's boot-timer port still counts).
 type Ready struct {
-	// Pattern is matched against each console line as it grows.
+	// Pattern is matched against each console line as it grows: a line
+	// ends at '\n' and holds no '\r', as the machine's own ready
+	// pattern sees it.
 	Pattern *regexp.Regexp
 	// Addr, when set, is a host:port polled with TCP connects; the first
 	// connection that the peer keeps open for 100 ms (or sends data on)
@@ -608,12 +611,14 @@ func goCrash(out []byte) string {
 	return strings.Join(keep, "; ")
 }
 
-// readyLine matches a ready pattern against each console line as it grows
-// (carriage returns left out, a line capped at 4096 bytes), until it first
-// matches.
+// readyLine matches a ready pattern against each console line as it grows,
+// until it first matches. Lines are split as the machine splits them for
+// its own ready pattern (consoleline: '\r' left out, a line capped at
+// consoleline.Max bytes), so that a pattern matches under the bench where
+// it does under smolvmm run.
 type readyLine struct {
 	re   *regexp.Regexp // nil once matched, or when there is no pattern
-	line []byte
+	line consoleline.Line
 }
 
 // feed takes console bytes and reports whether they completed the first
@@ -623,14 +628,7 @@ func (r *readyLine) feed(p []byte) bool {
 		if r.re == nil {
 			return false
 		}
-		if c == '\n' {
-			r.line = r.line[:0]
-			continue
-		}
-		if c != '\r' && len(r.line) < 4096 {
-			r.line = append(r.line, c)
-		}
-		if r.re.Match(r.line) {
+		if r.line.Add(c) == consoleline.Grew && r.re.Match(r.line.Bytes()) {
 			r.re = nil
 			return true
 		}

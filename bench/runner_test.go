@@ -357,3 +357,39 @@ func TestTailBuffer(t *testing.T) {
 		})
 	}
 }
+
+// TestReadyLine: the bench matches the ready pattern against the lines the
+// machine does (consoleline): '\r' is left out under either line end, so
+// an anchored pattern matches where `smolvmm run --ready` does.
+func TestReadyLine(t *testing.T) {
+	tests := []struct {
+		name, pattern string
+		writes        []string
+		at            string // the output up to the byte the match came at ("": none)
+	}{
+		{"anchored start, \\n\\r", `^root on ld0a`, []string{"boot device: ld0\n\rroot on ld0a dumps on ld0b\n\r"}, "boot device: ld0\n\rroot on ld0a"},
+		{"anchored start, \\r\\n", `^root on ld0a`, []string{"boot device: ld0\r\nroot on ld0a dumps on ld0b\r\n"}, "boot device: ld0\r\nroot on ld0a"},
+		{"anchored both ends, \\n\\r", `^login: $`, []string{"boot\n\r", "log", "in: "}, "boot\n\rlogin: "},
+		{"anchored both ends, \\r\\n", `^login: $`, []string{"boot\r\n", "login: "}, "boot\r\nlogin: "},
+		{"not across lines", `login: `, []string{"log\r\nin: "}, ""},
+		{"once", `x`, []string{"x\r\nx"}, "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := readyLine{re: regexp.MustCompile(tt.pattern)}
+			var out []byte
+			at, n := "", 0
+			for _, w := range tt.writes {
+				for _, c := range []byte(w) {
+					out = append(out, c)
+					if r.feed([]byte{c}) {
+						at, n = string(out), n+1
+					}
+				}
+			}
+			if at != tt.at || n > 1 {
+				t.Errorf("matched %d times, last after %q; want once after %q", n, at, tt.at)
+			}
+		})
+	}
+}

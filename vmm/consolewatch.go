@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"regexp"
 	"sync/atomic"
+
+	"github.com/smolvmm/smolvmm/internal/consoleline"
 )
 
 // maxLine bounds the console line kept for the ready pattern and the halt
 // message.
-const maxLine = 4096
+const maxLine = consoleline.Max
 
 // NetBSD's halt message: after it the kernel polls the UART forever and
 // never executes HLT, so the machine ends the VM there.
@@ -32,14 +34,16 @@ const (
 
 // consoleWatch follows the guest's console output line by line for what
 // the machine acts on: NetBSD's halt message and the Config.Ready pattern.
-// A line ends at '\n' (NetBSD sends "\n\r", so its lines start with '\r');
-// patterns do not span lines, and a line is matched as it grows, so a
-// prompt without a newline matches. Feed runs on one goroutine (the vCPU
-// thread); stopReady may be called from any.
+// Lines are split as consoleline does (the bench's too): a line ends at
+// '\n' and '\r' is left out, so that ^ and $ anchor at the line's text
+// whether the kernel ends lines "\n\r" or "\r\n". Patterns do not span
+// lines, and a line is matched as it grows, so a prompt without a newline
+// matches. Feed runs on one goroutine (the vCPU thread); stopReady may be
+// called from any.
 type consoleWatch struct {
-	ready   *regexp.Regexp // nil: no ready pattern
-	noReady atomic.Bool    // ready was reported (here or by another source): stop matching
-	line    []byte         // the line being written, at most maxLine bytes
+	ready   *regexp.Regexp   // nil: no ready pattern
+	noReady atomic.Bool      // ready was reported (here or by another source): stop matching
+	line    consoleline.Line // the line being written
 	// halting: the line before this one was the halt message's first.
 	// NetBSD prints the two back to back, with nothing between but the
 	// line end (sys/arch/i386/i386/machdep.c:818-820,
@@ -55,25 +59,23 @@ func newConsoleWatch(ready *regexp.Regexp) *consoleWatch {
 
 // feed takes the next byte the guest wrote and reports what it completed.
 func (w *consoleWatch) feed(b byte) consoleMatch {
-	if b == '\n' {
-		// The line end is "\r\n" (9.x's cnputc) or "\n\r" (older).
-		w.halting = bytes.HasSuffix(bytes.TrimRight(w.line, "\r"), []byte(haltMsg1))
-		w.line = w.line[:0]
+	switch w.line.Add(b) {
+	case consoleline.Ended:
+		w.halting = bytes.HasSuffix(w.line.Bytes(), []byte(haltMsg1))
 		return 0
+	case consoleline.Skipped:
+		return 0 // the line is as it was: nothing new to match
 	}
-	if len(w.line) == maxLine {
-		return 0 // the line is full: nothing new to match
-	}
-	w.line = append(w.line, b)
+	line := w.line.Bytes()
 	var got consoleMatch
 	if b == '.' { // both halt lines end with a period
 		// The second line on the line after the first, or right after
 		// it when no line end came between them.
-		if w.halting && bytes.HasSuffix(w.line, []byte(haltMsg2)) || bytes.HasSuffix(w.line, []byte(haltMsg1+haltMsg2)) {
+		if w.halting && bytes.HasSuffix(line, []byte(haltMsg2)) || bytes.HasSuffix(line, []byte(haltMsg1+haltMsg2)) {
 			got |= matchHalt
 		}
 	}
-	if w.ready != nil && !w.noReady.Load() && w.ready.Match(w.line) {
+	if w.ready != nil && !w.noReady.Load() && w.ready.Match(line) {
 		w.noReady.Store(true)
 		got |= matchReady
 	}

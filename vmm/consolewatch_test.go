@@ -55,10 +55,21 @@ func TestConsoleWatch(t *testing.T) {
 		{name: "ready pattern split over lines", ready: `login: `, writes: []string{"log\n\rin: "}},
 		{name: "ready reported once", ready: `login: `, writes: []string{"login: \n\rlogin: "},
 			readyAt: "login: "},
-		// NetBSD's lines start with the '\r' of the line before.
-		{name: "anchored at the start of a NetBSD line", ready: `^root device: `, writes: []string{"boot\n\rroot device: "}},
+		// '\r' is no part of a line, whichever side of the '\n' it
+		// comes: anchored patterns match as under the bench (the
+		// 5.99.15 kernel ends its lines "\n\r", and '\r' once started
+		// each line, so ^ never matched there).
+		{name: "anchored at the start, lines ending \\n\\r", ready: `^root on ld0a`, writes: []string{"boot device: ld0\n\rroot on ld0a dumps on ld0b\n\r"},
+			readyAt: "boot device: ld0\n\rroot on ld0a"},
+		{name: "anchored at the start, lines ending \\r\\n", ready: `^root on ld0a`, writes: []string{"boot device: ld0\r\nroot on ld0a dumps on ld0b\r\n"},
+			readyAt: "boot device: ld0\r\nroot on ld0a"},
+		{name: "anchored at both ends, lines ending \\n\\r", ready: `^login: $`, writes: []string{"boot\n\r", "login: "},
+			readyAt: "boot\n\rlogin: "},
+		{name: "anchored at both ends, lines ending \\r\\n", ready: `^login: $`, writes: []string{"boot\r\n", "login: "},
+			readyAt: "boot\r\nlogin: "},
 		{name: "anchored at the end of a NetBSD line", ready: `root device: $`, writes: []string{"boot\n\rroot device: "},
 			readyAt: "boot\n\rroot device: "},
+		{name: "\\r inside a line is left out", ready: `^abc$`, writes: []string{"ab\rc"}, readyAt: "ab\rc"},
 		{name: "ready past a full line", ready: `login: `, writes: []string{long, "login: "}},
 		{name: "ready on the line after a full one", ready: `login: `, writes: []string{long, "\nlogin: "},
 			readyAt: long + "\nlogin: "},

@@ -128,7 +128,10 @@ type Config struct {
 	Input io.Reader
 
 	// Ready, when set, is matched against each console line as it grows;
-	// the first match reports PhaseReady. Patterns do not span lines.
+	// the first match reports PhaseReady. Patterns do not span lines. A
+	// line ends at '\n' and holds no '\r' (NetBSD ends lines "\n\r" or
+	// "\r\n"), so ^ and $ anchor at its text; the bench splits lines the
+	// same way.
 	Ready *regexp.Regexp
 	// ReadyAddr, when set, is a host TCP address (a port forwarded to the
 	// guest, e.g. "127.0.0.1:8080") polled while the guest runs: without
