@@ -50,6 +50,9 @@ type mapping struct {
 	base, size uint64
 	name       string
 	dev        Device
+	// clipped: an access that starts in the range and runs past its end
+	// is the device's, cut to the range (RegisterClipped).
+	clipped bool
 }
 
 // Bus is a set of address ranges, each served by one Device. It is safe for
@@ -76,8 +79,23 @@ func New(name string) *Bus {
 }
 
 // Register maps [base, base+size) to dev. It refuses empty, overflowing or
-// overlapping ranges.
+// overlapping ranges. An access that runs past the range's end is not
+// dev's.
 func (b *Bus) Register(name string, base, size uint64, dev Device) error {
+	return b.register(mapping{base: base, size: size, name: name, dev: dev})
+}
+
+// RegisterClipped is Register for a device that also takes an access
+// which starts in its range and runs past its end, as QEMU's memory core
+// hands a region the part of a wider access that falls in it (guests
+// written for QEMU's ISA devices may count on it): dev gets the bytes
+// inside the range; a write's bytes past it are dropped, a read's float.
+func (b *Bus) RegisterClipped(name string, base, size uint64, dev Device) error {
+	return b.register(mapping{base: base, size: size, name: name, dev: dev, clipped: true})
+}
+
+func (b *Bus) register(r mapping) error {
+	name, base, size := r.name, r.base, r.size
 	if size == 0 || base+size < base {
 		return fmt.Errorf("%s bus: %s: bad range base %#x size %#x", b.name, name, base, size)
 	}
@@ -89,7 +107,7 @@ func (b *Bus) Register(name string, base, size uint64, dev Device) error {
 				b.name, name, base, base+size, m.name, m.base, m.base+m.size)
 		}
 	}
-	b.ranges = append(b.ranges, mapping{base: base, size: size, name: name, dev: dev})
+	b.ranges = append(b.ranges, r)
 	sort.Slice(b.ranges, func(i, j int) bool { return b.ranges[i].base < b.ranges[j].base })
 	return nil
 }
@@ -108,24 +126,32 @@ func (b *Bus) Unregister(base uint64) bool {
 	return false
 }
 
-func (b *Bus) find(addr uint64, n int) (mapping, bool) {
+// find returns the mapping that takes an access of n bytes at addr, and
+// how many of them it takes (n, or fewer for a clipped range).
+func (b *Bus) find(addr uint64, n int) (mapping, int, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	i := sort.Search(len(b.ranges), func(i int) bool { return b.ranges[i].base+b.ranges[i].size > addr })
 	if i < len(b.ranges) {
 		m := b.ranges[i]
-		if addr >= m.base && addr+uint64(n) <= m.base+m.size {
-			return m, true
+		end := m.base + m.size
+		switch {
+		case addr < m.base:
+		case addr+uint64(n) <= end:
+			return m, n, true
+		case m.clipped:
+			return m, int(end - addr), true
 		}
 	}
-	return mapping{}, false
+	return mapping{}, 0, false
 }
 
 // Read serves a guest read of len(data) bytes at addr and reports whether a
 // device claimed it. Unclaimed reads fill data with 0xFF.
 func (b *Bus) Read(addr uint64, data []byte) bool {
-	if m, ok := b.find(addr, len(data)); ok {
-		m.dev.Read(addr-m.base, data)
+	if m, n, ok := b.find(addr, len(data)); ok {
+		m.dev.Read(addr-m.base, data[:n])
+		Float(data[n:])
 		return true
 	}
 	Float(data)
@@ -136,8 +162,8 @@ func (b *Bus) Read(addr uint64, data []byte) bool {
 // Write serves a guest write at addr and reports whether a device claimed
 // it. Unclaimed writes are dropped.
 func (b *Bus) Write(addr uint64, data []byte) bool {
-	if m, ok := b.find(addr, len(data)); ok {
-		m.dev.Write(addr-m.base, data)
+	if m, n, ok := b.find(addr, len(data)); ok {
+		m.dev.Write(addr-m.base, data[:n])
 		return true
 	}
 	b.unclaimed(b.unWrite, addr, data, true)

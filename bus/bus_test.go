@@ -156,3 +156,49 @@ func TestUnhandledBusiest(t *testing.T) {
 		t.Errorf("Busiest of nothing = %v", got)
 	}
 }
+
+// TestRegisterClipped: a clipped range takes an access that starts in it
+// and runs past its end, cut to the range, as QEMU gives isa-debug-exit an
+// outl at its last port; one that starts before it is not its, and a plain
+// range next to it keeps its own accesses.
+func TestRegisterClipped(t *testing.T) {
+	tests := []struct {
+		name    string
+		addr    uint64
+		data    []byte
+		claimed bool
+		dev     []byte // the clipped device's 4 bytes after the write
+		read    []byte // what a read of len(data) at addr then gives
+	}{
+		{"inside", 0x501, []byte{1, 2, 3, 4}, true, []byte{1, 2, 3, 4}, []byte{1, 2, 3, 4}},
+		{"past the end", 0x502, []byte{1, 2, 3, 4}, true, []byte{0, 1, 2, 3}, []byte{1, 2, 3, 0xFF}},
+		{"last port, outl", 0x504, []byte{9, 8, 7, 6}, true, []byte{0, 0, 0, 9}, []byte{9, 0xFF, 0xFF, 0xFF}},
+		{"starting before", 0x500, []byte{1, 2}, false, []byte{0, 0, 0, 0}, []byte{0xFF, 0xFF}},
+		{"the plain range after it", 0x505, []byte{5, 6}, true, []byte{0, 0, 0, 0}, []byte{5, 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New("port")
+			clipped, plain := &mem{}, &mem{}
+			if err := b.RegisterClipped("clipped", 0x501, 4, clipped); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Register("plain", 0x505, 4, plain); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Write(tt.addr, tt.data); got != tt.claimed {
+				t.Fatalf("write claimed %v, want %v", got, tt.claimed)
+			}
+			if !bytes.Equal(clipped.b[:4], tt.dev) {
+				t.Errorf("clipped device holds %x, want %x", clipped.b[:4], tt.dev)
+			}
+			got := make([]byte, len(tt.data))
+			if b.Read(tt.addr, got) != tt.claimed || !bytes.Equal(got, tt.read) {
+				t.Errorf("read %x, want %x", got, tt.read)
+			}
+		})
+	}
+	if err := New("port").RegisterClipped("empty", 0x501, 0, &mem{}); err == nil {
+		t.Error("an empty clipped range was registered")
+	}
+}

@@ -249,13 +249,27 @@ func (e Exit) Status() int {
 
 // Ports of the devices the machine places on the ISA bus.
 const (
-	PortCOM1      = 0x3F8
+	// PortCOM1 is the first serial port, the guest's console.
+	PortCOM1 = 0x3F8
+	// PortDebugExit is QEMU's isa-debug-exit port: writing v there ends
+	// the VM (ExitDebug, Code v). Any write that starts in its
+	// PortDebugExitSize ports counts, of any width, even one that runs
+	// past them (it gives the bytes inside), as QEMU's device with
+	// iosize=4 does: every write that ends a guest under QEMU with iosize
+	// 1, 2 or 4 ends it here.
 	PortDebugExit = 0x501
-	// PortBootTimer is the boot-timer port: a guest writes any value to it
-	// (e.g. `outb 0x505` from its rc script's helper) when its service is
-	// ready, which reports PhaseReady.
+	// PortDebugExitSize is how many ports the debug-exit device spans.
+	PortDebugExitSize = 4
+	// PortBootTimer is the boot-timer port: a guest writes any value to
+	// it, of any width (e.g. `outb 0x505` from its rc script's helper),
+	// when its service is ready, which reports PhaseReady. It spans
+	// PortBootTimerSize ports, so that an outw or outl at 0x505 fits; a
+	// write that starts at any of them counts.
 	PortBootTimer = 0x505
-	IRQCOM1       = 4
+	// PortBootTimerSize is how many ports the boot-timer device spans.
+	PortBootTimerSize = 4
+	// IRQCOM1 is COM1's interrupt line.
+	IRQCOM1 = 4
 )
 
 // Machine is a configured VM. Create it with New, run it once with Run, and
@@ -580,17 +594,24 @@ func (m *Machine) setupDevices() error {
 		name       string
 		base, size uint64
 		dev        bus.Device
+		// clipped: a write that starts in the range counts even when
+		// it runs past the end (bus.RegisterClipped).
+		clipped bool
 	}{
-		{"com1", PortCOM1, 8, m.uart},
-		{"cmos", 0x70, 2, m.rtc},
-		{"i8042", 0x60, 5, &devices.KeyboardController{Exit: exit}},
-		{"port92", 0x92, 1, &devices.FastA20{Exit: exit}},
-		{"pci", 0xCF8, 8, m.pci},
-		{"debug-exit", PortDebugExit, 4, &devices.DebugExit{Exit: exit}},
-		{"boot-timer", PortBootTimer, 1, &devices.BootTimer{Ready: m.ready}},
+		{"com1", PortCOM1, 8, m.uart, false},
+		{"cmos", 0x70, 2, m.rtc, false},
+		{"i8042", 0x60, 5, &devices.KeyboardController{Exit: exit}, false},
+		{"port92", 0x92, 1, &devices.FastA20{Exit: exit}, false},
+		{"pci", 0xCF8, 8, m.pci, false},
+		{"debug-exit", PortDebugExit, PortDebugExitSize, &devices.DebugExit{Exit: exit}, true},
+		{"boot-timer", PortBootTimer, PortBootTimerSize, &devices.BootTimer{Ready: m.ready}, true},
 	}
 	for _, r := range regs {
-		if err := m.pio.Register(r.name, r.base, r.size, r.dev); err != nil {
+		register := m.pio.Register
+		if r.clipped {
+			register = m.pio.RegisterClipped
+		}
+		if err := register(r.name, r.base, r.size, r.dev); err != nil {
 			return &Error{Op: "register " + r.name, Err: err}
 		}
 	}

@@ -639,6 +639,63 @@ func timerGuest() []byte {
 	return b
 }
 
+// TestISAPortWidths: the boot-timer port takes a write of any width, and
+// the debug-exit port any write that starts in it, even one running past
+// its end, as QEMU's isa-debug-exit does (guests written for QEMU use it).
+// A 32-bit write to 0x505 was dropped as unclaimed before, and the guest
+// was never ready; so was an outl at 0x502. A guest whose write is ignored
+// goes on to leave with code 0x55.
+func TestISAPortWidths(t *testing.T) {
+	const (
+		outb = 0xEE                   // out dx, al
+		outw = 0xEF66                 // out dx, ax (little-endian: 66 EF)
+		outl = 0xEF                   // out dx, eax
+		eax7 = "\xB8\x07\x00\x00\x00" // mov eax, 7
+	)
+	out := func(port uint16, op int) []byte {
+		b := []byte(eax7)
+		b = append(b, 0x66, 0xBA, byte(port), byte(port>>8)) // mov dx, port
+		if op > 0xFF {
+			return append(b, byte(op), byte(op>>8))
+		}
+		return append(b, byte(op))
+	}
+	tests := []struct {
+		name  string
+		code  []byte
+		ready bool
+		exit  uint32
+	}{
+		{"boot timer outb", out(vmm.PortBootTimer, outb), true, 0x55},
+		{"boot timer outw", out(vmm.PortBootTimer, outw), true, 0x55},
+		{"boot timer outl", out(vmm.PortBootTimer, outl), true, 0x55},
+		{"debug-exit outb", out(vmm.PortDebugExit, outb), false, 7},
+		{"debug-exit outl", out(vmm.PortDebugExit, outl), false, 7},
+		{"debug-exit outw at its second port", out(vmm.PortDebugExit+1, outw), false, 7},
+		{"debug-exit outl at its second port", out(vmm.PortDebugExit+1, outl), false, 7},
+		{"debug-exit outl at its last port", out(vmm.PortDebugExit+3, outl), false, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ready := false
+			code := append(tt.code,
+				0x66, 0xBA, 0x01, 0x05, // mov dx, 0x501
+				0xB0, 0x55, // mov al, 0x55
+				0xEE, // out dx, al
+			)
+			_, e, err := boot(t, vmm.Config{Kernel: "ports", KernelImage: codeGuest(code...), OnEvent: func(e vmm.Event) {
+				if e.Phase == vmm.PhaseReady {
+					ready = true
+				}
+			}}, 10*time.Second)
+			wantDebugExit(t, e, err, tt.exit)
+			if ready != tt.ready {
+				t.Errorf("ready %v, want %v", ready, tt.ready)
+			}
+		})
+	}
+}
+
 // TestReadyAddr: a guest that never prints, behind a host port that
 // answers once the guest runs; ReadyAddr reports PhaseReady after the first
 // run, and the test stops the guest there.

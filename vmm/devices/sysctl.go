@@ -86,7 +86,10 @@ func (f *FastA20) Write(_ uint64, data []byte) {
 
 // DebugExit is QEMU's isa-debug-exit device (0x501 on smolvmm): writing v
 // ends the VM with exit status (v<<1)|1, so a test guest runs unchanged under
-// QEMU with `-device isa-debug-exit,iobase=0x501,iosize=2`.
+// QEMU with `-device isa-debug-exit,iobase=0x501,iosize=2`. Any write ends
+// it, whatever its offset: the machine registers it clipped, so that a
+// write starting in its ports and running past them reaches it too, as
+// in QEMU.
 type DebugExit struct{ Exit ExitFunc }
 
 // Read returns all ones.
