@@ -495,7 +495,10 @@ func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, s
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			if rec.mark(PhaseFirstOutput) {
+			// With a ready condition the sample is taken at ready
+			// only: one at the first output would hold ready back by
+			// its wait, and its release would end the settled wait.
+			if rec.mark(PhaseFirstOutput) && !o.Ready.IsSet() {
 				sample(PhaseFirstOutput)
 			}
 			out.Write(buf[:n])

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,19 +173,90 @@ func TestRunBootErrors(t *testing.T) {
 	}
 }
 
-// With a SettledFlag, memory is read once the process has settled.
+// With a SettledFlag, memory is read once the process has settled, at the
+// ready event when there is one and at the first output when there is
+// not; a process that never writes its byte gives a sample that does not
+// say it settled. (A first-output sample was taken even with a ready
+// condition: it closed the socket, which the bench then took for the byte,
+// so the ready sample said Settled, and it held ready back by its wait.)
 func TestRunBootMemoryWhenSettled(t *testing.T) {
-	target := fakeTarget(t, "fake", "settles")
-	target.SettledFlag = "-settled-fd"
-	b, err := RunBoot(context.Background(), target, BootOptions{SampleMemory: true, Timeout: 30 * time.Second, SettleTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, mode string
+		ready      *regexp.Regexp
+		settle     time.Duration
+		sampledAt  string
+		settled    bool
+		minGuest   int64 // KiB
+	}{
+		{"settles, no ready condition", "settles", nil, time.Minute, PhaseFirstOutput, true, 2 * fakeTouched >> 10},
+		{"settles, sampled at ready", "settles", regexp.MustCompile(`^touched`), time.Minute, PhaseReady, true, 2 * fakeTouched >> 10},
+		{"never settles", "serve", regexp.MustCompile(`^marker: ready$`), time.Second, PhaseReady, false, 0},
 	}
-	if b.MemoryErr != nil {
-		t.Fatal(b.MemoryErr)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fakeTarget(t, "fake", tt.mode)
+			target.SettledFlag = "-settled-fd"
+			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: tt.ready}, SampleMemory: true,
+				SettleTimeout: tt.settle, Timeout: 30 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.MemoryErr != nil {
+				t.Fatal(b.MemoryErr)
+			}
+			m := b.Memory
+			if m.SampledAt != tt.sampledAt || m.Settled != tt.settled || m.GuestRSSKiB < tt.minGuest {
+				t.Errorf("sampled at %s, settled %v, guest RSS %d KiB; want at %s, settled %v, at least %d KiB",
+					m.SampledAt, m.Settled, m.GuestRSSKiB, tt.sampledAt, tt.settled, tt.minGuest)
+			}
+			// The fake prints its ready line right after its first: no
+			// sample's wait comes between them.
+			if tt.ready != nil {
+				if d := b.Phases[PhaseReady] - b.Phases[PhaseFirstOutput]; d > float64(tt.settle/time.Millisecond)/2 {
+					t.Errorf("ready %.1f ms after the first output: held back by a sample at it", d)
+				}
+			}
+		})
 	}
-	if g := b.Memory.GuestRSSKiB; g < 2*fakeTouched>>10 || !b.Memory.Settled {
-		t.Errorf("guest RSS %d KiB (settled %v), want at least the %d KiB touched before the settled byte", g, b.Memory.Settled, 2*fakeTouched>>10)
+}
+
+// TestSettledConn: the wait for the settled byte reports it only when the
+// byte came, not when the socket ended without it (the process gone, or
+// the bench's own release).
+func TestSettledConn(t *testing.T) {
+	tests := []struct {
+		name string
+		do   func(t *testing.T, s *settledConn, peer *os.File)
+		want bool
+	}{
+		{"the byte", func(t *testing.T, _ *settledConn, peer *os.File) {
+			if _, err := peer.Write([]byte{1}); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"EOF: the process closed its end", func(_ *testing.T, _ *settledConn, peer *os.File) { peer.Close() }, false},
+		{"released by the bench", func(_ *testing.T, s *settledConn, _ *os.File) { s.release() }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := attachSettled(Target{SettledFlag: "-settled-fd"}, &exec.Cmd{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The process's end, as the process would hold it.
+			fd, err := syscall.Dup(int(s.child.Fd()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			peer := os.NewFile(uintptr(fd), "peer")
+			defer peer.Close()
+			s.started()
+			defer s.close(true)
+			tt.do(t, s, peer)
+			if got := s.wait(10*time.Second, nil); got != tt.want {
+				t.Errorf("wait = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

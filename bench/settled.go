@@ -17,8 +17,11 @@ import (
 // the byte and the bench's SIGSTOP).
 type settledConn struct {
 	conn, child *os.File
-	done        chan struct{} // closed at the process's byte, or at EOF
-	once        sync.Once
+	done        chan struct{} // closed at the process's byte, or at EOF or release
+	// settled: the byte came (set before done closes). EOF (the process
+	// gone) or the bench's own release end the wait without it.
+	settled bool
+	once    sync.Once
 }
 
 // attachSettled gives cmd the process's end of a new socket pair as its
@@ -53,12 +56,14 @@ func (s *settledConn) started() {
 	s.child.Close()
 	go func() {
 		defer close(s.done)
-		_, _ = s.conn.Read(make([]byte, 1))
+		n, _ := s.conn.Read(make([]byte, 1))
+		s.settled = n == 1
 	}()
 }
 
 // wait returns when the process has settled (true), or after timeout
-// (0: none) or when giveUp closes (nil: never).
+// (0: none) or when giveUp closes (nil: never), or when the socket ended
+// without the byte (false: the process is gone, or release was called).
 func (s *settledConn) wait(timeout time.Duration, giveUp <-chan struct{}) bool {
 	var expired <-chan time.Time
 	if timeout > 0 {
@@ -68,7 +73,7 @@ func (s *settledConn) wait(timeout time.Duration, giveUp <-chan struct{}) bool {
 	}
 	select {
 	case <-s.done:
-		return true
+		return s.settled
 	case <-expired:
 		return false
 	case <-giveUp:
