@@ -15,7 +15,8 @@ const consoleBufferSize = 64 << 10
 // for tests that fill it.
 var consoleBufferFor = consoleBufferSize
 
-// stopDrainTime is how long Close waits for a stalled console after Stop.
+// stopDrainTime is how long Finish and Close wait for a stalled console
+// after Stop.
 const stopDrainTime = time.Second
 
 // consoleWriter moves the guest's console output off the vCPU thread. The
@@ -34,8 +35,13 @@ type consoleWriter struct {
 	wake    *sync.Cond // the writer goroutine waits for data or close
 	drained *sync.Cond // Write and Flush wait for room or an empty buffer
 	busy    bool       // the goroutine is writing a chunk
-	done    chan struct{}
-	gid     atomic.Uint64 // the writer goroutine's id (goid)
+	// finished: Finish was called; nothing more is written to out.
+	finished bool
+	// abandoned: Finish gave up on a chunk in flight after stopDrainTime;
+	// Close does not wait for it again.
+	abandoned bool
+	done      chan struct{}
+	gid       atomic.Uint64 // the writer goroutine's id (goid)
 
 	// full, when set (by tests), is called with mu held each time Write
 	// is about to wait for room, so that a test knows the guest is held.
@@ -55,7 +61,7 @@ func newConsoleWriter(out io.Writer) *consoleWriter {
 func (c *consoleWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.buf)+len(p) > c.limit && !c.closed && !c.stopped {
+	for len(c.buf)+len(p) > c.limit && !c.closed && !c.stopped && !c.finished {
 		if c.full != nil {
 			c.full()
 		}
@@ -64,7 +70,7 @@ func (c *consoleWriter) Write(p []byte) (int, error) {
 	if c.closed {
 		return 0, io.ErrClosedPipe
 	}
-	if len(c.buf)+len(p) <= c.limit {
+	if len(c.buf)+len(p) <= c.limit && !c.finished {
 		c.buf = append(c.buf, p...)
 		c.wake.Signal()
 	}
@@ -90,16 +96,51 @@ func (c *consoleWriter) Stop() {
 	c.mu.Unlock()
 }
 
+// Finish is called when the guest can print no more (Run's end): it
+// flushes, unless the VM was stopped; then it drops what is queued and
+// waits for the chunk in flight, at most stopDrainTime. From then on
+// nothing more is written to out: a Write to out that started before and
+// outlasted the wait is the only one that can still be running.
+func (c *consoleWriter) Finish() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for (len(c.buf) > 0 || c.busy) && !c.closed && !c.stopped {
+		c.drained.Wait()
+	}
+	c.finished = true
+	c.buf = c.buf[:0]
+	c.drained.Broadcast() // a Write waiting for room drops its bytes
+	if !c.busy {
+		return
+	}
+	expired := false
+	timer := time.AfterFunc(stopDrainTime, func() {
+		c.mu.Lock()
+		expired = true
+		c.drained.Broadcast()
+		c.mu.Unlock()
+	})
+	defer timer.Stop()
+	for c.busy && !expired {
+		c.drained.Wait()
+	}
+	c.abandoned = c.busy
+}
+
 // Close flushes and stops the goroutine. After Stop it gives a stalled
-// console stopDrainTime to take the rest, then leaves it.
+// console stopDrainTime to take the rest (unless Finish already did), then
+// leaves it.
 func (c *consoleWriter) Close() {
 	c.Flush()
 	c.mu.Lock()
 	c.closed = true
-	stopped := c.stopped
+	stopped, abandoned := c.stopped, c.abandoned
 	c.wake.Broadcast()
 	c.drained.Broadcast()
 	c.mu.Unlock()
+	if abandoned {
+		return
+	}
 	if !stopped {
 		<-c.done
 		return
@@ -120,10 +161,10 @@ func (c *consoleWriter) loop() {
 	var chunk []byte
 	for {
 		c.mu.Lock()
-		for len(c.buf) == 0 && !c.closed {
+		for (len(c.buf) == 0 || c.finished) && !c.closed {
 			c.wake.Wait()
 		}
-		if len(c.buf) == 0 && c.closed {
+		if len(c.buf) == 0 || c.finished {
 			c.mu.Unlock()
 			return
 		}

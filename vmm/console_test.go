@@ -159,6 +159,92 @@ func TestConsoleWriterStop(t *testing.T) {
 	}
 }
 
+// gatedWriter counts the bytes handed to each Write as it starts, then
+// holds the Write until release closes.
+type gatedWriter struct {
+	started atomic.Int64
+	took    chan struct{} // gets a value at each Write's start
+	release chan struct{}
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	w.started.Add(int64(len(p)))
+	select {
+	case w.took <- struct{}{}:
+	default:
+	}
+	<-w.release
+	return len(p), nil
+}
+
+// TestConsoleWriterFinish: at Run's end the console is flushed for a guest
+// that ended by itself; for a stopped one what is queued is dropped, the
+// chunk in flight is waited for (at most stopDrainTime for a stalled
+// console, and Close then does not wait again), and no Write to the
+// console starts afterwards. (After Stop, Run's Flush returned at once and
+// the writer went on writing the queue after Run returned.)
+func TestConsoleWriterFinish(t *testing.T) {
+	const queued = 100
+	tests := []struct {
+		name        string
+		stop, stall bool
+		want        int64 // bytes handed to the console's Writes, in all
+	}{
+		{"guest ended: all written", false, false, 1 + queued},
+		{"stopped: queue dropped, chunk in flight waited for", true, false, 1},
+		{"stopped, stalled console: given up after stopDrainTime", true, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &gatedWriter{took: make(chan struct{}, 1), release: make(chan struct{})}
+			c := newConsoleWriter(w)
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					close(w.release)
+				}
+			}
+			defer release()
+			// One byte that the console takes and holds, then more
+			// queued behind it.
+			c.Write([]byte{'x'})
+			<-w.took
+			for range queued {
+				c.Write([]byte{'y'})
+			}
+			if tt.stop {
+				c.Stop()
+			}
+			if !tt.stall {
+				time.AfterFunc(50*time.Millisecond, release)
+			}
+			start := time.Now()
+			c.Finish()
+			took := time.Since(start)
+			if got := w.started.Load(); got != tt.want {
+				t.Errorf("the console was handed %d bytes by Finish's return, want %d", got, tt.want)
+			}
+			switch {
+			case tt.stall && took < stopDrainTime/2:
+				t.Errorf("Finish returned after %v on a stalled console: it should wait about %v", took, stopDrainTime)
+			case !tt.stall && took < 40*time.Millisecond:
+				t.Errorf("Finish returned after %v, before the chunk in flight was written", took)
+			}
+			c.Write([]byte("late"))
+			time.Sleep(50 * time.Millisecond)
+			if got := w.started.Load(); got != tt.want {
+				t.Errorf("the console was handed %d bytes after Finish, want still %d", got, tt.want)
+			}
+			start = time.Now()
+			c.Close()
+			if d := time.Since(start); d > stopDrainTime/2 {
+				t.Errorf("Close after Finish took %v", d)
+			}
+		})
+	}
+}
+
 // BenchmarkConsoleByte is the vCPU thread's cost per console byte: a write
 // system call per byte straight to a file, against queueing it for the
 // console goroutine.

@@ -112,8 +112,11 @@ type Config struct {
 	// that blocks (a pipe nobody reads, a paused pager) stops the guest,
 	// and a Snapshot with it (the vCPU pauses only between two exits),
 	// until Write returns or the machine is stopped (Run's context ends,
-	// or Close: the rest of the output is then dropped). Close may be
-	// called from Write (see Machine.Close); Snapshot may not.
+	// or Close). A stopped machine drops the output that is still
+	// queued, or that the guest writes until it stops, and Run waits up
+	// to a second for a Write in flight; no Write starts after Run
+	// returns (see Machine.Run). Close may be called from Write (see
+	// Machine.Close); Snapshot may not.
 	Console io.Writer
 	// Input, when set, is read for bytes to send to the guest's COM1:
 	// only while Run runs, and only as many as the UART can take at once.

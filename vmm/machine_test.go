@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -796,6 +797,63 @@ func TestStopWithStalledConsole(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run or Close did not return after the context ended: the vCPU is stuck on the console")
+	}
+}
+
+// slowConsole takes 20 ms per Write (slow, not stalled) and counts the
+// bytes of the Writes that start once returned is set.
+type slowConsole struct {
+	returned atomic.Bool
+	after    atomic.Int64
+}
+
+func (c *slowConsole) Write(p []byte) (int, error) {
+	if c.returned.Load() {
+		c.after.Add(int64(len(p)))
+	}
+	time.Sleep(20 * time.Millisecond)
+	return len(p), nil
+}
+
+// TestNoConsoleWriteAfterRun: a guest flooding a slow console is stopped,
+// by its context or by Close; once Run has returned the console gets no
+// more Writes. (Run's flush returned at once for a stopped machine, and
+// the console went on being written from the queue: 318 bytes after Run
+// returned, in one run.)
+func TestNoConsoleWriteAfterRun(t *testing.T) {
+	tests := []struct {
+		name  string
+		close bool // stopped by Close, else by the context
+	}{
+		{"context ends", false},
+		{"Close", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			needKVM(t)
+			con := &slowConsole{}
+			m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), Console: con})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stop := cancel
+			if tt.close {
+				stop = func() { go m.Close() }
+			}
+			time.AfterFunc(200*time.Millisecond, stop)
+			e, err := m.Run(ctx)
+			con.returned.Store(true)
+			if err != nil || e.Reason != vmm.ExitStopped {
+				t.Fatalf("Run = %+v, %v; want stopped", e, err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if n := con.after.Load(); n > 0 {
+				t.Errorf("%d bytes written to Config.Console after Run returned", n)
+			}
+		})
 	}
 }
 

@@ -22,7 +22,13 @@ import (
 // Every goroutine Run starts (the Config.Input pump, the ReadyAddr prober)
 // has returned when Run returns, and Run reads no more from Config.Input:
 // see Config.Input for the one exception, a reader that cannot be
-// interrupted. Everything the guest printed has reached Config.Console.
+// interrupted.
+//
+// When Run returns, Config.Console gets no more Writes. Everything the
+// guest printed has reached it, unless the machine was stopped (ctx
+// ended, or Close): the output still queued then is dropped, and Run
+// waits for a Write in flight at most a second; only such a Write, one
+// that did not return in that second, may still be running after Run.
 func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	m.lifeMu.Lock()
 	switch {
@@ -116,8 +122,9 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 	// Ready can no longer be reported: the guest is gone.
 	m.readyOnce.Do(func() {})
 	if m.console != nil {
-		// Everything the guest printed is out before Run returns.
-		m.console.Flush()
+		// Everything the guest printed is out before Run returns, or,
+		// for a stopped guest, dropped: no console Write starts after.
+		m.console.Finish()
 	}
 	m.event(PhaseExit)
 	if err != nil {
@@ -175,8 +182,8 @@ func (m *Machine) RemainingInput() io.Reader {
 // machine before it returns (a later Close returns the release's error).
 //
 // One goroutine can outlive it: the console writer of a Config.Console
-// whose Write never returns (a pipe nobody reads), which Close waits for
-// only stopDrainTime once the guest was stopped.
+// whose Write never returns (a pipe nobody reads), which Run and Close
+// wait for only stopDrainTime once the guest was stopped.
 func (m *Machine) Close() error {
 	m.lifeMu.Lock()
 	m.closing = true
