@@ -548,7 +548,7 @@ func readState(r io.ReaderAt, size int64, h Header, head []byte) ([]byte, error)
 		}
 	}
 	if d := digest(head, state); d != h.Digest {
-		return nil, fmt.Errorf("%w: SHA-256 of header and state is %x, the header says %x", ErrCorrupt, d[:8], h.Digest[:8])
+		return nil, fmt.Errorf("%w: SHA-256 of header and state is %x, the header says %x", ErrCorrupt, d, h.Digest)
 	}
 	if err := checkSize(size, h); err != nil {
 		return nil, err

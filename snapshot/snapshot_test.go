@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -93,6 +95,25 @@ func TestRefusals(t *testing.T) {
 			_, _, err := Read(bytes.NewReader(b), int64(len(b)))
 			if !errors.Is(err, tt.want) || !bytes.Contains([]byte(err.Error()), []byte(tt.detail)) {
 				t.Fatalf("Read = %v, want %v mentioning %q", err, tt.want, tt.detail)
+			}
+		})
+	}
+}
+
+// TestDigestMismatchWhole: a header digest that differs from the
+// header's and state's SHA-256 is refused showing both digests whole: a
+// byte changed past the first 8 showed two identical prefixes.
+func TestDigestMismatchWhole(t *testing.T) {
+	for _, at := range []int{0, 8, sha256.Size - 1} {
+		t.Run(fmt.Sprint("byte ", at), func(t *testing.T) {
+			b := sample(t)
+			good := hex.EncodeToString(b[digestOff : digestOff+sha256.Size])
+			b[digestOff+at] ^= 1
+			bad := hex.EncodeToString(b[digestOff : digestOff+sha256.Size])
+			_, _, err := Read(bytes.NewReader(b), int64(len(b)))
+			want := fmt.Sprintf("SHA-256 of header and state is %s, the header says %s", good, bad)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Read = %v, want ErrCorrupt saying %q", err, want)
 			}
 		})
 	}
