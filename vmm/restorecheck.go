@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/virtio"
 )
 
@@ -13,7 +14,8 @@ const maxIOMSRs = 256
 
 // checkState refuses a decoded state that no machine of ours could have
 // written: KVM structures of the wrong size or count, interrupt
-// controllers out of order, and UART or RTC state no guest could reach.
+// controllers out of order, a boot protocol none boots by, and UART or
+// RTC state no guest could reach.
 // It needs neither KVM nor the machine, so a restore calls it before it
 // applies anything of st (never half-restored), and before the VM's own
 // errors. The PCI functions and virtio devices are checked by their
@@ -62,6 +64,11 @@ func checkState(st *machineState) error {
 		if int(buf[0]) != chip {
 			return fmt.Errorf("interrupt controller %d: chip %d in its place", chip, buf[0])
 		}
+	}
+	// Every machine boots by one of these (loadKernel resolves Auto),
+	// and Plan reports it after a restore.
+	if st.Protocol != bootplan.Multiboot && st.Protocol != bootplan.NetBSD {
+		return fmt.Errorf("boot protocol %d: a machine boots by multiboot (%d) or the NetBSD native handoff (%d)", int(st.Protocol), int(bootplan.Multiboot), int(bootplan.NetBSD))
 	}
 	if err := st.UART.Check(); err != nil {
 		return err

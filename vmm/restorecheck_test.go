@@ -58,6 +58,10 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 		{"UART", func(st map[string]any) { field("UART", "IER")(st, 0xF0) }, nil, "uart: IER 0xf0"},
 		{"RTC", func(st map[string]any) { field("RTC", "Index")(st, 0x80) }, nil, "rtc: index 0x80"},
 		{"virtio device count", func(st map[string]any) { st["MACs"] = []string{"", ""} }, nil, "2 network addresses for 0 virtio devices"},
+		// It restored, and -v printed "boot protocol Protocol(99)".
+		{"boot protocol 99", func(st map[string]any) { st["Protocol"] = 99 }, nil, "boot protocol 99: a machine boots by multiboot (1) or the NetBSD native handoff (2)"},
+		{"boot protocol auto", func(st map[string]any) { st["Protocol"] = 0 }, nil, "boot protocol 0: a machine boots by"},
+		{"boot protocol -1", func(st map[string]any) { st["Protocol"] = -1 }, nil, "boot protocol -1: a machine boots by"},
 	}
 	for _, tt := range tests {
 		p := forge(tt.edit, tt.nic)

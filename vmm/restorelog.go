@@ -3,8 +3,6 @@ package vmm
 import (
 	"fmt"
 	"strings"
-
-	"github.com/smolvmm/smolvmm/bootplan"
 )
 
 // logRestore is a restore's line for Verbose, as logPlan is a boot's: the
@@ -13,11 +11,7 @@ import (
 func (m *Machine) logRestore(path string, st *machineState) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "restored %s: %d MiB of guest memory mapped copy-on-write, ", path, st.MemoryMiB)
-	if st.Protocol == bootplan.Auto {
-		b.WriteString("boot protocol not recorded") // a snapshot from before it was
-	} else {
-		fmt.Fprintf(&b, "boot protocol %s", st.Protocol)
-	}
+	fmt.Fprintf(&b, "boot protocol %s", st.Protocol) // one checkState accepts
 	if len(m.cfg.Disks) == 0 {
 		b.WriteString(", no disks")
 	}
