@@ -30,7 +30,12 @@ import (
 // PhaseReady waits for that condition after the restore (a console line
 // the restored guest prints, a connection it accepts), as after a boot.
 // MemoryMiB, when set, must be the snapshot's. Disks, when nil, are the snapshot's own
-// (each by path, read-only or not as then); when set, they must be as
+// (each by path, read-only or not as then), each only while its path
+// names the very file the snapshot recorded, unchanged (same device,
+// inode and modification time), else Restore fails with
+// ErrDiskNotRecorded before opening it: a snapshot names host files, and
+// one from elsewhere may name any. Any other file, a copy with the
+// image's content included, must be given in Disks. When set, they must be as
 // many, each read-only exactly when the snapshot's was and of its serial
 // (an empty Serial takes the snapshot's), else Restore fails with
 // ErrSnapshotDevices: the guest negotiated both. Each image must have the content the snapshot saw, else Restore
@@ -171,7 +176,8 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err),
 			Hint: "restore with the snapshot's memory size"}
 	}
-	if cfg.Disks == nil {
+	fromSnapshot := cfg.Disks == nil
+	if fromSnapshot {
 		for _, d := range st.Disks {
 			cfg.Disks = append(cfg.Disks, blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: d.ReadOnly, Serial: d.Serial}})
 		}
@@ -181,6 +187,13 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	if cfg.Disks, err = diskSettings(cfg.Disks, st.Disks); err != nil {
 		return nil, err
+	}
+	if fromSnapshot {
+		// Before any is opened (read-write, most): the paths are the
+		// snapshot's word, and a snapshot from elsewhere may name any file.
+		if err := recordedDisks(st.Disks); err != nil {
+			return nil, err
+		}
 	}
 	if !o.skipMemoryCheck {
 		if !memChecked {
@@ -217,7 +230,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		return nil, err
 	}
 	m.event(PhaseDevicesCreated)
-	if err := m.checkDisks(st.Disks); err != nil {
+	if err := m.checkDisks(st.Disks, fromSnapshot); err != nil {
 		return nil, err
 	}
 	if err := m.restoreState(st); err != nil {
@@ -387,11 +400,48 @@ func diskSettings(given []blk.Spec, want []DiskIdentity) ([]blk.Spec, error) {
 	return disks, nil
 }
 
+// recordedDisks refuses, with ErrDiskNotRecorded, a disk of the snapshot
+// whose path names another file than the one the snapshot recorded, or
+// the same one modified since. A path that names nothing is left to the
+// disk's open to report. checkDisks checks the file opened again: the
+// path may be replaced in between.
+func recordedDisks(want []DiskIdentity) error {
+	for i, w := range want {
+		fi, err := os.Stat(w.Path)
+		if err != nil {
+			continue
+		}
+		if err := notRecorded(i, w, fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notRecorded refuses (ErrDiskNotRecorded) fi, the file at the path of
+// the snapshot's disk i, unless it is the very file the snapshot
+// recorded, unchanged: the same device, inode and modification time.
+func notRecorded(i int, w DiskIdentity, fi os.FileInfo) error {
+	got := identityOf(w.Path, w.ReadOnly, w.Serial, fi)
+	if got.Dev == w.Dev && got.Inode == w.Inode && got.MtimeNs == w.MtimeNs {
+		return nil
+	}
+	what := fmt.Sprintf("inode %d on device %#x, the snapshot recorded inode %d on device %#x", got.Inode, got.Dev, w.Inode, w.Dev)
+	if got.Dev == w.Dev && got.Inode == w.Inode {
+		what = fmt.Sprintf("modified at %s, the snapshot recorded %s", time.Unix(0, got.MtimeNs).UTC().Format(time.RFC3339Nano), time.Unix(0, w.MtimeNs).UTC().Format(time.RFC3339Nano))
+	}
+	return &Error{Op: fmt.Sprintf("ld%d (the snapshot's disk image %s)", i, w.Path), Field: "Disks",
+		Err:  fmt.Errorf("%w: %s", ErrDiskNotRecorded, what),
+		Hint: "a snapshot's own disk paths are opened only while they name the files it recorded: give the image to restore against (its content is then checked)"}
+}
+
 // checkDisks refuses images that are not those the snapshot saw: of
 // another size, or, when the file is not the snapshot's unchanged, with
 // another content (or none recorded, in an older snapshot). It reads only
-// the images that are not the snapshot's file unchanged.
-func (m *Machine) checkDisks(want []DiskIdentity) error {
+// the images that are not the snapshot's file unchanged. Disks taken
+// from the snapshot (fromSnapshot) must be its very files, unchanged
+// (ErrDiskNotRecorded): a copy must be given.
+func (m *Machine) checkDisks(want []DiskIdentity, fromSnapshot bool) error {
 	m.diskCopies = make([]bool, len(want))
 	for i, w := range want {
 		path := m.cfg.Disks[i].Path
@@ -403,6 +453,11 @@ func (m *Machine) checkDisks(want []DiskIdentity) error {
 		fi, err := disk.Stat()
 		if err != nil {
 			return &Error{Op: op, Err: err}
+		}
+		if fromSnapshot {
+			if err := notRecorded(i, w, fi); err != nil {
+				return err
+			}
 		}
 		got := identityOf(w.Path, w.ReadOnly, w.Serial, fi)
 		same := got.Dev == w.Dev && got.Inode == w.Inode

@@ -103,6 +103,14 @@ func identityOf(path string, ro bool, serial string, st os.FileInfo) DiskIdentit
 // changed since the snapshot.
 var ErrDiskChanged = errors.New("disk image changed since the snapshot")
 
+// ErrDiskNotRecorded is wrapped by a restore that takes its disks from
+// the snapshot (Config.Disks nil) when a disk's path no longer names the
+// very file the snapshot recorded, unchanged: the snapshot's paths are
+// its own word, and a file they name is opened only when it is the one
+// recorded. Another file, even with the image's content, is restored
+// against only when given in Config.Disks, where its content is checked.
+var ErrDiskNotRecorded = errors.New("the path does not name the file the snapshot recorded")
+
 // SnapshotInfo describes a snapshot written.
 type SnapshotInfo struct {
 	Bytes int64         // the file's size

@@ -234,11 +234,17 @@ func TestRestoreRefusals(t *testing.T) {
 			vmm.ErrSnapshotDevices, "ld0 (disk image " + disk + "): the machine's devices differ from the snapshot's: read-only, the snapshot's disk read-write"},
 		{"disk of another serial", path, vmm.Config{Disks: []blk.Spec{{Path: disk, Options: blk.Options{Serial: "other"}}}}, nil,
 			vmm.ErrSnapshotDevices, `serial "other", the snapshot's "` + blk.DeriveSerial(disk) + `"`},
-		{"changed disk", path, vmm.Config{}, func() {
+		{"changed disk", path, vmm.Config{Disks: []blk.Spec{{Path: disk}}}, func() {
 			if err := os.WriteFile(disk, make([]byte, 2<<20), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, vmm.ErrDiskChanged, "size 2097152, the snapshot's 1048576"},
+		// Taken from the snapshot, a disk is its very file, unchanged.
+		{"changed disk, the snapshot's", path, vmm.Config{}, func() {
+			if err := os.WriteFile(disk, make([]byte, 2<<20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, vmm.ErrDiskNotRecorded, "ld0 (the snapshot's disk image " + disk + "): the path does not name the file the snapshot recorded: modified at "},
 	}
 	for _, tt := range tests {
 		// Begun by PrepareRestore or not, the same refusal, with
@@ -474,8 +480,11 @@ func TestSnapshotRestoreDisk(t *testing.T) {
 			if b, err := os.ReadFile(disk); err != nil || !bytes.Equal(b, img) {
 				t.Fatalf("image after the restored guest's write differs (%v)", err)
 			}
-			if _, err := vmm.Restore(vmm.Config{}, path); !errors.Is(err, vmm.ErrDiskChanged) {
+			if _, err := vmm.Restore(vmm.Config{Disks: []blk.Spec{{Path: disk}}}, path); !errors.Is(err, vmm.ErrDiskChanged) {
 				t.Fatalf("restore against the written image: %v, want ErrDiskChanged", err)
+			}
+			if _, err := vmm.Restore(vmm.Config{}, path); !errors.Is(err, vmm.ErrDiskNotRecorded) {
+				t.Fatalf("restore of the snapshot's disk, written: %v, want ErrDiskNotRecorded", err)
 			}
 		})
 	}

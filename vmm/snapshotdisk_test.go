@@ -244,3 +244,120 @@ func TestRestoreDiskCopy(t *testing.T) {
 		})
 	}
 }
+
+// editState rewrites the snapshot at path with its state edited by edit
+// (the state as StateJSON gives it, numbers as json.Number), and returns
+// the new file.
+func editState(t *testing.T, path string, edit func(st map[string]any)) string {
+	t.Helper()
+	f, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	j, err := vmm.StateJSON(f.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	if err := dec.Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	edit(st)
+	if j, err = json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := f.MapMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeSnapshotCopy(t, f, j, mem)
+}
+
+// TestRestoreSnapshotDiskPaths: a restore given no disks opens the
+// snapshot's own only while each path names the very file it recorded,
+// unchanged; anything else at the path, or a snapshot that names
+// another file (edited to, with the image's content), is refused with
+// ErrDiskNotRecorded before the file is opened (a directory, which an
+// open for writing would refuse otherwise), and the file is left as it
+// was. The same file given in Disks is accepted by its content.
+func TestRestoreSnapshotDiskPaths(t *testing.T) {
+	tests := []struct {
+		name string
+		// prepare returns the snapshot to restore and the file its disk
+		// path names, from the snapshot's image and the snapshot.
+		prepare func(t *testing.T, disk, snap string) (snapPath, named string)
+		refused string // the refusal's text; "" when accepted
+	}{
+		{"the image unchanged", func(t *testing.T, disk, snap string) (string, string) {
+			return snap, disk
+		}, ""},
+		{"the image touched", func(t *testing.T, disk, snap string) (string, string) {
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(disk, later, later); err != nil {
+				t.Fatal(err)
+			}
+			return snap, disk
+		}, "modified at "},
+		{"a copy in the image's place", func(t *testing.T, disk, snap string) (string, string) {
+			c := filepath.Join(filepath.Dir(disk), "copy.img")
+			copyImage(t, disk, c, true)
+			if err := os.Rename(c, disk); err != nil {
+				t.Fatal(err)
+			}
+			return snap, disk
+		}, "the snapshot recorded inode"},
+		{"the snapshot names a copy", func(t *testing.T, disk, snap string) (string, string) {
+			c := filepath.Join(t.TempDir(), "other.img")
+			copyImage(t, disk, c, true)
+			return editState(t, snap, func(st map[string]any) {
+				st["Disks"].([]any)[0].(map[string]any)["Path"] = c
+			}), c
+		}, "the snapshot recorded inode"},
+		{"the snapshot names a directory", func(t *testing.T, disk, snap string) (string, string) {
+			d := t.TempDir()
+			return editState(t, snap, func(st map[string]any) {
+				st["Disks"].([]any)[0].(map[string]any)["Path"] = d
+			}), d
+		}, "the snapshot recorded inode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			disk, _, snap := snapshotVblk(t)
+			snapPath, named := tt.prepare(t, disk, snap)
+			before, _ := os.ReadFile(named)
+			fi, err := os.Stat(named)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := vmm.Restore(vmm.Config{}, snapPath)
+			if err == nil {
+				m.Close()
+			}
+			if tt.refused == "" {
+				if err != nil {
+					t.Fatalf("Restore: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, vmm.ErrDiskNotRecorded) || !strings.Contains(err.Error(), tt.refused) || !strings.Contains(err.Error(), named) {
+				t.Fatalf("Restore: %v\nwant ErrDiskNotRecorded mentioning %q and %s", err, tt.refused, named)
+			}
+			after, _ := os.ReadFile(named)
+			if fi2, err := os.Stat(named); err != nil || !bytes.Equal(before, after) || !fi2.ModTime().Equal(fi.ModTime()) {
+				t.Errorf("%s changed by the refused restore (%v)", named, err)
+			}
+			if fi.IsDir() {
+				return
+			}
+			// Given, the same file is restored against by its content.
+			m, err = vmm.Restore(vmm.Config{Disks: []blk.Spec{{Path: named}}}, snapPath)
+			if err != nil {
+				t.Fatalf("Restore with the disk given: %v", err)
+			}
+			m.Close()
+		})
+	}
+}

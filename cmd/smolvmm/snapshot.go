@@ -261,6 +261,15 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			}
 			return nil, err
 		}
+		if errors.Is(err, vmm.ErrDiskNotRecorded) && errors.As(err, &ve) {
+			// Only -d opens another file than the one the snapshot recorded.
+			ve.Hint = "without -d, a snapshot's disk paths are opened only while they name the very files it recorded; to restore against the file there, or a copy of the image, give -d FILE for each of the snapshot's disks, in order"
+			if flags := snapshotDiskFlags(c.String("restore"), nil); flags != "" {
+				ve.Hint += ": " + flags + " with your files' paths"
+			}
+			ve.Hint += " (its content is then checked)"
+			return nil, err
+		}
 		if errors.Is(err, vmm.ErrConfig) && errors.As(err, &ve) && ve.Field == "Disks" {
 			if err := restoreDiskCountError(c.String("restore"), cfg.Disks, err); err != nil {
 				return nil, err

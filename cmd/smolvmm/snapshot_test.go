@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
 )
@@ -570,5 +571,20 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 				t.Fatalf("output %q, want the count to go on to 5", out)
 			}
 		})
+	}
+	// Without -d, the snapshot's path opens only the file it recorded,
+	// unchanged: touched, the image is to be given with -d (it then
+	// restores, its content the snapshot's).
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(disk, later, later); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, status := runCLI(t, "run", "--restore", snap)
+	want := "(without -d, a snapshot's disk paths are opened only while they name the very files it recorded; to restore against the file there, or a copy of the image, give -d FILE for each of the snapshot's disks, in order: -d " + d + " with your files' paths (its content is then checked))"
+	if status != 1 || !strings.Contains(stderr, "the path does not name the file the snapshot recorded") || !strings.Contains(stderr, want) {
+		t.Fatalf("touched image, no -d: status %d, output %q, stderr %q; want 1, stderr with %q", status, out, stderr, want)
+	}
+	if out, stderr, status := runCLI(t, "run", "--restore", snap, "-d", d+",serial=data1"); status != 1 || stderr != "" || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") {
+		t.Fatalf("touched image given with -d: status %d, output %q, stderr %q; want the count to go on to 5", status, out, stderr)
 	}
 }
