@@ -72,7 +72,9 @@ import (
 // which KVM would give again, instead of asking KVM (~1 ms on a nested
 // host). It gets the snapshot's TSC
 // frequency too, scaled by KVM when this host's differs; Restore fails
-// with ErrTSCFrequency, naming both, when KVM cannot scale it.
+// with ErrTSCFrequency, naming both, when KVM cannot scale it. A part
+// of the state this host's KVM refuses to set (KVM_SET_SREGS, ...) fails
+// the restore with ErrKVMRefused, naming the part, wrapping KVM's error.
 func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err error) {
 	var o restoreOptions
 	for _, opt := range opts {
@@ -536,7 +538,7 @@ func (m *Machine) restoreState(st *machineState) error {
 	if err := m.restoreCPUID(c.CPUID, c.KVMCPUID); err != nil {
 		return err
 	}
-	set := func(b kvmBlob, buf []byte) error { return b.setTo(fd, buf) }
+	set := func(b kvmBlob, buf []byte) error { return kvmRefused(b.name, b.setTo(fd, buf)) }
 	// Special registers before the general ones (CR0 and EFER decide how
 	// the rest is read), the APIC base in them before the LAPIC.
 	steps := []struct {
@@ -557,7 +559,7 @@ func (m *Machine) restoreState(st *machineState) error {
 		}
 	}
 	if err := setMSRs(fd, c.MSRs); err != nil {
-		return err
+		return kvmRefused("MSRs", err)
 	}
 	if err := set(blobMPState, c.MPState); err != nil {
 		return err
@@ -584,16 +586,31 @@ func (m *Machine) restoreState(st *machineState) error {
 	vm := int(m.vmFD)
 	for chip, buf := range st.IRQChips { // as many and as large as checkState wants
 		if _, err := ioctlBuf(vm, blobIRQChip.set, buf); err != nil {
-			return fmt.Errorf("set irqchip %d: %w", chip, err)
+			return kvmRefused(fmt.Sprintf("interrupt controller %d", chip), fmt.Errorf("set irqchip %d: %w", chip, err))
 		}
 	}
 	if err := blobPIT2.setTo(vm, st.PIT2); err != nil {
-		return err
+		return kvmRefused(blobPIT2.name, err)
 	}
 	// The guest's clock goes on from the snapshot's value: only the value,
 	// without the flags and host times that would make it jump by the
 	// time the snapshot lay on disk.
 	clock := make([]byte, sizeClock)
 	copy(clock[:8], st.Clock[:8])
-	return blobClock.setTo(vm, clock)
+	return kvmRefused(blobClock.name, blobClock.setTo(vm, clock))
+}
+
+// ErrKVMRefused is wrapped by a restore whose state KVM refused to set
+// (a KVM_SET_* ioctl failed on a state checkState accepted): the
+// snapshot is corrupt, or was taken on a KVM that allowed what this
+// host's does not.
+var ErrKVMRefused = errors.New("refused by this host's KVM (the snapshot is corrupt, or was taken on another KVM)")
+
+// kvmRefused wraps err, KVM's refusal to set the snapshot's part, in
+// ErrKVMRefused; nil stays nil.
+func kvmRefused(part string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("the snapshot's %s: %w: %w", part, ErrKVMRefused, err)
 }

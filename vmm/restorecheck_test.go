@@ -3,11 +3,13 @@ package vmm_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/snapshot"
@@ -77,6 +79,51 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRestoreKVMRefusesState: a state of the right shape that this
+// host's KVM refuses to set (a forged or miswritten file, or one from a
+// KVM that allowed it) is refused naming the part, wrapping
+// ErrKVMRefused and KVM's own error; it said "set sregs: invalid
+// argument", with nothing to tell what was wrong with what.
+func TestRestoreKVMRefusesState(t *testing.T) {
+	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
+	forge := forger(t, path)
+	// edit returns an edit of the vCPU's structure name that sets the
+	// 8 bytes at off to v.
+	edit := func(name string, off int, v uint64) func(st map[string]any) {
+		return func(st map[string]any) {
+			c := st["VCPU"].(map[string]any)
+			b, err := base64.StdEncoding.DecodeString(c[name].(string))
+			if err != nil || len(b) < off+8 {
+				t.Fatalf("VCPU.%s: %d bytes, %v", name, len(b), err)
+			}
+			binary.LittleEndian.PutUint64(b[off:], v)
+			c[name] = base64.StdEncoding.EncodeToString(b)
+		}
+	}
+	tests := []struct {
+		name string
+		edit func(st map[string]any)
+		want string
+	}{
+		// struct kvm_sregs: CR4 after 8 segments, 2 tables, CR0, CR2, CR3.
+		{"CR4 reserved bit", edit("Sregs", 8*24+2*16+3*8, 1<<63), "the snapshot's sregs: refused by this host's KVM (the snapshot is corrupt, or was taken on another KVM): set sregs: invalid argument"},
+		// struct kvm_vcpu_events: flags at 20 (and the 4 reserved bytes after).
+		{"vCPU events flags", edit("Events", 20, 0xffffffff), "the snapshot's vcpu events: refused by this host's KVM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := vmm.Restore(vmm.Config{}, forge(tt.edit, nil))
+			if err == nil {
+				m.Close()
+				t.Fatal("Restore succeeded")
+			}
+			if !errors.Is(err, vmm.ErrKVMRefused) || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Restore: %v\nwant %v and EINVAL mentioning %q", err, vmm.ErrKVMRefused, tt.want)
+			}
+		})
 	}
 }
 

@@ -50,6 +50,16 @@ var adviceTable = []advice{
 	// Only --restore reads a snapshot.
 	{is: isErr(snapshot.ErrFormat), cli: "give --restore a file written by --snapshot"},
 	{is: isErr(snapshot.ErrTruncated), cli: "give --restore a whole file written by --snapshot"},
+	{is: isErr(snapshot.ErrVersion), cli: "this smolvmm restores only its own format: take the snapshot again with its --snapshot"},
+	{is: corruptSnapshot, cli: "the file was damaged or altered since --snapshot wrote it: take the snapshot again"},
+	{is: isErr(vmm.ErrKVMRefused), cli: "take the snapshot again on this host with --snapshot"},
+}
+
+// corruptSnapshot reports whether err says a snapshot is corrupt and not
+// truncated: a memory size grown past the file's end is both, and the
+// truncated file's advice is the one that fits.
+func corruptSnapshot(err error) bool {
+	return errors.Is(err, snapshot.ErrCorrupt) && !errors.Is(err, snapshot.ErrTruncated)
 }
 
 // isAs reports whether err holds an error of type E.

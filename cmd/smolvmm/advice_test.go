@@ -76,6 +76,15 @@ func TestAdvise(t *testing.T) {
 			`restore: snapshot d.img: not a smolvmm snapshot: bad magic "\x00" (give --restore a file written by --snapshot)`},
 		{"snapshot cut short", fmt.Errorf("restore: snapshot e: %w: header is 0 bytes, want 128", snapshot.ErrTruncated),
 			"restore: snapshot e: snapshot is truncated: header is 0 bytes, want 128 (give --restore a whole file written by --snapshot)"},
+		// These said what was wrong, not what to do.
+		{"snapshot of another version", fmt.Errorf("restore: %w: version 5, this reader knows version 6", snapshot.ErrVersion),
+			"restore: unsupported snapshot format version: version 5, this reader knows version 6 (this smolvmm restores only its own format: take the snapshot again with its --snapshot)"},
+		{"corrupt snapshot", fmt.Errorf("restore: snapshot f: %w: SHA-256 of header and state is 00, the header says 01", snapshot.ErrCorrupt),
+			"restore: snapshot f: snapshot is corrupt: SHA-256 of header and state is 00, the header says 01 (the file was damaged or altered since --snapshot wrote it: take the snapshot again)"},
+		{"snapshot corrupt and cut short", fmt.Errorf("restore: snapshot f: %w: %w", snapshot.ErrTruncated, snapshot.ErrCorrupt),
+			"restore: snapshot f: snapshot is truncated: snapshot is corrupt (give --restore a whole file written by --snapshot)"},
+		{"state KVM refuses", &vmm.Error{Op: "restore", Err: fmt.Errorf("snapshot f: the snapshot's sregs: %w: set sregs: %w", vmm.ErrKVMRefused, syscall.EINVAL)},
+			"restore: snapshot f: the snapshot's sregs: refused by this host's KVM (the snapshot is corrupt, or was taken on another KVM): set sregs: invalid argument (take the snapshot again on this host with --snapshot)"},
 		{"plain", errors.New("something"), "something"},
 	} {
 		if got := advise(tc.err); got != tc.want {
