@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/smolvmm/smolvmm/snapshot"
 )
 
@@ -142,3 +144,19 @@ func OnSnapshotWait(m *Machine, f func()) { m.vcpu.waitHook = f }
 // OnSnapshotQueued has f called each time a Snapshot of m was queued for
 // its running vCPU.
 func OnSnapshotQueued(m *Machine, f func()) { m.snapQueuedHook = f }
+
+// HostXSaveSize is how many bytes of XSAVE state a vCPU of a new VM on
+// kvmPath moves (xsaveSize).
+func HostXSaveSize(kvmPath string) (int, error) {
+	f, err := openKVM(kvmPath)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	vm, err := createVM(f.Fd())
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(int(vm))
+	return xsaveSize(f.Fd(), vm)
+}

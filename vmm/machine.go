@@ -286,11 +286,15 @@ type Machine struct {
 	diskCopies []bool
 	kvm        *os.File
 	vmFD       uintptr
-	gmem       *guestmem.Memory
-	pio        *bus.Bus
-	mmio       *bus.Bus
-	uart       *devices.UART
-	rtc        *devices.RTC
+	// xsaveSize is how many bytes of XSAVE state the vCPU's KVM moves
+	// (xsaveSize), asked once the VM exists: a snapshot may be taken
+	// where the sandbox allows no KVM_CHECK_EXTENSION.
+	xsaveSize int
+	gmem      *guestmem.Memory
+	pio       *bus.Bus
+	mmio      *bus.Bus
+	uart      *devices.UART
+	rtc       *devices.RTC
 	// console carries the guest's output to Config.Console off the vCPU
 	// thread (nil without a console).
 	console *consoleWriter
@@ -435,6 +439,9 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	m.vmFD = vmFD
 	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
+	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
+		return nil, &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
+	}
 	if err := m.setupMemory(); err != nil {
 		return nil, err
 	}

@@ -308,6 +308,9 @@ func (m *Machine) createRestoredVM(f *snapshot.File, beforeMemory func()) (vmAt 
 	}
 	m.vmFD = vmFD
 	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
+	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
+		return vmAt, &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
+	}
 	mem, err := f.MapMemory()
 	if err != nil {
 		return vmAt, &Error{Op: "restore", Err: err}
@@ -554,7 +557,13 @@ func (m *Machine) restoreState(st *machineState) error {
 		if s.opt && s.buf == nil {
 			continue
 		}
-		if err := set(s.b, s.buf); err != nil {
+		var err error
+		if s.b == blobXSave { // of the size this host's KVM moves
+			err = kvmRefused(s.b.name, setXSave(fd, m.xsaveSize, s.buf))
+		} else {
+			err = set(s.b, s.buf)
+		}
+		if err != nil {
 			return err
 		}
 	}

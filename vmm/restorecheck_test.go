@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,10 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 		{"short clock", func(st map[string]any) { st["Clock"] = "AAAA" }, nil, "clock: 3 bytes, want 48"},
 		{"no PIT", func(st map[string]any) { delete(st, "PIT2") }, nil, "pit2: 0 bytes, want 112"},
 		{"short registers", func(st map[string]any) { field("VCPU", "Regs")(st, "AAAA") }, nil, "regs: 3 bytes, want 144"},
+		{"short XSAVE state", func(st map[string]any) { field("VCPU", "XSave")(st, "AAAA") }, nil, "xsave: 3 bytes, want 4096 to 65536"},
+		{"huge XSAVE state", func(st map[string]any) {
+			field("VCPU", "XSave")(st, base64.StdEncoding.EncodeToString(make([]byte, 64<<10+1)))
+		}, nil, "xsave: 65537 bytes, want 4096 to 65536"},
 		{"neither XSAVE nor FPU", func(st map[string]any) {
 			field("VCPU", "XSave")(st, nil)
 			field("VCPU", "FPU")(st, nil)
@@ -90,6 +95,10 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 func TestRestoreKVMRefusesState(t *testing.T) {
 	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
 	forge := forger(t, path)
+	xsave, err := vmm.HostXSaveSize("/dev/kvm")
+	if err != nil || xsave < 4096 {
+		t.Fatalf("this host's XSAVE state: %d bytes, %v", xsave, err)
+	}
 	// edit returns an edit of the vCPU's structure name that sets the
 	// 8 bytes at off to v.
 	edit := func(name string, off int, v uint64) func(st map[string]any) {
@@ -112,6 +121,14 @@ func TestRestoreKVMRefusesState(t *testing.T) {
 		{"CR4 reserved bit", edit("Sregs", 8*24+2*16+3*8, 1<<63), "the snapshot's sregs: refused by this host's KVM (the snapshot is corrupt, or was taken on another KVM): set sregs: invalid argument"},
 		// struct kvm_vcpu_events: flags at 20 (and the 4 reserved bytes after).
 		{"vCPU events flags", edit("Events", 20, 0xffffffff), "the snapshot's vcpu events: refused by this host's KVM"},
+		// KVM_SET_XSAVE reads as many bytes as the vCPU's state takes
+		// (more than struct kvm_xsave with AMX): a blob of another size
+		// than this host's KVM moves is refused, not read past or cut.
+		{"XSAVE state larger", func(st map[string]any) {
+			c := st["VCPU"].(map[string]any)
+			b, _ := base64.StdEncoding.DecodeString(c["XSave"].(string))
+			c["XSave"] = base64.StdEncoding.EncodeToString(append(b, make([]byte, 64)...))
+		}, "the snapshot's xsave: refused by this host's KVM (the snapshot is corrupt, or was taken on another KVM): set xsave: " + strconv.Itoa(xsave+64) + " bytes in the snapshot, this host's KVM moves " + strconv.Itoa(xsave)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,8 +137,9 @@ func TestRestoreKVMRefusesState(t *testing.T) {
 				m.Close()
 				t.Fatal("Restore succeeded")
 			}
-			if !errors.Is(err, vmm.ErrKVMRefused) || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Restore: %v\nwant %v and EINVAL mentioning %q", err, vmm.ErrKVMRefused, tt.want)
+			// KVM's own error, but where the size was refused before KVM saw it.
+			if !errors.Is(err, vmm.ErrKVMRefused) || errors.Is(err, syscall.EINVAL) == strings.Contains(tt.want, "bytes in the snapshot") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Restore: %v\nwant %v (and KVM's EINVAL) mentioning %q", err, vmm.ErrKVMRefused, tt.want)
 			}
 		})
 	}

@@ -21,6 +21,7 @@ func TestRunIoctls(t *testing.T) {
 		0xC208AE62, // KVM_GET_IRQCHIP
 		0x8070AE9F, // KVM_GET_PIT2
 		0x8030AE7C, // KVM_GET_CLOCK
+		0x9000AECF, // KVM_GET_XSAVE2, numbered with struct kvm_xsave's size
 		0xC008AE88, // KVM_GET_MSRS
 		0xC004AE02, // KVM_GET_MSR_INDEX_LIST
 		0xAEA3,     // KVM_GET_TSC_KHZ

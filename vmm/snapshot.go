@@ -51,7 +51,9 @@ type machineState struct {
 // and its identity: the CPUID entries it was given and its TSC frequency.
 type vcpuSnapshot struct {
 	Regs, Sregs, LAPIC, Events, MPState, Debug []byte
-	// XSave and XCRs, or FPU on a KVM without KVM_GET_XSAVE.
+	// XSave and XCRs, or FPU on a KVM without KVM_CAP_XSAVE. XSave is
+	// as many bytes as the KVM moved: struct kvm_xsave's 4096, or
+	// KVM_CAP_XSAVE2's more (AMX); a restore's KVM must move as many.
 	XSave, XCRs, FPU []byte
 	MSRs             msrList   // struct kvm_msr_entry each
 	CPUID            cpuidList // struct kvm_cpuid_entry2 each
@@ -428,13 +430,13 @@ func (m *Machine) captureState() (*machineState, error) {
 	default:
 		c.TSCKHz = uint32(khz)
 	}
-	if c.XSave, err = blobXSave.getFrom(fd); err != nil {
-		c.XSave = nil
-		if c.FPU, err = blobFPU.getFrom(fd); err != nil {
-			return nil, err
+	if c.XSave, c.XCRs, c.FPU, err = captureXSave(m.xsaveSize, func(b kvmBlob) ([]byte, error) {
+		if b == blobXSave {
+			return getXSave(fd, m.xsaveSize)
 		}
-	} else if c.XCRs, err = blobXCRs.getFrom(fd); err != nil {
-		c.XCRs = nil // no XCR0 to keep on a KVM without KVM_CAP_XCRS
+		return b.getFrom(fd)
+	}); err != nil {
+		return nil, err
 	}
 	if m.msrIndex == nil {
 		if m.msrIndex, err = msrIndexList(int(m.kvm.Fd()), fd); err != nil {
@@ -494,6 +496,24 @@ func (m *Machine) captureState() (*machineState, error) {
 		st.Disks = append(st.Disks, id)
 	}
 	return st, nil
+}
+
+// captureXSave returns the vCPU's XSAVE state and XCRs, or, on a KVM
+// without KVM_CAP_XSAVE (size 0, xsaveSize's), its FPU state, each got
+// by get. A KVM with XSAVE that fails to give it fails the snapshot: the
+// FPU state alone would drop XCR0 and the AVX registers the guest uses.
+func captureXSave(size int, get func(kvmBlob) ([]byte, error)) (xsave, xcrs, fpu []byte, err error) {
+	if size == 0 {
+		fpu, err = get(blobFPU)
+		return nil, nil, fpu, err
+	}
+	if xsave, err = get(blobXSave); err != nil {
+		return nil, nil, nil, err
+	}
+	if xcrs, err = get(blobXCRs); err != nil {
+		xcrs = nil // no XCR0 to keep on a KVM without KVM_CAP_XCRS
+	}
+	return xsave, xcrs, nil, nil
 }
 
 // snapshotOnReady asks for Config.SnapshotOnReady's snapshot, without
