@@ -26,9 +26,12 @@ type trapMsg struct {
 // Read by the SIGSYS handler (trap_linux_amd64.s), which runs outside the
 // Go runtime: they are written before the handler is installed and never
 // again. The handler writes trapHead, then the call's trapTable entry
-// ("openat (system call 257)"), then trapTail.
+// ("openat (system call 257)"), then trapTail; for a call of another ABI,
+// whose number names no x86-64 call, trapI386 or trapX32 then the number
+// ("32-bit (int 0x80) system call 20").
 var (
 	trapHead, trapTail trapMsg
+	trapI386, trapX32  trapMsg
 	trapTable          [trapSlots + 1]trapMsg
 	trapTTY            int64 = -1 // descriptor whose termios is restored, or -1
 	trapTermios        *byte
@@ -102,6 +105,7 @@ func (p *Prepared) Install() (Installed, error) {
 	}
 	prog := p.prog
 	trapHead, trapTail, trapTable, trapText = p.trap.head, p.trap.tail, p.trap.table, p.trap.text
+	trapI386, trapX32 = p.trap.i386, p.trap.x32
 	trapTTY, trapTermios = p.trap.tty, p.trap.termios
 	if err := installTrapHandler(); err != nil {
 		return Installed{}, err
@@ -136,6 +140,7 @@ func seccompAvailable() bool {
 // trapData is what the SIGSYS handler reads, before it is published.
 type trapData struct {
 	head, tail trapMsg
+	i386, x32  trapMsg
 	table      [trapSlots + 1]trapMsg
 	text       []byte
 	tty        int64
@@ -151,9 +156,12 @@ func prepareTrap(f Filter) trapData {
 	}
 	head := f.Prefix + "seccomp: " + who + " attempted the forbidden "
 	tail := " and was stopped" + f.Advice + "\n"
-	text := make([]byte, 0, len(head)+len(tail)+(trapSlots+1)*40)
+	const i386, x32 = "32-bit (int 0x80) system call ", "x32 system call "
+	text := make([]byte, 0, len(head)+len(tail)+len(i386)+len(x32)+(trapSlots+1)*40)
 	text = append(text, head...)
 	text = append(text, tail...)
+	text = append(text, i386...)
+	text = append(text, x32...)
 	ends := make([]int, trapSlots+1)
 	for nr := 0; nr < trapSlots; nr++ {
 		name := ""
@@ -172,12 +180,16 @@ func prepareTrap(f Filter) trapData {
 		}
 		ends[nr] = len(text)
 	}
-	text = append(text, "system call numbered "+strconv.Itoa(trapSlots)+" or more, or of the x32 ABI"...)
+	text = append(text, "system call numbered "+strconv.Itoa(trapSlots)+" or more"...)
 	ends[trapSlots] = len(text)
 	d := trapData{text: text, tty: -1}
 	d.head = trapMsg{&text[0], uintptr(len(head))}
 	d.tail = trapMsg{&text[len(head)], uintptr(len(tail))}
 	off := len(head) + len(tail)
+	d.i386 = trapMsg{&text[off], uintptr(len(i386))}
+	off += len(i386)
+	d.x32 = trapMsg{&text[off], uintptr(len(x32))}
+	off += len(x32)
 	for nr, end := range ends {
 		d.table[nr] = trapMsg{&text[off], uintptr(end - off)}
 		off = end

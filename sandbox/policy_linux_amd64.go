@@ -53,7 +53,7 @@ const sockTypeFlags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 // tested is an int or unsigned int to the kernel (ioctl's and fcntl's
 // command, socket's family, type and protocol, setsockopt's and
 // getsockopt's level and option, tgkill's and kill's pid, rt_sigaction's
-// signal, prctl's option), or a word whose tested bits are in its low half
+// signal, prctl's option, madvise's advice), or a word whose tested bits are in its low half
 // (clone's flags, mmap's prot), or one the kernel itself checks in full
 // (prctl's PR_SET_VMA operation).
 type cond struct {
@@ -94,7 +94,7 @@ var allowed = []int{
 	unix.SYS_PWRITEV2, unix.SYS_LSEEK, unix.SYS_FSYNC, unix.SYS_FDATASYNC, unix.SYS_FLOCK,
 	unix.SYS_FSTAT, unix.SYS_CLOSE,
 	// The Go runtime: memory, threads' signal state, timers, the poller.
-	unix.SYS_MUNMAP, unix.SYS_MADVISE, unix.SYS_RT_SIGPROCMASK, unix.SYS_SIGALTSTACK,
+	unix.SYS_MUNMAP, unix.SYS_RT_SIGPROCMASK, unix.SYS_SIGALTSTACK,
 	unix.SYS_RESTART_SYSCALL, unix.SYS_CLOCK_NANOSLEEP, unix.SYS_CLOCK_GETTIME,
 	unix.SYS_GETTIMEOFDAY, unix.SYS_SCHED_GETAFFINITY, unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT2,
 	unix.SYS_EPOLL_CTL, unix.SYS_EPOLL_CREATE1, unix.SYS_EVENTFD2, unix.SYS_PIPE2,
@@ -105,11 +105,26 @@ var allowed = []int{
 	unix.SYS_SET_ROBUST_LIST, unix.SYS_RSEQ,
 }
 
+// madviseAdvice are the advice values madvise may give: those of the Go
+// runtime (returning memory, DONTNEED or FREE; huge pages on or off, and
+// collapsing into them) and of the VMM's own (DONTNEED: exepages dropping
+// its set-up code), glibc's in a cgo build (DONTNEED for freed memory and
+// stacks, HUGEPAGE). Not MADV_HWPOISON or MADV_SOFT_OFFLINE, which a root
+// VMM could use to take pages of the host's RAM offline, nor the others
+// (MADV_REMOVE punching holes in shared files, MADV_DONTFORK...) that no
+// running VMM gives.
+var madviseAdvice = []uint32{unix.MADV_DONTNEED, unix.MADV_FREE, unix.MADV_HUGEPAGE, unix.MADV_NOHUGEPAGE, unix.MADV_COLLAPSE}
+
 // socketCalls are the calls on sockets allowed whatever their arguments
 // with Filter.Sockets or Filter.UnixSockets; setsockopt and getsockopt are
-// allowed for the options of setSockopts and getSockopts only.
+// allowed for the options of setSockopts and getSockopts only. Not bind
+// nor listen: the only listeners, the user network's forwards, are opened
+// before the filter, and after it the VMM only dials (NAT, a ready port's
+// probe, a shared network's rejoin) and accepts on those listeners; a VMM
+// taken over could otherwise open a port of its own on the host, or bind
+// a Unix socket, which creates a file, anywhere its user may write.
 var socketCalls = []int{
-	unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
+	unix.SYS_CONNECT, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
 	unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
 	unix.SYS_SENDTO, unix.SYS_RECVFROM, unix.SYS_SENDMSG, unix.SYS_RECVMSG, unix.SYS_SENDMMSG,
 	unix.SYS_RECVMMSG, unix.SYS_SHUTDOWN, unix.SYS_SPLICE,
@@ -178,7 +193,10 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 	for _, nr := range append(append([]int(nil), hot...), allowed...) {
 		rs = append(rs, rule{nr: nr})
 	}
-	var fcntl [][]cond
+	var fcntl, madvise [][]cond
+	for _, advice := range madviseAdvice {
+		madvise = append(madvise, []cond{{2, opEq, advice}})
+	}
 	// fcntl: descriptor flags (the poller's O_NONBLOCK) and the pipe
 	// sizes of the splice Go's net package does between two sockets; not
 	// duplicates or locks.
@@ -202,6 +220,7 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		// flags the filter cannot read: ENOSYS makes it fall back to clone.
 		rule{nr: unix.SYS_CLONE3, errno: unix.ENOSYS},
 		rule{nr: unix.SYS_FCNTL, any: fcntl},
+		rule{nr: unix.SYS_MADVISE, any: madvise},
 		// The Go runtime names its heap's mappings whenever it maps,
 		// uses or returns memory, the background scavenger included
 		// (GODEBUG decoratemappings, on for a go.mod of Go 1.25 or
@@ -481,13 +500,16 @@ func (a *asm) block(r rule) {
 		return
 	}
 	trap := a.label()
+	held := -1 // the argument the accumulator holds at this set's start, or -1
 	for s, set := range r.any {
 		fail := trap
 		if s < len(r.any)-1 {
 			fail = a.label()
 		}
-		for _, c := range set {
-			a.load(offArgs + 8*uint32(c.arg)) // the low half on little-endian x86-64
+		for i, c := range set {
+			if i > 0 || c.arg != held {
+				a.load(offArgs + 8*uint32(c.arg)) // the low half on little-endian x86-64
+			}
 			switch c.op {
 			case opEq:
 				a.jump(bpf.JumpEqual, c.val, -1, fail)
@@ -505,6 +527,14 @@ func (a *asm) block(r rule) {
 		a.ret(retAllow)
 		if fail != trap {
 			a.set(fail)
+		}
+		// A set of one test that leaves the accumulator as loaded
+		// fails to the next with its argument still there: a run of
+		// such tests of one argument (ioctl's requests, fcntl's
+		// commands, madvise's advice) loads it once.
+		held = -1
+		if len(set) == 1 && set[0].op != opType {
+			held = set[0].arg
 		}
 	}
 	a.set(trap)

@@ -58,7 +58,8 @@ type Filter struct {
 	Ioctls []uint64
 	// Sockets allows IPv4 and IPv6 TCP and UDP sockets and the calls on
 	// them (connect, accept, send, receive...): the user network's NAT
-	// and its forwarded ports, and a ready port being probed. Not raw,
+	// and its forwarded ports, and a ready port being probed. Not bind
+	// nor listen (listeners are opened before the filter), nor raw,
 	// packet or ICMP sockets, nor another family (netlink...); and with
 	// it or UnixSockets, setsockopt and getsockopt only for the options
 	// Go's net package uses (address reuse, broadcast, IPv6-only, TCP's

@@ -151,6 +151,23 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "setsockopt without Sockets", nr: 54, args: []uint64{5, unix.SOL_SOCKET, unix.SO_KEEPALIVE}, want: retTrap},
 		{name: "newfstatat", nr: 262, want: retTrap},
 		{name: "accept4", sockets: true, nr: 288, want: retAllow},
+		{name: "accept", sockets: true, nr: 43, want: retAllow},
+		// The forwards' listeners are opened before the filter: a VMM
+		// taken over bound 0.0.0.0:444, or a Unix socket's file.
+		{name: "bind", sockets: true, nr: unix.SYS_BIND, want: retTrap},
+		{name: "listen", sockets: true, nr: unix.SYS_LISTEN, want: retTrap},
+		{name: "bind with UnixSockets", unix: true, nr: unix.SYS_BIND, want: retTrap},
+		{name: "listen with UnixSockets", unix: true, nr: unix.SYS_LISTEN, want: retTrap},
+		{name: "madvise MADV_DONTNEED", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, unix.MADV_DONTNEED}, want: retAllow},
+		{name: "madvise MADV_FREE", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, unix.MADV_FREE}, want: retAllow},
+		{name: "madvise MADV_HUGEPAGE", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, unix.MADV_HUGEPAGE}, want: retAllow},
+		{name: "madvise MADV_NOHUGEPAGE", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, unix.MADV_NOHUGEPAGE}, want: retAllow},
+		{name: "madvise MADV_COLLAPSE", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, unix.MADV_COLLAPSE}, want: retAllow},
+		// A root VMM could take the host's RAM offline page by page.
+		{name: "madvise MADV_HWPOISON", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, unix.MADV_HWPOISON}, want: retTrap},
+		{name: "madvise MADV_SOFT_OFFLINE (101)", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, 101}, want: retTrap},
+		{name: "madvise MADV_REMOVE", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, unix.MADV_REMOVE}, want: retTrap},
+		{name: "madvise MADV_HWPOISON with high bits set", nr: unix.SYS_MADVISE, args: []uint64{0x10000, 4096, 1<<32 | unix.MADV_HWPOISON}, want: retTrap},
 		{name: "renameat without RenameDir", nr: 264, args: []uint64{7, 0, 7, 0}, want: retTrap},
 		{name: "renameat in RenameDir", renameDir: 7, nr: 264, args: []uint64{7, 0, 7, 0}, want: retAllow},
 		{name: "renameat out of RenameDir", renameDir: 7, nr: 264, args: []uint64{7, 0, 8, 0}, want: retTrap},
@@ -256,7 +273,8 @@ func child(mode string) int {
 		os.Exit(0)
 	}()
 	<-ready
-	if _, err := Install(Filter{Prefix: "child: ", Advice: " (test)", Process: os.Getenv("SANDBOX_TEST_PROCESS")}); err != nil {
+	f := Filter{Prefix: "child: ", Advice: " (test)", Process: os.Getenv("SANDBOX_TEST_PROCESS"), UnixSockets: mode == "bind-unix"}
+	if _, err := Install(f); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		return 3
 	}
@@ -283,6 +301,32 @@ func child(mode string) int {
 		unix.Syscall6(unix.SYS_PRCTL, unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME,
 			uintptr(unsafe.Pointer(&mem[0])), 4096, uintptr(unsafe.Pointer(&name[0])), 0)
 		fmt.Fprintln(os.Stderr, "named a mapping")
+	case "x32":
+		_, _, err := unix.Syscall(unix.SYS_GETPID|x32SyscallBit, 0, 0, 0)
+		fmt.Fprintln(os.Stderr, "x32 getpid:", err)
+	case "madvise-random":
+		// Advice no VMM gives, harmless should the filter let it
+		// through (MADV_HWPOISON, which it refuses too, would take a
+		// page of the host's RAM offline): TestFilterVerdicts checks
+		// that one.
+		mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err == nil {
+			err = unix.Madvise(mem, unix.MADV_RANDOM)
+		}
+		fmt.Fprintln(os.Stderr, "madvise MADV_RANDOM:", err)
+	case "madvise-dontneed":
+		mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err == nil {
+			mem[0] = 1
+			err = unix.Madvise(mem, unix.MADV_DONTNEED)
+		}
+		fmt.Fprintln(os.Stderr, "madvise MADV_DONTNEED:", err)
+	case "bind-unix":
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err == nil {
+			err = unix.Bind(fd, &unix.SockaddrUnix{Name: os.Getenv("SANDBOX_TEST_PATH")})
+		}
+		fmt.Fprintln(os.Stderr, "bind:", err)
 	case "prctl-name":
 		err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("x\x00")[0])), 0, 0, 0)
 		fmt.Fprintln(os.Stderr, "renamed the thread:", err)
@@ -327,6 +371,14 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 		{"old-thread", trapped("openat (system call 257)"), ExitStatus, ""},
 		{"prctl-vma", "named a mapping\n", 0, ""},
 		{"prctl-name", trapped("prctl (system call 157)"), ExitStatus, ""},
+		// x32's numbers are x86-64's with bit 30 set: not getpid's
+		// name, nor "512 or more".
+		{"x32", trapped("x32 system call 39"), ExitStatus, ""},
+		{"madvise-random", trapped("madvise (system call 28)"), ExitStatus, ""},
+		{"madvise-dontneed", "madvise MADV_DONTNEED: <nil>\n", 0, ""},
+		// Under UnixSockets the socket is allowed, its bind (which
+		// would create a file) not.
+		{"bind-unix", trapped("bind (system call 49)"), ExitStatus, ""},
 	}
 	if OpenRefusedQuietly {
 		tests[0].want, tests[0].status = "opened /etc/passwd: open /etc/passwd: permission denied\n", 0
@@ -336,7 +388,8 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 		t.Run(tt.mode+tt.process, func(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd := childCmd(t, tt.mode)
-			cmd.Env = append(cmd.Env, "SANDBOX_TEST_PROCESS="+tt.process)
+			sock := filepath.Join(t.TempDir(), "s")
+			cmd.Env = append(cmd.Env, "SANDBOX_TEST_PROCESS="+tt.process, "SANDBOX_TEST_PATH="+sock)
 			cmd.Stderr = &stderr
 			err := cmd.Run()
 			status := 0
@@ -350,6 +403,9 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 			}
 			if stderr.String() != tt.want {
 				t.Errorf("stderr %q, want %q", stderr.String(), tt.want)
+			}
+			if _, err := os.Lstat(sock); err == nil {
+				t.Errorf("the child created %s", sock)
 			}
 		})
 	}
@@ -419,7 +475,7 @@ func TestEveryListedCallAllowed(t *testing.T) {
 			listed[nr] = true
 		}
 	}
-	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 54: true, 55: true, 435: true}
+	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 54: true, 55: true, 435: true, unix.SYS_MADVISE: true}
 	if OpenRefusedQuietly {
 		conditional[unix.SYS_OPENAT] = true // its verdict is openatVerdict, checked above
 	}

@@ -5,12 +5,10 @@
 // runtime (no g, no Go stack), so it only makes system calls the filter
 // allows: TCSETS on the console, writev(2) of the call's line, exit_group.
 TEXT ·trapHandler(SB),NOSPLIT|NOFRAME,$0
-	// siginfo_t._sigsys._syscall is at offset 24.
+	// siginfo_t._sigsys._syscall is at offset 24, _arch at 28: both are
+	// read before SI is reused.
 	MOVL	24(SI), R12
-	CMPQ	R12, $512
-	JCS	named
-	MOVQ	$512, R12
-named:
+	MOVL	28(SI), R13
 	// Put the terminal back in cooked mode first.
 	MOVQ	·trapTTY(SB), DI
 	CMPQ	DI, $0
@@ -20,27 +18,73 @@ named:
 	MOVQ	$16, AX // SYS_ioctl
 	SYSCALL
 report:
-	// writev(2, {trapHead, trapTable[nr], trapTail}, 3), the iovecs on
-	// the signal stack.
-	SUBQ	$48, SP
+	// writev(2, {trapHead, kind, call, trapTail}, 4), the iovecs and the
+	// number's digits on the signal stack: 0-63 the iovecs, 64-79 the
+	// digits, written back from 80.
+	SUBQ	$80, SP
 	MOVQ	·trapHead+0(SB), AX
 	MOVQ	AX, 0(SP)
 	MOVQ	·trapHead+8(SB), AX
 	MOVQ	AX, 8(SP)
+	MOVQ	·trapTail+0(SB), AX
+	MOVQ	AX, 48(SP)
+	MOVQ	·trapTail+8(SB), AX
+	MOVQ	AX, 56(SP)
+	// Another ABI's number indexes no x86-64 name: the i386 one (int
+	// 0x80) has its own numbers, and x32's are x86-64's with bit 30 set.
+	CMPL	R13, $0xC000003E // AUDIT_ARCH_X86_64
+	JNE	i386
+	TESTL	$0x40000000, R12
+	JNE	x32
+	// An x86-64 call: no kind, then trapTable[nr], the last entry for a
+	// number past the table.
+	CMPQ	R12, $512
+	JCS	named
+	MOVQ	$512, R12
+named:
+	MOVQ	$0, 16(SP)
+	MOVQ	$0, 24(SP)
 	SHLQ	$4, R12
 	LEAQ	·trapTable(SB), BX
 	ADDQ	R12, BX
 	MOVQ	0(BX), AX
-	MOVQ	AX, 16(SP)
-	MOVQ	8(BX), AX
-	MOVQ	AX, 24(SP)
-	MOVQ	·trapTail+0(SB), AX
 	MOVQ	AX, 32(SP)
-	MOVQ	·trapTail+8(SB), AX
+	MOVQ	8(BX), AX
 	MOVQ	AX, 40(SP)
+	JMP	write
+i386:
+	MOVQ	·trapI386+0(SB), AX
+	MOVQ	AX, 16(SP)
+	MOVQ	·trapI386+8(SB), AX
+	MOVQ	AX, 24(SP)
+	JMP	number
+x32:
+	ANDL	$0x3FFFFFFF, R12
+	MOVQ	·trapX32+0(SB), AX
+	MOVQ	AX, 16(SP)
+	MOVQ	·trapX32+8(SB), AX
+	MOVQ	AX, 24(SP)
+number:
+	// The number in decimal, its digits from the last.
+	LEAQ	80(SP), DI
+	MOVL	R12, AX
+	MOVL	$10, CX
+digit:
+	XORL	DX, DX
+	DIVL	CX
+	ADDL	$0x30, DX // '0'
+	DECQ	DI
+	MOVB	DX, 0(DI)
+	TESTL	AX, AX
+	JNE	digit
+	MOVQ	DI, 32(SP)
+	LEAQ	80(SP), AX
+	SUBQ	DI, AX
+	MOVQ	AX, 40(SP)
+write:
 	MOVQ	$2, DI // standard error
 	MOVQ	SP, SI
-	MOVQ	$3, DX
+	MOVQ	$4, DX
 	MOVQ	$20, AX // SYS_writev
 	SYSCALL
 	MOVQ	·trapExitCode(SB), DI

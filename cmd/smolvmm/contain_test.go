@@ -47,6 +47,13 @@ func TestForbiddenCallStopsVMM(t *testing.T) {
 		// options: a raw socket and iptables' options were allowed.
 		{"raw-socket", []string{"--net", "user"}, sandbox.ExitStatus, "forbidden socket (system call 41)"},
 		{"iptables", []string{"--net", "user"}, sandbox.ExitStatus, "forbidden getsockopt (system call 55)"},
+		// Only the forwards listen, opened before the filter: a VMM
+		// taken over bound and listened on a port of its own.
+		{"listen:0.0.0.0:0", []string{"--net", "user"}, sandbox.ExitStatus, "forbidden bind (system call 49)"},
+		// Another ABI's number is said as such: i386's getpid (20) was
+		// named writev, x86-64's 20.
+		{"int80", nil, sandbox.ExitStatus, "smolvmm: seccomp: the VMM attempted the forbidden 32-bit (int 0x80) system call 20 and was stopped"},
+		{"x32", nil, sandbox.ExitStatus, "smolvmm: seccomp: the VMM attempted the forbidden x32 system call 39 and was stopped"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.hook+strings.Join(tt.args, ""), func(t *testing.T) {

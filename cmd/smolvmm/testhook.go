@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -73,6 +74,27 @@ func runTestHook(hook string) {
 			unix.Close(fd)
 		}
 		fmt.Fprintf(os.Stderr, "smolvmm-test: connect %s: %v\n", hook[8:], err)
+	case strings.HasPrefix(hook, "listen:"):
+		// A port of the VMM's own on the host (no forward's): bind,
+		// then listen.
+		ap, err := netip.ParseAddrPort(hook[7:])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "smolvmm-test: %v\n", err)
+			return
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err == nil {
+			err = unix.Bind(fd, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())})
+		}
+		if err == nil {
+			err = unix.Listen(fd, 1)
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm-test: listen %s: %v\n", ap, err)
+	case hook == "int80":
+		fmt.Fprintf(os.Stderr, "smolvmm-test: int $0x80 getpid: %d\n", int80Getpid())
+	case hook == "x32":
+		_, _, errno := unix.Syscall(unix.SYS_GETPID|0x40000000, 0, 0, 0)
+		fmt.Fprintf(os.Stderr, "smolvmm-test: x32 getpid: %v\n", errno)
 	default:
 		fmt.Fprintf(os.Stderr, "smolvmm-test: unknown hook %q\n", hook)
 	}

@@ -1,0 +1,7 @@
+//go:build smolvmm_testhook
+
+package main
+
+// int80Getpid makes getpid through the i386 system call gate (int $0x80,
+// where getpid is 20) and returns what the kernel returned.
+func int80Getpid() int64
