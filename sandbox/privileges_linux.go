@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -69,9 +70,9 @@ func LookupUser(name string) (Credentials, error) {
 var ErrNotRoot = errors.New("only a process started as root can change its user")
 
 // DropPrivileges makes every thread of the process c.UID and c.GID (real,
-// effective and saved), with no supplementary groups and an empty
-// capability bounding set; leaving root clears every capability, which it
-// then checks, with the ids and groups the process then has. Ids above
+// effective and saved), with no supplementary groups, an empty
+// capability bounding set and no capability, inheritable and ambient
+// ones included (leaving root clears the others), which it then checks, with the ids and groups the process then has. Ids above
 // MaxID are refused. Call it after
 // everything the process needs has been opened: files and devices
 // opened before stay usable.
@@ -98,7 +99,46 @@ func DropPrivileges(c Credentials) error {
 	if err := syscall.Setresuid(c.UID, c.UID, c.UID); err != nil {
 		return fmt.Errorf("setresuid(%d): %w", c.UID, err)
 	}
+	if err := clearCapabilities(); err != nil {
+		return err
+	}
 	return checkDropped(c)
+}
+
+// clearCapabilities empties every thread's ambient and inheritable sets
+// (and effective and permitted, which leaving root emptied already).
+// Leaving root keeps the inheritable set, which a process started with
+// one (setpriv --inh-caps, a service manager's) has: checkDropped refused
+// to go on with it. The calls only lower sets, which any user may. Only
+// a process with some capability left pays for the calls on all threads.
+// A process linked with cgo cannot make them (ErrNotSupported): its
+// calling thread's sets are emptied, the other threads keep their
+// inheritable set, with nothing permitted to use it on, as
+// dropBoundingSet leaves their bounding sets.
+func clearCapabilities() error {
+	if caps, err := capabilities(); err != nil || caps == 0 {
+		return err
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var none [2]unix.CapUserData
+	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0)
+	if errno == syscall.ENOTSUP {
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", err)
+		}
+		if err := unix.Capset(&hdr, &none[0]); err != nil {
+			return fmt.Errorf("capset(none): %w", err)
+		}
+		return nil
+	}
+	if errno != 0 {
+		return fmt.Errorf("prctl(PR_CAP_AMBIENT_CLEAR_ALL): %w", errno)
+	}
+	_, _, errno = syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&none[0])), 0)
+	if errno != 0 {
+		return fmt.Errorf("capset(none): %w", errno)
+	}
+	return nil
 }
 
 // checkDropped checks that the calling thread (as every other: the Go

@@ -12,13 +12,16 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // dropChild is TestDropPrivilegesEveryThread's process: threads blocked
 // in system calls, as a running VMM has, then DropPrivileges to nobody's
-// ids; it prints each thread's CapBnd and CapEff. Mode "partial" first
+// ids; it prints each thread's capability sets (CapInh, CapPrm, CapEff,
+// CapBnd, CapAmb). Mode "inheritable" first gives every thread
+// CAP_NET_ADMIN as an inheritable and ambient capability. Mode "partial" first
 // drops capabilities 0 to 9 from the bounding set, as a container's
 // runtime does, so that those are not in it when DropPrivileges reads it.
 func dropChild(mode string) int {
@@ -48,6 +51,33 @@ func dropChild(mode string) int {
 		}()
 		<-locked
 	}
+	if mode == "inheritable" || mode == "inheritable-this-thread" {
+		// As setpriv --inh-caps +net_admin --ambient-caps +net_admin
+		// starts a process: DropPrivileges refused to go on with
+		// "capabilities 0x1000 are left". A cgo build cannot give
+		// every thread the sets: the calling thread gets them, and
+		// drops them.
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			fmt.Fprintln(os.Stderr, "capget:", err)
+			return 3
+		}
+		data[0].Inheritable |= 1 << unix.CAP_NET_ADMIN
+		syscall6 := syscall.AllThreadsSyscall6
+		if mode == "inheritable-this-thread" {
+			syscall6 = syscall.RawSyscall6
+		}
+		if _, _, errno := syscall6(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); errno != 0 {
+			fmt.Fprintln(os.Stderr, "capset:", errno)
+			return 3
+		}
+		if _, _, errno := syscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, unix.CAP_NET_ADMIN, 0, 0, 0); errno != 0 {
+			fmt.Fprintln(os.Stderr, "ambient:", errno)
+			return 3
+		}
+	}
 	if mode == "partial" {
 		for c := uintptr(0); c < 10; c++ {
 			if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0); errno != 0 {
@@ -68,7 +98,7 @@ func dropChild(mode string) int {
 			return 3
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "CapBnd:") || strings.HasPrefix(line, "CapEff:") {
+			if strings.HasPrefix(line, "Cap") {
 				fmt.Printf("%s %s\n", filepath.Base(filepath.Dir(p)), strings.Join(strings.Fields(line), " "))
 			}
 		}
@@ -77,9 +107,11 @@ func dropChild(mode string) int {
 }
 
 // TestDropPrivilegesEveryThread: after DropPrivileges every thread's
-// bounding set is empty, threads blocked in system calls included, also
-// when the bounding set it started with lacked some capabilities (only
-// the ones in it are dropped).
+// bounding set is empty, and its other capability sets, threads blocked
+// in system calls included, also when the bounding set it started with
+// lacked some capabilities (only the ones in it are dropped), and when
+// it started with inheritable and ambient capabilities (which it
+// refused to drop).
 func TestDropPrivilegesEveryThread(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -87,7 +119,7 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 	if linkedWithLibc {
 		t.Skip("built with cgo: no call on all threads, the bounding set is left (dropBoundingSet)")
 	}
-	for _, mode := range []string{"full", "partial"} {
+	for _, mode := range []string{"full", "partial", "inheritable"} {
 		t.Run(mode, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "SANDBOX_TEST_DROP="+mode)
@@ -96,8 +128,8 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 				t.Fatalf("%v: %s", err, err.(*exec.ExitError).Stderr)
 			}
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-			if len(lines) < 2*7 {
-				t.Fatalf("%d lines for %d threads, want at least 7 threads:\n%s", len(lines), len(lines)/2, out)
+			if len(lines) < 5*7 {
+				t.Fatalf("%d lines for %d threads, want at least 7 threads:\n%s", len(lines), len(lines)/5, out)
 			}
 			for _, l := range lines {
 				if !strings.HasSuffix(l, " 0000000000000000") {
@@ -105,6 +137,27 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDropPrivilegesInheritable: a process started with inheritable and
+// ambient capabilities drops them with its user, in a cgo build too; it
+// refused to ("capabilities 0x1000 are left after dropping to uid
+// 65534"), so --user always failed under setpriv --inh-caps.
+func TestDropPrivilegesInheritable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SANDBOX_TEST_DROP=inheritable-this-thread")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !strings.HasSuffix(l, " 0000000000000000") && (!linkedWithLibc || !strings.Contains(l, "CapBnd")) {
+			t.Errorf("thread %s, want none", l)
+		}
 	}
 }
 

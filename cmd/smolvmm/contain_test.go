@@ -661,3 +661,29 @@ func TestVerboseSaysFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestUserWithInheritableCaps: a root smolvmm started with inheritable or
+// ambient capabilities (setpriv, a service manager's AmbientCapabilities)
+// drops them with --user and boots; it refused with "capabilities 0x1000
+// are left after dropping to uid 65534".
+func TestUserWithInheritableCaps(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv(1) from util-linux")
+	}
+	for _, caps := range [][]string{{"--inh-caps", "+net_admin"}, {"--inh-caps", "+net_admin", "--ambient-caps", "+net_admin"}} {
+		t.Run(strings.Join(caps, " "), func(t *testing.T) {
+			args := append(caps, "--", smolvmmBin(t), "demo", "--user", "nobody")
+			out, err := exec.Command(setpriv, args...).CombinedOutput()
+			if err != nil || strings.Contains(string(out), "capabilities") {
+				t.Errorf("%v: %s", err, out)
+			}
+		})
+	}
+}
