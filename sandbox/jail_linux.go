@@ -55,13 +55,30 @@ var ErrNamespaces = errors.New("the kernel refused to create the namespaces")
 // it asks for them, and the jailed VMM, like the unjailed one, does not.
 var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
+// Exit is how a process ended: its exit code, or the signal that killed
+// it.
+type Exit struct {
+	// Code is the process's exit code when no signal killed it.
+	Code int
+	// Signal is the signal that killed the process, or 0.
+	Signal syscall.Signal
+}
+
+// Status is the exit status as a shell reports it: Code, or 128+n when
+// signal n killed the process.
+func (e Exit) Status() int {
+	if e.Signal != 0 {
+		return 128 + int(e.Signal)
+	}
+	return e.Code
+}
+
 // Run starts cmd in the namespaces j asks for, passes the signals of
-// ForwardedSignals on to it until it ends, and returns its exit status
-// as a shell reports it: its own exit code, or 128+n when signal n killed
-// it. cmd's SysProcAttr is set here; the process is killed if the caller
+// ForwardedSignals on to it until it ends, and returns how it ended (its
+// exit code, or the signal that killed it). cmd's SysProcAttr is set here; the process is killed if the caller
 // dies. cmd.ExtraFiles are closed once the process holds its copies. An
 // error means the process did not start.
-func (j Jail) Run(cmd *exec.Cmd) (int, error) {
+func (j Jail) Run(cmd *exec.Cmd) (Exit, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: j.Flags(), Pdeathsig: syscall.SIGKILL}
 	sigs := make(chan os.Signal, 8)
 	// Caught before the start, so that none is lost nor kills the caller
@@ -70,9 +87,9 @@ func (j Jail) Run(cmd *exec.Cmd) (int, error) {
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EUSERS) {
-			return 0, fmt.Errorf("%s for %s: %w: %w", j, cmd.Path, ErrNamespaces, err)
+			return Exit{}, fmt.Errorf("%s for %s: %w: %w", j, cmd.Path, ErrNamespaces, err)
 		}
-		return 0, fmt.Errorf("start %s in %s: %w", cmd.Path, j, err)
+		return Exit{}, fmt.Errorf("start %s in %s: %w", cmd.Path, j, err)
 	}
 	for _, f := range cmd.ExtraFiles {
 		f.Close()
@@ -96,13 +113,13 @@ func (j Jail) Run(cmd *exec.Cmd) (int, error) {
 	st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	switch {
 	case ok && st.Signaled():
-		return 128 + int(st.Signal()), nil
+		return Exit{Signal: st.Signal()}, nil
 	case ok && st.Exited():
-		return st.ExitStatus(), nil
+		return Exit{Code: st.ExitStatus()}, nil
 	case err != nil:
-		return 0, fmt.Errorf("wait for %s: %w", cmd.Path, err)
+		return Exit{}, fmt.Errorf("wait for %s: %w", cmd.Path, err)
 	}
-	return cmd.ProcessState.ExitCode(), nil
+	return Exit{Code: cmd.ProcessState.ExitCode()}, nil
 }
 
 // ErrNotJailed means EnterJail was called by a process that Run did not

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -98,17 +99,36 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 	if t, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
 		defer unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, t)
 	}
-	status, err := jail.Run(cmd)
+	end, err := jail.Run(cmd)
 	if errors.Is(err, sandbox.ErrNamespaces) {
 		return true, fmt.Errorf("--jail: %w (smolvmm needs CAP_SYS_ADMIN, and a kernel or container that lets it create namespaces; run without --jail otherwise)", err)
 	}
 	if err != nil {
 		return true, fmt.Errorf("--jail: %w", err)
 	}
-	if status != 0 {
+	if end.Signal != 0 {
+		// Killed, it said nothing itself: the status alone was all.
+		fmt.Fprintf(os.Stderr, "smolvmm: %s\n", killedBy(end.Signal))
+	}
+	if status := end.Status(); status != 0 {
 		return true, cli.Exit("", status)
 	}
 	return true, nil
+}
+
+// killedBy says that signal sig killed the jailed VMM, and what that
+// means for the signals a VMM does not get from a user.
+func killedBy(sig syscall.Signal) string {
+	msg := "the jailed VMM was killed by " + unix.SignalName(sig)
+	switch sig {
+	case syscall.SIGSYS:
+		msg += " (a forbidden system call while SIGSYS was blocked)"
+	case syscall.SIGKILL:
+		msg += " (by a user, or the kernel out of memory)"
+	case syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGILL, syscall.SIGFPE, syscall.SIGABRT:
+		msg += " (a crash: please report it)"
+	}
+	return msg
 }
 
 // openBackend opens the network backend nc asks for; a jailed VMM takes

@@ -159,6 +159,10 @@ func TestJailExitStatus(t *testing.T) {
 		{"guest debug-exit", []string{"run", "-k", hammer, "-m", "32", "-a", "n=300", "--net", "none"}, "", 0x55, "hammer: devices answer"},
 		{"demo", []string{"demo"}, "", 0, "smolvmm-demo: done"},
 		{"forbidden call", []string{"demo"}, testHookEnv + "=open:/etc/passwd", sandbox.ExitStatus, "forbidden openat (system call 257)"},
+		// Killed by the kernel, the VMM says nothing: its status was
+		// all there was.
+		{"forbidden call with SIGSYS blocked", []string{"demo"}, testHookEnv + "=sigsys-blocked", 128 + int(syscall.SIGSYS),
+			"smolvmm: the jailed VMM was killed by SIGSYS (a forbidden system call while SIGSYS was blocked)\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, append(tt.args, "--jail")...)
@@ -204,6 +208,9 @@ func TestJailExitStatus(t *testing.T) {
 			ee, ok := err.(*exec.ExitError)
 			if !ok || ee.ExitCode() != tt.status {
 				t.Errorf("smolvmm --jail after %v: %v, want exit status %d; stderr:\n%s", tt.sig, err, tt.status, stderr)
+			}
+			if killed := strings.Contains(stderr.String(), "the jailed VMM was killed by SIGKILL"); killed != tt.toVMM {
+				t.Errorf("smolvmm --jail after %v: says it killed the VMM %v, want %v; stderr:\n%s", tt.sig, killed, tt.toVMM, stderr)
 			}
 		})
 	}

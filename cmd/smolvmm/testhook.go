@@ -90,6 +90,15 @@ func runTestHook(hook string) {
 			err = unix.Listen(fd, 1)
 		}
 		fmt.Fprintf(os.Stderr, "smolvmm-test: listen %s: %v\n", ap, err)
+	case hook == "sigsys-blocked":
+		// A forbidden call while SIGSYS is blocked (as inside the Go
+		// runtime's thread creation): the kernel kills the process.
+		set := unix.Sigset_t{Val: [16]uint64{1 << (unix.SIGSYS - 1)}}
+		err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil)
+		if err == nil {
+			_, err = os.Open("/etc/passwd")
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm-test: open with SIGSYS blocked: %v\n", err)
 	case hook == "int80":
 		fmt.Fprintf(os.Stderr, "smolvmm-test: int $0x80 getpid: %d\n", int80Getpid())
 	case hook == "x32":
