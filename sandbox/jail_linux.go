@@ -129,7 +129,8 @@ var ErrNotJailed = errors.New("not the first process of a new PID namespace")
 // EnterJail is what the process Jail.Run started does first: it checks that
 // it is the first process (PID 1) of its own PID namespace, makes every
 // mount of its mount namespace private (MS_REC|MS_PRIVATE), so that no
-// mount or unmount propagates between it and the host, and takes over
+// mount or unmount propagates between it and the host, mounts a /proc
+// that shows that PID namespace only (mountProc), and takes over
 // what PID 1 does not get for free: the kernel ignores the signals for
 // which PID 1 has no handler, where the Go runtime re-raises SIGPIPE (a
 // write to a closed stdout or stderr) to die of it and, ignored, exits
@@ -148,12 +149,31 @@ func EnterJail() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("enter jail: make / and the mounts below it private: %w", err)
 	}
+	if err := mountProc(); err != nil {
+		return err
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, exitSignals...)
 	go func() {
 		s := <-sigs
 		os.Exit(128 + int(s.(syscall.Signal)))
 	}()
+	return nil
+}
+
+// mountProc puts a procfs of the process's own PID namespace on /proc, in
+// place of the host's (detached, not covered, so that no unmount brings
+// it back): the host's listed every process of the host, their command
+// lines and environments as far as the VMM's user may read them. What
+// the VMM opens later (/proc/self/pagemap, /proc/self/fd, /proc/self/exe
+// for the broker) then names the VMM as its namespace numbers it.
+func mountProc() error {
+	if err := unix.Unmount("/proc", unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+		return fmt.Errorf("enter jail: detach the host's /proc: %w", err)
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("enter jail: mount a /proc of its PID namespace: %w", err)
+	}
 	return nil
 }
 

@@ -141,6 +141,34 @@ func TestJailContained(t *testing.T) {
 	}
 }
 
+// TestJailProc: the jailed VMM's /proc is its PID namespace's: /proc/1 is
+// itself, and the test's process is not there. It kept the host's, where
+// a jailed VMM (--no-seccomp) read the host's PID 1's command line.
+func TestJailProc(t *testing.T) {
+	needJail(t)
+	bin := smolvmmBin(t)
+	for _, tt := range []struct{ path, want string }{
+		{"/proc/1/cmdline", `"` + bin + `\x00demo\x00--no-seccomp\x00--jail\x00" <nil>`},
+		{fmt.Sprintf("/proc/%d/cmdline", os.Getpid()), "no such file or directory"},
+		// What the VMM opens from /proc still names it.
+		{"/proc/self/stat", `"1 (`},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			cmd := exec.Command(bin, "demo", "--no-seccomp", "--jail")
+			cmd.Env = append(os.Environ(), testHookEnv+"=read:"+tt.path)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			head := "smolvmm-test: read " + tt.path + ": "
+			_, line, _ := strings.Cut(string(out), head)
+			if line, _, _ = strings.Cut(line, "\n"); !strings.Contains(line, tt.want) {
+				t.Errorf("want %q after %q in:\n%s", tt.want, head, out)
+			}
+		})
+	}
+}
+
 // TestJailExitStatus: smolvmm --jail ends as the jailed VMM does: the
 // guest's debug-exit status, 148 for a call the filter refused, 130 for a
 // SIGTERM sent to smolvmm (passed on), and 128+9 when the VMM itself is

@@ -90,6 +90,9 @@ func runTestHook(hook string) {
 			err = unix.Listen(fd, 1)
 		}
 		fmt.Fprintf(os.Stderr, "smolvmm-test: listen %s: %v\n", ap, err)
+	case strings.HasPrefix(hook, "read:"):
+		b, err := os.ReadFile(hook[5:])
+		fmt.Fprintf(os.Stderr, "smolvmm-test: read %s: %q %v\n", hook[5:], b, err)
 	case hook == "sigsys-blocked":
 		// A forbidden call while SIGSYS is blocked (as inside the Go
 		// runtime's thread creation): the kernel kills the process.
