@@ -164,6 +164,14 @@ func checkDropped(c Credentials) error {
 	return nil
 }
 
+// KeepsBoundingSet is true in a build linked with cgo, whose
+// DropPrivileges cannot empty the capability bounding set of every
+// thread (dropBoundingSet) and keeps it whole: the process has no
+// capability, but a set-user-ID or file-capability program it executed
+// would get them back (a filter installed after forbids execve, and the
+// no_new_privs set with it voids such gains).
+const KeepsBoundingSet = linkedWithLibc
+
 // dropBoundingSet empties every thread's capability bounding set (a
 // per-thread attribute, which leaving root does not touch), so that not
 // even a program with file capabilities could give any back. It needs

@@ -239,7 +239,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 				return fmt.Errorf("--user %s: %w", c.String("user"), err)
 			}
 			if verbose {
-				fmt.Fprintf(os.Stderr, "smolvmm: running as uid %d gid %d, with no other groups and no capabilities\n", creds.UID, creds.GID)
+				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", droppedLine(*creds, sandbox.KeepsBoundingSet))
 			}
 			if jailed { // jail.go: the kernel forgot it with the credentials
 				if err := sandbox.DieWithParent(); err != nil {
@@ -264,4 +264,15 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 	}
 	installTestHook(cfg) // testhook*.go
 	return nil
+}
+
+// droppedLine is -v's line on the user the VMM runs as; keepsBounding is
+// sandbox.KeepsBoundingSet, which a cgo build's DropPrivileges leaves
+// whole.
+func droppedLine(creds sandbox.Credentials, keepsBounding bool) string {
+	line := fmt.Sprintf("running as uid %d gid %d, with no other groups and no capabilities", creds.UID, creds.GID)
+	if keepsBounding {
+		line += " (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"
+	}
+	return line
 }

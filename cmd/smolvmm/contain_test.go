@@ -687,3 +687,22 @@ func TestUserWithInheritableCaps(t *testing.T) {
 		})
 	}
 }
+
+// TestDroppedLine: -v's line on the user the VMM runs as says "no
+// capabilities" and, in a cgo build (which keeps the bounding set whole),
+// that the bounding set is kept; it said "no capabilities" alone while a
+// cgo build's CapBnd was full.
+func TestDroppedLine(t *testing.T) {
+	creds := sandbox.Credentials{UID: 65534, GID: 65533}
+	for _, tt := range []struct {
+		keeps bool
+		want  string
+	}{
+		{false, "running as uid 65534 gid 65533, with no other groups and no capabilities"},
+		{true, "running as uid 65534 gid 65533, with no other groups and no capabilities (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"},
+	} {
+		if got := droppedLine(creds, tt.keeps); got != tt.want {
+			t.Errorf("droppedLine(keeps bounding set %v) = %q, want %q", tt.keeps, got, tt.want)
+		}
+	}
+}
