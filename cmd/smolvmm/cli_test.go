@@ -233,12 +233,16 @@ func TestEscapeReader(t *testing.T) {
 }
 
 // TestCLIShare attaches a host directory as a disk; the demo guest's PCI
-// scan shows it, and the temporary image is gone after the run.
+// scan shows it, and the temporary image is gone after the run. Its name
+// is longer than a serial takes (one over 14 bytes was refused).
 func TestCLIShare(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "auditcontain-share-directory")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hi"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +262,24 @@ func TestCLIShare(t *testing.T) {
 	out, err = exec.Command(smolvmmBin(t), "demo", "--share", dir+",rw").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `unknown option "rw"`) {
 		t.Errorf("bad --share option: err %v, output %s", err, out)
+	}
+}
+
+// TestShareSerial: a share's serial fits a serial's 20 bytes of
+// printable ASCII whatever the directory's name, the same for the same
+// name.
+func TestShareSerial(t *testing.T) {
+	for _, tt := range []struct{ dir, want string }{
+		{"/tmp/data", "share-data"},
+		{"/tmp/data/", "share-data"},
+		{"/tmp/fourteen-bytes", "share-fourteen-bytes"},
+		{"/tmp/auditcontain-share", "share-auditcontain-s"},
+		{"/srv/donn\u00e9es", "share-donn__es"},
+		{"/srv/tab\tname", "share-tab_name"},
+	} {
+		if got := shareSerial(tt.dir); got != tt.want {
+			t.Errorf("shareSerial(%q) = %q, want %q", tt.dir, got, tt.want)
+		}
 	}
 }
 

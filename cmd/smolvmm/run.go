@@ -200,7 +200,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
 		}
 		cfg.Disks = append(cfg.Disks, blk.Spec{Path: f.Name(),
-			Options: blk.Options{ReadOnly: ro, Serial: "share-" + filepath.Base(filepath.Clean(dir))}})
+			Options: blk.Options{ReadOnly: ro, Serial: shareSerial(dir)}})
 	}
 	if len(temps) > 0 {
 		// The machine holds them open from New on: remove them before
@@ -693,4 +693,21 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
 	// The machine owns the NIC from here, even if New fails.
 	cfg.Devices = append(cfg.Devices, nic)
 	return failer, nil
+}
+
+// shareSerial is the serial of --share dir's disk: "share-" and the
+// directory's name, cut to the serial's 20 bytes and with bytes other than
+// printable ASCII as '_' (a longer or non-ASCII name was refused, naming
+// the temporary image the user never gave).
+func shareSerial(dir string) string {
+	b := []byte("share-" + filepath.Base(filepath.Clean(dir)))
+	if len(b) > blk.SerialLen {
+		b = b[:blk.SerialLen]
+	}
+	for i, c := range b {
+		if c < 0x20 || c > 0x7E {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
