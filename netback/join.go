@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,13 +18,22 @@ import (
 const (
 	joinRetryMin = 20 * time.Millisecond
 	joinRetryMax = time.Second
+	// joinWriteTimeout bounds WriteFrame's wait for a hub that takes no
+	// frame (stopped with SIGSTOP, or hung): the device's transmit
+	// worker must not wait on it for ever. A hub that is up takes a
+	// frame within microseconds, a busy one within milliseconds.
+	joinWriteTimeout = time.Second
 )
+
+// joinWriteTimeoutFor is joinWriteTimeout, a variable for the tests.
+var joinWriteTimeoutFor = joinWriteTimeout
 
 // Joined is the backend of a VM on a shared network (a Hub, most often in
 // another process: "smolvmm net"). Its frames travel the hub's Unix
 // socket. If the hub goes away the VM keeps running: frames from the guest
 // are dropped and counted (Stats.Unsent), and the backend dials the
-// socket again, with backoff, until the hub answers; the hub then gives
+// socket again; a hub that takes no frame for joinWriteTimeout (stopped,
+// or hung) is treated as gone the same way, with backoff, until the hub answers; the hub then gives
 // the MAC its address again (its lease file keeps it) and re-creates the
 // forwards. A refusal that asking again cannot change
 // (RefusedError.Permanent: a host port taken meanwhile, another protocol
@@ -45,6 +55,7 @@ type Joined struct {
 	addr    netip.Addr
 	lastErr error
 	failErr error // the refusal that closed failed
+	cut     error // why WriteFrame dropped the connection, for run to report
 
 	sent, unsent, connects atomic.Uint64
 	failedDials            atomic.Uint64 // redials that failed
@@ -173,6 +184,9 @@ func (j *Joined) run(c net.Conn) {
 	for {
 		err := j.read(c)
 		j.mu.Lock()
+		if j.cut != nil { // WriteFrame closed c: its reason, not the read's
+			err, j.cut = j.cut, nil
+		}
 		j.conn, j.lastErr = nil, err
 		j.mu.Unlock()
 		c.Close()
@@ -308,7 +322,10 @@ func (j *Joined) ReadFrame(buf []byte) (int, error) {
 }
 
 // WriteFrame implements Backend. While the hub is away the frame is
-// dropped and counted (Stats.Unsent), as on an unplugged cable.
+// dropped and counted (Stats.Unsent), as on an unplugged cable. A hub
+// that takes no frame for joinWriteTimeout is away: the connection is
+// dropped (a frame written in part has broken the stream) and dialled
+// again, so that WriteFrame never waits longer.
 func (j *Joined) WriteFrame(frame []byte) error {
 	if err := checkOutgoing(frame); err != nil {
 		return fmt.Errorf("shared network: write frame: %w", err)
@@ -330,14 +347,19 @@ func (j *Joined) WriteFrame(frame []byte) error {
 	// Not under j.mu: Close must be able to end a write a stalled hub
 	// holds up.
 	b := net.Buffers{[]byte{byte(len(frame) >> 24), byte(len(frame) >> 16), byte(len(frame) >> 8), byte(len(frame))}, frame}
+	_ = c.SetWriteDeadline(time.Now().Add(joinWriteTimeoutFor))
 	if _, err := b.WriteTo(c); err != nil {
-		// The reader sees the end too, and redials.
-		c.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("the network took no frame for %v (stopped or hung)", joinWriteTimeoutFor)
+		}
+		// The reader sees the end too, and redials, reporting err: it is
+		// set before the close the reader wakes to.
 		j.mu.Lock()
 		if j.conn == c {
-			j.conn, j.lastErr = nil, err
+			j.conn, j.lastErr, j.cut = nil, err, err
 		}
 		j.mu.Unlock()
+		c.Close()
 		j.unsent.Add(1)
 		return nil
 	}

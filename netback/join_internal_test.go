@@ -341,3 +341,57 @@ func waitConnects(t *testing.T, j *Joined, n uint64) {
 		}
 	}
 }
+
+// A hub that takes no frame (stopped with SIGSTOP, or hung) holds up
+// WriteFrame for joinWriteTimeoutFor at most: the frame is counted
+// unsent, the connection dropped and the log told why, and the VM
+// rejoins when the network answers again. Before, WriteFrame waited as
+// long as the hub did, and with it the device's transmit worker and every
+// register write of the vCPU that waited for that worker.
+func TestJoinedWriteToStalledHub(t *testing.T) {
+	defer func(d time.Duration) { joinWriteTimeoutFor = d }(joinWriteTimeoutFor)
+	joinWriteTimeoutFor = 100 * time.Millisecond
+	logf, logged := lineRecorder()
+	_, ln, _, j := joinFakeHub(t, JoinOptions{Name: "web", Logf: logf}) // the hub's end never reads
+	defer j.Close()
+	frame := make([]byte, 60000)
+	copy(frame, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 1, 0x88, 0xb5})
+	done := make(chan error, 1)
+	go func() {
+		// The socket's buffers hold a few hundred KiB: far fewer frames.
+		for range 200 {
+			start := time.Now()
+			if err := j.WriteFrame(frame); err != nil {
+				done <- err
+				return
+			}
+			if d := time.Since(start); d > joinWriteTimeoutFor+2*time.Second {
+				done <- fmt.Errorf("a WriteFrame took %v, the bound is %v", d, joinWriteTimeoutFor)
+				return
+			}
+			if j.Stats().Unsent > 0 {
+				done <- nil
+				return
+			}
+		}
+		done <- fmt.Errorf("200 frames of 60000 bytes written to a hub that reads none; stats %+v", j.Stats())
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("WriteFrame still blocked after 10 s on a hub that reads nothing; stats %+v", j.Stats())
+	}
+	fakeHub(t, ln, hubVersion, 0, `{"addr":"10.0.2.15"}`)
+	waitConnects(t, j, 2)
+	before := j.Stats()
+	if err := j.WriteFrame(frame); err != nil || j.Stats().FromGuest != before.FromGuest+1 {
+		t.Fatalf("after the rejoin: WriteFrame %v, stats %+v (before %+v)", err, j.Stats(), before)
+	}
+	want := "shared network web lost: the network took no frame for 100ms (stopped or hung); reconnecting"
+	if logs := logged(); !slices.Contains(logs, want) {
+		t.Errorf("log:\n%s\nwant the line %q", strings.Join(logs, "\n"), want)
+	}
+}
