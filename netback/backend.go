@@ -49,7 +49,8 @@
 // has no receive buffers; beyond it they are dropped and counted
 // (Stats.Dropped), as a NIC drops them, and TCP recovers. Frames from the
 // guest make WriteFrame wait while the gateway is busy (a queue of 256
-// frames), which holds back the device's transmit worker, not the vCPU.
+// frames), which holds back the device's backend writer (a goroutine of
+// its own), not its worker nor the vCPU.
 package netback
 
 import (

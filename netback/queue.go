@@ -9,7 +9,7 @@ import (
 // frameQueue is a bounded FIFO of frames between two goroutines. Producers
 // choose between dropping (pushParts, for traffic towards the guest: a NIC
 // without free buffers drops) and waiting (pushWait, for traffic from the
-// guest: waiting stalls the device's transmit worker, which is back-pressure
+// guest: waiting stalls the device's backend writer, which is back-pressure
 // on the guest's TX ring, never on the vCPU).
 type frameQueue struct {
 	ch        chan []byte

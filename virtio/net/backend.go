@@ -7,8 +7,8 @@ package net
 // channel.
 //
 // ReadFrame and WriteFrame are called concurrently with each other (one
-// reader goroutine, the transport's worker writing); Close may be called at
-// any time and must unblock both.
+// reader goroutine, one writer goroutine); Close may be called at any time
+// and must unblock both.
 type Backend interface {
 	// ReadFrame blocks until a frame for the guest arrives and copies it
 	// into buf (the device passes MaxFrameSize bytes). A frame longer than
@@ -19,7 +19,7 @@ type Backend interface {
 	ReadFrame(buf []byte) (int, error)
 	// WriteFrame sends one frame from the guest and does not keep it. It
 	// may block while the outside is congested, which holds back the
-	// transmit queue, never the vCPU.
+	// transmit queue, never the vCPU nor the transport's worker.
 	WriteFrame(frame []byte) error
 	// Close releases the backend; the device calls it from its own Close.
 	Close() error

@@ -71,3 +71,78 @@ func TestSlowBackendDoesNotBlockVCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A backend that never takes a frame (a shared network stopped with
+// SIGSTOP) holds up neither a reset (the vCPU's write of status 0) nor
+// the transport's Close: the worker hands frames to a writer goroutine
+// and never waits on the backend. The guest's transmit queue still feels
+// the back-pressure: beyond txHandoff frames waiting, its chains stay in
+// the ring. Before, the worker waited in WriteFrame holding the lock of
+// every register write, so the reset blocked the vCPU, and Close waited
+// for the worker: the VM could neither run on nor exit.
+func TestStuckBackendDoesNotBlockResetOrClose(t *testing.T) {
+	const chains = txHandoff + 10
+	tests := []struct {
+		name string
+		do   func(r *rig, be *stuckBackend)
+	}{
+		{"reset", func(r *rig, _ *stuckBackend) {
+			r.drv.Write8(virtio.RegStatus, 0)
+			if s := r.drv.Status(); s != 0 {
+				t.Errorf("status %#x after the reset, want 0", s)
+			}
+		}},
+		{"close", func(r *rig, _ *stuckBackend) { r.pd.Close() }},
+		{"backend back", func(r *rig, be *stuckBackend) {
+			close(be.release)
+			for i := range chains - txHandoff {
+				if _, _, err := r.tx.WaitUsed(2 * time.Second); err != nil {
+					t.Errorf("transmit chain %d of the %d left in the ring not taken once the backend took frames again: %v", i, chains-txHandoff, err)
+					return
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := &stuckBackend{release: make(chan struct{}), closer: newCloser()}
+			defer be.Close() // lets a worker the fix did not free go, for the rig's cleanup
+			r := newRigOn(t, be)
+			for i := range chains {
+				buf := r.alloc.Take(HeaderSize+60, 16)
+				r.put(buf+HeaderSize, frame(60, byte(i)))
+				r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: buf, Len: HeaderSize + 60}}))
+			}
+			r.drv.Notify(TxQueue)
+			for i := range txHandoff {
+				if _, _, err := r.tx.WaitUsed(2 * time.Second); err != nil {
+					t.Fatalf("transmit chain %d of %d not given back while frames wait for the backend: %v", i, txHandoff, err)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+			if got := r.tx.UsedIdx(); got != txHandoff {
+				t.Errorf("%d transmit chains given back with the backend stuck, want %d: the rest wait in the ring", got, txHandoff)
+			}
+			done := make(chan struct{})
+			go func() {
+				tt.do(r, be)
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("%s blocked behind a backend stuck in WriteFrame", tt.name)
+			}
+			closed := make(chan struct{})
+			go func() {
+				r.pd.Close()
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-time.After(2 * time.Second):
+				t.Fatal("Close blocked behind a backend stuck in WriteFrame")
+			}
+		})
+	}
+}

@@ -67,13 +67,15 @@ type Device struct {
 	exited chan struct{}                // closed when the reader returns
 	once   sync.Once
 
+	tx       *txPipe       // worker -> backend writer
+	txExited chan struct{} // closed when the writer returns
+
 	// Worker-only state (Process, and Reset with the worker idle).
 	pending []byte       // a frame waiting for a receive chain
 	held    virtio.Chain // the receive chain being filled, or kept (holding)
 	holding bool         // held waits for a frame that fits
 	free    chan []byte  // recycled frame buffers
 	seg     [][]byte
-	txbuf   []byte
 
 	rxFrames, rxBytes, rxTooLong, rxBad atomic.Uint64
 	txFrames, txBytes, txBad, txErrors  atomic.Uint64
@@ -81,7 +83,7 @@ type Device struct {
 }
 
 // New makes a virtio-net device with address mac over backend, and starts
-// the goroutine that reads the backend. The device owns backend: Close
+// the goroutines that read and write the backend. The device owns backend: Close
 // closes it. Call SetKick with the transport's KickQueue once it exists, so
 // that frames arriving from the backend wake the worker:
 //
@@ -96,15 +98,17 @@ func New(backend Backend, mac stdnet.HardwareAddr) (*Device, error) {
 		return nil, fmt.Errorf("virtio-net: %w %q: need 6 bytes", ErrBadMAC, mac)
 	}
 	d := &Device{
-		backend: backend,
-		frames:  make(chan []byte, rxHandoff),
-		free:    make(chan []byte, rxHandoff+1),
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}),
-		txbuf:   make([]byte, MaxFrameSize+HeaderSize),
+		backend:  backend,
+		frames:   make(chan []byte, rxHandoff),
+		free:     make(chan []byte, rxHandoff+1),
+		done:     make(chan struct{}),
+		exited:   make(chan struct{}),
+		tx:       newTxPipe(),
+		txExited: make(chan struct{}),
 	}
 	copy(d.mac[:], mac)
 	go d.readBackend()
+	go d.writeBackend()
 	return d, nil
 }
 
@@ -219,15 +223,17 @@ func (d *Device) Process(i int, q *virtio.Queue) error {
 	return nil
 }
 
-// Close stops the backend reader and closes the backend. Close the
-// transport (virtio.PCIDevice.Close) instead: it stops the worker first and
-// then calls this.
+// Close stops the backend reader and writer and closes the backend (the
+// frames still waiting for it are dropped). Close the transport
+// (virtio.PCIDevice.Close) instead: it stops the worker first and then
+// calls this.
 func (d *Device) Close() error {
 	var err error
 	d.once.Do(func() {
 		close(d.done)
 		err = d.backend.Close()
 		<-d.exited
+		<-d.txExited
 	})
 	return err
 }

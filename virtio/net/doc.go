@@ -25,8 +25,15 @@
 //
 // # Transmit
 //
-// The worker goroutine (never the vCPU) gathers each transmit chain,
-// direct or indirect, strips the header and hands the frame to the backend.
+// The worker goroutine (never the vCPU) copies each transmit chain, direct
+// or indirect, out of guest memory, gives it back to the guest at once,
+// and hands the frame without its header to a goroutine that writes it to
+// the backend. A backend slow to take frames (or one that never does: a
+// shared network stopped with SIGSTOP) holds up that goroutine only: once
+// 64 frames wait for it, the worker leaves the guest's further chains in
+// the ring until it takes one, so the guest's transmit queue fills as
+// before, while the worker stays free for the other queue and for the
+// register writes that wait for it (a reset among them).
 //
 // # MAC address
 //

@@ -1,29 +1,116 @@
 package net
 
 import (
+	"sync"
+
 	"github.com/smolvmm/smolvmm/virtio"
 )
 
-// processTx sends every available transmit chain. It runs on the worker
-// goroutine, so a backend that is slow to take a frame delays only this
-// queue's completions, never the vCPU.
+// Transmit hand-off between the worker and the goroutine that writes the
+// backend.
+const (
+	// txHandoff is how many transmitted frames may wait for the backend.
+	// While they all wait the worker leaves the guest's further chains in
+	// the ring: the back-pressure of a congested backend reaches the
+	// guest's transmit queue, as it did when the worker wrote to the
+	// backend itself, but the worker (and the vCPU's register writes, a
+	// reset among them, which wait for it) never waits on the backend.
+	txHandoff = 64
+	// txBatch is how many frames the worker gathers before it hands them
+	// over: a hand-off wakes the writer, which costs more than a frame's
+	// copy.
+	txBatch = 16
+)
+
+// txPipe carries frames (each behind its virtio header) from the worker
+// to writeBackend, in order, in txHandoff buffers that go round.
+type txPipe struct {
+	mu      sync.Mutex
+	free    [][]byte // buffers for the worker (nil: not allocated yet)
+	queued  [][]byte // frames for the writer
+	starved bool     // the worker found no free buffer: kick the queue on freeing one
+	wake    chan struct{}
+	batch   [][]byte // the worker's frames not handed over yet
+}
+
+func newTxPipe() *txPipe {
+	p := &txPipe{free: make([][]byte, txHandoff), queued: make([][]byte, 0, txHandoff),
+		wake: make(chan struct{}, 1), batch: make([][]byte, 0, txBatch)}
+	return p
+}
+
+// take is a free buffer; false when the writer holds them all, which it
+// is then told (starved) so that it kicks the queue once it frees one.
+func (p *txPipe) take() ([]byte, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		p.starved = true
+		return nil, false
+	}
+	b := p.free[n-1]
+	p.free = p.free[:n-1]
+	return b, true
+}
+
+// give returns a buffer the worker took and did not fill.
+func (p *txPipe) give(b []byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b[:0])
+	p.mu.Unlock()
+}
+
+// add gives the writer a frame in a buffer from take, in a batch handed
+// over every txBatch frames and by flush.
+func (p *txPipe) add(b []byte) {
+	p.batch = append(p.batch, b)
+	if len(p.batch) == txBatch {
+		p.flush()
+	}
+}
+
+// flush hands the batch to the writer.
+func (p *txPipe) flush() {
+	if len(p.batch) == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.queued = append(p.queued, p.batch...)
+	p.mu.Unlock()
+	clear(p.batch)
+	p.batch = p.batch[:0]
+	select {
+	case p.wake <- struct{}{}:
+	default: // a wake-up is pending: the writer will see these too
+	}
+}
+
+// processTx takes every available transmit chain it has a buffer for,
+// copies its frame out of the guest's reach, gives the chain back and
+// hands the frame to writeBackend. Without a free buffer it leaves the
+// rest in the ring: writeBackend kicks the queue when it frees one.
 func (d *Device) processTx(q *virtio.Queue) error {
+	defer d.tx.flush()
 	for {
+		buf, ok := d.tx.take()
+		if !ok {
+			return nil
+		}
 		c, ok, err := q.Pop()
 		if err != nil || !ok {
+			d.tx.give(buf)
 			return err
 		}
-		n, good := d.gather(&c)
+		buf, good := d.gather(&c, buf)
 		if w := d.watch.Load(); good && w != nil {
-			(*w)(d.txbuf[HeaderSize:n])
+			(*w)(buf[HeaderSize:])
 		}
-		if !good {
-			d.txBad.Add(1)
-		} else if err := d.backend.WriteFrame(d.txbuf[HeaderSize:n]); err != nil {
-			d.txErrors.Add(1)
+		if good {
+			d.tx.add(buf)
 		} else {
-			d.txFrames.Add(1)
-			d.txBytes.Add(uint64(n - HeaderSize))
+			d.txBad.Add(1)
+			d.tx.give(buf)
 		}
 		if err := q.Push(c.Head, 0); err != nil {
 			return err
@@ -31,23 +118,71 @@ func (d *Device) processTx(q *virtio.Queue) error {
 	}
 }
 
+// writeBackend writes the frames processTx hands it to the backend, in
+// order, until Close; the backend may take its time (a congested
+// network) or never answer (a stopped one) without holding up anything
+// but this goroutine.
+func (d *Device) writeBackend() {
+	defer close(d.txExited)
+	p := d.tx
+	spare := make([][]byte, 0, txHandoff)
+	for {
+		select {
+		case <-p.wake:
+		case <-d.done:
+			return
+		}
+		p.mu.Lock()
+		frames := p.queued
+		p.queued = spare
+		p.mu.Unlock()
+		for _, b := range frames {
+			if err := d.backend.WriteFrame(b[HeaderSize:]); err != nil {
+				d.txErrors.Add(1)
+			} else {
+				d.txFrames.Add(1)
+				d.txBytes.Add(uint64(len(b) - HeaderSize))
+			}
+		}
+		p.mu.Lock()
+		for _, b := range frames {
+			if cap(b) > poolFrame {
+				b = nil // a jumbo frame's buffer is not kept
+			}
+			p.free = append(p.free, b[:0])
+		}
+		starved := p.starved
+		p.starved = false
+		p.mu.Unlock()
+		clear(frames)
+		spare = frames[:0]
+		if k := d.kick.Load(); starved && k != nil {
+			(*k)(TxQueue)
+		}
+	}
+}
+
 // gather copies the chain's readable buffers (header, then frame) into
-// txbuf, out of the guest's reach, and returns their length. It refuses a
-// chain that does not hold a header and an Ethernet header, or holds more
-// than txbuf.
-func (d *Device) gather(c *virtio.Chain) (int, bool) {
+// buf, grown if need be, out of the guest's reach. It refuses a chain that
+// does not hold a header and an Ethernet header, or holds more than a
+// header and MaxFrameSize.
+func (d *Device) gather(c *virtio.Chain, buf []byte) ([]byte, bool) {
 	total := c.ReadableLen()
-	if total < HeaderSize+EthernetHeaderSize || total > uint64(len(d.txbuf)) {
-		return 0, false
+	if total < HeaderSize+EthernetHeaderSize || total > HeaderSize+MaxFrameSize {
+		return buf[:0], false
 	}
 	segs, err := c.Segments(d.seg[:0], false)
 	d.seg = segs[:0]
 	if err != nil {
-		return 0, false
+		return buf[:0], false
 	}
+	if uint64(cap(buf)) < total {
+		buf = make([]byte, 0, max(total, poolFrame))
+	}
+	buf = buf[:total]
 	n := 0
 	for _, s := range segs {
-		n += copy(d.txbuf[n:], s)
+		n += copy(buf[n:], s)
 	}
-	return n, true
+	return buf[:n], true
 }
