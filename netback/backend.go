@@ -136,6 +136,10 @@ type Stats struct {
 	// forwards waiting for the guest to accept, now; ForwardsRefused
 	// counts those closed at once because too many were waiting.
 	ForwardsPending, ForwardsRefused uint64
+	// ForwardFlows is the number of client flows of the UDP port
+	// forwards, now; ForwardFlowsRefused counts the datagrams of new
+	// clients dropped because the forward or the VM had its most flows.
+	ForwardFlows, ForwardFlowsRefused uint64
 	// NATConns and NATFlows are the guest's TCP connections and UDP
 	// flows relayed to the host now; NATRefusedConns and NATRefusedFlows
 	// count those refused because the guest had its most already (a

@@ -36,6 +36,16 @@ const (
 	MaxPendingPerVM      = maxPendingPerVM
 )
 
+// SetForwardFlowLimits sets the bounds on the client flows of one UDP
+// forward and of one VM's, and how long a flow lasts without a datagram,
+// until the returned function restores them. Set them before starting
+// the network.
+func SetForwardFlowLimits(forward, vm int, idle time.Duration) (restore func()) {
+	old, oldIdle := forwardFlowLimits, udpIdleFor
+	forwardFlowLimits.forward, forwardFlowLimits.vm, udpIdleFor = int64(forward), int64(vm), idle
+	return func() { forwardFlowLimits, udpIdleFor = old, oldIdle }
+}
+
 // SetForwardDialTimeout sets how long a forwarded connection waits for the
 // guest, until the returned function restores it. Set it before starting
 // the network.

@@ -167,6 +167,10 @@ type HubStats struct {
 	// ForwardsRefused counts those closed at once because too many were
 	// waiting (for that forward or that VM).
 	ForwardsPending, ForwardsRefused uint64
+	// ForwardFlows is the number of client flows of the VMs' UDP port
+	// forwards, now; ForwardFlowsRefused counts the datagrams of new
+	// clients dropped because the forward or its VM had its most flows.
+	ForwardFlows, ForwardFlowsRefused uint64
 	// NATConns and NATFlows are the VMs' TCP connections and UDP flows
 	// relayed to the host now; NATRefusedConns and NATRefusedFlows count
 	// those refused because their VM had its most already (a TCP SYN
@@ -295,6 +299,7 @@ func (h *Hub) Stats() HubStats {
 	ns := h.gw.nat.stats()
 	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load(),
 		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load(),
+		ForwardFlows: uint64(h.fwd.flows.Load()), ForwardFlowsRefused: h.fwd.flowsRefused.Load(),
 		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
 		DNSRefused: h.gw.resolver.refused.Load()}
 }

@@ -589,6 +589,10 @@ func (f *udpFlow) close() {
 type udpForward struct {
 	ln   *net.UDPConn
 	dial func() (net.Conn, error) // a connection to the guest's port
+	// lim counts the flows, bounded by maxFlows for this forward and
+	// maxVMFlows for its VM's (forwardFlowLimits when made).
+	lim                  forwardLimits
+	maxFlows, maxVMFlows int64
 
 	mu     sync.Mutex
 	flows  map[netip.AddrPort]*udpFlow
@@ -596,8 +600,9 @@ type udpForward struct {
 	wg     sync.WaitGroup // the flows' readers
 }
 
-func newUDPForward(ln *net.UDPConn, dial func() (net.Conn, error)) *udpForward {
-	return &udpForward{ln: ln, dial: dial, flows: map[netip.AddrPort]*udpFlow{}}
+func newUDPForward(ln *net.UDPConn, lim forwardLimits, dial func() (net.Conn, error)) *udpForward {
+	return &udpForward{ln: ln, dial: dial, lim: lim, maxFlows: forwardFlowLimits.forward,
+		maxVMFlows: forwardFlowLimits.vm, flows: map[netip.AddrPort]*udpFlow{}}
 }
 
 // serve relays the host port's datagrams until close.
@@ -615,7 +620,8 @@ func (p *udpForward) serve() error {
 }
 
 // flow is the flow of client from, started if it has none; nil once the
-// forward is closed or when the guest cannot be dialled.
+// forward is closed, when the forward or its VM has its most flows
+// (counted), or when the guest cannot be dialled.
 func (p *udpForward) flow(from netip.AddrPort) *udpFlow {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -625,8 +631,12 @@ func (p *udpForward) flow(from netip.AddrPort) *udpFlow {
 	if f, ok := p.flows[from]; ok {
 		return f
 	}
+	if !p.lim.reserveFlow(int64(len(p.flows)), p.maxFlows, p.maxVMFlows) {
+		return nil
+	}
 	c, err := p.dial()
 	if err != nil {
+		p.lim.releaseFlow()
 		return nil
 	}
 	var f *udpFlow
@@ -639,6 +649,7 @@ func (p *udpForward) flow(from netip.AddrPort) *udpFlow {
 			delete(p.flows, from)
 		}
 		p.mu.Unlock()
+		p.lim.releaseFlow()
 	})
 	p.flows[from] = f
 	p.wg.Add(1)

@@ -165,6 +165,9 @@ func (u *User) Stats() Stats {
 		ForwardsPending: uint64(u.fwd.pending.Load()),
 		ForwardsRefused: u.fwd.refused.Load(),
 
+		ForwardFlows:        uint64(u.fwd.flows.Load()),
+		ForwardFlowsRefused: u.fwd.flowsRefused.Load(),
+
 		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
 		DNSRefused: u.gw.resolver.refused.Load(),
 	}

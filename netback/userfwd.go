@@ -40,19 +40,47 @@ const (
 	maxPendingPerVM = 256
 )
 
+// Bounds on the client flows of UDP port forwards: each client address
+// that sends to a forwarded host port gets a flow of its own (a gVisor
+// endpoint, a goroutine and a 64 KiB buffer) for udpIdleTimeout after its
+// last datagram, and a local program sending from ever new source ports
+// would otherwise make as many as it likes (140,000 datagrams took a
+// shared network to 513 MB). A UDP service's clients are a few dozen at
+// once (a game server's players, the resolvers asking a DNS server);
+// 256 per forward allow about 3 new clients a second without end. Beyond
+// a bound the datagram that would start a flow is dropped and counted
+// (ForwardFlowsRefused), as a NAT with a full table drops it; the flows
+// there are go on, and a client that stops frees its flow when it idles
+// out.
+const (
+	// maxFlowsPerForward is the most client flows of one UDP forward.
+	maxFlowsPerForward = 256
+	// maxFlowsPerVM is the most client flows of all of one VM's UDP
+	// forwards together.
+	maxFlowsPerVM = 512
+)
+
+// forwardFlowLimits are maxFlowsPerForward and maxFlowsPerVM, a variable
+// for the tests (read when a forward starts).
+var forwardFlowLimits = struct{ forward, vm int64 }{maxFlowsPerForward, maxFlowsPerVM}
+
 // forwardDialTimeoutFor is forwardDialTimeout, a variable for the tests.
 var forwardDialTimeoutFor = forwardDialTimeout
 
-// forwardCounts counts the pending and refused forwarded connections of
-// one VM, or of all a hub's VMs.
+// forwardCounts counts the pending and refused forwarded connections, and
+// the UDP forwards' client flows and the datagrams refused a flow, of one
+// VM, or of all a hub's VMs.
 type forwardCounts struct {
 	pending atomic.Int64
 	refused atomic.Uint64
+
+	flows        atomic.Int64
+	flowsRefused atomic.Uint64
 }
 
 // forwardLimits are the counters one forward charges: its VM's, bounded
-// by maxPendingPerVM, and the whole network's (nil for a User, whose one
-// VM is the network), only counted.
+// by maxPendingPerVM and maxFlowsPerVM, and the whole network's (nil for a
+// User, whose one VM is the network), only counted.
 type forwardLimits struct {
 	vm, all *forwardCounts
 }
@@ -81,7 +109,7 @@ func (g *gateway) forward(f Forward, addr netip.Addr, lim forwardLimits) (stop f
 		if err != nil {
 			return nil, forwardListenErr(f, err)
 		}
-		p := newUDPForward(lc, func() (net.Conn, error) {
+		p := newUDPForward(lc, lim, func() (net.Conn, error) {
 			return gonet.DialUDP(g.stack, nil, &guest, ipv4.ProtocolNumber)
 		})
 		g.goServe(p.serve)
@@ -146,6 +174,34 @@ func (t *tcpForward) release() {
 	t.lim.vm.pending.Add(-1)
 	if t.lim.all != nil {
 		t.lim.all.pending.Add(-1)
+	}
+}
+
+// reserveFlow takes a flow of the VM for one of its forwards that has
+// forward flows already; false, taking nothing and counting a refusal,
+// when that forward has maxForward or the VM maxVM.
+func (l forwardLimits) reserveFlow(forward, maxForward, maxVM int64) bool {
+	if forward < maxForward {
+		if l.vm.flows.Add(1) <= maxVM {
+			if l.all != nil {
+				l.all.flows.Add(1)
+			}
+			return true
+		}
+		l.vm.flows.Add(-1)
+	}
+	l.vm.flowsRefused.Add(1)
+	if l.all != nil {
+		l.all.flowsRefused.Add(1)
+	}
+	return false
+}
+
+// releaseFlow gives back a flow reserveFlow took.
+func (l forwardLimits) releaseFlow() {
+	l.vm.flows.Add(-1)
+	if l.all != nil {
+		l.all.flows.Add(-1)
 	}
 }
 

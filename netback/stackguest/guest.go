@@ -145,6 +145,16 @@ func (g *Guest) ListenTCP(port uint16) (net.Listener, error) {
 	return ln, nil
 }
 
+// ListenUDP opens a UDP socket on the guest's address at port: datagrams
+// to that port wait there rather than draw an ICMP port unreachable.
+func (g *Guest) ListenUDP(port uint16) (net.PacketConn, error) {
+	c, err := gonet.DialUDP(g.Stack, &tcpip.FullAddress{NIC: nicID, Port: port}, nil, ipv4.ProtocolNumber)
+	if err != nil {
+		return nil, fmt.Errorf("stackguest: listen on UDP port %d: %w", port, err)
+	}
+	return c, nil
+}
+
 // DialTCP connects from the guest to addr.
 func (g *Guest) DialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
 	fa := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.Addr().As4()), Port: addr.Port()}
