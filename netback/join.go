@@ -2,6 +2,7 @@ package netback
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -142,9 +143,21 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 	return j, nil
 }
 
-// dial connects to the hub and makes the handshake.
+// dial connects to the hub and makes the handshake. Close ends it at
+// once: a hub that is stopped accepts the connection and answers nothing
+// for hubHandshakeTimeout, which an exiting VM must not wait out.
 func (j *Joined) dial() (net.Conn, netip.Addr, error) {
-	c, err := net.DialTimeout("unix", j.socket, hubHandshakeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), hubHandshakeTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-j.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", j.socket)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, netip.Addr{}, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, j.socket, err)
@@ -156,6 +169,8 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 		return nil, netip.Addr{}, err
 	}
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
+	// Close cancels ctx: the handshake's reads and writes end then too.
+	unwatch := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	if err := writeHubMessage(c, 0, j.hello); err != nil {
 		return fail(handshakeError(j.socket, err))
 	}
@@ -172,6 +187,11 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	addr, err := hubAddr(ans.Addr)
 	if err != nil {
 		return fail(fmt.Errorf("shared network %s: %w", j.socket, err))
+	}
+	if !unwatch() {
+		// The timeout (or Close, whose error goes unsaid) came first
+		// and spoilt the deadline.
+		return fail(handshakeError(j.socket, os.ErrDeadlineExceeded))
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, addr, nil
@@ -237,6 +257,14 @@ func (j *Joined) redial() net.Conn {
 		case <-t.C:
 		}
 		c, addr, err := j.dial()
+		select {
+		case <-j.done: // the dial's failure is Close's doing: nothing to say
+			if c != nil {
+				c.Close()
+			}
+			return nil
+		default:
+		}
 		if err == nil {
 			j.mu.Lock()
 			select {

@@ -395,3 +395,31 @@ func TestJoinedWriteToStalledHub(t *testing.T) {
 		t.Errorf("log:\n%s\nwant the line %q", strings.Join(logs, "\n"), want)
 	}
 }
+
+// Close ends a rejoin in progress at once: a stopped network's socket
+// still takes connections (its backlog) and answers none, and a VM
+// exiting meanwhile waited out the handshake's timeout.
+func TestJoinedCloseDuringRejoin(t *testing.T) {
+	logf, logged := lineRecorder()
+	_, _, conn, j := joinFakeHub(t, JoinOptions{Name: "web", Logf: logf}) // nothing accepts again
+	conn.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ok, _ := j.Connected(); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lost connection was not noticed")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the first redial waits in the handshake
+	start := time.Now()
+	j.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v during a rejoin that got no answer, want it at once", d)
+	}
+	for _, l := range logged() {
+		if strings.Contains(l, "cannot rejoin") {
+			t.Errorf("Close's end of the rejoin was logged: %q", l)
+		}
+	}
+}
