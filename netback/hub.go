@@ -234,32 +234,39 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	}
-	var err error
-	if h.leases, err = loadLeases(cfg.Leases); err != nil {
-		return nil, fmt.Errorf("shared network: %w", err)
-	}
-	h.saveLeaseFile = h.leases.save
-	if wrapSave != nil {
-		h.saveLeaseFile = func() error { return wrapSave(h.leases.save) }
-	}
 	if err := prepareSocketDir(filepath.Dir(cfg.Socket)); err != nil {
 		return nil, err
 	}
 	if err := removeStaleSocket(cfg.Socket); err != nil {
 		return nil, err
 	}
-	if h.gw, err = newGateway(hubGatewaySink{h}, hubGatewayDepth, false); err != nil {
+	var err error
+	if h.ln, h.socketFile, err = listenSocket(cfg.Socket, cfg.Group, hooks.bound); err != nil {
 		return nil, err
+	}
+	// Once the socket is this hub's, so that a network running on it is
+	// said as such (ErrHubRunning) rather than by its lease file's lock;
+	// no VM is accepted before the leases are read. After
+	// prepareSocketDir too: the default lease file is in the socket's
+	// directory, which it may have made.
+	if h.leases, err = loadLeases(cfg.Leases); err != nil {
+		err = fmt.Errorf("shared network: %w", err)
+		return nil, errors.Join(err, h.unlisten())
+	}
+	h.saveLeaseFile = h.leases.save
+	if wrapSave != nil {
+		h.saveLeaseFile = func() error { return wrapSave(h.leases.save) }
+	}
+	if h.gw, err = newGateway(hubGatewaySink{h}, hubGatewayDepth, false); err != nil {
+		h.leases.close()
+		return nil, errors.Join(err, h.unlisten())
 	}
 	if err := h.gw.serveDHCP(h.leases.lookup); err != nil {
 		_ = h.gw.close()
-		return nil, err
+		h.leases.close()
+		return nil, errors.Join(err, h.unlisten())
 	}
 	h.gw.start()
-	if h.ln, h.socketFile, err = listenSocket(cfg.Socket, cfg.Group, hooks.bound); err != nil {
-		_ = h.gw.close()
-		return nil, err
-	}
 	go h.saveLoop()
 	h.wg.Add(1)
 	go h.accept(openSpare())
@@ -286,6 +293,12 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("shared network: stale socket: %w", err)
 	}
 	return nil
+}
+
+// unlisten removes the hub's socket and closes its listener, for a hub
+// that fails to start after listenSocket.
+func (h *Hub) unlisten() error {
+	return errors.Join(removeSocket(h.socket, h.socketFile), h.ln.Close())
 }
 
 // Socket is the path VMs connect to.
@@ -336,6 +349,7 @@ func (h *Hub) Close() error {
 		close(h.saveReq)
 		<-h.saveDone
 		h.saveLeases()
+		h.leases.close()
 		h.closeErr = errors.Join(err, h.gw.close())
 	})
 	return h.closeErr

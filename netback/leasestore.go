@@ -3,18 +3,13 @@ package netback
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"time"
-
-	"github.com/smolvmm/smolvmm/internal/atomicfile"
-	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 // leaseStore holds a hub's leases: one address per MAC, from UserGuest
@@ -24,6 +19,10 @@ import (
 // among those not connected goes to the newcomer.
 type leaseStore struct {
 	path string // "" keeps the leases in memory only
+	// dir is path's directory, which the file is read and written
+	// through; lock holds the file's lock (lockLeases). Both nil for
+	// leases in memory, and once closed.
+	dir, lock *os.File
 
 	// saveMu orders the file's writes, which happen outside mu (so that
 	// a slow disk holds up no lookup): each write's snapshot is taken
@@ -69,43 +68,34 @@ const maxLeaseFile = 1 << 20
 // leasePool is the first and the last address a hub leases.
 var leasePool = [2]netip.Addr{UserGuest, netip.MustParseAddr("10.0.2.254")}
 
-// loadLeases reads path's leases; a missing file is an empty table. A
-// path that is not a regular file, or a file that does not parse, is an
-// error naming it (rather than silently handing the addresses out
-// again). Entries outside the pool or repeated are skipped.
+// loadLeases opens path's leases for a network's life (close ends it); a
+// missing file is an empty table. The file's directory must be safe from
+// other users and the file neither another user's symlink nor their file
+// (ErrLeasesUnsafe), and no other network may have it (ErrLeasesInUse:
+// an exclusive lock beside it is held until close). A path that is not a
+// regular file, or a file that does not parse (any bad lease too), is an
+// error naming it and where, rather than a table that hands the
+// addresses out again.
 func loadLeases(path string) (*leaseStore, error) {
 	s := &leaseStore{path: path, byMAC: map[string]*storedLease{}, byAddr: map[netip.Addr]*storedLease{}}
 	if path == "" {
 		return s, nil
 	}
-	// regfile opens without blocking (a FIFO waited for a writer, deaf
-	// to SIGTERM) and refuses what is not a regular file by its kind
-	// (/dev/null read as a truncated table, /dev/full as too large).
-	b, err := regfile.ReadFile(path, maxLeaseFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
-	}
+	b, err := s.openLeases()
 	if err != nil {
-		return nil, fmt.Errorf("lease file: %w", err)
+		return nil, err
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		// Made ahead (touch, a service manager's tmpfiles): no
 		// leases yet, as no file would be. The first save fills it.
 		return s, nil
 	}
-	var lf leaseFile
-	if err := json.Unmarshal(b, &lf); err != nil {
-		return nil, fmt.Errorf("lease file %s: %w (remove it to start afresh)", path, err)
+	ls, err := parseLeases(path, b)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("%w (correct it, or remove it to start afresh)", err)
 	}
-	if lf.Version != leaseFileVersion {
-		return nil, fmt.Errorf("lease file %s: version %d, want %d", path, lf.Version, leaseFileVersion)
-	}
-	for _, l := range lf.Leases {
-		mac, err := net.ParseMAC(l.MAC)
-		if err != nil || len(mac) != 6 || !inPool(l.Addr) || s.byAddr[l.Addr] != nil || s.byMAC[mac.String()] != nil {
-			continue
-		}
-		l.MAC = mac.String()
+	for _, l := range ls {
 		s.byMAC[l.MAC], s.byAddr[l.Addr] = l, l
 	}
 	return s, nil
@@ -233,13 +223,13 @@ func (s *leaseStore) save() error {
 		lf.Leases = append(lf.Leases, &c)
 	}
 	s.mu.Unlock()
-	sort.Slice(lf.Leases, func(i, j int) bool { return lf.Leases[i].Addr.Less(lf.Leases[j].Addr) })
+	sortLeases(lf.Leases)
 	b, err := json.MarshalIndent(lf, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(s.path, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("lease file: %w", err)
+	if s.dir == nil {
+		return fmt.Errorf("lease file %s: %w", s.path, os.ErrClosed)
 	}
-	return nil
+	return s.writeLeases(append(b, '\n'))
 }

@@ -52,10 +52,12 @@ func TestLeaseStorePoolFull(t *testing.T) {
 	if err := s.save(); err != nil {
 		t.Fatal(err)
 	}
+	s.close()
 	s2, err := loadLeases(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s2.close()
 	if a, ok := s2.lookup(mac(1000)); !ok || a.String() != "10.0.2.17" {
 		t.Errorf("reloaded: %s %v", a, ok)
 	}
@@ -122,9 +124,13 @@ func TestLoadLeasesEmpty(t *testing.T) {
 		if err := s.save(); err != nil {
 			t.Fatal(err)
 		}
-		if s2, err := loadLeases(path); err != nil {
+		s.close()
+		s2, err := loadLeases(path)
+		if err != nil {
 			t.Fatal(err)
-		} else if a, ok := s2.lookup(mac); !ok || a.String() != "10.0.2.15" {
+		}
+		s2.close()
+		if a, ok := s2.lookup(mac); !ok || a.String() != "10.0.2.15" {
 			t.Errorf("%q: reloaded %s %v, want 10.0.2.15", content, a, ok)
 		}
 	}

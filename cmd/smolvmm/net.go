@@ -37,7 +37,12 @@ The socket is $XDG_RUNTIME_DIR/smolvmm/net/NAME.sock (root:
 under $TMPDIR if set),
 mode 0600: only its owner's VMs may join (--group GROUP: also that group's
 members'; set on every start); the default directory is mode 0711, shared
-by every network. The leases are next to it, in NAME.leases, mode 0600. A
+by every network. The leases are next to it, in NAME.leases, mode 0600,
+locked while the network runs (NAME.leases.lock): a second network given
+the same file is refused. A lease file that is a symlink, another user's
+or writable by others, or in a directory another user owns or may replace
+files in (unless sticky, as /tmp), is refused; so is one with a lease that
+does not parse (the message gives its byte offset, lease and field). A
 VM may forward a host port below 1024 (net.ipv4.ip_unprivileged_port_start)
 only if its process is root's, or if it runs as the user that root's VM
 of the same MAC said it would drop to (run --user, or run --uid) when it
@@ -116,8 +121,13 @@ func netAction(c *cli.Context) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	h, err := netback.NewHub(cfg)
-	if errors.Is(err, netback.ErrHubRunning) {
+	switch {
+	case errors.Is(err, netback.ErrHubRunning):
 		return fmt.Errorf("%w (stop it first, or give another --name or --socket)", err)
+	case errors.Is(err, netback.ErrLeasesInUse):
+		return fmt.Errorf("%w (two networks would overwrite each other's leases: stop that one, or give this one another --leases)", err)
+	case errors.Is(err, netback.ErrLeasesUnsafe):
+		return fmt.Errorf("%w (give --leases a file of your own, not a symlink, in a directory only you or root may write, or a sticky one such as /tmp)", err)
 	}
 	if err != nil {
 		return err
