@@ -613,6 +613,7 @@ func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPo
 	h.mu.RLock()
 	dup := h.ports[key] != nil
 	plan, ok := h.leases.plan(mac, h.connectedLocked)
+	taken := h.takenLocked(key, fwds)
 	h.mu.RUnlock()
 	switch {
 	case h.conns.isClosed():
@@ -621,6 +622,9 @@ func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPo
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac)
 	case !ok:
 		return nil, RefusedNoAddress, fmt.Sprintf("every address from %s to %s is leased to a connected VM", leasePool[0], leasePool[1])
+	case taken != "":
+		// Said before the bind, which would blame another program.
+		return nil, RefusedForward, taken
 	}
 	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newFrameQueue(hubPortDepth)}
 	for _, f := range fwds {
@@ -666,6 +670,26 @@ func (h *Hub) saveLoop() {
 		// receiver waits for it too.
 		h.noteChange()
 	}
+}
+
+// takenLocked says which of fwds another connected VM than key's
+// forwards a host port of (SameHostPort), naming that VM; "" when none
+// does. A VM that is leaving has its forwards stopped or stopping, and
+// does not count. h.mu is held.
+func (h *Hub) takenLocked(key [6]byte, fwds []Forward) string {
+	for k, p := range h.ports {
+		if k == key || p.leaving.Load() {
+			continue
+		}
+		for _, f := range fwds {
+			for _, g := range p.forwards {
+				if SameHostPort(f, g) {
+					return fmt.Sprintf("port forward %s: host port %s %d is forwarded already, by the VM of MAC %s (%s) on this network (its forward %s): choose another host port, or stop that VM", f, f.Proto, f.HostPort, p.mac, p.addr, g)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // connectedLocked reports whether a connected VM has address a (h.mu held).
@@ -780,6 +804,9 @@ type hubPort struct {
 	ll    netip.Addr
 	flood floodLimit // used by readLoop's goroutine only
 	fwd   forwardCounts
+	// leaving is set once unregister begins: its forwards no longer
+	// hold their host ports for another VM (takenLocked).
+	leaving atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -795,6 +822,7 @@ func (p *hubPort) close() {
 // now (and saved in the background).
 func (p *hubPort) unregister() {
 	p.closeOnce.Do(func() {
+		p.leaving.Store(true)
 		// The forwards stop first: a VM reconnecting at once is told
 		// its MAC is still connected (and tries again) rather than that
 		// its own host ports are taken (which it would take as final).
