@@ -592,7 +592,11 @@ func (h *Hub) checkPrivileged(c net.Conn, mac net.HardwareAddr, fwds []Forward) 
 		if uidErr == nil && h.leases.granted(mac, f.String(), uid) {
 			continue
 		}
-		who := fmt.Sprintf("the VM's process runs as uid %d, and root's VM of MAC %s did not join with it to run as that uid", uid, mac)
+		who := fmt.Sprintf("the VM's process runs as uid %d", uid)
+		if h.leases.hasGrant(mac) {
+			// Only then is there a join of root's to speak of.
+			who += fmt.Sprintf(", and root's VM of MAC %s did not join with it to run as that uid", mac)
+		}
 		if uidErr != nil {
 			who = fmt.Sprintf("the VM's user is unknown (%v)", uidErr)
 		}

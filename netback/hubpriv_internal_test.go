@@ -330,3 +330,56 @@ func TestRunsAsRange(t *testing.T) {
 		}
 	}
 }
+
+// The privileged-port refusal speaks of root's VM of the MAC only when
+// there was one: a grant in the lease. Before, it said root's VM "did not
+// join with it to run as that uid" of a MAC that no VM ever joined with.
+func TestHubPrivilegedRefusalNamesGrantOnlyWhenOne(t *testing.T) {
+	port := freePort(t)
+	other := freePort(t)
+	for other == port {
+		other = freePort(t)
+	}
+	fwd := func(p uint16) Forward {
+		return Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: p, GuestPort: 22}
+	}
+	var uid atomic.Int64
+	h, err := newHub(HubConfig{Socket: filepath.Join(t.TempDir(), "n.sock")}, hubHooks{
+		peerUID:   func(net.Conn) (int, error) { return int(uid.Load()), nil },
+		portStart: func() int { return int(max(port, other)) + 1 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	granted := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
+	j, err := JoinWith(h.Socket(), granted, []Forward{fwd(port)}, JoinOptions{RunsAs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	for h.Stats().VMs != 0 {
+		runtime.Gosched()
+	}
+	uid.Store(1000)
+	for _, tt := range []struct {
+		name       string
+		mac        net.HardwareAddr
+		fwd        Forward
+		saysGrant  bool
+		wantPrefix string
+	}{
+		{"a MAC never joined", net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}, fwd(port), false, "the VM's process runs as uid 1000"},
+		{"a MAC root's VM joined with another forward", granted, fwd(other), true, "the VM's process runs as uid 1000"},
+	} {
+		_, err := Join(h.Socket(), tt.mac, []Forward{tt.fwd})
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Reason != RefusedForward || !strings.Contains(re.Message, tt.wantPrefix) {
+			t.Errorf("%s: %v, want a port forward refusal saying %q", tt.name, err, tt.wantPrefix)
+			continue
+		}
+		if says := strings.Contains(re.Message, "root's VM of MAC"); says != tt.saysGrant {
+			t.Errorf("%s: %q speaks of root's VM: %v, want %v", tt.name, re.Message, says, tt.saysGrant)
+		}
+	}
+}

@@ -161,6 +161,15 @@ func (s *leaseStore) commit(p leasePlan, now time.Time) {
 	l.Seen = now
 }
 
+// hasGrant reports whether root's VM of mac was granted privileged
+// forwards (grant).
+func (s *leaseStore) hasGrant(mac net.HardwareAddr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byMAC[mac.String()]
+	return l != nil && len(l.Privileged) > 0
+}
+
 // touch marks mac's lease seen at now (when its VM leaves, so that the
 // lease of a VM connected for long counts as recent); false when mac has
 // no lease.
