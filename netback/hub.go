@@ -84,6 +84,10 @@ type HubConfig struct {
 // connection: the handshake is bounded (size, forwards, time) and parsed
 // strictly; a MAC joins once at a time (a second connection with it is
 // refused, so no VM can take over another's port, address or forwards);
+// a MAC's lease is the user's whose VM joined with it (SO_PEERCRED; the
+// user root's process said its VM would run as), and a VM of another
+// user but root is refused it (RefusedMACOwner), since a VM picks its
+// own MAC;
 // a forward of a host port below the host's first unprivileged one
 // (net.ipv4.ip_unprivileged_port_start, else 1024) is refused unless the
 // process that connected (SO_PEERCRED) is root's, or is that of the user
@@ -536,11 +540,12 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	if err := CheckForwards(fwds); err != nil {
 		return nil, RefusedForward, err.Error()
 	}
-	root, msg := h.checkPrivileged(c, mac, fwds)
+	peer := h.peer(c, hello)
+	root, msg := h.checkPrivileged(peer, mac, fwds)
 	if msg != "" {
 		return nil, RefusedForward, msg
 	}
-	p, r, msg := h.register(c, mac, fwds)
+	p, r, msg := h.register(c, peer, mac, fwds)
 	if r == 0 {
 		if len(root) > 0 {
 			// root is a root process's: its word on the user its VM
@@ -554,6 +559,30 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 		h.requestSave()
 	}
 	return p, r, msg
+}
+
+// peerUser is the user of a VM's process, as the hub knows it.
+type peerUser struct {
+	uid int   // -1 when err
+	err error // why the user cannot be read
+	// owner is the user a lease of the VM's MAC is recorded as
+	// (storedLease.UID): uid, or, for root's process, the user its VM
+	// will run as (hubHello.RunsAs) when it said one; -1 when unknown.
+	owner int
+}
+
+// peer reads the user of c's process (SO_PEERCRED).
+func (h *Hub) peer(c net.Conn, hello hubHello) peerUser {
+	uid, err := h.peerUID(c)
+	if err != nil {
+		return peerUser{uid: -1, err: err, owner: -1}
+	}
+	owner := uid
+	if uid == 0 && hello.RunsAs != 0 {
+		// root's word is believed, as for its grants (admit).
+		owner = hello.RunsAs
+	}
+	return peerUser{uid: uid, owner: owner}
 }
 
 // checkPrivileged says why a VM may not have fwds ("" if it may): the hub
@@ -570,20 +599,17 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 // socket could take the MAC while root's VM is away. A user that cannot
 // be read counts as unprivileged and is granted nothing. root are the
 // privileged forwards of a root peer, for admit to grant.
-func (h *Hub) checkPrivileged(c net.Conn, mac net.HardwareAddr, fwds []Forward) (root []string, msg string) {
-	// Each read once, and only if there is a forward to judge.
-	start, asked := -1, false
-	uid, uidErr := -1, error(nil)
+func (h *Hub) checkPrivileged(peer peerUser, mac net.HardwareAddr, fwds []Forward) (root []string, msg string) {
+	// The first unprivileged port is read once, and only if there is a
+	// forward to judge.
+	start := -1
+	uid, uidErr := peer.uid, peer.err
 	for _, f := range fwds {
 		if start < 0 {
 			start = h.portStart()
 		}
 		if int(f.HostPort) >= start {
 			continue
-		}
-		if !asked {
-			asked = true
-			uid, uidErr = h.peerUID(c)
 		}
 		if uidErr == nil && uid == 0 {
 			root = append(root, f.String())
@@ -609,19 +635,28 @@ func (h *Hub) checkPrivileged(c net.Conn, mac net.HardwareAddr, fwds []Forward) 
 // and puts the port in the switch, one VM at a time: between plan and
 // commit no other VM takes the planned address or registers the MAC, and
 // the forwards are bound in between without holding up the switch.
-func (h *Hub) register(c net.Conn, mac net.HardwareAddr, fwds []Forward) (*hubPort, Refusal, string) {
+func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []Forward) (*hubPort, Refusal, string) {
 	var key [6]byte
 	copy(key[:], mac)
 	h.admitMu.Lock()
 	defer h.admitMu.Unlock()
+	owner, leased, recorded := h.leases.owner(mac)
 	h.mu.RLock()
 	dup := h.ports[key] != nil
 	plan, ok := h.leases.plan(mac, h.connectedLocked)
 	taken := h.takenLocked(key, fwds)
 	h.mu.RUnlock()
+	plan.uid = peer.owner
 	switch {
 	case h.conns.isClosed():
 		return nil, RefusedClosing, "the network is shutting down"
+	case recorded && peer.err != nil:
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s is leased (%s) to the VMs of uid %d, and the VM's user is unknown (%v): only that user's VMs and root's may join with it", mac, leased, owner, peer.err)
+	case recorded && peer.uid != 0 && peer.uid != owner:
+		// A VM picks its own MAC: else another user allowed on the
+		// socket would take this one's address while it is away, and
+		// then have it refused as connected already.
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s is leased (%s) to the VMs of uid %d, and the VM's process runs as uid %d: only that user's VMs and root's may join with it", mac, leased, owner, peer.uid)
 	case dup:
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac)
 	case !ok:

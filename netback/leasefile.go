@@ -228,6 +228,7 @@ type leaseEntry struct {
 	Seen          string   `json:"seen"`
 	Privileged    []string `json:"privileged"`
 	PrivilegedUID int64    `json:"privileged_uid"`
+	UID           *int64   `json:"uid"`
 }
 
 // parseLeases reads the leases of lease file path's content b. Any
@@ -305,6 +306,13 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 		if e.PrivilegedUID < 0 || e.PrivilegedUID > maxUID {
 			return nil, bad("privileged_uid", fmt.Errorf("%d is not a uid (0 to %d)", e.PrivilegedUID, int64(maxUID)))
 		}
+		if e.UID != nil {
+			if *e.UID < 0 || *e.UID > maxUID {
+				return nil, bad("uid", fmt.Errorf("%d is not a uid (0 to %d)", *e.UID, int64(maxUID)))
+			}
+			uid := int(*e.UID)
+			l.UID = &uid
+		}
 		byMAC[l.MAC], byAddr[l.Addr] = i, i
 		ls = append(ls, l)
 	}
@@ -324,6 +332,8 @@ func typeError(te *json.UnmarshalTypeError) string {
 		want = "a list"
 	case reflect.Struct, reflect.Map:
 		want = "an object"
+	case reflect.Pointer:
+		want = "an integer" // only uid is a pointer
 	}
 	return fmt.Sprintf("JSON %s where %s belongs", te.Value, want)
 }

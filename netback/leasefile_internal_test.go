@@ -263,6 +263,7 @@ func TestLoadLeasesParseErrors(t *testing.T) {
 		{"address outside the pool", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.2"}`), `field "addr": 10.0.2.2 is not in the pool, 10.0.2.15 to 10.0.2.254`},
 		{"repeated MAC", file(good, `{"mac":"52:54:00:00:00:01","addr":"10.0.2.16"}`), `lease 1 (at byte offset ` + strconv.Itoa(second) + `): field "mac": 52:54:00:00:00:01 has lease 0 already`},
 		{"repeated address", file(good, `{"mac":"52:54:00:00:00:02","addr":"10.0.2.15"}`), `field "addr": 10.0.2.15 is lease 0's already`},
+		{"negative uid", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","uid":-1}`), `field "uid": -1 is not a uid`},
 		{"negative privileged uid", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","privileged_uid":-1}`), `field "privileged_uid": -1 is not a uid`},
 	}
 	for _, tt := range tests {
@@ -289,5 +290,29 @@ func TestLoadLeasesParseErrors(t *testing.T) {
 			}
 			s.close()
 		})
+	}
+}
+
+// A lease written by hand with no "seen", or by an older smolvmm with no
+// "uid", loads: seen longest ago, no user recorded.
+func TestLoadLeasesOptionalFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.leases")
+	content := `{"version":1,"leases":[{"mac":"52:54:00:00:00:01","addr":"10.0.2.20"},{"mac":"52:54:00:00:00:02","addr":"10.0.2.21","seen":"2026-12-03T19:00:00Z","uid":1000}]}`
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := loadLeases(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if a, ok := s.lookup(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}); !ok || a.String() != "10.0.2.20" {
+		t.Errorf("hand-written lease: %s %v", a, ok)
+	}
+	if _, _, ok := s.owner(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}); ok {
+		t.Error("a lease without uid has an owner")
+	}
+	if uid, a, ok := s.owner(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}); !ok || uid != 1000 || a.String() != "10.0.2.21" {
+		t.Errorf("owner: %d %s %v, want 1000 10.0.2.21", uid, a, ok)
 	}
 }

@@ -51,6 +51,12 @@ type storedLease struct {
 	// lets in; 0 (or absent, as files written before it have it) means
 	// root's alone.
 	PrivilegedUID int `json:"privileged_uid,omitempty"`
+	// UID is the user whose VM last joined with the MAC (for a root
+	// process that said its VM would run as another user, that user):
+	// no other user but root may join with it (owner). nil where it
+	// was not known: in files written before it, and where peer
+	// credentials cannot be read; the next join records it.
+	UID *int `json:"uid,omitempty"`
 }
 
 // leaseFile is the lease file's content.
@@ -112,6 +118,9 @@ type leasePlan struct {
 	addr  netip.Addr
 	evict string // the MAC whose lease goes to mac; "" when none
 	fresh bool   // mac has no lease yet
+	// uid is the user commit records as the lease's (storedLease.UID);
+	// below 0 when unknown, which leaves the record as it was.
+	uid int
 }
 
 // plan returns the address mac gets, without leasing it: its own, else
@@ -159,6 +168,22 @@ func (s *leaseStore) commit(p leasePlan, now time.Time) {
 		s.byMAC[p.mac], s.byAddr[p.addr] = l, l
 	}
 	l.Seen = now
+	if p.uid >= 0 {
+		uid := p.uid
+		l.UID = &uid
+	}
+}
+
+// owner returns the user recorded as mac's lease's (storedLease.UID)
+// and its address; false when mac has no lease or none is recorded.
+func (s *leaseStore) owner(mac net.HardwareAddr) (uid int, addr netip.Addr, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byMAC[mac.String()]
+	if l == nil || l.UID == nil {
+		return -1, netip.Addr{}, false
+	}
+	return *l.UID, l.Addr, true
 }
 
 // hasGrant reports whether root's VM of mac was granted privileged

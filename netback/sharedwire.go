@@ -60,6 +60,9 @@ const (
 	// RefusedNoDescriptors: the hub's process has every file descriptor
 	// its RLIMIT_NOFILE allows open; it answers with one kept spare.
 	RefusedNoDescriptors Refusal = 7
+	// RefusedMACOwner: the MAC is leased to the VMs of another user
+	// than the VM's, and the VM's is not root.
+	RefusedMACOwner Refusal = 8
 )
 
 var refusalNames = map[Refusal]string{
@@ -67,6 +70,7 @@ var refusalNames = map[Refusal]string{
 	RefusedDuplicateMAC: "duplicate MAC", RefusedForward: "port forward refused",
 	RefusedNoAddress: "no address left", RefusedClosing: "network shutting down",
 	RefusedNoDescriptors: "network out of file descriptors",
+	RefusedMACOwner:      "MAC leased to another user",
 }
 
 // String is the refusal's reason in words, for messages.
@@ -112,13 +116,14 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // reconnecting after a lost hub stops trying: its hello is malformed or
 // of another version, or a host port it forwards is taken (by another VM
 // or program: the VM would run without that forward, and a port freed
-// later is no reason to keep a VM waiting on it). The others pass: a
+// later is no reason to keep a VM waiting on it), or its MAC is leased
+// to another user (whose VM it is not, whenever it asks). The others pass: a
 // duplicate MAC (most often the VM's own previous connection, not yet
 // gone), a full pool (VMs leave), a hub shutting down (another starts),
 // and codes this side does not know.
 func (e *RefusedError) Permanent() bool {
 	switch e.Reason {
-	case RefusedMalformed, RefusedVersion, RefusedForward:
+	case RefusedMalformed, RefusedVersion, RefusedForward, RefusedMACOwner:
 		return true
 	}
 	return false

@@ -171,6 +171,9 @@ func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	if errors.As(err, &refused) && refused.Reason == netback.RefusedDuplicateMAC {
 		return nil, nil, fmt.Errorf("%w (give this VM another --mac)", err)
 	}
+	if errors.As(err, &refused) && refused.Reason == netback.RefusedMACOwner {
+		return nil, nil, fmt.Errorf("%w (give this VM a --mac of its own)", err)
+	}
 	if errors.As(err, &refused) && refused.Reason == netback.RefusedNoDescriptors {
 		return nil, nil, fmt.Errorf("%w (raise the limit of open files where smolvmm net runs: LimitNOFILE= in its systemd unit, or ulimit -n before it; or join fewer VMs)", err)
 	}

@@ -1,0 +1,85 @@
+package netback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// A MAC's lease belongs to the user whose VM joined with it (for root's
+// process that said its VM would run as another user, that user): a VM
+// of another user but root is refused with that MAC, for good (a
+// RefusedMACOwner, Permanent), and the lease stays, even across a
+// restart. Before, another user allowed on the socket joined with
+// root's VM's MAC while it was away, took its address, and root's VM was
+// then refused as "connected already". A lease without a user (a file
+// written before uid was kept) goes to the first user that joins.
+func TestHubMACOwner(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "n.sock")
+	leases := filepath.Join(dir, "n.leases")
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
+	old := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 10}
+	if err := os.WriteFile(leases, fmt.Appendf(nil, `{"version":1,"leases":[{"mac":%q,"addr":"10.0.2.40","seen":"2026-12-03T19:00:00Z"}]}`, old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var uid atomic.Int64 // the user of the next join
+	start := func() *Hub {
+		h, err := newHub(HubConfig{Socket: sock, Logf: t.Logf}, hubHooks{
+			peerUID: func(net.Conn) (int, error) { return int(uid.Load()), nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := start()
+	defer func() { h.Close() }()
+	// In order: each join sees the users the joins before it recorded.
+	steps := []struct {
+		name    string
+		uid     int
+		runsAs  int
+		mac     net.HardwareAddr
+		restart bool   // the network restarts before the join
+		refused string // what the refusal says; "" when let in
+	}{
+		{name: "root's VM", uid: 0, mac: mac},
+		{name: "another user's VM, same MAC", uid: 1000, mac: mac, refused: "MAC 52:54:00:00:00:09 is leased (10.0.2.15) to the VMs of uid 0, and the VM's process runs as uid 1000"},
+		{name: "after a restart, another user's VM", uid: 1000, mac: mac, restart: true, refused: "to the VMs of uid 0"},
+		{name: "root's VM again", uid: 0, mac: mac},
+		{name: "root's VM that drops to 1000", uid: 0, runsAs: 1000, mac: mac},
+		{name: "then as 1000, after a restart", uid: 1000, mac: mac, restart: true},
+		{name: "another user", uid: 2000, mac: mac, refused: "to the VMs of uid 1000, and the VM's process runs as uid 2000"},
+		{name: "a lease of an older file: anyone first", uid: 2000, mac: old},
+		{name: "then its user is recorded", uid: 1000, mac: old, refused: "MAC 52:54:00:00:00:0a is leased (10.0.2.40) to the VMs of uid 2000"},
+		{name: "root takes any", uid: 0, mac: old},
+	}
+	for _, tt := range steps {
+		if tt.restart {
+			h.Close()
+			h = start()
+		}
+		uid.Store(int64(tt.uid))
+		j, err := JoinWith(sock, tt.mac, nil, JoinOptions{RunsAs: tt.runsAs})
+		var re *RefusedError
+		switch {
+		case tt.refused == "" && err != nil:
+			t.Errorf("%s: %v, want it let in", tt.name, err)
+		case tt.refused != "" && (!errors.As(err, &re) || re.Reason != RefusedMACOwner || !re.Permanent() || !strings.Contains(re.Message, tt.refused)):
+			t.Errorf("%s: %v, want a lasting MAC owner refusal saying %q", tt.name, err, tt.refused)
+		}
+		if j != nil {
+			j.Close()
+			for h.Stats().VMs != 0 {
+				runtime.Gosched()
+			}
+		}
+	}
+}
