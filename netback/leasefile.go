@@ -34,7 +34,7 @@ var (
 	// another file or read leases of their making: a symlink at its
 	// path, a file another user owns or may write, a directory another
 	// user owns or may replace files in.
-	ErrLeasesUnsafe = errors.New("lease file open to another user")
+	ErrLeasesUnsafe = errors.New("lease file not safe from other users")
 )
 
 // The lease file is read and written through a descriptor of its
@@ -89,7 +89,7 @@ func openLeaseFile(dir *os.File, base, path string) (*os.File, error) {
 		return nil, fmt.Errorf("lease file: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
 	}
 	if lst.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return nil, fmt.Errorf("lease file %s: %w: it is a symbolic link, which the network does not follow (a link another user made would have it overwrite the file linked to)", path, ErrLeasesUnsafe)
+		return nil, fmt.Errorf("lease file %s: %w: it is a symbolic link, which the network does not follow: one another user made would have it overwrite the file linked to", path, ErrLeasesUnsafe)
 	}
 	fd, err := unix.Openat(int(dir.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {

@@ -64,7 +64,7 @@ func TestLoadLeasesUnsafe(t *testing.T) {
 		{name: "another user's lock file", dirMode: os.ModeSticky | 0o777, prepare: func(t *testing.T, dir, path string) {
 			write(t, path+".lock", 0o600)
 			chown(t, path+".lock", other)
-		}, refused: fmt.Sprintf("n.leases.lock: lease file open to another user: it is owned by uid %d", other)},
+		}, refused: fmt.Sprintf("n.leases.lock: lease file not safe from other users: it is owned by uid %d", other)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -697,6 +697,10 @@ func TestNetCommandErrors(t *testing.T) {
 	}
 	live := filepath.Join(dir, "live.sock")
 	startNetDaemon(t, live)
+	link := filepath.Join(dir, "link.leases")
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args   []string
 		status int
@@ -725,6 +729,16 @@ func TestNetCommandErrors(t *testing.T) {
 		{[]string{"--socket", filepath.Join(dir, "nonexist", "dir", "x.sock")}, 1,
 			"--socket " + filepath.Join(dir, "nonexist", "dir", "x.sock") + ": no directory " + filepath.Join(dir, "nonexist", "dir") + " to listen in"},
 		{[]string{"--socket", live}, 1, "already running on this socket (stop it first, or give another --name or --socket)"},
+		// Before, a network ran on another's lease file, and each
+		// overwrote the other's leases.
+		{[]string{"--socket", filepath.Join(dir, "second.sock"), "--leases", netback.HubLeases(live)}, 1,
+			"lease file in use by another network: its lock " + netback.HubLeases(live) + ".lock is held by process "},
+		{[]string{"--socket", filepath.Join(dir, "second.sock"), "--leases", netback.HubLeases(live)}, 1,
+			"(two networks would overwrite each other's leases: stop that one, or give this one another --leases)"},
+		// Before, the first save replaced the file the link named.
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", link}, 1,
+			"lease file " + link + ": lease file not safe from other users: it is a symbolic link, which the network does not follow"},
+		{[]string{"--socket", filepath.Join(dir, "l.sock"), "--leases", link}, 1, "(give --leases a file of your own, not a symlink"},
 	}
 	defer func() {
 		if _, err := os.Stat(filepath.Join(dir, "nonexist")); err == nil {
