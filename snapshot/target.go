@@ -10,12 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/lockholder"
+	"github.com/smolvmm/smolvmm/internal/protlink"
 )
 
 // Errors a Target's operations wrap (in a *TargetError), besides the
@@ -32,7 +32,7 @@ var (
 	// ErrUnsafeSymlink: the path is a symlink that another user planted
 	// in a sticky directory others may write to (such as /tmp), which a
 	// snapshot does not follow: the kernel's fs.protected_symlinks rule.
-	ErrUnsafeSymlink = errors.New("symlink owned by another user in a sticky world-writable directory")
+	ErrUnsafeSymlink = protlink.ErrUnsafe
 	// ErrDanglingSymlink: the path is a symlink to nothing. A snapshot
 	// replaces an existing file a symlink names; it does not create one
 	// where a link points.
@@ -285,7 +285,7 @@ func resolveLink(path string) (string, error) {
 		case hops == maxLinks:
 			return "", fmt.Errorf("%s: %w", path, unix.ELOOP)
 		}
-		if err := checkLinkOwner(cur, fi); err != nil {
+		if err := protlink.Check(cur, fi); err != nil {
 			return "", err
 		}
 		to, err := os.Readlink(cur)
@@ -297,28 +297,6 @@ func resolveLink(path string) (string, error) {
 		}
 		cur = to
 	}
-}
-
-// checkLinkOwner refuses symlink link (fi its Lstat) when
-// fs.protected_symlinks would: it is in a sticky, world-writable
-// directory, and neither this process's effective user nor the
-// directory's owner owns it.
-func checkLinkOwner(link string, fi os.FileInfo) error {
-	lst, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	var dst unix.Stat_t
-	if err := unix.Stat(filepath.Dir(link), &dst); err != nil {
-		return fmt.Errorf("directory of symlink %s: %w", link, err)
-	}
-	if dst.Mode&unix.S_ISVTX == 0 || dst.Mode&0o002 == 0 {
-		return nil
-	}
-	if int(lst.Uid) == os.Geteuid() || lst.Uid == dst.Uid {
-		return nil
-	}
-	return fmt.Errorf("%s (owned by uid %d, in %s): %w", link, lst.Uid, filepath.Dir(link), ErrUnsafeSymlink)
 }
 
 // afterCreate, when set, runs between a temporary's creation and its lock

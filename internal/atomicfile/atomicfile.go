@@ -8,6 +8,17 @@
 // (and /dev/stdout, a symlink, would lose its link). Write therefore
 // follows symlinks to the file they name and refuses any existing target
 // that is not a regular file, with an error matching ErrNotRegular.
+//
+// Following a link is meant for a path the user named (kstrip -o, mkimg's
+// image, a cache file): the file the user's link names is the one they
+// mean. Since Target resolves links itself, where the kernel's
+// fs.protected_symlinks would not look, it applies that rule to each
+// link (ErrUnsafeSymlink): another user's link in a sticky
+// world-writable directory such as /tmp is not followed, so a root
+// process told to write /tmp/out replaces no file a planted link names.
+// A file that other users may replace at will (a daemon's state in a
+// directory they can write) needs more than this package gives: it
+// should not follow a link at all.
 package atomicfile
 
 import (
@@ -16,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/protlink"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -46,12 +58,19 @@ func (e *NotRegularError) Error() string {
 // Is makes errors.Is(err, ErrNotRegular) true.
 func (e *NotRegularError) Is(target error) bool { return target == ErrNotRegular }
 
+// ErrUnsafeSymlink is matched (errors.Is) by the error for a symlink
+// that another user planted in a sticky world-writable directory, which
+// Target does not follow (the kernel's fs.protected_symlinks rule).
+var ErrUnsafeSymlink = protlink.ErrUnsafe
+
 // maxLinks bounds a chain of symlinks, as the kernel's ELOOP does.
 const maxLinks = 40
 
 // Target returns the file that Write(path) would replace or create: path
 // itself, or, when path is a symlink (or a chain of them), the file it
-// finally names, even one that does not exist yet. It fails without
+// finally names, even one that does not exist yet; a link the kernel's
+// fs.protected_symlinks would not follow is refused (ErrUnsafeSymlink).
+// It fails without
 // touching anything when that file exists and is not a regular file, so
 // callers can check an output before any long work.
 func Target(path string) (string, error) {
@@ -75,6 +94,9 @@ func Target(path string) (string, error) {
 		case err != nil:
 			return "", err
 		case st.Mode()&fs.ModeSymlink != 0:
+			if err := protlink.Check(p, st); err != nil {
+				return "", err
+			}
 			dest, err := os.Readlink(p)
 			if err != nil {
 				return "", err

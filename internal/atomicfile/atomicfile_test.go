@@ -268,3 +268,76 @@ func TestWriteLongName(t *testing.T) {
 		t.Errorf("left in the directory: %d entries, want the 4 files", len(ents))
 	}
 }
+
+// A symlink in a sticky world-writable directory (as /tmp) is followed
+// only when this process's user or the directory's owner owns it, as the
+// kernel's fs.protected_symlinks would: another user's link there is
+// refused (ErrUnsafeSymlink) and the file it names left alone. Before,
+// root told to write /tmp/out replaced whatever file a link planted
+// there named. Another user's link in a directory only its owner
+// writes is the user's to have made, and is followed.
+func TestWriteRefusesPlantedSymlink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the links are given to other users")
+	}
+	const other = 4242
+	tests := []struct {
+		name     string
+		sticky   bool // the link's directory is 01777
+		dirOwner int
+		linkUID  int
+		refused  bool
+	}{
+		{"planted link in /tmp-like dir", true, 0, other, true},
+		{"own link in /tmp-like dir", true, 0, 0, false},
+		{"link of the dir's owner", true, other, other, false},
+		{"another's link in a private dir", false, 0, other, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			victim := filepath.Join(top, "victim")
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(top, "tmp")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mode := os.FileMode(0o755)
+			if tt.sticky {
+				mode = 0o777 | os.ModeSticky
+			}
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(dir, tt.dirOwner, tt.dirOwner); err != nil {
+				t.Fatal(err)
+			}
+			link := filepath.Join(dir, "out")
+			if err := os.Symlink(victim, link); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(link, tt.linkUID, tt.linkUID); err != nil {
+				t.Fatal(err)
+			}
+			err := WriteFile(link, []byte("new"), 0o644)
+			b, _ := os.ReadFile(victim)
+			if !tt.refused {
+				if err != nil || string(b) != "new" {
+					t.Fatalf("WriteFile: %v, the link's file holds %q; want it replaced", err, b)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnsafeSymlink) || !strings.Contains(fmt.Sprint(err), link) || !strings.Contains(fmt.Sprint(err), fmt.Sprintf("owned by uid %d", other)) {
+				t.Errorf("WriteFile: %v; want ErrUnsafeSymlink naming %s and its owner", err, link)
+			}
+			if string(b) != "precious" {
+				t.Errorf("the link's file holds %q, want it untouched", b)
+			}
+			if _, err := Target(link); !errors.Is(err, ErrUnsafeSymlink) {
+				t.Errorf("Target: %v, want ErrUnsafeSymlink", err)
+			}
+		})
+	}
+}
