@@ -65,7 +65,12 @@ type HubConfig struct {
 	// the socket is mode 0660 and owned by that group. Set on every
 	// start, since the socket is made anew each time.
 	Group int
-	// Leases is the lease file; "" means HubLeases(Socket).
+	// Leases is the lease file; "" means HubLeases(Socket). The hub
+	// holds a lock beside it (Leases+".lock") while it runs: another
+	// hub given it fails with ErrLeasesInUse. One that is a symlink,
+	// another user's or writable by others, or in a directory another
+	// user (not root) owns or others may write without the sticky bit,
+	// fails with ErrLeasesUnsafe.
 	Leases string
 	// Logf, when set, is told of VMs joining, being refused and leaving.
 	Logf func(format string, args ...any)
