@@ -76,18 +76,7 @@ func withoutDiskDigest(t *testing.T, path string) string {
 	if !bytes.Contains(f.State, []byte(`crc32c:`)) {
 		t.Fatal("the state section records no disk content")
 	}
-	j, err := vmm.StateJSON(f.State)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Numbers as they are: a float64 would round the nanoseconds of the
-	// disks' mtimes.
-	var st map[string]any
-	dec := json.NewDecoder(bytes.NewReader(j))
-	dec.UseNumber()
-	if err := dec.Decode(&st); err != nil {
-		t.Fatal(err)
-	}
+	st := stateMap(t, f.State)
 	disks, _ := st["Disks"].([]any)
 	if len(disks) == 0 {
 		t.Fatalf("no disks in the state: %v", st["Disks"])
@@ -98,7 +87,7 @@ func withoutDiskDigest(t *testing.T, path string) string {
 		}
 		delete(d.(map[string]any), "Content")
 	}
-	j, err = json.Marshal(st)
+	j, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,6 +234,23 @@ func TestRestoreDiskCopy(t *testing.T) {
 	}
 }
 
+// stateMap is a snapshot's state as StateJSON gives it, its numbers as
+// json.Number: a float64 would round the nanoseconds of the disks' mtimes.
+func stateMap(t *testing.T, state []byte) map[string]any {
+	t.Helper()
+	j, err := vmm.StateJSON(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	if err := dec.Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // editState rewrites the snapshot at path with its state edited by edit
 // (the state as StateJSON gives it, numbers as json.Number), and returns
 // the new file.
@@ -255,18 +261,10 @@ func editState(t *testing.T, path string, edit func(st map[string]any)) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	j, err := vmm.StateJSON(f.State)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st map[string]any
-	dec := json.NewDecoder(bytes.NewReader(j))
-	dec.UseNumber()
-	if err := dec.Decode(&st); err != nil {
-		t.Fatal(err)
-	}
+	st := stateMap(t, f.State)
 	edit(st)
-	if j, err = json.Marshal(st); err != nil {
+	j, err := json.Marshal(st)
+	if err != nil {
 		t.Fatal(err)
 	}
 	mem, err := f.MapMemory()

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/protlink/protlinktest"
 )
 
 func TestWrite(t *testing.T) {
@@ -295,32 +297,7 @@ func TestWriteRefusesPlantedSymlink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			top := t.TempDir()
-			victim := filepath.Join(top, "victim")
-			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			dir := filepath.Join(top, "tmp")
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			mode := os.FileMode(0o755)
-			if tt.sticky {
-				mode = 0o777 | os.ModeSticky
-			}
-			if err := os.Chmod(dir, mode); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chown(dir, tt.dirOwner, tt.dirOwner); err != nil {
-				t.Fatal(err)
-			}
-			link := filepath.Join(dir, "out")
-			if err := os.Symlink(victim, link); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Lchown(link, tt.linkUID, tt.linkUID); err != nil {
-				t.Fatal(err)
-			}
+			link, victim, _ := protlinktest.Plant(t, protlinktest.Link{Sticky: tt.sticky, DirOwner: tt.dirOwner, LinkUID: tt.linkUID, Name: "out"})
 			err := WriteFile(link, []byte("new"), 0o644)
 			b, _ := os.ReadFile(victim)
 			if !tt.refused {
