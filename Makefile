@@ -26,9 +26,10 @@ all: build
 # spread over the size classes of two Ps' caches, touch ~0.2 MiB more per
 # VM (bench --parallel 20 --net none: PSS without guest RAM 1.99 -> 1.79
 # MiB a VM), and no collection runs before the guest does to pay it back.
-NOGREENTEA := $(shell GOEXPERIMENT=nogreenteagc $(GO) env GOEXPERIMENT >/dev/null 2>&1 && echo nogreenteagc)
+# Experiments of your own in GOEXPERIMENT are kept.
+BUILD_EXPERIMENT := $(shell x='$(GOEXPERIMENT)'; try="$${x:+$$x,}nogreenteagc"; GOEXPERIMENT="$$try" $(GO) env GOEXPERIMENT >/dev/null 2>&1 && echo "$$try" || echo "$$x")
 build:
-	CGO_ENABLED=0 GOEXPERIMENT=$(NOGREENTEA) $(GO) build -tags urfave_cli_no_docs -o $(BIN) ./cmd/smolvmm
+	CGO_ENABLED=0 GOEXPERIMENT=$(BUILD_EXPERIMENT) $(GO) build -tags urfave_cli_no_docs -o $(BIN) ./cmd/smolvmm
 
 # Boots the multiboot guest embedded in the binary; it prints what the loader
 # gave it. Needs /dev/kvm (run as root or as a member of the kvm group).

@@ -43,9 +43,9 @@ the same file is refused. A lease file that is a symlink, another user's
 or writable by others, or in a directory another user owns or may replace
 files in (unless sticky, as /tmp), is refused; so is one with a lease that
 does not parse (the message gives its byte offset, lease and field). A
-MAC's lease belongs to the user whose VM joined with it (the --user root's
-VM said it would drop to): another user's VM with that MAC is refused for
-good; root's may take any. A
+MAC's lease belongs to the user whose VM joined with it (for root's VM
+started with run --user, the user it said it would drop to): another
+user's VM with that MAC is refused for good; root's may take any. A
 VM may forward a host port below 1024 (net.ipv4.ip_unprivileged_port_start)
 only if its process is root's, or if it runs as the user that root's VM
 of the same MAC said it would drop to (run --user, or run --uid) when it
