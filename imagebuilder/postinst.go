@@ -83,6 +83,16 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 		return fmt.Errorf("postinst staging: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	// One absolute path without symlinks, for staging, the scripts'
+	// working directory and the recognition of staging paths in the
+	// symlinks they write: a shell's pwd prints the resolved path, and
+	// the kernel checks search permission on the path as given.
+	if tmp, err = filepath.Abs(tmp); err == nil {
+		tmp, err = filepath.EvalSymlinks(tmp)
+	}
+	if err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
 	stage := filepath.Join(tmp, "root")
 	if duringStaging != nil {
 		duringStaging(tmp)
@@ -121,7 +131,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 // not reach the staging directory, made in the temporary directory
 // (os.TempDir): a directory on the way does not let that user search it.
 type StageUnreachableError struct {
-	Dir          string      // the staging directory
+	Dir          string      // the staging directory, absolute, symlinks resolved
 	UID          uint32      // the user the scripts run as
 	Blocked      string      // the directory on the way that user may not search
 	Mode         fs.FileMode // Blocked's permission bits
@@ -135,17 +145,14 @@ func (e *StageUnreachableError) Error() string {
 }
 
 // checkReachable returns a *StageUnreachableError when a directory from
-// the root to dir (symlinks resolved) does not let id's user search it:
+// the root to dir (absolute, without symlinks: the path the kernel
+// traverses) does not let id's user search it:
 // the script's start would fail as "fork/exec /bin/sh: permission
 // denied", which names neither. Without supplementary groups (the
 // scripts get none), the mode bits decide; a directory with an access
 // ACL is left to the kernel.
 func checkReachable(dir string, id identity) error {
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return fmt.Errorf("postinst staging: %w", err)
-	}
-	for p := real; ; p = filepath.Dir(p) {
+	for p := dir; ; p = filepath.Dir(p) {
 		var st unix.Stat_t
 		if err := unix.Stat(p, &st); err != nil {
 			return fmt.Errorf("postinst staging: %w", &os.PathError{Op: "stat", Path: p, Err: err})

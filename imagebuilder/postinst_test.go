@@ -353,10 +353,66 @@ func TestPostinstStageUnreachable(t *testing.T) {
 			case tc.blocked == "":
 			case !errors.As(err, &ue):
 				t.Fatalf("got %v, want a StageUnreachableError", err)
-			case ue.Blocked != tc.blocked || ue.UID != 65534 || !strings.HasPrefix(ue.Dir, private+"/"):
-				t.Errorf("got %+v, want %s blocking uid 65534 from a directory in %s", ue, tc.blocked, private)
+			case ue.Blocked != tc.blocked || ue.UID != 65534 || !strings.HasPrefix(ue.Dir, real+"/"):
+				t.Errorf("got %+v, want %s blocking uid 65534 from a directory in %s", ue, tc.blocked, real)
 			case !strings.Contains(err.Error(), "not reachable by uid 65534") || !strings.Contains(err.Error(), real+" (mode 0700, owner 0:0)"):
 				t.Errorf("message %q", err)
+			}
+		})
+	}
+}
+
+// TestPostinstTmpdirPaths: the temporary directory may be given as a
+// relative path or through a symlink. A relative one failed as "cannot
+// open tmp/.../script-x.sh" (the script path was relative to the
+// staging root); a symlinked one let a symlink made from the shell's pwd
+// (the resolved path) into the image as a host path, and, in a directory
+// the scripts' user may not search, failed as "fork/exec /bin/sh:
+// permission denied" although the reachability check had passed.
+func TestPostinstTmpdirPaths(t *testing.T) {
+	// A directory the scripts' user (nobody, when root builds) can reach.
+	reachable := func(t *testing.T) string {
+		d, err := os.MkdirTemp("", "tmpdir-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		os.Chmod(d, 0755)
+		return d
+	}
+	for _, tc := range []struct {
+		name   string
+		tmpdir func(t *testing.T) string // the TMPDIR value
+	}{
+		{"relative", func(t *testing.T) string {
+			d := reachable(t)
+			os.Mkdir(filepath.Join(d, "tmp"), 0755)
+			t.Chdir(d)
+			return "tmp"
+		}},
+		{"symlink", func(t *testing.T) string {
+			link := filepath.Join(reachable(t), "tmp")
+			os.Symlink(reachable(t), link)
+			return link
+		}},
+		{"symlink in a private directory", func(t *testing.T) string {
+			private := filepath.Join(reachable(t), "private")
+			os.Mkdir(private, 0700)
+			link := filepath.Join(private, "tmp")
+			os.Symlink(reachable(t), link)
+			return link
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := loadService(t, "svc", postinstService(t, map[string]string{"x.sh": "ln -s \"$(pwd)/etc/motd\" etc/m\n"}))
+			t.Setenv("TMPDIR", tc.tmpdir(t))
+			tr := baseTree(t)
+			var log strings.Builder
+			if err := imagebuilder.RunPostinst(context.Background(), tr, svc, &log); err != nil {
+				t.Fatalf("%v\n%s", err, log.String())
+			}
+			if n, err := tr.Get("etc/m"); err != nil || n.Type != fstree.Symlink || n.Target != "/etc/motd" {
+				t.Errorf("etc/m: %+v %v, want a symlink to /etc/motd", n, err)
 			}
 		})
 	}
