@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
@@ -101,12 +102,12 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	// the scripts' user (one a script of an earlier build left running)
 	// can reach in and swap a directory it owns for a symlink that the
 	// next write, chown or chmod would follow.
-	skipped, err := stageTree(t, stage, id)
+	skipped, stamps, err := stageTree(t, stage, id)
 	if err != nil {
 		return fmt.Errorf("postinst staging in %s: %w", stage, err)
 	}
-	if err := os.Chmod(tmp, 0755); err != nil {
-		return err
+	if err := clockPast(tmp, stamps); err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
 	}
 	if id.drop {
 		if err := checkReachable(stage, id); err != nil {
@@ -118,7 +119,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 			return err
 		}
 	}
-	root, err := mergeStage(t, stage, skipped)
+	root, err := mergeStage(t, stage, skipped, stamps)
 	if err != nil {
 		return fmt.Errorf("service %s postinst: %w", s.Name, err)
 	}
@@ -210,9 +211,11 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 }
 
 // stageTree writes t under dir (owned by id's user, so the script can
-// change it) and returns the device nodes and FIFOs it left out.
-func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node, error) {
+// change it) and returns the device nodes and FIFOs it left out, and the
+// stamps of the files and directories it wrote, by path.
+func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node, map[string]stageStamp, error) {
 	skipped := map[string]*fstree.Node{}
+	var staged []string // files and directories, stamped last
 	first := map[*fstree.Node]string{}
 	var dirs []*fstree.Node // chmod-ed last, dirs[i] at host path paths[i]
 	var paths []string
@@ -223,9 +226,11 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 			if err := os.Mkdir(hp, 0700); err != nil {
 				return err
 			}
+			staged = append(staged, p)
 			dirs, paths = append(dirs, n), append(paths, hp)
 			return os.Lchown(hp, int(id.uid), int(id.gid))
 		case fstree.Regular:
+			staged = append(staged, p)
 			if fp, ok := first[n]; ok {
 				return os.Link(filepath.Join(dir, filepath.FromSlash(fp)), hp)
 			}
@@ -248,15 +253,76 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 		return os.Chmod(hp, hostMode(stagedPerm(n)))
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Directory modes last, so read-only directories could be filled.
 	for i, n := range dirs {
 		if err := os.Chmod(paths[i], hostMode(stagedPerm(n))); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return skipped, nil
+	// Stamped once all is written: a hard link made, or an entry added,
+	// changes the status of what was written before.
+	stamps := make(map[string]stageStamp, len(staged))
+	for _, p := range staged {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, filepath.FromSlash(p)), &st); err != nil {
+			return nil, nil, &os.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		stamps[p] = stageStamp{ino: st.Ino, ctime: st.Ctim}
+	}
+	return skipped, stamps, nil
+}
+
+// stageStamp is what a staged file or directory was when the scripts
+// started: its inode, and its status change time, which a chmod sets even
+// when it sets the mode the entry already has. With it, mergeStage tells
+// a mode a script left as staged from one a script set to the staged
+// value (chmod 0755 on a setuid file staged 0755, to drop the bit).
+type stageStamp struct {
+	ino   uint64
+	ctime unix.Timespec
+}
+
+// untouched reports whether the staged entry now of status st is the one
+// stamped s, its mode never set since: the same inode, with the same
+// status change time. A directory's status change time also moves when
+// an entry is added, removed or renamed in it, which sets its
+// modification time to the same instant; one whose two times are equal
+// last changed that way and counts as untouched too (a chmod followed by
+// such a change in the same directory is then not seen).
+func (s stageStamp) untouched(st *unix.Stat_t) bool {
+	if s.ino != st.Ino {
+		return false
+	}
+	return s.ctime == st.Ctim || st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Ctim == st.Mtim
+}
+
+// clockPast makes tmp, the staging directory's parent, searchable by every
+// user, changing its mode until its status change time is past every
+// stamp's: a change a script makes then gets a time no stamp has, even
+// where the file system's clock is coarser than the time staging took. A
+// clock set back stops the wait after a second.
+func clockPast(tmp string, stamps map[string]stageStamp) error {
+	var last unix.Timespec
+	for _, s := range stamps {
+		if s.ctime.Nano() > last.Nano() {
+			last = s.ctime
+		}
+	}
+	for i := 0; ; i++ {
+		if err := os.Chmod(tmp, 0755); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(tmp, &st); err != nil {
+			return &os.PathError{Op: "stat", Path: tmp, Err: err}
+		}
+		if st.Ctim.Nano() > last.Nano() || i == 1000 {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // stageFile writes regular file n at hp: its extents, over a file
@@ -385,7 +451,8 @@ func fillChunk(buf []byte, es []fstree.Extent, off int64) []byte {
 }
 
 // stagedPerm is the mode file or directory n is staged with; mergeStage
-// gives n its own mode back when a script left the staged one as it was.
+// gives n its own mode back when no script set a mode on it (see
+// stageStamp).
 // Setuid and setgid bits are dropped: the staged copy belongs to the
 // scripts' user, in a directory every user can reach, and any host user
 // could run a setuid copy as that user. Its owner may read a file, and
@@ -420,7 +487,9 @@ func modeBits(perm uint16) fs.FileMode {
 // mergeStage reads the staging tree back. Nodes whose type, mode and
 // content did not change are the original nodes (owner and mtime kept);
 // changed or new ones belong to root:wheel, or to the original path's
-// owner, and take the image timestamp.
+// owner, and take the image timestamp. A file or directory still
+// untouched as stamped (stamps, by path) gets its original mode back; any
+// other takes the mode it has.
 //
 // Everything below dir belongs to the scripts' user, and a process they
 // left running (or any other process of that user) can still change it:
@@ -429,7 +498,7 @@ func modeBits(perm uint16) fs.FileMode {
 // descriptor, never following a symlink, with files read from the
 // descriptor whose type and inode were checked (see hostdir). An entry
 // found changed between the look and the read fails the step.
-func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) (_ *fstree.Node, err error) {
+func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node, stamps map[string]stageStamp) (_ *fstree.Node, err error) {
 	defer func() {
 		if errors.Is(err, fs.ErrPermission) && !errors.Is(err, errUnreadable) {
 			err = fmt.Errorf("%w: %w", err, errUnreadable)
@@ -455,7 +524,8 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node) 
 		if p == "" {
 			old = orig.Root
 		}
-		n, err := stagedNode(d, name, p, st, f, old, byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
+		s, ok := stamps[p]
+		n, err := stagedNode(d, name, p, st, f, old, ok && s.untouched(st), byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
 		if err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
@@ -525,17 +595,21 @@ var duringStaging func(tmp string)
 var afterStageLstat func(p string)
 
 // stagedNode builds the node for one staged path p, name in d, of status
-// st, reusing the original node old when nothing about it changed. A
+// st, reusing the original node old when nothing about it changed;
+// untouched says no mode was set on it since it was staged (see
+// stageStamp). A
 // regular file's content is read from f, opened beneath d and checked; a
 // symlink's target is read beneath d: staged(T) is what a symlink of the
 // original tree at p with target T was staged as, and a target under
 // stage, the staging root's absolute path, is that path in the image.
-func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
+func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, untouched bool, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
-	// A mode left as staged is the original's (see stagedPerm), the
-	// content changed or not.
+	// A mode never set since staging is the original's (see stagedPerm).
+	// A file whose inode changed in any other way (data written, a hard
+	// link made or removed) takes the mode it has, setuid dropped, as
+	// NetBSD drops it when a user other than root writes a file.
 	kept := func(t fstree.Type) bool {
-		return old != nil && old.Type == t && perm == stagedPerm(old)
+		return untouched && old != nil && old.Type == t && perm == stagedPerm(old)
 	}
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm

@@ -315,6 +315,56 @@ func TestPostinstStagedModes(t *testing.T) {
 	}
 }
 
+// TestPostinstScriptModes: a mode a script sets is the mode in the
+// image, also when it is the mode the entry was staged with. Such a chmod
+// looked like no change, so a script could not drop setuid or setgid
+// (chmod 0755 on a 04755 file staged 0755), a new file made at a setuid
+// path got the bit back, and a mode 0000 file made 0400 was 0000 again.
+// What a script leaves alone, reads, or only adds entries to keeps its
+// own mode.
+func TestPostinstScriptModes(t *testing.T) {
+	tests := []struct {
+		path   string
+		node   *fstree.Node
+		script string // a line of the script
+		want   uint16 // the mode in the image
+	}{
+		{"usr/bin/suid-chmod", fstree.NewFile(04755, []byte("x")), "chmod 0755 usr/bin/suid-chmod", 0755},
+		{"usr/bin/sgid-chmod", fstree.NewFile(02555, []byte("x")), "chmod 0555 usr/bin/sgid-chmod", 0555},
+		{"usr/bin/suid-new", fstree.NewFile(04755, []byte("x")), "rm usr/bin/suid-new; printf mine > usr/bin/suid-new; chmod 0755 usr/bin/suid-new", 0755},
+		{"usr/bin/suid-read", fstree.NewFile(04755, []byte("x")), "cat usr/bin/suid-read > /dev/null", 04755},
+		{"usr/bin/suid-set", fstree.NewFile(04755, []byte("x")), "chmod 04711 usr/bin/suid-set", 04711},
+		{"etc/secret-chmod", fstree.NewFile(0, []byte("s")), "chmod 0400 etc/secret-chmod", 0400},
+		{"etc/secret-read", fstree.NewFile(0, []byte("s")), "cat etc/secret-read > /dev/null", 0},
+		{"var/wo-chmod", fstree.NewDir(0333), "chmod 0733 var/wo-chmod", 0733},
+		{"var/wo-add", fstree.NewDir(0333), "touch var/wo-add/new", 0333},
+		{"usr/sgid-chmod", fstree.NewDir(02775), "chmod 0775 usr/sgid-chmod", 0775},
+		{"usr/sgid-add", fstree.NewDir(02775), "mkdir usr/sgid-add/new", 02775},
+		{"usr/sgid-rm", fstree.NewDir(02775), "rm usr/sgid-rm/f", 02775},
+	}
+	tr := baseTree(t)
+	script := "set -e\n"
+	for _, tc := range tests {
+		tr.Put(tc.path, tc.node)
+		script += tc.script + "\n"
+	}
+	tr.Put("usr/sgid-rm/f", fstree.NewFile(0644, nil))
+	dir := postinstService(t, map[string]string{"x.sh": script})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, tc := range tests {
+		n, err := tr.Get(tc.path)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", tc.path, err)
+		case n.Perm != tc.want:
+			t.Errorf("%s (mode %#o) after %q: mode %#o, want %#o", tc.path, tc.node.Perm, tc.script, n.Perm, tc.want)
+		}
+	}
+}
+
 // TestPostinstStageUnreachable: when root builds, the scripts run as
 // nobody, in a staging directory made in the temporary directory. One the
 // scripts' user could not reach failed as "fork/exec /bin/sh: permission
