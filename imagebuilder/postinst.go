@@ -676,7 +676,9 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 // that resolution under stage: it has no "..", so following it walks only
 // stage's directories and t's symlinks, each staged the same way. A
 // resolution that would loop gets a link to itself, which loops on the
-// host too.
+// host too. One that climbs with ".." out of a name t does not have as a
+// directory (/x/.. with no /x) fails in the guest, and gets a target that
+// does not resolve either (see stageMissing), not the directory above.
 func stageTarget(t *fstree.Tree, p, target, stage string) string {
 	relative := !strings.HasPrefix(target, "/")
 	if relative && !slices.Contains(strings.Split(target, "/"), "..") {
@@ -688,7 +690,7 @@ func stageTarget(t *fstree.Tree, p, target, stage string) string {
 		cur = cur[:len(cur)-1]
 	}
 	pending := strings.Split(target, "/")
-	hops, moved := 0, false
+	hops, moved, broken := 0, false, false
 	for len(pending) > 0 {
 		c := pending[0]
 		pending = pending[1:]
@@ -698,9 +700,12 @@ func stageTarget(t *fstree.Tree, p, target, stage string) string {
 		case "..":
 			if len(cur) == 0 {
 				moved = true // the guest stays at the root; the host would not
-			} else {
-				cur = cur[:len(cur)-1]
+				continue
 			}
+			if n, err := t.Get(strings.Join(cur, "/")); err != nil || n.Type != fstree.Dir {
+				broken = true // the guest's lookup fails here
+			}
+			cur = cur[:len(cur)-1]
 			continue
 		}
 		if len(pending) > 0 {
@@ -718,11 +723,19 @@ func stageTarget(t *fstree.Tree, p, target, stage string) string {
 		}
 		cur = append(cur, c)
 	}
-	if relative && !moved {
-		return target
+	switch {
+	case relative && !moved:
+		return target // the host looks up the same names, in stage
+	case broken:
+		return filepath.Join(filepath.Dir(stage), stageMissing)
 	}
 	return filepath.Join(stage, filepath.FromSlash(strings.Join(cur, "/")))
 }
+
+// stageMissing is where, beside the staging root, a staged symlink points
+// whose target does not resolve in the guest: a name in a directory that
+// does not exist, so that following it fails, also to create a file.
+const stageMissing = "missing/name"
 
 func fileKind(mode uint32) string {
 	switch mode & unix.S_IFMT {
