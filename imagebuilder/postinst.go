@@ -57,9 +57,13 @@ func scriptUser() (identity, error) {
 // root, environment PATH only, as the invoking user (nobody when that is
 // root). What the scripts add, change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
-// as they were. A script that fails, or leaves a hard link to a file
-// outside the root or a socket, makes the whole step fail and t unchanged.
-// Script output goes to log.
+// as they were. Files and directories are staged without setuid and
+// setgid, and readable by their owner; a file the scripts did not
+// change (not even its data), or a directory whose mode they did not
+// set, gets its own mode back, any other keeps the mode they left. A
+// script that fails, or leaves a hard link to a file outside the root or
+// a socket, makes the whole step fail and t unchanged. Script output goes
+// to log.
 //
 // The scripts run on the host, without a chroot (NetBSD binaries do not
 // run there), so a symlink of t is staged so that following it never
@@ -597,17 +601,18 @@ var afterStageLstat func(p string)
 // stagedNode builds the node for one staged path p, name in d, of status
 // st, reusing the original node old when nothing about it changed;
 // untouched says no mode was set on it since it was staged (see
-// stageStamp). A
-// regular file's content is read from f, opened beneath d and checked; a
-// symlink's target is read beneath d: staged(T) is what a symlink of the
-// original tree at p with target T was staged as, and a target under
-// stage, the staging root's absolute path, is that path in the image.
+// stageStamp). A regular file's content is read from f, opened beneath d
+// and checked; a symlink's target is read beneath d: staged(T) is what a
+// symlink of the original tree at p with target T was staged as, and a
+// target under stage, the staging root's absolute path, is that path in
+// the image.
 func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, untouched bool, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
 	// A mode never set since staging is the original's (see stagedPerm).
-	// A file whose inode changed in any other way (data written, a hard
-	// link made or removed) takes the mode it has, setuid dropped, as
-	// NetBSD drops it when a user other than root writes a file.
+	// A file changed in any other way (data written, a hard link made or
+	// removed) may have had its mode set too, and takes the mode it has:
+	// setuid and setgid dropped, as a write by a user other than root
+	// drops them.
 	kept := func(t fstree.Type) bool {
 		return untouched && old != nil && old.Type == t && perm == stagedPerm(old)
 	}
