@@ -771,6 +771,10 @@ func FileDigest(f *os.File, size int64) (uint32, error) {
 // Close closes the file (a mapping of its memory stays valid).
 func (s *File) Close() error { return s.f.Close() }
 
+// Stat describes the open file (fstat): the one its header and state
+// were read from, whatever its path names since.
+func (s *File) Stat() (os.FileInfo, error) { return s.f.Stat() }
+
 // ErrInUse is wrapped by LockShared's refusal of a file another process
 // holds an exclusive lock on (one writing a snapshot to it, or a VM whose
 // read-write disk it is).

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,12 +32,17 @@ import (
 // PhaseReady waits for that condition after the restore (a console line
 // the restored guest prints, a connection it accepts), as after a boot.
 // MemoryMiB, when set, must be the snapshot's. Disks, when nil, are the snapshot's own
-// (each by path, read-only or not as then), each only while its path
-// names the very file the snapshot recorded, unchanged (same device,
-// inode and modification time), else Restore fails with
-// ErrDiskNotRecorded before opening it: a snapshot names host files, and
-// one from elsewhere may name any. Any other file, a copy with the
-// image's content included, must be given in Disks. When set, they must be as
+// (each by path, read-only or not as then), taken only from a snapshot
+// file owned by this process's effective user or root and writable by
+// neither its group nor others, else Restore fails with a
+// SnapshotOwnerError (ErrSnapshotNotTrusted) before opening any: a
+// snapshot names host files, and whoever may write it may name any (all
+// it records of one is stat(2)'s, no read needed). Each is opened only
+// while its path names the very file the snapshot recorded, unchanged
+// (same device, inode and modification time), else Restore fails with
+// ErrDiskNotRecorded before opening it. Any other file, a copy with the
+// image's content included, and any disk of another user's snapshot,
+// must be given in Disks. When set, they must be as
 // many, each read-only exactly when the snapshot's was and of its serial
 // (an empty Serial takes the snapshot's), else Restore fails with
 // ErrSnapshotDevices: the guest negotiated both. Each image must have the content the snapshot saw, else Restore
@@ -190,9 +197,12 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if cfg.Disks, err = diskSettings(cfg.Disks, st.Disks); err != nil {
 		return nil, err
 	}
-	if fromSnapshot {
+	if fromSnapshot && len(st.Disks) > 0 {
 		// Before any is opened (read-write, most): the paths are the
 		// snapshot's word, and a snapshot from elsewhere may name any file.
+		if err := trustedSnapshot(f, st.Disks); err != nil {
+			return nil, err
+		}
 		if err := recordedDisks(st.Disks); err != nil {
 			return nil, err
 		}
@@ -403,6 +413,80 @@ func diskSettings(given []blk.Spec, want []DiskIdentity) ([]blk.Spec, error) {
 			Hint: "restore the disk as the snapshot's machine had it, or leave the disks to the snapshot, or snapshot again with these settings"}
 	}
 	return disks, nil
+}
+
+// ErrSnapshotNotTrusted is wrapped (by a SnapshotOwnerError) by a
+// restore that would take its disks from the snapshot (Config.Disks nil)
+// when the snapshot file is one another user could have written.
+var ErrSnapshotNotTrusted = errors.New("its disk paths are not taken from a snapshot another user could have written")
+
+// SnapshotOwnerError is a restore's refusal to open the disks a snapshot
+// names (Config.Disks nil) when the snapshot file is owned by neither the
+// restoring process's effective user nor root, or is writable by its
+// group or others. What a snapshot records of a disk (path, size,
+// device, inode, modification time) is all stat(2)'s, which needs no
+// permission to read the file: whoever may write the snapshot could name
+// in it any file the restoring user may open, to have it opened
+// read-write as the disk of a guest they wrote. It wraps
+// ErrSnapshotNotTrusted.
+type SnapshotOwnerError struct {
+	Path  string      // the snapshot file
+	UID   uint32      // its owner
+	Mode  os.FileMode // its permission bits
+	EUID  int         // the restoring process's effective user
+	Disks []string    // the disk paths the snapshot names
+}
+
+// Error names the snapshot, its owner or permissions, and the disk paths
+// it names.
+func (e *SnapshotOwnerError) Error() string {
+	var why string
+	switch {
+	case !snapshotOwnerTrusted(e.UID, e.EUID):
+		why = fmt.Sprintf("is owned by uid %d, neither this process's user (uid %d) nor root", e.UID, e.EUID)
+	case e.Mode&0o020 != 0:
+		why = fmt.Sprintf("(owner uid %d, mode %#o) is writable by its group", e.UID, e.Mode)
+	default:
+		why = fmt.Sprintf("(owner uid %d, mode %#o) is writable by others", e.UID, e.Mode)
+	}
+	return fmt.Sprintf("snapshot %s %s: %s (it names %s)", e.Path, why, ErrSnapshotNotTrusted, strings.Join(e.Disks, ", "))
+}
+
+// Unwrap returns ErrSnapshotNotTrusted, for errors.Is.
+func (e *SnapshotOwnerError) Unwrap() error { return ErrSnapshotNotTrusted }
+
+// snapshotOwnerTrusted reports whether a snapshot owned by uid may name
+// the disks a process of effective user euid opens.
+func snapshotOwnerTrusted(uid uint32, euid int) bool {
+	return uid == 0 || int64(uid) == int64(euid)
+}
+
+// trustedSnapshot refuses (a SnapshotOwnerError) to take the disks of f,
+// the snapshot, from its paths when another user than this process's or
+// root could have written it: one who owns it, or, as its group or
+// others, may write it. The descriptor the state was read from is
+// checked, not the path: a file swapped in at the path since (through
+// its directory) is not the one read. Its directory's rights do not
+// matter for that reason: the file opened cannot be changed through it.
+func trustedSnapshot(f *snapshot.File, disks []DiskIdentity) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", f.Path, err)}
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: the file's owner is unknown: %w", f.Path, ErrSnapshotNotTrusted)}
+	}
+	euid := os.Geteuid()
+	if snapshotOwnerTrusted(sys.Uid, euid) && fi.Mode().Perm()&0o022 == 0 {
+		return nil
+	}
+	e := &SnapshotOwnerError{Path: f.Path, UID: sys.Uid, Mode: fi.Mode().Perm(), EUID: euid}
+	for _, d := range disks {
+		e.Disks = append(e.Disks, d.Path)
+	}
+	return &Error{Op: "restore", Field: "Disks", Err: e,
+		Hint: "give the images to restore against in Disks, whose content is then checked"}
 }
 
 // recordedDisks refuses, with ErrDiskNotRecorded, a disk of the snapshot

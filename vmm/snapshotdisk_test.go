@@ -359,3 +359,80 @@ func TestRestoreSnapshotDiskPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreSnapshotOwner: a restore given no disks takes them from the
+// snapshot only when the snapshot file is this user's (or root's) and
+// neither its group nor others may write it. A snapshot of another uid
+// naming the image (its device, inode and mtime right: stat(2) tells
+// them to anyone), or one its group or others may write, is refused
+// before any disk is opened with a SnapshotOwnerError naming the file,
+// its owner or mode and the disk, begun by PrepareRestore or not, and
+// the image is left as it was; given in Disks, the same image is
+// restored against.
+func TestRestoreSnapshotOwner(t *testing.T) {
+	disk, img, snap := snapshotVblk(t)
+	tests := []struct {
+		name    string
+		uid     int // the snapshot's owner; -1 for this process's user
+		mode    os.FileMode
+		refused string // the refusal's text (EUID this process's); "" when accepted
+	}{
+		{"yours", -1, 0o600, ""},
+		{"yours, others may read", -1, 0o644, ""},
+		{"yours, group-writable", -1, 0o620, "(owner uid EUID, mode 0620) is writable by its group"},
+		{"yours, writable by others", -1, 0o602, "(owner uid EUID, mode 0602) is writable by others"},
+		{"another user's", 65534, 0o600, "is owned by uid 65534, neither this process's user (uid EUID) nor root"},
+		{"another user's, writable by all", 65534, 0o666, "is owned by uid 65534, neither"},
+	}
+	euid := os.Geteuid()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.uid >= 0 && euid != 0 {
+				t.Skip("needs root to give the snapshot another owner")
+			}
+			path := filepath.Join(t.TempDir(), "vblk.snap")
+			copyImage(t, snap, path, false)
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tt.uid >= 0 {
+				if err := os.Chown(path, tt.uid, -1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, prepared := range []bool{false, true} {
+				var opts []vmm.RestoreOption
+				if prepared {
+					p := vmm.PrepareRestore("", path)
+					defer p.Close()
+					opts = append(opts, vmm.WithPrepared(p))
+				}
+				m, err := vmm.Restore(vmm.Config{}, path, opts...)
+				if err == nil {
+					m.Close()
+				}
+				if tt.refused == "" {
+					if err != nil {
+						t.Fatalf("Restore (prepared %t): %v", prepared, err)
+					}
+					continue
+				}
+				var oe *vmm.SnapshotOwnerError
+				text := "snapshot " + path + " " + strings.ReplaceAll(tt.refused, "EUID", fmt.Sprint(euid))
+				if !errors.Is(err, vmm.ErrSnapshotNotTrusted) || !errors.As(err, &oe) || oe.Path != path ||
+					len(oe.Disks) != 1 || oe.Disks[0] != disk || !strings.Contains(err.Error(), text) || !strings.Contains(err.Error(), "(it names "+disk+")") {
+					t.Fatalf("Restore (prepared %t): %v\nwant a SnapshotOwnerError mentioning %q and %s", prepared, err, text, disk)
+				}
+			}
+			if b, err := os.ReadFile(disk); err != nil || !bytes.Equal(b, img) {
+				t.Fatalf("the image changed (%v)", err)
+			}
+			// Given, the image is restored against.
+			m, err := vmm.Restore(vmm.Config{Disks: []blk.Spec{{Path: disk}}}, path)
+			if err != nil {
+				t.Fatalf("Restore with the disk given: %v", err)
+			}
+			m.Close()
+		})
+	}
+}

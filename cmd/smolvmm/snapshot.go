@@ -261,6 +261,16 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			}
 			return nil, err
 		}
+		if errors.Is(err, vmm.ErrSnapshotNotTrusted) && errors.As(err, &ve) {
+			// The snapshot's paths are not offered as flags: whoever
+			// wrote it chose them.
+			ve.Hint = "a snapshot's own disk paths are used only when you or root own it and no one else may write it; give -d FILE for each disk, in order, the images you mean it to use"
+			if flags := snapshotDiskPattern(c.String("restore")); flags != "" {
+				ve.Hint += ": " + flags
+			}
+			ve.Hint += " (their content is then checked)"
+			return nil, err
+		}
 		if errors.Is(err, vmm.ErrDiskNotRecorded) && errors.As(err, &ve) {
 			// Only -d opens another file than the one the snapshot recorded.
 			ve.Hint = "without -d, a snapshot's disk paths are opened only while they name the very files it recorded; to restore against the file there, or a copy of the image, give -d FILE for each of the snapshot's disks, in order"
@@ -320,6 +330,25 @@ func snapshotDiskFlags(path string, given []blk.Spec) string {
 			if given[i].Serial != "" {
 				spec.Serial = d.Serial
 			}
+		}
+		flags = append(flags, "-d "+spec.String())
+	}
+	return strings.Join(flags, " ")
+}
+
+// snapshotDiskPattern returns the -d flags the snapshot at path needs,
+// FILE (FILE1, FILE2, ... for more than one) standing for each path, with
+// the snapshot's read-only settings; "" when the snapshot cannot say.
+func snapshotDiskPattern(path string) string {
+	disks, err := vmm.SnapshotDisks(path)
+	if err != nil {
+		return ""
+	}
+	var flags []string
+	for i, d := range disks {
+		spec := blk.Spec{Path: "FILE", Options: blk.Options{ReadOnly: d.ReadOnly}}
+		if len(disks) > 1 {
+			spec.Path = fmt.Sprintf("FILE%d", i+1)
 		}
 		flags = append(flags, "-d "+spec.String())
 	}

@@ -588,3 +588,73 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 		t.Fatalf("touched image given with -d: status %d, output %q, stderr %q; want the count to go on to 5", status, out, stderr)
 	}
 }
+
+// TestCLIRestoreSnapshotOwner: without -d, a snapshot another user owns,
+// or one its group may write, is refused, naming the file, its owner or
+// mode and its disk, with advice to give -d FILE for each disk (its own
+// paths not offered as flags); with -d the same image restores, as does
+// the snapshot of this user without -d.
+func TestCLIRestoreSnapshotOwner(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "counter.snap")
+	disk := filepath.Join(dir, "data.img")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",
+		"-d", disk+",ro", "--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
+	}
+	b, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advice := "(a snapshot's own disk paths are used only when you or root own it and no one else may write it; give -d FILE for each disk, in order, the images you mean it to use: -d FILE,ro (their content is then checked))"
+	tests := []struct {
+		name   string
+		uid    int // -1: this user
+		mode   os.FileMode
+		stderr string // "" when restored
+	}{
+		{"yours", -1, 0o600, ""},
+		{"another user's", 65534, 0o600, "is owned by uid 65534, neither this process's user (uid " + strconv.Itoa(os.Geteuid()) + ") nor root"},
+		{"group-writable", -1, 0o660, "(owner uid " + strconv.Itoa(os.Geteuid()) + ", mode 0660) is writable by its group"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.uid >= 0 && os.Geteuid() != 0 {
+				t.Skip("needs root to give the snapshot another owner")
+			}
+			path := filepath.Join(t.TempDir(), "s.snap")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tt.uid >= 0 {
+				if err := os.Chown(path, tt.uid, -1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, stderr, status := runCLI(t, "run", "--restore", path)
+			if tt.stderr == "" {
+				if status != 1 || stderr != "" || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") {
+					t.Fatalf("status %d, output %q, stderr %q; want the count to go on to 5", status, out, stderr)
+				}
+				return
+			}
+			want := "smolvmm run: restore: snapshot " + path + " " + tt.stderr + ": its disk paths are not taken from a snapshot another user could have written (it names " + disk + ") " + advice
+			if status != 1 || !strings.Contains(stderr, want) {
+				t.Fatalf("no -d: status %d, output %q, stderr %q; want 1, stderr with %q", status, out, stderr, want)
+			}
+			if out, stderr, status := runCLI(t, "run", "--restore", path, "-d", disk+",ro"); status != 1 || stderr != "" || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") {
+				t.Fatalf("with -d: status %d, output %q, stderr %q; want the count to go on to 5", status, out, stderr)
+			}
+		})
+	}
+}
