@@ -321,6 +321,9 @@ func (m *Machine) createRestoredVM(f *snapshot.File, beforeMemory func()) (vmAt 
 	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
 		return vmAt, &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
 	}
+	if err := checkXSaveSize(m.xsaveSize); err != nil {
+		return vmAt, &Error{Op: "restore", Err: err}
+	}
 	mem, err := f.MapMemory()
 	if err != nil {
 		return vmAt, &Error{Op: "restore", Err: err}

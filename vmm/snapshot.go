@@ -502,7 +502,11 @@ func (m *Machine) captureState() (*machineState, error) {
 // without KVM_CAP_XSAVE (size 0, xsaveSize's), its FPU state, each got
 // by get. A KVM with XSAVE that fails to give it fails the snapshot: the
 // FPU state alone would drop XCR0 and the AVX registers the guest uses.
+// So does one whose XSAVE state a snapshot cannot hold (ErrXSaveTooLarge).
 func captureXSave(size int, get func(kvmBlob) ([]byte, error)) (xsave, xcrs, fpu []byte, err error) {
+	if err := checkXSaveSize(size); err != nil {
+		return nil, nil, nil, err
+	}
 	if size == 0 {
 		fpu, err = get(blobFPU)
 		return nil, nil, fpu, err
