@@ -49,6 +49,11 @@ type Joined struct {
 	done    chan struct{}
 	failed  chan struct{} // closed when the hub refused a reconnection for good
 	wg      sync.WaitGroup
+	// closing is cancelled by Close (stop): each dial's context derives
+	// from it, so that Close ends a dial without a goroutine to watch
+	// done.
+	closing context.Context
+	stop    context.CancelFunc
 
 	wmu     sync.Mutex // serialises WriteFrame's writes
 	mu      sync.Mutex // guards conn, addr, lastErr, failErr; held briefly
@@ -120,6 +125,7 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 	}
 	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
 	j.name, j.logf, j.notef, j.lasting = o.Name, o.Logf, o.Notef, o.Lasting
+	j.closing, j.stop = context.WithCancel(context.Background())
 	if j.name == "" {
 		j.name = socket
 	}
@@ -134,6 +140,7 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 	}
 	c, addr, err := j.dial()
 	if err != nil {
+		j.stop()
 		return nil, err
 	}
 	j.conn, j.addr = c, addr
@@ -147,15 +154,8 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 // once: a hub that is stopped accepts the connection and answers nothing
 // for hubHandshakeTimeout, which an exiting VM must not wait out.
 func (j *Joined) dial() (net.Conn, netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), hubHandshakeTimeout)
+	ctx, cancel := context.WithTimeout(j.closing, hubHandshakeTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-j.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", j.socket)
 	if err != nil {
@@ -438,6 +438,7 @@ func (j *Joined) Stats() Stats {
 func (j *Joined) Close() error {
 	j.closeOnce.Do(func() {
 		close(j.done)
+		j.stop()
 		j.mu.Lock()
 		if j.conn != nil {
 			j.conn.Close()

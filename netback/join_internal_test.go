@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -398,10 +399,15 @@ func TestJoinedWriteToStalledHub(t *testing.T) {
 
 // Close ends a rejoin in progress at once: a stopped network's socket
 // still takes connections (its backlog) and answers none, and a VM
-// exiting meanwhile waited out the handshake's timeout.
+// exiting meanwhile waited out the handshake's timeout. The dial needs no
+// goroutine of its own to hear Close (before, one per dial watched for
+// it, which Close did not wait for).
 func TestJoinedCloseDuringRejoin(t *testing.T) {
 	logf, logged := lineRecorder()
-	_, _, conn, j := joinFakeHub(t, JoinOptions{Name: "web", Logf: logf}) // nothing accepts again
+	_, ln, conn, j := joinFakeHub(t, JoinOptions{Name: "web", Logf: logf}) // nothing accepts again
+	// Kept open to the end: collected, its finalizer would close it,
+	// and the redial would be refused rather than wait.
+	defer ln.Close()
 	conn.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if ok, _ := j.Connected(); !ok {
@@ -412,14 +418,34 @@ func TestJoinedCloseDuringRejoin(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the first redial waits in the handshake
+	if n := dialGoroutines(); n != 0 {
+		t.Errorf("%d goroutines of Joined.dial's own during a redial, want none", n)
+	}
 	start := time.Now()
 	j.Close()
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Close took %v during a rejoin that got no answer, want it at once", d)
+	}
+	if n := dialGoroutines(); n != 0 {
+		t.Errorf("%d goroutines of Joined.dial's own after Close, want none", n)
 	}
 	for _, l := range logged() {
 		if strings.Contains(l, "cannot rejoin") {
 			t.Errorf("Close's end of the rejoin was logged: %q", l)
 		}
 	}
+}
+
+// dialGoroutines counts the goroutines running a function that
+// Joined.dial started (not dial itself, which run calls).
+func dialGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "(*Joined).dial.func") && strings.Contains(g, "created by github.com/smolvmm/smolvmm/netback.(*Joined).dial") {
+			n++
+		}
+	}
+	return n
 }
