@@ -92,7 +92,9 @@ type HubConfig struct {
 // a MAC's lease is the user's whose VM joined with it (SO_PEERCRED; the
 // user root's process said its VM would run as), and a VM of another
 // user but root is refused it (RefusedMACOwner), since a VM picks its
-// own MAC;
+// own MAC, even after its address went to another MAC when the pool ran
+// out (a user's leases are kept without an address then, up to a bound
+// that another user's new MACs cannot make them lose: leaseStore);
 // a forward of a host port below the host's first unprivileged one
 // (net.ipv4.ip_unprivileged_port_start, else 1024) is refused unless the
 // process that connected (SO_PEERCRED) is root's, or is that of the user
@@ -652,16 +654,20 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	taken := h.takenLocked(key, fwds)
 	h.mu.RUnlock()
 	plan.uid = peer.owner
+	whose := fmt.Sprintf("is leased (%s) to the VMs of uid %d", leased, owner)
+	if !leased.IsValid() {
+		whose = fmt.Sprintf("belongs to the VMs of uid %d (its address went to another MAC when the pool ran out)", owner)
+	}
 	switch {
 	case h.conns.isClosed():
 		return nil, RefusedClosing, "the network is shutting down"
 	case recorded && peer.err != nil:
-		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s is leased (%s) to the VMs of uid %d, and the VM's user is unknown (%v): only that user's VMs and root's may join with it", mac, leased, owner, peer.err)
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's user is unknown (%v): only that user's VMs and root's may join with it", mac, whose, peer.err)
 	case recorded && peer.uid != 0 && peer.uid != owner:
 		// A VM picks its own MAC: else another user allowed on the
 		// socket would take this one's address while it is away, and
 		// then have it refused as connected already.
-		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s is leased (%s) to the VMs of uid %d, and the VM's process runs as uid %d: only that user's VMs and root's may join with it", mac, leased, owner, peer.uid)
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only that user's VMs and root's may join with it", mac, whose, peer.uid)
 	case dup:
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac)
 	case !ok:

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A MAC's lease belongs to the user whose VM joined with it (for root's
@@ -81,5 +83,73 @@ func TestHubMACOwner(t *testing.T) {
 				runtime.Gosched()
 			}
 		}
+	}
+}
+
+// A MAC stays its user's when the pool runs out: its address goes to the
+// newcomer, but its lease is kept without one, so that another user who
+// fills the pool with new MACs still cannot take it, even across a
+// restart, and its own user's VM gets an address again. Before, the
+// evicted lease was deleted with its user: uid 2000 joined with 240 new
+// MACs, then with uid 1000's MAC, which was then refused to uid 1000 for
+// good.
+func TestHubMACOwnerKeptPastFullPool(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "n.sock")
+	var uid, clock atomic.Int64 // the user of the next join; the seconds of the hub's clock
+	start := func() *Hub {
+		h, err := newHub(HubConfig{Socket: sock, Logf: t.Logf}, hubHooks{
+			peerUID: func(net.Conn) (int, error) { return int(uid.Load()), nil },
+			now:     func() time.Time { return time.Unix(clock.Add(1), 0) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := start()
+	defer func() { h.Close() }()
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
+	join := func(u int, m net.HardwareAddr) (netip.Addr, error) {
+		t.Helper()
+		uid.Store(int64(u))
+		j, err := JoinWith(sock, m, nil, JoinOptions{})
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		a := j.Addr()
+		j.Close()
+		for h.Stats().VMs != 0 {
+			runtime.Gosched()
+		}
+		return a, nil
+	}
+	refusedTo := func(step string, err error, want string) {
+		t.Helper()
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Reason != RefusedMACOwner || !re.Permanent() || !strings.Contains(re.Message, want) {
+			t.Errorf("%s: %v, want a lasting MAC owner refusal saying %q", step, err, want)
+		}
+	}
+	if _, err := join(1000, mac); err != nil {
+		t.Fatal(err)
+	}
+	for i := range poolSize() {
+		if _, err := join(2000, net.HardwareAddr{0x52, 0x54, 0, 1, byte(i >> 8), byte(i)}); err != nil {
+			t.Fatalf("uid 2000's MAC %d: %v", i, err)
+		}
+	}
+	if _, ok := h.leases.lookup(mac); ok {
+		t.Fatal("uid 1000's MAC kept its address after 240 newer MACs joined")
+	}
+	want := "MAC 52:54:00:00:00:09 belongs to the VMs of uid 1000 (its address went to another MAC when the pool ran out), and the VM's process runs as uid 2000"
+	_, err := join(2000, mac)
+	refusedTo("uid 2000 with uid 1000's MAC, its address gone", err, want)
+	h.Close()
+	h = start()
+	_, err = join(2000, mac)
+	refusedTo("the same after a restart", err, want)
+	if a, err := join(1000, mac); err != nil || !a.IsValid() {
+		t.Errorf("uid 1000 with its MAC: %v %v, want it let in with an address", a, err)
 	}
 }

@@ -198,7 +198,7 @@ func (s *leaseStore) openLeases() (_ []byte, err error) {
 		return nil, fmt.Errorf("lease file: %w", err)
 	}
 	if len(b) > maxLeaseFile {
-		return nil, fmt.Errorf("lease file %s: larger than %d bytes, which no table of %d leases needs", s.path, maxLeaseFile, poolSize())
+		return nil, fmt.Errorf("lease file %s: larger than %d bytes, which no table of %d leases and %d kept without an address needs", s.path, maxLeaseFile, poolSize(), maxKept)
 	}
 	return b, nil
 }
@@ -231,7 +231,9 @@ type leaseEntry struct {
 	UID           *int64   `json:"uid"`
 }
 
-// parseLeases reads the leases of lease file path's content b. Any
+// parseLeases reads the leases of lease file path's content b; a lease
+// without "addr" is a kept one (leaseStore), which must name a user or
+// privileged forwards. Any
 // error refuses the whole file, saying where: a JSON syntax error by its
 // byte offset, a bad lease by its index, byte offset and field. Skipping
 // a bad lease would hand its address to another MAC, or its MAC to
@@ -261,6 +263,7 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 	offs := leaseOffsets(b)
 	var ls []*storedLease
 	byMAC, byAddr := map[string]int{}, map[netip.Addr]int{}
+	kept := 0
 	for i, raw := range lf.Leases {
 		off := int64(-1)
 		if i < len(offs) {
@@ -288,14 +291,18 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 		if j, ok := byMAC[l.MAC]; ok {
 			return nil, bad("mac", fmt.Errorf("%s has lease %d already", l.MAC, j))
 		}
-		if l.Addr, err = netip.ParseAddr(e.Addr); err != nil {
-			return nil, bad("addr", err)
-		}
-		if !inPool(l.Addr) {
-			return nil, bad("addr", fmt.Errorf("%s is not in the pool, %s to %s", l.Addr, leasePool[0], leasePool[1]))
-		}
-		if j, ok := byAddr[l.Addr]; ok {
-			return nil, bad("addr", fmt.Errorf("%s is lease %d's already", l.Addr, j))
+		// Without one, a kept lease (leaseStore), checked below once
+		// its user is read.
+		if e.Addr != "" {
+			if l.Addr, err = netip.ParseAddr(e.Addr); err != nil {
+				return nil, bad("addr", err)
+			}
+			if !inPool(l.Addr) {
+				return nil, bad("addr", fmt.Errorf("%s is not in the pool, %s to %s", l.Addr, leasePool[0], leasePool[1]))
+			}
+			if j, ok := byAddr[l.Addr]; ok {
+				return nil, bad("addr", fmt.Errorf("%s is lease %d's already", l.Addr, j))
+			}
 		}
 		if e.Seen != "" {
 			// Absent, as in a lease written by hand: seen longest ago.
@@ -313,7 +320,18 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 			uid := int(*e.UID)
 			l.UID = &uid
 		}
-		byMAC[l.MAC], byAddr[l.Addr] = i, i
+		if !l.Addr.IsValid() {
+			if l.UID == nil && len(l.Privileged) == 0 {
+				return nil, bad("addr", errors.New("absent, and the lease names no user (uid) nor privileged forwards to keep the MAC for"))
+			}
+			if kept++; kept > maxKept {
+				return nil, bad("addr", fmt.Errorf("absent, and more than %d leases are kept without an address", maxKept))
+			}
+		}
+		byMAC[l.MAC] = i
+		if l.Addr.IsValid() {
+			byAddr[l.Addr] = i
+		}
 		ls = append(ls, l)
 	}
 	return ls, nil
@@ -421,7 +439,17 @@ func (s *leaseStore) writeLeases(b []byte) error {
 	return nil
 }
 
-// sortLeases orders ls by address, as the file lists them.
+// sortLeases orders ls by address, as the file lists them, the kept
+// leases last by MAC.
 func sortLeases(ls []*storedLease) {
-	sort.Slice(ls, func(i, j int) bool { return ls[i].Addr.Less(ls[j].Addr) })
+	sort.Slice(ls, func(i, j int) bool {
+		a, b := ls[i], ls[j]
+		if a.Addr.IsValid() != b.Addr.IsValid() {
+			return a.Addr.IsValid()
+		}
+		if !a.Addr.IsValid() {
+			return a.MAC < b.MAC
+		}
+		return a.Addr.Less(b.Addr)
+	})
 }

@@ -265,6 +265,7 @@ func TestLoadLeasesParseErrors(t *testing.T) {
 		{"repeated address", file(good, `{"mac":"52:54:00:00:00:02","addr":"10.0.2.15"}`), `field "addr": 10.0.2.15 is lease 0's already`},
 		{"negative uid", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","uid":-1}`), `field "uid": -1 is not a uid`},
 		{"negative privileged uid", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","privileged_uid":-1}`), `field "privileged_uid": -1 is not a uid`},
+		{"no address, nothing to keep", file(`{"mac":"52:54:00:00:00:01","seen":"2026-12-03T19:00:00Z"}`), `lease 0 (at byte offset 23): field "addr": absent, and the lease names no user (uid) nor privileged forwards to keep the MAC for`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,8 +15,12 @@ import (
 // leaseStore holds a hub's leases: one address per MAC, from UserGuest
 // (10.0.2.15) up to 10.0.2.254, kept in a file so that a MAC gets the
 // same address after the hub restarts. A MAC keeps its address for good
-// unless the pool runs out, when the lease of the MAC seen longest ago
-// among those not connected goes to the newcomer.
+// unless the pool runs out, when the address of the MAC seen longest ago
+// among those not connected goes to the newcomer. The lease that loses
+// its address is kept without one when it names a user or privileged
+// forwards (kept): its MAC stays its user's, so that another user cannot
+// take it by filling the pool, and gets an address again at its next
+// join.
 type leaseStore struct {
 	path string // "" keeps the leases in memory only
 	// dir is path's directory, which the file is read and written
@@ -29,14 +33,23 @@ type leaseStore struct {
 	// after the previous write's.
 	saveMu sync.Mutex
 	mu     sync.Mutex
-	byMAC  map[string]*storedLease
+	byMAC  map[string]*storedLease // every lease, kept ones too
 	byAddr map[netip.Addr]*storedLease
+	kept   int // the leases without an address
 }
+
+// maxKept bounds the leases kept without an address (leaseStore). Beyond
+// it, the user with the most of them loses the one seen longest ago, its
+// MAC then free for anyone: one user's new MACs push out that user's own,
+// and another user's only once that user keeps as many.
+const maxKept = 2048
 
 // storedLease is one lease as the file holds it.
 type storedLease struct {
-	MAC  string     `json:"mac"`
-	Addr netip.Addr `json:"addr"`
+	MAC string `json:"mac"`
+	// Addr is invalid (absent from the file) in a kept lease, whose
+	// address went to another MAC.
+	Addr netip.Addr `json:"addr,omitzero"`
 	// Seen is when the MAC was last connected: its VM's last join or
 	// leave.
 	Seen time.Time `json:"seen"`
@@ -68,7 +81,8 @@ type leaseFile struct {
 // leaseFileVersion is the version of the lease file's layout.
 const leaseFileVersion = 1
 
-// maxLeaseFile bounds the lease file read (240 leases take about 20 KiB).
+// maxLeaseFile bounds the lease file read (240 leases take about 20 KiB,
+// maxKept kept ones about 200 KiB more).
 const maxLeaseFile = 1 << 20
 
 // leasePool is the first and the last address a hub leases.
@@ -102,7 +116,12 @@ func loadLeases(path string) (*leaseStore, error) {
 		return nil, fmt.Errorf("%w (correct it, or remove it to start afresh)", err)
 	}
 	for _, l := range ls {
-		s.byMAC[l.MAC], s.byAddr[l.Addr] = l, l
+		s.byMAC[l.MAC] = l
+		if l.Addr.IsValid() {
+			s.byAddr[l.Addr] = l
+		} else {
+			s.kept++
+		}
 	}
 	return s, nil
 }
@@ -116,8 +135,8 @@ func inPool(a netip.Addr) bool {
 type leasePlan struct {
 	mac   string
 	addr  netip.Addr
-	evict string // the MAC whose lease goes to mac; "" when none
-	fresh bool   // mac has no lease yet
+	evict string // the MAC whose address goes to mac; "" when none
+	fresh bool   // mac has no address yet (no lease, or a kept one)
 	// uid is the user commit records as the lease's (storedLease.UID);
 	// below 0 when unknown, which leaves the record as it was.
 	uid int
@@ -133,7 +152,7 @@ func (s *leaseStore) plan(mac net.HardwareAddr, connected func(netip.Addr) bool)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := mac.String()
-	if l := s.byMAC[key]; l != nil {
+	if l := s.byMAC[key]; l != nil && l.Addr.IsValid() {
 		return leasePlan{mac: key, addr: l.Addr}, true
 	}
 	for a := leasePool[0]; inPool(a); a = a.Next() {
@@ -159,13 +178,29 @@ func (s *leaseStore) plan(mac net.HardwareAddr, connected func(netip.Addr) bool)
 func (s *leaseStore) commit(p leasePlan, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.evict != "" {
-		delete(s.byMAC, p.evict)
+	if old := s.byMAC[p.evict]; p.evict != "" && old != nil {
+		delete(s.byAddr, old.Addr)
+		if old.UID != nil || len(old.Privileged) > 0 {
+			old.Addr = netip.Addr{}
+			s.kept++
+		} else {
+			// Nothing to keep it for.
+			delete(s.byMAC, p.evict)
+		}
 	}
 	l := s.byMAC[p.mac]
 	if p.fresh {
-		l = &storedLease{MAC: p.mac, Addr: p.addr}
-		s.byMAC[p.mac], s.byAddr[p.addr] = l, l
+		if l == nil {
+			l = &storedLease{MAC: p.mac}
+			s.byMAC[p.mac] = l
+		} else {
+			s.kept--
+		}
+		l.Addr = p.addr
+		s.byAddr[p.addr] = l
+	}
+	for s.kept > maxKept {
+		s.forgetKeptLocked()
 	}
 	l.Seen = now
 	if p.uid >= 0 {
@@ -174,8 +209,37 @@ func (s *leaseStore) commit(p leasePlan, now time.Time) {
 	}
 }
 
+// forgetKeptLocked removes a kept lease (maxKept): of the user (or the
+// leases of no user) with the most, the one seen longest ago.
+func (s *leaseStore) forgetKeptLocked() {
+	count := map[int]int{}
+	who := func(l *storedLease) int {
+		if l.UID == nil {
+			return -1
+		}
+		return *l.UID
+	}
+	for _, l := range s.byMAC {
+		if !l.Addr.IsValid() {
+			count[who(l)]++
+		}
+	}
+	var old *storedLease
+	for _, l := range s.byMAC {
+		if l.Addr.IsValid() {
+			continue
+		}
+		if old == nil || count[who(l)] > count[who(old)] || count[who(l)] == count[who(old)] && l.Seen.Before(old.Seen) {
+			old = l
+		}
+	}
+	delete(s.byMAC, old.MAC)
+	s.kept--
+}
+
 // owner returns the user recorded as mac's lease's (storedLease.UID)
-// and its address; false when mac has no lease or none is recorded.
+// and its address, invalid for a kept lease; false when mac has no lease
+// or none is recorded.
 func (s *leaseStore) owner(mac net.HardwareAddr) (uid int, addr netip.Addr, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,7 +301,7 @@ func (s *leaseStore) granted(mac net.HardwareAddr, fwd string, uid int) bool {
 func (s *leaseStore) lookup(mac net.HardwareAddr) (netip.Addr, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l := s.byMAC[mac.String()]; l != nil {
+	if l := s.byMAC[mac.String()]; l != nil && l.Addr.IsValid() {
 		return l.Addr, true
 	}
 	return netip.Addr{}, false
@@ -252,7 +316,7 @@ func (s *leaseStore) save() error {
 	defer s.saveMu.Unlock()
 	lf := leaseFile{Version: leaseFileVersion}
 	s.mu.Lock()
-	for _, l := range s.byAddr {
+	for _, l := range s.byMAC {
 		c := *l
 		lf.Leases = append(lf.Leases, &c)
 	}

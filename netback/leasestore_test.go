@@ -135,3 +135,88 @@ func TestLoadLeasesEmpty(t *testing.T) {
 		}
 	}
 }
+
+// The lease of a user's MAC whose address goes to a newcomer is kept
+// without one (its user and grants), in the file too, and the MAC gets
+// an address again at its next join; one of no user and no grant is
+// dropped. At most maxKept are kept: beyond, the user with the most
+// loses the one seen longest ago, so that one user's new MACs cannot push
+// out another's.
+func TestLeaseStoreKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.leases")
+	s, err := loadLeases(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.close() }()
+	t0 := time.Unix(1e9, 0)
+	none := func(netip.Addr) bool { return false }
+	n := 0 // the joins so far, each seen a second after the last
+	join := func(mac net.HardwareAddr, uid int) {
+		t.Helper()
+		p, ok := s.plan(mac, none)
+		if !ok {
+			t.Fatalf("%s: no address", mac)
+		}
+		p.uid = uid
+		n++
+		s.commit(p, t0.Add(time.Duration(n)*time.Second))
+	}
+	mac := func(user, i int) net.HardwareAddr {
+		return net.HardwareAddr{2, byte(user >> 8), byte(user), 0, byte(i >> 8), byte(i)}
+	}
+	owned, anon, granted := mac(1000, 0), mac(0, 1), mac(0, 2)
+	join(owned, 1000)
+	join(anon, -1)
+	join(granted, -1)
+	s.grant(granted, []string{"tcp:127.0.0.1:80:80"}, 1000)
+	for i := range maxKept + poolSize() + 10 {
+		join(mac(2000, i), 2000)
+	}
+	tests := []struct {
+		name string
+		mac  net.HardwareAddr
+		kept bool // still in the table, without an address
+		uid  int  // its user, when kept with one; -1 none
+	}{
+		{"user's MAC", owned, true, 1000},
+		{"MAC of no user", anon, false, -1},
+		{"MAC of no user with a grant", granted, true, -1},
+		{"newcomer's user's oldest", mac(2000, 0), false, -1},
+		{"newcomer's user's newest kept", mac(2000, maxKept+9), true, 2000},
+	}
+	check := func(s *leaseStore, when string) {
+		t.Helper()
+		if s.kept != maxKept {
+			t.Errorf("%s: %d kept leases, want %d", when, s.kept, maxKept)
+		}
+		for _, tt := range tests {
+			l := s.byMAC[tt.mac.String()]
+			switch {
+			case (l != nil) != tt.kept:
+				t.Errorf("%s: %s: in the table %v, want %v", when, tt.name, l != nil, tt.kept)
+			case l == nil:
+			case l.Addr.IsValid():
+				t.Errorf("%s: %s: kept with address %s", when, tt.name, l.Addr)
+			case tt.uid >= 0 && (l.UID == nil || *l.UID != tt.uid):
+				t.Errorf("%s: %s: kept with uid %v, want %d", when, tt.name, l.UID, tt.uid)
+			}
+		}
+		if !s.granted(granted, "tcp:127.0.0.1:80:80", 1000) {
+			t.Errorf("%s: the kept grant is lost", when)
+		}
+	}
+	check(s, "kept")
+	if err := s.save(); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	if s, err = loadLeases(path); err != nil {
+		t.Fatal(err)
+	}
+	check(s, "reloaded")
+	join(owned, 1000)
+	if a, ok := s.lookup(owned); !ok || s.kept != maxKept {
+		t.Errorf("the kept MAC joins again: address %s %v, %d kept, want an address and %d kept (another's lease kept instead)", a, ok, s.kept, maxKept)
+	}
+}

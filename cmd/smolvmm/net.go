@@ -45,7 +45,9 @@ files in (unless sticky, as /tmp), is refused; so is one with a lease that
 does not parse (the message gives its byte offset, lease and field). A
 MAC's lease belongs to the user whose VM joined with it (for root's VM
 started with run --user, the user it said it would drop to): another
-user's VM with that MAC is refused for good; root's may take any. A
+user's VM with that MAC is refused for good, even once a full pool gave
+its address to another MAC (the lease is kept without it, up to 2048 such
+leases, the user with the most losing first); root's may take any. A
 VM may forward a host port below 1024 (net.ipv4.ip_unprivileged_port_start)
 only if its process is root's, or if it runs as the user that root's VM
 of the same MAC said it would drop to (run --user, or run --uid) when it
