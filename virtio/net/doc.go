@@ -30,10 +30,13 @@
 // and hands the frame without its header to a goroutine that writes it to
 // the backend. A backend slow to take frames (or one that never does: a
 // shared network stopped with SIGSTOP) holds up that goroutine only: once
-// 64 frames wait for it, the worker leaves the guest's further chains in
-// the ring until it takes one, so the guest's transmit queue fills as
-// before, while the worker stays free for the other queue and for the
-// register writes that wait for it (a reset among them).
+// 64 frames or 256 KiB wait for it, the worker leaves the guest's further
+// chains in the ring until it takes one, so the guest's transmit queue
+// fills as before, while the worker stays free for the other queue and for
+// the register writes that wait for it (a reset among them). Frames up to
+// 2 KiB go round in buffers of that size, and two buffers of the largest
+// frame are kept for larger ones, so that sending allocates nothing once
+// running.
 //
 // # MAC address
 //

@@ -16,6 +16,17 @@ const (
 	// backend itself, but the worker (and the vCPU's register writes, a
 	// reset among them, which wait for it) never waits on the backend.
 	txHandoff = 64
+	// txHandoffBytes bounds the bytes of the frames waiting likewise: the
+	// worker takes a chain only while fewer wait, so that a guest sending
+	// frames of MaxFrameSize to a stuck backend makes the VMM hold about
+	// this much (plus a frame), not txHandoff such frames (4 MiB).
+	txHandoffBytes = 256 << 10
+	// txJumbos is how many buffers of frames over poolFrame are kept for
+	// the next ones; those beyond (a burst of such frames waiting) are
+	// dropped once written.
+	txJumbos = 2
+	// jumboBuf is a kept jumbo buffer's capacity: any frame fits.
+	jumboBuf = HeaderSize + MaxFrameSize
 	// txBatch is how many frames the worker gathers before it hands them
 	// over: a hand-off wakes the writer, which costs more than a frame's
 	// copy.
@@ -28,9 +39,14 @@ type txPipe struct {
 	mu      sync.Mutex
 	free    [][]byte // buffers for the worker (nil: not allocated yet)
 	queued  [][]byte // frames for the writer
-	starved bool     // the worker found no free buffer: kick the queue on freeing one
+	waiting int      // bytes of the frames handed over and not yet written
+	jumbos  int      // buffers of jumboBuf bytes, free or holding a frame
+	starved bool     // the worker found no free buffer or too many bytes waiting: kick the queue on freeing one
 	wake    chan struct{}
-	batch   [][]byte // the worker's frames not handed over yet
+	// The worker's alone: its frames not handed over yet, and their
+	// bytes.
+	batch      [][]byte
+	batchBytes int
 }
 
 func newTxPipe() *txPipe {
@@ -39,13 +55,14 @@ func newTxPipe() *txPipe {
 	return p
 }
 
-// take is a free buffer; false when the writer holds them all, which it
-// is then told (starved) so that it kicks the queue once it frees one.
+// take is a free buffer; false when the writer holds them all, or
+// txHandoffBytes wait, which it is then told (starved) so that it kicks
+// the queue once it frees one.
 func (p *txPipe) take() ([]byte, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.free)
-	if n == 0 {
+	if n == 0 || p.waiting+p.batchBytes >= txHandoffBytes {
 		p.starved = true
 		return nil, false
 	}
@@ -65,6 +82,7 @@ func (p *txPipe) give(b []byte) {
 // over every txBatch frames and by flush.
 func (p *txPipe) add(b []byte) {
 	p.batch = append(p.batch, b)
+	p.batchBytes += len(b)
 	if len(p.batch) == txBatch {
 		p.flush()
 	}
@@ -77,19 +95,37 @@ func (p *txPipe) flush() {
 	}
 	p.mu.Lock()
 	p.queued = append(p.queued, p.batch...)
+	p.waiting += p.batchBytes
 	p.mu.Unlock()
 	clear(p.batch)
-	p.batch = p.batch[:0]
+	p.batch, p.batchBytes = p.batch[:0], 0
 	select {
 	case p.wake <- struct{}{}:
 	default: // a wake-up is pending: the writer will see these too
 	}
 }
 
+// jumbo is a buffer for a frame over poolFrame, replacing the worker's
+// buffer small: one kept, else a new one.
+func (p *txPipe) jumbo(small []byte) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, b := range p.free {
+		if cap(b) == jumboBuf {
+			// small takes its place: the buffers stay txHandoff.
+			p.free[i] = small[:0]
+			return b[:0]
+		}
+	}
+	p.jumbos++
+	return make([]byte, 0, jumboBuf)
+}
+
 // processTx takes every available transmit chain it has a buffer for,
 // copies its frame out of the guest's reach, gives the chain back and
-// hands the frame to writeBackend. Without a free buffer it leaves the
-// rest in the ring: writeBackend kicks the queue when it frees one.
+// hands the frame to writeBackend. Without a free buffer, or with
+// txHandoffBytes waiting, it leaves the rest in the ring: writeBackend
+// kicks the queue when it frees one.
 func (d *Device) processTx(q *virtio.Queue) error {
 	defer d.tx.flush()
 	for {
@@ -146,8 +182,10 @@ func (d *Device) writeBackend() {
 		}
 		p.mu.Lock()
 		for _, b := range frames {
-			if cap(b) > poolFrame {
-				b = nil // a jumbo frame's buffer is not kept
+			p.waiting -= len(b)
+			if cap(b) == jumboBuf && p.jumbos > txJumbos {
+				b = nil // beyond those kept
+				p.jumbos--
 			}
 			p.free = append(p.free, b[:0])
 		}
@@ -176,8 +214,12 @@ func (d *Device) gather(c *virtio.Chain, buf []byte) ([]byte, bool) {
 	if err != nil {
 		return buf[:0], false
 	}
-	if uint64(cap(buf)) < total {
-		buf = make([]byte, 0, max(total, poolFrame))
+	switch {
+	case uint64(cap(buf)) >= total:
+	case total > poolFrame:
+		buf = d.tx.jumbo(buf)
+	default:
+		buf = make([]byte, 0, poolFrame)
 	}
 	buf = buf[:total]
 	n := 0
