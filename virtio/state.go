@@ -1,6 +1,9 @@
 package virtio
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // QueueState is where a queue's rings are and how far the device got.
 type QueueState struct {
@@ -11,8 +14,9 @@ type QueueState struct {
 
 // TransportState is a device's legacy virtio-pci registers and queues, for
 // snapshots. The device model's own state is not in it: a disk's is its
-// image, the requests in flight are none (see Quiesce), and a chain a
-// ChainHolder keeps is recorded as not yet taken.
+// image, the requests in flight are none (see Quiesce; a Drainer's work
+// that outlasted its drain bound is lost), and a chain a ChainHolder keeps
+// is recorded as not yet taken.
 type TransportState struct {
 	Type     uint16
 	Guest    uint32
@@ -24,14 +28,34 @@ type TransportState struct {
 	Queues   []QueueState
 }
 
+// quiesceDrain bounds Quiesce's wait for a Drainer's work.
+const quiesceDrain = 100 * time.Millisecond
+
 // Quiesce waits for the request the device is serving, if any, and keeps
 // it from starting another until resume is called: guest memory and the
-// queues then stay as they are while a snapshot is taken. Requests the
-// guest makes meanwhile stay in its available ring, and are served after
-// resume (or after a restore, which kicks every queue).
+// queues then stay as they are while a snapshot is taken. A Drainer is
+// then drained, for at most 100 ms: work it still holds after that (a
+// network card's frames for a network that takes none) is missing from
+// the snapshot, and done by the running device after resume only.
+// Requests the guest makes meanwhile stay in its available ring, and are
+// served after resume (or after a restore, which kicks every queue).
 func (d *PCIDevice) Quiesce() (resume func()) {
 	d.workMu.Lock()
+	if dr, ok := d.dev.(Drainer); ok {
+		dr.Drain(quiesceDrain)
+	}
 	return d.workMu.Unlock
+}
+
+// Drainer is a Device that finishes work on a goroutine of its own after
+// giving its chains back (virtio-net writes the frames it took to its
+// backend so): the guest counts that work as done, so Quiesce waits for
+// it before a snapshot. Drain is called only while the worker is idle.
+type Drainer interface {
+	// Drain waits until the work handed out before it is done, or until
+	// timeout has passed; false in the latter case, the work then left
+	// to go on.
+	Drain(timeout time.Duration) bool
 }
 
 // ChainHolder is a Device that may keep chains it took from a queue

@@ -54,7 +54,8 @@ type Stats struct {
 }
 
 // Device is a virtio-net device model. It implements virtio.Device (wrap it
-// with virtio.NewPCIDevice) and io.Closer.
+// with virtio.NewPCIDevice), virtio.ChainHolder, virtio.Drainer and
+// io.Closer.
 type Device struct {
 	backend Backend
 	macMu   sync.Mutex // config accesses run under the transport's lock; MAC does not
@@ -224,7 +225,8 @@ func (d *Device) Process(i int, q *virtio.Queue) error {
 }
 
 // Close stops the backend reader and writer and closes the backend (the
-// frames still waiting for it are dropped). Close the transport
+// frames still waiting for it are dropped: drain them first with Drain,
+// as the transport's Quiesce does). Close the transport
 // (virtio.PCIDevice.Close) instead: it stops the worker first and then
 // calls this.
 func (d *Device) Close() error {

@@ -2,6 +2,7 @@ package net
 
 import (
 	"sync"
+	"time"
 
 	"github.com/smolvmm/smolvmm/virtio"
 )
@@ -43,6 +44,9 @@ type txPipe struct {
 	jumbos  int      // buffers of jumboBuf bytes, free or holding a frame
 	starved bool     // the worker found no free buffer or too many bytes waiting: kick the queue on freeing one
 	wake    chan struct{}
+	// drained, when not nil, is closed (and set nil) by the writer
+	// once no frame waits: Drain waits for it.
+	drained chan struct{}
 	// The worker's alone: its frames not handed over yet, and their
 	// bytes.
 	batch      [][]byte
@@ -191,6 +195,10 @@ func (d *Device) writeBackend() {
 		}
 		starved := p.starved
 		p.starved = false
+		if p.waiting == 0 && p.drained != nil {
+			close(p.drained)
+			p.drained = nil
+		}
 		p.mu.Unlock()
 		clear(frames)
 		spare = frames[:0]
@@ -198,6 +206,33 @@ func (d *Device) writeBackend() {
 			(*k)(TxQueue)
 		}
 	}
+}
+
+// Drain waits until the writer has given the backend every frame the
+// worker handed it (virtio.Drainer: a snapshot counts them sent, as the
+// guest does), for at most timeout; false when frames still wait then (a
+// backend that takes none), and after Close.
+func (d *Device) Drain(timeout time.Duration) bool {
+	p := d.tx
+	p.mu.Lock()
+	if p.waiting == 0 {
+		p.mu.Unlock()
+		return true
+	}
+	if p.drained == nil {
+		p.drained = make(chan struct{})
+	}
+	drained := p.drained
+	p.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-drained:
+		return true
+	case <-t.C:
+	case <-d.done:
+	}
+	return false
 }
 
 // gather copies the chain's readable buffers (header, then frame) into
