@@ -78,6 +78,15 @@ const (
 //	readyfd  prints a line, after fakeDelay writes its ready time to -ready-fd
 //	         (as smolvmm does once its guest accepts), exits after 2*fakeDelay
 //	notready as readyfd, without writing to -ready-fd
+//	vmmready as smolvmm restoring a snapshot taken once ready: maps guest RAM,
+//	         touches fakeTouched of it, writes its ready time to -ready-fd
+//	         (when given), prints "resumed" (not the ready line again), after
+//	         fakeDelay touches fakeTouched more and writes its settled byte,
+//	         waits (5 s at most) for EOF on -settled-fd, writes a ChildReport
+//	         with that ready time to --report (when given) and exits 0
+//	vmmreadyline as vmmready, but prints "marker: ready" after "resumed"
+//	         (the guest's own line, after its boot-timer write) and never
+//	         writes its settled byte
 //	bench    not a VMM but a bench of them: see fakeBench
 //	bootbench not a VMM but a sequential bench of one: see fakeBootBench
 //	network  not a VMM but a shared network: touches fakeNetworkBytes,
@@ -156,6 +165,8 @@ func fakeVMM(mode string, args []string) int {
 		}
 		time.Sleep(fakeDelay)
 		return 0
+	case "vmmready", "vmmreadyline":
+		return fakeVMMReady(mode, r, *report, *settledFD, *readyFD)
 	case "onefails", "onecrashes":
 		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
 			f.Close()
@@ -261,6 +272,59 @@ func fakeVMM(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown fake mode", mode)
 	return 5
+}
+
+// fakeVMMReady is the vmmready and vmmreadyline modes: a VMM that reports
+// its guest ready itself, on -ready-fd and in its report.
+func fakeVMMReady(mode string, r ChildReport, report string, settledFD, readyFD int) int {
+	// It ends by itself once the bench has read its memory: a stop that
+	// comes first must not cost its report.
+	signal.Ignore(syscall.SIGTERM)
+	mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	for i := 0; i < fakeTouched; i += 4096 {
+		mem[i] = 1
+	}
+	r.Phases[PhaseFirstRun] = MonoNow()
+	r.Phases[PhaseReady] = r.Phases[PhaseFirstRun]
+	if readyFD > 2 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(r.Phases[PhaseReady]))
+		os.NewFile(uintptr(readyFD), "ready").Write(b[:])
+	}
+	fmt.Print("resumed\r\n")
+	if mode == "vmmreadyline" {
+		fmt.Print("marker: ready\r\n")
+	}
+	time.Sleep(fakeDelay)
+	if settledFD > 2 {
+		// Non-blocking, so that the read below can have a deadline.
+		_ = syscall.SetNonblock(settledFD, true)
+		f := os.NewFile(uintptr(settledFD), "settled")
+		if mode == "vmmready" {
+			for i := fakeTouched; i < 2*fakeTouched; i += 4096 {
+				mem[i] = 1
+			}
+			if _, err := f.Write([]byte{1}); err != nil {
+				fmt.Fprintln(os.Stderr, "settled:", err)
+				return 4
+			}
+		}
+		// As smolvmm: the memory stays until the bench has read it.
+		_ = f.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = f.Read(make([]byte, 1))
+	}
+	r.Phases[PhaseGuestExit] = MonoNow()
+	if report != "" {
+		if err := WriteChildReport(report, r); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+	}
+	return 0
 }
 
 // fakeCrash crashes the Go runtime as a VMM's can, its cause first and

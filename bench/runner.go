@@ -59,6 +59,12 @@ type Target struct {
 	// that accepted for a guest that never answers), and writes the time
 	// it became ready there, as 8 bytes of CLOCK_MONOTONIC nanoseconds,
 	// little-endian; the bench then does not poll Ready.Addr itself.
+	// RunBoot passes it too when it samples memory for a Ready.Pattern:
+	// the program then writes there any ready of its own (smolvmm's: a
+	// restore of a snapshot taken once ready, whose guest prints no ready
+	// line again; the guest's boot-timer write), which the bench would
+	// otherwise learn only from the ReportFlag's report, once the process
+	// is gone, too late to read its memory at.
 	ReadyFlag string
 	// Tasks is how many tasks (processes and threads) one running VM of
 	// the program takes at most, as the host's task limits count them
@@ -97,8 +103,11 @@ type BootOptions struct {
 	// Timeout bounds one boot (0: one minute; negative is refused).
 	Timeout time.Duration
 	// SampleMemory stops the process at the ready event (or the first
-	// console byte without one) to read its smaps, once it has settled
-	// when the target has a SettledFlag; it perturbs the times.
+	// console byte without a ready condition) to read its smaps, once it
+	// has settled when the target has a SettledFlag; it perturbs the
+	// times. With a Ready.Pattern, a ready the target reports on its
+	// ReadyFlag counts too: the sample is taken at whichever of the two
+	// comes first.
 	SampleMemory bool
 	// SettleTimeout bounds the wait for the SettledFlag byte before the
 	// memory sample (default one second).
@@ -243,9 +252,13 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}
 
 	// The program's ready report (Target.ReadyFlag): the bench reads
-	// readyIn, the program writes its copy of readyOut.
+	// readyIn, the program writes its copy of readyOut. With Ready.Addr
+	// the program judges the bench's own condition; with a ready pattern
+	// only its own ready is reported there (a restore's, whose guest does
+	// not print the ready line again), to sample memory at.
+	vmmReadyOnly := o.Ready.Addr == "" && o.Ready.Pattern != nil && o.SampleMemory
 	var readyIn, readyOut *os.File
-	if o.Ready.Addr != "" && t.ReadyFlag != "" {
+	if t.ReadyFlag != "" && (o.Ready.Addr != "" || vmmReadyOnly) {
 		if readyIn, readyOut, err = os.Pipe(); err != nil {
 			w.Close()
 			return fail(fmt.Errorf("ready pipe: %w", err), nil)
@@ -296,9 +309,22 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		endProcess(ctx, cmd.Process, o, ready, done, rec)
 	}()
 
+	// One sample at a time (one's SIGCONT would resume the process under
+	// another's read), and one at ready: the bench's own ready and the
+	// program's (vmmReadyOnly) may both come.
+	var sampling sync.Mutex
+	sampledReady := false
 	sample := func(event string) {
 		if !o.SampleMemory {
 			return
+		}
+		sampling.Lock()
+		defer sampling.Unlock()
+		if event == PhaseReady {
+			if sampledReady {
+				return
+			}
+			sampledReady = true
 		}
 		vmm := pid
 		if t.Jailed {
@@ -342,6 +368,18 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		readConsole(r, &out, o, rec, observed)
 	}()
 	switch {
+	case readyIn != nil && vmmReadyOnly:
+		// Not the bench's ready: the pattern's line, or else the child's
+		// report, gives the phase. Only the memory is read there, on
+		// its own goroutine: the console is read on meanwhile, so that
+		// the pattern's line is timed when it comes.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, ok := readReadyTime(readyIn); ok {
+				sample(PhaseReady)
+			}
+		}()
 	case readyIn != nil:
 		wg.Add(1)
 		go func() {
@@ -526,13 +564,20 @@ func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recor
 // readReady reads the ready time a program writes on its Target.ReadyFlag
 // descriptor, until the program is gone (EOF).
 func readReady(r io.Reader, rec *recorder, sample func(string)) {
-	var b [8]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return
-	}
-	if rec.markAt(PhaseReady, int64(binary.LittleEndian.Uint64(b[:]))) {
+	if at, ok := readReadyTime(r); ok && rec.markAt(PhaseReady, at) {
 		sample(PhaseReady)
 	}
+}
+
+// readReadyTime reads the CLOCK_MONOTONIC time a program writes on its
+// Target.ReadyFlag descriptor; false when the program is gone without
+// writing it (EOF).
+func readReadyTime(r io.Reader) (int64, bool) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint64(b[:])), true
 }
 
 // tailBuffer keeps the first and the last max bytes written to it: a

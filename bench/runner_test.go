@@ -179,7 +179,13 @@ func TestRunBootErrors(t *testing.T) {
 // say it settled. (A first-output sample was taken even with a ready
 // condition: it closed the socket, which the bench then took for the byte,
 // so the ready sample said Settled, and it held ready back by its wait.)
+// A ready the VMM reports itself (a restore of a snapshot taken once
+// ready, whose guest does not print the ready line again) is sampled at
+// as it reports it, and a ready line that comes during that sample is not
+// held back by it. (Such a restore once had no sample at all: its ready
+// came in the VMM's report, read after it exited.)
 func TestRunBootMemoryWhenSettled(t *testing.T) {
+	marker := regexp.MustCompile(`^marker: ready$`)
 	tests := []struct {
 		name, mode string
 		ready      *regexp.Regexp
@@ -187,15 +193,22 @@ func TestRunBootMemoryWhenSettled(t *testing.T) {
 		sampledAt  string
 		settled    bool
 		minGuest   int64 // KiB
+		vmmReady   bool  // the target reports its own ready (ReadyFlag, ReportFlag)
 	}{
-		{"settles, no ready condition", "settles", nil, time.Minute, PhaseFirstOutput, true, 2 * fakeTouched >> 10},
-		{"settles, sampled at ready", "settles", regexp.MustCompile(`^touched`), time.Minute, PhaseReady, true, 2 * fakeTouched >> 10},
-		{"never settles", "serve", regexp.MustCompile(`^marker: ready$`), time.Second, PhaseReady, false, 0},
+		{"settles, no ready condition", "settles", nil, time.Minute, PhaseFirstOutput, true, 2 * fakeTouched >> 10, false},
+		{"settles, sampled at ready", "settles", regexp.MustCompile(`^touched`), time.Minute, PhaseReady, true, 2 * fakeTouched >> 10, false},
+		{"never settles", "serve", marker, time.Second, PhaseReady, false, 0, false},
+		{"ready reported by the VMM only (a restore)", "vmmready", marker, time.Minute, PhaseReady, true, 2 * fakeTouched >> 10, true},
+		{"ready reported by the VMM, then its line", "vmmreadyline", marker, 4 * time.Second, PhaseReady, false, fakeTouched >> 10, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			target := fakeTarget(t, "fake", tt.mode)
 			target.SettledFlag = "-settled-fd"
+			if tt.vmmReady {
+				target.ReadyFlag = "-ready-fd"
+				target = withReport(target)
+			}
 			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: tt.ready}, SampleMemory: true,
 				SettleTimeout: tt.settle, Timeout: 30 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: time.Second})
 			if err != nil {
