@@ -67,35 +67,18 @@ func copyImage(t *testing.T, src, dst string, keepMtime bool) {
 // disk digests were recorded: its disks' Content removed.
 func withoutDiskDigest(t *testing.T, path string) string {
 	t.Helper()
-	f, err := snapshot.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	// The digest is in the section's fields part, as its text.
-	if !bytes.Contains(f.State, []byte(`crc32c:`)) {
-		t.Fatal("the state section records no disk content")
-	}
-	st := stateMap(t, f.State)
-	disks, _ := st["Disks"].([]any)
-	if len(disks) == 0 {
-		t.Fatalf("no disks in the state: %v", st["Disks"])
-	}
-	for _, d := range disks {
-		if _, ok := d.(map[string]any)["Content"]; !ok {
-			t.Fatalf("the snapshot records no disk content: %v", d)
+	return editState(t, path, func(st map[string]any) {
+		disks, _ := st["Disks"].([]any)
+		if len(disks) == 0 {
+			t.Fatalf("no disks in the state: %v", st["Disks"])
 		}
-		delete(d.(map[string]any), "Content")
-	}
-	j, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem, err := f.MapMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeSnapshotCopy(t, f, j, mem)
+		for _, d := range disks {
+			if _, ok := d.(map[string]any)["Content"]; !ok {
+				t.Fatalf("the snapshot records no disk content: %v", d)
+			}
+			delete(d.(map[string]any), "Content")
+		}
+	})
 }
 
 // TestRestoreDiskCopy: a restore accepts, besides the snapshot's image
