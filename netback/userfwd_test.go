@@ -42,17 +42,10 @@ func closedAtOnce(t *testing.T, c net.Conn) {
 	}
 }
 
-// A local program connecting again and again to a forward of a guest that
-// does not answer must not make the network hold unbounded connections:
-// beyond maxPendingPerForward for one forward, or maxPendingPerVM for all
-// of a VM's forwards, host connections are closed at once and counted, and
-// a client that hangs up frees its slot.
-func TestUserForwardPendingBound(t *testing.T) {
-	defer netback.SetForwardDialTimeout(time.Hour)()
-	var fwds []netback.Forward
-	for i := range 3 {
-		fwds = append(fwds, netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: freePort(t, "tcp"), GuestPort: uint16(80 + i)})
-	}
+// userWithGuest starts a user network with fwds and a guest of its own on
+// it, closed (the network with it) when the test ends.
+func userWithGuest(t *testing.T, fwds []netback.Forward) (*netback.User, *stackguest.Guest) {
+	t.Helper()
 	u, err := netback.NewUser(guestMAC, fwds)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +55,23 @@ func TestUserForwardPendingBound(t *testing.T) {
 		u.Close()
 		t.Fatal(err)
 	}
-	defer g.Close()
+	t.Cleanup(func() { g.Close() })
+	return u, g
+}
+
+// A local program connecting again and again to a forward of a guest that
+// does not answer must not make the network hold unbounded connections:
+// beyond maxPendingPerForward for one forward, or maxPendingPerVM for all
+// of a VM's forwards, host connections are closed at once and counted, and
+// a client that hangs up frees its slot.
+func TestUserForwardPendingBound(t *testing.T) {
+	// Restored after the network is closed, as cleanups run last first.
+	t.Cleanup(netback.SetForwardDialTimeout(time.Hour))
+	var fwds []netback.Forward
+	for i := range 3 {
+		fwds = append(fwds, netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: freePort(t, "tcp"), GuestPort: uint16(80 + i)})
+	}
+	u, _ := userWithGuest(t, fwds)
 	pending := func(n uint64) func() bool { return func() bool { return u.Stats().ForwardsPending == n } }
 
 	var open []net.Conn
@@ -137,16 +146,7 @@ func TestForwardUDPFlowBound(t *testing.T) {
 		start func(t *testing.T, fwds []netback.Forward) (*stackguest.Guest, func() (flows, refused uint64))
 	}{
 		{"user", func(t *testing.T, fwds []netback.Forward) (*stackguest.Guest, func() (uint64, uint64)) {
-			u, err := netback.NewUser(guestMAC, fwds)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := stackguest.New(u, stackguest.Config{MAC: guestMAC, Addr: netip.PrefixFrom(netback.UserGuest, 24), Silent: true})
-			if err != nil {
-				u.Close()
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { g.Close() })
+			u, g := userWithGuest(t, fwds)
 			return g, func() (uint64, uint64) { s := u.Stats(); return s.ForwardFlows, s.ForwardFlowsRefused }
 		}},
 		{"hub", func(t *testing.T, fwds []netback.Forward) (*stackguest.Guest, func() (uint64, uint64)) {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
-	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
 
 // stuckBackend blocks every WriteFrame until released, and fails reads.
@@ -42,9 +41,7 @@ func TestSlowBackendDoesNotBlockVCPU(t *testing.T) {
 	be := &stuckBackend{release: make(chan struct{}), closer: newCloser()}
 	r := newRigOn(t, be)
 
-	buf := r.alloc.Take(HeaderSize+60, 16)
-	r.put(buf+HeaderSize, frame(60, 1))
-	r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: buf, Len: HeaderSize + 60}}))
+	r.postTx(1)
 	done := make(chan struct{})
 	go func() {
 		r.drv.Notify(TxQueue)
@@ -110,9 +107,7 @@ func TestStuckBackendDoesNotBlockResetOrClose(t *testing.T) {
 			defer be.Close() // lets a worker the fix did not free go, for the rig's cleanup
 			r := newRigOn(t, be)
 			for i := range chains {
-				buf := r.alloc.Take(HeaderSize+60, 16)
-				r.put(buf+HeaderSize, frame(60, byte(i)))
-				r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: buf, Len: HeaderSize + 60}}))
+				r.postTx(byte(i))
 			}
 			r.drv.Notify(TxQueue)
 			for i := range txHandoff {
@@ -192,9 +187,7 @@ func TestQuiesceDrainsTransmit(t *testing.T) {
 			defer be.Close()
 			r := newRigOn(t, be)
 			for i := range frames {
-				buf := r.alloc.Take(HeaderSize+60, 16)
-				r.put(buf+HeaderSize, frame(60, byte(i)))
-				r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: buf, Len: HeaderSize + 60}}))
+				r.postTx(byte(i))
 			}
 			r.drv.Notify(TxQueue)
 			for i := range frames {

@@ -189,6 +189,14 @@ func (r *rig) waitStat(what string, get func(Stats) uint64, want uint64) {
 	}
 }
 
+// postTx publishes a transmit chain of one buffer holding the header and
+// a 60-byte frame of b.
+func (r *rig) postTx(b byte) {
+	buf := r.alloc.Take(HeaderSize+60, 16)
+	r.put(buf+HeaderSize, frame(60, b))
+	r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: buf, Len: HeaderSize + 60}}))
+}
+
 // put writes b at guest address addr.
 func (r *rig) put(addr uint64, b []byte) {
 	r.t.Helper()
