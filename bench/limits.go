@@ -109,7 +109,7 @@ func needOf(t Target) parallelNeed {
 
 // checkLimits refuses n VMs that the limits l certainly cannot hold: each
 // takes need.fds descriptors in the bench (console, stderr, pidfds,
-// settled socket) and need.tasks tasks, and the bench's own threads to
+// settled socket, ready pipe) and need.tasks tasks, and the bench's own threads to
 // come take need.benchTasks from every task limit.
 func checkLimits(n int, need parallelNeed, l hostLimits) error {
 	checks := []struct {
@@ -205,6 +205,9 @@ func parallelFDs(t Target) uint64 {
 		n += 2
 	}
 	if t.SettledFlag != "" && !t.Jailed {
+		n++
+	}
+	if t.ReadyFlag != "" {
 		n++
 	}
 	return n

@@ -674,3 +674,23 @@ func TestStartAdvice(t *testing.T) {
 		}
 	}
 }
+
+// The bench holds one descriptor more per VM for each pipe it gives it.
+func TestParallelFDs(t *testing.T) {
+	base := parallelFDs(Target{})
+	tests := []struct {
+		name string
+		t    Target
+		want uint64
+	}{
+		{"settled", Target{SettledFlag: "-s"}, base + 1},
+		{"settled, jailed (none)", Target{SettledFlag: "-s", Jailed: true}, base},
+		{"ready", Target{ReadyFlag: "-r"}, base + 1},
+		{"both", Target{SettledFlag: "-s", ReadyFlag: "-r"}, base + 2},
+	}
+	for _, tt := range tests {
+		if got := parallelFDs(tt.t); got != tt.want {
+			t.Errorf("%s: %d descriptors, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -23,7 +23,9 @@ type ParallelOptions struct {
 	// N is the number of VMs started at once.
 	N int
 	// Ready, when set, is matched against each console line: a VM is
-	// started when a line matches. Nil: at its first console byte.
+	// started when a line matches, or when the target reports its own
+	// ready on its ReadyFlag (as RunBoot takes it), at its first console
+	// byte if that comes later. Nil: at its first console byte.
 	Ready *regexp.Regexp
 	// Timeout bounds the wait for every VM to start and settle (0: one
 	// minute; a negative one is refused); the VMs not started by then
@@ -88,6 +90,9 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	}
 	if o.CPUs < 1 {
 		o.CPUs = runtime.NumCPU()
+	}
+	if o.Ready == nil {
+		t.ReadyFlag = "" // a VM is ready at its first byte: nothing to report
 	}
 	// Refused at once rather than started until something runs out.
 	if err := CheckHostLimits(t, o.N); err != nil {
@@ -298,9 +303,14 @@ type parallelVM struct {
 	stopped bool // by SIGSTOP, for its measurement
 	// hasSettled is set when the VM's settled byte came (vmmSettled).
 	hasSettled bool
-	err        error
-	mem        *VMMemory
-	memErr     error
+	// readyIn is the bench's end of the VM's own ready report
+	// (Target.ReadyFlag), nil without one; vmmReady is set when the
+	// report came before the VM's first console byte.
+	readyIn  *os.File
+	vmmReady bool
+	err      error
+	mem      *VMMemory
+	memErr   error
 }
 
 // settle reports the VM as started or failed, once.
@@ -332,6 +342,26 @@ func (v *parallelVM) start(t Target, dir string) bool {
 		return false
 	}
 	v.vmmSettled = sp
+	// As RunBoot's: a ready the VMM reports itself counts as the ready
+	// line does (a restore of a snapshot taken once ready, whose guest
+	// does not print that line again).
+	var readyOut *os.File
+	if t.ReadyFlag != "" {
+		if v.readyIn, readyOut, err = os.Pipe(); err != nil {
+			r.Close()
+			w.Close()
+			if sp != nil {
+				sp.close(false)
+			}
+			v.fail(fmt.Errorf("ready pipe: %w%s", err, fdAdvice(err)))
+			return false
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, readyOut)
+		cmd.Args = append(cmd.Args, t.ReadyFlag, fmt.Sprint(2+len(cmd.ExtraFiles)))
+		// The process has its own copy once started: EOF on readyIn
+		// then means it is gone.
+		defer readyOut.Close()
+	}
 	v.stderr = &tailBuffer{max: 512}
 	cmd.Stderr = v.stderr
 	if len(t.Env) > 0 {
@@ -350,6 +380,10 @@ func (v *parallelVM) start(t Target, dir string) bool {
 		if sp != nil {
 			sp.close(false)
 		}
+		if v.readyIn != nil {
+			v.readyIn.Close()
+			v.readyIn = nil
+		}
 		v.fail(fmt.Errorf("start: %w%s", err, startAdvice(err)))
 		return false
 	}
@@ -367,8 +401,17 @@ func (v *parallelVM) start(t Target, dir string) bool {
 // runtime's poller (exec.Cmd.Wait alone blocks one in waitid per VM).
 func (v *parallelVM) follow(ready *regexp.Regexp) {
 	defer v.settle()
+	var reported sync.WaitGroup
+	if v.readyIn != nil {
+		reported.Add(1)
+		go func() {
+			defer reported.Done()
+			v.readReport()
+		}()
+	}
 	v.readConsole(v.console, ready)
 	v.console.Close()
+	reported.Wait() // EOF: the process is gone
 	if v.pidfd != nil {
 		awaitExit(v.pidfd)
 		v.pidfd.Close()
@@ -459,8 +502,9 @@ func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 			if v.first == 0 {
 				v.first = now
 			}
+			reported := v.vmmReady
 			v.mu.Unlock()
-			if ready == nil {
+			if ready == nil || reported {
 				v.markReady(now)
 			}
 			if lines.feed(buf[:n]) {
@@ -470,6 +514,26 @@ func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// readReport reads the VM's own ready report until the process is gone.
+// The report marks the VM ready, but not before its first console byte: a
+// VM starts there (a restored guest can be ready before it prints).
+func (v *parallelVM) readReport() {
+	defer v.readyIn.Close()
+	at, ok := readReadyTime(v.readyIn)
+	if !ok {
+		return
+	}
+	v.mu.Lock()
+	first := v.first
+	if first == 0 {
+		v.vmmReady = true
+	}
+	v.mu.Unlock()
+	if first != 0 {
+		v.markReady(max(at, first))
 	}
 }
 

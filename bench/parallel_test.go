@@ -402,6 +402,52 @@ func TestRunParallelWaitsUntilSettled(t *testing.T) {
 	}
 }
 
+// A VM that reports its own ready (a restore of a snapshot taken once
+// ready, whose guest does not print the ready line again) is ready at its
+// first console byte, as RunBoot takes it; one that reports nothing and
+// never prints the line is not.
+func TestRunParallelVMMReady(t *testing.T) {
+	tests := []struct {
+		mode    string
+		started int
+	}{
+		{"vmmready", 2},
+		{"vmmreadyline", 2},
+		{"notready", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			target := fakeTarget(t, "fake", tt.mode)
+			target.SettledFlag, target.ReadyFlag = "-settled-fd", "-ready-fd"
+			res, err := RunParallel(context.Background(), target, ParallelOptions{N: 2, Timeout: 30 * time.Second,
+				Ready: regexp.MustCompile("^marker: ready"), SettleTimeout: time.Second, Config: Config{Kernel: "fake", MemoryMiB: 20}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Started != tt.started {
+				t.Fatalf("started %d of 2, want %d: %+v", res.Started, tt.started, res.VMs)
+			}
+			for _, v := range res.VMs {
+				if tt.started == 0 {
+					if !strings.Contains(v.Error, "before its ready line") {
+						t.Errorf("vm %d: error %q, want one about its ready line", v.Index, v.Error)
+					}
+					continue
+				}
+				if v.ReadyMS < v.FirstOutputMS {
+					t.Errorf("vm %d: ready at %.3f ms, before its first output at %.3f ms", v.Index, v.ReadyMS, v.FirstOutputMS)
+				}
+				if v.Memory == nil {
+					t.Errorf("vm %d: no memory: %s", v.Index, v.MemoryError)
+				}
+			}
+			if err := res.Validate(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 func TestRunParallelBadN(t *testing.T) {
 	if _, err := RunParallel(context.Background(), Target{Name: "x", Path: "/bin/true"}, ParallelOptions{N: 0}); err == nil || !strings.Contains(err.Error(), "0 parallel VMs") {
 		t.Errorf("error %v", err)

@@ -153,6 +153,12 @@ func TestCLIBenchRestore(t *testing.T) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
 	}
+	// In parallel too: the restored guest does not print its ready line
+	// again, the VMM reports it ready.
+	out, stderr, status = runCLI(t, "bench", "--restore", snap, "--net", "none", "--parallel", "2", "--ready", "^smolvmm-demo: hello")
+	if status != 0 || !strings.Contains(out, "started 2, failed 0") {
+		t.Errorf("bench --restore --parallel 2 --ready: status %d\n%s\n%s", status, out, stderr)
+	}
 	if _, stderr, status := runCLI(t, "bench", "--restore", snap, "-m", "32", "--net", "none"); status != 2 || !strings.Contains(stderr, "holds 16 MiB") {
 		t.Errorf("bench --restore with another -m: status %d, %q", status, stderr)
 	}
