@@ -87,6 +87,11 @@ const (
 //	vmmreadyline as vmmready, but prints "marker: ready" after "resumed"
 //	         (the guest's own line, after its boot-timer write) and never
 //	         writes its settled byte
+//	vmmreadyserve as smolvmm restoring a snapshot of a service taken once
+//	         ready: writes its ready time to -ready-fd (when given), prints
+//	         "resumed" and runs until SIGTERM (a minute at most), then
+//	         writes a ChildReport with that ready time to --report (when
+//	         given) and exits 130
 //	bench    not a VMM but a bench of them: see fakeBench
 //	bootbench not a VMM but a sequential bench of one: see fakeBootBench
 //	network  not a VMM but a shared network: touches fakeNetworkBytes,
@@ -167,6 +172,30 @@ func fakeVMM(mode string, args []string) int {
 		return 0
 	case "vmmready", "vmmreadyline":
 		return fakeVMMReady(mode, r, *report, *settledFD, *readyFD)
+	case "vmmreadyserve":
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		r.Phases[PhaseFirstRun] = MonoNow()
+		r.Phases[PhaseReady] = r.Phases[PhaseFirstRun]
+		if *readyFD > 2 {
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], uint64(r.Phases[PhaseReady]))
+			os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
+		}
+		fmt.Print("resumed\r\n")
+		select {
+		case <-term:
+		case <-time.After(time.Minute):
+			return 0
+		}
+		r.Phases[PhaseGuestExit] = MonoNow()
+		if *report != "" {
+			if err := WriteChildReport(*report, r); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+		}
+		return 130
 	case "onefails", "onecrashes":
 		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
 			f.Close()

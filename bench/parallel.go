@@ -23,9 +23,9 @@ type ParallelOptions struct {
 	// N is the number of VMs started at once.
 	N int
 	// Ready, when set, is matched against each console line: a VM is
-	// started when a line matches, or when the target reports its own
-	// ready on its ReadyFlag (as RunBoot takes it), at its first console
-	// byte if that comes later. Nil: at its first console byte.
+	// started when a line matches, or, for a Target.ReadyReported, when
+	// it reports its own ready, at its first console byte if that comes
+	// later. Nil: at its first console byte.
 	Ready *regexp.Regexp
 	// Timeout bounds the wait for every VM to start and settle (0: one
 	// minute; a negative one is refused); the VMs not started by then
@@ -91,8 +91,8 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	if o.CPUs < 1 {
 		o.CPUs = runtime.NumCPU()
 	}
-	if o.Ready == nil {
-		t.ReadyFlag = "" // a VM is ready at its first byte: nothing to report
+	if o.Ready == nil || !t.ReadyReported {
+		t.ReadyFlag = "" // ready at its first byte, or its line only
 	}
 	// Refused at once rather than started until something runs out.
 	if err := CheckHostLimits(t, o.N); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -408,17 +409,21 @@ func TestRunParallelWaitsUntilSettled(t *testing.T) {
 // never prints the line is not.
 func TestRunParallelVMMReady(t *testing.T) {
 	tests := []struct {
-		mode    string
-		started int
+		mode     string
+		reported bool
+		started  int
 	}{
-		{"vmmready", 2},
-		{"vmmreadyline", 2},
-		{"notready", 0},
+		{"vmmready", true, 2},
+		{"vmmreadyline", true, 2},
+		{"notready", true, 0},
+		// A boot's ready is its line: a report (its boot-timer write)
+		// does not start it.
+		{"vmmready", false, 0},
 	}
 	for _, tt := range tests {
-		t.Run(tt.mode, func(t *testing.T) {
+		t.Run(fmt.Sprint(tt.mode, ",reported=", tt.reported), func(t *testing.T) {
 			target := fakeTarget(t, "fake", tt.mode)
-			target.SettledFlag, target.ReadyFlag = "-settled-fd", "-ready-fd"
+			target.SettledFlag, target.ReadyFlag, target.ReadyReported = "-settled-fd", "-ready-fd", tt.reported
 			res, err := RunParallel(context.Background(), target, ParallelOptions{N: 2, Timeout: 30 * time.Second,
 				Ready: regexp.MustCompile("^marker: ready"), SettleTimeout: time.Second, Config: Config{Kernel: "fake", MemoryMiB: 20}})
 			if err != nil {

@@ -66,6 +66,15 @@ type Target struct {
 	// otherwise learn only from the ReportFlag's report, once the process
 	// is gone, too late to read its memory at.
 	ReadyFlag string
+	// ReadyReported: the program's ready report on its ReadyFlag counts
+	// as its ready event with a Ready.Pattern too (smolvmm restoring a
+	// snapshot taken once ready: its guest is ready at its first
+	// instruction and may never print the ready line again). RunBoot
+	// still takes the line's time when the line comes before the boot
+	// ends (the guest exits, or is stopped ExitWait after the report);
+	// RunParallel starts such a VM at the report, or at its first
+	// console byte when that comes later.
+	ReadyReported bool
 	// Tasks is how many tasks (processes and threads) one running VM of
 	// the program takes at most, as the host's task limits count them
 	// (RLIMIT_NPROC, a cgroup's pids.max): a Go VMM runs a thread per
@@ -256,7 +265,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	// the program judges the bench's own condition; with a ready pattern
 	// only its own ready is reported there (a restore's, whose guest does
 	// not print the ready line again), to sample memory at.
-	vmmReadyOnly := o.Ready.Addr == "" && o.Ready.Pattern != nil && o.SampleMemory
+	vmmReadyOnly := o.Ready.Addr == "" && o.Ready.Pattern != nil && (o.SampleMemory || t.ReadyReported)
 	var readyIn, readyOut *os.File
 	if t.ReadyFlag != "" && (o.Ready.Addr != "" || vmmReadyOnly) {
 		if readyIn, readyOut, err = os.Pipe(); err != nil {
@@ -372,12 +381,18 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		// Not the bench's ready: the pattern's line, or else the child's
 		// report, gives the phase. Only the memory is read there, on
 		// its own goroutine: the console is read on meanwhile, so that
-		// the pattern's line is timed when it comes.
+		// the pattern's line is timed when it comes. A report that
+		// counts as the ready event (Target.ReadyReported) also starts
+		// the wait for the guest's end: a restored guest that never
+		// prints the line nor exits is stopped then, not timed out.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if _, ok := readReadyTime(readyIn); ok {
 				sample(PhaseReady)
+				if t.ReadyReported {
+					readyOnce.Do(func() { close(ready) })
+				}
 			}
 		}()
 	case readyIn != nil:

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -228,6 +229,35 @@ func TestRunBootMemoryWhenSettled(t *testing.T) {
 				if d := b.Phases[PhaseReady] - b.Phases[PhaseFirstOutput]; d > float64(tt.settle/time.Millisecond)/2 {
 					t.Errorf("ready %.1f ms after the first output: held back by a sample at it", d)
 				}
+			}
+		})
+	}
+}
+
+// A restore of a service snapshotted once ready (Target.ReadyReported)
+// that never prints its ready line again nor exits is stopped ExitWait
+// after its own ready report, which gives the phase; reported but not
+// counted, it runs until the timeout and fails.
+func TestRunBootReadyReportedEndsBoot(t *testing.T) {
+	for _, reported := range []bool{true, false} {
+		t.Run(fmt.Sprint("reported=", reported), func(t *testing.T) {
+			target := withReport(fakeTarget(t, "fake", "vmmreadyserve"))
+			target.ReadyFlag, target.ReadyReported = "-ready-fd", reported
+			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: regexp.MustCompile("^marker: ready")},
+				Timeout: 3 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: time.Second})
+			if !reported {
+				if !errors.Is(err, ErrTimeout) {
+					t.Fatalf("not counted: %v, want a timeout", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ready, okReady := b.Phases[PhaseReady]
+			_, okStopped := b.Phases[PhaseStopped]
+			if !okReady || !okStopped || ready > b.Phases[PhaseFirstOutput] {
+				t.Errorf("phases %v: want ready (the report's, before the first output) and stopped", b.Phases)
 			}
 		})
 	}

@@ -482,8 +482,8 @@ func checkParallelFlags(c *cli.Context) error {
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
 func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netOpts bench.ParallelOptions) error {
-	if ready == nil {
-		t.ReadyFlag = "" // as RunParallel: unused without a ready line
+	if ready == nil || !t.ReadyReported {
+		t.ReadyFlag = "" // as RunParallel: unused
 	}
 	if err := bench.CheckHostLimits(t, n); err != nil {
 		return parallelLimitError(n, err)

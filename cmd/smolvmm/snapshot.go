@@ -657,6 +657,9 @@ func benchRestoreTargets(c *cli.Context, boot bench.Target) ([]bench.Target, err
 	}
 	restore := boot
 	restore.Name = "smolvmm-restore"
+	// Snapshotted once ready, it is ready at once and need not print the
+	// ready line again.
+	restore.ReadyReported = true
 	restore.Args = append(args, "--restore", path)
 	if c.Bool("no-verify-memory") {
 		restore.Args = append(restore.Args, "--no-verify-memory")

@@ -164,6 +164,25 @@ func TestCLIBenchRestore(t *testing.T) {
 	}
 }
 
+// TestCLIBenchRestoreService: a service snapshotted once ready, restored
+// by bench with a ready line it never prints again and a guest that never
+// exits (the counter spinning after its ready write), is ready at once and
+// stopped a second later, not run until the timeout.
+func TestCLIBenchRestoreService(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	snap := filepath.Join(t.TempDir(), "spin.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-a", "counter spin", "-m", "16", "--net", "none", "--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("counter --snapshot: status %d\n%s", status, stderr)
+	}
+	out, stderr, status := runCLI(t, "bench", "--restore", snap, "--net", "none", "-n", "1", "--warmup", "0", "--ready", "^never printed", "--timeout", "30s")
+	if status != 0 || !strings.Contains(out, "stopped at ready") {
+		t.Errorf("bench --restore of a service: status %d\n%s\n%s", status, out, stderr)
+	}
+}
+
 // TestCLIRestoreMAC: a restore without --mac gives the network card the
 // snapshot's address (the snapshot VM had a disk, whose path made it; the
 // restore has none to derive one from), and --mac gives a clone another:
