@@ -384,10 +384,37 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 	}
 	// Everything is placed in order, up to top: what needs more memory
 	// than there is is the whole layout, whichever part crosses the end.
-	if need := top + opts.Headroom; need > limit {
-		return nil, &MemoryError{What: bootelf.LayoutWhat(parts, opts.Headroom), Need: need, Have: memSize}
+	// Above it locore builds its bootstrap tables, which grow with it.
+	headroom := max(opts.Headroom, k.bootTables(top))
+	if need := top + headroom; need > limit {
+		return nil, &MemoryError{What: bootelf.LayoutWhat(parts, headroom), Need: need, Have: memSize}
 	}
 	return l, nil
+}
+
+// bootTables is how many bytes above end (the last module's end, or the
+// symbols') the kernel's locore takes for its bootstrap page tables and
+// proc0's stack, page rounding included. amd64's are of a fixed size
+// (amd64TableSize). i386's grow with what was loaded
+// (sys/arch/i386/i386/locore.S:638-666): nkptp[1] page tables covering the
+// tables' own end, plus one, besides PDP_SIZE directory pages and UPAGES
+// of stack; with PAE, one more L3 page and every page twice as large.
+// PAE with a 3-page u-area is assumed, the larger: NBPD_L2 2 MiB, PDP_SIZE 4.
+func (k *kernel) bootTables(end uint64) uint64 {
+	esi := bootelf.AlignUp(end, pageSize)
+	if k.class64 {
+		return esi - end + amd64TableSize
+	}
+	const l2 = 2 << 20
+	ptps := (esi+l2-1)/l2 + 1
+	for {
+		size := (4 + 3 + 1 + ptps) << (pageShift + 1)
+		need := (esi+size+l2-1)/l2 + 1
+		if need == ptps {
+			return esi - end + size
+		}
+		ptps = need
+	}
 }
 
 // checkBootMap refuses a layout ending, page rounded, past what the

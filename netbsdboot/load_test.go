@@ -795,8 +795,10 @@ func TestLoadMemoryErrors(t *testing.T) {
 			"symbol area"},
 		{"the headroom alone", stdKernel(1).Build(), testMem, Options{Headroom: testMem}, ErrTooLarge, ErrBadELF, 0x104250 + testMem,
 			"the kernel's layout (the kernel [0x100000, 0x104000), its symbols [0x104000, 0x104250), then 16384 KiB free for the kernel's bootstrap page tables) needs 18 MiB", ""},
-		{"no headroom", bigImg, 8 << 20, Options{}, ErrTooLarge, ErrBadELF, 0x800150,
-			"the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x800150)) needs 9 MiB", "free"},
+		// Without headroom asked for, locore's tables are still above
+		// the symbols: 0x1c000 bytes (TestBootTables) from 0x801000.
+		{"no headroom", bigImg, 8 << 20, Options{}, ErrTooLarge, ErrBadELF, 0x81d000,
+			"the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x800150), then 115 KiB free for the kernel's bootstrap page tables) needs 9 MiB", ""},
 		{"absurd p_memsz", absurd.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
 			"segment 1: p_memsz 0xffffffff at 0x101000 ends at 0x100100fff, past the 4 GiB a 32-bit kernel addresses", "another machine"},
 		{"p_memsz wrapping", wraps.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
@@ -819,5 +821,33 @@ func TestLoadMemoryErrors(t *testing.T) {
 				t.Errorf("MemoryError %+v, want Need %#x (0: none)", me, tc.need)
 			}
 		})
+	}
+}
+
+// TestBootTables: the room locore takes above what was loaded, worked out
+// by hand from sys/arch/i386/i386/locore.S:638-666 (PAE, UPAGES 3: pages
+// of 8 KiB, 4 + 3 + 1 of them besides nkptp[1]; nkptp[1] covers the
+// tables' end in 2 MiB page tables, plus one) and amd64's TABLESIZE.
+func TestBootTables(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		amd64 bool
+		end   uint64
+		want  uint64
+	}{
+		// esi 0x800000: nkptp 4 + 1 = 5, 13 pages reach 0x81a000, which
+		// needs 5 + 1 = 6: 14 pages, 0x1c000.
+		{"8 MiB", false, 0x800000, 0x1c000},
+		// Not page aligned: rounded up first, the rounding counted.
+		{"8 MiB less 0x100", false, 0x7fff00, 0x100 + 0x1c000},
+		// 310 MiB: 155 + 1 = 156 page tables, 164 pages reach 0x13748000,
+		// which needs 156 + 1 = 157: 165 pages, 0x14a000, past 1 MiB.
+		{"310 MiB", false, 310 << 20, 0x14a000},
+		{"amd64", true, 310 << 20, amd64TableSize},
+	} {
+		k := &kernel{class64: tc.amd64}
+		if got := k.bootTables(tc.end); got != tc.want {
+			t.Errorf("%s: bootTables(%#x) = %#x, want %#x", tc.name, tc.end, got, tc.want)
+		}
 	}
 }
