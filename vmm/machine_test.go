@@ -611,8 +611,8 @@ func TestBadConfig(t *testing.T) {
 				t.Fatalf("err = %v; want errors.Is %v and %q in it", err, tt.is, tt.wantMsg)
 			}
 			// Nothing left: the VM's file descriptors, no goroutine.
-			if n := openFDs(t); n != fds {
-				t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
+			if leaked := leakedFDs(t, fds); len(leaked) > 0 {
+				t.Errorf("file descriptors left open after the refusal: %v", leaked)
 			}
 			noGoroutinesLeft(t, before)
 		})

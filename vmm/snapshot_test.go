@@ -273,8 +273,8 @@ func TestRestoreRefusals(t *testing.T) {
 				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 					t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
 				}
-				if n := openFDs(t); n != fds {
-					t.Errorf("%d file descriptors open after the refusal, %d before", n, fds)
+				if leaked := leakedFDs(t, fds); len(leaked) > 0 {
+					t.Errorf("file descriptors left open after the refusal: %v", leaked)
 				}
 				noGoroutinesLeft(t, before)
 			})
@@ -320,8 +320,8 @@ func TestRestorePrepared(t *testing.T) {
 			if err := p.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if n := openFDs(t); n != fds {
-				t.Errorf("%d file descriptors open after the machine closed, %d before", n, fds)
+			if leaked := leakedFDs(t, fds); len(leaked) > 0 {
+				t.Errorf("file descriptors left open after the machine closed: %v", leaked)
 			}
 			noGoroutinesLeft(t, before)
 		})
@@ -332,8 +332,8 @@ func TestRestorePrepared(t *testing.T) {
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if n := openFDs(t); n != fds {
-			t.Errorf("%d file descriptors open after Close, %d before", n, fds)
+		if leaked := leakedFDs(t, fds); len(leaked) > 0 {
+			t.Errorf("file descriptors left open after Close: %v", leaked)
 		}
 		noGoroutinesLeft(t, before)
 	})
@@ -360,14 +360,33 @@ func TestRestorePreparedDecodesMeanwhile(t *testing.T) {
 	}
 }
 
-// openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
+// openFDs maps this process's open file descriptors to what they refer to.
+func openFDs(t *testing.T) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	fds := map[string]string{}
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fds[e.Name()] = target
+	}
+	return fds
+}
+
+// leakedFDs lists the descriptors open now that were not in before (by
+// number and what they refer to): a count would miss a leak while
+// something else of the test process (a finalizer) closes one.
+func leakedFDs(t *testing.T, before map[string]string) []string {
+	t.Helper()
+	var leaked []string
+	for fd, target := range openFDs(t) {
+		if was, ok := before[fd]; !ok || was != target {
+			leaked = append(leaked, fd+" -> "+target)
+		}
+	}
+	return leaked
 }
 
 // TestRestoreOneDiskTwice: two machines restored from one snapshot share
