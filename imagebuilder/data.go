@@ -269,6 +269,9 @@ func writeDataImage(ctx context.Context, f *os.File, root *hostdir.Dir, es []dat
 		if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, DeepDirectories: true, VolumeIdentifier: DataLabel}); err != nil {
 			return fmt.Errorf("writing ISO 9660 image: %w", err)
 		}
+		if err := fixISOContinuations(f); err != nil {
+			return err
+		}
 		return trimISO(f)
 	}
 	return fixFAT32(f)
