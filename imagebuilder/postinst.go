@@ -353,8 +353,9 @@ func stageFile(hp string, n *fstree.Node) error {
 // readStaged reads the staged regular file f of size bytes, the data
 // regions the file system reports (SEEK_DATA, SEEK_HOLE) in chunks,
 // keeping only chunks that hold a non-zero byte: a sparse file costs
-// memory only for its data. A file shorter than size changed while it
-// was read.
+// memory only for its data. A file found shorter than size (at its end,
+// or where a read or a seek shows it) changed while it was read, and is
+// an error.
 func readStaged(f *os.File, size int64) (*fstree.Node, error) {
 	n := fstree.NewFile(0, nil)
 	n.Size = size
@@ -362,9 +363,12 @@ func readStaged(f *os.File, size int64) (*fstree.Node, error) {
 	buf := make([]byte, min(stageChunk, size))
 	for off := int64(0); off < size; {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			// No data from off on: a hole up to size, or the end of a
+			// file that shrank, which the check below tells.
+			break
+		}
 		switch {
-		case err == unix.ENXIO:
-			return n, nil // a hole up to the end
 		case err == unix.EINVAL || err == unix.EOPNOTSUPP:
 			data = off // no hole reporting: read it all
 		case err != nil:
@@ -393,7 +397,23 @@ func readStaged(f *os.File, size int64) (*fstree.Node, error) {
 		}
 		off = max(hole, off+1)
 	}
+	if err := stagedShrank(f, size); err != nil {
+		return nil, err
+	}
 	return n, nil
+}
+
+// stagedShrank is the error for the staged file f, of size bytes when it
+// was opened, if it is now shorter; nil if not.
+func stagedShrank(f *os.File, size int64) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("fstat: %w", err)
+	}
+	if st.Size < size {
+		return fmt.Errorf("changed after the postinst scripts ended (did one leave a process running?): it had %d bytes when it was opened and now has %d bytes", size, st.Size)
+	}
+	return nil
 }
 
 // stageChunk is the unit readStaged reads and sameContent compares in.

@@ -113,3 +113,67 @@ func TestSameContent(t *testing.T) {
 		})
 	}
 }
+
+// TestReadStagedShrank reads staged files that are now shorter than when
+// they were opened (a process a postinst script left running truncated
+// one between its stat and its read): each is an error saying both
+// sizes, not a file of the old size padded with zeros. A file with a
+// hole up to its end, of the size it had, reads as it is.
+func TestReadStagedShrank(t *testing.T) {
+	const mib = 1 << 20
+	data := bytes.Repeat([]byte("data"), 16<<10) // 64 KiB
+	tests := []struct {
+		name  string
+		write func(f *os.File) error // the file as it is now
+		size  int64                  // its size when it was opened
+		want  string                 // in the error; "" for none
+	}{
+		{"shrank to nothing", func(f *os.File) error { return nil }, 4096,
+			"had 4096 bytes when it was opened and now has 0 bytes"},
+		{"shrank to its data", func(f *os.File) error { _, err := f.Write(data[:100]); return err }, mib,
+			"had 1048576 bytes when it was opened and now has 100 bytes"},
+		{"shrank into a hole", func(f *os.File) error {
+			if _, err := f.Write(data); err != nil {
+				return err
+			}
+			return f.Truncate(mib / 2)
+		}, mib, "had 1048576 bytes when it was opened and now has 524288 bytes"},
+		{"a hole to its end", func(f *os.File) error {
+			if _, err := f.Write(data); err != nil {
+				return err
+			}
+			return f.Truncate(mib)
+		}, mib, ""},
+		{"all a hole", func(f *os.File) error { return f.Truncate(mib) }, mib, ""},
+		{"all data", func(f *os.File) error { _, err := f.Write(data); return err }, int64(len(data)), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "staged"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := tt.write(f); err != nil {
+				t.Fatal(err)
+			}
+			n, err := readStaged(f, tt.size)
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "changed after the postinst scripts ended") {
+					t.Fatalf("readStaged: node %v, error %v; want an error saying it changed and %q", n != nil, err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]byte, tt.size)
+			if _, err := f.ReadAt(want, 0); err != nil {
+				t.Fatal(err)
+			}
+			if n.Size != tt.size || !bytes.Equal(fillChunk(make([]byte, tt.size), n.Extents, 0), want) {
+				t.Errorf("read %d bytes that differ from the file's %d", n.Size, tt.size)
+			}
+		})
+	}
+}
