@@ -51,10 +51,11 @@ func fixISOContinuations(f *os.File) error {
 		var ces []int // offsets in buf of the CE entries, in record order
 		for blk := int64(0); blk < blocks; blk++ {
 			for i := blk * bs; i < (blk+1)*bs && buf[i] != 0; {
-				rec := buf[i : i+int64(buf[i])]
-				if len(rec) < 34 || i+int64(len(rec)) > (blk+1)*bs {
+				l := int64(buf[i])
+				if l < 34 || i+l > (blk+1)*bs {
 					return fmt.Errorf("ISO directory at block %d: bad record at byte %d", d.loc, i)
 				}
+				rec := buf[i : i+l]
 				nameLen := int(rec[32])
 				sua := 33 + nameLen + (nameLen+1)%2
 				for j := sua; j+4 <= len(rec) && rec[j+2] >= 4 && j+int(rec[j+2]) <= len(rec); j += int(rec[j+2]) {
