@@ -96,6 +96,16 @@ func TestProcessMemoryFault(t *testing.T) {
 			if !r.pd.Broken() {
 				t.Error("the device is not broken")
 			}
+			// The chain taken is never given back; a snapshot records
+			// it not taken, a state another device restores.
+			st := r.pd.State()
+			if q := st.Queues[0]; q.LastAvail != q.UsedIdx || q.UsedIdx != 0 {
+				t.Errorf("broken device's queue 0 recorded %+v, want last_avail = used idx = 0", q)
+			}
+			other, _ := stateRig(t, guestmem.New(make([]byte, memSize)), newFakeDev())
+			if err := other.CheckState(st); err != nil {
+				t.Errorf("the broken device's state is refused: %v", err)
+			}
 		})
 	}
 }

@@ -77,7 +77,10 @@ type ChainHolder interface {
 // whose chains the device holds (ChainHolder) is recorded that many
 // entries back: they are still in the guest's available ring, so the
 // restored device, which holds nothing, takes them again instead of
-// losing them.
+// losing them. Every queue is so recorded with as many chains taken as
+// used: quiesced, a device holds no request in flight, and a broken
+// device, which may have taken a chain it failed to give back, serves
+// nothing until a reset, which restarts both indices at 0.
 func (d *PCIDevice) State() TransportState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -88,6 +91,9 @@ func (d *PCIDevice) State() TransportState {
 		last := q.lastAvail
 		if holder != nil {
 			last -= holder.Held(i)
+		}
+		if d.broken {
+			last = q.usedIdx
 		}
 		s.Queues = append(s.Queues, QueueState{PFN: q.pfn, LastAvail: last, UsedIdx: q.usedIdx})
 	}
@@ -135,9 +141,9 @@ func (d *PCIDevice) Restore(s TransportState) error {
 // queues: the same device and queues, offered features, rings wholly in
 // memory (as a PFN write checks them), ISR bits the transport raises with
 // the line up exactly while one is set, a broken device that says so, and
-// queue indices that restart at 0 with the rings and never have more
-// chains taken than the queue holds. Restore calls it first; a machine
-// calls it for every device before it restores any.
+// queue indices that restart at 0 with the rings and are equal, as State
+// records them. Restore calls it first; a machine calls it for every
+// device before it restores any.
 func (d *PCIDevice) CheckState(s TransportState) error {
 	if s.Type != d.dev.Type() {
 		return fmt.Errorf("virtio: snapshot device type %d, this one is type %d", s.Type, d.dev.Type())
@@ -173,11 +179,12 @@ func (d *PCIDevice) CheckState(s TransportState) error {
 		if err := q.checkPFN(qs.PFN); err != nil {
 			return fmt.Errorf("virtio type %d: queue %d: %w", s.Type, i, err)
 		}
-		// The device gives back what it takes: at most a queue's worth
-		// of chains is ever taken and not yet used.
-		if n := qs.LastAvail - qs.UsedIdx; n > q.size {
-			return fmt.Errorf("virtio type %d: queue %d: last_avail %d is %d entries past used idx %d, more than the queue's %d",
-				s.Type, i, qs.LastAvail, n, qs.UsedIdx, q.size)
+		// State records no chain taken and not used: a restored device
+		// would never complete one, since its request is not in the
+		// snapshot.
+		if qs.LastAvail != qs.UsedIdx {
+			return fmt.Errorf("virtio type %d: queue %d: last_avail %d is %d entries past used idx %d; a snapshot records every chain taken as used or not yet taken",
+				s.Type, i, qs.LastAvail, qs.LastAvail-qs.UsedIdx, qs.UsedIdx)
 		}
 	}
 	return nil

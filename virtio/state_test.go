@@ -147,6 +147,8 @@ func TestRestoreRefusesUnreachableState(t *testing.T) {
 		{"last_avail without rings", func(s *virtio.TransportState) { s.Queues[1] = virtio.QueueState{LastAvail: 3} }, "queue 1: last_avail 3"},
 		{"used idx without rings", func(s *virtio.TransportState) { s.Queues[1] = virtio.QueueState{UsedIdx: 9} }, "used idx 9"},
 		{"last_avail past the queue", func(s *virtio.TransportState) { s.Queues[0].LastAvail = 7 + 17 }, "queue 0: last_avail 24 is 17 entries past used idx 7"},
+		{"last_avail a queue ahead", func(s *virtio.TransportState) { s.Queues[0].LastAvail = 7 + 16 }, "queue 0: last_avail 23 is 16 entries past used idx 7"},
+		{"last_avail one ahead", func(s *virtio.TransportState) { s.Queues[0].LastAvail = 7 + 1 }, "queue 0: last_avail 8 is 1 entries past used idx 7"},
 		{"used idx past last_avail", func(s *virtio.TransportState) { s.Queues[0].UsedIdx = 8 }, "last_avail 7 is 65535 entries past used idx 8"},
 		{"second ring outside", func(s *virtio.TransportState) { s.Queues[1].PFN = memSize / 4096 }, "queue 1: virtqueue violation: queue PFN 0x100"},
 	}
