@@ -106,6 +106,15 @@ func (c *Config) barAddr(i int) uint64 {
 	return uint64(v &^ 0xF)
 }
 
+// addrMask is the address bits of BAR i's register. Caller holds c.mu.
+func (c *Config) addrMask(i int) uint32 {
+	mask := ^(c.barSize[i] - 1)
+	if c.barIO[i] {
+		mask &^= 3
+	}
+	return mask
+}
+
 func (c *Config) setBAR(i int, addr uint64) {
 	v := uint32(addr)
 	if c.barIO[i] {
@@ -204,10 +213,7 @@ func (c *Config) write(off int, data []byte) (moved []barMove) {
 			continue
 		}
 		raw := binary.LittleEndian.Uint32(c.space[RegBAR0+4*b:])
-		mask := ^(c.barSize[b] - 1)
-		if c.barIO[b] {
-			mask &^= 3
-		}
+		mask := c.addrMask(b)
 		if raw&mask == mask {
 			// Sizing: the guest wrote all ones and will read the size
 			// mask back, then restore the address. Keep decoding the old

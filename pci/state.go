@@ -170,7 +170,8 @@ func (c *Config) writable(o int) uint8 {
 
 // check refuses a function's state whose space differs from c's where no
 // guest writes, whose BARs are not aligned as a guest's writes leave
-// them, or that is sizing a BAR c does not have. It takes c.mu.
+// them or hold the size probe, or that is sizing a BAR c does not have.
+// It takes c.mu.
 func (c *Config) check(f FunctionState) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -191,6 +192,11 @@ func (c *Config) check(f FunctionState) error {
 		want := binary.LittleEndian.Uint32(c.space[RegBAR0+4*b:]) & low
 		if raw&low != want {
 			return fmt.Errorf("BAR%d %#x: a %d-byte BAR's low bits are %#x", b, raw, c.barSize[b], want)
+		}
+		// A write of every address bit starts sizing and keeps the old
+		// address, so no BAR ever holds that pattern.
+		if mask := c.addrMask(b); raw&mask == mask {
+			return fmt.Errorf("BAR%d %#x: every address bit set, the size probe, which a guest's write never leaves as the address", b, raw)
 		}
 	}
 	return nil

@@ -81,6 +81,11 @@ func TestRestoreRefusesUnwritableState(t *testing.T) {
 		{"device-specific", func(s *HostState) { s.Functions[0].Space[0x80] = 1 }, "slot 0: register 0x80"},
 		{"unimplemented BAR", func(s *HostState) { s.Functions[1].Space[RegBAR0+4] = 0x11 }, "register 0x14"},
 		{"unaligned BAR", func(s *HostState) { s.Functions[1].Space[RegBAR0] = 0x21 }, "slot 1: BAR0 0xd021: a 64-byte BAR's low bits are 0x1"},
+		{"BAR at the size probe", func(s *HostState) { copy(s.Functions[1].Space[RegBAR0:], []byte{0xC1, 0xFF, 0xFF, 0xFF}) }, "slot 1: BAR0 0xffffffc1: every address bit set"},
+		{"BAR sizing at the size probe", func(s *HostState) {
+			copy(s.Functions[1].Space[RegBAR0:], []byte{0xC1, 0xFF, 0xFF, 0xFF})
+			s.Functions[1].Sizing[0] = true
+		}, "slot 1: BAR0 0xffffffc1: every address bit set"},
 		{"BAR without its I/O bit", func(s *HostState) { s.Functions[1].Space[RegBAR0] = 0 }, "BAR0 0xd000"},
 		{"sizing an unimplemented BAR", func(s *HostState) { s.Functions[1].Sizing[3] = true }, "slot 1: BAR3 sizing, but the function has no BAR3"},
 		{"slot twice", func(s *HostState) { s.Functions = append(s.Functions, s.Functions[1]) }, "slot 1 twice"},
