@@ -112,6 +112,27 @@ func (b *Bus) register(r mapping) error {
 	return nil
 }
 
+// Range is a registered address range, as Overlapping reports it.
+type Range struct {
+	Name       string
+	Base, Size uint64
+}
+
+// Overlapping returns the registered ranges that overlap [base,
+// base+size), in address order: what a Register of that range would
+// collide with (PCI restores check a whole BAR layout before moving any).
+func (b *Bus) Overlapping(base, size uint64) []Range {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var out []Range
+	for _, m := range b.ranges {
+		if base < m.base+m.size && m.base < base+size {
+			out = append(out, Range{Name: m.name, Base: m.base, Size: m.size})
+		}
+	}
+	return out
+}
+
 // Unregister removes the range that starts at base and reports whether one
 // was there. PCI BAR moves use it.
 func (b *Bus) Unregister(base uint64) bool {

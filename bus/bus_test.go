@@ -33,6 +33,11 @@ func TestRegisterOverlap(t *testing.T) {
 			if err := b.Register("a", 0x200, 0x10, &mem{}); err != nil {
 				t.Fatal(err)
 			}
+			// Overlapping names what Register collides with.
+			over := b.Overlapping(tt.base, tt.size)
+			if wantOver := strings.Contains(tt.wantErr, "overlaps"); wantOver && (len(over) != 1 || over[0] != Range{"a", 0x200, 0x10}) || !wantOver && len(over) != 0 {
+				t.Fatalf("Overlapping = %+v, want a exactly when Register refuses an overlap", over)
+			}
 			err := b.Register("b", tt.base, tt.size, &mem{})
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)

@@ -10,6 +10,10 @@ type FunctionState struct {
 	Device int
 	Space  []byte
 	Sizing [6]bool
+	// Decoding says which BARs are on the port bus. A BAR the guest
+	// moved over another device decodes nothing, even once that device
+	// moved away, so its address alone does not tell.
+	Decoding [6]bool
 }
 
 // HostState is the host's address latch and every function's
@@ -30,8 +34,12 @@ func (h *Host) State() HostState {
 		}
 		c := fn.PCIConfig()
 		c.mu.Lock()
-		s.Functions = append(s.Functions, FunctionState{Device: i, Space: append([]byte(nil), c.space[:]...), Sizing: c.sizing})
+		f := FunctionState{Device: i, Space: append([]byte(nil), c.space[:]...), Sizing: c.sizing}
 		c.mu.Unlock()
+		for b, d := range h.decoded[i] {
+			f.Decoding[b] = d.on
+		}
+		s.Functions = append(s.Functions, f)
 	}
 	return s
 }
@@ -41,52 +49,71 @@ func (h *Host) State() HostState {
 // space may differ from this machine's only in what a guest can write
 // (command bits, cache line, latency, interrupt line, implemented BARs at
 // an address aligned to their size) and in the interrupt status bit its
-// device drives; anything else (another device, a corrupt file) is
-// refused, naming the slot and register, before anything is applied.
-// BARs the guest had moved are moved on the port bus too, with OnBARMove
-// called for each.
+// device drives; the BARs it has decoding must fit on the port bus
+// together, as a guest's moves leave them. Anything else (another
+// device, a corrupt file) is refused, naming the slot and register,
+// before anything is applied. BARs whose address or decoding changed
+// are moved on the port bus too, with OnBARMove called for each.
 func (h *Host) Restore(s HostState) error {
 	h.mu.Lock()
 	if err := h.checkState(s); err != nil {
 		h.mu.Unlock()
 		return err
 	}
-	var moved []struct {
-		fn  Function
-		bar int
-		old uint64
-		new uint64
+	type was struct {
+		addr uint64
+		on   bool
 	}
+	var before [32][6]was
+	// Every BAR leaves its place before any takes its new one: a guest
+	// may have swapped two, and the result must not depend on the order
+	// of the slots.
 	for _, f := range s.Functions {
-		fn := h.funcs[f.Device]
-		c := fn.PCIConfig()
+		c := h.funcs[f.Device].PCIConfig()
 		c.mu.Lock()
-		old := [6]uint64{}
 		for b := range 6 {
-			old[b] = c.barAddr(b)
+			before[f.Device][b] = was{c.barAddr(b), h.decoded[f.Device][b].on}
 		}
 		copy(c.space[:], f.Space)
 		c.sizing = f.Sizing
 		for b := range 6 {
-			if c.barSize[b] == 0 || c.barAddr(b) == old[b] {
-				continue
-			}
 			d := &h.decoded[f.Device][b]
-			if d.on {
+			if d.on && (!f.Decoding[b] || d.base != c.barAddr(b)) {
 				h.pio.Unregister(d.base)
 				d.on = false
 			}
-			nw := c.barAddr(b)
-			if err := h.pio.Register(fmt.Sprintf("pci BAR%d", b), nw, uint64(c.barSize[b]), fn.BARDevice(b)); err != nil {
-				nw = NoAddress
-			} else {
-				d.base, d.on = nw, true
+		}
+		c.mu.Unlock()
+	}
+	type move struct {
+		fn       Function
+		bar      int
+		old, new uint64
+	}
+	var moved []move
+	for _, f := range s.Functions {
+		fn := h.funcs[f.Device]
+		c := fn.PCIConfig()
+		c.mu.Lock()
+		for b := range 6 {
+			if c.barSize[b] == 0 {
+				continue
 			}
-			moved = append(moved, struct {
-				fn       Function
-				bar      int
-				old, new uint64
-			}{fn, b, old[b], nw})
+			d := &h.decoded[f.Device][b]
+			nw := c.barAddr(b)
+			if f.Decoding[b] && !d.on {
+				// checkState found the range free: an error is not
+				// reached, and would leave the BAR undecoded.
+				if h.pio.Register(fmt.Sprintf("pci BAR%d", b), nw, uint64(c.barSize[b]), fn.BARDevice(b)) == nil {
+					d.base, d.on = nw, true
+				}
+			}
+			if !d.on {
+				nw = NoAddress
+			}
+			if w := before[f.Device][b]; w.addr != c.barAddr(b) || w.on != d.on {
+				moved = append(moved, move{fn, b, w.addr, nw})
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -141,6 +168,54 @@ func (h *Host) checkState(s HostState) error {
 			return fmt.Errorf("pci: slot %d: %w", f.Device, err)
 		}
 	}
+	return h.checkDecoding(s)
+}
+
+// checkDecoding refuses s unless the BARs it has decoding fit on the
+// port bus together: each range one takes anew must be free but for the
+// BARs the restore takes off, and apart from the others it takes. A
+// guest's move onto a taken range leaves the BAR undecoded. Caller holds
+// h.mu, and checkState has checked each function.
+func (h *Host) checkDecoding(s HostState) error {
+	type placed struct {
+		slot, bar  int
+		base, size uint64
+	}
+	leaving := map[uint64]bool{}
+	var taking []placed
+	for _, f := range s.Functions {
+		c := h.funcs[f.Device].PCIConfig()
+		c.mu.Lock()
+		for b := range 6 {
+			if c.barSize[b] == 0 {
+				continue
+			}
+			addr := uint64(binary.LittleEndian.Uint32(f.Space[RegBAR0+4*b:]) & c.addrMask(b))
+			d := h.decoded[f.Device][b]
+			stays := d.on && f.Decoding[b] && d.base == addr
+			if d.on && !stays {
+				leaving[d.base] = true
+			}
+			if f.Decoding[b] && !stays {
+				taking = append(taking, placed{f.Device, b, addr, uint64(c.barSize[b])})
+			}
+		}
+		c.mu.Unlock()
+	}
+	for i, p := range taking {
+		for _, r := range h.pio.Overlapping(p.base, p.size) {
+			if !leaving[r.Base] {
+				return fmt.Errorf("pci: slot %d: BAR%d decoding at [%#x, %#x), over %s at [%#x, %#x): a BAR a guest moves over another device decodes nothing",
+					p.slot, p.bar, p.base, p.base+p.size, r.Name, r.Base, r.Base+r.Size)
+			}
+		}
+		for _, q := range taking[:i] {
+			if p.base < q.base+q.size && q.base < p.base+p.size {
+				return fmt.Errorf("pci: slot %d: BAR%d decoding at [%#x, %#x), over slot %d's BAR%d at [%#x, %#x): a BAR a guest moves over another device decodes nothing",
+					p.slot, p.bar, p.base, p.base+p.size, q.slot, q.bar, q.base, q.base+q.size)
+			}
+		}
+	}
 	return nil
 }
 
@@ -170,7 +245,8 @@ func (c *Config) writable(o int) uint8 {
 
 // check refuses a function's state whose space differs from c's where no
 // guest writes, whose BARs are not aligned as a guest's writes leave
-// them or hold the size probe, or that is sizing a BAR c does not have.
+// them or hold the size probe, or that is sizing or decoding a BAR c does
+// not have.
 // It takes c.mu.
 func (c *Config) check(f FunctionState) error {
 	c.mu.Lock()
@@ -184,6 +260,9 @@ func (c *Config) check(f FunctionState) error {
 		if c.barSize[b] == 0 {
 			if f.Sizing[b] {
 				return fmt.Errorf("BAR%d sizing, but the function has no BAR%d", b, b)
+			}
+			if f.Decoding[b] {
+				return fmt.Errorf("BAR%d decoding, but the function has no BAR%d", b, b)
 			}
 			continue
 		}

@@ -1,6 +1,7 @@
 package pci
 
 import (
+	"encoding/binary"
 	"strings"
 	"testing"
 )
@@ -87,6 +88,8 @@ func TestRestoreRefusesUnwritableState(t *testing.T) {
 			s.Functions[1].Sizing[0] = true
 		}, "slot 1: BAR0 0xffffffc1: every address bit set"},
 		{"BAR without its I/O bit", func(s *HostState) { s.Functions[1].Space[RegBAR0] = 0 }, "BAR0 0xd000"},
+		{"decoding an unimplemented BAR", func(s *HostState) { s.Functions[1].Decoding[3] = true }, "slot 1: BAR3 decoding, but the function has no BAR3"},
+		{"decoding over the configuration ports", func(s *HostState) { copy(s.Functions[1].Space[RegBAR0:], []byte{0xC1, 0x0C}) }, "slot 1: BAR0 decoding at [0xcc0, 0xd00), over pci at [0xcf8, 0xd00)"},
 		{"sizing an unimplemented BAR", func(s *HostState) { s.Functions[1].Sizing[3] = true }, "slot 1: BAR3 sizing, but the function has no BAR3"},
 		{"slot twice", func(s *HostState) { s.Functions = append(s.Functions, s.Functions[1]) }, "slot 1 twice"},
 		{"address latch", func(s *HostState) { s.Addr = 0x80000801 }, "address latch 0x80000801"},
@@ -133,5 +136,121 @@ func TestRestoreRefusedChangesNothing(t *testing.T) {
 	}
 	if got := c2.read32(1, 0x04) & 0xFFFF; got != 0 {
 		t.Fatalf("refused Restore left the command register %#x", got)
+	}
+}
+
+// setup2 is setup with a second function like the first in slot 2, its
+// BAR0 placed after the first's.
+func setup2(t *testing.T) (*Host, cfg, [3]*fn) {
+	t.Helper()
+	h, c, f1 := setup(t)
+	f2 := newFn(t)
+	if _, err := h.Add(f2, 11); err != nil {
+		t.Fatal(err)
+	}
+	return h, c, [3]*fn{nil, f1, f2}
+}
+
+// answering returns the slot whose BAR0 takes a write at port, 0 when
+// none does.
+func answering(c cfg, fns [3]*fn, port uint64) int {
+	for _, f := range fns[1:] {
+		f.dev.last = nil
+	}
+	c.pio.Write(port, []byte{0x5A})
+	for slot, f := range fns {
+		if f != nil && f.dev.last != nil {
+			return slot
+		}
+	}
+	return 0
+}
+
+// TestRestoreDecodesAsLive: a restored host decodes every BAR exactly
+// where the live one did, whatever order the guest moved them in: a
+// BAR moved over another device decodes nothing, even once that device
+// moved away, and BARs that traded places both decode.
+func TestRestoreDecodesAsLive(t *testing.T) {
+	const a, b = IOBase, IOBase + 0x40 // where setup2 places slots 1 and 2
+	type move struct {
+		slot int
+		addr uint32
+	}
+	tests := []struct {
+		name  string
+		moves []move
+	}{
+		{"traded places, first moved aside", []move{{1, 0xD001}, {2, a | 1}, {1, b | 1}}},
+		{"traded places, second moved aside", []move{{2, 0xD001}, {1, b | 1}, {2, a | 1}}},
+		{"second over the first, first moved away", []move{{2, a | 1}, {1, 0xD001}}},
+		{"first over the second, second moved away", []move{{1, b | 1}, {2, 0xD001}}},
+		{"first moved where the second left", []move{{2, 0xD001}, {1, b | 1}}},
+		{"second moved where the first left", []move{{1, 0xD001}, {2, a | 1}}},
+		{"over the configuration ports", []move{{1, 0xCC1}}},
+		{"over the configuration ports and back", []move{{2, 0xCC1}, {2, b | 1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, c, fns := setup2(t)
+			for _, m := range tt.moves {
+				c.write32(m.slot, RegBAR0, m.addr)
+			}
+			h2, c2, fns2 := setup2(t)
+			if err := h2.Restore(h.State()); err != nil {
+				t.Fatal(err)
+			}
+			for _, port := range []uint64{a, b, 0xD000, 0xCC0} {
+				if got, want := answering(c2, fns2, port), answering(c, fns, port); got != want {
+					t.Errorf("port %#x: slot %d answers after the restore, slot %d live", port, got, want)
+				}
+			}
+			if err := h2.Restore(h2.State()); err != nil {
+				t.Errorf("the restored state restored again: %v", err)
+			}
+		})
+	}
+}
+
+// TestRestoreRefusesOverlappingBARs: BARs a state has decoding must fit
+// on the port bus together, as no guest can make two decode at once; a
+// refused state moves nothing.
+func TestRestoreRefusesOverlappingBARs(t *testing.T) {
+	setBAR := func(f *FunctionState, addr uint32) { binary.LittleEndian.PutUint32(f.Space[RegBAR0:], addr) }
+	tests := []struct {
+		name string
+		edit func(s *HostState)
+		want string
+	}{
+		{"moved onto one staying", func(s *HostState) { setBAR(&s.Functions[2], IOBase|1) },
+			"slot 2: BAR0 decoding at [0xc000, 0xc040), over pci 00:01.0 BAR0 at [0xc000, 0xc040)"},
+		{"both moved to one place", func(s *HostState) { setBAR(&s.Functions[1], 0xD001); setBAR(&s.Functions[2], 0xD001) },
+			"slot 2: BAR0 decoding at [0xd000, 0xd040), over slot 1's BAR0 at [0xd000, 0xd040)"},
+		{"one undecoded", func(s *HostState) { setBAR(&s.Functions[2], IOBase|1); s.Functions[2].Decoding[0] = false }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, _, _ := setup2(t)
+			s := h.State()
+			tt.edit(&s)
+			h2, c2, fns2 := setup2(t)
+			moves := 0
+			h2.OnBARMove = func(Function, int, uint64, uint64) { moves++ }
+			err := h2.Restore(s)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := answering(c2, fns2, IOBase); got != 1 {
+					t.Fatalf("slot %d answers at %#x, want slot 1", got, IOBase)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Restore = %v, want an error mentioning %q", err, tt.want)
+			}
+			if moves != 0 || answering(c2, fns2, IOBase) != 1 || answering(c2, fns2, IOBase+0x40) != 2 {
+				t.Fatal("a refused Restore moved a BAR")
+			}
+		})
 	}
 }

@@ -83,7 +83,7 @@
 // the I/O APIC as kvm_irqchip, kvm_pit_state2, kvm_clock_data), then the
 // UART's registers and receive buffer, the CMOS RAM and the guest's clock
 // offset, each PCI function's configuration space (BAR placement
-// included), each virtio transport's registers and queues (PFN,
+// included) and which of its BARs decode, each virtio transport's registers and queues (PFN,
 // last_avail, used index, pending ISR), each network card's MAC address,
 // and each disk image's identity (path, size, device, inode, mtime, and,
 // added without a version change since an older reader ignores it and a
@@ -109,8 +109,11 @@
 // vCPU's was checked against: a restore on the same KVM (same identity)
 // checks the snapshot's CPUID against that record instead of asking KVM,
 // ~1 ms on a nested host, and decides whether to ask from the header
-// alone. A snapshot of an older version is refused (ErrVersion), as any
-// other version is: take the snapshot again.
+// alone. Version 7 says which BARs of each PCI function decode: one the
+// guest moved over another device decodes nothing, even once that device
+// moved away, which version 6's addresses alone could not tell. A
+// snapshot of an older version is refused (ErrVersion), as any other
+// version is: take the snapshot again.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors
@@ -144,7 +147,7 @@ import (
 // Format constants.
 const (
 	Magic      = "SMOLSNAP"
-	Version    = 6
+	Version    = 7
 	HeaderSize = 128
 	PageSize   = 4096
 	// MaxStateSize bounds the state section a reader accepts, so a corrupt

@@ -65,11 +65,12 @@ func TestRefusals(t *testing.T) {
 		detail string
 	}{
 		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrFormat, `bad magic "XMOLSNAP"`},
-		{"other version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrVersion, "version 9, this reader knows version 6"},
-		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this reader knows version 6"},
-		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, ErrVersion, "version 3, this reader knows version 6"},
-		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return b }, ErrVersion, "version 4, this reader knows version 6"},
-		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return b }, ErrVersion, "version 5, this reader knows version 6"},
+		{"other version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrVersion, "version 9, this reader knows version 7"},
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this reader knows version 7"},
+		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, ErrVersion, "version 3, this reader knows version 7"},
+		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return b }, ErrVersion, "version 4, this reader knows version 7"},
+		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return b }, ErrVersion, "version 5, this reader knows version 7"},
+		{"version 6", func(b []byte) []byte { le.PutUint32(b[8:], 6); return b }, ErrVersion, "version 6, this reader knows version 7"},
 		{"memory digest changed", func(b []byte) []byte { b[memDigestOff+1] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory size changed", func(b []byte) []byte { le.PutUint64(b[16:], 3*PageSize); return b }, ErrCorrupt, "SHA-256"},

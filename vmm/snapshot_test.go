@@ -224,7 +224,8 @@ func TestRestoreRefusals(t *testing.T) {
 		{"corrupt state, no KVM", corrupt, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, snapshot.ErrCorrupt, "SHA-256"},
 		{"no KVM", path, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, vmm.ErrNoKVM, "/nonexistent/kvm"},
 		{"truncated", edited(func(b []byte) []byte { return b[:len(b)-4096] }), vmm.Config{}, nil, snapshot.ErrTruncated, "memory section ends at"},
-		{"other version", edited(func(b []byte) []byte { b[8] = 7; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 7"},
+		{"other version", edited(func(b []byte) []byte { b[8] = 8; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 8"},
+		{"version 6", edited(func(b []byte) []byte { b[8] = 6; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 6, this reader knows version 7"},
 		{"not a snapshot", disk, vmm.Config{}, nil, snapshot.ErrFormat, "bad magic"},
 		{"fewer disks", path, vmm.Config{Disks: []blk.Spec{}}, nil, vmm.ErrConfig, "has 1 disks, 0 given"},
 		// The guest negotiated a writable disk and a serial: one that

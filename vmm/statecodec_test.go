@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/pci"
 )
 
 // TestStateKernelArrays: a snapshot's CPUID entries and MSRs are encoded
@@ -102,6 +104,9 @@ func demoState(t testing.TB) *machineState {
 func TestStateSection(t *testing.T) {
 	st := demoState(t)
 	st.VCPU.KVMCPUID = cpuidList{{Function: 1, ECX: 0xF0, EDX: 0xFF}, {Function: 7, Flags: 1, EBX: 1}}
+	// A function whose BARs are sized and decode unlike each other.
+	st.PCI.Functions = append(st.PCI.Functions, pci.FunctionState{Device: 1, Space: make([]byte, 256),
+		Sizing: [6]bool{false, true}, Decoding: [6]bool{true, false, true}})
 	b, err := encodeState(st)
 	if err != nil {
 		t.Fatal(err)

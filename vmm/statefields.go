@@ -23,7 +23,7 @@ import (
 //	MemoryMiB, Protocol, VCPU.TSCKHz (u32), Ready
 //	UART: RX, IER, LCR, MCR, LSRErr, SCR, DLL, DLM, FCR, MSR, THRIntr, IRQHigh
 //	RTC: Index, RAM (128 bytes), Offset, Held's Year, Month, Day, Hour, Min, Sec, Nsec
-//	PCI: Addr (u32), Functions: Device, Space, Sizing (6 bools)
+//	PCI: Addr (u32), Functions: Device, Space, Sizing (6 bools), Decoding (6 bools; version 7)
 //	Virtio: Type (u16), Guest (u32), Status, ISR (u8), Sel (u16), Asserted, Broken,
 //	  Queues: PFN (u32), LastAvail, UsedIdx (u16)
 //	MACs (strings)
@@ -57,6 +57,9 @@ func encodeFields(out []byte, st *machineState) []byte {
 		w.bytes(f.Space)
 		for _, s := range f.Sizing {
 			w.bool(s)
+		}
+		for _, d := range f.Decoding {
+			w.bool(d)
 		}
 	}
 	w.u32(uint32(len(st.Virtio)))
@@ -140,7 +143,7 @@ func decodeFields(b []byte, st *machineState) error {
 		*p = r.int("RTC Held")
 	}
 	st.PCI.Addr = r.u32("PCI Addr")
-	if n := r.count("PCI functions", 8+4+6); n > 0 {
+	if n := r.count("PCI functions", 8+4+6+6); n > 0 {
 		st.PCI.Functions = make([]pci.FunctionState, n)
 		for i := range st.PCI.Functions {
 			f := &st.PCI.Functions[i]
@@ -148,6 +151,9 @@ func decodeFields(b []byte, st *machineState) error {
 			f.Space = r.bytes("PCI function Space")
 			for j := range f.Sizing {
 				f.Sizing[j] = r.bool("PCI function Sizing")
+			}
+			for j := range f.Decoding {
+				f.Decoding[j] = r.bool("PCI function Decoding")
 			}
 		}
 	}
