@@ -14,7 +14,8 @@ const maxIOMSRs = 256
 
 // checkState refuses a decoded state that no machine of ours could have
 // written: KVM structures of the wrong size or count, interrupt
-// controllers out of order, a boot protocol none boots by, and UART or
+// controllers out of order, interrupt controller and PIT state no guest
+// could reach (KVM takes it), a boot protocol none boots by, and UART or
 // RTC state no guest could reach.
 // It needs neither KVM nor the machine, so a restore calls it before it
 // applies anything of st (never half-restored), and before the VM's own
@@ -69,6 +70,12 @@ func checkState(st *machineState) error {
 		if int(buf[0]) != chip {
 			return fmt.Errorf("interrupt controller %d: chip %d in its place", chip, buf[0])
 		}
+		if err := checkIRQChip(chip, buf); err != nil {
+			return err
+		}
+	}
+	if err := checkPIT(st.PIT2); err != nil {
+		return err
 	}
 	// Every machine boots by one of these (loadKernel resolves Auto),
 	// and Plan reports it after a restore.

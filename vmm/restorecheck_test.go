@@ -36,6 +36,28 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 		}
 	}
 	noEdit := func(map[string]any) {}
+	// blob returns an edit of the KVM structure at path (an index picks
+	// an interrupt controller) that writes v, little-endian, at off.
+	blob := func(path string, chip, off int, v uint64, n int) func(st map[string]any) {
+		return func(st map[string]any) {
+			get, set := func() any { return st[path] }, func(b any) { st[path] = b }
+			if chip >= 0 {
+				c := st[path].([]any)
+				get, set = func() any { return c[chip] }, func(b any) { c[chip] = b }
+			}
+			b, err := base64.StdEncoding.DecodeString(get().(string))
+			if err != nil || len(b) < off+n {
+				t.Fatalf("%s %d: %d bytes, %v", path, chip, len(b), err)
+			}
+			var le [8]byte
+			binary.LittleEndian.PutUint64(le[:], v)
+			copy(b[off:off+n], le[:n])
+			set(base64.StdEncoding.EncodeToString(b))
+		}
+	}
+	// struct kvm_irqchip: chip_id and pad, then the chip's state.
+	chip := func(c, off int, v uint64, n int) func(st map[string]any) { return blob("IRQChips", c, 8+off, v, n) }
+	pit := func(off int, v uint64, n int) func(st map[string]any) { return blob("PIT2", -1, off, v, n) }
 	tests := []struct {
 		name string
 		edit func(st map[string]any)
@@ -50,6 +72,24 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 			c := st["IRQChips"].([]any)
 			c[0], c[1] = c[1], c[0]
 		}, nil, "interrupt controller 0: chip 1"},
+		// KVM takes any base, and a guest's accesses to its I/O APIC
+		// then went to 0xa0000, where no guest can move it.
+		{"I/O APIC moved", chip(2, 0, 0xA0000, 8), nil, "interrupt controller 2 (I/O APIC): base 0xa0000, where no guest can move KVM's (0xfec00000)"},
+		{"I/O APIC register select", chip(2, 8, 0x100, 4), nil, "I/O APIC): register select 0x100"},
+		{"I/O APIC ID", chip(2, 12, 0x10, 4), nil, "I/O APIC): ID 0x10, a 4-bit field"},
+		{"I/O APIC irr past its pins", chip(2, 16, 1<<24, 4), nil, "I/O APIC): irr 0x1000000 has bits past its 24 pins"},
+		{"I/O APIC remote IRR on an edge entry", chip(2, 24+8*3, 1<<14, 8), nil, "I/O APIC): redirection entry 3 0x4000: remote IRR on an edge-triggered entry"},
+		{"8259 priority", chip(0, 4, 8, 1), nil, "interrupt controller 0 (master 8259): priority_add 8"},
+		{"8259 vector base", chip(0, 5, 0x21, 1), nil, "interrupt controller 0 (master 8259): irq_base 0x21"},
+		{"8259 flag", chip(1, 7, 2, 1), nil, "interrupt controller 1 (slave 8259): poll 2, a flag"},
+		{"8259 initialization", chip(0, 9, 4, 1), nil, "(master 8259): init_state 4"},
+		{"8259 ELCR mask", chip(1, 15, 0xFF, 1), nil, "interrupt controller 1 (slave 8259): elcr_mask 0xff, KVM's is 0xde"},
+		{"8259 ELCR", chip(0, 14, 0x01, 1), nil, "interrupt controller 0 (master 8259): elcr 0x1 sets bits outside 0xf8"},
+		{"PIT count", pit(0, 0x10001, 4), nil, "pit2: channel 0: count 65537, where a guest loads 1 to 65536"},
+		{"PIT count 0", pit(24, 0, 4), nil, "pit2: channel 1: count 0"},
+		{"PIT mode", pit(48+13, 6, 1), nil, "pit2: channel 2: mode 6"},
+		{"PIT access mode", pit(12, 4, 1), nil, "pit2: channel 0: rw_mode 4, past 3"},
+		{"PIT HPET legacy", pit(72, 1, 4), nil, "pit2: flags 0x1"},
 		{"short clock", func(st map[string]any) { st["Clock"] = "AAAA" }, nil, "clock: 3 bytes, want 48"},
 		{"no PIT", func(st map[string]any) { delete(st, "PIT2") }, nil, "pit2: 0 bytes, want 112"},
 		{"short registers", func(st map[string]any) { field("VCPU", "Regs")(st, "AAAA") }, nil, "regs: 3 bytes, want 144"},
