@@ -272,7 +272,9 @@ type Host struct {
 
 	// OnBARMove, when set, is called after a guest moved an I/O BAR (the
 	// machine uses it to move ioeventfds). new is NoAddress when the BAR
-	// landed on another device and decodes nothing.
+	// landed on another device and decodes nothing. Restore calls it too,
+	// for every BAR leaving a decoded place (new NoAddress) before any
+	// arriving at its new one.
 	OnBARMove func(fn Function, bar int, old, new uint64)
 
 	// ResetControl, when set, serves byte accesses to port 0xCF9, the

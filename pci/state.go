@@ -53,7 +53,10 @@ func (h *Host) State() HostState {
 // together, as a guest's moves leave them. Anything else (another
 // device, a corrupt file) is refused, naming the slot and register,
 // before anything is applied. BARs whose address or decoding changed
-// are moved on the port bus too, with OnBARMove called for each.
+// are moved on the port bus too, and reported to OnBARMove: first each
+// that left a decoded place or decodes nothing (new NoAddress), then
+// each that decodes at its new place, so that a BAR moved from one
+// decoded place to another is reported twice.
 func (h *Host) Restore(s HostState) error {
 	h.mu.Lock()
 	if err := h.checkState(s); err != nil {
@@ -90,7 +93,11 @@ func (h *Host) Restore(s HostState) error {
 		bar      int
 		old, new uint64
 	}
-	var moved []move
+	// Reported as the bus changed: every BAR that left its place goes
+	// undecoded first, then each that decodes anew arrives, so that a
+	// hook following them one at a time (ioeventfds) never has two at
+	// one address.
+	var leaving, arriving []move
 	for _, f := range s.Functions {
 		fn := h.funcs[f.Device]
 		c := fn.PCIConfig()
@@ -111,8 +118,15 @@ func (h *Host) Restore(s HostState) error {
 			if !d.on {
 				nw = NoAddress
 			}
-			if w := before[f.Device][b]; w.addr != c.barAddr(b) || w.on != d.on {
-				moved = append(moved, move{fn, b, w.addr, nw})
+			w := before[f.Device][b]
+			if w.addr == c.barAddr(b) && w.on == d.on {
+				continue
+			}
+			if w.on || !d.on {
+				leaving = append(leaving, move{fn, b, w.addr, NoAddress})
+			}
+			if d.on {
+				arriving = append(arriving, move{fn, b, w.addr, nw})
 			}
 		}
 		c.mu.Unlock()
@@ -120,7 +134,7 @@ func (h *Host) Restore(s HostState) error {
 	h.addr = s.Addr
 	h.mu.Unlock()
 	if h.OnBARMove != nil {
-		for _, m := range moved {
+		for _, m := range append(leaving, arriving...) {
 			h.OnBARMove(m.fn, m.bar, m.old, m.new)
 		}
 	}

@@ -2,6 +2,7 @@ package pci
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -20,8 +21,8 @@ func TestStateRestoresBARs(t *testing.T) {
 	if err := h2.Restore(h.State()); err != nil {
 		t.Fatal(err)
 	}
-	if len(moves) != 1 || moves[0] != [2]uint64{IOBase, 0xD000} {
-		t.Fatalf("moves %v, want one from %#x to 0xd000", moves, IOBase)
+	if want := [][2]uint64{{IOBase, NoAddress}, {IOBase, 0xD000}}; fmt.Sprint(moves) != fmt.Sprint(want) {
+		t.Fatalf("moves %x, want %x: off its place, then at 0xd000", moves, want)
 	}
 	d := make([]byte, 1)
 	if !c2.pio.Read(0xD003, d) || d[0] != 3 || c2.pio.Read(IOBase, d) {
@@ -196,8 +197,36 @@ func TestRestoreDecodesAsLive(t *testing.T) {
 				c.write32(m.slot, RegBAR0, m.addr)
 			}
 			h2, c2, fns2 := setup2(t)
+			// As the machine's ioeventfds follow the BARs: one per
+			// address, where the BAR decodes.
+			efd := map[uint64]Function{a: fns2[1], b: fns2[2]}
+			at := map[Function]uint64{fns2[1]: a, fns2[2]: b}
+			slotOf := map[Function]int{fns2[1]: 1, fns2[2]: 2}
+			h2.OnBARMove = func(fn Function, _ int, _, new uint64) {
+				if old, ok := at[fn]; ok {
+					delete(efd, old)
+					delete(at, fn)
+				}
+				if new == NoAddress {
+					return
+				}
+				if other, ok := efd[new]; ok {
+					t.Errorf("slot %d's BAR reported at %#x, where slot %d's still is", slotOf[fn], new, slotOf[other])
+					return
+				}
+				efd[new], at[fn] = fn, new
+			}
 			if err := h2.Restore(h.State()); err != nil {
 				t.Fatal(err)
+			}
+			for slot, f := range fns2 {
+				if f == nil {
+					continue
+				}
+				addr, _ := f.cfg.BAR(0)
+				if _, ok := at[f]; ok != h2.decoded[slot][0].on || ok && at[f] != addr {
+					t.Errorf("slot %d: the hook has its BAR at %#x (%v), it decodes at %#x (%v)", slot, at[f], ok, addr, h2.decoded[slot][0].on)
+				}
 			}
 			for _, port := range []uint64{a, b, 0xD000, 0xCC0} {
 				if got, want := answering(c2, fns2, port), answering(c, fns, port); got != want {
