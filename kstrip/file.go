@@ -2,6 +2,7 @@ package kstrip
 
 import (
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -60,6 +61,17 @@ func WantsGzip(path string) bool { return strings.HasSuffix(path, ".gz") }
 // existing target that is not a regular file is refused, matching
 // atomicfile.ErrNotRegular. The compressed form carries no name or time, so equal data gives equal bytes.
 func WriteFile(path string, data []byte, compress bool, mode fs.FileMode) error {
+	return WriteFileContext(context.Background(), path, data, compress, mode)
+}
+
+// writeChunk is how much WriteFileContext writes between looks at its
+// context: a signal stops a large kernel's compression within it.
+const writeChunk = 1 << 20
+
+// WriteFileContext is WriteFile, stopped when ctx ends before the data is
+// all written: the temporary file is removed, path is left as it was, and
+// the error matches ctx's cause (context.Cause).
+func WriteFileContext(ctx context.Context, path string, data []byte, compress bool, mode fs.FileMode) error {
 	return atomicfile.Write(path, mode, func(f *os.File) error {
 		w := io.Writer(f)
 		var zw *gzip.Writer
@@ -67,8 +79,15 @@ func WriteFile(path string, data []byte, compress bool, mode fs.FileMode) error 
 			zw, _ = gzip.NewWriterLevel(f, gzip.DefaultCompression)
 			w = zw
 		}
-		if _, err := w.Write(data); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
+		for rest := data; len(rest) > 0; {
+			if ctx.Err() != nil {
+				return fmt.Errorf("writing %s stopped: %w", path, context.Cause(ctx))
+			}
+			n := min(len(rest), writeChunk)
+			if _, err := w.Write(rest[:n]); err != nil {
+				return fmt.Errorf("writing %s: %w", path, err)
+			}
+			rest = rest[n:]
 		}
 		if zw != nil {
 			return zw.Close()

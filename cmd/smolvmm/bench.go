@@ -364,7 +364,7 @@ func benchAction(c *cli.Context) error {
 		targets = append(targets, qt...)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	opts := bench.Options{
 		Boots: c.Int("boots"), Warmup: c.Int("warmup"), Progress: os.Stderr,
@@ -437,7 +437,7 @@ func vmTasks(netSpec string) uint64 {
 	return n
 }
 
-// errBenchInterrupted ends a bench stopped by SIGINT or SIGTERM, as fetch
+// errBenchInterrupted ends a bench stopped by a stopSignals signal, as fetch
 // and run end (status 130): its VMs have been killed and waited for, and
 // its results, partial, are not written.
 var errBenchInterrupted = cli.Exit("interrupted: the VMs were stopped, no results written", 130)
@@ -488,7 +488,7 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	if err := bench.CheckHostLimits(t, n); err != nil {
 		return parallelLimitError(n, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
 	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs,
@@ -649,7 +649,7 @@ func benchBoot(c *cli.Context) error {
 		bench.PhaseMain:    bench.MonoOf(mainStart),
 	}}
 	// Taken before the setup, which a signal stops too.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	// The parent always passes -a, so an empty one means no command line.
 	cfg, cleanup, err := vmConfig(ctx, c)

@@ -70,11 +70,17 @@ Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 	}
 }
 
-// signalContext is ctx, cancelled by SIGINT or SIGTERM: fetch and up's
+// stopSignals are the signals every command stops on cleanly, status 130
+// with its temporary files removed: SIGINT, SIGTERM and SIGHUP (the
+// terminal closed), which would otherwise kill it where it stands and
+// leave a half-written image's temporary file behind.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// signalContext is ctx, cancelled by stopSignals: fetch and up's
 // preparation stop cleanly on them (a partial download is kept to resume),
 // even when SIGINT was inherited as ignored (a background job).
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return notifySignals(ctx, os.Interrupt, syscall.SIGTERM)
+	return notifySignals(ctx, stopSignals...)
 }
 
 // signalCause is the cause (context.Cause) of a context a signal ended.

@@ -35,6 +35,8 @@ func TestInterruptedDownloadMessage(t *testing.T) {
 		{"fetch kernel SIGTERM", "fetch", syscall.SIGTERM, kernelFile, "smolvmm fetch: interrupted by SIGTERM" + partial, true},
 		{"fetch kernel SIGINT", "fetch", syscall.SIGINT, kernelFile, "smolvmm fetch: interrupted by SIGINT" + partial, true},
 		{"fetch digests SIGTERM", "fetch", syscall.SIGTERM, digests, "smolvmm fetch: interrupted by SIGTERM", false},
+		{"fetch kernel SIGHUP", "fetch", syscall.SIGHUP, kernelFile, "smolvmm fetch: interrupted by SIGHUP" + partial, true},
+		{"up kernel SIGHUP", "up", syscall.SIGHUP, kernelFile, "smolvmm up: interrupted by SIGHUP" + partial, true},
 		{"up kernel SIGTERM", "up", syscall.SIGTERM, kernelFile, "smolvmm up: interrupted by SIGTERM" + partial, true},
 	}
 	for _, tt := range tests {

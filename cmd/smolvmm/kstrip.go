@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,7 +90,13 @@ func kstripCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change, write nothing"},
 			&cli.BoolFlag{Name: "ignore-unknown", Usage: "warn about names that match no entry instead of failing"},
 		},
-		Action: runKstrip,
+		// A signal while the kernel is written stops the write and
+		// removes its temporary file (status 130), as for mkimg.
+		Action: func(c *cli.Context) error {
+			ctx, stop := signalContext(c.Context) // fetch.go
+			defer stop()
+			return interrupted(ctx, runKstrip(ctx, c))
+		},
 	}
 }
 
@@ -107,7 +114,7 @@ type kstripJSON struct {
 	Written     bool                `json:"written"`
 }
 
-func runKstrip(c *cli.Context) error {
+func runKstrip(ctx context.Context, c *cli.Context) error {
 	if err := checkArgs(c, 1, "one KERNEL"); err != nil {
 		return err
 	}
@@ -218,7 +225,7 @@ func runKstrip(c *cli.Context) error {
 		for _, w := range r.Warnings {
 			fmt.Fprintln(stderr, kstripPrefix+"warning:", w)
 		}
-		if out.Output, out.Written, err = kstripWrite(c, in, f, k, len(r.Changes), stdout); err != nil {
+		if out.Output, out.Written, err = kstripWrite(ctx, c, in, f, k, len(r.Changes), stdout); err != nil {
 			return err
 		}
 	}
@@ -291,7 +298,7 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.W
 
 // kstripWrite writes the kernel unless this is a dry run, or an in-place
 // run with nothing to change; -o - writes it to stdout.
-func kstripWrite(c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, changes int, stdout io.Writer) (string, bool, error) {
+func kstripWrite(ctx context.Context, c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, changes int, stdout io.Writer) (string, bool, error) {
 	out := c.String("output")
 	if c.Bool("dry-run") {
 		return out, false, nil
@@ -309,7 +316,7 @@ func kstripWrite(c *cli.Context, in string, f *kstrip.File, k *kstrip.Kernel, ch
 		out = in
 	}
 	_, statErr := os.Stat(out)
-	if err := kstrip.WriteFile(out, k.Bytes(), kstrip.WantsGzip(out), f.Mode); err != nil {
+	if err := kstrip.WriteFileContext(ctx, out, k.Bytes(), kstrip.WantsGzip(out), f.Mode); err != nil {
 		// The writer leaves the output as it was: say so of the output.
 		left := out + " is unchanged"
 		if statErr != nil {

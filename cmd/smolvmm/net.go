@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -53,7 +52,7 @@ only if its process is root's, or if it runs as the user that root's VM
 of the same MAC said it would drop to (run --user, or run --uid) when it
 joined with that forward: such a VM rejoins as that user after the network
 restarts; any other user with that MAC is refused. If the network stops,
-its VMs keep running and reconnect when it is back. SIGINT or SIGTERM stop it, with status 0 (a service manager's
+its VMs keep running and reconnect when it is back. SIGINT, SIGTERM or SIGHUP stop it, with status 0 (a service manager's
 normal stop). Only the default directory is created: the directory of
 --socket must exist.
 
@@ -123,7 +122,7 @@ func netAction(c *cli.Context) error {
 		cfg.Logf = nil
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, stopSignals...) // fetch.go
 	defer signal.Stop(sigs)
 	h, err := netback.NewHub(cfg)
 	switch {

@@ -12,7 +12,6 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -151,7 +150,7 @@ host's network).`,
 // or load the kernel ends them as one while the guest runs does: status
 // 130, with what they created removed.
 func runSignals(ctx context.Context) (context.Context, context.CancelFunc) {
-	return notifySignals(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP) // fetch.go
+	return signalContext(ctx) // fetch.go
 }
 
 // vmConfig turns the shared run flags into a vmm.Config. cleanup removes

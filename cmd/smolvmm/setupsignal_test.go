@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
 // TestSignalDuringSetup signals run while it builds a --share image (a
@@ -34,15 +38,42 @@ func TestSignalDuringSetup(t *testing.T) {
 	}
 }
 
-// TestSignalDuringDataImage: mkimg --data stops on SIGINT or SIGTERM as
-// well, with no image or temporary file left (it was killed mid-build).
+// TestSignalDuringDataImage: mkimg --data stops on SIGINT, SIGTERM or
+// SIGHUP as well, with no image or temporary file left (it was killed
+// mid-build; SIGHUP, the terminal closed, still killed it, status 129,
+// leaving the temporary file).
 func TestSignalDuringDataImage(t *testing.T) {
 	bin := smolvmmBin(t)
 	data := hugeDir(t)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			out := t.TempDir()
 			cmd := exec.Command(bin, "mkimg", "--data", data, "-i", filepath.Join(out, "data.img"))
+			signalBuild(t, cmd, out, sig)
+		})
+	}
+}
+
+// TestSignalDuringKstrip: kstrip -o stops on SIGINT, SIGTERM or SIGHUP
+// while it writes the kernel, status 130, with no output or temporary
+// file left (it was killed mid-write, its temporary file left behind).
+func TestSignalDuringKstrip(t *testing.T) {
+	bin := smolvmmBin(t)
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	// Incompressible bytes after the ELF image: seconds of gzip, time
+	// enough to signal the write.
+	f, err := os.OpenFile(kern, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, 96<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			out := t.TempDir()
+			cmd := exec.Command(bin, "kstrip", "-o", filepath.Join(out, "k.gz"), kern)
 			signalBuild(t, cmd, out, sig)
 		})
 	}
