@@ -383,7 +383,7 @@ func benchAction(c *cli.Context) error {
 		return err
 	}
 	res.Notes = append(res.Notes, notes...)
-	if err := res.WriteText(os.Stdout); err != nil {
+	if err := res.WriteText(stdout); err != nil {
 		return err
 	}
 	if err := writeBenchFile(c.String("json"), res.WriteJSON); err != nil {
@@ -499,7 +499,7 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	if err != nil {
 		return parallelLimitError(n, err)
 	}
-	if err := res.WriteText(os.Stdout); err != nil {
+	if err := res.WriteText(stdout); err != nil {
 		return err
 	}
 	if err := writeBenchFile(c.String("json"), res.WriteJSON); err != nil {
@@ -657,7 +657,7 @@ func benchBoot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg.Console = os.Stdout
+	cfg.Console = stdout  // stdout.go
 	var readyOut *os.File // bench.Target.ReadyFlag
 	if fd := c.Int("ready-fd"); fd > 2 {
 		readyOut = os.NewFile(uintptr(fd), "ready")

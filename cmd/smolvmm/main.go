@@ -34,9 +34,14 @@ func main() {
 // mode above all) always run first.
 func run(args []string) int {
 	app := newApp(commands())
+	app.Writer = stdout // stdout.go: keeps the first write error
 	// Errors are printed once, below, as one line.
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	err := app.Run(args)
+	if werr := stdout.Err(); err == nil && werr != nil {
+		// The command did its work, but its output was lost.
+		err = stdoutError(werr)
+	}
 	if err == nil {
 		return 0
 	}

@@ -384,7 +384,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return err
 	}
 	defer con.restore()
-	cfg.Console = con.out
+	cfg.Console = stdout // stdout.go: con.out, keeping a write error
 	cfg.Input = con.in
 
 	// Last before New, which owns the NIC from then on.
@@ -467,7 +467,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	if exit.Reason == vmm.ExitHalted {
 		// The VM ends on the halt message's last period: end that line
 		// for the shell's prompt.
-		fmt.Fprint(os.Stdout, "\r\n")
+		fmt.Fprint(stdout, "\r\n")
 	}
 	if c.Bool("timings") {
 		printTimings(os.Stderr, processStart, events, m.Plan())

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// stdout is the process's standard output as every command writes it
+// (the App's Writer, a guest's console, the bench's table): it keeps the
+// first write error, which run turns into status 1 with one line, so that
+// output lost to a full disk (>/dev/full) or a descriptor not open for
+// writing is not a silent success. A broken pipe is not seen here: the
+// runtime ends the process with SIGPIPE first (status 141, as for any
+// program). Nor is a standard output closed at the start (>&-): Go's
+// runtime opens /dev/null there before main, as systemd does for a
+// service's discarded output, and the two cannot be told apart.
+var stdout = &outWriter{w: os.Stdout}
+
+// outWriter is w, keeping the first write error.
+type outWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil {
+		o.mu.Lock()
+		if o.err == nil {
+			o.err = err
+		}
+		o.mu.Unlock()
+	}
+	return n, err
+}
+
+// Err is the first write error, or nil.
+func (o *outWriter) Err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
+}
+
+// stdoutError is the error for output lost to err: what happened to
+// standard output and what to do about it.
+func stdoutError(err error) error {
+	var advice string
+	switch {
+	case errors.Is(err, syscall.EBADF):
+		return &fileError{"writing standard output: it is not open for writing (redirect it to a file, or to /dev/null to discard it)", err}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		advice = "free some space, or redirect the output elsewhere"
+	default:
+		advice = "redirect the output elsewhere"
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &fileError{fmt.Sprintf("writing standard output: %v (%s)", err, advice), err}
+}
