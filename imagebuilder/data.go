@@ -93,6 +93,9 @@ func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
 	walk = func(d *hostdir.Dir, rel string) error {
 		names, err := d.Names()
 		if err != nil {
+			if u := unreadable(d.Path(), true, err); u != nil {
+				return u
+			}
 			return err
 		}
 		for _, name := range names {
@@ -109,6 +112,11 @@ func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
 			}
 			st, err := d.Lstat(name)
 			if err != nil {
+				// A directory that may be listed but not searched
+				// (r without x) shows its names and no more.
+				if u := unreadable(d.Path(), true, err); u != nil {
+					return u
+				}
 				return fmt.Errorf("reading %s: %w", hp, err)
 			}
 			m := hostdir.Mode(&st)
@@ -117,6 +125,9 @@ func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
 			case m.IsDir():
 				sub, st, err := d.OpenDir(name)
 				if err != nil {
+					if u := unreadable(hp, true, err); u != nil {
+						return u
+					}
 					return fmt.Errorf("reading %s: %w", hp, err)
 				}
 				e.dev, e.ino = uint64(st.Dev), st.Ino
@@ -127,6 +138,15 @@ func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
 					return err
 				}
 			case m.IsRegular():
+				// Opened now, so that a file this process may not read
+				// is said before any image is written; any other fault
+				// is the copy's to find (it checks what it opens).
+				f, _, err := d.OpenFile(name)
+				if err == nil {
+					f.Close()
+				} else if u := unreadable(hp, false, err); u != nil {
+					return u
+				}
 				e.size = st.Size
 				es = append(es, e)
 			default:
@@ -150,6 +170,9 @@ func openDataRoot(dir string) (*hostdir.Dir, error) {
 	root, _, err := hostdir.OpenRoot(dir)
 	if errors.Is(err, unix.ENOTDIR) {
 		return nil, fmt.Errorf("data directory %s is not a directory", dir)
+	}
+	if u := unreadable(dir, true, err); u != nil {
+		return nil, u
 	}
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -222,6 +245,46 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	return writeAtomically(outPath, func(f *os.File) error {
 		return writeDataImage(ctx, f, root, es, fsType, size)
 	})
+}
+
+// UnreadableError is the error for an entry of a data directory that
+// this process may not read: a file it cannot open, a directory it cannot
+// list or look into. The scan finds it before any image is written.
+type UnreadableError struct {
+	Path string // host path of the entry
+	Dir  bool   // a directory, not a file
+	Err  error  // the system's error, matching fs.ErrPermission
+}
+
+// Error names the entry, its kind and why it cannot be read.
+func (e *UnreadableError) Error() string {
+	kind := "file"
+	if e.Dir {
+		kind = "directory"
+	}
+	return fmt.Sprintf("%s %s cannot be read: %v", kind, e.Path, errnoText(e.Err))
+}
+
+// Unwrap is the system's error.
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// errnoText is err without the operation and path a *fs.PathError adds
+// ("permission denied", not "open X: permission denied").
+func errnoText(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// unreadable is err as an *UnreadableError of path when it is a refused
+// permission, else nil.
+func unreadable(path string, dir bool, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return nil
+	}
+	return &UnreadableError{Path: path, Dir: dir, Err: err}
 }
 
 // afterDataScan, when set (by tests), runs between the scan that plans a
@@ -316,7 +379,7 @@ func copyData(ctx context.Context, fsys filesystem.FileSystem, img io.WriterAt, 
 		if e.dir {
 			sub, st, err := d.OpenDir(name)
 			if err != nil {
-				return &changedError{path: d.Join(name), was: fs.ModeDir, err: err}
+				return openError(d.Join(name), fs.ModeDir, err)
 			}
 			stack = append(stack, openDir{e.rel, sub})
 			if uint64(st.Dev) != e.dev || st.Ino != e.ino {
@@ -357,6 +420,21 @@ func (e *changedError) Error() string {
 
 func (e *changedError) Unwrap() error { return e.err }
 
+// openError is the error for the entry at path, scanned as of type was,
+// that the copy could not open: a change since the scan (another kind of
+// file there, or none) is one; a permission refused since is that; any
+// other fault is said as what it is.
+func openError(path string, was fs.FileMode, err error) error {
+	var ke *hostdir.KindError
+	switch {
+	case errors.As(err, &ke), errors.Is(err, fs.ErrNotExist):
+		return &changedError{path: path, was: was, err: err}
+	case errors.Is(err, fs.ErrPermission):
+		return &UnreadableError{Path: path, Dir: was == fs.ModeDir, Err: err}
+	}
+	return err // hostdir's: "open PATH: too many open files"
+}
+
 // ctxReader is r, failing with ctx's error once ctx is done: a large
 // file's copy stops within one read.
 type ctxReader struct {
@@ -378,7 +456,7 @@ func copyDataFile(ctx context.Context, fsys filesystem.FileSystem, img io.Writer
 	hp := d.Join(name)
 	in, st, err := d.OpenFile(name)
 	if err != nil {
-		return &changedError{path: hp, was: 0, err: err}
+		return openError(hp, 0, err)
 	}
 	defer in.Close()
 	if uint64(st.Dev) != e.dev || st.Ino != e.ino {

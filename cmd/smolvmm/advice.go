@@ -46,6 +46,7 @@ var adviceTable = []advice{
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
 	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
+	{is: isAs[*imagebuilder.UnreadableError], cli: "make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share"},
 	{is: isAs[*imagebuilder.StageUnreachableError], cli: "set TMPDIR to a directory every user can traverse, such as /var/tmp"},
 	// Only --restore reads a snapshot.
 	{is: isErr(snapshot.ErrFormat), cli: "give --restore a file written by --snapshot"},

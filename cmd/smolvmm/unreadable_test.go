@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+var (
+	openBinOnce sync.Once
+	openBin     string
+	openBinErr  error
+)
+
+// asUnprivileged is a command running smolvmm with args as a user for
+// whom a file of mode 000 is unreadable: nobody when the test runs as
+// root (as CI does), the test's own user otherwise. The binary is copied
+// where nobody may run it.
+func asUnprivileged(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	bin := smolvmmBin(t)
+	if os.Geteuid() != 0 {
+		return exec.Command(bin, args...)
+	}
+	nobody := nobodyUser(t) // contain_test.go
+	openBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "smolvmm-nobody")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
+		if err == nil {
+			openBin = filepath.Join(dir, "smolvmm")
+			err = copyFile(bin, openBin)
+		}
+		openBinErr = err
+	})
+	if openBinErr != nil {
+		t.Fatal(openBinErr)
+	}
+	cmd := exec.Command(openBin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(nobody.UID), Gid: uint32(nobody.GID), Groups: []uint32{}}}
+	return cmd
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// openTempDir is a t.TempDir every user may look into (mode 0755, its
+// parent too) or, with writable, write to (mode 0777).
+func openTempDir(t *testing.T, writable bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	mode := os.FileMode(0o755)
+	if writable {
+		mode = 0o777
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Chmod, not the umask, decides a writable one's mode.
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// runStatus runs cmd and returns its status and standard error.
+func runStatus(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
+}
+
+// TestDataUnreadable: a file or directory of mkimg --data that the user
+// may not read is refused by the scan, before any image is written, with
+// what cannot be read and what to do. A file was reported only when the
+// build reached it, and as a change: "data/secret changed while the image
+// was built (it was a regular file when scanned): open data/secret:
+// permission denied"; a directory as "reading data/sub: open data/sub:
+// permission denied".
+func TestDataUnreadable(t *testing.T) {
+	const advice = " cannot be read: permission denied (make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share)"
+	tests := []struct {
+		name string
+		path string // made unreadable, below the data directory
+		mode os.FileMode
+		want string // stderr, after "smolvmm mkimg: " and the data directory
+	}{
+		{"file", "secret", 0, "file %s/secret" + advice},
+		{"directory", "sub", 0, "directory %s/sub" + advice},
+		{"directory, not searchable", "sub", 0o644, "directory %s/sub" + advice},
+		{"the data directory", ".", 0, "directory %s" + advice},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, out := openTempDir(t, false), openTempDir(t, true)
+			if err := os.Mkdir(filepath.Join(data, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"secret", "sub/f", "z"} {
+				if err := os.WriteFile(filepath.Join(data, f), []byte("data\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(data, tt.path)
+			if err := os.Chmod(p, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Chmod(p, 0o755)
+			img := filepath.Join(out, "d.img")
+			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "--data", data, "-i", img))
+			want := "smolvmm mkimg: " + strings.ReplaceAll(tt.want, "%s", data) + "\n"
+			if code != 1 || stderr != want {
+				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
+			}
+			if left, _ := os.ReadDir(out); len(left) != 0 {
+				t.Errorf("left in %s: %v", out, left)
+			}
+		})
+	}
+}
