@@ -204,7 +204,8 @@ func Validate(fsys fs.FS, where string) error {
 		problems = append(problems, fmt.Sprintf("postinst: %v", err))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("service %s is not valid:\n  %s", where, strings.Join(problems, "\n  "))
+		// One line, as every error is printed.
+		return fmt.Errorf("service %s is not valid: %s", where, strings.Join(problems, "; "))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 
 	"github.com/smolvmm/smolvmm/service"
 )
@@ -196,5 +197,16 @@ func TestCheckName(t *testing.T) {
 		if err := service.CheckName(ok); err != nil {
 			t.Errorf("CheckName(%.20q): %v", ok, err)
 		}
+	}
+}
+
+// TestValidateOneLine: a service's problems are said on one line, as
+// every error is printed; they were one line each under a heading.
+func TestValidateOneLine(t *testing.T) {
+	fsys := fstest.MapFS{"etc/hosts": {Data: []byte("x")}, "postinst/notes.txt": {Data: []byte("x")}}
+	err := service.Validate(fsys, "svc/bad")
+	want := `service svc/bad is not valid: etc/rc is missing: it is the script the VM runs at boot (e.g. ". /etc/include/basicrc; sh"); postinst/notes.txt: postinst/ may hold only *.sh script files`
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }
