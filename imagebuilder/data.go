@@ -305,7 +305,43 @@ func writeDataImage(ctx context.Context, f *os.File, root *hostdir.Dir, es []dat
 	// The file systems are made directly, not through go-diskfs's
 	// disk package, which links (and initialises at every smolvmm
 	// start) every file system and partition table it knows.
-	b := dataStorage(f)
+	rec := &recordingFile{File: f}
+	b := dataStorage(rec)
+	err := fillDataImage(ctx, f, b, root, es, fsType, typ, size)
+	if err != nil && rec.err != nil && !errors.Is(err, rec.err) {
+		// go-diskfs words the image's write errors with %v: the
+		// image file's own error is kept beside it, so that a full
+		// disk (ENOSPC) is known as one.
+		return withCause{err, rec.err}
+	}
+	return err
+}
+
+// withCause is an error whose text already tells its cause, which it
+// also unwraps to.
+type withCause struct{ err, cause error }
+
+func (w withCause) Error() string   { return w.err.Error() }
+func (w withCause) Unwrap() []error { return []error{w.err, w.cause} }
+
+// recordingFile is the image file as go-diskfs writes it, keeping the
+// first write error, whose kind go-diskfs's messages drop.
+type recordingFile struct {
+	*os.File
+	err error
+}
+
+func (r *recordingFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := r.File.WriteAt(p, off)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// fillDataImage makes the file system in b, the backend of f, and copies
+// es into it.
+func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hostdir.Dir, es []dataEntry, fsType string, typ filesystem.Type, size int64) error {
 	var fsys filesystem.FileSystem
 	var err error
 	if typ == filesystem.TypeISO9660 {
@@ -342,7 +378,7 @@ func writeDataImage(ctx context.Context, f *os.File, root *hostdir.Dir, es []dat
 
 // dataStorage is the storage a data image's file system is made on; tests
 // replace it to watch the writes.
-var dataStorage = func(f *os.File) backend.Storage { return file.New(f, false) }
+var dataStorage = func(f fs.File) backend.Storage { return file.New(f, false) }
 
 // copyData copies es into fsys, each entry opened beneath its parent's
 // descriptor as scanData found it; img is the image fsys is on, where a

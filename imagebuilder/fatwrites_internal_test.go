@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,7 +47,7 @@ func fatWrites(t *testing.T, size int) int {
 	}
 	var offs []int64
 	old := dataStorage
-	dataStorage = func(f *os.File) backend.Storage { return writeLog{old(f), &offs} }
+	dataStorage = func(f fs.File) backend.Storage { return writeLog{old(f), &offs} }
 	defer func() { dataStorage = old }()
 	img := filepath.Join(t.TempDir(), "data.img")
 	if err := BuildDataImage(dir, img, DataFAT32); err != nil {
