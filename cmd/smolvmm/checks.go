@@ -155,10 +155,8 @@ func checkImageOutput(out string) (string, error) {
 		return "", err
 	}
 	target, err := atomicfile.Target(out)
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Path == out {
-		// Named once, without the system call ("image lstat X: ...").
-		return "", fmt.Errorf("image %s: %w", out, pe.Err)
+	if e, ok := outputTargetError("image", out, err); ok { // filemsgs.go
+		return "", e
 	}
 	if err != nil {
 		return "", fmt.Errorf("image %w", err)
@@ -374,7 +372,13 @@ func checkOutputFiles(outputs, inputs []namedFile) error {
 		if o.path == "" {
 			continue
 		}
+		if err := checkNameLength(o.flag, o.path); err != nil {
+			return err
+		}
 		if _, err := atomicfile.Target(o.path); err != nil {
+			if e, ok := outputTargetError(o.flag, o.path, err); ok { // filemsgs.go
+				return e
+			}
 			return fmt.Errorf("%s %w", o.flag, err)
 		}
 		r := resolve(o)

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 )
 
@@ -28,8 +29,12 @@ func outputDirError(flag, path, dir, verb string) error {
 }
 
 // checkOutputDir refuses, with outputDirError, an output path of flag
-// whose directory does not exist (or is not a directory).
+// whose directory does not exist (or is not a directory), and, as a
+// command-line mistake, one too long to be a path (checkNameLength).
 func checkOutputDir(flag, path, verb string) error {
+	if err := checkNameLength(flag, path); err != nil { // checks.go
+		return err
+	}
 	if dir := filepath.Dir(path); !isDir(dir) { // checks.go
 		return outputDirError(flag, path, dir, verb)
 	}
@@ -42,10 +47,57 @@ func checkOutputDir(flag, path, verb string) error {
 // -d)".
 func inputFileError(flag, spec, path string, err error) error {
 	e := flagFileError(flag, spec, path, err)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return e
+	if a := inputAdvice(err, "the path given with "+flag, "another "+flag); a != "" {
+		return &fileError{e.Error() + " (" + a + ")", err}
 	}
-	return &fileError{e.Error() + " (check the path given with " + flag + ")", err}
+	return e
+}
+
+// inputAdvice is what to do about err, the failure to open an input file:
+// check is what to check when it does not exist ("the path given with
+// -x"), other what else to give when it may not be read ("another -x");
+// "" for other faults.
+func inputAdvice(err error, check, other string) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "check " + check
+	case errors.Is(err, fs.ErrPermission):
+		return "make it readable by the user smolvmm runs as, or give " + other
+	}
+	return ""
+}
+
+// checkReadable refuses, with inputFileError, a regular file of flag that
+// this process may not open, before the work that would read it.
+func checkReadable(flag, path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return inputFileError(flag, path, path, err)
+	}
+	if err == nil {
+		f.Close()
+	}
+	return nil
+}
+
+// unsafeLinkAdvice is what to do about an output path that is another
+// user's symlink in a sticky directory (atomicfile.ErrUnsafeSymlink).
+const unsafeLinkAdvice = "a link there could name any file, which would be replaced; give the file's own path"
+
+// outputTargetError words atomicfile.Target's refusal of the output path
+// that what names ("-o", "image"): another user's symlink, with what to
+// do, or a system call's error, the path named once and no call's name
+// ("-o X: permission denied", not "output lstat X: ..."). ok is false for
+// other errors, which the caller words.
+func outputTargetError(what, path string, err error) (_ error, ok bool) {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, atomicfile.ErrUnsafeSymlink):
+		return &fileError{flagFileError(what, path, path, err).Error() + " (" + unsafeLinkAdvice + ")", err}, true
+	case errors.As(err, &pe) && pe.Path == path:
+		return &fileError{fmt.Sprintf("%s %s: %v", what, path, pe.Err), err}, true
+	}
+	return err, false
 }
 
 // checkInputPath refuses, with inputFileError, an input path of flag that
@@ -108,6 +160,13 @@ func checkSetPath(path string) error {
 	}
 	if !st.IsDir() && !st.Mode().IsRegular() {
 		return &fileError{fmt.Sprintf("-x %s is %s: give a set archive (.tgz, .tar.xz, .tar) or a directory", path, filekind.Of(st.Mode())), imagebuilder.ErrSetKind}
+	}
+	if st.Mode().IsRegular() {
+		// Refused now, not by the set reader once the build has begun
+		// ("set X: open: permission denied").
+		if err := checkReadable("-x", path); err != nil {
+			return err
+		}
 	}
 	if st.Mode().IsRegular() && st.Size() == 0 {
 		// The set reader's words, with what to give.

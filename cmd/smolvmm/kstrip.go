@@ -158,7 +158,16 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		if out == "" {
 			out = in
 		}
+		what := "-o"
+		if c.String("output") == "" {
+			what = "kernel"
+		} else if err := checkNameLength("-o", out); err != nil { // checks.go
+			return err
+		}
 		target, err := atomicfile.Target(out)
+		if e, ok := outputTargetError(what, out, err); ok { // filemsgs.go
+			return e
+		}
 		if err != nil {
 			var nr *atomicfile.NotRegularError
 			if errors.As(err, &nr) && namesStdout(c.String("output")) {
@@ -177,7 +186,7 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		}
 		// ...and so is its directory, where the replacement is made; a
 		// missing KERNEL is left for the read below to report.
-		what := "-o " + out
+		what = "-o " + out
 		if c.String("output") == "" {
 			what = "kernel " + in + " (replaced in place)"
 		}
@@ -199,8 +208,10 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 	f, err := kstrip.ReadFile(in)
 	if err != nil {
 		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Path == in && errors.Is(err, fs.ErrNotExist) {
-			return &fileError{fmt.Sprintf("kernel %s: %v (check the path given as KERNEL)", in, pe.Err), err}
+		if errors.As(err, &pe) && pe.Path == in {
+			if a := inputAdvice(err, "the path given as KERNEL", "another KERNEL"); a != "" { // filemsgs.go
+				return &fileError{fmt.Sprintf("kernel %s: %v (%s)", in, pe.Err, a), err}
+			}
 		}
 		return fmt.Errorf("kstrip: %w", err)
 	}

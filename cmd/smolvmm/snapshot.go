@@ -65,13 +65,16 @@ func checkSnapshotFlags(c *cli.Context) error {
 	return checkSnapshotTarget(c)
 }
 
-// checkSnapshotTarget refuses a --snapshot file that is one of the files
-// the VM reads (same device and inode, whatever the spelling or symlinks):
+// checkSnapshotTarget refuses a --snapshot path no file can have, and a
+// --snapshot file that is one of the files the VM reads (same device and inode, whatever the spelling or symlinks):
 // the snapshot would replace it.
 func checkSnapshotTarget(c *cli.Context) error {
 	path := c.String("snapshot")
 	if path == "" {
 		return nil
+	}
+	if err := checkNameLength("--snapshot", path); err != nil { // checks.go
+		return err
 	}
 	st, err := os.Stat(path)
 	if err != nil {
