@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"os/user"
@@ -10,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -114,10 +116,8 @@ func netAction(c *cli.Context) error {
 			return err
 		}
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "smolvmm net: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-	}
-	cfg := netback.HubConfig{Socket: socket, Leases: c.String("leases"), Logf: logf, Group: gid}
+	dlog := &daemonLog{w: os.Stderr, now: time.Now}
+	cfg := netback.HubConfig{Socket: socket, Leases: c.String("leases"), Logf: dlog.logf, Group: gid}
 	if c.Bool("quiet") {
 		cfg.Logf = nil
 	}
@@ -145,8 +145,8 @@ func netAction(c *cli.Context) error {
 	if leases == "" {
 		leases = netback.HubLeases(socket)
 	}
-	fmt.Fprintf(os.Stderr, "smolvmm net: listening on %s (gateway %s, DNS %s, leases from %s in %s); join with --net user:%s\n",
-		socket, netback.UserGateway, netback.UserDNS, netback.UserGuest, leases, joinName(c, socket))
+	dlog.start(fmt.Sprintf("smolvmm net: listening on %s (gateway %s, DNS %s, leases from %s in %s); join with --net user:%s\n",
+		socket, netback.UserGateway, netback.UserDNS, netback.UserGuest, leases, joinName(c, socket)))
 	sig := <-sigs
 	stopReleases() // before the hub closes under it
 	s := h.Stats()
@@ -157,6 +157,45 @@ func netAction(c *cli.Context) error {
 		"%d forwarded UDP datagrams of new clients dropped at a forward's or VM's bound, %d outgoing connections and %d UDP flows refused at a VM's bound, %d DNS queries refused while too many were asked)\n",
 		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused, s.ForwardFlowsRefused, s.NATRefusedConns, s.NATRefusedFlows, s.DNSRefused)
 	return nil
+}
+
+// daemonLog is smolvmm net's standard error: its start line, then the
+// hub's lines. The hub serves from NewHub on, before the start line can
+// be written, and a VM that was waiting to rejoin connects at once: the
+// lines logged meanwhile are held until the start line, so that the log
+// never tells of a VM joining or refused before the network says it
+// listens (nor does a reader waiting for that line miss them).
+type daemonLog struct {
+	w   io.Writer
+	now func() time.Time
+
+	mu      sync.Mutex
+	started bool
+	held    []string
+}
+
+// logf writes a line with the time, or holds it until start.
+func (l *daemonLog) logf(format string, args ...any) {
+	line := fmt.Sprintf("smolvmm net: %s %s\n", l.now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started {
+		l.held = append(l.held, line)
+		return
+	}
+	_, _ = io.WriteString(l.w, line)
+}
+
+// start writes line, then the lines held, and lets logf write from then
+// on.
+func (l *daemonLog) start(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, line)
+	for _, h := range l.held {
+		_, _ = io.WriteString(l.w, h)
+	}
+	l.started, l.held = true, nil
 }
 
 // checkSocketFlag refuses a --socket path no socket can be made at: one

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -1185,4 +1186,40 @@ func TestNetEmptyLeaseFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	startNetDaemon(t, filepath.Join(dir, "net.sock"), "--leases", leases)
+}
+
+// The hub serves from NewHub on, before the daemon writes its start
+// line, and a VM waiting to rejoin connects at once: what the hub logged
+// meanwhile ("refused a VM", "joined") came before "listening on", where
+// a reader waiting for that line (the tests' startNetDaemon) missed it.
+// It now follows the start line, in order, with the time it happened.
+func TestDaemonLogOrder(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after []string
+		want          string
+	}{
+		{"nothing before the start", nil, []string{"VM a joined"},
+			"start\nsmolvmm net: 12:00:00 VM a joined\n"},
+		{"lines before the start follow it", []string{"refused a VM: x", "VM b joined"}, []string{"VM b left"},
+			"start\nsmolvmm net: 12:00:00 refused a VM: x\nsmolvmm net: 12:00:00 VM b joined\nsmolvmm net: 12:00:00 VM b left\n"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		l := &daemonLog{w: &out, now: func() time.Time { return time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC) }}
+		var wg sync.WaitGroup
+		for _, s := range tt.before {
+			// As the hub does: from its own goroutines.
+			wg.Add(1)
+			go func() { defer wg.Done(); l.logf("%s", s) }()
+			wg.Wait()
+		}
+		l.start("start\n")
+		for _, s := range tt.after {
+			l.logf("%s", s)
+		}
+		if out.String() != tt.want {
+			t.Errorf("%s: logged %q, want %q", tt.name, out.String(), tt.want)
+		}
+	}
 }
