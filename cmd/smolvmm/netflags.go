@@ -241,6 +241,18 @@ func watchNIC(ctx context.Context, cancel context.CancelCauseFunc, failer nicFai
 	return func() { end(); <-done }
 }
 
+// stoppedBeforeRun is why a VM whose context ctx ended while its machine
+// was made never ran its guest: the shared network's refusal when
+// watchNIC stopped it (a VM set up slowly, on a loaded host, can lose its
+// network and be refused before its guest runs), else the stop asked for.
+func stoppedBeforeRun(ctx context.Context) error {
+	var nicErr *nicFailedError
+	if errors.As(context.Cause(ctx), &nicErr) {
+		return nicErr
+	}
+	return errors.New("stopped before the guest ran")
+}
+
 // nicFailedError is why watchNIC stopped a VM.
 type nicFailedError struct{ err error }
 

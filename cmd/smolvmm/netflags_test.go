@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -150,6 +152,50 @@ func TestNICConfigRunsAs(t *testing.T) {
 		}
 		if got.RunsAs != tt.want {
 			t.Errorf("%q: the join runs as %d, want %d", args, got.RunsAs, tt.want)
+		}
+	}
+}
+
+// failedNIC is a nicFailer that has failed for good already.
+type failedNIC struct{ err error }
+
+func (f failedNIC) Failed() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func (f failedNIC) Err() error { return f.err }
+
+// A VM whose shared network refused it for good while its machine was
+// made (on a loaded host the network can go and come back before the
+// guest runs) says the refusal, as it does once the guest runs; it said
+// only "stopped before the guest ran". A stop asked for still says that.
+func TestStoppedBeforeRun(t *testing.T) {
+	refused := &netback.RefusedError{Socket: "/tmp/n.sock", Reason: netback.RefusedForward,
+		Message: "port forward tcp:127.0.0.1:8080:80: the host port is already in use"}
+	tests := []struct {
+		name   string
+		failer nicFailer
+		want   string
+	}{
+		{"network refused the VM", failedNIC{refused}, "the VM stopped: " + refused.Error()},
+		{"stop asked for", nil, "stopped before the guest ran"},
+	}
+	for _, tt := range tests {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		stop := watchNIC(ctx, cancel, tt.failer)
+		if tt.failer == nil {
+			cancel(nil) // Ctrl-A x, or a signal
+		}
+		<-ctx.Done()
+		stop()
+		err := stoppedBeforeRun(ctx)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+		if tt.failer != nil && !errors.Is(err, netback.ErrRefused) {
+			t.Errorf("%s: %v does not wrap the refusal", tt.name, err)
 		}
 	}
 }

@@ -412,7 +412,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	if err == nil && ctx.Err() != nil {
 		// Stopped while the kernel loaded: the guest never runs.
 		m.Close()
-		err = errors.New("stopped before the guest ran")
+		err = stoppedBeforeRun(ctx)
 	}
 	err = forcedBootHint(err, cfg.Boot) // advice.go
 	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
