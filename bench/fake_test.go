@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,9 +55,13 @@ const (
 //
 //	lines    prints a line, after fakeDelay "marker: ready", exits 1 (as QEMU's debug-exit)
 //	report   as lines, and writes a ChildReport to the file after --report
-//	port     prints a line, listens on BENCH_ADDR after fakeDelay, exits after 5*fakeDelay
+//	port     prints a line, listens on BENCH_ADDR after fakeDelay, and runs until
+//	         SIGTERM (a minute at most), on which it exits 130
 //	fwd      a netstack guest on the user network with BENCH_PORT forwarded to
-//	         its port 80, where it listens after fakeDelay; exits after 5*fakeDelay
+//	         its port 80, where it listens once fakeDelay has passed and it has
+//	         refused a connection there (a TCP reset); writes when that was,
+//	         in ns since its start, to the file BENCH_REFUSED; runs as port,
+//	         and writes a ChildReport (its runtime phase) to --report
 //	memory   maps fakeGuestBytes of anonymous RAM, touches fakeTouched of it, prints, sleeps
 //	silent   prints "boom" on stderr and exits 3
 //	onefails as memory, except the one start that creates the file BENCH_ONCE,
@@ -147,6 +152,8 @@ func fakeVMM(mode string, args []string) int {
 		}
 		return 1
 	case "port":
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
 		fmt.Println("booting")
 		time.Sleep(fakeDelay)
 		ln, err := net.Listen("tcp", os.Getenv("BENCH_ADDR"))
@@ -155,11 +162,9 @@ func fakeVMM(mode string, args []string) int {
 			return 4
 		}
 		defer ln.Close()
-		// Longer than portready.Hold, the time a probe must stay connected.
-		time.Sleep(4 * fakeDelay)
-		return 0
+		return serveUntilStopped(term)
 	case "fwd":
-		return fakeForward()
+		return fakeForward(r, *report)
 	case "readyfd", "notready":
 		fmt.Println("booting")
 		time.Sleep(fakeDelay)
@@ -368,7 +373,9 @@ func fakeCrash() {
 }
 
 // fakeForward is the fwd mode: the service behind a user-network forward.
-func fakeForward() int {
+func fakeForward(r ChildReport, report string) int {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
 	port, err := strconv.ParseUint(os.Getenv("BENCH_PORT"), 10, 16)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "BENCH_PORT:", err)
@@ -381,7 +388,8 @@ func fakeForward() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
-	g, err := stackguest.New(u, stackguest.Config{MAC: mac, Addr: netip.PrefixFrom(netback.UserGuest, 24), Gateway: netback.UserGateway})
+	w := &resetWatch{Backend: u, port: 80, reset: make(chan int64, 1)}
+	g, err := stackguest.New(w, stackguest.Config{MAC: mac, Addr: netip.PrefixFrom(netback.UserGuest, 24), Gateway: netback.UserGateway})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
@@ -389,21 +397,74 @@ func fakeForward() int {
 	defer g.Close()
 	fmt.Println("booting")
 	time.Sleep(fakeDelay)
-	ln, err := g.ListenTCP(80)
-	if err != nil {
+	// Not before a connection the forwarder accepted has been refused:
+	// then the bench has met one that it must not count, whatever the
+	// load, and the test knows when.
+	status := 130
+	select {
+	case refused := <-w.reset:
+		if err := os.WriteFile(os.Getenv("BENCH_REFUSED"), []byte(strconv.FormatInt(refused-r.Phases[PhaseRuntime], 10)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		ln, err := g.ListenTCP(80)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		status = serveUntilStopped(term)
+	case <-term: // the bench counted a connection the guest never took
+	}
+	if err := WriteChildReport(report, r); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
+	return status
+}
+
+// resetWatch is a guest's backend that sends the CLOCK_MONOTONIC time of
+// the guest's first TCP reset from port (a connection refused there) on
+// reset.
+type resetWatch struct {
+	netback.Backend
+	port  uint16
+	once  sync.Once
+	reset chan int64
+}
+
+// WriteFrame implements netback.Backend.
+func (w *resetWatch) WriteFrame(f []byte) error {
+	const eth = netback.EthernetHeaderSize
+	if len(f) >= eth+20 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[eth+9] == 6 {
+		if h := eth + int(f[eth]&15)*4; len(f) >= h+14 && binary.BigEndian.Uint16(f[h:]) == w.port && f[h+13]&0x04 != 0 {
+			at := MonoNow()
+			w.once.Do(func() { w.reset <- at })
 		}
-	}()
-	time.Sleep(4 * fakeDelay)
-	return 0
+	}
+	return w.Backend.WriteFrame(f)
+}
+
+// serveUntilStopped keeps a fake service up until the bench stops it
+// (SIGTERM on term, once it has seen it ready), as a guest's service
+// runs: one that went away after a set time was gone before a bench
+// starved of the CPU for longer (half a second, on a loaded host) had
+// held a connection to it for portready.Hold, and the boot was not
+// ready. A minute at most, should the bench be gone.
+func serveUntilStopped(term <-chan os.Signal) int {
+	select {
+	case <-term:
+		return 130
+	case <-time.After(time.Minute):
+		return 0
+	}
 }
