@@ -1,8 +1,9 @@
 // Package guestmem gives bounds-checked access to a guest's physical memory.
 //
 // Every access names a guest physical address (GPA) and a length and is
-// checked against the memory's size before it touches a byte, so a hostile
-// guest address can produce an error but never a host fault. Nothing overlays
+// checked against the memory's size and its holes before it touches a byte,
+// so a hostile guest address can produce an error but never a host fault,
+// nor reach bytes the guest does not see as RAM. Nothing overlays
 // Go structs on guest memory: multi-byte values are read and written
 // explicitly in little-endian order.
 package guestmem
@@ -18,27 +19,48 @@ import (
 // ErrOutOfRange is wrapped by every error about an access outside memory.
 var ErrOutOfRange = errors.New("outside guest memory")
 
-// Memory is a guest's RAM starting at guest physical address 0. The real
-// machine backs it with an mmap; tests use a plain byte slice.
+// Memory is a guest's RAM starting at guest physical address 0, less its
+// holes. The real machine backs it with an mmap; tests use a plain byte
+// slice.
 type Memory struct {
-	b []byte
+	b     []byte
+	holes []Range
 }
 
-// New wraps b (usually an mmap of guest RAM) as guest memory.
-func New(b []byte) *Memory { return &Memory{b: b} }
+// Range is the guest physical addresses [Start, End).
+type Range struct {
+	Start, End uint64
+}
+
+// New wraps b (usually an mmap of guest RAM) as guest memory. holes are
+// ranges of b that the guest does not see as RAM, such as a PC's VGA window
+// at 0xA0000-0xBFFFF, which the VMM does not give KVM: an access that
+// touches one is refused like one past the end, so a device can neither
+// take data from nor leave data where the guest never reads. Bytes still
+// covers them, for whoever copies the whole mapping.
+func New(b []byte, holes ...Range) *Memory {
+	return &Memory{b: b, holes: append([]Range(nil), holes...)}
+}
 
 // Size is the number of bytes of guest RAM.
 func (m *Memory) Size() uint64 { return uint64(len(m.b)) }
 
-// Bytes returns the whole of guest RAM, for loaders that fill it before the
-// guest runs.
+// Bytes returns the whole of guest RAM, holes included, for loaders that
+// fill it before the guest runs and for snapshots that copy it.
 func (m *Memory) Bytes() []byte { return m.b }
 
-// Check reports whether [gpa, gpa+n) lies inside memory, without overflow.
+// Check reports whether [gpa, gpa+n) lies inside memory, without overflow,
+// and touches none of its holes. Every other access checks through it.
 func (m *Memory) Check(gpa, n uint64) error {
 	end := gpa + n
 	if end < gpa || end > uint64(len(m.b)) {
 		return fmt.Errorf("guest range [%#x, +%#x): %w (size %#x)", gpa, n, ErrOutOfRange, len(m.b))
+	}
+	for _, h := range m.holes {
+		// An empty range touches a hole only strictly inside it.
+		if gpa < h.End && h.Start < end {
+			return fmt.Errorf("guest range [%#x, +%#x): %w (no RAM at [%#x, %#x))", gpa, n, ErrOutOfRange, h.Start, h.End)
+		}
 	}
 	return nil
 }

@@ -40,6 +40,58 @@ func TestBounds(t *testing.T) {
 	}
 }
 
+// TestHoles: a range that touches a hole (the VGA window of a PC) is
+// refused like one past the end, by Check and by every accessor built on it;
+// ranges that end at its start or begin at its end are RAM.
+func TestHoles(t *testing.T) {
+	const start, end = 0xA0000, 0xC0000
+	m := New(make([]byte, 1<<20), Range{Start: start, End: end})
+	tests := []struct {
+		name   string
+		gpa, n uint64
+		ok     bool
+	}{
+		{"below, ending at the hole", start - 16, 16, true},
+		{"above, starting at its end", end, 16, true},
+		{"empty at its start", start, 0, true},
+		{"empty at its end", end, 0, true},
+		{"last byte below", start - 1, 1, true},
+		{"first byte of the hole", start, 1, false},
+		{"last byte of the hole", end - 1, 1, false},
+		{"running into it", start - 8, 16, false},
+		{"running out of it", end - 8, 16, false},
+		{"across it", start - 4096, end - start + 8192, false},
+		{"empty inside", start + 0x1000, 0, false},
+		{"whole memory", 0, 1 << 20, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := m.Check(tt.gpa, tt.n)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Check(%#x, %#x) err = %v, want ok=%v", tt.gpa, tt.n, err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrOutOfRange) {
+				t.Fatalf("error %v does not wrap ErrOutOfRange", err)
+			}
+			if _, err := m.Slice(tt.gpa, tt.n); (err == nil) != tt.ok {
+				t.Errorf("Slice(%#x, %#x) err = %v, want ok=%v", tt.gpa, tt.n, err, tt.ok)
+			}
+		})
+	}
+	if _, err := m.WriteAt([]byte{1}, start); err == nil {
+		t.Error("WriteAt into the hole accepted")
+	}
+	if err := m.Write32(end-2, 1); err == nil {
+		t.Error("Write32 across the hole's end accepted")
+	}
+	if _, err := m.LoadAcquire32(start + 4); err == nil {
+		t.Error("LoadAcquire32 in the hole accepted")
+	}
+	if len(m.Bytes()) != 1<<20 {
+		t.Errorf("Bytes covers %#x bytes, want the whole mapping", len(m.Bytes()))
+	}
+}
+
 func TestLittleEndianAndAtomics(t *testing.T) {
 	m := New(make([]byte, 64))
 	if err := m.Write64(8, 0x1122334455667788); err != nil {

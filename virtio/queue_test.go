@@ -382,3 +382,85 @@ func lens(s [][]byte) []int {
 	}
 	return n
 }
+
+// vgaWindow is the hole the VMM leaves in guest memory: the guest reads
+// all ones there, so the device must not take rings or buffers from it.
+var vgaWindow = guestmem.Range{Start: 0xA0000, End: 0xC0000}
+
+// TestMemoryHoles: rings, descriptor tables and buffers that touch a hole
+// of guest memory are refused as a corrupt ring, exactly as those past the
+// end of RAM are; the RAM on either side serves.
+func TestMemoryHoles(t *testing.T) {
+	const size = 8
+	for _, tc := range []struct {
+		name string
+		pfn  uint32 // 0: the ring at PFN 1
+		bufs []virtiotest.Buf
+		ind  uint64 // indirect table address (0: a direct chain)
+		rule string // "": served
+	}{
+		{name: "rings at PFN 0xA0", pfn: 0xA0, rule: "queue PFN 0xa0: rings of 8 entries at 0xa0000: guest range [0xa0000, +0x1046): outside guest memory (no RAM at [0xa0000, 0xc0000))"},
+		{name: "used ring running into the window", pfn: 0x9F, rule: "queue PFN 0x9f"},
+		{name: "rings above the window", pfn: 0xC0},
+		{name: "buffer in the window", bufs: []virtiotest.Buf{{Addr: 0xA0000, Len: 512, Write: true}},
+			rule: "(queue): descriptor 0: buffer: guest range [0xa0000, +0x200): outside guest memory"},
+		{name: "buffer running into the window", bufs: []virtiotest.Buf{{Addr: 0x9FF00, Len: 512, Write: true}},
+			rule: "(queue): descriptor 0: buffer: guest range [0x9ff00, +0x200)"},
+		{name: "buffer ending in the window's last byte", bufs: []virtiotest.Buf{{Addr: 0xBFF00, Len: 256}},
+			rule: "(queue): descriptor 0: buffer: guest range [0xbff00, +0x100)"},
+		{name: "buffers on either side", bufs: []virtiotest.Buf{{Addr: 0x9FE00, Len: 512}, {Addr: 0xC0000, Len: 512, Write: true}}},
+		{name: "indirect table in the window", bufs: []virtiotest.Buf{{Addr: 0x20000, Len: 16}}, ind: 0xB0000,
+			rule: "(queue): indirect table: guest range [0xb0000, +0x10): outside guest memory"},
+		{name: "indirect buffer in the window", bufs: []virtiotest.Buf{{Addr: 0x20000, Len: 16}, {Addr: 0xA8000, Len: 4096, Write: true}}, ind: 0x30000,
+			rule: "(indirect table): descriptor 1: buffer: guest range [0xa8000, +0x1000)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := guestmem.New(make([]byte, memSize), vgaWindow)
+			q, err := virtio.NewQueue(mem, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pfn := tc.pfn
+			if pfn == 0 {
+				pfn = 1
+			}
+			err = q.SetPFN(pfn)
+			if len(tc.bufs) == 0 {
+				if tc.rule == "" && (err != nil || !q.Ready()) {
+					t.Fatalf("SetPFN(%#x): %v, ready %v", pfn, err, q.Ready())
+				}
+				if tc.rule != "" && (!errors.Is(err, virtio.ErrRing) || q.Ready() || !strings.Contains(err.Error(), tc.rule)) {
+					t.Fatalf("SetPFN(%#x): %v, ready %v; want an ErrRing error saying %q", pfn, err, q.Ready(), tc.rule)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The driver side writes the ring in the backing bytes: a
+			// hostile guest's ring is not checked by anyone but the device.
+			r, err := virtiotest.NewRing(guestmem.New(mem.Bytes()), pfn, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.ind != 0 {
+				r.Publish(r.AddIndirect(tc.ind, tc.bufs))
+			} else {
+				r.Publish(r.AddChain(tc.bufs))
+			}
+			c, ok, err := q.Pop()
+			if tc.rule == "" {
+				if err != nil || !ok || len(c.Descs) != len(tc.bufs) {
+					t.Fatalf("Pop = %+v, ok %v, err %v; want the chain served", c, ok, err)
+				}
+				return
+			}
+			if !errors.Is(err, virtio.ErrRing) || ok {
+				t.Fatalf("Pop = %+v, ok %v, err %v; want an ErrRing error", c, ok, err)
+			}
+			if !strings.Contains(err.Error(), tc.rule) {
+				t.Errorf("Pop refused with %q; want %q", err, tc.rule)
+			}
+		})
+	}
+}

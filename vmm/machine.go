@@ -478,7 +478,9 @@ func New(cfg Config) (m *Machine, err error) {
 	return m, nil
 }
 
-// Memory returns the guest's RAM, for tests and loaders.
+// Memory returns the guest's RAM, for tests and loaders. The VGA window
+// 0xA0000-0xBFFFF is a hole in it: accesses there are refused, as the guest
+// sees no RAM there.
 func (m *Machine) Memory() *guestmem.Memory { return m.gmem }
 
 // Plan returns the boot protocol used, where the loader placed the kernel
@@ -515,11 +517,13 @@ func (m *Machine) setupMemory() error {
 // useMemory makes mem (mapped, and unmapped by a closer) the guest's RAM.
 func (m *Machine) useMemory(mem []byte) error {
 	size := len(mem)
-	m.gmem = guestmem.New(mem)
 	// Two slots around the VGA window: a machine without a display decodes
 	// nothing at 0xA0000-0xBFFFF, so its accesses reach the MMIO bus, which
 	// floats reads to all ones. As RAM, NetBSD's pcdisplay probe read back
-	// what it wrote and attached a display that does not exist.
+	// what it wrote and attached a display that does not exist. The same
+	// window is a hole of gmem, so no device DMA (nor loader) reaches
+	// bytes the guest cannot see.
+	m.gmem = guestmem.New(mem, guestmem.Range{Start: vgaStart, End: vgaEnd})
 	for slot, r := range []struct{ start, end uint64 }{{0, vgaStart}, {vgaEnd, uint64(size)}} {
 		region := kvm.UserspaceMemoryRegion{
 			Slot: uint32(slot), GuestPhysAddr: r.start, MemorySize: r.end - r.start,

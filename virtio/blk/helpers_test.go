@@ -78,7 +78,12 @@ const guestMem = 4 << 20
 
 func newBlkRig(t testing.TB, disk *blk.Disk) *blkRig {
 	t.Helper()
-	mem := guestmem.New(make([]byte, guestMem))
+	return newBlkRigOn(t, disk, guestmem.New(make([]byte, guestMem)))
+}
+
+// newBlkRigOn is newBlkRig over guest memory mem.
+func newBlkRigOn(t testing.TB, disk *blk.Disk, mem *guestmem.Memory) *blkRig {
+	t.Helper()
 	irq := virtiotest.NewIRQ()
 	pd, err := virtio.NewPCIDevice(mem, disk, irq, nil)
 	if err != nil {

@@ -3,7 +3,9 @@ package blk_test
 import (
 	"bytes"
 	"testing"
+	"time"
 
+	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
@@ -319,5 +321,91 @@ func TestRequestSizeLimit(t *testing.T) {
 				t.Errorf("status %d, want %d", s, tc.want)
 			}
 		})
+	}
+}
+
+// TestDMAIntoMemoryHole: guest memory as the VMM gives it has no RAM at
+// the VGA window 0xA0000-0xBFFFF (the guest reads all ones there). A
+// request whose data or status lies there, even in part, is refused like
+// one whose buffer is past the end of RAM: the device is broken, nothing
+// is used, and neither the image nor the window's bytes change, where it
+// used to answer OK with the data out of the guest's sight.
+func TestDMAIntoMemoryHole(t *testing.T) {
+	hole := guestmem.Range{Start: 0xA0000, End: 0xC0000}
+	for _, tc := range []struct {
+		name string
+		// build returns the chain (the status byte last).
+		build func(r *blkRig) []virtiotest.Buf
+		ok    bool
+	}{
+		{"IN into the window", func(r *blkRig) []virtiotest.Buf {
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: 0xA0000, Len: 512, Write: true}, {Addr: r.status(), Len: 1, Write: true}}
+		}, false},
+		{"IN past the end of RAM, for comparison", func(r *blkRig) []virtiotest.Buf {
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: guestMem, Len: 512, Write: true}, {Addr: r.status(), Len: 1, Write: true}}
+		}, false},
+		{"IN running into the window", func(r *blkRig) []virtiotest.Buf {
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: 0x9FE00, Len: 1024, Write: true}, {Addr: r.status(), Len: 1, Write: true}}
+		}, false},
+		{"IN, status byte in the window", func(r *blkRig) []virtiotest.Buf {
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: 0x200000, Len: 512, Write: true}, {Addr: 0xBFFFF, Len: 1, Write: true}}
+		}, false},
+		{"OUT from the window", func(r *blkRig) []virtiotest.Buf {
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeOut, 0), Len: 16}, {Addr: 0xB0000, Len: 512}, {Addr: r.status(), Len: 1, Write: true}}
+		}, false},
+		{"IN on either side of the window", func(r *blkRig) []virtiotest.Buf {
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16}, {Addr: 0x9FE00, Len: 512, Write: true}, {Addr: 0xC0000, Len: 512, Write: true}, {Addr: r.status(), Len: 1, Write: true}}
+		}, true},
+	} {
+		for _, indirect := range []bool{false, true} {
+			name := tc.name
+			if indirect {
+				name += ", indirect"
+			}
+			t.Run(name, func(t *testing.T) {
+				be := newMemBackend(diskSize)
+				copy(be.b, pattern(diskSize, 5))
+				d, err := blk.New(be, diskSize, blk.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				mem := guestmem.New(make([]byte, guestMem), hole)
+				r := newBlkRigOn(t, d, mem)
+				window := mem.Bytes()[hole.Start:hole.End]
+				for i := range window {
+					window[i] = 0xFF // what the guest reads there
+				}
+				bufs := tc.build(r)
+				head := r.ring.Add(r.alloc, bufs, indirect)
+				r.ring.Publish(head)
+				r.drv.Notify(0)
+				if tc.ok {
+					if _, _, err := r.ring.WaitUsed(5 * time.Second); err != nil {
+						t.Fatal(err)
+					}
+					if s, _ := mem.Read8(bufs[len(bufs)-1].Addr); s != blk.StatusOK || r.pd.Broken() {
+						t.Fatalf("status %d, broken %v; want OK", s, r.pd.Broken())
+					}
+					return
+				}
+				deadline := time.Now().Add(5 * time.Second)
+				for !r.pd.Broken() {
+					if time.Now().After(deadline) {
+						s, _ := mem.Read8(bufs[len(bufs)-1].Addr)
+						t.Fatalf("device not broken: used idx %d, status %d", r.ring.UsedIdx(), s)
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+				if r.ring.UsedIdx() != 0 {
+					t.Error("the request was used")
+				}
+				if !bytes.Equal(be.b, pattern(diskSize, 5)) {
+					t.Error("the image changed")
+				}
+				if !bytes.Equal(window, bytes.Repeat([]byte{0xFF}, len(window))) {
+					t.Error("the device wrote into the window")
+				}
+			})
+		}
 	}
 }
