@@ -93,7 +93,7 @@ func (c *Chain) Segments(dst [][]byte, write bool) ([][]byte, error) {
 }
 
 // walker follows one chain: NEXT links within the descriptor table, and at
-// most one level of INDIRECT. It bounds the work by the size of the table
+// most one level of INDIRECT when that feature was agreed. It bounds the work by the size of the table
 // it is in, so loops end as "chain too long".
 type walker struct {
 	mem       *guestmem.Memory
@@ -101,7 +101,8 @@ type walker struct {
 	tableSize uint32 // entries in it
 	steps     uint32 // descriptors read from it
 	idx       uint32
-	indirect  bool
+	indirect  bool // in the indirect table
+	allowInd  bool // FeatureIndirectDesc agreed: indirect tables may be followed
 	done      bool
 	seenWrite bool
 	queueSize uint16
@@ -159,6 +160,8 @@ func (w *walker) next() (d Desc, ok bool, err error) {
 // are seen no earlier than a direct chain's would be.
 func (w *walker) enterIndirect(addr uint64, length uint32, flags uint16) error {
 	switch {
+	case !w.allowInd:
+		return w.fail("indirect descriptor %d, but VIRTIO_F_INDIRECT_DESC was not agreed", w.idx)
 	case w.indirect:
 		return w.fail("indirect descriptor inside an indirect table")
 	case flags&DescNext != 0:
@@ -188,7 +191,7 @@ func (w *walker) fail(format string, args ...any) error {
 // it, so a device never acts on half of a bad chain.
 func (q *Queue) walk(head uint16) (Chain, error) {
 	w := walker{mem: q.mem, table: q.desc, tableSize: uint32(q.size), idx: uint32(head),
-		queueSize: q.size, head: head}
+		queueSize: q.size, head: head, allowInd: q.indirect}
 	c := Chain{Head: head, mem: q.mem, Descs: q.descs[:0]}
 	for {
 		d, ok, err := w.next()

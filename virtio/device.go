@@ -18,7 +18,8 @@ type Device interface {
 	Type() uint16
 	// Features are the feature bits offered to the driver (legacy
 	// carries only bits 0-31). Include FeatureIndirectDesc to accept
-	// indirect chains; never include FeatureEventIdx.
+	// indirect chains (a driver that did not accept it too, and uses one
+	// anyway, corrupts the ring); never include FeatureEventIdx.
 	Features() uint32
 	// QueueSizes gives the size of each queue (each a power of two). They
 	// never change: NetBSD panics if a size differs after a reset.

@@ -18,11 +18,12 @@
 //     size, a head or next index >= the queue size, a loop or a chain longer
 //     than the queue, a descriptor outside guest memory (or in one of its
 //     holes, which the guest does not see as RAM) or whose address plus
-//     length overflows, an indirect table that is malformed, nested,
-//     chained with NEXT or larger than the queue, a readable descriptor
-//     after a writable one, a queue PFN whose rings fall outside guest
-//     memory or touch a hole, queue registers rewritten while DRIVER_OK is
-//     set). The driver's view of the ring can no longer
+//     length overflows, an indirect descriptor without
+//     VIRTIO_F_INDIRECT_DESC offered and accepted, an indirect table that
+//     is malformed, nested, chained with NEXT or larger than the queue, a
+//     readable descriptor after a writable one, a queue PFN whose rings
+//     fall outside guest memory or touch a hole, queue registers rewritten
+//     while DRIVER_OK is set). The driver's view of the ring can no longer
 //     be trusted, so the device is marked broken: status bit
 //     DEVICE_NEEDS_RESET (0x40) is set, a configuration-change interrupt is
 //     raised, one line is logged, and the device serves nothing more until

@@ -219,5 +219,6 @@ func (d *PCIDevice) reset() {
 		q.Reset()
 	}
 	d.guest, d.status, d.sel, d.broken = 0, 0, 0, false
+	d.setQueueFeatures()
 	d.readISR()
 }

@@ -35,6 +35,11 @@ type Queue struct {
 	usedIdx   uint16 // next used entry to produce
 	pushed    bool   // used entries published since the last NeedsInterrupt
 
+	// indirect: the device offered VIRTIO_F_INDIRECT_DESC and the driver
+	// accepted it (SetFeatures); without it an indirect descriptor is a
+	// ring violation.
+	indirect bool
+
 	// descs backs the Descs of the chain Pop returns, so that a request
 	// costs no allocation.
 	descs []Desc
@@ -57,6 +62,14 @@ func checkSize(size uint16) error {
 	}
 	return nil
 }
+
+// SetFeatures tells the queue the features in force: those the device
+// offered and the driver accepted (the transport calls it when the driver
+// writes its features, and with 0 on a device reset). Pop follows indirect
+// descriptors only when FeatureIndirectDesc is among them; a new queue has
+// none. Placing the rings (SetPFN) or Reset keeps them: a legacy driver may
+// write its features before or after the PFNs.
+func (q *Queue) SetFeatures(f uint32) { q.indirect = f&Bit(FeatureIndirectDesc) != 0 }
 
 // Size is the number of descriptors (fixed for the queue's life).
 func (q *Queue) Size() uint16 { return q.size }

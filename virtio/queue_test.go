@@ -14,7 +14,7 @@ import (
 const memSize = 1 << 20
 
 // setup returns fake guest memory, a queue of size entries placed at PFN 1
-// and the driver's view of the same ring.
+// with indirect descriptors agreed, and the driver's view of the same ring.
 func setup(t testing.TB, size uint16) (*guestmem.Memory, *virtio.Queue, *virtiotest.Ring, *virtiotest.Alloc) {
 	t.Helper()
 	mem := guestmem.New(make([]byte, memSize))
@@ -22,6 +22,7 @@ func setup(t testing.TB, size uint16) (*guestmem.Memory, *virtio.Queue, *virtiot
 	if err != nil {
 		t.Fatal(err)
 	}
+	q.SetFeatures(virtio.Bit(virtio.FeatureIndirectDesc))
 	a := virtiotest.NewAlloc(mem, 4096)
 	pfn := a.Pages((virtio.RingBytes(size) + 4095) / 4096)
 	r, err := virtiotest.NewRing(mem, pfn, size)
@@ -420,6 +421,7 @@ func TestMemoryHoles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			q.SetFeatures(virtio.Bit(virtio.FeatureIndirectDesc))
 			pfn := tc.pfn
 			if pfn == 0 {
 				pfn = 1

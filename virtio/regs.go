@@ -124,6 +124,7 @@ func (d *PCIDevice) apply(reg uint64, v uint32) {
 			return
 		}
 		d.guest = v & d.host
+		d.setQueueFeatures()
 	case RegQueuePFN:
 		q := d.selected()
 		if q == nil {
@@ -145,6 +146,14 @@ func (d *PCIDevice) apply(reg uint64, v uint32) {
 		d.KickQueue(int(uint16(v)))
 	case RegStatus:
 		d.writeStatus(uint8(v))
+	}
+}
+
+// setQueueFeatures gives every queue the features now agreed (d.guest,
+// always a subset of those offered). Caller holds workMu and mu.
+func (d *PCIDevice) setQueueFeatures() {
+	for _, q := range d.queues {
+		q.SetFeatures(d.guest)
 	}
 }
 

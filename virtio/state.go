@@ -122,6 +122,7 @@ func (d *PCIDevice) Restore(s TransportState) error {
 		q.lastAvail, q.usedIdx = qs.LastAvail, qs.UsedIdx
 	}
 	d.guest, d.status, d.isr, d.sel, d.broken = s.Guest, s.Status, s.ISR, s.Sel, s.Broken
+	d.setQueueFeatures()
 	d.asserted = s.Asserted
 	d.cfg.SetStatusBit(pciStatusInterrupt, s.Asserted)
 	d.irq.Set(s.Asserted)

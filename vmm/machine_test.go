@@ -291,15 +291,32 @@ func TestMaliciousGuest(t *testing.T) {
 		// the used index the guest then wrote (0xeeee) stays.
 		"resetmid": {"used=61166 "},
 	}
+	// The indirect kinds negotiate VIRTIO_F_INDIRECT_DESC, so that the
+	// table's own rule refuses them; "noind" is indloop's chain from a
+	// driver that did not: refused for that alone.
+	kinds = append(kinds, "noind")
+	did["noind"] = []string{"used=0 status=0xee device-status=0x47"}
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
+			evil, words := kind, ""
+			switch {
+			case kind == "noind":
+				evil = "indloop"
+			case kind == "long" || strings.HasPrefix(kind, "ind"):
+				words = " indirect"
+			}
 			path, img := diskImage(t)
-			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "evil=" + kind, MemoryMiB: 32,
-				Disks: []blk.Spec{{Path: path}}}, 60*time.Second)
+			log := &guests.Console{}
+			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "evil=" + evil + words, MemoryMiB: 32,
+				Disks: []blk.Spec{{Path: path}}, Log: log}, 60*time.Second)
 			wantDebugExit(t, e, err, 0)
-			wantLines(t, out, "vblk: evil "+kind+" submitted", "vblk: recovered ok")
+			wantLines(t, out, "vblk: evil "+evil+" submitted", "vblk: recovered ok")
 			for _, w := range did[kind] {
-				wantLines(t, out, "vblk: evil "+kind+": "+w)
+				wantLines(t, out, "vblk: evil "+evil+": "+w)
+			}
+			const unagreed = "VIRTIO_F_INDIRECT_DESC was not agreed"
+			if got := strings.Contains(log.String(), unagreed); got != (kind == "noind") {
+				t.Errorf("log says %q: %v, want %v; log:\n%s", unagreed, got, kind == "noind", log.String())
 			}
 			got, err := os.ReadFile(path)
 			if err != nil {

@@ -191,6 +191,7 @@ func newDirect(b *testing.B, path string, w workload, contig bool) *direct {
 	b.Cleanup(func() { d.Close() })
 	mem := guestmem.New(make([]byte, 1<<20))
 	q, _ := virtio.NewQueue(mem, blk.QueueSize)
+	q.SetFeatures(virtio.Bit(virtio.FeatureIndirectDesc)) // the requests come in indirect tables
 	ring, _ := virtiotest.NewRing(mem, 1, blk.QueueSize)
 	if err := q.SetPFN(1); err != nil {
 		b.Fatal(err)

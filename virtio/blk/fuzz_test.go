@@ -90,6 +90,7 @@ func blkRequest(t *testing.T, typ uint32, sector uint64, layout []byte, opts uin
 		t.Fatal(err)
 	}
 	q, _ := virtio.NewQueue(mem, blk.QueueSize)
+	q.SetFeatures(virtio.Bit(virtio.FeatureIndirectDesc))
 	ring, _ := virtiotest.NewRing(mem, 1, blk.QueueSize)
 	if err := q.SetPFN(1); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ func ExampleRing_AddIndirect() {
 	}))
 
 	q, _ := virtio.NewQueue(mem, 8)
+	q.SetFeatures(virtio.Bit(virtio.FeatureIndirectDesc)) // offered by the device, accepted by the driver
 	_ = q.SetPFN(pfn)
 	c, _, _ := q.Pop()
 	for _, d := range c.Descs {
