@@ -113,7 +113,9 @@ func (m *Machine) restoreMAC(st *machineState, o restoreOptions) error {
 
 // SnapshotMAC returns the address of the first network card of the
 // snapshot's machine as its guest last saw it, or nil when the machine
-// had no network card (or the guest's address was not recorded).
+// had no network card (or the guest's address was not recorded). A card's
+// address is never all zero, which would read as none recorded: its
+// driver cannot set one (virtio/net's WriteConfig).
 func SnapshotMAC(path string) (net.HardwareAddr, error) {
 	_, mac, err := SnapshotNIC(path)
 	return mac, err

@@ -159,3 +159,49 @@ func TestRestoreNewMAC(t *testing.T) {
 		t.Error("the snapshot file changed")
 	}
 }
+
+// TestRestoreAfterDriverMACWrite: a guest's driver writing an address no
+// card can have (all zero, which a snapshot's header would read back as
+// "none recorded", or multicast) leaves the card its address, so the
+// snapshot records it and a restore given the card the header names (as
+// `run --restore` does without --mac) succeeds.
+func TestRestoreAfterDriverMACWrite(t *testing.T) {
+	needKVM(t)
+	a := net.HardwareAddr{0x52, 0x54, 0x00, 0xaa, 0x00, 0x01}
+	for _, tc := range []struct {
+		name  string
+		write net.HardwareAddr
+	}{
+		{"all zero", net.HardwareAddr{0, 0, 0, 0, 0, 0}},
+		{"multicast", net.HardwareAddr{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nic := userNIC(t, a)
+			m, err := vmm.New(vmm.Config{Kernel: "spin", KernelImage: spinner(), MemoryMiB: 16, Devices: []virtio.Device{nic}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			nic.WriteConfig(0, tc.write) // as the transport passes a driver's write
+			path := filepath.Join(t.TempDir(), "s.snap")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = m.Snapshot(f)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mac, err := vmm.SnapshotMAC(path)
+			if err != nil || mac.String() != a.String() {
+				t.Fatalf("SnapshotMAC = %v, %v; want the card's %s", mac, err, a)
+			}
+			r, err := vmm.Restore(vmm.Config{Devices: []virtio.Device{userNIC(t, mac)}}, path)
+			if err != nil {
+				t.Fatalf("restore with the snapshot's address: %v", err)
+			}
+			r.Close()
+		})
+	}
+}

@@ -59,7 +59,10 @@ type Stats struct {
 type Device struct {
 	backend Backend
 	macMu   sync.Mutex // config accesses run under the transport's lock; MAC does not
-	mac     [6]byte
+	mac     [6]byte    // the card's address: what the guest reads, MAC
+	// written is mac with the driver's writes since merged in; it becomes
+	// mac whenever it is a NIC's address (see WriteConfig).
+	written [6]byte
 
 	kick   atomic.Pointer[func(int)]
 	watch  atomic.Pointer[func([]byte)] // SetTransmitWatch's, or nil
@@ -83,7 +86,8 @@ type Device struct {
 	readErrors                          atomic.Uint64
 }
 
-// New makes a virtio-net device with address mac over backend, and starts
+// New makes a virtio-net device with address mac (a NIC's: six bytes,
+// neither multicast nor all zero) over backend, and starts
 // the goroutines that read and write the backend. The device owns backend: Close
 // closes it. Call SetKick with the transport's KickQueue once it exists, so
 // that frames arriving from the backend wake the worker:
@@ -95,8 +99,8 @@ func New(backend Backend, mac stdnet.HardwareAddr) (*Device, error) {
 	if backend == nil {
 		return nil, errors.New("virtio-net: no backend (a NIC without a network still needs one that drops frames, such as netback.NewNone)")
 	}
-	if len(mac) != 6 {
-		return nil, fmt.Errorf("virtio-net: %w %q: need 6 bytes", ErrBadMAC, mac)
+	if err := checkNICAddr(mac); err != nil {
+		return nil, fmt.Errorf("virtio-net: %w", err)
 	}
 	d := &Device{
 		backend:  backend,
@@ -108,6 +112,7 @@ func New(backend Backend, mac stdnet.HardwareAddr) (*Device, error) {
 		txExited: make(chan struct{}),
 	}
 	copy(d.mac[:], mac)
+	d.written = d.mac
 	go d.readBackend()
 	go d.writeBackend()
 	return d, nil
@@ -175,14 +180,25 @@ func (d *Device) ReadConfig(off int, data []byte) {
 }
 
 // WriteConfig lets a legacy driver set the MAC (QEMU accepts it too);
-// status is read-only.
+// status is read-only. Like a card's station address register, the MAC
+// holds a NIC's address only: the bytes written are merged into those the
+// driver wrote before, and they become the card's address once they form
+// one that is neither all zero nor multicast. Until then (for good, if the
+// driver wants such an address) the card keeps its last one, which the
+// driver reads back. A driver writing byte by byte (vioif) so reaches any
+// NIC address, whatever it passes through. The card's address is what a
+// snapshot records, and what the restored card must have: a zero address
+// would read back from a snapshot as none recorded.
 func (d *Device) WriteConfig(off int, data []byte) {
 	d.macMu.Lock()
 	defer d.macMu.Unlock()
 	for i, b := range data {
 		if o := off + i; o >= 0 && o < 6 {
-			d.mac[o] = b
+			d.written[o] = b
 		}
+	}
+	if checkNICAddr(d.written[:]) == nil {
+		d.mac = d.written
 	}
 }
 
