@@ -3,6 +3,7 @@ package net
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/netback"
@@ -129,5 +130,57 @@ func TestTxNoAllocPerFrame(t *testing.T) {
 				t.Errorf("%v allocations per %d-byte frame, want none", n, tt.size)
 			}
 		})
+	}
+}
+
+// A burst of frames of MaxFrameSize waiting for a stuck backend needs a
+// jumbo buffer each; once they are written, at most txJumbos of those
+// buffers are kept for the next ones, the rest given to the collector, so
+// a guest's burst does not leave the VMM holding 64 KiB per frame.
+func TestTxJumboBuffersKept(t *testing.T) {
+	const frames = 8
+	be := &stuckBackend{release: make(chan struct{}), closer: newCloser()}
+	defer be.Close()
+	dev, q, ring, heads := txQueue(t, be, MaxFrameSize, frames)
+	for _, h := range heads {
+		ring.Publish(h)
+	}
+	if err := dev.Process(TxQueue, q); err != nil {
+		t.Fatal(err)
+	}
+	dev.tx.mu.Lock()
+	inFlight := dev.tx.jumbos
+	dev.tx.mu.Unlock()
+	if inFlight <= txJumbos {
+		t.Fatalf("%d jumbo buffers while the backend is stuck: the test needs more than %d waiting", inFlight, txJumbos)
+	}
+	close(be.release) // every write succeeds from now on
+	deadline := time.Now().Add(5 * time.Second)
+	for ring.UsedIdx() != frames {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d chains taken", ring.UsedIdx(), frames)
+		}
+		// As the writer's kick would: the worker takes the rest.
+		if err := dev.Process(TxQueue, q); err != nil {
+			t.Fatal(err)
+		}
+		dev.Drain(time.Second)
+	}
+	if !dev.Drain(5 * time.Second) {
+		t.Fatal("frames still wait for a released backend")
+	}
+	if st := dev.Stats(); st.TxFrames != frames {
+		t.Fatalf("%d frames sent, want %d", st.TxFrames, frames)
+	}
+	dev.tx.mu.Lock()
+	defer dev.tx.mu.Unlock()
+	kept := 0
+	for _, b := range dev.tx.free {
+		if cap(b) == jumboBuf {
+			kept++
+		}
+	}
+	if kept > txJumbos || kept != dev.tx.jumbos {
+		t.Errorf("%d jumbo buffers kept (counted %d) after %d were in flight, want at most %d", kept, dev.tx.jumbos, inFlight, txJumbos)
 	}
 }
