@@ -663,7 +663,8 @@ func TestLoadBootMap(t *testing.T) {
 		mem    uint64
 		msg    string // "" when it loads
 	}{
-		{"amd64, a module ending at the limit", amd64, []Module{{Name: "fs.img", Data: make([]byte, BootMapAMD64-amdAt), Type: ModuleFS}}, BootMapAMD64, ""},
+		// Memory for it and locore's tables above it, no more.
+		{"amd64, a module ending at the limit", amd64, []Module{{Name: "fs.img", Data: make([]byte, BootMapAMD64-amdAt), Type: ModuleFS}}, BootMapAMD64 + amd64TableSize, ""},
 		{"amd64, a module one byte past it", amd64, []Module{{Name: "fs.img", Data: make([]byte, BootMapAMD64-amdAt+1), Type: ModuleFS}}, 256 << 20,
 			fmt.Sprintf("module 0 (fs.img, %d bytes) at %#x ends at 0x5f63001, past 0x5f63000 (95.4 MiB), the most of memory NetBSD's amd64 locore maps", BootMapAMD64-amdAt+1, amdAt)},
 		{"amd64, the second module past it", amd64, []Module{{Name: "a", Data: []byte{1}, Type: ModuleRnd}, {Name: "b", Data: make([]byte, BootMapAMD64), Type: ModuleFS}}, 256 << 20,
