@@ -115,7 +115,12 @@ func TestTransportIndirectNeedsAgreement(t *testing.T) {
 			if _, err := r.drv.Attach(indirectBit, r.pfns); err != nil {
 				return r.drv, err
 			}
-			s := r.pd.State() // the old device is never notified again
+			s := r.pd.State()
+			// Gone, as the machine a snapshot was taken of: its worker
+			// would otherwise serve the ring beside the restored one.
+			if err := r.pd.Close(); err != nil {
+				return r.drv, err
+			}
 			dev := newFakeDev()
 			dev.features = indirectBit
 			pd, drv := stateRig(t, r.mem, dev)
