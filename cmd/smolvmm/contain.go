@@ -34,24 +34,34 @@ func checkContainFlags(c *cli.Context) error {
 	if !hasFlag(c, "no-seccomp") {
 		return nil
 	}
+	// Given or not is what was typed: the flags' default, -1, is also a
+	// value the user can type, and a typed -1 left the VMM root's.
+	uidSet, gidSet := c.IsSet("uid"), c.IsSet("gid")
 	uid, gid := -1, -1
-	if hasFlag(c, "uid") {
-		uid, gid = c.Int("uid"), c.Int("gid")
+	if uidSet {
+		uid = c.Int("uid")
+	}
+	if gidSet {
+		gid = c.Int("gid")
 	}
 	switch {
-	case c.String("user") != "" && (uid >= 0 || gid >= 0):
+	case c.String("user") != "" && (uidSet || gidSet):
 		return usageErrorf("--user and --uid/--gid: give one of them")
 	// Negative ids first: --uid -5 --gid 3 is not a missing --gid.
-	case uid < -1 || gid < -1:
-		return usageErrorf("--uid %d --gid %d: ids are not negative", uid, gid)
+	case uidSet && uid < 0:
+		return usageErrorf("--uid %d: ids are not negative; give a user id between 1 and %d", uid, sandbox.MaxID)
+	case gidSet && gid < 0:
+		return usageErrorf("--gid %d: ids are not negative; give a group id between 1 and %d", gid, sandbox.MaxID)
 	// 4294967295 is the kernel's "unchanged" and larger ids are cut to
 	// 32 bits: either could leave the VMM root's.
 	case uid > sandbox.MaxID:
 		return usageErrorf("--uid %d: ids go up to %d", uid, sandbox.MaxID)
 	case gid > sandbox.MaxID:
 		return usageErrorf("--gid %d: ids go up to %d", gid, sandbox.MaxID)
-	case (uid >= 0) != (gid >= 0):
-		return usageErrorf("--uid and --gid go together (or use --user USER)")
+	case uidSet && !gidSet:
+		return usageErrorf("--uid %d without --gid: --uid and --gid go together (or use --user USER)", uid)
+	case gidSet && !uidSet:
+		return usageErrorf("--gid %d without --uid: --uid and --gid go together (or use --user USER)", gid)
 	case uid == 0 || c.String("user") == "root":
 		return usageErrorf("--user/--uid: give a user other than root to run the VM as")
 	case gid == 0:

@@ -442,6 +442,48 @@ func TestContainFlagMistakes(t *testing.T) {
 	}
 }
 
+// TestNegativeIDs: -1 is what --uid and --gid hold when not given, and
+// a -1 typed on the command line was taken as not given: the VM ran as
+// root with no word of it. A negative id is a usage error, on every
+// command that drops privileges, said of the flag that has it.
+func TestNegativeIDs(t *testing.T) {
+	bin := smolvmmBin(t)
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "kernel")
+	if err := os.WriteFile(kernel, elf64Multiboot(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmds := [][]string{
+		{"demo"},
+		{"run", "-k", kernel, "--net", "none"},
+		{"up", "--cache", filepath.Join(dir, "cache"), "--mirror", "http://127.0.0.1:1/pub", "--image", filepath.Join(dir, "up.img")},
+	}
+	tests := []struct{ args, want string }{
+		{"--uid -1 --gid -1", "--uid -1: ids are not negative; give a user id between 1 and 4294967294"},
+		{"--uid -1 --gid 5", "--uid -1: ids are not negative; give a user id between 1 and 4294967294"},
+		{"--uid 65534 --gid -1", "--gid -1: ids are not negative; give a group id between 1 and 4294967294"},
+		{"--uid -1", "--uid -1: ids are not negative"},
+		{"--gid -1", "--gid -1: ids are not negative"},
+		{"--user nobody --uid -1", "--user and --uid/--gid: give one of them"},
+		// Both given: the message said they go together.
+		{"--uid 65534", "--uid 65534 without --gid: --uid and --gid go together"},
+		{"--gid 65534", "--gid 65534 without --uid: --uid and --gid go together"},
+	}
+	for _, cmd := range cmds {
+		for _, tt := range tests {
+			args := append(slices.Clone(cmd), strings.Fields(tt.args)...)
+			if cmd[0] == "up" {
+				args = append(args, "rescue")
+			}
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "smolvmm "+cmd[0]+": "+tt.want) {
+				t.Errorf("%s %s: %v, output %q; want status 2 and %q", cmd[0], tt.args, err, out, tt.want)
+			}
+		}
+	}
+}
+
 // TestTerminalRestoredAfterForbiddenCall: the SIGSYS handler puts the
 // console's terminal back in cooked mode before the process ends.
 func TestTerminalRestoredAfterForbiddenCall(t *testing.T) {

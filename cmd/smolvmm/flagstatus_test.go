@@ -43,7 +43,7 @@ func TestBadFlagValueStatus(t *testing.T) {
 			`--timestamp "garbage": want Unix seconds or an RFC 3339 time`, false},
 		{"kstrip --keep empty", []string{"kstrip", "--keep", "", kernel}, `--keep "" names nothing`, false},
 		{"kstrip --keep comma", []string{"kstrip", "--keep", ",", kernel}, `--keep "," names nothing`, false},
-		{"demo --uid negative", []string{"demo", "--uid", "-5", "--gid", "3"}, "--uid -5 --gid 3: ids are not negative", false},
+		{"demo --uid negative", []string{"demo", "--uid", "-5", "--gid", "3"}, "--uid -5: ids are not negative; give a user id between 1 and 4294967294", false},
 		// An empty path in an option string, as -d ,ro: was status 1,
 		// "open : no such file or directory".
 		{"run module without a path", []string{"run", "-k", kernel, "--net", "none", "--module", ","},
