@@ -57,10 +57,23 @@ func appendKernelName(c *cli.Context) (string, int) {
 // kernel's name, a space and -a (with NetBSD's boot words as the loader
 // arranges them, which is never longer) must fit in cmdlineMax bytes.
 // With the kernel unknown, it is checked against a one-character name.
+// When -k's file name leaves too little room, the name is what is
+// refused: -a may be the default, and the room left none at all.
 func checkAppend(c *cli.Context) error {
 	a := c.String("append")
 	if a == "" {
 		return nil
+	}
+	// The name counts only for a kernel that can be read: one that is
+	// missing is said to be, before its name is blamed.
+	k := ""
+	if hasFlag(c, "kernel") {
+		k = c.String("kernel")
+	}
+	if k != "" {
+		if err := checkKernelFile(k); err != nil {
+			return err
+		}
 	}
 	line := a
 	if l, err := bootargs.Parse(a); err == nil {
@@ -70,10 +83,16 @@ func checkAppend(c *cli.Context) error {
 	if name == "" {
 		name, n = "k", 1
 	}
-	if room := cmdlineMax - n - 1; len(line) > room {
-		return usageErrorf("-a: %d bytes, but after the kernel's name %q and a space the command line holds at most %d (NetBSD copies 255 bytes with the NUL)", len(line), name, room)
+	room := cmdlineMax - n - 1
+	switch {
+	case len(line) <= room:
+		return nil
+	case k != "" && room <= 0:
+		return usageErrorf("-k %s: the kernel's file name is %d bytes, and the guest's command line (the kernel's name, a space and -a) holds %d bytes: the name leaves no room for -a (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one", k, n, cmdlineMax)
+	case k != "" && !c.IsSet("append"):
+		return usageErrorf("-k %s: the kernel's file name is %d bytes, which leaves %d of the guest's command line for -a, and the default -a %q is %d (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one (or a shorter -a)", k, n, room, a, len(line))
 	}
-	return nil
+	return usageErrorf("-a: %d bytes, but after the kernel's name %q and a space the command line holds at most %d (NetBSD copies 255 bytes with the NUL)", len(line), name, room)
 }
 
 // checkDisks refuses an image given twice as -d, also through a symlink

@@ -30,6 +30,14 @@ func TestCLIChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Kernels whose names leave no room on the guest's command line, or
+	// too little for the default -a.
+	nameFull, nameLong := filepath.Join(dir, strings.Repeat("k", 254)), filepath.Join(dir, strings.Repeat("k", 240))
+	for _, p := range []string{nameFull, nameLong} {
+		if err := os.WriteFile(p, []byte("not a kernel"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	symlink, hardlink := filepath.Join(dir, "sym.img"), filepath.Join(dir, "hard.img")
 	if err := os.Symlink("a.img", symlink); err != nil {
 		t.Fatal(err)
@@ -65,6 +73,15 @@ func TestCLIChecks(t *testing.T) {
 		// passed the check for a one-character name, then the loader
 		// refused it with status 1.
 		{"run append too long with the kernel's name", []string{"run", "-k", text, "-a", long[:250]}, 2, `-a: 250 bytes, but after the kernel's name "text" and a space the command line holds at most 249 (NetBSD copies 255 bytes with the NUL)`, ""},
+		// A long -k file name was blamed on -a, the default one too, with
+		// a negative room ("holds at most -47"), before a missing kernel
+		// was said to be missing.
+		{"run kernel name fills the command line", []string{"run", "-k", nameFull, "--net", "none"}, 2, "smolvmm run: -k " + nameFull + ": the kernel's file name is 254 bytes, and the guest's command line (the kernel's name, a space and -a) holds 254 bytes: the name leaves no room for -a (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one", ""},
+		{"run kernel name fills the command line, -a given", []string{"run", "-k", nameFull, "--net", "none", "-a", "x"}, 2, "the kernel's file name is 254 bytes", ""},
+		{"run kernel name leaves too little for the default -a", []string{"run", "-k", nameLong, "--net", "none"}, 2, "smolvmm run: -k " + nameLong + `: the kernel's file name is 240 bytes, which leaves 13 of the guest's command line for -a, and the default -a "console=com root=ld0a" is 21 (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one (or a shorter -a)`, ""},
+		{"bench kernel name fills the command line", []string{"bench", "-k", nameFull, "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -k " + nameFull + ": the kernel's file name is 254 bytes", ""},
+		{"run missing kernel with a long name", []string{"run", "-k", nameLong + "-missing", "--net", "none"}, 1, "no such file or directory (check the path given with -k)", ""},
+		{"run kernel name past the file name limit", []string{"run", "-k", filepath.Join(dir, long), "--net", "none"}, 1, "file name too long (check the path given with -k)", ""},
 		{"run append that just fits", []string{"run", "-k", text, "-a", long[:249], "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
 		{"demo append too long with the kernel's name", []string{"demo", "-a", long[:250]}, 2, `after the kernel's name "demo" and a space the command line holds at most 249`, ""},
 		{"bench append too long with the kernel's name", []string{"bench", "-k", text, "-a", long[:250], "-n", "1", "--warmup", "0"}, 2, `smolvmm bench: -a: 250 bytes, but after the kernel's name "text" and a space`, ""},

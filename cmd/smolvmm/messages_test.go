@@ -296,13 +296,18 @@ func TestNotELFMessagesAgree(t *testing.T) {
 // character device: not a regular file".
 func TestModulePathNamedOnce(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nonexist")
+	// A kernel that is there: a missing one is said first.
+	kernel := filepath.Join(t.TempDir(), "kernel")
+	if err := os.WriteFile(kernel, []byte("not a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"demo", "--module", "/dev/null"}, "smolvmm demo: --module /dev/null is a character device: not a regular file (check the path given with --module)"},
 		{[]string{"demo", "--module", missing}, "smolvmm demo: --module " + missing + ": no such file or directory (check the path given with --module)"},
-		{[]string{"run", "-k", missing, "--net", "none", "--module", "/dev/null"}, "smolvmm run: --module /dev/null is a character device: not a regular file (check the path given with --module)"},
+		{[]string{"run", "-k", kernel, "--net", "none", "--module", "/dev/null"}, "smolvmm run: --module /dev/null is a character device: not a regular file (check the path given with --module)"},
 		// With ,args or a type after it the path is named as well.
 		{[]string{"demo", "--module", "/dev/null,kmod"}, "smolvmm demo: --module /dev/null,kmod: /dev/null is a character device: not a regular file (check the path given with --module)"},
 	}
