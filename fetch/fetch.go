@@ -92,6 +92,19 @@ type Release struct {
 	Requests int
 }
 
+// ReleaseDir is the cache directory Fetch keeps release version/arch in
+// (Release.Dir), said without touching the cache or the network.
+func (f *Fetcher) ReleaseDir(version, arch string) (string, error) {
+	root := f.Cache
+	if root == "" {
+		var err error
+		if root, err = DefaultCacheDir(); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(root, version, arch), nil
+}
+
 // Fetch makes sure the release's kernel and the named sets (DefaultSet when
 // none) are in the cache and verified, downloading what is missing, and
 // returns where they are. A fully cached release costs no network I/O.
@@ -114,13 +127,11 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 	if err != nil {
 		return nil, err
 	}
-	root := f.Cache
-	if root == "" {
-		if root, err = DefaultCacheDir(); err != nil {
-			return nil, err
-		}
+	dir, err := f.ReleaseDir(version, arch)
+	if err != nil {
+		return nil, err
 	}
-	dir := filepath.Join(root, version, arch)
+	root := filepath.Dir(filepath.Dir(dir))
 	// A cache directory this call creates goes too when it fails with
 	// nothing cached; one that was there stays.
 	stop := root

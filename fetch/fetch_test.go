@@ -55,6 +55,10 @@ func TestFetchHappyPath(t *testing.T) {
 	if want := filepath.Join(f.Cache, "9.3", "i386"); rel.Dir != want {
 		t.Errorf("Dir = %s, want %s", rel.Dir, want)
 	}
+	// Said before the fetch (up judges its image by a stamp kept there).
+	if dir, err := f.ReleaseDir("9.3", "i386"); err != nil || dir != rel.Dir {
+		t.Errorf("ReleaseDir = %q, %v; want the release's Dir %s", dir, err, rel.Dir)
+	}
 	if rel.Kernel.Path != filepath.Join(rel.Dir, "kernel", KernelName) || !bytes.Equal(mustRead(t, rel.Kernel.Path), testKernel) {
 		t.Errorf("kernel at %s does not hold the served kernel", rel.Kernel.Path)
 	}

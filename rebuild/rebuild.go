@@ -210,12 +210,19 @@ type Stamp string
 // ReleaseStamp is the stamp of image in release r's cache (beside its
 // kernel and sets), named after the image's absolute path.
 func ReleaseStamp(r *fetch.Release, image string) Stamp {
+	return DirStamp(filepath.Dir(filepath.Dir(r.Kernel.Path)), image)
+}
+
+// DirStamp is ReleaseStamp for the release cached in dir (Release.Dir,
+// or Fetcher.ReleaseDir before the release is fetched), so that an image
+// can be judged before any download.
+func DirStamp(dir, image string) Stamp {
 	abs, err := filepath.Abs(image)
 	if err != nil {
 		abs = image
 	}
 	key := sha256.Sum256([]byte(abs))
-	return Stamp(filepath.Join(filepath.Dir(filepath.Dir(r.Kernel.Path)), "images", hex.EncodeToString(key[:8])+".service"))
+	return Stamp(filepath.Join(dir, "images", hex.EncodeToString(key[:8])+".service"))
 }
 
 // FilesDigest is what a Stamp records for an image built from a service

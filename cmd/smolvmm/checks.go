@@ -304,6 +304,17 @@ func upPreflight(c *cli.Context, image string) error {
 	if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
 		return checkWritable("image "+image, image)
 	}
+	// A file that is no ext2 image and that up did not build is refused
+	// now, as the mkimg step would refuse it, not after the download and
+	// the strip. Its stamp is beside the release in the cache, whose
+	// place is known before the release is fetched; with none (no home
+	// directory), the fetch says why.
+	if dir, err := newFetcher(c, nil).ReleaseDir(c.String("version"), c.String("arch")); err == nil {
+		im := rebuild.Image{Path: image, Stamp: rebuild.DirStamp(dir, image)}
+		if v, err := im.Check(); err == nil && v == rebuild.NotImage && !im.Stamp.Describes(image) {
+			return notUpImageError(image) // up.go
+		}
+	}
 	return nil
 }
 

@@ -150,7 +150,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			// (something wrote over it since); another file under
 			// the image's name may be the user's own.
 			if !im.Stamp.Describes(res.Image) {
-				return "", selfNamed{fmt.Errorf("image %s is not an ext2 image, and up did not build it: up replaces only images it built; move it away, or give another image with -i", res.Image)}
+				return "", selfNamed{notUpImageError(res.Image)}
 			}
 			if err := checkNotInUse(res.Image); err != nil {
 				return "", err
@@ -229,6 +229,12 @@ func checkNotInUse(image string) error {
 // selfNamed is a step's error that says what failed without the step's
 // name: "service: no service "x"" said it twice.
 type selfNamed struct{ error }
+
+// notUpImageError refuses image, a file that is no ext2 image and that up
+// did not build: it may be the user's own, never to be written over.
+func notUpImageError(image string) error {
+	return fmt.Errorf("image %s is not an ext2 image, and up did not build it: up replaces only images it built; move it away, or give another image with -i", image)
+}
 
 func (e selfNamed) Unwrap() error { return e.error }
 

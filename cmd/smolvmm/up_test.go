@@ -663,3 +663,42 @@ func upAgain(t *testing.T, f *fakeUp, opts upOptions, calls, why string) {
 		t.Errorf("log does not say why the image was rebuilt:\n%s", log.String())
 	}
 }
+
+// TestUpForeignImageBeforeDownload: an -i file that is no ext2 image and
+// that up did not build is refused before any download (README: files
+// are checked before any work); it was refused only by the mkimg step,
+// after the download and the strip. One up built, which something wrote
+// over since, is still up's to rebuild: it gets as far as the download
+// (an unreachable mirror here).
+func TestUpForeignImageBeforeDownload(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	foreign, ours := filepath.Join(dir, "mine.img"), filepath.Join(dir, "ours.img")
+	for _, p := range []string{foreign, ours} {
+		if err := os.WriteFile(p, []byte("the user's own file, not an image"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rel := filepath.Join(cache, fetch.DefaultVersion, fetch.DefaultArch)
+	if err := rebuild.DirStamp(rel, ours).Record(ours, rebuild.FilesDigest, imagebuilder.Revision); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		image, want string
+	}{
+		{foreign, "smolvmm up: image " + foreign + " is not an ext2 image, and up did not build it: up replaces only images it built; move it away, or give another image with -i"},
+		{ours, "cannot reach the mirror"},
+	}
+	for _, tt := range tests {
+		_, stderr, status := runCLI(t, "up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-i", tt.image, "rescue")
+		if status != 1 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("up -i %s: status %d, stderr:\n%s\nwant status 1 and %q", filepath.Base(tt.image), status, stderr, tt.want)
+		}
+		if tt.image == foreign && strings.Contains(stderr, "fetch") {
+			t.Errorf("up -i %s went on to the fetch:\n%s", filepath.Base(tt.image), stderr)
+		}
+		if b, _ := os.ReadFile(tt.image); string(b) != "the user's own file, not an image" {
+			t.Errorf("up -i %s changed the file", filepath.Base(tt.image))
+		}
+	}
+}
