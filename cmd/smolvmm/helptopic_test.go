@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -22,6 +23,26 @@ func TestHelpUnknownTopic(t *testing.T) {
 		{[]string{"bogus"}, 2, "", `smolvmm: unknown command "bogus" (smolvmm --help lists the commands)`},
 		{[]string{"help", "run"}, 0, "smolvmm run - boot a kernel", ""},
 		{[]string{"help"}, 0, "COMMANDS:", ""},
+		// urfave/cli took the argument after --help as a help topic:
+		// "No help topic for 'extra'", status 3; help with two topics
+		// showed the first with status 0.
+		{[]string{"run", "-h", "extra"}, 2, "", `smolvmm run: unexpected argument "extra" after --help: smolvmm run --help takes no argument (it shows run's help)`},
+		{[]string{"run", "--help", "extra"}, 2, "", `smolvmm run: unexpected argument "extra" after --help: smolvmm run --help takes no argument (it shows run's help)`},
+		{[]string{"-h", "extra"}, 2, "", `smolvmm: unknown command "extra" after --help (smolvmm --help lists the commands)`},
+		{[]string{"help", "run", "extra"}, 2, "", `smolvmm: help run extra: unexpected argument "extra": help takes one command (smolvmm --help lists the commands)`},
+		{[]string{"--help", "run"}, 0, "smolvmm run - boot a kernel", ""},
+		{[]string{"run", "-h"}, 0, "smolvmm run - boot a kernel", ""},
+	}
+	for _, c := range commands() {
+		for _, h := range []string{"-h", "--help"} {
+			want := fmt.Sprintf(`smolvmm %s: unexpected argument "x" after --help: smolvmm %s --help takes no argument (it shows %s's help)`, c.Name, c.Name, c.Name)
+			tests = append(tests, struct {
+				args   []string
+				status int
+				stdout string
+				stderr string
+			}{[]string{c.Name, h, "x"}, 2, "", want})
+		}
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -4,6 +4,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -43,6 +44,9 @@ func run(args []string) int {
 		err = stdoutError(werr)
 	}
 	if err == nil {
+		err = helpTopicError(app)
+	}
+	if err == nil {
 		return 0
 	}
 	// advise adds the flags to change to the libraries' errors.
@@ -63,6 +67,8 @@ func newApp(cmds []*cli.Command) *cli.App {
 		// command's -v is --verbose): appAction prints it.
 		Flags:                []cli.Flag{&cli.BoolFlag{Name: "version", Usage: "print smolvmm's version, the commit it was built from and the Go version"}},
 		Before:               checkAppArgs,
+		CommandNotFound:      helpTopicNotFound,
+		Metadata:             map[string]any{},
 		EnableBashCompletion: true,
 		OnUsageError:         usageError,
 		Action:               appAction,
@@ -140,7 +146,34 @@ func checkHelpTopic(c *cli.Context) error {
 	if topic := args.Get(1); find(topic) == nil {
 		return usageErrorf("help %s: unknown command %q (%s)", topic, topic, see)
 	}
+	// urfave/cli shows the first topic's help and drops the rest.
+	if args.Len() > 2 {
+		return usageErrorf("help %s: unexpected argument %q: help takes one command (%s)", strings.Join(args.Slice()[1:], " "), args.Get(2), see)
+	}
 	return nil
+}
+
+// helpTopicKey is where helpTopicNotFound leaves its refusal in the
+// app's Metadata, for run to return.
+const helpTopicKey = "smolvmm.helpTopic"
+
+// helpTopicNotFound is urfave/cli's CommandNotFound, which it calls for
+// `smolvmm CMD --help ARG` (and -h): it takes ARG as a help topic, and
+// without this answers "No help topic for 'ARG'" with status 3, which no
+// other mistake has. It cannot return an error: it leaves one for run
+// (helpTopicError), as a usage error.
+func helpTopicNotFound(c *cli.Context, topic string) {
+	err := usageErrorf("unknown command %q after --help (smolvmm --help lists the commands)", topic)
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+		err = usageErrorf("unexpected argument %q after --help: %s --help takes no argument (it shows %s's help)", topic, commandPath(c), c.Command.Name)
+	}
+	c.App.Metadata[helpTopicKey] = err
+}
+
+// helpTopicError is the refusal helpTopicNotFound left in app, if any.
+func helpTopicError(app *cli.App) error {
+	err, _ := app.Metadata[helpTopicKey].(error)
+	return err
 }
 
 // checkVersionFlag refuses --version before a command, which would
