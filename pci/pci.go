@@ -259,13 +259,13 @@ type Host struct {
 	mu     sync.Mutex
 	pio    *bus.Bus
 	addr   uint32
-	funcs  [32]Function
+	funcs  [Slots]Function
 	next   int
 	nextIO uint64
 	// decoded is where each function's BARs are registered on the port
 	// bus: a BAR's configured address is not, when the guest moved it
 	// over another device.
-	decoded [32][6]struct {
+	decoded [Slots][6]struct {
 		base uint64
 		on   bool
 	}
@@ -291,6 +291,10 @@ const IOBase = 0xC000
 // over another device: it then decodes nothing.
 const NoAddress = ^uint64(0)
 
+// Slots is the number of devices bus 0 holds, the host bridge at 00:00.0
+// among them: one function each.
+const Slots = 32
+
 // NewHost returns a host with a host bridge at 00:00.0 whose functions' I/O
 // BARs are registered on pio.
 func NewHost(pio *bus.Bus) *Host {
@@ -315,7 +319,7 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.next >= len(h.funcs) {
-		return Slot{}, fmt.Errorf("pci: bus 0 is full (32 devices)")
+		return Slot{}, fmt.Errorf("pci: bus 0 is full (%d devices)", Slots)
 	}
 	cfg := fn.PCIConfig()
 	s := Slot{Device: h.next, IRQLine: irq}

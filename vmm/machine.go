@@ -55,6 +55,10 @@ const (
 	// (low memory), the kernel at 1 MiB and kernelHeadroom above it. (NetBSD
 	// itself refuses less than 2 MiB, and needs far more to run.)
 	MinMemoryMiB = 3
+	// MaxVirtioDevices is how many virtio devices, Disks and Devices
+	// together, a machine holds: one per slot of its PCI bus but the host
+	// bridge's.
+	MaxVirtioDevices = pci.Slots - 1
 )
 
 // kernelHeadroom is the RAM left free above the kernel, its symbols and
@@ -383,6 +387,11 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, &Error{Op: "memory", Err: fmt.Errorf("%d MiB: %w", cfg.MemoryMiB, ErrConfig),
 			Hint: fmt.Sprintf("use between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB), Field: "MemoryMiB"}
 	}
+	// Before anything is opened: the PCI bus refused the device past its
+	// last slot only once every disk before it was open.
+	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
+		return nil, err
+	}
 	if cfg.Append == "" && !cfg.NoAppend {
 		cfg.Append = DefaultAppend
 	}
@@ -423,9 +432,6 @@ func New(cfg Config) (m *Machine, err error) {
 			return nil, &Error{Op: "kernel", Err: fmt.Errorf("KernelImage (for %q) is empty: %w", cfg.Kernel, ErrConfig), Field: "KernelImage"}
 		}
 		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", cfg.Kernel), Hint: "check the path", Field: "Kernel"}
-	}
-	if err := checkDevices(cfg.Devices); err != nil {
-		return nil, err
 	}
 	m.cfg = cfg
 
@@ -661,13 +667,18 @@ func (m *Machine) setupDevices() error {
 	return nil
 }
 
-// checkDevices refuses a nil entry in Config.Devices before anything is
-// opened: the PCI transport would dereference it.
-func checkDevices(devs []virtio.Device) error {
+// checkDevices refuses, before anything is opened, a nil entry in
+// Config.Devices (the PCI transport would dereference it) and more
+// devices, disks included, than the PCI bus has slots for.
+func checkDevices(disks int, devs []virtio.Device) error {
 	for i, d := range devs {
 		if d == nil {
 			return &Error{Op: "devices", Err: fmt.Errorf("Devices[%d] is nil: %w", i, ErrConfig), Field: "Devices"}
 		}
+	}
+	if n := disks + len(devs); n > MaxVirtioDevices {
+		return &Error{Op: "devices", Err: fmt.Errorf("%d disks and %d other devices: the PCI bus holds %d (%d slots, one the host bridge's): %w",
+			disks, len(devs), MaxVirtioDevices, pci.Slots, ErrConfig), Field: "Disks"}
 	}
 	return nil
 }

@@ -590,6 +590,17 @@ func TestBadConfig(t *testing.T) {
 	} else {
 		f.Close()
 	}
+	// One disk more than the PCI bus has slots for (the host bridge has
+	// one): refused before any is opened, where the bus refused the last
+	// once the others were open.
+	var disks []blk.Spec
+	for i := range vmm.MaxVirtioDevices + 1 {
+		p := filepath.Join(dir, fmt.Sprintf("d%d.img", i))
+		if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		disks = append(disks, blk.Spec{Path: p})
+	}
 	tests := []struct {
 		name    string
 		cfg     vmm.Config
@@ -598,6 +609,10 @@ func TestBadConfig(t *testing.T) {
 		kvm     bool
 	}{
 		{"no kernel", vmm.Config{}, vmm.ErrConfig, "set Config.Kernel", false},
+		{"a disk past the PCI slots", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, Disks: disks}, vmm.ErrConfig,
+			"devices: 32 disks and 0 other devices: the PCI bus holds 31 (32 slots, one the host bridge's): invalid configuration", false},
+		{"disks and a device past the PCI slots", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, Disks: disks[:31], Devices: []virtio.Device{&closeRecorder{}}}, vmm.ErrConfig,
+			"devices: 31 disks and 1 other devices: the PCI bus holds 31", false},
 		{"missing kernel", vmm.Config{Kernel: filepath.Join(dir, "nope")}, os.ErrNotExist, "check the path", false},
 		{"FIFO kernel", vmm.Config{Kernel: fifo}, regfile.ErrNotRegular, "is a FIFO: not a regular file", false},
 		{"device kernel", vmm.Config{Kernel: "/dev/zero"}, regfile.ErrNotRegular, "is a character device", false},

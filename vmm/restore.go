@@ -100,7 +100,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 			return nil, &Error{Op: "restore", Field: "MAC", Err: err}
 		}
 	}
-	if err := checkDevices(cfg.Devices); err != nil {
+	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
 		return nil, err
 	}
 	if cfg.KVMPath == "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/rebuild"
 	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/virtio/blk"
@@ -95,10 +96,13 @@ func checkAppend(c *cli.Context) error {
 	return usageErrorf("-a: %d bytes, but after the kernel's name %q and a space the command line holds at most %d (NetBSD copies 255 bytes with the NUL)", len(line), name, room)
 }
 
-// checkDisks refuses an image given twice as -d, also through a symlink
-// or a hard link: the second would find the first one's lock and blame
-// "another VM".
+// checkDisks refuses more disks than the machine has PCI slots for, and
+// an image given twice as -d, also through a symlink or a hard link: the
+// second would find the first one's lock and blame "another VM".
 func checkDisks(c *cli.Context) error {
+	if err := checkDiskCount(c); err != nil {
+		return err
+	}
 	type seen struct {
 		flag string
 		info fs.FileInfo
@@ -128,6 +132,40 @@ func checkDisks(c *cli.Context) error {
 		disks = append(disks, seen{d.Path, st})
 	}
 	return nil
+}
+
+// checkDiskCount refuses more disks than the machine's PCI bus has
+// slots for, before any image is opened: every disk takes a slot, as do
+// the host bridge and the network card (none with --net none). The VM
+// refused the disk past the last slot once all before it were open,
+// blaming that one image.
+func checkDiskCount(c *cli.Context) error {
+	disks := len(c.StringSlice("disk"))
+	shares := 0
+	if hasFlag(c, "share") {
+		shares = len(c.StringSlice("share"))
+	}
+	room := vmm.MaxVirtioDevices // the slots but the host bridge's
+	slots := []string{"one for the host bridge"}
+	if c.Command.Name == "up" {
+		room--
+		slots = append(slots, "one for the image up boots as ld0")
+	}
+	if hasFlag(c, "net") {
+		if nc, err := parseNetFlags(c, ""); err == nil && nc.Spec != "none" { // its error is said by checkRunFlags
+			room--
+			slots = append(slots, "one for the network card (--net none has none)")
+		}
+	}
+	if disks+shares <= room {
+		return nil
+	}
+	given, fewer := fmt.Sprintf("%d -d", disks), "-d"
+	if shares > 0 {
+		given, fewer = fmt.Sprintf("%d -d and %d --share", disks, shares), "-d or --share"
+	}
+	return usageErrorf("too many disks: %s, and at most %d fit: the machine's PCI bus has %d slots, %s, and one for each disk; give fewer %s",
+		given, room, pci.Slots, strings.Join(slots, ", "), fewer)
 }
 
 // checkReadyPort refuses a --ready-port nothing in the guest can answer:

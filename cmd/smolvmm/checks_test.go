@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -49,6 +50,15 @@ func TestCLIChecks(t *testing.T) {
 	noMirror := []string{"--cache", cache, "--mirror", "http://127.0.0.1:1/pub"}
 	up := func(args ...string) []string { return append(append([]string{"up"}, noMirror...), args...) }
 	long := strings.Repeat("a", 300)
+	// n -d flags naming images that do not exist: too many are refused
+	// before any is opened (which would say "no such file").
+	disks := func(n int) []string {
+		var args []string
+		for i := range n {
+			args = append(args, "-d", filepath.Join(dir, fmt.Sprintf("none%d.img", i)))
+		}
+		return args
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -82,6 +92,19 @@ func TestCLIChecks(t *testing.T) {
 		{"bench kernel name fills the command line", []string{"bench", "-k", nameFull, "-n", "1", "--warmup", "0"}, 2, "smolvmm bench: -k " + nameFull + ": the kernel's file name is 254 bytes", ""},
 		{"run missing kernel with a long name", []string{"run", "-k", nameLong + "-missing", "--net", "none"}, 1, "no such file or directory (check the path given with -k)", ""},
 		{"run kernel name past the file name limit", []string{"run", "-k", filepath.Join(dir, long), "--net", "none"}, 1, "file name too long (check the path given with -k)", ""},
+		// One disk past the PCI slots failed, status 1, once all the
+		// others were open: "ld31 (disk image ...): pci: bus 0 is full".
+		{"run too many disks", append([]string{"run", "-k", text, "--net", "none"}, disks(32)...), 2,
+			"smolvmm run: too many disks: 32 -d, and at most 31 fit: the machine's PCI bus has 32 slots, one for the host bridge, and one for each disk; give fewer -d", ""},
+		{"run too many disks with a network card", append([]string{"run", "-k", text}, disks(31)...), 2,
+			"smolvmm run: too many disks: 31 -d, and at most 30 fit: the machine's PCI bus has 32 slots, one for the host bridge, one for the network card (--net none has none), and one for each disk; give fewer -d", ""},
+		{"run as many disks as fit", append([]string{"run", "-k", text, "--net", "none"}, disks(31)...), 1, "none0.img: no such file", ""},
+		{"demo too many disks with --share", append([]string{"demo", "--share", dir}, disks(31)...), 2,
+			"smolvmm demo: too many disks: 31 -d and 1 --share, and at most 31 fit: the machine's PCI bus has 32 slots, one for the host bridge, and one for each disk; give fewer -d or --share", ""},
+		{"up too many disks", up(append(disks(30), "rescue")...), 2,
+			"smolvmm up: too many disks: 30 -d, and at most 29 fit: the machine's PCI bus has 32 slots, one for the host bridge, one for the image up boots as ld0, one for the network card (--net none has none), and one for each disk; give fewer -d", ""},
+		{"bench too many disks", append([]string{"bench", "-k", text, "--net", "none", "-n", "1", "--warmup", "0"}, disks(32)...), 2,
+			"smolvmm bench: too many disks: 32 -d, and at most 31 fit", ""},
 		{"run append that just fits", []string{"run", "-k", text, "-a", long[:249], "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
 		{"demo append too long with the kernel's name", []string{"demo", "-a", long[:250]}, 2, `after the kernel's name "demo" and a space the command line holds at most 249`, ""},
 		{"bench append too long with the kernel's name", []string{"bench", "-k", text, "-a", long[:250], "-n", "1", "--warmup", "0"}, 2, `smolvmm bench: -a: 250 bytes, but after the kernel's name "text" and a space`, ""},
