@@ -59,7 +59,11 @@ func (e *DataSizeError) Error() string {
 // sectors per FAT in 16 bits, which hold the FAT of 256 GiB in 32 KiB
 // clusters; above, the count wraps and the FAT it writes is far too short
 // for the volume (or empty, and it panics).
-const maxFAT32 = 256 << 30
+const maxFAT32 = MaxFAT32MiB << 20
+
+// MaxFAT32MiB is the size of the largest FAT32 data image, in MiB: see
+// maxFAT32.
+const MaxFAT32MiB = 256 << 10
 
 // BuildDataImage writes a disk image at outPath holding the files and
 // directories under dir, as FAT32 (fs "fat32" or "") or ISO 9660 with Rock

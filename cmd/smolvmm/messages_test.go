@@ -441,6 +441,12 @@ func TestNewUserMessages(t *testing.T) {
 		// A data image's minimum, decidable from the flags.
 		{"mkimg --data -m 1", []string{"mkimg", "--data", data, "-m", "1", "-i", filepath.Join(dir, "d.img")}, 2,
 			[]string{"-m 1: a FAT32 data image is at least 34 MiB (give -m 34 or more, or -m auto)"}, nil, nil},
+		// And its maximum: it was status 1 from the builder, though -m
+		// said it takes up to 1048576.
+		{"mkimg --data -m 300000", []string{"mkimg", "--data", data, "-m", "300000", "-i", filepath.Join(dir, "d.img")}, 2,
+			[]string{"smolvmm mkimg: -m 300000: a FAT32 data image is at most 262144 MiB (give -m 262144 or less, or -m auto)"}, nil, nil},
+		{"mkimg --data --fs fat32 -m 262145", []string{"mkimg", "--data", data, "--fs", "fat32", "-m", "262145", "-i", filepath.Join(dir, "d.img")}, 2,
+			[]string{"-m 262145: a FAT32 data image is at most 262144 MiB"}, nil, nil},
 		{"mkimg --data -m 34", []string{"mkimg", "--data", bigData, "-m", "34", "-i", filepath.Join(dir, "d.img")}, 1,
 			[]string{"data image of 34 MiB is too small: " + bigData + " needs at least ", " MiB (give -m ", " or more, or -m auto)"}, nil, nil},
 	}

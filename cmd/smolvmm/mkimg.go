@@ -48,7 +48,7 @@ current directory, then in sets/.
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Value: "rescue", Usage: "service `NAME` (embedded: rescue, base; or one in --service-dir)"},
-			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom); a FAT32 --data image is at least " + strconv.Itoa(imagebuilder.MinFAT32MiB) + " MiB [default: service.conf's, auto for rescue, 10 without one; with --data, auto]"},
+			&cli.StringFlag{Name: "megabytes", Aliases: []string{"m"}, Usage: "image size in `MiB`, or auto (content plus headroom); a FAT32 --data image is at least " + strconv.Itoa(imagebuilder.MinFAT32MiB) + " MiB and at most " + strconv.Itoa(imagebuilder.MaxFAT32MiB) + " MiB [default: service.conf's, auto for rescue, 10 without one; with --data, auto]"},
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "output `FILE` [default: root.img, data.img with --data]"},
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
@@ -110,6 +110,10 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		// Known from the flags alone, before the directory is read.
 		if c.String("fs") == imagebuilder.DataFAT32 && c.IsSet("megabytes") && !auto && sizeMB < imagebuilder.MinFAT32MiB {
 			return usageErrorf("-m %d: a FAT32 data image is at least %d MiB (give -m %d or more, or -m auto)", sizeMB, imagebuilder.MinFAT32MiB, imagebuilder.MinFAT32MiB)
+		}
+		// -m's own range is every image's; FAT32's ends lower.
+		if c.String("fs") == imagebuilder.DataFAT32 && c.IsSet("megabytes") && !auto && sizeMB > imagebuilder.MaxFAT32MiB {
+			return usageErrorf("-m %d: a FAT32 data image is at most %d MiB (give -m %d or less, or -m auto)", sizeMB, imagebuilder.MaxFAT32MiB, imagebuilder.MaxFAT32MiB)
 		}
 	} else if c.IsSet("fs") {
 		return usageErrorf("--fs is for data disks: use it with --data DIR (a root image is always ext2)")
