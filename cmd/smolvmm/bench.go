@@ -216,8 +216,11 @@ func benchAction(c *cli.Context) error {
 	if port > 0 {
 		ready.Addr = "127.0.0.1:" + strconv.Itoa(port)
 	}
-	if _, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
+	if p, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
 		return bootFlagError(c.String("boot"), err)
+	} else if p == bootplan.NetBSD && c.String("kernel") == "" && c.String("restore") == "" {
+		// As for demo: every boot failed on it, each said in the results.
+		return usageErrorf("smolvmm bench: --boot %s: without -k bench boots the built-in demo guest, a multiboot kernel, which NetBSD's native handoff cannot boot (give -k a NetBSD kernel, or drop --boot)", c.String("boot"))
 	}
 	if err := checkReadyPort(c); err != nil { // as run does
 		return err

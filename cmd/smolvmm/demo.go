@@ -24,7 +24,8 @@ command reports as success (smolvmm run would give QEMU's status 1). Example:
    smolvmm demo -a "hello from the command line"`,
 		// The demo guest has no network card: nothing could answer a
 		// --ready-port.
-		Flags: withUsage(withoutFlags(runFlags(), map[string]bool{"ready-port": true}), "jail", demoJailUsage),
+		Flags: withUsage(withUsage(withoutFlags(runFlags(), map[string]bool{"ready-port": true}), "jail", demoJailUsage),
+			"boot", "boot `PROTOCOL`: auto or multiboot (the built-in guest is a multiboot kernel)"),
 		Action: func(c *cli.Context) error {
 			if err := checkArgs(c, 0, ""); err != nil {
 				return err

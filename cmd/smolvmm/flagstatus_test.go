@@ -43,6 +43,11 @@ func TestBadFlagValueStatus(t *testing.T) {
 			`--timestamp "garbage": want Unix seconds or an RFC 3339 time`, false},
 		{"kstrip --keep empty", []string{"kstrip", "--keep", "", kernel}, `--keep "" names nothing`, false},
 		{"kstrip --keep comma", []string{"kstrip", "--keep", ",", kernel}, `--keep "," names nothing`, false},
+		// The built-in guest is multiboot: it was loaded, then refused
+		// as no NetBSD kernel, status 1.
+		{"demo --boot netbsd", []string{"demo", "--boot", "netbsd"}, "smolvmm demo: --boot netbsd: the built-in demo guest is a multiboot kernel, which NetBSD's native handoff cannot boot (drop --boot, or give --boot multiboot)", false},
+		{"demo --boot netbsd with a disk", []string{"demo", "--boot", "netbsd", "-d", filepath.Join(dir, "nosuch.img")}, "--boot netbsd: the built-in demo guest is a multiboot kernel", false},
+		{"bench --boot netbsd without -k", []string{"bench", "--boot", "netbsd", "-n", "1", "--warmup", "0"}, "smolvmm bench: --boot netbsd: without -k bench boots the built-in demo guest, a multiboot kernel", false},
 		{"demo --uid negative", []string{"demo", "--uid", "-5", "--gid", "3"}, "--uid -5: ids are not negative; give a user id between 1 and 4294967294", false},
 		// An empty path in an option string, as -d ,ro: was status 1,
 		// "open : no such file or directory".

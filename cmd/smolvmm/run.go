@@ -263,8 +263,14 @@ func checkRunFlags(c *cli.Context) error {
 		}
 	}
 	if hasFlag(c, "boot") {
-		if _, err := bootplan.ParseProtocol(c.String("boot")); err != nil {
+		p, err := bootplan.ParseProtocol(c.String("boot"))
+		if err != nil {
 			return bootFlagError(c.String("boot"), err)
+		}
+		// The built-in guest is fixed: --boot netbsd is refused for it
+		// whatever else is given, and was only after it was loaded.
+		if p == bootplan.NetBSD && c.Command.Name == "demo" {
+			return usageErrorf("--boot %s: the built-in demo guest is a multiboot kernel, which NetBSD's native handoff cannot boot (drop --boot, or give --boot multiboot)", c.String("boot"))
 		}
 	}
 	if r := c.String("ready"); r != "" {
