@@ -42,6 +42,20 @@ func commandName(args []string) string {
 	return ""
 }
 
+// commandAfterFlags is the first argument after the program's name that
+// names a command, past an unknown flag's value (smolvmm --kernel k run):
+// smolvmm's own flags take none, so a flag it does not know may have one.
+func commandAfterFlags(args []string) string {
+	for _, a := range args[min(1, len(args)):] {
+		for _, c := range commands() {
+			if c.Name == a || containsString(c.Aliases, a) {
+				return c.Name
+			}
+		}
+	}
+	return ""
+}
+
 func containsString(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

@@ -122,6 +122,12 @@ func TestFlagParseMessages(t *testing.T) {
 		{"bench --console=", []string{"bench", "--console=maybe"}, `smolvmm bench: --console=maybe: a switch takes no value, or =true or =false`},
 		{"run -m without a value", []string{"run", "-m"}, `smolvmm run: -m needs a value (see smolvmm run --help)`},
 		{"unknown flag", []string{"fetch", "-mirror=x", "--bogus"}, `smolvmm fetch: unknown flag --bogus (see smolvmm fetch --help)`},
+		// Before the command a flag is smolvmm's own: it was said as
+		// "smolvmm run: unknown flag -x", run's.
+		{"unknown flag before the command", []string{"-x", "run"}, `smolvmm: unknown flag -x before the command run: flags there are smolvmm's own (--help, --version); run's go after its name (see smolvmm run --help)`},
+		{"unknown long flag before the command", []string{"--kernel", "k", "run"}, `smolvmm: unknown flag --kernel before the command run:`},
+		{"bad switch value before the command", []string{"--version=x", "run"}, `smolvmm: --version=x: a switch takes no value, or =true or =false (see smolvmm --help)`},
+		{"unknown flag without a command", []string{"-x"}, `smolvmm: unknown flag -x (see smolvmm --help)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

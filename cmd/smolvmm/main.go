@@ -2,6 +2,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -49,9 +50,16 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
+	command := commandName(args)
+	// A flag before the command is smolvmm's own, whatever command
+	// follows: said as such, not as the command's.
+	var g *globalFlagError
+	if errors.As(err, &g) {
+		err, command = g.after(commandAfterFlags(args)), ""
+	}
 	// advise adds the flags to change to the libraries' errors.
 	if msg := advise(err); msg != "" {
-		fmt.Fprintln(os.Stderr, errorLine(commandName(args), msg))
+		fmt.Fprintln(os.Stderr, errorLine(command, msg))
 	}
 	return exitCode(err)
 }
@@ -102,7 +110,35 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	if msg, ok := upRunOnlyFlag(c, err.Error()); ok { // up.go
 		return cli.Exit(msg, 2)
 	}
+	if c.Command == nil || c.Command.Name == "" || c.Command.Name == c.App.Name {
+		return &globalFlagError{msg: flagParseMessage(c, err.Error()), unknown: strings.HasPrefix(err.Error(), "flag provided but not defined: ")}
+	}
 	return cli.Exit(fmt.Sprintf("%s (see %s --help)", flagParseMessage(c, err.Error()), commandPath(c)), 2)
+}
+
+// globalFlagError is a mistake in the flags before the command, which
+// are smolvmm's own (--help, --version): `smolvmm -x run` is not run's
+// -x. The command, if one follows, is known only from the arguments
+// (after).
+type globalFlagError struct {
+	msg     string
+	unknown bool // a flag smolvmm does not have, rather than a bad value
+}
+
+// Error is the refusal as said when no command follows the flags.
+func (e *globalFlagError) Error() string { return e.msg + " (see smolvmm --help)" }
+
+// ExitCode makes globalFlagError a cli.ExitCoder: a usage error.
+func (e *globalFlagError) ExitCode() int { return 2 }
+
+// after is e's refusal when command follows the flags (none: ""): an
+// unknown flag there may be meant for the command, which takes it after
+// its name.
+func (e *globalFlagError) after(command string) error {
+	if command == "" || !e.unknown {
+		return usageErrorf("%s", e.Error())
+	}
+	return usageErrorf("%s before the command %s: flags there are smolvmm's own (--help, --version); %s's go after its name (see smolvmm %s --help)", e.msg, command, command, command)
 }
 
 // appAction runs when no command matched: help without arguments, else a
