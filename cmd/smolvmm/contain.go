@@ -20,8 +20,8 @@ func containFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "no-seccomp", Usage: "do not install the seccomp filter that limits the running VMM to the system calls it needs (for debugging; a refused call names itself)"},
 		&cli.StringFlag{Name: "user", Usage: "when started as root: open /dev/kvm, the images and the network, then run as `USER` with no groups and no capabilities"},
-		&cli.IntFlag{Name: "uid", Value: -1, Usage: "as --user, by `UID` (with --gid)"},
-		&cli.IntFlag{Name: "gid", Value: -1, Usage: "the `GID` for --uid"},
+		&cli.IntFlag{Name: "uid", Value: -1, DefaultText: "none", Usage: "as --user, by `UID` (with --gid)"},
+		&cli.IntFlag{Name: "gid", Value: -1, DefaultText: "none", Usage: "the `GID` for --uid"},
 		&cli.StringFlag{Name: "chroot", Usage: "when started as root: once everything is open, make the empty directory `DIR` (root's, writable by root only) the VMM's root"},
 		&cli.BoolFlag{Name: "jail", Usage: "when started as root: run the VMM in new mount, PID, IPC and UTS namespaces, and in a network namespace of its own " +
 			"with --net none, user:NAME (reached by its socket) or tap:NAME (the tap is opened first, in the host's); --net user needs the host's network for its NAT, so there it keeps the host's"},

@@ -748,3 +748,14 @@ func TestDroppedLine(t *testing.T) {
 		}
 	}
 }
+
+// TestIDFlagsHelp: --uid and --gid show no default id: -1, their value
+// when not given, is refused when typed.
+func TestIDFlagsHelp(t *testing.T) {
+	for _, cmd := range []string{"run", "demo", "up"} {
+		out, _, status := runCLI(t, cmd, "--help")
+		if status != 0 || strings.Contains(out, "(default: -1)") || !strings.Contains(out, "--uid UID") {
+			t.Errorf("%s --help: status %d, --uid shown with its -1 or not at all:\n%s", cmd, status, out)
+		}
+	}
+}
