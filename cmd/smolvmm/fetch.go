@@ -73,8 +73,16 @@ Proxies come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY.`,
 // stopSignals are the signals every command stops on cleanly, status 130
 // with its temporary files removed: SIGINT, SIGTERM and SIGHUP (the
 // terminal closed), which would otherwise kill it where it stands and
-// leave a half-written image's temporary file behind.
-var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+// leave a half-written image's temporary file behind. SIGHUP only when it
+// was not ignored at exec: nohup's promise holds (signal.Notify would undo
+// it).
+var stopSignals = func() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
+}()
 
 // signalContext is ctx, cancelled by stopSignals: fetch and up's
 // preparation stop cleanly on them (a partial download is kept to resume),

@@ -1223,3 +1223,37 @@ func TestDaemonLogOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestNetUnderNohup: a daemon started with SIGHUP ignored (nohup, or a
+// shell's trap) keeps ignoring it: the hangup sent before a SIGTERM does
+// not stop it, the SIGTERM does.
+func TestNetUnderNohup(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "n.sock")
+	cmd := exec.Command("sh", "-c", `trap "" HUP; exec "$0" net --socket "$1"`, smolvmmBin(t), socket)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &netDaemon{cmd: cmd, lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.lines <- sc.Text()
+		}
+		close(d.lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	d.expect(t, "listening on "+socket)
+	cmd.Process.Signal(syscall.SIGHUP)
+	cmd.Process.Signal(syscall.SIGTERM)
+	line := d.expect(t, ": stopped (")
+	if !strings.Contains(line, "terminated") || strings.Contains(line, "hangup") {
+		t.Errorf("the daemon stopped on %q; want the SIGTERM, the hangup ignored", line)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("daemon: %v, want status 0", err)
+	}
+}
