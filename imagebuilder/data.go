@@ -151,6 +151,9 @@ func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
 				} else if u := unreadable(hp, false, err); u != nil {
 					return u
 				}
+				if st.Size > maxDataFileSize {
+					return fmt.Errorf("%w: %s is %d bytes, past the %d bytes a FAT32 or ISO 9660 file holds (one 32-bit size); split it, or give the guest a disk image of its own", ErrDataFileTooLarge, hp, st.Size, uint64(maxDataFileSize))
+				}
 				e.size = st.Size
 				es = append(es, e)
 			default:
@@ -165,6 +168,15 @@ func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
 	}
 	return es, walk(root, "")
 }
+
+// maxDataFileSize is the largest file FAT32 and single-extent ISO 9660
+// hold: their directory entries keep a file's size in 32 bits, and a
+// larger one would be written with its size wrapped, its end lost.
+const maxDataFileSize = 1<<32 - 1
+
+// ErrDataFileTooLarge: a file of a data directory is larger than a data
+// image's file system holds.
+var ErrDataFileTooLarge = errors.New("file too large for a data image")
 
 // openDataRoot opens the directory a data image holds. A symlink naming
 // it is followed (the user named it), once: scan and copy both go through

@@ -368,3 +368,33 @@ func TestBuildDataImageContextStopped(t *testing.T) {
 		t.Errorf("left %v", left)
 	}
 }
+
+// TestDataFileTooLarge: a file of 4 GiB or more (sparse here) is refused
+// before any image is written, for both data file systems, whose 32-bit
+// sizes would wrap it.
+func TestDataFileTooLarge(t *testing.T) {
+	for _, fsType := range []string{imagebuilder.DataFAT32, imagebuilder.DataISO9660} {
+		t.Run(fsType, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Truncate(createFile(t, filepath.Join(dir, "big")), 1<<32); err != nil {
+				t.Fatal(err)
+			}
+			img := filepath.Join(t.TempDir(), "d.img")
+			err := imagebuilder.BuildDataImage(dir, img, fsType)
+			if !errors.Is(err, imagebuilder.ErrDataFileTooLarge) || !strings.Contains(err.Error(), "big is 4294967296 bytes") {
+				t.Fatalf("BuildDataImage: %v, want ErrDataFileTooLarge naming big and its size", err)
+			}
+			if _, err := os.Stat(img); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("an image was left: %v", err)
+			}
+		})
+	}
+}
+
+func createFile(t *testing.T, path string) string {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
