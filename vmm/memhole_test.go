@@ -23,16 +23,7 @@ func TestMemoryVGAHole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	path := filepath.Join(t.TempDir(), "s.snap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = m.Snapshot(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := snapshotFile(t, m)
 	r, err := vmm.Restore(vmm.Config{}, path)
 	if err != nil {
 		t.Fatal(err)
@@ -63,4 +54,21 @@ func TestMemoryVGAHole(t *testing.T) {
 			}
 		})
 	}
+}
+
+// snapshotFile writes a snapshot of m, not running, to a new file and
+// returns its path.
+func snapshotFile(t *testing.T, m *vmm.Machine) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s.snap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Snapshot(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

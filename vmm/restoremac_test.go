@@ -183,16 +183,7 @@ func TestRestoreAfterDriverMACWrite(t *testing.T) {
 			}
 			defer m.Close()
 			nic.WriteConfig(0, tc.write) // as the transport passes a driver's write
-			path := filepath.Join(t.TempDir(), "s.snap")
-			f, err := os.Create(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = m.Snapshot(f)
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			path := snapshotFile(t, m)   // memhole_test.go
 			mac, err := vmm.SnapshotMAC(path)
 			if err != nil || mac.String() != a.String() {
 				t.Fatalf("SnapshotMAC = %v, %v; want the card's %s", mac, err, a)

@@ -34,7 +34,13 @@ type netDaemon struct {
 
 func startNetDaemon(t testing.TB, socket string, args ...string) *netDaemon {
 	t.Helper()
-	cmd := exec.Command(smolvmmBin(t), append([]string{"net", "--socket", socket}, args...)...)
+	return startNetDaemonCmd(t, exec.Command(smolvmmBin(t), append([]string{"net", "--socket", socket}, args...)...), socket)
+}
+
+// startNetDaemonCmd starts cmd, a smolvmm net serving socket, as
+// startNetDaemon does.
+func startNetDaemonCmd(t testing.TB, cmd *exec.Cmd, socket string) *netDaemon {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -1230,23 +1236,7 @@ func TestDaemonLogOrder(t *testing.T) {
 func TestNetUnderNohup(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "n.sock")
 	cmd := exec.Command("sh", "-c", `trap "" HUP; exec "$0" net --socket "$1"`, smolvmmBin(t), socket)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &netDaemon{cmd: cmd, lines: make(chan string, 100)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			d.lines <- sc.Text()
-		}
-		close(d.lines)
-	}()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	d.expect(t, "listening on "+socket)
+	d := startNetDaemonCmd(t, cmd, socket)
 	cmd.Process.Signal(syscall.SIGHUP)
 	cmd.Process.Signal(syscall.SIGTERM)
 	line := d.expect(t, ": stopped (")
