@@ -1,6 +1,10 @@
 package kstrip
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/smolvmm/smolvmm/internal/regfile"
+)
 
 // Errors Parse wraps, so callers and tests can tell bad inputs apart.
 var (
@@ -29,4 +33,7 @@ var (
 	// them matches an entry (all ignored as unknown), so it would disable
 	// every entry, the root mainbus included.
 	ErrNothingKept = errors.New("no keep or enable name matches an entry")
+	// ErrTooLarge: ReadFile was given a file larger than MaxImage, which
+	// no kernel is; it is refused before it is read.
+	ErrTooLarge = regfile.ErrTooLarge
 )

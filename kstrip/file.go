@@ -1,8 +1,10 @@
 package kstrip
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,10 +13,12 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
-// MaxImage bounds a decompressed kernel; NetBSD GENERIC kernels are about
-// 25 MiB, so anything past this is not a kernel (or is a gzip bomb).
+// MaxImage bounds a kernel file and its decompressed image; NetBSD GENERIC
+// kernels are about 25 MiB, so anything past this is not a kernel (or is
+// a gzip bomb).
 const MaxImage = kernelimage.MaxSize
 
 // File is a kernel file read into memory, decompressed.
@@ -28,18 +32,45 @@ type File struct {
 }
 
 // ReadFile reads a kernel, decompressing it when it starts with the gzip
-// magic, whatever its name.
+// magic, whatever its name. A file larger than MaxImage (matching
+// ErrTooLarge), one that is not a regular file, or one that starts with
+// neither the ELF nor the gzip magic (ErrNotELF) is refused before the
+// rest of it is read: a huge file read whole fills memory first.
 func ReadFile(path string) (*File, error) {
-	raw, err := os.ReadFile(path)
+	fh, size, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := os.Stat(path)
+	defer fh.Close()
+	st, err := fh.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if size > MaxImage {
+		return nil, &regfile.TooLargeError{Path: path, Size: size, Limit: MaxImage}
+	}
+	magic := make([]byte, len(elf.ELFMAG))
+	n, err := io.ReadFull(fh, magic)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	magic = magic[:n]
+	if !isELF(magic) && !kernelimage.IsGzip(magic) {
+		return nil, fmt.Errorf("%s: %w", path, notELF(magic))
+	}
+	// Sized from the stat (ReadFrom wants MinRead bytes free to see the
+	// end without growing), and cut one byte past the limit should the
+	// file grow meanwhile.
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	buf.Write(magic)
+	if _, err := buf.ReadFrom(io.LimitReader(fh, MaxImage+1-int64(n))); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if buf.Len() > MaxImage {
+		return nil, &regfile.TooLargeError{Path: path, Size: -1, Limit: MaxImage}
 	}
 	f := &File{Mode: st.Mode().Perm()}
-	if f.Data, f.Gzipped, err = kernelimage.Decompress(raw); err != nil {
+	if f.Data, f.Gzipped, err = kernelimage.Decompress(buf.Bytes()); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil

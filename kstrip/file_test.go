@@ -83,7 +83,7 @@ func TestReadFileBadGzip(t *testing.T) {
 
 func TestWriteFile(t *testing.T) {
 	dir := t.TempDir()
-	data := bytes.Repeat([]byte("cfdata"), 5000)
+	data := append([]byte("\x7fELF"), bytes.Repeat([]byte("cfdata"), 5000)...)
 	tests := []struct {
 		name     string
 		compress bool
@@ -178,5 +178,53 @@ func withoutDACOverride(t *testing.T, fn func()) {
 	}()
 	if err := <-done; err != nil {
 		t.Fatalf("dropping CAP_DAC_OVERRIDE: %v", err)
+	}
+}
+
+// TestReadFileChecksBeforeReading: a file larger than any kernel, or one
+// that starts like neither ELF nor gzip, is refused from its size and its
+// first bytes, before the rest is read into memory (a sparse file of
+// gigabytes read whole was a 2 GiB process saying "not an ELF file").
+func TestReadFileChecksBeforeReading(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		head []byte
+		size int64
+		want error
+		msg  []string
+	}{
+		{"plain past the limit", []byte("\x7fELF"), MaxImage + 1<<20, ErrTooLarge, []string{"513 MiB, more than the 512 MiB allowed"}},
+		{"gzip past the limit", []byte{0x1f, 0x8b, 8, 0}, MaxImage + 1, ErrTooLarge, []string{"512 MiB and 1 byte, more than the 512 MiB allowed"}},
+		{"zeros", nil, 256 << 20, ErrNotELF, []string{`starts with "\x00\x00\x00\x00"`, "gzip"}},
+		{"script", []byte("#!/bin/sh\n"), 256 << 20, ErrNotELF, []string{`starts with "#!/b"`}},
+		{"empty", nil, 0, ErrNotELF, []string{`starts with ""`}},
+		{"three ELF bytes", []byte("\x7fEL"), 3, ErrNotELF, []string{`starts with "\x7fEL"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			if err := os.WriteFile(p, tc.head, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(p, tc.size); err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := ReadFile(p)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			for _, m := range append(tc.msg, p) {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("err = %q, want it to say %q", err, m)
+				}
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+				t.Errorf("allocated %d bytes before refusing the file", n)
+			}
+		})
 	}
 }

@@ -70,8 +70,8 @@ func (k *Kernel) StateOffset(i int) int64 {
 // Parse reads the cfdata table of the ELF kernel image. The Kernel keeps
 // image and Apply edits it in place.
 func Parse(image []byte) (k *Kernel, err error) {
-	if len(image) < 4 || !bytes.Equal(image[:4], []byte(elf.ELFMAG)) {
-		return nil, fmt.Errorf("%w: the file starts with %q, not \"\\x7fELF\"; give an uncompressed or gzipped NetBSD kernel", ErrNotELF, head(image))
+	if !isELF(image) {
+		return nil, notELF(image)
 	}
 	// debug/elf is not hardened against every malformed header; a panic
 	// there must become an error about the input, not a crash.
@@ -172,6 +172,14 @@ func pastEnd(image []byte) (what string, off, size uint64) {
 		}
 	}
 	return "", 0, 0
+}
+
+// isELF reports whether b starts with the ELF magic.
+func isELF(b []byte) bool { return bytes.HasPrefix(b, []byte(elf.ELFMAG)) }
+
+// notELF is the error for an image that starts with b, not the ELF magic.
+func notELF(b []byte) error {
+	return fmt.Errorf("%w: the file starts with %q, not \"\\x7fELF\"; give an uncompressed or gzipped NetBSD kernel", ErrNotELF, head(b))
 }
 
 func head(b []byte) []byte {

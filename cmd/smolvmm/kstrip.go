@@ -213,6 +213,9 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 				return &fileError{fmt.Sprintf("kernel %s: %v (%s)", in, pe.Err, a), err}
 			}
 		}
+		if errors.Is(err, kstrip.ErrTooLarge) {
+			return fmt.Errorf("kstrip: %w (this is not a kernel image: give an uncompressed or gzipped NetBSD kernel)", err)
+		}
 		return fmt.Errorf("kstrip: %w", err)
 	}
 	k, err := kstrip.Parse(f.Data)

@@ -265,6 +265,13 @@ func TestKstripBadInput(t *testing.T) {
 	kern := testKernel(t, kstriptest.Options{Bits: 32})
 	emptyKeep := filepath.Join(dir, "empty.list")
 	os.WriteFile(emptyKeep, []byte("# nothing\n"), 0o644)
+	// Sparse: refused by its size, never read (it was read whole, 1 GiB
+	// of memory, to say "not an ELF file").
+	huge := filepath.Join(dir, "big.img")
+	os.WriteFile(huge, []byte("\x7fELF"), 0o644)
+	if err := os.Truncate(huge, 1<<30); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -281,6 +288,8 @@ func TestKstripBadInput(t *testing.T) {
 		{"unknown disable name", []string{"--disable", "fcd", kern}, kern, 1, []string{`disable name "fcd"`, "fdc"}},
 		{"empty keep file", []string{"-K", emptyKeep, kern}, kern, 1, []string{"names nothing"}},
 		{"empty keep flag", []string{"--keep", " ,", kern}, kern, 2, []string{"names nothing"}}, // a command-line mistake,
+		{"huge file listed", []string{"-l", huge}, "", 1, []string{huge + " is 1024 MiB, more than the 512 MiB allowed", "not a kernel image"}},
+		{"huge file stripped", []string{"-n", huge}, "", 1, []string{huge + " is 1024 MiB, more than the 512 MiB allowed", "not a kernel image"}},
 		{"ignored keep names keep nothing", []string{"--ignore-unknown", "--keep", "vioff,nosuch", kern}, kern, 1, []string{"vioff, nosuch", "mainbus included"}},
 		{"missing keep file", []string{"-K", filepath.Join(dir, "nope"), kern}, kern, 1, []string{"nope"}},
 		{"missing kernel", []string{filepath.Join(dir, "netbsd")}, "", 1, []string{"no such file"}},

@@ -8,16 +8,22 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
-// MaxSize bounds a decompressed kernel (NetBSD GENERIC is about 25 MiB), so
-// a hostile file cannot expand without limit.
+// MaxSize bounds a kernel image, plain or decompressed (NetBSD GENERIC is
+// about 25 MiB), so a hostile file cannot expand without limit.
 const MaxSize = 512 << 20
 
 // Decompress returns raw, gunzipped when it starts with the gzip magic, and
-// whether it was. It reads the file as Gunzip does.
+// whether it was. It reads the file as Gunzip does. An image, plain or
+// gunzipped, larger than MaxSize is refused.
 func Decompress(raw []byte) (data []byte, gzipped bool, err error) {
 	if !IsGzip(raw) {
+		if len(raw) > MaxSize {
+			return nil, false, fmt.Errorf("the image is %s, more than the %d MiB a kernel may be", regfile.Size(int64(len(raw))), MaxSize>>20)
+		}
 		return raw, false, nil
 	}
 	out, err := Gunzip(raw, MaxSize)

@@ -3,6 +3,7 @@ package kernelimage
 import (
 	"bytes"
 	"compress/gzip"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,35 @@ func TestDecompress(t *testing.T) {
 		got, gz, err := Decompress(tt.in)
 		if string(got) != tt.want || gz != tt.gzipped || (err != nil) != tt.err {
 			t.Errorf("%s: got %q gzipped=%v err=%v", tt.name, got, gz, err)
+		}
+	}
+}
+
+// TestDecompressBoundsPlain: MaxSize bounds a plain image as it bounds a
+// gunzipped one; a plain one past it was returned as it stood.
+func TestDecompressBoundsPlain(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+		err  bool
+	}{
+		{"at the limit", MaxSize, false},
+		{"past the limit", MaxSize + 1, true},
+	}
+	for _, tt := range tests {
+		// Fresh zero pages from the OS: neither make nor Decompress
+		// touches most of them.
+		raw := make([]byte, tt.size)
+		copy(raw, "\x7fELF")
+		out, gz, err := Decompress(raw)
+		if (err != nil) != tt.err || gz {
+			t.Errorf("%s: gzipped=%v err=%v, want an error %v", tt.name, gz, err, tt.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "512 MiB") {
+			t.Errorf("%s: err %q does not name the limit", tt.name, err)
+		}
+		if err == nil && len(out) != tt.size {
+			t.Errorf("%s: %d bytes back, want %d", tt.name, len(out), tt.size)
 		}
 	}
 }
