@@ -142,9 +142,11 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		summary, summaryPrefix = stderr, kstripPrefix
 	}
 	// An empty --keep ("" or ",") is a slip on the command line, said
-	// before the kernel is read.
+	// before the kernel is read. The example is in the default list's
+	// style: plain com and ld would keep puc, pcmcia, aac, nvme... as
+	// parents.
 	if c.IsSet("keep") && len(splitCommas(c.StringSlice("keep"))) == 0 {
-		return usageErrorf("--keep %q names nothing: stripping with it would disable every driver; give the names to keep, e.g. --keep com,ld,virtio", strings.Join(c.StringSlice("keep"), ","))
+		return usageErrorf("--keep %q names nothing: stripping with it would disable every driver; give the names to keep, e.g. --keep mainbus,cpu,pci,isa,com_isa,virtio,ld_virtio", strings.Join(c.StringSlice("keep"), ","))
 	}
 	// A kernel that is no file is said to be one first: without -o it
 	// is also the output, which the user did not name. (Not opened: a

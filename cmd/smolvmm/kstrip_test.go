@@ -288,6 +288,9 @@ func TestKstripBadInput(t *testing.T) {
 		{"unknown disable name", []string{"--disable", "fcd", kern}, kern, 1, []string{`disable name "fcd"`, "fdc"}},
 		{"empty keep file", []string{"-K", emptyKeep, kern}, kern, 1, []string{"names nothing"}},
 		{"empty keep flag", []string{"--keep", " ,", kern}, kern, 2, []string{"names nothing"}}, // a command-line mistake,
+		// The example names the narrow attachments the default list
+		// uses, not com and ld, which keep puc, pcmcia, aac, nvme...
+		{"blank keep flag", []string{"--keep=", kern}, kern, 2, []string{"e.g. --keep mainbus,cpu,pci,isa,com_isa,virtio,ld_virtio"}},
 		{"huge file listed", []string{"-l", huge}, "", 1, []string{huge + " is 1024 MiB, more than the 512 MiB allowed", "not a kernel image"}},
 		{"huge file stripped", []string{"-n", huge}, "", 1, []string{huge + " is 1024 MiB, more than the 512 MiB allowed", "not a kernel image"}},
 		{"ignored keep names keep nothing", []string{"--ignore-unknown", "--keep", "vioff,nosuch", kern}, kern, 1, []string{"vioff, nosuch", "mainbus included"}},
