@@ -91,3 +91,51 @@ func (x *parentIndex) all(name string) []int {
 	x.whole[name] = true
 	return x.byName[name]
 }
+
+// parentSet says whether a set of entries holds one that can be a given
+// parent, by the rules candidates follows, in constant time per driver
+// asked of.
+type parentSet struct {
+	names   map[string]bool   // drivers with an entry in the set
+	fixed   map[nameUnit]bool // fixed-unit entries in the set
+	minStar map[string]int    // lowest cf_unit of a Star entry in the set
+}
+
+// parentSet is the set of entries i for which in(i) holds.
+func (k *Kernel) parentSet(in func(i int) bool) *parentSet {
+	s := &parentSet{names: map[string]bool{}, fixed: map[nameUnit]bool{}, minStar: map[string]int{}}
+	for i := range k.Entries {
+		if !in(i) {
+			continue
+		}
+		e := &k.Entries[i]
+		s.names[e.Name] = true
+		if !e.State.IsStar() {
+			s.fixed[nameUnit{e.Name, e.Unit}] = true
+		} else if m, ok := s.minStar[e.Name]; !ok || e.Unit < m {
+			s.minStar[e.Name] = e.Unit
+		}
+	}
+	return s
+}
+
+// has reports whether the set holds an entry that can be parent p;
+// providers are the drivers providing p.IAttr when p names no driver.
+func (s *parentSet) has(p *Parent, providers []string) bool {
+	if p.Name == "" {
+		for _, n := range providers {
+			if s.names[n] {
+				return true
+			}
+		}
+		return false
+	}
+	if p.Unit == AnyUnit {
+		return s.names[p.Name]
+	}
+	if s.fixed[nameUnit{p.Name, p.Unit}] {
+		return true
+	}
+	m, ok := s.minStar[p.Name]
+	return ok && m <= p.Unit
+}

@@ -2,6 +2,8 @@ package kstrip
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 )
 
@@ -109,7 +111,11 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	for _, i := range seeds {
 		explicit[i] = true
 	}
-	kept := k.withParents(r, seeds, explicit)
+	disabled := make([]bool, len(k.Entries))
+	for _, i := range dis {
+		disabled[i] = true
+	}
+	kept, overruled := k.withParents(r, seeds, explicit, disabled)
 	if p.Strip {
 		for i := range want {
 			want[i] = disable
@@ -119,11 +125,10 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 		want[i] = enable
 	}
 	for _, i := range dis {
-		if want[i] == enable {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) is both kept and disabled: disabling wins", k.Entries[i].Label(), k.Entries[i].Attach))
-		}
 		want[i] = disable
 	}
+	k.warnOverruled(r, overruled)
+	k.warnOrphans(r, kept, want)
 	for i := range k.Entries {
 		k.change(r, i, want[i])
 	}
@@ -154,11 +159,13 @@ func (k *Kernel) resolve(r *Report, list string, names []string) []int {
 // its unit, of any driver that provides the interface attribute (config(1)
 // writes unit 0 there and cfparent_match ignores it). Keeping every
 // candidate is what makes the child attach whichever parent the machine
-// has.
-func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
+// has. An entry marked disabled, seed or parent, is not kept, nor are the
+// parents only it needs: it is returned in overruled instead, in table
+// order.
+func (k *Kernel) withParents(r *Report, seeds []int, explicit, disabled []bool) (out, overruled []int) {
 	in := make([]bool, len(k.Entries))
 	idx := newParentIndex(k)
-	var out, queue []int
+	var queue []int
 	for _, i := range seeds {
 		if !in[i] {
 			in[i] = true
@@ -168,6 +175,10 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 	for len(queue) > 0 {
 		i := queue[0]
 		queue = queue[1:]
+		if disabled[i] {
+			overruled = append(overruled, i)
+			continue
+		}
 		out = append(out, i)
 		e := &k.Entries[i]
 		p := e.Parent
@@ -189,7 +200,7 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 			}
 			in[j] = true
 			queue = append(queue, j)
-			if !explicit[j] {
+			if !explicit[j] && !disabled[j] {
 				c := &k.Entries[j]
 				r.KeptParents = append(r.KeptParents, KeptParent{Index: j, Label: c.Label(), Attach: c.Attach, For: e.Label() + " (" + e.Attach + ")"})
 			}
@@ -202,7 +213,86 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit []bool) []int {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at %s, but no cfdata entry can be that parent", e.Label(), e.Attach, p))
 		}
 	}
-	return out
+	sort.Ints(overruled)
+	return out, overruled
+}
+
+// warnOverruled warns of the entries kept (by name or as a parent) and
+// disabled, once per label: a driver has many entries of one label (isa0
+// at mainbus, pcib, ichlpcib...), and one line says it of all.
+func (k *Kernel) warnOverruled(r *Report, overruled []int) {
+	var order []string
+	attaches := map[string][]string{}
+	for _, i := range overruled {
+		e := &k.Entries[i]
+		l := e.Label()
+		if _, seen := attaches[l]; !seen {
+			order = append(order, l)
+		}
+		if !slices.Contains(attaches[l], e.Attach) {
+			attaches[l] = append(attaches[l], e.Attach)
+		}
+	}
+	for _, l := range order {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) is both kept and disabled: disabling wins", l, strings.Join(attaches[l], ", ")))
+	}
+}
+
+// warnOrphans warns, once per label, of a kept device whose every
+// enabled entry has only disabled parents: it stays enabled, and can never
+// attach. A device with another way in (isa0 at ichlpcib when pcib is
+// disabled) is no orphan, and a parent the kernel lacks altogether was
+// warned of by withParents.
+func (k *Kernel) warnOrphans(r *Report, kept []int, want []target) {
+	on := func(j int) bool {
+		return want[j] == enable || want[j] == leave && !k.Entries[j].State.Disabled()
+	}
+	all, enabled := k.parentSet(func(int) bool { return true }), k.parentSet(on)
+	asked := map[string]bool{}
+	for _, i := range kept {
+		asked[k.Entries[i].Label()] = true
+	}
+	type device struct {
+		attachable        bool
+		attaches, parents []string
+	}
+	var order []string
+	devs := map[string]*device{}
+	for j := range k.Entries {
+		e := &k.Entries[j]
+		l := e.Label()
+		if !asked[l] || !on(j) {
+			continue
+		}
+		d := devs[l]
+		if d == nil {
+			d = &device{}
+			devs[l] = d
+			order = append(order, l)
+		}
+		p := e.Parent
+		if p == nil {
+			d.attachable = true
+			continue
+		}
+		providers, known := k.Providers(p.IAttr)
+		switch {
+		case p.Name == "" && !known, enabled.has(p, providers):
+			d.attachable = true
+		case all.has(p, providers):
+			if !slices.Contains(d.attaches, e.Attach) {
+				d.attaches = append(d.attaches, e.Attach)
+			}
+			if ps := p.String(); !slices.Contains(d.parents, ps) {
+				d.parents = append(d.parents, ps)
+			}
+		}
+	}
+	for _, l := range order {
+		if d := devs[l]; !d.attachable && len(d.attaches) > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) is kept, but every entry it may attach at (%s) is disabled: it cannot attach", l, strings.Join(d.attaches, ", "), strings.Join(d.parents, ", ")))
+		}
+	}
 }
 
 // change records the userconf transition for entry i, if any.

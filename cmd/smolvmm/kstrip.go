@@ -44,7 +44,8 @@ Modes:
   --list/--json with -o, --dry-run or an edit flag print the table after
   the edits.
 --enable also re-enables the parents of what it enables; --disable wins
-over --keep and --enable.
+over --keep and --enable, and a parent only disabled entries need is not
+kept (a kept entry left with no enabled parent is warned of).
 
 Flags go before KERNEL.
 
