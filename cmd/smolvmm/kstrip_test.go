@@ -287,7 +287,7 @@ func TestKstripBadInput(t *testing.T) {
 		{"unknown keep name", []string{"--keep", "mainbus,vioff", kern}, kern, 1, []string{`keep name "vioff"`, "did you mean vioif"}},
 		{"unknown disable name", []string{"--disable", "fcd", kern}, kern, 1, []string{`disable name "fcd"`, "fdc"}},
 		{"empty keep file", []string{"-K", emptyKeep, kern}, kern, 1, []string{"names nothing"}},
-		{"empty keep flag", []string{"--keep", " ,", kern}, kern, 2, []string{"names nothing"}}, // a command-line mistake,
+		{"empty keep flag", []string{"--keep", " ,", kern}, kern, 2, []string{"names nothing"}}, // a command-line mistake: status 2
 		// The example names the narrow attachments the default list
 		// uses, not com and ld, which keep puc, pcmcia, aac, nvme...
 		{"blank keep flag", []string{"--keep=", kern}, kern, 2, []string{"e.g. --keep mainbus,cpu,pci,isa,com_isa,virtio,ld_virtio"}},
