@@ -61,7 +61,7 @@ func ExampleStamp() {
 	img := filepath.Join(dir, "web.img")
 	buildImage(img, time.Now())
 	stamp := rebuild.Stamp(filepath.Join(dir, "images", "web.service"))
-	_ = stamp.Record(img, "digest-1", 3)
+	_ = stamp.Record(img, "digest-1", 3, "")
 
 	for _, im := range []rebuild.Image{
 		{Path: img, Digest: "digest-1", Builder: 3, Stamp: stamp},

@@ -5,7 +5,10 @@
 // when it is older than the service's files or its sets, or was built from
 // another version of a built-in service (which has no file times, only
 // content: its digest is recorded in a stamp beside the release's cache),
-// or was built by another revision of the image builder (also stamped).
+// or was built by another revision of the image builder (also stamped),
+// or, when the caller names the release it boots, is not described by that
+// release's stamp: one image path serves every release and port, and only
+// the stamp tells which one built the file under it.
 package rebuild
 
 import (
@@ -51,6 +54,12 @@ const (
 	// says) with another revision of the image builder, or before
 	// stamps recorded one: the same inputs now build another image.
 	BuilderChanged
+	// OtherRelease: the image is not recorded as built from the sets of
+	// Image.Release: the release's stamp is missing, names another file
+	// (one built for another release or port, a copy), or records
+	// another release. Its dates say nothing of the port its programs
+	// are for.
+	OtherRelease
 )
 
 // String is the verdict in a word, for the step log.
@@ -68,6 +77,8 @@ func (v Verdict) String() string {
 		return "not an ext2 image"
 	case BuilderChanged:
 		return "built by an older image builder"
+	case OtherRelease:
+		return "not recorded as built from this release"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
 }
@@ -87,6 +98,11 @@ type Image struct {
 	// image now (imagebuilder.Revision), compared with what Stamp
 	// recorded; 0 compares nothing.
 	Builder int
+	// Release names the release and sets the image must be built from
+	// (ReleaseKey), compared with what Stamp recorded; "" compares
+	// nothing, and an image the stamp does not describe may then be
+	// fresh by its dates.
+	Release string
 	Stamp   Stamp
 }
 
@@ -105,6 +121,9 @@ func (im Image) Check() (Verdict, error) {
 	// known to come from any revision.
 	rec, described := im.Stamp.read(im.Path)
 	builderChanged := im.Builder != 0 && described && rec.builder != im.Builder
+	// A stamp from before releases were recorded lies in the release's
+	// own cache directory, which names the release it was written for.
+	otherRelease := im.Release != "" && (!described || (rec.release != "" && rec.release != im.Release))
 	st, err := os.Stat(im.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -117,6 +136,8 @@ func (im Image) Check() (Verdict, error) {
 		return ServiceChanged, nil
 	case builderChanged:
 		return BuilderChanged, nil
+	case otherRelease:
+		return OtherRelease, nil
 	case st.ModTime().Before(newest):
 		return Older, nil
 	}
@@ -202,10 +223,25 @@ func ServiceDigest(trees ...fs.FS) (string, error) {
 }
 
 // Stamp is the path of a file recording which version of a built-in
-// service built an image file, and with which image builder: the
-// service's digest, the image's ImageID and the builder's revision (absent
-// from stamps written before revisions were recorded, which read as 0).
+// service built an image file, and with which image builder and release:
+// the service's digest, the image's ImageID, the builder's revision
+// (absent from stamps written before revisions were recorded, which read
+// as 0) and the ReleaseKey (absent from stamps written before releases
+// were recorded).
 type Stamp string
+
+// ReleaseKey names what an image is built from in release r: its version,
+// its port (which decides the programs and the /dev numbers) and the
+// digests of its sets, so that an image built for another release, port
+// or set list is not taken for this one's.
+func ReleaseKey(r *fetch.Release) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %q\n", r.Version, r.Arch)
+	for _, s := range r.Sets {
+		fmt.Fprintf(h, "%q %s\n", s.Name, s.SHA512)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
 
 // ReleaseStamp is the stamp of image in release r's cache (beside its
 // kernel and sets), named after the image's absolute path.
@@ -250,7 +286,8 @@ func (s Stamp) Describes(image string) bool {
 // stamped is what a stamp records beside the image's ID.
 type stamped struct {
 	digest  string
-	builder int // 0: not recorded (a stamp from before revisions)
+	builder int    // 0: not recorded (a stamp from before revisions)
+	release string // "": not recorded (a stamp from before releases)
 }
 
 // read returns what the stamp records, if it describes image.
@@ -264,21 +301,25 @@ func (s Stamp) read(image string) (stamped, bool) {
 		return stamped{}, false
 	}
 	f := strings.Fields(string(b))
-	if len(f) < 2 || len(f) > 3 || f[1] != id {
+	if len(f) < 2 || len(f) > 4 || f[1] != id {
 		return stamped{}, false
 	}
 	rec := stamped{digest: f[0]}
-	if len(f) == 3 {
+	if len(f) >= 3 {
 		// A garbled revision still describes the image (up built
 		// it); it reads as none, which no builder has.
 		rec.builder, _ = strconv.Atoi(f[2])
+	}
+	if len(f) == 4 {
+		rec.release = f[3]
 	}
 	return rec, true
 }
 
 // Record records that image, as it is now, was built from the service
-// with digest by revision builder of the image builder.
-func (s Stamp) Record(image, digest string, builder int) error {
+// with digest by revision builder of the image builder, from the release
+// named by release (ReleaseKey; "" when no release is to be recorded).
+func (s Stamp) Record(image, digest string, builder int, release string) error {
 	id, err := ImageID(image)
 	if err != nil {
 		return err
@@ -286,7 +327,11 @@ func (s Stamp) Record(image, digest string, builder int) error {
 	if err := os.MkdirAll(filepath.Dir(string(s)), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(string(s), []byte(fmt.Sprintf("%s %s %d\n", digest, id, builder)), 0o644)
+	line := fmt.Sprintf("%s %s %d", digest, id, builder)
+	if release != "" {
+		line += " " + release
+	}
+	return atomicfile.WriteFile(string(s), []byte(line+"\n"), 0o644)
 }
 
 // ImageID names the file at path: device, inode and birth time, which stay

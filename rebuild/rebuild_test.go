@@ -118,8 +118,27 @@ func TestStamp(t *testing.T) {
 			}
 		})
 	}
-	if err := Stamp(filepath.Join(t.TempDir(), "x")).Record(filepath.Join(t.TempDir(), "none.img"), "v1", 1); err == nil || !strings.Contains(err.Error(), "none.img") {
+	if err := Stamp(filepath.Join(t.TempDir(), "x")).Record(filepath.Join(t.TempDir(), "none.img"), "v1", 1, ""); err == nil || !strings.Contains(err.Error(), "none.img") {
 		t.Errorf("Record for a missing image: %v, want an error naming it", err)
+	}
+}
+
+// TestReleaseKey: the key tells releases, ports and set lists apart.
+func TestReleaseKey(t *testing.T) {
+	set := func(name, sum string) fetch.File { return fetch.File{Name: name, SHA512: sum} }
+	base := &fetch.Release{Version: "9.3", Arch: "i386", Sets: []fetch.File{set("rescue.tgz", "aa")}}
+	for _, r := range []*fetch.Release{
+		{Version: "9.3", Arch: "amd64", Sets: base.Sets},
+		{Version: "10.0", Arch: "i386", Sets: base.Sets},
+		{Version: "9.3", Arch: "i386", Sets: []fetch.File{set("rescue.tgz", "bb")}},
+		{Version: "9.3", Arch: "i386", Sets: []fetch.File{set("rescue.tgz", "aa"), set("base.tgz", "cc")}},
+	} {
+		if ReleaseKey(r) == ReleaseKey(base) {
+			t.Errorf("%s/%s %v has the key of %s/%s %v", r.Version, r.Arch, r.Sets, base.Version, base.Arch, base.Sets)
+		}
+	}
+	if k := ReleaseKey(&fetch.Release{Version: "9.3", Arch: "i386", Sets: []fetch.File{set("rescue.tgz", "aa")}}); k != ReleaseKey(base) || strings.ContainsAny(k, " \t\n") {
+		t.Errorf("the same release has keys %q and %q", k, ReleaseKey(base))
 	}
 }
 
@@ -220,6 +239,35 @@ func TestImageCheck(t *testing.T) {
 			im.Builder = 2
 		}, Fresh},
 		{"no builder revision to compare", func(t *testing.T, im *Image) { record(t, im.Stamp, im.Path, FilesDigest) }, Fresh},
+		// One image path serves every release and port: an image the
+		// release's stamp does not describe was called fresh by its
+		// dates (an amd64 image booted by an i386 kernel).
+		{"no stamp, a release to compare", func(t *testing.T, im *Image) { im.Release = "i386" }, OtherRelease},
+		{"stamp of another file, a release to compare", func(t *testing.T, im *Image) {
+			recordRelease(t, im.Stamp, im.Path, "i386")
+			os.Remove(im.Path)
+			writeImage(t, im.Path, "built for amd64")
+			im.Release = "i386"
+		}, OtherRelease},
+		{"recorded for another release", func(t *testing.T, im *Image) {
+			recordRelease(t, im.Stamp, im.Path, "amd64")
+			im.Release = "i386"
+		}, OtherRelease},
+		{"recorded for this release", func(t *testing.T, im *Image) {
+			recordRelease(t, im.Stamp, im.Path, "i386")
+			im.Release = "i386"
+		}, Fresh},
+		{"recorded for this release, and a set newer", func(t *testing.T, im *Image) {
+			recordRelease(t, im.Stamp, im.Path, "i386")
+			im.Release = "i386"
+			os.Chtimes(im.Sets[0], future, future)
+		}, Older},
+		// A stamp from before releases were recorded lies in the
+		// release's own directory: it speaks for that release.
+		{"stamped before releases were recorded", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, FilesDigest)
+			im.Release = "i386"
+		}, Fresh},
 		{"not an ext2 image, built by another builder", func(t *testing.T, im *Image) {
 			record(t, im.Stamp, im.Path, FilesDigest)
 			im.Builder = 2
@@ -324,7 +372,14 @@ func TestStripCached(t *testing.T) {
 
 func record(t *testing.T, s Stamp, image, digest string) {
 	t.Helper()
-	if err := s.Record(image, digest, 1); err != nil {
+	if err := s.Record(image, digest, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func recordRelease(t *testing.T, s Stamp, image, release string) {
+	t.Helper()
+	if err := s.Record(image, FilesDigest, 1, release); err != nil {
 		t.Fatal(err)
 	}
 }

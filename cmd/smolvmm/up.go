@@ -129,7 +129,8 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 	}
 	err = step(log, "mkimg", func() (string, error) {
 		im := rebuild.Image{Path: res.Image, ServiceTime: svc.ModTime, Digest: svc.Digest,
-			Builder: imagebuilder.Revision, Stamp: rebuild.ReleaseStamp(res.Release, res.Image)}
+			Builder: imagebuilder.Revision, Release: rebuild.ReleaseKey(res.Release),
+			Stamp: rebuild.ReleaseStamp(res.Release, res.Image)}
 		for _, s := range res.Release.Sets {
 			im.Sets = append(im.Sets, s.Path)
 		}
@@ -156,7 +157,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", err
 			}
 			verb = "rebuilt (it was no longer an ext2 image)"
-		case rebuild.Older, rebuild.ServiceChanged, rebuild.BuilderChanged:
+		case rebuild.Older, rebuild.ServiceChanged, rebuild.BuilderChanged, rebuild.OtherRelease:
 			// The old image, and whatever the guest wrote to it, is replaced;
 			// never under a running VM, which would go on writing to the
 			// unlinked file while this one boots the new image.
@@ -169,6 +170,10 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				verb = "rebuilt (the built-in service changed since it was built)"
 			case rebuild.BuilderChanged:
 				verb = "rebuilt (it was built by an older smolvmm image builder)"
+			case rebuild.OtherRelease:
+				// One image path serves every release and port: an
+				// image of amd64 programs is no root for an i386 kernel.
+				verb = fmt.Sprintf("rebuilt (no record in the cache says up built it from NetBSD %s/%s's sets)", res.Release.Version, res.Release.Arch)
 			}
 		}
 		// The build replaces the image through a temporary file of its
@@ -188,8 +193,8 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		if digest == "" {
 			digest = rebuild.FilesDigest
 		}
-		if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision); err != nil {
-			fmt.Fprintf(log, "smolvmm up: note: cannot record which service built %s (%v); it will not be rebuilt when the built-in service changes or it is written over\n", res.Image, err)
+		if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision, im.Release); err != nil {
+			fmt.Fprintf(log, "smolvmm up: note: cannot record which release and service built %s (%v); the next up rebuilds it\n", res.Image, err)
 		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
 	})
@@ -277,9 +282,10 @@ func upCommand() *cli.Command {
    2. kstrip  the kernel with the default keep list (cached per kernel)
    3. mkimg   <service>.img (or -i FILE), when missing, older than the sets
               or the files of a --service-dir service, or built by up from
-              another version of a built-in service, or no longer an ext2
-              image (a file up did not build is left alone); never while a
-              VM uses it
+              another version of a built-in service, or not recorded as
+              built by up from this release's sets (one image name serves
+              every --version and --arch), or no longer an ext2 image (a
+              file up did not build is left alone); never while a VM uses it
    4. run     the stripped kernel with the image as ld0 (root=ld0a)
 Each step prints what it did and how long it took.
 

@@ -37,6 +37,7 @@ type fakeUp struct {
 	strips   int
 	buildErr error
 	ran      [2]string
+	arch     string // the release's port; "" is i386
 }
 
 func newFakeUp(t *testing.T) *fakeUp {
@@ -59,7 +60,11 @@ func (f *fakeUp) deps() upDeps {
 		},
 		fetch: func(ctx context.Context, sets []string) (*fetch.Release, error) {
 			f.calls = append(f.calls, "fetch")
-			return fe.Fetch(ctx, "9.3", "i386", sets...)
+			arch := f.arch
+			if arch == "" {
+				arch = "i386"
+			}
+			return fe.Fetch(ctx, "9.3", arch, sets...)
 		},
 		keep: []string{"mainbus", "com", "ld"},
 		strip: func(in, out string, keep []string) (string, error) {
@@ -207,12 +212,40 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 	}
 }
 
+// TestUpImageOfAnotherRelease: SERVICE.img is one path for every release;
+// an image up built for amd64 was called up to date by an i386 up (its
+// stamp in the i386 cache named the image amd64 replaced, and was
+// ignored; the image was newer than the i386 sets) and booted by the
+// i386 kernel. An image no record of this release describes is rebuilt.
+func TestUpImageOfAnotherRelease(t *testing.T) {
+	f := newFakeUp(t)
+	f.srv.AddRelease(fetchtest.Release{Version: "9.3", Arch: "amd64", Kernel: []byte("amd64 kernel"),
+		Sets: map[string][]byte{"rescue.tgz": []byte("amd64 rescue")}})
+	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+	for i, step := range []struct{ arch, calls, why string }{
+		{"i386", "service fetch strip build run", ""},
+		{"amd64", "service fetch strip build run", "NetBSD 9.3/amd64"},
+		{"i386", "service fetch build run", "NetBSD 9.3/i386"},
+		{"i386", "service fetch run", ""},
+		{"amd64", "service fetch build run", "NetBSD 9.3/amd64"},
+	} {
+		f.arch = step.arch
+		upAgain(t, f, opts, step.calls, step.why)
+		if strings.Contains(step.calls, "build") {
+			if got := f.builds[len(f.builds)-1].Arch; got != step.arch {
+				t.Errorf("up %d (%s) built for %s", i, step.arch, got)
+			}
+		}
+	}
+}
+
 // TestUpKeepsAnImageInUse: a stale image that a running VM holds (its
 // flock) is not replaced under it; up says so and builds nothing.
 // TestUpBuiltinServiceChanges: a built-in service has no date; up rebuilds
 // an image it built from another version of the service (a smolvmm upgrade),
-// but not one it did not build (mkimg, a copy) nor one the service still
-// matches (a new binary with the same service).
+// but not one the service still matches (a new binary with the same
+// service). One it did not build (mkimg, a copy) is rebuilt too, for no
+// record says which release it was built from.
 func TestUpBuiltinServiceChanges(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -231,7 +264,7 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 			if err := os.WriteFile(image, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "service fetch run"},
+		}, "service fetch build run"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +275,11 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.change(t, f, opts.Image)
-			upAgain(t, f, opts, tt.calls, "the built-in service changed")
+			why := "the built-in service changed"
+			if strings.Contains(tt.name, "by hand") {
+				why = "no record in the cache says up built it"
+			}
+			upAgain(t, f, opts, tt.calls, why)
 		})
 	}
 }
@@ -250,7 +287,7 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 // TestUpRebuildsForAnOlderImageBuilder: an image up built with an older
 // image builder (amd64 /dev nodes before f032337), or stamped before the
 // builder's revision was recorded, is rebuilt, whatever its dates; one up
-// did not build is not.
+// did not build is rebuilt for want of a record of its release.
 func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -261,7 +298,7 @@ func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
 		{"same builder", func(f []string) string { return strings.Join(f, " ") }, false, "service fetch run"},
 		{"stamped before revisions", func(f []string) string { return f[0] + " " + f[1] }, false, "service fetch build run"},
 		{"older builder", func(f []string) string { return fmt.Sprintf("%s %s %d", f[0], f[1], imagebuilder.Revision-1) }, false, "service fetch build run"},
-		{"older builder, image replaced by hand", func(f []string) string { return f[0] + " " + f[1] }, true, "service fetch run"},
+		{"older builder, image replaced by hand", func(f []string) string { return f[0] + " " + f[1] }, true, "service fetch build run"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,7 +326,11 @@ func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			upAgain(t, f, opts, tt.calls, "built by an older smolvmm image builder")
+			why := "built by an older smolvmm image builder"
+			if tt.swap {
+				why = "no record in the cache says up built it"
+			}
+			upAgain(t, f, opts, tt.calls, why)
 		})
 	}
 }
@@ -680,7 +721,7 @@ func TestUpForeignImageBeforeDownload(t *testing.T) {
 		}
 	}
 	rel := filepath.Join(cache, fetch.DefaultVersion, fetch.DefaultArch)
-	if err := rebuild.DirStamp(rel, ours).Record(ours, rebuild.FilesDigest, imagebuilder.Revision); err != nil {
+	if err := rebuild.DirStamp(rel, ours).Record(ours, rebuild.FilesDigest, imagebuilder.Revision, ""); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
