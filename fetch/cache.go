@@ -1,12 +1,14 @@
 package fetch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -32,8 +34,10 @@ func DefaultCacheDir() (string, error) {
 // kernel and sets directories under it. The returned function releases it.
 // A Fetch that fails before anything is cached removes the directories and
 // the lock file (removeEmpty) while holding the lock, so a process that
-// waited on the removed file starts over with a new one.
-func lockDir(dir string, wait func(holder string)) (func(), error) {
+// waited on the removed file starts over with a new one. The wait ends
+// with ctx, with its cause: a blocking flock would ignore Ctrl-C for as
+// long as the holder runs (or hangs).
+func lockDir(ctx context.Context, dir string, wait func(holder string)) (func(), error) {
 	for {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fsErr("create cache directory", dir, err)
@@ -51,7 +55,7 @@ func lockDir(dir string, wait func(holder string)) (func(), error) {
 			if wait != nil {
 				wait(lockholder.Describe(f))
 			}
-			err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+			err = waitLock(ctx, f)
 		}
 		if err != nil {
 			holder := lockholder.Describe(f)
@@ -74,6 +78,29 @@ func lockDir(dir string, wait func(holder string)) (func(), error) {
 			}
 		}
 		return func() { f.Close() }, nil
+	}
+}
+
+// lockRetry is how often a waiter tries the lock again: flock has no
+// timeout nor a way to be woken but by a signal, which Go's runtime
+// restarts the call after.
+const lockRetry = 100 * time.Millisecond
+
+// waitLock takes f's exclusive flock, trying again every lockRetry until
+// it is free or ctx ends (its cause is returned).
+func waitLock(ctx context.Context, f *os.File) error {
+	t := time.NewTicker(lockRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
 	}
 }
 

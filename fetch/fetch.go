@@ -141,7 +141,7 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 		}
 		stop = filepath.Dir(stop)
 	}
-	unlock, err := lockDir(dir, f.LockWait)
+	unlock, err := lockDir(ctx, dir, f.LockWait)
 	if err != nil {
 		removeEmpty(dir, stop)
 		return nil, err

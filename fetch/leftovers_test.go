@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -95,6 +96,62 @@ func TestLockWaitNamesTheHolder(t *testing.T) {
 	other.Close() // the other process is done
 	if err := <-done; err != nil {
 		t.Fatalf("Fetch after the wait: %v", err)
+	}
+}
+
+// TestLockWaitHeedsTheContext: a Fetch waiting for another process's
+// lock on the release stops when its context ends (Ctrl-C), with the
+// context's cause; it waited in a blocking flock, killed only with -9 when
+// the holder hung.
+func TestLockWaitHeedsTheContext(t *testing.T) {
+	stopped := errors.New("interrupted")
+	for _, tc := range []struct {
+		name   string
+		cancel func(ctx context.Context, cancel context.CancelCauseFunc) // after the wait starts
+		want   error
+	}{
+		{"cancelled while waiting", func(_ context.Context, cancel context.CancelCauseFunc) { cancel(stopped) }, stopped},
+		{"cancelled before", nil, stopped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cache := t.TempDir()
+			dir := filepath.Join(cache, "9.3", "i386")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			other, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if err := unix.Flock(int(other.Fd()), unix.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			if tc.cancel == nil {
+				cancel(stopped)
+			}
+			waited := make(chan string, 1)
+			f := &Fetcher{Mirror: "http://127.0.0.1:1/pub/NetBSD", Cache: cache, LockWait: func(h string) { waited <- h }}
+			done := make(chan error, 1)
+			go func() {
+				_, err := f.Fetch(ctx, "9.3", "i386")
+				done <- err
+			}()
+			if tc.cancel != nil {
+				<-waited
+				tc.cancel(ctx, cancel)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), ".lock") {
+					t.Errorf("Fetch = %v, want %v naming the lock file", err, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Fetch still waits for the lock after its context ended")
+			}
+		})
 	}
 }
 
