@@ -32,23 +32,36 @@ func DefaultCacheDir() (string, error) {
 // lockDir takes an exclusive flock on dir/.lock so that two smolvmm
 // processes never write the same .part file at once, and (re)creates the
 // kernel and sets directories under it. The returned function releases it.
+// A cache this process may not write (another user's, a read-only file
+// system) is locked through a read-only descriptor, which flock takes as
+// well, or not at all when it has no lock file: readOnly is then set, and
+// only what is cached there may be used; the error of the write is
+// returned in readOnly.
 // A Fetch that fails before anything is cached removes the directories and
 // the lock file (removeEmpty) while holding the lock, so a process that
 // waited on the removed file starts over with a new one. The wait ends
 // with ctx, with its cause: a blocking flock would ignore Ctrl-C for as
 // long as the holder runs (or hangs).
-func lockDir(ctx context.Context, dir string, wait func(holder string)) (func(), error) {
+func lockDir(ctx context.Context, dir string, wait func(holder string)) (unlock func(), readOnly error, err error) {
 	for {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fsErr("create cache directory", dir, err)
+		if err := mkdirAll(dir, 0o755); err != nil {
+			return nil, nil, notWritableErr(fsErr("create cache directory", dir, err))
 		}
 		path := filepath.Join(dir, ".lock")
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		f, err := openFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // dir was removed by a failed Fetch in between
 		}
+		if notWritable(err) {
+			readOnly = fsErr("create lock file", path, err)
+			if f, err = openFile(path, os.O_RDONLY, 0); err != nil {
+				// No lock to take, and none can be made: nobody
+				// who lacks it can write here either.
+				return func() {}, readOnly, nil
+			}
+		}
 		if err != nil {
-			return nil, fsErr("create lock file", dir, err)
+			return nil, nil, fsErr("create lock file", dir, err)
 		}
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if errors.Is(err, unix.EWOULDBLOCK) {
@@ -61,9 +74,9 @@ func lockDir(ctx context.Context, dir string, wait func(holder string)) (func(),
 			holder := lockholder.Describe(f)
 			f.Close()
 			if holder != "" {
-				return nil, fmt.Errorf("lock %s (held by %s): %w", f.Name(), holder, err)
+				return nil, nil, fmt.Errorf("lock %s (held by %s): %w", f.Name(), holder, err)
 			}
-			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+			return nil, nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
 		held, err1 := f.Stat()
 		now, err2 := os.Stat(path)
@@ -72,14 +85,46 @@ func lockDir(ctx context.Context, dir string, wait func(holder string)) (func(),
 			continue
 		}
 		for _, sub := range []string{"kernel", "sets"} {
-			if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			if readOnly != nil {
+				break // a missing one holds nothing to use
+			}
+			if err := mkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 				f.Close()
-				return nil, fsErr("create cache directory", filepath.Join(dir, sub), err)
+				return nil, nil, notWritableErr(fsErr("create cache directory", filepath.Join(dir, sub), err))
 			}
 		}
-		return func() { f.Close() }, nil
+		return func() { f.Close() }, readOnly, nil
 	}
 }
+
+// mkdirAll and openFile are os.MkdirAll and os.OpenFile, replaced in tests
+// by ones that fail as for another user: the tests run as root too, who
+// may write anywhere.
+var (
+	mkdirAll = os.MkdirAll
+	openFile = os.OpenFile
+)
+
+// notWritable reports whether err says this process may not write there.
+func notWritable(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+// notWritableErr is err, matching ErrCacheNotWritable too when it says
+// the cache may not be written.
+func notWritableErr(err error) error {
+	if notWritable(err) {
+		return cacheNotWritable{err}
+	}
+	return err
+}
+
+// cacheNotWritable is the system's error of a write into the cache,
+// matching ErrCacheNotWritable as well.
+type cacheNotWritable struct{ err error }
+
+func (e cacheNotWritable) Error() string   { return e.err.Error() }
+func (e cacheNotWritable) Unwrap() []error { return []error{ErrCacheNotWritable, e.err} }
 
 // lockRetry is how often a waiter tries the lock again: flock has no
 // timeout nor a way to be woken but by a signal, which Go's runtime

@@ -30,6 +30,10 @@ var (
 	// ErrNoCacheDir: no cache directory was given and the environment
 	// names none (neither XDG_CACHE_HOME nor HOME).
 	ErrNoCacheDir = errors.New("no cache directory")
+	// ErrCacheNotWritable: the cache directory cannot be written (not
+	// the user's, a read-only file system): what is cached there is
+	// verified and used, but nothing can be downloaded into it.
+	ErrCacheNotWritable = errors.New("cache directory not writable")
 	// ErrHTTP: the mirror answered with an unexpected HTTP status.
 	ErrHTTP = errors.New("unexpected HTTP status")
 )

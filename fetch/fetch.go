@@ -141,13 +141,13 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 		}
 		stop = filepath.Dir(stop)
 	}
-	unlock, err := lockDir(ctx, dir, f.LockWait)
+	unlock, readOnly, err := lockDir(ctx, dir, f.LockWait)
 	if err != nil {
 		removeEmpty(dir, stop)
 		return nil, err
 	}
 	defer unlock()
-	rel := &release{f: f, version: version, arch: arch, dir: dir,
+	rel := &release{f: f, version: version, arch: arch, dir: dir, readOnly: readOnly,
 		base: mirror + "/NetBSD-" + version + "/" + arch + "/binary/"}
 	out, err := rel.fetch(ctx, sets)
 	if err != nil {
@@ -213,6 +213,16 @@ type release struct {
 	version, arch string
 	dir, base     string
 	requests      int
+	// readOnly is why the cache cannot be written (nil when it can):
+	// what is cached is used, and a file that must be downloaded is
+	// refused (cannotStore).
+	readOnly error
+}
+
+// cannotStore is the error of a file (a digest file or a release file,
+// at path) that must be downloaded into a cache that cannot be written.
+func (r *release) cannotStore(path, why string) error {
+	return fmt.Errorf("%s %s, and the cache directory %s is not writable: %w", path, why, r.dir, cacheNotWritable{r.readOnly})
 }
 
 // get counts the request and issues it.
@@ -229,7 +239,13 @@ func (r *release) digests(ctx context.Context, sub string) (Digests, error) {
 		if d, err := ParseDigests(data); err == nil {
 			return d, nil
 		}
+		if r.readOnly != nil {
+			return nil, r.cannotStore(path, "is corrupt")
+		}
 		os.Remove(path) // a corrupt cache entry: fetch it again
+	}
+	if r.readOnly != nil {
+		return nil, r.cannotStore(path, "is not cached")
 	}
 	url := r.base + sub + "/SHA512"
 	resp, err := r.get(ctx, url, 0)
@@ -295,10 +311,16 @@ func (r *release) file(ctx context.Context, sub, name, sum string) (File, error)
 			out.Size, out.Action, out.Duration = st.Size(), Cached, time.Since(start)
 			return out, nil
 		}
+		if r.readOnly != nil {
+			return out, r.cannotStore(path, "does not match its SHA512")
+		}
 		if err := os.Remove(path); err != nil {
 			return out, fmt.Errorf("remove corrupt cache entry %s: %w", path, err)
 		}
 		out.Repaired = true
+	}
+	if r.readOnly != nil {
+		return out, r.cannotStore(path, "is not cached")
 	}
 	d := download{r: r, url: r.base + sub + "/" + name, name: name, path: path, sum: sum}
 	if err := d.run(ctx); err != nil {

@@ -60,6 +60,10 @@ func TestAdvise(t *testing.T) {
 			"not found on mirror: GET u: 404 (--version, --arch and --mirror choose the release and the mirror)"},
 		{"fetch full", fmt.Errorf("write p: %w", fullCache{}),
 			"write p: no space left on device (free some space or choose another --cache directory)"},
+		// "mkdir /nonexistent/.cache/smolvmm: permission denied" (HOME
+		// unusable) and a cache of another user's said no more.
+		{"cache not writable", fmt.Errorf("fetch: /c/9.3/i386/sets/base.tgz is not cached, and the cache directory /c/9.3/i386 is not writable: %w", fetch.ErrCacheNotWritable),
+			"fetch: /c/9.3/i386/sets/base.tgz is not cached, and the cache directory /c/9.3/i386 is not writable: cache directory not writable (choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME)"},
 		{"read-only disk", fmt.Errorf("disk image p: open read-write: %w: EROFS (attach it read-only, or make it writable)", blk.ErrNotWritable),
 			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
 		{"disk in use", fmt.Errorf("disk image p is %w: process 7 (smolvmm) holds its lock", blk.ErrInUse),
