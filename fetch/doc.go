@@ -15,5 +15,9 @@
 // file that no longer matches is deleted and downloaded again. Downloads go
 // to a ".part" file that is renamed into place only after its digest
 // matches; an interrupted download is resumed with an HTTP Range request, or
-// restarted from zero when the mirror cannot resume it.
+// restarted from zero when the mirror cannot resume it. A cached digest
+// file that lacks the kernel or a set asked for is fetched once more
+// before Fetch fails: the mirror may have corrected it since. A cache this
+// process may not write still serves what it holds, verified; a file it
+// lacks is refused (ErrCacheNotWritable).
 package fetch

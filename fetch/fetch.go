@@ -163,19 +163,39 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) {
 	version, arch := rel.version, rel.arch
 	out := &Release{Version: version, Arch: arch, Dir: rel.dir}
-	kd, err := rel.digests(ctx, "kernel")
+	kd, cached, err := rel.digests(ctx, "kernel", false)
 	if err != nil {
 		return nil, err
 	}
 	ksum, ok := kd[KernelName]
+	// The cached list may be one the mirror has corrected since (a cache
+	// that cannot be written keeps the one it has).
+	if !ok && cached && rel.readOnly == nil {
+		if kd, _, err = rel.digests(ctx, "kernel", true); err != nil {
+			return nil, err
+		}
+		ksum, ok = kd[KernelName]
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s", ErrNotFound, rel.base, KernelName)
 	}
 	// Resolve every set name before downloading anything, so a typo costs
 	// no download.
-	sd, err := rel.digests(ctx, "sets")
+	sd, cached, err := rel.digests(ctx, "sets", false)
 	if err != nil {
 		return nil, err
+	}
+	if cached && rel.readOnly == nil {
+		for _, s := range sets {
+			if _, _, err := sd.SetFile(s); err != nil {
+				// As for the kernel: fetched again once, and the
+				// set is unknown only if the mirror's list lacks it.
+				if sd, _, err = rel.digests(ctx, "sets", true); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
 	}
 	// A set asked for twice ("rescue rescue", "rescue rescue.tgz") is
 	// one file, verified and returned once, where it was first named.
@@ -232,51 +252,53 @@ func (r *release) get(ctx context.Context, url string, offset int64) (*http.Resp
 }
 
 // digests returns the parsed digest file of sub ("kernel" or "sets"), from
-// the cache when it holds a well-formed copy, from the mirror otherwise.
-func (r *release) digests(ctx context.Context, sub string) (Digests, error) {
+// the cache when it holds a well-formed copy (cached is then true), from
+// the mirror otherwise, or when refresh is set (the cached copy lacks a
+// file: the mirror may have corrected it since), replacing the cached copy.
+func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Digests, cached bool, err error) {
 	path := filepath.Join(r.dir, sub, "SHA512")
-	if data, err := os.ReadFile(path); err == nil {
+	if data, err := os.ReadFile(path); err == nil && !refresh {
 		if d, err := ParseDigests(data); err == nil {
-			return d, nil
+			return d, true, nil
 		}
 		if r.readOnly != nil {
-			return nil, r.cannotStore(path, "is corrupt")
+			return nil, false, r.cannotStore(path, "is corrupt")
 		}
 		os.Remove(path) // a corrupt cache entry: fetch it again
 	}
 	if r.readOnly != nil {
-		return nil, r.cannotStore(path, "is not cached")
+		return nil, false, r.cannotStore(path, "is not cached")
 	}
 	url := r.base + sub + "/SHA512"
 	resp, err := r.get(ctx, url, 0)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, r.notFound(ctx, url)
+		return nil, false, r.notFound(ctx, url)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: GET %s: %s", ErrHTTP, url, resp.Status)
+		return nil, false, fmt.Errorf("%w: GET %s: %s", ErrHTTP, url, resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDigestFile+1))
 	if err != nil {
-		return nil, transferErr(url, err)
+		return nil, false, transferErr(url, err)
 	}
 	if len(data) > maxDigestFile {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrNotDigestFile, url, maxDigestFile)
+		return nil, false, fmt.Errorf("%w: %s is larger than %d bytes", ErrNotDigestFile, url, maxDigestFile)
 	}
-	d, err := ParseDigests(data)
+	d, err = ParseDigests(data)
 	if err != nil {
 		if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
-			return nil, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", ct, url, DefaultMirror, err)
+			return nil, false, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", ct, url, DefaultMirror, err)
 		}
-		return nil, fmt.Errorf("%s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", url, DefaultMirror, err)
+		return nil, false, fmt.Errorf("%s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", url, DefaultMirror, err)
 	}
 	if err := writeFileAtomic(path, data); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return d, nil
+	return d, false, nil
 }
 
 // notFound explains a 404 for the release's first file: it lists the
