@@ -8,3 +8,12 @@
 // entries it changes. ReadFile and WriteFile read and write kernel files,
 // gzipped or not, replacing files atomically.
 package kstrip
+
+// Revision names what Plan decides for a kernel and a keep list. Bump it
+// in any change after which the same kernel and keep list are stripped
+// differently (another entry kept, enabled or disabled), so that kernels
+// stripped earlier are known to be stale: smolvmm up keys its cache of
+// stripped kernels by it.
+//
+// 1: the first revision counted.
+const Revision = 1

@@ -1,7 +1,8 @@
 // Package rebuild decides which of the files a service VM is made from
 // must be made again, and keeps the records that decision needs: a
 // stripped kernel is kept in the release's cache under a name of the
-// kernel's digest and the keep list, and a service's disk image is stale
+// kernel's digest, the keep list and kstrip's revision, and a service's
+// disk image is stale
 // when it is older than the service's files or its sets, or was built from
 // another version of a built-in service (which has no file times, only
 // content: its digest is recorded in a stamp beside the release's cache),
@@ -28,6 +29,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -365,10 +367,17 @@ type Stripped struct {
 type StripFunc func(in, out string, keep []string) (summary string, err error)
 
 // StrippedName is the file name StripCached gives the stripped copy of
-// the kernel whose SHA512 is sum, kept with keep. Every name has the same
-// length, which is also the kernel's name on the guest's command line.
+// the kernel whose SHA512 is sum, kept with keep by this kstrip
+// (kstrip.Revision: a copy stripped by one that decided otherwise is not
+// reused). Every name has the same length, which is also the kernel's name
+// on the guest's command line.
 func StrippedName(sum string, keep []string) string {
-	key := sha512.Sum512([]byte(sum + "\x00" + strings.Join(keep, ",")))
+	return strippedName(sum, keep, kstrip.Revision)
+}
+
+// strippedName is StrippedName for kstrip revision revision.
+func strippedName(sum string, keep []string, revision int) string {
+	key := sha512.Sum512([]byte(fmt.Sprintf("%s\x00%s\x00%d", sum, strings.Join(keep, ","), revision)))
 	return "netbsd-GENERIC.kstrip-" + hex.EncodeToString(key[:8])
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -307,6 +308,47 @@ func TestImageCheck(t *testing.T) {
 	im := Image{Path: filepath.Join(dir, "file", "rescue.img")}
 	if v, err := im.Check(); err == nil || !strings.Contains(err.Error(), im.Path) {
 		t.Errorf("Check of %s = %v, %v; want an error naming it", im.Path, v, err)
+	}
+}
+
+// TestStrippedNameKeysTheRevision: the stripped kernel's name names
+// kstrip's revision too; it named the kernel and the keep list only, and a
+// kernel stripped by a kstrip that decided otherwise was reused.
+func TestStrippedNameKeysTheRevision(t *testing.T) {
+	base := strippedName("abc", []string{"mainbus", "com"}, 1)
+	for _, tt := range []struct {
+		name     string
+		sum      string
+		keep     []string
+		revision int
+	}{
+		{"another revision", "abc", []string{"mainbus", "com"}, 2},
+		{"another kernel", "abd", []string{"mainbus", "com"}, 1},
+		{"another keep list", "abc", []string{"mainbus"}, 1},
+	} {
+		if got := strippedName(tt.sum, tt.keep, tt.revision); got == base || len(got) != len(base) {
+			t.Errorf("%s: name %s, first %s: want another of the same length", tt.name, got, base)
+		}
+	}
+	if got, want := StrippedName("abc", []string{"mainbus", "com"}), strippedName("abc", []string{"mainbus", "com"}, kstrip.Revision); got != want {
+		t.Errorf("StrippedName = %s, want %s (kstrip.Revision %d)", got, want, kstrip.Revision)
+	}
+	// A copy stripped by an earlier revision is not used.
+	dir := t.TempDir()
+	k := fetch.File{Path: filepath.Join(dir, "netbsd-GENERIC.gz"), SHA512: "abc"}
+	write(t, k.Path, "kernel")
+	old := filepath.Join(dir, strippedName(k.SHA512, []string{"com"}, kstrip.Revision-1))
+	write(t, old, "stripped by an earlier kstrip")
+	sum, err := fetch.HashFile(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, old+".sha512", sum+"\n")
+	s, err := StripCached(k, []string{"com"}, func(in, out string, keep []string) (string, error) {
+		return "stripped", os.WriteFile(out, []byte("stripped now"), 0o644)
+	})
+	if err != nil || s.Cached || s.Path == old {
+		t.Errorf("StripCached = %+v, %v; want a new strip, not %s", s, err, old)
 	}
 }
 
