@@ -51,7 +51,8 @@ type Fetcher struct {
 	// LockWait, when set, is called before Fetch waits for another
 	// process that holds the release's cache directory (fetching the same
 	// release), with that process described ("process 1234 (smolvmm up
-	// rescue)"; "" when it cannot be found).
+	// rescue)"; "" when it cannot be found). The wait ends when the lock
+	// is free or Fetch's context ends.
 	LockWait func(holder string)
 
 	// wrapPart lets tests replace the .part file's writer (full-disk test).
