@@ -72,7 +72,8 @@ var ErrNotRoot = errors.New("only a process started as root can change its user"
 // DropPrivileges makes every thread of the process c.UID and c.GID (real,
 // effective and saved), with no supplementary groups, an empty
 // capability bounding set and no capability, inheritable and ambient
-// ones included (leaving root clears the others), which it then checks, with the ids and groups the process then has. Ids above
+// ones included (leaving root clears the others), and not dumpable, which
+// it then checks, with the ids and groups the process then has. Ids above
 // MaxID are refused. Call it after
 // everything the process needs has been opened: files and devices
 // opened before stay usable.
@@ -101,6 +102,13 @@ func DropPrivileges(c Credentials) error {
 	}
 	if err := clearCapabilities(); err != nil {
 		return err
+	}
+	// Leaving root made the process not dumpable only if fs.suid_dumpable
+	// is 0: whatever it is, no process of c.UID may attach to this one or
+	// take its descriptors (pidfd_getfd), its caller's stderr among them.
+	// The setting is the process's, not a thread's.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
 	return checkDropped(c)
 }
@@ -143,7 +151,8 @@ func clearCapabilities() error {
 
 // checkDropped checks that the calling thread (as every other: the Go
 // runtime set each) runs as c, real, effective and saved ids, with no
-// supplementary group and no capability.
+// supplementary group and no capability, and that the process is not
+// dumpable.
 func checkDropped(c Credentials) error {
 	// x/sys returns the kernel's unsigned ids as C ints: 4294967294 is -2.
 	ru, eu, su := getresid(unix.Getresuid)
@@ -160,6 +169,11 @@ func checkDropped(c Credentials) error {
 		return err
 	} else if caps != 0 {
 		return fmt.Errorf("capabilities %#x are left after dropping to uid %d", caps, c.UID)
+	}
+	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_GET_DUMPABLE): %w", err)
+	} else if d != 0 {
+		return fmt.Errorf("the process is still dumpable (%d) after dropping to uid %d", d, c.UID)
 	}
 	return nil
 }

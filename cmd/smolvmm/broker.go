@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,7 +37,12 @@ import (
 // VMM drops to (the temporaries are that user's and their directory
 // writable by it, snapshot.Target.AllowUser checks), under a filter of
 // its own (brokerFilter), and ends when the VMM ends (the socket's
-// end), discarding the temporaries left.
+// end), discarding the temporaries left. It is started as the VMM's
+// user (root, with --user) and drops to that user itself, as the VMM
+// does (sandbox.DropPrivileges): a process given its user at exec stays
+// dumpable, with its bounding set whole, and any process of that user
+// could then take its descriptors (pidfd_getfd), stderr among them,
+// which may be a file only root may write.
 //
 // A shared network's hub is not the broker's to dial: the VMM dials it
 // itself (its filter allows Unix sockets then), since a broker for every
@@ -44,6 +50,10 @@ import (
 
 // brokerEnv marks the broker's process; the arguments say what it holds.
 const brokerEnv = "SMOLVMM_BROKER"
+
+// brokerUserEnv is "UID:GID", the user the broker drops to, when it has
+// one.
+const brokerUserEnv = "SMOLVMM_BROKER_USER"
 
 // The broker's descriptors: the socket to the VMM, then the snapshot's
 // directory.
@@ -73,6 +83,13 @@ func maybeBrokerMain() {
 	if os.Getenv(brokerEnv) == "" {
 		return
 	}
+	// First, while still root's: no process of the user it drops to may
+	// attach to it or take its descriptors, at any moment (dropping
+	// sets it again, whatever fs.suid_dumpable says).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "smolvmm broker: prctl(PR_SET_DUMPABLE, 0): %v\n", err)
+		os.Exit(1)
+	}
 	os.Exit(brokerMain(os.Args))
 }
 
@@ -88,6 +105,17 @@ func brokerMain(args []string) int {
 		if strings.ContainsRune(name, '/') || name == "." || name == ".." || name == "" {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %q is not a file's name in the snapshot's directory\n", name)
 			return 2
+		}
+	}
+	if u := os.Getenv(brokerUserEnv); u != "" {
+		cr, err := parseBrokerUser(u)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
+			return 2
+		}
+		if err := sandbox.DropPrivileges(cr); err != nil {
+			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
+			return 1
 		}
 	}
 	ren := snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.file, a.temps)
@@ -129,6 +157,17 @@ func brokerMain(args []string) int {
 	}
 }
 
+// parseBrokerUser reads brokerUserEnv's value, "UID:GID".
+func parseBrokerUser(v string) (sandbox.Credentials, error) {
+	u, g, ok := strings.Cut(v, ":")
+	uid, err1 := strconv.Atoi(u)
+	gid, err2 := strconv.Atoi(g)
+	if !ok || err1 != nil || err2 != nil {
+		return sandbox.Credentials{}, fmt.Errorf("%s=%q is not UID:GID (it is set by smolvmm for its broker; unset it)", brokerUserEnv, v)
+	}
+	return sandbox.Credentials{UID: uid, GID: gid}, nil
+}
+
 // brokerAnswer sends the answer to a request: err's errno and text.
 func brokerAnswer(err error) error {
 	msg := make([]byte, 4, 256)
@@ -162,9 +201,9 @@ type broker struct {
 	sock *os.File
 }
 
-// brokerStart starts the broker: a copy of this program running as creds
-// (nil: as this process) that holds dir (the snapshot's directory) with
-// a, and ends when this process does. It does not wait for
+// brokerStart starts the broker: a copy of this program that drops to
+// creds (nil: stays this process's user) and holds dir (the snapshot's
+// directory) with a, and ends when this process does. It does not wait for
 // the broker to be ready: a request waits instead. seccomp false runs it
 // without its filter (--no-seccomp).
 func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp bool) (*broker, error) {
@@ -181,7 +220,12 @@ func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp
 		mode = "no-seccomp"
 	}
 	cmd.Env = []string{brokerEnv + "=" + mode}
-	cmd.Stderr = os.Stderr // a refused call's report
+	if creds != nil {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d:%d", brokerUserEnv, creds.UID, creds.GID))
+	}
+	// A refused call's report. The VMM holds the same stderr, and the
+	// broker, once dropped, lets no process of its user take it.
+	cmd.Stderr = os.Stderr
 	cmd.ExtraFiles = []*os.File{theirs, dir}
 	// No parent-death signal: the socket's end tells the broker, even
 	// of a VMM killed by SIGKILL (its descriptors close). A signal
@@ -191,10 +235,8 @@ func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp
 	// the temporaries; and Linux sends it when the thread that started
 	// the broker ends, which the Go runtime does to a thread a locked
 	// goroutine (a vCPU's) exits on.
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	if creds != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(creds.UID), Gid: uint32(creds.GID), Groups: []uint32{}}
-	}
+	// Nor credentials: the broker drops to creds itself (brokerMain);
+	// given at exec, they left it dumpable with its bounding set whole.
 	if err := cmd.Start(); err != nil {
 		mine.Close()
 		return nil, fmt.Errorf("broker: %w", err)

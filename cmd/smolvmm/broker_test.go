@@ -263,10 +263,15 @@ func TestCLISnapshotSymlink(t *testing.T) {
 }
 
 // TestBrokerContained: the broker of a VM started as root with --user,
-// --chroot and --snapshot runs as that user with no capabilities, under
-// a seccomp filter of its own with no_new_privs, outside the chroot (its
-// root the host's, where the snapshot's directory is), and holds no
-// descriptor but its standard ones, its socket and the directory.
+// --chroot and --snapshot runs as that user with no capabilities, its
+// bounding set empty as the VMM's, under a seccomp filter of its own
+// with no_new_privs, outside the chroot (its root the host's, where the
+// snapshot's directory is), and holds no descriptor but its standard
+// ones, its socket and the directory. Neither the broker nor the VMM
+// lets another process of that user take a descriptor (pidfd_getfd of
+// stderr, which may be a file only root may write): a broker that took
+// its user at exec stayed dumpable with its bounding set full, and any
+// process of the user could.
 func TestBrokerContained(t *testing.T) {
 	if !kvmUsable() || os.Geteuid() != 0 {
 		t.Skip("needs /dev/kvm and root")
@@ -304,8 +309,19 @@ func TestBrokerContained(t *testing.T) {
 	checkFiltered(t, broker) // contain_test.go
 	want := fmt.Sprintf("%d\t%d\t%d\t%d", nobody.UID, nobody.UID, nobody.UID, nobody.UID)
 	for _, st := range procStatus(t, broker) {
-		if st["Uid"] != want || st["CapEff"] != "0000000000000000" || st["CapPrm"] != "0000000000000000" || st["Groups"] != "" {
-			t.Errorf("%s: Uid %q, CapEff %q, CapPrm %q, Groups %q; want %q, no capabilities, no groups", st["path"], st["Uid"], st["CapEff"], st["CapPrm"], st["Groups"], want)
+		if st["Uid"] != want || st["Groups"] != "" {
+			t.Errorf("%s: Uid %q, Groups %q; want %q, no groups", st["path"], st["Uid"], st["Groups"], want)
+		}
+		checkNoCaps(t, st, "CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd")
+	}
+	for _, p := range []struct {
+		name string
+		pid  int
+	}{{"broker", broker}, {"VMM", cmd.Process.Pid}} {
+		if errno := takeFD(t, nobody, p.pid, 2); errno == 0 {
+			t.Errorf("a process of uid %d took the %s's stderr (pidfd_getfd); want %v", nobody.UID, p.name, unix.EPERM)
+		} else if errno != unix.EPERM {
+			t.Errorf("a process of uid %d taking the %s's stderr: pidfd_getfd: %v; want %v", nobody.UID, p.name, errno, unix.EPERM)
 		}
 	}
 	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", broker)); err != nil || root != "/" {
@@ -332,6 +348,36 @@ func TestBrokerContained(t *testing.T) {
 	if dir, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/4", broker)); err != nil || dir != snaps {
 		t.Errorf("the broker's descriptor 4: %q, %v; want %s", dir, err, snaps)
 	}
+}
+
+// takeFD has a process running as cr (TestMain's helper, which drops to
+// it) take descriptor fd of process pid (pidfd_getfd), and returns its
+// errno: 0 when it could.
+func takeFD(t *testing.T, cr sandbox.Credentials, pid, fd int) syscall.Errno {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d:%d:%d", takeFDEnv, cr.UID, cr.GID, pid, fd))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("take descriptor %d of %d as uid %d: %v (%s)", fd, pid, cr.UID, err, exitStderr(err))
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("take descriptor %d of %d: printed %q", fd, pid, out)
+	}
+	return syscall.Errno(n)
+}
+
+// exitStderr is the stderr an *exec.ExitError kept, or "".
+func exitStderr(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
 }
 
 // childrenOf returns the processes pid started that still run.
@@ -396,7 +442,8 @@ func TestBrokerForSnapshotOnly(t *testing.T) {
 }
 
 // TestBrokerRefusesPaths: the broker takes only names in the snapshot's
-// directory from its command line, never a path out of it. (Only
+// directory from its command line, never a path out of it, and only
+// UID:GID as the user to drop to. (Only
 // refusals here: brokerMain with valid arguments would filter the test.)
 func TestBrokerRefusesPaths(t *testing.T) {
 	for _, args := range [][]string{
@@ -411,6 +458,13 @@ func TestBrokerRefusesPaths(t *testing.T) {
 	} {
 		if got := brokerMain(args); got != 2 {
 			t.Errorf("brokerMain(%q) = %d; want 2, refused", args, got)
+		}
+	}
+	// A user to drop to that is not UID:GID is refused before the drop.
+	for _, u := range []string{"nobody", "65534", "65534:", ":65534", "x:1"} {
+		t.Setenv(brokerUserEnv, u)
+		if got := brokerMain([]string{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp"}); got != 2 {
+			t.Errorf("%s=%q: brokerMain = %d; want 2, refused", brokerUserEnv, u, got)
 		}
 	}
 }
