@@ -53,7 +53,20 @@ var ErrNamespaces = errors.New("the kernel refused to create the namespaces")
 // those a terminal, a service manager or a user sends to stop it. SIGUSR1,
 // SIGUSR2 and SIGALRM are not among them: a Go program ignores them unless
 // it asks for them, and the jailed VMM, like the unjailed one, does not.
-var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+// SIGHUP is left out when it was ignored at exec (nohup): Run neither
+// catches it, which would undo the ignore the jailed process inherits,
+// nor passes it on.
+var ForwardedSignals = forwardedSignals(signal.Ignored(syscall.SIGHUP))
+
+// forwardedSignals is ForwardedSignals when SIGHUP was ignored at exec or
+// not. Read once, at the start: signal.Notify clears the ignore for good.
+func forwardedSignals(hupIgnored bool) []os.Signal {
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT}
+	if !hupIgnored {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
+}
 
 // Exit is how a process ended: its exit code, or the signal that killed
 // it.
@@ -74,7 +87,8 @@ func (e Exit) Status() int {
 }
 
 // Run starts cmd in the namespaces j asks for, passes the signals of
-// ForwardedSignals on to it until it ends, and returns how it ended (its
+// ForwardedSignals on to it until it ends (the process inherits an
+// ignored SIGHUP), and returns how it ended (its
 // exit code, or the signal that killed it). cmd's SysProcAttr is set here; the process is killed if the caller
 // dies. cmd.ExtraFiles are closed once the process holds its copies. An
 // error means the process did not start.

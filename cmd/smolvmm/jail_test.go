@@ -481,3 +481,58 @@ func TestIgnoredSignals(t *testing.T) {
 		})
 	}
 }
+
+// TestNohupRun: a running VM whose SIGHUP was ignored at exec (nohup),
+// jailed or not, runs on after a SIGHUP, sent to smolvmm and, jailed, to
+// the jailed VMM too (a terminal's hangup reaches its whole process
+// group), and ends with 130 on the SIGTERM after. Before, smolvmm --jail
+// caught SIGHUP (undoing the ignore the jailed VMM would inherit) and
+// passed it on: the VM stopped when its terminal closed.
+func TestNohupRun(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	for _, mode := range []struct {
+		name  string
+		extra []string
+	}{{"unjailed", nil}, {"jailed", []string{"--jail"}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			if mode.extra != nil {
+				needJail(t)
+			}
+			nohup := func(cmd *exec.Cmd) {
+				cmd.Args = append([]string{"sh", "-c", `trap "" HUP; exec "$0" "$@"`}, cmd.Args...)
+				cmd.Path = "/bin/sh"
+			}
+			cmd, stderr := runningVMWith(t, nohup, nil, mode.extra...)
+			pids := []int{cmd.Process.Pid}
+			if mode.extra != nil {
+				pids = append(pids, jailedPID(t, cmd.Process.Pid))
+			}
+			for _, pid := range pids {
+				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+					t.Fatalf("SIGHUP to %d: %v", pid, err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				t.Fatalf("smolvmm ended on the SIGHUP it ignored at exec: %v; stderr:\n%s", err, stderr)
+			case <-time.After(2 * time.Second):
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("smolvmm did not end within 30 s of SIGTERM")
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+				t.Errorf("after SIGHUP (ignored), SIGTERM: %v, want exit status 130; stderr:\n%s", err, stderr)
+			}
+		})
+	}
+}
