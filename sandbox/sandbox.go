@@ -69,11 +69,15 @@ type Filter struct {
 	Sockets bool
 	// UnixSockets allows Unix sockets and the same calls on them: a VM
 	// on a shared network dials its hub's socket again when the hub
-	// returns. The filter cannot see which path connect names, so any
-	// Unix socket the process's user may connect to is reachable (as
-	// root: a container runtime's, the system bus...): set it only for
-	// such a VM, best one that runs as a user of its own. Without
-	// Sockets, IPv4 and IPv6 sockets stay forbidden.
+	// returns. The filter cannot see which address connect names, so any
+	// Unix socket file the process's user may connect to is reachable (as
+	// root: a container runtime's, the system bus...), and any abstract
+	// Unix socket of its network namespace, whatever its user and root
+	// directory (an abstract socket has no permission check and no path):
+	// set it only for such a VM. Its user bounds the files it reaches;
+	// only a network namespace of its own keeps it from the host's
+	// abstract sockets. Without Sockets, IPv4 and IPv6 sockets stay
+	// forbidden.
 	UnixSockets bool
 	// RenameDir, when not zero, is a descriptor of a directory in which
 	// renameat and renameat2 may rename or exchange files and unlinkat

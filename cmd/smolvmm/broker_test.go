@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -465,6 +466,84 @@ func TestBrokerRefusesPaths(t *testing.T) {
 		t.Setenv(brokerUserEnv, u)
 		if got := brokerMain([]string{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp"}); got != 2 {
 			t.Errorf("%s=%q: brokerMain = %d; want 2, refused", brokerUserEnv, u, got)
+		}
+	}
+}
+
+// TestSharedNetAbstractSocket: a VMM on a shared network without --jail,
+// taken over once set up (the test hook), connects to an abstract Unix
+// socket of the host's (here root's), whatever --user and --chroot say:
+// abstract sockets have no permission check and no place in a file
+// system. With --jail, in a network namespace of its own, it cannot. -v
+// says so without --jail; and run --help and the README name abstract
+// sockets and --jail as the bound, where they said --user bounded the
+// reach ("and nothing else", "only to those open to that user").
+func TestSharedNetAbstractSocket(t *testing.T) {
+	if !kvmUsable() || os.Geteuid() != 0 {
+		t.Skip("needs /dev/kvm and root (--user, --chroot, --jail)")
+	}
+	counter := guests.ForTest(t, "counter")
+	top := t.TempDir()
+	hub := filepath.Join(top, "hub.sock")
+	startNetDaemon(t, hub)
+	if err := os.Chmod(hub, 0o666); err != nil { // nobody dials it again
+		t.Fatal(err)
+	}
+	empty := filepath.Join(top, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abstract := fmt.Sprintf("@smolvmm-test-%d", os.Getpid())
+	ln, err := net.Listen("unix", abstract)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const note = "any abstract Unix socket of the host's network namespace"
+	for _, tt := range []struct {
+		name string
+		jail bool
+		want string
+	}{
+		{"unjailed", false, "smolvmm-test: connect " + abstract + ": <nil>"},
+		{"jailed", true, "smolvmm-test: connect " + abstract + ": " + syscall.ECONNREFUSED.Error()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"run", "-k", counter, "-m", "16", "-a", "n=2 at=0", "-v",
+				"--net", "user:" + hub, "--user", "nobody", "--chroot", empty}
+			if tt.jail {
+				args = append(args, "--jail")
+			}
+			cmd := exec.Command(smolvmmBin(t), args...)
+			cmd.Env = append(os.Environ(), testHookEnv+"=connect:"+abstract)
+			out, err := cmd.CombinedOutput()
+			if _, ok := err.(*exec.ExitError); err != nil && !ok {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(out, []byte(tt.want)) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, out)
+			}
+			if got := bytes.Contains(out, []byte(note)); got != !tt.jail {
+				t.Errorf("-v notes the abstract sockets: %v, want %v:\n%s", got, !tt.jail, out)
+			}
+		})
+	}
+	help := strings.Join(strings.Fields(runCommand().Description), " ")
+	readmeText := strings.Join(strings.Fields(readme(t)), " ")
+	for _, tt := range []struct {
+		name, text, said string
+	}{
+		{"run --help", help, "its console and nothing else"},
+		{"README", readmeText, "one run as a user of its own only to those open to that user"},
+		{"sandbox.Filter.UnixSockets", strings.Join(strings.Fields(string(mustRead(t, "../../sandbox/sandbox.go"))), " "), "best one that runs as a user of its own"},
+	} {
+		if strings.Contains(tt.text, tt.said) {
+			t.Errorf("%s still says %q: abstract Unix sockets are reachable whatever the user", tt.name, tt.said)
+		}
+		names := strings.Contains(tt.text, "abstract")
+		bound := strings.Contains(tt.text, "--jail") || strings.Contains(tt.text, "network namespace")
+		if !names || !bound {
+			t.Errorf("%s names neither abstract Unix sockets nor --jail as what bounds them", tt.name)
 		}
 	}
 }

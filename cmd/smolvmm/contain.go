@@ -169,8 +169,9 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		Sockets: cfg.ReadyAddr != "" || userNet,
 		// A shared network's socket, dialled again when its hub
 		// returns. Any Unix socket the VMM's user may reach is then
-		// reachable (the filter cannot see the path): a broker that
-		// dialled for it would more than double the VM's memory.
+		// reachable (the filter cannot see the path), and any abstract
+		// one of its network namespace: a broker that dialled for it
+		// would more than double the VM's memory.
 		UnixSockets: sharedNet,
 		// Emptying a snapshot's temporary before it is written again;
 		// the broker renames it into place.
@@ -183,6 +184,10 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			Termios: unsafe.Slice((*byte)(unsafe.Pointer(term)), unsafe.Sizeof(*term))}
 	}
 	chroot, verbose := c.String("chroot"), c.Bool("verbose")
+	// Jailed on a shared network, the VMM has a network namespace of its
+	// own unless a ready port is probed on the host's loopback (jail.go).
+	readyPort := hasFlag(c, "ready-port") && c.Int("ready-port") != 0
+	hostAbstract := sharedNet && (!jailed || readyPort)
 	var prepared *sandbox.Prepared
 	if !c.Bool("no-seccomp") {
 		// Assembled while New sets the VM up, off the path to the
@@ -269,11 +274,24 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		}
 		if verbose {
 			fmt.Fprintf(os.Stderr, "smolvmm: %s installed on every thread\n", inst)
+			if hostAbstract {
+				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", abstractLine(jailed))
+			}
 		}
 		return nil
 	}
 	installTestHook(cfg) // testhook*.go
 	return nil
+}
+
+// abstractLine is -v's line on a shared network in the host's network
+// namespace, jailed or not (jailed: with --ready-port).
+func abstractLine(jailed bool) string {
+	line := "on a shared network the VMM may connect to any abstract Unix socket of the host's network namespace, whatever --user and --chroot say (such a socket has no permissions and no path); "
+	if jailed {
+		return line + "--jail gives it a network namespace of its own, without them, unless --ready-port probes the host's loopback"
+	}
+	return line + "--jail gives it a network namespace of its own, without them"
 }
 
 // droppedLine is -v's line on the user the VMM runs as; keepsBounding is

@@ -102,12 +102,15 @@ SIGQUIT ends it with Go's stack dump and status 2; SIGUSR1, SIGUSR2 and
 SIGALRM are ignored.
 
 The guest reaches the files it was given (-d, --share, the kernel and
-modules), the network it was given (--net), its console and nothing else:
-once set up, the VMM runs under a seccomp filter (--no-seccomp turns it off),
-as --user if given, in --chroot's empty directory if given, and with --jail
-in new mount, PID, IPC and UTS namespaces, plus a network namespace of its
-own with --net none or tap:NAME (not with --net user, whose NAT uses the
-host's network).`,
+modules), the network it was given (--net) and its console: once set up,
+the VMM runs under a seccomp filter (--no-seccomp turns it off), as --user
+if given, in --chroot's empty directory if given, and with --jail in new
+mount, PID, IPC and UTS namespaces, plus a network namespace of its own
+with --net none, user:NAME or tap:NAME (not with --net user, whose NAT uses
+the host's network). On a shared network (--net user:NAME) a VMM the guest
+took over could also connect to other Unix sockets: the files its user may
+reach, and any abstract socket of its network namespace whatever --user and
+--chroot say; only --jail keeps it from the host's.`,
 		Flags: append(append(append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Aliases: []string{"k"}, Usage: "kernel `FILE`: multiboot (ELF or a.out kludge) or NetBSD ELF, gzipped or not (required unless --restore)"},
 		}, withUsage(withUsage(withUsage(runFlags(), "verbose", runVerboseUsage),
