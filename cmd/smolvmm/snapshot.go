@@ -271,6 +271,19 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			if flags := snapshotDiskPattern(c.String("restore")); flags != "" {
 				ve.Hint += ": " + flags
 			}
+			// A --user run's snapshots are its user's (snapshot.Target.
+			// AllowUser): restoring one with the same flags meets the
+			// refusal too. The paths it names are then offered, with the
+			// reason: this run's own user wrote them, or its guest did.
+			var oe *vmm.SnapshotOwnerError
+			if errors.As(err, &oe) {
+				if who := ownerDropFlag(c, oe.UID); who != "" {
+					ve.Hint = "a run with " + who + " writes its snapshots as uid " + strconv.FormatUint(uint64(oe.UID), 10) + ", who owns this one: a VMM its guest took over could have written it, so its own disk paths are not used; give -d FILE for each disk, in order, the images you mean it to use"
+					if flags := snapshotDiskFlags(c.String("restore"), nil); flags != "" {
+						ve.Hint += ", those it names if they are: " + flags
+					}
+				}
+			}
 			ve.Hint += " (their content is then checked)"
 			return nil, err
 		}
@@ -294,6 +307,20 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		return m, err
 	}
 	return vmm.New(cfg)
+}
+
+// ownerDropFlag is the --user or --uid flag of c that drops the VMM to
+// uid ("--user nobody", "--uid 65534"), or "" when c drops to no user or
+// to another.
+func ownerDropFlag(c *cli.Context, uid uint32) string {
+	creds, err := dropTo(c) // contain.go
+	if err != nil || creds == nil || int64(creds.UID) != int64(uid) {
+		return ""
+	}
+	if u := c.String("user"); hasFlag(c, "user") && u != "" {
+		return "--user " + u
+	}
+	return "--uid " + strconv.Itoa(creds.UID)
 }
 
 // restoreDiskCountError turns a restore's refusal of the number of disks

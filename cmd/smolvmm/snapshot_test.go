@@ -618,7 +618,10 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 // or one its group may write, is refused, naming the file, its owner or
 // mode and its disk, with advice to give -d FILE for each disk (its own
 // paths not offered as flags); with -d the same image restores, as does
-// the snapshot of this user without -d.
+// the snapshot of this user without -d. One owned by the user the
+// restore's --user or --uid drops to (as a --user run's snapshots are)
+// is refused too, the advice then naming the disks it records as -d
+// flags: it said only FILE, as for a stranger's.
 func TestCLIRestoreSnapshotOwner(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -639,15 +642,23 @@ func TestCLIRestoreSnapshotOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	advice := "(a snapshot's own disk paths are used only when you or root own it and no one else may write it; give -d FILE for each disk, in order, the images you mean it to use: -d FILE,ro (their content is then checked))"
+	userAdvice := func(who string) string {
+		return "(a run with " + who + " writes its snapshots as uid 65534, who owns this one: a VMM its guest took over could have written it, so its own disk paths are not used; give -d FILE for each disk, in order, the images you mean it to use, those it names if they are: -d " + disk + ",ro (their content is then checked))"
+	}
 	tests := []struct {
 		name   string
 		uid    int // -1: this user
 		mode   os.FileMode
-		stderr string // "" when restored
+		args   []string // the restore's flags beside --restore
+		stderr string   // "" when restored
+		advice string
 	}{
-		{"yours", -1, 0o600, ""},
-		{"another user's", 65534, 0o600, "is owned by uid 65534, neither this process's user (uid " + strconv.Itoa(os.Geteuid()) + ") nor root"},
-		{"group-writable", -1, 0o660, "(owner uid " + strconv.Itoa(os.Geteuid()) + ", mode 0660) is writable by its group"},
+		{"yours", -1, 0o600, nil, "", ""},
+		{"another user's", 65534, 0o600, nil, "is owned by uid 65534, neither this process's user (uid " + strconv.Itoa(os.Geteuid()) + ") nor root", advice},
+		{"group-writable", -1, 0o660, nil, "(owner uid " + strconv.Itoa(os.Geteuid()) + ", mode 0660) is writable by its group", advice},
+		{"--user's", 65534, 0o600, []string{"--user", "65534"}, "is owned by uid 65534, neither this process's user (uid 0) nor root", userAdvice("--user 65534")},
+		{"--uid's", 65534, 0o600, []string{"--uid", "65534", "--gid", "65534"}, "is owned by uid 65534, neither this process's user (uid 0) nor root", userAdvice("--uid 65534")},
+		{"not --user's", 65533, 0o600, []string{"--user", "65534"}, "is owned by uid 65533, neither this process's user (uid 0) nor root", advice},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -666,18 +677,18 @@ func TestCLIRestoreSnapshotOwner(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			out, stderr, status := runCLI(t, "run", "--restore", path)
+			out, stderr, status := runCLI(t, append([]string{"run", "--restore", path}, tt.args...)...)
 			if tt.stderr == "" {
 				if status != 1 || stderr != "" || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") {
 					t.Fatalf("status %d, output %q, stderr %q; want the count to go on to 5", status, out, stderr)
 				}
 				return
 			}
-			want := "smolvmm run: restore: snapshot " + path + " " + tt.stderr + ": its disk paths are not taken from a snapshot another user could have written (it names " + disk + ") " + advice
+			want := "smolvmm run: restore: snapshot " + path + " " + tt.stderr + ": its disk paths are not taken from a snapshot another user could have written (it names " + disk + ") " + tt.advice
 			if status != 1 || !strings.Contains(stderr, want) {
 				t.Fatalf("no -d: status %d, output %q, stderr %q; want 1, stderr with %q", status, out, stderr, want)
 			}
-			if out, stderr, status := runCLI(t, "run", "--restore", path, "-d", disk+",ro"); status != 1 || stderr != "" || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") {
+			if out, stderr, status := runCLI(t, append([]string{"run", "--restore", path, "-d", disk + ",ro"}, tt.args...)...); status != 1 || stderr != "" || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") {
 				t.Fatalf("with -d: status %d, output %q, stderr %q; want the count to go on to 5", status, out, stderr)
 			}
 		})
