@@ -126,3 +126,12 @@ func SetNameservers(servers []string, timeout time.Duration) (restore func()) {
 
 // DNSPerGuest is how many queries one guest has answered at once.
 const DNSPerGuest = hostDNSPerGuest
+
+// SetHubRejoinGrace sets how long a starting hub holds the leases of the
+// VMs connected at its lease file's last write, until the returned
+// function restores it. Set it before starting the network.
+func SetHubRejoinGrace(d time.Duration) (restore func()) {
+	old := hubRejoinGraceFor
+	hubRejoinGraceFor = d
+	return func() { hubRejoinGraceFor = old }
+}

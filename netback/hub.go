@@ -44,7 +44,16 @@ const (
 	hubFloodFrameCost = 512
 	// hubIOBuffer is the size of each connection's read and write buffers.
 	hubIOBuffer = 64 << 10
+	// hubRejoinGrace is how long a hub that starts holds the leases of
+	// the VMs that were connected when its lease file was last written
+	// (a hub that died wrote no leave): they rejoin within a second or
+	// so (joinRetryMax), and a MAC that needs one of their addresses
+	// waits for it meanwhile, within its handshake's time.
+	hubRejoinGrace = 3 * time.Second
 )
+
+// hubRejoinGraceFor is hubRejoinGrace, a variable for the tests.
+var hubRejoinGraceFor = hubRejoinGrace
 
 // MaxSocketPath is the longest path a Unix socket address takes (sun_path
 // less its terminating NUL): the longest Socket a hub listens on.
@@ -138,6 +147,7 @@ type Hub struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+	closing   chan struct{} // closed as Close begins
 
 	// changed holds a token after a VM joined or left or the leases
 	// were saved, until Changed's receiver takes it: changes made
@@ -235,6 +245,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	}
 	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{},
 		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}), changed: make(chan struct{}, 1),
+		closing: make(chan struct{}),
 		peerUID: hooks.peerUID, portStart: hooks.portStart}
 	if h.peerUID == nil {
 		h.peerUID = connPeerUID
@@ -264,6 +275,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		err = fmt.Errorf("shared network: %w", err)
 		return nil, errors.Join(err, h.unlisten())
 	}
+	h.leases.holdConnected(h.now().Add(hubRejoinGraceFor))
 	h.saveLeaseFile = h.leases.save
 	if wrapSave != nil {
 		h.saveLeaseFile = func() error { return wrapSave(h.leases.save) }
@@ -348,6 +360,7 @@ func (h *Hub) noteChange() {
 // removed.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(func() {
+		close(h.closing)
 		// Linked into place, the socket file is not the path the
 		// listener knows to remove. Removed first: a VM dialling
 		// meanwhile finds nothing, not a socket that refuses it.
@@ -552,7 +565,16 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	if msg != "" {
 		return nil, RefusedForward, msg
 	}
-	p, r, msg := h.register(c, peer, mac, fwds)
+	p, r, msg, wait := h.register(c, peer, mac, fwds)
+	for wait > 0 {
+		// Every address left is held for a VM that was connected
+		// before the hub restarted; it may rejoin meanwhile.
+		select {
+		case <-time.After(wait):
+		case <-h.closing:
+		}
+		p, r, msg, wait = h.register(c, peer, mac, fwds)
+	}
 	if r == 0 {
 		if len(root) > 0 {
 			// root is a root process's: its word on the user its VM
@@ -562,7 +584,8 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 		}
 		// The address is reserved in memory: the VM need not wait for
 		// the disk. Should the hub die before the save, the VM asks
-		// again for its MAC and gets a free address.
+		// again for its MAC and gets a free address; after the save,
+		// its lease is held for it as connected (hubRejoinGrace).
 		h.requestSave()
 	}
 	return p, r, msg
@@ -641,8 +664,10 @@ func (h *Hub) checkPrivileged(peer peerUser, mac net.HardwareAddr, fwds []Forwar
 // register is admit's part that takes the address, binds the forwards
 // and puts the port in the switch, one VM at a time: between plan and
 // commit no other VM takes the planned address or registers the MAC, and
-// the forwards are bound in between without holding up the switch.
-func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []Forward) (*hubPort, Refusal, string) {
+// the forwards are bound in between without holding up the switch. A
+// wait above 0 says to try again after it: the only addresses left are
+// held (leaseStore.holdConnected).
+func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []Forward) (*hubPort, Refusal, string, time.Duration) {
 	var key [6]byte
 	copy(key[:], mac)
 	h.admitMu.Lock()
@@ -650,7 +675,8 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	owner, leased, recorded := h.leases.owner(mac)
 	h.mu.RLock()
 	dup := h.ports[key] != nil
-	plan, ok := h.leases.plan(mac, h.connectedLocked)
+	now := h.now()
+	plan, ok := h.leases.plan(mac, h.connectedLocked, now)
 	taken := h.takenLocked(key, fwds)
 	h.mu.RUnlock()
 	plan.uid = peer.owner
@@ -660,28 +686,30 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	}
 	switch {
 	case h.conns.isClosed():
-		return nil, RefusedClosing, "the network is shutting down"
+		return nil, RefusedClosing, "the network is shutting down", 0
 	case recorded && peer.err != nil:
-		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's user is unknown (%v): only that user's VMs and root's may join with it", mac, whose, peer.err)
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's user is unknown (%v): only that user's VMs and root's may join with it", mac, whose, peer.err), 0
 	case recorded && peer.uid != 0 && peer.uid != owner:
 		// A VM picks its own MAC: else another user allowed on the
 		// socket would take this one's address while it is away, and
 		// then have it refused as connected already.
-		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only that user's VMs and root's may join with it", mac, whose, peer.uid)
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only that user's VMs and root's may join with it", mac, whose, peer.uid), 0
 	case dup:
-		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac)
+		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac), 0
+	case !ok && !plan.wait.IsZero():
+		return nil, 0, "", max(plan.wait.Sub(now), time.Millisecond)
 	case !ok:
-		return nil, RefusedNoAddress, fmt.Sprintf("every address from %s to %s is leased to a connected VM", leasePool[0], leasePool[1])
+		return nil, RefusedNoAddress, fmt.Sprintf("every address from %s to %s is leased to a connected VM", leasePool[0], leasePool[1]), 0
 	case taken != "":
 		// Said before the bind, which would blame another program.
-		return nil, RefusedForward, taken
+		return nil, RefusedForward, taken, 0
 	}
 	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newFrameQueue(hubPortDepth)}
 	for _, f := range fwds {
 		stop, err := h.gw.forward(f, plan.addr, forwardLimits{vm: &p.fwd, all: &h.fwd})
 		if err != nil {
 			p.stopForwards()
-			return nil, RefusedForward, err.Error()
+			return nil, RefusedForward, err.Error(), 0
 		}
 		p.stops = append(p.stops, stop)
 	}
@@ -690,7 +718,7 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	h.leases.commit(plan, h.now())
 	h.mu.Unlock()
 	h.noteChange()
-	return p, 0, ""
+	return p, 0, "", 0
 }
 
 // saveLeases writes the lease file. A failure is logged: the leases hold

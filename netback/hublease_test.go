@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -264,5 +265,80 @@ func TestHubJoinDoesNotWaitForLeaseFile(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("lease file after Close: %v, want %v", got, want)
+	}
+}
+
+// A VM connected when the hub dies (no leave written, its last-seen time
+// that of its join, the oldest of a full pool) rejoins the restarted hub
+// with its address, which its guest keeps from DHCP, even when a new MAC
+// joined first: the new MAC waits for the rejoin grace, then takes
+// another VM's address.
+func TestHubRejoinAfterCrashKeepsAddress(t *testing.T) {
+	defer netback.SetHubRejoinGrace(time.Second)()
+	dir := t.TempDir()
+	// 239 leases of VMs that joined and left after A's join.
+	later := func(i int) time.Time { return time.Now().Add(time.Hour + time.Duration(i)*time.Second) }
+	writeLeases(t, dir, fullPool(later)[1:])
+	h1, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h1.Close()
+	a := testMAC(1)
+	ja, err := netback.Join(h1.Socket(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ja.Close()
+	if got := ja.Addr().String(); got != "10.0.2.15" {
+		t.Fatalf("A got %s, want 10.0.2.15", got)
+	}
+	// The file as a hub killed now leaves it: A's join saved.
+	var crashed string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if crashed = readLeaseFile(t, dir); strings.Contains(crashed, a.String()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A's join was not saved:\n%s", crashed)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dir2 := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir2, "net.leases"), []byte(crashed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h2 := startHubClock(t, dir2, newTestClock(time.Now()))
+	type joined struct {
+		addr string
+		err  error
+	}
+	newcomer, done := make(chan joined, 1), make(chan struct{})
+	defer close(done)
+	go func() {
+		j, err := netback.Join(h2.Socket(), testMAC(2), nil)
+		if err != nil {
+			newcomer <- joined{err: err}
+			return
+		}
+		defer j.Close()
+		newcomer <- joined{addr: j.Addr().String()}
+		<-done
+	}()
+	time.Sleep(200 * time.Millisecond) // the newcomer asks first
+	ja2, err := netback.Join(h2.Socket(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ja2.Close()
+	if got := ja2.Addr().String(); got != "10.0.2.15" {
+		t.Errorf("A rejoined as %s, want its address 10.0.2.15", got)
+	}
+	n := <-newcomer
+	if n.err != nil {
+		t.Fatalf("the newcomer: %v", n.err)
+	}
+	if n.addr == "10.0.2.15" || n.addr == "" {
+		t.Errorf("the newcomer got %q, want another VM's address than A's", n.addr)
 	}
 }

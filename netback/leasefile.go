@@ -229,6 +229,7 @@ type leaseEntry struct {
 	Privileged    []string `json:"privileged"`
 	PrivilegedUID int64    `json:"privileged_uid"`
 	UID           *int64   `json:"uid"`
+	Connected     bool     `json:"connected"`
 }
 
 // parseLeases reads the leases of lease file path's content b; a lease
@@ -287,7 +288,7 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 		if err != nil {
 			return nil, bad("mac", err)
 		}
-		l := &storedLease{MAC: mac.String(), Privileged: e.Privileged, PrivilegedUID: int(e.PrivilegedUID)}
+		l := &storedLease{MAC: mac.String(), Privileged: e.Privileged, PrivilegedUID: int(e.PrivilegedUID), Connected: e.Connected}
 		if j, ok := byMAC[l.MAC]; ok {
 			return nil, bad("mac", fmt.Errorf("%s has lease %d already", l.MAC, j))
 		}

@@ -70,6 +70,14 @@ type storedLease struct {
 	// was not known: in files written before it, and where peer
 	// credentials cannot be read; the next join records it.
 	UID *int `json:"uid,omitempty"`
+	// Connected says the MAC's VM was connected when the file was
+	// written: a hub restarted after dying holds the lease for that VM
+	// (held), whose last-seen time is that of its join, however long
+	// it stayed.
+	Connected bool `json:"connected,omitempty"`
+	// held is until when no other MAC may take the address (holdConnected);
+	// not in the file.
+	held time.Time
 }
 
 // leaseFile is the lease file's content.
@@ -140,15 +148,33 @@ type leasePlan struct {
 	// uid is the user commit records as the lease's (storedLease.UID);
 	// below 0 when unknown, which leaves the record as it was.
 	uid int
+	// wait, in a plan that found no address, is when the first held
+	// lease (holdConnected) may go to another MAC; zero when none is held.
+	wait time.Time
+}
+
+// holdConnected holds, until until, the leases whose VMs were connected
+// when the file was last written (a hub that died wrote no leave): each
+// such VM rejoins on its own, and must get its address back, which its
+// guest keeps from DHCP, rather than lose it to a MAC that joined first.
+func (s *leaseStore) holdConnected(until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.byAddr {
+		if l.Connected {
+			l.held = until
+		}
+	}
 }
 
 // plan returns the address mac gets, without leasing it: its own, else
 // the lowest free one of the pool, else that of the MAC seen longest ago
-// among those whose address is not connected; false when every address
-// is connected. The table is left as it was, so that a VM refused after
+// among those whose address is neither connected nor held at now
+// (holdConnected); false when every address is connected or held, with
+// the plan's wait set to when the first hold ends if one is. The table is left as it was, so that a VM refused after
 // plan (its forwards cannot be bound) costs no lease; commit applies the
 // plan, which holds as long as no other commit comes in between.
-func (s *leaseStore) plan(mac net.HardwareAddr, connected func(netip.Addr) bool) (leasePlan, bool) {
+func (s *leaseStore) plan(mac net.HardwareAddr, connected func(netip.Addr) bool, now time.Time) (leasePlan, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := mac.String()
@@ -161,13 +187,20 @@ func (s *leaseStore) plan(mac net.HardwareAddr, connected func(netip.Addr) bool)
 		}
 	}
 	var old *storedLease
+	var wait time.Time
 	for _, l := range s.byAddr {
-		if !connected(l.Addr) && (old == nil || l.Seen.Before(old.Seen)) {
+		switch {
+		case connected(l.Addr):
+		case l.held.After(now):
+			if wait.IsZero() || l.held.Before(wait) {
+				wait = l.held
+			}
+		case old == nil || l.Seen.Before(old.Seen):
 			old = l
 		}
 	}
 	if old == nil {
-		return leasePlan{}, false
+		return leasePlan{wait: wait}, false
 	}
 	return leasePlan{mac: key, addr: old.Addr, evict: old.MAC, fresh: true}, true
 }
@@ -180,6 +213,7 @@ func (s *leaseStore) commit(p leasePlan, now time.Time) {
 	defer s.mu.Unlock()
 	if old := s.byMAC[p.evict]; p.evict != "" && old != nil {
 		delete(s.byAddr, old.Addr)
+		old.Connected, old.held = false, time.Time{}
 		if old.UID != nil || len(old.Privileged) > 0 {
 			old.Addr = netip.Addr{}
 			s.kept++
@@ -202,7 +236,7 @@ func (s *leaseStore) commit(p leasePlan, now time.Time) {
 	for s.kept > maxKept {
 		s.forgetKeptLocked()
 	}
-	l.Seen = now
+	l.Seen, l.Connected, l.held = now, true, time.Time{}
 	if p.uid >= 0 {
 		uid := p.uid
 		l.UID = &uid
@@ -259,9 +293,9 @@ func (s *leaseStore) hasGrant(mac net.HardwareAddr) bool {
 	return l != nil && len(l.Privileged) > 0
 }
 
-// touch marks mac's lease seen at now (when its VM leaves, so that the
-// lease of a VM connected for long counts as recent); false when mac has
-// no lease.
+// touch marks mac's lease seen at now and not connected (when its VM
+// leaves, so that the lease of a VM connected for long counts as
+// recent); false when mac has no lease.
 func (s *leaseStore) touch(mac net.HardwareAddr, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -269,7 +303,7 @@ func (s *leaseStore) touch(mac net.HardwareAddr, now time.Time) bool {
 	if l == nil {
 		return false
 	}
-	l.Seen = now
+	l.Seen, l.Connected = now, false
 	return true
 }
 

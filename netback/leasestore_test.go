@@ -13,7 +13,7 @@ import (
 
 // assign plans mac's lease and commits it, as a hub admitting it does.
 func assign(s *leaseStore, mac net.HardwareAddr, connected func(netip.Addr) bool, now time.Time) (netip.Addr, bool) {
-	p, ok := s.plan(mac, connected)
+	p, ok := s.plan(mac, connected, time.Time{})
 	if ok {
 		s.commit(p, now)
 	}
@@ -154,7 +154,7 @@ func TestLeaseStoreKept(t *testing.T) {
 	n := 0 // the joins so far, each seen a second after the last
 	join := func(mac net.HardwareAddr, uid int) {
 		t.Helper()
-		p, ok := s.plan(mac, none)
+		p, ok := s.plan(mac, none, time.Time{})
 		if !ok {
 			t.Fatalf("%s: no address", mac)
 		}
@@ -218,5 +218,70 @@ func TestLeaseStoreKept(t *testing.T) {
 	join(owned, 1000)
 	if a, ok := s.lookup(owned); !ok || s.kept != maxKept {
 		t.Errorf("the kept MAC joins again: address %s %v, %d kept, want an address and %d kept (another's lease kept instead)", a, ok, s.kept, maxKept)
+	}
+}
+
+// The leases of VMs connected at the last save are held, once read
+// again, until the rejoin grace ends: a new MAC on a full pool gets none
+// of them meanwhile (and is told when to ask again), their own MACs get
+// them back, and a VM that left is not held.
+func TestLeaseStoreHoldsConnected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.leases")
+	s, err := loadLeases(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	none := func(netip.Addr) bool { return false }
+	for i := range 240 {
+		if _, ok := assign(s, net.HardwareAddr{2, 0, 0, 0, 1, byte(i)}, none, t0.Add(time.Duration(i)*time.Second)); !ok {
+			t.Fatalf("lease %d refused", i)
+		}
+	}
+	// The VM of the last lease left; the others stay connected.
+	left := net.HardwareAddr{2, 0, 0, 0, 1, 239}
+	s.touch(left, t0.Add(time.Hour))
+	if err := s.save(); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	if s, err = loadLeases(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	restart := t0.Add(2 * time.Hour)
+	grace := restart.Add(3 * time.Second)
+	s.holdConnected(grace)
+	newMAC := net.HardwareAddr{2, 0, 0, 0, 2, 0}
+	tests := []struct {
+		name  string
+		mac   net.HardwareAddr
+		at    time.Time
+		ok    bool
+		addr  string
+		wait  time.Time
+		evict string
+	}{
+		{"new MAC: the one that left", newMAC, restart, true, "10.0.2.254", time.Time{}, left.String()},
+		{"held VM rejoins", net.HardwareAddr{2, 0, 0, 0, 1, 0}, restart, true, "10.0.2.15", time.Time{}, ""},
+		{"new MAC while all are held", net.HardwareAddr{2, 0, 0, 0, 2, 1}, restart.Add(time.Second), false, "invalid IP", grace, ""},
+		{"new MAC after the grace", net.HardwareAddr{2, 0, 0, 0, 2, 1}, grace.Add(time.Second), true, "10.0.2.16", time.Time{}, "02:00:00:00:01:01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Every address but the first two is connected to nobody
+			// in this hub yet: only holds keep them.
+			connected := func(a netip.Addr) bool { return a.String() == "10.0.2.254" || a.String() == "10.0.2.15" }
+			if tt.name == "new MAC: the one that left" || tt.name == "held VM rejoins" {
+				connected = none
+			}
+			p, ok := s.plan(tt.mac, connected, tt.at)
+			if ok != tt.ok || p.addr.String() != tt.addr || !p.wait.Equal(tt.wait) || p.evict != tt.evict {
+				t.Fatalf("plan = %s ok %v wait %v evict %q; want %s ok %v wait %v evict %q", p.addr, ok, p.wait, p.evict, tt.addr, tt.ok, tt.wait, tt.evict)
+			}
+			if ok {
+				s.commit(p, tt.at)
+			}
+		})
 	}
 }
