@@ -135,3 +135,37 @@ func SetHubRejoinGrace(d time.Duration) (restore func()) {
 	hubRejoinGraceFor = d
 	return func() { hubRejoinGraceFor = old }
 }
+
+// SetHubWriteTimeout sets how long a VM's connection may take no frame
+// before the hub drops it, until the returned function restores it.
+func SetHubWriteTimeout(d time.Duration) (restore func()) {
+	old := hubWriteTimeoutFor
+	hubWriteTimeoutFor = d
+	return func() { hubWriteTimeoutFor = old }
+}
+
+// HubPortBytes bounds the bytes queued towards one VM.
+const HubPortBytes = hubPortBytes
+
+// HubSendTo queues frame towards the VM of mac as the switch does; false
+// when no such VM is joined.
+func HubSendTo(h *Hub, mac [6]byte, frame []byte) bool {
+	h.mu.RLock()
+	p := h.ports[mac]
+	h.mu.RUnlock()
+	if p == nil {
+		return false
+	}
+	h.push(p, frame)
+	return true
+}
+
+// HubQueuedBytes is the bytes of buffers queued towards the VM of mac.
+func HubQueuedBytes(h *Hub, mac [6]byte) int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if p := h.ports[mac]; p != nil {
+		return p.out.bytes.Load()
+	}
+	return 0
+}

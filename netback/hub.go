@@ -29,6 +29,16 @@ const (
 	// a User's (userToGuestDepth): beyond it frames are dropped, so that
 	// a VM that does not read cannot hold up the others.
 	hubPortDepth = 4096
+	// hubPortBytes bounds the same queue in bytes of buffers (each
+	// frame takes a pooled buffer of smallFrame bytes, however short):
+	// 4096 of them would hold 8 MiB for a VM that does not read.
+	hubPortBytes = 1 << 20
+	// hubWriteTimeout is how long a VM's connection may take no frame
+	// before the hub drops the VM, as a VM drops a hub that takes none
+	// for joinWriteTimeout: a VM process that stopped reading (hung, or
+	// stopped by a signal) holds no buffers and no address for good; it
+	// rejoins when it reads again.
+	hubWriteTimeout = 5 * time.Second
 	// hubGatewayDepth is the queue of frames towards the gateway; a full
 	// one holds back the sending VM's connection, not the others.
 	hubGatewayDepth = 1024
@@ -52,8 +62,12 @@ const (
 	hubRejoinGrace = 3 * time.Second
 )
 
-// hubRejoinGraceFor is hubRejoinGrace, a variable for the tests.
-var hubRejoinGraceFor = hubRejoinGrace
+// hubRejoinGraceFor and hubWriteTimeoutFor are hubRejoinGrace and
+// hubWriteTimeout, variables for the tests.
+var (
+	hubRejoinGraceFor  = hubRejoinGrace
+	hubWriteTimeoutFor = hubWriteTimeout
+)
 
 // MaxSocketPath is the longest path a Unix socket address takes (sun_path
 // less its terminating NUL): the longest Socket a hub listens on.
@@ -118,7 +132,9 @@ type HubConfig struct {
 // speak for the VM only (no router advertisement or redirect, no DHCP
 // server's reply, no request naming another MAC); VLAN-tagged frames are
 // dropped. The gateway's DHCP replies go to their client only. Frames
-// are dropped, never waited for, towards a VM whose queue is full. What
+// are dropped, never waited for, towards a VM whose queue is full
+// (hubPortDepth frames, hubPortBytes bytes), and a VM whose connection
+// takes no frame for hubWriteTimeout is dropped (it rejoins). What
 // one VM makes the hub copy to every other is bounded: its broadcast and
 // multicast frames reach the other VMs within a token bucket
 // (hubFloodRate; beyond it they reach the gateway only, and are
@@ -523,7 +539,11 @@ func (h *Hub) serve(c net.Conn) {
 	h.wg.Add(1)
 	go p.writeLoop()
 	err = p.readLoop()
-	h.logf("VM %s (%s) left: %v", p.mac, p.addr, err)
+	why := fmt.Sprint(err)
+	if c, ok := p.cause.Load().(string); ok {
+		why = c
+	}
+	h.logf("VM %s (%s) left: %s", p.mac, p.addr, why)
 }
 
 // answerQuery answers a hello that asks rather than joins.
@@ -704,7 +724,7 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 		// Said before the bind, which would blame another program.
 		return nil, RefusedForward, taken, 0
 	}
-	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newFrameQueue(hubPortDepth)}
+	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newBoundedFrameQueue(hubPortDepth, hubPortBytes)}
 	for _, f := range fwds {
 		stop, err := h.gw.forward(f, plan.addr, forwardLimits{vm: &p.fwd, all: &h.fwd})
 		if err != nil {
@@ -885,6 +905,9 @@ type hubPort struct {
 	// leaving is set once unregister begins: its forwards no longer
 	// hold their host ports for another VM (takenLocked).
 	leaving atomic.Bool
+	// cause, when set, is why the hub ended the VM's connection, said
+	// when it leaves rather than the read's error.
+	cause atomic.Value // string
 
 	closeOnce sync.Once
 }
@@ -983,6 +1006,9 @@ func (p *hubPort) writeLoop() {
 		if err != nil {
 			return
 		}
+		// Each batch has the whole timeout: a VM that takes frames,
+		// however slowly, stays.
+		_ = p.conn.SetWriteDeadline(time.Now().Add(hubWriteTimeoutFor))
 		for err == nil {
 			err = writeFramed(bw, f)
 			releaseFrame(f)
@@ -995,9 +1021,13 @@ func (p *hubPort) writeLoop() {
 			err = bw.Flush()
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Said before the close, which the reader sees.
+				p.cause.Store(fmt.Sprintf("dropped: its connection took no frame for %v", hubWriteTimeoutFor))
+			}
 			// The reader sees the connection end and closes the port.
 			_ = p.conn.Close()
-			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) {
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrDeadlineExceeded) {
 				p.h.logf("VM %s: %v", p.mac, err)
 			}
 			return

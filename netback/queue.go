@@ -17,6 +17,11 @@ type frameQueue struct {
 	closeOnce sync.Once
 	pushed    atomic.Uint64
 	dropped   atomic.Uint64
+	// maxBytes, when above 0, bounds the buffers queued (by capacity,
+	// what they hold of memory, a small frame's a whole pooled buffer):
+	// pushParts drops a frame beyond it. bytes is what is queued.
+	maxBytes int64
+	bytes    atomic.Int64
 }
 
 // smallFrame is the capacity of pooled frame buffers: an MTU-sized frame.
@@ -26,6 +31,14 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, smallFrame); retur
 
 func newFrameQueue(depth int) *frameQueue {
 	return &frameQueue{ch: make(chan []byte, depth), closed: make(chan struct{})}
+}
+
+// newBoundedFrameQueue is newFrameQueue that also holds at most maxBytes
+// of buffers (frameQueue.maxBytes).
+func newBoundedFrameQueue(depth int, maxBytes int64) *frameQueue {
+	q := newFrameQueue(depth)
+	q.maxBytes = maxBytes
+	return q
 }
 
 // copyParts concatenates parts into a pooled buffer when they fit one.
@@ -68,16 +81,24 @@ func (q *frameQueue) isClosed() bool {
 
 // pushParts queues a copy of the frame made of parts (a packet's headers
 // and payload, copied once into one buffer), or drops it when the queue is
-// full or closed.
+// full (in frames, or in bytes beyond maxBytes) or closed.
 func (q *frameQueue) pushParts(parts [][]byte) {
 	if q.isClosed() {
 		return
 	}
 	c := copyParts(parts...)
+	n := int64(cap(c))
+	if q.bytes.Add(n) > q.maxBytes && q.maxBytes > 0 {
+		q.bytes.Add(-n)
+		releaseFrame(c)
+		q.dropped.Add(1)
+		return
+	}
 	select {
 	case q.ch <- c:
 		q.pushed.Add(1)
 	default:
+		q.bytes.Add(-n)
 		releaseFrame(c)
 		q.dropped.Add(1)
 	}
@@ -89,11 +110,13 @@ func (q *frameQueue) pushWait(f []byte) error {
 		return ErrClosed
 	}
 	c := copyParts(f)
+	q.bytes.Add(int64(cap(c)))
 	select {
 	case q.ch <- c:
 		q.pushed.Add(1)
 		return nil
 	case <-q.closed:
+		q.bytes.Add(-int64(cap(c)))
 		releaseFrame(c)
 		return ErrClosed
 	}
@@ -121,6 +144,7 @@ func (q *frameQueue) popFrame() ([]byte, error) {
 	}
 	select {
 	case f := <-q.ch:
+		q.bytes.Add(-int64(cap(f)))
 		return f, nil
 	case <-q.closed:
 		return nil, ErrClosed
@@ -140,6 +164,7 @@ func (q *frameQueue) tryPopFrame() ([]byte, bool) {
 	}
 	select {
 	case f := <-q.ch:
+		q.bytes.Add(-int64(cap(f)))
 		return f, true
 	default:
 		return nil, false

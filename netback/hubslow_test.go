@@ -1,0 +1,76 @@
+package netback_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/netback"
+)
+
+// A VM that stops reading holds at most HubPortBytes of the hub's
+// memory, the frames beyond dropped and counted, whether they are short
+// or MTU-sized, and is dropped once its connection took no frame for the
+// write timeout, which the hub logs.
+func TestHubSlowVMBounded(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+	}{
+		{"short frames", 60},
+		{"MTU frames", 1514},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer netback.SetHubWriteTimeout(300 * time.Millisecond)()
+			var mu sync.Mutex
+			var logs []string
+			logf := func(format string, args ...any) {
+				mu.Lock()
+				logs = append(logs, fmt.Sprintf(format, args...))
+				mu.Unlock()
+			}
+			h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(t.TempDir(), "net.sock"), Logf: logf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			mac := testMAC(1)
+			joinRaw(t, h, mac) // never reads
+			var key [6]byte
+			copy(key[:], mac)
+			frame := make([]byte, tt.size)
+			copy(frame, mac)
+			copy(frame[6:], netback.UserGatewayMAC)
+			var most int64
+			for range 20000 {
+				if !netback.HubSendTo(h, key, frame) {
+					break // dropped already
+				}
+				most = max(most, netback.HubQueuedBytes(h, key))
+			}
+			if most > netback.HubPortBytes {
+				t.Errorf("%d bytes queued towards a VM that does not read; want at most %d", most, netback.HubPortBytes)
+			}
+			if h.Stats().Dropped == 0 {
+				t.Error("no frame counted dropped")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for h.Stats().VMs != 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the VM that does not read is still joined after 5 s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			mu.Lock()
+			all := strings.Join(logs, "\n")
+			mu.Unlock()
+			if !strings.Contains(all, "left: dropped: its connection took no frame for 300ms") {
+				t.Errorf("the drop was not logged as such:\n%s", all)
+			}
+		})
+	}
+}
