@@ -538,12 +538,30 @@ func (h *Hub) serve(c net.Conn) {
 	h.logf("VM %s joined as %s%s", p.mac, p.addr, forwardList(p.forwards))
 	h.wg.Add(1)
 	go p.writeLoop()
-	err = p.readLoop()
-	why := fmt.Sprint(err)
+	h.logf("VM %s (%s) left: %s", p.mac, p.addr, p.leaveCause(p.readLoop()))
+}
+
+// leaveCause says why the VM left, its read having failed with err: the
+// hub's own reason when it ended the connection (cause, or its Close),
+// else err without the connection's addresses, which name the hub's
+// socket as it was bound (a temporary path, gone since).
+func (p *hubPort) leaveCause(err error) string {
 	if c, ok := p.cause.Load().(string); ok {
-		why = c
+		return c
 	}
-	h.logf("VM %s (%s) left: %s", p.mac, p.addr, why)
+	select {
+	case <-p.h.closing:
+		return "network stopping"
+	default:
+	}
+	if errors.Is(err, io.EOF) {
+		return "it closed its connection"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return fmt.Sprint(err)
 }
 
 // answerQuery answers a hello that asks rather than joins.

@@ -74,3 +74,48 @@ func TestHubSlowVMBounded(t *testing.T) {
 		})
 	}
 }
+
+// A VM's leave is logged with its cause, not the hub's socket as it was
+// bound (a temporary path, gone since): the hub's own Close as "network
+// stopping", the VM closing its connection as such.
+func TestHubLeaveLogged(t *testing.T) {
+	tests := []struct {
+		name  string
+		close func(h *netback.Hub, vm *rawVM)
+		want  string
+	}{
+		{"network stops", func(h *netback.Hub, _ *rawVM) { h.Close() }, "left: network stopping"},
+		{"VM closes", func(_ *netback.Hub, vm *rawVM) { vm.c.Close() }, "left: it closed its connection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var logs []string
+			logf := func(format string, args ...any) {
+				mu.Lock()
+				logs = append(logs, fmt.Sprintf(format, args...))
+				mu.Unlock()
+			}
+			dir := t.TempDir()
+			h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Logf: logf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			vm := joinRaw(t, h, testMAC(1))
+			tt.close(h, vm)
+			for deadline := time.Now().Add(5 * time.Second); h.Stats().VMs != 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the VM is still joined")
+				}
+			}
+			h.Close()
+			mu.Lock()
+			all := strings.Join(logs, "\n")
+			mu.Unlock()
+			if !strings.Contains(all, tt.want) || strings.Contains(all, dir) {
+				t.Errorf("log:\n%s\nwant %q, and no path under %s", all, tt.want, dir)
+			}
+		})
+	}
+}
