@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/netback"
@@ -97,6 +98,11 @@ func netAction(c *cli.Context) error {
 			if err := checkOutputDir("--socket", socket, "listen"); err != nil {
 				return err
 			}
+			// The socket is bound under a temporary name in its
+			// directory, then renamed into place.
+			if err := checkWritableDir("--socket", socket, "listen"); err != nil {
+				return err
+			}
 		}
 	}
 	// The hub saves the leases when they change, long after the start:
@@ -107,6 +113,10 @@ func netAction(c *cli.Context) error {
 		}
 		if st, err := os.Stat(l); err == nil && st.IsDir() {
 			return fmt.Errorf("--leases %s: that is a directory; give a file (e.g. %s)", l, filepath.Join(l, "net.leases"))
+		}
+		// Its lock is made beside it, and each save renamed over it.
+		if err := checkWritableDir("--leases", l, "keep them"); err != nil {
+			return err
 		}
 	}
 	gid := 0
@@ -157,6 +167,25 @@ func netAction(c *cli.Context) error {
 		"%d forwarded UDP datagrams of new clients dropped at a forward's or VM's bound, %d outgoing connections and %d UDP flows refused at a VM's bound, %d DNS queries refused while too many were asked)\n",
 		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused, s.ForwardFlowsRefused, s.NATRefusedConns, s.NATRefusedFlows, s.DNSRefused)
 	return nil
+}
+
+// checkWritableDir refuses path, flag's value, whose directory this
+// process may not make files in (access(2) with W_OK: its mode, or a
+// read-only file system, as a service's ProtectSystem= makes), saying
+// what to do: the network makes files there (verb says what for) and
+// would fail with a temporary file's name, or, for the leases, at their
+// first save.
+func checkWritableDir(flag, path, verb string) error {
+	dir := filepath.Dir(path)
+	err := unix.Access(dir, unix.W_OK|unix.X_OK)
+	if err == nil {
+		return nil
+	}
+	advice := fmt.Sprintf("let uid %d write it", os.Geteuid())
+	if errors.Is(err, unix.EROFS) {
+		advice = "make it writable (a systemd unit's ReadWritePaths=)"
+	}
+	return fmt.Errorf("%s %s: cannot %s there: directory %s: %w (pick another %s, or %s)", flag, path, verb, dir, err, flag, advice)
 }
 
 // daemonLog is smolvmm net's standard error: its start line, then the
