@@ -24,6 +24,10 @@ func HubDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("smolvmm-%d", os.Geteuid()), "net")
 }
 
+// RootHubDir is root's HubDir, where the networks root starts listen,
+// whoever asks.
+func RootHubDir() string { return rootHubDir }
+
 // rootHubDir is root's HubDir; a variable for the tests.
 var rootHubDir = "/run/smolvmm/net"
 

@@ -326,8 +326,16 @@ func releaseLoop(changed <-chan struct{}, quiet []time.Duration, after func(time
 // that is too long for a Unix socket address, the path as given with a
 // '/' in it.
 func joinName(c *cli.Context, socket string) string {
-	if c.String("socket") == "" {
-		return c.String("name")
+	return joinValue(c.String("name"), c.String("socket") != "", c.String("group") != "", socket)
+}
+
+// joinValue is joinName of network name listening on socket, given by
+// --socket (bySocket) or not, for a --group (group) or not: another
+// user's run reads a name in their own runtime directory, so a network
+// that a group's members join is said by its socket's path.
+func joinValue(name string, bySocket, group bool, socket string) string {
+	if !bySocket && !group {
+		return name
 	}
 	if abs, err := filepath.Abs(socket); err == nil && len(abs) <= netback.MaxSocketPath {
 		return abs

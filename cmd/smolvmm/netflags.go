@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -196,8 +197,21 @@ func noHubError(spec string, err error) error {
 	if strings.ContainsRune(arg, '/') {
 		start = "smolvmm net --socket " + arg
 	}
+	if !strings.ContainsRune(arg, '/') {
+		// A network another user (root) started with --group is in
+		// that user's runtime directory, not this one's.
+		if root := filepath.Join(rootHubDirFor(), arg+".sock"); root != filepath.Join(netback.HubDir(), arg+".sock") {
+			if st, serr := os.Stat(root); serr == nil && st.Mode()&os.ModeSocket != 0 {
+				return fmt.Errorf("--net %s: %w; root's network %s listens on %s: join it with --net user:%s, or start one of your own with: %s", spec, err, arg, root, root, start)
+			}
+		}
+	}
 	return fmt.Errorf("--net %s: %w; start it with: %s", spec, err, start)
 }
+
+// rootHubDirFor is where root's networks listen (netback.RootHubDir); a
+// variable for the tests.
+var rootHubDirFor = netback.RootHubDir
 
 // probeSharedNet connects to the shared network spec (user:NAME or
 // user:PATH) names, without joining it, and returns its socket and its
