@@ -38,11 +38,13 @@ func DefaultCacheDir() (string, error) {
 // only what is cached there may be used; the error of the write is
 // returned in readOnly.
 // A Fetch that fails before anything is cached removes the directories and
-// the lock file (removeEmpty) while holding the lock, so a process that
-// waited on the removed file starts over with a new one. The wait ends
+// the lock file (removeEmpty, up to stop) while holding the lock, so a
+// process that waited on the removed file starts over with a new one; a
+// lockDir that fails without the lock removes nothing, as the directories
+// may be those of the process holding it. The wait ends
 // with ctx, with its cause: a blocking flock would ignore Ctrl-C for as
 // long as the holder runs (or hangs).
-func lockDir(ctx context.Context, dir string, wait func(holder string)) (unlock func(), readOnly error, err error) {
+func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (unlock func(), readOnly error, err error) {
 	for {
 		if err := mkdirAll(dir, 0o755); err != nil {
 			return nil, nil, notWritableErr(fsErr("create cache directory", dir, err))
@@ -89,6 +91,7 @@ func lockDir(ctx context.Context, dir string, wait func(holder string)) (unlock 
 				break // a missing one holds nothing to use
 			}
 			if err := mkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+				removeEmpty(dir, stop)
 				f.Close()
 				return nil, nil, notWritableErr(fsErr("create cache directory", filepath.Join(dir, sub), err))
 			}

@@ -142,9 +142,10 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 		}
 		stop = filepath.Dir(stop)
 	}
-	unlock, readOnly, err := lockDir(ctx, dir, f.LockWait)
+	// A lockDir that fails holds no lock: the directories may be another
+	// process's, in use (a waiter's Ctrl-C), so they stay.
+	unlock, readOnly, err := lockDir(ctx, dir, stop, f.LockWait)
 	if err != nil {
-		removeEmpty(dir, stop)
 		return nil, err
 	}
 	defer unlock()

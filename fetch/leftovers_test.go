@@ -116,8 +116,11 @@ func TestLockWaitHeedsTheContext(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cache := t.TempDir()
 			dir := filepath.Join(cache, "9.3", "i386")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
+			// The holder's directories, still empty as at its start.
+			for _, sub := range []string{"kernel", "sets"} {
+				if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 			other, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 			if err != nil {
@@ -150,6 +153,17 @@ func TestLockWaitHeedsTheContext(t *testing.T) {
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("Fetch still waits for the lock after its context ended")
+			}
+			// The waiter never held the lock: what the holder uses stays.
+			for _, p := range []string{"kernel", "sets", ".lock"} {
+				if _, err := os.Lstat(filepath.Join(dir, p)); err != nil {
+					t.Errorf("the lock holder's %s: %v", p, err)
+				}
+			}
+			held, err1 := other.Stat()
+			now, err2 := os.Stat(filepath.Join(dir, ".lock"))
+			if err1 != nil || err2 != nil || !os.SameFile(held, now) {
+				t.Errorf("the holder's .lock was replaced or removed (%v, %v)", err1, err2)
 			}
 		})
 	}
