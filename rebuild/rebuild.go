@@ -9,7 +9,8 @@
 // or was built by another revision of the image builder (also stamped),
 // or, when the caller names the release it boots, is not described by that
 // release's stamp: one image path serves every release and port, and only
-// the stamp tells which one built the file under it.
+// the stamp tells which one built the file under it (where no stamp can be
+// recorded, a read-only cache, the dates alone decide).
 package rebuild
 
 import (
@@ -106,6 +107,12 @@ type Image struct {
 	// fresh by its dates.
 	Release string
 	Stamp   Stamp
+	// Unrecorded is why Stamp cannot be recorded (Stamp.Writable: a
+	// cache that cannot be written), nil when it can. An image no stamp
+	// describes is then judged by its dates alone: no build could have
+	// recorded its release, and taking it for another release's would
+	// rebuild it, and lose what the guest wrote to it, on every run.
+	Unrecorded error
 }
 
 // Check says whether the image must be built. A set that cannot be
@@ -125,7 +132,7 @@ func (im Image) Check() (Verdict, error) {
 	builderChanged := im.Builder != 0 && described && rec.builder != im.Builder
 	// A stamp from before releases were recorded lies in the release's
 	// own cache directory, which names the release it was written for.
-	otherRelease := im.Release != "" && (!described || (rec.release != "" && rec.release != im.Release))
+	otherRelease := im.Release != "" && ((!described && im.Unrecorded == nil) || (described && rec.release != "" && rec.release != im.Release))
 	st, err := os.Stat(im.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -334,6 +341,22 @@ func (s Stamp) Record(image, digest string, builder int, release string) error {
 		line += " " + release
 	}
 	return atomicfile.WriteFile(string(s), []byte(line+"\n"), 0o644)
+}
+
+// Writable returns nil when the stamp can be recorded (its directory can
+// be made and written), else why not, having tried to create and removed
+// a file beside it.
+func (s Stamp) Writable() error {
+	dir := filepath.Dir(string(s))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".writable-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // ImageID names the file at path: device, inode and birth time, which stay

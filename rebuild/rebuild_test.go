@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -263,6 +264,23 @@ func TestImageCheck(t *testing.T) {
 			im.Release = "i386"
 			os.Chtimes(im.Sets[0], future, future)
 		}, Older},
+		// A cache that cannot be written keeps no stamp: every image
+		// would be another release's, rebuilt (and what the guest
+		// wrote to it lost) on every run. Its dates decide.
+		{"no stamp, none can be recorded", func(t *testing.T, im *Image) {
+			im.Release = "i386"
+			im.Unrecorded = syscall.EROFS
+		}, Fresh},
+		{"no stamp, none can be recorded, a set newer", func(t *testing.T, im *Image) {
+			im.Release = "i386"
+			im.Unrecorded = syscall.EROFS
+			os.Chtimes(im.Sets[0], future, future)
+		}, Older},
+		{"recorded for another release, none can be recorded now", func(t *testing.T, im *Image) {
+			recordRelease(t, im.Stamp, im.Path, "amd64")
+			im.Release = "i386"
+			im.Unrecorded = syscall.EROFS
+		}, OtherRelease},
 		// A stamp from before releases were recorded lies in the
 		// release's own directory: it speaks for that release.
 		{"stamped before releases were recorded", func(t *testing.T, im *Image) {

@@ -134,9 +134,15 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		for _, s := range res.Release.Sets {
 			im.Sets = append(im.Sets, s.Path)
 		}
+		if !im.Stamp.Describes(res.Image) {
+			im.Unrecorded = im.Stamp.Writable()
+		}
 		verdict, err := im.Check()
 		if err != nil {
 			return "", err
+		}
+		if im.Unrecorded != nil && verdict != rebuild.Missing {
+			fmt.Fprintf(log, "smolvmm up: note: the release %s was built from cannot be checked: no record of it can be kept in the cache (%v); its dates alone decide whether it is rebuilt\n", res.Image, im.Unrecorded)
 		}
 		verb := "built"
 		switch verdict {
@@ -194,7 +200,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			digest = rebuild.FilesDigest
 		}
 		if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision, im.Release); err != nil {
-			fmt.Fprintf(log, "smolvmm up: note: cannot record which release and service built %s (%v); the next up rebuilds it\n", res.Image, err)
+			fmt.Fprintf(log, "smolvmm up: note: cannot record which release and service built %s (%v); unless no record can be kept there at all, the next up rebuilds it\n", res.Image, err)
 		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
 	})

@@ -239,6 +239,36 @@ func TestUpImageOfAnotherRelease(t *testing.T) {
 	}
 }
 
+// TestUpCacheKeepsNoStamp: when the release's cache cannot keep the
+// record of which release built the image (here a file stands where its
+// directory goes: it fails for root too), up built the image again on
+// every run, losing what the guest wrote to it; the image's dates decide
+// instead, and up says the release cannot be checked.
+func TestUpCacheKeepsNoStamp(t *testing.T) {
+	f := newFakeUp(t)
+	rel := filepath.Join(f.cache, "9.3", "i386")
+	if err := os.MkdirAll(rel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rel, "images"), []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+	for i, calls := range []string{"service fetch strip build run", "service fetch run", "service fetch run"} {
+		f.calls = nil
+		var log bytes.Buffer
+		if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(f.calls, " "); got != calls {
+			t.Errorf("up %d calls %q, want %q\n%s", i+1, got, calls, log.String())
+		}
+		if i > 0 && !strings.Contains(log.String(), "cannot be checked") {
+			t.Errorf("up %d does not say the image's release cannot be checked:\n%s", i+1, log.String())
+		}
+	}
+}
+
 // TestUpKeepsAnImageInUse: a stale image that a running VM holds (its
 // flock) is not replaced under it; up says so and builds nothing.
 // TestUpBuiltinServiceChanges: a built-in service has no date; up rebuilds
