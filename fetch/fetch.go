@@ -108,7 +108,11 @@ func (f *Fetcher) ReleaseDir(version, arch string) (string, error) {
 
 // Fetch makes sure the release's kernel and the named sets (DefaultSet when
 // none) are in the cache and verified, downloading what is missing, and
-// returns where they are. A fully cached release costs no network I/O.
+// returns where they are. A fully cached release costs no network I/O,
+// but for one request: a cached digest file that lacks the kernel or a set
+// asked for is fetched again once (the mirror may have corrected it), and
+// when the mirror cannot be reached the cached list's answer stands
+// (ErrUnknownSet, ErrNotFound), saying so.
 func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...string) (*Release, error) {
 	if err := checkComponent("version", version); err != nil {
 		return nil, err
@@ -172,14 +176,15 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 	ksum, ok := kd[KernelName]
 	// The cached list may be one the mirror has corrected since (a cache
 	// that cannot be written keeps the one it has).
+	var stale string // why the cached list's answer stands
 	if !ok && cached && rel.readOnly == nil {
-		if kd, _, err = rel.digests(ctx, "kernel", true); err != nil {
+		if kd, stale, err = rel.refresh(ctx, "kernel", kd); err != nil {
 			return nil, err
 		}
 		ksum, ok = kd[KernelName]
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s", ErrNotFound, rel.base, KernelName)
+		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s%s", ErrNotFound, rel.base, KernelName, stale)
 	}
 	// Resolve every set name before downloading anything, so a typo costs
 	// no download.
@@ -192,7 +197,7 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 			if _, _, err := sd.SetFile(s); err != nil {
 				// As for the kernel: fetched again once, and the
 				// set is unknown only if the mirror's list lacks it.
-				if sd, _, err = rel.digests(ctx, "sets", true); err != nil {
+				if sd, stale, err = rel.refresh(ctx, "sets", sd); err != nil {
 					return nil, err
 				}
 				break
@@ -207,7 +212,7 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 	for _, s := range sets {
 		name, sum, err := sd.SetFile(s)
 		if err != nil {
-			return nil, fmt.Errorf("NetBSD %s/%s: %w", version, arch, err)
+			return nil, fmt.Errorf("NetBSD %s/%s: %w%s", version, arch, err, stale)
 		}
 		if !seen[name] {
 			seen[name] = true
@@ -301,6 +306,22 @@ func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Dige
 		return nil, false, err
 	}
 	return d, false, nil
+}
+
+// refresh fetches the digest file of sub again, the cached copy d lacking
+// a file asked for. When the mirror cannot be asked (offline), d's answer
+// stands: stale then says why it could not be checked, to be appended to
+// the error d gives; a typo is not a network error. An ended context is
+// returned as the error.
+func (r *release) refresh(ctx context.Context, sub string, d Digests) (fresh Digests, stale string, err error) {
+	fresh, _, err = r.digests(ctx, sub, true)
+	if err == nil {
+		return fresh, "", nil
+	}
+	if ctx.Err() != nil {
+		return nil, "", err
+	}
+	return d, fmt.Sprintf(" (the cached list; the mirror could not be asked again: %v)", err), nil
 }
 
 // notFound explains a 404 for the release's first file: it lists the

@@ -64,3 +64,32 @@ func TestStaleDigestFile(t *testing.T) {
 		t.Errorf("requests %v, want the sets' SHA512 once", reqs)
 	}
 }
+
+// TestStaleDigestFileMirrorDown: when the mirror cannot be asked again for
+// a cached list that lacks what was asked for (offline), the cached list's
+// answer stands, saying the mirror could not be asked; a typo offline
+// ("rescu") was called a network error.
+func TestStaleDigestFileMirrorDown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file string // served without the kernel when set
+		sets []string
+		want error
+	}{
+		{"a set no list has", "", []string{"rescu"}, ErrUnknownSet},
+		{"the kernel missing", fetchtest.KernelPath("9.3", "i386", "SHA512"), []string{"rescue"}, ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, f := setup(t)
+			if tc.file != "" {
+				srv.SetFile(tc.file, fetchtest.DigestFile(map[string][]byte{"netbsd-INSTALL.gz": []byte("x")}))
+			}
+			f.Fetch(context.Background(), "9.3", "i386") // caches the lists
+			f.Mirror = "http://127.0.0.1:1/pub/NetBSD"   // the mirror is down
+			_, err := f.Fetch(context.Background(), "9.3", "i386", tc.sets...)
+			if !errors.Is(err, tc.want) || errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "could not be asked again") {
+				t.Errorf("Fetch = %v, want %v saying the mirror could not be asked again", err, tc.want)
+			}
+		})
+	}
+}
