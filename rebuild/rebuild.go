@@ -407,7 +407,8 @@ func strippedName(sum string, keep []string, revision int) string {
 // StripCached returns a stripped copy of kernel k in the cache beside it,
 // stripping it only when no good copy exists for this kernel's digest and
 // keep list. The copy's digest is kept in a .sha512 sidecar and checked on
-// each use.
+// each use. A copy that cannot be stored because the cache may not be
+// written is an error matching fetch.ErrCacheNotWritable.
 func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error) {
 	path := filepath.Join(filepath.Dir(k.Path), StrippedName(k.SHA512, keep))
 	sidecar := path + ".sha512"
@@ -419,14 +420,31 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 	os.Remove(sidecar)
 	summary, err := strip(k.Path, path, keep)
 	if err != nil {
-		return Stripped{}, fmt.Errorf("%s: %w", k.Path, err)
+		return Stripped{}, fmt.Errorf("%s: %w", k.Path, cacheErr(err))
 	}
 	sum, err := fetch.HashFile(path)
 	if err == nil {
 		err = atomicfile.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
 	}
 	if err != nil {
-		return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, err)
+		return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, cacheErr(err))
 	}
 	return Stripped{Path: path, Summary: summary}, nil
 }
+
+// cacheErr is err, matching fetch.ErrCacheNotWritable too when it says
+// the release's cache, where the stripped copy is kept, may not be
+// written (a read-only file system, another user's cache).
+func cacheErr(err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS) {
+		return cacheNotWritable{err}
+	}
+	return err
+}
+
+// cacheNotWritable is the system's error, said as it is, matching
+// fetch.ErrCacheNotWritable as well.
+type cacheNotWritable struct{ err error }
+
+func (e cacheNotWritable) Error() string   { return e.err.Error() }
+func (e cacheNotWritable) Unwrap() []error { return []error{fetch.ErrCacheNotWritable, e.err} }

@@ -2,6 +2,7 @@ package rebuild
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -427,6 +428,30 @@ func TestStripCached(t *testing.T) {
 	_, err := StripCached(k, nil, func(in, out string, keep []string) (string, error) { return "", failed })
 	if !errors.Is(err, failed) || !strings.Contains(err.Error(), k.Path) {
 		t.Errorf("a failed strip: %v, want it wrapped with the kernel's path", err)
+	}
+}
+
+// TestStripCachedReadOnlyCache: a stripped copy that cannot be stored in
+// the cache (read-only, another user's: a cache filled by smolvmm fetch
+// alone, or a new kstrip revision) matches fetch.ErrCacheNotWritable, so
+// the caller can say what to do; it was a bare EROFS.
+func TestStripCachedReadOnlyCache(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EROFS, syscall.EACCES, syscall.EPERM} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			k := fetch.File{Path: filepath.Join(t.TempDir(), "netbsd-GENERIC.gz"), SHA512: "abc"}
+			_, err := StripCached(k, nil, func(in, out string, keep []string) (string, error) {
+				return "", &fs.PathError{Op: "open", Path: out + ".tmp", Err: errno}
+			})
+			if !errors.Is(err, fetch.ErrCacheNotWritable) || !errors.Is(err, errno) || !strings.Contains(err.Error(), k.Path) {
+				t.Errorf("StripCached = %v, want %v matching fetch.ErrCacheNotWritable, naming %s", err, errno, k.Path)
+			}
+		})
+	}
+	// Another failure of the strip is not the cache's.
+	k := fetch.File{Path: filepath.Join(t.TempDir(), "netbsd-GENERIC.gz"), SHA512: "abc"}
+	_, err := StripCached(k, nil, func(in, out string, keep []string) (string, error) { return "", errors.New("not a kernel") })
+	if errors.Is(err, fetch.ErrCacheNotWritable) {
+		t.Errorf("StripCached = %v, matching fetch.ErrCacheNotWritable", err)
 	}
 }
 

@@ -517,6 +517,11 @@ func TestUpErrors(t *testing.T) {
 		{"strip fails", "rescue", func(f *fakeUp, d *upDeps) {
 			d.strip = func(in, out string, keep []string) (string, error) { return "", errors.New("no cfdata symbol") }
 		}, "kstrip: ", "service fetch"},
+		{"strip cannot write the cache", "rescue", func(f *fakeUp, d *upDeps) {
+			d.strip = func(in, out string, keep []string) (string, error) {
+				return "", &os.PathError{Op: "open", Path: out + ".tmp", Err: unix.EROFS}
+			}
+		}, "read-only file system (choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME)", "service fetch"},
 		{"build fails", "rescue", func(f *fakeUp, d *upDeps) { f.buildErr = errors.New("image too small: need 12 MiB") }, "mkimg: image too small", "service fetch strip build"},
 	}
 	for _, tt := range tests {
@@ -528,7 +533,7 @@ func TestUpErrors(t *testing.T) {
 			}
 			image := filepath.Join(t.TempDir(), "x.img")
 			_, err := up(context.Background(), io.Discard, d, upOptions{Service: tt.service, Image: image})
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
+			if err == nil || !strings.Contains(advise(err), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 			if got := strings.Join(f.calls, " "); got != tt.calls {
