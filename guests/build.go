@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 //go:embed src
@@ -41,24 +42,28 @@ func withRuntime(extra ...string) []string {
 	return append(append([]string{}, runtimeSrcs...), extra...)
 }
 
-var recipes = map[string]recipe{
-	"demo":      {srcs: withRuntime("demo.c")},
-	"demo-virt": {srcs: withRuntime("demo.c"), virt: true},
-	"irq":       {srcs: withRuntime(append(intrSrcs, "irq.c")...)},
-	"counter":   {srcs: withRuntime(append(intrSrcs, "counter.c")...)},
-	"vblk":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vblk.c", "vblk_evil.c")...)},
-	"vnet":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vnet.c")...)},
-	"vtcp":      {srcs: withRuntime("virtio.c", "vtcp.c")},
-	"bad":       {srcs: withRuntime("bad.c")},
-	"hammer":    {srcs: withRuntime("hammer.c")},
-	"up":        {srcs: withRuntime("virtio.c", "up.c")},
-	"paging":    {srcs: withRuntime("paging.c", "iret.S"), virt: true},
-	"nbboot": {srcs: []string{"nbentry.S", "rt.c", "nbinfo.c", "nbboot.c", "nbnote.S"},
-		virt: true, script: "link-nb.ld"},
-	"handoff": {srcs: withRuntime("handoff.c"), script: "link-handoff.ld"},
-	"long64": {srcs: []string{"long64.S", "long64.c", "nbnote.S"}, elf64: true,
-		blob32: []string{"rt.c", "nbinfo.c", "long64_32.c"}},
-}
+// recipes are built on first use: the package is linked into smolvmm,
+// whose every start would otherwise pay for this map (a few KiB at init).
+var recipes = sync.OnceValue(func() map[string]recipe {
+	return map[string]recipe{
+		"demo":      {srcs: withRuntime("demo.c")},
+		"demo-virt": {srcs: withRuntime("demo.c"), virt: true},
+		"irq":       {srcs: withRuntime(append(intrSrcs, "irq.c")...)},
+		"counter":   {srcs: withRuntime(append(intrSrcs, "counter.c")...)},
+		"vblk":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vblk.c", "vblk_evil.c")...)},
+		"vnet":      {srcs: withRuntime(append(intrSrcs, "virtio.c", "vnet.c")...)},
+		"vtcp":      {srcs: withRuntime("virtio.c", "vtcp.c")},
+		"bad":       {srcs: withRuntime("bad.c")},
+		"hammer":    {srcs: withRuntime("hammer.c")},
+		"up":        {srcs: withRuntime("virtio.c", "up.c")},
+		"paging":    {srcs: withRuntime("paging.c", "iret.S"), virt: true},
+		"nbboot": {srcs: []string{"nbentry.S", "rt.c", "nbinfo.c", "nbboot.c", "nbnote.S"},
+			virt: true, script: "link-nb.ld"},
+		"handoff": {srcs: withRuntime("handoff.c"), script: "link-handoff.ld"},
+		"long64": {srcs: []string{"long64.S", "long64.c", "nbnote.S"}, elf64: true,
+			blob32: []string{"rt.c", "nbinfo.c", "long64_32.c"}},
+	}
+})
 
 var baseCFlags = []string{
 	"-m32", "-march=i686", "-mgeneral-regs-only", "-ffreestanding", "-nostdlib",
@@ -86,8 +91,8 @@ var ldFlags64 = []string{
 
 // Names lists the guests Build knows, sorted.
 func Names() []string {
-	names := make([]string, 0, len(recipes))
-	for n := range recipes {
+	names := make([]string, 0, len(recipes()))
+	for n := range recipes() {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -108,7 +113,7 @@ func Build(name string) (string, error) {
 
 // BuildIn is Build with an explicit cache directory.
 func BuildIn(cacheDir, name string) (string, error) {
-	r, ok := recipes[name]
+	r, ok := recipes()[name]
 	if !ok {
 		return "", fmt.Errorf("guests: unknown guest %q (known: %s)", name, strings.Join(Names(), ", "))
 	}

@@ -180,7 +180,7 @@ func TestBuildAll(t *testing.T) {
 			want, ok := layouts[name]
 			if !ok {
 				want = layout{vaddr: 0x100000, paddr: 0x100000}
-				if recipes[name].virt {
+				if recipes()[name].virt {
 					want.vaddr = 0xc0100000
 				}
 			}
