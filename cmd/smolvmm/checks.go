@@ -65,16 +65,9 @@ func checkAppend(c *cli.Context) error {
 	if a == "" {
 		return nil
 	}
-	// The name counts only for a kernel that can be read: one that is
-	// missing is said to be, before its name is blamed.
 	k := ""
 	if hasFlag(c, "kernel") {
 		k = c.String("kernel")
-	}
-	if k != "" {
-		if err := checkKernelFile(k); err != nil {
-			return err
-		}
 	}
 	line := a
 	if l, err := bootargs.Parse(a); err == nil {
@@ -85,9 +78,18 @@ func checkAppend(c *cli.Context) error {
 		name, n = "k", 1
 	}
 	room := cmdlineMax - n - 1
-	switch {
-	case len(line) <= room:
+	if len(line) <= room {
 		return nil
+	}
+	// Only the name's refusal waits on the file: a missing one is said to
+	// be (status 1) before its name is blamed, but before no other
+	// mistake on the command line, which stays status 2.
+	if k != "" && (room <= 0 || !c.IsSet("append")) {
+		if err := checkKernelFile(k); err != nil {
+			return err
+		}
+	}
+	switch {
 	case k != "" && room <= 0:
 		return usageErrorf("-k %s: the kernel's file name is %d bytes, and the guest's command line (the kernel's name, a space and -a) holds %d bytes: the name leaves no room for -a (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one", k, n, cmdlineMax)
 	case k != "" && !c.IsSet("append"):

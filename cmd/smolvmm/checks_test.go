@@ -105,6 +105,13 @@ func TestCLIChecks(t *testing.T) {
 			"smolvmm up: too many disks: 30 -d, and at most 29 fit: the machine's PCI bus has 32 slots, one for the host bridge, one for the image up boots as ld0, one for the network card (--net none has none), and one for each disk; give fewer -d", ""},
 		{"bench too many disks", append([]string{"bench", "-k", text, "--net", "none", "-n", "1", "--warmup", "0"}, disks(32)...), 2,
 			"smolvmm bench: too many disks: 32 -d, and at most 31 fit", ""},
+		// A missing -k file was said (status 1) before every later
+		// command-line mistake, which -a "" left at status 2: only the
+		// name's own refusal waits for the file.
+		{"run missing kernel, negative --uid", []string{"run", "-k", filepath.Join(dir, "nonexist"), "--uid", "-1", "--gid", "5"}, 2, "--uid -1: ids are not negative", ""},
+		{"run missing kernel, a disk given twice", []string{"run", "-k", filepath.Join(dir, "nonexist"), "-d", img, "-d", img}, 2, "this image is already a disk of this VM", ""},
+		{"run missing kernel, bad -p", []string{"run", "-k", filepath.Join(dir, "nonexist"), "-p", "bogus"}, 2, `-p: malformed port forward "bogus"`, ""},
+		{"run missing kernel, too long -a", []string{"run", "-k", filepath.Join(dir, "nonexist"), "-a", long}, 2, "-a: 300 bytes", ""},
 		{"run append that just fits", []string{"run", "-k", text, "-a", long[:249], "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
 		{"demo append too long with the kernel's name", []string{"demo", "-a", long[:250]}, 2, `after the kernel's name "demo" and a space the command line holds at most 249`, ""},
 		{"bench append too long with the kernel's name", []string{"bench", "-k", text, "-a", long[:250], "-n", "1", "--warmup", "0"}, 2, `smolvmm bench: -a: 250 bytes, but after the kernel's name "text" and a space`, ""},
