@@ -30,6 +30,12 @@ func TestHelpUnknownTopic(t *testing.T) {
 		{[]string{"run", "--help", "extra"}, 2, "", `smolvmm run: unexpected argument "extra" after --help: smolvmm run --help takes no argument (it shows run's help)`},
 		{[]string{"-h", "extra"}, 2, "", `smolvmm: unknown command "extra" after --help (smolvmm --help lists the commands)`},
 		{[]string{"help", "run", "extra"}, 2, "", `smolvmm: help run extra: unexpected argument "extra": help takes one command (smolvmm --help lists the commands)`},
+		// smolvmm's own -h and --help showed the first topic's help with
+		// status 0 and dropped the rest, as help did.
+		{[]string{"-h", "run", "extra"}, 2, "", `smolvmm: --help run extra: unexpected argument "extra": --help takes one command (smolvmm --help lists the commands)`},
+		{[]string{"--help", "run", "extra"}, 2, "", `smolvmm: --help run extra: unexpected argument "extra": --help takes one command (smolvmm --help lists the commands)`},
+		{[]string{"--help", "run", "-k"}, 2, "", `smolvmm: --help run -k: unexpected argument "-k": --help takes one command (smolvmm --help lists the commands)`},
+		{[]string{"-h=false", "run", "-h"}, 0, "smolvmm run - boot a kernel", ""},
 		{[]string{"--help", "run"}, 0, "smolvmm run - boot a kernel", ""},
 		{[]string{"run", "-h"}, 0, "smolvmm run - boot a kernel", ""},
 	}

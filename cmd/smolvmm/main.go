@@ -3,8 +3,11 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -37,6 +40,10 @@ func main() {
 func run(args []string) int {
 	app := newApp(commands())
 	app.Writer = stdout // stdout.go: keeps the first write error
+	if err := checkAppHelpArgs(app, args); err != nil {
+		fmt.Fprintln(os.Stderr, errorLine("", advise(err)))
+		return exitCode(err)
+	}
 	// Errors are printed once, below, as one line.
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	err := app.Run(args)
@@ -187,6 +194,38 @@ func checkHelpTopic(c *cli.Context) error {
 		return usageErrorf("help %s: unexpected argument %q: help takes one command (%s)", strings.Join(args.Slice()[1:], " "), args.Get(2), see)
 	}
 	return nil
+}
+
+// checkAppHelpArgs refuses smolvmm's own -h or --help followed by a
+// command and more (`smolvmm --help run extra`), as help with them is
+// refused: urfave/cli shows the command's help with status 0 and drops
+// the rest, before any Before could see them, so args are read here with
+// the app's own flags first. An unknown command, or flags it cannot
+// parse, are left to urfave/cli and helpTopicNotFound.
+func checkAppHelpArgs(app *cli.App, args []string) error {
+	if len(args) < 3 || cli.HelpFlag == nil || args[len(args)-1] == "--generate-bash-completion" {
+		return nil
+	}
+	set := flag.NewFlagSet(app.Name, flag.ContinueOnError)
+	set.SetOutput(io.Discard)
+	for _, f := range append(slices.Clone(app.Flags), cli.HelpFlag) {
+		if err := f.Apply(set); err != nil {
+			return nil
+		}
+	}
+	if set.Parse(args[1:]) != nil || set.NArg() < 2 || app.Command(set.Arg(0)) == nil {
+		return nil
+	}
+	help := false
+	for _, name := range cli.HelpFlag.Names() {
+		if f := set.Lookup(name); f != nil && f.Value.String() == "true" {
+			help = true
+		}
+	}
+	if !help {
+		return nil
+	}
+	return usageErrorf("--help %s: unexpected argument %q: --help takes one command (smolvmm --help lists the commands)", strings.Join(set.Args(), " "), set.Arg(1))
 }
 
 // helpTopicKey is where helpTopicNotFound leaves its refusal in the
