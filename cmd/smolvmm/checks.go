@@ -29,7 +29,8 @@ import (
 // here is a command-line mistake, exit status 2.
 
 // cmdlineMax is the longest command line NetBSD copies whole (255 bytes
-// with the NUL): the kernel's name, a space and -a (multiboot's limit).
+// with the NUL): the kernel's name, a space and -a (multiboot's limit;
+// NetBSD's native handoff passes no command line).
 const cmdlineMax = 254
 
 // appendKernelName is the name the kernel will have on the guest's
@@ -59,7 +60,8 @@ func appendKernelName(c *cli.Context) (string, int) {
 // arranges them, which is never longer) must fit in cmdlineMax bytes.
 // With the kernel unknown, it is checked against a one-character name.
 // When -k's file name leaves too little room, the name is what is
-// refused: -a may be the default, and the room left none at all.
+// refused: -a may be the default, and the room left none at all. Under
+// --boot netbsd nothing is refused: see nativeBoot.
 func checkAppend(c *cli.Context) error {
 	a := c.String("append")
 	if a == "" {
@@ -78,7 +80,7 @@ func checkAppend(c *cli.Context) error {
 		name, n = "k", 1
 	}
 	room := cmdlineMax - n - 1
-	if len(line) <= room {
+	if len(line) <= room || nativeBoot(c) {
 		return nil
 	}
 	// Only the name's refusal waits on the file: a missing one is said to
@@ -91,11 +93,38 @@ func checkAppend(c *cli.Context) error {
 	}
 	switch {
 	case k != "" && room <= 0:
-		return usageErrorf("-k %s: the kernel's file name is %d bytes, and the guest's command line (the kernel's name, a space and -a) holds %d bytes: the name leaves no room for -a (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one", k, n, cmdlineMax)
+		return usageErrorf("-k %s: the kernel's file name is %d bytes, and the guest's command line (the kernel's name, a space and -a) holds %d bytes: the name leaves no room for -a (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one%s", k, n, cmdlineMax, nativeAdvice(c, k))
 	case k != "" && !c.IsSet("append"):
-		return usageErrorf("-k %s: the kernel's file name is %d bytes, which leaves %d of the guest's command line for -a, and the default -a %q is %d (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one (or a shorter -a)", k, n, room, a, len(line))
+		return usageErrorf("-k %s: the kernel's file name is %d bytes, which leaves %d of the guest's command line for -a, and the default -a %q is %d (NetBSD copies 255 bytes with the NUL); give the kernel a shorter file name, or a symlink with one (or a shorter -a)%s", k, n, room, a, len(line), nativeAdvice(c, k))
 	}
-	return usageErrorf("-a: %d bytes, but after the kernel's name %q and a space the command line holds at most %d (NetBSD copies 255 bytes with the NUL)", len(line), name, room)
+	return usageErrorf("-a: %d bytes, but after the kernel's name %q and a space the command line holds at most %d (NetBSD copies 255 bytes with the NUL)%s", len(line), name, room, nativeAdvice(c, k))
+}
+
+// nativeBoot reports --boot netbsd. NetBSD's native handoff gives the
+// kernel no command line: its name goes into BTINFO_BOOTPATH (cut to 79
+// bytes, with a warning) and -a's words into boot flags and bootinfo
+// records, none bounded by the line's length (root=, whose field is, is
+// checked with -a's words when the kernel loads). With --boot auto the
+// protocol is the kernel file's, known only once it is read and
+// decompressed, so the multiboot limit still applies there.
+func nativeBoot(c *cli.Context) bool {
+	if !hasFlag(c, "boot") {
+		return false
+	}
+	p, err := bootplan.ParseProtocol(c.String("boot"))
+	return err == nil && p == bootplan.NetBSD // a bad value is refused later
+}
+
+// nativeAdvice is the way out of the command line's limit for a -k
+// kernel k under --boot auto: booted natively, a NetBSD kernel has none.
+func nativeAdvice(c *cli.Context, k string) string {
+	if k == "" || !hasFlag(c, "boot") {
+		return ""
+	}
+	if p, err := bootplan.ParseProtocol(c.String("boot")); err != nil || p != bootplan.Auto {
+		return ""
+	}
+	return "; for a NetBSD kernel, --boot netbsd has no command line to fill (its native handoff takes the boot flags, console= and root= from -a)"
 }
 
 // checkDisks refuses more disks than the machine has PCI slots for, and

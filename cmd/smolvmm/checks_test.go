@@ -112,6 +112,16 @@ func TestCLIChecks(t *testing.T) {
 		{"run missing kernel, a disk given twice", []string{"run", "-k", filepath.Join(dir, "nonexist"), "-d", img, "-d", img}, 2, "this image is already a disk of this VM", ""},
 		{"run missing kernel, bad -p", []string{"run", "-k", filepath.Join(dir, "nonexist"), "-p", "bogus"}, 2, `-p: malformed port forward "bogus"`, ""},
 		{"run missing kernel, too long -a", []string{"run", "-k", filepath.Join(dir, "nonexist"), "-a", long}, 2, "-a: 300 bytes", ""},
+		// NetBSD's native handoff has no command line: the kernel's name
+		// goes into BTINFO_BOOTPATH (cut, with a warning) and -a's words
+		// into bootinfo, so neither the name nor -a's length is refused
+		// under --boot netbsd (the VM is then refused for want of KVM).
+		{"run --boot netbsd, kernel name fills the command line", []string{"run", "-k", nameFull, "--boot", "netbsd", "--net", "none", "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
+		{"run --boot netbsd, kernel name leaves too little for the default -a", []string{"run", "-k", nameLong, "--boot", "netbsd", "--net", "none", "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
+		{"run --boot netbsd, long -a", []string{"run", "-k", text, "--boot", "netbsd", "-a", long, "--net", "none", "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
+		{"bench --boot netbsd, kernel name fills the command line", []string{"bench", "-k", nameFull, "--boot", "netbsd", "-n", "1", "--warmup", "0", "--ready-port", "0"}, 2, "--ready-port 0", ""},
+		{"run kernel name fills the command line: the native way out", []string{"run", "-k", nameFull, "--net", "none"}, 2, "give the kernel a shorter file name, or a symlink with one; for a NetBSD kernel, --boot netbsd has no command line to fill", ""},
+		{"run --boot multiboot, kernel name fills the command line", []string{"run", "-k", nameFull, "--boot", "multiboot", "--net", "none"}, 2, "the kernel's file name is 254 bytes", ""},
 		{"run append that just fits", []string{"run", "-k", text, "-a", long[:249], "--kvm-device", filepath.Join(dir, "nokvm")}, 1, "no KVM", ""},
 		{"demo append too long with the kernel's name", []string{"demo", "-a", long[:250]}, 2, `after the kernel's name "demo" and a space the command line holds at most 249`, ""},
 		{"bench append too long with the kernel's name", []string{"bench", "-k", text, "-a", long[:250], "-n", "1", "--warmup", "0"}, 2, `smolvmm bench: -a: 250 bytes, but after the kernel's name "text" and a space`, ""},

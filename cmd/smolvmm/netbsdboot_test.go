@@ -270,3 +270,40 @@ func TestBootAdvice(t *testing.T) {
 		})
 	}
 }
+
+// TestCLINativeLongKernelName: NetBSD's native handoff passes no command
+// line, so a kernel's long file name (235 bytes, through a symlink) and a
+// long -a boot under --boot netbsd: the name is cut in BTINFO_BOOTPATH,
+// with a warning, and the words the handoff cannot pass are listed. Both
+// were refused as overflowing multiboot's 254-byte command line.
+func TestCLINativeLongKernelName(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	dir := t.TempDir()
+	k := filepath.Join(dir, "netbsd")
+	if err := os.WriteFile(k, netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, strings.Repeat("n", 235))
+	if err := os.Symlink(k, link); err != nil {
+		t.Fatal(err)
+	}
+	word := strings.Repeat("w", 300)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"long name, default -a", []string{"-k", link}, "the kernel's name is cut to 79 bytes in BTINFO_BOOTPATH"},
+		{"long -a", []string{"-k", k, "-a", "console=com " + word}, `"` + word + `" is not passed`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"run", "-m", "16", "--net", "none", "--boot", "netbsd", "-v"}, tt.args...)
+			_, stderr, status := runCLI(t, args...)
+			if status != statusNative || !strings.Contains(stderr, tt.want) {
+				t.Errorf("status %d, want %d and %q in stderr:\n%s", status, statusNative, tt.want, stderr)
+			}
+		})
+	}
+}
