@@ -33,11 +33,13 @@ const (
 	// frame takes a pooled buffer of smallFrame bytes, however short):
 	// 4096 of them would hold 8 MiB for a VM that does not read.
 	hubPortBytes = 1 << 20
-	// hubWriteTimeout is how long a VM's connection may take no frame
-	// before the hub drops the VM, as a VM drops a hub that takes none
-	// for joinWriteTimeout: a VM process that stopped reading (hung, or
-	// stopped by a signal) holds no buffers and no address for good; it
-	// rejoins when it reads again.
+	// hubWriteTimeout is how long a VM's queue may drop every frame
+	// switched to it (its connection takes none while frames keep
+	// coming) before the hub drops the VM, as a VM drops a hub that takes
+	// none for joinWriteTimeout: a VM process that stopped reading (hung)
+	// holds no buffers and no address for good; it rejoins when it reads
+	// again. One stopped while few frames come its way (a bench reading
+	// its memory) is not dropped: its queue never fills.
 	hubWriteTimeout = 5 * time.Second
 	// hubGatewayDepth is the queue of frames towards the gateway; a full
 	// one holds back the sending VM's connection, not the others.
@@ -133,8 +135,8 @@ type HubConfig struct {
 // server's reply, no request naming another MAC); VLAN-tagged frames are
 // dropped. The gateway's DHCP replies go to their client only. Frames
 // are dropped, never waited for, towards a VM whose queue is full
-// (hubPortDepth frames, hubPortBytes bytes), and a VM whose connection
-// takes no frame for hubWriteTimeout is dropped (it rejoins). What
+// (hubPortDepth frames, hubPortBytes bytes), and a VM whose queue drops
+// every frame for hubWriteTimeout is dropped (it rejoins). What
 // one VM makes the hub copy to every other is bounded: its broadcast and
 // multicast frames reach the other VMs within a token bucket
 // (hubFloodRate; beyond it they reach the gateway only, and are
@@ -881,10 +883,15 @@ func (h *Hub) switchFrame(from *hubPort, frame []byte) {
 func (h *Hub) push(p *hubPort, frame []byte) {
 	before := p.out.dropped.Load()
 	p.out.pushParts([][]byte{frame})
-	if p.out.dropped.Load() != before {
-		h.dropped.Add(1)
-	} else {
+	if p.out.dropped.Load() == before {
 		h.switched.Add(1)
+		return
+	}
+	h.dropped.Add(1)
+	if d := p.out.fullFor(); d >= hubWriteTimeoutFor && p.cause.CompareAndSwap(nil, fmt.Sprintf("dropped: its connection took no frame for %v", hubWriteTimeoutFor)) {
+		// The reader sees the connection end and closes the port; the
+		// writer's blocked write ends with it.
+		_ = p.conn.Close()
 	}
 }
 
@@ -1024,9 +1031,6 @@ func (p *hubPort) writeLoop() {
 		if err != nil {
 			return
 		}
-		// Each batch has the whole timeout: a VM that takes frames,
-		// however slowly, stays.
-		_ = p.conn.SetWriteDeadline(time.Now().Add(hubWriteTimeoutFor))
 		for err == nil {
 			err = writeFramed(bw, f)
 			releaseFrame(f)
@@ -1039,13 +1043,9 @@ func (p *hubPort) writeLoop() {
 			err = bw.Flush()
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// Said before the close, which the reader sees.
-				p.cause.Store(fmt.Sprintf("dropped: its connection took no frame for %v", hubWriteTimeoutFor))
-			}
 			// The reader sees the connection end and closes the port.
 			_ = p.conn.Close()
-			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.EPIPE) {
 				p.h.logf("VM %s: %v", p.mac, err)
 			}
 			return

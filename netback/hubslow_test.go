@@ -58,12 +58,15 @@ func TestHubSlowVMBounded(t *testing.T) {
 			if h.Stats().Dropped == 0 {
 				t.Error("no frame counted dropped")
 			}
+			// Frames keep coming, the queue stays full: the VM is
+			// dropped once it has been for the timeout.
 			deadline := time.Now().Add(5 * time.Second)
 			for h.Stats().VMs != 0 {
 				if time.Now().After(deadline) {
 					t.Fatal("the VM that does not read is still joined after 5 s")
 				}
-				time.Sleep(20 * time.Millisecond)
+				netback.HubSendTo(h, key, frame)
+				time.Sleep(5 * time.Millisecond)
 			}
 			mu.Lock()
 			all := strings.Join(logs, "\n")
@@ -72,6 +75,43 @@ func TestHubSlowVMBounded(t *testing.T) {
 				t.Errorf("the drop was not logged as such:\n%s", all)
 			}
 		})
+	}
+}
+
+// TestHubStoppedVMStays: a VM that reads nothing (stopped, as bench
+// --parallel stops its VMs to read their memory) while fewer frames come
+// its way than its queue holds stays joined, however long: its socket
+// fills, its queue does not. Before, the hub dropped it once a write to it
+// had waited for the timeout.
+func TestHubStoppedVMStays(t *testing.T) {
+	defer netback.SetHubWriteTimeout(200 * time.Millisecond)()
+	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(t.TempDir(), "net.sock"), Logf: func(string, ...any) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	mac := testMAC(1)
+	joinRaw(t, h, mac) // never reads
+	var key [6]byte
+	copy(key[:], mac)
+	frame := make([]byte, 1514)
+	copy(frame, mac)
+	copy(frame[6:], netback.UserGatewayMAC)
+	// More than its socket takes (600 KB), fewer than its queue holds
+	// (400 buffers of 2 KiB, under 1 MiB).
+	const n = 400
+	for range n {
+		netback.HubSendTo(h, key, frame)
+	}
+	if d := h.Stats().Dropped; d != 0 {
+		t.Fatalf("%d of %d frames dropped; the queue should hold them all", d, n)
+	}
+	// Past the timeout, a frame more: a write waiting that long, or a
+	// queue full that long, would have the VM dropped by now.
+	time.Sleep(3 * 200 * time.Millisecond)
+	netback.HubSendTo(h, key, frame)
+	if vms := h.Stats().VMs; vms != 1 {
+		t.Errorf("%d VMs joined; the stopped VM was dropped", vms)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // frameQueue is a bounded FIFO of frames between two goroutines. Producers
@@ -22,6 +23,29 @@ type frameQueue struct {
 	// pushParts drops a frame beyond it. bytes is what is queued.
 	maxBytes int64
 	bytes    atomic.Int64
+	// fullSince is when pushParts first dropped a frame since its last
+	// queued one (CLOCK_MONOTONIC as time.Since measures; 0: not full).
+	fullSince atomic.Int64
+}
+
+// queueEpoch is the origin of fullSince's times.
+var queueEpoch = time.Now()
+
+// fullFor is how long the queue has dropped every frame pushed to it: 0
+// when the last one was queued.
+func (q *frameQueue) fullFor() time.Duration {
+	since := q.fullSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(queueEpoch) - time.Duration(since)
+}
+
+// drop counts a frame pushParts dropped, and starts the time the queue
+// has been full.
+func (q *frameQueue) drop() {
+	q.dropped.Add(1)
+	q.fullSince.CompareAndSwap(0, max(int64(time.Since(queueEpoch)), 1))
 }
 
 // smallFrame is the capacity of pooled frame buffers: an MTU-sized frame.
@@ -91,16 +115,17 @@ func (q *frameQueue) pushParts(parts [][]byte) {
 	if q.bytes.Add(n) > q.maxBytes && q.maxBytes > 0 {
 		q.bytes.Add(-n)
 		releaseFrame(c)
-		q.dropped.Add(1)
+		q.drop()
 		return
 	}
 	select {
 	case q.ch <- c:
 		q.pushed.Add(1)
+		q.fullSince.Store(0)
 	default:
 		q.bytes.Add(-n)
 		releaseFrame(c)
-		q.dropped.Add(1)
+		q.drop()
 	}
 }
 
