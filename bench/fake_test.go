@@ -188,19 +188,7 @@ func fakeVMM(mode string, args []string) int {
 			os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
 		}
 		fmt.Print("resumed\r\n")
-		select {
-		case <-term:
-		case <-time.After(time.Minute):
-			return 0
-		}
-		r.Phases[PhaseGuestExit] = MonoNow()
-		if *report != "" {
-			if err := WriteChildReport(*report, r); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 4
-			}
-		}
-		return 130
+		return fakeServeUntilTerm(term, r, *report, false)
 	case "onefails", "onecrashes":
 		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
 			f.Close()
@@ -261,20 +249,7 @@ func fakeVMM(mode string, args []string) int {
 		r.Phases[PhaseFirstRun] = MonoNow()
 		fmt.Print("hello\r\n")
 		fmt.Print("marker: ready\r\n")
-		select {
-		case <-term:
-		case <-time.After(time.Minute):
-			return 0
-		}
-		r.Phases[PhaseGuestExit] = MonoNow()
-		r.Phases[PhaseClosed] = MonoNow()
-		if *report != "" {
-			if err := WriteChildReport(*report, r); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 4
-			}
-		}
-		return 130
+		return fakeServeUntilTerm(term, r, *report, true)
 	case "slowexit":
 		signal.Ignore(syscall.SIGTERM)
 		r.Phases[PhaseFirstRun] = MonoNow()
@@ -306,6 +281,28 @@ func fakeVMM(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown fake mode", mode)
 	return 5
+}
+
+// fakeServeUntilTerm runs until term (a minute at most: status 0), then
+// writes r with its guest-exit (and closed, with closed) to report when
+// given and returns 130, as smolvmm stopped by SIGTERM.
+func fakeServeUntilTerm(term <-chan os.Signal, r ChildReport, report string, closed bool) int {
+	select {
+	case <-term:
+	case <-time.After(time.Minute):
+		return 0
+	}
+	r.Phases[PhaseGuestExit] = MonoNow()
+	if closed {
+		r.Phases[PhaseClosed] = MonoNow()
+	}
+	if report != "" {
+		if err := WriteChildReport(report, r); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+	}
+	return 130
 }
 
 // fakeVMMReady is the vmmready and vmmreadyline modes: a VMM that reports

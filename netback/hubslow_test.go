@@ -33,18 +33,7 @@ func TestHubSlowVMBounded(t *testing.T) {
 				logs = append(logs, fmt.Sprintf(format, args...))
 				mu.Unlock()
 			}
-			h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(t.TempDir(), "net.sock"), Logf: logf})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h.Close()
-			mac := testMAC(1)
-			joinRaw(t, h, mac) // never reads
-			var key [6]byte
-			copy(key[:], mac)
-			frame := make([]byte, tt.size)
-			copy(frame, mac)
-			copy(frame[6:], netback.UserGatewayMAC)
+			h, key, frame := silentVM(t, logf, tt.size)
 			var most int64
 			for range 20000 {
 				if !netback.HubSendTo(h, key, frame) {
@@ -85,18 +74,7 @@ func TestHubSlowVMBounded(t *testing.T) {
 // had waited for the timeout.
 func TestHubStoppedVMStays(t *testing.T) {
 	defer netback.SetHubWriteTimeout(200 * time.Millisecond)()
-	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(t.TempDir(), "net.sock"), Logf: func(string, ...any) {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	mac := testMAC(1)
-	joinRaw(t, h, mac) // never reads
-	var key [6]byte
-	copy(key[:], mac)
-	frame := make([]byte, 1514)
-	copy(frame, mac)
-	copy(frame[6:], netback.UserGatewayMAC)
+	h, key, frame := silentVM(t, func(string, ...any) {}, 1514)
 	// More than its socket takes (600 KB), fewer than its queue holds
 	// (400 buffers of 2 KiB, under 1 MiB).
 	const n = 400
@@ -158,4 +136,24 @@ func TestHubLeaveLogged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silentVM starts a hub logging to logf with one VM joined that never
+// reads, and returns the hub (closed by a cleanup), the VM's MAC as the
+// hub keys it and a frame of size bytes addressed to it.
+func silentVM(t *testing.T, logf func(string, ...any), size int) (*netback.Hub, [6]byte, []byte) {
+	t.Helper()
+	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(t.TempDir(), "net.sock"), Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	mac := testMAC(1)
+	joinRaw(t, h, mac) // never reads
+	var key [6]byte
+	copy(key[:], mac)
+	frame := make([]byte, size)
+	copy(frame, mac)
+	copy(frame[6:], netback.UserGatewayMAC)
+	return h, key, frame
 }
