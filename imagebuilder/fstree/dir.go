@@ -1,8 +1,8 @@
 package fstree
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +16,8 @@ import (
 // AddDir reads the host directory root into t, keeping owners, modes, mtimes,
 // hard links (by device and inode number), symlinks and device nodes. Symlinks
 // are never followed. The root directory's own attributes are taken too.
+// A regular file is held to the size archives are (MaxFileSize) and read
+// by its data regions, its zeros kept as holes (see ReadSparse).
 //
 // A symlink naming root itself is followed, once (the caller named it);
 // below it, every entry is opened through its parent's descriptor without
@@ -32,7 +34,7 @@ func (t *Tree) AddDir(root string) error {
 	defer rd.Close()
 	links := map[[2]uint64]string{}
 	put := func(p, hp string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
-		n, linkTo, err := nodeFromHost(d, name, p, st, f, links)
+		n, linkTo, err := t.nodeFromHost(d, name, p, st, f, links)
 		if err != nil {
 			return fmt.Errorf("%s: %w", hp, err)
 		}
@@ -66,8 +68,9 @@ var afterHostLstat func(p string)
 // nodeFromHost returns the node for the host entry name in d (tree path p)
 // of status st, or nil and the tree path of the first link when it is a
 // further hard link to a file already read. A regular file's content is
-// read from f, the descriptor st describes; a symlink is read beneath d.
-func nodeFromHost(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
+// read from f, the descriptor st describes, up to the size st gives; a
+// symlink is read beneath d.
+func (t *Tree) nodeFromHost(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
 	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
@@ -104,13 +107,17 @@ func nodeFromHost(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, l
 		}
 		links[key] = p
 	}
-	data, err := io.ReadAll(f)
+	if err := t.checkSize(st.Size); err != nil {
+		return nil, "", err
+	}
+	c, err := ReadSparse(f, st.Size)
+	var shrank *ShrankError
+	if errors.As(err, &shrank) {
+		return nil, "", fmt.Errorf("changed while it was read: %w", err)
+	}
 	if err != nil {
 		return nil, "", err
 	}
-	n.Type, n.Size = Regular, int64(len(data))
-	if len(data) > 0 {
-		n.Extents = []Extent{{Data: data}}
-	}
+	n.Type, n.Size, n.Extents = Regular, c.Size, c.Extents
 	return n, "", nil
 }

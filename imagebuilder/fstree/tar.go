@@ -51,12 +51,11 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 		if p == "" {
 			return fmt.Errorf("a regular file cannot be the root")
 		}
-		limit := int64(MaxFileSize)
-		if t.FileLimit > 0 {
-			limit = min(limit, t.FileLimit)
+		if h.Size < 0 {
+			return fmt.Errorf("negative size %d", h.Size)
 		}
-		if h.Size < 0 || h.Size > limit {
-			return fmt.Errorf("size %d out of range (0 to %d bytes)", h.Size, limit)
+		if err := t.checkSize(h.Size); err != nil {
+			return err
 		}
 		n, err := readContent(tr, h.Size)
 		if err != nil {
@@ -103,6 +102,22 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 
 // MaxFileSize is the largest regular file a set may hold (4 GiB).
 const MaxFileSize = 4 << 30
+
+// ErrFileTooLarge is wrapped by the error for a regular file of a set
+// larger than MaxFileSize (or Tree.FileLimit).
+var ErrFileTooLarge = errors.New("file too large for a set")
+
+// checkSize refuses a regular file of size bytes larger than t reads.
+func (t *Tree) checkSize(size int64) error {
+	limit := int64(MaxFileSize)
+	if t.FileLimit > 0 {
+		limit = min(limit, t.FileLimit)
+	}
+	if size > limit {
+		return fmt.Errorf("%w: it has %d bytes, more than the %d a set's file may hold", ErrFileTooLarge, size, limit)
+	}
+	return nil
+}
 
 // denseLimit is the size up to which a member is read whole.
 const denseLimit = 64 << 20

@@ -125,8 +125,9 @@ func (n *Node) Content() []byte {
 // Tree is a directory hierarchy rooted at Root.
 type Tree struct {
 	Root *Node
-	// FileLimit, when non-zero, lowers MaxFileSize for the archives this
-	// tree reads (fuzzing uses it to keep every run short).
+	// FileLimit, when non-zero, lowers MaxFileSize for the sets (archives
+	// and directories) this tree reads (fuzzing uses it to keep every run
+	// short).
 	FileLimit int64
 }
 

@@ -3,10 +3,12 @@ package fstree_test
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -243,6 +245,92 @@ func TestAddDir(t *testing.T) {
 		if n, _ := tr.Get("etc/ld1a"); n == nil || n.Type != fstree.BlockDev || n.Major != 19 || n.Minor != 8 || n.Perm != 0640 {
 			t.Errorf("device node from a host dir: %+v", n)
 		}
+	}
+}
+
+// TestAddDirLargeFiles: a directory set's regular file was read whole
+// with io.ReadAll, with no size limit, so a large sparse file ended the
+// process with "fatal error: out of memory". It is held to the limit
+// archives are held to, and read by its data regions, its zeros left as
+// holes.
+func TestAddDirLargeFiles(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name  string
+		size  int64
+		data  map[int64]byte // non-zero bytes
+		limit int64          // Tree.FileLimit
+		want  string         // in the error; "" for none
+	}{
+		{"sparse, one byte of data", 256 * mib, map[int64]byte{100 * mib: 'x'}, 0, ""},
+		{"sparse, data at both ends", 256 * mib, map[int64]byte{0: 'a', 256*mib - 1: 'z'}, 0, ""},
+		{"sparse, past MaxFileSize", fstree.MaxFileSize + 1, map[int64]byte{1: 'x'}, 0,
+			"big: file too large for a set: it has 4294967297 bytes, more than the 4294967296 a set's file may hold"},
+		{"past FileLimit", 2 * mib, map[int64]byte{mib: 'x'}, mib, "more than the 1048576 a set's file may hold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f, err := os.Create(filepath.Join(dir, "big"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = f.Truncate(tt.size)
+			for at, c := range tt.data {
+				if err == nil {
+					_, err = f.WriteAt([]byte{c}, at)
+				}
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := fstree.New()
+			tr.FileLimit = tt.limit
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err = tr.AddDir(dir)
+			runtime.ReadMemStats(&after)
+			if got := after.TotalAlloc - before.TotalAlloc; got > 32*mib {
+				t.Errorf("reading the set allocated %d MiB for a %d MiB file with %d bytes of data", got/mib, tt.size/mib, len(tt.data))
+			}
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, fstree.ErrFileTooLarge) {
+					t.Fatalf("got %v, want ErrFileTooLarge and %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := tr.Get("big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var held int64
+			for _, e := range n.Extents {
+				held += int64(len(e.Data))
+				for i, c := range e.Data {
+					if want := tt.data[e.Off+int64(i)]; c != want {
+						t.Fatalf("byte %d = %q, want %q", e.Off+int64(i), c, want)
+					}
+				}
+			}
+			if n.Size != tt.size || held > int64(len(tt.data))*fstree.ReadChunk {
+				t.Errorf("size %d with %d bytes of extents, want %d with at most %d", n.Size, held, tt.size, len(tt.data)*fstree.ReadChunk)
+			}
+			for at, c := range tt.data {
+				found := false
+				for _, e := range n.Extents {
+					found = found || at >= e.Off && at < e.Off+int64(len(e.Data)) && e.Data[at-e.Off] == c
+				}
+				if !found {
+					t.Errorf("byte %d (%q) not in the extents", at, c)
+				}
+			}
+		})
 	}
 }
 

@@ -1,0 +1,80 @@
+package fstree
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadChunk is the unit ReadSparse reads in and keeps or drops.
+const ReadChunk = 64 << 10
+
+// ShrankError is ReadSparse's error for a file found shorter, at the end
+// of the read, than the size it had when it was opened.
+type ShrankError struct {
+	Was, Now int64 // sizes in bytes: when opened, and now
+}
+
+// Error says both sizes.
+func (e *ShrankError) Error() string {
+	return fmt.Sprintf("it had %d bytes when it was opened and now has %d bytes", e.Was, e.Now)
+}
+
+// ReadSparse reads the open regular file f of size bytes into a node: the
+// data regions the file system reports (SEEK_DATA, SEEK_HOLE) in chunks,
+// keeping only chunks that hold a non-zero byte, so a sparse file costs
+// memory only for its data. A file found shorter than size changed while
+// it was read: where a read shows it, that is an error naming the byte;
+// at the end, a *ShrankError.
+func ReadSparse(f *os.File, size int64) (*Node, error) {
+	n := NewFile(0, nil)
+	n.Size = size
+	fd := int(f.Fd())
+	buf := make([]byte, min(ReadChunk, size))
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			// No data from off on: a hole up to size, or the end of a
+			// file that shrank, which the check below tells.
+			break
+		}
+		switch {
+		case err == unix.EINVAL || err == unix.EOPNOTSUPP:
+			data = off // no hole reporting: read it all
+		case err != nil:
+			return nil, fmt.Errorf("at byte %d: seeking data: %w", off, err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil || hole > size {
+			hole = size
+		}
+		for ; data < hole; data += int64(ReadChunk) {
+			chunk := buf[:min(int64(ReadChunk), hole-data)]
+			if k, err := f.ReadAt(chunk, data); k < len(chunk) {
+				if err == io.EOF {
+					return nil, fmt.Errorf("it ended at byte %d, not at %d as when it was opened: %w", data+int64(k), size, io.ErrUnexpectedEOF)
+				}
+				return nil, fmt.Errorf("at byte %d: %w", data+int64(k), err)
+			}
+			if IsZero(chunk) {
+				continue
+			}
+			if last := len(n.Extents) - 1; last >= 0 && n.Extents[last].Off+int64(len(n.Extents[last].Data)) == data {
+				n.Extents[last].Data = append(n.Extents[last].Data, chunk...)
+			} else {
+				n.Extents = append(n.Extents, Extent{Off: data, Data: append([]byte(nil), chunk...)})
+			}
+		}
+		off = max(hole, off+1)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("fstat: %w", err)
+	}
+	if st.Size < size {
+		return nil, &ShrankError{Was: size, Now: st.Size}
+	}
+	return n, nil
+}
