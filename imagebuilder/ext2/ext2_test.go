@@ -265,6 +265,46 @@ func TestBadTrees(t *testing.T) {
 	}
 }
 
+// TestFileSizeLimit: only a file's blocks holding data were checked
+// against the triple-indirect limit, so a sparse file larger than the
+// block map reaches (17 GiB with 1 KiB blocks) was written with its size,
+// and e2fsck called the image corrupt ("i_size is too big"). A file up to
+// the limit is written and checks clean; one byte more is refused, naming
+// the file.
+func TestFileSizeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bs   uint32
+		size int64
+		want string // in the error; "" for none
+	}{
+		{"1k at the limit", 1024, (12 + 256 + 256*256 + 256*256*256) * 1024, ""},
+		{"1k past the limit", 1024, (12+256+256*256+256*256*256)*1024 + 1,
+			"/big: 17247252481 bytes, more than the 17247252480 bytes an ext2 file holds with 1024-byte blocks"},
+		{"2k past the limit", 2048, (12+512+512*512+512*512*512)*2048 + 1, "/big: 275415851009 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := fstree.New()
+			mustPut(t, tr, "big", &fstree.Node{Type: fstree.Regular, Perm: 0644, Size: tc.size,
+				Extents: []fstree.Extent{{Off: min(tc.size, (12+256+256*256+256*256*256)*1024) - 1, Data: []byte("z")}}})
+			opts := Options{Size: 4 << 20, BlockSize: tc.bs, Timestamp: ts}
+			if tc.want == "" {
+				img := writeImage(t, tr, opts)
+				imagecheck.Fsck(t, img)
+				return
+			}
+			f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := Write(f, tr, opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestSymlinkInlineBoundary writes symlinks around the 60 bytes of block
 // pointers: NetBSD reads a target shorter than 60 bytes (its
 // EXT2_MAXSYMLINKLEN) from the inode and a longer one from a data block,

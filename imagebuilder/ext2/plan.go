@@ -156,6 +156,13 @@ func (p *plan) prepare(in *inode, root *fstree.Node) error {
 		if n.Size < 0 {
 			return fmt.Errorf("%s: negative size %d", in.path, n.Size)
 		}
+		// Checked on the size, not only on the blocks with data: a
+		// sparse file whose data ends early still records its size,
+		// which e2fsck calls corrupt past what the block map can reach.
+		if limit := maxFileBytes(p.bs); n.Size > limit {
+			return fmt.Errorf("%s: %d bytes, more than the %d bytes an ext2 file holds with %d-byte blocks (%d with 4096-byte blocks, which images of 512 MiB or more get by default)",
+				in.path, n.Size, limit, p.bs, maxFileBytes(4096))
+		}
 		pr := p.nonZero(n)
 		p.present[n] = pr
 		nb, err := mappedBlocks(pr, p.bs)
@@ -198,6 +205,14 @@ func blockPath(l uint64, bs uint32) (level int, idx [3]uint64, err error) {
 		return 3, [3]uint64{l / (pp * pp), l / pp % pp, l % pp}, nil
 	}
 	return 0, idx, fmt.Errorf("logical block %d is past the triple-indirect limit", l)
+}
+
+// maxFileBytes is the size of the largest file the block map reaches
+// with blocks of bs bytes: 12 direct blocks, then the single, double and
+// triple indirect ones (e2fsck's ext2_max_sizes).
+func maxFileBytes(bs uint32) int64 {
+	pp := int64(bs / 4)
+	return (ndir + pp + pp*pp + pp*pp*pp) * int64(bs)
 }
 
 // mappedBlocks counts the data and indirect blocks of a file whose present
