@@ -49,7 +49,10 @@ type Config struct {
 	// ReadProgress, when set, is called while set files are read, with the
 	// (compressed) bytes read so far and the size of all set files.
 	ReadProgress func(done, total uint64)
-	// Log receives the output of postinst scripts; nil discards it.
+	// Log receives the output of postinst scripts, and warnings about
+	// what the sets hold that the image cannot keep exactly (a
+	// modification time ext2 cannot store, clamped), each line starting
+	// "warning: "; nil discards them.
 	Log io.Writer
 }
 
@@ -73,6 +76,11 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	t := fstree.New()
 	if err := readSets(t, cfg.Sets, cfg.ReadProgress); err != nil {
 		return nil, err
+	}
+	if cfg.Log != nil {
+		for _, w := range t.Warnings {
+			fmt.Fprintf(cfg.Log, "warning: set %s\n", w)
+		}
 	}
 	// Sets for one port given as the other's would boot with the wrong
 	// /dev numbers (amd64's ld0i as /dev/ld1a): init tells their port.

@@ -1,6 +1,7 @@
 package imagebuilder_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -181,6 +182,30 @@ func TestBuildErrors(t *testing.T) {
 // TestBuildFIFOSet: a FIFO given as a set is refused, naming it and its
 // kind, without waiting for a writer (os.Open of it blocked Build for
 // ever).
+// TestBuildWarnsClampedTimes: a set's modification time ext2 cannot
+// store is clamped, and Config.Log told once for the set, naming an entry.
+func TestBuildWarnsClampedTimes(t *testing.T) {
+	var set bytes.Buffer
+	tw := tar.NewWriter(&set)
+	for _, name := range []string{"./late1", "./late2"} {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: time.Unix(4000000000, 0)})
+	}
+	tw.Close()
+	late := filepath.Join(t.TempDir(), "late.tar")
+	if err := os.WriteFile(late, set.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	cfg := imagebuilder.Config{Sets: []string{rescueSet(t, "tar"), late}, Service: loadService(t, "rescue", ""), SizeMB: 10, Timestamp: ts, Log: &log}
+	if _, err := imagebuilder.BuildTree(context.Background(), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := "warning: set " + late + ": 2 entries have modification times ext2 cannot store (it stores 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z); each is stored as the nearest it can: ./late1's 2096-10-02T07:06:40Z as 2038-01-19T03:14:07Z\n"
+	if got := log.String(); strings.Count(got, "warning: ") != 1 || !strings.Contains(got, want) {
+		t.Errorf("log:\n%s\nwant one warning: %q", got, want)
+	}
+}
+
 func TestBuildFIFOSet(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "set.fifo")

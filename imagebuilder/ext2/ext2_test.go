@@ -305,6 +305,36 @@ func TestFileSizeLimit(t *testing.T) {
 	}
 }
 
+// TestStoredTimes: a node's mtime was stored as its low 32 bits, which
+// NetBSD reads signed, so 4000000000 (2096) read back as 1960. A time
+// outside 1901..2038 is stored as the nearest end; one inside as it is,
+// before 1970 included; none (0) as the image's timestamp.
+func TestStoredTimes(t *testing.T) {
+	tests := []struct {
+		mtime int64
+		want  string // debugfs's stat line
+	}{
+		{4000000000, "mtime: 0x7fffffff"},
+		{1 << 40, "mtime: 0x7fffffff"},
+		{-3000000000, "mtime: 0x80000000"},
+		{-100, "mtime: 0xffffff9c"},
+		{1600000000, "mtime: 0x5f5e1000"},
+		{0, fmt.Sprintf("mtime: %#08x", ts)},
+	}
+	tr := fstree.New()
+	for i, tt := range tests {
+		n := fstree.NewFile(0o644, nil)
+		n.Mtime = tt.mtime
+		mustPut(t, tr, fmt.Sprint("f", i), n)
+	}
+	img := writeImage(t, tr, Options{Size: 4 << 20, Timestamp: ts})
+	for i, tt := range tests {
+		if got := imagecheck.Debugfs(t, img, fmt.Sprint("stat /f", i)); !strings.Contains(got, tt.want) {
+			t.Errorf("mtime %d: debugfs stat:\n%s\nwant %q", tt.mtime, got, tt.want)
+		}
+	}
+}
+
 // TestSymlinkInlineBoundary writes symlinks around the 60 bytes of block
 // pointers: NetBSD reads a target shorter than 60 bytes (its
 // EXT2_MAXSYMLINKLEN) from the inode and a longer one from a data block,

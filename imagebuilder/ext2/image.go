@@ -203,7 +203,10 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 		}
 		nblocks = m.count
 	}
-	t := uint32(n.Mtime)
+	// Stored as NetBSD reads it back, signed: a time past 2038 would
+	// otherwise wrap to one before 1970.
+	mtime, _ := fstree.ClampTime(n.Mtime)
+	t := uint32(mtime)
 	if n.Mtime == 0 {
 		t = uint32(iw.opts.Timestamp)
 	}

@@ -25,7 +25,7 @@ import (
 // one open descriptor (see hostdir): a user who can write in the tree
 // cannot swap a file or directory for a symlink out of it, or for a FIFO
 // that blocks the read, between the look and the read. Such a change is
-// an error naming the entry.
+// an error naming the entry. Modification times are clamped as AddTar's.
 func (t *Tree) AddDir(root string) error {
 	rd, rst, err := hostdir.OpenRoot(root)
 	if err != nil {
@@ -33,6 +33,7 @@ func (t *Tree) AddDir(root string) error {
 	}
 	defer rd.Close()
 	links := map[[2]uint64]string{}
+	var clamped clampedTimes
 	put := func(p, hp string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
 		n, linkTo, err := t.nodeFromHost(d, name, p, st, f, links)
 		if err != nil {
@@ -41,6 +42,7 @@ func (t *Tree) AddDir(root string) error {
 		if n == nil {
 			return t.Link(p, linkTo)
 		}
+		n.Mtime = clamped.mtime(hp, n.Mtime)
 		return t.Put(p, n)
 	}
 	visit := func(e hostdir.Entry) error {
@@ -57,7 +59,11 @@ func (t *Tree) AddDir(root string) error {
 	if err := put("", root, nil, "", &rst, nil); err != nil {
 		return err
 	}
-	return hostdir.Walk(rd, visit, changed, afterHostLstat)
+	if err := hostdir.Walk(rd, visit, changed, afterHostLstat); err != nil {
+		return err
+	}
+	clamped.warn(t, root)
+	return nil
 }
 
 // afterHostLstat, when set (by tests), runs in AddDir between the look at

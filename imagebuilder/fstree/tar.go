@@ -17,23 +17,29 @@ import (
 // AddTar reads a tar stream into t. Entries are applied in order, so a
 // duplicate path takes the last entry. name is used in error messages,
 // which number the entries from 1, as `tar tv` lists them.
+//
+// A modification time ext2 cannot store is clamped to the nearest it does
+// (see MinTime), and one warning for the set added to t.Warnings, naming
+// the first such entry.
 func (t *Tree) AddTar(r io.Reader, name string) error {
 	tr := tar.NewReader(r)
+	var clamped clampedTimes
 	for i := 1; ; i++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			clamped.warn(t, name)
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("%s: entry %d: corrupt or truncated archive: %w", name, i, err)
 		}
-		if err := t.addTarEntry(tr, h); err != nil {
+		if err := t.addTarEntry(tr, h, &clamped); err != nil {
 			return fmt.Errorf("%s: entry %d (%s): %w", name, i, h.Name, err)
 		}
 	}
 }
 
-func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
+func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes) error {
 	p, err := Clean(h.Name)
 	if err != nil {
 		return err
@@ -41,8 +47,8 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header) error {
 	attrs := func(n *Node) *Node {
 		n.Perm = uint16(h.Mode & 07777)
 		n.UID, n.GID = uint32(h.Uid), uint32(h.Gid)
-		if !h.ModTime.IsZero() && h.ModTime.Unix() > 0 {
-			n.Mtime = h.ModTime.Unix()
+		if !h.ModTime.IsZero() {
+			n.Mtime = clamped.mtime(h.Name, h.ModTime.Unix())
 		}
 		return n
 	}

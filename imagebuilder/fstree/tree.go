@@ -59,7 +59,7 @@ type Node struct {
 	Perm  uint16 // permission and setuid/setgid/sticky bits (07777)
 	UID   uint32
 	GID   uint32
-	Mtime int64 // Unix seconds; 0 means "none given", the writer substitutes its timestamp
+	Mtime int64 // Unix seconds; 0 means "none given", the writer substitutes its timestamp; outside MinTime..MaxTime the writer stores the nearest of the two
 
 	Size    int64    // regular files: length in bytes
 	Extents []Extent // regular files: content, sorted by Off, not overlapping
@@ -129,6 +129,11 @@ type Tree struct {
 	// and directories) this tree reads (fuzzing uses it to keep every run
 	// short).
 	FileLimit int64
+	// Warnings say what the sets read into the tree hold that the image
+	// cannot keep exactly, read anyway: modification times outside
+	// MinTime..MaxTime, clamped to the nearest. One per set, starting
+	// with the set's name.
+	Warnings []string
 }
 
 // New returns a tree holding only a root directory (0755, root:wheel).

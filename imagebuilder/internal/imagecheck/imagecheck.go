@@ -77,8 +77,8 @@ func Describe(t *fstree.Tree, timestamp int64) map[string]string {
 		case fstree.CharDev, fstree.BlockDev:
 			extra = fmt.Sprintf("%d,%d", n.Major, n.Minor)
 		}
-		mt := n.Mtime
-		if mt == 0 {
+		mt, _ := fstree.ClampTime(n.Mtime) // as the writer stores it
+		if n.Mtime == 0 {
 			mt = timestamp
 		}
 		perm := n.Perm

@@ -1,0 +1,105 @@
+package fstree_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+)
+
+// TestClampedTimes: a set's modification time outside what ext2 stores
+// was mangled without a word: 4000000000 (2096) wrapped to 1960 in the
+// image, and any time before 1970 was replaced by the build's timestamp.
+// Times from 1901 to 2038 are kept; others get the nearest of the two
+// ends, and the tree holds one warning for the set, naming the first.
+func TestClampedTimes(t *testing.T) {
+	tests := []struct {
+		name  string
+		times map[string]int64 // mtime of each file of the set
+		want  map[string]int64 // Node.Mtime of each
+		warn  string           // in the one warning; "" for none
+	}{
+		{"in range", map[string]int64{"a": 1600000000, "b": -100, "c": fstree.MinTime, "d": fstree.MaxTime},
+			map[string]int64{"a": 1600000000, "b": -100, "c": fstree.MinTime, "d": fstree.MaxTime}, ""},
+		{"after 2038", map[string]int64{"a": 1600000000, "b": 4000000000},
+			map[string]int64{"a": 1600000000, "b": fstree.MaxTime},
+			"1 entry has a modification time ext2 cannot store (it stores 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z); each is stored as the nearest it can: ./b's 2096-10-02T07:06:40Z as 2038-01-19T03:14:07Z"},
+		{"after 2038, five", map[string]int64{"a": 4000000000, "b": 4000000001, "c": 1 << 32, "d": fstree.MaxTime + 1, "e": 1 << 33, "f": 1},
+			map[string]int64{"a": fstree.MaxTime, "b": fstree.MaxTime, "c": fstree.MaxTime, "d": fstree.MaxTime, "e": fstree.MaxTime, "f": 1},
+			"5 entries have modification times ext2 cannot store (it stores 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z); each is stored as the nearest it can: ./a's 2096-10-02T07:06:40Z as 2038-01-19T03:14:07Z"},
+		{"both ends", map[string]int64{"a": -3000000000, "b": 1 << 40, "c": fstree.MaxTime + 1},
+			map[string]int64{"a": fstree.MinTime, "b": fstree.MaxTime, "c": fstree.MaxTime},
+			"3 entries have modification times ext2 cannot store (it stores 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z); each is stored as the nearest it can: ./a's 1874-12-07T18:40:00Z as 1901-12-13T20:45:52Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			names := make([]string, 0, len(tt.times))
+			for name := range tt.times {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			var set bytes.Buffer
+			tw := tar.NewWriter(&set)
+			dir, hostKeeps := t.TempDir(), true
+			for _, name := range names {
+				h := &tar.Header{Typeflag: tar.TypeReg, Name: "./" + name, Mode: 0o644, ModTime: time.Unix(tt.times[name], 0), Format: tar.FormatPAX}
+				if err := tw.WriteHeader(h); err != nil {
+					t.Fatal(err)
+				}
+				hp := filepath.Join(dir, name)
+				if err := os.WriteFile(hp, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(hp, time.Time{}, time.Unix(tt.times[name], 0)); err != nil {
+					t.Fatal(err)
+				}
+				if st, err := os.Stat(hp); err != nil || st.ModTime().Unix() != tt.times[name] {
+					hostKeeps = false // ext4 keeps 1901 to 2446
+				}
+			}
+			if err := tw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, from := range []string{"tar", "dir"} {
+				if from == "dir" && !hostKeeps {
+					t.Log("the host's file system does not keep these times: not read from a directory")
+					continue
+				}
+				tr := fstree.New()
+				var err error
+				setName := "set.tar"
+				if from == "tar" {
+					err = tr.AddArchive(bytes.NewReader(set.Bytes()), setName)
+				} else {
+					setName = dir
+					err = tr.AddDir(dir)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				warnings := tr.Warnings
+				for name, want := range tt.want {
+					if n, err := tr.Get(name); err != nil || n.Mtime != want {
+						t.Errorf("from a %s: %s: %+v %v, want mtime %d", from, name, n, err, want)
+					}
+				}
+				want := tt.warn
+				if from == "dir" {
+					want = strings.ReplaceAll(want, "./", dir+"/")
+				}
+				switch {
+				case want == "" && len(warnings) > 0:
+					t.Errorf("from a %s: warnings %q, want none", from, warnings)
+				case want != "" && (len(warnings) != 1 || warnings[0] != setName+": "+want):
+					t.Errorf("from a %s: warnings %q, want one: %q", from, warnings, setName+": "+want)
+				}
+			}
+		})
+	}
+}
