@@ -230,7 +230,8 @@ func sniff(head []byte) (int, error) {
 // AddArchive reads a set archive (gzip or xz compressed, or plain tar; the
 // format comes from its content, not its name) into t.
 func (t *Tree) AddArchive(r io.Reader, name string) error {
-	br := bufio.NewReaderSize(r, 1<<16)
+	cr := &countReader{r: r}
+	br := bufio.NewReaderSize(cr, 1<<16)
 	head, err := br.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: %w", name, err)
@@ -250,7 +251,8 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 			return fmt.Errorf("%s: bad gzip header: %w", name, err)
 		}
 		defer zr.Close()
-		src = zr
+		zr.Multistream(false)
+		src = &gzipMembers{br: br, zr: zr, at: func() int64 { return cr.n - int64(br.Buffered()) }}
 	case compXZ:
 		xr, err := xz.NewReader(br)
 		if err != nil {
@@ -267,4 +269,66 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		return fmt.Errorf("%s: corrupt or truncated compressed stream after the tar end: %w", name, err)
 	}
 	return nil
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// gzipMembers reads the members of a gzip file one after the other, as
+// gzip does, and then accepts only zero bytes to the end: the padding a
+// file written in tape blocks gets, which gzip -t accepts too.
+type gzipMembers struct {
+	br  *bufio.Reader
+	zr  *gzip.Reader // in single-member mode, stopping at each member's end
+	at  func() int64 // the offset in the file br reads next
+	err error        // io.EOF after the padding, or what ended the read
+}
+
+// Read returns a member's data and then, on every later call, the error
+// that ended the read: a reader that got the bytes it wanted with an
+// error (io.ReadFull) drops that error, so it must come again.
+func (g *gzipMembers) Read(p []byte) (int, error) {
+	for g.err == nil {
+		n, err := g.zr.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		g.err = g.next()
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return 0, g.err
+}
+
+// next starts the member that follows the one just read (nil), or reads
+// the zero padding to the end of the file (io.EOF).
+func (g *gzipMembers) next() error {
+	if head, _ := g.br.Peek(2); bytes.Equal(head, []byte{0x1f, 0x8b}) {
+		at := g.at()
+		if err := g.zr.Reset(g.br); err != nil {
+			return fmt.Errorf("gzip member at byte %d: %w", at, err)
+		}
+		g.zr.Multistream(false)
+		return nil
+	}
+	for {
+		at := g.at()
+		b, err := g.br.ReadByte()
+		if err != nil {
+			return err
+		}
+		if b != 0 {
+			return fmt.Errorf("byte %d, after the last gzip member, is %#02x: only zero bytes (padding) may follow it", at, b)
+		}
+	}
 }
