@@ -53,7 +53,10 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes)
 		return n
 	}
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeGNUSparse: // the reader turns old TypeRegA into TypeReg
+	// The reader turns old TypeRegA into TypeReg; a contiguous file is
+	// a regular one everywhere but on the systems that made it, as GNU
+	// tar and NetBSD's tar read it.
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
 		if p == "" {
 			return fmt.Errorf("a regular file cannot be the root")
 		}

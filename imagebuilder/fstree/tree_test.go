@@ -193,6 +193,30 @@ func TestSymlinksAboveRoot(t *testing.T) {
 	}
 }
 
+// TestRegularFileTypes: a contiguous file (type '7'), which GNU tar
+// extracts as a regular file, was refused as an unsupported entry type.
+// Every type of regular file reads as one, with its content and mode.
+func TestRegularFileTypes(t *testing.T) {
+	for _, typ := range []byte{tar.TypeReg, 0 /* pre-POSIX regular file */, tar.TypeCont} {
+		t.Run(fmt.Sprintf("%q", typ), func(t *testing.T) {
+			var raw bytes.Buffer
+			tw := tar.NewWriter(&raw)
+			if err := tw.WriteHeader(&tar.Header{Typeflag: typ, Name: "./c", Mode: 0o640, Size: 6, Format: tar.FormatUSTAR}); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write([]byte("contig"))
+			tw.Close()
+			tr := fstree.New()
+			if err := tr.AddArchive(bytes.NewReader(raw.Bytes()), "set.tar"); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := tr.Get("c"); err != nil || n.Type != fstree.Regular || n.Perm != 0o640 || string(n.Content()) != "contig" {
+				t.Errorf("c: %+v %v, want a 0640 file holding \"contig\"", n, err)
+			}
+		})
+	}
+}
+
 func TestDuplicatesLastWins(t *testing.T) {
 	reg := func(name, content string) tar.Header {
 		return tar.Header{Typeflag: tar.TypeReg, Name: name, Linkname: content, Mode: 0644}
