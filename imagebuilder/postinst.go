@@ -350,74 +350,20 @@ func stageFile(hp string, n *fstree.Node) error {
 	return err
 }
 
-// readStaged reads the staged regular file f of size bytes, the data
-// regions the file system reports (SEEK_DATA, SEEK_HOLE) in chunks,
-// keeping only chunks that hold a non-zero byte: a sparse file costs
-// memory only for its data. A file found shorter than size (at its end,
-// or where a read or a seek shows it) changed while it was read, and is
-// an error.
+// readStaged reads the staged regular file f of size bytes with
+// fstree.ReadSparse: a sparse file costs memory only for its data. A file
+// found shorter than size changed after the scripts ended.
 func readStaged(f *os.File, size int64) (*fstree.Node, error) {
-	n := fstree.NewFile(0, nil)
-	n.Size = size
-	fd := int(f.Fd())
-	buf := make([]byte, min(stageChunk, size))
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			// No data from off on: a hole up to size, or the end of a
-			// file that shrank, which the check below tells.
-			break
-		}
-		switch {
-		case err == unix.EINVAL || err == unix.EOPNOTSUPP:
-			data = off // no hole reporting: read it all
-		case err != nil:
-			return nil, fmt.Errorf("at byte %d: seeking data: %w", off, err)
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil || hole > size {
-			hole = size
-		}
-		for ; data < hole; data += int64(stageChunk) {
-			chunk := buf[:min(int64(stageChunk), hole-data)]
-			if k, err := f.ReadAt(chunk, data); k < len(chunk) {
-				if err == io.EOF {
-					return nil, fmt.Errorf("it ended at byte %d, not at %d as when it was opened: %w", data+int64(k), size, io.ErrUnexpectedEOF)
-				}
-				return nil, fmt.Errorf("at byte %d: %w", data+int64(k), err)
-			}
-			if fstree.IsZero(chunk) {
-				continue
-			}
-			if last := len(n.Extents) - 1; last >= 0 && n.Extents[last].Off+int64(len(n.Extents[last].Data)) == data {
-				n.Extents[last].Data = append(n.Extents[last].Data, chunk...)
-			} else {
-				n.Extents = append(n.Extents, fstree.Extent{Off: data, Data: append([]byte(nil), chunk...)})
-			}
-		}
-		off = max(hole, off+1)
+	n, err := fstree.ReadSparse(f, size)
+	var shrank *fstree.ShrankError
+	if errors.As(err, &shrank) {
+		return nil, fmt.Errorf("changed after the postinst scripts ended (did one leave a process running?): %w", err)
 	}
-	if err := stagedShrank(f, size); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return n, err
 }
 
-// stagedShrank is the error for the staged file f, of size bytes when it
-// was opened, if it is now shorter; nil if not.
-func stagedShrank(f *os.File, size int64) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return fmt.Errorf("fstat: %w", err)
-	}
-	if st.Size < size {
-		return fmt.Errorf("changed after the postinst scripts ended (did one leave a process running?): it had %d bytes when it was opened and now has %d bytes", size, st.Size)
-	}
-	return nil
-}
-
-// stageChunk is the unit readStaged reads and sameContent compares in.
-const stageChunk = 64 << 10
+// stageChunk is the unit sameContent compares in.
+const stageChunk = fstree.ReadChunk
 
 // sameContent reports whether regular files a and b hold the same bytes,
 // comparing chunk by chunk, and skipping where both have holes, without
