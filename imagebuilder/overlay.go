@@ -194,7 +194,10 @@ func AddRescueLinks(t *fstree.Tree) error {
 // Overlay installs the service into t: /etc/fstab, the service's etc/ over
 // /etc (etc/rc always as an executable file: a symlinked etc/rc is
 // followed on the host, only within the service's own directory, and its
-// content copied; other symlinks stay symlinks, read in the guest), common/ as /etc/include, /etc/ttys if still missing, /tmp and
+// content copied; other symlinks stay symlinks, read in the guest), common/
+// as /etc/include (both read through s.FS and s.Common, which Load gives
+// a host service as os.Root file systems: no read leaves its directory),
+// /etc/ttys if still missing, /tmp and
 // /root if missing, the /dev nodes of port arch ("" is DefaultArch) and
 // the rescue links. New nodes belong to root:wheel and carry no mtime (the
 // image timestamp applies).

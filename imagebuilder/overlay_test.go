@@ -199,10 +199,13 @@ func TestOverlayRcLinkOutRefused(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "svc/rc.fifo"), []byte("sh\n"), 0644)
 			target := strings.Replace(tc.target, "OUTSIDE", filepath.Join(dir, "outside"), 1)
 			link := filepath.Join(dir, "svc/etc/rc")
-			os.Symlink(target, link)
+			os.Symlink("../rc.fifo", link)
 			s := loadService(t, "svc", dir)
-			// The link's target becomes a FIFO after Load's checks, as
-			// a racing user could make it: the read must check again.
+			// The link, and its target, change after Load's checks (which
+			// refuse a link out, see service's tests), as a racing user
+			// could make them: the read must check again.
+			os.Remove(link)
+			os.Symlink(target, link)
 			fifo := filepath.Join(dir, "svc/rc.fifo")
 			os.Remove(fifo)
 			if err := syscall.Mkfifo(fifo, 0644); err != nil {
@@ -212,6 +215,43 @@ func TestOverlayRcLinkOutRefused(t *testing.T) {
 			err := imagebuilder.Overlay(tr, s, "")
 			if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), target) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Overlay: %v, want a refusal naming %s, %s and %q", err, link, target, tc.want)
+			}
+			tr.Walk(func(p string, n *fstree.Node) error {
+				if n.Type == fstree.Regular && strings.Contains(string(n.Content()), secret) {
+					t.Errorf("%s in the image holds the outside file's bytes", p)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestOverlayLinksOutAfterLoad: a service's etc/ or common/ that becomes
+// a symlink out of the service directory after Load (which refuses one,
+// see service's tests) is refused by Overlay too, and the outside files'
+// bytes go nowhere into the image: the service's files are read through
+// an os.Root of its directory.
+func TestOverlayLinksOutAfterLoad(t *testing.T) {
+	const secret = "root-only secret\n"
+	for _, swap := range []string{"svc/etc", "common"} {
+		t.Run(swap, func(t *testing.T) {
+			dir, outside := t.TempDir(), t.TempDir()
+			for _, p := range []string{"svc/etc", "common"} {
+				os.MkdirAll(filepath.Join(dir, p), 0o755)
+			}
+			os.WriteFile(filepath.Join(dir, "svc/etc/rc"), []byte("sh\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "common/basicrc"), []byte("PATH=/bin\n"), 0o644)
+			os.WriteFile(filepath.Join(outside, "rc"), []byte(secret), 0o600)
+			os.WriteFile(filepath.Join(outside, "shadow"), []byte(secret), 0o600)
+			s := loadService(t, "svc", dir)
+			link := filepath.Join(dir, swap)
+			if err := os.RemoveAll(link); err != nil {
+				t.Fatal(err)
+			}
+			os.Symlink(outside, link)
+			tr := fstree.New()
+			if err := imagebuilder.Overlay(tr, s, ""); err == nil {
+				t.Errorf("Overlay: nil error, want %s -> %s refused", link, outside)
 			}
 			tr.Walk(func(p string, n *fstree.Node) error {
 				if n.Type == fstree.Regular && strings.Contains(string(n.Content()), secret) {

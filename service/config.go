@@ -40,8 +40,13 @@ func defaults() Config {
 // DefaultConfig when there is none. where names the service in messages.
 func ReadConfig(fsys fs.FS, where string) (Config, error) {
 	// Checked first: reading a FIFO would block. (A host service's FS is
-	// an os.DirFS, whose Stat does not open the file.)
-	if st, err := fs.Stat(fsys, ConfigFile); err == nil && !st.Mode().IsRegular() {
+	// an os.Root's, whose Stat does not open the file.)
+	switch st, err := fs.Stat(fsys, ConfigFile); {
+	case errors.Is(err, fs.ErrNotExist):
+		return defaults(), nil
+	case err != nil:
+		return Config{}, fmt.Errorf("service %s: %w", where, linkCause(fsys, where, ConfigFile, err))
+	case !st.Mode().IsRegular():
 		return Config{}, fmt.Errorf("service %s: %s is not a regular file", where, ConfigFile)
 	}
 	b, err := fs.ReadFile(fsys, ConfigFile)
@@ -70,7 +75,9 @@ func ParseConfig(text, name string) (Config, error) {
 		k, v, ok := strings.Cut(l, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok {
-			return Config{}, fmt.Errorf("%s:%d: %q is not key=value", name, line, l)
+			// Not quoted: the file may be one the user cannot read
+			// (a build by root), and the line a secret.
+			return Config{}, fmt.Errorf("%s:%d: the line is not key=value (known keys: sets, size)", name, line)
 		}
 		switch k {
 		case "sets":

@@ -4,7 +4,9 @@
 // (copied to /etc; symlinks stay symlinks, read in the guest), optional postinst/*.sh scripts (run at build
 // time on a staging copy of the tree) and an optional service.conf naming
 // its sets and image size. The shared common/ directory is installed as
-// /etc/include. The services rescue and base are embedded in the binary; a
+// /etc/include. A service in a host directory is read only inside it
+// (os.Root, see Load), so that one another user can write, built by root,
+// cannot put host files into an image. The services rescue and base are embedded in the binary; a
 // user's own directory of services can stand beside or replace them.
 package service
 
@@ -30,8 +32,11 @@ const CommonDir = "common"
 type Service struct {
 	Name string
 	// FS is the service directory (etc/rc, etc/*, postinst/*, service.conf).
+	// Load gives a service from a host directory the FS of an os.Root:
+	// no read through it leaves the service's directory.
 	FS fs.FS
-	// Common is the shared directory installed as /etc/include.
+	// Common is the shared directory installed as /etc/include; Load
+	// reads a host one, too, through an os.Root.
 	Common fs.FS
 	// Config is service.conf, or the defaults when the service has none.
 	Config Config
@@ -81,59 +86,125 @@ func (e nameError) Is(target error) bool { return target == ErrName }
 // Load finds service name in dir (a directory holding <name>/ and
 // optionally common/) or, when dir is "" or lacks it, among the embedded
 // services, and validates it. A dir without common/ uses the embedded one.
+//
+// A service from dir is read only inside dir (os.Root): its own directory
+// and common/ may be symlinks to directories inside dir, and the service's
+// files (etc/, service.conf, postinst/) are read only inside its own
+// directory, a symlink followed only to a path that stays there. A
+// service directory another user can write, built by root, thus cannot
+// put a host file such as /etc/shadow into an image; a link that leaves
+// is refused, naming it and its target.
 func Load(name, dir string) (*Service, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	root, embeddedRoot := Builtin(), true
 	if dir != "" {
-		st, err := os.Stat(dir)
+		s, err := loadHost(name, dir)
 		if err != nil {
-			return nil, fmt.Errorf("service directory: %w", err)
+			return nil, err
 		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("service directory %s is not a directory", dir)
-		}
-		host := os.DirFS(dir)
-		if _, err := fs.Stat(host, name); err == nil {
-			root, embeddedRoot = host, false
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("service %s in %s: %w", name, dir, err)
+		if s != nil {
+			return s, nil
 		}
 	}
+	root := Builtin()
 	if _, err := fs.Stat(root, name); err != nil {
 		known, _ := Names(dir)
 		return nil, fmt.Errorf("no service %q (known: %s): create %s/etc/rc or pick one of those", name, strings.Join(known, ", "), path.Join(orEmbedded(dir), name))
 	}
 	svc, _ := fs.Sub(root, name)
-	if !embeddedRoot {
-		// Not fs.Sub of the host dir: its Stat opens the file, and the
-		// open of a FIFO (an etc/rc Validate stats) blocks; os.DirFS's
-		// own Stat does not open.
-		svc = os.DirFS(filepath.Join(dir, name))
+	common, _ := fs.Sub(root, CommonDir)
+	return check(&Service{Name: name, FS: svc, Common: common, Embedded: true}, name)
+}
+
+// loadHost loads service name from the host directory dir, or returns
+// nil, nil when dir has no such service.
+func loadHost(name, dir string) (*Service, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("service directory: %w", err)
 	}
-	common := Builtin()
-	if !embeddedRoot {
-		if st, err := fs.Stat(root, CommonDir); err == nil && st.IsDir() {
-			common = root
+	if !st.IsDir() {
+		return nil, fmt.Errorf("service directory %s is not a directory", dir)
+	}
+	top, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("service directory: %w", err)
+	}
+	defer top.Close()
+	// Stat, like every read of os.Root's FS, does not open the file: the
+	// open of a FIFO (an etc/rc Validate stats) would block.
+	if _, err := top.Stat(name); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, name, err))
+	}
+	svc, err := top.OpenRoot(name)
+	if err != nil {
+		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, name, err))
+	}
+	common, _ := fs.Sub(Builtin(), CommonDir)
+	switch st, err := top.Stat(CommonDir); {
+	case err == nil && st.IsDir():
+		r, err := top.OpenRoot(CommonDir)
+		if err != nil {
+			return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, CommonDir, err))
 		}
+		common = r.FS()
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, CommonDir, err))
 	}
-	commonFS, _ := fs.Sub(common, CommonDir)
-	s := &Service{Name: name, FS: svc, Common: commonFS, Embedded: embeddedRoot}
-	where := name
-	if !embeddedRoot {
-		where = path.Join(dir, name)
-		s.Dir = dir
-	}
-	if err := Validate(svc, where); err != nil {
+	return check(&Service{Name: name, FS: svc.FS(), Common: common, Dir: dir}, filepath.Join(dir, name))
+}
+
+// check validates s and reads its service.conf; where names it in
+// messages.
+func check(s *Service, where string) (*Service, error) {
+	if err := Validate(s.FS, where); err != nil {
 		return nil, err
 	}
-	cfg, err := ReadConfig(svc, where)
+	cfg, err := ReadConfig(s.FS, where)
 	if err != nil {
 		return nil, err
 	}
 	s.Config = cfg
 	return s, nil
+}
+
+// linkError is the error for a path of a service directory that is, or
+// lies under, a symlink a read could not follow inside the directory.
+type linkError struct {
+	link, target, dir string
+	err               error
+}
+
+func (e *linkError) Error() string {
+	return fmt.Sprintf("%s links to %s: links in a service directory are followed only to paths inside %s, never outside, so that a directory another user can write cannot put host files into an image (%v); copy the files in",
+		e.link, e.target, e.dir, e.err)
+}
+
+func (e *linkError) Unwrap() error { return e.err }
+
+// linkCause is err, the failure of a read of name in fsys (the host
+// directory dir), as a *linkError when name or a directory on its way is
+// a symlink: os.Root's own "path escapes from parent" names neither the
+// link nor its target. A link to nothing stays err (fs.ErrNotExist): the
+// path is missing.
+func linkCause(fsys fs.FS, dir, name string, err error) error {
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for p := name; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+		if target, lerr := fs.ReadLink(fsys, p); lerr == nil {
+			cause := err
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				cause = pe.Err
+			}
+			return &linkError{link: filepath.Join(dir, filepath.FromSlash(p)), target: target, dir: dir, err: cause}
+		}
+	}
+	return err
 }
 
 func orEmbedded(dir string) string {
@@ -188,7 +259,11 @@ func Validate(fsys fs.FS, where string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		problems = append(problems, "etc/rc is missing: it is the script the VM runs at boot (e.g. \". /etc/include/basicrc; sh\")")
 	case err != nil:
-		problems = append(problems, fmt.Sprintf("etc/rc: %v", err))
+		if err = linkCause(fsys, where, "etc/rc", err); errors.As(err, new(*linkError)) {
+			problems = append(problems, err.Error())
+		} else {
+			problems = append(problems, fmt.Sprintf("etc/rc: %v", err))
+		}
 	case !st.Mode().IsRegular():
 		problems = append(problems, "etc/rc is not a regular file")
 	case st.Size() == 0:
@@ -200,6 +275,8 @@ func Validate(fsys fs.FS, where string) error {
 				problems = append(problems, fmt.Sprintf("postinst/%s: postinst/ may hold only *.sh script files", e.Name()))
 			}
 		}
+	} else if err = linkCause(fsys, where, "postinst", err); errors.As(err, new(*linkError)) {
+		problems = append(problems, err.Error())
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		problems = append(problems, fmt.Sprintf("postinst: %v", err))
 	}

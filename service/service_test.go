@@ -106,7 +106,8 @@ func TestParseConfig(t *testing.T) {
 		{"sets=a/b", "set name \"a/b\""},
 		{"sets=rescue.v2", "{[rescue.v2] 10}"},
 		{"colour=blue", "unknown key \"colour\""},
-		{"justtext", "\"justtext\" is not key=value"},
+		{"justtext", "service.conf:1: the line is not key=value"},
+		{"size=1\n\nroot:$6$salt$hash:19000::::::", "service.conf:3: the line is not key=value"},
 		{"size=0", "size \"0\""},
 	} {
 		c, err := service.ParseConfig(tc.text, "service.conf")
@@ -116,6 +117,11 @@ func TestParseConfig(t *testing.T) {
 		}
 		if !strings.Contains(got, tc.want) {
 			t.Errorf("ParseConfig(%q) = %s, want %s", tc.text, got, tc.want)
+		}
+		// A line that is not key=value is not quoted: service.conf may
+		// be a link to a file that is not the user's to read.
+		if strings.Contains(tc.want, "not key=value") && (strings.Contains(got, "justtext") || strings.Contains(got, "salt")) {
+			t.Errorf("ParseConfig(%q) = %s: quotes the line", tc.text, got)
 		}
 	}
 }
@@ -208,5 +214,98 @@ func TestValidateOneLine(t *testing.T) {
 	want := `service svc/bad is not valid: etc/rc is missing: it is the script the VM runs at boot (e.g. ". /etc/include/basicrc; sh"); postinst/notes.txt: postinst/ may hold only *.sh script files`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
+// TestLoadLinksStayInside: a service directory's files are read only
+// inside it (common/ inside the service directory given), so a build by
+// root of a directory another user can write copies no root-only host
+// file: common/, the service itself, its etc/ or its service.conf
+// linking outside is refused, naming the link and its target, and quoting
+// nothing of the outside file. Links that stay inside are followed.
+func TestLoadLinksStayInside(t *testing.T) {
+	const secret = "root:$6$secret$hash:19000::::::"
+	for _, tc := range []struct {
+		name  string
+		setup func(dir, outside string) // outside holds etc/rc, shadow, private/
+		link  string                    // the link refused, relative to dir
+		ok    func(t *testing.T, s *service.Service)
+	}{
+		{name: "common out", link: "common", setup: func(dir, outside string) {
+			os.Symlink(filepath.Join(outside, "private"), filepath.Join(dir, "common"))
+		}},
+		{name: "common out relative", link: "common", setup: func(dir, outside string) {
+			rel, _ := filepath.Rel(dir, filepath.Join(outside, "private"))
+			os.Symlink(rel, filepath.Join(dir, "common"))
+		}},
+		{name: "etc out", link: "svc/etc", setup: func(dir, outside string) {
+			os.RemoveAll(filepath.Join(dir, "svc/etc"))
+			os.Symlink(filepath.Join(outside, "etc"), filepath.Join(dir, "svc/etc"))
+		}},
+		{name: "conf out", link: "svc/service.conf", setup: func(dir, outside string) {
+			os.Symlink(filepath.Join(outside, "shadow"), filepath.Join(dir, "svc", service.ConfigFile))
+		}},
+		{name: "conf dotdot", link: "svc/service.conf", setup: func(dir, outside string) {
+			os.WriteFile(filepath.Join(dir, "shadow"), []byte(secret+"\n"), 0o600)
+			os.Symlink("../shadow", filepath.Join(dir, "svc", service.ConfigFile))
+		}},
+		{name: "service out", link: "svc", setup: func(dir, outside string) {
+			os.RemoveAll(filepath.Join(dir, "svc"))
+			os.Symlink(outside, filepath.Join(dir, "svc"))
+		}},
+		{name: "inside", setup: func(dir, outside string) {
+			write(t, dir, map[string]string{
+				"shared/basicrc": "PATH=/bin\n", "svc/real-etc/rc": "sh\n", "svc/conf/c": "size=7\n",
+			})
+			os.Symlink("shared", filepath.Join(dir, "common"))
+			os.RemoveAll(filepath.Join(dir, "svc/etc"))
+			os.Symlink("real-etc", filepath.Join(dir, "svc/etc"))
+			os.Symlink("conf/c", filepath.Join(dir, "svc", service.ConfigFile))
+		}, ok: func(t *testing.T, s *service.Service) {
+			if b, err := fs.ReadFile(s.Common, "basicrc"); err != nil || string(b) != "PATH=/bin\n" {
+				t.Errorf("common/basicrc = %q, %v", b, err)
+			}
+			if b, err := fs.ReadFile(s.FS, "etc/rc"); err != nil || string(b) != "sh\n" {
+				t.Errorf("etc/rc = %q, %v", b, err)
+			}
+			if s.Config.SizeMB != 7 {
+				t.Errorf("config %v: want size 7 from the linked service.conf", s.Config)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, outside := t.TempDir(), t.TempDir()
+			write(t, dir, map[string]string{"svc/etc/rc": "sh\n"})
+			write(t, outside, map[string]string{"etc/rc": "sh\n", "etc/shadow": secret + "\n", "shadow": secret + "\n", "private/basicrc": secret + "\n", "private/shadow": secret + "\n"})
+			tc.setup(dir, outside)
+			s, err := service.Load("svc", dir)
+			if tc.ok != nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.ok(t, s)
+				return
+			}
+			link := filepath.Join(dir, tc.link)
+			target, _ := os.Readlink(link)
+			if err == nil {
+				for _, fsys := range []fs.FS{s.FS, s.Common} {
+					fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+						if b, _ := fs.ReadFile(fsys, p); strings.Contains(string(b), secret) {
+							t.Errorf("%s holds the outside file's bytes", p)
+						}
+						return nil
+					})
+				}
+				t.Fatalf("Load: nil error, want %s -> %s refused", link, target)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, link) || !strings.Contains(msg, target) || !strings.Contains(msg, "outside") {
+				t.Errorf("Load: %v, want a refusal naming %s, its target %s and saying it leads outside", err, link, target)
+			}
+			if strings.Contains(msg, "secret") {
+				t.Errorf("Load: %v quotes the outside file", err)
+			}
+		})
 	}
 }
