@@ -63,7 +63,11 @@ func scriptUser() (identity, error) {
 // set, gets its own mode back, any other keeps the mode they left. A
 // script that fails, or leaves a hard link to a file outside the root or
 // a socket, makes the whole step fail and t unchanged. Script output goes
-// to log.
+// to log; a failure shows its last 2000 bytes. Each script runs in a
+// process group of its own, killed when the script ends, or when ctx is
+// done (the step then fails with an error matching ctx's): what a script
+// put in the background neither holds the build up nor outlives it. The
+// staging directory is removed however the step ends.
 //
 // The scripts run on the host, without a chroot (NetBSD binaries do not
 // run there), so a symlink of t is staged so that following it never
@@ -193,25 +197,121 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 	if err := os.Chmod(sp, 0644); err != nil {
 		return err
 	}
-	var out bytes.Buffer
+	out := &tailBuffer{max: outputTail}
+	var w io.Writer = out
+	if log != nil {
+		w = io.MultiWriter(out, log)
+	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", sp)
 	cmd.Dir = stage
 	cmd.Env = []string{PostinstPath}
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if log != nil {
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, log), io.MultiWriter(&out, log)
-	}
+	cmd.Stdout, cmd.Stderr = w, w // one writer: one pipe, one copy
+	// A group of its own, killed when the script ends or ctx is done:
+	// a job the script put in the background would otherwise hold its
+	// output (and the build) open, or run on after it, in a deleted
+	// staging directory.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if id.drop {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: []uint32{}}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: []uint32{}}
 	}
-	if err := cmd.Run(); err != nil {
-		tail := out.String()
-		if len(tail) > 2000 {
-			tail = "..." + tail[len(tail)-2000:]
-		}
-		return fmt.Errorf("service %s: %s failed (as uid %d, in the staging root): %w\n%s", s.Name, name, id.uid, err, tail)
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	// A process that left the group (setsid) and holds the output is not
+	// waited for longer than this.
+	cmd.WaitDelay = outputWait
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("service %s: %s: %w", s.Name, name, err)
+	}
+	// Killed once the script has ended, before it is reaped: its id,
+	// the group's, is then no other process's. (Should that wait fail,
+	// the group is killed after the reap: its id stays in use while a
+	// process of the group lives.)
+	exited := waitExit(cmd.Process.Pid) == nil
+	if exited {
+		killGroup(cmd.Process.Pid)
+	}
+	err = cmd.Wait()
+	if !exited {
+		killGroup(cmd.Process.Pid)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("service %s: %s stopped: %w", s.Name, name, ctxError(ctx))
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return fmt.Errorf("service %s: %s (as uid %d) left a process running outside its process group that still held its output %v after it ended: %w", s.Name, name, id.uid, outputWait, err)
+	}
+	if err != nil {
+		return fmt.Errorf("service %s: %s failed (as uid %d, in the staging root): %w\n%s", s.Name, name, id.uid, err, out)
 	}
 	return nil
+}
+
+// ctxError is ctx's error, after its cause when that says more (a signal).
+func ctxError(ctx context.Context) error {
+	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
+		return fmt.Errorf("%w (%w)", ctx.Err(), c)
+	}
+	return ctx.Err()
+}
+
+// outputTail is how much of a script's output (its end) a failure shows.
+const outputTail = 2000
+
+// outputWait is how long, once a script has ended and its process group
+// been killed, its output is still read: only a process that left the
+// group can still hold it.
+const outputWait = 2 * time.Second
+
+// killGroup kills the process group pgid.
+func killGroup(pgid int) error {
+	err := syscall.Kill(-pgid, syscall.SIGKILL)
+	if err == syscall.ESRCH {
+		return nil
+	}
+	return err
+}
+
+// waitExit returns once process pid has ended, leaving it unreaped
+// (WNOWAIT): until exec's Wait reaps it, its id, that of its process
+// group, is not reused.
+func waitExit(pid int) error {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// tailBuffer keeps the last max bytes written to it, in at most 2*max of
+// memory, however much is written.
+type tailBuffer struct {
+	max   int
+	buf   []byte
+	total int64
+}
+
+// Write keeps p's end; it never fails.
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.total += int64(len(p))
+	if len(p) >= b.max {
+		b.buf = append(b.buf[:0], p[len(p)-b.max:]...)
+		return len(p), nil
+	}
+	if len(b.buf)+len(p) > 2*b.max {
+		b.buf = append(b.buf[:0], b.buf[len(b.buf)-(b.max-len(p)):]...)
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+// String is the last max bytes, after "..." when more was written.
+func (b *tailBuffer) String() string {
+	t := b.buf[max(len(b.buf)-b.max, 0):]
+	if b.total > int64(len(t)) {
+		return "..." + string(t)
+	}
+	return string(t)
 }
 
 // stageTree writes t under dir (owned by id's user, so the script can

@@ -1,0 +1,202 @@
+package imagebuilder_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/imagebuilder"
+)
+
+// lockedLog is a log the scripts' output goes to, read by the test while
+// a build may still write to it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// reachableTmp points TMPDIR at a new directory the scripts' user can
+// traverse, and returns it: what is left in it after a build is what the
+// build left.
+func reachableTmp(t *testing.T) string {
+	d, err := os.MkdirTemp("", "tmpdir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	os.Chmod(d, 0o755)
+	t.Setenv("TMPDIR", d)
+	return d
+}
+
+// runPostinstWithin runs RunPostinst, failing the test when it has not
+// returned within limit.
+func runPostinstWithin(t *testing.T, ctx context.Context, svcDir string, log *lockedLog, limit time.Duration) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- imagebuilder.RunPostinst(ctx, baseTree(t), loadService(t, "svc", svcDir), log) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("RunPostinst still running after %v; output so far:\n%s", limit, log.String())
+		return nil
+	}
+}
+
+// alive reports whether process pid still runs (a zombie does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// checkGone fails the test for each "pid N" the log names that is still
+// running a second after the build returned.
+func checkGone(t *testing.T, log string) {
+	t.Helper()
+	pids := regexp.MustCompile(`pid (\d+)`).FindAllStringSubmatch(log, -1)
+	if len(pids) == 0 {
+		t.Fatalf("no pid in the scripts' output:\n%s", log)
+	}
+	for _, m := range pids {
+		pid, _ := strconv.Atoi(m[1])
+		deadline := time.Now().Add(2 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("process %d the script started still runs after the build", pid)
+		}
+	}
+}
+
+// checkNoStaging fails the test when a staging directory is left in tmp.
+func checkNoStaging(t *testing.T, tmp string) {
+	t.Helper()
+	es, _ := os.ReadDir(tmp)
+	for _, e := range es {
+		if strings.HasPrefix(e.Name(), "smolvmm-postinst-") {
+			t.Errorf("staging directory %s left in TMPDIR", e.Name())
+		}
+	}
+}
+
+// TestPostinstProcesses: a postinst script runs in a process group of its
+// own, killed when the script ends. A background job that kept the
+// script's output blocked the build until it ended (sleep 300 &: five
+// minutes), and one with its output redirected ran on after the build,
+// in the deleted staging directory.
+func TestPostinstProcesses(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		fails        bool
+	}{
+		{"background keeps output", "sleep 300 & echo pid $!\n", false},
+		{"background redirected", "sleep 300 >/dev/null 2>&1 </dev/null & echo pid $!\n", false},
+		{"subshell", "(sleep 300 >/dev/null 2>&1 & echo pid $!)\n", false},
+		{"script fails", "sleep 300 & echo pid $!; exit 3\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := reachableTmp(t)
+			var log lockedLog
+			start := time.Now()
+			err := runPostinstWithin(t, context.Background(), postinstService(t, map[string]string{"x.sh": tc.script}), &log, 30*time.Second)
+			if (err != nil) != tc.fails {
+				t.Errorf("RunPostinst: %v (fails %v)\n%s", err, tc.fails, log.String())
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("RunPostinst took %v: the background job held it", d)
+			}
+			checkGone(t, log.String())
+			checkNoStaging(t, tmp)
+		})
+	}
+}
+
+// TestPostinstCancel: a build whose context ends while a script runs
+// kills the script and what it started, removes the staging directory
+// and returns an error matching the context's.
+func TestPostinstCancel(t *testing.T) {
+	tmp := reachableTmp(t)
+	var log lockedLog
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	script := "sleep 300 >/dev/null 2>&1 & echo pid $!\nsleep 301 & echo pid $!\necho pid $$\nwait\n"
+	time.AfterFunc(500*time.Millisecond, cancel)
+	err := runPostinstWithin(t, ctx, postinstService(t, map[string]string{"x.sh": script}), &log, 30*time.Second)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("RunPostinst: %v, want an error matching context.Canceled", err)
+	}
+	checkGone(t, log.String())
+	checkNoStaging(t, tmp)
+}
+
+// TestPostinstOutputBounded: of a failing script's output only the end
+// is kept, for its error: 1 GB of output cost 2 GB of memory, though the
+// error shows 2000 bytes of it.
+func TestPostinstOutputBounded(t *testing.T) {
+	reachableTmp(t)
+	dir := postinstService(t, map[string]string{"x.sh": "head -c 100000000 /dev/zero | tr '\\0' x; echo; echo the last line; exit 1\n"})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := imagebuilder.RunPostinst(context.Background(), baseTree(t), loadService(t, "svc", dir), nil)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.HasSuffix(err.Error(), "the last line\n") {
+		t.Fatalf("RunPostinst: %.200q, want the error to end with the script's last line", err)
+	}
+	if n := len(err.Error()); n > 2500 {
+		t.Errorf("error of %d bytes: want the output's last 2000", n)
+	}
+	if a := after.TotalAlloc - before.TotalAlloc; a > 20<<20 {
+		t.Errorf("the build allocated %d MiB for 100 MB of output: want a bounded tail", a>>20)
+	}
+}
+
+// TestPostinstEscapedHolder: a process that left the script's process
+// group (setsid), so survives its kill, and still holds the script's
+// output fails the step once the output has been waited for a while,
+// naming it, rather than holding the build until it ends.
+func TestPostinstEscapedHolder(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("no setsid")
+	}
+	reachableTmp(t)
+	var log lockedLog
+	err := runPostinstWithin(t, context.Background(), postinstService(t, map[string]string{"x.sh": "setsid sleep 300 & echo pid $!\nsleep 1\n"}), &log, 30*time.Second)
+	for _, m := range regexp.MustCompile(`pid (\d+)`).FindAllStringSubmatch(log.String(), -1) {
+		pid, _ := strconv.Atoi(m[1])
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err == nil || !strings.Contains(err.Error(), "left a process running outside its process group") {
+		t.Errorf("RunPostinst: %v, want the process left holding the output named", err)
+	}
+}
