@@ -62,7 +62,9 @@ func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 
 // BuildTree reads the sets, applies the service overlay and runs the
 // postinst scripts, returning the tree the image will hold. It sets an
-// empty cfg.Arch to the port of the sets' init (see Config.Arch).
+// empty cfg.Arch to the port of the sets' init (see Config.Arch). It stops
+// when ctx is done, within the read of a set and while a postinst script
+// runs (see RunPostinst), with an error matching ctx's.
 func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("no service given")
@@ -74,7 +76,7 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		return nil, fmt.Errorf("no sets given: name at least one set (e.g. rescue.tgz)")
 	}
 	t := fstree.New()
-	if err := readSets(t, cfg.Sets, cfg.ReadProgress); err != nil {
+	if err := readSets(ctx, t, cfg.Sets, cfg.ReadProgress); err != nil {
 		return nil, err
 	}
 	if cfg.Log != nil {
@@ -93,6 +95,9 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	}
 	if err := Overlay(t, cfg.Service, cfg.Arch); err != nil {
 		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, ctxError(ctx)
 	}
 	if err := RunPostinst(ctx, t, cfg.Service, cfg.Log); err != nil {
 		return nil, err
@@ -115,7 +120,7 @@ func pathCause(err error) error {
 	return err
 }
 
-func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) error {
+func readSets(ctx context.Context, t *fstree.Tree, sets []string, progress func(done, total uint64)) error {
 	var total uint64
 	isDir := make([]bool, len(sets))
 	for i, s := range sets {
@@ -130,8 +135,11 @@ func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) 
 			total += uint64(st.Size())
 		}
 	}
-	cr := &countingReader{total: total, progress: progress}
+	cr := &countingReader{ctx: ctx, total: total, progress: progress}
 	for i, s := range sets {
+		if ctx.Err() != nil {
+			return ctxError(ctx)
+		}
 		if isDir[i] {
 			if err := t.AddDir(s); err != nil {
 				return fmt.Errorf("set %s: %w", s, err)
@@ -154,8 +162,10 @@ func readSets(t *fstree.Tree, sets []string, progress func(done, total uint64)) 
 	return nil
 }
 
-// countingReader reports the bytes read through it.
+// countingReader reports the bytes read through it, and stops reading
+// once ctx is done.
 type countingReader struct {
+	ctx         context.Context
 	r           io.Reader
 	done, total uint64
 	progress    func(done, total uint64)
@@ -163,6 +173,9 @@ type countingReader struct {
 
 // Read reads from the underlying reader and reports the running count.
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, ctxError(c.ctx)
+	}
 	n, err := c.r.Read(p)
 	c.done += uint64(n)
 	if c.progress != nil && n > 0 {
@@ -174,6 +187,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Build builds the image described by cfg at out. It writes to a temporary
 // file beside out and renames it into place when complete, so out is never
 // left half-written; an existing out is an error unless cfg.Force is set.
+// A build stopped by ctx (see BuildTree and WriteImageContext) leaves out
+// as it was and no temporary file.
 func Build(ctx context.Context, cfg Config, out string) error {
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err
@@ -182,12 +197,22 @@ func Build(ctx context.Context, cfg Config, out string) error {
 	if err != nil {
 		return err
 	}
-	return WriteImage(t, cfg, out)
+	return WriteImageContext(ctx, t, cfg, out)
 }
 
 // WriteImage writes tree t as an ext2 image at out (temporary file, then
 // rename), sized by cfg.SizeMB or automatically.
 func WriteImage(t *fstree.Tree, cfg Config, out string) error {
+	return WriteImageContext(context.Background(), t, cfg, out)
+}
+
+// WriteImageContext is WriteImage stopped by ctx, between the writes of
+// the image's blocks: a stopped write leaves out as it was and no
+// temporary file, and returns an error matching ctx's.
+func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out string) error {
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err
 	}
@@ -199,7 +224,23 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 		}
 		opts.Size = (min + Headroom(min) + 1<<20 - 1) &^ (1<<20 - 1)
 	}
-	return writeAtomically(out, func(f *os.File) error { return ext2.Write(f, t, opts) })
+	return writeAtomically(out, func(f *os.File) error { return ext2.Write(ctxFile{ctx, f}, t, opts) })
+}
+
+// ctxFile is an image file whose writes fail once ctx is done. Its
+// Truncate and Stat are the file's: ext2.Write extends a regular file
+// with them.
+type ctxFile struct {
+	ctx context.Context
+	*os.File
+}
+
+// WriteAt writes p at off, unless ctx is done.
+func (f ctxFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.ctx.Err() != nil {
+		return 0, ctxError(f.ctx)
+	}
+	return f.File.WriteAt(p, off)
 }
 
 // Revision names what Build makes of its inputs. Bump it in any change

@@ -1,6 +1,7 @@
 package imagebuilder
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -30,7 +31,7 @@ func TestFullDiskMessage(t *testing.T) {
 // TestMissingSetNamedOnce: a set that is not there is named once.
 func TestMissingSetNamedOnce(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "rescue.tgz")
-	err := readSets(nil, []string{p}, nil)
+	err := readSets(context.Background(), nil, []string{p}, nil)
 	if want := "set " + p + ": stat: no such file or directory"; !errors.Is(err, os.ErrNotExist) || fmt.Sprint(err) != want {
 		t.Errorf("readSets = %v, want %q", err, want)
 	}

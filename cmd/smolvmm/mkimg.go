@@ -62,13 +62,11 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			if err := checkArgs(c, 0, ""); err != nil {
 				return err
 			}
-			if c.String("data") == "" {
-				return mkimg(c.Context, c, os.Stderr)
-			}
-			// A signal stops a data image's build, which checks ctx
-			// within each copy, and removes its temporary file (status
-			// 130), as for fetch and up. (The ext2 build does not check
-			// ctx throughout: a signal still ends it at once.)
+			// A signal stops the build, which checks ctx within each
+			// file's copy (--data), within the read of a set, while a
+			// postinst script runs (killing it, with what it started)
+			// and between the blocks of the image it writes, and removes
+			// its temporary files (status 130), as for fetch and up.
 			ctx, stop := signalContext(c.Context) // fetch.go
 			defer stop()
 			if err := mkimg(ctx, c, os.Stderr); err != nil {
@@ -198,7 +196,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	fmt.Fprintf(log, "smolvmm mkimg: read %s%s and service %s in %.2fs\n", showSets(sets), port, svc.Name, time.Since(start).Seconds())
 	finish := progress(log, "writing "+out)
 	cfg.Progress = finish.update
-	err = imagebuilder.WriteImage(tree, cfg, out)
+	err = imagebuilder.WriteImageContext(ctx, tree, cfg, out)
 	finish.done()
 	if err != nil {
 		return tooSmallAdvice(err, c, svc)

@@ -9,12 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
@@ -176,4 +179,94 @@ func TestInterrupted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMkimgSignalDuringPostinst: a root image's mkimg stops on SIGINT,
+// SIGTERM or SIGHUP while a postinst script runs, status 130, with the
+// script and what it started killed, and neither the staging copy nor a
+// temporary image file left (only mkimg --data looked at signals: the
+// script ran on, the staging tree stayed in TMPDIR).
+func TestMkimgSignalDuringPostinst(t *testing.T) {
+	bin := smolvmmBin(t)
+	sets := inSetDir(t)
+	svcs := filepath.Join(sets, "svcs")
+	for p, c := range map[string]string{
+		"svc/etc/rc":        "sh\n",
+		"svc/postinst/x.sh": "sleep 300 >/dev/null 2>&1 & echo pid $!\nsleep 301 & echo pid $!\necho pid $$\ntouch started\nwait\n",
+	} {
+		os.MkdirAll(filepath.Join(svcs, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(svcs, p), []byte(c), 0o644)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			// The scripts' user (nobody, when root builds) must reach
+			// the staging copy: not a t.TempDir (0700).
+			tmp, err := os.MkdirTemp("", "tmpdir-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(tmp)
+			os.Chmod(tmp, 0o755)
+			out := t.TempDir()
+			cmd := exec.Command(bin, "mkimg", "-s", "svc", "--service-dir", svcs, "-x", filepath.Join(sets, "rescue.tgz"), "-i", filepath.Join(out, "root.img"))
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			for started := false; !started; {
+				m, _ := filepath.Glob(filepath.Join(tmp, "smolvmm-postinst-*", "root", "started"))
+				started = len(m) > 0
+				select {
+				case err := <-done:
+					t.Fatalf("ended (%v) before the script started: %s", err, stderr.String())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			cmd.Process.Signal(sig)
+			var err2 error
+			select {
+			case err2 = <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running 30s after %v: %s", sig, stderr.String())
+			}
+			if ee, ok := err2.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+				t.Errorf("exit %v, want status 130; stderr: %s", err2, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "interrupted by "+unix.SignalName(sig)) {
+				t.Errorf("stderr %q does not say it was interrupted by %s", stderr.String(), unix.SignalName(sig))
+			}
+			for _, d := range []string{tmp, out} {
+				if left, _ := os.ReadDir(d); len(left) != 0 {
+					t.Errorf("left in %s: %v", d, left)
+				}
+			}
+			for _, m := range regexp.MustCompile(`pid (\d+)`).FindAllStringSubmatch(stderr.String(), -1) {
+				pid, _ := strconv.Atoi(m[1])
+				deadline := time.Now().Add(2 * time.Second)
+				for processRuns(pid) && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if processRuns(pid) {
+					t.Errorf("process %d the script started still runs", pid)
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		})
+	}
+}
+
+// processRuns reports whether process pid runs (a zombie does not).
+func processRuns(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

@@ -600,12 +600,12 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 		return "", err
 	}
 	grown := ""
-	err = imagebuilder.WriteImage(tree, cfg, b.Out)
+	err = imagebuilder.WriteImageContext(ctx, tree, cfg, b.Out)
 	var small *ext2.TooSmallError
 	if errors.As(err, &small) {
 		grown = fmt.Sprintf(" (the service's %d MiB is too small for these sets, which need %d MiB: sized to content)", b.SizeMB, small.Needed>>20)
 		cfg.SizeMB = 0
-		err = imagebuilder.WriteImage(tree, cfg, b.Out)
+		err = imagebuilder.WriteImageContext(ctx, tree, cfg, b.Out)
 	}
 	if err != nil {
 		return "", err
