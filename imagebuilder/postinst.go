@@ -28,6 +28,16 @@ import (
 // PostinstPath is the only environment a postinst script gets.
 const PostinstPath = "PATH=/usr/bin:/bin:/usr/sbin:/sbin"
 
+// PostinstUmask is the umask a postinst script runs with, whatever the
+// builder's: what a script makes is 0644 or 0755 in the image, as under
+// the usual umask, not 0600 when the build ran under umask 077.
+const PostinstUmask = 0o022
+
+// postinstShell runs the script $0 under PostinstUmask: a umask is a
+// process's own, which os/exec cannot set in the child, and setting the
+// builder's own would change it for its other goroutines too.
+var postinstShell = fmt.Sprintf(`umask %03o && exec /bin/sh "$0"`, PostinstUmask)
+
 // identity is the user a script runs as.
 type identity struct {
 	uid, gid uint32
@@ -54,8 +64,8 @@ func scriptUser() (identity, error) {
 
 // RunPostinst runs the service's postinst/*.sh scripts, in name order, on
 // a staging copy of t in a temporary directory: working directory at its
-// root, environment PATH only, as the invoking user (nobody when that is
-// root). What the scripts add, change or remove is merged back into t;
+// root, environment PATH only (PostinstPath), umask 022 (PostinstUmask),
+// as the invoking user (nobody when that is root). What the scripts add, change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
 // as they were. Files and directories are staged without setuid and
 // setgid, and readable by their owner; a file the scripts did not
@@ -202,7 +212,7 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 	if log != nil {
 		w = io.MultiWriter(out, log)
 	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", sp)
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", postinstShell, sp)
 	cmd.Dir = stage
 	cmd.Env = []string{PostinstPath}
 	cmd.Stdout, cmd.Stderr = w, w // one writer: one pipe, one copy

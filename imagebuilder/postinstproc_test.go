@@ -181,6 +181,31 @@ func TestPostinstOutputBounded(t *testing.T) {
 	}
 }
 
+// TestPostinstUmask: scripts run with umask 022 whatever the builder's:
+// under umask 077 the files and directories a script made were 0600 and
+// 0700 in the image, which only root could then read.
+func TestPostinstUmask(t *testing.T) {
+	for _, mask := range []int{0o077, 0o002, 0o022} {
+		t.Run(strconv.FormatInt(int64(mask), 8), func(t *testing.T) {
+			old := syscall.Umask(mask)
+			defer syscall.Umask(old)
+			dir := postinstService(t, map[string]string{"x.sh": "echo hi > etc/new\nmkdir var\numask > etc/umask\n"})
+			tr := baseTree(t)
+			if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), nil); err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range map[string]uint16{"etc/new": 0o644, "var": 0o755} {
+				if n, err := tr.Get(p); err != nil || n.Perm != want {
+					t.Errorf("%s: %+v %v, want mode %#o", p, n, err, want)
+				}
+			}
+			if n, err := tr.Get("etc/umask"); err != nil || strings.TrimSpace(string(n.Content())) != "0022" {
+				t.Errorf("the script's umask: %q %v, want 0022", contentOf(n), err)
+			}
+		})
+	}
+}
+
 // TestPostinstEscapedHolder: a process that left the script's process
 // group (setsid), so survives its kill, and still holds the script's
 // output fails the step once the output has been waited for a while,
