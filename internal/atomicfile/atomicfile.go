@@ -31,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -89,11 +90,22 @@ func Target(path string) (string, error) {
 					}
 					return "", fmt.Errorf("%s leads to %s, which is not a path of the file it opens", path, p)
 				}
+				if dir, err := realDir(p); err == nil {
+					p = filepath.Join(dir, filepath.Base(p))
+				}
 			}
 			return p, nil
 		case err != nil:
 			return "", err
 		case st.Mode()&fs.ModeSymlink != 0:
+			// The kernel reads a relative target from the link's real
+			// directory: through a linked directory, ".." leads out of
+			// the directory linked to, not back along the path's text.
+			dir, err := realDir(p)
+			if err != nil {
+				return "", err
+			}
+			p = filepath.Join(dir, filepath.Base(p))
 			if err := protlink.Check(p, st); err != nil {
 				return "", err
 			}
@@ -101,8 +113,10 @@ func Target(path string) (string, error) {
 			if err != nil {
 				return "", err
 			}
+			// Not joined (Join would drop "sub/.." by its text): the next
+			// step resolves the new path's directory as the kernel does.
 			if !filepath.IsAbs(dest) {
-				dest = filepath.Join(filepath.Dir(p), dest)
+				dest = dir + string(filepath.Separator) + dest
 			}
 			p = dest
 		case !st.Mode().IsRegular():
@@ -112,10 +126,42 @@ func Target(path string) (string, error) {
 			}
 			return "", e
 		default:
-			return p, nil
+			if p == path {
+				return p, nil
+			}
+			return resolved(path, p, st)
 		}
 	}
 	return "", &os.PathError{Op: "open", Path: path, Err: syscall.ELOOP}
+}
+
+// realDir returns the directory holding p, symlinks resolved, taken from
+// p's text before its last element without cleaning it: "a/../b" is in
+// the parent of what a leads to, which may not be ".".
+func realDir(p string) (string, error) {
+	dir := p[:strings.LastIndexByte(p, filepath.Separator)+1]
+	if dir == "" {
+		dir = "."
+	}
+	return filepath.EvalSymlinks(dir)
+}
+
+// resolved returns p, the existing regular file (fi its Lstat) Target
+// found at the end of path's links, in clean form, once it has made sure
+// that the file the kernel opens for path is that one: a resolution that
+// went elsewhere must not lead Write to replace another file.
+func resolved(path, p string, fi os.FileInfo) (string, error) {
+	if dir, err := realDir(p); err == nil {
+		p = filepath.Join(dir, filepath.Base(p))
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !os.SameFile(st, fi) {
+		return "", fmt.Errorf("%s leads to %s by its links, yet opens another file: neither is replaced", path, p)
+	}
+	return p, nil
 }
 
 // Write creates path (or replaces it) with mode perm and the content write

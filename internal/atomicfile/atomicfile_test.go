@@ -318,3 +318,66 @@ func TestWriteRefusesPlantedSymlink(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteLinkInLinkedDir: a relative link's target is taken from the
+// link's real directory, as the kernel takes it. The link's directory
+// reached through a symlink (linkdir -> real/deep) and a target with ".."
+// (real/deep/out -> ../x) name real/x; joining the path's text gave ./x,
+// and Write replaced that other file.
+func TestWriteLinkInLinkedDir(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"real/deep", "deep"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range [][2]string{{"real/deep", "linkdir"}, {"../x", "real/deep/out"}, {"linkdir/out", "chain"}, {"../new", "real/deep/dangling"}} {
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct{ name, path string }{
+		{"link in a linked directory", "linkdir/out"},
+		{"dot-dot after a linked directory", "linkdir/../deep/out"},
+		{"chain through a linked directory", "chain"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, decoy := filepath.Join(dir, "real", "x"), filepath.Join(dir, "x")
+			for _, f := range []string{want, decoy} {
+				if err := os.WriteFile(f, []byte("old"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "") + "/" + tt.path // unclean, as typed
+			got, err := Target(path)
+			if err != nil {
+				t.Fatalf("Target(%s): %v", tt.path, err)
+			}
+			gst, err1 := os.Stat(got)
+			wst, err2 := os.Stat(want)
+			if err1 != nil || err2 != nil || !os.SameFile(gst, wst) {
+				t.Errorf("Target(%s) = %s, want %s", tt.path, got, want)
+			}
+			if err := WriteFile(path, []byte("new"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(want); string(b) != "new" {
+				t.Errorf("%s holds %q, want the new content", want, b)
+			}
+			if b, _ := os.ReadFile(decoy); string(b) != "old" {
+				t.Errorf("%s, not the link's file, was replaced: holds %q", decoy, b)
+			}
+		})
+	}
+	// A dangling link's file is created where the kernel would create it.
+	if err := WriteFile(filepath.Join(dir, "linkdir", "dangling"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "real", "new")); string(b) != "new" {
+		t.Errorf("real/new holds %q (%v), want the new content", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
+		t.Error("the dangling link's file was created beside linkdir")
+	}
+}
