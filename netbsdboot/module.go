@@ -1,6 +1,7 @@
 package netbsdboot
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -93,12 +94,12 @@ func (m Module) contents(i int, limit uint64) ([]byte, error) {
 		return m.Data, nil
 	}
 	out, err := kernelimage.Gunzip(m.Data, limit)
-	if err != nil {
-		return nil, fmt.Errorf("%w: module %d (%s) starts as gzip data: %w", ErrModule, i, m.Name, err)
-	}
-	if uint64(len(out)) > limit {
+	if errors.Is(err, kernelimage.ErrTooLarge) {
 		return nil, fmt.Errorf("%w: %w: module %d (%s) expands past the %d MiB of guest memory left for it once decompressed",
 			ErrModule, ErrTooLarge, i, m.Name, limit>>20)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: module %d (%s) starts as gzip data: %w", ErrModule, i, m.Name, err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: module %d (%s) is empty once decompressed", ErrModule, i, m.Name)

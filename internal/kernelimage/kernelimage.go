@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
@@ -27,17 +29,21 @@ func Decompress(raw []byte) (data []byte, gzipped bool, err error) {
 		return raw, false, nil
 	}
 	out, err := Gunzip(raw, MaxSize)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, true, fmt.Errorf("gzip data expands past %d MiB: not a kernel", MaxSize>>20)
+	}
 	if err != nil {
 		return nil, true, fmt.Errorf("%w (is the download truncated?)", err)
-	}
-	if len(out) > MaxSize {
-		return nil, true, fmt.Errorf("gzip data expands past %d MiB: not a kernel", MaxSize>>20)
 	}
 	return out, true, nil
 }
 
 // IsGzip reports whether b starts with the gzip magic.
 func IsGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
+
+// ErrTooLarge is matched (errors.Is) by Gunzip's error for data that
+// expands past its limit.
+var ErrTooLarge = errors.New("gzip data expands past the limit")
 
 // Gunzip decompresses raw as NetBSD's /boot reads a gzipped file through
 // libsa's cread (sys/lib/libsa/cread.c): one gzip member, then the next
@@ -46,38 +52,114 @@ func IsGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b 
 // marks the rest uncompressed (:211-216) and read copies it as it stands
 // (:339-358). A lone 0x1f there is dropped, as check_header consumes it.
 // So padding after a gzip file is no error; it reaches the reader as it
-// reaches the kernel. Gunzip stops after limit+1 bytes: a result longer
-// than limit means the file expands past it.
+// reaches the kernel. Data that expands past limit bytes is refused
+// (ErrTooLarge) once limit+1 bytes are out, having kept none of them.
+//
+// The result is allocated once, at the size the gzip trailer gives (the
+// last member's, which is the whole size for a file of one member), and,
+// should that size be wrong, once more at the size found, after a second
+// pass: memory never grows by doubling past the limit.
 func Gunzip(raw []byte, limit uint64) ([]byte, error) {
 	if !IsGzip(raw) {
 		return raw, nil
 	}
 	limit = min(limit, 1<<62)
-	var out bytes.Buffer
+	var hint uint64
+	if len(raw) >= 4 {
+		hint = uint64(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
+	}
+	if hint > limit {
+		hint = 0
+	}
+	out := make([]byte, hint)
+	n, err := inflate(raw, limit, out)
+	switch {
+	case err != nil:
+		return nil, err
+	case n > limit:
+		return nil, fmt.Errorf("%w of %d bytes", ErrTooLarge, limit)
+	case n < hint:
+		return append([]byte(nil), out[:n]...), nil
+	case n > hint:
+		out = make([]byte, n)
+		if _, err := inflate(raw, limit, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// inflate decompresses raw as Gunzip describes into dst, counting what
+// does not fit there, and returns the count: at most limit+1, where it
+// stops.
+func inflate(raw []byte, limit uint64, dst []byte) (uint64, error) {
+	s := sink{dst: dst, limit: limit}
 	rest := raw
+	br := bytes.NewReader(nil)
+	// A bufio.Reader is an io.ByteReader, so the gzip reader reads no byte
+	// past the member's end: what br gave out less what bb still holds is
+	// the member's length. Both, and the gzip reader, serve every member:
+	// a file of many tiny members allocates no state for each.
+	bb := bufio.NewReader(br)
+	var zr *gzip.Reader
 	for IsGzip(rest) {
 		off := len(raw) - len(rest)
-		br := bytes.NewReader(rest)
-		// A bufio.Reader is an io.ByteReader, so the gzip reader reads
-		// no byte past the member's end: what br gave out less what bb
-		// still holds is the member's length.
-		bb := bufio.NewReader(br)
-		zr, err := gzip.NewReader(bb)
+		br.Reset(rest)
+		bb.Reset(br)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(bb)
+		} else {
+			err = zr.Reset(bb)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("gzip member at file offset %d: bad gzip header: %w", off, err)
+			return s.n, fmt.Errorf("gzip member at file offset %d: bad gzip header: %w", off, err)
 		}
 		zr.Multistream(false)
-		if _, err := io.Copy(&out, io.LimitReader(zr, int64(limit+1)-int64(out.Len()))); err != nil {
-			return nil, fmt.Errorf("gzip member at file offset %d: data corrupt after %d decompressed bytes: %w", off, out.Len(), err)
+		if err := s.readFrom(zr); err != nil {
+			return s.n, fmt.Errorf("gzip member at file offset %d: data corrupt after %d decompressed bytes: %w", off, s.n, err)
 		}
-		if uint64(out.Len()) > limit {
-			return out.Bytes(), nil
+		if s.n > limit {
+			return s.n, nil
 		}
 		rest = rest[len(rest)-br.Len()-bb.Buffered():]
 	}
 	if len(rest) > 0 && rest[0] == 0x1f {
 		rest = rest[1:]
 	}
-	out.Write(rest[:min(uint64(len(rest)), limit+1-uint64(out.Len()))])
-	return out.Bytes(), nil
+	return s.n, s.readFrom(bytes.NewReader(rest))
+}
+
+// sink takes inflate's output: into dst while it has room, then only
+// counted, up to limit+1 bytes.
+type sink struct {
+	dst     []byte
+	n       uint64
+	limit   uint64
+	scratch []byte
+}
+
+// readFrom reads r to its end, or until s holds limit+1 bytes.
+func (s *sink) readFrom(r io.Reader) error {
+	for s.n <= s.limit {
+		var b []byte
+		if s.n < uint64(len(s.dst)) {
+			b = s.dst[s.n:]
+		} else {
+			if s.scratch == nil {
+				s.scratch = make([]byte, 32<<10)
+			}
+			b = s.scratch
+		}
+		b = b[:min(uint64(len(b)), s.limit+1-s.n)]
+		k, err := r.Read(b)
+		s.n += uint64(k)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

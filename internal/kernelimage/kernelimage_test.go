@@ -3,6 +3,9 @@ package kernelimage
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -66,5 +69,85 @@ func TestDecompressBoundsPlain(t *testing.T) {
 		if err == nil && len(out) != tt.size {
 			t.Errorf("%s: %d bytes back, want %d", tt.name, len(out), tt.size)
 		}
+	}
+}
+
+// gz compresses data as one gzip member.
+func gz(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return z.Bytes()
+}
+
+// allocated returns the bytes f allocates on the heap.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestGunzipBombMemory: data that expands past the limit is refused
+// having allocated little more than the limit, and data within it costs
+// little more than its size. The output grew in a doubling buffer up to
+// limit+1 bytes: a 2.6 MB file expanding past MaxSize took 2.1 GB.
+func TestGunzipBombMemory(t *testing.T) {
+	const limit = 4 << 20
+	lying := gz(t, make([]byte, 4*limit))
+	binary.LittleEndian.PutUint32(lying[len(lying)-4:], limit-1)
+	small := gz(t, make([]byte, limit/4))
+	tests := []struct {
+		name    string
+		in      []byte
+		size    int // the result's; -1 for a refusal
+		maxLoad float64
+	}{
+		{"one member past the limit", gz(t, make([]byte, 4*limit)), -1, 1.5},
+		{"trailer understating the size", lying, -1, 1.5},
+		{"many members past the limit", bytes.Repeat(small, 5), -1, 1.5},
+		{"at the limit", gz(t, make([]byte, limit)), limit, 1.5},
+		{"members up to the limit", bytes.Repeat(small, 4), limit, 1.5},
+		{"padded", append(gz(t, make([]byte, limit/2)), make([]byte, 100)...), limit/2 + 100, 1.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out []byte
+			var err error
+			n := allocated(func() { out, err = Gunzip(tt.in, limit) })
+			if tt.size < 0 {
+				if !errors.Is(err, ErrTooLarge) || out != nil {
+					t.Errorf("Gunzip = %d bytes, %v; want ErrTooLarge", len(out), err)
+				}
+			} else if err != nil || len(out) != tt.size {
+				t.Errorf("Gunzip = %d bytes, %v; want %d bytes", len(out), err, tt.size)
+			}
+			if max := tt.maxLoad * limit; float64(n) > max {
+				t.Errorf("allocated %d bytes, more than %.0f", n, max)
+			}
+		})
+	}
+}
+
+// TestDecompressBomb: a gzip file expanding past MaxSize is refused as
+// not a kernel, at a cost in memory close to MaxSize.
+func TestDecompressBomb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("inflates 576 MiB")
+	}
+	bomb := bytes.Repeat(gz(t, make([]byte, 64<<20)), MaxSize/(64<<20)+1)
+	var err error
+	n := allocated(func() { _, _, err = Decompress(bomb) })
+	if err == nil || !strings.Contains(err.Error(), "expands past 512 MiB: not a kernel") {
+		t.Errorf("Decompress: %v, want the bomb refused", err)
+	}
+	if n > MaxSize*3/2 {
+		t.Errorf("allocated %d MiB refusing it", n>>20)
 	}
 }
