@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
@@ -68,6 +69,20 @@ func TestBadInput(t *testing.T) {
 			put32(b, int64(shoff)+int64(strndx)*40+16, uint32(len(b))) // sh_offset
 			return b
 		}, ErrTruncated, []string{"section names"}},
+		// A symbol table cut short was "no symbol table": said as the
+		// section headers are.
+		{"symbols past the end", func() []byte {
+			b := clone(orig)
+			i, _ := sectionOfType(t, b, elf.SHT_SYMTAB)
+			put32(b, sectionHeader(b, i)+20, uint32(len(b))) // sh_size
+			return b
+		}, ErrTruncated, []string{"symbols in section .symtab", "bytes at file offset"}},
+		{"symbol names past the end", func() []byte {
+			b := clone(orig)
+			_, link := sectionOfType(t, b, elf.SHT_SYMTAB)
+			put32(b, sectionHeader(b, link)+16, uint32(len(b)-4)) // sh_offset
+			return b
+		}, ErrTruncated, []string{"symbol names in section .strtab", "at file offset " + fmt.Sprintf("%#x", len(orig)-4)}},
 		{"unreadable headers", func() []byte {
 			b := clone(orig)
 			b[elf.EI_VERSION] = 9
@@ -137,6 +152,56 @@ func TestBadInput(t *testing.T) {
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// sectionOfType returns the index of the first section of type typ in
+// the little-endian ELF32 image, and its sh_link.
+func sectionOfType(t *testing.T, image []byte, typ elf.SectionType) (index, link int) {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range f.Sections {
+		if s.Type == typ {
+			return i, int(s.Link)
+		}
+	}
+	t.Fatalf("no section of type %v", typ)
+	return 0, 0
+}
+
+// sectionHeader returns the file offset of section i's header in the
+// little-endian ELF32 image.
+func sectionHeader(image []byte, i int) int64 {
+	return int64(binary.LittleEndian.Uint32(image[32:])) + int64(i)*40
+}
+
+// TestRealKernelCutInSymbols: the real kernel, whose section headers come
+// before its symbols, cut inside its symbol table or their names, is a
+// truncated file, not a stripped one.
+func TestRealKernelCutInSymbols(t *testing.T) {
+	kernel, _ := realnetbsd.Files(t)
+	f, err := ReadFile(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(f.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".symtab", ".strtab"} {
+		s := ef.Section(name)
+		if s == nil {
+			t.Fatalf("no %s", name)
+		}
+		cut := f.Data[:s.Offset+s.Size/2]
+		_, err := Parse(cut)
+		want := fmt.Sprintf("section %s (%d bytes at file offset %#x)", name, s.Size, s.Offset)
+		if !errors.Is(err, ErrTruncated) || !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("cut inside %s: %v; want ErrTruncated naming %q", name, err, want)
+		}
+	}
+}
 
 // manyLoads is a little-endian ELF32 header followed by n empty PT_LOAD
 // program headers and nothing else.

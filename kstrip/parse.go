@@ -115,11 +115,14 @@ func Parse(image []byte) (k *Kernel, err error) {
 	return k, nil
 }
 
-// pastEnd finds the first of the headers debug/elf reads (the ELF
-// header, the program and section headers, the section names) that runs
-// past the end of image, which starts with ELF's magic. It returns what
-// it is, at which offset and of what size, or "" when all are inside (or
-// the header's class or byte order is unknown: debug/elf says so).
+// pastEnd finds the first of the parts debug/elf reads (the ELF header,
+// the program and section headers, the section names, the symbol table
+// and its names) that runs past the end of image, which starts with ELF's
+// magic. It returns what it is, at which offset and of what size, or ""
+// when all are inside (or the header's class or byte order is unknown:
+// debug/elf says so). A kernel cut short inside its symbols would
+// otherwise be said to have none: a NetBSD kernel's section headers come
+// before its symbol table.
 func pastEnd(image []byte) (what string, off, size uint64) {
 	end := uint64(len(image))
 	past := func(off, size uint64) bool { return off > end || size > end-off }
@@ -137,14 +140,15 @@ func pastEnd(image []byte) (what string, off, size uint64) {
 	}
 	// Offsets of e_phoff, e_shoff, e_phentsize (then e_phnum,
 	// e_shentsize, e_shnum, e_shstrndx), the header's size, and of a
-	// section header's sh_offset and sh_size.
-	var phoff, shoff, ent, hdr, shOff, shSize int
+	// section header's sh_offset, sh_size and sh_link (sh_name and
+	// sh_type are its first two 32-bit words in both classes).
+	var phoff, shoff, ent, hdr, shOff, shSize, shLink int
 	word := func(b []byte) uint64 { return uint64(order.Uint32(b)) }
 	switch elf.Class(image[elf.EI_CLASS]) {
 	case elf.ELFCLASS32:
-		phoff, shoff, ent, hdr, shOff, shSize = 28, 32, 42, 52, 16, 20
+		phoff, shoff, ent, hdr, shOff, shSize, shLink = 28, 32, 42, 52, 16, 20, 24
 	case elf.ELFCLASS64:
-		phoff, shoff, ent, hdr, shOff, shSize = 32, 40, 54, 64, 24, 32
+		phoff, shoff, ent, hdr, shOff, shSize, shLink = 32, 40, 54, 64, 24, 32, 40
 		word = order.Uint64
 	default:
 		return "", 0, 0
@@ -165,13 +169,57 @@ func pastEnd(image []byte) (what string, off, size uint64) {
 	if past(sh, shEnt*shNum) {
 		return "section headers", sh, shEnt * shNum
 	}
-	if strndx < shNum && shEnt >= uint64(shSize)+8 {
-		s := image[sh+strndx*shEnt:]
-		if o, n := word(s[shOff:]), word(s[shSize:]); past(o, n) {
+	if shEnt < uint64(shLink)+4 {
+		return "", 0, 0
+	}
+	section := func(i uint64) []byte { return image[sh+i*shEnt:] }
+	var names []byte
+	if strndx < shNum {
+		s := section(strndx)
+		o, n := word(s[shOff:]), word(s[shSize:])
+		if past(o, n) {
 			return "section names", o, n
 		}
+		names = image[o : o+n]
+	}
+	// The section's name when the names hold it, else its index.
+	name := func(i uint64) string {
+		at := uint64(order.Uint32(section(i)))
+		if at < uint64(len(names)) {
+			if n, _, ok := bytes.Cut(names[at:], []byte{0}); ok && len(n) > 0 && printable(n) {
+				return "section " + string(n)
+			}
+		}
+		return fmt.Sprintf("section %d", i)
+	}
+	// debug/elf reads the first symbol table and the strings its sh_link
+	// names.
+	for i := uint64(0); i < shNum; i++ {
+		s := section(i)
+		if elf.SectionType(order.Uint32(s[4:])) != elf.SHT_SYMTAB {
+			continue
+		}
+		if o, n := word(s[shOff:]), word(s[shSize:]); past(o, n) {
+			return "symbols in " + name(i), o, n
+		}
+		if l := uint64(order.Uint32(s[shLink:])); l < shNum {
+			if o, n := word(section(l)[shOff:]), word(section(l)[shSize:]); past(o, n) {
+				return "symbol names in " + name(l), o, n
+			}
+		}
+		break
 	}
 	return "", 0, 0
+}
+
+// printable reports whether b is all printable ASCII.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // isELF reports whether b starts with the ELF magic.
