@@ -272,6 +272,13 @@ func TestKstripBadInput(t *testing.T) {
 	if err := os.Truncate(huge, 1<<30); err != nil {
 		t.Fatal(err)
 	}
+	// An arm kernel's table has none of the default list's names: the
+	// list is filtered to the names a kernel has, which left nothing to
+	// keep, and every entry was disabled with status 0.
+	arm := testKernel(t, kstriptest.Options{Bits: 32, Entries: []kstriptest.Entry{
+		{Name: "armfdt", Attach: "armfdt", State: 0},
+		{Name: "plcom", Attach: "plcom_fdt", State: 2, Parent: &kstriptest.Parent{IAttr: "fdt", Name: "armfdt", Unit: -1}},
+	}})
 	tests := []struct {
 		name string
 		args []string
@@ -294,6 +301,8 @@ func TestKstripBadInput(t *testing.T) {
 		{"huge file listed", []string{"-l", huge}, "", 1, []string{huge + " is 1024 MiB, more than the 512 MiB allowed", "not a kernel image"}},
 		{"huge file stripped", []string{"-n", huge}, "", 1, []string{huge + " is 1024 MiB, more than the 512 MiB allowed", "not a kernel image"}},
 		{"ignored keep names keep nothing", []string{"--ignore-unknown", "--keep", "vioff,nosuch", kern}, kern, 1, []string{"vioff, nosuch", "mainbus included"}},
+		{"no default name in the kernel", []string{arm}, arm, 1, []string{"no keep or enable name matches an entry", "default keep list", "--keep or -K"}},
+		{"no default name, unknown names ignored", []string{"--ignore-unknown", arm}, arm, 1, []string{"no keep or enable name matches an entry"}},
 		{"missing keep file", []string{"-K", filepath.Join(dir, "nope"), kern}, kern, 1, []string{"nope"}},
 		{"missing kernel", []string{filepath.Join(dir, "netbsd")}, "", 1, []string{"no such file"}},
 		// The kernel, not an output the user never gave, is what is
