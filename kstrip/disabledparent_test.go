@@ -57,7 +57,7 @@ func TestDisabledParent(t *testing.T) {
 				"isa0 (isa) is both kept and disabled: disabling wins",
 				"npx0 (npx_isa) is kept, but every entry it may attach at (isa?) is disabled: it cannot attach",
 			},
-			enabled: []string{"npx0@npx_isa"},
+			enabled: []string{"mainbus0@mainbus", "npx0@npx_isa"}, // the root stays
 		},
 		{
 			name:   "com0 without its three isa entries",

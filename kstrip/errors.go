@@ -31,7 +31,7 @@ var (
 	ErrUnknownName = errors.New("unknown name")
 	// ErrNothingKept: a strip was given keep or enable names and none of
 	// them matches an entry (all ignored as unknown), so it would disable
-	// every entry, the root mainbus included.
+	// every entry but the root, which would attach nothing.
 	ErrNothingKept = errors.New("no keep or enable name matches an entry")
 	// ErrTooLarge: ReadFile was given a file larger than MaxImage, which
 	// no kernel is; it is refused before it is read.

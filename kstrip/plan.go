@@ -13,11 +13,14 @@ type Plan struct {
 	// one, so the result does not depend on earlier runs.
 	Strip bool
 	// Keep names the entries that stay enabled when Strip is set; with
-	// Strip and no Keep or Enable names, every entry is disabled.
+	// Strip and no Keep or Enable names, every entry is disabled but the
+	// roots, which are never disabled (see Disable).
 	Keep []string
 	// Enable names entries to enable (and keep, when stripping).
 	Enable []string
-	// Disable names entries to disable; it wins over Keep and Enable.
+	// Disable names entries to disable; it wins over Keep and Enable. A
+	// root entry (mainbus0 at root) is left enabled, with a warning: the
+	// kernel attaches its root whatever the entry's state.
 	Disable []string
 	// IgnoreUnknown turns names that match no entry into warnings
 	// instead of an error.
@@ -98,7 +101,7 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 			}
 		}
 		if len(names) > 0 {
-			return &Report{Unknown: r.Unknown}, fmt.Errorf("%w of this kernel (%s): stripping would disable every entry, mainbus included, and the kernel would attach nothing", ErrNothingKept, strings.Join(names, ", "))
+			return &Report{Unknown: r.Unknown}, fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing", ErrNothingKept, strings.Join(names, ", "), k.rootsText())
 		}
 	}
 	for _, u := range r.Unknown {
@@ -113,7 +116,10 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	}
 	disabled := make([]bool, len(k.Entries))
 	for _, i := range dis {
-		disabled[i] = true
+		// A root is never disabled (spareRoots), so its keeping stands.
+		if k.Entries[i].Parent != nil {
+			disabled[i] = true
+		}
 	}
 	kept, overruled := k.withParents(r, seeds, explicit, disabled)
 	if p.Strip {
@@ -127,6 +133,7 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	for _, i := range dis {
 		want[i] = disable
 	}
+	k.spareRoots(r, want, dis)
 	k.warnOverruled(r, overruled)
 	k.warnOrphans(r, kept, want)
 	for i := range k.Entries {
@@ -217,6 +224,47 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit, disabled []bool) 
 	return out, overruled
 }
 
+// spareRoots leaves alone each root entry (no parent: mainbus0 at root)
+// that want would disable, and warns of those dis names. The kernel finds
+// its root by name whatever the entry's state (config_rootsearch in
+// NetBSD's sys/kern/subr_autoconf.c skips no state), so disabling one
+// changes nothing on a release kernel, and on a DIAGNOSTIC one trips
+// config_attach's assertion that the entry it attaches is NOTFOUND. A
+// strip that keeps nothing below a root leaves it quietly: the root
+// probes no hardware.
+func (k *Kernel) spareRoots(r *Report, want []target, dis []int) {
+	warned := map[int]bool{}
+	for _, i := range dis {
+		if e := &k.Entries[i]; e.Parent == nil && !warned[i] {
+			warned[i] = true
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at root, and the kernel attaches a root whatever its state: not disabled", e.Label(), e.Attach))
+		}
+	}
+	for i := range want {
+		if want[i] == disable && k.Entries[i].Parent == nil {
+			want[i] = leave
+		}
+	}
+}
+
+// rootsText names the root entries ("the root mainbus0"), or says there
+// are none.
+func (k *Kernel) rootsText() string {
+	var roots []string
+	for i := range k.Entries {
+		if e := &k.Entries[i]; e.Parent == nil {
+			roots = append(roots, e.Label())
+		}
+	}
+	switch len(roots) {
+	case 0:
+		return "the roots (this kernel has none)"
+	case 1:
+		return "the root " + roots[0]
+	}
+	return "the roots " + strings.Join(roots, ", ")
+}
+
 // warnOverruled warns of the entries kept (by name or as a parent) and
 // disabled, once per label: a driver has many entries of one label (isa0
 // at mainbus, pcib, ichlpcib...), and one line says it of all.
@@ -244,8 +292,9 @@ func (k *Kernel) warnOverruled(r *Report, overruled []int) {
 // disabled) is no orphan, and a parent the kernel lacks altogether was
 // warned of by withParents.
 func (k *Kernel) warnOrphans(r *Report, kept []int, want []target) {
+	// A root is always there to attach at, whatever its state.
 	on := func(j int) bool {
-		return want[j] == enable || want[j] == leave && !k.Entries[j].State.Disabled()
+		return k.Entries[j].Parent == nil || want[j] == enable || want[j] == leave && !k.Entries[j].State.Disabled()
 	}
 	all, enabled := k.parentSet(func(int) bool { return true }), k.parentSet(on)
 	asked := map[string]bool{}

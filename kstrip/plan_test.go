@@ -279,7 +279,7 @@ func TestParentsKept(t *testing.T) {
 			plan:     Plan{Strip: true, Keep: []string{"sd0"}},
 			parents:  []string{"scsibus*@scsibus"},
 			warnings: []string{`scsibus* (scsibus) attaches at any device with interface attribute "scsi", but no driver of this kernel provides it`},
-			enabled:  []int{41, 42},
+			enabled:  []int{0, 41, 42}, // the root stays: TestRootsNotDisabled
 		},
 		{
 			name:    "fixed parent unit served by a fixed entry",
@@ -299,13 +299,13 @@ func TestParentsKept(t *testing.T) {
 			plan:      Plan{Strip: true, Keep: []string{"wd"}},
 			parents:   []string{"atabus*@atabus"},
 			warnings:  []string{`atabus* (atabus) attaches at any device with interface attribute "ata", and this kernel has no driver table`},
-			enabled:   []int{26, 27},
+			enabled:   []int{0, 26, 27},
 		},
 		{
 			name:     "disable wins over keep",
 			plan:     Plan{Strip: true, Keep: []string{"com0"}, Disable: []string{"isa"}},
 			warnings: []string{"isa0 (isa) is both kept and disabled", "com0 (com_isa) is kept, but every entry it may attach at (isa?) is disabled"},
-			enabled:  []int{14},
+			enabled:  []int{0, 14},
 		},
 	}
 	for _, tc := range tests {
@@ -400,8 +400,8 @@ func TestEditDistance(t *testing.T) {
 }
 
 // TestNothingKept: a strip whose keep and enable names all miss this
-// kernel (ignored as unknown) would disable every entry, mainbus
-// included, leaving a kernel that attaches nothing: refused.
+// kernel (ignored as unknown) would disable every entry but
+// mainbus0, leaving a kernel that attaches nothing: refused.
 func TestNothingKept(t *testing.T) {
 	k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	for _, tc := range []struct {
@@ -452,4 +452,52 @@ func otherWarnings(r *Report) []string {
 		}
 	}
 	return out
+}
+
+// TestRootsNotDisabled: NetBSD attaches its root entry by name whatever
+// its state (config_rootsearch), so a disabled mainbus0 changed nothing
+// on a release kernel and tripped config_attach's KASSERT on a DIAGNOSTIC
+// one; and a kept cpu* at mainbus? was said to be unable to attach. A
+// root is now left enabled, with a warning.
+func TestRootsNotDisabled(t *testing.T) {
+	npxEntries, npxProvides, err := kstriptest.FromConfig(npxConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootWarning := "mainbus0 (mainbus) attaches at root, and the kernel attaches a root whatever its state: not disabled"
+	tests := []struct {
+		name     string
+		o        kstriptest.Options
+		plan     Plan
+		warnings []string
+		changes  []string // label@attach of the changed entries
+	}{
+		{"disable the root", kstriptest.Options{Bits: 32, Entries: generic}, Plan{Disable: []string{"mainbus"}}, []string{rootWarning}, nil},
+		{"disable the root of a kept entry", kstriptest.Options{Bits: 32, Entries: generic}, Plan{Enable: []string{"cpu"}, Disable: []string{"mainbus"}}, []string{rootWarning}, nil},
+		{"strip needing no root", kstriptest.Options{Bits: 32, Entries: npxEntries, Provides: npxProvides}, Plan{Strip: true, Keep: []string{"npx"}, Disable: []string{"isa"}},
+			[]string{"isa0 (isa) is both kept and disabled: disabling wins", "npx0 (npx_isa) is kept, but every entry it may attach at (isa?) is disabled: it cannot attach"},
+			[]string{"isa0@isa", "pckbc0@pckbc_isa"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, _ := parseFile(t, buildKernel(t, tc.o))
+			r, err := k.Plan(tc.plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(r.Warnings, tc.warnings) {
+				t.Errorf("warnings\n got %q\nwant %q", r.Warnings, tc.warnings)
+			}
+			var changed []string
+			for _, c := range r.Changes {
+				if k.Entries[c.Index].Parent == nil {
+					t.Errorf("root %s changed: %v -> %v", c.Label, c.From, c.To)
+				}
+				changed = append(changed, c.Label+"@"+c.Attach)
+			}
+			if tc.changes != nil && !slices.Equal(changed, tc.changes) {
+				t.Errorf("changes\n got %v\nwant %v", changed, tc.changes)
+			}
+		})
+	}
 }

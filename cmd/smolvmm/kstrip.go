@@ -45,7 +45,9 @@ Modes:
   the edits.
 --enable also re-enables the parents of what it enables; --disable wins
 over --keep and --enable, and a parent only disabled entries need is not
-kept (a kept entry left with no enabled parent is warned of).
+kept (a kept entry left with no enabled parent is warned of). The root
+(mainbus0 at root) is never disabled: the kernel attaches it whatever its
+state.
 
 Flags go before KERNEL.
 
@@ -314,7 +316,7 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.W
 		// to refuse a list that keeps nothing: refused here (a kernel of
 		// another port, whose root is no mainbus).
 		if len(p.Keep) == 0 {
-			return p, false, fmt.Errorf("kstrip: %w of this kernel (the default keep list: %s): stripping would disable every entry, its root included, and the kernel would attach nothing; is it a NetBSD x86 kernel? Give the names to keep with --keep or -K", kstrip.ErrNothingKept, defaultKeepText)
+			return p, false, fmt.Errorf("kstrip: %w of this kernel (the default keep list: %s): stripping would disable every entry but the roots, and the kernel would attach nothing; is it a NetBSD x86 kernel? Give the names to keep with --keep or -K", kstrip.ErrNothingKept, defaultKeepText)
 		}
 		for _, n := range missing {
 			fmt.Fprintf(stderr, "%snote: default keep name %q is not in this kernel\n", kstripPrefix, n)
