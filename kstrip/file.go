@@ -27,7 +27,8 @@ type File struct {
 	Data []byte
 	// Gzipped says the file on disk was gzip-compressed.
 	Gzipped bool
-	// Mode is the file's permission bits, given to files written for it.
+	// Mode is the file's permission bits, given to a new file written for
+	// it (a file replaced keeps its own).
 	Mode fs.FileMode
 }
 
@@ -87,8 +88,10 @@ func WantsGzip(path string) bool { return strings.HasSuffix(path, ".gz") }
 
 // WriteFile replaces path with data (gzip-compressed when compress is
 // set) through a temporary file in the same directory, fsync and rename,
-// so a crash leaves the old file or the new one, never half of one. A
-// symlink is followed (its target is replaced, the link stays); an
+// so a crash leaves the old file or the new one, never half of one. A new
+// file gets mode; a replaced one keeps its mode, owner and group (as far
+// as this process may give them). A symlink is followed (its target is
+// replaced, the link stays); an
 // existing target that is not a regular file is refused, matching
 // atomicfile.ErrNotRegular. The compressed form carries no name or time, so equal data gives equal bytes.
 func WriteFile(path string, data []byte, compress bool, mode fs.FileMode) error {

@@ -94,7 +94,6 @@ func TestWriteFile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		p := filepath.Join(dir, tc.name)
-		os.WriteFile(p, []byte("old"), 0o644)
 		if err := WriteFile(p, data, tc.compress, tc.mode); err != nil {
 			t.Fatal(err)
 		}
@@ -107,10 +106,15 @@ func TestWriteFile(t *testing.T) {
 		if err != nil || !bytes.Equal(f.Data, data) || f.Gzipped != tc.compress {
 			t.Errorf("%s: read back %v gzipped=%v", tc.name, err, f.Gzipped)
 		}
-		// Same data, same bytes, even compressed.
+		// Same data, same bytes, even compressed; the file replaced
+		// keeps its mode.
+		os.Chmod(p, 0o640)
 		WriteFile(p, data, tc.compress, tc.mode)
 		if !bytes.Equal(first, readFile(t, p)) {
 			t.Errorf("%s: rewriting the same data gave different bytes", tc.name)
+		}
+		if st, _ := os.Stat(p); st.Mode().Perm() != 0o640 {
+			t.Errorf("%s: replaced, mode %v, want 0640 kept", tc.name, st.Mode().Perm())
 		}
 	}
 	// A symlink is followed, not replaced; no temporary file is left.

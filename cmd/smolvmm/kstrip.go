@@ -69,7 +69,8 @@ Default keep list: ` + defaultKeepText + `
   up to 100,000 polls; kstrip warns when a keep list keeps them.
 
 Without -o the kernel is replaced in place through a temporary file,
-fsync and rename, keeping its mode; so is OUT. A symlink is followed (its
+fsync and rename, keeping its mode, owner and group; so is an existing
+OUT (a new one gets KERNEL's mode). A symlink is followed (its
 target is replaced, the link stays); a device, FIFO, socket or directory
 is refused, and so is a disk image a running VM holds. -o - writes the
 kernel to standard output (the summary then goes to standard error).

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -497,6 +498,68 @@ func TestStripKernelNotes(t *testing.T) {
 			}
 			if tt.want == "" && strings.Contains(msg, "not in this kernel") || tt.want != "" && !strings.Contains(msg, tt.want) {
 				t.Errorf("summary %q, want %q in it", msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestKstripKeepsModeAndOwner: the help says the kernel replaced in place
+// keeps its mode, and so does OUT; an existing -o file took the kernel's
+// mode, and a replaced file became the writer's (root's). Now a replaced
+// file keeps its mode, owner and group, and a new -o file gets the
+// kernel's mode.
+func TestKstripKeepsModeAndOwner(t *testing.T) {
+	const uid, gid = 4242, 4343
+	root := os.Geteuid() == 0
+	tests := []struct {
+		name     string
+		out      bool        // with -o; else in place
+		existing os.FileMode // of OUT before, 0 for none
+		mode     os.FileMode // of the file written, after
+		owned    bool        // the file written is uid:gid's before and after
+	}{
+		{"new -o file", true, 0, 0o751, false},
+		{"existing -o file", true, 0o600, 0o600, false},
+		{"existing -o file of another user", true, 0o640, 0o640, true},
+		{"in place", false, 0, 0o751, false},
+		{"in place, another user's kernel", false, 0, 0o751, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.owned && !root {
+				t.Skip("needs root to give files to another user")
+			}
+			kern := testKernel(t, kstriptest.Options{Bits: 32})
+			os.Chmod(kern, 0o751)
+			target, args := kern, []string{kern}
+			if tt.out {
+				target = filepath.Join(t.TempDir(), "out")
+				args = []string{"-o", target, kern}
+				if tt.existing != 0 {
+					if err := os.WriteFile(target, []byte("old"), tt.existing); err != nil {
+						t.Fatal(err)
+					}
+					os.Chmod(target, tt.existing)
+				}
+			}
+			if tt.owned {
+				if err := os.Chown(target, uid, gid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, stderr, code := runKstripCLI(args...); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			st, err := os.Stat(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != tt.mode {
+				t.Errorf("mode %v, want %v", st.Mode().Perm(), tt.mode)
+			}
+			sys := st.Sys().(*syscall.Stat_t)
+			if tt.owned && (sys.Uid != uid || sys.Gid != gid) {
+				t.Errorf("owner %d:%d, want %d:%d kept", sys.Uid, sys.Gid, uid, gid)
 			}
 		})
 	}

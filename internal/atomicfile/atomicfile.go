@@ -164,15 +164,25 @@ func resolved(path, p string, fi os.FileInfo) (string, error) {
 	return p, nil
 }
 
-// Write creates path (or replaces it) with mode perm and the content write
-// puts in the file it is given. A symlink at path is followed: its target
-// is replaced and the link stays. An existing target that is not a regular
-// file is refused (ErrNotRegular). On any error the temporary file is
-// removed and the target is left as it was.
+// Write creates path with mode perm, or replaces it, and gives it the
+// content write puts in the file it is given. A replaced file keeps its
+// permission bits and, as far as this process may give them (all of them
+// as root), its owner and group: the replacement is a new file, which
+// would otherwise be the writer's, with perm. A symlink at path is
+// followed: its target is replaced and the link stays. An existing target
+// that is not a regular file is refused (ErrNotRegular). On any error the
+// temporary file is removed and the target is left as it was.
 func Write(path string, perm os.FileMode, write func(*os.File) error) (err error) {
 	path, err = Target(path)
 	if err != nil {
 		return err
+	}
+	uid, gid := -1, -1
+	if st, err := os.Stat(path); err == nil {
+		perm = st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			uid, gid = int(sys.Uid), int(sys.Gid)
+		}
 	}
 	f, dir, err := createTemp(path)
 	if err != nil {
@@ -186,6 +196,11 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) (err error
 	}()
 	if err := write(f); err != nil {
 		return err
+	}
+	// Before the chmod, which a chown may undo in part. Best effort: a
+	// user who is not root may give a file only a group of theirs.
+	if uid >= 0 && f.Chown(uid, gid) != nil {
+		f.Chown(-1, gid)
 	}
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("chmod %s: %w", f.Name(), err)

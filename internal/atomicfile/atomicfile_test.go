@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -37,8 +38,9 @@ func TestWrite(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	st, _ := os.Stat(path)
-	if string(b) != "new" || st.Mode().Perm() != 0o640 {
-		t.Fatalf("content %q mode %v, want new and 0640", b, st.Mode().Perm())
+	// The replaced file's mode stays (TestWriteKeepsModeAndOwner).
+	if string(b) != "new" || st.Mode().Perm() != 0o600 {
+		t.Fatalf("content %q mode %v, want new and 0600", b, st.Mode().Perm())
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".img.tmp-*")); len(left) != 0 {
 		t.Fatalf("temporary files left: %v", left)
@@ -379,5 +381,66 @@ func TestWriteLinkInLinkedDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new")); err == nil {
 		t.Error("the dangling link's file was created beside linkdir")
+	}
+}
+
+// TestWriteKeepsModeAndOwner: a replaced file keeps its permission bits
+// and, where this process may give them (root), its owner and group; a
+// new file gets perm. The replacement was created with perm and owned by
+// the writer: kstrip -o over a 0600 file left it 0644, and root's kstrip
+// of a user's kernel left it root's.
+func TestWriteKeepsModeAndOwner(t *testing.T) {
+	dir := t.TempDir()
+	const uid, gid = 4242, 4343
+	root := os.Geteuid() == 0
+	tests := []struct {
+		name     string
+		existing os.FileMode // 0: none
+		chown    bool
+		mode     os.FileMode
+	}{
+		{"new file", 0, false, 0o644},
+		{"private file", 0o600, false, 0o600},
+		{"executable", 0o751, false, 0o751},
+		{"another user's file", 0o640, true, 0o640},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.chown && !root {
+				t.Skip("needs root to give the file to another user")
+			}
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
+			if tt.existing != 0 {
+				if err := os.WriteFile(path, []byte("old"), tt.existing); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, tt.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.chown {
+				if err := os.Chown(path, uid, gid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := WriteFile(path, []byte("new"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != tt.mode {
+				t.Errorf("mode %v, want %v", st.Mode().Perm(), tt.mode)
+			}
+			sys := st.Sys().(*syscall.Stat_t)
+			wantUID, wantGID := uint32(os.Geteuid()), uint32(os.Getegid())
+			if tt.chown {
+				wantUID, wantGID = uid, gid
+			}
+			if sys.Uid != wantUID || sys.Gid != wantGID {
+				t.Errorf("owner %d:%d, want %d:%d", sys.Uid, sys.Gid, wantUID, wantGID)
+			}
+		})
 	}
 }
