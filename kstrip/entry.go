@@ -21,16 +21,17 @@ type Parent struct {
 }
 
 // String renders p the way a kernel configuration file says it:
-// "isa?", "mainbus0", or "[ata]?" for an interface attribute alone.
+// "isa?", "mainbus0", or "[ata]?" for an interface attribute alone; the
+// names are made Printable.
 func (p *Parent) String() string {
 	if p == nil {
 		return "root"
 	}
 	if p.Name == "" {
 		// config(1) writes unit 0 here; NetBSD does not look at it.
-		return "[" + p.IAttr + "]?"
+		return "[" + Printable(p.IAttr) + "]?"
 	}
-	name := p.Name
+	name := Printable(p.Name)
 	if p.Unit == AnyUnit {
 		return name + "?"
 	}
@@ -55,12 +56,26 @@ type Entry struct {
 	Offset int64 `json:"offset"`
 }
 
-// Label is the name userconf prints: "com0", or "com*" for Star entries.
+// Label is the name userconf prints: "com0", or "com*" for Star entries,
+// the name made Printable.
 func (e *Entry) Label() string {
 	if e.State.IsStar() {
-		return e.Name + "*"
+		return Printable(e.Name) + "*"
 	}
-	return e.Name + strconv.Itoa(e.Unit)
+	return Printable(e.Name) + strconv.Itoa(e.Unit)
+}
+
+// Printable returns s, a name read from a kernel, as it may be printed to
+// a terminal: s itself when it is all printable ASCII (every real name),
+// else s quoted with Go's escapes ("evil\x1b[2J"), so that a hostile
+// kernel's bytes cannot act on the terminal.
+func Printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return strconv.QuoteToASCII(s)
+		}
+	}
+	return s
 }
 
 // canBeUnit reports whether e can attach as unit u of its driver: a fixed

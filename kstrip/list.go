@@ -7,7 +7,8 @@ import (
 	"text/tabwriter"
 )
 
-// WriteTable prints entries as an aligned table: index, name as userconf
+// WriteTable prints entries as an aligned table (names made Printable):
+// index, name as userconf
 // shows it, cf_unit (the first unit of a Star entry), attachment, parent ("root", "isa?", "mainbus0", or
 // "[iattr]?" when any device with that interface attribute will do), the
 // parent's interface attribute, and state.
@@ -19,9 +20,9 @@ func WriteTable(w io.Writer, entries []Entry) error {
 		unit := strconv.Itoa(e.Unit)
 		iattr := "-"
 		if e.Parent != nil {
-			iattr = e.Parent.IAttr
+			iattr = Printable(e.Parent.IAttr)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, e.Label(), unit, e.Attach, e.Parent, iattr, e.State)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, e.Label(), unit, Printable(e.Attach), e.Parent, iattr, e.State)
 	}
 	return tw.Flush()
 }

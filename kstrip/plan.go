@@ -196,7 +196,7 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit, disabled []bool) 
 		if p.Name == "" {
 			var known bool
 			if providers, known = k.Providers(p.IAttr); !known {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, and this kernel has no driver table (cfdriver_list_initial) saying which drivers provide it: keep that device yourself", e.Label(), e.Attach, p.IAttr))
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, and this kernel has no driver table (cfdriver_list_initial) saying which drivers provide it: keep that device yourself", e.Label(), Printable(e.Attach), p.IAttr))
 				continue
 			}
 		}
@@ -209,15 +209,15 @@ func (k *Kernel) withParents(r *Report, seeds []int, explicit, disabled []bool) 
 			queue = append(queue, j)
 			if !explicit[j] && !disabled[j] {
 				c := &k.Entries[j]
-				r.KeptParents = append(r.KeptParents, KeptParent{Index: j, Label: c.Label(), Attach: c.Attach, For: e.Label() + " (" + e.Attach + ")"})
+				r.KeptParents = append(r.KeptParents, KeptParent{Index: j, Label: c.Label(), Attach: c.Attach, For: e.Label() + " (" + Printable(e.Attach) + ")"})
 			}
 		}
 		switch {
 		case found:
 		case p.Name == "":
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, but no driver of this kernel provides it", e.Label(), e.Attach, p.IAttr))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at any device with interface attribute %q, but no driver of this kernel provides it", e.Label(), Printable(e.Attach), p.IAttr))
 		default:
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at %s, but no cfdata entry can be that parent", e.Label(), e.Attach, p))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at %s, but no cfdata entry can be that parent", e.Label(), Printable(e.Attach), p))
 		}
 	}
 	sort.Ints(overruled)
@@ -237,7 +237,7 @@ func (k *Kernel) spareRoots(r *Report, want []target, dis []int) {
 	for _, i := range dis {
 		if e := &k.Entries[i]; e.Parent == nil && !warned[i] {
 			warned[i] = true
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at root, and the kernel attaches a root whatever its state: not disabled", e.Label(), e.Attach))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) attaches at root, and the kernel attaches a root whatever its state: not disabled", e.Label(), Printable(e.Attach)))
 		}
 	}
 	for i := range want {
@@ -277,8 +277,8 @@ func (k *Kernel) warnOverruled(r *Report, overruled []int) {
 		if _, seen := attaches[l]; !seen {
 			order = append(order, l)
 		}
-		if !slices.Contains(attaches[l], e.Attach) {
-			attaches[l] = append(attaches[l], e.Attach)
+		if a := Printable(e.Attach); !slices.Contains(attaches[l], a) {
+			attaches[l] = append(attaches[l], a)
 		}
 	}
 	for _, l := range order {
@@ -329,8 +329,8 @@ func (k *Kernel) warnOrphans(r *Report, kept []int, want []target) {
 		case p.Name == "" && !known, enabled.has(p, providers):
 			d.attachable = true
 		case all.has(p, providers):
-			if !slices.Contains(d.attaches, e.Attach) {
-				d.attaches = append(d.attaches, e.Attach)
+			if a := Printable(e.Attach); !slices.Contains(d.attaches, a) {
+				d.attaches = append(d.attaches, a)
 			}
 			if ps := p.String(); !slices.Contains(d.parents, ps) {
 				d.parents = append(d.parents, ps)
@@ -353,7 +353,7 @@ func (k *Kernel) change(r *Report, i int, t target) {
 	case enable:
 		to, ok = e.State.enabled()
 		if why, slow := slowProbes[e.Name]; slow {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) stays enabled: %s at boot", e.Label(), e.Attach, why))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s) stays enabled: %s at boot", e.Label(), Printable(e.Attach), why))
 		}
 	case disable:
 		to, ok = e.State.disabled()
@@ -373,7 +373,11 @@ func didYouMean(s []string) string {
 	if len(s) == 0 {
 		return ""
 	}
-	return " (did you mean " + strings.Join(s, ", ") + "?)"
+	names := make([]string, len(s))
+	for i, n := range s {
+		names[i] = Printable(n)
+	}
+	return " (did you mean " + strings.Join(names, ", ") + "?)"
 }
 
 // UnknownError is returned by Plan when names match no entry.

@@ -370,7 +370,7 @@ func kstripSummary(w io.Writer, prefix string, c *cli.Context, o *kstripJSON) {
 	// at ppb); a parent kept for two entries of one label shows once.
 	shown := map[string]bool{}
 	for _, p := range o.KeptParents {
-		line := fmt.Sprintf("kept parent [%d] %s (%s) for %s", p.Index, p.Label, p.Attach, p.For)
+		line := fmt.Sprintf("kept parent [%d] %s (%s) for %s", p.Index, p.Label, kstrip.Printable(p.Attach), p.For)
 		if !shown[line] {
 			shown[line] = true
 			fmt.Fprintln(w, prefix+line)
@@ -384,7 +384,7 @@ func kstripSummary(w io.Writer, prefix string, c *cli.Context, o *kstripJSON) {
 			en++
 		}
 		if c.Bool("dry-run") {
-			fmt.Fprintf(w, "%s%s [%d] %s (%s): %s -> %s\n", prefix, verb(ch.To), ch.Index, ch.Label, ch.Attach, ch.From, ch.To)
+			fmt.Fprintf(w, "%s%s [%d] %s (%s): %s -> %s\n", prefix, verb(ch.To), ch.Index, ch.Label, kstrip.Printable(ch.Attach), ch.From, ch.To)
 		}
 	}
 	enabled := 0

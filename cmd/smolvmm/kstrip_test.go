@@ -564,3 +564,40 @@ func TestKstripKeepsModeAndOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestKstripPrintableNames: the summary printed the attachment names read
+// from the kernel as they were, so a hostile kernel's escape sequences
+// reached the terminal; they are now quoted with escapes.
+func TestKstripPrintableNames(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 32, NoDrivers: true, Entries: []kstriptest.Entry{
+		{Name: "mainbus", Attach: "mainbus"},
+		{Name: "evil", Attach: "evil\x1b]0;pwned\x07", State: 2, Parent: &kstriptest.Parent{IAttr: "mainbusbus", Name: "mainbus", Unit: -1}},
+		{Name: "cpu", Attach: "cpu\x1b[31m", State: 2, Parent: &kstriptest.Parent{IAttr: "mainbusbus", Name: "mainbus", Unit: -1}},
+	}})
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"dry run", []string{"-n", kern}, []string{`disable [1] evil* ("evil\x1b]0;pwned\a")`}},
+		{"list", []string{"-l", kern}, []string{`"cpu\x1b[31m"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runKstripCLI(tt.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			for _, c := range []byte(stdout + stderr) {
+				if c < 0x20 && c != '\n' && c != '\t' || c >= 0x7f {
+					t.Fatalf("output holds byte %#x:\n%q", c, stdout+stderr)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("output lacks %s:\n%s", w, stdout)
+				}
+			}
+		})
+	}
+}
