@@ -226,11 +226,12 @@ func manyLoads(n int) []byte {
 
 // TestTooManySegments: every address lookup walks the loaded segments,
 // so a file with thousands of them would make the walk of a large table
-// take hours; a kernel has a handful, so such a file is refused.
+// take hours; a kernel has a handful, so such a file is refused, as a
+// malformed ELF file (it was "not an ELF file", which it is).
 func TestTooManySegments(t *testing.T) {
 	_, err := Parse(manyLoads(maxRegions + 1))
-	if !errors.Is(err, ErrNotELF) || !strings.Contains(err.Error(), "loadable") {
-		t.Errorf("err = %v, want ErrNotELF naming the loadable segments", err)
+	if !errors.Is(err, ErrMalformed) || errors.Is(err, ErrNotELF) || !strings.Contains(err.Error(), "loadable") {
+		t.Errorf("err = %v, want ErrMalformed naming the loadable segments", err)
 	}
 	if _, err := Parse(manyLoads(4)); errors.Is(err, ErrNotELF) {
 		t.Errorf("4 segments refused: %v", err)
@@ -264,5 +265,32 @@ func TestDriverTableBound(t *testing.T) {
 		if got, known := k.Providers("a0"); known != tc.known || (known && len(got) != tc.drivers) {
 			t.Errorf("%d drivers x %d attributes: providers of a0 %d, known %v, want %v", tc.drivers, len(attrs), len(got), known, tc.known)
 		}
+	}
+}
+
+// TestEntryCap: a table stopped at the entry cap was said to have no
+// terminator "before the end of its segment", which it had not reached;
+// the error now names the cap. A table cut by its segment still says so.
+func TestEntryCap(t *testing.T) {
+	k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
+	noTerm := readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic, NoTerminator: true}))
+	tests := []struct {
+		name      string
+		image     []byte
+		cap       int
+		want, not string
+	}{
+		{"at the cap", k.Bytes(), 10, "in the first 10 entries, the most a table may have", "end of its segment"},
+		{"at the segment's end", noTerm, maxEntries, "before the end of its segment", "the most a table may have"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(n int) { maxEntries = n }(maxEntries)
+			maxEntries = tt.cap
+			_, err := Parse(tt.image)
+			if !errors.Is(err, ErrNoTerminator) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), tt.not) {
+				t.Errorf("err = %v, want ErrNoTerminator saying %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -14,7 +14,7 @@ var (
 	// runs past the file's end (a copy cut short).
 	ErrTruncated = errors.New("truncated ELF file")
 	// ErrMalformed: the file has ELF's magic, but its headers cannot be
-	// read.
+	// read, or describe no kernel (hundreds of loadable segments).
 	ErrMalformed = errors.New("malformed ELF file")
 	// ErrNoSymbols: the kernel has no symbol table (it was stripped).
 	ErrNoSymbols = errors.New("no symbol table")
@@ -23,7 +23,7 @@ var (
 	// ErrNotMapped: an address lies outside every loaded, file-backed segment.
 	ErrNotMapped = errors.New("address outside every loaded segment")
 	// ErrNoTerminator: the table does not end with an all-zero entry
-	// inside its segment.
+	// inside its segment, or within the most entries a table may have.
 	ErrNoTerminator = errors.New("no all-zero terminator")
 	// ErrBadString: a name pointer does not lead to a NUL-terminated string.
 	ErrBadString = errors.New("bad string")

@@ -25,8 +25,9 @@ var (
 	layout64 = layout{ptr: 8, size: 48, atname: 8, unit: 16, state: 18, pspec: 40, pUnitOff: 16}
 )
 
-// maxEntries bounds the walk; GENERIC kernels have about a thousand.
-const maxEntries = 1 << 20
+// maxEntries bounds the walk; GENERIC kernels have about a thousand. A
+// variable so that a test can reach it without a table this long.
+var maxEntries = 1 << 20
 
 // Kernel is a parsed kernel image and its autoconfiguration table.
 type Kernel struct {
@@ -91,7 +92,7 @@ func Parse(image []byte) (k *Kernel, err error) {
 	}
 	k = &Kernel{image: image, order: f.ByteOrder, amap: newAddrMap(f, uint64(len(image)))}
 	if n := len(k.amap.regions); n > maxRegions {
-		return nil, fmt.Errorf("%w: %d loadable segments or sections, where a kernel has a few (at most %d accepted)", ErrNotELF, n, maxRegions)
+		return nil, fmt.Errorf("%w: %d loadable segments or sections, where a kernel has a few (at most %d accepted)", ErrMalformed, n, maxRegions)
 	}
 	switch f.Class {
 	case elf.ELFCLASS32:
@@ -275,7 +276,10 @@ func (k *Kernel) walk() error {
 	k.offset = int64(off)
 	size := uint64(k.lay.size)
 	for i := 0; ; i++ {
-		if i >= maxEntries || end-off < size {
+		if i >= maxEntries {
+			return fmt.Errorf("cfdata at %#x (file offset %#x): %w in the first %d entries, the most a table may have (a kernel has about a thousand)", k.addr, k.offset, ErrNoTerminator, i)
+		}
+		if end-off < size {
 			return fmt.Errorf("cfdata at %#x (file offset %#x): %w after %d entries, before the end of its segment at file offset %#x", k.addr, k.offset, ErrNoTerminator, i, end)
 		}
 		raw := k.image[off : off+size]
