@@ -13,7 +13,8 @@
 //	24      8     state section offset (HeaderSize)
 //	32      8     state section length (at most MaxStateSize)
 //	40      8     memory section offset (a multiple of PageSize, after the state)
-//	48      32    SHA-256 of the header with these 32 bytes as zero, followed by the state section
+//	48      32    SHA-256 over the header's bytes 0-47 and 80-127, then the state
+//	              section: these 32 bytes are left out of it, not hashed as zero
 //	80      4     memory digest: CRC-32C (Castagnoli) over, for each page of the
 //	              memory section that is not all zero, its page number (8 bytes)
 //	              then its 4096 bytes, in page order
