@@ -232,6 +232,13 @@ func (h Header) CheckMemory(size uint64) error {
 
 func alignUp(n uint64) uint64 { return (n + PageSize - 1) &^ (PageSize - 1) }
 
+// validMemSize reports whether a snapshot may hold size bytes of memory:
+// the writer and the reader keep one rule, so that no file written is
+// refused when read.
+func validMemSize(size uint64) bool {
+	return size%PageSize == 0 && size != 0 && size <= 1<<40
+}
+
 func (h Header) encode() []byte {
 	b := make([]byte, HeaderSize)
 	copy(b, Magic)
@@ -266,8 +273,9 @@ func digest(head, state []byte) [sha256.Size]byte {
 
 // Write writes a snapshot of a machine with nic, state and mem to w and
 // returns the bytes written (holes included). mem's length must be a
-// multiple of PageSize. When w is a file with nothing past its position (a
-// new or truncated *os.File), pages of zeros become holes.
+// positive multiple of PageSize, at most 1 TiB. When w is a file with
+// nothing past its position (a new or truncated *os.File), pages of zeros
+// become holes.
 func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
 	return WriteKnown(w, nic, state, mem, nil)
 }
@@ -289,8 +297,8 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 	if !nic.Present && nic.MAC != ([6]byte{}) {
 		return 0, fmt.Errorf("network card address %x for a machine without a network card", nic.MAC)
 	}
-	if len(mem)%PageSize != 0 {
-		return 0, fmt.Errorf("memory size %#x is not a multiple of the page size", len(mem))
+	if !validMemSize(uint64(len(mem))) {
+		return 0, fmt.Errorf("memory size %#x is not a positive multiple of the page size of at most 1 TiB (a reader refuses any other)", len(mem))
 	}
 	if len(state) > MaxStateSize {
 		return 0, fmt.Errorf("state section of %d bytes exceeds %d", len(state), MaxStateSize)
@@ -519,8 +527,8 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 		return h, nil, fmt.Errorf("%w: state length %d exceeds %d", ErrCorrupt, h.StateLen, MaxStateSize)
 	case h.MemOff != alignUp(h.StateOff+h.StateLen):
 		return h, nil, fmt.Errorf("%w: memory offset %#x, want %#x (the page after the state)", ErrCorrupt, h.MemOff, alignUp(h.StateOff+h.StateLen))
-	case h.MemSize%PageSize != 0 || h.MemSize == 0 || h.MemSize > 1<<40:
-		return h, nil, fmt.Errorf("%w: memory size %#x is not a positive multiple of the page size below 1 TiB", ErrCorrupt, h.MemSize)
+	case !validMemSize(h.MemSize):
+		return h, nil, fmt.Errorf("%w: memory size %#x is not a positive multiple of the page size of at most 1 TiB", ErrCorrupt, h.MemSize)
 	}
 	return h, head, nil
 }

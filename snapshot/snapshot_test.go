@@ -561,6 +561,40 @@ func TestWriteNICWithoutCard(t *testing.T) {
 	}
 }
 
+// TestWriteMemorySize: Write refuses a memory size that Read would
+// refuse (none, or not whole pages) before writing a byte, and a file it
+// writes of one page is read back.
+func TestWriteMemorySize(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mem  []byte
+		ok   bool
+	}{
+		{"nil", nil, false},
+		{"empty", []byte{}, false},
+		{"a byte short of a page", make([]byte, PageSize-1), false},
+		{"a page and a byte", make([]byte, PageSize+1), false},
+		{"one page", make([]byte, PageSize), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			_, err := Write(&b, NIC{}, []byte("{}"), tc.mem)
+			if !tc.ok {
+				if err == nil || !strings.Contains(err.Error(), "positive multiple of the page size") || b.Len() != 0 {
+					t.Fatalf("Write = %v, %d bytes written; want a refusal, none written", err, b.Len())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := Read(bytes.NewReader(b.Bytes()), int64(b.Len())); err != nil {
+				t.Fatalf("Read of what Write wrote: %v", err)
+			}
+		})
+	}
+}
+
 // TestFileDigest: a file's digest is the memory digest's CRC-32C over its
 // non-zero 4 KiB blocks with their numbers, the last block shorter; a
 // sparse copy (holes where the blocks are zero) has the full copy's digest,
