@@ -138,6 +138,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -275,7 +276,8 @@ func digest(head, state []byte) [sha256.Size]byte {
 // returns the bytes written (holes included). mem's length must be a
 // positive multiple of PageSize, at most 1 TiB. When w is a file with
 // nothing past its position (a new or truncated *os.File), pages of zeros
-// become holes.
+// become holes; a file opened O_APPEND gets them written, and is refused
+// unless empty.
 func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
 	return WriteKnown(w, nic, state, mem, nil)
 }
@@ -303,6 +305,18 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 	if len(state) > MaxStateSize {
 		return 0, fmt.Errorf("state section of %d bytes exceeds %d", len(state), MaxStateSize)
 	}
+	// A file opened O_APPEND writes at its end wherever its offset is:
+	// a seek there leaves no hole (the pages after it would land in its
+	// place), and a snapshot after the bytes it holds is one no reader
+	// finds. Such a file gets every page written, and only when empty.
+	appending := appendOnly(w)
+	if appending {
+		if st, ok := w.(interface{ Stat() (os.FileInfo, error) }); ok {
+			if fi, err := st.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+				return 0, fmt.Errorf("file opened for appending (O_APPEND) holds %d bytes: a snapshot is read from the start of its file, and would be written after them", fi.Size())
+			}
+		}
+	}
 	// One pass over memory finds the zero pages, for the digest and for
 	// the holes below.
 	zero = zeroPages(mem, zero)
@@ -322,6 +336,7 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 		}
 	}
 	ws, sparse := w.(io.WriteSeeker)
+	sparse = sparse && !appending
 	if sparse {
 		// A seekable file gets holes for the pages that are all zero
 		// (most of a guest's memory, usually): they cost no write and no
@@ -387,6 +402,26 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 		}
 	}
 	return n, nil
+}
+
+// appendOnly reports whether w is a file opened O_APPEND (fcntl
+// F_GETFL), through SyscallConn: Fd would put a pipe in blocking mode,
+// where a write deadline no longer interrupts it.
+func appendOnly(w io.Writer) bool {
+	c, ok := w.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
+		return false
+	}
+	return flags&unix.O_APPEND != 0
 }
 
 // PageSet is a set of page numbers, a bit each: page i is bit i%64 of

@@ -262,6 +262,68 @@ func BenchmarkMemDigest(b *testing.B) {
 	})
 }
 
+// TestWriteAppendFile: a file opened O_APPEND, whose writes all land at
+// its end, gets a snapshot that Read and VerifyMemory accept, byte for
+// byte what a plain write gives (its zero pages written, not sought
+// over); one that holds bytes already is refused before a byte is
+// written, since the snapshot would follow them.
+func TestWriteAppendFile(t *testing.T) {
+	mem := make([]byte, 40*PageSize)
+	copy(mem[3*PageSize:], "three")
+	copy(mem[20*PageSize+7:], "twenty")
+	var plain bytes.Buffer
+	if _, err := Write(&plain, NIC{}, []byte("{}"), mem); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		old  []byte // what the file holds before
+		ok   bool
+	}{
+		{"empty", nil, true},
+		{"holding bytes", []byte("earlier"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "append.snap")
+			if err := os.WriteFile(path, tc.old, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := Write(f, NIC{}, []byte("{}"), mem)
+			if cerr := f.Close(); cerr != nil {
+				t.Fatal(cerr)
+			}
+			got, rerr := os.ReadFile(path)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if !tc.ok {
+				if err == nil || !strings.Contains(err.Error(), "O_APPEND") || !bytes.Equal(got, tc.old) {
+					t.Fatalf("Write = %d, %v; file %d bytes; want a refusal naming O_APPEND, the file as it was", n, err, len(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != int64(plain.Len()) || !bytes.Equal(got, plain.Bytes()) {
+				t.Fatalf("Write = %d; file of %d bytes differs from a plain write's %d", n, len(got), plain.Len())
+			}
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.VerifyMemory(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // TestSparseWrite: a file gets holes for zero pages and reads back the
 // same bytes as a plain write.
 func TestSparseWrite(t *testing.T) {
