@@ -554,9 +554,12 @@ func (t *Target) spareName() string {
 func (t *Target) commit() error {
 	f := t.files[t.next]
 	if err := f.Sync(); err != nil {
+		emptyTemp(f)
 		return &TargetError{Path: t.path, Op: "commit", Err: err}
 	}
 	if err := t.ren.Commit(); err != nil {
+		// Not emptied: a Renamer in another process may have renamed
+		// it over the file before its answer failed.
 		return &TargetError{Path: t.path, Op: "commit", Err: err}
 	}
 	if !t.committed && t.old != nil {
@@ -572,7 +575,8 @@ func (t *Target) commit() error {
 }
 
 // Write writes a snapshot through fn and commits it when fn returns nil;
-// otherwise the file keeps what it held and fn's error is returned. The
+// otherwise the file keeps what it held, the temporary fn wrote to is
+// emptied (no space held) and fn's error is returned. The
 // writer fn gets is also an io.Seeker with a Stat method, as
 // Write (the package's function) wants for holes. Write refuses, before
 // calling fn, a spare that a machine restored from still holds (ErrInUse).
@@ -639,7 +643,8 @@ func (w *TargetWriter) Stat() (os.FileInfo, error) {
 }
 
 // Finish ends the snapshot whose writing returned err: when err is nil,
-// the temporary is synced and renamed over the file. It returns err, the
+// the temporary is synced and renamed over the file; otherwise it is
+// truncated, holding no space until the next snapshot. It returns err, the
 // writer's own error (such as ErrInUse, from its first use) or the
 // commit's. A writer never used commits nothing and returns err.
 func (w *TargetWriter) Finish(err error) error {
@@ -651,12 +656,20 @@ func (w *TargetWriter) Finish(err error) error {
 		return err
 	}
 	defer w.t.mu.Unlock()
+	f := w.f
 	w.f = nil
 	if err != nil {
+		emptyTemp(f)
 		return err
 	}
 	return w.t.commit()
 }
+
+// emptyTemp truncates a temporary whose snapshot failed, so that what it
+// got holds no space while the Target stays open (a disk it filled
+// stays full until Close otherwise). Best effort: the next write
+// truncates it again.
+func emptyTemp(f *os.File) { _ = f.Truncate(0) }
 
 // Close removes the temporaries left and releases the files and their
 // locks; it reports whether a snapshot was committed. It waits for a

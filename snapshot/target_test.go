@@ -347,6 +347,62 @@ func TestTargetFailedWrite(t *testing.T) {
 	}
 }
 
+// TestTargetFailedWriteFreesSpace: a write that fails part way leaves
+// no byte of it in the temporaries while the Target stays open (a full
+// disk stays full until Close otherwise), and the next write commits.
+func TestTargetFailedWriteFreesSpace(t *testing.T) {
+	boom := errors.New("boom")
+	for _, before := range []int{0, 1, 2} { // commits before: none, the first (rename), an exchange
+		t.Run(fmt.Sprint(before, " commits before"), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "f.snap")
+			tg, err := OpenTarget(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			for i := range before {
+				if err := tg.Write(writeString(fmt.Sprint("snapshot ", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = tg.Write(func(w io.Writer) error {
+				if _, err := w.Write(make([]byte, 256<<10)); err != nil {
+					return err
+				}
+				if _, err := w.(io.Seeker).Seek(1<<20, io.SeekCurrent); err != nil {
+					return err
+				}
+				if _, err := io.WriteString(w, "partial"); err != nil {
+					return err
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				t.Fatalf("Write: %v; want the callback's error", err)
+			}
+			for _, name := range dirNames(t, dir) {
+				if name == "f.snap" {
+					continue
+				}
+				var st unix.Stat_t
+				if err := unix.Stat(filepath.Join(dir, name), &st); err != nil {
+					t.Fatal(err)
+				}
+				if st.Size != 0 || st.Blocks != 0 {
+					t.Errorf("after a failed write, temporary %s holds %d bytes in %d blocks; want none", name, st.Size, st.Blocks)
+				}
+			}
+			if err := tg.Write(writeString("after")); err != nil {
+				t.Fatalf("the write after a failed one: %v", err)
+			}
+			if got := mustRead(t, path); got != "after" {
+				t.Fatalf("%s holds %q; want %q", path, got, "after")
+			}
+		})
+	}
+}
+
 // TestTargetAllowUser: a directory the user may not write in is refused
 // (ErrDirPermission), one it owns is not, and the temporaries become the
 // user's.
