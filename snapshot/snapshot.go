@@ -71,25 +71,29 @@
 // the file, and neither does the header's SHA-256: whoever can write the
 // file can rewrite both.
 //
-// Package vmm writes the state section (vmm/statecodec.go has its
-// layout) as a JSON part followed by the KVM structures, each byte for
-// byte as the kernel defines them on x86-64 (kvm_regs, kvm_sregs,
+// Package vmm writes the state section in two binary parts (their
+// layouts are in vmm/statefields.go and vmm/statecodec.go; since version
+// 5 neither is JSON). The fields part holds, in a fixed layout (integers
+// little-endian, each string and list its length then its contents), the
+// memory size, the boot protocol, the vCPU's TSC frequency
+// (KVM_GET_TSC_KHZ), the UART's registers and receive buffer, the CMOS
+// RAM and the guest's clock offset, each PCI function's configuration
+// space (BAR placement included) and which of its BARs decode, each
+// virtio transport's registers and queues (PFN, last_avail, used index,
+// pending ISR), each network card's MAC address, and each disk image's
+// identity (path, size, device, inode, mtime and its content's
+// FileDigest). Then come the KVM structures, each byte for byte as the
+// kernel defines them on x86-64: the vCPU's (kvm_regs, kvm_sregs,
 // kvm_xsave and kvm_xcrs or kvm_fpu, kvm_debugregs, kvm_lapic_state,
-// kvm_mp_state, kvm_vcpu_events, and the MSRs KVM_GET_MSR_INDEX_LIST names
-// that the vCPU reads, as kvm_msr_entry), the vCPU's TSC frequency
-// (KVM_GET_TSC_KHZ), the CPUID entries it was given (KVM_SET_CPUID2, as
-// kvm_cpuid_entry2) and the feature leaves of KVM's supported CPUID
-// (KVM_GET_SUPPORTED_CPUID, as kvm_cpuid_entry2) they were checked
-// against, the VM's (the two 8259s and
-// the I/O APIC as kvm_irqchip, kvm_pit_state2, kvm_clock_data), then the
-// UART's registers and receive buffer, the CMOS RAM and the guest's clock
-// offset, each PCI function's configuration space (BAR placement
-// included) and which of its BARs decode, each virtio transport's registers and queues (PFN,
-// last_avail, used index, pending ISR), each network card's MAC address,
-// and each disk image's identity (path, size, device, inode, mtime, and,
-// added without a version change since an older reader ignores it and a
-// restore without it checks as before, its content's FileDigest).
-// Version changes whenever that content changes meaning.
+// kvm_mp_state, kvm_vcpu_events, and the MSRs KVM_GET_MSR_INDEX_LIST
+// names that the vCPU reads, as kvm_msr_entry), the CPUID entries it was
+// given (KVM_SET_CPUID2, as kvm_cpuid_entry2) and the feature leaves of
+// KVM's supported CPUID (KVM_GET_SUPPORTED_CPUID, as kvm_cpuid_entry2)
+// they were checked against, and the VM's (kvm_pit_state2,
+// kvm_clock_data, and the two 8259s and the I/O APIC as kvm_irqchip).
+// A reader refuses a part with bytes after the last field it knows, so
+// no field can be added unseen: Version changes whenever that content
+// changes, in meaning or in layout.
 //
 // Version 2 added the memory digest, the TSC frequency and the CPUID
 // entries. Version 3 holds the CPUID entries and the MSRs as the kernel's

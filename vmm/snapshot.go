@@ -24,8 +24,11 @@ import (
 )
 
 // machineState is the state section of a snapshot (package snapshot holds
-// it as opaque bytes): JSON, so that a field added later is ignored by an
-// older reader only when the format version says it may be.
+// it as opaque bytes), encoded in a fixed binary layout (encodeState,
+// statecodec.go; its fields part, statefields.go), not JSON: a reader
+// refuses bytes after the last field it knows, so a field added changes
+// the format version. Its JSON encoding is only the form the tests edit
+// a state in (StateJSON).
 type machineState struct {
 	MemoryMiB int
 	Protocol  bootplan.Protocol // how the snapshot's machine booted, for Plan
@@ -38,8 +41,7 @@ type machineState struct {
 	PCI       pci.HostState
 	Virtio    []virtio.TransportState
 	// MACs holds, for each virtio device, a network card's address as
-	// its configuration space showed it ("" for other devices; absent
-	// from snapshots written before it was recorded).
+	// its configuration space showed it ("" for other devices).
 	MACs  []string `json:",omitempty"`
 	Disks []DiskIdentity
 	// Ready: the machine had reported PhaseReady, so a restored one is
@@ -85,8 +87,8 @@ type DiskIdentity struct {
 	MtimeNs  int64
 	// Content is the image's digest when the snapshot was taken,
 	// "crc32c:" and 8 hex digits (snapshot.FileDigest over Size bytes).
-	// Empty in snapshots written before it was recorded: a restore of
-	// one accepts only the same file, unchanged.
+	// Empty when none was recorded: a restore then accepts only the same
+	// file, unchanged.
 	Content string `json:",omitempty"`
 }
 
