@@ -45,6 +45,10 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	m.lifeMu.Unlock()
 	leave := m.waited.enter() // the vCPU thread's callbacks and BeforeRun run here
 	defer func() {
+		// Run returned: the vCPU runs no more, even if the guest never
+		// ran (ctx done first, BeforeRun failed), and a snapshot of it
+		// is refused (ErrNotRunning).
+		m.vcpu.endRun()
 		leave()
 		// Close called from a goroutine Run waited for could not wait
 		// for Run: Run releases the machine for it.

@@ -139,9 +139,10 @@ type snapRequest struct {
 //
 // Before the guest first runs it snapshots the machine as New left it,
 // on the caller's goroutine: Run does not start the guest, and Close
-// does not release the machine, until it is written. After the guest
-// stopped (or Close) it fails with ErrNotRunning. Snapshots asked for
-// at the same time are taken one after the other.
+// does not release the machine, until it is written. Once Run has
+// returned, whether the guest ran or not (its context was done already,
+// BeforeRun failed), and after Close, it fails with ErrNotRunning.
+// Snapshots asked for at the same time are taken one after the other.
 //
 // The guest stays paused while w is written, so a w whose Write blocks
 // holds the guest, and Run and Close, until it returns; when the machine

@@ -535,6 +535,18 @@ func (v *vcpu) run(started func()) error {
 	return nil
 }
 
+// endRun marks a vCPU that Run left without running exited, as one that
+// ran: it never runs, and a snapshot of it fails. It waits for a
+// before-Run snapshot being taken.
+func (v *vcpu) endRun() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.waitSnapshot()
+	if v.state == vcpuCreated {
+		v.state = vcpuExited
+	}
+}
+
 // waitSnapshot waits, with v.mu held, until no before-Run snapshot is
 // being taken.
 func (v *vcpu) waitSnapshot() {
