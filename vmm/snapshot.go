@@ -142,7 +142,8 @@ type snapRequest struct {
 // does not release the machine, until it is written. Once Run has
 // returned, whether the guest ran or not (its context was done already,
 // BeforeRun failed), and after Close, it fails with ErrNotRunning.
-// Snapshots asked for at the same time are taken one after the other.
+// Snapshots asked for at the same time are taken one after the other;
+// once the machine is stopped, those not begun fail with ErrNotRunning.
 //
 // The guest stays paused while w is written, so a w whose Write blocks
 // holds the guest, and Run and Close, until it returns; when the machine
@@ -245,7 +246,17 @@ func (m *Machine) serveSnapshot() {
 	atomic.StoreUint32(m.vcpu.immediateExit(), immediateExitSet)
 	_, _, _ = syscallKVMRun(m.vcpu.fd)
 	atomic.StoreUint32(m.vcpu.immediateExit(), 0)
-	for _, req := range reqs {
+	for i, req := range reqs {
+		// Stopped (Close, Run's context, an exit the guest or a
+		// callback asked for) while one was written: the guest does
+		// not run on, and those not begun are refused, not written
+		// while Run and Close wait.
+		if m.exit.Load() != nil || m.snapW.isStopped() {
+			for _, r := range reqs[i:] {
+				r.done(SnapshotInfo{}, errStoppedFirst())
+			}
+			return
+		}
 		info, err := m.takeSnapshot(req.w)
 		req.done(info, err)
 	}
@@ -259,8 +270,14 @@ func (m *Machine) failSnapshot() {
 	m.snapWanted.Store(false)
 	m.snapMu.Unlock()
 	for _, req := range reqs {
-		req.done(SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("the guest stopped first: %w", ErrNotRunning)})
+		req.done(SnapshotInfo{}, errStoppedFirst())
 	}
+}
+
+// errStoppedFirst is the error of a snapshot the machine stopped before
+// it was begun.
+func errStoppedFirst() error {
+	return &Error{Op: "snapshot", Err: fmt.Errorf("the guest stopped first: %w", ErrNotRunning)}
 }
 
 // takeSnapshot captures the state with the vCPU out of KVM_RUN and the

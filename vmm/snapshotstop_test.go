@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -39,5 +43,138 @@ func TestSnapshotAfterRunReturned(t *testing.T) {
 				t.Fatalf("Snapshot after Run returned: %v; want ErrNotRunning", err)
 			}
 		})
+	}
+}
+
+// stopWriter is one of the writers of TestSnapshotsQueuedAtStop: the
+// first to be written blocks in its first Write until released, then
+// writes at once; the others take slow each Write. Its SetWriteDeadline reports the
+// machine's stop (which sets a deadline in the past) and fails, as on a
+// file that has none: the write in progress is not interrupted.
+type stopWriter struct {
+	first    *atomic.Bool  // some writer was written first
+	isFirst  bool          // this one
+	blocked  chan struct{} // closed when the first Write blocks
+	release  chan struct{}
+	stopped  chan struct{} // closed at the stop's deadline
+	stopOnce *sync.Once
+	n        atomic.Int64
+	slow     time.Duration
+}
+
+func (w *stopWriter) Write(p []byte) (int, error) {
+	switch {
+	case w.isFirst:
+	case w.first.CompareAndSwap(false, true):
+		w.isFirst = true
+		close(w.blocked)
+		<-w.release
+	default:
+		time.Sleep(w.slow)
+	}
+	w.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func (w *stopWriter) SetWriteDeadline(d time.Time) error {
+	if !d.IsZero() && d.Before(time.Now()) {
+		w.stopOnce.Do(func() { close(w.stopped) })
+	}
+	return os.ErrNoDeadline
+}
+
+// TestSnapshotsQueuedAtStop: of the snapshots asked for together, those
+// not begun when the machine is stopped (Close) fail with ErrNotRunning
+// and get no byte; the one being written completes, and Close returns
+// once it has, without writing the others.
+func TestSnapshotsQueuedAtStop(t *testing.T) {
+	needKVM(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: 8, Console: io.Discard,
+		OnEvent: func(e vmm.Event) {
+			if e.Phase == vmm.PhaseFirstOutput {
+				once.Do(func() {
+					close(held)
+					<-release
+				})
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	const n = 4
+	var asked atomic.Int32
+	allQueued := make(chan struct{})
+	vmm.OnSnapshotQueued(m, func() {
+		if asked.Add(1) == n {
+			close(allQueued)
+		}
+	})
+	res := make(chan runResult, 1)
+	go func() {
+		e, err := m.Run(context.Background())
+		res <- runResult{e, err}
+	}()
+	<-held
+	var first atomic.Bool
+	var stopOnce sync.Once
+	blocked, unblock, stopped := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	type result struct {
+		w   *stopWriter
+		err error
+	}
+	results := make(chan result, n)
+	for range n {
+		// Each Write of a snapshot not begun first would take 100 ms:
+		// the three of them, seconds.
+		w := &stopWriter{first: &first, blocked: blocked, release: unblock, stopped: stopped, stopOnce: &stopOnce, slow: 100 * time.Millisecond}
+		go func() { _, err := m.Snapshot(w); results <- result{w, err} }()
+	}
+	<-allQueued
+	close(release) // the vCPU serves the four, one after the other
+	select {
+	case <-blocked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no snapshot was begun in 30 s")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not stop the machine in 30 s")
+	}
+	close(unblock)
+	start := time.Now()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return in 30 s")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Close returned %v after the snapshot being written completed: it wrote those not begun", d)
+	}
+	var ok, refused int
+	for range n {
+		r := <-results
+		switch {
+		case r.err == nil && r.w.n.Load() > 0:
+			ok++
+		case errors.Is(r.err, vmm.ErrNotRunning) && r.w.n.Load() == 0:
+			refused++
+		default:
+			t.Errorf("Snapshot: %v, %d bytes written; want success (the one begun) or ErrNotRunning and nothing written", r.err, r.w.n.Load())
+		}
+	}
+	if ok != 1 || refused != n-1 {
+		t.Errorf("%d snapshots completed and %d refused; want 1 and %d", ok, refused, n-1)
+	}
+	if r := <-res; r.err != nil || r.exit.Reason != vmm.ExitStopped {
+		t.Errorf("Run: %+v, %v; want ExitStopped", r.exit, r.err)
 	}
 }
