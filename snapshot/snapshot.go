@@ -227,13 +227,29 @@ type NIC struct {
 	MAC [6]byte
 }
 
-// CheckMemory refuses a snapshot whose memory is not size bytes.
+// CheckMemory refuses a snapshot whose memory is not size bytes, with a
+// *MemorySizeError.
 func (h Header) CheckMemory(size uint64) error {
 	if h.MemSize != size {
-		return fmt.Errorf("%w: %d MiB in the snapshot, %d MiB asked for", ErrMemorySize, h.MemSize>>20, size>>20)
+		return &MemorySizeError{Snapshot: h.MemSize, Asked: size}
 	}
 	return nil
 }
+
+// MemorySizeError is CheckMemory's refusal, with both sizes, so that a
+// caller can name the size to ask for. It wraps ErrMemorySize.
+type MemorySizeError struct {
+	Snapshot uint64 // the snapshot's memory, in bytes
+	Asked    uint64 // the memory asked for, in bytes
+}
+
+// Error says both sizes, in MiB.
+func (e *MemorySizeError) Error() string {
+	return fmt.Sprintf("%v: %d MiB in the snapshot, %d MiB asked for", ErrMemorySize, e.Snapshot>>20, e.Asked>>20)
+}
+
+// Unwrap returns ErrMemorySize.
+func (e *MemorySizeError) Unwrap() error { return ErrMemorySize }
 
 func alignUp(n uint64) uint64 { return (n + PageSize - 1) &^ (PageSize - 1) }
 

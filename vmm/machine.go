@@ -383,9 +383,8 @@ func New(cfg Config) (m *Machine, err error) {
 	if cfg.MemoryMiB == 0 {
 		cfg.MemoryMiB = DefaultMemoryMiB
 	}
-	if cfg.MemoryMiB < MinMemoryMiB || cfg.MemoryMiB > MaxMemoryMiB {
-		return nil, &Error{Op: "memory", Err: fmt.Errorf("%d MiB: %w", cfg.MemoryMiB, ErrConfig),
-			Hint: fmt.Sprintf("use between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB), Field: "MemoryMiB"}
+	if err := checkMemoryMiB(cfg.MemoryMiB); err != nil {
+		return nil, err
 	}
 	// Before anything is opened: the PCI bus refused the device past its
 	// last slot only once every disk before it was open.
@@ -663,6 +662,16 @@ func (m *Machine) setupDevices() error {
 		if k, ok := d.(interface{ SetKick(func(int)) }); ok {
 			k.SetKick(pd.KickQueue)
 		}
+	}
+	return nil
+}
+
+// checkMemoryMiB refuses a memory size no machine gets (ErrConfig, Field
+// MemoryMiB): New's and Restore's rule.
+func checkMemoryMiB(n int) error {
+	if n < MinMemoryMiB || n > MaxMemoryMiB {
+		return &Error{Op: "memory", Err: fmt.Errorf("%d MiB: %w", n, ErrConfig),
+			Hint: fmt.Sprintf("use between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB), Field: "MemoryMiB"}
 	}
 	return nil
 }

@@ -31,7 +31,9 @@ import (
 // first runs, unless cfg has Ready, ReadyAddr or ReadyGuestPort: then
 // PhaseReady waits for that condition after the restore (a console line
 // the restored guest prints, a connection it accepts), as after a boot.
-// MemoryMiB, when set, must be the snapshot's. Disks, when nil, are the snapshot's own
+// MemoryMiB, when set, must be a size New takes (else ErrConfig) and the
+// snapshot's (else a *snapshot.MemorySizeError), each refused with Field
+// MemoryMiB. Disks, when nil, are the snapshot's own
 // (each by path, read-only or not as then), taken only from a snapshot
 // file owned by this process's effective user or root and writable by
 // neither its group nor others, else Restore fails with a
@@ -52,7 +54,8 @@ import (
 // another file of the same size (a copy of the image per clone), or the
 // same one touched, is read and accepted when its CRC-32C is the one the
 // snapshot recorded (see DiskIdentity). Devices must be the same kinds
-// of virtio device as the snapshot's, in order, and a network card must
+// of virtio device as the snapshot's, in order (else ErrSnapshotDevices,
+// Field Devices), and a network card must
 // have the snapshot's address unless WithMAC gives the clone another.
 // Nothing is left open on error.
 //
@@ -98,6 +101,11 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if o.mac != nil {
 		if err := checkMAC(o.mac); err != nil {
 			return nil, &Error{Op: "restore", Field: "MAC", Err: err}
+		}
+	}
+	if cfg.MemoryMiB != 0 { // 0: the snapshot's
+		if err := checkMemoryMiB(cfg.MemoryMiB); err != nil {
+			return nil, err
 		}
 	}
 	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
@@ -182,8 +190,8 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		cfg.MemoryMiB = st.MemoryMiB
 	}
 	if err := f.Header.CheckMemory(uint64(cfg.MemoryMiB) << 20); err != nil {
-		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err),
-			Hint: "restore with the snapshot's memory size"}
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err), Field: "MemoryMiB",
+			Hint: fmt.Sprintf("leave MemoryMiB 0 to take the snapshot's, or set it to %d", st.MemoryMiB)}
 	}
 	fromSnapshot := cfg.Disks == nil
 	if fromSnapshot {
@@ -246,7 +254,11 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		return nil, err
 	}
 	if err := m.restoreState(st); err != nil {
-		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err)}
+		e := &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: %w", path, err)}
+		if errors.Is(err, ErrSnapshotDevices) {
+			e.Field = "Devices"
+		}
+		return nil, e
 	}
 	if err := m.restoreMAC(st, o); err != nil {
 		return nil, err

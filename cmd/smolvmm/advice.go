@@ -131,9 +131,13 @@ func forcedBootHint(err error, proto bootplan.Protocol) error {
 // the library's hint.
 func vmFlagHint(e *vmm.Error) string {
 	var big *multiboot.MemoryError
+	var snapSize *snapshot.MemorySizeError
 	switch e.Field {
 	case "MemoryMiB":
 		switch {
+		case errors.As(e.Err, &snapSize):
+			// --restore with -m: without it, the snapshot's size.
+			return fmt.Sprintf("drop -m to take the snapshot's memory size, or give -m %d", snapSize.Snapshot>>20)
 		case errors.As(e.Err, &big) && big.NeedMiB() > vmm.MaxMemoryMiB:
 			// -m cannot reach it: the layout lies above the RAM a
 			// 32-bit guest gets here, below the PCI hole.

@@ -28,6 +28,9 @@ func TestAdvise(t *testing.T) {
 	}{
 		{"memory range", &vmm.Error{Op: "memory", Err: fmt.Errorf("1 MiB: %w", vmm.ErrConfig), Hint: "use between 3 and 3072 MiB", Field: "MemoryMiB"},
 			"memory: 1 MiB: invalid configuration (use -m between 3 and 3072)"},
+		{"restore of another memory size", &vmm.Error{Op: "restore", Err: fmt.Errorf("snapshot s: %w", &snapshot.MemorySizeError{Snapshot: 64 << 20, Asked: 128 << 20}),
+			Hint: "leave MemoryMiB 0 to take the snapshot's, or set it to 64", Field: "MemoryMiB"},
+			"restore: snapshot s: snapshot memory size differs: 64 MiB in the snapshot, 128 MiB asked for (drop -m to take the snapshot's memory size, or give -m 64)"},
 		{"kernel too big, wrapped", fmt.Errorf("up: %w", &vmm.Error{Op: "load kernel k", Err: big, Field: "MemoryMiB"}),
 			"up: load kernel k: " + big.Error() + " (-m 18)"},
 		{"kernel linked past what -m reaches", &vmm.Error{Op: "load kernel k", Err: &multiboot.MemoryError{What: "segment 0", Need: 0xf0200000, Have: 64 << 20}, Field: "MemoryMiB"},
