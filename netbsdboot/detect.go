@@ -94,16 +94,18 @@ func detect(r io.ReaderAt, size uint64, h bootelf.Header) (Ident, error) {
 	if progErr != nil && !slices.ContainsFunc(secs, func(s bootelf.Section) bool { return s.Type == bootelf.SHTNote }) {
 		return id, noNote(progErr)
 	}
-	notes, err := bootelf.Notes(r, size, h, progs, secs)
+	// The first ident note with a 4-byte version: looking no further
+	// bounds what a file of many note headers costs.
+	n, ok, err := bootelf.FindNote(r, size, h, progs, secs, func(name []byte, typ uint32, desc []byte) bool {
+		return string(name) == noteName && typ == noteType && len(desc) == 4
+	})
 	if err != nil {
 		return id, noNote(err)
 	}
-	var o binary.ByteOrder = h.Order()
-	for _, n := range notes {
-		if n.Name == noteName && n.Type == noteType && len(n.Desc) == 4 {
-			id.Version = o.Uint32(n.Desc)
-			return id, nil
-		}
+	if ok {
+		var o binary.ByteOrder = h.Order()
+		id.Version = o.Uint32(n.Desc)
+		return id, nil
 	}
 	return id, fmt.Errorf("%w: an ELF%d file for %s without NetBSD's ident note (.note.netbsd.ident: name \"NetBSD\", type 1)",
 		ErrNotNetBSD, id.Class, bootelf.MachineName(h.Machine))
