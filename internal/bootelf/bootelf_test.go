@@ -3,6 +3,8 @@ package bootelf
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
@@ -156,6 +158,38 @@ func TestReadHeaderRefuses(t *testing.T) {
 	} {
 		if _, err := ReadHeader(bytes.NewReader(tc.b), uint64(len(tc.b))); !errors.Is(err, tc.is) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.is)
+		}
+	}
+}
+
+// TestProgsCount: up to 128 program headers are read, as NetBSD's exec
+// reads (ELF_MAXPHNUM); more are refused before any is looked at.
+func TestProgsCount(t *testing.T) {
+	for _, tc := range []struct {
+		n     int
+		class byte
+		isErr error
+	}{
+		{128, Class32, nil},
+		{128, Class64, nil},
+		{129, Class32, ErrBadELF},
+		{129, Class64, ErrBadELF},
+	} {
+		f := elftest.File{Class: tc.class, Entry: 0x100000}
+		for i := range tc.n {
+			f.Segs = append(f.Segs, elftest.Seg{Vaddr: 0x100000 + uint64(16*i), Paddr: 0x100000 + uint64(16*i), Data: make([]byte, 16)})
+		}
+		b := f.Build()
+		h, err := ReadHeader(bytes.NewReader(b), uint64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := h.Progs(bytes.NewReader(b), uint64(len(b)))
+		if tc.isErr == nil && (err != nil || len(ps) != tc.n) {
+			t.Errorf("ELF class %d, %d program headers: got %d, %v", tc.class, tc.n, len(ps), err)
+		}
+		if tc.isErr != nil && (!errors.Is(err, tc.isErr) || !strings.Contains(fmt.Sprint(err), fmt.Sprintf("e_phnum %d", tc.n))) {
+			t.Errorf("ELF class %d, %d program headers: error %v, want %v naming e_phnum", tc.class, tc.n, err, tc.isErr)
 		}
 	}
 }

@@ -142,10 +142,20 @@ type Prog struct {
 	Offset, Vaddr, Paddr, Filesz, Memsz, Align uint64
 }
 
-// Progs reads the program header table. It fails when there is none.
+// MaxProgs is how many program headers Progs reads: NetBSD's exec refuses
+// more (ELF_MAXPHNUM, sys/sys/exec_elf.h:1291, sys/kern/exec_elf.c:894),
+// kernels have a handful, and each costs the loaders work (the overlap
+// check compares every pair of segments).
+const MaxProgs = 128
+
+// Progs reads the program header table. It fails when there is none or
+// more than MaxProgs.
 func (h Header) Progs(r io.ReaderAt, size uint64) ([]Prog, error) {
 	if h.Phnum == 0 {
 		return nil, fmt.Errorf("%w: no program headers (e_phnum 0)", ErrBadELF)
+	}
+	if h.Phnum > MaxProgs {
+		return nil, fmt.Errorf("%w: e_phnum %d: a kernel has at most %d program headers (NetBSD's ELF_MAXPHNUM)", ErrBadELF, h.Phnum, MaxProgs)
 	}
 	want := h.PhdrSize()
 	if int(h.Phentsize) < want {

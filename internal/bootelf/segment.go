@@ -75,7 +75,8 @@ func Extent(segs []Segment) (start, end uint64) {
 }
 
 // CheckPlacement refuses segments in the low 1 MiB and segments that
-// overlap each other.
+// overlap each other. It compares every pair: the segments come from at
+// most MaxProgs program headers.
 func CheckPlacement(segs []Segment) error {
 	for i, s := range segs {
 		if s.Addr < LowReserved {
