@@ -76,6 +76,15 @@ func planSymbols(r io.ReaderAt, size uint64, h bootelf.Header, secs []bootelf.Se
 			return nil, err
 		}
 	}
+	// The string tables symbol tables link to, found once: a scan of
+	// every section per string table, as /boot does, is quadratic in a
+	// count the file sets.
+	linked := make([]bool, len(secs))
+	for _, t := range secs[min(1, len(secs)):] {
+		if t.Type == bootelf.SHTSymtab && uint64(t.Link) < uint64(len(secs)) {
+			linked[t.Link] = true
+		}
+	}
 	// Then, in section order, the symbol tables, the string tables they
 	// link to and CTF; every other section gets sh_offset 0 so that the
 	// kernel skips it (loadfile_elf32.c:564-643).
@@ -89,11 +98,7 @@ func planSymbols(r io.ReaderAt, size uint64, h bootelf.Header, secs []bootelf.Se
 		case bootelf.SHTProgbits:
 			keep = shstr != nil && bootelf.SectionName(shstr, s) == ctfName
 		case bootelf.SHTStrtab:
-			for _, t := range secs[1:] {
-				if t.Type == bootelf.SHTSymtab && int(t.Link) == i {
-					keep = true
-				}
-			}
+			keep = linked[i]
 		case bootelf.SHTSymtab:
 			// The kernel reads sh_link as its strings' section
 			// unchecked (kern_ksyms.c:487-490): a symbol table
