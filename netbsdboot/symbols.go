@@ -44,7 +44,7 @@ func planSymbols(r io.ReaderAt, size uint64, h bootelf.Header, secs []bootelf.Se
 	// there (loadfile_elf32.c:773-782).
 	maxp := bootelf.AlignUp(kernelEnd, round)
 	a.start = maxp
-	a.hdr = headerCopy(h)
+	a.hdr = headerCopy(h, len(raw) > 0)
 	maxp += uint64(len(a.hdr))
 	// The section headers follow it (loadfile_elf32.c:532-533).
 	a.shdrs = append([]byte(nil), raw...)
@@ -125,8 +125,13 @@ func planSymbols(r io.ReaderAt, size uint64, h bootelf.Header, secs []bootelf.Se
 
 // headerCopy is the ELF header as /boot stores it in front of the symbols:
 // no program headers, section headers right after it
-// (loadfile_elf32.c:793-800).
-func headerCopy(h bootelf.Header) []byte {
+// (loadfile_elf32.c:793-800). Without a section table to copy (e_shoff
+// or e_shnum 0) it says there are no sections, e_shnum 0 and e_shstrndx
+// SHN_UNDEF: the kernel reads e_shnum headers from e_shoff and the names
+// at e_shstrndx unchecked (kern_ksyms.c:479-501), and would read past the
+// symbol area; with 0 it finds no symbol table and says so. /boot instead
+// copies e_shnum headers from file offset e_shoff, even 0.
+func headerCopy(h bootelf.Header, shdrs bool) []byte {
 	b := append([]byte(nil), h.Raw...)
 	o := h.Order()
 	if h.Class == bootelf.Class64 {
@@ -134,11 +139,19 @@ func headerCopy(h bootelf.Header) []byte {
 		o.PutUint64(b[40:], uint64(len(b))) // e_shoff
 		o.PutUint16(b[54:], 0)              // e_phentsize
 		o.PutUint16(b[56:], 0)              // e_phnum
+		if !shdrs {
+			o.PutUint16(b[60:], 0) // e_shnum
+			o.PutUint16(b[62:], 0) // e_shstrndx
+		}
 	} else {
 		o.PutUint32(b[28:], 0)
 		o.PutUint32(b[32:], uint32(len(b)))
 		o.PutUint16(b[42:], 0)
 		o.PutUint16(b[44:], 0)
+		if !shdrs {
+			o.PutUint16(b[48:], 0)
+			o.PutUint16(b[50:], 0)
+		}
 	}
 	return b
 }
