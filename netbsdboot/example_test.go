@@ -36,7 +36,7 @@ func ExampleLoad() {
 	// [0x00006000, 0x00007000) stack: return address, boothowto, bootdev, bootinfo, esym, biosextmem, biosbasemem
 	// [0x00007000, 0x000071b0) bootinfo table and records
 	// [0x00100000, 0x00102000) segment 0
-	// [0x00102000, 0x001020cc) symbols: ELF header copy, section headers, section names, symbol and string tables
+	// [0x00102000, 0x001020cc) symbols: ELF header copy, section headers, section names, symbol and string tables, CTF
 	// [0x00103000, 0x00103007) module tmpfs.kmod (kmod)
 }
 

@@ -554,8 +554,9 @@ func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64)
 	// The stack: a return address the kernel discards, then the six
 	// arguments (exec.c:506-511; i386 locore.S:374-381, amd64
 	// locore.S:443-454). esym is the end of everything loaded, as
-	// NETBSD-BOOT.md 1b has it, where /boot passes the symbols' end
-	// (exec.c:509, before module_init at 515): the kernel takes its
+	// NETBSD-BOOT.md 1b has it, where /boot passes marks[MARK_END], the
+	// symbols' end rounded to an int (exec.c:450-452, 509, before
+	// module_init at 515): the kernel takes its
 	// symbols from BTINFO_SYMTAB (i386 machdep.c:1079-1085) and puts its
 	// bootstrap tables past esym, then past endpa when set (i386
 	// locore.S:620-635), so either works; without modules they agree.
@@ -592,7 +593,7 @@ func (l *layout) regions(k *kernel, lowLen uint64) []bootplan.Region {
 		rs = append(rs, bootplan.Region{Addr: s.Addr, Len: s.MemSize, What: s.Name})
 	}
 	rs = append(rs, bootplan.Region{Addr: k.syms.start, Len: k.syms.end - k.syms.start,
-		What: "symbols: ELF header copy, section headers, section names, symbol and string tables"})
+		What: "symbols: ELF header copy, section headers, section names, symbol and string tables, CTF"})
 	for i, m := range l.mods {
 		rs = append(rs, bootplan.Region{Addr: l.modAddrs[i], Len: uint64(len(m.Data)), What: fmt.Sprintf("module %s (%s)", m.Name, l.modTypes[i])})
 	}
