@@ -70,6 +70,11 @@ type PCIDevice struct {
 	broken   bool
 	warned   map[string]bool
 
+	// pfnDraft is the selected queue's PFN as written so far, while
+	// drafting: a write that stopped short of its high byte (regs.go).
+	pfnDraft uint32
+	drafting bool
+
 	pending atomic.Uint32 // queues kicked and not yet served
 	kick    chan struct{}
 	done    chan struct{}
@@ -218,7 +223,7 @@ func (d *PCIDevice) reset() {
 	for _, q := range d.queues {
 		q.Reset()
 	}
-	d.guest, d.status, d.sel, d.broken = 0, 0, 0, false
+	d.guest, d.status, d.sel, d.broken, d.drafting = 0, 0, 0, false, false
 	d.setQueueFeatures()
 	d.readISR()
 }

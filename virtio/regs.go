@@ -8,7 +8,9 @@ import (
 // legacyRegs is BAR0 of a PCIDevice: the legacy register block followed by
 // the device configuration. Accesses of any width and alignment are served
 // byte by byte against a snapshot of the registers, so a driver that reads
-// a 32-bit register as two 16-bit halves gets what it expects.
+// a 32-bit register as two 16-bit halves gets what it expects. A queue PFN
+// written in parts takes effect, as the value its parts make, with the
+// write of its high byte.
 type legacyRegs PCIDevice
 
 // register is one legacy register's place in the block.
@@ -72,7 +74,18 @@ func (r *legacyRegs) Write(off uint64, data []byte) {
 				cur[o-reg.off] = data[i]
 			}
 		}
-		d.apply(reg.off, binary.LittleEndian.Uint32(cur[:]))
+		v := binary.LittleEndian.Uint32(cur[:])
+		if reg.off == RegQueuePFN && end < reg.off+reg.width {
+			// A PFN written in parts takes effect with its high byte:
+			// the low half alone is no place the driver means, and
+			// may lie outside memory (a hole) where the whole does not.
+			d.pfnDraft, d.drafting = v, true
+			continue
+		}
+		if reg.off == RegQueuePFN {
+			d.drafting = false
+		}
+		d.apply(reg.off, v)
 	}
 	if at, part := d.configPart(off, data); len(part) > 0 {
 		d.dev.WriteConfig(at, part)
@@ -98,6 +111,9 @@ func (d *PCIDevice) image() (img [RegConfig]byte) {
 	le.PutUint32(img[RegGuestFeatures:], d.guest)
 	if q := d.selected(); q != nil {
 		le.PutUint32(img[RegQueuePFN:], q.PFN())
+		if d.drafting {
+			le.PutUint32(img[RegQueuePFN:], d.pfnDraft)
+		}
 		le.PutUint16(img[RegQueueSize:], q.Size())
 	}
 	le.PutUint16(img[RegQueueSelect:], d.sel)
@@ -141,6 +157,9 @@ func (d *PCIDevice) apply(reg uint64, v uint32) {
 			d.markBroken("pfn", err)
 		}
 	case RegQueueSelect:
+		if uint16(v) != d.sel {
+			d.drafting = false // the part written was the other queue's
+		}
 		d.sel = uint16(v)
 	case RegQueueNotify:
 		d.KickQueue(int(uint16(v)))

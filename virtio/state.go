@@ -15,8 +15,9 @@ type QueueState struct {
 // TransportState is a device's legacy virtio-pci registers and queues, for
 // snapshots. The device model's own state is not in it: a disk's is its
 // image, the requests in flight are none (see Quiesce; a Drainer's work
-// that outlasted its drain bound is lost), and a chain a ChainHolder keeps
-// is recorded as not yet taken.
+// that outlasted its drain bound is lost), a chain a ChainHolder keeps
+// is recorded as not yet taken, and a queue PFN written only in part
+// (without its high byte) is dropped, as selecting another queue drops it.
 type TransportState struct {
 	Type     uint16
 	Guest    uint32
@@ -121,7 +122,7 @@ func (d *PCIDevice) Restore(s TransportState) error {
 		}
 		q.lastAvail, q.usedIdx = qs.LastAvail, qs.UsedIdx
 	}
-	d.guest, d.status, d.isr, d.sel, d.broken = s.Guest, s.Status, s.ISR, s.Sel, s.Broken
+	d.guest, d.status, d.isr, d.sel, d.broken, d.drafting = s.Guest, s.Status, s.ISR, s.Sel, s.Broken, false
 	d.setQueueFeatures()
 	d.asserted = s.Asserted
 	d.cfg.SetStatusBit(pciStatusInterrupt, s.Asserted)
