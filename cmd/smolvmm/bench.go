@@ -240,6 +240,7 @@ func benchAction(c *cli.Context) error {
 		if err := checkDiskFile(d, i); err != nil {
 			return err
 		}
+		warnHiddenTail(os.Stderr, "bench", d.Path) // disktail.go
 	}
 
 	self, err := os.Executable()

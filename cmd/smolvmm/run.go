@@ -188,6 +188,9 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
 			return cfg, cleanup, inputFileError("-d", d.Path, d.Path, err)
 		}
+		if c.Command.Name != "boot" { // bench's VMs (benchBootCommand): bench warned once
+			warnHiddenTail(os.Stderr, c.Command.Name, d.Path) // disktail.go
+		}
 		cfg.Disks = append(cfg.Disks, d)
 	}
 	for _, spec := range c.StringSlice("share") {

@@ -34,6 +34,7 @@ const MaxRequest = SegMax * SizeMax
 // virtio.Device; wrap it with virtio.NewPCIDevice.
 type Disk struct {
 	b       Backend
+	size    int64 // bytes, of which sectors*SectorSize are exposed
 	sectors uint64
 	ro      bool
 	serial  [SerialLen]byte
@@ -43,9 +44,9 @@ type Disk struct {
 	rd, wr [][]byte
 }
 
-// New makes a disk of size bytes (whole 512-byte sectors of it are
-// exposed) over b. Open is the usual way; New serves tests and other
-// backends.
+// New makes a disk of size bytes over b. Only whole 512-byte sectors of
+// it are exposed: HiddenBytes says how many bytes at its end are not.
+// Open is the usual way; New serves tests and other backends.
 func New(b Backend, size int64, opts Options) (*Disk, error) {
 	if size < SectorSize {
 		return nil, fmt.Errorf("size %d bytes: a disk needs at least one %d-byte sector", size, SectorSize)
@@ -56,13 +57,33 @@ func New(b Backend, size int64, opts Options) (*Disk, error) {
 	if err := checkSerial(opts.Serial); err != nil {
 		return nil, err
 	}
-	d := &Disk{b: b, sectors: uint64(size) / SectorSize, ro: opts.ReadOnly}
+	d := &Disk{b: b, size: size, sectors: uint64(size) / SectorSize, ro: opts.ReadOnly}
 	copy(d.serial[:], opts.Serial)
 	return d, nil
 }
 
 // Capacity is the disk size in 512-byte sectors.
 func (d *Disk) Capacity() uint64 { return d.sectors }
+
+// Size is the image's size in bytes, as given to New (Open: the file's).
+func (d *Disk) Size() int64 { return d.size }
+
+// HiddenBytes is how many bytes at the end of the image the guest does
+// not see: HiddenBytes(Size()).
+func (d *Disk) HiddenBytes() int64 { return HiddenBytes(d.size) }
+
+// HiddenBytes is how many bytes at the end of an image of size bytes a
+// Disk does not expose: the part of a last sector that is not whole,
+// since the guest reads and writes whole sectors. It is 0 for an image
+// whose size is a multiple of SectorSize. Reads and writes never reach
+// those bytes, so a file system or partition table that ends there is
+// cut short.
+func HiddenBytes(size int64) int64 {
+	if size <= 0 {
+		return 0
+	}
+	return size % SectorSize
+}
 
 // Serial is the GET_ID answer (without NUL padding).
 func (d *Disk) Serial() string {

@@ -128,8 +128,9 @@ func DeriveSerial(path string) string {
 
 // Open opens the raw image at path as a disk, locks it against other VMs
 // (exclusive for read-write, shared for read-only) and sizes it. The
-// capacity is the file size in whole 512-byte sectors (a trailing partial
-// sector is not exposed). Close releases the file and the lock.
+// capacity is the file size in whole 512-byte sectors: a trailing partial
+// sector is not exposed, and is not refused either (HiddenBytes says how
+// many bytes it holds). Close releases the file and the lock.
 func Open(path string, opts Options) (*Disk, error) {
 	if opts.Serial == "" {
 		opts.Serial = DeriveSerial(path)

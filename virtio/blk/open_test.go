@@ -223,3 +223,37 @@ func TestOpenMessageNamesPathOnce(t *testing.T) {
 		t.Errorf("Open = %v\nwant %q (and os.ErrNotExist)", err, want)
 	}
 }
+
+// TestOpenPartialSector: an image whose size is not a multiple of 512 is
+// opened, its whole sectors exposed, and the bytes past them reported.
+func TestOpenPartialSector(t *testing.T) {
+	for _, tt := range []struct {
+		size, sectors, hidden int64
+	}{
+		{512, 1, 0},
+		{1000, 1, 488},
+		{4096, 8, 0},
+		{4097, 8, 1},
+		{1<<20 + 511, 2048, 511},
+	} {
+		p := filepath.Join(t.TempDir(), "img")
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, tt.size); err != nil {
+			t.Fatal(err)
+		}
+		d, err := blk.Open(p, blk.Options{})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", tt.size, err)
+		}
+		if d.Capacity() != uint64(tt.sectors) || d.Size() != tt.size || d.HiddenBytes() != tt.hidden {
+			t.Errorf("%d bytes: capacity %d sectors, size %d, hidden %d; want %d sectors, %d hidden",
+				tt.size, d.Capacity(), d.Size(), d.HiddenBytes(), tt.sectors, tt.hidden)
+		}
+		if got := blk.HiddenBytes(tt.size); got != tt.hidden {
+			t.Errorf("HiddenBytes(%d) = %d, want %d", tt.size, got, tt.hidden)
+		}
+		d.Close()
+	}
+}
