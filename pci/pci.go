@@ -30,13 +30,25 @@ const (
 	RegInterruptPin  = 0x3D
 )
 
-// Command register bits a guest may set.
+// Command register bits a guest may set. The Host honours CommandIO: a
+// function's I/O BARs decode only while it is set (the Host sets it when
+// it places them, as firmware does). The others are the function's to
+// honour (see CommandWatcher).
 const (
 	CommandIO        = 1 << 0
 	CommandMemory    = 1 << 1
 	CommandBusMaster = 1 << 2
 	CommandIntxOff   = 1 << 10
 )
+
+// CommandWatcher is a Function that acts on its command register (bus
+// mastering, interrupt disable). The Host calls CommandChanged, outside
+// its lock, after a guest's configuration write or a Restore changed the
+// register, with its old and new values; the register already holds the
+// new one.
+type CommandWatcher interface {
+	CommandChanged(old, new uint16)
+}
 
 // Header is the identity of a type-0 function.
 type Header struct {
@@ -130,6 +142,15 @@ func (c *Config) Command() uint16 {
 	return binary.LittleEndian.Uint16(c.space[RegCommand:])
 }
 
+// EnableBusMaster sets the command register's Bus Master bit, for a
+// device that turns it on for a driver that drives it without doing so
+// (as QEMU's legacy virtio does for old Linux drivers).
+func (c *Config) EnableBusMaster() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.space[RegCommand] |= CommandBusMaster
+}
+
 // InterruptLine returns the IRQ the firmware (the Host) assigned.
 func (c *Config) InterruptLine() uint8 {
 	c.mu.Lock()
@@ -181,10 +202,13 @@ func (c *Config) Read(off int, data []byte) {
 	}
 }
 
-// write applies a guest write and reports which BARs changed address.
-func (c *Config) write(off int, data []byte) (moved []barMove) {
+// write applies a guest write and reports which BARs changed address, and
+// the command register before and after it.
+func (c *Config) write(off int, data []byte) (moved []barMove, oldCmd, newCmd uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	oldCmd = binary.LittleEndian.Uint16(c.space[RegCommand:])
+	defer func() { newCmd = binary.LittleEndian.Uint16(c.space[RegCommand:]) }()
 	touched := [6]bool{}
 	var old [6]uint64
 	for b := 0; b < 6; b++ {
@@ -229,7 +253,7 @@ func (c *Config) write(off int, data []byte) (moved []barMove) {
 			moved = append(moved, barMove{bar: b, old: old[b], new: addr})
 		}
 	}
-	return moved
+	return moved, oldCmd, newCmd
 }
 
 type barMove struct {
@@ -272,9 +296,13 @@ type Host struct {
 
 	// OnBARMove, when set, is called after a guest moved an I/O BAR (the
 	// machine uses it to move ioeventfds). new is NoAddress when the BAR
-	// landed on another device and decodes nothing. Restore calls it too,
-	// for every BAR leaving a decoded place (new NoAddress) before any
-	// arriving at its new one.
+	// landed on another device and decodes nothing. A guest clearing
+	// CommandIO is reported as each decoded BAR leaving for NoAddress,
+	// and setting it as each BAR that then decodes arriving where it is
+	// (old == new). A BAR moved while CommandIO is clear is reported
+	// only when it decodes again. Restore calls it too, for every BAR
+	// leaving a decoded place (new NoAddress) before any arriving at its
+	// new one.
 	OnBARMove func(fn Function, bar int, old, new uint64)
 
 	// ResetControl, when set, serves byte accesses to port 0xCF9, the
@@ -341,6 +369,8 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 		}
 		cfg.mu.Lock()
 		cfg.setBAR(b, base)
+		// Firmware enables the decoding of what it placed.
+		cfg.space[RegCommand] |= CommandIO
 		cfg.mu.Unlock()
 		h.decoded[h.next][b].base, h.decoded[h.next][b].on = base, true
 		s.BARs[b] = base
@@ -389,17 +419,28 @@ func (h *Host) Write(off uint64, data []byte) {
 		h.ResetControl.Write(0, data)
 		return
 	}
-	fn, moved := h.write(off, data)
+	w := h.write(off, data)
 	if h.OnBARMove != nil {
-		for _, m := range moved {
-			h.OnBARMove(fn, m.bar, m.old, m.new)
+		for _, m := range w.moved {
+			h.OnBARMove(w.fn, m.bar, m.old, m.new)
 		}
+	}
+	if cw, ok := w.fn.(CommandWatcher); ok && w.oldCmd != w.newCmd {
+		cw.CommandChanged(w.oldCmd, w.newCmd)
 	}
 }
 
+// written is what a configuration write changed, for the hooks.
+type written struct {
+	fn             Function
+	moved          []barMove
+	oldCmd, newCmd uint16
+}
+
 // write applies a guest write under the lock and returns the BARs it moved
-// to a new place on the port bus (the hook runs after the lock is released).
-func (h *Host) write(off uint64, data []byte) (Function, []barMove) {
+// to a new place on the port bus, or on or off it, and the command
+// register's change (the hooks run after the lock is released).
+func (h *Host) write(off uint64, data []byte) written {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if off < 4 {
@@ -408,32 +449,70 @@ func (h *Host) write(off uint64, data []byte) (Function, []barMove) {
 		if off == 0 && len(data) == 4 {
 			h.addr = binary.LittleEndian.Uint32(data) & 0x80FFFFFC
 		}
-		return nil, nil
+		return written{}
 	}
 	fn, reg, ok := h.selected()
 	if !ok {
-		return nil, nil
+		return written{}
 	}
-	var placed []barMove
-	for _, m := range fn.PCIConfig().write(reg+int(off-4), data) {
-		_, size := fn.PCIConfig().BAR(m.bar)
+	slot := int(h.addr>>11) & 0x1F
+	cfg := fn.PCIConfig()
+	moved, oldCmd, newCmd := cfg.write(reg+int(off-4), data)
+	w := written{fn: fn, oldCmd: oldCmd, newCmd: newCmd}
+	io := newCmd&CommandIO != 0
+	for _, m := range moved {
 		// Only the range this BAR holds comes off the bus: its old
 		// address may be another device's, which it failed to take.
-		d := &h.decoded[(h.addr>>11)&0x1F][m.bar]
+		d := &h.decoded[slot][m.bar]
 		if d.on {
 			h.pio.Unregister(d.base)
 			d.on = false
+			if !io {
+				w.moved = append(w.moved, barMove{bar: m.bar, old: d.base, new: NoAddress})
+			}
 		}
-		if err := h.pio.Register(fmt.Sprintf("pci BAR%d", m.bar), m.new, uint64(size), fn.BARDevice(m.bar)); err != nil {
+		if !io {
+			continue // it decodes where it is once I/O decode is on
+		}
+		if !h.decode(slot, fn, m.bar, m.new) {
 			// The guest moved a BAR over another device: leave it
 			// undecoded, as a conflicting real device would be.
 			m.new = NoAddress
-		} else {
-			d.base, d.on = m.new, true
 		}
-		placed = append(placed, m)
+		w.moved = append(w.moved, m)
 	}
-	return fn, placed
+	switch {
+	case oldCmd&CommandIO != 0 && !io:
+		for b := range 6 {
+			if d := &h.decoded[slot][b]; d.on {
+				h.pio.Unregister(d.base)
+				d.on = false
+				w.moved = append(w.moved, barMove{bar: b, old: d.base, new: NoAddress})
+			}
+		}
+	case oldCmd&CommandIO == 0 && io:
+		// Each BAR tries its place anew, one that had landed on
+		// another device included.
+		for b := range 6 {
+			addr, size := cfg.BAR(b)
+			if size != 0 && !h.decoded[slot][b].on && h.decode(slot, fn, b, addr) {
+				w.moved = append(w.moved, barMove{bar: b, old: addr, new: addr})
+			}
+		}
+	}
+	return w
+}
+
+// decode puts BAR bar of fn, in slot, on the port bus at addr, and reports
+// whether the range was free. Caller holds h.mu.
+func (h *Host) decode(slot int, fn Function, bar int, addr uint64) bool {
+	_, size := fn.PCIConfig().BAR(bar)
+	if err := h.pio.Register(fmt.Sprintf("pci BAR%d", bar), addr, uint64(size), fn.BARDevice(bar)); err != nil {
+		return false
+	}
+	d := &h.decoded[slot][bar]
+	d.base, d.on = addr, true
+	return true
 }
 
 // selected returns the function and register the address latch names.

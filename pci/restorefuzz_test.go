@@ -62,7 +62,14 @@ func FuzzRestore(f *testing.F) {
 			}
 			return
 		}
-		if got := h.State(); !reflect.DeepEqual(got.Functions, s.Functions) || got.Addr != s.Addr {
+		// A BAR decodes only with I/O decode on, whatever the state says.
+		want := append([]FunctionState(nil), s.Functions...)
+		for i := range want {
+			for b := range 6 {
+				want[i].Decoding[b] = want[i].decoding(b)
+			}
+		}
+		if got := h.State(); !reflect.DeepEqual(got.Functions, want) || got.Addr != s.Addr {
 			t.Fatalf("restored %+v, reads back %+v", s, got)
 		}
 		fn := h.funcs[1]
@@ -73,7 +80,7 @@ func FuzzRestore(f *testing.F) {
 		if d := h.decoded[1][0]; d.on && d.base != bar {
 			t.Fatalf("BAR0 reads %#x, decoded at %#x", bar, d.base)
 		}
-		for _, f := range s.Functions {
+		for _, f := range want {
 			for b, on := range f.Decoding {
 				if h.decoded[f.Device][b].on != on {
 					t.Fatalf("slot %d BAR%d: decoding %v, the state says %v", f.Device, b, h.decoded[f.Device][b].on, on)

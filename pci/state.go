@@ -12,7 +12,11 @@ type FunctionState struct {
 	Sizing [6]bool
 	// Decoding says which BARs are on the port bus. A BAR the guest
 	// moved over another device decodes nothing, even once that device
-	// moved away, so its address alone does not tell.
+	// moved away (until the guest moves it, or turns I/O decode off and
+	// on), so its address alone does not tell. Restore takes a BAR as
+	// decoding only while the space's command register has CommandIO
+	// set: snapshots taken before the Host honoured it may say a BAR
+	// decodes with it clear.
 	Decoding [6]bool
 }
 
@@ -56,7 +60,11 @@ func (h *Host) State() HostState {
 // are moved on the port bus too, and reported to OnBARMove: first each
 // that left a decoded place or decodes nothing (new NoAddress), then
 // each that decodes at its new place, so that a BAR moved from one
-// decoded place to another is reported twice.
+// decoded place to another is reported twice. A BAR decodes only if the
+// restored command register has CommandIO set (see
+// FunctionState.Decoding). Last, each CommandWatcher whose command
+// register changed is told, so a device follows the restored bus
+// mastering and interrupt disable bits.
 func (h *Host) Restore(s HostState) error {
 	h.mu.Lock()
 	if err := h.checkState(s); err != nil {
@@ -68,6 +76,11 @@ func (h *Host) Restore(s HostState) error {
 		on   bool
 	}
 	var before [32][6]was
+	type cmdChange struct {
+		w        CommandWatcher
+		old, new uint16
+	}
+	var cmds []cmdChange
 	// Every BAR leaves its place before any takes its new one: a guest
 	// may have swapped two, and the result must not depend on the order
 	// of the slots.
@@ -77,11 +90,15 @@ func (h *Host) Restore(s HostState) error {
 		for b := range 6 {
 			before[f.Device][b] = was{c.barAddr(b), h.decoded[f.Device][b].on}
 		}
+		oldCmd := binary.LittleEndian.Uint16(c.space[RegCommand:])
 		copy(c.space[:], f.Space)
 		c.sizing = f.Sizing
+		if w, ok := h.funcs[f.Device].(CommandWatcher); ok && oldCmd != f.command() {
+			cmds = append(cmds, cmdChange{w, oldCmd, f.command()})
+		}
 		for b := range 6 {
 			d := &h.decoded[f.Device][b]
-			if d.on && (!f.Decoding[b] || d.base != c.barAddr(b)) {
+			if d.on && (!f.decoding(b) || d.base != c.barAddr(b)) {
 				h.pio.Unregister(d.base)
 				d.on = false
 			}
@@ -108,7 +125,7 @@ func (h *Host) Restore(s HostState) error {
 			}
 			d := &h.decoded[f.Device][b]
 			nw := c.barAddr(b)
-			if f.Decoding[b] && !d.on {
+			if f.decoding(b) && !d.on {
 				// checkState found the range free: an error is not
 				// reached, and would leave the BAR undecoded.
 				if h.pio.Register(fmt.Sprintf("pci BAR%d", b), nw, uint64(c.barSize[b]), fn.BARDevice(b)) == nil {
@@ -138,7 +155,21 @@ func (h *Host) Restore(s HostState) error {
 			h.OnBARMove(m.fn, m.bar, m.old, m.new)
 		}
 	}
+	for _, c := range cmds {
+		c.w.CommandChanged(c.old, c.new)
+	}
 	return nil
+}
+
+// command is the command register f.Space holds (256 bytes, checked).
+func (f FunctionState) command() uint16 {
+	return binary.LittleEndian.Uint16(f.Space[RegCommand:])
+}
+
+// decoding reports whether BAR b decodes once f is restored: it was on
+// the port bus, and I/O decode is on.
+func (f FunctionState) decoding(b int) bool {
+	return f.Decoding[b] && f.command()&CommandIO != 0
 }
 
 // CheckState refuses what Restore refuses, changing nothing: a machine
@@ -206,11 +237,11 @@ func (h *Host) checkDecoding(s HostState) error {
 			}
 			addr := uint64(binary.LittleEndian.Uint32(f.Space[RegBAR0+4*b:]) & c.addrMask(b))
 			d := h.decoded[f.Device][b]
-			stays := d.on && f.Decoding[b] && d.base == addr
+			stays := d.on && f.decoding(b) && d.base == addr
 			if d.on && !stays {
 				leaving[d.base] = true
 			}
-			if f.Decoding[b] && !stays {
+			if f.decoding(b) && !stays {
 				taking = append(taking, placed{f.Device, b, addr, uint64(c.barSize[b])})
 			}
 		}

@@ -79,7 +79,7 @@ func TestRestoreRefusesUnwritableState(t *testing.T) {
 		{"interrupt pin", func(s *HostState) { s.Functions[1].Space[RegInterruptPin] = 2 }, "slot 1: register 0x3d is 0x2 in the snapshot, 0x1 here"},
 		{"class", func(s *HostState) { s.Functions[1].Space[RegClass+2] = 0x02 }, "slot 1: register 0xb is 0x2 in the snapshot, 0x1 here"},
 		{"status", func(s *HostState) { s.Functions[1].Space[RegStatus] |= 0x10 }, "register 0x6 is 0x10"},
-		{"command bit", func(s *HostState) { s.Functions[1].Space[RegCommand] |= 0x80 }, "register 0x4 is 0x81 in the snapshot, 0x0 here"},
+		{"command bit", func(s *HostState) { s.Functions[1].Space[RegCommand] |= 0x80 }, "register 0x4 is 0x81 in the snapshot, 0x1 here"},
 		{"device-specific", func(s *HostState) { s.Functions[0].Space[0x80] = 1 }, "slot 0: register 0x80"},
 		{"unimplemented BAR", func(s *HostState) { s.Functions[1].Space[RegBAR0+4] = 0x11 }, "register 0x14"},
 		{"unaligned BAR", func(s *HostState) { s.Functions[1].Space[RegBAR0] = 0x21 }, "slot 1: BAR0 0xd021: a 64-byte BAR's low bits are 0x1"},
@@ -117,7 +117,7 @@ func TestRestoreRefusesUnwritableState(t *testing.T) {
 // reported, no register changed.
 func TestRestoreRefusedChangesNothing(t *testing.T) {
 	h, c, _ := setup(t)
-	c.write32(1, 0x04, 0x1)
+	c.write32(1, 0x04, CommandIO|CommandBusMaster)
 	c.write32(1, 0x10, 0xD000)
 	s := h.State()
 	s.Functions[0], s.Functions[1] = s.Functions[1], s.Functions[0]
@@ -135,8 +135,8 @@ func TestRestoreRefusedChangesNothing(t *testing.T) {
 	if got := c2.read32(1, 0x10); got != IOBase|1 {
 		t.Fatalf("refused Restore left BAR0 reading %#x, want %#x", got, IOBase|1)
 	}
-	if got := c2.read32(1, 0x04) & 0xFFFF; got != 0 {
-		t.Fatalf("refused Restore left the command register %#x", got)
+	if got := c2.read32(1, 0x04) & 0xFFFF; got != CommandIO {
+		t.Fatalf("refused Restore left the command register %#x, want %#x (the firmware's)", got, CommandIO)
 	}
 }
 

@@ -52,6 +52,14 @@
 // included) restarts its indices at 0, and any chain a device kept from
 // it (ChainHolder) is dropped, because its ring is gone.
 //
+// # The PCI command register
+//
+// The transport honours it as a real function does (command.go): no INTx
+// while the guest has Interrupt Disable set, no queue served while Bus
+// Master is clear (notifications are kept until it is set), and no BAR0
+// while I/O Space is clear (the pci.Host takes it off the bus). NetBSD 9
+// sets I/O Space and Bus Master when it attaches the device.
+//
 // # Threads
 //
 // Guest register accesses arrive on the vCPU thread and only change

@@ -66,7 +66,8 @@ type PCIDevice struct {
 	status   uint8
 	isr      uint8
 	sel      uint16
-	asserted bool
+	asserted bool // interrupt status: an interrupt is pending
+	level    bool // INTx as driven: asserted, unless disabled (command.go)
 	broken   bool
 	warned   map[string]bool
 
@@ -195,14 +196,15 @@ func (d *PCIDevice) markBroken(kind string, err error) {
 	}
 }
 
-// raise sets ISR bits and asserts the level-triggered line. Caller holds mu.
+// raise sets ISR bits and asserts the level-triggered line (unless the
+// guest disabled INTx). Caller holds mu.
 func (d *PCIDevice) raise(bits uint8) {
 	d.isr |= bits
 	if !d.asserted {
 		d.asserted = true
 		d.cfg.SetStatusBit(pciStatusInterrupt, true)
-		d.irq.Set(true)
 	}
+	d.setLine()
 }
 
 // readISR returns and clears the ISR, deasserting the line. Caller holds mu.
@@ -212,8 +214,8 @@ func (d *PCIDevice) readISR() uint8 {
 	if d.asserted {
 		d.asserted = false
 		d.cfg.SetStatusBit(pciStatusInterrupt, false)
-		d.irq.Set(false)
 	}
+	d.setLine()
 	return v
 }
 

@@ -199,6 +199,7 @@ func (d *PCIDevice) writeStatus(v uint8) {
 	}
 	wasLive := d.status&StatusDriverOK != 0
 	d.status = v
+	d.enableBusMasterFor(v) // command.go
 	if !wasLive && v&StatusDriverOK != 0 && !d.broken {
 		d.dev.Activate(d.guest)
 		// The driver may have made buffers available before DRIVER_OK.

@@ -19,11 +19,14 @@ type QueueState struct {
 // is recorded as not yet taken, and a queue PFN written only in part
 // (without its high byte) is dropped, as selecting another queue drops it.
 type TransportState struct {
-	Type     uint16
-	Guest    uint32
-	Status   uint8
-	ISR      uint8
-	Sel      uint16
+	Type   uint16
+	Guest  uint32
+	Status uint8
+	ISR    uint8
+	Sel    uint16
+	// Asserted is the interrupt status: an interrupt is pending. INTx
+	// is up while it is, unless the PCI command register (the PCI
+	// host's state) disables INTx.
 	Asserted bool
 	Broken   bool
 	Queues   []QueueState
@@ -103,7 +106,9 @@ func (d *PCIDevice) State() TransportState {
 
 // Restore sets the state of a device of the same type and queue count,
 // before its guest runs, and kicks every queue of a live device so that
-// requests the guest queued before the snapshot are served. A state no
+// requests the guest queued before the snapshot are served (once bus
+// mastering is on). Restore the PCI host first: the INTx line follows the
+// command register it restores. A state no
 // guest could have brought the device to is refused (see CheckState),
 // and a refused one changes nothing.
 func (d *PCIDevice) Restore(s TransportState) error {
@@ -126,7 +131,9 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	d.setQueueFeatures()
 	d.asserted = s.Asserted
 	d.cfg.SetStatusBit(pciStatusInterrupt, s.Asserted)
-	d.irq.Set(s.Asserted)
+	// As the command register restored before says (command.go).
+	d.level = d.lineWanted()
+	d.irq.Set(d.level)
 	live := d.status&StatusDriverOK != 0 && !d.broken
 	if d.status&StatusDriverOK != 0 {
 		d.dev.Activate(d.guest)

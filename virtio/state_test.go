@@ -19,6 +19,9 @@ func stateRig(t *testing.T, mem *guestmem.Memory, dev *fakeDev) (*virtio.PCIDevi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pd.Close() })
+	// A restored machine's PCI host brings back the command register of
+	// a guest that drives the device: bus mastering on.
+	pd.PCIConfig().EnableBusMaster()
 	return pd, virtiotest.Driver{Regs: pd.BARDevice(0)}
 }
 

@@ -23,7 +23,8 @@ func (d *PCIDevice) allQueues() uint32 { return uint32(1)<<len(d.queues) - 1 }
 // be a vCPU thread: the VMM's ioeventfd reader calls it, saving the hand-off
 // to the worker goroutine on every guest notification. It serializes with
 // the worker, so the two never serve a queue at the same time, and does
-// nothing once Close has begun.
+// nothing once Close has begun. While the guest has bus mastering off the
+// queues are left for the worker to serve once it is on (command.go).
 func (d *PCIDevice) Serve() {
 	d.serve(d.pending.Swap(0) | d.allQueues())
 }
@@ -78,8 +79,9 @@ func (d *PCIDevice) work() {
 	}
 }
 
-// serve processes the kicked queues while the device is live, healthy and
-// not closing, then raises one interrupt for all the used rings that want one.
+// serve processes the kicked queues while the device is live, healthy,
+// allowed to reach guest memory (bus master) and not closing, then raises
+// one interrupt for all the used rings that want one.
 func (d *PCIDevice) serve(kicked uint32) {
 	d.workMu.Lock()
 	defer d.workMu.Unlock()
@@ -93,6 +95,10 @@ func (d *PCIDevice) serve(kicked uint32) {
 	d.mu.Unlock()
 	if !live {
 		// Kicks before DRIVER_OK are dropped; DRIVER_OK kicks every queue.
+		return
+	}
+	if !d.busMaster() {
+		d.holdKicks(kicked) // command.go
 		return
 	}
 	var interrupt bool

@@ -520,6 +520,7 @@ func TestSnapshotHeldRxChain(t *testing.T) {
 	}
 	defer pd.Close()
 	dev.SetKick(pd.KickQueue)
+	pd.PCIConfig().EnableBusMaster() // as the PCI host's restore brings it back
 	if err := pd.Restore(st); err != nil {
 		t.Fatal(err)
 	}
