@@ -51,6 +51,20 @@ func ioctlW(fd uintptr, nr, size uintptr, arg unsafe.Pointer) error {
 	return nil
 }
 
+// CheckKVM opens the KVM device at path ("" is /dev/kvm) as New does and
+// closes it, returning New's error for a device that cannot be used: a
+// caller checks it before long work that ends in a machine.
+func CheckKVM(path string) error {
+	if path == "" {
+		path = "/dev/kvm"
+	}
+	f, err := openKVM(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // openKVM opens /dev/kvm and checks the API version, turning the usual
 // failures into errors that say what to do.
 func openKVM(path string) (*os.File, error) {

@@ -168,6 +168,10 @@ func TestCLIChecks(t *testing.T) {
 		{"up image in a missing directory", up("-i", filepath.Join(dir, "nodir", "x.img"), "rescue"), 1, "no directory", ""},
 		{"up image on a FIFO", up("-i", f["fifo"], "rescue"), 1, "is a FIFO", "fifo"},
 		{"up bad version", up("--version", "../../etc", "rescue"), 2, `bad version "../../etc"`, ""},
+		// A KVM device up may not use was found by the run, once the
+		// release was downloaded, the kernel stripped and the image built.
+		{"up without KVM", up("--kvm-device", filepath.Join(dir, "nokvm"), "rescue"), 1, "smolvmm up: open " + filepath.Join(dir, "nokvm") + ": KVM is not available (this host has no KVM", ""},
+		{"up with a KVM device that is none", up("--kvm-device", text, "rescue"), 1, "smolvmm up: KVM_GET_API_VERSION", ""},
 		// They said "data directory FILE is not a directory", without the
 		// flag or what to give.
 		{"mkimg --data a file", []string{"mkimg", "--data", text, "-i", filepath.Join(dir, "d2.img")}, 1, "smolvmm mkimg: --data " + text + " is a regular file, not a directory: give the directory the disk is to hold", ""},
