@@ -168,6 +168,12 @@ func TestCLIChecks(t *testing.T) {
 		{"up image in a missing directory", up("-i", filepath.Join(dir, "nodir", "x.img"), "rescue"), 1, "no directory", ""},
 		{"up image on a FIFO", up("-i", f["fifo"], "rescue"), 1, "is a FIFO", "fifo"},
 		{"up bad version", up("--version", "../../etc", "rescue"), 2, `bad version "../../etc"`, ""},
+		// up boots NetBSD's own kernel, which multiboot cannot boot with
+		// modules (its multiboot entry reads none) nor for amd64 (ELF64):
+		// refused by the run, after the download, strip and build.
+		{"up --boot multiboot --module", up("--boot", "multiboot", "--module", text, "rescue"), 2, "smolvmm up: --boot multiboot --module " + text + ": up boots a NetBSD kernel, whose multiboot entry does not read boot modules; drop --boot, or use --boot netbsd", ""},
+		{"up --arch amd64 --boot multiboot", up("--arch", "amd64", "--boot", "multiboot", "rescue"), 2, "smolvmm up: --boot multiboot: NetBSD/amd64's kernel is ELF64, and multiboot v1 loads ELF32 kernels only; drop --boot, or use --boot netbsd", ""},
+		{"up --arch amd64 --boot netbsd", up("--arch", "amd64", "--boot", "netbsd", "--kvm-device", filepath.Join(dir, "nokvm"), "rescue"), 1, "KVM is not available", ""},
 		// A KVM device up may not use was found by the run, once the
 		// release was downloaded, the kernel stripped and the image built.
 		{"up without KVM", up("--kvm-device", filepath.Join(dir, "nokvm"), "rescue"), 1, "smolvmm up: open " + filepath.Join(dir, "nokvm") + ": KVM is not available (this host has no KVM", ""},

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
@@ -324,6 +325,9 @@ Examples:
 			if err := imagebuilder.CheckArch(c.String("arch")); err != nil {
 				return archError(err)
 			}
+			if err := checkUpBoot(c); err != nil {
+				return err
+			}
 			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")}
 			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
 				return err
@@ -343,6 +347,21 @@ Examples:
 			return interrupted(ctx, err)
 		},
 	}
+}
+
+// checkUpBoot refuses a --boot multiboot that the NetBSD kernel up boots
+// cannot take, which the run refused after the download, strip and build.
+func checkUpBoot(c *cli.Context) error {
+	if p, _ := bootplan.ParseProtocol(c.String("boot")); p != bootplan.Multiboot { // checked by checkRunFlags
+		return nil
+	}
+	if c.String("arch") == "amd64" {
+		return usageErrorf("--boot multiboot: NetBSD/amd64's kernel is ELF64, and multiboot v1 loads ELF32 kernels only; drop --boot, or use --boot netbsd")
+	}
+	if mods := c.StringSlice("module"); len(mods) > 0 {
+		return usageErrorf("--boot multiboot --module %s: up boots a NetBSD kernel, whose multiboot entry does not read boot modules; drop --boot, or use --boot netbsd, NetBSD's native handoff, which passes them", mods[0])
+	}
+	return nil
 }
 
 // upRunOnly is what to use instead of run's flag name, which up has not,
