@@ -186,6 +186,9 @@ func TestCLIChecks(t *testing.T) {
 		{"up --share a file", up("--share", text, "rescue"), 1, "smolvmm up: --share " + text + " is a regular file, not a directory: give a directory to share", ""},
 		// A set is a regular file or a directory: a FIFO blocked mkimg
 		// for ever, a device was read as an archive.
+		// A -x naming nothing built the service's sets, as if left out.
+		{"mkimg -x a comma", []string{"mkimg", "-x", ",", "-i", filepath.Join(dir, "x2.img")}, 2, `smolvmm mkimg: -x "," names no set: give set files or directories, e.g. -x rescue.tgz, or leave out -x to take the service's sets`, ""},
+		{"mkimg -x commas, repeated", []string{"mkimg", "-x", ",,", "-x", ",", "-i", filepath.Join(dir, "x2.img")}, 2, `smolvmm mkimg: -x ",,,," names no set`, ""},
 		{"mkimg -x a FIFO", []string{"mkimg", "-x", f["fifo"], "-i", filepath.Join(dir, "x1.img")}, 1, "smolvmm mkimg: -x " + f["fifo"] + " is a FIFO: give a set archive (.tgz, .tar.xz, .tar) or a directory", "fifo"},
 		{"mkimg -x a character device", []string{"mkimg", "-x", f["chr"], "-i", filepath.Join(dir, "x1.img")}, 1, " is a character device: give a set archive", "chr"},
 		{"mkimg -x a socket", []string{"mkimg", "-x", text + "," + f["socket"], "-i", filepath.Join(dir, "x1.img")}, 1, " is a socket: give a set archive", "socket"},

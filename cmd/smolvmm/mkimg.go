@@ -141,6 +141,11 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())
 		return nil
 	}
+	// A -x that names nothing ("," or ",,") is a slip on the command
+	// line: it built the service's sets, as if -x had been left out.
+	if c.IsSet("sets") && len(splitCommas(c.StringSlice("sets"))) == 0 {
+		return usageErrorf("-x %q names no set: give set files or directories, e.g. -x rescue.tgz, or leave out -x to take the service's sets", strings.Join(c.StringSlice("sets"), ","))
+	}
 	if err := service.CheckName(c.String("service")); err != nil {
 		return usageErrorf("-s: %v", err)
 	}
