@@ -85,8 +85,8 @@ func kstripCommand() *cli.Command {
 		Description: kstripDescription,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the kernel to `OUT` (a regular file, or - for standard output) instead of replacing KERNEL"},
-			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the names in `FILE` (one a line, # comments) instead of the default list"},
-			&cli.StringSliceFlag{Name: "keep", Usage: "keep these `NAMES` (comma-separated) instead of the default list"},
+			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the names in `FILE` (one a line, # comments) instead of the default list (or --keep, not both)"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "keep these `NAMES` (comma-separated) instead of the default list (or -K, not both)"},
 			&cli.StringSliceFlag{Name: "disable", Usage: "disable these `NAMES`"},
 			&cli.StringSliceFlag{Name: "enable", Usage: "enable these `NAMES` and their parents"},
 			&cli.BoolFlag{Name: "list", Aliases: []string{"l"}, Usage: "print the cfdata table"},
@@ -151,6 +151,11 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 	// parents.
 	if c.IsSet("keep") && len(splitCommas(c.StringSlice("keep"))) == 0 {
 		return usageErrorf("--keep %q names nothing: stripping with it would disable every driver; give the names to keep, e.g. --keep mainbus,cpu,pci,isa,com_isa,virtio,ld_virtio", strings.Join(c.StringSlice("keep"), ","))
+	}
+	// Each is the whole keep list (the usage gives them as alternatives):
+	// names on both were merged, which neither flag says.
+	if c.String("keep-file") != "" && c.IsSet("keep") {
+		return usageErrorf("kstrip: -K %s and --keep %s: each is the whole keep list; give one of them (put every name in the file, or all on --keep)", c.String("keep-file"), strings.Join(c.StringSlice("keep"), ","))
 	}
 	// A kernel that is no file is said to be one first: without -o it
 	// is also the output, which the user did not name. (Not opened: a
@@ -293,7 +298,9 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.W
 	p.Enable, p.Disable = splitCommas(c.StringSlice("enable")), splitCommas(c.StringSlice("disable"))
 	p.IgnoreUnknown = c.Bool("ignore-unknown")
 	p.Keep = splitCommas(c.StringSlice("keep"))
-	p.Keep = append(p.Keep, keepFile...)
+	if keepFile != nil {
+		p.Keep = keepFile // never with --keep: runKstrip refuses both
+	}
 	userKeep := c.IsSet("keep") || c.IsSet("keep-file")
 	if userKeep && strings.TrimSpace(strings.Join(p.Keep, "")) == "" {
 		return p, false, fmt.Errorf("kstrip: --keep names nothing: stripping with it would disable every driver")

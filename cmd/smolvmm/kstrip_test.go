@@ -266,6 +266,8 @@ func TestKstripBadInput(t *testing.T) {
 	kern := testKernel(t, kstriptest.Options{Bits: 32})
 	emptyKeep := filepath.Join(dir, "empty.list")
 	os.WriteFile(emptyKeep, []byte("# nothing\n"), 0o644)
+	keepList := filepath.Join(dir, "keep.list")
+	os.WriteFile(keepList, []byte("mainbus\ncom0\n"), 0o644)
 	// Sparse: refused by its size, never read (it was read whole, 1 GiB
 	// of memory, to say "not an ELF file").
 	huge := filepath.Join(dir, "big.img")
@@ -296,6 +298,8 @@ func TestKstripBadInput(t *testing.T) {
 		{"unknown disable name", []string{"--disable", "fcd", kern}, kern, 1, []string{`disable name "fcd"`, "fdc"}},
 		{"empty keep file", []string{"-K", emptyKeep, kern}, kern, 1, []string{"names nothing"}},
 		{"empty keep flag", []string{"--keep", " ,", kern}, kern, 2, []string{"names nothing"}}, // a command-line mistake: status 2
+		// Documented as alternatives, they were merged into one list.
+		{"keep file and keep flag", []string{"-K", keepList, "--keep", "mainbus,pci", kern}, kern, 2, []string{"kstrip: -K " + keepList + " and --keep mainbus,pci: each is the whole keep list; give one of them (put every name in the file, or all on --keep)"}},
 		// The example names the narrow attachments the default list
 		// uses, not com and ld, which keep puc, pcmcia, aac, nvme...
 		{"blank keep flag", []string{"--keep=", kern}, kern, 2, []string{"e.g. --keep mainbus,cpu,pci,isa,com_isa,virtio,ld_virtio"}},
