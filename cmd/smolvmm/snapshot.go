@@ -262,7 +262,7 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			if flags := snapshotDiskFlags(c.String("restore"), cfg.Disks); flags != "" {
 				ve.Hint = "give -d as the snapshot's machine had it: " + flags + ", or leave out -d to take the snapshot's disks"
 			}
-			return nil, err
+			return nil, usageStatus{err} // a -d option the snapshot contradicts
 		}
 		if errors.Is(err, vmm.ErrSnapshotNotTrusted) && errors.As(err, &ve) {
 			// The snapshot's paths are not offered as flags: whoever
@@ -298,11 +298,16 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		}
 		if errors.Is(err, vmm.ErrConfig) && errors.As(err, &ve) && ve.Field == "Disks" {
 			if err := restoreDiskCountError(c.String("restore"), cfg.Disks, err); err != nil {
-				return nil, err
+				return nil, usageStatus{err} // more or fewer -d than the snapshot's disks
 			}
 		}
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
-			return nil, fmt.Errorf("%w (give the network the snapshot's VM had, --net none when it had no network card, or leave out --net to take its kind)", err)
+			// The devices come from the flags: a --net the snapshot
+			// contradicts, as restoreNet refuses before the restore.
+			return nil, usageStatus{fmt.Errorf("%w (give the network the snapshot's VM had, --net none when it had no network card, or leave out --net to take its kind)", err)}
+		}
+		if isAs[*snapshot.MemorySizeError](err) { // advice.go
+			return nil, usageStatus{err} // -m given, and not the snapshot's size
 		}
 		return m, err
 	}

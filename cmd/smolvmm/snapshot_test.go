@@ -538,7 +538,10 @@ func TestEarlyRestoreArgs(t *testing.T) {
 // TestCLIRestoreDiskSettings: a -d whose read-only setting or serial is
 // not the snapshot's is refused with the -d flags that would restore it,
 // not the network advice other device differences get; the snapshot's
-// settings restore.
+// settings restore. Flags the snapshot contradicts (-d's options and
+// count, -m, --net) are command-line mistakes, status 2, as restoreNet's
+// refusal was (they were 1); a disk file the snapshot did not record
+// (touched since) stays 1, a file's state.
 func TestCLIRestoreDiskSettings(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -569,13 +572,13 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 		status int
 		stderr string
 	}{
-		{"read-only", d + ",ro", 1, "read-only, the snapshot's disk read-write (" + disk + ") (give -d as the snapshot's machine had it: -d " + d + ", or leave out -d to take the snapshot's disks)"},
-		{"other serial", d + ",serial=data2", 1, `serial "data2", the snapshot's "data1" (` + disk + ") (give -d as the snapshot's machine had it: -d " + d + ",serial=data1, or leave out -d to take the snapshot's disks)"},
+		{"read-only", d + ",ro", 2, "read-only, the snapshot's disk read-write (" + disk + ") (give -d as the snapshot's machine had it: -d " + d + ", or leave out -d to take the snapshot's disks)"},
+		{"other serial", d + ",serial=data2", 2, `serial "data2", the snapshot's "data1" (` + disk + ") (give -d as the snapshot's machine had it: -d " + d + ",serial=data1, or leave out -d to take the snapshot's disks)"},
 		{"as the snapshot's", d, 1, ""},
 		// It said "snapshot S has 1 disks, 2 given: invalid
 		// configuration": vmm.ErrConfig's text, and no advice.
-		{"one disk too many", d + " -d " + d + "2", 1, "smolvmm run: --restore " + snap + ": the snapshot's VM had 1 disk, -d gives 2 (give -d as the snapshot's machine had it: -d " + d + ", or leave out -d to take the snapshot's disks)"},
-		{"disk of none", "-d " + d, 1, "smolvmm run: --restore " + nodisk + ": the snapshot's VM had no disk, -d gives 1 (leave out -d)"},
+		{"one disk too many", d + " -d " + d + "2", 2, "smolvmm run: --restore " + snap + ": the snapshot's VM had 1 disk, -d gives 2 (give -d as the snapshot's machine had it: -d " + d + ", or leave out -d to take the snapshot's disks)"},
+		{"disk of none", "-d " + d, 2, "smolvmm run: --restore " + nodisk + ": the snapshot's VM had no disk, -d gives 1 (leave out -d)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -596,6 +599,26 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 				t.Fatalf("output %q, want the count to go on to 5", out)
 			}
 		})
+	}
+	// Another -m, a network card the snapshot's VM did not have, or
+	// none for one that had.
+	nic := filepath.Join(dir, "nic.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--snapshot", nic, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run with a network card: status %d, stderr:\n%s", status, stderr)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"-m", []string{"--restore", snap, "-d", d + ",serial=data1", "-m", "32"}, "smolvmm run: restore: snapshot " + snap + ": snapshot memory size differs: 16 MiB in the snapshot, 32 MiB asked for (drop -m to take the snapshot's memory size, or give -m 16)"},
+		{"--net user", []string{"--restore", snap, "-d", d + ",serial=data1", "--net", "user"}, "--net user: the VM of --restore " + snap + " had no network card"},
+		{"--net none", []string{"--restore", nic, "--net", "none"}, "the machine's devices differ from the snapshot's"},
+	} {
+		args := append([]string{"run"}, tt.args...)
+		if out, stderr, status := runCLI(t, args...); status != 2 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%s: status %d, output %q, stderr %q; want 2 and %q", tt.name, status, out, stderr, tt.want)
+		}
 	}
 	// Without -d, the snapshot's path opens only the file it recorded,
 	// unchanged: touched, the image is to be given with -d (it then
