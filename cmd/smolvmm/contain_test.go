@@ -759,3 +759,34 @@ func TestIDFlagsHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagHelpPerCommand: a flag's help says what the command's flag
+// takes: -p works on a shared user network too (it said "needs --net
+// user"), and demo's guest is a multiboot kernel, whose --module has no
+// NetBSD module type (demo showed run's help, which speaks of them).
+func TestFlagHelpPerCommand(t *testing.T) {
+	for _, tt := range []struct {
+		cmd       string
+		want, not []string
+	}{
+		{"run", []string{"needs the user network: --net user, user:NAME or user:/path.sock"}, []string{"needs --net user)"}},
+		{"up", []string{"needs the user network: --net user, user:NAME or user:/path.sock"}, nil},
+		{"demo", []string{"--module FILE ] boot module FILE, optionally followed by ,args for its multiboot command line"}, []string{"kmod", "rndseed"}},
+	} {
+		out, _, status := runCLI(t, tt.cmd, "--help")
+		out = strings.Join(strings.Fields(out), " ") // the help wraps long lines
+		if status != 0 {
+			t.Errorf("%s --help: status %d", tt.cmd, status)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s --help lacks %q:\n%s", tt.cmd, w, out)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(out, n) {
+				t.Errorf("%s --help has %q:\n%s", tt.cmd, n, out)
+			}
+		}
+	}
+}

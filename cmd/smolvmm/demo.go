@@ -13,6 +13,10 @@ import (
 // with no network card, lacks.
 const demoJailUsage = "when started as root: run the VMM in new mount, PID, IPC and UTS namespaces, and in a network namespace of its own"
 
+// demoModuleUsage is demo's --module help: run's speaks of a NetBSD
+// kernel's module types, and the built-in guest is a multiboot kernel.
+const demoModuleUsage = "boot module `FILE`, optionally followed by ,args for its multiboot command line (repeatable; the guest prints where each was loaded and its command line)"
+
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
@@ -24,8 +28,9 @@ command reports as success (smolvmm run would give QEMU's status 1). Example:
    smolvmm demo -a "hello from the command line"`,
 		// The demo guest has no network card: nothing could answer a
 		// --ready-port.
-		Flags: withUsage(withUsage(withoutFlags(runFlags(), map[string]bool{"ready-port": true}), "jail", demoJailUsage),
+		Flags: withUsage(withUsage(withUsage(withoutFlags(runFlags(), map[string]bool{"ready-port": true}), "jail", demoJailUsage),
 			"boot", "boot `PROTOCOL`: auto or multiboot (the built-in guest is a multiboot kernel)"),
+			"module", demoModuleUsage),
 		Action: func(c *cli.Context) error {
 			if err := checkArgs(c, 0, ""); err != nil {
 				return err

@@ -23,7 +23,7 @@ func netFlags() []cli.Flag {
 		&cli.StringFlag{Name: "net", Value: "user",
 			Usage: "network `MODE`: user (rootless NAT, guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3), user:NAME or user:/path.sock (join the shared network smolvmm net runs), tap:NAME (attach to or create a tap), none (no network card)"},
 		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
-			Usage: "forward a host port to the guest; `SPEC` is [tcp|udp:][hostaddr:]hostport:guestport (repeatable; host side on 127.0.0.1 unless hostaddr is given; needs --net user)"},
+			Usage: "forward a host port to the guest; `SPEC` is [tcp|udp:][hostaddr:]hostport:guestport (repeatable; host side on 127.0.0.1 unless hostaddr is given; needs the user network: --net user, user:NAME or user:/path.sock)"},
 		&cli.StringFlag{Name: "mac", Usage: "guest NIC `MAC` address (default 52:54:00 + 3 bytes of a hash of the first disk's path, stable across runs)"},
 	}
 }
@@ -96,7 +96,7 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 		cfg.Forwards = append(cfg.Forwards, f)
 	}
 	if len(cfg.Forwards) > 0 && kind != "user" {
-		return cfg, fmt.Errorf("-p %s: port forwards need the user network, not --net %s: use --net user (the default) or drop -p", publish[0], spec)
+		return cfg, fmt.Errorf("-p %s: port forwards need the user network, not --net %s: use --net user (the default), a shared one (user:NAME), or drop -p", publish[0], spec)
 	}
 	if mac != "" && kind == "none" {
 		// As --ready-port: a flag for a card the VM will not have.

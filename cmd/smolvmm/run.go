@@ -589,6 +589,12 @@ func withUsage(flags []cli.Flag, name, usage string) []cli.Flag {
 				v.Usage = usage
 				flags[i] = &v
 			}
+		case *cli.StringSliceFlag:
+			if b.Name == name {
+				v := *b
+				v.Usage = usage
+				flags[i] = &v
+			}
 		}
 	}
 	return flags
