@@ -47,9 +47,16 @@ func run(args []string) int {
 	// Errors are printed once, below, as one line.
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	err := app.Run(args)
-	if werr := stdout.Err(); err == nil && werr != nil {
+	command := commandName(args)
+	// Output lost is said whatever else happened: a guest that ended
+	// with a status of its own keeps it, and still lost its output.
+	lost := stdout.Err()
+	if lost != nil && (err == nil || exitCode(err) == 0) {
 		// The command did its work, but its output was lost.
-		err = stdoutError(werr)
+		err, lost = stdoutError(lost), nil
+	}
+	if lost != nil {
+		defer fmt.Fprintln(os.Stderr, errorLine(command, advise(stdoutError(lost))))
 	}
 	if err == nil {
 		err = helpTopicError(app)
@@ -57,7 +64,6 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
-	command := commandName(args)
 	// A flag before the command is smolvmm's own, whatever command
 	// follows: said as such, not as the command's.
 	var g *globalFlagError
