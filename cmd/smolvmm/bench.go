@@ -199,6 +199,11 @@ func benchAction(c *cli.Context) error {
 			if err := checkWritable("--"+f+" "+p, p); err != nil {
 				return err
 			}
+			if t, err := atomicfile.Target(p); err == nil {
+				if err := checkWriteProtected("--"+f, p, t, "bench", "give --"+f+" another file"); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	var ready bench.Ready

@@ -255,6 +255,21 @@ func checkImageOutput(out string) (string, error) {
 	return target, nil
 }
 
+// checkWriteProtected refuses to replace target, the file the output
+// what and path ("-o", "out.k") names, when it exists and has no write
+// permission bit at all (chmod a-w): its owner marked it not to be
+// changed. The atomic writer needs only its directory writable, and root
+// passes any access check, so it would be replaced; rm and sed -i ask
+// before removing or replacing such a file, smolvmm refuses. who is the
+// command, advice the other way out ("give -o another file").
+func checkWriteProtected(what, path, target, who, advice string) error {
+	st, err := os.Stat(target)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o222 != 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s is write-protected (mode %#o): %s does not replace it; %s, or make it writable first (chmod u+w %s)", what, path, st.Mode().Perm(), who, advice, path)
+}
+
 // checkWritable proves, before any work, that the output what (a flag and
 // its value, "-o k.gz", or "image root.img") can be written as it will
 // be: by the atomic writer, whose temporary file in the output's

@@ -39,6 +39,14 @@ func TestCLIChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Files their owner made read-only (chmod a-w): the atomic writer
+	// needs only the directory writable, and replaced them.
+	roKernel, roOut, roImage, roJSON := filepath.Join(dir, "ro-kernel"), filepath.Join(dir, "ro-out"), filepath.Join(dir, "ro.img"), filepath.Join(dir, "ro.json")
+	for _, p := range []string{roKernel, roOut, roImage, roJSON} {
+		if err := os.WriteFile(p, []byte("keep me"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
 	symlink, hardlink := filepath.Join(dir, "sym.img"), filepath.Join(dir, "hard.img")
 	if err := os.Symlink("a.img", symlink); err != nil {
 		t.Fatal(err)
@@ -195,6 +203,10 @@ func TestCLIChecks(t *testing.T) {
 		// A keep list is read as -k is: it blocked for ever on a FIFO,
 		// said "read DIR: is a directory" after "line 0", and scanned a
 		// device until "bufio.Scanner: token too long".
+		{"kstrip in place, write-protected", []string{"kstrip", roKernel}, 1, "smolvmm kstrip: kernel " + roKernel + " is write-protected (mode 0444): kstrip does not replace it; strip into another file with -o OUT, or make it writable first (chmod u+w " + roKernel + ")", ""},
+		{"kstrip -o write-protected", []string{"kstrip", "-o", roOut, text}, 1, "smolvmm kstrip: -o " + roOut + " is write-protected (mode 0444): kstrip does not replace it; give -o another file, or make it writable first (chmod u+w " + roOut + ")", ""},
+		{"mkimg -f write-protected", []string{"mkimg", "-f", "-i", roImage}, 1, "smolvmm mkimg: image " + roImage + " is write-protected (mode 0444): -f does not replace it; give -i another file, or make it writable first (chmod u+w " + roImage + ")", ""},
+		{"bench --json write-protected", []string{"bench", "-k", text, "--json", roJSON, "-n", "1", "--warmup", "0"}, 1, "smolvmm bench: --json " + roJSON + " is write-protected (mode 0444): bench does not replace it; give --json another file, or make it writable first (chmod u+w " + roJSON + ")", ""},
 		{"kstrip -K a FIFO", []string{"kstrip", "-K", f["fifo"], "-o", filepath.Join(dir, "k1"), text}, 1, "smolvmm kstrip: -K " + f["fifo"] + " is a FIFO: not a regular file (give a keep list in a regular file, one name a line)", "fifo"},
 		{"kstrip -K a directory", []string{"kstrip", "-K", dir, "-o", filepath.Join(dir, "k1"), text}, 1, "smolvmm kstrip: -K " + dir + " is a directory: not a regular file (give a keep list", ""},
 		{"kstrip -K a character device", []string{"kstrip", "-K", f["chr"], "-o", filepath.Join(dir, "k1"), text}, 1, "is a character device: not a regular file (give a keep list", "chr"},
@@ -246,6 +258,11 @@ func TestCLIChecks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nocache")); err == nil {
 		t.Error("a refused fetch made its --cache directory")
+	}
+	for _, p := range []string{roKernel, roOut, roImage, roJSON} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "keep me" {
+			t.Errorf("write-protected %s: %q, %v; want it kept", p, b, err)
+		}
 	}
 }
 

@@ -72,7 +72,9 @@ Without -o the kernel is replaced in place through a temporary file,
 fsync and rename, keeping its mode, owner and group; so is an existing
 OUT (a new one gets KERNEL's mode). A symlink is followed (its
 target is replaced, the link stays); a device, FIFO, socket or directory
-is refused, and so is a disk image a running VM holds. -o - writes the
+is refused, and so is a disk image a running VM holds or a file with no
+write permission at all (chmod a-w: strip into another file, or chmod
+u+w it first). -o - writes the
 kernel to standard output (the summary then goes to standard error).
 Gzipped kernels are read (detected by their magic); the result is
 gzipped only when the output name ends in .gz.`
@@ -194,6 +196,13 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 			if err := checkNotInUse(target); err != nil && !errors.Is(err, fs.ErrPermission) {
 				return err
 			}
+		}
+		if c.String("output") == "" {
+			if err := checkWriteProtected("kernel", in, target, "kstrip", "strip into another file with -o OUT"); err != nil {
+				return err
+			}
+		} else if err := checkWriteProtected("-o", out, target, "kstrip", "give -o another file"); err != nil {
+			return err
 		}
 		// ...and so is its directory, where the replacement is made; a
 		// missing KERNEL is left for the read below to report.

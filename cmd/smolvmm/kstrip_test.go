@@ -266,6 +266,11 @@ func TestKstripBadInput(t *testing.T) {
 	kern := testKernel(t, kstriptest.Options{Bits: 32})
 	emptyKeep := filepath.Join(dir, "empty.list")
 	os.WriteFile(emptyKeep, []byte("# nothing\n"), 0o644)
+	// A kernel its owner made read-only, and an output made so: the
+	// rename needs only the directory writable, and replaced them.
+	roKern, roOut := filepath.Join(dir, "netbsd-ro"), filepath.Join(dir, "out-ro")
+	os.WriteFile(roKern, mustRead(t, kern), 0o444)
+	os.WriteFile(roOut, []byte("an older kernel"), 0o444)
 	keepList := filepath.Join(dir, "keep.list")
 	os.WriteFile(keepList, []byte("mainbus\ncom0\n"), 0o644)
 	// Sparse: refused by its size, never read (it was read whole, 1 GiB
@@ -298,6 +303,8 @@ func TestKstripBadInput(t *testing.T) {
 		{"unknown disable name", []string{"--disable", "fcd", kern}, kern, 1, []string{`disable name "fcd"`, "fdc"}},
 		{"empty keep file", []string{"-K", emptyKeep, kern}, kern, 1, []string{"names nothing"}},
 		{"empty keep flag", []string{"--keep", " ,", kern}, kern, 2, []string{"names nothing"}}, // a command-line mistake: status 2
+		{"write-protected in place", []string{roKern}, roKern, 1, []string{"kernel " + roKern + " is write-protected (mode 0444): kstrip does not replace it; strip into another file with -o OUT, or make it writable first (chmod u+w " + roKern + ")"}},
+		{"write-protected -o", []string{"-o", roOut, kern}, roOut, 1, []string{"-o " + roOut + " is write-protected (mode 0444): kstrip does not replace it; give -o another file"}},
 		// Documented as alternatives, they were merged into one list.
 		{"keep file and keep flag", []string{"-K", keepList, "--keep", "mainbus,pci", kern}, kern, 2, []string{"kstrip: -K " + keepList + " and --keep mainbus,pci: each is the whole keep list; give one of them (put every name in the file, or all on --keep)"}},
 		// The example names the narrow attachments the default list

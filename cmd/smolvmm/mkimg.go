@@ -283,6 +283,9 @@ func checkOutput(out string, force bool) error {
 		if err := checkNotInUse(target); err != nil {
 			return err
 		}
+		if err := checkWriteProtected("image", out, target, "-f", "give -i another file"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/lockholder"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/rebuild"
@@ -188,6 +189,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		// one is known before the sets are read.
 		if err := checkWritable("image "+res.Image, res.Image); err != nil {
 			return "", err
+		}
+		if t, err := atomicfile.Target(res.Image); err == nil {
+			if err := checkWriteProtected("image", res.Image, t, "up", "give -i another file"); err != nil {
+				return "", selfNamed{err}
+			}
 		}
 		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: im.Sets, Arch: res.Release.Arch, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
 		if err != nil {

@@ -486,6 +486,46 @@ func TestUpKeepsAnImageInUse(t *testing.T) {
 	}
 }
 
+// TestUpKeepsAWriteProtectedImage: a stale image its owner made
+// read-only (chmod a-w) is not rebuilt, as kstrip and mkimg -f leave such
+// a file: the rename needs only the directory writable, so it was
+// replaced. Made writable again, it is rebuilt.
+func TestUpKeepsAWriteProtectedImage(t *testing.T) {
+	f := newFakeUp(t)
+	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
+	if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(opts.Image, old, old)
+	if err := os.Chmod(opts.Image, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(opts.Image)
+	f.calls = nil
+	_, err := up(context.Background(), io.Discard, f.deps(), opts)
+	want := "image " + opts.Image + " is write-protected (mode 0444): up does not replace it; give -i another file, or make it writable first (chmod u+w " + opts.Image + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	if got := strings.Join(f.calls, " "); got != "service fetch" {
+		t.Errorf("calls %q, want no build and no run", got)
+	}
+	if after, _ := os.ReadFile(opts.Image); !bytes.Equal(before, after) {
+		t.Error("the write-protected image was replaced")
+	}
+	if err := os.Chmod(opts.Image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.calls = nil
+	if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.calls, " "); got != "service fetch build run" {
+		t.Errorf("calls once writable %q", got)
+	}
+}
+
 func TestUpKeepListIsPartOfTheKey(t *testing.T) {
 	f := newFakeUp(t)
 	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
