@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend"
@@ -83,16 +82,16 @@ type dataEntry struct {
 	dev, ino uint64 // the entry scanned: the copy refuses another in its place
 }
 
-// scanData lists the entries under root. With foldCase (FAT32, whose names
-// ignore case), two names in one directory that differ only in case are
-// refused: the second would silently replace the first in the image.
+// scanData lists the entries under root. With fat (FAT32), each name is
+// checked for what go-diskfs would store (see fatDir): a name it would
+// change, or two names that would be one entry or share a short name,
+// are refused, before any image is written.
 //
 // The walk goes through directory descriptors and never follows a symlink
 // (see hostdir): a user who can write in the directory cannot make a
 // build running as root list, or block on, anything outside it.
-func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
+func scanData(root *hostdir.Dir, fat bool) ([]dataEntry, error) {
 	var es []dataEntry
-	seen := map[string]string{} // folded relative path: the name first seen
 	var walk func(d *hostdir.Dir, rel string) error
 	walk = func(d *hostdir.Dir, rel string) error {
 		names, err := d.Names()
@@ -102,17 +101,13 @@ func scanData(root *hostdir.Dir, foldCase bool) ([]dataEntry, error) {
 			}
 			return err
 		}
+		fd := fatDir{hostDir: d.Path()}
 		for _, name := range names {
 			r, hp := path.Join(rel, name), d.Join(name)
-			if foldCase {
-				// The parent's folded path is already unique: fold the
-				// whole path, so the key is per directory.
-				key := strings.ToLower(r)
-				if first, ok := seen[key]; ok {
-					return fmt.Errorf("%s and %s differ only in case: FAT32 names ignore case, so the image cannot hold both; rename one",
-						filepath.Join(root.Path(), filepath.FromSlash(first)), hp)
+			if fat {
+				if err := fd.add(name); err != nil {
+					return err
 				}
-				seen[key] = r
 			}
 			st, err := d.Lstat(name)
 			if err != nil {

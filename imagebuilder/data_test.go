@@ -353,6 +353,97 @@ func TestBuildDataImageCaseCollision(t *testing.T) {
 	}
 }
 
+// go-diskfs writes a FAT32 name as it is told only within limits: it
+// stores one 16-bit unit per character (an emoji becomes another
+// character), gives names that are not 8.3 a short name with no numeric
+// tail unless cut (two such names can share one), finds an existing entry
+// by its long or short name ignoring case (and then overwrites it), and
+// fails on some characters outside Latin-1. Each such name is refused,
+// named, before an image is written; the others are stored as given.
+func TestBuildDataImageFATNames(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+		want  []string // in the error; none: the build succeeds
+	}{
+		{"two emoji", []string{"a😀.txt", "a😃.txt"}, []string{"a😀.txt", "U+1F600", "ISO 9660"}},
+		{"emoji beside plain", []string{"b😀.txt", "b.txt"}, []string{"b😀.txt", "U+1F600"}},
+		{"emoji alone", []string{"émoji-😀.txt"}, []string{"émoji-😀.txt", "U+1F600"}},
+		{"U+FFFF", []string{"x￿"}, []string{"U+FFFF"}},
+		{"invalid UTF-8", []string{"\xffa", "\xfeb"}, []string{"not valid UTF-8", `\xfeb`}},
+		{"one short name", []string{"a+.txt", "a=.txt"}, []string{"a+.txt", "a=.txt", "short name A_.TXT"}},
+		{"short name of a plain name", []string{"A_.TXT", "a+.txt"}, []string{"A_.TXT", "a+.txt", "A_.TXT"}},
+		{"name equal to a short name", []string{"a b.txt", "ab.txt"}, []string{"a b.txt", "ab.txt", "one name"}},
+		{"dotted name equal to a short name", []string{"a.b.txt", "ab.txt"}, []string{"a.b.txt", "ab.txt"}},
+		{"long s folds to s", []string{"ſ.txt", "s.txt"}, []string{"ſ.txt", "s.txt"}},
+		{"character go-diskfs cannot write", []string{"ж.txt"}, []string{"ж.txt", "U+0436"}},
+		{"in a subdirectory", []string{"d/a+", "d/a="}, []string{filepath.Join("d", "a+"), filepath.Join("d", "a=")}},
+		{"Latin-1 and Cyrillic capitals", []string{"é.txt", "e.txt", "Ж/x"}, nil},
+		{"cut names get tails", []string{"long name one.txt", "long name two.txt", "other"}, nil},
+		{"same short name in two directories", []string{"a/x+", "b/x=", "a/y"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tt.files {
+				p := filepath.Join(dir, filepath.FromSlash(f))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := filepath.Join(t.TempDir(), "d.img")
+			err := imagebuilder.BuildDataImage(dir, out, imagebuilder.DataFAT32)
+			if tt.want != nil {
+				if err == nil {
+					t.Fatal("built an image that changes or loses a name")
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				var fe *imagebuilder.FATNameError
+				if !errors.As(err, &fe) {
+					t.Errorf("error %v is no *FATNameError", err)
+				}
+				if tt.name != "long s folds to s" && strings.Contains(err.Error(), "differ only in case") {
+					t.Errorf("error %q blames case", err)
+				}
+				if _, err := os.Stat(out); err == nil {
+					t.Error("a refused build left an image behind")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			fsys, err := d.GetFilesystem(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range tt.files {
+				got, err := fs.ReadFile(fsys, f)
+				if err != nil || string(got) != f {
+					t.Errorf("%s in the image: %q, %v", f, got, err)
+				}
+			}
+			if fsck, err := exec.LookPath("fsck.fat"); err == nil {
+				if out, err := exec.Command(fsck, "-n", out).CombinedOutput(); err != nil || strings.Count(string(out), "\n") > 2 {
+					t.Errorf("fsck.fat -n: %v\n%s", err, out)
+				}
+			}
+		})
+	}
+}
+
 // A stopped build returns ctx's error and leaves neither the image nor a
 // temporary file.
 func TestBuildDataImageContextStopped(t *testing.T) {

@@ -48,6 +48,8 @@ var adviceTable = []advice{
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
 	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
 	{is: isAs[*imagebuilder.UnreadableError], cli: "make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share"},
+	{is: fatName(false), cli: "rename it, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
+	{is: fatName(true), cli: "rename one, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: isAs[*imagebuilder.StageUnreachableError], cli: "set TMPDIR to a directory every user can traverse, such as /var/tmp"},
 	// Only --restore reads a snapshot.
 	{is: isErr(snapshot.ErrFormat), cli: "give --restore a file written by --snapshot"},
@@ -62,6 +64,15 @@ var adviceTable = []advice{
 // truncated file's advice is the one that fits.
 func corruptSnapshot(err error) bool {
 	return errors.Is(err, snapshot.ErrCorrupt) && !errors.Is(err, snapshot.ErrTruncated)
+}
+
+// fatName reports whether err refuses a name of a FAT32 data image, two
+// names (pair) or one.
+func fatName(pair bool) func(error) bool {
+	return func(err error) bool {
+		var fe *imagebuilder.FATNameError
+		return errors.As(err, &fe) && (fe.Other != "") == pair
+	}
 }
 
 // isAs reports whether err holds an error of type E.
