@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/backend"
@@ -355,15 +356,15 @@ func (r *recordingFile) WriteAt(p []byte, off int64) (int, error) {
 func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hostdir.Dir, es []dataEntry, fsType string, typ filesystem.Type, size int64) error {
 	var fsys filesystem.FileSystem
 	var err error
+	var work string
 	if typ == filesystem.TypeISO9660 {
-		var work string
 		if work, err = os.MkdirTemp("", "smolvmm-iso-"); err != nil {
 			return err
 		}
 		defer os.RemoveAll(work)
 		// The work directory becomes the image's root, Rock Ridge
 		// mode and all: MkdirTemp's 0700 would shut out every user
-		// but root in the guest. 0755 is what go-diskfs gives the
+		// but root in the guest. 0755 is what isoMode gives the
 		// directories below it.
 		if err := os.Chmod(work, 0o755); err != nil {
 			return err
@@ -379,7 +380,7 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 	if err != nil {
 		return err
 	}
-	if err := copyData(ctx, fsys, w, root, es); err != nil {
+	if err := copyData(ctx, fsys, w, root, es, work); err != nil {
 		return err
 	}
 	if iso, ok := fsys.(*iso9660.FileSystem); ok {
@@ -404,8 +405,9 @@ var dataStorage = func(f fs.File) backend.Storage { return file.New(f, false) }
 // scan saw (another type, another file, another size) is refused with a
 // *changedError: the image's layout was planned from the scan, and a
 // symlink or FIFO swapped in must be neither followed nor opened
-// blocking.
-func copyData(ctx context.Context, fsys filesystem.FileSystem, img io.WriterAt, root *hostdir.Dir, es []dataEntry) error {
+// blocking. work is the ISO 9660 work tree go-diskfs copies into ("" for
+// FAT32): see isoMode.
+func copyData(ctx context.Context, fsys filesystem.FileSystem, img io.WriterAt, root *hostdir.Dir, es []dataEntry, work string) error {
 	type openDir struct {
 		rel string
 		d   *hostdir.Dir
@@ -442,11 +444,32 @@ func copyData(ctx context.Context, fsys filesystem.FileSystem, img io.WriterAt, 
 			if err := fsys.Mkdir(p); err != nil {
 				return fmt.Errorf("mkdir %s in data image: %w", p, err)
 			}
+			if err := isoMode(work, p, 0o755); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := copyDataFile(ctx, fsys, img, d, name, e, p); err != nil {
 			return err
 		}
+		if err := isoMode(work, p, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isoMode sets the mode of p in work, the tree go-diskfs builds an ISO 9660
+// image from (nothing for "", FAT32). go-diskfs makes its directories and
+// files there with 0755 and 0644 less the umask, and Rock Ridge takes their
+// modes from there: under umask 077 the guest's users could read none of
+// them. A directory's mode is set before anything is made in it.
+func isoMode(work, p string, mode fs.FileMode) error {
+	if work == "" {
+		return nil
+	}
+	if err := os.Chmod(filepath.Join(work, filepath.FromSlash(p)), mode); err != nil {
+		return fmt.Errorf("setting the mode of %s in the ISO 9660 work tree: %w", p, err)
 	}
 	return nil
 }

@@ -3,10 +3,13 @@ package imagebuilder_test
 import (
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
+	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 )
 
@@ -78,6 +81,56 @@ func TestISORootMode(t *testing.T) {
 			for _, name := range []string{".", "SUB"} {
 				if m, ok := modes[name]; !ok || m != 0o40755 {
 					t.Errorf("%s: Rock Ridge mode %#o (found %v), want 040755; all: %v", name, m, ok, modes)
+				}
+			}
+		})
+	}
+}
+
+// TestISOModesUmask: go-diskfs makes an ISO 9660 image's directories and
+// files in a work tree with modes 0755 and 0644 less the process umask,
+// and Rock Ridge takes them from there: under umask 077 they were 0700
+// and 0600, unreadable to the guest's users. They are 0755 and 0644
+// whatever the umask.
+func TestISOModesUmask(t *testing.T) {
+	for _, umask := range []int{0o022, 0o077, 0o277} {
+		t.Run(fmt.Sprintf("%04o", umask), func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "sub", "deep"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"top", "sub/f", "sub/deep/g"} {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := filepath.Join(t.TempDir(), "data.iso")
+			old := syscall.Umask(umask)
+			err := imagebuilder.BuildDataImage(dir, out, imagebuilder.DataISO9660)
+			syscall.Umask(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			fsys, err := d.GetFilesystem(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range map[string]os.FileMode{
+				"top": 0o644, "sub": os.ModeDir | 0o755, "sub/f": 0o644,
+				"sub/deep": os.ModeDir | 0o755, "sub/deep/g": 0o644,
+			} {
+				st, err := fs.Stat(fsys, name)
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				if st.Mode() != want {
+					t.Errorf("%s: mode %v, want %v", name, st.Mode(), want)
 				}
 			}
 		})
