@@ -135,22 +135,22 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		resp.Body.Close()
 		os.Remove(part)
 		if have == 0 {
-			return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, d.url, resp.Status)
+			return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(d.url), resp.Status)
 		}
 		return d.attempt(ctx, part, 0)
 	case http.StatusNotFound:
-		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s: the mirror is incomplete", ErrNotFound, d.url, d.name)
+		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s: the mirror is incomplete", ErrNotFound, shown(d.url), d.name)
 	default:
-		return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, d.url, resp.Status)
+		return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(d.url), resp.Status)
 	}
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
 		// Release files are never HTML: this is an error or login page
 		// served with 200, which must not reach the .part file.
 		return 0, fmt.Errorf("%w: GET %s: the mirror answered an HTML page (Content-Type %s) instead of %s; check the mirror URL and any proxy or captive portal",
-			ErrHTTP, d.url, ct, d.name)
+			ErrHTTP, shown(d.url), ct, d.name)
 	}
 	if total > maxFileSize {
-		return 0, fmt.Errorf("%s: the mirror announces %d bytes, more than the %d a NetBSD file can be", d.url, total, int64(maxFileSize))
+		return 0, fmt.Errorf("%s: the mirror announces %d bytes, more than the %d a NetBSD file can be", shown(d.url), total, int64(maxFileSize))
 	}
 
 	f, err := os.OpenFile(part, flags, 0o644)
@@ -177,16 +177,16 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	case werr != nil:
 		return n, fsErr("write", part, werr)
 	case rerr != nil && ctx.Err() != nil:
-		return n, &InterruptedError{URL: d.url, Part: part, Have: have + n, Err: ctx.Err()}
+		return n, &InterruptedError{URL: shown(d.url), Part: part, Have: have + n, Err: ctx.Err()}
 	case rerr != nil:
 		return n, fmt.Errorf("%w: GET %s: got %d of %s bytes: %w; the partial file %s is kept and the next run resumes it",
-			ErrTruncated, d.url, have+n, sizeString(total), rerr, part)
+			ErrTruncated, shown(d.url), have+n, sizeString(total), rerr, part)
 	case total >= 0 && have+n != total:
 		return n, fmt.Errorf("%w: GET %s: got %d of %d bytes; the partial file %s is kept and the next run resumes it",
-			ErrTruncated, d.url, have+n, total, part)
+			ErrTruncated, shown(d.url), have+n, total, part)
 	case have+n > maxFileSize:
 		os.Remove(part)
-		return n, fmt.Errorf("%s: more than %d bytes, more than a NetBSD file can be", d.url, int64(maxFileSize))
+		return n, fmt.Errorf("%s: more than %d bytes, more than a NetBSD file can be", shown(d.url), int64(maxFileSize))
 	}
 	return n, nil
 }
@@ -260,5 +260,5 @@ func sizeString(n int64) string {
 
 // transferErr reports a body that broke off while reading a small file.
 func transferErr(url string, err error) error {
-	return fmt.Errorf("%w: GET %s: %w (run again)", ErrTruncated, url, err)
+	return fmt.Errorf("%w: GET %s: %w (run again)", ErrTruncated, shown(url), err)
 }

@@ -184,7 +184,7 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 		ksum, ok = kd[KernelName]
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s%s", ErrNotFound, rel.base, KernelName, stale)
+		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s%s", ErrNotFound, shown(rel.base), KernelName, stale)
 	}
 	// Resolve every set name before downloading anything, so a typo costs
 	// no download.
@@ -286,21 +286,21 @@ func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Dige
 		return nil, false, r.notFound(ctx, url)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, false, fmt.Errorf("%w: GET %s: %s", ErrHTTP, url, resp.Status)
+		return nil, false, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(url), resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDigestFile+1))
 	if err != nil {
 		return nil, false, transferErr(url, err)
 	}
 	if len(data) > maxDigestFile {
-		return nil, false, fmt.Errorf("%w: %s is larger than %d bytes", ErrNotDigestFile, url, maxDigestFile)
+		return nil, false, fmt.Errorf("%w: %s is larger than %d bytes", ErrNotDigestFile, shown(url), maxDigestFile)
 	}
 	d, err = ParseDigests(data)
 	if err != nil {
 		if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
-			return nil, false, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", ct, url, DefaultMirror, err)
+			return nil, false, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", ct, shown(url), DefaultMirror, err)
 		}
-		return nil, false, fmt.Errorf("%s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", url, DefaultMirror, err)
+		return nil, false, fmt.Errorf("%s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", shown(url), DefaultMirror, err)
 	}
 	if err := writeFileAtomic(path, data); err != nil {
 		return nil, false, err
@@ -332,13 +332,13 @@ func (r *release) notFound(ctx context.Context, url string) error {
 	dirs := r.listDirs(ctx, mirror+"/")
 	if versions := versionsIn(dirs); len(versions) > 0 && !slices.Contains(versions, r.version) {
 		return fmt.Errorf("%w: NetBSD version %q (GET %s: 404); the mirror offers: %s",
-			ErrNotFound, r.version, url, strings.Join(versions, " "))
+			ErrNotFound, r.version, shown(url), strings.Join(versions, " "))
 	}
 	if arches := archesIn(r.listDirs(ctx, mirror+"/NetBSD-"+r.version+"/")); len(arches) > 0 && !slices.Contains(arches, r.arch) {
 		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
-			ErrNotFound, r.arch, r.version, url, strings.Join(arches, " "))
+			ErrNotFound, r.arch, r.version, shown(url), strings.Join(arches, " "))
 	}
-	return fmt.Errorf("%w: GET %s: 404", ErrNotFound, url)
+	return fmt.Errorf("%w: GET %s: 404", ErrNotFound, shown(url))
 }
 
 // file returns the verified cache entry for name, downloading it when the
@@ -388,7 +388,7 @@ func (r *release) file(ctx context.Context, sub, name, sum string) (File, error)
 func (f *Fetcher) get(ctx context.Context, url string, offset int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
+		return nil, fmt.Errorf("GET %s: %w", shown(url), err)
 	}
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
@@ -396,11 +396,36 @@ func (f *Fetcher) get(ctx context.Context, url string, offset int64) (*http.Resp
 	resp, err := f.client().Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("GET %s: %w", url, ctx.Err())
+			return nil, fmt.Errorf("GET %s: %w", shown(url), ctx.Err())
 		}
-		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or the mirror URL)", ErrNetwork, url, unwrapURLError(err))
+		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or the mirror URL)", ErrNetwork, shown(url), unwrapURLError(err))
 	}
 	return resp, nil
+}
+
+// shown is u as messages print it: the password of a mirror given as
+// http://user:secret@host/... replaced by "xxxxx" (url.URL.Redacted), so
+// that errors and logs can be shared. A URL that does not parse has
+// everything before an "@" in its host part replaced.
+func shown(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		if _, ok := p.User.Password(); ok {
+			return p.Redacted()
+		}
+		return u
+	}
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	end := strings.IndexByte(rest, '/')
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		rest = "xxxxx" + rest[at:]
+	}
+	return scheme + "://" + rest
 }
 
 func unwrapURLError(err error) error {
@@ -441,7 +466,7 @@ func (f *Fetcher) mirror() (string, error) {
 	}
 	u, err := url.Parse(m)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("mirror %q is not an http:// or https:// URL (e.g. %s)", m, DefaultMirror)
+		return "", fmt.Errorf("mirror %q is not an http:// or https:// URL (e.g. %s)", shown(m), DefaultMirror)
 	}
 	return strings.TrimRight(m, "/"), nil
 }
