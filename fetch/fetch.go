@@ -54,6 +54,11 @@ type Fetcher struct {
 	// rescue)"; "" when it cannot be found). The wait ends when the lock
 	// is free or Fetch's context ends.
 	LockWait func(holder string)
+	// Note, when set, is called with a line for the user about what
+	// Fetch does beside downloading: a cached file that failed its check
+	// was removed and is downloaded again (offline, the error that
+	// follows is the download's).
+	Note func(msg string)
 
 	// wrapPart lets tests replace the .part file's writer (full-disk test).
 	wrapPart func(io.Writer) io.Writer
@@ -252,6 +257,13 @@ func (r *release) cannotStore(path, why string) error {
 	return fmt.Errorf("%s %s, and the cache directory %s is not writable: %w", path, why, r.dir, cacheNotWritable{r.readOnly})
 }
 
+// note passes a line to the Fetcher's Note, if any.
+func (r *release) note(format string, args ...any) {
+	if r.f.Note != nil {
+		r.f.Note(fmt.Sprintf(format, args...))
+	}
+}
+
 // get counts the request and issues it.
 func (r *release) get(ctx context.Context, url string, offset int64) (*http.Response, error) {
 	r.requests++
@@ -272,6 +284,7 @@ func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Dige
 			return nil, false, r.cannotStore(path, "is corrupt")
 		}
 		os.Remove(path) // a corrupt cache entry: fetch it again
+		r.note("cached %s/SHA512 is not a SHA512 digest file (removed); downloading it again", sub)
 	}
 	if r.readOnly != nil {
 		return nil, false, r.cannotStore(path, "is not cached")
@@ -363,6 +376,7 @@ func (r *release) file(ctx context.Context, sub, name, sum string) (File, error)
 			return out, fmt.Errorf("remove corrupt cache entry %s: %w", path, err)
 		}
 		out.Repaired = true
+		r.note("cached %s did not match its SHA512 (removed); downloading it again", name)
 	}
 	if r.readOnly != nil {
 		return out, r.cannotStore(path, "is not cached")

@@ -156,7 +156,8 @@ func interrupted(ctx context.Context, err error) error {
 }
 
 // newFetcher configures a Fetcher from the release flags, with a progress
-// bar on progressTo when it is a terminal.
+// bar on progressTo when it is a terminal and its notes (a corrupt cached
+// file removed) on stderr.
 func newFetcher(c *cli.Context, progressTo *os.File) *fetch.Fetcher {
 	f := &fetch.Fetcher{Mirror: c.String("mirror"), Cache: c.String("cache")}
 	f.LockWait = func(holder string) {
@@ -164,6 +165,9 @@ func newFetcher(c *cli.Context, progressTo *os.File) *fetch.Fetcher {
 			holder = "another process"
 		}
 		fmt.Fprintf(os.Stderr, "smolvmm %s: waiting for %s, which holds this release's cache lock\n", c.Command.Name, holder)
+	}
+	f.Note = func(msg string) {
+		fmt.Fprintf(c.App.ErrWriter, "smolvmm %s: %s\n", c.Command.Name, msg)
 	}
 	if progressTo != nil && term.IsTerminal(int(progressTo.Fd())) {
 		f.Progress = terminalProgress(progressTo)

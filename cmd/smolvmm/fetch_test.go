@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
 
@@ -108,5 +110,28 @@ func TestTerminalProgress(t *testing.T) {
 	s := out.String()
 	if !strings.Contains(s, "rescue.tgz 1.0 KiB of 4.0 KiB  25%") || !strings.HasSuffix(s, strings.Repeat(" ", 20)+"\r") {
 		t.Errorf("progress output %q: want the name at 25%% and a cleared line at the end", s)
+	}
+}
+
+// Offline, a cached set that fails its SHA512 check is removed: the
+// command says so before the download's network error.
+func TestFetchCommandCorruptCacheOffline(t *testing.T) {
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel"),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	cache := t.TempDir()
+	args := []string{"fetch", "--mirror", srv.Mirror(), "--cache", cache}
+	if _, err := runTestApp(t, []*cli.Command{fetchCommand()}, args...); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if err := os.WriteFile(filepath.Join(cache, "9.3", "i386", "sets", "rescue.tgz"), []byte("corrupt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runTestApp(t, []*cli.Command{fetchCommand()}, args...)
+	if !errors.Is(err, fetch.ErrNetwork) {
+		t.Fatalf("err = %v, want a network error", err)
+	}
+	if want := "smolvmm fetch: cached rescue.tgz did not match its SHA512 (removed); downloading it again\n"; out != want {
+		t.Errorf("output %q, want %q", out, want)
 	}
 }
