@@ -47,7 +47,7 @@ func DefaultCacheDir() (string, error) {
 func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (unlock func(), readOnly error, err error) {
 	for {
 		if err := mkdirAll(dir, 0o755); err != nil {
-			return nil, nil, notWritableErr(fsErr("create cache directory", dir, err))
+			return nil, nil, cacheDirErr(fsErr("create cache directory", dir, err))
 		}
 		path := filepath.Join(dir, ".lock")
 		f, err := openFile(path, os.O_CREATE|os.O_RDWR, 0o644)
@@ -93,7 +93,7 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 			if err := mkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 				removeEmpty(dir, stop)
 				f.Close()
-				return nil, nil, notWritableErr(fsErr("create cache directory", filepath.Join(dir, sub), err))
+				return nil, nil, cacheDirErr(fsErr("create cache directory", filepath.Join(dir, sub), err))
 			}
 		}
 		return func() { f.Close() }, readOnly, nil
@@ -121,6 +121,24 @@ func notWritableErr(err error) error {
 	}
 	return err
 }
+
+// cacheDirErr is err, the failure to make a directory of the cache,
+// matching ErrCacheNotWritable when the cache may not be written,
+// ErrNoSpace when it is full, and ErrCacheDir otherwise.
+func cacheDirErr(err error) error {
+	err = notWritableErr(err)
+	if errors.Is(err, ErrCacheNotWritable) || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	return cacheDirError{err}
+}
+
+// cacheDirError is a cache directory's failure, said as the system says
+// it, matching ErrCacheDir as well.
+type cacheDirError struct{ err error }
+
+func (e cacheDirError) Error() string   { return e.err.Error() }
+func (e cacheDirError) Unwrap() []error { return []error{ErrCacheDir, e.err} }
 
 // cacheNotWritable is the system's error of a write into the cache,
 // matching ErrCacheNotWritable as well.

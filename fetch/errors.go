@@ -34,6 +34,10 @@ var (
 	// the user's, a read-only file system): what is cached there is
 	// verified and used, but nothing can be downloaded into it.
 	ErrCacheNotWritable = errors.New("cache directory not writable")
+	// ErrCacheDir: a directory of the cache could not be made for another
+	// reason than ErrCacheNotWritable's or ErrNoSpace's: a file system
+	// that takes no new directories there (/proc), say.
+	ErrCacheDir = errors.New("cache directory cannot be made")
 	// ErrHTTP: the mirror answered with an unexpected HTTP status.
 	ErrHTTP = errors.New("unexpected HTTP status")
 )

@@ -40,6 +40,7 @@ var adviceTable = []advice{
 	{is: isErr(fetch.ErrNoSpace), cli: "free some space or choose another --cache directory"},
 	{is: isErr(fetch.ErrNoCacheDir), cli: "pass --cache DIR"},
 	{is: isErr(fetch.ErrCacheNotWritable), cli: "choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME"},
+	{is: isErr(fetch.ErrCacheDir), cli: "choose another cache directory with --cache DIR or XDG_CACHE_HOME"},
 	{is: isErr(blk.ErrInUse), cli: "stop that VM, or give ,ro after the image's -d in both, or use a copy of the image"},
 	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},

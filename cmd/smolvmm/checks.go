@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -291,7 +292,33 @@ func checkWritable(what string, path string) error {
 		}
 		return fmt.Errorf("%s: no directory %s to write it in (create it first)", what, de.Dir)
 	}
+	if errors.As(err, &de) {
+		return &fileError{fmt.Sprintf("%s: cannot be written: %v (%s)", what, err, writableAdvice(what, de.Dir, err)), err}
+	}
 	return fmt.Errorf("%s: cannot be written: %w", what, err)
+}
+
+// writableAdvice is what to do about the output what (checkWritable's: a
+// flag and its value, "image X", "kernel X (replaced in place)") whose
+// directory dir takes no new file (err): give another path, by the flag
+// that names it; for a directory the command picked, the current one, cd
+// to another.
+func writableAdvice(what, dir string, err error) string {
+	flag, _, _ := strings.Cut(what, " ")
+	switch flag {
+	case "image":
+		flag = "-i" // mkimg's and up's
+	case "kernel":
+		flag = "-o" // kstrip's, writing in place without it
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return "free some space there, or give " + flag + " a path on another file system"
+	}
+	a := "give " + flag + " a path in a directory you can write"
+	if dir == "." && flag == "-i" {
+		a += ", or cd to one"
+	}
+	return a
 }
 
 // Linux's limits on a path: NAME_MAX for each name in it, PATH_MAX for

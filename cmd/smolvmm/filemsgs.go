@@ -126,6 +126,9 @@ func checkInputDir(flag, spec, dir, want string) error {
 	return nil
 }
 
+// serviceDirWant is what --service-dir must name, for checkInputDir.
+const serviceDirWant = "a directory holding services, each a NAME/etc/rc"
+
 // archError is imagebuilder.CheckArch's refusal as --arch's: `--arch
 // "sparc": images can be built ...`, not `--arch: arch "sparc": ...`.
 func archError(err error) error {

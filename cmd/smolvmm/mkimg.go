@@ -168,7 +168,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		return err
 	}
 	if dir := c.String("service-dir"); dir != "" {
-		if err := checkInputPath("--service-dir", dir); err != nil {
+		if err := checkInputDir("--service-dir", dir, dir, serviceDirWant); err != nil { // filemsgs.go
 			return err
 		}
 	}

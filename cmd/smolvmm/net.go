@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -113,6 +114,9 @@ func netAction(c *cli.Context) error {
 		}
 		if st, err := os.Stat(l); err == nil && st.IsDir() {
 			return fmt.Errorf("--leases %s: that is a directory; give a file (e.g. %s)", l, filepath.Join(l, "net.leases"))
+		} else if err == nil && !st.Mode().IsRegular() {
+			// Each save replaces the file: a device or FIFO cannot be.
+			return &fileError{fmt.Sprintf("--leases %s is %s, not a regular file: give a file to keep the leases in (it is made if missing)", l, filekind.Of(st.Mode())), regfile.ErrNotRegular}
 		}
 		// Its lock is made beside it, and each save renamed over it.
 		if err := checkWritableDir("--leases", l, "keep them"); err != nil {

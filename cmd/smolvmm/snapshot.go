@@ -601,6 +601,7 @@ func checkSnapshotUser(c *cli.Context, path string) error {
 // path into advice.
 func snapshotTargetAdvice(path string, err error) error {
 	var te *snapshot.TargetError
+	var pe *fs.PathError
 	switch {
 	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
 		holder := te.Holder
@@ -622,6 +623,11 @@ func snapshotTargetAdvice(path string, err error) error {
 		return fmt.Errorf("--snapshot %s: %w (a snapshot replaces a file a link names, and creates none; give the path of the file to write)", path, te.Err)
 	case errors.Is(err, snapshot.ErrNotRegular) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: %w: give a file to write the snapshot to", path, te.Err)
+	case errors.As(err, &te) && te.Op == "create temporary" && errors.As(te.Err, &pe):
+		// The directory, not the temporary's own name, which is of no
+		// use to the user.
+		dir := filepath.Dir(pe.Path)
+		return &fileError{fmt.Sprintf("--snapshot %s: cannot create a file in %s: %v (%s)", path, dir, pe.Err, writableAdvice("--snapshot", dir, err)), err}
 	case errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: %s: %w", path, te.Op, te.Err)
 	}

@@ -527,7 +527,7 @@ func newUpDeps(f *fetch.Fetcher, version, arch string, run func(ctx context.Cont
 // (rebuild.ServiceDate).
 func loadUpService(name, dir string) (upService, error) {
 	if dir != "" {
-		if err := checkInputPath("--service-dir", dir); err != nil {
+		if err := checkInputDir("--service-dir", dir, dir, serviceDirWant); err != nil { // filemsgs.go
 			return upService{}, selfNamed{err}
 		}
 	}
