@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
@@ -198,8 +199,12 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 			}
 		}
 		if c.String("output") == "" {
-			if err := checkWriteProtected("kernel", in, target, "kstrip", "strip into another file with -o OUT"); err != nil {
-				return err
+			// A kernel it may not read is left for the read below to
+			// report: that is what to fix first.
+			if unix.Access(target, unix.R_OK) == nil {
+				if err := checkWriteProtected("kernel", in, target, "kstrip", "strip into another file with -o OUT"); err != nil {
+					return err
+				}
 			}
 		} else if err := checkWriteProtected("-o", out, target, "kstrip", "give -o another file"); err != nil {
 			return err
