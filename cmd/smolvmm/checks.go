@@ -406,11 +406,6 @@ func upPreflight(c *cli.Context, image string) error {
 			return err
 		}
 	}
-	// A user who may not open /dev/kvm (not in the kvm group) learns it
-	// now, with run's advice, not after the download, strip and build.
-	if err := vmm.CheckKVM(c.String("kvm-device")); err != nil {
-		return err
-	}
 	target, err := checkImageOutput(image)
 	if err != nil {
 		return err

@@ -270,6 +270,7 @@ func TestCLIChecks(t *testing.T) {
 // (a background job), stops up's download at once with status 130, as
 // fetch; the partial download is kept to resume.
 func TestUpStopsOnSignal(t *testing.T) {
+	upNeedKVM(t)
 	bin := smolvmmBin(t)
 	for _, tc := range []struct {
 		name   string

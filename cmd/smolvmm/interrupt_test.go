@@ -41,6 +41,9 @@ func TestInterruptedDownloadMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.cmd == "up" {
+				upNeedKVM(t)
+			}
 			srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: kernel,
 				Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
 			defer srv.Close()

@@ -65,6 +65,7 @@ func TestUpOwnKernelHint(t *testing.T) {
 // choose it: up takes no kernel, yet it said "give an uncompressed or
 // gzipped NetBSD kernel".
 func TestUpMirrorKernelNotELF(t *testing.T) {
+	upNeedKVM(t)
 	bin := smolvmmBin(t)
 	for _, tc := range []struct {
 		name   string

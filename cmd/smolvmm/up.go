@@ -56,6 +56,9 @@ type upDeps struct {
 	strip   rebuild.StripFunc
 	build   func(ctx context.Context, b upBuild) (string, error)
 	run     func(ctx context.Context, kernel, image string) error
+	// canRun, when set, checks what the run will need of the host (KVM)
+	// once the service is known, before the download.
+	canRun func() error
 }
 
 // upOptions are the choices of one `up` run.
@@ -91,6 +94,14 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		svc, err = d.service(o.Service, o.ServiceDir)
 		if err != nil {
 			return "", err
+		}
+		// A user who may not open /dev/kvm (not in the kvm group) learns
+		// it once the service is known to exist, with run's advice, not
+		// after the download, strip and build.
+		if d.canRun != nil {
+			if err := d.canRun(); err != nil {
+				return "", selfNamed{err}
+			}
 		}
 		size := "sized to content"
 		if svc.SizeMB > 0 {
@@ -476,7 +487,7 @@ func withoutFlags(flags []cli.Flag, taken map[string]bool) []cli.Flag {
 // command line.
 func upDefaults(c *cli.Context) (upDeps, error) {
 	f := newFetcher(c, os.Stderr)
-	return newUpDeps(f, c.String("version"), c.String("arch"), func(ctx context.Context, kernel, image string) error {
+	d := newUpDeps(f, c.String("version"), c.String("arch"), func(ctx context.Context, kernel, image string) error {
 		if ran, err := runJailed(c, upRunArgs(c, kernel, image)); ran { // jail.go: as smolvmm run
 			return releaseKernelHint(err, c.String("version"), c.String("arch"), kernel)
 		}
@@ -491,7 +502,9 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 		cfg.Disks = append([]blk.Spec{{Path: image}}, cfg.Disks...)
 		// runVM reads the network flags (--net, -p, --mac) as for run.
 		return releaseKernelHint(runVM(ctx, c, cfg, vmm.Exit.Status), c.String("version"), c.String("arch"), kernel)
-	}), nil
+	})
+	d.canRun = func() error { return vmm.CheckKVM(c.String("kvm-device")) }
+	return d, nil
 }
 
 // releaseKernelHint rewrites the advice of an error about the kernel,

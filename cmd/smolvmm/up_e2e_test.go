@@ -32,11 +32,12 @@ func buildUpGuest(t *testing.T) []byte {
 	return elf
 }
 
-// upNeedKVM skips when /dev/kvm cannot be opened.
+// upNeedKVM skips when /dev/kvm cannot be opened: up checks it before it
+// downloads, and its run step needs it.
 func upNeedKVM(t *testing.T) {
 	t.Helper()
 	if !kvmUsable() {
-		t.Skip("KVM unusable here: the run step needs /dev/kvm")
+		t.Skip("KVM unusable here: up checks /dev/kvm before its download, and its run step needs it")
 	}
 }
 

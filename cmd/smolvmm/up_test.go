@@ -806,6 +806,10 @@ func TestUpForeignImageBeforeDownload(t *testing.T) {
 		{ours, "cannot reach the mirror"},
 	}
 	for _, tt := range tests {
+		if tt.image == ours && !kvmUsable() {
+			t.Logf("up -i %s not tried: KVM unusable here, and up checks it before its download", filepath.Base(ours))
+			continue
+		}
 		_, stderr, status := runCLI(t, "up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-i", tt.image, "rescue")
 		if status != 1 || !strings.Contains(stderr, tt.want) {
 			t.Errorf("up -i %s: status %d, stderr:\n%s\nwant status 1 and %q", filepath.Base(tt.image), status, stderr, tt.want)
