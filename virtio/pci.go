@@ -71,8 +71,8 @@ type PCIDevice struct {
 	broken   bool
 	warned   map[string]bool
 
-	// pfnDraft is the selected queue's PFN as written so far, while
-	// drafting: a write that stopped short of its high byte (regs.go).
+	// pfnDraft is the selected queue's PFN as a partial write left it,
+	// while drafting: a value not yet wholly in memory, held (regs.go).
 	pfnDraft uint32
 	drafting bool
 

@@ -3,14 +3,28 @@ package virtio
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
 // legacyRegs is BAR0 of a PCIDevice: the legacy register block followed by
 // the device configuration. Accesses of any width and alignment are served
 // byte by byte against a snapshot of the registers, so a driver that reads
-// a 32-bit register as two 16-bit halves gets what it expects. A queue PFN
-// written in parts takes effect, as the value its parts make, with the
-// write of its high byte.
+// a 32-bit register as two 16-bit halves gets what it expects.
+//
+// A queue PFN written in parts (16-bit halves, bytes, in any order) is
+// applied at each write, as the value the write makes with the bytes
+// before it, whenever that value places the rings wholly in memory (or is
+// 0): a driver that writes only the low half of a PFN below 65536 is then
+// served, and so is one that writes the high half first. A part that
+// makes a value whose rings would not lie in memory (the low half of a
+// PFN above 256 MiB alone may name the VGA hole) is held instead: the
+// register reads it back, the rings stay where they were, and the next
+// part applies the merged value. Only a write that covers the whole
+// register is the driver's final word: an invalid one breaks the device at
+// once, as it always did. A held value still invalid when the driver sets
+// DRIVER_OK breaks the device then (writeStatus); a notify before
+// DRIVER_OK is dropped anyway. Selecting another queue, a reset or a
+// restore drops the held value.
 type legacyRegs PCIDevice
 
 // register is one legacy register's place in the block.
@@ -75,20 +89,43 @@ func (r *legacyRegs) Write(off uint64, data []byte) {
 			}
 		}
 		v := binary.LittleEndian.Uint32(cur[:])
-		if reg.off == RegQueuePFN && end < reg.off+reg.width {
-			// A PFN written in parts takes effect with its high byte:
-			// the low half alone is no place the driver means, and
-			// may lie outside memory (a hole) where the whole does not.
-			d.pfnDraft, d.drafting = v, true
-			continue
-		}
 		if reg.off == RegQueuePFN {
+			whole := off <= reg.off && end >= reg.off+reg.width
+			if !whole && d.holdPFN(v) {
+				continue
+			}
 			d.drafting = false
 		}
 		d.apply(reg.off, v)
 	}
 	if at, part := d.configPart(off, data); len(part) > 0 {
 		d.dev.WriteConfig(at, part)
+	}
+}
+
+// holdPFN holds v, the selected queue's PFN as a partial write made it,
+// and reports true, when v is not yet a place for the rings: not 0 and
+// not wholly in memory. A live device's PFN is never held: any change
+// to it breaks the device (apply). Caller holds workMu and mu.
+func (d *PCIDevice) holdPFN(v uint32) bool {
+	q := d.selected()
+	if q == nil || d.status&StatusDriverOK != 0 || v == 0 || q.checkPFN(v) == nil {
+		return false
+	}
+	d.pfnDraft, d.drafting = v, true
+	return true
+}
+
+// applyHeldPFN places the selected queue at the PFN held since a partial
+// write, which the driver left not wholly in memory: the device is
+// broken, as by a whole write of it. Caller holds workMu and mu.
+func (d *PCIDevice) applyHeldPFN() {
+	if !d.drafting {
+		return
+	}
+	d.drafting = false
+	if err := d.place(int(d.sel), d.pfnDraft); err != nil {
+		d.markBroken("pfn", fmt.Errorf("queue %d PFN left half written at DRIVER_OK: %w", d.sel, err))
 	}
 }
 
@@ -193,6 +230,9 @@ func (d *PCIDevice) writeStatus(v uint8) {
 	if v == 0 {
 		d.reset()
 		return
+	}
+	if v&StatusDriverOK != 0 {
+		d.applyHeldPFN()
 	}
 	if d.broken {
 		v |= StatusNeedsReset

@@ -16,8 +16,8 @@ type QueueState struct {
 // snapshots. The device model's own state is not in it: a disk's is its
 // image, the requests in flight are none (see Quiesce; a Drainer's work
 // that outlasted its drain bound is lost), a chain a ChainHolder keeps
-// is recorded as not yet taken, and a queue PFN written only in part
-// (without its high byte) is dropped, as selecting another queue drops it.
+// is recorded as not yet taken, and a queue PFN held since a partial
+// write (regs.go) is dropped, as selecting another queue drops it.
 type TransportState struct {
 	Type   uint16
 	Guest  uint32
