@@ -24,7 +24,8 @@ import (
 // once, as it always did. A held value still invalid when the driver sets
 // DRIVER_OK breaks the device then (writeStatus); a notify before
 // DRIVER_OK is dropped anyway. Selecting another queue, a reset or a
-// restore drops the held value.
+// restore drops the held value; a snapshot waits until none is held
+// (Settled).
 type legacyRegs PCIDevice
 
 // register is one legacy register's place in the block.

@@ -1,6 +1,7 @@
 package virtio_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guestmem"
@@ -76,6 +77,9 @@ func TestSplitPFNWrite(t *testing.T) {
 			if got := r.drv.Read32(virtio.RegQueuePFN); got != want {
 				t.Errorf("PFN reads %#x, want %#x", got, want)
 			}
+			if err := r.pd.Settled(); err != nil {
+				t.Errorf("a PFN still held: %v", err)
+			}
 			if st := r.pd.State(); st.Queues[0].PFN != want {
 				t.Errorf("queue 0 placed at PFN %#x, want %#x", st.Queues[0].PFN, want)
 			}
@@ -150,6 +154,9 @@ func TestSplitPFNWriteHeldInvalid(t *testing.T) {
 			if got := r.drv.Read32(virtio.RegQueuePFN); got != tc.held {
 				t.Errorf("PFN reads %#x, want %#x (as written)", got, tc.held)
 			}
+			if err := r.pd.Settled(); !errors.Is(err, virtio.ErrPFNHeld) {
+				t.Errorf("Settled with a PFN held: %v, want ErrPFNHeld", err)
+			}
 			r.drv.Notify(0)
 			if r.pd.Broken() {
 				t.Fatal("a notify before DRIVER_OK broke the device")
@@ -160,6 +167,9 @@ func TestSplitPFNWriteHeldInvalid(t *testing.T) {
 			}
 			if got := r.drv.Read32(virtio.RegQueuePFN); got != 0 {
 				t.Errorf("PFN reads %#x after DRIVER_OK, want 0 (queue left down)", got)
+			}
+			if err := r.pd.Settled(); err != nil {
+				t.Errorf("Settled after DRIVER_OK: %v", err)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -16,8 +17,9 @@ type QueueState struct {
 // snapshots. The device model's own state is not in it: a disk's is its
 // image, the requests in flight are none (see Quiesce; a Drainer's work
 // that outlasted its drain bound is lost), a chain a ChainHolder keeps
-// is recorded as not yet taken, and a queue PFN held since a partial
-// write (regs.go) is dropped, as selecting another queue drops it.
+// is recorded as not yet taken. A queue PFN held since a partial write
+// (regs.go) has no place in it: take a snapshot only once Settled says
+// none is held.
 type TransportState struct {
 	Type   uint16
 	Guest  uint32
@@ -30,6 +32,27 @@ type TransportState struct {
 	Asserted bool
 	Broken   bool
 	Queues   []QueueState
+}
+
+// ErrPFNHeld is wrapped by Settled's error: the driver is between the
+// parts of a queue PFN write, and the part written is held (not yet a
+// place for the rings), which a TransportState does not record.
+var ErrPFNHeld = errors.New("queue PFN written in part, the rest not yet")
+
+// Settled returns nil unless the device holds a queue PFN the driver
+// wrote only in part (regs.go); then an error wrapping ErrPFNHeld that
+// names the queue and the value. A snapshot is to be taken only when
+// every device is settled: the driver's next part, written after a
+// restore, would merge with the rings' last place instead. The driver
+// writes the rest with its next instructions, so a VMM lets the vCPU run
+// on a little and asks again.
+func (d *PCIDevice) Settled() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.drafting {
+		return nil
+	}
+	return fmt.Errorf("virtio type %d: queue %d: PFN %#x: %w", d.dev.Type(), d.sel, d.pfnDraft, ErrPFNHeld)
 }
 
 // quiesceDrain bounds Quiesce's wait for a Drainer's work.

@@ -346,6 +346,11 @@ type Machine struct {
 	msrIndex   []uint32              // the MSRs a snapshot saves, found at the first one
 	snapErr    atomic.Pointer[error] // Config.SnapshotExit's snapshot failed
 	snapW      snapWriter            // the writer being written, for stop to interrupt
+	// snapSettle is when serveSnapshot first found a device unsettled
+	// for the requests it holds back (zero: none held back); vCPU
+	// thread only.
+	snapSettle    time.Time
+	settleKicking atomic.Bool // a kick to look again is due (holdForSettle)
 	// snapQueuedHook, for tests, is called when a snapshot was queued
 	// for the running vCPU.
 	snapQueuedHook func()

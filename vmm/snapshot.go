@@ -152,7 +152,11 @@ type snapRequest struct {
 // past, the snapshot fails, and w gets a zero deadline back. The pause
 // begins at the vCPU's next exit: a guest held by a Config.Console that
 // does not read (see Config.Console) is paused only once the console
-// takes its output, and Snapshot waits for that.
+// takes its output, and Snapshot waits for that. Nor is it taken while a
+// virtio device holds a queue PFN the guest has written only in part
+// (virtio.PCIDevice.Settled): the guest runs on until it has written the
+// rest, and a guest that has not within 200 ms gets the snapshot refused
+// (an error wrapping virtio.ErrPFNHeld).
 //
 // Called on the vCPU thread (from Config.OnEvent or Config.OnSnapshot
 // there) or from Config.Console's Write, which the vCPU may be waiting
@@ -246,6 +250,10 @@ func (m *Machine) serveSnapshot() {
 	atomic.StoreUint32(m.vcpu.immediateExit(), immediateExitSet)
 	_, _, _ = syscallKVMRun(m.vcpu.fd)
 	atomic.StoreUint32(m.vcpu.immediateExit(), 0)
+	if m.exit.Load() == nil && !m.snapW.isStopped() && m.holdForSettle(reqs) {
+		return
+	}
+	m.snapSettle = time.Time{}
 	for i, req := range reqs {
 		// Stopped (Close, Run's context, an exit the guest or a
 		// callback asked for) while one was written: the guest does
@@ -260,6 +268,56 @@ func (m *Machine) serveSnapshot() {
 		info, err := m.takeSnapshot(req.w)
 		req.done(info, err)
 	}
+}
+
+// settleWait bounds how long serveSnapshot lets the guest run on for its
+// devices to settle (see holdForSettle), settleKick how often it makes
+// the vCPU exit meanwhile to look again. Variables for tests.
+var (
+	settleWait = 200 * time.Millisecond
+	settleKick = time.Millisecond
+)
+
+// holdForSettle reports whether the snapshot requests reqs wait for the
+// guest to run on: a virtio device is not settled (it holds a queue PFN
+// the driver has written only in part, which a snapshot does not record;
+// its next instruction writes the rest). They are then queued again, in
+// front, and the vCPU kicked out of KVM_RUN in a moment to look again,
+// should the guest not exit on its own. After settleWait the requests
+// are served anyway, and takeSnapshot refuses them (a guest that never
+// writes the rest holds no snapshot back for ever). vCPU thread only.
+func (m *Machine) holdForSettle(reqs []*snapRequest) bool {
+	if m.unsettled() == nil {
+		return false
+	}
+	now := time.Now()
+	if m.snapSettle.IsZero() {
+		m.snapSettle = now
+	} else if now.Sub(m.snapSettle) >= settleWait {
+		return false
+	}
+	m.snapMu.Lock()
+	m.snapReqs = append(reqs, m.snapReqs...)
+	m.snapWanted.Store(true)
+	m.snapMu.Unlock()
+	if m.settleKicking.CompareAndSwap(false, true) {
+		time.AfterFunc(settleKick, func() {
+			m.settleKicking.Store(false)
+			m.vcpu.kick()
+		})
+	}
+	return true
+}
+
+// unsettled returns the first virtio device's Settled error, nil when
+// all are settled.
+func (m *Machine) unsettled() error {
+	for i, s := range m.virtio {
+		if err := s.dev.Settled(); err != nil {
+			return fmt.Errorf("virtio device %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // failSnapshot answers a request the vCPU will not serve: it stopped.
@@ -286,6 +344,11 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	start := time.Now()
 	for _, s := range m.virtio {
 		defer s.dev.Quiesce()()
+	}
+	// A PFN held half written is in no TransportState: a restore would
+	// merge the driver's next half with the rings' last place.
+	if err := m.unsettled(); err != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("%w; the guest did not write the rest within %v", err, settleWait)}
 	}
 	// A restored machine's pages the guest has not written are the
 	// file's: cut from it, they can be neither read (SIGBUS) nor told
