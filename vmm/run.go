@@ -14,7 +14,9 @@ import (
 // *CrashError, or a *TripleFaultError for a triple fault before any
 // console output) or is stopped: ctx ends, or Close is
 // called (both give ExitStopped). A ctx already done gives ExitStopped
-// without calling Config.BeforeRun or running the guest. A Machine runs
+// at once, without calling Config.BeforeRun or running the guest, and
+// without waiting for a snapshot being written before the guest runs.
+// A Machine runs
 // once; Run after Close, or a second Run, returns an *Error wrapping
 // ErrConfig. A snapshot being taken before the guest first runs (see
 // Snapshot) is written before the guest starts.

@@ -201,8 +201,7 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 		v.mu.Unlock()
 		info, err := m.takeSnapshot(w)
 		v.mu.Lock()
-		v.state = vcpuCreated
-		v.idle.Broadcast()
+		v.snapshotted()
 		v.mu.Unlock()
 		done(info, err)
 		return

@@ -178,3 +178,72 @@ func TestSnapshotsQueuedAtStop(t *testing.T) {
 		t.Errorf("Run: %+v, %v; want ExitStopped", r.exit, r.err)
 	}
 }
+
+// blockWriter blocks in its first Write until release is closed, having
+// closed blocked; it has no SetWriteDeadline, so nothing interrupts it.
+type blockWriter struct {
+	once             sync.Once
+	blocked, release chan struct{}
+}
+
+func (w *blockWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() {
+		close(w.blocked)
+		<-w.release
+	})
+	return len(p), nil
+}
+
+// TestRunDoneWhileSnapshotBeforeRun: Run with a context already done
+// returns at once even while a snapshot taken before the guest first runs
+// is held by its writer (it used to wait for the writer), and a snapshot
+// asked for after Run returned still fails with ErrNotRunning, once that
+// one is written.
+func TestRunDoneWhileSnapshotBeforeRun(t *testing.T) {
+	needKVM(t)
+	m, err := vmm.New(vmm.Config{Kernel: "exit", KernelImage: exitGuest(), MemoryMiB: 8, Console: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	w := &blockWriter{blocked: make(chan struct{}), release: make(chan struct{})}
+	first := make(chan error, 1)
+	go func() { _, err := m.Snapshot(w); first <- err }()
+	select {
+	case <-w.blocked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the snapshot before Run did not begin in 30 s")
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(w.release)
+		}
+	}
+	defer release()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	ran := make(chan runResult, 1)
+	go func() {
+		e, err := m.Run(done)
+		ran <- runResult{e, err}
+	}()
+	select {
+	case r := <-ran:
+		if r.err != nil || r.exit.Reason != vmm.ExitStopped {
+			t.Errorf("Run: %+v, %v; want ExitStopped", r.exit, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run with a done context waited for the snapshot's writer")
+	}
+	second := make(chan error, 1)
+	go func() { _, err := m.Snapshot(io.Discard); second <- err }()
+	release()
+	if err := <-first; err != nil {
+		t.Errorf("the snapshot before Run: %v", err)
+	}
+	if err := <-second; !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("Snapshot after Run returned: %v; want ErrNotRunning", err)
+	}
+}

@@ -65,6 +65,9 @@ type vcpu struct {
 	state vcpuState
 	idle  *sync.Cond // on mu: a before-Run snapshot ended
 	tid   int        // the run loop's thread while running
+	// ended: Run returned while a before-Run snapshot was being taken,
+	// so the vCPU is exited, not created, once it is written (endRun).
+	ended bool
 
 	cpuid []cpuidEntry // the entries KVM_SET_CPUID2 gave it, for a snapshot
 
@@ -536,15 +539,28 @@ func (v *vcpu) run(started func()) error {
 }
 
 // endRun marks a vCPU that Run left without running exited, as one that
-// ran: it never runs, and a snapshot of it fails. It waits for a
-// before-Run snapshot being taken.
+// ran: it never runs, and a snapshot of it fails. A before-Run snapshot
+// being taken is not waited for (its writer may block for as long as it
+// likes, and Run would with it): the vCPU is exited once it is written.
 func (v *vcpu) endRun() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.waitSnapshot()
-	if v.state == vcpuCreated {
+	switch v.state {
+	case vcpuCreated:
+		v.state = vcpuExited
+	case vcpuSnapshotting:
+		v.ended = true
+	}
+}
+
+// snapshotted ends a before-Run snapshot: the vCPU is created again,
+// or exited if Run returned meanwhile. Caller holds v.mu.
+func (v *vcpu) snapshotted() {
+	v.state = vcpuCreated
+	if v.ended {
 		v.state = vcpuExited
 	}
+	v.idle.Broadcast()
 }
 
 // waitSnapshot waits, with v.mu held, until no before-Run snapshot is
