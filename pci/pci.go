@@ -102,8 +102,10 @@ func (c *Config) AddIOBAR(i int, size uint32) error {
 	return nil
 }
 
-// BAR returns the address BAR i decodes (0 when unassigned or unused) and
-// its size.
+// BAR returns the address BAR i holds (0 when unassigned or unused) and
+// its size. It decodes there only while the command register has
+// CommandIO set, and not when the guest moved it over another device
+// (Host.OnBARMove reports where it decodes).
 func (c *Config) BAR(i int) (addr uint64, size uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -13,10 +13,13 @@ type FunctionState struct {
 	// Decoding says which BARs are on the port bus. A BAR the guest
 	// moved over another device decodes nothing, even once that device
 	// moved away (until the guest moves it, or turns I/O decode off and
-	// on), so its address alone does not tell. Restore takes a BAR as
-	// decoding only while the space's command register has CommandIO
-	// set: snapshots taken before the Host honoured it may say a BAR
-	// decodes with it clear.
+	// on), so its address alone does not tell. State records a BAR
+	// decoding only while the command register has CommandIO set; a
+	// state that says one decodes with it clear comes from a snapshot
+	// taken before the Host honoured the command register, when BARs
+	// decoded whatever it held (a guest that never wrote it, relying on
+	// the firmware's I/O enable), and Restore sets CommandIO in it, as
+	// firmware would have.
 	Decoding [6]bool
 }
 
@@ -61,11 +64,13 @@ func (h *Host) State() HostState {
 // that left a decoded place or decodes nothing (new NoAddress), then
 // each that decodes at its new place, so that a BAR moved from one
 // decoded place to another is reported twice. A BAR decodes only if the
-// restored command register has CommandIO set (see
-// FunctionState.Decoding). Last, each CommandWatcher whose command
+// restored command register has CommandIO set, which a state from before
+// the Host honoured it gets (see FunctionState.Decoding). Last, each
+// CommandWatcher whose command
 // register changed is told, so a device follows the restored bus
 // mastering and interrupt disable bits.
 func (h *Host) Restore(s HostState) error {
+	s = firmwareDecode(s)
 	h.mu.Lock()
 	if err := h.checkState(s); err != nil {
 		h.mu.Unlock()
@@ -175,9 +180,35 @@ func (f FunctionState) decoding(b int) bool {
 // CheckState refuses what Restore refuses, changing nothing: a machine
 // checks every device's state before it restores any.
 func (h *Host) CheckState(s HostState) error {
+	s = firmwareDecode(s)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.checkState(s)
+}
+
+// firmwareDecode returns s with CommandIO set in the command register of
+// each function that has a BAR decoding with it clear, its space copied
+// (s's is left as it was). State never records that, so such a function
+// is from a snapshot taken before the Host honoured the command register,
+// when its BARs decoded anyway: restored with its BARs off, a guest that
+// never set I/O decode (as a snapshot before its first run, or one that
+// relies on the firmware's) would lose its devices.
+func firmwareDecode(s HostState) HostState {
+	var fns []FunctionState
+	for i, f := range s.Functions {
+		if len(f.Space) <= RegCommand || f.Space[RegCommand]&CommandIO != 0 || f.Decoding == [6]bool{} {
+			continue
+		}
+		if fns == nil {
+			fns = append([]FunctionState(nil), s.Functions...)
+		}
+		fns[i].Space = append([]byte(nil), f.Space...)
+		fns[i].Space[RegCommand] |= CommandIO
+	}
+	if fns != nil {
+		s.Functions = fns
+	}
+	return s
 }
 
 // addrMask is what the address latch keeps of a write.

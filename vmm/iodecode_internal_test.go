@@ -52,10 +52,9 @@ func TestNotifyFollowsIODecode(t *testing.T) {
 	check("after New", true)
 	command(pci.CommandBusMaster)
 	check("I/O decode off", false)
+	st := m.pci.State()
 	command(pci.CommandIO | pci.CommandBusMaster)
 	check("I/O decode on", true)
-	st := m.pci.State()
-	st.Functions[1].Space[pci.RegCommand] = pci.CommandBusMaster
 	if err := m.pci.Restore(st); err != nil {
 		t.Fatal(err)
 	}
