@@ -55,45 +55,41 @@ var ErrTooLarge = errors.New("gzip data expands past the limit")
 // reaches the kernel. Data that expands past limit bytes is refused
 // (ErrTooLarge) once limit+1 bytes are out, having kept none of them.
 //
-// The result is allocated once, at the size the gzip trailer gives (the
-// last member's, which is the whole size for a file of one member), and,
-// should that size be wrong, once more at the size found, after a second
-// pass: memory never grows by doubling past the limit.
+// The last four bytes of raw (the gzip trailer's size when one member ends
+// the data) size the first buffer only when deflate could expand raw that
+// far and limit allows it: they may be padding or a lie. Output past that
+// buffer goes to further chunks, never more than limit bytes in all,
+// joined into one slice at the end: the data is inflated once, what
+// expands past limit costs about limit bytes, and data whose trailer is
+// wrong (several members, padding) costs its size twice.
 func Gunzip(raw []byte, limit uint64) ([]byte, error) {
 	if !IsGzip(raw) {
 		return raw, nil
 	}
 	limit = min(limit, 1<<62)
-	var hint uint64
+	s := sink{limit: limit}
 	if len(raw) >= 4 {
-		hint = uint64(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
-	}
-	if hint > limit {
-		hint = 0
-	}
-	out := make([]byte, hint)
-	n, err := inflate(raw, limit, out)
-	switch {
-	case err != nil:
-		return nil, err
-	case n > limit:
-		return nil, fmt.Errorf("%w of %d bytes", ErrTooLarge, limit)
-	case n < hint:
-		return append([]byte(nil), out[:n]...), nil
-	case n > hint:
-		out = make([]byte, n)
-		if _, err := inflate(raw, limit, out); err != nil {
-			return nil, err
+		hint := uint64(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
+		if hint <= limit && hint <= uint64(len(raw))*maxRatio {
+			s.next = hint
 		}
 	}
-	return out, nil
+	if err := inflate(raw, &s); err != nil {
+		return nil, err
+	}
+	if s.n > limit {
+		return nil, fmt.Errorf("%w of %d bytes", ErrTooLarge, limit)
+	}
+	return s.bytes(), nil
 }
 
-// inflate decompresses raw as Gunzip describes into dst, counting what
-// does not fit there, and returns the count: at most limit+1, where it
-// stops.
-func inflate(raw []byte, limit uint64, dst []byte) (uint64, error) {
-	s := sink{dst: dst, limit: limit}
+// maxRatio is the most deflate expands its input: a 258-byte match
+// takes at least two bits.
+const maxRatio = 1032
+
+// inflate decompresses raw as Gunzip describes into s, which stops taking
+// bytes past its limit.
+func inflate(raw []byte, s *sink) error {
 	rest := raw
 	br := bytes.NewReader(nil)
 	// A bufio.Reader is an io.ByteReader, so the gzip reader reads no byte
@@ -113,46 +109,53 @@ func inflate(raw []byte, limit uint64, dst []byte) (uint64, error) {
 			err = zr.Reset(bb)
 		}
 		if err != nil {
-			return s.n, fmt.Errorf("gzip member at file offset %d: bad gzip header: %w", off, err)
+			return fmt.Errorf("gzip member at file offset %d: bad gzip header: %w", off, err)
 		}
 		zr.Multistream(false)
 		if err := s.readFrom(zr); err != nil {
-			return s.n, fmt.Errorf("gzip member at file offset %d: data corrupt after %d decompressed bytes: %w", off, s.n, err)
+			return fmt.Errorf("gzip member at file offset %d: data corrupt after %d decompressed bytes: %w", off, s.n, err)
 		}
-		if s.n > limit {
-			return s.n, nil
+		if s.n > s.limit {
+			return nil
 		}
 		rest = rest[len(rest)-br.Len()-bb.Buffered():]
 	}
 	if len(rest) > 0 && rest[0] == 0x1f {
 		rest = rest[1:]
 	}
-	return s.n, s.readFrom(bytes.NewReader(rest))
+	return s.readFrom(bytes.NewReader(rest))
 }
 
-// sink takes inflate's output: into dst while it has room, then only
-// counted, up to limit+1 bytes.
+// sink takes inflate's output into chunks, allocated as it comes so that
+// no byte is copied while it grows, up to limit bytes; one more byte is
+// only counted, to tell data that expands past limit.
 type sink struct {
-	dst     []byte
-	n       uint64
-	limit   uint64
-	scratch []byte
+	chunks [][]byte // full but for the last
+	n      uint64   // bytes taken, in chunks and the one counted past limit
+	limit  uint64
+	next   uint64 // the next chunk's size, when not 0
 }
+
+// Chunk sizes past the first, which is the trailer's size when that is
+// plausible: small for small data, and no more than chunkMax unused.
+const (
+	chunkMin = 32 << 10
+	chunkMax = 1 << 20
+)
 
 // readFrom reads r to its end, or until s holds limit+1 bytes.
 func (s *sink) readFrom(r io.Reader) error {
+	var one [1]byte
 	for s.n <= s.limit {
-		var b []byte
-		if s.n < uint64(len(s.dst)) {
-			b = s.dst[s.n:]
+		var k int
+		var err error
+		if s.n == s.limit {
+			k, err = r.Read(one[:])
 		} else {
-			if s.scratch == nil {
-				s.scratch = make([]byte, 32<<10)
-			}
-			b = s.scratch
+			last := s.room()
+			k, err = r.Read((*last)[len(*last):cap(*last)])
+			*last = (*last)[:len(*last)+k]
 		}
-		b = b[:min(uint64(len(b)), s.limit+1-s.n)]
-		k, err := r.Read(b)
 		s.n += uint64(k)
 		if err == io.EOF {
 			return nil
@@ -162,4 +165,38 @@ func (s *sink) readFrom(r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// room returns the last chunk, adding one when it is full; s holds less
+// than limit bytes.
+func (s *sink) room() *[]byte {
+	if len(s.chunks) > 0 {
+		if last := &s.chunks[len(s.chunks)-1]; len(*last) < cap(*last) {
+			return last
+		}
+	}
+	size := s.next
+	s.next = 0
+	if size == 0 {
+		size = min(max(s.n, chunkMin), chunkMax)
+	}
+	s.chunks = append(s.chunks, make([]byte, 0, min(size, s.limit-s.n)))
+	return &s.chunks[len(s.chunks)-1]
+}
+
+// bytes returns what s took, in one slice: the only chunk, or a copy of
+// all of them. A chunk mostly unused (the trailer's size was wrong) is
+// copied so as not to hold the memory.
+func (s *sink) bytes() []byte {
+	if len(s.chunks) == 1 {
+		if c := s.chunks[0]; cap(c)-len(c) <= len(c)/8 {
+			return c
+		}
+	}
+	out := make([]byte, 0, s.n)
+	for i, c := range s.chunks {
+		out = append(out, c...)
+		s.chunks[i] = nil
+	}
+	return out
 }

@@ -96,7 +96,7 @@ func allocated(f func()) uint64 {
 
 // TestGunzipBombMemory: data that expands past the limit is refused
 // having allocated little more than the limit, and data within it costs
-// little more than its size. The output grew in a doubling buffer up to
+// little more than its size, twice it when the trailer is wrong. The output grew in a doubling buffer up to
 // limit+1 bytes: a 2.6 MB file expanding past MaxSize took 2.1 GB.
 func TestGunzipBombMemory(t *testing.T) {
 	const limit = 4 << 20
@@ -113,7 +113,10 @@ func TestGunzipBombMemory(t *testing.T) {
 		{"trailer understating the size", lying, -1, 1.5},
 		{"many members past the limit", bytes.Repeat(small, 5), -1, 1.5},
 		{"at the limit", gz(t, make([]byte, limit)), limit, 1.5},
-		{"members up to the limit", bytes.Repeat(small, 4), limit, 1.5},
+		// The trailer gives the last member's size only: the output
+		// grows in chunks, then is joined, costing its size twice
+		// rather than a second inflation.
+		{"members up to the limit", bytes.Repeat(small, 4), limit, 2.1},
 		{"padded", append(gz(t, make([]byte, limit/2)), make([]byte, 100)...), limit/2 + 100, 1.5},
 	}
 	for _, tt := range tests {
@@ -149,5 +152,64 @@ func TestDecompressBomb(t *testing.T) {
 	}
 	if n > MaxSize*3/2 {
 		t.Errorf("allocated %d MiB refusing it", n>>20)
+	}
+}
+
+// TestGunzipImplausibleTrailer: the last four bytes of the data are taken
+// as the size to allocate only when deflate could expand the data that far
+// and the limit allows it. Four bytes appended to a tiny member made a
+// 4 GiB allocation under a large limit (out of memory in a small address
+// space).
+func TestGunzipImplausibleTrailer(t *testing.T) {
+	member := gz(t, []byte("kernel bytes"))
+	tests := []struct {
+		name  string
+		in    []byte
+		limit uint64
+		want  string
+	}{
+		{"4 GiB trailer after a tiny member", append(append([]byte(nil), member...), 0xf0, 0xff, 0xff, 0xff), 16 << 30, "kernel bytes\xf0\xff\xff\xff"},
+		{"4 GiB trailer, limit below it", append(append([]byte(nil), member...), 0xf0, 0xff, 0xff, 0xff), 1 << 30, "kernel bytes\xf0\xff\xff\xff"},
+		{"trailer past deflate's ratio", append(append([]byte(nil), member...), 0, 0, 16, 0), 16 << 30, "kernel bytes\x00\x00\x10\x00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out []byte
+			var err error
+			n := allocated(func() { out, err = Gunzip(tt.in, tt.limit) })
+			if err != nil || string(out) != tt.want {
+				t.Errorf("Gunzip = %q, %v; want %q", out, err, tt.want)
+			}
+			// The gzip reader's own state (its 32 KiB window, tables)
+			// is most of it.
+			if n > 256<<10 {
+				t.Errorf("allocated %d bytes for %d bytes of data", n, len(tt.in))
+			}
+		})
+	}
+}
+
+// TestGunzipLimit: the limit counts the output, whether it fills the first
+// buffer exactly, needs one more chunk, or is empty.
+func TestGunzipLimit(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    []byte
+		limit uint64
+		want  string
+		large bool
+	}{
+		{"empty at limit 0", gz(t, nil), 0, "", false},
+		{"one byte past limit 0", gz(t, []byte("x")), 0, "", true},
+		{"exactly the limit", gz(t, []byte("abc")), 3, "abc", false},
+		{"one byte past the limit", gz(t, []byte("abcd")), 3, "", true},
+		{"padding past the limit", append(gz(t, []byte("abc")), 0), 3, "", true},
+		{"two members at the limit", bytes.Repeat(gz(t, []byte("ab")), 2), 4, "abab", false},
+	}
+	for _, tt := range tests {
+		out, err := Gunzip(tt.in, tt.limit)
+		if tt.large != errors.Is(err, ErrTooLarge) || (!tt.large && err != nil) || string(out) != tt.want {
+			t.Errorf("%s: Gunzip = %q, %v", tt.name, out, err)
+		}
 	}
 }
