@@ -141,7 +141,10 @@ func readSets(ctx context.Context, t *fstree.Tree, sets []string, progress func(
 			return ctxError(ctx)
 		}
 		if isDir[i] {
-			if err := t.AddDir(s); err != nil {
+			if err := t.AddDirContext(ctx, s); err != nil {
+				if ctx.Err() != nil {
+					return ctxError(ctx)
+				}
 				return fmt.Errorf("set %s: %w", s, err)
 			}
 			continue

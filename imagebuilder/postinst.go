@@ -137,7 +137,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 			return err
 		}
 	}
-	root, err := mergeStage(t, stage, skipped, stamps)
+	root, err := mergeStage(ctx, t, stage, skipped, stamps)
 	if err != nil {
 		return fmt.Errorf("service %s postinst: %w", s.Name, err)
 	}
@@ -578,7 +578,7 @@ func modeBits(perm uint16) fs.FileMode {
 // descriptor, never following a symlink, with files read from the
 // descriptor whose type and inode were checked (see hostdir). An entry
 // found changed between the look and the read fails the step.
-func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node, stamps map[string]stageStamp) (_ *fstree.Node, err error) {
+func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[string]*fstree.Node, stamps map[string]stageStamp) (_ *fstree.Node, err error) {
 	defer func() {
 		if errors.Is(err, fs.ErrPermission) && !errors.Is(err, errUnreadable) {
 			err = fmt.Errorf("%w: %w", err, errUnreadable)
@@ -628,7 +628,7 @@ func mergeStage(orig *fstree.Tree, dir string, skipped map[string]*fstree.Node, 
 	if err := put("", nil, "", &rst, nil); err != nil {
 		return nil, err
 	}
-	if err := hostdir.Walk(root, visit, stageChanged, afterStageLstat); err != nil {
+	if err := hostdir.Walk(ctx, root, visit, stageChanged, afterStageLstat); err != nil {
 		return nil, err
 	}
 	for ino, c := range count {

@@ -1,6 +1,7 @@
 package fstree
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +28,13 @@ import (
 // that blocks the read, between the look and the read. Such a change is
 // an error naming the entry. Modification times are clamped as AddTar's.
 func (t *Tree) AddDir(root string) error {
+	return t.AddDirContext(context.Background(), root)
+}
+
+// AddDirContext is AddDir stopping once ctx is done: before the next entry,
+// or the next chunk of a file (see ReadSparseContext), with ctx.Err(). What
+// was read by then stays in t.
+func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 	rd, rst, err := hostdir.OpenRoot(root)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", root, err)
@@ -35,7 +43,7 @@ func (t *Tree) AddDir(root string) error {
 	links := map[[2]uint64]string{}
 	var clamped clampedTimes
 	put := func(p, hp string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
-		n, linkTo, err := t.nodeFromHost(d, name, p, st, f, links)
+		n, linkTo, err := t.nodeFromHost(ctx, d, name, p, st, f, links)
 		if err != nil {
 			return fmt.Errorf("%s: %w", hp, err)
 		}
@@ -59,7 +67,7 @@ func (t *Tree) AddDir(root string) error {
 	if err := put("", root, nil, "", &rst, nil); err != nil {
 		return err
 	}
-	if err := hostdir.Walk(rd, visit, changed, afterHostLstat); err != nil {
+	if err := hostdir.Walk(ctx, rd, visit, changed, afterHostLstat); err != nil {
 		return err
 	}
 	clamped.warn(t, root)
@@ -76,7 +84,7 @@ var afterHostLstat func(p string)
 // further hard link to a file already read. A regular file's content is
 // read from f, the descriptor st describes, up to the size st gives; a
 // symlink is read beneath d.
-func (t *Tree) nodeFromHost(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
+func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
 	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
@@ -116,7 +124,7 @@ func (t *Tree) nodeFromHost(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *
 	if err := t.checkSize(st.Size); err != nil {
 		return nil, "", err
 	}
-	c, err := ReadSparse(f, st.Size)
+	c, err := ReadSparseContext(ctx, f, st.Size)
 	var shrank *ShrankError
 	if errors.As(err, &shrank) {
 		return nil, "", fmt.Errorf("changed while it was read: %w", err)

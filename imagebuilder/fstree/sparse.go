@@ -1,6 +1,7 @@
 package fstree
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,12 @@ func (e *ShrankError) Error() string {
 // it was read: where a read shows it, that is an error naming the byte;
 // at the end, a *ShrankError.
 func ReadSparse(f *os.File, size int64) (*Node, error) {
+	return ReadSparseContext(context.Background(), f, size)
+}
+
+// ReadSparseContext is ReadSparse stopping once ctx is done, before the
+// next chunk, with ctx.Err().
+func ReadSparseContext(ctx context.Context, f *os.File, size int64) (*Node, error) {
 	n := NewFile(0, nil)
 	n.Size = size
 	fd := int(f.Fd())
@@ -51,6 +58,9 @@ func ReadSparse(f *os.File, size int64) (*Node, error) {
 			hole = size
 		}
 		for ; data < hole; data += int64(ReadChunk) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			chunk := buf[:min(int64(ReadChunk), hole-data)]
 			if k, err := f.ReadAt(chunk, data); k < len(chunk) {
 				if err == io.EOF {

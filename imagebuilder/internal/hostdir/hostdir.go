@@ -16,6 +16,7 @@
 package hostdir
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -241,16 +242,20 @@ type Entry struct {
 // a FIFO in between, ends the walk with changed(rel, what the lstat saw,
 // the open's error). looked, when set, runs between each entry's lstat
 // and its open: tests change the entry there as a racing user could.
-func Walk(d *Dir, visit func(Entry) error, changed func(rel string, was fs.FileMode, err error) error, looked func(rel string)) error {
-	return walk(d, "", visit, changed, looked)
+// Once ctx is done, the walk ends before the next entry with ctx.Err().
+func Walk(ctx context.Context, d *Dir, visit func(Entry) error, changed func(rel string, was fs.FileMode, err error) error, looked func(rel string)) error {
+	return walk(ctx, d, "", visit, changed, looked)
 }
 
-func walk(d *Dir, rel string, visit func(Entry) error, changed func(string, fs.FileMode, error) error, looked func(string)) error {
+func walk(ctx context.Context, d *Dir, rel string, visit func(Entry) error, changed func(string, fs.FileMode, error) error, looked func(string)) error {
 	names, err := d.Names()
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		e := Entry{Dir: d, Name: name, Rel: path.Join(rel, name)}
 		lst, err := d.Lstat(name)
 		if err != nil {
@@ -267,7 +272,7 @@ func walk(d *Dir, rel string, visit func(Entry) error, changed func(string, fs.F
 			}
 			e.St = &st
 			if err = visit(e); err == nil {
-				err = walk(sub, e.Rel, visit, changed, looked)
+				err = walk(ctx, sub, e.Rel, visit, changed, looked)
 			}
 			sub.Close()
 			if err != nil {

@@ -1,6 +1,7 @@
 package hostdir
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -161,7 +162,7 @@ func TestWalk(t *testing.T) {
 		t.Errorf("%s changed (was %v): %v", rel, was, err)
 		return err
 	}
-	if err := Walk(root, visit, noChange, nil); err != nil {
+	if err := Walk(context.Background(), root, visit, noChange, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"fifo: p---------", "file: ---------- inside", "link-dir: L---------", "link-file: L---------"}
@@ -193,7 +194,7 @@ func TestWalk(t *testing.T) {
 		return errors.New("changed")
 	}
 	got = nil
-	if err := Walk(root, visit, changed, swap); err == nil || changedRel != "file" {
+	if err := Walk(context.Background(), root, visit, changed, swap); err == nil || changedRel != "file" {
 		t.Errorf("walk over a file swapped for a symlink: %v (changed %q), want it refused", err, changedRel)
 	}
 	for _, g := range got {
