@@ -328,12 +328,7 @@ func linkedRc(s *service.Service) (*fstree.Node, error) {
 	}
 	svcDir := filepath.Join(s.Dir, s.Name)
 	link := filepath.Join(svcDir, "etc", "rc")
-	top, err := os.OpenRoot(s.Dir)
-	if err != nil {
-		return nil, err
-	}
-	defer top.Close()
-	root, err := top.OpenRoot(s.Name)
+	root, err := s.OpenRoot()
 	if err != nil {
 		return nil, err
 	}

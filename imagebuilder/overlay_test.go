@@ -148,15 +148,23 @@ func TestOverlayArch(t *testing.T) {
 // inside the service directory (here ../rc.real, and through a linked
 // directory) becomes the file it points to, executable; it went in as a
 // symlink, which the guest cannot follow. Other symlinks stay symlinks.
+// The service's directory may itself be an absolute link inside the
+// service directory given, as Load takes it.
 func TestOverlaySymlinkedRc(t *testing.T) {
-	for _, target := range []string{"../rc.real", "../lib/rc.real"} {
+	for _, tc := range []struct{ target, svc string }{
+		{"../rc.real", "svc"}, {"../lib/rc.real", "svc"}, {"../rc.real", "real"},
+	} {
+		target := tc.target
 		dir := t.TempDir()
-		os.MkdirAll(filepath.Join(dir, "svc/etc"), 0755)
-		os.WriteFile(filepath.Join(dir, "svc/rc.real"), []byte("echo from the host\n"), 0644)
-		os.Symlink(".", filepath.Join(dir, "svc/lib"))
-		os.WriteFile(filepath.Join(dir, "svc/etc/motd"), []byte("hi\n"), 0644)
-		os.Symlink(target, filepath.Join(dir, "svc/etc/rc"))
-		os.Symlink("/etc/motd", filepath.Join(dir, "svc/etc/motd.link"))
+		if tc.svc != "svc" {
+			os.Symlink(filepath.Join(dir, tc.svc), filepath.Join(dir, "svc"))
+		}
+		os.MkdirAll(filepath.Join(dir, tc.svc, "etc"), 0755)
+		os.WriteFile(filepath.Join(dir, tc.svc, "rc.real"), []byte("echo from the host\n"), 0644)
+		os.Symlink(".", filepath.Join(dir, tc.svc, "lib"))
+		os.WriteFile(filepath.Join(dir, tc.svc, "etc/motd"), []byte("hi\n"), 0644)
+		os.Symlink(target, filepath.Join(dir, tc.svc, "etc/rc"))
+		os.Symlink("/etc/motd", filepath.Join(dir, tc.svc, "etc/motd.link"))
 		tr := fstree.New()
 		if err := imagebuilder.Overlay(tr, loadService(t, "svc", dir), ""); err != nil {
 			t.Fatalf("etc/rc -> %s: %v", target, err)

@@ -88,9 +88,10 @@ func (e nameError) Is(target error) bool { return target == ErrName }
 // services, and validates it. A dir without common/ uses the embedded one.
 //
 // A service from dir is read only inside dir (os.Root): its own directory
-// and common/ may be symlinks to directories inside dir, and the service's
-// files (etc/, service.conf, postinst/) are read only inside its own
-// directory, a symlink followed only to a path that stays there. A
+// and common/ may be symlinks, relative or absolute, to directories inside
+// dir, and the service's files (etc/, service.conf, postinst/) are read
+// only inside its own directory, a symlink followed only by a relative
+// path that stays there (an absolute one is refused, saying so). A
 // service directory another user can write, built by root, thus cannot
 // put a host file such as /etc/shadow into an image; a link that leaves
 // is refused, naming it and its target.
@@ -134,27 +135,49 @@ func loadHost(name, dir string) (*Service, error) {
 	defer top.Close()
 	// Stat, like every read of os.Root's FS, does not open the file: the
 	// open of a FIFO (an etc/rc Validate stats) would block.
-	if _, err := top.Stat(name); errors.Is(err, fs.ErrNotExist) {
+	p := inRoot(top, dir, name)
+	if _, err := top.Stat(p); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, name, err))
+		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, p, err))
 	}
-	svc, err := top.OpenRoot(name)
+	svc, err := top.OpenRoot(p)
 	if err != nil {
-		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, name, err))
+		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, p, err))
 	}
 	common, _ := fs.Sub(Builtin(), CommonDir)
-	switch st, err := top.Stat(CommonDir); {
+	p = inRoot(top, dir, CommonDir)
+	switch st, err := top.Stat(p); {
 	case err == nil && st.IsDir():
-		r, err := top.OpenRoot(CommonDir)
+		r, err := top.OpenRoot(p)
 		if err != nil {
-			return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, CommonDir, err))
+			return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
 		}
 		common = r.FS()
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, CommonDir, err))
+		return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
 	}
 	return check(&Service{Name: name, FS: svc.FS(), Common: common, Dir: dir}, filepath.Join(dir, name))
+}
+
+// OpenRoot opens the host directory of s, Name in Dir, as an os.Root, the
+// way Load reads it: a link to an absolute path inside Dir is taken as
+// that path. An embedded service has none.
+func (s *Service) OpenRoot() (*os.Root, error) {
+	if s.Dir == "" {
+		return nil, fmt.Errorf("service %s is built in: it has no host directory", s.Name)
+	}
+	top, err := os.OpenRoot(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer top.Close()
+	p := inRoot(top, s.Dir, s.Name)
+	r, err := top.OpenRoot(p)
+	if err != nil {
+		return nil, linkCause(top.FS(), s.Dir, p, err)
+	}
+	return r, nil
 }
 
 // check validates s and reads its service.conf; where names it in
@@ -171,14 +194,67 @@ func check(s *Service, where string) (*Service, error) {
 	return s, nil
 }
 
+// inRoot is the path of name in top, the os.Root of the host directory
+// dir: name, or, when name is a symlink to an absolute path inside dir,
+// that path relative to dir. os.Root follows no absolute link, though one
+// to a path inside dir leads nowhere else; the path is only a name here,
+// read through top, so a link changed meanwhile still cannot lead out.
+func inRoot(top *os.Root, dir, name string) string {
+	target, err := top.Readlink(name)
+	if err != nil {
+		return name
+	}
+	if rel, ok := within(dir, target); ok {
+		return rel
+	}
+	return name
+}
+
+// within is the absolute path target relative to the directory dir (in
+// slash form) when it lies inside dir, symlinks resolved on both sides
+// where they resolve.
+func within(dir, target string) (string, bool) {
+	if !filepath.IsAbs(target) {
+		return "", false
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
+	bases := []string{abs}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		bases = append(bases, real)
+	}
+	targets := []string{filepath.Clean(target)}
+	if real, err := filepath.EvalSymlinks(target); err == nil {
+		targets = append([]string{real}, targets...)
+	}
+	for _, t := range targets {
+		for _, b := range bases {
+			rel, err := filepath.Rel(b, t)
+			if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				return filepath.ToSlash(rel), true
+			}
+		}
+	}
+	return "", false
+}
+
 // linkError is the error for a path of a service directory that is, or
 // lies under, a symlink a read could not follow inside the directory.
+// relTarget, when set, is the link's target as a path relative to the
+// link's directory: the target is absolute but inside dir.
 type linkError struct {
 	link, target, dir string
+	relTarget         string
 	err               error
 }
 
 func (e *linkError) Error() string {
+	if e.relTarget != "" {
+		return fmt.Sprintf("%s links to %s: links in a service directory are followed only by relative paths that stay inside %s, so that a directory another user can write cannot put host files into an image; absolute links are refused: make it relative (ln -sfn %s %s)",
+			e.link, e.target, e.dir, e.relTarget, e.link)
+	}
 	return fmt.Sprintf("%s links to %s: links in a service directory are followed only to paths inside %s, never outside, so that a directory another user can write cannot put host files into an image (%v); copy the files in",
 		e.link, e.target, e.dir, e.err)
 }
@@ -201,7 +277,14 @@ func linkCause(fsys fs.FS, dir, name string, err error) error {
 			if errors.As(err, &pe) {
 				cause = pe.Err
 			}
-			return &linkError{link: filepath.Join(dir, filepath.FromSlash(p)), target: target, dir: dir, err: cause}
+			le := &linkError{link: filepath.Join(dir, filepath.FromSlash(p)), target: target, dir: dir, err: cause}
+			if in, ok := within(dir, target); ok {
+				le.relTarget, _ = filepath.Rel(filepath.FromSlash(path.Dir(p)), filepath.FromSlash(in))
+				if le.relTarget == "" {
+					le.relTarget = "."
+				}
+			}
+			return le
 		}
 	}
 	return err

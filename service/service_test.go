@@ -230,6 +230,7 @@ func TestLoadLinksStayInside(t *testing.T) {
 		setup func(dir, outside string) // outside holds etc/rc, shadow, private/
 		link  string                    // the link refused, relative to dir
 		ok    func(t *testing.T, s *service.Service)
+		say   string // in the refusal, besides the link and its target
 	}{
 		{name: "common out", link: "common", setup: func(dir, outside string) {
 			os.Symlink(filepath.Join(outside, "private"), filepath.Join(dir, "common"))
@@ -253,6 +254,37 @@ func TestLoadLinksStayInside(t *testing.T) {
 			os.RemoveAll(filepath.Join(dir, "svc"))
 			os.Symlink(outside, filepath.Join(dir, "svc"))
 		}},
+		// An absolute link is taken as the path it names: the service's
+		// directory or common/ inside dir is read, through dir.
+		{name: "service and common absolute inside", setup: func(dir, outside string) {
+			write(t, dir, map[string]string{"real/etc/rc": "real\n", "shared/basicrc": "PATH=/bin\n"})
+			os.RemoveAll(filepath.Join(dir, "svc"))
+			os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "svc"))
+			os.Symlink(filepath.Join(dir, "shared"), filepath.Join(dir, "common"))
+		}, ok: func(t *testing.T, s *service.Service) {
+			if b, err := fs.ReadFile(s.FS, "etc/rc"); err != nil || string(b) != "real\n" {
+				t.Errorf("etc/rc = %q, %v", b, err)
+			}
+			if b, err := fs.ReadFile(s.Common, "basicrc"); err != nil || string(b) != "PATH=/bin\n" {
+				t.Errorf("common/basicrc = %q, %v", b, err)
+			}
+		}},
+		// svc names away inside; away is the link that leads out.
+		{name: "service absolute out through a link inside", link: "away", setup: func(dir, outside string) {
+			os.Symlink(outside, filepath.Join(dir, "away"))
+			os.RemoveAll(filepath.Join(dir, "svc"))
+			os.Symlink(filepath.Join(dir, "away"), filepath.Join(dir, "svc"))
+		}},
+		{name: "common absolute out", link: "common", setup: func(dir, outside string) {
+			os.Symlink(filepath.Join(outside, "private"), filepath.Join(dir, "common"))
+		}},
+		// Inside the service's directory, reads go through os.Root,
+		// which follows relative links only: an absolute one, even to
+		// a path inside, is refused saying so, not as leading out.
+		{name: "conf absolute inside", link: "svc/service.conf", setup: func(dir, outside string) {
+			write(t, dir, map[string]string{"svc/conf/c": "size=7\n"})
+			os.Symlink(filepath.Join(dir, "svc/conf/c"), filepath.Join(dir, "svc", service.ConfigFile))
+		}, say: "absolute links are refused: make it relative (ln -sfn conf/c "},
 		{name: "inside", setup: func(dir, outside string) {
 			write(t, dir, map[string]string{
 				"shared/basicrc": "PATH=/bin\n", "svc/real-etc/rc": "sh\n", "svc/conf/c": "size=7\n",
@@ -300,8 +332,15 @@ func TestLoadLinksStayInside(t *testing.T) {
 				t.Fatalf("Load: nil error, want %s -> %s refused", link, target)
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, link) || !strings.Contains(msg, target) || !strings.Contains(msg, "outside") {
-				t.Errorf("Load: %v, want a refusal naming %s, its target %s and saying it leads outside", err, link, target)
+			say := tc.say
+			if say == "" {
+				say = "outside"
+			}
+			if !strings.Contains(msg, link) || !strings.Contains(msg, target) || !strings.Contains(msg, say) {
+				t.Errorf("Load: %v, want a refusal naming %s, its target %s and saying %q", err, link, target, say)
+			}
+			if tc.say != "" && strings.Contains(tc.say, "absolute") && strings.Contains(msg, "outside") {
+				t.Errorf("Load: %v says a link to a path inside leads outside", err)
 			}
 			if strings.Contains(msg, "secret") {
 				t.Errorf("Load: %v quotes the outside file", err)
