@@ -3,6 +3,8 @@ package kstrip
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // AnyUnit is a parent unit of -1 (DVUNIT_ANY): "attached at foo?".
@@ -68,15 +70,8 @@ func (e *Entry) Label() string {
 // Printable returns s, a name read from a kernel, as it may be printed to
 // a terminal: s itself when it is all printable ASCII (every real name),
 // else s quoted with Go's escapes ("evil\x1b[2J"), so that a hostile
-// kernel's bytes cannot act on the terminal.
-func Printable(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return strconv.QuoteToASCII(s)
-		}
-	}
-	return s
-}
+// kernel's bytes cannot act on the terminal (see termsafe.Printable).
+func Printable(s string) string { return termsafe.Printable(s) }
 
 // canBeUnit reports whether e can attach as unit u of its driver: a fixed
 // entry only as its own unit, a Star entry as any unit from cf_unit up

@@ -11,6 +11,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +46,7 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 	put := func(p, hp string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
 		n, linkTo, err := t.nodeFromHost(ctx, d, name, p, st, f, links)
 		if err != nil {
-			return fmt.Errorf("%s: %w", hp, err)
+			return fmt.Errorf("%s: %w", termsafe.Printable(hp), err)
 		}
 		if n == nil {
 			return t.Link(p, linkTo)
@@ -57,12 +58,12 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 		hp := e.Dir.Join(e.Name)
 		p, err := Clean(e.Rel)
 		if err != nil {
-			return fmt.Errorf("%s: %w", hp, err)
+			return fmt.Errorf("%s: %w", termsafe.Printable(hp), err)
 		}
 		return put(p, hp, e.Dir, e.Name, e.St, e.File)
 	}
 	changed := func(rel string, was fs.FileMode, err error) error {
-		return fmt.Errorf("%s changed while it was read (it was %s): %w", filepath.Join(root, rel), filekind.Of(was), err)
+		return fmt.Errorf("%s changed while it was read (it was %s): %w", termsafe.Printable(filepath.Join(root, rel)), filekind.Of(was), err)
 	}
 	if err := put("", root, nil, "", &rst, nil); err != nil {
 		return err

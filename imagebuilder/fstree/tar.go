@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/ulikunitz/xz"
 )
 
@@ -34,7 +35,7 @@ func (t *Tree) AddTar(r io.Reader, name string) error {
 			return fmt.Errorf("%s: entry %d: corrupt or truncated archive: %w", name, i, err)
 		}
 		if err := t.addTarEntry(tr, h, &clamped); err != nil {
-			return fmt.Errorf("%s: entry %d (%s): %w", name, i, h.Name, err)
+			return fmt.Errorf("%s: entry %d (%s): %w", name, i, termsafe.Printable(h.Name), err)
 		}
 	}
 }

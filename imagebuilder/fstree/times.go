@@ -3,6 +3,8 @@ package fstree
 import (
 	"fmt"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // The modification times ext2 stores: a 32-bit count of seconds, which
@@ -41,7 +43,7 @@ func (c *clampedTimes) mtime(name string, sec int64) int64 {
 }
 
 // warn adds to t.Warnings the warning for set name, if any time was
-// clamped.
+// clamped. The entry's name, the set's bytes, is escaped for the terminal.
 func (c *clampedTimes) warn(t *Tree, name string) {
 	if c.n == 0 {
 		return
@@ -52,5 +54,5 @@ func (c *clampedTimes) warn(t *Tree, name string) {
 	}
 	utc := func(sec int64) string { return time.Unix(sec, 0).UTC().Format(time.RFC3339) }
 	t.Warnings = append(t.Warnings, fmt.Sprintf("%s: %s ext2 cannot store (it stores %s to %s); each is stored as the nearest it can: %s's %s as %s",
-		name, entries, utc(MinTime), utc(MaxTime), c.first, utc(c.was), utc(c.now)))
+		name, entries, utc(MinTime), utc(MaxTime), termsafe.Printable(c.first), utc(c.was), utc(c.now)))
 }

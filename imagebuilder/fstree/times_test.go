@@ -36,6 +36,10 @@ func TestClampedTimes(t *testing.T) {
 		{"both ends", map[string]int64{"a": -3000000000, "b": 1 << 40, "c": fstree.MaxTime + 1},
 			map[string]int64{"a": fstree.MinTime, "b": fstree.MaxTime, "c": fstree.MaxTime},
 			"3 entries have modification times ext2 cannot store (it stores 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z); each is stored as the nearest it can: ./a's 1874-12-07T18:40:00Z as 1901-12-13T20:45:52Z"},
+		// The set's bytes reach the terminal escaped, not as they are.
+		{"control bytes in the name", map[string]int64{"a\x1b[2J": 4000000000},
+			map[string]int64{"a\x1b[2J": fstree.MaxTime},
+			`1 entry has a modification time ext2 cannot store (it stores 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z); each is stored as the nearest it can: "./a\x1b[2J"'s 2096-10-02T07:06:40Z as 2038-01-19T03:14:07Z`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

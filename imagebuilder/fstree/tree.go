@@ -9,6 +9,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // Type is the kind of a Node.
@@ -303,7 +305,7 @@ func walk(p string, n *Node, fn func(string, *Node) error) error {
 // the image.
 func CheckSymlink(p, target string) error {
 	if target == "" {
-		return fmt.Errorf("symlink %s has an empty target", p)
+		return fmt.Errorf("symlink %s has an empty target", termsafe.Printable(p))
 	}
 	return nil
 }
