@@ -33,6 +33,11 @@ func TestGzipTrailer(t *testing.T) {
 		return out.Bytes()
 	}
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	badCRC := func(b []byte) []byte {
+		b = bytes.Clone(b)
+		b[len(b)-8] ^= 0xff
+		return b
+	}
 	one := gz(raw.Bytes())
 	half := raw.Len() / 2
 	two := cat(gz(raw.Bytes()[:half]), gz(raw.Bytes()[half:]))
@@ -51,6 +56,11 @@ func TestGzipTrailer(t *testing.T) {
 		{"garbage after padding", cat(one, make([]byte, 100), []byte{1}), "byte " + strconv.Itoa(len(one)+100) + ", after the last gzip member, is 0x01"},
 		{"half a magic after", cat(one, []byte{0x1f}), "is 0x1f: only zero bytes"},
 		{"truncated member after", cat(one, gz([]byte("more"))[:5]), "gzip member at byte " + strconv.Itoa(len(one)) + ": unexpected EOF"},
+		// Past its header, a later member's data and trailer: these
+		// errors came without the member's offset.
+		{"member after truncated in its data", cat(one, gz(bytes.Repeat([]byte("more"), 100))[:14]), "gzip member at byte " + strconv.Itoa(len(one)) + ": unexpected EOF"},
+		{"member after with a bad checksum", cat(one, badCRC(gz([]byte("more")))), "gzip member at byte " + strconv.Itoa(len(one)) + ": gzip: invalid checksum"},
+		{"second half's member truncated", cat(gz(raw.Bytes()[:half]), gz(raw.Bytes()[half:])[:20]), "gzip member at byte " + strconv.Itoa(len(gz(raw.Bytes()[:half]))) + ": unexpected EOF"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -289,12 +289,14 @@ func (c *countReader) Read(p []byte) (int, error) {
 
 // gzipMembers reads the members of a gzip file one after the other, as
 // gzip does, and then accepts only zero bytes to the end: the padding a
-// file written in tape blocks gets, which gzip -t accepts too.
+// file written in tape blocks gets, which gzip -t accepts too. An error
+// in a member after the first names the byte it starts at.
 type gzipMembers struct {
-	br  *bufio.Reader
-	zr  *gzip.Reader // in single-member mode, stopping at each member's end
-	at  func() int64 // the offset in the file br reads next
-	err error        // io.EOF after the padding, or what ended the read
+	br    *bufio.Reader
+	zr    *gzip.Reader // in single-member mode, stopping at each member's end
+	at    func() int64 // the offset in the file br reads next
+	start int64        // the offset of the member zr reads
+	err   error        // io.EOF after the padding, or what ended the read
 }
 
 // Read returns a member's data and then, on every later call, the error
@@ -304,6 +306,9 @@ func (g *gzipMembers) Read(p []byte) (int, error) {
 	for g.err == nil {
 		n, err := g.zr.Read(p)
 		if err != io.EOF {
+			if err != nil && g.start > 0 {
+				err = fmt.Errorf("gzip member at byte %d: %w", g.start, err)
+			}
 			return n, err
 		}
 		g.err = g.next()
@@ -318,9 +323,9 @@ func (g *gzipMembers) Read(p []byte) (int, error) {
 // the zero padding to the end of the file (io.EOF).
 func (g *gzipMembers) next() error {
 	if head, _ := g.br.Peek(2); bytes.Equal(head, []byte{0x1f, 0x8b}) {
-		at := g.at()
+		g.start = g.at()
 		if err := g.zr.Reset(g.br); err != nil {
-			return fmt.Errorf("gzip member at byte %d: %w", at, err)
+			return fmt.Errorf("gzip member at byte %d: %w", g.start, err)
 		}
 		g.zr.Multistream(false)
 		return nil
