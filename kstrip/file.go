@@ -89,8 +89,9 @@ func WantsGzip(path string) bool { return strings.HasSuffix(path, ".gz") }
 // WriteFile replaces path with data (gzip-compressed when compress is
 // set) through a temporary file in the same directory, fsync and rename,
 // so a crash leaves the old file or the new one, never half of one. A new
-// file gets mode; a replaced one keeps its mode, owner and group (as far
-// as this process may give them). A symlink is followed (its target is
+// file gets mode; a replaced one keeps its permission bits, owner and
+// group (as far as this process may give them), not its setuid, setgid or
+// sticky bit (see atomicfile.Write). A symlink is followed (its target is
 // replaced, the link stays); an
 // existing target that is not a regular file is refused, matching
 // atomicfile.ErrNotRegular. The compressed form carries no name or time, so equal data gives equal bytes.

@@ -70,8 +70,9 @@ Default keep list: ` + defaultKeepText + `
   up to 100,000 polls; kstrip warns when a keep list keeps them.
 
 Without -o the kernel is replaced in place through a temporary file,
-fsync and rename, keeping its mode, owner and group; so is an existing
-OUT (a new one gets KERNEL's mode). A symlink is followed (its
+fsync and rename, keeping its permission bits, owner and group (not a
+setuid, setgid or sticky bit); so is an existing OUT (a new one gets
+KERNEL's mode). A symlink is followed (its
 target is replaced, the link stays); a device, FIFO, socket or directory
 is refused, and so is a disk image a running VM holds or a file with no
 write permission at all (chmod a-w: strip into another file, or chmod

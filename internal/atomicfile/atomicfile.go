@@ -166,9 +166,12 @@ func resolved(path, p string, fi os.FileInfo) (string, error) {
 
 // Write creates path with mode perm, or replaces it, and gives it the
 // content write puts in the file it is given. A replaced file keeps its
-// permission bits and, as far as this process may give them (all of them
-// as root), its owner and group: the replacement is a new file, which
-// would otherwise be the writer's, with perm. A symlink at path is
+// permission bits (read, write and execute for owner, group and others)
+// and, as far as this process may give them (all of them as root), its
+// owner and group: the replacement is a new file, which would otherwise be
+// the writer's, with perm. Its setuid, setgid and sticky bits are not
+// kept: they were set for the old content, and the owner given back
+// would run the new content with the owner's rights. A symlink at path is
 // followed: its target is replaced and the link stays. An existing target
 // that is not a regular file is refused (ErrNotRegular). On any error the
 // temporary file is removed and the target is left as it was.

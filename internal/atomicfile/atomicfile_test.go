@@ -388,7 +388,9 @@ func TestWriteLinkInLinkedDir(t *testing.T) {
 // and, where this process may give them (root), its owner and group; a
 // new file gets perm. The replacement was created with perm and owned by
 // the writer: kstrip -o over a 0600 file left it 0644, and root's kstrip
-// of a user's kernel left it root's.
+// of a user's kernel left it root's. Setuid, setgid and sticky bits are
+// dropped, as the documentation now says: new content is not vouched for
+// with the owner's rights.
 func TestWriteKeepsModeAndOwner(t *testing.T) {
 	dir := t.TempDir()
 	const uid, gid = 4242, 4343
@@ -403,6 +405,10 @@ func TestWriteKeepsModeAndOwner(t *testing.T) {
 		{"private file", 0o600, false, 0o600},
 		{"executable", 0o751, false, 0o751},
 		{"another user's file", 0o640, true, 0o640},
+		{"setuid", 0o755 | os.ModeSetuid, false, 0o755},
+		{"setgid", 0o750 | os.ModeSetgid, false, 0o750},
+		{"sticky", 0o644 | os.ModeSticky, false, 0o644},
+		{"another user's setuid file", 0o755 | os.ModeSetuid | os.ModeSetgid, true, 0o755},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,8 +436,9 @@ func TestWriteKeepsModeAndOwner(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Mode().Perm() != tt.mode {
-				t.Errorf("mode %v, want %v", st.Mode().Perm(), tt.mode)
+			const bits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+			if st.Mode()&bits != tt.mode {
+				t.Errorf("mode %v, want %v", st.Mode()&bits, tt.mode)
 			}
 			sys := st.Sys().(*syscall.Stat_t)
 			wantUID, wantGID := uint32(os.Geteuid()), uint32(os.Getegid())
