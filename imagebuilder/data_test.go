@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
@@ -43,15 +44,7 @@ func TestBuildDataImage(t *testing.T) {
 			if err := imagebuilder.BuildDataImage(dir, img, fsType); err != nil {
 				t.Fatal(err)
 			}
-			d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			fsys, err := d.GetFilesystem(0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fsys := imageFS(t, img)
 			for p, want := range files {
 				if len(want) == 0 {
 					// An empty file has start cluster 0 (as FAT wants),
@@ -320,16 +313,7 @@ func TestBuildDataImageCaseCollision(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			for _, f := range tt.files {
-				p := filepath.Join(dir, filepath.FromSlash(f))
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			dir := writeTree(t, tt.files)
 			out := filepath.Join(t.TempDir(), "d.img")
 			err := imagebuilder.BuildDataImage(dir, out, imagebuilder.DataFAT32)
 			if tt.want == nil {
@@ -384,16 +368,7 @@ func TestBuildDataImageFATNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			for _, f := range tt.files {
-				p := filepath.Join(dir, filepath.FromSlash(f))
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			dir := writeTree(t, tt.files)
 			out := filepath.Join(t.TempDir(), "d.img")
 			err := imagebuilder.BuildDataImage(dir, out, imagebuilder.DataFAT32)
 			if tt.want != nil {
@@ -420,15 +395,7 @@ func TestBuildDataImageFATNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			fsys, err := d.GetFilesystem(0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fsys := imageFS(t, out)
 			for _, f := range tt.files {
 				got, err := fs.ReadFile(fsys, f)
 				if err != nil || string(got) != f {
@@ -480,6 +447,38 @@ func TestDataFileTooLarge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeTree makes a directory holding files (slash-separated paths), each
+// holding its own path.
+func writeTree(t *testing.T, files []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range files {
+		p := filepath.Join(dir, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// imageFS is the file system of the data image img, closed with the test.
+func imageFS(t *testing.T, img string) filesystem.FileSystem {
+	t.Helper()
+	d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	fsys, err := d.GetFilesystem(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
 }
 
 func createFile(t *testing.T, path string) string {

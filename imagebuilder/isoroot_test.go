@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 
-	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 )
 
@@ -95,15 +94,7 @@ func TestISORootMode(t *testing.T) {
 func TestISOModesUmask(t *testing.T) {
 	for _, umask := range []int{0o022, 0o077, 0o277} {
 		t.Run(fmt.Sprintf("%04o", umask), func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.MkdirAll(filepath.Join(dir, "sub", "deep"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range []string{"top", "sub/f", "sub/deep/g"} {
-				if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			dir := writeTree(t, []string{"top", "sub/f", "sub/deep/g"})
 			out := filepath.Join(t.TempDir(), "data.iso")
 			old := syscall.Umask(umask)
 			err := imagebuilder.BuildDataImage(dir, out, imagebuilder.DataISO9660)
@@ -111,15 +102,7 @@ func TestISOModesUmask(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := diskfs.Open(out, diskfs.WithOpenMode(diskfs.ReadOnly))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			fsys, err := d.GetFilesystem(0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fsys := imageFS(t, out)
 			for name, want := range map[string]os.FileMode{
 				"top": 0o644, "sub": os.ModeDir | 0o755, "sub/f": 0o644,
 				"sub/deep": os.ModeDir | 0o755, "sub/deep/g": 0o644,

@@ -142,29 +142,9 @@ func TestSnapshotBeforeRunExclusive(t *testing.T) {
 // other, instead of all but one failing.
 func TestConcurrentSnapshots(t *testing.T) {
 	needKVM(t)
-	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: 16, Console: io.Discard,
-		OnEvent: func(e vmm.Event) {
-			if e.Phase == vmm.PhaseFirstOutput {
-				once.Do(func() {
-					close(held)
-					<-release
-				})
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	const n = 3
-	var asked atomic.Int32
-	allQueued := make(chan struct{})
-	vmm.OnSnapshotQueued(m, func() {
-		if asked.Add(1) == n {
-			close(allQueued)
-		}
-	})
+	m, held, release, allQueued := heldChatty(t, 16, n)
+	defer m.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	res := make(chan runResult, 1)
@@ -193,6 +173,34 @@ func TestConcurrentSnapshots(t *testing.T) {
 	if r := <-res; r.err != nil || r.exit.Reason != vmm.ExitStopped {
 		t.Errorf("Run = %+v, %v; want stopped", r.exit, r.err)
 	}
+}
+
+// heldChatty is a machine of the chatty guest whose vCPU is held at the
+// guest's first console byte (held is closed then) until release is
+// closed; allQueued is closed once n Snapshots are queued.
+func heldChatty(t *testing.T, memMiB int, n int32) (m *vmm.Machine, held, release, allQueued chan struct{}) {
+	t.Helper()
+	held, release, allQueued = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: memMiB, Console: io.Discard,
+		OnEvent: func(e vmm.Event) {
+			if e.Phase == vmm.PhaseFirstOutput {
+				once.Do(func() {
+					close(held)
+					<-release
+				})
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	vmm.OnSnapshotQueued(m, func() {
+		if asked.Add(1) == n {
+			close(allQueued)
+		}
+	})
+	return m, held, release, allQueued
 }
 
 // closingFile is a vmm.FileInput whose Read calls closeIt.

@@ -89,29 +89,9 @@ func (w *stopWriter) SetWriteDeadline(d time.Time) error {
 // once it has, without writing the others.
 func TestSnapshotsQueuedAtStop(t *testing.T) {
 	needKVM(t)
-	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: 8, Console: io.Discard,
-		OnEvent: func(e vmm.Event) {
-			if e.Phase == vmm.PhaseFirstOutput {
-				once.Do(func() {
-					close(held)
-					<-release
-				})
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	const n = 4
-	var asked atomic.Int32
-	allQueued := make(chan struct{})
-	vmm.OnSnapshotQueued(m, func() {
-		if asked.Add(1) == n {
-			close(allQueued)
-		}
-	})
+	m, held, release, allQueued := heldChatty(t, 8, n)
+	defer m.Close()
 	res := make(chan runResult, 1)
 	go func() {
 		e, err := m.Run(context.Background())
