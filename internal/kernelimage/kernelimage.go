@@ -149,8 +149,17 @@ func (s *sink) readFrom(r io.Reader) error {
 	for s.n <= s.limit {
 		var k int
 		var err error
-		if s.n == s.limit {
+		if s.n == s.limit || s.full() {
+			// Past limit a byte is only counted. With the last chunk
+			// full (as one sized from a right trailer ends), one byte
+			// tells whether another chunk is needed: the read that meets
+			// the end would otherwise allocate one for nothing, and
+			// bytes would join the two in a copy.
 			k, err = r.Read(one[:])
+			if k > 0 && s.n < s.limit {
+				last := s.room()
+				*last = append(*last, one[0])
+			}
 		} else {
 			last := s.room()
 			k, err = r.Read((*last)[len(*last):cap(*last)])
@@ -165,6 +174,15 @@ func (s *sink) readFrom(r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// full reports whether s has a chunk and the last one is full.
+func (s *sink) full() bool {
+	if len(s.chunks) == 0 {
+		return false
+	}
+	last := s.chunks[len(s.chunks)-1]
+	return len(last) == cap(last)
 }
 
 // room returns the last chunk, adding one when it is full; s holds less

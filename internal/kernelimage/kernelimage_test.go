@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -211,5 +212,31 @@ func TestGunzipLimit(t *testing.T) {
 		if tt.large != errors.Is(err, ErrTooLarge) || (!tt.large && err != nil) || string(out) != tt.want {
 			t.Errorf("%s: Gunzip = %q, %v", tt.name, out, err)
 		}
+	}
+}
+
+// TestGunzipOneMemberMemory: a single gzip member, its trailer right,
+// costs little more than its size. The output filled the buffer sized
+// from the trailer exactly, the read that only met the end allocated
+// another chunk, and the two were joined into a copy: 2.07 times the
+// size.
+func TestGunzipOneMemberMemory(t *testing.T) {
+	for _, size := range []int{5 << 20, 16 << 20} {
+		t.Run(fmt.Sprintf("%d MiB", size>>20), func(t *testing.T) {
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = byte(i*7 + i>>12)
+			}
+			in := gz(t, data)
+			var out []byte
+			var err error
+			n := allocated(func() { out, err = Gunzip(in, MaxSize) })
+			if err != nil || !bytes.Equal(out, data) {
+				t.Fatalf("Gunzip = %d bytes, %v; want the %d bytes compressed", len(out), err, size)
+			}
+			if max := 1.1 * float64(size); float64(n) > max {
+				t.Errorf("allocated %d bytes for %d bytes of output, more than %.0f", n, size, max)
+			}
+		})
 	}
 }
