@@ -64,7 +64,7 @@ func (e *DigestError) Is(target error) bool { return target == ErrDigestMismatch
 // deadline) after Have bytes: the partial file Part is kept, and the next
 // Fetch of the release resumes it. It wraps the context's error.
 type InterruptedError struct {
-	URL  string // the file's URL, its password (if any) shown as "xxxxx"
+	URL  string // the file's URL, its password, or a user part without one, shown as "xxxxx"
 	Part string // the partial file kept
 	Have int64  // bytes in Part
 	Err  error  // the context's error

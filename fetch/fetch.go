@@ -418,15 +418,21 @@ func (f *Fetcher) get(ctx context.Context, url string, offset int64) (*http.Resp
 }
 
 // shown is u as messages print it: the password of a mirror given as
-// http://user:secret@host/... replaced by "xxxxx" (url.URL.Redacted), so
-// that errors and logs can be shared. A URL that does not parse has
-// everything before an "@" in its host part replaced.
+// http://user:secret@host/... replaced by "xxxxx" (url.URL.Redacted), and
+// a user part without one (http://TOKEN@host/..., often a token) replaced
+// whole, so that errors and logs can be shared. A URL that does not parse
+// has everything before an "@" in its host part replaced.
 func shown(u string) string {
 	if p, err := url.Parse(u); err == nil {
 		if _, ok := p.User.Password(); ok {
 			return p.Redacted()
 		}
-		return u
+		if p.User == nil || p.User.Username() == "" {
+			return u
+		}
+		q := *p
+		q.User = url.User("xxxxx")
+		return q.String()
 	}
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok {

@@ -10,8 +10,9 @@ import (
 
 // TestMirrorCredentialsHidden: a mirror URL with a password
 // (http://user:secret@host/...) had it printed in every error that names
-// a URL. Errors show the URL with the password replaced, as
-// url.URL.Redacted does.
+// a URL, and one with a user part only (http://TOKEN@host/..., a token)
+// still has. Errors show the URL with the password replaced, as
+// url.URL.Redacted does, or the user part when there is no password.
 func TestMirrorCredentialsHidden(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -30,46 +31,62 @@ func TestMirrorCredentialsHidden(t *testing.T) {
 		{name: "set is HTML", fault: fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), f: fetchtest.Fault{Status: 200, ContentType: "text/html", Body: []byte("<html></html>")}},
 		{name: "transfer cut short", fault: fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), f: fetchtest.Fault{TruncateAt: 10}},
 		{name: "unreachable", closed: true},
-		{name: "not http", mirror: "ftp://user:secret@mirror.example/pub/NetBSD"},
+		{name: "not http", mirror: "ftp://USERINFO@mirror.example/pub/NetBSD"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv, f := setup(t)
-			f.Mirror = strings.Replace(srv.Mirror(), "http://", "http://user:secret@", 1)
-			if tt.mirror != "" {
-				f.Mirror = tt.mirror
-			}
-			if tt.fault != "" {
-				srv.SetFault(tt.fault, tt.f)
-			}
-			if tt.closed {
-				srv.Close()
-			}
-			version := tt.version
-			if version == "" {
-				version = "9.3"
-			}
-			_, err := f.Fetch(context.Background(), version, "i386")
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if strings.Contains(err.Error(), "secret") {
-				t.Errorf("error shows the mirror's password: %v", err)
-			}
-			if !strings.Contains(err.Error(), "user:xxxxx@") {
-				t.Errorf("error does not name the mirror (as user:xxxxx@...): %v", err)
-			}
-		})
+	creds := []struct {
+		name     string // not the secret: it names the test's directory
+		userinfo string
+		secret   string // what no error may show
+		want     string // how errors show the mirror
+	}{
+		{"password", "user:secret", "secret", "://user:xxxxx@"},
+		{"user only", "tok3n", "tok3n", "://xxxxx@"},
+	}
+	for _, c := range creds {
+		for _, tt := range tests {
+			t.Run(c.name+"/"+tt.name, func(t *testing.T) {
+				srv, f := setup(t)
+				f.Mirror = strings.Replace(srv.Mirror(), "http://", "http://"+c.userinfo+"@", 1)
+				if tt.mirror != "" {
+					f.Mirror = strings.Replace(tt.mirror, "USERINFO", c.userinfo, 1)
+				}
+				if tt.fault != "" {
+					srv.SetFault(tt.fault, tt.f)
+				}
+				if tt.closed {
+					srv.Close()
+				}
+				version := tt.version
+				if version == "" {
+					version = "9.3"
+				}
+				_, err := f.Fetch(context.Background(), version, "i386")
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if strings.Contains(err.Error(), c.secret) {
+					t.Errorf("error shows the mirror's credential %q: %v", c.secret, err)
+				}
+				if !strings.Contains(err.Error(), c.want) {
+					t.Errorf("error does not name the mirror (as %s...): %v", c.want, err)
+				}
+			})
+		}
 	}
 }
 
-// shown hides a password also in a URL that does not parse.
+// shown hides a password, or a user part without one, also in a URL
+// that does not parse.
 func TestShown(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://user:secret@host/pub":    "http://user:xxxxx@host/pub",
 		"https://host/pub":               "https://host/pub",
 		"http://user:se%zzcret@host/pub": "http://xxxxx@host/pub",
 		"http://user:se%zzcret@host":     "http://xxxxx@host",
+		"http://tok3n@host/pub":          "http://xxxxx@host/pub",
+		"http://tok3n@host":              "http://xxxxx@host",
+		"http://@host/pub":               "http://@host/pub",
+		"ftp://tok3n@host/pub":           "ftp://xxxxx@host/pub",
 		"http://host/a@b%zz":             "http://host/a@b%zz",
 		"not a url":                      "not a url",
 	} {
