@@ -361,6 +361,8 @@ func TestBuildDataImageFATNames(t *testing.T) {
 		{"dotted name equal to a short name", []string{"a.b.txt", "ab.txt"}, []string{"a.b.txt", "ab.txt"}},
 		{"long s folds to s", []string{"ſ.txt", "s.txt"}, []string{"ſ.txt", "s.txt"}},
 		{"character go-diskfs cannot write", []string{"ж.txt"}, []string{"ж.txt", "U+0436"}},
+		{"such a character where a long stem is cut", []string{"abcdeжzzz.txt"}, []string{"abcdeжzzz.txt", "U+0436"}},
+		{"such a character cut off", []string{"abcdefghж.txt"}, nil},
 		{"in a subdirectory", []string{"d/a+", "d/a="}, []string{filepath.Join("d", "a+"), filepath.Join("d", "a=")}},
 		{"Latin-1 and Cyrillic capitals", []string{"é.txt", "e.txt", "Ж/x"}, nil},
 		{"cut names get tails", []string{"long name one.txt", "long name two.txt", "other"}, nil},

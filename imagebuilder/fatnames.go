@@ -63,14 +63,19 @@ func (d *fatDir) add(host string) error {
 	}
 	e := fatEntry{host: host}
 	stem, ext, hasLong, truncated := fatShortName(host)
-	if truncated {
-		stem = d.numericTail(stem[:6], ext)
-		hasLong = true
-	}
-	for _, r := range stem + ext {
+	// Checked before go-diskfs's cut of a long stem at byte 6, so that a
+	// character the cut splits is named, not the broken byte left.
+	for i, r := range stem + "." + ext {
+		if truncated && i >= 6 && i < len(stem) {
+			continue // cut off
+		}
 		if r > 0xff {
 			return &FATNameError{Path: hp, Why: fmt.Sprintf("its short name would hold %q (U+%04X), which go-diskfs cannot write to FAT32", r, r)}
 		}
+	}
+	if truncated {
+		stem = d.numericTail(stem[:6], ext)
+		hasLong = true
 	}
 	if hasLong {
 		e.long = host
