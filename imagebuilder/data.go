@@ -102,7 +102,7 @@ func scanData(root *hostdir.Dir, fat bool) ([]dataEntry, error) {
 			}
 			return err
 		}
-		fd := fatDir{hostDir: d.Path()}
+		fd := newFATDir(d.Path(), rel == "")
 		for _, name := range names {
 			r, hp := path.Join(rel, name), d.Join(name)
 			if fat {

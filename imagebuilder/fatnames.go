@@ -27,6 +27,17 @@ type fatEntry struct {
 	stem  string // the 8.3 short name, upper case, without the dot
 	ext   string
 	short string // stem.ext, as go-diskfs matches it
+	label bool   // the volume label's entry, in the root
+}
+
+// newFATDir is the model of the empty directory hostDir; the root (root
+// true) holds the volume label's entry from the start.
+func newFATDir(hostDir string, root bool) fatDir {
+	d := fatDir{hostDir: hostDir}
+	if root {
+		d.entries = append(d.entries, fatEntry{stem: DataLabel, short: DataLabel, label: true})
+	}
+	return d
 }
 
 // FATNameError is the error for a name in a data directory that a FAT32
@@ -55,6 +66,13 @@ func (d *fatDir) add(host string) error {
 	}
 	for _, e := range d.entries {
 		switch {
+		case e.label:
+			// go-diskfs's file lookup does not pass over the label:
+			// it would write the file's data to the label's entry,
+			// which has no cluster ("invalid start cluster: 0").
+			if strings.EqualFold(e.short, host) {
+				return &FATNameError{Path: hp, Why: "its name is the FAT32 volume label's (" + e.short + "), whose entry go-diskfs would take for the file"}
+			}
 		case strings.EqualFold(e.host, host):
 			return &FATNameError{Path: hp, Other: joinHost(d.hostDir, e.host), Why: "differ only in case, which FAT32 names ignore"}
 		case strings.EqualFold(e.long, host) || strings.EqualFold(e.short, host):
@@ -85,7 +103,7 @@ func (d *fatDir) add(host string) error {
 		e.short += "." + ext
 	}
 	for _, o := range d.entries {
-		if o.short == e.short {
+		if !o.label && o.short == e.short {
 			return &FATNameError{Path: hp, Other: joinHost(d.hostDir, o.host), Why: "would both have the FAT32 short name " + e.short + ", a duplicate entry to fsck.fat"}
 		}
 	}
@@ -176,7 +194,9 @@ func fatUpperValid(s string) string {
 func (d *fatDir) numericTail(stem6, ext string) string {
 	taken := map[string]bool{}
 	for _, e := range d.entries {
-		taken[e.stem+e.ext] = true
+		if !e.label {
+			taken[e.stem+e.ext] = true
+		}
 	}
 	for n := 1; ; n++ {
 		tail := fmt.Sprintf("~%d", n)
