@@ -85,8 +85,8 @@ type dataEntry struct {
 
 // scanData lists the entries under root. With fat (FAT32), each name is
 // checked for what go-diskfs would store (see fatDir): a name it would
-// change, or two names that would be one entry or share a short name,
-// are refused, before any image is written.
+// change, or two names that would be one entry, are refused, before any
+// image is written.
 //
 // The walk goes through directory descriptors and never follows a symlink
 // (see hostdir): a user who can write in the directory cannot make a

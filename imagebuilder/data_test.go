@@ -339,11 +339,13 @@ func TestBuildDataImageCaseCollision(t *testing.T) {
 
 // go-diskfs writes a FAT32 name as it is told only within limits: it
 // stores one 16-bit unit per character (an emoji becomes another
-// character), gives names that are not 8.3 a short name with no numeric
-// tail unless cut (two such names can share one), finds an existing entry
-// by its long or short name ignoring case (and then overwrites it), and
-// fails on some characters outside Latin-1. Each such name is refused,
-// named, before an image is written; the others are stored as given.
+// character), finds an existing entry by its long or short name ignoring
+// case (and then overwrites it), fails on some characters outside Latin-1
+// and on a file named as the volume label, and writes no long name for a
+// dotfile in capitals (.ABC) whose short name is invalid. Each such name is
+// refused, named, before an image is written. The others are stored as
+// given, and read back by name; the short names go-diskfs gets wrong
+// (dotfiles, names that share one) are mended, so fsck.fat finds nothing.
 func TestBuildDataImageFATNames(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -355,8 +357,11 @@ func TestBuildDataImageFATNames(t *testing.T) {
 		{"emoji alone", []string{"émoji-😀.txt"}, []string{"émoji-😀.txt", "U+1F600"}},
 		{"U+FFFF", []string{"x￿"}, []string{"U+FFFF"}},
 		{"invalid UTF-8", []string{"\xffa", "\xfeb"}, []string{"not valid UTF-8", `\xfeb`}},
-		{"one short name", []string{"a+.txt", "a=.txt"}, []string{"a+.txt", "a=.txt", "short name A_.TXT"}},
-		{"short name of a plain name", []string{"A_.TXT", "a+.txt"}, []string{"A_.TXT", "a+.txt", "A_.TXT"}},
+		{"one short name", []string{"a+.txt", "a=.txt"}, nil},
+		{"short name of a plain name", []string{"A_.TXT", "a+.txt"}, nil},
+		{"dotfiles", []string{".profile", ".gitignore", ".github/x", ".git/HEAD", ".bashrc", ".bash_logout", "a+.txt", "a=.txt", ".x", " "}, nil},
+		{"dotfile in capitals", []string{".ABC"}, []string{".ABC", "nothing before the dot"}},
+		{"name equal to a dotfile's short name", []string{".b+c", ".b_c"}, []string{".b+c", ".b_c", "short name is .B_C"}},
 		{"name equal to a short name", []string{"a b.txt", "ab.txt"}, []string{"a b.txt", "ab.txt", "one name"}},
 		{"dotted name equal to a short name", []string{"a.b.txt", "ab.txt"}, []string{"a.b.txt", "ab.txt"}},
 		{"long s folds to s", []string{"ſ.txt", "s.txt"}, []string{"ſ.txt", "s.txt"}},
@@ -366,7 +371,8 @@ func TestBuildDataImageFATNames(t *testing.T) {
 		{"the volume label's name", []string{"smolvmm"}, []string{"smolvmm", "volume label"}},
 		{"the volume label's name in another case", []string{"SmolVMM"}, []string{"SmolVMM", "volume label"}},
 		{"the volume label's short name, or its name below the root", []string{"smol vmm", "d/smolvmm"}, nil},
-		{"in a subdirectory", []string{"d/a+", "d/a="}, []string{filepath.Join("d", "a+"), filepath.Join("d", "a=")}},
+		{"in a subdirectory", []string{"d/a+", "d/a=", "d/.profile"}, nil},
+		{"refused in a subdirectory", []string{"d/.ABC"}, []string{filepath.Join("d", ".ABC")}},
 		{"Latin-1 and Cyrillic capitals", []string{"é.txt", "e.txt", "Ж/x"}, nil},
 		{"cut names get tails", []string{"long name one.txt", "long name two.txt", "other"}, nil},
 		{"same short name in two directories", []string{"a/x+", "b/x=", "a/y"}, nil},

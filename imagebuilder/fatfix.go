@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"unicode/utf16"
 
 	"golang.org/x/sys/unix"
 
@@ -12,7 +14,7 @@ import (
 )
 
 // go-diskfs v1.9.4, the newest release the module proxy serves (checked on
-// 2026-12-02), writes four details of a FAT32 volume wrongly, each of
+// 2026-12-02), writes five details of a FAT32 volume wrongly, each of
 // which fsck.fat reports. fixFAT32 mends them in place once go-diskfs is
 // done, one patch per defect; TestGoDiskfsFAT32Defects shows each defect
 // in go-diskfs's own output, and fails when a release fixes one (delete
@@ -23,7 +25,7 @@ func fixFAT32(f *os.File) error {
 		return err
 	}
 	// fixShortFAT first: the others walk the clusters it bounds.
-	for _, patch := range []func() error{v.fixShortFAT, v.fixRootDotDot, v.fixEmptyFiles, v.fixFreeCount} {
+	for _, patch := range []func() error{v.fixShortFAT, v.fixShortNames, v.fixRootDotDot, v.fixEmptyFiles, v.fixFreeCount} {
 		if err := patch(); err != nil {
 			return err
 		}
@@ -108,6 +110,162 @@ func (v *fat32Volume) fixShortFAT() error {
 	}
 	v.total, v.nclusters = total, entries
 	return nil
+}
+
+// fixShortNames mends go-diskfs's defect "short names are invalid or
+// repeated": a name with nothing before its last dot (.profile) gets a
+// short name with an empty stem (fsck.fat: "Bad short file name"), and
+// names that differ only in characters a short name cannot hold
+// (.gitignore, .github; a+.txt, a=.txt) get one short name ("Duplicate
+// directory entry"). Each such entry that has a long name gets a new short
+// name made from it, as Windows makes one (GITIGN~1), and its long-name
+// entries the new name's checksum: names in the guest are unchanged. An
+// entry with no long name is its short name and is left as it is (the
+// name check refuses the names that would need changing).
+func (v *fat32Volume) fixShortNames() error {
+	return v.walkDirs(func(dir []byte) bool {
+		type named struct {
+			at  int   // offset of the short-name entry
+			lfn []int // offsets of its long-name entries
+		}
+		var es []named
+		var lfn []int
+		for i := 0; i+32 <= len(dir) && dir[i] != 0; i += 32 {
+			e := dir[i : i+32]
+			switch {
+			case e[0] == 0xe5:
+				lfn = nil
+			case e[11] == attrLFN:
+				lfn = append(lfn, i)
+			case e[11]&attrVolumeID != 0 || e[0] == '.':
+				// fsck.fat compares no name with the label's;
+				// "." and ".." are what they are.
+				lfn = nil
+			default:
+				es = append(es, named{i, lfn})
+				lfn = nil
+			}
+		}
+		taken := map[string]bool{}
+		var redo []named
+		for _, e := range es {
+			if len(e.lfn) == 0 {
+				taken[string(dir[e.at:e.at+11])] = true
+			}
+		}
+		for _, e := range es {
+			if len(e.lfn) == 0 {
+				continue
+			}
+			if n := string(dir[e.at : e.at+11]); validShortName(n) && !taken[n] {
+				taken[n] = true
+			} else {
+				redo = append(redo, e)
+			}
+		}
+		for _, e := range redo {
+			stem, ext := shortBasis(longName(dir, e.lfn))
+			var n string
+			for i := 1; ; i++ {
+				tail := fmt.Sprintf("~%d", i)
+				n = fmt.Sprintf("%-8s%-3s", stem[:min(len(stem), 8-len(tail))]+tail, ext)
+				if !taken[n] {
+					break
+				}
+			}
+			taken[n] = true
+			copy(dir[e.at:e.at+11], n)
+			sum := lfnChecksum(dir[e.at : e.at+11])
+			for _, l := range e.lfn {
+				dir[l+13] = sum
+			}
+		}
+		return len(redo) > 0
+	})
+}
+
+// shortNameSpecials are the characters besides A-Z and 0-9 that a short
+// name may hold.
+const shortNameSpecials = "!#$%&'()-@^_`{}~"
+
+// validShortName reports whether the 11 bytes of n are a valid short name:
+// stem and extension of valid characters, each padded at its end with
+// spaces, and the stem not empty.
+func validShortName(n string) bool {
+	for _, part := range []string{n[:8], n[8:]} {
+		t := strings.TrimRight(part, " ")
+		for i := 0; i < len(t); i++ {
+			c := t[i]
+			if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80 || strings.IndexByte(shortNameSpecials, c) >= 0) {
+				return false
+			}
+		}
+	}
+	return n[0] != ' ' && n[0] != 0xe5
+}
+
+// shortBasis is the stem (at most 8 characters) and extension (at most 3)
+// a new short name is made from, as Windows makes them from a long name:
+// leading dots and all spaces dropped, the extension after the last dot
+// that is left, the other dots dropped, upper case, and any other
+// character that a short name cannot hold (+ , ; = [ ], all past ASCII)
+// replaced by "_". A stem left empty is "_".
+func shortBasis(long string) (stem, ext string) {
+	long = strings.TrimLeft(strings.ReplaceAll(long, " ", ""), ".")
+	if i := strings.LastIndex(long, "."); i >= 0 {
+		long, ext = long[:i], long[i+1:]
+	}
+	conv := func(s string, max int) string {
+		var b strings.Builder
+		for _, r := range s {
+			if b.Len() == max {
+				break
+			}
+			switch {
+			case r == '.':
+			case r >= 'a' && r <= 'z':
+				b.WriteRune(r - 'a' + 'A')
+			case r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r < 0x80 && strings.ContainsRune(shortNameSpecials, r):
+				b.WriteRune(r)
+			default:
+				b.WriteByte('_')
+			}
+		}
+		return b.String()
+	}
+	stem, ext = conv(long, 8), conv(ext, 3)
+	if stem == "" {
+		stem = "_"
+	}
+	return stem, ext
+}
+
+// longName is the long name held by the long-name entries at offsets lfn
+// of dir (in the order they are stored: the name's end first).
+func longName(dir []byte, lfn []int) string {
+	var u []uint16
+	for i := len(lfn) - 1; i >= 0; i-- {
+		e := dir[lfn[i] : lfn[i]+32]
+		for _, off := range []int{1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30} {
+			c := binary.LittleEndian.Uint16(e[off:])
+			if c == 0 || c == 0xffff {
+				return string(utf16.Decode(u))
+			}
+			u = append(u, c)
+		}
+	}
+	return string(utf16.Decode(u))
+}
+
+// lfnChecksum is the checksum of the 11 bytes of a short name that each
+// of its long-name entries holds; one that does not match makes readers
+// drop the long name.
+func lfnChecksum(n []byte) byte {
+	var sum byte
+	for _, c := range n[:11] {
+		sum = (sum&1)<<7 + sum>>1 + c
+	}
+	return sum
 }
 
 // fixRootDotDot mends go-diskfs's defect "'..' of a directory in the
@@ -285,6 +443,44 @@ func (v *fat32Volume) walk(fn func(e []byte) bool) error {
 				if _, err := v.f.WriteAt(buf, off); err != nil {
 					return fmt.Errorf("writing directory cluster %d: %w", c, err)
 				}
+			}
+		}
+		return nil
+	}
+	return walk(v.root)
+}
+
+// walkDirs calls fn with the whole of every directory, its clusters in
+// order (so that a long name may span two); fn reports whether it changed
+// the directory, which is then written back.
+func (v *fat32Volume) walkDirs(fn func(dir []byte) bool) error {
+	var walk func(first uint32) error
+	walk = func(first uint32) error {
+		cs, err := v.chain(first)
+		if err != nil {
+			return err
+		}
+		cb := v.spc * v.bps
+		dir := make([]byte, int64(len(cs))*cb)
+		for i, c := range cs {
+			if _, err := v.f.ReadAt(dir[int64(i)*cb:int64(i+1)*cb], v.dataStart+int64(c-2)*cb); err != nil {
+				return fmt.Errorf("reading directory cluster %d: %w", c, err)
+			}
+		}
+		if fn(dir) {
+			for i, c := range cs {
+				if _, err := v.f.WriteAt(dir[int64(i)*cb:int64(i+1)*cb], v.dataStart+int64(c-2)*cb); err != nil {
+					return fmt.Errorf("writing directory cluster %d: %w", c, err)
+				}
+			}
+		}
+		for i := 0; i+32 <= len(dir) && dir[i] != 0; i += 32 {
+			e := dir[i : i+32]
+			if e[0] == 0xe5 || e[11] == attrLFN || e[11]&attrVolumeID != 0 || e[11]&attrDir == 0 || e[0] == '.' {
+				continue
+			}
+			if err := walk(entryCluster(e)); err != nil {
+				return err
 			}
 		}
 		return nil

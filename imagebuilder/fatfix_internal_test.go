@@ -14,7 +14,8 @@ import (
 )
 
 // goDiskfsFAT32 makes a FAT32 image of size bytes with go-diskfs alone: a
-// directory in the root (/sub), an empty file in it and a file with data.
+// directory in the root (/sub), an empty file in it, a file with data and
+// three with names go-diskfs gives wrong short names (/.profile, /a+, /a=).
 func goDiskfsFAT32(t *testing.T, size int64) string {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "raw.img")
@@ -33,7 +34,7 @@ func goDiskfsFAT32(t *testing.T, size int64) string {
 	if err := fsys.Mkdir("/sub"); err != nil {
 		t.Fatal(err)
 	}
-	for p, data := range map[string]string{"/sub/empty": "", "/full": "data"} {
+	for p, data := range map[string]string{"/sub/empty": "", "/full": "data", "/.profile": "p", "/a+": "+", "/a=": "="} {
 		w, err := fsys.OpenFile(p, os.O_CREATE|os.O_RDWR)
 		if err != nil {
 			t.Fatal(err)
@@ -61,6 +62,23 @@ func entryIn(t *testing.T, v *fat32Volume, dir uint32, name string) []byte {
 	}
 	t.Fatalf("no entry %q in the directory at cluster %d", name, dir)
 	return nil
+}
+
+// entriesIn counts the short-name entries name (8.3, space padded) in the
+// first cluster of directory dir.
+func entriesIn(t *testing.T, v *fat32Volume, dir uint32, name string) int {
+	t.Helper()
+	buf := make([]byte, v.spc*v.bps)
+	if _, err := v.f.ReadAt(buf, v.dataStart+int64(dir-2)*v.spc*v.bps); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := 0; i+32 <= len(buf) && buf[i] != 0; i += 32 {
+		if e := buf[i : i+32]; e[11] != attrLFN && string(e[:11]) == name {
+			n++
+		}
+	}
+	return n
 }
 
 // TestGoDiskfsFAT32Defects shows each defect fixFAT32 mends in go-diskfs's
@@ -94,6 +112,14 @@ func TestGoDiskfsFAT32Defects(t *testing.T) {
 			"File size is 0 bytes, cluster chain length is > 0", func(t *testing.T, v *fat32Volume) bool {
 				sub := entryIn(t, v, v.root, "SUB        ")
 				return entryCluster(entryIn(t, v, entryCluster(sub), "EMPTY      ")) != 0
+			}, 0},
+		{"a dotfile's short name has an empty stem", (*fat32Volume).fixShortNames,
+			"Bad short file name", func(t *testing.T, v *fat32Volume) bool {
+				return entriesIn(t, v, v.root, "        PRO") != 0
+			}, 0},
+		{"two names get one short name", (*fat32Volume).fixShortNames,
+			"Duplicate directory entry", func(t *testing.T, v *fat32Volume) bool {
+				return entriesIn(t, v, v.root, "A_         ") > 1
 			}, 0},
 		{"FSInfo's free-cluster count is left unknown", (*fat32Volume).fixFreeCount,
 			"Free cluster summary uninitialized", func(t *testing.T, v *fat32Volume) bool {

@@ -13,8 +13,8 @@ import (
 // add says, before any image is written, when go-diskfs would not store a
 // name as given: it would change the name, fail on it, lose a file to
 // another (its lookup takes a new name equal, ignoring case, to an earlier
-// long or short name for that file, and overwrites it), or write two
-// entries with one short name (fsck.fat: "Duplicate directory entry").
+// long or short name for that file, and overwrites it), or write a short
+// name that fixShortNames cannot mend, having no long name to keep.
 type fatDir struct {
 	hostDir string // the host directory, for messages
 	entries []fatEntry
@@ -102,10 +102,10 @@ func (d *fatDir) add(host string) error {
 	if ext != "" {
 		e.short += "." + ext
 	}
-	for _, o := range d.entries {
-		if !o.label && o.short == e.short {
-			return &FATNameError{Path: hp, Other: joinHost(d.hostDir, o.host), Why: "would both have the FAT32 short name " + e.short + ", a duplicate entry to fsck.fat"}
-		}
+	if stem == "" && !hasLong {
+		// fixShortNames gives an empty stem a new short name only
+		// where a long name keeps the name (.profile).
+		return &FATNameError{Path: hp, Why: "go-diskfs would store it as the FAT32 short name " + e.short + ", with nothing before the dot, and no long name"}
 	}
 	d.entries = append(d.entries, e)
 	return nil
