@@ -360,6 +360,7 @@ func TestBuildDataImageFATNames(t *testing.T) {
 		{"one short name", []string{"a+.txt", "a=.txt"}, nil},
 		{"short name of a plain name", []string{"A_.TXT", "a+.txt"}, nil},
 		{"dotfiles", []string{".profile", ".gitignore", ".github/x", ".git/HEAD", ".bashrc", ".bash_logout", "a+.txt", "a=.txt", ".x", " "}, nil},
+		{"eleven names with one short name", []string{"abcdef+", "abcdef=", "abcdef,", "abcdef;", "abcdef[", "abcdef]", "abcdefé", "abcdefè", "abcdefê", "abcdefë", "abcdefà"}, nil},
 		{"dotfile in capitals", []string{".ABC"}, []string{".ABC", "nothing before the dot"}},
 		{"name equal to a dotfile's short name", []string{".b+c", ".b_c"}, []string{".b+c", ".b_c", "short name is .B_C"}},
 		{"name equal to a short name", []string{"a b.txt", "ab.txt"}, []string{"a b.txt", "ab.txt", "one name"}},
