@@ -163,16 +163,22 @@ func (v *fat32Volume) fixShortNames() error {
 				redo = append(redo, e)
 			}
 		}
+		// The tails tried for a basis go on from the last one given, so
+		// thousands of names sharing one stay a linear search.
+		next := map[[2]string]int{}
 		for _, e := range redo {
 			stem, ext := shortBasis(longName(dir, e.lfn))
+			basis := [2]string{stem, ext}
 			var n string
-			for i := 1; ; i++ {
+			i := max(next[basis], 1)
+			for ; ; i++ {
 				tail := fmt.Sprintf("~%d", i)
 				n = fmt.Sprintf("%-8s%-3s", stem[:min(len(stem), 8-len(tail))]+tail, ext)
 				if !taken[n] {
 					break
 				}
 			}
+			next[basis] = i + 1
 			taken[n] = true
 			copy(dir[e.at:e.at+11], n)
 			sum := lfnChecksum(dir[e.at : e.at+11])

@@ -136,6 +136,13 @@ func fatNameProblem(name string) string {
 			return fmt.Sprintf("its name holds %q (U+%04X), a character past U+FFFE, which go-diskfs does not write to FAT32 names (it would store another character)", r, r)
 		}
 	}
+	// NetBSD's msdosfs drops a looked-up name's trailing dots and spaces
+	// (sys/fs/msdosfs/msdosfs_conv.c unix2dosfn) and then takes the first
+	// entry whose short name matches, so "a." and "a " would open "a";
+	// Windows refuses such names too.
+	if strings.HasSuffix(name, ".") || strings.HasSuffix(name, " ") {
+		return "its name ends in a dot or a space, which FAT32 readers drop when they look a name up (NetBSD's msdosfs would open another file)"
+	}
 	return ""
 }
 
