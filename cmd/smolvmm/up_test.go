@@ -447,7 +447,10 @@ func TestUpNotAnImage(t *testing.T) {
 	}
 }
 
-func TestUpKeepsAnImageInUse(t *testing.T) {
+// staleUpImage is a fake up whose rescue image it built, dated two days
+// back so that the next up rebuilds it.
+func staleUpImage(t *testing.T) (*fakeUp, upOptions) {
+	t.Helper()
 	f := newFakeUp(t)
 	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
 	if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
@@ -455,6 +458,11 @@ func TestUpKeepsAnImageInUse(t *testing.T) {
 	}
 	old := time.Now().Add(-48 * time.Hour)
 	os.Chtimes(opts.Image, old, old)
+	return f, opts
+}
+
+func TestUpKeepsAnImageInUse(t *testing.T) {
+	f, opts := staleUpImage(t)
 	before, _ := os.ReadFile(opts.Image)
 	vm, err := os.Open(opts.Image)
 	if err != nil {
@@ -491,13 +499,7 @@ func TestUpKeepsAnImageInUse(t *testing.T) {
 // a file: the rename needs only the directory writable, so it was
 // replaced. Made writable again, it is rebuilt.
 func TestUpKeepsAWriteProtectedImage(t *testing.T) {
-	f := newFakeUp(t)
-	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
-	if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-48 * time.Hour)
-	os.Chtimes(opts.Image, old, old)
+	f, opts := staleUpImage(t)
 	if err := os.Chmod(opts.Image, 0o444); err != nil {
 		t.Fatal(err)
 	}
