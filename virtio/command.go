@@ -10,8 +10,8 @@ import "github.com/smolvmm/smolvmm/pci"
 //     interrupt is pending, and the line rises when the guest clears the
 //     bit with one pending (PCI 2.3, 6.2.2 and 6.2.3).
 //   - Bus Master (bit 2): while it is clear, the device reaches no guest
-//     memory, so it serves no queue. Notifications (a restore's kick, a
-//     network card's received frames) are kept, and served once the guest
+//     memory, so it serves no queue. Notifications (a restored device's
+//     queues once started, a network card's received frames) are kept, and served once the guest
 //     sets the bit; the device is not reset and its status is kept (QEMU
 //     clears DRIVER_OK instead, losing them). Clearing the bit waits for
 //     the request in flight, so that once the guest's write is done the
@@ -23,8 +23,8 @@ import "github.com/smolvmm/smolvmm/pci"
 //     gone, so the VMM takes the notify register's ioeventfd away too.
 //
 // A restore brings the command register back with the pci.Host, which
-// tells the device; Restore here drives the line and serves the queues as
-// the restored register says.
+// tells the device; Restore here drives the line as the restored register
+// says, and Start then serves the queues as it says.
 
 // CommandChanged follows the guest's (or a restore's) change of the
 // command register from old to new: the INTx line and bus mastering.

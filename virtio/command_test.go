@@ -145,6 +145,7 @@ func TestBusMaster(t *testing.T) {
 			if err := r.pd.Restore(r.pd.State()); err != nil {
 				t.Fatal(err)
 			}
+			r.pd.Start()
 		}},
 	}
 	for _, tt := range tests {

@@ -66,4 +66,6 @@
 // registers. Requests are served on one worker goroutine per device, woken by
 // Kick (the VMM calls it from its ioeventfd reader; a notify write that
 // reaches the bus kicks too), so disk and network I/O never run on a vCPU.
+// A restored device serves nothing until the VMM calls Start, when the
+// whole machine is restored: kicks until then are kept.
 package virtio

@@ -125,7 +125,9 @@ func TestTransportIndirectNeedsAgreement(t *testing.T) {
 			dev.features = indirectBit
 			pd, drv := stateRig(t, r.mem, dev)
 			r.pd = pd
-			return drv, pd.Restore(s)
+			err := pd.Restore(s)
+			pd.Start()
+			return drv, err
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -69,7 +69,10 @@ type PCIDevice struct {
 	asserted bool // interrupt status: an interrupt is pending
 	level    bool // INTx as driven: asserted, unless disabled (command.go)
 	broken   bool
-	warned   map[string]bool
+	// held: restored and not yet started (Start); kicks are kept in
+	// pending, served once it is.
+	held   bool
+	warned map[string]bool
 
 	// pfnDraft is the selected queue's PFN as a partial write left it,
 	// while drafting: a value not yet wholly in memory, held (regs.go).

@@ -104,6 +104,7 @@ func FuzzRestore(f *testing.F) {
 				t.Fatalf("restored %+v, reads back %+v", s, got)
 			}
 		}
+		pd.Start() // as the VMM does once the machine is restored
 		pd.Serve() // as the VMM's ioeventfd reader would
 		check := func(when string) {
 			resume := pd.Quiesce()

@@ -65,7 +65,7 @@ const quiesceDrain = 100 * time.Millisecond
 // network card's frames for a network that takes none) is missing from
 // the snapshot, and done by the running device after resume only.
 // Requests the guest makes meanwhile stay in its available ring, and are
-// served after resume (or after a restore, which kicks every queue).
+// served after resume (or after a restore, once started: Start).
 func (d *PCIDevice) Quiesce() (resume func()) {
 	d.workMu.Lock()
 	if dr, ok := d.dev.(Drainer); ok {
@@ -128,12 +128,19 @@ func (d *PCIDevice) State() TransportState {
 }
 
 // Restore sets the state of a device of the same type and queue count,
-// before its guest runs, and kicks every queue of a live device so that
-// requests the guest queued before the snapshot are served (once bus
-// mastering is on). Restore the PCI host first: the INTx line follows the
-// command register it restores. A state no
-// guest could have brought the device to is refused (see CheckState),
-// and a refused one changes nothing.
+// before its guest runs, and drives its INTx line as the state says.
+// Restore the PCI host first: the line follows the command register it
+// restores. A state no guest could have brought the device to is refused
+// (see CheckState), and a refused one changes nothing.
+//
+// The restored device serves nothing until Start: a machine's restore
+// may still fail after its devices' (the interrupt controllers, a
+// network card's address), and must then have written no disk and sent
+// no frame; nor may a device raise its line before the machine's
+// interrupt controllers are restored, which would drop it. Every queue of a live device is marked
+// pending meanwhile, and so are kicks that come (a backend's received
+// frame): Start serves them, the requests the guest queued before the
+// snapshot included.
 func (d *PCIDevice) Restore(s TransportState) error {
 	if err := d.CheckState(s); err != nil {
 		return err
@@ -141,31 +148,46 @@ func (d *PCIDevice) Restore(s TransportState) error {
 	d.workMu.Lock()
 	defer d.workMu.Unlock()
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i, qs := range s.Queues {
 		q := d.queues[i]
 		if err := d.place(i, qs.PFN); err != nil {
 			// CheckState placed the rings already: not reached.
-			d.mu.Unlock()
 			return fmt.Errorf("virtio type %d: queue %d: %w", s.Type, i, err)
 		}
 		q.lastAvail, q.usedIdx = qs.LastAvail, qs.UsedIdx
 	}
 	d.guest, d.status, d.isr, d.sel, d.broken, d.drafting = s.Guest, s.Status, s.ISR, s.Sel, s.Broken, false
+	d.held = true
 	d.setQueueFeatures()
 	d.asserted = s.Asserted
 	d.cfg.SetStatusBit(pciStatusInterrupt, s.Asserted)
 	// As the command register restored before says (command.go).
 	d.level = d.lineWanted()
 	d.irq.Set(d.level)
-	live := d.status&StatusDriverOK != 0 && !d.broken
 	if d.status&StatusDriverOK != 0 {
 		d.dev.Activate(d.guest)
-	}
-	d.mu.Unlock()
-	if live {
-		d.Kick()
+		if !d.broken {
+			d.pending.Or(d.allQueues())
+		}
 	}
 	return nil
+}
+
+// Start lets a restored device serve its queues: those Restore marked
+// pending, and every kick since, are served at once (once bus mastering
+// is on). A machine calls it when the restore has wholly succeeded, just
+// before its guest runs. A device not restored serves from NewPCIDevice
+// on, and Start does nothing to it; nor does a second call.
+func (d *PCIDevice) Start() {
+	d.mu.Lock()
+	d.held = false
+	d.mu.Unlock()
+	// serve keeps kicks in pending under mu while held: past the unlock,
+	// every one of them is there to be seen.
+	if d.pending.Load() != 0 {
+		d.wake()
+	}
 }
 
 // CheckState refuses s, changing nothing, unless this

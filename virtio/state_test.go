@@ -88,6 +88,7 @@ func TestRestoreServesQueuedRequests(t *testing.T) {
 	if err := pd2.Restore(s); err != nil {
 		t.Fatal(err)
 	}
+	pd2.Start()
 	if drv2.Status() != s.Status {
 		t.Fatalf("restored status %#x, want %#x", drv2.Status(), s.Status)
 	}

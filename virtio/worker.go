@@ -80,7 +80,8 @@ func (d *PCIDevice) work() {
 }
 
 // serve processes the kicked queues while the device is live, healthy,
-// allowed to reach guest memory (bus master) and not closing, then raises
+// started (not held since a restore), allowed to reach guest memory (bus
+// master) and not closing, then raises
 // one interrupt for all the used rings that want one.
 func (d *PCIDevice) serve(kicked uint32) {
 	d.workMu.Lock()
@@ -91,6 +92,13 @@ func (d *PCIDevice) serve(kicked uint32) {
 	default:
 	}
 	d.mu.Lock()
+	if d.held {
+		// Restored, not yet started: kept for Start, under mu so that
+		// Start, which clears held under it, sees them.
+		d.pending.Or(kicked)
+		d.mu.Unlock()
+		return
+	}
 	live := d.status&StatusDriverOK != 0 && !d.broken
 	d.mu.Unlock()
 	if !live {

@@ -63,6 +63,21 @@ func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
 	return pd, nil
 }
 
+// startDevices lets restored virtio devices serve the requests their
+// guest queued before the snapshot (virtio.PCIDevice.Start; a booted
+// machine's serve from the start). It runs as the vCPU first runs, not
+// at the end of Restore: by then every step of the restore that can fail
+// has succeeded (a failed one must have written no disk and sent no
+// frame), and KVM_SET_IRQCHIP has set the interrupt controllers, which
+// would drop a line a device raised before it while the device keeps
+// it up, the guest never interrupted. A machine restored and closed
+// without running, or whose BeforeRun failed, so serves nothing.
+func (m *Machine) startDevices() {
+	for _, s := range m.virtio {
+		s.dev.Start()
+	}
+}
+
 // sharedLine returns the line the virtio devices on IRQ line share (a
 // fifth device shares the first one's): KVM keeps one level per line for
 // all of userspace, so the devices' INTx must be ORed before it.

@@ -470,6 +470,7 @@ func (v *vcpu) run(started func()) error {
 		// or Close came first): the guest does not run at all.
 		return nil
 	}
+	m.startDevices() // pcidev.go
 	m.event(PhaseFirstRun)
 	if m.restoredReady {
 		m.ready()

@@ -3,7 +3,8 @@
  * Words: "indirect" (one INDIRECT_DESC descriptor per request), "irq" (wait
  * for the device's INTx instead of polling; the handler reports and exits),
  * "seq=N" (pattern counter), "sector=N" (sector to write, default 1),
- * "oob" (also read the sector at the capacity: must fail), "disk=N" (use
+ * "queued" (a snapshot point with a write of sector 2 published and not
+ * notified), "oob" (also read the sector at the capacity: must fail), "disk=N" (use
  * the Nth virtio-blk device, from 0), "timeout=N" (seconds to wait for each
  * request, default 10), "evil=KIND" and "evilwait=N" (see vblk_evil.c),
  * "shuffle" (with disk=1: first move disk 0's BAR0 onto disk 1's, where it
@@ -47,8 +48,9 @@ static void shuffle(void)
 		fail("vblk: BARs not where they were put");
 }
 
-/* submit queues one request: header, optional data, status byte. */
-static void submit(u32 type, u64 sector, void *data, u32 len)
+/* describe lays out one request (header, optional data, status byte) at
+ * descriptor 0, not yet published. */
+static void describe(u32 type, u64 sector, void *data, u32 len)
 {
 	hdr.type = type;
 	hdr.reserved = 0;
@@ -68,6 +70,12 @@ static void submit(u32 type, u64 sector, void *data, u32 len)
 	if (indirect)
 		fill(&blk_q.desc[0], itable, n * sizeof(struct vring_desc), VRING_DESC_F_INDIRECT, 0);
 	barrier();
+}
+
+/* submit queues one request and notifies the device. */
+static void submit(u32 type, u64 sector, void *data, u32 len)
+{
+	describe(type, sector, data, len);
 	vq_submit(&blk_q, 0);
 }
 
@@ -163,6 +171,17 @@ void kmain(u32 magic, const struct mb_info *mbi)
 		if (vq_poll(&blk_q, timeout, &id, &ulen) != 0)
 			fail("vblk: pending read not completed");
 		printf("vblk: pending read status %u sector 0 %02x %02x\n", status, buf[0], buf[1]);
+	}
+	if (has_word("queued")) {
+		/* Never notified: only a restore's kick of every queue serves it. */
+		memset(back, 'Q', 512);
+		describe(BLK_T_OUT, 2, back, 512);
+		vq_publish(&blk_q, 0);
+		outb(0x505, 1);
+		u32 id, ulen;
+		if (vq_poll(&blk_q, timeout, &id, &ulen) != 0)
+			fail("vblk: queued write not completed");
+		printf("vblk: queued write status %u\n", status);
 	}
 
 	if (irqmode) {

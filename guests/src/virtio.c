@@ -69,13 +69,18 @@ void vq_chain2(struct vq *q, u16 head, const void *a, u32 alen, const void *b, u
 	d[1].next = 0;
 }
 
-void vq_submit(struct vq *q, u16 head)
+void vq_publish(struct vq *q, u16 head)
 {
 	u16 idx = q->avail[1];
 	q->avail[2 + (idx & (q->size - 1))] = head;
 	barrier();
 	q->avail[1] = (u16)(idx + 1);
 	mb();
+}
+
+void vq_submit(struct vq *q, u16 head)
+{
+	vq_publish(q, head);
 	outw(q->d->io + VIO_QUEUE_NOTIFY, q->index);
 }
 

@@ -61,6 +61,9 @@ int vq_setup(const char *tag, struct vdev *d, struct vq *q, u16 index, u8 *mem);
 void vq_chain2(struct vq *q, u16 head, const void *a, u32 alen, const void *b, u32 blen, u16 write);
 /* vq_submit publishes head in the available ring and notifies the device. */
 void vq_submit(struct vq *q, u16 head);
+/* vq_publish publishes head without notifying: the device takes it only
+ * when something else kicks the queue. */
+void vq_publish(struct vq *q, u16 head);
 /* vq_poll waits up to seconds for a used element; returns 0 and fills id/len. */
 int vq_poll(struct vq *q, u32 seconds, u32 *id, u32 *len);
 u16 vq_used_idx(struct vq *q);

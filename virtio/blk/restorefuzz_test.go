@@ -87,6 +87,7 @@ func FuzzRestore(f *testing.F) {
 		if pd.Restore(s) != nil {
 			return
 		}
+		pd.Start()
 		pd.Serve()
 		// A fresh disk's transport checks, without restoring, the state
 		// this one reached.

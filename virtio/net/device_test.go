@@ -524,6 +524,7 @@ func TestSnapshotHeldRxChain(t *testing.T) {
 	if err := pd.Restore(st); err != nil {
 		t.Fatal(err)
 	}
+	pd.Start()
 	f := frame(100, 2)
 	be.in <- f
 	id, n, err := r.rx.WaitUsed(5 * time.Second)
