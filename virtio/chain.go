@@ -138,7 +138,7 @@ func (w *walker) next() (d Desc, ok bool, err error) {
 			continue
 		}
 		if err := w.mem.Check(addr, uint64(length)); err != nil {
-			return Desc{}, false, w.fail("descriptor %d: buffer: %v", w.idx, err)
+			return Desc{}, false, w.fail("descriptor %d: buffer: %w", w.idx, err)
 		}
 		write := flags&DescWrite != 0
 		if !write && w.seenWrite {
@@ -172,7 +172,7 @@ func (w *walker) enterIndirect(addr uint64, length uint32, flags uint16) error {
 		return w.fail("indirect table of %d entries exceeds the queue size %d", length/descSize, w.queueSize)
 	}
 	if err := w.mem.Check(addr, uint64(length)); err != nil {
-		return w.fail("indirect table: %v", err)
+		return w.fail("indirect table: %w", err)
 	}
 	w.indirect = true
 	w.table, w.tableSize, w.steps, w.idx = addr, length/descSize, 0, 0
@@ -184,7 +184,8 @@ func (w *walker) fail(format string, args ...any) error {
 	if w.indirect {
 		where = "indirect table"
 	}
-	return fmt.Errorf("%w: chain at head %d (%s): %s", ErrRing, w.head, where, fmt.Sprintf(format, args...))
+	// format may wrap a cause (guestmem.ErrOutOfRange) with %w.
+	return fmt.Errorf("%w: chain at head %d (%s): %w", ErrRing, w.head, where, fmt.Errorf(format, args...))
 }
 
 // walk validates the whole chain starting at head before any device sees

@@ -253,6 +253,11 @@ func TestPopRejects(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.rule) {
 				t.Errorf("Pop refused with %q; want the rule %q", err, tc.rule)
 			}
+			// A buffer or table outside memory wraps the cause, as a
+			// queue PFN's does.
+			if strings.Contains(tc.rule, "outside guest memory") && !errors.Is(err, guestmem.ErrOutOfRange) {
+				t.Errorf("Pop refused with %q, which does not wrap guestmem.ErrOutOfRange", err)
+			}
 		})
 	}
 }
@@ -431,8 +436,8 @@ func TestMemoryHoles(t *testing.T) {
 				if tc.rule == "" && (err != nil || !q.Ready()) {
 					t.Fatalf("SetPFN(%#x): %v, ready %v", pfn, err, q.Ready())
 				}
-				if tc.rule != "" && (!errors.Is(err, virtio.ErrRing) || q.Ready() || !strings.Contains(err.Error(), tc.rule)) {
-					t.Fatalf("SetPFN(%#x): %v, ready %v; want an ErrRing error saying %q", pfn, err, q.Ready(), tc.rule)
+				if tc.rule != "" && (!errors.Is(err, virtio.ErrRing) || !errors.Is(err, guestmem.ErrOutOfRange) || q.Ready() || !strings.Contains(err.Error(), tc.rule)) {
+					t.Fatalf("SetPFN(%#x): %v, ready %v; want an ErrRing and ErrOutOfRange error saying %q", pfn, err, q.Ready(), tc.rule)
 				}
 				return
 			}
@@ -462,6 +467,9 @@ func TestMemoryHoles(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.rule) {
 				t.Errorf("Pop refused with %q; want %q", err, tc.rule)
+			}
+			if !errors.Is(err, guestmem.ErrOutOfRange) {
+				t.Errorf("Pop refused with %q, which does not wrap guestmem.ErrOutOfRange", err)
 			}
 		})
 	}
