@@ -39,7 +39,9 @@
 // memory itself (a page of a restored guest cut from the file it maps:
 // SIGBUS) is made a panic while a device serves, and breaks it the same
 // way with an ErrMemoryFault, which the transport's SetOnFault handler is
-// also told of.
+// also told of. A system call that moves data to or from such a page
+// fails with EFAULT instead (blk's preadv and pwritev): the device model
+// returns an error wrapping ErrMemoryFault from Process, to the same end.
 //
 // # Clearing DRIVER_OK
 //

@@ -150,14 +150,21 @@ func (d *Disk) Activate(uint32) {}
 // Reset does nothing: the disk keeps no per-driver state.
 func (d *Disk) Reset() {}
 
-// Process serves every available request of the queue.
+// Process serves every available request of the queue. It stops at a
+// fault on guest memory and returns it (see Handle).
 func (d *Disk) Process(_ int, q *virtio.Queue) error {
 	for {
 		c, ok, err := q.Pop()
 		if err != nil || !ok {
 			return err
 		}
-		if err := q.Push(c.Head, d.Handle(&c)); err != nil {
+		n, err := d.Handle(&c)
+		if err != nil {
+			// A fault on guest memory: the transport breaks the
+			// device, which gives the chain back no more.
+			return err
+		}
+		if err := q.Push(c.Head, n); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,10 @@ package blk
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/virtio"
 )
@@ -26,36 +30,45 @@ const HeaderSize = 16
 
 // Handle serves one request chain and returns the number of bytes it wrote
 // into the chain's writable buffers (data plus the status byte), the value
-// for the used ring. Every failure is answered in the status byte; a chain
-// without a writable byte gets 0 and nothing is done.
-func (d *Disk) Handle(c *virtio.Chain) uint32 {
+// for the used ring. Every failure of the request is answered in the
+// status byte; a chain without a writable byte gets 0 and nothing is
+// done. A fault on guest memory is not the request's: the kernel could
+// not reach a data buffer (EFAULT: a page cut from the file a restored
+// guest's memory maps). Handle then returns an error wrapping
+// virtio.ErrMemoryFault, the status byte untouched, for Process to
+// return: the transport breaks the device and tells its fault handler, as
+// for the SIGBUS a copy to or from such a page gets.
+func (d *Disk) Handle(c *virtio.Chain) (uint32, error) {
 	var err error
 	d.rd, err = c.Segments(d.rd[:0], false)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	d.wr, err = c.Segments(d.wr[:0], true)
 	if err != nil || len(d.wr) == 0 {
-		return 0
+		return 0, nil
 	}
 	// The status is the last writable byte; the writable data is what
 	// comes before it.
 	last := d.wr[len(d.wr)-1]
 	status := last[len(last)-1:]
 	d.wr[len(d.wr)-1] = last[:len(last)-1]
-	st, n := d.serve(d.rd, d.wr)
+	st, n, err := d.serve(d.rd, d.wr)
+	if err != nil {
+		return 0, err
+	}
 	status[0] = st
-	return n + 1
+	return n + 1, nil
 }
 
 // serve performs the request whose readable stream is rd (header, then OUT
 // data) and whose writable data is wr, and returns its status and the data
-// bytes written to wr.
-func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32) {
+// bytes written to wr, or a fault on guest memory (see Handle).
+func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error) {
 	// Copy the header out of guest memory before looking at it.
 	var hdr [HeaderSize]byte
 	if gather(hdr[:], rd) < HeaderSize {
-		return StatusIOErr, 0
+		return StatusIOErr, 0, nil
 	}
 	rd = advance(rd, HeaderSize)
 	typ := binary.LittleEndian.Uint32(hdr[0:])
@@ -65,33 +78,51 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32) {
 		// Readable bytes after the header are data in the wrong
 		// direction: the device cannot put what it reads there.
 		if total(rd) != 0 {
-			return StatusIOErr, 0
+			return StatusIOErr, 0, nil
 		}
 		n, ok := d.span(sector, wr)
-		if !ok || readV(d.b, wr, int64(sector*SectorSize)) != nil {
-			return StatusIOErr, 0
+		if !ok {
+			return StatusIOErr, 0, nil
 		}
-		return StatusOK, uint32(n)
+		if err := readV(d.b, wr, int64(sector*SectorSize)); err != nil {
+			return StatusIOErr, 0, guestFault("read", n, sector, err)
+		}
+		return StatusOK, uint32(n), nil
 	case TypeOut:
 		// Writable bytes besides the status are data in the wrong
 		// direction: the device takes nothing from them to write.
 		if d.ro || total(wr) != 0 {
-			return StatusIOErr, 0
+			return StatusIOErr, 0, nil
 		}
-		if _, ok := d.span(sector, rd); !ok || writeV(d.b, rd, int64(sector*SectorSize)) != nil {
-			return StatusIOErr, 0
+		n, ok := d.span(sector, rd)
+		if !ok {
+			return StatusIOErr, 0, nil
 		}
-		return StatusOK, 0
+		if err := writeV(d.b, rd, int64(sector*SectorSize)); err != nil {
+			return StatusIOErr, 0, guestFault("write", n, sector, err)
+		}
+		return StatusOK, 0, nil
 	case TypeFlush:
 		if d.b.Sync() != nil {
-			return StatusIOErr, 0
+			return StatusIOErr, 0, nil
 		}
-		return StatusOK, 0
+		return StatusOK, 0, nil
 	case TypeGetID:
 		n := scatter(wr, d.serial[:])
-		return StatusOK, uint32(n)
+		return StatusOK, uint32(n), nil
 	}
-	return StatusUnsupp, 0
+	return StatusUnsupp, 0, nil
+}
+
+// guestFault is the fault on guest memory a read or write of n bytes at
+// sector met, when err is the kernel's EFAULT (a system call moving the
+// data could not reach a guest buffer); nil for any other error, the
+// image's, which the request's status answers.
+func guestFault(op string, n, sector uint64, err error) error {
+	if !errors.Is(err, unix.EFAULT) {
+		return nil
+	}
+	return fmt.Errorf("virtio-blk: %s of %d bytes at sector %d: guest buffer: %w: %w", op, n, sector, virtio.ErrMemoryFault, err)
 }
 
 // span checks that the data of bufs is whole sectors that start at sector
