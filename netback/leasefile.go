@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -187,6 +188,7 @@ func (s *leaseStore) openLeases() (_ []byte, err error) {
 	if s.lock, err = lockLeases(s.dir, base, s.path); err != nil {
 		return nil, err
 	}
+	removeTempLeases(s.dir, base)
 	// Opened again under the lock: the last network's final save may
 	// have replaced it.
 	if f, err = openLeaseFile(s.dir, base, s.path); err != nil || f == nil {
@@ -201,6 +203,43 @@ func (s *leaseStore) openLeases() (_ []byte, err error) {
 		return nil, fmt.Errorf("lease file %s: larger than %d bytes, which no table of %d leases and %d kept without an address needs", s.path, maxLeaseFile, poolSize(), maxKept)
 	}
 	return b, nil
+}
+
+// leaseTempPrefix is what the name of a temporary file of writeLeases
+// for lease file base starts with; a random base-36 number follows.
+func leaseTempPrefix(base string) string { return "." + base + ".tmp-" }
+
+// removeTempLeases removes, from dir, the temporary files writeLeases
+// left for lease file base when its network was killed between creating
+// one and renaming it: each held a whole table, and they were never
+// removed. Called under the lease file's lock, when no save of another
+// network can be under way. A file that cannot be removed is left: it
+// holds up nothing, and the next start tries again.
+func removeTempLeases(dir *os.File, base string) {
+	names, err := readDirNames(dir)
+	if err != nil {
+		return
+	}
+	prefix := leaseTempPrefix(base)
+	for _, name := range names {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
+			continue
+		}
+		_ = unix.Unlinkat(int(dir.Fd()), name, 0)
+	}
+}
+
+// readDirNames lists the names in dir without moving dir's own offset:
+// through a descriptor of its own.
+func readDirNames(dir *os.File) ([]string, error) {
+	fd, err := unix.Openat(int(dir.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := os.NewFile(uintptr(fd), dir.Name())
+	defer d.Close()
+	return d.Readdirnames(-1)
 }
 
 // close releases the lease file's lock and directory.
@@ -408,7 +447,7 @@ func (s *leaseStore) writeLeases(b []byte) error {
 	var tmp string
 	var fd int
 	for {
-		tmp = "." + base + ".tmp-" + strconv.FormatUint(rand.Uint64(), 36)
+		tmp = leaseTempPrefix(base) + strconv.FormatUint(rand.Uint64(), 36)
 		var err error
 		fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if errors.Is(err, unix.EEXIST) {

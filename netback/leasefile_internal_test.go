@@ -322,3 +322,41 @@ func TestLoadLeasesOptionalFields(t *testing.T) {
 		t.Errorf("owner: %d %s %v, want 1000 10.0.2.21", uid, a, ok)
 	}
 }
+
+// The temporary files a save leaves when its network is killed between
+// writing one and renaming it over the lease file are removed at the
+// next start, under the lease file's lock; files of other names stay.
+// Before, each killed save left a whole table behind for good.
+func TestHubRemovesTempLeases(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		gone bool
+	}{
+		{name: ".n.leases.tmp-3k9zq1x7a", gone: true},
+		{name: ".n.leases.tmp-0", gone: true},
+		{name: ".n.leases.tmp-", gone: false},          // no number: not writeLeases'
+		{name: ".n.leases.tmp-ABC", gone: false},       // not base 36 as FormatUint spells it
+		{name: ".n.leases.tmp-abc.keep", gone: false},  // more after the number
+		{name: ".m.leases.tmp-3k9zq1x7a", gone: false}, // another network's
+		{name: "n.leases.tmp-3k9zq1x7a", gone: false},  // not hidden
+		{name: "notes.txt", gone: false},
+	}
+	for _, tt := range tests {
+		write(t, filepath.Join(dir, tt.name), 0o600)
+	}
+	h, err := NewHub(HubConfig{Socket: filepath.Join(dir, "n.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, tt := range tests {
+		_, err := os.Lstat(filepath.Join(dir, tt.name))
+		switch gone := errors.Is(err, os.ErrNotExist); {
+		case err != nil && !gone:
+			t.Errorf("%s: %v", tt.name, err)
+		case gone != tt.gone:
+			t.Errorf("%s: removed %v, want %v", tt.name, gone, tt.gone)
+		}
+	}
+}
