@@ -314,7 +314,8 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	return h, nil
 }
 
-// removeStaleSocket removes path if it is a socket nobody answers on.
+// removeStaleSocket removes path if it is a socket nobody listens on any
+// more (staleSocket).
 func removeStaleSocket(path string) error {
 	st, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -326,14 +327,36 @@ func removeStaleSocket(path string) error {
 	if st.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("shared network: %s exists and is not a socket", path)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
 		c.Close()
 		return fmt.Errorf("shared network: %s: %w", path, ErrHubRunning)
+	}
+	if stale, err := staleSocket(path, err); !stale {
+		return err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("shared network: stale socket: %w", err)
 	}
 	return nil
+}
+
+// staleSocket says, from dialErr, the failure of a dial of socket file
+// path, whether the file is stale: refused (ECONNREFUSED), no process
+// listens on it. Any other failure says nothing of that, and is err: a
+// hub may be listening that this process may not reach (EACCES: another
+// user's, in a directory open to all), or that is too busy to take a
+// connection now (EAGAIN: its queue full; a timeout). Before, any of
+// them had its live socket removed. A file gone meanwhile (ENOENT) is not
+// stale, nor an error: there is nothing to remove.
+func staleSocket(path string, dialErr error) (stale bool, err error) {
+	switch {
+	case errors.Is(dialErr, syscall.ECONNREFUSED):
+		return true, nil
+	case errors.Is(dialErr, syscall.ENOENT):
+		return false, nil
+	}
+	return false, fmt.Errorf("shared network: %s: cannot tell whether a network listens on it, so it is left: %w", path, dialErr)
 }
 
 // unlisten removes the hub's socket and closes its listener, for a hub

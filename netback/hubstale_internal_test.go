@@ -1,0 +1,90 @@
+package netback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Only a dial refused (ECONNREFUSED) makes a socket file stale; a file
+// gone meanwhile (ENOENT) is nothing to remove; any other failure is an
+// error that says it was left. Before, every failed dial made the file
+// stale, and a live hub's socket was removed.
+func TestStaleSocket(t *testing.T) {
+	const path = "/x/n.sock"
+	opErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", errno)}
+	}
+	tests := []struct {
+		name  string
+		err   error
+		stale bool
+		said  string // what the error says; "" for none
+	}{
+		{name: "refused", err: opErr(syscall.ECONNREFUSED), stale: true},
+		{name: "gone", err: opErr(syscall.ENOENT)},
+		{name: "permission denied", err: opErr(syscall.EACCES), said: "shared network: /x/n.sock: cannot tell whether a network listens on it, so it is left: dial unix: connect: permission denied"},
+		{name: "queue full", err: opErr(syscall.EAGAIN), said: "so it is left: dial unix: connect: resource temporarily unavailable"},
+		{name: "timeout", err: &net.OpError{Op: "dial", Net: "unix", Err: os.ErrDeadlineExceeded}, said: "so it is left: dial unix: i/o timeout"},
+		{name: "other", err: errors.New("odd"), said: "so it is left: odd"},
+	}
+	for _, tt := range tests {
+		stale, err := staleSocket(path, tt.err)
+		if stale != tt.stale {
+			t.Errorf("%s: stale %v, want %v", tt.name, stale, tt.stale)
+		}
+		switch {
+		case tt.said == "" && err != nil:
+			t.Errorf("%s: %v, want no error", tt.name, err)
+		case tt.said != "" && (err == nil || !strings.Contains(err.Error(), tt.said) || !errors.Is(err, tt.err)):
+			t.Errorf("%s: %v, want an error wrapping the dial's, saying %q", tt.name, err, tt.said)
+		}
+	}
+}
+
+// A live listener whose queue is full refuses a dial with EAGAIN, not
+// ECONNREFUSED: a hub starting beside it reports that and leaves its
+// socket. Before, the socket of the busy hub was removed, and it ran on
+// unreachable. (Another user's hub, EACCES, is the same case; root, as
+// the tests run, is never refused so.)
+func TestNewHubLeavesBusySocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "n.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Fill its queue: no one accepts.
+	for i := 0; ; i++ {
+		c, err := net.Dial("unix", sock)
+		if errors.Is(err, syscall.EAGAIN) {
+			break
+		}
+		if err != nil || i == 64 {
+			t.Fatalf("filling the queue, dial %d: %v", i, err)
+		}
+		defer c.Close()
+	}
+	h, err := NewHub(HubConfig{Socket: sock})
+	if err == nil {
+		h.Close()
+		t.Fatal("a hub started over a busy one")
+	}
+	if want := fmt.Sprintf("%s: cannot tell whether a network listens on it, so it is left", sock); !errors.Is(err, syscall.EAGAIN) || !strings.Contains(err.Error(), want) {
+		t.Errorf("NewHub: %v; want EAGAIN saying %q", err, want)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Errorf("the busy listener's socket: %v", err)
+	}
+}
