@@ -277,11 +277,18 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if err := prepareSocketDir(filepath.Dir(cfg.Socket)); err != nil {
 		return nil, err
 	}
-	if err := removeStaleSocket(cfg.Socket); err != nil {
+	// Under the directory's lock, so that no other hub's start removes
+	// this one's socket as stale between the check and the listen.
+	unlock, err := lockSocketDir(cfg.Socket)
+	if err != nil {
 		return nil, err
 	}
-	var err error
-	if h.ln, h.socketFile, err = listenSocket(cfg.Socket, cfg.Group, hooks.bound); err != nil {
+	err = removeStaleSocket(cfg.Socket)
+	if err == nil {
+		h.ln, h.socketFile, err = listenSocket(cfg.Socket, cfg.Group, hooks.bound)
+	}
+	unlock()
+	if err != nil {
 		return nil, err
 	}
 	// Once the socket is this hub's, so that a network running on it is

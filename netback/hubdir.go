@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/lockholder"
 )
 
 // HubDir is the default runtime directory of shared networks, where
@@ -86,6 +90,48 @@ func prepareRuntimeDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// socketDirLockWait bounds lockSocketDir's wait for another hub's start
+// in the same directory, which holds the lock for milliseconds: one
+// holding it longer is stopped or hung.
+const socketDirLockWait = 5 * time.Second
+
+// lockSocketDir takes the exclusive lock (flock) of socket's directory,
+// waiting at most socketDirLockWait, and returns what releases it. A hub
+// holds it from its check of a socket file left at socket to having its
+// own in place: else a hub starting meanwhile would find the file it
+// checked gone or replaced, and remove the other hub's live socket as
+// stale, leaving that hub running unreachable. The directory rather than
+// a file beside the socket: nothing is left behind, and the starts of
+// the other networks there wait milliseconds at most.
+func lockSocketDir(socket string) (unlock func(), err error) {
+	dir := filepath.Dir(socket)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shared network: listen on %s: lock its directory: %w", socket, &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	deadline := time.Now().Add(socketDirLockWait)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("shared network: listen on %s: lock its directory: %w", socket, &os.PathError{Op: "flock", Path: dir, Err: err})
+		}
+		if time.Now().After(deadline) {
+			who := lockholder.Describe(f)
+			if who == "" {
+				who = "another process"
+			}
+			f.Close()
+			return nil, fmt.Errorf("shared network: listen on %s: its directory %s has been locked for %v by %s, which a network holds only while it starts: that one is stopped or hung", socket, dir, socketDirLockWait, who)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // listenSocket listens on socket, whose access (setSocketAccess) is set

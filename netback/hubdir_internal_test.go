@@ -149,37 +149,38 @@ func TestHubSocketBoundPrivately(t *testing.T) {
 }
 
 // A hub never takes over the socket of another that started meanwhile:
-// started while a first one is between binding and putting its socket in
-// place, the second one wins and the first fails, whichever finishes
-// binding last; and started together, exactly one of them runs. Before,
-// the socket was renamed into place over any other, and the first hub
-// ran on, unreachable.
+// a listener put at the socket's path while a hub is between binding and
+// putting its socket in place (a process that takes no lock of the
+// directory: another hub waits for it) keeps its socket and the hub
+// fails; and started together, exactly one of them runs. Before, the
+// socket was renamed into place over any other, and the first hub ran
+// on, unreachable.
 func TestHubSocketNotTakenOver(t *testing.T) {
 	t.Run("between bind and place", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "n.sock")
-		var second *Hub
+		var other *net.UnixListener
 		first, err := newHub(HubConfig{Socket: sock}, hubHooks{bound: func(string) {
-			h, err := NewHub(HubConfig{Socket: sock})
+			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 			if err != nil {
-				t.Errorf("the second hub: %v", err)
+				t.Errorf("the other listener: %v", err)
 				return
 			}
-			second = h
+			other = ln
 		}})
-		if second == nil {
-			t.Fatal("no second hub")
+		if other == nil {
+			t.Fatal("no other listener")
 		}
-		defer second.Close()
+		defer other.Close()
 		if err == nil {
 			first.Close()
-			t.Fatal("both hubs started on one socket")
+			t.Fatal("the hub started over another listener")
 		}
 		if !errors.Is(err, ErrHubRunning) {
-			t.Errorf("the first hub: %v, want ErrHubRunning", err)
+			t.Errorf("the hub: %v, want ErrHubRunning", err)
 		}
 		c, err := net.Dial("unix", sock)
 		if err != nil {
-			t.Fatalf("the second hub's socket: %v", err)
+			t.Fatalf("the other listener's socket: %v", err)
 		}
 		c.Close()
 	})

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -86,5 +87,56 @@ func TestNewHubLeavesBusySocket(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); err != nil {
 		t.Errorf("the busy listener's socket: %v", err)
+	}
+}
+
+// Two hubs started together over a stale socket file: exactly one runs,
+// reachable on its socket, the other says a network runs there. Before,
+// the second one's check of the stale file could come after the first
+// had replaced it, and it removed the first's live socket: the first ran
+// on with no socket (about 1 start in 10).
+func TestHubsStartTogetherOnStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "n.sock")
+	for round := 0; round < 50; round++ {
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.SetUnlinkOnClose(false)
+		ln.Close() // a hub that died left it
+		hubs := make([]*Hub, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i := range hubs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				hubs[i], errs[i] = NewHub(HubConfig{Socket: sock})
+			}()
+		}
+		wg.Wait()
+		var running *Hub
+		for i, h := range hubs {
+			switch {
+			case errs[i] == nil && running == nil:
+				running = h
+			case errs[i] == nil:
+				h.Close()
+				t.Errorf("round %d: both hubs started", round)
+			case !errors.Is(errs[i], ErrHubRunning):
+				t.Errorf("round %d: the hub that lost: %v, want ErrHubRunning", round, errs[i])
+			}
+		}
+		if running == nil {
+			t.Fatalf("round %d: no hub started: %v", round, errs)
+		}
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		} else {
+			t.Errorf("round %d: the running hub's socket: %v", round, err)
+		}
+		running.Close()
 	}
 }
