@@ -24,10 +24,25 @@ const (
 	// worker must not wait on it for ever. A hub that is up takes a
 	// frame within microseconds, a busy one within milliseconds.
 	joinWriteTimeout = time.Second
+	// joinCloseWait bounds Close's wait for the hub to take the VM out
+	// (its end of the connection closed), which an up hub does within
+	// milliseconds: a stopped one must not hold up the VM's exit.
+	joinCloseWait = time.Second
+	// joinDuplicateWait is how long Join asks again while the hub says
+	// its MAC is connected already: most often that is the VM's own
+	// previous process, killed, whose connection the hub has not yet
+	// seen end.
+	joinDuplicateWait = time.Second
 )
 
-// joinWriteTimeoutFor is joinWriteTimeout, a variable for the tests.
-var joinWriteTimeoutFor = joinWriteTimeout
+// joinWriteTimeoutFor, joinCloseWaitFor and joinDuplicateWaitFor are
+// joinWriteTimeout, joinCloseWait and joinDuplicateWait, variables for
+// the tests.
+var (
+	joinWriteTimeoutFor  = joinWriteTimeout
+	joinCloseWaitFor     = joinCloseWait
+	joinDuplicateWaitFor = joinDuplicateWait
+)
 
 // Joined is the backend of a VM on a shared network (a Hub, most often in
 // another process: "smolvmm net"). Its frames travel the hub's Unix
@@ -47,6 +62,7 @@ type Joined struct {
 	hello   hubHello
 	toGuest *frameQueue
 	done    chan struct{}
+	runDone chan struct{} // closed when run returns
 	failed  chan struct{} // closed when the hub refused a reconnection for good
 	wg      sync.WaitGroup
 	// closing is cancelled by Close (stop): each dial's context derives
@@ -105,8 +121,8 @@ type JoinOptions struct {
 // Join connects a VM whose NIC has address mac to the shared network
 // listening on socket, asking for forwards. Errors: ErrNoHub (wrapped)
 // when no hub answers there, a *RefusedError when the hub refuses the VM
-// (a duplicate MAC, a host port taken), ErrHubProtocol for anything else
-// on the socket. Forwards naming one host port twice (CheckForwards) are
+// (a host port taken; a duplicate MAC, once the MAC stayed connected for
+// joinDuplicateWait), ErrHubProtocol for anything else on the socket. Forwards naming one host port twice (CheckForwards) are
 // refused before anything is sent.
 func Join(socket string, mac net.HardwareAddr, forwards []Forward) (*Joined, error) {
 	return JoinWith(socket, mac, forwards, JoinOptions{})
@@ -123,7 +139,7 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 	if err := CheckForwards(forwards); err != nil {
 		return nil, fmt.Errorf("shared network: %w", err)
 	}
-	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), failed: make(chan struct{})}
+	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), runDone: make(chan struct{}), failed: make(chan struct{})}
 	j.name, j.logf, j.notef, j.lasting = o.Name, o.Logf, o.Notef, o.Lasting
 	j.closing, j.stop = context.WithCancel(context.Background())
 	if j.name == "" {
@@ -139,6 +155,10 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 		j.hello.Forwards = append(j.hello.Forwards, f.String())
 	}
 	c, addr, err := j.dial()
+	for wait := time.Now().Add(joinDuplicateWaitFor); duplicateMAC(err) && time.Now().Before(wait); {
+		time.Sleep(joinRetryMin)
+		c, addr, err = j.dial()
+	}
 	if err != nil {
 		j.stop()
 		return nil, err
@@ -197,10 +217,18 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	return c, addr, nil
 }
 
+// duplicateMAC reports whether err is a hub's refusal of a MAC connected
+// already.
+func duplicateMAC(err error) bool {
+	var re *RefusedError
+	return errors.As(err, &re) && re.Reason == RefusedDuplicateMAC
+}
+
 // run reads frames for the guest until the connection ends, then dials
 // again until it succeeds, Close or a permanent refusal, and so on.
 func (j *Joined) run(c net.Conn) {
 	defer j.wg.Done()
+	defer close(j.runDone)
 	for {
 		err := j.read(c)
 		j.mu.Lock()
@@ -377,6 +405,14 @@ func (j *Joined) WriteFrame(frame []byte) error {
 	b := net.Buffers{[]byte{byte(len(frame) >> 24), byte(len(frame) >> 16), byte(len(frame) >> 8), byte(len(frame))}, frame}
 	_ = c.SetWriteDeadline(time.Now().Add(joinWriteTimeoutFor))
 	if _, err := b.WriteTo(c); err != nil {
+		select {
+		case <-j.done:
+			// Close half-closed c and waits for the hub to end it:
+			// closed here, it would cut that wait short.
+			j.unsent.Add(1)
+			return nil
+		default:
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("the network took no frame for %v (stopped or hung)", joinWriteTimeoutFor)
 		}
@@ -434,17 +470,33 @@ func (j *Joined) Stats() Stats {
 		Dropped: j.toGuest.dropped.Load(), Unsent: j.unsent.Load()}
 }
 
-// Close disconnects from the hub and stops reconnecting.
+// Close disconnects from the hub and stops reconnecting. It ends its
+// side of the connection first and waits, up to joinCloseWait, for the
+// hub to end its own, which the hub does once it has taken the VM out
+// (its MAC, its forwards): a VM started next with the same MAC and
+// forwards is then let in. Before, it could be refused as connected
+// already.
 func (j *Joined) Close() error {
 	j.closeOnce.Do(func() {
 		close(j.done)
 		j.stop()
+		j.toGuest.close()
+		j.mu.Lock()
+		c := j.conn
+		j.mu.Unlock()
+		if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			t := time.NewTimer(joinCloseWaitFor)
+			select {
+			case <-j.runDone: // the hub's end came: run has closed c
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		j.mu.Lock()
 		if j.conn != nil {
 			j.conn.Close()
 		}
 		j.mu.Unlock()
-		j.toGuest.close()
 		j.wg.Wait()
 	})
 	return nil
