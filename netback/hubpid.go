@@ -12,8 +12,9 @@ import (
 )
 
 // HubPID returns the process ID of the hub listening on socket (an error
-// wrapping ErrNoHub when none answers there), as the
-// kernel gives it for a connection to the socket (SO_PEERCRED on Linux):
+// wrapping ErrNoHub when none answers there, a *ForeignHubError as
+// Join's), as the kernel gives it for a connection to the socket
+// (SO_PEERCRED on Linux):
 // what a benchmark needs to read the network's memory. The connection
 // closes before the handshake, which the hub takes quietly. The PID is
 // that of the process that created the socket, in the caller's PID
@@ -82,7 +83,7 @@ func unprivilegedPortStart() int {
 
 // HubVMs asks the hub listening on socket how many VMs are joined to it
 // now: what its memory is shared among. Errors: ErrNoHub (wrapped) when
-// none answers there, a *RefusedError from a hub that does not answer
+// none answers there, a *ForeignHubError as Join's, a *RefusedError from a hub that does not answer
 // such questions (one older than them refuses it as a malformed hello),
 // ErrHubProtocol for anything else on the socket.
 func HubVMs(socket string) (int, error) {
@@ -111,14 +112,22 @@ func HubVMs(socket string) (int, error) {
 }
 
 // dialHub connects to the hub listening on socket, for a question: an
-// error wrapping ErrNoHub when nothing answers there.
+// error wrapping ErrNoHub when nothing answers there, a *ForeignHubError
+// as Join's.
 func dialHub(socket string) (net.Conn, error) {
+	if err := checkHubDir(socket, HubDir(), os.Geteuid()); err != nil {
+		return nil, err
+	}
 	c, err := net.DialTimeout("unix", socket, hubHandshakeTimeout)
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 		return nil, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, socket, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("shared network %s: %w", socket, err)
+	}
+	if err := checkHubConn(socket, c); err != nil {
+		c.Close()
+		return nil, err
 	}
 	return c, nil
 }

@@ -83,6 +83,12 @@ type Joined struct {
 	failedDials            atomic.Uint64 // redials that failed
 	closeOnce              sync.Once
 
+	// checkPeer says whether the process listening must run as euid
+	// (this process's user when it joined) or root: whether socket is in
+	// HubDir, where names lead (checkHubConn).
+	checkPeer bool
+	euid      int
+
 	name    string                           // the network, as the log calls it
 	logf    func(format string, args ...any) // JoinOptions.Logf, or a no-op
 	notef   func(format string, args ...any) // JoinOptions.Notef, or a no-op
@@ -122,7 +128,10 @@ type JoinOptions struct {
 // listening on socket, asking for forwards. Errors: ErrNoHub (wrapped)
 // when no hub answers there, a *RefusedError when the hub refuses the VM
 // (a host port taken; a duplicate MAC, once the MAC stayed connected for
-// joinDuplicateWait), ErrHubProtocol for anything else on the socket. Forwards naming one host port twice (CheckForwards) are
+// joinDuplicateWait), a *ForeignHubError when socket is in this user's
+// HubDir (a network's name led there) but that directory or the process
+// listening is another user's (not root's), ErrHubProtocol for anything
+// else on the socket. Forwards naming one host port twice (CheckForwards) are
 // refused before anything is sent.
 func Join(socket string, mac net.HardwareAddr, forwards []Forward) (*Joined, error) {
 	return JoinWith(socket, mac, forwards, JoinOptions{})
@@ -153,6 +162,15 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 	}
 	for _, f := range forwards {
 		j.hello.Forwards = append(j.hello.Forwards, f.String())
+	}
+	// Decided now, for every dial: a rejoin runs under the VM's seccomp
+	// filter, which allows neither stat nor geteuid, and perhaps as
+	// another user, in another root directory.
+	j.euid = os.Geteuid()
+	j.checkPeer = inHubDir(socket, HubDir())
+	if err := checkHubDir(socket, HubDir(), j.euid); err != nil {
+		j.stop()
+		return nil, err
 	}
 	c, addr, err := j.dial()
 	for wait := time.Now().Add(joinDuplicateWaitFor); duplicateMAC(err) && time.Now().Before(wait); {
@@ -187,6 +205,16 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	fail := func(err error) (net.Conn, netip.Addr, error) {
 		c.Close()
 		return nil, netip.Addr{}, err
+	}
+	// Before the hello: another user's network learns nothing.
+	if j.checkPeer {
+		uid, err := hubPeerUID(c)
+		if err != nil {
+			return fail(fmt.Errorf("shared network %s: the user of the process listening on it: %w", j.socket, err))
+		}
+		if err := checkHubPeer(j.socket, uid, j.euid); err != nil {
+			return fail(err)
+		}
 	}
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
 	// Close cancels ctx: the handshake's reads and writes end then too.
@@ -362,7 +390,7 @@ const unreachableSocket = "this process, as its user and root directory are now,
 // (the process changed its user or root directory since it joined), or
 // what JoinOptions.Lasting says is.
 func (j *Joined) lastingJoinError(err error) bool {
-	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, ErrForeignHub) {
 		return true
 	}
 	return j.lasting != nil && j.lasting(err)

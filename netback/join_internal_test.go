@@ -229,6 +229,7 @@ func TestLastingJoinError(t *testing.T) {
 		{noHub, enoent, true},
 		{refusedConn, enoent, false},
 		{&RefusedError{Reason: RefusedDuplicateMAC}, nil, false},
+		{&ForeignHubError{Socket: "/s", Path: "/s", UID: 4321}, nil, true},
 	}
 	for _, tt := range tests {
 		j := &Joined{lasting: tt.lasting}

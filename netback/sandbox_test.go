@@ -192,10 +192,22 @@ func sandboxChild() int {
 // TestJoinReconnectsUnderSeccomp: a VM on a shared network, under the
 // seccomp filter smolvmm installs for it (Unix sockets only: no IP socket),
 // reconnects when its hub is restarted and its traffic flows again; the
-// child would die with sandbox.ExitStatus at a refused call.
+// child would die with sandbox.ExitStatus at a refused call. The network
+// is in the runtime directory where names lead (HubDir), so that each
+// rejoin checks whose it is (SO_PEERCRED, with what Join found out before
+// the filter: no stat, no geteuid).
 func TestJoinReconnectsUnderSeccomp(t *testing.T) {
-	dir := t.TempDir()
+	runtime := t.TempDir()
+	dir := filepath.Join(runtime, "smolvmm", "net")
+	if os.Geteuid() == 0 {
+		t.Cleanup(netback.SetRootHubDir(dir))
+	} else {
+		t.Setenv("XDG_RUNTIME_DIR", runtime)
+	}
 	h := startHub(t, dir)
+	if filepath.Dir(h.Socket()) != netback.HubDir() {
+		t.Fatalf("the hub's socket %s is not in HubDir %s", h.Socket(), netback.HubDir())
+	}
 	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +224,7 @@ func TestJoinReconnectsUnderSeccomp(t *testing.T) {
 	}()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=join", "NETBACK_HUB="+h.Socket(),
-		"NETBACK_ECHO="+echo.Addr().String())
+		"NETBACK_ECHO="+echo.Addr().String(), "NETBACK_ROOT_HUBDIR="+dir)
 	var out strings.Builder
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, pw), &out
@@ -242,6 +254,7 @@ func joinChild() int {
 		return 3
 	}
 	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x5e, 0xcc, 0x01}
+	netback.SetRootHubDir(os.Getenv("NETBACK_ROOT_HUBDIR"))
 	j, err := netback.Join(os.Getenv("NETBACK_HUB"), mac, nil)
 	if err != nil {
 		return fail("join: %v", err)

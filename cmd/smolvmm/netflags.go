@@ -175,6 +175,10 @@ func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	if errors.As(err, &refused) && refused.Reason == netback.RefusedMACOwner {
 		return nil, nil, fmt.Errorf("%w (give this VM a --mac of its own)", err)
 	}
+	var foreign *netback.ForeignHubError
+	if errors.As(err, &foreign) {
+		return nil, nil, fmt.Errorf("%w (%s)", err, foreignHubAdvice(foreign))
+	}
 	if errors.As(err, &refused) && refused.Reason == netback.RefusedNoDescriptors {
 		return nil, nil, fmt.Errorf("%w (raise the limit of open files where smolvmm net runs: LimitNOFILE= in its systemd unit, or ulimit -n before it; or join fewer VMs)", err)
 	}
@@ -187,6 +191,15 @@ func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	}
 	failer, _ = b.(nicFailer)
 	return dev, failer, nil
+}
+
+// foreignHubAdvice says what to do about a shared network that its name
+// led to, in this user's runtime directory, but that is another user's.
+func foreignHubAdvice(e *netback.ForeignHubError) string {
+	if e.Path == e.Socket {
+		return fmt.Sprintf("another user's process listens in this user's directory %s: make sure no other user may write it, then start the network again", filepath.Dir(e.Socket))
+	}
+	return fmt.Sprintf("another user may have made %s to receive this user's VMs: have root remove it, or set XDG_RUNTIME_DIR to a directory of this user's; then start the network again", e.Path)
 }
 
 // noHubError is err, netback.ErrNoHub from joining the shared network
@@ -224,9 +237,12 @@ func probeSharedNet(spec string) (socket string, pid int, err error) {
 		return "", 0, usageErrorf("--net %s: %v", spec, err)
 	}
 	pid, err = netback.HubPID(socket)
+	var foreign *netback.ForeignHubError
 	switch {
 	case errors.Is(err, netback.ErrNoHub):
 		return "", 0, noHubError(spec, err)
+	case errors.As(err, &foreign):
+		return "", 0, fmt.Errorf("--net %s: %w (%s)", spec, err, foreignHubAdvice(foreign))
 	case err != nil:
 		return "", 0, fmt.Errorf("--net %s: %w", spec, err)
 	}

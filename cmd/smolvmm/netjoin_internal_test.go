@@ -66,3 +66,23 @@ func TestNoHubErrorRootSocket(t *testing.T) {
 		})
 	}
 }
+
+// A network that its name led to but that is another user's is said
+// with what to do: of a directory another user made, remove it or use a
+// runtime directory of this user's; of another user's process listening
+// in this user's directory, close the directory to others.
+func TestForeignHubAdvice(t *testing.T) {
+	const sock = "/tmp/smolvmm-1000/net/web.sock"
+	tests := []struct {
+		path, want string
+	}{
+		{"/tmp/smolvmm-1000", "another user may have made /tmp/smolvmm-1000 to receive this user's VMs: have root remove it, or set XDG_RUNTIME_DIR"},
+		{"/tmp/smolvmm-1000/net", "another user may have made /tmp/smolvmm-1000/net to receive"},
+		{sock, "another user's process listens in this user's directory /tmp/smolvmm-1000/net: make sure no other user may write it"},
+	}
+	for _, tt := range tests {
+		if got := foreignHubAdvice(&netback.ForeignHubError{Socket: sock, Path: tt.path, UID: 4321, Self: 1000}); !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}
