@@ -140,3 +140,32 @@ func TestHubsStartTogetherOnStaleSocket(t *testing.T) {
 		running.Close()
 	}
 }
+
+// Another user's live hub in a directory open to all, whose socket this
+// user may not connect to (EACCES), keeps its socket. Not as root, who
+// is never refused so.
+func TestNewHubLeavesSocketDenied(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may connect to any socket: TestNewHubLeavesBusySocket stands for this case")
+	}
+	sock := filepath.Join(t.TempDir(), "n.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Chmod(sock, 0); err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHub(HubConfig{Socket: sock})
+	if err == nil {
+		h.Close()
+		t.Fatal("a hub started over a live one")
+	}
+	if !errors.Is(err, syscall.EACCES) || !strings.Contains(err.Error(), "so it is left") {
+		t.Errorf("NewHub: %v; want EACCES saying the socket is left", err)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Errorf("the live listener's socket: %v", err)
+	}
+}
