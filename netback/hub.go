@@ -223,8 +223,11 @@ type HubStats struct {
 }
 
 // NewHub starts a shared network listening on cfg.Socket. A socket file
-// left by a hub that died is replaced; one that a running hub answers on
-// is an error wrapping ErrHubRunning.
+// left by a hub that died (a dial of it refused) is replaced; one that a
+// running hub answers on is an error wrapping ErrHubRunning; one whose
+// dial fails otherwise (EACCES, EAGAIN) is left, and an error wrapping
+// the dial's. Hubs starting together in one directory take turns
+// (lockSocketDir).
 func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, hubHooks{}) }
 
 // hubHooks are what the tests replace in a hub; a zero field is the real
