@@ -2,6 +2,7 @@ package netbsdboot
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guestmem"
@@ -17,6 +18,14 @@ func FuzzLoad(f *testing.F) {
 	k.Secs = nil
 	f.Add(k.Build(), "console=pc")
 	f.Add([]byte("\x7fELF\x01\x01\x01"), "-z")
+	// The first index past the 9 sections, as e_shstrndx and as the
+	// symbol table's sh_link: either, read as a section, lies past the table.
+	b := stdKernel(1).Build()
+	binary.LittleEndian.PutUint16(b[50:], 9)
+	f.Add(b, "console=com")
+	k = stdKernel(1)
+	k.Secs[4].Link = 9
+	f.Add(k.Build(), "console=com")
 	mem := guestmem.New(make([]byte, 4<<20)) // reused: Load checks before it writes
 	f.Fuzz(func(t *testing.T, image []byte, append string) {
 		if _, err := Detect(bytes.NewReader(image), int64(len(image))); err != nil {

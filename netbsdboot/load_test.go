@@ -400,6 +400,13 @@ func TestLoadRefuses(t *testing.T) {
 		many[i] = Module{Name: fmt.Sprint("m", i), Data: kmod}
 	}
 	std := stdKernel(1).Build()
+	// stdKernel's ELF32 image with e_shstrndx (at 50) set to n; it has
+	// 9 sections, the names the last.
+	shstrndx := func(n uint16) []byte {
+		b := bytes.Clone(std)
+		binary.LittleEndian.PutUint16(b[50:], n)
+		return b
+	}
 	gzKmod := gz(append([]byte("\x7fELF module"), pattern(3000, 5)...))
 	corrupt := bytes.Clone(gzKmod)
 	corrupt[len(corrupt)/2] ^= 0xff // inside the deflate data
@@ -423,6 +430,16 @@ func TestLoadRefuses(t *testing.T) {
 		{"amd64 code in ELF32", kernel(func(k *elftest.File) { k.Machine = 62 }), Options{}, []error{ErrMachine}, []string{"x86-64"}},
 		{"module object", kernel(func(k *elftest.File) { k.Type = 1 }), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1"}},
 		{"entry outside", kernel(func(k *elftest.File) { k.Entry = 0xc0900000 }), Options{}, []error{ErrBadELF}, []string{"0xc0900000"}},
+		// A segment's end is past it: [0xc0100000, 0xc0100200) and
+		// [0xc0101000, 0xc0104000) (TestLoadAcceptsEdges loads their
+		// first and last bytes).
+		{"entry at the text segment's end", kernel(func(k *elftest.File) { k.Entry = 0xc0100200 }), Options{}, []error{ErrBadELF}, []string{"0x100200 lies in no loaded segment"}},
+		{"entry a byte before the data segment", kernel(func(k *elftest.File) { k.Entry = 0xc0100fff }), Options{}, []error{ErrBadELF}, []string{"0x100fff lies in no loaded segment"}},
+		{"entry at the BSS's end", kernel(func(k *elftest.File) { k.Entry = 0xc0104000 }), Options{}, []error{ErrBadELF}, []string{"0x104000 lies in no loaded segment"}},
+		{"entry a byte before the kernel", kernel(func(k *elftest.File) { k.Entry = 0xc00fffff }), Options{}, []error{ErrBadELF}, []string{"0xfffff lies in no loaded segment"}},
+		// Section 9 of 9 would be read past the table.
+		{"e_shstrndx == e_shnum", shstrndx(9), Options{}, []error{ErrBadELF}, []string{"e_shstrndx 9, but there are 9 sections"}},
+		{"e_shstrndx == e_shnum + 1", shstrndx(10), Options{}, []error{ErrBadELF}, []string{"e_shstrndx 10, but there are 9 sections"}},
 		{"segment in low memory", kernel(func(k *elftest.File) { k.Segs[1].Vaddr = 0xc0009000 }), Options{}, []error{ErrLowMemory}, nil},
 		{"no loadable segment with permissions", kernel(func(k *elftest.File) { k.Segs[0].Flags, k.Segs[1].Flags = 8, 8 }), Options{}, []error{ErrBadELF}, []string{"PF_R"}},
 		{"truncated", std[:len(std)-20], Options{}, []error{ErrTruncated}, nil},
@@ -435,7 +452,9 @@ func TestLoadRefuses(t *testing.T) {
 		{"kernel beyond memory", kernel(func(k *elftest.File) { k.Segs[1].Vaddr = 0xc0fff000 }), Options{}, []error{ErrTooLarge}, []string{"the kernel [0x100000, 0x1002000)"}},
 		{"module beyond memory", std, Options{Modules: []Module{{Name: "big", Data: make([]byte, testMem), Type: ModuleFS}}}, []error{ErrTooLarge}, []string{"module 0 (big"}},
 		{"no room for page tables", std, Options{Headroom: testMem}, []error{ErrTooLarge}, []string{"bootstrap page tables"}},
+		// 41 load (TestLoadAcceptsEdges).
 		{"too many modules", std, Options{Modules: many}, []error{ErrTooManyModules}, []string{"42 modules", "4096 bytes", "room for 41"}},
+		{"too many modules, a root device record too", std, Options{Append: "console=com root=ld0a", Modules: many}, []error{ErrTooManyModules}, []string{"42 modules", "4096 bytes", "room for 41"}},
 		{"module path of 80 bytes", std, Options{Modules: []Module{{Name: strings.Repeat("p", 80), Data: kmod}}}, []error{ErrModule}, []string{"80 bytes", "1 to 79"}},
 		{"module not ELF, no type", std, Options{Modules: []Module{{Name: "disk.img", Data: []byte("data")}}}, []error{ErrModule}, []string{"disk.img", "fs"}},
 		{"module type unknown", std, Options{Modules: []Module{{Name: "x", Data: kmod, Type: 9}}}, []error{ErrModule}, nil},
@@ -483,6 +502,82 @@ func TestLoadRefuses(t *testing.T) {
 				if c != fill {
 					t.Fatalf("a refused kernel changed guest memory at %#x", i)
 				}
+			}
+		})
+	}
+}
+
+// TestLoadAcceptsEdges: the last values the checks TestLoadRefuses pins
+// let through load: an entry point on a segment's first or last byte,
+// and as many modules as the bootinfo records hold.
+func TestLoadAcceptsEdges(t *testing.T) {
+	kernel := func(entry uint64) []byte {
+		k := stdKernel(1)
+		k.Entry = entry
+		return k.Build()
+	}
+	std := stdKernel(1).Build()
+	mods := func(n int) []Module {
+		m := make([]Module, n)
+		for i := range m {
+			m[i] = Module{Name: fmt.Sprint("m", i), Data: []byte("\x7fELF module")}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name  string
+		image []byte
+		opts  Options
+		eip   uint32
+		mods  int // BTINFO_MODULELIST's count
+	}{
+		{"entry at the text segment's first byte", kernel(0xc0100000), Options{}, 0x100000, 0},
+		{"entry at the text segment's last byte", kernel(0xc01001ff), Options{}, 0x1001ff, 0},
+		{"entry at the data segment's first byte", kernel(0xc0101000), Options{}, 0x101000, 0},
+		{"entry at the BSS's last byte", kernel(0xc0103fff), Options{}, 0x103fff, 0},
+		// 4084 bytes of records with the root device's, 4060 without:
+		// a 42nd module's 92 would pass 4096.
+		{"41 modules", std, Options{Modules: mods(41)}, 0x100020, 41},
+		{"41 modules and a root device", std, Options{Append: "console=com root=ld0a", Modules: mods(41)}, 0x100020, 41},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.Append == "" {
+				tc.opts.Append = "console=com"
+			}
+			mem := newMem()
+			p, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			ml := records(t, mem.Bytes(), BootinfoAddr)[BtinfoModuleList]
+			if p.EIP != tc.eip || len(ml) < 4 || binary.LittleEndian.Uint32(ml) != uint32(tc.mods) {
+				t.Errorf("EIP %#x, module list % x; want EIP %#x and %d modules", p.EIP, ml[:min(len(ml), 4)], tc.eip, tc.mods)
+			}
+		})
+	}
+}
+
+// TestLoadKernelName: BTINFO_BOOTPATH's 80 bytes hold a name of 79 and its
+// NUL; a longer one is cut to 79, with a warning, so that the kernel still
+// finds the NUL.
+func TestLoadKernelName(t *testing.T) {
+	std := stdKernel(1).Build()
+	for _, n := range []int{78, 79, 80, 81} {
+		t.Run(fmt.Sprint(n, " bytes"), func(t *testing.T) {
+			name := strings.Repeat("k", n)
+			mem := newMem()
+			p, err := Load(mem, bytes.NewReader(std), int64(len(std)), Options{KernelName: name, Append: "console=com"})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			want := make([]byte, bootpathSize)
+			copy(want, name[:min(n, bootpathSize-1)])
+			if got := records(t, mem.Bytes(), BootinfoAddr)[BtinfoBootpath]; !bytes.Equal(got, want) {
+				t.Errorf("BTINFO_BOOTPATH %q, want %q", got, want)
+			}
+			cut := slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, "cut to 79 bytes in BTINFO_BOOTPATH") })
+			if cut != (n >= bootpathSize) {
+				t.Errorf("warnings %q: a warning of the cut is %v, want %v", p.Warnings, cut, n >= bootpathSize)
 			}
 		})
 	}
@@ -709,6 +804,11 @@ func TestLoadSymtabLink(t *testing.T) {
 		{"past the table", 77, "no symbols: section 5 (SHT_SYMTAB) links to section 77, not a string table"},
 		{"section 0", 0, "no symbols: section 5 (SHT_SYMTAB) links to section 0, not a string table"},
 		{"a note", 2, "no symbols: section 5 (SHT_SYMTAB) links to section 2, not a string table"},
+		// The 9 sections end with the names, a string table: linked
+		// to, they are the symbols' strings. Section 9 is past them.
+		{"the last section", 8, ""},
+		{"e_shnum", 9, "no symbols: section 5 (SHT_SYMTAB) links to section 9, not a string table"},
+		{"e_shnum + 1", 10, "no symbols: section 5 (SHT_SYMTAB) links to section 10, not a string table"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := stdKernel(1)
