@@ -13,7 +13,8 @@ import (
 
 var writeSeeds = flag.Bool("write-seeds", false, "rewrite testdata/fuzz/FuzzLoad from the test image builders")
 
-// fuzzSeeds are valid images of each kind the loader accepts.
+// fuzzSeeds are valid images of each kind the loader accepts, and images
+// at the edge of its checks.
 func fuzzSeeds() map[string][]byte {
 	stripped := stdELF()
 	stripped.symtab = nil
@@ -24,6 +25,10 @@ func fuzzSeeds() map[string][]byte {
 		"elf-stripped": stripped.build(),
 		"elf-kludge":   kludge.build(),
 		"aout":         aoutImage(),
+		// The first section index past the table, where the loader
+		// and NetBSD's pick read a section's sh_link.
+		"elf-symtab-link-shnum": patchShdr(tSecSymtab, map[int]uint32{shLink: tShnum}),
+		"elf-early-link-shnum":  patchShdr(tSecText, map[int]uint32{shType: 3, shLink: tShnum}),
 	}
 }
 

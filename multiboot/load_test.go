@@ -37,6 +37,21 @@ func TestLoadPlaces(t *testing.T) {
 	phys := stdELF()
 	phys.segs[0].vaddr, phys.segs[1].vaddr, phys.entry = kp, kp+0x1000, kp+0x30
 
+	// entryAt is stdELF with e_entry at off from its link address: the
+	// segments are [0, 0x200) and [0x1000, 0x4000) from it.
+	entryAt := func(off uint32) []byte {
+		e := stdELF()
+		e.entry = kv + off
+		return e.build()
+	}
+	elfAt := func(off uint32) wantPlan {
+		return wantPlan{entry: kp + off, kstart: kp, kend: kp + 0x4000, end: strAt + uint32(len(str)), format: "elf", symbols: true}
+	}
+	aoutAt := func(entry uint32) wantPlan {
+		return wantPlan{entry: entry, kstart: 0x200000, kend: 0x201800, end: 0x201800, format: "aout-kludge"}
+	}
+	room := lowAreaRoom(t)
+
 	tests := []struct {
 		name  string
 		image []byte
@@ -98,6 +113,25 @@ func TestLoadPlaces(t *testing.T) {
 			image: video.build(),
 			want:  wantPlan{entry: kp + 0x20, kstart: kp, kend: kp + 0x4000, end: kp + 0x4000, format: "elf"},
 			warn:  "1024x768x32 video mode",
+		},
+		// An entry point on a segment's first or last byte (TestLoadErrors
+		// refuses the bytes either side).
+		{name: "elf entry at the text segment's first byte", image: entryAt(0), want: elfAt(0)},
+		{name: "elf entry at the text segment's last byte", image: entryAt(0x1ff), want: elfAt(0x1ff)},
+		{name: "elf entry at the data segment's first byte", image: entryAt(0x1000), want: elfAt(0x1000)},
+		{name: "elf entry at the BSS's last byte", image: entryAt(0x3fff), want: elfAt(0x3fff)},
+		{name: "a.out entry at load_addr", image: aoutWith(func(w []uint32) { w[4] = 0x200000 }), want: aoutAt(0x200000)},
+		{name: "a.out entry at the byte before bss_end_addr", image: aoutWith(func(w []uint32) { w[4] = 0x2017ff }), want: aoutAt(0x2017ff)},
+		{
+			// The loop below checks the window's end is untouched.
+			name:  "loader data ending at 0x9F000",
+			image: stdELF().build(),
+			opts:  Options{Modules: []Module{{Name: "m", Args: strings.Repeat("a", room)}}},
+			// The empty module at the page after the symbols.
+			want: wantPlan{entry: kp + 0x20, kstart: kp, kend: kp + 0x4000, end: kp + 0x5000, format: "elf", symbols: true},
+			check: func(t *testing.T, mem []byte, p Plan) {
+				expectBytes(t, mem, LowAreaEnd-2, []byte{'a', 0}, "module 0 command line's end")
+			},
 		},
 		{
 			name:  "command line of exactly 254 bytes",
@@ -162,6 +196,7 @@ func TestLoadErrors(t *testing.T) {
 		f(&e)
 		return e.build()
 	}
+	room := lowAreaRoom(t)
 	tests := []struct {
 		name  string
 		image []byte
@@ -198,6 +233,12 @@ func TestLoadErrors(t *testing.T) {
 		{name: "segment in low memory", image: modify(func(e *tELF) { e.segs[1].paddr = 0x9000 }), is: []error{ErrLowMemory}, msg: []string{"segment 1 [0x9000, 0xc000)"}},
 		{name: "filesz above memsz", image: modify(func(e *tELF) { e.segs[1].memsz = 0x10 }), is: []error{ErrBadELF}, msg: []string{"segment 1", "p_filesz 0x80 > p_memsz 0x10"}},
 		{name: "entry outside segments", image: modify(func(e *tELF) { e.entry = 0xc0900000 }), is: []error{ErrBadELF}, msg: []string{"0xc0900000"}},
+		// Past the segments [kv, kv+0x200) and [kv+0x1000, kv+0x4000), by
+		// one byte (TestLoadPlaces loads their first and last bytes).
+		{name: "entry at the text segment's end", image: modify(func(e *tELF) { e.entry = kv + 0x200 }), is: []error{ErrBadELF}, msg: []string{"e_entry 0xc0100200 lies in no PT_LOAD"}},
+		{name: "entry a byte before the data segment", image: modify(func(e *tELF) { e.entry = kv + 0xfff }), is: []error{ErrBadELF}, msg: []string{"e_entry 0xc0100fff lies in no PT_LOAD"}},
+		{name: "entry at the BSS's end", image: modify(func(e *tELF) { e.entry = kv + 0x4000 }), is: []error{ErrBadELF}, msg: []string{"e_entry 0xc0104000 lies in no PT_LOAD"}},
+		{name: "entry a byte before the kernel", image: modify(func(e *tELF) { e.entry = kv - 1 }), is: []error{ErrBadELF}, msg: []string{"e_entry 0xc00fffff lies in no PT_LOAD"}},
 		{name: "no loadable segment", image: modify(func(e *tELF) { e.segs[0].typ, e.segs[1].typ = 4, 4 }), is: []error{ErrBadELF}, msg: []string{"no PT_LOAD"}},
 		{name: "truncated segment", image: std[:0x120], is: []error{ErrTruncated}, msg: []string{"segment 0"}},
 		{name: "truncated section headers", image: std[:len(std)-1], is: []error{ErrTruncated}, msg: []string{"section header table"}},
@@ -242,10 +283,15 @@ func TestLoadErrors(t *testing.T) {
 			is: []error{ErrTooLarge}, msg: []string{"module 0 (big"}, need: kp + 0x5000 + 3*mib},
 		{name: "loader data past 0x9F000", image: std, opts: Options{Modules: []Module{{Name: "m", Args: strings.Repeat("a", 0x9F000)}}},
 			is: []error{ErrLowAreaFull}, msg: []string{"module 0 command line"}},
+		// One byte more than TestLoadPlaces loads.
+		{name: "loader data ending a byte past 0x9F000", image: std, opts: Options{Modules: []Module{{Name: "m", Args: strings.Repeat("a", room+1)}}},
+			is: []error{ErrLowAreaFull}, msg: []string{"module 0 command line", "would end at 0x9f001, past 0x9f000"}},
 		{name: "a.out load_addr above header_addr", image: aoutWith(func(w []uint32) { w[1] = 0x200100 }), is: []error{ErrBadAOut}},
 		{name: "a.out load_end past the file", image: aoutWith(func(w []uint32) { w[2] = 0x200900 }), is: []error{ErrTruncated}},
 		{name: "a.out bss_end below load_end", image: aoutWith(func(w []uint32) { w[3] = 0x200700 }), is: []error{ErrBadAOut}},
 		{name: "a.out entry outside", image: aoutWith(func(w []uint32) { w[4] = 0x300000 }), is: []error{ErrBadAOut}, msg: []string{"entry_addr 0x300000"}},
+		{name: "a.out entry at bss_end_addr", image: aoutWith(func(w []uint32) { w[4] = 0x201800 }), is: []error{ErrBadAOut}, msg: []string{"entry_addr 0x201800 outside the image [0x200000, 0x201800)"}},
+		{name: "a.out entry a byte before load_addr", image: aoutWith(func(w []uint32) { w[4] = 0x1fffff }), is: []error{ErrBadAOut}, msg: []string{"entry_addr 0x1fffff outside the image [0x200000, 0x201800)"}},
 		{name: "a.out in low memory", image: aoutWith(func(w []uint32) { w[0], w[1], w[2], w[3], w[4] = 0x8040, 0x8000, 0, 0, 0x8100 }), is: []error{ErrLowMemory}},
 	}
 	for _, tc := range tests {
@@ -274,6 +320,24 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lowAreaRoom is how many bytes of arguments module "m" takes for its
+// command line ("m ", the arguments and a NUL) to end exactly at
+// LowAreaEnd when the standard image is loaded with that module alone:
+// the command line goes last, unaligned, where a short one put it.
+func lowAreaRoom(t *testing.T) int {
+	t.Helper()
+	std := stdELF().build()
+	mem := newMem(testMem)
+	p, err := Load(mem, bytes.NewReader(std), int64(len(std)), Options{Modules: []Module{{Name: "m", Args: "a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mem.Bytes()
+	list := binary.LittleEndian.Uint32(b[p.EBX+InfoOffModsAddr:])
+	line := binary.LittleEndian.Uint32(b[list+8:])
+	return LowAreaEnd - int(line) - len("m ") - 1
 }
 
 // aoutWith returns aoutImage with its five kludge words (header_addr,

@@ -7,19 +7,22 @@ import (
 	"testing"
 )
 
+// patchShdr returns the standard image with the given fields (byte
+// offsets) of section i's header set.
+func patchShdr(i int, fields map[int]uint32) []byte {
+	b := stdELF().build()
+	sh := b[shdrOffset(b)+uint64(elfShdrSize*i):]
+	for off, v := range fields {
+		binary.LittleEndian.PutUint32(sh[off:], v)
+	}
+	return b
+}
+
 // TestSymbolsLeftOut checks the cases where the kernel boots without
 // symbols, with a warning saying why, instead of getting tables it would
 // misread.
 func TestSymbolsLeftOut(t *testing.T) {
-	// patch sets field off of section i in a copy of the standard image.
-	patch := func(i int, fields map[int]uint32) []byte {
-		b := stdELF().build()
-		sh := b[shdrOffset(b)+uint64(40*i):]
-		for off, v := range fields {
-			binary.LittleEndian.PutUint32(sh[off:], v)
-		}
-		return b
-	}
+	patch := patchShdr
 	tests := []struct {
 		name, warning string
 		image         []byte
@@ -30,6 +33,9 @@ func TestSymbolsLeftOut(t *testing.T) {
 		// a link before .symtab would be taken as the symbol table.
 		{"NetBSD would pick an earlier section", "pick section 1", patch(tSecText, map[int]uint32{shType: 6, shLink: tSecStrtab})},
 		{"earlier section with a dangling link", "pick section 1", patch(tSecText, map[int]uint32{shType: 3, shLink: 99})},
+		// Section 5 of 5 is the first past the table.
+		{"symtab link e_shnum", "links to section 5", patch(tSecSymtab, map[int]uint32{shLink: tShnum})},
+		{"earlier section linked to e_shnum", "pick section 1", patch(tSecText, map[int]uint32{shType: 3, shLink: tShnum})},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
