@@ -83,6 +83,19 @@ func TestBadInput(t *testing.T) {
 			put32(b, sectionHeader(b, link)+16, uint32(len(b)-4)) // sh_offset
 			return b
 		}, ErrTruncated, []string{"symbol names in section .strtab", "at file offset " + fmt.Sprintf("%#x", len(orig)-4)}},
+		// Section e_shnum is the first past the table: debug/elf refuses
+		// it as the names, and the check for truncation must not read it.
+		{"e_shstrndx == e_shnum", func() []byte {
+			b := clone(orig)
+			copy(b[50:], b[48:50])
+			return b
+		}, ErrMalformed, []string{"headers cannot be read", "invalid ELF shstrndx"}},
+		{"symbol table's sh_link == e_shnum", func() []byte {
+			b := clone(orig)
+			i, _ := sectionOfType(t, b, elf.SHT_SYMTAB)
+			put32(b, sectionHeader(b, i)+24, uint32(k.ByteOrder().Uint16(b[48:]))) // sh_link
+			return b
+		}, ErrNoSymbols, []string{"invalid string table link"}},
 		{"unreadable headers", func() []byte {
 			b := clone(orig)
 			b[elf.EI_VERSION] = 9
@@ -149,6 +162,79 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLongName: a name is read up to maxName (256) bytes: one of 255 and
+// its NUL is read whole, one of 256 is refused as having no NUL. So it is
+// when the NUL is the last file-backed byte of its segment: the text
+// segment's, here, made 256 or 257 bytes long and holding the name that
+// cfdata[1] is pointed at.
+func TestLongName(t *testing.T) {
+	entries := func(name string) []kstriptest.Entry {
+		return []kstriptest.Entry{
+			{Name: "mainbus", Attach: "mainbus", State: 2},
+			{Name: name, Attach: "long", State: 2, Parent: par("mainbus", "mainbus", -1)},
+		}
+	}
+	short := readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, NoDrivers: true, Entries: entries("short")}))
+	for _, tc := range []struct {
+		name   string
+		n      int  // the name's length
+		segEnd bool // its NUL ends the text segment, not in .rodata
+		ok     bool
+	}{
+		{"255 bytes", maxName - 1, false, true},
+		{"256 bytes", maxName, false, false},
+		{"255 bytes, the NUL ending its segment", maxName - 1, true, true},
+		{"256 bytes, the NUL ending its segment", maxName, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.Repeat("x", tc.n)
+			var img []byte
+			if tc.segEnd {
+				img = nameAtTextEnd(t, short, name)
+			} else {
+				img = readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, NoDrivers: true, Entries: entries(name)}))
+			}
+			k, err := Parse(img)
+			if tc.ok {
+				if err != nil || len(k.Entries) != 2 || k.Entries[1].Name != name {
+					t.Errorf("Parse: %v; want cfdata[1] named by all %d bytes", err, tc.n)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadString) || !strings.Contains(fmt.Sprint(err), "cfdata[1]") || !strings.Contains(fmt.Sprint(err), "no NUL within 256 bytes") {
+				t.Errorf("Parse: %v; want ErrBadString for cfdata[1], no NUL within 256 bytes", err)
+			}
+		})
+	}
+}
+
+// nameAtTextEnd returns the little-endian ELF32 image with its first
+// program header (the text segment) cut to name and a NUL, which replace
+// its bytes, and cfdata[1]'s cf_name pointing at them.
+func nameAtTextEnd(t *testing.T, image []byte, name string) []byte {
+	t.Helper()
+	k, err := Parse(clone(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, n := f.Progs[0], uint64(len(name)+1)
+	if text.Type != elf.PT_LOAD || f.Progs[1].Off < text.Off+n {
+		t.Fatalf("the text segment %+v has no room for %d bytes before %+v", text.ProgHeader, n, f.Progs[1].ProgHeader)
+	}
+	b := clone(image)
+	le := binary.LittleEndian
+	phdr := le.Uint32(b[28:])            // e_phoff
+	le.PutUint32(b[phdr+16:], uint32(n)) // p_filesz
+	le.PutUint32(b[phdr+20:], uint32(n)) // p_memsz
+	copy(b[text.Off:], name+"\x00")
+	le.PutUint32(b[k.Entries[1].Offset:], uint32(text.Vaddr)) // cf_name
+	return b
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }

@@ -3,6 +3,7 @@ package kstrip
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -379,11 +380,37 @@ func TestUnknownNames(t *testing.T) {
 	}
 }
 
+// TestApplyRejectsForeignReport: a change to an entry the table lacks
+// (before its first or from one past its last) is refused, and nothing is
+// written, not even the valid change before it; one to the last entry is
+// applied.
 func TestApplyRejectsForeignReport(t *testing.T) {
-	k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
-	err := k.Apply(&Report{Changes: []Change{{Index: 0, To: DNotFound}, {Index: 999, To: DStar}}})
-	if err == nil || string(k.Bytes()) != string(orig) {
-		t.Errorf("Apply of an out-of-range change: err %v, image changed %v", err, string(k.Bytes()) != string(orig))
+	path := buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic})
+	n := len(generic)
+	for _, tc := range []struct {
+		index int
+		ok    bool
+	}{
+		{-1, false},
+		{n - 1, true},
+		{n, false},
+		{n + 1, false},
+		{999, false},
+	} {
+		t.Run(itoa(int64(tc.index)), func(t *testing.T) {
+			k, orig := parseFile(t, path)
+			err := k.Apply(&Report{Changes: []Change{{Index: 0, To: DNotFound}, {Index: tc.index, To: DStar}}})
+			if tc.ok {
+				state := func(b []byte) State { return State(k.ByteOrder().Uint16(b[k.StateOffset(tc.index):])) }
+				if err != nil || state(orig) == DStar || state(k.Bytes()) != DStar || k.Entries[tc.index].State != DStar {
+					t.Errorf("Apply of a change to cfdata[%d] of %d: %v, cf_fstate %v, then %v; want it changed to %v", tc.index, n, err, state(orig), state(k.Bytes()), DStar)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("cfdata[%d]: the table has %d entries", tc.index, n)) || string(k.Bytes()) != string(orig) {
+				t.Errorf("Apply of a change to cfdata[%d] of %d: err %v, image changed %v", tc.index, n, err, string(k.Bytes()) != string(orig))
+			}
+		})
 	}
 }
 
