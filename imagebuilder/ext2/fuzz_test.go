@@ -4,20 +4,25 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 )
 
-// memImage is an in-memory io.WriterAt of fixed size.
-type memImage []byte
+// memImage is an in-memory io.WriterAt that, like a file, grows when
+// written past its end: the fuzzer checks its size after Write.
+type memImage struct{ b []byte }
 
-func (m memImage) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(p)) > int64(len(m)) {
-		return 0, errors.New("write past the end of the image")
+func (m *memImage) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("write at a negative offset")
 	}
-	return copy(m[off:], p), nil
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	return copy(m.b[off:], p), nil
 }
 
 // declaresBig tells whether a tar stream names a member over 1 MiB: such
@@ -36,13 +41,33 @@ func declaresBig(data []byte) bool {
 }
 
 // FuzzWriteFromTar feeds arbitrary tar streams through the set reader and
-// the writer: neither may panic, and a written image must keep its size.
+// the writer: neither may panic, a written image must keep its size, and
+// Write may refuse a tree only as too big for the image (*TooSmallError)
+// or as holding what ext2 cannot store (*ContentError). A tar the set
+// reader refuses is bad input and ends the case.
 func FuzzWriteFromTar(f *testing.F) {
 	// A small seed: the fuzzer minimises every new input, which is slow
 	// for a large tar.
 	es := testsets.Rescue(1500)
 	seed, _ := testsets.Bytes(append(es[:3:3], es[len(es)-4:]...), "tar")
 	f.Add(seed)
+	// Trees Write refuses whatever the size: a regular file as lost+found,
+	// a symlink whose target overflows a 1 KiB block.
+	for _, h := range []tar.Header{
+		{Typeflag: tar.TypeReg, Name: "./lost+found", Mode: 0o644},
+		{Typeflag: tar.TypeSymlink, Name: "./long", Linkname: strings.Repeat("t/", 600), Mode: 0o777},
+	} {
+		var b bytes.Buffer
+		w := tar.NewWriter(&b)
+		h.Format = tar.FormatPAX
+		if err := w.WriteHeader(&h); err != nil {
+			f.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if declaresBig(data) {
 			return
@@ -51,10 +76,16 @@ func FuzzWriteFromTar(f *testing.F) {
 		if err := tr.AddTar(bytes.NewReader(data), "fuzz.tar"); err != nil {
 			return
 		}
-		img := make(memImage, 2<<20)
+		const size = 2 << 20
+		img := &memImage{b: make([]byte, size)}
+		err := Write(img, tr, Options{Size: size, Timestamp: 1})
 		var tse *TooSmallError
-		if err := Write(img, tr, Options{Size: int64(len(img)), Timestamp: 1}); err != nil && !errors.As(err, &tse) {
-			t.Logf("write: %v", err)
+		var ce *ContentError
+		if err != nil && !errors.As(err, &tse) && !errors.As(err, &ce) {
+			t.Fatalf("write: %v", err)
+		}
+		if len(img.b) != size {
+			t.Fatalf("the image is %d bytes after Write (err %v), want the %d it was made with", len(img.b), err, size)
 		}
 	})
 }

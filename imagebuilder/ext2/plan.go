@@ -68,7 +68,7 @@ func newPlan(t *fstree.Tree, bs uint32) (*plan, error) {
 	if p.lf == nil {
 		p.lf = fstree.NewDir(0700)
 	} else if p.lf.Type != fstree.Dir {
-		return nil, fmt.Errorf("/%s is a %s: it must be a directory", lostFound, p.lf.Type)
+		return nil, contentErr("/"+lostFound, "/%s is a %s: it must be a directory", lostFound, p.lf.Type)
 	}
 	add := func(n *fstree.Node, ino uint32, path string) *inode {
 		in := &inode{ino: ino, node: n, path: path}
@@ -89,11 +89,11 @@ func newPlan(t *fstree.Tree, bs uint32) (*plan, error) {
 			next++
 		}
 		if n.Type == fstree.Dir && in.links > 0 {
-			return fmt.Errorf("/%s: a directory cannot be linked twice", path)
+			return contentErr("/"+path, "/%s: a directory cannot be linked twice", path)
 		}
 		in.links++
 		if in.links > maxLinks {
-			return fmt.Errorf("%s has more than %d links", in.path, maxLinks)
+			return contentErr(in.path, "%s has more than %d links", in.path, maxLinks)
 		}
 		return nil
 	})
@@ -133,7 +133,7 @@ func checkDirLinks(inodes []*inode, addLF bool) error {
 			}
 		}
 		if links := 2 + subdirs; links > maxLinks {
-			return fmt.Errorf("directory %s would have %d links (%d subdirectories), more than the %d NetBSD's ext2fs allows: split it", in.path, links, subdirs, maxLinks)
+			return contentErr(in.path, "directory %s would have %d links (%d subdirectories), more than the %d NetBSD's ext2fs allows: split it", in.path, links, subdirs, maxLinks)
 		}
 	}
 	return nil
@@ -154,13 +154,13 @@ func (p *plan) prepare(in *inode, root *fstree.Node) error {
 		p.blocks += nb
 	case fstree.Regular:
 		if n.Size < 0 {
-			return fmt.Errorf("%s: negative size %d", in.path, n.Size)
+			return contentErr(in.path, "%s: negative size %d", in.path, n.Size)
 		}
 		// Checked on the size, not only on the blocks with data: a
 		// sparse file whose data ends early still records its size,
 		// which e2fsck calls corrupt past what the block map can reach.
 		if limit := maxFileBytes(p.bs); n.Size > limit {
-			return fmt.Errorf("%s: %d bytes, more than the %d bytes an ext2 file holds with %d-byte blocks (%d with 4096-byte blocks, which images of 512 MiB or more get by default)",
+			return contentErr(in.path, "%s: %d bytes, more than the %d bytes an ext2 file holds with %d-byte blocks (%d with 4096-byte blocks, which images of 512 MiB or more get by default)",
 				in.path, n.Size, limit, p.bs, maxFileBytes(4096))
 		}
 		pr := p.nonZero(n)
@@ -172,17 +172,17 @@ func (p *plan) prepare(in *inode, root *fstree.Node) error {
 		p.blocks += nb
 	case fstree.Symlink:
 		if len(n.Target) == 0 {
-			return fmt.Errorf("%s: symlink with an empty target", in.path)
+			return contentErr(in.path, "%s: symlink with an empty target", in.path)
 		}
 		if len(n.Target) >= int(p.bs) {
-			return fmt.Errorf("%s: symlink target is %d bytes, at most %d fit one block", in.path, len(n.Target), p.bs-1)
+			return contentErr(in.path, "%s: symlink target is %d bytes, at most %d fit one block", in.path, len(n.Target), p.bs-1)
 		}
 		if len(n.Target) >= 60 {
 			p.blocks++
 		}
 	case fstree.CharDev, fstree.BlockDev, fstree.FIFO:
 	default:
-		return fmt.Errorf("%s: cannot store a %s", in.path, n.Type)
+		return contentErr(in.path, "%s: cannot store a %s", in.path, n.Type)
 	}
 	return nil
 }

@@ -50,6 +50,22 @@ func (e *TooSmallError) Error() string {
 		e.Size, float64(e.Size)/(1<<20), e.Needed>>20)
 }
 
+// ContentError says that the tree holds something no ext2 image made here
+// can store, whatever its size: a file or symlink target too long, a
+// directory linked twice or with too many links, a node of a type ext2
+// has no inode for, a lost+found that is not a directory.
+type ContentError struct {
+	Path string // the node's path in the image, from "/"
+	msg  string
+}
+
+// Error names the node and what is wrong with it.
+func (e *ContentError) Error() string { return e.msg }
+
+func contentErr(path, format string, args ...any) error {
+	return &ContentError{Path: path, msg: fmt.Sprintf(format, args...)}
+}
+
 func (o *Options) blockSize(size int64) (uint32, error) {
 	switch o.BlockSize {
 	case 0:
