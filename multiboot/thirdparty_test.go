@@ -11,36 +11,46 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/internal/debiankernels"
 )
+
+// debianKernels are the Debian packages' multiboot kernels: where a system
+// installs each, and the path inside the package that vmm's tests and
+// .ci/run unpack in debiankernels.CacheDir.
+var debianKernels = []struct{ pkg, path string }{
+	{"multiboot", "usr/lib/multiboot/examples/kernel"},
+	{"tboot", "boot/tboot.gz"},
+}
 
 // thirdPartyKernels lists real multiboot kernels to load: the Debian
 // `multiboot` and `tboot` packages' kernels, installed or unpacked in the
-// test cache that vmm's tests and .ci/run fill, plus any files named in
-// MULTIBOOT_TEST_KERNELS (colon-separated; .gz files are decompressed).
-func thirdPartyKernels() []string {
-	var paths []string
-	candidates := []string{"/usr/lib/multiboot/examples/kernel", "/boot/tboot.gz"}
-	if cache, err := os.UserCacheDir(); err == nil {
-		deb := filepath.Join(cache, "smolvmm-test", "debian")
-		candidates = append(candidates,
-			filepath.Join(deb, "multiboot", "root", "usr/lib/multiboot/examples/kernel"),
-			filepath.Join(deb, "tboot", "root", "boot/tboot.gz"))
-	}
-	for _, p := range candidates {
-		if _, err := os.Stat(p); err == nil {
-			paths = append(paths, p)
+// test cache, plus any files named in MULTIBOOT_TEST_KERNELS
+// (colon-separated; .gz files are decompressed). missing names the Debian
+// packages whose kernel is in neither place.
+func thirdPartyKernels() (paths, missing []string) {
+	for _, k := range debianKernels {
+		found := false
+		for _, p := range []string{"/" + k.path, filepath.Join(debiankernels.CacheDir(k.pkg), "root", k.path)} {
+			if _, err := os.Stat(p); err == nil {
+				paths = append(paths, p)
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, k.pkg)
 		}
 	}
 	if env := os.Getenv("MULTIBOOT_TEST_KERNELS"); env != "" {
 		paths = append(paths, strings.Split(env, ":")...)
 	}
-	return paths
+	return paths, missing
 }
 
 func TestThirdPartyKernels(t *testing.T) {
-	paths := thirdPartyKernels()
-	if len(paths) == 0 {
-		t.Skip("no third-party multiboot kernel: install Debian's multiboot or tboot package, or set MULTIBOOT_TEST_KERNELS")
+	paths, missing := thirdPartyKernels()
+	if len(paths) == 0 || (len(missing) > 0 && os.Getenv(debiankernels.RequireVar) == "require") {
+		debiankernels.Missing(t, "no kernel from Debian package %s (neither installed nor unpacked in %s): install it, run .ci/run, or set MULTIBOOT_TEST_KERNELS",
+			strings.Join(missing, " and "), filepath.Dir(debiankernels.CacheDir("x")))
 	}
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {

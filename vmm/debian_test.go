@@ -5,60 +5,19 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/debiankernels"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
-// Third-party multiboot v1 kernels from Debian's packages, fetched with
-// apt-get download into a cache shared by test runs.
-
-var debianMu sync.Mutex
-
-// debianFile returns path (inside the package's file tree) from Debian
-// package pkg, downloading and unpacking the package once.
-func debianFile(t *testing.T, pkg, path string) string {
-	t.Helper()
-	debianMu.Lock()
-	defer debianMu.Unlock()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "smolvmm-test", "debian", pkg)
-	file := filepath.Join(dir, "root", path)
-	if _, err := os.Stat(file); err == nil {
-		return file
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skipf("apt-get not available to download Debian package %s", pkg)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("apt-get", "download", pkg)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("apt-get download %s failed (no network or package index? run apt-get update): %v\n%s", pkg, err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
-	if len(debs) == 0 {
-		t.Skipf("apt-get download %s left no .deb", pkg)
-	}
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], filepath.Join(dir, "root")).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v\n%s", debs[0], err, out)
-	}
-	if _, err := os.Stat(file); err != nil {
-		t.Fatalf("package %s has no %s: %v", pkg, path, err)
-	}
-	return file
-}
+// Third-party multiboot v1 kernels from Debian's packages: see
+// internal/debiankernels.
+var debianFile = debiankernels.File
 
 // watcher is a console that cancels the run once it has seen stop.
 type watcher struct {
