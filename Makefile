@@ -50,9 +50,15 @@ vet:
 # tests under the race detector; the others without, so nothing runs twice.
 RACE_PKGS := ./vmm/... ./virtio/... ./netback/... ./bus/... ./pci/... ./guestmem/...
 
+# go test through internal/testreport: each package's result and every
+# failed test's output, as go test prints them, then every skipped test
+# with its reason. With SMOLVMM_ALLOWED_SKIPS naming a list (CI:
+# .ci/allowed-skips), a skip not in it fails the run.
+GOTEST = GO='$(GO)' $(GO) run ./internal/testreport
+
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(vmm|virtio|netback|bus|pci|guestmem)(/|$$)')
-	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GOTEST) -count=1 $$($(GO) list ./... | grep -v -E '/(vmm|virtio|netback|bus|pci|guestmem)(/|$$)')
+	$(GOTEST) -race -count=1 $(RACE_PKGS)
 
 # Every fuzz target, each for FUZZTIME, from its committed seed corpus.
 fuzz:

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// stream is go test -json output of a package with a passing test, a
+// failing subtest, two skips and the package's end.
+const stream = `{"Action":"start","Package":"m/p"}
+{"Action":"run","Package":"m/p","Test":"TestA"}
+{"Action":"output","Package":"m/p","Test":"TestA","Output":"=== RUN   TestA\n"}
+{"Action":"output","Package":"m/p","Test":"TestA","Output":"    a_test.go:3: note\n"}
+{"Action":"run","Package":"m/p","Test":"TestA/s"}
+{"Action":"output","Package":"m/p","Test":"TestA/s","Output":"=== RUN   TestA/s\n"}
+{"Action":"output","Package":"m/p","Test":"TestA/s","Output":"    a_test.go:5: no vfat here\n"}
+{"Action":"output","Package":"m/p","Test":"TestA/s","Output":"        second line\n"}
+{"Action":"output","Package":"m/p","Test":"TestA/s","Output":"--- SKIP: TestA/s (0.00s)\n"}
+{"Action":"skip","Package":"m/p","Test":"TestA/s"}
+{"Action":"run","Package":"m/p","Test":"TestA/ok"}
+{"Action":"output","Package":"m/p","Test":"TestA/ok","Output":"    a_test.go:7: quiet pass\n"}
+{"Action":"pass","Package":"m/p","Test":"TestA/ok"}
+{"Action":"output","Package":"m/p","Test":"TestA/f","Output":"    a_test.go:9: bad value\n"}
+{"Action":"output","Package":"m/p","Test":"TestA/f","Output":"--- FAIL: TestA/f (0.00s)\n"}
+{"Action":"fail","Package":"m/p","Test":"TestA/f"}
+{"Action":"output","Package":"m/p","Test":"TestA","Output":"--- FAIL: TestA (0.00s)\n"}
+{"Action":"fail","Package":"m/p","Test":"TestA"}
+{"Action":"output","Package":"m/p","Test":"TestB","Output":"    b_test.go:4: needs root\n"}
+{"Action":"skip","Package":"m/p","Test":"TestB"}
+{"Action":"output","Package":"m/p","Test":"TestC","Output":"    c_test.go:4: passing log\n"}
+{"Action":"pass","Package":"m/p","Test":"TestC"}
+{"Action":"output","Package":"m/p","Output":"FAIL\n"}
+{"Action":"output","Package":"m/p","Output":"FAIL\tm/p\t0.005s\n"}
+{"Action":"fail","Package":"m/p"}
+`
+
+func TestReport(t *testing.T) {
+	for _, tc := range []struct {
+		name, stream, allow string
+		ok                  bool
+		want, notWant       []string
+	}{{
+		name:    "failures and skips",
+		stream:  stream,
+		want:    []string{"a_test.go:3: note\n", "a_test.go:9: bad value\n--- FAIL: TestA/f", "--- FAIL: TestA (0.00s)\nFAIL\nFAIL\tm/p\t0.005s\n", "m/p TestA/s: a_test.go:5: no vfat here second line\n", "m/p TestB: b_test.go:4: needs root\n", "tests: 2 passed, 2 failed, 2 skipped; packages failed: 1"},
+		notWant: []string{"quiet pass", "passing log", "=== RUN", "NOT ALLOWED"},
+	}, {
+		name:   "passing package, skips allowed",
+		stream: strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p"),
+		allow:  "# vfat is missing on CI\np TestA/s no vfat\n\n# root only\nm/p TestB needs root\n",
+		ok:     true,
+		want:   []string{"ok  \tm/p", "TestA/s [allowed: line 2]", "TestB [allowed: line 5]"},
+	}, {
+		name:   "a skip whose reason differs is not allowed",
+		stream: strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p"),
+		allow:  "# vfat\np TestA/s no vfat\n\n# root\nm/p TestB built with cgo\n",
+		want:   []string{"TestB [NOT ALLOWED]: b_test.go:4: needs root", "1 skipped tests are not in"},
+	}, {
+		name:   "another package's test is not allowed",
+		stream: strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p"),
+		allow:  "# vfat\nq TestA/s no vfat\n\n# root\nm/p TestB needs root\n",
+		want:   []string{"TestA/s [NOT ALLOWED]"},
+	}, {
+		name:   "a package that dies prints its unfinished tests first",
+		stream: `{"Action":"output","Package":"m/q","Test":"TestP","Output":"    p_test.go:3: before\n"}` + "\n" + `{"Action":"output","Package":"m/q","Output":"panic: boom\n"}` + "\n" + `{"Action":"output","Package":"m/q","Output":"FAIL\tm/q\t0.1s\n"}` + "\n" + `{"Action":"fail","Package":"m/q"}` + "\n",
+		want:   []string{"    p_test.go:3: before\npanic: boom\nFAIL\tm/q\t0.1s\n", "packages failed: 1"},
+	}, {
+		name:   "build output",
+		stream: `{"ImportPath":"m/b [m/b.test]","Action":"build-output","Output":"b_test.go:3:27: undefined: x\n"}` + "\n" + `{"Action":"output","Package":"m/b","Output":"FAIL\tm/b [build failed]\n"}` + "\n" + `{"Action":"fail","Package":"m/b"}` + "\n",
+		want:   []string{"b_test.go:3:27: undefined: x\nFAIL\tm/b [build failed]\n"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var allow []allowed
+			if tc.allow != "" {
+				var err error
+				if allow, err = parseAllowList(tc.allow); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out strings.Builder
+			r := newReport(&out, allow)
+			if err := r.read(strings.NewReader(tc.stream)); err != nil {
+				t.Fatal(err)
+			}
+			ok := r.summary()
+			if ok != tc.ok {
+				t.Errorf("summary() = %v, want %v", ok, tc.ok)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestParseAllowList(t *testing.T) {
+	for _, tc := range []struct{ list, err string }{
+		{"# why\nvmm TestX some reason\n", ""},
+		{"# why\n# more why\nvmm TestX r\n\n# other\nsandbox TestY r\n", ""},
+		{"vmm TestX some reason\n", "line 1: vmm TestX: no comment above it saying why"},
+		{"# why\nvmm TestX a\n\nvmm TestY b\n", "line 4: vmm TestY: no comment above it"},
+		{"#\nvmm TestX a\n", "no comment above it"},
+		{"# why\nvmm TestX a\nvmm TestY b\n", "line 3: vmm TestY: no comment above it"},
+		{"# why\nvmm TestX\n", `line 2: "vmm TestX": want PACKAGE TEST REASON`},
+	} {
+		_, err := parseAllowList(tc.list)
+		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("parseAllowList(%q) = %v, want %q", tc.list, err, tc.err)
+		}
+	}
+}
