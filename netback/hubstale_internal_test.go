@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -142,13 +143,19 @@ func TestHubsStartTogetherOnStaleSocket(t *testing.T) {
 }
 
 // Another user's live hub in a directory open to all, whose socket this
-// user may not connect to (EACCES), keeps its socket. Not as root, who
-// is never refused so.
+// user may not connect to (EACCES), keeps its socket. Root is never
+// refused so: as root, the hub starts on a thread whose filesystem uid is
+// nobody's, which takes root's permission overrides from it alone.
 func TestNewHubLeavesSocketDenied(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root may connect to any socket: TestNewHubLeavesBusySocket stands for this case")
+	dir, err := os.MkdirTemp("", "hubdenied")
+	if err != nil {
+		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "n.sock")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "n.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +164,7 @@ func TestNewHubLeavesSocketDenied(t *testing.T) {
 	if err := os.Chmod(sock, 0); err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHub(HubConfig{Socket: sock})
+	h, err := newHubAsNobody(HubConfig{Socket: sock})
 	if err == nil {
 		h.Close()
 		t.Fatal("a hub started over a live one")
@@ -168,4 +175,30 @@ func TestNewHubLeavesSocketDenied(t *testing.T) {
 	if _, err := os.Lstat(sock); err != nil {
 		t.Errorf("the live listener's socket: %v", err)
 	}
+}
+
+// newHubAsNobody runs NewHub as it is, or as root on a thread of its own
+// whose filesystem uid is 65534 (setfsuid acts on the calling thread
+// only). The thread is never unlocked, so it ends with its goroutine and
+// no other goroutine runs with that uid.
+func newHubAsNobody(cfg HubConfig) (*Hub, error) {
+	if os.Geteuid() != 0 {
+		return NewHub(cfg)
+	}
+	type result struct {
+		h   *Hub
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread()
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_SETFSUID, 65534, 0, 0); errno != 0 {
+			done <- result{err: fmt.Errorf("setfsuid: %w", errno)}
+			return
+		}
+		h, err := NewHub(cfg)
+		done <- result{h, err}
+	}()
+	r := <-done
+	return r.h, r.err
 }
