@@ -72,7 +72,7 @@ Default keep list: ` + defaultKeepText + `
 Without -o the kernel is replaced in place through a temporary file,
 fsync and rename, keeping its permission bits, owner and group (not a
 setuid, setgid or sticky bit); so is an existing OUT (a new one gets
-KERNEL's mode). A symlink is followed (its
+KERNEL's mode plus owner write, u+w). A symlink is followed (its
 target is replaced, the link stays); a device, FIFO, socket or directory
 is refused, and so is a disk image a running VM holds or a file with no
 write permission at all (chmod a-w: strip into another file, or chmod
@@ -368,7 +368,10 @@ func kstripWrite(ctx context.Context, c *cli.Context, in string, f *kstrip.File,
 		out = in
 	}
 	_, statErr := os.Stat(out)
-	if err := kstrip.WriteFileContext(ctx, out, k.Bytes(), kstrip.WantsGzip(out), f.Mode); err != nil {
+	// A new output is the user's own copy: owner-write is added, or a
+	// kernel from read-only media (0444) would give a 0444 output that
+	// the same command then refuses to replace as write-protected.
+	if err := kstrip.WriteFileContext(ctx, out, k.Bytes(), kstrip.WantsGzip(out), f.Mode|0o200); err != nil {
 		// The writer leaves the output as it was: say so of the output.
 		left := out + " is unchanged"
 		if statErr != nil {

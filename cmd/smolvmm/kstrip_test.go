@@ -576,6 +576,41 @@ func TestKstripKeepsModeAndOwner(t *testing.T) {
 	}
 }
 
+// TestKstripReadOnlyKernelOutput: a new -o file took the kernel's mode
+// as it was, so a kernel from read-only media (0444) gave a 0444 output
+// and the same command run again refused it as write-protected. A new
+// output now gets the kernel's bits plus owner write.
+func TestKstripReadOnlyKernelOutput(t *testing.T) {
+	tests := []struct {
+		kernel, out os.FileMode
+	}{
+		{0o444, 0o644},
+		{0o400, 0o600},
+		{0o555, 0o755},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kernel.String(), func(t *testing.T) {
+			kern := testKernel(t, kstriptest.Options{Bits: 32})
+			if err := os.Chmod(kern, tt.kernel); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "netbsd")
+			for run := 1; run <= 2; run++ {
+				if _, stderr, code := runKstripCLI("-o", out, kern); code != 0 {
+					t.Fatalf("run %d: exit %d: %s", run, code, stderr)
+				}
+				st, err := os.Stat(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != tt.out {
+					t.Errorf("run %d: output mode %v, want %v", run, st.Mode().Perm(), tt.out)
+				}
+			}
+		})
+	}
+}
+
 // TestKstripPrintableNames: the summary printed the attachment names read
 // from the kernel as they were, so a hostile kernel's escape sequences
 // reached the terminal; they are now quoted with escapes.
