@@ -331,10 +331,16 @@ func benchAction(c *cli.Context) error {
 				return n, hubVMsError(err)
 			}
 		}
+		if err := checkBenchKVM(c); err != nil {
+			return err
+		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
 			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netOpts)
 	}
 
+	if err := checkBenchKVM(c); err != nil {
+		return err
+	}
 	var notes []string
 	if c.String("compare") == "qemu" {
 		// QEMU needs the demo guest as a file, and a gzipped kernel
@@ -408,6 +414,14 @@ func benchAction(c *cli.Context) error {
 		return &benchFailedError{s.Err}
 	}
 	return nil
+}
+
+// checkBenchKVM opens and closes the KVM device smolvmm's boots will use,
+// once every flag and file is checked and before any boot or output: a
+// user who may not open /dev/kvm got the report's header and a nested
+// error per system, results written, instead of run's one line.
+func checkBenchKVM(c *cli.Context) error {
+	return vmm.CheckKVM(c.String("kvm-device"))
 }
 
 // benchFailedError is smolvmm's failed boots, whose error the results on

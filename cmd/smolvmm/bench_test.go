@@ -19,6 +19,7 @@ import (
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/snapshot"
 )
 
 // benchRun runs smolvmm bench with args and returns its status, stdout and
@@ -255,8 +256,8 @@ func TestBenchErrors(t *testing.T) {
 		{"ready and ready-port", []string{"-n", "1", "--warmup", "0", "--net", "user", "-p", "8080:80", "--ready", "^R", "--ready-port", "8080", "--kvm-device", filepath.Join(dir, "kvm")}, 2,
 			`smolvmm bench: --ready "^R" and --ready-port 8080: give one of them`},
 		{"kernel missing", []string{"-k", filepath.Join(dir, "nope")}, 1, "no such file"},
-		// The results on stdout say why ("no console output").
-		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "smolvmm's boots failed; the results above say why"},
+		// Said once, as run says it, before any boot (TestBenchNoKVM).
+		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "smolvmm bench: open " + filepath.Join(dir, "kvm") + ": KVM is not available (this host has no KVM"},
 		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
 		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 2, "port forwards need the user network"},
 		{"bad disk spec", []string{"-d", "img,bogus"}, 2, `unknown option "bogus"`},
@@ -272,13 +273,13 @@ func TestBenchErrors(t *testing.T) {
 		{"parallel and compare", []string{"--parallel", "2", "--compare", "qemu"}, 2, "--compare does not go with --parallel"},
 		{"parallel and a forward", []string{"--parallel", "2", "-p", "8080:80"}, 2, "-p does not go with --parallel: the VMs cannot all forward one host port"},
 		{"parallel and boots", []string{"--parallel", "2", "-n", "3"}, 2, "-n does not go with --parallel"},
-		{"parallel without KVM", []string{"--parallel", "2", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "none of the 2 VMs started: exit status 1 before its first console byte: "},
+		{"parallel without KVM", []string{"--parallel", "2", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "smolvmm bench: open " + filepath.Join(dir, "kvm") + ": KVM is not available"},
 		// Refused before any VM starts (they would find no KVM device
 		// and say so).
-		// --mac is the first VM's (it was refused with --parallel): the
-		// VMs start, and find no KVM device; one whose range would pass
-		// its last two bytes is refused.
-		{"parallel from a MAC", []string{"--parallel", "2", "--mac", "52:54:00:00:ff:fe", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "none of the 2 VMs started"},
+		// --mac is the first VM's (it was refused with --parallel): it
+		// passes the flag checks to the KVM device's; one whose range
+		// would pass its last two bytes is refused.
+		{"parallel from a MAC", []string{"--parallel", "2", "--mac", "52:54:00:00:ff:fe", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "KVM is not available"},
 		{"parallel past a MAC's last two bytes", []string{"--parallel", "3", "--mac", "52:54:00:00:ff:fe", "--kvm-device", filepath.Join(dir, "kvm")}, 2,
 			"--mac 52:54:00:00:ff:fe with --parallel 3: VM i gets --mac + i, and 3 VMs from 52:54:00:00:ff:fe would pass 52:54:00:00:ff:ff; give a lower --mac"},
 		{"parallel and a tap", []string{"--parallel", "2", "--net", "tap:tap0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "--net tap:tap0 does not go with --parallel 2: a tap device takes one VM"},
@@ -302,6 +303,84 @@ func TestBenchErrors(t *testing.T) {
 			}
 			if strings.Contains(stderr, "smolvmm: smolvmm") {
 				t.Errorf("command named twice: %q", stderr)
+			}
+		})
+	}
+}
+
+// TestBenchNoKVM: a KVM device bench may not use was found by each boot,
+// after the report's header, said in the results as a nested error, and
+// the results were written; it is now said once, in run's words, before
+// any boot or output, whatever the mode.
+func TestBenchNoKVM(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "s.snap")
+	f, err := os.Create(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Write(f, snapshot.NIC{}, []byte(`{}`), make([]byte, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	notKVM := filepath.Join(dir, "not-kvm")
+	if err := os.WriteFile(notKVM, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "kvm")
+	tests := []struct {
+		name, device string
+		args         []string
+		want         string
+	}{
+		{"boots", missing, []string{"-n", "1", "--warmup", "0"}, "smolvmm bench: open " + missing + ": KVM is not available (this host has no KVM: enable virtualization in the firmware and load kvm-intel or kvm-amd)"},
+		{"a device that is no KVM", notKVM, []string{"-n", "1", "--warmup", "0"}, "smolvmm bench: KVM_GET_API_VERSION: "},
+		{"parallel", missing, []string{"--parallel", "2"}, "smolvmm bench: open " + missing + ": KVM is not available"},
+		{"compare qemu", missing, []string{"-n", "1", "--warmup", "0", "--compare", "qemu"}, "smolvmm bench: open " + missing + ": KVM is not available"},
+		{"restore", missing, []string{"-n", "1", "--warmup", "0", "--restore", snap}, "smolvmm bench: open " + missing + ": KVM is not available"},
+		{"restore compare boot", missing, []string{"-n", "1", "--warmup", "0", "--restore", snap, "--compare", "boot"}, "smolvmm bench: open " + missing + ": KVM is not available"},
+		{"restore parallel", missing, []string{"--parallel", "2", "--restore", snap}, "smolvmm bench: open " + missing + ": KVM is not available"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			js, svg := filepath.Join(t.TempDir(), "r.json"), filepath.Join(t.TempDir(), "r.svg")
+			args := append([]string{"--kvm-device", tt.device, "--net", "none", "--json", js, "--svg", svg}, tt.args...)
+			status, stdout, stderr := benchRun(t, nil, args...)
+			if status != 1 || stdout != "" || !strings.HasPrefix(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("status %d stdout %q stderr %q; want status 1, no results and one line %q...", status, stdout, stderr, tt.want)
+			}
+			for _, p := range []string{js, svg} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s was written", p)
+				}
+			}
+		})
+	}
+}
+
+// TestBenchNoneStarted: boots that all fail (a file that is no kernel)
+// give results that say so, and no rate made of nothing.
+func TestBenchNoneStarted(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	text := filepath.Join(t.TempDir(), "text")
+	if err := os.WriteFile(text, bytes.Repeat([]byte("hello "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args        []string
+		stderr      string
+		stdout, not string
+	}{
+		{[]string{"-n", "1", "--warmup", "0"}, "smolvmm's boots failed; the results above say why", "no console output", ""},
+		{[]string{"--parallel", "2"}, "none of the 2 VMs started: exit status 1 before its first console byte: ", "none started", "all ready after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			status, stdout, stderr := benchRun(t, nil, append([]string{"-k", text, "--net", "none"}, tt.args...)...)
+			if status != 1 || !strings.Contains(stderr, tt.stderr) || !strings.Contains(stdout, tt.stdout) || tt.not != "" && strings.Contains(stdout, tt.not) {
+				t.Errorf("status %d stdout %q stderr %q; want status 1, %q on stdout and %q", status, stdout, stderr, tt.stdout, tt.stderr)
 			}
 		})
 	}
