@@ -1,10 +1,17 @@
 package main
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/termsafe"
+)
 
 // errorLine is how every error is printed: "smolvmm COMMAND: message", or
 // "smolvmm: message" outside a command. A prefix the message already has
-// ("smolvmm bench: ", "smolvmm: ", "kstrip: ") is not repeated.
+// ("smolvmm bench: ", "smolvmm: ", "kstrip: ") is not repeated. Control
+// characters are escaped (termsafe.Line): a file name with a newline
+// (-k $'a\nb') broke the one line the README promises, and one with an
+// escape sequence acted on the terminal.
 func errorLine(command, msg string) string {
 	prefix := "smolvmm"
 	if command != "" {
@@ -22,7 +29,7 @@ func errorLine(command, msg string) string {
 		}
 		msg = rest
 	}
-	return prefix + ": " + msg
+	return prefix + ": " + termsafe.Line(msg)
 }
 
 // commandName is the command args run: the first argument after the

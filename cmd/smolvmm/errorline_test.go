@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -65,5 +67,48 @@ func TestErrorPrefixes(t *testing.T) {
 			strings.Contains(line, ": "+tc.args[0]+": ") || strings.Count(line, cmdName+":") != 1 {
 			t.Errorf("smolvmm %s: %q, want the prefix %q once", strings.Join(tc.args, " "), line, tc.want)
 		}
+	}
+}
+
+// TestErrorLineEscapesNames: a file name with a newline broke the error
+// into two lines (the README promises one), and one with an escape
+// sequence reached the terminal; the line now carries them escaped.
+func TestErrorLineEscapesNames(t *testing.T) {
+	bin := smolvmmBin(t)
+	dir := t.TempDir()
+	text := filepath.Join(dir, "text")
+	if err := os.WriteFile(text, bytes.Repeat([]byte("hello "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	at := func(name string) string { return filepath.Join(dir, name) }
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   string // in the line, with dir for DIR
+	}{
+		{"run -k", []string{"run", "-k", at("nl\nx.img")}, 1, `smolvmm run: read kernel: open DIR/nl\nx.img: no such file or directory`},
+		{"run -k, an escape sequence", []string{"run", "-k", at("esc\x1b[2J")}, 1, `DIR/esc\x1b[2J: no such file`},
+		{"run -d", []string{"run", "-k", text, "-d", at("missing\nfile")}, 1, `-d DIR/missing\nfile: no such file`},
+		{"kstrip -o", []string{"kstrip", "-o", at("a\nb/out"), text}, 1, `DIR/a\nb`},
+		{"mkimg -i", []string{"mkimg", "-i", at("no\ndir/x.img")}, 1, `DIR/no\ndir`},
+		{"a flag's value", []string{"run", "-k", text, "-m", "1\n2"}, 2, `1\n2`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &stdout, &stderr
+			err := cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			}
+			want := strings.ReplaceAll(tt.want, "DIR", dir)
+			got := stderr.String()
+			if status != tt.status || strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") || !strings.Contains(got, want) || strings.Contains(got, "\x1b") {
+				t.Errorf("status %d, stderr %q; want status %d and one line with %q", status, got, tt.status, want)
+			}
+		})
 	}
 }

@@ -2,7 +2,13 @@
 // entries) safe to print to a terminal.
 package termsafe
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Printable returns s as it may be printed to a terminal: s itself when it
 // is all printable ASCII (every real name), else s quoted with Go's escapes
@@ -15,3 +21,35 @@ func Printable(s string) string {
 	}
 	return s
 }
+
+// Line returns s with each control character (C0, DEL, C1) written as
+// its Go escape (\n, \x1b, \u0085) and each byte that is not UTF-8 as
+// \xNN, the rest as it is: a message that carries names given by the
+// user or read from a file stays one line and inert on a terminal, and
+// keeps its quotes and its printable non-ASCII names readable. Unlike
+// Printable it does not quote, so it may be applied to a whole message.
+func Line(s string) string {
+	if !strings.ContainsFunc(s, unsafeRune) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// unsafeRune finds what Line escapes: a control character, or the
+// utf8.RuneError that ContainsFunc gives a byte that is not UTF-8 (a
+// real U+FFFD only sends Line the long way, and is kept).
+func unsafeRune(r rune) bool { return r == utf8.RuneError || unicode.IsControl(r) }
