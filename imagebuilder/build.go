@@ -210,7 +210,8 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 }
 
 // WriteImageContext is WriteImage stopped by ctx, between the writes of
-// the image's blocks: a stopped write leaves out as it was and no
+// the image's blocks and up to the rename that puts the image in place
+// (atomicfile.WriteContext): a stopped write leaves out as it was and no
 // temporary file, and returns an error matching ctx's.
 func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out string) error {
 	if ctx.Err() != nil {
@@ -227,7 +228,7 @@ func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out stri
 		}
 		opts.Size = (min + Headroom(min) + 1<<20 - 1) &^ (1<<20 - 1)
 	}
-	return writeAtomically(out, func(f *os.File) error { return ext2.Write(ctxFile{ctx, f}, t, opts) })
+	return writeAtomically(ctx, out, func(f *os.File) error { return ext2.Write(ctxFile{ctx, f}, t, opts) })
 }
 
 // ctxFile is an image file whose writes fail once ctx is done. Its
@@ -296,8 +297,8 @@ func checkTarget(out string, force bool) error {
 
 // writeAtomically writes out through a synced temporary file renamed over
 // it, so a failed or interrupted build never leaves half an image.
-func writeAtomically(out string, write func(*os.File) error) error {
-	if err := atomicfile.Write(out, 0o644, write); err != nil {
+func writeAtomically(ctx context.Context, out string, write func(*os.File) error) error {
+	if err := atomicfile.WriteContext(ctx, out, 0o644, write); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			// Said first: the rest names a file inside the image
 			// ("/bin/sh: writing..."), which reads like a shell's error.

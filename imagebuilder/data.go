@@ -217,8 +217,9 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 }
 
 // BuildDataImageContext is BuildDataImageSize stopped by ctx: between
-// files and within each file's copy. A stopped build leaves nothing at
-// outPath and no temporary file, and returns an error wrapping ctx's.
+// files, within each file's copy and up to the rename that puts the
+// image in place. A stopped build leaves outPath as it was and no
+// temporary file, and returns an error wrapping ctx's.
 func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, sizeMB int) error {
 	if fsType == "" {
 		fsType = DataFAT32
@@ -254,7 +255,7 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	if afterDataScan != nil {
 		afterDataScan()
 	}
-	return writeAtomically(outPath, func(f *os.File) error {
+	return writeAtomically(ctx, outPath, func(f *os.File) error {
 		return writeDataImage(ctx, f, root, es, fsType, size)
 	})
 }

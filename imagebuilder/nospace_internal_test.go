@@ -16,7 +16,7 @@ import (
 // writing ..."), and the cause still matches ENOSPC.
 func TestFullDiskMessage(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "root.img")
-	err := writeAtomically(out, func(f *os.File) error {
+	err := writeAtomically(context.Background(), out, func(f *os.File) error {
 		return fmt.Errorf("the image's /bin/sh: writing 13312 bytes at block 165: write %s: %w", f.Name(), syscall.ENOSPC)
 	})
 	want := "image " + out + ": the file system that holds it is full (free some space there, or write the image elsewhere): the image's /bin/sh: "

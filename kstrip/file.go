@@ -103,11 +103,11 @@ func WriteFile(path string, data []byte, compress bool, mode fs.FileMode) error 
 // context: a signal stops a large kernel's compression within it.
 const writeChunk = 1 << 20
 
-// WriteFileContext is WriteFile, stopped when ctx ends before the data is
-// all written: the temporary file is removed, path is left as it was, and
-// the error matches ctx's cause (context.Cause).
+// WriteFileContext is WriteFile, stopped when ctx ends before the new
+// file is renamed over path: the temporary file is removed, path is left
+// as it was, and the error matches ctx's cause (context.Cause).
 func WriteFileContext(ctx context.Context, path string, data []byte, compress bool, mode fs.FileMode) error {
-	return atomicfile.Write(path, mode, func(f *os.File) error {
+	return atomicfile.WriteContext(ctx, path, mode, func(f *os.File) error {
 		w := io.Writer(f)
 		var zw *gzip.Writer
 		if compress {

@@ -138,7 +138,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 			}
 			return err
 		}
-		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs\n", out, c.String("fs"), dir, time.Since(start).Seconds())
+		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs%s\n", out, c.String("fs"), dir, time.Since(start).Seconds(), lateSignal(ctx))
 		return nil
 	}
 	// A -x that names nothing ("," or ",,") is a slip on the command
@@ -207,8 +207,23 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		return tooSmallAdvice(err, c, svc)
 	}
 	st, _ := os.Stat(out)
-	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs\n", out, st.Size()>>20, time.Since(start).Seconds())
+	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs%s\n", out, st.Size()>>20, time.Since(start).Seconds(), lateSignal(ctx))
 	return nil
+}
+
+// lateSignal is what the line of an image written says of a signal that
+// came once the image was renamed into place, too late to stop it (the
+// writer looks for one right before the rename): the status stays 0, and
+// the line says the image is the new one, not the old one a stop keeps.
+func lateSignal(ctx context.Context) string {
+	if ctx.Err() == nil {
+		return ""
+	}
+	var sc signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		return "; " + signalName(sc.sig) + " came after it was written, too late to stop it: the new image is kept"
+	}
+	return "; stopped after it was written, too late: the new image is kept"
 }
 
 // tooSmallAdvice adds to a root image's "too small" what to give, and

@@ -19,6 +19,7 @@ import (
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 )
 
 // fakeFlags stands in for cli.Context in mkimg tests.
@@ -383,5 +384,64 @@ func TestMkimgSetNotServiceDir(t *testing.T) {
 	}
 	if want := "read tree" + string(filepath.Separator) + " and service rescue"; !strings.Contains(log.String(), want) {
 		t.Errorf("log %q, want %q", log.String(), want)
+	}
+}
+
+// TestMkimgSignalAtCommit: a signal that came once the image was written
+// (during its fsync, or just before the rename) did not stop the rename:
+// mkimg -f ended 0 with the old image replaced. The writer now looks
+// right before the rename, so such a signal ends mkimg 130 with the old
+// image kept and no temporary file; one after the rename, too late to
+// stop anything, leaves status 0 and a line that says the new image was
+// written and kept.
+func TestMkimgSignalAtCommit(t *testing.T) {
+	tests := []struct {
+		name  string
+		data  bool
+		stage string
+		stop  bool // status 130, the old image kept
+	}{
+		{"root image, before the rename", false, atomicfile.CommitRename, true},
+		{"root image, after the rename", false, atomicfile.CommitRenamed, false},
+		{"data image, before the rename", true, atomicfile.CommitRename, true},
+		{"data image, after the rename", true, atomicfile.CommitRenamed, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := inSetDir(t)
+			flags := fakeFlags{"image": "r.img", "force": true}
+			if tt.data {
+				if err := os.Mkdir("d", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join("d", "f"), []byte("data"), 0o644)
+				flags["data"] = "d"
+			}
+			if err := os.WriteFile("r.img", []byte("the old image"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			atomicfile.CommitHook = func(stage string) {
+				if stage == tt.stage {
+					cancel(signalCause{unix.SIGINT})
+				}
+			}
+			defer func() { atomicfile.CommitHook = nil }()
+			var log bytes.Buffer
+			err := interrupted(ctx, mkimg(ctx, flags, &log))
+			old, _ := os.ReadFile("r.img")
+			if tt.stop {
+				if exitCode(err) != 130 || err.Error() != "interrupted by SIGINT" || string(old) != "the old image" {
+					t.Errorf("err %v (status %d), image %.20q; want 130, interrupted by SIGINT and the old image", err, exitCode(err), old)
+				}
+			} else if err != nil || string(old) == "the old image" || !strings.Contains(log.String(), "smolvmm mkimg: wrote r.img (") ||
+				!strings.Contains(log.String(), "; SIGINT came after it was written, too late to stop it: the new image is kept\n") {
+				t.Errorf("err %v, image %.20q, log %q; want status 0, the new image and a line saying so", err, old, log.String())
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".r.img.tmp-*")); len(left) != 0 {
+				t.Errorf("temporary files left: %v", left)
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@
 package atomicfile
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -175,7 +176,18 @@ func resolved(path, p string, fi os.FileInfo) (string, error) {
 // followed: its target is replaced and the link stays. An existing target
 // that is not a regular file is refused (ErrNotRegular). On any error the
 // temporary file is removed and the target is left as it was.
-func Write(path string, perm os.FileMode, write func(*os.File) error) (err error) {
+func Write(path string, perm os.FileMode, write func(*os.File) error) error {
+	return WriteContext(context.Background(), path, perm, write)
+}
+
+// WriteContext is Write, stopped when ctx ends before the new file is
+// renamed over path: once write has returned (no fsync is begun for a
+// file that will not be kept) and again right before the rename, after
+// the fsync, the longest stretch that does not look at ctx. Stopped, it
+// removes the temporary file, leaves path as it was and returns an error
+// matching ctx.Err() and its cause. A ctx that ends after the rename
+// changes nothing: the new file is in place.
+func WriteContext(ctx context.Context, path string, perm os.FileMode, write func(*os.File) error) (err error) {
 	path, err = Target(path)
 	if err != nil {
 		return err
@@ -200,6 +212,9 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) (err error
 	if err := write(f); err != nil {
 		return err
 	}
+	if ctx.Err() != nil {
+		return stopped(ctx, path)
+	}
 	// Before the chmod, which a chown may undo in part. Best effort: a
 	// user who is not root may give a file only a group of theirs.
 	if uid >= 0 && f.Chown(uid, gid) != nil {
@@ -218,8 +233,18 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) (err error
 	if _, err := Target(path); err != nil {
 		return err
 	}
+	if CommitHook != nil {
+		CommitHook(CommitRename)
+	}
+	// The last look: past the rename the new file is in place.
+	if ctx.Err() != nil {
+		return stopped(ctx, path)
+	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
+	}
+	if CommitHook != nil {
+		CommitHook(CommitRenamed)
 	}
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync()
@@ -227,6 +252,29 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) (err error
 	}
 	return nil
 }
+
+// stopped is WriteContext's error for a ctx that ended: it matches
+// ctx.Err() and the cause (a signal, say) the canceller gave.
+func stopped(ctx context.Context, path string) error {
+	if c := context.Cause(ctx); c != nil && c != ctx.Err() {
+		return fmt.Errorf("writing %s stopped, the file left as it was: %w (%w)", path, ctx.Err(), c)
+	}
+	return fmt.Errorf("writing %s stopped, the file left as it was: %w", path, ctx.Err())
+}
+
+// The stages CommitHook is called at.
+const (
+	// CommitRename is right before WriteContext's last look at its
+	// context and the rename.
+	CommitRename = "rename"
+	// CommitRenamed is right after the rename.
+	CommitRenamed = "renamed"
+)
+
+// CommitHook, when set (by tests only), is called by WriteContext at
+// CommitRename and CommitRenamed: a test ends a context there, at a point
+// no timed signal can be aimed at.
+var CommitHook func(stage string)
 
 // createTemp creates the temporary file Write fills for target (a path
 // Target returned), in target's directory, which it also returns.

@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -447,6 +448,58 @@ func TestWriteKeepsModeAndOwner(t *testing.T) {
 			}
 			if sys.Uid != wantUID || sys.Gid != wantGID {
 				t.Errorf("owner %d:%d, want %d:%d", sys.Uid, sys.Gid, wantUID, wantGID)
+			}
+		})
+	}
+}
+
+// TestWriteContextStops: a context that ended once the content was
+// written, or while it was synced, let the rename go on, so a stopped
+// build replaced its output; the output is now left as it was and the
+// temporary file removed, unless the context ended after the rename.
+func TestWriteContextStops(t *testing.T) {
+	cause := errors.New("SIGINT received")
+	tests := []struct {
+		name    string
+		during  bool   // cancel while write runs
+		stage   string // else cancel at this CommitHook stage
+		want    string // the file's content after
+		stopped bool
+	}{
+		{"during the write", true, "", "old", true},
+		{"right before the rename", false, CommitRename, "old", true},
+		{"after the rename", false, CommitRenamed, "new", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "img")
+			if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			CommitHook = func(stage string) {
+				if stage == tt.stage {
+					cancel(cause)
+				}
+			}
+			defer func() { CommitHook = nil }()
+			err := WriteContext(ctx, path, 0o644, func(f *os.File) error {
+				if tt.during {
+					cancel(cause)
+				}
+				_, err := f.Write([]byte("new"))
+				return err
+			})
+			if tt.stopped != (err != nil) || tt.stopped && (!errors.Is(err, context.Canceled) || !errors.Is(err, cause)) {
+				t.Errorf("err = %v; want stopped %v, matching the context's error and cause", err, tt.stopped)
+			}
+			if b, _ := os.ReadFile(path); string(b) != tt.want {
+				t.Errorf("file holds %q, want %q", b, tt.want)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, ".img.tmp-*")); len(left) != 0 {
+				t.Errorf("temporary files left: %v", left)
 			}
 		})
 	}
