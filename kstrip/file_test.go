@@ -202,7 +202,8 @@ func TestReadFileChecksBeforeReading(t *testing.T) {
 		{"gzip past the limit", []byte{0x1f, 0x8b, 8, 0}, MaxImage + 1, ErrTooLarge, []string{"512 MiB and 1 byte, more than the 512 MiB allowed"}},
 		{"zeros", nil, 256 << 20, ErrNotELF, []string{`starts with "\x00\x00\x00\x00"`, "gzip"}},
 		{"script", []byte("#!/bin/sh\n"), 256 << 20, ErrNotELF, []string{`starts with "#!/b"`}},
-		{"empty", nil, 0, ErrNotELF, []string{`starts with ""`}},
+		// As run says it; it was `the file starts with "", not "\x7fELF"`.
+		{"empty", nil, 0, ErrNotELF, []string{": the file is empty; give an uncompressed or gzipped NetBSD kernel"}},
 		{"three ELF bytes", []byte("\x7fEL"), 3, ErrNotELF, []string{`starts with "\x7fEL"`}},
 	}
 	for _, tc := range tests {

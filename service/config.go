@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/filekind"
 )
 
 // ConfigFile is the name of a service's optional settings file.
@@ -47,7 +50,7 @@ func ReadConfig(fsys fs.FS, where string) (Config, error) {
 	case err != nil:
 		return Config{}, fmt.Errorf("service %s: %w", where, linkCause(fsys, where, ConfigFile, err))
 	case !st.Mode().IsRegular():
-		return Config{}, fmt.Errorf("service %s: %s is not a regular file", where, ConfigFile)
+		return Config{}, fmt.Errorf("service %s: %s is %s, not a regular file: %s must be a regular file of key=value settings (sets=, size=), or absent", where, filepath.Join(where, ConfigFile), filekind.Of(st.Mode()), ConfigFile)
 	}
 	b, err := fs.ReadFile(fsys, ConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {

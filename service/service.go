@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/filekind"
 )
 
 //go:embed services
@@ -348,7 +350,10 @@ func Validate(fsys fs.FS, where string) error {
 			problems = append(problems, fmt.Sprintf("etc/rc: %v", err))
 		}
 	case !st.Mode().IsRegular():
-		problems = append(problems, "etc/rc is not a regular file")
+		// The full path: "etc/rc is not a regular file" left the reader
+		// to find which directory's, and what to make it.
+		problems = append(problems, fmt.Sprintf("%s is %s, not a regular file: etc/rc must be a regular file (or a symlink to one within the service), the script the VM runs at boot",
+			filepath.Join(where, "etc/rc"), filekind.Of(st.Mode())))
 	case st.Size() == 0:
 		problems = append(problems, "etc/rc is empty")
 	}

@@ -158,9 +158,12 @@ func TestLoadFIFORc(t *testing.T) {
 		if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// The full path and what etc/rc must be: it said only "etc/rc is
+		// not a regular file".
 		_, err := service.Load("svc", dir)
-		if err == nil || !strings.Contains(err.Error(), "etc/rc is not a regular file") {
-			t.Errorf("link %v: Load: %v, want etc/rc refused as not a regular file", link, err)
+		want := filepath.Join(dir, "svc/etc/rc") + " is a FIFO, not a regular file: etc/rc must be a regular file (or a symlink to one within the service), the script the VM runs at boot"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("link %v: Load: %v, want %q", link, err, want)
 		}
 	}
 }
@@ -175,8 +178,9 @@ func TestLoadFIFOConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := service.Load("svc", dir)
-	if err == nil || !strings.Contains(err.Error(), service.ConfigFile) || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("Load: %v, want %s refused as not a regular file", err, service.ConfigFile)
+	want := filepath.Join(dir, "svc", service.ConfigFile) + " is a FIFO, not a regular file: service.conf must be a regular file of key=value settings (sets=, size=), or absent"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Load: %v, want %q", err, want)
 	}
 }
 

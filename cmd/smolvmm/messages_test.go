@@ -355,6 +355,15 @@ func TestNewUserMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := filepath.Join(dir, "cache")
+	empty := sparse("empty", 0)
+	// A service whose etc/rc is a FIFO.
+	svcs := filepath.Join(dir, "svcs")
+	if err := os.MkdirAll(filepath.Join(svcs, "b", "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(svcs, "b", "etc", "rc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// An image a VM (here, this process) holds.
 	locked := sparse("locked.img", 1<<20)
 	lf, err := os.Open(locked)
@@ -439,6 +448,15 @@ func TestNewUserMessages(t *testing.T) {
 		// A truncated ELF is said to be one.
 		{"kstrip truncated", []string{"kstrip", "--list", truncated}, 1,
 			[]string{"truncated", fmt.Sprintf("%d bytes", len(whole)/2)}, nil, []string{"not an ELF file"}},
+		// An empty kernel in run's words; kstrip said `the file starts
+		// with "", not "\x7fELF"`.
+		{"kstrip empty", []string{"kstrip", empty}, 1,
+			[]string{"smolvmm kstrip: " + empty + ": the file is empty; give an uncompressed or gzipped NetBSD kernel"}, nil, []string{"starts with"}},
+		{"run -k empty", []string{"run", "-k", empty, "--net", "none"}, 1,
+			[]string{"smolvmm run: read kernel: " + empty + ": the file is empty (check the path given with -k)"}, nil, nil},
+		// The full path, and what etc/rc must be.
+		{"mkimg service etc/rc a FIFO", []string{"mkimg", "--service-dir", svcs, "-s", "b", "-i", filepath.Join(dir, "b.img")}, 1,
+			[]string{"smolvmm mkimg: service " + filepath.Join(svcs, "b") + " is not valid: " + filepath.Join(svcs, "b", "etc", "rc") + " is a FIFO, not a regular file: etc/rc must be a regular file"}, nil, nil},
 		// A data image's minimum, decidable from the flags.
 		{"mkimg --data -m 1", []string{"mkimg", "--data", data, "-m", "1", "-i", filepath.Join(dir, "d.img")}, 2,
 			[]string{"-m 1: a FAT32 data image is at least 34 MiB (give -m 34 or more, or -m auto)"}, nil, nil},

@@ -330,17 +330,20 @@ func parseTimestamp(s string) (int64, error) {
 	if s == "" {
 		return time.Now().Unix(), nil
 	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n <= 0 || n > 1<<31-1 {
-			return 0, fmt.Errorf("%s %d: ext2 stores times from 1970 to 2038 (1 to 2147483647)", src, n)
-		}
-		return n, nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
+	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s %q: want Unix seconds or an RFC 3339 time like 2024-01-02T15:04:05Z", src, s)
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q: want Unix seconds or an RFC 3339 time like 2024-01-02T15:04:05Z", src, s)
+		}
+		n = t.Unix()
 	}
-	return parseTimestamp(strconv.FormatInt(t.Unix(), 10))
+	// Said with the value as given: an RFC 3339 time was echoed as the
+	// seconds it makes (--timestamp 32503680000 for 3000-01-01T00:00:00Z).
+	if n <= 0 || n > 1<<31-1 {
+		return 0, fmt.Errorf("%s %s: ext2 stores times from 1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z (Unix seconds 1 to 2147483647)", src, s)
+	}
+	return n, nil
 }
 
 // resolveSets returns the -x paths (split on commas), or, when none are

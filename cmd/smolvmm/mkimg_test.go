@@ -143,6 +143,10 @@ func TestMkimgOptions(t *testing.T) {
 		{"too small", fakeFlags{"megabytes": "1", "image": "c.img"}, "too small for its content: it needs at least 2 MiB (the size is -m 1: give -m 2 or more, or -m auto)", "c.img", 0},
 		{"bad size", fakeFlags{"megabytes": "ten"}, `-m "ten": want a size in MiB`, "", 0},
 		{"bad timestamp", fakeFlags{"timestamp": "yesterday"}, "want Unix seconds or an RFC 3339 time", "", 0},
+		// Echoed as given; it said "--timestamp 32503680000".
+		{"timestamp past 2038", fakeFlags{"timestamp": "3000-01-01T00:00:00Z", "image": "t.img"}, "--timestamp 3000-01-01T00:00:00Z: ext2 stores times from 1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z (Unix seconds 1 to 2147483647)", "t.img", 0},
+		{"timestamp before 1970", fakeFlags{"timestamp": "1969-12-31T23:59:59Z", "image": "t.img"}, "--timestamp 1969-12-31T23:59:59Z: ext2 stores times", "t.img", 0},
+		{"timestamp 0", fakeFlags{"timestamp": "0", "image": "t.img"}, "--timestamp 0: ext2 stores times", "t.img", 0},
 		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": no base.tgz or base.tar.xz in the current directory, in sets/ or in ", "d.img", 0},
 		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
 		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "nope.tgz", "e.img", 0},
