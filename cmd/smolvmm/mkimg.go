@@ -64,9 +64,10 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			}
 			// A signal stops the build, which checks ctx within each
 			// file's copy (--data), within the read of a set, while a
-			// postinst script runs (killing it, with what it started)
-			// and between the blocks of the image it writes, and removes
-			// its temporary files (status 130), as for fetch and up.
+			// postinst script runs (killing it, with what it started),
+			// between the blocks of the image it writes and right before
+			// the rename that replaces the output, and removes its
+			// temporary files (status 130), as for fetch and up.
 			ctx, stop := signalContext(c.Context) // fetch.go
 			defer stop()
 			if err := mkimg(ctx, c, os.Stderr); err != nil {
