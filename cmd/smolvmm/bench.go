@@ -331,9 +331,6 @@ func benchAction(c *cli.Context) error {
 				return n, hubVMsError(err)
 			}
 		}
-		if err := checkBenchKVM(c); err != nil {
-			return err
-		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
 			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netOpts)
 	}
@@ -510,6 +507,10 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	}
 	if err := bench.CheckHostLimits(t, n); err != nil {
 		return parallelLimitError(n, err)
+	}
+	// After the limits, a command-line mistake (status 2).
+	if err := checkBenchKVM(c); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
