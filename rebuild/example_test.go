@@ -19,8 +19,9 @@ func buildImage(path string, at time.Time) {
 	_ = os.Chtimes(path, at, at)
 }
 
-// A service's image is built again when it is missing, older than the
-// service's files or a set, or not an image at all.
+// A service's image is built again when it is missing, older than a set
+// or (where no stamp records the service's digest, as here) than the
+// service's files, or not an image at all.
 func ExampleImage_Check() {
 	dir, _ := os.MkdirTemp("", "rebuild-example-")
 	defer os.RemoveAll(dir)
@@ -52,9 +53,10 @@ func ExampleImage_Check() {
 	// another file under its name: not an ext2 image <nil>
 }
 
-// A built-in service has no file times: a stamp beside the image records
-// the service's digest and the image builder's revision, and an image
-// built from another version of either is built again.
+// A stamp beside the image records the service's digest (ServiceDigest)
+// and the image builder's revision, and an image built from another
+// service, another version of it, or another builder is built again,
+// whatever the dates.
 func ExampleStamp() {
 	dir, _ := os.MkdirTemp("", "rebuild-example-")
 	defer os.RemoveAll(dir)
@@ -78,7 +80,7 @@ func ExampleStamp() {
 	fmt.Println("stamp describes the new file:", stamp.Describes(img))
 	// Output:
 	// digest-1, builder 3: fresh
-	// digest-2, builder 3: built from another version of the service
+	// digest-2, builder 3: built from another service or version of it
 	// digest-1, builder 4: built by an older image builder
 	// stamp describes the new file: false
 }

@@ -2,14 +2,14 @@
 // must be made again, and keeps the records that decision needs: a
 // stripped kernel is kept in the release's cache under a name of the
 // kernel's digest, the keep list and kstrip's revision, and a service's
-// disk image is stale
-// when it is older than the service's files or its sets, or was built from
-// another version of a built-in service (which has no file times, only
-// content: its digest is recorded in a stamp beside the release's cache),
-// or was built by another revision of the image builder (also stamped),
-// or, when the caller names the release it boots, is not described by that
-// release's stamp: one image path serves every release and port, and only
-// the stamp tells which one built the file under it (where no stamp can be
+// disk image is stale when a stamp beside the release's cache says it was
+// built from another service, or other files of it (ServiceDigest: the
+// name and the content of what enters the image, not file times, which
+// the guest's writes to the image would outdate), or by another revision
+// of the image builder, or when it is older than its sets, or, when the
+// caller names the release it boots, is not described by that release's
+// stamp: one image path serves every release and port, and only the stamp
+// tells which one built the file under it (where no stamp can be
 // recorded, a read-only cache, the dates alone decide).
 package rebuild
 
@@ -39,15 +39,18 @@ type Verdict int
 
 // The verdicts of Image.Check.
 const (
-	// Fresh: the image is newer than the service and its sets and was not
-	// built from another version of the service.
+	// Fresh: the image was built from the service as it is now (its
+	// stamp says so; without a stamp, it is newer than the service's
+	// files) and is newer than its sets.
 	Fresh Verdict = iota
 	// Missing: there is no image.
 	Missing
-	// Older: the image is older than the service's files or a set.
+	// Older: the image is older than a set or, where no stamp says what
+	// it was built from, than the service's files.
 	Older
-	// ServiceChanged: the image was built from another version of the
-	// built-in service.
+	// ServiceChanged: the image was built (by the caller, as its stamp
+	// says) from another service, from other files of this one, or
+	// before stamps recorded which service built it.
 	ServiceChanged
 	// NotImage: the file is no ext2 image (mkimg builds ext2): a file
 	// other than an image under its name, which no date makes fresh;
@@ -75,7 +78,7 @@ func (v Verdict) String() string {
 	case Older:
 		return "older than its inputs"
 	case ServiceChanged:
-		return "built from another version of the service"
+		return "built from another service or version of it"
 	case NotImage:
 		return "not an ext2 image"
 	case BuilderChanged:
@@ -89,13 +92,16 @@ func (v Verdict) String() string {
 // Image is a service's disk image and what it is built from.
 type Image struct {
 	Path string
-	// ServiceTime is the time of the service's newest file; zero for a
-	// built-in service, which Digest dates instead.
+	// ServiceTime is the time of the service's newest input file (zero
+	// for a built-in service): it dates the image only where Stamp does
+	// not describe it or Digest is "", for a guest's writes to the image
+	// make it newer than any edit made while the guest ran.
 	ServiceTime time.Time
 	// Sets are the set files the image is built from.
 	Sets []string
-	// Digest is a built-in service's ServiceDigest ("" for a service of
-	// files), compared with what Stamp recorded.
+	// Digest is the service's ServiceDigest, compared with what Stamp
+	// recorded; "" compares nothing, and ServiceTime then dates the
+	// image.
 	Digest string
 	// Builder is the revision of the image builder that would build the
 	// image now (imagebuilder.Revision), compared with what Stamp
@@ -118,17 +124,26 @@ type Image struct {
 // Check says whether the image must be built. A set that cannot be
 // stat'ed does not date the image (its fetch checked it).
 func (im Image) Check() (Verdict, error) {
-	newest := im.ServiceTime
+	// Only an image the stamp describes (the caller built it) is
+	// rebuilt for its service or builder: a file another program put
+	// there is not known to come from any.
+	rec, described := im.Stamp.read(im.Path)
+	// A stamp without the service's digest (FilesDigest, written by
+	// callers before every service had one) does not say which service
+	// built the image: it may be another's, so it is rebuilt, once.
+	changed := im.Digest != "" && described && rec.digest != im.Digest
+	var newest time.Time
+	// The stamp's digest, where there is one, says whether the service
+	// changed; the image's mtime, which the guest's writes move, would
+	// hide an edit made while it ran.
+	if im.Digest == "" || !described {
+		newest = im.ServiceTime
+	}
 	for _, s := range im.Sets {
 		if st, err := os.Stat(s); err == nil && st.ModTime().After(newest) {
 			newest = st.ModTime()
 		}
 	}
-	changed := im.Digest != "" && im.Stamp.Other(im.Path, im.Digest)
-	// Only an image the stamp describes (the caller built it) is
-	// rebuilt for its builder: a file another program put there is not
-	// known to come from any revision.
-	rec, described := im.Stamp.read(im.Path)
 	builderChanged := im.Builder != 0 && described && rec.builder != im.Builder
 	// A stamp from before releases were recorded lies in the release's
 	// own cache directory, which names the release it was written for.
@@ -177,63 +192,92 @@ func isExt2(path string) bool {
 	return uint16(b[0])|uint16(b[1])<<8 == ext2Magic
 }
 
-// ServiceDate is what dates a service for Image.Check. A service of files
-// is as new as its newest file (of the service and the common directory),
-// which it returns as modTime. A built-in one has no time of its own (the
-// binary's changes at every build, and the image, with what the guest
-// wrote to it, would be rebuilt each time): its content dates it, and it
-// returns the ServiceDigest instead.
+// ServiceDate is what dates a service for Image.Check: its ServiceDigest
+// and, for a service of files, the time of its newest input, which dates
+// an image only where no stamp records the digest it was built from. A
+// built-in service has no time of its own (the binary's changes at every
+// build, and the image, with what the guest wrote to it, would be rebuilt
+// each time), and returns a zero modTime. Only what enters the image
+// counts (service.Contents, and the common directory): an image, notes or
+// a README beside etc/ in the service's directory date nothing.
 func ServiceDate(s *service.Service) (modTime time.Time, digest string, err error) {
-	if s.Embedded {
-		digest, err = ServiceDigest(s.FS, s.Common)
-		return time.Time{}, digest, err
-	}
-	for _, fsys := range []fs.FS{s.FS, s.Common} {
-		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
+	h := sha256.New()
+	// The name too: one image path used for two services with the same
+	// files (up -i vm.img web, then db) holds what the first one's guest
+	// wrote, which is no image of the second.
+	fmt.Fprintf(h, "service %q\n", s.Name)
+	walk := func(tree string, fsys fs.FS, root string) error {
+		return fs.WalkDir(fsys, root, func(p string, e fs.DirEntry, err error) error {
+			if p == root && errors.Is(err, fs.ErrNotExist) {
+				return nil // an optional part (postinst/, service.conf)
+			}
 			if err != nil {
 				return err
 			}
 			info, err := e.Info()
-			if err == nil && info.ModTime().After(modTime) {
-				modTime = info.ModTime()
-			}
-			return err
-		})
-		if err != nil {
-			return time.Time{}, "", err
-		}
-	}
-	return modTime, "", nil
-}
-
-// ServiceDigest hashes the names and contents of every file of the trees
-// (a service and the common directory), in walk (lexical) order; a file
-// moved from one tree to another changes it.
-func ServiceDigest(trees ...fs.FS) (string, error) {
-	h := sha256.New()
-	for i, fsys := range trees {
-		err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			b, err := fs.ReadFile(fsys, p)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(h, "%d %s %d\n", i, p, len(b))
-			h.Write(b)
+			if !s.Embedded && info.ModTime().After(modTime) {
+				modTime = info.ModTime()
+			}
+			// The mode enters the image with the file.
+			fmt.Fprintf(h, "%s %q %v", tree, p, info.Mode())
+			switch {
+			case info.Mode().IsRegular():
+				b, err := fs.ReadFile(fsys, p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(h, " %d\n", len(b))
+				h.Write(b)
+			case info.Mode()&fs.ModeSymlink != 0:
+				target, err := fs.ReadLink(fsys, p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(h, " -> %q\n", target)
+				if tree == "service" && p == "etc/rc" {
+					// The image builder copies the file a linked
+					// etc/rc names, inside the service's directory.
+					b, err := fs.ReadFile(fsys, p)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(h, "%d\n", len(b))
+					h.Write(b)
+				}
+			default:
+				// A directory, or a kind the build refuses.
+				fmt.Fprintln(h)
+			}
 			return nil
 		})
-		if err != nil {
-			return "", err
+	}
+	for _, root := range service.Contents() {
+		if err := walk("service", s.FS, root); err != nil {
+			return time.Time{}, "", err
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if err := walk("common", s.Common, "."); err != nil {
+		return time.Time{}, "", err
+	}
+	return modTime, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Stamp is the path of a file recording which version of a built-in
-// service built an image file, and with which image builder and release:
-// the service's digest, the image's ImageID, the builder's revision
+// ServiceDigest is the digest of what of service s enters its image: its
+// name, and the names, modes, link targets and contents of its
+// service.Contents and of the common directory it uses (the embedded one
+// when a service directory has none, so that a smolvmm that changes it
+// changes the digest). File times do not count.
+func ServiceDigest(s *service.Service) (string, error) {
+	_, digest, err := ServiceDate(s)
+	return digest, err
+}
+
+// Stamp is the path of a file recording which service built an image
+// file, and with which image builder and release: the service's digest
+// (ServiceDigest), the image's ImageID, the builder's revision
 // (absent from stamps written before revisions were recorded, which read
 // as 0) and the ReleaseKey (absent from stamps written before releases
 // were recorded).
@@ -270,18 +314,19 @@ func DirStamp(dir, image string) Stamp {
 	return Stamp(filepath.Join(dir, "images", hex.EncodeToString(key[:8])+".service"))
 }
 
-// FilesDigest is what a Stamp records for an image built from a service
-// of files, which has no digest (its files' times date it): it says who
-// built the image, and is no other version of a built-in service.
+// FilesDigest is what a Stamp records for an image built by a caller
+// that has no digest of the service (and what callers recorded for a
+// service of files before those had one): it says who built the image,
+// not from which service, and is another digest than any service's.
 const FilesDigest = "-"
 
 // Other reports whether the stamp describes this very image file and
-// names another service digest. An image the stamp does not describe
-// (made by another program, a copy, or a later build) has no say, nor has
-// a missing or unreadable stamp, nor one recorded with FilesDigest.
+// names another service digest than digest (FilesDigest is another). An
+// image the stamp does not describe (made by another program, a copy, or
+// a later build) has no say, nor has a missing or unreadable stamp.
 func (s Stamp) Other(image, digest string) bool {
 	rec, ok := s.read(image)
-	return ok && rec.digest != FilesDigest && rec.digest != digest
+	return ok && rec.digest != digest
 }
 
 // Describes reports whether the stamp was recorded for this very image

@@ -16,56 +16,156 @@ import (
 	"github.com/smolvmm/smolvmm/service"
 )
 
+// hostService writes the service web, a common directory and things
+// beside them into a new directory, every file dated old, and returns
+// the directory.
+func hostService(t *testing.T, old time.Time) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, data := range map[string]string{
+		"web/etc/rc":          ". /etc/include/basicrc\nhttpd\n",
+		"web/etc/httpd.conf":  "port 80\n",
+		"web/service.conf":    "sets=rescue\n",
+		"web/postinst/10.sh":  "echo hi\n",
+		"web/README":          "notes\n",
+		"common/basicrc":      "mount -a\n",
+		"db/etc/rc":           ". /etc/include/basicrc\nhttpd\n",
+		"db/etc/httpd.conf":   "port 80\n",
+		"db/service.conf":     "sets=rescue\n",
+		"db/postinst/10.sh":   "echo hi\n",
+		"nocommon/web/etc/rc": "httpd\n",
+	} {
+		p = filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		write(t, p, data)
+	}
+	filepath.Walk(dir, func(p string, _ fs.FileInfo, err error) error {
+		if err == nil {
+			os.Chtimes(p, old, old)
+		}
+		return err
+	})
+	return dir
+}
+
+// TestServiceDigest: the digest is of the service's name and of what
+// enters its image (etc/, postinst/, service.conf, common/), by content,
+// for a service of files too; it named a built-in service's files only,
+// and a service of files was dated by every file of its directory.
 func TestServiceDigest(t *testing.T) {
-	svc := fstest.MapFS{"etc/rc": {Data: []byte("httpd\n")}, "service.conf": {Data: []byte("sets=rescue\n")}}
-	common := fstest.MapFS{"etc/rc.common": {Data: []byte("ifconfig\n")}}
-	base, err := ServiceDigest(svc, common)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(base) != 64 {
-		t.Fatalf("digest %q, want 64 hex digits", base)
-	}
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	now := time.Now()
 	tests := []struct {
-		name  string
-		trees []fstest.MapFS
-		same  bool
+		name   string
+		change func(t *testing.T, dir string)
+		load   string // the service loaded after the change; "" is web
+		same   bool
 	}{
-		{"the same files again", []fstest.MapFS{
-			{"etc/rc": {Data: []byte("httpd\n")}, "service.conf": {Data: []byte("sets=rescue\n")}},
-			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, true},
-		{"file times do not count", []fstest.MapFS{
-			{"etc/rc": {Data: []byte("httpd\n"), ModTime: time.Now()}, "service.conf": {Data: []byte("sets=rescue\n")}},
-			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, true},
-		{"a file's content", []fstest.MapFS{
-			{"etc/rc": {Data: []byte("httpd -s\n")}, "service.conf": {Data: []byte("sets=rescue\n")}},
-			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
-		{"a file's name", []fstest.MapFS{
-			{"etc/rc.local": {Data: []byte("httpd\n")}, "service.conf": {Data: []byte("sets=rescue\n")}},
-			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
-		{"a file moved to the other tree", []fstest.MapFS{
-			{"service.conf": {Data: []byte("sets=rescue\n")}},
-			{"etc/rc": {Data: []byte("httpd\n")}, "etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
-		{"content moved across a file boundary", []fstest.MapFS{
-			{"etc/rc": {Data: []byte("httpd\nsets=rescue\n")}, "service.conf": {Data: []byte("")}},
-			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
-		{"an empty file added", []fstest.MapFS{
-			{"etc/rc": {Data: []byte("httpd\n")}, "etc/x": {}, "service.conf": {Data: []byte("sets=rescue\n")}},
-			{"etc/rc.common": {Data: []byte("ifconfig\n")}}}, false},
+		{"nothing", func(*testing.T, string) {}, "", true},
+		{"every file touched", func(t *testing.T, dir string) {
+			filepath.Walk(dir, func(p string, _ fs.FileInfo, err error) error {
+				if err == nil {
+					os.Chtimes(p, now, now)
+				}
+				return err
+			})
+		}, "", true},
+		{"a README edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "README"), "more notes\n") }, "", true},
+		{"an image written in the service's directory", func(t *testing.T, dir string) {
+			writeImage(t, filepath.Join(dir, "web", "web.img"), "image")
+		}, "", true},
+		{"a file beside the services", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "notes"), "x") }, "", true},
+		{"etc/rc edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "etc", "rc"), "sh\n") }, "", false},
+		{"etc/rc's mode", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, "web", "etc", "rc"), 0o755) }, "", false},
+		{"a file added to etc/", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "etc", "motd"), "") }, "", false},
+		{"a directory added to etc/", func(t *testing.T, dir string) { os.Mkdir(filepath.Join(dir, "web", "etc", "ssh"), 0o700) }, "", false},
+		{"a symlink added to etc/", func(t *testing.T, dir string) { os.Symlink("/tmp", filepath.Join(dir, "web", "etc", "tmp")) }, "", false},
+		{"a postinst script edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "postinst", "10.sh"), "echo ho\n") }, "", false},
+		{"service.conf edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "service.conf"), "sets=base\n") }, "", false},
+		{"service.conf removed", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "web", "service.conf")) }, "", false},
+		{"a common file edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "common", "basicrc"), "mount -a -t ffs\n") }, "", false},
+		{"a file moved from etc/ to common/", func(t *testing.T, dir string) {
+			os.Rename(filepath.Join(dir, "web", "etc", "httpd.conf"), filepath.Join(dir, "common", "httpd.conf"))
+		}, "", false},
+		{"etc/rc linked to another file", func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, "web", "rc.real"), ". /etc/include/basicrc\nhttpd\n")
+			os.Remove(filepath.Join(dir, "web", "etc", "rc"))
+			os.Symlink("../rc.real", filepath.Join(dir, "web", "etc", "rc"))
+		}, "", false},
+		// The same files under another name: what a guest wrote to one
+		// service's image is no image of another.
+		{"another service with the same files", func(*testing.T, string) {}, "db", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ServiceDigest(tt.trees[0], tt.trees[1])
+			dir := hostService(t, old)
+			load := func(name string) *service.Service {
+				t.Helper()
+				s, err := service.Load(name, dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			base, err := ServiceDigest(load("web"))
+			if err != nil || len(base) != 64 {
+				t.Fatalf("digest %q, %v; want 64 hex digits", base, err)
+			}
+			tt.change(t, dir)
+			name := tt.load
+			if name == "" {
+				name = "web"
+			}
+			got, err := ServiceDigest(load(name))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if (got == base) != tt.same {
-				t.Errorf("digest %s, base %s: want same = %v", got, base, tt.same)
+				t.Errorf("digest %s, before %s: want same = %v", got, base, tt.same)
 			}
 		})
 	}
-	if _, err := ServiceDigest(os.DirFS(filepath.Join(t.TempDir(), "none"))); err == nil {
-		t.Error("a missing service directory gave a digest")
+
+	// A linked etc/rc's file is part of the image: an edit of it, not
+	// of the link, changes the digest too.
+	dir := hostService(t, old)
+	write(t, filepath.Join(dir, "web", "rc.real"), "httpd\n")
+	os.Remove(filepath.Join(dir, "web", "etc", "rc"))
+	os.Symlink("../rc.real", filepath.Join(dir, "web", "etc", "rc"))
+	s, err := service.Load("web", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := ServiceDigest(s)
+	write(t, filepath.Join(dir, "web", "rc.real"), "httpd -s\n")
+	if after, err := ServiceDigest(s); err != nil || after == before {
+		t.Errorf("linked etc/rc's file edited: digest %s, %v; before %s", after, err, before)
+	}
+}
+
+// TestServiceDigestCommon: a service directory without common/ gets the
+// embedded one, which a smolvmm upgrade may change; the digest follows
+// it. (It dated such a service by its own files' times alone.)
+func TestServiceDigestCommon(t *testing.T) {
+	dir := hostService(t, time.Now().Add(-time.Hour))
+	s, err := service.Load("web", filepath.Join(dir, "nocommon"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := ServiceDigest(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, common := range []fstest.MapFS{
+		{"basicrc": {Data: []byte("an upgraded basicrc\n")}},
+		{"basicrc": {Data: []byte("mount -a\n")}, "netrc": {Data: []byte("dhcpcd\n")}},
+		{},
+	} {
+		up := *s
+		up.Common = common
+		if got, err := ServiceDigest(&up); err != nil || got == embedded {
+			t.Errorf("common %v: digest %s, %v; the embedded common's gave the same", common, got, err)
+		}
 	}
 }
 
@@ -78,6 +178,7 @@ func TestStamp(t *testing.T) {
 	}{
 		{"recorded for another digest", func(t *testing.T, s Stamp, image string) { record(t, s, image, "v1") }, true},
 		{"recorded for this digest", func(t *testing.T, s Stamp, image string) { record(t, s, image, "v2") }, false},
+		{"recorded without a digest", func(t *testing.T, s Stamp, image string) { record(t, s, image, FilesDigest) }, true},
 		{"no stamp", func(*testing.T, Stamp, string) {}, false},
 		{"image replaced after the stamp", func(t *testing.T, s Stamp, image string) {
 			record(t, s, image, "v1")
@@ -193,12 +294,44 @@ func TestImageCheck(t *testing.T) {
 			record(t, im.Stamp, im.Path, "v1")
 			im.ServiceTime = past
 		}, Fresh},
-		// An image up stamped as built from a service of files does not
-		// count as another version of a built-in one.
-		{"built from a service of files, now a built-in one", func(t *testing.T, im *Image) {
+		// A stamp that names no service (an older up's for a service of
+		// files) does not tell which one built the image: up
+		// --service-dir d rescue, then up rescue, booted d's image.
+		{"stamped without a digest, now one to compare", func(t *testing.T, im *Image) {
 			record(t, im.Stamp, im.Path, FilesDigest)
 			im.Digest = "v2"
+		}, ServiceChanged},
+		// The stamp's digest decides, not the image's mtime, which the
+		// guest's writes move: an edit made while the guest ran was
+		// older than the image, and the old image booted.
+		{"service edited, image written to since", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			im.Digest = "v2"
+			im.ServiceTime = past
+		}, ServiceChanged},
+		{"service touched, not changed", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			im.Digest = "v1"
+			im.ServiceTime = future
 		}, Fresh},
+		{"service touched, not changed, a set newer", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			im.Digest = "v1"
+			im.ServiceTime = future
+			os.Chtimes(im.Sets[0], future, future)
+		}, Older},
+		// Without a stamp that describes the image, its dates decide.
+		{"no stamp, a digest, service newer", func(t *testing.T, im *Image) {
+			im.Digest = "v1"
+			im.ServiceTime = future
+		}, Older},
+		{"stamp of another file, a digest, service newer", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, "v1")
+			os.Remove(im.Path)
+			writeImage(t, im.Path, "the user's own image")
+			im.Digest = "v1"
+			im.ServiceTime = future
+		}, Older},
 		// A fresh file that is no ext2 image (a kernel written there:
 		// kstrip -o rescue.img) was called up to date and booted as ld0.
 		{"not an ext2 image", func(t *testing.T, im *Image) { write(t, im.Path, "\x7fELF a kernel") }, NotImage},
@@ -488,8 +621,10 @@ func write(t *testing.T, path, data string) {
 	}
 }
 
-// TestServiceDate: a service of files is dated by its newest file, in the
-// service or the common directory; a built-in one by its digest alone.
+// TestServiceDate: a service of files is dated by its newest input file
+// (etc/, postinst/, service.conf, common/), not by other files of its
+// directory (an image written there, a README: rebuilt on every run),
+// and has a digest; a built-in one by its digest alone.
 func TestServiceDate(t *testing.T) {
 	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	newest := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -499,28 +634,29 @@ func TestServiceDate(t *testing.T) {
 		wantAt time.Time
 	}{
 		{"newest in the service", "web/etc/rc", newest},
-		{"newest in common", "common/rc.common", newest},
+		{"newest in common", "common/basicrc", newest},
 		{"newest is a directory", "web/etc", newest},
+		{"newest is a postinst script", "web/postinst/10.sh", newest},
+		{"newest is service.conf", "web/service.conf", newest},
+		{"newest is a README", "web/README", old},
+		{"newest is the service's directory", "web", old},
+		{"newest is an image in the service's directory", "web/web.img", old},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			for p, data := range map[string]string{"web/etc/rc": "httpd\n", "web/service.conf": "sets=rescue\n", "common/rc.common": "x\n"} {
-				p = filepath.Join(dir, p)
-				os.MkdirAll(filepath.Dir(p), 0o755)
-				write(t, p, data)
-			}
-			for _, p := range []string{"web/etc/rc", "web/service.conf", "common/rc.common", "web/etc", "web", "common"} {
-				os.Chtimes(filepath.Join(dir, p), old, old)
-			}
+			dir := hostService(t, old)
+			writeImage(t, filepath.Join(dir, "web", "web.img"), "image")
+			os.Chtimes(filepath.Join(dir, "web", "web.img"), old, old)
+			os.Chtimes(filepath.Join(dir, "web"), old, old)
 			os.Chtimes(filepath.Join(dir, tt.newer), newest, newest)
 			s, err := service.Load("web", dir)
 			if err != nil {
 				t.Fatal(err)
 			}
 			at, digest, err := ServiceDate(s)
-			if err != nil || !at.Equal(tt.wantAt) || digest != "" {
-				t.Errorf("ServiceDate = %v, %q, %v; want %v and no digest", at, digest, err, tt.wantAt)
+			want, _ := ServiceDigest(s)
+			if err != nil || !at.Equal(tt.wantAt) || digest != want || len(digest) != 64 {
+				t.Errorf("ServiceDate = %v, %q, %v; want %v and the digest %q", at, digest, err, tt.wantAt, want)
 			}
 		})
 	}
@@ -537,7 +673,7 @@ func TestServiceDate(t *testing.T) {
 	if err != nil || !at.IsZero() || len(d1) != 64 {
 		t.Fatalf("built-in rescue: %v, %q, %v; want no time and a digest", at, d1, err)
 	}
-	want, _ := ServiceDigest(rescue.FS, rescue.Common)
+	want, _ := ServiceDigest(rescue)
 	_, d2, _ := ServiceDate(base)
 	if d1 != want || d2 == d1 {
 		t.Errorf("digests: rescue %q (its files' %q), base %q", d1, want, d2)
