@@ -31,8 +31,8 @@ import (
 type upService struct {
 	Sets    []string  // set names, e.g. ["rescue"]
 	SizeMB  int       // image size; 0 means sized to content
-	ModTime time.Time // newest of the service's own files; zero for a built-in one
-	Digest  string    // of a built-in service's files: an image built from another is rebuilt
+	ModTime time.Time // newest of the service's input files; zero for a built-in one
+	Digest  string    // of its name and input files (rebuild.ServiceDigest): an image built from another is rebuilt
 	Where   string    // "embedded" or the directory it came from
 }
 
@@ -160,8 +160,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		verb := "built"
 		switch verdict {
 		case rebuild.Fresh:
+			if svc.Digest != "" && im.Stamp.Describes(res.Image) {
+				return fmt.Sprintf("%s is up to date (built by up from the service's files as they are now, and newer than its sets)", res.Image), nil
+			}
 			if svc.ModTime.IsZero() {
-				return fmt.Sprintf("%s is up to date (newer than its sets, and not built from another version of the service)", res.Image), nil
+				return fmt.Sprintf("%s is up to date (newer than its sets)", res.Image), nil
 			}
 			return fmt.Sprintf("%s is up to date (newer than the service and its sets)", res.Image), nil
 		case rebuild.NotImage:
@@ -186,7 +189,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			verb = "rebuilt (it was older than the service or a set)"
 			switch verdict {
 			case rebuild.ServiceChanged:
-				verb = "rebuilt (the built-in service changed since it was built)"
+				verb = "rebuilt (up built it from another service, or from other files of this one, or did not record which)"
 			case rebuild.BuilderChanged:
 				verb = "rebuilt (it was built by an older smolvmm image builder)"
 			case rebuild.OtherRelease:
@@ -212,7 +215,8 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		}
 		res.Built = true
 		// Recorded for every service: it tells an image up built from
-		// another file later found under its name (NotImage).
+		// another file later found under its name (NotImage), and
+		// which service's files it was built from.
 		digest := svc.Digest
 		if digest == "" {
 			digest = rebuild.FilesDigest
@@ -304,12 +308,13 @@ func upCommand() *cli.Command {
 		Description: `Runs the whole chain for a service (rescue, base, or one of yours):
    1. fetch   the release's kernel and the service's sets, verified (cached)
    2. kstrip  the kernel with the default keep list (cached per kernel)
-   3. mkimg   <service>.img (or -i FILE), when missing, older than the sets
-              or the files of a --service-dir service, or built by up from
-              another version of a built-in service, or not recorded as
-              built by up from this release's sets (one image name serves
-              every --version and --arch), or no longer an ext2 image (a
-              file up did not build is left alone); never while a VM uses it
+   3. mkimg   <service>.img (or -i FILE), when missing, older than the sets,
+              or built by up from another service or other files of it
+              (etc/, postinst/, service.conf and common/, by content), or
+              not recorded as built by up from this release's sets (one
+              image name serves every --version and --arch), or no longer
+              an ext2 image (a file up did not build is left alone); never
+              while a VM uses it
    4. run     the stripped kernel with the image as ld0 (root=ld0a)
 Each step prints what it did and how long it took.
 

@@ -38,6 +38,7 @@ type fakeUp struct {
 	buildErr error
 	ran      [2]string
 	arch     string // the release's port; "" is i386
+	load     bool   // services are loaded as up loads them (loadUpService), not svc
 }
 
 func newFakeUp(t *testing.T) *fakeUp {
@@ -53,6 +54,9 @@ func (f *fakeUp) deps() upDeps {
 	return upDeps{
 		service: func(name, dir string) (upService, error) {
 			f.calls = append(f.calls, "service")
+			if f.load {
+				return loadUpService(name, dir)
+			}
 			if name != "rescue" {
 				return upService{}, errors.New(`no service "` + name + `"`)
 			}
@@ -305,7 +309,7 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.change(t, f, opts.Image)
-			why := "the built-in service changed"
+			why := "up built it from another service, or from other files of this one"
 			if strings.Contains(tt.name, "by hand") {
 				why = "no record in the cache says up built it"
 			}

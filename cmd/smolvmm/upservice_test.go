@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/rebuild"
+)
+
+// writeUpService writes service name into dir, etc/rc holding rc, its
+// files and directories dated an hour ago: a service made before its
+// image.
+func writeUpService(t *testing.T, dir, name, rc string) {
+	t.Helper()
+	p := filepath.Join(dir, name, "etc", "rc")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(rc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, q := range []string{p, filepath.Dir(p), filepath.Join(dir, name)} {
+		os.Chtimes(q, old, old)
+	}
+}
+
+// guestWrites writes to image as a running guest does: its mtime moves
+// past whatever was edited before. A clock tick (up to 10 ms) passes
+// first, or the write may carry the edit's time.
+func guestWrites(t *testing.T, image string) {
+	t.Helper()
+	time.Sleep(20 * time.Millisecond)
+	f, err := os.OpenFile(image, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("written by the guest"), 100); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpServiceFilesDecide: for a --service-dir service, what the image
+// was built from (its stamp) decides, not its mtime, which the guest's
+// writes move: etc/rc edited while the VM ran was older than the image
+// when it stopped, and up booted the old image as "up to date". Only
+// what enters the image counts: an image or a README in the service's
+// directory (cd svcdir/web && up --service-dir .. web) rebuilt the image,
+// and lost what the guest wrote, on every run.
+func TestUpServiceFilesDecide(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, dir, image string)
+		calls  string
+	}{
+		{"nothing changed", func(*testing.T, string, string) {}, "service fetch run"},
+		{"the guest wrote to the image", func(t *testing.T, _, image string) { guestWrites(t, image) }, "service fetch run"},
+		{"etc/rc edited while the guest ran", func(t *testing.T, dir, image string) {
+			os.WriteFile(filepath.Join(dir, "web", "etc", "rc"), []byte("httpd -s\n"), 0o644)
+			guestWrites(t, image)
+		}, "service fetch build run"},
+		{"a postinst script added while the guest ran", func(t *testing.T, dir, image string) {
+			os.Mkdir(filepath.Join(dir, "web", "postinst"), 0o755)
+			os.WriteFile(filepath.Join(dir, "web", "postinst", "10.sh"), []byte("echo hi\n"), 0o644)
+			guestWrites(t, image)
+		}, "service fetch build run"},
+		{"a common directory added while the guest ran", func(t *testing.T, dir, image string) {
+			os.Mkdir(filepath.Join(dir, "common"), 0o755)
+			os.WriteFile(filepath.Join(dir, "common", "basicrc"), []byte("mount -a\n"), 0o644)
+			guestWrites(t, image)
+		}, "service fetch build run"},
+		{"etc/rc touched, not changed", func(t *testing.T, dir, _ string) {
+			now := time.Now().Add(time.Minute)
+			os.Chtimes(filepath.Join(dir, "web", "etc", "rc"), now, now)
+		}, "service fetch run"},
+		{"a README written in the service's directory", func(t *testing.T, dir, _ string) {
+			os.WriteFile(filepath.Join(dir, "web", "README"), []byte("notes\n"), 0o644)
+		}, "service fetch run"},
+	}
+	for _, where := range []string{"beside", "in the service's directory"} {
+		for _, tt := range tests {
+			t.Run(where+"/"+tt.name, func(t *testing.T) {
+				f := newFakeUp(t)
+				f.load = true
+				dir := t.TempDir()
+				writeUpService(t, dir, "web", "httpd\n")
+				image := filepath.Join(t.TempDir(), "web.img")
+				if where != "beside" {
+					image = filepath.Join(dir, "web", "web.img")
+				}
+				opts := upOptions{Service: "web", ServiceDir: dir, Image: image}
+				upAgain(t, f, opts, "service fetch strip build run", "")
+				tt.change(t, dir, image)
+				upAgain(t, f, opts, tt.calls, "from other files of this one")
+				// Once rebuilt, or not, it stays.
+				upAgain(t, f, opts, "service fetch run", "")
+			})
+		}
+	}
+}
+
+// TestUpOtherServiceSameImage: an image up built from one service is
+// rebuilt for another under the same path. A --service-dir service was
+// stamped with no digest, which no check heeded: up --service-dir d rescue
+// then up rescue booted d's rescue, and up -i vm.img web then db booted
+// web's image. A copy of the same service elsewhere is the same service.
+func TestUpOtherServiceSameImage(t *testing.T) {
+	type svc struct{ name, dir string } // dir "": built in; else a key of dirs
+	tests := []struct {
+		name        string
+		first, then svc
+		calls       string
+	}{
+		{"a service directory's rescue, then the built-in one", svc{"rescue", "d"}, svc{"rescue", ""}, "service fetch build run"},
+		{"the built-in rescue, then a service directory's", svc{"rescue", ""}, svc{"rescue", "d"}, "service fetch build run"},
+		{"web, then db", svc{"web", "d"}, svc{"db", "d"}, "service fetch build run"},
+		{"web, then another web", svc{"web", "d"}, svc{"web", "other"}, "service fetch build run"},
+		{"web, then a copy of it", svc{"web", "d"}, svc{"web", "copy"}, "service fetch run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			f.load = true
+			dirs := map[string]string{"": ""}
+			for _, k := range []string{"d", "other", "copy"} {
+				dirs[k] = t.TempDir()
+			}
+			for _, k := range []string{"d", "copy"} {
+				writeUpService(t, dirs[k], "rescue", "echo my rescue\n")
+				writeUpService(t, dirs[k], "web", "httpd\n")
+				writeUpService(t, dirs[k], "db", "httpd\n") // web's files, another service
+			}
+			writeUpService(t, dirs["other"], "web", "httpd -s\n")
+			image := filepath.Join(t.TempDir(), "vm.img")
+			first := upOptions{Service: tt.first.name, ServiceDir: dirs[tt.first.dir], Image: image}
+			then := upOptions{Service: tt.then.name, ServiceDir: dirs[tt.then.dir], Image: image}
+			upAgain(t, f, first, "service fetch strip build run", "")
+			upAgain(t, f, then, tt.calls, "up built it from another service")
+			upAgain(t, f, then, "service fetch run", "")
+			upAgain(t, f, first, tt.calls, "up built it from another service")
+		})
+	}
+}
+
+// TestUpOldServiceStamp: an image stamped by an older up for a
+// --service-dir service (digest "-") does not say which service built it,
+// and may be another's: it is rebuilt once, and then kept.
+func TestUpOldServiceStamp(t *testing.T) {
+	f := newFakeUp(t)
+	f.load = true
+	dir := t.TempDir()
+	writeUpService(t, dir, "web", "httpd\n")
+	opts := upOptions{Service: "web", ServiceDir: dir, Image: filepath.Join(t.TempDir(), "web.img")}
+	res, err := up(context.Background(), io.Discard, f.deps(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := string(rebuild.ReleaseStamp(res.Release, res.Image))
+	b, err := os.ReadFile(stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b))
+	fields[0] = rebuild.FilesDigest
+	if err := os.WriteFile(stamp, []byte(strings.Join(fields, " ")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	upAgain(t, f, opts, "service fetch build run", "or did not record which")
+	upAgain(t, f, opts, "service fetch run", "")
+}
