@@ -240,6 +240,13 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 				if tree == "service" && p == "etc/rc" {
 					// The image builder copies the file a linked
 					// etc/rc names, inside the service's directory.
+					st, err := fs.Stat(fsys, p)
+					if err != nil {
+						return err
+					}
+					if !s.Embedded && st.ModTime().After(modTime) {
+						modTime = st.ModTime()
+					}
 					b, err := fs.ReadFile(fsys, p)
 					if err != nil {
 						return err
