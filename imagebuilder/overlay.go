@@ -268,7 +268,7 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string, rc func() (*fstree.Node
 		if err != nil {
 			return err
 		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(p, from), "/")
+		rel := relPath(from, p)
 		dst := path.Join(to, rel)
 		info, err := d.Info()
 		if err != nil {
@@ -313,6 +313,19 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string, rc func() (*fstree.Node
 		}
 		return fmt.Errorf("%s is %s: only files, directories and symlinks may be in a service", p, filekind.Of(info.Mode()))
 	})
+}
+
+// relPath is walked path p relative to from, the root of the walk ("" for
+// from itself). Cutting the text from as a prefix would cut the leading
+// dot of every name when from is "." (.kshrc became kshrc).
+func relPath(from, p string) string {
+	switch {
+	case p == from:
+		return ""
+	case from == ".":
+		return p
+	}
+	return strings.TrimPrefix(p, from+"/")
 }
 
 // linkedRc reads the file the service's symlinked etc/rc points to. The
