@@ -65,7 +65,7 @@ func TestBuildKeepsDotfiles(t *testing.T) {
 		}
 	}
 	for d, want := range map[string][]string{
-		"/etc/include":         {".", "..", "..dots", ".hidden", ".kshrc", "a", "plain.. ", "sub"},
+		"/etc/include":         {".", "..", "..dots", ".hidden", ".kshrc", "a", "basicrc", "plain.. ", "sub"},
 		"/etc/include/.hidden": {".", "..", ".y", ".z", "x"},
 	} {
 		got := names(imagecheck.Debugfs(t, img, "ls -p "+d))

@@ -4,7 +4,8 @@
 // (copied to /etc; symlinks stay symlinks, read in the guest), optional postinst/*.sh scripts (run at build
 // time on a staging copy of the tree) and an optional service.conf naming
 // its sets and image size. The shared common/ directory is installed as
-// /etc/include. A service in a host directory is read only inside it
+// /etc/include: the built-in one (basicrc), with the files of a user's
+// own common/ laid over it. A service in a host directory is read only inside it
 // (os.Root, see Load), so that one another user can write, built by root,
 // cannot put host files into an image. The services rescue and base are embedded in the binary; a
 // user's own directory of services can stand beside or replace them.
@@ -44,8 +45,11 @@ type Service struct {
 	// Load gives a service from a host directory the FS of an os.Root:
 	// no read through it leaves the service's directory.
 	FS fs.FS
-	// Common is the shared directory installed as /etc/include; Load
-	// reads a host one, too, through an os.Root.
+	// Common is the shared directory installed as /etc/include: the
+	// built-in one, with, for a service from a host directory that has
+	// a common/, that common/ laid over it (its file wins where both
+	// have a name; a directory both have holds the files of both).
+	// Load reads a host one, too, through an os.Root.
 	Common fs.FS
 	// Config is service.conf, or the defaults when the service has none.
 	Config Config
@@ -94,7 +98,9 @@ func (e nameError) Is(target error) bool { return target == ErrName }
 
 // Load finds service name in dir (a directory holding <name>/ and
 // optionally common/) or, when dir is "" or lacks it, among the embedded
-// services, and validates it. A dir without common/ uses the embedded one.
+// services, and validates it. The common files are the embedded ones,
+// with dir's common/, when it has one, laid over them: its files stand
+// beside basicrc, and one of its own named basicrc replaces it.
 //
 // A service from dir is read only inside dir (os.Root): its own directory
 // and common/ may be symlinks, relative or absolute, to directories inside
@@ -162,7 +168,9 @@ func loadHost(name, dir string) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
 		}
-		common = r.FS()
+		// Laid over the built-in files, as smolBSD keeps a service's
+		// own beside basicrc: an etc/rc that sources basicrc still finds it.
+		common = layered{upper: r.FS(), lower: common}
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
 	}

@@ -352,3 +352,50 @@ func TestLoadLinksStayInside(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadCommonOverBuiltin: a service directory's common/ is laid over
+// the built-in one, so basicrc, which etc/rc sources, stays beside the
+// user's files unless the user brings a basicrc of their own.
+func TestLoadCommonOverBuiltin(t *testing.T) {
+	builtin, err := service.Load("rescue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	basicrc, err := fs.ReadFile(builtin.Common, "basicrc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		common map[string]string
+		want   map[string]string // path in Common: content
+	}{
+		{"own files beside basicrc", map[string]string{"common/functions": "f() { :; }\n", "common/.kshrc": "set -o vi\n", "common/lib/x": "x\n"},
+			map[string]string{"basicrc": string(basicrc), "functions": "f() { :; }\n", ".kshrc": "set -o vi\n", "lib/x": "x\n"}},
+		{"own basicrc wins", map[string]string{"common/basicrc": "PATH=/bin\n", "common/more": "m\n"},
+			map[string]string{"basicrc": "PATH=/bin\n", "more": "m\n"}},
+		{"no common", nil, map[string]string{"basicrc": string(basicrc)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, map[string]string{"svc/etc/rc": ". /etc/include/basicrc\nsh\n"})
+			write(t, dir, tc.common)
+			s, err := service.Load("svc", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			err = fs.WalkDir(s.Common, ".", func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				b, err := fs.ReadFile(s.Common, p)
+				got[p] = string(b)
+				return err
+			})
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("common files %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
