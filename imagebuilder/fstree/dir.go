@@ -28,6 +28,12 @@ import (
 // cannot swap a file or directory for a symlink out of it, or for a FIFO
 // that blocks the read, between the look and the read. Such a change is
 // an error naming the entry. Modification times are clamped as AddTar's.
+//
+// A set extracted by a user other than root lost its owners (each file is
+// that user's) and its setuid and setgid bits (the extraction cannot set
+// them), which AddDir cannot tell from the tree: when the user reading it
+// is not root and owns entries below root, one line added to t.Warnings
+// says how many.
 func (t *Tree) AddDir(root string) error {
 	return t.AddDirContext(context.Background(), root)
 }
@@ -43,6 +49,7 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 	defer rd.Close()
 	links := map[[2]uint64]string{}
 	var clamped clampedTimes
+	owned := userOwned{uid: euid()}
 	put := func(p, hp string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
 		n, linkTo, err := t.nodeFromHost(ctx, d, name, p, st, f, links)
 		if err != nil {
@@ -60,6 +67,7 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", termsafe.Printable(hp), err)
 		}
+		owned.note(e.St)
 		return put(p, hp, e.Dir, e.Name, e.St, e.File)
 	}
 	changed := func(rel string, was fs.FileMode, err error) error {
@@ -72,7 +80,41 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 		return err
 	}
 	clamped.warn(t, root)
+	owned.warn(t, root)
 	return nil
+}
+
+// euid is the user reading a directory set (a variable: tests play a
+// user other than root).
+var euid = os.Geteuid
+
+// userOwned counts the entries of a directory set that belong to uid, the
+// user reading it, when that is not root: what a user's own extraction
+// leaves.
+type userOwned struct {
+	uid int
+	n   int
+}
+
+// note counts the entry of status st if it is the reading user's.
+func (u *userOwned) note(st *unix.Stat_t) {
+	if u.uid > 0 && int64(st.Uid) == int64(u.uid) {
+		u.n++
+	}
+}
+
+// warn adds to t.Warnings the warning for directory set name, if any of
+// its entries is the reading user's.
+func (u *userOwned) warn(t *Tree, name string) {
+	if u.n == 0 {
+		return
+	}
+	entries := "1 entry belongs"
+	if u.n > 1 {
+		entries = fmt.Sprintf("%d entries belong", u.n)
+	}
+	t.Warnings = append(t.Warnings, fmt.Sprintf("%s: %s to uid %d, the user building the image, and go into it so: a directory set keeps the owners and modes its files have on the host, and one extracted by a user other than root has lost the release's owners and its setuid and setgid bits (su, passwd); a directory set needs an extraction by root that keeps them (tar -xpf), or the archive can be given instead",
+		termsafe.Printable(name), entries, u.uid))
 }
 
 // afterHostLstat, when set (by tests), runs in AddDir between the look at
