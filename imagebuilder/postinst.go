@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/service"
 	"golang.org/x/sys/unix"
 )
@@ -62,8 +63,10 @@ func scriptUser() (identity, error) {
 	return identity{uid: uint32(uid), gid: uint32(gid), drop: true}, nil
 }
 
-// RunPostinst runs the service's postinst/*.sh scripts, in name order, on
-// a staging copy of t in a temporary directory: working directory at its
+// RunPostinst runs the service's postinst/*.sh scripts (see
+// service.Service.Postinst), in name order, on a staging copy of t in a
+// temporary directory, and writes to log a warning naming the other files
+// of postinst/, which do not run: working directory at its
 // root, environment PATH only (PostinstPath), umask 022 (PostinstUmask),
 // as the invoking user (nobody when that is root). What the scripts add, change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
@@ -90,8 +93,12 @@ func scriptUser() (identity, error) {
 // kept as written: the guest resolves it inside the image.
 func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io.Writer) error {
 	scripts, err := s.Postinst()
-	if err != nil || len(scripts) == 0 {
+	if err != nil {
 		return err
+	}
+	warnIgnored(s, log)
+	if len(scripts) == 0 {
+		return nil
 	}
 	id, err := scriptUser()
 	if err != nil {
@@ -143,6 +150,20 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	}
 	t.Root = root
 	return nil
+}
+
+// warnIgnored writes to log one warning naming the files of the
+// service's postinst/ that are no scripts and do not run (see
+// service.Service.IgnoredPostinst), if there are any.
+func warnIgnored(s *service.Service, log io.Writer) {
+	ignored, err := s.IgnoredPostinst()
+	if err != nil || len(ignored) == 0 || log == nil {
+		return
+	}
+	for i, name := range ignored {
+		ignored[i] = termsafe.Printable(name)
+	}
+	fmt.Fprintf(log, "warning: service %s: %s not run: postinst/ runs only its *.sh scripts\n", s.Name, strings.Join(ignored, ", "))
 }
 
 // StageUnreachableError is the error of RunPostinst (and BuildTree) when

@@ -467,3 +467,37 @@ func TestPostinstTmpdirPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestPostinstRunsOnlyScripts: a service whose postinst/ holds files
+// besides its *.sh scripts builds; only the scripts run (a file that ran
+// would fail the step), and one warning names the others, but not a
+// dotfile such as an editor's swap file.
+func TestPostinstRunsOnlyScripts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		made    bool   // etc/made, which 10.sh makes
+		warning string // "" for none
+	}{
+		{"scripts and others", map[string]string{"10.sh": "echo made > etc/made\n", "README": "exit 1\n", "notes.txt": "exit 1\n", ".10.sh.swp": "exit 1\n"}, true,
+			"warning: service svc: postinst/README, postinst/notes.txt not run: postinst/ runs only its *.sh scripts\n"},
+		{"no script", map[string]string{"README": "exit 1\n"}, false,
+			"warning: service svc: postinst/README not run: postinst/ runs only its *.sh scripts\n"},
+		{"dotfiles only beside", map[string]string{"10.sh": "echo made > etc/made\n", ".10.sh.swp": "exit 1\n", ".hidden.sh": "exit 1\n"}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := postinstService(t, tc.files)
+			tr := baseTree(t)
+			var log strings.Builder
+			if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Get("etc/made"); (err == nil) != tc.made {
+				t.Errorf("etc/made in the tree: %v, want %v", err == nil, tc.made)
+			}
+			if got := log.String(); got != tc.warning {
+				t.Errorf("log %q, want %q", got, tc.warning)
+			}
+		})
+	}
+}

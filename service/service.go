@@ -1,13 +1,15 @@
 // Package service holds the services smolvmm images boot into: a service is
 // a directory with etc/rc (required: what the VM runs at boot; a symlink
-// to a file inside the service directory is followed, and the file copied), optional etc/* files
-// (copied to /etc; symlinks stay symlinks, read in the guest), optional postinst/*.sh scripts (run at build
-// time on a staging copy of the tree) and an optional service.conf naming
-// its sets and image size. The shared common/ directory is installed as
-// /etc/include: the built-in one (basicrc), with the files of a user's
-// own common/ laid over it. A service in a host directory is read only inside it
-// (os.Root, see Load), so that one another user can write, built by root,
-// cannot put host files into an image. The services rescue and base are embedded in the binary; a
+// to a file inside the service directory is followed, and the file
+// copied), optional etc/* files (copied to /etc; symlinks stay symlinks,
+// read in the guest), optional postinst/*.sh scripts (run at build time on
+// a staging copy of the tree; other files there do not run) and an
+// optional service.conf naming its sets and image size. The shared common/
+// directory is installed as /etc/include: the built-in one (basicrc), with
+// the files of a user's own common/ laid over it. A service in a host
+// directory is read only inside it (os.Root, see Load), so that one
+// another user can write, built by root, cannot put host files into an
+// image. The services rescue and base are embedded in the binary; a
 // user's own directory of services can stand beside or replace them.
 package service
 
@@ -349,7 +351,8 @@ func Names(dir string) ([]string, error) {
 // regular file or a symlink to one (the image builder follows it, only
 // within the service directory, and writes the file it points to: /etc/rc
 // is always a file in the image),
-// etc/ is a directory, and postinst/ holds only *.sh files. Other symlinks
+// etc/ is a directory, and each postinst script (see Postinst) is a file.
+// Other symlinks
 // of a service go into the image as symlinks, their targets read as guest
 // paths. where names the service in messages.
 func Validate(fsys fs.FS, where string) error {
@@ -374,8 +377,8 @@ func Validate(fsys fs.FS, where string) error {
 	}
 	if es, err := fs.ReadDir(fsys, "postinst"); err == nil {
 		for _, e := range es {
-			if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".sh") {
-				problems = append(problems, fmt.Sprintf("postinst/%s: postinst/ may hold only *.sh script files", e.Name()))
+			if isScript(e.Name()) && !e.Type().IsRegular() {
+				problems = append(problems, fmt.Sprintf("postinst/%s is %s: a postinst script must be a file", e.Name(), filekind.Of(e.Type())))
 			}
 		}
 	} else if err = linkCause(fsys, where, "postinst", err); errors.As(err, new(*linkError)) {
@@ -390,19 +393,46 @@ func Validate(fsys fs.FS, where string) error {
 	return nil
 }
 
-// Postinst returns the names of the service's postinst scripts
-// (postinst/*.sh), sorted: they run in that order.
+// Postinst returns the names of the service's postinst scripts, sorted:
+// they run in that order. As smolBSD's glob postinst/*.sh, it takes the
+// names ending in .sh that do not start with a dot; IgnoredPostinst lists
+// the rest.
 func (s *Service) Postinst() ([]string, error) {
+	scripts, _, err := s.postinst()
+	return scripts, err
+}
+
+// IgnoredPostinst returns the names in the service's postinst/ that are
+// not scripts and do not run (a README, notes), sorted. Names starting
+// with a dot (an editor's swap file such as .10.sh.swp) are hidden, as
+// from a shell's glob, and not listed.
+func (s *Service) IgnoredPostinst() ([]string, error) {
+	_, ignored, err := s.postinst()
+	return ignored, err
+}
+
+// postinst sorts the names in postinst/ into scripts and ignored ones.
+func (s *Service) postinst() (scripts, ignored []string, err error) {
 	es, err := fs.ReadDir(s.FS, "postinst")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("service %s: postinst: %w", s.Name, err)
+		return nil, nil, fmt.Errorf("service %s: postinst: %w", s.Name, err)
 	}
-	var names []string
 	for _, e := range es {
-		names = append(names, path.Join("postinst", e.Name()))
+		switch name := path.Join("postinst", e.Name()); {
+		case isScript(e.Name()):
+			scripts = append(scripts, name)
+		case !strings.HasPrefix(e.Name(), "."):
+			ignored = append(ignored, name)
+		}
 	}
-	return names, nil
+	return scripts, ignored, nil
+}
+
+// isScript tells whether a name in postinst/ is a script's: it ends in
+// .sh and does not start with a dot.
+func isScript(name string) bool {
+	return strings.HasSuffix(name, ".sh") && !strings.HasPrefix(name, ".")
 }

@@ -80,7 +80,6 @@ func TestServiceDir(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, want string }{
 		{"bad", "etc/rc is missing"},
-		{"bad", "postinst/readme.txt: postinst/ may hold only *.sh"},
 		{"empty", "etc/rc is empty"},
 		{"conf", `size "huge"`},
 		{"nosuch", `no service "nosuch" (known: bad, base, conf, empty, rescue, web)`},
@@ -213,9 +212,9 @@ func TestCheckName(t *testing.T) {
 // TestValidateOneLine: a service's problems are said on one line, as
 // every error is printed; they were one line each under a heading.
 func TestValidateOneLine(t *testing.T) {
-	fsys := fstest.MapFS{"etc/hosts": {Data: []byte("x")}, "postinst/notes.txt": {Data: []byte("x")}}
+	fsys := fstest.MapFS{"etc/hosts": {Data: []byte("x")}, "postinst/notes.txt": {Data: []byte("x")}, "postinst/d.sh/x": {Data: []byte("x")}}
 	err := service.Validate(fsys, "svc/bad")
-	want := `service svc/bad is not valid: etc/rc is missing: it is the script the VM runs at boot (e.g. ". /etc/include/basicrc; sh"); postinst/notes.txt: postinst/ may hold only *.sh script files`
+	want := `service svc/bad is not valid: etc/rc is missing: it is the script the VM runs at boot (e.g. ". /etc/include/basicrc; sh"); postinst/d.sh is a directory: a postinst script must be a file`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
@@ -395,6 +394,45 @@ func TestLoadCommonOverBuiltin(t *testing.T) {
 			})
 			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("common files %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPostinstNames: as smolBSD's glob postinst/*.sh, the scripts are the
+// names ending in .sh that do not start with a dot, sorted; any other
+// file is listed as ignored (it made the service invalid), except
+// dotfiles such as an editor's swap file, which are hidden.
+func TestPostinstNames(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		files            []string
+		scripts, ignored string
+	}{
+		{"scripts and others", []string{"20-b.sh", "10.sh", "README", "notes.txt", "x.sh.orig", ".10.sh.swp", ".hidden.sh", ".#10.sh"},
+			"[postinst/10.sh postinst/20-b.sh]", "[postinst/README postinst/notes.txt postinst/x.sh.orig]"},
+		{"only others", []string{"README"}, "[]", "[postinst/README]"},
+		{"only dotfiles", []string{".10.sh.swp"}, "[]", "[]"},
+		{"none", nil, "[]", "[]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{"svc/etc/rc": "sh\n"}
+			for _, f := range tc.files {
+				files["svc/postinst/"+f] = "exit 1\n"
+			}
+			write(t, dir, files)
+			s, err := service.Load("svc", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scripts, err := s.Postinst()
+			if got := fmt.Sprint(scripts); err != nil || got != tc.scripts {
+				t.Errorf("Postinst: %s (%v), want %s", got, err, tc.scripts)
+			}
+			ignored, err := s.IgnoredPostinst()
+			if got := fmt.Sprint(ignored); err != nil || got != tc.ignored {
+				t.Errorf("IgnoredPostinst: %s (%v), want %s", got, err, tc.ignored)
 			}
 		})
 	}
