@@ -68,7 +68,11 @@ func scriptUser() (identity, error) {
 // temporary directory, and writes to log a warning naming the other files
 // of postinst/, which do not run: working directory at its
 // root, environment PATH only (PostinstPath), umask 022 (PostinstUmask),
-// as the invoking user (nobody when that is root). What the scripts add, change or remove is merged back into t;
+// as the invoking user (nobody when that is root), so that they cannot
+// set owners: what they make belongs to root:wheel in the image (or keeps
+// the owner of the path it replaces), and a chown to another user fails
+// (the failure says so; etc/rc can chown at boot). What the scripts add,
+// change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
 // as they were. Files and directories are staged without setuid and
 // setgid, and readable by their owner; a file the scripts did not
@@ -271,9 +275,19 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		return fmt.Errorf("service %s: %s (as uid %d) left a process running outside its process group that still held its output %v after it ended: %w", s.Name, name, id.uid, outputWait, err)
 	}
 	if err != nil {
-		return fmt.Errorf("service %s: %s failed (as uid %d, in the staging root): %w\n%s", s.Name, name, id.uid, err, out)
+		return fmt.Errorf("service %s: %s failed (as uid %d, in the staging root): %w%s\n%s", s.Name, name, id.uid, err, notPermitted(out.String()), out)
 	}
 	return nil
+}
+
+// notPermitted is what a failed script's output tail says of owners when
+// a command in it was refused EPERM, most often a chown: the scripts do
+// not run as root, so no owner they set reaches the image.
+func notPermitted(output string) string {
+	if !strings.Contains(strings.ToLower(output), syscall.EPERM.Error()) {
+		return ""
+	}
+	return "; postinst scripts do not run as root, so they cannot give files other owners (chown, chgrp) or make device nodes: a file they make belongs to root in the image, and etc/rc can set owners at boot"
 }
 
 // ctxError is ctx's error, after its cause when that says more (a signal).

@@ -501,3 +501,29 @@ func TestPostinstRunsOnlyScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestPostinstOwnersHint: a script that fails because a chown was not
+// permitted (the scripts never run as root) is told that owners are set at
+// boot instead; another failure is not.
+func TestPostinstOwnersHint(t *testing.T) {
+	const hint = "postinst scripts do not run as root, so they cannot give files other owners (chown, chgrp) or make device nodes: a file they make belongs to root in the image, and etc/rc can set owners at boot"
+	for _, tc := range []struct {
+		name, script string
+		hint         bool
+	}{
+		{"chown", "set -e\nchown 0:0 etc/motd\n", true},
+		{"other failure", "echo oops; exit 3\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := postinstService(t, map[string]string{"x.sh": tc.script})
+			err := imagebuilder.RunPostinst(context.Background(), baseTree(t), loadService(t, "svc", dir), nil)
+			if err == nil {
+				t.Fatal("the script did not fail")
+			}
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			if got := strings.HasSuffix(first, "; "+hint); got != tc.hint {
+				t.Errorf("error %q: ends in the owners hint: %v, want %v", err, got, tc.hint)
+			}
+		})
+	}
+}
