@@ -24,7 +24,7 @@ type Options struct {
 	BlockSize uint32
 	// Inodes is the number of inodes wanted; 0 gives one per four blocks,
 	// or the content's count plus a quarter of it (see spareInodes) if that
-	// is more.
+	// is more, or in a Size too small for that many, as many as fit.
 	Inodes uint64
 	// Timestamp (Unix seconds) is written in the superblock and on every node
 	// whose Mtime is 0.
@@ -119,18 +119,49 @@ func layout(t *fstree.Tree, opts *Options) (*plan, *geometry, error) {
 
 // fit lays out p in an image of size bytes, or returns errTooSmall. The
 // inodes are those opts and the content want, as many as fit the
-// groups' bitmaps; with spare set and opts.Inodes 0, an image in which
-// fewer than the content's plus its spareInodes fit is too small.
+// groups' bitmaps. With spare set and opts.Inodes 0 (an image sized to
+// its content), an image in which fewer than the content's plus its
+// spareInodes fit is too small. Without spare (a size given), the spare
+// inodes are a wish: when their tables leave too few blocks for the
+// content, the image gets as many as do fit, down to the content's own,
+// so that a size that held the content before spare inodes were asked
+// for still does.
 func fit(p *plan, opts *Options, size int64, spare bool) (*geometry, error) {
 	need, want := opts.inodeWish(p, size)
+	g, err := fitInodes(p, size, need, want)
+	if !errors.Is(err, errTooSmall) || spare || opts.Inodes > 0 || want == need {
+		if err == nil && spare && opts.Inodes == 0 && uint64(g.ipg)*uint64(g.groups) < need+spareInodes(need) {
+			return nil, errTooSmall
+		}
+		return g, err
+	}
+	if g, err = fitInodes(p, size, need, need); err != nil {
+		return nil, err
+	}
+	// need fits and want does not: the most inodes between them that fit.
+	lo, hi := need, want
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		switch m, err := fitInodes(p, size, need, mid); {
+		case err == nil:
+			g, lo = m, mid
+		case errors.Is(err, errTooSmall):
+			hi = mid
+		default:
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// fitInodes lays out p in an image of size bytes with at least need and
+// up to want inodes, or returns errTooSmall if p's blocks do not fit.
+func fitInodes(p *plan, size int64, need, want uint64) (*geometry, error) {
 	g, err := newGeometry(size, p.bs, need, want)
 	if err != nil {
 		return nil, err
 	}
 	if g.capacity() < p.blocks {
-		return nil, errTooSmall
-	}
-	if spare && opts.Inodes == 0 && uint64(g.ipg)*uint64(g.groups) < need+spareInodes(need) {
 		return nil, errTooSmall
 	}
 	return g, nil
