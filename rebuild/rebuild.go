@@ -197,20 +197,25 @@ func isExt2(path string) bool {
 // an image only where no stamp records the digest it was built from. A
 // built-in service has no time of its own (the binary's changes at every
 // build, and the image, with what the guest wrote to it, would be rebuilt
-// each time), and returns a zero modTime. Only what enters the image
-// counts (service.Contents, and the common directory): an image, notes or
-// a README beside etc/ in the service's directory date nothing.
+// each time), and returns a zero modTime. Only what a build reads counts
+// (see ServiceDigest): an image, notes or a README beside etc/ in the
+// service's directory, or a file in postinst/ that does not run, date
+// nothing, and an unreadable one is not read. The times of etc/ and
+// postinst/ themselves count, so that a file removed from them dates the
+// service.
 func ServiceDate(s *service.Service) (modTime time.Time, digest string, err error) {
 	h := sha256.New()
+	newer := func(t time.Time) {
+		if !s.Embedded && t.After(modTime) {
+			modTime = t
+		}
+	}
 	// The name too: one image path used for two services with the same
 	// files (up -i vm.img web, then db) holds what the first one's guest
 	// wrote, which is no image of the second.
 	fmt.Fprintf(h, "service %q\n", s.Name)
 	walk := func(tree string, fsys fs.FS, root string) error {
 		return fs.WalkDir(fsys, root, func(p string, e fs.DirEntry, err error) error {
-			if p == root && errors.Is(err, fs.ErrNotExist) {
-				return nil // an optional part (postinst/, service.conf)
-			}
 			if err != nil {
 				return err
 			}
@@ -218,8 +223,12 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 			if err != nil {
 				return err
 			}
-			if !s.Embedded && info.ModTime().After(modTime) {
-				modTime = info.ModTime()
+			newer(info.ModTime())
+			if tree == "etc" && p == root {
+				// /etc keeps the sets' attributes (imagebuilder's
+				// Overlay): the mode of etc/ itself enters no image.
+				fmt.Fprintf(h, "%s %q\n", tree, p)
+				return nil
 			}
 			// The mode enters the image with the file.
 			fmt.Fprintf(h, "%s %q %v", tree, p, info.Mode())
@@ -237,16 +246,14 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 					return err
 				}
 				fmt.Fprintf(h, " -> %q\n", target)
-				if tree == "service" && p == "etc/rc" {
+				if tree == "etc" && p == "etc/rc" {
 					// The image builder copies the file a linked
 					// etc/rc names, inside the service's directory.
 					st, err := fs.Stat(fsys, p)
 					if err != nil {
 						return err
 					}
-					if !s.Embedded && st.ModTime().After(modTime) {
-						modTime = st.ModTime()
-					}
+					newer(st.ModTime())
 					b, err := fs.ReadFile(fsys, p)
 					if err != nil {
 						return err
@@ -261,10 +268,43 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 			return nil
 		})
 	}
-	for _, root := range service.Contents() {
-		if err := walk("service", s.FS, root); err != nil {
+	if err := walk("etc", s.FS, "etc"); err != nil {
+		return time.Time{}, "", err
+	}
+	// service.conf is read for its sets and size, postinst/ for the
+	// scripts that run (service.Postinst): their contents, not their
+	// modes, enter the image.
+	switch st, err := fs.Stat(s.FS, service.ConfigFile); {
+	case err == nil:
+		newer(st.ModTime())
+		b, err := fs.ReadFile(s.FS, service.ConfigFile)
+		if err != nil {
 			return time.Time{}, "", err
 		}
+		fmt.Fprintf(h, "config %d\n", len(b))
+		h.Write(b)
+	case !errors.Is(err, fs.ErrNotExist):
+		return time.Time{}, "", err
+	}
+	if st, err := fs.Stat(s.FS, "postinst"); err == nil {
+		newer(st.ModTime())
+	}
+	scripts, err := s.Postinst()
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	for _, p := range scripts {
+		st, err := fs.Stat(s.FS, p)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		newer(st.ModTime())
+		b, err := fs.ReadFile(s.FS, p)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		fmt.Fprintf(h, "postinst %q %d\n", p, len(b))
+		h.Write(b)
 	}
 	if err := walk("common", s.Common, "."); err != nil {
 		return time.Time{}, "", err
@@ -272,11 +312,15 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 	return modTime, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// ServiceDigest is the digest of what of service s enters its image: its
-// name, and the names, modes, link targets and contents of its
-// service.Contents and of the common directory it uses (the embedded one
-// when a service directory has none, so that a smolvmm that changes it
-// changes the digest). File times do not count.
+// ServiceDigest is the digest of what of service s a build reads, and so
+// enters its image: its name; the names, modes, link targets and
+// contents under etc/ (a linked etc/rc's file's too, and not etc/'s own
+// mode, which the image does not take); the contents of service.conf and
+// of the postinst scripts that run (service.Service.Postinst, not the
+// other files of postinst/); and the names, modes, link targets and
+// contents of the common directory it uses (the embedded one when a
+// service directory has none, so that a smolvmm that changes it changes
+// the digest). File times do not count.
 func ServiceDigest(s *service.Service) (string, error) {
 	_, digest, err := ServiceDate(s)
 	return digest, err

@@ -81,6 +81,22 @@ func TestServiceDigest(t *testing.T) {
 		{"a directory added to etc/", func(t *testing.T, dir string) { os.Mkdir(filepath.Join(dir, "web", "etc", "ssh"), 0o700) }, "", false},
 		{"a symlink added to etc/", func(t *testing.T, dir string) { os.Symlink("/tmp", filepath.Join(dir, "web", "etc", "tmp")) }, "", false},
 		{"a postinst script edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "postinst", "10.sh"), "echo ho\n") }, "", false},
+		{"a postinst script added", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "postinst", "20.sh"), "echo ho\n") }, "", false},
+		{"a postinst script removed", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "web", "postinst", "10.sh")) }, "", false},
+		// What the build does not read: a README or an editor's swap
+		// file in postinst/ runs not, nor is read, even unreadable; a
+		// script runs as sh's argument, whatever its mode; /etc keeps
+		// the sets' mode.
+		{"a README in postinst/", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "postinst", "README"), "notes\n") }, "", true},
+		{"a swap file in postinst/", func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, "web", "postinst", ".10.sh.swp"), "swap")
+		}, "", true},
+		{"an unreadable file in postinst/", func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, "web", "postinst", "notes.txt"), "notes\n")
+			os.Chmod(filepath.Join(dir, "web", "postinst", "notes.txt"), 0)
+		}, "", true},
+		{"a postinst script's mode", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, "web", "postinst", "10.sh"), 0o755) }, "", true},
+		{"etc/'s own mode", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, "web", "etc"), 0o700) }, "", true},
 		{"service.conf edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "service.conf"), "sets=base\n") }, "", false},
 		{"service.conf removed", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "web", "service.conf")) }, "", false},
 		{"a common file edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "common", "basicrc"), "mount -a -t ffs\n") }, "", false},

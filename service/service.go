@@ -33,13 +33,6 @@ var embedded embed.FS
 // CommonDir is the directory of shared files, installed as /etc/include.
 const CommonDir = "common"
 
-// Contents are the paths in a service's directory that its image is
-// built from: etc/ (copied to /etc), postinst/ (run at build time) and
-// service.conf (its sets and size). Anything else there (notes, a README,
-// the image itself) is not read by a build; the common directory is, as a
-// whole.
-func Contents() []string { return []string{"etc", "postinst", ConfigFile} }
-
 // Service is one loaded and validated service.
 type Service struct {
 	Name string
