@@ -248,7 +248,8 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 				fmt.Fprintf(h, " -> %q\n", target)
 				if tree == "etc" && p == "etc/rc" {
 					// The image builder copies the file a linked
-					// etc/rc names, inside the service's directory.
+					// etc/rc names, inside the service's directory,
+					// with that file's mode.
 					st, err := fs.Stat(fsys, p)
 					if err != nil {
 						return err
@@ -258,7 +259,7 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(h, "%d\n", len(b))
+					fmt.Fprintf(h, "%v %d\n", st.Mode(), len(b))
 					h.Write(b)
 				}
 			default:

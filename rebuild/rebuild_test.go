@@ -160,6 +160,16 @@ func TestServiceDigest(t *testing.T) {
 	if at, after, err := ServiceDate(s); err != nil || after == before || !at.Equal(newest) {
 		t.Errorf("linked etc/rc's file edited: ServiceDate = %v, %s, %v; want %v and not the digest %s", at, after, err, newest, before)
 	}
+	// The image's /etc/rc takes the file's mode (a setuid bit too): a
+	// chmod of it, not of the link, changes the digest. It hashed the
+	// link's mode only.
+	before, _ = ServiceDigest(s)
+	if err := os.Chmod(filepath.Join(dir, "web", "rc.real"), 0o4664); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := ServiceDigest(s); err != nil || after == before {
+		t.Errorf("linked etc/rc's file's mode changed: digest %s, %v; want other than %s", after, err, before)
+	}
 }
 
 // TestServiceDigestCommon: a service directory without common/ gets the
