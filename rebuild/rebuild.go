@@ -202,7 +202,9 @@ func isExt2(path string) bool {
 // service's directory, or a file in postinst/ that does not run, date
 // nothing, and an unreadable one is not read. The times of etc/ and
 // postinst/ themselves count, so that a file removed from them dates the
-// service.
+// service. The files are read as they are now, while s.Config is as Load
+// read it: a caller that builds from s takes the digest it records just
+// before the build, not at Load.
 func ServiceDate(s *service.Service) (modTime time.Time, digest string, err error) {
 	h := sha256.New()
 	newer := func(t time.Time) {
@@ -272,21 +274,15 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 	if err := walk("etc", s.FS, "etc"); err != nil {
 		return time.Time{}, "", err
 	}
-	// service.conf is read for its sets and size, postinst/ for the
-	// scripts that run (service.Postinst): their contents, not their
-	// modes, enter the image.
-	switch st, err := fs.Stat(s.FS, service.ConfigFile); {
-	case err == nil:
+	// service.conf is read once, by service.Load, for the sets and size
+	// a build takes from s.Config: that, not the file as it is now (or
+	// its comments), is what the image is built with.
+	if st, err := fs.Stat(s.FS, service.ConfigFile); err == nil {
 		newer(st.ModTime())
-		b, err := fs.ReadFile(s.FS, service.ConfigFile)
-		if err != nil {
-			return time.Time{}, "", err
-		}
-		fmt.Fprintf(h, "config %d\n", len(b))
-		h.Write(b)
-	case !errors.Is(err, fs.ErrNotExist):
-		return time.Time{}, "", err
 	}
+	fmt.Fprintf(h, "config %#v\n", s.Config)
+	// postinst/ is read for the scripts that run (service.Postinst):
+	// their contents, not their modes, enter the image.
 	if st, err := fs.Stat(s.FS, "postinst"); err == nil {
 		newer(st.ModTime())
 	}
@@ -316,9 +312,10 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 // ServiceDigest is the digest of what of service s a build reads, and so
 // enters its image: its name; the names, modes, link targets and
 // contents under etc/ (a linked etc/rc's file's too, and not etc/'s own
-// mode, which the image does not take); the contents of service.conf and
-// of the postinst scripts that run (service.Service.Postinst, not the
-// other files of postinst/); and the names, modes, link targets and
+// mode, which the image does not take); its Config, the sets and size
+// Load read from service.conf; the contents of the postinst scripts that
+// run (service.Service.Postinst, not the other files of postinst/); and
+// the names, modes, link targets and
 // contents of the common directory it uses (the embedded one when a
 // service directory has none, so that a smolvmm that changes it changes
 // the digest). File times do not count.

@@ -25,13 +25,13 @@ func hostService(t *testing.T, old time.Time) string {
 	for p, data := range map[string]string{
 		"web/etc/rc":          ". /etc/include/basicrc\nhttpd\n",
 		"web/etc/httpd.conf":  "port 80\n",
-		"web/service.conf":    "sets=rescue\n",
+		"web/service.conf":    "sets=rescue\nsize=20\n",
 		"web/postinst/10.sh":  "echo hi\n",
 		"web/README":          "notes\n",
 		"common/basicrc":      "mount -a\n",
 		"db/etc/rc":           ". /etc/include/basicrc\nhttpd\n",
 		"db/etc/httpd.conf":   "port 80\n",
-		"db/service.conf":     "sets=rescue\n",
+		"db/service.conf":     "sets=rescue\nsize=20\n",
 		"db/postinst/10.sh":   "echo hi\n",
 		"nocommon/web/etc/rc": "httpd\n",
 	} {
@@ -99,6 +99,9 @@ func TestServiceDigest(t *testing.T) {
 		{"etc/'s own mode", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, "web", "etc"), 0o700) }, "", true},
 		{"service.conf edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "web", "service.conf"), "sets=base\n") }, "", false},
 		{"service.conf removed", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "web", "service.conf")) }, "", false},
+		{"a comment added to service.conf", func(t *testing.T, dir string) {
+			write(t, filepath.Join(dir, "web", "service.conf"), "# the web server\nsets=rescue\nsize=20\n")
+		}, "", true},
 		{"a common file edited", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "common", "basicrc"), "mount -a -t ffs\n") }, "", false},
 		{"a file moved from etc/ to common/", func(t *testing.T, dir string) {
 			os.Rename(filepath.Join(dir, "web", "etc", "httpd.conf"), filepath.Join(dir, "common", "httpd.conf"))
@@ -160,6 +163,19 @@ func TestServiceDigest(t *testing.T) {
 	if at, after, err := ServiceDate(s); err != nil || after == before || !at.Equal(newest) {
 		t.Errorf("linked etc/rc's file edited: ServiceDate = %v, %s, %v; want %v and not the digest %s", at, after, err, newest, before)
 	}
+	// A build takes the sets and size from s.Config, read by Load, and
+	// the files as they are when it reads them: the digest of a loaded
+	// service follows an edit of etc/rc, not one of service.conf.
+	before, _ = ServiceDigest(s)
+	write(t, filepath.Join(dir, "web", "service.conf"), "sets=base\n")
+	if after, err := ServiceDigest(s); err != nil || after != before {
+		t.Errorf("service.conf edited after Load: digest %s, %v; want %s, of the Config loaded", after, err, before)
+	}
+	write(t, filepath.Join(dir, "web", "rc.real"), "httpd -v\n")
+	if after, err := ServiceDigest(s); err != nil || after == before {
+		t.Errorf("etc/rc's file edited after Load: digest %s, %v; want other than %s", after, err, before)
+	}
+
 	// The image's /etc/rc takes the file's mode (a setuid bit too): a
 	// chmod of it, not of the link, changes the digest. It hashed the
 	// link's mode only.

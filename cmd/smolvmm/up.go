@@ -34,17 +34,20 @@ type upService struct {
 	ModTime time.Time // newest of the service's input files; zero for a built-in one
 	Digest  string    // of its name and input files (rebuild.ServiceDigest): an image built from another is rebuilt
 	Where   string    // "embedded" or the directory it came from
+	// Service is the service as loaded, which the build reads (nil from
+	// a test's fake).
+	Service *service.Service
 }
 
 // upBuild asks for one image.
 type upBuild struct {
-	Service    string
-	ServiceDir string   // "" for the embedded services
-	Sets       []string // verified set files
-	Arch       string   // the release's port, which decides the /dev numbers
-	SizeMB     int
-	Out        string    // the image, created or replaced atomically (never half written)
-	Log        io.Writer // output of the service's postinst scripts
+	Service string
+	Svc     *service.Service // the service loaded once by up, its Config used
+	Sets    []string         // verified set files
+	Arch    string           // the release's port, which decides the /dev numbers
+	SizeMB  int
+	Out     string    // the image, created or replaced atomically (never half written)
+	Log     io.Writer // output of the service's postinst scripts
 }
 
 // upDeps are the stages `up` drives, as functions so that each can be
@@ -141,6 +144,15 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		return res, err
 	}
 	err = step(log, "mkimg", func() (string, error) {
+		if svc.Service != nil {
+			// Its files as the build will read them, not as before the
+			// download: an edit made meanwhile is built in, and this
+			// digest recorded, not the one of the files it replaced.
+			var err error
+			if svc.ModTime, svc.Digest, err = dateUpService(svc.Service); err != nil {
+				return "", err
+			}
+		}
 		im := rebuild.Image{Path: res.Image, ServiceTime: svc.ModTime, Digest: svc.Digest,
 			Builder: imagebuilder.Revision, Release: rebuild.ReleaseKey(res.Release),
 			Stamp: rebuild.ReleaseStamp(res.Release, res.Image)}
@@ -209,7 +221,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", selfNamed{err}
 			}
 		}
-		msg, err := d.build(ctx, upBuild{Service: o.Service, ServiceDir: o.ServiceDir, Sets: im.Sets, Arch: res.Release.Arch, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
+		msg, err := d.build(ctx, upBuild{Service: o.Service, Svc: svc.Service, Sets: im.Sets, Arch: res.Release.Arch, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
 		if err != nil {
 			return "", err
 		}
@@ -553,16 +565,27 @@ func loadUpService(name, dir string) (upService, error) {
 	if err != nil {
 		return upService{}, selfNamed{err}
 	}
-	out := upService{Sets: s.Config.Sets, SizeMB: s.Config.SizeMB, Where: "embedded"}
-	what := name
+	out := upService{Sets: s.Config.Sets, SizeMB: s.Config.SizeMB, Where: "embedded", Service: s}
 	if !s.Embedded {
 		out.Where = filepath.Join(dir, name)
-		what = out.Where
 	}
-	if out.ModTime, out.Digest, err = rebuild.ServiceDate(s); err != nil {
-		return upService{}, fmt.Errorf("service %s: %w", what, err)
+	if out.ModTime, out.Digest, err = dateUpService(s); err != nil {
+		return upService{}, err
 	}
 	return out, nil
+}
+
+// dateUpService is rebuild.ServiceDate of s, its error naming s.
+func dateUpService(s *service.Service) (time.Time, string, error) {
+	at, digest, err := rebuild.ServiceDate(s)
+	if err != nil {
+		what := s.Name
+		if !s.Embedded {
+			what = filepath.Join(s.Dir, s.Name)
+		}
+		return time.Time{}, "", fmt.Errorf("service %s: %w", what, err)
+	}
+	return at, digest, nil
 }
 
 // kstripKernelAdvice is what kstrip tells its user of a file that is no
@@ -627,11 +650,10 @@ func stripKernel(in, out string, keep []string) (string, error) {
 // sets outgrow it (a newer release's larger rescue binary), the image is
 // sized to its content instead of failing, and the message says so.
 func buildUpImage(ctx context.Context, b upBuild) (string, error) {
-	s, err := service.Load(b.Service, b.ServiceDir)
-	if err != nil {
-		return "", err
+	if b.Svc == nil {
+		return "", fmt.Errorf("service %s: not loaded", b.Service)
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: s, Arch: b.Arch, SizeMB: b.SizeMB, Log: b.Log, Force: true}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: b.Log, Force: true}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	var ae *imagebuilder.InitArchError
 	if errors.As(err, &ae) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/rebuild"
+	"github.com/smolvmm/smolvmm/service"
 )
 
 // fakeUp records the calls up makes to its stages.
@@ -39,6 +41,11 @@ type fakeUp struct {
 	ran      [2]string
 	arch     string // the release's port; "" is i386
 	load     bool   // services are loaded as up loads them (loadUpService), not svc
+	// duringFetch, when set, runs in the fetch step (as a user's edit
+	// during a download); rcs gets the etc/rc each build of a loaded
+	// service reads.
+	duringFetch func()
+	rcs         []string
 }
 
 func newFakeUp(t *testing.T) *fakeUp {
@@ -64,6 +71,9 @@ func (f *fakeUp) deps() upDeps {
 		},
 		fetch: func(ctx context.Context, sets []string) (*fetch.Release, error) {
 			f.calls = append(f.calls, "fetch")
+			if f.duringFetch != nil {
+				f.duringFetch()
+			}
 			arch := f.arch
 			if arch == "" {
 				arch = "i386"
@@ -83,6 +93,13 @@ func (f *fakeUp) deps() upDeps {
 		build: func(ctx context.Context, b upBuild) (string, error) {
 			f.calls = append(f.calls, "build")
 			f.builds = append(f.builds, b)
+			if b.Svc != nil {
+				rc, err := fs.ReadFile(b.Svc.FS, "etc/rc")
+				if err != nil {
+					return "", err
+				}
+				f.rcs = append(f.rcs, string(rc))
+			}
 			// As the real builder: half an image never shows under b.Out.
 			return "10 MiB ext2", atomicfile.Write(b.Out, 0o644, func(w *os.File) error {
 				if f.buildErr != nil {
@@ -687,7 +704,11 @@ func TestBuildUpImageGrows(t *testing.T) {
 	}
 	os.WriteFile(set, b, 0o644)
 	out := filepath.Join(dir, "tiny.img")
-	msg, err := buildUpImage(context.Background(), upBuild{Service: "tiny", ServiceDir: dir, Sets: []string{set}, SizeMB: 2, Out: out})
+	svc, err := service.Load("tiny", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := buildUpImage(context.Background(), upBuild{Service: "tiny", Svc: svc, Sets: []string{set}, SizeMB: 2, Out: out})
 	if err != nil {
 		t.Fatalf("buildUpImage: %v", err)
 	}
@@ -708,7 +729,11 @@ func TestBuildUpImageArch(t *testing.T) {
 	set := filepath.Join(dir, "rescue.tgz")
 	writeELFSet(t, set, elf.ELFCLASS64, elf.EM_X86_64)
 	out := filepath.Join(dir, "rescue.img")
-	_, err := buildUpImage(context.Background(), upBuild{Service: "rescue", Sets: []string{set}, Arch: "i386", Out: out})
+	svc, err := service.Load("rescue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = buildUpImage(context.Background(), upBuild{Service: "rescue", Svc: svc, Sets: []string{set}, Arch: "i386", Out: out})
 	want := "the sets are for amd64, not i386: their init /rescue/init is an ELF program for machine EM_X86_64 (62): the release's i386 sets, verified, hold another port's programs (check --mirror, --version and --arch)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("buildUpImage: %v, want %q", err, want)
@@ -716,7 +741,7 @@ func TestBuildUpImageArch(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an image was written: %v", err)
 	}
-	if _, err := buildUpImage(context.Background(), upBuild{Service: "rescue", Sets: []string{set}, Arch: "amd64", Out: out}); err != nil {
+	if _, err := buildUpImage(context.Background(), upBuild{Service: "rescue", Svc: svc, Sets: []string{set}, Arch: "amd64", Out: out}); err != nil {
 		t.Errorf("amd64 sets for an amd64 release: %v", err)
 	}
 }

@@ -174,3 +174,64 @@ func TestUpOldServiceStamp(t *testing.T) {
 	upAgain(t, f, opts, "service fetch build run", "or did not record which")
 	upAgain(t, f, opts, "service fetch run", "")
 }
+
+// TestUpServiceEditedDuringFetch: the service's files are read by the
+// build after the download, and the digest recorded is theirs then. It
+// was taken before the download: etc/rc edited meanwhile was built in
+// under the old digest, so the next up rebuilt for nothing, and one after
+// the edit was undone booted the edited image as up to date; an up whose
+// image was current booted it though etc/rc had changed. The sets and
+// size are those loaded before the download: a service.conf edited
+// during it is built in by the next up.
+func TestUpServiceEditedDuringFetch(t *testing.T) {
+	rc := func(text string) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "web", "etc", "rc"), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		during int // the up (0, 1) during whose download edit runs
+		edit   func(t *testing.T, dir string)
+		wantRc string // what the build read
+		after  func(t *testing.T, dir string)
+		then   string // the calls of the up after it
+	}{
+		{"etc/rc, during the first up", 0, rc("httpd -s\n"), "httpd -s\n", func(*testing.T, string) {}, "service fetch run"},
+		{"etc/rc, during the first up, undone after", 0, rc("httpd -s\n"), "httpd -s\n", rc("httpd\n"), "service fetch build run"},
+		{"etc/rc, during an up of a current image", 1, rc("httpd -s\n"), "httpd -s\n", func(*testing.T, string) {}, "service fetch run"},
+		{"service.conf, during the first up", 0, func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "web", "service.conf"), []byte("size=20\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "httpd\n", func(*testing.T, string) {}, "service fetch build run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			f.load = true
+			dir := t.TempDir()
+			writeUpService(t, dir, "web", "httpd\n")
+			opts := upOptions{Service: "web", ServiceDir: dir, Image: filepath.Join(t.TempDir(), "web.img")}
+			edit := func() { tt.edit(t, dir) }
+			if tt.during == 0 {
+				f.duringFetch = edit
+			}
+			upAgain(t, f, opts, "service fetch strip build run", "")
+			f.duringFetch = nil
+			if tt.during == 1 {
+				f.duringFetch = edit
+				upAgain(t, f, opts, "service fetch build run", "from other files of this one")
+				f.duringFetch = nil
+			}
+			if got := f.rcs[len(f.rcs)-1]; got != tt.wantRc {
+				t.Errorf("the build read etc/rc %q, want %q", got, tt.wantRc)
+			}
+			tt.after(t, dir)
+			upAgain(t, f, opts, tt.then, "from other files of this one")
+			upAgain(t, f, opts, "service fetch run", "")
+		})
+	}
+}
