@@ -5,7 +5,10 @@
 //
 // With SMOLVMM_ALLOWED_SKIPS naming an allow-list file (CI), a skip that
 // no entry of the list allows fails the run too: CI must not pass while a
-// test it is meant to run skips. The file holds one entry a line,
+// test it is meant to run skips. A list with no entries allows no skip.
+// An entry that matched no skip of a package the run tested is reported as
+// stale, a warning only: which tests skip depends on the host. The file
+// holds one entry a line,
 //
 //	PACKAGE TEST REASON
 //
@@ -35,13 +38,14 @@ import (
 const AllowVar = "SMOLVMM_ALLOWED_SKIPS"
 
 func main() {
-	var allow []allowed
+	var allow *allowList // nil: no list given, every skip allowed
 	if file := os.Getenv(AllowVar); file != "" {
-		var err error
-		if allow, err = readAllowList(file); err != nil {
+		entries, err := readAllowList(file)
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "testreport: %s=%s: %v\n", AllowVar, file, err)
 			os.Exit(2)
 		}
+		allow = &allowList{file: file, entries: entries}
 	}
 	goCmd := os.Getenv("GO")
 	if goCmd == "" {
@@ -84,6 +88,13 @@ type event struct {
 	ImportPath string // build-output events
 	Test       string
 	Output     string
+}
+
+// allowList is the allow-list given. A list without entries is still a
+// list: it allows no skip, unlike no list at all.
+type allowList struct {
+	file    string
+	entries []allowed
 }
 
 // allowed is one entry of the allow-list.
@@ -136,7 +147,8 @@ type skip struct {
 // report follows the events of one go test -json run.
 type report struct {
 	w       io.Writer
-	allow   []allowed
+	allow   *allowList          // nil: every skip is allowed
+	tested  map[string]bool     // packages the run reported on
 	lines   map[string][]line   // by package: output of tests not ended yet
 	pkgOut  map[string][]string // by package: its output outside any test
 	ended   map[string]string   // by package and test: how each test ended
@@ -148,8 +160,8 @@ type report struct {
 // line is one line of a test's output.
 type line struct{ test, text string }
 
-func newReport(w io.Writer, allow []allowed) *report {
-	return &report{w: w, allow: allow, lines: map[string][]line{}, pkgOut: map[string][]string{}, ended: map[string]string{}, counts: map[string]int{}}
+func newReport(w io.Writer, allow *allowList) *report {
+	return &report{w: w, allow: allow, tested: map[string]bool{}, lines: map[string][]line{}, pkgOut: map[string][]string{}, ended: map[string]string{}, counts: map[string]int{}}
 }
 
 func (r *report) read(rd io.Reader) error {
@@ -178,6 +190,9 @@ func framing(s string) bool {
 }
 
 func (r *report) event(e event) {
+	if e.Package != "" {
+		r.tested[e.Package] = true
+	}
 	switch e.Action {
 	case "build-output":
 		io.WriteString(r.w, e.Output)
@@ -257,15 +272,28 @@ func (r *report) skipped(pkg, test string) {
 		}
 	}
 	s := skip{pkg: pkg, test: test, reason: strings.Join(reason, " ")}
-	for i := range r.allow {
-		a := &r.allow[i]
-		if a.test == test && (a.pkg == pkg || strings.HasSuffix(pkg, "/"+a.pkg)) && strings.Contains(s.reason, a.reason) {
+	for i := range r.allowed() {
+		a := &r.allow.entries[i]
+		if a.test == test && a.names(pkg) && strings.Contains(s.reason, a.reason) {
 			a.used = true
 			s.allowedBy = a
 			break
 		}
 	}
 	r.skips = append(r.skips, s)
+}
+
+// allowed returns the entries of the allow-list, none without one.
+func (r *report) allowed() []allowed {
+	if r.allow == nil {
+		return nil
+	}
+	return r.allow.entries
+}
+
+// names tells whether the entry's package is pkg.
+func (a *allowed) names(pkg string) bool {
+	return a.pkg == pkg || strings.HasSuffix(pkg, "/"+a.pkg)
 }
 
 // summary prints the skips and the counts, and tells whether the run
@@ -289,7 +317,27 @@ func (r *report) summary() bool {
 	}
 	fmt.Fprintf(r.w, "\ntests: %d passed, %d failed, %d skipped; packages failed: %d\n", r.counts["pass"], r.counts["fail"], r.counts["skip"], r.pkgFail)
 	if denied > 0 {
-		fmt.Fprintf(r.w, "%d skipped tests are not in %s's list (%s): make them run, or add an entry saying why they may skip\n", denied, AllowVar, os.Getenv(AllowVar))
+		fmt.Fprintf(r.w, "%d skipped tests are not in %s's list (%s): make them run, or add an entry saying why they may skip\n", denied, AllowVar, r.allow.file)
 	}
+	r.stale()
 	return r.counts["fail"] == 0 && r.pkgFail == 0 && denied == 0
+}
+
+// stale warns of the allow-list's entries that matched no skip of a package
+// this run tested (a run of other packages says nothing of them). Not a
+// failure: a test skips on one host and runs on another; but an entry no
+// host needs any more should go.
+func (r *report) stale() {
+	for i := range r.allowed() {
+		a := &r.allow.entries[i]
+		if a.used {
+			continue
+		}
+		for pkg := range r.tested {
+			if a.names(pkg) {
+				fmt.Fprintf(r.w, "warning: %s line %d (%s %s %q) matched no skip: remove it if no host needs it\n", r.allow.file, a.line, a.pkg, a.test, a.reason)
+				break
+			}
+		}
+	}
 }

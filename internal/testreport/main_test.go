@@ -34,9 +34,13 @@ const stream = `{"Action":"start","Package":"m/p"}
 {"Action":"fail","Package":"m/p"}
 `
 
+// passing is stream with every test and the package passing but the skips.
+var passing = strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p")
+
 func TestReport(t *testing.T) {
 	for _, tc := range []struct {
 		name, stream, allow string
+		list                bool // whether an allow-list (allow, maybe empty) is given
 		ok                  bool
 		want, notWant       []string
 	}{{
@@ -46,20 +50,48 @@ func TestReport(t *testing.T) {
 		notWant: []string{"quiet pass", "passing log", "=== RUN", "NOT ALLOWED"},
 	}, {
 		name:   "passing package, skips allowed",
-		stream: strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p"),
+		stream: passing,
+		list:   true,
 		allow:  "# vfat is missing on CI\np TestA/s no vfat\n\n# root only\nm/p TestB needs root\n",
 		ok:     true,
 		want:   []string{"ok  \tm/p", "TestA/s [allowed: line 2]", "TestB [allowed: line 5]"},
 	}, {
 		name:   "a skip whose reason differs is not allowed",
-		stream: strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p"),
+		stream: passing,
+		list:   true,
 		allow:  "# vfat\np TestA/s no vfat\n\n# root\nm/p TestB built with cgo\n",
 		want:   []string{"TestB [NOT ALLOWED]: b_test.go:4: needs root", "1 skipped tests are not in"},
 	}, {
 		name:   "another package's test is not allowed",
-		stream: strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p"),
+		stream: passing,
+		list:   true,
 		allow:  "# vfat\nq TestA/s no vfat\n\n# root\nm/p TestB needs root\n",
 		want:   []string{"TestA/s [NOT ALLOWED]"},
+	}, {
+		name:   "an empty list allows no skip",
+		stream: passing,
+		list:   true,
+		want:   []string{"TestA/s [NOT ALLOWED]", "TestB [NOT ALLOWED]", "2 skipped tests are not in"},
+	}, {
+		name:   "a list of comments only allows no skip",
+		stream: passing,
+		list:   true,
+		allow:  "# nothing may skip any more\n\n#\n",
+		want:   []string{"TestA/s [NOT ALLOWED]", "TestB [NOT ALLOWED]", "2 skipped tests are not in"},
+	}, {
+		name:    "no skips, empty list",
+		stream:  `{"Action":"pass","Package":"m/p","Test":"TestC"}` + "\n" + `{"Action":"pass","Package":"m/p"}` + "\n",
+		list:    true,
+		ok:      true,
+		notWant: []string{"NOT ALLOWED", "warning"},
+	}, {
+		name:    "an entry that matched no skip is stale, a warning",
+		stream:  passing,
+		list:    true,
+		allow:   "# vfat\np TestA/s no vfat\n\n# root\nm/p TestB needs root\n\n# gone\np TestGone whatever\n\n# other package, not run\nq TestQ r\n",
+		ok:      true,
+		want:    []string{"warning: allow.list line 8 (p TestGone \"whatever\") matched no skip"},
+		notWant: []string{"line 11", "line 2 (", "line 5 ("},
 	}, {
 		name:   "a package that dies prints its unfinished tests first",
 		stream: `{"Action":"output","Package":"m/q","Test":"TestP","Output":"    p_test.go:3: before\n"}` + "\n" + `{"Action":"output","Package":"m/q","Output":"panic: boom\n"}` + "\n" + `{"Action":"output","Package":"m/q","Output":"FAIL\tm/q\t0.1s\n"}` + "\n" + `{"Action":"fail","Package":"m/q"}` + "\n",
@@ -70,12 +102,13 @@ func TestReport(t *testing.T) {
 		want:   []string{"b_test.go:3:27: undefined: x\nFAIL\tm/b [build failed]\n"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			var allow []allowed
-			if tc.allow != "" {
-				var err error
-				if allow, err = parseAllowList(tc.allow); err != nil {
+			var allow *allowList
+			if tc.list {
+				entries, err := parseAllowList(tc.allow)
+				if err != nil {
 					t.Fatal(err)
 				}
+				allow = &allowList{file: "allow.list", entries: entries}
 			}
 			var out strings.Builder
 			r := newReport(&out, allow)
