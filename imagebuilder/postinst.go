@@ -275,10 +275,33 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		return fmt.Errorf("service %s: %s (as uid %d) left a process running outside its process group that still held its output %v after it ended: %w", s.Name, name, id.uid, outputWait, err)
 	}
 	if err != nil {
-		return fmt.Errorf("service %s: %s failed (as uid %d, in the staging root): %w%s\n%s", s.Name, name, id.uid, err, notPermitted(out.String()), out)
+		return &ScriptError{Service: s.Name, Script: name, UID: id.uid, Err: err, Output: out.String()}
 	}
 	return nil
 }
+
+// ScriptError is a postinst script that failed: how it ended and the
+// tail of what it printed.
+type ScriptError struct {
+	Service string // the service's name
+	Script  string // the script, "postinst/NAME.sh"
+	UID     uint32 // the user it ran as
+	Err     error  // how it ended (an *exec.ExitError) or why it did not run
+	Output  string // its output's last bytes, after "..." when it printed more
+}
+
+// Error is one line: the script, its user and how it ended, and what its
+// output says of owners it could not set; Detail has the output. (The
+// output is a script's: it is not put in a line meant to be one.)
+func (e *ScriptError) Error() string {
+	return fmt.Sprintf("service %s: %s failed (as uid %d, in the staging root): %v%s", e.Service, e.Script, e.UID, e.Err, notPermitted(e.Output))
+}
+
+// Detail is the tail of the script's output, to print after Error.
+func (e *ScriptError) Detail() string { return e.Output }
+
+// Unwrap returns how the script ended.
+func (e *ScriptError) Unwrap() error { return e.Err }
 
 // notPermitted is what a failed script's output tail says of owners when
 // a command in it was refused EPERM, most often a chown: the scripts do

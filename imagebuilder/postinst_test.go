@@ -144,6 +144,12 @@ func TestPostinstRefuses(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
+			// A failed script's output is the error's detail, apart
+			// from its one line.
+			var se *imagebuilder.ScriptError
+			if tc.name == "failure" && (!errors.As(err, &se) || se.Detail() != "oops\n" || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "exit status 3")) {
+				t.Errorf("got %q (%#v), want one line with the status and the output oops as the detail", err, se)
+			}
 			if tr.Root != before {
 				t.Error("tree changed although the step failed")
 			}

@@ -170,11 +170,12 @@ func TestPostinstOutputBounded(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	err := imagebuilder.RunPostinst(context.Background(), baseTree(t), loadService(t, "svc", dir), nil)
 	runtime.ReadMemStats(&after)
-	if err == nil || !strings.HasSuffix(err.Error(), "the last line\n") {
-		t.Fatalf("RunPostinst: %.200q, want the error to end with the script's last line", err)
+	var se *imagebuilder.ScriptError
+	if !errors.As(err, &se) || !strings.HasSuffix(se.Detail(), "the last line\n") {
+		t.Fatalf("RunPostinst: %.200q, want a ScriptError whose detail ends with the script's last line", err)
 	}
-	if n := len(err.Error()); n > 2500 {
-		t.Errorf("error of %d bytes: want the output's last 2000", n)
+	if n := len(se.Detail()); n > 2500 {
+		t.Errorf("detail of %d bytes: want the output's last 2000", n)
 	}
 	if a := after.TotalAlloc - before.TotalAlloc; a > 20<<20 {
 		t.Errorf("the build allocated %d MiB for 100 MB of output: want a bounded tail", a>>20)

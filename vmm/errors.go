@@ -52,10 +52,13 @@ type CrashError struct {
 	Regs   string // formatted general and segment registers
 }
 
-// Error is the reason, then the registers on lines of their own.
+// Error is one line, the reason; Detail has the registers.
 func (e *CrashError) Error() string {
-	return fmt.Sprintf("guest crashed: %s\n%s", e.Reason, e.Regs)
+	return "guest crashed: " + e.Reason
 }
+
+// Detail is the registers, on lines of their own, to print after Error.
+func (e *CrashError) Detail() string { return e.Regs }
 
 // Unwrap returns ErrGuestCrash, so that errors.Is finds any crash.
 func (e *CrashError) Unwrap() error { return ErrGuestCrash }

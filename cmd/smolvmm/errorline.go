@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/termsafe"
@@ -11,7 +12,8 @@ import (
 // ("smolvmm bench: ", "smolvmm: ", "kstrip: ") is not repeated. Control
 // characters are escaped (termsafe.Line): a file name with a newline
 // (-k $'a\nb') broke the one line the README promises, and one with an
-// escape sequence acted on the terminal.
+// escape sequence acted on the terminal. An error with more to say on
+// lines of their own carries it apart (errorDetail).
 func errorLine(command, msg string) string {
 	prefix := "smolvmm"
 	if command != "" {
@@ -30,6 +32,35 @@ func errorLine(command, msg string) string {
 		msg = rest
 	}
 	return prefix + ": " + termsafe.Line(msg)
+}
+
+// detailer is an error with lines to print after its one line: a crashed
+// guest's registers (vmm.CrashError), a failed postinst script's output
+// (imagebuilder.ScriptError). Its Error is one line.
+type detailer interface{ Detail() string }
+
+// errorDetail is the lines of err's detail, if it has one, each escaped
+// (termsafe.Line: a script's output is anyone's) and indented under the
+// error line, so that none of them passes for a line of smolvmm's own.
+func errorDetail(err error) []string {
+	var d detailer
+	if !errors.As(err, &d) {
+		return nil
+	}
+	text := strings.TrimRight(d.Detail(), "\n")
+	if text == "" {
+		return nil
+	}
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		lines = append(lines, "  "+termsafe.Line(strings.TrimSuffix(l, "\r")))
+	}
+	return lines
+}
+
+// errorText is errorLine, then err's detail on lines of their own.
+func errorText(command, msg string, err error) string {
+	return strings.Join(append([]string{errorLine(command, msg)}, errorDetail(err)...), "\n")
 }
 
 // commandName is the command args run: the first argument after the

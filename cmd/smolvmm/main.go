@@ -72,7 +72,7 @@ func run(args []string) int {
 	}
 	// advise adds the flags to change to the libraries' errors.
 	if msg := advise(err); msg != "" {
-		fmt.Fprintln(os.Stderr, errorLine(command, msg))
+		fmt.Fprintln(os.Stderr, errorText(command, msg, err))
 	}
 	return exitCode(err)
 }
@@ -290,3 +290,12 @@ type usageStatus struct{ error }
 func (usageStatus) ExitCode() int { return 2 }
 
 func (u usageStatus) Unwrap() error { return u.error }
+
+// crashStatus is a guest's crash: exit status 2, the error kept (its
+// registers are printed after its line).
+type crashStatus struct{ error }
+
+// ExitCode makes crashStatus a cli.ExitCoder.
+func (crashStatus) ExitCode() int { return 2 }
+
+func (c crashStatus) Unwrap() error { return c.error }

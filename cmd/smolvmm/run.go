@@ -517,7 +517,7 @@ func guestCrashExit(c *cli.Context, err error) error {
 		return cli.Exit(err.Error()+" ("+tripleFaultAdvice(tf, verbose || !hasFlag(c, "verbose"))+")", 2)
 	}
 	if errors.Is(err, vmm.ErrGuestCrash) {
-		return cli.Exit(err.Error(), 2)
+		return crashStatus{err}
 	}
 	if errors.Is(err, vmm.ErrMemoryFileTruncated) {
 		// Not the guest's fault, and not a crash: what was done to the
