@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A network whose listening process runs as another user than the
@@ -253,11 +254,24 @@ func TestJoinRefusesForeignHub(t *testing.T) {
 	if h, err = NewHub(HubConfig{Socket: sock}); err != nil {
 		t.Fatal(err)
 	}
-	waitFailedDials(t, j, 2)
-	ok, err := j.Connected()
-	var fe *ForeignHubError
-	if ok || !errors.As(err, &fe) || fe.UID != other || fe.Path != sock {
-		t.Errorf("rejoining another user's network: connected %v, %v; want a ForeignHubError naming uid %d", ok, err, other)
+	// Redials before the new hub listened failed for want of a socket
+	// (so counting failed dials raced the new hub): wait for the refusal
+	// of the new hub, then for one more redial refused the same way.
+	foreign := func() (bool, error) {
+		ok, err := j.Connected()
+		var fe *ForeignHubError
+		return !ok && errors.As(err, &fe) && fe.UID == other && fe.Path == sock, err
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ok, err := foreign(); ok {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("rejoining another user's network: %v after 20 s; want a ForeignHubError naming uid %d", err, other)
+		}
+	}
+	waitFailedDials(t, j, j.failedDials.Load()+1)
+	if ok, err := foreign(); !ok {
+		t.Errorf("rejoining another user's network: %v; want a ForeignHubError naming uid %d", err, other)
 	}
 	select {
 	case <-j.Failed():
