@@ -173,8 +173,16 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 		return nil, err
 	}
 	c, addr, err := j.dial()
-	for wait := time.Now().Add(joinDuplicateWaitFor); duplicateMAC(err) && time.Now().Before(wait); {
-		time.Sleep(joinRetryMin)
+	// Soon at first (a killed predecessor's connection ends within
+	// moments), then less often: each ask the hub refuses is a line of
+	// its log, some 7 in all for a MAC that stays connected.
+	wait := time.Now().Add(joinDuplicateWaitFor)
+	for delay := joinRetryMin; duplicateMAC(err); delay *= 2 {
+		left := time.Until(wait)
+		if left <= 0 {
+			break
+		}
+		time.Sleep(min(delay, left))
 		c, addr, err = j.dial()
 	}
 	if err != nil {
