@@ -93,6 +93,7 @@ func TestErrorLineEscapesNames(t *testing.T) {
 		{"kstrip -o", []string{"kstrip", "-o", at("a\nb/out"), text}, 1, `DIR/a\nb`},
 		{"mkimg -i", []string{"mkimg", "-i", at("no\ndir/x.img")}, 1, `DIR/no\ndir`},
 		{"a flag's value", []string{"run", "-k", text, "-m", "1\n2"}, 2, `1\n2`},
+		{"a backslash and a newline", []string{"run", "-k", at("C:\\new\n")}, 1, `DIR/C:\\new\n: no such file`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

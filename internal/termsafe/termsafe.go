@@ -28,6 +28,12 @@ func Printable(s string) string {
 // user or read from a file stays one line and inert on a terminal, and
 // keeps its quotes and its printable non-ASCII names readable. Unlike
 // Printable it does not quote, so it may be applied to a whole message.
+//
+// A string with anything to escape has its backslashes doubled too, so
+// that in it a backslash written in a name (x\n) is told from a control
+// character escaped (x, a newline). A string with nothing to escape is
+// returned as it is, backslashes and all: most messages, and those that
+// quote bytes as Go does (bad magic "\x7fELF") read as written.
 func Line(s string) string {
 	if !strings.ContainsFunc(s, unsafeRune) {
 		return s
@@ -38,6 +44,8 @@ func Line(s string) string {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
 		case unicode.IsControl(r):
 			q := strconv.QuoteRuneToASCII(r)
 			b.WriteString(q[1 : len(q)-1])
@@ -49,7 +57,7 @@ func Line(s string) string {
 	return b.String()
 }
 
-// unsafeRune finds what Line escapes: a control character, or the
+// unsafeRune finds what makes Line escape: a control character, or the
 // utf8.RuneError that ContainsFunc gives a byte that is not UTF-8 (a
 // real U+FFFD only sends Line the long way, and is kept).
 func unsafeRune(r rune) bool { return r == utf8.RuneError || unicode.IsControl(r) }

@@ -29,10 +29,27 @@ func TestLine(t *testing.T) {
 		{"del\x7f c1\u0085", `del\x7f c1\u0085`},
 		{"caf\u00e9 \ufffd", "caf\u00e9 \ufffd"},
 		{"bad\xffbyte\n", `bad\xffbyte\n`},
+		// With anything to escape, a backslash is doubled: a name
+		// written with backslashes is told from one with control
+		// characters.
+		{"x\\n\n", `x\\n\n`},
+		{"x\n\n", `x\n\n`},
+		{"dir\\\x1b[2J", `dir\\\x1b[2J`},
+		{"open a\nb: bad magic \"\\x7fELF\"", `open a\nb: bad magic "\\x7fELF"`},
+		// With nothing to escape, the string is as it was: a message
+		// that quotes bytes as Go does reads as written.
+		{`bad magic "\x00\x7fELF"`, `bad magic "\x00\x7fELF"`},
+		{`C:\dir`, `C:\dir`},
 	}
+	seen := map[string]string{}
 	for _, tt := range tests {
-		if got := Line(tt.in); got != tt.want {
+		got := Line(tt.in)
+		if got != tt.want {
 			t.Errorf("Line(%q) = %s, want %s", tt.in, got, tt.want)
 		}
+		if other, ok := seen[got]; ok && other != tt.in {
+			t.Errorf("Line(%q) = Line(%q) = %s", tt.in, other, got)
+		}
+		seen[got] = tt.in
 	}
 }
