@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/rebuild"
 	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/service"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -648,4 +649,58 @@ func flagFileError(flag, spec, path string, err error) error {
 		}
 	}
 	return fmt.Errorf("%s %s: %w", flag, spec, err)
+}
+
+// checkImageOutsideService refuses an image that a build of service name
+// from the services directory dir reads: one in the service's etc/ or
+// postinst/, its service.conf, or in dir's common/.
+// The image would be copied into the next image built from the service,
+// and the guest's writes to it would change the service's digest, so that
+// every up rebuilt it. Links are followed on both sides; an embedded
+// service (none named so in dir) reads nothing of dir.
+func checkImageOutsideService(image, dir, name string) error {
+	if dir == "" {
+		return nil
+	}
+	svcDir := filepath.Join(dir, name)
+	if !isDir(svcDir) {
+		return nil
+	}
+	img, ok := realOutput(image)
+	if !ok {
+		return nil // the image's own checks say what is wrong with it
+	}
+	inputs := []string{filepath.Join(dir, service.CommonDir)}
+	for _, c := range []string{"etc", "postinst", service.ConfigFile} {
+		inputs = append(inputs, filepath.Join(svcDir, c))
+	}
+	for _, in := range inputs {
+		real, err := filepath.EvalSymlinks(in)
+		if err != nil {
+			continue // not there: not read
+		}
+		if real, err = filepath.Abs(real); err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(real, img); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return usageErrorf("image %s is in %s, which the build of service %s reads: the image would be copied into itself (into the next image built), and the guest's writes to it would make every up rebuild the image; give -i a file outside %s's etc/ and postinst/ and outside %s", image, in, name, svcDir, filepath.Join(dir, service.CommonDir))
+		}
+	}
+	return nil
+}
+
+// realOutput is the absolute path, links resolved, of the file writing
+// path replaces or creates; false when that cannot be told (the output's
+// own checks then refuse it).
+func realOutput(path string) (string, bool) {
+	target, err := atomicfile.Target(path)
+	if err != nil {
+		return "", false
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(target))
+	if err != nil {
+		return "", false
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, filepath.Base(target)))
+	return abs, err == nil
 }

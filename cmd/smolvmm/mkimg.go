@@ -173,6 +173,9 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 			return err
 		}
 	}
+	if err := checkImageOutsideService(out, c.String("service-dir"), c.String("service")); err != nil { // checks.go
+		return err
+	}
 	svc, err := service.Load(c.String("service"), c.String("service-dir"))
 	if err != nil {
 		return err

@@ -366,6 +366,9 @@ Examples:
 			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
 				return err
 			}
+			if err := checkImageOutsideService(o.image(), o.ServiceDir, o.Service); err != nil { // checks.go
+				return err
+			}
 			if err := upPreflight(c, o.image()); err != nil {
 				return err
 			}
