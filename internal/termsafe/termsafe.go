@@ -22,8 +22,10 @@ func Printable(s string) string {
 	return s
 }
 
-// Line returns s with each control character (C0, DEL, C1) written as
-// its Go escape (\n, \x1b, \u0085) and each byte that is not UTF-8 as
+// Line returns s with each control character (C0, DEL, C1) and each
+// format or separator character that reorders or breaks a line on a
+// terminal (U+202E, U+2028, U+2029: Unicode's Cf, Zl, Zp) written as its
+// Go escape (\n, \x1b, \u0085, \u202e) and each byte that is not UTF-8 as
 // \xNN, the rest as it is: a message that carries names given by the
 // user or read from a file stays one line and inert on a terminal, and
 // keeps its quotes and its printable non-ASCII names readable. Unlike
@@ -46,7 +48,7 @@ func Line(s string) string {
 			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case r == '\\':
 			b.WriteString(`\\`)
-		case unicode.IsControl(r):
+		case escaped(r):
 			q := strconv.QuoteRuneToASCII(r)
 			b.WriteString(q[1 : len(q)-1])
 		default:
@@ -57,7 +59,14 @@ func Line(s string) string {
 	return b.String()
 }
 
-// unsafeRune finds what makes Line escape: a control character, or the
+// unsafeRune finds what makes Line escape: a rune it escapes, or the
 // utf8.RuneError that ContainsFunc gives a byte that is not UTF-8 (a
 // real U+FFFD only sends Line the long way, and is kept).
-func unsafeRune(r rune) bool { return r == utf8.RuneError || unicode.IsControl(r) }
+func unsafeRune(r rune) bool { return r == utf8.RuneError || escaped(r) }
+
+// escaped says whether Line writes r as an escape: a control character,
+// or a format or separator character (a bidirectional override shows a
+// name reversed; a line or paragraph separator breaks the line).
+func escaped(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}

@@ -40,6 +40,12 @@ func TestLine(t *testing.T) {
 		// that quotes bytes as Go does reads as written.
 		{`bad magic "\x00\x7fELF"`, `bad magic "\x00\x7fELF"`},
 		{`C:\dir`, `C:\dir`},
+		// A bidirectional override shows the rest reversed; line and
+		// paragraph separators break the line; a zero-width joiner is
+		// a format character too. Readable letters stay.
+		{"a\u202eevil", `a\u202eevil`},
+		{"a\u2028x\u2029y", `a\u2028x\u2029y`},
+		{"zw\u200dj \u00e9", "zw\\u200dj \u00e9"},
 	}
 	seen := map[string]string{}
 	for _, tt := range tests {
