@@ -275,7 +275,7 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		return fmt.Errorf("service %s: %s (as uid %d) left a process running outside its process group that still held its output %v after it ended: %w", s.Name, name, id.uid, outputWait, err)
 	}
 	if err != nil {
-		return &ScriptError{Service: s.Name, Script: name, UID: id.uid, Err: err, Output: out.String()}
+		return &ScriptError{Service: s.Name, Script: name, UID: id.uid, Err: err, Output: out.String(), Logged: log != nil}
 	}
 	return nil
 }
@@ -288,6 +288,7 @@ type ScriptError struct {
 	UID     uint32 // the user it ran as
 	Err     error  // how it ended (an *exec.ExitError) or why it did not run
 	Output  string // its output's last bytes, after "..." when it printed more
+	Logged  bool   // the output went to the build's log as it came
 }
 
 // Error is one line: the script, its user and how it ended, and what its
@@ -297,8 +298,14 @@ func (e *ScriptError) Error() string {
 	return fmt.Sprintf("service %s: %s failed (as uid %d, in the staging root): %v%s", e.Service, e.Script, e.UID, e.Err, notPermitted(e.Output))
 }
 
-// Detail is the tail of the script's output, to print after Error.
-func (e *ScriptError) Detail() string { return e.Output }
+// Detail is the tail of the script's output, to print after Error, or ""
+// when the build's log had it already: it is not shown twice.
+func (e *ScriptError) Detail() string {
+	if e.Logged {
+		return ""
+	}
+	return e.Output
+}
 
 // Unwrap returns how the script ended.
 func (e *ScriptError) Unwrap() error { return e.Err }

@@ -157,6 +157,23 @@ func TestPostinstRefuses(t *testing.T) {
 	}
 }
 
+// TestPostinstFailureLogged: a failed script's output that went to the
+// build's log as it came is not its error's detail again, so the CLI
+// does not print it twice; Output keeps it for library callers.
+func TestPostinstFailureLogged(t *testing.T) {
+	reachableTmp(t)
+	dir := postinstService(t, map[string]string{"x.sh": "echo oops; exit 3\n"})
+	var log strings.Builder
+	err := imagebuilder.RunPostinst(context.Background(), baseTree(t), loadService(t, "svc", dir), &log)
+	var se *imagebuilder.ScriptError
+	if !errors.As(err, &se) {
+		t.Fatalf("RunPostinst: %v, want a ScriptError", err)
+	}
+	if !strings.Contains(log.String(), "oops\n") || se.Detail() != "" || se.Output != "oops\n" {
+		t.Errorf("log %q, detail %q, output %q: want oops in the log and the output, no detail", log.String(), se.Detail(), se.Output)
+	}
+}
+
 // TestPostinstSymlinkAboveRoot: a script's relative symlink that climbs
 // above the root is taken into the tree as it is (NetBSD resolves ".." at
 // / to /); it failed the build as "points outside the image root".
