@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 )
 
 // phaseColors gives each phase a colour in the charts.
@@ -283,15 +284,18 @@ func (a logAxis) draw(b *bytes.Buffer, y, h int) {
 	b.WriteString("</g>\n")
 }
 
-// fmtMS prints a time with a unit that keeps it short.
+// fmtMS prints a time to 3 significant digits with a unit that keeps it
+// short. The unit is picked after the rounding: 999.7 ms is "1 s", not
+// "1e+03 ms".
 func fmtMS(ms float64) string {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(ms, 'g', 3, 64), 64)
 	switch {
-	case ms >= 1000:
-		return fmt.Sprintf("%.3g s", ms/1000)
-	case ms >= 1:
-		return fmt.Sprintf("%.3g ms", ms)
+	case r >= 1000:
+		return fmt.Sprintf("%.3g s", r/1000)
+	case r >= 1:
+		return fmt.Sprintf("%.3g ms", r)
 	}
-	return fmt.Sprintf("%.3g µs", ms*1000)
+	return fmt.Sprintf("%.3g µs", r*1000)
 }
 
 func esc(s string) string {

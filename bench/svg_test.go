@@ -102,3 +102,28 @@ func TestWriteSVGStoppedBoot(t *testing.T) {
 		t.Errorf("the stopped boot does not end at ready in the chart:\n%s", out)
 	}
 }
+
+func TestFmtMSUnitBoundaries(t *testing.T) {
+	for _, tt := range []struct {
+		ms   float64
+		want string
+	}{
+		{0.0001234, "0.123 µs"},
+		{0.0009994, "0.999 µs"},
+		{0.0009996, "1 µs"},
+		{0.9994, "999 µs"},
+		{0.9997, "1 ms"},
+		{1, "1 ms"},
+		{1.0004, "1 ms"},
+		{74.44, "74.4 ms"},
+		{999.4, "999 ms"},
+		{999.7, "1 s"},
+		{1000, "1 s"},
+		{1234, "1.23 s"},
+		{999600, "1e+03 s"}, // no larger unit: seconds stay
+	} {
+		if got := fmtMS(tt.ms); got != tt.want {
+			t.Errorf("fmtMS(%v) = %q, want %q", tt.ms, got, tt.want)
+		}
+	}
+}
