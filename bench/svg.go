@@ -38,8 +38,8 @@ const (
 	svgGap    = 56
 )
 
-// WriteSVG draws r: the phase timeline of each system's median boot (the
-// boot whose exit time is the median) and the distribution of its total
+// WriteSVG draws r: the phase timeline of each system's boot nearest the
+// median (the boot whose total time is nearest the median total) and the distribution of its total
 // (exit) times, systems side by side on one logarithmic time axis, since
 // their times differ by orders of magnitude. Each system's shapes are in
 // one <g class="series" data-system="NAME">.
@@ -71,7 +71,7 @@ func (r *Results) WriteSVG(w io.Writer) error {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s</text>`+"\n", svgLeft,
 		esc(fmt.Sprintf("Boot of %s: %d boots per system, %d MiB", r.Config.Kernel, r.Config.Boots, r.Config.MemoryMiB)))
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">Median boot, phase by phase (ms since process start, log scale)</text>`+"\n", svgLeft, panel1-8)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">Boot nearest the median, phase by phase (ms since process start, log scale)</text>`+"\n", svgLeft, panel1-8)
 	ax.draw(&b, panel1, n*svgRowH)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">Total time (exit, or ready when stopped there) of every boot: dots; bar: min to max; thick mark: median; thin mark: p95</text>`+"\n", svgLeft, panel2-8)
 	ax.draw(&b, panel2, n*svgRowH)
@@ -96,7 +96,12 @@ func (r *Results) WriteSVG(w io.Writer) error {
 	return err
 }
 
-// medianBoot returns the boot whose end is the (lower) median.
+// medianBoot returns a boot whose end is nearest the median of the boots'
+// ends, as drawDistribution marks it: the middle one, or, with an even
+// number of boots, whose median is the mean of the two middle ends (which
+// no boot may have), the earlier of those two, both as near. The chart
+// calls it the boot nearest the median, not the median boot, whose end
+// would be the median's.
 func medianBoot(s System) Boot {
 	boots := append([]Boot(nil), s.Boots...)
 	sort.SliceStable(boots, func(i, j int) bool { return bootEnd(boots[i]) < bootEnd(boots[j]) })

@@ -127,3 +127,39 @@ func TestFmtMSUnitBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// TestMedianBootNearestSummaryMedian: the chart's timeline is of the boot
+// nearest the median its distribution row shows, and says so (it was
+// titled "Median boot" while, with an even number of boots, it ended
+// short of that median).
+func TestMedianBootNearestSummaryMedian(t *testing.T) {
+	boot := func(exit float64) Boot {
+		return Boot{Phases: map[string]float64{PhaseFirstOutput: 1, PhaseExit: exit}}
+	}
+	for _, tt := range []struct {
+		name string
+		ends []float64
+		want float64
+	}{
+		{"odd", []float64{90, 70, 80}, 80},
+		// Median 88.4, the mean of 74.4 and 102.4, equally near: the
+		// earlier.
+		{"even", []float64{140, 102.4, 60, 74.4}, 74.4},
+		{"one", []float64{5}, 5},
+	} {
+		s := System{Name: "s"}
+		for _, e := range tt.ends {
+			s.Boots = append(s.Boots, boot(e))
+		}
+		if got := medianBoot(s).Phases[PhaseExit]; got != tt.want {
+			t.Errorf("%s: boot nearest the median ends at %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	var buf bytes.Buffer
+	if err := fakeResults(t).WriteSVG(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if svg := buf.String(); !strings.Contains(svg, ">Boot nearest the median, phase by phase") || strings.Contains(svg, "Median boot") {
+		t.Errorf("the timeline panel is not titled as the boot nearest the median:\n%s", svg)
+	}
+}
