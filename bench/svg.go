@@ -96,6 +96,16 @@ func (r *Results) WriteSVG(w io.Writer) error {
 	return err
 }
 
+// HasBoots reports whether a system has a boot, which WriteSVG needs.
+func (r *Results) HasBoots() bool {
+	for _, s := range r.Systems {
+		if len(s.Boots) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // medianBoot returns a boot whose end is nearest the median of the boots'
 // ends, as drawDistribution marks it: the middle one, or, with an even
 // number of boots, whose median is the mean of the two middle ends (which

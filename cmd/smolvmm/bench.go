@@ -401,8 +401,13 @@ func benchAction(c *cli.Context) error {
 	if err := writeBenchFile(c.String("json"), res.WriteJSON); err != nil {
 		return err
 	}
-	if err := writeBenchFile(c.String("svg"), res.WriteSVG); err != nil {
-		return err
+	if res.HasBoots() {
+		if err := writeBenchFile(c.String("svg"), res.WriteSVG); err != nil {
+			return err
+		}
+	} else if p := c.String("svg"); p != "" {
+		// A chart of nothing: the failure below says why.
+		fmt.Fprintf(os.Stderr, "smolvmm bench: --svg %s not written: no system has a boot to draw\n", p)
 	}
 	if err != nil {
 		return err
