@@ -295,13 +295,16 @@ func benchAction(c *cli.Context) error {
 		// user network's forward) and reports on --ready-fd.
 		childArgs = append(childArgs, "--ready-port", strconv.Itoa(port))
 	}
-	guestBytes := uint64(c.Int("memory")) << 20
+	memoryMiB := c.Int("memory")
+	guestBytes := uint64(memoryMiB) << 20
 	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail"), Tasks: vmTasks(nc.Spec)}}
 	if r := c.String("restore"); r != "" {
 		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
 			return err
 		}
 		kernelName = "snapshot " + r
+		// The snapshot's RAM, not -m's default, in the results.
+		memoryMiB = int(targets[0].GuestBytes >> 20)
 	}
 	if n := c.Int("parallel"); n > 0 {
 		var vmArgs func(int) []string
@@ -332,7 +335,7 @@ func benchAction(c *cli.Context) error {
 			}
 		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
-			Append: c.String("append"), MemoryMiB: c.Int("memory"), Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netOpts)
+			Append: c.String("append"), MemoryMiB: memoryMiB, Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netOpts)
 	}
 
 	if err := checkBenchKVM(c); err != nil {
@@ -382,7 +385,7 @@ func benchAction(c *cli.Context) error {
 		Boots: c.Int("boots"), Warmup: c.Int("warmup"), Progress: os.Stderr,
 		Boot: bench.BootOptions{Ready: ready, Timeout: c.Duration("timeout")},
 		Config: bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"), Append: c.String("append"),
-			MemoryMiB: c.Int("memory"), Ready: c.String("ready"), ReadyAddr: ready.Addr, Net: nc.Spec},
+			MemoryMiB: memoryMiB, Ready: c.String("ready"), ReadyAddr: ready.Addr, Net: nc.Spec},
 	}
 	if c.Bool("console") {
 		opts.Boot.Console = os.Stderr

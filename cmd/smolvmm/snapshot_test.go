@@ -143,12 +143,17 @@ func TestCLIBenchRestore(t *testing.T) {
 	if _, stderr, status := runCLI(t, "run", "-k", demo, "-m", "16", "--net", "none", "--ready", "^smolvmm-demo: hello", "--snapshot", snap, "--snapshot-exit"); status != 0 {
 		t.Fatalf("demo --snapshot: status %d\n%s", status, stderr)
 	}
+	js := filepath.Join(t.TempDir(), "r.json")
 	out, stderr, status := runCLI(t, "bench", "--restore", snap, "--net", "none", "-n", "2", "--warmup", "0", "--compare", "boot",
-		"--ready", "^smolvmm-demo: hello")
+		"--ready", "^smolvmm-demo: hello", "--json", js)
 	if status != 0 {
 		t.Fatalf("bench --restore: status %d\n%s\n%s", status, out, stderr)
 	}
-	for _, want := range []string{"smolvmm-restore\n", "snapshot-loaded", "state-restored", "smolvmm / smolvmm-restore"} {
+	// The snapshot's 16 MiB, not -m's default.
+	if res := readBenchJSON(t, js); res.Config.MemoryMiB != 16 {
+		t.Errorf("config.memory_mib %d, want the snapshot's 16", res.Config.MemoryMiB)
+	}
+	for _, want := range []string{", 16 MiB, ms since process start", "smolvmm-restore\n", "snapshot-loaded", "state-restored", "smolvmm / smolvmm-restore"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
@@ -156,7 +161,7 @@ func TestCLIBenchRestore(t *testing.T) {
 	// In parallel too: the restored guest does not print its ready line
 	// again, the VMM reports it ready.
 	out, stderr, status = runCLI(t, "bench", "--restore", snap, "--net", "none", "--parallel", "2", "--ready", "^smolvmm-demo: hello")
-	if status != 0 || !strings.Contains(out, "started 2, failed 0") {
+	if status != 0 || !strings.Contains(out, "started 2, failed 0") || !strings.Contains(out, "16 MiB each") {
 		t.Errorf("bench --restore --parallel 2 --ready: status %d\n%s\n%s", status, out, stderr)
 	}
 	if _, stderr, status := runCLI(t, "bench", "--restore", snap, "-m", "32", "--net", "none"); status != 2 || !strings.Contains(stderr, "holds 16 MiB") {
