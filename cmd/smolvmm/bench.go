@@ -359,18 +359,18 @@ func benchAction(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("smolvmm bench: --compare qemu: %w", err)
 		}
+		userNet, netNote := qemuNet(nc.Spec)
 		qt, skipped, err := bench.QEMUTargets(bench.QEMUSetup{
 			Kernel: qk, Append: c.String("append"), MemoryMiB: c.Int("memory"),
-			Disks: qemuDisks, UserNet: nc.Spec == "user", Forwards: qemuForwards(nc.Forwards),
+			Disks: qemuDisks, UserNet: userNet, Forwards: qemuForwards(nc.Forwards),
 		}, nil)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm bench: --compare qemu: %v; showing smolvmm only\n", err)
 			notes = append(notes, err.Error())
 		}
-		if strings.HasPrefix(nc.Spec, "tap") && len(qt) > 0 {
-			w := "--net " + nc.Spec + ": QEMU runs without a network card (it gets the user network only)"
-			fmt.Fprintf(os.Stderr, "smolvmm bench: %s\n", w)
-			notes = append(notes, w)
+		if netNote != "" && len(qt) > 0 {
+			fmt.Fprintf(os.Stderr, "smolvmm bench: %s\n", netNote)
+			notes = append(notes, netNote)
 		}
 		for _, s := range skipped {
 			fmt.Fprintf(os.Stderr, "smolvmm bench: left out %s\n", s)
@@ -608,6 +608,22 @@ func parallelHints(res *bench.ParallelResults) []string {
 		hints = append(hints, "some VMs' MACs were on the network already (another bench's VMs?): give each bench that runs at once its own --mac, the first of its VMs' (VM i gets MAC + i)")
 	}
 	return hints
+}
+
+// qemuNet is the network QEMU's boots get for --net spec: its own user
+// network (slirp) for user, and for a shared network user:NAME, which
+// QEMU cannot join, as the nearest; none for tap and none. The note, when
+// set, says where QEMU's network differs from smolvmm's.
+func qemuNet(spec string) (userNet bool, note string) {
+	switch {
+	case spec == "user":
+		return true, ""
+	case isSharedNet(spec):
+		return true, "--net " + spec + ": QEMU used its own user network, not the shared one (it cannot join a smolvmm net)"
+	case strings.HasPrefix(spec, "tap"):
+		return false, "--net " + spec + ": QEMU runs without a network card (it gets the user network only)"
+	}
+	return false, ""
 }
 
 // qemuForwards turns -p forwards into QEMU hostfwd rules.

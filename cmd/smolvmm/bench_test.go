@@ -843,3 +843,31 @@ func TestParallelLimitAdvice(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchQEMUNet: QEMU's boots get a network card on their own user
+// network for --net user and user:NAME (which QEMU cannot join: it ran
+// without a card, and nothing said so), none for tap and none, and a
+// note says where QEMU's network differs from smolvmm's.
+func TestBenchQEMUNet(t *testing.T) {
+	for _, tt := range []struct {
+		spec    string
+		nic     bool
+		note    string // "" for none
+		noteHas string
+	}{
+		{"user", true, "", ""},
+		{"user:lab", true, "x", "--net user:lab: QEMU used its own user network, not the shared one"},
+		{"user:/run/n.sock", true, "x", "--net user:/run/n.sock: QEMU used its own user network"},
+		{"tap:tap0", false, "x", "--net tap:tap0: QEMU runs without a network card"},
+		{"none", false, "", ""},
+	} {
+		userNet, note := qemuNet(tt.spec)
+		if userNet != tt.nic || (note != "") != (tt.note != "") || !strings.Contains(note, tt.noteHas) {
+			t.Errorf("qemuNet(%q) = %v, %q; want %v and a note with %q", tt.spec, userNet, note, tt.nic, tt.noteHas)
+		}
+		args := strings.Join(bench.QEMUArgs(bench.QEMUSetup{Kernel: "k", MemoryMiB: 16, UserNet: userNet}), " ")
+		if got := strings.Contains(args, "-netdev user,id=net0 -device virtio-net-pci"); got != tt.nic {
+			t.Errorf("--net %s: QEMU's NIC on its user network %v, want %v: %s", tt.spec, got, tt.nic, args)
+		}
+	}
+}
