@@ -36,7 +36,7 @@ func fakeTarget(t testing.TB, name, mode string, env ...string) Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Target{Name: name, Path: exe, Env: append([]string{"BENCH_FAKE=" + mode}, env...), GuestBytes: fakeGuestBytes}
+	return Target{Name: name, Path: exe, Env: append([]string{"BENCH_FAKE=" + mode}, env...), GuestBytes: fakeGuestBytes, Success: DebugExitSuccess}
 }
 
 const (
@@ -235,6 +235,10 @@ func fakeVMM(mode string, args []string) int {
 	case "silent":
 		fmt.Fprintln(os.Stderr, "boom")
 		return 3
+	case "crash": // a guest that printed, then crashed, as smolvmm's status 2
+		fmt.Println("up")
+		fmt.Fprintln(os.Stderr, "the guest crashed: triple fault")
+		return 2
 	case "serve", "stuck":
 		term := make(chan os.Signal, 1)
 		if mode == "serve" {

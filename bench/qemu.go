@@ -51,9 +51,9 @@ func QEMUTargets(s QEMUSetup, lookPath func(string) (string, error)) (targets []
 	if err := openKVM(); err != nil {
 		skipped = append(skipped, fmt.Sprintf("qemu-kvm: /dev/kvm: %v", err))
 	} else {
-		targets = append(targets, Target{Name: "qemu-kvm", Path: path, Args: append([]string{"-enable-kvm"}, args...), GuestBytes: guest})
+		targets = append(targets, Target{Name: "qemu-kvm", Path: path, Args: append([]string{"-enable-kvm"}, args...), GuestBytes: guest, Success: DebugExitSuccess})
 	}
-	targets = append(targets, Target{Name: "qemu-tcg", Path: path, Args: append([]string{"-accel", "tcg"}, args...), GuestBytes: guest})
+	targets = append(targets, Target{Name: "qemu-tcg", Path: path, Args: append([]string{"-accel", "tcg"}, args...), GuestBytes: guest, Success: DebugExitSuccess})
 	return targets, skipped, nil
 }
 

@@ -75,11 +75,32 @@ type Target struct {
 	// RunParallel starts such a VM at the report, or at its first
 	// console byte when that comes later.
 	ReadyReported bool
+	// Success says which exit statuses of the program mean the boot went
+	// well (nil: 0 only); a boot that ends with another fails with
+	// ErrExitStatus and what the program wrote on stderr. A boot the
+	// bench stopped at its ready event is not judged by it: its status
+	// is the stop's. DebugExitSuccess is smolvmm's and QEMU's.
+	Success func(status int) bool
 	// Tasks is how many tasks (processes and threads) one running VM of
 	// the program takes at most, as the host's task limits count them
 	// (RLIMIT_NPROC, a cgroup's pids.max): a Go VMM runs a thread per
 	// vCPU and per P besides its runtime's own. 0 counts one.
 	Tasks uint64
+}
+
+// DebugExitSuccess is the success rule of a VMM with QEMU's
+// isa-debug-exit device, as smolvmm and the QEMU targets have: 0 (the
+// guest reset, halted or powered off) or an odd status, (v<<1)|1 for the
+// value v the guest wrote to the device. Any other status (smolvmm's 2 for
+// a crashed guest, -1 for a VMM killed by a signal) is a failed boot.
+func DebugExitSuccess(status int) bool { return status == 0 || status > 0 && status&1 == 1 }
+
+// succeeded applies t.Success to a status (nil: 0 only).
+func (t Target) succeeded(status int) bool {
+	if t.Success == nil {
+		return status == 0
+	}
+	return t.Success(status)
 }
 
 // Command is the target's command line, for results.
@@ -186,6 +207,10 @@ func (b *Boot) Stopped() bool {
 
 // ErrNotReady is wrapped when the guest exited before its ready condition.
 var ErrNotReady = errors.New("the guest exited before the ready condition held")
+
+// ErrExitStatus is wrapped when a boot's program ended with a status its
+// Target.Success does not count as success (a guest that crashed).
+var ErrExitStatus = errors.New("the boot ended with a failure status")
 
 // ErrTimeout is wrapped when a boot did not end within BootOptions.Timeout.
 var ErrTimeout = errors.New("boot timed out")
@@ -454,6 +479,8 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		// The bench stopped the guest: it did not exit (a VMM may report
 		// the stop as the guest's end).
 		delete(rec.phases, PhaseGuestExit)
+	} else if !t.succeeded(b.Status) {
+		return fail(fmt.Errorf("%w: exit status %d", ErrExitStatus, b.Status), stderr)
 	}
 	if o.Ready.IsSet() {
 		if _, ok := rec.phases[PhaseReady]; !ok {

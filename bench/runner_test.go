@@ -180,6 +180,26 @@ func TestRunBootReadyFlag(t *testing.T) {
 	}
 }
 
+// TestDebugExitSuccess: 0 and the debug-exit statuses (v<<1)|1 are a
+// good end; smolvmm's crash (2), a stop (130), a VMM killed by a signal
+// (-1) and other even statuses are not.
+func TestDebugExitSuccess(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		ok     bool
+	}{
+		{0, true}, {1, true}, {3, true}, {255, true},
+		{2, false}, {4, false}, {130, false}, {148, false}, {-1, false}, {-3, false},
+	} {
+		if got := DebugExitSuccess(tt.status); got != tt.ok {
+			t.Errorf("DebugExitSuccess(%d) = %v, want %v", tt.status, got, tt.ok)
+		}
+	}
+	if (Target{}).succeeded(1) || !(Target{}).succeeded(0) {
+		t.Error("a Target without a Success rule takes a status other than 0 only as a failure")
+	}
+}
+
 func TestRunBootErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -193,6 +213,10 @@ func TestRunBootErrors(t *testing.T) {
 		{"timeout", fakeTarget(t, "fake", "hang"), BootOptions{Timeout: 300 * time.Millisecond}, "did not end within 300ms", nil},
 		{"missing program", Target{Name: "nothing", Path: "/nonexistent/vmm"}, BootOptions{}, "nothing: fork/exec /nonexistent/vmm", nil},
 		{"bad report", withReport(fakeTarget(t, "fake", "lines")), BootOptions{}, "bench report", nil},
+		// Console output, then a crash: a failed boot, not a good one.
+		{"crashed", fakeTarget(t, "fake", "crash"), BootOptions{}, "fake: the boot ended with a failure status: exit status 2: the guest crashed: triple fault", ErrExitStatus},
+		{"crashed, ready seen", fakeTarget(t, "fake", "crash"), BootOptions{Ready: Ready{Pattern: regexp.MustCompile("^up")}}, "exit status 2: the guest crashed", ErrExitStatus},
+		{"odd status without a rule", func() Target { t := fakeTarget(t, "fake", "lines"); t.Success = nil; return t }(), BootOptions{}, "exit status 1", ErrExitStatus},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -297,7 +297,8 @@ func benchAction(c *cli.Context) error {
 	}
 	memoryMiB := c.Int("memory")
 	guestBytes := uint64(memoryMiB) << 20
-	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail"), Tasks: vmTasks(nc.Spec)}}
+	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail"), Tasks: vmTasks(nc.Spec),
+		Success: bench.DebugExitSuccess}}
 	if r := c.String("restore"); r != "" {
 		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
 			return err

@@ -871,3 +871,34 @@ func TestBenchQEMUNet(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchCrashedGuest: a guest that prints, then crashes (smolvmm's
+// status 2) is a failed boot, with smolvmm's own words on it, in the text
+// and the JSON, and bench fails as for any boots that failed (it printed
+// a normal table and ended 0, the statuses 2 in the JSON unexplained).
+func TestBenchCrashedGuest(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	js := filepath.Join(t.TempDir(), "r.json")
+	status, stdout, stderr := benchRun(t, nil, "-k", guests.ForTest(t, "bad"), "-a", "bad triplefault-int3", "-n", "3", "--warmup", "0", "--net", "none", "--json", js)
+	if status != 1 || !strings.Contains(stderr, "smolvmm's boots failed; the results above say why") {
+		t.Errorf("status %d, stderr %q; want 1 and the boots' failure", status, stderr)
+	}
+	want := "the boot ended with a failure status: exit status 2: "
+	if !strings.Contains(stdout, "error: smolvmm: "+want) {
+		t.Errorf("stdout does not say the boot failed with status 2:\n%s", stdout)
+	}
+	f, err := os.Open(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := bench.ReadResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Systems[0]; !strings.Contains(s.Error, want) || len(s.Boots) != 0 {
+		t.Errorf("JSON error %q with %d boots; want %q and none", s.Error, len(s.Boots), want)
+	}
+}
