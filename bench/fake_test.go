@@ -199,7 +199,7 @@ func fakeVMM(mode string, args []string) int {
 			return 3
 		}
 		fallthrough
-	case "memory", "settles", "unsettled", "settleslate":
+	case "memory", "settles", "unsettled", "settleslate", "settlesmapped":
 		// MAP_NORESERVE, as smolvmm maps guest RAM: a mapping the Go
 		// runtime's own anonymous mappings cannot merge with when they
 		// come next to it, which would change its size.
@@ -220,12 +220,16 @@ func fakeVMM(mode string, args []string) int {
 		if mode == "memory" {
 			return 0
 		}
-		if mode == "settles" || mode == "settleslate" {
+		if mode == "settles" || mode == "settleslate" || mode == "settlesmapped" {
 			for i := fakeTouched; i < 2*fakeTouched; i += 4096 {
 				mem[i] = 1
 			}
 			f := os.NewFile(uintptr(*settledFD), "settled")
-			if _, err := f.Write([]byte{1}); err != nil {
+			msg := []byte{SettledReleased}
+			if mode == "settlesmapped" {
+				msg = append([]byte{SettledMapped}, "traced by PID 7\x1b[2J"...)
+			}
+			if _, err := f.Write(msg); err != nil {
 				fmt.Fprintln(os.Stderr, "settled:", err)
 				return 4
 			}

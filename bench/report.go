@@ -28,10 +28,10 @@ func (r *Results) WriteText(w io.Writer) error {
 		}
 		if m := s.Memory; m != nil && m.GuestFile != "" {
 			fmt.Fprintf(tw, "memory at %s%s: RSS %.1f MiB, guest RAM (a private mapping of %s) touched %.2f of %.0f MiB, %.2f MiB of it written (copied), VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
-				m.SampledAt, settledText(m.Settled), kib2mib(m.RSSKiB), m.GuestFile, kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
+				m.SampledAt, settledText(m), kib2mib(m.RSSKiB), m.GuestFile, kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
 		} else if m != nil {
 			fmt.Fprintf(tw, "memory at %s%s: RSS %.1f MiB, guest RAM resident %.1f of %.0f MiB, VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
-				m.SampledAt, settledText(m.Settled), kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
+				m.SampledAt, settledText(m), kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
 		} else if s.MemoryError != "" {
 			fmt.Fprintf(tw, "memory: not measured: %s\n", s.MemoryError)
 		}
@@ -68,9 +68,15 @@ func (r *Results) restored() bool {
 }
 
 // settledText qualifies a memory sample's event when it was taken once the
-// VM had settled.
-func settledText(settled bool) string {
-	if settled {
+// VM had settled: with its executable unmapped, or still mapped (its set-up
+// code then counts in RSS) and why.
+func settledText(m *Memory) string {
+	switch {
+	case m.ExecutableMapped && m.ExecutableMappedWhy != "":
+		return ", executable still mapped (" + m.ExecutableMappedWhy + ")"
+	case m.ExecutableMapped:
+		return ", executable still mapped"
+	case m.Settled:
 		return ", once settled"
 	}
 	return ""

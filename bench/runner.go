@@ -381,6 +381,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		_ = syscall.Kill(vmm, syscall.SIGCONT)
 		if err == nil {
 			mem.SampledAt, mem.Settled = event, wasSettled
+			if wasSettled && settled.mapped {
+				mem.ExecutableMapped, mem.ExecutableMappedWhy = true, settled.mappedWhy
+			}
 			rec.memory(&mem, nil)
 		} else {
 			rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))

@@ -295,6 +295,39 @@ func TestRunBootMemoryWhenSettled(t *testing.T) {
 	}
 }
 
+// A process that settles without unmapping its executable says so and
+// why, and the sample says it in the report: it was labelled "once
+// settled" as if the executable's set-up code were gone from its RSS.
+func TestRunBootExecutableMapped(t *testing.T) {
+	for _, tt := range []struct {
+		mode, why, text string
+	}{
+		{"settles", "", ", once settled: RSS"},
+		{"settlesmapped", `traced by PID 7\x1b[2J`, `, executable still mapped (traced by PID 7\x1b[2J): RSS`},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			target := fakeTarget(t, "fake", tt.mode)
+			target.SettledFlag = "-settled-fd"
+			b, err := RunBoot(context.Background(), target, BootOptions{SampleMemory: true, SettleTimeout: time.Minute, Timeout: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := b.Memory
+			if m == nil || !m.Settled || m.ExecutableMapped != (tt.why != "") || m.ExecutableMappedWhy != tt.why {
+				t.Fatalf("memory %+v (%v); want settled, executable mapped %v, why %q", m, b.MemoryErr, tt.why != "", tt.why)
+			}
+			r := &Results{Config: Config{Kernel: "k", Boots: 1, MemoryMiB: 20}, Systems: []System{{Name: "fake", Boots: []Boot{*b}, Memory: m}}}
+			var out strings.Builder
+			if err := r.WriteText(&out); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), "memory at first-output"+tt.text) {
+				t.Errorf("report lacks %q:\n%s", tt.text, out.String())
+			}
+		})
+	}
+}
+
 // A restore of a service snapshotted once ready (Target.ReadyReported)
 // that never prints its ready line again nor exits is stopped ExitWait
 // after its own ready report, which gives the phase; reported but not

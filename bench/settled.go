@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // settledConn is the bench's end of a Target's SettledFlag socket: the VM
@@ -21,8 +23,23 @@ type settledConn struct {
 	// settled: the byte came (set before done closes). EOF (the process
 	// gone) or the bench's own release end the wait without it.
 	settled bool
-	once    sync.Once
+	// mapped: the process settled without unmapping its executable
+	// (SettledMapped), mappedWhy saying why when it said.
+	mapped    bool
+	mappedWhy string
+	once      sync.Once
 }
+
+// What a Target's process writes on its SettledFlag socket once it has
+// settled, in one write: SettledReleased when it unmapped its
+// executable's set-up code, or SettledMapped followed by why it did not
+// (text, SettledMax bytes in all at most). Another first byte counts as
+// settled, nothing said of the executable.
+const (
+	SettledReleased = 1
+	SettledMapped   = 2
+	SettledMax      = 256
+)
 
 // attachSettled gives cmd the process's end of a new socket pair as its
 // next descriptor (3 without other ExtraFiles) and t.SettledFlag naming
@@ -56,8 +73,12 @@ func (s *settledConn) started() {
 	s.child.Close()
 	go func() {
 		defer close(s.done)
-		n, _ := s.conn.Read(make([]byte, 1))
-		s.settled = n == 1
+		b := make([]byte, SettledMax)
+		n, _ := s.conn.Read(b)
+		s.settled = n >= 1
+		if n >= 1 && b[0] == SettledMapped {
+			s.mapped, s.mappedWhy = true, termsafe.Line(string(b[1:n]))
+		}
 	}()
 }
 

@@ -105,6 +105,12 @@ type Memory struct {
 	// what it does after its guest starts (Target.SettledFlag), some time
 	// after SampledAt.
 	Settled bool `json:"settled,omitempty"`
+	// ExecutableMapped: the process settled without unmapping its
+	// executable's set-up code (smolvmm: under a debugger, or dynamically
+	// linked), whose pages are then in RSS; ExecutableMappedWhy says why,
+	// when the process said.
+	ExecutableMapped    bool   `json:"executable_mapped,omitempty"`
+	ExecutableMappedWhy string `json:"executable_mapped_why,omitempty"`
 	// RSSKiB is the process's whole resident set (sum of smaps Rss).
 	RSSKiB int64 `json:"rss_kib"`
 	// GuestRAMKiB is the size of the guest RAM mapping and GuestRSSKiB

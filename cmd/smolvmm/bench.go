@@ -791,11 +791,19 @@ func openBenchSettled(fd int) *benchSettled {
 	return &benchSettled{f: os.NewFile(uintptr(fd), "settled")}
 }
 
-// notify tells the bench that the VMM has settled: its memory may be read.
-func (s *benchSettled) notify() {
-	if s != nil {
-		_, _ = s.f.Write([]byte{1})
+// notify tells the bench that the VMM has settled: its memory may be
+// read. mappedWhy is "" when the executable was unmapped, else why it was
+// not, which the bench reports beside the memory (bench.SettledMapped).
+func (s *benchSettled) notify(mappedWhy string) {
+	if s == nil {
+		return
 	}
+	msg := []byte{bench.SettledReleased}
+	if mappedWhy != "" {
+		msg = append([]byte{bench.SettledMapped}, mappedWhy...)
+		msg = msg[:min(len(msg), bench.SettledMax)]
+	}
+	_, _ = s.f.Write(msg)
 }
 
 // linger waits, at most d, for the bench to have read the VM's memory

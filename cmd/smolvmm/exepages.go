@@ -24,10 +24,11 @@ import (
 // It is skipped under a debugger, whose breakpoints in the code it would
 // undo.
 //
-// settled, when set, is called once that is over, done or not. The
+// settled, when set, is called once that is over, done or not: with ""
+// when the executable was unmapped, else why it stayed mapped. The
 // returned wait joins the goroutine (it ends at once if the guest never
 // ran); call it when Run has returned or New failed, once or more.
-func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait func()) {
+func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func(mappedWhy string)) (wait func()) {
 	checked := make(chan struct{}) // /proc read, before the filter forbids it
 	start, cancel, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	// What -v says of it, once it is over: printed by wait, not while the
@@ -35,8 +36,9 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait fu
 	var said string
 	go func() {
 		defer close(done)
+		mappedWhy := "the guest never ran"
 		if settled != nil {
-			defer settled()
+			defer func() { settled(mappedWhy) }()
 		}
 		// The guest comes first: on a busy or single-CPU host the release
 		// yields to it. The thread is never unlocked, so it ends with this
@@ -58,14 +60,17 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func()) (wait fu
 			return
 		}
 		if tracer != "" {
-			said = fmt.Sprintf("traced by PID %s: the executable stayed mapped", tracer)
+			mappedWhy = fmt.Sprintf("traced by PID %s", tracer)
+			said = mappedWhy + ": the executable stayed mapped"
 			return
 		}
 		n, err := exepages.Release()
 		if err != nil {
+			mappedWhy = err.Error()
 			said = fmt.Sprintf("the executable stayed mapped: %v", err)
 			return
 		}
+		mappedWhy = ""
 		said = fmt.Sprintf("unmapped the executable's %.1f MiB of code and read-only data once the guest ran; the pages it ran again mapped back", float64(n)/(1<<20))
 	}()
 	prev := cfg.BeforeRun

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/internal/exepages"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // TestRunningVMUnmapsItsSetUpCode: once its guest runs, the VMM keeps
@@ -196,5 +201,42 @@ func TestNetDaemonUnmapsItsSetUpCode(t *testing.T) {
 			t.Fatalf("%d KiB of the executable's code and read-only data resident 20 s after a VM joined, want at most 3 MiB", kib)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDropExecutablePagesSaysWhetherReleased: the bench's settled socket
+// hears whether the executable was unmapped (SettledReleased) or not and
+// why (SettledMapped and the reason); it was told "settled" either way.
+func TestDropExecutablePagesSaysWhetherReleased(t *testing.T) {
+	for _, run := range []bool{false, true} {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := os.NewFile(uintptr(fds[0]), "bench")
+		s := openBenchSettled(fds[1])
+		var cfg vmm.Config
+		wait := dropExecutablePages(&cfg, false, s.notify)
+		if run {
+			if err := cfg.BeforeRun(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wait()
+		s.f.Close()
+		msg, err := io.ReadAll(end)
+		end.Close()
+		if err != nil || len(msg) == 0 {
+			t.Fatalf("guest ran %v: read %q, %v", run, msg, err)
+		}
+		_, released := exepages.Release() // as it went in the goroutine
+		switch {
+		case !run && (msg[0] != bench.SettledMapped || string(msg[1:]) != "the guest never ran"):
+			t.Errorf("guest never ran: settled message %q, want it mapped because the guest never ran", msg)
+		case run && released == nil && (len(msg) != 1 || msg[0] != bench.SettledReleased):
+			t.Errorf("released: settled message %q, want SettledReleased alone", msg)
+		case run && released != nil && (msg[0] != bench.SettledMapped || string(msg[1:]) != released.Error()):
+			t.Errorf("not released (%v): settled message %q, want SettledMapped and why", released, msg)
+		}
 	}
 }
