@@ -36,7 +36,8 @@ type LimitError struct {
 	// Value is the limit; Used, how much of it is taken.
 	Value, Used uint64
 	// Bench is how much more of it the bench keeps for itself: the
-	// threads its runtime may yet need (0 for descriptors).
+	// threads its runtime may yet need, or the descriptors it holds for
+	// a moment while it starts a VM.
 	Bench uint64
 	// PerVM is what each VM takes of it.
 	PerVM uint64
@@ -59,7 +60,10 @@ func (e *LimitError) Why() string {
 		what = "tasks in it"
 	}
 	kept := ""
-	if e.Bench > 0 {
+	switch {
+	case e.Bench > 0 && e.Limit == "RLIMIT_NOFILE":
+		kept = fmt.Sprintf(" and %d more held while a VM starts", e.Bench)
+	case e.Bench > 0:
 		kept = fmt.Sprintf(" and %d more kept for the bench's own threads", e.Bench)
 	}
 	return fmt.Sprintf("%s is %d, with %d %s%s, and each VM takes %d: room for %d VMs at most",
@@ -94,6 +98,9 @@ var readHostLimits = systemLimits
 // parallelNeed is what the bench and each VM take of the host's limits.
 type parallelNeed struct {
 	fds uint64 // descriptors the bench holds per VM (parallelFDs)
+	// startFDs is the descriptors it holds besides for a moment while it
+	// starts one (startFDs).
+	startFDs uint64
 	// tasks is each VM's processes and threads (Target.Tasks, at least 1).
 	tasks uint64
 	// benchTasks is the threads the bench's runtime may yet create
@@ -104,20 +111,21 @@ type parallelNeed struct {
 
 // needOf is the need of RunParallel's VMs of t and of the bench.
 func needOf(t Target) parallelNeed {
-	return parallelNeed{fds: parallelFDs(t), tasks: max(t.Tasks, 1), benchTasks: threadsToCome()}
+	return parallelNeed{fds: parallelFDs(t), startFDs: startFDs(t), tasks: max(t.Tasks, 1), benchTasks: threadsToCome()}
 }
 
 // checkLimits refuses n VMs that the limits l certainly cannot hold: each
 // takes need.fds descriptors in the bench (console, stderr, pidfds,
 // settled socket, ready pipe) and need.tasks tasks, and the bench's own threads to
-// come take need.benchTasks from every task limit.
+// come take need.benchTasks from every task limit; the last VM's start
+// takes need.startFDs descriptors more for a moment.
 func checkLimits(n int, need parallelNeed, l hostLimits) error {
 	checks := []struct {
 		limit       string
 		value, used uint64
 		bench, per  uint64
 	}{
-		{"RLIMIT_NOFILE", l.nofile, l.nofileUsed, 0, need.fds},
+		{"RLIMIT_NOFILE", l.nofile, l.nofileUsed, need.startFDs, need.fds},
 		{"RLIMIT_NPROC", l.nproc, l.nprocUsed, need.benchTasks, need.tasks},
 		{"kernel.threads-max", l.threadsMax, l.tasks, need.benchTasks, need.tasks},
 		{"kernel.pid_max", l.pidMax, l.tasks, need.benchTasks, need.tasks},
@@ -194,6 +202,26 @@ func reserveThreads() {
 	}
 	held.Wait()
 	release.Done()
+}
+
+// startFDs is the number of descriptors the bench holds for a moment, on
+// top of parallelFDs', while it starts a VM of t: the write ends of the
+// console and stderr pipes and what starting a process takes (os/exec's,
+// the fork's), and the VM's ends of its settled socket and ready pipe,
+// until it has its own. Measured under a lowered RLIMIT_NOFILE: every VM
+// started with 2 more than parallelFDs' per VM and the descriptors open
+// before, 3 with the settled socket; one more is counted as margin.
+// Without them, the last VM of the most the check let through failed
+// "too many open files".
+func startFDs(t Target) uint64 {
+	n := uint64(3)
+	if t.SettledFlag != "" && !t.Jailed {
+		n++
+	}
+	if t.ReadyFlag != "" {
+		n++
+	}
+	return n
 }
 
 // parallelFDs is the number of descriptors the bench holds for each VM
