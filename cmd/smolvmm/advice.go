@@ -41,7 +41,10 @@ var adviceTable = []advice{
 	{is: isErr(fetch.ErrNoCacheDir), cli: "pass --cache DIR"},
 	{is: isErr(fetch.ErrCacheNotWritable), cli: "choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME"},
 	{is: isErr(fetch.ErrCacheDir), cli: "choose another cache directory with --cache DIR or XDG_CACHE_HOME"},
-	{is: isErr(blk.ErrInUse), cli: "stop that VM, or give ,ro after the image's -d in both, or use a copy of the image"},
+	{is: bootDiskInUse, cli: "stop that VM, or give ,ro after the image's -d in both, or use a copy of the image"},
+	// A restore takes the snapshot's ,ro setting: ,ro against a
+	// read-write snapshot's disk is refused, so only a copy is left.
+	{is: isAs[restoreDiskInUse], cli: "stop that VM, or give this restore a copy of the image, cp IMAGE COPY, with -d COPY: each clone that writes needs its own, and its content is checked against the snapshot's"},
 	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
@@ -58,6 +61,18 @@ var adviceTable = []advice{
 	{is: isErr(snapshot.ErrVersion), cli: "this smolvmm restores only its own format: take the snapshot again with its --snapshot"},
 	{is: corruptSnapshot, cli: "the file was damaged or altered since --snapshot wrote it: take the snapshot again"},
 	{is: isErr(vmm.ErrKVMRefused), cli: "take the snapshot again on this host with --snapshot"},
+}
+
+// restoreDiskInUse is a restore's refusal of a disk another VM holds
+// (blk.ErrInUse): the advice of a boot's, ,ro in both, does not fit it.
+type restoreDiskInUse struct{ error }
+
+func (e restoreDiskInUse) Unwrap() error { return e.error }
+
+// bootDiskInUse reports whether err is a disk in use that is not a
+// restore's.
+func bootDiskInUse(err error) bool {
+	return errors.Is(err, blk.ErrInUse) && !isAs[restoreDiskInUse](err)
 }
 
 // corruptSnapshot reports whether err says a snapshot is corrupt and not

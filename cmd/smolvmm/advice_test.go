@@ -71,6 +71,9 @@ func TestAdvise(t *testing.T) {
 			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
 		{"disk in use", fmt.Errorf("disk image p is %w: process 7 (smolvmm) holds its lock", blk.ErrInUse),
 			"disk image p is in use by another VM: process 7 (smolvmm) holds its lock (stop that VM, or give ,ro after the image's -d in both, or use a copy of the image)"},
+		// A restore's ,ro must be the snapshot's: a copy is the way out.
+		{"restore's disk in use", restoreDiskInUse{&vmm.Error{Op: "restore", Err: fmt.Errorf("disk image p is %w: process 7 (smolvmm) holds its lock", blk.ErrInUse)}},
+			"restore: disk image p is in use by another VM: process 7 (smolvmm) holds its lock (stop that VM, or give this restore a copy of the image, cp IMAGE COPY, with -d COPY: each clone that writes needs its own, and its content is checked against the snapshot's)"},
 		{"forwards", fmt.Errorf("network \"none\": %w", netback.ErrForwardsNeedUser),
 			"network \"none\": port forwards need the user network (use --net user or drop -p)"},
 		{"image exists", fmt.Errorf("image x %w: remove it, or set Config.Force to replace it", imagebuilder.ErrExists),

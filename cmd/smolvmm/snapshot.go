@@ -309,6 +309,9 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		if isAs[*snapshot.MemorySizeError](err) { // advice.go
 			return nil, usageStatus{err} // -m given, and not the snapshot's size
 		}
+		if errors.Is(err, blk.ErrInUse) {
+			return nil, restoreDiskInUse{err} // advice.go
+		}
 		return m, err
 	}
 	return vmm.New(cfg)
