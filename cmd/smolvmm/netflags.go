@@ -165,25 +165,8 @@ type nicFailer interface {
 // the backend when it can fail for good (see watchNIC), else nil.
 func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	b, err := openBackend(cfg) // jail.go
-	if errors.Is(err, netback.ErrNoHub) {
-		return nil, nil, noHubError(cfg.Spec, err)
-	}
-	var refused *netback.RefusedError
-	if errors.As(err, &refused) && refused.Reason == netback.RefusedDuplicateMAC {
-		return nil, nil, fmt.Errorf("%w (give this VM another --mac)", err)
-	}
-	if errors.As(err, &refused) && refused.Reason == netback.RefusedMACOwner {
-		return nil, nil, fmt.Errorf("%w (give this VM a --mac of its own)", err)
-	}
-	var foreign *netback.ForeignHubError
-	if errors.As(err, &foreign) {
-		return nil, nil, fmt.Errorf("%w (%s)", err, foreignHubAdvice(foreign))
-	}
-	if errors.As(err, &refused) && refused.Reason == netback.RefusedNoDescriptors {
-		return nil, nil, fmt.Errorf("%w (raise the limit of open files where smolvmm net runs: LimitNOFILE= in its systemd unit, or ulimit -n before it; or join fewer VMs)", err)
-	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, backendError(cfg.Spec, err)
 	}
 	dev, err = vnet.New(b, cfg.MAC)
 	if err != nil {
@@ -191,6 +174,29 @@ func openNIC(cfg netConfig) (dev *vnet.Device, failer nicFailer, err error) {
 	}
 	failer, _ = b.(nicFailer)
 	return dev, failer, nil
+}
+
+// backendError is err, from opening the backend of the network spec,
+// with what to do about it.
+func backendError(spec string, err error) error {
+	if errors.Is(err, netback.ErrNoHub) {
+		return noHubError(spec, err)
+	}
+	var refused *netback.RefusedError
+	if errors.As(err, &refused) && refused.Reason == netback.RefusedDuplicateMAC {
+		return fmt.Errorf("%w (give this VM another --mac)", err)
+	}
+	if errors.As(err, &refused) && refused.Reason == netback.RefusedMACOwner {
+		return fmt.Errorf("%w (give this VM a --mac of its own)", err)
+	}
+	var foreign *netback.ForeignHubError
+	if errors.As(err, &foreign) {
+		return fmt.Errorf("%w (%s)", err, foreignHubAdvice(foreign))
+	}
+	if errors.As(err, &refused) && refused.Reason == netback.RefusedNoDescriptors {
+		return fmt.Errorf("%w (raise the limit of open files where smolvmm net runs: LimitNOFILE= in its systemd unit, or ulimit -n before it; or join fewer VMs)", err)
+	}
+	return err
 }
 
 // foreignHubAdvice says what to do about a shared network that its name

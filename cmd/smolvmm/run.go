@@ -23,6 +23,7 @@ import (
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
+	vnet "github.com/smolvmm/smolvmm/virtio/net"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -400,7 +401,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	cfg.Input = con.in
 
 	// Last before New, which owns the NIC from then on.
-	nicFailer, err := attachNIC(c, &cfg)
+	nicFailer, lateNIC, err := attachRunNIC(c, &cfg)
 	if err != nil {
 		return err
 	}
@@ -425,6 +426,15 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		// Stopped while the kernel loaded: the guest never runs.
 		m.Close()
 		err = stoppedBeforeRun(ctx)
+	}
+	if err == nil && lateNIC != nil {
+		// The restore succeeded: its shared network is joined now.
+		joined, jerr := lateNIC.join()
+		if err = jerr; err != nil {
+			m.Close()
+		} else {
+			defer watchNIC(ctx, cancel, joined)()
+		}
 	}
 	err = forcedBootHint(err, cfg.Boot) // advice.go
 	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
@@ -683,16 +693,65 @@ func nicConfig(c *cli.Context, seed string) (netConfig, error) {
 // -nic none; its flags are still checked. The nicFailer is the card's
 // backend when it can fail for good while the VM runs (watchNIC).
 func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
+	nc, ok, err := nicSetup(c, cfg)
+	if !ok {
+		return nil, err
+	}
+	nic, failer, err := openNIC(nc)
+	if err != nil {
+		return nil, err
+	}
+	// The machine owns the NIC from here, even if New fails.
+	cfg.Devices = append(cfg.Devices, nic)
+	return failer, nil
+}
+
+// attachRunNIC is attachNIC for run, which restores too: a restored VM's
+// card on a shared network (--net user:NAME) joins it only once the
+// restore has succeeded (late, whose join the caller calls then), so that
+// a restore refused (a damaged snapshot, a disk in use, a -d the snapshot
+// contradicts) leaves no lease and no VM in the network's log.
+func attachRunNIC(c *cli.Context, cfg *vmm.Config) (failer nicFailer, late *lateBackend, err error) {
+	if !hasFlag(c, "restore") || c.String("restore") == "" {
+		failer, err = attachNIC(c, cfg)
+		return failer, nil, err
+	}
+	nc, ok, err := nicSetup(c, cfg)
+	if !ok {
+		return nil, nil, err
+	}
+	if !isSharedNet(nc.Spec) {
+		nic, failer, err := openNIC(nc)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Devices = append(cfg.Devices, nic)
+		return failer, nil, nil
+	}
+	late = newLateBackend(nc) // latejoin.go
+	nic, err := vnet.New(late, nc.MAC)
+	if err != nil {
+		late.Close()
+		return nil, nil, err
+	}
+	cfg.Devices = append(cfg.Devices, nic)
+	return nil, late, nil
+}
+
+// nicSetup is the network card's configuration from the flags, with its
+// logging; ok is false when there is no card to attach (no --net flag,
+// --net none) or on err.
+func nicSetup(c *cli.Context, cfg *vmm.Config) (nc netConfig, ok bool, err error) {
 	if !hasFlag(c, "net") {
-		return nil, nil
+		return nc, false, nil
 	}
 	seed := ""
 	if len(cfg.Disks) > 0 {
 		seed = cfg.Disks[0].Path
 	}
-	nc, err := nicConfig(c, seed)
+	nc, err = nicConfig(c, seed)
 	if err != nil || nc.Spec == "none" {
-		return nil, err
+		return nc, false, err
 	}
 	if c.Bool("verbose") && cfg.Log != nil {
 		log := cfg.Log
@@ -703,13 +762,7 @@ func attachNIC(c *cli.Context, cfg *vmm.Config) (nicFailer, error) {
 	}
 	checkRejoin(c, &nc) // rejoin.go
 	readyThroughForward(cfg, nc)
-	nic, failer, err := openNIC(nc)
-	if err != nil {
-		return nil, err
-	}
-	// The machine owns the NIC from here, even if New fails.
-	cfg.Devices = append(cfg.Devices, nic)
-	return failer, nil
+	return nc, true, nil
 }
 
 // shareSerial is the serial of --share dir's disk: "share-" and the

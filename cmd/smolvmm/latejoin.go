@@ -1,0 +1,85 @@
+package main
+
+import (
+	"net"
+	"sync"
+
+	"github.com/smolvmm/smolvmm/netback"
+)
+
+// lateBackend is a restored VM's shared network (--net user:NAME), joined
+// only once the restore has succeeded (join): the network leases an
+// address to each VM that joins, kept across its restarts, and logs it,
+// so a restore refused after a join would leave both behind for a VM
+// that never ran. Until the join the device's reader waits, and the
+// guest, which has not run, sends nothing.
+type lateBackend struct {
+	nc     netConfig
+	mu     sync.Mutex
+	b      netback.Backend // the joined network, nil before
+	closed bool
+	ready  chan struct{} // closed once joined, or closed
+}
+
+func newLateBackend(nc netConfig) *lateBackend {
+	return &lateBackend{nc: nc, ready: make(chan struct{})}
+}
+
+// join joins the network; failer is as openNIC's. A backend closed
+// meanwhile (the machine's Close) joins nothing.
+func (l *lateBackend) join() (failer nicFailer, err error) {
+	b, err := openBackend(l.nc) // jail.go
+	if err != nil {
+		return nil, backendError(l.nc.Spec, err) // netflags.go
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		b.Close()
+		return nil, net.ErrClosed
+	}
+	l.b = b
+	close(l.ready)
+	failer, _ = b.(nicFailer)
+	return failer, nil
+}
+
+func (l *lateBackend) backend() netback.Backend {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b
+}
+
+// ReadFrame waits for the join, then reads from the network.
+func (l *lateBackend) ReadFrame(buf []byte) (int, error) {
+	<-l.ready
+	b := l.backend()
+	if b == nil {
+		return 0, net.ErrClosed
+	}
+	return b.ReadFrame(buf)
+}
+
+// WriteFrame sends to the network once joined; before, the guest has not
+// run and a frame has nowhere to go.
+func (l *lateBackend) WriteFrame(frame []byte) error {
+	if b := l.backend(); b != nil {
+		return b.WriteFrame(frame)
+	}
+	return nil
+}
+
+// Close closes the network's backend if joined, and ends the wait.
+func (l *lateBackend) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if l.b == nil {
+		close(l.ready)
+		return nil
+	}
+	return l.b.Close()
+}
