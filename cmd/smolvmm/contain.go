@@ -143,7 +143,8 @@ type brokerStarted struct {
 // "exec:PATH", "unlinkat:PATH" or "renameat:FROM:TO" (relative to the
 // descriptor the snapshot's directory had, snapDirFD) or
 // "connect:PATH" (a Unix socket), and reports the outcome on stderr. It
-// stands for code a guest took over.
+// stands for code a guest took over. "snapshot-full" instead has the
+// snapshot at ready fail as on a full file system (ENOSPC).
 const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 
 // contain makes cfg contain the VMM before its guest runs, as the flags

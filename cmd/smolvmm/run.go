@@ -96,9 +96,10 @@ before the guest ran, 141 when the reader of its output went away (SIGPIPE),
 148 when the seccomp filter stopped a forbidden call (159 when the kernel
 killed it), and with --jail 128+n when signal n killed the jailed VMM.
 A --snapshot run that wrote no snapshot keeps these statuses and warns
-that none was taken and why (the guest never became ready, or every C-a s
-failed); with --snapshot-exit, a guest that ends
-by itself before it is ready gives 1 (a stop by Ctrl-A x or a signal, 130).
+that none was taken and why (the guest never became ready, or every attempt
+failed: the one at ready, each C-a s); with --snapshot-exit, a guest that ends
+by itself before it is ready, or whose snapshot failed, gives 1 (a stop by
+Ctrl-A x or a signal, 130).
 SIGQUIT ends it with Go's stack dump and status 2; SIGUSR1, SIGUSR2 and
 SIGALRM are ignored.
 
@@ -482,7 +483,10 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			// --snapshot-exit guest that ended by itself failed
 			// its purpose.
 			fmt.Fprintf(os.Stderr, "smolvmm %s: warning: %v\n", c.Command.Name, serr)
-		case err == nil:
+		case err == nil || snap.exitErr != nil && errors.Is(err, snap.exitErr):
+			// --snapshot-exit's snapshot failed: Run returns its
+			// error as the machine got it, serr with the file and
+			// what to do.
 			err = serr
 		}
 	}

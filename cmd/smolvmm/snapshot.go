@@ -468,12 +468,15 @@ func hasNIC(cfg vmm.Config) bool {
 }
 
 // snapRun is one run's --snapshot: its target, which Ctrl-A s writes too
-// (nil without --snapshot), and the Ctrl-A s snapshots that failed. Per
+// (nil without --snapshot), and the snapshots that failed. Per
 // run, so that a second run in one process neither writes to an earlier
 // run's target nor reports its failures.
 type snapRun struct {
 	target   *snapshot.Target
 	failures snapFailures
+	// exitErr is the error of --snapshot-exit's snapshot at ready as the
+	// machine got it, which Run returns: the run reports it as done's.
+	exitErr error
 }
 
 // setupSnapshot prepares --snapshot's file (before the containment, which
@@ -501,13 +504,23 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 	var snapErr error
 	run.target = t
 	w := t.NewWriter()
+	exit := c.Bool("snapshot-exit")
 	cfg.SnapshotOnReady = w
-	cfg.SnapshotExit = c.Bool("snapshot-exit")
+	cfg.SnapshotExit = exit
 	cfg.OnSnapshot = func(info vmm.SnapshotInfo, err error) {
 		// On the vCPU thread, before a --snapshot-exit stops the VM:
 		// the file is in place when the process ends.
+		raw := err
 		if err = w.Finish(err); err != nil {
-			snapErr = err
+			if exit {
+				// The run's purpose failed: its error, at the end.
+				run.exitErr, snapErr = raw, err
+				return
+			}
+			// The guest runs on, and a Ctrl-A s may yet write one: a
+			// failed attempt, said now, as a Ctrl-A s's is.
+			run.failures.add(err)
+			fmt.Fprintf(os.Stderr, "\r\nsmolvmm %s: warning: snapshot at ready: %v\r\n", c.Command.Name, snapshotWriteAdvice(t, err))
 			return
 		}
 		if c.Bool("verbose") || c.Bool("timings") {
@@ -518,7 +531,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 	return run, func() error {
 		written := t.Close()
 		if snapErr != nil {
-			return snapshotWriteAdvice(path, snapErr)
+			return snapshotWriteAdvice(t, snapErr)
 		}
 		if !written {
 			n, last := run.failures.get()
@@ -529,8 +542,9 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 }
 
 // noSnapshotError is setupSnapshot's report of a run that ended with no
-// snapshot written: before the guest became ready, or after every Ctrl-A s
-// failed (attempts of them, the last with last). It is a failure only with
+// snapshot written: before the guest became ready, or after every attempt
+// failed, the one at ready and each Ctrl-A s (attempts of them, the last
+// with last). It is a failure only with
 // --snapshot-exit, whose point is the snapshot; otherwise it is a warning
 // beside the guest's or the signal's status (the file is left as it was).
 type noSnapshotError struct {
@@ -549,7 +563,8 @@ func (e *noSnapshotError) Error() string {
 	return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", e.path)
 }
 
-// snapFailures counts the Ctrl-A s snapshots that failed, for the closing
+// snapFailures counts the snapshots that failed (at ready without
+// --snapshot-exit, Ctrl-A s), for the closing
 // warning of a run that wrote none: it must not blame readiness for them.
 type snapFailures struct {
 	mu   sync.Mutex
@@ -637,14 +652,20 @@ func snapshotTargetAdvice(path string, err error) error {
 	return fmt.Errorf("--snapshot: %w", err)
 }
 
-// snapshotWriteAdvice turns the error of a snapshot written to --snapshot's
-// target into advice; it is "--snapshot FILE: ..." and, for a spare a VM
-// restored from still holds, says what to do.
-func snapshotWriteAdvice(path string, err error) error {
+// snapshotWriteAdvice turns the error of a snapshot written to t,
+// --snapshot's target, into advice; it is "--snapshot FILE: ..." and, for
+// a spare a VM restored from still holds or a full file system, says what
+// to do.
+func snapshotWriteAdvice(t *snapshot.Target, err error) error {
+	path := t.Path()
 	var te *snapshot.TargetError
 	switch {
 	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: the previous snapshot, which this one would be written over, is in use (%w: a VM was restored from it); stop that VM to take another snapshot", path, te.Err)
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		// Written beside the file it replaces: that directory's file
+		// system, or its quota, is full.
+		return &fileError{fmt.Sprintf("--snapshot %s: %v (free space on %s or give --snapshot another file)", path, err, t.DirName()), err}
 	case errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: %s: %w", path, te.Op, te.Err)
 	}
@@ -666,7 +687,7 @@ func snapshotKey(run *snapRun, m *vmm.Machine) func() {
 			info, err := m.Snapshot(w)
 			if err = w.Finish(err); err != nil {
 				run.failures.add(err)
-				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t.Path(), err))
+				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t, err))
 				return
 			}
 			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",

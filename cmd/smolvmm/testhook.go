@@ -19,6 +19,14 @@ func installTestHook(cfg *vmm.Config) {
 	if hook == "" {
 		return
 	}
+	if hook == "snapshot-full" {
+		// The snapshot at ready meets a full file system; a Ctrl-A s
+		// writes to the target as ever.
+		if cfg.SnapshotOnReady != nil {
+			cfg.SnapshotOnReady = fullFS{}
+		}
+		return
+	}
 	onEvent := cfg.OnEvent
 	cfg.OnEvent = func(e vmm.Event) {
 		if e.Phase == vmm.PhaseFirstOutput {
@@ -28,6 +36,13 @@ func installTestHook(cfg *vmm.Config) {
 			onEvent(e)
 		}
 	}
+}
+
+// fullFS is a writer on a full file system.
+type fullFS struct{}
+
+func (fullFS) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: "snapshot", Err: unix.ENOSPC}
 }
 
 // runTestHook does what testHookEnv asks.
