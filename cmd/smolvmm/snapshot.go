@@ -53,6 +53,12 @@ func checkSnapshotFlags(c *cli.Context) error {
 	case c.Bool("no-verify-memory") && restore == "":
 		return usageErrorf("--no-verify-memory without --restore FILE: it skips the check of the memory of the snapshot a VM is restored from")
 	}
+	if shares := c.StringSlice("share"); len(shares) > 0 && c.String("snapshot") != "" {
+		// The share's disk is a temporary image, removed once the guest
+		// runs: a snapshot would record a file no restore can open, and
+		// the content the guest saw could not be built again.
+		return usageErrorf("--snapshot %s and --share %s: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data %s -i IMAGE) and give it with -d IMAGE instead", c.String("snapshot"), shares[0], shareDirOf(shares[0]))
+	}
 	if restore != "" {
 		// The snapshot continues a kernel already booted: what would
 		// load or start one has nothing to act on.
@@ -63,6 +69,12 @@ func checkSnapshotFlags(c *cli.Context) error {
 		}
 	}
 	return checkSnapshotTarget(c)
+}
+
+// shareDirOf is --share spec's directory, without ,ro.
+func shareDirOf(spec string) string {
+	dir, _, _ := strings.Cut(spec, ",")
+	return dir
 }
 
 // checkSnapshotTarget refuses a --snapshot path no file can have, and a

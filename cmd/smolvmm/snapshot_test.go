@@ -64,6 +64,7 @@ func TestCLISnapshotRestore(t *testing.T) {
 // that never happened, with nothing left behind.
 func TestCLISnapshotRefusals(t *testing.T) {
 	notSnap := filepath.Join(t.TempDir(), "not.snap")
+	shareDir := t.TempDir()
 	if err := os.WriteFile(notSnap, []byte("hello, this is not a snapshot at all, but long enough for a header......................................................................................"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +79,11 @@ func TestCLISnapshotRefusals(t *testing.T) {
 		{"restore and kernel", []string{"run", "-k", "x", "--restore", notSnap}, 2, "give one of them", false},
 		{"not a snapshot", []string{"run", "--restore", notSnap, "--net", "none"}, 1, "not a smolvmm snapshot: bad magic", true},
 		{"missing", []string{"run", "--restore", notSnap + ".missing", "--net", "none"}, 1, "no such file", true},
+		// A share's image is removed as the guest starts: a snapshot
+		// would record a disk no restore can open.
+		{"share", []string{"run", "-k", "x", "--share", shareDir + ",ro", "--snapshot", filepath.Join(shareDir, "s.snap")}, 2,
+			"--snapshot " + filepath.Join(shareDir, "s.snap") + " and --share " + shareDir + ",ro: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data " + shareDir + " -i IMAGE) and give it with -d IMAGE instead", false},
+		{"share, up", []string{"up", "--share", shareDir, "--snapshot", filepath.Join(shareDir, "s.snap"), "rescue"}, 2, "a share is an image built from the directory for this run", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
