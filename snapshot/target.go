@@ -269,11 +269,15 @@ const maxLinks = 40
 // this process's user or the directory's owner owns it. A link another
 // user planted there could otherwise make a root snapshot replace any
 // file (ErrUnsafeSymlink). A chain that ends at no file is refused
-// (ErrDanglingSymlink). The directories on the way are the kernel's to
-// resolve (it applies the rule to them when the directory is opened).
+// (ErrDanglingSymlink). The symlinks among the directories on the way
+// are held to the same rule (checkDirLinks): the kernel applies it only
+// while fs.protected_symlinks is set.
 func resolveLink(path string) (string, error) {
 	cur := path
 	for hops := 0; ; hops++ {
+		if err := checkDirLinks(filepath.Dir(cur)); err != nil {
+			return "", err
+		}
 		fi, err := os.Lstat(cur)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && hops > 0:
@@ -297,6 +301,52 @@ func resolveLink(path string) (string, error) {
 		}
 		cur = to
 	}
+}
+
+// checkDirLinks applies protlink.Check to each symlink met resolving the
+// directory dir, component by component, the links' own targets included:
+// a link another user planted in a sticky directory (/tmp/sub -> a
+// directory of root's) would otherwise have a root snapshot written in the
+// directory it names. A component that cannot be read is left to the
+// caller's own open to report.
+func checkDirLinks(dir string) error {
+	prefix := "." // resolved so far: no symlink in it
+	if filepath.IsAbs(dir) {
+		prefix = "/"
+	}
+	rest := strings.Split(dir, "/")
+	for hops := 0; len(rest) > 0; {
+		name := rest[0]
+		rest = rest[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		// prefix has no symlink: its ".." is the lexical one.
+		next := filepath.Join(prefix, name)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return nil
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			prefix = next
+			continue
+		}
+		if hops++; hops > maxLinks {
+			return fmt.Errorf("%s: %w", dir, unix.ELOOP)
+		}
+		if err := protlink.Check(next, fi); err != nil {
+			return err
+		}
+		to, err := os.Readlink(next)
+		if err != nil {
+			return nil
+		}
+		if filepath.IsAbs(to) {
+			prefix = "/"
+		}
+		rest = append(strings.Split(to, "/"), rest...)
+	}
+	return nil
 }
 
 // afterCreate, when set, runs between a temporary's creation and its lock

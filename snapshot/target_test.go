@@ -819,3 +819,93 @@ func TestTargetUseRenamer(t *testing.T) {
 		t.Fatalf("left %q", got)
 	}
 }
+
+// TestTargetDirSymlinkOwner: a symlink among the directories of the path,
+// not only at its end, is held to fs.protected_symlinks' rule: another
+// user's link in a sticky directory others may write to (tmp/sub ->
+// victimdir) is refused (ErrUnsafeSymlink), naming it, and nothing is
+// written in the directory it names, also when the path is reached through
+// a link of the user's own; the user's own link there, or the directory
+// owner's, is followed. Before, only the path's last component was
+// checked, and with fs.protected_symlinks=0 a root snapshot wrote
+// victimdir/x.snap.
+func TestTargetDirSymlinkOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the links are given to other users")
+	}
+	const other = 4242
+	tests := []struct {
+		name     string
+		dirOwner int  // the sticky directory's owner
+		linkUID  int  // the owner of its link sub -> victimdir
+		viaLink  bool // the path given is an own link to tmp/sub/x.snap
+		refused  bool
+	}{
+		{"planted directory link", 0, other, false, true},
+		{"planted directory link behind an own link", 0, other, true, true},
+		{"own directory link", 0, 0, false, false},
+		{"directory owner's link", other, other, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			victimDir, sticky := filepath.Join(top, "victimdir"), filepath.Join(top, "tmp")
+			for _, d := range []string{victimDir, sticky} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			victim := filepath.Join(victimDir, "x.snap")
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(sticky, 0o777|os.ModeSticky); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(sticky, tt.dirOwner, tt.dirOwner); err != nil {
+				t.Fatal(err)
+			}
+			sub := filepath.Join(sticky, "sub")
+			if err := os.Symlink(victimDir, sub); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(sub, tt.linkUID, tt.linkUID); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(sub, "x.snap")
+			if tt.viaLink {
+				own := filepath.Join(top, "own.snap")
+				if err := os.Symlink(path, own); err != nil {
+					t.Fatal(err)
+				}
+				path = own
+			}
+			tg, err := OpenTarget(path)
+			if tt.refused {
+				if err == nil {
+					tg.Close()
+				}
+				if !errors.Is(err, ErrUnsafeSymlink) || !strings.Contains(fmt.Sprint(err), sub) {
+					t.Fatalf("OpenTarget(%s): %v; want %v naming %s", path, err, ErrUnsafeSymlink, sub)
+				}
+				if got := mustRead(t, victim); got != "precious" {
+					t.Fatalf("%s holds %q", victim, got)
+				}
+				if got := dirNames(t, victimDir); !slices.Equal(got, []string{"x.snap"}) {
+					t.Fatalf("left %q in %s; want only x.snap", got, victimDir)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tg.Write(writeString("new")); err != nil {
+				t.Fatal(err)
+			}
+			tg.Close()
+			if got := mustRead(t, victim); got != "new" {
+				t.Fatalf("%s holds %q; want the snapshot", victim, got)
+			}
+		})
+	}
+}
