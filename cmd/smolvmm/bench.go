@@ -307,6 +307,9 @@ func benchAction(c *cli.Context) error {
 		// The snapshot's RAM, not -m's default, in the results.
 		memoryMiB = int(targets[0].GuestBytes >> 20)
 	}
+	if err := checkParallelDisks(c); err != nil {
+		return err
+	}
 	if n := c.Int("parallel"); n > 0 {
 		var vmArgs func(int) []string
 		switch {
@@ -505,6 +508,48 @@ func checkParallelFlags(c *cli.Context) error {
 			}[f]
 			return usageErrorf("smolvmm bench: %s does not go with --parallel: %s", flagSpelling(findFlag(c, f)), why)
 		}
+	}
+	return nil
+}
+
+// checkParallelDisks refuses --parallel N > 1 with a read-write disk,
+// before any VM starts: the first VM to open it takes its write lock,
+// and every other one, given the same image, failed on it while the
+// bench ended with status 0. A restore opens each disk as the snapshot's
+// machine had it, so with --restore the snapshot's record decides (one
+// whose state cannot be read is left to the restore to refuse).
+func checkParallelDisks(c *cli.Context) error {
+	n := c.Int("parallel")
+	if n < 2 {
+		return nil
+	}
+	if r := c.String("restore"); r != "" {
+		if disks, err := vmm.SnapshotDisks(r); err == nil {
+			var rw, ro []string
+			for _, d := range disks {
+				if !d.ReadOnly {
+					rw = append(rw, d.Path)
+					ro = append(ro, "-d "+blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: true}}.String())
+				}
+			}
+			if len(rw) > 0 {
+				which, it := "disk "+rw[0]+" is", "the disk"
+				if len(rw) > 1 {
+					which, it = "disks "+strings.Join(rw, ", ")+" are", "the disks"
+				}
+				return usageErrorf("smolvmm bench: --restore %s does not go with --parallel %d: the snapshot's %s read-write, and a writable disk stays locked to the first VM (the others would fail), so each clone that writes needs its own copy of the image, which bench cannot give its VMs; give --parallel 1, or take the snapshot with %s given ,ro (run %s --snapshot FILE), which can be restored many times at once",
+					r, n, which, it, strings.Join(ro, " "))
+			}
+		}
+	}
+	for _, spec := range c.StringSlice("disk") {
+		d, err := blk.ParseDiskSpec(spec)
+		if err != nil || d.ReadOnly {
+			continue
+		}
+		d.ReadOnly = true
+		return usageErrorf("smolvmm bench: -d %s does not go with --parallel %d: a writable disk stays locked to the first VM (the others would fail); give -d %s to share it read-only between the VMs, or --parallel 1",
+			spec, n, d)
 	}
 	return nil
 }
