@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 	"unsafe"
@@ -110,8 +111,18 @@ func (p *Prepared) Install() (Installed, error) {
 	if err := installTrapHandler(); err != nil {
 		return Installed{}, err
 	}
+	// no_new_privs is a property of the thread that sets it, and seccomp
+	// checks it on the calling thread (without CAP_SYS_ADMIN it refuses,
+	// and TSYNC copies it to the other threads only from the caller): both
+	// calls must be made on one thread, which the scheduler could
+	// otherwise change between them.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return Installed{}, fmt.Errorf("seccomp: prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	if betweenNoNewPrivsAndSeccomp != nil {
+		betweenNoNewPrivsAndSeccomp()
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
@@ -128,6 +139,10 @@ func (p *Prepared) Install() (Installed, error) {
 	}
 	return Installed{Instructions: len(prog)}, nil
 }
+
+// betweenNoNewPrivsAndSeccomp, when set (by tests), runs between the two
+// calls of Install: a place where the goroutine may be rescheduled.
+var betweenNoNewPrivsAndSeccomp func()
 
 // seccompAvailable reports whether the kernel knows seccomp filters: with
 // CONFIG_SECCOMP_FILTER off, prctl(PR_GET_SECCOMP) still works but

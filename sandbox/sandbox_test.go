@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -273,6 +274,21 @@ func child(mode string) int {
 		os.Exit(0)
 	}()
 	<-ready
+	if mode == "wait-busy" {
+		// Goroutines that keep every thread busy, and a blocking call
+		// between no_new_privs and the filter: the runtime hands the
+		// processor to another thread meanwhile, and a goroutine not
+		// held on its thread resumes on another one.
+		for range 4 {
+			go func() {
+				for {
+				}
+			}()
+		}
+		betweenNoNewPrivsAndSeccomp = func() {
+			unix.Nanosleep(&unix.Timespec{Nsec: int64(time.Millisecond)}, nil)
+		}
+	}
 	f := Filter{Prefix: "child: ", Advice: " (test)", Process: os.Getenv("SANDBOX_TEST_PROCESS"), UnixSockets: mode == "bind-unix"}
 	if _, err := Install(f); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
@@ -330,7 +346,7 @@ func child(mode string) int {
 	case "prctl-name":
 		err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("x\x00")[0])), 0, 0, 0)
 		fmt.Fprintln(os.Stderr, "renamed the thread:", err)
-	case "wait":
+	case "wait", "wait-busy":
 		fmt.Println("installed")
 		// Threads keep running and the runtime keeps working under
 		// the filter until the parent closes standard input.
@@ -491,4 +507,95 @@ func TestEveryListedCallAllowed(t *testing.T) {
 			t.Errorf("unlisted call %d: verdict %#x, want trap", nr, got)
 		}
 	}
+}
+
+// TestInstallWhileBusy: a process whose threads are all busy, as root and
+// as a user without CAP_SYS_ADMIN, installs the filter every time and
+// leaves no_new_privs set on every thread. Install set no_new_privs on
+// one thread and called seccomp on whichever the goroutine had moved to:
+// as nobody the kernel refused (EACCES), as root the filter went on
+// without no_new_privs on the other threads.
+func TestInstallWhileBusy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the child as root and as nobody")
+	}
+	// The test binary where nobody may run it.
+	dir, err := os.MkdirTemp("", "sandbox-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "sandbox.test")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyExecutable(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		cred *syscall.Credential
+	}{
+		{"root", nil},
+		{"nobody", &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range 20 {
+				cmd := exec.Command(bin, "-test.run=^$")
+				cmd.Env = append(os.Environ(), "SANDBOX_TEST_CHILD=wait-busy")
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: tt.cred}
+				if err := checkAllThreadsFiltered(cmd); err != nil {
+					t.Fatalf("run %d: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+// checkAllThreadsFiltered starts cmd (a "wait" child) and reports a thread
+// of it without the filter or no_new_privs.
+func checkAllThreadsFiltered(cmd *exec.Cmd) error {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	defer stdin.Close()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "installed\n" {
+		return fmt.Errorf("child said %q (%v); stderr:\n%s", line, err, stderr.Bytes())
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", cmd.Process.Pid))
+	if err != nil || len(tasks) < 2 {
+		return fmt.Errorf("threads of the child: %v %v", tasks, err)
+	}
+	for _, path := range tasks {
+		st, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"\nSeccomp:\t2\n", "\nNoNewPrivs:\t1\n"} {
+			if !bytes.Contains(st, []byte(want)) {
+				return fmt.Errorf("%s lacks %q", path, strings.TrimSpace(want))
+			}
+		}
+	}
+	return nil
+}
+
+func copyExecutable(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
 }
