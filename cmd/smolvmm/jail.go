@@ -31,8 +31,8 @@ var jailTapFD = -1
 // runJailed runs the VMM in namespaces of its own when --jail is given: it
 // starts args (this program's command line for that VM) again in new
 // mount, PID, IPC and UTS namespaces, and a network namespace unless the
-// VM uses its own user network, which needs the host's; a tap is opened here,
-// in the host's, and handed down. It passes signals on, waits, and ends
+// VM needs the host's (jailsNetwork); a tap is opened here, in the
+// host's, and handed down. It passes signals on, waits, and ends
 // as the jailed VMM ended. ran reports that it did all that, or failed:
 // the caller returns err. Without --jail, and in the jailed VMM itself
 // (which first enters its jail here), ran is false and the caller goes on.
@@ -76,16 +76,8 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 			defer tap.Close()
 			cmd.ExtraFiles = []*os.File{tap.File()}
 			cmd.Env[len(cmd.Env)-1] = jailEnv + "=3"
-		default:
-			// The user network's NAT and forwards are the host's
-			// sockets. A shared network (user:NAME) is reached by its
-			// socket's path, which a network namespace does not hide;
-			// its NAT and forwards are the hub's. A ready port's probe
-			// needs the host's loopback.
-			if !isSharedNet(c.String("net")) || (hasFlag(c, "ready-port") && c.Int("ready-port") != 0) {
-				jail.Net = false
-			}
 		}
+		jail.Net = jailsNetwork(c.String("net"), hasFlag(c, "ready-port") && c.Int("ready-port") != 0)
 	}
 	if hasFlag(c, "ready-fd") && c.Int("ready-fd") > 2 {
 		// bench's ready report (bench.Target.ReadyFlag) is the jailed
@@ -114,6 +106,24 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 		return true, cli.Exit("", status)
 	}
 	return true, nil
+}
+
+// jailsNetwork reports whether the jailed VMM of --net spec gets a network
+// namespace of its own, readyPort whether --ready-port is given. The user
+// network's NAT and forwards are the host's sockets. A shared network
+// (user:NAME) is reached by its socket's path, which a network namespace
+// does not hide, and a tap is opened before the jail: both work in one of
+// its own. A ready port's probe needs the host's loopback (a new
+// namespace's is down, and the probe would never succeed).
+func jailsNetwork(spec string, readyPort bool) bool {
+	kind, _, _ := strings.Cut(spec, ":")
+	switch {
+	case kind == "none":
+		return true
+	case kind == "tap", isSharedNet(spec):
+		return !readyPort
+	}
+	return false
 }
 
 // killedBy says that signal sig killed the jailed VMM, and what that

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 	"github.com/smolvmm/smolvmm/sandbox"
 )
 
@@ -534,5 +535,49 @@ func TestNohupRun(t *testing.T) {
 				t.Errorf("after SIGHUP (ignored), SIGTERM: %v, want exit status 130; stderr:\n%s", err, stderr)
 			}
 		})
+	}
+}
+
+// TestJailsNetwork: which jailed VMMs get a network namespace of their
+// own. A tap with --ready-port did, where loopback is down: the probe of
+// 127.0.0.1 never succeeded and the VM was never said to be ready.
+func TestJailsNetwork(t *testing.T) {
+	for _, tt := range []struct {
+		spec      string
+		readyPort bool
+		want      bool
+	}{
+		{"none", false, true},
+		{"tap:tap0", false, true},
+		{"tap:tap0", true, false},
+		{"user:web", false, true},
+		{"user:web", true, false},
+		{"user", false, false},
+		{"user", true, false},
+	} {
+		if got := jailsNetwork(tt.spec, tt.readyPort); got != tt.want {
+			t.Errorf("jailsNetwork(%q, ready port %v) = %v, want %v", tt.spec, tt.readyPort, got, tt.want)
+		}
+	}
+}
+
+// TestJailTapReadyPort: jailed on a tap with --ready-port, the VMM probes
+// the host's loopback (here the test answers) and --timings reports the VM
+// ready. In a network namespace of its own, loopback was down and the
+// probe never succeeded, without a word. (The vnet guest waits for an ARP
+// reply that does not come, long enough for the probe, and ends.)
+func TestJailTapReadyPort(t *testing.T) {
+	needJail(t)
+	name := fmt.Sprintf("smolr%d", os.Getpid()%100000)
+	persistentTap(t, name)
+	_, port, _ := strings.Cut(portreadytest.Greeter(t, "SSH-2.0-test\r\n"), "127.0.0.1:")
+	out, stderr, status := runCLI(t, "run", "-k", guests.ForTest(t, "vnet"), "-m", "32", "--net", "tap:"+name,
+		"-a", "timeout=3", "--jail", "--ready-port", port, "--timings")
+	// Without the reply, the guest fails: debug-exit 1, status 3.
+	if status != 3 {
+		t.Fatalf("status %d, want 3 (debug-exit 1)\n%s\n%s", status, out, stderr)
+	}
+	if !slices.Contains(timingPhases(stderr), "ready") {
+		t.Errorf("no ready from the probe of 127.0.0.1:%s\n%s\n%s", port, out, stderr)
 	}
 }
