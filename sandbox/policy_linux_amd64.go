@@ -126,9 +126,16 @@ var madviseAdvice = []uint32{unix.MADV_DONTNEED, unix.MADV_FREE, unix.MADV_HUGEP
 var socketCalls = []int{
 	unix.SYS_CONNECT, unix.SYS_ACCEPT, unix.SYS_ACCEPT4,
 	unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
-	unix.SYS_SENDTO, unix.SYS_RECVFROM, unix.SYS_SENDMSG, unix.SYS_RECVMSG, unix.SYS_SENDMMSG,
-	unix.SYS_RECVMMSG, unix.SYS_SHUTDOWN, unix.SYS_SPLICE,
+	unix.SYS_SENDTO, unix.SYS_RECVFROM, unix.SYS_SHUTDOWN, unix.SYS_SPLICE,
 }
+
+// msgCalls are the calls that may carry ancillary data, allowed with
+// Filter.Sockets only. On a Unix socket that data passes descriptors
+// (SCM_RIGHTS): a VMM taken over could hand its terminal, disk images or
+// /dev/kvm to any Unix socket it reaches, or take one in. A shared
+// network's link needs none of them (Go's stream conns read and write,
+// its handshake reads SO_PEERCRED with getsockopt).
+var msgCalls = []int{unix.SYS_SENDMSG, unix.SYS_RECVMSG, unix.SYS_SENDMMSG, unix.SYS_RECVMMSG}
 
 // ipSockets are the IPv4 and IPv6 sockets Filter.Sockets allows (of
 // either family), as Go's net package opens them for the user network's
@@ -265,6 +272,11 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		rs = append(rs, rule{nr: unix.SYS_SOCKET, any: families})
 		for _, nr := range socketCalls {
 			rs = append(rs, rule{nr: nr})
+		}
+		if f.Sockets {
+			for _, nr := range msgCalls {
+				rs = append(rs, rule{nr: nr})
+			}
 		}
 		rs = append(rs,
 			rule{nr: unix.SYS_SETSOCKOPT, any: optionConds(setSockopts)},

@@ -67,9 +67,10 @@ type Filter struct {
 	// credentials), not iptables' or multicast's. Without it socket is
 	// forbidden.
 	Sockets bool
-	// UnixSockets allows Unix sockets and the same calls on them: a VM
-	// on a shared network dials its hub's socket again when the hub
-	// returns. The filter cannot see which address connect names, so any
+	// UnixSockets allows Unix sockets and the same calls on them, but
+	// for sendmsg, recvmsg, sendmmsg and recvmmsg (which only Sockets
+	// allows), whose ancillary data would pass descriptors: a VM on a
+	// shared network dials its hub's socket again when the hub returns. The filter cannot see which address connect names, so any
 	// Unix socket file the process's user may connect to is reachable (as
 	// root: a container runtime's, the system bus...), and any abstract
 	// Unix socket of its network namespace, whatever its user and root

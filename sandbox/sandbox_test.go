@@ -111,6 +111,16 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "socket AF_INET with UnixSockets only", unix: true, nr: 41, args: []uint64{2, 1, 0}, want: retTrap},
 		{name: "socket AF_INET6 with UnixSockets only", unix: true, nr: 41, args: []uint64{10, 1, 0}, want: retTrap},
 		{name: "connect with UnixSockets only", unix: true, nr: 42, want: retAllow},
+		// Descriptors passed over a Unix socket (SCM_RIGHTS).
+		{name: "sendmsg with UnixSockets only", unix: true, nr: unix.SYS_SENDMSG, want: retTrap},
+		{name: "recvmsg with UnixSockets only", unix: true, nr: unix.SYS_RECVMSG, want: retTrap},
+		{name: "sendmmsg with UnixSockets only", unix: true, nr: unix.SYS_SENDMMSG, want: retTrap},
+		{name: "recvmmsg with UnixSockets only", unix: true, nr: unix.SYS_RECVMMSG, want: retTrap},
+		{name: "read with UnixSockets only", unix: true, nr: 0, want: retAllow},
+		{name: "sendto with UnixSockets only", unix: true, nr: unix.SYS_SENDTO, want: retAllow},
+		{name: "sendmsg with Sockets", sockets: true, nr: unix.SYS_SENDMSG, want: retAllow},
+		{name: "recvmsg with Sockets", sockets: true, nr: unix.SYS_RECVMSG, want: retAllow},
+		{name: "sendmsg without sockets", nr: unix.SYS_SENDMSG, want: retTrap},
 		{name: "socket AF_NETLINK with UnixSockets", sockets: true, unix: true, nr: 41, args: []uint64{16, 3, 0}, want: retTrap},
 		{name: "socket AF_NETLINK", sockets: true, nr: 41, args: []uint64{16, 3, 0}, want: retTrap},
 		{name: "connect", sockets: true, nr: 42, want: retAllow},
@@ -486,7 +496,7 @@ func TestEveryListedCallAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	listed := map[int]bool{}
-	for _, tab := range [][]int{hot, allowed, socketCalls} {
+	for _, tab := range [][]int{hot, allowed, socketCalls, msgCalls} {
 		for _, nr := range tab {
 			listed[nr] = true
 		}
