@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -198,36 +199,44 @@ func (r *DirRenamer) Close() error {
 }
 
 // OpenTarget resolves path (a symlink to the file it names, if safe:
-// see resolveLink), locks the file there if there is one (refusing one
+// see resolveAt), locks the file there if there is one (refusing one
 // another process holds locked, with ErrInUse), removes the temporaries
 // dead writers left beside it and creates the Target's own. It changes
 // nothing at path. No file at path is not an error, the first commit
 // creates it; a symlink to no file is (ErrDanglingSymlink).
 func OpenTarget(path string) (_ *Target, err error) {
-	real, err := resolveLink(path)
+	dir, dirName, name, err := resolveAt(path)
 	if err != nil {
+		var we *walkError
+		if errors.As(err, &we) {
+			return nil, &TargetError{Path: path, Op: we.op, Err: we.err}
+		}
 		return nil, &TargetError{Path: path, Op: "resolve symlink", Err: err}
 	}
-	t := &Target{path: path, name: filepath.Base(real)}
+	t := &Target{path: path, dirName: dirName, name: name}
+	t.names = &DirRenamer{dir: dir, file: t.name}
+	t.ren = t.names
 	defer func() {
 		if err != nil {
 			t.Close()
 		}
 	}()
-	dir, err := os.Open(filepath.Dir(real))
-	if err != nil {
-		return nil, &TargetError{Path: path, Op: "its directory", Err: err}
-	}
-	t.dirName = dir.Name()
-	t.names = &DirRenamer{dir: dir, file: t.name}
-	t.ren = t.names
-	if fi, err := os.Lstat(real); err == nil && !fi.Mode().IsRegular() {
+	real := filepath.Join(dirName, name) // for messages
+	dfd := int(dir.Fd())
+	var pre unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &pre, unix.AT_SYMLINK_NOFOLLOW); err == nil && pre.Mode&unix.S_IFMT != unix.S_IFREG {
 		// Not opened: opening a device may act on it (a tape rewinds).
-		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, filekind.Of(fi.Mode()))}
+		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (%s)", ErrNotRegular, filekind.Of(modeOf(pre.Mode)))}
 	}
-	// Non-blocking: what became a FIFO since the Lstat is not waited on;
-	// nor is a symlink put there since followed.
-	old, err := os.OpenFile(real, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	// Non-blocking: what became a FIFO since the Fstatat is not waited
+	// on; nor is a symlink put there since followed.
+	var old *os.File
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
+		old = os.NewFile(uintptr(fd), real)
+	} else {
+		err = &os.PathError{Op: "open", Path: real, Err: err}
+	}
 	switch {
 	case err == nil:
 		t.old = old
@@ -257,96 +266,159 @@ func OpenTarget(path string) (_ *Target, err error) {
 	return t, nil
 }
 
-// maxLinks is the most symlinks resolveLink follows in a row (the
-// kernel's limit, beyond which it says ELOOP).
+// maxLinks is the most symlinks resolveAt follows (the kernel's limit,
+// beyond which it says ELOOP).
 const maxLinks = 40
 
-// resolveLink returns the file path names: path itself unless it is a
-// symlink, else the file the chain of links ends at. A snapshot replaces
-// that file, so each link is followed only where the kernel's
-// fs.protected_symlinks would let this process follow it: a link in a
-// sticky directory that others may write to (/tmp) is followed only if
-// this process's user or the directory's owner owns it. A link another
-// user planted there could otherwise make a root snapshot replace any
-// file (ErrUnsafeSymlink). A chain that ends at no file is refused
-// (ErrDanglingSymlink). The symlinks among the directories on the way
-// are held to the same rule (checkDirLinks): the kernel applies it only
-// while fs.protected_symlinks is set.
-func resolveLink(path string) (string, error) {
-	cur := path
-	for hops := 0; ; hops++ {
-		if err := checkDirLinks(filepath.Dir(cur)); err != nil {
-			return "", err
+// walkError is resolveAt's failure: op is the TargetError's Op.
+type walkError struct {
+	op  string
+	err error
+}
+
+func (e *walkError) Error() string { return e.err.Error() }
+func (e *walkError) Unwrap() error { return e.err }
+
+// resolveAt resolves path to the directory that holds the file it names
+// (following a symlink at its end to the file the chain of links ends
+// at) and the file's name in it. A snapshot replaces that file, so each
+// link, among the directories and at the end, is followed only where
+// the kernel's fs.protected_symlinks would let this process follow it:
+// a link in a sticky directory that others may write to (/tmp) is
+// followed only if this process's user or the directory's owner owns it
+// (ErrUnsafeSymlink). A link another user planted there could otherwise
+// make a root snapshot replace any file, or be written in any directory.
+// A chain that ends at no file is refused (ErrDanglingSymlink).
+//
+// The path is walked one component at a time through descriptors
+// (openat with O_NOFOLLOW from the directory before), each link read and
+// checked through the descriptor of the link itself and that of its
+// directory: no name is looked up twice, so that what was checked is
+// what is used even while another user swaps the names (renameat2
+// RENAME_EXCHANGE of a directory and a link). The directory returned is
+// opened for reading; dirName is its path as resolved, for messages.
+func resolveAt(path string) (dir *os.File, dirName, name string, err error) {
+	dirName = "."
+	if filepath.IsAbs(path) {
+		dirName = "/"
+	}
+	dfd, err := unix.Open(dirName, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", "", &walkError{"its directory", &os.PathError{Op: "open", Path: dirName, Err: err}}
+	}
+	defer func() { unix.Close(dfd) }()
+	rest := splitPath(path)
+	// atEnd: a link at the end was followed, so that no file there is a
+	// dangling link rather than a file for the first commit to create.
+	atEnd := false
+	for hops := 0; ; {
+		n := rest[0]
+		rest = rest[1:]
+		final := len(rest) == 0
+		if !final && (n == "" || n == ".") {
+			continue
 		}
-		fi, err := os.Lstat(cur)
+		if final && n == "" {
+			n = "."
+		}
+		next := filepath.Join(dirName, n) // dirName has no symlink: its ".." is the lexical one
+		// O_PATH: no device or FIFO is opened, a symlink is opened itself.
+		fd, err := unix.Openat(dfd, n, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		switch {
-		case errors.Is(err, fs.ErrNotExist) && hops > 0:
-			return "", fmt.Errorf("%s -> %s: %w", path, cur, ErrDanglingSymlink)
-		case err != nil && hops > 0:
-			return "", err
-		case err != nil || fi.Mode()&os.ModeSymlink == 0:
-			return cur, nil // the file, or no file (the first commit creates it)
-		case hops == maxLinks:
-			return "", fmt.Errorf("%s: %w", path, unix.ELOOP)
+		case err != nil && final && atEnd && errors.Is(err, unix.ENOENT):
+			return nil, "", "", &walkError{"resolve symlink", fmt.Errorf("%s -> %s: %w", path, next, ErrDanglingSymlink)}
+		case err != nil && final && atEnd:
+			return nil, "", "", &walkError{"resolve symlink", &os.PathError{Op: "lstat", Path: next, Err: err}}
+		case err != nil && final:
+			// No file (the first commit creates it), or one the open
+			// after reports.
+			d, err := openDir(dfd, dirName)
+			return d, dirName, n, err
+		case err != nil:
+			return nil, "", "", &walkError{"its directory", &os.PathError{Op: "open", Path: next, Err: err}}
 		}
-		if err := protlink.Check(cur, fi); err != nil {
-			return "", err
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, "", "", &walkError{"its directory", &os.PathError{Op: "stat", Path: next, Err: err}}
 		}
-		to, err := os.Readlink(cur)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+		case unix.S_IFDIR:
+			if !final {
+				unix.Close(dfd)
+				dfd, dirName = fd, next
+				continue
+			}
+			fallthrough
+		default:
+			unix.Close(fd)
+			if final {
+				d, err := openDir(dfd, dirName)
+				return d, dirName, n, err
+			}
+			return nil, "", "", &walkError{"its directory", &os.PathError{Op: "open", Path: next, Err: unix.ENOTDIR}}
+		}
+		to, err := readLink(fd, dfd, next)
+		unix.Close(fd)
 		if err != nil {
-			return "", err
+			return nil, "", "", &walkError{"resolve symlink", err}
 		}
-		if !filepath.IsAbs(to) {
-			to = filepath.Join(filepath.Dir(cur), to)
+		atEnd = final
+		if hops++; hops > maxLinks {
+			return nil, "", "", &walkError{"resolve symlink", fmt.Errorf("%s: %w", path, unix.ELOOP)}
 		}
-		cur = to
+		if filepath.IsAbs(to) {
+			root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return nil, "", "", &walkError{"its directory", &os.PathError{Op: "open", Path: "/", Err: err}}
+			}
+			unix.Close(dfd)
+			dfd, dirName = root, "/"
+		}
+		rest = append(splitPath(to), rest...)
 	}
 }
 
-// checkDirLinks applies protlink.Check to each symlink met resolving the
-// directory dir, component by component, the links' own targets included:
-// a link another user planted in a sticky directory (/tmp/sub -> a
-// directory of root's) would otherwise have a root snapshot written in the
-// directory it names. A component that cannot be read is left to the
-// caller's own open to report.
-func checkDirLinks(dir string) error {
-	prefix := "." // resolved so far: no symlink in it
-	if filepath.IsAbs(dir) {
-		prefix = "/"
+// splitPath is path's components, the last the file's name ("" for a
+// path that ends in "/"). Not cleaned: after a link, ".." is the parent
+// of the directory it names, as the kernel resolves it.
+func splitPath(path string) []string {
+	return strings.Split(strings.TrimPrefix(path, "/"), "/")
+}
+
+// readLink checks the symlink fd (an O_PATH descriptor, named next) in
+// the directory dfd by protlink's rule and returns its target.
+func readLink(fd, dfd int, next string) (string, error) {
+	var lst, dst unix.Stat_t
+	if err := unix.Fstat(fd, &lst); err != nil {
+		return "", &os.PathError{Op: "lstat", Path: next, Err: err}
 	}
-	rest := strings.Split(dir, "/")
-	for hops := 0; len(rest) > 0; {
-		name := rest[0]
-		rest = rest[1:]
-		if name == "" || name == "." {
-			continue
-		}
-		// prefix has no symlink: its ".." is the lexical one.
-		next := filepath.Join(prefix, name)
-		fi, err := os.Lstat(next)
-		if err != nil {
-			return nil
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			prefix = next
-			continue
-		}
-		if hops++; hops > maxLinks {
-			return fmt.Errorf("%s: %w", dir, unix.ELOOP)
-		}
-		if err := protlink.Check(next, fi); err != nil {
-			return err
-		}
-		to, err := os.Readlink(next)
-		if err != nil {
-			return nil
-		}
-		if filepath.IsAbs(to) {
-			prefix = "/"
-		}
-		rest = append(strings.Split(to, "/"), rest...)
+	if err := unix.Fstat(dfd, &dst); err != nil {
+		return "", fmt.Errorf("directory of symlink %s: %w", next, err)
 	}
-	return nil
+	if err := protlink.CheckOwners(next, lst.Uid, dst.Uid, dst.Mode); err != nil {
+		return "", err
+	}
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(fd, "", buf)
+		if err != nil {
+			return "", &os.PathError{Op: "readlink", Path: next, Err: err}
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// openDir opens the directory dfd (an O_PATH descriptor) for reading.
+func openDir(dfd int, name string) (*os.File, error) {
+	fd, err := unix.Openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &walkError{"its directory", &os.PathError{Op: "open", Path: name, Err: err}}
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // afterCreate, when set, runs between a temporary's creation and its lock
@@ -358,12 +430,12 @@ var afterCreate func(name string)
 // dead writer's (one in a PID namespace where this process's PID does
 // not exist) and remove it: it is then made again.
 func (t *Target) createTemp(pattern string) (*os.File, string, error) {
+	dir := int(t.names.dir.Fd())
 	for try := 1; ; try++ {
-		f, err := os.CreateTemp(t.dirName, pattern)
+		f, name, err := createAt(dir, t.dirName, pattern)
 		if err != nil {
 			return nil, "", &TargetError{Path: t.path, Op: "create temporary", Err: err}
 		}
-		name := filepath.Base(f.Name())
 		if afterCreate != nil {
 			afterCreate(name)
 		}
@@ -371,7 +443,7 @@ func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 		if err == nil {
 			var st, now unix.Stat_t
 			if err = unix.Fstat(int(f.Fd()), &st); err == nil {
-				err = unix.Fstatat(int(t.names.dir.Fd()), name, &now, unix.AT_SYMLINK_NOFOLLOW)
+				err = unix.Fstatat(dir, name, &now, unix.AT_SYMLINK_NOFOLLOW)
 			}
 			if err == nil && st.Dev == now.Dev && st.Ino == now.Ino {
 				return f, name, nil
@@ -385,6 +457,47 @@ func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 			return nil, "", &TargetError{Path: t.path, Op: "create temporary " + filepath.Join(t.dirName, name), Err: err}
 		}
 	}
+}
+
+// createAt creates a new file in the directory dir (named dirName, for
+// messages) with a name pattern makes (its last "*" replaced by a random
+// number), through the descriptor: the directory is the one resolveAt
+// checked, whatever its name names now.
+func createAt(dir int, dirName, pattern string) (*os.File, string, error) {
+	prefix, suffix := pattern, ""
+	if i := strings.LastIndex(pattern, "*"); i >= 0 {
+		prefix, suffix = pattern[:i], pattern[i+1:]
+	}
+	for try := 0; ; try++ {
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10) + suffix
+		fd, err := unix.Openat(dir, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, unix.EEXIST) && try < 10000 {
+			continue
+		}
+		if err != nil {
+			return nil, "", &os.PathError{Op: "open", Path: filepath.Join(dirName, name), Err: err}
+		}
+		return os.NewFile(uintptr(fd), filepath.Join(dirName, name)), name, nil
+	}
+}
+
+// modeOf is the fs.FileMode of the file type in st_mode m.
+func modeOf(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	}
+	return 0
 }
 
 // inUse is the error for f, which flock refused with err: ErrInUse,

@@ -909,3 +909,139 @@ func TestTargetDirSymlinkOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetDirSwapRace: a link another user planted in a sticky
+// directory others may write to is never followed, even while its name
+// and that of a directory of theirs are swapped (renameat2
+// RENAME_EXCHANGE) as OpenTarget resolves the path: no Target gets the
+// link's directory, and nothing is created there. Resolving a path by
+// name after checking it once let 1 in 60 OpenTargets write there.
+func TestTargetDirSwapRace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the link to another user")
+	}
+	top := t.TempDir()
+	victim := filepath.Join(top, "victim")
+	race := filepath.Join(top, "tmp")
+	sub := filepath.Join(race, "sub")
+	lnk := filepath.Join(race, "lnk")
+	for _, err := range []error{
+		os.Mkdir(victim, 0o755),
+		os.Mkdir(race, 0o755),
+		os.Chmod(race, 0o777|os.ModeSticky),
+		os.Mkdir(sub, 0o755),
+		os.Chown(sub, 65534, 65534),
+		os.Symlink(victim, lnk),
+		os.Lchown(lnk, 65534, 65534),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var vst unix.Stat_t
+	if err := unix.Stat(victim, &vst); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = unix.Renameat2(unix.AT_FDCWD, sub, unix.AT_FDCWD, lnk, unix.RENAME_EXCHANGE)
+		}
+	}()
+	hits, opened := 0, 0
+	for range 2000 {
+		tg, err := OpenTarget(filepath.Join(sub, "f.snap"))
+		if err != nil {
+			continue
+		}
+		opened++
+		d, _, _, _ := tg.Names()
+		var st unix.Stat_t
+		if err := unix.Fstat(int(d.Fd()), &st); err == nil && st.Dev == vst.Dev && st.Ino == vst.Ino {
+			hits++
+		}
+		tg.Close()
+	}
+	close(stop)
+	<-done
+	if names := dirNames(t, victim); hits != 0 || len(names) != 0 {
+		t.Fatalf("%d of %d Targets in the link's directory; %d files left there: %q", hits, opened, len(names), names[:min(len(names), 3)])
+	}
+	t.Logf("%d of 2000 opened", opened)
+}
+
+// TestTargetResolvePaths: the descriptor walk finds the file the kernel
+// would through relative links, links to links and a link's "..", and
+// refuses a loop of links (ELOOP) and a path through a file.
+func TestTargetResolvePaths(t *testing.T) {
+	top := t.TempDir()
+	real := filepath.Join(top, "real")
+	for _, err := range []error{
+		os.MkdirAll(filepath.Join(real, "deep"), 0o755),
+		os.Symlink("real/deep", filepath.Join(top, "dl")),     // a directory link, relative
+		os.Symlink("../f.snap", filepath.Join(real, "up")),    // a file link through ".."
+		os.Symlink("up", filepath.Join(real, "chain")),        // a link to a link
+		os.Symlink("loop2", filepath.Join(top, "loop1")),      // a loop
+		os.Symlink("loop1", filepath.Join(top, "loop2")),      //
+		os.WriteFile(filepath.Join(top, "plain"), nil, 0o644), // not a directory
+		os.WriteFile(filepath.Join(top, "f.snap"), nil, 0o644),
+		os.Symlink(filepath.Join(real, "up"), filepath.Join(top, "abs")), // absolute
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name    string
+		path    string
+		dir     string // the Target's directory, or "" for an error
+		file    string
+		op      string // the error's Op
+		wantErr error
+	}{
+		{"plain", filepath.Join(real, "f.snap"), real, "f.snap", "", nil},
+		{"through a directory link", filepath.Join(top, "dl", "f.snap"), filepath.Join(real, "deep"), "f.snap", "", nil},
+		{"directory link's ..", top + "/dl/../f.snap", real, "f.snap", "", nil},
+		{"link through ..", filepath.Join(real, "up"), top, "f.snap", "", nil},
+		{"link to a link", filepath.Join(real, "chain"), top, "f.snap", "", nil},
+		{"absolute link", filepath.Join(top, "abs"), top, "f.snap", "", nil},
+		{"loop", filepath.Join(top, "loop1"), "", "", "resolve symlink", unix.ELOOP},
+		{"loop among directories", filepath.Join(top, "loop1", "f.snap"), "", "", "resolve symlink", unix.ELOOP},
+		{"through a file", filepath.Join(top, "plain", "f.snap"), "", "", "its directory", unix.ENOTDIR},
+		{"no directory", filepath.Join(top, "none", "f.snap"), "", "", "its directory", unix.ENOENT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg, err := OpenTarget(tt.path)
+			if tt.wantErr != nil {
+				var te *TargetError
+				if !errors.As(err, &te) || te.Op != tt.op || !errors.Is(err, tt.wantErr) {
+					t.Fatalf("OpenTarget(%s): %v; want %s: %v", tt.path, err, tt.op, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			d, file, _, _ := tg.Names()
+			var got, want unix.Stat_t
+			if err := unix.Fstat(int(d.Fd()), &got); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Stat(tt.dir, &want); err != nil {
+				t.Fatal(err)
+			}
+			if got.Dev != want.Dev || got.Ino != want.Ino || file != tt.file || tg.DirName() != tt.dir {
+				t.Fatalf("OpenTarget(%s): directory %s (inode %d), file %s; want %s (inode %d), %s", tt.path, tg.DirName(), got.Ino, file, tt.dir, want.Ino, tt.file)
+			}
+		})
+	}
+}

@@ -32,11 +32,21 @@ func Check(link string, fi os.FileInfo) error {
 		return fmt.Errorf("directory of symlink %s: %w", link, err)
 	}
 	dst, ok := dfi.Sys().(*syscall.Stat_t)
-	if !ok || dfi.Mode()&os.ModeSticky == 0 || dfi.Mode().Perm()&0o002 == 0 {
+	if !ok {
 		return nil
 	}
-	if int(lst.Uid) == os.Geteuid() || lst.Uid == dst.Uid {
+	return CheckOwners(link, lst.Uid, dst.Uid, uint32(dst.Mode))
+}
+
+// CheckOwners is Check for a link whose owner and whose directory's owner
+// and mode (st_mode) are known already, say from descriptors that pin
+// them, so that nothing is looked up again by name.
+func CheckOwners(link string, linkUID, dirUID, dirMode uint32) error {
+	if dirMode&syscall.S_ISVTX == 0 || dirMode&0o002 == 0 {
 		return nil
 	}
-	return fmt.Errorf("%s (owned by uid %d, in %s): %w", link, lst.Uid, dir, ErrUnsafe)
+	if int(linkUID) == os.Geteuid() || linkUID == dirUID {
+		return nil
+	}
+	return fmt.Errorf("%s (owned by uid %d, in %s): %w", link, linkUID, filepath.Dir(link), ErrUnsafe)
 }
