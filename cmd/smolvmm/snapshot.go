@@ -57,7 +57,13 @@ func checkSnapshotFlags(c *cli.Context) error {
 		// The share's disk is a temporary image, removed once the guest
 		// runs: a snapshot would record a file no restore can open, and
 		// the content the guest saw could not be built again.
-		return usageErrorf("--snapshot %s and --share %s: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data %s -i IMAGE) and give it with -d IMAGE instead", c.String("snapshot"), shares[0], shareDirOf(shares[0]))
+		// The advice keeps ,ro: without it a read-only share would become
+		// a disk the guest may write.
+		disk := "IMAGE"
+		if _, opt, _ := strings.Cut(shares[0], ","); opt == "ro" {
+			disk = "IMAGE,ro"
+		}
+		return usageErrorf("--snapshot %s and --share %s: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data %s -i IMAGE) and give it with -d %s instead", c.String("snapshot"), shares[0], shareDirOf(shares[0]), disk)
 	}
 	if restore != "" {
 		// The snapshot continues a kernel already booted: what would

@@ -82,7 +82,9 @@ func TestCLISnapshotRefusals(t *testing.T) {
 		// A share's image is removed as the guest starts: a snapshot
 		// would record a disk no restore can open.
 		{"share", []string{"run", "-k", "x", "--share", shareDir + ",ro", "--snapshot", filepath.Join(shareDir, "s.snap")}, 2,
-			"--snapshot " + filepath.Join(shareDir, "s.snap") + " and --share " + shareDir + ",ro: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data " + shareDir + " -i IMAGE) and give it with -d IMAGE instead", false},
+			"--snapshot " + filepath.Join(shareDir, "s.snap") + " and --share " + shareDir + ",ro: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data " + shareDir + " -i IMAGE) and give it with -d IMAGE,ro instead", false},
+		{"share, writable", []string{"run", "-k", "x", "--share", shareDir, "--snapshot", filepath.Join(shareDir, "s.snap")}, 2,
+			"-i IMAGE) and give it with -d IMAGE instead", false},
 		{"share, up", []string{"up", "--share", shareDir, "--snapshot", filepath.Join(shareDir, "s.snap"), "rescue"}, 2, "a share is an image built from the directory for this run", false},
 	}
 	for _, tt := range tests {
