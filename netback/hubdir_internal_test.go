@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 )
@@ -187,17 +186,7 @@ func TestHubSocketNotTakenOver(t *testing.T) {
 	t.Run("together", func(t *testing.T) {
 		for round := 0; round < 10; round++ {
 			sock := filepath.Join(t.TempDir(), "n.sock")
-			hubs := make([]*Hub, 2)
-			errs := make([]error, 2)
-			var wg sync.WaitGroup
-			for i := range hubs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					hubs[i], errs[i] = NewHub(HubConfig{Socket: sock})
-				}()
-			}
-			wg.Wait()
+			hubs, errs := startHubsTogether(sock)
 			started := 0
 			for i, h := range hubs {
 				if errs[i] == nil {

@@ -106,17 +106,7 @@ func TestHubsStartTogetherOnStaleSocket(t *testing.T) {
 		}
 		ln.SetUnlinkOnClose(false)
 		ln.Close() // a hub that died left it
-		hubs := make([]*Hub, 2)
-		errs := make([]error, 2)
-		var wg sync.WaitGroup
-		for i := range hubs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				hubs[i], errs[i] = NewHub(HubConfig{Socket: sock})
-			}()
-		}
-		wg.Wait()
+		hubs, errs := startHubsTogether(sock)
 		var running *Hub
 		for i, h := range hubs {
 			switch {
@@ -201,4 +191,21 @@ func newHubAsNobody(cfg HubConfig) (*Hub, error) {
 	}()
 	r := <-done
 	return r.h, r.err
+}
+
+// startHubsTogether starts two hubs on sock at once, and returns each
+// one's hub and error.
+func startHubsTogether(sock string) ([]*Hub, []error) {
+	hubs := make([]*Hub, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range hubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hubs[i], errs[i] = NewHub(HubConfig{Socket: sock})
+		}()
+	}
+	wg.Wait()
+	return hubs, errs
 }
