@@ -12,6 +12,13 @@ type ChildReport struct {
 	// Phases maps a phase name (PhaseRuntime, PhaseVMCreated, ...) to
 	// CLOCK_MONOTONIC nanoseconds (see MonoNow and MonoOf).
 	Phases map[string]int64 `json:"phases_mono_ns"`
+	// GuestStatus is the exit status the guest chose by ending the run
+	// itself: (v<<1)|1 for a write of v to the debug-exit port, 0 for a
+	// halt, reset or power-off. Nil when the run ended otherwise (a stop,
+	// an error of the VMM): the bench then takes no nonzero status as a
+	// good end, since the VMM's own failures have odd statuses too (1
+	// for most errors, 128+n for a signal under a jail).
+	GuestStatus *int `json:"guest_status,omitempty"`
 }
 
 // WriteChildReport writes r to path as JSON.

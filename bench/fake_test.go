@@ -54,7 +54,11 @@ const (
 // fakeVMM modes:
 //
 //	lines    prints a line, after fakeDelay "marker: ready", exits 1 (as QEMU's debug-exit)
-//	report   as lines, and writes a ChildReport to the file after --report
+//	report   as lines, and writes a ChildReport to the file after --report,
+//	         with the guest status it exits with: BENCH_STATUS, 1 unless set
+//	vmmfail  as report, but its guest did not choose the status (no guest
+//	         status in the report: an error of the VMM after the guest
+//	         printed, or a signal under a jail)
 //	port     prints a line, listens on BENCH_ADDR after fakeDelay, and runs until
 //	         SIGTERM (a minute at most), on which it exits 130
 //	fwd      a netstack guest on the user network with BENCH_PORT forwarded to
@@ -137,20 +141,28 @@ func fakeVMM(mode string, args []string) int {
 		}
 		fmt.Println("released")
 		select {}
-	case "lines", "report":
+	case "lines", "report", "vmmfail":
+		status := 1
+		if s := os.Getenv("BENCH_STATUS"); s != "" {
+			status, _ = strconv.Atoi(s)
+		}
 		r.Phases[PhaseVMCreated] = MonoNow()
 		r.Phases[PhaseFirstRun] = MonoNow()
 		fmt.Print("hello\r\n")
 		time.Sleep(fakeDelay)
 		fmt.Print("marker: ready\r\n")
+		// smolvmm records its guest's exit however the run ended.
 		r.Phases[PhaseGuestExit] = MonoNow()
 		if mode == "report" {
+			r.GuestStatus = &status
+		}
+		if mode != "lines" {
 			if err := WriteChildReport(*report, r); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 4
 			}
 		}
-		return 1
+		return status
 	case "port":
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
@@ -264,6 +276,8 @@ func fakeVMM(mode string, args []string) int {
 		fmt.Print("marker: ready\r\n")
 		r.Phases[PhaseGuestExit] = MonoNow()
 		r.Phases[PhaseClosed] = MonoNow()
+		guest := 1
+		r.GuestStatus = &guest
 		time.Sleep(4 * fakeDelay)
 		if *report != "" {
 			if err := WriteChildReport(*report, r); err != nil {

@@ -30,7 +30,9 @@ type Target struct {
 	Path string
 	Args []string
 	// ReportFlag, when set, is passed with a file name after Args; the
-	// program writes a ChildReport there before it exits.
+	// program writes a ChildReport there before it exits. A nonzero exit
+	// status of such a program is a good end only when its report's
+	// GuestStatus is that status (and Success takes it).
 	ReportFlag string
 	// GuestBytes is the guest's RAM size, to find its mapping in smaps.
 	GuestBytes uint64
@@ -92,8 +94,20 @@ type Target struct {
 // isa-debug-exit device, as smolvmm and the QEMU targets have: 0 (the
 // guest reset, halted or powered off) or an odd status, (v<<1)|1 for the
 // value v the guest wrote to the device. Any other status (smolvmm's 2 for
-// a crashed guest, -1 for a VMM killed by a signal) is a failed boot.
+// a crashed guest, -1 for a VMM killed by a signal) is a failed boot. The
+// status alone cannot tell a debug-exit from a VMM's own failure with the
+// same status (QEMU's and smolvmm's 1 for an error): smolvmm's
+// ChildReport.GuestStatus does, which the runner checks for a Target
+// with a ReportFlag.
 func DebugExitSuccess(status int) bool { return status == 0 || status > 0 && status&1 == 1 }
+
+// fmtGuestStatus prints a ChildReport.GuestStatus.
+func fmtGuestStatus(s *int) string {
+	if s == nil {
+		return "none"
+	}
+	return strconv.Itoa(*s)
+}
 
 // succeeded applies t.Success to a status (nil: 0 only).
 func (t Target) succeeded(status int) bool {
@@ -459,11 +473,13 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	if _, ok := rec.phases[PhaseFirstOutput]; !ok {
 		return fail(fmt.Errorf("no console output (exit status %d)", b.Status), stderr)
 	}
+	var guestStatus *int
 	if report != "" {
 		child, err := readChildReport(report)
 		if err != nil {
 			return fail(err, stderr)
 		}
+		guestStatus = child.GuestStatus
 		for name, ns := range child.Phases {
 			// The bench's own observations win over the child's.
 			if _, ok := rec.phases[name]; !ok {
@@ -484,6 +500,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		delete(rec.phases, PhaseGuestExit)
 	} else if !t.succeeded(b.Status) {
 		return fail(fmt.Errorf("%w: exit status %d", ErrExitStatus, b.Status), stderr)
+	} else if report != "" && b.Status != 0 && (guestStatus == nil || *guestStatus != b.Status) {
+		// The VMM's own failure, though its status could be a guest's.
+		return fail(fmt.Errorf("%w: exit status %d, which the guest did not choose (its report has guest status %s)", ErrExitStatus, b.Status, fmtGuestStatus(guestStatus)), stderr)
 	}
 	if o.Ready.IsSet() {
 		if _, ok := rec.phases[PhaseReady]; !ok {

@@ -25,11 +25,16 @@ func TestRunBootPhases(t *testing.T) {
 		target Target
 		ready  Ready
 		want   []string // phases, in time order, ready aside
+		status int
 	}{
-		{"bench phases only", fakeTarget(t, "fake", "lines"), Ready{}, []string{PhaseFirstOutput, PhaseExit}},
-		{"ready pattern", fakeTarget(t, "fake", "lines"), Ready{Pattern: marker}, []string{PhaseFirstOutput, PhaseReady, PhaseExit}},
+		{"bench phases only", fakeTarget(t, "fake", "lines"), Ready{}, []string{PhaseFirstOutput, PhaseExit}, 1},
+		{"ready pattern", fakeTarget(t, "fake", "lines"), Ready{Pattern: marker}, []string{PhaseFirstOutput, PhaseReady, PhaseExit}, 1},
 		{"child report", withReport(fakeTarget(t, "fake", "report")), Ready{Pattern: marker},
-			[]string{PhaseRuntime, PhaseVMCreated, PhaseFirstRun, PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseExit}},
+			[]string{PhaseRuntime, PhaseVMCreated, PhaseFirstRun, PhaseFirstOutput, PhaseReady, PhaseGuestExit, PhaseExit}, 1},
+		// An odd status of 128 or more the guest chose (debug-exit 70), as
+		// its report says: a good end, though a signal would give it too.
+		{"guest's status 141", withReport(fakeTarget(t, "fake", "report", "BENCH_STATUS=141")), Ready{},
+			[]string{PhaseRuntime, PhaseVMCreated, PhaseFirstRun, PhaseFirstOutput, PhaseGuestExit, PhaseExit}, 141},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,8 +53,8 @@ func TestRunBootPhases(t *testing.T) {
 			if err := validateBoot(*b); err != nil {
 				t.Fatalf("%v in %v", err, b.Phases)
 			}
-			if b.Status != 1 {
-				t.Errorf("status %d, want the fake's 1", b.Status)
+			if b.Status != tt.status {
+				t.Errorf("status %d, want the fake's %d", b.Status, tt.status)
 			}
 			if got := string(b.Output); got != "hello\r\nmarker: ready\r\n" {
 				t.Errorf("output %q", got)
@@ -182,13 +187,15 @@ func TestRunBootReadyFlag(t *testing.T) {
 
 // TestDebugExitSuccess: 0 and the debug-exit statuses (v<<1)|1 are a
 // good end; smolvmm's crash (2), a stop (130), a VMM killed by a signal
-// (-1) and other even statuses are not.
+// (-1) and other even statuses are not. The rule sees the status alone:
+// 1, 141 and 159 pass it, and only a report's guest status tells them
+// from a VMM's failure (TestRunBootErrors).
 func TestDebugExitSuccess(t *testing.T) {
 	for _, tt := range []struct {
 		status int
 		ok     bool
 	}{
-		{0, true}, {1, true}, {3, true}, {255, true},
+		{0, true}, {1, true}, {3, true}, {141, true}, {159, true}, {255, true},
 		{2, false}, {4, false}, {130, false}, {148, false}, {-1, false}, {-3, false},
 	} {
 		if got := DebugExitSuccess(tt.status); got != tt.ok {
@@ -217,6 +224,12 @@ func TestRunBootErrors(t *testing.T) {
 		{"crashed", fakeTarget(t, "fake", "crash"), BootOptions{}, "fake: the boot ended with a failure status: exit status 2: the guest crashed: triple fault", ErrExitStatus},
 		{"crashed, ready seen", fakeTarget(t, "fake", "crash"), BootOptions{Ready: Ready{Pattern: regexp.MustCompile("^up")}}, "exit status 2: the guest crashed", ErrExitStatus},
 		{"odd status without a rule", func() Target { t := fakeTarget(t, "fake", "lines"); t.Success = nil; return t }(), BootOptions{}, "exit status 1", ErrExitStatus},
+		// smolvmm's odd statuses the guest did not choose (its report has
+		// no guest status): an error after the guest printed (1), SIGPIPE
+		// and a seccomp kill under --jail (128+13, 128+31).
+		{"VMM error, status 1", withReport(fakeTarget(t, "fake", "vmmfail")), BootOptions{}, "exit status 1, which the guest did not choose (its report has guest status none)", ErrExitStatus},
+		{"VMM SIGPIPE, status 141", withReport(fakeTarget(t, "fake", "vmmfail", "BENCH_STATUS=141")), BootOptions{}, "exit status 141, which the guest did not choose", ErrExitStatus},
+		{"VMM seccomp kill, status 159", withReport(fakeTarget(t, "fake", "vmmfail", "BENCH_STATUS=159")), BootOptions{}, "exit status 159, which the guest did not choose", ErrExitStatus},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

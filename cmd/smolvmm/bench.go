@@ -814,6 +814,12 @@ func benchBoot(c *cli.Context) error {
 	settled.linger(5 * time.Second)
 	m.Close()
 	report.Phases[bench.PhaseClosed] = bench.MonoNow()
+	if runErr == nil && exit.Reason != vmm.ExitStopped {
+		// Only the guest's own end: the bench tells it from this
+		// process's failures, whose statuses can look the same.
+		status := exit.Status()
+		report.GuestStatus = &status
+	}
 	if err := json.NewEncoder(rf).Encode(report); err != nil {
 		return fmt.Errorf("bench report: %w", err)
 	}
