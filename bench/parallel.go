@@ -301,8 +301,11 @@ type parallelVM struct {
 	ready   int64
 	killed  bool
 	stopped bool // by SIGSTOP, for its measurement
-	// hasSettled is set when the VM's settled byte came (vmmSettled).
+	// hasSettled is set when the VM's settled byte came (vmmSettled);
+	// mapped and mappedWhy when it said that its executable stayed mapped.
 	hasSettled bool
+	mapped     bool
+	mappedWhy  string
 	// readyIn is the bench's end of the VM's own ready report
 	// (Target.ReadyFlag), nil without one; vmmReady is set when the
 	// report came before the VM's first console byte.
@@ -557,6 +560,10 @@ func (v *parallelVM) markReady(now int64) {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		v.hasSettled = ok
+		if ok {
+			// Read after the wait saw the byte: the socket's reader is done.
+			v.mapped, v.mappedWhy = v.vmmSettled.mapped, v.vmmSettled.mappedWhy
+		}
 		v.stopLocked()
 	}()
 }
@@ -588,7 +595,7 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 		return
 	}
 	m := &VMMemory{RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB, PSSAnonKiB: ro.PSSAnonKiB, PSSFileKiB: ro.PSSFileKiB,
-		Unsettled: v.vmmSettled != nil && !v.hasSettled}
+		Unsettled: v.vmmSettled != nil && !v.hasSettled, ExecutableMapped: v.mapped, ExecutableMappedWhy: v.mappedWhy}
 	if guestBytes > 0 {
 		rss, pss, err := guestMapping(pid, guestBytes, guestFile)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,10 +25,12 @@ const ParallelSchemaVersion = "smolvmm-bench-parallel/1"
 //	  "start_latency": {"n": 10, "min_ms": ..., "median_ms": ..., ...},
 //	  "memory": {"n": 10, "rss_kib_mean": ..., "pss_kib_mean": ..., "pss_kib_total": ...,
 //	             "overhead_rss_kib_mean": ..., "overhead_pss_kib_mean": ...,
-//	             "overhead_pss_kib_max": ...},
+//	             "overhead_pss_kib_max": ..., "executable_mapped": 2,
+//	             "executable_mapped_why": "..."},
 //	  "network_memory": {"pid": 4242, "rss_kib": ..., "pss_kib": ..., "vms": 12, "pss_kib_per_vm": ...},
 //	  "vms": [{"index": 0, "start_ms": 0.4, "first_output_ms": 12.1, "ready_ms": 12.1,
-//	           "memory": {"rss_kib": ..., "pss_kib": ..., ...}}, {"index": 7, "error": "..."}]
+//	           "memory": {"rss_kib": ..., "pss_kib": ..., ..., "executable_mapped": true,
+//	                      "executable_mapped_why": "..."}}, {"index": 7, "error": "..."}]
 //	}
 type ParallelResults struct {
 	// Schema is ParallelSchemaVersion.
@@ -118,6 +122,12 @@ type VMMemory struct {
 	// then, the executable's set-up code above all. Such VMs are left
 	// out of ParallelMemory's figures.
 	Unsettled bool `json:"unsettled,omitempty"`
+	// ExecutableMapped says that the VM settled without unmapping its
+	// executable's set-up code, which then counts in its RSS and PSS;
+	// ExecutableMappedWhy is why, when it said (Target.SettledFlag's
+	// SettledMapped).
+	ExecutableMapped    bool   `json:"executable_mapped,omitempty"`
+	ExecutableMappedWhy string `json:"executable_mapped_why,omitempty"`
 }
 
 // ParallelMemory summarises the memory of a parallel start's VMs.
@@ -125,13 +135,19 @@ type ParallelMemory struct {
 	// N VMs had their memory read once settled; the figures are theirs.
 	N int `json:"n"`
 	// Unsettled VMs were read before they had settled, and are left out.
-	Unsettled          int     `json:"unsettled,omitempty"`
-	RSSKiBMean         float64 `json:"rss_kib_mean"`
-	PSSKiBMean         float64 `json:"pss_kib_mean"`
-	PSSKiBTotal        int64   `json:"pss_kib_total"`
-	OverheadRSSKiBMean float64 `json:"overhead_rss_kib_mean"`
-	OverheadPSSKiBMean float64 `json:"overhead_pss_kib_mean"`
-	OverheadPSSKiBMax  int64   `json:"overhead_pss_kib_max"`
+	Unsettled int `json:"unsettled,omitempty"`
+	// ExecutableMapped of the N VMs settled with their executable still
+	// mapped (VMMemory.ExecutableMapped): their figures count its set-up
+	// code. ExecutableMappedWhy lists their reasons, each once, in VM
+	// order, separated by "; ".
+	ExecutableMapped    int     `json:"executable_mapped,omitempty"`
+	ExecutableMappedWhy string  `json:"executable_mapped_why,omitempty"`
+	RSSKiBMean          float64 `json:"rss_kib_mean"`
+	PSSKiBMean          float64 `json:"pss_kib_mean"`
+	PSSKiBTotal         int64   `json:"pss_kib_total"`
+	OverheadRSSKiBMean  float64 `json:"overhead_rss_kib_mean"`
+	OverheadPSSKiBMean  float64 `json:"overhead_pss_kib_mean"`
+	OverheadPSSKiBMax   int64   `json:"overhead_pss_kib_max"`
 }
 
 // aggregate fills the counts, rates and summaries from r.VMs.
@@ -141,6 +157,7 @@ func (r *ParallelResults) aggregate() {
 	var lat []float64
 	var mem ParallelMemory
 	var rss, pss, orss, opss int64
+	var whys []string
 	for _, v := range r.VMs {
 		if !v.Started() {
 			r.Failed++
@@ -153,6 +170,12 @@ func (r *ParallelResults) aggregate() {
 			mem.Unsettled++
 		} else if m != nil {
 			mem.N++
+			if m.ExecutableMapped {
+				mem.ExecutableMapped++
+				if m.ExecutableMappedWhy != "" && !slices.Contains(whys, m.ExecutableMappedWhy) {
+					whys = append(whys, m.ExecutableMappedWhy)
+				}
+			}
 			rss += m.RSSKiB
 			pss += m.PSSKiB
 			orss += m.OverheadRSSKiB
@@ -181,6 +204,7 @@ func (r *ParallelResults) aggregate() {
 		mem.RSSKiBMean, mem.PSSKiBMean, mem.PSSKiBTotal = float64(rss)/n, float64(pss)/n, pss
 		mem.OverheadRSSKiBMean, mem.OverheadPSSKiBMean = float64(orss)/n, float64(opss)/n
 	}
+	mem.ExecutableMappedWhy = strings.Join(whys, "; ")
 	if mem.N > 0 || mem.Unsettled > 0 {
 		r.Memory = &mem
 	}
@@ -232,6 +256,9 @@ func (r *ParallelResults) Validate() error {
 			return bad("vm %d: not started, yet has memory", i)
 		}
 		if m := v.Memory; m != nil {
+			if m.Unsettled && m.ExecutableMapped || m.ExecutableMappedWhy != "" && !m.ExecutableMapped {
+				return bad("vm %d: executable mapped %v (why %q) with unsettled %v", i, m.ExecutableMapped, m.ExecutableMappedWhy, m.Unsettled)
+			}
 			if m.PSSKiB > m.RSSKiB || m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.GuestRSSKiB > m.RSSKiB || m.GuestPSSKiB > m.PSSKiB ||
 				m.OverheadRSSKiB != m.RSSKiB-m.GuestRSSKiB || m.OverheadPSSKiB != m.PSSKiB-m.GuestPSSKiB {
 				return bad("vm %d: inconsistent memory %+v", i, *m)
@@ -282,6 +309,13 @@ func (r *ParallelResults) WriteText(w io.Writer) error {
 		p("memory per VM (%d read, all running): RSS %.2f MiB, PSS %.2f MiB (%.1f MiB for all);\n", m.N,
 			m.RSSKiBMean/1024, m.PSSKiBMean/1024, kib2mib(m.PSSKiBTotal))
 		p("  without guest RAM: RSS %.2f MiB, PSS %.2f MiB (max %.2f MiB)\n", m.OverheadRSSKiBMean/1024, m.OverheadPSSKiBMean/1024, kib2mib(m.OverheadPSSKiBMax))
+	}
+	if m := r.Memory; m != nil && m.ExecutableMapped > 0 {
+		why := ""
+		if m.ExecutableMappedWhy != "" {
+			why = " (" + m.ExecutableMappedWhy + ")"
+		}
+		p("%d VMs settled with their executable still mapped%s: their set-up code counts in the memory figures\n", m.ExecutableMapped, why)
 	}
 	if m := r.Memory; m != nil && m.Unsettled > 0 {
 		p("%d VMs read before they had settled (still mapping their set-up code): left out of the memory figures\n", m.Unsettled)

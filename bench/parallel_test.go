@@ -170,6 +170,12 @@ func TestParallelValidate(t *testing.T) {
 		{"ready before start", func(r *ParallelResults) { r.VMs[0].StartMS = 11 }},
 		{"failed with memory", func(r *ParallelResults) { r.VMs[1].Memory = mem(1, 1, 0, 0) }},
 		{"memory summary", func(r *ParallelResults) { r.Memory.PSSKiBTotal++ }},
+		{"mapped count", func(r *ParallelResults) { r.Memory.ExecutableMapped++ }},
+		{"mapped why, not mapped", func(r *ParallelResults) { r.VMs[0].Memory.ExecutableMappedWhy = "traced" }},
+		{"mapped and unsettled", func(r *ParallelResults) {
+			r.VMs[0].Memory.ExecutableMapped, r.VMs[0].Memory.Unsettled = true, true
+			r.aggregate()
+		}},
 		{"network share", func(r *ParallelResults) { r.NetworkMemory.PSSKiBPerVM++ }},
 		{"network pss above rss", func(r *ParallelResults) { r.NetworkMemory.PSSKiB = 10000 }},
 		{"network memory and error", func(r *ParallelResults) { r.NetworkMemoryError = "gone" }},
@@ -350,16 +356,20 @@ func TestRunParallelWaitsUntilSettled(t *testing.T) {
 		settleTimeout            time.Duration
 		minGuestKiB, maxGuestKiB int64
 		unsettled                bool
+		mappedWhy                string // the VMs' executable stayed mapped, for this reason
 	}{
 		// The second fakeTouched, touched before the byte, is counted.
-		{"settles", time.Minute, 2 * fakeTouched >> 10, fakeGuestBytes >> 10, false},
+		{"settles", time.Minute, 2 * fakeTouched >> 10, fakeGuestBytes >> 10, false, ""},
+		// Settled, and said that its executable stayed mapped (its set-up
+		// code in its RSS): counted, and said so.
+		{"settlesmapped", time.Minute, 2 * fakeTouched >> 10, fakeGuestBytes >> 10, false, `traced by PID 7\x1b[2J`},
 		// No settle timeout: a VM that takes longer than a second (50 VMs
 		// on two cores) is waited for. VM 49 of such a run was measured
 		// with 13.8 MiB RSS, the median 3.8 MiB.
-		{"settleslate", 0, 2 * fakeTouched >> 10, fakeGuestBytes >> 10, false},
+		{"settleslate", 0, 2 * fakeTouched >> 10, fakeGuestBytes >> 10, false, ""},
 		// Measured at the timeout: the first only (huge pages may round
 		// it up to 4 MiB).
-		{"unsettled", 2 * fakeDelay, fakeTouched >> 10, 2*fakeTouched>>10 - 1, true},
+		{"unsettled", 2 * fakeDelay, fakeTouched >> 10, 2*fakeTouched>>10 - 1, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -383,6 +393,9 @@ func TestRunParallelWaitsUntilSettled(t *testing.T) {
 				if v.Memory.Unsettled != tt.unsettled {
 					t.Errorf("vm %d: unsettled %v, want %v", v.Index, v.Memory.Unsettled, tt.unsettled)
 				}
+				if m := v.Memory; m.ExecutableMapped != (tt.mappedWhy != "") || m.ExecutableMappedWhy != tt.mappedWhy {
+					t.Errorf("vm %d: executable mapped %v (why %q), want %v (%q)", v.Index, m.ExecutableMapped, m.ExecutableMappedWhy, tt.mappedWhy != "", tt.mappedWhy)
+				}
 			}
 			wantN, wantUnsettled := 2, 0
 			if tt.unsettled {
@@ -395,6 +408,17 @@ func TestRunParallelWaitsUntilSettled(t *testing.T) {
 			res.WriteText(&text)
 			if got := strings.Contains(text.String(), "2 VMs read before they had settled"); got != tt.unsettled {
 				t.Errorf("the text says of unsettled VMs: %v, want %v:\n%s", got, tt.unsettled, text.String())
+			}
+			wantMapped := 0
+			if tt.mappedWhy != "" {
+				wantMapped = 2
+			}
+			if m := res.Memory; m != nil && (m.ExecutableMapped != wantMapped || m.ExecutableMappedWhy != tt.mappedWhy) {
+				t.Errorf("memory summary %+v: want %d with the executable mapped, why %q", m, wantMapped, tt.mappedWhy)
+			}
+			mappedLine := "2 VMs settled with their executable still mapped (" + tt.mappedWhy + "): their set-up code counts"
+			if got := strings.Contains(text.String(), mappedLine); got != (tt.mappedWhy != "") {
+				t.Errorf("the text says %q: %v, want %v:\n%s", mappedLine, got, tt.mappedWhy != "", text.String())
 			}
 			if err := res.Validate(); err != nil {
 				t.Error(err)
