@@ -9,7 +9,10 @@ import (
 	"time"
 )
 
-// ParallelSchemaVersion names the JSON layout of ParallelResults.
+// ParallelSchemaVersion names the JSON layout of ParallelResults; as
+// SchemaVersion, it changes when a field changes meaning or goes away,
+// not when one is added (as executable_mapped was, within /1): a reader
+// ignores fields it does not know, as ReadParallelResults does.
 const ParallelSchemaVersion = "smolvmm-bench-parallel/1"
 
 // ParallelResults is the JSON document `smolvmm bench --parallel N --json`
@@ -217,13 +220,12 @@ func (r *ParallelResults) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// ReadParallelResults decodes a ParallelResults document, refusing unknown
-// fields, and validates it.
+// ReadParallelResults decodes a ParallelResults document, ignoring fields
+// it does not know (added by a newer writer within ParallelSchemaVersion),
+// and validates it.
 func ReadParallelResults(rd io.Reader) (*ParallelResults, error) {
-	dec := json.NewDecoder(rd)
-	dec.DisallowUnknownFields()
 	var r ParallelResults
-	if err := dec.Decode(&r); err != nil {
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
 		return nil, fmt.Errorf("bench parallel results: %w", err)
 	}
 	if err := r.Validate(); err != nil {

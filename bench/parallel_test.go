@@ -194,6 +194,29 @@ func TestParallelValidate(t *testing.T) {
 	}
 }
 
+// TestReadParallelResultsNewerFields: a newer writer's fields, unknown
+// here, at the top and in a VM's memory, do not stop the file reading.
+func TestReadParallelResultsNewerFields(t *testing.T) {
+	r := &ParallelResults{Schema: ParallelSchemaVersion, Host: Host{CPUs: 2}, VMs: []VM{
+		{Index: 0, StartMS: 0.5, FirstOutputMS: 10, ReadyMS: 10, Memory: mem(12000, 3000, 100, 100)},
+	}}
+	r.aggregate()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["extra"] = 1
+	m["vms"].([]any)[0].(map[string]any)["memory"].(map[string]any)["extra_kib"] = 7
+	b, _ = json.Marshal(m)
+	if _, err := ReadParallelResults(bytes.NewReader(b)); err != nil {
+		t.Errorf("a newer writer's field is refused: %v", err)
+	}
+}
+
 // The network's PSS is shared out among the VMs joined to it, as it said
 // (other benches' and VMs' too), not among the VMs this bench started; and
 // where it did not say, among those, labelled so.

@@ -9,7 +9,9 @@ import (
 )
 
 // SchemaVersion names the JSON layout of Results; it changes whenever a
-// field changes meaning or goes away.
+// field changes meaning or goes away. Fields may be added within a
+// version (as executable_mapped was, within /1), left out when unset: a
+// reader ignores fields it does not know, as ReadResults does.
 const SchemaVersion = "smolvmm-bench/1"
 
 // Results is the JSON document `smolvmm bench --json` writes. All times are
@@ -183,13 +185,11 @@ func (r *Results) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// ReadResults decodes a Results document, refusing unknown fields, and
-// validates it.
+// ReadResults decodes a Results document, ignoring fields it does not
+// know (added by a newer writer within SchemaVersion), and validates it.
 func ReadResults(rd io.Reader) (*Results, error) {
-	dec := json.NewDecoder(rd)
-	dec.DisallowUnknownFields()
 	var r Results
-	if err := dec.Decode(&r); err != nil {
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
 		return nil, fmt.Errorf("bench results: %w", err)
 	}
 	if err := r.Validate(); err != nil {

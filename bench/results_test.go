@@ -73,7 +73,6 @@ func TestResultsJSONSchema(t *testing.T) {
 		edit func(m map[string]any)
 	}{
 		{"wrong version", func(m map[string]any) { m["schema"] = "smolvmm-bench/0" }},
-		{"unknown field", func(m map[string]any) { m["extra"] = 1 }},
 		{"no systems", func(m map[string]any) { m["systems"] = []any{} }},
 		{"unknown phase", func(m map[string]any) { boot(m, 0, 0)["warp"] = 1.0 }},
 		{"phases out of order", func(m map[string]any) { boot(m, 0, 0)[PhaseVMCreated] = 1e6 }},
@@ -98,8 +97,41 @@ func TestResultsJSONSchema(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if mu.name != "unknown field" && !errors.Is(err, ErrSchema) {
+			if !errors.Is(err, ErrSchema) {
 				t.Errorf("error %v does not wrap ErrSchema", err)
+			}
+		})
+	}
+}
+
+// TestReadResultsNewerFields: a file from a newer writer of the same
+// schema version, with fields this reader does not know (at the top and
+// deeper), reads: fields are added within a version. (An older reader
+// refused the executable_mapped fields added within /1.)
+func TestReadResultsNewerFields(t *testing.T) {
+	var buf bytes.Buffer
+	if err := fakeResults(t).WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		edit func(m map[string]any)
+	}{
+		{"top", func(m map[string]any) { m["extra"] = 1 }},
+		{"system", func(m map[string]any) { m["systems"].([]any)[0].(map[string]any)["extra"] = "x" }},
+		{"boot", func(m map[string]any) {
+			m["systems"].([]any)[0].(map[string]any)["boots"].([]any)[0].(map[string]any)["extra"] = map[string]any{"a": true}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+				t.Fatal(err)
+			}
+			tt.edit(m)
+			doc, _ := json.Marshal(m)
+			if _, err := ReadResults(bytes.NewReader(doc)); err != nil {
+				t.Errorf("a newer writer's field is refused: %v", err)
 			}
 		})
 	}
