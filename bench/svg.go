@@ -301,10 +301,13 @@ func (a logAxis) draw(b *bytes.Buffer, y, h int) {
 
 // fmtMS prints a time to 3 significant digits with a unit that keeps it
 // short. The unit is picked after the rounding: 999.7 ms is "1 s", not
-// "1e+03 ms".
+// "1e+03 ms". Seconds are the largest unit: 1000 s and more print whole,
+// without %g's exponent.
 func fmtMS(ms float64) string {
 	r, _ := strconv.ParseFloat(strconv.FormatFloat(ms, 'g', 3, 64), 64)
 	switch {
+	case r/1000 >= 999.5:
+		return fmt.Sprintf("%.0f s", r/1000)
 	case r >= 1000:
 		return fmt.Sprintf("%.3g s", r/1000)
 	case r >= 1:

@@ -120,7 +120,13 @@ func TestFmtMSUnitBoundaries(t *testing.T) {
 		{999.7, "1 s"},
 		{1000, "1 s"},
 		{1234, "1.23 s"},
-		{999600, "1e+03 s"}, // no larger unit: seconds stay
+		// No larger unit: seconds stay, and print without an exponent.
+		{999400, "999 s"},
+		{999600, "1000 s"},
+		{999999, "1000 s"},
+		{1234567, "1230 s"},
+		{2.5e6, "2500 s"},
+		{1e9, "1000000 s"},
 	} {
 		if got := fmtMS(tt.ms); got != tt.want {
 			t.Errorf("fmtMS(%v) = %q, want %q", tt.ms, got, tt.want)
