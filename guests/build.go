@@ -55,6 +55,7 @@ var recipes = sync.OnceValue(func() map[string]recipe {
 		"vtcp":      {srcs: withRuntime("virtio.c", "vtcp.c")},
 		"bad":       {srcs: withRuntime("bad.c")},
 		"hammer":    {srcs: withRuntime("hammer.c")},
+		"frag":      {srcs: withRuntime("frag.c")},
 		"up":        {srcs: withRuntime("virtio.c", "up.c")},
 		"paging":    {srcs: withRuntime("paging.c", "iret.S"), virt: true},
 		"nbboot": {srcs: []string{"nbentry.S", "rt.c", "nbinfo.c", "nbboot.c", "nbnote.S"},

@@ -36,7 +36,7 @@ func ExampleVblkPattern() {
 
 func ExampleNames() {
 	fmt.Println(guests.Names())
-	// Output: [bad counter demo demo-virt hammer handoff irq long64 nbboot paging up vblk vnet vtcp]
+	// Output: [bad counter demo demo-virt frag hammer handoff irq long64 nbboot paging up vblk vnet vtcp]
 }
 
 // BuildIn keeps the build in a directory of the caller's choosing.

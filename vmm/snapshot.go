@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -233,24 +234,23 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 var ErrNotRunning = errors.New("the machine is not running")
 
 // serveSnapshot runs on the vCPU thread between exits when a snapshot was
-// asked for.
-func (m *Machine) serveSnapshot() {
+// asked for. It reports whether it left an exit in kvm_run for the run
+// loop to handle (the snapshot requests are then queued again).
+func (m *Machine) serveSnapshot() (pending bool) {
 	m.snapMu.Lock()
 	reqs := m.snapReqs
 	m.snapReqs = nil
 	m.snapWanted.Store(false)
 	m.snapMu.Unlock()
 	if len(reqs) == 0 {
-		return
+		return false
 	}
-	// KVM completes an I/O or MMIO instruction only at the next KVM_RUN:
-	// one with immediate_exit set finishes it and returns at once, so
-	// the registers read below are those after the instruction.
-	atomic.StoreUint32(m.vcpu.immediateExit(), immediateExitSet)
-	_, _, _ = syscallKVMRun(m.vcpu.fd)
-	atomic.StoreUint32(m.vcpu.immediateExit(), 0)
+	if m.completeInstruction() {
+		m.requeueSnapshots(reqs)
+		return true
+	}
 	if m.exit.Load() == nil && !m.snapW.isStopped() && m.holdForSettle(reqs) {
-		return
+		return false
 	}
 	m.snapSettle = time.Time{}
 	for i, req := range reqs {
@@ -262,11 +262,52 @@ func (m *Machine) serveSnapshot() {
 			for _, r := range reqs[i:] {
 				r.done(SnapshotInfo{}, errStoppedFirst())
 			}
-			return
+			return false
 		}
 		info, err := m.takeSnapshot(req.w)
 		req.done(info, err)
 	}
+	return false
+}
+
+// completeInstruction finishes the instruction the last exit stopped in,
+// so that the registers a snapshot reads are those after it. KVM
+// completes an I/O or MMIO instruction only at the next KVM_RUN; one with
+// immediate_exit set finishes it and returns EINTR without running the
+// guest on. But an access KVM splits (one crossing a page boundary, a
+// 16-byte one) needs a user-space exit per part: that KVM_RUN then
+// returns 0 with the next part in kvm_run, served here as the run loop
+// would, and KVM_RUN asked again. It reports whether KVM returned another
+// exit (an emulation failure, say), left in kvm_run for the run loop:
+// the guest is then not at an instruction boundary to snapshot.
+func (m *Machine) completeInstruction() bool {
+	v := m.vcpu
+	atomic.StoreUint32(v.immediateExit(), immediateExitSet)
+	defer atomic.StoreUint32(v.immediateExit(), 0)
+	for {
+		if _, _, errno := syscallKVMRun(v.fd); errno != 0 {
+			// EINTR: done. Another error is the run loop's KVM_RUN's
+			// to report, as it will get it again.
+			return false
+		}
+		switch binary.LittleEndian.Uint32(v.runPage[runExitReason:]) {
+		case kvmExitIO:
+			v.handleIO()
+		case kvmExitMMIO:
+			v.handleMMIO()
+		default:
+			return true
+		}
+	}
+}
+
+// requeueSnapshots puts reqs back in front of the snapshot queue, to be
+// served when the vCPU next stops between exits.
+func (m *Machine) requeueSnapshots(reqs []*snapRequest) {
+	m.snapMu.Lock()
+	m.snapReqs = append(reqs, m.snapReqs...)
+	m.snapWanted.Store(true)
+	m.snapMu.Unlock()
 }
 
 // settleWait bounds how long serveSnapshot lets the guest run on for its
@@ -295,10 +336,7 @@ func (m *Machine) holdForSettle(reqs []*snapRequest) bool {
 	} else if now.Sub(m.snapSettle) >= settleWait {
 		return false
 	}
-	m.snapMu.Lock()
-	m.snapReqs = append(reqs, m.snapReqs...)
-	m.snapWanted.Store(true)
-	m.snapMu.Unlock()
+	m.requeueSnapshots(reqs)
 	if m.settleKicking.CompareAndSwap(false, true) {
 		time.AfterFunc(settleKick, func() {
 			m.settleKicking.Store(false)

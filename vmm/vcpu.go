@@ -464,7 +464,6 @@ func (v *vcpu) run(started func()) error {
 		v.m.failSnapshot() // one asked for while it was stopping
 	}()
 	m := v.m
-	le := binary.LittleEndian
 	if m.exit.Load() != nil {
 		// Stopped before it started (Run's context was already done,
 		// or Close came first): the guest does not run at all.
@@ -478,9 +477,20 @@ func (v *vcpu) run(started func()) error {
 	started()
 	for m.exit.Load() == nil {
 		if m.snapWanted.Load() {
-			m.serveSnapshot() // snapshot.go: between exits, the vCPU is quiescent
+			// snapshot.go: between exits, the vCPU is quiescent. An exit
+			// KVM gave while it completed the last instruction is the
+			// loop's to handle, as if KVM_RUN below had returned it.
+			pending := m.serveSnapshot()
+			if pending {
+				if err := v.handleExit(); err != nil {
+					return err
+				}
+			}
 			if m.exit.Load() != nil {
 				break
+			}
+			if pending {
+				continue
 			}
 		}
 		_, _, errno := syscallKVMRun(v.fd)
@@ -493,48 +503,60 @@ func (v *vcpu) run(started func()) error {
 			}
 			return &Error{Op: "KVM_RUN", Err: errno}
 		}
-		switch reason := le.Uint32(v.runPage[runExitReason:]); reason {
-		case kvmExitIO:
-			v.handleIO()
-		case kvmExitMMIO:
-			v.handleMMIO()
-		case kvmExitIntr:
-		case kvmExitHLT:
-			// Only reachable without an in-kernel irqchip; the guest
-			// waits for an interrupt that will never be injected.
-			return v.crash("HLT with no interrupt source")
-		case kvmExitShutdown:
-			// A triple fault: NetBSD's cpu_reset ends with one when the
-			// reset ports did not work (NETBSD-BOOT.md §2), after
-			// cpu_reboot printed "rebooting...", so once the guest has
-			// written to its console it is a reboot request. Before
-			// that it died booting (a KVM that cannot run its paged
-			// code, a broken kernel): a crash, or it would pass for a
-			// clean end. A restored guest ran before its snapshot.
-			if !m.firstOut.Load() && m.memFile == nil {
-				return v.tripleFault()
-			}
-			m.logf("guest triple-faulted (KVM_EXIT_SHUTDOWN) after console output: taken as a reset, as NetBSD's cpu_reset ends with one")
-			if m.cfg.Verbose {
-				m.logf("registers at the triple fault:\n%s", v.dumpRegs())
-			}
-			m.requestExit(Exit{Reason: ExitReset})
-		case kvmExitFailEntry:
-			return v.crash(fmt.Sprintf("VM entry failed (hardware reason %#x)", le.Uint64(v.runPage[runExitData:])))
-		case kvmExitInternalError:
-			sub := le.Uint32(v.runPage[runExitData:])
-			what := map[uint32]string{1: "emulation failure", 2: "simultaneous exceptions", 3: "delivery event failure"}[sub]
-			return v.crash(fmt.Sprintf("KVM internal error %d (%s)", sub, what))
-		case kvmExitSystemEvent:
-			switch le.Uint32(v.runPage[runExitData:]) {
-			case kvmSystemEventReset:
-				m.requestExit(Exit{Reason: ExitReset})
-			default:
-				m.requestExit(Exit{Reason: ExitShutdown})
-			}
-		default:
-			return v.crash(fmt.Sprintf("unexpected KVM exit %d", reason))
+		if err := v.handleExit(); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// handleExit serves the exit KVM_RUN returned, as kvm_run describes it.
+// It returns the crash that stops the vCPU, if any; an exit the guest
+// asked for is recorded in m.exit.
+func (v *vcpu) handleExit() error {
+	m := v.m
+	le := binary.LittleEndian
+	switch reason := le.Uint32(v.runPage[runExitReason:]); reason {
+	case kvmExitIO:
+		v.handleIO()
+	case kvmExitMMIO:
+		v.handleMMIO()
+	case kvmExitIntr:
+	case kvmExitHLT:
+		// Only reachable without an in-kernel irqchip; the guest
+		// waits for an interrupt that will never be injected.
+		return v.crash("HLT with no interrupt source")
+	case kvmExitShutdown:
+		// A triple fault: NetBSD's cpu_reset ends with one when the
+		// reset ports did not work (NETBSD-BOOT.md §2), after
+		// cpu_reboot printed "rebooting...", so once the guest has
+		// written to its console it is a reboot request. Before
+		// that it died booting (a KVM that cannot run its paged
+		// code, a broken kernel): a crash, or it would pass for a
+		// clean end. A restored guest ran before its snapshot.
+		if !m.firstOut.Load() && m.memFile == nil {
+			return v.tripleFault()
+		}
+		m.logf("guest triple-faulted (KVM_EXIT_SHUTDOWN) after console output: taken as a reset, as NetBSD's cpu_reset ends with one")
+		if m.cfg.Verbose {
+			m.logf("registers at the triple fault:\n%s", v.dumpRegs())
+		}
+		m.requestExit(Exit{Reason: ExitReset})
+	case kvmExitFailEntry:
+		return v.crash(fmt.Sprintf("VM entry failed (hardware reason %#x)", le.Uint64(v.runPage[runExitData:])))
+	case kvmExitInternalError:
+		sub := le.Uint32(v.runPage[runExitData:])
+		what := map[uint32]string{1: "emulation failure", 2: "simultaneous exceptions", 3: "delivery event failure"}[sub]
+		return v.crash(fmt.Sprintf("KVM internal error %d (%s)", sub, what))
+	case kvmExitSystemEvent:
+		switch le.Uint32(v.runPage[runExitData:]) {
+		case kvmSystemEventReset:
+			m.requestExit(Exit{Reason: ExitReset})
+		default:
+			m.requestExit(Exit{Reason: ExitShutdown})
+		}
+	default:
+		return v.crash(fmt.Sprintf("unexpected KVM exit %d", reason))
 	}
 	return nil
 }
