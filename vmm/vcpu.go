@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -545,9 +546,7 @@ func (v *vcpu) handleExit() error {
 	case kvmExitFailEntry:
 		return v.crash(fmt.Sprintf("VM entry failed (hardware reason %#x)", le.Uint64(v.runPage[runExitData:])))
 	case kvmExitInternalError:
-		sub := le.Uint32(v.runPage[runExitData:])
-		what := map[uint32]string{1: "emulation failure", 2: "simultaneous exceptions", 3: "delivery event failure"}[sub]
-		return v.crash(fmt.Sprintf("KVM internal error %d (%s)", sub, what))
+		return v.crash(internalError(v.runPage[runExitData:]))
 	case kvmExitSystemEvent:
 		switch le.Uint32(v.runPage[runExitData:]) {
 		case kvmSystemEventReset:
@@ -559,6 +558,46 @@ func (v *vcpu) handleExit() error {
 		return v.crash(fmt.Sprintf("unexpected KVM exit %d", reason))
 	}
 	return nil
+}
+
+// internalErrorNames names KVM's internal-error suberrors
+// (KVM_INTERNAL_ERROR_*, include/uapi/linux/kvm.h).
+var internalErrorNames = map[uint32]string{
+	1: "emulation failure",
+	2: "simultaneous exceptions",
+	3: "delivery event failure",
+	4: "unexpected exit reason",
+}
+
+// maxInternalData is the size of kvm_run's internal.data array.
+const maxInternalData = 16
+
+// internalError describes a KVM_EXIT_INTERNAL_ERROR from kvm_run's exit
+// data d: the suberror, by name, and the data words KVM gave (for
+// emulation failures the instruction bytes, for an unexpected exit the
+// hardware exit reason), which say what went wrong. ndata is KVM's, so
+// checked against the array's size.
+func internalError(d []byte) string {
+	le := binary.LittleEndian
+	sub, ndata := le.Uint32(d[0:]), le.Uint32(d[4:])
+	what, ok := internalErrorNames[sub]
+	if !ok {
+		what = "unknown"
+	}
+	msg := fmt.Sprintf("KVM internal error %d (%s)", sub, what)
+	n := ndata
+	if n > maxInternalData {
+		msg += fmt.Sprintf(", ndata %d exceeds %d", ndata, maxInternalData)
+		n = maxInternalData
+	}
+	if n == 0 {
+		return msg
+	}
+	words := make([]string, n)
+	for i := range words {
+		words[i] = fmt.Sprintf("%#x", le.Uint64(d[8+8*i:]))
+	}
+	return msg + ", data [" + strings.Join(words, " ") + "]"
 }
 
 // endRun marks a vCPU that Run left without running exited, as one that
