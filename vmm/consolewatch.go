@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"sync/atomic"
+	"time"
 
 	"github.com/smolvmm/smolvmm/internal/consoleline"
 )
@@ -28,7 +29,7 @@ const (
 	// on the line right after the first).
 	matchHalt consoleMatch = 1 << iota
 	// matchReady: the line so far matches the ready pattern (reported
-	// once).
+	// once; on a long line, up to matchEvery bytes after the match).
 	matchReady
 )
 
@@ -38,12 +39,24 @@ const (
 // '\n' and '\r' is left out, so that ^ and $ anchor at the line's text
 // whether the kernel ends lines "\n\r" or "\r\n". Patterns do not span
 // lines, and a line is matched as it grows, so a prompt without a newline
-// matches. Feed runs on one goroutine (the vCPU thread); stopReady may be
-// called from any.
+// matches. Matching the whole line at every byte costs as much as the
+// line is long, so past eagerLine bytes a line is matched once every
+// matchEvery bytes, when it ends, and when check is called: arm asks for
+// that once bytes are left unmatched, and the machine calls it a moment
+// later. Feed and check run on one goroutine (the vCPU thread); stopReady
+// may be called from any.
 type consoleWatch struct {
 	ready   *regexp.Regexp   // nil: no ready pattern
 	noReady atomic.Bool      // ready was reported (here or by another source): stop matching
 	line    consoleline.Line // the line being written
+	// unmatched counts the bytes the line grew by since the ready
+	// pattern was last matched against it, the last at unmatchedAt.
+	unmatched   int
+	unmatchedAt time.Time
+	// arm, when set, asks for check to be called soon; armed: it was,
+	// and check has not run since.
+	arm   func()
+	armed bool
 	// halting: the line before this one was the halt message's first.
 	// NetBSD prints the two back to back, with nothing between but the
 	// line end (sys/arch/i386/i386/machdep.c:818-820,
@@ -53,6 +66,14 @@ type consoleWatch struct {
 	halting bool
 }
 
+// A line up to eagerLine bytes long is matched at every byte; past that,
+// once every matchEvery bytes (and when it ends or check runs), which
+// bounds the matching a byte costs whatever the line's length.
+const (
+	eagerLine  = 128
+	matchEvery = 256
+)
+
 func newConsoleWatch(ready *regexp.Regexp) *consoleWatch {
 	return &consoleWatch{ready: ready}
 }
@@ -61,7 +82,11 @@ func newConsoleWatch(ready *regexp.Regexp) *consoleWatch {
 func (w *consoleWatch) feed(b byte) consoleMatch {
 	switch w.line.Add(b) {
 	case consoleline.Ended:
-		w.halting = bytes.HasSuffix(w.line.Bytes(), []byte(haltMsg1))
+		line := w.line.Bytes()
+		w.halting = bytes.HasSuffix(line, []byte(haltMsg1))
+		if w.unmatched > 0 {
+			return w.matchReady(line) // its last bytes were not matched yet
+		}
 		return 0
 	case consoleline.Skipped:
 		return 0 // the line is as it was: nothing new to match
@@ -75,11 +100,42 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 			got |= matchHalt
 		}
 	}
-	if w.ready != nil && !w.noReady.Load() && w.ready.Match(line) {
-		w.noReady.Store(true)
-		got |= matchReady
+	if w.ready != nil && !w.noReady.Load() {
+		if len(line) <= eagerLine || w.unmatched+1 >= matchEvery {
+			got |= w.matchReady(line)
+		} else {
+			w.unmatched++
+			w.unmatchedAt = time.Now()
+			if !w.armed && w.arm != nil {
+				w.armed = true
+				w.arm()
+			}
+		}
 	}
 	return got
+}
+
+// matchReady matches the ready pattern against line, reporting the first
+// match once.
+func (w *consoleWatch) matchReady(line []byte) consoleMatch {
+	w.unmatched = 0
+	if w.ready == nil || w.noReady.Load() || !w.ready.Match(line) {
+		return 0
+	}
+	w.noReady.Store(true)
+	return matchReady
+}
+
+// check matches the line's bytes feed left unmatched, for output that
+// stopped (a prompt) on a long line. It reports whether the ready pattern
+// matched, and the time the last of those bytes came: the match was
+// complete then, if not before.
+func (w *consoleWatch) check() (bool, time.Time) {
+	w.armed = false
+	if w.unmatched == 0 {
+		return false, time.Time{}
+	}
+	return w.matchReady(w.line.Bytes()) != 0, w.unmatchedAt
 }
 
 // stopReady ends the ready matching: the machine is ready already.

@@ -130,3 +130,83 @@ func TestConsoleWatchStopReady(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleWatchLongLine: past eagerLine bytes a line is not matched at
+// every byte, but the ready pattern is still found: when the line ends, at
+// the next matchEvery bytes, or, for output that stops there (a prompt
+// without a newline), by check, which feed arms once.
+func TestConsoleWatchLongLine(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	tests := []struct {
+		name, ready, out string
+		// fed: the output after which feed reports ready ("" for
+		// none); checked: check then reports it.
+		fed     string
+		checked bool
+	}{
+		{name: "prompt without newline after a long line", ready: `login: $`, out: long + "login: ", checked: true},
+		{name: "match on a long line, reported at its end", ready: `(?i)ready\s+on\s+port\s+\d+`, out: long + "ready on port 80\n",
+			fed: long + "ready on port 80\n"},
+		{name: "match on a long line, reported within matchEvery bytes", ready: `ready`, out: long + "ready" + strings.Repeat("y", 2*matchEvery),
+			fed: long + "ready" + strings.Repeat("y", nextMatch(len(long+"ready"))-len(long+"ready"))},
+		{name: "no match on a long line", ready: `login: `, out: long + "logout"},
+		{name: "prompt on a short line after a long one", ready: `^login: $`, out: long + "\n\rlogin: ", fed: long + "\n\rlogin: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newConsoleWatch(regexp.MustCompile(tt.ready))
+			arms := 0
+			w.arm = func() { arms++ }
+			var out []byte
+			fed := ""
+			for _, b := range []byte(tt.out) {
+				out = append(out, b)
+				if w.feed(b)&matchReady != 0 {
+					if fed != "" {
+						t.Fatalf("ready reported twice, after %q and %q", fed, out)
+					}
+					fed = string(out)
+				}
+			}
+			if fed != tt.fed {
+				t.Errorf("feed reported ready after %q, want after %q", fed, tt.fed)
+			}
+			if w.armed && arms != 1 {
+				t.Errorf("arm called %d times, want once before check", arms)
+			}
+			ok, at := w.check()
+			if ok != tt.checked {
+				t.Errorf("check = %v, want %v", ok, tt.checked)
+			}
+			if ok && at.IsZero() {
+				t.Error("check matched without the time of the last byte")
+			}
+			if ok, _ := w.check(); ok {
+				t.Error("check reported ready twice")
+			}
+		})
+	}
+}
+
+// nextMatch is the length, at least n, at which a line longer than
+// eagerLine is next matched as it grows.
+func nextMatch(n int) int {
+	k := (n - eagerLine + matchEvery - 1) / matchEvery
+	return eagerLine + k*matchEvery
+}
+
+// BenchmarkConsoleWatch is the cost of a console byte on long lines, with
+// a ready pattern that never matches (ns/op is per byte).
+func BenchmarkConsoleWatch(b *testing.B) {
+	line := []byte(strings.Repeat("0123456789abcdef", maxLine/16-1) + "\r\n")
+	w := newConsoleWatch(regexp.MustCompile(`(?i)ready\s+on\s+port\s+\d+`))
+	w.arm = func() {}
+	b.SetBytes(1)
+	b.ResetTimer()
+	for i := range b.N {
+		w.feed(line[i%len(line)])
+		if w.armed && i%1024 == 0 {
+			w.check()
+		}
+	}
+}

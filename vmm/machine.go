@@ -138,7 +138,9 @@ type Config struct {
 	// the first match reports PhaseReady. Patterns do not span lines. A
 	// line ends at '\n' and holds no '\r' (NetBSD ends lines "\n\r" or
 	// "\r\n"), so ^ and $ anchor at its text; the bench splits lines the
-	// same way.
+	// same way. Past its first 128 bytes a line is matched every 256
+	// bytes, at its end, and 2 ms after output stops on it (a prompt), so
+	// that long lines cost no more per byte than short ones.
 	Ready *regexp.Regexp
 	// ReadyAddr, when set, is a host TCP address (a port forwarded to the
 	// guest, e.g. "127.0.0.1:8080") polled while the guest runs: without
@@ -351,6 +353,7 @@ type Machine struct {
 	// thread only.
 	snapSettle    time.Time
 	settleKicking atomic.Bool // a kick to look again is due (holdForSettle)
+	consoleDue    atomic.Bool // the console watch's check is due (armConsoleCheck)
 	// snapQueuedHook, for tests, is called when a snapshot was queued
 	// for the running vCPU.
 	snapQueuedHook func()
@@ -601,6 +604,7 @@ func (m *Machine) setupDevices() error {
 	}
 	m.uart = devices.NewUART(out, kvmIRQ{m.vmFD, IRQCOM1})
 	m.watch = newConsoleWatch(m.cfg.Ready)
+	m.watch.arm = m.armConsoleCheck
 	m.uart.OnOutput = m.onConsoleByte
 	exit := func(kind devices.ExitKind, code uint32) {
 		switch kind {
@@ -742,6 +746,29 @@ func (m *Machine) onConsoleByte(b byte) {
 	}
 	if got&matchReady != 0 {
 		m.ready()
+	}
+}
+
+// consoleCheckDelay is how long after a console byte left unmatched on a
+// long line (consoleWatch) the line is matched: output that stops there
+// is a prompt, which is ready then.
+const consoleCheckDelay = 2 * time.Millisecond
+
+// armConsoleCheck has the vCPU thread call checkConsole in a moment,
+// kicking it out of KVM_RUN should the guest not exit meanwhile.
+func (m *Machine) armConsoleCheck() {
+	time.AfterFunc(consoleCheckDelay, func() {
+		m.consoleDue.Store(true)
+		m.vcpu.kick()
+	})
+}
+
+// checkConsole matches the console line's bytes left unmatched, and
+// reports ready, timed at the last of them, if the pattern matched.
+// vCPU thread only (with onConsoleByte).
+func (m *Machine) checkConsole() {
+	if ok, t := m.watch.check(); ok {
+		m.readyAt(t)
 	}
 }
 

@@ -494,6 +494,13 @@ func (v *vcpu) run(started func()) error {
 				continue
 			}
 		}
+		// After serveSnapshot, whose KVM_RUN clears a kick that came
+		// meanwhile: consoleDue, set before its kick, is seen here. Then
+		// round again, for the snapshot a ready may have asked for.
+		if m.consoleDue.Swap(false) {
+			m.checkConsole()
+			continue
+		}
 		_, _, errno := syscallKVMRun(v.fd)
 		// A kick, if any, is served: KVM_RUN returned. Cleared before the
 		// loop looks at m.exit, which a stopper sets before it kicks.
