@@ -900,15 +900,7 @@ func TestBenchCrashedGuest(t *testing.T) {
 	if !strings.Contains(stdout, "error: smolvmm: "+want) {
 		t.Errorf("stdout does not say the boot failed with status 2:\n%s", stdout)
 	}
-	f, err := os.Open(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	res, err := bench.ReadResults(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := readBenchJSON(t, js)
 	if s := res.Systems[0]; !strings.Contains(s.Error, want) || len(s.Boots) != 0 {
 		t.Errorf("JSON error %q with %d boots; want %q and none", s.Error, len(s.Boots), want)
 	}
