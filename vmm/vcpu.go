@@ -497,7 +497,9 @@ func (v *vcpu) run(started func()) error {
 		// After serveSnapshot, whose KVM_RUN clears a kick that came
 		// meanwhile: consoleDue, set before its kick, is seen here. Then
 		// round again, for the snapshot a ready may have asked for.
-		if m.consoleDue.Swap(false) {
+		// A plain load first: the locked swap only when a check is due,
+		// not at every exit.
+		if m.consoleDue.Load() && m.consoleDue.Swap(false) {
 			m.checkConsole()
 			continue
 		}
