@@ -10,7 +10,7 @@ BIN      := bin/smolvmm
 FUZZTIME ?= 100000x
 FUZZMINIMIZE ?= 0
 
-.PHONY: all build demo rescue test unit fuzz bench vet clean
+.PHONY: all build demo rescue test unit fuzz benchcheck bench vet clean
 
 all: build
 
@@ -76,7 +76,13 @@ fuzz:
 	  done; \
 	done
 
-test: vet unit fuzz
+# Every Go benchmark once (-benchtime 1x): make bench runs them for their
+# figures, and a benchmark nothing runs rots (one judged QEMU's good
+# debug-exit status a failure unnoticed).
+benchcheck:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
+
+test: vet unit fuzz benchcheck
 
 # Boots the built-in demo guest BENCH_BOOTS times in smolvmm and in QEMU
 # (with and without KVM), writes bench/results.json and bench/boot.svg; takes
