@@ -54,10 +54,25 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func(mappedWhy s
 		}
 		tracer := tracerPID()
 		close(checked)
+		if releaseHook != nil {
+			releaseHook(cancel)
+		}
 		select {
 		case <-start:
 		case <-cancel:
+		}
+		// Both may be closed by now: on a busy host this thread, at the
+		// lowest priority, can wake only after a short guest has ended,
+		// and select chooses at random. Run is over then: no release.
+		select {
+		case <-cancel:
+			select {
+			case <-start:
+				mappedWhy = "the guest ended before the release ran"
+			default:
+			}
 			return
+		default:
 		}
 		if tracer != "" {
 			mappedWhy = fmt.Sprintf("traced by PID %s", tracer)
@@ -96,6 +111,11 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func(mappedWhy s
 		<-done
 	}
 }
+
+// releaseHook, when set (by tests), runs on the release goroutine before
+// it waits for the guest to run or the wait to be called, given the
+// channel the wait closes.
+var releaseHook func(cancel <-chan struct{})
 
 // tracerPID is the PID of the process tracing this one ("" when none, or
 // when /proc cannot say).

@@ -204,6 +204,26 @@ func TestNetDaemonUnmapsItsSetUpCode(t *testing.T) {
 	}
 }
 
+// TestDropExecutablePagesGuestEndedFirst: a guest that ran and ended
+// before the release goroutine woke (a busy host, a short guest) is not
+// reported as a guest that never ran.
+func TestDropExecutablePagesGuestEndedFirst(t *testing.T) {
+	releaseHook = func(cancel <-chan struct{}) { <-cancel }
+	defer func() { releaseHook = nil }()
+	for i := 0; i < 20; i++ {
+		var why string
+		var cfg vmm.Config
+		wait := dropExecutablePages(&cfg, false, func(s string) { why = s })
+		if err := cfg.BeforeRun(); err != nil {
+			t.Fatal(err)
+		}
+		wait()
+		if why != "the guest ended before the release ran" {
+			t.Fatalf("round %d: settled with %q, want the guest ended before the release ran", i, why)
+		}
+	}
+}
+
 // TestDropExecutablePagesSaysWhetherReleased: the bench's settled socket
 // hears whether the executable was unmapped (SettledReleased) or not and
 // why (SettledMapped and the reason); it was told "settled" either way.
@@ -217,15 +237,23 @@ func TestDropExecutablePagesSaysWhetherReleased(t *testing.T) {
 		s := openBenchSettled(fds[1])
 		var cfg vmm.Config
 		wait := dropExecutablePages(&cfg, false, s.notify)
+		var first []byte
 		if run {
 			if err := cfg.BeforeRun(); err != nil {
+				t.Fatal(err)
+			}
+			// A guest still running while the release works: wait is
+			// called (Run returned) only once it has settled.
+			first = make([]byte, 1)
+			if _, err := io.ReadFull(end, first); err != nil {
 				t.Fatal(err)
 			}
 		}
 		wait()
 		s.f.Close()
-		msg, err := io.ReadAll(end)
+		rest, err := io.ReadAll(end)
 		end.Close()
+		msg := append(first, rest...)
 		if err != nil || len(msg) == 0 {
 			t.Fatalf("guest ran %v: read %q, %v", run, msg, err)
 		}
