@@ -416,6 +416,7 @@ func copyData(ctx context.Context, fsys filesystem.FileSystem, img io.WriterAt, 
 	// The directories from root down to the last entry's parent: es is
 	// in walk order, so each entry's parent is on the stack.
 	stack := []openDir{{"", root}}
+	dirs := newFATDirPaths(fsys)
 	defer func() {
 		for _, o := range stack[1:] {
 			o.d.Close()
@@ -442,15 +443,18 @@ func copyData(ctx context.Context, fsys filesystem.FileSystem, img io.WriterAt, 
 			if uint64(st.Dev) != e.dev || st.Ino != e.ino {
 				return &changedError{path: d.Join(name), was: fs.ModeDir, now: "it is now another directory"}
 			}
-			if err := fsys.Mkdir(p); err != nil {
+			if err := fsys.Mkdir(dirs.path(e.rel)); err != nil {
 				return fmt.Errorf("mkdir %s in data image: %w", p, err)
+			}
+			if err := dirs.made(fsys, e.rel); err != nil {
+				return err
 			}
 			if err := isoMode(work, p, 0o755); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := copyDataFile(ctx, fsys, img, d, name, e, p); err != nil {
+		if err := copyDataFile(ctx, fsys, img, d, name, e, dirs.path(e.rel)); err != nil {
 			return err
 		}
 		if err := isoMode(work, p, 0o644); err != nil {

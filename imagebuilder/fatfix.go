@@ -14,7 +14,7 @@ import (
 )
 
 // go-diskfs v1.9.4, the newest release the module proxy serves (checked on
-// 2026-12-02), writes five details of a FAT32 volume wrongly, each of
+// 2026-12-02), writes six details of a FAT32 volume wrongly, each of
 // which fsck.fat reports. fixFAT32 mends them in place once go-diskfs is
 // done, one patch per defect; TestGoDiskfsFAT32Defects shows each defect
 // in go-diskfs's own output, and fails when a release fixes one (delete
@@ -25,7 +25,7 @@ func fixFAT32(f *os.File) error {
 		return err
 	}
 	// fixShortFAT first: the others walk the clusters it bounds.
-	for _, patch := range []func() error{v.fixShortFAT, v.fixShortNames, v.fixRootDotDot, v.fixEmptyFiles, v.fixFreeCount} {
+	for _, patch := range []func() error{v.fixShortFAT, v.fixLongNames, v.fixShortNames, v.fixRootDotDot, v.fixEmptyFiles, v.fixFreeCount} {
 		if err := patch(); err != nil {
 			return err
 		}

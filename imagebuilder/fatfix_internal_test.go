@@ -14,8 +14,11 @@ import (
 )
 
 // goDiskfsFAT32 makes a FAT32 image of size bytes with go-diskfs alone: a
-// directory in the root (/sub), an empty file in it, a file with data and
-// three with names go-diskfs gives wrong short names (/.profile, /a+, /a=).
+// directory in the root (/sub), an empty file in it, a file with data,
+// three with names go-diskfs gives wrong short names (/.profile, /a+, /a=),
+// and one whose long name it stores in too many entries (/Résumé 2.pdf),
+// then others after it (/zz1 ... /zz4), each of which makes that name
+// longer.
 func goDiskfsFAT32(t *testing.T, size int64) string {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "raw.img")
@@ -44,7 +47,47 @@ func goDiskfsFAT32(t *testing.T, size int64) string {
 		}
 		w.Close()
 	}
+	for _, p := range []string{"/Résumé 2.pdf", "/zz1", "/zz2", "/zz3", "/zz4"} {
+		w, err := fsys.OpenFile(p, os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
 	return img
+}
+
+// lfnEntriesBefore counts the long-name entries just before the
+// short-name entry name (8.3, space padded) in directory dir, all its
+// clusters.
+func lfnEntriesBefore(t *testing.T, v *fat32Volume, dir uint32, name string) int {
+	t.Helper()
+	cs, err := v.chain(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := v.spc * v.bps
+	buf := make([]byte, int64(len(cs))*cb)
+	for i, c := range cs {
+		if _, err := v.f.ReadAt(buf[int64(i)*cb:int64(i+1)*cb], v.dataStart+int64(c-2)*cb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for i := 0; i+32 <= len(buf) && buf[i] != 0; i += 32 {
+		switch e := buf[i : i+32]; {
+		case e[0] == 0xe5:
+			n = 0
+		case e[11] == attrLFN:
+			n++
+		case string(e[:11]) == name:
+			return n
+		default:
+			n = 0
+		}
+	}
+	t.Fatalf("no entry %q in the directory at cluster %d", name, dir)
+	return 0
 }
 
 // entryIn returns the short-name entry name (8.3, space padded) in the
@@ -120,6 +163,10 @@ func TestGoDiskfsFAT32Defects(t *testing.T) {
 		{"two names get one short name", (*fat32Volume).fixShortNames,
 			"Duplicate directory entry", func(t *testing.T, v *fat32Volume) bool {
 				return entriesIn(t, v, v.root, "A_         ") > 1
+			}, 0},
+		{"a long name past ASCII gets too many entries", (*fat32Volume).fixLongNames,
+			"A new long file name starts within an old one", func(t *testing.T, v *fat32Volume) bool {
+				return lfnEntriesBefore(t, v, v.root, "R_SUM_2 PDF") != 1
 			}, 0},
 		{"FSInfo's free-cluster count is left unknown", (*fat32Volume).fixFreeCount,
 			"Free cluster summary uninitialized", func(t *testing.T, v *fat32Volume) bool {
