@@ -291,15 +291,14 @@ func CheckChrootDir(dir string) error {
 // openChrootDir opens dir and checks it through the descriptor, as
 // CheckChrootDir says.
 func openChrootDir(dir string) (*os.File, error) {
-	const advice = "; give an empty directory"
 	st, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s does not exist%s", dir, advice)
+		return nil, &ChrootDirError{Dir: dir, Reason: "does not exist"}
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", dir, pathErr(err))
 	case !st.IsDir():
-		return nil, fmt.Errorf("%s is %s, not a directory%s", dir, filekind.Of(st.Mode()), advice)
+		return nil, &ChrootDirError{Dir: dir, Reason: "is " + filekind.Of(st.Mode()) + ", not a directory"}
 	}
 	// O_DIRECTORY: a FIFO put in its place since the stat is refused,
 	// not opened (which would wait for a writer).
@@ -315,33 +314,34 @@ func openChrootDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// checkChrootFile checks the open directory f, named dir: root's, only
-// root may write it, empty.
+// checkChrootFile checks the open directory f, named dir: empty, root's,
+// only root may write it. Emptiness first: a directory in use, such as
+// /tmp, is refused as that, never with a hint at its owner or mode.
 func checkChrootFile(dir string, f *os.File) error {
+	names, err := f.Readdirnames(1)
+	switch {
+	case err == nil && len(names) > 0:
+		return &ChrootDirError{Dir: dir, Reason: fmt.Sprintf("is not empty (it holds %s)", names[0])}
+	case err != nil && !errors.Is(err, io.EOF):
+		return fmt.Errorf("%s: %w", dir, pathErr(err))
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return fmt.Errorf("%s: fstat: %w", dir, err)
 	}
-	const risk = " could put files in it for the VMM to use, such as a socket in place of its network's; "
+	const risk = " could put files in it for the VMM to use, such as a socket in place of its network's"
 	if st.Uid != 0 {
 		owner := fmt.Sprintf("uid %d", st.Uid)
 		if u, err := user.LookupId(strconv.Itoa(int(st.Uid))); err == nil {
 			owner += " (" + u.Username + ")"
 		}
-		return fmt.Errorf("%s is owned by %s, not root: its owner%sgive an empty directory owned by root (chown root %s)", dir, owner, risk, dir)
+		return &ChrootDirError{Dir: dir, Reason: "is owned by " + owner + ", not root: its owner" + risk}
 	}
 	// With an ACL, the group's bits are its mask: a named user or group
 	// that may write shows there.
 	if w := st.Mode & 0o022; w != 0 {
 		who := map[uint32]string{0o020: "its group", 0o002: "others", 0o022: "its group and others"}[w]
-		return fmt.Errorf("%s is writable by %s (mode %04o): they%smake it writable by root only (chmod go-w %s)", dir, who, st.Mode&0o7777, risk, dir)
-	}
-	names, err := f.Readdirnames(1)
-	switch {
-	case err == nil && len(names) > 0:
-		return fmt.Errorf("%s is not empty (it holds %s); give an empty directory", dir, names[0])
-	case err != nil && !errors.Is(err, io.EOF):
-		return fmt.Errorf("%s: %w", dir, pathErr(err))
+		return &ChrootDirError{Dir: dir, Reason: fmt.Sprintf("is writable by %s (mode %04o): they%s", who, st.Mode&0o7777, risk)}
 	}
 	return nil
 }

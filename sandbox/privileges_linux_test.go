@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -240,12 +241,13 @@ func TestCheckChrootDir(t *testing.T) {
 	group := filepath.Join(dir, "group")
 	others := filepath.Join(dir, "others")
 	tmp := filepath.Join(dir, "tmp")
+	usedTmp := filepath.Join(dir, "usedtmp")
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
 	}{
 		{empty, 0o755}, {private, 0o700}, {full, 0o755}, {nobodys, 0o755},
-		{group, 0o775}, {others, 0o757}, {tmp, 0o777 | os.ModeSticky},
+		{group, 0o775}, {others, 0o757}, {tmp, 0o777 | os.ModeSticky}, {usedTmp, 0o777 | os.ModeSticky},
 	} {
 		if err := os.Mkdir(d.path, 0o700); err != nil {
 			t.Fatal(err)
@@ -259,7 +261,7 @@ func TestCheckChrootDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{file, filepath.Join(full, "x")} {
+	for _, f := range []string{file, filepath.Join(full, "x"), filepath.Join(usedTmp, "x")} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -267,23 +269,30 @@ func TestCheckChrootDir(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const risk = " could put files in it for the VMM to use, such as a socket in place of its network's; "
+	const (
+		risk   = " could put files in it for the VMM to use, such as a socket in place of its network's"
+		advice = "; give a new empty directory owned by root that only root may write"
+	)
 	for _, tt := range []struct {
 		dir, want string
 		root      bool // needs root: the directory is root's, or given to another user
 	}{
 		{empty, "", true},
 		{private, "", true},
-		{filepath.Join(dir, "none"), filepath.Join(dir, "none") + " does not exist; give an empty directory", false},
-		{file, file + " is a regular file, not a directory; give an empty directory", false},
-		{fifo, fifo + " is a FIFO, not a directory; give an empty directory", false},
-		// The owner is checked first: another user's directory fails
-		// as not root's, whatever else is wrong with it.
-		{full, full + " is not empty (it holds x); give an empty directory", true},
-		{nobodys, nobodys + " is owned by uid 65534" + ownerName(65534) + ", not root: its owner" + risk + "give an empty directory owned by root (chown root " + nobodys + ")", true},
-		{group, group + " is writable by its group (mode 0775): they" + risk + "make it writable by root only (chmod go-w " + group + ")", true},
-		{others, others + " is writable by others (mode 0757): they" + risk + "make it writable by root only (chmod go-w " + others + ")", true},
-		{tmp, tmp + " is writable by its group and others (mode 1777): they" + risk + "make it writable by root only (chmod go-w " + tmp + ")", true},
+		{filepath.Join(dir, "none"), filepath.Join(dir, "none") + " does not exist" + advice, false},
+		{file, file + " is a regular file, not a directory" + advice, false},
+		{fifo, fifo + " is a FIFO, not a directory" + advice, false},
+		// Emptiness is checked first: a directory in use, such as
+		// /tmp, is refused as that, with no hint to change its owner
+		// or mode (chmod go-w /tmp was advised).
+		{full, full + " is not empty (it holds x)" + advice, false},
+		{usedTmp, usedTmp + " is not empty (it holds x)" + advice, false},
+		// Then the owner: another user's directory fails as not
+		// root's, whatever its mode.
+		{nobodys, nobodys + " is owned by uid 65534" + ownerName(65534) + ", not root: its owner" + risk + advice, true},
+		{group, group + " is writable by its group (mode 0775): they" + risk + advice, true},
+		{others, others + " is writable by others (mode 0757): they" + risk + advice, true},
+		{tmp, tmp + " is writable by its group and others (mode 1777): they" + risk + advice, true},
 	} {
 		if tt.root && !root {
 			// Then the directories are this user's, and fail as not
@@ -297,6 +306,10 @@ func TestCheckChrootDir(t *testing.T) {
 		err := CheckChrootDir(tt.dir)
 		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
 			t.Errorf("CheckChrootDir(%s) = %v, want %q", tt.dir, err, tt.want)
+		}
+		var ce *ChrootDirError
+		if tt.want != "" && (!errors.As(err, &ce) || ce.Dir != tt.dir) {
+			t.Errorf("CheckChrootDir(%s) = %#v, want a *ChrootDirError naming it", tt.dir, err)
 		}
 	}
 }

@@ -49,6 +49,24 @@ const ExitStatus = 148
 // linux/amd64 has one).
 var ErrUnsupported = errors.New("seccomp filtering is only implemented on linux/amd64")
 
+// ChrootDirError is Chroot's and CheckChrootDir's refusal of the
+// directory itself: missing, not a directory, not empty, another user's,
+// or writable by its group or others. Its advice is a new directory,
+// never to change the owner or mode of the one given, which other
+// programs may share (/tmp).
+type ChrootDirError struct {
+	Dir    string
+	Reason string // what is wrong, after the directory's name: "is not empty (it holds x)"
+}
+
+// ChrootDirAdvice ends every ChrootDirError's message.
+const ChrootDirAdvice = "give a new empty directory owned by root that only root may write"
+
+// Error is the directory, what is wrong with it, and ChrootDirAdvice.
+func (e *ChrootDirError) Error() string {
+	return e.Dir + " " + e.Reason + "; " + ChrootDirAdvice
+}
+
 // Filter is the allow-list of a running VMM and how a forbidden call is
 // reported.
 type Filter struct {

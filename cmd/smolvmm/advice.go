@@ -14,6 +14,7 @@ import (
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -61,6 +62,9 @@ var adviceTable = []advice{
 	{is: isErr(snapshot.ErrVersion), cli: "this smolvmm restores only its own format: take the snapshot again with its --snapshot"},
 	{is: corruptSnapshot, cli: "the file was damaged or altered since --snapshot wrote it: take the snapshot again"},
 	{is: isErr(vmm.ErrKVMRefused), cli: "take the snapshot again on this host with --snapshot"},
+	// A new directory: changing the owner or mode of the one given,
+	// which others may use (/tmp), would open it or shut them out.
+	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
 }
 
 // restoreDiskInUse is a restore's refusal of a disk another VM holds

@@ -12,6 +12,7 @@ import (
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -95,6 +96,12 @@ func TestAdvise(t *testing.T) {
 			"restore: snapshot f: snapshot is truncated: snapshot is corrupt (give --restore a whole file written by --snapshot)"},
 		{"state KVM refuses", &vmm.Error{Op: "restore", Err: fmt.Errorf("snapshot f: the snapshot's sregs: %w: set sregs: %w", vmm.ErrKVMRefused, syscall.EINVAL)},
 			"restore: snapshot f: the snapshot's sregs: refused by this host's KVM (the snapshot is corrupt, or was taken on another KVM): set sregs: invalid argument (take the snapshot again on this host with --snapshot)"},
+		// A new directory, never a change to the one given: "chmod
+		// go-w /tmp" and "chown root DIR" were advised.
+		{"chroot writable by others", fmt.Errorf("--chroot: %w", &sandbox.ChrootDirError{Dir: "/srv/empty", Reason: "is writable by others (mode 0757)"}),
+			"--chroot: /srv/empty is writable by others (mode 0757); " + chrootAdvice},
+		{"chroot not empty", fmt.Errorf("--chroot: %w", &sandbox.ChrootDirError{Dir: "/tmp", Reason: "is not empty (it holds x)"}),
+			"--chroot: /tmp is not empty (it holds x); " + chrootAdvice},
 		{"plain", errors.New("something"), "something"},
 	} {
 		if got := advise(tc.err); got != tc.want {
@@ -102,6 +109,8 @@ func TestAdvise(t *testing.T) {
 		}
 	}
 }
+
+const chrootAdvice = "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"
 
 // fullCache is fetch's error for a full cache: the system's words,
 // matching fetch.ErrNoSpace.

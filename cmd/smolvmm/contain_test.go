@@ -542,8 +542,8 @@ func TestChroot(t *testing.T) {
 	// Refused before the VM is set up (-v would name the boot protocol),
 	// in the flag's own words.
 	for _, bad := range []struct{ dir, want string }{
-		{dir, "not empty"},
-		{filepath.Join(dir, "absent"), "absent does not exist; give an empty directory"},
+		{dir, "not empty (it holds x); give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
+		{filepath.Join(dir, "absent"), "absent does not exist; give --chroot a new empty directory"},
 		{nobodys, "smolvmm demo: --chroot: " + nobodys + " is owned by uid 65534"},
 		{open, "smolvmm demo: --chroot: " + open + " is writable by its group (mode 0775)"},
 	} {
