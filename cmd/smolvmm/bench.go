@@ -171,6 +171,15 @@ func benchAction(c *cli.Context) error {
 	case v != "" && v != "qemu" && v != "boot":
 		return usageErrorf("smolvmm bench: --compare %q: only qemu is supported (and boot, with --restore)", v)
 	}
+	// As run --restore refuses them: only --compare boot's boots use
+	// them (they were dropped from the restores without a word).
+	if r := c.String("restore"); r != "" && c.String("compare") != "boot" {
+		for _, f := range []struct{ name, flag string }{{"kernel", "-k"}, {"append", "-a"}, {"boot", "--boot"}} {
+			if c.IsSet(f.name) {
+				return usageErrorf("smolvmm bench: --restore %s and %s: the snapshot continues a kernel already booted, with its command line; drop %s, or give --compare boot to boot with it beside the restores", r, f.flag, f.flag)
+			}
+		}
+	}
 	// Restores and the boots beside them get the snapshot's network
 	// unless --net is given.
 	if err := restoreNet(c); err != nil { // snapshot.go

@@ -244,6 +244,13 @@ func TestBenchErrors(t *testing.T) {
 		// argument: the refusal names --compare's values, not the "3".
 		{"compare swallows a flag", []string{"--restore", filepath.Join(dir, "s.snap"), "--compare", "-n", "3"}, 2,
 			`--compare "-n": --compare takes qemu or boot (with --restore), not a flag`},
+		// Refused as run --restore refuses them; they were dropped
+		// without a word. With --compare boot they serve its boots.
+		{"restore with -k", []string{"--restore", filepath.Join(dir, "s.snap"), "-k", "kern"}, 2,
+			"smolvmm bench: --restore " + filepath.Join(dir, "s.snap") + " and -k: the snapshot continues a kernel already booted, with its command line; drop -k, or give --compare boot"},
+		{"restore with -a", []string{"--restore", filepath.Join(dir, "s.snap"), "-a", "-s"}, 2, "and -a: the snapshot continues a kernel already booted"},
+		{"restore with --boot", []string{"--restore", filepath.Join(dir, "s.snap"), "--boot", "netbsd"}, 2, "and --boot: the snapshot continues a kernel already booted"},
+		{"restore with -a, compare boot", []string{"--restore", filepath.Join(dir, "s.snap"), "-a", "-s", "--compare", "boot"}, 1, "s.snap"},
 		{"bad ready", []string{"--ready", "("}, 2, "--ready \"(\": not a regular expression: missing closing )"},
 		{"bad port", []string{"--ready-port", "70000"}, 2, "give a TCP port between 1 and 65535"},
 		// One check per flag, quoting the value (both had one message
