@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/netback"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
 )
@@ -215,6 +216,22 @@ func noHubError(spec string, err error) error {
 	start := "smolvmm net --name " + arg
 	if strings.ContainsRune(arg, '/') {
 		start = "smolvmm net --socket " + arg
+	}
+	// A file of another kind where the socket would be: smolvmm net
+	// refuses to replace it, so its start line would fail.
+	sock := arg
+	if !strings.ContainsRune(arg, '/') {
+		sock, _ = netback.HubSocket(arg)
+	}
+	if st, lerr := os.Lstat(sock); sock != "" && lerr == nil && st.Mode()&os.ModeSocket == 0 {
+		what := fmt.Sprintf("%s is %s, not a socket, and smolvmm net would not replace it", sock, filekind.Of(st.Mode()))
+		switch {
+		case !strings.ContainsRune(arg, '/'):
+			return fmt.Errorf("--net %s: %w; %s: move it away, then start the network with: %s", spec, err, what, start)
+		case st.IsDir():
+			return fmt.Errorf("--net %s: %w; %s: give the path of a network's socket, such as %s, started with: smolvmm net --socket %s", spec, err, what, filepath.Join(arg, "net.sock"), filepath.Join(arg, "net.sock"))
+		}
+		return fmt.Errorf("--net %s: %w; %s: give the path of a running network's socket", spec, err, what)
 	}
 	if !strings.ContainsRune(arg, '/') {
 		// A network another user (root) started with --group is in

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/netback"
@@ -62,6 +64,36 @@ func TestNoHubErrorRootSocket(t *testing.T) {
 			}
 			if !errors.Is(noHubError(tt.spec, netback.ErrNoHub), netback.ErrNoHub) {
 				t.Error("ErrNoHub not wrapped")
+			}
+		})
+	}
+}
+
+// run's --net user:PATH, with a file of another kind at PATH, says what
+// is there: the start line it gave, smolvmm net --socket PATH, is
+// refused for such a file.
+func TestNoHubErrorNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	file, fifo := filepath.Join(dir, "file"), filepath.Join(dir, "fifo")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const notRunning = ": shared network is not running; "
+	tests := []struct{ path, want string }{
+		{file, "--net user:" + file + notRunning + file + " is a regular file, not a socket, and smolvmm net would not replace it: give the path of a running network's socket"},
+		{fifo, "--net user:" + fifo + notRunning + fifo + " is a FIFO, not a socket, and smolvmm net would not replace it: give the path of a running network's socket"},
+		{dir, "--net user:" + dir + notRunning + dir + " is a directory, not a socket, and smolvmm net would not replace it: give the path of a network's socket, such as " +
+			filepath.Join(dir, "net.sock") + ", started with: smolvmm net --socket " + filepath.Join(dir, "net.sock")},
+		{filepath.Join(dir, "none.sock"), "--net user:" + filepath.Join(dir, "none.sock") + notRunning + "start it with: smolvmm net --socket " + filepath.Join(dir, "none.sock")},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.path), func(t *testing.T) {
+			err := noHubError("user:"+tt.path, netback.ErrNoHub)
+			if err.Error() != tt.want || !errors.Is(err, netback.ErrNoHub) {
+				t.Errorf("noHubError = %q, want %q, wrapping ErrNoHub", err, tt.want)
 			}
 		})
 	}
