@@ -53,7 +53,15 @@ func ParseDiskSpec(s string) (Spec, error) {
 	if sp.Path == "" {
 		return Spec{}, fmt.Errorf("disk %q: empty image path (the form is path[,ro][,serial=ID])", s)
 	}
+	seen := map[string]bool{}
 	for _, p := range parts[1:] {
+		// One value per option: a second was taken over the first
+		// without a word ("serial=ab,serial=cd" gave cd).
+		key, _, _ := strings.Cut(p, "=")
+		if (key == "ro" || key == "serial") && seen[key] {
+			return Spec{}, fmt.Errorf("disk %q: option %s given twice; give each option once", s, key)
+		}
+		seen[key] = true
 		switch {
 		case p == "ro":
 			sp.ReadOnly = true

@@ -36,6 +36,9 @@ func TestParseDiskSpec(t *testing.T) {
 		{in: "c,,ro.img", want: blk.Spec{Path: "c,ro.img"}},
 		{in: "c,,ro.img,ro", want: blk.Spec{Path: "c,ro.img", Options: blk.Options{ReadOnly: true}}},
 		{in: "a,,,,b,serial=X,,Y", want: blk.Spec{Path: "a,,b", Options: blk.Options{Serial: "X,Y"}}},
+		// Each option once: the last one given was taken.
+		{in: "b.img,serial=ab,serial=cd", wantErr: `disk "b.img,serial=ab,serial=cd": option serial given twice; give each option once`},
+		{in: "b.img,ro,serial=X,ro", wantErr: `option ro given twice`},
 		{in: "c,ro.img", wantErr: `unknown option "ro.img"; known: ro, serial=ID (a comma in the path is written ,,)`},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
