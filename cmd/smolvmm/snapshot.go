@@ -456,6 +456,11 @@ func restoreNet(c *cli.Context) error {
 	if p := c.StringSlice("publish"); len(p) > 0 {
 		return usageErrorf("-p %s: the VM of --restore %s had no network card, so nothing can answer a forward; drop -p", p[0], path)
 	}
+	// Said here, of the snapshot: --net none's own refusal of --mac
+	// spoke of a --net none never given.
+	if mac := c.String("mac"); hasFlag(c, "mac") && mac != "" {
+		return usageErrorf("--mac %s: the VM of --restore %s had no network card, so there is none to give the address; drop --mac", mac, path)
+	}
 	return c.Set("net", "none")
 }
 

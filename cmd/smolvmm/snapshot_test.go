@@ -367,6 +367,9 @@ func TestCLIRestoreNet(t *testing.T) {
 		{"--net user:SOCK", []string{"--net", "user:" + sock}, 2, "", "--net user:" + sock + ": the VM of --restore " + snap + " had no network card"},
 		{"--net none", []string{"--net", "none"}, 1, "count 5\r\ncounter: done\r\n", ""},
 		{"-p", []string{"-p", "8080:80"}, 2, "", "-p 8080:80: the VM of --restore " + snap + " had no network card"},
+		// It said "with --net none the guest has no network card", of
+		// a --net none never given.
+		{"--mac", []string{"--mac", "52:54:00:00:00:09"}, 2, "", "--mac 52:54:00:00:00:09: the VM of --restore " + snap + " had no network card, so there is none to give the address; drop --mac"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
