@@ -9,6 +9,7 @@ import (
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/multiboot"
@@ -53,6 +54,9 @@ var adviceTable = []advice{
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
 	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
 	{is: isAs[*imagebuilder.UnreadableError], cli: "make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share"},
+	// A directory set is read with the builder's permissions: root reads
+	// any entry, and the archive holds the same files without the host's.
+	{is: isAs[*fstree.UnreadableError], cli: "a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead"},
 	{is: fatName(false), cli: "rename it, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: fatName(true), cli: "rename one, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: isAs[*imagebuilder.StageUnreachableError], cli: "set TMPDIR to a directory every user can traverse, such as /var/tmp"},

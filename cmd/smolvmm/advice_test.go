@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
@@ -83,6 +85,9 @@ func TestAdvise(t *testing.T) {
 			"boot timed out: boot did not end within 1m0s (raise --timeout)"},
 		{"postinst staging unreachable", fmt.Errorf("service web: %w", &imagebuilder.StageUnreachableError{Dir: "/t/x/root", UID: 65534, Blocked: "/t", Mode: 0o700}),
 			"service web: the postinst staging directory /t/x/root is not reachable by uid 65534, the user the scripts run as: /t (mode 0700, owner 0:0) does not let that user search it (set TMPDIR to a directory every user can traverse, such as /var/tmp)"},
+		// It said the set "changed while it was read".
+		{"directory set entry unreadable", fmt.Errorf("reading sets: %w", &fstree.UnreadableError{Path: "/s/etc/zeromode", Err: &fs.PathError{Op: "open", Path: "/s/etc/zeromode", Err: syscall.EACCES}}),
+			"reading sets: file /s/etc/zeromode cannot be read: permission denied (a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead)"},
 		{"not a snapshot", fmt.Errorf("restore: snapshot d.img: %w: bad magic %q", snapshot.ErrFormat, "\x00"),
 			`restore: snapshot d.img: not a smolvmm snapshot: bad magic "\x00" (give --restore a file written by --snapshot)`},
 		{"snapshot cut short", fmt.Errorf("restore: snapshot e: %w: header is 0 bytes, want 128", snapshot.ErrTruncated),

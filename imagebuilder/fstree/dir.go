@@ -71,6 +71,9 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 		return put(p, hp, e.Dir, e.Name, e.St, e.File)
 	}
 	changed := func(rel string, was fs.FileMode, err error) error {
+		if errors.Is(err, fs.ErrPermission) {
+			return &UnreadableError{Path: termsafe.Printable(filepath.Join(root, rel)), Dir: was.IsDir(), Err: err}
+		}
 		return fmt.Errorf("%s changed while it was read (it was %s): %w", termsafe.Printable(filepath.Join(root, rel)), filekind.Of(was), err)
 	}
 	if err := put("", root, nil, "", &rst, nil); err != nil {
@@ -83,6 +86,34 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 	owned.warn(t, root)
 	return nil
 }
+
+// UnreadableError is the error of AddDir for an entry of the directory
+// set that the user reading it may not open (EACCES, EPERM): a file
+// without read permission for that user, or a directory without read and
+// search permission. Such an entry is there and unchanged, not swapped
+// while it was read.
+type UnreadableError struct {
+	Path string // host path of the entry, printable
+	Dir  bool   // a directory, not a file
+	Err  error  // the system's error, matching fs.ErrPermission
+}
+
+// Error names the entry, its kind and why it cannot be read.
+func (e *UnreadableError) Error() string {
+	kind := "file"
+	if e.Dir {
+		kind = "directory"
+	}
+	msg := e.Err
+	var pe *fs.PathError
+	if errors.As(e.Err, &pe) {
+		msg = pe.Err // the path is named already
+	}
+	return fmt.Sprintf("%s %s cannot be read: %v", kind, e.Path, msg)
+}
+
+// Unwrap is the system's error.
+func (e *UnreadableError) Unwrap() error { return e.Err }
 
 // euid is the user reading a directory set (a variable: tests play a
 // user other than root).
