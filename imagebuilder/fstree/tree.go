@@ -215,8 +215,9 @@ func (t *Tree) Get(p string) (*Node, error) {
 // Put stores n at path p, creating missing parent directories. An existing
 // entry is replaced (the last entry wins, as when extracting a tar), except
 // that a directory put over a directory only takes the new attributes and
-// keeps its contents. Hard links made earlier to a replaced file keep the old
-// node, as with tar.
+// keeps its contents, and that anything else put over a directory that is
+// not empty is refused, as tar refuses it. Hard links made earlier to a
+// replaced file keep the old node, as with tar.
 func (t *Tree) Put(p string, n *Node) error {
 	cp, err := Clean(p)
 	if err != nil {
@@ -236,6 +237,10 @@ func (t *Tree) Put(p string, n *Node) error {
 	if old := d.children[name]; old != nil && old.Type == Dir && n.Type == Dir {
 		old.Perm, old.UID, old.GID, old.Mtime = n.Perm, n.UID, n.GID, n.Mtime
 		return nil
+	} else if old != nil && old.Type == Dir && len(old.children) > 0 {
+		// Replacing it would drop what it holds without a word; tar
+		// refuses to remove a directory that is not empty, too.
+		return fmt.Errorf("a %s cannot replace directory %s, which is not empty (it holds %s)", n.Type, termsafe.Printable(cp), termsafe.Printable(path.Join(cp, old.Names()[0])))
 	}
 	if n.Type == Dir && n.children == nil {
 		n.children = map[string]*Node{}

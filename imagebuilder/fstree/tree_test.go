@@ -152,6 +152,9 @@ func TestBadSets(t *testing.T) {
 		{"garbage", []byte("hello, world"), "unknown format"},
 		{"empty", nil, "empty file"},
 		{"file over dir parent", tarOf(t, reg("./a", "x"), reg("./a/b", "y")), "is a file, not a directory"},
+		// The directory and what it held were dropped without a word.
+		{"file over non-empty dir", tarOf(t, reg("./x/y", "y"), reg("./x", "x")), "entry 2 (./x): a file cannot replace directory x, which is not empty (it holds x/y)"},
+		{"symlink over non-empty dir", tarOf(t, reg("./x/y", "y"), tar.Header{Typeflag: tar.TypeSymlink, Name: "./x", Linkname: "y"}), "entry 2 (./x): a symlink cannot replace directory x, which is not empty (it holds x/y)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := fstree.New().AddArchive(bytes.NewReader(tc.data), "set.tgz")
@@ -236,6 +239,15 @@ func TestDuplicatesLastWins(t *testing.T) {
 	}
 	if d, _ := tr.Get("d"); d.Perm != 0750 {
 		t.Errorf("d perm %o, want the last entry's 0750", d.Perm)
+	}
+	// An empty directory is replaced, as tar replaces it.
+	data = tarOf(t, tar.Header{Typeflag: tar.TypeDir, Name: "./e/", Mode: 0755}, reg("./e", "file"))
+	tr = fstree.New()
+	if err := tr.AddArchive(bytes.NewReader(data), "dup.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tr.Get("e"); err != nil || n.Type != fstree.Regular {
+		t.Errorf("e: %+v %v, want the file that replaced the empty directory", n, err)
 	}
 }
 
