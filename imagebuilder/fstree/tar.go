@@ -31,6 +31,9 @@ func (t *Tree) AddTar(r io.Reader, name string) error {
 			clamped.warn(t, name)
 			return nil
 		}
+		if i == 1 && errors.Is(err, tar.ErrHeader) {
+			err = &firstHeaderError{err}
+		}
 		if err != nil {
 			return fmt.Errorf("%s: entry %d: corrupt or truncated archive: %w", name, i, err)
 		}
@@ -220,6 +223,16 @@ const (
 	compXZ
 )
 
+// compNames names each compression in messages.
+var compNames = map[int]string{compGzip: "gzip", compXZ: "xz"}
+
+// firstHeaderError is AddTar's error for a stream whose very first header
+// is not a tar header: no archive at all rather than a damaged one.
+type firstHeaderError struct{ err error }
+
+func (e *firstHeaderError) Error() string { return e.err.Error() }
+func (e *firstHeaderError) Unwrap() error { return e.err }
+
 func sniff(head []byte) (int, error) {
 	switch {
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
@@ -273,6 +286,10 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		src = xr
 	}
 	if err := t.AddTar(src, name); err != nil {
+		var fh *firstHeaderError
+		if c != compNone && errors.As(err, &fh) {
+			return fmt.Errorf("%s: decompresses (%s) to something that is not a tar archive, a compressed kernel perhaps: a set must be a .tgz, .tar.xz, .tar or a directory (%w)", name, compNames[c], fh.err)
+		}
 		return err
 	}
 	// Read the compressed stream to its end so its checksum and index are
