@@ -155,11 +155,21 @@ var afterHostLstat func(p string)
 
 // nodeFromHost returns the node for the host entry name in d (tree path p)
 // of status st, or nil and the tree path of the first link when it is a
-// further hard link to a file already read. A regular file's content is
+// further hard link to an entry already read. A regular file's content is
 // read from f, the descriptor st describes, up to the size st gives; a
 // symlink is read beneath d.
 func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
 	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec}
+	// Hard links of any kind but a directory are one inode, as a tar of
+	// the tree records them (GNU tar and bsdtar link symlinks and device
+	// nodes too).
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR && st.Nlink > 1 {
+		key := [2]uint64{st.Dev, st.Ino}
+		if first, ok := links[key]; ok {
+			return nil, first, nil
+		}
+		links[key] = p
+	}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
 		n.Type, n.children = Dir, map[string]*Node{}
@@ -187,13 +197,6 @@ func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string,
 		return n, "", nil
 	default:
 		return nil, "", fmt.Errorf("unsupported file type (mode %#o): sockets cannot go in an image", st.Mode)
-	}
-	key := [2]uint64{st.Dev, st.Ino}
-	if st.Nlink > 1 {
-		if first, ok := links[key]; ok {
-			return nil, first, nil
-		}
-		links[key] = p
 	}
 	if err := t.checkSize(st.Size); err != nil {
 		return nil, "", err
