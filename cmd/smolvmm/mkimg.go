@@ -354,9 +354,9 @@ func parseTimestamp(s string) (int64, error) {
 // given, the service's set names resolved by findSet for port arch.
 func resolveSets(flags, names []string, arch string) ([]string, error) {
 	out := splitCommas(flags)
-	for _, p := range out {
+	for i, p := range out {
 		if err := checkSetPath(p); err != nil {
-			return nil, err
+			return nil, commaAdvice(err, out, i)
 		}
 	}
 	if len(out) > 0 {
@@ -370,6 +370,26 @@ func resolveSets(flags, names []string, arch string) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// commaAdvice is err, the refusal of -x path parts[i], with what a comma
+// in a path does when parts[i] does not exist and -x gave more than one
+// path: -x splits at commas (urfave/cli splits every slice flag, and the
+// switch that stops it is the whole program's, which --module FILE,kmod
+// and -x a.tgz,b.tgz rely on), so a path with one in it is never read.
+func commaAdvice(err error, parts []string, i int) error {
+	if !errors.Is(err, fs.ErrNotExist) || len(parts) < 2 {
+		return err
+	}
+	for lo := 0; lo <= i; lo++ {
+		for hi := max(i, lo+1); hi < len(parts); hi++ {
+			joined := strings.Join(parts[lo:hi+1], ",")
+			if _, serr := os.Lstat(joined); serr == nil {
+				return &fileError{fmt.Sprintf("-x %s: no such file or directory: -x splits its value at commas, so %s, which exists, was read as %d paths; rename it, or give -x a symlink to it whose path has no comma", parts[i], joined, hi-lo+1), err}
+			}
+		}
+	}
+	return &fileError{err.Error() + "; -x splits its value at commas: a path with a comma in it must be renamed, or given as a symlink whose path has none", err}
 }
 
 // findSet finds the file of a set named without a path: an archive,

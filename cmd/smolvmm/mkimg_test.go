@@ -131,6 +131,8 @@ func TestMkimgOptions(t *testing.T) {
 	share := filepath.Join(dir, "share")
 	os.Mkdir(share, 0755)
 	os.WriteFile(filepath.Join(share, "f"), []byte("x"), 0644)
+	os.Mkdir("a,b", 0o755)
+	os.Link("rescue.tgz", "a,b/rescue.tgz")
 	for _, tc := range []struct {
 		name  string
 		flags fakeFlags
@@ -149,7 +151,9 @@ func TestMkimgOptions(t *testing.T) {
 		{"timestamp 0", fakeFlags{"timestamp": "0", "image": "t.img"}, "--timestamp 0: ext2 stores times", "t.img", 0},
 		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": no base.tgz or base.tar.xz in the current directory, in sets/ or in ", "d.img", 0},
 		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
-		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "nope.tgz", "e.img", 0},
+		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "-x nope.tgz: no such file or directory (check the path given with -x); -x splits its value at commas: a path with a comma in it must be renamed, or given as a symlink whose path has none", "e.img", 0},
+		// It said only "-x a: no such file or directory".
+		{"comma in a set's path", fakeFlags{"sets": []string{"a,b/rescue.tgz"}, "image": "e.img"}, "-x a: no such file or directory: -x splits its value at commas, so a,b/rescue.tgz, which exists, was read as 2 paths; rename it, or give -x a symlink to it whose path has no comma", "e.img", 0},
 		{"data", fakeFlags{"data": share}, "", "data.img", 34 << 20},
 		{"data exists", fakeFlags{"data": share}, "data.img already exists", "", 0},
 		{"data force", fakeFlags{"data": share, "force": true}, "", "data.img", 34 << 20},
