@@ -110,7 +110,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	}
 	tmp, err := os.MkdirTemp("", "smolvmm-postinst-")
 	if err != nil {
-		return fmt.Errorf("postinst staging: %w", err)
+		return &StageDirError{TempDir: os.TempDir(), Err: err}
 	}
 	defer os.RemoveAll(tmp)
 	// One absolute path without symlinks, for staging, the scripts'
@@ -169,6 +169,23 @@ func warnIgnored(s *service.Service, log io.Writer) {
 	}
 	fmt.Fprintf(log, "warning: service %s: %s not run: postinst/ runs only its *.sh scripts\n", s.Name, strings.Join(ignored, ", "))
 }
+
+// StageDirError is the error of RunPostinst (and BuildTree) when the
+// postinst staging directory could not be made in the temporary
+// directory (os.TempDir: $TMPDIR, else /tmp): one the build may not
+// write, say, or that does not exist.
+type StageDirError struct {
+	TempDir string // the temporary directory
+	Err     error  // the system's error, an *fs.PathError
+}
+
+// Error names the temporary directory and why nothing could be made in it.
+func (e *StageDirError) Error() string {
+	return fmt.Sprintf("cannot make the postinst staging directory in the temporary directory %s (TMPDIR, else /tmp): %v", e.TempDir, errnoText(e.Err))
+}
+
+// Unwrap is the system's error.
+func (e *StageDirError) Unwrap() error { return e.Err }
 
 // StageUnreachableError is the error of RunPostinst (and BuildTree) when
 // the user the postinst scripts run as (nobody, when root builds) could

@@ -435,6 +435,31 @@ func TestPostinstStageUnreachable(t *testing.T) {
 	}
 }
 
+// TestPostinstStageDirNotMade: a temporary directory the staging
+// directory cannot be made in failed as "postinst staging: mkdir
+// /x/smolvmm-postinst-...: no such file or directory", which said neither
+// what the directory was for nor that it comes from TMPDIR.
+func TestPostinstStageDirNotMade(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o644)
+	for _, tc := range []struct{ tmpdir, errno string }{
+		{filepath.Join(base, "missing"), "no such file or directory"},
+		{file, "not a directory"},
+	} {
+		t.Run(tc.errno, func(t *testing.T) {
+			svc := loadService(t, "svc", postinstService(t, map[string]string{"x.sh": "true\n"}))
+			t.Setenv("TMPDIR", tc.tmpdir)
+			err := imagebuilder.RunPostinst(context.Background(), baseTree(t), svc, nil)
+			var se *imagebuilder.StageDirError
+			want := "cannot make the postinst staging directory in the temporary directory " + tc.tmpdir + " (TMPDIR, else /tmp): " + tc.errno
+			if !errors.As(err, &se) || se.TempDir != tc.tmpdir || err.Error() != want {
+				t.Errorf("got %v, want a *StageDirError %q", err, want)
+			}
+		})
+	}
+}
+
 // TestPostinstTmpdirPaths: the temporary directory may be given as a
 // relative path or through a symlink. A relative one failed as "cannot
 // open tmp/.../script-x.sh" (the script path was relative to the

@@ -59,6 +59,7 @@ var adviceTable = []advice{
 	{is: isAs[*fstree.UnreadableError], cli: "a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead"},
 	{is: fatName(false), cli: "rename it, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: fatName(true), cli: "rename one, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
+	{is: isAs[*imagebuilder.StageDirError], cli: "set TMPDIR to a directory you may write, on a file system with room"},
 	{is: isAs[*imagebuilder.StageUnreachableError], cli: "set TMPDIR to a directory every user can traverse, such as /var/tmp"},
 	// Only --restore reads a snapshot.
 	{is: isErr(snapshot.ErrFormat), cli: "give --restore a file written by --snapshot"},

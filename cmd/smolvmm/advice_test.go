@@ -88,6 +88,9 @@ func TestAdvise(t *testing.T) {
 		// It said the set "changed while it was read".
 		{"directory set entry unreadable", fmt.Errorf("reading sets: %w", &fstree.UnreadableError{Path: "/s/etc/zeromode", Err: &fs.PathError{Op: "open", Path: "/s/etc/zeromode", Err: syscall.EACCES}}),
 			"reading sets: file /s/etc/zeromode cannot be read: permission denied (a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead)"},
+		// It said "postinst staging: mkdir /t/x/smolvmm-postinst-1: permission denied".
+		{"postinst staging not made", fmt.Errorf("service web: %w", &imagebuilder.StageDirError{TempDir: "/t/x", Err: &fs.PathError{Op: "mkdir", Path: "/t/x/smolvmm-postinst-1", Err: syscall.EACCES}}),
+			"service web: cannot make the postinst staging directory in the temporary directory /t/x (TMPDIR, else /tmp): permission denied (set TMPDIR to a directory you may write, on a file system with room)"},
 		{"not a snapshot", fmt.Errorf("restore: snapshot d.img: %w: bad magic %q", snapshot.ErrFormat, "\x00"),
 			`restore: snapshot d.img: not a smolvmm snapshot: bad magic "\x00" (give --restore a file written by --snapshot)`},
 		{"snapshot cut short", fmt.Errorf("restore: snapshot e: %w: header is 0 bytes, want 128", snapshot.ErrTruncated),
