@@ -689,6 +689,48 @@ func checkImageOutsideService(image, dir, name string) error {
 	return nil
 }
 
+// buildInput is a file or directory a build reads: its path and what it
+// is to the build, for messages ("a set given with -x").
+type buildInput struct{ path, what string }
+
+// checkImageNotInput refuses, as a command-line mistake, an image that is
+// one of the build's inputs (the same file, also through a link), or that
+// lies in an input directory: a set file would be overwritten by the
+// image made of it, and a directory's image would be read into the next
+// image built from it (with -f), or half-written into this one. Links are
+// followed on both sides; an input that is not there is left to its own
+// checks.
+func checkImageNotInput(image string, inputs []buildInput) error {
+	img, ok := realOutput(image)
+	if !ok {
+		return nil // the image's own checks say what is wrong with it
+	}
+	imgInfo, _ := os.Stat(image)
+	for _, in := range inputs {
+		st, err := os.Stat(in.path)
+		if err != nil {
+			continue
+		}
+		if !st.IsDir() {
+			if imgInfo != nil && os.SameFile(st, imgInfo) {
+				return usageErrorf("image %s is %s (%s): writing the image would overwrite what it is built from; give -i another file", image, in.path, in.what)
+			}
+			continue
+		}
+		real, err := filepath.EvalSymlinks(in.path)
+		if err == nil {
+			real, err = filepath.Abs(real)
+		}
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(real, img); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return usageErrorf("image %s is in %s (%s): the image would be read into itself (an old one into the next image built there); give -i a file outside %s", image, in.path, in.what, in.path)
+		}
+	}
+	return nil
+}
+
 // realOutput is the absolute path, links resolved, of the file writing
 // path replaces or creates; false when that cannot be told (the output's
 // own checks then refuse it).

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +76,63 @@ func TestImageOutsideService(t *testing.T) {
 		}
 		if _, err := os.Stat(img); err == nil {
 			t.Errorf("smolvmm %s wrote %s", args[0], img)
+		}
+	}
+}
+
+// TestMkimgImageNotInput: mkimg wrote its image into its own input. An
+// image in the --data directory went into the next disk built there
+// (with -f), one in a -x directory into the root image, and -i naming an
+// -x archive (-f) overwrote the set, status 0. Each is refused (status 2)
+// before any work; an image beside them is taken.
+func TestMkimgImageNotInput(t *testing.T) {
+	dir := inSetDir(t)
+	os.Mkdir("data", 0o755)
+	os.WriteFile(filepath.Join("data", "f"), []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join("dset", "rescue"), 0o755)
+	os.WriteFile(filepath.Join("dset", "rescue", "init"), []byte("#!/bin/sh\n"), 0o755)
+	os.Symlink("rescue.tgz", "set.link")
+	os.Symlink("data", "data.link")
+	set, _ := os.ReadFile("rescue.tgz")
+	tests := []struct {
+		name  string
+		flags fakeFlags
+		want  string // "" when taken
+	}{
+		{"image in --data DIR", fakeFlags{"data": "data", "image": "data/data.img", "force": true},
+			"image data/data.img is in data (the directory given with --data, which the disk holds): the image would be read into itself"},
+		{"--data . with the default image", fakeFlags{"data": ".", "force": true},
+			"image data.img is in . (the directory given with --data, which the disk holds)"},
+		{"image in --data DIR through a link", fakeFlags{"data": "data.link", "image": "data/d.img", "force": true},
+			"image data/d.img is in data.link (the directory given with --data, which the disk holds)"},
+		{"image in a -x directory", fakeFlags{"sets": []string{"dset"}, "image": "dset/root.img", "force": true},
+			"image dset/root.img is in dset (a set given with -x): the image would be read into itself"},
+		{"image is the -x archive", fakeFlags{"sets": []string{"rescue.tgz"}, "image": "rescue.tgz", "force": true},
+			"image rescue.tgz is rescue.tgz (a set given with -x): writing the image would overwrite what it is built from; give -i another file"},
+		{"image is the -x archive through a link", fakeFlags{"sets": []string{"rescue.tgz"}, "image": "set.link", "force": true},
+			"image set.link is rescue.tgz (a set given with -x)"},
+		{"image is the service's set", fakeFlags{"image": "rescue.tgz", "force": true},
+			"image rescue.tgz is rescue.tgz (a set of service rescue)"},
+		{"data image beside the directory", fakeFlags{"data": "data", "image": "d.img"}, ""},
+		{"root image beside the set directory", fakeFlags{"sets": []string{"dset"}, "image": "r.img"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := mkimg(context.Background(), tc.flags, &bytes.Buffer{})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("%v, want the image taken", err)
+			case tc.want != "" && (err == nil || exitCode(err) != 2 || !strings.HasPrefix(err.Error(), tc.want)):
+				t.Fatalf("%v, want status 2 and %q", err, tc.want)
+			}
+		})
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "rescue.tgz")); !bytes.Equal(got, set) {
+		t.Error("rescue.tgz was overwritten")
+	}
+	for _, p := range []string{"data/data.img", "data.img", "data/d.img", "dset/root.img"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s was written", p)
 		}
 	}
 }

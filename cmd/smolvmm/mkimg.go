@@ -128,6 +128,9 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		if err := checkInputDir("--data", dir, dir, "the directory the disk is to hold"); err != nil { // filemsgs.go
 			return err
 		}
+		if err := checkImageNotInput(out, []buildInput{{dir, "the directory given with --data, which the disk holds"}}); err != nil { // checks.go
+			return err
+		}
 		if !c.IsSet("megabytes") || auto {
 			sizeMB = 0
 		}
@@ -187,6 +190,16 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	}
 	sets, err := resolveSets(c.StringSlice("sets"), svc.Config.Sets, arch)
 	if err != nil {
+		return err
+	}
+	inputs := make([]buildInput, len(sets))
+	for i, p := range sets {
+		inputs[i] = buildInput{p, "a set of service " + svc.Name}
+		if c.IsSet("sets") {
+			inputs[i].what = "a set given with -x"
+		}
+	}
+	if err := checkImageNotInput(out, inputs); err != nil { // checks.go
 		return err
 	}
 	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: log}
