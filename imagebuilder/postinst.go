@@ -75,9 +75,12 @@ func scriptUser() (identity, error) {
 // change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
 // as they were. Files and directories are staged without setuid and
-// setgid, and readable by their owner; a file the scripts did not
-// change (not even its data), or a directory whose mode they did not
-// set, gets its own mode back, any other keeps the mode they left. A
+// setgid, a file readable and writable by its owner (a script may change
+// a file of mode 0444, as root may), a directory readable, writable and
+// searchable; one whose mode the scripts did not set gets its own mode
+// back (a file whose data they changed without setuid and setgid, as a
+// write by a user other than root drops them), any other keeps the mode
+// they left. A
 // script that fails, or leaves a hard link to a file outside the root or
 // a socket, makes the whole step fail and t unchanged. Script output goes
 // to log; a failure shows its last 2000 bytes. Each script runs in a
@@ -465,20 +468,25 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 		if err := unix.Lstat(filepath.Join(dir, filepath.FromSlash(p)), &st); err != nil {
 			return nil, nil, &os.PathError{Op: "lstat", Path: p, Err: err}
 		}
-		stamps[p] = stageStamp{ino: st.Ino, ctime: st.Ctim}
+		stamps[p] = stageStamp{dev: st.Dev, ino: st.Ino, nlink: uint64(st.Nlink), ctime: st.Ctim}
 	}
 	return skipped, stamps, nil
 }
 
 // stageStamp is what a staged file or directory was when the scripts
-// started: its inode, and its status change time, which a chmod sets even
-// when it sets the mode the entry already has. With it, mergeStage tells
-// a mode a script left as staged from one a script set to the staged
-// value (chmod 0755 on a setuid file staged 0755, to drop the bit).
+// started: its inode, its link count, and its status change time, which a
+// chmod sets even when it sets the mode the entry already has. With it,
+// mergeStage tells a mode a script left as staged from one a script set
+// to the staged value (chmod 0755 on a setuid file staged 0755, to drop
+// the bit).
 type stageStamp struct {
-	ino   uint64
-	ctime unix.Timespec
+	dev, ino uint64
+	nlink    uint64
+	ctime    unix.Timespec
 }
+
+// same reports whether st is the entry stamped s (the same inode).
+func (s stageStamp) same(st *unix.Stat_t) bool { return s.dev == st.Dev && s.ino == st.Ino }
 
 // untouched reports whether the staged entry now of status st is the one
 // stamped s, its mode never set since: the same inode, with the same
@@ -488,7 +496,7 @@ type stageStamp struct {
 // last changed that way and counts as untouched too (a chmod followed by
 // such a change in the same directory is then not seen).
 func (s stageStamp) untouched(st *unix.Stat_t) bool {
-	if s.ino != st.Ino {
+	if !s.same(st) {
 		return false
 	}
 	return s.ctime == st.Ctim || st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Ctim == st.Mtim
@@ -614,18 +622,20 @@ func fillChunk(buf []byte, es []fstree.Extent, off int64) []byte {
 
 // stagedPerm is the mode file or directory n is staged with; mergeStage
 // gives n its own mode back when no script set a mode on it (see
-// stageStamp).
+// stageStamp and stagedNode).
 // Setuid and setgid bits are dropped: the staged copy belongs to the
 // scripts' user, in a directory every user can reach, and any host user
-// could run a setuid copy as that user. Its owner may read a file, and
-// read, write and search a directory, or a build not run as root could
-// not read back what it staged (mode 0000).
+// could run a setuid copy as that user. Its owner may read and write a
+// file, and read, write and search a directory: a build not run as root
+// could not read back what it staged (mode 0000) otherwise, and a script
+// could not change a file of mode 0444 or 0555 (echo x >> bin/test), as
+// smolBSD's scripts, run as root, can.
 func stagedPerm(n *fstree.Node) uint16 {
 	p := n.Perm &^ 06000
 	if n.Type == fstree.Dir {
 		return p | 0700
 	}
-	return p | 0400
+	return p | 0600
 }
 
 func hostMode(perm uint16) fs.FileMode {
@@ -687,7 +697,13 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[
 			old = orig.Root
 		}
 		s, ok := stamps[p]
-		n, err := stagedNode(d, name, p, st, f, old, ok && s.untouched(st), byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
+		var how stagedHow
+		if ok && s.same(st) {
+			how.staged = true
+			how.untouched = s.untouched(st)
+			how.moved = s.nlink != uint64(st.Nlink)
+		}
+		n, err := stagedNode(d, name, p, st, f, old, how, byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
 		if err != nil {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
@@ -756,15 +772,22 @@ var duringStaging func(tmp string)
 // entry as a process the scripts left running could.
 var afterStageLstat func(p string)
 
+// stagedHow is what mergeStage knows of how a staged entry came to be
+// where it is now.
+type stagedHow struct {
+	staged    bool // the inode staged for old, at its path or elsewhere
+	untouched bool // its status unchanged since it was staged (see stageStamp)
+	moved     bool // renamed, or linked or unlinked elsewhere: its status change time moved without a chmod being seen
+}
+
 // stagedNode builds the node for one staged path p, name in d, of status
-// st, reusing the original node old when nothing about it changed;
-// untouched says no mode was set on it since it was staged (see
-// stageStamp). A regular file's content is read from f, opened beneath d
+// st, reusing the original node old when nothing about it changed; how
+// says what is known of its history (see stagedHow). A regular file's content is read from f, opened beneath d
 // and checked; a symlink's target is read beneath d: staged(T) is what a
 // symlink of the original tree at p with target T was staged as, and a
 // target under stage, the staging root's absolute path, is that path in
 // the image.
-func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, untouched bool, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
+func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, how stagedHow, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
 	// A mode never set since staging is the original's (see stagedPerm).
 	// A file changed in any other way (data written, a hard link made or
@@ -772,7 +795,7 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 	// setuid and setgid dropped, as a write by a user other than root
 	// drops them.
 	kept := func(t fstree.Type) bool {
-		return untouched && old != nil && old.Type == t && perm == stagedPerm(old)
+		return how.untouched && old != nil && old.Type == t && perm == stagedPerm(old)
 	}
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm
@@ -810,12 +833,23 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		if n := byIno[st.Ino]; n != nil {
 			return n, nil
 		}
-		if kept(fstree.Regular) {
-			perm = old.Perm
-		}
 		n, err := readStaged(f, st.Size)
 		if err != nil {
 			return nil, err
+		}
+		if how.staged && old != nil && old.Type == fstree.Regular && perm == stagedPerm(old) {
+			// Still the staged mode: the original's, unless a chmod set
+			// that very mode. Only an unchanged status change time rules
+			// that out; a rename or a link moves it too, and a write
+			// moves it with the modification time, to the same instant.
+			// (A chmod to the staged mode before such a change is not
+			// seen.)
+			switch same := sameContent(old, n); {
+			case how.untouched, same && how.moved:
+				perm = old.Perm
+			case !same && st.Ctim == st.Mtim:
+				perm = old.Perm &^ 06000 // as a write by a user other than root drops them
+			}
 		}
 		n = fresh(n)
 		if old != nil && old.Type == fstree.Regular && old.Perm == perm && sameContent(old, n) {
