@@ -661,7 +661,9 @@ func modeBits(perm uint16) fs.FileMode {
 // changed or new ones belong to root:wheel, or to the original path's
 // owner, and take the image timestamp. A file or directory still
 // untouched as stamped (stamps, by path) gets its original mode back; any
-// other takes the mode it has.
+// other takes the mode it has, unless stagedNode can tell the mode was not
+// set. A regular file is also found by its staged inode: one a script
+// only renamed or linked is the original node (mode, owner and times).
 //
 // Everything below dir belongs to the scripts' user, and a process they
 // left running (or any other process of that user) can still change it:
@@ -689,6 +691,12 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
 	}
+	// The path each staged file was stamped at, by inode: a file a script
+	// renamed or linked is found by it.
+	stampedAt := make(map[[2]uint64]string, len(stamps))
+	for p, s := range stamps {
+		stampedAt[[2]uint64{s.dev, s.ino}] = p
+	}
 	// put adds the staged entry p (name in d; d nil for the root), of
 	// status st; f is the open file when it is a regular file.
 	put := func(p string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
@@ -698,10 +706,19 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[
 		}
 		s, ok := stamps[p]
 		var how stagedHow
+		if st.Mode&unix.S_IFMT == unix.S_IFREG && !(ok && s.same(st)) {
+			// Not the file staged at p: one staged elsewhere, moved or
+			// linked here, is that file, with its node.
+			if q, found := stampedAt[[2]uint64{st.Dev, st.Ino}]; found {
+				if on, err := orig.Get(q); err == nil && on.Type == fstree.Regular {
+					old, s, ok, how.moved = on, stamps[q], true, true
+				}
+			}
+		}
 		if ok && s.same(st) {
 			how.staged = true
 			how.untouched = s.untouched(st)
-			how.moved = s.nlink != uint64(st.Nlink)
+			how.moved = how.moved || s.nlink != uint64(st.Nlink)
 		}
 		n, err := stagedNode(d, name, p, st, f, old, how, byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
 		if err != nil {

@@ -373,6 +373,9 @@ func TestPostinstScriptModes(t *testing.T) {
 		{"bin/ro-chmod", fstree.NewFile(0444, []byte("x")), "chmod 0600 bin/ro-chmod", 0600},
 		{"bin/ro-chmod-staged", fstree.NewFile(0444, []byte("x")), "chmod 0644 bin/ro-chmod-staged", 0644},
 		{"bin/ro-append-chmod", fstree.NewFile(0444, []byte("x")), "echo y >> bin/ro-append-chmod; sleep 0.05; chmod 0640 bin/ro-append-chmod", 0640},
+		// A link made to a setuid file dropped its bit.
+		{"usr/bin/suid-linked", fstree.NewFile(04555, []byte("x")), "ln usr/bin/suid-linked usr/bin/suid-link2", 04555},
+		{"usr/bin/suid-link2", nil, "", 04555},
 	}
 	tr := baseTree(t)
 	script := "set -e\n"
@@ -395,6 +398,49 @@ func TestPostinstScriptModes(t *testing.T) {
 			t.Errorf("%s: %v", tc.path, err)
 		case n.Perm != tc.want:
 			t.Errorf("%s after %q: mode %#o, want %#o", tc.path, tc.script, n.Perm, tc.want)
+		}
+	}
+}
+
+// TestPostinstRenamedKeepsNode: a set file a script only renamed was
+// taken as a new one: mv usr/bin/su usr/bin/su-moved lost su's setuid
+// bit, its owner and its time. Found by its staged inode, it is the
+// original node, also moved over another file; one renamed and changed
+// is not.
+func TestPostinstRenamedKeepsNode(t *testing.T) {
+	tr := baseTree(t)
+	add := func(p string, perm uint16, uid uint32) *fstree.Node {
+		n := fstree.NewFile(perm, []byte(p))
+		n.UID, n.GID, n.Mtime = uid, 7, 1500000000
+		tr.Put(p, n)
+		return n
+	}
+	su := add("usr/bin/su", 04555, 0)
+	over := add("usr/bin/passwd", 04555, 0)
+	add("usr/bin/victim", 0555, 3)
+	changed := add("usr/bin/changed", 04555, 0)
+	dir := postinstService(t, map[string]string{"x.sh": `set -e
+mv usr/bin/su usr/bin/su-moved
+mv usr/bin/passwd usr/bin/victim
+mv usr/bin/changed usr/bin/changed-moved
+echo more >> usr/bin/changed-moved
+`})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for p, want := range map[string]*fstree.Node{"usr/bin/su-moved": su, "usr/bin/victim": over} {
+		if n, err := tr.Get(p); err != nil || n != want {
+			t.Errorf("%s: %+v %v, want the original node %+v", p, n, err, want)
+		}
+	}
+	n, err := tr.Get("usr/bin/changed-moved")
+	if err != nil || n == changed || n.Perm != 0555 || n.UID != 0 || n.Mtime != 0 {
+		t.Errorf("usr/bin/changed-moved: %+v %v, want a new node of mode 0555 (setuid dropped, as by a write)", n, err)
+	}
+	for _, p := range []string{"usr/bin/su", "usr/bin/passwd", "usr/bin/changed"} {
+		if _, err := tr.Get(p); err == nil {
+			t.Errorf("%s still there", p)
 		}
 	}
 }
