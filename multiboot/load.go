@@ -30,7 +30,9 @@ type Options struct {
 	// cannot set, each of which leaves the guest printing nothing) and
 	// gathers the flags of every -xyz word into one word right after the
 	// kernel name, the only place NetBSD's multiboot entry looks for
-	// them. Other kernels get Append as it stands. With NetBSD, Modules
+	// them. Each word NetBSD ignores, and the first with a '/', which
+	// it takes as its boot path, gets a notice (see Plan.Notices).
+	// Other kernels get Append as it stands. With NetBSD, Modules
 	// must be empty: NetBSD's multiboot entry never reads the module list
 	// (NetBSD 9.1 arch/i386/i386/multiboot.c), so the kernel would run
 	// without them, and its bootstrap page tables overwrite them.
@@ -72,7 +74,9 @@ type Plan struct {
 	Warnings []string
 	// Notices are the Warnings a user should see without verbose output:
 	// a NetBSD kernel given no console= starts on a display the machine
-	// does not have, and prints nothing.
+	// does not have, and prints nothing; a word of Append it ignores
+	// would change nothing (a "single" boots multi-user); a word with a
+	// '/' becomes its boot path.
 	Notices []string
 	// Regions lists every range of guest memory the loader wrote, in
 	// address order.
@@ -188,6 +192,9 @@ func commandLine(opts Options) ([]byte, []string, error) {
 			return nil, nil, err
 		}
 		rest = l.Multiboot()
+		// The words NetBSD ignores: unnoticed, "single" would boot
+		// multi-user and init=/sbin/init become the boot path.
+		notices = l.Unread(bootargs.MultibootEntry, name)
 		if !l.Has("console") {
 			// setup_console (multiboot.c) then leaves the console on
 			// the display, which this machine does not have.

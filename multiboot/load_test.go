@@ -457,3 +457,47 @@ func TestLoadConsoleNotice(t *testing.T) {
 		})
 	}
 }
+
+// NetBSD's multiboot entry reads only the boot flags after the kernel
+// name, the first console=, console_addr=, console_speed= and root=
+// (optstr_get), and takes the command line's first word with a '/' as the
+// boot path (setup_bootpath, sys/arch/i386/i386/multiboot.c): every other
+// word, and a word that becomes the boot path, gets a notice, as the
+// native handoff gives for the words it cannot pass.
+func TestLoadNetBSDUnreadWords(t *testing.T) {
+	std := stdELF().build()
+	tests := []struct {
+		name string
+		opts Options
+		want []string // a piece of each notice, in order
+	}{
+		{"all read", Options{Append: "-s console=com console_addr=0x3f8 console_speed=115200 root=ld0a", NetBSD: true}, nil},
+		{"unknown words", Options{Append: "console=com root=ld0a single foo=bar", NetBSD: true},
+			[]string{`"single" is ignored by NetBSD's multiboot entry`, `"foo=bar" is ignored by NetBSD's multiboot entry`}},
+		{"a later console= and root=", Options{Append: "console=com root=ld0a root=wd0a console=pc", NetBSD: true},
+			[]string{`"root=wd0a" is ignored: NetBSD's multiboot entry reads only the first root=`, `"console=pc" is ignored: NetBSD's multiboot entry reads only the first console=`}},
+		{"a path becomes the boot path", Options{Append: "console=com root=ld0a init=/sbin/init single", NetBSD: true},
+			[]string{`"init=/sbin/init" is ignored by NetBSD's multiboot entry, except that its "/sbin/init" becomes the booted kernel's path`, `"single" is ignored`}},
+		{"only the first path", Options{Append: "console=com /a /b", NetBSD: true},
+			[]string{`"/a" is ignored by NetBSD's multiboot entry, except that its "/a" becomes`, `"/b" is ignored by NetBSD's multiboot entry: it reads`}},
+		{"a kernel name with a path takes it", Options{KernelName: "/netbsd", Append: "console=com /a", NetBSD: true},
+			[]string{`"/a" is ignored by NetBSD's multiboot entry: it reads`}},
+		{"another kernel reads its own", Options{Append: "init=/sbin/init single"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Load(newMem(testMem), bytes.NewReader(std), int64(len(std)), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Notices) != len(tt.want) {
+				t.Fatalf("notices %q, want %d: %q", p.Notices, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(p.Notices[i], w) || !slices.Contains(p.Warnings, p.Notices[i]) {
+					t.Errorf("notice %d %q (warnings %q), want %q", i, p.Notices[i], p.Warnings, w)
+				}
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package netbsdboot
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/bootargs"
@@ -44,8 +43,8 @@ type BootArgs struct {
 	ConsoleSpeed uint32 // baud
 	// Root is BTINFO_ROOTDEVICE's device name (root=ld0a), "" for none.
 	Root string
-	// Warnings names the words the handoff cannot pass: /boot gives the
-	// kernel no command line.
+	// Warnings names the words the handoff cannot pass (/boot gives the
+	// kernel no command line), and a missing console=.
 	Warnings []string
 }
 
@@ -64,41 +63,41 @@ func ParseAppend(s string) (BootArgs, error) {
 		return a, err
 	}
 	a.Howto = l.Howto
+	// Each word the handoff cannot pass, or a later one of a key it
+	// passes, gets a notice, worded as the multiboot loader's are.
+	a.Warnings = l.Unread(bootargs.Native, "")
 	addrSet, consoleSet := false, false
 	seen := map[string]bool{}
 	for _, w := range l.Words {
 		key, val, hasEq := strings.Cut(w, "=")
-		switch {
-		case hasEq && seen[key] && (key == "console" || key == "console_addr" || key == "console_speed" || key == "root"):
+		if !hasEq || seen[key] {
 			// The multiboot entry's optstr_get (sys/kern/subr_optstr.c)
 			// finds the first; the handoff keeps to it too.
-			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: an earlier %s= is used, as NetBSD's multiboot entry does", w, key))
-		case !hasEq:
-			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: NetBSD's native handoff has no command line, only boot flags (-s...), console=, console_addr=, console_speed= and root=", w))
-		case key == "console":
+			continue
+		}
+		seen[key] = true
+		switch key {
+		case "console":
 			// bootargs.Parse checked every console word: com or
 			// pc, port 0x3f8, a speed the kernel can set.
 			a.Console, consoleSet = val, true
-		case key == "console_addr":
+		case "console_addr":
 			v, err := bootargs.ConsoleAddr(val)
 			if err != nil {
 				return a, err
 			}
 			a.ConsoleAddr, addrSet = uint32(v), true
-		case key == "console_speed":
+		case "console_speed":
 			v, err := bootargs.ConsoleSpeed(val)
 			if err != nil {
 				return a, err
 			}
 			a.ConsoleSpeed = v
-		case key == "root":
+		case "root":
 			// bootargs checked its shape, which fits
 			// BTINFO_ROOTDEVICE's 16 bytes.
 			a.Root = val
-		default:
-			a.Warnings = append(a.Warnings, fmt.Sprintf("%q is not passed: NetBSD's native handoff has no command line, only boot flags (-s...), console=, console_addr=, console_speed= and root=", w))
 		}
-		seen[key] = true
 	}
 	if !consoleSet {
 		// /boot's own default (pcio.c) is the display, which a

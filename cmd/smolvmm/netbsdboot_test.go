@@ -191,6 +191,10 @@ func TestCLINetBSDHandoffNotes(t *testing.T) {
 		{k, "console=com init=/bin/sh", []string{`smolvmm run: note: "init=/bin/sh" is not passed`}},
 		{mb, "console=com root=ld0a", nil},
 		{mb, "-s root=ld0a", []string{noConsole}},
+		// NetBSD's multiboot entry reads the line, but only some of it.
+		{mb, "console=com root=ld0a init=/sbin/init single", []string{
+			`smolvmm run: note: "init=/sbin/init" is ignored by NetBSD's multiboot entry, except that its "/sbin/init" becomes the booted kernel's path`,
+			`smolvmm run: note: "single" is ignored by NetBSD's multiboot entry`}},
 	} {
 		if tt.kernel == k {
 			// This kernel has no symbols: the loader says so too.

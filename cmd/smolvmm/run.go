@@ -75,10 +75,12 @@ the module list: --boot multiboot refuses them) or when it is ELF64, as
 amd64 kernels are (multiboot v1 loads ELF32 only, unless the header has the
 a.out kludge's addresses); -v and --timings say why. Under the native
 handoff, boot flags (-s, -a, -v...), console=, console_addr=, console_speed=
-and root= from -a become its boot arguments; other words are not passed (-v
-lists them).
+and root= from -a become its boot arguments; other words are not passed (a
+note names each).
 A NetBSD kernel booted by multiboot gets -a with every boot flag gathered
-into one word after its name, where it looks for them. For NetBSD, either
+into one word after its name, where it looks for them; a note names each
+other word it ignores, and the first word with a '/', which it takes as
+its own file name. For NetBSD, either
 way, root= names a driver, one unit digit and a partition letter (ld0a),
 console= is com (the serial port) or pc, console_addr= if given is 0x3f8
 (the only serial port), and console_speed= is a decimal rate such as 9600
@@ -452,8 +454,9 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	defer m.Close()
 	if p := m.Plan(); !c.Bool("verbose") {
 		// What the loader could not pass (-v logs it with the
-		// layout): a word of -a the native handoff has no place for,
-		// or no console the user will see.
+		// layout): a word of -a the native handoff has no place for
+		// or NetBSD's multiboot entry ignores, or no console the user
+		// will see.
 		eol := "\n"
 		if con.saved != nil {
 			eol = "\r\n" // the terminal is raw already

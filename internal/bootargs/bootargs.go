@@ -14,6 +14,7 @@ package bootargs
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -246,6 +247,75 @@ func (l Line) Has(key string) bool {
 		}
 	}
 	return false
+}
+
+// Handoff is a way an append line reaches a NetBSD kernel; it decides
+// which words the kernel reads (see Unread).
+type Handoff int
+
+const (
+	// Native is /boot's handoff (package netbsdboot): no command line,
+	// only boothowto and the console and root device records.
+	Native Handoff = iota
+	// MultibootEntry is NetBSD's multiboot entry (package multiboot),
+	// which gets the whole line but reads only some of it
+	// (sys/arch/i386/i386/multiboot.c).
+	MultibootEntry
+)
+
+// readKeys are the keys both handoffs pass on: the multiboot entry's
+// optstr_get calls (multiboot.c:442, 539, 548, 555) and the native
+// handoff's records.
+var readKeys = map[string]bool{"console": true, "console_addr": true, "console_speed": true, "root": true}
+
+// maxBootPath is the longest boot path the multiboot entry keeps:
+// btinfo_bootpath's 80 bytes with the NUL (multiboot.c:500-502).
+const maxBootPath = 79
+
+// Unread returns a notice for each word of l (flags aside, which both
+// handoffs read) that a NetBSD kernel handed the line by h does not act
+// on: a word other than console=, console_addr=, console_speed= and
+// root=, and a later one of those keys (optstr_get finds the first, and
+// the native handoff keeps to it). Under MultibootEntry, the first word
+// with a '/' also becomes the kernel's boot path: setup_bootpath
+// (multiboot.c:487-512) takes the command line from its first '/' to the
+// next space as the booted kernel's file name (BTINFO_BOOTPATH). That
+// happens only when kernelName, the command line's first word, holds no
+// '/'; kernelName is not used under Native, which passes no line.
+func (l Line) Unread(h Handoff, kernelName string) []string {
+	bootPath := -1
+	if h == MultibootEntry && !strings.Contains(kernelName, "/") {
+		bootPath = slices.IndexFunc(l.Words, func(w string) bool { return strings.Contains(w, "/") })
+	}
+	var notes []string
+	seen := map[string]bool{}
+	for i, w := range l.Words {
+		key, _, hasEq := strings.Cut(w, "=")
+		read := hasEq && readKeys[key] && !seen[key]
+		if hasEq && readKeys[key] {
+			seen[key] = true
+		}
+		switch {
+		case i == bootPath:
+			path := w[strings.IndexByte(w, '/'):]
+			path = path[:min(len(path), maxBootPath)]
+			what := fmt.Sprintf("%q is ignored by NetBSD's multiboot entry, except that its", w)
+			if read {
+				what = fmt.Sprintf("%q's", w)
+			}
+			notes = append(notes, fmt.Sprintf("%s %q becomes the booted kernel's path (BTINFO_BOOTPATH, sysctl machdep.booted_kernel): the entry takes the command line's first word with a '/', from the '/' on, as the kernel's file name", what, path))
+		case read:
+		case hasEq && readKeys[key] && h == Native:
+			notes = append(notes, fmt.Sprintf("%q is not passed: an earlier %s= is used, as NetBSD's multiboot entry does", w, key))
+		case hasEq && readKeys[key]:
+			notes = append(notes, fmt.Sprintf("%q is ignored: NetBSD's multiboot entry reads only the first %s=", w, key))
+		case h == Native:
+			notes = append(notes, fmt.Sprintf("%q is not passed: NetBSD's native handoff has no command line, only boot flags (-s...), console=, console_addr=, console_speed= and root=", w))
+		default:
+			notes = append(notes, fmt.Sprintf("%q is ignored by NetBSD's multiboot entry: it reads only boot flags (-s...), console=, console_addr=, console_speed= and root= from the command line", w))
+		}
+	}
+	return notes
 }
 
 // Multiboot is the line as NetBSD's multiboot entry must get it after the

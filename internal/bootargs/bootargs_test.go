@@ -188,3 +188,40 @@ func TestConsoleValues(t *testing.T) {
 		}
 	}
 }
+
+// Unread names the words a NetBSD kernel does not act on, by the way the
+// line reaches it; under the multiboot entry the first word with a '/'
+// becomes the boot path unless the kernel name holds one.
+func TestUnread(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		h    Handoff
+		name string
+		want []string
+	}{
+		{"-s console=com console_addr=0x3f8 console_speed=9600 root=ld0a", Native, "", nil},
+		{"-s console=com console_addr=0x3f8 console_speed=9600 root=ld0a", MultibootEntry, "netbsd", nil},
+		{"console=com single root=ld0a root=wd0a", Native, "", []string{`"single" is not passed: NetBSD's native handoff has no command line`, `"root=wd0a" is not passed: an earlier root= is used`}},
+		{"console=com single root=ld0a root=wd0a", MultibootEntry, "netbsd", []string{`"single" is ignored by NetBSD's multiboot entry: it reads only`, `"root=wd0a" is ignored: NetBSD's multiboot entry reads only the first root=`}},
+		{"init=/sbin/init x=/y", Native, "", []string{`"init=/sbin/init" is not passed`, `"x=/y" is not passed`}},
+		{"init=/sbin/init x=/y", MultibootEntry, "netbsd", []string{`except that its "/sbin/init" becomes the booted kernel's path`, `"x=/y" is ignored by NetBSD's multiboot entry: it reads only`}},
+		{"init=/sbin/init", MultibootEntry, "/netbsd", []string{`"init=/sbin/init" is ignored by NetBSD's multiboot entry: it reads only`}},
+		// btinfo_bootpath holds 79 bytes and the NUL.
+		{"/" + strings.Repeat("p", 100), MultibootEntry, "netbsd", []string{`its "/` + strings.Repeat("p", 78) + `" becomes`}},
+	} {
+		l, err := Parse(tc.line)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.line, err)
+		}
+		got := l.Unread(tc.h, tc.name)
+		if len(got) != len(tc.want) {
+			t.Errorf("%q (%d, %q): %q, want %d notices", tc.line, tc.h, tc.name, got, len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%q (%d, %q): notice %d %q, want %q", tc.line, tc.h, tc.name, i, got[i], w)
+			}
+		}
+	}
+}
