@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 )
 
@@ -287,15 +288,16 @@ func TestHandoffQEMUArgs(t *testing.T) {
 // output with what the loader wrote (NbbootLines, Long64Lines): QEMU is the
 // reference for the guest, the guest the check of the loader.
 func TestQEMUNativeLoader(t *testing.T) {
-	mod := append([]byte("\x7fELF"), make([]byte, 4092)...)
 	for _, tc := range []struct {
 		guest, system string
 		lines         func(string, []byte, uint32) ([]string, error)
+		class         byte // the kernel's ELF class, which its kmod must have
 	}{
-		{"nbboot", "", NbbootLines},
-		{"long64", "qemu-system-x86_64", Long64Lines},
+		{"nbboot", "", NbbootLines, 1},
+		{"long64", "qemu-system-x86_64", Long64Lines, 2},
 	} {
 		t.Run(tc.guest, func(t *testing.T) {
+			mod := elftest.Kmod(tc.class, 4096)
 			kernel := build(t, tc.guest)
 			raw, err := os.ReadFile(kernel)
 			if err != nil {

@@ -17,11 +17,16 @@ func ExampleLoad() {
 		Segs:  []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: make([]byte, 0x1000), Memsz: 0x2000}},
 		Secs:  []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)}},
 	}.Build()
+	// The least a kmod can be: an ELF32 header for i386 (EM_386), a
+	// relocatable object (ET_REL), EV_CURRENT.
+	kmod := make([]byte, 52)
+	copy(kmod, "\x7fELF\x01\x01\x01")
+	kmod[16], kmod[18], kmod[20] = 1, 3, 1
 	mem := guestmem.New(make([]byte, 8<<20))
 	p, err := netbsdboot.Load(mem, bytes.NewReader(kernel), int64(len(kernel)), netbsdboot.Options{
 		KernelName: "netbsd",
 		Append:     "-s console=com root=ld0a",
-		Modules:    []netbsdboot.Module{{Name: "tmpfs.kmod", Data: []byte("\x7fELF...")}},
+		Modules:    []netbsdboot.Module{{Name: "tmpfs.kmod", Data: kmod}},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -37,7 +42,7 @@ func ExampleLoad() {
 	// [0x00007000, 0x000071b0) bootinfo table and records
 	// [0x00100000, 0x00102000) segment 0
 	// [0x00102000, 0x001020cc) symbols: ELF header copy, section headers, section names, symbol and string tables, CTF
-	// [0x00103000, 0x00103007) module tmpfs.kmod (kmod)
+	// [0x00103000, 0x00103034) module tmpfs.kmod (kmod)
 }
 
 // ExampleParseAppend shows what an append line becomes under the native

@@ -32,7 +32,7 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		p, err := Load(mem, bytes.NewReader(image), int64(len(image)), Options{Append: append,
-			Modules: []Module{{Name: "m.kmod", Data: []byte("\x7fELF")}}})
+			Modules: []Module{{Name: "fs.img", Data: []byte("\x7fELF"), Type: ModuleFS}}})
 		if err != nil {
 			return
 		}

@@ -16,7 +16,7 @@ func TestLayOutRefusesOverlap(t *testing.T) {
 			{Name: "segment 1", Addr: 0x103000, MemSize: 0x1000}},
 		syms: &symArea{start: 0x101000, end: 0x101100},
 	}
-	_, err := layOut(k, Options{Modules: []Module{{Name: "m.kmod", Data: make([]byte, 0x1800), Type: ModuleELF}}}, 16<<20)
+	_, err := layOut(k, Options{Modules: []Module{{Name: "m.kmod", Data: make([]byte, 0x1800), Type: ModuleFS}}}, 16<<20)
 	if !errors.Is(err, ErrModule) || !errors.Is(err, ErrOverlap) {
 		t.Fatalf("layOut: %v, want ErrModule and ErrOverlap", err)
 	}

@@ -102,7 +102,7 @@ func TestLoadLayout(t *testing.T) {
 			k := stdKernel(tc.class)
 			file, secOff := k.BuildOffsets()
 			mem := newMem()
-			kmod := append([]byte("\x7fELF"), pattern(100, 3)...)
+			kmod := elftest.Kmod(tc.class, 104)
 			fsimg := pattern(5000, 4)
 			p, err := Load(mem, bytes.NewReader(file), int64(len(file)), Options{
 				KernelName: "netbsd.gz",
@@ -280,7 +280,7 @@ func TestLoadEsym(t *testing.T) {
 		{Type: 4, Data: elftest.NetBSDNote(false, 901000000)},
 	}}.Build()
 	le := binary.LittleEndian
-	kmod := append([]byte("\x7fELF"), pattern(96, 3)...) // 100 bytes
+	kmod := elftest.Kmod(1, 100)
 	fsimg := pattern(5000, 4)
 	for _, tc := range []struct {
 		name                 string
@@ -296,7 +296,7 @@ func TestLoadEsym(t *testing.T) {
 			0x105064, 0x104250, 0x105064},
 		{"two modules", stdKernel(1).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}, {Name: "/fs.img", Data: fsimg, Type: ModuleFS}},
 			0x106000 + 5000, 0x104250, 0x106000 + 5000},
-		{"amd64, one module", stdKernel(2).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}},
+		{"amd64, one module", stdKernel(2).Build(), []Module{{Name: "miniroot.kmod", Data: elftest.Kmod(2, 100)}},
 			0x205064, 0x204358, 0x205064},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -394,7 +394,7 @@ func TestLoadRefuses(t *testing.T) {
 		return k.Build()
 	}
 	note := func(k *elftest.File, big bool) { k.Secs[1].Data = elftest.NetBSDNote(big, 901000000) }
-	kmod := []byte("\x7fELF module")
+	kmod := elftest.Kmod(1, 64)
 	many := make([]Module, 42)
 	for i := range many {
 		many[i] = Module{Name: fmt.Sprint("m", i), Data: kmod}
@@ -407,7 +407,7 @@ func TestLoadRefuses(t *testing.T) {
 		binary.LittleEndian.PutUint16(b[50:], n)
 		return b
 	}
-	gzKmod := gz(append([]byte("\x7fELF module"), pattern(3000, 5)...))
+	gzKmod := gz(elftest.Kmod(1, 3011))
 	corrupt := bytes.Clone(gzKmod)
 	corrupt[len(corrupt)/2] ^= 0xff // inside the deflate data
 	for _, tc := range []struct {
@@ -473,6 +473,26 @@ func TestLoadRefuses(t *testing.T) {
 			{Name: "half.gz", Data: gz(make([]byte, testMem/2)), Type: ModuleFS}}}, []error{ErrModule, ErrTooLarge},
 			[]string{"module 1 (half.gz)", "MiB of guest memory left"}},
 		{"gzipped module not ELF, no type", std, Options{Modules: []Module{{Name: "disk.img.gz", Data: gz([]byte("data"))}}}, []error{ErrModule}, []string{"disk.img.gz", "not an ELF"}},
+		// kobj_load refuses all but ET_REL for the kernel's own machine,
+		// and the kernel boots on without the module.
+		{"i386 kmod for an amd64 kernel", stdKernel(2).Build(), Options{Modules: []Module{{Name: "miniroot.kmod", Data: elftest.Kmod(1, 100)}}}, []error{ErrModule},
+			[]string{"module 0 (miniroot.kmod), a kmod, does not suit an amd64 kernel (ELF64, e_machine 62): it is a kernel module for Intel 80386 (i386), e_machine 3 (ELF32)"}},
+		{"amd64 kmod for an i386 kernel", std, Options{Modules: []Module{{Name: "x.kmod", Data: elftest.Kmod(2, 100)}}}, []error{ErrModule},
+			[]string{"does not suit an i386 kernel (ELF32, e_machine 3): it is a kernel module for AMD x86-64 (amd64), e_machine 62 (ELF64)"}},
+		{"ELF64 i386 kmod", stdKernel(2).Build(), Options{Modules: []Module{{Name: "x.kmod", Data: func() []byte { b := elftest.Kmod(2, 100); b[18] = 3; return b }()}}}, []error{ErrModule},
+			[]string{"Intel 80386 (i386), e_machine 3 (ELF64)"}},
+		{"executable as a kmod", std, Options{Modules: []Module{{Name: "init", Data: func() []byte { b := elftest.Kmod(1, 100); b[16] = 2; return b }()}}}, []error{ErrModule},
+			[]string{"module 0 (init), a kmod", "it is an executable (ET_EXEC), not a kernel module", "only relocatable objects (ET_REL)"}},
+		{"gzipped shared object as a kmod", std, Options{Modules: []Module{{Name: "libc.so.gz", Data: gz(func() []byte { b := elftest.Kmod(1, 100); b[16] = 3; return b }())}}}, []error{ErrModule},
+			[]string{"module 0 (libc.so.gz)", "a shared object (ET_DYN)"}},
+		{"big-endian kmod", std, Options{Modules: []Module{{Name: "x.kmod", Data: func() []byte { b := elftest.Kmod(1, 100); b[5] = 2; return b }()}}}, []error{ErrModule},
+			[]string{"not little-endian (EI_DATA 2, want 1)"}},
+		{"kmod of an old ELF version", std, Options{Modules: []Module{{Name: "x.kmod", Data: func() []byte { b := elftest.Kmod(1, 100); b[20] = 0; return b }()}}}, []error{ErrModule},
+			[]string{"ELF version is 1 (EI_VERSION) and 0 (e_version)"}},
+		{"kmod shorter than an ELF header", stdKernel(2).Build(), Options{Modules: []Module{{Name: "x.kmod", Data: elftest.Kmod(2, 60)}}}, []error{ErrModule},
+			[]string{"it is 60 bytes, shorter than the kernel's 64-byte ELF header"}},
+		{"kmod typed so, not ELF", std, Options{Modules: []Module{{Name: "x.kmod", Data: []byte("not an ELF file"), Type: ModuleELF}}}, []error{ErrModule},
+			[]string{"module 0 (x.kmod), a kmod, does not suit an i386 kernel (ELF32, e_machine 3): it is not an ELF file"}},
 		{"unknown boot flag", std, Options{Append: "-k"}, []error{ErrAppend}, []string{"-k"}},
 		{"root device without a partition", std, Options{Append: "console=com root=ld0"}, []error{ErrAppend}, []string{`root="ld0"`, "such as ld0a"}},
 		{"console on a port with no UART", std, Options{Append: "console=com console_addr=0x2f8 root=ld0a"}, []error{ErrAppend},
@@ -520,7 +540,7 @@ func TestLoadAcceptsEdges(t *testing.T) {
 	mods := func(n int) []Module {
 		m := make([]Module, n)
 		for i := range m {
-			m[i] = Module{Name: fmt.Sprint("m", i), Data: []byte("\x7fELF module")}
+			m[i] = Module{Name: fmt.Sprint("m", i), Data: elftest.Kmod(1, 64)}
 		}
 		return m
 	}
@@ -588,7 +608,7 @@ func TestLoadKernelName(t *testing.T) {
 // memory ends byte for byte as when the plain file is given.
 func TestLoadGzippedModules(t *testing.T) {
 	k := stdKernel(1).Build()
-	kmod := append([]byte("\x7fELF"), pattern(9000, 3)...)
+	kmod := elftest.Kmod(1, 9004)
 	fsimg := pattern(70000, 4)
 	for _, tc := range []struct {
 		name        string

@@ -1,10 +1,12 @@
 package netbsdboot
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/smolvmm/smolvmm/internal/bootelf"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 )
 
@@ -17,7 +19,7 @@ type ModuleType int
 // sys/arch/i386/stand/lib/exec.c:169-191 and 758-773), not by its content.
 const (
 	ModuleAuto  ModuleType = 0 // decide from the content: an ELF file is a kmod, anything else is refused
-	ModuleELF   ModuleType = 1 // BI_MODULE_ELF: a kernel module (.kmod), /boot's "load"
+	ModuleELF   ModuleType = 1 // BI_MODULE_ELF: a kernel module (.kmod), /boot's "load"; an ELF relocatable object (ET_REL) for the kernel's class and machine, as NetBSD's module loader takes no other
 	ModuleImage ModuleType = 2 // BI_MODULE_IMAGE: a splash image, /boot's "splash"
 	ModuleRnd   ModuleType = 3 // BI_MODULE_RND: an entropy seed, /boot's "rndseed"
 	ModuleFS    ModuleType = 4 // BI_MODULE_FS: a file system image, /boot's "fs"
@@ -120,4 +122,83 @@ func (m Module) resolve(i int) (ModuleType, error) {
 			ErrModule, i, m.Name)
 	}
 	return 0, fmt.Errorf("%w: module %d (%s): type %d unknown (want 1-4)", ErrModule, i, m.Name, int(m.Type))
+}
+
+// ELF values a kernel module's header must hold besides those bootelf
+// names (sys/sys/exec_elf.h).
+const (
+	typeRel    = 1 // ET_REL
+	mach486    = 6 // EM_486, which i386 kernels take as EM_386
+	versionCur = 1 // EV_CURRENT
+)
+
+// elfTypes names e_type values, for a module that is no module.
+var elfTypes = map[uint16]string{
+	0: "an ELF file of no type (ET_NONE)",
+	1: "a relocatable object (ET_REL, a kernel module)",
+	2: "an executable (ET_EXEC), not a kernel module",
+	3: "a shared object (ET_DYN), not a kernel module",
+	4: "a core file (ET_CORE), not a kernel module",
+}
+
+// checkKmod refuses a kmod the kernel's module loader would refuse:
+// kobj_load (sys/kern/subr_kobj.c:189-218) wants the ELF magic, EI_VERSION
+// and e_version EV_CURRENT, e_type ET_REL and an e_machine of the kernel's
+// own (sys/arch/{i386,amd64}/include/elf_machdep.h: EM_386 or EM_486 for
+// i386, EM_X86_64 for amd64), read with the kernel's ELF class and byte
+// order. It reports the failure and boots on without the module, which
+// the guest then lacks (a miniroot.kmod refused ends at the root device
+// prompt), so such a module is refused before the VM starts.
+func (m Module) checkKmod(i int, k *kernel) error {
+	kernelWhat, hdrSize := "an i386 kernel (ELF32, e_machine 3)", 52
+	if k.class64 {
+		kernelWhat, hdrSize = "an amd64 kernel (ELF64, e_machine 62)", 64
+	}
+	b := m.Data
+	var why string
+	switch {
+	case len(b) < 4 || string(b[:4]) != "\x7fELF":
+		why = "it is not an ELF file"
+	case len(b) < hdrSize:
+		why = fmt.Sprintf("it is %d bytes, shorter than the kernel's %d-byte ELF header", len(b), hdrSize)
+	}
+	if why != "" {
+		return kmodError(i, m.Name, kernelWhat, why)
+	}
+	class, data, identVersion := b[4], b[5], b[6]
+	// x86 kernels read the header little-endian; a big-endian
+	// module's fields read byte-swapped, and fail below.
+	le := binary.LittleEndian
+	typ, mach, version := le.Uint16(b[16:]), le.Uint16(b[18:]), le.Uint32(b[20:])
+	bits := map[byte]string{bootelf.Class32: "ELF32", bootelf.Class64: "ELF64"}[class]
+	if bits == "" {
+		bits = fmt.Sprintf("EI_CLASS %d", class)
+	}
+	wantMach, wantClass := mach == bootelf.Mach386 || mach == mach486, class == bootelf.Class32
+	if k.class64 {
+		wantMach, wantClass = mach == bootelf.MachAMD64, class == bootelf.Class64
+	}
+	switch {
+	case data != bootelf.DataLSB:
+		why = fmt.Sprintf("it is not little-endian (EI_DATA %d, want 1)", data)
+	case typ != typeRel:
+		why = elfTypes[typ]
+		if why == "" {
+			why = fmt.Sprintf("e_type %d, not a kernel module", typ)
+		}
+		why = "it is " + why
+	case !wantMach || !wantClass:
+		why = fmt.Sprintf("it is a kernel module for %s (%s)", bootelf.MachineName(mach), bits)
+	case identVersion != versionCur || version != versionCur:
+		why = fmt.Sprintf("its ELF version is %d (EI_VERSION) and %d (e_version), not 1 (EV_CURRENT)", identVersion, version)
+	default:
+		return nil
+	}
+	return kmodError(i, m.Name, kernelWhat, why)
+}
+
+// kmodError says why module i, a kmod, cannot go to the kernel.
+func kmodError(i int, name, kernelWhat, why string) error {
+	return fmt.Errorf("%w: module %d (%s), a kmod, does not suit %s: %s; NetBSD's module loader takes only relocatable objects (ET_REL) for the kernel's own machine, and the kernel would boot without it",
+		ErrModule, i, name, kernelWhat, why)
 }

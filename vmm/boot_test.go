@@ -264,7 +264,7 @@ func bootinfoModules(t *testing.T, mem *guestmem.Memory, p bootplan.Plan) (names
 // header; forced to multiboot it is refused rather than booted without
 // its modules. Other multiboot kernels keep multiboot's module list.
 func TestNetBSDModulesBootNatively(t *testing.T) {
-	kmod := []multiboot.Module{{Name: "miniroot.kmod", Data: append([]byte("\x7fELF"), make([]byte, 100)...)}}
+	kmod := []multiboot.Module{{Name: "miniroot.kmod", Data: elftest.Kmod(1, 104)}}
 	t.Run("auto, NetBSD with a multiboot header", func(t *testing.T) {
 		mem := guestmem.New(make([]byte, 16<<20))
 		p, err := loadKernel(mem, nbMultibootKernel(), "netbsd", Config{Append: "console=com", Modules: kmod})

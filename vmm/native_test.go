@@ -9,6 +9,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -21,7 +22,7 @@ import (
 func TestNativeHandoffGuest(t *testing.T) {
 	needKVM(t)
 	kernel := guest(t, "nbboot")
-	mod := append([]byte("\x7fELF"), make([]byte, 5000)...)
+	mod := elftest.Kmod(1, 5004)
 	var out guests.Console
 	m, err := vmm.New(vmm.Config{Kernel: kernel, MemoryMiB: 32, Append: "-s console=com root=ld0a",
 		Modules: []multiboot.Module{{Name: "miniroot.kmod", Data: mod}}, Console: &out})

@@ -74,7 +74,7 @@ func TestCLIAutoProtocolPassesOverMultiboot(t *testing.T) {
 	for path, data := range map[string][]byte{
 		i386:  netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)),
 		amd64: netbsdELF64(append(append([]byte(nil), mbGuard...), exitByProtocol...)),
-		kmod:  append([]byte("\x7fELF"), make([]byte, 100)...),
+		kmod:  elftest.Kmod(1, 104),
 	} {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
@@ -242,7 +242,7 @@ func TestBootAdvice(t *testing.T) {
 		// Booted, they exit (status 5 or 7) rather than halt for ever.
 		netbsdMB: netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)),
 		netbsd64: netbsdELF64(append(append([]byte(nil), mbGuard...), exitByProtocol...)),
-		kmod:     append([]byte("\x7fELF"), make([]byte, 100)...),
+		kmod:     elftest.Kmod(1, 104),
 	} {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)

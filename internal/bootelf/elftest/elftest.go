@@ -257,3 +257,24 @@ func NetBSDNote(bigEndian bool, version uint32) []byte {
 	File{BigEndian: bigEndian}.order().PutUint32(d, version)
 	return Note(bigEndian, "NetBSD", 1, d)
 }
+
+// Kmod is an n-byte NetBSD kernel module for a kernel of the class (1:
+// i386, 2: amd64): the ELF header NetBSD's kobj_load checks (ET_REL, the
+// kernel's machine, EV_CURRENT, little-endian), then filler bytes. n is at
+// least the header's size (52 or 64 bytes).
+func Kmod(class byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 3 + byte(i*7)
+	}
+	copy(b, "\x7fELF")
+	b[4], b[5], b[6] = class, 1, 1
+	mach := uint16(3) // EM_386
+	if class == 2 {
+		mach = 62 // EM_X86_64
+	}
+	binary.LittleEndian.PutUint16(b[16:], 1) // ET_REL
+	binary.LittleEndian.PutUint16(b[18:], mach)
+	binary.LittleEndian.PutUint32(b[20:], 1) // e_version
+	return b
+}
