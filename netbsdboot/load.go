@@ -358,10 +358,14 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		if err != nil {
 			return nil, err
 		}
-		if t == ModuleELF {
-			if err := m.checkKmod(i, k); err != nil {
-				return nil, err
-			}
+		switch t {
+		case ModuleELF:
+			err = m.checkKmod(i, k)
+		case ModuleRnd:
+			err = m.checkRndSeed(i)
+		}
+		if err != nil {
+			return nil, err
 		}
 		if len(m.Name) > maxModulePath || m.Name == "" || strings.IndexByte(m.Name, 0) >= 0 {
 			return nil, fmt.Errorf("%w: module %d: path %q is %d bytes; the module list's path field holds 1 to %d (80 with the NUL)",

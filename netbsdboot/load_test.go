@@ -3,6 +3,7 @@ package netbsdboot
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha1"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -27,6 +28,15 @@ func pattern(n int, seed byte) []byte {
 		b[i] = seed + byte(i*7)
 	}
 	return b
+}
+
+// rndSeed is an entropy seed as rndctl -S saves it: an entropy count,
+// data and the SHA-1 of both.
+func rndSeed(entropy uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, entropy)
+	b = append(b, pattern(512, byte(entropy))...)
+	sum := sha1.Sum(b)
+	return append(b, sum[:]...)
 }
 
 // stdKernel is a small NetBSD kernel of the class (1: i386 ELF32, 2: amd64
@@ -493,6 +503,15 @@ func TestLoadRefuses(t *testing.T) {
 			[]string{"it is 60 bytes, shorter than the kernel's 64-byte ELF header"}},
 		{"kmod typed so, not ELF", std, Options{Modules: []Module{{Name: "x.kmod", Data: []byte("not an ELF file"), Type: ModuleELF}}}, []error{ErrModule},
 			[]string{"module 0 (x.kmod), a kmod, does not suit an i386 kernel (ELF32, e_machine 3): it is not an ELF file"}},
+		// rnd_seed ignores a seed of another size or digest.
+		{"rndseed too short", std, Options{Modules: []Module{{Name: "seed", Data: rndSeed(512)[:535], Type: ModuleRnd}}}, []error{ErrModule},
+			[]string{"module 0 (seed), an rndseed, is 535 bytes, but NetBSD takes only a 536-byte seed", "/var/db/entropy-file", "bad seed length"}},
+		{"rndseed too long", std, Options{Modules: []Module{{Name: "seed", Data: append(rndSeed(512), 0), Type: ModuleRnd}}}, []error{ErrModule},
+			[]string{"is 537 bytes"}},
+		{"random bytes as an rndseed", std, Options{Modules: []Module{{Name: "urandom", Data: pattern(536, 9), Type: ModuleRnd}}}, []error{ErrModule},
+			[]string{"module 0 (urandom), an rndseed, ends in a digest (at offset 516) that is not the SHA-1 of its entropy count and data", "bad seed checksum"}},
+		{"rndseed with another entropy count", std, Options{Modules: []Module{{Name: "seed", Data: func() []byte { b := rndSeed(512); b[0]++; return b }(), Type: ModuleRnd}}}, []error{ErrModule},
+			[]string{"bad seed checksum"}},
 		{"unknown boot flag", std, Options{Append: "-k"}, []error{ErrAppend}, []string{"-k"}},
 		{"root device without a partition", std, Options{Append: "console=com root=ld0"}, []error{ErrAppend}, []string{`root="ld0"`, "such as ld0a"}},
 		{"console on a port with no UART", std, Options{Append: "console=com console_addr=0x2f8 root=ld0a"}, []error{ErrAppend},
@@ -633,8 +652,8 @@ func TestLoadGzippedModules(t *testing.T) {
 			[]Module{{Name: "m.kmod", Data: append(bytes.Clone(kmod), "tail"...)}},
 			[]Module{{Name: "m.kmod", Data: append(gz(kmod), "\x1ftail"...)}}},
 		{"gzipped and plain modules mixed",
-			[]Module{{Name: "m.kmod", Data: kmod}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: []byte{1}, Type: ModuleRnd}},
-			[]Module{{Name: "m.kmod", Data: gz(kmod)}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: gz([]byte{1}), Type: ModuleRnd}}},
+			[]Module{{Name: "m.kmod", Data: kmod}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: rndSeed(1), Type: ModuleRnd}},
+			[]Module{{Name: "m.kmod", Data: gz(kmod)}, {Name: "fs.img", Data: fsimg, Type: ModuleFS}, {Name: "seed", Data: gz(rndSeed(1)), Type: ModuleRnd}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			load := func(mods []Module) (*guestmem.Memory, bootplan.Plan) {
@@ -788,7 +807,7 @@ func TestLoadBootMap(t *testing.T) {
 		{"amd64, a module ending at the limit", amd64, []Module{{Name: "fs.img", Data: make([]byte, BootMapAMD64-amdAt), Type: ModuleFS}}, BootMapAMD64 + amd64TableSize, ""},
 		{"amd64, a module one byte past it", amd64, []Module{{Name: "fs.img", Data: make([]byte, BootMapAMD64-amdAt+1), Type: ModuleFS}}, 256 << 20,
 			fmt.Sprintf("module 0 (fs.img, %d bytes) at %#x ends at 0x5f63001, past 0x5f63000 (95.4 MiB), the most of memory NetBSD's amd64 locore maps", BootMapAMD64-amdAt+1, amdAt)},
-		{"amd64, the second module past it", amd64, []Module{{Name: "a", Data: []byte{1}, Type: ModuleRnd}, {Name: "b", Data: make([]byte, BootMapAMD64), Type: ModuleFS}}, 256 << 20,
+		{"amd64, the second module past it", amd64, []Module{{Name: "a", Data: rndSeed(1), Type: ModuleRnd}, {Name: "b", Data: make([]byte, BootMapAMD64), Type: ModuleFS}}, 256 << 20,
 			"module 1 (b, "},
 		{"amd64, the kernel's BSS past it", bigBSS.Build(), nil, 256 << 20, "the kernel and its symbols end at"},
 		{"i386, a module past 1 GiB less its tables", i386, []Module{{Name: "fs.img", Data: make([]byte, BootMapI386-i386At+1), Type: ModuleFS}}, testMem,

@@ -1,6 +1,8 @@
 package netbsdboot
 
 import (
+	"bytes"
+	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,7 +23,7 @@ const (
 	ModuleAuto  ModuleType = 0 // decide from the content: an ELF file is a kmod, anything else is refused
 	ModuleELF   ModuleType = 1 // BI_MODULE_ELF: a kernel module (.kmod), /boot's "load"; an ELF relocatable object (ET_REL) for the kernel's class and machine, as NetBSD's module loader takes no other
 	ModuleImage ModuleType = 2 // BI_MODULE_IMAGE: a splash image, /boot's "splash"
-	ModuleRnd   ModuleType = 3 // BI_MODULE_RND: an entropy seed, /boot's "rndseed"
+	ModuleRnd   ModuleType = 3 // BI_MODULE_RND: an entropy seed, /boot's "rndseed": RndSeedSize bytes with a matching SHA-1 digest, as rndctl -S saves it
 	ModuleFS    ModuleType = 4 // BI_MODULE_FS: a file system image, /boot's "fs"
 )
 
@@ -201,4 +203,28 @@ func (m Module) checkKmod(i int, k *kernel) error {
 func kmodError(i int, name, kernelWhat, why string) error {
 	return fmt.Errorf("%w: module %d (%s), a kmod, does not suit %s: %s; NetBSD's module loader takes only relocatable objects (ET_REL) for the kernel's own machine, and the kernel would boot without it",
 		ErrModule, i, name, kernelWhat, why)
+}
+
+// RndSeedSize is the size of the entropy seed an rndseed module must be:
+// NetBSD's rndsave_t (sys/sys/rndio.h:45-50), a 32-bit entropy count, 512
+// bytes of data and their SHA-1 digest, as rndctl -S saves it
+// (/var/db/entropy-file).
+const RndSeedSize = 4 + 512 + sha1.Size
+
+// checkRndSeed refuses an rndseed module the kernel would ignore:
+// rnd_seed (sys/kern/kern_rndq.c:1370-1391) takes only RndSeedSize bytes
+// ("rnd: bad seed length") whose last 20 are the SHA-1 of the entropy
+// count and the data before them ("rnd: bad seed checksum"), and boots
+// on unseeded otherwise.
+func (m Module) checkRndSeed(i int) error {
+	if len(m.Data) != RndSeedSize {
+		return fmt.Errorf("%w: module %d (%s), an rndseed, is %d bytes, but NetBSD takes only a %d-byte seed (rndsave_t: a 4-byte entropy count, 512 bytes of data, their SHA-1 digest), the file rndctl -S saves as /var/db/entropy-file; the kernel would ignore it (\"rnd: bad seed length\")",
+			ErrModule, i, m.Name, len(m.Data), RndSeedSize)
+	}
+	body, digest := m.Data[:RndSeedSize-sha1.Size], m.Data[RndSeedSize-sha1.Size:]
+	if sum := sha1.Sum(body); !bytes.Equal(sum[:], digest) {
+		return fmt.Errorf("%w: module %d (%s), an rndseed, ends in a digest (at offset %d) that is not the SHA-1 of its entropy count and data: not a seed rndctl -S saved, or damaged; the kernel would ignore it (\"rnd: bad seed checksum\")",
+			ErrModule, i, m.Name, RndSeedSize-sha1.Size)
+	}
+	return nil
 }
