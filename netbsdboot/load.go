@@ -177,6 +177,11 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (b
 	if err != nil {
 		return bootplan.Plan{}, err
 	}
+	notes, err := moduleNotes(kernel, usize, h, k, lay)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	k.warnings = append(k.warnings, notes...)
 	low, err := lay.lowArea(k, args, opts, memSize)
 	if err != nil {
 		return bootplan.Plan{}, err
@@ -235,6 +240,7 @@ func checkMachine(h bootelf.Header, id Ident) error {
 type kernel struct {
 	class64    bool // amd64
 	segs       []bootelf.Segment
+	secs       []bootelf.Section // for its symbols
 	start, end uint64
 	entry      uint32
 	syms       *symArea
@@ -305,6 +311,7 @@ func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) 
 	if err != nil {
 		return nil, err
 	}
+	k.secs = secs
 	if k.syms, err = planSymbols(r, size, h, secs, raw, k.end); err != nil {
 		return nil, err
 	}

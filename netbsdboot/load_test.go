@@ -41,7 +41,8 @@ func rndSeed(entropy uint32) []byte {
 
 // stdKernel is a small NetBSD kernel of the class (1: i386 ELF32, 2: amd64
 // ELF64): text and data+BSS segments, the ident note, a CTF section, a
-// comment, a symbol table with its strings, and a string table nothing
+// comment, a symbol table with its strings (start, md_root_setconf,
+// module_init_md), and a string table nothing
 // links to.
 func stdKernel(class byte) elftest.File {
 	base, vbase := uint64(0x100000), uint64(0xc0100000)
@@ -51,7 +52,9 @@ func stdKernel(class byte) elftest.File {
 	sym, str := elftest.Symtab(class, false, []elftest.Sym{
 		{Name: "start", Value: vbase, Shndx: 1},
 		{Name: "md_root_setconf", Value: vbase + 0x40, Shndx: 1},
-		{Name: "end", Value: vbase + 0x4000, Shndx: 0xfff1},
+		// Present, as in a MODULAR kernel, without its code: the
+		// loader cannot tell what it calls, and says nothing of it.
+		{Name: "module_init_md", Value: vbase + 0x80, Shndx: 1},
 	})
 	return elftest.File{
 		Class: class,
@@ -102,11 +105,11 @@ func TestLoadLayout(t *testing.T) {
 		want          symLayout
 	}{
 		// ELF32: header 52, 9 section headers of 40 = 360; section names
-		// 79 bytes -> 80; ctf 8; symtab 4x16; strtab 27 -> 28.
-		{1, 0x100000, 0x100020, 52, 40, symLayout{412, 492, 500, 564, 592}},
+		// 79 bytes -> 80; ctf 8; symtab 4x16; strtab 38 -> 40.
+		{1, 0x100000, 0x100020, 52, 40, symLayout{412, 492, 500, 564, 604}},
 		// ELF64: header 64, 9 x 64 = 576; names 80; ctf 8; symtab 4x24;
-		// strtab 27 -> 32 (ELFROUND 8).
-		{2, 0x200000, 0x200020, 64, 64, symLayout{640, 720, 728, 824, 856}},
+		// strtab 38 -> 40 (ELFROUND 8).
+		{2, 0x200000, 0x200020, 64, 64, symLayout{640, 720, 728, 824, 864}},
 	} {
 		t.Run(fmt.Sprintf("ELF%d", 32*int(tc.class)), func(t *testing.T) {
 			k := stdKernel(tc.class)
@@ -273,7 +276,7 @@ func TestLoadLayout(t *testing.T) {
 // modules, else the symbol area's. BTINFO_SYMTAB's esym stays the symbol
 // area's end, where the kernel takes its symbols from, and endpa the last
 // module's end. Addresses by hand: stdKernel's i386 symbols are
-// [0x104000, 0x104250), its amd64 ones [0x204000, 0x204358).
+// [0x104000, 0x10425c), its amd64 ones [0x204000, 0x204360).
 func TestLoadEsym(t *testing.T) {
 	// A kernel without a symbol table: the ELF header copy (52), three
 	// section headers (3 x 40) and the section names (30 -> 32) follow
@@ -298,16 +301,16 @@ func TestLoadEsym(t *testing.T) {
 		mods                 []Module
 		esym, symEsym, endpa uint32
 	}{
-		{"i386, no modules", stdKernel(1).Build(), nil, 0x104250, 0x104250, 0x104250},
-		{"amd64, no modules", stdKernel(2).Build(), nil, 0x204358, 0x204358, 0x204358},
+		{"i386, no modules", stdKernel(1).Build(), nil, 0x10425c, 0x10425c, 0x10425c},
+		{"amd64, no modules", stdKernel(2).Build(), nil, 0x204360, 0x204360, 0x204360},
 		{"no symbol table", noSymtab, nil, 0x1020cc, 0x1020cc, 0x1020cc},
 		{"no sections", noSections, nil, 0x102034, 0x102034, 0x102034},
 		{"one module", stdKernel(1).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}},
-			0x105064, 0x104250, 0x105064},
+			0x105064, 0x10425c, 0x105064},
 		{"two modules", stdKernel(1).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}, {Name: "/fs.img", Data: fsimg, Type: ModuleFS}},
-			0x106000 + 5000, 0x104250, 0x106000 + 5000},
+			0x106000 + 5000, 0x10425c, 0x106000 + 5000},
 		{"amd64, one module", stdKernel(2).Build(), []Module{{Name: "miniroot.kmod", Data: elftest.Kmod(2, 100)}},
-			0x205064, 0x204358, 0x205064},
+			0x205064, 0x204360, 0x205064},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newMem()
@@ -937,14 +940,14 @@ func TestLoadMemoryErrors(t *testing.T) {
 	}{
 		{"symbols cross the end, a module after", bigImg, 8 << 20,
 			Options{Headroom: 1 << 20, Modules: []Module{{Name: "mr.img", Data: fsimg, Type: ModuleFS}}}, ErrTooLarge, ErrBadELF, 0xa01000,
-			"guest memory too small: the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x800150), module 0 (mr.img, 1048576 bytes) [0x801000, 0x901000), then 1024 KiB free for the kernel's bootstrap page tables) needs 11 MiB of guest memory, have 8 MiB; give the guest at least 11 MiB",
+			"guest memory too small: the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x80015c), module 0 (mr.img, 1048576 bytes) [0x801000, 0x901000), then 1024 KiB free for the kernel's bootstrap page tables) needs 11 MiB of guest memory, have 8 MiB; give the guest at least 11 MiB",
 			"symbol area"},
-		{"the headroom alone", stdKernel(1).Build(), testMem, Options{Headroom: testMem}, ErrTooLarge, ErrBadELF, 0x104250 + testMem,
-			"the kernel's layout (the kernel [0x100000, 0x104000), its symbols [0x104000, 0x104250), then 16384 KiB free for the kernel's bootstrap page tables) needs 18 MiB", ""},
+		{"the headroom alone", stdKernel(1).Build(), testMem, Options{Headroom: testMem}, ErrTooLarge, ErrBadELF, 0x10425c + testMem,
+			"the kernel's layout (the kernel [0x100000, 0x104000), its symbols [0x104000, 0x10425c), then 16384 KiB free for the kernel's bootstrap page tables) needs 18 MiB", ""},
 		// Without headroom asked for, locore's tables are still above
 		// the symbols: 0x1c000 bytes (TestBootTables) from 0x801000.
 		{"no headroom", bigImg, 8 << 20, Options{}, ErrTooLarge, ErrBadELF, 0x81d000,
-			"the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x800150), then 115 KiB free for the kernel's bootstrap page tables) needs 9 MiB", ""},
+			"the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x80015c), then 115 KiB free for the kernel's bootstrap page tables) needs 9 MiB", ""},
 		{"absurd p_memsz", absurd.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
 			"segment 1: p_memsz 0xffffffff at 0x101000 ends at 0x100100fff, past the 4 GiB a 32-bit kernel addresses", "another machine"},
 		{"p_memsz wrapping", wraps.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,

@@ -185,3 +185,33 @@ func TestRealModuleGzipped(t *testing.T) {
 		t.Errorf("guest memory with miniroot.kmod.gz (%d bytes) differs from miniroot.kmod's at %#x", len(gzipped), i)
 	}
 }
+
+// TestRealModuleNotes: g4u's 5.99.15 kernel has md_root_setconf, but its
+// module_init_md primes kmods only (every other type is "Skipping non-ELF
+// module"): the miniroot.kmod goes unremarked, a file system image or
+// entropy seed gets a note that the kernel will ignore it.
+func TestRealModuleNotes(t *testing.T) {
+	kernel, module := realKernel(t)
+	mem := guestmem.New(make([]byte, 128<<20))
+	p, err := Load(mem, bytes.NewReader(kernel), int64(len(kernel)), Options{
+		KernelName: "netbsd", Append: "console=com root=md0a",
+		Modules: []Module{{Name: "miniroot.kmod", Data: module}, {Name: "root.fs", Data: make([]byte, 8192), Type: ModuleFS},
+			{Name: "entropy-file", Data: rndSeed(512), Type: ModuleRnd}},
+		Headroom: 1 << 20,
+	})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := []string{
+		"the kernel will ignore module 1 (root.fs, fs): its module_init_md never calls md_root_setconf",
+		"the kernel will ignore module 2 (entropy-file, rndseed): it has no rnd_seed",
+	}
+	if len(p.Notices) != len(want) {
+		t.Fatalf("notices %q, want %q", p.Notices, want)
+	}
+	for i, w := range want {
+		if !strings.Contains(p.Notices[i], w) {
+			t.Errorf("notice %d %q, want %q", i, p.Notices[i], w)
+		}
+	}
+}

@@ -205,6 +205,7 @@ func (f File) BuildOffsets() ([]byte, []uint64) {
 type Sym struct {
 	Name  string
 	Value uint64
+	Size  uint64 // st_size
 	Shndx uint16
 }
 
@@ -228,8 +229,10 @@ func Symtab(class byte, bigEndian bool, syms []Sym) (symtab, strtab []byte) {
 			e[4] = info
 			o.PutUint16(e[6:], s.Shndx)
 			o.PutUint64(e[8:], s.Value)
+			o.PutUint64(e[16:], s.Size)
 		} else {
 			o.PutUint32(e[4:], uint32(s.Value))
+			o.PutUint32(e[8:], uint32(s.Size))
 			e[12] = info
 			o.PutUint16(e[14:], s.Shndx)
 		}
