@@ -14,6 +14,10 @@ var (
 	ErrNotNetBSD = errors.New("not a NetBSD kernel")
 	// ErrMachine: a NetBSD kernel for a machine other than i386 or amd64.
 	ErrMachine = errors.New("NetBSD kernel for another machine")
+	// ErrKASLR: an amd64 NetBSD kernel linked relocatable for KASLR
+	// (GENERIC_KASLR), which only NetBSD's prekern loads. Errors with it
+	// also wrap ErrUnsupportedELF.
+	ErrKASLR = errors.New("NetBSD KASLR kernel")
 	// ErrAppend: a boot flag or key=value word the handoff cannot pass as
 	// given (unknown flag, bad console address, a root device that is not
 	// a driver, a unit digit and a partition letter). It is also

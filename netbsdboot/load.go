@@ -161,7 +161,7 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (b
 	if err != nil {
 		return bootplan.Plan{}, err
 	}
-	if err := checkMachine(h, id); err != nil {
+	if err := checkMachine(kernel, usize, h, id); err != nil {
 		return bootplan.Plan{}, err
 	}
 	k, err := parseKernel(kernel, usize, h)
@@ -220,7 +220,7 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (b
 }
 
 // checkMachine accepts i386 ELF32 and amd64 ELF64 executables.
-func checkMachine(h bootelf.Header, id Ident) error {
+func checkMachine(r io.ReaderAt, size uint64, h bootelf.Header, id Ident) error {
 	want := uint16(bootelf.Mach386)
 	if h.Class == bootelf.Class64 {
 		want = bootelf.MachAMD64
@@ -229,11 +229,33 @@ func checkMachine(h bootelf.Header, id Ident) error {
 		return fmt.Errorf("%w: a NetBSD %s kernel for %s (ELF%d); this loader boots i386 (ELF32) and amd64 (ELF64) kernels",
 			ErrMachine, id.Release(), bootelf.MachineName(h.Machine), id.Class)
 	}
+	if h.Type == typeRel && h.Class == bootelf.Class64 && isKASLR(r, size, h) {
+		// amd64's KASLR kernel is linked with -r -d
+		// (sys/arch/amd64/conf/Makefile.amd64:76-78): the prekern
+		// (sys/arch/amd64/stand/prekern/elf.c:57) relocates it and
+		// enters it at locore's start.
+		return fmt.Errorf("%w: %w: a NetBSD %s amd64 kernel linked relocatable (e_type 1, ET_REL) for KASLR (as GENERIC_KASLR is): only NetBSD's prekern loads it, at an address of its choosing; /boot and this loader load only a kernel linked at a fixed address (ET_EXEC)",
+			ErrUnsupportedELF, ErrKASLR, id.Release())
+	}
 	if h.Type != bootelf.TypeExec {
 		// loadfile_static wants ET_EXEC (loadfile_elf32.c:702-705).
 		return fmt.Errorf("%w: e_type %d, want 2 (ET_EXEC): a NetBSD kernel module or object, not a kernel", ErrUnsupportedELF, h.Type)
 	}
 	return nil
+}
+
+// isKASLR says whether h, an ELF64 relocatable object with NetBSD's ident
+// note, defines locore's start (sys/arch/amd64/amd64/locore.S:436), as
+// the KASLR kernel does; a kernel module defines no start (and the note
+// comes from the kernel's vers.c, sys/conf/newvers.sh:269-279).
+func isKASLR(r io.ReaderAt, size uint64, h bootelf.Header) bool {
+	secs, _, err := h.Sections(r, size)
+	if err != nil {
+		return false
+	}
+	syms, _, err := h.LookupSymbols(r, size, secs, "start")
+	_, ok := syms["start"]
+	return err == nil && ok
 }
 
 // kernel is a parsed and checked NetBSD kernel.

@@ -407,6 +407,17 @@ func TestLoadRefuses(t *testing.T) {
 		return k.Build()
 	}
 	note := func(k *elftest.File, big bool) { k.Secs[1].Data = elftest.NetBSDNote(big, 901000000) }
+	// kaslr is an ET_REL file of the class and machine with the ident
+	// note and a symbol table defining name.
+	kaslr := func(class byte, machine uint16, name string) []byte {
+		sym, str := elftest.Symtab(class, false, []elftest.Sym{{Name: name, Value: 0x20, Shndx: 1}})
+		return elftest.File{Class: class, Type: 1, Machine: machine, Secs: []elftest.Sec{
+			{Name: ".text", Type: 1, Flags: 6, Data: pattern(0x100, 1)},
+			{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+			{Name: ".symtab", Type: 2, Data: sym, Link: 4, Info: 1},
+			{Name: ".strtab", Type: 3, Data: str},
+		}}.Build()
+	}
 	kmod := elftest.Kmod(1, 64)
 	many := make([]Module, 42)
 	for i := range many {
@@ -442,6 +453,13 @@ func TestLoadRefuses(t *testing.T) {
 		{"unknown machine", kernel(func(k *elftest.File) { k.Machine = 4242 }), Options{}, []error{ErrMachine}, []string{"e_machine 4242"}},
 		{"amd64 code in ELF32", kernel(func(k *elftest.File) { k.Machine = 62 }), Options{}, []error{ErrMachine}, []string{"x86-64"}},
 		{"module object", kernel(func(k *elftest.File) { k.Type = 1 }), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1"}},
+		// GENERIC_KASLR is linked relocatable (Makefile.amd64 -r -d),
+		// with the ident note and locore's start: only the prekern
+		// loads it.
+		{"amd64 KASLR kernel", kaslr(2, 62, "start"), Options{}, []error{ErrUnsupportedELF, ErrKASLR},
+			[]string{"a NetBSD 9.1 amd64 kernel linked relocatable (e_type 1, ET_REL) for KASLR", "only NetBSD's prekern loads it"}},
+		{"amd64 object without start", kaslr(2, 62, "other"), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1", "not a kernel"}},
+		{"i386 object with start", kaslr(1, 3, "start"), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1", "not a kernel"}},
 		{"entry outside", kernel(func(k *elftest.File) { k.Entry = 0xc0900000 }), Options{}, []error{ErrBadELF}, []string{"0xc0900000"}},
 		// A segment's end is past it: [0xc0100000, 0xc0100200) and
 		// [0xc0101000, 0xc0104000) (TestLoadAcceptsEdges loads their

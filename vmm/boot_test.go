@@ -27,6 +27,18 @@ func nbKernel(class byte, machine uint16) []byte {
 	}.Build()
 }
 
+// kaslrKernel is an amd64 NetBSD kernel linked relocatable, as
+// GENERIC_KASLR: ET_REL with the ident note and locore's start.
+func kaslrKernel() []byte {
+	sym, str := elftest.Symtab(2, false, []elftest.Sym{{Name: "start", Value: 0x20, Shndx: 1}})
+	return elftest.File{Class: 2, Type: 1, Secs: []elftest.Sec{
+		{Name: ".text", Type: 1, Flags: 6, Data: make([]byte, 0x100)},
+		{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+		{Name: ".symtab", Type: 2, Data: sym, Link: 4, Info: 1},
+		{Name: ".strtab", Type: 3, Data: str},
+	}}.Build()
+}
+
 // nbMultibootKernel is a NetBSD-noted i386 ELF with a multiboot header
 // (flags 2, memory information only), as GENERIC with options MULTIBOOT.
 func nbMultibootKernel() []byte {
@@ -147,6 +159,7 @@ func TestLoadKernelProtocols(t *testing.T) {
 		{"forced multiboot on a NetBSD kernel without a header", nbKernel(1, 3), Config{Boot: bootplan.Multiboot}, 0, multiboot.ErrNotMultiboot, "Kernel", "pass a multiboot v1 kernel or a NetBSD"},
 		{"forced netbsd on the multiboot guest", guests.Demo, Config{Boot: bootplan.NetBSD}, 0, netbsdboot.ErrNotNetBSD, "Kernel", "pass a multiboot v1 kernel or a NetBSD"},
 		{"sh3", nbKernel(1, 42), Config{}, 0, netbsdboot.ErrMachine, "Kernel", "i386 or amd64"},
+		{"amd64 KASLR kernel", kaslrKernel(), Config{}, 0, netbsdboot.ErrKASLR, "Kernel", "without KASLR, netbsd-GENERIC"},
 		{"module type", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "x", Data: []byte("\x7fELF"), Args: "initrd"}}}, 0, netbsdboot.ErrModule, "Modules", "check the modules and their types"},
 		{"root without a partition, native", nbKernel(1, 3), Config{Append: "console=com root=ld0"}, 0, netbsdboot.ErrAppend, "Append", "root="},
 		{"root without a partition, multiboot", nbMultibootKernel(), Config{Append: "console=com root=ld0"}, 0, multiboot.ErrAppend, "Append", "root="},

@@ -238,7 +238,17 @@ func TestBootAdvice(t *testing.T) {
 	netbsdMB := filepath.Join(dir, "netbsd-multiboot")
 	netbsd64 := filepath.Join(dir, "netbsd64")
 	kmod := filepath.Join(dir, "miniroot.kmod")
+	// GENERIC_KASLR: amd64, linked relocatable, with the ident note and
+	// locore's start.
+	kaslr := filepath.Join(dir, "netbsd-GENERIC_KASLR")
+	sym, str := elftest.Symtab(2, false, []elftest.Sym{{Name: "start", Value: 0x20, Shndx: 1}})
 	for path, data := range map[string][]byte{
+		kaslr: elftest.File{Class: 2, Type: 1, Secs: []elftest.Sec{
+			{Name: ".text", Type: 1, Flags: 6, Data: make([]byte, 0x100)},
+			{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+			{Name: ".symtab", Type: 2, Data: sym, Link: 4, Info: 1},
+			{Name: ".strtab", Type: 3, Data: str},
+		}}.Build(),
 		// Booted, they exit (status 5 or 7) rather than halt for ever.
 		netbsdMB: netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)),
 		netbsd64: netbsdELF64(append(append([]byte(nil), mbGuard...), exitByProtocol...)),
@@ -263,6 +273,8 @@ func TestBootAdvice(t *testing.T) {
 			"--boot multiboot forced multiboot, which loads no ELF64 kernel: use --boot netbsd, or drop --boot"},
 		{"no kernel", []string{"-k", text},
 			"pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"},
+		{"amd64 KASLR kernel", []string{"-k", kaslr},
+			"pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz), its kernel without KASLR: only NetBSD's prekern boots GENERIC_KASLR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
