@@ -193,7 +193,9 @@ func commandLine(opts Options) ([]byte, []string, error) {
 		}
 		rest = l.Multiboot()
 		// The words NetBSD ignores: unnoticed, "single" would boot
-		// multi-user and init=/sbin/init become the boot path.
+		// multi-user and init=/sbin/init become the boot path
+		// (setup_bootpath runs for a loader name that sorts after
+		// "GNU GRUB ", as LoaderName does: multiboot.c:493-494).
 		notices = l.Unread(bootargs.MultibootEntry, name)
 		if !l.Has("console") {
 			// setup_console (multiboot.c) then leaves the console on
