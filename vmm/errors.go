@@ -116,3 +116,17 @@ func movToCR0(code []byte) (src int, ok bool) {
 	}
 	return int(modrm & 7), true
 }
+
+// WriterPanicError is a snapshot's writer panicking in its Write. Snapshot
+// panics with it on its caller's goroutine once the machine is free of
+// the snapshot; Config.OnSnapshot gets it, wrapped, for
+// Config.SnapshotOnReady's writer.
+type WriterPanicError struct {
+	Value any    // what Write panicked with
+	Stack []byte // the stack of the goroutine that wrote, at the panic
+}
+
+// Error is the panic's value; Stack says where it came from.
+func (e *WriterPanicError) Error() string {
+	return fmt.Sprintf("snapshot writer panicked: %v", e.Value)
+}

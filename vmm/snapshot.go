@@ -165,7 +165,15 @@ type snapRequest struct {
 // itself. snapshot.Target writes to a file that keeps its old content
 // until a new snapshot is complete (Target.Write, or a TargetWriter as
 // Config.SnapshotOnReady).
+//
+// A nil w is refused (an *Error wrapping ErrConfig). A w whose Write
+// panics fails the snapshot, the machine goes on as after any failed
+// one, and Snapshot then panics on its caller's goroutine with a
+// *WriterPanicError holding the value and the writing goroutine's stack.
 func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
+	if w == nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("the writer is nil: %w", ErrConfig)}
+	}
 	if m.vcpu.onThread() || (m.console != nil && m.console.onWriter()) {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: ErrSnapshotFromCallback}
 	}
@@ -176,6 +184,12 @@ func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
 	ch := make(chan result, 1)
 	m.requestSnapshot(w, func(i SnapshotInfo, err error) { ch <- result{i, err} })
 	r := <-ch
+	// The writer's panic is its caller's, raised here whichever
+	// goroutine wrote: the vCPU thread, which runs on, or this one.
+	var wp *WriterPanicError
+	if errors.As(r.err, &wp) {
+		panic(wp)
+	}
 	return r.info, r.err
 }
 
@@ -200,10 +214,7 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 		// close wait.
 		v.state = vcpuSnapshotting
 		v.mu.Unlock()
-		info, err := m.takeSnapshot(w)
-		v.mu.Lock()
-		v.snapshotted()
-		v.mu.Unlock()
+		info, err := m.takeSnapshotBeforeRun(w)
 		done(info, err)
 		return
 	case vcpuRunning:
@@ -227,6 +238,19 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 	if !v.onThread() {
 		v.kick()
 	}
+}
+
+// takeSnapshotBeforeRun is takeSnapshot on a vCPU marked snapshotting,
+// which it marks created (or exited) again however takeSnapshot ends:
+// run and close wait for that.
+func (m *Machine) takeSnapshotBeforeRun(w io.Writer) (SnapshotInfo, error) {
+	v := m.vcpu
+	defer func() {
+		v.mu.Lock()
+		v.snapshotted()
+		v.mu.Unlock()
+	}()
+	return m.takeSnapshot(w)
 }
 
 // ErrNotRunning is wrapped by a snapshot asked of a machine whose guest
@@ -416,7 +440,7 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
 	m.snapW.begin(w)
-	n, err := m.faultGuard(func() (int64, error) { return snapshot.WriteMeta(w, meta, b, mem, zero) })
+	n, err := m.writerGuard(func() (int64, error) { return snapshot.WriteMeta(w, meta, b, mem, zero) })
 	if m.snapW.end() {
 		err = fmt.Errorf("%w (the machine was stopped while it was written)", err)
 	}
@@ -487,6 +511,18 @@ func (s *snapWriter) stop() {
 	if d, ok := s.w.(writeDeadliner); ok && !s.aborted && d.SetWriteDeadline(time.Unix(1, 0)) == nil {
 		s.aborted = true
 	}
+}
+
+// writerGuard runs faultGuard(fn), with a panic of the writer fn writes
+// to made a *WriterPanicError: on the vCPU thread it would otherwise end
+// Run half way, with the snapshots asked for with it never answered.
+func (m *Machine) writerGuard(fn func() (int64, error)) (n int64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &WriterPanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return m.faultGuard(fn)
 }
 
 // faultGuard runs fn, which reads guest memory, with a fault on it made an
