@@ -3,7 +3,8 @@
 // Every access names a guest physical address (GPA) and a length and is
 // checked against the memory's size and its holes before it touches a byte,
 // so a hostile guest address can produce an error but never a host fault,
-// nor reach bytes the guest does not see as RAM. Nothing overlays
+// nor reach bytes the guest does not see as RAM. Once its owner has closed
+// it (Close), before unmapping it, every access is an error too. Nothing overlays
 // Go structs on guest memory: multi-byte values are read and written
 // explicitly in little-endian order.
 package guestmem
@@ -19,12 +20,20 @@ import (
 // ErrOutOfRange is wrapped by every error about an access outside memory.
 var ErrOutOfRange = errors.New("outside guest memory")
 
+// ErrClosed is wrapped by every error about an access to a Memory after
+// Close: its mapping may be gone.
+var ErrClosed = errors.New("guest memory is closed")
+
 // Memory is a guest's RAM starting at guest physical address 0, less its
 // holes. The real machine backs it with an mmap; tests use a plain byte
 // slice.
 type Memory struct {
 	b     []byte
 	holes []Range
+	// closed is set by Close before the owner unmaps b. An atomic load
+	// per access (a plain load on x86) rather than a lock: the owner
+	// stops its users before it closes (see Close).
+	closed atomic.Bool
 }
 
 // Range is the guest physical addresses [Start, End).
@@ -42,16 +51,36 @@ func New(b []byte, holes ...Range) *Memory {
 	return &Memory{b: b, holes: append([]Range(nil), holes...)}
 }
 
-// Size is the number of bytes of guest RAM.
+// Close ends access to the memory: every access begun after it fails
+// with an error wrapping ErrClosed, and Bytes returns nil. It does not
+// free the bytes New was given: their owner unmaps them once Close has
+// returned. Close does not wait for accesses under way, nor reach
+// slices Slice or Bytes returned before: whoever unmaps must first stop
+// every goroutine that may be in one (a vmm.Machine stops its vCPU and
+// joins its devices), or that access may fault. Close may be called more
+// than once, from any goroutine.
+func (m *Memory) Close() { m.closed.Store(true) }
+
+// Size is the number of bytes of guest RAM (the same after Close).
 func (m *Memory) Size() uint64 { return uint64(len(m.b)) }
 
 // Bytes returns the whole of guest RAM, holes included, for loaders that
-// fill it before the guest runs and for snapshots that copy it.
-func (m *Memory) Bytes() []byte { return m.b }
+// fill it before the guest runs and for snapshots that copy it; nil
+// after Close.
+func (m *Memory) Bytes() []byte {
+	if m.closed.Load() {
+		return nil
+	}
+	return m.b
+}
 
 // Check reports whether [gpa, gpa+n) lies inside memory, without overflow,
-// and touches none of its holes. Every other access checks through it.
+// and touches none of its holes, and that the memory is not closed.
+// Every other access checks through it.
 func (m *Memory) Check(gpa, n uint64) error {
+	if m.closed.Load() {
+		return fmt.Errorf("guest range [%#x, +%#x): %w", gpa, n, ErrClosed)
+	}
 	end := gpa + n
 	if end < gpa || end > uint64(len(m.b)) {
 		return fmt.Errorf("guest range [%#x, +%#x): %w (size %#x)", gpa, n, ErrOutOfRange, len(m.b))

@@ -122,3 +122,49 @@ func TestLittleEndianAndAtomics(t *testing.T) {
 		t.Error("atomic load past the end accepted")
 	}
 }
+
+// TestClosed: after Close every access fails with ErrClosed, before it
+// touches a byte (the owner unmaps the memory next), and Bytes is nil.
+func TestClosed(t *testing.T) {
+	b := make([]byte, 4096)
+	m := New(b)
+	m.Close()
+	m.Close() // twice is fine
+	tests := []struct {
+		name string
+		do   func() error
+	}{
+		{"Check", func() error { return m.Check(0, 1) }},
+		{"Slice", func() error { _, err := m.Slice(0, 1); return err }},
+		{"ReadAt", func() error { _, err := m.ReadAt(make([]byte, 4), 0); return err }},
+		{"WriteAt", func() error { _, err := m.WriteAt([]byte{1}, 0); return err }},
+		{"Read8", func() error { _, err := m.Read8(0); return err }},
+		{"Read16", func() error { _, err := m.Read16(0); return err }},
+		{"Read32", func() error { _, err := m.Read32(0); return err }},
+		{"Read64", func() error { _, err := m.Read64(0); return err }},
+		{"Write8", func() error { return m.Write8(0, 1) }},
+		{"Write16", func() error { return m.Write16(0, 1) }},
+		{"Write32", func() error { return m.Write32(0, 1) }},
+		{"Write64", func() error { return m.Write64(0, 1) }},
+		{"LoadAcquire32", func() error { _, err := m.LoadAcquire32(0); return err }},
+		{"StoreRelease32", func() error { return m.StoreRelease32(0, 1) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.do(); !errors.Is(err, ErrClosed) {
+				t.Fatalf("after Close: %v, want ErrClosed", err)
+			}
+		})
+	}
+	for i, c := range b {
+		if c != 0 {
+			t.Fatalf("byte %d written after Close", i)
+		}
+	}
+	if got := m.Bytes(); got != nil {
+		t.Errorf("Bytes after Close: %d bytes, want nil", len(got))
+	}
+	if m.Size() != 4096 {
+		t.Errorf("Size after Close: %d, want 4096", m.Size())
+	}
+}

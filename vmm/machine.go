@@ -493,7 +493,9 @@ func New(cfg Config) (m *Machine, err error) {
 
 // Memory returns the guest's RAM, for tests and loaders. The VGA window
 // 0xA0000-0xBFFFF is a hole in it: accesses there are refused, as the guest
-// sees no RAM there.
+// sees no RAM there. Close closes it (guestmem.Memory.Close) before
+// unmapping it: an access after Close fails with guestmem.ErrClosed, and
+// one concurrent with Close is the caller's to avoid.
 func (m *Machine) Memory() *guestmem.Memory { return m.gmem }
 
 // Plan returns the boot protocol used, where the loader placed the kernel

@@ -240,6 +240,12 @@ func (m *Machine) release() error {
 			first = err
 		}
 	}
+	// Run and the device workers are done with guest memory: closed
+	// before it is unmapped, so that a later access through Memory
+	// fails instead of faulting.
+	if m.gmem != nil {
+		m.gmem.Close()
+	}
 	for i := len(m.closers) - 1; i >= 0; i-- {
 		if err := m.closers[i](); err != nil && first == nil {
 			first = err
