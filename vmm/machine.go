@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -103,7 +104,8 @@ type Config struct {
 	// ld1... in this order. Each image is locked while the VM runs.
 	Disks []blk.Spec
 	// Devices are further virtio devices (a network card, a caller's own
-	// device), placed on the PCI bus after the disks. The machine owns
+	// device), placed on the PCI bus after the disks, each once (a nil
+	// or repeated entry is refused, ErrConfig). The machine owns
 	// them: Close (or a failing New) closes those that are io.Closers. A
 	// device with a SetKick(func(queue int)) method gets the transport's
 	// KickQueue, so that its own goroutines (network receive) can wake the
@@ -688,12 +690,20 @@ func checkMemoryMiB(n int) error {
 }
 
 // checkDevices refuses, before anything is opened, a nil entry in
-// Config.Devices (the PCI transport would dereference it) and more
-// devices, disks included, than the PCI bus has slots for.
+// Config.Devices (the PCI transport would dereference it), a device
+// given twice (two transports would each run a worker on it, and a
+// device with SetKick keep only the second's), and more devices, disks
+// included, than the PCI bus has slots for.
 func checkDevices(disks int, devs []virtio.Device) error {
 	for i, d := range devs {
 		if d == nil {
 			return &Error{Op: "devices", Err: fmt.Errorf("Devices[%d] is nil: %w", i, ErrConfig), Field: "Devices"}
+		}
+		for j, e := range devs[:i] {
+			if sameDevice(d, e) {
+				return &Error{Op: "devices", Err: fmt.Errorf("Devices[%d] and Devices[%d] are the same device: %w", j, i, ErrConfig),
+					Hint: "give each device once", Field: "Devices"}
+			}
 		}
 	}
 	if n := disks + len(devs); n > MaxVirtioDevices {
@@ -703,13 +713,27 @@ func checkDevices(disks int, devs []virtio.Device) error {
 	return nil
 }
 
+// sameDevice reports whether a and b are one device: equal interface
+// values that == can compare (pointers, mostly). On others (a struct
+// holding a slice) == would panic; two of them are two copies.
+func sameDevice(a, b virtio.Device) bool {
+	va := reflect.ValueOf(a)
+	return va.Type() == reflect.TypeOf(b) && va.Comparable() && a == b
+}
+
 // closeUnplugged closes the configured devices that never reached the PCI
 // bus (New failed first), since the caller handed them over.
 func (m *Machine) closeUnplugged() {
-	for _, d := range m.cfg.Devices {
+	for i, d := range m.cfg.Devices {
 		plugged := false
 		for _, s := range m.virtio {
-			if s.dev.Device() == d {
+			if d != nil && sameDevice(s.dev.Device(), d) {
+				plugged = true
+			}
+		}
+		// Given twice (refused by checkDevices): closed once.
+		for _, e := range m.cfg.Devices[:i] {
+			if d != nil && e != nil && sameDevice(d, e) {
 				plugged = true
 			}
 		}
