@@ -7,9 +7,11 @@ import (
 
 // Sentinel errors callers can test with errors.Is.
 var (
-	// ErrNoKVM: the host has no usable /dev/kvm.
+	// ErrNoKVM: the KVM device (/dev/kvm, or Config.KVMPath) is missing,
+	// is no KVM device, or speaks another API version.
 	ErrNoKVM = errors.New("KVM is not available")
-	// ErrKVMPermission: /dev/kvm exists but this user may not open it.
+	// ErrKVMPermission: the KVM device exists but this user may not open
+	// it read-write.
 	ErrKVMPermission = errors.New("no permission to use KVM")
 	// ErrConfig: the Config is invalid (memory size, missing kernel...).
 	ErrConfig = errors.New("invalid configuration")

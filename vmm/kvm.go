@@ -3,6 +3,7 @@ package vmm
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"unsafe"
 
@@ -56,7 +57,7 @@ func ioctlW(fd uintptr, nr, size uintptr, arg unsafe.Pointer) error {
 // caller checks it before long work that ends in a machine.
 func CheckKVM(path string) error {
 	if path == "" {
-		path = "/dev/kvm"
+		path = defaultKVMPath
 	}
 	f, err := openKVM(path)
 	if err != nil {
@@ -65,29 +66,70 @@ func CheckKVM(path string) error {
 	return f.Close()
 }
 
-// openKVM opens /dev/kvm and checks the API version, turning the usual
-// failures into errors that say what to do.
+// defaultKVMPath is the KVM device a Config without KVMPath opens: the
+// only one of which a failure says something about the host.
+const defaultKVMPath = "/dev/kvm"
+
+// kvmError is a KVM device that cannot be used: what is wrong, the
+// sentinel that says so for errors.Is (ErrNoKVM, ErrKVMPermission) and
+// the system's error, which errors.Is and errors.As find too.
+type kvmError struct {
+	what  string
+	kind  error
+	cause error
+}
+
+func (e *kvmError) Error() string {
+	cause := e.cause
+	var pe *fs.PathError
+	if errors.As(cause, &pe) {
+		cause = pe.Err // the path is the Error's Op already
+	}
+	return e.what + ": " + cause.Error()
+}
+
+func (e *kvmError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+// openKVM opens the KVM device at path and checks that it is one, with
+// the API version this VMM speaks. The advice about the host (firmware,
+// modules, the kvm group) is given only for /dev/kvm: another path is
+// the caller's choice, and the host may have KVM elsewhere.
 func openKVM(path string) (*os.File, error) {
+	host := path == defaultKVMPath
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
+		e := &Error{Op: "open " + path, Err: err}
 		switch {
-		case os.IsNotExist(err):
-			return nil, &Error{Op: "open " + path, Err: ErrNoKVM,
-				Hint: "this host has no KVM: enable virtualization in the firmware and load kvm-intel or kvm-amd"}
-		case os.IsPermission(err):
-			return nil, &Error{Op: "open " + path, Err: ErrKVMPermission,
-				Hint: "add your user to the kvm group (sudo usermod -aG kvm $USER, then log in again) or run as root"}
+		case errors.Is(err, fs.ErrNotExist):
+			e.Err = &kvmError{ErrNoKVM.Error(), ErrNoKVM, err}
+			e.Hint = "no KVM device at this path: check it"
+			if host {
+				e.Hint = "this host has no KVM: enable virtualization in the firmware and load kvm-intel or kvm-amd"
+			}
+		case errors.Is(err, fs.ErrPermission):
+			e.Err = &kvmError{ErrKVMPermission.Error(), ErrKVMPermission, err}
+			e.Hint = "give this user read and write access to it, or run as root"
+			if host {
+				e.Hint = "add your user to the kvm group (sudo usermod -aG kvm $USER, then log in again) or run as root"
+			}
 		}
-		return nil, &Error{Op: "open " + path, Err: err}
+		return nil, e
 	}
 	v, err := kvm.GetAPIVersion(f.Fd())
-	if err != nil || v != 12 {
+	switch {
+	case err != nil:
 		f.Close()
-		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: fmt.Errorf("version %d, err %v: %w", v, err, ErrNoKVM),
-			Hint: "the kernel's KVM API is not version 12"}
+		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: &kvmError{path + " is not a KVM device", ErrNoKVM, err}}
+	case v != kvmAPIVersion:
+		f.Close()
+		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: fmt.Errorf("%s speaks KVM API version %d, not %d: %w", path, v, kvmAPIVersion, ErrNoKVM)}
 	}
 	return f, nil
 }
+
+// kvmAPIVersion is the only KVM API version there has been since Linux
+// 2.6.22, which KVM_GET_API_VERSION returns.
+const kvmAPIVersion = 12
 
 // createPIT2 creates the in-kernel 8254 with KVM_PIT_SPEAKER_DUMMY, so that
 // port 0x61 (speaker and PIT channel 2 gate) is answered in the kernel as

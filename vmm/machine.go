@@ -405,7 +405,7 @@ func New(cfg Config) (m *Machine, err error) {
 		cfg.Append = DefaultAppend
 	}
 	if cfg.KVMPath == "" {
-		cfg.KVMPath = "/dev/kvm"
+		cfg.KVMPath = defaultKVMPath
 	}
 	image := cfg.KernelImage
 	if image == nil {

@@ -112,7 +112,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		return nil, err
 	}
 	if cfg.KVMPath == "" {
-		cfg.KVMPath = "/dev/kvm"
+		cfg.KVMPath = defaultKVMPath
 	}
 	m.cfg = cfg
 	p := o.prepared

@@ -68,7 +68,7 @@ type PreparedRestore struct {
 // called; every goroutine it started is then joined.
 func PrepareRestore(kvmPath, path string, opts ...RestoreOption) *PreparedRestore {
 	if kvmPath == "" {
-		kvmPath = "/dev/kvm"
+		kvmPath = defaultKVMPath
 	}
 	var o restoreOptions
 	for _, opt := range opts {

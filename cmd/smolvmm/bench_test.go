@@ -264,7 +264,7 @@ func TestBenchErrors(t *testing.T) {
 			`smolvmm bench: --ready "^R" and --ready-port 8080: give one of them`},
 		{"kernel missing", []string{"-k", filepath.Join(dir, "nope")}, 1, "no such file"},
 		// Said once, as run says it, before any boot (TestBenchNoKVM).
-		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "smolvmm bench: open " + filepath.Join(dir, "kvm") + ": KVM is not available (this host has no KVM"},
+		{"no KVM", []string{"-n", "1", "--warmup", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "smolvmm bench: open " + filepath.Join(dir, "kvm") + ": KVM is not available: no such file or directory (no KVM device at this path: check it)"},
 		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
 		{"forward without user network", []string{"--net", "none", "-p", "8080:80"}, 2, "port forwards need the user network"},
 		{"bad disk spec", []string{"-d", "img,bogus"}, 2, `unknown option "bogus"`},
@@ -340,8 +340,8 @@ func TestBenchNoKVM(t *testing.T) {
 		args         []string
 		want         string
 	}{
-		{"boots", missing, []string{"-n", "1", "--warmup", "0"}, "smolvmm bench: open " + missing + ": KVM is not available (this host has no KVM: enable virtualization in the firmware and load kvm-intel or kvm-amd)"},
-		{"a device that is no KVM", notKVM, []string{"-n", "1", "--warmup", "0"}, "smolvmm bench: KVM_GET_API_VERSION: "},
+		{"boots", missing, []string{"-n", "1", "--warmup", "0"}, "smolvmm bench: open " + missing + ": KVM is not available: no such file or directory (no KVM device at this path: check it)"},
+		{"a device that is no KVM", notKVM, []string{"-n", "1", "--warmup", "0"}, "smolvmm bench: KVM_GET_API_VERSION: " + notKVM + " is not a KVM device: "},
 		{"parallel", missing, []string{"--parallel", "2"}, "smolvmm bench: open " + missing + ": KVM is not available"},
 		{"compare qemu", missing, []string{"-n", "1", "--warmup", "0", "--compare", "qemu"}, "smolvmm bench: open " + missing + ": KVM is not available"},
 		{"restore", missing, []string{"-n", "1", "--warmup", "0", "--restore", snap}, "smolvmm bench: open " + missing + ": KVM is not available"},

@@ -184,7 +184,7 @@ func TestCLIChecks(t *testing.T) {
 		{"up --arch amd64 --boot netbsd", up("--arch", "amd64", "--boot", "netbsd", "--kvm-device", filepath.Join(dir, "nokvm"), "rescue"), 1, "KVM is not available", ""},
 		// A KVM device up may not use was found by the run, once the
 		// release was downloaded, the kernel stripped and the image built.
-		{"up without KVM", up("--kvm-device", filepath.Join(dir, "nokvm"), "rescue"), 1, "smolvmm up: open " + filepath.Join(dir, "nokvm") + ": KVM is not available (this host has no KVM", ""},
+		{"up without KVM", up("--kvm-device", filepath.Join(dir, "nokvm"), "rescue"), 1, "smolvmm up: open " + filepath.Join(dir, "nokvm") + ": KVM is not available: no such file or directory (no KVM device at this path", ""},
 		{"up with a KVM device that is none", up("--kvm-device", text, "rescue"), 1, "smolvmm up: KVM_GET_API_VERSION", ""},
 		// They said "data directory FILE is not a directory", without the
 		// flag or what to give.

@@ -105,7 +105,7 @@ func TestCLIErrors(t *testing.T) {
 		{"unknown flag", []string{"run", "--bogus"}, 2, "smolvmm run: unknown flag --bogus (see smolvmm run --help)", false},
 		{"no kernel flag", []string{"run"}, 2, "no kernel: give one with -k FILE", false},
 		{"kernel missing", []string{"run", "-k", filepath.Join(dir, "nope")}, 1, "check the path given with -k", false},
-		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "this host has no KVM", false},
+		{"no KVM", []string{"run", "-k", text, "--kvm-device", filepath.Join(dir, "kvm")}, 1, "no KVM device at this path", false},
 		{"FIFO kernel", []string{"run", "-k", fifo, "--net", "none"}, 1, "fifo is a FIFO: not a regular file", false},
 		{"device kernel", []string{"run", "-k", "/dev/zero", "--net", "none"}, 1, "/dev/zero is a character device: not a regular file", false},
 		{"FIFO module", []string{"run", "-k", text, "--module", fifo, "--net", "none"}, 1, "--module " + fifo + " is a FIFO: not a regular file", false},
