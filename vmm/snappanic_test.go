@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"regexp"
 	"testing"
 	"time"
 
@@ -115,3 +116,42 @@ func TestSnapshotBadWriter(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSnapshotOnReadyPanics: Config.SnapshotOnReady's writer panicking on
+// the vCPU thread fails that snapshot (OnSnapshot gets the
+// *WriterPanicError) and the guest runs on until stopped.
+func TestSnapshotOnReadyPanics(t *testing.T) {
+	needKVM(t)
+	got := make(chan error, 1)
+	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), MemoryMiB: 16,
+		Ready: regexp.MustCompile("x"), SnapshotOnReady: panicWriter{},
+		OnSnapshot: func(_ vmm.SnapshotInfo, err error) { got <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { _, err := m.Run(ctx); runDone <- err }()
+	select {
+	case err = <-got:
+	case err := <-runDone:
+		t.Fatalf("Run ended before the snapshot: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot within 10 s")
+	}
+	var wp *vmm.WriterPanicError
+	if !errors.As(err, &wp) || wp.Value != "writer broke" || len(wp.Stack) == 0 {
+		t.Fatalf("OnSnapshot got %v, want a *WriterPanicError with the value and a stack", err)
+	}
+	select {
+	case err := <-runDone:
+		t.Fatalf("Run ended after the writer panicked: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	within(t, "Run", 10*time.Second, func() { err = <-runDone })
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
