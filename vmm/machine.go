@@ -196,7 +196,8 @@ type Config struct {
 	// SnapshotExit, Run returns ExitSnapshot. OnSnapshot, when set, gets
 	// the result, on the vCPU thread with the guest paused until it
 	// returns: Close may be called from it (see Machine.Close); Snapshot
-	// fails with ErrSnapshotFromCallback.
+	// fails with ErrSnapshotFromCallback. A Write that panics fails the
+	// snapshot with an error wrapping a *WriterPanicError; Run goes on.
 	SnapshotOnReady io.Writer
 	SnapshotExit    bool
 	OnSnapshot      func(SnapshotInfo, error)
