@@ -149,6 +149,10 @@ type Stats struct {
 	// DNSRefused counts the guest's DNS queries answered SERVFAIL at
 	// once because too many were being asked of the host's nameservers.
 	DNSRefused uint64
+	// DNSConns is the guest's DNS-over-TCP connections to the network
+	// open now; DNSRefusedConns counts those reset at once because the
+	// guest had its most open already.
+	DNSConns, DNSRefusedConns uint64
 }
 
 // StatsReporter is implemented by backends that count frames.

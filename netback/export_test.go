@@ -127,6 +127,10 @@ func SetNameservers(servers []string, timeout time.Duration) (restore func()) {
 // DNSPerGuest is how many queries one guest has answered at once.
 const DNSPerGuest = hostDNSPerGuest
 
+// DNSConnsPerGuest is how many DNS-over-TCP connections one guest holds
+// open at once.
+const DNSConnsPerGuest = dnsTCPPerGuest
+
 // SetHubRejoinGrace sets how long a starting hub holds the leases of the
 // VMs connected at its lease file's last write, until the returned
 // function restores it. Set it before starting the network.

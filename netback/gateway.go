@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -40,6 +41,13 @@ type gateway struct {
 	resolver *hostResolver
 	// dns answers the guests' queries from resolver (dnsserver.go).
 	dns *dnsHandler
+	// dnsConns counts each guest's DNS-over-TCP connections open, to
+	// both DNS addresses; dnsConnsRefused those reset beyond the bound
+	// (dnstcp.go).
+	dnsConns        *dnsConnCount
+	dnsConnsRefused atomic.Uint64
+	// oneGuest counts every source address as the one guest's.
+	oneGuest bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -49,7 +57,7 @@ type gateway struct {
 // running; oneGuest makes the NAT count every source address as one
 // guest's (newNAT). The caller adds DHCP and forwards, then calls start.
 func newGateway(out frameSink, inDepth int, oneGuest bool) (*gateway, error) {
-	g := &gateway{in: newFrameQueue(inDepth)}
+	g := &gateway{in: newFrameQueue(inDepth), dnsConns: newDNSConnCount(), oneGuest: oneGuest}
 	g.link = newGatewayLink(tcpip.LinkAddress(UserGatewayMAC), out,
 		tcpip.AddrFrom4(UserGateway.As4()), tcpip.AddrFrom4(UserDNS.As4()))
 	var err error
@@ -100,7 +108,7 @@ func (g *gateway) serveDNS(addr netip.Addr) error {
 		return fmt.Errorf("user network: DNS on %s:53/udp: %w", addr, err)
 	}
 	g.closers = append(g.closers, uc.Close)
-	ln, err := gonet.ListenTCP(g.stack, fa, ipv4.ProtocolNumber)
+	ln, err := listenDNSTCP(g.stack, fa, g.oneGuest, g.dnsConns, &g.dnsConnsRefused)
 	if err != nil {
 		return fmt.Errorf("user network: DNS on %s:53/tcp: %w", addr, err)
 	}

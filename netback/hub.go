@@ -220,6 +220,10 @@ type HubStats struct {
 	// because too many were being asked of the host's nameservers, for
 	// all VMs or for that VM.
 	DNSRefused uint64
+	// DNSConns is the VMs' DNS-over-TCP connections to the network open
+	// now; DNSRefusedConns counts those reset at once because their VM
+	// had its most open already.
+	DNSConns, DNSRefusedConns uint64
 }
 
 // NewHub starts a shared network listening on cfg.Socket. A socket file
@@ -388,7 +392,8 @@ func (h *Hub) Stats() HubStats {
 		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load(),
 		ForwardFlows: uint64(h.fwd.flows.Load()), ForwardFlowsRefused: h.fwd.flowsRefused.Load(),
 		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
-		DNSRefused: h.gw.resolver.refused.Load()}
+		DNSRefused: h.gw.resolver.refused.Load(),
+		DNSConns:   uint64(h.gw.dnsConns.total.Load()), DNSRefusedConns: h.gw.dnsConnsRefused.Load()}
 }
 
 // Changed receives after VMs joined or left, and after the lease file

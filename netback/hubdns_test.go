@@ -131,3 +131,76 @@ func TestHubDNSShare(t *testing.T) {
 		t.Errorf("DNSRefused = %d, want 1", n)
 	}
 }
+
+// One VM holds at most DNSConnsPerGuest DNS-over-TCP connections open in
+// the network's process: one more is reset unanswered (and counted),
+// another VM's is answered, and a connection closed makes room again.
+func TestHubDNSConnsPerGuest(t *testing.T) {
+	ns, _ := stallingNameserver(t)
+	defer netback.SetNameservers([]string{ns}, time.Minute)()
+	h := startHub(t, t.TempDir())
+	hog, _ := joinGuest(t, h, testMAC(1))
+	other, _ := joinGuest(t, h, testMAC(2))
+	var held []*dns.Conn
+	for i := range netback.DNSConnsPerGuest {
+		// Alternating the two addresses: both count.
+		addr := netback.UserDNS
+		if i%2 == 1 {
+			addr = netback.UserGateway
+		}
+		held = append(held, dialDNS(t, hog, addr))
+	}
+	tests := []struct {
+		name     string
+		guest    *stackguest.Guest
+		answered bool
+	}{
+		{"beyond the VM's bound", hog, false},
+		{"another VM", other, true},
+	}
+	for _, tt := range tests {
+		dc := askDNS(t, tt.guest, "www.test.")
+		dc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err := dc.ReadMsg()
+		if answered := err == nil; answered != tt.answered {
+			t.Errorf("%s: answered %v (%v), want %v", tt.name, answered, err, tt.answered)
+		}
+	}
+	if s := h.Stats(); s.DNSRefusedConns != 1 || s.DNSConns != netback.DNSConnsPerGuest+1 {
+		t.Errorf("DNSRefusedConns = %d, DNSConns = %d, want 1, %d", s.DNSRefusedConns, s.DNSConns, netback.DNSConnsPerGuest+1)
+	}
+	held[0].Close()
+	waitFor(t, "a closed connection to be forgotten", func() bool {
+		return h.Stats().DNSConns < netback.DNSConnsPerGuest
+	})
+	dc := askDNS(t, hog, "www.test.")
+	dc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := dc.ReadMsg(); err != nil {
+		t.Errorf("after closing one: %v", err)
+	}
+}
+
+// dialDNS opens g's DNS-over-TCP connection to addr and has a query
+// answered on it, which leaves it open for the server's idle timeout
+// (8 s; 2 s before a first query).
+func dialDNS(t *testing.T, g *stackguest.Guest, addr netip.Addr) *dns.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := g.DialTCP(ctx, netip.AddrPortFrom(addr, 53))
+	if err != nil {
+		t.Fatalf("DNS connection: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	dc := &dns.Conn{Conn: c}
+	var q dns.Msg
+	q.SetQuestion("www.test.", dns.TypeA)
+	dc.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := dc.WriteMsg(&q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc.ReadMsg(); err != nil {
+		t.Fatalf("DNS connection to %s: %v", addr, err)
+	}
+	return dc
+}

@@ -170,6 +170,7 @@ func (u *User) Stats() Stats {
 
 		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
 		DNSRefused: u.gw.resolver.refused.Load(),
+		DNSConns:   uint64(u.gw.dnsConns.total.Load()), DNSRefusedConns: u.gw.dnsConnsRefused.Load(),
 	}
 }
 
