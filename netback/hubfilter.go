@@ -142,8 +142,10 @@ func dhcpReplyTo(f []byte) ([6]byte, bool) {
 // IPv6 next-header values and ICMPv6 types the filter reads.
 const (
 	ipv6HopByHop    = 0
+	ipv6UDP         = 17
 	ipv6Routing     = 43
 	ipv6Fragment    = 44
+	ipv6AuthHeader  = 51
 	ipv6ICMP        = 58
 	ipv6DestOptions = 60
 
@@ -158,15 +160,26 @@ const (
 	icmp6MLDv2Report     = 143
 )
 
+// DHCPv6's UDP ports (RFC 8415 §7.2).
+const (
+	dhcp6ClientPort = 546
+	dhcp6ServerPort = 547
+)
+
 // allowedIPv6: the network has no IPv6 router, so a VM's IPv6 is its
 // link-local address's, and only the one its MAC makes (linkLocal) is
 // its own: from it, or from :: in duplicate address detection of that
 // address and in multicast listener reports (RFC 4862 §5.4, RFC 3590).
 // Neighbour discovery is checked as ARP is (allowedICMPv6); ICMPv6 in
 // fragments is dropped (RFC 6980 forbids fragmented neighbour discovery,
-// and a fragment hides the message from these checks). A VM whose guest
-// makes its link-local address otherwise (a stable private one) has no
-// IPv6 on the network.
+// and a fragment hides the message from these checks). No VM is a
+// DHCPv6 server or relay: UDP from port 547 or to 546 is dropped. So
+// that a fragment cannot hide those ports, a fragment header must come
+// last among the extension headers: its first fragment then holds the
+// whole UDP header (as RFC 7112 requires), which is checked, and a later
+// one starts 8 bytes into the datagram at least, past the ports. A VM
+// whose guest makes its link-local address otherwise (a stable private
+// one) has no IPv6 on the network.
 func (p *hubPort) allowedIPv6(ip []byte) bool {
 	if len(ip) < 40 || ip[0]>>4 != 6 {
 		return false
@@ -179,14 +192,22 @@ func (p *hubPort) allowedIPv6(ip []byte) bool {
 	next, off, fragmented := ip[6], 40, false
 	for {
 		switch next {
-		case ipv6HopByHop, ipv6Routing, ipv6DestOptions:
-			if len(ip) < off+2 {
+		case ipv6HopByHop, ipv6Routing, ipv6DestOptions, ipv6AuthHeader:
+			if fragmented || len(ip) < off+2 {
 				return false
 			}
-			next, off = ip[off], off+(int(ip[off+1])+1)*8
+			n := (int(ip[off+1]) + 1) * 8
+			if next == ipv6AuthHeader { // its length is in 4-byte units, less 2
+				n = (int(ip[off+1]) + 2) * 4
+			}
+			next, off = ip[off], off+n
 		case ipv6Fragment:
-			if len(ip) < off+8 {
+			if fragmented || len(ip) < off+8 {
 				return false
+			}
+			if binary.BigEndian.Uint16(ip[off+2:off+4])&^7 != 0 {
+				// A later fragment: data, not headers, follow.
+				return own && ip[off] != ipv6ICMP
 			}
 			next, off, fragmented = ip[off], off+8, true
 		case ipv6ICMP:
@@ -194,6 +215,12 @@ func (p *hubPort) allowedIPv6(ip []byte) bool {
 				return false
 			}
 			return p.allowedICMPv6(ip[off:], own)
+		case ipv6UDP:
+			if !own || len(ip) < off+8 {
+				return false
+			}
+			sport, dport := binary.BigEndian.Uint16(ip[off:off+2]), binary.BigEndian.Uint16(ip[off+2:off+4])
+			return sport != dhcp6ServerPort && dport != dhcp6ClientPort
 		default:
 			return own
 		}

@@ -86,6 +86,34 @@ func hopByHop(next byte, payload []byte) []byte {
 	return append([]byte{next, 0, 1, 4, 0, 0, 0, 0}, payload...)
 }
 
+// udp6 is a UDP header from sport to dport (checksum 0: the hub does not
+// check it) and its payload.
+func udp6(sport, dport uint16, payload []byte) []byte {
+	u := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint16(u[0:], sport)
+	binary.BigEndian.PutUint16(u[2:], dport)
+	binary.BigEndian.PutUint16(u[4:], uint16(8+len(payload)))
+	return append(u, payload...)
+}
+
+// fragment6 wraps payload, of protocol next, in a fragment header at
+// offset bytes (a multiple of 8), more fragments following.
+func fragment6(next byte, offset uint16, payload []byte) []byte {
+	h := []byte{next, 0, 0, 0, 0, 0, 0, 7}
+	binary.BigEndian.PutUint16(h[2:], offset|1)
+	return append(h, payload...)
+}
+
+// destOptions wraps payload, of protocol next, in an empty destination
+// options header; authHeader in an authentication header with no data.
+func destOptions(next byte, payload []byte) []byte {
+	return append([]byte{next, 0, 1, 4, 0, 0, 0, 0}, payload...)
+}
+
+func authHeader(next byte, payload []byte) []byte {
+	return append([]byte{next, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1}, payload...)
+}
+
 // dhcpDiscover is a DHCPDISCOVER for mac, broadcast from 0.0.0.0.
 func dhcpDiscover(t *testing.T, mac net.HardwareAddr) []byte {
 	d, err := dhcpv4.NewDiscovery(mac)
@@ -160,6 +188,18 @@ func TestHubFilter(t *testing.T) {
 		{"duplicate address probe for its address", ipv6Frame(allNodes, me, "::", "ff02::1:ffab:2", 58, icmp6(135, ndp(0, myLL, 0, nil))), true},
 		{"neighbour solicitation naming another MAC", ipv6Frame(allNodes, me, myLL, "ff02::1:ffab:1", 58, icmp6(135, ndp(0, otherLL, 1, other))), false},
 		{"neighbour solicitation", ipv6Frame(allNodes, me, myLL, "ff02::1:ffab:1", 58, icmp6(135, ndp(0, otherLL, 1, me))), true},
+		{"DHCPv6 advertise from a VM", ipv6Frame(other, me, myLL, otherLL, 17, udp6(547, 546, make([]byte, 16))), false},
+		{"DHCPv6 relay reply from a VM", ipv6Frame(other, me, myLL, otherLL, 17, udp6(547, 547, make([]byte, 16))), false},
+		{"UDP over IPv6 to a DHCPv6 client's port", ipv6Frame(other, me, myLL, otherLL, 17, udp6(1000, 546, make([]byte, 16))), false},
+		{"DHCPv6 advertise after destination options", ipv6Frame(other, me, myLL, otherLL, 60, destOptions(17, udp6(547, 546, make([]byte, 16)))), false},
+		{"DHCPv6 advertise after an authentication header", ipv6Frame(other, me, myLL, otherLL, 51, authHeader(17, udp6(547, 546, make([]byte, 16)))), false},
+		{"DHCPv6 advertise in a first fragment", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 0, udp6(547, 546, make([]byte, 16)))), false},
+		{"a first fragment without its UDP header", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 0, make([]byte, 4))), false},
+		{"a fragment header before destination options", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(60, 0, destOptions(17, udp6(1000, 9, make([]byte, 16))))), false},
+		{"DHCPv6 solicit from its link-local address", ipv6Frame(allNodes, me, myLL, "ff02::1:2", 17, udp6(546, 547, make([]byte, 16))), true},
+		{"UDP over IPv6 in a first fragment", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 0, udp6(1000, 9, make([]byte, 16)))), true},
+		{"a later UDP fragment", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 8, make([]byte, 16))), true},
+		{"UDP over IPv6 after destination options", ipv6Frame(other, me, myLL, otherLL, 60, destOptions(17, udp6(1000, 9, make([]byte, 16)))), true},
 		{"multicast listener report from ::", ipv6Frame(allNodes, me, "::", "ff02::16", 0, hopByHop(58, icmp6(143, make([]byte, 4)))), true},
 
 		{"a frame of MTU bytes", ethFrame(other, me, 0x88b5, make([]byte, netback.MTU)), true},
