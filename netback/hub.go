@@ -30,8 +30,10 @@ const (
 	// a VM that does not read cannot hold up the others.
 	hubPortDepth = 4096
 	// hubPortBytes bounds the same queue in bytes of buffers (each
-	// frame takes a pooled buffer of smallFrame bytes, however short):
-	// 4096 of them would hold 8 MiB for a VM that does not read.
+	// frame takes a pooled buffer of smallFrame bytes, or tinyFrame for
+	// a short one): 512 MTU-sized frames, or the whole depth of short
+	// ones (an ACK burst), where 4096 of the former would hold 8 MiB for
+	// a VM that does not read.
 	hubPortBytes = 1 << 20
 	// hubWriteTimeout is how long a VM's queue may drop every frame
 	// switched to it (its connection takes none while frames keep
@@ -135,8 +137,8 @@ type HubConfig struct {
 // server's reply, no request naming another MAC); VLAN-tagged frames are
 // dropped. The gateway's DHCP replies go to their client only. Frames
 // are dropped, never waited for, towards a VM whose queue is full
-// (hubPortDepth frames, hubPortBytes bytes), and a VM whose queue drops
-// every frame for hubWriteTimeout is dropped (it rejoins). What
+// (hubPortDepth frames, hubPortBytes bytes of buffers), and a VM whose
+// queue drops every frame for hubWriteTimeout is dropped (it rejoins). What
 // one VM makes the hub copy to every other is bounded: its broadcast and
 // multicast frames reach the other VMs within a token bucket
 // (hubFloodRate; beyond it they reach the gateway only, and are

@@ -19,7 +19,7 @@ type frameQueue struct {
 	pushed    atomic.Uint64
 	dropped   atomic.Uint64
 	// maxBytes, when above 0, bounds the buffers queued (by capacity,
-	// what they hold of memory, a small frame's a whole pooled buffer):
+	// what they hold of memory, a short frame's a whole pooled buffer):
 	// pushParts drops a frame beyond it. bytes is what is queued.
 	maxBytes int64
 	bytes    atomic.Int64
@@ -49,9 +49,18 @@ func (q *frameQueue) drop() {
 }
 
 // smallFrame is the capacity of pooled frame buffers: an MTU-sized frame.
-const smallFrame = 2048
+// tinyFrame is that of the pooled buffers of frames no longer, such as
+// TCP ACKs (66 bytes with timestamps, 86 over IPv6) and ARP: a queue
+// bounded in bytes of buffers (maxBytes) holds 16 times as many of them.
+const (
+	smallFrame = 2048
+	tinyFrame  = 128
+)
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, smallFrame); return &b }}
+var (
+	framePool     = sync.Pool{New: func() any { b := make([]byte, smallFrame); return &b }}
+	tinyFramePool = sync.Pool{New: func() any { b := make([]byte, tinyFrame); return &b }}
+)
 
 func newFrameQueue(depth int) *frameQueue {
 	return &frameQueue{ch: make(chan []byte, depth), closed: make(chan struct{})}
@@ -72,9 +81,12 @@ func copyParts(parts ...[]byte) []byte {
 		n += len(p)
 	}
 	var c []byte
-	if n <= smallFrame {
+	switch {
+	case n <= tinyFrame:
+		c = (*tinyFramePool.Get().(*[]byte))[:0]
+	case n <= smallFrame:
 		c = (*framePool.Get().(*[]byte))[:0]
-	} else {
+	default:
 		c = make([]byte, 0, n)
 	}
 	for _, p := range parts {
@@ -85,9 +97,13 @@ func copyParts(parts ...[]byte) []byte {
 
 // releaseFrame returns a buffer from copyParts to the pool.
 func releaseFrame(f []byte) {
-	if cap(f) == smallFrame {
+	switch cap(f) {
+	case smallFrame:
 		f = f[:cap(f)]
 		framePool.Put(&f)
+	case tinyFrame:
+		f = f[:cap(f)]
+		tinyFramePool.Put(&f)
 	}
 }
 
