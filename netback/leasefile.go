@@ -271,6 +271,9 @@ type leaseEntry struct {
 	Connected     bool     `json:"connected"`
 }
 
+// leaseFields lists leaseEntry's fields, for the error of an unknown one.
+const leaseFields = "mac, addr, seen, privileged, privileged_uid, uid, connected"
+
 // parseLeases reads the leases of lease file path's content b; a lease
 // without "addr" is a kept one (leaseStore), which must name a user or
 // privileged forwards. Any
@@ -313,10 +316,18 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 			return fmt.Errorf("lease file %s: lease %d (at byte offset %d): field %q: %w", path, i, off, field, err)
 		}
 		var e leaseEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
+		// A field the network does not know would be dropped by the
+		// next save: a mistyped "uid" would leave the MAC anyone's.
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
 				return nil, bad(te.Field, errors.New(typeError(te)))
+			}
+			if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				field, _ = strconv.Unquote(field)
+				return nil, bad(field, fmt.Errorf("not a field of a lease (%s)", leaseFields))
 			}
 			return nil, fmt.Errorf("lease file %s: lease %d (at byte offset %d): %w", path, i, off, err)
 		}
@@ -324,10 +335,23 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 		if err == nil && len(mac) != 6 {
 			err = fmt.Errorf("%s is %d bytes long, not an Ethernet MAC's 6", e.MAC, len(mac))
 		}
+		if err == nil {
+			// A lease no VM could join with would keep its address
+			// taken for good.
+			err = checkVMMAC(mac)
+		}
 		if err != nil {
 			return nil, bad("mac", err)
 		}
-		l := &storedLease{MAC: mac.String(), Privileged: e.Privileged, PrivilegedUID: int(e.PrivilegedUID), Connected: e.Connected}
+		l := &storedLease{MAC: mac.String(), PrivilegedUID: int(e.PrivilegedUID), Connected: e.Connected}
+		for j, p := range e.Privileged {
+			f, err := ParseForward(p)
+			if err != nil {
+				return nil, bad("privileged", fmt.Errorf("entry %d: %w", j, err))
+			}
+			// As checkPrivileged spells the forwards it looks up.
+			l.Privileged = append(l.Privileged, f.String())
+		}
 		if j, ok := byMAC[l.MAC]; ok {
 			return nil, bad("mac", fmt.Errorf("%s has lease %d already", l.MAC, j))
 		}

@@ -270,6 +270,12 @@ func TestLoadLeasesParseErrors(t *testing.T) {
 		{"repeated address", file(good, `{"mac":"52:54:00:00:00:02","addr":"10.0.2.15"}`), `field "addr": 10.0.2.15 is lease 0's already`},
 		{"negative uid", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","uid":-1}`), `field "uid": -1 is not a uid`},
 		{"negative privileged uid", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","privileged_uid":-1}`), `field "privileged_uid": -1 is not a uid`},
+		{"zero MAC", file(`{"mac":"00:00:00:00:00:00","addr":"10.0.2.15"}`), `lease 0 (at byte offset 23): field "mac": MAC 00:00:00:00:00:00 is all zero`},
+		{"broadcast MAC", file(`{"mac":"ff:ff:ff:ff:ff:ff","addr":"10.0.2.15"}`), `field "mac": MAC ff:ff:ff:ff:ff:ff is multicast`},
+		{"multicast MAC", file(`{"mac":"01:00:5e:00:00:01","addr":"10.0.2.15"}`), `field "mac": MAC 01:00:5e:00:00:01 is multicast`},
+		{"the gateway's MAC", file(`{"mac":"5a:94:ef:e4:0c:dd","addr":"10.0.2.15"}`), `field "mac": MAC 5a:94:ef:e4:0c:dd is the gateway's`},
+		{"unknown field", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","user":1000}`), `lease 0 (at byte offset 23): field "user": not a field of a lease (mac, addr, seen, privileged, privileged_uid, uid, connected)`},
+		{"bad privileged forward", file(`{"mac":"52:54:00:00:00:01","addr":"10.0.2.15","privileged":["tcp:127.0.0.1:80:80","not a forward"]}`), `lease 0 (at byte offset 23): field "privileged": entry 1: malformed port forward "not a forward"`},
 		{"no address, nothing to keep", file(`{"mac":"52:54:00:00:00:01","seen":"2026-12-03T19:00:00Z"}`), `lease 0 (at byte offset 23): field "addr": absent, and the lease names no user (uid) nor privileged forwards to keep the MAC for`},
 	}
 	for _, tt := range tests {
@@ -357,6 +363,27 @@ func TestHubRemovesTempLeases(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 		case gone != tt.gone:
 			t.Errorf("%s: removed %v, want %v", tt.name, gone, tt.gone)
+		}
+	}
+}
+
+// A privileged forward written by hand in the short syntax is granted as
+// the network spells it (ParseForward's String), so root's grant holds.
+func TestLoadLeasesPrivilegedSpelling(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.leases")
+	content := `{"version":1,"leases":[{"mac":"52:54:00:00:00:01","addr":"10.0.2.20","privileged":["80:80","udp:0.0.0.0:53:53"],"privileged_uid":1000}]}`
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := loadLeases(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
+	for _, f := range []string{"tcp:127.0.0.1:80:80", "udp:0.0.0.0:53:53"} {
+		if !s.granted(mac, f, 1000) {
+			t.Errorf("%s not granted", f)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package netback
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -320,8 +321,8 @@ func parseHello(h hubHello) (net.HardwareAddr, []Forward, error) {
 	if err != nil || len(mac) != 6 {
 		return nil, nil, fmt.Errorf("MAC %q is not a 6-byte Ethernet address", h.MAC)
 	}
-	if mac[0]&1 != 0 || mac.String() == UserGatewayMAC.String() || mac.String() == "00:00:00:00:00:00" {
-		return nil, nil, fmt.Errorf("MAC %s is multicast, zero or the gateway's", mac)
+	if err := checkVMMAC(mac); err != nil {
+		return nil, nil, err
 	}
 	if len(h.Forwards) > hubMaxForwards {
 		return nil, nil, fmt.Errorf("%d port forwards (at most %d)", len(h.Forwards), hubMaxForwards)
@@ -335,6 +336,20 @@ func parseHello(h hubHello) (net.HardwareAddr, []Forward, error) {
 		fs = append(fs, f)
 	}
 	return mac, fs, nil
+}
+
+// checkVMMAC refuses a MAC no VM may join with: multicast (broadcast
+// too), all zero, or the gateway's.
+func checkVMMAC(mac net.HardwareAddr) error {
+	switch {
+	case mac[0]&1 != 0:
+		return fmt.Errorf("MAC %s is multicast, which no NIC has as its own", mac)
+	case bytes.Equal(mac, make([]byte, len(mac))):
+		return fmt.Errorf("MAC %s is all zero, which no NIC has as its own", mac)
+	case bytes.Equal(mac, UserGatewayMAC):
+		return fmt.Errorf("MAC %s is the gateway's", mac)
+	}
+	return nil
 }
 
 // hubAddr parses an answer's address: one of the subnet's.
