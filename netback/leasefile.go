@@ -141,6 +141,12 @@ func lockLeases(dir *os.File, base, path string) (*os.File, error) {
 	lockPath := path + ".lock"
 	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 	if err != nil {
+		// O_NOFOLLOW's ELOOP would say only "too many levels of
+		// symbolic links".
+		var lst unix.Stat_t
+		if unix.Fstatat(int(dir.Fd()), name, &lst, unix.AT_SYMLINK_NOFOLLOW) == nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return nil, fmt.Errorf("lease file's lock %s: %w: it is a symbolic link, which the network does not follow; remove it", lockPath, ErrLeasesUnsafe)
+		}
 		return nil, fmt.Errorf("lease file %s: its lock: %w", path, &os.PathError{Op: "open", Path: lockPath, Err: err})
 	}
 	f := os.NewFile(uintptr(fd), lockPath)

@@ -66,6 +66,11 @@ func TestLoadLeasesUnsafe(t *testing.T) {
 			refused: "is mode 0777: other users may replace files in it (it is not sticky)"},
 		{name: "group-writable directory without the sticky bit", dirMode: 0o770,
 			refused: "is mode 0770: other users may replace files in it"},
+		{name: "symlink at the lock file", dirMode: 0o700, prepare: func(t *testing.T, dir, path string) {
+			if err := os.Symlink(filepath.Join(dir, "elsewhere"), path+".lock"); err != nil {
+				t.Fatal(err)
+			}
+		}, refused: "n.leases.lock: lease file not safe from other users: it is a symbolic link, which the network does not follow; remove it"},
 		{name: "another user's lock file", dirMode: os.ModeSticky | 0o777, prepare: func(t *testing.T, dir, path string) {
 			write(t, path+".lock", 0o600)
 			chown(t, path+".lock", other)
