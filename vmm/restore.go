@@ -178,7 +178,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	// A refusal of the snapshot goes before the VM's own errors, in the
 	// order a serial restore would give them.
 	if uint64(st.MemoryMiB)<<20 != f.Header.MemSize {
-		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state says %d MiB, header %d bytes: %w", path, st.MemoryMiB, f.Header.MemSize, snapshot.ErrCorrupt)}
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state says %d MiB (%d bytes), header %g MiB (%d bytes): %w", path, st.MemoryMiB, uint64(st.MemoryMiB)<<20, float64(f.Header.MemSize)/(1<<20), f.Header.MemSize, snapshot.ErrCorrupt)}
 	}
 	if err := checkState(st); err != nil {
 		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s: state section: %w: %w", path, snapshot.ErrCorrupt, err)}
