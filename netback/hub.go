@@ -133,8 +133,8 @@ type HubConfig struct {
 // (0.0.0.0 only in its DHCP requests and ARP probes of its own address),
 // for IPv6 its MAC's link-local address (:: only in its duplicate address
 // probes and multicast listener reports); neighbour discovery and DHCP
-// speak for the VM only (no router advertisement or redirect, no DHCP
-// server's reply, no request naming another MAC); VLAN-tagged frames are
+// speak for the VM only (no router advertisement or redirect, no DHCP or
+// DHCPv6 server's reply, no request naming another MAC); VLAN-tagged frames are
 // dropped. The gateway's DHCP replies go to their client only. Frames
 // are dropped, never waited for, towards a VM whose queue is full
 // (hubPortDepth frames, hubPortBytes bytes of buffers), and a VM whose

@@ -204,3 +204,22 @@ func dialDNS(t *testing.T, g *stackguest.Guest, addr netip.Addr) *dns.Conn {
 	}
 	return dc
 }
+
+// A VM's own user network bounds its DNS-over-TCP connections as a hub
+// bounds each VM's.
+func TestUserDNSConnsBounded(t *testing.T) {
+	ns, _ := stallingNameserver(t)
+	defer netback.SetNameservers([]string{ns}, time.Minute)()
+	g, u := startGuestOn(t)
+	for range netback.DNSConnsPerGuest {
+		dialDNS(t, g, netback.UserDNS)
+	}
+	dc := askDNS(t, g, "www.test.")
+	dc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := dc.ReadMsg(); err == nil {
+		t.Error("a connection beyond the bound was answered")
+	}
+	if s := u.Stats(); s.DNSRefusedConns != 1 || s.DNSConns != netback.DNSConnsPerGuest {
+		t.Errorf("DNSRefusedConns = %d, DNSConns = %d, want 1, %d", s.DNSRefusedConns, s.DNSConns, netback.DNSConnsPerGuest)
+	}
+}
