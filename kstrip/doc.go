@@ -3,7 +3,8 @@
 // the way NetBSD's boot-time userconf does in memory.
 //
 // Parse reads the table from an ELF image (any byte order, 32- or 64-bit
-// pointers), Kernel.Plan decides which entries to enable or disable from a
+// pointers, NetBSD 9's struct cfdata or 10's, told by the kernel's version
+// note and checked against the table), Kernel.Plan decides which entries to enable or disable from a
 // keep list, and Kernel.Apply writes only the cf_fstate fields of the
 // entries it changes. ReadFile and WriteFile read and write kernel files,
 // gzipped or not, replacing files atomically.
@@ -16,4 +17,6 @@ package kstrip
 // stripped kernels by it.
 //
 // 1: the first revision counted.
-const Revision = 1
+// 2: NetBSD 10 kernels (one-byte cf_fstate after a 24-bit cf_unit) are
+// stripped right; revision 1 wrote their states into the units.
+const Revision = 2

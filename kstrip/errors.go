@@ -25,6 +25,10 @@ var (
 	// ErrNoTerminator: the table does not end with an all-zero entry
 	// inside its segment, or within the most entries a table may have.
 	ErrNoTerminator = errors.New("no all-zero terminator")
+	// ErrLayout: the cfdata table does not read as the struct cfdata of
+	// the kernel's NetBSD release, or of either release when the kernel
+	// does not say which it is (NetBSD 10 changed where cf_fstate is).
+	ErrLayout = errors.New("cfdata layout unknown")
 	// ErrBadString: a name pointer does not lead to a NUL-terminated string.
 	ErrBadString = errors.New("bad string")
 	// ErrUnknownName: a keep, enable or disable name matches no entry.

@@ -47,8 +47,9 @@ func FuzzParse(f *testing.F) {
 		}
 		allowed := map[int64]bool{}
 		for _, c := range r.Changes {
-			allowed[k.StateOffset(c.Index)] = true
-			allowed[k.StateOffset(c.Index)+1] = true
+			for j := 0; j < k.StateSize(); j++ {
+				allowed[k.StateOffset(c.Index)+int64(j)] = true
+			}
 		}
 		for i := range data {
 			if data[i] != img[i] && !allowed[int64(i)] {

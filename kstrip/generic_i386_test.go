@@ -111,25 +111,25 @@ func TestConfigShapes(t *testing.T) {
 // changed, and that a fresh parse reads the same.
 func TestStripI386Generic(t *testing.T) {
 	entries, provides := i386Generic(t)
-	for _, bits := range []int{32, 64} {
-		k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: bits, Entries: entries, Provides: provides}))
+	for _, v := range variants {
+		k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: v.bits, Version: v.version, Entries: entries, Provides: provides}))
 		r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := unknownNames(r); len(got) != 0 {
-			t.Errorf("%d-bit default names not in 9.x i386 GENERIC: %q", bits, got)
+			t.Errorf("%v default names not in 9.x i386 GENERIC: %q", v, got)
 		}
 		if err := k.Apply(r); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := enabledSpecs(k, entries), sorted(defaultKept); !slices.Equal(got, want) {
-			t.Errorf("%d-bit enabled after the default strip:\n got %q\nwant %q", bits, got, want)
+			t.Errorf("%v enabled after the default strip:\n got %q\nwant %q", v, got, want)
 		}
 		for _, slow := range []string{"fdc", "pckbc"} {
 			for _, i := range k.Match(slow) {
 				if !k.Entries[i].State.Disabled() {
-					t.Errorf("%d-bit: %s stays enabled", bits, entries[i].Spec)
+					t.Errorf("%v: %s stays enabled", v, entries[i].Spec)
 				}
 			}
 		}
@@ -140,15 +140,15 @@ func TestStripI386Generic(t *testing.T) {
 		wantParents := []string{"pchb* at pci?", "ppb* at pci?", "elansc* at mainbus?", "ichlpcib* at pci?", "tcpcib* at pci?",
 			"gcscpcib* at pci?", "viapcib* at pci?", "rdcpcib* at pci?", "pceb* at pci?", "pcib* at pci?"}
 		if got := sorted(parents); !slices.Equal(got, sorted(wantParents)) {
-			t.Errorf("%d-bit kept parents %q, want %q", bits, got, sorted(wantParents))
+			t.Errorf("%v kept parents %q, want %q", v, got, sorted(wantParents))
 		}
 		if w := otherWarnings(r); len(w) != 0 {
-			t.Errorf("%d-bit warnings %q", bits, w)
+			t.Errorf("%v warnings %q", v, w)
 		}
 		checkOnlyStates(t, k, r, orig, k.Bytes())
 		k2, err := Parse(slices.Clone(k.Bytes()))
 		if err != nil || !slices.Equal(states(k2), states(k)) {
-			t.Errorf("%d-bit reparse: %v", bits, err)
+			t.Errorf("%v reparse: %v", v, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package kstrip
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -44,4 +45,35 @@ func parseFile(tb testing.TB, path string) (*Kernel, []byte) {
 		tb.Fatal(err)
 	}
 	return k, orig
+}
+
+// variant is one kind of kernel the layout-dependent tests run on: i386
+// or amd64, with NetBSD 9's struct cfdata (two shorts) or 10's (a 24-bit
+// unit and a one-byte state), which the kernel's version note tells.
+type variant struct {
+	bits    int
+	version uint32
+}
+
+var variants = []variant{
+	{32, kstriptest.Version91}, {64, kstriptest.Version91},
+	{32, kstriptest.Version10}, {64, kstriptest.Version10},
+}
+
+func (v variant) String() string {
+	return fmt.Sprintf("%d-bit %d.%d", v.bits, v.version/100000000, v.version/1000000%100)
+}
+
+// opts are the Options for a kernel of variant v with the given entries.
+func (v variant) opts(entries []kstriptest.Entry) kstriptest.Options {
+	return kstriptest.Options{Bits: v.bits, Version: v.version, Entries: entries}
+}
+
+// fileState reads entry i's cf_fstate from image b, as k lays it out.
+func fileState(k *Kernel, b []byte, i int) State {
+	off := k.StateOffset(i)
+	if k.StateSize() == 1 {
+		return State(b[off])
+	}
+	return State(int16(k.ByteOrder().Uint16(b[off:])))
 }

@@ -9,21 +9,52 @@ import (
 )
 
 // layout is where the fields of struct cfdata and struct cfparent sit for
-// one pointer size (NETBSD-BOOT.md section 4).
+// one pointer size and one NetBSD release (NETBSD-BOOT.md section 4).
 type layout struct {
-	ptr      int // pointer size: 4 or 8
-	size     int // sizeof(struct cfdata)
-	unit     int // cf_unit (int16)
-	state    int // cf_fstate (int16)
-	pspec    int // cf_pspec
-	atname   int // cf_atname
-	pUnitOff int // cfp_unit in struct cfparent
+	ptr      int  // pointer size: 4 or 8
+	size     int  // sizeof(struct cfdata)
+	unit     int  // the 32-bit word holding cf_unit and cf_fstate
+	packed   bool // NetBSD 10's cf_unit:24 and one-byte cf_fstate, not 9's two shorts
+	pspec    int  // cf_pspec
+	atname   int  // cf_atname
+	pUnitOff int  // cfp_unit in struct cfparent
 }
 
+// Up to NetBSD 9, cf_unit and cf_fstate are shorts. Since device.h 1.170
+// (2021, in 9.99.x, so in every 10.x) they are "unsigned int cf_unit:24;
+// unsigned char cf_fstate;": the same 4 bytes, the unit in the first 24
+// bits (GCC fills a bit-field from the low bits on little-endian ports and
+// from the high bits on big-endian ones, so it is bytes 0-2 of the word in
+// both) and the state in byte 3. Entry size and every other offset are
+// the same.
 var (
-	layout32 = layout{ptr: 4, size: 24, atname: 4, unit: 8, state: 10, pspec: 20, pUnitOff: 8}
-	layout64 = layout{ptr: 8, size: 48, atname: 8, unit: 16, state: 18, pspec: 40, pUnitOff: 16}
+	layout32 = layout{ptr: 4, size: 24, atname: 4, unit: 8, pspec: 20, pUnitOff: 8}
+	layout64 = layout{ptr: 8, size: 48, atname: 8, unit: 16, pspec: 40, pUnitOff: 16}
 )
+
+// state is the offset of cf_fstate in an entry.
+func (l layout) state() int {
+	if l.packed {
+		return l.unit + 3
+	}
+	return l.unit + 2
+}
+
+// stateSize is the size of cf_fstate: 1 or 2 bytes.
+func (l layout) stateSize() int {
+	if l.packed {
+		return 1
+	}
+	return 2
+}
+
+// name says which struct cfdata l is, for messages.
+func (l layout) name() string {
+	if l.packed {
+		return fmt.Sprintf("NetBSD 10 (cf_unit:24 at offset %d, one-byte cf_fstate at %d)", l.unit, l.state())
+	}
+	return fmt.Sprintf("NetBSD 9 (short cf_unit at offset %d, short cf_fstate at %d)", l.unit, l.state())
+}
 
 // maxEntries bounds the walk; GENERIC kernels have about a thousand. A
 // variable so that a test can reach it without a table this long.
@@ -39,7 +70,10 @@ type Kernel struct {
 	lay    layout
 	addr   uint64
 	offset int64
-	amap   addrMap
+	// version is __NetBSD_Version__ from the kernel's NetBSD ident note,
+	// 0 when it has none.
+	version uint32
+	amap    addrMap
 	// providers maps an interface attribute to the drivers providing it,
 	// from cfdriver_list_initial; nil when the kernel has no readable one.
 	providers map[string][]string
@@ -65,8 +99,16 @@ func (k *Kernel) Offset() int64 { return k.offset }
 
 // StateOffset is the file offset of entry i's cf_fstate.
 func (k *Kernel) StateOffset(i int) int64 {
-	return k.Entries[i].Offset + int64(k.lay.state)
+	return k.Entries[i].Offset + int64(k.lay.state())
 }
+
+// StateSize is the size of cf_fstate: 2 bytes (a short) up to NetBSD 9,
+// 1 byte from NetBSD 10 on.
+func (k *Kernel) StateSize() int { return k.lay.stateSize() }
+
+// Version is __NetBSD_Version__ (MMmmrrpp00: 901000000 for 9.1) from the
+// kernel's .note.netbsd.ident, or 0 when the kernel has no such note.
+func (k *Kernel) Version() uint32 { return k.version }
 
 // Parse reads the cfdata table of the ELF kernel image. The Kernel keeps
 // image and Apply edits it in place.
@@ -107,6 +149,7 @@ func Parse(image []byte) (k *Kernel, err error) {
 		return nil, err
 	}
 	k.addr = sym
+	k.version = netbsdVersion(f, image)
 	if err := k.walk(); err != nil {
 		return nil, err
 	}
@@ -275,6 +318,7 @@ func (k *Kernel) walk() error {
 	}
 	k.offset = int64(off)
 	size := uint64(k.lay.size)
+	var offs []uint64
 	for i := 0; ; i++ {
 		if i >= maxEntries {
 			return fmt.Errorf("cfdata at %#x (file offset %#x): %w in the first %d entries, the most a table may have (a kernel has about a thousand)", k.addr, k.offset, ErrNoTerminator, i)
@@ -287,24 +331,162 @@ func (k *Kernel) walk() error {
 			if !allZero(raw) {
 				return fmt.Errorf("cfdata[%d] (file offset %#x) has a null cf_name but other fields set: not a cfdata table", i, off)
 			}
-			return nil
+			break
 		}
-		e, err := k.entry(i, raw)
+		offs = append(offs, off)
+		off += size
+	}
+	if err := k.chooseLayout(offs); err != nil {
+		return err
+	}
+	for i, off := range offs {
+		e, err := k.entry(i, k.image[off:off+size])
 		if err != nil {
 			return fmt.Errorf("cfdata[%d] (file offset %#x): %w", i, off, err)
 		}
 		e.Offset = int64(off)
 		k.Entries = append(k.Entries, e)
-		off += size
 	}
+	return nil
+}
+
+// The __NetBSD_Version__ bounds of the two layouts: 9.x and older have
+// the shorts, 10.0 and later the bit-field. The change landed during
+// 9.99.x, so a 9.99 kernel's table alone tells.
+const (
+	version9Last  = 999000000 // first 9.99.x (9.99.0)
+	version10     = 1000000000
+	maxStateValue = DNotFound
+)
+
+// unitState reads cf_unit and cf_fstate of the entry raw as l lays them.
+func (k *Kernel) unitState(l layout, raw []byte) (unit int, st State) {
+	w := raw[l.unit : l.unit+4]
+	if !l.packed {
+		return int(int16(k.order.Uint16(w))), State(int16(k.order.Uint16(w[2:])))
+	}
+	if k.order == binary.BigEndian {
+		return int(w[0])<<16 | int(w[1])<<8 | int(w[2]), State(w[3])
+	}
+	return int(w[0]) | int(w[1])<<8 | int(w[2])<<16, State(w[3])
+}
+
+// fit is how well a table reads as one layout: whether every cf_fstate is
+// one NetBSD defines (else bad is the first entry that is not, and state
+// its value), and whether every unit is one a 9.x short holds (a
+// config(1) unit is small; a 9.x table read as 10.x turns a Star entry's
+// state into unit bits, 0x20000 and up).
+type fit struct {
+	ok, small bool
+	bad       uint64
+	state     State
+	unit      int
+}
+
+func (k *Kernel) fits(l layout, offs []uint64) fit {
+	f := fit{ok: true, small: true}
+	for _, off := range offs {
+		u, st := k.unitState(l, k.image[off:off+uint64(l.size)])
+		if st < 0 || st > maxStateValue {
+			return fit{bad: off, state: st}
+		}
+		if f.small && (u < 0 || u > 0x7fff) {
+			f.small, f.bad, f.unit = false, off, u
+		}
+	}
+	return f
+}
+
+// chooseLayout picks NetBSD 9's or 10's struct cfdata from the kernel's
+// version and checks the table against it; without a version (or with a
+// 9.99 one), the table alone decides when only one layout reads it
+// sensibly. Writing a state with the wrong layout would change a unit
+// and leave the entry enabled, so a doubt is an error.
+func (k *Kernel) chooseLayout(offs []uint64) error {
+	old, packed := k.lay, k.lay
+	old.packed, packed.packed = false, true
+	fo, fp := k.fits(old, offs), k.fits(packed, offs)
+	where := fmt.Sprintf("cfdata at %#x (file offset %#x)", k.addr, k.offset)
+	says := fmt.Sprintf("the kernel's .note.netbsd.ident says NetBSD version %d", k.version)
+	// wrong says why table entries do not read as l.
+	wrong := func(l layout, f fit) string {
+		if !f.ok {
+			return fmt.Sprintf("the entry at file offset %#x has cf_fstate %d at file offset %#x, which NetBSD does not define (0 to 4)", f.bad, f.state, f.bad+uint64(l.state()))
+		}
+		return fmt.Sprintf("the entry at file offset %#x has unit %d (%#x), which no kernel configuration has", f.bad, f.unit, f.unit)
+	}
+	want := func(l layout, f, other fit) error {
+		if f.ok && (f.small || !other.ok || !other.small) {
+			k.lay = l
+			return nil
+		}
+		return fmt.Errorf("%w: %s: %s, so struct cfdata is %s, but %s; the version note and the table disagree, so kstrip does not know where to write (NetBSD's own kernels agree: use a release kernel)", ErrLayout, where, says, l.name(), wrong(l, f))
+	}
+	switch {
+	case len(offs) == 0:
+		// Nothing to read or write: either layout will do.
+		k.lay = old
+	case !fo.ok && !fp.ok:
+		return fmt.Errorf("%w: %s fits neither %s (%s) nor %s (%s): not a table NetBSD's config(1) writes, or from a release kstrip does not know", ErrLayout, where, old.name(), wrong(old, fo), packed.name(), wrong(packed, fp))
+	case k.version >= version10:
+		return want(packed, fp, fo)
+	case k.version != 0 && k.version < version9Last:
+		return want(old, fo, fp)
+	case fo.ok && fo.small && !(fp.ok && fp.small):
+		k.lay = old
+	case fp.ok && fp.small && !(fo.ok && fo.small):
+		k.lay = packed
+	default:
+		why := "the kernel has no NetBSD version note"
+		if k.version != 0 {
+			why = says + ", from the time the layout changed"
+		}
+		return fmt.Errorf("%w: %s reads sensibly both as %s and as %s, which keep cf_fstate in different bytes, and %s: cannot tell which one to write (release kernels carry a version note: use one of those)", ErrLayout, where, old.name(), packed.name(), why)
+	}
+	return nil
+}
+
+// netbsdVersion returns the version in the kernel's NetBSD ident note
+// (name "NetBSD", type 1, a 4-byte __NetBSD_Version__), or 0 when it has
+// none or the note cannot be read: the table is then checked on its own.
+func netbsdVersion(f *elf.File, image []byte) uint32 {
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_NOTE || s.Offset > uint64(len(image)) || s.Size > uint64(len(image))-s.Offset {
+			continue
+		}
+		if v := noteVersion(f.ByteOrder, image[s.Offset:s.Offset+s.Size]); v != 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+// noteVersion finds the NetBSD ident note among the notes in b.
+func noteVersion(order binary.ByteOrder, b []byte) uint32 {
+	align := func(n uint64) uint64 { return (n + 3) &^ 3 }
+	for len(b) >= 12 {
+		namesz, descsz, typ := uint64(order.Uint32(b)), uint64(order.Uint32(b[4:])), order.Uint32(b[8:])
+		b = b[12:]
+		if align(namesz) > uint64(len(b)) {
+			return 0
+		}
+		name := b[:namesz]
+		b = b[align(namesz):]
+		if align(descsz) > uint64(len(b)) {
+			return 0
+		}
+		desc := b[:descsz]
+		b = b[align(descsz):]
+		if typ == 1 && descsz == 4 && string(name) == "NetBSD\x00" {
+			return order.Uint32(desc)
+		}
+	}
+	return 0
 }
 
 func (k *Kernel) entry(i int, raw []byte) (Entry, error) {
-	e := Entry{
-		Index: i,
-		Unit:  int(int16(k.order.Uint16(raw[k.lay.unit:]))),
-		State: State(int16(k.order.Uint16(raw[k.lay.state:]))),
-	}
+	e := Entry{Index: i}
+	e.Unit, e.State = k.unitState(k.lay, raw)
 	var err error
 	if e.Name, err = k.amap.str(k.image, k.ptrAt(raw, 0)); err != nil {
 		return e, fmt.Errorf("cf_name: %w", err)
@@ -361,4 +543,14 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// putState writes st as the cf_fstate at file offset off: a short up to
+// NetBSD 9, one byte from 10 on, where the unit's bits share the word.
+func (k *Kernel) putState(off int64, st State) {
+	if k.lay.packed {
+		k.image[off] = byte(st)
+		return
+	}
+	k.order.PutUint16(k.image[off:off+2], uint16(st))
 }

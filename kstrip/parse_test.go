@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,45 +21,53 @@ func TestParseLayouts(t *testing.T) {
 		{32, 4, 24, 0xc0000000},
 		{64, 8, 48, 0xffffffff80000000},
 	}
-	for _, tc := range tests {
-		path := buildKernel(t, kstriptest.Options{Bits: tc.bits, Entries: generic})
+	for _, v := range variants {
+		tc := tests[0]
+		if v.bits == 64 {
+			tc = tests[1]
+		}
+		path := buildKernel(t, v.opts(generic))
 		k, orig := parseFile(t, path)
-		if k.PointerSize() != tc.ptr || k.EntrySize() != tc.size || k.ByteOrder() != binary.LittleEndian {
-			t.Errorf("%d-bit: pointer %d entry %d order %v", tc.bits, k.PointerSize(), k.EntrySize(), k.ByteOrder())
+		stateSize := 2
+		if v.version >= kstriptest.Version10 {
+			stateSize = 1
+		}
+		if k.PointerSize() != tc.ptr || k.EntrySize() != tc.size || k.ByteOrder() != binary.LittleEndian || k.StateSize() != stateSize || k.Version() != v.version {
+			t.Errorf("%v: pointer %d entry %d order %v state size %d version %d", v, k.PointerSize(), k.EntrySize(), k.ByteOrder(), k.StateSize(), k.Version())
 		}
 		if len(k.Entries) != len(generic) {
-			t.Fatalf("%d-bit: %d entries, want %d", tc.bits, len(k.Entries), len(generic))
+			t.Fatalf("%v: %d entries, want %d", v, len(k.Entries), len(generic))
 		}
 		for i, w := range generic {
 			e := k.Entries[i]
 			if e.Index != i || e.Name != w.Name || e.Attach != w.Attach || e.Unit != w.Unit || e.State != State(w.State) {
-				t.Errorf("%d-bit entry %d = %+v, want %+v", tc.bits, i, e, w)
+				t.Errorf("%v entry %d = %+v, want %+v", v, i, e, w)
 			}
 			if (e.Parent == nil) != (w.Parent == nil) || (e.Parent != nil && *e.Parent != Parent(*w.Parent)) {
-				t.Errorf("%d-bit entry %d parent = %v, want %v", tc.bits, i, e.Parent, w.Parent)
+				t.Errorf("%v entry %d parent = %v, want %v", v, i, e.Parent, w.Parent)
 			}
 			if e.Offset != k.Offset()+int64(i*tc.size) {
-				t.Errorf("%d-bit entry %d offset %#x", tc.bits, i, e.Offset)
+				t.Errorf("%v entry %d offset %#x", v, i, e.Offset)
 			}
 		}
 		if got, ok := k.Providers("ata"); !ok || fmt.Sprint(got) != "[pciide wdc]" {
-			t.Errorf("%d-bit: providers of ata = %v %v", tc.bits, got, ok)
+			t.Errorf("%v: providers of ata = %v %v", v, got, ok)
 		}
 		if got, ok := k.Providers("isabus"); !ok || fmt.Sprint(got) != "[mainbus pcib ichlpcib]" {
-			t.Errorf("%d-bit: providers of isabus = %v %v", tc.bits, got, ok)
+			t.Errorf("%v: providers of isabus = %v %v", v, got, ok)
 		}
 		if got, ok := k.Providers("scsi"); !ok || len(got) != 0 {
-			t.Errorf("%d-bit: providers of scsi = %v %v", tc.bits, got, ok)
+			t.Errorf("%v: providers of scsi = %v %v", v, got, ok)
 		}
-		nd, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: tc.bits, Entries: generic, NoDrivers: true}))
+		nd, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: v.bits, Version: v.version, Entries: generic, NoDrivers: true}))
 		if got, ok := nd.Providers("ata"); ok || got != nil {
-			t.Errorf("%d-bit without cfdriver_list_initial: providers %v %v", tc.bits, got, ok)
+			t.Errorf("%v without cfdriver_list_initial: providers %v %v", v, got, ok)
 		}
 		// The terminator follows the last entry, and the address maps to the
 		// file through a segment loaded at physical = virtual - KERNBASE.
 		end := k.Offset() + int64(len(generic)*tc.size)
 		if !allZero(orig[end : end+int64(tc.size)]) {
-			t.Errorf("%d-bit: no zero terminator at %#x", tc.bits, end)
+			t.Errorf("%v: no zero terminator at %#x", v, end)
 		}
 		f, err := elf.NewFile(bytes.NewReader(orig))
 		if err != nil {
@@ -69,12 +78,12 @@ func TestParseLayouts(t *testing.T) {
 			if p.Type == elf.PT_LOAD && k.Address() >= p.Vaddr && k.Address() < p.Vaddr+p.Filesz {
 				found = true
 				if p.Vaddr-p.Paddr != tc.kernbase || uint64(k.Offset()) != p.Off+k.Address()-p.Vaddr {
-					t.Errorf("%d-bit: segment vaddr %#x paddr %#x off %#x, cfdata at %#x offset %#x", tc.bits, p.Vaddr, p.Paddr, p.Off, k.Address(), k.Offset())
+					t.Errorf("%v: segment vaddr %#x paddr %#x off %#x, cfdata at %#x offset %#x", v, p.Vaddr, p.Paddr, p.Off, k.Address(), k.Offset())
 				}
 			}
 		}
 		if !found {
-			t.Errorf("%d-bit: cfdata not in a PT_LOAD", tc.bits)
+			t.Errorf("%v: cfdata not in a PT_LOAD", v)
 		}
 	}
 }
@@ -82,20 +91,37 @@ func TestParseLayouts(t *testing.T) {
 func TestBigEndianLayout(t *testing.T) {
 	// Same table, byte-swapped by hand: the walker must take the order
 	// from the ELF header (sh3eb, armeb, powerpc are big-endian ports).
-	path := buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic})
-	k, orig := parseFile(t, path)
-	be := swapToBigEndian(t, orig, k)
-	kb, err := Parse(be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if kb.ByteOrder() != binary.BigEndian || len(kb.Entries) != len(k.Entries) {
-		t.Fatalf("big-endian parse: order %v, %d entries", kb.ByteOrder(), len(kb.Entries))
-	}
-	for i := range k.Entries {
-		a, b := k.Entries[i], kb.Entries[i]
-		if a.Name != b.Name || a.Unit != b.Unit || a.State != b.State || a.Parent.String() != b.Parent.String() {
-			t.Errorf("entry %d: little %+v big %+v", i, a, b)
+	for _, v := range variants {
+		if v.bits != 32 {
+			continue
+		}
+		path := buildKernel(t, v.opts(generic))
+		k, orig := parseFile(t, path)
+		be := swapToBigEndian(t, orig, k)
+		kb, err := Parse(slices.Clone(be))
+		if err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		if kb.ByteOrder() != binary.BigEndian || len(kb.Entries) != len(k.Entries) || kb.StateSize() != k.StateSize() {
+			t.Fatalf("%v big-endian parse: order %v, %d entries, state size %d", v, kb.ByteOrder(), len(kb.Entries), kb.StateSize())
+		}
+		for i := range k.Entries {
+			a, b := k.Entries[i], kb.Entries[i]
+			if a.Name != b.Name || a.Unit != b.Unit || a.State != b.State || a.Parent.String() != b.Parent.String() {
+				t.Errorf("%v entry %d: little %+v big %+v", v, i, a, b)
+			}
+		}
+		// Stripping both gives the same tables, each in its byte order.
+		r, err := kb.Plan(Plan{Strip: true, Keep: kb.Applicable(DefaultKeep)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kb.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+		checkOnlyStates(t, kb, r, be, kb.Bytes())
+		if got := states(kb); !slices.Equal(got, afterDefault) {
+			t.Errorf("%v big-endian states after strip:\n got %v\nwant %v", v, got, afterDefault)
 		}
 	}
 }

@@ -411,7 +411,7 @@ func (k *Kernel) Apply(r *Report) error {
 	}
 	for _, c := range r.Changes {
 		off := k.StateOffset(c.Index)
-		k.order.PutUint16(k.image[off:off+2], uint16(c.To))
+		k.putState(off, c.To)
 		k.Entries[c.Index].State = c.To
 	}
 	return nil

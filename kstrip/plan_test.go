@@ -19,8 +19,10 @@ func checkOnlyStates(t *testing.T, k *Kernel, r *Report, before, after []byte) {
 	allowed := map[int64]bool{}
 	for _, c := range r.Changes {
 		off := k.StateOffset(c.Index)
-		allowed[off], allowed[off+1] = true, true
-		if got := State(int16(k.ByteOrder().Uint16(after[off:]))); got != c.To {
+		for j := 0; j < k.StateSize(); j++ {
+			allowed[off+int64(j)] = true
+		}
+		if got := fileState(k, after, c.Index); got != c.To {
 			t.Errorf("cfdata[%d] fstate in file = %v, want %v", c.Index, got, c.To)
 		}
 	}
@@ -135,8 +137,8 @@ func TestAfterDefaultDerived(t *testing.T) {
 }
 
 func TestStripDefault(t *testing.T) {
-	for _, bits := range []int{32, 64} {
-		k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: bits, Entries: generic}))
+	for _, v := range variants {
+		k, orig := parseFile(t, buildKernel(t, v.opts(generic)))
 		r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep)})
 		if err != nil {
 			t.Fatal(err)
@@ -145,26 +147,26 @@ func TestStripDefault(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := states(k); !slices.Equal(got, afterDefault) {
-			t.Errorf("%d-bit states after strip:\n got %v\nwant %v", bits, got, afterDefault)
+			t.Errorf("%v states after strip:\n got %v\nwant %v", v, got, afterDefault)
 		}
 		checkOnlyStates(t, k, r, orig, k.Bytes())
 		wantParents := []string{"ppb*@ppb", "pcib*@pcib", "ichlpcib*@ichlpcib"}
 		if got := labels(r.KeptParents); !slices.Equal(got, wantParents) {
-			t.Errorf("%d-bit kept parents %v, want %v", bits, got, wantParents)
+			t.Errorf("%v kept parents %v, want %v", v, got, wantParents)
 		}
 		if w := otherWarnings(r); len(w) != 0 {
-			t.Errorf("%d-bit warnings: %q", bits, w)
+			t.Errorf("%v warnings: %q", v, w)
 		}
 		// npx (pre-6.0 kernels' FPU) is the one default name generic,
 		// a 9.x-shaped table, lacks, and Applicable drops it: a typo in
 		// any other would have failed the Plan.
 		if got := unknownNames(r); len(got) != 0 {
-			t.Errorf("%d-bit default names not in the kernel: %q", bits, got)
+			t.Errorf("%v default names not in the kernel: %q", v, got)
 		}
 		// A fresh parse of the written bytes reads the same states.
 		k2, err := Parse(append([]byte(nil), k.Bytes()...))
 		if err != nil || !slices.Equal(states(k2), afterDefault) {
-			t.Errorf("%d-bit reparse: %v %v", bits, err, states(k2))
+			t.Errorf("%v reparse: %v %v", v, err, states(k2))
 		}
 	}
 }
@@ -221,41 +223,43 @@ func TestDisableEnable(t *testing.T) {
 		{"fixed unit of star parent", Plan{Disable: []string{"sd"}}, map[int]State{42: dn, 43: ds}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
-			r, err := k.Plan(tc.plan)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := k.Apply(r); err != nil {
-				t.Fatal(err)
-			}
-			checkOnlyStates(t, k, r, orig, k.Bytes())
-			for i, e := range k.Entries {
-				want := State(generic[i].State)
-				if w, ok := tc.changed[i]; ok {
-					want = w
+		for _, v := range variants {
+			t.Run(tc.name+"/"+v.String(), func(t *testing.T) {
+				k, orig := parseFile(t, buildKernel(t, v.opts(generic)))
+				r, err := k.Plan(tc.plan)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if e.State != want {
-					t.Errorf("cfdata[%d] %s = %v, want %v", i, e.Label(), e.State, want)
+				if err := k.Apply(r); err != nil {
+					t.Fatal(err)
 				}
-			}
-			if len(r.Changes) != len(tc.changed) {
-				t.Errorf("%d changes, want %d", len(r.Changes), len(tc.changed))
-			}
-			// Undo: the reverse operation restores the original bytes.
-			undo := Plan{Enable: tc.plan.Disable, Disable: tc.plan.Enable}
-			r2, err := k.Plan(undo)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := k.Apply(r2); err != nil {
-				t.Fatal(err)
-			}
-			if tc.name != "already disabled" && string(k.Bytes()) != string(orig) {
-				t.Errorf("undo %+v did not restore the original bytes", undo)
-			}
-		})
+				checkOnlyStates(t, k, r, orig, k.Bytes())
+				for i, e := range k.Entries {
+					want := State(generic[i].State)
+					if w, ok := tc.changed[i]; ok {
+						want = w
+					}
+					if e.State != want {
+						t.Errorf("cfdata[%d] %s = %v, want %v", i, e.Label(), e.State, want)
+					}
+				}
+				if len(r.Changes) != len(tc.changed) {
+					t.Errorf("%d changes, want %d", len(r.Changes), len(tc.changed))
+				}
+				// Undo: the reverse operation restores the original bytes.
+				undo := Plan{Enable: tc.plan.Disable, Disable: tc.plan.Enable}
+				r2, err := k.Plan(undo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := k.Apply(r2); err != nil {
+					t.Fatal(err)
+				}
+				if tc.name != "already disabled" && string(k.Bytes()) != string(orig) {
+					t.Errorf("undo %+v did not restore the original bytes", undo)
+				}
+			})
+		}
 	}
 }
 
@@ -401,7 +405,7 @@ func TestApplyRejectsForeignReport(t *testing.T) {
 			k, orig := parseFile(t, path)
 			err := k.Apply(&Report{Changes: []Change{{Index: 0, To: DNotFound}, {Index: tc.index, To: DStar}}})
 			if tc.ok {
-				state := func(b []byte) State { return State(k.ByteOrder().Uint16(b[k.StateOffset(tc.index):])) }
+				state := func(b []byte) State { return fileState(k, b, tc.index) }
 				if err != nil || state(orig) == DStar || state(k.Bytes()) != DStar || k.Entries[tc.index].State != DStar {
 					t.Errorf("Apply of a change to cfdata[%d] of %d: %v, cf_fstate %v, then %v; want it changed to %v", tc.index, n, err, state(orig), state(k.Bytes()), DStar)
 				}

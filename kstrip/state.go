@@ -2,7 +2,8 @@ package kstrip
 
 import "fmt"
 
-// State is a cfdata entry's cf_fstate, as defined in NetBSD's sys/device.h.
+// State is a cfdata entry's cf_fstate, as defined in NetBSD's sys/device.h:
+// a short up to NetBSD 9, an unsigned char from NetBSD 10 on.
 type State int16
 
 // The cf_fstate values. Autoconfiguration skips DStar and DNotFound.

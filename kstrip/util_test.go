@@ -46,6 +46,12 @@ func swapToBigEndian(t *testing.T, le []byte, k *Kernel) []byte {
 		}
 	}
 	for _, s := range f.Sections {
+		if s.Type == elf.SHT_NOTE {
+			// Build's one note: namesz, descsz, type, "NetBSD\0\0", desc.
+			for _, w := range []uint64{0, 4, 8, 20} {
+				sw32(s.Offset + w)
+			}
+		}
 		if s.Type != elf.SHT_SYMTAB {
 			continue
 		}
@@ -62,8 +68,14 @@ func swapToBigEndian(t *testing.T, le []byte, k *Kernel) []byte {
 		for _, w := range []uint64{0, 4, 12, 16, 20} {
 			sw32(o + w)
 		}
-		sw16(o + 8)
-		sw16(o + 10)
+		if k.lay.packed {
+			// cf_unit:24 takes the word's high bits on big-endian ports:
+			// the unit's bytes reverse, cf_fstate stays in byte 11.
+			b[o+8], b[o+10] = le[o+10], le[o+8]
+		} else {
+			sw16(o + 8)
+			sw16(o + 10)
+		}
 		if p := uint64(binary.LittleEndian.Uint32(le[o+20:])); p != 0 {
 			parents[p] = true
 		}

@@ -110,16 +110,20 @@ func kstripCommand() *cli.Command {
 
 // kstripJSON is what --json prints.
 type kstripJSON struct {
-	Kernel      string              `json:"kernel"`
-	Output      string              `json:"output,omitempty"`
-	PointerSize int                 `json:"pointer_size"`
-	EntrySize   int                 `json:"entry_size"`
-	Entries     []kstrip.Entry      `json:"entries"`
-	Changes     []kstrip.Change     `json:"changes"`
-	KeptParents []kstrip.KeptParent `json:"kept_parents"`
-	Warnings    []string            `json:"warnings"`
-	Unknown     []kstrip.Unknown    `json:"unknown,omitempty"`
-	Written     bool                `json:"written"`
+	Kernel      string `json:"kernel"`
+	Output      string `json:"output,omitempty"`
+	PointerSize int    `json:"pointer_size"`
+	EntrySize   int    `json:"entry_size"`
+	// StateSize is 2 for NetBSD 9's short cf_fstate, 1 for NetBSD 10's byte.
+	StateSize int `json:"state_size"`
+	// NetBSDVersion is the kernel's __NetBSD_Version__, 0 without a note.
+	NetBSDVersion uint32              `json:"netbsd_version"`
+	Entries       []kstrip.Entry      `json:"entries"`
+	Changes       []kstrip.Change     `json:"changes"`
+	KeptParents   []kstrip.KeptParent `json:"kept_parents"`
+	Warnings      []string            `json:"warnings"`
+	Unknown       []kstrip.Unknown    `json:"unknown,omitempty"`
+	Written       bool                `json:"written"`
 }
 
 func runKstrip(ctx context.Context, c *cli.Context) error {
@@ -252,7 +256,7 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := kstripJSON{Kernel: in, PointerSize: k.PointerSize(), EntrySize: k.EntrySize()}
+	out := kstripJSON{Kernel: in, PointerSize: k.PointerSize(), EntrySize: k.EntrySize(), StateSize: k.StateSize(), NetBSDVersion: k.Version()}
 	if edits {
 		r, err := k.Plan(plan)
 		if err != nil {

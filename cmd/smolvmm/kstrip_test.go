@@ -647,3 +647,35 @@ func TestKstripPrintableNames(t *testing.T) {
 		})
 	}
 }
+
+// TestKstripNetBSD10: the default strip of a NetBSD 10 kernel disables
+// its slow probes (star entries included) without touching a unit, and
+// --json says which struct cfdata the kernel has; a kernel whose version
+// note and table disagree is refused, naming the offsets.
+func TestKstripNetBSD10(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 64, Version: kstriptest.Version10})
+	out := filepath.Join(t.TempDir(), "netbsd")
+	if _, errOut, code := runKstripCLI("-o", out, kern); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	k, err := kstrip.Parse(mustRead(t, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range append(k.Match("fdc"), k.Match("pckbc")...) {
+		if e := k.Entries[i]; !e.State.Disabled() || e.Unit != kstriptest.Generic[i].Unit {
+			t.Errorf("cfdata[%d] %s: unit %d %v, want unit %d disabled", i, e.Label(), e.Unit, e.State, kstriptest.Generic[i].Unit)
+		}
+	}
+	stdout, _, code := runKstripCLI("--json", out)
+	var j kstripJSON
+	if err := json.Unmarshal([]byte(stdout), &j); err != nil || code != 0 || j.StateSize != 1 || j.NetBSDVersion != kstriptest.Version10 {
+		t.Errorf("--json: exit %d, %v, state size %d, version %d", code, err, j.StateSize, j.NetBSDVersion)
+	}
+
+	bad := testKernel(t, kstriptest.Options{Bits: 32, Version: kstriptest.Version10, Layout: 9})
+	_, errOut, code := runKstripCLI("--list", bad)
+	if code != 1 || !strings.Contains(errOut, "cfdata layout unknown") || !strings.Contains(errOut, "disagree") || !strings.Contains(errOut, "file offset 0x") {
+		t.Errorf("disagreeing kernel: exit %d: %s", code, errOut)
+	}
+}

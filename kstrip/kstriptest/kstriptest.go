@@ -2,7 +2,8 @@
 // cfdata table, with the system's gcc and ld, for kstrip's tests and
 // benchmarks. Kernels are linked like NetBSD's: at virtual 0xc0100000 with
 // physical load address 0x100000 (i386), or 0xffffffff80200000 and
-// 0x200000 (amd64).
+// 0x200000 (amd64), with NetBSD 9's or 10's struct cfdata and the
+// .note.netbsd.ident that says which release they are.
 package kstriptest
 
 import (
@@ -56,6 +57,30 @@ type Options struct {
 	// NoDrivers leaves out cfdriver_list_initial, the driver table kstrip
 	// reads interface attributes from.
 	NoDrivers bool
+	// Version is the __NetBSD_Version__ of the kernel's .note.netbsd.ident
+	// (MMmmrrpp00); 0 means Version91. It also picks struct cfdata's
+	// layout: NetBSD 10's bit-field from Version10 on, else 9's shorts.
+	Version uint32
+	// NoNote leaves out .note.netbsd.ident.
+	NoNote bool
+	// Layout, when not 0, forces struct cfdata's layout whatever Version
+	// says: 9 for "short cf_unit; short cf_fstate;", 10 for "unsigned int
+	// cf_unit:24; unsigned char cf_fstate;".
+	Layout int
+}
+
+// __NetBSD_Version__ of the releases the tests use.
+const (
+	Version91 = 901000000
+	Version10 = 1000000000
+)
+
+// Packed reports whether o's kernel has NetBSD 10's struct cfdata.
+func (o Options) Packed() bool {
+	if o.Layout != 0 {
+		return o.Layout == 10
+	}
+	return o.Version >= Version10
 }
 
 // available caches Available's answer per bits: tests ask before every
@@ -130,12 +155,13 @@ SECTIONS {
 	.text : AT(%s) { *(.text .text.*) } :text
 	. = ALIGN(0x1000);
 	.rodata : AT(ADDR(.rodata) - %s) { *(.rodata .rodata.*) } :rodata
+	.note.netbsd.ident : AT(ADDR(.note.netbsd.ident) - %s) { KEEP(*(.note.netbsd.ident)) } :rodata
 	. = ALIGN(0x1000);
 	.data : AT(ADDR(.data) - %s) { *(.data .data.*) } :data
 	.bss : AT(ADDR(.bss) - %s) { *(.bss .bss.* COMMON) } :data
 	/DISCARD/ : { *(.note.* .comment .eh_frame) }
 }
-`, base, phys, kernbase, kernbase, kernbase)
+`, base, phys, kernbase, kernbase, kernbase, kernbase)
 	if err := os.WriteFile(lds, []byte(script), 0o644); err != nil {
 		return "", err
 	}
@@ -168,12 +194,27 @@ func Source(o Options) string {
 		sym = "cfdata"
 	}
 	var b strings.Builder
-	b.WriteString(`struct cfparent { const char *cfp_iattr; const char *cfp_parent; int cfp_unit; };
+	unitState := "short cf_unit; short cf_fstate;"
+	if o.Packed() {
+		unitState = "unsigned int cf_unit:24; unsigned char cf_fstate;"
+	}
+	fmt.Fprintf(&b, `struct cfparent { const char *cfp_iattr; const char *cfp_parent; int cfp_unit; };
 struct cfdata {
-	const char *cf_name; const char *cf_atname; short cf_unit; short cf_fstate;
+	const char *cf_name; const char *cf_atname; %s
 	int *cf_loc; int cf_flags; const struct cfparent *cf_pspec;
 };
-static const int loc[4] = { 0x3f8, -1, 4, -1 };
+`, unitState)
+	if !o.NoNote {
+		v := o.Version
+		if v == 0 {
+			v = Version91
+		}
+		// As NetBSD's newvers.sh writes it: namesz 7, descsz 4, type 1
+		// (ELF_NOTE_TYPE_NETBSD_TAG), "NetBSD\0" padded to 8 bytes.
+		fmt.Fprintf(&b, `__asm__(".section .note.netbsd.ident, \"a\", @note\n.p2align 2\n.long 7\n.long 4\n.long 1\n.ascii \"NetBSD\\0\\0\"\n.long %d\n.p2align 2\n.previous\n");
+`, v)
+	}
+	b.WriteString(`static const int loc[4] = { 0x3f8, -1, 4, -1 };
 __attribute__((used)) static int kbss[64];
 `)
 	if o.Pad > 0 {
