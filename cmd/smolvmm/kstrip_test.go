@@ -500,7 +500,7 @@ func TestStripKernelNotes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			msg, err := stripKernel(kern, out, tt.keep)
+			msg, err := stripKernel(kern, out, tt.keep, func(string) {})
 			if err != nil {
 				t.Fatal(err)
 			}

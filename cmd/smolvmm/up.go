@@ -56,13 +56,21 @@ type upDeps struct {
 	service func(name, dir string) (upService, error)
 	fetch   func(ctx context.Context, sets []string) (*fetch.Release, error)
 	keep    []string // kstrip keep list; part of the stripped kernel's cache key
-	strip   rebuild.StripFunc
+	strip   upStripFunc
 	build   func(ctx context.Context, b upBuild) (string, error)
 	run     func(ctx context.Context, kernel, image string) error
 	// canRun, when set, checks what the run will need of the host (KVM)
 	// once the service is known, before the download.
 	canRun func() error
 }
+
+// upStripFunc is a rebuild.StripFunc that also hands each of kstrip's
+// warnings to warn, for up to print.
+type upStripFunc func(in, out string, keep []string, warn func(string)) (summary string, err error)
+
+// maxStripWarnings is how many kstrip warnings up prints before it only
+// counts the rest: smolvmm kstrip on the same kernel prints them all.
+const maxStripWarnings = 10
 
 // upOptions are the choices of one `up` run.
 type upOptions struct {
@@ -130,7 +138,18 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		return res, err
 	}
 	err = step(log, "kstrip", func() (string, error) {
-		k, err := rebuild.StripCached(res.Release.Kernel, d.keep, d.strip)
+		warned := 0
+		warn := func(w string) {
+			if warned++; warned <= maxStripWarnings {
+				fmt.Fprintf(log, "smolvmm up: kstrip warning: %s\n", w)
+			}
+		}
+		k, err := rebuild.StripCached(res.Release.Kernel, d.keep, func(in, out string, keep []string) (string, error) {
+			return d.strip(in, out, keep, warn)
+		})
+		if more := warned - maxStripWarnings; more > 0 {
+			fmt.Fprintf(log, "smolvmm up: kstrip warning: %d more (smolvmm kstrip --dry-run %s prints them all)\n", more, res.Release.Kernel.Path)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -605,10 +624,11 @@ func mirrorKernelError(path string, err error) error {
 }
 
 // stripKernel writes a copy of kernel in (gzipped or not) to out,
-// uncompressed, with every cfdata entry outside keep disabled. Names of
-// the keep list that this kernel lacks are skipped, not fatal: the default
-// list covers i386 GENERIC and other ports may lack an entry or two.
-func stripKernel(in, out string, keep []string) (string, error) {
+// uncompressed, with every cfdata entry outside keep disabled, and hands
+// kstrip's warnings to warn. Names of the keep list that this kernel lacks
+// are skipped, not fatal: the default list covers i386 GENERIC and other
+// ports may lack an entry or two.
+func stripKernel(in, out string, keep []string, warn func(string)) (string, error) {
 	f, err := kstrip.ReadFile(in)
 	var pe *fs.PathError
 	if err != nil && !errors.As(err, &pe) {
@@ -627,6 +647,9 @@ func stripKernel(in, out string, keep []string) (string, error) {
 	}
 	if err := k.Apply(r); err != nil {
 		return "", err
+	}
+	for _, w := range r.Warnings {
+		warn(w)
 	}
 	if err := kstrip.WriteFile(out, k.Bytes(), false, 0o644); err != nil {
 		return "", err

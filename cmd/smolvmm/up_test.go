@@ -46,6 +46,8 @@ type fakeUp struct {
 	// service reads.
 	duringFetch func()
 	rcs         []string
+	// stripWarnings are the warnings the strip gives.
+	stripWarnings []string
 }
 
 func newFakeUp(t *testing.T) *fakeUp {
@@ -81,9 +83,12 @@ func (f *fakeUp) deps() upDeps {
 			return fe.Fetch(ctx, "9.3", arch, sets...)
 		},
 		keep: []string{"mainbus", "com", "ld"},
-		strip: func(in, out string, keep []string) (string, error) {
+		strip: func(in, out string, keep []string, warn func(string)) (string, error) {
 			f.calls = append(f.calls, "strip")
 			f.strips++
+			for _, w := range f.stripWarnings {
+				warn(w)
+			}
 			b, err := os.ReadFile(in)
 			if err != nil {
 				return "", err
@@ -578,10 +583,12 @@ func TestUpErrors(t *testing.T) {
 		{"unknown service", "nope", nil, `service: no service "nope"`, "service"},
 		{"unknown set", "rescue", func(f *fakeUp, d *upDeps) { f.svc.Sets = []string{"games"} }, `fetch: NetBSD 9.3/i386: unknown set "games"`, "service fetch"},
 		{"strip fails", "rescue", func(f *fakeUp, d *upDeps) {
-			d.strip = func(in, out string, keep []string) (string, error) { return "", errors.New("no cfdata symbol") }
+			d.strip = func(in, out string, keep []string, warn func(string)) (string, error) {
+				return "", errors.New("no cfdata symbol")
+			}
 		}, "kstrip: ", "service fetch"},
 		{"strip cannot write the cache", "rescue", func(f *fakeUp, d *upDeps) {
-			d.strip = func(in, out string, keep []string) (string, error) {
+			d.strip = func(in, out string, keep []string, warn func(string)) (string, error) {
 				return "", &os.PathError{Op: "open", Path: out + ".tmp", Err: unix.EROFS}
 			}
 		}, "read-only file system (choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME)", "service fetch"},
