@@ -29,12 +29,18 @@ type download struct {
 
 	size        int64 // final size
 	transferred int64 // bytes received this run
-	resumed     bool  // the result continued an earlier partial file
+	resumed     bool  // the part file was continued, after a break in this run or an earlier run
+	// kept is how many bytes of an earlier run's part file the result
+	// starts with: 0 once that file is discarded or rewritten.
+	kept int64
+	// breaks counts the transfers cut short in this run and resumed.
+	breaks int
 }
 
 func (d *download) run(ctx context.Context) error {
 	part := d.path + ".part"
 	restarted := false
+	d.kept = fileSize(part)
 	for attempt := 1; ; attempt++ {
 		have := fileSize(part)
 		if have > 0 && d.verify(part) == nil {
@@ -45,6 +51,7 @@ func (d *download) run(ctx context.Context) error {
 		d.transferred += n
 		if err != nil {
 			if errors.Is(err, ErrTruncated) && n > 0 && attempt < maxAttempts && ctx.Err() == nil {
+				d.breaks++
 				continue // progress was made: resume from the new end
 			}
 			return err
@@ -55,6 +62,7 @@ func (d *download) run(ctx context.Context) error {
 		}
 		html := looksHTML(part)
 		os.Remove(part)
+		d.kept = 0
 		if d.resumed && !restarted {
 			// The bytes kept from an earlier attempt may be what is wrong:
 			// start over once from zero before blaming the mirror.
@@ -117,7 +125,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	case http.StatusOK:
 		// A fresh start, or a server that ignores Range: rewrite from zero.
 		flags |= os.O_TRUNC
-		have, d.resumed = 0, false
+		have, d.resumed, d.kept = 0, false, 0
 	case http.StatusPartialContent:
 		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != have {
@@ -125,6 +133,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 			// from zero (the caller sees no progress only if that fails).
 			resp.Body.Close()
 			os.Remove(part)
+			d.kept = 0
 			return d.attempt(ctx, part, 0)
 		}
 		total = size
@@ -134,6 +143,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		// not verify: it is garbage.
 		resp.Body.Close()
 		os.Remove(part)
+		d.kept = 0
 		if have == 0 {
 			return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(d.url), resp.Status)
 		}

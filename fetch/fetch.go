@@ -70,8 +70,8 @@ type Action string
 // The ways a file can be obtained.
 const (
 	Cached     Action = "cached"     // found in the cache and re-verified
-	Downloaded Action = "downloaded" // downloaded from the start
-	Resumed    Action = "resumed"    // completed from an earlier partial download
+	Downloaded Action = "downloaded" // downloaded from the start in this run
+	Resumed    Action = "resumed"    // completed from the partial download of an earlier run
 )
 
 // File is one verified file of a release in the cache.
@@ -83,6 +83,8 @@ type File struct {
 	Size        int64         // bytes
 	Action      Action        // how it was obtained
 	Transferred int64         // bytes received from the network this run
+	Kept        int64         // bytes kept from an earlier run's partial download (Resumed)
+	Breaks      int           // transfers cut short in this run and resumed
 	Repaired    bool          // a corrupt cached copy was deleted first
 	Duration    time.Duration // time spent obtaining and verifying it
 }
@@ -390,8 +392,11 @@ func (r *release) file(ctx context.Context, sub, name, sum string) (File, error)
 		return out, err
 	}
 	out.Size, out.Transferred, out.Duration = d.size, d.transferred, time.Since(start)
+	out.Kept, out.Breaks = d.kept, d.breaks
 	out.Action = Downloaded
-	if d.resumed {
+	if d.kept > 0 {
+		// Only bytes from an earlier run make a resume: a transfer cut
+		// and continued in this run is still this run's download.
 		out.Action = Resumed
 	}
 	return out, nil

@@ -335,17 +335,23 @@ func TestFetchResume(t *testing.T) {
 	kpath := fetchtest.KernelPath("9.3", "i386", KernelName)
 	tests := []struct {
 		name      string
-		seed      []byte // pre-existing .part content
+		seed      []byte // pre-existing .part content, from an earlier run
 		fault     fetchtest.Fault
 		action    Action
+		kept      int64 // bytes of seed the result keeps
+		breaks    int
 		wantRange string
 	}{
-		{"cut once, resumed in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 1}, Resumed, "bytes=5000-"},
-		{"good partial from an earlier run", testKernel[:7000], fetchtest.Fault{}, Resumed, "bytes=7000-"},
-		{"bad partial: restart from zero", append([]byte("garbage!"), testKernel[8:7000]...), fetchtest.Fault{}, Downloaded, "bytes=7000-"},
-		{"server ignores Range", testKernel[:7000], fetchtest.Fault{IgnoreRange: true}, Downloaded, "bytes=7000-"},
-		{"partial longer than the file", append(append([]byte(nil), testKernel...), 'x'), fetchtest.Fault{}, Downloaded, "bytes=" + itoa(len(testKernel)+1) + "-"},
-		{"complete partial needs no request", testKernel, fetchtest.Fault{}, Downloaded, ""},
+		// A transfer cut and continued in one run is that run's download,
+		// not a resume of an earlier one.
+		{"cut once, resumed in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 1}, Downloaded, 0, 1, "bytes=5000-"},
+		{"cut twice in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 2}, Downloaded, 0, 2, "bytes=10000-"},
+		{"good partial from an earlier run", testKernel[:7000], fetchtest.Fault{}, Resumed, 7000, 0, "bytes=7000-"},
+		{"earlier partial, then cut in this run", testKernel[:7000], fetchtest.Fault{TruncateAt: 2000, Times: 1}, Resumed, 7000, 1, "bytes=9000-"},
+		{"bad partial: restart from zero", append([]byte("garbage!"), testKernel[8:7000]...), fetchtest.Fault{}, Downloaded, 0, 0, "bytes=7000-"},
+		{"server ignores Range", testKernel[:7000], fetchtest.Fault{IgnoreRange: true}, Downloaded, 0, 0, "bytes=7000-"},
+		{"partial longer than the file", append(append([]byte(nil), testKernel...), 'x'), fetchtest.Fault{}, Downloaded, 0, 0, "bytes=" + itoa(len(testKernel)+1) + "-"},
+		{"complete partial needs no request", testKernel, fetchtest.Fault{}, Resumed, int64(len(testKernel)), 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,8 +370,12 @@ func TestFetchResume(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rel.Kernel.Action != tt.action {
-				t.Errorf("action = %s, want %s", rel.Kernel.Action, tt.action)
+			k := rel.Kernel
+			if k.Action != tt.action || k.Kept != tt.kept || k.Breaks != tt.breaks {
+				t.Errorf("action %s, kept %d, breaks %d; want %s, %d, %d", k.Action, k.Kept, k.Breaks, tt.action, tt.kept, tt.breaks)
+			}
+			if k.Kept+k.Transferred < k.Size {
+				t.Errorf("kept %d + transferred %d < size %d", k.Kept, k.Transferred, k.Size)
 			}
 			if !bytes.Equal(mustRead(t, kfile), testKernel) {
 				t.Error("kernel differs from the served one")

@@ -198,9 +198,22 @@ func describeFile(f fetch.File) string {
 	case f.Action == fetch.Resumed:
 		// The whole file, then how much of it came now.
 		size += fmt.Sprintf(" (%s received now, %s kept from an earlier download)",
-			humanBytes(f.Transferred), humanBytes(f.Size-f.Transferred))
+			humanBytes(f.Size-f.Kept), humanBytes(f.Kept))
 	case f.Repaired:
 		what = "re-downloaded (the cached copy was corrupt)"
+	}
+	// Transfers cut and continued in this run: no resume of an earlier
+	// download, which only Resumed is.
+	breaks := "a break"
+	if f.Breaks > 1 {
+		breaks = fmt.Sprintf("%d breaks", f.Breaks)
+	}
+	switch {
+	case f.Breaks == 0:
+	case f.Action == fetch.Resumed:
+		what += " (and again after " + breaks + " in this run)"
+	default:
+		what += " (resumed after " + breaks + ")"
 	}
 	return fmt.Sprintf("%s: %s, %s in %s, SHA512 ok: %s", f.Name, what, size, roundDuration(f.Duration), f.Path)
 }

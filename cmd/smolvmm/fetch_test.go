@@ -135,3 +135,46 @@ func TestFetchCommandCorruptCacheOffline(t *testing.T) {
 		t.Errorf("output %q, want %q", out, want)
 	}
 }
+
+// TestFetchCommandResumeLines: the line for a download cut and continued
+// in the same run said "resumed, ... (N received now, 0 B kept from an
+// earlier download)"; only bytes kept from an earlier run make a resume.
+func TestFetchCommandResumeLines(t *testing.T) {
+	kernel := bytes.Repeat([]byte("0123456789"), 1000)
+	kpath := fetchtest.KernelPath("9.3", "i386", fetch.KernelName)
+	tests := []struct {
+		name  string
+		seed  int // bytes of the kernel left in its .part by an earlier run
+		fault fetchtest.Fault
+		want  string
+	}{
+		{"cut in this run", 0, fetchtest.Fault{TruncateAt: 4000, Times: 1}, "netbsd-GENERIC.gz: downloaded (resumed after a break), 9.8 KiB in "},
+		{"earlier run's partial", 4096, fetchtest.Fault{}, "netbsd-GENERIC.gz: resumed, 9.8 KiB (5.8 KiB received now, 4.0 KiB kept from an earlier download) in "},
+		{"earlier partial, then cut", 4096, fetchtest.Fault{TruncateAt: 1024, Times: 1}, "netbsd-GENERIC.gz: resumed (and again after a break in this run), 9.8 KiB (5.8 KiB received now, 4.0 KiB kept from an earlier download) in "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: kernel,
+				Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+			defer srv.Close()
+			cache := t.TempDir()
+			if tt.seed > 0 {
+				part := filepath.Join(cache, "9.3", "i386", "kernel", fetch.KernelName+".part")
+				if err := os.MkdirAll(filepath.Dir(part), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(part, kernel[:tt.seed], 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv.SetFault(kpath, tt.fault)
+			out, err := runTestApp(t, []*cli.Command{fetchCommand()}, "fetch", "--mirror", srv.Mirror(), "--cache", cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("output lacks %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}

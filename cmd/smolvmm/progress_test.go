@@ -37,12 +37,28 @@ func TestProgressRate(t *testing.T) {
 }
 
 // TestDescribeResumed: a resumed file's line gives its whole size and the
-// part received now, not only the new bytes.
+// part received now, not only the new bytes; a download cut and continued
+// in the same run is no resume of an earlier one, and says so.
 func TestDescribeResumed(t *testing.T) {
-	got := describeFile(fetch.File{Name: "rescue.tgz", Path: "/c/rescue.tgz", Size: 3 << 20, Transferred: 1 << 20,
-		Action: fetch.Resumed, Duration: 1200 * time.Millisecond})
-	want := "rescue.tgz: resumed, 3.0 MiB (1.0 MiB received now, 2.0 MiB kept from an earlier download) in 1.2s, SHA512 ok: /c/rescue.tgz"
-	if got != want {
-		t.Errorf("describeFile =\n%q\nwant\n%q", got, want)
+	tests := []struct {
+		name string
+		f    fetch.File
+		want string
+	}{
+		{"earlier run's partial", fetch.File{Size: 3 << 20, Transferred: 1 << 20, Kept: 2 << 20, Action: fetch.Resumed},
+			"rescue.tgz: resumed, 3.0 MiB (1.0 MiB received now, 2.0 MiB kept from an earlier download) in 1.2s"},
+		{"cut once in this run", fetch.File{Size: 3 << 20, Transferred: 3 << 20, Breaks: 1, Action: fetch.Downloaded},
+			"rescue.tgz: downloaded (resumed after a break), 3.0 MiB in 1.2s"},
+		{"cut three times in this run", fetch.File{Size: 3 << 20, Transferred: 3 << 20, Breaks: 3, Action: fetch.Downloaded},
+			"rescue.tgz: downloaded (resumed after 3 breaks), 3.0 MiB in 1.2s"},
+		{"earlier partial, then cut", fetch.File{Size: 3 << 20, Transferred: 1 << 20, Kept: 2 << 20, Breaks: 1, Action: fetch.Resumed},
+			"rescue.tgz: resumed (and again after a break in this run), 3.0 MiB (1.0 MiB received now, 2.0 MiB kept from an earlier download) in 1.2s"},
+	}
+	for _, tt := range tests {
+		f := tt.f
+		f.Name, f.Path, f.Duration = "rescue.tgz", "/c/rescue.tgz", 1200*time.Millisecond
+		if got, want := describeFile(f), tt.want+", SHA512 ok: /c/rescue.tgz"; got != want {
+			t.Errorf("%s: describeFile =\n%q\nwant\n%q", tt.name, got, want)
+		}
 	}
 }
