@@ -39,7 +39,7 @@ func TestBasicrcNetwork(t *testing.T) {
 	}
 	const (
 		static = "ifconfig vioif0 inet 10.0.2.15 netmask 255.255.255.0 up\nroute -q add default 10.0.2.2\n"
-		dhcp   = "dhcpcd -q -4 -A -w -t 10 vioif0\n"
+		dhcp   = "dhcpcd -q -4 -A --nodelay -w -t 10 vioif0\n"
 	)
 	for _, tc := range []struct {
 		name      string
