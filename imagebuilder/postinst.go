@@ -76,11 +76,15 @@ func scriptUser() (identity, error) {
 // device nodes, which an unprivileged script cannot see or make, are kept
 // as they were. Files and directories are staged without setuid and
 // setgid, a file readable and writable by its owner (a script may change
-// a file of mode 0444, as root may), a directory readable, writable and
-// searchable; one whose mode the scripts did not set gets its own mode
-// back (a file whose data they changed without setuid and setgid, as a
-// write by a user other than root drops them), any other keeps the mode
-// they left. A
+// a file of mode 0444, as root may) and with the sticky bit (see
+// stagedPerm), a directory readable, writable and searchable; one whose
+// mode the scripts did not set gets its own mode back (a file whose data
+// they changed without setuid and setgid, as a write by a user other than
+// root drops them), any other keeps the mode they left, without the
+// sticky bit for a file (which NetBSD lets only root set on one). A set
+// file the scripts renamed or linked elsewhere is still that file (its
+// owner, and its mode as above); one they made is never a set file they
+// removed. A
 // script that fails, or leaves a hard link to a file outside the root or
 // a socket, makes the whole step fail and t unchanged. Script output goes
 // to log; a failure shows its last 2000 bytes. Each script runs in a
@@ -126,15 +130,20 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
 	}
-	stage := filepath.Join(tmp, "root")
+	stage, keep := filepath.Join(tmp, "root"), filepath.Join(tmp, "keep")
 	if duringStaging != nil {
 		duringStaging(tmp)
+	}
+	// The builder's, mode 0700: the scripts' user, when it is another
+	// (nobody), can neither reach in nor, in tmp, rename it.
+	if err := os.Mkdir(keep, 0700); err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
 	}
 	// Staged by path, as root: while tmp is still 0700, no process of
 	// the scripts' user (one a script of an earlier build left running)
 	// can reach in and swap a directory it owns for a symlink that the
 	// next write, chown or chmod would follow.
-	skipped, stamps, err := stageTree(t, stage, id)
+	skipped, stamps, err := stageTree(t, stage, keep, id)
 	if err != nil {
 		return fmt.Errorf("postinst staging in %s: %w", stage, err)
 	}
@@ -151,7 +160,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 			return err
 		}
 	}
-	root, err := mergeStage(ctx, t, stage, skipped, stamps)
+	root, err := mergeStage(ctx, t, stage, keep, skipped, stamps)
 	if err != nil {
 		return fmt.Errorf("service %s postinst: %w", s.Name, err)
 	}
@@ -411,11 +420,18 @@ func (b *tailBuffer) String() string {
 
 // stageTree writes t under dir (owned by id's user, so the script can
 // change it) and returns the device nodes and FIFOs it left out, and the
-// stamps of the files and directories it wrote, by path.
-func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node, map[string]stageStamp, error) {
+// stamps of the files and directories it wrote, by path. Each regular
+// file also gets a hard link in keep, an existing directory on dir's file
+// system that the scripts cannot reach, named in its stamp: while the link
+// is there, the file's inode is not freed, so no file a script makes can
+// get its number (see mergeStage). A script sees each file's link count
+// one higher than the set's.
+func stageTree(t *fstree.Tree, dir, keep string, id identity) (map[string]*fstree.Node, map[string]stageStamp, error) {
 	skipped := map[string]*fstree.Node{}
 	var staged []string // files and directories, stamped last
 	first := map[*fstree.Node]string{}
+	// A regular file's name in keep, by the path it was first staged at.
+	kept := map[string]string{}
 	var dirs []*fstree.Node // chmod-ed last, dirs[i] at host path paths[i]
 	var paths []string
 	err := t.Walk(func(p string, n *fstree.Node) error {
@@ -435,6 +451,10 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 			}
 			first[n] = p
 			if err := stageFile(hp, n); err != nil {
+				return err
+			}
+			kept[p] = strconv.Itoa(len(kept))
+			if err := os.Link(hp, filepath.Join(keep, kept[p])); err != nil {
 				return err
 			}
 		case fstree.Symlink:
@@ -468,21 +488,22 @@ func stageTree(t *fstree.Tree, dir string, id identity) (map[string]*fstree.Node
 		if err := unix.Lstat(filepath.Join(dir, filepath.FromSlash(p)), &st); err != nil {
 			return nil, nil, &os.PathError{Op: "lstat", Path: p, Err: err}
 		}
-		stamps[p] = stageStamp{dev: st.Dev, ino: st.Ino, nlink: uint64(st.Nlink), ctime: st.Ctim}
+		n, _ := t.Get(p)
+		stamps[p] = stageStamp{dev: st.Dev, ino: st.Ino, ctime: st.Ctim, keep: kept[first[n]]}
 	}
 	return skipped, stamps, nil
 }
 
 // stageStamp is what a staged file or directory was when the scripts
-// started: its inode, its link count, and its status change time, which a
-// chmod sets even when it sets the mode the entry already has. With it,
-// mergeStage tells a mode a script left as staged from one a script set
-// to the staged value (chmod 0755 on a setuid file staged 0755, to drop
-// the bit).
+// started: its inode, and its status change time, which a chmod sets even
+// when it sets the mode the entry already has. With it, mergeStage tells
+// a directory's mode a script left as staged from one a script set to the
+// staged value (chmod 0775 on a setgid directory staged 0775, to drop the
+// bit); a file's tells by its sticky bit (see stagedPerm).
 type stageStamp struct {
 	dev, ino uint64
-	nlink    uint64
 	ctime    unix.Timespec
+	keep     string // a regular file's hard link in the keep directory
 }
 
 // same reports whether st is the entry stamped s (the same inode).
@@ -629,14 +650,24 @@ func fillChunk(buf []byte, es []fstree.Extent, off int64) []byte {
 // file, and read, write and search a directory: a build not run as root
 // could not read back what it staged (mode 0000) otherwise, and a script
 // could not change a file of mode 0444 or 0555 (echo x >> bin/test), as
-// smolBSD's scripts, run as root, can.
+// smolBSD's scripts, run as root, can. A file gets stageMarker.
 func stagedPerm(n *fstree.Node) uint16 {
-	p := n.Perm &^ 06000
 	if n.Type == fstree.Dir {
-		return p | 0700
+		return n.Perm&^06000 | 0700
 	}
-	return p | 0600
+	return n.Perm&^07000 | 0600 | stageMarker
 }
+
+// stageMarker, the sticky bit, marks a staged file whose mode no script
+// set: Linux ignores it on a file and lets its owner set it, a write
+// keeps it, and a numeric chmod clears it, also one to the mode the file
+// already has (chmod 0644 on a 0444 file staged 0644, before a write: a
+// change of time alone cannot tell that from the write). A symbolic chmod
+// keeps it but, to be seen, must change the mode; one that changes
+// nothing (u+w on a file staged writable) is as none. A mode a script
+// sets, or a file it makes, never has it in the image: a copy that keeps
+// the mode (cp -p, sed -i) would carry it over.
+const stageMarker = 01000
 
 func hostMode(perm uint16) fs.FileMode {
 	return fs.FileMode(perm&0777) | modeBits(perm)
@@ -659,11 +690,16 @@ func modeBits(perm uint16) fs.FileMode {
 // mergeStage reads the staging tree back. Nodes whose type, mode and
 // content did not change are the original nodes (owner and mtime kept);
 // changed or new ones belong to root:wheel, or to the original path's
-// owner, and take the image timestamp. A file or directory still
-// untouched as stamped (stamps, by path) gets its original mode back; any
-// other takes the mode it has, unless stagedNode can tell the mode was not
-// set. A regular file is also found by its staged inode: one a script
-// only renamed or linked is the original node (mode, owner and times).
+// owner, and take the image timestamp. A directory still untouched as
+// stamped (stamps, by path) gets its original mode back; any other takes
+// the mode it has, unless stagedNode can tell the mode was not set. A
+// regular file is the set's file staged with its inode, wherever it is
+// now: one a script only renamed or linked is the original node (mode,
+// owner and times). An inode number means that file only while its hard
+// link in keep (see stageTree) is still there: the inode of a file a
+// script removed, freed, would be the next new file's (ext4 and tmpfs
+// hand numbers out again at once), which would then take the removed
+// file's owner and mode.
 //
 // Everything below dir belongs to the scripts' user, and a process they
 // left running (or any other process of that user) can still change it:
@@ -672,7 +708,7 @@ func modeBits(perm uint16) fs.FileMode {
 // descriptor, never following a symlink, with files read from the
 // descriptor whose type and inode were checked (see hostdir). An entry
 // found changed between the look and the read fails the step.
-func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[string]*fstree.Node, stamps map[string]stageStamp) (_ *fstree.Node, err error) {
+func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skipped map[string]*fstree.Node, stamps map[string]stageStamp) (_ *fstree.Node, err error) {
 	defer func() {
 		if errors.Is(err, fs.ErrPermission) && !errors.Is(err, errUnreadable) {
 			err = fmt.Errorf("%w: %w", err, errUnreadable)
@@ -691,11 +727,11 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
 	}
-	// The path each staged file was stamped at, by inode: a file a script
-	// renamed or linked is found by it.
-	stampedAt := make(map[[2]uint64]string, len(stamps))
-	for p, s := range stamps {
-		stampedAt[[2]uint64{s.dev, s.ino}] = p
+	// A path each staged file, still held in keep, was stamped at, by
+	// inode: a file a script renamed or linked is found by it.
+	stampedAt, err := keptFiles(keep, stamps)
+	if err != nil {
+		return nil, err
 	}
 	// put adds the staged entry p (name in d; d nil for the root), of
 	// status st; f is the open file when it is a regular file.
@@ -704,21 +740,18 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[
 		if p == "" {
 			old = orig.Root
 		}
-		s, ok := stamps[p]
 		var how stagedHow
-		if st.Mode&unix.S_IFMT == unix.S_IFREG && !(ok && s.same(st)) {
-			// Not the file staged at p: one staged elsewhere, moved or
-			// linked here, is that file, with its node.
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			// The file staged with this inode, here or elsewhere, moved
+			// or linked here, is that file, with its node.
 			if q, found := stampedAt[[2]uint64{st.Dev, st.Ino}]; found {
 				if on, err := orig.Get(q); err == nil && on.Type == fstree.Regular {
-					old, s, ok, how.moved = on, stamps[q], true, true
+					old, how.staged = on, true
 				}
 			}
-		}
-		if ok && s.same(st) {
+		} else if s, ok := stamps[p]; ok && s.same(st) {
 			how.staged = true
 			how.untouched = s.untouched(st)
-			how.moved = how.moved || s.nlink != uint64(st.Nlink)
 		}
 		n, err := stagedNode(d, name, p, st, f, old, how, byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
 		if err != nil {
@@ -746,7 +779,14 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[
 	if err := hostdir.Walk(ctx, root, visit, stageChanged, afterStageLstat); err != nil {
 		return nil, err
 	}
+	kept := make(map[uint64]bool, len(stampedAt))
+	for k := range stampedAt {
+		kept[k[1]] = true
+	}
 	for ino, c := range count {
+		if kept[ino] {
+			c++ // its link in keep
+		}
 		if nlink[ino] > c {
 			return nil, fmt.Errorf("%s is hard-linked to %d path(s) outside the staging root: refusing it", firstPath[ino], nlink[ino]-c)
 		}
@@ -763,6 +803,34 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir string, skipped map[
 		}
 	}
 	return out.Root, nil
+}
+
+// keptFiles returns a path each staged regular file of stamps was
+// stamped at, by device and inode, for the files whose hard link in keep
+// is still that file. The scripts' user cannot reach keep when it is
+// another user than the builder's (nobody, when root builds); when it is
+// the same, a script could remove a link there, and its file is then
+// taken for a new one.
+func keptFiles(keep string, stamps map[string]stageStamp) (map[[2]uint64]string, error) {
+	at := map[[2]uint64]string{}
+	var d *hostdir.Dir
+	for p, s := range stamps {
+		if s.keep == "" {
+			continue
+		}
+		if d == nil {
+			var err error
+			if d, _, err = hostdir.OpenRoot(keep); err != nil {
+				return nil, fmt.Errorf("postinst staging: %w", err)
+			}
+			defer d.Close()
+		}
+		st, err := d.Lstat(s.keep)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && s.same(&st) {
+			at[[2]uint64{s.dev, s.ino}] = p
+		}
+	}
+	return at, nil
 }
 
 // errUnreadable is matched by the error of mergeStage for an entry the
@@ -792,9 +860,8 @@ var afterStageLstat func(p string)
 // stagedHow is what mergeStage knows of how a staged entry came to be
 // where it is now.
 type stagedHow struct {
-	staged    bool // the inode staged for old, at its path or elsewhere
-	untouched bool // its status unchanged since it was staged (see stageStamp)
-	moved     bool // renamed, or linked or unlinked elsewhere: its status change time moved without a chmod being seen
+	staged    bool // the inode staged for old, at its path or, for a regular file, elsewhere
+	untouched bool // a directory's status unchanged since it was staged (see stageStamp)
 }
 
 // stagedNode builds the node for one staged path p, name in d, of status
@@ -807,10 +874,6 @@ type stagedHow struct {
 func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, how stagedHow, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
 	// A mode never set since staging is the original's (see stagedPerm).
-	// A file changed in any other way (data written, a hard link made or
-	// removed) may have had its mode set too, and takes the mode it has:
-	// setuid and setgid dropped, as a write by a user other than root
-	// drops them.
 	kept := func(t fstree.Type) bool {
 		return how.untouched && old != nil && old.Type == t && perm == stagedPerm(old)
 	}
@@ -854,19 +917,17 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		if err != nil {
 			return nil, err
 		}
-		if how.staged && old != nil && old.Type == fstree.Regular && perm == stagedPerm(old) {
-			// Still the staged mode: the original's, unless a chmod set
-			// that very mode. Only an unchanged status change time rules
-			// that out; a rename or a link moves it too, and a write
-			// moves it with the modification time, to the same instant.
-			// (A chmod to the staged mode before such a change is not
-			// seen.)
-			switch same := sameContent(old, n); {
-			case how.untouched, same && how.moved:
-				perm = old.Perm
-			case !same && st.Ctim == st.Mtim:
-				perm = old.Perm &^ 06000 // as a write by a user other than root drops them
+		switch {
+		case how.staged && old != nil && old.Type == fstree.Regular && perm == stagedPerm(old):
+			// Still the staged mode, marker and all: no script set
+			// one. Written, the file loses setuid and setgid, as by a
+			// user other than root.
+			perm = old.Perm
+			if !sameContent(old, n) {
+				perm &^= 06000
 			}
+		default:
+			perm &^= stageMarker
 		}
 		n = fresh(n)
 		if old != nil && old.Type == fstree.Regular && old.Perm == perm && sameContent(old, n) {

@@ -127,6 +127,9 @@ func TestPostinstRefuses(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, script, want string }{
 		{"hard link outside", "ln " + outside + " etc/x\n", "hard-linked to 1 path(s) outside the staging root"},
+		// Each set file has a link the scripts cannot see (see
+		// TestPostinstDeletedFileNotInherited): it is not one outside.
+		{"set file linked outside", "ln etc/motd " + filepath.Join(odir, "motd") + "\n", "/etc/motd is hard-linked to 1 path(s) outside the staging root"},
 		// No "|| exit 0": a python3 that fails fails the script, and the
 		// test with it, instead of turning a regression into a skip.
 		{"socket", "python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"sock\")'\n", "socket"},
@@ -294,17 +297,18 @@ func TestPostinstScriptSymlinkToStage(t *testing.T) {
 // when a script left them. A setuid or setgid file was staged, owned by
 // the scripts' user, with its bit in a directory every user can reach; a
 // mode 0000 file could not be read even by its owner (a build not run as
-// root then failed reading it back, blaming a leftover process).
+// root then failed reading it back, blaming a leftover process). A file
+// has the sticky bit too, which a script's chmod clears.
 func TestPostinstStagedModes(t *testing.T) {
 	tests := []struct {
 		path         string
 		node         *fstree.Node
 		staged, want string // as the script sees it (stat %a); in the image
 	}{
-		{"usr/bin/suid", fstree.NewFile(04755, []byte("x")), "755", "4755"},
-		{"usr/bin/sgid", fstree.NewFile(02555, []byte("x")), "755", "2555"},
-		{"etc/secret", fstree.NewFile(0, []byte("s3")), "600", "0"},
-		{"etc/wonly", fstree.NewFile(0222, []byte("w")), "622", "222"},
+		{"usr/bin/suid", fstree.NewFile(04755, []byte("x")), "1755", "4755"},
+		{"usr/bin/sgid", fstree.NewFile(02555, []byte("x")), "1755", "2555"},
+		{"etc/secret", fstree.NewFile(0, []byte("s3")), "1600", "0"},
+		{"etc/wonly", fstree.NewFile(0222, []byte("w")), "1622", "222"},
 		{"var/wo", fstree.NewDir(0333), "733", "333"},
 		{"usr/games", fstree.NewDir(02775), "775", "2775"},
 		{"tmp", fstree.NewDir(01777), "1777", "1777"},
@@ -372,7 +376,17 @@ func TestPostinstScriptModes(t *testing.T) {
 		{"bin/suid-append", fstree.NewFile(04755, []byte("x")), "echo y >> bin/suid-append", 0755},
 		{"bin/ro-chmod", fstree.NewFile(0444, []byte("x")), "chmod 0600 bin/ro-chmod", 0600},
 		{"bin/ro-chmod-staged", fstree.NewFile(0444, []byte("x")), "chmod 0644 bin/ro-chmod-staged", 0644},
-		{"bin/ro-append-chmod", fstree.NewFile(0444, []byte("x")), "echo y >> bin/ro-append-chmod; sleep 0.05; chmod 0640 bin/ro-append-chmod", 0640},
+		{"bin/ro-append-chmod", fstree.NewFile(0444, []byte("x")), "echo y >> bin/ro-append-chmod; chmod 0640 bin/ro-append-chmod", 0640},
+		// A chmod to the mode the file was staged with, then a write, was
+		// taken for a write alone: the file got its own mode back.
+		{"bin/ro-chmod-append", fstree.NewFile(0444, []byte("x")), "chmod 0644 bin/ro-chmod-append; echo y >> bin/ro-chmod-append", 0644},
+		{"bin/suid-chmod-append", fstree.NewFile(04755, []byte("x")), "chmod 0755 bin/suid-chmod-append; echo y >> bin/suid-chmod-append", 0755},
+		// A symbolic chmod sets the mode it leaves.
+		{"bin/ro-chmod-sym", fstree.NewFile(0444, []byte("x")), "chmod go+w bin/ro-chmod-sym", 0666},
+		{"bin/suid-chmod-sym", fstree.NewFile(04755, []byte("x")), "chmod g+w bin/suid-chmod-sym", 0775},
+		// A copy keeps none of the staging's bits.
+		{"bin/copied", fstree.NewFile(0644, []byte("x")), "cp -p bin/copied bin/copy", 0644},
+		{"bin/copy", nil, "", 0644},
 		// A link made to a setuid file dropped its bit.
 		{"usr/bin/suid-linked", fstree.NewFile(04555, []byte("x")), "ln usr/bin/suid-linked usr/bin/suid-link2", 04555},
 		{"usr/bin/suid-link2", nil, "", 04555},
@@ -419,11 +433,14 @@ func TestPostinstRenamedKeepsNode(t *testing.T) {
 	over := add("usr/bin/passwd", 04555, 0)
 	add("usr/bin/victim", 0555, 3)
 	changed := add("usr/bin/changed", 04555, 0)
+	chmodded := add("usr/bin/chmodded", 04555, 0)
 	dir := postinstService(t, map[string]string{"x.sh": `set -e
 mv usr/bin/su usr/bin/su-moved
 mv usr/bin/passwd usr/bin/victim
 mv usr/bin/changed usr/bin/changed-moved
 echo more >> usr/bin/changed-moved
+chmod 0755 usr/bin/chmodded
+mv usr/bin/chmodded usr/bin/chmodded-moved
 `})
 	var log strings.Builder
 	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
@@ -438,7 +455,12 @@ echo more >> usr/bin/changed-moved
 	if err != nil || n == changed || n.Perm != 0555 || n.UID != 0 || n.Mtime != 0 {
 		t.Errorf("usr/bin/changed-moved: %+v %v, want a new node of mode 0555 (setuid dropped, as by a write)", n, err)
 	}
-	for _, p := range []string{"usr/bin/su", "usr/bin/passwd", "usr/bin/changed"} {
+	// The mode the script set (the staged one) stays: renamed, the file
+	// got setuid back.
+	if n, err := tr.Get("usr/bin/chmodded-moved"); err != nil || n == chmodded || n.Perm != 0755 {
+		t.Errorf("usr/bin/chmodded-moved: %+v %v, want a node of mode 0755 (set by the script)", n, err)
+	}
+	for _, p := range []string{"usr/bin/su", "usr/bin/passwd", "usr/bin/changed", "usr/bin/chmodded"} {
 		if _, err := tr.Get(p); err == nil {
 			t.Errorf("%s still there", p)
 		}
@@ -630,5 +652,46 @@ func TestPostinstOwnersHint(t *testing.T) {
 				t.Errorf("error %q: ends in the owners hint: %v, want %v", err, got, tc.hint)
 			}
 		})
+	}
+}
+
+// TestPostinstDeletedFileNotInherited: a file a script makes is never
+// the set file it deleted. A file not found at its staged path was looked
+// up by its inode number alone, which ext4 and tmpfs hand out again at
+// once: "rm usr/share/doc.txt; echo ... > etc/myconf" gave etc/myconf the
+// deleted file's owner and mode (0444, 7:13), and a deleted setgid file
+// its owner and mode. Each new file must be the builder's: 0644, 0:0.
+func TestPostinstDeletedFileNotInherited(t *testing.T) {
+	tr := baseTree(t)
+	gone := map[string]uint16{"usr/share/doc.txt": 0o444, "usr/bin/sgid": 0o2555, "usr/bin/suid": 0o4755, "etc/plain": 0o600}
+	script := "set -e\n"
+	for p, perm := range gone {
+		n := fstree.NewFile(perm, []byte(p))
+		n.UID, n.GID, n.Mtime = 7, 13, 1500000000
+		tr.Put(p, n)
+		script += "rm " + p + "\n"
+	}
+	const made = 200
+	script += "mkdir new\ni=0\nwhile [ $i -lt " + strconv.Itoa(made) + " ]; do echo 'PermitRootLogin yes' > new/f$i; i=$((i+1)); done\n"
+	script += "echo 'PermitRootLogin yes' > etc/myconf\n"
+	dir := postinstService(t, map[string]string{"x.sh": script})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	paths := []string{"etc/myconf"}
+	for i := range made {
+		paths = append(paths, "new/f"+strconv.Itoa(i))
+	}
+	for _, p := range paths {
+		n, err := tr.Get(p)
+		if err != nil || n.Type != fstree.Regular || n.Perm != 0o644 || n.UID != 0 || n.GID != 0 || n.Mtime != 0 {
+			t.Errorf("%s: %+v %v, want a new file of mode 0644 owned by 0:0", p, n, err)
+		}
+	}
+	for p := range gone {
+		if _, err := tr.Get(p); err == nil {
+			t.Errorf("%s, removed by the script, is still in the tree", p)
+		}
 	}
 }

@@ -95,8 +95,12 @@ func TestStageTargetAgreesWithGuest(t *testing.T) {
 				links = append(links, p)
 			}
 		}
-		stage := filepath.Join(t.TempDir(), "root")
-		if _, _, err := stageTree(tr, stage, identity{uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}); err != nil {
+		tmp := t.TempDir()
+		stage, keep := filepath.Join(tmp, "root"), filepath.Join(tmp, "keep")
+		if err := os.Mkdir(keep, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := stageTree(tr, stage, keep, identity{uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}); err != nil {
 			t.Fatal(err)
 		}
 		staged := map[uint64]*fstree.Node{} // by host inode
