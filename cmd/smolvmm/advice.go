@@ -57,6 +57,10 @@ var adviceTable = []advice{
 	// A directory set is read with the builder's permissions: root reads
 	// any entry, and the archive holds the same files without the host's.
 	{is: isAs[*fstree.UnreadableError], cli: "a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead"},
+	// Giving the sets the other way round is no way out when the
+	// directory's set does not list the directory itself: its entries
+	// then land beneath the symlink or file, which fails as well.
+	{is: isAs[*fstree.ReplaceDirError], cli: replaceDirAdvice},
 	{is: fatName(false), cli: "rename it, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: fatName(true), cli: "rename one, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: isAs[*imagebuilder.StageDirError], cli: "set TMPDIR to a directory you may write, on a file system with room"},
@@ -71,6 +75,11 @@ var adviceTable = []advice{
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
 }
+
+// replaceDirAdvice is the advice for an entry of the sets, or of the
+// service's etc/, put over a directory of an earlier set that holds
+// entries.
+const replaceDirAdvice = "sets are laid over one another in the order -x, or service.conf's sets=, gives them, the service's etc/ last, and an entry may not replace a directory that holds entries: take the directory out of the earlier set, or the other entry out of the later one or the service; in the other order, the directory replaces the entry instead, when its set lists the directory itself, as tar archives and directory sets do"
 
 // restoreDiskInUse is a restore's refusal of a disk another VM holds
 // (blk.ErrInUse): the advice of a boot's, ,ro in both, does not fit it.

@@ -91,6 +91,9 @@ func TestAdvise(t *testing.T) {
 		// It said "postinst staging: mkdir /t/x/smolvmm-postinst-1: permission denied".
 		{"postinst staging not made", fmt.Errorf("service web: %w", &imagebuilder.StageDirError{TempDir: "/t/x", Err: &fs.PathError{Op: "mkdir", Path: "/t/x/smolvmm-postinst-1", Err: syscall.EACCES}}),
 			"service web: cannot make the postinst staging directory in the temporary directory /t/x (TMPDIR, else /tmp): permission denied (set TMPDIR to a directory you may write, on a file system with room)"},
+		// It said what was refused, not what to do with the sets.
+		{"set's symlink over a directory of an earlier set", fmt.Errorf("b.tgz: entry 2 (./usr/pkg): %w", &fstree.ReplaceDirError{Path: "usr/pkg", Type: fstree.Symlink, Holds: "usr/pkg/bin"}),
+			"b.tgz: entry 2 (./usr/pkg): a symlink cannot replace directory usr/pkg, which is not empty (it holds usr/pkg/bin) (" + replaceDirAdvice + ")"},
 		{"not a snapshot", fmt.Errorf("restore: snapshot d.img: %w: bad magic %q", snapshot.ErrFormat, "\x00"),
 			`restore: snapshot d.img: not a smolvmm snapshot: bad magic "\x00" (give --restore a file written by --snapshot)`},
 		{"snapshot cut short", fmt.Errorf("restore: snapshot e: %w: header is 0 bytes, want 128", snapshot.ErrTruncated),

@@ -240,13 +240,28 @@ func (t *Tree) Put(p string, n *Node) error {
 	} else if old != nil && old.Type == Dir && len(old.children) > 0 {
 		// Replacing it would drop what it holds without a word; tar
 		// refuses to remove a directory that is not empty, too.
-		return fmt.Errorf("a %s cannot replace directory %s, which is not empty (it holds %s)", n.Type, termsafe.Printable(cp), termsafe.Printable(path.Join(cp, old.Names()[0])))
+		return &ReplaceDirError{Path: cp, Type: n.Type, Holds: path.Join(cp, old.Names()[0])}
 	}
 	if n.Type == Dir && n.children == nil {
 		n.children = map[string]*Node{}
 	}
 	d.children[name] = n
 	return nil
+}
+
+// ReplaceDirError is Put's refusal to put an entry other than a directory
+// (Type) over the directory at Path, which is not empty: what it holds
+// would be dropped without a word, and tar refuses to remove such a
+// directory too. A directory put there first replaces a file or symlink.
+type ReplaceDirError struct {
+	Path  string // the directory, in Clean's form
+	Type  Type   // the type of the entry put there
+	Holds string // a path the directory holds, the first by name
+}
+
+// Error names the entry's type, the directory and a path it holds.
+func (e *ReplaceDirError) Error() string {
+	return fmt.Sprintf("a %s cannot replace directory %s, which is not empty (it holds %s)", e.Type, termsafe.Printable(e.Path), termsafe.Printable(e.Holds))
 }
 
 // Link makes p a hard link to the existing non-directory at target.

@@ -168,6 +168,35 @@ func TestBadSets(t *testing.T) {
 	}
 }
 
+// TestReplaceDirError: a refusal to replace a directory that is not
+// empty was a bare message, so the CLI could not advise what to do with
+// the sets; it is a *ReplaceDirError naming the directory, the entry's
+// type and a path the directory holds.
+func TestReplaceDirError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    *fstree.Node
+		typ  fstree.Type
+	}{
+		{"symlink", fstree.NewSymlink("/opt"), fstree.Symlink},
+		{"file", fstree.NewFile(0o644, nil), fstree.Regular},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := fstree.New()
+			tr.Put("usr/pkg/bin/x", fstree.NewFile(0o755, nil))
+			tr.Put("usr/pkg/aaa", fstree.NewDir(0o755))
+			err := tr.Put("./usr/pkg/", tc.n)
+			var re *fstree.ReplaceDirError
+			if !errors.As(err, &re) || *re != (fstree.ReplaceDirError{Path: "usr/pkg", Type: tc.typ, Holds: "usr/pkg/aaa"}) {
+				t.Fatalf("got %#v, want a *ReplaceDirError for usr/pkg holding usr/pkg/aaa", err)
+			}
+			if want := "a " + tc.typ.String() + " cannot replace directory usr/pkg, which is not empty (it holds usr/pkg/aaa)"; err.Error() != want {
+				t.Errorf("message %q, want %q", err, want)
+			}
+		})
+	}
+}
+
 // TestSymlinksAboveRoot: a relative symlink that climbs above the root is
 // legal (NetBSD resolves ".." at / to /); it was refused as "points
 // outside the image root" and failed the whole set. It is kept as given,
