@@ -665,6 +665,10 @@ func TestPostinstDeletedFileNotInherited(t *testing.T) {
 	tr := baseTree(t)
 	gone := map[string]uint16{"usr/share/doc.txt": 0o444, "usr/bin/sgid": 0o2555, "usr/bin/suid": 0o4755, "etc/plain": 0o600}
 	script := "set -e\n"
+	// The links that keep the set's inodes in use are out of reach of
+	// the scripts' user when it is not the builder's (nobody, when root
+	// builds): it could otherwise swap a new file in for a removed one.
+	script += "if ls ../keep > /dev/null 2>&1; then echo yes > keep-reachable; fi\n"
 	for p, perm := range gone {
 		n := fstree.NewFile(perm, []byte(p))
 		n.UID, n.GID, n.Mtime = 7, 13, 1500000000
@@ -678,6 +682,9 @@ func TestPostinstDeletedFileNotInherited(t *testing.T) {
 	var log strings.Builder
 	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if _, err := tr.Get("keep-reachable"); (err == nil) != (os.Geteuid() != 0) {
+		t.Errorf("the keep directory listed by the scripts: %v, want %v (only when they run as the builder)", err == nil, os.Geteuid() != 0)
 	}
 	paths := []string{"etc/myconf"}
 	for i := range made {
