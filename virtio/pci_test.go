@@ -31,6 +31,11 @@ type fakeDev struct {
 	hold      chan struct{} // when set, Process waits on it
 	entered   chan struct{}
 	panics    atomic.Bool
+
+	// pd, when set, is the device's transport: Close notes in
+	// workerGone whether its worker goroutine had returned by then.
+	pd         atomic.Pointer[virtio.PCIDevice]
+	workerGone atomic.Bool
 }
 
 func newFakeDev() *fakeDev {
@@ -71,6 +76,9 @@ func (f *fakeDev) Reset() {
 	f.resets++
 }
 func (f *fakeDev) Close() error {
+	if pd := f.pd.Load(); pd != nil {
+		f.workerGone.Store(pd.WorkerExited())
+	}
 	f.closed.Store(true)
 	return nil
 }
