@@ -268,3 +268,35 @@ func BenchmarkConsoleByte(b *testing.B) {
 		c.Close()
 	})
 }
+
+// TestConsoleWriterCloseJoins: unless the VM was stopped, Close returns
+// only once the writer goroutine has. Without the wait every other test
+// passed: their goroutine checks give a goroutine seconds to go.
+func TestConsoleWriterCloseJoins(t *testing.T) {
+	tests := []struct {
+		name  string
+		write []byte // written before Close
+	}{
+		{"nothing written", nil},
+		{"output written", []byte("boot\n")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The goroutine, woken by Close, returns within moments of
+			// it: rounds make a Close that does not wait fail every time.
+			for range 20 {
+				w := &slowWriter{}
+				c := newConsoleWriter(w)
+				if tt.write != nil {
+					if _, err := c.Write(tt.write); err != nil {
+						t.Fatal(err)
+					}
+				}
+				c.Close()
+				if !isClosed(c.done) {
+					t.Fatal("Close returned before the writer goroutine did")
+				}
+			}
+		})
+	}
+}
