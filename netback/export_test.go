@@ -173,3 +173,8 @@ func HubQueuedBytes(h *Hub, mac [6]byte) int64 {
 	}
 	return 0
 }
+
+// UserARPRequests returns how many ARP requests u's gateway has sent.
+func UserARPRequests(u *User) uint64 {
+	return u.gw.stack.Stats().ARP.OutgoingRequestsSent.Value()
+}
