@@ -222,7 +222,8 @@ func extractCheck(t *testing.T, img, fsType string, files map[string][]byte) {
 // A mount that fails is an error unless loop mounts of that file system
 // fail here for any image: then a reference image made by another tool
 // (mkfs.fat, xorriso, genisoimage) fails too, and the test is skipped
-// saying so.
+// saying so. Without a reference image (no tool, or it failed) the failed
+// mount is an error.
 func loopCheck(t *testing.T, img, fsType string, files map[string][]byte) {
 	if os.Geteuid() != 0 {
 		t.Skip("loop mounts need root")
@@ -230,7 +231,11 @@ func loopCheck(t *testing.T, img, fsType string, files map[string][]byte) {
 	typ := map[string]string{"fat32": "vfat", "iso9660": "iso9660"}[fsType]
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", typ, "-o", "ro,loop", img, mnt).CombinedOutput(); err != nil {
-		if why := loopMountFails(t, typ); why != "" {
+		why, refErr := loopMountFails(t, typ)
+		if refErr != nil {
+			t.Fatalf("mount -t %s -o ro,loop: %v %s; and no reference image tells a bad image from a host that cannot mount: %v", typ, err, out, refErr)
+		}
+		if why != "" {
 			t.Skipf("loop mounts of %s fail here whatever the image: %s", typ, why)
 		}
 		t.Fatalf("mount -t %s -o ro,loop: %v %s (a reference %s image mounts)", typ, err, out, typ)
@@ -245,9 +250,10 @@ func loopCheck(t *testing.T, img, fsType string, files map[string][]byte) {
 }
 
 // loopMountFails mounts a reference image of file system typ made by
-// another tool: "" when that works, else why it does not (no tool, or the
-// mount's error).
-func loopMountFails(t *testing.T, typ string) string {
+// another tool: "" when that works, else the mount's error. The error is
+// for no reference image made (no tool, or it failed): that says nothing
+// of the host's mounts, so it is no reason to skip (CI has the tools).
+func loopMountFails(t *testing.T, typ string) (string, error) {
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "ref.img")
 	src := filepath.Join(dir, "src")
@@ -267,19 +273,19 @@ func loopMountFails(t *testing.T, typ string) string {
 		}
 	}
 	if mk == nil {
-		return "no tool here makes a reference " + typ + " image to tell a bad image from a host that cannot mount"
+		return "", fmt.Errorf("no tool here makes a %s image (mkfs.fat for vfat; xorriso or genisoimage for iso9660): install one", typ)
 	}
 	if out, err := mk.CombinedOutput(); err != nil {
-		return fmt.Sprintf("%s: %v %s", mk.Path, err, out)
+		return "", fmt.Errorf("%s: %w %s", mk.Path, err, bytes.TrimSpace(out))
 	}
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	out, err := exec.Command("mount", "-t", typ, "-o", "ro,loop", ref, mnt).CombinedOutput()
 	if err != nil {
-		return fmt.Sprintf("the reference image made by %s: %v %s", filepath.Base(mk.Path), err, bytes.TrimSpace(out))
+		return fmt.Sprintf("the reference image made by %s: %v %s", filepath.Base(mk.Path), err, bytes.TrimSpace(out)), nil
 	}
 	exec.Command("umount", mnt).Run()
-	return ""
+	return "", nil
 }
 
 func TestBuildDataImageErrors(t *testing.T) {
