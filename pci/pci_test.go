@@ -100,11 +100,13 @@ func TestMechanismOneDetection(t *testing.T) {
 }
 
 func TestConfigSpace(t *testing.T) {
-	_, c, _ := setup(t)
+	h, c, _ := setup(t)
 	tests := []struct {
-		name      string
-		dev, reg  int
-		want      uint32
+		name     string
+		dev, reg int
+		want     uint32
+		// wantNoDev: no function claims the slot; the all ones read is
+		// the absent device's, not a device's own.
 		wantNoDev bool
 	}{
 		{"host bridge id", 0, 0, 0x00081B36, false},
@@ -121,6 +123,12 @@ func TestConfigSpace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := c.read32(tt.dev, tt.reg); got != tt.want {
 				t.Fatalf("read %#x, want %#x", got, tt.want)
+			}
+			h.mu.Lock()
+			_, _, claimed := h.selected()
+			h.mu.Unlock()
+			if claimed == tt.wantNoDev {
+				t.Fatalf("slot %d claimed by a function: %v, want %v", tt.dev, claimed, !tt.wantNoDev)
 			}
 		})
 	}
