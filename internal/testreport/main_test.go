@@ -37,6 +37,17 @@ const stream = `{"Action":"start","Package":"m/p"}
 // passing is stream with every test and the package passing but the skips.
 var passing = strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`), "FAIL\\tm/p", "ok  \\tm/p")
 
+// prefixed is go test -json output of a passing package whose skips are of
+// the subtest TestX/sub and of TestXY.
+const prefixed = `{"Action":"output","Package":"m/p","Test":"TestX/sub","Output":"    x_test.go:4: needs root\n"}
+{"Action":"skip","Package":"m/p","Test":"TestX/sub"}
+{"Action":"pass","Package":"m/p","Test":"TestX"}
+{"Action":"output","Package":"m/p","Test":"TestXY","Output":"    x_test.go:9: needs root\n"}
+{"Action":"skip","Package":"m/p","Test":"TestXY"}
+{"Action":"output","Package":"m/p","Output":"ok  \tm/p\t0.005s\n"}
+{"Action":"pass","Package":"m/p"}
+`
+
 func TestReport(t *testing.T) {
 	for _, tc := range []struct {
 		name, stream, allow string
@@ -67,6 +78,20 @@ func TestReport(t *testing.T) {
 		list:   true,
 		allow:  "# vfat\nq TestA/s no vfat\n\n# root\nm/p TestB needs root\n",
 		want:   []string{"TestA/s [NOT ALLOWED]"},
+	}, {
+		// TEST is a test's full name: an entry for TestX allows neither
+		// its subtests' skips nor those of a test whose name it begins.
+		name:   "an entry allows its test alone",
+		stream: prefixed,
+		list:   true,
+		allow:  "# root\nm/p TestX needs root\n",
+		want:   []string{"m/p TestX/sub [NOT ALLOWED]", "m/p TestXY [NOT ALLOWED]", "2 skipped tests are not in", "line 2 (m/p TestX \"needs root\") matched no skip"},
+	}, {
+		name:   "an entry allows its package alone",
+		stream: strings.ReplaceAll(passing, `"m/p"`, `"m/xp"`),
+		list:   true,
+		allow:  "# vfat\np TestA/s no vfat\n\n# root\nxp TestB needs root\n",
+		want:   []string{"m/xp TestA/s [NOT ALLOWED]", "m/xp TestB [allowed: line 5]"},
 	}, {
 		name:   "an empty list allows no skip",
 		stream: passing,
