@@ -2,12 +2,15 @@
 // prints what a person reading `make test` needs: each package's result
 // line, the output of every failed test, then every skipped test with its
 // reason and a count. It exits 1 when go test fails or a test fails.
+// Benchmarks (-bench) count as tests: a skipped one is listed and judged
+// as a skipped test is.
 //
 // With SMOLVMM_ALLOWED_SKIPS naming an allow-list file (CI), a skip that
 // no entry of the list allows fails the run too: CI must not pass while a
 // test it is meant to run skips. A list with no entries allows no skip.
-// An entry that matched no skip of a package the run tested is reported as
-// stale, a warning only: which tests skip depends on the host. The file
+// An entry that matched no skip of a package the run ran tests of
+// (benchmarks, for a benchmark's entry) is reported as stale, a warning
+// only: which tests skip depends on the host. The file
 // holds one entry a line,
 //
 //	PACKAGE TEST REASON
@@ -148,7 +151,7 @@ type skip struct {
 type report struct {
 	w       io.Writer
 	allow   *allowList          // nil: every skip is allowed
-	tested  map[string]bool     // packages the run reported on
+	ran     map[string]bool     // by package and kind (ranKind): what the run ran
 	lines   map[string][]line   // by package: output of tests not ended yet
 	pkgOut  map[string][]string // by package: its output outside any test
 	ended   map[string]string   // by package and test: how each test ended
@@ -161,7 +164,7 @@ type report struct {
 type line struct{ test, text string }
 
 func newReport(w io.Writer, allow *allowList) *report {
-	return &report{w: w, allow: allow, tested: map[string]bool{}, lines: map[string][]line{}, pkgOut: map[string][]string{}, ended: map[string]string{}, counts: map[string]int{}}
+	return &report{w: w, allow: allow, ran: map[string]bool{}, lines: map[string][]line{}, pkgOut: map[string][]string{}, ended: map[string]string{}, counts: map[string]int{}}
 }
 
 func (r *report) read(rd io.Reader) error {
@@ -179,10 +182,23 @@ func (r *report) read(rd io.Reader) error {
 	return sc.Err()
 }
 
-// framing tells the lines go test -v adds around a test's own output.
-func framing(s string) bool {
+// framing tells the lines go test -v adds around a test's own output, and
+// the line of its own name a benchmark starts with.
+func framing(l line) bool {
+	s := strings.TrimSpace(l.text)
 	for _, p := range []string{"=== RUN", "=== PAUSE", "=== CONT", "=== NAME", "--- PASS", "--- SKIP"} {
-		if strings.HasPrefix(strings.TrimSpace(s), p) {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return s == l.test
+}
+
+// benchHeader tells the lines go test prints before a package's benchmark
+// results: nothing a report needs.
+func benchHeader(s string) bool {
+	for _, p := range []string{"goos: ", "goarch: ", "pkg: ", "cpu: "} {
+		if strings.HasPrefix(s, p) {
 			return true
 		}
 	}
@@ -190,15 +206,19 @@ func framing(s string) bool {
 }
 
 func (r *report) event(e event) {
-	if e.Package != "" {
-		r.tested[e.Package] = true
-	}
 	switch e.Action {
 	case "build-output":
 		io.WriteString(r.w, e.Output)
+	case "run":
+		r.ran[e.Package+" "+ranKind(e.Test)] = true
+		// Benchmarks run one at a time, and one that passes has no end
+		// event: the next one starting ends those before it.
+		if strings.HasPrefix(e.Test, "Benchmark") && !strings.Contains(e.Test, "/") {
+			r.benchmarksPassed(e.Package, e.Test)
+		}
 	case "output":
 		if e.Test == "" {
-			if e.Output != "PASS\n" {
+			if e.Output != "PASS\n" && !benchHeader(e.Output) {
 				r.pkgOut[e.Package] = append(r.pkgOut[e.Package], e.Output)
 			}
 			return
@@ -211,6 +231,8 @@ func (r *report) event(e event) {
 			if e.Action == "fail" {
 				r.pkgFail++
 				r.unfinished(e.Package)
+			} else {
+				r.benchmarksPassed(e.Package, "")
 			}
 			for _, l := range r.pkgOut[e.Package] {
 				io.WriteString(r.w, l)
@@ -230,6 +252,32 @@ func (r *report) event(e event) {
 	}
 }
 
+// benchmarksPassed counts as passed the benchmarks of pkg, and their
+// sub-benchmarks, that have not ended, but for next and its own, and
+// forgets their lines.
+func (r *report) benchmarksPassed(pkg, next string) {
+	var tops []string
+	seen := map[string]bool{}
+	for _, l := range r.lines[pkg] {
+		top, _, _ := strings.Cut(l.test, "/")
+		if !strings.HasPrefix(top, "Benchmark") || top == next || seen[l.test] {
+			continue
+		}
+		seen[l.test] = true
+		if r.ended[pkg+" "+l.test] == "" {
+			r.counts["pass"]++
+			r.ended[pkg+" "+l.test] = "pass"
+		}
+		if !seen["top "+top] {
+			seen["top "+top] = true
+			tops = append(tops, top)
+		}
+	}
+	for _, top := range tops {
+		r.topEnded(pkg, top, "pass")
+	}
+}
+
 // within tells whether test is top or one of its subtests.
 func within(test, top string) bool {
 	return test == top || strings.HasPrefix(test, top+"/")
@@ -244,7 +292,7 @@ func (r *report) topEnded(pkg, top, action string) {
 			keep = append(keep, l)
 			continue
 		}
-		if action == "fail" && (l.test == top || r.ended[pkg+" "+l.test] == "fail") && !framing(l.text) {
+		if action == "fail" && (l.test == top || r.ended[pkg+" "+l.test] == "fail") && !framing(l) {
 			io.WriteString(r.w, l.text)
 		}
 	}
@@ -255,7 +303,7 @@ func (r *report) topEnded(pkg, top, action string) {
 // ended (a panic, a timeout, a test binary that exited).
 func (r *report) unfinished(pkg string) {
 	for _, l := range r.lines[pkg] {
-		if !framing(l.text) {
+		if !framing(l) {
 			io.WriteString(r.w, l.text)
 		}
 	}
@@ -265,7 +313,7 @@ func (r *report) unfinished(pkg string) {
 func (r *report) skipped(pkg, test string) {
 	var reason []string
 	for _, l := range r.lines[pkg] {
-		if l.test == test && !framing(l.text) {
+		if l.test == test && !framing(l) {
 			if s := strings.TrimSpace(l.text); s != "" {
 				reason = append(reason, s)
 			}
@@ -323,8 +371,18 @@ func (r *report) summary() bool {
 	return r.counts["fail"] == 0 && r.pkgFail == 0 && denied == 0
 }
 
+// ranKind tells benchmarks from tests: a run of the one (make benchcheck's
+// -run '^$') says nothing of the other's skips.
+func ranKind(test string) string {
+	if strings.HasPrefix(test, "Benchmark") {
+		return "benchmark"
+	}
+	return "test"
+}
+
 // stale warns of the allow-list's entries that matched no skip of a package
-// this run tested (a run of other packages says nothing of them). Not a
+// this run ran tests of, or benchmarks for a benchmark's entry (a run of
+// other packages, or of the other kind, says nothing of them). Not a
 // failure: a test skips on one host and runs on another; but an entry no
 // host needs any more should go.
 func (r *report) stale() {
@@ -333,8 +391,9 @@ func (r *report) stale() {
 		if a.used {
 			continue
 		}
-		for pkg := range r.tested {
-			if a.names(pkg) {
+		for k := range r.ran {
+			pkg, kind, _ := strings.Cut(k, " ")
+			if kind == ranKind(a.test) && a.names(pkg) {
 				fmt.Fprintf(r.w, "warning: %s line %d (%s %s %q) matched no skip: remove it if no host needs it\n", r.allow.file, a.line, a.pkg, a.test, a.reason)
 				break
 			}

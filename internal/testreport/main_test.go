@@ -39,14 +39,67 @@ var passing = strings.ReplaceAll(strings.ReplaceAll(stream, `"fail"`, `"pass"`),
 
 // prefixed is go test -json output of a passing package whose skips are of
 // the subtest TestX/sub and of TestXY.
-const prefixed = `{"Action":"output","Package":"m/p","Test":"TestX/sub","Output":"    x_test.go:4: needs root\n"}
+const prefixed = `{"Action":"run","Package":"m/p","Test":"TestX"}
+{"Action":"run","Package":"m/p","Test":"TestX/sub"}
+{"Action":"output","Package":"m/p","Test":"TestX/sub","Output":"    x_test.go:4: needs root\n"}
 {"Action":"skip","Package":"m/p","Test":"TestX/sub"}
 {"Action":"pass","Package":"m/p","Test":"TestX"}
+{"Action":"run","Package":"m/p","Test":"TestXY"}
 {"Action":"output","Package":"m/p","Test":"TestXY","Output":"    x_test.go:9: needs root\n"}
 {"Action":"skip","Package":"m/p","Test":"TestXY"}
 {"Action":"output","Package":"m/p","Output":"ok  \tm/p\t0.005s\n"}
 {"Action":"pass","Package":"m/p"}
 `
+
+// benchStream is go test -json output of benchmarks (-run '^$' -bench .): one
+// that runs, one that skips, one with a sub-benchmark that runs and one
+// that skips, and one that fails. A benchmark that passes has no end event.
+const benchStream = `{"Action":"output","Package":"m/b","Output":"goos: linux\n"}
+{"Action":"output","Package":"m/b","Output":"goarch: amd64\n"}
+{"Action":"output","Package":"m/b","Output":"pkg: m/b\n"}
+{"Action":"output","Package":"m/b","Output":"cpu: AMD EPYC\n"}
+{"Action":"run","Package":"m/b","Test":"BenchmarkRuns"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkRuns","Output":"=== RUN   BenchmarkRuns\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkRuns","Output":"BenchmarkRuns\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkRuns","Output":"BenchmarkRuns-2    \t"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkRuns","Output":"       1\t       351.0 ns/op\n"}
+{"Action":"run","Package":"m/b","Test":"BenchmarkSkips"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSkips","Output":"=== RUN   BenchmarkSkips\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSkips","Output":"BenchmarkSkips\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSkips","Output":"    b_test.go:10: needs a thing\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSkips","Output":"--- SKIP: BenchmarkSkips\n"}
+{"Action":"skip","Package":"m/b","Test":"BenchmarkSkips"}
+{"Action":"run","Package":"m/b","Test":"BenchmarkSubs"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs","Output":"=== RUN   BenchmarkSubs\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs","Output":"BenchmarkSubs\n"}
+{"Action":"run","Package":"m/b","Test":"BenchmarkSubs/ok"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs/ok","Output":"=== RUN   BenchmarkSubs/ok\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs/ok","Output":"BenchmarkSubs/ok\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs/ok","Output":"BenchmarkSubs/ok-2 \t       1\t       221.0 ns/op\n"}
+{"Action":"run","Package":"m/b","Test":"BenchmarkSubs/skipped"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs/skipped","Output":"=== RUN   BenchmarkSubs/skipped\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs/skipped","Output":"BenchmarkSubs/skipped\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs/skipped","Output":"    b_test.go:17: needs another thing\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkSubs/skipped","Output":"--- SKIP: BenchmarkSubs/skipped\n"}
+{"Action":"skip","Package":"m/b","Test":"BenchmarkSubs/skipped"}
+{"Action":"run","Package":"m/b","Test":"BenchmarkFails"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkFails","Output":"=== RUN   BenchmarkFails\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkFails","Output":"BenchmarkFails\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkFails","Output":"    b_test.go:20: broken\n"}
+{"Action":"output","Package":"m/b","Test":"BenchmarkFails","Output":"--- FAIL: BenchmarkFails\n"}
+{"Action":"fail","Package":"m/b","Test":"BenchmarkFails"}
+{"Action":"output","Package":"m/b","Output":"FAIL\n"}
+{"Action":"output","Package":"m/b","Output":"exit status 1\n"}
+{"Action":"output","Package":"m/b","Output":"FAIL\tm/b\t0.025s\n"}
+{"Action":"fail","Package":"m/b"}
+`
+
+// benchPassing is benchStream without its failing benchmark: a passing
+// package.
+var benchPassing = benchStream[:strings.Index(benchStream, `{"Action":"run","Package":"m/b","Test":"BenchmarkFails"}`)] +
+	`{"Action":"output","Package":"m/b","Output":"PASS\n"}` + "\n" +
+	`{"Action":"output","Package":"m/b","Output":"ok  \tm/b\t0.025s\n"}` + "\n" +
+	`{"Action":"pass","Package":"m/b"}` + "\n"
 
 func TestReport(t *testing.T) {
 	for _, tc := range []struct {
@@ -92,6 +145,18 @@ func TestReport(t *testing.T) {
 		list:   true,
 		allow:  "# vfat\np TestA/s no vfat\n\n# root\nxp TestB needs root\n",
 		want:   []string{"m/xp TestA/s [NOT ALLOWED]", "m/xp TestB [allowed: line 5]"},
+	}, {
+		name:    "benchmarks: passes counted, skips judged",
+		stream:  benchPassing,
+		list:    true,
+		allow:   "# why\nb BenchmarkSkips needs a thing\n\n# a test's\nb TestT r\n\n# gone\nb BenchmarkGone r\n",
+		want:    []string{"warning: allow.list line 8 (b BenchmarkGone \"r\") matched no skip", "ok  \tm/b", "m/b BenchmarkSkips [allowed: line 2]: b_test.go:10: needs a thing\n", "m/b BenchmarkSubs/skipped [NOT ALLOWED]: b_test.go:17: needs another thing\n", "tests: 3 passed, 0 failed, 2 skipped", "1 skipped tests are not in"},
+		notWant: []string{"goos:", "ns/op", "BenchmarkRuns", "line 5"},
+	}, {
+		name:    "benchmarks: a failure's output alone",
+		stream:  benchStream,
+		want:    []string{"    b_test.go:20: broken\n--- FAIL: BenchmarkFails\nFAIL\nexit status 1\nFAIL\tm/b", "tests: 3 passed, 1 failed, 2 skipped; packages failed: 1"},
+		notWant: []string{"goos:", "ns/op", "BenchmarkRuns", "BenchmarkFails\n    b_test.go:20"},
 	}, {
 		name:   "an empty list allows no skip",
 		stream: passing,
