@@ -53,7 +53,7 @@ func BenchmarkTCP(b *testing.B) {
 		})
 	})
 	b.Run("guest-to-guest-shared", func(b *testing.B) {
-		h := startHub(b, b.TempDir())
+		h := startHub(b, netback.SocketDir(b))
 		src, _ := joinGuest(b, h, testMAC(1))
 		dst, jd := joinGuest(b, h, testMAC(2))
 		ln, err := dst.ListenTCP(80)

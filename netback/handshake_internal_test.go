@@ -14,7 +14,7 @@ import (
 // place, which the kernel gives as the peer's address (it said "read unix
 // @->/run/smolvmm/net/.s3332223371/s: i/o timeout").
 func TestHandshakeErrorNamesTheSocket(t *testing.T) {
-	dir := t.TempDir()
+	dir := SocketDir(t)
 	bound := filepath.Join(dir, ".s123", "s")
 	if err := os.Mkdir(filepath.Dir(bound), 0o700); err != nil {
 		t.Fatal(err)

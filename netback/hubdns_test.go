@@ -86,7 +86,7 @@ func askDNS(t *testing.T, g *stackguest.Guest, name string) *dns.Conn {
 func TestHubDNSShare(t *testing.T) {
 	ns, stalled := stallingNameserver(t)
 	defer netback.SetNameservers([]string{ns}, time.Minute)()
-	h := startHub(t, t.TempDir())
+	h := startHub(t, netback.SocketDir(t))
 	hog, _ := joinGuest(t, h, testMAC(1))
 	other, _ := joinGuest(t, h, testMAC(2))
 	for i := range netback.DNSPerGuest {
@@ -138,7 +138,7 @@ func TestHubDNSShare(t *testing.T) {
 func TestHubDNSConnsPerGuest(t *testing.T) {
 	ns, _ := stallingNameserver(t)
 	defer netback.SetNameservers([]string{ns}, time.Minute)()
-	h := startHub(t, t.TempDir())
+	h := startHub(t, netback.SocketDir(t))
 	hog, _ := joinGuest(t, h, testMAC(1))
 	other, _ := joinGuest(t, h, testMAC(2))
 	var held []*dns.Conn

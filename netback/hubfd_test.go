@@ -26,7 +26,7 @@ import (
 // VMs join.
 func TestHubOutOfDescriptors(t *testing.T) {
 	const joins = 5
-	socket := filepath.Join(t.TempDir(), "fd.sock")
+	socket := filepath.Join(netback.SocketDir(t), "fd.sock")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=fdhub", "NETBACK_HUB="+socket)
 	in, err := cmd.StdinPipe()

@@ -16,7 +16,7 @@ import (
 // and the other VMs' broadcasts are not limited.
 func TestHubFloodLimit(t *testing.T) {
 	clock := newTestClock(leaseT0)
-	h := startHubClock(t, t.TempDir(), clock)
+	h := startHubClock(t, netback.SocketDir(t), clock)
 	victim := joinRaw(t, h, testMAC(1))
 	flooder, err := netback.Join(h.Socket(), testMAC(2), nil)
 	if err != nil {

@@ -114,7 +114,7 @@ func TestHubLeaveLogged(t *testing.T) {
 				logs = append(logs, fmt.Sprintf(format, args...))
 				mu.Unlock()
 			}
-			dir := t.TempDir()
+			dir := netback.SocketDir(t)
 			h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Logf: logf})
 			if err != nil {
 				t.Fatal(err)
@@ -143,7 +143,7 @@ func TestHubLeaveLogged(t *testing.T) {
 // hub keys it and a frame of size bytes addressed to it.
 func silentVM(t *testing.T, logf func(string, ...any), size int) (*netback.Hub, [6]byte, []byte) {
 	t.Helper()
-	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(t.TempDir(), "net.sock"), Logf: logf})
+	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(netback.SocketDir(t), "net.sock"), Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func TestStaleSocket(t *testing.T) {
 // unreachable. (Another user's hub, EACCES, is the same case; root, as
 // the tests run, is never refused so.)
 func TestNewHubLeavesBusySocket(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "n.sock")
+	sock := filepath.Join(SocketDir(t), "n.sock")
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func TestNewHubLeavesBusySocket(t *testing.T) {
 // had replaced it, and it removed the first's live socket: the first ran
 // on with no socket (about 1 start in 10).
 func TestHubsStartTogetherOnStaleSocket(t *testing.T) {
-	dir := t.TempDir()
+	dir := SocketDir(t)
 	sock := filepath.Join(dir, "n.sock")
 	for round := 0; round < 50; round++ {
 		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})

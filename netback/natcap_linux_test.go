@@ -48,7 +48,7 @@ func hangingPort(t *testing.T) uint16 {
 func TestHubNATDialsPerGuest(t *testing.T) {
 	hang := hangingPort(t)
 	echo := echoTCP(t)
-	h := startHub(t, t.TempDir())
+	h := startHub(t, netback.SocketDir(t))
 	a, _ := joinGuest(t, h, testMAC(1))
 	b, _ := joinGuest(t, h, testMAC(2))
 

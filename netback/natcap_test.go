@@ -137,7 +137,7 @@ func TestHubNATBoundsPerGuest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			port := tt.serve(t)
-			h := startHub(t, t.TempDir())
+			h := startHub(t, netback.SocketDir(t))
 			a, ja := joinGuest(t, h, testMAC(1))
 			b, _ := joinGuest(t, h, testMAC(2))
 			open := func(g *stackguest.Guest, what string) net.Conn {
@@ -205,7 +205,7 @@ func TestHubNATBoundsPerGuest(t *testing.T) {
 // gVisor's default of 1 MiB or more each.
 func TestHubNATBuffers(t *testing.T) {
 	defer netback.SetNATBuffered(2)()
-	h := startHub(t, t.TempDir())
+	h := startHub(t, netback.SocketDir(t))
 	g, _ := joinGuest(t, h, testMAC(1))
 	port := echoTCP(t)
 	for i := range 3 {

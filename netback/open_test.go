@@ -32,7 +32,7 @@ func TestOpen(t *testing.T) {
 		{spec: "", want: "unknown network"},
 		{spec: "none", forwards: []netback.Forward{fwd}, want: "need the user network"},
 	}
-	hub := startHub(t, t.TempDir())
+	hub := startHub(t, netback.SocketDir(t))
 	tests = append(tests, struct {
 		spec     string
 		forwards []netback.Forward

@@ -57,7 +57,7 @@ func TestUserNetworkUnderSeccomp(t *testing.T) {
 		t.Skip("the fake nameserver needs port 53: run as root")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+netback.SocketDir(t))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "dns vm.test. = 192.0.2.99\n") || !strings.Contains(string(out), "tcp echo ok\n") ||
 		!strings.Contains(string(out), "forward ok\n") {
@@ -197,7 +197,7 @@ func sandboxChild() int {
 // rejoin checks whose it is (SO_PEERCRED, with what Join found out before
 // the filter: no stat, no geteuid).
 func TestJoinReconnectsUnderSeccomp(t *testing.T) {
-	runtime := t.TempDir()
+	runtime := netback.SocketDir(t)
 	dir := filepath.Join(runtime, "smolvmm", "net")
 	if os.Geteuid() == 0 {
 		t.Cleanup(netback.SetRootHubDir(dir))

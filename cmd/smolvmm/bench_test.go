@@ -232,7 +232,7 @@ func TestBenchWithoutQEMU(t *testing.T) {
 }
 
 func TestBenchErrors(t *testing.T) {
-	dir := t.TempDir()
+	dir := socketDir(t)
 	tests := []struct {
 		name   string
 		args   []string

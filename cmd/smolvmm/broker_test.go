@@ -57,7 +57,7 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			top := t.TempDir()
+			top := socketDir(t)
 			victim := filepath.Join(top, "victim")
 			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
 				t.Fatal(err)
@@ -404,7 +404,7 @@ func TestBrokerForSnapshotOnly(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	hub := filepath.Join(t.TempDir(), "hub.sock")
+	hub := filepath.Join(socketDir(t), "hub.sock")
 	startNetDaemon(t, hub)
 	for _, tt := range []struct {
 		name         string
@@ -483,7 +483,7 @@ func TestSharedNetAbstractSocket(t *testing.T) {
 		t.Skip("needs /dev/kvm and root (--user, --chroot, --jail)")
 	}
 	counter := guests.ForTest(t, "counter")
-	top := t.TempDir()
+	top := socketDir(t)
 	hub := filepath.Join(top, "hub.sock")
 	startNetDaemon(t, hub)
 	if err := os.Chmod(hub, 0o666); err != nil { // nobody dials it again

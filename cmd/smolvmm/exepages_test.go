@@ -173,7 +173,7 @@ func TestNetDaemonUnmapsItsSetUpCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socket := filepath.Join(t.TempDir(), "net.sock")
+	socket := filepath.Join(socketDir(t), "net.sock")
 	d := startNetDaemon(t, socket, "--leases", filepath.Join(t.TempDir(), "leases"))
 	// Released before it says it listens; what its goroutines ran since
 	// maps back 64 KiB at a time (measured 3.4 to 6 MiB on a busy host;

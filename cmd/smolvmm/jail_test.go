@@ -67,7 +67,7 @@ func jailedPID(t *testing.T, pid int) int {
 // there; it is contained as without the jail (filter on every thread).
 func TestJailNamespaces(t *testing.T) {
 	needJail(t)
-	dir := t.TempDir()
+	dir := socketDir(t)
 	startNetDaemon(t, filepath.Join(dir, "n.sock")) // net_test.go
 	for _, tt := range []struct {
 		net     string

@@ -40,7 +40,7 @@ func TestNetJoinValue(t *testing.T) {
 // run's --net user:NAME, with no network NAME of this user's but root's
 // socket of that name there, says how to join root's.
 func TestNoHubErrorRootSocket(t *testing.T) {
-	dir := t.TempDir()
+	dir := socketDir(t)
 	old := rootHubDirFor
 	rootHubDirFor = func() string { return dir }
 	defer func() { rootHubDirFor = old }()

@@ -19,7 +19,7 @@ func TestOutputPlaceAdvice(t *testing.T) {
 	if st, err := os.Stat("/sys/kernel"); err != nil || !st.IsDir() {
 		t.Skip("needs /sys")
 	}
-	dir := t.TempDir()
+	dir := socketDir(t)
 	afile := filepath.Join(dir, "afile")
 	if err := os.WriteFile(afile, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)

@@ -98,7 +98,7 @@ func TestCLIReadyPort(t *testing.T) {
 				if network == "shared" {
 					// A hub of its own: the guest answers as 10.0.2.15,
 					// the first address a new hub leases.
-					socket := filepath.Join(t.TempDir(), "n.sock")
+					socket := filepath.Join(socketDir(t), "n.sock")
 					startNetDaemon(t, socket)
 					netArg = "user:" + socket
 				}

@@ -24,8 +24,8 @@ func TestRejoinObstacle(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the files are given to other owners")
 	}
-	top := t.TempDir()
-	// t.TempDir's directories are 0700: open them on the way.
+	top := socketDir(t)
+	// socketDir's directory is 0700: open it and those above.
 	for d := top; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -122,7 +122,7 @@ func TestCLISharedNetworkRejoinNotices(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: --user")
 	}
-	dir := t.TempDir()
+	dir := socketDir(t)
 	for d := dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)

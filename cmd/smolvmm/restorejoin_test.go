@@ -27,7 +27,7 @@ func TestCLIRestoreRefusedJoinsNoNetwork(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	dir := t.TempDir()
+	dir := socketDir(t)
 	snap, disk := filepath.Join(dir, "c.snap"), filepath.Join(dir, "d.img")
 	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)

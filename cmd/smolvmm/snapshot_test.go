@@ -346,7 +346,7 @@ func TestCLIRestoreNet(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	kernel := guests.ForTest(t, "counter")
-	dir := t.TempDir()
+	dir := socketDir(t)
 	snap := filepath.Join(dir, "counter.snap")
 	sock := filepath.Join(dir, "none.sock") // no shared network listens here
 	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",

@@ -65,11 +65,15 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// openTempDir is a t.TempDir every user may look into (mode 0755, its
-// parent too) or, with writable, write to (mode 0777).
+// openTempDir is a temporary directory every user may look into (mode
+// 0755, its parent too) or, with writable, write to (mode 0777). It is in a
+// socketDir: tests listen on sockets in it.
 func openTempDir(t *testing.T, writable bool) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := filepath.Join(socketDir(t), "d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	mode := os.FileMode(0o755)
 	if writable {
 		mode = 0o777

@@ -196,7 +196,7 @@ func upCommandEndToEnd(t *testing.T, extra []string) {
 // would say so instead of naming the input.
 func TestUpChecksRunInputsFirst(t *testing.T) {
 	bin := smolvmmBin(t)
-	work := t.TempDir()
+	work := socketDir(t)
 	nonempty := filepath.Join(work, "nonempty")
 	if err := os.MkdirAll(filepath.Join(nonempty, "x"), 0o755); err != nil {
 		t.Fatal(err)
