@@ -414,10 +414,17 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 		t.Run(tt.mode+tt.process, func(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd := childCmd(t, tt.mode)
-			sock := filepath.Join(t.TempDir(), "s")
+			// Not in t.TempDir, which holds up to 64 bytes of the test's
+			// name: under a long TMPDIR the path passed sun_path's 107.
+			dir, err := os.MkdirTemp("", "sock")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			sock := filepath.Join(dir, "s")
 			cmd.Env = append(cmd.Env, "SANDBOX_TEST_PROCESS="+tt.process, "SANDBOX_TEST_PATH="+sock)
 			cmd.Stderr = &stderr
-			err := cmd.Run()
+			err = cmd.Run()
 			status := 0
 			if ee, ok := err.(*exec.ExitError); ok {
 				status = ee.ExitCode()
