@@ -105,7 +105,8 @@ type Config struct {
 	Disks []blk.Spec
 	// Devices are further virtio devices (a network card, a caller's own
 	// device), placed on the PCI bus after the disks, each once (a nil
-	// or repeated entry is refused, ErrConfig). The machine owns
+	// entry, or one pointer to a non-zero-size value given twice, is
+	// refused, ErrConfig; equal values are distinct devices). The machine owns
 	// them: Close (or a failing New) closes those that are io.Closers. A
 	// device with a SetKick(func(queue int)) method gets the transport's
 	// KickQueue, so that its own goroutines (network receive) can wake the
@@ -377,6 +378,10 @@ type Machine struct {
 	// without a readiness condition of the restore's own, so ready as
 	// soon as it runs.
 	restoredReady bool
+	// pluggedDevices: how many of Config.Devices, in order, setupDevices
+	// gave a transport (which closes the device); closeUnplugged closes
+	// the rest.
+	pluggedDevices int
 }
 
 // New builds a machine: VM, memory, devices, and the kernel loaded and
@@ -670,6 +675,9 @@ func (m *Machine) setupDevices() error {
 	}
 	for _, d := range m.cfg.Devices {
 		pd, err := m.addVirtio(d)
+		if pd != nil {
+			m.pluggedDevices++ // its transport closes it
+		}
 		if err != nil {
 			return &Error{Op: fmt.Sprintf("virtio device type %d", d.Type()), Err: err}
 		}
@@ -714,24 +722,22 @@ func checkDevices(disks int, devs []virtio.Device) error {
 	return nil
 }
 
-// sameDevice reports whether a and b are one device: equal interface
-// values that == can compare (pointers, mostly). On others (a struct
-// holding a slice) == would panic; two of them are two copies.
+// sameDevice reports whether a and b are one device: the same pointer
+// to a value of non-zero size. Nothing else tells: two new() of a
+// zero-size type may share an address, and two equal values (a
+// stateless device) are two devices, each with its own transport.
 func sameDevice(a, b virtio.Device) bool {
-	va := reflect.ValueOf(a)
-	return va.Type() == reflect.TypeOf(b) && va.Comparable() && a == b
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Kind() == reflect.Pointer && va.Type() == vb.Type() &&
+		va.Type().Elem().Size() > 0 && va.Pointer() == vb.Pointer()
 }
 
 // closeUnplugged closes the configured devices that never reached the PCI
-// bus (New failed first), since the caller handed them over.
+// bus (New failed first), since the caller handed them over: those past
+// the ones setupDevices plugged, which their transports close.
 func (m *Machine) closeUnplugged() {
 	for i, d := range m.cfg.Devices {
-		plugged := false
-		for _, s := range m.virtio {
-			if d != nil && sameDevice(s.dev.Device(), d) {
-				plugged = true
-			}
-		}
+		plugged := i < m.pluggedDevices
 		// Given twice (refused by checkDevices): closed once.
 		for _, e := range m.cfg.Devices[:i] {
 			if d != nil && e != nil && sameDevice(d, e) {
