@@ -173,13 +173,16 @@ const (
 // Neighbour discovery is checked as ARP is (allowedICMPv6); ICMPv6 in
 // fragments is dropped (RFC 6980 forbids fragmented neighbour discovery,
 // and a fragment hides the message from these checks). No VM is a
-// DHCPv6 server or relay: UDP from port 547 or to 546 is dropped. So
-// that a fragment cannot hide those ports, a fragment header must come
-// last among the extension headers: its first fragment then holds the
-// whole UDP header (as RFC 7112 requires), which is checked, and a later
-// one starts 8 bytes into the datagram at least, past the ports. A VM
-// whose guest makes its link-local address otherwise (a stable private
-// one) has no IPv6 on the network.
+// DHCPv6 server or relay: UDP from port 547 or to 546 is dropped. A
+// first fragment holds the whole header chain, UDP header included (RFC
+// 7112), so the walk goes on past its fragment header (AH, ESP and
+// destination options follow it, RFC 8200 §4.1) to the ports; a later
+// fragment starts 8 bytes into the datagram at least, past them. A second
+// fragment header could hide a first fragment in a later one, and is
+// dropped. ESP's payload is encrypted: no port can be read, and it passes
+// from the VM's own address as other protocols do. A VM whose guest makes
+// its link-local address otherwise (a stable private one) has no IPv6 on
+// the network.
 func (p *hubPort) allowedIPv6(ip []byte) bool {
 	if len(ip) < 40 || ip[0]>>4 != 6 {
 		return false
@@ -193,7 +196,7 @@ func (p *hubPort) allowedIPv6(ip []byte) bool {
 	for {
 		switch next {
 		case ipv6HopByHop, ipv6Routing, ipv6DestOptions, ipv6AuthHeader:
-			if fragmented || len(ip) < off+2 {
+			if len(ip) < off+2 {
 				return false
 			}
 			n := (int(ip[off+1]) + 1) * 8

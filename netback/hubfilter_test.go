@@ -195,10 +195,22 @@ func TestHubFilter(t *testing.T) {
 		{"DHCPv6 advertise after an authentication header", ipv6Frame(other, me, myLL, otherLL, 51, authHeader(17, udp6(547, 546, make([]byte, 16)))), false},
 		{"DHCPv6 advertise in a first fragment", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 0, udp6(547, 546, make([]byte, 16)))), false},
 		{"a first fragment without its UDP header", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 0, make([]byte, 4))), false},
-		{"a fragment header before destination options", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(60, 0, destOptions(17, udp6(1000, 9, make([]byte, 16))))), false},
+		{"DHCPv6 advertise after a fragment header and destination options", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(60, 0, destOptions(17, udp6(547, 546, make([]byte, 16))))), false},
+		{"DHCPv6 advertise after a fragment header and AH", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(51, 0, authHeader(17, udp6(547, 546, make([]byte, 16))))), false},
+		{"a first fragment of AH without the UDP header", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(51, 0, authHeader(17, make([]byte, 4)))), false},
+		{"ICMPv6 after a fragment header and destination options", ipv6Frame(allNodes, me, myLL, "ff02::1", 44, fragment6(60, 0, destOptions(58, icmp6(134, make([]byte, 12))))), false},
+		{"a second fragment header", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(44, 0, fragment6(17, 8, make([]byte, 16)))), false},
+		{"ESP after a fragment header from ::", ipv6Frame(other, me, "::", otherLL, 44, fragment6(50, 0, make([]byte, 24))), false},
 		{"DHCPv6 solicit from its link-local address", ipv6Frame(allNodes, me, myLL, "ff02::1:2", 17, udp6(546, 547, make([]byte, 16))), true},
 		{"UDP over IPv6 in a first fragment", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 0, udp6(1000, 9, make([]byte, 16)))), true},
 		{"a later UDP fragment", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(17, 8, make([]byte, 16))), true},
+		// RFC 8200 §4.1's order: AH, ESP and destination options follow
+		// the fragment header, all in the first fragment (RFC 7112).
+		{"UDP after a fragment header and destination options", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(60, 0, destOptions(17, udp6(1000, 9, make([]byte, 16))))), true},
+		{"UDP after a fragment header and AH", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(51, 0, authHeader(17, udp6(1000, 9, make([]byte, 16))))), true},
+		{"UDP after a fragment header, AH and destination options", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(51, 0, authHeader(60, destOptions(17, udp6(1000, 9, make([]byte, 16)))))), true},
+		{"ESP after a fragment header", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(50, 0, make([]byte, 24))), true},
+		{"a later fragment after AH", ipv6Frame(other, me, myLL, otherLL, 44, fragment6(51, 8, make([]byte, 16))), true},
 		{"UDP over IPv6 after destination options", ipv6Frame(other, me, myLL, otherLL, 60, destOptions(17, udp6(1000, 9, make([]byte, 16)))), true},
 		{"multicast listener report from ::", ipv6Frame(allNodes, me, "::", "ff02::16", 0, hopByHop(58, icmp6(143, make([]byte, 4)))), true},
 
