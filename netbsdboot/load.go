@@ -168,6 +168,7 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (b
 	if err != nil {
 		return bootplan.Plan{}, err
 	}
+	k.version = id.Version
 	args, err := ParseAppend(opts.Append)
 	if err != nil {
 		return bootplan.Plan{}, err
@@ -267,6 +268,7 @@ type kernel struct {
 	entry      uint32
 	syms       *symArea
 	warnings   []string
+	version    uint32 // __NetBSD_Version__, from the ident note
 }
 
 func parseKernel(r io.ReaderAt, size uint64, h bootelf.Header) (*kernel, error) {
@@ -391,7 +393,11 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		case ModuleELF:
 			err = m.checkKmod(i, k)
 		case ModuleRnd:
-			err = m.checkRndSeed(i)
+			var note string
+			note, err = m.checkRndSeed(i, k.version)
+			if note != "" {
+				k.warnings = append(k.warnings, note)
+			}
 		}
 		if err != nil {
 			return nil, err

@@ -206,25 +206,44 @@ func kmodError(i int, name, kernelWhat, why string) error {
 }
 
 // RndSeedSize is the size of the entropy seed an rndseed module must be:
-// NetBSD's rndsave_t (sys/sys/rndio.h:45-50), a 32-bit entropy count, 512
-// bytes of data and their SHA-1 digest, as rndctl -S saves it
-// (/var/db/entropy-file).
+// NetBSD's rndsave_t (sys/sys/rndio.h:45-50, unchanged in NetBSD 10), a
+// 32-bit entropy count, 512 bytes of data and their SHA-1 digest, as
+// rndctl -S saves it (/var/db/entropy-file).
 const RndSeedSize = 4 + 512 + sha1.Size
 
-// checkRndSeed refuses an rndseed module the kernel would ignore:
-// rnd_seed (sys/kern/kern_rndq.c:1370-1391) takes only RndSeedSize bytes
-// ("rnd: bad seed length") whose last 20 are the SHA-1 of the entropy
-// count and the data before them ("rnd: bad seed checksum"), and boots
-// on unseeded otherwise.
-func (m Module) checkRndSeed(i int) error {
+// entropyRewrite is the first __NetBSD_Version__ taken to have
+// kern_entropy.c, which replaced kern_rndq.c during 9.99 (April 2020):
+// all of 9.99 is, for want of the exact 9.99.x it landed in; a 9.99
+// kernel from before it gets a note where it would ignore the seed.
+const entropyRewrite = 999000000
+
+// checkRndSeed refuses an rndseed module the kernel would ignore, and
+// notes (note, else "") one it takes without crediting its entropy. Both
+// rnd_seeds take only RndSeedSize bytes (kern_rndq.c:1370-1391, "rnd:
+// bad seed length"; NetBSD 10's kern_entropy.c, "entropy: invalid seed
+// length"). A digest that is not the SHA-1 of the entropy count and data
+// makes kern_rndq.c's ignore the seed ("rnd: bad seed checksum"), and
+// the kernel boot on unseeded; kern_entropy.c's entropy_seed mixes the
+// data in all the same, crediting no entropy ("entropy: invalid seed
+// checksum").
+func (m Module) checkRndSeed(i int, version uint32) (note string, err error) {
+	rewritten := version >= entropyRewrite
 	if len(m.Data) != RndSeedSize {
-		return fmt.Errorf("%w: module %d (%s), an rndseed, is %d bytes, but NetBSD takes only a %d-byte seed (rndsave_t: a 4-byte entropy count, 512 bytes of data, their SHA-1 digest), the file rndctl -S saves as /var/db/entropy-file; the kernel would ignore it (\"rnd: bad seed length\")",
-			ErrModule, i, m.Name, len(m.Data), RndSeedSize)
+		msg := "rnd: bad seed length"
+		if rewritten {
+			msg = "entropy: invalid seed length"
+		}
+		return "", fmt.Errorf("%w: module %d (%s), an rndseed, is %d bytes, but NetBSD takes only a %d-byte seed (rndsave_t: a 4-byte entropy count, 512 bytes of data, their SHA-1 digest), the file rndctl -S saves as /var/db/entropy-file; the kernel would ignore it (%q)",
+			ErrModule, i, m.Name, len(m.Data), RndSeedSize, msg)
 	}
 	body, digest := m.Data[:RndSeedSize-sha1.Size], m.Data[RndSeedSize-sha1.Size:]
-	if sum := sha1.Sum(body); !bytes.Equal(sum[:], digest) {
-		return fmt.Errorf("%w: module %d (%s), an rndseed, ends in a digest (at offset %d) that is not the SHA-1 of its entropy count and data: not a seed rndctl -S saved, or damaged; the kernel would ignore it (\"rnd: bad seed checksum\")",
-			ErrModule, i, m.Name, RndSeedSize-sha1.Size)
+	if sum := sha1.Sum(body); bytes.Equal(sum[:], digest) {
+		return "", nil
 	}
-	return nil
+	if rewritten {
+		return fmt.Sprintf("module %d (%s), an rndseed, ends in a digest (at offset %d) that is not the SHA-1 of its entropy count and data: a NetBSD %s kernel mixes its data in but credits no entropy (\"entropy: invalid seed checksum\")",
+			i, m.Name, RndSeedSize-sha1.Size, Ident{Version: version}.Release()), nil
+	}
+	return "", fmt.Errorf("%w: module %d (%s), an rndseed, ends in a digest (at offset %d) that is not the SHA-1 of its entropy count and data: not a seed rndctl -S saved, or damaged; the kernel would ignore it (\"rnd: bad seed checksum\")",
+		ErrModule, i, m.Name, RndSeedSize-sha1.Size)
 }
