@@ -119,12 +119,13 @@ func movToCR0(code []byte) (src int, ok bool) {
 	return int(modrm & 7), true
 }
 
-// WriterPanicError is a snapshot's writer panicking in its Write. Snapshot
+// WriterPanicError is a snapshot's writer panicking in a call the snapshot
+// makes into it (Write, Seek, Stat, SyscallConn). Snapshot
 // panics with it on its caller's goroutine once the machine is free of
 // the snapshot; Config.OnSnapshot gets it, wrapped, for
 // Config.SnapshotOnReady's writer.
 type WriterPanicError struct {
-	Value any    // what Write panicked with
+	Value any    // what the writer panicked with
 	Stack []byte // the stack of the goroutine that wrote, at the panic
 }
 

@@ -166,10 +166,11 @@ type snapRequest struct {
 // until a new snapshot is complete (Target.Write, or a TargetWriter as
 // Config.SnapshotOnReady).
 //
-// A nil w is refused (an *Error wrapping ErrConfig). A w whose Write
-// panics fails the snapshot, the machine goes on as after any failed
-// one, and Snapshot then panics on its caller's goroutine with a
-// *WriterPanicError holding the value and the writing goroutine's stack.
+// A nil w is refused (an *Error wrapping ErrConfig). A w whose Write (or
+// Seek, Stat, SyscallConn, which the snapshot may call) panics fails the
+// snapshot, the machine goes on as after any failed one, and Snapshot
+// then panics on its caller's goroutine with a *WriterPanicError holding
+// the value and the writing goroutine's stack.
 func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
 	if w == nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("the writer is nil: %w", ErrConfig)}
@@ -440,7 +441,7 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
 	m.snapW.begin(w)
-	n, err := m.writerGuard(func() (int64, error) { return snapshot.WriteMeta(w, meta, b, mem, zero) })
+	n, err := m.writerGuard(func() (int64, error) { return snapshot.WriteMeta(guardWriter(w), meta, b, mem, zero) })
 	if m.snapW.end() {
 		err = fmt.Errorf("%w (the machine was stopped while it was written)", err)
 	}
@@ -514,15 +515,142 @@ func (s *snapWriter) stop() {
 }
 
 // writerGuard runs faultGuard(fn), with a panic of the writer fn writes
-// to made a *WriterPanicError: on the vCPU thread it would otherwise end
-// Run half way, with the snapshots asked for with it never answered.
+// to (through guardWriter) made a *WriterPanicError: on the vCPU thread it
+// would otherwise end Run half way, with the snapshots asked for with it
+// never answered. Other panics, smolvmm's own, go on.
 func (m *Machine) writerGuard(fn func() (int64, error)) (n int64, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &WriterPanicError{Value: r, Stack: debug.Stack()}
+			wp, ok := r.(*WriterPanicError)
+			if !ok {
+				panic(r)
+			}
+			err = wp
 		}
 	}()
 	return m.faultGuard(fn)
+}
+
+// tagWriterPanic, deferred in a call into the caller's writer, panics on
+// with its panic made a *WriterPanicError, which writerGuard turns into
+// an error; the stack is the writer's, taken before unwinding.
+func tagWriterPanic() {
+	if r := recover(); r != nil {
+		if o, ok := r.(ownPanic); ok {
+			panic(o.v)
+		}
+		panic(&WriterPanicError{Value: r, Stack: debug.Stack()})
+	}
+}
+
+// ownPanic carries a panic of smolvmm's function that the writer's
+// RawConn called back through tagWriterPanic untagged.
+type ownPanic struct{ v any }
+
+// ownCallback returns f with its panic marked as smolvmm's (ownPanic).
+func ownCallback[T any](f func(uintptr) T) func(uintptr) T {
+	return func(fd uintptr) T {
+		defer func() {
+			if r := recover(); r != nil {
+				panic(ownPanic{r})
+			}
+		}()
+		return f(fd)
+	}
+}
+
+// The methods of a writer snapshot.WriteMeta looks for besides Write.
+type (
+	statWriter interface{ Stat() (os.FileInfo, error) }
+
+	guardedWrite  struct{ w io.Writer }
+	guardedSeek   struct{ s io.Seeker }
+	guardedStat   struct{ s statWriter }
+	guardedConn   struct{ c syscall.Conn }
+	guardedRawCon struct{ c syscall.RawConn }
+)
+
+func (g guardedWrite) Write(p []byte) (int, error) { defer tagWriterPanic(); return g.w.Write(p) }
+func (g guardedSeek) Seek(off int64, whence int) (int64, error) {
+	defer tagWriterPanic()
+	return g.s.Seek(off, whence)
+}
+func (g guardedStat) Stat() (os.FileInfo, error) { defer tagWriterPanic(); return g.s.Stat() }
+func (g guardedConn) SyscallConn() (syscall.RawConn, error) {
+	defer tagWriterPanic()
+	rc, err := g.c.SyscallConn()
+	if rc != nil {
+		rc = guardedRawCon{rc}
+	}
+	return rc, err
+}
+func (g guardedRawCon) Control(f func(fd uintptr)) error {
+	defer tagWriterPanic()
+	own := ownCallback(func(fd uintptr) struct{} { f(fd); return struct{}{} })
+	return g.c.Control(func(fd uintptr) { own(fd) })
+}
+func (g guardedRawCon) Read(f func(fd uintptr) bool) error {
+	defer tagWriterPanic()
+	return g.c.Read(ownCallback(f))
+}
+func (g guardedRawCon) Write(f func(fd uintptr) bool) error {
+	defer tagWriterPanic()
+	return g.c.Write(ownCallback(f))
+}
+
+// guardWriter returns w with each call into it tagging its panic
+// (tagWriterPanic), and with the same ones of the methods WriteMeta
+// looks for (io.Seeker, Stat, syscall.Conn): a file keeps its holes and
+// its O_APPEND check.
+func guardWriter(w io.Writer) io.Writer {
+	g := guardedWrite{w}
+	sk, seek := w.(io.Seeker)
+	st, stat := w.(statWriter)
+	c, conn := w.(syscall.Conn)
+	gs, gt, gc := guardedSeek{sk}, guardedStat{st}, guardedConn{c}
+	switch {
+	case seek && stat && conn:
+		return struct {
+			guardedWrite
+			guardedSeek
+			guardedStat
+			guardedConn
+		}{g, gs, gt, gc}
+	case seek && stat:
+		return struct {
+			guardedWrite
+			guardedSeek
+			guardedStat
+		}{g, gs, gt}
+	case seek && conn:
+		return struct {
+			guardedWrite
+			guardedSeek
+			guardedConn
+		}{g, gs, gc}
+	case stat && conn:
+		return struct {
+			guardedWrite
+			guardedStat
+			guardedConn
+		}{g, gt, gc}
+	case seek:
+		return struct {
+			guardedWrite
+			guardedSeek
+		}{g, gs}
+	case stat:
+		return struct {
+			guardedWrite
+			guardedStat
+		}{g, gt}
+	case conn:
+		return struct {
+			guardedWrite
+			guardedConn
+		}{g, gc}
+	}
+	return g
 }
 
 // faultGuard runs fn, which reads guest memory, with a fault on it made an
