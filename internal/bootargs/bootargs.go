@@ -282,10 +282,19 @@ const maxBootPath = 79
 // next space as the booted kernel's file name (BTINFO_BOOTPATH). That
 // happens only when kernelName, the command line's first word, holds no
 // '/'; kernelName is not used under Native, which passes no line.
+// console_speed= and console_addr= are noted unless the console is com:
+// the multiboot entry reads them only then (multiboot.c:545-563), and
+// the kernel's consinit uses BTINFO_CONSOLE's speed and port only for
+// com (sys/arch/x86/x86/consinit.c:230-246), which the native handoff
+// passes them in.
 func (l Line) Unread(h Handoff, kernelName string) []string {
 	bootPath := -1
 	if h == MultibootEntry && !strings.Contains(kernelName, "/") {
 		bootPath = slices.IndexFunc(l.Words, func(w string) bool { return strings.Contains(w, "/") })
+	}
+	console := "no console= is given"
+	if i := slices.IndexFunc(l.Words, func(w string) bool { return strings.HasPrefix(w, "console=") }); i >= 0 {
+		console = "the console is " + strings.TrimPrefix(l.Words[i], "console=")
 	}
 	var notes []string
 	seen := map[string]bool{}
@@ -296,6 +305,8 @@ func (l Line) Unread(h Handoff, kernelName string) []string {
 			seen[key] = true
 		}
 		switch {
+		case hasEq && (key == "console_speed" || key == "console_addr") && console != "the console is com":
+			notes = append(notes, fmt.Sprintf("%q is ignored: NetBSD reads console_speed= and console_addr= only for console=com, and %s", w, console))
 		case i == bootPath:
 			path := w[strings.IndexByte(w, '/'):]
 			path = path[:min(len(path), maxBootPath)]

@@ -206,6 +206,14 @@ func TestUnread(t *testing.T) {
 		{"init=/sbin/init x=/y", Native, "", []string{`"init=/sbin/init" is not passed`, `"x=/y" is not passed`}},
 		{"init=/sbin/init x=/y", MultibootEntry, "netbsd", []string{`except that its "/sbin/init" becomes the booted kernel's path`, `"x=/y" is ignored by NetBSD's multiboot entry: it reads only`}},
 		{"init=/sbin/init", MultibootEntry, "/netbsd", []string{`"init=/sbin/init" is ignored by NetBSD's multiboot entry: it reads only`}},
+		// console_speed= and console_addr= are read for a com console
+		// only (multiboot.c:545-563, consinit.c:230-246).
+		{"console=pc console_speed=9600", Native, "", []string{`"console_speed=9600" is ignored: NetBSD reads console_speed= and console_addr= only for console=com, and the console is pc`}},
+		{"console=pc console_speed=9600", MultibootEntry, "netbsd", []string{`"console_speed=9600" is ignored: NetBSD reads console_speed= and console_addr= only for console=com, and the console is pc`}},
+		{"console_addr=0x3f8 console_speed=9600", Native, "", []string{`"console_addr=0x3f8" is ignored: NetBSD reads console_speed= and console_addr= only for console=com, and no console= is given`, `"console_speed=9600" is ignored`}},
+		{"console_addr=1016", MultibootEntry, "netbsd", []string{`"console_addr=1016" is ignored: NetBSD reads console_speed= and console_addr= only for console=com, and no console= is given`}},
+		{"console=pc console=com console_speed=9600 console_speed=19200", Native, "", []string{`"console=com" is not passed: an earlier console= is used`, `"console_speed=9600" is ignored: NetBSD reads`, `"console_speed=19200" is ignored: NetBSD reads`}},
+		{"console=com console=pc console_speed=9600", MultibootEntry, "netbsd", []string{`"console=pc" is ignored: NetBSD's multiboot entry reads only the first console=`}},
 		// btinfo_bootpath holds 79 bytes and the NUL.
 		{"/" + strings.Repeat("p", 100), MultibootEntry, "netbsd", []string{`its "/` + strings.Repeat("p", 78) + `" becomes`}},
 	} {
