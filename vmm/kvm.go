@@ -71,8 +71,10 @@ func CheckKVM(path string) error {
 const defaultKVMPath = "/dev/kvm"
 
 // kvmError is a KVM device that cannot be used: what is wrong, the
-// sentinel that says so for errors.Is (ErrNoKVM, ErrKVMPermission) and
-// the system's error, which errors.Is and errors.As find too.
+// sentinel that says so for errors.Is (ErrNoKVM, ErrKVMPermission; both
+// empty for a failure that says nothing of the device, such as too many
+// open files) and the system's error, which errors.Is and errors.As find
+// too.
 type kvmError struct {
 	what  string
 	kind  error
@@ -85,10 +87,31 @@ func (e *kvmError) Error() string {
 	if errors.As(cause, &pe) {
 		cause = pe.Err // the path is the Error's Op already
 	}
+	if e.what == "" {
+		return cause.Error()
+	}
 	return e.what + ": " + cause.Error()
 }
 
-func (e *kvmError) Unwrap() []error { return []error{e.kind, e.cause} }
+func (e *kvmError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.cause}
+	}
+	return []error{e.kind, e.cause}
+}
+
+// notDevice is whether open(2) failed with err because nothing at the
+// path is a device it can open: a directory, a socket or a device node
+// without its driver (ENXIO, ENODEV), a path through a file or a loop of
+// symbolic links.
+func notDevice(err error) bool {
+	for _, no := range []unix.Errno{unix.EISDIR, unix.ENXIO, unix.ENODEV, unix.ENOTDIR, unix.ELOOP} {
+		if errors.Is(err, no) {
+			return true
+		}
+	}
+	return false
+}
 
 // openKVM opens the KVM device at path and checks that it is one, with
 // the API version this VMM speaks. The advice about the host (firmware,
@@ -112,6 +135,11 @@ func openKVM(path string) (*os.File, error) {
 			if host {
 				e.Hint = "add your user to the kvm group (sudo usermod -aG kvm $USER, then log in again) or run as root"
 			}
+		case notDevice(err):
+			e.Err = &kvmError{path + " is not a KVM device", ErrNoKVM, err}
+			e.Hint = "no KVM device at this path: check it"
+		default:
+			e.Err = &kvmError{cause: err}
 		}
 		return nil, e
 	}
