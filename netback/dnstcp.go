@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -32,6 +33,20 @@ const (
 	dnsTCPBuffer = 16 << 10
 	// dnsTCPBacklog is the DNS listeners' backlog.
 	dnsTCPBacklog = 1024
+	// dnsTCPFirstQuery is how long a DNS connection waits for its first
+	// query, dnsTCPIdle for each one after; then the server closes it
+	// (miekg/dns's defaults, named so that the tests can lengthen them).
+	dnsTCPFirstQuery = 2 * time.Second
+	dnsTCPIdle       = 8 * time.Second
+)
+
+// dnsTCPFirstQueryFor and dnsTCPIdleFor are dnsTCPFirstQuery and
+// dnsTCPIdle, variables for the tests: a test holding connections open
+// on a slow host must not have them closed under it. A gateway reads
+// them once, when it starts.
+var (
+	dnsTCPFirstQueryFor = dnsTCPFirstQuery
+	dnsTCPIdleFor       = dnsTCPIdle
 )
 
 // errDNSListenerClosed is Accept's error once the listener is closed.

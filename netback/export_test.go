@@ -131,6 +131,15 @@ const DNSPerGuest = hostDNSPerGuest
 // open at once.
 const DNSConnsPerGuest = dnsTCPPerGuest
 
+// SetDNSTCPTimeout makes the networks started until the returned
+// function is called keep a DNS-over-TCP connection open for d waiting
+// for its first query and each one after.
+func SetDNSTCPTimeout(d time.Duration) (restore func()) {
+	oldFirst, oldIdle := dnsTCPFirstQueryFor, dnsTCPIdleFor
+	dnsTCPFirstQueryFor, dnsTCPIdleFor = d, d
+	return func() { dnsTCPFirstQueryFor, dnsTCPIdleFor = oldFirst, oldIdle }
+}
+
 // SetHubRejoinGrace sets how long a starting hub holds the leases of the
 // VMs connected at its lease file's last write, until the returned
 // function restores it. Set it before starting the network.

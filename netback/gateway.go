@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -114,7 +115,9 @@ func (g *gateway) serveDNS(addr netip.Addr) error {
 	}
 	g.closers = append(g.closers, ln.Close)
 	g.goServe((&dns.Server{PacketConn: uc, Handler: g.dns.udp()}).ActivateAndServe)
-	g.goServe((&dns.Server{Listener: ln, Handler: g.dns.tcp()}).ActivateAndServe)
+	idle := dnsTCPIdleFor
+	g.goServe((&dns.Server{Listener: ln, Handler: g.dns.tcp(), ReadTimeout: dnsTCPFirstQueryFor,
+		IdleTimeout: func() time.Duration { return idle }}).ActivateAndServe)
 	return nil
 }
 
