@@ -173,6 +173,25 @@ func HubSendTo(h *Hub, mac [6]byte, frame []byte) bool {
 	return true
 }
 
+// HubFillQueue queues frame towards the VM of mac as the switch does
+// until its queue drops one (at most a queue's depth and one more
+// frames); false when no such VM is joined.
+func HubFillQueue(h *Hub, mac [6]byte, frame []byte) bool {
+	h.mu.RLock()
+	p := h.ports[mac]
+	h.mu.RUnlock()
+	if p == nil {
+		return false
+	}
+	before := p.out.dropped.Load()
+	for range hubPortDepth + 1 {
+		if h.push(p, frame); p.out.dropped.Load() != before {
+			break
+		}
+	}
+	return true
+}
+
 // HubQueuedBytes is the bytes of buffers queued towards the VM of mac.
 func HubQueuedBytes(h *Hub, mac [6]byte) int64 {
 	h.mu.RLock()
