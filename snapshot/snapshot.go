@@ -853,11 +853,12 @@ var ErrInUse = errors.New("the file is locked by another process")
 // memory maps the file, so that a writer that takes the exclusive lock
 // first (as smolvmm does) does not rewrite pages the machine reads.
 func (s *File) LockShared() (*os.File, error) {
-	fd, err := unix.Dup(int(s.f.Fd()))
+	// F_DUPFD_CLOEXEC: a dup made close-on-exec only afterwards would
+	// pass to a process another goroutine starts in between.
+	fd, err := unix.FcntlInt(s.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: dup: %w", s.Path, err)
 	}
-	unix.CloseOnExec(fd)
 	lf := os.NewFile(uintptr(fd), s.Path)
 	for {
 		err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
