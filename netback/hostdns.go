@@ -165,7 +165,11 @@ func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]
 // client library heeds it for the dial only): the gateway's closing does
 // not wait for a nameserver's timeout.
 func (r *hostResolver) exchange(ctx context.Context, q *dns.Msg, server, network string) (*dns.Msg, error) {
-	c := &dns.Client{Net: network, Timeout: r.timeout}
+	// No MPTCP whatever GODEBUG says: its first dial probes the kernel
+	// (bind, uname), which the seccomp filter refuses.
+	d := &net.Dialer{Timeout: r.timeout}
+	d.SetMultipathTCP(false)
+	c := &dns.Client{Net: network, Timeout: r.timeout, Dialer: d}
 	conn, err := c.DialContext(ctx, server)
 	if err != nil {
 		return nil, err

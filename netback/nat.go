@@ -190,6 +190,9 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
 		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]netip.Addr{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	// Under the seccomp filter: GODEBUG=multipathtcp=1 would make the
+	// first dial probe the kernel (bind, uname), which the filter refuses.
+	n.dialer.SetMultipathTCP(false)
 	return n
 }
 

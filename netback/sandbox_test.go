@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 		os.Exit(forwardChild())
 	case "dial":
 		os.Exit(dialChild())
+	case "nat":
+		os.Exit(natChild())
 	case "fdhub":
 		os.Exit(fdHubChild()) // hubfd_test.go
 	default:
@@ -300,5 +302,60 @@ func joinChild() int {
 		return fail("echo after reconnecting: %v", err)
 	}
 	fmt.Println("reconnected, tcp echo ok")
+	return 0
+}
+
+// TestNATDialUnderSeccomp: a guest's connection to a closed host port,
+// under the filter smolvmm installs for --net user, is refused (the
+// guest gets a reset) whatever GODEBUG asks of MPTCP: the NAT's dial makes
+// no call the filter refuses (MPTCP's first dial probes the kernel with
+// bind and uname).
+func TestNATDialUnderSeccomp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	for _, godebug := range []string{"multipathtcp=0", "multipathtcp=1", "multipathtcp=3"} {
+		t.Run(godebug, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=nat", "NETBACK_PORT="+strconv.Itoa(closed), "GODEBUG="+godebug)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "nat dial refused\n") {
+				t.Errorf("sandboxed child: %v; output:\n%s", err, out)
+			}
+		})
+	}
+}
+
+// natChild starts a user network and its guest, installs the filter, and
+// has the guest connect to the host's port $NETBACK_PORT through the
+// gateway.
+func natChild() int {
+	fail := func(format string, a ...any) int {
+		fmt.Printf(format+"\n", a...)
+		return 3
+	}
+	u, err := netback.NewUser(guestMAC, nil)
+	if err != nil {
+		return fail("NewUser: %v", err)
+	}
+	g, err := stackguest.New(u, stackguest.Config{MAC: guestMAC, Addr: netip.PrefixFrom(netback.UserGuest, 24), Gateway: netback.UserGateway})
+	if err != nil {
+		return fail("guest: %v", err)
+	}
+	if _, err := sandbox.Install(sandbox.Filter{Sockets: true, Prefix: "child: "}); err != nil {
+		return fail("install: %v", err)
+	}
+	port, _ := strconv.Atoi(os.Getenv("NETBACK_PORT"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, uint16(port)))
+	if err == nil {
+		c.Close()
+		return fail("the guest connected to a closed port")
+	}
+	fmt.Println("nat dial refused")
 	return 0
 }

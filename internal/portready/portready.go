@@ -24,10 +24,19 @@ const Hold = 100 * time.Millisecond
 // dialTimeout bounds one connect attempt.
 const dialTimeout = 100 * time.Millisecond
 
+// dialer makes the probes' connections. Without MPTCP whatever GODEBUG
+// says: its first dial probes the kernel (bind, uname), which a VMM's
+// seccomp filter refuses.
+var dialer = func() *net.Dialer {
+	d := &net.Dialer{Timeout: dialTimeout}
+	d.SetMultipathTCP(false)
+	return d
+}()
+
 // Probe connects once to the TCP address addr. It reports whether the port
 // is ready and, if so, when the connection was made.
 func Probe(addr string) (time.Time, bool) {
-	c, err := net.DialTimeout("tcp", addr, dialTimeout)
+	c, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		return time.Time{}, false
 	}
