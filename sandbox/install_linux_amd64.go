@@ -29,9 +29,14 @@ type trapMsg struct {
 // again. The handler writes trapHead, then the call's trapTable entry
 // ("openat (system call 257)"), then trapTail; for a call of another ABI,
 // whose number names no x86-64 call, trapI386 or trapX32 then the number
-// ("32-bit (int 0x80) system call 20").
+// ("32-bit (int 0x80) system call 20"). A SIGSYS another process sent
+// (kill -SYS) names no call: the handler writes trapKillHead, the sender's
+// PID and trapKillTail, and exits with trapKillExitCode.
 var (
 	trapHead, trapTail trapMsg
+	trapKillHead       trapMsg
+	trapKillTail       trapMsg
+	trapKillExitCode   int64 = ExitStatusSIGSYS
 	trapI386, trapX32  trapMsg
 	trapTable          [trapSlots + 1]trapMsg
 	trapTTY            int64 = -1 // descriptor whose termios is restored, or -1
@@ -107,6 +112,7 @@ func (p *Prepared) Install() (Installed, error) {
 	prog := p.prog
 	trapHead, trapTail, trapTable, trapText = p.trap.head, p.trap.tail, p.trap.table, p.trap.text
 	trapI386, trapX32 = p.trap.i386, p.trap.x32
+	trapKillHead, trapKillTail = p.trap.killHead, p.trap.killTail
 	trapTTY, trapTermios = p.trap.tty, p.trap.termios
 	if err := installTrapHandler(); err != nil {
 		return Installed{}, err
@@ -156,6 +162,8 @@ func seccompAvailable() bool {
 type trapData struct {
 	head, tail trapMsg
 	i386, x32  trapMsg
+	killHead   trapMsg
+	killTail   trapMsg
 	table      [trapSlots + 1]trapMsg
 	text       []byte
 	tty        int64
@@ -172,11 +180,15 @@ func prepareTrap(f Filter) trapData {
 	head := f.Prefix + "seccomp: " + who + " attempted the forbidden "
 	tail := " and was stopped" + f.Advice + "\n"
 	const i386, x32 = "32-bit (int 0x80) system call ", "x32 system call "
-	text := make([]byte, 0, len(head)+len(tail)+len(i386)+len(x32)+(trapSlots+1)*40)
+	killHead := f.Prefix + who + " received SIGSYS from another process (PID "
+	const killTail = "), not from its seccomp filter, and exits\n"
+	text := make([]byte, 0, len(head)+len(tail)+len(i386)+len(x32)+len(killHead)+len(killTail)+(trapSlots+1)*40)
 	text = append(text, head...)
 	text = append(text, tail...)
 	text = append(text, i386...)
 	text = append(text, x32...)
+	text = append(text, killHead...)
+	text = append(text, killTail...)
 	ends := make([]int, trapSlots+1)
 	for nr := 0; nr < trapSlots; nr++ {
 		name := ""
@@ -205,6 +217,10 @@ func prepareTrap(f Filter) trapData {
 	off += len(i386)
 	d.x32 = trapMsg{&text[off], uintptr(len(x32))}
 	off += len(x32)
+	d.killHead = trapMsg{&text[off], uintptr(len(killHead))}
+	off += len(killHead)
+	d.killTail = trapMsg{&text[off], uintptr(len(killTail))}
+	off += len(killTail)
 	for nr, end := range ends {
 		d.table[nr] = trapMsg{&text[off], uintptr(end - off)}
 		off = end

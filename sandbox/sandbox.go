@@ -45,6 +45,13 @@ const OpenRefusedQuietly = linkedWithLibc
 // looks like a guest's (v<<1)|1 debug-exit status).
 const ExitStatus = 148
 
+// ExitStatusSIGSYS is the exit status of a filtered process that received
+// SIGSYS from another process (kill -SYS) rather than from its filter: the
+// handler says who sent it and exits as a process killed by SIGSYS is
+// reported (128+31). It cannot give the signal its default action again,
+// as the filter refuses changing SIGSYS's handler.
+const ExitStatusSIGSYS = 128 + 31
+
 // ErrUnsupported means this platform has no seccomp filter here (only
 // linux/amd64 has one).
 var ErrUnsupported = errors.New("seccomp filtering is only implemented on linux/amd64")

@@ -616,3 +616,34 @@ func copyExecutable(from, to string) error {
 	}
 	return os.WriteFile(to, b, 0o755)
 }
+
+// TestSIGSYSFromAnotherProcess: a SIGSYS another process sends (kill -SYS)
+// is not taken for a refused call (whose number it does not carry): the
+// handler names the sender and exits with ExitStatusSIGSYS.
+func TestSIGSYSFromAnotherProcess(t *testing.T) {
+	cmd := childCmd(t, "wait")
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "installed\n" {
+		t.Fatalf("child said %q (%v); stderr:\n%s", line, err, stderr.Bytes())
+	}
+	if err := cmd.Process.Signal(unix.SIGSYS); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	want := fmt.Sprintf("child: the VMM received SIGSYS from another process (PID %d), not from its seccomp filter, and exits\n", os.Getpid())
+	if cmd.ProcessState.ExitCode() != ExitStatusSIGSYS || stderr.String() != want {
+		t.Errorf("child: %v, stderr %q; want status %d, stderr %q", err, stderr.String(), ExitStatusSIGSYS, want)
+	}
+}

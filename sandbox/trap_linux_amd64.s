@@ -5,8 +5,11 @@
 // runtime (no g, no Go stack), so it only makes system calls the filter
 // allows: TCSETS on the console, writev(2) of the call's line, exit_group.
 TEXT ·trapHandler(SB),NOSPLIT|NOFRAME,$0
-	// siginfo_t._sigsys._syscall is at offset 24, _arch at 28: both are
-	// read before SI is reused.
+	// siginfo_t's si_code is at offset 8; _sigsys._syscall at 24 and
+	// _arch at 28 for the filter's SIGSYS (SYS_SECCOMP), _kill.si_pid at
+	// 16 for another process's kill: all are read before SI is reused.
+	MOVL	8(SI), R8
+	MOVL	16(SI), R9
 	MOVL	24(SI), R12
 	MOVL	28(SI), R13
 	// Put the terminal back in cooked mode first.
@@ -22,6 +25,22 @@ report:
 	// number's digits on the signal stack: 0-63 the iovecs, 64-79 the
 	// digits, written back from 80.
 	SUBQ	$80, SP
+	CMPL	R8, $1 // SYS_SECCOMP
+	JEQ	seccomp
+	// Not the filter's: writev(2, {trapKillHead, -, pid, trapKillTail}).
+	MOVQ	·trapKillHead+0(SB), AX
+	MOVQ	AX, 0(SP)
+	MOVQ	·trapKillHead+8(SB), AX
+	MOVQ	AX, 8(SP)
+	MOVQ	·trapKillTail+0(SB), AX
+	MOVQ	AX, 48(SP)
+	MOVQ	·trapKillTail+8(SB), AX
+	MOVQ	AX, 56(SP)
+	MOVQ	$0, 16(SP)
+	MOVQ	$0, 24(SP)
+	MOVL	R9, R12
+	JMP	number
+seccomp:
 	MOVQ	·trapHead+0(SB), AX
 	MOVQ	AX, 0(SP)
 	MOVQ	·trapHead+8(SB), AX
@@ -88,6 +107,10 @@ write:
 	MOVQ	$20, AX // SYS_writev
 	SYSCALL
 	MOVQ	·trapExitCode(SB), DI
+	CMPL	R8, $1
+	JEQ	exit
+	MOVQ	·trapKillExitCode(SB), DI
+exit:
 	MOVQ	$231, AX // SYS_exit_group
 	SYSCALL
 	// Not reached; should exit_group fail, fault rather than return
