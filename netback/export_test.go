@@ -1,10 +1,12 @@
 package netback
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"time"
 
+	"github.com/miekg/dns"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
@@ -205,4 +207,21 @@ func HubQueuedBytes(h *Hub, mac [6]byte) int64 {
 // UserARPRequests returns how many ARP requests u's gateway has sent.
 func UserARPRequests(u *User) uint64 {
 	return u.gw.stack.Stats().ARP.OutgoingRequestsSent.Value()
+}
+
+// NewHostQuery reads the host's resolver configuration now, as a user
+// network does when it starts, and returns its query of a name's A
+// records (their addresses).
+func NewHostQuery() func(ctx context.Context, name string) ([]string, error) {
+	r := newHostResolver()
+	return func(ctx context.Context, name string) ([]string, error) {
+		rrs, err := r.query(ctx, name, dns.TypeA)
+		var addrs []string
+		for _, rr := range rrs {
+			if a, ok := rr.(*dns.A); ok {
+				addrs = append(addrs, a.A.String())
+			}
+		}
+		return addrs, err
+	}
 }

@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // hostResolver answers the user network's DNS server from the host's
@@ -23,9 +26,13 @@ import (
 // made, so a VMM whose seccomp filter forbids opening files still answers
 // DNS; a change to those files on the host is seen by the next VM.
 type hostResolver struct {
-	hosts    map[string][]net.IPAddr // by hostKey
-	servers  []string                // host:port
-	timeout  time.Duration           // per query and server
+	hosts   map[string][]net.IPAddr // by hostKey
+	servers []string                // host:port
+	// zoned are the servers with a zone (a link-local IPv6 address and
+	// its interface, "[fe80::1%eth0]:53"), by server: their socket
+	// address, the zone's interface index found before the filter.
+	zoned    map[string]*unix.SockaddrInet6
+	timeout  time.Duration // per query and server
 	attempts int
 	// slots holds a token for each query being asked of the nameservers
 	// (hostDNSMaxQueries of them); refused counts the queries failed at
@@ -81,10 +88,44 @@ func newHostResolver() *hostResolver {
 	if nameserversFor != nil {
 		r.servers, r.timeout = nameserversFor()
 	}
+	r.servers = r.resolveZones(r.servers)
 	if len(r.servers) == 0 {
 		r.servers = []string{"127.0.0.1:53", "[::1]:53"}
 	}
 	return r
+}
+
+// resolveZones finds, now, the interface index of each server's zone
+// (NetworkManager writes "nameserver fe80::1%wlp2s0"), for exchange to
+// dial without the net package: given a zone, its dials and its
+// connections' addresses turn it into an index (or back) through a cache
+// refreshed from a netlink socket at most a minute old, a socket the
+// seccomp filter refuses. A server whose zone names no interface is
+// left out: no packet could be sent to it.
+func (r *hostResolver) resolveZones(servers []string) []string {
+	var kept []string
+	for _, server := range servers {
+		ap, err := netip.ParseAddrPort(server)
+		if err != nil || ap.Addr().Zone() == "" {
+			kept = append(kept, server)
+			continue
+		}
+		zone := ap.Addr().Zone()
+		index := 0
+		if ifi, err := net.InterfaceByName(zone); err == nil {
+			index = ifi.Index
+		} else if n, err := strconv.Atoi(zone); err == nil && n > 0 {
+			index = n
+		} else {
+			continue
+		}
+		if r.zoned == nil {
+			r.zoned = map[string]*unix.SockaddrInet6{}
+		}
+		r.zoned[server] = &unix.SockaddrInet6{Port: int(ap.Port()), ZoneId: uint32(index), Addr: ap.Addr().As16()}
+		kept = append(kept, server)
+	}
+	return kept
 }
 
 // parseHosts reads a hosts file: an address, then its names, per line;
@@ -164,25 +205,132 @@ func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]
 // exchange asks server q over network. The end of ctx ends it (the
 // client library heeds it for the dial only): the gateway's closing does
 // not wait for a nameserver's timeout.
-func (r *hostResolver) exchange(ctx context.Context, q *dns.Msg, server, network string) (*dns.Msg, error) {
+func (r *hostResolver) exchange(ctx context.Context, q *dns.Msg, server, network string) (in *dns.Msg, err error) {
 	// No MPTCP whatever GODEBUG says: its first dial probes the kernel
 	// (bind, uname), which the seccomp filter refuses.
 	d := &net.Dialer{Timeout: r.timeout}
 	d.SetMultipathTCP(false)
 	c := &dns.Client{Net: network, Timeout: r.timeout, Dialer: d}
-	conn, err := c.DialContext(ctx, server)
-	if err != nil {
+	var conn *dns.Conn
+	if sa, ok := r.zoned[server]; ok {
+		zc, err := dialZoned(ctx, network, server, sa, r.timeout)
+		if err != nil {
+			return nil, err
+		}
+		conn = &dns.Conn{Conn: zc}
+	} else if conn, err = c.DialContext(ctx, server); err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	in, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	in, _, err = c.ExchangeWithConnContext(ctx, q, conn)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	return in, err
 }
+
+// dialZoned connects to server, whose socket address sa has a zone, over
+// network ("udp" or "tcp") with the socket calls themselves: no zone is
+// turned into an index, nor back (resolveZones). The connection is an
+// *os.File in the runtime's poller, so its deadlines and Close work as a
+// net.Conn's; a UDP one is a net.PacketConn, which the DNS client needs
+// to send each message as a datagram.
+func dialZoned(ctx context.Context, network, server string, sa *unix.SockaddrInet6, timeout time.Duration) (net.Conn, error) {
+	typ := unix.SOCK_DGRAM
+	if network == "tcp" {
+		typ = unix.SOCK_STREAM
+	}
+	fd, err := unix.Socket(unix.AF_INET6, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: zonedAddr{network, server}, Err: os.NewSyscallError("socket", err)}
+	}
+	cerr := unix.Connect(fd, sa)
+	f := os.NewFile(uintptr(fd), server)
+	fail := func(err error) (net.Conn, error) {
+		f.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: zonedAddr{network, server}, Err: err}
+	}
+	if cerr == unix.EINPROGRESS {
+		// A TCP connection being made: wait until the socket is
+		// writable and has no error (a wake-up before it is
+		// connected waits again).
+		stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+		f.SetWriteDeadline(time.Now().Add(timeout))
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return fail(err)
+		}
+		cerr = nil
+		werr := rc.Write(func(fd uintptr) bool {
+			n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+			switch {
+			case err != nil:
+				cerr = err
+			case n != 0:
+				cerr = unix.Errno(n)
+			default:
+				return connected(fd)
+			}
+			return true
+		})
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		if werr != nil {
+			return fail(werr)
+		}
+		f.SetWriteDeadline(time.Time{})
+	}
+	if cerr != nil {
+		return fail(os.NewSyscallError("connect", cerr))
+	}
+	c := zonedConn{File: f, network: network, server: server}
+	if network == "tcp" {
+		return &c, nil
+	}
+	return &zonedPacketConn{c}, nil
+}
+
+// connected reports whether the socket fd has a peer. Its own call of
+// getpeername(2): unix.Getpeername asks for the socket's protocol too
+// (SO_PROTOCOL), which the seccomp filter refuses.
+func connected(fd uintptr) bool {
+	var sa unix.RawSockaddrAny
+	n := uint32(unsafe.Sizeof(sa))
+	_, _, errno := unix.Syscall(unix.SYS_GETPEERNAME, fd, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
+	return errno == 0
+}
+
+// zonedAddr is a zoned server's address as resolv.conf gave it.
+type zonedAddr struct{ network, server string }
+
+func (a zonedAddr) Network() string { return a.network }
+func (a zonedAddr) String() string  { return a.server }
+
+// zonedConn is a connection dialZoned made.
+type zonedConn struct {
+	*os.File
+	network, server string
+}
+
+// LocalAddr is unknown: asking the socket would turn its zone back into
+// a name (dialZoned).
+func (c *zonedConn) LocalAddr() net.Addr  { return zonedAddr{c.network, ""} }
+func (c *zonedConn) RemoteAddr() net.Addr { return zonedAddr{c.network, c.server} }
+
+// zonedPacketConn is a connected UDP socket dialZoned made: a datagram
+// is read from and written to its server only.
+type zonedPacketConn struct{ zonedConn }
+
+func (c *zonedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, err := c.Read(p)
+	return n, c.RemoteAddr(), err
+}
+
+func (c *zonedPacketConn) WriteTo(p []byte, _ net.Addr) (int, error) { return c.Write(p) }
 
 // LookupIPAddr returns host's addresses: from the hosts file, else its A
 // records (and its AAAA records when it has none, so that an IPv6-only

@@ -40,6 +40,8 @@ func TestMain(m *testing.M) {
 		os.Exit(dialChild())
 	case "nat":
 		os.Exit(natChild())
+	case "zoned":
+		os.Exit(zonedChild())
 	case "fdhub":
 		os.Exit(fdHubChild()) // hubfd_test.go
 	default:
@@ -357,5 +359,87 @@ func natChild() int {
 		return fail("the guest connected to a closed port")
 	}
 	fmt.Println("nat dial refused")
+	return 0
+}
+
+// TestZonedNameserverUnderSeccomp: a nameserver with a zone in
+// resolv.conf (NetworkManager writes "nameserver fe80::1%wlp2s0") is asked
+// under the filter smolvmm installs for --net user: its zone was turned
+// into an interface index before, and nothing asks netlink (which the
+// filter refuses) again. One that cannot answer fails the query; ::1 with
+// a zone (which the kernel ignores there) answers over UDP, and over TCP
+// after a truncated answer.
+func TestZonedNameserverUnderSeccomp(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	ln, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
+	if err != nil {
+		pc.Close()
+		t.Skipf("TCP port %d of ::1: %v", port, err)
+	}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp && strings.HasPrefix(q.Question[0].Name, "big.") {
+			m.Truncated = true
+		} else if rr, err := dns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.99"); err == nil {
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})
+	udp, tcp := &dns.Server{PacketConn: pc, Handler: handler}, &dns.Server{Listener: ln, Handler: handler}
+	go udp.ActivateAndServe()
+	go tcp.ActivateAndServe()
+	defer udp.Shutdown()
+	defer tcp.Shutdown()
+	tests := []struct {
+		name, server, query, want string
+	}{
+		{"link-local, no answer", "", "vm.test.", "query failed: "},
+		{"udp", fmt.Sprintf("[::1%%lo]:%d", port), "vm.test.", "vm.test. = [192.0.2.99]\n"},
+		{"tcp after truncation", fmt.Sprintf("[::1%%lo]:%d", port), "big.test.", "big.test. = [192.0.2.99]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := filepath.Join(t.TempDir(), "resolv.conf")
+			if err := os.WriteFile(conf, []byte("nameserver fe80::1%lo\noptions timeout:1 attempts:1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=zoned", "NETBACK_RESOLV_CONF="+conf,
+				"NETBACK_NAMESERVER="+tt.server, "NETBACK_QUERY="+tt.query)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tt.want) {
+				t.Errorf("sandboxed child: %v; output:\n%s\nwant %q", err, out, tt.want)
+			}
+		})
+	}
+}
+
+// zonedChild reads $NETBACK_RESOLV_CONF (or asks $NETBACK_NAMESERVER) as
+// a user network starts, installs the filter, and asks for
+// $NETBACK_QUERY's addresses.
+func zonedChild() int {
+	*netback.ResolvConfPath = os.Getenv("NETBACK_RESOLV_CONF")
+	if s := os.Getenv("NETBACK_NAMESERVER"); s != "" {
+		netback.SetNameservers([]string{s}, 5*time.Second)
+	}
+	query := netback.NewHostQuery()
+	if _, err := sandbox.Install(sandbox.Filter{Sockets: true, Prefix: "child: "}); err != nil {
+		fmt.Printf("install: %v\n", err)
+		return 3
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := os.Getenv("NETBACK_QUERY")
+	addrs, err := query(ctx, name)
+	if err != nil {
+		fmt.Printf("query failed: %v\n", err)
+		return 0
+	}
+	fmt.Printf("%s = %v\n", name, addrs)
 	return 0
 }
