@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -242,9 +243,20 @@ func dialZoned(ctx context.Context, network, server string, sa *unix.SockaddrIne
 	if network == "tcp" {
 		typ = unix.SOCK_STREAM
 	}
-	fd, err := unix.Socket(unix.AF_INET6, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	// Flags set after the socket is made, as on systems without
+	// SOCK_CLOEXEC; ForkLock keeps an exec from inheriting it meanwhile.
+	syscall.ForkLock.RLock()
+	fd, err := unix.Socket(unix.AF_INET6, typ, 0)
+	if err == nil {
+		unix.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: zonedAddr{network, server}, Err: os.NewSyscallError("socket", err)}
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: zonedAddr{network, server}, Err: os.NewSyscallError("fcntl", err)}
 	}
 	cerr := unix.Connect(fd, sa)
 	f := os.NewFile(uintptr(fd), server)
