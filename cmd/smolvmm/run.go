@@ -96,7 +96,7 @@ SIGHUP), 2 when the guest crashed (a triple fault before it printed
 anything included) or the command line is wrong, 1 for other errors
 before the guest ran, 141 when the reader of its output went away (SIGPIPE),
 148 when the seccomp filter stopped a forbidden call (159 when the kernel
-killed it), and with --jail 128+n when signal n killed the jailed VMM.
+killed it, or another process sent the VMM SIGSYS), and with --jail 128+n when signal n killed the jailed VMM.
 A --snapshot run that wrote no snapshot keeps these statuses and warns
 that none was taken and why (the guest never became ready, or every attempt
 failed: the one at ready, each C-a s); with --snapshot-exit, a guest that ends
