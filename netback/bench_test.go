@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
@@ -53,7 +54,7 @@ func BenchmarkTCP(b *testing.B) {
 		})
 	})
 	b.Run("guest-to-guest-shared", func(b *testing.B) {
-		h := startHub(b, netback.SocketDir(b))
+		h := startHub(b, testsock.Dir(b))
 		src, _ := joinGuest(b, h, testMAC(1))
 		dst, jd := joinGuest(b, h, testMAC(2))
 		ln, err := dst.ListenTCP(80)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // A handshake that fails names the socket the VM dialled, not the
@@ -14,7 +16,7 @@ import (
 // place, which the kernel gives as the peer's address (it said "read unix
 // @->/run/smolvmm/net/.s3332223371/s: i/o timeout").
 func TestHandshakeErrorNamesTheSocket(t *testing.T) {
-	dir := SocketDir(t)
+	dir := testsock.Dir(t)
 	bound := filepath.Join(dir, ".s123", "s")
 	if err := os.Mkdir(filepath.Dir(bound), 0o700); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
@@ -87,7 +88,7 @@ func sendSum(t *testing.T, g *stackguest.Guest, addr netip.AddrPort, n int) {
 // Two guests on one hub get distinct addresses, in order from 10.0.2.15,
 // and reach each other by address over TCP.
 func TestHubGuestsReachEachOther(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	a, ja := joinGuest(t, h, testMAC(1))
 	b, jb := joinGuest(t, h, testMAC(2))
 	if ja.Addr().String() != "10.0.2.15" || jb.Addr().String() != "10.0.2.16" {
@@ -108,7 +109,7 @@ func TestHubGuestsReachEachOther(t *testing.T) {
 // Leases are per MAC, kept across a restart of the hub, whatever order
 // the MACs come back in; the lease file is the documented JSON.
 func TestHubLeasesSurviveRestart(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	h := startHub(t, dir)
 	want := map[string]string{}
 	for i := byte(1); i <= 3; i++ {
@@ -189,7 +190,7 @@ func serveName(t *testing.T, g *stackguest.Guest, name string) {
 // Each VM's forwards reach that VM; they stop when it leaves; another VM
 // asking for a host port already forwarded is refused, with the reason.
 func TestHubForwardsPerVM(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	pa, pb := freePort(t, "tcp"), freePort(t, "tcp")
 	fwd := func(p uint16) netback.Forward {
 		return netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: p, GuestPort: 80}
@@ -234,7 +235,7 @@ func TestHubForwardsPerVM(t *testing.T) {
 // A second connection with a connected VM's MAC is refused, and the first
 // one keeps working.
 func TestHubRefusesDuplicateMAC(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	a, ja := joinGuest(t, h, testMAC(1))
 	_, err := netback.Join(h.Socket(), testMAC(1), nil)
 	var re *netback.RefusedError
@@ -257,7 +258,7 @@ func TestHubChanged(t *testing.T) {
 	saving, gate := make(chan struct{}), make(chan struct{})
 	first := make(chan struct{}, 1)
 	first <- struct{}{}
-	h, err := netback.NewHubWithSave(netback.HubConfig{Socket: filepath.Join(netback.SocketDir(t), "net.sock"), Logf: t.Logf}, func(save func() error) error {
+	h, err := netback.NewHubWithSave(netback.HubConfig{Socket: filepath.Join(testsock.Dir(t), "net.sock"), Logf: t.Logf}, func(save func() error) error {
 		select {
 		case <-first: // the first save waits for the test
 			saving <- struct{}{}
@@ -310,7 +311,7 @@ func TestHubChanged(t *testing.T) {
 // Join says the hub is not running, for a missing socket and for one a
 // dead hub left behind; NewHub replaces the latter but not a live hub's.
 func TestJoinWithoutHub(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	sock := filepath.Join(dir, "net.sock")
 	if _, err := netback.Join(sock, testMAC(1), nil); !errors.Is(err, netback.ErrNoHub) {
 		t.Errorf("no socket: %v, want ErrNoHub", err)
@@ -351,7 +352,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // dropped and counted); when it is back they reconnect, with the same
 // addresses and forwards, and traffic flows again.
 func TestHubRestartReconnects(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	h := startHub(t, dir)
 	port := freePort(t, "tcp")
 	a, ja := joinGuest(t, h, testMAC(1), netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80})
@@ -484,7 +485,7 @@ func arpReply(mac net.HardwareAddr, ip string, to net.HardwareAddr) []byte {
 // ARP sender is not its own are dropped (and counted); VLAN tags too. Its
 // own frames pass, in order.
 func TestHubDropsSpoofedFrames(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	victim := joinRaw(t, h, testMAC(1)) // 10.0.2.15
 	bad := joinRaw(t, h, testMAC(2))    // 10.0.2.16
 	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -516,7 +517,7 @@ func TestHubDropsSpoofedFrames(t *testing.T) {
 // Hostile handshakes and frames end that connection only: the hub goes
 // on serving the others.
 func TestHubHostileConnections(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	a, ja := joinGuest(t, h, testMAC(1))
 	b, _ := joinGuest(t, h, testMAC(2))
 	ln, err := a.ListenTCP(80)
@@ -645,7 +646,7 @@ func stream(t *testing.T, a, b *stackguest.Guest, bAddr netip.Addr, port uint16,
 // reconnect and new connections between them carry data whole (the
 // stream cut by the restart is TCP's to recover, on its own timers).
 func TestHubFaultsUnderLoad(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	h := startHub(t, dir)
 	a, ja := joinGuest(t, h, testMAC(1))
 	b, jb := joinGuest(t, h, testMAC(2))
@@ -706,7 +707,7 @@ func dhcpOffer(t *testing.T, j *netback.Joined, mac net.HardwareAddr) *dhcpv4.DH
 // (whatever order the VMs come back in), with the gateway and DNS server
 // of the single-VM network.
 func TestHubDHCP(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	want := map[string]string{}
 	for round, order := range [][]byte{{1, 2}, {2, 1}} {
 		h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock")})
@@ -741,7 +742,7 @@ func TestHubDHCP(t *testing.T) {
 // away is refused when it reconnects, and stops trying: Failed, with the
 // refusal naming the port; a VM without forwards reconnects.
 func TestHubRestartPortTaken(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	h := startHub(t, dir)
 	port := freePort(t, "tcp")
 	ja, err := netback.Join(h.Socket(), testMAC(1), []netback.Forward{{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80}})
@@ -778,7 +779,7 @@ func TestHubRestartPortTaken(t *testing.T) {
 // once per attempt), and nothing
 // when it is closed.
 func TestJoinLogsLossAndRejoin(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	h := startHub(t, dir)
 	var mu sync.Mutex
 	var logged []string
@@ -827,7 +828,7 @@ func TestJoinLogsLossAndRejoin(t *testing.T) {
 // HubPID names the hub's process (here, the test's), and the hub takes
 // the probe quietly: it is no VM failing its handshake.
 func TestHubPID(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	var mu sync.Mutex
 	var logged []string
 	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Logf: func(format string, args ...any) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // testGID is a group the test may give files: any as root, else its own.
@@ -44,7 +46,7 @@ func TestPrepareRuntimeDir(t *testing.T) {
 		{0, 0o711}, {0o700, 0o711}, {0o750, 0o751}, {0o755, 0o755}, {0o711, 0o711}, {0o777, 0o755}, {0o770, 0o751},
 	}
 	for _, tt := range tests {
-		dir := filepath.Join(SocketDir(t), "smolvmm", "net")
+		dir := filepath.Join(testsock.Dir(t), "smolvmm", "net")
 		if tt.existing != 0 {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				t.Fatal(err)
@@ -65,7 +67,7 @@ func TestPrepareRuntimeDir(t *testing.T) {
 		return
 	}
 	// Made first by somebody else (anybody can, under /tmp).
-	dir := filepath.Join(SocketDir(t), "smolvmm", "net")
+	dir := filepath.Join(testsock.Dir(t), "smolvmm", "net")
 	if err := prepareRuntimeDir(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func TestPrepareRuntimeDir(t *testing.T) {
 // owner's only.
 func TestHubSocketGroup(t *testing.T) {
 	for _, gid := range []int{0, testGID()} {
-		sock := filepath.Join(SocketDir(t), "net.sock")
+		sock := filepath.Join(testsock.Dir(t), "net.sock")
 		h, err := NewHub(HubConfig{Socket: sock, Group: gid})
 		if err != nil {
 			t.Fatal(err)
@@ -98,7 +100,7 @@ func TestHubSocketGroup(t *testing.T) {
 // Only the default runtime directory is created: the directory of any
 // other socket must exist (a mistyped path is an error, not a new tree).
 func TestHubSocketDirMissing(t *testing.T) {
-	missing := filepath.Join(SocketDir(t), "nonexist", "dir")
+	missing := filepath.Join(testsock.Dir(t), "nonexist", "dir")
 	_, err := NewHub(HubConfig{Socket: filepath.Join(missing, "x.sock")})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a socket in a missing directory: %v, want ErrNotExist", err)
@@ -114,7 +116,7 @@ func TestHubSocketDirMissing(t *testing.T) {
 // 0777 less the umask until it was given its mode, in a directory others
 // may now pass through.
 func TestHubSocketBoundPrivately(t *testing.T) {
-	sock := filepath.Join(SocketDir(t), "n.sock")
+	sock := filepath.Join(testsock.Dir(t), "n.sock")
 	var checked bool
 	h, err := newHub(HubConfig{Socket: sock}, hubHooks{bound: func(path string) {
 		checked = true
@@ -156,7 +158,7 @@ func TestHubSocketBoundPrivately(t *testing.T) {
 // on, unreachable.
 func TestHubSocketNotTakenOver(t *testing.T) {
 	t.Run("between bind and place", func(t *testing.T) {
-		sock := filepath.Join(SocketDir(t), "n.sock")
+		sock := filepath.Join(testsock.Dir(t), "n.sock")
 		var other *net.UnixListener
 		first, err := newHub(HubConfig{Socket: sock}, hubHooks{bound: func(string) {
 			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
@@ -185,7 +187,7 @@ func TestHubSocketNotTakenOver(t *testing.T) {
 	})
 	t.Run("together", func(t *testing.T) {
 		for round := 0; round < 10; round++ {
-			sock := filepath.Join(SocketDir(t), "n.sock")
+			sock := filepath.Join(testsock.Dir(t), "n.sock")
 			hubs, errs := startHubsTogether(sock)
 			started := 0
 			for i, h := range hubs {
@@ -203,7 +205,7 @@ func TestHubSocketNotTakenOver(t *testing.T) {
 
 // Close removes the hub's socket, not one that replaced it.
 func TestHubCloseLeavesOthersSocket(t *testing.T) {
-	sock := filepath.Join(SocketDir(t), "n.sock")
+	sock := filepath.Join(testsock.Dir(t), "n.sock")
 	first, err := NewHub(HubConfig{Socket: sock})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
@@ -86,7 +87,7 @@ func askDNS(t *testing.T, g *stackguest.Guest, name string) *dns.Conn {
 func TestHubDNSShare(t *testing.T) {
 	ns, stalled := stallingNameserver(t)
 	defer netback.SetNameservers([]string{ns}, time.Minute)()
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	hog, _ := joinGuest(t, h, testMAC(1))
 	other, _ := joinGuest(t, h, testMAC(2))
 	for i := range netback.DNSPerGuest {
@@ -140,7 +141,7 @@ func TestHubDNSConnsPerGuest(t *testing.T) {
 	defer netback.SetNameservers([]string{ns}, time.Minute)()
 	// The connections held stay open however slow the host.
 	defer netback.SetDNSTCPTimeout(time.Hour)()
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	hog, _ := joinGuest(t, h, testMAC(1))
 	other, _ := joinGuest(t, h, testMAC(2))
 	var held []*dns.Conn

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // A hello whose forwards name one host port twice for one protocol is
@@ -19,7 +21,7 @@ import (
 // forwards that share a port number on different protocols or addresses
 // are let in.
 func TestHubRefusesSameHostPortTwice(t *testing.T) {
-	h, err := NewHub(HubConfig{Socket: filepath.Join(SocketDir(t), "n.sock"), Logf: t.Logf})
+	h, err := NewHub(HubConfig{Socket: filepath.Join(testsock.Dir(t), "n.sock"), Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +101,7 @@ func TestJoinSameHostPortTwice(t *testing.T) {
 	}
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 1, 1}
 	// Nothing listens there: the check comes first.
-	if _, err := Join(filepath.Join(SocketDir(t), "none.sock"), mac, fwds); !errors.Is(err, ErrSameHostPort) || !strings.Contains(err.Error(), "tcp 18080") {
+	if _, err := Join(filepath.Join(testsock.Dir(t), "none.sock"), mac, fwds); !errors.Is(err, ErrSameHostPort) || !strings.Contains(err.Error(), "tcp 18080") {
 		t.Errorf("Join: %v, want ErrSameHostPort naming tcp 18080", err)
 	}
 	if u, err := NewUser(mac, fwds); !errors.Is(err, ErrSameHostPort) || !strings.Contains(err.Error(), "tcp 18080") {

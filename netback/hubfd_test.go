@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -26,7 +27,7 @@ import (
 // VMs join.
 func TestHubOutOfDescriptors(t *testing.T) {
 	const joins = 5
-	socket := filepath.Join(netback.SocketDir(t), "fd.sock")
+	socket := filepath.Join(testsock.Dir(t), "fd.sock")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=fdhub", "NETBACK_HUB="+socket)
 	in, err := cmd.StdinPipe()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -128,7 +129,7 @@ func dhcpDiscover(t *testing.T, mac net.HardwareAddr) []byte {
 // conflicts, DHCP server, router) are dropped and counted, and so are
 // frames larger than the MTU; its own traffic passes.
 func TestHubFilter(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	victim := joinRaw(t, h, testMAC(1)) // 10.0.2.15, fe80::5054:ff:feab:1
 	bad := joinRaw(t, h, testMAC(2))    // 10.0.2.16, fe80::5054:ff:feab:2
 	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -250,7 +251,7 @@ func TestHubFilter(t *testing.T) {
 // reach their client only: a VM asking again and again (beyond its own
 // flood limit) makes the gateway flood no other VM.
 func TestHubDHCPRepliesToClientOnly(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	victim := joinRaw(t, h, testMAC(1))
 	asker := joinRaw(t, h, testMAC(2))
 	isReply := func(f []byte, mac net.HardwareAddr) (*dhcpv4.DHCPv4, bool) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -16,7 +17,7 @@ import (
 // and the other VMs' broadcasts are not limited.
 func TestHubFloodLimit(t *testing.T) {
 	clock := newTestClock(leaseT0)
-	h := startHubClock(t, netback.SocketDir(t), clock)
+	h := startHubClock(t, testsock.Dir(t), clock)
 	victim := joinRaw(t, h, testMAC(1))
 	flooder, err := netback.Join(h.Socket(), testMAC(2), nil)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // A network whose listening process runs as another user than the
@@ -77,7 +79,7 @@ func TestCheckHubDir(t *testing.T) {
 			t.Logf("%s: skipped: root's directories are trusted (the case given to another user stands for it)", tt.name)
 			continue
 		}
-		base := SocketDir(t)
+		base := testsock.Dir(t)
 		parent := filepath.Join(base, "smolvmm-U")
 		dir := filepath.Join(parent, "net")
 		if !tt.missing {
@@ -156,7 +158,7 @@ func useHubDir(t *testing.T, runtime string) {
 // socket given by its path is the caller's choice, and is joined.
 func TestJoinRefusesForeignHub(t *testing.T) {
 	const other = 4321
-	useHubDir(t, SocketDir(t))
+	useHubDir(t, testsock.Dir(t))
 	sock, err := HubSocket("n")
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +175,7 @@ func TestJoinRefusesForeignHub(t *testing.T) {
 	}
 	defer func() { h.Close() }()
 	// Another path to the same network, outside the runtime directory.
-	byPath := filepath.Join(SocketDir(t), "n.sock")
+	byPath := filepath.Join(testsock.Dir(t), "n.sock")
 	if err := os.Symlink(sock, byPath); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -118,7 +119,7 @@ func TestHubRefusalLeavesLeases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := netback.SocketDir(t)
+			dir := testsock.Dir(t)
 			writeLeases(t, dir, tt.leases)
 			before := readLeaseFile(t, dir)
 			h := startHubClock(t, dir, newTestClock(leaseT0.Add(time.Hour)))
@@ -178,7 +179,7 @@ func TestHubLeaseSeenOnJoinAndLeave(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := netback.SocketDir(t)
+			dir := testsock.Dir(t)
 			writeLeases(t, dir, fullPool(tt.seen))
 			start := leaseT0.Add(time.Hour)
 			clock := newTestClock(start)
@@ -217,7 +218,7 @@ func TestHubLeaseSeenOnJoinAndLeave(t *testing.T) {
 // after another, each waiting for the last). Close waits for the write and
 // saves every lease.
 func TestHubJoinDoesNotWaitForLeaseFile(t *testing.T) {
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	blocked := make(chan struct{}, 1)
 	release := make(chan struct{})
 	var releaseOnce sync.Once
@@ -275,7 +276,7 @@ func TestHubJoinDoesNotWaitForLeaseFile(t *testing.T) {
 // another VM's address.
 func TestHubRejoinAfterCrashKeepsAddress(t *testing.T) {
 	defer netback.SetHubRejoinGrace(time.Second)()
-	dir := netback.SocketDir(t)
+	dir := testsock.Dir(t)
 	// 239 leases of VMs that joined and left after A's join.
 	later := func(i int) time.Time { return time.Now().Add(time.Hour + time.Duration(i)*time.Second) }
 	writeLeases(t, dir, fullPool(later)[1:])
@@ -304,7 +305,7 @@ func TestHubRejoinAfterCrashKeepsAddress(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	dir2 := netback.SocketDir(t)
+	dir2 := testsock.Dir(t)
 	if err := os.WriteFile(filepath.Join(dir2, "net.leases"), []byte(crashed), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // A MAC's lease belongs to the user whose VM joined with it (for root's
@@ -23,7 +25,7 @@ import (
 // then refused as "connected already". A lease without a user (a file
 // written before uid was kept) goes to the first user that joins.
 func TestHubMACOwner(t *testing.T) {
-	dir := SocketDir(t)
+	dir := testsock.Dir(t)
 	sock := filepath.Join(dir, "n.sock")
 	leases := filepath.Join(dir, "n.leases")
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
@@ -94,7 +96,7 @@ func TestHubMACOwner(t *testing.T) {
 // MACs, then with uid 1000's MAC, which was then refused to uid 1000 for
 // good.
 func TestHubMACOwnerKeptPastFullPool(t *testing.T) {
-	dir := SocketDir(t)
+	dir := testsock.Dir(t)
 	sock := filepath.Join(dir, "n.sock")
 	var uid, clock atomic.Int64 // the user of the next join; the seconds of the hub's clock
 	start := func() *Hub {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // freePort is a TCP port of 127.0.0.1 that nothing listens on now.
@@ -60,7 +62,7 @@ func TestHubPrivilegedForward(t *testing.T) {
 				peerUID:   func(net.Conn) (int, error) { return tt.uid, tt.uidErr },
 				portStart: func() int { return start },
 			}
-			h, err := newHub(HubConfig{Socket: filepath.Join(SocketDir(t), "n.sock"), Logf: func(f string, a ...any) {
+			h, err := newHub(HubConfig{Socket: filepath.Join(testsock.Dir(t), "n.sock"), Logf: func(f string, a ...any) {
 				mu.Lock()
 				logs = append(logs, fmt.Sprintf(f, a...))
 				mu.Unlock()
@@ -106,7 +108,7 @@ func TestHubPrivilegedForward(t *testing.T) {
 // connPeerUID reads the user of the process at the other end of a real
 // Unix connection: this one's.
 func TestConnPeerUID(t *testing.T) {
-	sock := filepath.Join(SocketDir(t), "p.sock")
+	sock := filepath.Join(testsock.Dir(t), "p.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +133,7 @@ func TestConnPeerUID(t *testing.T) {
 // The first unprivileged port is the host's setting, or 1024 where it
 // cannot be read or makes no sense.
 func TestUnprivilegedPortStart(t *testing.T) {
-	dir := SocketDir(t)
+	dir := testsock.Dir(t)
 	tests := []struct {
 		content string // "" for no file
 		want    int
@@ -156,7 +158,7 @@ func TestUnprivilegedPortStart(t *testing.T) {
 // A query is answered only alone and known: anything else in it is
 // refused as a malformed hello, and joins nobody.
 func TestHubQueryRefused(t *testing.T) {
-	h, err := NewHub(HubConfig{Socket: filepath.Join(SocketDir(t), "n.sock")})
+	h, err := NewHub(HubConfig{Socket: filepath.Join(testsock.Dir(t), "n.sock")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestHubQueryRefused(t *testing.T) {
 // or another MAC. root's join without runs_as takes the grant back to
 // root alone. Before, the grant let any user of that MAC in.
 func TestHubPrivilegedForwardRejoin(t *testing.T) {
-	dir := SocketDir(t)
+	dir := testsock.Dir(t)
 	sock := filepath.Join(dir, "n.sock")
 	var ports [3]uint16
 	for ports[0] == ports[1] || ports[1] == ports[2] || ports[0] == ports[2] {
@@ -268,7 +270,7 @@ func TestHubPrivilegedForwardRejoin(t *testing.T) {
 // privileged_uid) is root's alone: another user joining with the MAC is
 // refused the forward, root is let in.
 func TestHubPrivilegedGrantWithoutUID(t *testing.T) {
-	dir := SocketDir(t)
+	dir := testsock.Dir(t)
 	port := freePort(t)
 	fwd := Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 22}
 	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 9}
@@ -325,7 +327,7 @@ func TestRunsAsRange(t *testing.T) {
 		if tt.ok {
 			continue
 		}
-		if _, err := JoinWith(filepath.Join(SocketDir(t), "none.sock"), net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, JoinOptions{RunsAs: int(tt.runsAs)}); err == nil || errors.Is(err, ErrNoHub) {
+		if _, err := JoinWith(filepath.Join(testsock.Dir(t), "none.sock"), net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}, nil, JoinOptions{RunsAs: int(tt.runsAs)}); err == nil || errors.Is(err, ErrNoHub) {
 			t.Errorf("JoinWith with RunsAs %d: %v, want it refused before dialing", tt.runsAs, err)
 		}
 	}
@@ -344,7 +346,7 @@ func TestHubPrivilegedRefusalNamesGrantOnlyWhenOne(t *testing.T) {
 		return Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: p, GuestPort: 22}
 	}
 	var uid atomic.Int64
-	h, err := newHub(HubConfig{Socket: filepath.Join(SocketDir(t), "n.sock")}, hubHooks{
+	h, err := newHub(HubConfig{Socket: filepath.Join(testsock.Dir(t), "n.sock")}, hubHooks{
 		peerUID:   func(net.Conn) (int, error) { return int(uid.Load()), nil },
 		portStart: func() int { return int(max(port, other)) + 1 },
 	})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -30,7 +31,7 @@ func TestHubPrivilegedForwardOtherUser(t *testing.T) {
 	dir, bin := otherUserDir(t)
 	var mu sync.Mutex
 	var logs strings.Builder
-	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(netback.SocketDir(t), "n.leases"), Group: 65534,
+	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(testsock.Dir(t), "n.leases"), Group: 65534,
 		Logf: func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestHubPrivilegedForwardRejoinAsOtherUser(t *testing.T) {
 		{runsAs: 0, want: "only root's VMs may forward it, and the VM's process runs as uid 65534"},
 		{runsAs: 65534, want: "joined as 10.0.2.15 uid 65534"},
 	} {
-		cfg := netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(netback.SocketDir(t), "n.leases"), Group: 65534}
+		cfg := netback.HubConfig{Socket: filepath.Join(dir, "n.sock"), Leases: filepath.Join(testsock.Dir(t), "n.leases"), Group: 65534}
 		h, err := netback.NewHub(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -252,7 +253,7 @@ func dialChild() int {
 // HubVMs says how many VMs are joined now, without joining or being
 // logged as a VM.
 func TestHubVMs(t *testing.T) {
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	count := func() int {
 		t.Helper()
 		n, err := netback.HubVMs(h.Socket())
@@ -282,7 +283,7 @@ func TestHubVMs(t *testing.T) {
 			t.Fatalf("one of 3 VMs left: still %d", count())
 		}
 	}
-	if _, err := netback.HubVMs(filepath.Join(netback.SocketDir(t), "none.sock")); !errors.Is(err, netback.ErrNoHub) {
+	if _, err := netback.HubVMs(filepath.Join(testsock.Dir(t), "none.sock")); !errors.Is(err, netback.ErrNoHub) {
 		t.Errorf("no network: %v, want ErrNoHub", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -134,7 +135,7 @@ func TestHubLeaveLogged(t *testing.T) {
 				logs = append(logs, fmt.Sprintf(format, args...))
 				mu.Unlock()
 			}
-			dir := netback.SocketDir(t)
+			dir := testsock.Dir(t)
 			h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Logf: logf})
 			if err != nil {
 				t.Fatal(err)
@@ -163,7 +164,7 @@ func TestHubLeaveLogged(t *testing.T) {
 // hub keys it and a frame of size bytes addressed to it.
 func silentVM(t *testing.T, logf func(string, ...any), size int) (*netback.Hub, *rawVM, [6]byte, []byte) {
 	t.Helper()
-	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(netback.SocketDir(t), "net.sock"), Logf: logf})
+	h, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(testsock.Dir(t), "net.sock"), Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}

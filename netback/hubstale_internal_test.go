@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // Only a dial refused (ECONNREFUSED) makes a socket file stale; a file
@@ -55,7 +57,7 @@ func TestStaleSocket(t *testing.T) {
 // unreachable. (Another user's hub, EACCES, is the same case; root, as
 // the tests run, is never refused so.)
 func TestNewHubLeavesBusySocket(t *testing.T) {
-	sock := filepath.Join(SocketDir(t), "n.sock")
+	sock := filepath.Join(testsock.Dir(t), "n.sock")
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +99,7 @@ func TestNewHubLeavesBusySocket(t *testing.T) {
 // had replaced it, and it removed the first's live socket: the first ran
 // on with no socket (about 1 start in 10).
 func TestHubsStartTogetherOnStaleSocket(t *testing.T) {
-	dir := SocketDir(t)
+	dir := testsock.Dir(t)
 	sock := filepath.Join(dir, "n.sock")
 	for round := 0; round < 50; round++ {
 		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // Which failures to join a hub end a VM's reconnecting: the refusals that
@@ -88,7 +90,7 @@ func TestJoinedRefusedOnReconnect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sock := filepath.Join(SocketDir(t), "fake.sock")
+			sock := filepath.Join(testsock.Dir(t), "fake.sock")
 			ln, err := net.Listen("unix", sock)
 			if err != nil {
 				t.Fatal(err)
@@ -303,7 +305,7 @@ func lineRecorder() (record func(string, ...any), lines func() []string) {
 // hub's end of the connection and the joined network.
 func joinFakeHub(t *testing.T, o JoinOptions) (string, net.Listener, net.Conn, *Joined) {
 	t.Helper()
-	sock := filepath.Join(SocketDir(t), "fake.sock")
+	sock := filepath.Join(testsock.Dir(t), "fake.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // freeTCPPort is a host port nothing listens on now.
@@ -31,7 +33,7 @@ func freeTCPPort(t *testing.T) int {
 func TestJoinRightAfterClose(t *testing.T) {
 	defer func(d time.Duration) { joinDuplicateWaitFor = d }(joinDuplicateWaitFor)
 	joinDuplicateWaitFor = 0
-	sock := filepath.Join(SocketDir(t), "n.sock")
+	sock := filepath.Join(testsock.Dir(t), "n.sock")
 	h, err := NewHub(HubConfig{Socket: sock})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +72,7 @@ func TestJoinRightAfterClose(t *testing.T) {
 func TestJoinWaitsForDuplicateMAC(t *testing.T) {
 	defer func(d time.Duration) { joinDuplicateWaitFor = d }(joinDuplicateWaitFor)
 	joinDuplicateWaitFor = time.Second
-	sock := filepath.Join(SocketDir(t), "n.sock")
+	sock := filepath.Join(testsock.Dir(t), "n.sock")
 	var logMu sync.Mutex
 	refusals := 0
 	h, err := NewHub(HubConfig{Socket: sock, Logf: func(format string, args ...any) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -48,7 +49,7 @@ func hangingPort(t *testing.T) uint16 {
 func TestHubNATDialsPerGuest(t *testing.T) {
 	hang := hangingPort(t)
 	echo := echoTCP(t)
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	a, _ := joinGuest(t, h, testMAC(1))
 	b, _ := joinGuest(t, h, testMAC(2))
 

@@ -14,6 +14,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
@@ -137,7 +138,7 @@ func TestHubNATBoundsPerGuest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			port := tt.serve(t)
-			h := startHub(t, netback.SocketDir(t))
+			h := startHub(t, testsock.Dir(t))
 			a, ja := joinGuest(t, h, testMAC(1))
 			b, _ := joinGuest(t, h, testMAC(2))
 			open := func(g *stackguest.Guest, what string) net.Conn {
@@ -205,7 +206,7 @@ func TestHubNATBoundsPerGuest(t *testing.T) {
 // gVisor's default of 1 MiB or more each.
 func TestHubNATBuffers(t *testing.T) {
 	defer netback.SetNATBuffered(2)()
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	g, _ := joinGuest(t, h, testMAC(1))
 	port := echoTCP(t)
 	for i := range 3 {

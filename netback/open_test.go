@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -32,7 +33,7 @@ func TestOpen(t *testing.T) {
 		{spec: "", want: "unknown network"},
 		{spec: "none", forwards: []netback.Forward{fwd}, want: "need the user network"},
 	}
-	hub := startHub(t, netback.SocketDir(t))
+	hub := startHub(t, testsock.Dir(t))
 	tests = append(tests, struct {
 		spec     string
 		forwards []netback.Forward

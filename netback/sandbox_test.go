@@ -20,6 +20,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 	"github.com/smolvmm/smolvmm/sandbox"
@@ -61,7 +62,7 @@ func TestUserNetworkUnderSeccomp(t *testing.T) {
 		t.Skip("the fake nameserver needs port 53: run as root")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+netback.SocketDir(t))
+	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+testsock.Dir(t))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "dns vm.test. = 192.0.2.99\n") || !strings.Contains(string(out), "tcp echo ok\n") ||
 		!strings.Contains(string(out), "forward ok\n") {
@@ -201,7 +202,7 @@ func sandboxChild() int {
 // rejoin checks whose it is (SO_PEERCRED, with what Join found out before
 // the filter: no stat, no geteuid).
 func TestJoinReconnectsUnderSeccomp(t *testing.T) {
-	runtime := netback.SocketDir(t)
+	runtime := testsock.Dir(t)
 	dir := filepath.Join(runtime, "smolvmm", "net")
 	if os.Geteuid() == 0 {
 		t.Cleanup(netback.SetRootHubDir(dir))

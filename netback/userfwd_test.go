@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
@@ -105,7 +106,7 @@ func TestUserForwardPendingBound(t *testing.T) {
 // refusals of all its VMs' forwards.
 func TestHubForwardPendingBound(t *testing.T) {
 	defer netback.SetForwardDialTimeout(time.Hour)()
-	h := startHub(t, netback.SocketDir(t))
+	h := startHub(t, testsock.Dir(t))
 	f := netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: freePort(t, "tcp"), GuestPort: 80}
 	j, err := netback.Join(h.Socket(), testMAC(1), []netback.Forward{f})
 	if err != nil {
@@ -150,7 +151,7 @@ func TestForwardUDPFlowBound(t *testing.T) {
 			return g, func() (uint64, uint64) { s := u.Stats(); return s.ForwardFlows, s.ForwardFlowsRefused }
 		}},
 		{"hub", func(t *testing.T, fwds []netback.Forward) (*stackguest.Guest, func() (uint64, uint64)) {
-			h := startHub(t, netback.SocketDir(t))
+			h := startHub(t, testsock.Dir(t))
 			j, err := netback.Join(h.Socket(), testMAC(1), fwds)
 			if err != nil {
 				t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // kvmRun is KVM_RUN; tiocsti (push a byte into a terminal's input) is an
@@ -414,17 +417,10 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 		t.Run(tt.mode+tt.process, func(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd := childCmd(t, tt.mode)
-			// Not in t.TempDir, which holds up to 64 bytes of the test's
-			// name: under a long TMPDIR the path passed sun_path's 107.
-			dir, err := os.MkdirTemp("", "sock")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
-			sock := filepath.Join(dir, "s")
+			sock := filepath.Join(testsock.Dir(t), "s")
 			cmd.Env = append(cmd.Env, "SANDBOX_TEST_PROCESS="+tt.process, "SANDBOX_TEST_PATH="+sock)
 			cmd.Stderr = &stderr
-			err = cmd.Run()
+			err := cmd.Run()
 			status := 0
 			if ee, ok := err.(*exec.ExitError); ok {
 				status = ee.ExitCode()
@@ -444,28 +440,40 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 	}
 }
 
+// startInstalled starts cmd (a "wait" child) and reads its line saying
+// the filter is installed; the caller kills and waits for it. stdin
+// closed tells the child to end.
+func startInstalled(cmd *exec.Cmd) (stdin io.WriteCloser, out *bufio.Reader, stderr *bytes.Buffer, err error) {
+	if stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	out = bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); line != "installed\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, nil, nil, fmt.Errorf("child said %q (%v); stderr:\n%s", line, err, stderr.Bytes())
+	}
+	return stdin, out, stderr, nil
+}
+
 // TestStatusOfFilteredProcess: every thread of a process running under
 // the filter shows seccomp mode 2 (filter) and no_new_privs.
 func TestStatusOfFilteredProcess(t *testing.T) {
 	cmd := childCmd(t, "wait")
-	stdin, err := cmd.StdinPipe()
+	stdin, out, stderr, err := startInstalled(cmd)
 	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); line != "installed\n" {
-		t.Fatalf("child said %q (%v); stderr:\n%s", line, err, stderr.Bytes())
-	}
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", cmd.Process.Pid))
 	if err != nil || len(tasks) < 2 {
 		t.Fatalf("threads of the child: %v %v", tasks, err)
@@ -572,25 +580,13 @@ func TestInstallWhileBusy(t *testing.T) {
 // checkAllThreadsFiltered starts cmd (a "wait" child) and reports a thread
 // of it without the filter or no_new_privs.
 func checkAllThreadsFiltered(cmd *exec.Cmd) error {
-	stdin, err := cmd.StdinPipe()
+	stdin, _, _, err := startInstalled(cmd)
 	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
 		return err
 	}
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	defer stdin.Close()
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "installed\n" {
-		return fmt.Errorf("child said %q (%v); stderr:\n%s", line, err, stderr.Bytes())
-	}
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", cmd.Process.Pid))
 	if err != nil || len(tasks) < 2 {
 		return fmt.Errorf("threads of the child: %v %v", tasks, err)
@@ -622,22 +618,11 @@ func copyExecutable(from, to string) error {
 // handler names the sender and exits with ExitStatusSIGSYS.
 func TestSIGSYSFromAnotherProcess(t *testing.T) {
 	cmd := childCmd(t, "wait")
-	if _, err := cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
+	_, _, stderr, err := startInstalled(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	defer cmd.Process.Kill()
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "installed\n" {
-		t.Fatalf("child said %q (%v); stderr:\n%s", line, err, stderr.Bytes())
-	}
 	if err := cmd.Process.Signal(unix.SIGSYS); err != nil {
 		t.Fatal(err)
 	}

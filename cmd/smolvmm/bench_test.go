@@ -18,6 +18,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/snapshot"
 )
@@ -232,7 +233,7 @@ func TestBenchWithoutQEMU(t *testing.T) {
 }
 
 func TestBenchErrors(t *testing.T) {
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	tests := []struct {
 		name   string
 		args   []string

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/snapshot"
 )
@@ -59,7 +60,7 @@ func TestBrokerVMMNamesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			top := socketDir(t)
+			top := testsock.Dir(t)
 			victim := filepath.Join(top, "victim")
 			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
 				t.Fatal(err)
@@ -410,7 +411,7 @@ func TestBrokerForSnapshotOnly(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	hub := filepath.Join(socketDir(t), "hub.sock")
+	hub := filepath.Join(testsock.Dir(t), "hub.sock")
 	startNetDaemon(t, hub)
 	for _, tt := range []struct {
 		name         string
@@ -489,7 +490,7 @@ func TestSharedNetAbstractSocket(t *testing.T) {
 		t.Skip("needs /dev/kvm and root (--user, --chroot, --jail)")
 	}
 	counter := guests.ForTest(t, "counter")
-	top := socketDir(t)
+	top := testsock.Dir(t)
 	hub := filepath.Join(top, "hub.sock")
 	startNetDaemon(t, hub)
 	if err := os.Chmod(hub, 0o666); err != nil { // nobody dials it again

@@ -14,6 +14,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/internal/exepages"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -173,7 +174,7 @@ func TestNetDaemonUnmapsItsSetUpCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socket := filepath.Join(socketDir(t), "net.sock")
+	socket := filepath.Join(testsock.Dir(t), "net.sock")
 	d := startNetDaemon(t, socket, "--leases", filepath.Join(t.TempDir(), "leases"))
 	// Released before it says it listens; what its goroutines ran since
 	// maps back 64 KiB at a time (measured 3.4 to 6 MiB on a busy host;

@@ -19,6 +19,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/sandbox"
 )
 
@@ -67,7 +68,7 @@ func jailedPID(t *testing.T, pid int) int {
 // there; it is contained as without the jail (filter on every thread).
 func TestJailNamespaces(t *testing.T) {
 	needJail(t)
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	startNetDaemon(t, filepath.Join(dir, "n.sock")) // net_test.go
 	for _, tt := range []struct {
 		net     string

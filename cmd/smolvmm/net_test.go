@@ -23,6 +23,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -90,7 +91,7 @@ func TestCLISharedNetwork(t *testing.T) {
 	}
 	kernel := guests.ForTest(t, "vnet")
 	bin := smolvmmBin(t)
-	socket := filepath.Join(socketDir(t), "n.sock")
+	socket := filepath.Join(testsock.Dir(t), "n.sock")
 	d := startNetDaemon(t, socket)
 	out, err := exec.Command(bin, "run", "-k", kernel, "-m", "32", "--net", "user:"+socket, "--mac", "52:54:00:aa:bb:cc").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
@@ -244,7 +245,7 @@ func TestCLISharedNetworkTCP(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	const size = 32 << 10
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	socket := filepath.Join(dir, "n.sock")
 	d := startNetDaemon(t, socket)
 
@@ -316,7 +317,7 @@ func TestCLISharedNetworkTCPChecksums(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	kernel := guests.ForTest(t, "vtcp")
-	socket := filepath.Join(socketDir(t), "n.sock")
+	socket := filepath.Join(testsock.Dir(t), "n.sock")
 	startNetDaemon(t, socket)
 	const mss = 1460
 	stream := guests.VtcpStream(2 * mss)
@@ -523,7 +524,7 @@ func TestCLIUserNetworkTCP(t *testing.T) {
 	kernel := guests.ForTest(t, "vtcp")
 	const size = 20000
 	stream := guests.VtcpStream(size)
-	socket := filepath.Join(socketDir(t), "n.sock")
+	socket := filepath.Join(testsock.Dir(t), "n.sock")
 	startNetDaemon(t, socket)
 	for _, network := range []string{"user", "user:" + socket} {
 		t.Run(network+"/send", func(t *testing.T) {
@@ -597,7 +598,7 @@ func TestCLISharedNetworkDaemonKilled(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	kernel := spinKernel(t)
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	socket := filepath.Join(dir, "n.sock")
 	d := startNetDaemon(t, socket)
 	vm := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "user:"+socket, "--mac", "52:54:00:aa:bb:01", "-v")
@@ -651,7 +652,7 @@ func TestBenchParallelSharedNetwork(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	socket := filepath.Join(socketDir(t), "n.sock")
+	socket := filepath.Join(testsock.Dir(t), "n.sock")
 	d := startNetDaemon(t, socket)
 	other, err := netback.Join(socket, net.HardwareAddr{0x52, 0x54, 0x00, 0x5b, 0x00, 0x00}, nil)
 	if err != nil {
@@ -697,7 +698,7 @@ func TestBenchParallelSharedNetwork(t *testing.T) {
 // errors with status 2; a socket path taken by a file or by a running
 // network is refused with status 1.
 func TestNetCommandErrors(t *testing.T) {
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	file := filepath.Join(dir, "file.sock")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -773,7 +774,7 @@ func TestCLISharedNetworkPortTaken(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	kernel := spinKernel(t)
-	socket := filepath.Join(socketDir(t), "n.sock")
+	socket := filepath.Join(testsock.Dir(t), "n.sock")
 	d := startNetDaemon(t, socket)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -822,7 +823,7 @@ func TestNetGroup(t *testing.T) {
 		t.Skip("needs a group other than root's")
 	}
 	for _, args := range [][]string{nil, {"--group", strconv.Itoa(gid)}} {
-		socket := filepath.Join(socketDir(t), "n.sock")
+		socket := filepath.Join(testsock.Dir(t), "n.sock")
 		startNetDaemon(t, socket, args...)
 		st, err := os.Lstat(socket)
 		if err != nil {
@@ -874,7 +875,7 @@ func TestNetRelativeSocket(t *testing.T) {
 func TestNetStopStatus(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			socket := filepath.Join(socketDir(t), "n.sock")
+			socket := filepath.Join(testsock.Dir(t), "n.sock")
 			d := startNetDaemon(t, socket)
 			d.cmd.Process.Signal(sig)
 			// Before Wait, which closes the pipe; the counts it ends with
@@ -909,7 +910,7 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 	}
 	for _, size := range []int{32 << 10, 256 << 10} {
 		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
-			socket := filepath.Join(socketDir(b), "n.sock")
+			socket := filepath.Join(testsock.Dir(b), "n.sock")
 			d := startNetDaemon(b, socket)
 			go func() {
 				for range d.lines { // its joins and leaves: unread, they would stall it
@@ -956,7 +957,7 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 	const size = 256 << 10
 	stream := guests.VtcpStream(size)
 	b.Run(fmt.Sprintf("one-vm-send/bytes=%d", size), func(b *testing.B) {
-		socket := filepath.Join(socketDir(b), "n.sock")
+		socket := filepath.Join(testsock.Dir(b), "n.sock")
 		startNetDaemon(b, socket)
 		var vm time.Duration
 		timeouts := 0
@@ -996,7 +997,7 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 		b.ReportMetric(float64(size*b.N)/vm.Seconds()/(1<<20), "vm-MiB/s")
 	})
 	b.Run(fmt.Sprintf("one-vm-listen/bytes=%d", size), func(b *testing.B) {
-		socket := filepath.Join(socketDir(b), "n.sock")
+		socket := filepath.Join(testsock.Dir(b), "n.sock")
 		startNetDaemon(b, socket)
 		var vm time.Duration
 		for range b.N {
@@ -1234,7 +1235,7 @@ func TestDaemonLogOrder(t *testing.T) {
 // shell's trap) keeps ignoring it: the hangup sent before a SIGTERM does
 // not stop it, the SIGTERM does.
 func TestNetUnderNohup(t *testing.T) {
-	socket := filepath.Join(socketDir(t), "n.sock")
+	socket := filepath.Join(testsock.Dir(t), "n.sock")
 	cmd := exec.Command("sh", "-c", `trap "" HUP; exec "$0" net --socket "$1"`, smolvmmBin(t), socket)
 	d := startNetDaemonCmd(t, cmd, socket)
 	cmd.Process.Signal(syscall.SIGHUP)

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -40,7 +41,7 @@ func TestNetJoinValue(t *testing.T) {
 // run's --net user:NAME, with no network NAME of this user's but root's
 // socket of that name there, says how to join root's.
 func TestNoHubErrorRootSocket(t *testing.T) {
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	old := rootHubDirFor
 	rootHubDirFor = func() string { return dir }
 	defer func() { rootHubDirFor = old }()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
@@ -19,7 +20,7 @@ func TestOutputPlaceAdvice(t *testing.T) {
 	if st, err := os.Stat("/sys/kernel"); err != nil || !st.IsDir() {
 		t.Skip("needs /sys")
 	}
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	afile := filepath.Join(dir, "afile")
 	if err := os.WriteFile(afile, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // TestCLIRestoreReady: run --restore of a snapshot taken at the ready
@@ -98,7 +99,7 @@ func TestCLIReadyPort(t *testing.T) {
 				if network == "shared" {
 					// A hub of its own: the guest answers as 10.0.2.15,
 					// the first address a new hub leases.
-					socket := filepath.Join(socketDir(t), "n.sock")
+					socket := filepath.Join(testsock.Dir(t), "n.sock")
 					startNetDaemon(t, socket)
 					netArg = "user:" + socket
 				}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/sandbox"
 )
 
@@ -24,7 +25,7 @@ func TestRejoinObstacle(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the files are given to other owners")
 	}
-	top := socketDir(t)
+	top := testsock.Dir(t)
 	// socketDir's directory is 0700: open it and those above.
 	for d := top; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -122,7 +123,7 @@ func TestCLISharedNetworkRejoinNotices(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: --user")
 	}
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	for d := dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)

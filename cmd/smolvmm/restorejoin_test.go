@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/snapshot"
 )
@@ -27,7 +28,7 @@ func TestCLIRestoreRefusedJoinsNoNetwork(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	snap, disk := filepath.Join(dir, "c.snap"), filepath.Join(dir, "d.img")
 	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)

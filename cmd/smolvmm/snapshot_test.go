@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // runCLI runs smolvmm with args and returns stdout, stderr and the exit
@@ -346,7 +347,7 @@ func TestCLIRestoreNet(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	kernel := guests.ForTest(t, "counter")
-	dir := socketDir(t)
+	dir := testsock.Dir(t)
 	snap := filepath.Join(dir, "counter.snap")
 	sock := filepath.Join(dir, "none.sock") // no shared network listens here
 	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",

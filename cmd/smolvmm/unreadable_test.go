@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 var (
@@ -70,7 +72,7 @@ func copyFile(from, to string) error {
 // socketDir: tests listen on sockets in it.
 func openTempDir(t *testing.T, writable bool) string {
 	t.Helper()
-	dir := filepath.Join(socketDir(t), "d")
+	dir := filepath.Join(testsock.Dir(t), "d")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
@@ -196,7 +197,7 @@ func upCommandEndToEnd(t *testing.T, extra []string) {
 // would say so instead of naming the input.
 func TestUpChecksRunInputsFirst(t *testing.T) {
 	bin := smolvmmBin(t)
-	work := socketDir(t)
+	work := testsock.Dir(t)
 	nonempty := filepath.Join(work, "nonempty")
 	if err := os.MkdirAll(filepath.Join(nonempty, "x"), 0o755); err != nil {
 		t.Fatal(err)
