@@ -136,7 +136,8 @@ func openKVM(path string) (*os.File, error) {
 				e.Hint = "add your user to the kvm group (sudo usermod -aG kvm $USER, then log in again) or run as root"
 			}
 		case notDevice(err):
-			e.Err = &kvmError{path + " is not a KVM device", ErrNoKVM, err}
+			// Op already names the path.
+			e.Err = &kvmError{"not a KVM device", ErrNoKVM, err}
 			e.Hint = "no KVM device at this path: check it"
 		default:
 			e.Err = &kvmError{cause: err}

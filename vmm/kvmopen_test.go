@@ -39,7 +39,7 @@ func TestKVMPathNotADevice(t *testing.T) {
 		{"a socket", sock, unix.ENXIO},
 		{"a path through a file", filepath.Join(file, "kvm"), unix.ENOTDIR},
 	} {
-		want := "open " + tt.path + ": " + tt.path + " is not a KVM device: " + tt.sys.Error()
+		want := "open " + tt.path + ": not a KVM device: " + tt.sys.Error()
 		for _, op := range []struct {
 			name string
 			f    func(string) error
@@ -58,7 +58,7 @@ func TestKVMPathNotADevice(t *testing.T) {
 				var ve *vmm.Error
 				pe := new(fs.PathError)
 				if !errors.Is(err, vmm.ErrNoKVM) || !errors.Is(err, tt.sys) || !errors.As(err, &ve) || !errors.As(err, &pe) ||
-					!strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), tt.path) != 2 {
+					!strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), tt.path) != 1 {
 					t.Fatalf("%s(%s) = %v\nwant a *vmm.Error wrapping ErrNoKVM and %v, starting %q", op.name, tt.path, err, tt.sys, want)
 				}
 			})
