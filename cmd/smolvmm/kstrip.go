@@ -13,7 +13,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
@@ -148,7 +147,7 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		if c.Bool("list") || c.Bool("json") {
 			return usageErrorf("kstrip: -o - writes the kernel to standard output, where -l and --json print too: drop one of them")
 		}
-		if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if isTerminal(stdout) {
 			return usageErrorf("kstrip: -o - would write a binary kernel to the terminal: redirect standard output, or give -o FILE")
 		}
 		summary, summaryPrefix = stderr, kstripPrefix

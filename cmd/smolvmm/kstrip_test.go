@@ -484,6 +484,56 @@ func TestKstripMessages(t *testing.T) {
 	}
 }
 
+// TestKstripStdoutDevices: -o - refuses a terminal before anything is
+// written (the check looked at the CLI's own writer, never an *os.File,
+// and sent the kernel to the terminal), and a full standard output, for
+// the kernel or the JSON, is said in one line (it was said twice: by
+// kstrip and by the CLI).
+func TestKstripStdoutDevices(t *testing.T) {
+	bin := smolvmmBin(t)
+	kern := testKernel(t, kstriptest.Options{Bits: 32, Pad: 16 << 10})
+	ptm, pts := openPTYPair(t)
+	// Drained, so that a kernel sent to the terminal fails the test
+	// rather than filling the terminal's buffer.
+	go io.Copy(io.Discard, ptm)
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	for _, tt := range []struct {
+		name   string
+		out    *os.File
+		status int
+		want   string
+	}{
+		{"terminal", pts, 2, "smolvmm kstrip: -o - would write a binary kernel to the terminal"},
+		{"full", full, 1, "smolvmm kstrip: writing standard output: no space left on device (free some space, or redirect the output elsewhere)"},
+		{"full, --json", full, 1, "smolvmm kstrip: writing standard output: no space left on device (free some space, or redirect the output elsewhere)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			args := []string{"kstrip", "-o", "-", kern}
+			if strings.HasSuffix(tt.name, "--json") {
+				args = []string{"kstrip", "--json", "--dry-run", kern}
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Stdout, cmd.Stderr = tt.out, &stderr
+			err := cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			msg := strings.TrimSuffix(stderr.String(), "\n")
+			if status != tt.status || !strings.HasPrefix(msg, tt.want) || strings.Count(msg, "\n") != 0 {
+				t.Fatalf("status %d, stderr:\n%s\nwant status %d and one line starting %q", status, msg, tt.status, tt.want)
+			}
+		})
+	}
+}
+
 // TestStripKernelNotes checks up's strip summary: a default name the
 // kernel lacks is named, an era name (npx, missing from every kernel since
 // NetBSD 6) is not.

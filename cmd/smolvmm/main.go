@@ -51,8 +51,9 @@ func run(args []string) int {
 	// Output lost is said whatever else happened: a guest that ended
 	// with a status of its own keeps it, and still lost its output.
 	lost := stdout.Err()
-	if lost != nil && (err == nil || exitCode(err) == 0) {
-		// The command did its work, but its output was lost.
+	if lost != nil && (err == nil || exitCode(err) == 0 || errors.Is(err, lost)) {
+		// The command did its work but its output was lost, or it
+		// failed on that very write: one line, with the advice.
 		err, lost = stdoutError(lost), nil
 	}
 	if lost != nil {

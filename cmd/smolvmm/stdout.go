@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 // stdout is the process's standard output as every command writes it
@@ -37,6 +39,16 @@ func (o *outWriter) Write(p []byte) (int, error) {
 		o.mu.Unlock()
 	}
 	return n, err
+}
+
+// isTerminal reports whether w writes to a terminal, through the
+// outWriter that wraps standard output.
+func isTerminal(w io.Writer) bool {
+	if o, ok := w.(*outWriter); ok {
+		w = o.w
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Err is the first write error, or nil.
