@@ -2,7 +2,6 @@ package netback
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -20,13 +19,17 @@ import (
 const hostDNSPerGuest = 16
 
 // dnsHandler is the gateway's DNS server (on UDP and TCP, at the gateway's
-// and the DNS server's addresses): it answers A, CNAME, MX, NS, SRV and
-// TXT questions from the host's resolver (hostResolver), other types
-// with no records. A name that does not exist is NXDOMAIN; any other
-// failure (the nameservers' answer, a timeout, too many queries) is
-// SERVFAIL, so that the guest's resolver tries again rather than take
-// the name for missing. Answers have TTL 0: the guest asks again each
-// time, as the host's resolver may answer otherwise meanwhile.
+// and the DNS server's addresses): it forwards each query's question to
+// the host's nameservers (hostResolver) and gives the guest their answer
+// as they gave it: its reply code (NXDOMAIN only for a name that does
+// not exist), its records of every type and section, their TTLs. A name
+// of the hosts file written rooted is answered its addresses (A, AAAA)
+// from there, with TTL 0. Any other failure (the nameservers' answer, a
+// timeout, too many queries) is SERVFAIL, so that the guest's resolver
+// tries again rather than take the name for missing. An EDNS query is
+// answered with an OPT record (RFC 6891 6.1.1); over UDP an answer is
+// cut to the client's EDNS size, or 512 bytes without, and marked
+// truncated (TC), so that the client asks again over TCP.
 type dnsHandler struct {
 	r *hostResolver
 	// ctx ends the queries being asked when the gateway closes.
@@ -83,11 +86,9 @@ func (d *dnsHandler) serve(w dns.ResponseWriter, q *dns.Msg, size int) {
 		d.wg.Add(1)
 	}
 	d.mu.Unlock()
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.RecursionAvailable = true
+	var m *dns.Msg
 	if admitted {
-		d.answer(m)
+		m = d.answer(q)
 		d.mu.Lock()
 		if d.asking[guest]--; d.asking[guest] == 0 {
 			delete(d.asking, guest)
@@ -96,13 +97,30 @@ func (d *dnsHandler) serve(w dns.ResponseWriter, q *dns.Msg, size int) {
 		defer d.wg.Done()
 	} else {
 		d.r.refused.Add(1)
-		m.Rcode = dns.RcodeServerFailure
+		m = dnsReply(q, dns.RcodeServerFailure)
 	}
 	if e := q.IsEdns0(); e != nil && size == dns.MinMsgSize && int(e.UDPSize()) > size {
 		size = int(e.UDPSize())
 	}
 	m.Truncate(size)
 	_ = w.WriteMsg(m) // lost as a datagram is lost: the guest asks again
+}
+
+// dnsServerUDPSize is the EDNS size the server gives in its OPT records:
+// the largest query it reads over UDP (dns.Server's default).
+const dnsServerUDPSize = dns.MinMsgSize
+
+// dnsReply starts q's reply, of reply code rcode: q's id and question,
+// its RD and CD flags, and an OPT record when q has one (RFC 6891
+// 6.1.1), with q's DO bit (RFC 3225 3).
+func dnsReply(q *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(q, rcode)
+	m.RecursionAvailable = true
+	if e := q.IsEdns0(); e != nil {
+		m.SetEdns0(dnsServerUDPSize, e.Do())
+	}
+	return m
 }
 
 // guestOfAddr is the address of the guest a query came from (its
@@ -118,80 +136,67 @@ func guestOfAddr(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// answer fills m, a reply, with the answers to its questions, or the
-// reply code of the first that fails.
-func (d *dnsHandler) answer(m *dns.Msg) {
-	for _, q := range m.Question {
-		rrs, err := d.lookup(q)
-		if err != nil {
-			m.Answer = nil
-			m.Rcode = dns.RcodeServerFailure
-			if errors.Is(err, errNoSuchHost) {
-				m.Rcode = dns.RcodeNameError
-			}
-			return
-		}
-		m.Answer = append(m.Answer, rrs...)
+// answer is the reply to q: from the hosts file, else the nameservers'.
+// Only a standard query of one question, EDNS version 0, is forwarded;
+// zone transfers are refused, as the nameservers would.
+func (d *dnsHandler) answer(q *dns.Msg) *dns.Msg {
+	if q.Opcode != dns.OpcodeQuery {
+		return dnsReply(q, dns.RcodeNotImplemented)
 	}
+	if len(q.Question) != 1 {
+		return dnsReply(q, dns.RcodeFormatError)
+	}
+	if e := q.IsEdns0(); e != nil && e.Version() != 0 {
+		return dnsReply(q, dns.RcodeBadVers)
+	}
+	switch q.Question[0].Qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		return dnsReply(q, dns.RcodeRefused)
+	}
+	if m := d.fromHosts(q); m != nil {
+		return m
+	}
+	in, err := d.r.forward(d.ctx, q)
+	if err != nil {
+		return dnsReply(q, dns.RcodeServerFailure)
+	}
+	m := dnsReply(q, in.Rcode)
+	m.AuthenticatedData = in.AuthenticatedData
+	m.Answer, m.Ns = in.Answer, in.Ns
+	for _, rr := range in.Extra {
+		// The nameserver's OPT record was for the gateway (the guest's
+		// is dnsReply's), as a signature would be.
+		switch rr.(type) {
+		case *dns.OPT, *dns.TSIG, *dns.SIG:
+			continue
+		}
+		m.Extra = append(m.Extra, rr)
+	}
+	return m
 }
 
-// lookup answers one question from the host's resolver.
-func (d *dnsHandler) lookup(q dns.Question) ([]dns.RR, error) {
-	hdr := func(t uint16) dns.RR_Header {
-		return dns.RR_Header{Name: q.Name, Rrtype: t, Class: dns.ClassINET}
+// fromHosts answers an A or AAAA question of a name of the hosts file
+// with its addresses of that family (none: the name exists, without
+// them); nil for other questions and names.
+func (d *dnsHandler) fromHosts(q *dns.Msg) *dns.Msg {
+	qq := q.Question[0]
+	if qq.Qclass != dns.ClassINET || (qq.Qtype != dns.TypeA && qq.Qtype != dns.TypeAAAA) {
+		return nil
 	}
-	ctx := d.ctx
-	var rrs []dns.RR
-	switch q.Qtype {
-	case dns.TypeA:
-		ips, err := d.r.LookupIPAddr(ctx, q.Name)
-		for _, ip := range ips {
-			if v4 := ip.IP.To4(); v4 != nil {
-				rrs = append(rrs, &dns.A{Hdr: hdr(dns.TypeA), A: v4})
-			}
-		}
-		return rrs, err
-	case dns.TypeCNAME:
-		target, err := d.r.LookupCNAME(ctx, q.Name)
-		if err != nil {
-			return nil, err
-		}
-		return []dns.RR{&dns.CNAME{Hdr: hdr(dns.TypeCNAME), Target: target}}, nil
-	case dns.TypeMX:
-		mxs, err := d.r.LookupMX(ctx, q.Name)
-		for _, mx := range mxs {
-			rrs = append(rrs, &dns.MX{Hdr: hdr(dns.TypeMX), Mx: mx.Host, Preference: mx.Pref})
-		}
-		return rrs, err
-	case dns.TypeNS:
-		nss, err := d.r.LookupNS(ctx, q.Name)
-		for _, ns := range nss {
-			rrs = append(rrs, &dns.NS{Hdr: hdr(dns.TypeNS), Ns: ns.Host})
-		}
-		return rrs, err
-	case dns.TypeSRV:
-		_, srvs, err := d.r.LookupSRV(ctx, "", "", q.Name)
-		for _, s := range srvs {
-			rrs = append(rrs, &dns.SRV{Hdr: hdr(dns.TypeSRV), Target: s.Target, Port: s.Port, Priority: s.Priority, Weight: s.Weight})
-		}
-		return rrs, err
-	case dns.TypeTXT:
-		txts, err := d.r.LookupTXT(ctx, q.Name)
-		for _, t := range txts {
-			rrs = append(rrs, &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: txtStrings(t)})
-		}
-		return rrs, err
+	ips, ok := d.r.hosts[hostKey(qq.Name)]
+	if !ok {
+		return nil
 	}
-	return nil, nil
-}
-
-// txtStrings cuts a TXT record's text into the character strings of at
-// most 255 bytes it is sent as.
-func txtStrings(s string) []string {
-	var out []string
-	for len(s) > 255 {
-		out = append(out, s[:255])
-		s = s[255:]
+	m := dnsReply(q, dns.RcodeSuccess)
+	for _, ip := range ips {
+		hdr := dns.RR_Header{Name: qq.Name, Rrtype: qq.Qtype, Class: dns.ClassINET}
+		v4 := ip.IP.To4()
+		switch {
+		case qq.Qtype == dns.TypeA && v4 != nil:
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: v4})
+		case qq.Qtype == dns.TypeAAAA && v4 == nil:
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: ip.IP})
+		}
 	}
-	return append(out, s)
+	return m
 }

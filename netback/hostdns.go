@@ -163,11 +163,26 @@ func hostKey(name string) string { return strings.ToLower(name) }
 // errNoSuchHost is the answer for a name the nameservers do not know.
 var errNoSuchHost = errors.New("no such host")
 
-// query asks the nameservers for name's records of type qtype, in order
-// and for the configured attempts, over UDP and then TCP when the answer
-// was truncated. A name that does not exist is errNoSuchHost; a query
+// hostDNSUpstreamSize is the EDNS size the gateway gives the nameservers
+// for a guest's EDNS query: the size DNS Flag Day 2020 settled on, which
+// passes without fragments on any path; a longer answer comes over TCP.
+const hostDNSUpstreamSize = 1232
+
+// forward asks the nameservers q's question, in order and for the
+// configured attempts, over UDP and then TCP when the answer was
+// truncated; the first answer NOERROR or NXDOMAIN is returned whole.
+// The query has q's RD, CD and AD flags and, when q has EDNS, an OPT
+// record of the gateway's with q's DO bit (q's EDNS options are its
+// client's business with the gateway). A nameserver that answers it
+// FORMERR is asked again without OPT, as one that knows no EDNS does.
+// Any other reply code, or an answer to another question, is tried on
+// the next; once all are tried, the last failure is returned. A query
 // beyond hostDNSMaxQueries is errDNSBusy.
-func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+func (r *hostResolver) forward(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	if len(q.Question) != 1 {
+		return nil, fmt.Errorf("a query of %d questions, not 1", len(q.Question))
+	}
+	name := q.Question[0].Name
 	select {
 	case r.slots <- struct{}{}:
 		defer func() { <-r.slots }()
@@ -175,25 +190,33 @@ func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]
 		r.refused.Add(1)
 		return nil, fmt.Errorf("%s: %w", name, errDNSBusy)
 	}
-	q := new(dns.Msg)
-	q.SetQuestion(dns.Fqdn(name), qtype)
-	q.RecursionDesired = true
+	fq := new(dns.Msg)
+	fq.Id = dns.Id()
+	fq.Question = []dns.Question{q.Question[0]}
+	fq.RecursionDesired = q.RecursionDesired
+	fq.CheckingDisabled = q.CheckingDisabled
+	fq.AuthenticatedData = q.AuthenticatedData
+	if e := q.IsEdns0(); e != nil {
+		fq.SetEdns0(hostDNSUpstreamSize, e.Do())
+	}
+	plain := fq.Copy()
+	plain.Extra = nil
 	var last error
 	for a := 0; a < r.attempts; a++ {
 		for _, server := range r.servers {
-			in, err := r.exchange(ctx, q, server, "udp")
-			if err == nil && in.Truncated {
-				in, err = r.exchange(ctx, q, server, "tcp")
+			in, err := r.ask(ctx, fq, server)
+			if err == nil && in.Rcode == dns.RcodeFormatError && fq.IsEdns0() != nil {
+				in, err = r.ask(ctx, plain, server)
 			}
 			switch {
 			case err != nil:
 				last = err
-			case in.Rcode == dns.RcodeNameError:
-				return nil, fmt.Errorf("%s: %w", name, errNoSuchHost)
-			case in.Rcode != dns.RcodeSuccess:
+			case in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError:
 				last = fmt.Errorf("%s: nameserver %s answered %s", name, server, dns.RcodeToString[in.Rcode])
+			case len(in.Question) != 1 || !sameQuestion(in.Question[0], fq.Question[0]):
+				last = fmt.Errorf("%s: nameserver %s answered another question (%v)", name, server, in.Question)
 			default:
-				return in.Answer, nil
+				return in, nil
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -201,6 +224,37 @@ func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]
 		}
 	}
 	return nil, last
+}
+
+// sameQuestion reports whether a and b ask the same, names compared
+// without case (a nameserver may answer in the case of its zone).
+func sameQuestion(a, b dns.Question) bool {
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+}
+
+// ask asks server q over UDP, then over TCP when the answer is truncated.
+func (r *hostResolver) ask(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
+	in, err := r.exchange(ctx, q, server, "udp")
+	if err == nil && in.Truncated {
+		in, err = r.exchange(ctx, q, server, "tcp")
+	}
+	return in, err
+}
+
+// query asks the nameservers (forward) for name's records of type qtype
+// and returns those answered. A name that does not exist is
+// errNoSuchHost.
+func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	in, err := r.forward(ctx, q)
+	switch {
+	case err != nil:
+		return nil, err
+	case in.Rcode == dns.RcodeNameError:
+		return nil, fmt.Errorf("%s: %w", name, errNoSuchHost)
+	}
+	return in.Answer, nil
 }
 
 // exchange asks server q over network. The end of ctx ends it (the
@@ -343,103 +397,3 @@ func (c *zonedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *zonedPacketConn) WriteTo(p []byte, _ net.Addr) (int, error) { return c.Write(p) }
-
-// LookupIPAddr returns host's addresses: from the hosts file, else its A
-// records (and its AAAA records when it has none, so that an IPv6-only
-// name exists).
-func (r *hostResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	if ips, ok := r.hosts[hostKey(host)]; ok {
-		return ips, nil
-	}
-	var ips []net.IPAddr
-	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		rrs, err := r.query(ctx, host, qtype)
-		if err != nil {
-			return nil, err
-		}
-		for _, rr := range rrs {
-			switch rr := rr.(type) {
-			case *dns.A:
-				ips = append(ips, net.IPAddr{IP: rr.A})
-			case *dns.AAAA:
-				ips = append(ips, net.IPAddr{IP: rr.AAAA})
-			}
-		}
-		if len(ips) > 0 {
-			return ips, nil
-		}
-	}
-	return nil, fmt.Errorf("%s: %w", host, errNoSuchHost)
-}
-
-// LookupCNAME returns host's canonical name: its CNAME's target, or host
-// itself when it is a name with addresses.
-func (r *hostResolver) LookupCNAME(ctx context.Context, host string) (string, error) {
-	rrs, err := r.query(ctx, host, dns.TypeCNAME)
-	if err != nil {
-		return "", err
-	}
-	for _, rr := range rrs {
-		if c, ok := rr.(*dns.CNAME); ok {
-			return c.Target, nil
-		}
-	}
-	if _, err := r.LookupIPAddr(ctx, host); err != nil {
-		return "", err
-	}
-	return dns.Fqdn(host), nil
-}
-
-// LookupMX returns name's mail exchangers.
-func (r *hostResolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	rrs, err := r.query(ctx, name, dns.TypeMX)
-	var mx []*net.MX
-	for _, rr := range rrs {
-		if m, ok := rr.(*dns.MX); ok {
-			mx = append(mx, &net.MX{Host: m.Mx, Pref: m.Preference})
-		}
-	}
-	return mx, err
-}
-
-// LookupNS returns name's nameservers.
-func (r *hostResolver) LookupNS(ctx context.Context, name string) ([]*net.NS, error) {
-	rrs, err := r.query(ctx, name, dns.TypeNS)
-	var ns []*net.NS
-	for _, rr := range rrs {
-		if n, ok := rr.(*dns.NS); ok {
-			ns = append(ns, &net.NS{Host: n.Ns})
-		}
-	}
-	return ns, err
-}
-
-// LookupSRV returns the SRV records of _service._proto.name, or of name
-// when service and proto are empty (as the DNS server asks).
-func (r *hostResolver) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
-	target := name
-	if service != "" || proto != "" {
-		target = "_" + service + "._" + proto + "." + name
-	}
-	rrs, err := r.query(ctx, target, dns.TypeSRV)
-	var srv []*net.SRV
-	for _, rr := range rrs {
-		if s, ok := rr.(*dns.SRV); ok {
-			srv = append(srv, &net.SRV{Target: s.Target, Port: s.Port, Priority: s.Priority, Weight: s.Weight})
-		}
-	}
-	return dns.Fqdn(target), srv, err
-}
-
-// LookupTXT returns name's TXT records, each one's strings joined (as
-// net.Resolver does).
-func (r *hostResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	rrs, err := r.query(ctx, name, dns.TypeTXT)
-	var txt []string
-	for _, rr := range rrs {
-		if t, ok := rr.(*dns.TXT); ok {
-			txt = append(txt, strings.Join(t.Txt, ""))
-		}
-	}
-	return txt, err
-}

@@ -89,67 +89,90 @@ func fakeNameserver(t *testing.T, zone map[string][]string) string {
 // sp formats values as fmt.Println does, spaced, without the newline.
 func sp(a ...any) string { return strings.TrimSuffix(fmt.Sprintln(a...), "\n") }
 
-func TestHostResolver(t *testing.T) {
+// TestHostResolverQuery: query gives the records the nameserver answered,
+// whole over TCP when UDP's answer is truncated, and errNoSuchHost for a
+// name it says does not exist.
+func TestHostResolverQuery(t *testing.T) {
 	long := make([]string, 40)
 	for i := range long {
 		long[i] = fmt.Sprintf("big.test. 60 IN A 192.0.2.%d", i+1)
 	}
 	addr := fakeNameserver(t, map[string][]string{
-		"www.test. A":         {"www.test. 60 IN A 192.0.2.10"},
-		"v6.test. AAAA":       {"v6.test. 60 IN AAAA 2001:db8::1"},
-		"alias.test. CNAME":   {"alias.test. 60 IN CNAME www.test."},
-		"www.test. CNAME":     nil,
-		"test. MX":            {"test. 60 IN MX 10 mail.test."},
-		"test. NS":            {"test. 60 IN NS ns1.test."},
-		"_sip._udp.test. SRV": {"_sip._udp.test. 60 IN SRV 1 2 5060 sip.test."},
-		"test. TXT":           {`test. 60 IN TXT "v=spf1" " -all"`},
-		"big.test. A":         long,
+		"www.test. A": {"www.test. 60 IN A 192.0.2.10"},
+		"big.test. A": long,
 	})
-	r := &hostResolver{
-		slots:    make(chan struct{}, hostDNSMaxQueries),
-		hosts:    map[string][]net.IPAddr{"pinned.test.": {{IP: net.IPv4(198, 51, 100, 7).To4()}}},
-		servers:  []string{addr},
-		timeout:  2 * time.Second,
-		attempts: 1,
+	r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries), servers: []string{addr}, timeout: 2 * time.Second, attempts: 1}
+	tests := []struct {
+		name, want string
+	}{
+		{"www.test.", "1 <nil>"},
+		{"big.test.", "40 <nil>"},
+		{"nope.test.", "0 nope.test.: no such host"},
 	}
-	ctx := context.Background()
-	ips := func(host string) string {
-		got, err := r.LookupIPAddr(ctx, host)
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		var s []string
-		for _, ip := range got {
-			s = append(s, ip.String())
-		}
-		return strings.Join(s, ",")
-	}
-	tests := []struct{ name, got, want string }{
-		{"A", ips("www.test."), "192.0.2.10"},
-		{"A from the hosts file", ips("PINNED.test."), "198.51.100.7"},
-		{"AAAA only", ips("v6.test."), "2001:db8::1"},
-		{"truncated over UDP, whole over TCP", fmt.Sprint(strings.Count(ips("big.test."), ",") + 1), "40"},
-		{"no such name", ips("nope.test."), "error: nope.test.: no such host"},
-	}
-	cname, err := r.LookupCNAME(ctx, "alias.test.")
-	tests = append(tests, struct{ name, got, want string }{"CNAME", sp(cname, err), "www.test. <nil>"})
-	cname, err = r.LookupCNAME(ctx, "www.test.")
-	tests = append(tests, struct{ name, got, want string }{"CNAME of a canonical name", sp(cname, err), "www.test. <nil>"})
-	mx, err := r.LookupMX(ctx, "test.")
-	tests = append(tests, struct{ name, got, want string }{"MX", sp(len(mx), mx[0].Host, mx[0].Pref, err), "1 mail.test. 10 <nil>"})
-	ns, err := r.LookupNS(ctx, "test.")
-	tests = append(tests, struct{ name, got, want string }{"NS", sp(len(ns), ns[0].Host, err), "1 ns1.test. <nil>"})
-	_, srv, err := r.LookupSRV(ctx, "", "", "_sip._udp.test.")
-	tests = append(tests, struct{ name, got, want string }{"SRV", sp(len(srv), *srv[0], err), "1 {sip.test. 5060 1 2} <nil>"})
-	txt, err := r.LookupTXT(ctx, "test.")
-	tests = append(tests, struct{ name, got, want string }{"TXT", sp(txt, err), "[v=spf1 -all] <nil>"})
 	for _, tt := range tests {
-		if tt.got != tt.want {
-			t.Errorf("%s: got %q, want %q", tt.name, tt.got, tt.want)
+		rrs, err := r.query(context.Background(), tt.name, dns.TypeA)
+		if got := sp(len(rrs), err); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
 	}
-	if _, err := r.LookupMX(ctx, "nope.test."); !errors.Is(err, errNoSuchHost) {
-		t.Errorf("MX of a missing name: %v, want errNoSuchHost", err)
+}
+
+// TestForwardRetries: a nameserver that answers an EDNS query FORMERR is
+// asked again without EDNS; one answering another question than asked,
+// or failing, is passed over for the next.
+func TestForwardRetries(t *testing.T) {
+	serve := func(reply func(q *dns.Msg, m *dns.Msg)) string {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(q)
+			reply(q, m)
+			w.WriteMsg(m)
+		})}
+		go srv.ActivateAndServe()
+		t.Cleanup(func() { srv.Shutdown() })
+		return pc.LocalAddr().String()
+	}
+	a := func(s string) dns.RR { rr, _ := dns.NewRR(s); return rr }
+	noEDNS := serve(func(q, m *dns.Msg) {
+		if q.IsEdns0() != nil {
+			m.Rcode = dns.RcodeFormatError
+			return
+		}
+		m.Answer = []dns.RR{a("www.test. 60 IN A 192.0.2.1")}
+	})
+	other := serve(func(q, m *dns.Msg) {
+		m.Question[0].Name = "evil.test."
+		m.Answer = []dns.RR{a("evil.test. 60 IN A 192.0.2.66")}
+	})
+	failing := serve(func(q, m *dns.Msg) { m.Rcode = dns.RcodeServerFailure })
+	good := serve(func(q, m *dns.Msg) { m.Answer = []dns.RR{a("www.test. 60 IN A 192.0.2.2")} })
+	tests := []struct {
+		name    string
+		servers []string
+		want    string
+	}{
+		{"FORMERR to EDNS", []string{noEDNS}, "192.0.2.1"},
+		{"another question", []string{other, good}, "192.0.2.2"},
+		{"SERVFAIL", []string{failing, good}, "192.0.2.2"},
+		{"only another question", []string{other}, "error"},
+	}
+	for _, tt := range tests {
+		r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries), servers: tt.servers, timeout: 2 * time.Second, attempts: 1}
+		q := new(dns.Msg)
+		q.SetQuestion("www.test.", dns.TypeA)
+		q.SetEdns0(1232, false)
+		in, err := r.forward(context.Background(), q)
+		got := "error"
+		if err == nil && len(in.Answer) == 1 {
+			got = in.Answer[0].(*dns.A).A.String()
+		}
+		if got != tt.want {
+			t.Errorf("%s: got %s (%v), want %s", tt.name, got, err, tt.want)
+		}
 	}
 }
 
@@ -163,7 +186,7 @@ func TestHostResolverNoServer(t *testing.T) {
 	defer pc.Close()
 	r := &hostResolver{servers: []string{pc.LocalAddr().String()}, timeout: 50 * time.Millisecond, attempts: 2, slots: make(chan struct{}, hostDNSMaxQueries)}
 	start := time.Now()
-	if _, err := r.LookupIPAddr(context.Background(), "www.test."); err == nil || errors.Is(err, errNoSuchHost) {
+	if _, err := r.query(context.Background(), "www.test.", dns.TypeA); err == nil || errors.Is(err, errNoSuchHost) {
 		t.Errorf("silent nameserver: %v, want a timeout error", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -214,7 +237,7 @@ func TestHostResolverBoundsQueries(t *testing.T) {
 	done := make(chan error, slots+1)
 	for i := range slots {
 		go func() {
-			_, err := r.LookupTXT(context.Background(), fmt.Sprintf("q%d.test.", i))
+			_, err := r.query(context.Background(), fmt.Sprintf("q%d.test.", i), dns.TypeTXT)
 			done <- err
 		}()
 	}
@@ -222,7 +245,7 @@ func TestHostResolverBoundsQueries(t *testing.T) {
 	for range slots {
 		waiting = append(waiting, <-asked)
 	}
-	if _, err := r.LookupTXT(context.Background(), "beyond.test."); !errors.Is(err, errDNSBusy) {
+	if _, err := r.query(context.Background(), "beyond.test.", dns.TypeTXT); !errors.Is(err, errDNSBusy) {
 		t.Errorf("a query beyond %d waiting: %v, want errDNSBusy", slots, err)
 	}
 	if n := r.refused.Load(); n != 1 {
@@ -237,7 +260,7 @@ func TestHostResolverBoundsQueries(t *testing.T) {
 		}
 	}
 	go func() {
-		_, err := r.LookupTXT(context.Background(), "again.test.")
+		_, err := r.query(context.Background(), "again.test.", dns.TypeTXT)
 		done <- err
 	}()
 	q := <-asked
