@@ -7,9 +7,15 @@ import (
 )
 
 // legacyRegs is BAR0 of a PCIDevice: the legacy register block followed by
-// the device configuration. Accesses of any width and alignment are served
-// byte by byte against a snapshot of the registers, so a driver that reads
-// a 32-bit register as two 16-bit halves gets what it expects.
+// the device configuration. An access is dispatched by the offset it
+// starts at, as QEMU's legacy port does: one that starts on a register
+// covers that register, the bytes past its width ignored (read as 0), so
+// a 32-bit write at the notify register kicks a queue and leaves status
+// alone, and a 32-bit read there does not clear the ISR. One that starts
+// inside a register reaches only that register's bytes, merged with the
+// rest of its value, so a driver that reads or writes a 32-bit register
+// as two 16-bit halves gets what it expects. An access that starts in the
+// device configuration reaches only the configuration.
 //
 // A queue PFN written in parts (16-bit halves, bytes, in any order) is
 // applied at each write, as the value the write makes with the bytes
@@ -31,9 +37,21 @@ type legacyRegs PCIDevice
 // register is one legacy register's place in the block.
 type register struct{ off, width uint64 }
 
+// registers cover every offset below RegConfig.
 var registers = []register{
 	{RegHostFeatures, 4}, {RegGuestFeatures, 4}, {RegQueuePFN, 4}, {RegQueueSize, 2},
 	{RegQueueSelect, 2}, {RegQueueNotify, 2}, {RegStatus, 1}, {RegISR, 1},
+}
+
+// registerAt returns the register holding offset off (off < RegConfig)
+// and the end of an access of n bytes at off clipped to it.
+func registerAt(off uint64, n int) (register, uint64) {
+	for _, reg := range registers {
+		if off >= reg.off && off < reg.off+reg.width {
+			return reg, min(off+uint64(n), reg.off+reg.width)
+		}
+	}
+	panic(fmt.Sprintf("virtio: no legacy register at offset %d", off)) // registers cover 0 to RegConfig
 }
 
 // Read serves a guest read of BAR0. Reading the ISR byte clears it and
@@ -42,30 +60,27 @@ func (r *legacyRegs) Read(off uint64, data []byte) {
 	d := (*PCIDevice)(r)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	clear(data)
+	if off >= RegConfig {
+		if at, part := d.configPart(off, data); len(part) > 0 {
+			d.dev.ReadConfig(at, part)
+		}
+		return
+	}
+	reg, end := registerAt(off, len(data))
 	img := d.image()
-	end := off + uint64(len(data))
-	if off <= RegISR && end > RegISR {
+	if reg.off == RegISR {
 		img[RegISR] = d.readISR()
 	}
-	for i := range data {
-		o := off + uint64(i)
-		if o < RegConfig {
-			data[i] = img[o]
-		} else {
-			data[i] = 0
-		}
-	}
-	if at, part := d.configPart(off, data); len(part) > 0 {
-		d.dev.ReadConfig(at, part)
-	}
+	copy(data, img[off:end])
 }
 
-// Write serves a guest write of BAR0. A write of the notify register alone
+// Write serves a guest write of BAR0. A write at the notify register
 // only kicks the worker (no lock, no I/O on the vCPU thread); other writes
 // take the worker lock so they never race a request in flight.
 func (r *legacyRegs) Write(off uint64, data []byte) {
 	d := (*PCIDevice)(r)
-	if off == RegQueueNotify && len(data) == 2 {
+	if off == RegQueueNotify && len(data) >= NotifySize {
 		d.KickQueue(int(binary.LittleEndian.Uint16(data)))
 		return
 	}
@@ -73,35 +88,28 @@ func (r *legacyRegs) Write(off uint64, data []byte) {
 	defer d.workMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	end := off + uint64(len(data))
-	for _, reg := range registers {
-		if end <= reg.off || off >= reg.off+reg.width {
-			continue
+	if off >= RegConfig {
+		if at, part := d.configPart(off, data); len(part) > 0 {
+			d.dev.WriteConfig(at, part)
 		}
-		// Merge the written bytes into the register's current value, so
-		// partial writes change only the bytes they cover.
-		var cur [4]byte
-		img := d.image()
-		copy(cur[:reg.width], img[reg.off:])
-		for i := range data {
-			o := off + uint64(i)
-			if o >= reg.off && o < reg.off+reg.width {
-				cur[o-reg.off] = data[i]
-			}
-		}
-		v := binary.LittleEndian.Uint32(cur[:])
-		if reg.off == RegQueuePFN {
-			whole := off <= reg.off && end >= reg.off+reg.width
-			if !whole && d.holdPFN(v) {
-				continue
-			}
-			d.drafting = false
-		}
-		d.apply(reg.off, v)
+		return
 	}
-	if at, part := d.configPart(off, data); len(part) > 0 {
-		d.dev.WriteConfig(at, part)
+	reg, end := registerAt(off, len(data))
+	// Merge the written bytes into the register's current value, so
+	// partial writes change only the bytes they cover.
+	var cur [4]byte
+	img := d.image()
+	copy(cur[:reg.width], img[reg.off:])
+	copy(cur[off-reg.off:], data[:end-off])
+	v := binary.LittleEndian.Uint32(cur[:])
+	if reg.off == RegQueuePFN {
+		whole := off == reg.off && end == reg.off+reg.width
+		if !whole && d.holdPFN(v) {
+			return
+		}
+		d.drafting = false
 	}
+	d.apply(reg.off, v)
 }
 
 // holdPFN holds v, the selected queue's PFN as a partial write made it,
