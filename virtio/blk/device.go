@@ -22,7 +22,12 @@ const (
 	SegMax     = 32
 	SizeMax    = 64 << 10
 	SectorSize = 512
-	configSize = 24 // capacity, size_max, seg_max, geometry, blk_size
+	// configSize runs through writeback (byte 32), which NetBSD's ld(4)
+	// reads whatever features were agreed to tell whether the disk has
+	// a write cache: capacity 8, size_max 4, seg_max 4, geometry 4,
+	// blk_size 4, topology 8, writeback 1.
+	configSize      = 33
+	configWriteback = 32
 )
 
 // MaxRequest is the most data one request may move: SEG_MAX segments of
@@ -125,23 +130,30 @@ func (d *Disk) Features() uint32 {
 // QueueSizes is one request queue of QueueSize entries.
 func (d *Disk) QueueSizes() []uint16 { return []uint16{QueueSize} }
 
-// ConfigSize covers capacity through blk_size.
+// ConfigSize covers capacity through writeback.
 func (d *Disk) ConfigSize() int { return configSize }
 
 // ReadConfig serves the configuration: capacity (sectors), size_max,
 // seg_max; geometry is zero and blk_size reads 512 though BLK_SIZE is not
-// offered. It never changes, so it needs no lock.
+// offered; topology is zero (TOPOLOGY is not offered: one logical block
+// per physical one, no alignment or I/O size hint); writeback reads 1,
+// the write-back cache with flush the disk has (see the package
+// documentation), though CONFIG_WCE is not offered. It never changes,
+// so it needs no lock.
 func (d *Disk) ReadConfig(off int, data []byte) {
 	var c [configSize]byte
 	binary.LittleEndian.PutUint64(c[0:], d.sectors)
 	binary.LittleEndian.PutUint32(c[8:], SizeMax)
 	binary.LittleEndian.PutUint32(c[12:], SegMax)
 	binary.LittleEndian.PutUint32(c[20:], SectorSize)
+	c[configWriteback] = 1
 	copy(data, c[off:]) // the transport keeps the access inside configSize
 }
 
-// WriteConfig ignores writes: nothing in this configuration is writable
-// (CONFIG_WCE is not offered).
+// WriteConfig ignores writes: nothing in this configuration is writable.
+// CONFIG_WCE is not offered, so writeback stays 1 whatever a driver
+// writes there (ld(4), asked to turn the cache off, reads it back and
+// fails with EIO).
 func (d *Disk) WriteConfig(int, []byte) {}
 
 // Activate does nothing: no feature changes how requests are served.

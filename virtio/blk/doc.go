@@ -37,7 +37,10 @@
 // after them completes: FLUSH calls fdatasync on the image and only then
 // writes the status byte. This is a volatile write cache with flush, the
 // model every guest file system knows (NetBSD issues FLUSH for its
-// metadata barriers); reads may come from the page cache.
+// metadata barriers); reads may come from the page cache. The
+// configuration says so: its writeback byte (offset 32) reads 1, which
+// NetBSD's ld(4) reports as the write cache enabled; CONFIG_WCE is not
+// offered, so the cache cannot be turned off.
 //
 // # Locking
 //

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
@@ -407,5 +408,50 @@ func TestDMAIntoMemoryHole(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// NetBSD's ld(4) reads the legacy writeback byte (config offset 32)
+// whatever features were agreed, and reports the disk's write cache
+// enabled only when it is non-zero: the disk has a write-back cache with
+// flush, so it reads 1, and a driver's write to it (CONFIG_WCE is not
+// offered) changes nothing. The topology between blk_size and writeback
+// reads zero.
+func TestConfigWriteback(t *testing.T) {
+	d, _ := blk.New(newMemBackend(diskSize), diskSize, blk.Options{})
+	r := newBlkRig(t, d)
+	for _, tc := range []struct {
+		name string
+		off  uint64 // in the device configuration
+		size int
+		want uint32
+	}{
+		{"blk_size", 20, 4, blk.SectorSize},
+		{"topology physical_block_exp", 24, 1, 0},
+		{"topology alignment_offset", 25, 1, 0},
+		{"topology min_io_size", 26, 2, 0},
+		{"topology opt_io_size", 28, 4, 0},
+		{"writeback", 32, 1, 1},
+	} {
+		at := virtio.RegConfig + tc.off
+		var got uint32
+		switch tc.size {
+		case 1:
+			got = uint32(r.drv.Read8(at))
+		case 2:
+			got = uint32(r.drv.Read16(at))
+		case 4:
+			got = r.drv.Read32(at)
+		}
+		if got != tc.want {
+			t.Errorf("%s (config offset %d) reads %d, want %d", tc.name, tc.off, got, tc.want)
+		}
+	}
+	r.drv.Write8(virtio.RegConfig+32, 0)
+	if got := r.drv.Read8(virtio.RegConfig + 32); got != 1 {
+		t.Errorf("writeback reads %d after a driver wrote 0, want 1 (not writable)", got)
+	}
+	if f := r.drv.Read32(virtio.RegHostFeatures); f&(1<<11) != 0 {
+		t.Errorf("features %#x offer CONFIG_WCE", f)
 	}
 }
