@@ -160,7 +160,7 @@ func (d *PCIDevice) BARSize() uint32 { return d.bar }
 // Device returns the device model behind the transport.
 func (d *PCIDevice) Device() Device { return d.dev }
 
-// Status returns the device status register (for tests and `-v` output).
+// Status returns the device status register (for tests and diagnostics).
 func (d *PCIDevice) Status() uint8 {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -29,7 +29,8 @@ type Options struct {
 	Serial string
 }
 
-// Spec is one `-d` flag: an image path and its options.
+// Spec is a disk to attach: an image path and its options, as
+// ParseDiskSpec reads them from text and String writes them.
 type Spec struct {
 	Path string
 	Options
@@ -44,7 +45,7 @@ var ErrNotWritable = errors.New("the image is not writable")
 // one, which only read-only opens (Options.ReadOnly) share.
 var ErrInUse = errors.New("in use by another VM")
 
-// ParseDiskSpec parses the CLI's `-d path[,ro][,serial=ID]`. A comma in
+// ParseDiskSpec parses a disk's text form, "path[,ro][,serial=ID]". A comma in
 // the path (or the serial) is written twice, as QEMU's options do:
 // "a,,b.img,ro" is the image "a,b.img", read-only.
 func ParseDiskSpec(s string) (Spec, error) {
