@@ -47,3 +47,15 @@ type Device interface {
 	// status). Queues are reset by the transport.
 	Reset()
 }
+
+// Warner is a Device that reports trouble on the host's side, which the
+// guest sees only as a failed request or a lost frame: an image's I/O
+// error, a backend's failed send, a frame too long for the guest's
+// buffers. NewPCIDevice calls SetWarn once, before its worker starts,
+// with a function that logs msg and args (slog key-value pairs) on the
+// transport's logger the first time kind is reported for this device,
+// and drops later reports of that kind, so a guest that keeps failing
+// cannot flood the log. warn may be called from any goroutine.
+type Warner interface {
+	SetWarn(warn func(kind, msg string, args ...any))
+}

@@ -71,7 +71,9 @@ type PCIDevice struct {
 	broken   bool
 	// held: restored and not yet started (Start); kicks are kept in
 	// pending, served once it is.
-	held   bool
+	held bool
+
+	warnMu sync.Mutex // guards warned; taken inside mu, never around it
 	warned map[string]bool
 
 	// pfnDraft is the selected queue's PFN as a partial write left it,
@@ -128,6 +130,9 @@ func NewPCIDevice(mem *guestmem.Memory, dev Device, irq bus.IRQ, log *slog.Logge
 	if err := d.cfg.AddIOBAR(0, d.bar); err != nil {
 		return nil, fmt.Errorf("virtio type %d: %w", dev.Type(), err)
 	}
+	if w, ok := dev.(Warner); ok {
+		w.SetWarn(func(kind, msg string, args ...any) { d.warnOnce("device:"+kind, msg, args...) })
+	}
 	go d.work()
 	return d, nil
 }
@@ -176,8 +181,10 @@ func (d *PCIDevice) Broken() bool {
 }
 
 // warnOnce logs msg the first time kind happens on this device, so a guest
-// cannot flood the log. Caller holds mu.
+// cannot flood the log. Any goroutine may call it, holding mu or not.
 func (d *PCIDevice) warnOnce(kind, msg string, args ...any) {
+	d.warnMu.Lock()
+	defer d.warnMu.Unlock()
 	if d.warned[kind] {
 		return
 	}

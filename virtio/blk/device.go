@@ -44,6 +44,9 @@ type Disk struct {
 	ro      bool
 	serial  [SerialLen]byte
 	file    *os.File // set by Open; closed by Close
+	path    string   // the image's path, set by Open, for warnings
+	// warn is the transport's (virtio.Warner), nil until it is set.
+	warn func(kind, msg string, args ...any)
 
 	// Scratch scatter-gather lists, used only on the worker goroutine.
 	rd, wr [][]byte
@@ -155,6 +158,13 @@ func (d *Disk) ReadConfig(off int, data []byte) {
 // writes there (ld(4), asked to turn the cache off, reads it back and
 // fails with EIO).
 func (d *Disk) WriteConfig(int, []byte) {}
+
+// SetWarn gives the disk the transport's warning function
+// (virtio.Warner): an error of the image on the host (a failed read,
+// write or fdatasync: ENOSPC, EIO, an image shrunk under the disk) is
+// logged there, once for each operation and errno, with the image's path,
+// the offset and the error. The guest only sees its request fail.
+func (d *Disk) SetWarn(warn func(kind, msg string, args ...any)) { d.warn = warn }
 
 // Activate does nothing: no feature changes how requests are served.
 func (d *Disk) Activate(uint32) {}

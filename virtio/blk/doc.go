@@ -42,6 +42,14 @@
 // NetBSD's ld(4) reports as the write cache enabled; CONFIG_WCE is not
 // offered, so the cache cannot be turned off.
 //
+// # Host errors
+//
+// A read, write or flush that fails on the host (ENOSPC, EDQUOT, EIO, an
+// image shrunk under the disk) is answered IOERR, all the guest learns
+// (NetBSD prints "ld0a: error writing fsbn ..."). The disk also warns on
+// the transport's logger (virtio.Warner), once per operation and errno,
+// with the image's path, the byte offset, the length and the error.
+//
 // # Locking
 //
 // Open takes an flock on the image: exclusive (LOCK_EX|LOCK_NB) for a

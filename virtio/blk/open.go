@@ -194,7 +194,7 @@ func Open(path string, opts Options) (*Disk, error) {
 		f.Close()
 		return nil, fmt.Errorf("disk image %s: %w", path, err)
 	}
-	d.file = f
+	d.file, d.path = f, path
 	return d, nil
 }
 

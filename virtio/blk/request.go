@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"golang.org/x/sys/unix"
 
@@ -85,7 +86,7 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 			return StatusIOErr, 0, nil
 		}
 		if err := readV(d.b, wr, int64(sector*SectorSize)); err != nil {
-			return StatusIOErr, 0, guestFault("read", n, sector, err)
+			return StatusIOErr, 0, d.failed("read", n, sector, err)
 		}
 		return StatusOK, uint32(n), nil
 	case TypeOut:
@@ -99,11 +100,12 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 			return StatusIOErr, 0, nil
 		}
 		if err := writeV(d.b, rd, int64(sector*SectorSize)); err != nil {
-			return StatusIOErr, 0, guestFault("write", n, sector, err)
+			return StatusIOErr, 0, d.failed("write", n, sector, err)
 		}
 		return StatusOK, 0, nil
 	case TypeFlush:
-		if d.b.Sync() != nil {
+		if err := d.b.Sync(); err != nil {
+			d.hostError("flush", -1, 0, err)
 			return StatusIOErr, 0, nil
 		}
 		return StatusOK, 0, nil
@@ -112,6 +114,54 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 		return StatusOK, uint32(n), nil
 	}
 	return StatusUnsupp, 0, nil
+}
+
+// failed is what serve returns for a read or write of n bytes at sector
+// that failed with err: the fault on guest memory, or nil for an error of
+// the image, which is logged (hostError) and answered IOERR.
+func (d *Disk) failed(op string, n, sector uint64, err error) error {
+	if f := guestFault(op, n, sector, err); f != nil {
+		return f
+	}
+	d.hostError(op, int64(sector*SectorSize), n, err)
+	return nil
+}
+
+// hostError warns, once per operation and kind of error, that the image
+// failed op of n bytes at byte offset off (-1: none, a flush): the guest
+// sees only IOERR (NetBSD prints "ld0a: error writing fsbn ..."), and the
+// cause, a full or failing host disk, is the host's to fix.
+func (d *Disk) hostError(op string, off int64, n uint64, err error) {
+	if d.warn == nil {
+		return
+	}
+	var args []any
+	if d.path != "" {
+		args = append(args, "image", d.path)
+	}
+	args = append(args, "op", op)
+	if off >= 0 {
+		args = append(args, "offset", off, "bytes", n)
+	}
+	args = append(args, "err", err)
+	d.warn("host-io:"+op+":"+errKind(err), "virtio-blk: the disk image failed on the host; the guest's request gets an I/O error", args...)
+}
+
+// errKind names the kind of an image error for once-per-kind warnings:
+// its errno, or eof (the image is shorter than the disk: shrunk since it
+// was opened), or other.
+func errKind(err error) string {
+	var errno unix.Errno
+	switch {
+	case errors.As(err, &errno):
+		if name := unix.ErrnoName(errno); name != "" {
+			return name
+		}
+		return fmt.Sprintf("errno %d", int(errno))
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	}
+	return "other"
 }
 
 // guestFault is the fault on guest memory a read or write of n bytes at

@@ -1,0 +1,190 @@
+package blk_test
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
+	"golang.org/x/sys/unix"
+)
+
+// failingBackend is a memBackend whose reads, writes or syncs fail with
+// the error set for them.
+type failingBackend struct {
+	*memBackend
+	mu                  sync.Mutex
+	read, write, syncer error
+}
+
+func (f *failingBackend) fail(which *error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return *which
+}
+
+func (f *failingBackend) ReadAt(p []byte, off int64) (int, error) {
+	if err := f.fail(&f.read); err != nil {
+		return 0, err
+	}
+	return f.memBackend.ReadAt(p, off)
+}
+
+func (f *failingBackend) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.fail(&f.write); err != nil {
+		return 0, err
+	}
+	return f.memBackend.WriteAt(p, off)
+}
+
+func (f *failingBackend) Sync() error {
+	if err := f.fail(&f.syncer); err != nil {
+		return fmt.Errorf("fdatasync disk.img: %w", err)
+	}
+	return f.memBackend.Sync()
+}
+
+// syncLog is a log the transport's worker writes and the test reads.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// newLoggedRig is newBlkRig with the transport logging to a syncLog.
+func newLoggedRig(t *testing.T, disk *blk.Disk) (*blkRig, *syncLog) {
+	t.Helper()
+	log := &syncLog{}
+	mem := guestmem.New(make([]byte, guestMem))
+	irq := virtiotest.NewIRQ()
+	pd, err := virtio.NewPCIDevice(mem, disk, irq, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pd.Close() })
+	a := virtiotest.NewAlloc(mem, 4096)
+	pfn := a.Pages(2)
+	ring, err := virtiotest.NewRing(mem, pfn, blk.QueueSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &blkRig{mem: mem, disk: disk, pd: pd, drv: virtiotest.Driver{Regs: pd.BARDevice(0)}, ring: ring, alloc: a, irq: irq}
+	if _, err := r.drv.Attach(0xFFFFFFFF, []uint32{pfn}); err != nil {
+		t.Fatal(err)
+	}
+	return r, log
+}
+
+// request submits one request of typ at sector with 512 bytes of data
+// (none for a flush) and returns its status.
+func (r *blkRig) request(t *testing.T, typ uint32, sector uint64) uint8 {
+	t.Helper()
+	st := r.status()
+	bufs := []virtiotest.Buf{{Addr: r.header(typ, sector), Len: 16}}
+	switch typ {
+	case blk.TypeIn:
+		bufs = append(bufs, virtiotest.Buf{Addr: r.alloc.Take(512, 512), Len: 512, Write: true})
+	case blk.TypeOut:
+		bufs = append(bufs, virtiotest.Buf{Addr: r.alloc.Take(512, 512), Len: 512})
+	}
+	bufs = append(bufs, virtiotest.Buf{Addr: st, Len: 1, Write: true})
+	r.submit(t, bufs, false)
+	s, _ := r.mem.Read8(st)
+	return s
+}
+
+// An error of the image on the host (a full disk, a failing one) reaches
+// the guest as IOERR, which NetBSD reports only as "error writing fsbn":
+// the host log says what failed, where and why, once per operation and
+// errno, and a flush keeps fdatasync's error.
+func TestHostIOErrorsLogged(t *testing.T) {
+	type step struct {
+		typ    uint32
+		sector uint64
+		read   error
+		write  error
+		sync   error
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		want  []string // each logged once, in this order
+	}{
+		{"write ENOSPC", []step{{typ: blk.TypeOut, sector: 3, write: unix.ENOSPC}, {typ: blk.TypeOut, sector: 9, write: unix.ENOSPC}},
+			[]string{"op=write offset=1536 bytes=512 err=\"no space left on device\""}},
+		{"write ENOSPC then EDQUOT", []step{{typ: blk.TypeOut, sector: 1, write: unix.ENOSPC}, {typ: blk.TypeOut, sector: 2, write: unix.EDQUOT}},
+			[]string{"op=write offset=512 bytes=512 err=\"no space left on device\"", "op=write offset=1024 bytes=512 err=\"disk quota exceeded\""}},
+		{"read EIO", []step{{typ: blk.TypeIn, sector: 5, read: unix.EIO}},
+			[]string{"op=read offset=2560 bytes=512 err=\"input/output error\""}},
+		{"flush EIO", []step{{typ: blk.TypeFlush, sync: unix.EIO}, {typ: blk.TypeFlush, sync: unix.EIO}},
+			[]string{"op=flush err=\"fdatasync disk.img: input/output error\""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := &failingBackend{memBackend: newMemBackend(diskSize)}
+			d, err := blk.New(be, diskSize, blk.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, log := newLoggedRig(t, d)
+			for _, s := range tc.steps {
+				be.mu.Lock()
+				be.read, be.write, be.syncer = s.read, s.write, s.sync
+				be.mu.Unlock()
+				if st := r.request(t, s.typ, s.sector); st != blk.StatusIOErr {
+					t.Errorf("status %d, want IOERR", st)
+				}
+			}
+			got := log.String()
+			if n := strings.Count(got, "level=WARN"); n != len(tc.want) {
+				t.Errorf("%d warnings, want %d:\n%s", n, len(tc.want), got)
+			}
+			for _, w := range tc.want {
+				if strings.Count(got, w) != 1 {
+					t.Errorf("log does not say %q once:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+// An image shrunk under an open disk fails reads past its new end: the
+// warning names the image.
+func TestHostIOErrorNamesImage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shrunk.img")
+	if err := os.WriteFile(path, make([]byte, diskSize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := blk.Open(path, blk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, log := newLoggedRig(t, d)
+	if err := os.Truncate(path, 1024); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.request(t, blk.TypeIn, 10); st != blk.StatusIOErr {
+		t.Errorf("status %d, want IOERR", st)
+	}
+	got := log.String()
+	if !strings.Contains(got, "image="+path) || !strings.Contains(got, "op=read offset=5120 bytes=512") {
+		t.Errorf("log does not name the image, operation and offset:\n%s", got)
+	}
+}
