@@ -508,6 +508,15 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			fmt.Fprintf(os.Stderr, "smolvmm %s: busiest unhandled ports: %s\n", c.Command.Name, strings.Join(busiest, "; "))
 		}
 	}
+	for _, d := range cfg.Devices {
+		// The card's traffic under -v; its losses always, since the
+		// guest was never told why frames went missing.
+		if nic, ok := d.(*vnet.Device); ok {
+			if st := nic.Stats(); c.Bool("verbose") || st.Lost() != 0 {
+				fmt.Fprintf(os.Stderr, "smolvmm %s: network card: %s\n", c.Command.Name, st)
+			}
+		}
+	}
 	if err != nil {
 		return guestCrashExit(c, err)
 	}

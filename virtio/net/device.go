@@ -65,10 +65,11 @@ type Device struct {
 	written [6]byte
 
 	kick   atomic.Pointer[func(int)]
-	watch  atomic.Pointer[func([]byte)] // SetTransmitWatch's, or nil
-	frames chan []byte                  // backend reader -> worker
-	done   chan struct{}                // closed by Close
-	exited chan struct{}                // closed when the reader returns
+	warn   atomic.Pointer[func(kind, msg string, args ...any)] // SetWarn's, or nil
+	watch  atomic.Pointer[func([]byte)]                        // SetTransmitWatch's, or nil
+	frames chan []byte                                         // backend reader -> worker
+	done   chan struct{}                                       // closed by Close
+	exited chan struct{}                                       // closed when the reader returns
 	once   sync.Once
 
 	tx       *txPipe       // worker -> backend writer
@@ -144,6 +145,50 @@ func (d *Device) MAC() stdnet.HardwareAddr {
 	d.macMu.Lock()
 	defer d.macMu.Unlock()
 	return append(stdnet.HardwareAddr(nil), d.mac[:]...)
+}
+
+// Lost is how many frames were dropped or failed to move, plus the
+// backend's failed reads: every counter but those of the frames and bytes
+// moved. Non-zero, the guest lost traffic without being told why.
+func (s Stats) Lost() uint64 {
+	return s.RxTooLong + s.RxBadChains + s.TxBadChains + s.TxErrors + s.ReadErrors
+}
+
+// String gives the frames and bytes moved each way, then each non-zero
+// loss counter.
+func (s Stats) String() string {
+	out := fmt.Sprintf("received %d frames (%d bytes), sent %d frames (%d bytes)", s.RxFrames, s.RxBytes, s.TxFrames, s.TxBytes)
+	for _, c := range []struct {
+		n    uint64
+		what string
+	}{
+		{s.RxTooLong, "received frames dropped, too long for the guest's receive buffers"},
+		{s.RxBadChains, "receive buffers returned unused, too small for the headers"},
+		{s.TxBadChains, "frames not sent, malformed (no whole header, or too long)"},
+		{s.TxErrors, "frames the backend failed to send"},
+		{s.ReadErrors, "failed backend reads"},
+	} {
+		if c.n != 0 {
+			out += fmt.Sprintf("; %d %s", c.n, c.what)
+		}
+	}
+	return out
+}
+
+// SetWarn gives the device the transport's warning function
+// (virtio.Warner): the first frame of each kind the device drops (too long
+// for the guest's receive buffer, a malformed chain) and the backend's
+// first failed send and read, with its error, are logged there; later
+// ones are only counted (Stats).
+func (d *Device) SetWarn(warn func(kind, msg string, args ...any)) {
+	d.warn.Store(&warn)
+}
+
+// warnf reports kind through SetWarn's function, if any.
+func (d *Device) warnf(kind, msg string, args ...any) {
+	if w := d.warn.Load(); w != nil {
+		(*w)(kind, msg, args...)
+	}
 }
 
 // Stats returns a snapshot of the counters.

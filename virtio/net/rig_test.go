@@ -1,6 +1,7 @@
 package net
 
 import (
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -86,13 +87,20 @@ func newRig(t *testing.T) *rig {
 // The transport is closed when the test ends.
 func newRigOn(t testing.TB, backend netback.Backend) *rig {
 	t.Helper()
+	return newRigLog(t, backend, nil)
+}
+
+// newRigLog is newRigOn with the transport logging to log (nil: slog's
+// default).
+func newRigLog(t testing.TB, backend netback.Backend, log *slog.Logger) *rig {
+	t.Helper()
 	mem := guestmem.New(make([]byte, 16<<20))
 	r := &rig{t: t, mem: mem, alloc: virtiotest.NewAlloc(mem, 0x1000), irq: virtiotest.NewIRQ()}
 	var err error
 	if r.dev, err = New(backend, testMAC); err != nil {
 		t.Fatal(err)
 	}
-	if r.pd, err = virtio.NewPCIDevice(mem, r.dev, r.irq, nil); err != nil {
+	if r.pd, err = virtio.NewPCIDevice(mem, r.dev, r.irq, log); err != nil {
 		t.Fatal(err)
 	}
 	r.dev.SetKick(r.pd.KickQueue)

@@ -53,9 +53,12 @@ func (d *Device) readBackend() {
 			}
 			if errors.Is(err, io.ErrShortBuffer) {
 				d.rxTooLong.Add(1)
+				d.warnf("rx-too-long-backend", "virtio-net: dropped a received frame longer than the device moves; later ones are counted",
+					"max_bytes", MaxFrameSize, "err", err)
 				continue
 			}
 			d.readErrors.Add(1)
+			d.warnf("read-error", "virtio-net: the network backend failed to receive; retrying, later failures are counted", "err", err)
 			select {
 			case <-d.done:
 				return
@@ -103,6 +106,8 @@ func (d *Device) processRx(q *virtio.Queue) error {
 		if room < HeaderSize+EthernetHeaderSize {
 			// Not even a header fits: a broken buffer, given back unused.
 			d.rxBad.Add(1)
+			d.warnf("rx-bad-chain", "virtio-net: the guest posted a receive buffer too small for the headers; returned unused, later ones are counted",
+				"buffer_bytes", room)
 			if err := q.Push(c.Head, 0); err != nil {
 				return err
 			}
@@ -112,6 +117,8 @@ func (d *Device) processRx(q *virtio.Queue) error {
 		if uint64(HeaderSize+len(f)) > room {
 			// Drop the frame, keep the chain for the next one.
 			d.rxTooLong.Add(1)
+			d.warnf("rx-too-long", "virtio-net: dropped a received frame longer than the guest's receive buffer (a network MTU above the guest's); later ones are counted",
+				"frame_bytes", len(f), "buffer_bytes", room-HeaderSize)
 			d.pending = nil
 			d.releaseFrame(f)
 			d.holding = true
@@ -120,6 +127,7 @@ func (d *Device) processRx(q *virtio.Queue) error {
 		n, err := d.fill(c, f)
 		if err != nil {
 			d.rxBad.Add(1)
+			d.warnf("rx-bad-chain", "virtio-net: a receive buffer of the guest could not be reached; returned unused, later ones are counted", "err", err)
 			if err := q.Push(c.Head, 0); err != nil {
 				return err
 			}

@@ -150,6 +150,8 @@ func (d *Device) processTx(q *virtio.Queue) error {
 			d.tx.add(buf)
 		} else {
 			d.txBad.Add(1)
+			d.warnf("tx-bad-chain", "virtio-net: the guest sent a frame without a whole header, or longer than the device moves; not sent, later ones are counted",
+				"chain_bytes", c.ReadableLen())
 			d.tx.give(buf)
 		}
 		if err := q.Push(c.Head, 0); err != nil {
@@ -179,6 +181,7 @@ func (d *Device) writeBackend() {
 		for _, b := range frames {
 			if err := d.backend.WriteFrame(b[HeaderSize:]); err != nil {
 				d.txErrors.Add(1)
+				d.warnf("tx-error", "virtio-net: the network backend failed to send a frame; it is lost, later failures are counted", "err", err)
 			} else {
 				d.txFrames.Add(1)
 				d.txBytes.Add(uint64(len(b) - HeaderSize))
