@@ -247,3 +247,40 @@ func TestUserARPOnlyForGateway(t *testing.T) {
 		t.Fatalf("first ARP reply claims %v, want only the gateway %s answered", net.IP(f[28:32]), netback.UserGateway)
 	}
 }
+
+// isEchoReply matches an Ethernet frame carrying an ICMP echo reply.
+func isEchoReply(f []byte) bool {
+	return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 1 && f[14+int(f[14]&0xf)*4] == 0
+}
+
+// The gateway answers ping for its own addresses only: in promiscuous
+// mode its stack would answer for any (the cloud metadata address, the
+// Internet with the host offline), though the host relays no ICMP.
+func TestUserPingOnlyGateway(t *testing.T) {
+	u, err := netback.NewUser(guestMAC, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	// The gateway learns the guest's MAC from its ARP request.
+	if err := u.WriteFrame(arpRequest(guestMAC, netback.UserGuest, netback.UserGateway)); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, u, "ARP reply", isARPReply)
+	for _, own := range []netip.Addr{netback.UserGateway, netback.UserDNS} {
+		others := []string{"1.2.3.4", "169.254.169.254", "8.8.8.8", "10.0.2.99", "127.0.0.1"}
+		for i, a := range others {
+			if err := u.WriteFrame(icmpEcho(guestMAC, netback.UserGuest, netip.MustParseAddr(a), 7, uint16(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := u.WriteFrame(icmpEcho(guestMAC, netback.UserGuest, own, 7, 99)); err != nil {
+			t.Fatal(err)
+		}
+		f := readUntil(t, u, "echo reply from "+own.String(), isEchoReply)
+		if o4 := own.As4(); !bytes.Equal(f[26:30], o4[:]) || binary.BigEndian.Uint16(f[40:]) != 99 {
+			t.Errorf("first echo reply is from %v (seq %d), want only %s (seq 99) to answer, not any of %v",
+				net.IP(f[26:30]), binary.BigEndian.Uint16(f[40:]), own, others)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+
+	"github.com/smolvmm/smolvmm/netback"
 )
 
 // arpRequest builds "who has target? tell sender" from mac.
@@ -54,4 +56,28 @@ func ipChecksum(h []byte) uint16 {
 		sum = sum&0xffff + sum>>16
 	}
 	return ^uint16(sum)
+}
+
+// icmpEcho builds an ICMP echo request (id, seq) from mac and src to dst
+// through the gateway's MAC.
+func icmpEcho(mac net.HardwareAddr, src, dst netip.Addr, id, seq uint16) []byte {
+	f := make([]byte, 14+20+8+8)
+	copy(f[0:6], netback.UserGatewayMAC)
+	copy(f[6:12], mac)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:34]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(f)-14))
+	ip[8], ip[9] = 64, 1
+	s4, d4 := src.As4(), dst.As4()
+	copy(ip[12:16], s4[:])
+	copy(ip[16:20], d4[:])
+	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
+	m := f[34:]
+	m[0] = 8 // echo request
+	binary.BigEndian.PutUint16(m[4:], id)
+	binary.BigEndian.PutUint16(m[6:], seq)
+	copy(m[8:], "smolvmm!")
+	binary.BigEndian.PutUint16(m[2:], ipChecksum(m))
+	return f
 }

@@ -15,9 +15,10 @@ import (
 // switch), and frames for the gateway are handed to the stack by run.
 type gatewayLink struct {
 	out frameSink
-	// answers holds the addresses the gateway may claim in ARP replies.
-	// In promiscuous mode the stack would answer ARP for any address, the
-	// guest's own included (breaking its duplicate address detection).
+	// answers holds the addresses the gateway may claim in ARP replies
+	// and answer ping for. In promiscuous mode the stack would answer
+	// ARP for any address, the guest's own included (breaking its
+	// duplicate address detection), and ping too (foreignEchoReply).
 	answers map[tcpip.Address]bool
 
 	mu         sync.RWMutex
@@ -98,13 +99,41 @@ func (l *gatewayLink) writePacket(pkt *stack.PacketBuffer) {
 		SrcAddr: src,
 		DstAddr: pkt.EgressRoute.RemoteLinkAddress,
 	})
-	if pkt.NetworkProtocolNumber == header.ARPProtocolNumber {
+	parts := pkt.AsSlices()
+	switch pkt.NetworkProtocolNumber {
+	case header.ARPProtocolNumber:
 		a := header.ARP(pkt.NetworkHeader().Slice())
 		if a.IsValid() && a.Op() == header.ARPReply && !l.answers[tcpip.AddrFromSlice(a.ProtocolAddressSender())] {
 			return
 		}
+	case header.IPv4ProtocolNumber:
+		if l.foreignEchoReply(parts) {
+			return
+		}
 	}
-	l.out.pushParts(pkt.AsSlices())
+	l.out.pushParts(parts)
+}
+
+// foreignEchoReply reports whether parts (an Ethernet frame) is an ICMP
+// echo reply from an address that is not the gateway's own. In
+// promiscuous mode the stack answers ping for any address it is sent to,
+// but no ICMP is relayed to the host: a reply from elsewhere would say a
+// host (or the cloud's metadata service) is reachable when it may not be.
+func (l *gatewayLink) foreignEchoReply(parts [][]byte) bool {
+	var hdr [header.EthernetMinimumSize + 60 + 1]byte // Ethernet, longest IPv4 header, ICMP type
+	n := 0
+	for _, p := range parts {
+		n += copy(hdr[n:], p)
+		if n == len(hdr) {
+			break
+		}
+	}
+	ip := header.IPv4(hdr[header.EthernetMinimumSize:n])
+	if len(ip) < header.IPv4MinimumSize || ip.TransportProtocol() != header.ICMPv4ProtocolNumber ||
+		ip.FragmentOffset() != 0 || len(ip) <= int(ip.HeaderLength()) {
+		return false
+	}
+	return header.ICMPv4Type(ip[ip.HeaderLength()]) == header.ICMPv4EchoReply && !l.answers[ip.SourceAddress()]
 }
 
 // MTU implements stack.NetworkLinkEndpoint.
