@@ -29,10 +29,12 @@ type Tap struct {
 	toGuest, fromGst atomic.Uint64
 }
 
-// OpenTap attaches to the tap interface name, or creates it (and brings it
-// up) when it does not exist. Creating a tap needs CAP_NET_ADMIN; attaching to
-// one made with "ip tuntap add NAME mode tap user $USER" does not. A tap that
-// OpenTap created disappears when the backend is closed.
+// OpenTap attaches to the tap interface name, or creates it when it does
+// not exist, and brings it up (a down tap loses every frame). Creating a
+// tap, or bringing one up, needs CAP_NET_ADMIN; attaching to one made with
+// "ip tuntap add NAME mode tap user $USER" and brought up with "ip link set
+// NAME up" does not. A tap that OpenTap created disappears when the
+// backend is closed.
 func OpenTap(name string) (*Tap, error) {
 	if err := checkIfName(name); err != nil {
 		return nil, err
@@ -54,11 +56,14 @@ func OpenTap(name string) (*Tap, error) {
 		_ = unix.Close(fd)
 		return nil, tapErr(name, "TUNSETIFF", err)
 	}
-	if !existed {
-		if err := setIfUp(name); err != nil {
-			_ = unix.Close(fd)
-			return nil, err
+	// A tap made beforehand ("ip tuntap add") is down, and a down tap
+	// fails every frame written to it: up it goes, or it is refused.
+	if err := setIfUp(name); err != nil {
+		_ = unix.Close(fd)
+		if existed && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) {
+			return nil, fmt.Errorf("tap %s is down and this process may not bring it up (that needs CAP_NET_ADMIN): bring it up first with `ip link set %s up`: %w", name, name, err)
 		}
+		return nil, err
 	}
 	// The descriptor is non-blocking, so the file uses Go's poller and Close
 	// wakes a pending ReadFrame.
@@ -96,7 +101,8 @@ func tapErr(name, op string, err error) error {
 	return fmt.Errorf("tap %s: %s: %s: %w", name, op, hint, err)
 }
 
-// setIfUp sets IFF_UP on an interface, as "ip link set NAME up" does.
+// setIfUp sets IFF_UP on an interface, as "ip link set NAME up" does,
+// unless it is set already (reading the flags needs no capability).
 func setIfUp(name string) error {
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -109,6 +115,9 @@ func setIfUp(name string) error {
 	}
 	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("tap %s: bring up: SIOCGIFFLAGS: %w", name, err)
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
 	}
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {

@@ -282,3 +282,106 @@ func waitForStack(d time.Duration, state, frame string) bool {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// inNewNetns moves the test's goroutine, locked to its thread for good
+// (the thread ends with it), into a network namespace of its own,
+// skipping where that is not possible.
+func inNewNetns(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("cannot make a network namespace here: %v", err)
+	}
+}
+
+// makeDownTap creates persistent tap name owned by the effective user,
+// left down, as "ip tuntap add NAME mode tap user $USER" does.
+func makeDownTap(t *testing.T, name string) {
+	t.Helper()
+	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("open %s: %v", tunDevice, err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		t.Skipf("cannot create a tap here: %v", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, os.Geteuid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dropNetAdmin removes CAP_NET_ADMIN from the effective capabilities of
+// the calling thread (inNewNetns's, which no other goroutine uses), as for
+// an ordinary user.
+func dropNetAdmin(t *testing.T) {
+	t.Helper()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		t.Fatal(err)
+	}
+	data[0].Effective &^= 1 << unix.CAP_NET_ADMIN
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A tap made beforehand is down until someone brings it up, and a down
+// tap loses every frame (a write fails with EIO): OpenTap brings it up,
+// and where it may not (without CAP_NET_ADMIN), refuses it, saying how to
+// bring it up; a tap already up needs no capability.
+func TestTapExistingDown(t *testing.T) {
+	tests := []struct {
+		name      string
+		up        bool // brought up before OpenTap
+		noNetAdm  bool
+		wantError string
+	}{
+		{name: "down, may bring up"},
+		{name: "down, may not bring up", noNetAdm: true,
+			wantError: "tap smtdown is down and this process may not bring it up (that needs CAP_NET_ADMIN): bring it up first with `ip link set smtdown up`"},
+		{name: "up already, no capability", up: true, noNetAdm: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			needTap(t)
+			inNewNetns(t)
+			const name = "smtdown"
+			makeDownTap(t, name)
+			if tc.up {
+				if err := setIfUp(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.noNetAdm {
+				dropNetAdmin(t)
+			}
+			tap, err := OpenTap(name)
+			if tc.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantError) || !errors.Is(err, syscall.EPERM) {
+					t.Fatalf("OpenTap(%s) = %v, want EPERM saying %q", name, err, tc.wantError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tap.Close()
+			if ifi, err := net.InterfaceByName(name); err != nil || ifi.Flags&net.FlagUp == 0 {
+				t.Errorf("tap %s after OpenTap: %+v, %v; want it up", name, ifi, err)
+			}
+			if err := tap.WriteFrame(testFrame(net.HardwareAddr{0x52, 0x54, 0, 1, 2, 3}, "from the guest")); err != nil {
+				t.Errorf("a frame from the guest was lost: %v", err)
+			}
+		})
+	}
+}
