@@ -68,8 +68,12 @@ func (d *dhcpServer) serve() error {
 			continue
 		}
 		to := &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpClientPort}
-		if p, ok := peer.(*net.UDPAddr); ok && !p.IP.IsUnspecified() && reply.MessageType() != dhcpv4.MessageTypeNak {
-			to.IP = p.IP // a renewing client, which has its address
+		if p, ok := peer.(*net.UDPAddr); ok && !p.IP.IsUnspecified() && reply.MessageType() != dhcpv4.MessageTypeNak && p.IP.Equal(reply.YourIPAddr) {
+			// A renewing client, which has its address; one asking
+			// from another (the hub lets a VM's DHCP requests through
+			// from any) is answered by broadcast, not at an address
+			// that may be another VM's.
+			to.IP = p.IP
 		}
 		// A failed send is the client's loss, as on a wire: it retries.
 		_, _ = d.conn.WriteTo(reply.ToBytes(), to)

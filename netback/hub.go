@@ -130,7 +130,9 @@ type HubConfig struct {
 // kept with the lease), since the hub binds it with its own privileges;
 // the frames a VM sends (hubfilter.go) are at most MTU-sized, carry its
 // MAC as source and, for IPv4 and ARP, its leased address as sender
-// (0.0.0.0 only in its DHCP requests and ARP probes of its own address),
+// (another only in its DHCP requests to the gateway or broadcast, as one
+// that rejoined at another address renews the old, which the gateway
+// refuses; 0.0.0.0 in ARP probes of its own address),
 // for IPv6 its MAC's link-local address (:: only in its duplicate address
 // probes and multicast listener reports); neighbour discovery and DHCP
 // speak for the VM only (no router advertisement or redirect, no DHCP or

@@ -80,13 +80,16 @@ const (
 	bootpMinLength = bootpChaddr + 16
 )
 
-// allowedIPv4: from the VM's address, or from 0.0.0.0 only as a DHCP
-// client (UDP 68 to 67, unfragmented); nothing from a DHCP server's port
-// 67 or to a client's 68 (the gateway is the only DHCP server), and a
-// request to port 67 names the VM's own MAC, so that the gateway answers
-// no VM about another's lease. A UDP header is always whole in a first
-// fragment (a later one starts 8 bytes in at least), so checking first
-// fragments covers every datagram.
+// allowedIPv4: from the VM's address, or from any other only as a DHCP
+// client (UDP 68 to 67, unfragmented) to the gateway or broadcast: from
+// 0.0.0.0 before it has an address, and from an address the network no
+// longer gives it (it rejoined at another), which the gateway must see to
+// refuse (NAK), or the guest stays offline until its lease runs out.
+// Nothing from a DHCP server's port 67 or to a client's 68 (the gateway is
+// the only DHCP server), and a request to port 67 names the VM's own MAC,
+// so that the gateway answers no VM about another's lease. A UDP header is
+// always whole in a first fragment (a later one starts 8 bytes in at
+// least), so checking first fragments covers every datagram.
 func (p *hubPort) allowedIPv4(ip []byte) bool {
 	if len(ip) < 20 || ip[0]>>4 != 4 {
 		return false
@@ -95,14 +98,12 @@ func (p *hubPort) allowedIPv4(ip []byte) bool {
 	if hl < 20 || len(ip) < hl {
 		return false
 	}
-	src := netip.AddrFrom4([4]byte(ip[12:16]))
-	if src != p.addr && !src.IsUnspecified() {
-		return false
-	}
+	src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+	own := src == p.addr
 	fragment := binary.BigEndian.Uint16(ip[6:8]) & 0x3fff // more fragments and offset
 	first := fragment&0x1fff == 0
 	if ip[9] != 17 || !first { // not UDP, or a later fragment
-		return src == p.addr
+		return own
 	}
 	udp := ip[hl:]
 	if len(udp) < 8 {
@@ -114,11 +115,12 @@ func (p *hubPort) allowedIPv4(ip []byte) bool {
 		return false
 	case dport == dhcpServerPort:
 		b := udp[8:]
-		return fragment == 0 && (src == p.addr || sport == dhcpClientPort) &&
+		client := sport == dhcpClientPort && (dst == UserGateway || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
+		return fragment == 0 && (own || client) &&
 			len(b) >= bootpMinLength && b[0] == bootRequest && b[1] == 1 && b[2] == 6 &&
 			bytes.Equal(b[bootpChaddr:bootpChaddr+6], p.mac)
 	}
-	return src == p.addr
+	return own
 }
 
 // dhcpReplyTo is the client MAC of a DHCP reply of the gateway's (IPv4,

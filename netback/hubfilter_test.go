@@ -169,6 +169,12 @@ func TestHubFilter(t *testing.T) {
 		{"DHCP request naming another MAC", func() []byte { f := dhcpDiscover(t, other); copy(f[6:12], me); return f }(), false},
 		{"DHCP request from 0.0.0.0 in fragments", withIPv4(dhcpDiscover(t, me), 17, 0x2000), false},
 		{"DHCP request naming its own MAC", dhcpDiscover(t, me), true},
+		{"DHCP request from an address not its own, broadcast", udpFrom(bcast, me, "10.0.2.40", "255.255.255.255", 68, 67, dhcpDiscover(t, me)[42:]), true},
+		{"DHCP request from an address not its own to a VM", udpFrom(other, me, "10.0.2.40", "10.0.2.15", 68, 67, dhcpDiscover(t, me)[42:]), false},
+		{"DHCP request from an address not its own to a host past the gateway (counted)", udpFrom(netback.UserGatewayMAC, me, "10.0.2.40", "1.2.3.4", 68, 67, dhcpDiscover(t, me)[42:]), false},
+		{"DHCP request from 0.0.0.0 to a VM", udpFrom(other, me, "0.0.0.0", "10.0.2.15", 68, 67, dhcpDiscover(t, me)[42:]), false},
+		{"UDP to port 67 from an address not its own, not from 68", udpFrom(bcast, me, "10.0.2.40", "255.255.255.255", 1000, 67, dhcpDiscover(t, me)[42:]), false},
+		{"DHCP request from an address not its own naming another MAC", udpFrom(bcast, me, "10.0.2.40", "255.255.255.255", 68, 67, dhcpDiscover(t, other)[42:]), false},
 		{"DHCP offer from a VM", udpFrom(other, me, "10.0.2.16", "255.255.255.255", 67, 68, offer.ToBytes()), false},
 		{"UDP to a DHCP client's port", udpFrom(other, me, "10.0.2.16", "10.0.2.15", 1000, 68, offer.ToBytes()), false},
 		{"UDP from its address", udpFrom(other, me, "10.0.2.16", "10.0.2.15", 1000, 9, make([]byte, 8)), true},
@@ -279,5 +285,62 @@ func TestHubDHCPRepliesToClientOnly(t *testing.T) {
 			t.Fatalf("the victim received the gateway's %s for %s", r.MessageType(), r.ClientHWAddr)
 		}
 		break
+	}
+}
+
+// A VM that rejoined the network at another address renews (unicast to
+// the gateway) and rebinds (broadcast) from the address it had: the hub
+// lets those DHCP requests through, and the gateway refuses the old
+// address with a NAK (broadcast, from server 10.0.2.2, as a client
+// without a valid address takes it) so that the guest starts over and
+// gets its new address, instead of staying offline until its lease ends.
+func TestHubNaksOldAddress(t *testing.T) {
+	h := startHub(t, testsock.Dir(t))
+	mac := testMAC(1) // 10.0.2.15
+	vm := joinRaw(t, h, mac)
+	const old = "10.0.2.40"
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	cases := []struct {
+		name    string
+		dstMAC  net.HardwareAddr
+		dst     string
+		request []dhcpv4.Modifier
+		want    dhcpv4.MessageType
+	}{
+		{"renewing", netback.UserGatewayMAC, "10.0.2.2", nil, dhcpv4.MessageTypeNak},
+		{"rebinding", bcast, "255.255.255.255", nil, dhcpv4.MessageTypeNak},
+		{"requesting the old address", bcast, "255.255.255.255", []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP(old)))}, dhcpv4.MessageTypeNak},
+		// Its lease, asked from another address: the ACK is broadcast
+		// too, not sent to an address that may be another VM's.
+		{"requesting its lease", bcast, "255.255.255.255", []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.0.2.15")))}, dhcpv4.MessageTypeAck},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mods := append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(mac), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest)}, c.request...)
+			if c.request == nil {
+				mods = append(mods, dhcpv4.WithClientIP(net.ParseIP(old)))
+			}
+			req, err := dhcpv4.New(mods...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm.send(t, udpFrom(c.dstMAC, mac, old, c.dst, 68, 67, req.ToBytes()))
+			for {
+				f := vm.recv(t)
+				if len(f) <= 42 || binary.BigEndian.Uint16(f[12:]) != 0x0800 || f[23] != 17 || binary.BigEndian.Uint16(f[34:]) != 67 {
+					continue
+				}
+				r, err := dhcpv4.FromBytes(f[42:])
+				if err != nil || r.TransactionID != req.TransactionID {
+					continue
+				}
+				if r.MessageType() != c.want || !bytes.Equal(f[:6], bcast) || !bytes.Equal(f[30:34], []byte{255, 255, 255, 255}) ||
+					!r.ServerIdentifier().Equal(net.IPv4(10, 0, 2, 2)) {
+					t.Errorf("reply %s to %x %v from server %v, want %s broadcast from server 10.0.2.2",
+						r.MessageType(), f[:6], net.IP(f[30:34]), r.ServerIdentifier(), c.want)
+				}
+				break
+			}
+		})
 	}
 }

@@ -281,11 +281,19 @@ func (j *Joined) run(c net.Conn) {
 		}
 		j.logf("shared network %s lost: %v; reconnecting", j.name, err)
 		j.notef("shared network %s lost (%v); the VM is offline until it rejoins", j.name, err)
+		was := j.Addr()
 		if c = j.redial(); c == nil {
 			return
 		}
-		j.logf("rejoined %s as %s", j.name, j.Addr())
-		j.notef("rejoined shared network %s as %s", j.name, j.Addr())
+		if now := j.Addr(); now != was {
+			// The guest keeps the old address, which the network no
+			// longer routes, until its DHCP client is refused it.
+			j.logf("rejoined %s as %s, no longer %s", j.name, now, was)
+			j.notef("rejoined shared network %s at another address, %s (was %s): the guest keeps %s, and is offline, until its DHCP client next renews its lease (within %d minutes) and is refused it, or its network is restarted", j.name, now, was, was, int(dhcpLeaseTime/2/time.Minute))
+		} else {
+			j.logf("rejoined %s as %s", j.name, now)
+			j.notef("rejoined shared network %s as %s", j.name, now)
+		}
 	}
 }
 
