@@ -35,7 +35,8 @@
 // ReadState): the magic, the version, the header's fields, the SHA-256
 // over the header (the memory digest included) and the state, that the
 // padding after the state is zero (the digest does not cover it), and that
-// the file is long enough to hold the memory section. The memory itself is
+// the file ends where the memory section does (ErrTruncated before it,
+// ErrCorrupt after it). The memory itself is
 // checked by VerifyMemory, which reads the file's data (not its holes)
 // with pread, not through MapMemory's mapping: the mapping stays lazy,
 // its pages shared with the page cache until the guest touches them.
@@ -294,10 +295,12 @@ func digest(head, state []byte) [sha256.Size]byte {
 
 // Write writes a snapshot of a machine with nic, state and mem to w and
 // returns the bytes written (holes included). mem's length must be a
-// positive multiple of PageSize, at most 1 TiB. When w is a file with
-// nothing past its position (a new or truncated *os.File), pages of zeros
-// become holes; a file opened O_APPEND gets them written, and is refused
-// unless empty.
+// positive multiple of PageSize, at most 1 TiB. A reader takes the
+// snapshot from its file's first byte to its last: a writer that can
+// seek is refused unless at offset 0, and a regular file unless empty
+// (a new or truncated *os.File). Such a file gets holes for pages of
+// zeros; a file opened O_APPEND gets them written. A short write without
+// an error fails the snapshot with io.ErrShortWrite.
 func Write(w io.Writer, nic NIC, state, mem []byte) (int64, error) {
 	return WriteKnown(w, nic, state, mem, nil)
 }
@@ -337,6 +340,9 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 			}
 		}
 	}
+	if err := checkStart(w); err != nil {
+		return 0, err
+	}
 	// One pass over memory finds the zero pages, for the digest and for
 	// the holes below.
 	zero = zeroPages(mem, zero)
@@ -349,7 +355,7 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 	pad := make([]byte, h.MemOff-HeaderSize-h.StateLen)
 	var n int64
 	for _, part := range [][]byte{head, state, pad} {
-		k, err := w.Write(part)
+		k, err := writeFull(w, part)
 		n += int64(k)
 		if err != nil {
 			return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
@@ -386,7 +392,7 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 			end += PageSize
 		}
 		if !zeroRun {
-			k, err := w.Write(mem[off:end])
+			k, err := writeFull(w, mem[off:end])
 			n += int64(k)
 			if err != nil {
 				return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
@@ -413,7 +419,7 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 			zeros = make([]byte, 64*PageSize)
 		}
 		for off < end {
-			k, err := w.Write(zeros[:min(len(zeros), end-off)])
+			k, err := writeFull(w, zeros[:min(len(zeros), end-off)])
 			n += int64(k)
 			if err != nil {
 				return n, fmt.Errorf("write snapshot at offset %d: %w", n, err)
@@ -422,6 +428,50 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 		}
 	}
 	return n, nil
+}
+
+// checkStart refuses a seekable writer that is not at its start, or a
+// regular file that holds bytes already: a reader takes a snapshot from
+// its file's first byte to its last, so one written after other bytes is
+// found by none, and one written over a longer file would be followed by
+// the rest of it (a second snapshot into the same file, written after
+// the first, left a file whose reader got the first). A writer that
+// cannot seek (a pipe) is written where it is.
+func checkStart(w io.Writer) error {
+	s, ok := w.(io.Seeker)
+	if !ok {
+		return nil
+	}
+	pos, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil
+	}
+	if pos != 0 {
+		return fmt.Errorf("the writer is at offset %d, not at the start of its file, where a reader looks for the snapshot: write it to a new or truncated file", pos)
+	}
+	st, ok := w.(interface{ Stat() (os.FileInfo, error) })
+	if !ok {
+		return nil
+	}
+	if fi, err := st.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+		return fmt.Errorf("the file holds %d bytes already, which would be left after a shorter snapshot or mixed with it: write it to a new or truncated file", fi.Size())
+	}
+	return nil
+}
+
+// writeFull writes p to w: a short count without an error is
+// io.ErrShortWrite, as io.Copy has it, so that a writer making no
+// progress fails the snapshot instead of being asked forever, and one
+// that drops bytes does not leave a snapshot reported whole.
+func writeFull(w io.Writer, p []byte) (int, error) {
+	k, err := w.Write(p)
+	switch {
+	case k < 0 || k > len(p):
+		return 0, fmt.Errorf("the writer reported %d bytes written of %d", k, len(p))
+	case k < len(p) && err == nil:
+		err = io.ErrShortWrite
+	}
+	return k, err
 }
 
 // appendOnly reports whether w is a file opened O_APPEND (fcntl
@@ -524,7 +574,8 @@ func isZero(p []byte) bool {
 }
 
 // Read reads and checks a snapshot's header and state section from r, a
-// file of size bytes, and checks that the memory section is all there.
+// file of size bytes, and checks that the memory section is all there and
+// nothing follows it.
 func Read(r io.ReaderAt, size int64) (Header, []byte, error) {
 	h, head, err := readHeader(r)
 	if err != nil {
@@ -624,10 +675,13 @@ func readState(r io.ReaderAt, size int64, h Header, head []byte) ([]byte, error)
 }
 
 // checkSize refuses a file of size bytes that ends before h's memory
-// section does.
+// section does, or after it: bytes past a snapshot are not one's (a
+// snapshot written over the start of a longer file, or before another).
 func checkSize(size int64, h Header) error {
 	if want := h.MemOff + h.MemSize; size < 0 || uint64(size) < want {
 		return fmt.Errorf("%w: file is %d bytes, its memory section ends at %d", ErrTruncated, size, want)
+	} else if uint64(size) > want {
+		return fmt.Errorf("%w: file is %d bytes, but its memory section ends at %d: the bytes after it are no part of the snapshot", ErrCorrupt, size, want)
 	}
 	return nil
 }
@@ -681,7 +735,8 @@ func OpenHeader(path string) (*File, error) {
 
 // ReadState reads the state section of a File from OpenHeader, checks
 // the digest over the header and the state and that the file holds the
-// memory section, and sets State. It may run concurrently with MapMemory.
+// memory section and ends with it, and sets State. It may run
+// concurrently with MapMemory.
 func (s *File) ReadState() error {
 	state, err := readState(s.f, s.size, s.Header, s.head)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -86,6 +87,10 @@ func TestRefusals(t *testing.T) {
 		{"first padding byte", func(b []byte) []byte { b[HeaderSize+15] = 1; return b }, ErrCorrupt, "padding byte 143 (between the state and the memory section at 0x1000) is not zero"},
 		{"last padding byte", func(b []byte) []byte { b[PageSize-1] = 0x80; return b }, ErrCorrupt, "padding byte 4095 (between the state and the memory section at 0x1000) is not zero"},
 		{"memory cut", func(b []byte) []byte { return b[:len(b)-1] }, ErrTruncated, "memory section ends at"},
+		// A snapshot written over the start of a longer file, or before
+		// another: the reader would take what the file's start holds.
+		{"byte after the memory", func(b []byte) []byte { return append(b, 0) }, ErrCorrupt, "file is 12289 bytes, but its memory section ends at 12288"},
+		{"second snapshot after it", func(b []byte) []byte { return append(b, b...) }, ErrCorrupt, "file is 24576 bytes, but its memory section ends at 12288"},
 		{"state cut", func(b []byte) []byte { return b[:HeaderSize+3] }, ErrTruncated, "state section ends at byte 131"},
 		{"header cut", func(b []byte) []byte { return b[:20] }, ErrTruncated, "header is 20 bytes"},
 		{"empty", func(b []byte) []byte { return nil }, ErrTruncated, "header is 0 bytes"},
@@ -324,6 +329,210 @@ func TestWriteAppendFile(t *testing.T) {
 	}
 }
 
+// TestWriteStart: a snapshot is written only at the start of an empty
+// file, since a reader takes it from the file's first byte to its last:
+// a file holding bytes (a snapshot written before, into the same
+// *os.File or another at its start) or positioned past its start is
+// refused before a byte is written, and keeps what it held.
+func TestWriteStart(t *testing.T) {
+	mem := make([]byte, 8*PageSize)
+	copy(mem[2*PageSize:], "two")
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, f *os.File) // what was done to the file before
+		detail  string                         // the refusal's, or "" for none
+	}{
+		{"new file", func(*testing.T, *os.File) {}, ""},
+		{"second snapshot", func(t *testing.T, f *os.File) {
+			if _, err := Write(f, NIC{}, []byte("{}"), mem); err != nil {
+				t.Fatal(err)
+			}
+		}, "at offset 36864"},
+		{"bytes written first", func(t *testing.T, f *os.File) {
+			if _, err := f.WriteString("prefix"); err != nil {
+				t.Fatal(err)
+			}
+		}, "at offset 6"},
+		{"old bytes at the start", func(t *testing.T, f *os.File) {
+			if _, err := f.WriteString("old bytes"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+		}, "holds 9 bytes already"},
+		{"sought past the start", func(t *testing.T, f *os.File) {
+			if _, err := f.Seek(PageSize, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+		}, "at offset 4096"},
+		{"truncated after a snapshot", func(t *testing.T, f *os.File) {
+			if _, err := Write(f, NIC{}, []byte("{}"), mem); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.snap")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			tc.prepare(t, f)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := Write(f, NIC{}, []byte("{}"), mem)
+			if tc.detail != "" {
+				after, rerr := os.ReadFile(path)
+				if rerr != nil {
+					t.Fatal(rerr)
+				}
+				if err == nil || n != 0 || !strings.Contains(err.Error(), tc.detail) || !bytes.Equal(after, before) {
+					t.Fatalf("Write = %d, %v; file %d bytes, was %d; want a refusal saying %q, the file as it was", n, err, len(after), len(before), tc.detail)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.VerifyMemory(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// seekBuffer is a writer in memory that can seek, but is no file.
+type seekBuffer struct {
+	b   []byte
+	pos int64
+}
+
+func (s *seekBuffer) Write(p []byte) (int, error) {
+	if grow := s.pos + int64(len(p)) - int64(len(s.b)); grow > 0 {
+		s.b = append(s.b, make([]byte, grow)...)
+	}
+	copy(s.b[s.pos:], p)
+	s.pos += int64(len(p))
+	return len(p), nil
+}
+
+func (s *seekBuffer) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += s.pos
+	case io.SeekEnd:
+		off += int64(len(s.b))
+	}
+	s.pos = off
+	return off, nil
+}
+
+// TestWriteStartSeeker: a writer that seeks but is no file (no Stat) is
+// refused past its start too, and written from it.
+func TestWriteStartSeeker(t *testing.T) {
+	mem := make([]byte, 2*PageSize)
+	copy(mem, "zero")
+	var plain bytes.Buffer
+	if _, err := Write(&plain, NIC{}, []byte("{}"), mem); err != nil {
+		t.Fatal(err)
+	}
+	var s seekBuffer
+	if _, err := Write(&s, NIC{}, []byte("{}"), mem); err != nil || !bytes.Equal(s.b, plain.Bytes()) {
+		t.Fatalf("Write at offset 0 = %v; %d bytes, want %d as a plain write's", err, len(s.b), plain.Len())
+	}
+	if n, err := Write(&s, NIC{}, []byte("{}"), mem); err == nil || n != 0 || !strings.Contains(err.Error(), "at offset 12288") {
+		t.Fatalf("Write at offset 12288 = %d, %v; want a refusal naming the offset", n, err)
+	}
+}
+
+// shortWriter is a writer that reports fewer bytes than it was given,
+// without an error, as write says.
+type shortWriter struct {
+	write func(n int, p []byte) int // bytes taken of p, the nth call
+	calls int
+	got   bytes.Buffer
+}
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	w.calls++
+	k := w.write(w.calls, p)
+	if k >= 0 && k <= len(p) {
+		w.got.Write(p[:k])
+	}
+	return k, nil
+}
+
+// TestWriteShort: a short write without an error fails the snapshot
+// with io.ErrShortWrite, wherever it comes (the header, a page of data,
+// the zeros of a writer that cannot seek), and a count past what was
+// given is refused: a writer that took half of each write looped
+// forever on the zeros, and one that dropped a byte once gave a
+// snapshot reported whole that no reader took.
+func TestWriteShort(t *testing.T) {
+	mem := make([]byte, 8*PageSize)
+	copy(mem[PageSize:], "one")
+	for _, tc := range []struct {
+		name  string
+		write func(n int, p []byte) int
+		want  error  // wrapped, or nil
+		msg   string // in the error
+	}{
+		{"half of each", func(_ int, p []byte) int { return len(p) / 2 }, io.ErrShortWrite, "at offset 64"},
+		{"nothing", func(int, []byte) int { return 0 }, io.ErrShortWrite, "at offset 0"},
+		{"one byte dropped once, in the data", func(n int, p []byte) int {
+			if n == 4 { // the header, the state, the padding, then page 1
+				return len(p) - 1
+			}
+			return len(p)
+		}, io.ErrShortWrite, "at offset 8191"},
+		{"one byte dropped in the zeros", func(n int, p []byte) int {
+			if n == 5 {
+				return len(p) - 1
+			}
+			return len(p)
+		}, io.ErrShortWrite, "short write"},
+		{"more than given", func(n int, p []byte) int { return len(p) + 1 }, nil, "reported 129 bytes written of 128"},
+		{"negative", func(n int, p []byte) int { return -1 }, nil, "reported -1 bytes written of 128"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &shortWriter{write: tc.write}
+			done := make(chan struct{})
+			var n int64
+			var err error
+			go func() {
+				defer close(done)
+				n, err = Write(w, NIC{}, []byte("{}"), mem)
+			}()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("Write has not returned in 5 s (%d calls)", w.calls)
+			}
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Write = %d, %v; want an error wrapping %v saying %q", n, err, tc.want, tc.msg)
+			}
+			if n != int64(w.got.Len()) {
+				t.Fatalf("Write = %d, the writer took %d bytes", n, w.got.Len())
+			}
+		})
+	}
+}
+
 // TestSparseWrite: a file gets holes for zero pages and reads back the
 // same bytes as a plain write.
 func TestSparseWrite(t *testing.T) {
@@ -348,16 +557,15 @@ func TestSparseWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A file truncated after it held bytes: holes read as zeros.
 		if _, err := f.Write(bytes.Repeat([]byte{0xEE}, 70*PageSize)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil { // old bytes past the position: no holes over them
+		if err := f.Truncate(0); err != nil {
 			t.Fatal(err)
 		}
-		if lastZero {
-			if err := f.Truncate(0); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
 		}
 		n, err := Write(f, NIC{}, []byte("{}"), mem)
 		f.Close()
@@ -367,9 +575,6 @@ func TestSparseWrite(t *testing.T) {
 		got, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if !lastZero {
-			got = got[:min(int64(len(got)), n)] // the old file was longer
 		}
 		if n != int64(plain.Len()) || !bytes.Equal(got, plain.Bytes()) {
 			t.Fatalf("last page zero %v: sparse file of %d bytes (n %d) differs from the plain write of %d", lastZero, len(got), n, plain.Len())
