@@ -19,10 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -407,6 +409,9 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
 		return nil, err
 	}
+	if err := checkWatchers(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Append == "" && !cfg.NoAppend {
 		cfg.Append = DefaultAppend
 	}
@@ -718,6 +723,53 @@ func checkDevices(disks int, devs []virtio.Device) error {
 	if n := disks + len(devs); n > MaxVirtioDevices {
 		return &Error{Op: "devices", Err: fmt.Errorf("%d disks and %d other devices: the PCI bus holds %d (%d slots, one the host bridge's): %w",
 			disks, len(devs), MaxVirtioDevices, pci.Slots, ErrConfig), Field: "Disks"}
+	}
+	return nil
+}
+
+// checkWatchers refuses readiness and snapshot settings that could never
+// act, which would otherwise do nothing unseen: a ReadyAddr that is no
+// host and TCP port (the prober would dial it in vain every 5 ms), a
+// ReadyGuestPort without a network card whose transmits can be watched,
+// and SnapshotExit or OnSnapshot without SnapshotOnReady's writer.
+func checkWatchers(cfg Config) error {
+	if cfg.ReadyAddr != "" {
+		if err := checkHostPort(cfg.ReadyAddr); err != nil {
+			return &Error{Op: "ready address", Err: fmt.Errorf("%q: %w: %w", cfg.ReadyAddr, err, ErrConfig),
+				Hint: "give a host and a TCP port, such as 127.0.0.1:8080", Field: "ReadyAddr"}
+		}
+	}
+	if cfg.ReadyGuestPort != 0 && !slices.ContainsFunc(cfg.Devices, func(d virtio.Device) bool { _, ok := d.(transmitWatcher); return ok }) {
+		return &Error{Op: "ready port", Err: fmt.Errorf("guest port %d is watched for on a network card's transmits, and no device in Devices shows them (a SetTransmitWatch method, as virtio/net's): %w", cfg.ReadyGuestPort, ErrConfig),
+			Hint: "give the machine a network card", Field: "ReadyGuestPort"}
+	}
+	if cfg.SnapshotOnReady == nil {
+		switch {
+		case cfg.SnapshotExit:
+			return &Error{Op: "snapshot on ready", Err: fmt.Errorf("SnapshotExit is set without SnapshotOnReady, so no snapshot is taken to exit on: %w", ErrConfig),
+				Hint: "set SnapshotOnReady to the snapshot's writer", Field: "SnapshotExit"}
+		case cfg.OnSnapshot != nil:
+			return &Error{Op: "snapshot on ready", Err: fmt.Errorf("OnSnapshot is set without SnapshotOnReady, so no snapshot is taken to report: %w", ErrConfig),
+				Hint: "set SnapshotOnReady to the snapshot's writer", Field: "OnSnapshot"}
+		}
+	}
+	return nil
+}
+
+// checkHostPort refuses an address a TCP dial could never reach: one
+// without a port, or whose port is no number (or service name) from 1 to
+// 65535.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	n, err := net.LookupPort("tcp", port)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("port 0 is no port to connect to")
 	}
 	return nil
 }
