@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guestmem"
@@ -94,6 +95,9 @@ func loadBy(mem *guestmem.Memory, image []byte, name string, cfg Config, proto b
 		if notNetBSD == nil && id.Class == 64 && errors.Is(err, multiboot.ErrUnsupportedELF) {
 			err = fmt.Errorf("%w; it is %w", err, ErrNetBSDELF64)
 		}
+		if errors.Is(err, multiboot.ErrCmdline) {
+			err = &cmdlineError{err, cmdlineField(name, cfg.Modules)}
+		}
 		return p.Boot(), err
 	case bootplan.NetBSD:
 		mods := make([]netbsdboot.Module, len(cfg.Modules))
@@ -113,13 +117,52 @@ func loadBy(mem *guestmem.Memory, image []byte, name string, cfg Config, proto b
 			Headroom:   kernelHeadroom,
 		})
 	}
-	return bootplan.Plan{}, fmt.Errorf("%w: %v", bootplan.ErrProtocol, proto)
+	return bootplan.Plan{}, fmt.Errorf("%w: %v: %w", bootplan.ErrProtocol, proto, ErrConfig)
+}
+
+// cmdlineError is a multiboot command line the loader refused
+// (multiboot.ErrCmdline), with the Config field its text came from: the
+// kernel's name begins the kernel's command line, the modules' names
+// and arguments make theirs, Append the rest.
+type cmdlineError struct {
+	err   error
+	field string
+}
+
+func (e *cmdlineError) Error() string { return e.err.Error() }
+func (e *cmdlineError) Unwrap() error { return e.err }
+
+// cmdlineField says which Config field a refused multiboot command line
+// came from: the kernel's name when it holds white space (the guest
+// would take its first word for the name), the modules when one holds a
+// NUL byte, else Append (too long, or holding a NUL byte).
+func cmdlineField(name string, mods []multiboot.Module) string {
+	if strings.ContainsAny(name, " \t\n\r\v\f") {
+		return "Kernel"
+	}
+	for _, m := range mods {
+		if strings.ContainsRune(m.Name, 0) || strings.ContainsRune(m.Args, 0) {
+			return "Modules"
+		}
+	}
+	return "Append"
 }
 
 // loadHint says which Config field a loader error concerns and what to do.
 func loadHint(err error) (field, hint string) {
 	var big *multiboot.MemoryError
+	var cmdline *cmdlineError
 	switch {
+	case errors.As(err, &cmdline):
+		switch cmdline.field {
+		case "Kernel":
+			return "Kernel", "give the kernel's file a name without white space"
+		case "Modules":
+			return "Modules", "take the NUL bytes out of the modules' names and arguments"
+		}
+		return "Append", "shorten the command line, and take any NUL byte out of it"
+	case errors.Is(err, bootplan.ErrProtocol):
+		return "Boot", "use bootplan.Auto, bootplan.Multiboot or bootplan.NetBSD"
 	case errors.As(err, &big):
 		return "MemoryMiB", "" // the error itself says how much
 	case errors.Is(err, netbsdboot.ErrMachine):

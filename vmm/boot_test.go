@@ -194,6 +194,43 @@ func TestLoadKernelProtocols(t *testing.T) {
 	}
 }
 
+// TestLoadHintCommandLine: a multiboot command line the loader refuses
+// names the Config field its text came from (the kernel's name, a
+// module's, Append), and a boot protocol that is none of bootplan's is
+// an ErrConfig naming Boot: both had no field.
+func TestLoadHintCommandLine(t *testing.T) {
+	mem := func() *guestmem.Memory { return guestmem.New(make([]byte, 16<<20)) }
+	mod := func(name, args string) []multiboot.Module {
+		return []multiboot.Module{{Name: name, Data: []byte("data"), Args: args}}
+	}
+	for _, tc := range []struct {
+		name    string // the kernel's
+		cfg     Config
+		errIs   []error
+		field   string
+		hintHas string
+	}{
+		{"demo", Config{Append: strings.Repeat("x", 300)}, []error{multiboot.ErrCmdline}, "Append", "shorten the command line"},
+		{"demo", Config{Append: "a\x00b"}, []error{multiboot.ErrCmdline}, "Append", "NUL byte"},
+		{"my kernel", Config{}, []error{multiboot.ErrCmdline}, "Kernel", "without white space"},
+		{"demo", Config{Modules: mod("init\x00rd", "")}, []error{multiboot.ErrCmdline}, "Modules", "NUL bytes out of the modules'"},
+		{"demo", Config{Modules: mod("initrd", "a\x00")}, []error{multiboot.ErrCmdline}, "Modules", "NUL bytes out of the modules'"},
+		{"demo", Config{Boot: bootplan.Protocol(7)}, []error{bootplan.ErrProtocol, ErrConfig}, "Boot", "bootplan.Auto"},
+	} {
+		t.Run(tc.field+" "+tc.hintHas, func(t *testing.T) {
+			_, err := loadKernel(mem(), guests.Demo, tc.name, tc.cfg)
+			for _, e := range tc.errIs {
+				if !errors.Is(err, e) {
+					t.Fatalf("error %v, want %v", err, e)
+				}
+			}
+			if f, h := loadHint(err); f != tc.field || !strings.Contains(h, tc.hintHas) {
+				t.Errorf("%v: field %q hint %q, want %q and %q", err, f, h, tc.field, tc.hintHas)
+			}
+		})
+	}
+}
+
 // cutInSegment is a NetBSD i386 kernel whose ident note (a PT_NOTE, no
 // sections) is whole but whose text segment runs past the file's end.
 func cutInSegment() []byte {

@@ -32,7 +32,7 @@ type Error struct {
 	Op    string // what was being done: "open /dev/kvm", "load kernel netbsd"
 	Err   error
 	Hint  string // what to do, for the CLI to print
-	Field string // the Config field at fault ("MemoryMiB", "Kernel", "KernelImage", "Modules", "Append", "Boot", "Devices"...), or ""
+	Field string // the Config field at fault ("MemoryMiB", "Kernel", "KernelImage", "Modules", "Append", "Boot", "Disks", "Devices", "ReadyAddr"...), or ""
 }
 
 // Error is the operation and the cause, with the hint in parentheses.

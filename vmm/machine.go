@@ -661,7 +661,7 @@ func (m *Machine) setupDevices() error {
 	for i, d := range m.cfg.Disks {
 		disk, err := blk.Open(d.Path, d.Options)
 		if err != nil {
-			return &Error{Op: fmt.Sprintf("ld%d", i), Err: err} // blk says "disk image PATH"
+			return &Error{Op: fmt.Sprintf("ld%d", i), Err: err, Field: "Disks"} // blk says "disk image PATH"
 		}
 		// A snapshot names the image by its absolute path, resolved
 		// now: filepath.Abs stats the working directory, which a
@@ -675,7 +675,7 @@ func (m *Machine) setupDevices() error {
 			if pd == nil {
 				disk.Close()
 			}
-			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, d.Path), Err: err}
+			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, d.Path), Err: err, Field: "Disks"}
 		}
 	}
 	for _, d := range m.cfg.Devices {
