@@ -13,10 +13,11 @@ import (
 // ends in a partial sector, which the guest never sees: a file system
 // made to the byte would be cut short without a word. The image is still
 // used. A path that cannot be read is said elsewhere, in the command's
-// own words.
+// own words; so is an image smaller than one sector, which the machine
+// refuses (a warning that the guest sees 0 bytes would contradict that).
 func warnHiddenTail(w io.Writer, cmd, path string) {
 	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() {
+	if err != nil || !st.Mode().IsRegular() || st.Size() < blk.SectorSize {
 		return
 	}
 	hidden := blk.HiddenBytes(st.Size())

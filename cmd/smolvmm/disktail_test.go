@@ -68,3 +68,34 @@ func TestHiddenTailWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestHiddenTailWarningSizes: the warning is for an image with whole
+// sectors and a partial one after them. An image smaller than one sector
+// gets none: the guest sees no part of it because the machine refuses it
+// ("a disk needs at least one 512-byte sector"), and a warning that it
+// "sees only 0 of them" before that refusal contradicted it.
+func TestHiddenTailWarningSizes(t *testing.T) {
+	tests := []struct {
+		size int64
+		warn bool
+	}{
+		{0, false},
+		{3, false},
+		{511, false},
+		{512, false},
+		{513, true},
+		{1000, true},
+		{4096, false},
+	}
+	for _, tt := range tests {
+		img := filepath.Join(t.TempDir(), "d.img")
+		if err := os.WriteFile(img, make([]byte, tt.size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var w bytes.Buffer
+		warnHiddenTail(&w, "run", img)
+		if got := w.Len() > 0; got != tt.warn {
+			t.Errorf("%d-byte image: warned %v, want %v: %q", tt.size, got, tt.warn, w.String())
+		}
+	}
+}
