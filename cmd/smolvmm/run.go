@@ -393,7 +393,13 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		}
 	}()
 	var events []vmm.Event
-	cfg.OnEvent = func(e vmm.Event) { events = append(events, e) }
+	onEvent := cfg.OnEvent // the caller's (up's), if any, gets them too
+	cfg.OnEvent = func(e vmm.Event) {
+		events = append(events, e)
+		if onEvent != nil {
+			onEvent(e)
+		}
+	}
 
 	con, err := openConsole(os.Stdin, os.Stdout, hasFlag(c, "snapshot"))
 	if err != nil {

@@ -263,8 +263,28 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 	fmt.Fprintf(log, "smolvmm up: run     %s with %s as ld0\n", res.Kernel, res.Image)
 	start := time.Now()
 	err = d.run(ctx, res.Kernel, res.Image)
+	var ns notStartedError
+	if errors.As(err, &ns) {
+		return res, ns.error // no VM ran: its time would say one did
+	}
 	fmt.Fprintf(log, "smolvmm up: run     ended after %s\n", roundDuration(time.Since(start)))
 	return res, err
+}
+
+// notStartedError is the error of up's run step when the machine never
+// started: its setup failed (an image locked by another VM) or was
+// stopped. up says the error alone, with no time the VM ran.
+type notStartedError struct{ error }
+
+func (e notStartedError) Unwrap() error { return e.error }
+
+// vmNotStarted marks err, when there is one, as a run's whose machine
+// never started.
+func vmNotStarted(err error) error {
+	if err == nil {
+		return nil
+	}
+	return notStartedError{err}
 }
 
 // checkNotInUse fails when a VM holds the lock smolvmm takes on its disk
@@ -535,12 +555,20 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 		cfg, cleanup, err := vmConfig(ctx, c)
 		defer cleanup()
 		if err != nil {
-			return interrupted(ctx, err)
+			return vmNotStarted(interrupted(ctx, err))
 		}
 		cfg.Kernel = kernel
 		cfg.Disks = append([]blk.Spec{{Path: image}}, cfg.Disks...)
+		// The machine started if it reached its first KVM_RUN; runVM
+		// passes its events on (m.Run has returned when it does).
+		started := false
+		cfg.OnEvent = func(e vmm.Event) { started = started || e.Phase == vmm.PhaseFirstRun }
 		// runVM reads the network flags (--net, -p, --mac) as for run.
-		return releaseKernelHint(runVM(ctx, c, cfg, vmm.Exit.Status), c.String("version"), c.String("arch"), kernel)
+		err = releaseKernelHint(runVM(ctx, c, cfg, vmm.Exit.Status), c.String("version"), c.String("arch"), kernel)
+		if !started {
+			return vmNotStarted(err)
+		}
+		return err
 	})
 	d.canRun = func() error { return vmm.CheckKVM(c.String("kvm-device")) }
 	return d, nil

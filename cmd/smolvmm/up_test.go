@@ -860,3 +860,39 @@ func TestUpForeignImageBeforeDownload(t *testing.T) {
 		}
 	}
 }
+
+// TestUpSaysHowLongTheRunRanOnlyIfItRan: "run ended after" follows a run
+// whose machine started, whatever its end; a run that failed before its
+// machine started (its image locked by another VM) says only its error,
+// unchanged, not a time for a VM that never ran.
+func TestUpSaysHowLongTheRunRanOnlyIfItRan(t *testing.T) {
+	inUse := errors.New("ld0: disk image x.img is in use by another VM")
+	tests := []struct {
+		name    string
+		err     error
+		wantErr string
+		ended   bool
+	}{
+		{"ran and ended", nil, "", true},
+		{"ran and failed", cli.Exit("", 3), "", true},
+		{"never started", vmNotStarted(inUse), inUse.Error(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			d := f.deps()
+			d.run = func(ctx context.Context, kernel, image string) error { return tt.err }
+			var log bytes.Buffer
+			_, err := up(context.Background(), &log, d, upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "x.img")})
+			if (err == nil) != (tt.err == nil) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if tt.wantErr != "" && advise(err) != tt.wantErr {
+				t.Errorf("err says %q, want %q", advise(err), tt.wantErr)
+			}
+			if got := strings.Contains(log.String(), "ended after"); got != tt.ended {
+				t.Errorf("log says how long the run ran: %v, want %v:\n%s", got, tt.ended, log.String())
+			}
+		})
+	}
+}
