@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,10 @@ type console struct {
 	saved   *term.State
 	termios *unix.Termios
 	once    sync.Once
+	// quit gets SIGQUIT while the terminal is raw; done ends its
+	// watch (passQuit).
+	quit chan os.Signal
+	done chan struct{}
 }
 
 const escapeByte = 0x01 // Ctrl-A
@@ -50,6 +55,12 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.saved, c.termios = saved, t
+	// Go's SIGQUIT (its stack dump, status 2) runs no deferred function:
+	// the terminal is put back first, as the seccomp filter's SIGSYS
+	// handler does.
+	c.quit, c.done = make(chan os.Signal, 1), make(chan struct{})
+	signal.Notify(c.quit, unix.SIGQUIT)
+	go c.passQuit()
 	e := &escapeReader{r: stdin, help: os.Stderr, quit: func() {
 		if c.onQuit != nil {
 			c.onQuit()
@@ -72,8 +83,25 @@ func (c *console) restore() {
 	c.once.Do(func() {
 		if c.saved != nil {
 			_ = term.Restore(c.fd, c.saved)
+			// Only now: a SIGQUIT until then still restores.
+			signal.Stop(c.quit)
+			close(c.done)
 		}
 	})
+}
+
+// passQuit waits, while the terminal is raw, for SIGQUIT; on it, it
+// restores the terminal and sends SIGQUIT again, to be Go's default:
+// the stack dump and status 2 the README promises. The seccomp filter
+// allows both (TCSETS, and kill of the process itself).
+func (c *console) passQuit() {
+	select {
+	case <-c.quit:
+		c.restore()
+		signal.Reset(unix.SIGQUIT)
+		_ = unix.Kill(os.Getpid(), unix.SIGQUIT)
+	case <-c.done:
+	}
 }
 
 // escapeHelp is what Ctrl-A h prints, as QEMU's does: lines ended with
