@@ -113,8 +113,11 @@ func runningVMWith(t *testing.T, prep func(*exec.Cmd), env []string, extra ...st
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"run", "-k", guests.ForTest(t, "vblk"), "-m", "32", "--net", "none",
-		"-d", img, "-a", "seq=7 sector=5 hang"}, extra...)
+	args := []string{"run", "-k", guests.ForTest(t, "vblk"), "-m", "32"}
+	if !slices.Contains(extra, "--net") { // given once: a repeat is refused
+		args = append(args, "--net", "none")
+	}
+	args = append(append(args, "-d", img, "-a", "seq=7 sector=5 hang"), extra...)
 	cmd := exec.Command(smolvmmBin(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	if prep != nil {

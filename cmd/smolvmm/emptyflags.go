@@ -66,12 +66,16 @@ func commandPath(c *cli.Context) string {
 	return name
 }
 
-// withEmptyCheck runs refuseEmptyValues before each command of cmds (and
-// of their subcommands), ahead of the command's own Before.
+// withEmptyCheck runs refuseRepeated (repeatflags.go), then
+// refuseEmptyValues, before each command of cmds (and of their
+// subcommands), ahead of the command's own Before.
 func withEmptyCheck(cmds []*cli.Command) {
 	for _, c := range cmds {
 		before := c.Before
 		c.Before = func(ctx *cli.Context) error {
+			if err := refuseRepeated(ctx); err != nil {
+				return err
+			}
 			if err := refuseEmptyValues(ctx); err != nil {
 				return err
 			}

@@ -56,7 +56,7 @@ func TestEmptyFlagValuesRefused(t *testing.T) {
 				args := append([]string{"smolvmm"}, cp.args...)
 				// Required flags first, so that it is the empty value that is refused.
 				for _, rf := range cp.cmd.Flags {
-					if r, ok := rf.(cli.RequiredFlag); ok && r.IsRequired() {
+					if r, ok := rf.(cli.RequiredFlag); ok && r.IsRequired() && rf != f {
 						args = append(args, dashed(rf.Names()[0]), "x")
 					}
 				}

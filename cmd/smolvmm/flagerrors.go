@@ -93,6 +93,9 @@ func wantOfKind(f cli.Flag) string {
 // it (the flag package writes the name typed, one dash: -timeout), the value, and what is wanted (it
 // said "parse error"). It returns msg as it was when it is no such error.
 func flagParseMessage(c *cli.Context, msg string) string {
+	if m, ok := twoFormsMessage(c, msg); ok { // repeatflags.go
+		return m
+	}
 	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
 		value, name, ok := quotedAndFlag(rest, " for flag -")
 		if f := findFlag(c, name); ok && f != nil {

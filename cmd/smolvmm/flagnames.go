@@ -1,6 +1,10 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"flag"
+
+	"github.com/urfave/cli/v2"
+)
 
 // urfave/cli finds a flag by name by asking every flag for its Names, each
 // call a regular-expression replace per name; after parsing, it asks
@@ -12,15 +16,18 @@ import "github.com/urfave/cli/v2"
 type (
 	namedStringFlag struct {
 		*cli.StringFlag
-		names []string
+		names      []string
+		flagRecord // repeatflags.go
 	}
 	namedBoolFlag struct {
 		*cli.BoolFlag
-		names []string
+		names      []string
+		flagRecord // repeatflags.go
 	}
 	namedIntFlag struct {
 		*cli.IntFlag
-		names []string
+		names      []string
+		flagRecord // repeatflags.go
 	}
 	namedStringSliceFlag struct {
 		*cli.StringSliceFlag
@@ -28,7 +35,8 @@ type (
 	}
 	namedDurationFlag struct {
 		*cli.DurationFlag
-		names []string
+		names      []string
+		flagRecord // repeatflags.go
 	}
 )
 
@@ -38,6 +46,31 @@ func (f *namedBoolFlag) Names() []string        { return f.names }
 func (f *namedIntFlag) Names() []string         { return f.names }
 func (f *namedStringSliceFlag) Names() []string { return f.names }
 func (f *namedDurationFlag) Names() []string    { return f.names }
+
+// Apply is the flag's own, its values recorded (repeatflags.go).
+func (f *namedStringFlag) Apply(set *flag.FlagSet) error {
+	err := f.StringFlag.Apply(set)
+	f.recordValues(set, f.names)
+	return err
+}
+
+func (f *namedBoolFlag) Apply(set *flag.FlagSet) error {
+	err := f.BoolFlag.Apply(set)
+	f.recordValues(set, f.names)
+	return err
+}
+
+func (f *namedIntFlag) Apply(set *flag.FlagSet) error {
+	err := f.IntFlag.Apply(set)
+	f.recordValues(set, f.names)
+	return err
+}
+
+func (f *namedDurationFlag) Apply(set *flag.FlagSet) error {
+	err := f.DurationFlag.Apply(set)
+	f.recordValues(set, f.names)
+	return err
+}
 
 // withNames wraps the flags of cmds and of their subcommands (once: a
 // wrapped flag is left as it is; a type it does not know, too).
@@ -53,15 +86,15 @@ func withNames(cmds []*cli.Command) {
 func withNamesFlag(f cli.Flag) cli.Flag {
 	switch f := f.(type) {
 	case *cli.StringFlag:
-		return &namedStringFlag{f, namesOf(f)}
+		return &namedStringFlag{StringFlag: f, names: namesOf(f)}
 	case *cli.BoolFlag:
-		return &namedBoolFlag{f, namesOf(f)}
+		return &namedBoolFlag{BoolFlag: f, names: namesOf(f)}
 	case *cli.IntFlag:
-		return &namedIntFlag{f, namesOf(f)}
+		return &namedIntFlag{IntFlag: f, names: namesOf(f)}
 	case *cli.StringSliceFlag:
 		return &namedStringSliceFlag{f, namesOf(f)}
 	case *cli.DurationFlag:
-		return &namedDurationFlag{f, namesOf(f)}
+		return &namedDurationFlag{DurationFlag: f, names: namesOf(f)}
 	}
 	return f
 }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// The flag package keeps the last of a flag's values: kstrip -o a.out -o
+// b.out wrote only b.out, run -m 64 -m 32 gave 32, without a word. The
+// flags that take one value (withNames wraps them) record each value the
+// command line gives them, under the name it was given with, and
+// refuseRepeated refuses a second one. A flag that takes a list (-d, -p,
+// --module, --keep) is repeated to give more values and records nothing.
+
+// givenValue is one value of a flag on the command line, under the name
+// it was given with.
+type givenValue struct{ name, value string }
+
+// flagRecord is what the command line gave a flag that takes one value,
+// in order; each parse (Apply) starts it again.
+type flagRecord struct{ given []givenValue }
+
+// recordValues makes the flag set record, in r, what the command line
+// gives the flag of names (its flag.Values are wrapped). Its defaults
+// and environment values are not set through them.
+func (r *flagRecord) recordValues(set *flag.FlagSet, names []string) {
+	r.given = r.given[:0]
+	vals := make([]recordedValue, len(names)) // one allocation a flag
+	for i, name := range names {
+		if fl := set.Lookup(name); fl != nil {
+			vals[i] = recordedValue{Value: fl.Value, name: name, to: r}
+			fl.Value = &vals[i]
+		}
+	}
+}
+
+// recordedValue is a flag.Value that records each value set.
+type recordedValue struct {
+	flag.Value
+	name string
+	to   *flagRecord
+}
+
+func (v *recordedValue) Set(s string) error {
+	if err := v.Value.Set(s); err != nil {
+		return err
+	}
+	v.to.given = append(v.to.given, givenValue{v.name, s})
+	return nil
+}
+
+// IsBoolFlag is the wrapped value's: the flag package takes no value
+// after a switch.
+func (v *recordedValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// Get and Count are the wrapped value's, for urfave/cli's Context.Value
+// and Context.Count.
+func (v *recordedValue) Get() any {
+	if g, ok := v.Value.(flag.Getter); ok {
+		return g.Get()
+	}
+	return nil
+}
+
+func (v *recordedValue) Count() int {
+	if c, ok := v.Value.(cli.Countable); ok {
+		return c.Count()
+	}
+	return 0
+}
+
+// record is the flagRecord of f, a flag withNames wrapped, or nil for a
+// flag that takes a list or that records nothing.
+func record(f cli.Flag) *flagRecord {
+	switch f := f.(type) {
+	case *namedStringFlag:
+		return &f.flagRecord
+	case *namedBoolFlag:
+		return &f.flagRecord
+	case *namedIntFlag:
+		return &f.flagRecord
+	case *namedDurationFlag:
+		return &f.flagRecord
+	}
+	return nil
+}
+
+// refuseRepeated refuses a flag that takes one value given more than once
+// (under one name: urfave/cli refuses two names itself, see
+// twoFormsMessage). It runs before every command's action
+// (withEmptyCheck).
+func refuseRepeated(c *cli.Context) error {
+	if c.Command == nil {
+		return nil
+	}
+	for _, f := range c.Command.Flags {
+		r := record(f)
+		if r == nil {
+			continue
+		}
+		for i, g := range r.given {
+			var values []string
+			for _, h := range r.given[i:] {
+				if h.name == g.name {
+					values = append(values, h.value)
+				}
+			}
+			if len(values) > 1 {
+				return usageErrorf("%s (see %s --help)", repeatedMessage(f, values), commandPath(c))
+			}
+		}
+	}
+	return nil
+}
+
+// repeatedMessage says that f, which takes one value, was given values.
+func repeatedMessage(f cli.Flag, values []string) string {
+	times := "twice"
+	if len(values) > 2 {
+		times = strconv.Itoa(len(values)) + " times"
+	}
+	if _, ok := unwrapFlag(f).(*cli.BoolFlag); ok {
+		return fmt.Sprintf("%s given %s: give a switch once", flagSpelling(f), times)
+	}
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = strconv.Quote(v)
+	}
+	last := len(quoted) - 1
+	return fmt.Sprintf("%s given %s (%s, then %s): it takes one value; give it once",
+		flagSpelling(f), times, strings.Join(quoted[:last], ", "), quoted[last])
+}
+
+// twoFormsMessage rewrites urfave/cli's refusal of a flag given under two
+// of its names ("Cannot use two forms of the same flag: m memory"): for a
+// flag that takes one value, as given twice, with its values; for one
+// that takes a list, which urfave/cli wants under one name. ok is false
+// for any other message.
+func twoFormsMessage(c *cli.Context, msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, "Cannot use two forms of the same flag: ")
+	if !ok {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, " ")
+	f := findFlag(c, name)
+	if f == nil {
+		return "", false
+	}
+	if r := record(f); r != nil && len(r.given) > 1 {
+		values := make([]string, len(r.given))
+		for i, g := range r.given {
+			values[i] = g.value
+		}
+		return repeatedMessage(f, values), true
+	}
+	names := namesOf(f)
+	spelled := make([]string, len(names))
+	for i, n := range names {
+		spelled[i] = dashed(n)
+	}
+	if len(names[0]) > 1 && len(names) == 2 && len(names[1]) == 1 {
+		spelled[0], spelled[1] = spelled[1], spelled[0] // -d and --disk
+	}
+	return strings.Join(spelled, " and ") + " are one flag: give each of its values with the same one", true
+}
