@@ -112,12 +112,24 @@ func refuseRepeated(c *cli.Context) error {
 					values = append(values, h.value)
 				}
 			}
-			if len(values) > 1 {
+			if len(values) > 1 && !allSame(values) {
 				return usageErrorf("%s (see %s --help)", repeatedMessage(f, values), commandPath(c))
 			}
 		}
 	}
 	return nil
+}
+
+// allSame reports whether every value is the first: a flag given twice
+// with one value (-v -v, -m 64 -m 64) says one thing, as shell aliases
+// and scripts that add a flag the user also typed do.
+func allSame(values []string) bool {
+	for _, v := range values[1:] {
+		if v != values[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // repeatedMessage says that f, which takes one value, was given values.

@@ -13,7 +13,8 @@ import (
 )
 
 // TestRepeatedFlagRefused gives every flag of every command that takes
-// one value (a string, a number, a duration, a switch) twice: each is
+// one value (a string, a number, a duration, a switch) twice, with two
+// values: each is
 // refused with status 2, naming the flag and both values, before the
 // command does anything. The flag package kept the last value silently
 // (kstrip -o a.out -o b.out wrote only b.out; run -m 64 -m 32 gave 32).
@@ -44,6 +45,7 @@ func TestRepeatedFlagRefused(t *testing.T) {
 			case *cli.DurationFlag:
 				first, second = "1s", "2s"
 			case *cli.BoolFlag:
+				first, second = "true", "false"
 			case *cli.StringSliceFlag:
 				first, second, list = "a", "b", true
 			default:
@@ -58,8 +60,8 @@ func TestRepeatedFlagRefused(t *testing.T) {
 					args = append(args, dashed(rf.Names()[0]), "x")
 				}
 			}
-			if first == "" {
-				args = append(args, dashed(name), dashed(name))
+			if _, ok := f.(*cli.BoolFlag); ok {
+				args = append(args, dashed(name)+"="+first, dashed(name)+"="+second)
 			} else {
 				args = append(args, dashed(name), first, dashed(name), second)
 			}
@@ -81,7 +83,7 @@ func TestRepeatedFlagRefused(t *testing.T) {
 					t.Errorf("exit status %d, want 2: %v", code, err)
 				}
 				want := flagSpelling(f) + " given twice"
-				if first != "" {
+				if _, ok := f.(*cli.BoolFlag); !ok {
 					want += ` ("` + first + `", then "` + second + `")`
 				}
 				if !strings.HasPrefix(err.Error(), want) {
@@ -116,6 +118,8 @@ func TestRepeatedFlagForms(t *testing.T) {
 		{[]string{"run", "-v", "--verbose"}, `-v given twice: give a switch once (see smolvmm run --help)`},
 		{[]string{"run", "-d", "a.img", "--disk", "b.img"}, `-d and --disk are one flag: give each of its values with the same one (see smolvmm run --help)`},
 		{[]string{"run", "-m", "64", "-k", "a", "-d", "a.img", "-d", "b.img", "-v"}, ""},
+		// The same value twice says one thing.
+		{[]string{"run", "-k", "a", "-v", "-v", "-m", "64", "-m", "64"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
