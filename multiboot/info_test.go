@@ -60,6 +60,20 @@ func TestInfoStructure(t *testing.T) {
 			cmdline: "netbsd console=com console_addr=0x3f8 console_speed=115200 root=ld0a", shdrs: true,
 		},
 		{
+			// Wedges and interfaces: findroot passes them to setroot
+			// by name (x86_autoconf.c:383-386).
+			name: "NetBSD: root on a wedge by name", image: std, memSize: testMem,
+			opts:    Options{KernelName: "netbsd", Append: "console=com root=NAME=netbsdroot", NetBSD: true},
+			flags:   0x265,
+			cmdline: "netbsd console=com root=NAME=netbsdroot", shdrs: true,
+		},
+		{
+			name: "NetBSD: root on dk0, then NFS", image: std, memSize: testMem,
+			opts:    Options{KernelName: "netbsd", Append: "console=com root=dk0 root=vioif0", NetBSD: true},
+			flags:   0x265,
+			cmdline: "netbsd console=com root=dk0 root=vioif0", shdrs: true,
+		},
+		{
 			name: "no symbols, no append, default name", image: stripped.build(), memSize: 3 * mib,
 			flags: 0x245, cmdline: "kernel",
 		},

@@ -23,8 +23,8 @@ type Options struct {
 	// Append is the rest of the command line, e.g. "console=com root=ld0a".
 	Append string
 	// NetBSD says the kernel is NetBSD's, which reads Append its own way:
-	// the loader then refuses what netbsdboot refuses (a root= that is
-	// not a driver, one unit digit and a partition letter; an unknown
+	// the loader then refuses what netbsdboot refuses (a root= the
+	// kernel would misread, such as ld0 without a partition; an unknown
 	// boot flag; a console= other than com or pc, a console_addr= other
 	// than the machine's serial port 0x3f8, a console_speed= the kernel
 	// cannot set, each of which leaves the guest printing nothing) and

@@ -251,6 +251,8 @@ func TestLoadErrors(t *testing.T) {
 			is: []error{ErrAppend}, msg: []string{`root="ld0"`, "such as ld0a"}},
 		{name: "NetBSD: root device with two unit digits", image: std, opts: Options{Append: "root=ld10a", NetBSD: true},
 			is: []error{ErrAppend}, msg: []string{`root="ld10a"`}},
+		{name: "NetBSD: wedge unit past 9", image: std, opts: Options{Append: "console=com root=dk10", NetBSD: true},
+			is: []error{ErrAppend}, msg: []string{`root="dk10"`, "(dk1)"}},
 		{name: "NetBSD: partition past p", image: std, opts: Options{Append: "root=ld0z", NetBSD: true},
 			is: []error{ErrAppend}, msg: []string{`root="ld0z"`}},
 		{name: "NetBSD: no driver name", image: std, opts: Options{Append: "root=0a", NetBSD: true},

@@ -53,8 +53,9 @@ type BootArgs struct {
 // /boot's boot command takes them, console= (com or pc), console_addr=
 // (0x3f8, the machine's only serial port, written as the multiboot entry
 // reads it: 0x3f8 or 1016), console_speed= (decimal, a rate the kernel's
-// 16550 driver can set) and root= (a driver, one unit digit and a
-// partition letter: ld0a). Other words are reported in Warnings. The
+// 16550 driver can set) and root= (a disk partition such as ld0a, a wedge
+// such as dk0 or NAME=root, or a network interface such as vioif0 for
+// root on NFS). Other words are reported in Warnings. The
 // multiboot loader reads the line with the same rules (package bootargs).
 func ParseAppend(s string) (BootArgs, error) {
 	a := BootArgs{Console: "pc", ConsoleSpeed: DefaultConsoleSpeed}
@@ -94,7 +95,7 @@ func ParseAppend(s string) (BootArgs, error) {
 			}
 			a.ConsoleSpeed = v
 		case "root":
-			// bootargs checked its shape, which fits
+			// bootargs checked it, and that it fits
 			// BTINFO_ROOTDEVICE's 16 bytes.
 			a.Root = val
 		}

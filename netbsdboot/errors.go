@@ -19,8 +19,8 @@ var (
 	// also wrap ErrUnsupportedELF.
 	ErrKASLR = errors.New("NetBSD KASLR kernel")
 	// ErrAppend: a boot flag or key=value word the handoff cannot pass as
-	// given (unknown flag, bad console address, a root device that is not
-	// a driver, a unit digit and a partition letter). It is also
+	// given (unknown flag, bad console address, a root device the kernel
+	// would misread, such as ld0 without a partition). It is also
 	// multiboot.ErrAppend: both protocols read the line alike.
 	ErrAppend = bootargs.ErrAppend
 	// ErrModule: a module that cannot be passed (unknown type, path too

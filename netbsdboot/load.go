@@ -519,8 +519,9 @@ func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64)
 	recs = append(recs, record{BtinfoBootpath, bp})
 
 	// BTINFO_ROOTDEVICE: the root device the append line names; the
-	// kernel takes it as driver, unit and partition
-	// (sys/arch/x86/x86/x86_autoconf.c:355-385).
+	// kernel matches a disk by driver, unit and partition, and takes any
+	// other name (a wedge's, an interface's) as rootspec
+	// (sys/arch/x86/x86/x86_autoconf.c:355-387).
 	if args.Root != "" {
 		rd := make([]byte, rootDeviceSize)
 		copy(rd, args.Root)

@@ -370,6 +370,12 @@ func TestParseAppend(t *testing.T) {
 		{"netbsd root=wd0a init=/bin/sh -", 0, "pc", 0, 9600, "wd0a", 4},
 		// The first of each key counts, as on the multiboot path.
 		{"console=com root=ld0a console=pc root=wd1e console_speed=19200 console_speed=38400", 0, "com", 0x3f8, 19200, "ld0a", 3},
+		// Wedges and interfaces, which findroot passes on to setroot as
+		// rootspec, go into the record as written.
+		{"console=com root=dk0", 0, "com", 0x3f8, 9600, "dk0", 0},
+		{"console=com root=NAME=netbsdroot", 0, "com", 0x3f8, 9600, "NAME=netbsdroot", 0},
+		{"console=com root=wedge:root", 0, "com", 0x3f8, 9600, "wedge:root", 0},
+		{"console=com root=vioif0", 0, "com", 0x3f8, 9600, "vioif0", 0},
 	} {
 		a, err := ParseAppend(tc.in)
 		if err != nil {
@@ -390,11 +396,13 @@ func TestParseAppend(t *testing.T) {
 		"console_speed=fast", "root=", "root=" + strings.Repeat("x", 16),
 		// findroot reads the byte after the driver name as the unit and
 		// the next as the partition: any other shape boots wrong.
-		"root=ld0", "root=ld10a", "root=ld0z", "root=0a", "console=com root=ld0a root=ld0"} {
+		"root=ld0", "root=ld10a", "root=ld0z", "root=0a", "console=com root=ld0a root=ld0",
+		// dk10 would be found as dk1; NAME= names no wedge.
+		"root=dk10", "root=NAME="} {
 		if _, err := ParseAppend(bad); !errors.Is(err, ErrAppend) {
 			t.Errorf("%q: error %v, want ErrAppend", bad, err)
 		} else if i := strings.Index(bad, "root="); i >= 0 && (!strings.Contains(err.Error(), "root=") ||
-			!strings.Contains(err.Error(), "partition letter a-p")) {
+			!strings.Contains(err.Error(), "a disk partition such as ld0a, a wedge")) {
 			t.Errorf("%q: error %q does not name the value and the shape expected", bad, err)
 		}
 	}

@@ -74,9 +74,9 @@ func TestBadFlagValueStatus(t *testing.T) {
 			`console_addr="0x2f8" is port 0x2f8, but this machine's only serial port is at 0x3f8`, true},
 		// findroot reads ld0 as unit 0 with a partition from the NUL.
 		{"run root without a partition, native", []string{"run", "-k", kernel, "--net", "none", "-a", "console=com root=ld0"},
-			`root="ld0": not one unit digit and one partition letter after the driver name; the root device is a driver name, one unit digit and a partition letter a-p, such as ld0a (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},
+			`root="ld0": ld is a disk driver with partitions, and without a partition letter findroot would take the NUL after the unit as one; add it, such as ld0a; the root device is a disk partition such as ld0a, a wedge (dk0, or NAME= and its name) or a network interface for root on NFS (vioif0) (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},
 		{"run root without a partition, multiboot", []string{"run", "-k", mbKernel, "--net", "none", "-a", "console=com root=ld0"},
-			`root="ld0": not one unit digit and one partition letter after the driver name; the root device is a driver name, one unit digit and a partition letter a-p, such as ld0a (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},
+			`root="ld0": ld is a disk driver with partitions, and without a partition letter findroot would take the NUL after the unit as one; add it, such as ld0a; the root device is a disk partition such as ld0a, a wedge (dk0, or NAME= and its name) or a network interface for root on NFS (vioif0) (check the boot flags and console=, console_addr=, console_speed=, root= in -a)`, true},
 		{"run unknown boot flag, multiboot", []string{"run", "-k", mbKernel, "--net", "none", "-a", "console=com root=ld0a -k"},
 			`"-k": unknown boot flag -k`, true},
 	}

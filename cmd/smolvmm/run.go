@@ -80,8 +80,8 @@ note names each).
 A NetBSD kernel booted by multiboot gets -a with every boot flag gathered
 into one word after its name, where it looks for them; a note names each
 other word it ignores, and the first word with a '/', which it takes as
-its own file name. For NetBSD, either
-way, root= names a driver, one unit digit and a partition letter (ld0a),
+its own file name. For NetBSD, either way, root= names a disk partition
+(ld0a), a wedge (dk0, NAME=root) or an interface for root on NFS (vioif0),
 console= is com (the serial port) or pc, console_addr= if given is 0x3f8
 (the only serial port), and console_speed= is a decimal rate such as 9600
 or 115200; other values are refused, as the guest would print nothing.

@@ -65,7 +65,7 @@ type Line struct {
 
 // Parse splits an append line at white space. A word that starts with '-'
 // (other than a lone "-") holds boot flags, wherever it stands; every
-// root= word must name a disk partition (see CheckRoot), every console=
+// root= word must name a root device the kernel finds (CheckRoot), every console=
 // word a device NetBSD knows (CheckConsole), every console_addr= word the
 // serial port this machine has (ConsoleAddr) and every console_speed= word
 // a baud rate the kernel can set (ConsoleSpeed). The kernel reads only the
@@ -113,32 +113,73 @@ func Parse(s string) (Line, error) {
 // the multiboot entry copies root= into that field too.
 const maxRoot = 15
 
-// CheckRoot checks a root= value: a driver name of lowercase letters, one
-// unit digit and a partition letter a-p, such as ld0a. findroot
-// (sys/arch/x86/x86/x86_autoconf.c:368-372) takes the byte after the
-// driver's name as the unit and the next as the partition, so ld0 or ld10a
-// would boot from the wrong partition or stop at the root device prompt.
-// The error wraps ErrAppend.
+// partitionedDisks are the x86 kernel's disk drivers whose disks have
+// partitions (class DV_DISK in sys/conf/files, sys/dev/*/files.*,
+// sys/arch/{amd64,i386,xen}/conf; all but dk and flash, which
+// DEV_USES_PARTITIONS in sys/kern/kern_subr.c excepts). A root= naming
+// one without a partition letter is matched by findroot, which takes the
+// NUL after the unit as the partition: the kernel would mount garbage or
+// stop at the root device prompt.
+var partitionedDisks = map[string]bool{
+	"ld": true, "wd": true, "sd": true, "cd": true, "fd": true, "md": true,
+	"vnd": true, "cgd": true, "ccd": true, "raid": true, "fss": true,
+	"mcd": true, "ed": true, "xbd": true, "altmem": true,
+}
+
+// CheckRoot checks a root= value as NetBSD's findroot
+// (sys/arch/x86/x86/x86_autoconf.c:355-387) and setroot
+// (sys/kern/kern_subr.c) read it. findroot matches a disk by its driver's
+// name and one unit digit, and takes the next byte as the partition; a
+// value that names no disk becomes rootspec, which finddevice resolves.
+// So the value is one of:
+//   - a disk partition: driver letters, one unit digit and a partition
+//     a-p, such as ld0a (ld10a would be taken as ld1, ld0 as partition
+//     NUL);
+//   - a wedge: dk and one digit (setroot ignores the partition of a dk;
+//     dk10 would be taken as dk1), or NAME= or wedge: and the wedge's name
+//     (getwedgename, kern_subr.c:680-694);
+//   - another device by its name, letters and a unit number, such as a
+//     network interface (vioif0), which setroot takes for root on NFS.
+//
+// At most 15 bytes fit (maxRoot). The error wraps ErrAppend.
 func CheckRoot(dev string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("%w: root=%q: %s; the root device is a driver name, one unit digit and a partition letter a-p, such as ld0a", ErrAppend, dev, why)
+		return fmt.Errorf("%w: root=%q: %s; the root device is a disk partition such as ld0a, a wedge (dk0, or NAME= and its name) or a network interface for root on NFS (vioif0)", ErrAppend, dev, why)
 	}
 	if len(dev) > maxRoot {
 		return bad(fmt.Sprintf("%d bytes, but the kernel takes at most %d", len(dev), maxRoot))
+	}
+	// getwedgename: "wedge:" as written, "NAME=" in any case.
+	if name, ok := strings.CutPrefix(dev, "wedge:"); ok || len(dev) >= 5 && strings.EqualFold(dev[:5], "NAME=") {
+		if !ok {
+			name = dev[5:]
+		}
+		if name == "" {
+			return bad("it names no wedge after the prefix")
+		}
+		return nil
 	}
 	n := 0
 	for n < len(dev) && dev[n] >= 'a' && dev[n] <= 'z' {
 		n++
 	}
+	driver := dev[:n]
+	u := n
+	for u < len(dev) && dev[u] >= '0' && dev[u] <= '9' {
+		u++
+	}
+	unit, part := dev[n:u], dev[u:]
 	switch {
 	case n == 0:
-		return bad("it does not start with a driver name in lowercase letters")
-	case len(dev) != n+2:
-		return bad("not one unit digit and one partition letter after the driver name")
-	case dev[n] < '0' || dev[n] > '9':
-		return bad(fmt.Sprintf("unit %q is not one digit", dev[n]))
-	case dev[n+1] < 'a' || dev[n+1] > 'p':
-		return bad(fmt.Sprintf("partition %q is not one of a-p", dev[n+1]))
+		return bad("it does not start with a driver name in lowercase letters, nor with NAME= or wedge:")
+	case unit == "":
+		return bad("no unit number after the driver name")
+	case part != "" && (len(part) != 1 || part[0] < 'a' || part[0] > 'p'):
+		return bad(fmt.Sprintf("partition %q is not one letter a-p", part))
+	case len(unit) > 1 && (part != "" || driver == "dk" || driver == "flash" || partitionedDisks[driver]):
+		return bad(fmt.Sprintf("unit %q has more than one digit, and findroot reads only the first (%s%c); such a disk can be named only as a wedge, NAME= and its name", unit, driver, unit[0]))
+	case part == "" && partitionedDisks[driver]:
+		return bad(fmt.Sprintf("%s is a disk driver with partitions, and without a partition letter findroot would take the NUL after the unit as one; add it, such as %s%sa", driver, driver, unit))
 	}
 	return nil
 }

@@ -17,18 +17,37 @@ func TestCheckRoot(t *testing.T) {
 		{"raid9e", ""},
 		{"md0a", ""},
 		{strings.Repeat("x", 13) + "0a", ""},
-		{"ld0", "not one unit digit and one partition letter"},
-		{"ld10a", "not one unit digit and one partition letter"},
-		{"ld0ab", "not one unit digit and one partition letter"},
-		{"ld0z", `partition 'z' is not one of a-p`},
-		{"ld0A", `partition 'A' is not one of a-p`},
-		{"ldxa", "not one unit digit and one partition letter"},
-		{"ld-a", `unit '-' is not one digit`},
+		// Wedges: findroot matches dk0 by its unit digit and setroot
+		// ignores the partition; a name goes on to finddevice.
+		{"dk0", ""},
+		{"dk9", ""},
+		{"dk0a", ""},
+		{"NAME=netbsdroot", ""},
+		{"name=root", ""},
+		{"wedge:root", ""},
+		{"NAME=" + strings.Repeat("r", 10), ""},
+		// Not a disk: the name becomes rootspec, root on NFS.
+		{"vioif0", ""},
+		{"wm12", ""},
+		{"ld0", "ld is a disk driver with partitions"},
+		{"wd1", "wd is a disk driver with partitions"},
+		{"ld10a", `unit "10" has more than one digit`},
+		{"dk10", `unit "10" has more than one digit`},
+		{"ld10", `unit "10" has more than one digit`},
+		{"ld0ab", `partition "ab" is not one letter a-p`},
+		{"ld0z", `partition "z" is not one letter a-p`},
+		{"ld0A", `partition "A" is not one letter a-p`},
+		{"ldxa", "no unit number after the driver name"},
+		{"ld-a", "no unit number after the driver name"},
+		{"vioif", "no unit number after the driver name"},
 		{"0a", "does not start with a driver name"},
 		{"LD0a", "does not start with a driver name"},
 		{"", "does not start with a driver name"},
-		{"dk0", "not one unit digit and one partition letter"},
+		{"NAME=", "names no wedge"},
+		{"wedge:", "names no wedge"},
+		{"Wedge:root", "does not start with a driver name"},
 		{strings.Repeat("x", 14) + "0a", "16 bytes, but the kernel takes at most 15"},
+		{"NAME=" + strings.Repeat("r", 11), "16 bytes, but the kernel takes at most 15"},
 	} {
 		err := CheckRoot(tc.dev)
 		switch {
@@ -38,7 +57,7 @@ func TestCheckRoot(t *testing.T) {
 		case !errors.Is(err, ErrAppend):
 			t.Errorf("%q: error %v, want ErrAppend", tc.dev, err)
 		case !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `root="`+tc.dev+`"`) ||
-			!strings.Contains(err.Error(), "driver name, one unit digit and a partition letter a-p"):
+			!strings.Contains(err.Error(), "a disk partition such as ld0a, a wedge (dk0, or NAME= and its name) or a network interface"):
 			t.Errorf("%q: error %q does not name the value, say %q and the expected shape", tc.dev, err, tc.want)
 		}
 	}
