@@ -18,6 +18,10 @@ var (
 	// (GENERIC_KASLR), which only NetBSD's prekern loads. Errors with it
 	// also wrap ErrUnsupportedELF.
 	ErrKASLR = errors.New("NetBSD KASLR kernel")
+	// ErrXenPV: a NetBSD kernel built for Xen's paravirtualised guests
+	// (XEN3_DOMU, XEN3PAE_DOMU, XEN3_DOM0), which only Xen starts. Errors
+	// with it also wrap ErrUnsupportedELF.
+	ErrXenPV = errors.New("NetBSD Xen PV kernel")
 	// ErrAppend: a boot flag or key=value word the handoff cannot pass as
 	// given (unknown flag, bad console address, a root device the kernel
 	// would misread, such as ld0 without a partition). It is also

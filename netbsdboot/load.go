@@ -242,7 +242,48 @@ func checkMachine(r io.ReaderAt, size uint64, h bootelf.Header, id Ident) error 
 		// loadfile_static wants ET_EXEC (loadfile_elf32.c:702-705).
 		return fmt.Errorf("%w: e_type %d, want 2 (ET_EXEC): a NetBSD kernel module or object, not a kernel", ErrUnsupportedELF, h.Type)
 	}
+	if hasSection(r, size, h, "__xen_guest") {
+		// A XENPV kernel (i386 locore.S:259-276, amd64 locore.S:283-316)
+		// is linked with p_paddr = p_vaddr (kern.ldscript.Xen) and
+		// starts with paging on, in a domain Xen has built; entered
+		// as /boot enters a kernel, it can only crash. Its Xen
+		// notes alone would not tell: a GENERIC that can also start
+		// as a PVH guest carries them too, but no __xen_guest section.
+		machine := "i386"
+		if h.Class == bootelf.Class64 {
+			machine = "amd64"
+		}
+		return fmt.Errorf("%w: %w: a NetBSD %s %s kernel for Xen PV (it has a __xen_guest section, as XEN3_DOMU, XEN3PAE_DOMU and XEN3_DOM0 do): only the Xen hypervisor starts it, as a paravirtualised guest; on a plain PC such as this machine it crashes at once",
+			ErrUnsupportedELF, ErrXenPV, id.Release(), machine)
+	}
 	return nil
+}
+
+// hasSection says whether the file has a section called name. A section
+// header table it cannot read counts as none: the loader's own reading
+// of it reports what is wrong.
+func hasSection(r io.ReaderAt, size uint64, h bootelf.Header, name string) bool {
+	secs, _, err := h.Sections(r, size)
+	if err != nil || int(h.Shstrndx) == 0 || int(h.Shstrndx) >= len(secs) {
+		return false
+	}
+	names := secs[h.Shstrndx]
+	// A kernel's name table is a few hundred bytes; a hostile file's
+	// is not read whole.
+	const maxNames = 1 << 16
+	if names.Type == 8 || names.Size > maxNames || bootelf.InFile(names.Offset, names.Size, size, "section name table") != nil {
+		return false
+	}
+	strtab := make([]byte, names.Size)
+	if bootelf.ReadFull(r, strtab, names.Offset, "section name table") != nil {
+		return false
+	}
+	for _, s := range secs {
+		if bootelf.SectionName(strtab, s) == name {
+			return true
+		}
+	}
+	return false
 }
 
 // isKASLR says whether h, an ELF64 relocatable object with NetBSD's ident

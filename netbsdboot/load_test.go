@@ -426,6 +426,18 @@ func TestLoadRefuses(t *testing.T) {
 			{Name: ".strtab", Type: 3, Data: str},
 		}}.Build()
 	}
+	// xen is the class's kernel with a __xen_guest section, as XENPV
+	// kernels have (i386 locore.S:262-275: a string; amd64
+	// locore.S:299-315: Xen notes).
+	xen := func(class byte) []byte {
+		k := stdKernel(class)
+		sec := elftest.Sec{Name: "__xen_guest", Type: 1, Data: []byte("GUEST_OS=netbsd,GUEST_VER=3.0,XEN_VER=xen-3.0\x00")}
+		if class == 2 {
+			sec = elftest.Sec{Name: "__xen_guest", Type: 7, Data: elftest.Note(false, "Xen", 6, []byte("NetBSD\x00\x00"))}
+		}
+		k.Secs = append(k.Secs, sec)
+		return k.Build()
+	}
 	kmod := elftest.Kmod(1, 64)
 	many := make([]Module, 42)
 	for i := range many {
@@ -466,6 +478,11 @@ func TestLoadRefuses(t *testing.T) {
 		// loads it.
 		{"amd64 KASLR kernel", kaslr(2, 62, "start"), Options{}, []error{ErrUnsupportedELF, ErrKASLR},
 			[]string{"a NetBSD 9.1 amd64 kernel linked relocatable (e_type 1, ET_REL) for KASLR", "only NetBSD's prekern loads it"}},
+		// A Xen PV kernel starts in a domain Xen builds, not on a PC.
+		{"i386 Xen PV kernel", xen(1), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
+			[]string{"a NetBSD 9.1 i386 kernel for Xen PV", "__xen_guest"}},
+		{"amd64 Xen PV kernel", xen(2), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
+			[]string{"a NetBSD 9.1 amd64 kernel for Xen PV", "__xen_guest"}},
 		{"amd64 object without start", kaslr(2, 62, "other"), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1", "not a kernel"}},
 		{"i386 object with start", kaslr(1, 3, "start"), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1", "not a kernel"}},
 		{"entry outside", kernel(func(k *elftest.File) { k.Entry = 0xc0900000 }), Options{}, []error{ErrBadELF}, []string{"0xc0900000"}},
@@ -607,6 +624,13 @@ func TestLoadAcceptsEdges(t *testing.T) {
 		// a 42nd module's 92 would pass 4096.
 		{"41 modules", std, Options{Modules: mods(41)}, 0x100020, 41},
 		{"41 modules and a root device", std, Options{Append: "console=com root=ld0a", Modules: mods(41)}, 0x100020, 41},
+		// Xen notes alone do not make a PV kernel: a GENERIC that can
+		// also start as a PVH guest carries them.
+		{"Xen notes outside __xen_guest", func() []byte {
+			k := stdKernel(1)
+			k.Secs = append(k.Secs, elftest.Sec{Name: ".note.Xen", Type: 7, Data: elftest.Note(false, "Xen", 18, []byte{0, 0, 0x10, 0})})
+			return k.Build()
+		}(), Options{}, 0x100020, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.opts.Append == "" {

@@ -169,6 +169,8 @@ func loadHint(err error) (field, hint string) {
 		return "Kernel", "the machine is x86: use a NetBSD i386 or amd64 kernel"
 	case errors.Is(err, netbsdboot.ErrKASLR):
 		return "Kernel", "use the release's kernel linked without KASLR, netbsd-GENERIC"
+	case errors.Is(err, netbsdboot.ErrXenPV):
+		return "Kernel", "use the release's kernel not built for Xen, netbsd-GENERIC"
 	case errors.Is(err, multiboot.ErrNetBSDModules):
 		return "Boot", "NetBSD's native handoff (bootplan.NetBSD, which Auto chooses for a NetBSD kernel given modules) passes them"
 	case errors.Is(err, ErrNetBSDELF64):

@@ -39,6 +39,18 @@ func kaslrKernel() []byte {
 	}}.Build()
 }
 
+// xenKernel is an i386 NetBSD kernel for Xen PV, as XEN3PAE_DOMU: a
+// __xen_guest section and p_paddr = p_vaddr.
+func xenKernel() []byte {
+	return elftest.File{Class: 1, Machine: 3, Entry: 0xc0100000,
+		Segs: []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0xc0100000, Data: []byte{0xf4}, Memsz: 0x1000}},
+		Secs: []elftest.Sec{
+			{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+			{Name: "__xen_guest", Type: 1, Data: []byte("GUEST_OS=netbsd,LOADER=generic\x00")},
+		},
+	}.Build()
+}
+
 // nbMultibootKernel is a NetBSD-noted i386 ELF with a multiboot header
 // (flags 2, memory information only), as GENERIC with options MULTIBOOT.
 func nbMultibootKernel() []byte {
@@ -160,6 +172,7 @@ func TestLoadKernelProtocols(t *testing.T) {
 		{"forced netbsd on the multiboot guest", guests.Demo, Config{Boot: bootplan.NetBSD}, 0, netbsdboot.ErrNotNetBSD, "Kernel", "pass a multiboot v1 kernel or a NetBSD"},
 		{"sh3", nbKernel(1, 42), Config{}, 0, netbsdboot.ErrMachine, "Kernel", "i386 or amd64"},
 		{"amd64 KASLR kernel", kaslrKernel(), Config{}, 0, netbsdboot.ErrKASLR, "Kernel", "without KASLR, netbsd-GENERIC"},
+		{"Xen PV kernel", xenKernel(), Config{}, 0, netbsdboot.ErrXenPV, "Kernel", "not built for Xen, netbsd-GENERIC"},
 		{"module type", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "x", Data: []byte("\x7fELF"), Args: "initrd"}}}, 0, netbsdboot.ErrModule, "Modules", "check the modules and their types"},
 		{"root without a partition, native", nbKernel(1, 3), Config{Append: "console=com root=ld0"}, 0, netbsdboot.ErrAppend, "Append", "root="},
 		{"root without a partition, multiboot", nbMultibootKernel(), Config{Append: "console=com root=ld0"}, 0, multiboot.ErrAppend, "Append", "root="},

@@ -202,6 +202,8 @@ func vmFlagHint(e *vmm.Error) string {
 		case errors.Is(e.Err, netbsdboot.ErrKASLR):
 			// No protocol boots it: --boot does not help.
 			return "pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz), its kernel without KASLR: only NetBSD's prekern boots GENERIC_KASLR"
+		case errors.Is(e.Err, netbsdboot.ErrXenPV):
+			return "pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz): a Xen PV kernel runs only under Xen"
 		case strings.HasPrefix(e.Op, "read kernel") && errors.Is(e.Err, regfile.ErrTooLarge):
 			return "no kernel may be larger, a limit no flag changes: check the path given with -k"
 		case strings.HasPrefix(e.Op, "read kernel"):

@@ -241,6 +241,8 @@ func TestBootAdvice(t *testing.T) {
 	// GENERIC_KASLR: amd64, linked relocatable, with the ident note and
 	// locore's start.
 	kaslr := filepath.Join(dir, "netbsd-GENERIC_KASLR")
+	// XEN3_DOMU: amd64 with a __xen_guest section holding Xen notes.
+	xen := filepath.Join(dir, "netbsd-XEN3_DOMU")
 	sym, str := elftest.Symtab(2, false, []elftest.Sym{{Name: "start", Value: 0x20, Shndx: 1}})
 	for path, data := range map[string][]byte{
 		kaslr: elftest.File{Class: 2, Type: 1, Secs: []elftest.Sec{
@@ -249,6 +251,12 @@ func TestBootAdvice(t *testing.T) {
 			{Name: ".symtab", Type: 2, Data: sym, Link: 4, Info: 1},
 			{Name: ".strtab", Type: 3, Data: str},
 		}}.Build(),
+		xen: elftest.File{Class: 2, Machine: 62, Entry: 0xffffffff80200000,
+			Segs: []elftest.Seg{{Vaddr: 0xffffffff80200000, Paddr: 0xffffffff80200000, Data: []byte{0xf4}, Memsz: 0x1000}},
+			Secs: []elftest.Sec{
+				{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+				{Name: "__xen_guest", Type: 7, Data: elftest.Note(false, "Xen", 6, []byte("NetBSD\x00\x00"))},
+			}}.Build(),
 		// Booted, they exit (status 5 or 7) rather than halt for ever.
 		netbsdMB: netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)),
 		netbsd64: netbsdELF64(append(append([]byte(nil), mbGuard...), exitByProtocol...)),
@@ -275,6 +283,8 @@ func TestBootAdvice(t *testing.T) {
 			"pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"},
 		{"amd64 KASLR kernel", []string{"-k", kaslr},
 			"pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz), its kernel without KASLR: only NetBSD's prekern boots GENERIC_KASLR"},
+		{"Xen PV kernel", []string{"-k", xen},
+			"pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz): a Xen PV kernel runs only under Xen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
