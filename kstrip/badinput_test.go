@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
 	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
@@ -135,6 +136,19 @@ func TestBadInput(t *testing.T) {
 			put32(b, k.Entries[7].Offset+20, 0xfffffff0)
 			return b
 		}, ErrNotMapped, []string{"cfdata[7]", "cf_pspec"}},
+		// GENERIC_KASLR is linked -r -d (Makefile.amd64:77): ET_REL,
+		// with the ident note, locore's start and a cfdata at section
+		// offset 0, which read as an address gave "no all-zero
+		// terminator after 0 entries".
+		{"amd64 KASLR kernel", func() []byte { return relocatable("start") }, ErrKASLR,
+			[]string{"e_type 1 (ET_REL)", "linked relocatable for KASLR", "GENERIC_KASLR", "prekern"}},
+		{"relocatable object", func() []byte { return relocatable("other") }, ErrNotExec,
+			[]string{"e_type 1 (ET_REL)", "not a kernel"}},
+		{"shared object", func() []byte {
+			b := clone(orig)
+			k.ByteOrder().PutUint16(b[16:], uint16(elf.ET_DYN))
+			return b
+		}, ErrNotExec, []string{"e_type 3 (ET_DYN)", "want 2 (ET_EXEC)"}},
 		{"garbage after a null name", func() []byte {
 			b := clone(orig)
 			put32(b, k.Offset()+int64(len(generic))*24+4, 0xc0100000)
@@ -162,6 +176,21 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// relocatable is an amd64 ET_REL file with NetBSD's ident note, cfdata
+// at offset 0 of its .data and a symbol called name, as GENERIC_KASLR has
+// start.
+func relocatable(name string) []byte {
+	sym, str := elftest.Symtab(2, false, []elftest.Sym{{Name: name, Value: 0x20, Shndx: 1}, {Name: "cfdata", Shndx: 2, Size: 96}})
+	sym[2*24+4] = 1<<4 | 1 // cfdata: STB_GLOBAL, STT_OBJECT
+	return elftest.File{Class: 2, Type: 1, Secs: []elftest.Sec{
+		{Name: ".text", Type: 1, Flags: 6, Data: make([]byte, 0x100)},
+		{Name: ".data", Type: 1, Flags: 3, Data: bytes.Repeat([]byte{1}, 96)},
+		{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+		{Name: ".symtab", Type: 2, Data: sym, Link: 5, Info: 1},
+		{Name: ".strtab", Type: 3, Data: str},
+	}}.Build()
 }
 
 // TestLongName: a name is read up to maxName (256) bytes: one of 255 and

@@ -16,6 +16,14 @@ var (
 	// ErrMalformed: the file has ELF's magic, but its headers cannot be
 	// read, or describe no kernel (hundreds of loadable segments).
 	ErrMalformed = errors.New("malformed ELF file")
+	// ErrNotExec: the ELF file is not an executable (e_type ET_EXEC), as
+	// every NetBSD kernel linked at a fixed address is: a kernel module,
+	// another object, or a KASLR kernel (ErrKASLR).
+	ErrNotExec = errors.New("not an executable ELF file")
+	// ErrKASLR: an amd64 NetBSD kernel linked relocatable for KASLR
+	// (GENERIC_KASLR), whose cfdata has no address until NetBSD's prekern
+	// places it. Errors with it also wrap ErrNotExec.
+	ErrKASLR = errors.New("NetBSD KASLR kernel")
 	// ErrNoSymbols: the kernel has no symbol table (it was stripped).
 	ErrNoSymbols = errors.New("no symbol table")
 	// ErrNoCfdata: the symbol table has no cfdata symbol.

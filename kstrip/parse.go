@@ -111,7 +111,9 @@ func (k *Kernel) StateSize() int { return k.lay.stateSize() }
 func (k *Kernel) Version() uint32 { return k.version }
 
 // Parse reads the cfdata table of the ELF kernel image. The Kernel keeps
-// image and Apply edits it in place.
+// image and Apply edits it in place. An image that is not an executable
+// (ET_EXEC) is refused with ErrNotExec, and with ErrKASLR too when it is
+// amd64's GENERIC_KASLR.
 func Parse(image []byte) (k *Kernel, err error) {
 	if !isELF(image) {
 		return nil, notELF(image)
@@ -131,6 +133,9 @@ func Parse(image []byte) (k *Kernel, err error) {
 	f, err := elf.NewFile(bytes.NewReader(image))
 	if err != nil {
 		return nil, fmt.Errorf("%w: its headers cannot be read (debug/elf: %v)", ErrMalformed, err)
+	}
+	if err := checkType(f, image); err != nil {
+		return nil, err
 	}
 	k = &Kernel{image: image, order: f.ByteOrder, amap: newAddrMap(f, uint64(len(image)))}
 	if n := len(k.amap.regions); n > maxRegions {
@@ -157,6 +162,43 @@ func Parse(image []byte) (k *Kernel, err error) {
 		k.providers = k.readDrivers(drivers)
 	}
 	return k, nil
+}
+
+// checkType refuses an ELF file that is not an executable: only a kernel
+// linked at a fixed address has cfdata at an address its segments map.
+// amd64's GENERIC_KASLR is linked relocatable (-r -d,
+// sys/arch/amd64/conf/Makefile.amd64:77) for the prekern to place; its
+// cfdata symbol is an offset in .data, which read as an address names
+// other bytes. It is told from a module by the ident note and locore's
+// start (sys/arch/amd64/amd64/locore.S:436), as package netbsdboot
+// tells it.
+func checkType(f *elf.File, image []byte) error {
+	if f.Type == elf.ET_EXEC {
+		return nil
+	}
+	if f.Type == elf.ET_REL && f.Class == elf.ELFCLASS64 && netbsdVersion(f, image) != 0 && definesStart(f) {
+		return fmt.Errorf("%w: %w: e_type 1 (ET_REL): a NetBSD amd64 kernel linked relocatable for KASLR (as GENERIC_KASLR is), whose cfdata has no address until NetBSD's prekern places the kernel at boot; kstrip edits a kernel linked at a fixed address (ET_EXEC)",
+			ErrNotExec, ErrKASLR)
+	}
+	what := "not a kernel"
+	if f.Type == elf.ET_REL {
+		what = "a kernel module or other object, not a kernel"
+	}
+	return fmt.Errorf("%w: e_type %d (%v), want 2 (ET_EXEC): %s", ErrNotExec, uint16(f.Type), f.Type, what)
+}
+
+// definesStart says whether the symbol table defines start.
+func definesStart(f *elf.File) bool {
+	syms, err := f.Symbols()
+	if err != nil {
+		return false
+	}
+	for _, s := range syms {
+		if s.Name == "start" && s.Section != elf.SHN_UNDEF {
+			return true
+		}
+	}
+	return false
 }
 
 // pastEnd finds the first of the parts debug/elf reads (the ELF header,

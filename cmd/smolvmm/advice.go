@@ -52,6 +52,7 @@ var adviceTable = []advice{
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
+	{is: isErr(kstrip.ErrKASLR), cli: "strip the release's netbsd-GENERIC (or netbsd-GENERIC.gz) instead, its kernel without KASLR, which smolvmm run boots"},
 	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
 	{is: isAs[*imagebuilder.UnreadableError], cli: "make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share"},
 	// A directory set is read with the builder's permissions: root reads

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
@@ -727,5 +729,30 @@ func TestKstripNetBSD10(t *testing.T) {
 	_, errOut, code := runKstripCLI("--list", bad)
 	if code != 1 || !strings.Contains(errOut, "cfdata layout unknown") || !strings.Contains(errOut, "disagree") || !strings.Contains(errOut, "file offset 0x") {
 		t.Errorf("disagreeing kernel: exit %d: %s", code, errOut)
+	}
+}
+
+// TestKstripKASLRAdvice: a GENERIC_KASLR kernel (amd64, ET_REL) was read
+// as if linked at a fixed address, and refused as having no terminator
+// after 0 entries; it is named, and the advice is the kernel to strip.
+func TestKstripKASLRAdvice(t *testing.T) {
+	kaslr := filepath.Join(t.TempDir(), "netbsd-GENERIC_KASLR")
+	sym, str := elftest.Symtab(2, false, []elftest.Sym{{Name: "start", Value: 0x20, Shndx: 1}})
+	if err := os.WriteFile(kaslr, elftest.File{Class: 2, Type: 1, Secs: []elftest.Sec{
+		{Name: ".text", Type: 1, Flags: 6, Data: make([]byte, 0x100)},
+		{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
+		{Name: ".symtab", Type: 2, Data: sym, Link: 4, Info: 1},
+		{Name: ".strtab", Type: 3, Data: str},
+	}}.Build(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	err := testApp([]*cli.Command{kstripCommand()}, &o, &e).Run([]string{"smolvmm", "kstrip", "--list", kaslr})
+	if !errors.Is(err, kstrip.ErrKASLR) {
+		t.Fatalf("error %v, want kstrip.ErrKASLR", err)
+	}
+	want := "linked relocatable for KASLR (as GENERIC_KASLR is), whose cfdata has no address until NetBSD's prekern places the kernel at boot; kstrip edits a kernel linked at a fixed address (ET_EXEC) (strip the release's netbsd-GENERIC (or netbsd-GENERIC.gz) instead, its kernel without KASLR, which smolvmm run boots)"
+	if msg := advise(err); !strings.HasSuffix(msg, want) {
+		t.Errorf("message %q\ndoes not end %q", msg, want)
 	}
 }
