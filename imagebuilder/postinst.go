@@ -74,14 +74,16 @@ func scriptUser() (identity, error) {
 // (the failure says so; etc/rc can chown at boot). What the scripts add,
 // change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
-// as they were. Files and directories are staged without setuid and
-// setgid, a file readable and writable by its owner (a script may change
-// a file of mode 0444, as root may) and with the sticky bit (see
-// stagedPerm), a directory readable, writable and searchable; one whose
-// mode the scripts did not set gets its own mode back (a file whose data
-// they changed without setuid and setgid, as a write by a user other than
-// root drops them), any other keeps the mode they left, without the
-// sticky bit for a file (which NetBSD lets only root set on one). A set
+// as they were. A file is staged with its setuid and setgid bits (in a
+// directory no other host user can reach), readable and writable by its
+// owner (a script may change a file of mode 0444, as root may) and with
+// the sticky bit (see stagedPerm), a directory without setuid and setgid,
+// readable, writable and searchable; one whose mode the scripts did not
+// set gets its own mode back (a file's setuid and setgid as the scripts
+// left them, so chmod u-s drops one, and none when they changed its data,
+// as a write by a user other than root drops them), any other keeps the
+// mode they left, without the sticky bit for a file (which NetBSD lets
+// only root set on one). A set
 // file the scripts renamed or linked elsewhere is still that file (its
 // owner, and its mode as above); one they made is never a set file they
 // removed. A
@@ -147,7 +149,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if err != nil {
 		return fmt.Errorf("postinst staging in %s: %w", stage, err)
 	}
-	if err := clockPast(tmp, stamps); err != nil {
+	if err := clockPast(tmp, stamps, id); err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
 	}
 	if id.drop {
@@ -523,20 +525,39 @@ func (s stageStamp) untouched(st *unix.Stat_t) bool {
 	return s.ctime == st.Ctim || st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Ctim == st.Mtim
 }
 
-// clockPast makes tmp, the staging directory's parent, searchable by every
-// user, changing its mode until its status change time is past every
-// stamp's: a change a script makes then gets a time no stamp has, even
-// where the file system's clock is coarser than the time staging took. A
-// clock set back stops the wait after a second.
-func clockPast(tmp string, stamps map[string]stageStamp) error {
+// stageDirMode is the mode of tmp, the staging directory's parent, while
+// the scripts run, when they run as another user (nobody), whose group
+// tmp is given: that user may search it, and no other user but the
+// builder may, so none can run the setuid and setgid files staged below
+// it (see stagedPerm). Run as the builder, the scripts need no more than
+// the builder's own 0700.
+func stageDirMode(id identity) fs.FileMode {
+	if id.drop {
+		return 0710
+	}
+	return 0700
+}
+
+// clockPast makes tmp, the staging directory's parent, searchable by the
+// scripts' user id and no other (see stageDirMode), changing its mode
+// until its status change time is past every stamp's: a change a script
+// makes then gets a time no stamp has, even where the file system's clock
+// is coarser than the time staging took. A clock set back stops the wait
+// after a second.
+func clockPast(tmp string, stamps map[string]stageStamp, id identity) error {
 	var last unix.Timespec
 	for _, s := range stamps {
 		if s.ctime.Nano() > last.Nano() {
 			last = s.ctime
 		}
 	}
+	if id.drop {
+		if err := os.Chown(tmp, -1, int(id.gid)); err != nil {
+			return err
+		}
+	}
 	for i := 0; ; i++ {
-		if err := os.Chmod(tmp, 0755); err != nil {
+		if err := os.Chmod(tmp, stageDirMode(id)); err != nil {
 			return err
 		}
 		var st unix.Stat_t
@@ -644,9 +665,12 @@ func fillChunk(buf []byte, es []fstree.Extent, off int64) []byte {
 // stagedPerm is the mode file or directory n is staged with; mergeStage
 // gives n its own mode back when no script set a mode on it (see
 // stageStamp and stagedNode).
-// Setuid and setgid bits are dropped: the staged copy belongs to the
-// scripts' user, in a directory every user can reach, and any host user
-// could run a setuid copy as that user. Its owner may read and write a
+// A file keeps its setuid and setgid bits, so that a script sees them
+// (find -perm -4000) and a chmod u-s or g-s shows in the mode it leaves;
+// the staged copy belongs to the scripts' user, and no other host user
+// can reach it (see stageDirMode). A directory is staged without them: a
+// setgid directory on the host would make the directories a script
+// creates in it setgid too. Its owner may read and write a
 // file, and read, write and search a directory: a build not run as root
 // could not read back what it staged (mode 0000) otherwise, and a script
 // could not change a file of mode 0444 or 0555 (echo x >> bin/test), as
@@ -655,7 +679,7 @@ func stagedPerm(n *fstree.Node) uint16 {
 	if n.Type == fstree.Dir {
 		return n.Perm&^06000 | 0700
 	}
-	return n.Perm&^07000 | 0600 | stageMarker
+	return n.Perm&^stageMarker | 0600 | stageMarker
 }
 
 // stageMarker, the sticky bit, marks a staged file whose mode no script
@@ -663,8 +687,9 @@ func stagedPerm(n *fstree.Node) uint16 {
 // keeps it, and a numeric chmod clears it, also one to the mode the file
 // already has (chmod 0644 on a 0444 file staged 0644, before a write: a
 // change of time alone cannot tell that from the write). A symbolic chmod
-// keeps it but, to be seen, must change the mode; one that changes
-// nothing (u+w on a file staged writable) is as none. A mode a script
+// keeps it but, to be seen, must change the mode (chmod u-s on a setuid
+// file, staged setuid, does); one that changes nothing (u+w on a file
+// staged writable) is as none. A mode a script
 // sets, or a file it makes, never has it in the image: a copy that keeps
 // the mode (cp -p, sed -i) would carry it over.
 const stageMarker = 01000
@@ -918,11 +943,13 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 			return nil, err
 		}
 		switch {
-		case how.staged && old != nil && old.Type == fstree.Regular && perm == stagedPerm(old):
-			// Still the staged mode, marker and all: no script set
-			// one. Written, the file loses setuid and setgid, as by a
-			// user other than root.
-			perm = old.Perm
+		case how.staged && old != nil && old.Type == fstree.Regular && perm&^06000 == stagedPerm(old)&^06000:
+			// The staged permission bits, marker and all: no script set
+			// them. Setuid and setgid were staged as the set has them,
+			// so they are what the scripts left (chmod u-s clears one).
+			// Written, the file loses both, as by a user other than
+			// root.
+			perm = old.Perm&^06000 | perm&06000
 			if !sameContent(old, n) {
 				perm &^= 06000
 			}

@@ -3,6 +3,7 @@ package imagebuilder_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -294,8 +295,9 @@ func TestPostinstScriptSymlinkToStage(t *testing.T) {
 
 // TestPostinstStagedModes: set files are staged with modes the scripts'
 // user can use and no other user can abuse, and get their own modes back
-// when a script left them. A setuid or setgid file was staged, owned by
-// the scripts' user, with its bit in a directory every user can reach; a
+// when a script left them. A setuid or setgid file keeps its bit, so a
+// script sees it and can clear it (the staging directory's parent lets no
+// user but the scripts' in, see TestPostinstSetuidUnreachable); a
 // mode 0000 file could not be read even by its owner (a build not run as
 // root then failed reading it back, blaming a leftover process). A file
 // has the sticky bit too, which a script's chmod clears.
@@ -305,8 +307,8 @@ func TestPostinstStagedModes(t *testing.T) {
 		node         *fstree.Node
 		staged, want string // as the script sees it (stat %a); in the image
 	}{
-		{"usr/bin/suid", fstree.NewFile(04755, []byte("x")), "1755", "4755"},
-		{"usr/bin/sgid", fstree.NewFile(02555, []byte("x")), "1755", "2555"},
+		{"usr/bin/suid", fstree.NewFile(04755, []byte("x")), "5755", "4755"},
+		{"usr/bin/sgid", fstree.NewFile(02555, []byte("x")), "3755", "2555"},
 		{"etc/secret", fstree.NewFile(0, []byte("s3")), "1600", "0"},
 		{"etc/wonly", fstree.NewFile(0222, []byte("w")), "1622", "222"},
 		{"var/wo", fstree.NewDir(0333), "733", "333"},
@@ -338,6 +340,35 @@ func TestPostinstStagedModes(t *testing.T) {
 	for p, want := range map[string]string{"etc/copy": "s3", "etc/list": "f\n"} {
 		if n, err := tr.Get(p); err != nil || string(n.Content()) != want {
 			t.Errorf("%s: %v, want %q", p, err, want)
+		}
+	}
+}
+
+// TestPostinstSetuidUnreachable: setuid and setgid files are staged
+// with their bits, so scripts see them (find -perm -4000 printed nothing,
+// and a chmod u-s was lost); the staging directory's parent then lets in
+// the scripts' user alone (besides the builder), so no other host user
+// can run them.
+func TestPostinstSetuidUnreachable(t *testing.T) {
+	tr := baseTree(t)
+	tr.Put("usr/bin/su", fstree.NewFile(04555, []byte("x")))
+	tr.Put("usr/bin/wall", fstree.NewFile(02555, []byte("x")))
+	dir := postinstService(t, map[string]string{"x.sh": "set -e\nfind usr -perm -4000 > etc/suid\nfind usr -perm -2000 > etc/sgid\nstat -c '%a %u %g' .. > etc/parent\n"})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	parent := fmt.Sprintf("700 %d %d\n", os.Geteuid(), os.Getegid())
+	if os.Geteuid() == 0 {
+		parent = "710 0 65534\n" // nobody's group
+	}
+	for p, want := range map[string]string{"etc/suid": "usr/bin/su\n", "etc/sgid": "usr/bin/wall\n", "etc/parent": parent} {
+		if n, err := tr.Get(p); err != nil || string(n.Content()) != want {
+			got := ""
+			if err == nil {
+				got = string(n.Content())
+			}
+			t.Errorf("%s: %q %v, want %q", p, got, err, want)
 		}
 	}
 }
@@ -381,12 +412,24 @@ func TestPostinstScriptModes(t *testing.T) {
 		// taken for a write alone: the file got its own mode back.
 		{"bin/ro-chmod-append", fstree.NewFile(0444, []byte("x")), "chmod 0644 bin/ro-chmod-append; echo y >> bin/ro-chmod-append", 0644},
 		{"bin/suid-chmod-append", fstree.NewFile(04755, []byte("x")), "chmod 0755 bin/suid-chmod-append; echo y >> bin/suid-chmod-append", 0755},
-		// A symbolic chmod sets the mode it leaves.
+		// A symbolic chmod sets the mode it leaves (setuid kept, as
+		// root's chmod g+w keeps it).
 		{"bin/ro-chmod-sym", fstree.NewFile(0444, []byte("x")), "chmod go+w bin/ro-chmod-sym", 0666},
-		{"bin/suid-chmod-sym", fstree.NewFile(04755, []byte("x")), "chmod g+w bin/suid-chmod-sym", 0775},
+		{"bin/suid-chmod-sym", fstree.NewFile(04755, []byte("x")), "chmod g+w bin/suid-chmod-sym", 04775},
 		// A copy keeps none of the staging's bits.
 		{"bin/copied", fstree.NewFile(0644, []byte("x")), "cp -p bin/copied bin/copy", 0644},
 		{"bin/copy", nil, "", 0644},
+		// Setuid and setgid were staged without their bits, so a
+		// symbolic chmod that cleared one changed nothing the merge
+		// could see: the image kept setuid root.
+		{"usr/bin/su", fstree.NewFile(04555, []byte("x")), "chmod u-s usr/bin/su", 0555},
+		{"usr/bin/wall", fstree.NewFile(02555, []byte("x")), "chmod g-s usr/bin/wall", 0555},
+		{"usr/bin/both", fstree.NewFile(06555, []byte("x")), "chmod a-s usr/bin/both", 0555},
+		{"usr/bin/both-u", fstree.NewFile(06555, []byte("x")), "chmod -s usr/bin/both-u", 0555},
+		{"usr/bin/plain-4755", fstree.NewFile(0755, []byte("x")), "chmod 4755 usr/bin/plain-4755", 04755},
+		{"usr/bin/plain-us", fstree.NewFile(0555, []byte("x")), "chmod u+s usr/bin/plain-us", 04555},
+		{"usr/bin/suid-untouched", fstree.NewFile(04555, []byte("x")), "", 04555},
+		{"usr/bin/sgid-untouched", fstree.NewFile(02555, []byte("x")), "", 02555},
 		// A link made to a setuid file dropped its bit.
 		{"usr/bin/suid-linked", fstree.NewFile(04555, []byte("x")), "ln usr/bin/suid-linked usr/bin/suid-link2", 04555},
 		{"usr/bin/suid-link2", nil, "", 04555},
