@@ -308,23 +308,28 @@ func TestFileSizeLimit(t *testing.T) {
 // TestStoredTimes: a node's mtime was stored as its low 32 bits, which
 // NetBSD reads signed, so 4000000000 (2096) read back as 1960. A time
 // outside 1901..2038 is stored as the nearest end; one inside as it is,
-// before 1970 included; none (0) as the image's timestamp.
+// before 1970 included; none (0) as the image's timestamp. A time of 0
+// given (MtimeSet: a set built with SOURCE_DATE_EPOCH=0) was taken for
+// none too; it is stored as 1970-01-01.
 func TestStoredTimes(t *testing.T) {
 	tests := []struct {
 		mtime int64
+		set   bool   // MtimeSet
 		want  string // debugfs's stat line
 	}{
-		{4000000000, "mtime: 0x7fffffff"},
-		{1 << 40, "mtime: 0x7fffffff"},
-		{-3000000000, "mtime: 0x80000000"},
-		{-100, "mtime: 0xffffff9c"},
-		{1600000000, "mtime: 0x5f5e1000"},
-		{0, fmt.Sprintf("mtime: %#08x", ts)},
+		{4000000000, false, "mtime: 0x7fffffff"},
+		{1 << 40, false, "mtime: 0x7fffffff"},
+		{-3000000000, false, "mtime: 0x80000000"},
+		{-100, false, "mtime: 0xffffff9c"},
+		{1600000000, false, "mtime: 0x5f5e1000"},
+		{1600000000, true, "mtime: 0x5f5e1000"},
+		{0, false, fmt.Sprintf("mtime: %#08x", ts)},
+		{0, true, "mtime: 0x00000000"},
 	}
 	tr := fstree.New()
 	for i, tt := range tests {
 		n := fstree.NewFile(0o644, nil)
-		n.Mtime = tt.mtime
+		n.Mtime, n.MtimeSet = tt.mtime, tt.set
 		mustPut(t, tr, fmt.Sprint("f", i), n)
 	}
 	img := writeImage(t, tr, Options{Size: 4 << 20, Timestamp: ts})

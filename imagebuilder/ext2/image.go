@@ -207,7 +207,7 @@ func (iw *imageWriter) writeInode(in *inode, buf []byte) error {
 	// otherwise wrap to one before 1970.
 	mtime, _ := fstree.ClampTime(n.Mtime)
 	t := uint32(mtime)
-	if n.Mtime == 0 {
+	if !n.HasMtime() {
 		t = uint32(iw.opts.Timestamp)
 	}
 	le.PutUint16(raw[0:], mode)

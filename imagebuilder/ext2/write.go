@@ -27,7 +27,7 @@ type Options struct {
 	// is more, or in a Size too small for that many, as many as fit.
 	Inodes uint64
 	// Timestamp (Unix seconds) is written in the superblock and on every node
-	// whose Mtime is 0.
+	// without a time of its own (see fstree.Node.HasMtime).
 	Timestamp int64
 	// Label is the volume name (at most 16 bytes).
 	Label string

@@ -57,7 +57,7 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes)
 		n.Perm = uint16(h.Mode & 07777)
 		n.UID, n.GID = uint32(h.Uid), uint32(h.Gid)
 		if !h.ModTime.IsZero() {
-			n.Mtime = clamped.mtime(h.Name, h.ModTime.Unix())
+			n.Mtime, n.MtimeSet = clamped.mtime(h.Name, h.ModTime.Unix()), true
 		}
 		return n
 	}

@@ -109,3 +109,52 @@ func TestClampedTimes(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroMtimeGiven: a set entry of mtime 0 (1970-01-01, as in a set
+// built with SOURCE_DATE_EPOCH=0) was taken for one without a time, and
+// the image writer gave it the build's timestamp. Read from a tar or a
+// directory, it has a time of its own; a node made without one has none.
+func TestZeroMtimeGiven(t *testing.T) {
+	var set bytes.Buffer
+	tw := tar.NewWriter(&set)
+	for _, h := range []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: "./d/", Mode: 0o755, ModTime: time.Unix(0, 0)},
+		{Typeflag: tar.TypeReg, Name: "./d/f", Mode: 0o644, ModTime: time.Unix(0, 0)},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d/f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"d/f", "d"} {
+		if err := os.Chtimes(filepath.Join(dir, p), time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromTar, fromDir := fstree.New(), fstree.New()
+	if err := fromTar.AddArchive(bytes.NewReader(set.Bytes()), "set.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fromDir.AddDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	for from, tr := range map[string]*fstree.Tree{"tar": fromTar, "dir": fromDir} {
+		for _, p := range []string{"d", "d/f"} {
+			if n, err := tr.Get(p); err != nil || n.Mtime != 0 || !n.HasMtime() {
+				t.Errorf("from a %s: %s: %+v %v, want mtime 0, given", from, p, n, err)
+			}
+		}
+	}
+	if n := fstree.NewFile(0o644, nil); n.HasMtime() {
+		t.Errorf("a new node has a time of its own: %+v", n)
+	}
+}

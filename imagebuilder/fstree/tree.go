@@ -61,7 +61,11 @@ type Node struct {
 	Perm  uint16 // permission and setuid/setgid/sticky bits (07777)
 	UID   uint32
 	GID   uint32
-	Mtime int64 // Unix seconds; 0 means "none given", the writer substitutes its timestamp; outside MinTime..MaxTime the writer stores the nearest of the two
+	Mtime int64 // Unix seconds; 0 without MtimeSet means "none given", the writer substitutes its timestamp; outside MinTime..MaxTime the writer stores the nearest of the two
+	// MtimeSet says Mtime was given, also when it is 0: 1970-01-01, the
+	// time of every file of a set built with SOURCE_DATE_EPOCH=0. See
+	// HasMtime.
+	MtimeSet bool
 
 	Size    int64    // regular files: length in bytes
 	Extents []Extent // regular files: content, sorted by Off, not overlapping
@@ -96,6 +100,11 @@ func NewSymlink(target string) *Node {
 func NewDevice(t Type, perm uint16, major, minor uint32) *Node {
 	return &Node{Type: t, Perm: perm & 07777, Major: major, Minor: minor}
 }
+
+// HasMtime reports whether n has a modification time of its own: Mtime
+// not 0, or 0 given (MtimeSet). A node without one gets the writer's
+// timestamp.
+func (n *Node) HasMtime() bool { return n.Mtime != 0 || n.MtimeSet }
 
 // Names returns the names in directory n, sorted, so every walk is deterministic.
 func (n *Node) Names() []string {
@@ -227,7 +236,7 @@ func (t *Tree) Put(p string, n *Node) error {
 		if n.Type != Dir {
 			return fmt.Errorf("the root must be a directory, got a %s", n.Type)
 		}
-		t.Root.Perm, t.Root.UID, t.Root.GID, t.Root.Mtime = n.Perm, n.UID, n.GID, n.Mtime
+		t.Root.Perm, t.Root.UID, t.Root.GID, t.Root.Mtime, t.Root.MtimeSet = n.Perm, n.UID, n.GID, n.Mtime, n.MtimeSet
 		return nil
 	}
 	d, name, err := t.dir(cp, true)
@@ -235,7 +244,7 @@ func (t *Tree) Put(p string, n *Node) error {
 		return err
 	}
 	if old := d.children[name]; old != nil && old.Type == Dir && n.Type == Dir {
-		old.Perm, old.UID, old.GID, old.Mtime = n.Perm, n.UID, n.GID, n.Mtime
+		old.Perm, old.UID, old.GID, old.Mtime, old.MtimeSet = n.Perm, n.UID, n.GID, n.Mtime, n.MtimeSet
 		return nil
 	} else if old != nil && old.Type == Dir && len(old.children) > 0 {
 		// Replacing it would drop what it holds without a word; tar

@@ -78,7 +78,7 @@ func Describe(t *fstree.Tree, timestamp int64) map[string]string {
 			extra = fmt.Sprintf("%d,%d", n.Major, n.Minor)
 		}
 		mt, _ := fstree.ClampTime(n.Mtime) // as the writer stores it
-		if n.Mtime == 0 {
+		if !n.HasMtime() {
 			mt = timestamp
 		}
 		perm := n.Perm
