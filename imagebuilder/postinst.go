@@ -86,7 +86,11 @@ func scriptUser() (identity, error) {
 // only root set on one). A set
 // file the scripts renamed or linked elsewhere is still that file (its
 // owner, and its mode as above); one they made is never a set file they
-// removed. A
+// removed. Files and directories are staged with the set's modification
+// times; one a script set (touch -d, cp -p, tar x), or a set's that
+// stayed, reaches the image, and one the build's clock gave (a write, a
+// new entry) does not: such an entry takes the image's timestamp (see
+// stageClock). A
 // script that fails, or leaves a hard link to a file outside the root or
 // a socket, makes the whole step fail and t unchanged. Script output goes
 // to log; a failure shows its last 2000 bytes. Each script runs in a
@@ -133,6 +137,10 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 		return fmt.Errorf("postinst staging: %w", err)
 	}
 	stage, keep := filepath.Join(tmp, "root"), filepath.Join(tmp, "keep")
+	var clock stageClock
+	if clock.start, err = fsNow(tmp, 0700); err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
 	if duringStaging != nil {
 		duringStaging(tmp)
 	}
@@ -162,7 +170,10 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 			return err
 		}
 	}
-	root, err := mergeStage(ctx, t, stage, keep, skipped, stamps)
+	if clock.end, err = fsNow(tmp, stageDirMode(id)); err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
+	root, err := mergeStage(ctx, t, stage, keep, skipped, stamps, clock)
 	if err != nil {
 		return fmt.Errorf("service %s postinst: %w", s.Name, err)
 	}
@@ -471,14 +482,21 @@ func stageTree(t *fstree.Tree, dir, keep string, id identity) (map[string]*fstre
 		if err := os.Lchown(hp, int(id.uid), int(id.gid)); err != nil {
 			return err
 		}
-		return os.Chmod(hp, hostMode(stagedPerm(n)))
+		if err := os.Chmod(hp, hostMode(stagedPerm(n))); err != nil {
+			return err
+		}
+		return stageMtime(hp, n)
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	// Directory modes last, so read-only directories could be filled.
+	// Directory modes and times last, so read-only directories could be
+	// filled, and what was made in them did not change their times.
 	for i, n := range dirs {
 		if err := os.Chmod(paths[i], hostMode(stagedPerm(n))); err != nil {
+			return nil, nil, err
+		}
+		if err := stageMtime(paths[i], n); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -491,7 +509,7 @@ func stageTree(t *fstree.Tree, dir, keep string, id identity) (map[string]*fstre
 			return nil, nil, &os.PathError{Op: "lstat", Path: p, Err: err}
 		}
 		n, _ := t.Get(p)
-		stamps[p] = stageStamp{dev: st.Dev, ino: st.Ino, ctime: st.Ctim, keep: kept[first[n]]}
+		stamps[p] = stageStamp{dev: st.Dev, ino: st.Ino, ctime: st.Ctim, mtime: st.Mtim, keep: kept[first[n]]}
 	}
 	return skipped, stamps, nil
 }
@@ -503,9 +521,9 @@ func stageTree(t *fstree.Tree, dir, keep string, id identity) (map[string]*fstre
 // staged value (chmod 0775 on a setgid directory staged 0775, to drop the
 // bit); a file's tells by its sticky bit (see stagedPerm).
 type stageStamp struct {
-	dev, ino uint64
-	ctime    unix.Timespec
-	keep     string // a regular file's hard link in the keep directory
+	dev, ino     uint64
+	ctime, mtime unix.Timespec
+	keep         string // a regular file's hard link in the keep directory
 }
 
 // same reports whether st is the entry stamped s (the same inode).
@@ -569,6 +587,20 @@ func clockPast(tmp string, stamps map[string]stageStamp, id identity) error {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// stageMtime gives the staged file or directory hp the modification time
+// of n, when it has one: a script sees the set's times (find -newer, make)
+// and, one that copies them (cp -p), passes them on (see stageClock).
+func stageMtime(hp string, n *fstree.Node) error {
+	if !n.HasMtime() {
+		return nil
+	}
+	ts := []unix.Timespec{{Sec: n.Mtime}, {Sec: n.Mtime}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, hp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimes", Path: hp, Err: err}
+	}
+	return nil
 }
 
 // stageFile writes regular file n at hp: its extents, over a file
@@ -715,7 +747,8 @@ func modeBits(perm uint16) fs.FileMode {
 // mergeStage reads the staging tree back. Nodes whose type, mode and
 // content did not change are the original nodes (owner and mtime kept);
 // changed or new ones belong to root:wheel, or to the original path's
-// owner, and take the image timestamp. A directory still untouched as
+// owner, and keep the modification time they have unless the build's
+// clock gave it (see stageClock). A directory still untouched as
 // stamped (stamps, by path) gets its original mode back; any other takes
 // the mode it has, unless stagedNode can tell the mode was not set. A
 // regular file is the set's file staged with its inode, wherever it is
@@ -733,7 +766,7 @@ func modeBits(perm uint16) fs.FileMode {
 // descriptor, never following a symlink, with files read from the
 // descriptor whose type and inode were checked (see hostdir). An entry
 // found changed between the look and the read fails the step.
-func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skipped map[string]*fstree.Node, stamps map[string]stageStamp) (_ *fstree.Node, err error) {
+func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skipped map[string]*fstree.Node, stamps map[string]stageStamp, clock stageClock) (_ *fstree.Node, err error) {
 	defer func() {
 		if errors.Is(err, fs.ErrPermission) && !errors.Is(err, errUnreadable) {
 			err = fmt.Errorf("%w: %w", err, errUnreadable)
@@ -765,7 +798,7 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 		if p == "" {
 			old = orig.Root
 		}
-		var how stagedHow
+		how := stagedHow{clock: clock}
 		if st.Mode&unix.S_IFMT == unix.S_IFREG {
 			// The file staged with this inode, here or elsewhere, moved
 			// or linked here, is that file, with its node.
@@ -777,6 +810,8 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 		} else if s, ok := stamps[p]; ok && s.same(st) {
 			how.staged = true
 			how.untouched = s.untouched(st)
+			_, set := clock.mtime(st)
+			how.retimed = set && st.Mtim != s.mtime
 		}
 		n, err := stagedNode(d, name, p, st, f, old, how, byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
 		if err != nil {
@@ -885,8 +920,47 @@ var afterStageLstat func(p string)
 // stagedHow is what mergeStage knows of how a staged entry came to be
 // where it is now.
 type stagedHow struct {
-	staged    bool // the inode staged for old, at its path or, for a regular file, elsewhere
-	untouched bool // a directory's status unchanged since it was staged (see stageStamp)
+	staged    bool       // the inode staged for old, at its path or, for a regular file, elsewhere
+	untouched bool       // a directory's status unchanged since it was staged (see stageStamp)
+	retimed   bool       // a directory given a modification time other than the staged one, not the build's clock's (touch -d)
+	clock     stageClock // the build's span on the file system's clock
+}
+
+// stageClock is the span of the file system's clock from before staging
+// to after the scripts ended. A staged entry's modification time inside
+// it was given by the clock, by a write or the entry's creation during
+// the build, and is none of the entry's own; one outside was set: the
+// set's own, given back when staged (see stageTree), or one a script set
+// (touch -d, cp -p, tar x), which the image keeps.
+type stageClock struct{ start, end unix.Timespec }
+
+// mtime returns st's modification time in Unix seconds, and whether it
+// is one to keep: false for one inside c.
+func (c stageClock) mtime(st *unix.Stat_t) (int64, bool) {
+	if !tsBefore(st.Mtim, c.start) && !tsBefore(c.end, st.Mtim) {
+		return 0, false
+	}
+	return st.Mtim.Sec, true
+}
+
+// tsBefore reports whether a is before b, for any times (a time past 2262
+// overflows Timespec.Nano).
+func tsBefore(a, b unix.Timespec) bool {
+	return a.Sec < b.Sec || a.Sec == b.Sec && a.Nsec < b.Nsec
+}
+
+// fsNow is the file system's clock now, as the status change time a
+// chmod of dir (to mode) sets: a write's time is the file system's, which
+// may lag the system clock by a tick.
+func fsNow(dir string, mode fs.FileMode) (unix.Timespec, error) {
+	if err := os.Chmod(dir, mode); err != nil {
+		return unix.Timespec{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return unix.Timespec{}, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return st.Ctim, nil
 }
 
 // stagedNode builds the node for one staged path p, name in d, of status
@@ -899,21 +973,33 @@ type stagedHow struct {
 func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, how stagedHow, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
 	// A mode never set since staging is the original's (see stagedPerm).
+	// A time a script set (or the set's, staged) is kept; one the build's
+	// clock gave is none.
+	mtime, timed := how.clock.mtime(st)
 	kept := func(t fstree.Type) bool {
-		return how.untouched && old != nil && old.Type == t && perm == stagedPerm(old)
+		return (how.untouched || how.retimed) && old != nil && old.Type == t && perm == stagedPerm(old)
 	}
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm
 		if old != nil {
 			n.UID, n.GID = old.UID, old.GID
 		}
+		if timed {
+			n.Mtime, n.MtimeSet = mtime, true
+		}
 		return n
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		if kept(fstree.Dir) {
+			// Its mode as staged, its status changed only by entries
+			// added or removed, or by a new time (touch -d), not a
+			// chmod: its own mode.
 			nd := fstree.NewDir(old.Perm)
-			nd.UID, nd.GID, nd.Mtime = old.UID, old.GID, old.Mtime
+			nd.UID, nd.GID, nd.Mtime, nd.MtimeSet = old.UID, old.GID, old.Mtime, old.MtimeSet
+			if timed {
+				nd.Mtime, nd.MtimeSet = mtime, true
+			}
 			return nd, nil
 		}
 		return fresh(fstree.NewDir(perm)), nil
@@ -957,7 +1043,8 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 			perm &^= stageMarker
 		}
 		n = fresh(n)
-		if old != nil && old.Type == fstree.Regular && old.Perm == perm && sameContent(old, n) {
+		if old != nil && old.Type == fstree.Regular && old.Perm == perm && sameContent(old, n) &&
+			(!n.HasMtime() || old.HasMtime() && old.Mtime == n.Mtime) {
 			n = old
 		}
 		byIno[st.Ino] = n

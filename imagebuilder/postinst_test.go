@@ -745,3 +745,55 @@ func TestPostinstDeletedFileNotInherited(t *testing.T) {
 		}
 	}
 }
+
+// TestPostinstScriptTimes: a modification time a script set (touch -d,
+// cp -p, tar x) was dropped, the image giving the entry the build's
+// timestamp. A time the build's clock gave (a write, a new entry) is
+// still none, so the image stays reproducible; a set's time survives a
+// chmod, and a touch -d on a directory does not take its mode.
+func TestPostinstScriptTimes(t *testing.T) {
+	const y2001, y2002 = 978307200, 1009843200
+	tests := []struct {
+		path   string
+		node   *fstree.Node // nil: made by the script
+		script string
+		mtime  int64 // in the image; 0 for none
+		set    bool  // a time of its own, also 0
+		perm   uint16
+	}{
+		{"var/www/index.html", fstree.NewFile(0o444, []byte("x")), "touch -d @978307200 var/www/index.html", y2001, true, 0o444},
+		{"var/www/new.html", nil, "echo new > var/www/new.html; touch -d @978307200 var/www/new.html", y2001, true, 0o644},
+		{"var/www/zero", nil, ": > var/www/zero; touch -d @0 var/www/zero", 0, true, 0o644},
+		{"var/www/written", fstree.NewFile(0o644, []byte("x")), "echo y >> var/www/written", 0, false, 0o644},
+		{"var/www/made", nil, "echo y > var/www/made", 0, false, 0o644},
+		{"var/www/chmodded", fstree.NewFile(0o644, []byte("x")), "chmod 0600 var/www/chmodded", 1500000000, true, 0o600},
+		{"var/www/copy", nil, "cp -p var/www/chmodded var/www/copy", 1500000000, true, 0o600},
+		{"var/www/tarred/f", nil, "tar cf var/x.tar -C var/www chmodded; mkdir var/www/tarred; tar xf var/x.tar -C var/www/tarred; mv var/www/tarred/chmodded var/www/tarred/f; rm var/x.tar", 1500000000, true, 0o600},
+		{"var/dir", fstree.NewDir(0o555), "touch -d @1009843200 var/dir", y2002, true, 0o555},
+		{"var/newdir", nil, "mkdir var/newdir; touch -d @978307200 var/newdir", y2001, true, 0o755},
+	}
+	tr := baseTree(t)
+	tr.Put("var/www", fstree.NewDir(0o755))
+	script := "set -e\n"
+	for _, tc := range tests {
+		if tc.node != nil {
+			tc.node.Mtime = 1500000000
+			tr.Put(tc.path, tc.node)
+		}
+		script += tc.script + "\n"
+	}
+	dir := postinstService(t, map[string]string{"x.sh": script})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, tc := range tests {
+		n, err := tr.Get(tc.path)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", tc.path, err)
+		case n.Mtime != tc.mtime || n.HasMtime() != tc.set || n.Perm != tc.perm:
+			t.Errorf("%s after %q: mtime %d (own %v), mode %#o; want %d (own %v), %#o", tc.path, tc.script, n.Mtime, n.HasMtime(), n.Perm, tc.mtime, tc.set, tc.perm)
+		}
+	}
+}
