@@ -51,8 +51,10 @@ type Config struct {
 	ReadProgress func(done, total uint64)
 	// Log receives the output of postinst scripts, and warnings about
 	// what the sets hold that the image cannot keep exactly (a
-	// modification time ext2 cannot store, clamped), each line starting
-	// "warning: "; nil discards them.
+	// modification time ext2 cannot store, clamped) and about the
+	// service's files the build does not read (see
+	// service.Service.Warnings), each line starting "warning: "; nil
+	// discards them.
 	Log io.Writer
 }
 
@@ -74,6 +76,11 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	}
 	if len(cfg.Sets) == 0 {
 		return nil, fmt.Errorf("no sets given: name at least one set (e.g. rescue.tgz)")
+	}
+	if cfg.Log != nil {
+		for _, w := range cfg.Service.Warnings() {
+			fmt.Fprintf(cfg.Log, "warning: %s\n", w)
+		}
 	}
 	t := fstree.New()
 	if err := readSets(ctx, t, cfg.Sets, cfg.ReadProgress); err != nil {

@@ -259,3 +259,38 @@ func ExampleOverlay() {
 	fmt.Println(init == sh, con.Type, con.Major, con.Minor)
 	// Output: true char device 0 0
 }
+
+// TestBuildWarnsOptionsMk: a smolBSD service's options.mk (IMGSIZE=512,
+// ADDSETS=base,etc) was ignored without a word, the image built from the
+// defaults. The build's log says it is not read and which service.conf
+// keys to use; a service without one gets no such warning.
+func TestBuildWarnsOptionsMk(t *testing.T) {
+	for _, tc := range []struct {
+		files map[string]string
+		want  string // in the log; "" for no warning
+	}{
+		{map[string]string{"options.mk": "IMGSIZE=512\nADDSETS=base,etc\n"},
+			"warning: service svc: options.mk is not read (smolBSD's make settings): there is no service.conf, so the build takes the defaults (sets=rescue, size=10); put its settings in service.conf instead: size=MiB for IMGSIZE, sets=rescue,base,... for the sets (ADDSETS included)\n"},
+		{map[string]string{"options.mk": "IMGSIZE=512\n", "service.conf": "size=auto\n"},
+			"warning: service svc: options.mk is not read (smolBSD's make settings): this build uses service.conf; put its settings in service.conf instead"},
+		{map[string]string{"service.conf": "size=auto\n"}, ""},
+	} {
+		dir := postinstService(t, nil)
+		for name, body := range tc.files {
+			if err := os.WriteFile(filepath.Join(dir, "svc", name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var log bytes.Buffer
+		cfg := imagebuilder.Config{Sets: []string{rescueSet(t, "tar")}, Service: loadService(t, "svc", dir), SizeMB: 10, Timestamp: ts, Log: &log}
+		if _, err := imagebuilder.BuildTree(context.Background(), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		switch got := log.String(); {
+		case tc.want == "" && strings.Contains(got, "warning: "):
+			t.Errorf("%v: log %q, want no warning", tc.files, got)
+		case tc.want != "" && (strings.Count(got, "warning: ") != 1 || !strings.Contains(got, tc.want)):
+			t.Errorf("%v: log %q, want one warning: %q", tc.files, got, tc.want)
+		}
+	}
+}

@@ -39,6 +39,28 @@ func defaults() Config {
 	return Config{Sets: slices.Clone(DefaultConfig.Sets), SizeMB: DefaultConfig.SizeMB}
 }
 
+// OptionsFile is smolBSD's per-service make settings (IMGSIZE=,
+// ADDSETS=), which this builder does not read: see Service.Warnings.
+const OptionsFile = "options.mk"
+
+// Warnings returns what a build of s should say of the service's files it
+// does not use: one line for an options.mk, which smolBSD's make reads and
+// this builder does not (a Makefile fragment, whose ?=, += and variables
+// mean what make makes of them), naming the service.conf keys to set
+// instead. Without service.conf, the build takes DefaultConfig, not
+// options.mk's size and sets.
+func (s *Service) Warnings() []string {
+	if _, err := fs.Stat(s.FS, OptionsFile); err != nil {
+		return nil
+	}
+	from := "this build uses " + ConfigFile
+	if _, err := fs.Stat(s.FS, ConfigFile); errors.Is(err, fs.ErrNotExist) {
+		from = fmt.Sprintf("there is no %s, so the build takes the defaults (sets=%s, size=%d)", ConfigFile, strings.Join(DefaultConfig.Sets, ","), DefaultConfig.SizeMB)
+	}
+	return []string{fmt.Sprintf("service %s: %s is not read (smolBSD's make settings): %s; put its settings in %s instead: size=MiB for IMGSIZE, sets=rescue,base,... for the sets (ADDSETS included)",
+		s.Name, OptionsFile, from, ConfigFile)}
+}
+
 // ReadConfig reads service.conf from a service directory, returning
 // DefaultConfig when there is none. where names the service in messages.
 func ReadConfig(fsys fs.FS, where string) (Config, error) {
