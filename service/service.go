@@ -14,6 +14,7 @@
 package service
 
 import (
+	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -168,6 +169,12 @@ func loadHost(name, dir string) (*Service, error) {
 		common = layered{upper: r.FS(), lower: common}
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
+	}
+	// Stat first: reading a FIFO would block.
+	if st, err := fs.Stat(common, "basicrc"); err == nil && st.Mode().IsRegular() {
+		if p := crlf(common, "basicrc"); p != "" {
+			return nil, fmt.Errorf("common files in %s: %s", filepath.Join(dir, CommonDir), p)
+		}
 	}
 	return check(&Service{Name: name, FS: svc.FS(), Common: common, Dir: dir}, filepath.Join(dir, name))
 }
@@ -367,11 +374,21 @@ func Validate(fsys fs.FS, where string) error {
 			filepath.Join(where, "etc/rc"), filekind.Of(st.Mode())))
 	case st.Size() == 0:
 		problems = append(problems, "etc/rc is empty")
+	default:
+		if p := crlf(fsys, "etc/rc"); p != "" {
+			problems = append(problems, p)
+		}
 	}
 	if es, err := fs.ReadDir(fsys, "postinst"); err == nil {
 		for _, e := range es {
-			if isScript(e.Name()) && !e.Type().IsRegular() {
+			switch {
+			case !isScript(e.Name()):
+			case !e.Type().IsRegular():
 				problems = append(problems, fmt.Sprintf("postinst/%s is %s: a postinst script must be a file", e.Name(), filekind.Of(e.Type())))
+			default:
+				if p := crlf(fsys, path.Join("postinst", e.Name())); p != "" {
+					problems = append(problems, p)
+				}
 			}
 		}
 	} else if err = linkCause(fsys, where, "postinst", err); errors.As(err, new(*linkError)) {
@@ -384,6 +401,20 @@ func Validate(fsys fs.FS, where string) error {
 		return fmt.Errorf("service %s is not valid: %s", where, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// crlf is the problem of shell script name in fsys, a regular file, when
+// a line of it ends in CR LF (a file saved on Windows): sh takes the CR
+// as part of the line, and ". /etc/include/basicrc\r" finds no file. ""
+// when it has none, or cannot be read (the build then says why).
+func crlf(fsys fs.FS, name string) string {
+	b, err := fs.ReadFile(fsys, name)
+	i := bytes.Index(b, []byte("\r\n"))
+	if err != nil || i < 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s has CR LF (DOS) line endings, line %d the first: sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)",
+		name, bytes.Count(b[:i], []byte("\n"))+1)
 }
 
 // Postinst returns the names of the service's postinst scripts, sorted:

@@ -437,3 +437,40 @@ func TestPostinstNames(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadRefusesCRLF: an etc/rc, postinst script or common/basicrc saved
+// with CR LF line endings was accepted, and failed in the guest, NetBSD's
+// sh reading ". /etc/include/basicrc\r". Load refuses it, naming the file
+// and its first such line and saying to convert it; a CR elsewhere, and
+// files that are not scripts, are left alone.
+func TestLoadRefusesCRLF(t *testing.T) {
+	for _, tc := range []struct {
+		files map[string]string
+		want  string // in the error; "" for none
+	}{
+		{map[string]string{"svc/etc/rc": ". /etc/include/basicrc\r\nsh\r\n"},
+			"service %s is not valid: etc/rc has CR LF (DOS) line endings, line 1 the first: sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)"},
+		{map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/10-a.sh": "set -e\ntouch x\r\n"},
+			"service %s is not valid: postinst/10-a.sh has CR LF (DOS) line endings, line 2 the first"},
+		{map[string]string{"svc/etc/rc": "sh\n", "common/basicrc": "echo hi\r\n"},
+			"common files in %s: basicrc has CR LF (DOS) line endings, line 1 the first"},
+		{map[string]string{"svc/etc/rc": "echo 'a\rb'\nsh\n", "svc/postinst/notes.txt": "x\r\n", "svc/etc/motd": "hi\r\n"}, ""},
+	} {
+		dir := t.TempDir()
+		write(t, dir, tc.files)
+		_, err := service.Load("svc", dir)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.files, err)
+		case tc.want == "":
+		case strings.Contains(tc.want, "common"):
+			if want := fmt.Sprintf(tc.want, filepath.Join(dir, "common")); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: got %v, want %q", tc.files, err, want)
+			}
+		default:
+			if want := fmt.Sprintf(tc.want, filepath.Join(dir, "svc")); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: got %v, want %q", tc.files, err, want)
+			}
+		}
+	}
+}
