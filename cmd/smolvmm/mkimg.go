@@ -412,7 +412,9 @@ func commaAdvice(err error, parts []string, i int) error {
 // any of these, a directory NAME in the current directory or in sets/.
 // Archives come first everywhere: a directory NAME beside sets/NAME.tgz is
 // more likely something else of the user's (their service directory
-// rescue/, with --service-dir .) than the set.
+// rescue/, with --service-dir .) than the set. A name that ends in an
+// archive's extension (sets=rescue.tgz) is that archive, as the cache
+// takes it (fetch.Digests.SetFile): NAME.tgz.tgz is not looked for.
 func findSet(name, arch string) (string, error) {
 	stat := func(p string, dir bool) (bool, error) {
 		st, err := os.Stat(p)
@@ -426,6 +428,12 @@ func findSet(name, arch string) (string, error) {
 	}
 	places := []string{"", "sets"}
 	archives := []string{name + ".tgz", name + ".tar.xz"}
+	for _, ext := range setExtensions {
+		if strings.HasSuffix(name, ext) && len(name) > len(ext) {
+			archives = []string{name}
+			break
+		}
+	}
 	for _, dir := range places {
 		for _, a := range archives {
 			p := filepath.Join(dir, a)
@@ -451,6 +459,10 @@ func findSet(name, arch string) (string, error) {
 	return "", fmt.Errorf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
 		name, strings.Join(archives, " or "), cache, name, fetchArgs)
 }
+
+// setExtensions are the names' endings of the archives a set is read from
+// (gzip or xz compressed, or plain tar).
+var setExtensions = []string{".tgz", ".tar.gz", ".tar.xz", ".txz", ".tar"}
 
 // cachedSet returns set name from the cache of the default version of
 // port arch ("" is the default port) when

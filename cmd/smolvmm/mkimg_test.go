@@ -318,7 +318,9 @@ func TestMkimgForceKeepsAnImageInUse(t *testing.T) {
 // only then to a directory of the name, in the current directory or in
 // sets/. A directory in the current directory was taken before any
 // archive: with --service-dir ., the service directory rescue/ was read as
-// the set rescue beside sets/rescue.tgz.
+// the set rescue beside sets/rescue.tgz. A name with its extension
+// (sets=rescue.tgz) was found in the cache only, mkimg looking for
+// rescue.tgz.tgz elsewhere.
 func TestFindSet(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
@@ -342,6 +344,10 @@ func TestFindSet(t *testing.T) {
 		name, want, arch, err string
 	}{
 		{"etc", "etc.tgz", "", ""},
+		{"etc.tgz", "etc.tgz", "", ""},
+		{"rescue.tgz", filepath.Join("sets", "rescue.tgz"), "", ""},
+		{"base.tar.xz", filepath.Join(sets, "base.tar.xz"), "", ""},
+		{"games.tgz", "", "", `no games.tgz in the current directory, in sets/ or in ` + sets},
 		{"rescue", filepath.Join("sets", "rescue.tgz"), "", ""},
 		{"base", filepath.Join(sets, "base.tar.xz"), "", ""},
 		{"mine", "mine", "", ""},
