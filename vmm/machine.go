@@ -16,7 +16,6 @@
 package vmm
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,10 +34,8 @@ import (
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/bus"
 	"github.com/smolvmm/smolvmm/guestmem"
-	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/pagemap"
 	"github.com/smolvmm/smolvmm/internal/portready"
-	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/snapshot"
@@ -418,40 +415,9 @@ func New(cfg Config) (m *Machine, err error) {
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = defaultKVMPath
 	}
-	image := cfg.KernelImage
-	if image == nil {
-		if cfg.Kernel == "" {
-			return nil, &Error{Op: "kernel", Err: fmt.Errorf("no kernel given: %w", ErrConfig), Hint: "set Config.Kernel or Config.KernelImage", Field: "Kernel"}
-		}
-		// A regular file, no larger than the largest kernel image a
-		// gzipped one may expand to: a FIFO or a device would block or
-		// never end, and a huge file would be read whole before its magic
-		// is checked. The cap is not guest RAM: an ELF file's debug
-		// sections may make it larger than what it loads.
-		image, err = regfile.ReadFile(cfg.Kernel, kernelimage.MaxSize)
-		if err != nil {
-			hint := "check the path"
-			switch {
-			case errors.Is(err, regfile.ErrNotRegular):
-				hint = "give a kernel in a regular file (gzipped or not)"
-			case errors.Is(err, regfile.ErrTooLarge):
-				hint = "this is not a kernel image"
-			}
-			return nil, &Error{Op: "read kernel", Err: err, Hint: hint, Field: "Kernel"}
-		}
-	}
-	// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz); take them as
-	// they come.
-	if image, _, err = kernelimage.Decompress(image); err != nil {
-		return nil, &Error{Op: "decompress kernel " + cfg.Kernel, Err: err,
-			Hint: "the file starts like gzip but does not decompress: re-download it"}
-	}
-	if len(image) == 0 {
-		// Said once, rather than by each boot protocol in turn.
-		if cfg.KernelImage != nil {
-			return nil, &Error{Op: "kernel", Err: fmt.Errorf("KernelImage (for %q) is empty: %w", cfg.Kernel, ErrConfig), Field: "KernelImage"}
-		}
-		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", cfg.Kernel), Hint: "check the path", Field: "Kernel"}
+	image, err := kernelImage(cfg)
+	if err != nil {
+		return nil, err
 	}
 	m.cfg = cfg
 
@@ -481,14 +447,8 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	m.event(PhaseDevicesCreated)
 
-	name := filepath.Base(cfg.Kernel)
-	if name == "." || name == "/" || name == "" {
-		name = "kernel"
-	}
-	m.plan, err = loadKernel(m.gmem, image, name, cfg)
-	if err != nil {
-		field, hint := loadHint(err)
-		return nil, &Error{Op: "load kernel " + name, Err: err, Hint: hint, Field: field}
+	if m.plan, err = loadNamedKernel(m.gmem, image, cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Verbose {
 		m.logPlan()

@@ -239,12 +239,10 @@ func benchAction(c *cli.Context) error {
 	if err := checkReadyPort(c); err != nil { // as run does
 		return err
 	}
-	// A file's problem, status 1, said once in the words run uses, not
-	// by every VM (which all failed, and were counted as failed boots).
-	if k := c.String("kernel"); k != "" {
-		if err := checkKernelFile(k); err != nil {
-			return err
-		}
+	// Said once, in run's words and with its status, not by every VM
+	// (which all failed, and were counted as failed boots).
+	if err := checkBenchKernel(c); err != nil {
+		return err
 	}
 	for i, spec := range c.StringSlice("disk") {
 		d, err := blk.ParseDiskSpec(spec)
@@ -432,6 +430,23 @@ func benchAction(c *cli.Context) error {
 		return &benchFailedError{s.Err}
 	}
 	return nil
+}
+
+// checkBenchKernel loads the kernel smolvmm's boots will boot (-k, or the
+// demo guest) as run does before it starts, outside any VM: a file that
+// is no kernel, an -a its protocol refuses, a kernel larger than -m. A
+// bench that only restores a snapshot boots no kernel.
+func checkBenchKernel(c *cli.Context) error {
+	if c.String("restore") != "" && c.String("compare") != "boot" {
+		return nil
+	}
+	proto, _ := bootplan.ParseProtocol(c.String("boot")) // checked before
+	cfg := vmm.Config{MemoryMiB: c.Int("memory"), Append: c.String("append"), NoAppend: c.String("append") == "", Boot: proto}
+	if cfg.Kernel = c.String("kernel"); cfg.Kernel == "" {
+		cfg.Kernel, cfg.KernelImage = "demo", guests.Demo
+	}
+	_, err := vmm.CheckKernel(cfg)
+	return kernelLoadError(err, proto) // run.go
 }
 
 // checkBenchKVM opens and closes the KVM device smolvmm's boots will use,

@@ -445,15 +445,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			defer watchNIC(ctx, cancel, joined)()
 		}
 	}
-	err = forcedBootHint(err, cfg.Boot) // advice.go
-	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
-		// Only the kernel's protocol tells whether -a console=... or a
-		// module's ",type" is right: a mistake in them is found here.
-		// (multiboot.ErrAppend, for a NetBSD kernel booted by
-		// multiboot, is the same error.)
-		err = usageStatus{err}
-	}
-	if err != nil {
+	if err = kernelLoadError(err, cfg.Boot); err != nil {
 		snapDone()
 		return err
 	}
@@ -533,6 +525,19 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return cli.Exit("", s)
 	}
 	return nil
+}
+
+// kernelLoadError is the CLI's error for vmm's err loading the kernel by
+// proto (New's, or CheckKernel's): advice for a forced protocol, and
+// status 2 for a mistake in -a or a module's type, which only the
+// kernel's protocol tells (multiboot.ErrAppend, for a NetBSD kernel
+// booted by multiboot, is netbsdboot.ErrAppend too).
+func kernelLoadError(err error, proto bootplan.Protocol) error {
+	err = forcedBootHint(err, proto) // advice.go
+	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
+		err = usageStatus{err}
+	}
+	return err
 }
 
 // guestCrashExit gives a guest's crash the crash status, 2, with advice

@@ -1,0 +1,107 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
+	"github.com/smolvmm/smolvmm/internal/regfile"
+)
+
+// CheckKernel loads cfg's kernel as New would, into scratch memory of
+// cfg.MemoryMiB outside any VM, and returns the plan or New's error for
+// it: a file that is not a kernel, a command line or modules the kernel's
+// protocol refuses, a kernel larger than the RAM. It needs no KVM, so a
+// program that starts many VMs can refuse a kernel once, before the
+// first. Only Kernel, KernelImage, MemoryMiB, Append, NoAppend, Boot and
+// Modules are read.
+func CheckKernel(cfg Config) (bootplan.Plan, error) {
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = DefaultMemoryMiB
+	}
+	if err := checkMemoryMiB(cfg.MemoryMiB); err != nil {
+		return bootplan.Plan{}, err
+	}
+	if cfg.Append == "" && !cfg.NoAppend {
+		cfg.Append = DefaultAppend
+	}
+	image, err := kernelImage(cfg)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	// Reserved, not committed: only the pages the loader writes are.
+	mem, err := unix.Mmap(-1, 0, cfg.MemoryMiB<<20, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return bootplan.Plan{}, &Error{Op: "mmap guest memory", Err: err, Hint: "give the VM less memory", Field: "MemoryMiB"}
+	}
+	defer unix.Munmap(mem)
+	gmem := guestmem.New(mem, guestmem.Range{Start: vgaStart, End: vgaEnd})
+	if err := writeFirmware(gmem); err != nil {
+		return bootplan.Plan{}, err
+	}
+	return loadNamedKernel(gmem, image, cfg)
+}
+
+// kernelImage is cfg's kernel image, read and decompressed, or New's
+// error for it.
+func kernelImage(cfg Config) ([]byte, error) {
+	image := cfg.KernelImage
+	if image == nil {
+		if cfg.Kernel == "" {
+			return nil, &Error{Op: "kernel", Err: fmt.Errorf("no kernel given: %w", ErrConfig), Hint: "set Config.Kernel or Config.KernelImage", Field: "Kernel"}
+		}
+		// A regular file, no larger than the largest kernel image a
+		// gzipped one may expand to: a FIFO or a device would block or
+		// never end, and a huge file would be read whole before its magic
+		// is checked. The cap is not guest RAM: an ELF file's debug
+		// sections may make it larger than what it loads.
+		var err error
+		image, err = regfile.ReadFile(cfg.Kernel, kernelimage.MaxSize)
+		if err != nil {
+			hint := "check the path"
+			switch {
+			case errors.Is(err, regfile.ErrNotRegular):
+				hint = "give a kernel in a regular file (gzipped or not)"
+			case errors.Is(err, regfile.ErrTooLarge):
+				hint = "this is not a kernel image"
+			}
+			return nil, &Error{Op: "read kernel", Err: err, Hint: hint, Field: "Kernel"}
+		}
+	}
+	// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz); take them as
+	// they come.
+	image, _, err := kernelimage.Decompress(image)
+	if err != nil {
+		return nil, &Error{Op: "decompress kernel " + cfg.Kernel, Err: err,
+			Hint: "the file starts like gzip but does not decompress: re-download it"}
+	}
+	if len(image) == 0 {
+		// Said once, rather than by each boot protocol in turn.
+		if cfg.KernelImage != nil {
+			return nil, &Error{Op: "kernel", Err: fmt.Errorf("KernelImage (for %q) is empty: %w", cfg.Kernel, ErrConfig), Field: "KernelImage"}
+		}
+		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", cfg.Kernel), Hint: "check the path", Field: "Kernel"}
+	}
+	return image, nil
+}
+
+// loadNamedKernel loads image into mem under the name the guest is told
+// (the file's base name), with New's error when that fails.
+func loadNamedKernel(mem *guestmem.Memory, image []byte, cfg Config) (bootplan.Plan, error) {
+	name := filepath.Base(cfg.Kernel)
+	if name == "." || name == "/" || name == "" {
+		name = "kernel"
+	}
+	p, err := loadKernel(mem, image, name, cfg)
+	if err != nil {
+		field, hint := loadHint(err)
+		return p, &Error{Op: "load kernel " + name, Err: err, Hint: hint, Field: field}
+	}
+	return p, nil
+}
