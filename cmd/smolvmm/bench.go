@@ -409,9 +409,10 @@ func benchAction(c *cli.Context) error {
 		return err
 	}
 	res.Notes = append(res.Notes, notes...)
-	if err := res.WriteText(stdout); err != nil {
-		return err
-	}
+	// A write error is stdout's, which keeps it for main to report
+	// (stdout.go): the files asked for are written whatever happened
+	// to the table.
+	_ = res.WriteText(stdout)
 	if err := writeBenchFile(c.String("json"), res.WriteJSON); err != nil {
 		return err
 	}
