@@ -16,6 +16,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/internal/consoleline"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
@@ -301,6 +304,11 @@ func benchAction(c *cli.Context) error {
 		// The VMM judges the port itself (the guest's SYN-ACK behind a
 		// user network's forward) and reports on --ready-fd.
 		childArgs = append(childArgs, "--ready-port", strconv.Itoa(port))
+	}
+	if r := c.String("ready"); r != "" {
+		// Judged by the bench, on the console; the child follows it
+		// only to know whether the bench will read its memory.
+		childArgs = append(childArgs, "--ready-line", r)
 	}
 	memoryMiB := c.Int("memory")
 	guestBytes := uint64(memoryMiB) << 20
@@ -742,6 +750,7 @@ func benchBootCommand() *cli.Command {
 			&cli.IntFlag{Name: "settled-fd"},
 			&cli.IntFlag{Name: "ready-port"},
 			&cli.IntFlag{Name: "ready-fd"},
+			&cli.StringFlag{Name: "ready-line"},
 		}, netFlags()...),
 		Action: benchBoot,
 	}
@@ -776,7 +785,15 @@ func benchBoot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg.Console = stdout  // stdout.go
+	// The bench reads the VM's memory at its ready line, else at its
+	// first console byte: followed here, for linger.
+	sampled := &sampleWatch{w: stdout} // stdout.go
+	if r := c.String("ready-line"); r != "" {
+		if sampled.re, err = regexp.Compile(r); err != nil {
+			return readyRegexpError(r, err) // run.go
+		}
+	}
+	cfg.Console = sampled
 	var readyOut *os.File // bench.Target.ReadyFlag
 	if fd := c.Int("ready-fd"); fd > 2 {
 		readyOut = os.NewFile(uintptr(fd), "ready")
@@ -787,6 +804,9 @@ func benchBoot(c *cli.Context) error {
 		// first console byte is timed by the bench, on the pipe.
 		if name, ok := childPhases[e.Phase]; ok {
 			report.Phases[name] = bench.MonoOf(e.Time)
+		}
+		if e.Phase == vmm.PhaseReady {
+			sampled.vmmReady.Store(true)
 		}
 		if e.Phase == vmm.PhaseReady && readyOut != nil {
 			var b [8]byte
@@ -834,9 +854,14 @@ func benchBoot(c *cli.Context) error {
 		runErr = nicErr
 	}
 	// A guest that ends before the bench has read this VM's memory (the
-	// demo guest, on a busy host) leaves it whole until then.
+	// demo guest, on a busy host) leaves it whole until then; one that
+	// ended before the event the bench reads it at has nothing to wait
+	// for (the bench would have said it timed out).
 	waitRelease()
-	settled.linger(5 * time.Second)
+	if sampled.due(c.Int("ready-port") > 0) {
+		settled.linger(5 * time.Second)
+	}
+	settled.close()
 	m.Close()
 	report.Phases[bench.PhaseClosed] = bench.MonoNow()
 	if runErr == nil && exit.Reason != vmm.ExitStopped {
@@ -890,5 +915,53 @@ func (s *benchSettled) linger(d time.Duration) {
 	}
 	_ = s.f.SetReadDeadline(time.Now().Add(d))
 	_, _ = s.f.Read(make([]byte, 1))
-	s.f.Close()
+}
+
+// close ends the bench's wait for this VM to settle.
+func (s *benchSettled) close() {
+	if s != nil {
+		s.f.Close()
+	}
+}
+
+// sampleWatch is a bench child's console, w, followed to tell whether
+// the bench reads the VM's memory: at the ready line re (given), at the
+// VMM's own ready event (a ready port, a restore's ready), or else at the
+// first console byte.
+type sampleWatch struct {
+	w        io.Writer
+	re       *regexp.Regexp
+	line     consoleline.Line
+	wrote    atomic.Bool
+	matched  atomic.Bool
+	vmmReady atomic.Bool // set by the machine's PhaseReady event
+	mu       sync.Mutex
+}
+
+func (s *sampleWatch) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		s.wrote.Store(true)
+	}
+	if s.re != nil && !s.matched.Load() {
+		// As the bench matches lines (bench.Ready.Pattern).
+		s.mu.Lock()
+		for _, c := range p {
+			if s.line.Add(c) == consoleline.Grew && s.re.Match(s.line.Bytes()) {
+				s.matched.Store(true)
+				break
+			}
+		}
+		s.mu.Unlock()
+	}
+	return s.w.Write(p)
+}
+
+// due reports whether the bench reads the VM's memory at an event that
+// came: the ready line or the VMM's ready with a ready condition
+// (readyPort: one the VMM judges), else any console output.
+func (s *sampleWatch) due(readyPort bool) bool {
+	if s.vmmReady.Load() || s.matched.Load() {
+		return true
+	}
+	return s.re == nil && !readyPort && s.wrote.Load()
 }
