@@ -6,10 +6,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
+	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/netbsdboot"
 )
 
 func TestQEMUKernel(t *testing.T) {
@@ -43,6 +46,11 @@ func TestQEMUKernel(t *testing.T) {
 	}
 	if _, err := QEMUKernel(write("netbsd", native), dir); !errors.Is(err, ErrQEMUKernel) {
 		t.Errorf("native-only NetBSD kernel: err %v, want ErrQEMUKernel", err)
+	}
+	// Neither kernel: not said to need the native handoff.
+	if _, err := QEMUKernel(write("zeros", make([]byte, 8192)), dir); err == nil || errors.Is(err, ErrQEMUKernel) ||
+		!errors.Is(err, multiboot.ErrNotMultiboot) || !errors.Is(err, netbsdboot.ErrNotNetBSD) || strings.Contains(err.Error(), "handoff") {
+		t.Errorf("a file of zeros: err %v, want one saying it is not a kernel", err)
 	}
 	if _, err := QEMUKernel(filepath.Join(dir, "missing"), dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing kernel: err %v, want ErrNotExist", err)

@@ -29,6 +29,8 @@ func TestBenchKernelChecked(t *testing.T) {
 			`smolvmm bench: load kernel nbboot.elf: bad boot arguments: console="foo"`},
 		{"not a kernel", []string{"-k", zeros, "-n", "1", "--warmup", "0"}, 1,
 			"smolvmm bench: load kernel d1.img: neither a multiboot kernel nor a NetBSD ELF kernel"},
+		{"not a kernel, compared with QEMU", []string{"-k", zeros, "--compare", "qemu", "-n", "1", "--warmup", "0"}, 1,
+			"smolvmm bench: load kernel d1.img: neither a multiboot kernel nor a NetBSD ELF kernel"},
 		{"not a kernel, parallel", []string{"-k", zeros, "--parallel", "3"}, 1,
 			"smolvmm bench: load kernel d1.img: neither a multiboot kernel nor a NetBSD ELF kernel"},
 	}
