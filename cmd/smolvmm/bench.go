@@ -37,6 +37,21 @@ import (
 // benchReportFlag is how the bench tells its child where to write phases.
 const benchReportFlag = "--report"
 
+// benchChildEnv marks, in the environment, a process the bench started
+// for one boot: only there is "bench boot" a command.
+const benchChildEnv = "SMOLVMM_BENCH_CHILD"
+
+// benchSubcommands is the hidden child command in a process the bench
+// started, and none elsewhere: "smolvmm bench boot" typed by hand is a
+// stray argument (its missing --report was urfave's raw error, and
+// --report FILE truncated FILE unchecked).
+func benchSubcommands() []*cli.Command {
+	if os.Getenv(benchChildEnv) != "1" {
+		return nil
+	}
+	return []*cli.Command{benchBootCommand()}
+}
+
 // benchTimeout is how long bench waits for a boot unless --timeout says.
 const benchTimeout = 2 * time.Minute
 
@@ -109,7 +124,7 @@ tap:NAME, which every VM would share, is refused with N > 1.`,
 			&cli.BoolFlag{Name: "jail", Usage: "boot smolvmm in namespaces of its own, as run --jail does (to measure what the jail costs; memory is the jailed VMM's)"},
 			&cli.IntFlag{Name: "parallel", Usage: "start `N` VMs at once and report how fast all of them start and each one's memory (RSS and PSS), instead of timed boots"},
 		}, netFlags()...),
-		Subcommands:     []*cli.Command{benchBootCommand()},
+		Subcommands:     benchSubcommands(),
 		HideHelpCommand: true, // the only subcommand is the hidden child
 		Action:          benchAction,
 	}
@@ -313,7 +328,7 @@ func benchAction(c *cli.Context) error {
 	memoryMiB := c.Int("memory")
 	guestBytes := uint64(memoryMiB) << 20
 	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail"), Tasks: vmTasks(nc.Spec),
-		Success: bench.DebugExitSuccess}}
+		Env: []string{benchChildEnv + "=1"}, Success: bench.DebugExitSuccess}}
 	if r := c.String("restore"); r != "" {
 		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
 			return err
