@@ -113,17 +113,21 @@ func Parse(s string) (Line, error) {
 // the multiboot entry copies root= into that field too.
 const maxRoot = 15
 
-// partitionedDisks are the x86 kernel's disk drivers whose disks have
-// partitions (class DV_DISK in sys/conf/files, sys/dev/*/files.*,
+// partitionedDisk reports whether driver is one of the x86 kernel's disk
+// drivers whose disks have partitions (class DV_DISK in sys/conf/files, sys/dev/*/files.*,
 // sys/arch/{amd64,i386,xen}/conf; all but dk and flash, which
 // DEV_USES_PARTITIONS in sys/kern/kern_subr.c excepts). A root= naming
 // one without a partition letter is matched by findroot, which takes the
 // NUL after the unit as the partition: the kernel would mount garbage or
-// stop at the root device prompt.
-var partitionedDisks = map[string]bool{
-	"ld": true, "wd": true, "sd": true, "cd": true, "fd": true, "md": true,
-	"vnd": true, "cgd": true, "ccd": true, "raid": true, "fss": true,
-	"mcd": true, "ed": true, "xbd": true, "altmem": true,
+// stop at the root device prompt. A switch, not a map: nothing is built
+// at package init, which every start of the VMM pays for.
+func partitionedDisk(driver string) bool {
+	switch driver {
+	case "ld", "wd", "sd", "cd", "fd", "md", "vnd", "cgd", "ccd", "raid", "fss",
+		"mcd", "ed", "xbd", "altmem":
+		return true
+	}
+	return false
 }
 
 // CheckRoot checks a root= value as NetBSD's findroot
@@ -176,9 +180,9 @@ func CheckRoot(dev string) error {
 		return bad("no unit number after the driver name")
 	case part != "" && (len(part) != 1 || part[0] < 'a' || part[0] > 'p'):
 		return bad(fmt.Sprintf("partition %q is not one letter a-p", part))
-	case len(unit) > 1 && (part != "" || driver == "dk" || driver == "flash" || partitionedDisks[driver]):
+	case len(unit) > 1 && (part != "" || driver == "dk" || driver == "flash" || partitionedDisk(driver)):
 		return bad(fmt.Sprintf("unit %q has more than one digit, and findroot reads only the first (%s%c); such a disk can be named only as a wedge, NAME= and its name", unit, driver, unit[0]))
-	case part == "" && partitionedDisks[driver]:
+	case part == "" && partitionedDisk(driver):
 		return bad(fmt.Sprintf("%s is a disk driver with partitions, and without a partition letter findroot would take the NUL after the unit as one; add it, such as %s%sa", driver, driver, unit))
 	}
 	return nil
