@@ -167,8 +167,10 @@ func TestHubDNSConnsPerGuest(t *testing.T) {
 			t.Errorf("%s: answered %v (%v), want %v", tt.name, answered, err, tt.answered)
 		}
 	}
-	if s := h.Stats(); s.DNSRefusedConns != 1 || s.DNSConns != netback.DNSConnsPerGuest+1 {
-		t.Errorf("DNSRefusedConns = %d, DNSConns = %d, want 1, %d", s.DNSRefusedConns, s.DNSConns, netback.DNSConnsPerGuest+1)
+	// The other VM's connection, closed once answered, may or may not be
+	// forgotten yet: the hog's are open.
+	if s := h.Stats(); s.DNSRefusedConns != 1 || s.DNSConns < netback.DNSConnsPerGuest || s.DNSConns > netback.DNSConnsPerGuest+1 {
+		t.Errorf("DNSRefusedConns = %d, DNSConns = %d, want 1, %d or %d", s.DNSRefusedConns, s.DNSConns, netback.DNSConnsPerGuest, netback.DNSConnsPerGuest+1)
 	}
 	held[0].Close()
 	waitFor(t, "a closed connection to be forgotten", func() bool {
