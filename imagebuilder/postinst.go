@@ -706,16 +706,33 @@ func fillChunk(buf []byte, es []fstree.Extent, off int64) []byte {
 // file, and read, write and search a directory: a build not run as root
 // could not read back what it staged (mode 0000) otherwise, and a script
 // could not change a file of mode 0444 or 0555 (echo x >> bin/test), as
-// smolBSD's scripts, run as root, can. A file gets stageMarker.
+// smolBSD's scripts, run as root, can. A file gets stageMarker, and so
+// does a directory staged with a mode other than its own, unless it has
+// the sticky bit already (see dirMarked).
 func stagedPerm(n *fstree.Node) uint16 {
 	if n.Type == fstree.Dir {
-		return n.Perm&^06000 | 0700
+		p := n.Perm&^06000 | 0700
+		if p != n.Perm && n.Perm&stageMarker == 0 {
+			p |= stageMarker
+		}
+		return p
 	}
 	return n.Perm&^stageMarker | 0600 | stageMarker
 }
 
-// stageMarker, the sticky bit, marks a staged file whose mode no script
-// set: Linux ignores it on a file and lets its owner set it, a write
+// dirMarked reports whether directory n is staged with stageMarker: then
+// a script's chmod that sets its staged mode (chmod 0755 on a 0555
+// directory, numeric, as tar xp and cp -a set one) clears the marker, and
+// is seen also when a new time, which changes the status too, follows it.
+// The sticky bit changes nothing for the scripts' user, who owns every
+// staged entry, and a directory made in one does not inherit it.
+func dirMarked(n *fstree.Node) bool {
+	return n != nil && n.Type == fstree.Dir && stagedPerm(n)&stageMarker != 0 && n.Perm&stageMarker == 0
+}
+
+// stageMarker, the sticky bit, marks a staged file (and some directories,
+// see dirMarked) whose mode no script set: Linux ignores it on a file
+// and lets its owner set it, a write
 // keeps it, and a numeric chmod clears it, also one to the mode the file
 // already has (chmod 0644 on a 0444 file staged 0644, before a write: a
 // change of time alone cannot tell that from the write). A symbolic chmod
@@ -976,8 +993,12 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 	// A time a script set (or the set's, staged) is kept; one the build's
 	// clock gave is none.
 	mtime, timed := how.clock.mtime(st)
+	// A new time (touch -d, tar xp, cp -a) also changes the status: it
+	// leaves the mode as staged only when the directory's marker, which
+	// a numeric chmod clears, is still there.
 	kept := func(t fstree.Type) bool {
-		return (how.untouched || how.retimed) && old != nil && old.Type == t && perm == stagedPerm(old)
+		return old != nil && old.Type == t && perm == stagedPerm(old) &&
+			(how.untouched || how.retimed && dirMarked(old))
 	}
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm
@@ -993,7 +1014,7 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 	case unix.S_IFDIR:
 		if kept(fstree.Dir) {
 			// Its mode as staged, its status changed only by entries
-			// added or removed, or by a new time (touch -d), not a
+			// added or removed, or by a new time (touch -d) and no
 			// chmod: its own mode.
 			nd := fstree.NewDir(old.Perm)
 			nd.UID, nd.GID, nd.Mtime, nd.MtimeSet = old.UID, old.GID, old.Mtime, old.MtimeSet
@@ -1001,6 +1022,9 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 				nd.Mtime, nd.MtimeSet = mtime, true
 			}
 			return nd, nil
+		}
+		if how.staged && dirMarked(old) {
+			perm &^= stageMarker
 		}
 		return fresh(fstree.NewDir(perm)), nil
 	case unix.S_IFLNK:
@@ -1032,13 +1056,11 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		case how.staged && old != nil && old.Type == fstree.Regular && perm&^06000 == stagedPerm(old)&^06000:
 			// The staged permission bits, marker and all: no script set
 			// them. Setuid and setgid were staged as the set has them,
-			// so they are what the scripts left (chmod u-s clears one).
-			// Written, the file loses both, as by a user other than
-			// root.
+			// so they are what the scripts left: chmod u-s clears one,
+			// a write clears them (the host's, for a user other than
+			// root), and a chmod u+s or g+s after the write, which
+			// keeps the marker, sets one again.
 			perm = old.Perm&^06000 | perm&06000
-			if !sameContent(old, n) {
-				perm &^= 06000
-			}
 		default:
 			perm &^= stageMarker
 		}

@@ -300,7 +300,8 @@ func TestPostinstScriptSymlinkToStage(t *testing.T) {
 // user but the scripts' in, see TestPostinstSetuidUnreachable); a
 // mode 0000 file could not be read even by its owner (a build not run as
 // root then failed reading it back, blaming a leftover process). A file
-// has the sticky bit too, which a script's chmod clears.
+// has the sticky bit too, which a numeric chmod clears, and so has a
+// directory staged with a mode other than its own.
 func TestPostinstStagedModes(t *testing.T) {
 	tests := []struct {
 		path         string
@@ -311,8 +312,8 @@ func TestPostinstStagedModes(t *testing.T) {
 		{"usr/bin/sgid", fstree.NewFile(02555, []byte("x")), "3755", "2555"},
 		{"etc/secret", fstree.NewFile(0, []byte("s3")), "1600", "0"},
 		{"etc/wonly", fstree.NewFile(0222, []byte("w")), "1622", "222"},
-		{"var/wo", fstree.NewDir(0333), "733", "333"},
-		{"usr/games", fstree.NewDir(02775), "775", "2775"},
+		{"var/wo", fstree.NewDir(0333), "1733", "333"},
+		{"usr/games", fstree.NewDir(02775), "1775", "2775"},
 		{"tmp", fstree.NewDir(01777), "1777", "1777"},
 	}
 	script := "cat etc/secret > etc/copy\nls var/wo > etc/list\n: > etc/modes\n"
@@ -433,6 +434,13 @@ func TestPostinstScriptModes(t *testing.T) {
 		// A link made to a setuid file dropped its bit.
 		{"usr/bin/suid-linked", fstree.NewFile(04555, []byte("x")), "ln usr/bin/suid-linked usr/bin/suid-link2", 04555},
 		{"usr/bin/suid-link2", nil, "", 04555},
+		// A write clears setuid and setgid; a chmod u+s or g+s after it
+		// sets one again, which the sticky marker, kept by a symbolic
+		// chmod, hid: the image lost the bit.
+		{"usr/bin/suid-append-us", fstree.NewFile(04755, []byte("x")), "echo y >> usr/bin/suid-append-us; chmod u+s usr/bin/suid-append-us", 04755},
+		{"usr/bin/plain-write-us", fstree.NewFile(0755, []byte("x")), "printf new > usr/bin/plain-write-us; chmod u+s usr/bin/plain-write-us", 04755},
+		{"usr/bin/sgid-write-gs", fstree.NewFile(02755, []byte("x")), "printf new > usr/bin/sgid-write-gs; chmod g+s usr/bin/sgid-write-gs", 02755},
+		{"usr/bin/both-write-us", fstree.NewFile(06755, []byte("x")), "printf new > usr/bin/both-write-us; chmod u+s usr/bin/both-write-us", 04755},
 	}
 	tr := baseTree(t)
 	script := "set -e\n"
@@ -771,6 +779,14 @@ func TestPostinstScriptTimes(t *testing.T) {
 		{"var/www/tarred/f", nil, "tar cf var/x.tar -C var/www chmodded; mkdir var/www/tarred; tar xf var/x.tar -C var/www/tarred; mv var/www/tarred/chmodded var/www/tarred/f; rm var/x.tar", 1500000000, true, 0o600},
 		{"var/dir", fstree.NewDir(0o555), "touch -d @1009843200 var/dir", y2002, true, 0o555},
 		{"var/newdir", nil, "mkdir var/newdir; touch -d @978307200 var/newdir", y2001, true, 0o755},
+		// A chmod to the staged mode, then a new time (touch -d, tar xp,
+		// cp -a), was taken for the time alone: the directory got its
+		// own mode back, not the one the script set.
+		{"var/ro", fstree.NewDir(0o555), "chmod 0755 var/ro; touch -d @978307200 var/ro", y2001, true, 0o755},
+		{"var/sg", fstree.NewDir(0o2775), "chmod 0775 var/sg; touch -d @978307200 var/sg", y2001, true, 0o775},
+		{"var/tarred", fstree.NewDir(0o555), "mkdir -p var/t/tarred; touch -d @978307200 var/t/tarred; tar cf var/t.tar -C var/t tarred; tar xpf var/t.tar -C var; rm -r var/t var/t.tar", y2001, true, 0o755},
+		{"var/sg-touched", fstree.NewDir(0o2775), "touch -d @978307200 var/sg-touched", y2001, true, 0o2775},
+		{"var/ro-sym", fstree.NewDir(0o555), "chmod g+w var/ro-sym; touch -d @978307200 var/ro-sym", y2001, true, 0o775},
 	}
 	tr := baseTree(t)
 	tr.Put("var/www", fstree.NewDir(0o755))
