@@ -75,7 +75,7 @@ func scriptUser() (identity, error) {
 // change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
 // as they were. A file is staged with its setuid and setgid bits (in a
-// directory no other host user can reach), readable and writable by its
+// directory only the scripts' user and root may enter), readable and writable by its
 // owner (a script may change a file of mode 0444, as root may) and with
 // the sticky bit (see stagedPerm), a directory without setuid and setgid,
 // readable, writable and searchable; one whose mode the scripts did not
@@ -136,7 +136,10 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
 	}
-	stage, keep := filepath.Join(tmp, "root"), filepath.Join(tmp, "keep")
+	// The tree is staged in gate, which belongs to the scripts' user and
+	// lets no other user in (see stageDirMode).
+	gate := filepath.Join(tmp, "gate")
+	stage, keep := filepath.Join(gate, "root"), filepath.Join(tmp, "keep")
 	var clock stageClock
 	if clock.start, err = fsNow(tmp, 0700); err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
@@ -147,6 +150,12 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	// The builder's, mode 0700: the scripts' user, when it is another
 	// (nobody), can neither reach in nor, in tmp, rename it.
 	if err := os.Mkdir(keep, 0700); err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
+	if err := os.Mkdir(gate, 0700); err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
+	if err := os.Lchown(gate, int(id.uid), int(id.gid)); err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
 	}
 	// Staged by path, as root: while tmp is still 0700, no process of
@@ -543,12 +552,17 @@ func (s stageStamp) untouched(st *unix.Stat_t) bool {
 	return s.ctime == st.Ctim || st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Ctim == st.Mtim
 }
 
-// stageDirMode is the mode of tmp, the staging directory's parent, while
-// the scripts run, when they run as another user (nobody), whose group
-// tmp is given: that user may search it, and no other user but the
-// builder may, so none can run the setuid and setgid files staged below
-// it (see stagedPerm). Run as the builder, the scripts need no more than
-// the builder's own 0700.
+// stageDirMode is the mode of tmp, the directory that holds the staging
+// tree's parent (gate) and keep, while the scripts run. When they run as
+// another user (nobody), tmp is given that user's group and mode 0710, so
+// that the users of that group (nogroup, shared with system users) may
+// pass through it but not write it: the scripts' user can rename neither
+// gate nor keep. gate is the scripts' user's own, mode 0700: no user but
+// that one and root, not one of nobody's group either, may enter it and
+// run the setuid and setgid files staged below it (see stagedPerm); a
+// process already running as the scripts' user gains nothing by them.
+// Run as the builder, the scripts need no more than the builder's own
+// 0700.
 func stageDirMode(id identity) fs.FileMode {
 	if id.drop {
 		return 0710
@@ -556,8 +570,8 @@ func stageDirMode(id identity) fs.FileMode {
 	return 0700
 }
 
-// clockPast makes tmp, the staging directory's parent, searchable by the
-// scripts' user id and no other (see stageDirMode), changing its mode
+// clockPast makes tmp, above the staging directory, searchable by the
+// scripts' user id (see stageDirMode), changing its mode
 // until its status change time is past every stamp's: a change a script
 // makes then gets a time no stamp has, even where the file system's clock
 // is coarser than the time staging took. A clock set back stops the wait
@@ -778,8 +792,8 @@ func modeBits(perm uint16) fs.FileMode {
 //
 // Everything below dir belongs to the scripts' user, and a process they
 // left running (or any other process of that user) can still change it:
-// dir is opened once (this process made it, in a directory the scripts'
-// user cannot write), and each entry beneath it through its parent's
+// dir is opened once (this process made it, in a directory of the
+// scripts' user, so it must still be the directory stamped), and each entry beneath it through its parent's
 // descriptor, never following a symlink, with files read from the
 // descriptor whose type and inode were checked (see hostdir). An entry
 // found changed between the look and the read fails the step.
@@ -799,6 +813,11 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 		return nil, err
 	}
 	defer root.Close()
+	// dir's parent belongs to the scripts' user, who could put another
+	// directory, or a symlink to one, in its place.
+	if s, ok := stamps[""]; ok && !s.same(&rst) {
+		return nil, fmt.Errorf("the staging directory %s changed after the postinst scripts ended (did one leave a process running?): it is not the directory staged", dir)
+	}
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -348,20 +349,24 @@ func TestPostinstStagedModes(t *testing.T) {
 // TestPostinstSetuidUnreachable: setuid and setgid files are staged
 // with their bits, so scripts see them (find -perm -4000 printed nothing,
 // and a chmod u-s was lost); the staging directory's parent then lets in
-// the scripts' user alone (besides the builder), so no other host user
-// can run them.
+// the scripts' user alone (besides root), so no other host user can run
+// them: it is that user's, mode 0700 (see TestPostinstStageGate).
 func TestPostinstSetuidUnreachable(t *testing.T) {
 	tr := baseTree(t)
 	tr.Put("usr/bin/su", fstree.NewFile(04555, []byte("x")))
 	tr.Put("usr/bin/wall", fstree.NewFile(02555, []byte("x")))
-	dir := postinstService(t, map[string]string{"x.sh": "set -e\nfind usr -perm -4000 > etc/suid\nfind usr -perm -2000 > etc/sgid\nstat -c '%a %u %g' .. > etc/parent\n"})
+	dir := postinstService(t, map[string]string{"x.sh": "set -e\nfind usr -perm -4000 > etc/suid\nfind usr -perm -2000 > etc/sgid\nstat -c '%a %u' .. > etc/parent\n"})
 	var log strings.Builder
 	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	parent := fmt.Sprintf("700 %d %d\n", os.Geteuid(), os.Getegid())
+	parent := fmt.Sprintf("700 %d\n", os.Geteuid())
 	if os.Geteuid() == 0 {
-		parent = "710 0 65534\n" // nobody's group
+		nobody, err := user.Lookup("nobody")
+		if err != nil {
+			t.Skip(err)
+		}
+		parent = "700 " + nobody.Uid + "\n"
 	}
 	for p, want := range map[string]string{"etc/suid": "usr/bin/su\n", "etc/sgid": "usr/bin/wall\n", "etc/parent": parent} {
 		if n, err := tr.Get(p); err != nil || string(n.Content()) != want {

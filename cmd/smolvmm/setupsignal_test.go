@@ -218,7 +218,7 @@ func TestMkimgSignalDuringPostinst(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
 			for started := false; !started; {
-				m, _ := filepath.Glob(filepath.Join(tmp, "smolvmm-postinst-*", "root", "started"))
+				m, _ := filepath.Glob(filepath.Join(tmp, "smolvmm-postinst-*", "gate", "root", "started"))
 				started = len(m) > 0
 				select {
 				case err := <-done:
