@@ -263,17 +263,21 @@ func ExampleOverlay() {
 // TestBuildWarnsOptionsMk: a smolBSD service's options.mk (IMGSIZE=512,
 // ADDSETS=base,etc) was ignored without a word, the image built from the
 // defaults. The build's log says it is not read and which service.conf
-// keys to use; a service without one gets no such warning.
+// keys to use; a service without one gets no such warning. Without
+// service.conf, it said the build took the defaults (size=10) also when
+// the build was given another size or other sets.
 func TestBuildWarnsOptionsMk(t *testing.T) {
+	const noConf = "warning: service svc: options.mk is not read (smolBSD's make settings): there is no service.conf, and options.mk's size and sets do not apply; put its settings in service.conf instead: size=MiB for IMGSIZE, sets=rescue,base,... for the sets (ADDSETS included)\n"
 	for _, tc := range []struct {
-		files map[string]string
-		want  string // in the log; "" for no warning
+		files  map[string]string
+		sizeMB int
+		want   string // in the log; "" for no warning
 	}{
-		{map[string]string{"options.mk": "IMGSIZE=512\nADDSETS=base,etc\n"},
-			"warning: service svc: options.mk is not read (smolBSD's make settings): there is no service.conf, so the build takes the defaults (sets=rescue, size=10); put its settings in service.conf instead: size=MiB for IMGSIZE, sets=rescue,base,... for the sets (ADDSETS included)\n"},
-		{map[string]string{"options.mk": "IMGSIZE=512\n", "service.conf": "size=auto\n"},
+		{map[string]string{"options.mk": "IMGSIZE=512\nADDSETS=base,etc\n"}, 10, noConf},
+		{map[string]string{"options.mk": "IMGSIZE=512\n"}, 512, noConf},
+		{map[string]string{"options.mk": "IMGSIZE=512\n", "service.conf": "size=auto\n"}, 0,
 			"warning: service svc: options.mk is not read (smolBSD's make settings): this build uses service.conf; put its settings in service.conf instead"},
-		{map[string]string{"service.conf": "size=auto\n"}, ""},
+		{map[string]string{"service.conf": "size=auto\n"}, 0, ""},
 	} {
 		dir := postinstService(t, nil)
 		for name, body := range tc.files {
@@ -282,7 +286,7 @@ func TestBuildWarnsOptionsMk(t *testing.T) {
 			}
 		}
 		var log bytes.Buffer
-		cfg := imagebuilder.Config{Sets: []string{rescueSet(t, "tar")}, Service: loadService(t, "svc", dir), SizeMB: 10, Timestamp: ts, Log: &log}
+		cfg := imagebuilder.Config{Sets: []string{rescueSet(t, "tar")}, Service: loadService(t, "svc", dir), SizeMB: tc.sizeMB, Timestamp: ts, Log: &log}
 		if _, err := imagebuilder.BuildTree(context.Background(), &cfg); err != nil {
 			t.Fatal(err)
 		}

@@ -47,15 +47,16 @@ const OptionsFile = "options.mk"
 // does not use: one line for an options.mk, which smolBSD's make reads and
 // this builder does not (a Makefile fragment, whose ?=, += and variables
 // mean what make makes of them), naming the service.conf keys to set
-// instead. Without service.conf, the build takes DefaultConfig, not
-// options.mk's size and sets.
+// instead. Without service.conf, the build takes DefaultConfig, or the
+// size and sets it is given otherwise, never options.mk's: the warning
+// does not name them, as only the build knows which.
 func (s *Service) Warnings() []string {
 	if _, err := fs.Stat(s.FS, OptionsFile); err != nil {
 		return nil
 	}
 	from := "this build uses " + ConfigFile
 	if _, err := fs.Stat(s.FS, ConfigFile); errors.Is(err, fs.ErrNotExist) {
-		from = fmt.Sprintf("there is no %s, so the build takes the defaults (sets=%s, size=%d)", ConfigFile, strings.Join(DefaultConfig.Sets, ","), DefaultConfig.SizeMB)
+		from = fmt.Sprintf("there is no %s, and %s's size and sets do not apply", ConfigFile, OptionsFile)
 	}
 	return []string{fmt.Sprintf("service %s: %s is not read (smolBSD's make settings): %s; put its settings in %s instead: size=MiB for IMGSIZE, sets=rescue,base,... for the sets (ADDSETS included)",
 		s.Name, OptionsFile, from, ConfigFile)}
