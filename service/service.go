@@ -404,17 +404,19 @@ func Validate(fsys fs.FS, where string) error {
 }
 
 // crlf is the problem of shell script name in fsys, a regular file, when
-// a line of it ends in CR LF (a file saved on Windows): sh takes the CR
-// as part of the line, and ". /etc/include/basicrc\r" finds no file. ""
-// when it has none, or cannot be read (the build then says why).
+// it was saved with CR LF line endings (on Windows, say), as its first
+// line, ending in CR LF, tells: sh takes the CR as part of the line, and
+// ". /etc/include/basicrc\r" finds no file. A CR LF further on may be
+// meant (a here-document writing an HTTP response, a payload after exit)
+// and is left alone. "" when the first line ends in LF alone, or the file
+// cannot be read (the build then says why).
 func crlf(fsys fs.FS, name string) string {
 	b, err := fs.ReadFile(fsys, name)
-	i := bytes.Index(b, []byte("\r\n"))
-	if err != nil || i < 0 {
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	if err != nil || len(first) == len(b) || !bytes.HasSuffix(first, []byte("\r")) {
 		return ""
 	}
-	return fmt.Sprintf("%s has CR LF (DOS) line endings, line %d the first: sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)",
-		name, bytes.Count(b[:i], []byte("\n"))+1)
+	return fmt.Sprintf("%s has CR LF (DOS) line endings (its first line ends in CR LF): sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)", name)
 }
 
 // Postinst returns the names of the service's postinst scripts, sorted:

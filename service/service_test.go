@@ -441,19 +441,23 @@ func TestPostinstNames(t *testing.T) {
 // TestLoadRefusesCRLF: an etc/rc, postinst script or common/basicrc saved
 // with CR LF line endings was accepted, and failed in the guest, NetBSD's
 // sh reading ". /etc/include/basicrc\r". Load refuses it, naming the file
-// and its first such line and saying to convert it; a CR elsewhere, and
-// files that are not scripts, are left alone.
+// and saying to convert it; a CR elsewhere, and files that are not
+// scripts, are left alone. A file is taken as saved with CR LF when its
+// first line ends so: a deliberate CR LF further on (a here-document
+// writing an HTTP response, a payload after exit) was refused too.
 func TestLoadRefusesCRLF(t *testing.T) {
 	for _, tc := range []struct {
 		files map[string]string
 		want  string // in the error; "" for none
 	}{
 		{map[string]string{"svc/etc/rc": ". /etc/include/basicrc\r\nsh\r\n"},
-			"service %s is not valid: etc/rc has CR LF (DOS) line endings, line 1 the first: sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)"},
-		{map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/10-a.sh": "set -e\ntouch x\r\n"},
-			"service %s is not valid: postinst/10-a.sh has CR LF (DOS) line endings, line 2 the first"},
+			"service %s is not valid: etc/rc has CR LF (DOS) line endings (its first line ends in CR LF): sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)"},
+		{map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/10-a.sh": "set -e\r\ntouch x\r\n"},
+			"service %s is not valid: postinst/10-a.sh has CR LF (DOS) line endings (its first line ends in CR LF)"},
 		{map[string]string{"svc/etc/rc": "sh\n", "common/basicrc": "echo hi\r\n"},
-			"common files in %s: basicrc has CR LF (DOS) line endings, line 1 the first"},
+			"common files in %s: basicrc has CR LF (DOS) line endings (its first line ends in CR LF)"},
+		{map[string]string{"svc/etc/rc": "cat > /var/www/reply <<'EOF'\nHTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok\nEOF\nsh\n"}, ""},
+		{map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/10-a.sh": "tail -n +4 \"$0\" > payload\nexit 0\n\r\n\x00\x01\r\n"}, ""},
 		{map[string]string{"svc/etc/rc": "echo 'a\rb'\nsh\n", "svc/postinst/notes.txt": "x\r\n", "svc/etc/motd": "hi\r\n"}, ""},
 	} {
 		dir := t.TempDir()
