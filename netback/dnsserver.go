@@ -22,9 +22,9 @@ const hostDNSPerGuest = 16
 // and the DNS server's addresses): it forwards each query's question to
 // the host's nameservers (hostResolver) and gives the guest their answer
 // as they gave it: its reply code (NXDOMAIN only for a name that does
-// not exist), its records of every type and section, their TTLs. A name
-// of the hosts file written rooted is answered its addresses (A, AAAA)
-// from there, with TTL 0. Any other failure (the nameservers' answer, a
+// not exist), its records of every type and section, their TTLs, but
+// for no IPv6 address (withoutIPv6). A name of the hosts file written
+// rooted is answered its IPv4 addresses from there, with TTL 0. Any other failure (the nameservers' answer, a
 // timeout, too many queries) is SERVFAIL, so that the guest's resolver
 // tries again rather than take the name for missing. An EDNS query is
 // answered with an OPT record (RFC 6891 6.1.1); over UDP an answer is
@@ -137,8 +137,12 @@ func guestOfAddr(a net.Addr) netip.Addr {
 }
 
 // answer is the reply to q: from the hosts file, else the nameservers'.
-// Only a standard query of one question, EDNS version 0, is forwarded;
-// zone transfers are refused, as the nameservers would.
+// Only a standard query of one question, EDNS version 0, is forwarded.
+// Refused: zone transfers, as the nameservers would; classes but IN (CH
+// asks the nameservers' version and names, nothing a guest needs); and
+// ANY, as many public resolvers do (RFC 8482): a resolver's answer to it
+// is what its cache holds, which tells a guest what the host or other VMs
+// looked up, and no resolver library asks it for addresses.
 func (d *dnsHandler) answer(q *dns.Msg) *dns.Msg {
 	if q.Opcode != dns.OpcodeQuery {
 		return dnsReply(q, dns.RcodeNotImplemented)
@@ -149,8 +153,11 @@ func (d *dnsHandler) answer(q *dns.Msg) *dns.Msg {
 	if e := q.IsEdns0(); e != nil && e.Version() != 0 {
 		return dnsReply(q, dns.RcodeBadVers)
 	}
+	if q.Question[0].Qclass != dns.ClassINET {
+		return dnsReply(q, dns.RcodeRefused)
+	}
 	switch q.Question[0].Qtype {
-	case dns.TypeAXFR, dns.TypeIXFR:
+	case dns.TypeAXFR, dns.TypeIXFR, dns.TypeANY:
 		return dnsReply(q, dns.RcodeRefused)
 	}
 	if m := d.fromHosts(q); m != nil {
@@ -172,12 +179,41 @@ func (d *dnsHandler) answer(q *dns.Msg) *dns.Msg {
 		}
 		m.Extra = append(m.Extra, rr)
 	}
+	if q.Question[0].Qtype == dns.TypeAAAA {
+		withoutIPv6(m)
+	}
 	return m
 }
 
-// fromHosts answers an A or AAAA question of a name of the hosts file
-// with its addresses of that family (none: the name exists, without
-// them); nil for other questions and names.
+// withoutIPv6 leaves out of m, the answer to an AAAA question, its
+// addresses (and their signatures), keeping its reply code and CNAME
+// chain: the network has no IPv6 route, and a guest given an IPv6
+// address would try it, as NetBSD's getaddrinfo may first, and a
+// program using only the first address fails. The answer is the gateway's
+// then, not authenticated (AD clear).
+func withoutIPv6(m *dns.Msg) {
+	kept := m.Answer[:0]
+	for _, rr := range m.Answer {
+		switch rr := rr.(type) {
+		case *dns.AAAA:
+			continue
+		case *dns.RRSIG:
+			if rr.TypeCovered == dns.TypeAAAA {
+				continue
+			}
+		}
+		kept = append(kept, rr)
+	}
+	if len(kept) < len(m.Answer) {
+		m.AuthenticatedData = false
+	}
+	m.Answer = kept
+}
+
+// fromHosts answers an A or AAAA question of a name of the hosts file:
+// A with its IPv4 addresses, AAAA with none (the network has no IPv6:
+// withoutIPv6), the name existing all the same; nil for other questions
+// and names.
 func (d *dnsHandler) fromHosts(q *dns.Msg) *dns.Msg {
 	qq := q.Question[0]
 	if qq.Qclass != dns.ClassINET || (qq.Qtype != dns.TypeA && qq.Qtype != dns.TypeAAAA) {
@@ -190,12 +226,8 @@ func (d *dnsHandler) fromHosts(q *dns.Msg) *dns.Msg {
 	m := dnsReply(q, dns.RcodeSuccess)
 	for _, ip := range ips {
 		hdr := dns.RR_Header{Name: qq.Name, Rrtype: qq.Qtype, Class: dns.ClassINET}
-		v4 := ip.IP.To4()
-		switch {
-		case qq.Qtype == dns.TypeA && v4 != nil:
+		if v4 := ip.IP.To4(); qq.Qtype == dns.TypeA && v4 != nil {
 			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: v4})
-		case qq.Qtype == dns.TypeAAAA && v4 == nil:
-			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: ip.IP})
 		}
 	}
 	return m

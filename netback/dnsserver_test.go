@@ -38,7 +38,8 @@ func (w *recordedReply) Hijack()             {}
 // TestDNSHandler asks the gateway's DNS server questions of a nameserver
 // (fakeNameserver) and checks the guest gets what the nameserver said:
 // its reply code, its records of any type with their TTLs, the hosts
-// file's addresses for A and AAAA, an OPT record to an EDNS query, and
+// file's addresses for A, no address for AAAA (the network has no IPv6),
+// REFUSED for ANY and classes but IN, an OPT record to an EDNS query, and
 // an answer cut to the client's size (TC set) over UDP, whole over TCP.
 func TestDNSHandler(t *testing.T) {
 	big := make([]string, 40)
@@ -48,6 +49,7 @@ func TestDNSHandler(t *testing.T) {
 	addr := fakeNameserver(t, map[string][]string{
 		"www.test. A":                  {"www.test. 3600 IN A 192.0.2.10"},
 		"www.test. AAAA":               {"www.test. 3600 IN AAAA 2001:db8::10"},
+		"alias6.test. AAAA":            {"alias6.test. 300 IN CNAME www.test.", "www.test. 3600 IN AAAA 2001:db8::10"},
 		"www.test. CNAME":              nil,
 		"alias.test. CNAME":            {"alias.test. 300 IN CNAME www.test."},
 		"mxonly.test. MX":              {"mxonly.test. 3600 IN MX 10 mail.test."},
@@ -89,8 +91,9 @@ func TestDNSHandler(t *testing.T) {
 	}{
 		{name: "A, upstream's TTL", qname: "www.test.", qtype: dns.TypeA,
 			answer: "www.test.\t3600\tIN\tA\t192.0.2.10"},
-		{name: "AAAA", qname: "www.test.", qtype: dns.TypeAAAA,
-			answer: "www.test.\t3600\tIN\tAAAA\t2001:db8::10"},
+		{name: "AAAA: the name exists, no address (no IPv6 here)", qname: "www.test.", qtype: dns.TypeAAAA},
+		{name: "AAAA: the CNAME chain, no address", qname: "alias6.test.", qtype: dns.TypeAAAA,
+			answer: "alias6.test.\t300\tIN\tCNAME\twww.test."},
 		{name: "CNAME of a name with none", qname: "www.test.", qtype: dns.TypeCNAME},
 		{name: "CNAME", qname: "alias.test.", qtype: dns.TypeCNAME,
 			answer: "alias.test.\t300\tIN\tCNAME\twww.test."},
@@ -109,8 +112,7 @@ func TestDNSHandler(t *testing.T) {
 			answer: "_sip._udp.test.\t3600\tIN\tSRV\t1 2 5060 sip.test."},
 		{name: "A from the hosts file", qname: "PINNED.test.", qtype: dns.TypeA,
 			answer: "PINNED.test.\t0\tIN\tA\t198.51.100.7"},
-		{name: "AAAA from the hosts file", qname: "pinned.test.", qtype: dns.TypeAAAA,
-			answer: "pinned.test.\t0\tIN\tAAAA\t2001:db8::7"},
+		{name: "AAAA of the hosts file: the name exists, no address", qname: "pinned.test.", qtype: dns.TypeAAAA},
 		{name: "EDNS: OPT, whole in the client's size", qname: "big.test.", qtype: dns.TypeA, edit: edns(1232, false),
 			opt: "version 0 do false udp 512", n: 40},
 		{name: "EDNS: the DO bit echoed", qname: "www.test.", qtype: dns.TypeA, edit: edns(1232, true),
@@ -124,6 +126,9 @@ func TestDNSHandler(t *testing.T) {
 		{name: "not a query", qname: "test.", qtype: dns.TypeSOA, rcode: dns.RcodeNotImplemented,
 			edit: func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify }},
 		{name: "zone transfer", qname: "test.", qtype: dns.TypeAXFR, from: tcp, rcode: dns.RcodeRefused},
+		{name: "ANY", qname: "www.test.", qtype: dns.TypeANY, rcode: dns.RcodeRefused},
+		{name: "class CH", qname: "version.bind.", qtype: dns.TypeTXT, rcode: dns.RcodeRefused,
+			edit: func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }},
 	}
 	for _, tt := range tests {
 		q := new(dns.Msg)
@@ -181,6 +186,68 @@ func TestDNSHandler(t *testing.T) {
 		}
 		if m.Id != q.Id || !m.Response || len(m.Question) != 1 || m.Question[0] != q.Question[0] {
 			t.Errorf("%s: reply id %d response %v question %v, want id %d, true, %v", tt.name, m.Id, m.Response, m.Question, q.Id, q.Question)
+		}
+	}
+}
+
+// TestDNSHandlerUpstreamQuestion: whatever a guest's query asks, the
+// host's nameservers are asked class IN with recursion desired: a query
+// without RD would read their cache (which names the host and other VMs
+// looked up), class CH their version and names, and ANY their cache again;
+// those are refused and ask nothing. The guest's reply echoes its RD.
+func TestDNSHandlerUpstreamQuestion(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan string, 16)
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		qq := q.Question[0]
+		asked <- fmt.Sprintf("%s %s rd=%v", dns.ClassToString[qq.Qclass], dns.TypeToString[qq.Qtype], q.RecursionDesired)
+		m := new(dns.Msg)
+		m.SetReply(q)
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	defer srv.Shutdown()
+	r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries), servers: []string{pc.LocalAddr().String()}, timeout: 2 * time.Second, attempts: 1}
+	d := newDNSHandler(r)
+	defer d.close()
+	tests := []struct {
+		name   string
+		qclass uint16
+		qtype  uint16
+		rd     bool
+		rcode  int
+		asked  string // what the nameserver was asked, "" for nothing
+	}{
+		{"RD=0", dns.ClassINET, dns.TypeA, false, dns.RcodeSuccess, "IN A rd=true"},
+		{"RD=1", dns.ClassINET, dns.TypeMX, true, dns.RcodeSuccess, "IN MX rd=true"},
+		{"class CH", dns.ClassCHAOS, dns.TypeTXT, true, dns.RcodeRefused, ""},
+		{"class HS", dns.ClassHESIOD, dns.TypeA, true, dns.RcodeRefused, ""},
+		{"class ANY", dns.ClassANY, dns.TypeA, true, dns.RcodeRefused, ""},
+		{"type ANY", dns.ClassINET, dns.TypeANY, true, dns.RcodeRefused, ""},
+	}
+	for _, tt := range tests {
+		q := new(dns.Msg)
+		q.SetQuestion("www.test.", tt.qtype)
+		q.Question[0].Qclass = tt.qclass
+		q.RecursionDesired = tt.rd
+		w := &recordedReply{remote: &net.UDPAddr{IP: net.IPv4(10, 0, 2, 15), Port: 5353}}
+		d.udp().ServeDNS(w, q)
+		var m dns.Msg
+		if err := m.Unpack(w.wire); err != nil {
+			t.Errorf("%s: reply: %v", tt.name, err)
+			continue
+		}
+		got := ""
+		select {
+		case got = <-asked:
+		default:
+		}
+		if got != tt.asked || m.Rcode != tt.rcode || m.RecursionDesired != tt.rd {
+			t.Errorf("%s: nameserver asked %q, guest answered %s rd=%v; want %q, %s rd=%v",
+				tt.name, got, dns.RcodeToString[m.Rcode], m.RecursionDesired, tt.asked, dns.RcodeToString[tt.rcode], tt.rd)
 		}
 	}
 }

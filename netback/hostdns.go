@@ -171,7 +171,10 @@ const hostDNSUpstreamSize = 1232
 // forward asks the nameservers q's question, in order and for the
 // configured attempts, over UDP and then TCP when the answer was
 // truncated; the first answer NOERROR or NXDOMAIN is returned whole.
-// The query has q's RD, CD and AD flags and, when q has EDNS, an OPT
+// The query asks recursion whatever q's RD says (one without would read
+// the nameservers' cache: which names the host and other VMs looked up),
+// and only class IN is asked (CH would read their version and names).
+// It has q's CD and AD flags and, when q has EDNS, an OPT
 // record of the gateway's with q's DO bit (q's EDNS options are its
 // client's business with the gateway). A nameserver that answers it
 // FORMERR is asked again without OPT, as one that knows no EDNS does.
@@ -183,6 +186,9 @@ func (r *hostResolver) forward(ctx context.Context, q *dns.Msg) (*dns.Msg, error
 		return nil, fmt.Errorf("a query of %d questions, not 1", len(q.Question))
 	}
 	name := q.Question[0].Name
+	if c := q.Question[0].Qclass; c != dns.ClassINET {
+		return nil, fmt.Errorf("%s: a question of class %s, not IN", name, dns.Class(c))
+	}
 	select {
 	case r.slots <- struct{}{}:
 		defer func() { <-r.slots }()
@@ -193,7 +199,7 @@ func (r *hostResolver) forward(ctx context.Context, q *dns.Msg) (*dns.Msg, error
 	fq := new(dns.Msg)
 	fq.Id = dns.Id()
 	fq.Question = []dns.Question{q.Question[0]}
-	fq.RecursionDesired = q.RecursionDesired
+	fq.RecursionDesired = true
 	fq.CheckingDisabled = q.CheckingDisabled
 	fq.AuthenticatedData = q.AuthenticatedData
 	if e := q.IsEdns0(); e != nil {
