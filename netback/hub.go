@@ -1055,11 +1055,16 @@ func (p *hubPort) readLoop() error {
 			return err
 		}
 		buf = f[:cap(f)]
-		if !p.allowed(f) {
+		switch p.judge(f) {
+		case hubDrop:
 			p.h.spoofed.Add(1)
-			continue
+		case hubToGateway:
+			p.h.toGateway(f)
+		case hubAnswerARP:
+			p.h.push(p, gatewayARPReply(f))
+		default:
+			p.h.switchFrame(p, f)
 		}
-		p.h.switchFrame(p, f)
 	}
 }
 

@@ -29,7 +29,7 @@ func FuzzHubInput(f *testing.F) {
 		if len(mac) != 6 || mac[0]&1 != 0 || len(fwds) > hubMaxForwards {
 			t.Fatalf("accepted MAC %s with %d forwards", mac, len(fwds))
 		}
-		p := &hubPort{mac: mac, addr: netip.MustParseAddr("10.0.2.15")}
+		p := &hubPort{h: &Hub{leases: &leaseStore{}}, mac: mac, addr: netip.MustParseAddr("10.0.2.15")}
 		buf := make([]byte, smallFrame)
 		for {
 			frame, err := readFramed(r, buf)
@@ -39,7 +39,7 @@ func FuzzHubInput(f *testing.F) {
 			if len(frame) < EthernetHeaderSize || len(frame) > MaxFrameSize {
 				t.Fatalf("read a %d-byte frame", len(frame))
 			}
-			if p.allowed(frame) && !bytes.Equal(frame[6:12], mac) {
+			if p.judge(frame) != hubDrop && !bytes.Equal(frame[6:12], mac) {
 				t.Fatalf("allowed a frame from %x", frame[6:12])
 			}
 			buf = frame[:cap(frame)]
@@ -65,9 +65,11 @@ func FuzzHubFilter(f *testing.F) {
 		if len(b) < EthernetHeaderSize {
 			return
 		}
-		p := &hubPort{mac: key[:], key: key, addr: netip.MustParseAddr("10.0.2.16"), ll: linkLocal(key)}
-		if p.allowed(b) && (len(b) > hubMaxFrame || !bytes.Equal(b[6:12], key[:])) {
+		p := &hubPort{h: &Hub{leases: &leaseStore{}}, mac: key[:], key: key, addr: netip.MustParseAddr("10.0.2.16"), ll: linkLocal(key)}
+		if v := p.judge(b); v != hubDrop && (len(b) > hubMaxFrame || !bytes.Equal(b[6:12], key[:])) {
 			t.Fatalf("allowed a %d-byte frame from %x", len(b), b[6:12])
+		} else if v == hubAnswerARP {
+			gatewayARPReply(b)
 		}
 		dhcpReplyTo(b)
 	})

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 )
 
-// The hub's filter of the frames a VM sends (hubPort.allowed): what lets
+// The hub's filter of the frames a VM sends (hubPort.judge): what lets
 // one VM pass for another, or for the gateway, is dropped before it is
 // switched.
 
@@ -30,46 +30,93 @@ func linkLocal(mac [6]byte) netip.Addr {
 	return netip.AddrFrom16([16]byte{0xfe, 0x80, 8: mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]})
 }
 
-// allowed reports whether a frame from this VM may be switched: no
-// larger than hubMaxFrame, from the VM's MAC, no VLAN tag, and, for ARP,
-// IPv4 and IPv6, sent as the VM itself (allowedARP, allowedIPv4,
-// allowedIPv6). Other types pass: no other station on the network speaks
-// them.
-func (p *hubPort) allowed(f []byte) bool {
+// hubVerdict is what the hub does with a frame from a VM (hubPort.judge).
+type hubVerdict uint8
+
+const (
+	hubDrop      hubVerdict = iota // dropped, counted as spoofed
+	hubSwitch                      // switched as any frame
+	hubToGateway                   // given to the gateway only
+	hubAnswerARP                   // answered by the hub (gatewayARPReply)
+)
+
+// judge says what becomes of a frame from this VM: switched only if no
+// larger than hubMaxFrame, from the VM's MAC, with no VLAN tag, and, for
+// ARP, IPv4 and IPv6, sent as the VM itself (judgeARP, judgeIPv4,
+// allowedIPv6). Other types pass: no other station on the network
+// speaks them.
+func (p *hubPort) judge(f []byte) hubVerdict {
 	if len(f) > hubMaxFrame || !bytes.Equal(f[6:12], p.mac) {
-		return false
+		return hubDrop
 	}
 	switch binary.BigEndian.Uint16(f[12:14]) {
 	case etherIPv4:
-		return p.allowedIPv4(f[EthernetHeaderSize:])
+		return p.judgeIPv4(f[0:6], f[EthernetHeaderSize:])
 	case etherARP:
-		return p.allowedARP(f[EthernetHeaderSize:])
+		return p.judgeARP(f[EthernetHeaderSize:])
 	case etherIPv6:
-		return p.allowedIPv6(f[EthernetHeaderSize:])
+		return verdict(p.allowedIPv6(f[EthernetHeaderSize:]))
 	case 0x8100, 0x88a8: // VLAN tags would hide the rest from these checks
-		return false
+		return hubDrop
 	}
-	return true
+	return hubSwitch
 }
 
-// allowedARP: IPv4 over Ethernet, the VM's MAC as sender, and its
+// verdict is hubSwitch for true, hubDrop for false.
+func verdict(ok bool) hubVerdict {
+	if ok {
+		return hubSwitch
+	}
+	return hubDrop
+}
+
+// judgeARP: IPv4 over Ethernet, the VM's MAC as sender, and its
 // address as sender, or 0.0.0.0 in a probe of its own address only (RFC
 // 5227): a probe from 0.0.0.0 for another VM's address makes that VM's
 // duplicate address detection (NetBSD's, at every boot) mark its address
-// duplicated, and each MAC always gets the same address.
-func (p *hubPort) allowedARP(a []byte) bool {
+// duplicated, and each MAC always gets the same address. A request for
+// the gateway's address (or the DNS server's) from any other sender is
+// answered by the hub (gatewayARPReply): a VM that rejoined at another
+// address renews its old one unicast to the gateway, whose address it
+// must find again once its ARP entry expired (NetBSD keeps one 20
+// minutes), else it is refused (NAK) only when it rebinds. The gateway
+// never sees that request, so it learns no MAC for the old address,
+// which may be another VM's now.
+func (p *hubPort) judgeARP(a []byte) hubVerdict {
 	if len(a) < 28 || binary.BigEndian.Uint16(a[0:2]) != 1 || binary.BigEndian.Uint16(a[2:4]) != etherIPv4 ||
 		a[4] != 6 || a[5] != 4 || !bytes.Equal(a[8:14], p.mac) {
-		return false
+		return hubDrop
 	}
+	op := binary.BigEndian.Uint16(a[6:8])
 	sender, target := netip.AddrFrom4([4]byte(a[14:18])), netip.AddrFrom4([4]byte(a[24:28]))
 	switch {
 	case sender == p.addr:
-		return true
+		return hubSwitch
+	case op == 1 && (target == UserGateway || target == UserDNS):
+		return hubAnswerARP
 	case sender.IsUnspecified():
-		return binary.BigEndian.Uint16(a[6:8]) == 1 && target == p.addr
+		return verdict(op == 1 && target == p.addr)
 	}
-	return false
+	return hubDrop
+}
+
+// gatewayARPReply is the gateway's ARP reply to f, a request judgeARP
+// gave hubAnswerARP: the requested address is at the gateway's MAC,
+// told to the VM's MAC and the sender address it asked from.
+func gatewayARPReply(f []byte) []byte {
+	a := f[EthernetHeaderSize:]
+	r := make([]byte, EthernetHeaderSize+28)
+	copy(r[0:6], a[8:14])
+	copy(r[6:12], UserGatewayMAC)
+	binary.BigEndian.PutUint16(r[12:14], etherARP)
+	b := r[EthernetHeaderSize:]
+	copy(b[0:6], a[0:6]) // Ethernet, IPv4, 6, 4
+	binary.BigEndian.PutUint16(b[6:8], 2)
+	copy(b[8:14], UserGatewayMAC)
+	copy(b[14:18], a[24:28])
+	copy(b[18:24], a[8:14])
+	copy(b[24:28], a[14:18])
+	return r
 }
 
 // DHCP's BOOTP fields the filter reads (RFC 2131): op, htype, hlen at
@@ -80,26 +127,32 @@ const (
 	bootpMinLength = bootpChaddr + 16
 )
 
-// allowedIPv4: from the VM's address, or from any other only as a DHCP
-// client (UDP 68 to 67, unfragmented) to the gateway or broadcast: from
-// 0.0.0.0 before it has an address, and from an address the network no
-// longer gives it (it rejoined at another), which the gateway must see to
-// refuse (NAK), or the guest stays offline until its lease runs out.
-// Nothing from a DHCP server's port 67 or to a client's 68 (the gateway is
-// the only DHCP server), and a request to port 67 names the VM's own MAC,
-// so that the gateway answers no VM about another's lease. A UDP header is
-// always whole in a first fragment (a later one starts 8 bytes in at
-// least), so checking first fragments covers every datagram.
-func (p *hubPort) allowedIPv4(ip []byte) bool {
+// judgeIPv4 judges an IPv4 packet sent to the Ethernet address dstMAC:
+// from the VM's address, or from another only as a DHCP client (UDP 68
+// to 67, unfragmented): from 0.0.0.0 before it has an address, and from
+// an address the network no longer gives it (it rejoined at another),
+// which the gateway must see to refuse (NAK), or the guest stays offline
+// until its lease runs out. Such a request goes to the gateway only (the
+// other VMs have no use for it, and would take it for the sender's), at
+// its MAC or broadcast and its address or broadcast, with no IP options
+// (a malformed one would have the gateway send an ICMP error to the
+// claimed source), from 0.0.0.0 or an address of the pool that no other
+// MAC leases (foreignSourceOK). Nothing from a DHCP server's port 67 or
+// to a client's 68 (the gateway is the only DHCP server), and a request
+// to port 67 names the VM's own MAC, so that the gateway answers no VM
+// about another's lease. A UDP header is always whole in a first
+// fragment (a later one starts 8 bytes in at least), so checking first
+// fragments covers every datagram.
+func (p *hubPort) judgeIPv4(dstMAC, ip []byte) hubVerdict {
 	if len(ip) < 20 || ip[0]>>4 != 4 {
-		return false
+		return hubDrop
 	}
 	hl := int(ip[0]&0xf) * 4
 	if hl < 20 || len(ip) < hl {
-		return false
+		return hubDrop
 	}
 	src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
-	own := src == p.addr
+	own := verdict(src == p.addr)
 	fragment := binary.BigEndian.Uint16(ip[6:8]) & 0x3fff // more fragments and offset
 	first := fragment&0x1fff == 0
 	if ip[9] != 17 || !first { // not UDP, or a later fragment
@@ -107,20 +160,41 @@ func (p *hubPort) allowedIPv4(ip []byte) bool {
 	}
 	udp := ip[hl:]
 	if len(udp) < 8 {
-		return false
+		return hubDrop
 	}
 	sport, dport := binary.BigEndian.Uint16(udp[0:2]), binary.BigEndian.Uint16(udp[2:4])
 	switch {
 	case sport == dhcpServerPort || dport == dhcpClientPort:
-		return false
+		return hubDrop
 	case dport == dhcpServerPort:
 		b := udp[8:]
-		client := sport == dhcpClientPort && (dst == UserGateway || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
-		return fragment == 0 && (own || client) &&
-			len(b) >= bootpMinLength && b[0] == bootRequest && b[1] == 1 && b[2] == 6 &&
-			bytes.Equal(b[bootpChaddr:bootpChaddr+6], p.mac)
+		if fragment != 0 || len(b) < bootpMinLength || b[0] != bootRequest || b[1] != 1 || b[2] != 6 ||
+			!bytes.Equal(b[bootpChaddr:bootpChaddr+6], p.mac) {
+			return hubDrop
+		}
+		if own == hubSwitch {
+			return hubSwitch
+		}
+		bcast := netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		toGateway := (bytes.Equal(dstMAC, UserGatewayMAC) || bytes.Equal(dstMAC, broadcastMAC[:])) &&
+			(dst == UserGateway || dst == bcast)
+		if sport != dhcpClientPort || hl != 20 || !toGateway || !p.foreignSourceOK(src) {
+			return hubDrop
+		}
+		return hubToGateway
 	}
 	return own
+}
+
+// broadcastMAC is Ethernet's broadcast address.
+var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// foreignSourceOK reports whether a DHCP request of this VM's may come
+// from src, not its address: 0.0.0.0, or an address of the pool no
+// other MAC leases, which may be the one it held before it rejoined.
+// Never the gateway's or the DNS server's, nor another VM's.
+func (p *hubPort) foreignSourceOK(src netip.Addr) bool {
+	return src.IsUnspecified() || inPool(src) && !p.h.leases.leasedToOther(src, p.mac)
 }
 
 // dhcpReplyTo is the client MAC of a DHCP reply of the gateway's (IPv4,

@@ -289,7 +289,7 @@ func (j *Joined) run(c net.Conn) {
 			// The guest keeps the old address, which the network no
 			// longer routes, until its DHCP client is refused it.
 			j.logf("rejoined %s as %s, no longer %s", j.name, now, was)
-			j.notef("rejoined shared network %s at another address, %s (was %s): the guest keeps %s, and is offline, until its DHCP client next renews its lease (within %d minutes) and is refused it, or its network is restarted", j.name, now, was, was, int(dhcpLeaseTime/2/time.Minute))
+			j.notef("rejoined shared network %s at another address, %s (was %s): the guest keeps %s, and is offline, until its DHCP client next renews its lease (within %d minutes) and is refused it, its lease ends (within %d minutes, when another VM has %s now: the network passes no request from another VM's address), or its network is restarted", j.name, now, was, was, int(dhcpLeaseTime/2/time.Minute), int(dhcpLeaseTime/time.Minute), was)
 		} else {
 			j.logf("rejoined %s as %s", j.name, now)
 			j.notef("rejoined shared network %s as %s", j.name, now)

@@ -341,6 +341,14 @@ func (s *leaseStore) lookup(mac net.HardwareAddr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// leasedToOther reports whether a is leased to a MAC other than mac.
+func (s *leaseStore) leasedToOther(a netip.Addr, mac net.HardwareAddr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byAddr[a]
+	return l != nil && l.MAC != mac.String()
+}
+
 // save writes the table atomically.
 func (s *leaseStore) save() error {
 	if s.path == "" {
