@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const (
@@ -114,11 +115,11 @@ func (d *download) commit(part string) error {
 // attempt issues one GET, resuming from have bytes when have > 0, and
 // appends the body to part. It returns the bytes received.
 func (d *download) attempt(ctx context.Context, part string, have int64) (int64, error) {
-	resp, err := d.r.get(ctx, d.url, have)
+	resp, body, err := d.r.watchedGet(ctx, d.url, have)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	total := resp.ContentLength
 	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	switch resp.StatusCode {
@@ -131,7 +132,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		if !ok || start != have {
 			// Not the range asked for: discard the partial file and retry
 			// from zero (the caller sees no progress only if that fails).
-			resp.Body.Close()
+			body.Close()
 			os.Remove(part)
 			d.kept = 0
 			return d.attempt(ctx, part, 0)
@@ -141,7 +142,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	case http.StatusRequestedRangeNotSatisfiable:
 		// The partial file is as long as (or longer than) the file but did
 		// not verify: it is garbage.
-		resp.Body.Close()
+		body.Close()
 		os.Remove(part)
 		d.kept = 0
 		if have == 0 {
@@ -176,7 +177,8 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		defer p.Close()
 		w = io.MultiWriter(w, p)
 	}
-	n, rerr, werr := copyBody(w, io.LimitReader(resp.Body, maxFileSize+1-have))
+	n, rerr, werr := copyBody(w, io.LimitReader(body, maxFileSize+1-have))
+	rerr = body.why(ctx, rerr)
 	if werr == nil {
 		werr = f.Sync()
 	}
@@ -224,6 +226,69 @@ func copyBody(w io.Writer, r io.Reader) (n int64, rerr, werr error) {
 			return n, err, nil
 		}
 	}
+}
+
+// errStalled is the cause of a request cancelled for a stalled body.
+var errStalled = errors.New("no data")
+
+// watchedGet is get, its body failing when no byte arrives for the stall
+// timeout: nothing else would end a read from a mirror that stops
+// sending but keeps the connection open. Close the returned body, not
+// resp.Body.
+func (r *release) watchedGet(ctx context.Context, url string, offset int64) (*http.Response, *stallBody, error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	resp, err := r.get(rctx, url, offset)
+	if err != nil {
+		cancel(nil)
+		return nil, nil, err
+	}
+	b := &stallBody{rc: resp.Body, ctx: rctx, cancel: cancel, d: r.f.stallTimeout()}
+	b.timer = time.AfterFunc(b.d, func() { cancel(errStalled) })
+	return resp, b, nil
+}
+
+// stallBody reads a response body, putting its deadline d further on each
+// read that brings bytes.
+type stallBody struct {
+	rc     io.ReadCloser
+	ctx    context.Context // the request's
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	d      time.Duration
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.d)
+	}
+	return n, err
+}
+
+// Close stops the timer and ends the request.
+func (b *stallBody) Close() error {
+	b.timer.Stop()
+	err := b.rc.Close()
+	b.cancel(nil)
+	return err
+}
+
+// why is rerr, a read error, said as "no data for 60s" when the stall
+// timeout caused it (and not the end of ctx, the caller's context).
+func (b *stallBody) why(ctx context.Context, rerr error) error {
+	if rerr != nil && ctx.Err() == nil && errors.Is(context.Cause(b.ctx), errStalled) {
+		return fmt.Errorf("no data for %s", seconds(b.d))
+	}
+	return rerr
+}
+
+// seconds is d as "60s" when it is whole seconds (time.Duration says
+// "1m0s"), as time.Duration says it otherwise.
+func seconds(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
 }
 
 // parseContentRange reads "bytes start-end/size". size is -1 when "*".

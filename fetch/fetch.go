@@ -25,6 +25,8 @@ const (
 	DefaultSet     = "rescue"
 	// KernelName is the kernel file fetched from binary/kernel.
 	KernelName = "netbsd-GENERIC.gz"
+	// DefaultStallTimeout is Fetcher.StallTimeout's default.
+	DefaultStallTimeout = 60 * time.Second
 )
 
 // maxDigestFile bounds a digest file; NetBSD's are a few KiB.
@@ -59,6 +61,12 @@ type Fetcher struct {
 	// was removed and is downloaded again (offline, the error that
 	// follows is the download's).
 	Note func(msg string)
+	// StallTimeout is how long a download may go without receiving a
+	// byte before it counts as cut short (ErrTruncated) and is resumed:
+	// a mirror that stops sending without closing the connection would
+	// otherwise hold Fetch, and the cache's lock, for ever.
+	// DefaultStallTimeout when zero.
+	StallTimeout time.Duration
 
 	// wrapPart lets tests replace the .part file's writer (full-disk test).
 	wrapPart func(io.Writer) io.Writer
@@ -292,20 +300,20 @@ func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Dige
 		return nil, false, r.cannotStore(path, "is not cached")
 	}
 	url := r.base + sub + "/SHA512"
-	resp, err := r.get(ctx, url, 0)
+	resp, body, err := r.watchedGet(ctx, url, 0)
 	if err != nil {
 		return nil, false, err
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	if resp.StatusCode == http.StatusNotFound {
 		return nil, false, r.notFound(ctx, url)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, false, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(url), resp.Status)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDigestFile+1))
+	data, err := io.ReadAll(io.LimitReader(body, maxDigestFile+1))
 	if err != nil {
-		return nil, false, transferErr(url, err)
+		return nil, false, transferErr(url, body.why(ctx, err))
 	}
 	if len(data) > maxDigestFile {
 		return nil, false, fmt.Errorf("%w: %s is larger than %d bytes", ErrNotDigestFile, shown(url), maxDigestFile)
@@ -459,6 +467,13 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+func (f *Fetcher) stallTimeout() time.Duration {
+	if f.StallTimeout > 0 {
+		return f.StallTimeout
+	}
+	return DefaultStallTimeout
 }
 
 func (f *Fetcher) client() *http.Client {

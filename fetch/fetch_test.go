@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
@@ -619,5 +620,63 @@ func TestFetchHTMLWithoutContentType(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "sets", "rescue.tgz.part")); !os.IsNotExist(err) {
 		t.Error("the HTML page was kept")
+	}
+}
+
+// TestFetchStalledTransfer: a mirror that stops sending mid-file without
+// closing the connection is a break like any other after StallTimeout,
+// and the transfer resumes from where it stopped.
+func TestFetchStalledTransfer(t *testing.T) {
+	tests := []struct {
+		name   string
+		times  int // stalls before the mirror answers in full
+		wantOK bool
+	}{
+		{"stalls once, then resumes", 1, true},
+		{"stalls every time", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, f := setup(t)
+			f.StallTimeout = 200 * time.Millisecond
+			kpath := fetchtest.KernelPath("9.3", "i386", KernelName)
+			srv.SetFault(kpath, fetchtest.Fault{StallAt: 10000, Times: tt.times})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			rel, err := f.Fetch(ctx, "9.3", "i386")
+			if ctx.Err() != nil {
+				t.Fatalf("Fetch hung until the test's deadline: %v", err)
+			}
+			if tt.wantOK {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rel.Kernel.Breaks != 1 || !hasRequest(srv, kpath, "bytes=10000-") {
+					t.Errorf("breaks %d, requests %v; want one break resumed from 10000", rel.Kernel.Breaks, srv.Requests())
+				}
+				return
+			}
+			if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "no data for 200ms") {
+				t.Fatalf("err = %v, want ErrTruncated saying no data for 200ms", err)
+			}
+			part := filepath.Join(f.Cache, "9.3", "i386", "kernel", KernelName+".part")
+			if got := fileSize(part); got != maxAttempts*10000 {
+				t.Errorf("partial file holds %d bytes, want %d (each stall resumed)", got, maxAttempts*10000)
+			}
+		})
+	}
+}
+
+// TestFetchStalledDigestFile: a digest file whose transfer stalls ends in
+// ErrTruncated too, not in a wait without end.
+func TestFetchStalledDigestFile(t *testing.T) {
+	srv, f := setup(t)
+	f.StallTimeout = 200 * time.Millisecond
+	srv.SetFault(fetchtest.KernelPath("9.3", "i386", "SHA512"), fetchtest.Fault{StallAt: 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := f.Fetch(ctx, "9.3", "i386")
+	if ctx.Err() != nil || !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "no data for 200ms") {
+		t.Fatalf("err = %v, want ErrTruncated saying no data for 200ms", err)
 	}
 }
