@@ -79,16 +79,53 @@ func Describe(f *os.File) string {
 }
 
 // describePID is "process N" and, when readable, its command line
-// (shortened to 60 bytes).
+// (commandLine).
 func describePID(pid int) string {
 	s := "process " + strconv.Itoa(pid)
 	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || len(raw) == 0 {
 		return s
 	}
+	cmd := commandLine(raw)
+	if cmd == "" {
+		return s
+	}
+	return s + " (" + cmd + ")"
+}
+
+// commandLine is a /proc/PID/cmdline as words, with the user part of any
+// scheme://user[:password]@host in it replaced by "xxxxx" (the messages
+// holding it are shared, and a mirror's URL may carry a token), shortened
+// to 60 bytes.
+func commandLine(raw []byte) string {
 	cmd := strings.TrimSpace(strings.ReplaceAll(string(bytes.TrimRight(raw, "\x00")), "\x00", " "))
+	cmd = maskUserinfo(cmd)
 	if len(cmd) > 60 {
 		cmd = cmd[:57] + "..."
 	}
-	return s + " (" + cmd + ")"
+	return cmd
+}
+
+// maskUserinfo replaces the user part of each "scheme://user@host" in s:
+// what lies between "://" and the last "@" before the authority ends (at
+// "/", "?", "#" or a space).
+func maskUserinfo(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+3])
+		s = s[i+3:]
+		end := strings.IndexAny(s, "/?# ")
+		if end < 0 {
+			end = len(s)
+		}
+		if at := strings.LastIndexByte(s[:end], '@'); at >= 0 {
+			b.WriteString("xxxxx")
+			s = s[at:]
+		}
+	}
 }

@@ -66,3 +66,25 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("Describe = %q, want %q and this test binary's name", got, want)
 	}
 }
+
+// TestCommandLine: a holder's command line is shown without the
+// credentials of any URL on it, whatever the scheme, before it is
+// shortened (which could otherwise cut a URL before its "@").
+func TestCommandLine(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{"smolvmm\x00run\x00-k\x00netbsd\x00", "smolvmm run -k netbsd"},
+		{"smolvmm\x00fetch\x00--mirror\x00http://mirroruser:S3cretT0ken@127.0.0.1:8080/pub/NetBSD\x00", "smolvmm fetch --mirror http://xxxxx@127.0.0.1:8080/pub/Ne..."},
+		{"smolvmm\x00fetch\x00--mirror\x00https://T0KEN@mirror.example/pub\x00", "smolvmm fetch --mirror https://xxxxx@mirror.example/pub"},
+		{"smolvmm\x00fetch\x00--mirror=ftp://u:p@h\x00x\x00", "smolvmm fetch --mirror=ftp://xxxxx@h x"},
+		{"a\x00http://h/p@q\x00", "a http://h/p@q"}, // "@" in the path: no user part
+		{"a\x00http://u:p@h/x\x00b\x00s3://k@b\x00", "a http://xxxxx@h/x b s3://xxxxx@b"},
+		{"smolvmm\x00fetch\x00--mirror\x00http://mirroruser:AVeryLongSecretTokenThatRunsPastSixtyBytes@127.0.0.1/pub\x00", "smolvmm fetch --mirror http://xxxxx@127.0.0.1/pub"},
+		{"smolvmm\x00fetch\x00--mirror\x00http://mirroruser:AVeryLongSecretTokenThatRunsPastSixtyBytes@127.0.0.1/pub/NetBSD/long/path\x00", "smolvmm fetch --mirror http://xxxxx@127.0.0.1/pub/NetBSD/..."},
+		{"://@\x00", "://xxxxx@"},
+	}
+	for _, tt := range tests {
+		if got := commandLine([]byte(tt.raw)); got != tt.want {
+			t.Errorf("commandLine(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+}
