@@ -34,8 +34,15 @@ type download struct {
 	// kept is how many bytes of an earlier run's part file the result
 	// starts with: 0 once that file is discarded or rewritten.
 	kept int64
-	// breaks counts the transfers cut short in this run and resumed.
+	// breaks counts the transfers cut short in this run and continued.
 	breaks int
+	// noResume: the mirror answered a request to resume with the whole
+	// file, so the part file was started over.
+	noResume bool
+	// prevEnd is where the part file ended before the current attempt,
+	// 0 once the attempt discards it: the attempt made progress only if
+	// the file grew past it.
+	prevEnd int64
 }
 
 func (d *download) run(ctx context.Context) error {
@@ -48,10 +55,13 @@ func (d *download) run(ctx context.Context) error {
 			// A complete earlier download that was not renamed yet.
 			return d.commit(part)
 		}
+		d.prevEnd = have
 		n, err := d.attempt(ctx, part, have)
 		d.transferred += n
 		if err != nil {
-			if errors.Is(err, ErrTruncated) && n > 0 && attempt < maxAttempts && ctx.Err() == nil {
+			// Bytes received are no progress when a mirror that cannot
+			// resume sent again what the part file held.
+			if errors.Is(err, ErrTruncated) && fileSize(part) > d.prevEnd && attempt < maxAttempts && ctx.Err() == nil {
 				d.breaks++
 				continue // progress was made: resume from the new end
 			}
@@ -126,6 +136,9 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	case http.StatusOK:
 		// A fresh start, or a server that ignores Range: rewrite from zero.
 		flags |= os.O_TRUNC
+		if have > 0 {
+			d.noResume = true
+		}
 		have, d.resumed, d.kept = 0, false, 0
 	case http.StatusPartialContent:
 		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
@@ -144,7 +157,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		// not verify: it is garbage.
 		body.Close()
 		os.Remove(part)
-		d.kept = 0
+		d.kept, d.prevEnd = 0, 0
 		if have == 0 {
 			return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(d.url), resp.Status)
 		}
@@ -191,16 +204,24 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	case rerr != nil && ctx.Err() != nil:
 		return n, &InterruptedError{URL: shown(d.url), Part: part, Have: have + n, Err: ctx.Err()}
 	case rerr != nil:
-		return n, fmt.Errorf("%w: GET %s: got %d of %s bytes: %w; the partial file %s is kept and the next run resumes it",
-			ErrTruncated, shown(d.url), have+n, sizeString(total), rerr, part)
+		return n, fmt.Errorf("%w: GET %s: got %d of %s bytes: %w; %s",
+			ErrTruncated, shown(d.url), have+n, sizeString(total), rerr, d.keptPart(part))
 	case total >= 0 && have+n != total:
-		return n, fmt.Errorf("%w: GET %s: got %d of %d bytes; the partial file %s is kept and the next run resumes it",
-			ErrTruncated, shown(d.url), have+n, total, part)
+		return n, fmt.Errorf("%w: GET %s: got %d of %d bytes; %s",
+			ErrTruncated, shown(d.url), have+n, total, d.keptPart(part))
 	case have+n > maxFileSize:
 		os.Remove(part)
 		return n, fmt.Errorf("%s: more than %d bytes, more than a NetBSD file can be", shown(d.url), int64(maxFileSize))
 	}
 	return n, nil
+}
+
+// keptPart says what becomes of the part file of a transfer cut short.
+func (d *download) keptPart(part string) string {
+	if d.noResume {
+		return "the mirror cannot resume (it answered a request to resume with the whole file), so the next run downloads it from the start again; the partial file " + part + " is kept for a mirror that can"
+	}
+	return "the partial file " + part + " is kept and the next run resumes it"
 }
 
 // copyBody copies like io.Copy but tells read errors (the network) from

@@ -84,17 +84,20 @@ const (
 
 // File is one verified file of a release in the cache.
 type File struct {
-	Name        string        // name in the release, e.g. "rescue.tgz"
-	Set         string        // set name ("rescue"); empty for the kernel
-	Path        string        // verified file in the cache
-	SHA512      string        // hex digest it was verified against
-	Size        int64         // bytes
-	Action      Action        // how it was obtained
-	Transferred int64         // bytes received from the network this run
-	Kept        int64         // bytes kept from an earlier run's partial download (Resumed)
-	Breaks      int           // transfers cut short in this run and resumed
-	Repaired    bool          // a corrupt cached copy was deleted first
-	Duration    time.Duration // time spent obtaining and verifying it
+	Name        string // name in the release, e.g. "rescue.tgz"
+	Set         string // set name ("rescue"); empty for the kernel
+	Path        string // verified file in the cache
+	SHA512      string // hex digest it was verified against
+	Size        int64  // bytes
+	Action      Action // how it was obtained
+	Transferred int64  // bytes received from the network this run
+	Kept        int64  // bytes kept from an earlier run's partial download (Resumed)
+	Breaks      int    // transfers cut short in this run and continued
+	// Restarted: the mirror answered a request to resume with the whole
+	// file (it cannot resume), which was downloaded again from the start.
+	Restarted bool
+	Repaired  bool          // a corrupt cached copy was deleted first
+	Duration  time.Duration // time spent obtaining and verifying it
 }
 
 // Release is the result of Fetch: the kernel and the sets, all verified.
@@ -400,7 +403,7 @@ func (r *release) file(ctx context.Context, sub, name, sum string) (File, error)
 		return out, err
 	}
 	out.Size, out.Transferred, out.Duration = d.size, d.transferred, time.Since(start)
-	out.Kept, out.Breaks = d.kept, d.breaks
+	out.Kept, out.Breaks, out.Restarted = d.kept, d.breaks, d.noResume
 	out.Action = Downloaded
 	if d.kept > 0 {
 		// Only bytes from an earlier run make a resume: a transfer cut

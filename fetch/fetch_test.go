@@ -342,17 +342,19 @@ func TestFetchResume(t *testing.T) {
 		kept      int64 // bytes of seed the result keeps
 		breaks    int
 		wantRange string
+		restarted bool // the mirror answered a request to resume with the whole file
 	}{
 		// A transfer cut and continued in one run is that run's download,
 		// not a resume of an earlier one.
-		{"cut once, resumed in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 1}, Downloaded, 0, 1, "bytes=5000-"},
-		{"cut twice in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 2}, Downloaded, 0, 2, "bytes=10000-"},
-		{"good partial from an earlier run", testKernel[:7000], fetchtest.Fault{}, Resumed, 7000, 0, "bytes=7000-"},
-		{"earlier partial, then cut in this run", testKernel[:7000], fetchtest.Fault{TruncateAt: 2000, Times: 1}, Resumed, 7000, 1, "bytes=9000-"},
-		{"bad partial: restart from zero", append([]byte("garbage!"), testKernel[8:7000]...), fetchtest.Fault{}, Downloaded, 0, 0, "bytes=7000-"},
-		{"server ignores Range", testKernel[:7000], fetchtest.Fault{IgnoreRange: true}, Downloaded, 0, 0, "bytes=7000-"},
-		{"partial longer than the file", append(append([]byte(nil), testKernel...), 'x'), fetchtest.Fault{}, Downloaded, 0, 0, "bytes=" + itoa(len(testKernel)+1) + "-"},
-		{"complete partial needs no request", testKernel, fetchtest.Fault{}, Resumed, int64(len(testKernel)), 0, ""},
+		{"cut once, resumed in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 1}, Downloaded, 0, 1, "bytes=5000-", false},
+		{"cut twice in the same run", nil, fetchtest.Fault{TruncateAt: 5000, Times: 2}, Downloaded, 0, 2, "bytes=10000-", false},
+		{"good partial from an earlier run", testKernel[:7000], fetchtest.Fault{}, Resumed, 7000, 0, "bytes=7000-", false},
+		{"earlier partial, then cut in this run", testKernel[:7000], fetchtest.Fault{TruncateAt: 2000, Times: 1}, Resumed, 7000, 1, "bytes=9000-", false},
+		{"bad partial: restart from zero", append([]byte("garbage!"), testKernel[8:7000]...), fetchtest.Fault{}, Downloaded, 0, 0, "bytes=7000-", false},
+		{"server ignores Range", testKernel[:7000], fetchtest.Fault{IgnoreRange: true}, Downloaded, 0, 0, "bytes=7000-", true},
+		{"cut once, then a server that ignores Range", nil, fetchtest.Fault{TruncateAt: 5000, Times: 1, Then: &fetchtest.Fault{IgnoreRange: true}}, Downloaded, 0, 1, "bytes=5000-", true},
+		{"partial longer than the file", append(append([]byte(nil), testKernel...), 'x'), fetchtest.Fault{}, Downloaded, 0, 0, "bytes=" + itoa(len(testKernel)+1) + "-", false},
+		{"complete partial needs no request", testKernel, fetchtest.Fault{}, Resumed, int64(len(testKernel)), 0, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,8 +374,8 @@ func TestFetchResume(t *testing.T) {
 				t.Fatal(err)
 			}
 			k := rel.Kernel
-			if k.Action != tt.action || k.Kept != tt.kept || k.Breaks != tt.breaks {
-				t.Errorf("action %s, kept %d, breaks %d; want %s, %d, %d", k.Action, k.Kept, k.Breaks, tt.action, tt.kept, tt.breaks)
+			if k.Action != tt.action || k.Kept != tt.kept || k.Breaks != tt.breaks || k.Restarted != tt.restarted {
+				t.Errorf("action %s, kept %d, breaks %d, restarted %v; want %s, %d, %d, %v", k.Action, k.Kept, k.Breaks, k.Restarted, tt.action, tt.kept, tt.breaks, tt.restarted)
 			}
 			if k.Kept+k.Transferred < k.Size {
 				t.Errorf("kept %d + transferred %d < size %d", k.Kept, k.Transferred, k.Size)
@@ -678,5 +680,28 @@ func TestFetchStalledDigestFile(t *testing.T) {
 	_, err := f.Fetch(ctx, "9.3", "i386")
 	if ctx.Err() != nil || !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "no data for 200ms") {
 		t.Fatalf("err = %v, want ErrTruncated saying no data for 200ms", err)
+	}
+}
+
+// TestFetchCutWithoutRange: a mirror that cuts transfers and answers a
+// request to resume with the whole file again makes no progress: the
+// file is not downloaded from zero again and again, and the error says
+// the mirror cannot resume rather than promising a resume.
+func TestFetchCutWithoutRange(t *testing.T) {
+	srv, f := setup(t)
+	kpath := fetchtest.KernelPath("9.3", "i386", KernelName)
+	srv.SetFault(kpath, fetchtest.Fault{TruncateAt: 1000, IgnoreRange: true})
+	_, err := f.Fetch(context.Background(), "9.3", "i386")
+	if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "cannot resume") || strings.Contains(err.Error(), "resumes it") {
+		t.Fatalf("err = %v, want ErrTruncated saying the mirror cannot resume", err)
+	}
+	gets := 0
+	for _, r := range srv.Requests() {
+		if r.Path == kpath {
+			gets++
+		}
+	}
+	if gets != 2 {
+		t.Errorf("%d requests for the kernel, want 2 (the second shows the mirror cannot resume): %v", gets, srv.Requests())
 	}
 }

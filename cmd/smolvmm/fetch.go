@@ -209,6 +209,11 @@ func describeFile(f fetch.File) string {
 		breaks = fmt.Sprintf("%d breaks", f.Breaks)
 	}
 	switch {
+	case f.Restarted && f.Breaks == 0:
+		what += " (started over: the mirror cannot resume the earlier partial download)"
+	case f.Restarted:
+		// The mirror sent the whole file again: nothing was resumed.
+		what += " (restarted after " + breaks + ": the mirror cannot resume)"
 	case f.Breaks == 0:
 	case f.Action == fetch.Resumed:
 		what += " (and again after " + breaks + " in this run)"

@@ -151,6 +151,9 @@ func TestFetchCommandResumeLines(t *testing.T) {
 		{"cut in this run", 0, fetchtest.Fault{TruncateAt: 4000, Times: 1}, "netbsd-GENERIC.gz: downloaded (resumed after a break), 9.8 KiB in "},
 		{"earlier run's partial", 4096, fetchtest.Fault{}, "netbsd-GENERIC.gz: resumed, 9.8 KiB (5.8 KiB received now, 4.0 KiB kept from an earlier download) in "},
 		{"earlier partial, then cut", 4096, fetchtest.Fault{TruncateAt: 1024, Times: 1}, "netbsd-GENERIC.gz: resumed (and again after a break in this run), 9.8 KiB (5.8 KiB received now, 4.0 KiB kept from an earlier download) in "},
+		// A mirror that ignores Range resumed nothing.
+		{"cut, then restarted", 0, fetchtest.Fault{TruncateAt: 4000, Times: 1, Then: &fetchtest.Fault{IgnoreRange: true}}, "netbsd-GENERIC.gz: downloaded (restarted after a break: the mirror cannot resume), 9.8 KiB in "},
+		{"earlier partial, restarted", 4096, fetchtest.Fault{IgnoreRange: true}, "netbsd-GENERIC.gz: downloaded (started over: the mirror cannot resume the earlier partial download), 9.8 KiB in "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,7 @@ type Fault struct {
 	StallAt     int64  // > 0: send this many bytes, then stall until the client gives up
 	IgnoreRange bool   // answer 200 with the whole file even to a Range request
 	Times       int    // apply to this many requests, then vanish; 0 = forever
+	Then        *Fault // after Times requests, apply this one instead of vanishing
 }
 
 // Request is one logged request.
@@ -154,7 +155,12 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 		fault = *f
 		if f.Times > 0 {
 			if f.Times--; f.Times == 0 {
-				delete(s.faults, rel)
+				if f.Then != nil {
+					next := *f.Then
+					s.faults[rel] = &next
+				} else {
+					delete(s.faults, rel)
+				}
 			}
 		}
 	}
