@@ -45,14 +45,25 @@ func DefaultCacheDir() (string, error) {
 // with ctx, with its cause: a blocking flock would ignore Ctrl-C for as
 // long as the holder runs (or hangs).
 func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (unlock func(), readOnly error, err error) {
+	vanished := 0
 	for {
-		if err := mkdirAll(dir, 0o755); err != nil {
+		// A failed Fetch's removeEmpty may remove dir, or a parent
+		// of it, between the mkdir of one directory and the next or
+		// before the lock file is opened: start over, a bounded number
+		// of times.
+		err := mkdirAll(dir, 0o755)
+		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
+			vanished++
+			continue
+		}
+		if err != nil {
 			return nil, nil, cacheDirErr(fsErr("create cache directory", dir, err))
 		}
 		path := filepath.Join(dir, ".lock")
 		f, err := openFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // dir was removed by a failed Fetch in between
+		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
+			vanished++
+			continue
 		}
 		if notWritable(err) {
 			readOnly = fsErr("create lock file", path, err)
@@ -99,6 +110,10 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		return func() { f.Close() }, readOnly, nil
 	}
 }
+
+// maxVanished bounds lockDir's new starts after the cache directory
+// vanished under it: each takes another process's failed Fetch.
+const maxVanished = 100
 
 // mkdirAll and openFile are os.MkdirAll and os.OpenFile, replaced in tests
 // by ones that fail as for another user: the tests run as root too, who
