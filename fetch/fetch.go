@@ -364,7 +364,34 @@ func (r *release) notFound(ctx context.Context, url string) error {
 		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.arch, r.version, shown(url), strings.Join(arches, " "))
 	}
-	return fmt.Errorf("%w: GET %s: 404", ErrNotFound, shown(url))
+	return fmt.Errorf("%w: GET %s: 404%s", ErrNotFound, shown(url), misplacedMirror(mirror))
+}
+
+// misplacedMirror says, for an error's end, when the mirror URL cannot be
+// the directory holding the NetBSD-<version> trees: it names one of them,
+// or a directory inside one, or is a host's root (as given, the tree's
+// files are looked for below NetBSD-<version>/ in it). It is "" otherwise.
+func misplacedMirror(mirror string) string {
+	u, err := url.Parse(mirror)
+	if err != nil {
+		return ""
+	}
+	const holding = "not the directory holding the NetBSD-<version> trees (such as " + DefaultMirror + ")"
+	p := strings.Trim(u.Path, "/")
+	if p == "" {
+		return "; the mirror URL " + shown(mirror) + " is a host's root, " + holding
+	}
+	parts := strings.Split(p, "/")
+	for _, c := range parts {
+		if v, ok := strings.CutPrefix(c, "NetBSD-"); ok && v != "" && v[0] >= '0' && v[0] <= '9' {
+			return "; the mirror URL " + shown(mirror) + " names a directory of the release tree " + c + ", " + holding
+		}
+	}
+	switch parts[len(parts)-1] {
+	case "binary", "sets", "kernel", "installation":
+		return "; the mirror URL " + shown(mirror) + " names a directory of a release tree, " + holding
+	}
+	return ""
 }
 
 // file returns the verified cache entry for name, downloading it when the

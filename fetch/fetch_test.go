@@ -683,6 +683,20 @@ func TestFetchStalledDigestFile(t *testing.T) {
 	}
 }
 
+// TestFetchStalledIndex: the mirror's index, read to list the versions it
+// offers, that stalls leaves the 404's error without the list, in time.
+func TestFetchStalledIndex(t *testing.T) {
+	srv, f := setup(t)
+	f.StallTimeout = 200 * time.Millisecond
+	srv.SetFault("", fetchtest.Fault{Body: bytes.Repeat([]byte("<a href=\"NetBSD-9.3/\">"), 100), StallAt: 10})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := f.Fetch(ctx, "9.9", "i386")
+	if ctx.Err() != nil || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound before the test's deadline", err)
+	}
+}
+
 // TestFetchCutWithoutRange: a mirror that cuts transfers and answers a
 // request to resume with the whole file again makes no progress: the
 // file is not downloaded from zero again and again, and the error says
@@ -703,5 +717,40 @@ func TestFetchCutWithoutRange(t *testing.T) {
 	}
 	if gets != 2 {
 		t.Errorf("%d requests for the kernel, want 2 (the second shows the mirror cannot resume): %v", gets, srv.Requests())
+	}
+}
+
+// TestFetchMisplacedMirror: a mirror URL naming a release tree, a
+// directory in one, or a host's root got a bare 404 for
+// .../NetBSD-9.3/NetBSD-9.3/i386/binary/kernel/SHA512; the error says the
+// mirror is not the directory holding the release trees. A mirror URL
+// that may be that directory gets no such words.
+func TestFetchMisplacedMirror(t *testing.T) {
+	tests := []struct {
+		name, path string // the mirror: the server's URL + path
+		want       string // in the error; "" for none of the words
+	}{
+		{"release tree", fetchtest.MirrorPath + "/NetBSD-9.3", "names a directory of the release tree NetBSD-9.3, not the directory holding the NetBSD-<version> trees (such as " + DefaultMirror + ")"},
+		{"inside a release tree", fetchtest.MirrorPath + "/NetBSD-9.3/i386/binary/", "release tree NetBSD-9.3, not the directory holding"},
+		{"binary directory", "/mirror/binary", "names a directory of a release tree, not the directory holding"},
+		{"host root", "/", "is a host's root, not the directory holding"},
+		{"host root, no slash", "", "is a host's root, not the directory holding"},
+		{"another directory", "/pub/OpenBSD", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, f := setup(t)
+			f.Mirror = srv.URL + tt.path
+			_, err := f.Fetch(context.Background(), "9.3", "i386")
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("err = %v, want ErrNotFound", err)
+			}
+			if tt.want == "" && strings.Contains(err.Error(), "not the directory holding") {
+				t.Errorf("err = %v, want no word about the mirror's place", err)
+			}
+			if tt.want != "" && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
 	}
 }

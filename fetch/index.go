@@ -19,15 +19,15 @@ var hrefRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(
 // subdirectories it links to, sorted. It returns nil when the page cannot be
 // had or lists nothing: the caller only uses it to improve an error message.
 func (r *release) listDirs(ctx context.Context, url string) []string {
-	resp, err := r.get(ctx, url, 0)
+	resp, body, err := r.watchedGet(ctx, url, 0)
 	if err != nil {
 		return nil
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	page, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	page, err := io.ReadAll(io.LimitReader(body, 1<<20))
 	if err != nil {
 		return nil
 	}

@@ -178,7 +178,7 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 		w.Write(fault.Body)
 		return
 	}
-	if listing != nil {
+	if listing != nil && fault.Body == nil {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<html><head><title>Index of /%s</title></head><body><pre>\n<a href=\"../\">../</a>\n", rel)
 		for _, c := range listing {
