@@ -528,13 +528,24 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 
 // cacheErr is err, matching fetch.ErrCacheNotWritable too when it says
 // the release's cache, where the stripped copy is kept, may not be
-// written (a read-only file system, another user's cache).
+// written (a read-only file system, another user's cache), and
+// fetch.ErrNoSpace when that cache is full, as a download into it does.
 func cacheErr(err error) error {
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS) {
 		return cacheNotWritable{err}
 	}
+	if errors.Is(err, unix.ENOSPC) && !errors.Is(err, fetch.ErrNoSpace) {
+		return cacheNoSpace{err}
+	}
 	return err
 }
+
+// cacheNoSpace is the system's error, said as it is, matching
+// fetch.ErrNoSpace as well.
+type cacheNoSpace struct{ err error }
+
+func (e cacheNoSpace) Error() string   { return e.err.Error() }
+func (e cacheNoSpace) Unwrap() []error { return []error{fetch.ErrNoSpace, e.err} }
 
 // cacheNotWritable is the system's error, said as it is, matching
 // fetch.ErrCacheNotWritable as well.

@@ -612,16 +612,29 @@ func TestStripCached(t *testing.T) {
 // TestStripCachedReadOnlyCache: a stripped copy that cannot be stored in
 // the cache (read-only, another user's: a cache filled by smolvmm fetch
 // alone, or a new kstrip revision) matches fetch.ErrCacheNotWritable, so
-// the caller can say what to do; it was a bare EROFS.
+// the caller can say what to do; it was a bare EROFS. A full cache
+// matches fetch.ErrNoSpace, as a download into it does; it was a bare
+// ENOSPC.
 func TestStripCachedReadOnlyCache(t *testing.T) {
-	for _, errno := range []syscall.Errno{syscall.EROFS, syscall.EACCES, syscall.EPERM} {
-		t.Run(errno.Error(), func(t *testing.T) {
+	for _, tt := range []struct {
+		errno syscall.Errno
+		want  error
+	}{
+		{syscall.EROFS, fetch.ErrCacheNotWritable},
+		{syscall.EACCES, fetch.ErrCacheNotWritable},
+		{syscall.EPERM, fetch.ErrCacheNotWritable},
+		{syscall.ENOSPC, fetch.ErrNoSpace},
+	} {
+		t.Run(tt.errno.Error(), func(t *testing.T) {
 			k := fetch.File{Path: filepath.Join(t.TempDir(), "netbsd-GENERIC.gz"), SHA512: "abc"}
 			_, err := StripCached(k, nil, func(in, out string, keep []string) (string, error) {
-				return "", &fs.PathError{Op: "open", Path: out + ".tmp", Err: errno}
+				return "", &fs.PathError{Op: "write", Path: out + ".tmp", Err: tt.errno}
 			})
-			if !errors.Is(err, fetch.ErrCacheNotWritable) || !errors.Is(err, errno) || !strings.Contains(err.Error(), k.Path) {
-				t.Errorf("StripCached = %v, want %v matching fetch.ErrCacheNotWritable, naming %s", err, errno, k.Path)
+			if !errors.Is(err, tt.want) || !errors.Is(err, tt.errno) || !strings.Contains(err.Error(), k.Path) {
+				t.Errorf("StripCached = %v, want %v matching %v, naming %s", err, tt.errno, tt.want, k.Path)
+			}
+			if strings.Count(err.Error(), tt.errno.Error()) != 1 {
+				t.Errorf("StripCached = %v, want %q said once", err, tt.errno.Error())
 			}
 		})
 	}
