@@ -76,18 +76,37 @@ func parseDigestLine(line string) (name, sum string, err error) {
 
 // SetFile finds the file that holds set name ("rescue" -> "rescue.tgz" or
 // "rescue.tar.xz"). A name that already carries an extension is looked up as
-// is. The error lists the sets the release has.
+// is; one with an extension the release's file lacks ("rescue.tar.xz" in a
+// release of .tgz sets) is refused naming that file. The error lists the
+// sets the release has otherwise.
 func (d Digests) SetFile(set string) (file, sum string, err error) {
 	if s, ok := d[set]; ok {
 		return set, s, nil
 	}
-	for _, ext := range []string{".tgz", ".tar.xz", ".tar.gz", ".tar.bz2", ".tbz", ".txz"} {
+	for _, ext := range setExts {
 		if s, ok := d[set+ext]; ok {
 			return set + ext, s, nil
 		}
 	}
+	// A name with another series' extension (9.x has .tgz sets, 10.x
+	// .tar.xz ones) is refused with the name this release has: taking
+	// it would fetch a file other than the one named.
+	for _, ext := range setExts {
+		base, ok := strings.CutSuffix(set, ext)
+		if !ok || base == "" {
+			continue
+		}
+		for _, other := range setExts {
+			if _, ok := d[base+other]; ok {
+				return "", "", fmt.Errorf("%w %q: the release's SHA512 lists %s, not %s", ErrUnknownSet, set, base+other, set)
+			}
+		}
+	}
 	return "", "", fmt.Errorf("%w %q: the release's SHA512 lists %s", ErrUnknownSet, set, strings.Join(d.Sets(), ", "))
 }
+
+// setExts are the extensions of sets' archives in NetBSD releases.
+var setExts = []string{".tgz", ".tar.xz", ".tar.gz", ".tar.bz2", ".tbz", ".txz"}
 
 // Sets returns the set names the digest file lists, sorted, without
 // extensions.

@@ -58,6 +58,10 @@ func TestSetFile(t *testing.T) {
 		{"base", "base.tar.xz", "2", ""},
 		{"base.tar.xz", "base.tar.xz", "2", ""},
 		{"comp", "", "", "base, kern-GENERIC, rescue"},
+		// The other series' extension: the name the release has.
+		{"rescue.tar.xz", "", "", `"rescue.tar.xz": the release's SHA512 lists rescue.tgz, not rescue.tar.xz`},
+		{"base.tgz", "", "", `"base.tgz": the release's SHA512 lists base.tar.xz, not base.tgz`},
+		{"comp.tgz", "", "", "base, kern-GENERIC, rescue"},
 	}
 	for _, tt := range tests {
 		file, sum, err := d.SetFile(tt.set)
