@@ -135,3 +135,33 @@ func FuzzParseDigests(f *testing.F) {
 		}
 	})
 }
+
+// TestVersionLess: a release candidate or beta comes before its release
+// (10.0_RC1 sorted after 10.0, as newer).
+func TestVersionLess(t *testing.T) {
+	tests := []struct {
+		a, b string
+		less bool
+	}{
+		{"9.3", "10.0", true},
+		{"9.3", "9.3.1", true},
+		{"10.0_RC1", "10.0", true},
+		{"10.0", "10.0_RC1", false},
+		{"11.0_BETA", "11.0", true},
+		{"11.0_BETA", "11.0_RC1", true},
+		{"10.0_RC1", "10.0_RC2", true},
+		{"10.0_RC1", "10.0.1", true},
+		{"10.0.1", "10.0_RC1", false},
+		{"9.3", "10.0_RC1", true},
+		{"10.0", "10.0", false},
+	}
+	for _, tt := range tests {
+		if got := versionLess(tt.a, tt.b); got != tt.less {
+			t.Errorf("versionLess(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.less)
+		}
+	}
+	got := strings.Join(versionsIn([]string{"NetBSD-10.0_RC1", "NetBSD-11.0", "NetBSD-10.0", "NetBSD-11.0_BETA", "NetBSD-11.0_RC1"}), " ")
+	if want := "11.0 11.0_RC1 11.0_BETA 10.0 10.0_RC1"; got != want {
+		t.Errorf("versionsIn = %q, want %q", got, want)
+	}
+}

@@ -84,8 +84,24 @@ func versionsIn(dirs []string) []string {
 }
 
 // versionLess orders release names by their numeric fields, so that
-// 9.3 < 9.3.1 < 10.0; what is not a number compares as text.
+// 9.3 < 9.3.1 < 10.0, a pre-release ("_BETA", "_RC1") before its release
+// (10.0_RC1 < 10.0); what is not a number compares as text.
 func versionLess(a, b string) bool {
+	an, apre, _ := strings.Cut(a, "_")
+	bn, bpre, _ := strings.Cut(b, "_")
+	switch {
+	case numberLess(an, bn):
+		return true
+	case numberLess(bn, an):
+		return false
+	case apre == "" || bpre == "":
+		return apre != "" && bpre == ""
+	}
+	return apre < bpre
+}
+
+// numberLess orders dotted numbers field by field.
+func numberLess(a, b string) bool {
 	for a != "" && b != "" {
 		na, ra := leadingNumber(a)
 		nb, rb := leadingNumber(b)
