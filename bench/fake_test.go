@@ -101,6 +101,8 @@ const (
 //	         "resumed" and runs until SIGTERM (a minute at most), then
 //	         writes a ChildReport with that ready time to --report (when
 //	         given) and exits 130
+//	vmmreadytouch as vmmreadyserve, but maps guest RAM first, and touches
+//	         fakeTouched of it fakeDelay after its report, before it prints
 //	bench    not a VMM but a bench of them: see fakeBench
 //	bootbench not a VMM but a sequential bench of one: see fakeBootBench
 //	network  not a VMM but a shared network: touches fakeNetworkBytes,
@@ -189,15 +191,29 @@ func fakeVMM(mode string, args []string) int {
 		return 0
 	case "vmmready", "vmmreadyline":
 		return fakeVMMReady(mode, r, *report, *settledFD, *readyFD)
-	case "vmmreadyserve":
+	case "vmmreadyserve", "vmmreadytouch":
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
+		var mem []byte
+		if mode == "vmmreadytouch" {
+			var err error
+			if mem, err = syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+		}
 		r.Phases[PhaseFirstRun] = MonoNow()
 		r.Phases[PhaseReady] = r.Phases[PhaseFirstRun]
 		if *readyFD > 2 {
 			var b [8]byte
 			binary.LittleEndian.PutUint64(b[:], uint64(r.Phases[PhaseReady]))
 			os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
+		}
+		if mem != nil {
+			time.Sleep(fakeDelay)
+			for i := 0; i < fakeTouched; i += 4096 {
+				mem[i] = 1
+			}
 		}
 		fmt.Print("resumed\r\n")
 		return fakeServeUntilTerm(term, r, *report, false)

@@ -69,13 +69,15 @@ type Target struct {
 	// is gone, too late to read its memory at.
 	ReadyFlag string
 	// ReadyReported: the program's ready report on its ReadyFlag counts
-	// as its ready event with a Ready.Pattern too (smolvmm restoring a
-	// snapshot taken once ready: its guest is ready at its first
-	// instruction and may never print the ready line again). RunBoot
-	// still takes the line's time when the line comes before the boot
-	// ends (the guest exits, or is stopped ExitWait after the report);
-	// RunParallel starts such a VM at the report, or at its first
-	// console byte when that comes later.
+	// as its ready event, with a Ready.Pattern or without a ready
+	// condition (smolvmm restoring a snapshot taken once ready: its
+	// guest is ready at its first instruction and may never print the
+	// ready line again). RunBoot still takes the line's time when the
+	// line comes before the boot ends (the guest exits, or is stopped
+	// ExitWait after the report), and samples memory at the first
+	// console byte after the report, once the guest has run; RunParallel
+	// starts such a VM at the report, or at its first console byte when
+	// that comes later.
 	ReadyReported bool
 	// Success says which exit statuses of the program mean the boot went
 	// well (nil: 0 only); a boot that ends with another fails with
@@ -151,7 +153,9 @@ type BootOptions struct {
 	// has settled when the target has a SettledFlag; it perturbs the
 	// times. With a Ready.Pattern, a ready the target reports on its
 	// ReadyFlag counts too: the sample is taken at whichever of the two
-	// comes first.
+	// comes first. A Target.ReadyReported (a restore, ready at its first
+	// instruction, its guest RAM still untouched there) is sampled at its
+	// first console byte after its report, once its guest has run.
 	SampleMemory bool
 	// SettleTimeout bounds the wait for the SettledFlag byte before the
 	// memory sample (default one second).
@@ -301,10 +305,12 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 
 	// The program's ready report (Target.ReadyFlag): the bench reads
 	// readyIn, the program writes its copy of readyOut. With Ready.Addr
-	// the program judges the bench's own condition; with a ready pattern
-	// only its own ready is reported there (a restore's, whose guest does
-	// not print the ready line again), to sample memory at.
-	vmmReadyOnly := o.Ready.Addr == "" && o.Ready.Pattern != nil && (o.SampleMemory || t.ReadyReported)
+	// the program judges the bench's own condition; else only its own
+	// ready is reported there: a restore's (Target.ReadyReported), whose
+	// guest does not print the ready line again, which is its ready
+	// event with or without a pattern; or, with a pattern, one to sample
+	// memory at.
+	vmmReadyOnly := o.Ready.Addr == "" && (t.ReadyReported || o.Ready.Pattern != nil && o.SampleMemory)
 	var readyIn, readyOut *os.File
 	if t.ReadyFlag != "" && (o.Ready.Addr != "" || vmmReadyOnly) {
 		if readyIn, readyOut, err = os.Pipe(); err != nil {
@@ -358,22 +364,21 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}()
 
 	// One sample at a time (one's SIGCONT would resume the process under
-	// another's read), and one at ready: the bench's own ready and the
-	// program's (vmmReadyOnly) may both come.
+	// another's read), and one in all: the bench's own ready and the
+	// program's (vmmReadyOnly) may both come, and a restore's first
+	// console byte with them.
 	var sampling sync.Mutex
-	sampledReady := false
+	sampled := false
 	sample := func(event string) {
 		if !o.SampleMemory {
 			return
 		}
 		sampling.Lock()
 		defer sampling.Unlock()
-		if event == PhaseReady {
-			if sampledReady {
-				return
-			}
-			sampledReady = true
+		if sampled {
+			return
 		}
+		sampled = true
 		vmm := pid
 		if t.Jailed {
 			var err error
@@ -403,10 +408,22 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))
 		}
 	}
-	// observed follows each event the bench sees, once.
+	// firstOut is closed at the first console byte: a restore's memory
+	// is read no sooner (see below).
+	firstOut := make(chan struct{})
+	// observed follows each event the bench sees, once. With a ready
+	// condition the sample is taken at ready only: one at the first
+	// output would hold ready back by its wait, and its release would
+	// end the settled wait.
 	observed := func(event string) {
-		sample(event)
-		if event == PhaseReady {
+		switch event {
+		case PhaseFirstOutput:
+			close(firstOut)
+			if !o.Ready.IsSet() {
+				sample(event)
+			}
+		case PhaseReady:
+			sample(event)
 			readyOnce.Do(func() { close(ready) })
 		}
 	}
@@ -420,28 +437,43 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}()
 	switch {
 	case readyIn != nil && vmmReadyOnly:
-		// Not the bench's ready: the pattern's line, or else the child's
-		// report, gives the phase. Only the memory is read there, on
-		// its own goroutine: the console is read on meanwhile, so that
-		// the pattern's line is timed when it comes. A report that
-		// counts as the ready event (Target.ReadyReported) also starts
-		// the wait for the guest's end: a restored guest that never
-		// prints the line nor exits is stopped then, not timed out.
+		// Not the bench's own ready: the pattern's line, when there is
+		// one, or else the child's report, gives the phase. Only the
+		// memory is read there, on its own goroutine: the console is
+		// read on meanwhile, so that the pattern's line is timed when
+		// it comes. A report that counts as the ready event
+		// (Target.ReadyReported) also starts the wait for the guest's
+		// end: a restored guest that never prints the line nor exits
+		// is stopped then, not timed out.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, ok := readReadyTime(readyIn); ok {
-				sample(PhaseReady)
-				if t.ReadyReported {
-					readyOnce.Do(func() { close(ready) })
-				}
+			at, ok := readReadyTime(readyIn)
+			if !ok {
+				return
 			}
+			if !t.ReadyReported {
+				sample(PhaseReady)
+				return
+			}
+			if o.Ready.Pattern == nil {
+				rec.markAt(PhaseReady, at)
+			}
+			if o.SampleMemory {
+				sampleAfterRestore(firstOut, done, o.ExitWait, sample)
+			}
+			readyOnce.Do(func() { close(ready) })
 		}()
 	case readyIn != nil:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			readReady(readyIn, rec, observed)
+			if at, ok := readReadyTime(readyIn); ok && rec.markAt(PhaseReady, at) {
+				if t.ReadyReported && o.SampleMemory {
+					sampleAfterRestore(firstOut, done, o.ExitWait, sample)
+				}
+				observed(PhaseReady)
+			}
 		}()
 	case o.Ready.Addr != "":
 		wg.Add(1)
@@ -591,24 +623,21 @@ func (r *recorder) memory(m *Memory, err error) {
 
 // readConsole reads the VMM's standard output until EOF, marking the first
 // byte and the ready pattern.
-func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, sample func(string)) {
+func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, observe func(string)) {
 	buf := make([]byte, 4096)
 	lines := readyLine{re: o.Ready.Pattern}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			// With a ready condition the sample is taken at ready
-			// only: one at the first output would hold ready back by
-			// its wait, and its release would end the settled wait.
-			if rec.mark(PhaseFirstOutput) && !o.Ready.IsSet() {
-				sample(PhaseFirstOutput)
+			if rec.mark(PhaseFirstOutput) {
+				observe(PhaseFirstOutput)
 			}
 			out.Write(buf[:n])
 			if o.Console != nil {
 				_, _ = o.Console.Write(buf[:n])
 			}
 			if lines.feed(buf[:n]) && rec.mark(PhaseReady) {
-				sample(PhaseReady)
+				observe(PhaseReady)
 			}
 		}
 		if err != nil {
@@ -617,18 +646,33 @@ func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, s
 	}
 }
 
+// sampleAfterRestore samples the memory of a program whose ready report
+// came at its guest's first instruction (Target.ReadyReported: a restore),
+// when the report alone would find the guest RAM untouched: at its first
+// console byte, as RunParallel does, once the guest has run; at the report
+// when that byte came first. A guest silent for wait after the report is
+// not sampled (the boot fails for want of output anyway).
+func sampleAfterRestore(firstOut, done <-chan struct{}, wait time.Duration, sample func(string)) {
+	select {
+	case <-firstOut:
+		sample(PhaseReady) // deduplicated if the byte's own sample came first
+		return
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-firstOut:
+		sample(PhaseFirstOutput)
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // pollPort connects to addr until a connection holds or done closes. The
 // ready time is when the connect that held succeeded.
 func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recorder, sample func(string)) {
 	if at, ok := portready.Wait(addr, every, done); ok && rec.markAt(PhaseReady, MonoOf(at)) {
-		sample(PhaseReady)
-	}
-}
-
-// readReady reads the ready time a program writes on its Target.ReadyFlag
-// descriptor, until the program is gone (EOF).
-func readReady(r io.Reader, rec *recorder, sample func(string)) {
-	if at, ok := readReadyTime(r); ok && rec.markAt(PhaseReady, at) {
 		sample(PhaseReady)
 	}
 }

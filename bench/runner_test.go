@@ -343,16 +343,26 @@ func TestRunBootExecutableMapped(t *testing.T) {
 
 // A restore of a service snapshotted once ready (Target.ReadyReported)
 // that never prints its ready line again nor exits is stopped ExitWait
-// after its own ready report, which gives the phase; reported but not
-// counted, it runs until the timeout and fails.
+// after its own ready report, which gives the phase, with a ready pattern
+// or without one (which once left the boot to time out: the report was
+// read only with a pattern); reported but not counted, it runs until the
+// timeout and fails.
 func TestRunBootReadyReportedEndsBoot(t *testing.T) {
-	for _, reported := range []bool{true, false} {
-		t.Run(fmt.Sprint("reported=", reported), func(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		reported bool
+		ready    *regexp.Regexp
+	}{
+		{"reported, pattern", true, regexp.MustCompile("^marker: ready")},
+		{"reported, no pattern", true, nil},
+		{"not counted, pattern", false, regexp.MustCompile("^marker: ready")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			target := withReport(fakeTarget(t, "fake", "vmmreadyserve"))
-			target.ReadyFlag, target.ReadyReported = "-ready-fd", reported
-			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: regexp.MustCompile("^marker: ready")},
+			target.ReadyFlag, target.ReadyReported = "-ready-fd", tt.reported
+			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: tt.ready},
 				Timeout: 3 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: time.Second})
-			if !reported {
+			if !tt.reported {
 				if !errors.Is(err, ErrTimeout) {
 					t.Fatalf("not counted: %v, want a timeout", err)
 				}
@@ -365,6 +375,31 @@ func TestRunBootReadyReportedEndsBoot(t *testing.T) {
 			_, okStopped := b.Phases[PhaseStopped]
 			if !okReady || !okStopped || ready > b.Phases[PhaseFirstOutput] {
 				t.Errorf("phases %v: want ready (the report's, before the first output) and stopped", b.Phases)
+			}
+		})
+	}
+}
+
+// A restore's memory (Target.ReadyReported) is read once its guest has
+// run, at its first console byte after the report, not at the report,
+// which comes at its first instruction: there the guest RAM was still
+// untouched (guest RSS 0), with a ready pattern or without one.
+func TestRunBootRestoreSampledAfterItRan(t *testing.T) {
+	for _, ready := range []*regexp.Regexp{regexp.MustCompile("^marker: ready"), nil} {
+		t.Run(fmt.Sprint("ready=", ready), func(t *testing.T) {
+			target := withReport(fakeTarget(t, "fake", "vmmreadytouch"))
+			target.ReadyFlag, target.ReadyReported = "-ready-fd", true
+			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: ready}, SampleMemory: true,
+				Timeout: 10 * time.Second, ExitWait: 2 * time.Second, StopGrace: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := b.Memory
+			if m == nil || m.SampledAt != PhaseFirstOutput || m.GuestRSSKiB < fakeTouched>>10 {
+				t.Fatalf("memory %+v (%v): want it sampled at first-output, guest RSS at least %d KiB", m, b.MemoryErr, fakeTouched>>10)
+			}
+			if !b.Stopped() {
+				t.Errorf("phases %v: want the boot stopped", b.Phases)
 			}
 		})
 	}

@@ -180,12 +180,15 @@ func TestBenchStopsAtReady(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"boot", []string{"-k", kernel}},
-		{"restore", []string{"--restore", snap}},
+		{"boot", []string{"--ready", "^R", "-k", kernel}},
+		{"restore", []string{"--ready", "^R", "--restore", snap}},
+		// Ready at its first instruction: it needs no --ready (it once
+		// timed out without one, the bench waiting for an end).
+		{"restore without --ready", []string{"--restore", snap}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			js := filepath.Join(t.TempDir(), "r.json")
-			args := append([]string{"-n", "2", "--warmup", "0", "--net", "none", "--ready", "^R", "--timeout", "60s", "--json", js}, tt.args...)
+			args := append([]string{"-n", "2", "--warmup", "0", "--net", "none", "--timeout", "20s", "--json", js}, tt.args...)
 			status, stdout, stderr := benchRun(t, nil, args...)
 			if status != 0 {
 				t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
@@ -193,6 +196,11 @@ func TestBenchStopsAtReady(t *testing.T) {
 			s := readBenchJSON(t, js).Systems[0]
 			if len(s.Boots) != 2 || s.Memory == nil {
 				t.Fatalf("boots %+v, memory %+v (%s)", s.Boots, s.Memory, s.MemoryError)
+			}
+			// Read once the guest ran: a restore's was once read at its
+			// first instruction, its guest RAM untouched.
+			if s.Memory.GuestRSSKiB == 0 {
+				t.Errorf("memory %+v: no guest RAM resident", s.Memory)
 			}
 			for _, b := range s.Boots {
 				_, guestExit := b.Phases[bench.PhaseGuestExit]
