@@ -37,12 +37,20 @@ var jailTapFD = -1
 // the caller returns err. Without --jail, and in the jailed VMM itself
 // (which first enters its jail here), ran is false and the caller goes on.
 func runJailed(c *cli.Context, args []string) (ran bool, err error) {
+	ran, _, err = jailRun(c, args)
+	return ran, err
+}
+
+// jailRun is runJailed, and says whether the jailed VMM's process
+// started: when it did not (a flag refused, a tap that cannot be opened,
+// no namespaces, a jail that failed to start), no VM ever existed.
+func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 	if !hasFlag(c, "jail") || !c.Bool("jail") {
-		return false, nil
+		return false, false, nil
 	}
 	if v, ok := os.LookupEnv(jailEnv); ok {
 		if err := sandbox.EnterJail(); err != nil {
-			return true, fmt.Errorf("--jail: %w (%s is set by smolvmm for the VMM it jails; unset it)", err, jailEnv)
+			return true, false, fmt.Errorf("--jail: %w (%s is set by smolvmm for the VMM it jails; unset it)", err, jailEnv)
 		}
 		os.Unsetenv(jailEnv)
 		jailed = true
@@ -52,10 +60,10 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 		if fd, err := strconv.Atoi(v); err == nil {
 			jailTapFD = fd
 		}
-		return false, nil
+		return false, false, nil
 	}
 	if err := checkRunFlags(c); err != nil {
-		return true, err
+		return true, false, err
 	}
 	jail := sandbox.Jail{Net: true} // commands without --net have no network card
 	cmd := exec.Command("/proc/self/exe")
@@ -69,7 +77,7 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 		case "tap":
 			tap, err := netback.OpenTap(name)
 			if err != nil {
-				return true, err
+				return true, false, err
 			}
 			// Closed once the VMM holds its copy (Jail.Run); a tap
 			// OpenTap created goes away with the VMM's.
@@ -93,19 +101,19 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 	}
 	end, err := jail.Run(cmd)
 	if errors.Is(err, sandbox.ErrNamespaces) {
-		return true, fmt.Errorf("--jail: %w (smolvmm needs CAP_SYS_ADMIN, and a kernel or container that lets it create namespaces; run without --jail otherwise)", err)
+		return true, false, fmt.Errorf("--jail: %w (smolvmm needs CAP_SYS_ADMIN, and a kernel or container that lets it create namespaces; run without --jail otherwise)", err)
 	}
 	if err != nil {
-		return true, fmt.Errorf("--jail: %w", err)
+		return true, false, fmt.Errorf("--jail: %w", err)
 	}
 	if end.Signal != 0 {
 		// Killed, it said nothing itself: the status alone was all.
 		fmt.Fprintf(os.Stderr, "smolvmm: %s\n", killedBy(end.Signal))
 	}
 	if status := end.Status(); status != 0 {
-		return true, cli.Exit("", status)
+		return true, true, cli.Exit("", status)
 	}
-	return true, nil
+	return true, true, nil
 }
 
 // jailsNetwork reports whether the jailed VMM of --net spec gets a network

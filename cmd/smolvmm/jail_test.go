@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -580,5 +581,28 @@ func TestJailTapReadyPort(t *testing.T) {
 	}
 	if !slices.Contains(timingPhases(stderr), "ready") {
 		t.Errorf("no ready from the probe of 127.0.0.1:%s\n%s\n%s", port, out, stderr)
+	}
+}
+
+// TestUpJailedNotStarted: up --jail whose jailed VMM never started (here
+// a tap name run refuses; as well a tap that cannot be opened, no
+// namespaces, or a jail that fails to start) marks its error so, and up
+// then says no time the VM ran ("run ended after", once said for a VM
+// that never existed).
+func TestUpJailedNotStarted(t *testing.T) {
+	var err error
+	var ran bool
+	up := &cli.Command{Name: "up", Flags: upCommand().Flags, Action: func(c *cli.Context) error {
+		ran, err = upJailed(c, "/cache/netbsd", "rescue.img")
+		return nil
+	}}
+	// A name longer than an interface's 15 bytes: refused before any
+	// tap is made or jail started.
+	if e := newApp([]*cli.Command{up}).Run([]string{"smolvmm", "up", "--net", "tap:nosuchtapnameislonger", "--jail", "rescue"}); e != nil {
+		t.Fatal(e)
+	}
+	var ns notStartedError
+	if !ran || !errors.As(err, &ns) {
+		t.Fatalf("upJailed: ran %v, err %v (%T); want it ran and its error marked not started", ran, err, err)
 	}
 }

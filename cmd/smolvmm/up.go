@@ -547,8 +547,8 @@ func withoutFlags(flags []cli.Flag, taken map[string]bool) []cli.Flag {
 func upDefaults(c *cli.Context) (upDeps, error) {
 	f := newFetcher(c, os.Stderr)
 	d := newUpDeps(f, c.String("version"), c.String("arch"), func(ctx context.Context, kernel, image string) error {
-		if ran, err := runJailed(c, upRunArgs(c, kernel, image)); ran { // jail.go: as smolvmm run
-			return releaseKernelHint(err, c.String("version"), c.String("arch"), kernel)
+		if ran, err := upJailed(c, kernel, image); ran {
+			return err
 		}
 		ctx, stop := runSignals(ctx) // run.go: SIGHUP too, as for run
 		defer stop()
@@ -572,6 +572,22 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 	})
 	d.canRun = func() error { return vmm.CheckKVM(c.String("kvm-device")) }
 	return d, nil
+}
+
+// upJailed boots up's VM as smolvmm run --jail would (jail.go), when
+// --jail is given (ran). An error before the jailed VMM's process started
+// is marked vmNotStarted: no VM ran (a tap that cannot be opened, no
+// namespaces, a jail that failed to start).
+func upJailed(c *cli.Context, kernel, image string) (ran bool, err error) {
+	ran, started, err := jailRun(c, upRunArgs(c, kernel, image))
+	if !ran {
+		return false, nil
+	}
+	err = releaseKernelHint(err, c.String("version"), c.String("arch"), kernel)
+	if !started {
+		err = vmNotStarted(err)
+	}
+	return true, err
 }
 
 // releaseKernelHint rewrites the advice of an error about the kernel,
