@@ -33,7 +33,9 @@ type ParallelOptions struct {
 	Timeout time.Duration
 	// Config is copied into the results.
 	Config Config
-	// CPUs divides the start rate per core (default runtime.NumCPU()).
+	// CPUs divides the start rate per core (default: the CPUs the
+	// bench's affinity mask allows, fewer under a cgroup CPU quota that
+	// allows less; Host.CPUsFrom says which).
 	CPUs int
 	// VMArgs, when set, gives arguments added after the target's for VM
 	// i (0 to N-1): what must differ between VMs, such as the MAC of
@@ -88,8 +90,9 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	if o.Timeout == 0 {
 		o.Timeout = time.Minute
 	}
+	cpusFrom := CPUsGiven
 	if o.CPUs < 1 {
-		o.CPUs = runtime.NumCPU()
+		o.CPUs, cpusFrom = hostCPUs()
 	}
 	if o.Ready == nil || !t.ReadyReported {
 		t.ReadyFlag = "" // ready at its first byte, or its line only
@@ -236,7 +239,7 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 
 	res := &ParallelResults{Schema: ParallelSchemaVersion, Date: time.Now().UTC().Truncate(time.Second), Host: hostInfo(),
 		Config: o.Config, System: t.Name, Command: t.Command()}
-	res.Host.CPUs = o.CPUs
+	res.Host.CPUs, res.Host.CPUsFrom = o.CPUs, cpusFrom
 	res.Config.Boots, res.Config.Warmup = 1, 0
 	for _, v := range vms {
 		res.VMs = append(res.VMs, v.result(t0, o.Timeout))

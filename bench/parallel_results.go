@@ -39,7 +39,8 @@ type ParallelResults struct {
 	// Schema is ParallelSchemaVersion.
 	Schema string    `json:"schema"`
 	Date   time.Time `json:"date"`
-	// Host.CPUs is the core count the per-core rate divides by.
+	// Host.CPUs is the core count the per-core rate divides by, and
+	// Host.CPUsFrom the limit that set it.
 	Host   Host   `json:"host"`
 	Config Config `json:"config"`
 	// System and Command are the VMM started N times.
@@ -301,8 +302,8 @@ func (r *ParallelResults) WriteText(w io.Writer) error {
 		// No time nor rate to give: zeros would read as measurements.
 		p("started 0, failed %d: none started\n", r.Failed)
 	} else {
-		p("started %d, failed %d; all ready after %.1f ms: %.1f starts/s, %.1f per core (%d cores)\n",
-			r.Started, r.Failed, r.AllReadyMS, r.StartsPerSec, r.StartsPerSecPerCore, r.Host.CPUs)
+		p("started %d, failed %d; all ready after %.1f ms: %.1f starts/s, %.1f per core (%s)\n",
+			r.Started, r.Failed, r.AllReadyMS, r.StartsPerSec, r.StartsPerSecPerCore, cpusText(r.Host))
 	}
 	if s := r.StartLatency; s.N > 0 {
 		p("each VM, process start to ready: min %.1f, median %.1f, p95 %.1f, max %.1f ms\n", s.Min, s.Median, s.P95, s.Max)

@@ -57,7 +57,12 @@ type Results struct {
 // Host describes the machine the numbers come from.
 type Host struct {
 	Kernel string `json:"kernel"`
-	CPUs   int    `json:"cpus"`
+	// CPUs is how many CPUs the bench's VMs can run on at once: the
+	// fewer of those its affinity mask allows and a cgroup's CPU quota,
+	// rounded up; CPUsFrom says which limit set it (CPUsAffinity,
+	// CPUsCgroupQuota, or CPUsGiven for ParallelOptions.CPUs).
+	CPUs     int    `json:"cpus"`
+	CPUsFrom string `json:"cpus_from,omitempty"`
 	// KVM says whether /dev/kvm could be opened, and if not why.
 	KVM string `json:"kvm"`
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,7 +95,8 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 }
 
 func hostInfo() Host {
-	h := Host{CPUs: runtime.NumCPU(), KVM: "usable"}
+	h := Host{KVM: "usable"}
+	h.CPUs, h.CPUsFrom = hostCPUs()
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		h.Kernel = unix.ByteSliceToString(u.Release[:])
