@@ -211,21 +211,7 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	if o.NetworkPID != 0 && measure {
 		// While the VMs are still there: their connections are part of
 		// the network's memory.
-		var ro Rollup
-		if ro, netErr = ReadRollup(o.NetworkPID); netErr == nil {
-			netMem = &NetworkMemory{PID: o.NetworkPID, RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB}
-			if o.NetworkVMs != nil {
-				n, err := o.NetworkVMs()
-				if err == nil && n < 1 {
-					err = fmt.Errorf("it says %d VMs are joined", n)
-				}
-				if err != nil {
-					netMem.VMsError = err.Error()
-				} else {
-					netMem.VMs = n
-				}
-			}
-		}
+		netMem, netErr = readNetworkMemory(o.NetworkPID, o.NetworkVMs)
 	}
 	for _, v := range vms {
 		v.kill()
@@ -253,6 +239,29 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 }
 
 var errTimedOut = errors.New("timed out")
+
+// readNetworkMemory reads the memory of the shared network's process pid
+// (its smaps_rollup) and, when vms is set, how many VMs it says are
+// joined (NetworkMemory.VMs, or VMsError).
+func readNetworkMemory(pid int, vms func() (int, error)) (*NetworkMemory, error) {
+	ro, err := ReadRollup(pid)
+	if err != nil {
+		return nil, err
+	}
+	m := &NetworkMemory{PID: pid, RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB}
+	if vms != nil {
+		n, err := vms()
+		if err == nil && n < 1 {
+			err = fmt.Errorf("it says %d VMs are joined", n)
+		}
+		if err != nil {
+			m.VMsError = err.Error()
+		} else {
+			m.VMs = n
+		}
+	}
+	return m, nil
+}
 
 // fdAdvice explains an error of starting a process when the bench has run
 // out of file descriptors: EMFILE, or EBADF from the child, which cannot

@@ -35,6 +35,15 @@ func (r *Results) WriteText(w io.Writer) error {
 		} else if s.MemoryError != "" {
 			fmt.Fprintf(tw, "memory: not measured: %s\n", s.MemoryError)
 		}
+		if m := s.NetworkMemory; m != nil && m.VMs > 0 {
+			fmt.Fprintf(tw, "shared network %s (process %d): RSS %.2f MiB, PSS %.2f MiB, %.2f MiB per joined VM (%d joined)\n",
+				r.Config.Net, m.PID, kib2mib(m.RSSKiB), kib2mib(m.PSSKiB), m.PSSKiBPerVM/1024, m.VMs)
+		} else if m != nil {
+			fmt.Fprintf(tw, "shared network %s (process %d): RSS %.2f MiB, PSS %.2f MiB, all of it this VM's (the network did not say how many were joined: %s)\n",
+				r.Config.Net, m.PID, kib2mib(m.RSSKiB), kib2mib(m.PSSKiB), m.VMsError)
+		} else if s.NetworkMemoryError != "" {
+			fmt.Fprintf(tw, "shared network memory not read: %s\n", s.NetworkMemoryError)
+		}
 	}
 	if r.restored() {
 		// A restore beside a boot: their memory side by side.

@@ -100,6 +100,12 @@ type System struct {
 	// Memory is the one memory sample; MemoryError says why it is missing.
 	Memory      *Memory `json:"memory,omitempty"`
 	MemoryError string  `json:"memory_error,omitempty"`
+	// NetworkMemory is the shared network's process that the system's
+	// VMs join (Target.Network), read with Memory (PSSKiBPerVM: its PSS
+	// shared out among the VMs joined then, or given to the one VM when
+	// it did not say); NetworkMemoryError says why it is missing.
+	NetworkMemory      *NetworkMemory `json:"network_memory,omitempty"`
+	NetworkMemoryError string         `json:"network_memory_error,omitempty"`
 }
 
 // PhaseSummary is the Summary of one phase across a system's boots.
@@ -255,6 +261,12 @@ func (r *Results) Validate() error {
 			}
 			if m.SampledAt != PhaseReady && m.SampledAt != PhaseFirstOutput {
 				return bad("system %s: memory sampled at %q", s.Name, m.SampledAt)
+			}
+		}
+		if m := s.NetworkMemory; m != nil {
+			if s.NetworkMemoryError != "" || m.PID <= 0 || m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.PSSKiB > m.RSSKiB || m.VMs < 0 || m.VMs > 0 && m.VMsError != "" ||
+				m.PSSKiBPerVM != float64(m.PSSKiB)/float64(max(m.VMs, 1)) {
+				return bad("system %s: network memory %+v (error %q) inconsistent", s.Name, *m, s.NetworkMemoryError)
 			}
 		}
 	}

@@ -76,6 +76,10 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 			if b.MemoryErr != nil {
 				s.MemoryError = b.MemoryErr.Error()
 			}
+			s.NetworkMemory, s.NetworkMemoryError = b.NetworkMemory, ""
+			if b.NetworkMemoryErr != nil {
+				s.NetworkMemoryError = b.NetworkMemoryErr.Error()
+			}
 			// A guest that exits right after its first byte can be gone
 			// before the stop signal lands: boot again to sample it.
 			if memoryTries++; s.Memory == nil && memoryTries < maxMemoryTries {

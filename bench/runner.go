@@ -85,11 +85,31 @@ type Target struct {
 	// bench stopped at its ready event is not judged by it: its status
 	// is the stop's. DebugExitSuccess is smolvmm's and QEMU's.
 	Success func(status int) bool
+	// Network, when set, is the shared network the program's VM joins
+	// (smolvmm net): RunBoot reads its memory along with the VM's
+	// sample (Boot.NetworkMemory). RunParallel takes it from its
+	// options instead.
+	Network *SharedNetwork
 	// Tasks is how many tasks (processes and threads) one running VM of
 	// the program takes at most, as the host's task limits count them
 	// (RLIMIT_NPROC, a cgroup's pids.max): a Go VMM runs a thread per
 	// vCPU and per P besides its runtime's own. 0 counts one.
 	Tasks uint64
+}
+
+// SharedNetwork is a network process that VMs join, whose memory the bench
+// reports with theirs.
+type SharedNetwork struct {
+	// PID is its process.
+	PID int
+	// VMs, when set, asks it how many VMs are joined (this bench's and
+	// any other's): its PSS is shared out among them, else given to the
+	// one VM measured.
+	VMs func() (int, error)
+	// Settle is how long after the VM's memory was read its own is read:
+	// what it does after a join and then keeps for its life (smolvmm
+	// net's release of its executable) is what a VM pays a share of.
+	Settle time.Duration
 }
 
 // DebugExitSuccess is the success rule of a VMM with QEMU's
@@ -191,6 +211,10 @@ type Boot struct {
 	Memory *Memory `json:"-"`
 	// MemoryErr says why a requested memory sample failed.
 	MemoryErr error `json:"-"`
+	// NetworkMemory is the Target.Network's, read with Memory while the
+	// VM was joined; NetworkMemoryErr says why it could not be.
+	NetworkMemory    *NetworkMemory `json:"-"`
+	NetworkMemoryErr error          `json:"-"`
 	// Output is the console output (kept for errors and tests).
 	Output []byte `json:"-"`
 }
@@ -407,6 +431,18 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		} else {
 			rec.memory(nil, fmt.Errorf("%s at %s: %w", t.Name, event, err))
 		}
+		if n := t.Network; n != nil {
+			// The VM is still joined: it has not been released yet
+			// (settled), nor stopped (ready is closed after this).
+			if n.Settle > 0 {
+				time.Sleep(n.Settle)
+			}
+			m, err := readNetworkMemory(n.PID, n.VMs)
+			if err == nil {
+				m.PSSKiBPerVM = float64(m.PSSKiB) / float64(max(m.VMs, 1))
+			}
+			rec.netMem, rec.netErr = m, err
+		}
 	}
 	// firstOut is closed at the first console byte: a restore's memory
 	// is read no sooner (see below).
@@ -551,6 +587,10 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		b.Phases[name] = float64(ns-start) / 1e6
 	}
 	b.Memory, b.MemoryErr = rec.mem, rec.memErr
+	b.NetworkMemory, b.NetworkMemoryErr = rec.netMem, rec.netErr
+	if b.NetworkMemoryErr != nil {
+		b.NetworkMemoryErr = fmt.Errorf("shared network process %d: %w", t.Network.PID, b.NetworkMemoryErr)
+	}
 	if o.SampleMemory && b.Memory == nil && b.MemoryErr == nil {
 		b.MemoryErr = fmt.Errorf("%s: no event to sample memory at", t.Name)
 	}
@@ -594,6 +634,10 @@ type recorder struct {
 	phases map[string]int64
 	mem    *Memory
 	memErr error
+	// netMem and netErr are the shared network's memory, written by the
+	// one sample before RunBoot reads them.
+	netMem *NetworkMemory
+	netErr error
 }
 
 // mark records phase now, once; it reports whether this was the first time.

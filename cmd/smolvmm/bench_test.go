@@ -936,3 +936,28 @@ func TestBenchCrashedGuest(t *testing.T) {
 		t.Errorf("JSON error %q with %d boots; want %q and none", s.Error, len(s.Boots), want)
 	}
 }
+
+// TestBenchSharedNetworkMemory: a sequential bench on a shared network
+// reports the network's memory with the VM's, as --parallel does (it once
+// said the VMM's overhead alone, though the network held megabytes for
+// the VM).
+func TestBenchSharedNetworkMemory(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	socket := filepath.Join(testsock.Dir(t), "n.sock")
+	d := startNetDaemon(t, socket) // net_test.go
+	js := filepath.Join(t.TempDir(), "r.json")
+	status, stdout, stderr := benchRun(t, nil, "-n", "1", "--warmup", "0", "--net", "user:"+socket, "--json", js)
+	if status != 0 {
+		t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
+	}
+	s := readBenchJSON(t, js).Systems[0]
+	nm := s.NetworkMemory
+	if nm == nil || nm.PID != d.cmd.Process.Pid || nm.RSSKiB <= 0 || nm.PSSKiB <= 0 {
+		t.Errorf("network memory %+v (%s); want the daemon's (pid %d)", nm, s.NetworkMemoryError, d.cmd.Process.Pid)
+	}
+	if want := fmt.Sprintf("shared network user:%s (process %d): RSS ", socket, d.cmd.Process.Pid); !strings.Contains(stdout, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, stdout)
+	}
+}
