@@ -242,27 +242,64 @@ func checkMachine(r io.ReaderAt, size uint64, h bootelf.Header, id Ident) error 
 		// loadfile_static wants ET_EXEC (loadfile_elf32.c:702-705).
 		return fmt.Errorf("%w: e_type %d, want 2 (ET_EXEC): a NetBSD kernel module or object, not a kernel", ErrUnsupportedELF, h.Type)
 	}
-	if hasSection(r, size, h, "__xen_guest") {
-		// A XENPV kernel (i386 locore.S:259-276, amd64 locore.S:283-316)
-		// is linked with p_paddr = p_vaddr (kern.ldscript.Xen) and
-		// starts with paging on, in a domain Xen has built; entered
-		// as /boot enters a kernel, it can only crash. Its Xen
-		// notes alone would not tell: a GENERIC that can also start
-		// as a PVH guest carries them too, but no __xen_guest section.
+	if why := xenPV(r, size, h); why != "" {
+		// A XENPV kernel is linked with p_paddr = p_vaddr
+		// (kern.ldscript.Xen) and starts with paging on, in a domain
+		// Xen has built; entered as /boot enters a kernel, it can
+		// only crash.
 		machine := "i386"
 		if h.Class == bootelf.Class64 {
 			machine = "amd64"
 		}
-		return fmt.Errorf("%w: %w: a NetBSD %s %s kernel for Xen PV (it has a __xen_guest section, as XEN3_DOMU, XEN3PAE_DOMU and XEN3_DOM0 do): only the Xen hypervisor starts it, as a paravirtualised guest; on a plain PC such as this machine it crashes at once",
-			ErrUnsupportedELF, ErrXenPV, id.Release(), machine)
+		return fmt.Errorf("%w: %w: a NetBSD %s %s kernel for Xen PV (it has %s): only the Xen hypervisor starts it, as a paravirtualised guest; on a plain PC such as this machine it crashes at once",
+			ErrUnsupportedELF, ErrXenPV, id.Release(), machine, why)
 	}
 	return nil
 }
 
-// hasSection says whether the file has a section called name. A section
-// header table it cannot read counts as none: the loader's own reading
-// of it reports what is wrong.
-func hasSection(r io.ReaderAt, size uint64, h bootelf.Header, name string) bool {
+// Xen's ELF note types (xen/include/public/elfnote.h).
+const (
+	xenNoteEntry       = 1  // XEN_ELFNOTE_ENTRY: the PV entry point
+	xenNotePhys32Entry = 18 // XEN_ELFNOTE_PHYS32_ENTRY: the PVH one
+)
+
+// xenPV says what marks the kernel as one for Xen PV, or "" if nothing
+// does. i386's XENPV kernels carry a __xen_guest string (9.1
+// i386/locore.S:259-276). amd64's put their Xen notes, PV entry point
+// included, in .note.Xen (amd64/locore.S:283-316: ELFNOTE pushes that
+// section, so __xen_guest is left empty and the linker drops it). A
+// kernel that can also start as a PVH guest, as a GENERIC with XENPVHVM
+// may, has a PHYS32_ENTRY note too and boots on a PC; without Xen notes
+// (9.1's XENPVHVM emits none) it is a plain kernel. Areas it cannot read
+// count as holding nothing: the loader's own reading reports them.
+func xenPV(r io.ReaderAt, size uint64, h bootelf.Header) string {
+	if sectionHasData(r, size, h, "__xen_guest") {
+		return "a __xen_guest section, as i386's XEN3PAE_DOMU and XEN3PAE_DOM0 do"
+	}
+	progs, _ := h.Progs(r, size)
+	secs, _, _ := h.Sections(r, size)
+	var entry, pvh bool
+	look := func(name []byte, typ uint32, _ []byte) bool {
+		if string(name) == "Xen" {
+			entry = entry || typ == xenNoteEntry
+			pvh = pvh || typ == xenNotePhys32Entry
+		}
+		return false
+	}
+	// The note sections first, then the PT_NOTE segments, which
+	// FindNote reads only when it is given no sections.
+	bootelf.FindNote(r, size, h, progs, secs, look)
+	bootelf.FindNote(r, size, h, progs, nil, look)
+	if entry && !pvh {
+		return "a Xen PV entry point note, XEN_ELFNOTE_ENTRY, and no PVH one, XEN_ELFNOTE_PHYS32_ENTRY, as amd64's XEN3_DOMU and XEN3_DOM0 do"
+	}
+	return ""
+}
+
+// sectionHasData says whether the file has a section called name with
+// bytes in the file. A section header table it cannot read counts as
+// none: the loader's own reading of it reports what is wrong.
+func sectionHasData(r io.ReaderAt, size uint64, h bootelf.Header, name string) bool {
 	secs, _, err := h.Sections(r, size)
 	if err != nil || int(h.Shstrndx) == 0 || int(h.Shstrndx) >= len(secs) {
 		return false
@@ -271,7 +308,7 @@ func hasSection(r io.ReaderAt, size uint64, h bootelf.Header, name string) bool 
 	// A kernel's name table is a few hundred bytes; a hostile file's
 	// is not read whole.
 	const maxNames = 1 << 16
-	if names.Type == 8 || names.Size > maxNames || bootelf.InFile(names.Offset, names.Size, size, "section name table") != nil {
+	if names.Type == sectionNobits || names.Size > maxNames || bootelf.InFile(names.Offset, names.Size, size, "section name table") != nil {
 		return false
 	}
 	strtab := make([]byte, names.Size)
@@ -279,12 +316,15 @@ func hasSection(r io.ReaderAt, size uint64, h bootelf.Header, name string) bool 
 		return false
 	}
 	for _, s := range secs {
-		if bootelf.SectionName(strtab, s) == name {
+		if s.Type != sectionNobits && s.Size > 0 && bootelf.SectionName(strtab, s) == name {
 			return true
 		}
 	}
 	return false
 }
+
+// sectionNobits is SHT_NOBITS: a section with no bytes in the file.
+const sectionNobits = 8
 
 // isKASLR says whether h, an ELF64 relocatable object with NetBSD's ident
 // note, defines locore's start (sys/arch/amd64/amd64/locore.S:436), as

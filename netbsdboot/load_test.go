@@ -75,6 +75,38 @@ func stdKernel(class byte) elftest.File {
 	}
 }
 
+// xenPVNotes are the types of the Xen notes amd64's XENPV locore.S emits
+// (9.1 amd64/locore.S:300-315), in its order: ENTRY (1) among them, no
+// PHYS32_ENTRY.
+var xenPVNotes = []uint32{6, 7, 5, 3, 4, xenNoteEntry, 2, 12, 10, 9, 13, 8, 14, 11}
+
+// xenKernel is the class's stdKernel with Xen notes of the types given,
+// as the linker leaves them: in a .note.Xen section (SHT_NOTE, as the
+// assembler types a .note section), and no __xen_guest section, which
+// ELFNOTE's .pushsection leaves empty. With inSegment they are in a
+// PT_NOTE segment instead, as a kernel whose note section is allocated
+// may have them, with no section of their own.
+func xenKernel(class byte, inSegment bool, types ...uint32) []byte {
+	var notes []byte
+	for _, t := range types {
+		desc := make([]byte, 8) // a .quad, as ENTRY's start
+		switch t {
+		case 6, 7, 5, 9, 8, 11:
+			desc = []byte("NetBSD\x00")
+		case xenNotePhys32Entry:
+			desc = []byte{0x20, 0, 0x20, 0} // a .long: a physical address
+		}
+		notes = append(notes, elftest.Note(false, "Xen", t, desc)...)
+	}
+	k := stdKernel(class)
+	if inSegment {
+		k.Segs = append(k.Segs, elftest.Seg{Type: 4, Flags: 4, Data: notes})
+	} else {
+		k.Secs = append(k.Secs, elftest.Sec{Name: ".note.Xen", Type: 7, Data: notes})
+	}
+	return k.Build()
+}
+
 // gz returns data gzipped, with one member per part when parts are given
 // (cut points), as a file made by concatenating .gz files.
 func gz(data []byte, parts ...int) []byte {
@@ -426,16 +458,11 @@ func TestLoadRefuses(t *testing.T) {
 			{Name: ".strtab", Type: 3, Data: str},
 		}}.Build()
 	}
-	// xen is the class's kernel with a __xen_guest section, as XENPV
-	// kernels have (i386 locore.S:262-275: a string; amd64
-	// locore.S:299-315: Xen notes).
-	xen := func(class byte) []byte {
-		k := stdKernel(class)
-		sec := elftest.Sec{Name: "__xen_guest", Type: 1, Data: []byte("GUEST_OS=netbsd,GUEST_VER=3.0,XEN_VER=xen-3.0\x00")}
-		if class == 2 {
-			sec = elftest.Sec{Name: "__xen_guest", Type: 7, Data: elftest.Note(false, "Xen", 6, []byte("NetBSD\x00\x00"))}
-		}
-		k.Secs = append(k.Secs, sec)
+	// xenI386 is i386's XEN3PAE_DOMU as the linker leaves it: a
+	// __xen_guest string (9.1 i386/locore.S:262-275), no Xen notes.
+	xenI386 := func() []byte {
+		k := stdKernel(1)
+		k.Secs = append(k.Secs, elftest.Sec{Name: "__xen_guest", Type: 1, Data: []byte("GUEST_OS=netbsd,GUEST_VER=3.0,XEN_VER=xen-3.0,LOADER=generic\x00")})
 		return k.Build()
 	}
 	kmod := elftest.Kmod(1, 64)
@@ -479,10 +506,16 @@ func TestLoadRefuses(t *testing.T) {
 		{"amd64 KASLR kernel", kaslr(2, 62, "start"), Options{}, []error{ErrUnsupportedELF, ErrKASLR},
 			[]string{"a NetBSD 9.1 amd64 kernel linked relocatable (e_type 1, ET_REL) for KASLR", "only NetBSD's prekern loads it"}},
 		// A Xen PV kernel starts in a domain Xen builds, not on a PC.
-		{"i386 Xen PV kernel", xen(1), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
+		{"i386 Xen PV kernel", xenI386(), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
 			[]string{"a NetBSD 9.1 i386 kernel for Xen PV", "__xen_guest"}},
-		{"amd64 Xen PV kernel", xen(2), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
-			[]string{"a NetBSD 9.1 amd64 kernel for Xen PV", "__xen_guest"}},
+		// amd64's XEN3_DOMU and XEN3_DOM0 have their notes in
+		// .note.Xen and no __xen_guest section.
+		{"amd64 Xen PV kernel", xenKernel(2, false, xenPVNotes...), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
+			[]string{"a NetBSD 9.1 amd64 kernel for Xen PV", "XEN_ELFNOTE_ENTRY, and no PVH one"}},
+		{"amd64 Xen PV kernel, notes in a PT_NOTE segment", xenKernel(2, true, xenPVNotes...), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
+			[]string{"a NetBSD 9.1 amd64 kernel for Xen PV", "XEN_ELFNOTE_ENTRY"}},
+		{"i386 kernel with Xen PV notes", xenKernel(1, false, xenPVNotes...), Options{}, []error{ErrUnsupportedELF, ErrXenPV},
+			[]string{"a NetBSD 9.1 i386 kernel for Xen PV", "XEN_ELFNOTE_ENTRY"}},
 		{"amd64 object without start", kaslr(2, 62, "other"), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1", "not a kernel"}},
 		{"i386 object with start", kaslr(1, 3, "start"), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1", "not a kernel"}},
 		{"entry outside", kernel(func(k *elftest.File) { k.Entry = 0xc0900000 }), Options{}, []error{ErrBadELF}, []string{"0xc0900000"}},
@@ -624,11 +657,23 @@ func TestLoadAcceptsEdges(t *testing.T) {
 		// a 42nd module's 92 would pass 4096.
 		{"41 modules", std, Options{Modules: mods(41)}, 0x100020, 41},
 		{"41 modules and a root device", std, Options{Append: "console=com root=ld0a", Modules: mods(41)}, 0x100020, 41},
-		// Xen notes alone do not make a PV kernel: a GENERIC that can
-		// also start as a PVH guest carries them.
-		{"Xen notes outside __xen_guest", func() []byte {
+		// Xen notes alone do not make a PV kernel: one that can also
+		// start as a PVH guest (PHYS32_ENTRY) boots on a PC, as does
+		// one whose notes name no PV entry point, and an empty
+		// __xen_guest says nothing.
+		{"amd64 Xen notes with a PVH entry point", xenKernel(2, false, append(xenPVNotes, xenNotePhys32Entry)...), Options{}, 0x200020, 0},
+		{"amd64 Xen notes with a PVH entry point in a PT_NOTE segment", xenKernel(2, true, append(xenPVNotes, xenNotePhys32Entry)...), Options{}, 0x200020, 0},
+		{"amd64 Xen notes with only a PVH entry point", xenKernel(2, false, 6, xenNotePhys32Entry), Options{}, 0x200020, 0},
+		{"amd64 Xen notes without an entry point", xenKernel(2, false, 6, 7, 5), Options{}, 0x200020, 0},
+		{"i386 Xen notes with a PVH entry point", xenKernel(1, false, 6, xenNoteEntry, xenNotePhys32Entry), Options{}, 0x100020, 0},
+		{"entry point notes not named Xen", func() []byte {
+			k := stdKernel(2)
+			k.Secs = append(k.Secs, elftest.Sec{Name: ".note.other", Type: 7, Data: elftest.Note(false, "Other", xenNoteEntry, make([]byte, 8))})
+			return k.Build()
+		}(), Options{}, 0x200020, 0},
+		{"empty __xen_guest", func() []byte {
 			k := stdKernel(1)
-			k.Secs = append(k.Secs, elftest.Sec{Name: ".note.Xen", Type: 7, Data: elftest.Note(false, "Xen", 18, []byte{0, 0, 0x10, 0})})
+			k.Secs = append(k.Secs, elftest.Sec{Name: "__xen_guest", Type: 1})
 			return k.Build()
 		}(), Options{}, 0x100020, 0},
 	} {

@@ -241,7 +241,9 @@ func TestBootAdvice(t *testing.T) {
 	// GENERIC_KASLR: amd64, linked relocatable, with the ident note and
 	// locore's start.
 	kaslr := filepath.Join(dir, "netbsd-GENERIC_KASLR")
-	// XEN3_DOMU: amd64 with a __xen_guest section holding Xen notes.
+	// XEN3_DOMU: amd64 with its Xen notes, PV entry point (type 1)
+	// among them, in .note.Xen and no __xen_guest section, as the
+	// linker leaves it.
 	xen := filepath.Join(dir, "netbsd-XEN3_DOMU")
 	sym, str := elftest.Symtab(2, false, []elftest.Sym{{Name: "start", Value: 0x20, Shndx: 1}})
 	for path, data := range map[string][]byte{
@@ -255,7 +257,7 @@ func TestBootAdvice(t *testing.T) {
 			Segs: []elftest.Seg{{Vaddr: 0xffffffff80200000, Paddr: 0xffffffff80200000, Data: []byte{0xf4}, Memsz: 0x1000}},
 			Secs: []elftest.Sec{
 				{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)},
-				{Name: "__xen_guest", Type: 7, Data: elftest.Note(false, "Xen", 6, []byte("NetBSD\x00\x00"))},
+				{Name: ".note.Xen", Type: 7, Data: append(elftest.Note(false, "Xen", 6, []byte("NetBSD\x00")), elftest.Note(false, "Xen", 1, make([]byte, 8))...)},
 			}}.Build(),
 		// Booted, they exit (status 5 or 7) rather than halt for ever.
 		netbsdMB: netbsdELF(3, append(append([]byte(nil), mbGuard...), exitByProtocol...)),
