@@ -115,7 +115,8 @@ const maxRoot = 15
 
 // partitionedDisk reports whether driver is one of the x86 kernel's disk
 // drivers whose disks have partitions (class DV_DISK in sys/conf/files, sys/dev/*/files.*,
-// sys/arch/{amd64,i386,xen}/conf; all but dk and flash, which
+// sys/arch/{amd64,i386,xen}/conf, and device-mapper's dm, declared
+// DV_DISK in sys/dev/dm/device-mapper.c; all but dk and flash, which
 // DEV_USES_PARTITIONS in sys/kern/kern_subr.c excepts). A root= naming
 // one without a partition letter is matched by findroot, which takes the
 // NUL after the unit as the partition: the kernel would mount garbage or
@@ -124,7 +125,7 @@ const maxRoot = 15
 func partitionedDisk(driver string) bool {
 	switch driver {
 	case "ld", "wd", "sd", "cd", "fd", "md", "vnd", "cgd", "ccd", "raid", "fss",
-		"mcd", "ed", "xbd", "altmem":
+		"mcd", "ed", "xbd", "altmem", "dm":
 		return true
 	}
 	return false

@@ -31,6 +31,10 @@ func TestCheckRoot(t *testing.T) {
 		{"wm12", ""},
 		{"ld0", "ld is a disk driver with partitions"},
 		{"wd1", "wd is a disk driver with partitions"},
+		// device-mapper's dm is DV_DISK, so setroot reads a partition
+		// (DEV_USES_PARTITIONS, kern_subr.c:178-181).
+		{"dm0", "dm is a disk driver with partitions"},
+		{"dm0a", ""},
 		{"ld10a", `unit "10" has more than one digit`},
 		{"dk10", `unit "10" has more than one digit`},
 		{"ld10", `unit "10" has more than one digit`},
