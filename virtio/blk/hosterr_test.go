@@ -51,28 +51,10 @@ func (f *failingBackend) Sync() error {
 	return f.memBackend.Sync()
 }
 
-// syncLog is a log the transport's worker writes and the test reads.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// newLoggedRig is newBlkRig with the transport logging to a syncLog.
-func newLoggedRig(t *testing.T, disk *blk.Disk) (*blkRig, *syncLog) {
+// newLoggedRig is newBlkRig with the transport logging to a virtiotest.Log.
+func newLoggedRig(t *testing.T, disk *blk.Disk) (*blkRig, *virtiotest.Log) {
 	t.Helper()
-	log := &syncLog{}
+	log := &virtiotest.Log{}
 	mem := guestmem.New(make([]byte, guestMem))
 	irq := virtiotest.NewIRQ()
 	pd, err := virtio.NewPCIDevice(mem, disk, irq, slog.New(slog.NewTextHandler(log, nil)))

@@ -3,7 +3,6 @@ package net
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,25 +10,6 @@ import (
 
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
-
-// syncLog is a log written by the device's goroutines and read by the
-// test.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // downBackend is a fakeBackend whose sends fail as a tap's do while the
 // interface is down.
@@ -74,7 +54,7 @@ func TestDropsWarnedOnce(t *testing.T) {
 		}, func(s Stats) uint64 { return s.RxBadChains }, "too small for the headers; returned unused, later ones are counted\" virtio_type=1 buffer_bytes=16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			log := &syncLog{}
+			log := &virtiotest.Log{}
 			be := newFakeBackend()
 			var backend interface {
 				ReadFrame([]byte) (int, error)
