@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
-	"github.com/smolvmm/smolvmm/service"
 )
 
 // TestPostinstStageGate: when root builds, the staging tree, which holds
@@ -29,19 +28,7 @@ func TestPostinstStageGate(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
-	for p, s := range map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/x.sh": "true\n"} {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	svc, err := service.Load("svc", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := scriptService(t, "true\n")
 	tr := fstree.New()
 	tr.Put("usr/bin/su", fstree.NewFile(0o4755, []byte("x")))
 	var tmp string

@@ -112,19 +112,7 @@ func TestMergeStageChanged(t *testing.T) {
 // belong to the scripts' user, who could otherwise swap one for a symlink
 // that a write, chown or chmod of its content follows.
 func TestPostinstStagedPrivately(t *testing.T) {
-	dir := t.TempDir()
-	for p, s := range map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/x.sh": "true\n"} {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	svc, err := service.Load("svc", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := scriptService(t, "true\n")
 	tr := fstree.New()
 	tr.Put("etc/motd", fstree.NewFile(0o644, []byte("hello\n")))
 	called := false
@@ -180,4 +168,23 @@ func TestStageChangedCause(t *testing.T) {
 			}
 		})
 	}
+}
+
+// scriptService is a service "svc" whose one postinst script is script.
+func scriptService(t *testing.T, script string) *service.Service {
+	t.Helper()
+	dir := t.TempDir()
+	for p, s := range map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/x.sh": script} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := service.Load("svc", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }

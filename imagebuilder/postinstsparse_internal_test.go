@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
-	"github.com/smolvmm/smolvmm/service"
 )
 
 // TestPostinstSparse: a sparse set file was written out whole to stage it
@@ -30,15 +29,7 @@ func TestPostinstSparse(t *testing.T) {
 			map[int64]byte{size / 2: 'x', 100: 'y', 0: 0, size - 1: 0}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			for p, s := range map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/x.sh": tc.script} {
-				os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
-				os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644)
-			}
-			svc, err := service.Load("svc", dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc := scriptService(t, tc.script)
 			tr := fstree.New()
 			sp := &fstree.Node{Type: fstree.Regular, Perm: 0o644, Size: size, Extents: []fstree.Extent{{Off: size / 2, Data: []byte("x")}}}
 			tr.Put("var/sparse", sp)
