@@ -24,10 +24,6 @@ type Tap struct {
 	file    *os.File
 	scratch []byte // for callers whose buffer may be too short; read side only
 
-	// raised: OpenTap brought the existing tap up; Close takes it down
-	// again, leaving it as it found it.
-	raised bool
-
 	closeOnce        sync.Once
 	closeErr         error
 	toGuest, fromGst atomic.Uint64
@@ -38,8 +34,7 @@ type Tap struct {
 // tap, or bringing one up, needs CAP_NET_ADMIN; attaching to one made with
 // "ip tuntap add NAME mode tap user $USER" and brought up with "ip link set
 // NAME up" does not. A tap that OpenTap created disappears when the
-// backend is closed; one it brought up is down again (best effort: a
-// process that may no longer change it leaves it up).
+// backend is closed.
 func OpenTap(name string) (*Tap, error) {
 	if err := checkIfName(name); err != nil {
 		return nil, err
@@ -63,8 +58,7 @@ func OpenTap(name string) (*Tap, error) {
 	}
 	// A tap made beforehand ("ip tuntap add") is down, and a down tap
 	// fails every frame written to it: up it goes, or it is refused.
-	raised, err := setIfUp(name)
-	if err != nil {
+	if err := setIfUp(name); err != nil {
 		_ = unix.Close(fd)
 		if existed && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) {
 			return nil, fmt.Errorf("tap %s is down and this process may not bring it up (that needs CAP_NET_ADMIN): bring it up first with `ip link set %s up`: %w", name, name, err)
@@ -73,7 +67,7 @@ func OpenTap(name string) (*Tap, error) {
 	}
 	// The descriptor is non-blocking, so the file uses Go's poller and Close
 	// wakes a pending ReadFrame.
-	return &Tap{name: name, file: os.NewFile(uintptr(fd), tunDevice+":"+name), raised: raised && existed}, nil
+	return &Tap{name: name, file: os.NewFile(uintptr(fd), tunDevice+":"+name)}, nil
 }
 
 // checkIfName rejects names Linux would refuse or misread.
@@ -108,36 +102,28 @@ func tapErr(name, op string, err error) error {
 }
 
 // setIfUp sets IFF_UP on an interface, as "ip link set NAME up" does,
-// unless it is set already (reading the flags needs no capability), and
-// reports whether it set it.
-func setIfUp(name string) (bool, error) {
-	return setIfFlagUp(name, true, "bring up")
-}
-
-// setIfFlagUp sets or clears IFF_UP on an interface (for op, in errors)
-// unless it is so already, and reports whether it changed it.
-func setIfFlagUp(name string, up bool, op string) (bool, error) {
+// unless it is set already (reading the flags needs no capability).
+func setIfUp(name string) error {
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return false, fmt.Errorf("tap %s: %s: socket: %w", name, op, err)
+		return fmt.Errorf("tap %s: bring up: socket: %w", name, err)
 	}
 	defer unix.Close(s)
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		return false, fmt.Errorf("tap %s: %s: %w", name, op, err)
+		return fmt.Errorf("tap %s: bring up: %w", name, err)
 	}
 	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return false, fmt.Errorf("tap %s: %s: SIOCGIFFLAGS: %w", name, op, err)
+		return fmt.Errorf("tap %s: bring up: SIOCGIFFLAGS: %w", name, err)
 	}
-	flags := ifr.Uint16()
-	if (flags&unix.IFF_UP != 0) == up {
-		return false, nil
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
 	}
-	ifr.SetUint16(flags ^ unix.IFF_UP)
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return false, fmt.Errorf("tap %s: %s: SIOCSIFFLAGS: %w", name, op, err)
+		return fmt.Errorf("tap %s: bring up: SIOCSIFFLAGS: %w", name, err)
 	}
-	return true, nil
+	return nil
 }
 
 // Name is the tap interface's name.
@@ -224,17 +210,11 @@ func (t *Tap) Stats() Stats {
 	return Stats{ToGuest: t.toGuest.Load(), FromGuest: t.fromGst.Load()}
 }
 
-// Close implements Backend. An existing tap OpenTap brought up is taken
-// down again, best effort: a bridge port left up after its VM is gone
-// would stay so until someone notices, and failing to take it down (the
-// process lost CAP_NET_ADMIN, the tap was deleted) loses no frame.
+// Close implements Backend.
 func (t *Tap) Close() error {
 	t.closeOnce.Do(func() {
 		if err := t.file.Close(); err != nil {
 			t.closeErr = fmt.Errorf("tap %s: close: %w", t.name, err)
-		}
-		if t.raised {
-			_, _ = setIfFlagUp(t.name, false, "take down")
 		}
 	})
 	return t.closeErr
