@@ -600,11 +600,26 @@ func TestTapUnderFilter(t *testing.T) {
 		t.Skipf("no tap devices here: %v", err)
 	}
 	name := fmt.Sprintf("smolt%d", os.Getpid()%100000)
-	for _, jail := range []string{"", "--jail"} {
-		t.Run("jail="+jail, func(t *testing.T) {
+	// A persistent tap made down beforehand (ip tuntap add) is brought
+	// up: taking it down again at exit ran calls the filter forbids, and
+	// the VM ended with status 148.
+	for _, tc := range []struct{ jail, existing string }{{"", ""}, {"--jail", ""}, {"", "down"}} {
+		t.Run("jail="+tc.jail+",existing="+tc.existing, func(t *testing.T) {
+			name := name
+			if tc.existing != "" {
+				ip, err := exec.LookPath("ip")
+				if err != nil {
+					t.Skipf("no ip(8) to make a persistent tap: %v", err)
+				}
+				name += "p"
+				if out, err := exec.Command(ip, "tuntap", "add", name, "mode", "tap").CombinedOutput(); err != nil {
+					t.Skipf("ip tuntap add: %v: %s", err, out)
+				}
+				defer exec.Command(ip, "tuntap", "del", name, "mode", "tap").Run()
+			}
 			args := []string{"run", "-k", guests.ForTest(t, "vnet"), "-m", "32", "--net", "tap:" + name, "-v"}
-			if jail != "" {
-				args = append(args, jail)
+			if tc.jail != "" {
+				args = append(args, tc.jail)
 			}
 			out, err := exec.Command(smolvmmBin(t), args...).CombinedOutput()
 			status := 0
