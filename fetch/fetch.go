@@ -356,7 +356,8 @@ func (r *release) refresh(ctx context.Context, sub string, d Digests) (fresh Dig
 func (r *release) notFound(ctx context.Context, url string) error {
 	mirror, _ := r.f.mirror()
 	dirs := r.listDirs(ctx, mirror+"/")
-	if versions := versionsIn(dirs); len(versions) > 0 && !slices.Contains(versions, r.version) {
+	versions := versionsIn(dirs)
+	if len(versions) > 0 && !slices.Contains(versions, r.version) {
 		return fmt.Errorf("%w: NetBSD version %q (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.version, shown(url), strings.Join(versions, " "))
 	}
@@ -364,7 +365,13 @@ func (r *release) notFound(ctx context.Context, url string) error {
 		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.arch, r.version, shown(url), strings.Join(arches, " "))
 	}
-	return fmt.Errorf("%w: GET %s: 404%s", ErrNotFound, shown(url), misplacedMirror(mirror))
+	// A mirror whose listing shows the trees is where it should be,
+	// whatever its path (a local one is often a host's root).
+	hint := ""
+	if len(versions) == 0 {
+		hint = misplacedMirror(mirror)
+	}
+	return fmt.Errorf("%w: GET %s: 404%s", ErrNotFound, shown(url), hint)
 }
 
 // misplacedMirror says, for an error's end, when the mirror URL cannot be
@@ -383,7 +390,7 @@ func misplacedMirror(mirror string) string {
 	}
 	parts := strings.Split(p, "/")
 	for _, c := range parts {
-		if v, ok := strings.CutPrefix(c, "NetBSD-"); ok && v != "" && v[0] >= '0' && v[0] <= '9' {
+		if v, ok := strings.CutPrefix(c, "NetBSD-"); ok && releaseNumber(v) {
 			return "; the mirror URL " + shown(mirror) + " names a directory of the release tree " + c + ", " + holding
 		}
 	}
@@ -392,6 +399,22 @@ func misplacedMirror(mirror string) string {
 		return "; the mirror URL " + shown(mirror) + " names a directory of a release tree, " + holding
 	}
 	return ""
+}
+
+// releaseNumber reports whether v is a release's name as its tree's
+// directory has it: numbers and dots, then maybe "_" and a pre-release
+// (9.3, 10.0_RC1), not a name such as "9-archive".
+func releaseNumber(v string) bool {
+	num, _, _ := strings.Cut(v, "_")
+	if num == "" || num[0] < '0' || num[0] > '9' {
+		return false
+	}
+	for _, c := range num {
+		if c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // file returns the verified cache entry for name, downloading it when the

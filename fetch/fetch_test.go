@@ -726,6 +726,21 @@ func TestFetchCutWithoutRange(t *testing.T) {
 // mirror is not the directory holding the release trees. A mirror URL
 // that may be that directory gets no such words.
 func TestFetchMisplacedMirror(t *testing.T) {
+	// A mirror that lists NetBSD-<version> trees is in its place, at a
+	// host's root too (a local mirror often is): the 404 is the file's.
+	root := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			io.WriteString(w, `<a href="NetBSD-9.3/">NetBSD-9.3/</a>`)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer root.Close()
+	f := &Fetcher{Mirror: root.URL, Cache: t.TempDir()}
+	if _, err := f.Fetch(context.Background(), "9.3", "i386"); !errors.Is(err, ErrNotFound) || strings.Contains(err.Error(), "not the directory holding") {
+		t.Errorf("a host's root listing the trees: %v; want ErrNotFound, no word about the mirror's place", err)
+	}
+
 	tests := []struct {
 		name, path string // the mirror: the server's URL + path
 		want       string // in the error; "" for none of the words
@@ -736,6 +751,7 @@ func TestFetchMisplacedMirror(t *testing.T) {
 		{"host root", "/", "is a host's root, not the directory holding"},
 		{"host root, no slash", "", "is a host's root, not the directory holding"},
 		{"another directory", "/pub/OpenBSD", ""},
+		{"a directory named like a tree", "/NetBSD-9-archive/pub/OpenBSD", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
