@@ -147,7 +147,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 			// from zero (the caller sees no progress only if that fails).
 			body.Close()
 			os.Remove(part)
-			d.kept = 0
+			d.kept, d.prevEnd = 0, 0
 			return d.attempt(ctx, part, 0)
 		}
 		total = size

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -717,6 +718,29 @@ func TestFetchCutWithoutRange(t *testing.T) {
 	}
 	if gets != 2 {
 		t.Errorf("%d requests for the kernel, want 2 (the second shows the mirror cannot resume): %v", gets, srv.Requests())
+	}
+}
+
+// TestFetchWrongRangeThenCut: a resume answered with another range than
+// asked starts the part file over; a cut of that fresh transfer is
+// progress from zero, resumed (the run gave up, promising a resume).
+func TestFetchWrongRangeThenCut(t *testing.T) {
+	srv, f := setup(t)
+	kpath := fetchtest.KernelPath("9.3", "i386", KernelName)
+	srv.SetFault(kpath, fetchtest.Fault{TruncateAt: 2000, Times: 1,
+		Then: &fetchtest.Fault{WrongRange: true, Times: 1,
+			Then: &fetchtest.Fault{TruncateAt: 1000, Times: 1}}})
+	if _, err := f.Fetch(context.Background(), "9.3", "i386"); err != nil {
+		t.Fatalf("Fetch: %v; requests %v", err, srv.Requests())
+	}
+	var ranges []string
+	for _, r := range srv.Requests() {
+		if r.Path == kpath {
+			ranges = append(ranges, r.Range)
+		}
+	}
+	if want := []string{"", "bytes=2000-", "", "bytes=1000-"}; !slices.Equal(ranges, want) {
+		t.Errorf("the kernel's requests had ranges %q, want %q", ranges, want)
 	}
 }
 

@@ -37,6 +37,7 @@ type Fault struct {
 	TruncateAt  int64  // > 0: announce the full length, send this many bytes, drop the connection
 	StallAt     int64  // > 0: send this many bytes, then stall until the client gives up
 	IgnoreRange bool   // answer 200 with the whole file even to a Range request
+	WrongRange  bool   // answer a Range request with 206 and the whole file, from byte 0
 	Times       int    // apply to this many requests, then vanish; 0 = forever
 	Then        *Fault // after Times requests, apply this one instead of vanishing
 }
@@ -216,7 +217,12 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	body := data[start:]
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	if start > 0 {
+	if fault.WrongRange && req.Header.Get("Range") != "" {
+		start = 0
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(data)-1, len(data)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.WriteHeader(http.StatusPartialContent)
+	} else if start > 0 {
 		w.WriteHeader(http.StatusPartialContent)
 	}
 	if fault.StallAt > 0 && fault.StallAt < int64(len(body)) {
