@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -49,6 +50,9 @@ func CacheDir() string {
 type debPackage struct {
 	Name, Version string
 	Root          string // the unpacked files, as paths of the package's tree
+	// Fallback says why this cached package stands in for the one asked
+	// for, if it does.
+	Fallback string
 }
 
 // aptShow returns the fields of the candidate versions of pkgs, by package
@@ -108,22 +112,40 @@ func kernelDepends(fields map[string]string) (name, version string, err error) {
 // version and a cached one is reused without network. Only the files keep
 // selects are unpacked; keep returns the path to store a file under
 // (module.ko.xz is stored decompressed as module.ko, say), or "".
-// lookupErr is the error that left version unknown, if any.
-func fetchPackage(cacheDir, pkg, version string, lookupErr error, keep func(name string) string) (debPackage, error) {
+// lookupErr is the error that left version unknown, if any. family is the
+// name prefix of the packages that may stand in for pkg when it cannot be
+// had ("linux-image-": a new kernel ABI is a new package name, which no
+// cached package has); after a download, all but the newest two of the
+// family are removed from the cache, so that it does not grow with each
+// kernel update.
+func fetchPackage(cacheDir, pkg, version, family string, lookupErr error, keep func(name string) string) (debPackage, error) {
 	err := lookupErr
 	if err == nil {
 		var p debPackage
 		if p, err = downloadPackage(cacheDir, pkg, version, keep); err == nil {
+			pruneCached(cacheDir, family, 2, filepath.Dir(p.Root))
 			return p, nil
 		}
 	}
 	if errors.Is(err, ErrUnavailable) {
 		// No apt, or no network for a new version: a cached one will do.
-		if cached, ok := newestCached(cacheDir, pkg); ok {
+		if cached, ok := newestCached(cacheDir, family); ok {
+			want := family + "*"
+			if pkg != "" {
+				want = strings.TrimSpace(pkg + " " + version)
+			}
+			cached.Fallback = fmt.Sprintf("%s unavailable (%v); using the cached %s %s", want, firstLine(err), cached.Name, cached.Version)
 			return cached, nil
 		}
 	}
 	return debPackage{}, err
+}
+
+// firstLine is err's text up to its first newline (apt-get's output
+// follows it).
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }
 
 // downloadPackage is fetchPackage without the fallback to the cache.
@@ -173,17 +195,83 @@ func downloadPackage(cacheDir, pkg, version string, keep func(name string) strin
 	return p, nil
 }
 
-// newestCached finds the highest cached version of pkg (by Debian's
-// version order only roughly: by name, which suits the rig's fallback).
-func newestCached(cacheDir, pkg string) (debPackage, bool) {
-	dirs, _ := filepath.Glob(filepath.Join(cacheDir, pkg+"_*", "complete"))
+// cachedPackages returns the directories of the complete cached packages
+// whose name starts with prefix, oldest first.
+func cachedPackages(cacheDir, prefix string) []string {
+	files, _ := filepath.Glob(filepath.Join(cacheDir, prefix+"*", "complete"))
+	dirs := make([]string, len(files))
+	for i, f := range files {
+		dirs[i] = filepath.Dir(f)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return versionLess(filepath.Base(dirs[i]), filepath.Base(dirs[j])) })
+	return dirs
+}
+
+// newestCached finds the highest cached version of the packages whose
+// name starts with prefix (by Debian's version order only roughly: runs of
+// digits compare as numbers, the rest as text, which suits the rig's
+// fallback).
+func newestCached(cacheDir, prefix string) (debPackage, bool) {
+	dirs := cachedPackages(cacheDir, prefix)
 	if len(dirs) == 0 {
 		return debPackage{}, false
 	}
-	sort.Strings(dirs)
-	dir := filepath.Dir(dirs[len(dirs)-1])
-	_, v, _ := strings.Cut(filepath.Base(dir), "_")
-	return debPackage{Name: pkg, Version: strings.ReplaceAll(v, "%3a", ":"), Root: filepath.Join(dir, "root")}, true
+	dir := dirs[len(dirs)-1]
+	name, v, _ := strings.Cut(filepath.Base(dir), "_")
+	return debPackage{Name: name, Version: strings.ReplaceAll(v, "%3a", ":"), Root: filepath.Join(dir, "root")}, true
+}
+
+// pruneCached removes the complete cached packages whose name starts with
+// prefix, but for the newest keep and the directories in spare. Each is
+// renamed away first, so that no process finds it half removed.
+func pruneCached(cacheDir, prefix string, keep int, spare ...string) {
+	dirs := cachedPackages(cacheDir, prefix)
+	if len(dirs) <= keep {
+		return
+	}
+	for _, dir := range dirs[:len(dirs)-keep] {
+		if slices.Contains(spare, dir) {
+			continue
+		}
+		tmp, err := os.MkdirTemp(cacheDir, ".old-")
+		if err != nil {
+			return
+		}
+		_ = os.Rename(dir, filepath.Join(tmp, "pkg")) // fails if another process pruned it
+		_ = os.RemoveAll(tmp)
+	}
+}
+
+// versionLess orders a before b with runs of digits compared as numbers
+// (6.1.0-9 before 6.1.0-10) and the rest byte by byte.
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		ra, rb := leadingRun(a), leadingRun(b)
+		if isDigit(ra[0]) && isDigit(rb[0]) {
+			na, nb := strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+		} else if ra != rb {
+			return ra < rb
+		}
+		a, b = a[len(ra):], b[len(rb):]
+	}
+	return len(a) < len(b)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// leadingRun is s's first run of digits, or of other bytes.
+func leadingRun(s string) string {
+	i := 1
+	for i < len(s) && isDigit(s[i]) == isDigit(s[0]) {
+		i++
+	}
+	return s[:i]
 }
 
 // unpackDeb extracts the selected members of deb's data archive under dst.

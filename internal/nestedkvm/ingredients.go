@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -29,6 +30,9 @@ type Ingredients struct {
 	// Packages names the Debian packages and versions the files come
 	// from, for the test log.
 	Packages string
+	// Fallback, if not empty, says which cached packages stand in for
+	// the candidates apt could not provide, and why (for the test log).
+	Fallback string
 }
 
 // FetchIngredients returns the rig's ingredients from the Debian packages
@@ -48,19 +52,14 @@ func FetchIngredients(cacheDir string) (Ingredients, error) {
 			}
 		}
 	}
-	kernelErr := lookupErr
-	if errors.Is(lookupErr, ErrUnavailable) {
-		if p, ok := newestCachedPrefix(cacheDir, "linux-image-"); ok {
-			kpkg = p // offline, with a cached kernel
-		}
-	} else if lookupErr != nil {
+	if lookupErr != nil && !errors.Is(lookupErr, ErrUnavailable) {
 		return Ingredients{}, lookupErr
 	}
-	kernel, err := fetchPackage(cacheDir, kpkg, kver, kernelErr, keepKernelFile)
+	kernel, err := fetchPackage(cacheDir, kpkg, kver, "linux-image-", lookupErr, keepKernelFile)
 	if err != nil {
 		return Ingredients{}, err
 	}
-	bb, err := fetchPackage(cacheDir, "busybox-static", bver, lookupErr, func(name string) string {
+	bb, err := fetchPackage(cacheDir, "busybox-static", bver, "busybox-static_", lookupErr, func(name string) string {
 		if name == "bin/busybox" {
 			return name
 		}
@@ -72,6 +71,7 @@ func FetchIngredients(cacheDir string) (Ingredients, error) {
 	ing := Ingredients{
 		Busybox:  filepath.Join(bb.Root, "bin", "busybox"),
 		Packages: fmt.Sprintf("%s %s, %s %s", kernel.Name, kernel.Version, bb.Name, bb.Version),
+		Fallback: strings.Join(slices.DeleteFunc([]string{kernel.Fallback, bb.Fallback}, func(s string) bool { return s == "" }), "; "),
 	}
 	vmlinuz, _ := filepath.Glob(filepath.Join(kernel.Root, "boot", "vmlinuz-*"))
 	if len(vmlinuz) != 1 {
@@ -120,16 +120,4 @@ func keepKernelFile(name string) string {
 		}
 	}
 	return ""
-}
-
-// newestCachedPrefix finds the newest cached package whose name starts
-// with prefix.
-func newestCachedPrefix(cacheDir, prefix string) (string, bool) {
-	dirs, _ := filepath.Glob(filepath.Join(cacheDir, prefix+"*", "complete"))
-	if len(dirs) == 0 {
-		return "", false
-	}
-	latest := filepath.Base(filepath.Dir(dirs[len(dirs)-1]))
-	name, _, _ := strings.Cut(latest, "_")
-	return name, true
 }

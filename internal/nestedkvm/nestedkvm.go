@@ -206,13 +206,7 @@ func uptime(s string) time.Duration {
 // the steps' statuses.
 func Run(t testing.TB, job Job) Result {
 	t.Helper()
-	switch os.Getenv(EnvVar) {
-	case "off":
-		t.Skipf("nested KVM rig disabled (%s=off)", EnvVar)
-	}
-	if testing.Short() {
-		t.Skip("nested KVM rig skipped in -short mode (each run boots Linux under emulation)")
-	}
+	SkipIfOff(t)
 	qemu, err := exec.LookPath(QEMU)
 	if err != nil {
 		unavailable(t, unavailablef("%s not found (Debian: apt-get install qemu-system-x86)", QEMU))
@@ -223,6 +217,9 @@ func Run(t testing.TB, job Job) Result {
 	}
 	if err != nil {
 		t.Fatalf("nested KVM rig: %v", err)
+	}
+	if b.ing.Fallback != "" {
+		t.Logf("nested KVM rig: %s", b.ing.Fallback)
 	}
 	jobCPIO, err := jobArchive(job.Files, job.Script)
 	if err != nil {
@@ -260,9 +257,7 @@ func unavailable(t testing.TB, err error) {
 // them the first time), skipping t as Run does where they cannot be had.
 func Fetch(t testing.TB) Ingredients {
 	t.Helper()
-	if os.Getenv(EnvVar) == "off" {
-		t.Skipf("nested KVM rig disabled (%s=off)", EnvVar)
-	}
+	SkipIfOff(t)
 	ing, err := FetchIngredients(CacheDir())
 	if errors.Is(err, ErrUnavailable) {
 		unavailable(t, err)
@@ -270,7 +265,25 @@ func Fetch(t testing.TB) Ingredients {
 	if err != nil {
 		t.Fatalf("nested KVM rig: %v", err)
 	}
+	if ing.Fallback != "" {
+		t.Logf("nested KVM rig: %s", ing.Fallback)
+	}
 	return ing
+}
+
+// SkipIfOff skips t when the rig is off: under SMOLVMM_NESTEDKVM=off or in -short mode
+// (each run boots Linux under emulation, and its packages are downloaded
+// the first time). Run and Fetch call it first; a test that prepares its
+// files before calling Run calls it before that, so that finding them
+// cannot fail or skip it for another reason.
+func SkipIfOff(t testing.TB) {
+	t.Helper()
+	if os.Getenv(EnvVar) == "off" {
+		t.Skipf("nested KVM rig disabled (%s=off)", EnvVar)
+	}
+	if testing.Short() {
+		t.Skip("nested KVM rig skipped in -short mode (each run boots Linux under emulation)")
+	}
 }
 
 // rigBase is what every run in a test process shares.

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -441,5 +442,154 @@ func TestKernelDepends(t *testing.T) {
 			(err != nil && !strings.Contains(err.Error(), tt.err)) {
 			t.Errorf("kernelDepends(%q) = %q, %q, %v; want %q, %q, error %q", tt.depends, name, version, err, tt.name, tt.version, tt.err)
 		}
+	}
+}
+
+// fakeApt puts on PATH an apt-cache that prints stanzas and an apt-get that
+// fails as it does without network (exit status 100).
+func fakeApt(t *testing.T, stanzas string) {
+	t.Helper()
+	bin := t.TempDir()
+	for name, script := range map[string]string{
+		"apt-cache": "#!/bin/sh\ncat <<'EOF'\n" + stanzas + "\nEOF\n",
+		"apt-get":   "#!/bin/sh\necho 'E: Failed to fetch (no network)' >&2\nexit 100\n",
+	} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// putCachedKernel makes a complete cached kernel package dir (name_version).
+func putCachedKernel(t *testing.T, cache, dir, release string) {
+	t.Helper()
+	files := map[string]string{"complete": "", "root/boot/vmlinuz-" + release: "not a bzImage"}
+	for _, m := range Modules {
+		files["root/lib/modules/"+release+"/kernel/"+m] = m
+	}
+	for name, data := range files {
+		p := filepath.Join(cache, dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFetchNewKernelABIOffline: when Debian ships a kernel with a new ABI
+// (a new package name) and apt-get cannot download it, the rig boots the
+// newest cached kernel package, whatever its name, and says so.
+func TestFetchNewKernelABIOffline(t *testing.T) {
+	fakeApt(t, "Package: linux-image-amd64\nVersion: 6.1.999-1\nDepends: linux-image-6.1.0-99-amd64 (= 6.1.999-1)\n\n"+
+		"Package: busybox-static\nVersion: 1:1.35-1\n")
+	cache := t.TempDir()
+	putCachedKernel(t, cache, "linux-image-6.1.0-9-amd64_6.1.1-1", "6.1.0-9-amd64")
+	putCachedKernel(t, cache, "linux-image-6.1.0-48-amd64_6.1.170-1", "6.1.0-48-amd64")
+	putCachedKernel(t, cache, "linux-image-6.1.0-57-amd64_6.1.200-1", "6.1.0-57-amd64")
+	if err := os.MkdirAll(filepath.Join(cache, "busybox-static_1%3a1.35-1", "root", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"complete", "root/bin/busybox"} {
+		if err := os.WriteFile(filepath.Join(cache, "busybox-static_1%3a1.35-1", filepath.FromSlash(f)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ing, err := FetchIngredients(cache)
+	if err != nil {
+		t.Fatalf("FetchIngredients: %v, want the cached 6.1.0-57 kernel", err)
+	}
+	if want := filepath.Join(cache, "linux-image-6.1.0-57-amd64_6.1.200-1/root/boot/vmlinuz-6.1.0-57-amd64"); ing.Kernel != want {
+		t.Errorf("kernel %s, want %s", ing.Kernel, want)
+	}
+	if !strings.Contains(ing.Packages, "linux-image-6.1.0-57-amd64 6.1.200-1") {
+		t.Errorf("packages %q: want the cached kernel", ing.Packages)
+	}
+	for _, w := range []string{"linux-image-6.1.0-99-amd64 6.1.999-1", "exit status 100", "linux-image-6.1.0-57-amd64 6.1.200-1"} {
+		if !strings.Contains(ing.Fallback, w) {
+			t.Errorf("fallback note %q lacks %q", ing.Fallback, w)
+		}
+	}
+}
+
+// TestPruneCached: after a download, older cached versions of the same
+// family go, the newest two stay (compared as versions: 10 after 9), and
+// other packages and unfinished directories are left alone.
+func TestPruneCached(t *testing.T) {
+	tests := []struct {
+		name       string
+		have, want []string
+	}{
+		{"one", []string{"linux-image-6.1.0-9-amd64_6.1.1-1"}, []string{"linux-image-6.1.0-9-amd64_6.1.1-1"}},
+		{"three kernels", []string{"linux-image-6.1.0-9-amd64_6.1.1-1", "linux-image-6.1.0-10-amd64_6.1.2-1", "linux-image-6.1.0-48-amd64_6.1.170-1"},
+			[]string{"linux-image-6.1.0-10-amd64_6.1.2-1", "linux-image-6.1.0-48-amd64_6.1.170-1"}},
+		{"same package", []string{"linux-image-6.1.0-9-amd64_6.1.1-1", "linux-image-6.1.0-9-amd64_6.1.1-2", "linux-image-6.1.0-9-amd64_6.1.1-10"},
+			[]string{"linux-image-6.1.0-9-amd64_6.1.1-10", "linux-image-6.1.0-9-amd64_6.1.1-2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cache := t.TempDir()
+			for _, d := range append(tc.have, "busybox-static_1%3a1.35-1", "linux-image-6.1.0-1-amd64_6.1.0-1") {
+				if err := os.MkdirAll(filepath.Join(cache, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if d != "linux-image-6.1.0-1-amd64_6.1.0-1" { // unfinished: no "complete"
+					if err := os.WriteFile(filepath.Join(cache, d, "complete"), nil, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			pruneCached(cache, "linux-image-", 2)
+			var got []string
+			ents, _ := os.ReadDir(cache)
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), "linux-image-") && e.Name() != "linux-image-6.1.0-1-amd64_6.1.0-1" {
+					got = append(got, e.Name())
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("left %v, want %v", got, tc.want)
+			}
+			for _, d := range []string{"busybox-static_1%3a1.35-1", "linux-image-6.1.0-1-amd64_6.1.0-1"} {
+				if _, err := os.Stat(filepath.Join(cache, d)); err != nil {
+					t.Errorf("%s: %v, want it left", d, err)
+				}
+			}
+		})
+	}
+}
+
+// TestFetchSkipsWhenOff: Fetch skips in -short mode and under
+// SMOLVMM_NESTEDKVM=off, as Run does, before looking for a package (here
+// none can be had, which under require would fail the test instead).
+func TestFetchSkipsWhenOff(t *testing.T) {
+	short := flag.Lookup("test.short").Value
+	was := short.String()
+	t.Cleanup(func() { _ = short.Set(was) })
+	for _, tc := range []struct {
+		name, env string
+		short     bool
+	}{
+		{"short, require", "require", true},
+		{"off", "off", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("PATH", t.TempDir()) // no apt: Fetch would fail under require
+			t.Setenv("XDG_CACHE_HOME", t.TempDir())
+			t.Setenv(EnvVar, tc.env)
+			if err := short.Set(strconv.FormatBool(tc.short)); err != nil {
+				t.Fatal(err)
+			}
+			var fetched bool
+			ok := t.Run("fetch", func(t *testing.T) {
+				Fetch(t)
+				fetched = true
+			})
+			if !ok || fetched {
+				t.Errorf("Fetch went on (fetched %v, passed %v), want it to skip", fetched, ok)
+			}
+		})
 	}
 }
