@@ -28,6 +28,7 @@ import (
 // that switches itself to long mode. (QEMU runs the same guests in the
 // guests package's tests.)
 func TestPagedGuests(t *testing.T) {
+	nestedkvm.SkipIfOff(t)
 	paging := guests.ForTest(t, "paging")
 	long64 := guests.ForTest(t, "long64")
 	modes := []struct{ step, words string }{{"paging-4k", ""}, {"paging-pse", "pse"}, {"paging-pae", "pae"}}

@@ -89,9 +89,7 @@ var minirootNever = []string{
 func TestNetBSDKernel(t *testing.T) {
 	// The QEMU references below are only compared with the rig's boots:
 	// where Run would skip before booting, skip before starting them.
-	if testing.Short() || os.Getenv(nestedkvm.EnvVar) == "off" {
-		t.Skipf("nested KVM rig skipped in -short mode or with %s=off", nestedkvm.EnvVar)
-	}
+	nestedkvm.SkipIfOff(t)
 	kernel, module := realnetbsd.Files(t)
 	stripped := stripKernel(t, kernel)
 

@@ -25,6 +25,7 @@ var restoreScript = typingScript(`printf '?\r' && answer 'use one of: ' halt && 
 // value, 1.1 s of guest time in (this machine's own KVM ignores the TSC a VMM sets, so
 // vmm.TestRestoreClocks can check only the RTC there).
 func TestNetBSDSnapshot(t *testing.T) {
+	nestedkvm.SkipIfOff(t)
 	kernel, _ := realnetbsd.Files(t)
 	stripped := stripKernel(t, kernel)
 	counter := guests.ForTest(t, "counter")
