@@ -10,7 +10,7 @@ BIN      := bin/smolvmm
 FUZZTIME ?= 100000x
 FUZZMINIMIZE ?= 0
 
-.PHONY: all build demo rescue test unit fuzz benchcheck bench vet clean
+.PHONY: all build demo rescue netbsd-kernel test unit fuzz benchcheck bench vet clean
 
 all: build
 
@@ -40,6 +40,12 @@ demo: build
 # boots it. Needs network access to cdn.netbsd.org the first time.
 rescue: build
 	./$(BIN) up rescue
+
+# Finds the real NetBSD kernel the tests boot (beside the repository, in
+# ../shared/netbsd) or downloads it from its public source into
+# ~/.cache/smolvmm-test/netbsd, checking its digests; the tests look there.
+netbsd-kernel:
+	@dir=$$(sh .ci/netbsd-kernel) && echo "the real NetBSD kernel: $$dir"
 
 vet:
 	$(GO) vet ./...

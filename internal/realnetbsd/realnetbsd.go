@@ -3,8 +3,10 @@
 // options MULTIBOOT) and its miniroot module. The files are not in the
 // repository; they sit in the shared directory beside it (../shared/netbsd
 // from the repository's root, or /work/shared/netbsd where the project's
-// machines keep it), or wherever SMOLVMM_NETBSD_DIR says. Their digests are
-// checked, so a test never boots some other file by mistake.
+// machines keep it), or wherever SMOLVMM_NETBSD_DIR says, or in the user's
+// cache, where `make netbsd-kernel` (.ci/netbsd-kernel) downloads them from
+// their public source. Their digests are checked, so a test never boots
+// some other file by mistake.
 package realnetbsd
 
 import (
@@ -41,7 +43,7 @@ var machineDir = "/work/" + subdir
 
 // Dir returns the directory that holds the files: EnvVar if set, else
 // shared/netbsd/g4u-5.99.15 in the first parent of the working directory
-// that has it, else machineDir.
+// that has it, else machineDir, else CacheDir.
 func Dir() (string, error) {
 	if d := os.Getenv(EnvVar); d != "" {
 		return d, nil
@@ -62,8 +64,26 @@ func Dir() (string, error) {
 	if _, err := os.Stat(filepath.Join(machineDir, KernelFile)); err == nil {
 		return machineDir, nil
 	}
-	return "", fmt.Errorf("no %s in any parent of %s nor at %s (set %s)", subdir, wd, machineDir, EnvVar)
+	cache := CacheDir()
+	if _, err := os.Stat(filepath.Join(cache, KernelFile)); err == nil {
+		return cache, nil
+	}
+	return "", fmt.Errorf("no %s in any parent of %s nor at %s or %s (set %s)", subdir, wd, machineDir, cache, EnvVar)
 }
+
+// CacheDir is where .ci/netbsd-kernel downloads the files:
+// $XDG_CACHE_HOME/smolvmm-test/netbsd/g4u-5.99.15, else
+// ~/.cache/smolvmm-test/netbsd/g4u-5.99.15.
+func CacheDir() string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "smolvmm-test", "netbsd", "g4u-5.99.15")
+}
+
+// getIt says how to get the files where they are missing.
+const getIt = "`make netbsd-kernel` downloads it from its public source and checks its digests"
 
 // RequireVar, set to "require" (as CI sets it for the nested-KVM rig),
 // makes a missing kernel a failure rather than a skip: CI must boot it on
@@ -79,9 +99,9 @@ func Files(t testing.TB) (kernel, module string) {
 	dir, err := Dir()
 	if err != nil {
 		if os.Getenv(RequireVar) == "require" {
-			t.Fatalf("the real NetBSD kernel is not here: %v (%s=require)", err, RequireVar)
+			t.Fatalf("the real NetBSD kernel is not here: %v; %s (%s=require)", err, getIt, RequireVar)
 		}
-		t.Skipf("the real NetBSD kernel is not here: %v", err)
+		t.Skipf("the real NetBSD kernel is not here: %v; %s", err, getIt)
 	}
 	kernel, module = filepath.Join(dir, KernelFile), filepath.Join(dir, ModuleFile)
 	for _, f := range []struct{ path, sum, rawSum string }{{kernel, KernelSHA256, KernelRawSHA256}, {module, ModuleSHA256, ""}} {

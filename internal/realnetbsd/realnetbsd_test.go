@@ -41,6 +41,7 @@ func TestFilesMissing(t *testing.T) {
 	machineDir = t.TempDir() + "/absent"
 	t.Chdir(t.TempDir())
 	t.Setenv(EnvVar, "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	for _, tt := range []struct{ mode, want string }{{"", "skip"}, {"off", "skip"}, {"require", "fail"}} {
 		t.Run("mode="+tt.mode, func(t *testing.T) {
 			t.Setenv(RequireVar, tt.mode)
@@ -55,7 +56,37 @@ func TestFilesMissing(t *testing.T) {
 			if o.how != tt.want || !strings.Contains(o.msg, "the real NetBSD kernel is not here") {
 				t.Fatalf("Files %s (%q); want it to %s naming the missing kernel", o.how, o.msg, tt.want)
 			}
+			// A new user learns how to get it.
+			if !strings.Contains(o.msg, "make netbsd-kernel") {
+				t.Errorf("Files: %q names no way to get the kernel (make netbsd-kernel)", o.msg)
+			}
 		})
+	}
+}
+
+// TestDirCache: Dir finds the files where .ci/netbsd-kernel (make
+// netbsd-kernel) downloads them, in the user's cache, when they are
+// neither named nor beside the repository.
+func TestDirCache(t *testing.T) {
+	saved := machineDir
+	t.Cleanup(func() { machineDir = saved })
+	machineDir = t.TempDir() + "/absent"
+	t.Chdir(t.TempDir())
+	t.Setenv(EnvVar, "")
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	want := filepath.Join(cache, "smolvmm-test", "netbsd", "g4u-5.99.15")
+	if _, err := Dir(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Dir with an empty cache: %v, want an error naming %s", err, want)
+	}
+	if err := os.MkdirAll(want, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(want, KernelFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Dir(); err != nil || got != want {
+		t.Errorf("Dir = %q, %v; want %s", got, err, want)
 	}
 }
 
