@@ -81,7 +81,10 @@ func scriptUser() (identity, error) {
 // readable, writable and searchable; one whose mode the scripts did not
 // set gets its own mode back (a file's setuid and setgid as the scripts
 // left them, so chmod u-s drops one, and none when they changed its data,
-// as a write by a user other than root drops them), any other keeps the
+// as a write by a user other than root drops them), a file a symbolic
+// chmod changed, or a copy that kept its mode (cp -p, sed -i), its own
+// mode changed as the staged one was (see filePerm: a copy, whose owner
+// the image cannot keep, never setuid or setgid), any other keeps the
 // mode they left, without the sticky bit for a file (which NetBSD lets
 // only root set on one). A set
 // file the scripts renamed or linked elsewhere is still that file (its
@@ -754,7 +757,8 @@ func dirMarked(n *fstree.Node) bool {
 // file, staged setuid, does); one that changes nothing (u+w on a file
 // staged writable) is as none. A mode a script
 // sets, or a file it makes, never has it in the image: a copy that keeps
-// the mode (cp -p, sed -i) would carry it over.
+// the mode (cp -p, sed -i) carries it over, and is taken as a copy of a
+// set's file (see filePerm).
 const stageMarker = 01000
 
 func hostMode(perm uint16) fs.FileMode {
@@ -1071,18 +1075,7 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case how.staged && old != nil && old.Type == fstree.Regular && perm&^06000 == stagedPerm(old)&^06000:
-			// The staged permission bits, marker and all: no script set
-			// them. Setuid and setgid were staged as the set has them,
-			// so they are what the scripts left: chmod u-s clears one,
-			// a write clears them (the host's, for a user other than
-			// root), and a chmod u+s or g+s after the write, which
-			// keeps the marker, sets one again.
-			perm = old.Perm&^06000 | perm&06000
-		default:
-			perm &^= stageMarker
-		}
+		perm = filePerm(perm, old, how.staged, func() bool { return timed && !sameContent(old, n) })
 		n = fresh(n)
 		if old != nil && old.Type == fstree.Regular && old.Perm == perm && sameContent(old, n) &&
 			(!n.HasMtime() || old.HasMtime() && old.Mtime == n.Mtime) {
@@ -1094,6 +1087,44 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		return fresh(&fstree.Node{Type: fstree.FIFO}), nil
 	}
 	return nil, fmt.Errorf("a postinst script left a %s (mode %#o): only files, directories, symlinks and FIFOs are allowed", fileKind(st.Mode), st.Mode)
+}
+
+// filePerm is the mode of a staged regular file found with mode perm,
+// old the set's node for it (the file staged with its inode when staged,
+// else the set's file at its path, if any); copied reports whether the
+// file now holds other content than old's with a time a script set, as
+// cp -p over it leaves it. A mode without stageMarker was set by a script (a
+// numeric chmod) or is a new file's: it stays, setuid and setgid
+// included. One with it was set by no script, or changed by a symbolic
+// chmod only, on the set's file, or is a copy of a set's file that kept
+// the mode (cp -p, sed -i): the change from the staged mode (a bit the
+// script added or cleared) applies to the set's own mode. A copy's owner
+// is not the set file's (the owner of its path, or root's), so it never
+// keeps setuid or setgid (as GNU cp -p drops them when it cannot keep the
+// owner); nor does a set's file that cp -p wrote over (new content, the
+// copied time) get one it did not have: cp -p sets the copied mode as a
+// symbolic chmod u+s after a write does, but only a copy sets the time.
+func filePerm(perm uint16, old *fstree.Node, staged bool, copied func() bool) uint16 {
+	if perm&stageMarker == 0 {
+		return perm
+	}
+	if old == nil || old.Type != fstree.Regular {
+		return perm &^ (stageMarker | 06000)
+	}
+	sp := stagedPerm(old)
+	if !staged {
+		// A copy that kept the mode of the file at its path (sed -i, or
+		// cp -p F F.new && mv F.new F) is a copy of that file.
+		if perm&^06000 == sp&^06000 {
+			return old.Perm &^ 06000
+		}
+		return perm &^ (stageMarker | 06000)
+	}
+	cleared, added := sp&^perm&06777, perm&^sp&06777
+	if added&06000&^old.Perm != 0 && copied() {
+		added &^= 06000
+	}
+	return old.Perm&^cleared | added
 }
 
 // stageTarget is the target the staged copy of symlink p of t, whose

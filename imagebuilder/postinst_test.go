@@ -418,9 +418,9 @@ func TestPostinstScriptModes(t *testing.T) {
 		// taken for a write alone: the file got its own mode back.
 		{"bin/ro-chmod-append", fstree.NewFile(0444, []byte("x")), "chmod 0644 bin/ro-chmod-append; echo y >> bin/ro-chmod-append", 0644},
 		{"bin/suid-chmod-append", fstree.NewFile(04755, []byte("x")), "chmod 0755 bin/suid-chmod-append; echo y >> bin/suid-chmod-append", 0755},
-		// A symbolic chmod sets the mode it leaves (setuid kept, as
-		// root's chmod g+w keeps it).
-		{"bin/ro-chmod-sym", fstree.NewFile(0444, []byte("x")), "chmod go+w bin/ro-chmod-sym", 0666},
+		// A symbolic chmod changes the set's own mode as it changed the
+		// staged one (setuid kept, as root's chmod g+w keeps it).
+		{"bin/ro-chmod-sym", fstree.NewFile(0444, []byte("x")), "chmod go+w bin/ro-chmod-sym", 0466},
 		{"bin/suid-chmod-sym", fstree.NewFile(04755, []byte("x")), "chmod g+w bin/suid-chmod-sym", 04775},
 		// A copy keeps none of the staging's bits.
 		{"bin/copied", fstree.NewFile(0644, []byte("x")), "cp -p bin/copied bin/copy", 0644},
@@ -817,4 +817,65 @@ func TestPostinstScriptTimes(t *testing.T) {
 			t.Errorf("%s after %q: mtime %d (own %v), mode %#o; want %d (own %v), %#o", tc.path, tc.script, n.Mtime, n.HasMtime(), n.Perm, tc.mtime, tc.set, tc.perm)
 		}
 	}
+}
+
+// TestPostinstCopiedModes: a symbolic chmod, or a copy that keeps the
+// mode (cp -p, cp -a, sed -i), of a set's file staged with a mode other
+// than its own took the staged owner bits (chmod a+x on a 0444 file gave
+// 0755), and a mode-keeping copy of a setuid or setgid file, whose owner
+// the image cannot keep, became setuid or setgid root. Compared with the
+// same script run by root on a real copy, with the owner of a copy's
+// path (root's when it is new), which the staged copy cannot carry.
+func TestPostinstCopiedModes(t *testing.T) {
+	tests := []struct {
+		path     string
+		node     *fstree.Node
+		script   string
+		want     uint16
+		uid, gid uint32
+	}{
+		{"bin/o-rx", fstree.NewFile(0555, []byte("x")), "chmod o-rx bin/o-rx", 0550, 0, 0},
+		{"bin/go-rx", fstree.NewFile(0555, []byte("x")), "chmod go-rx bin/go-rx", 0500, 0, 0},
+		{"bin/a+x", fstree.NewFile(0444, []byte("x")), "chmod a+x bin/a+x", 0555, 0, 0},
+		{"bin/g+w", fstree.NewFile(0444, []byte("x")), "chmod g+w bin/g+w", 0464, 0, 0},
+		{"bin/suid-o-x", fstree.NewFile(04555, []byte("x")), "chmod o-x bin/suid-o-x", 04554, 0, 0},
+		{"bin/u-w", fstree.NewFile(0444, []byte("x")), "chmod u-w bin/u-w", 0444, 0, 0},
+		{"bin/sed", fstree.NewFile(0444, []byte("x")), "sed -i s/x/y/ bin/sed", 0444, 0, 0},
+		{"bin/cp-back", fstree.NewFile(0555, []byte("x")), "cp -p bin/cp-back bin/cp-back.c; mv bin/cp-back.c bin/cp-back", 0555, 0, 0},
+		{"usr/bin/tip", ownedFile(04555, 5, 13), "mkdir -p usr/local/bin; cp -p usr/bin/tip usr/local/bin/tip", 04555, 5, 13},
+		{"usr/local/bin/tip", nil, "", 0755, 0, 0},
+		{"usr/bin/fstat", ownedFile(02555, 0, 2), "cp -a usr/bin/fstat usr/local/bin/fstat", 02555, 0, 2},
+		{"usr/local/bin/fstat", nil, "", 0755, 0, 0},
+		{"usr/bin/suid7", ownedFile(04555, 7, 7), "cp -p usr/bin/suid7 usr/bin/suid7.c; rm usr/bin/suid7; mv usr/bin/suid7.c usr/bin/suid7", 0555, 7, 7},
+		{"usr/bin/over", fstree.NewFile(0555, []byte("old")), "cp -p usr/bin/tip usr/bin/over", 0555, 0, 0},
+	}
+	tr := baseTree(t)
+	script := "set -e\n"
+	for _, tc := range tests {
+		if tc.node != nil {
+			tr.Put(tc.path, tc.node)
+		}
+		script += tc.script + "\n"
+	}
+	dir := postinstService(t, map[string]string{"x.sh": script})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, tc := range tests {
+		n, err := tr.Get(tc.path)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", tc.path, err)
+		case n.Perm != tc.want || n.UID != tc.uid || n.GID != tc.gid:
+			t.Errorf("%s after %q: mode %#o %d:%d, want %#o %d:%d", tc.path, tc.script, n.Perm, n.UID, n.GID, tc.want, tc.uid, tc.gid)
+		}
+	}
+}
+
+// ownedFile is a file of mode perm owned by uid:gid, with a time.
+func ownedFile(perm uint16, uid, gid uint32) *fstree.Node {
+	n := fstree.NewFile(perm, []byte("x"))
+	n.UID, n.GID, n.Mtime, n.MtimeSet = uid, gid, 1500000000, true
+	return n
 }
