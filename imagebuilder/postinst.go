@@ -88,7 +88,8 @@ func scriptUser() (identity, error) {
 // mode they left, without the sticky bit for a file (which NetBSD lets
 // only root set on one). A set
 // file the scripts renamed or linked elsewhere is still that file (its
-// owner, and its mode as above); one they made is never a set file they
+// owner, and its mode as above), and a set directory renamed elsewhere
+// that directory (held open meanwhile, see holdDirs); one they made is never a set file they
 // removed. Files and directories are staged with the set's modification
 // times; one a script set (touch -d, cp -p, tar x), or a set's that
 // stayed, reaches the image, and one the build's clock gave (a write, a
@@ -169,6 +170,11 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if err != nil {
 		return fmt.Errorf("postinst staging in %s: %w", stage, err)
 	}
+	release, err := holdDirs(stage, stamps)
+	if err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
+	defer release()
 	if err := clockPast(tmp, stamps, id); err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
 	}
@@ -531,11 +537,13 @@ func stageTree(t *fstree.Tree, dir, keep string, id identity) (map[string]*fstre
 // when it sets the mode the entry already has. With it, mergeStage tells
 // a directory's mode a script left as staged from one a script set to the
 // staged value (chmod 0775 on a setgid directory staged 0775, to drop the
-// bit); a file's tells by its sticky bit (see stagedPerm).
+// bit), except after a new time or a rename, which change the status
+// too (see stagedNode); a file's tells by its sticky bit (see stagedPerm).
 type stageStamp struct {
 	dev, ino     uint64
 	ctime, mtime unix.Timespec
 	keep         string // a regular file's hard link in the keep directory
+	held         bool   // a directory held open while the scripts ran (see holdDirs)
 }
 
 // same reports whether st is the entry stamped s (the same inode).
@@ -553,6 +561,48 @@ func (s stageStamp) untouched(st *unix.Stat_t) bool {
 		return false
 	}
 	return s.ctime == st.Ctim || st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Ctim == st.Mtim
+}
+
+// holdDirs opens each staged directory of stamps under stage (before
+// the scripts run, while no other process can reach it) and marks its
+// stamp held: a directory a script removes keeps its inode while it is
+// open, so no directory a script makes gets the number of a removed one
+// and is taken for it, renamed (see mergeStage). When the process runs
+// out of descriptors, the directories left are not held, and are
+// recognised at their own path only. release closes them all.
+func holdDirs(stage string, stamps map[string]stageStamp) (release func(), err error) {
+	var fds []int
+	release = func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	for p, s := range stamps {
+		if p == "" {
+			continue // the root cannot be renamed by a script
+		}
+		fd, err := unix.Open(filepath.Join(stage, filepath.FromSlash(p)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			break
+		}
+		if errors.Is(err, unix.ENOTDIR) {
+			continue // a regular file, held by its link in keep
+		}
+		if err != nil {
+			release()
+			return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || !s.same(&st) {
+			unix.Close(fd)
+			release()
+			return nil, fmt.Errorf("%s changed while it was staged", p)
+		}
+		fds = append(fds, fd)
+		s.held = true
+		stamps[p] = s
+	}
+	return release, nil
 }
 
 // stageDirMode is the mode of tmp, the directory that holds the staging
@@ -723,32 +773,18 @@ func fillChunk(buf []byte, es []fstree.Extent, off int64) []byte {
 // file, and read, write and search a directory: a build not run as root
 // could not read back what it staged (mode 0000) otherwise, and a script
 // could not change a file of mode 0444 or 0555 (echo x >> bin/test), as
-// smolBSD's scripts, run as root, can. A file gets stageMarker, and so
-// does a directory staged with a mode other than its own, unless it has
-// the sticky bit already (see dirMarked).
+// smolBSD's scripts, run as root, can. A file gets stageMarker; a
+// directory keeps its sticky bit, which means something there (see
+// stageStamp for how its mode is told apart).
 func stagedPerm(n *fstree.Node) uint16 {
 	if n.Type == fstree.Dir {
-		p := n.Perm&^06000 | 0700
-		if p != n.Perm && n.Perm&stageMarker == 0 {
-			p |= stageMarker
-		}
-		return p
+		return n.Perm&^06000 | 0700
 	}
 	return n.Perm&^stageMarker | 0600 | stageMarker
 }
 
-// dirMarked reports whether directory n is staged with stageMarker: then
-// a script's chmod that sets its staged mode (chmod 0755 on a 0555
-// directory, numeric, as tar xp and cp -a set one) clears the marker, and
-// is seen also when a new time, which changes the status too, follows it.
-// The sticky bit changes nothing for the scripts' user, who owns every
-// staged entry, and a directory made in one does not inherit it.
-func dirMarked(n *fstree.Node) bool {
-	return n != nil && n.Type == fstree.Dir && stagedPerm(n)&stageMarker != 0 && n.Perm&stageMarker == 0
-}
-
-// stageMarker, the sticky bit, marks a staged file (and some directories,
-// see dirMarked) whose mode no script set: Linux ignores it on a file
+// stageMarker, the sticky bit, marks a staged file whose mode no script
+// set: Linux ignores it on a file
 // and lets its owner set it, a write
 // keeps it, and a numeric chmod clears it, also one to the mode the file
 // already has (chmod 0644 on a 0444 file staged 0644, before a write: a
@@ -831,6 +867,14 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 	if err != nil {
 		return nil, err
 	}
+	// The path each staged directory held open (see holdDirs) was
+	// stamped at, by inode: a directory a script renamed is found by it.
+	dirAt := map[[2]uint64]string{}
+	for p, s := range stamps {
+		if s.held {
+			dirAt[[2]uint64{s.dev, s.ino}] = p
+		}
+	}
 	// put adds the staged entry p (name in d; d nil for the root), of
 	// status st; f is the open file when it is a regular file.
 	put := func(p string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
@@ -852,6 +896,14 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 			how.untouched = s.untouched(st)
 			_, set := clock.mtime(st)
 			how.retimed = set && st.Mtim != s.mtime
+		} else if q, found := dirAt[[2]uint64{st.Dev, st.Ino}]; found && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			// A staged directory a script renamed here: its inode was
+			// held, so no new directory can have its number.
+			if on, err := orig.Get(q); err == nil && on.Type == fstree.Dir {
+				old, how.staged, how.moved = on, true, true
+				_, set := clock.mtime(st)
+				how.retimed = set && st.Mtim != stamps[q].mtime
+			}
 		}
 		n, err := stagedNode(d, name, p, st, f, old, how, byIno, func(target string) string { return stageTarget(orig, p, target, dir) }, dir)
 		if err != nil {
@@ -963,6 +1015,7 @@ type stagedHow struct {
 	staged    bool       // the inode staged for old, at its path or, for a regular file, elsewhere
 	untouched bool       // a directory's status unchanged since it was staged (see stageStamp)
 	retimed   bool       // a directory given a modification time other than the staged one, not the build's clock's (touch -d)
+	moved     bool       // a directory staged at another path, renamed here
 	clock     stageClock // the build's span on the file system's clock
 }
 
@@ -1016,12 +1069,13 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 	// A time a script set (or the set's, staged) is kept; one the build's
 	// clock gave is none.
 	mtime, timed := how.clock.mtime(st)
-	// A new time (touch -d, tar xp, cp -a) also changes the status: it
-	// leaves the mode as staged only when the directory's marker, which
-	// a numeric chmod clears, is still there.
+	// A new time (touch -d, tar xp, cp -a) also changes the status, and
+	// so does a rename: a directory found with its staged mode then is
+	// taken as left alone (a chmod to its staged mode before either is
+	// not seen).
 	kept := func(t fstree.Type) bool {
 		return old != nil && old.Type == t && perm == stagedPerm(old) &&
-			(how.untouched || how.retimed && dirMarked(old))
+			(how.untouched || how.retimed || how.moved)
 	}
 	fresh := func(n *fstree.Node) *fstree.Node {
 		n.Perm = perm
@@ -1045,9 +1099,6 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 				nd.Mtime, nd.MtimeSet = mtime, true
 			}
 			return nd, nil
-		}
-		if how.staged && dirMarked(old) {
-			perm &^= stageMarker
 		}
 		return fresh(fstree.NewDir(perm)), nil
 	case unix.S_IFLNK:
