@@ -94,7 +94,8 @@ func scriptUser() (identity, error) {
 // times; one a script set (touch -d, cp -p, tar x), or a set's that
 // stayed, reaches the image, and one the build's clock gave (a write, a
 // new entry) does not: such an entry takes the image's timestamp (see
-// stageClock). A
+// stageClock), and a set's entry whose time alone the clock gave (touch
+// without -d) stays as it was. A
 // script that fails, or leaves a hard link to a file outside the root or
 // a socket, makes the whole step fail and t unchanged. Script output goes
 // to log; a failure shows its last 2000 bytes. Each script runs in a
