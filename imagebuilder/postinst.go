@@ -868,6 +868,21 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 	if err != nil {
 		return nil, err
 	}
+	// The set's regular files by time and size, made when a copy that
+	// kept a set file's mode and time (cp -p) first needs them.
+	var byTime map[[2]int64][]*fstree.Node
+	copyOf := func(n *fstree.Node) *fstree.Node {
+		if byTime == nil {
+			byTime = map[[2]int64][]*fstree.Node{}
+			for p, s := range stamps {
+				if on, err := orig.Get(p); err == nil && s.keep != "" && on.Type == fstree.Regular && on.HasMtime() {
+					k := [2]int64{on.Mtime, on.Size}
+					byTime[k] = append(byTime[k], on)
+				}
+			}
+		}
+		return copySource(n, byTime[[2]int64{n.Mtime, n.Size}])
+	}
 	// The path each staged directory held open (see holdDirs) was
 	// stamped at, by inode: a directory a script renamed is found by it.
 	dirAt := map[[2]uint64]string{}
@@ -883,7 +898,7 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 		if p == "" {
 			old = orig.Root
 		}
-		how := stagedHow{clock: clock}
+		how := stagedHow{clock: clock, copyOf: copyOf}
 		if st.Mode&unix.S_IFMT == unix.S_IFREG {
 			// The file staged with this inode, here or elsewhere, moved
 			// or linked here, is that file, with its node.
@@ -1013,11 +1028,12 @@ var afterStageLstat func(p string)
 // stagedHow is what mergeStage knows of how a staged entry came to be
 // where it is now.
 type stagedHow struct {
-	staged    bool       // the inode staged for old, at its path or, for a regular file, elsewhere
-	untouched bool       // a directory's status unchanged since it was staged (see stageStamp)
-	retimed   bool       // a directory given a modification time other than the staged one, not the build's clock's (touch -d)
-	moved     bool       // a directory staged at another path, renamed here
-	clock     stageClock // the build's span on the file system's clock
+	staged    bool                              // the inode staged for old, at its path or, for a regular file, elsewhere
+	untouched bool                              // a directory's status unchanged since it was staged (see stageStamp)
+	retimed   bool                              // a directory given a modification time other than the staged one, not the build's clock's (touch -d)
+	moved     bool                              // a directory staged at another path, renamed here
+	copyOf    func(n *fstree.Node) *fstree.Node // the set's file n, of a time a script set, is a mode-keeping copy of, or nil (see copySource)
+	clock     stageClock                        // the build's span on the file system's clock
 }
 
 // stageClock is the span of the file system's clock from before staging
@@ -1127,7 +1143,12 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 		if err != nil {
 			return nil, err
 		}
-		perm = filePerm(perm, old, how.staged, func() bool { return timed && !sameContent(old, n) })
+		var src *fstree.Node
+		if perm&stageMarker != 0 && !how.staged && timed && how.copyOf != nil {
+			n.Perm, n.Mtime = perm, mtime // fresh sets both again
+			src = how.copyOf(n)
+		}
+		perm = filePerm(perm, old, src, how.staged, func() bool { return timed && !sameContent(old, n) })
 		n = fresh(n)
 		if old != nil && old.Type == fstree.Regular && old.Perm == perm && sameContent(old, n) &&
 			(!n.HasMtime() || old.HasMtime() && old.Mtime == n.Mtime) {
@@ -1143,7 +1164,8 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 
 // filePerm is the mode of a staged regular file found with mode perm,
 // old the set's node for it (the file staged with its inode when staged,
-// else the set's file at its path, if any); copied reports whether the
+// else the set's file at its path, if any), src the set's file it is a
+// copy of, when known (see copySource); copied reports whether the
 // file now holds other content than old's with a time a script set, as
 // cp -p over it leaves it. A mode without stageMarker was set by a script (a
 // numeric chmod) or is a new file's: it stays, setuid and setgid
@@ -1156,9 +1178,12 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 // owner); nor does a set's file that cp -p wrote over (new content, the
 // copied time) get one it did not have: cp -p sets the copied mode as a
 // symbolic chmod u+s after a write does, but only a copy sets the time.
-func filePerm(perm uint16, old *fstree.Node, staged bool, copied func() bool) uint16 {
+func filePerm(perm uint16, old, src *fstree.Node, staged bool, copied func() bool) uint16 {
 	if perm&stageMarker == 0 {
 		return perm
+	}
+	if src != nil {
+		return src.Perm &^ 06000
 	}
 	if old == nil || old.Type != fstree.Regular {
 		return perm &^ (stageMarker | 06000)
@@ -1177,6 +1202,24 @@ func filePerm(perm uint16, old *fstree.Node, staged bool, copied func() bool) ui
 		added &^= 06000
 	}
 	return old.Perm&^cleared | added
+}
+
+// copySource returns the one set's file of cands (files of n's time and
+// size) that the new file n, of its staged mode with the marker, is a
+// copy of: staged with n's mode and holding n's content. When several
+// such files differ in their own mode, or none is found, it returns nil.
+func copySource(n *fstree.Node, cands []*fstree.Node) *fstree.Node {
+	var src *fstree.Node
+	for _, c := range cands {
+		if stagedPerm(c)&^06000 != n.Perm&^06000 || !sameContent(c, n) {
+			continue
+		}
+		if src != nil && src.Perm&^06000 != c.Perm&^06000 {
+			return nil
+		}
+		src = c
+	}
+	return src
 }
 
 // stageTarget is the target the staged copy of symlink p of t, whose

@@ -849,9 +849,15 @@ func TestPostinstCopiedModes(t *testing.T) {
 		{"bin/sed", fstree.NewFile(0444, []byte("x")), "sed -i s/x/y/ bin/sed", 0444, 0, 0},
 		{"bin/cp-back", fstree.NewFile(0555, []byte("x")), "cp -p bin/cp-back bin/cp-back.c; mv bin/cp-back.c bin/cp-back", 0555, 0, 0},
 		{"usr/bin/tip", ownedFile(04555, 5, 13), "mkdir -p usr/local/bin; cp -p usr/bin/tip usr/local/bin/tip", 04555, 5, 13},
-		{"usr/local/bin/tip", nil, "", 0755, 0, 0},
+		{"usr/local/bin/tip", nil, "", 0555, 0, 0},
 		{"usr/bin/fstat", ownedFile(02555, 0, 2), "cp -a usr/bin/fstat usr/local/bin/fstat", 02555, 0, 2},
-		{"usr/local/bin/fstat", nil, "", 0755, 0, 0},
+		{"usr/local/bin/fstat", nil, "", 0555, 0, 0},
+		// A copy to a new path gets the mode of the set's file it copied
+		// (same time, size, content and staged mode).
+		{"bin/ro-src", ownedFile(0444, 0, 0), "cp -p bin/ro-src bin/ro-copy", 0444, 0, 0},
+		{"bin/ro-copy", nil, "", 0444, 0, 0},
+		{"bin/rx-src", ownedFile(0555, 0, 0), "cp -a bin/rx-src bin/rx-copy", 0555, 0, 0},
+		{"bin/rx-copy", nil, "", 0555, 0, 0},
 		{"usr/bin/suid7", ownedFile(04555, 7, 7), "cp -p usr/bin/suid7 usr/bin/suid7.c; rm usr/bin/suid7; mv usr/bin/suid7.c usr/bin/suid7", 0555, 7, 7},
 		{"usr/bin/over", fstree.NewFile(0555, []byte("old")), "cp -p usr/bin/tip usr/bin/over", 0555, 0, 0},
 		// A new file at a set's path keeps the path's owner (README).
