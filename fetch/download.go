@@ -265,11 +265,14 @@ func (r *release) watchedGet(ctx context.Context, url string, offset int64) (*ht
 	}
 	b := &stallBody{rc: resp.Body, ctx: rctx, cancel: cancel, d: r.f.stallTimeout()}
 	b.timer = time.AfterFunc(b.d, func() { cancel(errStalled) })
+	b.timer.Stop() // runs only during a Read
 	return resp, b, nil
 }
 
-// stallBody reads a response body, putting its deadline d further on each
-// read that brings bytes.
+// stallBody reads a response body, failing a single Read that waits
+// longer than d. The timer runs only while a Read is blocked: time the
+// caller spends between reads (writing to disk, to a paused terminal) is
+// not the mirror sending nothing.
 type stallBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context // the request's
@@ -279,10 +282,9 @@ type stallBody struct {
 }
 
 func (b *stallBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.d)
 	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.timer.Reset(b.d)
-	}
+	b.timer.Stop()
 	return n, err
 }
 

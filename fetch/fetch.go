@@ -64,8 +64,9 @@ type Fetcher struct {
 	// StallTimeout is how long a download may go without receiving a
 	// byte before it counts as cut short (ErrTruncated) and is resumed:
 	// a mirror that stops sending without closing the connection would
-	// otherwise hold Fetch, and the cache's lock, for ever.
-	// DefaultStallTimeout when zero.
+	// otherwise hold Fetch, and the cache's lock, for ever. Only time
+	// spent waiting for the mirror counts, not time spent writing what
+	// arrived (to disk, to Progress). DefaultStallTimeout when zero.
 	StallTimeout time.Duration
 
 	// wrapPart lets tests replace the .part file's writer (full-disk test).

@@ -670,6 +670,42 @@ func TestFetchStalledTransfer(t *testing.T) {
 	}
 }
 
+// slowWriter is a Progress writer whose first write takes pause, as a
+// terminal paused with Ctrl-S or a stalling disk would.
+type slowWriter struct {
+	pause time.Duration
+	done  bool
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	if !w.done {
+		w.done = true
+		time.Sleep(w.pause)
+	}
+	return len(p), nil
+}
+func (w *slowWriter) Close() error { return nil }
+
+// TestFetchSlowWriterIsNoStall: time spent writing what arrived (to the
+// .part file, to Progress) is not the mirror sending nothing: only a read
+// that waits longer than StallTimeout is a stall.
+func TestFetchSlowWriterIsNoStall(t *testing.T) {
+	_, f := setup(t)
+	f.StallTimeout = 200 * time.Millisecond
+	f.Progress = func(name string, total, have int64) io.WriteCloser {
+		return &slowWriter{pause: 400 * time.Millisecond}
+	}
+	rel, err := f.Fetch(context.Background(), "9.3", "i386")
+	if err != nil {
+		t.Fatalf("err = %v, want none: the writer was slow, not the mirror", err)
+	}
+	for _, file := range append([]File{rel.Kernel}, rel.Sets...) {
+		if file.Breaks != 0 {
+			t.Errorf("%s: %d breaks, want 0", file.Path, file.Breaks)
+		}
+	}
+}
+
 // TestFetchStalledDigestFile: a digest file whose transfer stalls ends in
 // ErrTruncated too, not in a wait without end.
 func TestFetchStalledDigestFile(t *testing.T) {
