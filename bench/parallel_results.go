@@ -15,8 +15,8 @@ import (
 // ignores fields it does not know, as ReadParallelResults does.
 const ParallelSchemaVersion = "smolvmm-bench-parallel/1"
 
-// ParallelResults is the JSON document `smolvmm bench --parallel N --json`
-// writes. Times are milliseconds since the bench started its first VM's
+// ParallelResults is the JSON document of a benchmark that starts N VMs
+// at once. Times are milliseconds since the bench started its first VM's
 // process; memory is in KiB.
 //
 //	{

@@ -17,8 +17,8 @@ const (
 	PhaseDevicesCreated = "devices-created"
 	PhaseKernelLoaded   = "kernel-loaded"
 	PhaseFirstRun       = "first-run"
-	// PhaseSnapshotLoaded and PhaseStateRestored are a restore's (smolvmm
-	// --restore): the snapshot's header and state read and checked (while
+	// PhaseSnapshotLoaded and PhaseStateRestored are a restore's (a VM
+	// started from a snapshot): the snapshot's header and state read and checked (while
 	// the VM is created: it can come after PhaseVMCreated), and its state set (instead of the kernel loaded).
 	PhaseSnapshotLoaded = "snapshot-loaded"
 	PhaseStateRestored  = "state-restored"

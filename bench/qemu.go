@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// QEMUBinary is the QEMU that --compare qemu runs.
+// QEMUBinary is the QEMU run when a benchmark compares with QEMU.
 const QEMUBinary = "qemu-system-i386"
 
 // ErrNoQEMU is wrapped when the QEMU binary is not installed.

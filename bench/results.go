@@ -14,7 +14,7 @@ import (
 // reader ignores fields it does not know, as ReadResults does.
 const SchemaVersion = "smolvmm-bench/1"
 
-// Results is the JSON document `smolvmm bench --json` writes. All times are
+// Results is the JSON document of a benchmark run. All times are
 // milliseconds since the VMM's process was started; memory is in KiB.
 //
 //	{
@@ -77,7 +77,7 @@ type Config struct {
 	Warmup    int      `json:"warmup"`
 	Ready     string   `json:"ready,omitempty"`
 	ReadyAddr string   `json:"ready_addr,omitempty"`
-	// Net is the VMs' network (--net: user, user:NAME, tap:NAME, none).
+	// Net is the VMs' network, in netback.Open's form (user, user:NAME, tap:NAME, none).
 	Net string `json:"net,omitempty"`
 }
 

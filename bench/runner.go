@@ -42,8 +42,8 @@ type Target struct {
 	GuestFile string
 	// Env is added to the bench's environment for the program.
 	Env []string
-	// Jailed: the program runs the VMM as its only child process (smolvmm
-	// --jail), whose memory is read instead of the program's.
+	// Jailed: the program runs the VMM as its only child process (a jailed
+	// VMM), whose memory is read instead of the program's.
 	Jailed bool
 	// SettledFlag, when set and the program is not Jailed, is passed by
 	// RunParallel (and by RunBoot when it samples memory) with a
@@ -836,8 +836,7 @@ func (r *readyLine) feed(p []byte) bool {
 	return false
 }
 
-// onlyChild is the one child process of pid (the jailed VMM of smolvmm
-// --jail), from /proc/PID/task/*/children.
+// onlyChild is the one child process of pid (the jailed VMM), from /proc/PID/task/*/children.
 func onlyChild(pid int) (int, error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	if err != nil {

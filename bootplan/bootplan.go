@@ -53,7 +53,7 @@ type Region struct {
 }
 
 // String is the region as a half-open address range and what it holds,
-// as -v logs the layout.
+// as a verbose log shows the layout.
 func (r Region) String() string {
 	return fmt.Sprintf("[%#08x, %#08x) %s", r.Addr, r.Addr+r.Len, r.What)
 }

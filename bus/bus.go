@@ -4,7 +4,7 @@
 // a KVM exit into an address, a direction and a data buffer and hands it to
 // the bus; it knows no device by name. Reads nobody claims return all ones
 // (as on a real ISA/PCI bus) and writes nobody claims are dropped; both are
-// counted so that `smolvmm run -v` can show what the guest poked at.
+// counted so that a verbose log can show what the guest poked at.
 package bus
 
 import (

@@ -58,7 +58,7 @@ type Config struct {
 	Log io.Writer
 }
 
-// Headroom is the free space -m auto adds: a quarter of the content, and
+// Headroom is the free space added to an image sized to its content: a quarter of the content, and
 // at least 4 MiB.
 func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 

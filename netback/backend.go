@@ -16,7 +16,7 @@
 // share of the queries for each guest) by asking the nameservers of the host's
 // /etc/resolv.conf as read by NewUser, so that no file is opened later (a
 // VMM under a seccomp filter may not); DHCP names 10.0.2.3 as the DNS
-// server, as QEMU does. Forwards (-p) listen on the host and connect to
+// server, as QEMU does. Forwards (see Forward) listen on the host and connect to
 // 10.0.2.15 from the gateway.
 //
 // # The shared network

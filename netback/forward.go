@@ -19,7 +19,7 @@ type Forward struct {
 }
 
 // DefaultForwardAddr is the host address a forward listens on when the
-// -p option names none: only local programs can reach the guest.
+// forward's text form names none: only local programs can reach the guest.
 var DefaultForwardAddr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 
 // ErrBadForward is wrapped by every ParseForward error.
@@ -61,7 +61,7 @@ func (f Forward) String() string {
 	return fmt.Sprintf("%s:%s:%d", f.Proto, netip.AddrPortFrom(f.HostAddr, f.HostPort), f.GuestPort)
 }
 
-// ParseForward parses a -p value, "[tcp|udp:][hostaddr:]hostport:guestport".
+// ParseForward parses a forward's text form, "[tcp|udp:][hostaddr:]hostport:guestport".
 // An IPv6 host address is written in brackets ("[::1]:8080:80").
 func ParseForward(s string) (Forward, error) {
 	f := Forward{Proto: "tcp", HostAddr: DefaultForwardAddr}

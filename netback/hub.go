@@ -705,7 +705,7 @@ func (h *Hub) peer(c net.Conn, hello hubHello) peerUser {
 // process's own bind, or if root's earlier join of the same MAC with that
 // forward said its VM would then run as the connecting process's user
 // (leaseStore.grant): a VM that dropped root after its first join
-// (--user) rejoins after a restart of the network as its user, and would
+// (to run as a user) rejoins after a restart of the network as its user, and would
 // be refused for good. The grant is bound to that user, not to the MAC
 // alone, since a VM chooses its own MAC: another user allowed on the
 // socket could take the MAC while root's VM is away. A user that cannot

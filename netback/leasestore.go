@@ -56,7 +56,7 @@ type storedLease struct {
 	// Privileged are the forwards of privileged host ports (as
 	// Forward.String writes them) last granted to the MAC's VM when
 	// root's process joined with them: the same VM may rejoin with them
-	// after dropping root to PrivilegedUID (a VM started with --user
+	// after dropping root to PrivilegedUID (a VM told to run as a user
 	// joins as root once, then as its user after the hub restarts).
 	Privileged []string `json:"privileged,omitempty"`
 	// PrivilegedUID is the uid root's process said its VM would run as

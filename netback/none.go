@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// None is the backend of "--net none": the guest has a NIC with the link
+// None is the backend of the spec "none": the guest has a NIC with the link
 // up, but its frames go nowhere and nothing ever arrives.
 type None struct {
 	closed    chan struct{}

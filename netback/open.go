@@ -16,7 +16,7 @@ var (
 	ErrForwardsNeedUser = errors.New("port forwards need the user network")
 )
 
-// Open builds the backend named by spec (smolvmm's --net value):
+// Open builds the backend named by spec, a network's text form:
 //
 //	user        the user-mode network (QEMU's addresses, port forwards)
 //	user:NAME   the shared network NAME (a Hub; see HubSocket), or

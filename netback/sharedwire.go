@@ -288,7 +288,7 @@ func HubLeases(socket string) string {
 	return strings.TrimSuffix(socket, ".sock") + ".leases"
 }
 
-// ResolveHub turns a --net user:ARG argument into a socket path: ARG
+// ResolveHub turns the ARG of a "user:ARG" spec into a socket path: ARG
 // itself when it contains a '/', else HubSocket(ARG).
 func ResolveHub(arg string) (string, error) {
 	if strings.ContainsRune(arg, '/') {

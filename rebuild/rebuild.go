@@ -213,7 +213,7 @@ func ServiceDate(s *service.Service) (modTime time.Time, digest string, err erro
 		}
 	}
 	// The name too: one image path used for two services with the same
-	// files (up -i vm.img web, then db) holds what the first one's guest
+	// files (vm.img for service web, then for db) holds what the first one's guest
 	// wrote, which is no image of the second.
 	fmt.Fprintf(h, "service %q\n", s.Name)
 	walk := func(tree string, fsys fs.FS, root string) error {

@@ -194,7 +194,7 @@ func loadHint(err error) (field, hint string) {
 	return "", ""
 }
 
-// logPlan logs, for -v, how the kernel will start and what was loaded
+// logPlan logs, when verbose, how the kernel will start and what was loaded
 // where, then the loader's warnings.
 func (m *Machine) logPlan() {
 	p := m.plan

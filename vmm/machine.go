@@ -549,7 +549,7 @@ func (m *Machine) createIRQChips() error {
 func (m *Machine) setupDevices() error {
 	m.pio = bus.New("port")
 	m.mmio = bus.New("mmio")
-	// Unclaimed ports are logged with -v, unclaimed MMIO always; both once
+	// Unclaimed ports are logged when verbose, unclaimed MMIO always; both once
 	// per address and direction (the bus counts every access): like a PCI
 	// master abort, writes vanish and reads return all ones, so a guest
 	// polling one cannot flood the log.

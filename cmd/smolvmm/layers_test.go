@@ -23,7 +23,19 @@ var flagMentionAllowed = map[string]bool{
 	"internal/bootargs/bootargs.go -a": true, "internal/bootargs/bootargs.go -d": true,
 	"internal/bootargs/bootargs.go -m": true, "internal/bootargs/bootargs.go -s": true,
 	"internal/bootargs/bootargs.go -v": true, "internal/bootargs/bootargs.go -x": true,
-	"netbsdboot/append.go -s": true,
+	"netbsdboot/append.go -s": true, "netbsdboot/append.go -a": true,
+	"netbsdboot/append.go -d": true, "netbsdboot/append.go -m": true,
+	"netbsdboot/append.go -v": true, "netbsdboot/append.go -x": true,
+	"netbsdboot/load.go -s": true, "vmm/machine.go -s": true, "vmm/machine.go -a": true,
+	// Other programs' flags: the linker's (-r -d, -s), cp -p, sed -i,
+	// touch -d, cp -a, ip -s, go test -v, kstrip -o.
+	"kstrip/parse.go -d": true, "netbsdboot/load.go -d": true, "kstrip/kstriptest/kstriptest.go -s": true,
+	"imagebuilder/postinst.go -p": true, "imagebuilder/postinst.go -i": true,
+	"imagebuilder/postinst.go -d": true, "imagebuilder/postinst.go -a": true,
+	"netback/tap_linux.go -s": true, "internal/testreport/main.go -v": true,
+	"internal/atomicfile/atomicfile.go -o": true,
+	// A process's command line, as ps shows it.
+	"internal/lockholder/lockholder.go -k": true, "internal/lockholder/lockholder.go -d": true,
 }
 
 // programNamed are the library string literals that may say "smolvmm"
@@ -43,7 +55,7 @@ var programNamed = map[string]bool{
 var testSupport = map[string]bool{"guests": true, "internal/nestedkvm": true}
 
 // TestLibrariesNameNoFlags keeps command-line advice in cmd: no string
-// literal in a non-test Go file outside cmd/ may mention one of smolvmm's
+// literal or comment in a non-test Go file outside cmd/ may mention one of smolvmm's
 // flags (-m, -d, --net, --mirror...), -d's ",ro" or the program itself
 // ("smolvmm runs x86 guests", "use ,ro on both"). Libraries return errors with the
 // facts (typed, or with sentinels), and cmd/smolvmm adds which flag to
@@ -101,10 +113,21 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 		}
 		files++
 		fset := token.NewFileSet()
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.SkipObjectResolution)
 		if err != nil {
 			t.Error(err) // someone's edit in progress: check the other files
 			return nil
+		}
+		// Godoc too: a library's comments say what a value is, not which
+		// flag a CLI reads it from ("ParseMAC parses a --mac value").
+		for _, g := range f.Comments {
+			for _, c := range g.List {
+				for _, m := range flagRE.FindAllStringSubmatch(c.Text, -1) {
+					if !flagMentionAllowed[filepath.ToSlash(rel)+" "+m[1]] {
+						t.Errorf("%s: comment names the flag %s: describe the value, not the CLI: %s", fset.Position(c.Pos()), m[1], c.Text)
+					}
+				}
+			}
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			lit, ok := n.(*ast.BasicLit)

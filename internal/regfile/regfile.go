@@ -74,8 +74,8 @@ type TooLargeError struct {
 	Limit int64
 }
 
-// Error gives the sizes as a reader counts them, in MiB (as -m and the
-// README do), not in bytes to be divided by hand.
+// Error gives the sizes as a reader counts them, in MiB (as memory sizes
+// are given), not in bytes to be divided by hand.
 func (e *TooLargeError) Error() string {
 	if e.Size < 0 {
 		return fmt.Sprintf("%s grew past %s while read", e.Path, Size(e.Limit))

@@ -18,7 +18,7 @@ func DefaultMAC(seed string) stdnet.HardwareAddr {
 	return stdnet.HardwareAddr{0x52, 0x54, 0x00, h[0], h[1], h[2]}
 }
 
-// ParseMAC parses a --mac value: six hex bytes separated by ':' or '-'
+// ParseMAC parses a MAC address's text form: six hex bytes separated by ':' or '-'
 // (52:54:00:12:34:56). It refuses multicast and all-zero addresses, which
 // cannot name a NIC.
 func ParseMAC(s string) (stdnet.HardwareAddr, error) {
