@@ -3,6 +3,7 @@ package kstrip
 import (
 	"errors"
 
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
@@ -22,8 +23,9 @@ var (
 	ErrNotExec = errors.New("not an executable ELF file")
 	// ErrKASLR: an amd64 NetBSD kernel linked relocatable for KASLR
 	// (GENERIC_KASLR), whose cfdata has no address until NetBSD's prekern
-	// places it. Errors with it also wrap ErrNotExec.
-	ErrKASLR = errors.New("NetBSD KASLR kernel")
+	// places it. Errors with it also wrap ErrNotExec. It is also
+	// netbsdboot.ErrKASLR: both refuse the same kernel.
+	ErrKASLR = kernelimage.ErrKASLR
 	// ErrNoSymbols: the kernel has no symbol table (it was stripped).
 	ErrNoSymbols = errors.New("no symbol table")
 	// ErrNoCfdata: the symbol table has no cfdata symbol.

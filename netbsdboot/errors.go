@@ -5,6 +5,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/bootelf"
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
 )
 
 // Sentinel errors. Every error Load returns wraps one of them.
@@ -16,8 +17,9 @@ var (
 	ErrMachine = errors.New("NetBSD kernel for another machine")
 	// ErrKASLR: an amd64 NetBSD kernel linked relocatable for KASLR
 	// (GENERIC_KASLR), which only NetBSD's prekern loads. Errors with it
-	// also wrap ErrUnsupportedELF.
-	ErrKASLR = errors.New("NetBSD KASLR kernel")
+	// also wrap ErrUnsupportedELF. It is also kstrip.ErrKASLR: both
+	// refuse the same kernel.
+	ErrKASLR = kernelimage.ErrKASLR
 	// ErrXenPV: a NetBSD kernel built for Xen's paravirtualised guests
 	// (XEN3_DOMU, XEN3PAE_DOMU, XEN3_DOM0), which only Xen starts. Errors
 	// with it also wrap ErrUnsupportedELF.

@@ -29,6 +29,9 @@ type advice struct {
 	cli string // advice about flags, appended in parentheses otherwise
 }
 
+// kaslrAdvice is for a GENERIC_KASLR kernel given to run or to kstrip.
+const kaslrAdvice = "use the release's netbsd-GENERIC (or netbsd-GENERIC.gz), its kernel without KASLR, which smolvmm run boots and kstrip edits: only NetBSD's prekern places GENERIC_KASLR"
+
 func isErr(target error) func(error) bool {
 	return func(err error) bool { return errors.Is(err, target) }
 }
@@ -52,7 +55,9 @@ var adviceTable = []advice{
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
-	{is: isErr(kstrip.ErrKASLR), cli: "strip the release's netbsd-GENERIC (or netbsd-GENERIC.gz) instead, its kernel without KASLR, which smolvmm run boots"},
+	// kstrip and run refuse it alike (kstrip.ErrKASLR is
+	// netbsdboot.ErrKASLR); run's vmm.Error hint is the lib text.
+	{is: isErr(kstrip.ErrKASLR), lib: "use the release's kernel linked without KASLR, netbsd-GENERIC", cli: kaslrAdvice},
 	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
 	{is: isAs[*imagebuilder.UnreadableError], cli: "make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share"},
 	// A directory set is read with the builder's permissions: root reads
@@ -198,11 +203,9 @@ func vmFlagHint(e *vmm.Error) string {
 		switch {
 		case errors.Is(e.Err, vmm.ErrConfig):
 			return "pass -k KERNEL"
-		case errors.Is(e.Err, netbsdboot.ErrMachine), errors.Is(e.Err, netbsdboot.ErrTruncated), errors.Is(e.Err, netbsdboot.ErrBootMap):
+		case errors.Is(e.Err, netbsdboot.ErrMachine), errors.Is(e.Err, netbsdboot.ErrTruncated), errors.Is(e.Err, netbsdboot.ErrBootMap),
+			errors.Is(e.Err, netbsdboot.ErrKASLR): // adviceTable's kaslrAdvice; no protocol boots it
 			return ""
-		case errors.Is(e.Err, netbsdboot.ErrKASLR):
-			// No protocol boots it: --boot does not help.
-			return "pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz), its kernel without KASLR: only NetBSD's prekern boots GENERIC_KASLR"
 		case errors.Is(e.Err, netbsdboot.ErrXenPV):
 			return "pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz): a Xen PV kernel runs only under Xen"
 		case strings.HasPrefix(e.Op, "read kernel") && errors.Is(e.Err, regfile.ErrTooLarge):

@@ -284,7 +284,7 @@ func TestBootAdvice(t *testing.T) {
 		{"no kernel", []string{"-k", text},
 			"pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"},
 		{"amd64 KASLR kernel", []string{"-k", kaslr},
-			"pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz), its kernel without KASLR: only NetBSD's prekern boots GENERIC_KASLR"},
+			kaslrAdvice},
 		{"Xen PV kernel", []string{"-k", xen},
 			"pass -k the release's netbsd-GENERIC (or netbsd-GENERIC.gz): a Xen PV kernel runs only under Xen"},
 	}

@@ -45,6 +45,12 @@ func IsGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b 
 // expands past its limit.
 var ErrTooLarge = errors.New("gzip data expands past the limit")
 
+// ErrKASLR: an amd64 NetBSD kernel linked relocatable for KASLR
+// (GENERIC_KASLR), which only NetBSD's prekern places, at boot. kstrip
+// and netbsdboot both refuse it and export it as their ErrKASLR, so one
+// errors.Is tells it whichever refused it.
+var ErrKASLR = errors.New("NetBSD KASLR kernel")
+
 // Gunzip decompresses raw as NetBSD's /boot reads a gzipped file through
 // libsa's cread (sys/lib/libsa/cread.c): one gzip member, then the next
 // while the bytes after a member are the gzip magic (:398-405 calls
