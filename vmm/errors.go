@@ -27,12 +27,14 @@ var (
 //
 // Hint speaks of the Config, never of a program's flags: a command-line
 // front end finds the Config field at fault in Field and replaces Hint with
-// advice about its own flag.
+// advice about its own flag. A value given by a RestoreOption rather than
+// the Config is named by the option: Field "WithMAC" for a restore's
+// network card address.
 type Error struct {
 	Op    string // what was being done: "open /dev/kvm", "load kernel netbsd"
 	Err   error
 	Hint  string // what to do, for the CLI to print
-	Field string // the Config field at fault ("MemoryMiB", "Kernel", "KernelImage", "Modules", "Append", "Boot", "Disks", "Devices", "ReadyAddr"...), or ""
+	Field string // the Config field ("MemoryMiB", "Kernel", "KernelImage", "Modules", "Append", "Boot", "Disks", "Devices", "ReadyAddr"...) or RestoreOption ("WithMAC") at fault, or ""
 }
 
 // Error is the operation and the cause, with the hint in parentheses.

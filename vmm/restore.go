@@ -100,7 +100,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}()
 	if o.mac != nil {
 		if err := checkMAC(o.mac); err != nil {
-			return nil, &Error{Op: "restore", Field: "MAC", Err: err}
+			return nil, &Error{Op: "restore", Field: "WithMAC", Err: err}
 		}
 	}
 	if cfg.MemoryMiB != 0 { // 0: the snapshot's

@@ -85,7 +85,7 @@ func (m *Machine) restoreMAC(st *machineState, o restoreOptions) error {
 	}
 	if nic < 0 {
 		if o.mac != nil {
-			return &Error{Op: "restore", Field: "MAC", Err: fmt.Errorf("address %s for a network card, but the machine has none: %w", o.mac, ErrConfig)}
+			return &Error{Op: "restore", Field: "WithMAC", Err: fmt.Errorf("address %s for a network card, but the machine has none: %w", o.mac, ErrConfig)}
 		}
 		return nil
 	}
@@ -100,10 +100,10 @@ func (m *Machine) restoreMAC(st *machineState, o restoreOptions) error {
 	}
 	switch {
 	case o.mac != nil && has.String() != o.mac.String():
-		return &Error{Op: op, Field: "MAC", Err: fmt.Errorf("%w: the card has %s, the clone's address is %s", ErrMACChanged, has, o.mac),
+		return &Error{Op: op, Field: "WithMAC", Err: fmt.Errorf("%w: the card has %s, the clone's address is %s", ErrMACChanged, has, o.mac),
 			Hint: "give the card the clone's address"}
 	case o.mac == nil && had != nil && has.String() != had.String():
-		return &Error{Op: op, Field: "MAC", Err: fmt.Errorf("%w: the card has %s, the snapshot's guest %s", ErrMACChanged, has, had),
+		return &Error{Op: op, Field: "WithMAC", Err: fmt.Errorf("%w: the card has %s, the snapshot's guest %s", ErrMACChanged, has, had),
 			Hint: "give the card the snapshot's address, or restore a clone with another address (WithMAC)"}
 	case o.mac != nil && had.String() != o.mac.String():
 		m.virtio[nic].dev.ConfigChanged()

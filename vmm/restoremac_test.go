@@ -129,6 +129,11 @@ func TestRestoreNewMAC(t *testing.T) {
 				if !errors.Is(err, tt.err) || !strings.Contains(err.Error(), tt.errText) {
 					t.Fatalf("Restore = %v, want %v with %q", err, tt.err, tt.errText)
 				}
+				// The address is WithMAC's to give: Config has no MAC.
+				var ve *vmm.Error
+				if !errors.As(err, &ve) || ve.Field != "WithMAC" {
+					t.Errorf("Restore = %#v, want a vmm.Error with Field WithMAC", err)
+				}
 				return
 			}
 			if err != nil {

@@ -236,6 +236,11 @@ func vmFlagHint(e *vmm.Error) string {
 		return "check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed"
 	case "Append":
 		return "check the boot flags and console=, console_addr=, console_speed=, root= in -a"
+	case "WithMAC": // --mac gives both the card's address and a restore's WithMAC
+		if errors.Is(e.Err, vmm.ErrMACChanged) {
+			return "leave out --mac to restore the snapshot's address, or give --mac another for a clone"
+		}
+		return "give --mac a unicast Ethernet address, such as 52:54:00:12:34:56, for a VM with a network card"
 	}
 	return ""
 }

@@ -57,6 +57,11 @@ func TestAdvise(t *testing.T) {
 			"load kernel k: " + multiboot.ErrNetBSDModules.Error() + " (--boot multiboot forced multiboot: use --boot netbsd, NetBSD's native handoff, which passes --module files, or drop --boot)"},
 		{"NetBSD ELF64 forced to multiboot", &vmm.Error{Op: "load kernel k", Err: vmm.ErrNetBSDELF64, Hint: "boot it natively", Field: "Boot"},
 			"load kernel k: " + vmm.ErrNetBSDELF64.Error() + " (--boot multiboot forced multiboot, which loads no ELF64 kernel: use --boot netbsd, or drop --boot)"},
+		{"restore's card address differs", &vmm.Error{Op: "restore: network card (virtio device 0)", Err: fmt.Errorf("%w: the card has a, the snapshot's guest b", vmm.ErrMACChanged),
+			Hint: "give the card the snapshot's address, or restore a clone with another address (WithMAC)", Field: "WithMAC"},
+			"restore: network card (virtio device 0): " + vmm.ErrMACChanged.Error() + ": the card has a, the snapshot's guest b (leave out --mac to restore the snapshot's address, or give --mac another for a clone)"},
+		{"clone's address refused", &vmm.Error{Op: "restore", Err: fmt.Errorf("address 01:00:5e:00:00:01 is a multicast address, which cannot be a network card's: %w", vmm.ErrConfig), Field: "WithMAC"},
+			"restore: address 01:00:5e:00:00:01 is a multicast address, which cannot be a network card's: invalid configuration (give --mac a unicast Ethernet address, such as 52:54:00:12:34:56, for a VM with a network card)"},
 		{"no field", &vmm.Error{Op: "open /dev/kvm", Err: vmm.ErrNoKVM, Hint: "load kvm"}, "open /dev/kvm: KVM is not available (load kvm)"},
 		// The library states the facts; the advice is added once (it was
 		// "404 (check the version, the arch and the mirror URL) (--version,
