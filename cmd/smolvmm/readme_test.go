@@ -391,3 +391,36 @@ func TestReadmeKeysOnATerminal(t *testing.T) {
 		t.Errorf("run --help no longer says the keys work on a terminal")
 	}
 }
+
+// TestReadmeListsPackages: the README's list of the library's packages
+// ("Packages: ...") names every top-level package of the module but cmd
+// and internal. It lacked netbsdboot, bootplan and snapshot.
+func TestReadmeListsPackages(t *testing.T) {
+	text := readme(t)
+	i := strings.Index(text, "\nPackages: ")
+	if i < 0 {
+		t.Fatal(`README has no "Packages: " paragraph`)
+	}
+	para, _, _ := strings.Cut(text[i+1:], "\n\n")
+	entries, err := os.ReadDir("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || name == "cmd" || name == "internal" || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if gofiles, _ := filepath.Glob(filepath.Join("../..", name, "*.go")); len(gofiles) == 0 {
+			continue // docs, not a package
+		}
+		n++
+		if !strings.Contains(para, "`"+name+"`") {
+			t.Errorf("README's package list lacks `%s`", name)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d packages found", n)
+	}
+}
