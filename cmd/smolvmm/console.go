@@ -33,9 +33,10 @@ type console struct {
 	termios *unix.Termios
 	once    sync.Once
 	// quit gets SIGQUIT while the terminal is raw; done ends its
-	// watch (passQuit).
-	quit chan os.Signal
-	done chan struct{}
+	// watch (passQuit), which closes watched when it has returned.
+	quit    chan os.Signal
+	done    chan struct{}
+	watched chan struct{}
 }
 
 const escapeByte = 0x01 // Ctrl-A
@@ -58,9 +59,12 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 	// Go's SIGQUIT (its stack dump, status 2) runs no deferred function:
 	// the terminal is put back first, as the seccomp filter's SIGSYS
 	// handler does.
-	c.quit, c.done = make(chan os.Signal, 1), make(chan struct{})
+	c.quit, c.done, c.watched = make(chan os.Signal, 1), make(chan struct{}), make(chan struct{})
 	signal.Notify(c.quit, unix.SIGQUIT)
-	go c.passQuit()
+	go func() {
+		c.passQuit()
+		close(c.watched)
+	}()
 	e := &escapeReader{r: stdin, help: os.Stderr, quit: func() {
 		if c.onQuit != nil {
 			c.onQuit()
@@ -77,9 +81,17 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 	return c, nil
 }
 
-// restore puts the terminal back as openConsole found it; only the first
-// call does.
+// restore puts the terminal back as openConsole found it (only the first
+// call does) and returns once the SIGQUIT watch has ended.
 func (c *console) restore() {
+	c.restoreTerminal()
+	if c.watched != nil {
+		<-c.watched
+	}
+}
+
+// restoreTerminal is restore without the wait, for passQuit itself.
+func (c *console) restoreTerminal() {
 	c.once.Do(func() {
 		if c.saved != nil {
 			_ = term.Restore(c.fd, c.saved)
@@ -97,7 +109,7 @@ func (c *console) restore() {
 func (c *console) passQuit() {
 	select {
 	case <-c.quit:
-		c.restore()
+		c.restoreTerminal()
 		signal.Reset(unix.SIGQUIT)
 		_ = unix.Kill(os.Getpid(), unix.SIGQUIT)
 	case <-c.done:

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -102,5 +104,26 @@ func TestConsoleNotATerminal(t *testing.T) {
 	c.restore()
 	if c.in != r || c.saved != nil || c.termios != nil {
 		t.Errorf("console on a pipe: input %v, saved %v, termios %v; want the pipe itself and no terminal state", c.in, c.saved, c.termios)
+	}
+}
+
+// TestConsoleRestoreJoinsQuitWatch: restore returns once the SIGQUIT
+// watch (passQuit) has ended, so no goroutine of the console outlives it.
+func TestConsoleRestoreJoinsQuitWatch(t *testing.T) {
+	// Counted, not required absent: another test's console may be open.
+	watches := func() int {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), ".passQuit(")
+	}
+	for range 5 {
+		before := watches()
+		c, err := openConsole(openPTY(t), openPTY(t), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.restore()
+		if n := watches(); n > before {
+			t.Fatalf("%d SIGQUIT watches after restore, %d before openConsole: restore did not wait for its own", n, before)
+		}
 	}
 }
