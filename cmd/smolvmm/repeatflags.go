@@ -93,8 +93,8 @@ func record(f cli.Flag) *flagRecord {
 }
 
 // refuseRepeated refuses a flag that takes one value given more than once
-// (under one name: urfave/cli refuses two names itself, see
-// twoFormsMessage). It runs before every command's action
+// with different values (under one name: urfave/cli refuses two names
+// itself, see twoFormsMessage). It runs before every command's action
 // (withEmptyCheck).
 func refuseRepeated(c *cli.Context) error {
 	if c.Command == nil {
@@ -151,10 +151,11 @@ func repeatedMessage(f cli.Flag, values []string) string {
 }
 
 // twoFormsMessage rewrites urfave/cli's refusal of a flag given under two
-// of its names ("Cannot use two forms of the same flag: m memory"): for a
-// flag that takes one value, as given twice, with its values; for one
-// that takes a list, which urfave/cli wants under one name. ok is false
-// for any other message.
+// of its names ("Cannot use two forms of the same flag: m memory"), which
+// it makes even when the two say one thing (-m 64 --memory 64, -v
+// --verbose): the names are one flag, to be given under one of them; a
+// flag that takes one value given different values has them named too.
+// ok is false for any other message.
 func twoFormsMessage(c *cli.Context, msg string) (string, bool) {
 	rest, ok := strings.CutPrefix(msg, "Cannot use two forms of the same flag: ")
 	if !ok {
@@ -165,13 +166,6 @@ func twoFormsMessage(c *cli.Context, msg string) (string, bool) {
 	if f == nil {
 		return "", false
 	}
-	if r := record(f); r != nil && len(r.given) > 1 {
-		values := make([]string, len(r.given))
-		for i, g := range r.given {
-			values[i] = g.value
-		}
-		return repeatedMessage(f, values), true
-	}
 	names := namesOf(f)
 	spelled := make([]string, len(names))
 	for i, n := range names {
@@ -180,5 +174,19 @@ func twoFormsMessage(c *cli.Context, msg string) (string, bool) {
 	if len(names[0]) > 1 && len(names) == 2 && len(names[1]) == 1 {
 		spelled[0], spelled[1] = spelled[1], spelled[0] // -d and --disk
 	}
-	return strings.Join(spelled, " and ") + " are one flag: give each of its values with the same one", true
+	both := strings.Join(spelled, " and ")
+	r := record(f)
+	if r == nil {
+		return both + " are one flag: give all its values under one name", true
+	}
+	values := make([]string, len(r.given))
+	for i, g := range r.given {
+		values[i] = strconv.Quote(g.value)
+	}
+	if len(values) > 1 && !allSame(values) {
+		last := len(values) - 1
+		return fmt.Sprintf("%s are one flag, given %s, then %s: it takes one value; give it once, under one name",
+			both, strings.Join(values[:last], ", "), values[last]), true
+	}
+	return both + " are one flag: give it under one name", true
 }
