@@ -671,7 +671,9 @@ func mirrorKernelError(path string, err error) error {
 // uncompressed, with every cfdata entry outside keep disabled, and hands
 // kstrip's warnings to warn. Names of the keep list that this kernel lacks
 // are skipped, not fatal: the default list covers i386 GENERIC and other
-// ports may lack an entry or two.
+// ports may lack an entry or two. They are named in the summary alone: up
+// chose them, so a warning with a "did you mean" would ask the user to fix
+// a name they never gave (as kstrip's own default list has only a note).
 func stripKernel(in, out string, keep []string, warn func(string)) (string, error) {
 	f, err := kstrip.ReadFile(in)
 	var pe *fs.PathError
@@ -685,7 +687,18 @@ func stripKernel(in, out string, keep []string, warn func(string)) (string, erro
 	if err != nil {
 		return "", mirrorKernelError(in, err)
 	}
-	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: k.Applicable(keep), IgnoreUnknown: true})
+	var known, missing []string
+	for _, n := range k.Applicable(keep) {
+		if k.Known(n) {
+			known = append(known, n)
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(known) == 0 {
+		known = k.Applicable(keep) // Plan refuses a list that keeps nothing (ErrNothingKept)
+	}
+	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: known, IgnoreUnknown: true})
 	if err != nil {
 		return "", err
 	}
@@ -705,12 +718,8 @@ func stripKernel(in, out string, keep []string, warn func(string)) (string, erro
 		}
 	}
 	msg := fmt.Sprintf("%d of %d cfdata entries disabled, %d changed, %d parents kept", disabled, len(k.Entries), len(r.Changes), len(r.KeptParents))
-	if len(r.Unknown) > 0 {
-		var names []string
-		for _, u := range r.Unknown {
-			names = append(names, u.Name)
-		}
-		msg += fmt.Sprintf(" (not in this kernel: %s)", strings.Join(names, ", "))
+	if len(missing) > 0 {
+		msg += fmt.Sprintf(" (not in this kernel: %s)", strings.Join(missing, ", "))
 	}
 	return msg, nil
 }
