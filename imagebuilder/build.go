@@ -53,9 +53,26 @@ type Config struct {
 	// what the sets hold that the image cannot keep exactly (a
 	// modification time ext2 cannot store, clamped) and about the
 	// service's files the build does not read (see
-	// service.Service.Warnings), each line starting "warning: "; nil
-	// discards them.
+	// service.Service.Warnings), each line starting "warning: " (or
+	// handed to its Warn method, when it is a Warner); nil discards them.
 	Log io.Writer
+}
+
+// Warner is a Log that takes the build's warnings itself, to say them its
+// own way (a program naming itself first), apart from the scripts'
+// output, which comes to its Write as the scripts wrote it.
+type Warner interface {
+	Warn(msg string)
+}
+
+// warn says msg, a warning of the build, on log: to its Warn method when
+// it has one, else as a line "warning: msg".
+func warn(log io.Writer, msg string) {
+	if w, ok := log.(Warner); ok {
+		w.Warn(msg)
+		return
+	}
+	fmt.Fprintf(log, "warning: %s\n", msg)
 }
 
 // Headroom is the free space added to an image sized to its content: a quarter of the content, and
@@ -79,7 +96,7 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	}
 	if cfg.Log != nil {
 		for _, w := range cfg.Service.Warnings() {
-			fmt.Fprintf(cfg.Log, "warning: %s\n", w)
+			warn(cfg.Log, w)
 		}
 	}
 	t := fstree.New()
@@ -88,7 +105,7 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	}
 	if cfg.Log != nil {
 		for _, w := range t.Warnings {
-			fmt.Fprintf(cfg.Log, "warning: set %s\n", w)
+			warn(cfg.Log, "set "+w)
 		}
 	}
 	// Sets for one port given as the other's would boot with the wrong

@@ -211,7 +211,7 @@ func warnIgnored(s *service.Service, log io.Writer) {
 	for i, name := range ignored {
 		ignored[i] = termsafe.Printable(name)
 	}
-	fmt.Fprintf(log, "warning: service %s: %s not run: postinst/ runs only its *.sh scripts\n", s.Name, strings.Join(ignored, ", "))
+	warn(log, fmt.Sprintf("service %s: %s not run: postinst/ runs only its *.sh scripts", s.Name, strings.Join(ignored, ", ")))
 }
 
 // StageDirError is the error of RunPostinst (and BuildTree) when the

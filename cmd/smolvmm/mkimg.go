@@ -202,7 +202,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if err := checkImageNotInput(out, inputs); err != nil { // checks.go
 		return err
 	}
-	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: log}
+	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: newBuildLog(log, "smolvmm mkimg: ")}
 	start := time.Now()
 	reading := progress(log, "reading sets")
 	cfg.ReadProgress = reading.update
@@ -532,4 +532,27 @@ func (p *progressBar) done() {
 	if p.bar != nil {
 		p.bar.Finish()
 	}
+}
+
+// buildLog is the Log mkimg and up give the image builder: its warnings
+// are said as every other of the command's, "smolvmm COMMAND: warning:
+// ..." (they came bare, "warning: service web: options.mk is not read",
+// the one message of smolvmm without its name), and the postinst
+// scripts' output is written as the scripts wrote it.
+type buildLog struct {
+	io.Writer
+	prefix string // "smolvmm mkimg: "
+}
+
+// newBuildLog is a buildLog on w, or nil (nothing logged) when w is nil.
+func newBuildLog(w io.Writer, prefix string) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return buildLog{w, prefix}
+}
+
+// Warn makes buildLog an imagebuilder.Warner.
+func (l buildLog) Warn(msg string) {
+	fmt.Fprintf(l.Writer, "%swarning: %s\n", l.prefix, msg)
 }

@@ -459,3 +459,46 @@ func TestMkimgSignalAtCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestMkimgWarningsNamed: the image builder's warnings (a service's
+// options.mk that is not read, a file of postinst/ that does not run) are
+// said as "smolvmm mkimg: warning: ...", as every other; they came as
+// bare "warning: ..." lines. A postinst script's own output, a line
+// starting "warning: " included, is written as the script wrote it.
+func TestMkimgWarningsNamed(t *testing.T) {
+	inSetDir(t)
+	svc := filepath.Join("svcs", "web")
+	for _, d := range []string{filepath.Join(svc, "etc"), filepath.Join(svc, "postinst")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{
+		"service.conf":    "sets=rescue\nsize=auto\n",
+		"options.mk":      "IMGSIZE=20\n",
+		"etc/rc":          "#!/bin/sh\n",
+		"postinst/README": "notes\n",
+		"postinst/a.sh":   "echo 'warning: the script says this'\n",
+	} {
+		if err := os.WriteFile(filepath.Join(svc, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log bytes.Buffer
+	if err := mkimg(context.Background(), fakeFlags{"service": "web", "service-dir": "svcs", "image": "w.img", "timestamp": "1700000000"}, &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	out := log.String()
+	for _, want := range []string{
+		"\nsmolvmm mkimg: warning: service web: options.mk is not read",
+		"\nsmolvmm mkimg: warning: service web: postinst/README not run",
+		"\nwarning: the script says this\n",
+	} {
+		if !strings.Contains("\n"+out, want) {
+			t.Errorf("log lacks %q:\n%s", want[1:], out)
+		}
+	}
+	if strings.Contains(out, "smolvmm mkimg: warning: the script") {
+		t.Errorf("the script's output was changed:\n%s", out)
+	}
+}

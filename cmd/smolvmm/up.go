@@ -732,7 +732,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if b.Svc == nil {
 		return "", fmt.Errorf("service %s: not loaded", b.Service)
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: b.Log, Force: true}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: newBuildLog(b.Log, "smolvmm up: "), Force: true}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	var ae *imagebuilder.InitArchError
 	if errors.As(err, &ae) {
