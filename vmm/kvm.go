@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
+	"strconv"
+	"syscall"
 	"unsafe"
 
 	"github.com/bobuhiro11/gokvm/kvm"
@@ -115,7 +118,7 @@ func notDevice(err error) bool {
 
 // openKVM opens the KVM device at path and checks that it is one, with
 // the API version this VMM speaks. The advice about the host (firmware,
-// modules, the kvm group) is given only for /dev/kvm: another path is
+// modules, its group) is given only for /dev/kvm: another path is
 // the caller's choice, and the host may have KVM elsewhere.
 func openKVM(path string) (*os.File, error) {
 	host := path == defaultKVMPath
@@ -133,7 +136,7 @@ func openKVM(path string) (*os.File, error) {
 			e.Err = &kvmError{ErrKVMPermission.Error(), ErrKVMPermission, err}
 			e.Hint = "give this user read and write access to it, or run as root"
 			if host {
-				e.Hint = "add your user to the kvm group (sudo usermod -aG kvm $USER, then log in again) or run as root"
+				e.Hint = kvmPermissionHint(deviceGroup(path))
 			}
 		case notDevice(err):
 			// Op already names the path.
@@ -154,6 +157,36 @@ func openKVM(path string) (*os.File, error) {
 		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: fmt.Errorf("%s speaks KVM API version %d, not %d: %w", path, v, kvmAPIVersion, ErrNoKVM)}
 	}
 	return f, nil
+}
+
+// deviceGroup is the mode of the device at path and the name of its group
+// ("" when either cannot be found).
+func deviceGroup(path string) (fs.FileMode, string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fi.Mode(), ""
+	}
+	g, err := user.LookupGroupId(strconv.FormatUint(uint64(st.Gid), 10))
+	if err != nil {
+		return fi.Mode(), ""
+	}
+	return fi.Mode(), g.Name
+}
+
+// kvmPermissionHint is the advice for a user refused /dev/kvm, whose mode
+// and group are mode and group. Joining the group helps only when it may
+// read and write the device and is not root's (which no user should join
+// for this); otherwise the user needs access of their own: an ACL now, a
+// udev rule to keep it across reboots.
+func kvmPermissionHint(mode fs.FileMode, group string) string {
+	if mode&0o060 == 0o060 && group != "" && group != "root" {
+		return fmt.Sprintf("add your user to the %s group (sudo usermod -aG %s $USER, then log in again) or run as root", group, group)
+	}
+	return "give your user read and write access to /dev/kvm (sudo setfacl --modify u:$USER:rw /dev/kvm, and a udev rule to keep it after a reboot) or run as root"
 }
 
 // kvmAPIVersion is the only KVM API version there has been since Linux
