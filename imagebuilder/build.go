@@ -75,8 +75,8 @@ func warn(log io.Writer, msg string) {
 	fmt.Fprintf(log, "warning: %s\n", msg)
 }
 
-// Headroom is the free space added to an image sized to its content: a quarter of the content, and
-// at least 4 MiB.
+// Headroom is the free space added to an image sized to its content: a
+// quarter of the content, and at least 4 MiB.
 func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 
 // BuildTree reads the sets, applies the service overlay and runs the
