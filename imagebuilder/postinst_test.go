@@ -833,13 +833,7 @@ func TestPostinstScriptTimes(t *testing.T) {
 // same script run by root on a real copy, with the owner of a copy's
 // path (root's when it is new), which the staged copy cannot carry.
 func TestPostinstCopiedModes(t *testing.T) {
-	tests := []struct {
-		path     string
-		node     *fstree.Node
-		script   string
-		want     uint16
-		uid, gid uint32
-	}{
+	tests := []modeCase{
 		{"bin/o-rx", fstree.NewFile(0555, []byte("x")), "chmod o-rx bin/o-rx", 0550, 0, 0},
 		{"bin/go-rx", fstree.NewFile(0555, []byte("x")), "chmod go-rx bin/go-rx", 0500, 0, 0},
 		{"bin/a+x", fstree.NewFile(0444, []byte("x")), "chmod a+x bin/a+x", 0555, 0, 0},
@@ -864,28 +858,7 @@ func TestPostinstCopiedModes(t *testing.T) {
 		{"etc/conf", ownedFile(0600, 7, 7), "rm etc/conf; printf new > etc/conf", 0644, 7, 7},
 		{"etc/conf2", ownedFile(0600, 7, 7), "printf new > etc/conf2.n; mv etc/conf2.n etc/conf2", 0644, 7, 7},
 	}
-	tr := baseTree(t)
-	script := "set -e\n"
-	for _, tc := range tests {
-		if tc.node != nil {
-			tr.Put(tc.path, tc.node)
-		}
-		script += tc.script + "\n"
-	}
-	dir := postinstService(t, map[string]string{"x.sh": script})
-	var log strings.Builder
-	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	for _, tc := range tests {
-		n, err := tr.Get(tc.path)
-		switch {
-		case err != nil:
-			t.Errorf("%s: %v", tc.path, err)
-		case n.Perm != tc.want || n.UID != tc.uid || n.GID != tc.gid:
-			t.Errorf("%s after %q: mode %#o %d:%d, want %#o %d:%d", tc.path, tc.script, n.Perm, n.UID, n.GID, tc.want, tc.uid, tc.gid)
-		}
-	}
+	runModeCases(t, tests)
 }
 
 // ownedFile is a file of mode perm owned by uid:gid, with a time.
@@ -903,13 +876,7 @@ func ownedFile(perm uint16, uid, gid uint32) *fstree.Node {
 // its inode: its own mode and owner; a copy (cp -a) is a new directory,
 // of the mode it has.
 func TestPostinstDirModes(t *testing.T) {
-	tests := []struct {
-		path     string
-		node     *fstree.Node
-		script   string
-		want     uint16
-		uid, gid uint32
-	}{
+	tests := []modeCase{
 		{"var/ro-1777", fstree.NewDir(0o555), "chmod 1777 var/ro-1777", 0o1777, 0, 0},
 		{"var/ro-1755", fstree.NewDir(0o500), "chmod 1755 var/ro-1755", 0o1755, 0, 0},
 		{"var/sg-3775", fstree.NewDir(0o2775), "chmod 3775 var/sg-3775", 0o3775, 0, 0},
@@ -933,6 +900,30 @@ func TestPostinstDirModes(t *testing.T) {
 		// One made at a set's path keeps the path's owner (README).
 		{"var/remade", ownedDir(0o700, 7, 13), "rmdir var/remade; mkdir var/remade", 0o755, 7, 13},
 	}
+	runModeCases(t, tests)
+}
+
+// ownedDir is a directory of mode perm owned by uid:gid, with a time.
+func ownedDir(perm uint16, uid, gid uint32) *fstree.Node {
+	n := fstree.NewDir(perm)
+	n.UID, n.GID, n.Mtime, n.MtimeSet = uid, gid, 1500000000, true
+	return n
+}
+
+// modeCase is a set entry at path (none when node is nil), what a script
+// does, and the mode and owner path has after it; want 0: path is gone.
+type modeCase struct {
+	path     string
+	node     *fstree.Node
+	script   string
+	want     uint16
+	uid, gid uint32
+}
+
+// runModeCases puts every case's entry in one tree, runs their scripts
+// as one postinst script, and checks each path.
+func runModeCases(t *testing.T, tests []modeCase) {
+	t.Helper()
 	tr := baseTree(t)
 	script := "set -e\n"
 	for _, tc := range tests {
@@ -959,11 +950,4 @@ func TestPostinstDirModes(t *testing.T) {
 			t.Errorf("%s after %q: mode %#o %d:%d, want %#o %d:%d", tc.path, tc.script, n.Perm, n.UID, n.GID, tc.want, tc.uid, tc.gid)
 		}
 	}
-}
-
-// ownedDir is a directory of mode perm owned by uid:gid, with a time.
-func ownedDir(perm uint16, uid, gid uint32) *fstree.Node {
-	n := fstree.NewDir(perm)
-	n.UID, n.GID, n.Mtime, n.MtimeSet = uid, gid, 1500000000, true
-	return n
 }
