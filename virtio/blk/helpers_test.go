@@ -3,6 +3,7 @@ package blk_test
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -84,8 +85,14 @@ func newBlkRig(t testing.TB, disk *blk.Disk) *blkRig {
 // newBlkRigOn is newBlkRig over guest memory mem.
 func newBlkRigOn(t testing.TB, disk *blk.Disk, mem *guestmem.Memory) *blkRig {
 	t.Helper()
+	return newBlkRigLogged(t, disk, mem, nil)
+}
+
+// newBlkRigLogged is newBlkRigOn with the transport logging to log.
+func newBlkRigLogged(t testing.TB, disk *blk.Disk, mem *guestmem.Memory, log *slog.Logger) *blkRig {
+	t.Helper()
 	irq := virtiotest.NewIRQ()
-	pd, err := virtio.NewPCIDevice(mem, disk, irq, nil)
+	pd, err := virtio.NewPCIDevice(mem, disk, irq, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guestmem"
-	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 	"golang.org/x/sys/unix"
@@ -55,23 +54,7 @@ func (f *failingBackend) Sync() error {
 func newLoggedRig(t *testing.T, disk *blk.Disk) (*blkRig, *virtiotest.Log) {
 	t.Helper()
 	log := &virtiotest.Log{}
-	mem := guestmem.New(make([]byte, guestMem))
-	irq := virtiotest.NewIRQ()
-	pd, err := virtio.NewPCIDevice(mem, disk, irq, slog.New(slog.NewTextHandler(log, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pd.Close() })
-	a := virtiotest.NewAlloc(mem, 4096)
-	pfn := a.Pages(2)
-	ring, err := virtiotest.NewRing(mem, pfn, blk.QueueSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &blkRig{mem: mem, disk: disk, pd: pd, drv: virtiotest.Driver{Regs: pd.BARDevice(0)}, ring: ring, alloc: a, irq: irq}
-	if _, err := r.drv.Attach(0xFFFFFFFF, []uint32{pfn}); err != nil {
-		t.Fatal(err)
-	}
+	r := newBlkRigLogged(t, disk, guestmem.New(make([]byte, guestMem)), slog.New(slog.NewTextHandler(log, nil)))
 	return r, log
 }
 
