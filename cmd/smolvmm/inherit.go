@@ -47,11 +47,6 @@ func passedFDs(args []string) map[int]bool {
 	if fd, err := strconv.Atoi(os.Getenv(jailEnv)); err == nil {
 		keep[fd] = true
 	}
-	if v, _, _ := strings.Cut(os.Getenv(jailErrorEnv), ":"); v != "" {
-		if fd, err := strconv.Atoi(v); err == nil {
-			keep[fd] = true
-		}
-	}
 	for i := 2; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -46,16 +45,6 @@ func runJailed(c *cli.Context, args []string) (ran bool, err error) {
 // started: when it did not (a flag refused, a tap that cannot be opened,
 // no namespaces, a jail that failed to start), no VM ever existed.
 func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
-	return jailRunFor(c, args, "")
-}
-
-// jailRunFor is jailRun for command, when another command than the one
-// args run (up, whose VM is run's): the jailed VMM hands its error line,
-// said as command's, back on a pipe (jailErrorEnv), and err carries it
-// (relayedError), for command to say it after its own lines (up's "run
-// ended after"), as it does without --jail. The VMM said it itself as
-// "smolvmm run: ...", before up said its run had ended.
-func jailRunFor(c *cli.Context, args []string, command string) (ran, started bool, err error) {
 	if !hasFlag(c, "jail") || !c.Bool("jail") {
 		return false, false, nil
 	}
@@ -105,36 +94,12 @@ func jailRunFor(c *cli.Context, args []string, command string) (ran, started boo
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(c.Int("ready-fd")), "ready"))
 		cmd.Args = withFlagValue(cmd.Args, "--ready-fd", strconv.Itoa(2+len(cmd.ExtraFiles)))
 	}
-	var relayed chan []byte
-	if command != "" {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return true, false, fmt.Errorf("--jail: %w", err)
-		}
-		defer r.Close()
-		defer w.Close()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, w)
-		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d:%s", jailErrorEnv, 2+len(cmd.ExtraFiles), command))
-		relayed = make(chan []byte, 1)
-		go func() {
-			b, _ := io.ReadAll(io.LimitReader(r, 1<<20))
-			io.Copy(io.Discard, r) // the VMM never blocks on its error line
-			relayed <- b
-		}()
-	}
 	// The jailed VMM sets the console's raw mode and restores it; if it
 	// is killed, this puts the terminal back.
 	if t, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
 		defer unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, t)
 	}
 	end, err := jail.Run(cmd)
-	var line string
-	if relayed != nil {
-		// The VMM's copy closed as it ended (and its own children had
-		// none: jailErrorTo made it close-on-exec); this is the last.
-		cmd.ExtraFiles[len(cmd.ExtraFiles)-1].Close()
-		line = strings.TrimSuffix(string(<-relayed), "\n")
-	}
 	if errors.Is(err, sandbox.ErrNamespaces) {
 		return true, false, fmt.Errorf("--jail: %w (smolvmm needs CAP_SYS_ADMIN, and a kernel or container that lets it create namespaces; run without --jail otherwise)", err)
 	}
@@ -146,57 +111,10 @@ func jailRunFor(c *cli.Context, args []string, command string) (ran, started boo
 		fmt.Fprintf(os.Stderr, "smolvmm: %s\n", killedBy(end.Signal))
 	}
 	if status := end.Status(); status != 0 {
-		if line != "" {
-			return true, true, relayedError{line, status}
-		}
 		return true, true, cli.Exit("", status)
 	}
 	return true, true, nil
 }
-
-// jailErrorEnv tells a jailed VMM to write its error line, said as
-// another command's, to a descriptor of its parent's: "FD:COMMAND".
-const jailErrorEnv = "SMOLVMM_JAIL_ERROR"
-
-// errorRelay is where a jailed VMM writes its error line, and
-// errorRelayCommand the command it says it as (jailErrorTo).
-var (
-	errorRelay        *os.File
-	errorRelayCommand string
-)
-
-// jailErrorTo takes jailErrorEnv's descriptor, in the jailed VMM, before
-// anything of the VMM's is started: close-on-exec, so that no process of
-// its own (the broker) holds the pipe open after it ends.
-func jailErrorTo() {
-	v, ok := os.LookupEnv(jailErrorEnv)
-	if _, jailedVMM := os.LookupEnv(jailEnv); !ok || !jailedVMM {
-		return
-	}
-	os.Unsetenv(jailErrorEnv)
-	fdText, command, _ := strings.Cut(v, ":")
-	fd, err := strconv.Atoi(fdText)
-	if err != nil || fd <= 2 || command == "" {
-		return
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-		return
-	}
-	errorRelay, errorRelayCommand = os.NewFile(uintptr(fd), "error line"), command
-}
-
-// relayedError is the error line a jailed VMM handed back (jailRunFor),
-// already said as this command's: printed as it is, with the VMM's
-// status.
-type relayedError struct {
-	line   string
-	status int
-}
-
-func (e relayedError) Error() string { return e.line }
-
-// ExitCode makes relayedError a cli.ExitCoder.
-func (e relayedError) ExitCode() int { return e.status }
 
 // jailsNetwork reports whether the jailed VMM of --net spec gets a network
 // namespace of its own, readyPort whether --ready-port is given. The user

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -606,54 +604,5 @@ func TestUpJailedNotStarted(t *testing.T) {
 	var ns notStartedError
 	if !ran || !errors.As(err, &ns) {
 		t.Fatalf("upJailed: ran %v, err %v (%T); want it ran and its error marked not started", ran, err, err)
-	}
-}
-
-// TestJailedErrorRelayed: a jailed VMM told by jailErrorEnv to say its
-// error as up's writes its error line, detail and all, to the pipe its
-// parent gave it, as "smolvmm up: ...", and not to stderr; up --jail then
-// says it after "run ended after", as up does without --jail. The jailed
-// VMM said "smolvmm run: guest crashed: ..." itself, before up said its
-// run had ended. (The jail itself is not needed for the VMM's side.)
-func TestJailedErrorRelayed(t *testing.T) {
-	if !kvmUsable() {
-		t.Skip("needs /dev/kvm")
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cmd := exec.Command(smolvmmBin(t), "run", "-k", guests.ForTest(t, "bad"), "-m", "16", "--net", "none", "-a", "triplefault-silent")
-	cmd.Env = append(os.Environ(), jailEnv+"=-", jailErrorEnv+"=3:up")
-	cmd.ExtraFiles = []*os.File{w}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	w.Close()
-	relayed, _ := io.ReadAll(r)
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-		t.Errorf("exit %v, want status 2", err)
-	}
-	if !strings.HasPrefix(string(relayed), "smolvmm up: guest crashed: triple fault before any console output") {
-		t.Errorf("relayed %q, want up's guest crashed line", relayed)
-	}
-	if strings.Contains(stderr.String(), "guest crashed") {
-		t.Errorf("the jailed VMM said its error on stderr as well:\n%s", stderr.String())
-	}
-
-	// up's side: the run's time, then the line as it came.
-	f := newFakeUp(t)
-	d := f.deps()
-	line := strings.TrimSuffix(string(relayed), "\n")
-	d.run = func(ctx context.Context, kernel, image string) error { return relayedError{line, 2} }
-	var log bytes.Buffer
-	_, err = up(context.Background(), &log, d, upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "x.img")})
-	var re relayedError
-	if !errors.As(err, &re) || exitCode(err) != 2 || err.Error() != line {
-		t.Errorf("up's error %v (%T, status %d), want the relayed line with status 2", err, err, exitCode(err))
-	}
-	if !strings.Contains(log.String(), "smolvmm up: run     ended after") {
-		t.Errorf("up's log lacks the run's time:\n%s", log.String())
 	}
 }

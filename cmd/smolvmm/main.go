@@ -31,7 +31,6 @@ func commands() []*cli.Command {
 func main() {
 	maybeBrokerMain()            // broker.go: a VMM's broker ends here
 	closeInherited(os.Args)      // inherit.go: before anything of ours is open
-	jailErrorTo()                // jail.go: a jailed VMM's error line, for up
 	prepareRestoreEarly(os.Args) // snapshot.go: before the flags are parsed
 	os.Exit(run(os.Args))
 }
@@ -72,21 +71,9 @@ func run(args []string) int {
 	if errors.As(err, &g) {
 		err, command = g.after(commandAfterFlags(args)), ""
 	}
-	// A jailed VMM's error line, said by the jailed VMM as its
-	// parent's command (up) and handed back to it, is said as it is.
-	var relayed relayedError
-	if errors.As(err, &relayed) {
-		fmt.Fprintln(os.Stderr, relayed.line)
-		return relayed.status
-	}
 	// advise adds the flags to change to the libraries' errors.
 	if msg := advise(err); msg != "" {
-		if errorRelay != nil {
-			fmt.Fprintln(errorRelay, errorText(errorRelayCommand, msg, err))
-			errorRelay.Close()
-		} else {
-			fmt.Fprintln(os.Stderr, errorText(command, msg, err))
-		}
+		fmt.Fprintln(os.Stderr, errorText(command, msg, err))
 	}
 	return exitCode(err)
 }

@@ -579,7 +579,7 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 // is marked vmNotStarted: no VM ran (a tap that cannot be opened, no
 // namespaces, a jail that failed to start).
 func upJailed(c *cli.Context, kernel, image string) (ran bool, err error) {
-	ran, started, err := jailRunFor(c, upRunArgs(c, kernel, image), "up")
+	ran, started, err := jailRun(c, upRunArgs(c, kernel, image))
 	if !ran {
 		return false, nil
 	}
