@@ -143,6 +143,11 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	case http.StatusPartialContent:
 		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != have {
+			if have == 0 {
+				// Asked for the whole file (no Range), answered with a
+				// part of it: starting over would ask the same again.
+				return 0, fmt.Errorf("%w: GET %s: the mirror answered %s (Content-Range %q) to a request for the whole file", ErrHTTP, shown(d.url), resp.Status, resp.Header.Get("Content-Range"))
+			}
 			// Not the range asked for: discard the partial file and retry
 			// from zero (the caller sees no progress only if that fails).
 			body.Close()

@@ -780,6 +780,30 @@ func TestFetchWrongRangeThenCut(t *testing.T) {
 	}
 }
 
+// TestFetchPartForWhole: a mirror answering a request for the whole file
+// with a part of it (206 from byte 1) is an error, not a start over from
+// zero that asks the same again for ever.
+func TestFetchPartForWhole(t *testing.T) {
+	srv, f := setup(t)
+	kpath := fetchtest.KernelPath("9.3", "i386", KernelName)
+	srv.SetFault(kpath, fetchtest.Fault{PartWhole: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := f.Fetch(ctx, "9.3", "i386")
+	if !errors.Is(err, ErrHTTP) || !strings.Contains(err.Error(), "to a request for the whole file") {
+		t.Fatalf("err = %v, want ErrHTTP naming the part answered for the whole file", err)
+	}
+	gets := 0
+	for _, r := range srv.Requests() {
+		if r.Path == kpath {
+			gets++
+		}
+	}
+	if gets != 1 {
+		t.Errorf("%d requests for the kernel, want 1", gets)
+	}
+}
+
 // TestFetchMisplacedMirror: a mirror URL naming a release tree, a
 // directory in one, or a host's root got a bare 404 for
 // .../NetBSD-9.3/NetBSD-9.3/i386/binary/kernel/SHA512; the error says the

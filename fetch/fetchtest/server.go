@@ -38,6 +38,7 @@ type Fault struct {
 	StallAt     int64  // > 0: send this many bytes, then stall until the client gives up
 	IgnoreRange bool   // answer 200 with the whole file even to a Range request
 	WrongRange  bool   // answer a Range request with 206 and the whole file, from byte 0
+	PartWhole   bool   // answer a request for the whole file with 206 and bytes from 1 on
 	Times       int    // apply to this many requests, then vanish; 0 = forever
 	Then        *Fault // after Times requests, apply this one instead of vanishing
 }
@@ -217,8 +218,13 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	body := data[start:]
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	if fault.WrongRange && req.Header.Get("Range") != "" {
-		start = 0
+	if fault.PartWhole && req.Header.Get("Range") == "" && len(data) > 1 {
+		body = data[1:]
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes 1-%d/%d", len(data)-1, len(data)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusPartialContent)
+	} else if fault.WrongRange && req.Header.Get("Range") != "" {
+		body = data
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(data)-1, len(data)))
 		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 		w.WriteHeader(http.StatusPartialContent)
