@@ -547,6 +547,11 @@ type stageStamp struct {
 	held         bool   // a directory held open while the scripts ran (see holdDirs)
 }
 
+// holdReserve is the descriptors holdDirs leaves free below the soft
+// limit: what the build has open besides, and what running the scripts
+// and merging their tree open.
+const holdReserve = 512
+
 // same reports whether st is the entry stamped s (the same inode).
 func (s stageStamp) same(st *unix.Stat_t) bool { return s.dev == st.Dev && s.ino == st.Ino }
 
@@ -568,8 +573,8 @@ func (s stageStamp) untouched(st *unix.Stat_t) bool {
 // the scripts run, while no other process can reach it) and marks its
 // stamp held: a directory a script removes keeps its inode while it is
 // open, so no directory a script makes gets the number of a removed one
-// and is taken for it, renamed (see mergeStage). When the process runs
-// out of descriptors, the directories left are not held, and are
+// and is taken for it, renamed (see mergeStage). Beyond its budget of
+// descriptors (holdReserve) the directories left are not held, and are
 // recognised at their own path only. release closes them all.
 func holdDirs(stage string, stamps map[string]stageStamp) (release func(), err error) {
 	var fds []int
@@ -578,9 +583,19 @@ func holdDirs(stage string, stamps map[string]stageStamp) (release func(), err e
 			unix.Close(fd)
 		}
 	}
+	// Descriptors are held up to the soft limit less a reserve: the
+	// scripts' fork and exec, and the merge, open files after this.
+	budget := 0
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur > holdReserve {
+		budget = int(min(lim.Cur-holdReserve, 1<<20))
+	}
 	for p, s := range stamps {
 		if p == "" {
 			continue // the root cannot be renamed by a script
+		}
+		if len(fds) >= budget {
+			break
 		}
 		fd, err := unix.Open(filepath.Join(stage, filepath.FromSlash(p)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
