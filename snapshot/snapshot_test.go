@@ -317,14 +317,7 @@ func TestWriteAppendFile(t *testing.T) {
 			if n != int64(plain.Len()) || !bytes.Equal(got, plain.Bytes()) {
 				t.Fatalf("Write = %d; file of %d bytes differs from a plain write's %d", n, len(got), plain.Len())
 			}
-			s, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.VerifyMemory(); err != nil {
-				t.Fatal(err)
-			}
+			openVerified(t, path)
 		})
 	}
 }
@@ -404,14 +397,7 @@ func TestWriteStart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.VerifyMemory(); err != nil {
-				t.Fatal(err)
-			}
+			openVerified(t, path)
 		})
 	}
 }
@@ -960,14 +946,7 @@ func TestWriteKnown(t *testing.T) {
 	if _, err := WriteKnown(f, sampleNIC, []byte("{}"), mem, known); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.VerifyMemory(); err != nil {
-		t.Fatal(err)
-	}
+	s := openVerified(t, path)
 	if s.Header.NIC != sampleNIC {
 		t.Errorf("header's card %+v, written %+v", s.Header.NIC, sampleNIC)
 	}
@@ -1063,4 +1042,19 @@ func TestSoftCRC(t *testing.T) {
 	if d.crc != want || d.hashed < softCRCBytes {
 		t.Fatalf("digest of %d bytes = %08x (%d in software), want %08x", len(b), d.crc, d.hashed, want)
 	}
+}
+
+// openVerified opens the snapshot at path and checks its memory's digest,
+// failing t otherwise; the snapshot is closed when t ends.
+func openVerified(t *testing.T, path string) *File {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.VerifyMemory(); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
