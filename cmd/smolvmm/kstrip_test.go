@@ -515,21 +515,14 @@ func TestKstripStdoutDevices(t *testing.T) {
 		{"full, --json", full, 1, "smolvmm kstrip: writing standard output: no space left on device (free some space, or redirect the output elsewhere)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var stderr bytes.Buffer
 			args := []string{"kstrip", "-o", "-", kern}
 			if strings.HasSuffix(tt.name, "--json") {
 				args = []string{"kstrip", "--json", "--dry-run", kern}
 			}
 			cmd := exec.Command(bin, args...)
-			cmd.Stdout, cmd.Stderr = tt.out, &stderr
-			err := cmd.Run()
-			status := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				status = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			msg := strings.TrimSuffix(stderr.String(), "\n")
+			cmd.Stdout = tt.out
+			status, stderr := runStatus(t, cmd)
+			msg := strings.TrimSuffix(stderr, "\n")
 			if status != tt.status || !strings.HasPrefix(msg, tt.want) || strings.Count(msg, "\n") != 0 {
 				t.Fatalf("status %d, stderr:\n%s\nwant status %d and one line starting %q", status, msg, tt.status, tt.want)
 			}
