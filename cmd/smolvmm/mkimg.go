@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
@@ -514,8 +513,7 @@ type progressBar struct {
 }
 
 func progress(log io.Writer, what string) *progressBar {
-	f, ok := log.(*os.File)
-	return &progressBar{w: log, what: what, tty: ok && term.IsTerminal(int(f.Fd()))}
+	return &progressBar{w: log, what: what, tty: isTerminal(log)}
 }
 
 func (p *progressBar) update(done, total uint64) {
