@@ -65,6 +65,16 @@ func checkSnapshotFlags(c *cli.Context) error {
 		}
 		return usageErrorf("--snapshot %s and --share %s: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data %s -i IMAGE) and give it with -d %s instead", c.String("snapshot"), shares[0], shareDirOf(shares[0]), disk)
 	}
+	if shares := c.StringSlice("share"); len(shares) > 0 && restore != "" {
+		// A snapshot never has a share (refused above), so a share's
+		// image is a disk the snapshot's VM never had: refused now,
+		// before it is built, not by the restore's count of disks.
+		disk := "IMAGE"
+		if _, opt, _ := strings.Cut(shares[0], ","); opt == "ro" {
+			disk = "IMAGE,ro"
+		}
+		return usageErrorf("--restore %s and --share %s: a restored VM has the disks its snapshot recorded, and a snapshot has no share (--snapshot refuses --share); drop --share (for a directory in a restored VM, make it an image, smolvmm mkimg --data %s -i IMAGE, give it with -d %s to the run that takes the snapshot, and restore that snapshot)", restore, shares[0], shareDirOf(shares[0]), disk)
+	}
 	if restore != "" {
 		// The snapshot continues a kernel already booted: what would
 		// load or start one has nothing to act on.
@@ -149,7 +159,7 @@ func restoreConfig(c *cli.Context, cfg *vmm.Config) {
 	if !c.IsSet("memory") {
 		cfg.MemoryMiB = 0
 	}
-	if !c.IsSet("disk") && !c.IsSet("share") {
+	if !c.IsSet("disk") {
 		cfg.Disks = nil
 	}
 }

@@ -87,6 +87,11 @@ func TestCLISnapshotRefusals(t *testing.T) {
 		{"share, writable", []string{"run", "-k", "x", "--share", shareDir, "--snapshot", filepath.Join(shareDir, "s.snap")}, 2,
 			"-i IMAGE) and give it with -d IMAGE instead", false},
 		{"share, up", []string{"up", "--share", shareDir, "--snapshot", filepath.Join(shareDir, "s.snap"), "rescue"}, 2, "a share is an image built from the directory for this run", false},
+		// A snapshot has no share (--snapshot refuses one), so a
+		// share's image was a disk too many, refused after it was
+		// built with advice naming the removed temporary image.
+		{"restore with share", []string{"run", "--restore", notSnap, "--share", shareDir + ",ro"}, 2,
+			"--restore " + notSnap + " and --share " + shareDir + ",ro: a restored VM has the disks its snapshot recorded, and a snapshot has no share (--snapshot refuses --share); drop --share (for a directory in a restored VM, make it an image, smolvmm mkimg --data " + shareDir + " -i IMAGE, give it with -d IMAGE,ro to the run that takes the snapshot, and restore that snapshot)", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
