@@ -287,8 +287,8 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		var ve *vmm.Error
 		if errors.Is(err, vmm.ErrSnapshotDevices) && errors.As(err, &ve) && ve.Field == "Disks" {
 			// A disk's read-only setting or serial: the advice is -d's.
-			if flags := snapshotDiskFlags(c.String("restore"), cfg.Disks); flags != "" {
-				ve.Hint = "give -d as the snapshot's machine had it: " + flags + ", or leave out -d to take the snapshot's disks"
+			if hint := restoreDiskHint(c.String("restore"), cfg.Disks); hint != "" {
+				ve.Hint = hint
 			}
 			return nil, usageStatus{err} // a -d option the snapshot contradicts
 		}
@@ -307,7 +307,7 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			if errors.As(err, &oe) {
 				if who := ownerDropFlag(c, oe.UID); who != "" {
 					ve.Hint = "a run with " + who + " writes its snapshots as uid " + strconv.FormatUint(uint64(oe.UID), 10) + ", who owns this one: a VMM its guest took over could have written it, so its own disk paths are not used; give -d FILE for each disk, in order, the images you mean it to use"
-					if flags := snapshotDiskFlags(c.String("restore"), nil); flags != "" {
+					if flags := snapshotDiskFlags(c.String("restore"), nil, true); flags != "" {
 						ve.Hint += ", those it names if they are: " + flags
 					}
 				}
@@ -318,7 +318,7 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		if errors.Is(err, vmm.ErrDiskNotRecorded) && errors.As(err, &ve) {
 			// Only -d opens another file than the one the snapshot recorded.
 			ve.Hint = "without -d, a snapshot's disk paths are opened only while they name the very files it recorded; to restore against the file there, or a copy of the image, give -d FILE for each of the snapshot's disks, in order"
-			if flags := snapshotDiskFlags(c.String("restore"), nil); flags != "" {
+			if flags := snapshotDiskFlags(c.String("restore"), nil, true); flags != "" {
 				ve.Hint += ": " + flags + " with your files' paths"
 			}
 			ve.Hint += " (its content is then checked)"
@@ -375,15 +375,47 @@ func restoreDiskCountError(path string, given []blk.Spec, err error) error {
 	case 1:
 		had = "1 disk"
 	}
-	return &fileError{fmt.Sprintf("--restore %s: the snapshot's VM had %s, -d gives %d (give -d as the snapshot's machine had it: %s, or leave out -d to take the snapshot's disks)",
-		path, had, len(given), snapshotDiskFlags(path, given)), err}
+	return &fileError{fmt.Sprintf("--restore %s: the snapshot's VM had %s, -d gives %d (%s)",
+		path, had, len(given), restoreDiskHint(path, given)), err}
+}
+
+// restoreDiskHint is the advice for -d flags a restore of the snapshot at
+// path refused (their number, a ,ro or serial): the -d flags to give,
+// the images given and the snapshot's settings, and leaving out -d only
+// when the restore would take the snapshot's own disks (snapshotTrusted).
+// An untrusted snapshot's own paths are not offered: FILEn stands for
+// each disk beyond those given. "" when the snapshot cannot say.
+func restoreDiskHint(path string, given []blk.Spec) string {
+	trusted := snapshotTrusted(path)
+	flags := snapshotDiskFlags(path, given, trusted)
+	if flags == "" {
+		return ""
+	}
+	hint := "give -d as the snapshot's machine had it: " + flags
+	if trusted {
+		hint += ", or leave out -d to take the snapshot's disks"
+	}
+	return hint
+}
+
+// snapshotTrusted reports whether a restore would take the disks of the
+// snapshot at path from the paths it records: vmm's rule (a
+// SnapshotOwnerError otherwise), owned by this process's effective user
+// or root and writable by no one else.
+func snapshotTrusted(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && (st.Uid == 0 || int64(st.Uid) == int64(os.Geteuid())) && fi.Mode().Perm()&0o022 == 0
 }
 
 // snapshotDiskFlags returns the -d flags that give the disks of the
-// snapshot at path the images given (or its own, beyond them) with the
-// snapshot's read-only settings, and its serials where one was given; ""
-// when the snapshot cannot say.
-func snapshotDiskFlags(path string, given []blk.Spec) string {
+// snapshot at path the images given (beyond them, its own paths, or
+// FILEn for disk n without own) with the snapshot's read-only settings,
+// and its serials where one was given; "" when the snapshot cannot say.
+func snapshotDiskFlags(path string, given []blk.Spec, own bool) string {
 	disks, err := vmm.SnapshotDisks(path)
 	if err != nil {
 		return ""
@@ -391,11 +423,14 @@ func snapshotDiskFlags(path string, given []blk.Spec) string {
 	var flags []string
 	for i, d := range disks {
 		spec := blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: d.ReadOnly}}
-		if i < len(given) {
+		switch {
+		case i < len(given):
 			spec.Path = given[i].Path
 			if given[i].Serial != "" {
 				spec.Serial = d.Serial
 			}
+		case !own:
+			spec.Path = "FILE" + strconv.Itoa(i+1)
 		}
 		flags = append(flags, "-d "+spec.String())
 	}
