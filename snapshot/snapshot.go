@@ -928,7 +928,9 @@ func (s *File) LockShared() (*os.File, error) {
 			if holder != "" {
 				holder = "; its lock is held by " + holder
 			}
-			return nil, fmt.Errorf("snapshot %s: %w (%w)%s", s.Path, ErrInUse, err, holder)
+			// The errno's text ("resource temporarily unavailable")
+			// says no more than ErrInUse.
+			return nil, fmt.Errorf("snapshot %s: %w%s", s.Path, ErrInUse, holder)
 		}
 		return nil, fmt.Errorf("snapshot %s: flock: %w", s.Path, err)
 	}

@@ -50,6 +50,9 @@ var adviceTable = []advice{
 	// A restore takes the snapshot's ,ro setting: ,ro against a
 	// read-write snapshot's disk is refused, so only a copy is left.
 	{is: isAs[restoreDiskInUse], cli: "stop that VM, or give this restore a copy of the image, cp IMAGE COPY, with -d COPY: each clone that writes needs its own, and its content is checked against the snapshot's"},
+	// A --snapshot run locks its file for the VM's life: the copy at
+	// the path is whole, a snapshot being written renamed over it.
+	{is: isAs[restoreSnapshotInUse], cli: "the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp"},
 	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
@@ -92,6 +95,13 @@ const replaceDirAdvice = "sets are laid over one another in the order -x, or ser
 type restoreDiskInUse struct{ error }
 
 func (e restoreDiskInUse) Unwrap() error { return e.error }
+
+// restoreSnapshotInUse is a restore's refusal of a snapshot file another
+// process holds locked (snapshot.ErrInUse): --snapshot's own refusal of
+// a locked file wraps it too, with advice of its own.
+type restoreSnapshotInUse struct{ error }
+
+func (e restoreSnapshotInUse) Unwrap() error { return e.error }
 
 // bootDiskInUse reports whether err is a disk in use that is not a
 // restore's.

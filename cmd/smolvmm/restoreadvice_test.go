@@ -3,7 +3,9 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
@@ -73,5 +75,43 @@ func TestCLIRestoreDiskAdviceTrust(t *testing.T) {
 				t.Errorf("stderr %q offers %q for a snapshot whose own disks are refused", stderr, leave)
 			}
 		})
+	}
+}
+
+// TestCLIRestoreSnapshotLocked: a restore of a snapshot another process
+// holds locked (a VM writing its snapshots to it) said the errno's text
+// ("resource temporarily unavailable") and nothing of what to do. It now
+// says who holds it and what to do, with status 1 (a file's state).
+func TestCLIRestoreSnapshotLocked(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	snap := filepath.Join(t.TempDir(), "c.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",
+		"--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
+	}
+	f, err := os.Open(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// As a run --snapshot holds its target for the VM's life.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"smolvmm run: restore: snapshot " + snap + ": the file is locked by another process; its lock is held by process " + strconv.Itoa(os.Getpid()),
+		"(the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp)",
+	}
+	out, stderr, status := runCLI(t, "run", "--restore", snap)
+	if status != 1 || strings.Contains(stderr, "temporarily unavailable") {
+		t.Errorf("status %d, output %q, stderr %q; want 1 and no errno text", status, out, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q lacks %q", stderr, w)
+		}
 	}
 }

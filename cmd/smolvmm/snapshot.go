@@ -340,6 +340,9 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		if errors.Is(err, blk.ErrInUse) {
 			return nil, restoreDiskInUse{err} // advice.go
 		}
+		if errors.Is(err, snapshot.ErrInUse) {
+			return nil, restoreSnapshotInUse{err} // advice.go
+		}
 		return m, err
 	}
 	return vmm.New(cfg)
