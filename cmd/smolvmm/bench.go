@@ -342,6 +342,9 @@ func benchAction(c *cli.Context) error {
 	if err := checkParallelDisks(c); err != nil {
 		return err
 	}
+	if err := checkRestoreRounds(c); err != nil {
+		return err
+	}
 	ownSystems := len(targets)
 	if n := c.Int("parallel"); n > 0 {
 		var vmArgs func(int) []string
@@ -602,22 +605,9 @@ func checkParallelDisks(c *cli.Context) error {
 		return nil
 	}
 	if r := c.String("restore"); r != "" {
-		if disks, err := vmm.SnapshotDisks(r); err == nil {
-			var rw, ro []string
-			for _, d := range disks {
-				if !d.ReadOnly {
-					rw = append(rw, d.Path)
-					ro = append(ro, "-d "+blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: true}}.String())
-				}
-			}
-			if len(rw) > 0 {
-				which, it := "disk "+rw[0]+" is", "the disk"
-				if len(rw) > 1 {
-					which, it = "disks "+strings.Join(rw, ", ")+" are", "the disks"
-				}
-				return usageErrorf("smolvmm bench: --restore %s does not go with --parallel %d: the snapshot's %s read-write, and a writable disk stays locked to the first VM (the others would fail), so each clone that writes needs its own copy of the image, which bench cannot give its VMs; give --parallel 1, or take the snapshot with %s given ,ro (run %s --snapshot FILE), which can be restored many times at once",
-					r, n, which, it, strings.Join(ro, " "))
-			}
+		if which, it, ro := snapshotRWDisks(r); which != "" {
+			return usageErrorf("smolvmm bench: --restore %s does not go with --parallel %d: the snapshot's %s read-write, and a writable disk stays locked to the first VM (the others would fail), so each clone that writes needs its own copy of the image, which bench cannot give its VMs; give --parallel 1, or take the snapshot with %s given ,ro (run %s --snapshot FILE), which can be restored many times at once",
+				r, n, which, it, ro)
 		}
 	}
 	for _, spec := range c.StringSlice("disk") {
@@ -630,6 +620,54 @@ func checkParallelDisks(c *cli.Context) error {
 			spec, n, d)
 	}
 	return nil
+}
+
+// checkRestoreRounds refuses, before any round, a bench (not --parallel,
+// which checkParallelDisks checks) of more than one restore (-n plus
+// --warmup) of a snapshot that recorded a read-write
+// disk: the first restore's guest may write the image, and a restore is
+// refused an image changed since the snapshot, so every later round
+// failed and the snapshot was left unrestorable against it. The disks
+// the restores open, -d's or the snapshot's own, have the snapshot's
+// settings (the restore refuses others); one whose state cannot be read
+// is left to the restore to refuse.
+func checkRestoreRounds(c *cli.Context) error {
+	r := c.String("restore")
+	n, warmup := c.Int("boots"), c.Int("warmup")
+	if r == "" || c.Int("parallel") > 0 || n+warmup < 2 {
+		return nil
+	}
+	which, it, ro := snapshotRWDisks(r)
+	if which == "" {
+		return nil
+	}
+	return usageErrorf("smolvmm bench: --restore %s with %d rounds (-n %d, --warmup %d): the snapshot's %s read-write: the first restore's guest may write it, and a restore is refused an image that changed since the snapshot: every later round would fail, and the snapshot would restore against the image no more; take the snapshot with %s given ,ro (run %s --snapshot FILE), or give -n 1 --warmup 0 for one restore",
+		r, n+warmup, n, warmup, which, it, ro)
+}
+
+// snapshotRWDisks describes the read-write disks the snapshot at path
+// recorded: which ("disk PATH is", "disks P1, P2 are"), it ("the disk",
+// "the disks") and ro, the -d flags that give them ,ro; which is "" when
+// it recorded none or cannot be read.
+func snapshotRWDisks(path string) (which, it, ro string) {
+	disks, err := vmm.SnapshotDisks(path)
+	if err != nil {
+		return "", "", ""
+	}
+	var rw, flags []string
+	for _, d := range disks {
+		if !d.ReadOnly {
+			rw = append(rw, d.Path)
+			flags = append(flags, "-d "+blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: true}}.String())
+		}
+	}
+	switch len(rw) {
+	case 0:
+		return "", "", ""
+	case 1:
+		return "disk " + rw[0] + " is", "the disk", flags[0]
+	}
+	return "disks " + strings.Join(rw, ", ") + " are", "the disks", strings.Join(flags, " ")
 }
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.

@@ -156,3 +156,61 @@ func TestCLIBenchRestoreParallelDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchRestoreRoundsWritableDisk: bench --restore of a snapshot with
+// a read-write disk ran its first round, whose guest could write the
+// image, and every later one was refused (the image no longer the
+// snapshot's), the snapshot then restorable no more. More than one round
+// (-n plus --warmup) is now refused before any, status 2, saying what to
+// give instead; one round, and read-only disks, get past it (to the
+// missing KVM device given, status 1).
+func TestBenchRestoreRoundsWritableDisk(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rw, rw2, ro := filepath.Join(dir, "rw.snap"), filepath.Join(dir, "rw2.snap"), filepath.Join(dir, "ro.snap")
+	writeDiskSnapshot(t, rw, snapDisk{a, false})
+	writeDiskSnapshot(t, rw2, snapDisk{a, true}, snapDisk{b, false})
+	writeDiskSnapshot(t, ro, snapDisk{a, true})
+	const noKVM = "KVM is not available"
+	why := "the first restore's guest may write it, and a restore is refused an image that changed since the snapshot: every later round would fail, and the snapshot would restore against the image no more"
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   []string
+	}{
+		{"rw, 3 and 1 warm-up", []string{"--restore", rw, "-n", "3", "--warmup", "1"}, 2,
+			[]string{"smolvmm bench: --restore " + rw + " with 4 rounds (-n 3, --warmup 1): the snapshot's disk " + a + " is read-write: " + why,
+				"take the snapshot with the disk given ,ro (run -d " + a + ",ro --snapshot FILE), or give -n 1 --warmup 0 for one restore"}},
+		{"rw, defaults", []string{"--restore", rw}, 2, []string{"with 22 rounds (-n 20, --warmup 2)"}},
+		{"rw, 1 and 1 warm-up", []string{"--restore", rw, "-n", "1", "--warmup", "1"}, 2, []string{why}},
+		{"rw, -d given", []string{"--restore", rw, "-d", b, "-n", "2", "--warmup", "0"}, 2, []string{why}},
+		{"one of two rw", []string{"--restore", rw2, "-n", "2"}, 2, []string{"the snapshot's disk " + b + " is read-write", "(run -d " + b + ",ro --snapshot FILE)"}},
+		{"rw, one round", []string{"--restore", rw, "-n", "1", "--warmup", "0"}, 1, []string{noKVM}},
+		{"ro", []string{"--restore", ro, "-n", "3", "--warmup", "1"}, 1, []string{noKVM}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			js, svg := filepath.Join(out, "r.json"), filepath.Join(out, "r.svg")
+			args := append([]string{"--kvm-device", filepath.Join(dir, "kvm"), "--net", "none", "--json", js, "--svg", svg}, tt.args...)
+			status, stdout, stderr := benchRun(t, nil, args...)
+			if status != tt.status || stdout != "" || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("status %d stdout %q stderr %q; want status %d, no results and one line", status, stdout, stderr, tt.status)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q: %q", w, stderr)
+				}
+			}
+			if names := dirNames(t, out); len(names) != 0 {
+				t.Errorf("files written: %v", names)
+			}
+		})
+	}
+}
