@@ -200,6 +200,11 @@ func TestCLIBenchRestoreService(t *testing.T) {
 	if status != 0 || !strings.Contains(out, "stopped at ready") {
 		t.Errorf("bench --restore of a service: status %d\n%s\n%s", status, out, stderr)
 	}
+	// Said, not left for a ready the line never gave (it read as if
+	// --ready had been met).
+	if want := "smolvmm bench: smolvmm-restore: in 1 of 1 rounds the restored guest printed no line --ready \"^never printed\" matches: those restores were ready at their first instruction, as the snapshot was taken once its guest was ready\n"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
 }
 
 // TestCLIRestoreMAC: a restore without --mac gives the network card the
