@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/consoleline"
 )
 
 // ParallelOptions tune RunParallel.
@@ -508,7 +510,7 @@ func (v *parallelVM) fail(err error) {
 // its ready event.
 func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 	buf := make([]byte, 4096)
-	lines := readyLine{re: ready}
+	lines := readyLine{m: consoleline.NewMatcher(ready)}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {

@@ -147,8 +147,9 @@ func (t Target) Command() []string {
 // Ready says when a booted guest's service is ready. The zero value means
 // the guest has no ready condition (smolvmm's boot-timer port still counts).
 type Ready struct {
-	// Pattern is matched against each console line as it grows: a line
-	// ends at '\n' and holds no '\r', as the machine's own ready
+	// Pattern is matched against each console line as it grows, or
+	// once it ends when the pattern asserts what follows ($, \b): a
+	// line ends at '\n' and holds no '\r', as the machine's own ready
 	// pattern sees it.
 	Pattern *regexp.Regexp
 	// Addr, when set, is a host:port polled with TCP connects; the first
@@ -669,7 +670,7 @@ func (r *recorder) memory(m *Memory, err error) {
 // byte and the ready pattern.
 func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, observe func(string)) {
 	buf := make([]byte, 4096)
-	lines := readyLine{re: o.Ready.Pattern}
+	lines := readyLine{m: consoleline.NewMatcher(o.Ready.Pattern)}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -811,25 +812,25 @@ func goCrash(out []byte) string {
 	return strings.Join(keep, "; ")
 }
 
-// readyLine matches a ready pattern against each console line as it grows,
-// until it first matches. Lines are split as the machine splits them for
-// its own ready pattern (consoleline: '\r' left out, a line capped at
-// consoleline.Max bytes), so that a pattern matches under the bench where
-// it does under smolvmm run.
+// readyLine matches a ready pattern against each console line, until it
+// first matches. Lines are split and matched as the machine does for its
+// own ready pattern (consoleline: '\r' left out, a line capped at
+// consoleline.Max bytes, matched as it grows unless the pattern asserts
+// what follows, as $ does), so that a pattern matches under the bench
+// where it does under smolvmm run.
 type readyLine struct {
-	re   *regexp.Regexp // nil once matched, or when there is no pattern
-	line consoleline.Line
+	m *consoleline.Matcher // nil once matched, or when there is no pattern
 }
 
 // feed takes console bytes and reports whether they completed the first
 // match.
 func (r *readyLine) feed(p []byte) bool {
 	for _, c := range p {
-		if r.re == nil {
+		if r.m == nil {
 			return false
 		}
-		if r.line.Add(c) == consoleline.Grew && r.re.Match(r.line.Bytes()) {
-			r.re = nil
+		if r.m.Add(c) {
+			r.m = nil
 			return true
 		}
 	}

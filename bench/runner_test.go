@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/consoleline"
 	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 )
 
@@ -628,14 +629,19 @@ func TestReadyLine(t *testing.T) {
 	}{
 		{"anchored start, \\n\\r", `^root on ld0a`, []string{"boot device: ld0\n\rroot on ld0a dumps on ld0b\n\r"}, "boot device: ld0\n\rroot on ld0a"},
 		{"anchored start, \\r\\n", `^root on ld0a`, []string{"boot device: ld0\r\nroot on ld0a dumps on ld0b\r\n"}, "boot device: ld0\r\nroot on ld0a"},
-		{"anchored both ends, \\n\\r", `^login: $`, []string{"boot\n\r", "log", "in: "}, "boot\n\rlogin: "},
-		{"anchored both ends, \\r\\n", `^login: $`, []string{"boot\r\n", "login: "}, "boot\r\nlogin: "},
+		{"anchored both ends, \\n\\r", `^login: $`, []string{"boot\n\r", "log", "in: \n\r"}, "boot\n\rlogin: \n"},
+		{"anchored both ends, \\r\\n", `^login: $`, []string{"boot\r\n", "login: \r\n"}, "boot\r\nlogin: \r\n"},
+		// $ is the end of a complete line: not where the line stops
+		// for now, as the machine's own pattern sees it.
+		{"$ on a prompt never ended", `^login: $`, []string{"boot\r\n", "login: "}, ""},
+		{"prompt without $", `^login: `, []string{"boot\r\n", "login: "}, "boot\r\nlogin: "},
+		{"$ on a prefix of a line", `upper=13$`, []string{"mem: lower=640 KiB upper=130048 KiB\r\n"}, ""},
 		{"not across lines", `login: `, []string{"log\r\nin: "}, ""},
 		{"once", `x`, []string{"x\r\nx"}, "x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := readyLine{re: regexp.MustCompile(tt.pattern)}
+			r := readyLine{m: consoleline.NewMatcher(regexp.MustCompile(tt.pattern))}
 			var out []byte
 			at, n := "", 0
 			for _, w := range tt.writes {

@@ -50,7 +50,7 @@ func TestReadyPromptWithoutNewline(t *testing.T) {
 			var out bytes.Buffer
 			cfg := vmm.Config{
 				Kernel: "prompt", KernelImage: promptGuest(tc.n), Console: &out, Log: io.Discard,
-				Ready: regexp.MustCompile(`login: $`),
+				Ready: regexp.MustCompile(`login: `),
 			}
 			done := func() { close(ready); cancel() }
 			if tc.snapshot {

@@ -29,7 +29,8 @@ const (
 	// on the line right after the first).
 	matchHalt consoleMatch = 1 << iota
 	// matchReady: the line so far matches the ready pattern (reported
-	// once; on a long line, up to matchEvery bytes after the match).
+	// once; on a long line, up to matchEvery bytes after the match), or
+	// the line just ended does, for a pattern that sees whole lines.
 	matchReady
 )
 
@@ -39,7 +40,10 @@ const (
 // '\n' and '\r' is left out, so that ^ and $ anchor at the line's text
 // whether the kernel ends lines "\n\r" or "\r\n". Patterns do not span
 // lines, and a line is matched as it grows, so a prompt without a newline
-// matches. Matching the whole line at every byte costs as much as the
+// matches, unless the pattern asserts what follows ($, \b:
+// consoleline.WholeLines): `port 80$` would match "port 8080" when the
+// line holds "port 80", so such a pattern is matched once the line ends.
+// Matching the whole line at every byte costs as much as the
 // line is long, so past eagerLine bytes a line is matched once every
 // matchEvery bytes, when it ends, and when check is called: arm asks for
 // that once bytes are left unmatched, and the machine calls it a moment
@@ -47,6 +51,7 @@ const (
 // may be called from any.
 type consoleWatch struct {
 	ready   *regexp.Regexp   // nil: no ready pattern
+	whole   bool             // ready is matched against ended lines only
 	noReady atomic.Bool      // ready was reported (here or by another source): stop matching
 	line    consoleline.Line // the line being written
 	// unmatched counts the bytes the line grew by since the ready
@@ -75,7 +80,7 @@ const (
 )
 
 func newConsoleWatch(ready *regexp.Regexp) *consoleWatch {
-	return &consoleWatch{ready: ready}
+	return &consoleWatch{ready: ready, whole: ready != nil && consoleline.WholeLines(ready)}
 }
 
 // feed takes the next byte the guest wrote and reports what it completed.
@@ -84,7 +89,7 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 	case consoleline.Ended:
 		line := w.line.Bytes()
 		w.halting = bytes.HasSuffix(line, []byte(haltMsg1))
-		if w.unmatched > 0 {
+		if w.whole || w.unmatched > 0 {
 			return w.matchReady(line) // its last bytes were not matched yet
 		}
 		return 0
@@ -100,7 +105,7 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 			got |= matchHalt
 		}
 	}
-	if w.ready != nil && !w.noReady.Load() {
+	if w.ready != nil && !w.whole && !w.noReady.Load() {
 		if len(line) <= eagerLine || w.unmatched+1 >= matchEvery {
 			got |= w.matchReady(line)
 		} else {

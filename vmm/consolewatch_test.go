@@ -63,13 +63,23 @@ func TestConsoleWatch(t *testing.T) {
 			readyAt: "boot device: ld0\n\rroot on ld0a"},
 		{name: "anchored at the start, lines ending \\r\\n", ready: `^root on ld0a`, writes: []string{"boot device: ld0\r\nroot on ld0a dumps on ld0b\r\n"},
 			readyAt: "boot device: ld0\r\nroot on ld0a"},
-		{name: "anchored at both ends, lines ending \\n\\r", ready: `^login: $`, writes: []string{"boot\n\r", "login: "},
-			readyAt: "boot\n\rlogin: "},
-		{name: "anchored at both ends, lines ending \\r\\n", ready: `^login: $`, writes: []string{"boot\r\n", "login: "},
-			readyAt: "boot\r\nlogin: "},
-		{name: "anchored at the end of a NetBSD line", ready: `root device: $`, writes: []string{"boot\n\rroot device: "},
+		// $ (and \b) depend on what follows: such a pattern is matched
+		// once a line has ended, without its line end.
+		{name: "anchored at both ends, lines ending \\n\\r", ready: `^login: $`, writes: []string{"boot\n\r", "login: \n\r"},
+			readyAt: "boot\n\rlogin: \n"},
+		{name: "anchored at both ends, lines ending \\r\\n", ready: `^login: $`, writes: []string{"boot\r\n", "login: \r\n"},
+			readyAt: "boot\r\nlogin: \r\n"},
+		{name: "$ on a prompt that never ends its line", ready: `root device: $`, writes: []string{"boot\n\rroot device: "}},
+		{name: "prompt without $", ready: `root device: `, writes: []string{"boot\n\rroot device: "},
 			readyAt: "boot\n\rroot device: "},
-		{name: "\\r inside a line is left out", ready: `^abc$`, writes: []string{"ab\rc"}, readyAt: "ab\rc"},
+		{name: "$ on a prefix of a longer line", ready: `upper=13$`, writes: []string{"mem: lower=640 KiB upper=130048 KiB\r\n"}},
+		{name: "anchored at both ends on a prefix", ready: `^mem: lower=6$`, writes: []string{"mem: lower=640 KiB upper=130048 KiB\r\n"}},
+		{name: "$ on a longer port", ready: `port 80$`, writes: []string{"listening on port 8080\r\n"}},
+		{name: "$ at the line's end", ready: `port 80$`, writes: []string{"listening on port 8080\r\n", "listening on port 80\r\n"},
+			readyAt: "listening on port 8080\r\nlistening on port 80\r\n"},
+		{name: "\\b on a longer word", ready: `port 80\b`, writes: []string{"port 8080\r\n"}},
+		{name: "\\r inside a line is left out", ready: `^abc$`, writes: []string{"ab\rc\n"}, readyAt: "ab\rc\n"},
+		{name: "$ on a full line", ready: `x$`, writes: []string{long, "yz\n"}, readyAt: long + "yz\n"},
 		{name: "ready past a full line", ready: `login: `, writes: []string{long, "login: "}},
 		{name: "ready on the line after a full one", ready: `login: `, writes: []string{long, "\nlogin: "},
 			readyAt: long + "\nlogin: "},
@@ -144,13 +154,15 @@ func TestConsoleWatchLongLine(t *testing.T) {
 		fed     string
 		checked bool
 	}{
-		{name: "prompt without newline after a long line", ready: `login: $`, out: long + "login: ", checked: true},
+		{name: "prompt without newline after a long line", ready: `login: `, out: long + "login: ", checked: true},
+		{name: "$ on a long line never ended", ready: `login: $`, out: long + "login: "},
+		{name: "$ on a long line, reported at its end", ready: `login: $`, out: long + "login: \n", fed: long + "login: \n"},
 		{name: "match on a long line, reported at its end", ready: `(?i)ready\s+on\s+port\s+\d+`, out: long + "ready on port 80\n",
 			fed: long + "ready on port 80\n"},
 		{name: "match on a long line, reported within matchEvery bytes", ready: `ready`, out: long + "ready" + strings.Repeat("y", 2*matchEvery),
 			fed: long + "ready" + strings.Repeat("y", nextMatch(len(long+"ready"))-len(long+"ready"))},
 		{name: "no match on a long line", ready: `login: `, out: long + "logout"},
-		{name: "prompt on a short line after a long one", ready: `^login: $`, out: long + "\n\rlogin: ", fed: long + "\n\rlogin: "},
+		{name: "prompt on a short line after a long one", ready: `^login: `, out: long + "\n\rlogin: ", fed: long + "\n\rlogin: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

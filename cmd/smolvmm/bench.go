@@ -931,9 +931,11 @@ func benchBoot(c *cli.Context) error {
 	// first console byte: followed here, for linger.
 	sampled := &sampleWatch{w: stdout} // stdout.go
 	if r := c.String("ready-line"); r != "" {
-		if sampled.re, err = regexp.Compile(r); err != nil {
+		re, err := regexp.Compile(r)
+		if err != nil {
 			return readyRegexpError(r, err) // run.go
 		}
+		sampled.m = consoleline.NewMatcher(re)
 	}
 	cfg.Console = sampled
 	var readyOut *os.File // bench.Target.ReadyFlag
@@ -1072,8 +1074,7 @@ func (s *benchSettled) close() {
 // first console byte.
 type sampleWatch struct {
 	w        io.Writer
-	re       *regexp.Regexp
-	line     consoleline.Line
+	m        *consoleline.Matcher // the ready line's pattern; nil: none
 	wrote    atomic.Bool
 	matched  atomic.Bool
 	vmmReady atomic.Bool // set by the machine's PhaseReady event
@@ -1084,11 +1085,11 @@ func (s *sampleWatch) Write(p []byte) (int, error) {
 	if len(p) > 0 {
 		s.wrote.Store(true)
 	}
-	if s.re != nil && !s.matched.Load() {
+	if s.m != nil && !s.matched.Load() {
 		// As the bench matches lines (bench.Ready.Pattern).
 		s.mu.Lock()
 		for _, c := range p {
-			if s.line.Add(c) == consoleline.Grew && s.re.Match(s.line.Bytes()) {
+			if s.m.Add(c) {
 				s.matched.Store(true)
 				break
 			}
@@ -1105,5 +1106,5 @@ func (s *sampleWatch) due(readyPort bool) bool {
 	if s.vmmReady.Load() || s.matched.Load() {
 		return true
 	}
-	return s.re == nil && !readyPort && s.wrote.Load()
+	return s.m == nil && !readyPort && s.wrote.Load()
 }

@@ -1,6 +1,7 @@
 package consoleline
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,57 @@ func TestLine(t *testing.T) {
 				t.Errorf("line being written %q, want %q", got, tt.last)
 			}
 		})
+	}
+}
+
+// TestMatcher feeds console output and checks after which byte the ready
+// pattern first matches: as the line grows, unless the pattern asserts
+// something about what follows ($, \z, \b, \B), which waits for the line's
+// end.
+func TestMatcher(t *testing.T) {
+	tests := []struct {
+		name, pattern, in string
+		whole             bool
+		at                string // the output up to the byte the first match came at ("": none)
+	}{
+		{"prompt without a newline", `login: `, "boot\r\nlogin: ", false, "boot\r\nlogin: "},
+		{"anchored start", `^root on`, "boot\n\rroot on ld0a\n\r", false, "boot\n\rroot on"},
+		{"$ on a longer line", `upper=13$`, "mem: lower=640 KiB upper=130048 KiB\r\n", true, ""},
+		{"$ on a prefix of a line", `^mem: lower=6$`, "mem: lower=640 KiB\r\n", true, ""},
+		{"$ on a port number's prefix", `port 80$`, "listening on port 8080\r\n", true, ""},
+		{"$ at the line's end", `port 80$`, "listening on port 80\r\nnext", true, "listening on port 80\r\n"},
+		{"$ under \\n\\r", `^port 80$`, "x\n\rport 80\n\r", true, "x\n\rport 80\n"},
+		{"$ on a line never ended", `login: $`, "login: ", true, ""},
+		{"(?m)$", `(?m)80$`, "8080x\n80\n", true, "8080x\n80\n"},
+		{"\\z", `80\z`, "8080x\n", true, ""},
+		{"\\b on a prefix", `\bport 80\b`, "port 8080\n", true, ""},
+		{"\\b at a word's end", `\bport 80\b`, "port 80 up\n", true, "port 80 up\n"},
+		{"\\B", `8\B`, "8\n88\n", true, "8\n88\n"},
+		{"$ inside an alternative", `(a$|b)`, "xb\n", true, "xb\n"},
+		{"escaped $ is text", `cost \$5`, "cost $5 more", false, "cost $5"},
+		{"$ in a class is text", `[$]`, "a$b", false, "a$"},
+		{"^ alone", `^x`, "yx\nx", false, "yx\nx"},
+		{"not across lines", `login: `, "log\r\nin: ", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			re := regexp.MustCompile(tt.pattern)
+			if got := WholeLines(re); got != tt.whole {
+				t.Errorf("WholeLines(%q) = %v, want %v", tt.pattern, got, tt.whole)
+			}
+			m := NewMatcher(re)
+			at := ""
+			for i, c := range []byte(tt.in) {
+				if m.Add(c) && at == "" {
+					at = tt.in[:i+1]
+				}
+			}
+			if at != tt.at {
+				t.Errorf("first match after %q, want after %q", at, tt.at)
+			}
+		})
+	}
+	if NewMatcher(nil) != nil {
+		t.Error("NewMatcher(nil) is not nil")
 	}
 }

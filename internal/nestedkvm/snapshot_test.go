@@ -39,7 +39,7 @@ func TestNetBSDSnapshot(t *testing.T) {
 		Script: nestedkvm.Step("snapshot", append(run, "-v", "-m", "128", "-a", "console=com", "-k", "netbsd.strip",
 			// No ^: NetBSD's console ends a line with "\n\r", so the
 			// next one starts with the carriage return.
-			"--ready", "root device: $", "--snapshot", "/root/nb.snap", "--snapshot-exit")...) +
+			"--ready", "root device: ", "--snapshot", "/root/nb.snap", "--snapshot-exit")...) +
 			nestedkvm.Step("restore1", append([]string{"./restore.sh"}, append(run, "--restore", "/root/nb.snap")...)...) +
 			nestedkvm.Step("restore2", append([]string{"./restore.sh"}, append(run, "--restore", "/root/nb.snap")...)...) +
 			nestedkvm.Step("clock-snapshot", "smolvmm", "run", "--net", "none", "-m", "16", "-k", "counter.elf", "-a", "clock calib=20",
