@@ -549,10 +549,12 @@ func (m *Machine) createIRQChips() error {
 func (m *Machine) setupDevices() error {
 	m.pio = bus.New("port")
 	m.mmio = bus.New("mmio")
-	// Unclaimed ports are logged when verbose, unclaimed MMIO always; both once
-	// per address and direction (the bus counts every access): like a PCI
-	// master abort, writes vanish and reads return all ones, so a guest
-	// polling one cannot flood the log.
+	// Unclaimed ports are logged when verbose, unclaimed MMIO always but in
+	// the VGA window; all once per address and direction (the bus counts
+	// every access): like a PCI master abort, writes vanish and reads
+	// return all ones, so a guest polling one cannot flood the log. The
+	// VGA window is empty on purpose (no display), and NetBSD's display
+	// probe writes and reads it back at every boot: nothing to warn of.
 	m.pio.Unclaimed = func(addr uint64, data []byte, write, first bool) {
 		switch {
 		case !m.cfg.Verbose || !first:
@@ -563,12 +565,19 @@ func (m *Machine) setupDevices() error {
 		}
 	}
 	m.mmio.Unclaimed = func(addr uint64, data []byte, write, first bool) {
+		what := "no RAM or device there"
+		if addr >= vgaStart && addr < vgaEnd {
+			what = "the VGA window, with no display behind it (a display probe)"
+			if !m.cfg.Verbose {
+				return
+			}
+		}
 		switch {
 		case !first:
 		case write:
-			m.logf("unhandled MMIO write at %#x (%d bytes): no RAM or device there, ignored", addr, len(data))
+			m.logf("unhandled MMIO write at %#x (%d bytes): %s, ignored", addr, len(data), what)
 		default:
-			m.logf("unhandled MMIO read at %#x (%d bytes): no RAM or device there, read as all ones", addr, len(data))
+			m.logf("unhandled MMIO read at %#x (%d bytes): %s, read as all ones", addr, len(data), what)
 		}
 	}
 

@@ -517,16 +517,29 @@ func TestGuestEndings(t *testing.T) {
 	// read it back: RAM there made the kernel attach a display that does
 	// not exist. Nothing is there, as on a machine without VGA, while the
 	// real-mode IVT below and the firmware stub above stay RAM.
-	t.Run("no display", func(t *testing.T) {
-		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "vga"}, 30*time.Second)
-		wantDebugExit(t, e, err, 0)
-		wantLines(t, out,
-			"bad: vga 0xa0000 wrote 0xa55a read 0xffff",
-			"bad: vga 0xb0000 wrote 0xa55a read 0xffff",
-			"bad: vga 0xb8000 wrote 0xa55a read 0xffff",
-			"bad: vga 0xbfffe wrote 0xa55a read 0xffff",
-			"bad: vga ivt[0x15]=0xf000ff53 stub=0xcf")
-	})
+	// The probe is expected at every NetBSD boot: its accesses are
+	// logged only when verbose, named as the VGA window.
+	for _, verbose := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no display, verbose %t", verbose), func(t *testing.T) {
+			var log guests.Console
+			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "vga", Verbose: verbose, Log: &log}, 30*time.Second)
+			wantDebugExit(t, e, err, 0)
+			wantLines(t, out,
+				"bad: vga 0xa0000 wrote 0xa55a read 0xffff",
+				"bad: vga 0xb0000 wrote 0xa55a read 0xffff",
+				"bad: vga 0xb8000 wrote 0xa55a read 0xffff",
+				"bad: vga 0xbfffe wrote 0xa55a read 0xffff",
+				"bad: vga ivt[0x15]=0xf000ff53 stub=0xcf")
+			n := strings.Count(log.String(), "unhandled MMIO")
+			vga := strings.Count(log.String(), "(2 bytes): the VGA window, with no display behind it (a display probe)")
+			switch {
+			case !verbose && n != 0:
+				t.Errorf("the display probe logged %d unhandled MMIO accesses without Verbose:\n%s", n, log.String())
+			case verbose && (n != 8 || vga != 8):
+				t.Errorf("the display probe logged %d unhandled MMIO accesses, %d named as the VGA window; want 8 of each (a write and a read at 4 addresses):\n%s", n, vga, log.String())
+			}
+		})
+	}
 	t.Run("reset", func(t *testing.T) {
 		out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: "reset"}, 30*time.Second)
 		if err != nil || e.Reason != vmm.ExitReset || e.Status() != 0 {
