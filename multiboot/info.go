@@ -41,8 +41,13 @@ const (
 const InfoSize = 128
 
 // The loader's low-memory window. Below LowAreaStart are the VMM's IVT and
-// BIOS data and NetBSD's reserved pages 0-5 (page 1 takes its real-mode
-// trampoline); from LowAreaEnd the EBDA and firmware areas begin.
+// BIOS data and the six pages NetBSD i386 reserves, 0-5 (page 1 takes its
+// real-mode BIOS-call trampoline; i386/machdep.c). amd64 reserves eight
+// (amd64/machdep.c init_x86_64, lowmem_rsvd): pages 6 and 7 hold the
+// temporary PML3 and PML4 for starting another CPU, so the window's
+// first two pages lie in them. That is harmless: the kernel copies what the
+// loader put there at entry, long before it starts a CPU. From LowAreaEnd
+// the EBDA and firmware areas begin.
 const (
 	LowAreaStart = 0x6000
 	LowAreaEnd   = 0x9F000
