@@ -440,7 +440,7 @@ func checkDiskFile(d blk.Spec, n int) error {
 	}
 	disk, err := blk.Open(d.Path, d.Options)
 	if err != nil {
-		return fmt.Errorf("ld%d: %w", n, err) // as run names it
+		return fmt.Errorf("ld%d: %w", n, notRawAdvice(err)) // as run names it; disktail.go
 	}
 	return disk.Close()
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
@@ -35,4 +38,52 @@ func shellWord(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// checkDiskFormat refuses the -d image at path when it is compressed or in a disk image format other than raw, as the machine
+// would refuse it, and says how to make a raw image of it. What cannot be
+// read is said when the machine opens it.
+func checkDiskFormat(path string) error {
+	f, size, err := regfile.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := blk.CheckRaw(f, size, path); err != nil {
+		return notRawAdvice(err)
+	}
+	return nil
+}
+
+// decompressors are the commands that decompress a compressed image
+// (blk.FormatError's Format), keeping it: keep, for a file with the
+// format's suffix, which names the output; else stream writes to a file.
+var decompressors = map[string]struct{ suffix, keep, stream string }{
+	"gzip":  {".gz", "gunzip -k", "gzip -dc"},
+	"xz":    {".xz", "xz -dk", "xz -dc"},
+	"bzip2": {".bz2", "bunzip2 -k", "bzip2 -dc"},
+	"zstd":  {".zst", "zstd -d", "zstd -dc"},
+}
+
+// notRawAdvice adds to blk's refusal of an image that is not raw
+// (blk.FormatError) the command that makes a raw image of it; other
+// errors are returned as they are.
+func notRawAdvice(err error) error {
+	var fe *blk.FormatError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	p := fe.Path
+	if d, ok := decompressors[fe.Format]; ok {
+		if out := strings.TrimSuffix(p, d.suffix); out != p && out != "" && !strings.HasSuffix(out, "/") {
+			return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s, and give -d %s)", err, d.keep, shellWord(p), shellWord(out))
+		}
+		out := p + ".raw"
+		return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s > %s, and give -d %s)", err, d.stream, shellWord(p), shellWord(out), shellWord(out))
+	}
+	out := strings.TrimSuffix(p, filepath.Ext(p)) + ".raw"
+	if out == p {
+		out = p + ".raw"
+	}
+	return fmt.Errorf("%w (convert it to a raw image with: qemu-img convert -O raw %s %s, and give -d %s)", err, shellWord(p), shellWord(out), shellWord(out))
 }

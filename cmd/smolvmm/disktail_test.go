@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
 // TestHiddenTailWarning: run and bench warn, once, of a -d image whose
@@ -97,5 +99,78 @@ func TestHiddenTailWarningSizes(t *testing.T) {
 		if got := w.Len() > 0; got != tt.warn {
 			t.Errorf("%d-byte image: warned %v, want %v: %q", tt.size, got, tt.warn, w.String())
 		}
+	}
+}
+
+// TestNotRawDisk: a -d image that is compressed or a qcow2 image is
+// refused before the VM boots, by run, demo and bench, naming its format
+// and the command that makes a raw image of it, and is left as it was
+// (read-write, it was written into as a raw disk).
+func TestNotRawDisk(t *testing.T) {
+	bad := guests.ForTest(t, "bad")
+	gz := append([]byte{0x1f, 0x8b, 0x08, 0}, make([]byte, 1020)...)
+	qcow := append([]byte("QFI\xfb\x00\x00\x00\x03"), make([]byte, 1016)...)
+	tests := []struct {
+		name, file string
+		content    []byte
+		cmd        []string
+		want       string
+	}{
+		{"run gzip", "raw.img.gz", gz, []string{"run", "-m", "32", "--net", "none", "-k", bad, "-a", "halt"},
+			"smolvmm run: disk image DIR/raw.img.gz: gzip-compressed, not a raw disk image (it starts with gzip's signature; the guest would see the file's bytes as its sectors) (decompress it, keeping the original, with: gunzip -k DIR/raw.img.gz, and give -d DIR/raw.img)\n"},
+		{"demo qcow2", "t.qcow2", qcow, []string{"demo"},
+			"smolvmm demo: disk image DIR/t.qcow2: a qcow2 image, not a raw disk image (it starts with qcow2's signature; the guest would see the file's bytes as its sectors) (convert it to a raw image with: qemu-img convert -O raw DIR/t.qcow2 DIR/t.raw, and give -d DIR/t.raw)\n"},
+		{"bench qcow2 read-only", "t.qcow2", qcow, []string{"bench", "-k", bad, "-a", "halt", "--net", "none", "-n", "1", "--warmup", "0"},
+			"smolvmm bench: ld0: disk image DIR/t.qcow2: a qcow2 image, not a raw disk image (it starts with qcow2's signature; the guest would see the file's bytes as its sectors) (convert it to a raw image with: qemu-img convert -O raw DIR/t.qcow2 DIR/t.raw, and give -d DIR/t.raw)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := filepath.Join(dir, tt.file)
+			if err := os.WriteFile(img, tt.content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d := img
+			if strings.Contains(tt.name, "read-only") {
+				d += ",ro"
+			}
+			_, stderr, status := runCLI(t, append(tt.cmd, "-d", d)...)
+			if want := strings.ReplaceAll(tt.want, "DIR", dir); status != 1 || stderr != want {
+				t.Errorf("status %d, stderr\n%s\nwant status 1, stderr\n%s", status, stderr, want)
+			}
+			if got, _ := os.ReadFile(img); !bytes.Equal(got, tt.content) {
+				t.Error("the image changed")
+			}
+		})
+	}
+}
+
+// TestNotRawAdvice: the command that makes a raw image of a compressed or
+// non-raw image, by its format and name.
+func TestNotRawAdvice(t *testing.T) {
+	tests := []struct {
+		path, format string
+		compressed   bool
+		want         string
+	}{
+		{"raw.img.gz", "gzip", true, "gunzip -k raw.img.gz, and give -d raw.img)"},
+		{"disk.img.xz", "xz", true, "xz -dk disk.img.xz, and give -d disk.img)"},
+		{"disk.bz2", "bzip2", true, "bunzip2 -k disk.bz2, and give -d disk)"},
+		{"disk.img.zst", "zstd", true, "zstd -d disk.img.zst, and give -d disk.img)"},
+		{"disk.img", "gzip", true, "gzip -dc disk.img > disk.img.raw, and give -d disk.img.raw)"},
+		{"/d/.gz", "gzip", true, "gzip -dc /d/.gz > /d/.gz.raw, and give -d /d/.gz.raw)"},
+		{"my disk.gz", "gzip", true, "gunzip -k 'my disk.gz', and give -d 'my disk')"},
+		{"vm.qcow2", "qcow2", false, "qemu-img convert -O raw vm.qcow2 vm.raw, and give -d vm.raw)"},
+		{"vm.raw", "VMDK", false, "qemu-img convert -O raw vm.raw vm.raw.raw, and give -d vm.raw.raw)"},
+		{"vm", "VDI", false, "qemu-img convert -O raw vm vm.raw, and give -d vm.raw)"},
+	}
+	for _, tt := range tests {
+		err := notRawAdvice(&blk.FormatError{Path: tt.path, Format: tt.format, Compressed: tt.compressed})
+		if !errors.Is(err, blk.ErrNotRaw) || !strings.HasSuffix(err.Error(), tt.want) {
+			t.Errorf("%s (%s): %v, want ErrNotRaw and the advice ending %q", tt.path, tt.format, err, tt.want)
+		}
+	}
+	if other := errors.New("x"); notRawAdvice(other) != other {
+		t.Error("another error was changed")
 	}
 }

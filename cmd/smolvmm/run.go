@@ -192,6 +192,9 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
 			return cfg, cleanup, inputFileError("-d", d.Path, d.Path, err)
 		}
+		if err := checkDiskFormat(d.Path); err != nil { // disktail.go
+			return cfg, cleanup, err
+		}
 		if c.Command.Name != "boot" { // bench's VMs (benchBootCommand): bench warned once
 			warnHiddenTail(os.Stderr, c.Command.Name, d.Path) // disktail.go
 		}

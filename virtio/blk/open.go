@@ -136,7 +136,10 @@ func DeriveSerial(path string) string {
 }
 
 // Open opens the raw image at path as a disk, locks it against other VMs
-// (exclusive for read-write, shared for read-only) and sizes it. The
+// (exclusive for read-write, shared for read-only) and sizes it. An image
+// whose first sector starts with the signature of a compressed file or of
+// another disk image format (qcow2, VMDK, VHDX, VDI) is refused with a
+// *FormatError (ErrNotRaw). The
 // capacity is the file size in whole 512-byte sectors: a trailing partial
 // sector is not exposed, and is not refused either (HiddenBytes says how
 // many bytes it holds). Close releases the file and the lock.
@@ -188,6 +191,12 @@ func Open(path string, opts Options) (*Disk, error) {
 	if !st.Mode().IsRegular() {
 		f.Close()
 		return nil, notRegular(path, st.Mode())
+	}
+	// A compressed file or a qcow2 image would be taken as raw without a
+	// word, and a writable one written into.
+	if err := CheckRaw(f, st.Size(), path); err != nil {
+		f.Close()
+		return nil, err
 	}
 	d, err := New(newFileBackend(f), st.Size(), opts)
 	if err != nil {

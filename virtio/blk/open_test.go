@@ -3,6 +3,7 @@ package blk_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,5 +259,77 @@ func TestOpenPartialSector(t *testing.T) {
 			t.Errorf("HiddenBytes(%d) = %d, want %d", tt.size, got, tt.hidden)
 		}
 		d.Close()
+	}
+}
+
+// TestOpenNotRaw: an image that is a compressed file or in another disk
+// image format is refused, read-only or not, naming its format, and left
+// as it was; a raw image whose first bytes come near a signature opens.
+func TestOpenNotRaw(t *testing.T) {
+	vdi := make([]byte, 0x44)
+	copy(vdi, "<<< Oracle VM VirtualBox Disk Image >>>\n")
+	copy(vdi[0x40:], "\x7f\x10\xda\xbe")
+	mbr := []byte{0xfa, 0x31, 0xc0, 0x8e, 0xd0} // cli; xor ax,ax; mov ss,ax
+	tests := []struct {
+		name       string
+		head       []byte
+		format     string // "": opens
+		compressed bool
+	}{
+		{"gzip", []byte{0x1f, 0x8b, 0x08, 0x00}, "gzip", true},
+		{"xz", []byte("\xfd7zXZ\x00\x00\x04"), "xz", true},
+		{"bzip2", []byte("BZh91AY&SY"), "bzip2", true},
+		{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x04}, "zstd", true},
+		{"qcow2", []byte("QFI\xfb\x00\x00\x00\x03"), "qcow2", false},
+		{"VMDK sparse extent", []byte("KDMV\x01\x00\x00\x00"), "VMDK", false},
+		{"VMDK descriptor", []byte("# Disk DescriptorFile\nversion=1\n"), "VMDK", false},
+		{"VHDX", []byte("vhdxfile"), "VHDX", false},
+		{"VDI", vdi, "VDI", false},
+		{"raw: an MBR", mbr, "", false},
+		{"raw: zeroes", nil, "", false},
+		{"raw: gzip's magic but another method", []byte{0x1f, 0x8b, 0x07}, "", false},
+		{"raw: BZh without a block size", []byte("BZh0"), "", false},
+		{"raw: VDI's signature without its banner", vdi[0x28:], "", false},
+	}
+	for _, tt := range tests {
+		for _, ro := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, read-only %t", tt.name, ro), func(t *testing.T) {
+				img := make([]byte, 2048)
+				copy(img, tt.head)
+				p := filepath.Join(t.TempDir(), "disk.img")
+				if err := os.WriteFile(p, img, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				d, err := blk.Open(p, blk.Options{ReadOnly: ro})
+				if tt.format == "" {
+					if err != nil {
+						t.Fatalf("raw image refused: %v", err)
+					}
+					d.Close()
+					return
+				}
+				if err == nil {
+					d.Close()
+					t.Fatalf("a %s image opened as raw", tt.format)
+				}
+				var fe *blk.FormatError
+				if !errors.Is(err, blk.ErrNotRaw) || !errors.As(err, &fe) || fe.Format != tt.format || fe.Compressed != tt.compressed || fe.Path != p {
+					t.Fatalf("err %v (%#v), want a FormatError for %s, compressed %t, ErrNotRaw", err, fe, tt.format, tt.compressed)
+				}
+				if msg := err.Error(); !strings.HasPrefix(msg, "disk image "+p+": ") || !strings.Contains(msg, tt.format) {
+					t.Errorf("message %q: want the path and the format", msg)
+				}
+				if got, _ := os.ReadFile(p); !bytes.Equal(got, img) {
+					t.Error("the refused image changed")
+				}
+				// The lock went with the refusal.
+				if d, err := blk.Open(p, blk.Options{ReadOnly: true}); !errors.Is(err, blk.ErrNotRaw) {
+					if d != nil {
+						d.Close()
+					}
+					t.Errorf("second open: %v, want ErrNotRaw again (not in use)", err)
+				}
+			})
+		}
 	}
 }
