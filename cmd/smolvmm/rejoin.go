@@ -138,12 +138,31 @@ func checkRejoin(c *cli.Context, nc *netConfig) {
 	if rc.why == "" {
 		return
 	}
-	advice := " (smolvmm net --group GROUP lets the users of GROUP connect)"
+	advice := ""
 	if rc.hidden {
-		advice = ""
 		nc.Lasting = func(err error) bool { return errors.Is(err, syscall.ENOENT) }
+	} else {
+		user := ""
+		if hasFlag(c, "user") {
+			user = c.String("user")
+		}
+		advice = rejoinAdvice(user, creds)
 	}
 	fmt.Fprintf(os.Stderr, "smolvmm %s: warning: --net %s: the VM could not rejoin this network after its daemon restarts: %s; it would stay offline from then on%s\n", c.Command.Name, nc.Spec, rc.why, advice)
+}
+
+// rejoinAdvice is the warning's advice for a VMM that will run as creds
+// (given by --user user, or by --uid and --gid when user is ""): the VMM
+// drops every supplementary group, so a network's --group lets it in only
+// as its primary group.
+func rejoinAdvice(user string, creds *sandbox.Credentials) string {
+	switch {
+	case creds == nil:
+		return ""
+	case user != "":
+		return fmt.Sprintf(" (--user drops %s's supplementary groups: smolvmm net --group %d, its primary group, lets it connect; or run it as --uid %d --gid GID, GID the socket's group)", user, creds.GID, creds.UID)
+	}
+	return fmt.Sprintf(" (the VMM keeps only --gid's group: smolvmm net --group %d lets it connect; or give --gid the socket's group)", creds.GID)
 }
 
 // stderrNotef is the notices of a shared network lost, failing to be

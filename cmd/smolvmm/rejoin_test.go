@@ -235,11 +235,47 @@ func TestCLISharedNetworkRejoinNotices(t *testing.T) {
 			if tt.warn && !strings.Contains(all, "may not connect to "+socket+" (mode 0600, owner uid 0 gid 0)") {
 				t.Errorf("the warning does not say why:\n%s", all)
 			}
+			if tt.warn && !strings.Contains(all, "--user drops daemon's supplementary groups") {
+				t.Errorf("the warning does not say --user drops the supplementary groups:\n%s", all)
+			}
 			if !tt.rejoin && (!strings.Contains(all, "permission denied") || strings.Count(all, "cannot rejoin") != 1) {
 				t.Errorf("want one cannot-rejoin line, for the permission denied:\n%s", all)
 			}
 			if strings.Contains(stdout.String(), "shared network") {
 				t.Errorf("the notices reached the console's stdout: %q", stdout.String())
+			}
+		})
+	}
+}
+
+// TestRejoinAdvice: the warning's advice names the one group a --group
+// network can let the VMM in by, its primary group (--user drops the
+// supplementary ones, so naming a group the user is only a member of
+// would not help), and the --uid/--gid way round; for --uid, --gid's.
+func TestRejoinAdvice(t *testing.T) {
+	tests := []struct {
+		name  string
+		user  string
+		creds *sandbox.Credentials
+		want  []string
+	}{
+		{"user", "postgres", &sandbox.Credentials{UID: 101, GID: 104}, []string{"--user drops postgres's supplementary groups", "smolvmm net --group 104, its primary group,", "--uid 101 --gid GID, GID the socket's group"}},
+		{"uid", "", &sandbox.Credentials{UID: 5, GID: 7}, []string{"keeps only --gid's group", "smolvmm net --group 7 lets it connect", "give --gid the socket's group"}},
+		{"stays", "", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rejoinAdvice(tt.user, tt.creds)
+			if tt.want == nil && got != "" {
+				t.Errorf("advice %q, want none", got)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("advice %q lacks %q", got, w)
+				}
+			}
+			if strings.Contains(got, "users of GROUP") {
+				t.Errorf("advice %q still says the group's users connect", got)
 			}
 		})
 	}
