@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -92,13 +94,44 @@ func tapErr(name, op string, err error) error {
 	case errors.Is(err, syscall.EBUSY):
 		hint = fmt.Sprintf("tap %s is already in use by another process (another VM?): stop it or choose another tap name", name)
 	case errors.Is(err, syscall.EINVAL):
-		hint = fmt.Sprintf("interface %s exists but is not a tap device: choose another name", name)
+		hint = notTapHint(name, readTunFlags(name))
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENODEV), errors.Is(err, syscall.ENXIO):
 		hint = fmt.Sprintf("%s is missing: load the tun module (modprobe tun)", tunDevice)
 	default:
 		hint = "cannot attach"
 	}
 	return fmt.Errorf("tap %s: %s: %s: %w", name, op, hint, err)
+}
+
+// readTunFlags is the flags interface name was created with (its
+// /sys/class/net/NAME/tun_flags, which only tun and tap devices have), -1
+// when they cannot be read.
+func readTunFlags(name string) int64 {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/tun_flags")
+	if err != nil {
+		return -1
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 0, 32)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// notTapHint says why the kernel refused (EINVAL) to attach to interface
+// name, given its tun_flags (-1: none, it is no tun or tap device): an
+// existing device is attached to only as it was made, a tap and not a tun,
+// with one queue.
+func notTapHint(name string, flags int64) string {
+	switch {
+	case flags < 0:
+		return fmt.Sprintf("interface %s exists but is not a tap device: choose another name", name)
+	case flags&unix.IFF_TAP == 0:
+		return fmt.Sprintf("interface %s is a tun device (IP packets, no Ethernet frames), not a tap: recreate it with `ip tuntap del %s mode tun` and `ip tuntap add %s mode tap`, or choose another name", name, name, name)
+	case flags&unix.IFF_MULTI_QUEUE != 0:
+		return fmt.Sprintf("tap %s was created multi_queue, and a VM attaches to one queue only: recreate it without multi_queue (`ip tuntap del %s mode tap multi_queue`, then `ip tuntap add %s mode tap`)", name, name, name)
+	}
+	return fmt.Sprintf("tap %s (flags %#x) refuses a plain tap's attach: recreate it with `ip tuntap add %s mode tap`, or choose another name", name, flags, name)
 }
 
 // setIfUp sets IFF_UP on an interface, as "ip link set NAME up" does,

@@ -247,14 +247,62 @@ func TestTapAttachesToExisting(t *testing.T) {
 	}
 }
 
+// TestTapRefusesOtherInterfaces: an interface OpenTap may not attach to
+// is refused (EINVAL) saying what it is and what to do: no tun device at
+// all (lo), a tun device, a tap made multi_queue.
 func TestTapRefusesOtherInterfaces(t *testing.T) {
 	needTap(t)
-	_, err := OpenTap("lo")
-	if errors.Is(err, syscall.EPERM) {
-		t.Skipf("no permission here: %v", err)
+	ip, ipErr := exec.LookPath("ip")
+	tests := []struct {
+		name string
+		mode []string // ip tuntap add's mode, nil for lo
+		want string
+	}{
+		{"lo", nil, "interface lo exists but is not a tap device"},
+		{tapName("u"), []string{"mode", "tun"}, "is a tun device (IP packets, no Ethernet frames), not a tap"},
+		{tapName("q"), []string{"mode", "tap", "multi_queue"}, "was created multi_queue, and a VM attaches to one queue only: recreate it without multi_queue (`ip tuntap del " + tapName("q") + " mode tap multi_queue`"},
 	}
-	if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "not a tap device") {
-		t.Errorf("OpenTap(lo) = %v, want EINVAL saying lo is not a tap", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.mode != nil {
+				if ipErr != nil {
+					t.Skip("iproute2's ip is not installed")
+				}
+				if out, err := exec.Command(ip, append([]string{"tuntap", "add", tt.name}, tt.mode...)...).CombinedOutput(); err != nil {
+					t.Skipf("ip tuntap add: %v: %s", err, out)
+				}
+				defer exec.Command(ip, append([]string{"tuntap", "del", tt.name}, tt.mode...)...).Run()
+			}
+			tap, err := OpenTap(tt.name)
+			if err == nil {
+				tap.Close()
+			}
+			if errors.Is(err, syscall.EPERM) {
+				t.Skipf("no permission here: %v", err)
+			}
+			if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("OpenTap(%s) = %v, want EINVAL saying %q", tt.name, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTapNotTapHint: the flags of each kind of tun device the kernel will
+// not attach a plain tap to give their own advice.
+func TestTapNotTapHint(t *testing.T) {
+	tests := []struct {
+		flags int64
+		want  string
+	}{
+		{-1, "exists but is not a tap device"},
+		{unix.IFF_TUN | unix.IFF_NO_PI, "is a tun device"},
+		{unix.IFF_TAP | unix.IFF_MULTI_QUEUE | unix.IFF_NO_PI, "was created multi_queue"},
+		{unix.IFF_TAP | unix.IFF_NO_PI, "(flags 0x1002) refuses a plain tap's attach"},
+	}
+	for _, tt := range tests {
+		if got := notTapHint("t0", tt.flags); !strings.Contains(got, tt.want) {
+			t.Errorf("notTapHint(%#x) = %q, want %q", tt.flags, got, tt.want)
+		}
 	}
 }
 
