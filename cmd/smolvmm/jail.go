@@ -21,8 +21,17 @@ import (
 // host's network namespace, or "-".
 const jailEnv = "SMOLVMM_JAILED"
 
+// jailForEnv names, in the jailed VMM's environment, the command the
+// user gave when the VMM runs another (up, whose VM is run's): the jailed
+// VMM's errors are said as that command's.
+const jailForEnv = "SMOLVMM_JAILED_FOR"
+
 // jailed is set in the jailed VMM.
 var jailed bool
+
+// jailedFor is, in a jailed VMM, the command its errors are said as
+// (jailForEnv), "" for its own.
+var jailedFor string
 
 // jailTapFD is the inherited tap descriptor of a jailed VMM (-1: none),
 // taken by openBackend.
@@ -54,6 +63,10 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 		}
 		os.Unsetenv(jailEnv)
 		jailed = true
+		if v := os.Getenv(jailForEnv); v != "" && commandName([]string{"", v}) == v {
+			jailedFor = v
+		}
+		os.Unsetenv(jailForEnv)
 		if hasFlag(c, "verbose") && c.Bool("verbose") {
 			fmt.Fprintf(os.Stderr, "smolvmm: jailed: the VMM is PID %d of a PID namespace of its own\n", os.Getpid())
 		}
@@ -94,6 +107,9 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(c.Int("ready-fd")), "ready"))
 		cmd.Args = withFlagValue(cmd.Args, "--ready-fd", strconv.Itoa(2+len(cmd.ExtraFiles)))
 	}
+	if command := commandName(cmd.Args); command != c.Command.Name {
+		cmd.Env = append(cmd.Env, jailForEnv+"="+c.Command.Name)
+	}
 	// The jailed VMM sets the console's raw mode and restores it; if it
 	// is killed, this puts the terminal back.
 	if t, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
@@ -108,7 +124,7 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 	}
 	if end.Signal != 0 {
 		// Killed, it said nothing itself: the status alone was all.
-		fmt.Fprintf(os.Stderr, "smolvmm: %s\n", killedBy(end.Signal))
+		fmt.Fprintln(os.Stderr, errorLine(c.Command.Name, killedBy(end.Signal)))
 	}
 	if status := end.Status(); status != 0 {
 		return true, true, cli.Exit("", status)

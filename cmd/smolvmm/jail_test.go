@@ -193,7 +193,7 @@ func TestJailExitStatus(t *testing.T) {
 		// Killed by the kernel, the VMM says nothing: its status was
 		// all there was.
 		{"forbidden call with SIGSYS blocked", []string{"demo"}, testHookEnv + "=sigsys-blocked", 128 + int(syscall.SIGSYS),
-			"smolvmm: the jailed VMM was killed by SIGSYS (a forbidden system call while SIGSYS was blocked)\n"},
+			"smolvmm demo: the jailed VMM was killed by SIGSYS (a forbidden system call while SIGSYS was blocked)\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, append(tt.args, "--jail")...)
@@ -240,7 +240,7 @@ func TestJailExitStatus(t *testing.T) {
 			if !ok || ee.ExitCode() != tt.status {
 				t.Errorf("smolvmm --jail after %v: %v, want exit status %d; stderr:\n%s", tt.sig, err, tt.status, stderr)
 			}
-			if killed := strings.Contains(stderr.String(), "the jailed VMM was killed by SIGKILL"); killed != tt.toVMM {
+			if killed := strings.Contains(stderr.String(), "smolvmm run: the jailed VMM was killed by SIGKILL"); killed != tt.toVMM {
 				t.Errorf("smolvmm --jail after %v: says it killed the VMM %v, want %v; stderr:\n%s", tt.sig, killed, tt.toVMM, stderr)
 			}
 		})

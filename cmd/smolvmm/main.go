@@ -48,6 +48,9 @@ func run(args []string) int {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	err := app.Run(args)
 	command := commandName(args)
+	if jailedFor != "" {
+		command = jailedFor // jail.go: up's VM, jailed, is run's
+	}
 	// Output lost is said whatever else happened: a guest that ended
 	// with a status of its own keeps it, and still lost its output.
 	lost := stdout.Err()

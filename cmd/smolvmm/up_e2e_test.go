@@ -293,3 +293,32 @@ func TestUpSnapshot(t *testing.T) {
 		t.Errorf("run --restore of up's snapshot: status %d (want 0: the guest resets after its ready line), stdout %q\nstderr:\n%s", status, out, stderr)
 	}
 }
+
+// TestUpJailErrorPrefix: up --jail's VM is run's, in a process of its
+// own, yet its errors are said as up's, as without --jail: a snapshot at
+// ready that fails (the test hook's full file system) with --snapshot-exit
+// ends up with "smolvmm up: --snapshot ...", not "smolvmm run: ...".
+func TestUpJailErrorPrefix(t *testing.T) {
+	needJail(t) // jail_test.go
+	bin := smolvmmBin(t)
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: gzipBytes(buildUpGuest(t)),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	work := t.TempDir()
+	snap := filepath.Join(work, "rescue.snap")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "up", "--mirror", srv.Mirror(), "--cache", filepath.Join(work, "cache"), "-m", "16",
+		"--net", "none", "--ready", "ext2 magic", "--snapshot", snap, "--snapshot-exit", "--jail", "rescue")
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), testHookEnv+"=snapshot-full")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("up --jail with a full file system: %v, want status 1; stderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "smolvmm up: --snapshot "+snap+": ") || strings.Contains(stderr.String(), "smolvmm run: --snapshot") {
+		t.Errorf("the jailed VMM's error is not said as up's:\n%s", stderr.String())
+	}
+}
