@@ -118,6 +118,32 @@ func (g *gateway) forward(f Forward, addr netip.Addr, lim forwardLimits) (stop f
 	return nil, fmt.Errorf("port forward %s: protocol %q is neither tcp nor udp", f, f.Proto)
 }
 
+// CheckForwardPorts binds the host socket of each of the user network's
+// forwards fs, as NewUser would, and closes it again: a port another
+// program holds, one below 1024 without the right to bind it, or an
+// address that is not the host's is refused now, in NewUser's words, by a
+// caller with work to do before it opens the network.
+func CheckForwardPorts(fs []Forward) error {
+	for _, f := range fs {
+		ap := netip.AddrPortFrom(f.HostAddr, f.HostPort)
+		var c io.Closer
+		var err error
+		switch f.Proto {
+		case "tcp":
+			c, err = net.Listen("tcp", ap.String())
+		case "udp":
+			c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		default:
+			return fmt.Errorf("port forward %s: protocol %q is neither tcp nor udp", f, f.Proto)
+		}
+		if err != nil {
+			return forwardListenErr(f, err)
+		}
+		c.Close()
+	}
+	return nil
+}
+
 // forwardListenErr explains the usual reasons a host port cannot be bound.
 func forwardListenErr(f Forward, err error) error {
 	hint := ""

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -223,4 +224,52 @@ func TestForwardUDPFlowBound(t *testing.T) {
 			want("a new client's flow", 1, 3)
 		})
 	}
+}
+
+// TestCheckForwardPorts: the host sockets of the forwards are bound and
+// closed again (a second check passes, and NewUser still gets them); one
+// another socket holds is refused in NewUser's words, for TCP and UDP
+// alike.
+func TestCheckForwardPorts(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	busyTCP, busyUDP := uint16(tcp.Addr().(*net.TCPAddr).Port), uint16(udp.LocalAddr().(*net.UDPAddr).Port)
+	free := freePort(t, "tcp")
+	lo := netback.DefaultForwardAddr
+	tests := []struct {
+		name string
+		f    netback.Forward
+		want error // nil: passes
+	}{
+		{"free tcp", netback.Forward{Proto: "tcp", HostAddr: lo, HostPort: free, GuestPort: 80}, nil},
+		{"busy tcp", netback.Forward{Proto: "tcp", HostAddr: lo, HostPort: busyTCP, GuestPort: 80}, syscall.EADDRINUSE},
+		{"busy udp", netback.Forward{Proto: "udp", HostAddr: lo, HostPort: busyUDP, GuestPort: 53}, syscall.EADDRINUSE},
+		{"tcp beside a busy udp", netback.Forward{Proto: "tcp", HostAddr: lo, HostPort: busyUDP, GuestPort: 80}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := 0; i < 2; i++ { // closed after the first
+				err := netback.CheckForwardPorts([]netback.Forward{tt.f})
+				if tt.want == nil && err != nil {
+					t.Fatalf("check %d: %v", i+1, err)
+				}
+				if tt.want != nil && (!errors.Is(err, tt.want) || !strings.Contains(err.Error(), "the host port is already in use")) {
+					t.Fatalf("check %d: %v, want %v saying the port is in use", i+1, err, tt.want)
+				}
+			}
+		})
+	}
+	u, err := netback.NewUser(guestMAC, []netback.Forward{tests[0].f})
+	if err != nil {
+		t.Fatalf("NewUser after the check: %v", err)
+	}
+	u.Close()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/rebuild"
@@ -362,7 +363,7 @@ func isDir(path string) bool {
 // upPreflight checks what up needs besides the flags' values before it
 // downloads, strips and builds, as run would find it when it starts the
 // VM: the extra -d images open as run opens them, the --snapshot file and
-// the image can be written, a shared network is running, and the release
+// the image can be written, the network opens (probeNet), and the release
 // flags are ones fetch takes.
 func upPreflight(c *cli.Context, image string) error {
 	if err := newFetcher(c, nil).Check(c.String("version"), c.String("arch")); err != nil {
@@ -402,8 +403,8 @@ func upPreflight(c *cli.Context, image string) error {
 			return err
 		}
 	}
-	if nc, err := parseNetFlags(c, ""); err == nil && isSharedNet(nc.Spec) { // checked by checkRunFlags
-		if _, _, err := probeSharedNet(nc.Spec); err != nil { // netflags.go
+	if nc, err := parseNetFlags(c, ""); err == nil { // checked by checkRunFlags
+		if err := probeNet(nc); err != nil {
 			return err
 		}
 	}
@@ -426,6 +427,28 @@ func upPreflight(c *cli.Context, image string) error {
 		if v, err := im.Check(); err == nil && v == rebuild.NotImage && !im.Stamp.Describes(image) {
 			return notUpImageError(image) // up.go
 		}
+	}
+	return nil
+}
+
+// probeNet checks, before up's download, that the run will open the
+// network nc as the VMM will: a shared network is running, the user
+// network's -p host ports can be bound, a tap can be attached to (and is
+// no other interface, nor another VM's). What it opens it closes.
+func probeNet(nc netConfig) error {
+	kind, name, _ := strings.Cut(nc.Spec, ":")
+	switch {
+	case isSharedNet(nc.Spec):
+		_, _, err := probeSharedNet(nc.Spec) // netflags.go
+		return err
+	case nc.Spec == "user":
+		return netback.CheckForwardPorts(nc.Forwards)
+	case kind == "tap":
+		tap, err := netback.OpenTap(name)
+		if err != nil {
+			return backendError(nc.Spec, err)
+		}
+		return tap.Close()
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,6 +213,12 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(work, "ff"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
 	tests := []struct {
 		name   string
 		args   []string
@@ -218,6 +226,9 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 		want   string
 		root   bool
 	}{
+		{"host port in use", []string{"-p", fmt.Sprintf("%d:80", busyPort)}, 1, fmt.Sprintf("port forward tcp:127.0.0.1:%d:80: the host port is already in use", busyPort), false},
+		{"host address not the host's", []string{"-p", "192.0.2.1:8080:80"}, 1, "port forward tcp:192.0.2.1:8080:80: the host address is not one of this host's addresses", false},
+		{"tap not a tap", []string{"--net", "tap:lo"}, 1, "tap lo: TUNSETIFF: interface lo exists but is not a tap device", true},
 		{"missing share", []string{"--share", "nodir"}, 1, "--share nodir: no such file or directory (check the path given with --share)", false},
 		{"share not a directory", []string{"--share", "rescue.img"}, 1, "--share rescue.img is a regular file, not a directory: give a directory to share", false},
 		{"missing module", []string{"--module", "nonexist,kmod"}, 1, "--module nonexist,kmod: open nonexist: no such file", false},
@@ -237,7 +248,10 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.root && os.Geteuid() != 0 {
-				t.Skip("--chroot needs root")
+				t.Skip("needs root: --chroot, a tap")
+			}
+			if _, err := os.Stat("/dev/net/tun"); err != nil && slices.Contains(tt.args, "tap:lo") {
+				t.Skipf("no tap here: %v", err)
 			}
 			args := append([]string{"up", "--mirror", "http://127.0.0.1:1/pub", "--cache", filepath.Join(work, "cache")}, tt.args...)
 			cmd := exec.Command(bin, append(args, "rescue")...)
