@@ -155,6 +155,38 @@ type Stats struct {
 	DNSConns, DNSRefusedConns uint64
 }
 
+// Lost is how many frames, connections, flows and queries the backend
+// dropped or refused (every counter of them but the frames moved and
+// those open now).
+func (s Stats) Lost() uint64 {
+	return s.Dropped + s.Unsent + s.ForwardsRefused + s.ForwardFlowsRefused +
+		s.NATRefusedConns + s.NATRefusedFlows + s.DNSRefused + s.DNSRefusedConns
+}
+
+// String gives the frames moved each way, then each non-zero count of
+// those dropped or refused, and why.
+func (s Stats) String() string {
+	out := fmt.Sprintf("%d frames to the guest, %d from it", s.ToGuest, s.FromGuest)
+	for _, c := range []struct {
+		n    uint64
+		what string
+	}{
+		{s.Dropped, "frames for the guest dropped, not taken fast enough"},
+		{s.Unsent, "frames from the guest dropped while the shared network was away"},
+		{s.ForwardsRefused, "forwarded TCP connections closed at once, too many waiting for the guest"},
+		{s.ForwardFlowsRefused, "forwarded UDP datagrams of new clients dropped, at a forward's or the VM's most flows"},
+		{s.NATRefusedConns, "outgoing TCP connections refused, at the VM's most"},
+		{s.NATRefusedFlows, "outgoing UDP flows refused, at the VM's most"},
+		{s.DNSRefused, "DNS queries answered SERVFAIL at once, too many being asked"},
+		{s.DNSRefusedConns, "DNS TCP connections reset, at the VM's most"},
+	} {
+		if c.n != 0 {
+			out += fmt.Sprintf("; %d %s", c.n, c.what)
+		}
+	}
+	return out
+}
+
 // StatsReporter is implemented by backends that count frames.
 type StatsReporter interface {
 	// Stats returns a snapshot of the counters.

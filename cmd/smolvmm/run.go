@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/internal/starttime"
 	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
@@ -516,6 +517,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			if st := nic.Stats(); c.Bool("verbose") || st.Lost() != 0 {
 				fmt.Fprintf(os.Stderr, "smolvmm %s: network card: %s\n", c.Command.Name, st)
 			}
+			printBackendStats(c, nic.Backend())
 		}
 	}
 	if err != nil {
@@ -528,6 +530,25 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return cli.Exit("", s)
 	}
 	return nil
+}
+
+// printBackendStats prints, under -v and always when it dropped or
+// refused anything (which the card's counters do not see, nor the guest
+// learns why), the counters of the card's network backend b: the user
+// network's refused connections, flows and queries, the frames it
+// dropped for the guest, a shared network's frames lost while it was
+// away.
+func printBackendStats(c *cli.Context, b vnet.Backend) {
+	if l, ok := b.(*lateBackend); ok { // latejoin.go
+		b = l.backend()
+	}
+	r, ok := b.(netback.StatsReporter)
+	if !ok {
+		return
+	}
+	if st := r.Stats(); c.Bool("verbose") || st.Lost() != 0 {
+		fmt.Fprintf(os.Stderr, "smolvmm %s: network %s: %s\n", c.Command.Name, c.String("net"), st)
+	}
 }
 
 // kernelLoadError is the CLI's error for vmm's err loading the kernel by

@@ -191,6 +191,9 @@ func (d *Device) warnf(kind, msg string, args ...any) {
 	}
 }
 
+// Backend is the backend the device was made over (New's).
+func (d *Device) Backend() Backend { return d.backend }
+
 // Stats returns a snapshot of the counters.
 func (d *Device) Stats() Stats {
 	return Stats{
