@@ -195,8 +195,9 @@ func relocatable(name string) []byte {
 	}}.Build()
 }
 
-// TestLongName: a name is read up to maxName (256) bytes: one of 255 and
-// its NUL is read whole, one of 256 is refused as having no NUL. So it is
+// TestLongName: a name is read up to maxName (64) bytes: one of 63 and
+// its NUL is read whole, one of 64 is refused as having no NUL, an error
+// that names the field and the bound. So it is
 // when the NUL is the last file-backed byte of its segment: the text
 // segment's, here, made 256 or 257 bytes long and holding the name that
 // cfdata[1] is pointed at.
@@ -214,10 +215,10 @@ func TestLongName(t *testing.T) {
 		segEnd bool // its NUL ends the text segment, not in .rodata
 		ok     bool
 	}{
-		{"255 bytes", maxName - 1, false, true},
-		{"256 bytes", maxName, false, false},
-		{"255 bytes, the NUL ending its segment", maxName - 1, true, true},
-		{"256 bytes, the NUL ending its segment", maxName, true, false},
+		{"63 bytes", maxName - 1, false, true},
+		{"64 bytes", maxName, false, false},
+		{"63 bytes, the NUL ending its segment", maxName - 1, true, true},
+		{"64 bytes, the NUL ending its segment", maxName, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.Repeat("x", tc.n)
@@ -234,8 +235,9 @@ func TestLongName(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrBadString) || !strings.Contains(fmt.Sprint(err), "cfdata[1]") || !strings.Contains(fmt.Sprint(err), "no NUL within 256 bytes") {
-				t.Errorf("Parse: %v; want ErrBadString for cfdata[1], no NUL within 256 bytes", err)
+			want := fmt.Sprintf("no NUL within %d bytes (names are read up to %d bytes", maxName, maxName)
+			if !errors.Is(err, ErrBadString) || !strings.Contains(fmt.Sprint(err), "cfdata[1] (file offset") || !strings.Contains(fmt.Sprint(err), "cf_name") || !strings.Contains(fmt.Sprint(err), want) {
+				t.Errorf("Parse: %v; want ErrBadString for cfdata[1]'s cf_name, %s", err, want)
 			}
 		})
 	}
@@ -397,7 +399,7 @@ func TestEntryCap(t *testing.T) {
 		cap       int
 		want, not string
 	}{
-		{"at the cap", k.Bytes(), 10, "in the first 10 entries, the most a table may have", "end of its segment"},
+		{"past the cap", k.Bytes(), 10, "after 10 entries, the most a table may have", "end of its segment"},
 		{"at the segment's end", noTerm, maxEntries, "before the end of its segment", "the most a table may have"},
 	}
 	for _, tt := range tests {

@@ -34,7 +34,7 @@ func (k *Kernel) readDrivers(va uint64) map[string][]string {
 			return nil
 		}
 		raw := k.image[off : off+attrsOff+ptr]
-		name, err := k.amap.str(k.image, k.ptrAt(raw, int(nameOff)))
+		name, err := k.str(k.ptrAt(raw, int(nameOff)))
 		if err != nil {
 			return nil
 		}
@@ -51,7 +51,7 @@ func (k *Kernel) readDrivers(va uint64) map[string][]string {
 			if err != nil || end-off < ptr {
 				return nil
 			}
-			attr, err := k.amap.str(k.image, k.ptrAt(k.image[off:off+ptr], 0))
+			attr, err := k.str(k.ptrAt(k.image[off:off+ptr], 0))
 			if err != nil {
 				return nil
 			}

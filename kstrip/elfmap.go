@@ -6,9 +6,12 @@ import (
 	"fmt"
 )
 
-// maxName bounds the strings read from the kernel; driver and attribute
-// names are short, so a longer one means the pointer is wrong.
-const maxName = 256
+// maxName bounds the strings read from the kernel, NUL included: NetBSD's
+// driver, attachment and interface attribute names are under 20 bytes (a
+// driver's name and unit fit dv_xname[16]; wsemuldisplaydev is 16), so a
+// longer one means the pointer is wrong, or a hostile kernel whose names
+// would cost memory in every entry and every listed row.
+const maxName = 64
 
 // maxRegions bounds the loaded segments (or sections) of a kernel: it has
 // a handful, and every address lookup walks them all.
@@ -85,7 +88,7 @@ func (m *addrMap) str(image []byte, va uint64) (string, error) {
 	b := image[off:end]
 	n := bytes.IndexByte(b, 0)
 	if n < 0 {
-		return "", fmt.Errorf("string at %#x (file offset %#x) has no NUL within %d bytes: %w", va, off, len(b), ErrBadString)
+		return "", fmt.Errorf("string at %#x (file offset %#x) has no NUL within %d bytes (names are read up to %d bytes, NUL included; NetBSD's are under 20): %w", va, off, len(b), maxName, ErrBadString)
 	}
 	return string(b[:n]), nil
 }

@@ -52,7 +52,8 @@ type Entry struct {
 	Unit int `json:"unit"`
 	// State is cf_fstate.
 	State State `json:"state"`
-	// Parent is cf_pspec; nil for entries attached at root.
+	// Parent is cf_pspec; nil for entries attached at root. Entries with
+	// one cf_pspec share one Parent: change it only for all of them.
 	Parent *Parent `json:"parent"`
 	// Offset is the entry's file offset.
 	Offset int64 `json:"offset"`

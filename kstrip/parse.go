@@ -56,9 +56,11 @@ func (l layout) name() string {
 	return fmt.Sprintf("NetBSD 9 (short cf_unit at offset %d, short cf_fstate at %d)", l.unit, l.state())
 }
 
-// maxEntries bounds the walk; GENERIC kernels have about a thousand. A
-// variable so that a test can reach it without a table this long.
-var maxEntries = 1 << 20
+// maxEntries bounds the walk, and so the memory a table costs: GENERIC
+// kernels have about a thousand entries, and a kernel of every driver a
+// few thousand. A variable so that a test can reach it without a table
+// this long.
+var maxEntries = 1 << 16
 
 // Kernel is a parsed kernel image and its autoconfiguration table.
 type Kernel struct {
@@ -77,6 +79,11 @@ type Kernel struct {
 	// providers maps an interface attribute to the drivers providing it,
 	// from cfdriver_list_initial; nil when the kernel has no readable one.
 	providers map[string][]string
+	// strs and parents hold what was read at each address: a table's
+	// entries share their names and parents, so each is read and kept
+	// once, however many entries point at it.
+	strs    map[uint64]string
+	parents map[uint64]*Parent
 }
 
 // Bytes returns the image, including the changes Apply made to it.
@@ -137,7 +144,8 @@ func Parse(image []byte) (k *Kernel, err error) {
 	if err := checkType(f, image); err != nil {
 		return nil, err
 	}
-	k = &Kernel{image: image, order: f.ByteOrder, amap: newAddrMap(f, uint64(len(image)))}
+	k = &Kernel{image: image, order: f.ByteOrder, amap: newAddrMap(f, uint64(len(image))),
+		strs: map[uint64]string{}, parents: map[uint64]*Parent{}}
 	if n := len(k.amap.regions); n > maxRegions {
 		return nil, fmt.Errorf("%w: %d loadable segments or sections, where a kernel has a few (at most %d accepted)", ErrMalformed, n, maxRegions)
 	}
@@ -362,9 +370,6 @@ func (k *Kernel) walk() error {
 	size := uint64(k.lay.size)
 	var offs []uint64
 	for i := 0; ; i++ {
-		if i >= maxEntries {
-			return fmt.Errorf("cfdata at %#x (file offset %#x): %w in the first %d entries, the most a table may have (a kernel has about a thousand)", k.addr, k.offset, ErrNoTerminator, i)
-		}
 		if end-off < size {
 			return fmt.Errorf("cfdata at %#x (file offset %#x): %w after %d entries, before the end of its segment at file offset %#x", k.addr, k.offset, ErrNoTerminator, i, end)
 		}
@@ -375,12 +380,16 @@ func (k *Kernel) walk() error {
 			}
 			break
 		}
+		if i >= maxEntries {
+			return fmt.Errorf("cfdata at %#x (file offset %#x): %w after %d entries, the most a table may have (a kernel has a few thousand at most)", k.addr, k.offset, ErrNoTerminator, i)
+		}
 		offs = append(offs, off)
 		off += size
 	}
 	if err := k.chooseLayout(offs); err != nil {
 		return err
 	}
+	k.Entries = make([]Entry, 0, len(offs))
 	for i, off := range offs {
 		e, err := k.entry(i, k.image[off:off+size])
 		if err != nil {
@@ -530,11 +539,11 @@ func (k *Kernel) entry(i int, raw []byte) (Entry, error) {
 	e := Entry{Index: i}
 	e.Unit, e.State = k.unitState(k.lay, raw)
 	var err error
-	if e.Name, err = k.amap.str(k.image, k.ptrAt(raw, 0)); err != nil {
+	if e.Name, err = k.str(k.ptrAt(raw, 0)); err != nil {
 		return e, fmt.Errorf("cf_name: %w", err)
 	}
 	if p := k.ptrAt(raw, k.lay.atname); p != 0 {
-		if e.Attach, err = k.amap.str(k.image, p); err != nil {
+		if e.Attach, err = k.str(p); err != nil {
 			return e, fmt.Errorf("cf_atname of %q: %w", e.Name, err)
 		}
 	}
@@ -546,8 +555,24 @@ func (k *Kernel) entry(i int, raw []byte) (Entry, error) {
 	return e, nil
 }
 
-// parent reads the struct cfparent at va.
+// str reads the NUL-terminated string at va, once per address.
+func (k *Kernel) str(va uint64) (string, error) {
+	if s, ok := k.strs[va]; ok {
+		return s, nil
+	}
+	s, err := k.amap.str(k.image, va)
+	if err == nil {
+		k.strs[va] = s
+	}
+	return s, err
+}
+
+// parent reads the struct cfparent at va, once per address: the entries
+// attached at one parent share one *Parent, which nothing changes.
 func (k *Kernel) parent(va uint64) (*Parent, error) {
+	if p, ok := k.parents[va]; ok {
+		return p, nil
+	}
 	off, end, err := k.amap.offset(va)
 	if err != nil {
 		return nil, err
@@ -559,15 +584,16 @@ func (k *Kernel) parent(va uint64) (*Parent, error) {
 	raw := k.image[off : off+size]
 	p := &Parent{Unit: int(int32(k.order.Uint32(raw[k.lay.pUnitOff:])))}
 	if a := k.ptrAt(raw, 0); a != 0 {
-		if p.IAttr, err = k.amap.str(k.image, a); err != nil {
+		if p.IAttr, err = k.str(a); err != nil {
 			return nil, fmt.Errorf("cfp_iattr: %w", err)
 		}
 	}
 	if a := k.ptrAt(raw, k.lay.ptr); a != 0 {
-		if p.Name, err = k.amap.str(k.image, a); err != nil {
+		if p.Name, err = k.str(a); err != nil {
 			return nil, fmt.Errorf("cfp_parent: %w", err)
 		}
 	}
+	k.parents[va] = p
 	return p, nil
 }
 
