@@ -43,6 +43,9 @@ var (
 	ErrBadString = errors.New("bad string")
 	// ErrUnknownName: a keep, enable or disable name matches no entry.
 	ErrUnknownName = errors.New("unknown name")
+	// ErrConfigFile: a keep list is written as a kernel configuration
+	// file (config(5): "options INSECURE", "com0 at isa?"), not as names.
+	ErrConfigFile = errors.New("a kernel configuration file, not a list of names")
 	// ErrNothingKept: a strip was given keep or enable names and none of
 	// them matches an entry (all ignored as unknown), so it would disable
 	// every entry but the root, which would attach nothing.

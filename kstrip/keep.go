@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -47,9 +48,19 @@ var DefaultKeep = []string{
 // where another name a kernel lacks is a mistake Plan refuses.
 var EraNames = []string{"npx"}
 
+// configWords begin the lines of a kernel configuration file (config(5))
+// that name no device; none is a driver's name.
+var configWords = map[string]bool{
+	"options": true, "makeoptions": true, "include": true, "cinclude": true,
+	"pseudo-device": true, "maxusers": true, "file-system": true, "config": true,
+	"ident": true, "machine": true, "no": true, "select": true,
+}
+
 // ReadKeepList reads one name per line; blank lines and everything after
 // a '#' are ignored. Several names on one line, separated by spaces or
-// commas, are accepted too.
+// commas, are accepted too. A line written as a kernel configuration's
+// ("options INSECURE", "com0 at isa? port 0x3f8") is refused with
+// ErrConfigFile: its words are no names, and would each be unknown.
 func ReadKeepList(r io.Reader) ([]string, error) {
 	var names []string
 	sc := bufio.NewScanner(r)
@@ -57,7 +68,15 @@ func ReadKeepList(r io.Reader) ([]string, error) {
 	for sc.Scan() {
 		line++
 		text, _, _ := strings.Cut(sc.Text(), "#")
-		for _, f := range strings.FieldsFunc(text, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\r' }) {
+		fields := strings.FieldsFunc(text, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\r' })
+		if len(fields) > 0 && (configWords[fields[0]] || slices.Contains(fields, "at")) {
+			text = strings.TrimSpace(text)
+			if len(text) > 60 {
+				text = text[:60] + "..."
+			}
+			return nil, fmt.Errorf("keep list line %d, %q, is written as in a kernel configuration (config(5)): %w", line, text, ErrConfigFile)
+		}
+		for _, f := range fields {
 			if strings.ContainsRune(f, 0) {
 				return nil, fmt.Errorf("keep list line %d: name %q contains a NUL byte", line, f)
 			}

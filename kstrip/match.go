@@ -61,33 +61,54 @@ func (k *Kernel) Known(name string) bool { return len(k.Match(name)) > 0 }
 // Suggest returns up to five names of this kernel (drivers, attachments,
 // fixed units) closest to name by edit distance, for "did you mean" messages.
 func (k *Kernel) Suggest(name string) []string {
-	name = strings.ToLower(strings.TrimSpace(name))
+	return k.newSuggester().suggest(name)
+}
+
+// suggester holds the names Suggest compares with, gathered once for
+// all the names of a Plan.
+type suggester struct {
+	// names are the distinct names, each with its lowered form.
+	names, lower []string
+}
+
+func (k *Kernel) newSuggester() *suggester {
+	sg := &suggester{}
 	seen := map[string]bool{}
+	add := func(s string) {
+		if s == "" || seen[s] {
+			return
+		}
+		seen[s] = true
+		sg.names = append(sg.names, s)
+		sg.lower = append(sg.lower, strings.ToLower(s))
+	}
+	for i := range k.Entries {
+		e := &k.Entries[i]
+		add(e.Name)
+		add(e.Attach)
+		if !e.State.IsStar() {
+			add(e.Label())
+		}
+	}
+	return sg
+}
+
+// suggest returns up to five of sg's names closest to name.
+func (sg *suggester) suggest(name string) []string {
+	name = strings.ToLower(strings.TrimSpace(name))
 	type cand struct {
 		s string
 		d int
 	}
 	var cands []cand
 	limit := max(2, len(name)/3)
-	try := func(s string) {
-		if s == "" || seen[s] {
-			return
-		}
-		seen[s] = true
+	for i, s := range sg.lower {
 		// The distance is at least the difference in length: skip early.
 		if len(s) > len(name)+limit || len(s) < len(name)-limit {
-			return
+			continue
 		}
-		if d := editDistance(name, strings.ToLower(s)); d <= limit {
-			cands = append(cands, cand{s, d})
-		}
-	}
-	for i := range k.Entries {
-		e := &k.Entries[i]
-		try(e.Name)
-		try(e.Attach)
-		if !e.State.IsStar() {
-			try(e.Label())
+		if d := editDistance(name, s); d <= limit {
+			cands = append(cands, cand{sg.names[i], d})
 		}
 	}
 	sort.Slice(cands, func(i, j int) bool {

@@ -48,10 +48,21 @@ type KeptParent struct {
 // Unknown is a name that matched no entry.
 type Unknown struct {
 	// List is "keep", "enable" or "disable".
-	List        string   `json:"list"`
-	Name        string   `json:"name"`
+	List string `json:"list"`
+	Name string `json:"name"`
+	// Suggestions are up to five close names of the kernel (Suggest),
+	// for the first maxSuggested (64) unknown names of a Plan: a list
+	// with more is the wrong file, not misspelt, and the search costs
+	// time for each.
 	Suggestions []string `json:"suggestions"`
 }
+
+// maxSuggested bounds the unknown names of a Plan given Suggestions.
+const maxSuggested = 64
+
+// maxShown bounds the names an error lists: a wrong file (a kernel
+// configuration given as a keep list) has hundreds.
+const maxShown = 10
 
 // Report is what Plan decided; Apply carries it out.
 type Report struct {
@@ -85,9 +96,10 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	r := &Report{}
 	want := make([]target, len(k.Entries))
 	explicit := make([]bool, len(k.Entries))
-	keep := k.resolve(r, "keep", p.Keep)
-	en := k.resolve(r, "enable", p.Enable)
-	dis := k.resolve(r, "disable", p.Disable)
+	sg := k.newSuggester()
+	keep := k.resolve(r, sg, "keep", p.Keep)
+	en := k.resolve(r, sg, "enable", p.Enable)
+	dis := k.resolve(r, sg, "disable", p.Disable)
 	if len(r.Unknown) > 0 && !p.IgnoreUnknown {
 		return r, unknownError(r.Unknown)
 	}
@@ -101,7 +113,7 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 			}
 		}
 		if len(names) > 0 {
-			return &Report{Unknown: r.Unknown}, fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing", ErrNothingKept, strings.Join(names, ", "), k.rootsText())
+			return &Report{Unknown: r.Unknown}, fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing", ErrNothingKept, firstFew(names, ", "), k.rootsText())
 		}
 	}
 	for _, u := range r.Unknown {
@@ -142,21 +154,37 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	return r, nil
 }
 
-// resolve matches names and records those that match nothing.
-func (k *Kernel) resolve(r *Report, list string, names []string) []int {
+// resolve matches names and records those that match nothing, each name
+// once however often the list repeats it.
+func (k *Kernel) resolve(r *Report, sg *suggester, list string, names []string) []int {
 	var out []int
+	seen := map[string]bool{}
 	for _, n := range names {
 		n = strings.TrimSpace(n)
-		if n == "" {
+		if n == "" || seen[n] {
 			continue
 		}
+		seen[n] = true
 		m := k.Match(n)
 		if len(m) == 0 {
-			r.Unknown = append(r.Unknown, Unknown{List: list, Name: n, Suggestions: k.Suggest(n)})
+			u := Unknown{List: list, Name: n}
+			if len(r.Unknown) < maxSuggested {
+				u.Suggestions = sg.suggest(n)
+			}
+			r.Unknown = append(r.Unknown, u)
 		}
 		out = append(out, m...)
 	}
 	return out
+}
+
+// firstFew joins the first maxShown of names with sep, and says how
+// many more there are.
+func firstFew(names []string, sep string) string {
+	if len(names) <= maxShown {
+		return strings.Join(names, sep)
+	}
+	return fmt.Sprintf("%s%sand %d more", strings.Join(names[:maxShown], sep), sep, len(names)-maxShown)
 }
 
 // withParents returns seeds plus, recursively, every entry a kept entry
@@ -385,17 +413,19 @@ type UnknownError struct{ Names []Unknown }
 
 func unknownError(u []Unknown) error { return &UnknownError{Names: u} }
 
-// Error lists every unknown name with its close matches.
+// Error lists the first unknown names (maxShown) with their close
+// matches, and says how many more there are.
 func (e *UnknownError) Error() string {
-	var b strings.Builder
-	for i, u := range e.Names {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s name %q matches no cfdata entry%s", u.List, u.Name, didYouMean(u.Suggestions))
+	n := min(len(e.Names), maxShown)
+	parts := make([]string, n)
+	for i, u := range e.Names[:n] {
+		parts[i] = fmt.Sprintf("%s name %q matches no cfdata entry%s", u.List, u.Name, didYouMean(u.Suggestions))
 	}
-	b.WriteString(" (fix the names, or ignore unknown names to go on without them)")
-	return b.String()
+	msg := strings.Join(parts, "; ")
+	if more := len(e.Names) - n; more > 0 {
+		msg += fmt.Sprintf("; and %d more names match no entry", more)
+	}
+	return msg + " (fix the names, or ignore unknown names to go on without them)"
 }
 
 // Unwrap makes errors.Is(err, ErrUnknownName) true.

@@ -532,3 +532,56 @@ func TestRootsNotDisabled(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownNamesOnce: a wrong keep list (a kernel configuration) made
+// an error of every word, "at" hundreds of times, and searched close
+// names for each repeat. Each unknown name is now recorded once, close
+// names are searched for the first maxSuggested, and errors list the
+// first maxShown and count the rest.
+func TestUnknownNamesOnce(t *testing.T) {
+	k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
+	distinct := []string{"vioff", "at"}
+	for i := len(distinct); i < 80; i++ {
+		distinct = append(distinct, fmt.Sprintf("nosuch%d", i))
+	}
+	var keep []string
+	for range 50 {
+		keep = append(keep, distinct...)
+	}
+	tests := []struct {
+		name     string
+		plan     Plan
+		is       error
+		want     []string
+		notWant  string
+		unknowns int
+	}{
+		{"unknown names", Plan{Strip: true, Keep: append(keep, "mainbus")}, ErrUnknownName,
+			[]string{`keep name "vioff" matches no cfdata entry (did you mean vioif?); keep name "at"`, `"nosuch9" matches no cfdata entry; and 70 more names match no entry (fix the names`}, `"nosuch10"`, len(distinct)},
+		{"nothing kept", Plan{Strip: true, Keep: keep, IgnoreUnknown: true}, ErrNothingKept,
+			[]string{"(vioff, at, nosuch2, ", "nosuch9, and 70 more)"}, "nosuch10", len(distinct)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := k.Plan(tt.plan)
+			if !errors.Is(err, tt.is) {
+				t.Fatalf("err = %v, want %v", err, tt.is)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, tt.notWant) || strings.Count(msg, `"at"`) > 1 || len(msg) > 1500 {
+				t.Errorf("error of %d bytes %q: want the first %d names, each once", len(msg), msg, maxShown)
+			}
+			if got := unknownNames(r); !slices.Equal(got, distinct) {
+				t.Errorf("Unknown = %q, want each name once: %q", got, distinct)
+			}
+			if u := r.Unknown; len(u[0].Suggestions) == 0 || u[maxSuggested-1].Suggestions == nil || u[maxSuggested].Suggestions != nil {
+				t.Errorf("Suggestions of the first, %dth and %dth names: %q, %q, %q; want them searched for the first %d only", maxSuggested, maxSuggested+1, u[0].Suggestions, u[maxSuggested-1].Suggestions, u[maxSuggested].Suggestions, maxSuggested)
+			}
+		})
+	}
+}

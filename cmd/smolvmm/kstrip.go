@@ -302,6 +302,9 @@ func readKeepFile(file string) ([]string, error) {
 	}
 	names, err := kstrip.ReadKeepList(fh)
 	fh.Close()
+	if errors.Is(err, kstrip.ErrConfigFile) {
+		return nil, fmt.Errorf("kstrip: %s: %w; -K wants the names of the drivers to keep, one a line (such as mainbus, cpu, pci, isa, com_isa, virtio, ld_virtio), not a kernel configuration: --list KERNEL shows the names a kernel has", file, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kstrip: %s: %w", file, err)
 	}

@@ -276,6 +276,11 @@ func TestKstripBadInput(t *testing.T) {
 	os.WriteFile(roOut, []byte("an older kernel"), 0o444)
 	keepList := filepath.Join(dir, "keep.list")
 	os.WriteFile(keepList, []byte("mainbus\ncom0\n"), 0o644)
+	// A kernel configuration given as the keep list: each of its words
+	// was an unknown name, every "at" among them, in a one-line error
+	// of hundreds of kilobytes.
+	config := filepath.Join(dir, "GENERIC")
+	os.WriteFile(config, []byte("# GENERIC\ninclude \"arch/i386/conf/std.i386\"\nmainbus0 at root\ncom0 at isa? port 0x3f8 irq 4\n"), 0o644)
 	// Sparse: refused by its size, never read (it was read whole, 1 GiB
 	// of memory, to say "not an ELF file").
 	huge := filepath.Join(dir, "big.img")
@@ -319,6 +324,7 @@ func TestKstripBadInput(t *testing.T) {
 		{"no default name in the kernel", []string{arm}, arm, 1, []string{"no keep or enable name matches an entry", "default keep list", "--keep or -K"}},
 		{"no default name, unknown names ignored", []string{"--ignore-unknown", arm}, arm, 1, []string{"no keep or enable name matches an entry"}},
 		{"missing keep file", []string{"-K", filepath.Join(dir, "nope"), kern}, kern, 1, []string{"nope"}},
+		{"kernel configuration as keep file", []string{"-K", config, kern}, kern, 1, []string{config + `: keep list line 2, "include \"arch/i386/conf/std.i386\"", is written as in a kernel configuration`, "-K wants the names of the drivers to keep, one a line"}},
 		{"missing kernel", []string{filepath.Join(dir, "netbsd")}, "", 1, []string{"no such file"}},
 		// The kernel, not an output the user never gave, is what is
 		// wrong (it said "output DIR is a directory, not a regular file").
