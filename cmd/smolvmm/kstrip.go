@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -38,11 +39,16 @@ add are reported. --list shows the table.
 
 Modes:
   kstrip KERNEL                        keep the default list, disable the rest
-  kstrip --keep a,b | -K FILE KERNEL   keep those instead, disable the rest
+  kstrip --keep a,b | -K FILE KERNEL   keep those instead of the default
+                                       list (not added to it), disable the rest
   kstrip --disable x --enable y KERNEL only those changes (no stripping)
   kstrip --list|--json KERNEL          print the table, change nothing
   --list/--json with -o, --dry-run or an edit flag print the table after
   the edits.
+To keep one driver more than the default list, strip with the defaults,
+then run kstrip --enable NAME KERNEL. A --keep or -K list that leaves no
+serial console (com) or no disk driver (ld, wd, sd) enabled where the
+default list would keep com_isa or ld_virtio is warned of.
 --enable also re-enables the parents of what it enables; --disable wins
 over --keep and --enable, and a parent only disabled entries need is not
 kept (a kept entry left with no enabled parent is warned of). The root
@@ -88,8 +94,8 @@ func kstripCommand() *cli.Command {
 		Description: kstripDescription,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the kernel to `OUT` (a regular file, or - for standard output) instead of replacing KERNEL"},
-			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the names in `FILE` (one a line, # comments) instead of the default list (or --keep, not both)"},
-			&cli.StringSliceFlag{Name: "keep", Usage: "keep these `NAMES` (comma-separated) instead of the default list (or -K, not both)"},
+			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the driver names in `FILE` (one a line, # comments) instead of the default list, not added to it (or --keep, not both)"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "keep these `NAMES` (comma-separated) instead of the default list, not added to it (or -K, not both)"},
 			&cli.StringSliceFlag{Name: "disable", Usage: "disable these `NAMES`"},
 			&cli.StringSliceFlag{Name: "enable", Usage: "enable these `NAMES` and their parents"},
 			&cli.BoolFlag{Name: "list", Aliases: []string{"l"}, Usage: "print the cfdata table"},
@@ -265,7 +271,10 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 			return err
 		}
 		out.Changes, out.KeptParents, out.Warnings, out.Unknown = r.Changes, r.KeptParents, r.Warnings, r.Unknown
-		for _, w := range r.Warnings {
+		if c.IsSet("keep") || c.IsSet("keep-file") {
+			out.Warnings = append(out.Warnings, lostDefaults(k)...)
+		}
+		for _, w := range out.Warnings {
 			fmt.Fprintln(stderr, kstripPrefix+"warning:", w)
 		}
 		if out.Output, out.Written, err = kstripWrite(ctx, c, in, f, k, len(r.Changes), stdout); err != nil {
@@ -287,6 +296,38 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		kstripSummary(summary, summaryPrefix, c, &out)
 	}
 	return nil
+}
+
+// bootRoles are what the default keep list keeps for a microVM to boot:
+// its console and its root disk, each by one attachment (keep) that any
+// of drivers can stand in for.
+var bootRoles = []struct {
+	keep, drivers, what string
+}{
+	{"com_isa", "com", "serial console"},
+	{"ld_virtio", "ld wd sd", "disk to mount the root file system from"},
+}
+
+// lostDefaults warns, for a strip with the user's keep list, of each boot
+// role the default list would have kept in k and no enabled entry now
+// fills: --keep and -K replace the default list, which is easy to miss
+// (--keep vioif leaves no console and no disk).
+func lostDefaults(k *kstrip.Kernel) []string {
+	var out []string
+	for _, r := range bootRoles {
+		if !k.Known(r.keep) {
+			continue
+		}
+		drivers := strings.Fields(r.drivers)
+		if !slices.ContainsFunc(k.Entries, func(e kstrip.Entry) bool { return !e.State.Disabled() && slices.Contains(drivers, e.Name) }) {
+			names := drivers[len(drivers)-1]
+			if n := len(drivers) - 1; n > 0 {
+				names = strings.Join(drivers[:n], ", ") + " or " + names
+			}
+			out = append(out, fmt.Sprintf("no %s entry stays enabled, so the kernel has no %s: --keep and -K replace the default keep list, which keeps %s; add it to the list", names, r.what, r.keep))
+		}
+	}
+	return out
 }
 
 // readKeepFile reads -K's names, refusing, as -k is refused, a file that

@@ -766,3 +766,49 @@ func TestKstripKASLRAdvice(t *testing.T) {
 		t.Errorf("message %q\ndoes not end %q", msg, want)
 	}
 }
+
+// TestKstripLostDefaults: --keep and -K replace the default keep list, so
+// --keep vioif disabled the console and the disk without a word. A keep
+// list that leaves no driver for a role the default list fills (com_isa,
+// ld_virtio) is now warned of; another driver for it (wd) will do, and a
+// strip with the default list, or with no console in the kernel, warns
+// of nothing.
+func TestKstripLostDefaults(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	noCom := testKernel(t, kstriptest.Options{Bits: 32, Entries: []kstriptest.Entry{
+		{Name: "mainbus", Attach: "mainbus", State: 0},
+		{Name: "vioif", Attach: "vioif", State: 2, Parent: &kstriptest.Parent{IAttr: "mainbus", Name: "mainbus", Unit: -1}},
+	}})
+	console := "warning: no com entry stays enabled, so the kernel has no serial console: --keep and -K replace the default keep list, which keeps com_isa; add it to the list"
+	disk := "warning: no ld, wd or sd entry stays enabled, so the kernel has no disk to mount the root file system from: --keep and -K replace the default keep list, which keeps ld_virtio; add it to the list"
+	tests := []struct {
+		name          string
+		args          []string
+		want, notWant []string
+	}{
+		{"keep vioif", []string{"--keep", "vioif", kern}, []string{console, disk}, nil},
+		{"keep the console", []string{"--keep", "vioif,com_isa", kern}, []string{disk}, []string{console}},
+		{"keep wd", []string{"--keep", "com0,wd", kern}, nil, []string{console, disk}},
+		{"console disabled", []string{"--keep", "com_isa,ld_virtio", "--disable", "com", kern}, []string{console}, []string{disk}},
+		{"default list", []string{kern}, nil, []string{console, disk}},
+		{"no com_isa in the kernel", []string{"--keep", "vioif", noCom}, nil, []string{console, disk}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := runKstripCLI(append([]string{"-n"}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(stderr, w) {
+					t.Errorf("stderr has %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
