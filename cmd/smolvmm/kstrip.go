@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -284,9 +286,7 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 	out.Entries = k.Entries
 	switch {
 	case c.Bool("json"):
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeKstripJSON(stdout, &out)
 	case c.Bool("list"):
 		if edits {
 			kstripSummary(stdout, "", c, &out)
@@ -328,6 +328,53 @@ func lostDefaults(k *kstrip.Kernel) []string {
 		}
 	}
 	return out
+}
+
+// entriesNull is where o's "entries" sit in o marshalled without them.
+const entriesNull = "\n  \"entries\": null"
+
+// writeKstripJSON writes o as json.Encoder does with a two-space indent,
+// one entry at a time: a table of tens of thousands of entries (a hostile
+// kernel's) is never held whole in memory as JSON.
+func writeKstripJSON(w io.Writer, o *kstripJSON) error {
+	rest := *o
+	rest.Entries = nil
+	head, err := json.MarshalIndent(&rest, "", "  ")
+	if err != nil {
+		return err
+	}
+	// JSON strings hold no raw newline, so only the field matches.
+	at := bytes.Index(head, []byte(entriesNull))
+	if at < 0 {
+		return fmt.Errorf("kstrip: no entries field in the JSON of %T", rest)
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(head[:at+len(entriesNull)-len("null")])
+	switch {
+	case o.Entries == nil:
+		bw.WriteString("null")
+	case len(o.Entries) == 0:
+		bw.WriteString("[]")
+	default:
+		bw.WriteByte('[')
+		for i := range o.Entries {
+			b, err := json.MarshalIndent(&o.Entries[i], "    ", "  ")
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString("\n    ")
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
+		}
+		bw.WriteString("\n  ]")
+	}
+	bw.Write(head[at+len(entriesNull):])
+	bw.WriteByte('\n')
+	return bw.Flush()
 }
 
 // readKeepFile reads -K's names, refusing, as -k is refused, a file that

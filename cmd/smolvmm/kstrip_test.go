@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -810,5 +811,67 @@ func TestKstripLostDefaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failWriter fails every write, counting them.
+type failWriter struct{ writes int }
+
+func (f *failWriter) Write([]byte) (int, error) {
+	f.writes++
+	return 0, errors.New("no room")
+}
+
+// TestKstripJSONStreamed: --json marshalled the whole table before
+// writing a byte, 140 MB for the 65,536 entries a hostile kernel may
+// have. It is now written an entry at a time, byte for byte what
+// json.Encoder wrote: a writer that fails at once stops it after a few
+// entries' worth of memory.
+func TestKstripJSONStreamed(t *testing.T) {
+	parent := &kstrip.Parent{IAttr: "isa", Name: "isa", Unit: -1}
+	some := []kstrip.Entry{
+		{Index: 0, Name: "mainbus", Attach: "mainbus", State: kstrip.NotFound},
+		{Index: 1, Name: "com", Attach: "com_isa", Unit: 0, State: kstrip.DNotFound, Parent: parent, Offset: 0x1234},
+		{Index: 2, Name: "<evil>\x1b[2J", Attach: "e&\"", State: kstrip.Star, Parent: &kstrip.Parent{IAttr: "x"}},
+	}
+	base := kstripJSON{Kernel: "netbsd\n<1>", PointerSize: 4, EntrySize: 24, StateSize: 2, NetBSDVersion: 901000000,
+		Changes:  []kstrip.Change{{Index: 1, Label: "com0", Attach: "com_isa", From: kstrip.NotFound, To: kstrip.DNotFound}},
+		Warnings: []string{"a \"warning\""}, Unknown: []kstrip.Unknown{{List: "keep", Name: "vioff", Suggestions: []string{"vioif"}}}, Written: true}
+	for _, tt := range []struct {
+		name    string
+		entries []kstrip.Entry
+	}{{"entries", some}, {"no entries", []kstrip.Entry{}}, {"nil entries", nil}} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := base
+			o.Entries = tt.entries
+			var want, got bytes.Buffer
+			enc := json.NewEncoder(&want)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(o); err != nil {
+				t.Fatal(err)
+			}
+			if err := writeKstripJSON(&got, &o); err != nil || got.String() != want.String() {
+				t.Errorf("writeKstripJSON: %v\n%s\nwant\n%s", err, got.String(), want.String())
+			}
+		})
+	}
+	long := strings.Repeat("A", 63)
+	many := make([]kstrip.Entry, 1<<16)
+	for i := range many {
+		many[i] = kstrip.Entry{Index: i, Name: long, Attach: long, State: kstrip.Star, Parent: &kstrip.Parent{IAttr: long, Name: long, Unit: -1}}
+	}
+	o := base
+	o.Entries = many
+	var fw failWriter
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := writeKstripJSON(&fw, &o)
+	runtime.ReadMemStats(&after)
+	if err == nil || fw.writes != 1 {
+		t.Errorf("writeKstripJSON to a failing writer: %v after %d writes, want its error after one", err, fw.writes)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("writeKstripJSON of %d entries to a writer that fails at once allocated %d bytes, want at most 1 MiB", len(many), n)
 	}
 }
