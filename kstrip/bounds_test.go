@@ -183,3 +183,26 @@ func TestWriteTableAligned(t *testing.T) {
 		}
 	}
 }
+
+// TestWarningsOnce: every entry of a hostile table attached at an
+// interface attribute no driver table explains was warned of, each with
+// the same line (65,536 of them, megabytes of --json); a warning is now
+// given once.
+func TestWarningsOnce(t *testing.T) {
+	img := hostileKernel(1000, "pci")
+	// cfp_parent of the one struct cfparent: none, so any device with
+	// the attribute will do, and the kernel has no driver table to say
+	// which.
+	binary.LittleEndian.PutUint32(img[0x1000+0x80+4:], 0)
+	k, err := Parse(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := k.Plan(Plan{Strip: true, Keep: []string{"pci"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], `pci* (pci) attaches at any device with interface attribute "pci"`) {
+		t.Errorf("%d warnings, want one: %q", len(r.Warnings), r.Warnings[:min(len(r.Warnings), 3)])
+	}
+}

@@ -151,7 +151,23 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	for i := range k.Entries {
 		k.change(r, i, want[i])
 	}
+	r.Warnings = once(r.Warnings)
 	return r, nil
+}
+
+// once drops the repeats of the messages in ws, keeping their order: the
+// entries of one label with one attachment and parent (a hostile table
+// has tens of thousands) would each say the same.
+func once(ws []string) []string {
+	seen := make(map[string]bool, len(ws))
+	out := ws[:0]
+	for _, w := range ws {
+		if !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // resolve matches names and records those that match nothing, each name
