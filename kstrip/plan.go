@@ -51,7 +51,7 @@ type Unknown struct {
 	List string `json:"list"`
 	Name string `json:"name"`
 	// Suggestions are up to five close names of the kernel (Suggest),
-	// for the first maxSuggested (64) unknown names of a Plan: a list
+	// for the first 64 unknown names of a Plan (maxSuggested): a list
 	// with more is the wrong file, not misspelt, and the search costs
 	// time for each.
 	Suggestions []string `json:"suggestions"`
