@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
@@ -80,7 +81,9 @@ func warn(log io.Writer, msg string) {
 func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 
 // BuildTree reads the sets, applies the service overlay and runs the
-// postinst scripts, returning the tree the image will hold. It sets an
+// postinst scripts, returning the tree the image will hold; it fails when
+// the scripts left no usable /etc/rc (see service.Validate) or the tree
+// has no init (FindInit). It sets an
 // empty cfg.Arch to the port of the sets' init (see Config.Arch). It stops
 // when ctx is done, within the read of a set and while a postinst script
 // runs (see RunPostinst), with an error matching ctx's.
@@ -126,11 +129,49 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if err := RunPostinst(ctx, t, cfg.Service, cfg.Log); err != nil {
 		return nil, err
 	}
+	if err := checkRc(t, cfg.Service); err != nil {
+		return nil, err
+	}
 	// An image without init only shows as the kernel's "panic: no init".
 	if _, err := FindInit(t); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// checkRc checks, once the postinst scripts have run, that t's /etc/rc is
+// still what service.Validate asked of the service's: a non-empty regular
+// file whose first line does not end in CR LF. Init runs it with sh at
+// boot; without it the VM only shows init's complaint and a single-user
+// shell. Overlay made it executable, and a script that dropped the bits
+// has them set again.
+func checkRc(t *fstree.Tree, s *service.Service) error {
+	var problem string
+	rc, err := t.Get("etc/rc")
+	switch {
+	case err != nil:
+		problem = "/etc/rc is missing"
+	case rc.Type == fstree.Symlink:
+		problem = fmt.Sprintf("/etc/rc is a symlink to %s, not a regular file", rc.Target)
+	case rc.Type != fstree.Regular:
+		problem = fmt.Sprintf("/etc/rc is a %s, not a regular file", rc.Type)
+	case rc.Size == 0:
+		problem = "/etc/rc is empty"
+	case service.FirstLineCRLF(rc.Content()):
+		problem = "/etc/rc has CR LF (DOS) line endings (its first line ends in CR LF)"
+	default:
+		rc.Perm |= 0555
+		return nil
+	}
+	const must = "the image's /etc/rc, which init runs at boot, must be a non-empty regular file with LF line endings"
+	scripts, _ := s.Postinst()
+	if len(scripts) == 0 {
+		return fmt.Errorf("service %s: %s; %s", s.Name, problem, must)
+	}
+	// Validate checked the service's own etc/rc: only a script can have
+	// changed it since.
+	return fmt.Errorf("service %s: after its postinst scripts (%s) ran, %s; %s: what the scripts do to etc/rc is the likely cause",
+		s.Name, strings.Join(scripts, ", "), problem, must)
 }
 
 // readSets reads each set into t, reporting progress over the set files.

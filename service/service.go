@@ -412,11 +412,18 @@ func Validate(fsys fs.FS, where string) error {
 // cannot be read (the build then says why).
 func crlf(fsys fs.FS, name string) string {
 	b, err := fs.ReadFile(fsys, name)
-	first, _, _ := bytes.Cut(b, []byte("\n"))
-	if err != nil || len(first) == len(b) || !bytes.HasSuffix(first, []byte("\r")) {
+	if err != nil || !FirstLineCRLF(b) {
 		return ""
 	}
 	return fmt.Sprintf("%s has CR LF (DOS) line endings (its first line ends in CR LF): sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)", name)
+}
+
+// FirstLineCRLF reports whether shell script b was saved with CR LF line
+// endings, as its first line, ending in CR LF, tells (see Validate): sh
+// would take each CR as part of its line.
+func FirstLineCRLF(b []byte) bool {
+	first, _, ok := bytes.Cut(b, []byte("\n"))
+	return ok && bytes.HasSuffix(first, []byte("\r"))
 }
 
 // Postinst returns the names of the service's postinst scripts, sorted:
