@@ -17,8 +17,33 @@ import (
 )
 
 // Fstab is the /etc/fstab every image gets unless its service brings one:
-// the root is the first virtio disk, an ext2 file system.
+// the root is the first virtio disk, an ext2 file system. FstabPtyfs
+// follows it when the sets can mount ptyfs.
 const Fstab = "/dev/ld0a / ext2fs rw 1 1\n"
+
+// FstabPtyfs is the fstab line, NetBSD's installer's own, that mounts
+// ptyfs on /dev/pts, added to Fstab for sets that have mount_ptyfs (base;
+// the rescue set has none, and basicrc's mounting of every fstab line
+// would fail on it at each boot). NetBSD 9 hands out ptys through /dev/ptm only while ptyfs is
+// mounted (sys/fs/ptyfs/ptyfs_vfsops.c:339); without it, ptm looks for
+// /dev/ptyXX nodes (sys/kern/tty_bsdpty.c:118-143), so sshd logins,
+// script and tmux find no pty.
+const FstabPtyfs = "ptyfs /dev/pts ptyfs rw 0 0\n"
+
+// mountPtyfs are where mount(8) finds mount_ptyfs: base's, and a rescue
+// set's, which a rescue mount looks in first.
+var mountPtyfs = []string{"/sbin/mount_ptyfs", "/rescue/mount_ptyfs"}
+
+// imageFstab is the default /etc/fstab for tree t: Fstab, with FstabPtyfs
+// when t has an executable mount_ptyfs.
+func imageFstab(t *fstree.Tree) string {
+	for _, p := range mountPtyfs {
+		if n, err := resolve(t, p); err == nil && n.Type == fstree.Regular && n.Perm&0o111 != 0 {
+			return Fstab + FstabPtyfs
+		}
+	}
+	return Fstab
+}
 
 // Ttys is the /etc/ttys written when neither the sets nor the service
 // provide one. The console line is "off": the service's /etc/rc owns the
@@ -191,21 +216,21 @@ func AddRescueLinks(t *fstree.Tree) error {
 	return nil
 }
 
-// Overlay installs the service into t: /etc/fstab, the service's etc/ over
+// Overlay installs the service into t: /etc/fstab (Fstab, and FstabPtyfs
+// for sets with mount_ptyfs), the service's etc/ over
 // /etc (etc/rc always as an executable file: a symlinked etc/rc is
 // followed on the host, only within the service's own directory, and its
 // content copied; other symlinks stay symlinks, read in the guest), common/
 // as /etc/include (both read through s.FS and s.Common, which Load gives
 // a host service as os.Root file systems: no read leaves its directory),
-// /etc/ttys if still missing, /tmp and
-// /root if missing, the /dev nodes of port arch ("" is DefaultArch) and
+// /etc/ttys if still missing, /tmp, /root and /dev/pts if missing, the /dev nodes of port arch ("" is DefaultArch) and
 // the rescue links. New nodes belong to root:wheel and carry no mtime (the
 // image timestamp applies).
 func Overlay(t *fstree.Tree, s *service.Service, arch string) error {
 	if err := CheckArch(arch); err != nil {
 		return err
 	}
-	if err := t.Put("etc/fstab", fstree.NewFile(0644, []byte(Fstab))); err != nil {
+	if err := t.Put("etc/fstab", fstree.NewFile(0644, []byte(imageFstab(t)))); err != nil {
 		return fmt.Errorf("/etc/fstab: %w", err)
 	}
 	if err := copyFS(t, s.FS, "etc", "etc", func() (*fstree.Node, error) { return linkedRc(s) }); err != nil {
@@ -224,6 +249,7 @@ func Overlay(t *fstree.Tree, s *service.Service, arch string) error {
 		{"etc/ttys", fstree.NewFile(0644, []byte(Ttys))},
 		{"tmp", fstree.NewDir(01777)},
 		{"root", fstree.NewDir(0755)},
+		{"dev/pts", fstree.NewDir(0755)}, // where FstabPtyfs mounts ptyfs
 	}
 	for _, d := range defaults {
 		if _, err := t.Get(d.p); err != nil {

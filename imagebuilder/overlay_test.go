@@ -106,6 +106,7 @@ func commonDevices() []devNode {
 		{"klog", fstree.CharDev, 7, 0}, {"tty00", fstree.CharDev, 8, 0}, {"stdin", fstree.CharDev, 22, 0},
 		{"stdout", fstree.CharDev, 22, 1}, {"stderr", fstree.CharDev, 22, 2}, {"random", fstree.CharDev, 46, 0},
 		{"urandom", fstree.CharDev, 46, 1}, {"ptm", fstree.CharDev, 165, 0}, {"drvctl", fstree.CharDev, 167, 0},
+		{"pts", fstree.Dir, 0, 0}, // FstabPtyfs's mount point
 	}
 }
 
