@@ -108,6 +108,11 @@ func TestParseConfig(t *testing.T) {
 		{"justtext", "service.conf:1: the line is not key=value"},
 		{"size=1\n\nroot:$6$salt$hash:19000::::::", "service.conf:3: the line is not key=value"},
 		{"size=0", "size \"0\""},
+		// Lines past bufio.Scanner's 64 KiB: "bufio.Scanner: token too
+		// long", naming neither file nor line, and the sets read so far.
+		{"sets=base\n#" + strings.Repeat("x", 70000) + "\nsize=20", "{[base] 20}"},
+		{"size=20\nsets=" + strings.Repeat("base,", 14000) + "etc", "{[" + strings.Repeat("base ", 14000) + "etc] 20}"},
+		{"sets=base\n" + strings.Repeat("y", 70000), "service.conf:2: the line is not key=value"},
 	} {
 		c, err := service.ParseConfig(tc.text, "service.conf")
 		got := fmt.Sprint(c)
@@ -115,11 +120,11 @@ func TestParseConfig(t *testing.T) {
 			got = "error: " + err.Error()
 		}
 		if !strings.Contains(got, tc.want) {
-			t.Errorf("ParseConfig(%q) = %s, want %s", tc.text, got, tc.want)
+			t.Errorf("ParseConfig(%.80q) = %.200s, want %.200s", tc.text, got, tc.want)
 		}
 		// A line that is not key=value is not quoted: service.conf may
 		// be a link to a file that is not the user's to read.
-		if strings.Contains(tc.want, "not key=value") && (strings.Contains(got, "justtext") || strings.Contains(got, "salt")) {
+		if strings.Contains(tc.want, "not key=value") && (strings.Contains(got, "justtext") || strings.Contains(got, "salt") || strings.Contains(got, "yyy")) {
 			t.Errorf("ParseConfig(%q) = %s: quotes the line", tc.text, got)
 		}
 	}
