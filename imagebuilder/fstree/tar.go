@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/ulikunitz/xz"
@@ -43,7 +45,20 @@ func (t *Tree) AddTar(r io.Reader, name string) error {
 	}
 }
 
+// GNU tar's entry types that archive/tar names no constant for.
+const (
+	gnuVolumeLabel = 'V' // tar --label: the archive's name, no path
+	gnuDumpDir     = 'D' // tar --listed-incremental: a directory, its data the names it held
+	gnuMultiVolume = 'M' // tar --multi-volume: the rest of a file begun in the volume before
+)
+
 func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes) error {
+	switch h.Typeflag {
+	case gnuVolumeLabel:
+		return nil // checked as a path, a label such as "Backup 1/2" would be refused
+	case gnuMultiVolume:
+		return errors.New("a continuation of a file begun in an earlier volume of a multi-volume archive (GNU tar --multi-volume): join the volumes into one archive (extract them with tar --multi-volume and archive the tree again)")
+	}
 	p, err := Clean(h.Name)
 	if err != nil {
 		return err
@@ -80,7 +95,9 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes)
 			return fmt.Errorf("reading content (%d bytes): truncated or corrupt archive: %w", h.Size, err)
 		}
 		return t.Put(p, attrs(n))
-	case tar.TypeDir:
+	// A dumpdir's list of names only tells an incremental restore what
+	// to delete; GNU tar and bsdtar extract it as the directory.
+	case tar.TypeDir, gnuDumpDir:
 		return t.Put(p, attrs(NewDir(0)))
 	case tar.TypeSymlink:
 		if err := CheckSymlink(p, h.Linkname); err != nil {
@@ -239,7 +256,7 @@ func sniff(head []byte) (int, error) {
 		return compGzip, nil
 	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
 		return compXZ, nil
-	case len(head) >= 262 && string(head[257:262]) == "ustar":
+	case len(head) >= 262 && string(head[257:262]) == "ustar", tarChecksum(head):
 		return compNone, nil
 	case bytes.HasPrefix(head, []byte("BZh")):
 		return 0, fmt.Errorf("bzip2 compression is not supported: recompress the set as .tgz or .tar.xz")
@@ -247,6 +264,30 @@ func sniff(head []byte) (int, error) {
 		return 0, fmt.Errorf("zstd compression is not supported: recompress the set as .tgz or .tar.xz")
 	}
 	return 0, fmt.Errorf("unknown format (not gzip, xz or tar): a set must be a .tgz, .tar.xz, .tar or a directory")
+}
+
+// tarChecksum reports whether head starts with a tar header by its
+// checksum (octal, at 148): a header without the "ustar" magic, as GNU
+// tar writes its volume label (tar --label) and a V7 tar every header.
+// Both sums are taken, of the bytes unsigned and signed, as readers do.
+func tarChecksum(head []byte) bool {
+	if len(head) < 512 {
+		return false
+	}
+	field := strings.Trim(string(head[148:156]), " \x00")
+	want, err := strconv.ParseInt(field, 8, 64)
+	if field == "" || err != nil {
+		return false
+	}
+	var unsigned, signed int64
+	for i, c := range head[:512] {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		unsigned += int64(c)
+		signed += int64(int8(c))
+	}
+	return want == unsigned || want == signed
 }
 
 // AddArchive reads a set archive (gzip or xz compressed, or plain tar; the
