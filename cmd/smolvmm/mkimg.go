@@ -42,7 +42,9 @@ rescue.tgz, as mkimg.sh did); a set name resolves to
 NAME.tgz or NAME.tar.xz in the current directory, then in sets/, then in
 the cache where smolvmm fetch keeps the default release (re-verified
 against its SHA512); only with none of these to the directory NAME in the
-current directory, then in sets/.
+current directory, then in sets/. -x takes paths, not set names: for a
+path that does not exist, such as -x base, the error names the archive
+that set name resolves to.
 
 With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 		Flags: []cli.Flag{
@@ -368,6 +370,9 @@ func resolveSets(flags, names []string, arch string) ([]string, error) {
 	out := splitCommas(flags)
 	for i, p := range out {
 		if err := checkSetPath(p); err != nil {
+			if named := setNameAdvice(err, p, arch); named != nil {
+				return nil, named
+			}
 			return nil, commaAdvice(err, out, i)
 		}
 	}
@@ -382,6 +387,22 @@ func resolveSets(flags, names []string, arch string) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// setNameAdvice is err, the refusal of a missing -x path p, with the
+// archive a set named p is (findSet, as sets= in service.conf is
+// resolved) when p could be a set's name and there is one; nil otherwise.
+// -x stays a list of paths: were a missing one looked up as a name, a
+// mistyped path could build from an archive found elsewhere.
+func setNameAdvice(err error, p, arch string) error {
+	if !errors.Is(err, fs.ErrNotExist) || strings.ContainsAny(p, "/\\") || strings.HasPrefix(p, ".") {
+		return nil
+	}
+	found, ferr := findSet(p, arch)
+	if ferr != nil {
+		return nil
+	}
+	return &fileError{fmt.Sprintf("%v; -x takes paths, and the set named %s is %s: give -x %s", err, p, found, found), err}
 }
 
 // commaAdvice is err, the refusal of -x path parts[i], with what a comma

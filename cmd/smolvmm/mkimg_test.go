@@ -133,6 +133,8 @@ func TestMkimgOptions(t *testing.T) {
 	os.WriteFile(filepath.Join(share, "f"), []byte("x"), 0644)
 	os.Mkdir("a,b", 0o755)
 	os.Link("rescue.tgz", "a,b/rescue.tgz")
+	os.Mkdir("sets", 0o755)
+	os.Link("rescue.tgz", "sets/extra.tar.xz")
 	for _, tc := range []struct {
 		name  string
 		flags fakeFlags
@@ -154,6 +156,11 @@ func TestMkimgOptions(t *testing.T) {
 		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "-x nope.tgz: no such file or directory (check the path given with -x); -x splits its value at commas: a path with a comma in it must be renamed, or given as a symlink whose path has none", "e.img", 0},
 		// It said only "-x a: no such file or directory".
 		{"comma in a set's path", fakeFlags{"sets": []string{"a,b/rescue.tgz"}, "image": "e.img"}, "-x a: no such file or directory: -x splits its value at commas, so a,b/rescue.tgz, which exists, was read as 2 paths; rename it, or give -x a symlink to it whose path has no comma", "e.img", 0},
+		// A set's name, as sets= in service.conf takes it, said only
+		// "no such file or directory".
+		{"set name to -x", fakeFlags{"sets": []string{"rescue"}, "image": "e.img"}, "-x rescue: no such file or directory (check the path given with -x); -x takes paths, and the set named rescue is rescue.tgz: give -x rescue.tgz", "e.img", 0},
+		{"set name in sets/ to -x", fakeFlags{"sets": []string{"rescue.tgz,extra"}, "image": "e.img"}, "-x extra: no such file or directory (check the path given with -x); -x takes paths, and the set named extra is " + filepath.Join("sets", "extra.tar.xz") + ": give -x " + filepath.Join("sets", "extra.tar.xz"), "e.img", 0},
+		{"no set of that name", fakeFlags{"sets": []string{"nope"}, "image": "e.img"}, "-x nope: no such file or directory (check the path given with -x)", "e.img", 0},
 		{"data", fakeFlags{"data": share}, "", "data.img", 34 << 20},
 		{"data exists", fakeFlags{"data": share}, "data.img already exists", "", 0},
 		{"data force", fakeFlags{"data": share, "force": true}, "", "data.img", 34 << 20},
