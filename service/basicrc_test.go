@@ -17,6 +17,14 @@ import (
 // succeeds (the shared network leases each MAC its own address and drops
 // frames from any other), falls back to QEMU's fixed address otherwise,
 // and leaves a VM without a network card alone.
+//
+// A root disk given read-only (-d IMG,ro), which the RO feature on ld0's
+// attach line in dmesg tells, stays read-only: NetBSD 9's ld fails each
+// write to it with EIO, yet mount -u -w / succeeded (and mount -a, which
+// updates / with fstab's rw), every later write failing with "ld0a: error
+// writing fsbn". basicrc mounts fstab's other file systems and tmpfs on
+// /tmp and /var/run instead, and writes no /etc/resolv.conf, saying so
+// when the image's names no server.
 func TestBasicrcNetwork(t *testing.T) {
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
@@ -41,20 +49,39 @@ func TestBasicrcNetwork(t *testing.T) {
 		static = "ifconfig vioif0 inet 10.0.2.15 netmask 255.255.255.0 up\nroute -q add default 10.0.2.2\n"
 		dhcp   = "dhcpcd -q -4 -A --nodelay -w -t 10 vioif0\n"
 	)
+	// ld0's attach line, as NetBSD 9.1's virtio_child_attach_start prints
+	// it (snprintb of VIRTIO_BLK_FLAG_BITS), after the kernel's timestamp.
+	const (
+		rwDisk = "[   1.0131] ld0 at virtio1: Features: 0x10000a46<INDIRECT_DESC,CONFIG_WCE,FLUSH,SEG_MAX,SIZE_MAX>\n" +
+			"[   1.0131] ld0: 10240 KB, 0 cyl, 64 head, 32 sec, 512 bytes/sect x 20480 sectors\n" +
+			"[   1.0132] ld1 at virtio2: Features: 0x10000a66<INDIRECT_DESC,CONFIG_WCE,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
+		roDisk = "[   1.0131] ld0 at virtio1: Features: 0x10000a66<INDIRECT_DESC,CONFIG_WCE,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
+		rwRoot = "dmesg \nmount -u -w /\nmount -a\n"
+		roRoot = "dmesg \nmount -a -t noext2fs\nmount -t tmpfs tmpfs /tmp\nmount -t tmpfs tmpfs /var/run\n"
+		noNS   = "basicrc: / is read-only (its disk was given read-only): /etc/resolv.conf names no DNS server, and none can be written; put one in the image (nameserver 10.0.2.3)\n"
+	)
 	for _, tc := range []struct {
 		name      string
 		nic       bool
 		dhcpcd    string // the stub's body; "" for none
 		resolv    string // /etc/resolv.conf before
-		wantCalls string // after mount -u -w /, mount -a, ifconfig vioif0
+		dmesg     string
+		wantCalls string // after the mounts and ifconfig vioif0
 		wantNS    string
+		wantOut   string
 	}{
-		{"dhcp", true, "exit 0", "", dhcp, "nameserver 10.0.2.3\n"},
-		{"dhcp with hooks", true, "echo 'nameserver 192.0.2.53' > \"$RESOLV\"", "", dhcp, "nameserver 192.0.2.53\n"},
-		{"dhcp keeps the old resolv.conf", true, "exit 0", "search x\nnameserver 192.0.2.9\n", dhcp, "search x\nnameserver 192.0.2.9\n"},
-		{"dhcp fails", true, "exit 1", "", dhcp + static, "nameserver 10.0.2.3\n"},
-		{"no dhcpcd", true, "", "nameserver 192.0.2.9\n", static, "nameserver 10.0.2.3\n"},
-		{"no network card", false, "exit 0", "", "", ""},
+		{"dhcp", true, "exit 0", "", rwDisk, dhcp, "nameserver 10.0.2.3\n", ""},
+		{"dhcp with hooks", true, "echo 'nameserver 192.0.2.53' > \"$RESOLV\"", "", rwDisk, dhcp, "nameserver 192.0.2.53\n", ""},
+		{"dhcp keeps the old resolv.conf", true, "exit 0", "search x\nnameserver 192.0.2.9\n", rwDisk, dhcp, "search x\nnameserver 192.0.2.9\n", ""},
+		{"dhcp fails", true, "exit 1", "", rwDisk, dhcp + static, "nameserver 10.0.2.3\n", ""},
+		{"no dhcpcd", true, "", "nameserver 192.0.2.9\n", rwDisk, static, "nameserver 10.0.2.3\n", ""},
+		{"no network card", false, "exit 0", "", rwDisk, "", "", ""},
+		{"no dmesg", false, "exit 0", "", "", "", "", ""},
+		{"read-only root, dhcp", true, "exit 0", "nameserver 192.0.2.9\n", roDisk, dhcp, "nameserver 192.0.2.9\n", ""},
+		{"read-only root, no dhcpcd", true, "", "nameserver 192.0.2.9\n", roDisk, static, "nameserver 192.0.2.9\n", ""},
+		{"read-only root, no nameserver", true, "exit 1", "", roDisk, dhcp + static, "", noNS},
+		{"read-only root, no network card", false, "exit 0", "", roDisk, "", "", ""},
+		{"read-only root, no timestamps", false, "exit 0", "", strings.TrimPrefix(roDisk, "[   1.0131] "), "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -81,18 +108,32 @@ func TestBasicrcNetwork(t *testing.T) {
 			if tc.dhcpcd != "" {
 				stub("dhcpcd", tc.dhcpcd)
 			}
+			if tc.dmesg != "" {
+				stub("dmesg", "printf '%s' '"+tc.dmesg+"'")
+			}
 			if tc.resolv != "" {
 				os.WriteFile(resolv, []byte(tc.resolv), 0o644)
 			}
 			rc := strings.Replace(string(b), pathLine, "PATH="+bin+"\n", 1)
 			rc = strings.ReplaceAll(rc, "/etc/resolv.conf", resolv)
+			varRun := filepath.Join(dir, "var/run")
+			os.MkdirAll(varRun, 0o755)
+			rc = strings.ReplaceAll(rc, "/var/run", varRun)
 			cmd := exec.Command("/bin/sh", "-c", rc)
 			cmd.Env = []string{"LOG=" + log, "RESOLV=" + resolv, "PATH=" + bin}
-			if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
-				t.Fatalf("basicrc: %v, output %q", err, out)
+			wantOut := strings.ReplaceAll(tc.wantOut, "/etc/resolv.conf", resolv)
+			if out, err := cmd.CombinedOutput(); err != nil || string(out) != wantOut {
+				t.Fatalf("basicrc: %v, output %q, want %q", err, out, wantOut)
 			}
 			calls, _ := os.ReadFile(log)
-			want := "mount -u -w /\nmount -a\nifconfig vioif0\n" + tc.wantCalls + "ifconfig lo0 inet 127.0.0.1 up\n"
+			mounts := rwRoot
+			switch {
+			case tc.dmesg == "":
+				mounts = "mount -u -w /\nmount -a\n"
+			case strings.HasSuffix(roDisk, tc.dmesg):
+				mounts = strings.Replace(roRoot, "/var/run", varRun, 1)
+			}
+			want := mounts + "ifconfig vioif0\n" + tc.wantCalls + "ifconfig lo0 inet 127.0.0.1 up\n"
 			if string(calls) != want {
 				t.Errorf("commands run:\n%s\nwant:\n%s", calls, want)
 			}
