@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -152,7 +153,7 @@ func checkRc(t *fstree.Tree, s *service.Service) error {
 	case err != nil:
 		problem = "/etc/rc is missing"
 	case rc.Type == fstree.Symlink:
-		problem = fmt.Sprintf("/etc/rc is a symlink to %s, not a regular file", rc.Target)
+		problem = fmt.Sprintf("/etc/rc is a symlink to %s, not a regular file", termsafe.Printable(rc.Target))
 	case rc.Type != fstree.Regular:
 		problem = fmt.Sprintf("/etc/rc is a %s, not a regular file", rc.Type)
 	case rc.Size == 0:
@@ -165,6 +166,9 @@ func checkRc(t *fstree.Tree, s *service.Service) error {
 	}
 	const must = "the image's /etc/rc, which init runs at boot, must be a non-empty regular file with LF line endings"
 	scripts, _ := s.Postinst()
+	for i, n := range scripts {
+		scripts[i] = termsafe.Printable(n)
+	}
 	if len(scripts) == 0 {
 		return fmt.Errorf("service %s: %s; %s", s.Name, problem, must)
 	}

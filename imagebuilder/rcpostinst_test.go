@@ -22,6 +22,7 @@ func TestBuildRcAfterPostinst(t *testing.T) {
 		{"removed", "rm etc/rc\n", "/etc/rc is missing"},
 		{"dangling symlink", "rm etc/rc; ln -s /nonexistent etc/rc\n", "/etc/rc is a symlink to /nonexistent, not a regular file"},
 		{"symlink to file", "mv etc/rc etc/rc.real; ln -s rc.real etc/rc\n", "/etc/rc is a symlink to rc.real, not a regular file"},
+		{"symlink to a control sequence", "rm etc/rc; ln -s \"$(printf 'x\\033[2Jy')\" etc/rc\n", `/etc/rc is a symlink to "x\x1b[2Jy", not a regular file`},
 		{"directory", "rm etc/rc; mkdir etc/rc\n", "/etc/rc is a directory, not a regular file"},
 		{"emptied", ": > etc/rc\n", "/etc/rc is empty"},
 		{"crlf", `printf '. /etc/include/basicrc\r\nsh\r\n' > etc/rc` + "\n", "/etc/rc has CR LF (DOS) line endings"},
