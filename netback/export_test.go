@@ -78,6 +78,10 @@ func ExpireHubUDPFlows(h *Hub, guest netip.Addr, k int) { h.gw.nat.expireUDP(gue
 // dials on the host at once.
 const NATDialsPerGuest = natDialsPerGuest
 
+// NATDialsPerService is how many of those the NAT dials to one
+// destination at once.
+const NATDialsPerService = natDialsPerService
+
 // SetRootHubDir makes dir root's HubDir until the returned function
 // restores it.
 func SetRootHubDir(dir string) (restore func()) {

@@ -985,9 +985,9 @@ func (p *hubPort) close() {
 	_ = p.conn.Close()
 }
 
-// unregister takes the VM out: its MAC leaves the switch, its forwards
-// stop, its queue closes (ending writeLoop), and its lease is marked seen
-// now (and saved in the background).
+// unregister takes the VM out: its forwards stop, its NAT relays end, its
+// MAC leaves the switch, its queue closes (ending writeLoop), and its
+// lease is marked seen now (and saved in the background).
 func (p *hubPort) unregister() {
 	p.closeOnce.Do(func() {
 		p.leaving.Store(true)
@@ -995,6 +995,13 @@ func (p *hubPort) unregister() {
 		// its MAC is still connected (and tries again) rather than that
 		// its own host ports are taken (which it would take as final).
 		p.stopForwards()
+		// Its connections through the NAT end with it, before it
+		// leaves the switch (until then no other VM has its address):
+		// else their host sockets stayed open, and counted against
+		// the bounds of the VM started again with its MAC.
+		if p.addr.IsValid() {
+			p.h.gw.nat.endGuest(p.addr)
+		}
 		// Touched as the port goes, so that once the VM is out of the
 		// switch its lease counts as seen now.
 		p.h.mu.Lock()

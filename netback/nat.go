@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -25,12 +26,20 @@ import (
 // or datagrams are relayed between the two.
 const (
 	// natDialsPerGuest bounds one guest's TCP connections being dialled
-	// on the host at once (its SYNs beyond it are dropped, and the guest
-	// sends them again): each holds a goroutine and a half-open socket
-	// for up to natDialTimeout.
-	natDialsPerGuest = 10
+	// on the host at once, and natDialsPerService those of them to one
+	// destination (address and port); its SYNs beyond them are dropped,
+	// and the guest sends them again. Each holds a goroutine and a
+	// half-open socket for up to natDialTimeout. The bound per service
+	// is what keeps a guest connecting: a program retrying a service
+	// that is down and drops SYNs, with a connect timeout shorter than
+	// natDialTimeout, leaves a dial hanging on the host at each try
+	// (its guest closes a connection not yet made without a word), and
+	// those filled the guest's dials for everything else until they
+	// timed out.
+	natDialsPerGuest   = 16
+	natDialsPerService = 4
 	// natMaxInFlight bounds the SYNs of all guests being handled at once
-	// (gVisor's forwarder drops those beyond it). It is well above
+	// (gVisor's forwarder drops those beyond it). It is above
 	// natDialsPerGuest for each of a hub's 240 addresses, so that guests
 	// at their own bound, whose further SYNs are dropped at once, never
 	// fill it for the others.
@@ -130,15 +139,15 @@ type nat struct {
 	// ctx ends the dials in progress when the gateway closes.
 	ctx    context.Context
 	cancel context.CancelFunc
-	conns  connSet // both sides of every relay
 
 	mu     sync.Mutex
 	closed bool
-	// guests counts each guest's relays, for the per-guest bounds; a
-	// guest with none has no entry.
+	// guests are the guests with relays, for the per-guest bounds and
+	// for ending a guest's relays when it leaves (endGuest); a guest
+	// with none has no entry.
 	guests map[netip.Addr]*natGuest
-	// flows are the UDP flows open, by guest.
-	flows map[*udpFlow]netip.Addr
+	// flows are the UDP flows open, with their guest's entry.
+	flows map[*udpFlow]*natGuest
 	// openTCP and openUDP count every guest's relays, for Stats.
 	openTCP, openUDP int
 	wg               sync.WaitGroup
@@ -149,12 +158,26 @@ type nat struct {
 	refusedTCP, refusedUDP atomic.Uint64
 }
 
-// natGuest counts one guest's relays.
+// natGuest is one guest's relays. Each relay keeps its guest's entry:
+// once the guest has left (endGuest), a guest at the same address starts
+// a new one, and the old relays end on the old.
 type natGuest struct {
+	addr     netip.Addr
 	tcp      int // TCP connections, dialling or established
 	dialing  int // of which being dialled on the host
 	buffered int // of which with natTCPBuffer
 	udp      int // UDP flows
+	// dialsTo counts the dials by destination (natDialsPerService).
+	dialsTo map[netip.AddrPort]int
+	// ctx ends the guest's dials when it leaves or the NAT stops.
+	ctx    context.Context
+	cancel context.CancelFunc
+	conns  connSet // both sides of the guest's relays
+	// wg counts the guest's relays' goroutines but those waiting on
+	// the guest's side of a TCP handshake (handleTCP), for endGuest to
+	// join; ended (under nat.mu) is set as the guest leaves.
+	wg    sync.WaitGroup
+	ended bool
 }
 
 // natStats are a NAT's counters.
@@ -188,7 +211,7 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 		}
 		return addr, true
 	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
-		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]netip.Addr{}}
+		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Under the seccomp filter: GODEBUG=multipathtcp=1 would make the
 	// first dial probe the kernel (bind, uname), which the filter refuses.
@@ -219,54 +242,60 @@ const (
 	natBusy                  // the guest has its most TCP dials
 )
 
-// admitTCP counts a TCP connection of guest, being dialled, and its
-// goroutine, unless the guest is at a bound or the NAT is closing, and
-// says whether it is one of the guest's first maxBuffered (natTCPBuffer,
-// else natTCPSmallBuffer). An admitted connection ends with dialed (once
-// its dial is over) and releaseTCP.
-func (n *nat) admitTCP(guest netip.Addr) (a natAdmission, buffered bool) {
-	a = n.admit(guest, 1, func(c *natGuest) natAdmission {
+// admitTCP counts a TCP connection of guest to dest, being dialled, and
+// its goroutine, unless the guest is at a bound or the NAT is closing,
+// and says whether it is one of the guest's first maxBuffered
+// (natTCPBuffer, else natTCPSmallBuffer). An admitted connection ends
+// with dialed (once its dial is over) and releaseTCP.
+func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort) (c *natGuest, a natAdmission, buffered bool) {
+	c, a = n.admit(guest, 1, func(c *natGuest) natAdmission {
 		switch {
 		case c.tcp >= n.maxTCP:
 			return natFull
-		case c.dialing >= natDialsPerGuest:
+		case c.dialing >= natDialsPerGuest, c.dialsTo[dest] >= natDialsPerService:
 			return natBusy
 		}
 		c.tcp++
 		c.dialing++
+		if c.dialsTo == nil {
+			c.dialsTo = map[netip.AddrPort]int{}
+		}
+		c.dialsTo[dest]++
 		n.openTCP++
 		if buffered = c.buffered < n.maxBuffered; buffered {
 			c.buffered++
 		}
 		return natAdmitted
 	})
-	return a, buffered
+	return c, a, buffered
 }
 
-// dialed ends the dial of a connection admitTCP admitted.
-func (n *nat) dialed(guest netip.Addr) {
+// dialed ends the dial to dest of a connection admitTCP admitted.
+func (n *nat) dialed(c *natGuest, dest netip.AddrPort) {
 	n.mu.Lock()
-	n.guests[guest].dialing--
+	c.dialing--
+	if c.dialsTo[dest]--; c.dialsTo[dest] == 0 {
+		delete(c.dialsTo, dest)
+	}
 	n.mu.Unlock()
 }
 
-// releaseTCP ends a connection admitTCP admitted, and its goroutine.
-func (n *nat) releaseTCP(guest netip.Addr, buffered bool) {
+// releaseTCP ends a connection admitTCP admitted.
+func (n *nat) releaseTCP(c *natGuest, buffered bool) {
 	n.mu.Lock()
-	n.guests[guest].tcp--
+	c.tcp--
 	if buffered {
-		n.guests[guest].buffered--
+		c.buffered--
 	}
 	n.openTCP--
-	n.forgetLocked(guest)
+	n.forgetLocked(c)
 	n.mu.Unlock()
-	n.done(1)
 }
 
 // admitUDP counts a UDP flow of guest and its two goroutines, unless the
 // guest is at its bound or the NAT is closing. An admitted flow ends
 // with releaseUDP, its goroutines with done.
-func (n *nat) admitUDP(guest netip.Addr) natAdmission {
+func (n *nat) admitUDP(guest netip.Addr) (*natGuest, natAdmission) {
 	return n.admit(guest, 2, func(c *natGuest) natAdmission {
 		if c.udp >= n.maxUDP {
 			return natFull
@@ -280,49 +309,98 @@ func (n *nat) admitUDP(guest netip.Addr) natAdmission {
 // admit is admitTCP's and admitUDP's common part: under n.mu, unless the
 // NAT is closing, count decides on guest's entry (and counts what it
 // admits), and an admission keeps the entry and counts its k goroutines.
-func (n *nat) admit(guest netip.Addr, k int, count func(*natGuest) natAdmission) natAdmission {
+func (n *nat) admit(guest netip.Addr, k int, count func(*natGuest) natAdmission) (*natGuest, natAdmission) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return natClosing
+		return nil, natClosing
 	}
 	c := n.guests[guest]
 	if c == nil {
-		c = &natGuest{}
+		c = &natGuest{addr: guest}
 	}
 	a := count(c)
 	if a != natAdmitted {
-		return a
+		return nil, a
 	}
-	n.guests[guest] = c
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(n.ctx)
+		n.guests[guest] = c
+	}
 	n.wg.Add(k)
+	c.wg.Add(k)
 	n.running.Add(int64(k))
-	return natAdmitted
+	return c, natAdmitted
 }
 
 // releaseUDP ends a flow admitUDP admitted (f, once it has one).
-func (n *nat) releaseUDP(guest netip.Addr, f *udpFlow) {
+func (n *nat) releaseUDP(c *natGuest, f *udpFlow) {
 	n.mu.Lock()
-	n.guests[guest].udp--
+	c.udp--
 	n.openUDP--
-	n.forgetLocked(guest)
+	n.forgetLocked(c)
 	if f != nil {
 		delete(n.flows, f)
 	}
 	n.mu.Unlock()
 }
 
-// forgetLocked drops guest's entry once it has no relay (n.mu held).
-func (n *nat) forgetLocked(guest netip.Addr) {
-	if c := n.guests[guest]; c.tcp == 0 && c.udp == 0 {
-		delete(n.guests, guest)
+// forgetLocked drops c's entry once it has no relay (n.mu held).
+func (n *nat) forgetLocked(c *natGuest) {
+	if c.tcp == 0 && c.udp == 0 {
+		if n.guests[c.addr] == c {
+			delete(n.guests, c.addr)
+		}
+		c.cancel()
 	}
 }
 
-// done ends k goroutines admitted.
-func (n *nat) done(k int) {
+// done ends k goroutines of c admitted.
+func (n *nat) done(c *natGuest, k int) {
+	c.wg.Add(-k)
 	n.running.Add(-int64(k))
 	n.wg.Add(-k)
+}
+
+// endGuest ends the relays of the guest at guest, which has left (a hub's
+// VM gone): its dials end, both sides of its TCP connections and its UDP
+// flows close, and their goroutines are joined, but for a TCP handshake
+// still waiting on the guest, which ends alone (handleTCP). A guest at
+// that address from now on has relays of its own, counted from none.
+func (n *nat) endGuest(guest netip.Addr) {
+	n.mu.Lock()
+	c := n.guests[guest]
+	if c == nil {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.guests, guest)
+	c.ended = true
+	var fs []*udpFlow
+	for f, fc := range n.flows {
+		if fc == c {
+			fs = append(fs, f)
+		}
+	}
+	n.mu.Unlock()
+	c.cancel()
+	c.conns.closeAll()
+	for _, f := range fs {
+		f.close()
+	}
+	c.wg.Wait()
+}
+
+// rejoin counts again, in c.wg, a goroutine that left it for a TCP
+// handshake; false once the guest has ended.
+func (n *nat) rejoin(c *natGuest) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.wg.Add(1)
+	return true
 }
 
 // stats returns the NAT's counters.
@@ -338,8 +416,8 @@ func (n *nat) stats() natStats {
 func (n *nat) expireUDP(guest netip.Addr, k int) {
 	var fs []*udpFlow
 	n.mu.Lock()
-	for f, g := range n.flows {
-		if g == guest && len(fs) < k {
+	for f, c := range n.flows {
+		if c.addr == guest && len(fs) < k {
 			fs = append(fs, f)
 		}
 	}
@@ -354,9 +432,15 @@ func (n *nat) expireUDP(guest netip.Addr, k int) {
 func (n *nat) stop() error {
 	n.mu.Lock()
 	n.closed = true
+	guests := make([]*natGuest, 0, len(n.guests))
+	for _, c := range n.guests {
+		guests = append(guests, c)
+	}
 	n.mu.Unlock()
 	n.cancel()
-	n.conns.closeAll()
+	for _, c := range guests {
+		c.conns.closeAll()
+	}
 	return nil
 }
 
@@ -371,7 +455,8 @@ func (n *nat) wait() error {
 // each SYN of a new connection: the guest's connection is accepted once
 // the host's is established, and refused (reset) when it is not or when
 // the guest has natTCPPerGuest already; a SYN beyond the guest's
-// natDialsPerGuest dials is dropped, for the guest to send again.
+// natDialsPerGuest dials, or its natDialsPerService to that
+// destination, is dropped, for the guest to send again.
 func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	to, ok := n.outside(id.LocalAddress)
@@ -380,7 +465,8 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	admission, buffered := n.admitTCP(guest)
+	dest := netip.AddrPortFrom(to, id.LocalPort)
+	c, admission, buffered := n.admitTCP(guest, dest)
 	switch admission {
 	case natClosing:
 		r.Complete(true)
@@ -394,20 +480,38 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(false)
 		return
 	}
-	defer n.releaseTCP(guest, buffered)
-	ctx, cancel := context.WithTimeout(n.ctx, natDialTimeout)
-	host, err := n.dialer.DialContext(ctx, "tcp", netip.AddrPortFrom(to, id.LocalPort).String())
+	joined := true // counted in c.wg
+	defer func() {
+		if joined {
+			c.wg.Done()
+		}
+		n.running.Add(-1)
+		n.wg.Done()
+	}()
+	defer n.releaseTCP(c, buffered)
+	ctx, cancel := context.WithTimeout(c.ctx, natDialTimeout)
+	host, err := n.dialer.DialContext(ctx, "tcp", dest.String())
 	cancel()
-	n.dialed(guest)
+	n.dialed(c, dest)
 	if err != nil {
 		r.Complete(true)
 		return
 	}
+	// The handshake waits on the guest, for a minute or more of
+	// retransmissions if it has gone: endGuest does not wait for it, and
+	// an ended guest's connection is closed once it is over.
+	c.wg.Done()
+	joined = false
 	var wq waiter.Queue
 	ep, tcpErr := r.CreateEndpoint(&wq)
 	r.Complete(false)
 	if tcpErr != nil { // the guest gave up, or reset
 		_ = host.Close()
+		return
+	}
+	if joined = n.rejoin(c); !joined {
+		_ = host.Close()
+		ep.Close()
 		return
 	}
 	size := int64(natTCPSmallBuffer)
@@ -417,17 +521,17 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	ep.SocketOptions().SetSendBufferSize(size, true)
 	ep.SocketOptions().SetReceiveBufferSize(size, true)
 	gc := gonet.NewTCPConn(&wq, ep)
-	if !n.conns.add(host) {
+	if !c.conns.add(host) {
 		_ = host.Close()
 		_ = gc.Close()
 		return
 	}
-	defer n.conns.remove(host)
-	if !n.conns.add(gc) {
+	defer c.conns.remove(host)
+	if !c.conns.add(gc) {
 		_ = gc.Close()
 		return
 	}
-	defer n.conns.remove(gc)
+	defer c.conns.remove(gc)
 	splice(host, gc)
 }
 
@@ -465,7 +569,8 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 	if !ok || !known {
 		return
 	}
-	switch n.admitUDP(guest) {
+	c, admission := n.admitUDP(guest)
+	switch admission {
 	case natClosing:
 		return
 	case natFull: // dropped: the guest's other flows go on
@@ -473,8 +578,8 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 		return
 	}
 	fail := func() {
-		n.releaseUDP(guest, nil)
-		n.done(2)
+		n.releaseUDP(c, nil)
+		n.done(c, 2)
 	}
 	host, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(to, id.LocalPort)))
 	if err != nil {
@@ -489,39 +594,116 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 		return
 	}
 	gc := gonet.NewUDPConn(&wq, ep)
-	if !n.conns.add(host) || !n.conns.add(gc) {
-		n.conns.remove(host)
-		n.conns.remove(gc)
+	if !c.conns.add(host) || !c.conns.add(gc) {
+		c.conns.remove(host)
+		c.conns.remove(gc)
 		fail()
 		return
 	}
 	var f *udpFlow
 	f = newUDPFlow(host, func(b []byte) error { _, err := gc.Write(b); return err }, func() {
-		n.conns.remove(host)
-		n.conns.remove(gc)
-		n.releaseUDP(guest, f)
+		c.conns.remove(host)
+		c.conns.remove(gc)
+		n.releaseUDP(c, f)
 	})
 	n.mu.Lock()
 	if !f.ended.Load() { // else its end has been and gone
-		n.flows[f] = guest
+		n.flows[f] = c
 	}
 	n.mu.Unlock()
 	go func() {
-		defer n.done(1)
+		defer n.done(c, 1)
 		f.readFar()
 	}()
 	go func() {
-		defer n.done(1)
+		defer n.done(c, 1)
 		defer f.close()
-		buf := make([]byte, udpMaxDatagram)
-		for {
-			k, err := gc.Read(buf)
-			if err != nil {
-				return
-			}
-			f.send(buf[:k])
-		}
+		readEndpoint(ep, &wq, func(b []byte) error {
+			f.send(b)
+			return nil
+		})
 	}()
+}
+
+// datagramPool holds the buffers of the NAT's UDP flows, each taken only
+// while a datagram is moved: a flow waiting for its next datagram holds
+// none. Before, each flow's two goroutines held a buffer of
+// udpMaxDatagram for its life: 128 KiB a flow, 128 MiB for a guest's
+// natUDPPerGuest flows of one datagram each, waiting out udpIdleFor.
+var datagramPool = sync.Pool{New: func() any {
+	b := make([]byte, udpMaxDatagram)
+	return &b
+}}
+
+// readUDPConn calls got with each datagram c receives, in a buffer of
+// datagramPool taken once the socket is readable, until c closes or got
+// fails. A refusal (an ICMP port unreachable for an earlier datagram:
+// nothing listens there yet) is no reason to end.
+func readUDPConn(c *net.UDPConn, got func([]byte) error) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for {
+		var bp *[]byte
+		var k int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			bp = datagramPool.Get().(*[]byte)
+			for {
+				k, rerr = unix.Read(int(fd), *bp)
+				if rerr != unix.EINTR {
+					break
+				}
+			}
+			if rerr == unix.EAGAIN {
+				datagramPool.Put(bp)
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if rerr == nil {
+			rerr = got((*bp)[:k])
+		} else if rerr == unix.ECONNREFUSED {
+			rerr = nil
+		}
+		datagramPool.Put(bp)
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// readEndpoint calls got with each datagram the gateway's endpoint ep
+// (wq its queue) receives, in a buffer of datagramPool taken once one
+// is there, until ep closes or got fails.
+func readEndpoint(ep tcpip.Endpoint, wq *waiter.Queue, got func([]byte) error) {
+	// Registered before the first read: a datagram arriving after a
+	// read found none leaves its wake-up in ready.
+	we, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr)
+	wq.EventRegister(&we)
+	defer wq.EventUnregister(&we)
+	for {
+		bp := datagramPool.Get().(*[]byte)
+		w := tcpip.SliceWriter(*bp)
+		res, err := ep.Read(&w, tcpip.ReadOptions{})
+		if _, wait := err.(*tcpip.ErrWouldBlock); wait {
+			datagramPool.Put(bp)
+			<-ready
+			continue
+		}
+		var gerr error
+		if err == nil {
+			gerr = got((*bp)[:res.Count])
+		}
+		datagramPool.Put(bp)
+		if err != nil || gerr != nil {
+			return
+		}
+	}
 }
 
 // udpFlow is one UDP flow between a near side, which hands its datagrams
@@ -557,6 +739,13 @@ func (f *udpFlow) send(b []byte) {
 // listens there yet) is no reason to end it.
 func (f *udpFlow) readFar() {
 	defer f.close()
+	if c, ok := f.far.(*net.UDPConn); ok { // a NAT flow's host socket
+		_ = readUDPConn(c, func(b []byte) error {
+			f.idle.Reset(udpIdleFor)
+			return f.deliver(b)
+		})
+		return
+	}
 	buf := make([]byte, udpMaxDatagram)
 	for {
 		k, err := f.far.Read(buf)

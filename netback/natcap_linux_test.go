@@ -42,12 +42,16 @@ func hangingPort(t *testing.T) uint16 {
 	return port
 }
 
-// A guest whose connections hang in their dial on the host holds at most
+// A guest whose connections hang in their dial on the host (to several
+// services, each at its NATDialsPerService) holds at most
 // NATDialsPerGuest of the hub's dials (its further SYNs are dropped and
 // counted): another guest's connection is made at once, not held back
 // until those dials time out.
 func TestHubNATDialsPerGuest(t *testing.T) {
-	hang := hangingPort(t)
+	var hang []uint16
+	for range 2 * netback.NATDialsPerGuest / netback.NATDialsPerService {
+		hang = append(hang, hangingPort(t))
+	}
 	echo := echoTCP(t)
 	h := startHub(t, testsock.Dir(t))
 	a, _ := joinGuest(t, h, testMAC(1))
@@ -57,11 +61,11 @@ func TestHubNATDialsPerGuest(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	for range 2 * netback.NATDialsPerGuest {
+	for i := range 2 * netback.NATDialsPerGuest {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if c, err := a.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, hang)); err == nil {
+			if c, err := a.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, hang[i%len(hang)])); err == nil {
 				c.Close()
 			}
 		}()

@@ -1,0 +1,82 @@
+package netback_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
+	"github.com/smolvmm/smolvmm/netback"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+)
+
+// A VM that leaves the hub without closing its connections (its process
+// ended) takes its NAT relays with it: the host's end of its TCP
+// connection is closed, its UDP flow ends, and the same VM started again
+// (same MAC, same address) has its whole NAT bound, not the remains of
+// its last run counted against it.
+func TestHubNATEndsWithVM(t *testing.T) {
+	defer netback.SetNATLimits(1, 1)()
+	h := startHub(t, testsock.Dir(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	tcpPort := uint16(ln.Addr().(*net.TCPAddr).Port)
+	udpPort := echoUDP(t)
+
+	open := func(t *testing.T) {
+		t.Helper()
+		g, _ := joinGuest(t, h, testMAC(7))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, tcpPort))
+		if err != nil {
+			t.Fatalf("TCP connection: %v", err)
+		}
+		_ = c // left open: the VM goes without closing it
+		u, err := gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: udpPort}, ipv4.ProtocolNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := echoes(u, "udp"); err != nil {
+			t.Fatalf("UDP flow: %v", err)
+		}
+		g.Close()
+	}
+
+	open(t)
+	host := <-accepted
+	defer host.Close()
+	waitFor(t, "the VM's NAT relays to end after it left", func() bool {
+		s := h.Stats()
+		return s.VMs == 0 && s.NATConns == 0 && s.NATFlows == 0
+	})
+	host.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := host.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("host's end of the departed VM's connection: %v, want it closed", err)
+	}
+	open(t) // at the bounds of 1 connection and 1 flow: none left over
+	(<-accepted).Close()
+}
+
+// isTimeout reports whether err is a deadline's.
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
