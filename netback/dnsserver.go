@@ -219,7 +219,7 @@ func (d *dnsHandler) fromHosts(q *dns.Msg) *dns.Msg {
 	if qq.Qclass != dns.ClassINET || (qq.Qtype != dns.TypeA && qq.Qtype != dns.TypeAAAA) {
 		return nil
 	}
-	ips, ok := d.r.hosts[hostKey(qq.Name)]
+	ips, ok := d.r.config().hosts[hostKey(qq.Name)]
 	if !ok {
 		return nil
 	}

@@ -60,14 +60,13 @@ func TestDNSHandler(t *testing.T) {
 		"10.2.0.192.in-addr.arpa. PTR": {"10.2.0.192.in-addr.arpa. 3600 IN PTR www.test."},
 		"big.test. A":                  big,
 	})
-	r := &hostResolver{
-		slots: make(chan struct{}, hostDNSMaxQueries),
+	r := testResolver(hostConf{
 		hosts: map[string][]net.IPAddr{"pinned.test.": {
 			{IP: net.IPv4(198, 51, 100, 7).To4()}, {IP: net.ParseIP("2001:db8::7")}}},
 		servers:  []string{addr},
 		timeout:  2 * time.Second,
 		attempts: 1,
-	}
+	})
 	d := newDNSHandler(r)
 	defer d.close()
 	udp := &net.UDPAddr{IP: net.IPv4(10, 0, 2, 15), Port: 5353}
@@ -210,7 +209,7 @@ func TestDNSHandlerUpstreamQuestion(t *testing.T) {
 	})}
 	go srv.ActivateAndServe()
 	defer srv.Shutdown()
-	r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries), servers: []string{pc.LocalAddr().String()}, timeout: 2 * time.Second, attempts: 1}
+	r := testResolver(hostConf{servers: []string{pc.LocalAddr().String()}, timeout: 2 * time.Second, attempts: 1})
 	d := newDNSHandler(r)
 	defer d.close()
 	tests := []struct {

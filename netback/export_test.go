@@ -217,7 +217,7 @@ func UserARPRequests(u *User) uint64 {
 // network does when it starts, and returns its query of a name's A
 // records (their addresses).
 func NewHostQuery() func(ctx context.Context, name string) ([]string, error) {
-	r := newHostResolver()
+	r := newHostResolver(false)
 	return func(ctx context.Context, name string) ([]string, error) {
 		rrs, err := r.query(ctx, name, dns.TypeA)
 		var addrs []string

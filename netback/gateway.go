@@ -37,8 +37,10 @@ type gateway struct {
 	linkDone chan struct{}
 	closers  []func() error
 	wg       sync.WaitGroup
-	// resolver answers DNS from the host's configuration as read when
-	// the gateway was made (hostdns.go): no file is opened afterwards.
+	// resolver answers DNS from the host's configuration: as read when
+	// a User's gateway was made (no file is opened afterwards, under the
+	// VMM's seccomp filter), read again when it changes for a hub's
+	// (hostdns.go).
 	resolver *hostResolver
 	// dns answers the guests' queries from resolver (dnsserver.go).
 	dns *dnsHandler
@@ -77,7 +79,10 @@ func newGateway(out frameSink, inDepth int, oneGuest bool) (*gateway, error) {
 	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, tcp.NewForwarder(g.stack, 0, natMaxInFlight, n.handleTCP).HandlePacket)
 	g.stack.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(g.stack, n.handleUDP).HandlePacket)
 
-	g.resolver = newHostResolver()
+	// A hub's gateway (many guests) runs in smolvmm net's daemon, for
+	// as long as the host, without the seccomp filter, which refuses
+	// stat: it follows the files' changes.
+	g.resolver = newHostResolver(!oneGuest)
 	// Closed after the servers (closers run in reverse): their queries
 	// being answered end, and are joined.
 	g.dns = newDNSHandler(g.resolver)

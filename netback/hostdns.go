@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,12 +22,34 @@ import (
 )
 
 // hostResolver answers the user network's DNS server from the host's
-// resolver configuration as it was when the network started: the names of
-// /etc/hosts, then the nameservers of /etc/resolv.conf, asked directly.
-// Unlike net.Resolver (or libc's, in a cgo build) it opens no file once
-// made, so a VMM whose seccomp filter forbids opening files still answers
-// DNS; a change to those files on the host is seen by the next VM.
+// resolver configuration: the names of /etc/hosts, then the nameservers of
+// /etc/resolv.conf, asked directly. A VM's own network (in the VMM) reads
+// the files when it starts and never again: unlike net.Resolver (or
+// libc's, in a cgo build) it opens no file once made, so a VMM whose
+// seccomp filter forbids opening files (and stat) still answers DNS, and
+// a change to those files on the host is seen by the VM's next run. A
+// shared network (smolvmm net, a daemon without the filter, running for
+// months while DHCP, NetworkManager or a VPN rewrite resolv.conf) reads
+// them again when they change (reread).
 type hostResolver struct {
+	conf atomic.Pointer[hostConf]
+	// reread, when set, makes config look at the files again, at most
+	// every hostConfCheckEvery, and read them again when they changed
+	// (their inode, size, modification or change time).
+	reread  bool
+	checkMu sync.Mutex
+	checked time.Time        // when config last looked
+	stamps  [2]hostFileStamp // hostsPath's and resolvConfPath's then
+	// slots holds a token for each query being asked of the nameservers
+	// (hostDNSMaxQueries of them); refused counts the queries failed at
+	// once because it was full, or because their guest had
+	// hostDNSPerGuest being answered (dnsHandler).
+	slots   chan struct{}
+	refused atomic.Uint64
+}
+
+// hostConf is the host's resolver configuration as read at one time.
+type hostConf struct {
 	hosts   map[string][]net.IPAddr // by hostKey
 	servers []string                // host:port
 	// zoned are the servers with a zone (a link-local IPv6 address and
@@ -35,12 +58,34 @@ type hostResolver struct {
 	zoned    map[string]*unix.SockaddrInet6
 	timeout  time.Duration // per query and server
 	attempts int
-	// slots holds a token for each query being asked of the nameservers
-	// (hostDNSMaxQueries of them); refused counts the queries failed at
-	// once because it was full, or because their guest had
-	// hostDNSPerGuest being answered (dnsHandler).
-	slots   chan struct{}
-	refused atomic.Uint64
+}
+
+// hostConfCheckEvery is how often, at most, a shared network's resolver
+// looks whether the files changed (a query's stat of two files).
+const hostConfCheckEvery = time.Second
+
+// hostFileStamp is what tells a file changed: missing, or its inode,
+// size, modification and change times (an editor's rename gives a new
+// inode; a rewrite in place within one clock tick, a new size or change
+// time).
+type hostFileStamp struct {
+	ok           bool
+	ino          uint64
+	size         int64
+	mtime, ctime syscall.Timespec
+}
+
+// stampOf is path's stamp now.
+func stampOf(path string) hostFileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return hostFileStamp{}
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return hostFileStamp{ok: true, size: fi.Size(), mtime: syscall.NsecToTimespec(fi.ModTime().UnixNano())}
+	}
+	return hostFileStamp{ok: true, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
 }
 
 // hostDNSMaxQueries bounds the queries the gateway asks the host's
@@ -67,33 +112,63 @@ var (
 )
 
 // newHostResolver reads the host's hosts file and resolver configuration
+// now; reread makes it read them again when they change (hostResolver).
+func newHostResolver(reread bool) *hostResolver {
+	r := &hostResolver{reread: reread, slots: make(chan struct{}, hostDNSMaxQueries)}
+	if reread {
+		r.checked = time.Now()
+		r.stamps = [2]hostFileStamp{stampOf(hostsPath), stampOf(resolvConfPath)}
+	}
+	r.conf.Store(readHostConf())
+	return r
+}
+
+// config is the configuration to answer a query with: for a resolver
+// that rereads, the files are looked at first, unless they were less
+// than hostConfCheckEvery ago, and read again if they changed.
+func (r *hostResolver) config() *hostConf {
+	if r.reread {
+		r.checkMu.Lock()
+		if now := time.Now(); now.Sub(r.checked) >= hostConfCheckEvery || now.Before(r.checked) {
+			r.checked = now
+			if stamps := [2]hostFileStamp{stampOf(hostsPath), stampOf(resolvConfPath)}; stamps != r.stamps {
+				r.stamps = stamps
+				r.conf.Store(readHostConf())
+			}
+		}
+		r.checkMu.Unlock()
+	}
+	return r.conf.Load()
+}
+
+// readHostConf reads the host's hosts file and resolver configuration
 // now. A missing or unreadable file leaves its part empty: no host names,
 // or the local nameserver (as glibc and Go do without resolv.conf).
-func newHostResolver() *hostResolver {
-	r := &hostResolver{timeout: 5 * time.Second, attempts: 2, slots: make(chan struct{}, hostDNSMaxQueries)}
+func readHostConf() *hostConf {
+	c := &hostConf{timeout: 5 * time.Second, attempts: 2}
 	if f, err := os.Open(hostsPath); err == nil {
-		r.hosts = parseHosts(f)
+		c.hosts = parseHosts(f)
 		f.Close()
 	}
 	if conf, err := dns.ClientConfigFromFile(resolvConfPath); err == nil {
 		for _, s := range conf.Servers {
-			r.servers = append(r.servers, net.JoinHostPort(s, conf.Port))
+			c.servers = append(c.servers, net.JoinHostPort(s, conf.Port))
 		}
 		if conf.Timeout > 0 {
-			r.timeout = time.Duration(conf.Timeout) * time.Second
+			c.timeout = time.Duration(conf.Timeout) * time.Second
 		}
 		if conf.Attempts > 0 {
-			r.attempts = conf.Attempts
+			c.attempts = conf.Attempts
 		}
 	}
 	if nameserversFor != nil {
-		r.servers, r.timeout = nameserversFor()
+		c.servers, c.timeout = nameserversFor()
 	}
-	r.servers = r.resolveZones(r.servers)
-	if len(r.servers) == 0 {
-		r.servers = []string{"127.0.0.1:53", "[::1]:53"}
+	c.servers = c.resolveZones(c.servers)
+	if len(c.servers) == 0 {
+		c.servers = []string{"127.0.0.1:53", "[::1]:53"}
 	}
-	return r
+	return c
 }
 
 // resolveZones finds, now, the interface index of each server's zone
@@ -103,7 +178,7 @@ func newHostResolver() *hostResolver {
 // refreshed from a netlink socket at most a minute old, a socket the
 // seccomp filter refuses. A server whose zone names no interface is
 // left out: no packet could be sent to it.
-func (r *hostResolver) resolveZones(servers []string) []string {
+func (r *hostConf) resolveZones(servers []string) []string {
 	var kept []string
 	for _, server := range servers {
 		ap, err := netip.ParseAddrPort(server)
@@ -207,12 +282,13 @@ func (r *hostResolver) forward(ctx context.Context, q *dns.Msg) (*dns.Msg, error
 	}
 	plain := fq.Copy()
 	plain.Extra = nil
+	conf := r.config()
 	var last error
-	for a := 0; a < r.attempts; a++ {
-		for _, server := range r.servers {
-			in, err := r.ask(ctx, fq, server)
+	for a := 0; a < conf.attempts; a++ {
+		for _, server := range conf.servers {
+			in, err := conf.ask(ctx, fq, server)
 			if err == nil && in.Rcode == dns.RcodeFormatError && fq.IsEdns0() != nil {
-				in, err = r.ask(ctx, plain, server)
+				in, err = conf.ask(ctx, plain, server)
 			}
 			switch {
 			case err != nil:
@@ -239,7 +315,7 @@ func sameQuestion(a, b dns.Question) bool {
 }
 
 // ask asks server q over UDP, then over TCP when the answer is truncated.
-func (r *hostResolver) ask(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
+func (r *hostConf) ask(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
 	in, err := r.exchange(ctx, q, server, "udp")
 	if err == nil && in.Truncated {
 		in, err = r.exchange(ctx, q, server, "tcp")
@@ -266,7 +342,7 @@ func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]
 // exchange asks server q over network. The end of ctx ends it (the
 // client library heeds it for the dial only): the gateway's closing does
 // not wait for a nameserver's timeout.
-func (r *hostResolver) exchange(ctx context.Context, q *dns.Msg, server, network string) (in *dns.Msg, err error) {
+func (r *hostConf) exchange(ctx context.Context, q *dns.Msg, server, network string) (in *dns.Msg, err error) {
 	// No MPTCP whatever GODEBUG says: its first dial probes the kernel
 	// (bind, uname), which the seccomp filter refuses.
 	d := &net.Dialer{Timeout: r.timeout}

@@ -101,7 +101,7 @@ func TestHostResolverQuery(t *testing.T) {
 		"www.test. A": {"www.test. 60 IN A 192.0.2.10"},
 		"big.test. A": long,
 	})
-	r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries), servers: []string{addr}, timeout: 2 * time.Second, attempts: 1}
+	r := testResolver(hostConf{servers: []string{addr}, timeout: 2 * time.Second, attempts: 1})
 	tests := []struct {
 		name, want string
 	}{
@@ -161,7 +161,7 @@ func TestForwardRetries(t *testing.T) {
 		{"only another question", []string{other}, "error"},
 	}
 	for _, tt := range tests {
-		r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries), servers: tt.servers, timeout: 2 * time.Second, attempts: 1}
+		r := testResolver(hostConf{servers: tt.servers, timeout: 2 * time.Second, attempts: 1})
 		q := new(dns.Msg)
 		q.SetQuestion("www.test.", dns.TypeA)
 		q.SetEdns0(1232, false)
@@ -184,7 +184,7 @@ func TestHostResolverNoServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	r := &hostResolver{servers: []string{pc.LocalAddr().String()}, timeout: 50 * time.Millisecond, attempts: 2, slots: make(chan struct{}, hostDNSMaxQueries)}
+	r := testResolver(hostConf{servers: []string{pc.LocalAddr().String()}, timeout: 50 * time.Millisecond, attempts: 2})
 	start := time.Now()
 	if _, err := r.query(context.Background(), "www.test.", dns.TypeA); err == nil || errors.Is(err, errNoSuchHost) {
 		t.Errorf("silent nameserver: %v, want a timeout error", err)
@@ -233,7 +233,8 @@ func TestHostResolverBoundsQueries(t *testing.T) {
 		}
 		pc.WriteTo(b, q.from)
 	}
-	r := &hostResolver{servers: []string{pc.LocalAddr().String()}, timeout: time.Minute, attempts: 1, slots: make(chan struct{}, slots)}
+	r := testResolver(hostConf{servers: []string{pc.LocalAddr().String()}, timeout: time.Minute, attempts: 1})
+	r.slots = make(chan struct{}, slots)
 	done := make(chan error, slots+1)
 	for i := range slots {
 		go func() {
@@ -271,4 +272,11 @@ func TestHostResolverBoundsQueries(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("a query once the others ended: %v", err)
 	}
+}
+
+// testResolver answers from c, read never again.
+func testResolver(c hostConf) *hostResolver {
+	r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries)}
+	r.conf.Store(&c)
+	return r
 }

@@ -26,7 +26,7 @@ func TestResolveZones(t *testing.T) {
 		{"[fe80::1%nosuchif0]:53", false, 0},
 	}
 	for _, tt := range tests {
-		r := &hostResolver{}
+		r := &hostConf{}
 		kept := r.resolveZones([]string{tt.server})
 		if got := slices.Contains(kept, tt.server); got != tt.kept {
 			t.Errorf("%s: kept %v, want %v", tt.server, got, tt.kept)
