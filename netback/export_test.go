@@ -78,6 +78,15 @@ func ExpireHubUDPFlows(h *Hub, guest netip.Addr, k int) { h.gw.nat.expireUDP(gue
 // dials on the host at once.
 const NATDialsPerGuest = natDialsPerGuest
 
+// SetSYNSilence sets how long after a guest's last SYN, at least, the
+// NAT takes it that the guest gave up its connection, until the returned
+// function restores it.
+func SetSYNSilence(d time.Duration) (restore func()) {
+	old := synSilenceFor
+	synSilenceFor = d
+	return func() { synSilenceFor = old }
+}
+
 // NATDialsPerService is how many of those the NAT dials to one
 // destination at once.
 const NATDialsPerService = natDialsPerService

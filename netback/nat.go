@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -44,6 +46,15 @@ const (
 	// at their own bound, whose further SYNs are dropped at once, never
 	// fill it for the others.
 	natMaxInFlight = 4096
+	// natSYNSilence is how long after a guest's last SYN of a connection
+	// being dialled, at least, the NAT takes it that the guest gave up
+	// and ends the dial (its slot freed), three times the last gap
+	// between its SYNs when longer: a guest sends its SYN again with a
+	// growing gap until its own timeout (Linux and gVisor after 1 s,
+	// then 2, 4...; BSD's first retransmission, 6 s in 4.4BSD, comes
+	// sooner), and says nothing when it closes a connection not yet
+	// made.
+	natSYNSilence = 15 * time.Second
 	// natDialTimeout bounds a dial on the host for a guest's SYN: the
 	// guest answers a connection that did not come in that long with a
 	// reset. NetBSD's own connection-establishment timer is 75 s: the
@@ -96,6 +107,9 @@ var natLimits = struct{ tcp, udp, buffered int }{natTCPPerGuest, natUDPPerGuest,
 
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
+
+// synSilenceFor is natSYNSilence, a variable for the tests.
+var synSilenceFor = natSYNSilence
 
 // notRelayed are the destinations the NAT refuses: the cloud services
 // that answer any process of the host by its address alone, which a guest
@@ -156,6 +170,61 @@ type nat struct {
 	// refusedTCP and refusedUDP count the connections and flows refused
 	// for a guest's bound.
 	refusedTCP, refusedUDP atomic.Uint64
+
+	// dials are the TCP connections being dialled on the host, by the
+	// guest's connection, for its SYNs sent again (watchTCP).
+	dialMu sync.Mutex
+	dials  map[stack.TransportEndpointID]*natDial
+}
+
+// natDial is a TCP connection being dialled on the host for a guest's
+// SYN: ended (cancel) once the guest has sent none for giveUpAfter the
+// last gap between them.
+type natDial struct {
+	last  time.Time     // the guest's last SYN
+	gap   time.Duration // between its last two, 0 before it sent two
+	quiet *time.Timer
+}
+
+// giveUpAfter is how long after a guest's last SYN, gap after the one
+// before (0 for none), its connection is taken as given up.
+func giveUpAfter(gap time.Duration) time.Duration {
+	return max(synSilenceFor, 3*gap)
+}
+
+// watchDial records the dial of the guest's connection id, ended by
+// cancel when the guest stops sending its SYN; unwatch forgets it.
+func (n *nat) watchDial(id stack.TransportEndpointID, cancel func()) (unwatch func()) {
+	d := &natDial{last: time.Now()}
+	d.quiet = time.AfterFunc(giveUpAfter(0), cancel)
+	n.dialMu.Lock()
+	n.dials[id] = d
+	n.dialMu.Unlock()
+	return func() {
+		n.dialMu.Lock()
+		delete(n.dials, id)
+		n.dialMu.Unlock()
+		d.quiet.Stop()
+	}
+}
+
+// watchTCP is the stack's handler of the guests' TCP segments no
+// endpoint takes, forward's (the forwarder's) after it notes each SYN
+// sent again for a connection being dialled: the forwarder drops those.
+func (n *nat) watchTCP(forward func(stack.TransportEndpointID, *stack.PacketBuffer) bool) func(stack.TransportEndpointID, *stack.PacketBuffer) bool {
+	return func(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
+		if h := header.TCP(pkt.TransportHeader().Slice()); len(h) >= header.TCPMinimumSize &&
+			h.Flags().Contains(header.TCPFlagSyn) && !h.Flags().Contains(header.TCPFlagAck) {
+			n.dialMu.Lock()
+			if d := n.dials[id]; d != nil {
+				now := time.Now()
+				d.gap, d.last = now.Sub(d.last), now
+				d.quiet.Reset(giveUpAfter(d.gap))
+			}
+			n.dialMu.Unlock()
+		}
+		return forward(id, pkt)
+	}
 }
 
 // natGuest is one guest's relays. Each relay keeps its guest's entry:
@@ -211,7 +280,8 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 		}
 		return addr, true
 	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
-		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{}}
+		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{},
+		dials: map[stack.TransportEndpointID]*natDial{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Under the seccomp filter: GODEBUG=multipathtcp=1 would make the
 	// first dial probe the kernel (bind, uname), which the filter refuses.
@@ -456,7 +526,8 @@ func (n *nat) wait() error {
 // the host's is established, and refused (reset) when it is not or when
 // the guest has natTCPPerGuest already; a SYN beyond the guest's
 // natDialsPerGuest dials, or its natDialsPerService to that
-// destination, is dropped, for the guest to send again.
+// destination, is dropped, for the guest to send again. A dial ends when
+// the guest stops sending its SYN (watchTCP): it gave up.
 func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	to, ok := n.outside(id.LocalAddress)
@@ -490,7 +561,9 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	}()
 	defer n.releaseTCP(c, buffered)
 	ctx, cancel := context.WithTimeout(c.ctx, natDialTimeout)
+	unwatch := n.watchDial(id, cancel)
 	host, err := n.dialer.DialContext(ctx, "tcp", dest.String())
+	unwatch()
 	cancel()
 	n.dialed(c, dest)
 	if err != nil {

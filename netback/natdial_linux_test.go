@@ -47,3 +47,67 @@ func TestNATDialsPerService(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A dial on the host ends when its guest stops sending the connection's
+// SYN (it gave up: a program's connect timeout, and the guest says
+// nothing when it closes a connection not yet made), not after
+// natDialTimeout: a program retrying services that drop SYNs does not
+// keep its guest's dials; a guest still sending its SYN keeps its dial.
+func TestNATDialEndsWhenGuestGivesUp(t *testing.T) {
+	defer netback.SetSYNSilence(1500 * time.Millisecond)()
+	tests := []struct {
+		name string
+		// tries is how long the guest tries to connect.
+		tries  time.Duration
+		dials  int
+		gaveUp bool
+	}{
+		{"gives up", 300 * time.Millisecond, netback.NATDialsPerGuest, true},
+		// gVisor sends its SYN again after 1 s, then 2 s: each time
+		// later than the silence before, and sooner than three gaps.
+		{"keeps trying", 20 * time.Second, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hang []uint16
+			for range netback.NATDialsPerGuest / netback.NATDialsPerService {
+				hang = append(hang, hangingPort(t))
+			}
+			echo := echoTCP(t)
+			h := startHub(t, testsock.Dir(t))
+			g, _ := joinGuest(t, h, testMAC(1))
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), tt.tries)
+			defer cancel()
+			for i := range tt.dials {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, hang[i%len(hang)])); err == nil {
+						c.Close()
+					}
+				}()
+			}
+			waitFor(t, "the guest's dials", func() bool { return h.Stats().NATConns == uint64(tt.dials) })
+			if !tt.gaveUp {
+				time.Sleep(4500 * time.Millisecond)
+				if n := h.Stats().NATConns; n != uint64(tt.dials) {
+					t.Fatalf("%d dials after 4.5 s of SYNs, want %d", n, tt.dials)
+				}
+				return
+			}
+			waitFor(t, "the dials of a guest that gave up to end", func() bool { return h.Stats().NATConns == 0 })
+			ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer ecancel()
+			c, err := g.DialTCP(ectx, netip.AddrPortFrom(netback.UserGateway, echo))
+			if err != nil {
+				t.Fatalf("after the guest gave up its dials: %v", err)
+			}
+			defer c.Close()
+			if err := echoes(c, "again"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
