@@ -325,7 +325,7 @@ func TestNATDialUnderSeccomp(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=nat", "NETBACK_PORT="+strconv.Itoa(closed), "GODEBUG="+godebug)
 			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "nat dial refused\n") {
+			if err != nil || !strings.Contains(string(out), "nat dial refused\n") || !strings.Contains(string(out), "nat udp echo ok\n") {
 				t.Errorf("sandboxed child: %v; output:\n%s", err, out)
 			}
 		})
@@ -334,7 +334,9 @@ func TestNATDialUnderSeccomp(t *testing.T) {
 
 // natChild starts a user network and its guest, installs the filter, and
 // has the guest connect to the host's port $NETBACK_PORT through the
-// gateway.
+// gateway, and exchange a datagram with a host UDP echo through it (a
+// flow's sockets wait for a datagram with the poller and read it
+// themselves).
 func natChild() int {
 	fail := func(format string, a ...any) int {
 		fmt.Printf(format+"\n", a...)
@@ -348,9 +350,36 @@ func natChild() int {
 	if err != nil {
 		return fail("guest: %v", err)
 	}
+	echo, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		return fail("UDP echo: %v", err)
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := echo.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteToUDPAddrPort(buf[:k], from)
+		}
+	}()
 	if _, err := sandbox.Install(sandbox.Filter{Sockets: true, Prefix: "child: "}); err != nil {
 		return fail("install: %v", err)
 	}
+	uc, err := gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: uint16(echo.LocalAddr().(*net.UDPAddr).Port)}, ipv4.ProtocolNumber)
+	if err != nil {
+		return fail("guest UDP: %v", err)
+	}
+	uc.SetDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 16)
+	if _, err := uc.Write([]byte("ping")); err != nil {
+		return fail("guest UDP write: %v", err)
+	}
+	if k, err := uc.Read(got); err != nil || string(got[:k]) != "ping" {
+		return fail("guest UDP echo: %q, %v", got[:k], err)
+	}
+	fmt.Println("nat udp echo ok")
 	port, _ := strconv.Atoi(os.Getenv("NETBACK_PORT"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
