@@ -80,3 +80,40 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// A VM that leaves while the host sends it more than it reads (its
+// connection's window shut, the gateway's send buffer full) has its NAT
+// relay ended too: closing it wakes the relay's writer.
+func TestHubNATEndsWithVMWhileHostSends(t *testing.T) {
+	h := startHub(t, testsock.Dir(t))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	g, _ := joinGuest(t, h, testMAC(7))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, uint16(ln.Addr().(*net.TCPAddr).Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the guest reads no more: the window fills
+	g.Close()
+	waitFor(t, "the VM's NAT relay to end after it left", func() bool { s := h.Stats(); return s.VMs == 0 && s.NATConns == 0 })
+}
