@@ -40,29 +40,43 @@ func checkIDs(c Credentials) error {
 	return nil
 }
 
+// ErrNoPasswdEntry is wrapped when LookupUser is given a numeric user id
+// that the user database has no entry for: it names no group.
+var ErrNoPasswdEntry = errors.New("has no entry in the user database, which would give its group")
+
 // LookupUser finds name in the user database (read now, before any
-// filter), or takes it as a numeric uid whose group is the same number.
+// filter), or takes it as a numeric uid, whose group is then its entry's
+// (a uid's own number as a gid is some other group: 5 is tty's on
+// Debian, games' uid 5 has gid 60). A uid without an entry is refused
+// (ErrNoPasswdEntry): its group cannot be known.
 func LookupUser(name string) (Credentials, error) {
-	if u, err := user.Lookup(name); err == nil {
-		uid, err1 := strconv.Atoi(u.Uid)
-		gid, err2 := strconv.Atoi(u.Gid)
-		if err1 != nil || err2 != nil {
-			return Credentials{}, fmt.Errorf("user %s: uid %q, gid %q are not numbers", name, u.Uid, u.Gid)
+	u, err := user.Lookup(name)
+	if err != nil {
+		id, nerr := strconv.Atoi(name)
+		if nerr != nil || id < 0 {
+			return Credentials{}, fmt.Errorf("user %s: no such user", name)
 		}
-		cr := Credentials{UID: uid, GID: gid}
-		if err := checkIDs(cr); err != nil {
+		if err := checkIDs(Credentials{UID: id}); err != nil {
 			return Credentials{}, fmt.Errorf("user %s: %w", name, err)
 		}
-		return cr, nil
-	}
-	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
-		cr := Credentials{UID: id, GID: id}
-		if err := checkIDs(cr); err != nil {
+		var unknown user.UnknownUserIdError
+		switch u, err = user.LookupId(strconv.Itoa(id)); {
+		case errors.As(err, &unknown):
+			return Credentials{}, fmt.Errorf("user %s: uid %d %w", name, id, ErrNoPasswdEntry)
+		case err != nil:
 			return Credentials{}, fmt.Errorf("user %s: %w", name, err)
 		}
-		return cr, nil
 	}
-	return Credentials{}, fmt.Errorf("user %s: no such user", name)
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return Credentials{}, fmt.Errorf("user %s: uid %q, gid %q are not numbers", name, u.Uid, u.Gid)
+	}
+	cr := Credentials{UID: uid, GID: gid}
+	if err := checkIDs(cr); err != nil {
+		return Credentials{}, fmt.Errorf("user %s: %w", name, err)
+	}
+	return cr, nil
 }
 
 // ErrNotRoot means dropping privileges was asked of a process that has

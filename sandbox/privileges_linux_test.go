@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,8 +217,44 @@ func TestLookupUserOutOfRange(t *testing.T) {
 			t.Errorf("LookupUser(%s) = %+v, %v; want an error starting %q", name, cr, err, want)
 		}
 	}
-	if cr, err := LookupUser("4294967294"); err != nil || cr != (Credentials{UID: MaxID, GID: MaxID}) {
-		t.Errorf("LookupUser(4294967294) = %+v, %v", cr, err)
+	// In range but in no entry: its group is unknown, not 4294967294.
+	if cr, err := LookupUser("4294967294"); !errors.Is(err, ErrNoPasswdEntry) {
+		t.Errorf("LookupUser(4294967294) = %+v, %v; want %v", cr, err, ErrNoPasswdEntry)
+	}
+}
+
+// TestLookupUserNumeric: a numeric user takes the group of its entry in
+// the user database, as its name does; it took its own number as the
+// gid (--user 5 ran as gid 5, Debian's tty, where games is uid 5 gid
+// 60). Checked on /etc/passwd's entries whose uid and gid differ.
+func TestLookupUserNumeric(t *testing.T) {
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Skip(err)
+	}
+	seen, differ := map[string]bool{}, 0
+	for _, line := range strings.Split(string(passwd), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 4 || seen[f[2]] {
+			continue
+		}
+		seen[f[2]] = true // the first entry of a uid is the one found
+		uid, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil || uid == gid {
+			continue
+		}
+		differ++
+		byID, err := LookupUser(f[2])
+		if err != nil || byID != (Credentials{UID: uid, GID: gid}) {
+			t.Errorf("LookupUser(%s) = %+v, %v; want uid %d gid %d, %s's", f[2], byID, err, uid, gid, f[0])
+		}
+		if byName, err := LookupUser(f[0]); err != nil || byName != byID {
+			t.Errorf("LookupUser(%s) = %+v, %v; want %+v, as LookupUser(%s)", f[0], byName, err, byID, f[2])
+		}
+	}
+	if differ == 0 {
+		t.Skip("no entry of /etc/passwd has a gid other than its uid")
 	}
 }
 

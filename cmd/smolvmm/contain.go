@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -101,8 +102,11 @@ func checkContainFlags(c *cli.Context) error {
 // names the user as "user u: ": the flag names it, once.
 func userFlagError(u string, err error) error {
 	msg, _ := strings.CutPrefix(err.Error(), "user "+u+": ")
-	if msg == "no such user" {
+	switch {
+	case msg == "no such user":
 		msg += " (give a user of this host's user database, or --uid and --gid)"
+	case errors.Is(err, sandbox.ErrNoPasswdEntry):
+		msg += " (give its group too, with --uid and --gid)"
 	}
 	return &fileError{"--user " + u + ": " + msg, err}
 }

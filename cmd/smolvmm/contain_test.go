@@ -435,6 +435,9 @@ func TestContainFlagMistakes(t *testing.T) {
 		{"--uid 4294967296 --gid 5", "--uid 4294967296: ids go up to 4294967294"},
 		{"--user 4294967295", "--user 4294967295: uid 4294967295 is out of range"},
 		{"--user 4294967296", "--user 4294967296: uid 4294967296 is out of range"},
+		// A uid no entry names has no known group: it got its own
+		// number as a gid.
+		{"--user 4294967294", "--user 4294967294: uid 4294967294 has no entry in the user database, which would give its group (give its group too, with --uid and --gid)"},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command(bin, append([]string{"demo"}, strings.Fields(tt.args)...)...).CombinedOutput()
