@@ -31,11 +31,14 @@ type trapMsg struct {
 // whose number names no x86-64 call, trapI386 or trapX32 then the number
 // ("32-bit (int 0x80) system call 20"). A SIGSYS another process sent
 // (kill -SYS) names no call: the handler writes trapKillHead, the sender's
-// PID and trapKillTail, and exits with trapKillExitCode.
+// PID and trapKillTail, or trapKillOutside when the PID is 0 (a sender
+// outside the process's PID namespace, whose PID it cannot see), and
+// exits with trapKillExitCode.
 var (
 	trapHead, trapTail trapMsg
 	trapKillHead       trapMsg
 	trapKillTail       trapMsg
+	trapKillOutside    trapMsg
 	trapKillExitCode   int64 = ExitStatusSIGSYS
 	trapI386, trapX32  trapMsg
 	trapTable          [trapSlots + 1]trapMsg
@@ -112,7 +115,7 @@ func (p *Prepared) Install() (Installed, error) {
 	prog := p.prog
 	trapHead, trapTail, trapTable, trapText = p.trap.head, p.trap.tail, p.trap.table, p.trap.text
 	trapI386, trapX32 = p.trap.i386, p.trap.x32
-	trapKillHead, trapKillTail = p.trap.killHead, p.trap.killTail
+	trapKillHead, trapKillTail, trapKillOutside = p.trap.killHead, p.trap.killTail, p.trap.killOutside
 	trapTTY, trapTermios = p.trap.tty, p.trap.termios
 	if err := installTrapHandler(); err != nil {
 		return Installed{}, err
@@ -164,10 +167,13 @@ type trapData struct {
 	i386, x32  trapMsg
 	killHead   trapMsg
 	killTail   trapMsg
-	table      [trapSlots + 1]trapMsg
-	text       []byte
-	tty        int64
-	termios    *byte
+	// killOutside is the whole line for a sender the process's PID
+	// namespace does not show (si_pid 0).
+	killOutside trapMsg
+	table       [trapSlots + 1]trapMsg
+	text        []byte
+	tty         int64
+	termios     *byte
 }
 
 // prepareTrap builds the handler's table: the name and number of every
@@ -182,13 +188,15 @@ func prepareTrap(f Filter) trapData {
 	const i386, x32 = "32-bit (int 0x80) system call ", "x32 system call "
 	killHead := f.Prefix + who + " received SIGSYS from another process (PID "
 	const killTail = "), not from its seccomp filter, and exits\n"
-	text := make([]byte, 0, len(head)+len(tail)+len(i386)+len(x32)+len(killHead)+len(killTail)+(trapSlots+1)*40)
+	killOutside := f.Prefix + who + " received SIGSYS from a process outside its PID namespace, not from its seccomp filter, and exits\n"
+	text := make([]byte, 0, len(head)+len(tail)+len(i386)+len(x32)+len(killHead)+len(killTail)+len(killOutside)+(trapSlots+1)*40)
 	text = append(text, head...)
 	text = append(text, tail...)
 	text = append(text, i386...)
 	text = append(text, x32...)
 	text = append(text, killHead...)
 	text = append(text, killTail...)
+	text = append(text, killOutside...)
 	ends := make([]int, trapSlots+1)
 	for nr := 0; nr < trapSlots; nr++ {
 		name := ""
@@ -221,6 +229,8 @@ func prepareTrap(f Filter) trapData {
 	off += len(killHead)
 	d.killTail = trapMsg{&text[off], uintptr(len(killTail))}
 	off += len(killTail)
+	d.killOutside = trapMsg{&text[off], uintptr(len(killOutside))}
+	off += len(killOutside)
 	for nr, end := range ends {
 		d.table[nr] = trapMsg{&text[off], uintptr(end - off)}
 		off = end

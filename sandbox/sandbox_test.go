@@ -616,19 +616,38 @@ func copyExecutable(from, to string) error {
 // TestSIGSYSFromAnotherProcess: a SIGSYS another process sends (kill -SYS)
 // is not taken for a refused call (whose number it does not carry): the
 // handler names the sender and exits with ExitStatusSIGSYS.
+// A sender outside the process's PID namespace (--jail's) is PID 0 to it:
+// said as that, where it read "(PID 0)".
 func TestSIGSYSFromAnotherProcess(t *testing.T) {
-	cmd := childCmd(t, "wait")
-	_, _, stderr, err := startInstalled(cmd)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		newPID bool
+		want   string
+	}{
+		{"same namespace", false, fmt.Sprintf("child: the VMM received SIGSYS from another process (PID %d), not from its seccomp filter, and exits\n", os.Getpid())},
+		{"outside its namespace", true, "child: the VMM received SIGSYS from a process outside its PID namespace, not from its seccomp filter, and exits\n"},
 	}
-	defer cmd.Process.Kill()
-	if err := cmd.Process.Signal(unix.SIGSYS); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	want := fmt.Sprintf("child: the VMM received SIGSYS from another process (PID %d), not from its seccomp filter, and exits\n", os.Getpid())
-	if cmd.ProcessState.ExitCode() != ExitStatusSIGSYS || stderr.String() != want {
-		t.Errorf("child: %v, stderr %q; want status %d, stderr %q", err, stderr.String(), ExitStatusSIGSYS, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := childCmd(t, "wait")
+			if tt.newPID {
+				if os.Geteuid() != 0 {
+					t.Skip("a PID namespace needs root")
+				}
+				cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID}
+			}
+			_, _, stderr, err := startInstalled(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			if err := cmd.Process.Signal(unix.SIGSYS); err != nil {
+				t.Fatal(err)
+			}
+			err = cmd.Wait()
+			if cmd.ProcessState.ExitCode() != ExitStatusSIGSYS || stderr.String() != tt.want {
+				t.Errorf("child: %v, stderr %q; want status %d, stderr %q", err, stderr.String(), ExitStatusSIGSYS, tt.want)
+			}
+		})
 	}
 }

@@ -7,7 +7,7 @@
 TEXT ·trapHandler(SB),NOSPLIT|NOFRAME,$0
 	// siginfo_t's si_code is at offset 8; _sigsys._syscall at 24 and
 	// _arch at 28 for the filter's SIGSYS (SYS_SECCOMP), _kill.si_pid at
-	// 16 for another process's kill: all are read before SI is reused.
+	// 16 for another process's kill (0 from outside the PID namespace): all are read before SI is reused.
 	MOVL	8(SI), R8
 	MOVL	16(SI), R9
 	MOVL	24(SI), R12
@@ -27,7 +27,23 @@ report:
 	SUBQ	$80, SP
 	CMPL	R8, $1 // SYS_SECCOMP
 	JEQ	seccomp
-	// Not the filter's: writev(2, {trapKillHead, -, pid, trapKillTail}).
+	// Not the filter's: writev(2, {trapKillHead, -, pid, trapKillTail}),
+	// or {trapKillOutside, -, -, -} for PID 0: a sender outside the PID
+	// namespace (--jail's), which the kernel shows as 0.
+	TESTL	R9, R9
+	JNE	killpid
+	MOVQ	·trapKillOutside+0(SB), AX
+	MOVQ	AX, 0(SP)
+	MOVQ	·trapKillOutside+8(SB), AX
+	MOVQ	AX, 8(SP)
+	MOVQ	$0, 16(SP)
+	MOVQ	$0, 24(SP)
+	MOVQ	$0, 32(SP)
+	MOVQ	$0, 40(SP)
+	MOVQ	$0, 48(SP)
+	MOVQ	$0, 56(SP)
+	JMP	write
+killpid:
 	MOVQ	·trapKillHead+0(SB), AX
 	MOVQ	AX, 0(SP)
 	MOVQ	·trapKillHead+8(SB), AX
