@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -207,3 +208,31 @@ func DieWithParent() error {
 // (SIGINT, SIGTERM and SIGHUP are left to the caller's handlers, SIGQUIT
 // to the runtime's stack dump).
 var exitSignals = []os.Signal{syscall.SIGPIPE}
+
+// SetName sets the name the kernel gives the process and every thread of
+// it (comm: what ps, top, pgrep and pidof match and show, and the
+// kernel's log of a process it kills), which exec took from the
+// program's file name: a process a program starts again as
+// /proc/self/exe, as Jail.Run's caller does, is otherwise "exe". The
+// kernel keeps 15 bytes of name; a longer one is refused. A process
+// linked with cgo cannot make a call on all its threads: there only the
+// calling thread, and those it starts, take the name.
+func SetName(name string) error {
+	if len(name) > 15 {
+		return fmt.Errorf("process name %q: longer than the kernel's 15 bytes", name)
+	}
+	p, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return fmt.Errorf("process name %q: %w", name, err)
+	}
+	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(p)), 0)
+	if errno == syscall.ENOTSUP {
+		err = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(p)), 0, 0, 0)
+	} else if errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return fmt.Errorf("prctl(PR_SET_NAME, %q): %w", name, err)
+	}
+	return nil
+}

@@ -1,8 +1,13 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -20,5 +25,81 @@ func TestForwardedSignals(t *testing.T) {
 		if got := forwardedSignals(tt.hupIgnored); !slices.Equal(got, tt.want) {
 			t.Errorf("forwardedSignals(SIGHUP ignored: %v) = %v; want %v", tt.hupIgnored, got, tt.want)
 		}
+	}
+}
+
+// nameChild is TestSetName's process: threads blocked in system calls,
+// as a VMM's, then SetName(name); it prints each thread's comm.
+func nameChild(name string) int {
+	for range 4 {
+		locked := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			var p [2]int
+			if err := syscall.Pipe(p[:]); err != nil {
+				panic(err)
+			}
+			close(locked)
+			var b [1]byte
+			syscall.Read(p[0], b[:]) // blocks for good
+		}()
+		<-locked
+	}
+	if err := SetName(name); err != nil {
+		fmt.Println("refused:", err)
+		return 0
+	}
+	paths, _ := filepath.Glob("/proc/self/task/*/comm")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		fmt.Print(string(b))
+	}
+	return 0
+}
+
+// TestSetName: SetName names every thread of a process started as
+// /proc/self/exe, which the kernel named "exe" (pgrep -x smolvmm and
+// pidof missed the jailed VMM and its broker, and the kernel's seccomp
+// log said exe); a name past the kernel's 15 bytes is refused, not cut.
+func TestSetName(t *testing.T) {
+	for _, tt := range []struct{ name, want string }{
+		{"smolvmm", "smolvmm"},
+		{"smolvmm-broker", "smolvmm-broker"},
+		{"smolvmm-brokers1", "refused: process name \"smolvmm-brokers1\": longer than the kernel's 15 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+			cmd.Env = append(os.Environ(), "SANDBOX_TEST_NAME="+tt.name)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if strings.HasPrefix(tt.want, "refused") {
+				if len(lines) != 1 || lines[0] != tt.want {
+					t.Errorf("SetName(%q): %q; want %q", tt.name, out, tt.want)
+				}
+				return
+			}
+			if len(lines) < 5 {
+				t.Fatalf("%d threads, want at least 5:\n%s", len(lines), out)
+			}
+			want := tt.want
+			if linkedWithLibc {
+				want = "" // the calling thread alone: checked below
+			}
+			for _, l := range lines {
+				if want != "" && l != want {
+					t.Errorf("a thread is named %q, want %q", l, want)
+				}
+			}
+			if !slices.Contains(lines, tt.want) {
+				t.Errorf("no thread is named %q: %q", tt.want, lines)
+			}
+		})
 	}
 }

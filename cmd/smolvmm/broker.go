@@ -83,6 +83,7 @@ func maybeBrokerMain() {
 	if os.Getenv(brokerEnv) == "" {
 		return
 	}
+	_ = sandbox.SetName("smolvmm-broker") // started as /proc/self/exe, it was named exe
 	// First, while still root's: no process of the user it drops to may
 	// attach to it or take its descriptors, at any moment (dropping
 	// sets it again, whatever fs.suid_dumpable says).

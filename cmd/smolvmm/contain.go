@@ -98,6 +98,16 @@ func checkContainFlags(c *cli.Context) error {
 	return nil
 }
 
+// nameJailed names the jailed VMM "smolvmm" on every thread, first
+// thing: jail.go starts it as /proc/self/exe, which the kernel named
+// "exe" (pgrep -x smolvmm, pidof and top missed it, and the kernel's
+// log of a seccomp kill said exe). A name is no reason to fail a VM.
+func nameJailed() {
+	if _, ok := os.LookupEnv(jailEnv); ok {
+		_ = sandbox.SetName("smolvmm")
+	}
+}
+
 // userFlagError is sandbox.LookupUser's refusal of --user u, which
 // names the user as "user u: ": the flag names it, once.
 func userFlagError(u string, err error) error {

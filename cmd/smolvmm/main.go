@@ -30,6 +30,7 @@ func commands() []*cli.Command {
 
 func main() {
 	maybeBrokerMain()            // broker.go: a VMM's broker ends here
+	nameJailed()                 // contain.go: the jailed VMM was named exe
 	closeInherited(os.Args)      // inherit.go: before anything of ours is open
 	prepareRestoreEarly(os.Args) // snapshot.go: before the flags are parsed
 	os.Exit(run(os.Args))
