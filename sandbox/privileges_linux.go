@@ -163,6 +163,63 @@ func clearCapabilities() error {
 	return nil
 }
 
+// ErrCapsOnEveryThread is wrapped by DropCapabilities in a build linked
+// with cgo, which cannot make a call on every thread: the other threads
+// would keep the capabilities.
+var ErrCapsOnEveryThread = errors.New("a build linked with cgo cannot drop capabilities on every thread")
+
+// DropCapabilities empties every thread's effective, permitted,
+// inheritable and ambient capability sets, for a process that keeps its
+// user (no DropPrivileges): one started by an ordinary user with
+// capabilities (setpriv --ambient-caps, a service's AmbientCapabilities,
+// file capabilities for a tap) keeps them otherwise. Call it after
+// everything has been opened (a tap's open needs CAP_NET_ADMIN). When
+// CAP_SETPCAP is permitted it also empties the bounding set, first (it
+// needs that capability, raised if not effective); boundingEmptied says
+// so. had is the capabilities there were (effective, permitted and
+// inheritable ORed), 0 when none, and then it makes no call. In a build
+// linked with cgo a process with capabilities gets ErrCapsOnEveryThread
+// and keeps them.
+func DropCapabilities() (had uint64, boundingEmptied bool, err error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return 0, false, fmt.Errorf("capget: %w", err)
+	}
+	for i, d := range data {
+		had |= uint64(d.Effective|d.Permitted|d.Inheritable) << (32 * i)
+	}
+	// Ambient capabilities are permitted and inheritable ones too.
+	if had == 0 {
+		return 0, false, nil
+	}
+	if linkedWithLibc {
+		return had, false, fmt.Errorf("capabilities %#x: %w", had, ErrCapsOnEveryThread)
+	}
+	const setpcap = 1 << unix.CAP_SETPCAP
+	if data[0].Permitted&setpcap != 0 {
+		if data[0].Effective&setpcap == 0 {
+			data[0].Effective |= setpcap
+			if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+				return had, false, fmt.Errorf("capset(CAP_SETPCAP effective): %w", errno)
+			}
+		}
+		if err := dropBoundingSet(); err != nil {
+			return had, false, err
+		}
+		boundingEmptied = true
+	}
+	if err := clearCapabilities(); err != nil {
+		return had, boundingEmptied, err
+	}
+	if left, err := capabilities(); err != nil {
+		return had, boundingEmptied, err
+	} else if left != 0 {
+		return had, boundingEmptied, fmt.Errorf("capabilities %#x are left after dropping them", left)
+	}
+	return had, boundingEmptied, nil
+}
+
 // checkDropped checks that the calling thread (as every other: the Go
 // runtime set each) runs as c, real, effective and saved ids, with no
 // supplementary group and no capability, and that the process is not

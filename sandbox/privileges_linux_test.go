@@ -108,6 +108,153 @@ func dropChild(mode string) int {
 	return 0
 }
 
+// capsChild is TestDropCapabilities's process, started as an ordinary
+// user with ambient capabilities: threads blocked in system calls, then
+// DropCapabilities; it prints what it returned and each thread's
+// capability sets. Mode "setpcap-not-effective" first takes CAP_SETPCAP
+// out of every thread's effective set, as a program may, keeping it
+// permitted.
+func capsChild(mode string) int {
+	for range 6 {
+		locked := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			var p [2]int
+			if err := syscall.Pipe(p[:]); err != nil {
+				panic(err)
+			}
+			close(locked)
+			var b [1]byte
+			syscall.Read(p[0], b[:]) // blocks for good
+		}()
+		<-locked
+	}
+	if mode == "setpcap-not-effective" {
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			fmt.Fprintln(os.Stderr, "capget:", err)
+			return 3
+		}
+		data[0].Effective &^= 1 << unix.CAP_SETPCAP
+		syscall3 := syscall.AllThreadsSyscall
+		if linkedWithLibc { // refused whatever the sets: this thread's do
+			syscall3 = syscall.RawSyscall
+		}
+		if _, _, errno := syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+			fmt.Fprintln(os.Stderr, "capset:", errno)
+			return 3
+		}
+	}
+	had, bounding, err := DropCapabilities()
+	fmt.Printf("had %#x bounding %v err %v\n", had, bounding, err)
+	paths, _ := filepath.Glob("/proc/self/task/*/status")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "Cap") {
+				fmt.Printf("%s %s\n", filepath.Base(filepath.Dir(p)), strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	return 0
+}
+
+// TestDropCapabilities: a process of an ordinary user started with
+// capabilities (as setpriv --ambient-caps starts one) has none left on
+// any thread after DropCapabilities, and an empty bounding set when it
+// held CAP_SETPCAP, effective or only permitted; a VMM started so kept
+// them while its guest ran (CapEff 3000 under setpriv). Without any,
+// nothing changes.
+func TestDropCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a process of another user with capabilities")
+	}
+	full := capBounding(t)
+	// The test binary where nobody may run it.
+	dir, err := os.MkdirTemp("", "sandbox-caps") // t.TempDir's parent is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "sandbox.test")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyExecutable(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		caps     []uintptr
+		mode     string
+		had      uint64
+		bounding bool
+	}{
+		{"none", nil, "", 0, false},
+		{"net", []uintptr{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}, "", 0x3000, false},
+		{"setpcap", []uintptr{unix.CAP_SETPCAP, unix.CAP_NET_ADMIN}, "", 0x1100, true},
+		{"setpcap permitted", []uintptr{unix.CAP_SETPCAP, unix.CAP_NET_ADMIN}, "setpcap-not-effective", 0x1100, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, "-test.run=^$")
+			cmd.Env = append(os.Environ(), "SANDBOX_TEST_CAPS=x"+tt.mode)
+			cmd.SysProcAttr = &syscall.SysProcAttr{
+				Credential:  &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
+				AmbientCaps: tt.caps,
+			}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			want := fmt.Sprintf("had %#x bounding %v err <nil>", tt.had, tt.bounding)
+			if linkedWithLibc && tt.had != 0 {
+				// Refused, the capabilities kept, rather than
+				// dropped on one thread of many.
+				want = fmt.Sprintf("had %#x bounding false err capabilities %#x: %v", tt.had, tt.had, ErrCapsOnEveryThread)
+			}
+			if lines[0] != want {
+				t.Errorf("DropCapabilities: %q, want %q", lines[0], want)
+			}
+			if linkedWithLibc && tt.had != 0 {
+				return
+			}
+			if len(lines) < 1+5*7 {
+				t.Fatalf("%d lines for %d threads, want at least 7 threads:\n%s", len(lines), len(lines)/5, out)
+			}
+			for _, l := range lines[1:] {
+				want := "0000000000000000"
+				if strings.Contains(l, "CapBnd") && !tt.bounding {
+					want = full
+				}
+				if !strings.HasSuffix(l, " "+want) {
+					t.Errorf("thread %s, want %s", l, want)
+				}
+			}
+		})
+	}
+}
+
+// capBounding is this process's bounding set as /proc shows it.
+func capBounding(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no CapBnd in /proc/self/status")
+	return ""
+}
+
 // TestDropPrivilegesEveryThread: after DropPrivileges every thread's
 // bounding set is empty, and its other capability sets, threads blocked
 // in system calls included, also when the bounding set it started with

@@ -272,6 +272,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("SANDBOX_TEST_DROP"); mode != "" {
 		os.Exit(dropChild(mode))
 	}
+	if mode := os.Getenv("SANDBOX_TEST_CAPS"); mode != "" {
+		os.Exit(capsChild(strings.TrimPrefix(mode, "x"))) // privileges_linux_test.go
+	}
 	if name := os.Getenv("SANDBOX_TEST_NAME"); name != "" {
 		os.Exit(nameChild(name)) // jail_linux_test.go
 	}

@@ -72,7 +72,7 @@ func checkContainFlags(c *cli.Context) error {
 		return usageErrorf("--jail needs smolvmm to be started as root (it runs as uid %d): creating mount and PID namespaces takes CAP_SYS_ADMIN", os.Geteuid())
 	}
 	if os.Geteuid() != 0 && (c.String("user") != "" || uid >= 0) {
-		return usageErrorf("--user and --uid need smolvmm to be started as root (it runs as uid %d); as an ordinary user it already has no privileges to drop", os.Geteuid())
+		return usageErrorf("--user and --uid need smolvmm to be started as root (it runs as uid %d); started by another user, the VMM runs as that user, and drops any capabilities it was given before its guest runs", os.Geteuid())
 	}
 	if os.Geteuid() != 0 && c.String("chroot") != "" {
 		return usageErrorf("--chroot needs smolvmm to be started as root (it runs as uid %d): changing the root directory takes CAP_SYS_CHROOT", os.Geteuid())
@@ -276,6 +276,21 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 					return fmt.Errorf("--jail: %w", err)
 				}
 			}
+		} else if os.Geteuid() != 0 {
+			// Started by an ordinary user with capabilities (setpriv,
+			// a service's AmbientCapabilities, file capabilities for a
+			// tap), it kept them while the guest ran. Root keeps its
+			// own without --user (README: Containment).
+			had, bounding, err := sandbox.DropCapabilities()
+			if errors.Is(err, sandbox.ErrCapsOnEveryThread) {
+				return fmt.Errorf("%w (start smolvmm without capabilities, or use a build with CGO_ENABLED=0, as make build does)", err)
+			}
+			if err != nil {
+				return err
+			}
+			if verbose && had != 0 {
+				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", capsDroppedLine(had, bounding))
+			}
 		}
 		if prepared == nil {
 			if verbose {
@@ -316,6 +331,17 @@ func droppedLine(creds sandbox.Credentials, keepsBounding bool) string {
 	line := fmt.Sprintf("running as uid %d gid %d, with no other groups and no capabilities", creds.UID, creds.GID)
 	if keepsBounding {
 		line += " (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"
+	}
+	return line
+}
+
+// capsDroppedLine is -v's line on the capabilities had (a bit mask) that
+// an ordinary user's VMM dropped; bounding says whether it emptied its
+// bounding set too (it takes CAP_SETPCAP).
+func capsDroppedLine(had uint64, bounding bool) string {
+	line := fmt.Sprintf("capabilities %#x dropped on every thread: the VMM runs as uid %d with none", had, os.Geteuid())
+	if !bounding {
+		line += " (its bounding set is kept: emptying it takes CAP_SETPCAP)"
 	}
 	return line
 }
