@@ -72,9 +72,10 @@ type rule struct {
 }
 
 // TerminalIoctls are the terminal requests a running VMM makes on its
-// console: TCGETS, TCSETS, TCSETSW, TCSETSF (raw mode and its restoring)
-// and TIOCGWINSZ.
-var TerminalIoctls = []uint64{unix.TCGETS, unix.TCSETS, unix.TCSETSW, unix.TCSETSF, unix.TIOCGWINSZ}
+// console: TCGETS, TCSETS, TCSETSW, TCSETSF (raw mode and its restoring,
+// again after a stop and continue), TIOCGPGRP (whether it is continued
+// in the foreground, where raw mode is its to set again) and TIOCGWINSZ.
+var TerminalIoctls = []uint64{unix.TCGETS, unix.TCSETS, unix.TCSETSW, unix.TCSETSF, unix.TIOCGPGRP, unix.TIOCGWINSZ}
 
 // hot are the calls allowed whatever their arguments that a running VMM
 // makes most (the kernel caches the verdict of such calls: it does not

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -14,9 +15,11 @@ import (
 )
 
 // console connects the guest's serial port to the process's terminal. On a
-// terminal it switches to raw mode (so Ctrl-C reaches the guest) and reads
-// the escape sequence Ctrl-A x to quit, as QEMU's -nographic does. restore
-// puts the terminal back and is safe to call on every exit path.
+// terminal it switches to raw mode (so Ctrl-C reaches the guest), again
+// when continued after a stop (a shell puts its own mode back meanwhile),
+// and reads the escape sequence Ctrl-A x to quit, as QEMU's -nographic
+// does. restore puts the terminal back and is safe to call on every exit
+// path.
 type console struct {
 	in     io.Reader
 	out    io.Writer
@@ -31,10 +34,21 @@ type console struct {
 	// State is opaque).
 	saved   *term.State
 	termios *unix.Termios
-	once    sync.Once
-	// quit gets SIGQUIT while the terminal is raw; done ends its
-	// watch (passQuit), which closes watched when it has returned.
+	// raw is raw mode's state, set again on SIGCONT; pgrp is the
+	// process's group, 0 where its PID namespace does not show it
+	// (--jail).
+	raw  *unix.Termios
+	pgrp int
+	once sync.Once
+	// mu orders raw mode set again against restore: once restored
+	// (restored set), the terminal is left as it was found.
+	mu       sync.Mutex
+	restored bool
+	// quit gets SIGQUIT and cont SIGCONT while the terminal is raw;
+	// done ends their watch (watch), which closes watched when it has
+	// returned.
 	quit    chan os.Signal
+	cont    chan os.Signal
 	done    chan struct{}
 	watched chan struct{}
 }
@@ -56,13 +70,20 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.saved, c.termios = saved, t
+	if c.raw, err = unix.IoctlGetTermios(c.fd, unix.TCGETS); err != nil {
+		_ = term.Restore(c.fd, saved)
+		return nil, fmt.Errorf("terminal raw mode: %w", err)
+	}
+	c.pgrp = unix.Getpgrp() // before the filter, which has no getpgrp
 	// Go's SIGQUIT (its stack dump, status 2) runs no deferred function:
 	// the terminal is put back first, as the seccomp filter's SIGSYS
 	// handler does.
-	c.quit, c.done, c.watched = make(chan os.Signal, 1), make(chan struct{}), make(chan struct{})
+	c.quit, c.cont = make(chan os.Signal, 1), make(chan os.Signal, 1)
+	c.done, c.watched = make(chan struct{}), make(chan struct{})
 	signal.Notify(c.quit, unix.SIGQUIT)
+	signal.Notify(c.cont, unix.SIGCONT)
 	go func() {
-		c.passQuit()
+		c.watch()
 		close(c.watched)
 	}()
 	e := &escapeReader{r: stdin, help: os.Stderr, quit: func() {
@@ -82,7 +103,7 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 }
 
 // restore puts the terminal back as openConsole found it (only the first
-// call does) and returns once the SIGQUIT watch has ended.
+// call does) and returns once the watch of SIGQUIT and SIGCONT has ended.
 func (c *console) restore() {
 	c.restoreTerminal()
 	if c.watched != nil {
@@ -90,30 +111,90 @@ func (c *console) restore() {
 	}
 }
 
-// restoreTerminal is restore without the wait, for passQuit itself.
+// restoreTerminal is restore without the wait, for watch itself.
 func (c *console) restoreTerminal() {
 	c.once.Do(func() {
 		if c.saved != nil {
+			c.mu.Lock()
 			_ = term.Restore(c.fd, c.saved)
+			c.restored = true
+			c.mu.Unlock()
 			// Only now: a SIGQUIT until then still restores.
 			signal.Stop(c.quit)
+			signal.Stop(c.cont)
 			close(c.done)
 		}
 	})
 }
 
-// passQuit waits, while the terminal is raw, for SIGQUIT; on it, it
-// restores the terminal and sends SIGQUIT again, to be Go's default:
-// the stack dump and status 2 the README promises. The seccomp filter
-// allows both (TCSETS, and kill of the process itself).
-func (c *console) passQuit() {
-	select {
-	case <-c.quit:
-		c.restoreTerminal()
-		signal.Reset(unix.SIGQUIT)
-		_ = unix.Kill(os.Getpid(), unix.SIGQUIT)
-	case <-c.done:
+// watch waits, while the terminal is raw, for SIGQUIT and SIGCONT. On
+// SIGQUIT it restores the terminal and sends SIGQUIT again, to be Go's
+// default: the stack dump and status 2 the README promises. On SIGCONT
+// (a shell's fg or bg after a stop, which put the shell's own mode back
+// meanwhile: Ctrl-C then killed the VMM) it sets raw mode again once the
+// process is in the foreground: at once after fg; after bg, when a later
+// fg brings it there, which sends no signal to a running job, so it
+// looks every rawPoll until then. The seccomp filter allows all of it
+// (TCSETS, TIOCGPGRP, the runtime's timers, and kill of the process
+// itself).
+func (c *console) watch() {
+	var ticker *time.Ticker
+	var poll <-chan time.Time // nil but in the background
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-c.quit:
+			c.restoreTerminal()
+			signal.Reset(unix.SIGQUIT)
+			_ = unix.Kill(os.Getpid(), unix.SIGQUIT)
+			return
+		case <-c.cont:
+			if !c.rawAgain() && ticker == nil {
+				ticker = time.NewTicker(rawPoll)
+				poll = ticker.C
+			}
+		case <-poll:
+			if c.rawAgain() {
+				ticker.Stop()
+				ticker, poll = nil, nil
+			}
+		case <-c.done:
+			return
+		}
 	}
+}
+
+// rawPoll is how often a console continued in the background looks
+// whether it is in the foreground again.
+const rawPoll = 200 * time.Millisecond
+
+// rawAgain sets raw mode again if the process is in the foreground, and
+// reports whether that is done with: false while it is in the background
+// (bg), where the terminal is the shell's. A terminal restored, or one
+// that fails TIOCGPGRP (hung up), is done with. So is a process whose
+// PID namespace does not show its group (--jail: 0), which cannot tell
+// foreground from background and leaves the terminal alone: in the
+// background its TCSETS would have the kernel send SIGTTOU to the group,
+// which PID 1 of a namespace ignores, and restart the call, for good.
+func (c *console) rawAgain() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.restored || c.pgrp == 0 {
+		return true
+	}
+	fg, err := unix.IoctlGetInt(c.fd, unix.TIOCGPGRP)
+	if err != nil {
+		return true
+	}
+	if fg != c.pgrp {
+		return false
+	}
+	_ = unix.IoctlSetTermios(c.fd, unix.TCSETS, c.raw)
+	return true
 }
 
 // escapeHelp is what Ctrl-A h prints, as QEMU's does: lines ended with

@@ -107,13 +107,14 @@ func TestConsoleNotATerminal(t *testing.T) {
 	}
 }
 
-// TestConsoleRestoreJoinsQuitWatch: restore returns once the SIGQUIT
-// watch (passQuit) has ended, so no goroutine of the console outlives it.
+// TestConsoleRestoreJoinsQuitWatch: restore returns once the watch of
+// SIGQUIT and SIGCONT has ended, so no goroutine of the console outlives
+// it.
 func TestConsoleRestoreJoinsQuitWatch(t *testing.T) {
 	// Counted, not required absent: another test's console may be open.
 	watches := func() int {
 		buf := make([]byte, 1<<20)
-		return strings.Count(string(buf[:runtime.Stack(buf, true)]), ".passQuit(")
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), ".(*console).watch(")
 	}
 	for range 5 {
 		before := watches()
@@ -123,7 +124,7 @@ func TestConsoleRestoreJoinsQuitWatch(t *testing.T) {
 		}
 		c.restore()
 		if n := watches(); n > before {
-			t.Fatalf("%d SIGQUIT watches after restore, %d before openConsole: restore did not wait for its own", n, before)
+			t.Fatalf("%d signal watches after restore, %d before openConsole: restore did not wait for its own", n, before)
 		}
 	}
 }
