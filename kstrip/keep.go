@@ -48,12 +48,16 @@ var DefaultKeep = []string{
 // where another name a kernel lacks is a mistake Plan refuses.
 var EraNames = []string{"npx"}
 
-// configWords begin the lines of a kernel configuration file (config(5))
-// that name no device; none is a driver's name.
-var configWords = map[string]bool{
-	"options": true, "makeoptions": true, "include": true, "cinclude": true,
-	"pseudo-device": true, "maxusers": true, "file-system": true, "config": true,
-	"ident": true, "machine": true, "no": true, "select": true,
+// configWord says whether w begins the lines of a kernel configuration
+// file (config(5)) that name no device; none is a driver's name. A switch,
+// not a map: a package-level map is built at every start of smolvmm.
+func configWord(w string) bool {
+	switch w {
+	case "options", "makeoptions", "include", "cinclude", "pseudo-device", "maxusers",
+		"file-system", "config", "ident", "machine", "no", "select":
+		return true
+	}
+	return false
 }
 
 // ReadKeepList reads one name per line; blank lines and everything after
@@ -69,7 +73,7 @@ func ReadKeepList(r io.Reader) ([]string, error) {
 		line++
 		text, _, _ := strings.Cut(sc.Text(), "#")
 		fields := strings.FieldsFunc(text, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\r' })
-		if len(fields) > 0 && (configWords[fields[0]] || slices.Contains(fields, "at")) {
+		if len(fields) > 0 && (configWord(fields[0]) || slices.Contains(fields, "at")) {
 			text = strings.TrimSpace(text)
 			if len(text) > 60 {
 				text = text[:60] + "..."

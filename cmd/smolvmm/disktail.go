@@ -55,14 +55,22 @@ func checkDiskFormat(path string) error {
 	return nil
 }
 
-// decompressors are the commands that decompress a compressed image
+// decompressor is the command that decompresses a compressed image
 // (blk.FormatError's Format), keeping it: keep, for a file with the
 // format's suffix, which names the output; else stream writes to a file.
-var decompressors = map[string]struct{ suffix, keep, stream string }{
-	"gzip":  {".gz", "gunzip -k", "gzip -dc"},
-	"xz":    {".xz", "xz -dk", "xz -dc"},
-	"bzip2": {".bz2", "bunzip2 -k", "bzip2 -dc"},
-	"zstd":  {".zst", "zstd -d", "zstd -dc"},
+// A switch, not a map: a package-level map is built at every start.
+func decompressor(format string) (suffix, keep, stream string, ok bool) {
+	switch format {
+	case "gzip":
+		return ".gz", "gunzip -k", "gzip -dc", true
+	case "xz":
+		return ".xz", "xz -dk", "xz -dc", true
+	case "bzip2":
+		return ".bz2", "bunzip2 -k", "bzip2 -dc", true
+	case "zstd":
+		return ".zst", "zstd -d", "zstd -dc", true
+	}
+	return "", "", "", false
 }
 
 // notRawAdvice adds to blk's refusal of an image that is not raw
@@ -74,12 +82,12 @@ func notRawAdvice(err error) error {
 		return err
 	}
 	p := fe.Path
-	if d, ok := decompressors[fe.Format]; ok {
-		if out := strings.TrimSuffix(p, d.suffix); out != p && out != "" && !strings.HasSuffix(out, "/") {
-			return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s, and give -d %s)", err, d.keep, shellWord(p), shellWord(out))
+	if suffix, keep, stream, ok := decompressor(fe.Format); ok {
+		if out := strings.TrimSuffix(p, suffix); out != p && out != "" && !strings.HasSuffix(out, "/") {
+			return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s, and give -d %s)", err, keep, shellWord(p), shellWord(out))
 		}
 		out := p + ".raw"
-		return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s > %s, and give -d %s)", err, d.stream, shellWord(p), shellWord(out), shellWord(out))
+		return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s > %s, and give -d %s)", err, stream, shellWord(p), shellWord(out), shellWord(out))
 	}
 	out := strings.TrimSuffix(p, filepath.Ext(p)) + ".raw"
 	if out == p {

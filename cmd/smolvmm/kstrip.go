@@ -23,9 +23,14 @@ import (
 	"github.com/smolvmm/smolvmm/kstrip"
 )
 
-var defaultKeepText = strings.Join(kstrip.DefaultKeep, " ")
+// defaultKeepText is the default keep list as kstrip's help and errors
+// show it: built when asked, as every start of smolvmm would pay for it at
+// package init.
+func defaultKeepText() string { return strings.Join(kstrip.DefaultKeep, " ") }
 
-var kstripDescription = `Edits the autoconfiguration table (cfdata) of a NetBSD kernel so that the
+// kstripDescription is kstrip's --help text, built by kstripCommand.
+func kstripDescription() string {
+	return `Edits the autoconfiguration table (cfdata) of a NetBSD kernel so that the
 kernel does not probe hardware a microVM lacks. Only the cf_fstate field of
 each changed entry is written, exactly as NetBSD's userconf "disable" and
 "enable" do (notfound <-> dnotfound, star <-> dstar); every other byte of the
@@ -59,7 +64,7 @@ state.
 
 Flags go before KERNEL.
 
-Default keep list: ` + defaultKeepText + `
+Default keep list: ` + defaultKeepText() + `
   mainbus, cpu: the root and the boot CPU. acpi, acpicpu, ioapic: attach
   only from ACPI/MP tables smolvmm does not provide (the ACPI probe fails
   fast and prints one error line), but keep the kernel right on a VMM that
@@ -87,13 +92,14 @@ u+w it first). -o - writes the
 kernel to standard output (the summary then goes to standard error).
 Gzipped kernels are read (detected by their magic); the result is
 gzipped only when the output name ends in .gz.`
+}
 
 func kstripCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "kstrip",
 		Usage:       "disable a NetBSD kernel's unneeded drivers by editing its cfdata table",
 		ArgsUsage:   "KERNEL",
-		Description: kstripDescription,
+		Description: kstripDescription(),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the kernel to `OUT` (a regular file, or - for standard output) instead of replacing KERNEL"},
 			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the driver names in `FILE` (one a line, # comments) instead of the default list, not added to it (or --keep, not both)"},
@@ -433,7 +439,7 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.W
 		// to refuse a list that keeps nothing: refused here (a kernel of
 		// another port, whose root is no mainbus).
 		if len(p.Keep) == 0 {
-			return p, false, fmt.Errorf("kstrip: %w of this kernel (the default keep list: %s): stripping would disable every entry but the roots, and the kernel would attach nothing; is it a NetBSD x86 kernel? Give the names to keep with --keep or -K", kstrip.ErrNothingKept, defaultKeepText)
+			return p, false, fmt.Errorf("kstrip: %w of this kernel (the default keep list: %s): stripping would disable every entry but the roots, and the kernel would attach nothing; is it a NetBSD x86 kernel? Give the names to keep with --keep or -K", kstrip.ErrNothingKept, defaultKeepText())
 		}
 		for _, n := range missing {
 			fmt.Fprintf(stderr, "%snote: default keep name %q is not in this kernel\n", kstripPrefix, n)

@@ -26,6 +26,7 @@ type FormatError struct {
 	Compressed bool
 }
 
+// Error names the image and its format.
 func (e *FormatError) Error() string {
 	what := "a " + e.Format + " image"
 	if e.Compressed {
@@ -34,6 +35,7 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("disk image %s: %s, %v (it starts with %s's signature; the guest would see the file's bytes as its sectors)", e.Path, what, ErrNotRaw, e.Format)
 }
 
+// Unwrap returns ErrNotRaw.
 func (e *FormatError) Unwrap() error { return ErrNotRaw }
 
 // signatures are the first bytes of the formats Open refuses. Each is
