@@ -252,6 +252,9 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 				{{0, opEq, dir}, {2, opEq, dir}, {4, opEq, unix.RENAME_EXCHANGE}},
 			}},
 			rule{nr: unix.SYS_UNLINKAT, any: one(cond{0, opEq, dir}, cond{2, opEq, 0})},
+			// Whether a name still holds the file it should, before it
+			// is renamed or removed.
+			rule{nr: unix.SYS_NEWFSTATAT, any: one(cond{0, opEq, dir})},
 		)
 	}
 	if f.Truncate {

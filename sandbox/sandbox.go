@@ -106,8 +106,9 @@ type Filter struct {
 	// forbidden.
 	UnixSockets bool
 	// RenameDir, when not zero, is a descriptor of a directory in which
-	// renameat and renameat2 may rename or exchange files and unlinkat
-	// may remove files (not directories): every path relative to it. The
+	// renameat and renameat2 may rename or exchange files, unlinkat
+	// may remove files (not directories) and newfstatat may describe
+	// them: every path relative to it. The
 	// filter cannot see the names, and a name may be absolute or climb
 	// out with "..": set it only for a process that chooses the names
 	// itself (smolvmm's broker, which renames the snapshots a VMM

@@ -190,6 +190,10 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "renameat2 exchange in RenameDir", renameDir: 7, nr: 316, args: []uint64{7, 0, 7, 0, 2}, want: retAllow},
 		{name: "renameat2 whiteout in RenameDir", renameDir: 7, nr: 316, args: []uint64{7, 0, 7, 0, 4}, want: retTrap},
 		{name: "renameat2 exchange out of RenameDir", renameDir: 7, nr: 316, args: []uint64{7, 0, 3, 0, 2}, want: retTrap},
+		// The broker checks what a name holds before renaming it.
+		{name: "newfstatat in RenameDir", renameDir: 7, nr: 262, args: []uint64{7, 0, 0, unix.AT_SYMLINK_NOFOLLOW}, want: retAllow},
+		{name: "newfstatat out of RenameDir", renameDir: 7, nr: 262, args: []uint64{^uint64(99), 0, 0, 0}, want: retTrap},
+		{name: "newfstatat without RenameDir", nr: 262, args: []uint64{7, 0, 0, 0}, want: retTrap},
 		{name: "ftruncate without Truncate", nr: 77, args: []uint64{7, 0}, want: retTrap},
 		{name: "ftruncate with RenameDir only", renameDir: 7, nr: 77, args: []uint64{7, 0}, want: retTrap},
 		{name: "ftruncate with Truncate", truncate: true, nr: 77, args: []uint64{7, 0}, want: retAllow},

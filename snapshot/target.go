@@ -38,15 +38,24 @@ var (
 	// replaces an existing file a symlink names; it does not create one
 	// where a link points.
 	ErrDanglingSymlink = errors.New("symlink to a file that does not exist")
+	// ErrMoved: a name of the Target's no longer holds the file the
+	// Target left there, or that file has another name too: the file
+	// was moved, removed or replaced since the last snapshot was
+	// written to it (before the first: another file was put there since
+	// OpenTarget), or the previous snapshot, which the next is written
+	// over, was moved, replaced or linked elsewhere. The Target writes
+	// no snapshot while it is so: it would write over the file moved
+	// away or linked, or replace the one put in its place.
+	ErrMoved = errors.New("not as the snapshot target left it")
 )
 
 // TargetError is the error of a Target's operation, naming its file.
 // Err wraps ErrInUse when another process holds the file locked (Holder
-// then names it, when it can be found), ErrNotRegular or
-// ErrDirPermission.
+// then names it, when it can be found), ErrNotRegular, ErrDirPermission
+// or ErrMoved.
 type TargetError struct {
 	Path   string // the file as given to OpenTarget
-	Op     string // what failed: "resolve symlink", "its directory", "open", "lock", "create temporary", "allow user", "write", "write over the previous snapshot", "commit"
+	Op     string // what failed: "resolve symlink", "its directory", "open", "lock", "create temporary", "allow user", "check", "write", "write over the previous snapshot", "commit"
 	Holder string // for ErrInUse: who holds the lock (lockholder.Describe), or ""
 	Err    error
 }
@@ -61,7 +70,8 @@ func (e *TargetError) Error() string {
 	return s
 }
 
-// Unwrap returns the cause (ErrInUse, ErrNotRegular, a system error),
+// Unwrap returns the cause (ErrInUse, ErrNotRegular, ErrMoved, a system
+// error),
 // for errors.Is and errors.As.
 func (e *TargetError) Unwrap() error { return e.Err }
 
@@ -81,7 +91,8 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // spare's name, to be written next and removed by Close. Once OpenTarget
 // and AllowUser returned, writing and Close make no system call but
 // flock, ftruncate, lseek, write, fstat, fsync, close, and the
-// Renamer's: renameat, renameat2 and unlinkat in the directory, or,
+// Renamer's: newfstatat, renameat, renameat2 and unlinkat in the
+// directory, or,
 // after UseRenamer, whatever the Renamer given does (a request to the
 // process that holds the directory).
 //
@@ -101,6 +112,15 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // writer in another PID namespace (a jailed VMM is PID 1 of its own) names
 // a PID that may be alive here: its temporaries stay, which is safe.
 //
+// The names are checked before each snapshot is written and again before
+// it is renamed (ErrMoved): the file must still be the one the last
+// snapshot went to (before the first, the one there at OpenTarget, or
+// none), the spare the previous snapshot, at its name alone. A user who
+// moves the file away to keep it would otherwise have the snapshot after
+// next written into it, and a file put at the path would be exchanged
+// into the spare's place and removed. The check and the rename are two
+// calls, not one: only a change made in between escapes it.
+//
 // A Target's methods may be called from several goroutines: snapshots are
 // written one at a time.
 type Target struct {
@@ -112,77 +132,170 @@ type Target struct {
 	old       *os.File    // the file as it was, locked until replaced; nil if none
 	files     [2]*os.File // the temporaries; after the first commit files[next] is the spare
 	names     *DirRenamer // the names in the directory, while t renames itself; nil once handed off
-	tempNames [2]string   // the temporaries' names, for messages
+	tempNames [2]string   // the temporaries' names, for messages and checks
 	ren       Renamer     // names, or what it was handed to (UseRenamer)
 	next      int         // the index in files of the one to write next
 	committed bool        // a snapshot was renamed over name
 	closed    bool
 }
 
-// Renamer does what a Target does by name in its directory: it puts a
-// written snapshot in place of the file and removes the temporaries. A
-// Target does it itself (a DirRenamer) until UseRenamer hands it over,
-// say to a process of its own that holds the directory, so that the
-// process writing snapshots makes no call that takes a name.
+// Renamer does what a Target does by name in its directory: it checks
+// that the names hold the Target's files, puts a written snapshot in
+// place of the file and removes the temporaries. A Target does it itself
+// (a DirRenamer) until UseRenamer hands it over, say to a process of its
+// own that holds the directory, so that the process writing snapshots
+// makes no call that takes a name.
 type Renamer interface {
-	// Commit puts the temporary written last (synced already) in place
-	// of the file and makes the rename durable: the first temporary is
-	// renamed over the file; after that the spare is exchanged with it
-	// (renameat2 RENAME_EXCHANGE), leaving the previous snapshot at the
-	// spare's name.
+	// Check returns ErrMoved unless the file's name holds the file the
+	// last commit put there (before the first: the file there when the
+	// Target was opened, or none) and the name of the temporary
+	// written next holds it. A Target checks before it writes a
+	// snapshot; Commit checks again.
+	Check() error
+	// Commit checks as Check does, then puts the temporary written last
+	// (synced already) in place of the file and makes the rename
+	// durable: the first temporary is renamed over the file; after that
+	// the spare is exchanged with it (renameat2 RENAME_EXCHANGE),
+	// leaving the previous snapshot at the spare's name.
 	Commit() error
-	// Discard removes the temporaries that are not the file.
+	// Discard removes the temporaries that are not the file (those
+	// their names still hold).
 	Discard() error
+}
+
+// FileID is a file's identity: the device and inode numbers stat gives
+// it. The zero FileID is no file.
+type FileID struct{ Dev, Ino uint64 }
+
+func idOf(st *unix.Stat_t) FileID { return FileID{Dev: uint64(st.Dev), Ino: st.Ino} }
+
+// Files are a Target's files in its directory, by name and identity:
+// what its Renamer needs (Target.Names).
+type Files struct {
+	File    string    // the file's name in the directory
+	Temps   [2]string // the temporaries' names
+	FileID  FileID    // the file at File when the Target was opened; zero if none was
+	TempIDs [2]FileID // the temporaries'
 }
 
 // DirRenamer is the Renamer that works in the directory itself.
 type DirRenamer struct {
-	dir       *os.File
-	file      string    // the file's name in dir
-	temps     [2]string // the temporaries' names; after the first commit only temps[1], the spare's, exists
-	committed bool
-	discarded bool
+	dir *os.File
+	f   Files // after the first commit only Temps[1], the spare's, is a temporary's name
+	// The files the names hold, as the commits left them: cur the
+	// file's, spare Temps[1]'s (after the first commit).
+	cur, spare FileID
+	committed  bool
+	discarded  bool
 }
 
-// NewDirRenamer returns the Renamer of a Target whose file is named file
-// in dir, with temporaries named temps (Target.Names): what another
-// process runs for it. It takes dir, which Close closes.
-func NewDirRenamer(dir *os.File, file string, temps [2]string) *DirRenamer {
-	return &DirRenamer{dir: dir, file: file, temps: temps}
+// NewDirRenamer returns the Renamer of a Target with files f in dir
+// (Target.Names): what another process runs for it. It takes dir, which
+// Close closes.
+func NewDirRenamer(dir *os.File, f Files) *DirRenamer {
+	return &DirRenamer{dir: dir, f: f}
 }
 
-// Commit renames the next temporary over the file, and syncs the
-// directory.
-func (r *DirRenamer) Commit() error {
+// Check checks that the names hold the Target's files (ErrMoved).
+func (r *DirRenamer) Check() error {
 	if r.dir == nil || r.discarded {
 		return os.ErrClosed
 	}
+	if !r.committed {
+		if err := r.expect(r.f.Temps[0], r.f.TempIDs[0], "the snapshot's temporary"); err != nil {
+			return err
+		}
+		// The file that was there may have been moved away: the
+		// snapshot is written in its place, harming neither. Another
+		// file put there is not replaced.
+		return r.expect(r.f.File, r.f.FileID, "")
+	}
+	if err := r.expect(r.f.Temps[1], r.spare, "the previous snapshot, which the next is written over"); err != nil {
+		return err
+	}
+	return r.expect(r.f.File, r.cur, "")
+}
+
+// expect returns ErrMoved unless name holds id; what says what the name
+// is ("" for the file). The file may be missing before the first commit.
+func (r *DirRenamer) expect(name string, id FileID, what string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(int(r.dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	label := name
+	if what != "" {
+		label += " (" + what + ")"
+	}
+	switch {
+	case errors.Is(err, unix.ENOENT) && what == "" && !r.committed:
+		return nil
+	case errors.Is(err, unix.ENOENT) && what == "":
+		return fmt.Errorf("%s: %w: moved or removed since the last snapshot was written to it", label, ErrMoved)
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%s: %w: moved or removed", label, ErrMoved)
+	case err != nil:
+		return fmt.Errorf("stat %s: %w", label, err)
+	case idOf(&st) == id:
+		return nil
+	case what == "" && !r.committed && id == FileID{}:
+		return fmt.Errorf("%s: %w: a file was put there since the target was opened", label, ErrMoved)
+	case what == "" && !r.committed:
+		return fmt.Errorf("%s: %w: another file is there now than when the target was opened", label, ErrMoved)
+	case what == "":
+		return fmt.Errorf("%s: %w: another file is there now, not the snapshot last written to it", label, ErrMoved)
+	}
+	return fmt.Errorf("%s: %w: another file is there now", label, ErrMoved)
+}
+
+// Commit checks the names, renames the next temporary over the file, and
+// syncs the directory.
+func (r *DirRenamer) Commit() error {
+	if err := r.Check(); err != nil {
+		return err
+	}
 	dir := int(r.dir.Fd())
 	if !r.committed {
-		if err := unix.Renameat(dir, r.temps[0], dir, r.file); err != nil {
-			return fmt.Errorf("rename %s over %s: %w", r.temps[0], r.file, err)
+		if err := unix.Renameat(dir, r.f.Temps[0], dir, r.f.File); err != nil {
+			return fmt.Errorf("rename %s over %s: %w", r.f.Temps[0], r.f.File, err)
 		}
 		r.committed = true
-	} else if err := unix.Renameat2(dir, r.temps[1], dir, r.file, unix.RENAME_EXCHANGE); err != nil {
-		return fmt.Errorf("exchange %s with %s: %w", r.temps[1], r.file, err)
+		r.cur, r.spare = r.f.TempIDs[0], r.f.TempIDs[1]
+	} else {
+		if err := unix.Renameat2(dir, r.f.Temps[1], dir, r.f.File, unix.RENAME_EXCHANGE); err != nil {
+			return fmt.Errorf("exchange %s with %s: %w", r.f.Temps[1], r.f.File, err)
+		}
+		r.cur, r.spare = r.spare, r.cur
 	}
 	_ = r.dir.Sync() // the rename itself, durable
 	return nil
 }
 
 // Discard removes the temporaries that are not the file: both before
-// the first commit, the spare after. Only the first call acts.
+// the first commit, the spare after; a name that no longer holds its
+// temporary is left alone. Only the first call acts.
 func (r *DirRenamer) Discard() error {
 	if r.dir == nil || r.discarded {
 		return nil
 	}
 	r.discarded = true
 	var errs []error
-	for i, name := range r.temps {
-		if name != "" && (!r.committed || i == 1) {
-			if err := unix.Unlinkat(int(r.dir.Fd()), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
-			}
+	for i, name := range r.f.Temps {
+		id := r.f.TempIDs[i]
+		if r.committed {
+			id = r.spare
+		}
+		if name == "" || r.committed && i == 0 {
+			continue
+		}
+		var st unix.Stat_t
+		err := unix.Fstatat(int(r.dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == nil && idOf(&st) != id {
+			continue // another file, not the temporary: not ours to remove
+		}
+		if err == nil {
+			err = unix.Unlinkat(int(r.dir.Fd()), name, 0)
+		}
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -214,7 +327,7 @@ func OpenTarget(path string) (_ *Target, err error) {
 		return nil, &TargetError{Path: path, Op: "resolve symlink", Err: err}
 	}
 	t := &Target{path: path, dirName: dirName, name: name}
-	t.names = &DirRenamer{dir: dir, file: t.name}
+	t.names = &DirRenamer{dir: dir, f: Files{File: t.name}}
 	t.ren = t.names
 	defer func() {
 		if err != nil {
@@ -250,6 +363,11 @@ func OpenTarget(path string) (_ *Target, err error) {
 		if err := lockFile(old, unix.LOCK_EX); err != nil {
 			return nil, inUse(path, "lock", old, err)
 		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(old.Fd()), &st); err != nil {
+			return nil, &TargetError{Path: path, Op: "open", Err: err}
+		}
+		t.names.f.FileID = idOf(&st)
 	case errors.Is(err, unix.ELOOP):
 		return nil, &TargetError{Path: path, Op: "open", Err: fmt.Errorf("%w (a symlink appeared at %s)", ErrNotRegular, real)}
 	case !errors.Is(err, fs.ErrNotExist):
@@ -258,10 +376,12 @@ func OpenTarget(path string) (_ *Target, err error) {
 	t.removeStale()
 	pattern := "." + t.name + "." + strconv.Itoa(os.Getpid()) + ".*.tmp"
 	for i := range t.files {
-		if t.files[i], t.names.temps[i], err = t.createTemp(pattern); err != nil {
+		var id FileID
+		if t.files[i], t.names.f.Temps[i], id, err = t.createTemp(pattern); err != nil {
 			return nil, err
 		}
-		t.tempNames[i] = t.names.temps[i]
+		t.names.f.TempIDs[i] = id
+		t.tempNames[i] = t.names.f.Temps[i]
 	}
 	return t, nil
 }
@@ -429,12 +549,12 @@ var afterCreate func(name string)
 // moment before the lock, another writer's removeStale may take it for a
 // dead writer's (one in a PID namespace where this process's PID does
 // not exist) and remove it: it is then made again.
-func (t *Target) createTemp(pattern string) (*os.File, string, error) {
+func (t *Target) createTemp(pattern string) (*os.File, string, FileID, error) {
 	dir := int(t.names.dir.Fd())
 	for try := 1; ; try++ {
 		f, name, err := createAt(dir, t.dirName, pattern)
 		if err != nil {
-			return nil, "", &TargetError{Path: t.path, Op: "create temporary", Err: err}
+			return nil, "", FileID{}, &TargetError{Path: t.path, Op: "create temporary", Err: err}
 		}
 		if afterCreate != nil {
 			afterCreate(name)
@@ -446,7 +566,7 @@ func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 				err = unix.Fstatat(dir, name, &now, unix.AT_SYMLINK_NOFOLLOW)
 			}
 			if err == nil && st.Dev == now.Dev && st.Ino == now.Ino {
-				return f, name, nil
+				return f, name, idOf(&st), nil
 			}
 		}
 		f.Close()
@@ -454,7 +574,7 @@ func (t *Target) createTemp(pattern string) (*os.File, string, error) {
 			if err == nil {
 				err = fmt.Errorf("%s was replaced", name)
 			}
-			return nil, "", &TargetError{Path: t.path, Op: "create temporary " + filepath.Join(t.dirName, name), Err: err}
+			return nil, "", FileID{}, &TargetError{Path: t.path, Op: "create temporary " + filepath.Join(t.dirName, name), Err: err}
 		}
 	}
 }
@@ -610,15 +730,16 @@ func (t *Target) DirName() string { return t.dirName }
 
 // Names returns what a Renamer of t in another process needs: the
 // directory that holds the file (t's own descriptor, to be passed on:
-// the caller dups it), the file's name in it and the temporaries'. ok is
-// false once t no longer holds the directory (UseRenamer, Close).
-func (t *Target) Names() (dir *os.File, file string, temps [2]string, ok bool) {
+// the caller dups it), and the names and identities of t's files in it.
+// ok is false once t no longer holds the directory (UseRenamer, Close).
+// Call it before any snapshot is written to t.
+func (t *Target) Names() (dir *os.File, files Files, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.names == nil || t.closed {
-		return nil, "", temps, false
+		return nil, Files{}, false
 	}
-	return t.names.dir, t.names.file, t.names.temps, true
+	return t.names.dir, t.names.f, true
 }
 
 // UseRenamer makes r do t's renames and removals from now on (a
@@ -679,6 +800,23 @@ func (t *Target) prepare() (*os.File, error) {
 		return nil, &TargetError{Path: t.path, Op: "write", Err: os.ErrClosed}
 	}
 	f := t.files[t.next]
+	if err := t.ren.Check(); err != nil {
+		return nil, &TargetError{Path: t.path, Op: "check", Err: err}
+	}
+	// Its name checked, the temporary may still have another: a hard
+	// link made to the file, which becomes the spare, whose content
+	// writing would change.
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, &TargetError{Path: t.path, Op: "check", Err: fmt.Errorf("%s: %w", t.spareName(), err)}
+	}
+	if st.Nlink > 1 {
+		what := "the snapshot's temporary"
+		if t.committed {
+			what = "the previous snapshot, which the next is written over"
+		}
+		return nil, &TargetError{Path: t.path, Op: "check", Err: fmt.Errorf("%s (%s): %w: it has %d names (a hard link to it, whose content writing would change)", t.spareName(), what, ErrMoved, st.Nlink)}
+	}
 	// A temporary that was once the file may be mapped by a machine
 	// restored from it: it is written only once no such machine holds it.
 	if err := lockFile(f, unix.LOCK_EX); err != nil {
@@ -721,8 +859,12 @@ func (t *Target) commit() error {
 		return &TargetError{Path: t.path, Op: "commit", Err: err}
 	}
 	if err := t.ren.Commit(); err != nil {
-		// Not emptied: a Renamer in another process may have renamed
-		// it over the file before its answer failed.
+		// Not emptied, unless refused before any rename: a Renamer in
+		// another process may have renamed it over the file before its
+		// answer failed.
+		if errors.Is(err, ErrMoved) {
+			emptyTemp(f)
+		}
 		return &TargetError{Path: t.path, Op: "commit", Err: err}
 	}
 	if !t.committed && t.old != nil {

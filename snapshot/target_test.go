@@ -766,10 +766,11 @@ func TestTargetSymlinkOwner(t *testing.T) {
 
 // countingRenamer counts the calls a Target makes of its Renamer.
 type countingRenamer struct {
-	r                *DirRenamer
-	commits, discard int
+	r                        *DirRenamer
+	checks, commits, discard int
 }
 
+func (c *countingRenamer) Check() error   { c.checks++; return c.r.Check() }
 func (c *countingRenamer) Commit() error  { c.commits++; return c.r.Commit() }
 func (c *countingRenamer) Discard() error { c.discard++; return c.r.Discard() }
 
@@ -787,18 +788,18 @@ func TestTargetUseRenamer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, file, temps, ok := tg.Names()
-	if !ok || file != "f.snap" || d.Name() != dir {
-		t.Fatalf("Names: %v %q %q %v", d, file, temps, ok)
+	d, files, ok := tg.Names()
+	if !ok || files.File != "f.snap" || d.Name() != dir {
+		t.Fatalf("Names: %v %+v %v", d, files, ok)
 	}
 	fd, err := unix.Dup(int(d.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ren := &countingRenamer{r: NewDirRenamer(os.NewFile(uintptr(fd), dir), file, temps)}
+	ren := &countingRenamer{r: NewDirRenamer(os.NewFile(uintptr(fd), dir), files)}
 	defer ren.r.Close()
 	tg.UseRenamer(ren)
-	if _, _, _, ok := tg.Names(); ok {
+	if _, _, ok := tg.Names(); ok {
 		t.Fatal("Names after UseRenamer: still held")
 	}
 	for _, s := range []string{"one", "two", "three"} {
@@ -812,8 +813,8 @@ func TestTargetUseRenamer(t *testing.T) {
 	if !tg.Close() {
 		t.Fatal("Close reports no commit")
 	}
-	if ren.commits != 3 || ren.discard != 1 {
-		t.Fatalf("%d commits, %d discards through the renamer; want 3, 1", ren.commits, ren.discard)
+	if ren.checks != 3 || ren.commits != 3 || ren.discard != 1 {
+		t.Fatalf("%d checks, %d commits, %d discards through the renamer; want 3, 3, 1", ren.checks, ren.commits, ren.discard)
 	}
 	if got := dirNames(t, dir); !slices.Equal(got, []string{"f.snap"}) {
 		t.Fatalf("left %q", got)
@@ -962,7 +963,7 @@ func TestTargetDirSwapRace(t *testing.T) {
 			continue
 		}
 		opened++
-		d, _, _, _ := tg.Names()
+		d, _, _ := tg.Names()
 		var st unix.Stat_t
 		if err := unix.Fstat(int(d.Fd()), &st); err == nil && st.Dev == vst.Dev && st.Ino == vst.Ino {
 			hits++
@@ -1031,7 +1032,8 @@ func TestTargetResolvePaths(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tg.Close()
-			d, file, _, _ := tg.Names()
+			d, files, _ := tg.Names()
+			file := files.File
 			var got, want unix.Stat_t
 			if err := unix.Fstat(int(d.Fd()), &got); err != nil {
 				t.Fatal(err)

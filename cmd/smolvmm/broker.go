@@ -27,13 +27,16 @@ import (
 // socketpair to do one of a fixed set of operations, whose names the
 // broker alone knows:
 //
-//	'c' commit:  rename the snapshot's temporary over its file (the
-//	             first time), or exchange the spare with it, and sync
-//	             the directory (snapshot.DirRenamer.Commit)
+//	'v' check:   see that the names still hold the VMM's files, as the
+//	             commits left them (snapshot.DirRenamer.Check)
+//	'c' commit:  check, then rename the snapshot's temporary over its
+//	             file (the first time), or exchange the spare with it,
+//	             and sync the directory (snapshot.DirRenamer.Commit)
 //	'd' discard: remove the temporaries that are not the file
 //
 // A request is its one byte; an answer is an errno (4 bytes, little
-// endian; 0 for success) and a message. The broker runs as the user the
+// endian; 0 for success, answerMoved for snapshot.ErrMoved) and a
+// message. The broker runs as the user the
 // VMM drops to (the temporaries are that user's and their directory
 // writable by it, snapshot.Target.AllowUser checks), under a filter of
 // its own (brokerFilter), and ends when the VMM ends (the socket's
@@ -63,19 +66,61 @@ const (
 )
 
 const (
+	opCheck   = 'v'
 	opCommit  = 'c'
 	opDiscard = 'd'
 )
 
+// answerMoved is the answer's code for snapshot.ErrMoved, beyond any
+// errno.
+const answerMoved = 1 << 20
+
 // brokerArgs are the broker's command line after its name: the
-// snapshot's file name in its directory and its two temporaries'.
+// snapshot's file name in its directory, its two temporaries', then the
+// three files' identities ("DEV:INO"; "-" for no file).
 type brokerArgs struct {
-	file  string
-	temps [2]string
+	files snapshot.Files
 }
 
 func (a brokerArgs) list() []string {
-	return []string{"smolvmm-broker", a.file, a.temps[0], a.temps[1]}
+	f := a.files
+	return []string{"smolvmm-broker", f.File, f.Temps[0], f.Temps[1],
+		formatFileID(f.FileID), formatFileID(f.TempIDs[0]), formatFileID(f.TempIDs[1])}
+}
+
+func formatFileID(id snapshot.FileID) string {
+	if id == (snapshot.FileID{}) {
+		return "-"
+	}
+	return fmt.Sprintf("%d:%d", id.Dev, id.Ino)
+}
+
+// parseBrokerArgs reads the broker's command line (brokerArgs.list).
+func parseBrokerArgs(args []string) (brokerArgs, error) {
+	if len(args) != 7 {
+		return brokerArgs{}, fmt.Errorf("%d arguments; want 6 (%s is set by smolvmm for its broker; unset it)", len(args)-1, brokerEnv)
+	}
+	f := snapshot.Files{File: args[1], Temps: [2]string{args[2], args[3]}}
+	for _, name := range []string{f.File, f.Temps[0], f.Temps[1]} {
+		// Names in the directory, never a path out of it.
+		if strings.ContainsRune(name, '/') || name == "." || name == ".." || name == "" {
+			return brokerArgs{}, fmt.Errorf("%q is not a file's name in the snapshot's directory", name)
+		}
+	}
+	for i, p := range []*snapshot.FileID{&f.FileID, &f.TempIDs[0], &f.TempIDs[1]} {
+		v := args[4+i]
+		if v == "-" && i == 0 {
+			continue // no file there at the start
+		}
+		d, n, ok := strings.Cut(v, ":")
+		dev, err1 := strconv.ParseUint(d, 10, 64)
+		ino, err2 := strconv.ParseUint(n, 10, 64)
+		if !ok || err1 != nil || err2 != nil || ino == 0 {
+			return brokerArgs{}, fmt.Errorf("%q is not a file's DEV:INO", v)
+		}
+		*p = snapshot.FileID{Dev: dev, Ino: ino}
+	}
+	return brokerArgs{files: f}, nil
 }
 
 // maybeBrokerMain runs the broker and exits when this process is one.
@@ -96,17 +141,10 @@ func maybeBrokerMain() {
 
 // brokerMain serves the VMM's requests until the socket ends.
 func brokerMain(args []string) int {
-	if len(args) != 4 {
-		fmt.Fprintf(os.Stderr, "smolvmm broker: %d arguments; want 3 (%s is set by smolvmm for its broker; unset it)\n", len(args)-1, brokerEnv)
+	a, err := parseBrokerArgs(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
 		return 2
-	}
-	a := brokerArgs{file: args[1], temps: [2]string{args[2], args[3]}}
-	for _, name := range []string{a.file, a.temps[0], a.temps[1]} {
-		// Names in the directory, never a path out of it.
-		if strings.ContainsRune(name, '/') || name == "." || name == ".." || name == "" {
-			fmt.Fprintf(os.Stderr, "smolvmm broker: %q is not a file's name in the snapshot's directory\n", name)
-			return 2
-		}
 	}
 	if u := os.Getenv(brokerUserEnv); u != "" {
 		cr, err := parseBrokerUser(u)
@@ -119,7 +157,7 @@ func brokerMain(args []string) int {
 			return 1
 		}
 	}
-	ren := snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.file, a.temps)
+	ren := snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.files)
 	if os.Getenv(brokerEnv) != "no-seccomp" {
 		if _, err := sandbox.Install(brokerFilter()); err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
@@ -145,6 +183,8 @@ func brokerMain(args []string) int {
 		switch {
 		case n != 1:
 			rerr = fmt.Errorf("broker: request of %d bytes: %w", n, unix.EINVAL)
+		case buf[0] == opCheck:
+			rerr = ren.Check()
 		case buf[0] == opCommit:
 			rerr = ren.Commit()
 		case buf[0] == opDiscard:
@@ -174,10 +214,14 @@ func brokerAnswer(err error) error {
 	msg := make([]byte, 4, 256)
 	if err != nil {
 		var errno syscall.Errno
-		if !errors.As(err, &errno) || errno == 0 {
-			errno = unix.EIO
+		code := uint32(unix.EIO)
+		switch {
+		case errors.Is(err, snapshot.ErrMoved):
+			code = answerMoved
+		case errors.As(err, &errno) && errno != 0:
+			code = uint32(errno)
 		}
-		binary.LittleEndian.PutUint32(msg, uint32(errno))
+		binary.LittleEndian.PutUint32(msg, code)
 		msg = append(msg, err.Error()...)
 	}
 	_, err = unix.Write(brokerSockFD, msg)
@@ -277,27 +321,34 @@ func (b *broker) request(op byte) error {
 	case n < 4:
 		return fmt.Errorf("broker: ended (%w)", unix.EPIPE)
 	}
-	if errno := syscall.Errno(binary.LittleEndian.Uint32(buf)); errno != 0 {
-		return &brokerError{msg: string(buf[4:n]), errno: errno}
+	if code := binary.LittleEndian.Uint32(buf); code != 0 {
+		return &brokerError{msg: string(buf[4:n]), code: code}
 	}
 	return nil
 }
 
 // brokerError is an operation the broker failed: its message, and its
-// errno for errors.Is.
+// errno (or snapshot.ErrMoved) for errors.Is.
 type brokerError struct {
-	msg   string
-	errno syscall.Errno
+	msg  string
+	code uint32 // an errno, or answerMoved
 }
 
 func (e *brokerError) Error() string { return e.msg }
-func (e *brokerError) Unwrap() error { return e.errno }
+func (e *brokerError) Unwrap() error {
+	if e.code == answerMoved {
+		return snapshot.ErrMoved
+	}
+	return syscall.Errno(e.code)
+}
 
 // Close ends the broker (it discards what is left).
 func (b *broker) Close() error { return b.sock.Close() }
 
 // brokerRenamer is a snapshot Target's Renamer through the broker.
 type brokerRenamer struct{ b *broker }
+
+func (r brokerRenamer) Check() error { return r.b.request(opCheck) }
 
 func (r brokerRenamer) Commit() error { return r.b.request(opCommit) }
 

@@ -442,8 +442,8 @@ func TestBrokerForSnapshotOnly(t *testing.T) {
 			}
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", children[0]))
 			got := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
-			if len(got) != 4 || got[0] != "smolvmm-broker" || got[1] != "s.snap" {
-				t.Fatalf("the broker's command line %q; want smolvmm-broker, s.snap and its two temporaries", got)
+			if len(got) != 7 || got[0] != "smolvmm-broker" || got[1] != "s.snap" {
+				t.Fatalf("the broker's command line %q; want smolvmm-broker, s.snap, its two temporaries and the three's identities", got)
 			}
 		})
 	}
@@ -454,15 +454,22 @@ func TestBrokerForSnapshotOnly(t *testing.T) {
 // UID:GID as the user to drop to. (Only
 // refusals here: brokerMain with valid arguments would filter the test.)
 func TestBrokerRefusesPaths(t *testing.T) {
+	ids := []string{"-", "2049:12", "2049:13"}
 	for _, args := range [][]string{
-		{"smolvmm-broker", "../s.snap", ".a.tmp", ".b.tmp"},
-		{"smolvmm-broker", "s.snap", "/etc/passwd", ".b.tmp"},
-		{"smolvmm-broker", "s.snap", ".a.tmp", ".."},
-		{"smolvmm-broker", "s.snap", ".a.tmp", ""},
-		{"smolvmm-broker", "", ".a.tmp", ".b.tmp"},
-		{"smolvmm-broker", "", "", ""},
-		{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp", "/run/hub.sock"},
+		append([]string{"smolvmm-broker", "../s.snap", ".a.tmp", ".b.tmp"}, ids...),
+		append([]string{"smolvmm-broker", "s.snap", "/etc/passwd", ".b.tmp"}, ids...),
+		append([]string{"smolvmm-broker", "s.snap", ".a.tmp", ".."}, ids...),
+		append([]string{"smolvmm-broker", "s.snap", ".a.tmp", ""}, ids...),
+		append([]string{"smolvmm-broker", "", ".a.tmp", ".b.tmp"}, ids...),
+		append([]string{"smolvmm-broker", "", "", ""}, ids...),
+		append([]string{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp", "/run/hub.sock"}, ids...),
+		{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp"},
 		{"smolvmm-broker", "s.snap"},
+		// The identities: DEV:INO, "-" for no file only for the file.
+		{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp", "-", "-", "2049:13"},
+		{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp", "-", "2049", "2049:13"},
+		{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp", "x:1", "2049:12", "2049:13"},
+		{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp", "-", "2049:0", "2049:13"},
 	} {
 		if got := brokerMain(args); got != 2 {
 			t.Errorf("brokerMain(%q) = %d; want 2, refused", args, got)
@@ -471,7 +478,7 @@ func TestBrokerRefusesPaths(t *testing.T) {
 	// A user to drop to that is not UID:GID is refused before the drop.
 	for _, u := range []string{"nobody", "65534", "65534:", ":65534", "x:1"} {
 		t.Setenv(brokerUserEnv, u)
-		if got := brokerMain([]string{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp"}); got != 2 {
+		if got := brokerMain(append([]string{"smolvmm-broker", "s.snap", ".a.tmp", ".b.tmp"}, ids...)); got != 2 {
 			t.Errorf("%s=%q: brokerMain = %d; want 2, refused", brokerUserEnv, u, got)
 		}
 	}

@@ -216,11 +216,11 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 	var brokerReady chan brokerStarted
 	if snap != nil {
 		brokerReady = make(chan brokerStarted, 1)
-		d, file, temps, ok := snap.Names()
+		d, files, ok := snap.Names()
 		if !ok {
 			return fmt.Errorf("--snapshot %s: closed before the VM ran", snap.Path())
 		}
-		a := brokerArgs{file: file, temps: temps}
+		a := brokerArgs{files: files}
 		snapDirFD = int(d.Fd())
 		// A copy of its own for the start: the Target closes its
 		// descriptor if the setup fails meanwhile, and the number

@@ -733,6 +733,10 @@ func snapshotWriteAdvice(t *snapshot.Target, err error) error {
 	switch {
 	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: the previous snapshot, which this one would be written over, is in use (%w: a VM was restored from it); stop that VM to take another snapshot", path, te.Err)
+	case errors.Is(err, snapshot.ErrMoved) && errors.As(err, &te):
+		// Writing on would go into the file moved away or linked, or
+		// replace the one put in its place.
+		return fmt.Errorf("--snapshot %s: %w; no snapshot is written while it is so (it would write over the file moved away or linked, or replace the one put in its place). To take more in this run, put the snapshot last written back at %s (if none was, remove the file put there) and remove any other link to it; to keep a snapshot while the VM runs, copy it rather than move or link it", path, te.Err, path)
 	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
 		// Written beside the file it replaces: that directory's file
 		// system, or its quota, is full.
