@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,9 @@ import (
 // VMM drops to (the temporaries are that user's and their directory
 // writable by it, snapshot.Target.AllowUser checks), under a filter of
 // its own (brokerFilter), and ends when the VMM ends (the socket's
-// end), discarding the temporaries left. It is started as the VMM's
+// end), discarding the temporaries left: not by SIGINT, SIGTERM, SIGHUP
+// or SIGQUIT, which it ignores, a signal to the process group being
+// one to the VMM. It is started as the VMM's
 // user (root, with --user) and drops to that user itself, as the VMM
 // does (sandbox.DropPrivileges): a process given its user at exec stays
 // dumpable, with its bounding set whole, and any process of that user
@@ -128,6 +131,11 @@ func maybeBrokerMain() {
 	if os.Getenv(brokerEnv) == "" {
 		return
 	}
+	// A signal to the process group (Ctrl-C off a terminal, timeout(1),
+	// a service manager's stop) reaches the broker too: it outlives the
+	// VMM, which ends by it, and removes the temporaries when the VMM's
+	// socket ends, as it does whatever ends the VMM.
+	signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	_ = sandbox.SetName("smolvmm-broker") // started as /proc/self/exe, it was named exe
 	// First, while still root's: no process of the user it drops to may
 	// attach to it or take its descriptors, at any moment (dropping
