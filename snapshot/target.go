@@ -721,6 +721,27 @@ func (t *Target) removeStale() {
 	}
 }
 
+// ReadOld reads the start of the file the Target replaces, as OpenTarget
+// found and opened it (safely: no device opened, no unsafe symlink
+// followed), into p, for a caller that refuses to replace some files (a
+// program's snapshots replace only its snapshots). exists is false, and
+// n 0, when there was no file or it is replaced already.
+func (t *Target) ReadOld(p []byte) (n int, exists bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.old == nil {
+		return 0, false, nil
+	}
+	n, err = t.old.ReadAt(p, 0)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err != nil {
+		return n, true, &TargetError{Path: t.path, Op: "read", Err: err}
+	}
+	return n, true, nil
+}
+
 // Path returns the path the Target was opened with.
 func (t *Target) Path() string { return t.path }
 

@@ -171,7 +171,7 @@ func TestBrokerFullDisk(t *testing.T) {
 			snap := filepath.Join(dir, "s.snap")
 			want := []string{}
 			if tt.old {
-				if err := os.WriteFile(snap, []byte("old"), 0o644); err != nil {
+				if err := os.WriteFile(snap, []byte(oldSnap), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				want = []string{"s.snap"}
@@ -186,7 +186,7 @@ func TestBrokerFullDisk(t *testing.T) {
 				t.Fatalf("left %q; want %q", got, want)
 			}
 			if tt.old {
-				if got := string(mustRead(t, snap)); got != "old" {
+				if got := string(mustRead(t, snap)); got != oldSnap {
 					t.Fatalf("%s holds %q; want it as it was", snap, got)
 				}
 			}
@@ -218,7 +218,7 @@ func TestCLISnapshotSymlink(t *testing.T) {
 			top := t.TempDir()
 			victim := filepath.Join(top, "victim")
 			if !tt.dangling {
-				if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				if err := os.WriteFile(victim, []byte(oldSnap), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -243,7 +243,7 @@ func TestCLISnapshotSymlink(t *testing.T) {
 					t.Fatalf("status %d, stderr %q; want 1 and %q", status, stderr, tt.want)
 				}
 				if !tt.dangling {
-					if got := string(mustRead(t, victim)); got != "precious" {
+					if got := string(mustRead(t, victim)); got != oldSnap {
 						t.Fatalf("%s holds %q", victim, got)
 					}
 				} else if _, err := os.Lstat(victim); err == nil {

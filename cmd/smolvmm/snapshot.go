@@ -94,8 +94,10 @@ func shareDirOf(spec string) string {
 }
 
 // checkSnapshotTarget refuses a --snapshot path no file can have, and a
-// --snapshot file that is one of the files the VM reads (same device and inode, whatever the spelling or symlinks):
-// the snapshot would replace it.
+// --snapshot file the snapshot must not replace: one of the files the VM
+// reads or this program (same device and inode, whatever the spelling or
+// symlinks). Any other that is not a snapshot is refused once opened
+// (checkIsSnapshot).
 func checkSnapshotTarget(c *cli.Context) error {
 	path := c.String("snapshot")
 	if path == "" {
@@ -147,7 +149,31 @@ func checkSnapshotTarget(c *cli.Context) error {
 			}
 		}
 	}
+	if exe, err := os.Stat("/proc/self/exe"); err == nil && os.SameFile(st, exe) {
+		return usageErrorf("--snapshot %s is this smolvmm program: the snapshot would replace it; write the snapshot elsewhere", path)
+	}
 	return nil
+}
+
+// checkIsSnapshot refuses t, --snapshot's target at path, unless the file
+// it replaces is empty or starts with the snapshot magic: a typo's
+// document, or any other file not a snapshot, would be replaced. The
+// file is read through the Target, which opened it without following an
+// unsafe link or opening a device.
+func checkIsSnapshot(path string, t *snapshot.Target) error {
+	head := make([]byte, len(snapshot.Magic))
+	n, exists, err := t.ReadOld(head)
+	switch {
+	case err != nil:
+		var te *snapshot.TargetError
+		if errors.As(err, &te) {
+			err = te.Err // the path is said already
+		}
+		return usageErrorf("--snapshot %s: cannot read it to check that it is a snapshot, which writing one would replace: %v; give --snapshot another file (or remove this one if it is not needed)", path, err)
+	case !exists || n == 0 || string(head[:n]) == snapshot.Magic:
+		return nil
+	}
+	return usageErrorf("--snapshot %s is not a snapshot (it does not start with %q, as smolvmm's snapshots do), and writing one would replace it: give --snapshot another file (or remove this one if it is not needed)", path, snapshot.Magic)
 }
 
 // restoreConfig adjusts a config built from the run flags for --restore:
@@ -568,6 +594,10 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 	if err != nil {
 		return run, done, snapshotTargetAdvice(path, err)
 	}
+	if err := checkIsSnapshot(path, t); err != nil {
+		t.Close()
+		return run, done, err
+	}
 	if err := allowSnapshotUser(c, path, t); err != nil {
 		t.Close()
 		return run, done, err
@@ -683,6 +713,9 @@ func checkSnapshotUser(c *cli.Context, path string) error {
 		return snapshotTargetAdvice(path, err)
 	}
 	defer t.Close()
+	if err := checkIsSnapshot(path, t); err != nil {
+		return err
+	}
 	return allowSnapshotUser(c, path, t)
 }
 

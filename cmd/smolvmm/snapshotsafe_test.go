@@ -19,8 +19,12 @@ import (
 	"github.com/smolvmm/smolvmm/snapshot"
 )
 
-// oldContent stands for a snapshot worth keeping.
-const oldContent = "a snapshot worth keeping\n"
+// oldContent stands for a snapshot worth keeping: it starts as
+// snapshots do, so that --snapshot may replace it.
+const oldContent = oldSnap + " worth keeping\n"
+
+// oldSnap stands for a snapshot (damaged) that --snapshot may replace.
+const oldSnap = snapshot.Magic + " an old snapshot"
 
 // runCLIIn is runCLI with dir as the working directory.
 func runCLIIn(t *testing.T, dir string, args ...string) (string, string, int) {
