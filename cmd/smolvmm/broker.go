@@ -164,6 +164,13 @@ func brokerMain(args []string) int {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
 			return 1
 		}
+	} else if os.Geteuid() != 0 {
+		// Keeping its user, as the VMM does, it drops what capabilities
+		// that user was started with, as the VMM does too.
+		if _, _, err := sandbox.DropCapabilities(); err != nil {
+			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
+			return 1
+		}
 	}
 	ren := snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.files)
 	if os.Getenv(brokerEnv) != "no-seccomp" {

@@ -866,6 +866,35 @@ func TestOrdinaryUserDropsCaps(t *testing.T) {
 			}
 		})
 	}
+	// The snapshot broker, started before the VMM drops them, drops its
+	// own: it keeps its user as the VMM does.
+	t.Run("broker", func(t *testing.T) {
+		snaps := filepath.Join(t.TempDir(), "snaps")
+		if err := os.Mkdir(snaps, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(snaps, nobody.UID, nobody.GID); err != nil {
+			t.Fatal(err)
+		}
+		cmd, stderr := runningVMWith(t, func(cmd *exec.Cmd) {
+			cmd.Args = append(asNobody("+dac_override,+net_admin"), cmd.Args...)
+			cmd.Path = setpriv
+		}, nil, "--snapshot", filepath.Join(snaps, "s.snap"))
+		children := childrenOf(cmd.Process.Pid)
+		if len(children) != 1 {
+			t.Fatalf("the VMM has children %v; want its broker alone\nstderr:\n%s", children, stderr)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for procStatus(t, children[0])[0]["Seccomp"] != "2" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the broker installed no filter within 20 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, st := range procStatus(t, children[0]) {
+			checkNoCaps(t, st, "CapInh", "CapPrm", "CapEff", "CapAmb")
+		}
+	})
 	t.Run("--user", func(t *testing.T) {
 		args := append(asNobody(""), smolvmmBin(t), "demo", "--user", "daemon")
 		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
