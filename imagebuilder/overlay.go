@@ -24,10 +24,11 @@ const Fstab = "/dev/ld0a / ext2fs rw 1 1\n"
 // FstabPtyfs is the fstab line, NetBSD's installer's own, that mounts
 // ptyfs on /dev/pts, added to Fstab for sets that have mount_ptyfs (base;
 // the rescue set has none, and basicrc's mounting of every fstab line
-// would fail on it at each boot). NetBSD 9 hands out ptys through /dev/ptm only while ptyfs is
-// mounted (sys/fs/ptyfs/ptyfs_vfsops.c:339); without it, ptm looks for
-// /dev/ptyXX nodes (sys/kern/tty_bsdpty.c:118-143), so sshd logins,
-// script and tmux find no pty.
+// would fail on it at each boot). NetBSD 9 hands out ptys through
+// /dev/ptm and /dev/ptmx only while ptyfs is mounted
+// (sys/fs/ptyfs/ptyfs_vfsops.c:339); without it, ptm looks for /dev/ptyXX
+// nodes (sys/kern/tty_bsdpty.c:118-143), so sshd logins, script and tmux
+// find no pty.
 const FstabPtyfs = "ptyfs /dev/pts ptyfs rw 0 0\n"
 
 // mountPtyfs are where mount(8) finds mount_ptyfs: base's, and a rescue
@@ -86,8 +87,8 @@ type portDevs struct {
 // and sys/arch/amd64/conf/majors.amd64. Every other node of Devices has
 // the same number on both: cons 0, ctty 1, mem 2, swap 4, log 7, com 8,
 // filedesc 22, rnd 46, ld char 69 / block 19 (majors.i386:6-70,
-// majors.amd64:6-66), ptm 165 and drvctl 167 (sys/conf/majors:17,19);
-// the mem minors are sys/sys/conf.h:234-241's, rnd's sys/sys/rnd.h:42-43.
+// majors.amd64:6-66), ptm 165 (/dev/ptmx and /dev/ptm) and drvctl 167
+// (sys/conf/majors:17,19); the mem minors are sys/sys/conf.h:234-241's, rnd's sys/sys/rnd.h:42-43.
 var ports = map[string]portDevs{
 	// majors.i386:102. i386 keeps the pre-1.6 8-partition minors for
 	// partitions a-h (sys/arch/i386/include/disklabel.h:48-54), so ld1a
@@ -154,7 +155,11 @@ func Devices(arch string) ([]Device, error) {
 		{"random", fstree.CharDev, 46, 0, 0444, 0},
 		{"urandom", fstree.CharDev, 46, 1, 0644, 0},
 		{"ksyms", fstree.CharDev, p.ksyms, 0, 0440, gidKmem},
-		{"ptm", fstree.CharDev, 165, 0, 0666, 0},
+		// ptm's minor picks the interface (sys/kern/tty_ptm.c:338-364):
+		// 0 opens a new master (posix_openpt's /dev/ptmx), 1 answers
+		// TIOCPTMGET (openpty's /dev/ptm), as MAKEDEV numbers them.
+		{"ptmx", fstree.CharDev, 165, 0, 0666, 0},
+		{"ptm", fstree.CharDev, 165, 1, 0666, 0},
 		{"drvctl", fstree.CharDev, 167, 0, 0644, 0},
 	}
 	// Partition a (what a label-less image is seen as, the root) and d,

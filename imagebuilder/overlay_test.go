@@ -105,7 +105,8 @@ func commonDevices() []devNode {
 		{"full", fstree.CharDev, 2, 11}, {"zero", fstree.CharDev, 2, 12}, {"drum", fstree.CharDev, 4, 0},
 		{"klog", fstree.CharDev, 7, 0}, {"tty00", fstree.CharDev, 8, 0}, {"stdin", fstree.CharDev, 22, 0},
 		{"stdout", fstree.CharDev, 22, 1}, {"stderr", fstree.CharDev, 22, 2}, {"random", fstree.CharDev, 46, 0},
-		{"urandom", fstree.CharDev, 46, 1}, {"ptm", fstree.CharDev, 165, 0}, {"drvctl", fstree.CharDev, 167, 0},
+		{"urandom", fstree.CharDev, 46, 1}, {"ptmx", fstree.CharDev, 165, 0}, {"ptm", fstree.CharDev, 165, 1},
+		{"drvctl", fstree.CharDev, 167, 0},
 		{"pts", fstree.Dir, 0, 0}, // FstabPtyfs's mount point
 	}
 }
