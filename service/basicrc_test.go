@@ -49,16 +49,24 @@ func TestBasicrcNetwork(t *testing.T) {
 		static = "ifconfig vioif0 inet 10.0.2.15 netmask 255.255.255.0 up\nroute -q add default 10.0.2.2\n"
 		dhcp   = "dhcpcd -q -4 -A --nodelay -w -t 10 vioif0\n"
 	)
-	// ld0's attach line, as NetBSD 9.1's virtio_child_attach_start prints
-	// it (snprintb of VIRTIO_BLK_FLAG_BITS), after the kernel's timestamp.
+	// ld0's attach line after the kernel's timestamp, as NetBSD 9.1's
+	// virtio_child_attach_start prints it: snprintb of the features
+	// agreed, named by VIRTIO_BLK_FLAG_BITS (VIRTIO_COMMON_FLAG_BITS'
+	// INDIRECT_DESC, then the blk bits from the highest), of those
+	// smolvmm's disk offers (virtio/blk Disk.Features: SIZE_MAX,
+	// SEG_MAX, FLUSH, INDIRECT_DESC, and RO for a read-only one).
+	// NetBSD 10's virtio.c prints the word in lower case.
 	const (
-		rwDisk = "[   1.0131] ld0 at virtio1: Features: 0x10000a46<INDIRECT_DESC,CONFIG_WCE,FLUSH,SEG_MAX,SIZE_MAX>\n" +
+		rwDisk = "[   1.0131] ld0 at virtio1: Features: 0x10000206<INDIRECT_DESC,FLUSH,SEG_MAX,SIZE_MAX>\n" +
 			"[   1.0131] ld0: 10240 KB, 0 cyl, 64 head, 32 sec, 512 bytes/sect x 20480 sectors\n" +
-			"[   1.0132] ld1 at virtio2: Features: 0x10000a66<INDIRECT_DESC,CONFIG_WCE,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
-		roDisk = "[   1.0131] ld0 at virtio1: Features: 0x10000a66<INDIRECT_DESC,CONFIG_WCE,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
-		rwRoot = "dmesg \nmount -u -w /\nmount -a\n"
-		roRoot = "dmesg \nmount -a -t noext2fs\nmount -t tmpfs tmpfs /tmp\nmount -t tmpfs tmpfs /var/run\n"
-		noNS   = "basicrc: / is read-only (its disk was given read-only): /etc/resolv.conf names no DNS server, and none can be written; put one in the image (nameserver 10.0.2.3)\n"
+			"[   1.0132] ld1 at virtio2: Features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
+		roDisk   = "[   1.0131] ld0 at virtio1: Features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
+		rwDisk10 = "[   1.0131] ld0 at virtio1: features: 0x10000206<INDIRECT_DESC,FLUSH,SEG_MAX,SIZE_MAX>\n" +
+			"[   1.0132] ld1 at virtio2: features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
+		roDisk10 = "[   1.0131] ld0 at virtio1: features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
+		rwRoot   = "dmesg \nmount -u -w /\nmount -a\n"
+		roRoot   = "dmesg \nmount -a -t noext2fs\nmount -t tmpfs tmpfs /tmp\nmount -t tmpfs tmpfs /var/run\n"
+		noNS     = "basicrc: / is read-only (its disk was given read-only): /etc/resolv.conf names no DNS server, and none can be written; put one in the image (nameserver 10.0.2.3)\n"
 	)
 	for _, tc := range []struct {
 		name      string
@@ -66,22 +74,26 @@ func TestBasicrcNetwork(t *testing.T) {
 		dhcpcd    string // the stub's body; "" for none
 		resolv    string // /etc/resolv.conf before
 		dmesg     string
+		ro        bool   // dmesg shows ld0 read-only
 		wantCalls string // after the mounts and ifconfig vioif0
 		wantNS    string
 		wantOut   string
 	}{
-		{"dhcp", true, "exit 0", "", rwDisk, dhcp, "nameserver 10.0.2.3\n", ""},
-		{"dhcp with hooks", true, "echo 'nameserver 192.0.2.53' > \"$RESOLV\"", "", rwDisk, dhcp, "nameserver 192.0.2.53\n", ""},
-		{"dhcp keeps the old resolv.conf", true, "exit 0", "search x\nnameserver 192.0.2.9\n", rwDisk, dhcp, "search x\nnameserver 192.0.2.9\n", ""},
-		{"dhcp fails", true, "exit 1", "", rwDisk, dhcp + static, "nameserver 10.0.2.3\n", ""},
-		{"no dhcpcd", true, "", "nameserver 192.0.2.9\n", rwDisk, static, "nameserver 10.0.2.3\n", ""},
-		{"no network card", false, "exit 0", "", rwDisk, "", "", ""},
-		{"no dmesg", false, "exit 0", "", "", "", "", ""},
-		{"read-only root, dhcp", true, "exit 0", "nameserver 192.0.2.9\n", roDisk, dhcp, "nameserver 192.0.2.9\n", ""},
-		{"read-only root, no dhcpcd", true, "", "nameserver 192.0.2.9\n", roDisk, static, "nameserver 192.0.2.9\n", ""},
-		{"read-only root, no nameserver", true, "exit 1", "", roDisk, dhcp + static, "", noNS},
-		{"read-only root, no network card", false, "exit 0", "", roDisk, "", "", ""},
-		{"read-only root, no timestamps", false, "exit 0", "", strings.TrimPrefix(roDisk, "[   1.0131] "), "", "", ""},
+		{"dhcp", true, "exit 0", "", rwDisk, false, dhcp, "nameserver 10.0.2.3\n", ""},
+		{"dhcp with hooks", true, "echo 'nameserver 192.0.2.53' > \"$RESOLV\"", "", rwDisk, false, dhcp, "nameserver 192.0.2.53\n", ""},
+		{"dhcp keeps the old resolv.conf", true, "exit 0", "search x\nnameserver 192.0.2.9\n", rwDisk, false, dhcp, "search x\nnameserver 192.0.2.9\n", ""},
+		{"dhcp fails", true, "exit 1", "", rwDisk, false, dhcp + static, "nameserver 10.0.2.3\n", ""},
+		{"no dhcpcd", true, "", "nameserver 192.0.2.9\n", rwDisk, false, static, "nameserver 10.0.2.3\n", ""},
+		{"no network card", false, "exit 0", "", rwDisk, false, "", "", ""},
+		{"no dmesg", false, "exit 0", "", "", false, "", "", ""},
+		{"read-only root, dhcp", true, "exit 0", "nameserver 192.0.2.9\n", roDisk, true, dhcp, "nameserver 192.0.2.9\n", ""},
+		{"read-only root, no dhcpcd", true, "", "nameserver 192.0.2.9\n", roDisk, true, static, "nameserver 192.0.2.9\n", ""},
+		{"read-only root, no nameserver", true, "exit 1", "", roDisk, true, dhcp + static, "", noNS},
+		{"read-only root, no network card", false, "exit 0", "", roDisk, true, "", "", ""},
+		{"read-only root, no timestamps", false, "exit 0", "", strings.TrimPrefix(roDisk, "[   1.0131] "), true, "", "", ""},
+		{"NetBSD 10", true, "exit 0", "", rwDisk10, false, dhcp, "nameserver 10.0.2.3\n", ""},
+		{"NetBSD 10, read-only root", true, "exit 0", "nameserver 192.0.2.9\n", roDisk10, true, dhcp, "nameserver 192.0.2.9\n", ""},
+		{"NetBSD 10, read-only root, no nameserver", true, "exit 1", "", roDisk10, true, dhcp + static, "", noNS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -130,7 +142,7 @@ func TestBasicrcNetwork(t *testing.T) {
 			switch {
 			case tc.dmesg == "":
 				mounts = "mount -u -w /\nmount -a\n"
-			case strings.HasSuffix(roDisk, tc.dmesg):
+			case tc.ro:
 				mounts = strings.Replace(roRoot, "/var/run", varRun, 1)
 			}
 			want := mounts + "ifconfig vioif0\n" + tc.wantCalls + "ifconfig lo0 inet 127.0.0.1 up\n"
