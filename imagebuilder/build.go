@@ -144,27 +144,37 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 // still what service.Validate asked of the service's: a non-empty regular
 // file whose first line does not end in CR LF. Init runs it with sh at
 // boot; without it the VM only shows init's complaint and a single-user
-// shell. Overlay made it executable, and a script that dropped the bits
-// has them set again.
+// shell. A symlink is followed inside the image, as the guest's kernel
+// will (init's "sh /etc/rc" reads whatever it leads to), and is kept when
+// it ends at such a file. Overlay made the file executable, and a script
+// that dropped the bits has them set again.
 func checkRc(t *fstree.Tree, s *service.Service) error {
 	var problem string
+	who := "/etc/rc" // what the problem is said of
 	rc, err := t.Get("etc/rc")
+	if err == nil && rc.Type == fstree.Symlink {
+		who = fmt.Sprintf("/etc/rc is a symlink to %s, which", termsafe.Printable(rc.Target))
+		if rc, err = resolve(t, "/etc/rc"); err != nil {
+			// resolve names paths of the image, which a script's link
+			// can fill with control characters.
+			problem = fmt.Sprintf("%s leads to no file in the image (%s)", who, termsafe.Line(err.Error()))
+		}
+	}
 	switch {
+	case problem != "":
 	case err != nil:
 		problem = "/etc/rc is missing"
-	case rc.Type == fstree.Symlink:
-		problem = fmt.Sprintf("/etc/rc is a symlink to %s, not a regular file", termsafe.Printable(rc.Target))
 	case rc.Type != fstree.Regular:
-		problem = fmt.Sprintf("/etc/rc is a %s, not a regular file", rc.Type)
+		problem = fmt.Sprintf("%s is a %s, not a regular file", who, rc.Type)
 	case rc.Size == 0:
-		problem = "/etc/rc is empty"
+		problem = who + " is empty"
 	case service.FirstLineCRLF(rc.Content()):
-		problem = "/etc/rc has CR LF (DOS) line endings (its first line ends in CR LF)"
+		problem = who + " has CR LF (DOS) line endings (its first line ends in CR LF)"
 	default:
 		rc.Perm |= 0555
 		return nil
 	}
-	const must = "the image's /etc/rc, which init runs at boot, must be a non-empty regular file with LF line endings"
+	const must = "the image's /etc/rc, which init runs at boot, must be a non-empty regular file with LF line endings, or a symlink that leads to one in the image"
 	scripts, _ := s.Postinst()
 	for i, n := range scripts {
 		scripts[i] = termsafe.Printable(n)
