@@ -19,7 +19,8 @@ import (
 // handler at mount; without it ptm looks up /dev/ptyXX nodes, which images
 // lack), so sshd logins, script and tmux failed: an image whose sets can
 // mount ptyfs now gets NetBSD's own fstab line for it, which basicrc's
-// mount -a mounts on the /dev/pts every image has. The rescue set has no
+// mount -a mounts on the /dev/pts every image has; so does one whose
+// rescue set has /rescue/mount_ptyfs. The stock rescue set has no
 // mount_ptyfs, and its fstab no line mount -a would fail on at each boot.
 func TestBuildPtyfs(t *testing.T) {
 	imagecheck.Need(t, "debugfs")
@@ -32,6 +33,16 @@ func TestBuildPtyfs(t *testing.T) {
 	if err := os.WriteFile(base, b, 0644); err != nil {
 		t.Fatal(err)
 	}
+	// A rescue set built with mount_ptyfs: a rescue mount looks in
+	// /rescue first.
+	b, err = testsets.Bytes([]testsets.Entry{{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./rescue/mount_ptyfs", Mode: 0555, Size: 4}, Data: []byte("elf\n")}}, "tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rescuePtyfs := filepath.Join(t.TempDir(), "rescueptyfs.tar")
+	if err := os.WriteFile(rescuePtyfs, b, 0644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		sets  []string
@@ -39,6 +50,7 @@ func TestBuildPtyfs(t *testing.T) {
 	}{
 		{"rescue", []string{rescue}, "/dev/ld0a / ext2fs rw 1 1\n"},
 		{"base", []string{rescue, base}, "/dev/ld0a / ext2fs rw 1 1\nptyfs /dev/pts ptyfs rw 0 0\n"},
+		{"rescue with mount_ptyfs", []string{rescue, rescuePtyfs}, "/dev/ld0a / ext2fs rw 1 1\nptyfs /dev/pts ptyfs rw 0 0\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "root.img")
