@@ -40,9 +40,10 @@ const (
 // '\n' and '\r' is left out, so that ^ and $ anchor at the line's text
 // whether the kernel ends lines "\n\r" or "\r\n". Patterns do not span
 // lines, and a line is matched as it grows, so a prompt without a newline
-// matches, unless the pattern asserts what follows ($, \b:
-// consoleline.WholeLines): `port 80$` would match "port 8080" when the
-// line holds "port 80", so such a pattern is matched once the line ends.
+// matches, but for the alternatives whose match can end with an assertion
+// on what follows ($, \b: consoleline.Split): `port 80$` would match
+// "port 8080" when the line holds "port 80", so those are matched once
+// the line ends, and not on a line cut at consoleline.Max bytes.
 // Matching the whole line at every byte costs as much as the
 // line is long, so past eagerLine bytes a line is matched once every
 // matchEvery bytes, when it ends, and when check is called: arm asks for
@@ -50,8 +51,8 @@ const (
 // later. Feed and check run on one goroutine (the vCPU thread); stopReady
 // may be called from any.
 type consoleWatch struct {
-	ready   *regexp.Regexp   // nil: no ready pattern
-	whole   bool             // ready is matched against ended lines only
+	ready   *regexp.Regexp   // the ready pattern's part matched as a line grows; nil: none
+	whole   *regexp.Regexp   // its part matched against ended lines; nil: none
 	noReady atomic.Bool      // ready was reported (here or by another source): stop matching
 	line    consoleline.Line // the line being written
 	// unmatched counts the bytes the line grew by since the ready
@@ -80,7 +81,9 @@ const (
 )
 
 func newConsoleWatch(ready *regexp.Regexp) *consoleWatch {
-	return &consoleWatch{ready: ready, whole: ready != nil && consoleline.WholeLines(ready)}
+	w := &consoleWatch{}
+	w.ready, w.whole = consoleline.Split(ready)
+	return w
 }
 
 // feed takes the next byte the guest wrote and reports what it completed.
@@ -89,7 +92,10 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 	case consoleline.Ended:
 		line := w.line.Bytes()
 		w.halting = bytes.HasSuffix(line, []byte(haltMsg1))
-		if w.whole || w.unmatched > 0 {
+		if w.whole != nil && !w.line.Cut() && w.matchPattern(w.whole, line) != 0 {
+			return matchReady
+		}
+		if w.unmatched > 0 {
 			return w.matchReady(line) // its last bytes were not matched yet
 		}
 		return 0
@@ -105,7 +111,7 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 			got |= matchHalt
 		}
 	}
-	if w.ready != nil && !w.whole && !w.noReady.Load() {
+	if w.ready != nil && !w.noReady.Load() {
 		if len(line) <= eagerLine || w.unmatched+1 >= matchEvery {
 			got |= w.matchReady(line)
 		} else {
@@ -120,15 +126,32 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 	return got
 }
 
-// matchReady matches the ready pattern against line, reporting the first
-// match once.
+// matchReady matches the ready pattern's partial part against line,
+// reporting the first match once.
 func (w *consoleWatch) matchReady(line []byte) consoleMatch {
 	w.unmatched = 0
-	if w.ready == nil || w.noReady.Load() || !w.ready.Match(line) {
+	return w.matchPattern(w.ready, line)
+}
+
+// matchPattern matches re, a part of the ready pattern, against line,
+// reporting the first match of either part once.
+func (w *consoleWatch) matchPattern(re *regexp.Regexp, line []byte) consoleMatch {
+	if re == nil || w.noReady.Load() || !re.Match(line) {
 		return 0
 	}
 	w.noReady.Store(true)
 	return matchReady
+}
+
+// unended is the line the guest is writing when the ready pattern's
+// whole-line part would match it but for waiting for its end (a prompt
+// matched with $); "" otherwise, or once ready. Call it on the goroutine
+// that feeds, or once feeding is over.
+func (w *consoleWatch) unended() string {
+	if w.noReady.Load() {
+		return ""
+	}
+	return consoleline.Unended(w.whole, &w.line)
 }
 
 // check matches the line's bytes feed left unmatched, for output that
@@ -145,3 +168,16 @@ func (w *consoleWatch) check() (bool, time.Time) {
 
 // stopReady ends the ready matching: the machine is ready already.
 func (w *consoleWatch) stopReady() { w.noReady.Store(true) }
+
+// ReadyUnended is the console line the guest left unended, when the Ready
+// pattern's part that waits for a line's end (its alternatives that can
+// end with $, \z, \b or \B: consoleline.Split) would have matched it as it
+// stood: a prompt, which never ends its line, matched with $. It is "" when
+// there is no such line or the machine became ready. Call it after Run
+// returns.
+func (m *Machine) ReadyUnended() string {
+	if m.watch == nil {
+		return ""
+	}
+	return m.watch.unended()
+}

@@ -79,7 +79,17 @@ func TestConsoleWatch(t *testing.T) {
 			readyAt: "listening on port 8080\r\nlistening on port 80\r\n"},
 		{name: "\\b on a longer word", ready: `port 80\b`, writes: []string{"port 8080\r\n"}},
 		{name: "\\r inside a line is left out", ready: `^abc$`, writes: []string{"ab\rc\n"}, readyAt: "ab\rc\n"},
-		{name: "$ on a full line", ready: `x$`, writes: []string{long, "yz\n"}, readyAt: long + "yz\n"},
+		// A line cut at maxLine ends elsewhere than its kept text:
+		// $ matches neither there nor at the cut.
+		{name: "$ on a cut line", ready: `x$`, writes: []string{long, "yz\n"}},
+		{name: "$ on a cut line's kept end", ready: `port 80$`, writes: []string{strings.Repeat("x", maxLine-20), "listening on port 8080\n"}},
+		{name: "$ on a full line, not cut", ready: `x$`, writes: []string{long, "\n"}, readyAt: long + "\n"},
+		// An assertion that something else follows leaves the
+		// pattern matched as the line grows; so does an alternative
+		// without one.
+		{name: "\\b at the start of a prompt", ready: `\blogin: `, writes: []string{"boot\r\nlogin: "}, readyAt: "boot\r\nlogin: "},
+		{name: "a prompt or a line's end, the prompt", ready: `login: |port 80$`, writes: []string{"boot\r\nlogin: "}, readyAt: "boot\r\nlogin: "},
+		{name: "a prompt or a line's end, the line", ready: `login: |port 80$`, writes: []string{"port 8080\r\n", "port 80\r\n"}, readyAt: "port 8080\r\nport 80\r\n"},
 		{name: "ready past a full line", ready: `login: `, writes: []string{long, "login: "}},
 		{name: "ready on the line after a full one", ready: `login: `, writes: []string{long, "\nlogin: "},
 			readyAt: long + "\nlogin: "},
@@ -219,6 +229,26 @@ func BenchmarkConsoleWatch(b *testing.B) {
 		w.feed(line[i%len(line)])
 		if w.armed && i%1024 == 0 {
 			w.check()
+		}
+	}
+}
+
+// TestConsoleWatchUnended: the line left unended is reported when the ready
+// pattern's whole-line part would match it but for its end.
+func TestConsoleWatchUnended(t *testing.T) {
+	tests := []struct{ ready, out, want string }{
+		{`login: $`, "boot\r\nxxxxlogin: ", "xxxxlogin: "},
+		{`login: $`, "boot\r\nlogin: \r\n", ""},
+		{`login: `, "boot\r\nlogin", ""},
+		{`login: $`, "boot\r\nlogout", ""},
+	}
+	for _, tt := range tests {
+		w := newConsoleWatch(regexp.MustCompile(tt.ready))
+		for _, b := range []byte(tt.out) {
+			w.feed(b)
+		}
+		if got := w.unended(); got != tt.want {
+			t.Errorf("%q on %q: unended() = %q, want %q", tt.ready, tt.out, got, tt.want)
 		}
 	}
 }

@@ -140,9 +140,15 @@ type Config struct {
 	// the first match reports PhaseReady. Patterns do not span lines. A
 	// line ends at '\n' and holds no '\r' (NetBSD ends lines "\n\r" or
 	// "\r\n"), so ^ and $ anchor at its text; the bench splits lines the
-	// same way. Past its first 128 bytes a line is matched every 256
-	// bytes, at its end, and 2 ms after output stops on it (a prompt), so
-	// that long lines cost no more per byte than short ones.
+	// same way. An alternative whose match can end with $, \z, \b or \B
+	// (consoleline.Split) would match too early on a line still growing
+	// (`port 80$` on "port 80" of "port 8080"): it is matched only against
+	// complete lines, once each ends, and never against a line cut at its
+	// first 4096 bytes; so it never matches a prompt, which does not end
+	// its line (ReadyUnended tells of one). Past its first 128 bytes a
+	// line is matched every 256 bytes, at its end, and 2 ms after output
+	// stops on it (a prompt), so that long lines cost no more per byte
+	// than short ones.
 	Ready *regexp.Regexp
 	// ReadyAddr, when set, is a host TCP address (a port forwarded to the
 	// guest, e.g. "127.0.0.1:8080") polled while the guest runs: without

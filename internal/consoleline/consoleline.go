@@ -8,16 +8,18 @@
 // ^ or $ would match under one line end and not the other.
 //
 // A pattern is matched against a line as it grows unless what follows
-// could change the match (WholeLines): $ means the end of a complete line.
+// could change the match (Split): $ means the end of a complete line.
 package consoleline
 
 import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"strings"
 )
 
-// Max bounds the bytes a line keeps; the bytes past it are left out.
+// Max bounds the bytes a line keeps; the bytes past it are left out, and
+// the line is then cut (Line.Cut).
 const Max = 4096
 
 // Step says what Add did with a byte.
@@ -38,18 +40,22 @@ const (
 type Line struct {
 	b     []byte
 	ended bool // the last byte ended the line: the next Add starts a new one
+	cut   bool // bytes past Max were left out of the line
 }
 
 // Add takes the next console byte.
 func (l *Line) Add(c byte) Step {
 	if l.ended {
-		l.b, l.ended = l.b[:0], false
+		l.b, l.ended, l.cut = l.b[:0], false, false
 	}
 	switch {
 	case c == '\n':
 		l.ended = true
 		return Ended
-	case c == '\r' || len(l.b) == Max:
+	case c == '\r':
+		return Skipped
+	case len(l.b) == Max:
+		l.cut = true
 		return Skipped
 	}
 	l.b = append(l.b, c)
@@ -60,38 +66,212 @@ func (l *Line) Add(c byte) Step {
 // next Add.
 func (l *Line) Bytes() []byte { return l.b }
 
-// WholeLines reports whether re is matched against complete lines only.
+// Cut reports whether bytes past Max were left out of the line: Bytes is
+// then only its start, and where it ends says nothing of where the line
+// does.
+func (l *Line) Cut() bool { return l.cut }
+
+// Split divides re into the part matched against a line as it grows
+// (partial) and the part matched against complete lines only (whole);
+// either is nil when re has no such part, and a line matches re when it
+// matches either.
+//
 // A match on a line still being written counts when nothing that follows
 // can undo it, as for `login: ` (a prompt that never ends its line), and
-// it then comes as soon as the line holds it. A pattern with an assertion
-// on what follows, $ or \z (the end of the line) or \b or \B (a word
-// boundary), would match too early: `upper=13$` on "upper=13" of
+// it then comes as soon as the line holds it. A match that can end with an
+// assertion on what follows, $ or \z (the end of the line) or \b or \B (a
+// word boundary), would come too early: `upper=13$` on "upper=13" of
 // "upper=130048 KiB". Such a pattern sees only ended lines, without their
-// line end. A pattern that does not parse here (its syntax flags unknown)
-// is taken as one.
-func WholeLines(re *regexp.Regexp) bool {
+// line end, and never a line cut at Max bytes (Line.Cut), whose end is not
+// the line's. An assertion that something else follows does not count:
+// `\blogin: ` matches as the line grows. Of a pattern whose alternatives
+// differ in this (`login: |port 80$`), each alternative goes to its part,
+// where the syntax keeps them apart (the parser factors out a common
+// prefix: `log(?:in: |out$)` is one alternative, whole-line). A pattern
+// that does not parse here (its syntax flags unknown) is taken as
+// whole-line.
+func Split(re *regexp.Regexp) (partial, whole *regexp.Regexp) {
+	if re == nil {
+		return nil, nil
+	}
 	r, err := syntax.Parse(re.String(), syntax.Perl)
 	if err != nil {
-		return true
+		return nil, re
 	}
-	return looksAhead(r)
+	p, w := split(r)
+	switch {
+	case p == nil:
+		return nil, re
+	case w == nil:
+		return re, nil
+	}
+	// Each part is a part of a pattern that compiled: it compiles.
+	return regexp.MustCompile(p.String()), regexp.MustCompile(w.String())
 }
 
-// looksAhead reports whether r holds an assertion on the text after it.
-func looksAhead(r *syntax.Regexp) bool {
+// WholeLines reports whether re is matched against complete lines only:
+// every match of it can end with an assertion on what follows (Split).
+func WholeLines(re *regexp.Regexp) bool {
+	p, _ := Split(re)
+	return p == nil
+}
+
+// EndAssertion is the assertion a match of re can end with, as written:
+// "$", `\z`, `\b` or `\B`; "" for none. It names what makes re, or its
+// whole-line part (Split), wait for a line's end.
+func EndAssertion(re *regexp.Regexp) string {
+	r, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	switch endsWith(r) {
+	case syntax.OpEndLine:
+		return "$"
+	case syntax.OpEndText:
+		if strings.Contains(re.String(), `\z`) && !strings.Contains(re.String(), "$") {
+			return `\z`
+		}
+		return "$"
+	case syntax.OpWordBoundary:
+		return `\b`
+	case syntax.OpNoWordBoundary:
+		return `\B`
+	}
+	return ""
+}
+
+// split divides r as Split does: the alternatives of an alternation
+// (through captures), and of a concatenation whose last element always
+// consumes text the alternatives of that element, go each to its part;
+// anything else goes whole to one part.
+func split(r *syntax.Regexp) (partial, whole *syntax.Regexp) {
+	switch r.Op {
+	case syntax.OpAlternate:
+		var ps, ws []*syntax.Regexp
+		for _, sub := range r.Sub {
+			p, w := split(sub)
+			if p != nil {
+				ps = append(ps, p)
+			}
+			if w != nil {
+				ws = append(ws, w)
+			}
+		}
+		return alternate(r, ps), alternate(r, ws)
+	case syntax.OpCapture:
+		p, w := split(r.Sub[0])
+		return withSub(r, p), withSub(r, w)
+	case syntax.OpConcat:
+		last := r.Sub[len(r.Sub)-1]
+		if nullable(last) {
+			break // a match may end before it: decided by the whole
+		}
+		p, w := split(last)
+		return withLast(r, p), withLast(r, w)
+	}
+	if endsWith(r) != syntax.OpNoMatch {
+		return nil, r
+	}
+	return r, nil
+}
+
+// alternate is the alternation of subs, like r; nil for none.
+func alternate(r *syntax.Regexp, subs []*syntax.Regexp) *syntax.Regexp {
+	switch len(subs) {
+	case 0:
+		return nil
+	case 1:
+		return subs[0]
+	}
+	c := *r
+	c.Sub = subs
+	return &c
+}
+
+// withSub is r with its only sub replaced by sub; nil for a nil sub.
+func withSub(r, sub *syntax.Regexp) *syntax.Regexp {
+	if sub == nil {
+		return nil
+	}
+	c := *r
+	c.Sub = []*syntax.Regexp{sub}
+	return &c
+}
+
+// withLast is the concatenation r with its last element replaced by last;
+// nil for a nil last.
+func withLast(r, last *syntax.Regexp) *syntax.Regexp {
+	if last == nil {
+		return nil
+	}
+	c := *r
+	c.Sub = append(slices.Clone(r.Sub[:len(r.Sub)-1]), last)
+	return &c
+}
+
+// endsWith is the assertion on what follows that a match of r can end
+// with, nothing being consumed after it (OpNoMatch for none): only such an
+// assertion can fail once more of the line comes.
+func endsWith(r *syntax.Regexp) syntax.Op {
 	switch r.Op {
 	case syntax.OpEndLine, syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
-		return true
+		return r.Op
+	case syntax.OpConcat:
+		for i := len(r.Sub) - 1; i >= 0; i-- {
+			if op := endsWith(r.Sub[i]); op != syntax.OpNoMatch {
+				return op
+			}
+			if !nullable(r.Sub[i]) {
+				break // a match consumes text after anything before it
+			}
+		}
+	case syntax.OpAlternate:
+		for _, sub := range r.Sub {
+			if op := endsWith(sub); op != syntax.OpNoMatch {
+				return op
+			}
+		}
+	case syntax.OpCapture, syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
+		return endsWith(r.Sub[0])
+	case syntax.OpRepeat:
+		if r.Max != 0 {
+			return endsWith(r.Sub[0])
+		}
 	}
-	return slices.ContainsFunc(r.Sub, looksAhead)
+	return syntax.OpNoMatch
 }
 
-// Matcher matches a ready pattern against console lines, as WholeLines
-// says: each line as it grows, or each line once it ends.
+// nullable reports whether r can match without consuming text.
+func nullable(r *syntax.Regexp) bool {
+	switch r.Op {
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpLiteral:
+		return len(r.Rune) == 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return nullable(r.Sub[0])
+	case syntax.OpRepeat:
+		return r.Min == 0 || nullable(r.Sub[0])
+	case syntax.OpConcat:
+		for _, sub := range r.Sub {
+			if !nullable(sub) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		return slices.ContainsFunc(r.Sub, nullable)
+	}
+	return false
+}
+
+// Matcher matches a ready pattern against console lines, as Split says:
+// its partial part against each line as it grows, its whole-line part
+// against each line once it ends (not cut at Max).
 type Matcher struct {
-	re    *regexp.Regexp
-	whole bool
-	line  Line
+	partial, whole *regexp.Regexp
+	line           Line
 }
 
 // NewMatcher is a Matcher for re; nil for a nil re.
@@ -99,7 +279,9 @@ func NewMatcher(re *regexp.Regexp) *Matcher {
 	if re == nil {
 		return nil
 	}
-	return &Matcher{re: re, whole: WholeLines(re)}
+	m := &Matcher{}
+	m.partial, m.whole = Split(re)
+	return m
 }
 
 // Add takes the next console byte and reports whether the pattern matches
@@ -107,9 +289,26 @@ func NewMatcher(re *regexp.Regexp) *Matcher {
 func (m *Matcher) Add(c byte) bool {
 	switch m.line.Add(c) {
 	case Grew:
-		return !m.whole && m.re.Match(m.line.Bytes())
+		return m.partial != nil && m.partial.Match(m.line.Bytes())
 	case Ended:
-		return m.whole && m.re.Match(m.line.Bytes())
+		return m.whole != nil && !m.line.Cut() && m.whole.Match(m.line.Bytes())
 	}
 	return false
+}
+
+// Unended is the line being written, for a pattern whose whole-line part
+// would match it were it not waiting for the line's end (as a prompt's
+// pattern with $ does on a prompt); "" otherwise, or when the last byte
+// ended a line.
+func (m *Matcher) Unended() string {
+	return Unended(m.whole, &m.line)
+}
+
+// Unended is l when it is being written (not ended, not cut) and the
+// whole-line pattern whole (Split) matches it as it stands; "" otherwise.
+func Unended(whole *regexp.Regexp, l *Line) string {
+	if whole == nil || l.ended || l.cut || len(l.b) == 0 || !whole.Match(l.b) {
+		return ""
+	}
+	return string(l.b)
 }

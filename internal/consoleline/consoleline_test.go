@@ -22,6 +22,7 @@ func TestLine(t *testing.T) {
 		{"\\r inside a line", "ab\rc", nil, "abc"},
 		{"empty lines", "\n\r\n\r", []string{"", ""}, ""},
 		{"past Max", long + "yz\nnext", []string{long}, "next"},
+		{"at Max", long + "\nnext", []string{long}, "next"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,9 +53,9 @@ func TestLine(t *testing.T) {
 }
 
 // TestMatcher feeds console output and checks after which byte the ready
-// pattern first matches: as the line grows, unless the pattern asserts
-// something about what follows ($, \z, \b, \B), which waits for the line's
-// end.
+// pattern first matches: as the line grows, unless a match can end with
+// an assertion on what follows ($, \z, \b, \B), which waits for the line's
+// end (per top-level alternative); never on a line cut at Max.
 func TestMatcher(t *testing.T) {
 	tests := []struct {
 		name, pattern, in string
@@ -74,7 +75,19 @@ func TestMatcher(t *testing.T) {
 		{"\\b on a prefix", `\bport 80\b`, "port 8080\n", true, ""},
 		{"\\b at a word's end", `\bport 80\b`, "port 80 up\n", true, "port 80 up\n"},
 		{"\\B", `8\B`, "8\n88\n", true, "8\n88\n"},
-		{"$ inside an alternative", `(a$|b)`, "xb\n", true, "xb\n"},
+		{"$ in one alternative, the other matched", `(a$|b)`, "xb\n", false, "xb"},
+		{"$ in one alternative, it matched", `(a$|b)`, "xa\n", false, "xa\n"},
+		{"$ in one alternative, too early", `(a$|b)`, "xab", false, "xab"},
+		{"\\b at the start", `\blogin: `, "boot\r\nlogin: ", false, "boot\r\nlogin: "},
+		{"\\b at the start, no boundary", `\blogin: `, "xlogin: ", false, ""},
+		{"a prompt or a line's end", `login: |port 80$`, "boot\r\nlogin: ", false, "boot\r\nlogin: "},
+		{"a prompt or a line's end, the end", `login: |port 80$`, "port 8080\nport 80\n", false, "port 8080\nport 80\n"},
+		{"case-folded alternatives", `(?i)LOGIN: |port 80$`, "Login: ", false, "Login: "},
+		{"$ then what may be empty", `80$\s*`, "8080 \n80\n", true, "8080 \n80\n"},
+		{"$ inside a group at the end", `port (80$)`, "port 8080\nport 80\n", true, "port 8080\nport 80\n"},
+		{"\\b before text", `\bport\b 80`, "port 80", false, "port 80"},
+		{"$ on a cut line", `port 80$`, strings.Repeat("x", Max-20) + "listening on port 8080\n", true, ""},
+		{"$ on the line after a cut one", `port 80$`, strings.Repeat("x", Max+1) + "\nport 80\n", true, strings.Repeat("x", Max+1) + "\nport 80\n"},
 		{"escaped $ is text", `cost \$5`, "cost $5 more", false, "cost $5"},
 		{"$ in a class is text", `[$]`, "a$b", false, "a$"},
 		{"^ alone", `^x`, "yx\nx", false, "yx\nx"},
@@ -100,5 +113,90 @@ func TestMatcher(t *testing.T) {
 	}
 	if NewMatcher(nil) != nil {
 		t.Error("NewMatcher(nil) is not nil")
+	}
+}
+
+// TestSplit checks which part of a pattern waits for the line's end: the
+// alternatives a match of which can end with an assertion on what
+// follows, wherever else an assertion stands.
+func TestSplit(t *testing.T) {
+	tests := []struct {
+		pattern        string
+		partial, whole string // "": no such part; "=": the pattern itself
+		end            string // EndAssertion
+	}{
+		{`login: `, "=", "", ""},
+		{`login: $`, "", "=", "$"},
+		{`^login: `, "=", "", ""},
+		{`\blogin: `, "=", "", ""},
+		{`\bport\b 80`, "=", "", ""},
+		{`port 80\b`, "", "=", `\b`},
+		{`8\B`, "", "=", `\B`},
+		{`80\z`, "", "=", `\z`},
+		{`(?m)80$`, "", "=", "$"},
+		{`80$\s*`, "", "=", "$"},
+		{`80$x?`, "", "=", "$"},
+		{`(80$)+`, "", "=", "$"},
+		{`80(?:$)`, "", "=", "$"},
+		{`80$x`, "=", "", ""},
+		{`cost \$5`, "=", "", ""},
+		{`[$]`, "=", "", ""},
+		{`login: |port 80$`, "login: ", "(?-m:port 80$)", "$"},
+		{`(login: |port 80$)`, "(login: )", "(?-m:(port 80$))", "$"},
+		{`ready (now|80$)`, "ready (now)", "(?-m:ready (80$))", "$"},
+		{`a$|b$`, "", "=", "$"},
+		{`a|b`, "=", "", ""},
+		{`(a|b$)?`, "", "=", "$"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			re := regexp.MustCompile(tt.pattern)
+			p, w := Split(re)
+			for _, part := range []struct {
+				name string
+				got  *regexp.Regexp
+				want string
+			}{{"partial", p, tt.partial}, {"whole", w, tt.whole}} {
+				want := part.want
+				if want == "=" {
+					want = tt.pattern
+				}
+				got := ""
+				if part.got != nil {
+					got = part.got.String()
+				}
+				if got != want {
+					t.Errorf("Split(%q) %s part %q, want %q", tt.pattern, part.name, got, want)
+				}
+			}
+			if got := WholeLines(re); got != (tt.partial == "") {
+				t.Errorf("WholeLines(%q) = %v", tt.pattern, got)
+			}
+			if got := EndAssertion(re); got != tt.end {
+				t.Errorf("EndAssertion(%q) = %q, want %q", tt.pattern, got, tt.end)
+			}
+		})
+	}
+}
+
+// TestMatcherUnended: the line left unended is reported when the pattern's
+// whole-line part would match it but for the line's end.
+func TestMatcherUnended(t *testing.T) {
+	tests := []struct{ pattern, in, want string }{
+		{`login: $`, "boot\r\nxxxxlogin: ", "xxxxlogin: "},
+		{`login: $`, "boot\r\nlogin: \r\n", ""},
+		{`login: $`, "boot\r\nlog", ""},
+		{`login: `, "boot\r\nlogin", ""},
+		{`login: |port 80$`, "port 80", "port 80"},
+		{`port 80$`, strings.Repeat("x", Max) + "port 80", ""},
+	}
+	for _, tt := range tests {
+		m := NewMatcher(regexp.MustCompile(tt.pattern))
+		for _, c := range []byte(tt.in) {
+			m.Add(c)
+		}
+		if got := m.Unended(); got != tt.want {
+			t.Errorf("%q on %q: Unended() = %q, want %q", tt.pattern, tt.in, got, tt.want)
+		}
 	}
 }
