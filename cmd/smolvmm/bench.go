@@ -499,11 +499,12 @@ func restoreReadyNote(c *cli.Context, res *bench.Results, re *regexp.Regexp) str
 }
 
 // consoleLineMatches reports whether re matches a line of out as the
-// line grows, as the bench matches its ready pattern.
+// bench matches its ready pattern (consoleline.Matcher): as the line
+// grows, or, for what waits for a line's end ($), once it ends.
 func consoleLineMatches(out []byte, re *regexp.Regexp) bool {
-	var line consoleline.Line
+	m := consoleline.NewMatcher(re)
 	for _, b := range out {
-		if line.Add(b) == consoleline.Grew && re.Match(line.Bytes()) {
+		if m.Add(b) {
 			return true
 		}
 	}
