@@ -19,7 +19,7 @@ var ErrNotRaw = errors.New("not a raw disk image")
 type FormatError struct {
 	Path string
 	// Format names what the image is: "gzip", "xz", "bzip2", "zstd"
-	// (Compressed), "qcow2", "VMDK", "VHDX" or "VDI".
+	// (Compressed), "qcow2", "VMDK", "VHD", "VHDX" or "VDI".
 	Format string
 	// Compressed: the file is compressed (and holds a raw image, or
 	// another format, once decompressed).
@@ -55,6 +55,12 @@ var signatures = []struct {
 	{"VMDK", false, 0, "KDMV"},
 	{"VMDK", false, 0, "# Disk DescriptorFile"},
 	{"VHDX", false, 0, "vhdxfile"},
+	// A dynamic or differencing VHD starts with a copy of its 512-byte
+	// footer, whose cookie is "conectix". A fixed VHD is a raw image with
+	// the footer after its last sector: it starts as the raw image does
+	// and opens, the footer one more sector to the guest, harmless past
+	// its partitions.
+	{"VHD", false, 0, "conectix"},
 	// VDI: a text banner ("<<< Oracle VM VirtualBox Disk Image >>>",
 	// older names before it) and the signature 0xbeda107f at 0x40.
 	{"VDI", false, 0x40, "\x7f\x10\xda\xbe"},

@@ -138,7 +138,7 @@ func DeriveSerial(path string) string {
 // Open opens the raw image at path as a disk, locks it against other VMs
 // (exclusive for read-write, shared for read-only) and sizes it. An image
 // whose first sector starts with the signature of a compressed file or of
-// another disk image format (qcow2, VMDK, VHDX, VDI) is refused with a
+// another disk image format (qcow2, VMDK, VHD, VHDX, VDI) is refused with a
 // *FormatError (ErrNotRaw). The
 // capacity is the file size in whole 512-byte sectors: a trailing partial
 // sector is not exposed, and is not refused either (HiddenBytes says how

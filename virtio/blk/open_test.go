@@ -269,6 +269,9 @@ func TestOpenNotRaw(t *testing.T) {
 	vdi := make([]byte, 0x44)
 	copy(vdi, "<<< Oracle VM VirtualBox Disk Image >>>\n")
 	copy(vdi[0x40:], "\x7f\x10\xda\xbe")
+	// VDI's signature at its offset, with zeros where the banner goes.
+	vdiNoBanner := make([]byte, 0x44)
+	copy(vdiNoBanner[0x40:], "\x7f\x10\xda\xbe")
 	mbr := []byte{0xfa, 0x31, 0xc0, 0x8e, 0xd0} // cli; xor ax,ax; mov ss,ax
 	tests := []struct {
 		name       string
@@ -284,12 +287,13 @@ func TestOpenNotRaw(t *testing.T) {
 		{"VMDK sparse extent", []byte("KDMV\x01\x00\x00\x00"), "VMDK", false},
 		{"VMDK descriptor", []byte("# Disk DescriptorFile\nversion=1\n"), "VMDK", false},
 		{"VHDX", []byte("vhdxfile"), "VHDX", false},
+		{"dynamic VHD", []byte("conectix\x00\x00\x00\x02\x00\x01\x00\x00"), "VHD", false},
 		{"VDI", vdi, "VDI", false},
 		{"raw: an MBR", mbr, "", false},
 		{"raw: zeroes", nil, "", false},
 		{"raw: gzip's magic but another method", []byte{0x1f, 0x8b, 0x07}, "", false},
 		{"raw: BZh without a block size", []byte("BZh0"), "", false},
-		{"raw: VDI's signature without its banner", vdi[0x28:], "", false},
+		{"raw: VDI's signature without its banner", vdiNoBanner, "", false},
 	}
 	for _, tt := range tests {
 		for _, ro := range []bool{false, true} {
