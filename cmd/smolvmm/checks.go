@@ -463,7 +463,7 @@ func checkDiskFile(d blk.Spec, n int) error {
 	}
 	disk, err := blk.Open(d.Path, d.Options)
 	if err != nil {
-		return fmt.Errorf("ld%d: %w", n, notRawAdvice(err)) // as run names it; disktail.go
+		return fmt.Errorf("ld%d: %w", n, notRawAdvice(err, d.Options)) // as run names it; disktail.go
 	}
 	return disk.Close()
 }

@@ -40,17 +40,18 @@ func shellWord(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// checkDiskFormat refuses the -d image at path when it is compressed or in a disk image format other than raw, as the machine
-// would refuse it, and says how to make a raw image of it. What cannot be
-// read is said when the machine opens it.
-func checkDiskFormat(path string) error {
-	f, size, err := regfile.Open(path)
+// checkDiskFormat refuses the -d image d when it is compressed or in a
+// disk image format other than raw, as the machine would refuse it, and
+// says how to make a raw image of it. What cannot be read is said when the
+// machine opens it.
+func checkDiskFormat(d blk.Spec) error {
+	f, size, err := regfile.Open(d.Path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	if err := blk.CheckRaw(f, size, path); err != nil {
-		return notRawAdvice(err)
+	if err := blk.CheckRaw(f, size, d.Path); err != nil {
+		return notRawAdvice(err, d.Options)
 	}
 	return nil
 }
@@ -74,24 +75,26 @@ func decompressor(format string) (suffix, keep, stream string, ok bool) {
 }
 
 // notRawAdvice adds to blk's refusal of an image that is not raw
-// (blk.FormatError) the command that makes a raw image of it; other
-// errors are returned as they are.
-func notRawAdvice(err error) error {
+// (blk.FormatError) the command that makes a raw image of it, and the -d
+// that gives it with the options opts of the refused -d (,ro, ,serial=);
+// other errors are returned as they are.
+func notRawAdvice(err error, opts blk.Options) error {
 	var fe *blk.FormatError
 	if !errors.As(err, &fe) {
 		return err
 	}
 	p := fe.Path
+	disk := func(out string) string { return shellWord(blk.Spec{Path: out, Options: opts}.String()) }
 	if suffix, keep, stream, ok := decompressor(fe.Format); ok {
 		if out := strings.TrimSuffix(p, suffix); out != p && out != "" && !strings.HasSuffix(out, "/") {
-			return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s, and give -d %s)", err, keep, shellWord(p), shellWord(out))
+			return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s, and give -d %s)", err, keep, shellWord(p), disk(out))
 		}
 		out := p + ".raw"
-		return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s > %s, and give -d %s)", err, stream, shellWord(p), shellWord(out), shellWord(out))
+		return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s > %s, and give -d %s)", err, stream, shellWord(p), shellWord(out), disk(out))
 	}
 	out := strings.TrimSuffix(p, filepath.Ext(p)) + ".raw"
 	if out == p {
 		out = p + ".raw"
 	}
-	return fmt.Errorf("%w (convert it to a raw image with: qemu-img convert -O raw %s %s, and give -d %s)", err, shellWord(p), shellWord(out), shellWord(out))
+	return fmt.Errorf("%w (convert it to a raw image with: qemu-img convert -O raw %s %s, and give -d %s)", err, shellWord(p), shellWord(out), disk(out))
 }

@@ -151,26 +151,31 @@ func TestNotRawAdvice(t *testing.T) {
 	tests := []struct {
 		path, format string
 		compressed   bool
+		opts         blk.Options
 		want         string
 	}{
-		{"raw.img.gz", "gzip", true, "gunzip -k raw.img.gz, and give -d raw.img)"},
-		{"disk.img.xz", "xz", true, "xz -dk disk.img.xz, and give -d disk.img)"},
-		{"disk.bz2", "bzip2", true, "bunzip2 -k disk.bz2, and give -d disk)"},
-		{"disk.img.zst", "zstd", true, "zstd -d disk.img.zst, and give -d disk.img)"},
-		{"disk.img", "gzip", true, "gzip -dc disk.img > disk.img.raw, and give -d disk.img.raw)"},
-		{"/d/.gz", "gzip", true, "gzip -dc /d/.gz > /d/.gz.raw, and give -d /d/.gz.raw)"},
-		{"my disk.gz", "gzip", true, "gunzip -k 'my disk.gz', and give -d 'my disk')"},
-		{"vm.qcow2", "qcow2", false, "qemu-img convert -O raw vm.qcow2 vm.raw, and give -d vm.raw)"},
-		{"vm.raw", "VMDK", false, "qemu-img convert -O raw vm.raw vm.raw.raw, and give -d vm.raw.raw)"},
-		{"vm", "VDI", false, "qemu-img convert -O raw vm vm.raw, and give -d vm.raw)"},
+		{"raw.img.gz", "gzip", true, blk.Options{}, "gunzip -k raw.img.gz, and give -d raw.img)"},
+		{"disk.img.xz", "xz", true, blk.Options{}, "xz -dk disk.img.xz, and give -d disk.img)"},
+		{"disk.bz2", "bzip2", true, blk.Options{}, "bunzip2 -k disk.bz2, and give -d disk)"},
+		{"disk.img.zst", "zstd", true, blk.Options{}, "zstd -d disk.img.zst, and give -d disk.img)"},
+		{"disk.img", "gzip", true, blk.Options{}, "gzip -dc disk.img > disk.img.raw, and give -d disk.img.raw)"},
+		{"/d/.gz", "gzip", true, blk.Options{}, "gzip -dc /d/.gz > /d/.gz.raw, and give -d /d/.gz.raw)"},
+		{"my disk.gz", "gzip", true, blk.Options{}, "gunzip -k 'my disk.gz', and give -d 'my disk')"},
+		{"vm.qcow2", "qcow2", false, blk.Options{}, "qemu-img convert -O raw vm.qcow2 vm.raw, and give -d vm.raw)"},
+		{"vm.raw", "VMDK", false, blk.Options{}, "qemu-img convert -O raw vm.raw vm.raw.raw, and give -d vm.raw.raw)"},
+		{"vm", "VDI", false, blk.Options{}, "qemu-img convert -O raw vm vm.raw, and give -d vm.raw)"},
+		// The refused -d's options go with the image that replaces it.
+		{"raw.bin.gz", "gzip", true, blk.Options{ReadOnly: true}, "gunzip -k raw.bin.gz, and give -d raw.bin,ro)"},
+		{"d.img", "gzip", true, blk.Options{Serial: "disk 1"}, "gzip -dc d.img > d.img.raw, and give -d 'd.img.raw,serial=disk 1')"},
+		{"a,b.vhd", "VHD", false, blk.Options{ReadOnly: true, Serial: "s1"}, "qemu-img convert -O raw a,b.vhd a,b.raw, and give -d a,,b.raw,ro,serial=s1)"},
 	}
 	for _, tt := range tests {
-		err := notRawAdvice(&blk.FormatError{Path: tt.path, Format: tt.format, Compressed: tt.compressed})
+		err := notRawAdvice(&blk.FormatError{Path: tt.path, Format: tt.format, Compressed: tt.compressed}, tt.opts)
 		if !errors.Is(err, blk.ErrNotRaw) || !strings.HasSuffix(err.Error(), tt.want) {
 			t.Errorf("%s (%s): %v, want ErrNotRaw and the advice ending %q", tt.path, tt.format, err, tt.want)
 		}
 	}
-	if other := errors.New("x"); notRawAdvice(other) != other {
+	if other := errors.New("x"); notRawAdvice(other, blk.Options{}) != other {
 		t.Error("another error was changed")
 	}
 }

@@ -193,7 +193,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
 			return cfg, cleanup, inputFileError("-d", d.Path, d.Path, err)
 		}
-		if err := checkDiskFormat(d.Path); err != nil { // disktail.go
+		if err := checkDiskFormat(d); err != nil { // disktail.go
 			return cfg, cleanup, err
 		}
 		if c.Command.Name != "boot" { // bench's VMs (benchBootCommand): bench warned once
