@@ -482,6 +482,9 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	con.restore()
 	if serr := snapDone(); serr != nil {
 		var none *noSnapshotError
+		if errors.As(serr, &none) {
+			none.ready, none.unended = cfg.Ready, m.ReadyUnended() // why it never became ready
+		}
 		switch {
 		case errors.As(serr, &none) && (err != nil || !c.Bool("snapshot-exit") || exit.Reason == vmm.ExitStopped):
 			// The guest's or the stop's status stands: only a

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/smolvmm/smolvmm/virtio/blk"
 
 	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/internal/consoleline"
 	"github.com/smolvmm/smolvmm/snapshot"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
 
@@ -652,6 +654,11 @@ type noSnapshotError struct {
 	path     string
 	attempts int
 	last     error
+	// ready is --ready's pattern and unended the line the guest left
+	// unended that its part waiting for a line's end would have matched
+	// (vmm.Machine.ReadyUnended): the reason it was never ready.
+	ready   *regexp.Regexp
+	unended string
 }
 
 func (e *noSnapshotError) Error() string {
@@ -661,7 +668,31 @@ func (e *noSnapshotError) Error() string {
 	case e.attempts > 1:
 		return fmt.Sprintf("--snapshot %s: no snapshot was taken and the file is as it was: the %d snapshot attempts failed, the last with: %v", e.path, e.attempts, e.last)
 	}
+	if hint := readyUnendedHint(e.ready, e.unended); hint != "" {
+		return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was: %s", e.path, hint)
+	}
 	return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", e.path)
+}
+
+// readyUnendedHint says why --ready's pattern re never matched the line
+// unended, the guest's last, which it would have matched but for waiting
+// for the line's end ($ or \b last: consoleline.Split); "" for no such
+// line. The line, the guest's, is quoted with its control bytes escaped,
+// and only its end when long.
+func readyUnendedHint(re *regexp.Regexp, unended string) string {
+	if re == nil || unended == "" {
+		return ""
+	}
+	const max = 60
+	line := strconv.Quote(unended)
+	if len(unended) > max {
+		line = "..." + strconv.Quote(unended[len(unended)-max:])
+	}
+	end := consoleline.EndAssertion(re)
+	if end == "" {
+		end = "$"
+	}
+	return fmt.Sprintf("--ready %s ends with %s, so it is matched only against complete lines; the guest's last line %s never ended (a prompt): leave out %s", shellWord(re.String()), end, line, end)
 }
 
 // snapFailures counts the snapshots that failed (at ready without
