@@ -970,5 +970,5 @@ func vgaNote(addr uint64, data []byte, write bool) string {
 	if addr >= 0xb0000 {
 		what = "VGA text memory"
 	}
-	return fmt.Sprintf("the guest %s %s at %#x (%d bytes); smolvmm has no display, so nothing shows it: use a serial console (NetBSD: console=com)", verb, what, addr, len(data))
+	return fmt.Sprintf("the guest %s %s at %#x (%d bytes): the machine has no display, so nothing shows it; a serial console would (NetBSD: console=com)", verb, what, addr, len(data))
 }

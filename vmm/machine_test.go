@@ -534,7 +534,7 @@ func TestGuestEndings(t *testing.T) {
 				"bad: vga ivt[0x15]=0xf000ff53 stub=0xcf")
 			n := strings.Count(log.String(), "unhandled MMIO")
 			vga := strings.Count(log.String(), "(2 bytes): the VGA window, with no display behind it (a display probe)")
-			note := strings.Count(log.String(), "the guest writes VGA memory at 0xa0000 (2 bytes); smolvmm has no display")
+			note := strings.Count(log.String(), "the guest writes VGA memory at 0xa0000 (2 bytes): the machine has no display")
 			switch {
 			case note != 1:
 				t.Errorf("the write at 0xa0000 was said %d times, want once:\n%s", note, log.String())
