@@ -104,8 +104,9 @@ func TestHiddenTailWarningSizes(t *testing.T) {
 
 // TestNotRawDisk: a -d image that is compressed or a qcow2 image is
 // refused before the VM boots, by run, demo and bench, naming its format
-// and the command that makes a raw image of it, and is left as it was
-// (read-write, it was written into as a raw disk).
+// and the command that makes a raw image of it (and the -d that gives it,
+// with the refused -d's options), and is left as it was (read-write, it
+// was written into as a raw disk).
 func TestNotRawDisk(t *testing.T) {
 	bad := guests.ForTest(t, "bad")
 	gz := append([]byte{0x1f, 0x8b, 0x08, 0}, make([]byte, 1020)...)
@@ -121,7 +122,7 @@ func TestNotRawDisk(t *testing.T) {
 		{"demo qcow2", "t.qcow2", qcow, []string{"demo"},
 			"smolvmm demo: disk image DIR/t.qcow2: a qcow2 image, not a raw disk image (it starts with qcow2's signature; the guest would see the file's bytes as its sectors) (convert it to a raw image with: qemu-img convert -O raw DIR/t.qcow2 DIR/t.raw, and give -d DIR/t.raw)\n"},
 		{"bench qcow2 read-only", "t.qcow2", qcow, []string{"bench", "-k", bad, "-a", "halt", "--net", "none", "-n", "1", "--warmup", "0"},
-			"smolvmm bench: ld0: disk image DIR/t.qcow2: a qcow2 image, not a raw disk image (it starts with qcow2's signature; the guest would see the file's bytes as its sectors) (convert it to a raw image with: qemu-img convert -O raw DIR/t.qcow2 DIR/t.raw, and give -d DIR/t.raw)\n"},
+			"smolvmm bench: ld0: disk image DIR/t.qcow2: a qcow2 image, not a raw disk image (it starts with qcow2's signature; the guest would see the file's bytes as its sectors) (convert it to a raw image with: qemu-img convert -O raw DIR/t.qcow2 DIR/t.raw, and give -d DIR/t.raw,ro)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
