@@ -624,7 +624,7 @@ const runVerboseUsage = "log the boot protocol, what was loaded where and the lo
 // readyUsage and readyPortUsage are --ready's and --ready-port's help,
 // but for the closing parenthesis, which run's, naming --restore, replaces.
 const (
-	readyUsage     = "regular `REGEXP` on a console line that marks the service ready (one with $ or \\b waits for the end of the line: leave $ out for a prompt) (for --timings"
+	readyUsage     = "regular `REGEXP` on a console line that marks the service ready (one that ends with $ or \\b waits for the end of the line: leave $ out for a prompt) (for --timings"
 	readyPortUsage = "host `PORT` forwarded with -p that marks the service ready once the guest accepts a TCP connection there " +
 		"(its SYN-ACK; on a tap: once a connection to 127.0.0.1:PORT is answered or held for 100 ms) (for --timings"
 )
