@@ -105,8 +105,15 @@ func Split(re *regexp.Regexp) (partial, whole *regexp.Regexp) {
 	case w == nil:
 		return re, nil
 	}
-	// Each part is a part of a pattern that compiled: it compiles.
-	return regexp.MustCompile(p.String()), regexp.MustCompile(w.String())
+	// Each part is a part of a pattern that compiled; should one not
+	// compile as printed, the pattern stays whole-line, as one that does
+	// not parse.
+	pre, perr := regexp.Compile(p.String())
+	wre, werr := regexp.Compile(w.String())
+	if perr != nil || werr != nil {
+		return nil, re
+	}
+	return pre, wre
 }
 
 // WholeLines reports whether re is matched against complete lines only:
