@@ -815,8 +815,9 @@ func goCrash(out []byte) string {
 // readyLine matches a ready pattern against each console line, until it
 // first matches. Lines are split and matched as the machine does for its
 // own ready pattern (consoleline: '\r' left out, a line capped at
-// consoleline.Max bytes, matched as it grows unless the pattern asserts
-// what follows, as $ does), so that a pattern matches under the bench
+// consoleline.Max bytes, matched as it grows except for the parts of the
+// pattern whose match ends on $, \z, \b or \B, which wait for the line's
+// end: consoleline.Split), so that a pattern matches under the bench
 // where it does under smolvmm run.
 type readyLine struct {
 	m *consoleline.Matcher // nil once matched, or when there is no pattern
