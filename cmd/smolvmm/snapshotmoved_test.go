@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,41 +23,11 @@ func TestCLISnapshotKeyFileMoved(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	ptm, pts := openPTYPair(t)
 	dir := t.TempDir()
 	snap := filepath.Join(dir, "m.snap")
 	kept := filepath.Join(dir, "keep.snap")
-	cmd := exec.Command(smolvmmBin(t), "run", "-k", spinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
-	cmd.Stdin, cmd.Stdout = pts, pts
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	go io.Copy(io.Discard, ptm)
-	lines := bufio.NewScanner(stderr)
-	var log strings.Builder
-	press := func() string {
-		t.Helper()
-		if _, err := ptm.Write([]byte{0x01, 's'}); err != nil {
-			t.Fatal(err)
-		}
-		for lines.Scan() {
-			l := strings.TrimSpace(lines.Text())
-			log.WriteString(l + "\n")
-			if strings.HasPrefix(l, "smolvmm: snapshot ") || strings.HasPrefix(l, "smolvmm: C-a s: ") {
-				return l
-			}
-		}
-		t.Fatalf("smolvmm ended; stderr:\n%s", log.String())
-		return ""
-	}
+	vm := startKeyedVM(t, snap)
+	press := vm.press
 	sum := func(p string) [32]byte {
 		t.Helper()
 		b, err := os.ReadFile(p)
@@ -73,7 +39,7 @@ func TestCLISnapshotKeyFileMoved(t *testing.T) {
 	written := func(what string) {
 		t.Helper()
 		if l := press(); !strings.HasPrefix(l, "smolvmm: snapshot "+snap+": 16.0 MiB written") {
-			t.Fatalf("%s: %q; want the snapshot written\nstderr:\n%s", what, l, log.String())
+			t.Fatalf("%s: %q; want the snapshot written\nstderr:\n%s", what, l, vm.log.String())
 		}
 		f, err := snapshot.Open(snap)
 		if err != nil {
@@ -116,17 +82,7 @@ func TestCLISnapshotKeyFileMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	written("once the file is back")
-	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
-		t.Fatal(err)
-	}
-	for lines.Scan() {
-		log.WriteString(lines.Text() + "\n")
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, log.String())
-	}
+	vm.quit()
 	if names := dirNames(t, dir); !slices.Equal(names, []string{"m.snap"}) {
 		t.Fatalf("left in the directory: %q; want only m.snap", names)
 	}

@@ -311,43 +311,10 @@ func TestCLISnapshotKeyRepeated(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	ptm, pts := openPTYPair(t)
 	dir := t.TempDir()
 	snap := keep(t, dir, "key.snap")
-	cmd := exec.Command(smolvmmBin(t), "run", "-k", spinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
-	cmd.Stdin, cmd.Stdout = pts, pts
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The guest spins forever: a Fatal must not leave smolvmm running.
-	// (After the body's own Wait, this Wait returns at once.)
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	go io.Copy(io.Discard, ptm) // the console's output
-	lines := bufio.NewScanner(stderr)
-	var log strings.Builder
-	// press sends Ctrl-A s and waits for the snapshot's line.
-	press := func() string {
-		t.Helper()
-		if _, err := ptm.Write([]byte{0x01, 's'}); err != nil {
-			t.Fatal(err)
-		}
-		for lines.Scan() {
-			l := strings.TrimSpace(lines.Text())
-			log.WriteString(l + "\n")
-			if strings.HasPrefix(l, "smolvmm: snapshot ") || strings.HasPrefix(l, "smolvmm: C-a s: ") {
-				return l
-			}
-		}
-		t.Fatalf("smolvmm ended; stderr:\n%s", log.String())
-		return ""
-	}
+	vm := startKeyedVM(t, snap)
+	press := vm.press
 	ino := func() uint64 {
 		t.Helper()
 		var st unix.Stat_t
@@ -360,7 +327,7 @@ func TestCLISnapshotKeyRepeated(t *testing.T) {
 		t.Helper()
 		f, err := snapshot.Open(snap)
 		if err != nil {
-			t.Fatalf("%s: %v\nstderr:\n%s", snap, err, log.String())
+			t.Fatalf("%s: %v\nstderr:\n%s", snap, err, vm.log.String())
 		}
 		f.Close()
 	}
@@ -399,17 +366,7 @@ func TestCLISnapshotKeyRepeated(t *testing.T) {
 		t.Fatalf("fourth: %q", l)
 	}
 	valid()
-	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
-		t.Fatal(err)
-	}
-	for lines.Scan() {
-		log.WriteString(lines.Text() + "\n")
-	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, log.String())
-	}
+	vm.quit()
 	if names := dirNames(t, dir); len(names) != 1 {
 		t.Fatalf("left in the directory: %q; want only key.snap", names)
 	}
@@ -639,4 +596,71 @@ func TestCLISnapshotKeyFailedNotNeverReady(t *testing.T) {
 		t.Fatalf("stderr:\n%s\nwant the warning %q... ending with the last error (file too large), and no never-ready wording", stderr, want)
 	}
 	checkKept(t, snap)
+}
+
+// keyedVM is a smolvmm run of the spinning guest with --snapshot, its
+// console on a terminal, for tests that press Ctrl-A s.
+type keyedVM struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	ptm   *os.File
+	lines *bufio.Scanner
+	log   strings.Builder // stderr so far
+}
+
+// startKeyedVM starts the spinning guest with --snapshot snap; the VM is
+// killed at the end of the test should it fail first.
+func startKeyedVM(t *testing.T, snap string) *keyedVM {
+	t.Helper()
+	ptm, pts := openPTYPair(t)
+	cmd := exec.Command(smolvmmBin(t), "run", "-k", spinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
+	cmd.Stdin, cmd.Stdout = pts, pts
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The guest spins forever: a Fatal must not leave smolvmm running.
+	// (After quit's Wait, this Wait returns at once.)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	go io.Copy(io.Discard, ptm) // the console's output
+	return &keyedVM{t: t, cmd: cmd, ptm: ptm, lines: bufio.NewScanner(stderr)}
+}
+
+// press sends Ctrl-A s and returns the snapshot's line.
+func (v *keyedVM) press() string {
+	v.t.Helper()
+	if _, err := v.ptm.Write([]byte{0x01, 's'}); err != nil {
+		v.t.Fatal(err)
+	}
+	for v.lines.Scan() {
+		l := strings.TrimSpace(v.lines.Text())
+		v.log.WriteString(l + "\n")
+		if strings.HasPrefix(l, "smolvmm: snapshot ") || strings.HasPrefix(l, "smolvmm: C-a s: ") {
+			return l
+		}
+	}
+	v.t.Fatalf("smolvmm ended; stderr:\n%s", v.log.String())
+	return ""
+}
+
+// quit sends Ctrl-A x and checks that smolvmm ends with status 130.
+func (v *keyedVM) quit() {
+	v.t.Helper()
+	if _, err := v.ptm.Write([]byte{0x01, 'x'}); err != nil {
+		v.t.Fatal(err)
+	}
+	for v.lines.Scan() {
+		v.log.WriteString(v.lines.Text() + "\n")
+	}
+	err := v.cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		v.t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, v.log.String())
+	}
 }
