@@ -178,23 +178,29 @@ var ErrCapsOnEveryThread = errors.New("a build linked with cgo cannot drop capab
 // needs that capability, raised if not effective); boundingEmptied says
 // so. had is the capabilities there were (effective, permitted and
 // inheritable ORed), 0 when none, and then it makes no call. In a build
-// linked with cgo a process with capabilities gets ErrCapsOnEveryThread
-// and keeps them.
+// linked with cgo a process with effective or permitted capabilities
+// gets ErrCapsOnEveryThread and keeps them; one with only inheritable
+// ones keeps those and gets no error (KeepsInheritable).
 func DropCapabilities() (had uint64, boundingEmptied bool, err error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return 0, false, fmt.Errorf("capget: %w", err)
 	}
+	var held uint64 // effective or permitted
 	for i, d := range data {
 		had |= uint64(d.Effective|d.Permitted|d.Inheritable) << (32 * i)
+		held |= uint64(d.Effective|d.Permitted) << (32 * i)
 	}
 	// Ambient capabilities are permitted and inheritable ones too.
 	if had == 0 {
 		return 0, false, nil
 	}
 	if linkedWithLibc {
-		return had, false, fmt.Errorf("capabilities %#x: %w", had, ErrCapsOnEveryThread)
+		if held != 0 {
+			return had, false, fmt.Errorf("capabilities %#x: %w", had, ErrCapsOnEveryThread)
+		}
+		return had, false, nil
 	}
 	const setpcap = 1 << unix.CAP_SETPCAP
 	if data[0].Permitted&setpcap != 0 {
@@ -248,6 +254,15 @@ func checkDropped(c Credentials) error {
 	}
 	return nil
 }
+
+// KeepsInheritable is true in a build linked with cgo, whose
+// DropCapabilities leaves a process started with only inheritable
+// capabilities (setpriv --inh-caps, pam_cap, older Docker) as it is
+// rather than refuse it: it cannot clear the set on every thread, and
+// with nothing effective or permitted (so nothing ambient) the set
+// grants nothing unless a program with matching file capabilities is
+// executed (the system call filter forbids execve).
+const KeepsInheritable = linkedWithLibc
 
 // KeepsBoundingSet is true in a build linked with cgo, whose
 // DropPrivileges cannot empty the capability bounding set of every

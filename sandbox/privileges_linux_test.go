@@ -199,6 +199,11 @@ func TestDropCapabilities(t *testing.T) {
 		{"net", []uintptr{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}, "", 0x3000, false},
 		{"setpcap", []uintptr{unix.CAP_SETPCAP, unix.CAP_NET_ADMIN}, "", 0x1100, true},
 		{"setpcap permitted", []uintptr{unix.CAP_SETPCAP, unix.CAP_NET_ADMIN}, "setpcap-not-effective", 0x1100, true},
+		// As setpriv --inh-caps +net_raw (pam_cap, older Docker)
+		// starts one: nothing effective or permitted. A cgo build
+		// refused to run it ("capabilities 0x2000: a build linked
+		// with cgo cannot drop capabilities on every thread").
+		{"inheritable only", nil, "inheritable", 0x2000, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, "-test.run=^$")
@@ -207,13 +212,21 @@ func TestDropCapabilities(t *testing.T) {
 				Credential:  &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
 				AmbientCaps: tt.caps,
 			}
-			out, err := cmd.Output()
+			out, err := capsChildOutput(cmd, tt.mode == "inheritable")
 			if err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 			want := fmt.Sprintf("had %#x bounding %v err <nil>", tt.had, tt.bounding)
-			if linkedWithLibc && tt.had != 0 {
+			if linkedWithLibc && tt.mode == "inheritable" {
+				// Kept, granting nothing, rather than refused:
+				// no call on every thread (KeepsInheritable).
+				for _, l := range lines[1:] {
+					if strings.Contains(l, "CapInh") && !strings.HasSuffix(l, " 0000000000002000") {
+						t.Errorf("thread %s, want 0000000000002000 kept", l)
+					}
+				}
+			} else if linkedWithLibc && tt.had != 0 {
 				// Refused, the capabilities kept, rather than
 				// dropped on one thread of many.
 				want = fmt.Sprintf("had %#x bounding false err capabilities %#x: %v", tt.had, tt.had, ErrCapsOnEveryThread)
@@ -238,6 +251,41 @@ func TestDropCapabilities(t *testing.T) {
 			}
 		})
 	}
+}
+
+// capsChildOutput runs cmd; with inheritable, from a thread of this
+// process whose inheritable set has CAP_NET_RAW added, so that cmd, which
+// leaves root for nobody, starts with that capability inheritable and
+// nothing effective or permitted (CapInh 2000, CapPrm 0).
+func capsChildOutput(cmd *exec.Cmd, inheritable bool) ([]byte, error) {
+	if !inheritable {
+		return cmd.Output()
+	}
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		// Never unlocked: the thread, with its changed set, ends
+		// with the goroutine.
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			done <- result{nil, fmt.Errorf("capget: %w", err)}
+			return
+		}
+		data[0].Inheritable |= 1 << unix.CAP_NET_RAW
+		if _, _, errno := syscall.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+			done <- result{nil, fmt.Errorf("capset: %w", errno)}
+			return
+		}
+		out, err := cmd.Output()
+		done <- result{out, err}
+	}()
+	r := <-done
+	return r.out, r.err
 }
 
 // capBounding is this process's bounding set as /proc shows it.

@@ -289,7 +289,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 				return err
 			}
 			if verbose && had != 0 {
-				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", capsDroppedLine(had, bounding))
+				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", capsDroppedLine(had, bounding, sandbox.KeepsInheritable))
 			}
 		}
 		if prepared == nil {
@@ -337,8 +337,12 @@ func droppedLine(creds sandbox.Credentials, keepsBounding bool) string {
 
 // capsDroppedLine is -v's line on the capabilities had (a bit mask) that
 // an ordinary user's VMM dropped; bounding says whether it emptied its
-// bounding set too (it takes CAP_SETPCAP).
-func capsDroppedLine(had uint64, bounding bool) string {
+// bounding set too (it takes CAP_SETPCAP); keptInheritable, that a cgo
+// build kept them, as it does only inheritable ones.
+func capsDroppedLine(had uint64, bounding, keptInheritable bool) string {
+	if keptInheritable { // DropCapabilities refuses any other set
+		return fmt.Sprintf("inheritable capabilities %#x kept: a build linked with cgo cannot clear them on every thread; with none effective or permitted they grant nothing unless a program with file capabilities is executed", had)
+	}
 	line := fmt.Sprintf("capabilities %#x dropped on every thread: the VMM runs as uid %d with none", had, os.Geteuid())
 	if !bounding {
 		line += " (its bounding set is kept: emptying it takes CAP_SETPCAP)"

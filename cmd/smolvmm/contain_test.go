@@ -904,3 +904,25 @@ func TestOrdinaryUserDropsCaps(t *testing.T) {
 		}
 	})
 }
+
+// TestCapsDroppedLine: -v of a cgo build started with only inheritable
+// capabilities, which it keeps (sandbox.KeepsInheritable), says they
+// were kept, not dropped.
+func TestCapsDroppedLine(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		bounding, kept bool
+		want, wantNot  string
+	}{
+		{"dropped", true, false, "capabilities 0x2000 dropped on every thread", "kept"},
+		{"bounding kept", false, false, "(its bounding set is kept: emptying it takes CAP_SETPCAP)", "inheritable"},
+		{"inheritable kept", false, true, "inheritable capabilities 0x2000 kept: a build linked with cgo cannot clear them on every thread", "dropped"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			line := capsDroppedLine(0x2000, tt.bounding, tt.kept)
+			if !strings.Contains(line, tt.want) || strings.Contains(line, tt.wantNot) {
+				t.Errorf("%q; want %q, without %q", line, tt.want, tt.wantNot)
+			}
+		})
+	}
+}
