@@ -324,21 +324,19 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			// The snapshot's paths are not offered as flags: whoever
 			// wrote it chose them.
 			ve.Hint = "a snapshot's own disk paths are used only when you or root own it and no one else may write it; give -d FILE for each disk, in order, the images you mean it to use"
-			if flags := snapshotDiskPattern(c.String("restore")); flags != "" {
-				ve.Hint += ": " + flags
-			}
 			// A --user run's snapshots are its user's (snapshot.Target.
 			// AllowUser): restoring one with the same flags meets the
-			// refusal too. The paths it names are then offered, with the
-			// reason: this run's own user wrote them, or its guest did.
+			// refusal too, and the reason is said: this run's own user
+			// wrote it, or its guest did. Its paths are still not
+			// offered as flags (the error names them).
 			var oe *vmm.SnapshotOwnerError
 			if errors.As(err, &oe) {
 				if who := ownerDropFlag(c, oe.UID); who != "" {
-					ve.Hint = "a run with " + who + " writes its snapshots as uid " + strconv.FormatUint(uint64(oe.UID), 10) + ", who owns this one: a VMM its guest took over could have written it, so its own disk paths are not used; give -d FILE for each disk, in order, the images you mean it to use"
-					if flags := snapshotDiskFlags(c.String("restore"), nil, true); flags != "" {
-						ve.Hint += ", those it names if they are: " + flags
-					}
+					ve.Hint = "a run with " + who + " writes its snapshots as uid " + strconv.FormatUint(uint64(oe.UID), 10) + ", who owns this one: a VMM its guest took over could have written it, so its own disk paths are not used; give -d FILE for each disk, in order, the images you mean it to use, those it names if they are"
 				}
+			}
+			if flags := snapshotDiskPattern(c.String("restore")); flags != "" {
+				ve.Hint += ": " + flags
 			}
 			ve.Hint += " (their content is then checked)"
 			return nil, err

@@ -670,8 +670,9 @@ func TestCLIRestoreDiskSettings(t *testing.T) {
 // paths not offered as flags); with -d the same image restores, as does
 // the snapshot of this user without -d. One owned by the user the
 // restore's --user or --uid drops to (as a --user run's snapshots are)
-// is refused too, the advice then naming the disks it records as -d
-// flags: it said only FILE, as for a stranger's.
+// is refused too, the advice then saying why, its disks still FILE in
+// the -d flags: it offered the paths the snapshot records, which a guest
+// that took over the VMM could have chosen, ready to paste.
 func TestCLIRestoreSnapshotOwner(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -693,7 +694,7 @@ func TestCLIRestoreSnapshotOwner(t *testing.T) {
 	}
 	advice := "(a snapshot's own disk paths are used only when you or root own it and no one else may write it; give -d FILE for each disk, in order, the images you mean it to use: -d FILE,ro (their content is then checked))"
 	userAdvice := func(who string) string {
-		return "(a run with " + who + " writes its snapshots as uid 65534, who owns this one: a VMM its guest took over could have written it, so its own disk paths are not used; give -d FILE for each disk, in order, the images you mean it to use, those it names if they are: -d " + disk + ",ro (their content is then checked))"
+		return "(a run with " + who + " writes its snapshots as uid 65534, who owns this one: a VMM its guest took over could have written it, so its own disk paths are not used; give -d FILE for each disk, in order, the images you mean it to use, those it names if they are: -d FILE,ro (their content is then checked))"
 	}
 	tests := []struct {
 		name   string
