@@ -47,12 +47,19 @@ var (
 	// no snapshot while it is so: it would write over the file moved
 	// away or linked, or replace the one put in its place.
 	ErrMoved = errors.New("not as the snapshot target left it")
+	// ErrTempRemoved: the temporary a Target writes next (after the
+	// first commit, the spare, which holds the previous snapshot) was
+	// removed, as a cleaner of old temporary files may remove it. The
+	// error wraps ErrMoved too. A Target makes no new temporary (the
+	// process may no longer create files): it writes no more snapshots,
+	// and the file keeps the last one it wrote.
+	ErrTempRemoved = errors.New("removed: no more snapshots can be written to the target, whose file keeps the last one written")
 )
 
 // TargetError is the error of a Target's operation, naming its file.
 // Err wraps ErrInUse when another process holds the file locked (Holder
 // then names it, when it can be found), ErrNotRegular, ErrDirPermission
-// or ErrMoved.
+// or ErrMoved (and ErrTempRemoved with it).
 type TargetError struct {
 	Path   string // the file as given to OpenTarget
 	Op     string // what failed: "resolve symlink", "its directory", "open", "lock", "create temporary", "allow user", "check", "write", "write over the previous snapshot", "commit"
@@ -821,6 +828,11 @@ func (t *Target) prepare() (*os.File, error) {
 		return nil, &TargetError{Path: t.path, Op: "write", Err: os.ErrClosed}
 	}
 	f := t.files[t.next]
+	// A temporary removed has no name left: said so, rather than as
+	// one moved away that could be put back.
+	if err := t.tempRemoved(f); err != nil {
+		return nil, &TargetError{Path: t.path, Op: "check", Err: err}
+	}
 	if err := t.ren.Check(); err != nil {
 		return nil, &TargetError{Path: t.path, Op: "check", Err: err}
 	}
@@ -832,11 +844,7 @@ func (t *Target) prepare() (*os.File, error) {
 		return nil, &TargetError{Path: t.path, Op: "check", Err: fmt.Errorf("%s: %w", t.spareName(), err)}
 	}
 	if st.Nlink > 1 {
-		what := "the snapshot's temporary"
-		if t.committed {
-			what = "the previous snapshot, which the next is written over"
-		}
-		return nil, &TargetError{Path: t.path, Op: "check", Err: fmt.Errorf("%s (%s): %w: it has %d names (a hard link to it, whose content writing would change)", t.spareName(), what, ErrMoved, st.Nlink)}
+		return nil, &TargetError{Path: t.path, Op: "check", Err: fmt.Errorf("%s (%s): %w: it has %d names (a hard link to it, whose content writing would change)", t.spareName(), t.spareWhat(), ErrMoved, st.Nlink)}
 	}
 	// A temporary that was once the file may be mapped by a machine
 	// restored from it: it is written only once no such machine holds it.
@@ -871,6 +879,25 @@ func (t *Target) spareName() string {
 	return t.tempNames[0]
 }
 
+// spareWhat says what the temporary written next is, for messages.
+func (t *Target) spareWhat() string {
+	if t.committed {
+		return "the previous snapshot, which the next is written over"
+	}
+	return "the snapshot's temporary"
+}
+
+// tempRemoved returns ErrTempRemoved (and ErrMoved) when f, the
+// temporary written next, has no name left; nil otherwise, a failed
+// fstat included (the checks after it report that).
+func (t *Target) tempRemoved(f *os.File) error {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Nlink != 0 {
+		return nil
+	}
+	return fmt.Errorf("%s (%s): %w: %w", t.spareName(), t.spareWhat(), ErrMoved, ErrTempRemoved)
+}
+
 // commit syncs the written temporary and has it renamed over the file.
 // t.mu is held.
 func (t *Target) commit() error {
@@ -885,6 +912,9 @@ func (t *Target) commit() error {
 		// answer failed.
 		if errors.Is(err, ErrMoved) {
 			emptyTemp(f)
+			if rerr := t.tempRemoved(f); rerr != nil {
+				err = rerr
+			}
 		}
 		return &TargetError{Path: t.path, Op: "commit", Err: err}
 	}

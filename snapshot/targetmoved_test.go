@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -210,4 +211,74 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestTargetTempRemoved: once the temporary a Target writes next is
+// removed (a cleaner of old files in /tmp may remove the spare), its
+// snapshots are refused with ErrTempRemoved, which says so and that no
+// more can be written, and ErrMoved; the file keeps the last snapshot.
+// Before, the refusal said only "moved or removed", as for a file that
+// could be put back.
+func TestTargetTempRemoved(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		commits int
+		during  bool // removed while the next snapshot is written
+		what    string
+		want    map[string]string
+	}{
+		{"the spare", 1, false, "(the previous snapshot, which the next is written over)", map[string]string{"f.snap": "s0"}},
+		{"the spare, while written", 2, true, "(the previous snapshot, which the next is written over)", map[string]string{"f.snap": "s1"}},
+		{"before the first", 0, false, "(the snapshot's temporary)", map[string]string{}},
+	} {
+		for _, handed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/renamer handed off %v", tt.name, handed), func(t *testing.T) {
+				dir := t.TempDir()
+				tg, err := OpenTarget(filepath.Join(dir, "f.snap"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tg.Close()
+				if handed {
+					handOff(t, tg)
+				}
+				for i := range tt.commits {
+					if err := tg.Write(writeString(fmt.Sprint("s", i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				temp := filepath.Join(dir, tg.spareName())
+				rm := func() {
+					if err := os.Remove(temp); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !tt.during {
+					rm()
+				}
+				for i := range 2 {
+					err := tg.Write(func(w io.Writer) error {
+						if tt.during && i == 0 {
+							rm()
+						}
+						return writeString("refused")(w)
+					})
+					if !errors.Is(err, ErrTempRemoved) || !errors.Is(err, ErrMoved) {
+						t.Fatalf("snapshot %d: %v; want ErrTempRemoved and ErrMoved", i, err)
+					}
+					if want := filepath.Base(temp) + " " + tt.what + ": " + ErrMoved.Error() + ": " + ErrTempRemoved.Error(); !strings.Contains(err.Error(), want) {
+						t.Fatalf("snapshot %d: %v; want it to say %q", i, err, want)
+					}
+				}
+				tg.Close()
+				got := map[string]string{}
+				for _, n := range dirNames(t, dir) {
+					got[n] = mustRead(t, filepath.Join(dir, n))
+				}
+				if !mapsEqual(got, tt.want) {
+					t.Fatalf("at the end the directory holds %q; want %q", got, tt.want)
+				}
+			})
+		}
+	}
 }

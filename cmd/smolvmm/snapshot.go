@@ -795,6 +795,10 @@ func snapshotWriteAdvice(t *snapshot.Target, err error) error {
 	switch {
 	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: the previous snapshot, which this one would be written over, is in use (%w: a VM was restored from it); stop that VM to take another snapshot", path, te.Err)
+	case errors.Is(err, snapshot.ErrTempRemoved) && errors.As(err, &te):
+		// Nothing brings the temporary back, and the filtered VMM
+		// creates no file: putting anything back at path cannot help.
+		return fmt.Errorf("--snapshot %s: %w. The temporary file beside it was removed (a cleaner of old files may remove it), and this run creates no other: it can take no more snapshots. %s keeps the last one it took, if any; to take more, run the VM again (--restore %s resumes from that one; give --snapshot another file then)", path, te.Err, path, path)
 	case errors.Is(err, snapshot.ErrMoved) && errors.As(err, &te):
 		// Writing on would go into the file moved away or linked, or
 		// replace the one put in its place.

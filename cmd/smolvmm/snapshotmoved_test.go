@@ -82,6 +82,31 @@ func TestCLISnapshotKeyFileMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	written("once the file is back")
+	// The spare removed (as a cleaner of old files in /tmp may): no
+	// more snapshots, said so, rather than advice to put the file
+	// back, which it is.
+	spares, err := filepath.Glob(filepath.Join(dir, ".m.snap.*.tmp"))
+	if err != nil || len(spares) != 1 {
+		t.Fatalf("spares %q, %v; want one", spares, err)
+	}
+	if err := os.Remove(spares[0]); err != nil {
+		t.Fatal(err)
+	}
+	backSum := sum(snap)
+	for range 2 {
+		l := press()
+		for _, want := range []string{"smolvmm: C-a s: --snapshot " + snap + ": ", snapshot.ErrTempRemoved.Error(), "this run creates no other: it can take no more snapshots", "--restore " + snap + " resumes from that one"} {
+			if !strings.Contains(l, want) {
+				t.Fatalf("after the spare was removed: %q; want it refused, saying %q", l, want)
+			}
+		}
+		if strings.Contains(l, "put the snapshot last written back") {
+			t.Fatalf("after the spare was removed: %q; advises putting back a file that is there", l)
+		}
+		if sum(snap) != backSum {
+			t.Fatal("after the spare was removed, the file changed")
+		}
+	}
 	vm.quit()
 	if names := dirNames(t, dir); !slices.Equal(names, []string{"m.snap"}) {
 		t.Fatalf("left in the directory: %q; want only m.snap", names)
