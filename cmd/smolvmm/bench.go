@@ -479,7 +479,9 @@ func benchAction(c *cli.Context) error {
 // restores ready at its first instruction, and bench does not make its
 // restores wait for the line (a guest snapshotted at it prints it no
 // more), so its ready is then the restore's own. "" when every round
-// printed it, or there are no restores timed against a line.
+// printed it, or there are no restores timed against a line (with
+// --ready-port, which the restores do wait for, --ready is refused).
+// --parallel has no such note: its results keep no console output.
 func restoreReadyNote(c *cli.Context, res *bench.Results, re *regexp.Regexp) string {
 	if c.String("restore") == "" || re == nil || len(res.Systems) == 0 {
 		return ""
