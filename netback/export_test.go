@@ -238,3 +238,17 @@ func NewHostQuery() func(ctx context.Context, name string) ([]string, error) {
 		return addrs, err
 	}
 }
+
+// HubDropVM closes the hub's side of the VM's connection, as the hub does
+// for a VM whose queue stayed full for the write timeout (push); false
+// when no VM has mac.
+func HubDropVM(h *Hub, mac [6]byte) bool {
+	h.mu.RLock()
+	p := h.ports[mac]
+	h.mu.RUnlock()
+	if p == nil {
+		return false
+	}
+	_ = p.conn.Close()
+	return true
+}

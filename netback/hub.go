@@ -164,6 +164,12 @@ type Hub struct {
 	ports     map[[6]byte]*hubPort
 	// admitMu serialises admissions (register).
 	admitMu sync.Mutex
+	// natEnds are the NAT relays of VMs that left, by address, ended
+	// after hubRejoinGrace (endNATLater) unless the same VM rejoins at
+	// that address meanwhile (settleNAT): a VM that drops its connection
+	// and rejoins keeps its TCP connections.
+	natMu   sync.Mutex
+	natEnds map[netip.Addr]*natEnd
 	conns   connSet // every open connection, handshaking or joined
 
 	wg        sync.WaitGroup
@@ -272,7 +278,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if cfg.Leases == "" {
 		cfg.Leases = HubLeases(cfg.Socket)
 	}
-	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{},
+	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}, natEnds: map[netip.Addr]*natEnd{},
 		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}), changed: make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		peerUID: hooks.peerUID, portStart: hooks.portStart}
@@ -428,6 +434,7 @@ func (h *Hub) Close() error {
 		err = errors.Join(err, h.ln.Close())
 		h.conns.closeAll()
 		h.wg.Wait()
+		h.stopNATEnds()
 		// No VM is left to ask for a save: the last one has every
 		// change, the last-seen times of the VMs that just left too.
 		close(h.saveReq)
@@ -647,7 +654,7 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 	if msg != "" {
 		return nil, RefusedForward, msg
 	}
-	p, r, msg, wait := h.register(c, peer, mac, fwds)
+	p, r, msg, wait := h.register(c, peer, mac, fwds, hello.Rejoin)
 	for wait > 0 {
 		// Every address left is held for a VM that was connected
 		// before the hub restarted; it may rejoin meanwhile.
@@ -655,7 +662,7 @@ func (h *Hub) admit(c net.Conn, hello hubHello) (*hubPort, Refusal, string) {
 		case <-time.After(wait):
 		case <-h.closing:
 		}
-		p, r, msg, wait = h.register(c, peer, mac, fwds)
+		p, r, msg, wait = h.register(c, peer, mac, fwds, hello.Rejoin)
 	}
 	if r == 0 {
 		if len(root) > 0 {
@@ -748,8 +755,9 @@ func (h *Hub) checkPrivileged(peer peerUser, mac net.HardwareAddr, fwds []Forwar
 // commit no other VM takes the planned address or registers the MAC, and
 // the forwards are bound in between without holding up the switch. A
 // wait above 0 says to try again after it: the only addresses left are
-// held (leaseStore.holdConnected).
-func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []Forward) (*hubPort, Refusal, string, time.Duration) {
+// held (leaseStore.holdConnected). rejoin is the hello's: the VM lost
+// its connection and is back.
+func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []Forward, rejoin bool) (*hubPort, Refusal, string, time.Duration) {
 	var key [6]byte
 	copy(key[:], mac)
 	h.admitMu.Lock()
@@ -799,8 +807,68 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	h.ports[key] = p
 	h.leases.commit(plan, h.now())
 	h.mu.Unlock()
+	// Before the VM is answered, so before it sends through the NAT.
+	h.settleNAT(key, plan.addr, rejoin)
 	h.noteChange()
 	return p, 0, "", 0
+}
+
+// natEnd is the pending end of the NAT relays of a VM that left.
+type natEnd struct {
+	key [6]byte // the VM's MAC
+	t   *time.Timer
+}
+
+// endNATLater ends the NAT relays at addr, the address of the VM key that
+// left, after hubRejoinGrace, unless settleNAT comes first.
+func (h *Hub) endNATLater(key [6]byte, addr netip.Addr) {
+	e := &natEnd{key: key}
+	h.natMu.Lock()
+	defer h.natMu.Unlock()
+	if old := h.natEnds[addr]; old != nil {
+		old.t.Stop() // e ends the relays at addr, old's too
+	}
+	e.t = time.AfterFunc(hubRejoinGraceFor, func() {
+		h.natMu.Lock()
+		mine := h.natEnds[addr] == e
+		if mine {
+			delete(h.natEnds, addr)
+		}
+		h.natMu.Unlock()
+		if mine {
+			h.gw.nat.endGuest(addr)
+		}
+	})
+	h.natEnds[addr] = e
+}
+
+// settleNAT decides the pending end of the NAT relays at addr, where the
+// VM key has just joined: kept when it is the VM that left them and it
+// rejoins (its hello says so: one started again has lost its
+// connections), ended now otherwise, so that the new VM has its own
+// bounds and no other VM's connections.
+func (h *Hub) settleNAT(key [6]byte, addr netip.Addr, rejoin bool) {
+	h.natMu.Lock()
+	e := h.natEnds[addr]
+	if e != nil {
+		delete(h.natEnds, addr)
+		e.t.Stop()
+	}
+	h.natMu.Unlock()
+	if e != nil && (e.key != key || !rejoin) {
+		h.gw.nat.endGuest(addr)
+	}
+}
+
+// stopNATEnds drops the pending ends: the gateway's close ends every
+// relay.
+func (h *Hub) stopNATEnds() {
+	h.natMu.Lock()
+	defer h.natMu.Unlock()
+	for addr, e := range h.natEnds {
+		e.t.Stop()
+		delete(h.natEnds, addr)
+	}
 }
 
 // saveLeases writes the lease file. A failure is logged: the leases hold
@@ -985,9 +1053,10 @@ func (p *hubPort) close() {
 	_ = p.conn.Close()
 }
 
-// unregister takes the VM out: its forwards stop, its NAT relays end, its
-// MAC leaves the switch, its queue closes (ending writeLoop), and its
-// lease is marked seen now (and saved in the background).
+// unregister takes the VM out: its forwards stop, its NAT relays end
+// unless it rejoins (endNATLater), its MAC leaves the switch, its queue
+// closes (ending writeLoop), and its lease is marked seen now (and saved
+// in the background).
 func (p *hubPort) unregister() {
 	p.closeOnce.Do(func() {
 		p.leaving.Store(true)
@@ -995,12 +1064,15 @@ func (p *hubPort) unregister() {
 		// its MAC is still connected (and tries again) rather than that
 		// its own host ports are taken (which it would take as final).
 		p.stopForwards()
-		// Its connections through the NAT end with it, before it
-		// leaves the switch (until then no other VM has its address):
-		// else their host sockets stayed open, and counted against
-		// the bounds of the VM started again with its MAC.
+		// Its connections through the NAT end with it, once it has
+		// not rejoined for hubRejoinGrace (a VM dropped, or that drops
+		// a stalled hub, rejoins at once and keeps them), or as
+		// another VM, or it started again, joins at its address: else
+		// their host sockets stayed open, and counted against the
+		// bounds of the VM started again with its MAC. Set before it
+		// leaves the switch (until then no other VM has its address).
 		if p.addr.IsValid() {
-			p.h.gw.nat.endGuest(p.addr)
+			p.h.endNATLater(p.key, p.addr)
 		}
 		// Touched as the port goes, so that once the VM is out of the
 		// switch its lease counts as seen now.

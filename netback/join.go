@@ -190,6 +190,8 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 		return nil, err
 	}
 	j.conn, j.addr = c, addr
+	// Every later dial is a rejoin (by run's goroutine, started after).
+	j.hello.Rejoin = true
 	j.connects.Add(1)
 	j.wg.Add(1)
 	go j.run(c)

@@ -180,6 +180,10 @@ type hubHello struct {
 	// the MAC (leaseStore.grant).
 	RunsAs int    `json:"runs_as,omitempty"`
 	Query  string `json:"query,omitempty"`
+	// Rejoin says the VM joined before and lost its connection: it
+	// keeps the NAT connections it had at its address (Hub.settleNAT).
+	// A VM that starts says nothing, and its last run's are ended.
+	Rejoin bool `json:"rejoin,omitempty"`
 }
 
 // maxUID is the highest uid a process can have: uid_t is 32 bits, and
