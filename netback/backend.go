@@ -143,9 +143,13 @@ type Stats struct {
 	// NATConns and NATFlows are the guest's TCP connections and UDP
 	// flows relayed to the host now; NATRefusedConns and NATRefusedFlows
 	// count those refused because the guest had its most already (a
-	// TCP SYN reset, or dropped while too many are being dialled; a new
-	// flow's datagram dropped).
+	// TCP SYN reset; a new flow's datagram dropped).
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
+	// NATHeldConns counts the guest's TCP connections whose SYN was held
+	// back (dropped, for the guest to send again) while too many of its
+	// connections were being dialled, once each: delayed, not refused,
+	// so not counted by Lost.
+	NATHeldConns uint64
 	// DNSRefused counts the guest's DNS queries answered SERVFAIL at
 	// once because too many were being asked of the host's nameservers.
 	DNSRefused uint64
@@ -164,7 +168,7 @@ func (s Stats) Lost() uint64 {
 }
 
 // String gives the frames moved each way, then each non-zero count of
-// those dropped or refused, and why.
+// those dropped, refused or delayed, and why.
 func (s Stats) String() string {
 	out := fmt.Sprintf("%d frames to the guest, %d from it", s.ToGuest, s.FromGuest)
 	for _, c := range []struct {
@@ -177,6 +181,7 @@ func (s Stats) String() string {
 		{s.ForwardFlowsRefused, "forwarded UDP datagrams of new clients dropped, at a forward's or the VM's most flows"},
 		{s.NATRefusedConns, "outgoing TCP connections refused, at the VM's most"},
 		{s.NATRefusedFlows, "outgoing UDP flows refused, at the VM's most"},
+		{s.NATHeldConns, "outgoing TCP connections delayed (SYN held back), too many being dialled"},
 		{s.DNSRefused, "DNS queries answered SERVFAIL at once, too many being asked"},
 		{s.DNSRefusedConns, "DNS TCP connections reset, at the VM's most"},
 	} {

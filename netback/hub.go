@@ -223,9 +223,13 @@ type HubStats struct {
 	// NATConns and NATFlows are the VMs' TCP connections and UDP flows
 	// relayed to the host now; NATRefusedConns and NATRefusedFlows count
 	// those refused because their VM had its most already (a TCP SYN
-	// reset, or dropped while too many are being dialled; a new flow's
-	// datagram dropped). Each VM has bounds of its own.
+	// reset; a new flow's datagram dropped). Each VM has bounds of its
+	// own.
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
+	// NATHeldConns counts the VMs' TCP connections whose SYN was held
+	// back (dropped, for the VM to send again) while too many of its
+	// connections were being dialled, once each.
+	NATHeldConns uint64
 	// DNSRefused counts the VMs' DNS queries answered SERVFAIL at once
 	// because too many were being asked of the host's nameservers, for
 	// all VMs or for that VM.
@@ -401,7 +405,7 @@ func (h *Hub) Stats() HubStats {
 	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load(),
 		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load(),
 		ForwardFlows: uint64(h.fwd.flows.Load()), ForwardFlowsRefused: h.fwd.flowsRefused.Load(),
-		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
+		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP, NATHeldConns: ns.heldTCP,
 		DNSRefused: h.gw.resolver.refused.Load(),
 		DNSConns:   uint64(h.gw.dnsConns.total.Load()), DNSRefusedConns: h.gw.dnsConnsRefused.Load()}
 }

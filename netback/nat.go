@@ -60,6 +60,12 @@ const (
 	// reset. NetBSD's own connection-establishment timer is 75 s: the
 	// guest has given up by then.
 	natDialTimeout = 75 * time.Second
+	// natHeldMax bounds the connections whose SYN was held back
+	// (natBusy) remembered with the time of their first SYN (nat.held),
+	// for all guests: beyond it (older than natDialTimeout pruned first)
+	// a connection admitted late is watched as if its first SYN were its
+	// last.
+	natHeldMax = 16384
 	// natTCPPerGuest and natUDPPerGuest bound the TCP connections and
 	// UDP flows one guest has through the NAT at once, each holding a
 	// socket of this process: on a hub one process serves every VM, and
@@ -168,13 +174,20 @@ type nat struct {
 	// running counts the relays' goroutines, as wg does, for the tests.
 	running atomic.Int64
 	// refusedTCP and refusedUDP count the connections and flows refused
-	// for a guest's bound.
-	refusedTCP, refusedUDP atomic.Uint64
+	// for a guest's bound; heldTCP the connections whose SYN was held
+	// back (dropped for the guest to send again) while it had its most
+	// dials, once each.
+	refusedTCP, refusedUDP, heldTCP atomic.Uint64
 
 	// dials are the TCP connections being dialled on the host, by the
 	// guest's connection, for its SYNs sent again (watchTCP).
 	dialMu sync.Mutex
 	dials  map[stack.TransportEndpointID]*natDial
+	// held is when the first SYN came of each connection held back
+	// (holdSYN), for its dial's watch once admitted (watchDial): it may
+	// be late in the guest's backoff, its next SYN far off.
+	held       map[stack.TransportEndpointID]time.Time
+	heldPruned time.Time // when held was last pruned
 }
 
 // natDial is a TCP connection being dialled on the host for a guest's
@@ -193,11 +206,22 @@ func giveUpAfter(gap time.Duration) time.Duration {
 }
 
 // watchDial records the dial of the guest's connection id, ended by
-// cancel when the guest stops sending its SYN; unwatch forgets it.
+// cancel when the guest stops sending its SYN; unwatch forgets it. A
+// connection held back first (holdSYN) is given three times as long as
+// its guest has been sending its SYN, when longer: its next one may be
+// that far off.
 func (n *nat) watchDial(id stack.TransportEndpointID, cancel func()) (unwatch func()) {
-	d := &natDial{last: time.Now()}
-	d.quiet = time.AfterFunc(giveUpAfter(0), cancel)
+	now := time.Now()
+	d := &natDial{last: now}
+	wait := giveUpAfter(0)
 	n.dialMu.Lock()
+	if first, ok := n.held[id]; ok {
+		delete(n.held, id)
+		if since := now.Sub(first); since < natDialTimeout {
+			wait = max(wait, 3*since)
+		}
+	}
+	d.quiet = time.AfterFunc(wait, cancel)
 	n.dials[id] = d
 	n.dialMu.Unlock()
 	return func() {
@@ -227,6 +251,31 @@ func (n *nat) watchTCP(forward func(stack.TransportEndpointID, *stack.PacketBuff
 	}
 }
 
+// holdSYN notes a SYN of the guest's connection id dropped while the
+// guest has its most dials: the first of the connection is counted, and
+// its time kept (within natHeldMax) for watchDial.
+func (n *nat) holdSYN(id stack.TransportEndpointID) {
+	now := time.Now()
+	n.dialMu.Lock()
+	defer n.dialMu.Unlock()
+	if first, ok := n.held[id]; ok && now.Sub(first) < natDialTimeout {
+		return
+	}
+	n.heldTCP.Add(1)
+	if len(n.held) >= natHeldMax && now.Sub(n.heldPruned) >= time.Second {
+		// At most once a second: a scan of the whole map.
+		n.heldPruned = now
+		for k, first := range n.held {
+			if now.Sub(first) >= natDialTimeout {
+				delete(n.held, k)
+			}
+		}
+	}
+	if len(n.held) < natHeldMax {
+		n.held[id] = now
+	}
+}
+
 // natGuest is one guest's relays. Each relay keeps its guest's entry:
 // once the guest has left (endGuest), a guest at the same address starts
 // a new one, and the old relays end on the old.
@@ -253,6 +302,7 @@ type natGuest struct {
 type natStats struct {
 	tcp, udp               uint64 // open now
 	refusedTCP, refusedUDP uint64
+	heldTCP                uint64
 }
 
 // newNAT relays to the host the guests' connections to anything but the
@@ -281,7 +331,7 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 		return addr, true
 	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
 		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{},
-		dials: map[stack.TransportEndpointID]*natDial{}}
+		dials: map[stack.TransportEndpointID]*natDial{}, held: map[stack.TransportEndpointID]time.Time{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Under the seccomp filter: GODEBUG=multipathtcp=1 would make the
 	// first dial probe the kernel (bind, uname), which the filter refuses.
@@ -478,7 +528,7 @@ func (n *nat) stats() natStats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return natStats{tcp: uint64(n.openTCP), udp: uint64(n.openUDP),
-		refusedTCP: n.refusedTCP.Load(), refusedUDP: n.refusedUDP.Load()}
+		refusedTCP: n.refusedTCP.Load(), refusedUDP: n.refusedUDP.Load(), heldTCP: n.heldTCP.Load()}
 }
 
 // expireUDP ends up to k UDP flows of guest as their idle timers would,
@@ -547,7 +597,7 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	case natBusy: // dropped: the guest sends its SYN again
-		n.refusedTCP.Add(1)
+		n.holdSYN(id)
 		r.Complete(false)
 		return
 	}

@@ -34,7 +34,7 @@ func TestNATDialsPerService(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "the guest's SYNs beyond its dials to the service to be dropped", func() bool { return h.Stats().NATRefusedConns > 0 })
+	waitFor(t, "the guest's SYNs beyond its dials to the service to be dropped", func() bool { return h.Stats().NATHeldConns > 0 })
 
 	ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ecancel()
@@ -109,5 +109,66 @@ func TestNATDialEndsWhenGuestGivesUp(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A connection whose SYNs were held back while its guest had its most
+// dials to the service, admitted late in the guest's backoff (its next
+// SYN seconds away), keeps its dial while the guest keeps sending the
+// SYN, and is counted once as delayed, not as refused, however many of
+// its SYNs were dropped.
+func TestNATDialAdmittedLate(t *testing.T) {
+	defer netback.SetSYNSilence(1500 * time.Millisecond)()
+	hang := hangingPort(t)
+	h := startHub(t, testsock.Dir(t))
+	g, _ := joinGuest(t, h, testMAC(1))
+	dest := netip.AddrPortFrom(netback.UserGateway, hang)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	long, cancelLong := context.WithCancel(context.Background())
+	defer cancelLong()
+	short, cancelShort := context.WithCancel(context.Background())
+	defer cancelShort()
+	for i := range netback.NATDialsPerService {
+		ctx := long
+		if i == 0 {
+			ctx = short
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c, err := g.DialTCP(ctx, dest); err == nil {
+				c.Close()
+			}
+		}()
+	}
+	waitFor(t, "the dials to the service", func() bool { return h.Stats().NATConns == netback.NATDialsPerService })
+	late := make(chan error, 1)
+	go func() {
+		c, err := g.DialTCP(long, dest)
+		if err == nil {
+			c.Close()
+		}
+		late <- err
+	}()
+	waitFor(t, "the fifth connection's SYN to be held back", func() bool { return h.Stats().NATHeldConns > 0 })
+	// Its SYNs come 1, 3 and 7 s after the first (gVisor's backoff):
+	// the first program gives up, its dial ends after the silence, and
+	// the fifth is admitted at one of them, its next 4 or 8 s away.
+	time.Sleep(2 * time.Second)
+	cancelShort()
+	waitFor(t, "the first program's dial to end", func() bool { return h.Stats().NATConns < netback.NATDialsPerService })
+	waitFor(t, "the fifth connection to be admitted", func() bool { return h.Stats().NATConns == netback.NATDialsPerService })
+	select {
+	case err := <-late:
+		t.Fatalf("the fifth connection, its guest still sending its SYN, ended: %v", err)
+	case <-time.After(9 * time.Second):
+	}
+	if n := h.Stats().NATConns; n != netback.NATDialsPerService {
+		t.Errorf("%d dials, want %d", n, netback.NATDialsPerService)
+	}
+	s := h.Stats()
+	if s.NATHeldConns != 1 || s.NATRefusedConns != 0 {
+		t.Errorf("counted %d delayed and %d refused, want 1 and 0", s.NATHeldConns, s.NATRefusedConns)
 	}
 }

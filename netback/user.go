@@ -168,7 +168,7 @@ func (u *User) Stats() Stats {
 		ForwardFlows:        uint64(u.fwd.flows.Load()),
 		ForwardFlowsRefused: u.fwd.flowsRefused.Load(),
 
-		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP,
+		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP, NATHeldConns: ns.heldTCP,
 		DNSRefused: u.gw.resolver.refused.Load(),
 		DNSConns:   uint64(u.gw.dnsConns.total.Load()), DNSRefusedConns: u.gw.dnsConnsRefused.Load(),
 	}
