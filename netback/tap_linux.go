@@ -38,38 +38,59 @@ type Tap struct {
 // NAME up" does not. A tap that OpenTap created disappears when the
 // backend is closed.
 func OpenTap(name string) (*Tap, error) {
+	t, _, err := openTap(name)
+	return t, err
+}
+
+// CheckTap checks that OpenTap(name) would succeed, as OpenTap would
+// fail, leaving the interface as it was: a tap it brought up is brought
+// down again, one it created disappears.
+func CheckTap(name string) error {
+	t, raised, err := openTap(name)
+	if err != nil {
+		return err
+	}
+	if raised {
+		err = setIfDown(name)
+	}
+	return errors.Join(err, t.Close())
+}
+
+// openTap is OpenTap, saying too whether it brought the tap up.
+func openTap(name string) (t *Tap, raised bool, err error) {
 	if err := checkIfName(name); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	_, statErr := net.InterfaceByName(name)
 	existed := statErr == nil
 
 	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, tapErr(name, "open "+tunDevice, err)
+		return nil, false, tapErr(name, "open "+tunDevice, err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		_ = unix.Close(fd)
-		return nil, fmt.Errorf("tap %q: %w", name, err)
+		return nil, false, fmt.Errorf("tap %q: %w", name, err)
 	}
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		_ = unix.Close(fd)
-		return nil, tapErr(name, "TUNSETIFF", err)
+		return nil, false, tapErr(name, "TUNSETIFF", err)
 	}
 	// A tap made beforehand ("ip tuntap add") is down, and a down tap
 	// fails every frame written to it: up it goes, or it is refused.
-	if err := setIfUp(name); err != nil {
+	raised, err = setIfUp(name)
+	if err != nil {
 		_ = unix.Close(fd)
 		if existed && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) {
-			return nil, fmt.Errorf("tap %s is down and this process may not bring it up (that needs CAP_NET_ADMIN): bring it up first with `ip link set %s up`: %w", name, name, err)
+			return nil, false, fmt.Errorf("tap %s is down and this process may not bring it up (that needs CAP_NET_ADMIN): bring it up first with `ip link set %s up`: %w", name, name, err)
 		}
-		return nil, err
+		return nil, false, err
 	}
 	// The descriptor is non-blocking, so the file uses Go's poller and Close
 	// wakes a pending ReadFrame.
-	return &Tap{name: name, file: os.NewFile(uintptr(fd), tunDevice+":"+name)}, nil
+	return &Tap{name: name, file: os.NewFile(uintptr(fd), tunDevice+":"+name)}, raised, nil
 }
 
 // checkIfName rejects names Linux would refuse or misread.
@@ -135,28 +156,44 @@ func notTapHint(name string, flags int64) string {
 }
 
 // setIfUp sets IFF_UP on an interface, as "ip link set NAME up" does,
-// unless it is set already (reading the flags needs no capability).
-func setIfUp(name string) error {
+// unless it is set already (reading the flags needs no capability);
+// raised says it was not.
+func setIfUp(name string) (raised bool, err error) {
+	return setIfFlag(name, "bring up", true)
+}
+
+// setIfDown clears IFF_UP on an interface, as "ip link set NAME down"
+// does.
+func setIfDown(name string) error {
+	_, err := setIfFlag(name, "bring down", false)
+	return err
+}
+
+// setIfFlag sets IFF_UP on an interface to up unless it is so already
+// (changed says it was not); what names the change in errors.
+func setIfFlag(name, what string, up bool) (changed bool, err error) {
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("tap %s: bring up: socket: %w", name, err)
+		return false, fmt.Errorf("tap %s: %s: socket: %w", name, what, err)
 	}
 	defer unix.Close(s)
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		return fmt.Errorf("tap %s: bring up: %w", name, err)
+		return false, fmt.Errorf("tap %s: %s: %w", name, what, err)
 	}
 	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("tap %s: bring up: SIOCGIFFLAGS: %w", name, err)
+		return false, fmt.Errorf("tap %s: %s: SIOCGIFFLAGS: %w", name, what, err)
 	}
-	if ifr.Uint16()&unix.IFF_UP != 0 {
-		return nil
+	flags := ifr.Uint16()
+	if (flags&unix.IFF_UP != 0) == up {
+		return false, nil
 	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	flags ^= unix.IFF_UP
+	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("tap %s: bring up: SIOCSIFFLAGS: %w", name, err)
+		return false, fmt.Errorf("tap %s: %s: SIOCSIFFLAGS: %w", name, what, err)
 	}
-	return nil
+	return true, nil
 }
 
 // Name is the tap interface's name.

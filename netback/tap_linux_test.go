@@ -406,7 +406,7 @@ func TestTapExistingDown(t *testing.T) {
 			const name = "smtdown"
 			makeDownTap(t, name)
 			if tc.up {
-				if err := setIfUp(name); err != nil {
+				if _, err := setIfUp(name); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -429,6 +429,66 @@ func TestTapExistingDown(t *testing.T) {
 			}
 			if err := tap.WriteFrame(testFrame(net.HardwareAddr{0x52, 0x54, 0, 1, 2, 3}, "from the guest")); err != nil {
 				t.Errorf("a frame from the guest was lost: %v", err)
+			}
+		})
+	}
+}
+
+// CheckTap, up's probe before its download, fails as OpenTap would and
+// leaves the interface as it found it: a down tap stays down (brought
+// up to check that it may be, then down again), an up one up, and one
+// it created is gone.
+func TestCheckTap(t *testing.T) {
+	tests := []struct {
+		name      string
+		exists    bool
+		up        bool // brought up before CheckTap
+		noNetAdm  bool
+		wantError string
+	}{
+		{name: "down", exists: true},
+		{name: "up", exists: true, up: true},
+		{name: "up, no capability", exists: true, up: true, noNetAdm: true},
+		{name: "down, may not bring up", exists: true, noNetAdm: true,
+			wantError: "tap smtcheck is down and this process may not bring it up (that needs CAP_NET_ADMIN)"},
+		{name: "missing"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			needTap(t)
+			inNewNetns(t)
+			const name = "smtcheck"
+			if tc.exists {
+				makeDownTap(t, name)
+			}
+			if tc.up {
+				if _, err := setIfUp(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.noNetAdm {
+				dropNetAdmin(t)
+			}
+			err := CheckTap(name)
+			if tc.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+					t.Fatalf("CheckTap(%s) = %v, want %q", name, err, tc.wantError)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			ifi, err := net.InterfaceByName(name)
+			if !tc.exists {
+				if err == nil {
+					t.Errorf("tap %s, which CheckTap created, is still there", name)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if up := ifi.Flags&net.FlagUp != 0; up != tc.up {
+				t.Errorf("tap %s after CheckTap: up %v, want %v", name, up, tc.up)
 			}
 		})
 	}

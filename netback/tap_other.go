@@ -15,6 +15,13 @@ func OpenTap(name string) (*Tap, error) {
 	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux (the user network works everywhere)"))
 }
 
+// CheckTap fails as OpenTap does: tap devices are supported on Linux
+// only.
+func CheckTap(name string) error {
+	_, err := OpenTap(name)
+	return err
+}
+
 // TapFromFD fails: tap devices are supported on Linux only.
 func TapFromFD(name string, fd int) (*Tap, error) {
 	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux"))

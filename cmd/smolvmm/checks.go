@@ -434,7 +434,8 @@ func upPreflight(c *cli.Context, image string) error {
 // probeNet checks, before up's download, that the run will open the
 // network nc as the VMM will: a shared network is running, the user
 // network's -p host ports can be bound, a tap can be attached to (and is
-// no other interface, nor another VM's). What it opens it closes.
+// no other interface, nor another VM's). What it opens it closes, and a
+// tap it brought up it brings down again.
 func probeNet(nc netConfig) error {
 	kind, name, _ := strings.Cut(nc.Spec, ":")
 	switch {
@@ -444,11 +445,10 @@ func probeNet(nc netConfig) error {
 	case nc.Spec == "user":
 		return netback.CheckForwardPorts(nc.Forwards)
 	case kind == "tap":
-		tap, err := netback.OpenTap(name)
-		if err != nil {
+		// Left as it was: up, failing later, leaves no down tap up.
+		if err := netback.CheckTap(name); err != nil {
 			return backendError(nc.Spec, err)
 		}
-		return tap.Close()
 	}
 	return nil
 }
