@@ -29,9 +29,19 @@ const jailForEnv = "SMOLVMM_JAILED_FOR"
 // jailed is set in the jailed VMM.
 var jailed bool
 
-// jailedFor is, in a jailed VMM, the command its errors are said as
-// (jailForEnv), "" for its own.
+// jailedFor is, in a jailed VMM, the command its errors, warnings and
+// counters are said as (jailForEnv), "" for its own: see commandSaid.
 var jailedFor string
+
+// commandSaid is the command the user gave, which the VMM's lines name
+// (smolvmm up: ...): in a VMM jailed for another command (up's VM, which
+// is run's), that command, else c's.
+func commandSaid(c *cli.Context) string {
+	if jailedFor != "" {
+		return jailedFor
+	}
+	return c.Command.Name
+}
 
 // jailTapFD is the inherited tap descriptor of a jailed VMM (-1: none),
 // taken by openBackend.
@@ -82,7 +92,9 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = args
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), jailEnv+"=-")
+	// The user's own SMOLVMM_JAILED_FOR is dropped: only this process
+	// says which command the jailed VMM speaks as.
+	cmd.Env = append(withoutEnv(os.Environ(), jailForEnv), jailEnv+"=-")
 	if hasFlag(c, "net") {
 		kind, name, _ := strings.Cut(c.String("net"), ":")
 		switch kind {
@@ -130,6 +142,17 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 		return true, true, cli.Exit("", status)
 	}
 	return true, true, nil
+}
+
+// withoutEnv is env without the variable name.
+func withoutEnv(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != name {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // jailsNetwork reports whether the jailed VMM of --net spec gets a network

@@ -197,7 +197,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 			return cfg, cleanup, err
 		}
 		if c.Command.Name != "boot" { // bench's VMs (benchBootCommand): bench warned once
-			warnHiddenTail(os.Stderr, c.Command.Name, d.Path) // disktail.go
+			warnHiddenTail(os.Stderr, commandSaid(c), d.Path) // disktail.go
 		}
 		cfg.Disks = append(cfg.Disks, d)
 	}
@@ -464,7 +464,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			eol = "\r\n" // the terminal is raw already
 		}
 		for _, w := range p.Notices {
-			fmt.Fprintf(os.Stderr, "smolvmm %s: note: %s%s", c.Command.Name, w, eol)
+			fmt.Fprintf(os.Stderr, "smolvmm %s: note: %s%s", commandSaid(c), w, eol)
 		}
 	}
 	con.onSnapshot = snapshotKey(snap, m) // snapshot.go: Ctrl-A s
@@ -490,7 +490,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			// The guest's or the stop's status stands: only a
 			// --snapshot-exit guest that ended by itself failed
 			// its purpose.
-			fmt.Fprintf(os.Stderr, "smolvmm %s: warning: %v\n", c.Command.Name, serr)
+			fmt.Fprintf(os.Stderr, "smolvmm %s: warning: %v\n", commandSaid(c), serr)
 		case err == nil || snap.exitErr != nil && errors.Is(err, snap.exitErr):
 			// --snapshot-exit's snapshot failed: Run returns its
 			// error as the machine got it, serr with the file and
@@ -508,9 +508,9 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	}
 	if c.Bool("verbose") {
 		pio, mmio := m.Unhandled()
-		fmt.Fprintf(os.Stderr, "smolvmm %s: %d unhandled port accesses, %d unhandled MMIO accesses\n", c.Command.Name, pio.Total, mmio.Total)
+		fmt.Fprintf(os.Stderr, "smolvmm %s: %d unhandled port accesses, %d unhandled MMIO accesses\n", commandSaid(c), pio.Total, mmio.Total)
 		if busiest := pio.Busiest(8); len(busiest) > 0 {
-			fmt.Fprintf(os.Stderr, "smolvmm %s: busiest unhandled ports: %s\n", c.Command.Name, strings.Join(busiest, "; "))
+			fmt.Fprintf(os.Stderr, "smolvmm %s: busiest unhandled ports: %s\n", commandSaid(c), strings.Join(busiest, "; "))
 		}
 	}
 	for _, d := range cfg.Devices {
@@ -518,7 +518,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		// guest was never told why frames went missing.
 		if nic, ok := d.(*vnet.Device); ok {
 			if st := nic.Stats(); c.Bool("verbose") || st.Lost() != 0 {
-				fmt.Fprintf(os.Stderr, "smolvmm %s: network card: %s\n", c.Command.Name, st)
+				fmt.Fprintf(os.Stderr, "smolvmm %s: network card: %s\n", commandSaid(c), st)
 			}
 			printBackendStats(c, nic.Backend())
 		}
@@ -527,7 +527,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return guestCrashExit(c, err)
 	}
 	if c.Bool("verbose") || exit.Reason == vmm.ExitStopped {
-		fmt.Fprintf(os.Stderr, "\nsmolvmm %s: guest %s\n", c.Command.Name, exit.Reason)
+		fmt.Fprintf(os.Stderr, "\nsmolvmm %s: guest %s\n", commandSaid(c), exit.Reason)
 	}
 	if s := status(exit); s != 0 {
 		return cli.Exit("", s)
@@ -550,7 +550,7 @@ func printBackendStats(c *cli.Context, b vnet.Backend) {
 		return
 	}
 	if st := r.Stats(); c.Bool("verbose") || st.Lost() != 0 {
-		fmt.Fprintf(os.Stderr, "smolvmm %s: network %s: %s\n", c.Command.Name, c.String("net"), st)
+		fmt.Fprintf(os.Stderr, "smolvmm %s: network %s: %s\n", commandSaid(c), c.String("net"), st)
 	}
 }
 

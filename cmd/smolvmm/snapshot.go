@@ -621,7 +621,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 			// The guest runs on, and a Ctrl-A s may yet write one: a
 			// failed attempt, said now, as a Ctrl-A s's is.
 			run.failures.add(err)
-			fmt.Fprintf(os.Stderr, "\r\nsmolvmm %s: warning: snapshot at ready: %v\r\n", c.Command.Name, snapshotWriteAdvice(t, err))
+			fmt.Fprintf(os.Stderr, "\r\nsmolvmm %s: warning: snapshot at ready: %v\r\n", commandSaid(c), snapshotWriteAdvice(t, err))
 			return
 		}
 		if c.Bool("verbose") || c.Bool("timings") {
