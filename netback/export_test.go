@@ -164,6 +164,15 @@ func SetHubRejoinGrace(d time.Duration) (restore func()) {
 	return func() { hubRejoinGraceFor = old }
 }
 
+// SetHubNATGrace sets how long a hub keeps the NAT connections of a VM
+// that left for it to rejoin, until the returned function restores it.
+// Set it before starting the network.
+func SetHubNATGrace(d time.Duration) (restore func()) {
+	old := hubNATGraceFor
+	hubNATGraceFor = d
+	return func() { hubNATGraceFor = old }
+}
+
 // SetHubWriteTimeout sets how long a VM's connection may take no frame
 // before the hub drops it, until the returned function restores it.
 func SetHubWriteTimeout(d time.Duration) (restore func()) {

@@ -64,13 +64,22 @@ const (
 	// so (joinRetryMax), and a MAC that needs one of their addresses
 	// waits for it meanwhile, within its handshake's time.
 	hubRejoinGrace = 3 * time.Second
+	// hubNATGrace is how long the NAT connections of a VM that left are
+	// kept for it to rejoin: one the hub dropped (its queue full for
+	// hubWriteTimeout, as when its process was stopped) rejoins once it
+	// reads again, one that dropped a stalled hub within a second or so.
+	// A VM started again, or another at the address, ends them at once
+	// (settleNAT), so waiting longer holds host sockets but no bound.
+	hubNATGrace = 30 * time.Second
 )
 
-// hubRejoinGraceFor and hubWriteTimeoutFor are hubRejoinGrace and
-// hubWriteTimeout, variables for the tests.
+// hubRejoinGraceFor, hubWriteTimeoutFor and hubNATGraceFor are
+// hubRejoinGrace, hubWriteTimeout and hubNATGrace, variables for the
+// tests.
 var (
 	hubRejoinGraceFor  = hubRejoinGrace
 	hubWriteTimeoutFor = hubWriteTimeout
+	hubNATGraceFor     = hubNATGrace
 )
 
 // MaxSocketPath is the longest path a Unix socket address takes (sun_path
@@ -165,12 +174,13 @@ type Hub struct {
 	// admitMu serialises admissions (register).
 	admitMu sync.Mutex
 	// natEnds are the NAT relays of VMs that left, by address, ended
-	// after hubRejoinGrace (endNATLater) unless the same VM rejoins at
+	// after natGrace (hubNATGrace; endNATLater) unless the same VM rejoins at
 	// that address meanwhile (settleNAT): a VM that drops its connection
 	// and rejoins keeps its TCP connections.
-	natMu   sync.Mutex
-	natEnds map[netip.Addr]*natEnd
-	conns   connSet // every open connection, handshaking or joined
+	natMu    sync.Mutex
+	natEnds  map[netip.Addr]*natEnd
+	natGrace time.Duration
+	conns    connSet // every open connection, handshaking or joined
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -282,7 +292,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if cfg.Leases == "" {
 		cfg.Leases = HubLeases(cfg.Socket)
 	}
-	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}, natEnds: map[netip.Addr]*natEnd{},
+	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}, natEnds: map[netip.Addr]*natEnd{}, natGrace: hubNATGraceFor,
 		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}), changed: make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		peerUID: hooks.peerUID, portStart: hooks.portStart}
@@ -824,7 +834,7 @@ type natEnd struct {
 }
 
 // endNATLater ends the NAT relays at addr, the address of the VM key that
-// left, after hubRejoinGrace, unless settleNAT comes first.
+// left, after natGrace, unless settleNAT comes first.
 func (h *Hub) endNATLater(key [6]byte, addr netip.Addr) {
 	e := &natEnd{key: key}
 	h.natMu.Lock()
@@ -832,7 +842,7 @@ func (h *Hub) endNATLater(key [6]byte, addr netip.Addr) {
 	if old := h.natEnds[addr]; old != nil {
 		old.t.Stop() // e ends the relays at addr, old's too
 	}
-	e.t = time.AfterFunc(hubRejoinGraceFor, func() {
+	e.t = time.AfterFunc(h.natGrace, func() {
 		h.natMu.Lock()
 		mine := h.natEnds[addr] == e
 		if mine {
@@ -1069,7 +1079,7 @@ func (p *hubPort) unregister() {
 		// its own host ports are taken (which it would take as final).
 		p.stopForwards()
 		// Its connections through the NAT end with it, once it has
-		// not rejoined for hubRejoinGrace (a VM dropped, or that drops
+		// not rejoined for hubNATGrace (a VM dropped, or that drops
 		// a stalled hub, rejoins at once and keeps them), or as
 		// another VM, or it started again, joins at its address: else
 		// their host sockets stayed open, and counted against the

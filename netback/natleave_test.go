@@ -15,12 +15,14 @@ import (
 )
 
 // A VM that leaves the hub without closing its connections (its process
-// ended) takes its NAT relays with it: the host's end of its TCP
+// ended) and does not rejoin within the grace takes its NAT relays with
+// it: the host's end of its TCP
 // connection is closed, its UDP flow ends, and the same VM started again
 // (same MAC, same address) has its whole NAT bound, not the remains of
 // its last run counted against it.
 func TestHubNATEndsWithVM(t *testing.T) {
 	defer netback.SetNATLimits(1, 1)()
+	defer netback.SetHubNATGrace(time.Second)() // the VM does not rejoin
 	h := startHub(t, testsock.Dir(t))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,6 +87,7 @@ func isTimeout(err error) bool {
 // connection's window shut, the gateway's send buffer full) has its NAT
 // relay ended too: closing it wakes the relay's writer.
 func TestHubNATEndsWithVMWhileHostSends(t *testing.T) {
+	defer netback.SetHubNATGrace(time.Second)()
 	h := startHub(t, testsock.Dir(t))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -27,7 +27,7 @@ func TestHubNATRejoin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// A grace no test waits out: what ends the relays, or
 			// keeps them, is the join.
-			defer netback.SetHubRejoinGrace(time.Minute)()
+			defer netback.SetHubNATGrace(time.Hour)()
 			defer netback.SetNATLimits(1, 1)()
 			echo := echoTCP(t)
 			dest := netip.AddrPortFrom(netback.UserGateway, echo)
