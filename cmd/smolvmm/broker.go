@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -273,6 +274,12 @@ func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp
 	}
 	mine, theirs := os.NewFile(uintptr(fds[0]), "broker"), os.NewFile(uintptr(fds[1]), "broker's end")
 	defer theirs.Close()
+	// The time package opens the zone file without O_CLOEXEC when it
+	// first loads time.Local, which the filter's preparation does on a
+	// goroutine of its own: a broker started meanwhile inherited that
+	// descriptor. Loaded first (sync.Once: it waits for a load under
+	// way), it is closed before the fork.
+	time.Now().Zone()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = a.list()
 	mode := "1"
