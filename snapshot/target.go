@@ -52,14 +52,31 @@ var (
 	// removed, as a cleaner of old temporary files may remove it. The
 	// error wraps ErrMoved too. A Target makes no new temporary (the
 	// process may no longer create files): it writes no more snapshots,
-	// and the file keeps the last one it wrote.
-	ErrTempRemoved = errors.New("removed: no more snapshots can be written to the target, whose file keeps the last one written")
+	// and the file keeps the last one it wrote, if it wrote one (the
+	// error says which).
+	ErrTempRemoved = errors.New("removed: no more snapshots can be written to the target")
+	// ErrTempMoved: the name that is not as the Target left it is a
+	// temporary's, the one written next (after the first commit, the
+	// spare), not the file's: the temporary was moved away, linked
+	// elsewhere (and maybe unlinked from its name) or another file put
+	// at its name, while it still has a name somewhere (ErrTempRemoved
+	// when it has none). The error wraps ErrMoved too. The file is as
+	// the last commit left it; snapshots go on once the temporary is
+	// back at its name, and there alone.
+	ErrTempMoved = errors.New("the target's temporary is not at its name alone")
 )
+
+// tempMovedError marks an ErrMoved error as a temporary's
+// (ErrTempMoved), its text unchanged: the text names the temporary.
+type tempMovedError struct{ err error }
+
+func (e tempMovedError) Error() string   { return e.err.Error() }
+func (e tempMovedError) Unwrap() []error { return []error{e.err, ErrTempMoved} }
 
 // TargetError is the error of a Target's operation, naming its file.
 // Err wraps ErrInUse when another process holds the file locked (Holder
 // then names it, when it can be found), ErrNotRegular, ErrDirPermission
-// or ErrMoved (and ErrTempRemoved with it).
+// or ErrMoved (and ErrTempRemoved or ErrTempMoved with it).
 type TargetError struct {
 	Path   string // the file as given to OpenTarget
 	Op     string // what failed: "resolve symlink", "its directory", "open", "lock", "create temporary", "allow user", "check", "write", "write over the previous snapshot", "commit"
@@ -156,7 +173,8 @@ type Renamer interface {
 	// Check returns ErrMoved unless the file's name holds the file the
 	// last commit put there (before the first: the file there when the
 	// Target was opened, or none) and the name of the temporary
-	// written next holds it. A Target checks before it writes a
+	// written next holds it (ErrTempMoved too when that name is the
+	// one that does not). A Target checks before it writes a
 	// snapshot; Commit checks again.
 	Check() error
 	// Commit checks as Check does, then puts the temporary written last
@@ -209,7 +227,7 @@ func (r *DirRenamer) Check() error {
 		return os.ErrClosed
 	}
 	if !r.committed {
-		if err := r.expect(r.f.Temps[0], r.f.TempIDs[0], "the snapshot's temporary"); err != nil {
+		if err := r.expectTemp(r.f.Temps[0], r.f.TempIDs[0], "the snapshot's temporary"); err != nil {
 			return err
 		}
 		// The file that was there may have been moved away: the
@@ -217,10 +235,20 @@ func (r *DirRenamer) Check() error {
 		// file put there is not replaced.
 		return r.expect(r.f.File, r.f.FileID, "")
 	}
-	if err := r.expect(r.f.Temps[1], r.spare, "the previous snapshot, which the next is written over"); err != nil {
+	if err := r.expectTemp(r.f.Temps[1], r.spare, "the previous snapshot, which the next is written over"); err != nil {
 		return err
 	}
 	return r.expect(r.f.File, r.cur, "")
+}
+
+// expectTemp is expect for a temporary's name: its ErrMoved is
+// ErrTempMoved too.
+func (r *DirRenamer) expectTemp(name string, id FileID, what string) error {
+	err := r.expect(name, id, what)
+	if errors.Is(err, ErrMoved) {
+		return tempMovedError{err}
+	}
+	return err
 }
 
 // expect returns ErrMoved unless name holds id; what says what the name
@@ -844,7 +872,7 @@ func (t *Target) prepare() (*os.File, error) {
 		return nil, &TargetError{Path: t.path, Op: "check", Err: fmt.Errorf("%s: %w", t.spareName(), err)}
 	}
 	if st.Nlink > 1 {
-		return nil, &TargetError{Path: t.path, Op: "check", Err: fmt.Errorf("%s (%s): %w: it has %d names (a hard link to it, whose content writing would change)", t.spareName(), t.spareWhat(), ErrMoved, st.Nlink)}
+		return nil, &TargetError{Path: t.path, Op: "check", Err: tempMovedError{fmt.Errorf("%s (%s): %w: it has %d names (a hard link to it, whose content writing would change)", t.spareName(), t.spareWhat(), ErrMoved, st.Nlink)}}
 	}
 	// A temporary that was once the file may be mapped by a machine
 	// restored from it: it is written only once no such machine holds it.
@@ -889,13 +917,18 @@ func (t *Target) spareWhat() string {
 
 // tempRemoved returns ErrTempRemoved (and ErrMoved) when f, the
 // temporary written next, has no name left; nil otherwise, a failed
-// fstat included (the checks after it report that).
+// fstat included (the checks after it report that). It says whether
+// the file keeps a snapshot t wrote: before the first, it has none.
 func (t *Target) tempRemoved(f *os.File) error {
 	var st unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &st) != nil || st.Nlink != 0 {
 		return nil
 	}
-	return fmt.Errorf("%s (%s): %w: %w", t.spareName(), t.spareWhat(), ErrMoved, ErrTempRemoved)
+	kept := "none was written to its file"
+	if t.committed {
+		kept = "its file keeps the last one written"
+	}
+	return fmt.Errorf("%s (%s): %w: %w; %s", t.spareName(), t.spareWhat(), ErrMoved, ErrTempRemoved, kept)
 }
 
 // commit syncs the written temporary and has it renamed over the file.

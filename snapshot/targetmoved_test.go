@@ -282,3 +282,103 @@ func TestTargetTempRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetTempMoved: once the temporary a Target writes next is moved
+// away, linked elsewhere and unlinked from its name, or linked
+// elsewhere while still at its name, its snapshots are refused with
+// ErrTempMoved and ErrMoved, not ErrTempRemoved (it still has a name);
+// removed, with ErrTempRemoved, whose text says whether the file keeps
+// a snapshot (before the first commit, none was written). Put back at
+// its name alone, snapshots go on. Before, the moved or linked
+// temporary got the bare ErrMoved of a file to put back at the
+// target's path, where it already was, and a removal before the first
+// commit said the file kept the last snapshot written.
+func TestTargetTempMoved(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		act     string // "rm", "mv", "ln+rm", "ln"
+		removed bool   // ErrTempRemoved rather than ErrTempMoved
+	}{
+		{"removed", "rm", true},
+		{"moved away", "mv", false},
+		{"linked elsewhere, unlinked", "ln+rm", false},
+		{"linked elsewhere", "ln", false},
+	} {
+		for _, commits := range []int{0, 1, 2} {
+			for _, handed := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%d commits/renamer handed off %v", tt.name, commits, handed), func(t *testing.T) {
+					dir := t.TempDir()
+					tg, err := OpenTarget(filepath.Join(dir, "f.snap"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer tg.Close()
+					if handed {
+						handOff(t, tg)
+					}
+					for i := range commits {
+						if err := tg.Write(writeString(fmt.Sprint("s", i))); err != nil {
+							t.Fatal(err)
+						}
+					}
+					temp := filepath.Join(dir, tg.spareName())
+					kept := filepath.Join(dir, "keep")
+					do := func(f func(string, string) error, a, b string) {
+						t.Helper()
+						if err := f(a, b); err != nil {
+							t.Fatal(err)
+						}
+					}
+					remove := func(a, _ string) error { return os.Remove(a) }
+					switch tt.act {
+					case "rm":
+						do(remove, temp, "")
+					case "mv":
+						do(os.Rename, temp, kept)
+					case "ln+rm":
+						do(os.Link, temp, kept)
+						do(remove, temp, "")
+					case "ln":
+						do(os.Link, temp, kept)
+					}
+					for i := range 2 {
+						err := tg.Write(writeString("refused"))
+						if !errors.Is(err, ErrMoved) {
+							t.Fatalf("snapshot %d: %v; want ErrMoved", i, err)
+						}
+						if errors.Is(err, ErrTempRemoved) != tt.removed || errors.Is(err, ErrTempMoved) == tt.removed {
+							t.Fatalf("snapshot %d: %v; want ErrTempRemoved %v, ErrTempMoved %v", i, err, tt.removed, !tt.removed)
+						}
+						if !strings.Contains(err.Error(), filepath.Base(temp)) {
+							t.Fatalf("snapshot %d: %v; want it to name %s", i, err, filepath.Base(temp))
+						}
+						if tt.removed {
+							want, wrong := "none was written to its file", "keeps the last one written"
+							if commits > 0 {
+								want, wrong = wrong, want
+							}
+							if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), wrong) {
+								t.Fatalf("snapshot %d: %v; want it to say %q", i, err, want)
+							}
+						}
+					}
+					if tt.removed {
+						return
+					}
+					// Back at its name, alone: snapshots go on.
+					if tt.act == "ln" {
+						do(remove, kept, "")
+					} else {
+						do(os.Rename, kept, temp)
+					}
+					if err := tg.Write(writeString("after")); err != nil {
+						t.Fatalf("with the temporary back: %v; want the snapshot written", err)
+					}
+					if got := mustRead(t, filepath.Join(dir, "f.snap")); got != "after" {
+						t.Fatalf("f.snap holds %q; want %q", got, "after")
+					}
+				})
+			}
+		}
+	}
+}

@@ -37,7 +37,8 @@ import (
 //	'd' discard: remove the temporaries that are not the file
 //
 // A request is its one byte; an answer is an errno (4 bytes, little
-// endian; 0 for success, answerMoved for snapshot.ErrMoved) and a
+// endian; 0 for success, answerMoved for snapshot.ErrMoved,
+// answerTempMoved for snapshot.ErrTempMoved) and a
 // message. The broker runs as the user the
 // VMM drops to (the temporaries are that user's and their directory
 // writable by it, snapshot.Target.AllowUser checks), under a filter of
@@ -76,8 +77,12 @@ const (
 )
 
 // answerMoved is the answer's code for snapshot.ErrMoved, beyond any
-// errno.
-const answerMoved = 1 << 20
+// errno; answerTempMoved for snapshot.ErrTempMoved (ErrMoved of a
+// temporary's name, for which the advice differs).
+const (
+	answerMoved     = 1 << 20
+	answerTempMoved = answerMoved + 1
+)
 
 // brokerArgs are the broker's command line after its name: the
 // snapshot's file name in its directory, its two temporaries', then the
@@ -229,19 +234,26 @@ func parseBrokerUser(v string) (sandbox.Credentials, error) {
 func brokerAnswer(err error) error {
 	msg := make([]byte, 4, 256)
 	if err != nil {
-		var errno syscall.Errno
-		code := uint32(unix.EIO)
-		switch {
-		case errors.Is(err, snapshot.ErrMoved):
-			code = answerMoved
-		case errors.As(err, &errno) && errno != 0:
-			code = uint32(errno)
-		}
-		binary.LittleEndian.PutUint32(msg, code)
+		binary.LittleEndian.PutUint32(msg, answerCode(err))
 		msg = append(msg, err.Error()...)
 	}
 	_, err = unix.Write(brokerSockFD, msg)
 	return err
+}
+
+// answerCode is the answer's code for a failed request's err, which
+// brokerError.Unwrap turns back.
+func answerCode(err error) uint32 {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, snapshot.ErrTempMoved):
+		return answerTempMoved
+	case errors.Is(err, snapshot.ErrMoved):
+		return answerMoved
+	case errors.As(err, &errno) && errno != 0:
+		return uint32(errno)
+	}
+	return uint32(unix.EIO)
 }
 
 // brokerFilter is the broker's seccomp filter: the runtime's calls, I/O
@@ -350,18 +362,21 @@ func (b *broker) request(op byte) error {
 }
 
 // brokerError is an operation the broker failed: its message, and its
-// errno (or snapshot.ErrMoved) for errors.Is.
+// errno (or snapshot.ErrMoved, and ErrTempMoved) for errors.Is.
 type brokerError struct {
 	msg  string
-	code uint32 // an errno, or answerMoved
+	code uint32 // an errno, answerMoved or answerTempMoved
 }
 
 func (e *brokerError) Error() string { return e.msg }
-func (e *brokerError) Unwrap() error {
-	if e.code == answerMoved {
-		return snapshot.ErrMoved
+func (e *brokerError) Unwrap() []error {
+	switch e.code {
+	case answerMoved:
+		return []error{snapshot.ErrMoved}
+	case answerTempMoved:
+		return []error{snapshot.ErrMoved, snapshot.ErrTempMoved}
 	}
-	return syscall.Errno(e.code)
+	return []error{syscall.Errno(e.code)}
 }
 
 // Close ends the broker (it discards what is left).

@@ -799,6 +799,10 @@ func snapshotWriteAdvice(t *snapshot.Target, err error) error {
 		// Nothing brings the temporary back, and the filtered VMM
 		// creates no file: putting anything back at path cannot help.
 		return fmt.Errorf("--snapshot %s: %w. The temporary file beside it was removed (a cleaner of old files may remove it), and this run creates no other: it can take no more snapshots. %s keeps the last one it took, if any; to take more, run the VM again (--restore %s resumes from that one; give --snapshot another file then)", path, te.Err, path, path)
+	case errors.Is(err, snapshot.ErrTempMoved) && errors.As(err, &te):
+		// The temporary, not FILE, is out of place: FILE is where the
+		// last snapshot left it, and the run has no other temporary.
+		return fmt.Errorf("--snapshot %s: %w. That is the temporary file beside %s that this run writes its next snapshot to (it creates no other), moved away, linked elsewhere or replaced; no snapshot is written while it is so (it would write over the file moved away or linked). To take more in this run, put that temporary back at its name, with no other link to it (move it back, remove a link made to it or a file put at its name); else this run can take no more snapshots, and %s keeps the last one it took, if any. To keep a snapshot while the VM runs, copy %s", path, te.Err, path, path, path)
 	case errors.Is(err, snapshot.ErrMoved) && errors.As(err, &te):
 		// Writing on would go into the file moved away or linked, or
 		// replace the one put in its place.
