@@ -180,8 +180,11 @@ var ErrCapsOnEveryThread = errors.New("a build linked with cgo cannot drop capab
 // inheritable ORed), 0 when none, and then it makes no call. In a build
 // linked with cgo a process with effective or permitted capabilities
 // gets ErrCapsOnEveryThread and keeps them; one with only inheritable
-// ones keeps those and gets no error (KeepsInheritable).
-func DropCapabilities() (had uint64, boundingEmptied bool, err error) {
+// ones keeps those and gets no error when execForbidden, the caller
+// installing a filter that forbids execve next (KeepsInheritable), and
+// ErrCapsOnEveryThread otherwise: a program it executed with matching
+// file capabilities would get them.
+func DropCapabilities(execForbidden bool) (had uint64, boundingEmptied bool, err error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
@@ -199,6 +202,9 @@ func DropCapabilities() (had uint64, boundingEmptied bool, err error) {
 	if linkedWithLibc {
 		if held != 0 {
 			return had, false, fmt.Errorf("capabilities %#x: %w", had, ErrCapsOnEveryThread)
+		}
+		if !execForbidden {
+			return had, false, fmt.Errorf("inheritable capabilities %#x, with no system call filter to forbid executing a program with file capabilities that would get them: %w", had, ErrCapsOnEveryThread)
 		}
 		return had, false, nil
 	}
@@ -258,10 +264,11 @@ func checkDropped(c Credentials) error {
 // KeepsInheritable is true in a build linked with cgo, whose
 // DropCapabilities leaves a process started with only inheritable
 // capabilities (setpriv --inh-caps, pam_cap, older Docker) as it is
-// rather than refuse it: it cannot clear the set on every thread, and
-// with nothing effective or permitted (so nothing ambient) the set
-// grants nothing unless a program with matching file capabilities is
-// executed (the system call filter forbids execve).
+// rather than refuse it, when the caller's system call filter forbids
+// execve: it cannot clear the set on every thread, and with nothing
+// effective or permitted (so nothing ambient) the set grants nothing
+// unless a program with matching file capabilities is executed. Without
+// such a filter it refuses the process.
 const KeepsInheritable = linkedWithLibc
 
 // KeepsBoundingSet is true in a build linked with cgo, whose

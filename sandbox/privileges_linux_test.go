@@ -146,7 +146,8 @@ func capsChild(mode string) int {
 			return 3
 		}
 	}
-	had, bounding, err := DropCapabilities()
+	// Mode "inheritable-exec": no filter is to forbid execve.
+	had, bounding, err := DropCapabilities(mode != "inheritable-exec")
 	fmt.Printf("had %#x bounding %v err %v\n", had, bounding, err)
 	paths, _ := filepath.Glob("/proc/self/task/*/status")
 	for _, p := range paths {
@@ -204,6 +205,10 @@ func TestDropCapabilities(t *testing.T) {
 		// refused to run it ("capabilities 0x2000: a build linked
 		// with cgo cannot drop capabilities on every thread").
 		{"inheritable only", nil, "inheritable", 0x2000, false},
+		// The same with no filter to forbid execve (--no-seccomp): a
+		// cgo build kept them, and a program with file capabilities
+		// executed would get them.
+		{"inheritable only, execve allowed", nil, "inheritable-exec", 0x2000, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, "-test.run=^$")
@@ -212,7 +217,7 @@ func TestDropCapabilities(t *testing.T) {
 				Credential:  &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
 				AmbientCaps: tt.caps,
 			}
-			out, err := capsChildOutput(cmd, tt.mode == "inheritable")
+			out, err := capsChildOutput(cmd, strings.HasPrefix(tt.mode, "inheritable"))
 			if err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
@@ -226,6 +231,8 @@ func TestDropCapabilities(t *testing.T) {
 						t.Errorf("thread %s, want 0000000000002000 kept", l)
 					}
 				}
+			} else if linkedWithLibc && tt.mode == "inheritable-exec" {
+				want = fmt.Sprintf("had %#x bounding false err inheritable capabilities %#x, with no system call filter to forbid executing a program with file capabilities that would get them: %v", tt.had, tt.had, ErrCapsOnEveryThread)
 			} else if linkedWithLibc && tt.had != 0 {
 				// Refused, the capabilities kept, rather than
 				// dropped on one thread of many.

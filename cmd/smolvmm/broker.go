@@ -173,7 +173,7 @@ func brokerMain(args []string) int {
 	} else if os.Geteuid() != 0 {
 		// Keeping its user, as the VMM does, it drops what capabilities
 		// that user was started with, as the VMM does too.
-		if _, _, err := sandbox.DropCapabilities(); err != nil {
+		if _, _, err := sandbox.DropCapabilities(os.Getenv(brokerEnv) != "no-seccomp"); err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
 			return 1
 		}

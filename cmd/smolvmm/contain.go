@@ -281,9 +281,11 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			// a service's AmbientCapabilities, file capabilities for a
 			// tap), it kept them while the guest ran. Root keeps its
 			// own without --user (README: Containment).
-			had, bounding, err := sandbox.DropCapabilities()
+			// Inheritable ones a cgo build keeps only under the filter,
+			// which forbids execve.
+			had, bounding, err := sandbox.DropCapabilities(prepared != nil)
 			if errors.Is(err, sandbox.ErrCapsOnEveryThread) {
-				return fmt.Errorf("%w (start smolvmm without capabilities, or use a build with CGO_ENABLED=0, as make build does)", err)
+				return fmt.Errorf("%w (start smolvmm without capabilities, or use a build with CGO_ENABLED=0, as make build does%s)", err, capsAdviceNoSeccomp(prepared == nil))
 			}
 			if err != nil {
 				return err
@@ -335,13 +337,23 @@ func droppedLine(creds sandbox.Credentials, keepsBounding bool) string {
 	return line
 }
 
+// capsAdviceNoSeccomp is what a refusal to keep capabilities adds under
+// --no-seccomp (noSeccomp): without the filter, a cgo build refuses even
+// inheritable ones alone, which it keeps under the filter.
+func capsAdviceNoSeccomp(noSeccomp bool) string {
+	if !noSeccomp {
+		return ""
+	}
+	return "; with only inheritable capabilities, run it without --no-seccomp"
+}
+
 // capsDroppedLine is -v's line on the capabilities had (a bit mask) that
 // an ordinary user's VMM dropped; bounding says whether it emptied its
 // bounding set too (it takes CAP_SETPCAP); keptInheritable, that a cgo
 // build kept them, as it does only inheritable ones.
 func capsDroppedLine(had uint64, bounding, keptInheritable bool) string {
 	if keptInheritable { // DropCapabilities refuses any other set
-		return fmt.Sprintf("inheritable capabilities %#x kept: a build linked with cgo cannot clear them on every thread; with none effective or permitted they grant nothing unless a program with file capabilities is executed", had)
+		return fmt.Sprintf("inheritable capabilities %#x kept: a build linked with cgo cannot clear them on every thread; with none effective or permitted they grant nothing unless a program with file capabilities is executed, which the seccomp filter forbids", had)
 	}
 	line := fmt.Sprintf("capabilities %#x dropped on every thread: the VMM runs as uid %d with none", had, os.Geteuid())
 	if !bounding {

@@ -926,3 +926,22 @@ func TestCapsDroppedLine(t *testing.T) {
 		})
 	}
 }
+
+// TestCapsAdviceNoSeccomp: a cgo build refusing to run with capabilities
+// under --no-seccomp (sandbox.DropCapabilities refuses inheritable ones
+// alone then, with no filter to forbid execve) says that without
+// --no-seccomp inheritable ones are kept; under the filter it adds
+// nothing.
+func TestCapsAdviceNoSeccomp(t *testing.T) {
+	for _, tt := range []struct {
+		noSeccomp bool
+		want      string
+	}{
+		{false, ""},
+		{true, "; with only inheritable capabilities, run it without --no-seccomp"},
+	} {
+		if got := capsAdviceNoSeccomp(tt.noSeccomp); got != tt.want {
+			t.Errorf("capsAdviceNoSeccomp(%v) = %q; want %q", tt.noSeccomp, got, tt.want)
+		}
+	}
+}
