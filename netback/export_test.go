@@ -82,9 +82,8 @@ const NATDialsPerGuest = natDialsPerGuest
 // NAT takes it that the guest gave up its connection, until the returned
 // function restores it.
 func SetSYNSilence(d time.Duration) (restore func()) {
-	old := synSilenceFor
-	synSilenceFor = d
-	return func() { synSilenceFor = old }
+	old := synSilenceTest.Swap(int64(d))
+	return func() { synSilenceTest.Store(old) }
 }
 
 // NATDialsPerService is how many of those the NAT dials to one

@@ -114,8 +114,9 @@ var natLimits = struct{ tcp, udp, buffered int }{natTCPPerGuest, natUDPPerGuest,
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
 
-// synSilenceFor is natSYNSilence, a variable for the tests.
-var synSilenceFor = natSYNSilence
+// synSilenceTest replaces natSYNSilence when not 0: a test's, set while
+// a NAT may read it (atomic).
+var synSilenceTest atomic.Int64
 
 // notRelayed are the destinations the NAT refuses: the cloud services
 // that answer any process of the host by its address alone, which a guest
@@ -202,7 +203,11 @@ type natDial struct {
 // giveUpAfter is how long after a guest's last SYN, gap after the one
 // before (0 for none), its connection is taken as given up.
 func giveUpAfter(gap time.Duration) time.Duration {
-	return max(synSilenceFor, 3*gap)
+	silence := time.Duration(synSilenceTest.Load())
+	if silence == 0 {
+		silence = natSYNSilence
+	}
+	return max(silence, 3*gap)
 }
 
 // watchDial records the dial of the guest's connection id, ended by
