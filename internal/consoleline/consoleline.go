@@ -86,10 +86,9 @@ func (l *Line) Cut() bool { return l.cut }
 // the line's. An assertion that something else follows does not count:
 // `\blogin: ` matches as the line grows. Of a pattern whose alternatives
 // differ in this (`login: |port 80$`), each alternative goes to its part,
-// where the syntax keeps them apart (the parser factors out a common
-// prefix: `log(?:in: |out$)` is one alternative, whole-line). A pattern
-// that does not parse here (its syntax flags unknown) is taken as
-// whole-line.
+// also when they share a start (`\$ |\$$`, which the parser writes as
+// `\$(?: |$)`). A pattern that does not parse here (its syntax flags
+// unknown) is taken as whole-line.
 func Split(re *regexp.Regexp) (partial, whole *regexp.Regexp) {
 	if re == nil {
 		return nil, nil
@@ -148,9 +147,9 @@ func EndAssertion(re *regexp.Regexp) string {
 }
 
 // split divides r as Split does: the alternatives of an alternation
-// (through captures), and of a concatenation whose last element always
-// consumes text the alternatives of that element, go each to its part;
-// anything else goes whole to one part.
+// (through captures) go each to its part, and so do those of the last
+// element of a concatenation, each with what comes before it; anything
+// else goes whole to one part.
 func split(r *syntax.Regexp) (partial, whole *syntax.Regexp) {
 	switch r.Op {
 	case syntax.OpAlternate:
@@ -170,16 +169,109 @@ func split(r *syntax.Regexp) (partial, whole *syntax.Regexp) {
 		return withSub(r, p), withSub(r, w)
 	case syntax.OpConcat:
 		last := r.Sub[len(r.Sub)-1]
-		if nullable(last) {
-			break // a match may end before it: decided by the whole
+		if !nullable(last) {
+			p, w := split(last)
+			return withLast(r, p), withLast(r, w)
 		}
-		p, w := split(last)
-		return withLast(r, p), withLast(r, w)
+		// A match may end before last, so what comes before decides too.
+		// P matches wherever PX does when X can match empty anywhere
+		// (`80$x?`, `a(?:b|)`): X then decides nothing.
+		if emptyAnywhere(last) {
+			if len(r.Sub) == 1 {
+				return r, nil
+			}
+			rest := r.Sub[0]
+			if len(r.Sub) > 2 {
+				c := *r
+				c.Sub = slices.Clone(r.Sub[:len(r.Sub)-1])
+				rest = &c
+			}
+			return split(rest)
+		}
+		// P(A|B) matches as PA|PB: the parser writes `\$ |\$$` as
+		// `\$(?: |$)`, whose `\$ ` need not wait for the line's end. The
+		// arms that consume text decide alone, as above; each other one
+		// (an assertion) with P.
+		as := arms(last)
+		if len(as) == 1 {
+			break
+		}
+		var ps, ws []*syntax.Regexp
+		if solid := only(last, func(a *syntax.Regexp) bool { return !nullable(a) }); solid != nil {
+			p, w := split(withLast(r, solid))
+			ps, ws = appendPart(ps, p), appendPart(ws, w)
+		}
+		for _, a := range as {
+			if nullable(a) {
+				p, w := split(withLast(r, a))
+				ps, ws = appendPart(ps, p), appendPart(ws, w)
+			}
+		}
+		alt := &syntax.Regexp{Op: syntax.OpAlternate}
+		return alternate(alt, ps), alternate(alt, ws)
 	}
 	if endsWith(r) != syntax.OpNoMatch {
 		return nil, r
 	}
 	return r, nil
+}
+
+// arms are the alternatives of r, an alternation (through captures, each
+// arm in them): r alone when it is none.
+func arms(r *syntax.Regexp) []*syntax.Regexp {
+	switch r.Op {
+	case syntax.OpAlternate:
+		var as []*syntax.Regexp
+		for _, sub := range r.Sub {
+			as = append(as, arms(sub)...)
+		}
+		return as
+	case syntax.OpCapture:
+		as := arms(r.Sub[0])
+		if len(as) == 1 {
+			break
+		}
+		for i, a := range as {
+			as[i] = withSub(r, a)
+		}
+		return as
+	}
+	return []*syntax.Regexp{r}
+}
+
+// only is r, an alternation (through captures) as arms sees it, with
+// only the arms keep holds for; nil for none.
+func only(r *syntax.Regexp, keep func(*syntax.Regexp) bool) *syntax.Regexp {
+	switch r.Op {
+	case syntax.OpAlternate:
+		var subs []*syntax.Regexp
+		for _, sub := range r.Sub {
+			if a := only(sub, keep); a != nil {
+				subs = append(subs, a)
+			}
+		}
+		return alternate(r, subs)
+	case syntax.OpCapture:
+		if len(arms(r.Sub[0])) > 1 {
+			return withSub(r, only(r.Sub[0], keep))
+		}
+	}
+	if keep(r) {
+		return r
+	}
+	return nil
+}
+
+// appendPart appends part to parts, the alternatives of a part of a
+// pattern, unless it is nil; an alternation goes as its alternatives.
+func appendPart(parts []*syntax.Regexp, part *syntax.Regexp) []*syntax.Regexp {
+	switch {
+	case part == nil:
+		return parts
+	case part.Op == syntax.OpAlternate:
+		return append(parts, part.Sub...)
+	}
+	return append(parts, part)
 }
 
 // alternate is the alternation of subs, like r; nil for none.
@@ -249,26 +341,40 @@ func endsWith(r *syntax.Regexp) syntax.Op {
 }
 
 // nullable reports whether r can match without consuming text.
-func nullable(r *syntax.Regexp) bool {
+func nullable(r *syntax.Regexp) bool { return matchesEmpty(r, true) }
+
+// emptyAnywhere reports whether r can match without consuming text
+// wherever it stands: it can without an assertion.
+func emptyAnywhere(r *syntax.Regexp) bool { return matchesEmpty(r, false) }
+
+// matchesEmpty reports whether r can match without consuming text, where
+// its assertions hold if asserted.
+func matchesEmpty(r *syntax.Regexp, asserted bool) bool {
 	switch r.Op {
-	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
-		syntax.OpWordBoundary, syntax.OpNoWordBoundary, syntax.OpStar, syntax.OpQuest:
+	case syntax.OpEmptyMatch, syntax.OpStar, syntax.OpQuest:
 		return true
+	case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return asserted
 	case syntax.OpLiteral:
 		return len(r.Rune) == 0
 	case syntax.OpCapture, syntax.OpPlus:
-		return nullable(r.Sub[0])
+		return matchesEmpty(r.Sub[0], asserted)
 	case syntax.OpRepeat:
-		return r.Min == 0 || nullable(r.Sub[0])
+		return r.Min == 0 || matchesEmpty(r.Sub[0], asserted)
 	case syntax.OpConcat:
 		for _, sub := range r.Sub {
-			if !nullable(sub) {
+			if !matchesEmpty(sub, asserted) {
 				return false
 			}
 		}
 		return true
 	case syntax.OpAlternate:
-		return slices.ContainsFunc(r.Sub, nullable)
+		for _, sub := range r.Sub {
+			if matchesEmpty(sub, asserted) {
+				return true
+			}
+		}
 	}
 	return false
 }

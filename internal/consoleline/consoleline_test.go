@@ -1,6 +1,7 @@
 package consoleline
 
 import (
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -92,6 +93,11 @@ func TestMatcher(t *testing.T) {
 		{"$ in a class is text", `[$]`, "a$b", false, "a$"},
 		{"^ alone", `^x`, "yx\nx", false, "yx\nx"},
 		{"not across lines", `login: `, "log\r\nin: ", false, ""},
+		{"a prompt sharing its start with a $", `\$ |\$$`, "boot\n# $ ", false, "boot\n# $ "},
+		{"a prompt sharing its start with a $, the end", `\$ |\$$`, "$5\ncost $\n", false, "$5\ncost $\n"},
+		{"login: or login: at the end", `login: |login:$`, "boot\r\nlogin: ", false, "boot\r\nlogin: "},
+		{"login: or login: at the end, the end", `login: |login:$`, "login:x\nlogin:\n", false, "login:x\nlogin:\n"},
+		{"login: or logout at the end", `login: |logout$`, "logout now\nlogin: ", false, "logout now\nlogin: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +153,16 @@ func TestSplit(t *testing.T) {
 		{`a$|b$`, "", "=", "$"},
 		{`a|b`, "=", "", ""},
 		{`(a|b$)?`, "", "=", "$"},
+		{`\$ |\$$`, `\$ `, `(?-m:\$$)`, "$"},
+		{`login: |login:$`, "login: ", "(?-m:login:$)", "$"},
+		{`login: |logout$`, "login: ", "(?-m:logout$)", "$"},
+		{`login:( |$)`, "login:( )", "(?-m:login:($))", "$"},
+		{`ready (now|later|$)`, "ready (now|later)", "(?-m:ready ($))", "$"},
+		{`a(?:$|)`, "=", "", "$"},
+		{`(a|b$)(?:c|)`, "(a)", "(?-m:(b$))", "$"},
+		{`80$(?:x|)`, "", "=", "$"},
+		{`a(?:b$|c\b)`, "", "=", "$"},
+		{`a(?:b|$|c\b)`, "ab", `(?-m:ac\b|a$)`, "$"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
@@ -199,4 +215,67 @@ func TestMatcherUnended(t *testing.T) {
 			t.Errorf("%q on %q: Unended() = %q, want %q", tt.pattern, tt.in, got, tt.want)
 		}
 	}
+}
+
+// TestSplitRandom checks Split on patterns drawn from a small grammar of
+// text and assertions, against every line of a few bytes: a Matcher fires
+// on a line exactly when the pattern matches the complete line, and its
+// partial part never matches a line's start unless the pattern matches
+// the complete line, whatever the line's end.
+func TestSplitRandom(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var lines []string
+	for n, set := 1, []string{""}; n <= 4; n++ {
+		var next []string
+		for _, s := range set {
+			for _, c := range []string{"a", "b", " "} {
+				next = append(next, s+c)
+			}
+		}
+		lines, set = append(lines, next...), next
+	}
+	for range 2000 {
+		pattern := randomPattern(rnd, 3)
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			continue
+		}
+		p, _ := Split(re)
+		m := NewMatcher(re)
+		for _, line := range lines {
+			want := re.MatchString(line)
+			fired := false
+			for _, c := range []byte(line + "\n") {
+				fired = m.Add(c) || fired
+			}
+			if fired != want {
+				t.Fatalf("%q on the line %q: the Matcher fired %v, the pattern matches %v", pattern, line, fired, want)
+			}
+			for i := 1; p != nil && i <= len(line); i++ {
+				if p.MatchString(line[:i]) && !want {
+					t.Fatalf("%q: its partial part %q matches %q, the start of the line %q it does not match", pattern, p, line[:i], line)
+				}
+			}
+		}
+	}
+}
+
+// randomPattern is a pattern of text (a, b, space) and assertions, nested
+// to depth.
+func randomPattern(rnd *rand.Rand, depth int) string {
+	atoms := []string{"a", "b", " ", "ab", "$", `\z`, `\b`, `\B`, "^", "(?m:$)", "(?:)"}
+	var alts []string
+	for range 1 + rnd.IntN(3) {
+		var s strings.Builder
+		for range 1 + rnd.IntN(3) {
+			if depth > 0 && rnd.IntN(3) == 0 {
+				s.WriteString([]string{"(", "(?:"}[rnd.IntN(2)] + randomPattern(rnd, depth-1) + ")")
+			} else {
+				s.WriteString(atoms[rnd.IntN(len(atoms))])
+			}
+			s.WriteString([]string{"", "", "", "?", "*", "+"}[rnd.IntN(6)])
+		}
+		alts = append(alts, s.String())
+	}
+	return strings.Join(alts, "|")
 }
