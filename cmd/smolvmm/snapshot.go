@@ -686,7 +686,7 @@ func readyUnendedHint(re *regexp.Regexp, unended string) string {
 	if len(unended) > max {
 		line = "..." + strconv.Quote(unended[len(unended)-max:])
 	}
-	end := consoleline.EndAssertion(re)
+	end := consoleline.EndAssertion(re, unended)
 	if end == "" {
 		end = "$"
 	}

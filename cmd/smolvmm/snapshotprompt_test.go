@@ -23,6 +23,8 @@ func TestNoSnapshotReadyUnended(t *testing.T) {
 	}{
 		{"$", `login: $`, "xxxxlogin: ", `: --ready 'login: $' ends with $, so it is matched only against complete lines; the guest's last line "xxxxlogin: " never ended (a prompt): leave out $`},
 		{"\\b", `ready\b`, "ready", `--ready 'ready\b' ends with \b, so`},
+		{"the alternative that matched", `done\b|login: $`, "login: ", `--ready 'done\b|login: $' ends with $, so it is matched only against complete lines; the guest's last line "login: " never ended (a prompt): leave out $`},
+		{"\\z", `^\$ \z`, "$ ", `--ready '^\$ \z' ends with \z, so it is matched only against complete lines; the guest's last line "$ " never ended (a prompt): leave out \z`},
 		{"a long line", `login: $`, long + "login: ", `the guest's last line ..."` + long[:53] + `login: " never ended`},
 		{"control bytes", `login: $`, "\x1b[2Jlogin: ", `the guest's last line "\x1b[2Jlogin: " never ended`},
 		{"no such line", `login: $`, "", "(mark readiness with --ready or --ready-port, or have the guest write port 0x505)"},

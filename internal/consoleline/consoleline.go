@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
-	"strings"
 )
 
 // Max bounds the bytes a line keeps; the bytes past it are left out, and
@@ -122,28 +121,79 @@ func WholeLines(re *regexp.Regexp) bool {
 	return p == nil
 }
 
-// EndAssertion is the assertion a match of re can end with, as written:
-// "$", `\z`, `\b` or `\B`; "" for none. It names what makes re, or its
-// whole-line part (Split), wait for a line's end.
-func EndAssertion(re *regexp.Regexp) string {
+// EndAssertion names, as written ("$", `\z`, `\b` or `\B`), the assertion
+// that keeps re from matching line as it grows (Matcher.Unended): the one
+// ending the first alternative of re's whole-line part (Split) that
+// matches line, or its first alternative when none does; "" when re has
+// no whole-line part.
+func EndAssertion(re *regexp.Regexp, line string) string {
+	if re == nil {
+		return ""
+	}
 	r, err := syntax.Parse(re.String(), syntax.Perl)
 	if err != nil {
 		return ""
 	}
-	switch endsWith(r) {
-	case syntax.OpEndLine:
-		return "$"
+	p, w := split(r)
+	if w == nil {
+		return ""
+	}
+	// Split takes a pattern whose parts do not compile as whole-line.
+	if sp, _ := Split(re); sp != nil || p == nil {
+		r = w
+	}
+	var first *syntax.Regexp
+	for _, e := range ends(r) {
+		a := endsWith(e)
+		if a == nil {
+			continue
+		}
+		if first == nil {
+			first = a
+		}
+		if ere, err := regexp.Compile(e.String()); err == nil && ere.MatchString(line) {
+			first = a
+			break
+		}
+	}
+	if first == nil {
+		return ""
+	}
+	switch first.Op {
 	case syntax.OpEndText:
-		if strings.Contains(re.String(), `\z`) && !strings.Contains(re.String(), "$") {
+		if first.Flags&syntax.WasDollar == 0 {
 			return `\z`
 		}
-		return "$"
 	case syntax.OpWordBoundary:
 		return `\b`
 	case syntax.OpNoWordBoundary:
 		return `\B`
 	}
-	return ""
+	return "$" // OpEndLine, under (?m)
+}
+
+// ends are the alternatives a match of r can end in, each a pattern of its
+// own: those of an alternation (through captures), and those of the last
+// element of a concatenation, each with what comes before it.
+func ends(r *syntax.Regexp) []*syntax.Regexp {
+	var es []*syntax.Regexp
+	switch r.Op {
+	case syntax.OpAlternate:
+		for _, sub := range r.Sub {
+			es = append(es, ends(sub)...)
+		}
+	case syntax.OpCapture:
+		for _, e := range ends(r.Sub[0]) {
+			es = append(es, withSub(r, e))
+		}
+	case syntax.OpConcat:
+		for _, e := range ends(r.Sub[len(r.Sub)-1]) {
+			es = append(es, withLast(r, e))
+		}
+	default:
+		es = append(es, r)
+	}
+	return es
 }
 
 // split divides r as Split does: the alternatives of an alternation
@@ -210,7 +260,7 @@ func split(r *syntax.Regexp) (partial, whole *syntax.Regexp) {
 		alt := &syntax.Regexp{Op: syntax.OpAlternate}
 		return alternate(alt, ps), alternate(alt, ws)
 	}
-	if endsWith(r) != syntax.OpNoMatch {
+	if endsWith(r) != nil {
 		return nil, r
 	}
 	return r, nil
@@ -309,16 +359,16 @@ func withLast(r, last *syntax.Regexp) *syntax.Regexp {
 }
 
 // endsWith is the assertion on what follows that a match of r can end
-// with, nothing being consumed after it (OpNoMatch for none): only such an
+// with, nothing being consumed after it (nil for none): only such an
 // assertion can fail once more of the line comes.
-func endsWith(r *syntax.Regexp) syntax.Op {
+func endsWith(r *syntax.Regexp) *syntax.Regexp {
 	switch r.Op {
 	case syntax.OpEndLine, syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
-		return r.Op
+		return r
 	case syntax.OpConcat:
 		for i := len(r.Sub) - 1; i >= 0; i-- {
-			if op := endsWith(r.Sub[i]); op != syntax.OpNoMatch {
-				return op
+			if a := endsWith(r.Sub[i]); a != nil {
+				return a
 			}
 			if !nullable(r.Sub[i]) {
 				break // a match consumes text after anything before it
@@ -326,8 +376,8 @@ func endsWith(r *syntax.Regexp) syntax.Op {
 		}
 	case syntax.OpAlternate:
 		for _, sub := range r.Sub {
-			if op := endsWith(sub); op != syntax.OpNoMatch {
-				return op
+			if a := endsWith(sub); a != nil {
+				return a
 			}
 		}
 	case syntax.OpCapture, syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
@@ -337,7 +387,7 @@ func endsWith(r *syntax.Regexp) syntax.Op {
 			return endsWith(r.Sub[0])
 		}
 	}
-	return syntax.OpNoMatch
+	return nil
 }
 
 // nullable reports whether r can match without consuming text.

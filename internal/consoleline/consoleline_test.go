@@ -129,7 +129,7 @@ func TestSplit(t *testing.T) {
 	tests := []struct {
 		pattern        string
 		partial, whole string // "": no such part; "=": the pattern itself
-		end            string // EndAssertion
+		end            string // EndAssertion on no line
 	}{
 		{`login: `, "=", "", ""},
 		{`login: $`, "", "=", "$"},
@@ -158,11 +158,11 @@ func TestSplit(t *testing.T) {
 		{`login: |logout$`, "login: ", "(?-m:logout$)", "$"},
 		{`login:( |$)`, "login:( )", "(?-m:login:($))", "$"},
 		{`ready (now|later|$)`, "ready (now|later)", "(?-m:ready ($))", "$"},
-		{`a(?:$|)`, "=", "", "$"},
+		{`a(?:$|)`, "=", "", ""},
 		{`(a|b$)(?:c|)`, "(a)", "(?-m:(b$))", "$"},
 		{`80$(?:x|)`, "", "=", "$"},
 		{`a(?:b$|c\b)`, "", "=", "$"},
-		{`a(?:b|$|c\b)`, "ab", `(?-m:ac\b|a$)`, "$"},
+		{`a(?:b|$|c\b)`, "ab", `(?-m:ac\b|a$)`, `\b`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
@@ -188,10 +188,37 @@ func TestSplit(t *testing.T) {
 			if got := WholeLines(re); got != (tt.partial == "") {
 				t.Errorf("WholeLines(%q) = %v", tt.pattern, got)
 			}
-			if got := EndAssertion(re); got != tt.end {
+			if got := EndAssertion(re, ""); got != tt.end {
 				t.Errorf("EndAssertion(%q) = %q, want %q", tt.pattern, got, tt.end)
 			}
 		})
+	}
+}
+
+// TestEndAssertion: the assertion named is the one ending the whole-line
+// alternative that matches the unended line, as written.
+func TestEndAssertion(t *testing.T) {
+	tests := []struct{ pattern, line, want string }{
+		{`login: $`, "login: ", "$"},
+		{`done\b|login: $`, "login: ", "$"},
+		{`login: $|done\b`, "done", `\b`},
+		{`done\b|login: $`, "", `\b`},
+		{`^\$ \z`, "$ ", `\z`},
+		{`(?m)80$`, "80", "$"},
+		{`port 80\b`, "port 80", `\b`},
+		{`a \B`, "a ", `\B`},
+		{`x(?:a$|b\b)`, "xb", `\b`},
+		{`a(?:b|$|c\b)`, "ac", `\b`},
+		{`a(?:b|$|c\b)`, "a", "$"},
+		{`(a$|b\z)(?:x|)`, "b", `\z`},
+		{`login: |port 80$`, "port 80", "$"},
+		{`login: `, "login: ", ""},
+		{`a(?:$|)`, "a", ""},
+	}
+	for _, tt := range tests {
+		if got := EndAssertion(regexp.MustCompile(tt.pattern), tt.line); got != tt.want {
+			t.Errorf("EndAssertion(%q, %q) = %q, want %q", tt.pattern, tt.line, got, tt.want)
+		}
 	}
 }
 
@@ -221,7 +248,8 @@ func TestMatcherUnended(t *testing.T) {
 // text and assertions, against every line of a few bytes: a Matcher fires
 // on a line exactly when the pattern matches the complete line, and its
 // partial part never matches a line's start unless the pattern matches
-// the complete line, whatever the line's end.
+// the complete line, whatever the line's end; EndAssertion names the
+// assertion a line the whole-line part matches waits on.
 func TestSplitRandom(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var lines []string
@@ -240,10 +268,17 @@ func TestSplitRandom(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		p, _ := Split(re)
+		p, w := Split(re)
 		m := NewMatcher(re)
+		named := false // EndAssertion checked on a line w matches
 		for _, line := range lines {
 			want := re.MatchString(line)
+			if !named && w != nil && w.MatchString(line) {
+				if EndAssertion(re, line) == "" {
+					t.Fatalf("%q: its whole-line part %q matches %q, yet EndAssertion names no assertion", pattern, w, line)
+				}
+				named = true
+			}
 			fired := false
 			for _, c := range []byte(line + "\n") {
 				fired = m.Add(c) || fired
