@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -31,20 +30,7 @@ func TestForwardedSignals(t *testing.T) {
 // nameChild is TestSetName's process: threads blocked in system calls,
 // as a VMM's, then SetName(name); it prints each thread's comm.
 func nameChild(name string) int {
-	for range 4 {
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			var p [2]int
-			if err := syscall.Pipe(p[:]); err != nil {
-				panic(err)
-			}
-			close(locked)
-			var b [1]byte
-			syscall.Read(p[0], b[:]) // blocks for good
-		}()
-		<-locked
-	}
+	blockThreads(4)
 	if err := SetName(name); err != nil {
 		fmt.Println("refused:", err)
 		return 0

@@ -39,20 +39,7 @@ func dropChild(mode string) int {
 		fmt.Printf("dropped: uids %d %d %d gids %d %d %d\n", ru, eu, su, rg, eg, sg)
 		return 0
 	}
-	for i := 0; i < 6; i++ {
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			var p [2]int
-			if err := syscall.Pipe(p[:]); err != nil {
-				panic(err)
-			}
-			close(locked)
-			var b [1]byte
-			syscall.Read(p[0], b[:]) // blocks for good
-		}()
-		<-locked
-	}
+	blockThreads(6)
 	if mode == "inheritable" || mode == "inheritable-this-thread" {
 		// As setpriv --inh-caps +net_admin --ambient-caps +net_admin
 		// starts a process: DropPrivileges refused to go on with
@@ -92,20 +79,7 @@ func dropChild(mode string) int {
 		fmt.Fprintln(os.Stderr, "DropPrivileges:", err)
 		return 3
 	}
-	paths, _ := filepath.Glob("/proc/self/task/*/status")
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 3
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "Cap") {
-				fmt.Printf("%s %s\n", filepath.Base(filepath.Dir(p)), strings.Join(strings.Fields(line), " "))
-			}
-		}
-	}
-	return 0
+	return printThreadCaps()
 }
 
 // capsChild is TestDropCapabilities's process, started as an ordinary
@@ -115,20 +89,7 @@ func dropChild(mode string) int {
 // out of every thread's effective set, as a program may, keeping it
 // permitted.
 func capsChild(mode string) int {
-	for range 6 {
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			var p [2]int
-			if err := syscall.Pipe(p[:]); err != nil {
-				panic(err)
-			}
-			close(locked)
-			var b [1]byte
-			syscall.Read(p[0], b[:]) // blocks for good
-		}()
-		<-locked
-	}
+	blockThreads(6)
 	if mode == "setpcap-not-effective" {
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 		var data [2]unix.CapUserData
@@ -149,20 +110,7 @@ func capsChild(mode string) int {
 	// Mode "inheritable-exec": no filter is to forbid execve.
 	had, bounding, err := DropCapabilities(mode != "inheritable-exec")
 	fmt.Printf("had %#x bounding %v err %v\n", had, bounding, err)
-	paths, _ := filepath.Glob("/proc/self/task/*/status")
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 3
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "Cap") {
-				fmt.Printf("%s %s\n", filepath.Base(filepath.Dir(p)), strings.Join(strings.Fields(line), " "))
-			}
-		}
-	}
-	return 0
+	return printThreadCaps()
 }
 
 // TestDropCapabilities: a process of an ordinary user started with
@@ -176,19 +124,7 @@ func TestDropCapabilities(t *testing.T) {
 		t.Skip("needs root to start a process of another user with capabilities")
 	}
 	full := capBounding(t)
-	// The test binary where nobody may run it.
-	dir, err := os.MkdirTemp("", "sandbox-caps") // t.TempDir's parent is root's alone
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "sandbox.test")
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyExecutable(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := binaryForNobody(t)
 	for _, tt := range []struct {
 		name     string
 		caps     []uintptr
@@ -559,4 +495,63 @@ func ownerName(uid int) string {
 		return " (" + u.Username + ")"
 	}
 	return ""
+}
+
+// blockThreads starts n goroutines, each locked to a thread of its own
+// and blocked in a system call for good, as a VMM's vCPU and I/O threads
+// are: what a call on every thread must reach.
+func blockThreads(n int) {
+	for range n {
+		locked := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			var p [2]int
+			if err := syscall.Pipe(p[:]); err != nil {
+				panic(err)
+			}
+			close(locked)
+			var b [1]byte
+			syscall.Read(p[0], b[:]) // blocks for good
+		}()
+		<-locked
+	}
+}
+
+// printThreadCaps prints each thread's capability sets ("TID CapInh:
+// HEX", ...) and returns a child's status: 0, or 3 when a thread's
+// status cannot be read.
+func printThreadCaps() int {
+	paths, _ := filepath.Glob("/proc/self/task/*/status")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "Cap") {
+				fmt.Printf("%s %s\n", filepath.Base(filepath.Dir(p)), strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	return 0
+}
+
+// binaryForNobody copies the test binary where nobody may run it (t's
+// own temporary directory's parent is root's alone), removed at the end.
+func binaryForNobody(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sandbox-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "sandbox.test")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyExecutable(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }

@@ -554,19 +554,7 @@ func TestInstallWhileBusy(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to run the child as root and as nobody")
 	}
-	// The test binary where nobody may run it.
-	dir, err := os.MkdirTemp("", "sandbox-nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "sandbox.test")
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := copyExecutable(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := binaryForNobody(t)
 	for _, tt := range []struct {
 		name string
 		cred *syscall.Credential
