@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,17 +106,5 @@ func TestCLISnapshotNotASnapshotRefused(t *testing.T) {
 // runProgram runs prog with args: its stdout, stderr and exit status.
 func runProgram(t *testing.T, prog string, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(prog, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout.String(), stderr.String(), 0
-	case errors.As(err, &ee):
-		return stdout.String(), stderr.String(), ee.ExitCode()
-	}
-	t.Fatalf("%s %v: %v", prog, args, err)
-	return "", "", 0
+	return runProgramIn(t, "", prog, args...)
 }

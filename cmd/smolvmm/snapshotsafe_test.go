@@ -29,7 +29,14 @@ const oldSnap = snapshot.Magic + " an old snapshot"
 // runCLIIn is runCLI with dir as the working directory.
 func runCLIIn(t *testing.T, dir string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(smolvmmBin(t), args...)
+	return runProgramIn(t, dir, smolvmmBin(t), args...)
+}
+
+// runProgramIn runs prog with args in dir ("": this process's): its
+// stdout, stderr and exit status.
+func runProgramIn(t *testing.T, dir, prog string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(prog, args...)
 	cmd.Dir = dir
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -41,7 +48,7 @@ func runCLIIn(t *testing.T, dir string, args ...string) (string, string, int) {
 	case errors.As(err, &ee):
 		return stdout.String(), stderr.String(), ee.ExitCode()
 	}
-	t.Fatalf("smolvmm %v: %v", args, err)
+	t.Fatalf("%s %v: %v", prog, args, err)
 	return "", "", 0
 }
 
