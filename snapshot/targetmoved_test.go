@@ -106,19 +106,7 @@ func TestTargetFileMoved(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				tg, err := OpenTarget(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer tg.Close()
-				if handed {
-					handOff(t, tg)
-				}
-				for i := range tt.commits {
-					if err := tg.Write(writeString(fmt.Sprint("s", i))); err != nil {
-						t.Fatal(err)
-					}
-				}
+				tg := targetWithSnapshots(t, path, handed, tt.commits)
 				act := func() {
 					for _, a := range tt.acts {
 						a(t, dir)
@@ -234,19 +222,7 @@ func TestTargetTempRemoved(t *testing.T) {
 		for _, handed := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/renamer handed off %v", tt.name, handed), func(t *testing.T) {
 				dir := t.TempDir()
-				tg, err := OpenTarget(filepath.Join(dir, "f.snap"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer tg.Close()
-				if handed {
-					handOff(t, tg)
-				}
-				for i := range tt.commits {
-					if err := tg.Write(writeString(fmt.Sprint("s", i))); err != nil {
-						t.Fatal(err)
-					}
-				}
+				tg := targetWithSnapshots(t, filepath.Join(dir, "f.snap"), handed, tt.commits)
 				temp := filepath.Join(dir, tg.spareName())
 				rm := func() {
 					if err := os.Remove(temp); err != nil {
@@ -381,4 +357,25 @@ func TestTargetTempMoved(t *testing.T) {
 			}
 		}
 	}
+}
+
+// targetWithSnapshots opens a Target for path, closed at the end of the test,
+// its renames handed off (as to a broker) when handed, and writes
+// commits snapshots to it.
+func targetWithSnapshots(t *testing.T, path string, handed bool, commits int) *Target {
+	t.Helper()
+	tg, err := OpenTarget(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	if handed {
+		handOff(t, tg)
+	}
+	for i := range commits {
+		if err := tg.Write(writeString(fmt.Sprint("s", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tg
 }
