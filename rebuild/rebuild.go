@@ -6,7 +6,9 @@
 // built from another service, or other files of it (ServiceDigest: the
 // name and the content of what enters the image, not file times, which
 // the guest's writes to the image would outdate), or by another revision
-// of the image builder, or when it is older than its sets, or, when the
+// of the image builder, or when it is older than its sets (where no stamp
+// records the release, whose key holds each set's digest, for a set
+// downloaded again with the same bytes is no other set), or, when the
 // caller names the release it boots, is not described by that release's
 // stamp: one image path serves every release and port, and only the stamp
 // tells which one built the file under it (where no stamp can be
@@ -41,12 +43,14 @@ type Verdict int
 const (
 	// Fresh: the image was built from the service as it is now (its
 	// stamp says so; without a stamp, it is newer than the service's
-	// files) and is newer than its sets.
+	// files) and from the sets of the release the stamp records (without
+	// that record, it is newer than its sets).
 	Fresh Verdict = iota
 	// Missing: there is no image.
 	Missing
-	// Older: the image is older than a set or, where no stamp says what
-	// it was built from, than the service's files.
+	// Older: the image is older than a set where no stamp records the
+	// release it was built from or, where no stamp says what service it
+	// was built from, than the service's files.
 	Older
 	// ServiceChanged: the image was built (by the caller, as its stamp
 	// says) from another service, from other files of this one, or
@@ -97,7 +101,9 @@ type Image struct {
 	// not describe it or Digest is "", for a guest's writes to the image
 	// make it newer than any edit made while the guest ran.
 	ServiceTime time.Time
-	// Sets are the set files the image is built from.
+	// Sets are the set files the image is built from. They date the
+	// image only where Stamp does not record Release (their digests are
+	// in it).
 	Sets []string
 	// Digest is the service's ServiceDigest, compared with what Stamp
 	// recorded; "" compares nothing, and ServiceTime then dates the
@@ -139,9 +145,17 @@ func (im Image) Check() (Verdict, error) {
 	if im.Digest == "" || !described {
 		newest = im.ServiceTime
 	}
-	for _, s := range im.Sets {
-		if st, err := os.Stat(s); err == nil && st.ModTime().After(newest) {
-			newest = st.ModTime()
+	// The release key holds each set's SHA512: where the stamp records
+	// the one the caller boots, the sets are the ones the image was
+	// built from, and a set downloaded again with the same bytes, or
+	// touched, would otherwise date the image and throw away what the
+	// guest wrote to it. Only images without that record are dated by
+	// their sets.
+	if im.Release == "" || !described || rec.release != im.Release {
+		for _, s := range im.Sets {
+			if st, err := os.Stat(s); err == nil && st.ModTime().After(newest) {
+				newest = st.ModTime()
+			}
 		}
 	}
 	builderChanged := im.Builder != 0 && described && rec.builder != im.Builder

@@ -438,8 +438,30 @@ func TestImageCheck(t *testing.T) {
 			recordRelease(t, im.Stamp, im.Path, "i386")
 			im.Release = "i386"
 		}, Fresh},
-		{"recorded for this release, and a set newer", func(t *testing.T, im *Image) {
+		// The release key holds each set's SHA512: a set downloaded
+		// again with the same bytes (its cached copy was damaged), or
+		// touched, is no other set, and rebuilding for its date threw
+		// away what the guest wrote to the image.
+		{"recorded for this release, a set downloaded again or touched", func(t *testing.T, im *Image) {
 			recordRelease(t, im.Stamp, im.Path, "i386")
+			im.Release = "i386"
+			os.Chtimes(im.Sets[0], future, future)
+		}, Fresh},
+		{"recorded for this release, a set of other bytes", func(t *testing.T, im *Image) {
+			r := &fetch.Release{Version: "9.3", Arch: "i386", Sets: []fetch.File{{Name: "rescue.tgz", SHA512: "aa"}}}
+			recordRelease(t, im.Stamp, im.Path, ReleaseKey(r))
+			r.Sets[0].SHA512 = "bb"
+			im.Release = ReleaseKey(r)
+			os.Chtimes(im.Sets[0], future, future)
+		}, OtherRelease},
+		// A release recorded but none to compare says nothing of the
+		// sets: their dates decide.
+		{"recorded for a release, none to compare, a set newer", func(t *testing.T, im *Image) {
+			recordRelease(t, im.Stamp, im.Path, "i386")
+			os.Chtimes(im.Sets[0], future, future)
+		}, Older},
+		{"stamped before releases were recorded, a set newer", func(t *testing.T, im *Image) {
+			record(t, im.Stamp, im.Path, FilesDigest)
 			im.Release = "i386"
 			os.Chtimes(im.Sets[0], future, future)
 		}, Older},

@@ -192,7 +192,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		switch verdict {
 		case rebuild.Fresh:
 			if svc.Digest != "" && im.Stamp.Describes(res.Image) {
-				return fmt.Sprintf("%s is up to date (built by up from the service's files as they are now, and newer than its sets)", res.Image), nil
+				return fmt.Sprintf("%s is up to date (built by up from the service's files as they are now, and from these sets)", res.Image), nil
 			}
 			if svc.ModTime.IsZero() {
 				return fmt.Sprintf("%s is up to date (newer than its sets)", res.Image), nil
@@ -359,8 +359,11 @@ func upCommand() *cli.Command {
 		Description: `Runs the whole chain for a service (rescue, base, or one of yours):
    1. fetch   the release's kernel and the service's sets, verified (cached)
    2. kstrip  the kernel with the default keep list (cached per kernel)
-   3. mkimg   <service>.img (or -i FILE), when missing, older than the sets,
-              or built by up from another service or other files of it
+   3. mkimg   <service>.img (or -i FILE), when missing, older than the sets
+              where no record names the release it was built from (the
+              record holds the sets' SHA512s: a set fetched again with the
+              same bytes rebuilds nothing), or built by up from another
+              service or other files of it
               (etc/, postinst/, service.conf and common/, by content), or
               not recorded as built by up from this release's sets (one
               image name serves every --version and --arch), or no longer

@@ -197,10 +197,17 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 		{"nothing changed", func(*testing.T, *fakeUp, *upResult) {}, "service fetch run"},
 		{"service edited", func(t *testing.T, f *fakeUp, _ *upResult) { f.svc.ModTime = time.Now().Add(time.Minute) }, "service fetch build run"},
 		{"built-in service (no time)", func(t *testing.T, f *fakeUp, _ *upResult) { f.svc.ModTime = time.Time{} }, "service fetch run"},
-		{"set newer than image", func(t *testing.T, f *fakeUp, res *upResult) {
+		// The image's record holds each set's SHA512: a set touched, or
+		// downloaded again with the same bytes, threw away what the
+		// guest wrote to the image by its date.
+		{"set touched", func(t *testing.T, f *fakeUp, res *upResult) {
 			future := time.Now().Add(time.Minute)
 			os.Chtimes(res.Release.Sets[0].Path, future, future)
-		}, "service fetch build run"},
+		}, "service fetch run"},
+		{"set damaged, downloaded again", func(t *testing.T, f *fakeUp, res *upResult) {
+			os.WriteFile(res.Release.Sets[0].Path, []byte("damaged"), 0o644)
+			time.Sleep(20 * time.Millisecond)
+		}, "service fetch run"},
 		{"image deleted", func(t *testing.T, f *fakeUp, res *upResult) { os.Remove(res.Image) }, "service fetch build run"},
 		{"stripped kernel corrupt", func(t *testing.T, f *fakeUp, res *upResult) {
 			os.WriteFile(res.Kernel, []byte("bad"), 0o644)
