@@ -16,7 +16,8 @@ func (e badArgument) Unwrap() []error { return []error{ErrBadArgument, e.err} }
 // Check reports, without touching the cache or the network, whether Fetch
 // would refuse these arguments or f's mirror: a version, arch or set that
 // is not a plain name (it would leave the cache directory or the mirror's
-// tree), or a mirror that is not an http(s) URL. Callers check first so
+// tree), or a mirror that is not an http(s) URL or has a query or a
+// fragment (it names a directory, to which the files' paths are appended). Callers check first so
 // that a typo fails before other work; the error matches ErrBadArgument.
 func (f *Fetcher) Check(version, arch string, sets ...string) error {
 	for _, c := range []struct{ field, v string }{{"version", version}, {"arch", arch}} {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -561,6 +562,15 @@ func (f *Fetcher) mirror() (string, error) {
 	u, err := url.Parse(m)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", fmt.Errorf("mirror %q is not an http:// or https:// URL (e.g. %s)", shown(m), DefaultMirror)
+	}
+	// The files' paths are appended to the mirror's: a query or a
+	// fragment would end up inside each file's URL.
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		sm, tail := shown(m), "its query and fragment"
+		if i := strings.IndexAny(sm, "?#"); i >= 0 {
+			tail = strconv.Quote(sm[i:])
+		}
+		return "", fmt.Errorf("mirror %q: a mirror URL names a directory: drop %s (e.g. %s)", sm, tail, DefaultMirror)
 	}
 	return strings.TrimRight(m, "/"), nil
 }

@@ -638,6 +638,7 @@ func TestUpCommandBadArguments(t *testing.T) {
 		{"unknown service", []string{"up", "--cache", cache, "nope"}, `no service "nope" (known: base, rescue)`, 1},
 		{"bad version", []string{"up", "--cache", cache, "--version", "../x", "rescue"}, `bad version "../x"`, 2},
 		{"ftp mirror", []string{"up", "--cache", cache, "--mirror", "ftp://x/pub", "rescue"}, "not an http:// or https:// URL", 2},
+		{"mirror with query", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub/NetBSD?x=1", "rescue"}, `mirror "http://127.0.0.1:1/pub/NetBSD?x=1": a mirror URL names a directory: drop "?x=1"`, 2},
 		// Run flags are checked before anything is fetched: the mirror
 		// is unreachable, so a fetch would fail with a network error.
 		{"memory before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-m", "0", "rescue"}, "-m 0: too little RAM", 2},
