@@ -77,3 +77,21 @@ func (e *InterruptedError) Error() string {
 
 // Unwrap returns the context's error.
 func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// ElsewhereError is ErrNotFound for a release the mirror URL does not
+// hold where the mirror's listing shows another directory of
+// NetBSD-<version> trees that does or may: the NetBSD directory below a
+// mirror URL one level too high (.../pub), or the NetBSD-archive
+// directory older releases are moved to. Its text says so.
+type ElsewhereError struct {
+	// Mirror is that directory's URL, usable as Fetcher.Mirror (its
+	// password, or a user part without one, shown as "xxxxx").
+	Mirror string
+	Err    error // the error, matching ErrNotFound
+}
+
+// Error is Err's text.
+func (e *ElsewhereError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ElsewhereError) Unwrap() error { return e.Err }

@@ -353,15 +353,31 @@ func (r *release) refresh(ctx context.Context, sub string, d Digests) (fresh Dig
 }
 
 // notFound explains a 404 for the release's first file: it lists the
-// versions the mirror has when the version is missing, the ports when the
-// arch is missing.
+// versions the mirror has when the version is missing (and names the
+// NetBSD-archive directory when that holds it), the ports when the arch
+// is missing, and a NetBSD directory below a mirror URL that lists no
+// trees.
 func (r *release) notFound(ctx context.Context, url string) error {
 	mirror, _ := r.f.mirror()
 	dirs := r.listDirs(ctx, mirror+"/")
 	versions := versionsIn(dirs)
 	if len(versions) > 0 && !slices.Contains(versions, r.version) {
-		return fmt.Errorf("%w: NetBSD version %q (GET %s: 404); the mirror offers: %s",
+		err := fmt.Errorf("%w: NetBSD version %q (GET %s: 404); the mirror offers: %s",
 			ErrNotFound, r.version, shown(url), strings.Join(versions, " "))
+		if !slices.Contains(dirs, "NetBSD-archive") {
+			return err
+		}
+		// Releases leave the top of a mirror for NetBSD-archive/, a
+		// directory of trees of its own. Named only when its listing
+		// holds the version, or cannot be read to say.
+		archive := mirror + "/NetBSD-archive"
+		held := ""
+		if old := versionsIn(r.listDirs(ctx, archive+"/")); slices.Contains(old, r.version) {
+			held = ", which holds NetBSD-" + r.version
+		} else if len(old) > 0 {
+			return err
+		}
+		return &ElsewhereError{Mirror: shown(archive), Err: fmt.Errorf("%w; older releases are under %s%s", err, shown(archive), held)}
 	}
 	if arches := archesIn(r.listDirs(ctx, mirror+"/NetBSD-"+r.version+"/")); len(arches) > 0 && !slices.Contains(arches, r.arch) {
 		return fmt.Errorf("%w: arch %q in NetBSD %s (GET %s: 404); the mirror offers: %s",
@@ -371,6 +387,13 @@ func (r *release) notFound(ctx context.Context, url string) error {
 	// whatever its path (a local one is often a host's root).
 	hint := ""
 	if len(versions) == 0 {
+		// A mirror URL one level too high (.../pub) lists the
+		// directory that holds the trees.
+		if slices.Contains(dirs, "NetBSD") {
+			below := mirror + "/NetBSD"
+			return &ElsewhereError{Mirror: shown(below), Err: fmt.Errorf("%w: GET %s: 404; the mirror URL %s lists no NetBSD-<version> trees but a directory NetBSD, which may hold them: %s",
+				ErrNotFound, shown(url), shown(mirror), shown(below))}
+		}
 		hint = misplacedMirror(mirror)
 	}
 	return fmt.Errorf("%w: GET %s: 404%s", ErrNotFound, shown(url), hint)

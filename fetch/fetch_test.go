@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -850,6 +851,82 @@ func TestFetchMisplacedMirror(t *testing.T) {
 			}
 			if tt.want != "" && !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestFetchElsewhere: a mirror URL one level above the trees
+// (.../pub) got a bare 404, and a release moved to NetBSD-archive/ got
+// "the mirror offers: 10.0 9.3" with no word of where it went. The error
+// now names the directory the mirror's listing shows may hold it, as an
+// *ElsewhereError; a listing that shows none gets no such words.
+func TestFetchElsewhere(t *testing.T) {
+	above := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/pub/":
+			io.WriteString(w, `<a href="NetBSD/">NetBSD/</a> <a href="OpenBSD/">OpenBSD/</a>`)
+		case "/other/":
+			io.WriteString(w, `<a href="OpenBSD/">OpenBSD/</a>`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer above.Close()
+	tests := []struct {
+		name, version string
+		mirror        func(srv *fetchtest.Server) string
+		elsewhere     func(srv *fetchtest.Server) string // the directory named; "" for none
+		want          string
+	}{
+		{"one level too high", "9.3", func(*fetchtest.Server) string { return above.URL + "/pub" },
+			func(*fetchtest.Server) string { return above.URL + "/pub/NetBSD" },
+			"lists no NetBSD-<version> trees but a directory NetBSD, which may hold them: " + above.URL + "/pub/NetBSD"},
+		{"one level too high, slash", "9.3", func(*fetchtest.Server) string { return above.URL + "/pub/" },
+			func(*fetchtest.Server) string { return above.URL + "/pub/NetBSD" }, "which may hold them: " + above.URL + "/pub/NetBSD"},
+		{"no NetBSD directory", "9.3", func(*fetchtest.Server) string { return above.URL + "/other" }, nil, ""},
+		{"archived release", "9.2", func(srv *fetchtest.Server) string { return srv.Mirror() },
+			func(srv *fetchtest.Server) string { return srv.Mirror() + "/NetBSD-archive" },
+			`version "9.2" (GET ` + "%s" + `/NetBSD-9.2/i386/binary/kernel/SHA512: 404); the mirror offers: 10.0 9.3; older releases are under %s/NetBSD-archive, which holds NetBSD-9.2`},
+		{"not archived either", "9.9", func(srv *fetchtest.Server) string { return srv.Mirror() }, nil, "offers: 10.0 9.3"},
+		// An archive whose listing cannot be read may hold it.
+		{"archive unlisted", "9.9", func(srv *fetchtest.Server) string {
+			srv.SetFault("NetBSD-archive/", fetchtest.Fault{Status: 403})
+			return srv.Mirror()
+		}, func(srv *fetchtest.Server) string { return srv.Mirror() + "/NetBSD-archive" },
+			"offers: 10.0 9.3; older releases are under %s/NetBSD-archive$"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, f := setup(t)
+			srv.SetFile("NetBSD-archive/NetBSD-9.2/i386/binary/kernel/SHA512", []byte("x"))
+			f.Mirror = tt.mirror(srv)
+			_, err := f.Fetch(context.Background(), tt.version, "i386")
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("err = %v, want ErrNotFound", err)
+			}
+			want := tt.want
+			switch strings.Count(want, "%s") {
+			case 1:
+				want = fmt.Sprintf(want, srv.Mirror())
+			case 2:
+				want = fmt.Sprintf(want, srv.Mirror(), srv.Mirror())
+			}
+			// "$": the error ends there.
+			if w, ok := strings.CutSuffix(want, "$"); ok && !strings.HasSuffix(err.Error(), w) {
+				t.Errorf("err = %v, want it to end %q", err, w)
+			}
+			if want = strings.TrimSuffix(want, "$"); !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %v, want it to say %q", err, want)
+			}
+			var e *ElsewhereError
+			switch {
+			case tt.elsewhere == nil && (errors.As(err, &e) || strings.Contains(err.Error(), "NetBSD-archive") || strings.Contains(err.Error(), "may hold")):
+				t.Errorf("err = %v, want no other directory named", err)
+			case tt.elsewhere != nil && !errors.As(err, &e):
+				t.Errorf("err = %v, want an *ElsewhereError", err)
+			case tt.elsewhere != nil && e.Mirror != tt.elsewhere(srv):
+				t.Errorf("ElsewhereError.Mirror = %q, want %q", e.Mirror, tt.elsewhere(srv))
 			}
 		})
 	}

@@ -27,6 +27,9 @@ type advice struct {
 	is  func(error) bool
 	lib string // the library's own advice, replaced when the message has it
 	cli string // advice about flags, appended in parentheses otherwise
+	// say, when set, makes cli from err: advice naming a value the
+	// error holds.
+	say func(err error) string
 }
 
 // kaslrAdvice is for a GENERIC_KASLR kernel given to run or to kstrip.
@@ -37,7 +40,8 @@ func isErr(target error) func(error) bool {
 }
 
 var adviceTable = []advice{
-	{is: isErr(fetch.ErrNotFound), cli: "--version, --arch and --mirror choose the release and the mirror"},
+	{is: isAs[*fetch.ElsewhereError], say: elsewhereAdvice}, // fetch.go
+	{is: notFoundHere, cli: "--version, --arch and --mirror choose the release and the mirror"},
 	{is: isErr(fetch.ErrNetwork), lib: "or the mirror URL", cli: "or --mirror"},
 	{is: isErr(fetch.ErrNotDigestFile), lib: "check the mirror URL", cli: "check --mirror"},
 	{is: isErr(fetch.ErrHTTP), lib: "check the mirror URL", cli: "check --mirror"},
@@ -149,6 +153,9 @@ func advise(err error) string {
 	for _, a := range adviceTable {
 		if !a.is(err) {
 			continue
+		}
+		if a.say != nil {
+			a.cli = a.say(err)
 		}
 		if a.lib != "" && strings.Contains(msg, a.lib) {
 			msg = strings.Replace(msg, a.lib, a.cli, 1)

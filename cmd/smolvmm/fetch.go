@@ -242,3 +242,17 @@ func roundDuration(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Microsecond)
 }
+
+// elsewhereAdvice is the --mirror to try for a release the mirror's
+// listing shows in another directory (fetch.ElsewhereError).
+func elsewhereAdvice(err error) string {
+	var e *fetch.ElsewhereError
+	errors.As(err, &e)
+	return "try --mirror " + e.Mirror
+}
+
+// notFoundHere reports whether err is a 404 of the mirror with no other
+// directory of it to try (those get elsewhereAdvice).
+func notFoundHere(err error) bool {
+	return errors.Is(err, fetch.ErrNotFound) && !isAs[*fetch.ElsewhereError](err)
+}

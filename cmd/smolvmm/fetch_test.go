@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,6 +179,41 @@ func TestFetchCommandResumeLines(t *testing.T) {
 			}
 			if !strings.Contains(out, tt.want) {
 				t.Errorf("output lacks %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
+// TestFetchCommandElsewhere: a --mirror one level above the trees, or
+// one whose releases moved to NetBSD-archive/, got a bare 404 or a list
+// of versions without the archived one; the advice names the --mirror to
+// try instead.
+func TestFetchCommandElsewhere(t *testing.T) {
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel"),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	srv.SetFile("NetBSD-archive/NetBSD-9.2/i386/binary/kernel/SHA512", []byte("x"))
+	above := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/pub/" {
+			io.WriteString(w, `<a href="NetBSD/">NetBSD/</a>`)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer above.Close()
+	for _, tt := range []struct {
+		name, mirror, version, want string
+	}{
+		{"one level too high", above.URL + "/pub", "9.3", "(try --mirror " + above.URL + "/pub/NetBSD)"},
+		{"archived release", srv.Mirror(), "9.2", "(try --mirror " + srv.Mirror() + "/NetBSD-archive)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runTestApp(t, []*cli.Command{fetchCommand()}, "fetch", "--mirror", tt.mirror, "--version", tt.version, "--cache", t.TempDir())
+			if !errors.Is(err, fetch.ErrNotFound) {
+				t.Fatalf("err = %v, want ErrNotFound", err)
+			}
+			if msg := advise(err); !strings.HasSuffix(msg, tt.want) {
+				t.Errorf("message %q, want it to end %q", msg, tt.want)
 			}
 		})
 	}
