@@ -194,6 +194,14 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	// are stopped, so all of them are measured together.
 	close(giveUp)
 	<-startsDone
+	if errors.Is(ctxErr, errTimedOut) {
+		// The VMs not started by now failed: none of them is counted
+		// once the timer has fired, nor left to run while the others are
+		// measured.
+		for _, v := range vms {
+			v.cutOff()
+		}
+	}
 	// Interrupted: nothing is measured, the VMs are killed at once.
 	measure := ctxErr == nil || errors.Is(ctxErr, errTimedOut)
 	if measure {
@@ -315,6 +323,9 @@ type parallelVM struct {
 	ready   int64
 	killed  bool
 	stopped bool // by SIGSTOP, for its measurement
+	// late is set when the bench's timeout has passed: a ready event
+	// after it does not count.
+	late bool
 	// hasSettled is set when the VM's settled byte came (vmmSettled);
 	// mapped and mappedWhy when it said that its executable stayed mapped.
 	hasSettled bool
@@ -559,7 +570,7 @@ func (v *parallelVM) readReport() {
 func (v *parallelVM) markReady(now int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.ready != 0 {
+	if v.ready != 0 || v.late {
 		return
 	}
 	v.ready = now
@@ -620,6 +631,18 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	}
 	m.OverheadRSSKiB, m.OverheadPSSKiB = m.RSSKiB-m.GuestRSSKiB, m.PSSKiB-m.GuestPSSKiB
 	v.mem = m
+}
+
+// cutOff ends the wait for the VM at the timeout: a VM not ready by
+// then is killed, and stays not started whatever it prints after.
+func (v *parallelVM) cutOff() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.late = true
+	if v.ready == 0 && v.cmd != nil {
+		v.killed = true
+		_ = v.cmd.Process.Kill()
+	}
 }
 
 // kill ends the VM's process (stopped or not).

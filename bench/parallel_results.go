@@ -236,7 +236,8 @@ func ReadParallelResults(rd io.Reader) (*ParallelResults, error) {
 }
 
 // Validate checks the version, that the counts and summaries agree with
-// the VMs, that every VM either started or says why not, and that each
+// the VMs, that every VM either started or says why not, that every
+// started VM has its memory or says why not, and that each
 // memory sample is consistent (PSS at most RSS, guest at most the whole).
 func (r *ParallelResults) Validate() error {
 	bad := func(format string, args ...any) error {
@@ -257,6 +258,10 @@ func (r *ParallelResults) Validate() error {
 		}
 		if !v.Started() && v.Memory != nil {
 			return bad("vm %d: not started, yet has memory", i)
+		}
+		// Every started VM is measured: it has a figure or says why not.
+		if v.Started() && (v.Memory == nil) == (v.MemoryError == "") {
+			return bad("vm %d: started, with memory %v and memory error %q: want one of them", i, v.Memory != nil, v.MemoryError)
 		}
 		if m := v.Memory; m != nil {
 			if m.Unsettled && m.ExecutableMapped || m.ExecutableMappedWhy != "" && !m.ExecutableMapped {

@@ -169,6 +169,11 @@ func TestParallelValidate(t *testing.T) {
 		{"overhead wrong", func(r *ParallelResults) { r.VMs[0].Memory.OverheadPSSKiB++ }},
 		{"ready before start", func(r *ParallelResults) { r.VMs[0].StartMS = 11 }},
 		{"failed with memory", func(r *ParallelResults) { r.VMs[1].Memory = mem(1, 1, 0, 0) }},
+		{"started without memory or its error", func(r *ParallelResults) {
+			r.VMs[0].Memory = nil
+			r.aggregate()
+		}},
+		{"started with memory and its error", func(r *ParallelResults) { r.VMs[0].MemoryError = "gone" }},
 		{"memory summary", func(r *ParallelResults) { r.Memory.PSSKiBTotal++ }},
 		{"mapped count", func(r *ParallelResults) { r.Memory.ExecutableMapped++ }},
 		{"mapped why, not mapped", func(r *ParallelResults) { r.VMs[0].Memory.ExecutableMappedWhy = "traced" }},
@@ -541,6 +546,39 @@ func TestRunParallelTimeout(t *testing.T) {
 	}
 	if res.Started != 0 || res.Failed != 2 || res.Memory != nil {
 		t.Errorf("started %d failed %d memory %+v", res.Started, res.Failed, res.Memory)
+	}
+}
+
+// TestParallelVMCutOff: at the timeout a VM not ready is killed, and a
+// ready event after it (its ready line, printed while the ones that did
+// start are measured) does not make it started; one ready before it stays.
+func TestParallelVMCutOff(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 150 * time.Millisecond
+	settled := make(chan int, 2)
+	late := &parallelVM{index: 0, settled: settled}
+	late.cmd = exec.Command(exe)
+	late.cmd.Env = append(os.Environ(), "BENCH_FAKE=hang")
+	if err := late.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	late.started, late.first = 1, 2
+	early := &parallelVM{index: 1, settled: settled, started: 1, first: 2}
+	early.markReady(3)
+	early.cutOff()
+	late.cutOff()
+	late.markReady(4)
+	if err := late.cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the VM not ready at the timeout ended with %v, want killed", err)
+	}
+	if r := late.result(0, timeout); r.Started() || r.ReadyMS != 0 || r.Error != "not started within 150ms" {
+		t.Errorf("late VM: %+v, want not started within 150ms", r)
+	}
+	if r := early.result(0, timeout); !r.Started() || r.ReadyMS == 0 {
+		t.Errorf("early VM: %+v, want started", r)
 	}
 }
 
