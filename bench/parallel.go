@@ -75,7 +75,9 @@ type ParallelOptions struct {
 // (/proc/PID/smaps_rollup and the guest RAM mapping in /proc/PID/smaps)
 // and they are killed. A VM that cannot start (its process fails to start
 // or exits first, as when the host runs out of memory or file descriptors)
-// keeps its reason in VM.Error; the others are unaffected. N VMs that the
+// keeps its reason in VM.Error; the others are unaffected. Each VM is
+// the OOM killer's first choice (oom_score_adj 1000), so that under memory
+// pressure VMs fail rather than the bench. N VMs that the
 // host's limits certainly cannot hold (descriptors, processes, tasks) are
 // refused before any starts, with a LimitError. Else only ctx ending
 // is an error: then no more VMs are started, and those started are killed
@@ -416,6 +418,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 		return false
 	}
 	v.console = r
+	raiseOOMScore(cmd.Process.Pid)
 	v.pidfd = openPidfd(cmd.Process.Pid)
 	if sp != nil {
 		sp.started()
@@ -480,6 +483,20 @@ func (v *parallelVM) follow(ready *regexp.Regexp) {
 		}
 	}
 	v.err = errors.New(msg)
+}
+
+// vmOOMScoreAdj is the oom_score_adj of each VM of RunParallel: the most,
+// so that the kernel's OOM killer takes VMs before the bench.
+const vmOOMScoreAdj = 1000
+
+// raiseOOMScore makes the process pid, a VM just started, the OOM killer's
+// first choice. Under memory pressure it would otherwise take the bench,
+// which can hold more than a VM (its executable's pages, which the VMs
+// unmap) and, killed, reports nothing; a VM killed instead is one not
+// started. Raising needs no privilege; where /proc cannot be written the
+// score stays, as the bench still works.
+func raiseOOMScore(pid int) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(fmt.Sprint(vmOOMScoreAdj)), 0)
 }
 
 // openPidfd is a pidfd of the process pid, a child not yet reaped, that

@@ -549,6 +549,31 @@ func TestRunParallelTimeout(t *testing.T) {
 	}
 }
 
+// TestParallelVMOOMScore: a VM started by the parallel bench is the OOM
+// killer's first choice, not the bench.
+func TestParallelVMOOMScore(t *testing.T) {
+	settled := make(chan int, 1)
+	v := &parallelVM{index: 0, settled: settled}
+	if !v.start(fakeTarget(t, "fake", "hang"), "") {
+		t.Fatal(v.err)
+	}
+	defer func() {
+		v.kill()
+		v.cmd.Wait()
+		v.console.Close()
+		if v.pidfd != nil {
+			v.pidfd.Close()
+		}
+	}()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", v.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "1000" {
+		t.Errorf("VM's oom_score_adj %s, want 1000", got)
+	}
+}
+
 // TestParallelVMCutOff: at the timeout a VM not ready is killed, and a
 // ready event after it (its ready line, printed while the ones that did
 // start are measured) does not make it started; one ready before it stays.
