@@ -43,9 +43,12 @@ func (r *ParallelResults) WriteSVG(w io.Writer) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n",
 		width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">%s</text>`+"\n", psvgLeft,
-		esc(fmt.Sprintf("%d VMs of %s started at once: %d started, all ready after %s, %.1f starts/s per core",
-			r.N, r.Config.Kernel, r.Started, fmtMS(r.AllReadyMS), r.StartsPerSecPerCore)))
+	title := fmt.Sprintf("%d VMs of %s started at once: %d started, all ready after %s, %.1f starts/s per core",
+		r.N, r.Config.Kernel, r.Started, fmtMS(r.AllReadyMS), r.StartsPerSecPerCore)
+	if r.Started == 0 {
+		title = fmt.Sprintf("%d VMs of %s started at once: none started", r.N, r.Config.Kernel)
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">%s</text>`+"\n", psvgLeft, esc(title))
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">process start to ready (ms since the first start)</text>`+"\n", psvgLeft, top-12)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">memory without guest RAM (MiB): RSS light, PSS dark</text>`+"\n", memX, top-12)
 	xt := func(ms float64) float64 { return psvgLeft + psvgPanelW*ms/maxMS }

@@ -742,10 +742,10 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	if err := writeBenchFile(c.String("json"), res.WriteJSON); err != nil {
 		return err
 	}
-	if res.Started > 0 {
-		if err := writeBenchFile(c.String("svg"), res.WriteSVG); err != nil {
-			return err
-		}
+	// Also with none started: the chart shows each failure, and an old
+	// one left in place would contradict the JSON beside it.
+	if err := writeBenchFile(c.String("svg"), res.WriteSVG); err != nil {
+		return err
 	}
 	for _, h := range parallelHints(res) {
 		fmt.Fprintf(os.Stderr, "smolvmm bench: %s\n", h)

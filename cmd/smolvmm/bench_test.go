@@ -399,21 +399,34 @@ func TestBenchNoneStarted(t *testing.T) {
 		t.Skip("needs /dev/kvm")
 	}
 	kernel := silentKernel(t)
+	oldSVG := filepath.Join(t.TempDir(), "p.svg")
+	if err := os.WriteFile(oldSVG, []byte("<svg>old</svg>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args        []string
 		stderr      string
 		stdout, not string
+		svg         string // an old chart there must be replaced by one of the failures
 	}{
-		{[]string{"-n", "1", "--warmup", "0"}, "smolvmm's boots failed; the results above say why", "no console output", ""},
+		{[]string{"-n", "1", "--warmup", "0"}, "smolvmm's boots failed; the results above say why", "no console output", "", ""},
 		// No chart of no boot, and the failure stays the last word.
-		{[]string{"--svg", filepath.Join(t.TempDir(), "f.svg"), "-n", "1", "--warmup", "0"}, "not written: no system has a boot to draw\nsmolvmm bench: smolvmm's boots failed; the results above say why", "no console output", ""},
-		{[]string{"--parallel", "2"}, "none of the 2 VMs started: exit status 1 before its first console byte", "none started", "all ready after"},
+		{[]string{"--svg", filepath.Join(t.TempDir(), "f.svg"), "-n", "1", "--warmup", "0"}, "not written: no system has a boot to draw\nsmolvmm bench: smolvmm's boots failed; the results above say why", "no console output", "", ""},
+		{[]string{"--parallel", "2"}, "none of the 2 VMs started: exit status 1 before its first console byte", "none started", "all ready after", ""},
+		// The old chart stayed, contradicting the JSON.
+		{[]string{"--parallel", "2", "--svg", oldSVG}, "none of the 2 VMs started", "none started", "all ready after", oldSVG},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {
 			status, stdout, stderr := benchRun(t, nil, append([]string{"-k", kernel, "--net", "none"}, tt.args...)...)
 			if status != 1 || !strings.Contains(stderr, tt.stderr) || !strings.Contains(stdout, tt.stdout) || tt.not != "" && strings.Contains(stdout, tt.not) {
 				t.Errorf("status %d stdout %q stderr %q; want status 1, %q on stdout and %q", status, stdout, stderr, tt.stdout, tt.stderr)
+			}
+			if tt.svg != "" {
+				b, err := os.ReadFile(tt.svg)
+				if err != nil || !strings.Contains(string(b), "2 VMs of "+kernel+" started at once: none started") || strings.Count(string(b), `fill="#e53935"`) != 2 {
+					t.Errorf("--svg %s (%v): %s; want the chart of 2 failed VMs", tt.svg, err, b)
+				}
 			}
 		})
 	}
