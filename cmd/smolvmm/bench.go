@@ -620,7 +620,7 @@ func checkParallelFlags(c *cli.Context) error {
 	if kind, name, _ := strings.Cut(c.String("net"), ":"); n > 1 && kind == "tap" {
 		return usageErrorf("smolvmm bench: --net tap:%s does not go with --parallel %d: a tap device takes one VM; use --net none, user or user:NAME", name, n)
 	}
-	for _, f := range []string{"compare", "ready-port", "publish", "boots", "warmup", "jail"} {
+	for _, f := range []string{"compare", "ready-port", "publish", "boots", "warmup", "jail", "console"} {
 		if c.IsSet(f) {
 			why := map[string]string{
 				"jail":       "its memory figures would be those of the processes that wait for the jailed VMMs",
@@ -629,6 +629,7 @@ func checkParallelFlags(c *cli.Context) error {
 				"publish":    "the VMs cannot all forward one host port",
 				"boots":      "every VM starts once",
 				"warmup":     "every VM starts once",
+				"console":    "the VMs' consoles are read for their ready lines, not shown",
 			}[f]
 			return usageErrorf("smolvmm bench: %s does not go with --parallel: %s", flagSpelling(findFlag(c, f)), why)
 		}

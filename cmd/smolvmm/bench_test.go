@@ -289,6 +289,8 @@ func TestBenchErrors(t *testing.T) {
 		{"parallel and compare", []string{"--parallel", "2", "--compare", "qemu"}, 2, "--compare does not go with --parallel"},
 		{"parallel and a forward", []string{"--parallel", "2", "-p", "8080:80"}, 2, "-p does not go with --parallel: the VMs cannot all forward one host port"},
 		{"parallel and boots", []string{"--parallel", "2", "-n", "3"}, 2, "-n does not go with --parallel"},
+		// It was taken and nothing shown.
+		{"parallel and console", []string{"--parallel", "2", "--console"}, 2, "--console does not go with --parallel: the VMs' consoles are read for their ready lines, not shown"},
 		{"parallel without KVM", []string{"--parallel", "2", "--kvm-device", filepath.Join(dir, "kvm")}, 1, "smolvmm bench: open " + filepath.Join(dir, "kvm") + ": KVM is not available"},
 		// Refused before any VM starts (they would find no KVM device
 		// and say so).
