@@ -60,6 +60,9 @@ func (r *Results) WriteText(w io.Writer) error {
 			fmt.Fprintf(tw, "%s / %s\t%s\t%.2fx\t\n", q.System, q.Baseline, q.Phase, q.Value)
 		}
 	}
+	if note := r.readyNotComparedNote(); note != "" {
+		fmt.Fprintf(tw, "%s\n", note)
+	}
 	return tw.Flush()
 }
 

@@ -238,6 +238,52 @@ func TestRatiosLeaveOutStops(t *testing.T) {
 	}
 }
 
+// With a ready port, QEMU's ready (a connection its user network's
+// forwarder holds, guest listening or not) is not compared with smolvmm's
+// (the guest's accept), and the text says why; other pairs are.
+func TestRatiosLeaveOutQEMUPortReady(t *testing.T) {
+	boot := func(scale float64) Boot {
+		return Boot{Phases: map[string]float64{PhaseFirstOutput: 2 * scale, PhaseReady: 5 * scale, PhaseExit: 10 * scale}}
+	}
+	all := []string{PhaseFirstOutput, PhaseReady, PhaseExit}
+	tests := []struct {
+		name      string
+		addr      string
+		other     string
+		want      []string
+		wantNoted bool
+	}{
+		{"ready port, qemu", "127.0.0.1:8080", "qemu-kvm", []string{PhaseFirstOutput, PhaseExit}, true},
+		{"ready line, qemu", "", "qemu-tcg", all, false},
+		{"ready port, a restore", "127.0.0.1:8080", "smolvmm-boot", all, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Results{Config: Config{Kernel: "k", Boots: 1, MemoryMiB: 128, ReadyAddr: tt.addr},
+				Systems: []System{{Name: "smolvmm", Boots: []Boot{boot(1)}}, {Name: tt.other, Boots: []Boot{boot(2)}}}}
+			for i := range r.Systems {
+				r.Systems[i].summarize()
+			}
+			r.computeRatios()
+			var phases []string
+			for _, q := range r.Ratios {
+				phases = append(phases, q.Phase)
+			}
+			if !slices.Equal(phases, tt.want) {
+				t.Errorf("ratios of %v, want %v", phases, tt.want)
+			}
+			var buf bytes.Buffer
+			if err := r.WriteText(&buf); err != nil {
+				t.Fatal(err)
+			}
+			note := "ready is not compared between smolvmm and " + tt.other + ": QEMU's ready is a connection to " + tt.addr + " that held"
+			if got := strings.Contains(buf.String(), note); got != tt.wantNoted || got != (r.readyNotComparedNote() != "") {
+				t.Errorf("note %q in the text %v, want %v:\n%s", note, got, tt.wantNoted, buf.String())
+			}
+		})
+	}
+}
+
 // A restore reads its snapshot while it creates the VM: snapshot-loaded may
 // come before or after vm-created, not after state-restored.
 func TestValidateRestoreBoot(t *testing.T) {

@@ -44,6 +44,9 @@ func Run(ctx context.Context, targets []Target, o Options) (*Results, error) {
 		}
 	}
 	res.computeRatios()
+	if note := res.readyNotComparedNote(); note != "" {
+		res.Notes = append(res.Notes, note)
+	}
 	return res, nil
 }
 
