@@ -196,7 +196,15 @@ type BootOptions struct {
 	// StopGrace is how long a process stopped with SIGTERM has to exit
 	// before it is killed with SIGKILL (default five seconds).
 	StopGrace time.Duration
+	// sampleAtFirstOutput takes the memory sample at the first console
+	// byte even with a ready condition: for a guest that ends as soon as
+	// it is ready, gone before the bench could stop it there.
+	sampleAtFirstOutput bool
 }
+
+// stopForSample stops the process pid for the memory sample taken at
+// event; tests replace it.
+var stopForSample = func(pid int, event string) error { return syscall.Kill(pid, syscall.SIGSTOP) }
 
 // Boot is one measured boot.
 type Boot struct {
@@ -417,7 +425,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			defer settled.release() // measured: it may go on to its end
 		}
 		// Stopped, the process cannot exit (and unmap) under the read.
-		if err := syscall.Kill(vmm, syscall.SIGSTOP); err != nil {
+		if err := stopForSample(vmm, event); err != nil {
 			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, err))
 			return
 		}
@@ -456,7 +464,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		switch event {
 		case PhaseFirstOutput:
 			close(firstOut)
-			if !o.Ready.IsSet() {
+			if !o.Ready.IsSet() || o.sampleAtFirstOutput {
 				sample(event)
 			}
 		case PhaseReady:

@@ -491,6 +491,30 @@ func TestRunRetriesMemorySample(t *testing.T) {
 	}
 }
 
+// TestRunSamplesEarlyWhenGone: a guest gone at its ready event before the
+// bench could stop it (as the demo guest under QEMU's TCG, which exits
+// right after its ready line) is booted again for its memory and sampled
+// at its first console byte, not left unmeasured.
+func TestRunSamplesEarlyWhenGone(t *testing.T) {
+	old := stopForSample
+	t.Cleanup(func() { stopForSample = old })
+	stopForSample = func(pid int, event string) error {
+		if event == PhaseReady {
+			return fmt.Errorf("as if gone: %w", syscall.ESRCH)
+		}
+		return old(pid, event)
+	}
+	res, err := Run(context.Background(), []Target{fakeTarget(t, "fake", "memory")},
+		Options{Boots: 1, Boot: BootOptions{Ready: Ready{Pattern: regexp.MustCompile(`^touched`)}, Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Systems[0]
+	if s.Memory == nil || s.Memory.SampledAt != PhaseFirstOutput || s.MemoryError != "" {
+		t.Errorf("memory %+v, error %q: want a sample at %s", s.Memory, s.MemoryError, PhaseFirstOutput)
+	}
+}
+
 // A guest that is ready and does not end by itself is stopped by the bench:
 // the boot ends at its ready event, with PhaseStopped, no PhaseGuestExit
 // (though the VMM reported one), and the status the stop left.
