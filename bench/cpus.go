@@ -148,8 +148,12 @@ func quotaOf(quota, period string) float64 {
 // cpusText says how many cores a rate was divided by and which limit set
 // that number.
 func cpusText(h Host) string {
-	if h.CPUsFrom == "" {
-		return fmt.Sprintf("%d cores", h.CPUs)
+	cores := fmt.Sprintf("%d cores", h.CPUs)
+	if h.CPUs == 1 {
+		cores = "1 core"
 	}
-	return fmt.Sprintf("%d cores: %s", h.CPUs, h.CPUsFrom)
+	if h.CPUsFrom == "" {
+		return cores
+	}
+	return cores + ": " + h.CPUsFrom
 }

@@ -60,15 +60,27 @@ func TestCgroupCPUQuota(t *testing.T) {
 	}
 }
 
-// The parallel results say which limit the per-core rate divided by.
+// The parallel results say which limit the per-core rate divided by, and
+// one core in the singular.
 func TestParallelTextSaysCPULimit(t *testing.T) {
-	r := &ParallelResults{Host: Host{CPUs: 2, CPUsFrom: CPUsCgroupQuota}, Config: Config{Kernel: "k"}, N: 1, Started: 1, AllReadyMS: 100,
-		StartsPerSec: 10, StartsPerSecPerCore: 5}
-	var out strings.Builder
-	if err := r.WriteText(&out); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		cpus int
+		from string
+		want string
+	}{
+		{2, CPUsCgroupQuota, "5.0 per core (2 cores: cgroup quota)"},
+		{1, CPUsCgroupQuota, "5.0 per core (1 core: cgroup quota)"},
+		{1, "", "5.0 per core (1 core)"},
 	}
-	if !strings.Contains(out.String(), "5.0 per core (2 cores: cgroup quota)") {
-		t.Errorf("text:\n%s", out.String())
+	for _, tt := range tests {
+		r := &ParallelResults{Host: Host{CPUs: tt.cpus, CPUsFrom: tt.from}, Config: Config{Kernel: "k"}, N: 1, Started: 1, AllReadyMS: 100,
+			StartsPerSec: 10, StartsPerSecPerCore: 5}
+		var out strings.Builder
+		if err := r.WriteText(&out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%d CPUs (%s): text lacks %q:\n%s", tt.cpus, tt.from, tt.want, out.String())
+		}
 	}
 }
