@@ -338,9 +338,12 @@ type parallelVM struct {
 	// report came before the VM's first console byte.
 	readyIn  *os.File
 	vmmReady bool
-	err      error
-	mem      *VMMemory
-	memErr   error
+	// report is the file of its ChildReport ("" without a
+	// Target.ReportFlag): it says whether the guest chose the status.
+	report string
+	err    error
+	mem    *VMMemory
+	memErr error
 }
 
 // settle reports the VM as started or failed, once.
@@ -351,7 +354,8 @@ func (v *parallelVM) settle() { v.once.Do(func() { v.settled <- v.index }) }
 func (v *parallelVM) start(t Target, dir string) bool {
 	args := t.Args
 	if t.ReportFlag != "" {
-		args = append(append([]string(nil), args...), t.ReportFlag, filepath.Join(dir, fmt.Sprintf("report-%d.json", v.index)))
+		v.report = filepath.Join(dir, fmt.Sprintf("report-%d.json", v.index))
+		args = append(append([]string(nil), args...), t.ReportFlag, v.report)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -468,6 +472,13 @@ func (v *parallelVM) follow(ready *regexp.Regexp) {
 		status = ee.ProcessState.String()
 	case waitErr != nil:
 		status = waitErr.Error()
+	}
+	// A status the guest chose is its end, not the VMM's failure: the
+	// demo guest's good end is status 1, which "exit status 1" hides.
+	if v.report != "" && (waitErr == nil || ee != nil) {
+		if r, err := readChildReport(v.report); err == nil && r.GuestStatus != nil && *r.GuestStatus == v.cmd.ProcessState.ExitCode() {
+			status = fmt.Sprintf("the guest ended (status %d)", *r.GuestStatus)
+		}
 	}
 	what := "before its first console byte"
 	if v.first != 0 {

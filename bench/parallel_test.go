@@ -272,14 +272,21 @@ func TestRunParallel(t *testing.T) {
 		{"one cannot start", "onefails", nil, 1, "exit status 3 before its first console byte: no room for this one"},
 		// Its cause, not the last bytes of its goroutines' stacks.
 		{"one crashes", "onecrashes", nil, 1, "exit status 2 before its first console byte: panic: fake VMM crash"},
-		{"none has a ready line", "lines", ready, 3, "before its ready line"},
+		{"none has a ready line", "lines", ready, 3, "exit status 1 before its ready line"},
+		// Status 1 is the guest's good end, which its report says.
+		{"the guests end first", "report", ready, 3, "the guest ended (status 1) before its ready line"},
+		// Not the guest's choice: the VMM's failure.
+		{"the VMMs fail first", "vmmfail", ready, 3, "exit status 1 before its ready line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const n = 3
 			target := fakeTarget(t, "fake", tt.mode, "BENCH_ONCE="+filepath.Join(t.TempDir(), "once"))
-			if tt.mode == "lines" {
+			switch tt.mode {
+			case "lines":
 				target.GuestBytes = 0
+			case "report", "vmmfail":
+				target.GuestBytes, target.ReportFlag = 0, "--report"
 			}
 			// The test process stands in for a shared network's.
 			res, err := RunParallel(context.Background(), target, ParallelOptions{N: n, Ready: tt.ready, Timeout: 30 * time.Second,

@@ -414,7 +414,7 @@ func TestBenchNoneStarted(t *testing.T) {
 		{[]string{"-n", "1", "--warmup", "0"}, "smolvmm's boots failed; the results above say why", "no console output", "", ""},
 		// No chart of no boot, and the failure stays the last word.
 		{[]string{"--svg", filepath.Join(t.TempDir(), "f.svg"), "-n", "1", "--warmup", "0"}, "not written: no system has a boot to draw\nsmolvmm bench: smolvmm's boots failed; the results above say why", "no console output", "", ""},
-		{[]string{"--parallel", "2"}, "none of the 2 VMs started: exit status 1 before its first console byte", "none started", "all ready after", ""},
+		{[]string{"--parallel", "2"}, "none of the 2 VMs started: the guest ended (status 1) before its first console byte", "none started", "all ready after", ""},
 		// The old chart stayed, contradicting the JSON.
 		{[]string{"--parallel", "2", "--svg", oldSVG}, "none of the 2 VMs started", "none started", "all ready after", oldSVG},
 	}

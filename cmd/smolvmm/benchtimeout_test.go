@@ -36,7 +36,7 @@ func TestBenchGuestEndsBeforeReady(t *testing.T) {
 		want string
 	}{
 		{"sequential", []string{"-n", "1", "--warmup", "0"}, "the guest exited before the ready condition held"},
-		{"parallel", []string{"--parallel", "1"}, "exit status 1 before its ready line"},
+		{"parallel", []string{"--parallel", "1"}, "the guest ended (status 1) before its ready line"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
