@@ -132,6 +132,9 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 		vms[i] = &parallelVM{index: i, settled: settled, settleTimeout: o.SettleTimeout, giveUp: giveUp}
 	}
 	t0 := MonoNow()
+	for _, v := range vms {
+		v.deadline = t0 + o.Timeout.Nanoseconds()
+	}
 	// The goroutines that follow started VMs, one each: none holds a
 	// thread while it waits (see follow).
 	var wg sync.WaitGroup
@@ -326,8 +329,11 @@ type parallelVM struct {
 	killed  bool
 	stopped bool // by SIGSTOP, for its measurement
 	// late is set when the bench's timeout has passed: a ready event
-	// after it does not count.
-	late bool
+	// after it does not count, nor one timed after deadline (the
+	// timeout from the bench's start, CLOCK_MONOTONIC ns; 0: none),
+	// which a loaded host can see before its timer fires.
+	late     bool
+	deadline int64
 	// hasSettled is set when the VM's settled byte came (vmmSettled);
 	// mapped and mappedWhy when it said that its executable stayed mapped.
 	hasSettled bool
@@ -598,7 +604,7 @@ func (v *parallelVM) readReport() {
 func (v *parallelVM) markReady(now int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.ready != 0 || v.late {
+	if v.ready != 0 || v.late || v.deadline != 0 && now > v.deadline {
 		return
 	}
 	v.ready = now

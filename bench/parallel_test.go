@@ -590,7 +590,7 @@ func TestParallelVMCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	const timeout = 150 * time.Millisecond
-	settled := make(chan int, 2)
+	settled := make(chan int, 3)
 	late := &parallelVM{index: 0, settled: settled}
 	late.cmd = exec.Command(exe)
 	late.cmd.Env = append(os.Environ(), "BENCH_FAKE=hang")
@@ -603,6 +603,13 @@ func TestParallelVMCutOff(t *testing.T) {
 	early.cutOff()
 	late.cutOff()
 	late.markReady(4)
+	// Seen before the timer fired, but timed after the timeout.
+	overdue := &parallelVM{index: 2, settled: settled, started: 1, first: 2, deadline: 10}
+	overdue.markReady(11)
+	overdue.cutOff()
+	if r := overdue.result(0, timeout); r.Started() || r.Error != "not started within 150ms" {
+		t.Errorf("VM ready after the deadline: %+v, want not started within 150ms", r)
+	}
 	if err := late.cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Errorf("the VM not ready at the timeout ended with %v, want killed", err)
 	}
