@@ -15,7 +15,8 @@ import (
 // console output) or is stopped: ctx ends, or Close is
 // called (both give ExitStopped). A ctx already done gives ExitStopped
 // at once, without calling Config.BeforeRun or running the guest, and
-// without waiting for a snapshot being written before the guest runs.
+// without waiting for a snapshot being written before the guest runs,
+// which it interrupts as any stop does (see Snapshot).
 // A Machine runs
 // once; Run after Close, or a second Run, returns an *Error wrapping
 // ErrConfig. A snapshot being taken before the guest first runs (see
@@ -69,6 +70,10 @@ func (m *Machine) Run(ctx context.Context) (Exit, error) {
 // run is Run once the machine is marked running.
 func (m *Machine) run(ctx context.Context) (Exit, error) {
 	if ctx.Err() != nil {
+		// Stopped before it started: a snapshot being written before
+		// the guest runs is interrupted as by any stop, not left
+		// blocked behind Run.
+		m.snapW.stop()
 		return Exit{Reason: ExitStopped}, nil
 	}
 	if m.cfg.SnapshotOnReady != nil || m.cfg.BeforeRun != nil {
