@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -38,6 +39,32 @@ const (
 	VendorID     = 0x1AF4
 	DeviceIDBase = 0x1000
 )
+
+// MaxType is the highest device type the legacy transport presents: its
+// device ID, DeviceIDBase + type - 1, is 0x103F, the last of the legacy
+// (transitional) IDs.
+const MaxType = 0x40
+
+// ErrInvalidDevice is wrapped by NewPCIDevice's refusal of a Device the
+// legacy transport cannot present: a type outside 1 to MaxType, no
+// queue or more than 32, a queue size that is no power of two from 1 to
+// 32768, a configuration space larger than the register block holds, or
+// EVENT_IDX offered.
+var ErrInvalidDevice = errors.New("invalid virtio device")
+
+// invalidDevice is a refusal of NewPCIDevice: its message is the fact
+// alone, and errors.Is finds ErrInvalidDevice.
+type invalidDevice struct{ err error }
+
+func (e invalidDevice) Error() string        { return e.err.Error() }
+func (e invalidDevice) Unwrap() error        { return e.err }
+func (e invalidDevice) Is(target error) bool { return target == ErrInvalidDevice }
+
+// invalid is an invalidDevice of a device of type typ, saying what is
+// wrong.
+func invalid(typ uint16, format string, args ...any) error {
+	return invalidDevice{fmt.Errorf("virtio type %d: "+format, append([]any{typ}, args...)...)}
+}
 
 // PCI status register bit 3: an INTx interrupt is pending.
 const pciStatusInterrupt = 1 << 3
@@ -99,36 +126,42 @@ func NewPCIDevice(mem *guestmem.Memory, dev Device, irq bus.IRQ, log *slog.Logge
 	if irq == nil {
 		irq = bus.NoIRQ{}
 	}
+	typ := dev.Type()
+	if typ == 0 || typ > MaxType {
+		// Its device ID would be no legacy virtio one (type 0 and
+		// 0xFFFF wrap the 16 bits): the guest would match no driver.
+		return nil, invalid(typ, "must be 1 to %d (legacy PCI device IDs %#x to %#x)", MaxType, DeviceIDBase, DeviceIDBase+MaxType-1)
+	}
 	sizes := dev.QueueSizes()
 	if len(sizes) == 0 || len(sizes) > 32 {
-		return nil, fmt.Errorf("virtio type %d: %d queues: must be 1 to 32", dev.Type(), len(sizes))
+		return nil, invalid(typ, "%d queues: must be 1 to 32", len(sizes))
 	}
 	if dev.Features()&Bit(FeatureEventIdx) != 0 {
-		return nil, fmt.Errorf("virtio type %d: feature EVENT_IDX offered but not implemented", dev.Type())
+		return nil, invalid(typ, "feature EVENT_IDX offered but not implemented")
+	}
+	n := RegConfig + dev.ConfigSize()
+	if dev.ConfigSize() < 0 || n > 256 {
+		return nil, invalid(typ, "config size %d: must be 0 to %d", dev.ConfigSize(), 256-RegConfig)
 	}
 	d := &PCIDevice{mem: mem, dev: dev, irq: irq, log: log, host: dev.Features(), warned: map[string]bool{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	for i, s := range sizes {
 		q, err := NewQueue(mem, s)
 		if err != nil {
-			return nil, fmt.Errorf("virtio type %d: queue %d: %w", dev.Type(), i, err)
+			return nil, invalid(typ, "queue %d: %w", i, err)
 		}
 		d.queues = append(d.queues, q)
-	}
-	n := RegConfig + dev.ConfigSize()
-	if dev.ConfigSize() < 0 || n > 256 {
-		return nil, fmt.Errorf("virtio type %d: config size %d: must be 0 to %d", dev.Type(), dev.ConfigSize(), 256-RegConfig)
 	}
 	d.bar = 32
 	for d.bar < uint32(n) {
 		d.bar *= 2
 	}
 	d.cfg = pci.NewConfig(pci.Header{
-		VendorID: VendorID, DeviceID: DeviceIDBase + dev.Type() - 1, Revision: 0,
-		Class: classOf(dev.Type()), SubsystemVendorID: VendorID, SubsystemID: dev.Type(),
+		VendorID: VendorID, DeviceID: DeviceIDBase + typ - 1, Revision: 0,
+		Class: classOf(typ), SubsystemVendorID: VendorID, SubsystemID: typ,
 	})
 	if err := d.cfg.AddIOBAR(0, d.bar); err != nil {
-		return nil, fmt.Errorf("virtio type %d: %w", dev.Type(), err)
+		return nil, fmt.Errorf("virtio type %d: %w", typ, err)
 	}
 	if w, ok := dev.(Warner); ok {
 		w.SetWarn(func(kind, msg string, args ...any) { d.warnOnce("device:"+kind, msg, args...) })

@@ -2,6 +2,7 @@ package virtio_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -19,6 +20,7 @@ import (
 // fakeDev is a device with two queues that fills every writable buffer
 // with 0xAB and returns its length.
 type fakeDev struct {
+	typ      uint16
 	sizes    []uint16
 	features uint32
 
@@ -39,10 +41,10 @@ type fakeDev struct {
 }
 
 func newFakeDev() *fakeDev {
-	return &fakeDev{sizes: []uint16{16, 16}, features: 0x1000_0005, cfg: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}
+	return &fakeDev{typ: virtio.TypeNet, sizes: []uint16{16, 16}, features: 0x1000_0005, cfg: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}
 }
 
-func (f *fakeDev) Type() uint16         { return virtio.TypeNet }
+func (f *fakeDev) Type() uint16         { return f.typ }
 func (f *fakeDev) Features() uint32     { return f.features }
 func (f *fakeDev) QueueSizes() []uint16 { return f.sizes }
 func (f *fakeDev) ConfigSize() int      { return len(f.cfg) }
@@ -608,25 +610,53 @@ func TestFeaturesAfterDriverOKIgnored(t *testing.T) {
 	}
 }
 
+// TestNewPCIDeviceRejects: a device the legacy transport cannot present
+// is refused with an error wrapping ErrInvalidDevice, among them a type
+// whose legacy device ID (0x1000 + type - 1) is outside 0x1000-0x103F,
+// which used to be accepted (type 0xFFFF wrapped to 1af4:0ffe, no virtio
+// device ID).
 func TestNewPCIDeviceRejects(t *testing.T) {
 	mem := guestmem.New(make([]byte, 4096))
 	for _, tc := range []struct {
 		name string
 		mod  func(f *fakeDev)
+		want string // in the error
 	}{
-		{"queue size 0", func(f *fakeDev) { f.sizes = []uint16{0} }},
-		{"queue size not a power of two", func(f *fakeDev) { f.sizes = []uint16{100} }},
-		{"no queues", func(f *fakeDev) { f.sizes = nil }},
-		{"EVENT_IDX offered", func(f *fakeDev) { f.features |= virtio.Bit(virtio.FeatureEventIdx) }},
+		{"queue size 0", func(f *fakeDev) { f.sizes = []uint16{0} }, "queue 0: queue size 0"},
+		{"queue size not a power of two", func(f *fakeDev) { f.sizes = []uint16{16, 3} }, "queue 1: queue size 3"},
+		{"no queues", func(f *fakeDev) { f.sizes = nil }, "0 queues"},
+		{"EVENT_IDX offered", func(f *fakeDev) { f.features |= virtio.Bit(virtio.FeatureEventIdx) }, "EVENT_IDX"},
+		{"type 0", func(f *fakeDev) { f.typ = 0 }, "virtio type 0: must be 1 to 64"},
+		{"type 65", func(f *fakeDev) { f.typ = 65 }, "virtio type 65: must be 1 to 64"},
+		{"type 0xFFFF", func(f *fakeDev) { f.typ = 0xFFFF }, "virtio type 65535: must be 1 to 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeDev()
 			tc.mod(f)
-			if pd, err := virtio.NewPCIDevice(mem, f, nil, nil); err == nil {
+			pd, err := virtio.NewPCIDevice(mem, f, nil, nil)
+			if err == nil {
 				pd.Close()
 				t.Fatal("accepted")
 			}
+			if !errors.Is(err, virtio.ErrInvalidDevice) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q; want one wrapping ErrInvalidDevice, with %q", err, tc.want)
+			}
 		})
+	}
+	// The ends of the range are legacy device IDs 0x1000 and 0x103F.
+	for _, typ := range []uint16{1, 64} {
+		f := newFakeDev()
+		f.typ = typ
+		pd, err := virtio.NewPCIDevice(mem, f, nil, nil)
+		if err != nil {
+			t.Fatalf("type %d: %v", typ, err)
+		}
+		id := make([]byte, 2)
+		pd.PCIConfig().Read(pci.RegDeviceID, id)
+		if got, want := binary.LittleEndian.Uint16(id), 0x1000+typ-1; got != want {
+			t.Errorf("type %d: device ID %#x, want %#x", typ, got, want)
+		}
+		pd.Close()
 	}
 }
 

@@ -16,6 +16,7 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -105,7 +106,10 @@ type Config struct {
 	// Devices are further virtio devices (a network card, a caller's own
 	// device), placed on the PCI bus after the disks, each once (a nil
 	// entry, or one pointer to a non-zero-size value given twice, is
-	// refused, ErrConfig; equal values are distinct devices). The machine owns
+	// refused, ErrConfig; equal values are distinct devices). A device the
+	// transport cannot present (virtio.ErrInvalidDevice: a type outside 1
+	// to virtio.MaxType, a queue size no power of two...) is refused too,
+	// ErrConfig with Field Devices naming Devices[i]. The machine owns
 	// them: Close (or a failing New) closes those that are io.Closers. A
 	// device with a SetKick(func(queue int)) method gets the transport's
 	// KickQueue, so that its own goroutines (network receive) can wake the
@@ -641,13 +645,18 @@ func (m *Machine) setupDevices() error {
 			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, d.Path), Err: err, Field: "Disks"}
 		}
 	}
-	for _, d := range m.cfg.Devices {
+	for i, d := range m.cfg.Devices {
 		pd, err := m.addVirtio(d)
 		if pd != nil {
 			m.pluggedDevices++ // its transport closes it
 		}
+		if errors.Is(err, virtio.ErrInvalidDevice) {
+			// The caller's device itself is wrong; the transport's
+			// error names its type.
+			return &Error{Op: "devices", Err: fmt.Errorf("Devices[%d]: %w: %w", i, err, ErrConfig), Field: "Devices"}
+		}
 		if err != nil {
-			return &Error{Op: fmt.Sprintf("virtio device type %d", d.Type()), Err: err}
+			return &Error{Op: fmt.Sprintf("Devices[%d] (virtio type %d)", i, d.Type()), Err: err, Field: "Devices"}
 		}
 		if k, ok := d.(interface{ SetKick(func(int)) }); ok {
 			k.SetKick(pd.KickQueue)
