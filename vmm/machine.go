@@ -27,6 +27,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bobuhiro11/gokvm/kvm"
@@ -101,7 +102,8 @@ type Config struct {
 	MemoryMiB int
 
 	// Disks are virtio-blk disks on legacy virtio-pci: NetBSD's ld0,
-	// ld1... in this order. Each image is locked while the VM runs.
+	// ld1... in this order. Each image is locked while the VM runs; one
+	// image given twice (by its path or a link) is refused, ErrConfig.
 	Disks []blk.Spec
 	// Devices are further virtio devices (a network card, a caller's own
 	// device), placed on the PCI bus after the disks, each once (a nil
@@ -417,6 +419,9 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
 		return nil, err
 	}
+	if err := checkSameDisks(cfg.Disks); err != nil {
+		return nil, err
+	}
 	if err := checkWatchers(cfg); err != nil {
 		return nil, err
 	}
@@ -695,6 +700,37 @@ func checkDevices(disks int, devs []virtio.Device) error {
 	if n := disks + len(devs); n > MaxVirtioDevices {
 		return &Error{Op: "devices", Err: fmt.Errorf("%d disks and %d other devices: the PCI bus holds %d (%d slots, one the host bridge's): %w",
 			disks, len(devs), MaxVirtioDevices, pci.Slots, ErrConfig), Field: "Disks"}
+	}
+	return nil
+}
+
+// checkSameDisks refuses, before any is opened, one image given twice
+// in disks, by the same path or by another name of the file (a link):
+// its second open would find the image locked, by this very process.
+func checkSameDisks(disks []blk.Spec) error {
+	type file struct{ dev, ino uint64 }
+	seen := make(map[file]int, len(disks))
+	for i, d := range disks {
+		st, err := os.Stat(d.Path)
+		if err != nil {
+			continue // opening it says what is wrong
+		}
+		s, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			continue
+		}
+		f := file{uint64(s.Dev), uint64(s.Ino)}
+		j, dup := seen[f]
+		if !dup {
+			seen[f] = i
+			continue
+		}
+		names := d.Path
+		if disks[j].Path != d.Path {
+			names = disks[j].Path + " and " + d.Path
+		}
+		return &Error{Op: "disks", Err: fmt.Errorf("Disks[%d] and Disks[%d] are the same file (%s): %w", j, i, names, ErrConfig),
+			Hint: "give each image once", Field: "Disks"}
 	}
 	return nil
 }
