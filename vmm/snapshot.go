@@ -150,7 +150,9 @@ type snapRequest struct {
 // holds the guest, and Run and Close, until it returns; when the machine
 // is stopped (Run's context ends, or Close), a w with SetWriteDeadline
 // (an *os.File pipe, a net.Conn) is interrupted by a deadline in the
-// past, the snapshot fails, and w gets a zero deadline back. The pause
+// past, the snapshot fails (ErrNotRunning), and w gets a zero deadline
+// back. A failed snapshot returns a zero SnapshotInfo, whatever part of
+// it reached w. The pause
 // begins at the vCPU's next exit: a guest held by a Config.Console that
 // does not read (see Config.Console) is paused only once the console
 // takes its output, and Snapshot waits for that. Nor is it taken while a
@@ -255,7 +257,8 @@ func (m *Machine) takeSnapshotBeforeRun(w io.Writer) (SnapshotInfo, error) {
 }
 
 // ErrNotRunning is wrapped by a snapshot asked of a machine whose guest
-// has stopped, or that was closed.
+// has stopped, or that was closed, and by one whose write the machine's
+// stop interrupted (see Snapshot).
 var ErrNotRunning = errors.New("the machine is not running")
 
 // serveSnapshot runs on the vCPU thread between exits when a snapshot was
@@ -443,7 +446,7 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	m.snapW.begin(w)
 	n, err := m.writerGuard(func() (int64, error) { return snapshot.WriteMeta(guardWriter(w), meta, b, mem, zero) })
 	if m.snapW.end() {
-		err = fmt.Errorf("%w (the machine was stopped while it was written)", err)
+		err = fmt.Errorf("%w: stopped while the snapshot was written (%w)", ErrNotRunning, err)
 	}
 	if err != nil {
 		// Cut while it was written: a file's write of the missing pages
@@ -451,7 +454,8 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 		if e := m.memFileShort(err); e != nil && !errors.Is(err, ErrMemoryFileTruncated) {
 			err = e
 		}
-		return SnapshotInfo{Bytes: n}, &Error{Op: "snapshot", Err: err}
+		// No snapshot was written: the bytes that were are no file's.
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
 	info := SnapshotInfo{Bytes: n, Pause: time.Since(start)}
 	m.event(PhaseSnapshotWritten)
