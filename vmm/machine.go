@@ -115,7 +115,12 @@ type Config struct {
 	// them: Close (or a failing New) closes those that are io.Closers. A
 	// device with a SetKick(func(queue int)) method gets the transport's
 	// KickQueue, so that its own goroutines (network receive) can wake the
-	// device's worker.
+	// device's worker. A snapshot records of a caller's own device only
+	// its transport's state (features negotiated, status, queues): what
+	// the device itself holds is not saved, and a restore gives it to the
+	// guest as the device in Devices is then. Besides, a network card's
+	// address is recorded (from its configuration space), as is each
+	// disk's identity (Disks).
 	Devices []virtio.Device
 
 	// Console receives what the guest writes on COM1 (discarded when nil),
@@ -259,8 +264,12 @@ type Exit struct {
 }
 
 // Status is the process exit status that mirrors the guest's exit: 0 for a
-// reset (a triple fault after console output included), halt or shutdown, (Code<<1)|1 for the debug-exit port (as QEMU's
-// isa-debug-exit), 130 when stopped.
+// reset (a triple fault after console output included), halt or
+// shutdown, (Code<<1)|1 for the debug-exit port (as QEMU's
+// isa-debug-exit), 130 when stopped, and 0 for ExitSnapshot (the
+// snapshot Config.SnapshotExit asked for was written). It is meaningful
+// only for the Exit of a Run that returned no error: the zero Exit that
+// comes with an error gives 0 too, though the guest did not end well.
 func (e Exit) Status() int {
 	switch e.Reason {
 	case ExitDebug:

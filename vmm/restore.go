@@ -25,8 +25,12 @@ import (
 // holds a shared flock on it until Close, and a file another process
 // holds locked exclusive (a writer) is refused with snapshot.ErrInUse.
 //
-// From cfg, Restore takes the console, input, readiness, events, logging,
-// Devices and BeforeRun; the kernel fields are ignored. A machine
+// From cfg, Restore takes Console, Input, the readiness fields (Ready,
+// ReadyAddr, ReadyGuestPort), OnEvent, Log, Verbose, KVMPath, Devices,
+// BeforeRun, and SnapshotOnReady, SnapshotExit and OnSnapshot (the
+// restored machine is snapshotted when it reports PhaseReady, as a
+// booted one); MemoryMiB and Disks as below. The kernel fields (Kernel,
+// KernelImage, Append, NoAppend, Modules, Boot) are ignored. A machine
 // snapshotted after PhaseReady reports it again as the restored guest
 // first runs, unless cfg has Ready, ReadyAddr or ReadyGuestPort: then
 // PhaseReady waits for that condition after the restore (a console line

@@ -137,6 +137,8 @@ type snapRequest struct {
 // restore), and the guest then runs on. The pause reads the guest pages
 // ever populated (not those never touched, which /proc/self/pagemap
 // tells) and each disk image's non-zero blocks, for its content digest.
+// Of a caller's own device (Config.Devices) only the transport's state is
+// saved, not what the device itself holds (see Config.Devices).
 //
 // Before the guest first runs it snapshots the machine as New left it,
 // on the caller's goroutine: Run does not start the guest, and Close
