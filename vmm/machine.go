@@ -323,8 +323,10 @@ type Machine struct {
 	gmem      *guestmem.Memory
 	pio       *bus.Bus
 	mmio      *bus.Bus
-	uart      *devices.UART
-	rtc       *devices.RTC
+	// portBus and mmioBus are pio and mmio as a caller adds devices.
+	portBus, mmioBus *DeviceBus
+	uart             *devices.UART
+	rtc              *devices.RTC
 	// console carries the guest's output to Config.Console off the vCPU
 	// thread (nil without a console).
 	console *consoleWriter
@@ -500,13 +502,14 @@ func (m *Machine) Memory() *guestmem.Memory { return m.gmem }
 // and how it will start.
 func (m *Machine) Plan() bootplan.Plan { return m.plan }
 
-// PortBus returns the machine's port-I/O bus (to add devices before Run).
-func (m *Machine) PortBus() *bus.Bus { return m.pio }
+// PortBus returns the machine's port-I/O bus (to add devices before Run):
+// the ports 0 to 0xFFFF but those KVM serves (see DeviceBus.Register).
+func (m *Machine) PortBus() *DeviceBus { return m.portBus }
 
 // MMIOBus returns the machine's MMIO bus (to add devices before Run): the
 // guest-physical addresses outside RAM, the VGA window 0xA0000-0xBFFFF
-// included.
-func (m *Machine) MMIOBus() *bus.Bus { return m.mmio }
+// included, but those KVM serves (see DeviceBus.Register).
+func (m *Machine) MMIOBus() *DeviceBus { return m.mmioBus }
 
 // Unhandled returns the counts of port and MMIO accesses no device claimed.
 func (m *Machine) Unhandled() (pio, mmio bus.Unhandled) {
@@ -574,6 +577,8 @@ func (m *Machine) createIRQChips() error {
 func (m *Machine) setupDevices() error {
 	m.pio = bus.New("port")
 	m.mmio = bus.New("mmio")
+	m.portBus = &DeviceBus{m: m, b: m.pio, own: map[uint64]bool{}}
+	m.mmioBus = &DeviceBus{m: m, b: m.mmio, mmio: true, own: map[uint64]bool{}}
 	// Unclaimed ports are logged when verbose, unclaimed MMIO always but
 	// NetBSD's display probe (vgaProbe); all once per address and
 	// direction (the bus counts every access): like a PCI master abort,
