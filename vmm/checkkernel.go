@@ -78,7 +78,7 @@ func kernelImage(cfg Config) ([]byte, error) {
 	// they come.
 	image, _, err := kernelimage.Decompress(image)
 	if err != nil {
-		return nil, &Error{Op: "decompress kernel " + cfg.Kernel, Err: err,
+		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err,
 			Hint: "the file starts like gzip but does not decompress: re-download it"}
 	}
 	if len(image) == 0 {
@@ -101,7 +101,17 @@ func loadNamedKernel(mem *guestmem.Memory, image []byte, cfg Config) (bootplan.P
 	p, err := loadKernel(mem, image, name, cfg)
 	if err != nil {
 		field, hint := loadHint(err)
-		return p, &Error{Op: "load kernel " + name, Err: err, Hint: hint, Field: field}
+		return p, &Error{Op: "load " + kernelWhat(cfg), Err: err, Hint: hint, Field: field}
 	}
 	return p, nil
+}
+
+// kernelWhat names cfg's kernel in an error: "kernel NAME" by the base
+// name of Kernel, or "kernel image" when only KernelImage names it.
+func kernelWhat(cfg Config) string {
+	name := filepath.Base(cfg.Kernel)
+	if name == "." || name == "/" || name == "" {
+		return "kernel image"
+	}
+	return "kernel " + name
 }
