@@ -59,6 +59,23 @@ import (
 // brokerEnv marks the broker's process; the arguments say what it holds.
 const brokerEnv = "SMOLVMM_BROKER"
 
+// brokerNoSeccomp is brokerEnv's value for a broker started without its
+// filter (--no-seccomp).
+const brokerNoSeccomp = "no-seccomp"
+
+// brokerMode is brokerEnv's value for a broker started with its filter
+// (seccomp) or without.
+func brokerMode(seccomp bool) string {
+	if !seccomp {
+		return brokerNoSeccomp
+	}
+	return "1"
+}
+
+// brokerFiltered says whether this broker installs its filter, as
+// brokerEnv says.
+func brokerFiltered() bool { return os.Getenv(brokerEnv) != brokerNoSeccomp }
+
 // brokerUserEnv is "UID:GID", the user the broker drops to, when it has
 // one.
 const brokerUserEnv = "SMOLVMM_BROKER_USER"
@@ -173,13 +190,13 @@ func brokerMain(args []string) int {
 	} else if os.Geteuid() != 0 {
 		// Keeping its user, as the VMM does, it drops what capabilities
 		// that user was started with, as the VMM does too.
-		if _, _, err := sandbox.DropCapabilities(os.Getenv(brokerEnv) != "no-seccomp"); err != nil {
+		if _, _, err := sandbox.DropCapabilities(execForbidden(brokerFiltered())); err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
 			return 1
 		}
 	}
 	ren := snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.files)
-	if os.Getenv(brokerEnv) != "no-seccomp" {
+	if brokerFiltered() {
 		if _, err := sandbox.Install(brokerFilter()); err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
 			return 1
@@ -294,11 +311,7 @@ func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp
 	time.Now().Zone()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = a.list()
-	mode := "1"
-	if !seccomp {
-		mode = "no-seccomp"
-	}
-	cmd.Env = []string{brokerEnv + "=" + mode}
+	cmd.Env = []string{brokerEnv + "=" + brokerMode(seccomp)}
 	if creds != nil {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d:%d", brokerUserEnv, creds.UID, creds.GID))
 	}

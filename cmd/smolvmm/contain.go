@@ -281,9 +281,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			// a service's AmbientCapabilities, file capabilities for a
 			// tap), it kept them while the guest ran. Root keeps its
 			// own without --user (README: Containment).
-			// Inheritable ones a cgo build keeps only under the filter,
-			// which forbids execve.
-			had, bounding, err := sandbox.DropCapabilities(prepared != nil)
+			had, bounding, err := sandbox.DropCapabilities(execForbidden(prepared != nil))
 			if errors.Is(err, sandbox.ErrCapsOnEveryThread) {
 				return fmt.Errorf("%w (start smolvmm without capabilities, or use a build with CGO_ENABLED=0, as make build does%s)", err, capsAdviceNoSeccomp(prepared == nil))
 			}
@@ -336,6 +334,13 @@ func droppedLine(creds sandbox.Credentials, keepsBounding bool) string {
 	}
 	return line
 }
+
+// execForbidden is what the VMM and its broker tell
+// sandbox.DropCapabilities: whether the filter they install next
+// (filterOn; off with --no-seccomp) forbids execve. Inheritable
+// capabilities a cgo build keeps only then: else an exec of a program
+// with file capabilities would get them.
+func execForbidden(filterOn bool) bool { return filterOn }
 
 // capsAdviceNoSeccomp is what a refusal to keep capabilities adds under
 // --no-seccomp (noSeccomp): without the filter, a cgo build refuses even

@@ -945,3 +945,33 @@ func TestCapsAdviceNoSeccomp(t *testing.T) {
 		}
 	}
 }
+
+// TestExecForbidden: what run and its broker tell
+// sandbox.DropCapabilities of the filter to come. Without the filter
+// (--no-seccomp) execve is not forbidden, so that a cgo build refuses
+// inheritable capabilities then; the broker reads the choice back from
+// the mode its parent set.
+func TestExecForbidden(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		noSeccomp bool
+		broker    bool // the broker's choice, from brokerEnv
+		want      bool
+	}{
+		{name: "run", want: true},
+		{name: "run --no-seccomp", noSeccomp: true},
+		{name: "broker", broker: true, want: true},
+		{name: "broker --no-seccomp", broker: true, noSeccomp: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			filterOn := !tt.noSeccomp
+			if tt.broker {
+				t.Setenv(brokerEnv, brokerMode(!tt.noSeccomp))
+				filterOn = brokerFiltered()
+			}
+			if got := execForbidden(filterOn); got != tt.want {
+				t.Errorf("execForbidden = %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
