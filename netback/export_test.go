@@ -260,3 +260,9 @@ func HubDropVM(h *Hub, mac [6]byte) bool {
 	_ = p.conn.Close()
 	return true
 }
+
+// HubSettleNAT decides the pending end of the NAT relays at addr as the
+// join of the VM of mac there does, with its hello's rejoin.
+func HubSettleNAT(h *Hub, mac [6]byte, addr netip.Addr, rejoin bool) {
+	h.settleNAT(mac, addr, rejoin)
+}

@@ -81,3 +81,64 @@ func TestHubNATRejoin(t *testing.T) {
 		})
 	}
 }
+
+// TestHubNATSettle: the relays of a VM that left are kept for the VM that
+// joins next at its address only when that is the same MAC rejoining;
+// another MAC there ends them even with its hello's rejoin set (it lost
+// its own connection, not this address's), and so does the same MAC
+// started again. The join's decision is made through HubSettleNAT, at
+// once, with a grace no test waits out.
+func TestHubNATSettle(t *testing.T) {
+	tests := []struct {
+		name     string
+		otherMAC bool
+		rejoin   bool
+		wantKept bool
+	}{
+		{name: "same MAC rejoins", rejoin: true, wantKept: true},
+		{name: "same MAC started again"},
+		{name: "other MAC rejoins", otherMAC: true, rejoin: true},
+		{name: "other MAC started", otherMAC: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer netback.SetHubNATGrace(time.Hour)()
+			echo := echoTCP(t)
+			dest := netip.AddrPortFrom(netback.UserGateway, echo)
+			h := startHub(t, testsock.Dir(t))
+			mac := testMAC(1)
+			g, j := joinGuest(t, h, mac)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, err := g.DialTCP(ctx, dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := echoes(c, "before"); err != nil {
+				t.Fatal(err)
+			}
+			addr := j.Addr()
+			// The VM leaves without a word from its stack: its
+			// connection stays, pending the grace.
+			j.Close()
+			waitFor(t, "the VM to leave", func() bool { return h.Stats().VMs == 0 })
+			if n := h.Stats().NATConns; n != 1 {
+				t.Fatalf("NAT connections after the VM left: %d; want 1 (kept for the grace)", n)
+			}
+			var key [6]byte
+			copy(key[:], mac)
+			if tt.otherMAC {
+				copy(key[:], testMAC(2))
+			}
+			netback.HubSettleNAT(h, key, addr, tt.rejoin)
+			want := uint64(0)
+			if tt.wantKept {
+				want = 1
+			}
+			if n := h.Stats().NATConns; n != want {
+				t.Errorf("NAT connections after the join at %s: %d; want %d", addr, n, want)
+			}
+		})
+	}
+}
