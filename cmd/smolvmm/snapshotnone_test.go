@@ -6,8 +6,10 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
 )
@@ -51,6 +53,15 @@ func TestCLISnapshotNotTaken(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			// A VMM that hangs is killed, which ends the reads and
+			// the wait below, rather than left running past the test
+			// with its directory.
+			var hung atomic.Bool
+			kill := time.AfterFunc(60*time.Second, func() {
+				hung.Store(true)
+				cmd.Process.Kill()
+			})
+			defer kill.Stop()
 			if tt.signal {
 				// The guest runs once its console says so.
 				var first [1]byte
@@ -62,6 +73,9 @@ func TestCLISnapshotNotTaken(t *testing.T) {
 			}
 			io.Copy(io.Discard, stdout)
 			err = cmd.Wait()
+			if hung.Load() {
+				t.Fatalf("killed after 60 s (%v); stderr: %s", err, stderr.String())
+			}
 			status := 0
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
@@ -90,15 +104,27 @@ func TestCLISnapshotNotTakenQuitKey(t *testing.T) {
 	ptm, stderr := r.ptm, r.stderr
 	// The guest runs once its console says so: the key then finds the
 	// VM running.
+	// Bounded, as is the wait for the exit: a VMM that hangs fails the
+	// test, whose cleanup kills it (startOnPTY), rather than outliving it.
+	if err := ptm.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	var first [1]byte
 	if _, err := io.ReadFull(ptm, first[:]); err != nil || first[0] != 'S' {
-		t.Fatalf("the guest's console began %q (%v), want S", first[:], err)
+		t.Fatalf("the guest's console began %q (%v), want S; stderr:\n%s", first[:], err, stderr.String())
+	}
+	if err := ptm.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
 	}
 	go io.Copy(io.Discard, ptm)
 	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
 		t.Fatal(err)
 	}
-	<-r.waited
+	select {
+	case <-r.waited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no exit within 60 s of Ctrl-A x; stderr:\n%s", stderr.String())
+	}
 	var ee *exec.ExitError
 	if err := r.err; !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v, want status 130; stderr:\n%s", err, stderr.String())
