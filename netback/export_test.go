@@ -173,11 +173,11 @@ func SetHubNATGrace(d time.Duration) (restore func()) {
 }
 
 // SetHubWriteTimeout sets how long a VM's connection may take no frame
-// before the hub drops it, until the returned function restores it.
+// before the hub drops it, until the returned function restores it; a
+// running hub may read it meanwhile.
 func SetHubWriteTimeout(d time.Duration) (restore func()) {
-	old := hubWriteTimeoutFor
-	hubWriteTimeoutFor = d
-	return func() { hubWriteTimeoutFor = old }
+	old := hubWriteTimeoutTest.Swap(int64(d))
+	return func() { hubWriteTimeoutTest.Store(old) }
 }
 
 // HubPortBytes bounds the bytes queued towards one VM.

@@ -73,14 +73,24 @@ const (
 	hubNATGrace = 30 * time.Second
 )
 
-// hubRejoinGraceFor, hubWriteTimeoutFor and hubNATGraceFor are
-// hubRejoinGrace, hubWriteTimeout and hubNATGrace, variables for the
-// tests.
+// hubRejoinGraceFor and hubNATGraceFor are hubRejoinGrace and
+// hubNATGrace, variables for the tests.
 var (
-	hubRejoinGraceFor  = hubRejoinGrace
-	hubWriteTimeoutFor = hubWriteTimeout
-	hubNATGraceFor     = hubNATGrace
+	hubRejoinGraceFor = hubRejoinGrace
+	hubNATGraceFor    = hubNATGrace
 )
+
+// hubWriteTimeoutTest replaces hubWriteTimeout when not 0: a test's, set
+// while a running hub may read it (atomic).
+var hubWriteTimeoutTest atomic.Int64
+
+// writeTimeout is hubWriteTimeout, or the test's.
+func writeTimeout() time.Duration {
+	if d := time.Duration(hubWriteTimeoutTest.Load()); d != 0 {
+		return d
+	}
+	return hubWriteTimeout
+}
 
 // MaxSocketPath is the longest path a Unix socket address takes (sun_path
 // less its terminating NUL): the longest Socket a hub listens on.
@@ -1012,7 +1022,7 @@ func (h *Hub) push(p *hubPort, frame []byte) {
 		return
 	}
 	h.dropped.Add(1)
-	if d := p.out.fullFor(); d >= hubWriteTimeoutFor && p.cause.CompareAndSwap(nil, fmt.Sprintf("dropped: its connection took no frame for %v", hubWriteTimeoutFor)) {
+	if wait := writeTimeout(); p.out.fullFor() >= wait && p.cause.CompareAndSwap(nil, fmt.Sprintf("dropped: its connection took no frame for %v", wait)) {
 		// The reader sees the connection end and closes the port; the
 		// writer's blocked write ends with it.
 		_ = p.conn.Close()
