@@ -266,3 +266,17 @@ func HubDropVM(h *Hub, mac [6]byte) bool {
 func HubSettleNAT(h *Hub, mac [6]byte, addr netip.Addr, rejoin bool) {
 	h.settleNAT(mac, addr, rejoin)
 }
+
+// HubDialGaps is, for each TCP connection h's NAT is dialling on the
+// host, the gap between the last two SYNs of the guest's it has seen
+// since the dial began: 0 until the guest sent its SYN again.
+func HubDialGaps(h *Hub) []time.Duration {
+	n := h.gw.nat
+	n.dialMu.Lock()
+	defer n.dialMu.Unlock()
+	var gaps []time.Duration
+	for _, d := range n.dials {
+		gaps = append(gaps, d.gap)
+	}
+	return gaps
+}

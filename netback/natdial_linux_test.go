@@ -3,6 +3,7 @@ package netback_test
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -91,9 +92,18 @@ func TestNATDialEndsWhenGuestGivesUp(t *testing.T) {
 			}
 			waitFor(t, "the guest's dials", func() bool { return h.Stats().NATConns == uint64(tt.dials) })
 			if !tt.gaveUp {
-				time.Sleep(4500 * time.Millisecond)
-				if n := h.Stats().NATConns; n != uint64(tt.dials) {
-					t.Fatalf("%d dials after 4.5 s of SYNs, want %d", n, tt.dials)
+				waitFor(t, "the dial's watch", func() bool { return len(netback.HubDialGaps(h)) == tt.dials })
+				// Its SYNs come 1 and 3 s after the first: a gap
+				// of 2 s is the third, and the dial outlived the
+				// silence before it, as the guest kept trying.
+				ended := false
+				waitFor(t, "the guest's third SYN, or the dial's end", func() bool {
+					gaps := netback.HubDialGaps(h)
+					ended = len(gaps) != tt.dials
+					return ended || gaps[0] >= 1500*time.Millisecond
+				})
+				if n := h.Stats().NATConns; ended || n != uint64(tt.dials) {
+					t.Fatalf("the dial of a guest still sending its SYN ended (%d dials, want %d)", n, tt.dials)
 				}
 				return
 			}
@@ -159,10 +169,19 @@ func TestNATDialAdmittedLate(t *testing.T) {
 	cancelShort()
 	waitFor(t, "the first program's dial to end", func() bool { return h.Stats().NATConns < netback.NATDialsPerService })
 	waitFor(t, "the fifth connection to be admitted", func() bool { return h.Stats().NATConns == netback.NATDialsPerService })
-	select {
-	case err := <-late:
-		t.Fatalf("the fifth connection, its guest still sending its SYN, ended: %v", err)
-	case <-time.After(9 * time.Second):
+	// Its dial's watch began with no gap: its next SYN, 4 or 8 s away,
+	// gives it one, and so the dial outlived the wait for it.
+	deadline := time.After(20 * time.Second)
+	for next := false; !next; {
+		select {
+		case err := <-late:
+			t.Fatalf("the fifth connection, its guest still sending its SYN, ended: %v", err)
+		case <-deadline:
+			t.Fatalf("no SYN again within 20 s on every dial (gaps %v)", netback.HubDialGaps(h))
+		case <-time.After(5 * time.Millisecond):
+		}
+		gaps := netback.HubDialGaps(h)
+		next = len(gaps) == netback.NATDialsPerService && !slices.Contains(gaps, 0)
 	}
 	if n := h.Stats().NATConns; n != netback.NATDialsPerService {
 		t.Errorf("%d dials, want %d", n, netback.NATDialsPerService)
