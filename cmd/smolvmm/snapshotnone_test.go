@@ -103,9 +103,9 @@ func TestCLISnapshotNotTakenQuitKey(t *testing.T) {
 	r := startOnPTY(t, "run", "-k", readySpinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
 	ptm, stderr := r.ptm, r.stderr
 	// The guest runs once its console says so: the key then finds the
-	// VM running.
-	// Bounded, as is the wait for the exit: a VMM that hangs fails the
-	// test, whose cleanup kills it (startOnPTY), rather than outliving it.
+	// VM running. The read is bounded, as is the wait for the exit: a
+	// VMM that hangs fails the test, whose cleanup kills it
+	// (startOnPTY), rather than outliving it.
 	if err := ptm.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
