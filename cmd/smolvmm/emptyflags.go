@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -44,6 +45,46 @@ func refuseEmptyValues(c *cli.Context) error {
 	return nil
 }
 
+// tildeNotPath names the flags whose value is no path, where a leading ~
+// is the user's text (a regular expression, the kernel's command line).
+func tildeNotPath(name string) bool {
+	return name == "append" || name == "ready"
+}
+
+// refuseUnexpandedTilde refuses a path flag whose value starts with "~/"
+// (or is "~") where the working directory has nothing named "~": the shell
+// expands ~ only at the start of a word, so --cache=~/x and a quoted "~/x"
+// reach smolvmm as they are, and a directory named "~" was made in the
+// working directory.
+func refuseUnexpandedTilde(c *cli.Context) error {
+	if c.Command == nil {
+		return nil
+	}
+	for _, name := range c.LocalFlagNames() {
+		f := findFlag(c, name)
+		if f == nil || tildeNotPath(namesOf(f)[0]) {
+			continue
+		}
+		var values []string
+		switch unwrapFlag(f).(type) {
+		case *cli.StringFlag:
+			values = []string{c.String(name)}
+		case *cli.StringSliceFlag:
+			values = c.StringSlice(name)
+		}
+		for _, v := range values {
+			if v != "~" && !strings.HasPrefix(v, "~/") {
+				continue
+			}
+			if _, err := os.Lstat("~"); err == nil {
+				continue // a directory really named ~, which may be meant
+			}
+			return usageErrorf("%s %q: the shell left ~ as it is (it expands it only at the start of a word, not after = or in quotes): give %s $HOME%s", flagSpelling(f), v, flagSpelling(f), strings.TrimPrefix(v, "~"))
+		}
+	}
+	return nil
+}
+
 // wantNonEmpty says what an empty value of f should have been, with the
 // placeholder of its help line (FILE, DIR, USER).
 func wantNonEmpty(f cli.Flag) string {
@@ -66,8 +107,8 @@ func commandPath(c *cli.Context) string {
 	return name
 }
 
-// withEmptyCheck runs refuseRepeated (repeatflags.go), then
-// refuseEmptyValues, before each command of cmds (and of their
+// withEmptyCheck runs refuseRepeated (repeatflags.go), refuseEmptyValues
+// and refuseUnexpandedTilde before each command of cmds (and of their
 // subcommands), ahead of the command's own Before.
 func withEmptyCheck(cmds []*cli.Command) {
 	for _, c := range cmds {
@@ -77,6 +118,9 @@ func withEmptyCheck(cmds []*cli.Command) {
 				return err
 			}
 			if err := refuseEmptyValues(ctx); err != nil {
+				return err
+			}
+			if err := refuseUnexpandedTilde(ctx); err != nil {
 				return err
 			}
 			if before != nil {

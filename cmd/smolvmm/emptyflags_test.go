@@ -145,3 +145,50 @@ func TestKstripEmptyOutputKeepsKernel(t *testing.T) {
 		t.Error("the kernel was rewritten")
 	}
 }
+
+// TestUnexpandedTildeRefused: a path flag's value the shell left with its
+// ~ (--cache=~/x, a quoted "~/x") is refused with status 2, saying what
+// to give, before the command does anything: fetch --cache=~/x made a
+// directory named ~ in the working directory. Where a directory really
+// named ~ is there, and for the flags whose value is no path, ~ is left
+// alone.
+func TestUnexpandedTildeRefused(t *testing.T) {
+	bin := smolvmmBin(t)
+	tests := []struct {
+		args    []string
+		mkTilde bool // a directory named ~ in the working directory
+		want    string
+	}{
+		{[]string{"fetch", "--cache=~/x"}, false, `smolvmm fetch: --cache "~/x": the shell left ~ as it is (it expands it only at the start of a word, not after = or in quotes): give --cache $HOME/x`},
+		{[]string{"run", "-k", "/nonexistent", "-d", "~/disk.img,ro"}, false, `smolvmm run: -d "~/disk.img,ro": the shell left ~ as it is`},
+		{[]string{"mkimg", "-i", "~"}, false, `smolvmm mkimg: -i "~": the shell left ~ as it is`},
+		{[]string{"run", "-k", "~/k"}, true, `smolvmm run: read kernel: open ~/k`},
+		{[]string{"run", "-k", "/nonexistent", "--ready", "~/x"}, false, `smolvmm run: read kernel: open /nonexistent`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Dir = t.TempDir()
+			if tt.mkTilde {
+				if err := os.Mkdir(cmd.Dir+"/~", 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			msg := strings.TrimSuffix(stderr.String(), "\n")
+			if !strings.HasPrefix(msg, tt.want) {
+				t.Fatalf("stderr %q\nwant it to start %q", msg, tt.want)
+			}
+			if refused := strings.Contains(msg, "the shell left ~"); refused {
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+					t.Errorf("exit %v, want status 2", err)
+				}
+				if ents, _ := os.ReadDir(cmd.Dir); len(ents) != 0 {
+					t.Errorf("made %s in the working directory", ents[0].Name())
+				}
+			}
+		})
+	}
+}
