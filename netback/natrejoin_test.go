@@ -2,12 +2,14 @@ package netback_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
 
 // A VM's NAT connections outlive its connection to the hub when it
@@ -29,22 +31,8 @@ func TestHubNATRejoin(t *testing.T) {
 			// keeps them, is the join.
 			defer netback.SetHubNATGrace(time.Hour)()
 			defer netback.SetNATLimits(1, 1)()
-			echo := echoTCP(t)
-			dest := netip.AddrPortFrom(netback.UserGateway, echo)
-			h := startHub(t, testsock.Dir(t))
-			mac := testMAC(1)
-			g, j := joinGuest(t, h, mac)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			c, err := g.DialTCP(ctx, dest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := echoes(c, "before"); err != nil {
-				t.Fatal(err)
-			}
-			addr := j.Addr()
+			v := natVM(t)
+			h, mac, g, j, c, ctx, dest, addr := v.h, v.mac, v.g, v.j, v.c, v.ctx, v.dest, v.addr
 			if tt.restart {
 				g.Close()
 				waitFor(t, "the VM to leave", func() bool { return h.Stats().VMs == 0 })
@@ -71,7 +59,7 @@ func TestHubNATRejoin(t *testing.T) {
 				}
 			}
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			err = echoes(c, "after")
+			err := echoes(c, "after")
 			if tt.wantEcho && err != nil {
 				t.Errorf("the NAT connection after the VM rejoined: %v", err)
 			}
@@ -103,22 +91,8 @@ func TestHubNATSettle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer netback.SetHubNATGrace(time.Hour)()
-			echo := echoTCP(t)
-			dest := netip.AddrPortFrom(netback.UserGateway, echo)
-			h := startHub(t, testsock.Dir(t))
-			mac := testMAC(1)
-			g, j := joinGuest(t, h, mac)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			c, err := g.DialTCP(ctx, dest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := echoes(c, "before"); err != nil {
-				t.Fatal(err)
-			}
-			addr := j.Addr()
+			v := natVM(t)
+			h, mac, j, addr := v.h, v.mac, v.j, v.addr
 			// The VM leaves without a word from its stack: its
 			// connection stays, pending the grace.
 			j.Close()
@@ -141,4 +115,39 @@ func TestHubNATSettle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// natTestVM is a VM joined to a hub of its own, with one NAT connection to
+// an echo service on the host that echoed once.
+type natTestVM struct {
+	h    *netback.Hub
+	mac  net.HardwareAddr
+	g    *stackguest.Guest
+	j    *netback.Joined
+	c    net.Conn
+	ctx  context.Context // the test's dial bound
+	dest netip.AddrPort  // the echo service, through the NAT
+	addr netip.Addr      // the VM's address
+}
+
+// natVM starts a hub, joins a VM to it and connects the VM to an echo
+// service on the host; the connection and its bound end with the test.
+func natVM(t *testing.T) natTestVM {
+	t.Helper()
+	echo := echoTCP(t)
+	v := natTestVM{dest: netip.AddrPortFrom(netback.UserGateway, echo), h: startHub(t, testsock.Dir(t)), mac: testMAC(1)}
+	v.g, v.j = joinGuest(t, v.h, v.mac)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	v.ctx = ctx
+	c, err := v.g.DialTCP(ctx, v.dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := echoes(c, "before"); err != nil {
+		t.Fatal(err)
+	}
+	v.c, v.addr = c, v.j.Addr()
+	return v
 }
