@@ -324,11 +324,7 @@ func TestPostinstStagedModes(t *testing.T) {
 		script += "stat -c %a " + tc.path + " >> etc/modes\n"
 	}
 	tr.Put("var/wo/f", fstree.NewFile(0644, nil))
-	dir := postinstService(t, map[string]string{"x.sh": script})
-	var log strings.Builder
-	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
+	runScript(t, tr, script)
 	modes, _ := tr.Get("etc/modes")
 	staged := strings.Fields(string(modes.Content()))
 	for i, tc := range tests {
@@ -456,11 +452,7 @@ func TestPostinstScriptModes(t *testing.T) {
 		script += tc.script + "\n"
 	}
 	tr.Put("usr/sgid-rm/f", fstree.NewFile(0644, nil))
-	dir := postinstService(t, map[string]string{"x.sh": script})
-	var log strings.Builder
-	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
+	runScript(t, tr, script)
 	for _, tc := range tests {
 		n, err := tr.Get(tc.path)
 		switch {
@@ -734,11 +726,7 @@ func TestPostinstDeletedFileNotInherited(t *testing.T) {
 	const made = 200
 	script += "mkdir new\ni=0\nwhile [ $i -lt " + strconv.Itoa(made) + " ]; do echo 'PermitRootLogin yes' > new/f$i; i=$((i+1)); done\n"
 	script += "echo 'PermitRootLogin yes' > etc/myconf\n"
-	dir := postinstService(t, map[string]string{"x.sh": script})
-	var log strings.Builder
-	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
+	runScript(t, tr, script)
 	if _, err := tr.Get("keep-reachable"); (err == nil) != (os.Geteuid() != 0) {
 		t.Errorf("the keep directory listed by the scripts: %v, want %v (only when they run as the builder)", err == nil, os.Geteuid() != 0)
 	}
@@ -809,11 +797,7 @@ func TestPostinstScriptTimes(t *testing.T) {
 		}
 		script += tc.script + "\n"
 	}
-	dir := postinstService(t, map[string]string{"x.sh": script})
-	var log strings.Builder
-	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
+	runScript(t, tr, script)
 	for _, tc := range tests {
 		n, err := tr.Get(tc.path)
 		switch {
@@ -932,11 +916,7 @@ func runModeCases(t *testing.T, tests []modeCase) {
 		}
 		script += tc.script + "\n"
 	}
-	dir := postinstService(t, map[string]string{"x.sh": script})
-	var log strings.Builder
-	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
+	runScript(t, tr, script)
 	for _, tc := range tests {
 		n, err := tr.Get(tc.path)
 		switch {
@@ -949,5 +929,16 @@ func runModeCases(t *testing.T, tests []modeCase) {
 		case n.Perm != tc.want || n.UID != tc.uid || n.GID != tc.gid:
 			t.Errorf("%s after %q: mode %#o %d:%d, want %#o %d:%d", tc.path, tc.script, n.Perm, n.UID, n.GID, tc.want, tc.uid, tc.gid)
 		}
+	}
+}
+
+// runScript runs script as a service's only postinst script (x.sh) on tr,
+// failing t with the script's output should it fail.
+func runScript(t *testing.T, tr *fstree.Tree, script string) {
+	t.Helper()
+	dir := postinstService(t, map[string]string{"x.sh": script})
+	var log strings.Builder
+	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
 	}
 }

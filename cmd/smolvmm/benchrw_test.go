@@ -69,13 +69,7 @@ func writeDiskSnapshot(t *testing.T, path string, disks ...snapDisk) {
 // 2, saying what to give instead; read-only disks, and one VM, still get
 // past it (to the missing KVM device given, status 1).
 func TestBenchParallelWritableDisk(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
-	for _, p := range []string{a, b} {
-		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, a, b := twoImages(t)
 	rw, rw2, ro := filepath.Join(dir, "rw.snap"), filepath.Join(dir, "rw2.snap"), filepath.Join(dir, "ro.snap")
 	writeDiskSnapshot(t, rw, snapDisk{a, false})
 	writeDiskSnapshot(t, rw2, snapDisk{a, true}, snapDisk{a, false}, snapDisk{b, false})
@@ -165,13 +159,7 @@ func TestCLIBenchRestoreParallelDisk(t *testing.T) {
 // give instead; one round, and read-only disks, get past it (to the
 // missing KVM device given, status 1).
 func TestBenchRestoreRoundsWritableDisk(t *testing.T) {
-	dir := t.TempDir()
-	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
-	for _, p := range []string{a, b} {
-		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, a, b := twoImages(t)
 	rw, rw2, ro := filepath.Join(dir, "rw.snap"), filepath.Join(dir, "rw2.snap"), filepath.Join(dir, "ro.snap")
 	writeDiskSnapshot(t, rw, snapDisk{a, false})
 	writeDiskSnapshot(t, rw2, snapDisk{a, true}, snapDisk{b, false})
@@ -213,4 +201,18 @@ func TestBenchRestoreRoundsWritableDisk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoImages makes two 1 MiB disk images, a.img and b.img, in a new
+// temporary directory.
+func twoImages(t *testing.T) (dir, a, b string) {
+	t.Helper()
+	dir = t.TempDir()
+	a, b = filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, a, b
 }
