@@ -335,7 +335,8 @@ func (f ctxFile) WriteAt(p []byte, off int64) (int, error) {
 // 2: amd64's /dev nodes (ksyms major 85, disk minors unit*16+part).
 // 3: dotfiles of common/ keep their dot, a service directory's common/
 // lies over the built-in one, and images get a quarter spare inodes.
-const Revision = 3
+// 4: /dev/bpf (dhcpcd's DHCP needs it).
+const Revision = 4
 
 // ErrSetKind is matched (errors.Is) by the error for a set that is
 // neither a regular file (an archive) nor a directory: a FIFO would block

@@ -161,6 +161,11 @@ func Devices(arch string) ([]Device, error) {
 		{"ptmx", fstree.CharDev, 165, 0, 0666, 0},
 		{"ptm", fstree.CharDev, 165, 1, 0666, 0},
 		{"drvctl", fstree.CharDev, 167, 0, 0644, 0},
+		// dhcpcd opens /dev/bpf for its DHCP packets and without it
+		// gives up IPv4 (dhcp.c dhcp_openbpf on ENOENT). bpfilter is
+		// char 23 on both ports; the node clones (bpf.c bpfopen:
+		// fd_clone), so one is enough.
+		{"bpf", fstree.CharDev, 23, 0, 0600, 0},
 	}
 	// Partition a (what a label-less image is seen as, the root) and d,
 	// RAW_PART on both ports (the whole disk: i386 and amd64

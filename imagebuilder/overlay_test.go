@@ -11,6 +11,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/imagecheck"
 )
 
 func TestOverlay(t *testing.T) {
@@ -106,7 +107,7 @@ func commonDevices() []devNode {
 		{"klog", fstree.CharDev, 7, 0}, {"tty00", fstree.CharDev, 8, 0}, {"stdin", fstree.CharDev, 22, 0},
 		{"stdout", fstree.CharDev, 22, 1}, {"stderr", fstree.CharDev, 22, 2}, {"random", fstree.CharDev, 46, 0},
 		{"urandom", fstree.CharDev, 46, 1}, {"ptmx", fstree.CharDev, 165, 0}, {"ptm", fstree.CharDev, 165, 1},
-		{"drvctl", fstree.CharDev, 167, 0},
+		{"drvctl", fstree.CharDev, 167, 0}, {"bpf", fstree.CharDev, 23, 0},
 		{"pts", fstree.Dir, 0, 0}, // FstabPtyfs's mount point
 	}
 }
@@ -326,5 +327,29 @@ func TestRescueLinksBesideSymlinkedDirs(t *testing.T) {
 	sh, _ := tr.Get("rescue/sh")
 	if n, _ := tr.Get("sbin/init"); n != sh {
 		t.Errorf("/sbin/init: %+v, want a link to /rescue/sh", n)
+	}
+}
+
+// TestBuildBpfNode reads /dev/bpf back from images of both ports: char
+// 23,0 (bpfilter in majors.i386 and majors.amd64), mode 0600, root's.
+// dhcpcd opens /dev/bpf for its DHCP packets and, finding none, gives up
+// IPv4, so basicrc's DHCP got no lease on any image.
+func TestBuildBpfNode(t *testing.T) {
+	imagecheck.Need(t, "debugfs")
+	set := rescueSet(t, "tar")
+	for _, arch := range []string{imagebuilder.ArchI386, imagebuilder.ArchAMD64} {
+		t.Run(arch, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "root.img")
+			cfg := imagebuilder.Config{Sets: []string{set}, Service: loadService(t, "rescue", ""), Arch: arch, Timestamp: ts}
+			if err := imagebuilder.Build(context.Background(), cfg, img); err != nil {
+				t.Fatal(err)
+			}
+			got := imagecheck.Debugfs(t, img, "stat /dev/bpf")
+			for _, want := range []string{"Type: character special", "Mode:  0600", "User:     0   Group:     0", "Device major/minor number: 23:00 "} {
+				if !strings.Contains(got, want) {
+					t.Errorf("/dev/bpf: want %q in\n%s", want, got)
+				}
+			}
+		})
 	}
 }
