@@ -74,7 +74,9 @@ func scriptUser() (identity, error) {
 // (the failure says so; etc/rc can chown at boot). What the scripts add,
 // change or remove is merged back into t;
 // device nodes, which an unprivileged script cannot see or make, are kept
-// as they were. A file is staged with its setuid and setgid bits (in a
+// as they were, over anything a script left at their paths (see
+// restoreSkipped: a file a redirection such as >dev/null made is dropped
+// quietly, anything else with a warning). A file is staged with its setuid and setgid bits (in a
 // directory only the scripts' user and root may enter), readable and writable by its
 // owner (a script may change a file of mode 0444, as root may) and with
 // the sticky bit (see stagedPerm), a directory without setuid and setgid,
@@ -192,9 +194,17 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if clock.end, err = fsNow(tmp, stageDirMode(id)); err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
 	}
-	root, err := mergeStage(ctx, t, stage, keep, skipped, stamps, clock)
+	root, err := mergeStage(ctx, t, stage, keep, stamps, clock)
 	if err != nil {
 		return fmt.Errorf("service %s postinst: %w", s.Name, err)
+	}
+	merged := &fstree.Tree{Root: root}
+	replaced, err := restoreSkipped(merged, skipped)
+	if err != nil {
+		return fmt.Errorf("service %s postinst: %w", s.Name, err)
+	}
+	if len(replaced) > 0 && log != nil {
+		warn(log, fmt.Sprintf("service %s: postinst scripts made %s where the image has device nodes, which stay: what they made there is not in the image", s.Name, strings.Join(replaced, ", ")))
 	}
 	t.Root = root
 	return nil
@@ -853,7 +863,7 @@ func modeBits(perm uint16) fs.FileMode {
 // descriptor, never following a symlink, with files read from the
 // descriptor whose type and inode were checked (see hostdir). An entry
 // found changed between the look and the read fails the step.
-func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skipped map[string]*fstree.Node, stamps map[string]stageStamp, clock stageClock) (_ *fstree.Node, err error) {
+func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, stamps map[string]stageStamp, clock stageClock) (_ *fstree.Node, err error) {
 	defer func() {
 		if errors.Is(err, fs.ErrPermission) && !errors.Is(err, errUnreadable) {
 			err = fmt.Errorf("%w: %w", err, errUnreadable)
@@ -974,18 +984,56 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, skippe
 			return nil, fmt.Errorf("%s is hard-linked to %d path(s) outside the staging root: refusing it", firstPath[ino], nlink[ino]-c)
 		}
 	}
+	return out.Root, nil
+}
+
+// restoreSkipped puts back in t the nodes stageTree left out (skipped),
+// and returns, sorted, the device paths where a script had made
+// something other than a regular file, each with what it was.
+//
+// A device node comes back over whatever a script left at its path: the
+// scripts cannot see or make one, and a regular file there is what a
+// redirection the guest would send to the device (>dev/null) made, so it
+// goes without a word; anything else (a directory, symlink or FIFO) was
+// made on purpose, and is named. A FIFO comes back only where the scripts
+// left nothing: they can make one, and may replace it. Nothing comes back
+// where the scripts left no directory to hold it.
+func restoreSkipped(t *fstree.Tree, skipped map[string]*fstree.Node) ([]string, error) {
+	var replaced []string
 	for p, n := range skipped {
-		if _, err := out.Get(p); err == nil {
-			continue // the script put something else there
+		if cur, err := t.Get(p); err == nil {
+			if n.Type != fstree.CharDev && n.Type != fstree.BlockDev {
+				continue // the script put something else there
+			}
+			if cur.Type != fstree.Regular {
+				replaced = append(replaced, fmt.Sprintf("/%s (%s)", termsafe.Printable(p), nodeKind(cur.Type)))
+			}
+			if err := t.Remove(p); err != nil {
+				return nil, err
+			}
 		}
 		parent := p[:max(strings.LastIndexByte(p, '/'), 0)]
-		if pn, err := out.Get(parent); err == nil && pn.Type == fstree.Dir {
-			if err := out.Put(p, n); err != nil {
+		if pn, err := t.Get(parent); err == nil && pn.Type == fstree.Dir {
+			if err := t.Put(p, n); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return out.Root, nil
+	slices.Sort(replaced)
+	return replaced, nil
+}
+
+// nodeKind names a type of entry a script can make, with its article.
+func nodeKind(t fstree.Type) string {
+	switch t {
+	case fstree.Dir:
+		return "a directory"
+	case fstree.Symlink:
+		return "a symlink"
+	case fstree.FIFO:
+		return "a FIFO"
+	}
+	return "a " + t.String()
 }
 
 // keptFiles returns a path each staged regular file of stamps was

@@ -942,3 +942,48 @@ func runScript(t *testing.T, tr *fstree.Tree, script string) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 }
+
+// TestPostinstKeepsDeviceNodes: the image's device nodes, left out of the
+// staging copy, come back over what a script left at their paths. A
+// redirection (>dev/null, as the guest would run it) made a regular file
+// there, which replaced /dev/null in the image; it is dropped without a
+// word, while anything else made there is dropped with a warning naming
+// it.
+func TestPostinstKeepsDeviceNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		warn         string // "" for none
+	}{
+		{"null", "echo hello >dev/null 2>&1\necho more >>dev/null\n", ""},
+		{"console", "echo hi >dev/console\n", ""},
+		{"symlink", "ln -s ../etc/motd dev/null\n", "/dev/null (a symlink)"},
+		{"directory", "mkdir dev/null\necho x >dev/null/f\n", "/dev/null (a directory)"},
+		{"fifo", "mkfifo dev/console\n", "/dev/console (a FIFO)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := baseTree(t)
+			tr.Put("dev/null", fstree.NewDevice(fstree.CharDev, 0666, 2, 2))
+			dir := postinstService(t, map[string]string{"x.sh": "set -e\n" + tc.script})
+			var log strings.Builder
+			if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
+				t.Fatalf("%v\n%s", err, log.String())
+			}
+			for _, d := range []struct {
+				path         string
+				perm         uint16
+				major, minor uint32
+			}{{"dev/null", 0666, 2, 2}, {"dev/console", 0600, 0, 0}} {
+				n, err := tr.Get(d.path)
+				if err != nil || n.Type != fstree.CharDev || n.Perm != d.perm || n.Major != d.major || n.Minor != d.minor {
+					t.Errorf("/%s after %q: %+v %v, want char device %d,%d mode %#o", d.path, tc.script, n, err, d.major, d.minor, d.perm)
+				}
+			}
+			switch got := log.String(); {
+			case tc.warn == "" && got != "":
+				t.Errorf("log: want nothing, got %q", got)
+			case tc.warn != "" && !strings.Contains(got, tc.warn):
+				t.Errorf("log: want %q in %q", tc.warn, got)
+			}
+		})
+	}
+}

@@ -114,10 +114,10 @@ func TestMergeStageRootSwapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	stamps := map[string]stageStamp{"": {dev: st.Dev, ino: st.Ino}}
-	if _, err := mergeStage(context.Background(), fstree.New(), staged, "", nil, stamps, stageClock{}); err != nil {
+	if _, err := mergeStage(context.Background(), fstree.New(), staged, "", stamps, stageClock{}); err != nil {
 		t.Fatalf("the directory staged: %v", err)
 	}
-	_, err := mergeStage(context.Background(), fstree.New(), other, "", nil, stamps, stageClock{})
+	_, err := mergeStage(context.Background(), fstree.New(), other, "", stamps, stageClock{})
 	if err == nil || !strings.Contains(err.Error(), "not the directory staged") {
 		t.Fatalf("another directory in the staged one's place: %v; want it refused", err)
 	}

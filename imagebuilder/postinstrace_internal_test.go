@@ -84,7 +84,7 @@ func TestMergeStageChanged(t *testing.T) {
 				}
 			}
 			defer func() { afterStageLstat = nil }()
-			root, err := mergeStage(context.Background(), fstree.New(), stage, "", nil, nil, stageClock{})
+			root, err := mergeStage(context.Background(), fstree.New(), stage, "", nil, stageClock{})
 			if root != nil {
 				tr := fstree.New()
 				tr.Root = root
