@@ -41,8 +41,10 @@ type Config struct {
 	// SizeMB is the image size in MiB; 0 sizes it to the content plus headroom.
 	SizeMB int
 	// Timestamp (Unix seconds) goes in the superblock and on every file
-	// whose set gives no mtime; 0 means now.
+	// whose set gives no mtime; 0 means now unless TimestampSet.
 	Timestamp int64
+	// TimestampSet makes a Timestamp of 0 mean 1970-01-01T00:00:00Z.
+	TimestampSet bool
 	// Force allows replacing an existing image file.
 	Force bool
 	// Progress, when set, is called while data blocks are written, with
@@ -299,7 +301,7 @@ func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out stri
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err
 	}
-	opts := ext2.Options{Timestamp: cfg.Timestamp, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
+	opts := ext2.Options{Timestamp: cfg.Timestamp, TimestampSet: cfg.TimestampSet, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
 	if cfg.SizeMB == 0 {
 		min, err := ext2.MinSize(t, &opts)
 		if err != nil {

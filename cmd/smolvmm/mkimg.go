@@ -203,7 +203,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if err := checkImageNotInput(out, inputs); err != nil { // checks.go
 		return err
 	}
-	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, Timestamp: ts, Force: c.Bool("force"), Log: newBuildLog(log, "smolvmm mkimg: ")}
+	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, Timestamp: ts, TimestampSet: true, Force: c.Bool("force"), Log: newBuildLog(log, "smolvmm mkimg: ")}
 	start := time.Now()
 	reading := progress(log, "reading sets")
 	cfg.ReadProgress = reading.update
@@ -358,8 +358,8 @@ func parseTimestamp(s string) (int64, error) {
 	}
 	// Said with the value as given: an RFC 3339 time was echoed as the
 	// seconds it makes (--timestamp 32503680000 for 3000-01-01T00:00:00Z).
-	if n <= 0 || n > 1<<31-1 {
-		return 0, fmt.Errorf("%s %s: ext2 stores times from 1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z (Unix seconds 1 to 2147483647)", src, s)
+	if n < 0 || n > 1<<31-1 {
+		return 0, fmt.Errorf("%s %s: ext2 stores times from 1970-01-01T00:00:00Z to 2038-01-19T03:14:07Z (Unix seconds 0 to 2147483647)", src, s)
 	}
 	return n, nil
 }

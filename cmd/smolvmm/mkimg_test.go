@@ -148,9 +148,9 @@ func TestMkimgOptions(t *testing.T) {
 		{"bad size", fakeFlags{"megabytes": "ten"}, `-m "ten": want a size in MiB`, "", 0},
 		{"bad timestamp", fakeFlags{"timestamp": "yesterday"}, "want Unix seconds or an RFC 3339 time", "", 0},
 		// Echoed as given; it said "--timestamp 32503680000".
-		{"timestamp past 2038", fakeFlags{"timestamp": "3000-01-01T00:00:00Z", "image": "t.img"}, "--timestamp 3000-01-01T00:00:00Z: ext2 stores times from 1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z (Unix seconds 1 to 2147483647)", "t.img", 0},
+		{"timestamp past 2038", fakeFlags{"timestamp": "3000-01-01T00:00:00Z", "image": "t.img"}, "--timestamp 3000-01-01T00:00:00Z: ext2 stores times from 1970-01-01T00:00:00Z to 2038-01-19T03:14:07Z (Unix seconds 0 to 2147483647)", "t.img", 0},
 		{"timestamp before 1970", fakeFlags{"timestamp": "1969-12-31T23:59:59Z", "image": "t.img"}, "--timestamp 1969-12-31T23:59:59Z: ext2 stores times", "t.img", 0},
-		{"timestamp 0", fakeFlags{"timestamp": "0", "image": "t.img"}, "--timestamp 0: ext2 stores times", "t.img", 0},
+		{"timestamp -1", fakeFlags{"timestamp": "-1", "image": "t.img"}, "--timestamp -1: ext2 stores times", "t.img", 0},
 		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "set \"base\": no base.tgz or base.tar.xz in the current directory, in sets/ or in ", "d.img", 0},
 		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
 		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "-x nope.tgz: no such file or directory (check the path given with -x); -x splits its value at commas: a path with a comma in it must be renamed, or given as a symlink whose path has none", "e.img", 0},
@@ -507,5 +507,39 @@ func TestMkimgWarningsNamed(t *testing.T) {
 	}
 	if strings.Contains(out, "smolvmm mkimg: warning: the script") {
 		t.Errorf("the script's output was changed:\n%s", out)
+	}
+}
+
+// TestMkimgTimestampZero: --timestamp 0, its RFC 3339 form and
+// SOURCE_DATE_EPOCH=0 stamp the image 1970-01-01T00:00:00Z (read back
+// from /etc/fstab, which has no time of its own). They were refused as
+// times ext2 cannot store, as 0 was taken for "now" further down.
+func TestMkimgTimestampZero(t *testing.T) {
+	if _, err := exec.LookPath("debugfs"); err != nil {
+		t.Skip("debugfs (e2fsprogs) is not installed: the image cannot be read")
+	}
+	for _, tc := range []struct {
+		name, flag, env string
+	}{
+		{"flag", "0", ""},
+		{"RFC 3339", "1970-01-01T00:00:00Z", ""},
+		{"SOURCE_DATE_EPOCH", "", "0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inSetDir(t)
+			t.Setenv("SOURCE_DATE_EPOCH", tc.env)
+			if err := mkimg(context.Background(), fakeFlags{"timestamp": tc.flag, "image": "z.img"}, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command("debugfs", "-R", "stat /etc/fstab", "z.img").CombinedOutput()
+			if err != nil {
+				t.Fatalf("debugfs: %v\n%s", err, out)
+			}
+			for _, field := range []string{"ctime", "atime", "mtime"} {
+				if !regexp.MustCompile(`(?m)^ *` + field + `: 0x00000000 `).Match(out) {
+					t.Errorf("/etc/fstab %s: want 0 in\n%s", field, out)
+				}
+			}
+		})
 	}
 }

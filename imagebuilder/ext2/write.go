@@ -27,8 +27,12 @@ type Options struct {
 	// is more, or in a Size too small for that many, as many as fit.
 	Inodes uint64
 	// Timestamp (Unix seconds) is written in the superblock and on every node
-	// without a time of its own (see fstree.Node.HasMtime).
+	// without a time of its own (see fstree.Node.HasMtime); 0 means now
+	// unless TimestampSet.
 	Timestamp int64
+	// TimestampSet makes a Timestamp of 0 mean 1970-01-01T00:00:00Z (as
+	// SOURCE_DATE_EPOCH=0 asks) rather than now.
+	TimestampSet bool
 	// Label is the volume name (at most 16 bytes).
 	Label string
 	// UUID is the file system UUID; the zero value derives one from
@@ -246,7 +250,7 @@ func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
 	if len(opts.Label) > 16 {
 		return fmt.Errorf("volume label %q is %d bytes, at most 16", opts.Label, len(opts.Label))
 	}
-	if opts.Timestamp == 0 {
+	if opts.Timestamp == 0 && !opts.TimestampSet {
 		opts.Timestamp = time.Now().Unix()
 	}
 	p, g, err := layout(t, &opts)
