@@ -326,6 +326,31 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		}
 		src = xr
 	}
+	if c != compNone {
+		// A set compressed twice (gzip -c base.tgz > dbl.tgz) decompresses
+		// to another compressed stream, which the tar reader takes for no
+		// archive or a truncated one.
+		// Read through no buffer: one would keep an error of the
+		// decompressor (a truncated xz's) where the check for it after
+		// the tar end, reading past the buffer, would miss it.
+		// Not io.ReadFull, which says io.ErrUnexpectedEOF both for a
+		// short stream and for a truncated gzip one.
+		inner := make([]byte, 512)
+		n, err := 0, error(nil)
+		for n < len(inner) && err == nil {
+			var m int
+			m, err = src.Read(inner[n:])
+			n += m
+		}
+		if kind := innerCompression(inner[:n]); kind != "" {
+			return doubleCompressedError(name, compNames[c], kind)
+		}
+		rest := src
+		if err != nil { // the stream ended, or failed, within those bytes
+			rest = errReader{err}
+		}
+		src = io.MultiReader(bytes.NewReader(inner[:n]), rest)
+	}
 	if err := t.AddTar(src, name); err != nil {
 		var fh *firstHeaderError
 		if c != compNone && errors.As(err, &fh) {
@@ -339,6 +364,39 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		return fmt.Errorf("%s: corrupt or truncated compressed stream after the tar end: %w", name, err)
 	}
 	return nil
+}
+
+// innerCompression names the compression whose magic head, the start of
+// a decompressed set, begins with ("gzip", "xz", "bzip2" or "zstd"), or
+// is "" when head starts a tar header or no such stream.
+func innerCompression(head []byte) string {
+	if len(head) >= 262 && string(head[257:262]) == "ustar" || tarChecksum(head) {
+		return ""
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return "xz"
+	case len(head) >= 4 && bytes.HasPrefix(head, []byte("BZh")) && head[3] >= '1' && head[3] <= '9':
+		return "bzip2"
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	}
+	return ""
+}
+
+// doubleCompressedError says that the set name, decompressed (outer),
+// holds data compressed again (inner) rather than a tar archive.
+func doubleCompressedError(name, outer, inner string) error {
+	const head = "%s: decompresses (%s) to %s data, not a tar archive: the file is compressed twice"
+	switch inner {
+	case "gzip":
+		return fmt.Errorf(head+"; decompress it once and give the .tgz it holds", name, outer, inner)
+	case "xz":
+		return fmt.Errorf(head+"; decompress it once and give the .tar.xz it holds", name, outer, inner)
+	}
+	return fmt.Errorf(head+", and %s compression is not supported: decompress both and give the .tar, or recompress it as .tgz or .tar.xz", name, outer, inner, inner)
 }
 
 // xzLZMA2 is the id of the xz filter the decoder reads.
@@ -386,6 +444,11 @@ func xzFilters(head []byte) error {
 	}
 	return fmt.Errorf("the xz compression uses %s (a chain of %d filters): only LZMA2 alone is supported; recompress the set with plain xz, without filter options", what, count)
 }
+
+// errReader is a reader whose every read fails with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // countReader counts the bytes read through it.
 type countReader struct {
