@@ -13,6 +13,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/imagebuilder/internal/imagecheck"
 )
 
 // postinstService writes a service whose postinst scripts are given.
@@ -985,5 +986,24 @@ func TestPostinstKeepsDeviceNodes(t *testing.T) {
 				t.Errorf("log: want %q in %q", tc.warn, got)
 			}
 		})
+	}
+}
+
+// TestBuildPostinstDevNull reads /dev/null back from an image whose
+// postinst script wrote to dev/null: it was a 0644 regular file of the
+// script's output, and is char 2,2, mode 0666.
+func TestBuildPostinstDevNull(t *testing.T) {
+	imagecheck.Need(t, "debugfs")
+	dir := postinstService(t, map[string]string{"10.sh": "echo hello >dev/null 2>&1\n"})
+	img := filepath.Join(t.TempDir(), "root.img")
+	cfg := imagebuilder.Config{Sets: []string{rescueSet(t, "tar")}, Service: loadService(t, "svc", dir), Timestamp: ts}
+	if err := imagebuilder.Build(context.Background(), cfg, img); err != nil {
+		t.Fatal(err)
+	}
+	got := imagecheck.Debugfs(t, img, "stat /dev/null")
+	for _, want := range []string{"Type: character special", "Mode:  0666", "Device major/minor number: 02:02 "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("/dev/null: want %q in\n%s", want, got)
+		}
 	}
 }
