@@ -120,7 +120,7 @@ func CheckArch(arch string) error {
 }
 
 // Devices returns the /dev nodes every image for NetBSD port arch gets
-// ("" is DefaultArch): what init, the shells and the ld disks need
+// ("" is DefaultArch): what init, the shells, dhcpcd and the ld disks need
 // (partitions a and d of ld0 to ld3, block and raw).
 func Devices(arch string) ([]Device, error) {
 	if err := CheckArch(arch); err != nil {
