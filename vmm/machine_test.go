@@ -810,43 +810,64 @@ func (c *blockedConsole) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestStopWithStalledConsole: a guest that floods a console that stopped
-// reading fills the buffer and then waits in the UART; stopping the VM
-// must still end Run and Close promptly. (It once slept a second before
-// stopping, while filling the 64 KiB took ~5 s here: the vCPU was never
-// waiting.)
+// TestStopWithStalledConsole: a console that stopped reading holds the
+// guest's output; stopping the VM must still end Run and Close promptly.
+// A guest that floods it fills the buffer and then waits in the UART. (It
+// once slept a second before stopping, while filling the 64 KiB took ~5 s
+// here: the vCPU was never waiting.) A guest that printed and ended leaves
+// Run waiting for its output to be written out; Run's context ending must
+// end that wait too. (Run dropped the context's stop as soon as the guest
+// ended, and then waited for the console with no limit.)
 func TestStopWithStalledConsole(t *testing.T) {
-	needKVM(t)
-	con := &blockedConsole{release: make(chan struct{})}
-	defer close(con.release)
-	// Each byte is a KVM exit: 64 KiB take seconds here.
-	defer vmm.SetConsoleBuffer(4 << 10)()
-	m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), Console: con})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		kernel []byte
+		// frame is where Run is held when the context ends: the vCPU
+		// waiting for room in the buffer, or Run waiting for the
+		// console to take what the ended guest printed.
+		frame string
+		// want: how Run says the guest ended; one that ended on its
+		// own keeps its end.
+		want vmm.ExitReason
+	}{
+		{"guest waits for room", chattyGuest(), "vmm.(*consoleWriter).Write(", vmm.ExitStopped},
+		{"guest ended, output unwritten", guests.Demo, "vmm.(*consoleWriter).Finish(", vmm.ExitDebug},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := m.Run(ctx)
-		m.Close()
-		done <- err
-	}()
-	// The situation under test: the console writer is stuck in the
-	// console's Write, and the vCPU waits in the UART for room in the
-	// full buffer.
-	if !waitForStack(10*time.Second, "[sync.Cond.Wait", "vmm.(*consoleWriter).Write(") {
-		cancel()
-		t.Fatal("the vCPU never waited for room in the console buffer")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run or Close did not return after the context ended: the vCPU is stuck on the console")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			needKVM(t)
+			con := &blockedConsole{release: make(chan struct{})}
+			defer close(con.release)
+			// Each byte is a KVM exit: 64 KiB take seconds here.
+			defer vmm.SetConsoleBuffer(4 << 10)()
+			m, err := vmm.New(vmm.Config{Kernel: "guest", KernelImage: tt.kernel, Console: con})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				e, err := m.Run(ctx)
+				m.Close()
+				if err == nil && e.Reason != tt.want {
+					err = fmt.Errorf("Run = %+v, want %v", e, tt.want)
+				}
+				done <- err
+			}()
+			if !waitForStack(10*time.Second, "[sync.Cond.Wait", tt.frame) {
+				cancel()
+				t.Fatalf("Run never waited in %s", tt.frame)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run or Close did not return after the context ended: stuck on the console")
+			}
+		})
 	}
 }
 

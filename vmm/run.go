@@ -29,9 +29,11 @@ import (
 //
 // When Run returns, Config.Console gets no more Writes. Everything the
 // guest printed has reached it, unless the machine was stopped (ctx
-// ended, or Close): the output still queued then is dropped, and Run
-// waits for a Write in flight at most a second; only such a Write, one
-// that did not return in that second, may still be running after Run.
+// ended, or Close, also once the guest has ended and Run waits for its
+// output to be written): the output still queued then is dropped, and
+// Run waits for a Write in flight at most a second; only such a Write,
+// one that did not return in that second, may still be running after
+// Run. The guest's end stays Run's result.
 func (m *Machine) Run(ctx context.Context) (Exit, error) {
 	m.lifeMu.Lock()
 	switch {
@@ -127,15 +129,18 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 		prober.Stop()
 	}
 	m.stopReadyWatch()
-	if !stop() {
-		<-stopping
-	}
 	// Ready can no longer be reported: the guest is gone.
 	m.readyOnce.Do(func() {})
 	if m.console != nil {
 		// Everything the guest printed is out before Run returns, or,
 		// for a stopped guest, dropped: no console Write starts after.
+		// The context's stop stays in place until then: a guest that
+		// ended leaves its output to a console that may be stalled,
+		// and the context ending must still end the wait.
 		m.console.Finish()
+	}
+	if !stop() {
+		<-stopping
 	}
 	m.event(PhaseExit)
 	if err != nil {
