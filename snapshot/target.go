@@ -979,8 +979,8 @@ func (t *Target) Write(fn func(w io.Writer) error) error {
 
 // TargetWriter writes one snapshot at a time to a Target, for writers
 // that cannot be wrapped in a call, such as a machine's snapshot taken
-// when its guest is ready (vmm.Config.SnapshotOnReady, then OnSnapshot
-// calls Finish). Its first Write, Seek or Stat takes the Target (until
+// when its guest is ready (vmm.Config.SnapshotOnReady: its OnSnapshot
+// calls Finish, or, without one, the machine does). Its first Write, Seek or Stat takes the Target (until
 // Finish) and an empty temporary; Finish commits. Finish must follow
 // any use (Close waits for it). It may write another snapshot after
 // Finish.

@@ -819,6 +819,8 @@ func (m *Machine) snapshotOnReady() {
 	done := func(info SnapshotInfo, err error) {
 		if m.cfg.OnSnapshot != nil {
 			m.cfg.OnSnapshot(info, err)
+		} else {
+			err = m.finishTarget(err) // machine.go
 		}
 		if m.cfg.SnapshotExit {
 			if err != nil {
