@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"io"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,8 @@ type consoleWriter struct {
 	wake    *sync.Cond // the writer goroutine waits for data or close
 	drained *sync.Cond // Write and Flush wait for room or an empty buffer
 	busy    bool       // the goroutine is writing a chunk
-	// finished: Finish was called; nothing more is written to out.
+	// finished: Finish was called, or out's Write panicked; nothing
+	// more is written to out.
 	finished bool
 	// abandoned: Finish gave up on a chunk in flight after stopDrainTime;
 	// Close does not wait for it again.
@@ -43,13 +45,19 @@ type consoleWriter struct {
 	done      chan struct{}
 	gid       atomic.Uint64 // the writer goroutine's id (goid)
 
+	// onPanic, when set, gets out's Write's panic (a *PanicError), on
+	// the writer goroutine, which writes no more.
+	onPanic func(error)
+
 	// full, when set (by tests), is called with mu held each time Write
 	// is about to wait for room, so that a test knows the guest is held.
 	full func()
 }
 
-func newConsoleWriter(out io.Writer) *consoleWriter {
-	c := &consoleWriter{out: out, limit: consoleBufferFor, done: make(chan struct{})}
+// newConsoleWriter starts writing to out; onPanic (or nil) is told of a
+// panic of out's Write.
+func newConsoleWriter(out io.Writer, onPanic func(error)) *consoleWriter {
+	c := &consoleWriter{out: out, limit: consoleBufferFor, done: make(chan struct{}), onPanic: onPanic}
 	c.wake = sync.NewCond(&c.mu)
 	c.drained = sync.NewCond(&c.mu)
 	go c.loop()
@@ -172,13 +180,40 @@ func (c *consoleWriter) loop() {
 		c.busy = true
 		c.mu.Unlock()
 
-		// A failing console must not stop the guest: the output is lost,
-		// as on a disconnected serial line.
-		_, _ = c.out.Write(chunk)
+		if !c.write(chunk) {
+			return
+		}
 
 		c.mu.Lock()
 		c.busy = false
 		c.drained.Broadcast()
 		c.mu.Unlock()
 	}
+}
+
+// write writes chunk to out, and reports false if out's Write panicked:
+// the panic, which would end the program from a goroutine of the
+// machine's, is recovered and given to onPanic; what is queued and what
+// comes later are dropped, as after Finish.
+func (c *consoleWriter) write(chunk []byte) (ok bool) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		err := &PanicError{Call: "Config.Console's Write", Value: r, Stack: debug.Stack()}
+		c.mu.Lock()
+		c.busy, c.finished = false, true
+		c.buf = c.buf[:0]
+		c.drained.Broadcast()
+		c.mu.Unlock()
+		if c.onPanic != nil {
+			c.onPanic(err)
+		}
+		ok = false
+	}()
+	// A failing console must not stop the guest: the output is lost,
+	// as on a disconnected serial line.
+	_, _ = c.out.Write(chunk)
+	return true
 }

@@ -45,7 +45,7 @@ func TestConsoleWriter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &slowWriter{delay: tt.delay, fail: tt.fail}
-			c := newConsoleWriter(w)
+			c := newConsoleWriter(w, nil)
 			var want bytes.Buffer
 			for i := 0; i < tt.n; i++ {
 				b := []byte{byte('a' + i%26)}
@@ -95,7 +95,7 @@ func (w stuckWriter) Write(p []byte) (int, error) {
 func TestConsoleWriterStop(t *testing.T) {
 	w := stuckWriter{release: make(chan struct{}), took: make(chan int, 1)}
 	defer close(w.release)
-	c := newConsoleWriter(w)
+	c := newConsoleWriter(w, nil)
 	held := make(chan int, 1) // the buffer's length when Write first waits
 	c.full = func() {
 		select {
@@ -197,7 +197,7 @@ func TestConsoleWriterFinish(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &gatedWriter{took: make(chan struct{}, 1), release: make(chan struct{})}
-			c := newConsoleWriter(w)
+			c := newConsoleWriter(w, nil)
 			released := false
 			release := func() {
 				if !released {
@@ -261,7 +261,7 @@ func BenchmarkConsoleByte(b *testing.B) {
 		}
 	})
 	b.Run("queued", func(b *testing.B) {
-		c := newConsoleWriter(null)
+		c := newConsoleWriter(null, nil)
 		for i := 0; i < b.N; i++ {
 			c.Write(p)
 		}
@@ -286,7 +286,7 @@ func TestConsoleWriterCloseJoins(t *testing.T) {
 			// it: rounds make a Close that does not wait fail every time.
 			for range 20 {
 				w := &slowWriter{}
-				c := newConsoleWriter(w)
+				c := newConsoleWriter(w, nil)
 				if tt.write != nil {
 					if _, err := c.Write(tt.write); err != nil {
 						t.Fatal(err)

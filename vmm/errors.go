@@ -135,3 +135,19 @@ type WriterPanicError struct {
 func (e *WriterPanicError) Error() string {
 	return fmt.Sprintf("snapshot writer panicked: %v", e.Value)
 }
+
+// PanicError is Config.Console's Write or Config.Input's Read panicking
+// on the goroutine that moves the guest's console output or input. The
+// machine stops, calls it no more, and Run returns the panic as an
+// *Error (Field "Console" or "Input") wrapping a *PanicError. A
+// snapshot's writer panicking is a *WriterPanicError instead.
+type PanicError struct {
+	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read"
+	Value any    // what it panicked with
+	Stack []byte // the stack of the goroutine that called it, at the panic
+}
+
+// Error is the call and the panic's value; Stack says where it came from.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%s panicked: %v", e.Call, e.Value)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -49,6 +50,9 @@ type inputPump struct {
 
 	wakeFD    int                                           // eventfd that stop writes (*os.File input), else -1
 	deadliner interface{ SetReadDeadline(time.Time) error } // non-nil: Read can be interrupted
+	// onPanic, when set, gets the source's Read's panic (a *PanicError),
+	// on the pump's goroutine, which reads no more.
+	onPanic func(error)
 }
 
 // FileInput is a Config.Input that reads a file through a filter (the
@@ -62,9 +66,10 @@ type FileInput interface {
 	File() *os.File
 }
 
-// startInput starts the pump for src.
-func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet) (*inputPump, error) {
-	p := &inputPump{src: src, uart: uart, quit: make(chan struct{}), done: make(chan struct{}), wakeFD: -1}
+// startInput starts the pump for src; onPanic (or nil) is told of a panic
+// of src's Read.
+func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic func(error)) (*inputPump, error) {
+	p := &inputPump{src: src, uart: uart, quit: make(chan struct{}), done: make(chan struct{}), wakeFD: -1, onPanic: onPanic}
 	file, _ := src.(*os.File)
 	if fi, ok := src.(FileInput); ok && file == nil {
 		file = fi.File()
@@ -176,7 +181,7 @@ func (p *inputPump) pollFile(fd int) {
 // non-blocking, hence EAGAIN when another reader was first.
 func (p *inputPump) readReady(fd int, b []byte) (int, error) {
 	if f, ok := p.src.(FileInput); ok {
-		return f.Read(b)
+		return guardRead(f, b)
 	}
 	n, err := unix.Read(fd, b)
 	switch {
@@ -196,7 +201,7 @@ func (p *inputPump) readLoop() {
 		if k == 0 {
 			return
 		}
-		n, err := p.src.Read(buf[:k])
+		n, err := guardRead(p.src, buf[:k])
 		p.mu.Lock()
 		stopped := p.stopped
 		if stopped {
@@ -234,12 +239,28 @@ func (p *inputPump) readLoop() {
 // after a Read that returned (0, nil).
 var emptyReadHook func()
 
+// guardRead reads r into b, a panic of r's Read recovered as a
+// *PanicError error: on the pump's goroutine it would end the program.
+func guardRead(r io.Reader, b []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			n, err = 0, &PanicError{Call: "Config.Input's Read", Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return r.Read(b)
+}
+
 // fail records why reading ended: the guest's input is over, the machine
-// runs on.
+// runs on, unless the reader panicked (onPanic then stops it). p.mu is
+// not held.
 func (p *inputPump) fail(err error) {
 	p.mu.Lock()
 	p.err = err
 	p.mu.Unlock()
+	var pe *PanicError
+	if errors.As(err, &pe) && p.onPanic != nil {
+		p.onPanic(err)
+	}
 }
 
 // stop ends delivery to the guest and waits for the pump to return, except
@@ -278,8 +299,9 @@ func (r remaining) Read(b []byte) (int, error) {
 	}
 	err := p.err
 	p.mu.Unlock()
-	if err == io.EOF {
-		return 0, err // the reader already said it has no more
+	var pe *PanicError
+	if err == io.EOF || errors.As(err, &pe) {
+		return 0, err // the reader already said it has no more, or broke
 	}
 	return p.src.Read(b)
 }

@@ -133,7 +133,9 @@ type Config struct {
 	// queued, or that the guest writes until it stops, and Run waits up
 	// to a second for a Write in flight; no Write starts after Run
 	// returns (see Machine.Run). Close may be called from Write (see
-	// Machine.Close); Snapshot may not.
+	// Machine.Close); Snapshot may not. A Write that panics gets no more
+	// output and stops the machine: Run returns the panic, a *PanicError
+	// in an *Error with Field Console.
 	Console io.Writer
 	// Input, when set, is read for bytes to send to the guest's COM1:
 	// only while Run runs, and only as many as the UART can take at once.
@@ -145,6 +147,9 @@ type Config struct {
 	// next has data, and Machine.RemainingInput gives those bytes back, so
 	// read on from it. A Read that returns (0, nil) is asked again after
 	// a millisecond. Close may be called from Read (see Machine.Close).
+	// A Read that panics is not called again and stops the machine: Run
+	// returns the panic, a *PanicError in an *Error with Field Input,
+	// and Machine.RemainingInput's Read returns it too.
 	Input io.Reader
 
 	// Ready, when set, is matched against each console line as it grows;
@@ -392,6 +397,9 @@ type Machine struct {
 	// faultErr: a virtio device faulted on guest memory (deviceFault),
 	// which ends Run with it.
 	faultErr atomic.Pointer[error]
+	// panicErr: Config.Console's Write or Config.Input's Read panicked
+	// (ioPanicked), which ends Run with it.
+	panicErr atomic.Pointer[error]
 	// pagemap tells a snapshot which guest pages were never populated
 	// (snapzero.go), opened once, under pagemapMu.
 	pagemapMu    sync.Mutex
@@ -605,7 +613,7 @@ func (m *Machine) setupDevices() error {
 
 	var out io.Writer = io.Discard
 	if m.cfg.Console != nil {
-		m.console = newConsoleWriter(m.cfg.Console)
+		m.console = newConsoleWriter(m.cfg.Console, m.ioPanicked("console output", "Console"))
 		out = m.console
 	}
 	m.uart = devices.NewUART(out, kvmIRQ{m.vmFD, IRQCOM1})

@@ -88,7 +88,7 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 		return Exit{}, err
 	}
 	if m.cfg.Input != nil {
-		in, err := startInput(m.cfg.Input, m.uart, &m.waited)
+		in, err := startInput(m.cfg.Input, m.uart, &m.waited, m.ioPanicked("console input", "Input"))
 		if err != nil {
 			return Exit{}, err
 		}
@@ -142,6 +142,11 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 	if !stop() {
 		<-stopping
 	}
+	if e := m.panicErr.Load(); e != nil && err == nil {
+		// The console's Write or the input's Read panicked (its
+		// goroutine is done with it by now) and stopped the guest.
+		err = *e
+	}
 	m.event(PhaseExit)
 	if err != nil {
 		return Exit{}, err
@@ -154,6 +159,17 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 		return Exit{Reason: ExitStopped}, nil
 	}
 	return *e, nil
+}
+
+// ioPanicked returns what the console writer and the input pump call with
+// a panic of Config.Console's Write or Config.Input's Read (field): the
+// panic is Run's error, and the machine stops.
+func (m *Machine) ioPanicked(op, field string) func(error) {
+	return func(err error) {
+		e := error(&Error{Op: op, Err: err, Field: field})
+		m.panicErr.CompareAndSwap(nil, &e)
+		m.stop()
+	}
 }
 
 // stop asks a running guest to stop (ExitStopped unless it already chose
