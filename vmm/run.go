@@ -213,9 +213,13 @@ func (m *Machine) RemainingInput() io.Reader {
 // the guest to stop and returns nil at once, and Run releases the
 // machine before it returns (a later Close returns the release's error).
 //
-// One goroutine can outlive it: the console writer of a Config.Console
-// whose Write never returns (a pipe nobody reads), which Run and Close
-// wait for only stopDrainTime once the guest was stopped.
+// Two goroutines can outlive it, each held by a call of the caller's
+// that does not return: the console writer of a Config.Console whose
+// Write never returns (a pipe nobody reads), which Run and Close wait
+// for only stopDrainTime once the guest was stopped; and the input pump
+// of a Config.Input that cannot be interrupted (an io.Pipe, see
+// Config.Input), whose Read in flight ends only when the reader has data
+// or fails (Machine.RemainingInput gives back what it read).
 func (m *Machine) Close() error {
 	m.lifeMu.Lock()
 	m.closing = true
