@@ -3,11 +3,15 @@ package vmm_test
 import (
 	"errors"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -64,6 +68,80 @@ func TestReadyAndSnapshotConfig(t *testing.T) {
 				}
 				if !errors.Is(err, vmm.ErrConfig) || !errors.As(err, &ve) || ve.Field != tt.field || !strings.Contains(err.Error(), tt.msg) {
 					t.Fatalf("%s = %v (Field %q); want ErrConfig with Field %q, saying %q", op, err, fieldOf(ve), tt.field, tt.msg)
+				}
+			})
+		}
+	}
+}
+
+// TestConfigErrorRule: vmm.ErrConfig marks a Config value wrong in itself,
+// which no file could make right, and New and Restore refuse it before
+// opening anything; an error about a file the Config names (missing, no
+// kernel) wraps its own cause instead. Both name the field. (A disk's
+// Serial of 22 bytes, or with a control byte, and a disk without a path
+// were no ErrConfig, though "no kernel" was.)
+func TestConfigErrorRule(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(dir, "text")
+	if err := os.WriteFile(text, []byte("root:x:0:0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kvm := filepath.Join(dir, "kvm") // no such device: only a Config refused before it fails otherwise
+	disk := func(path, serial string) []blk.Spec {
+		return []blk.Spec{{Path: path, Options: blk.Options{Serial: serial}}}
+	}
+	for _, tt := range []struct {
+		name  string
+		cfg   vmm.Config
+		is    error // ErrConfig, or the file's own cause
+		field string
+		msg   string
+	}{
+		// New's alone: a restore takes no kernel.
+		{"no kernel", vmm.Config{}, vmm.ErrConfig, "Kernel", "no kernel given"},
+		{"serial too long", vmm.Config{Disks: disk(img, "0123456789012345678901")}, vmm.ErrConfig, "Disks", "must be 1 to 20 bytes"},
+		{"serial with a control byte", vmm.Config{Disks: disk(img, "a\x01b")}, vmm.ErrConfig, "Disks", "byte 1 is not printable ASCII"},
+		{"disk without a path", vmm.Config{Disks: disk("", "")}, vmm.ErrConfig, "Disks", "Disks[0] has no image path"},
+		{"missing kernel file", vmm.Config{Kernel: filepath.Join(dir, "nope")}, fs.ErrNotExist, "Kernel", "no such file"},
+		{"no kernel in the file", vmm.Config{Kernel: text, KVMPath: "/dev/kvm"}, multiboot.ErrNotMultiboot, "Kernel", "neither a multiboot kernel"},
+		{"missing disk image", vmm.Config{Disks: disk(filepath.Join(dir, "nope.img"), ""), KVMPath: "/dev/kvm"}, fs.ErrNotExist, "Disks", "no such file"},
+	} {
+		ops := []string{"New", "Restore"}
+		if tt.is != vmm.ErrConfig || tt.field == "Kernel" {
+			ops = ops[:1] // Restore looks for its snapshot file first
+		}
+		for _, op := range ops {
+			t.Run(op+" "+tt.name, func(t *testing.T) {
+				cfg := tt.cfg
+				if cfg.KVMPath == "" {
+					cfg.KVMPath = kvm
+				} else {
+					needKVM(t)
+				}
+				if cfg.Kernel == "" && len(cfg.Disks) > 0 {
+					cfg.Kernel, cfg.KernelImage = "exit", exitGuest()
+				}
+				var m *vmm.Machine
+				var err error
+				if op == "New" {
+					m, err = vmm.New(cfg)
+				} else {
+					m, err = vmm.Restore(cfg, filepath.Join(dir, "none.snap"))
+				}
+				if err == nil {
+					m.Close()
+					t.Fatalf("%s succeeded", op)
+				}
+				var ve *vmm.Error
+				if !errors.Is(err, tt.is) || !errors.As(err, &ve) || ve.Field != tt.field || !strings.Contains(err.Error(), tt.msg) {
+					t.Fatalf("%s = %v (Field %q); want errors.Is %v with Field %q, saying %q", op, err, fieldOf(ve), tt.is, tt.field, tt.msg)
+				}
+				if want := tt.is == vmm.ErrConfig; errors.Is(err, vmm.ErrConfig) != want {
+					t.Errorf("errors.Is(%v, ErrConfig) = %v, want %v", err, !want, want)
 				}
 			})
 		}

@@ -13,7 +13,20 @@ var (
 	// ErrKVMPermission: the KVM device exists but this user may not open
 	// it read-write.
 	ErrKVMPermission = errors.New("no permission to use KVM")
-	// ErrConfig: the Config is invalid (memory size, missing kernel...).
+	// ErrConfig: a value the caller gave is wrong: in itself, whatever
+	// the files it names hold (a memory size out of range, no kernel, an
+	// empty KernelImage, an unknown Boot, a disk without a path or with a
+	// Serial GET_ID cannot answer, a device or image given twice, more
+	// devices than the bus holds, readiness or snapshot settings that
+	// cannot act, a nil snapshot writer, a second Run), refused before
+	// anything is opened where it can be; or for the snapshot a Restore
+	// continues (another number of disks, an address for a network card
+	// it does not have). An error about a file the Config names (missing,
+	// unreadable, not a kernel, an image too small or locked) is not
+	// ErrConfig: it wraps its cause (fs.ErrNotExist,
+	// multiboot.ErrNotMultiboot, blk.ErrInUse...), as does a loader's
+	// refusal of what the values make with the file (a command line:
+	// multiboot.ErrCmdline). Either way an *Error's Field names the field.
 	ErrConfig = errors.New("invalid configuration")
 	// ErrGuestCrash: the guest stopped in a way no OS asks for (emulation
 	// failure, failed VM entry, a triple fault before it wrote anything

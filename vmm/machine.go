@@ -443,7 +443,7 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
 		return nil, err
 	}
-	if err := checkSameDisks(cfg.Disks); err != nil {
+	if err := checkDisks(cfg.Disks); err != nil {
 		return nil, err
 	}
 	if err := checkWatchers(cfg); err != nil {
@@ -731,10 +731,25 @@ func checkDevices(disks int, devs []virtio.Device) error {
 	return nil
 }
 
-// checkSameDisks refuses, before any is opened, one image given twice
-// in disks, by the same path or by another name of the file (a link):
-// its second open would find the image locked, by this very process.
-func checkSameDisks(disks []blk.Spec) error {
+// checkDisks refuses, before any is opened, a disk without an image
+// path or with a Serial GET_ID cannot answer (ErrConfig: values wrong in
+// themselves), and one image given twice in disks, by the same path or
+// by another name of the file (a link): its second open would find the
+// image locked, by this very process.
+func checkDisks(disks []blk.Spec) error {
+	for i, d := range disks {
+		if d.Path == "" {
+			return &Error{Op: fmt.Sprintf("ld%d", i), Err: fmt.Errorf("Disks[%d] has no image path: %w", i, ErrConfig),
+				Hint: "set the disk's Path to its image file", Field: "Disks"}
+		}
+		if d.Serial == "" {
+			continue // derived from the path
+		}
+		if err := blk.CheckSerial(d.Serial); err != nil {
+			return &Error{Op: fmt.Sprintf("ld%d (disk image %s)", i, d.Path), Err: fmt.Errorf("Disks[%d] %w: %w", i, err, ErrConfig),
+				Hint: fmt.Sprintf("give a serial of 1 to %d printable ASCII bytes, or none", blk.SerialLen), Field: "Disks"}
+		}
+	}
 	type file struct{ dev, ino uint64 }
 	seen := make(map[file]int, len(disks))
 	for i, d := range disks {

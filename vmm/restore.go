@@ -115,7 +115,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
 		return nil, err
 	}
-	if err := checkSameDisks(cfg.Disks); err != nil {
+	if err := checkDisks(cfg.Disks); err != nil {
 		return nil, err
 	}
 	if err := checkWatchers(cfg); err != nil {

@@ -112,6 +112,11 @@ func splitOptions(s string) []string {
 	return append(parts, cur.String())
 }
 
+// CheckSerial refuses a serial GET_ID cannot answer (Options.Serial):
+// empty, longer than SerialLen, or with a byte that is not printable
+// ASCII. Open and ParseDiskSpec check a given serial so.
+func CheckSerial(s string) error { return checkSerial(s) }
+
 func checkSerial(s string) error {
 	if len(s) == 0 || len(s) > SerialLen {
 		return fmt.Errorf("serial %q: must be 1 to %d bytes", s, SerialLen)
