@@ -118,7 +118,11 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // Renamer's: newfstatat, renameat, renameat2 and unlinkat in the
 // directory, or,
 // after UseRenamer, whatever the Renamer given does (a request to the
-// process that holds the directory).
+// process that holds the directory). Under package sandbox's filter that
+// is Filter.Truncate, and Filter.RenameDir (the directory Names returns)
+// unless UseRenamer handed the renames on, which a process a guest may
+// take over should do: RenameDir lets it rename or remove any file
+// named relative to the directory.
 //
 // Locks (flock): the file as it was is locked exclusive from OpenTarget
 // until replaced, so that a file a machine uses (as a disk, exclusive;

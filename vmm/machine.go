@@ -208,8 +208,12 @@ type Config struct {
 	// sandbox.DropPrivileges). An error ends Run before the guest runs.
 	// Run reads what a snapshot reads from files (the KVM's identity,
 	// /proc/self/pagemap) before it, so that Snapshot works inside a
-	// sandbox that refuses opening files. Close may be called from it
-	// (see Machine.Close), and so may Snapshot.
+	// sandbox that refuses opening files. A snapshot.Target's commit
+	// needs more than RunIoctls: sandbox.Filter's Truncate, and its
+	// renames done by another process (Target.UseRenamer), or, in a
+	// process no guest can take over, RenameDir (the README's sandbox
+	// recipe says how). Close may be called from it (see
+	// Machine.Close), and so may Snapshot.
 	BeforeRun func() error
 
 	// SnapshotOnReady, when set, receives a snapshot of the machine taken

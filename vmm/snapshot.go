@@ -168,7 +168,8 @@ type snapRequest struct {
 // for, it fails with ErrSnapshotFromCallback instead of waiting for
 // itself. snapshot.Target writes to a file that keeps its old content
 // until a new snapshot is complete (Target.Write, or a TargetWriter as
-// Config.SnapshotOnReady).
+// Config.SnapshotOnReady); under a seccomp filter it needs calls that
+// RunIoctls' recipe forbids (see Config.BeforeRun).
 //
 // A nil w is refused (an *Error wrapping ErrConfig). A w whose Write (or
 // Seek, Stat, SyscallConn, which the snapshot may call) panics fails the
