@@ -3,6 +3,7 @@ package virtio_test
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -508,26 +509,31 @@ func TestBrokenDevice(t *testing.T) {
 		name  string
 		panic bool
 		wreck func(r *rig)
+		// reason: the logged reason, when it matters (one line, naming
+		// the queue and both PFNs), given queue 0's PFN.
+		reason func(pfn uint32) string
 	}{
 		{"loop in the chain", false, func(r *rig) {
 			ring := r.rings[0]
 			ring.WriteDesc(ring.Desc, 0, 0x80000, 4, virtio.DescNext|virtio.DescWrite, 0)
 			ring.Publish(0)
 			r.drv.Notify(0)
-		}},
+		}, nil},
 		{"avail idx jump", false, func(r *rig) {
 			r.rings[0].SetAvailIdx(100)
 			r.drv.Notify(0)
-		}},
+		}, nil},
 		{"PFN rewritten while live", false, func(r *rig) {
 			r.drv.SetQueue(0, r.pfns[0]+8)
+		}, func(pfn uint32) string {
+			return fmt.Sprintf("reason=\"virtqueue violation: queue 0: PFN %#x rewritten to %#x while DRIVER_OK\"\n", pfn, pfn+8)
 		}},
 		{"PFN zeroed while live", false, func(r *rig) {
 			r.drv.SetQueue(1, 0)
-		}},
+		}, nil},
 		{"device panics", true, func(r *rig) {
 			r.pd.Kick()
-		}},
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, newFakeDev())
@@ -579,6 +585,9 @@ func TestBrokenDevice(t *testing.T) {
 			}
 			if n := strings.Count(r.log.String(), "needs reset"); n != 1 {
 				t.Errorf("logged %d times, want once:\n%s", n, r.log.String())
+			}
+			if tc.reason != nil && !strings.Contains(r.log.String(), tc.reason(r.pfns[0])) {
+				t.Errorf("log does not end its line with %s:\n%s", tc.reason(r.pfns[0]), r.log.String())
 			}
 		})
 	}

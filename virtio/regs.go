@@ -2,7 +2,6 @@ package virtio
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
 
@@ -195,7 +194,7 @@ func (d *PCIDevice) apply(reg uint64, v uint32) {
 		}
 		if live {
 			if v != q.PFN() {
-				d.markBroken("pfn-live", errors.Join(ErrRing, errors.New("queue PFN rewritten while DRIVER_OK")))
+				d.markBroken("pfn-live", fmt.Errorf("%w: queue %d: PFN %#x rewritten to %#x while DRIVER_OK", ErrRing, d.sel, q.PFN(), v))
 			}
 			return
 		}
