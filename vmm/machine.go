@@ -97,6 +97,9 @@ type Config struct {
 	// handoff for an ELF kernel with NetBSD's ident note. A NetBSD kernel
 	// given Modules, or an ELF64 one whose header lacks the a.out kludge,
 	// gets the native handoff even with a header (Plan.Reason says why).
+	// NetBSD's multiboot entry registers the kernel's symbols without its
+	// CTF data (.SUNW_ctf), which the native handoff passes: DTrace with
+	// CTF on a kernel with a header needs bootplan.NetBSD.
 	Boot bootplan.Protocol
 	// MemoryMiB is the guest's RAM in MiB (DefaultMemoryMiB when 0).
 	MemoryMiB int
