@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -277,6 +278,9 @@ func Build(ctx context.Context, cfg Config, out string) error {
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err
 	}
+	if err := CheckOutputNotInput(out, cfg.Sets...); err != nil {
+		return err
+	}
 	t, err := BuildTree(ctx, &cfg)
 	if err != nil {
 		return err
@@ -299,6 +303,9 @@ func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out stri
 		return ctxError(ctx)
 	}
 	if err := checkTarget(out, cfg.Force); err != nil {
+		return err
+	}
+	if err := CheckOutputNotInput(out, cfg.Sets...); err != nil {
 		return err
 	}
 	opts := ext2.Options{Timestamp: cfg.Timestamp, TimestampSet: cfg.TimestampSet, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
@@ -377,6 +384,84 @@ func checkTarget(out string, force bool) error {
 		return fmt.Errorf("image %s %w: remove it, or set Config.Force to replace it", out, ErrExists)
 	}
 	return nil
+}
+
+// ErrOutputIsInput is matched (errors.Is) by the error for an image that
+// is one of its build's inputs or lies inside an input directory.
+var ErrOutputIsInput = errors.New("image is an input of its own build")
+
+// OutputIsInputError is the error of Build, WriteImage and the data image
+// builders for an image that is one of the build's inputs (a set file,
+// also through a link) or lies inside an input directory (a set
+// directory, the directory a data image holds): writing the image would
+// overwrite the set it is made of, or the image would be read into the
+// next image built from that directory (growing with each build).
+type OutputIsInputError struct {
+	Image string // the image as given
+	Input string // the input as given
+	InDir bool   // Image lies inside the directory Input; else it is Input
+}
+
+// Error names the image and the input, and what writing it would do.
+func (e *OutputIsInputError) Error() string {
+	if e.InDir {
+		return fmt.Sprintf("image %s is inside %s, which its build reads: the image would be read into the next image built from %s", e.Image, e.Input, e.Input)
+	}
+	return fmt.Sprintf("image %s is %s, which its build reads: writing the image would overwrite it", e.Image, e.Input)
+}
+
+// Is makes errors.Is(err, ErrOutputIsInput) true.
+func (e *OutputIsInputError) Is(target error) bool { return target == ErrOutputIsInput }
+
+// CheckOutputNotInput returns an *OutputIsInputError when the image out is
+// one of inputs (the same file) or lies inside one that is a directory.
+// Links are followed on both sides, as the build's write and reads follow
+// them. An input that is not there, and an out whose place cannot be
+// told, are left to the build's own checks, which refuse them.
+func CheckOutputNotInput(out string, inputs ...string) error {
+	img, ok := realOutput(out)
+	if !ok {
+		return nil
+	}
+	imgInfo, _ := os.Stat(out)
+	for _, in := range inputs {
+		st, err := os.Stat(in)
+		if err != nil {
+			continue
+		}
+		if !st.IsDir() {
+			if imgInfo != nil && os.SameFile(st, imgInfo) {
+				return &OutputIsInputError{Image: out, Input: in}
+			}
+			continue
+		}
+		real, err := filepath.EvalSymlinks(in)
+		if err == nil {
+			real, err = filepath.Abs(real)
+		}
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(real, img); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return &OutputIsInputError{Image: out, Input: in, InDir: true}
+		}
+	}
+	return nil
+}
+
+// realOutput is the absolute path, links resolved, of the file writing
+// path replaces or creates; false when that cannot be told.
+func realOutput(path string) (string, bool) {
+	target, err := atomicfile.Target(path)
+	if err != nil {
+		return "", false
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(target))
+	if err != nil {
+		return "", false
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, filepath.Base(target)))
+	return abs, err == nil
 }
 
 // writeAtomically writes out through a synced temporary file renamed over

@@ -233,6 +233,9 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	default:
 		return fmt.Errorf("data file system %q: want %s or %s", fsType, DataFAT32, DataISO9660)
 	}
+	if err := CheckOutputNotInput(outPath, dir); err != nil {
+		return err
+	}
 	root, err := openDataRoot(dir)
 	if err != nil {
 		return err

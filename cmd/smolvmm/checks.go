@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/bootargs"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
@@ -689,25 +690,13 @@ func checkImageOutsideService(image, dir, name string) error {
 	if !isDir(svcDir) {
 		return nil
 	}
-	img, ok := realOutput(image)
-	if !ok {
-		return nil // the image's own checks say what is wrong with it
-	}
 	inputs := []string{filepath.Join(dir, service.CommonDir)}
 	for _, c := range []string{"etc", "postinst", service.ConfigFile} {
 		inputs = append(inputs, filepath.Join(svcDir, c))
 	}
-	for _, in := range inputs {
-		real, err := filepath.EvalSymlinks(in)
-		if err != nil {
-			continue // not there: not read
-		}
-		if real, err = filepath.Abs(real); err != nil {
-			continue
-		}
-		if rel, err := filepath.Rel(real, img); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return usageErrorf("image %s is in %s, which the build of service %s reads: the image would be copied into itself (into the next image built), and the guest's writes to it would make every up rebuild the image; give -i a file outside %s's etc/ and postinst/ and outside %s", image, in, name, svcDir, filepath.Join(dir, service.CommonDir))
-		}
+	var oe *imagebuilder.OutputIsInputError
+	if errors.As(imagebuilder.CheckOutputNotInput(image, inputs...), &oe) {
+		return usageErrorf("image %s is in %s, which the build of service %s reads: the image would be copied into itself (into the next image built), and the guest's writes to it would make every up rebuild the image; give -i a file outside %s's etc/ and postinst/ and outside %s", image, oe.Input, name, svcDir, filepath.Join(dir, service.CommonDir))
 	}
 	return nil
 }
@@ -724,48 +713,23 @@ type buildInput struct{ path, what string }
 // followed on both sides; an input that is not there is left to its own
 // checks.
 func checkImageNotInput(image string, inputs []buildInput) error {
-	img, ok := realOutput(image)
-	if !ok {
-		return nil // the image's own checks say what is wrong with it
+	paths := make([]string, len(inputs))
+	for i, in := range inputs {
+		paths[i] = in.path
 	}
-	imgInfo, _ := os.Stat(image)
+	var oe *imagebuilder.OutputIsInputError
+	if !errors.As(imagebuilder.CheckOutputNotInput(image, paths...), &oe) {
+		return nil
+	}
+	what := ""
 	for _, in := range inputs {
-		st, err := os.Stat(in.path)
-		if err != nil {
-			continue
-		}
-		if !st.IsDir() {
-			if imgInfo != nil && os.SameFile(st, imgInfo) {
-				return usageErrorf("image %s is %s (%s): writing the image would overwrite what it is built from; give -i another file", image, in.path, in.what)
-			}
-			continue
-		}
-		real, err := filepath.EvalSymlinks(in.path)
-		if err == nil {
-			real, err = filepath.Abs(real)
-		}
-		if err != nil {
-			continue
-		}
-		if rel, err := filepath.Rel(real, img); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return usageErrorf("image %s is in %s (%s): the image would be read into itself (an old one into the next image built there); give -i a file outside %s", image, in.path, in.what, in.path)
+		if in.path == oe.Input {
+			what = in.what
+			break
 		}
 	}
-	return nil
-}
-
-// realOutput is the absolute path, links resolved, of the file writing
-// path replaces or creates; false when that cannot be told (the output's
-// own checks then refuse it).
-func realOutput(path string) (string, bool) {
-	target, err := atomicfile.Target(path)
-	if err != nil {
-		return "", false
+	if oe.InDir {
+		return usageErrorf("image %s is in %s (%s): the image would be read into itself (an old one into the next image built there); give -i a file outside %s", image, oe.Input, what, oe.Input)
 	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(target))
-	if err != nil {
-		return "", false
-	}
-	abs, err := filepath.Abs(filepath.Join(dir, filepath.Base(target)))
-	return abs, err == nil
+	return usageErrorf("image %s is %s (%s): writing the image would overwrite what it is built from; give -i another file", image, oe.Input, what)
 }

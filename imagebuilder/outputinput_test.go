@@ -1,0 +1,126 @@
+package imagebuilder_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/imagebuilder"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
+)
+
+// TestOutputIsInput: every builder refuses an image that is one of its
+// own inputs (a set file, also through a link) or lies inside an input
+// directory (a set directory, a data image's directory), naming both,
+// and leaves the input as it was. Without it a set was replaced by the
+// image made of it, and a directory's image was read into the next
+// image built there, growing with each build.
+func TestOutputIsInput(t *testing.T) {
+	svc := loadService(t, "rescue", "")
+	type paths struct{ set, setDir, data string }
+	for _, tc := range []struct {
+		name  string
+		input func(p paths) string // the input the error names
+		out   func(p paths) string
+		build func(p paths, out string) error
+		inDir bool
+	}{
+		{"Build over its set", func(p paths) string { return p.set }, func(p paths) string { return p.set },
+			func(p paths, out string) error {
+				return imagebuilder.Build(context.Background(), imagebuilder.Config{Sets: []string{p.set}, Service: svc, Force: true}, out)
+			}, false},
+		{"Build over a link to its set", func(p paths) string { return p.set }, func(p paths) string {
+			l := filepath.Join(filepath.Dir(p.setDir), "link.img")
+			if err := os.Symlink(p.set, l); err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}, func(p paths, out string) error {
+			return imagebuilder.Build(context.Background(), imagebuilder.Config{Sets: []string{p.set}, Service: svc, Force: true}, out)
+		}, false},
+		{"Build inside its set directory", func(p paths) string { return p.setDir }, func(p paths) string { return filepath.Join(p.setDir, "root.img") },
+			func(p paths, out string) error {
+				return imagebuilder.Build(context.Background(), imagebuilder.Config{Sets: []string{p.setDir}, Service: svc, Force: true}, out)
+			}, true},
+		{"WriteImage over its set", func(p paths) string { return p.set }, func(p paths) string { return p.set },
+			func(p paths, out string) error {
+				return imagebuilder.WriteImage(fstree.New(), imagebuilder.Config{Sets: []string{p.set}, Service: svc, Force: true}, out)
+			}, false},
+		{"WriteImage in a subdirectory of its set directory", func(p paths) string { return p.setDir }, func(p paths) string { return filepath.Join(p.setDir, "sub", "root.img") },
+			func(p paths, out string) error {
+				return imagebuilder.WriteImage(fstree.New(), imagebuilder.Config{Sets: []string{p.setDir}, Service: svc, Force: true}, out)
+			}, true},
+		{"BuildDataImage inside its directory", func(p paths) string { return p.data }, func(p paths) string { return filepath.Join(p.data, "data.img") },
+			func(p paths, out string) error {
+				return imagebuilder.BuildDataImage(p.data, out, imagebuilder.DataFAT32)
+			}, true},
+		{"BuildDataImageContext through a linked directory", func(p paths) string { return p.data }, func(p paths) string {
+			l := filepath.Join(filepath.Dir(p.setDir), "datalink")
+			if err := os.Symlink(p.data, l); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(l, "sub", "data.img")
+		}, func(p paths, out string) error {
+			return imagebuilder.BuildDataImageContext(context.Background(), p.data, out, imagebuilder.DataISO9660, 0)
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			p := paths{set: filepath.Join(root, "sets", "rescue.tar"), setDir: filepath.Join(root, "sets"), data: filepath.Join(root, "share")}
+			for _, d := range []string{p.setDir, filepath.Join(p.setDir, "sub"), filepath.Join(p.data, "sub")} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set, err := testsets.Bytes(testsets.Rescue(10_000), "tar")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p.set, set, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := tc.out(p)
+			err = tc.build(p, out)
+			var oe *imagebuilder.OutputIsInputError
+			if !errors.Is(err, imagebuilder.ErrOutputIsInput) || !errors.As(err, &oe) {
+				t.Fatalf("err = %v, want an OutputIsInputError", err)
+			}
+			if oe.Image != out || oe.Input != tc.input(p) || oe.InDir != tc.inDir {
+				t.Errorf("error %+v, want image %s, input %s, in the directory %v", *oe, out, tc.input(p), tc.inDir)
+			}
+			if msg := err.Error(); !strings.Contains(msg, out) || !strings.Contains(msg, tc.input(p)) {
+				t.Errorf("error %q does not name both %s and %s", msg, out, tc.input(p))
+			}
+			if got, err := os.ReadFile(p.set); err != nil || !bytes.Equal(got, set) {
+				t.Errorf("set file changed: %q, %v", got, err)
+			}
+			if _, err := os.Stat(filepath.Join(p.data, "data.img")); err == nil {
+				t.Error("data image written inside its directory")
+			}
+		})
+	}
+}
+
+// TestOutputBesideInput: an image whose path only starts like an input
+// directory's (sets.img beside sets/) is no input.
+func TestOutputBesideInput(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "share")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := imagebuilder.BuildDataImage(dir, dir+".img", imagebuilder.DataFAT32); err != nil {
+		t.Fatal(err)
+	}
+	if err := imagebuilder.CheckOutputNotInput(filepath.Join(root, "x.img"), dir, filepath.Join(root, "missing")); err != nil {
+		t.Fatal(err)
+	}
+}
