@@ -52,7 +52,7 @@ func BenchmarkStrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep)})
+		r, err := k.Plan(Plan{Strip: true, Keep: defaultKeep(b, k)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func BenchmarkStripInMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep)})
+		r, err := k.Plan(Plan{Strip: true, Keep: defaultKeep(b, k)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func BenchmarkGDBPerDriver(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep)})
+	r, err := k.Plan(Plan{Strip: true, Keep: defaultKeep(b, k)})
 	if err != nil {
 		b.Fatal(err)
 	}

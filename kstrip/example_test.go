@@ -21,7 +21,13 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: k.Applicable(kstrip.DefaultKeep), Disable: []string{"ioapic"}})
+	// The default list covers several releases: keep what this kernel has.
+	keep, _, err := k.Applicable(kstrip.DefaultKeep)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: keep, Disable: []string{"ioapic"}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -63,7 +63,7 @@ func TestGDBAgrees(t *testing.T) {
 			if got := gdbStates(t, path, len(generic)); fmt.Sprint(got) != fmt.Sprint(states(k)) {
 				t.Fatalf("before: gdb %v, kstrip %v", got, states(k))
 			}
-			r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep), Enable: []string{"ne0"}})
+			r, err := k.Plan(Plan{Strip: true, Keep: defaultKeep(t, k), Enable: []string{"ne0"}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -113,7 +113,7 @@ func TestStripI386Generic(t *testing.T) {
 	entries, provides := i386Generic(t)
 	for _, v := range variants {
 		k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: v.bits, Version: v.version, Entries: entries, Provides: provides}))
-		r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep)})
+		r, err := k.Plan(Plan{Strip: true, Keep: defaultKeep(t, k)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func TestRealKernelShape(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := kg.Plan(Plan{Strip: true, Keep: kg.Applicable(DefaultKeep)})
+		r, err := kg.Plan(Plan{Strip: true, Keep: defaultKeep(t, kg)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,3 +77,13 @@ func fileState(k *Kernel, b []byte, i int) State {
 	}
 	return State(int16(k.ByteOrder().Uint16(b[off:])))
 }
+
+// defaultKeep is DefaultKeep as it applies to k (Kernel.Applicable).
+func defaultKeep(tb testing.TB, k *Kernel) []string {
+	tb.Helper()
+	kept, _, err := k.Applicable(DefaultKeep)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kept
+}

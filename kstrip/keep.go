@@ -44,8 +44,8 @@ var DefaultKeep = []string{
 }
 
 // EraNames are the DefaultKeep names only some NetBSD releases have: a
-// kernel without one is stripped without it (Kernel.Applicable drops it),
-// where another name a kernel lacks is a mistake Plan refuses.
+// kernel without one is stripped without it, unremarked
+// (Kernel.Applicable does not count it missing).
 var EraNames = []string{"npx"}
 
 // configWord says whether w begins the lines of a kernel configuration

@@ -148,15 +148,26 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// Applicable is names without the EraNames this kernel lacks: a keep list
-// such as DefaultKeep as it applies to this kernel, so that a Plan with it
-// needs no IgnoreUnknown, which would also hide a misspelt name.
-func (k *Kernel) Applicable(names []string) []string {
-	out := make([]string, 0, len(names))
+// Applicable is a keep list the program chose, such as DefaultKeep
+// (which covers several NetBSD releases and ports, none of which has every
+// name), as it applies to this kernel: kept is the names it knows, in
+// order, which a Plan takes without IgnoreUnknown; missing is the others
+// but the EraNames, which a kernel of another release lacks by design.
+// When the kernel knows none of names (a kernel of another port, whose
+// root is no mainbus), it returns ErrNothingKept: a strip that keeps
+// nothing disables every entry but the roots. A list the user gave goes
+// to Plan whole instead, which refuses a misspelt name this would drop.
+func (k *Kernel) Applicable(names []string) (kept, missing []string, err error) {
 	for _, n := range names {
-		if !slices.Contains(EraNames, n) || k.Known(n) {
-			out = append(out, n)
+		switch {
+		case k.Known(n):
+			kept = append(kept, n)
+		case !slices.Contains(EraNames, n):
+			missing = append(missing, n)
 		}
 	}
-	return out
+	if len(kept) == 0 {
+		return nil, missing, k.nothingKept(names)
+	}
+	return kept, missing, nil
 }

@@ -1,6 +1,7 @@
 package kstrip
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -74,27 +75,54 @@ func checkNpxKept(t *testing.T, k *Kernel, other string) {
 	}
 }
 
-// TestApplicable: a keep list as it applies to a kernel drops only the era
-// names the kernel lacks; any other name stays, for Plan to refuse.
+// TestApplicable: a keep list as it applies to a kernel keeps the names
+// it knows and counts missing the others but the era names; a list none
+// of whose names the kernel knows is refused (ErrNothingKept), since a
+// strip keeping nothing disables all but the roots.
 func TestApplicable(t *testing.T) {
 	with := []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus"}, {Name: "npx", Attach: "npx_isa"}}
 	without := []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus"}}
 	tests := []struct {
-		name    string
-		entries []kstriptest.Entry
-		in      []string
-		want    []string
+		name          string
+		entries       []kstriptest.Entry
+		in            []string
+		kept, missing []string
+		err           error
 	}{
-		{"era name present", with, []string{"mainbus", "npx"}, []string{"mainbus", "npx"}},
-		{"era name missing", without, []string{"mainbus", "npx"}, []string{"mainbus"}},
-		{"other name missing", without, []string{"mainbus", "nosuchdrv", "npx"}, []string{"mainbus", "nosuchdrv"}},
+		{"era name present", with, []string{"mainbus", "npx"}, []string{"mainbus", "npx"}, nil, nil},
+		{"era name missing", without, []string{"mainbus", "npx"}, []string{"mainbus"}, nil, nil},
+		{"other name missing", without, []string{"mainbus", "nosuchdrv", "npx"}, []string{"mainbus"}, []string{"nosuchdrv"}, nil},
+		{"nothing known", without, []string{"nosuchdrv", "npx"}, nil, []string{"nosuchdrv"}, ErrNothingKept},
+		{"nothing given", without, nil, nil, nil, ErrNothingKept},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: tt.entries}))
-			if got := k.Applicable(tt.in); !slices.Equal(got, tt.want) {
-				t.Errorf("Applicable(%q) = %q, want %q", tt.in, got, tt.want)
+			kept, missing, err := k.Applicable(tt.in)
+			if !slices.Equal(kept, tt.kept) || !slices.Equal(missing, tt.missing) || !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+				t.Errorf("Applicable(%q) = %q, %q, %v; want %q, %q, %v", tt.in, kept, missing, err, tt.kept, tt.missing, tt.err)
 			}
 		})
+	}
+}
+
+// TestApplicableRealKernel: on the 5.99.15 kernel, which predates virtio
+// and names its serial attachment otherwise, DefaultKeep as Applicable
+// gives it strips without IgnoreUnknown (the package example's way); it
+// kept the names the kernel lacks, and the Plan failed on them.
+func TestApplicableRealKernel(t *testing.T) {
+	k := realKernel(t)
+	kept, missing, err := k.Applicable(DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"acpicpu", "com_isa", "virtio", "ld_virtio", "vioif"}; !slices.Equal(missing, want) {
+		t.Errorf("missing %q, want %q", missing, want)
+	}
+	if !slices.Contains(kept, "npx") || !slices.Contains(kept, "mainbus") {
+		t.Errorf("kept %q, want npx and mainbus among them", kept)
+	}
+	if _, err := k.Plan(Plan{Strip: true, Keep: kept}); err != nil {
+		t.Fatal(err)
 	}
 }

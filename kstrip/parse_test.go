@@ -112,7 +112,7 @@ func TestBigEndianLayout(t *testing.T) {
 			}
 		}
 		// Stripping both gives the same tables, each in its byte order.
-		r, err := kb.Plan(Plan{Strip: true, Keep: kb.Applicable(DefaultKeep)})
+		r, err := kb.Plan(Plan{Strip: true, Keep: defaultKeep(t, kb)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -113,7 +113,7 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 			}
 		}
 		if len(names) > 0 {
-			return &Report{Unknown: r.Unknown}, fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing", ErrNothingKept, firstFew(names, ", "), k.rootsText())
+			return &Report{Unknown: r.Unknown}, k.nothingKept(names)
 		}
 	}
 	for _, u := range r.Unknown {
@@ -289,6 +289,12 @@ func (k *Kernel) spareRoots(r *Report, want []target, dis []int) {
 			want[i] = leave
 		}
 	}
+}
+
+// nothingKept is the ErrNothingKept error for a strip none of whose keep
+// and enable names (names) matches an entry.
+func (k *Kernel) nothingKept(names []string) error {
+	return fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing", ErrNothingKept, firstFew(names, ", "), k.rootsText())
 }
 
 // rootsText names the root entries ("the root mainbus0"), or says there

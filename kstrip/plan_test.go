@@ -139,7 +139,7 @@ func TestAfterDefaultDerived(t *testing.T) {
 func TestStripDefault(t *testing.T) {
 	for _, v := range variants {
 		k, orig := parseFile(t, buildKernel(t, v.opts(generic)))
-		r, err := k.Plan(Plan{Strip: true, Keep: k.Applicable(DefaultKeep)})
+		r, err := k.Plan(Plan{Strip: true, Keep: defaultKeep(t, k)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,7 @@ func TestStripDefault(t *testing.T) {
 func TestIdempotent(t *testing.T) {
 	k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	plans := []Plan{
-		{Strip: true, Keep: k.Applicable(DefaultKeep)},
+		{Strip: true, Keep: defaultKeep(t, k)},
 		{Strip: true, Keep: []string{"wd", "com0"}, Disable: []string{"fdc"}},
 		{Disable: []string{"com*", "fdc"}, Enable: []string{"ne0"}},
 	}

@@ -427,20 +427,12 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.W
 	}
 	p.Strip = userKeep || !onlyEdits
 	if p.Strip && !userKeep {
-		var missing []string
-		for _, n := range k.Applicable(kstrip.DefaultKeep) {
-			if k.Known(n) {
-				p.Keep = append(p.Keep, n)
-			} else {
-				missing = append(missing, n)
-			}
+		keep, missing, err := k.Applicable(kstrip.DefaultKeep)
+		if err != nil {
+			// A kernel of another port, whose root is no mainbus.
+			return p, false, fmt.Errorf("kstrip: the default keep list: %w; is it a NetBSD x86 kernel? Give the names to keep with --keep or -K", err)
 		}
-		// The names a kernel lacks are dropped, so Plan never sees them
-		// to refuse a list that keeps nothing: refused here (a kernel of
-		// another port, whose root is no mainbus).
-		if len(p.Keep) == 0 {
-			return p, false, fmt.Errorf("kstrip: %w of this kernel (the default keep list: %s): stripping would disable every entry but the roots, and the kernel would attach nothing; is it a NetBSD x86 kernel? Give the names to keep with --keep or -K", kstrip.ErrNothingKept, defaultKeepText())
-		}
+		p.Keep = keep
 		for _, n := range missing {
 			fmt.Fprintf(stderr, "%snote: default keep name %q is not in this kernel\n", kstripPrefix, n)
 		}

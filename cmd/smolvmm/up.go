@@ -690,18 +690,11 @@ func stripKernel(in, out string, keep []string, warn func(string)) (string, erro
 	if err != nil {
 		return "", mirrorKernelError(in, err)
 	}
-	var known, missing []string
-	for _, n := range k.Applicable(keep) {
-		if k.Known(n) {
-			known = append(known, n)
-		} else {
-			missing = append(missing, n)
-		}
+	known, missing, err := k.Applicable(keep)
+	if err != nil {
+		return "", err // it keeps nothing (ErrNothingKept)
 	}
-	if len(known) == 0 {
-		known = k.Applicable(keep) // Plan refuses a list that keeps nothing (ErrNothingKept)
-	}
-	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: known, IgnoreUnknown: true})
+	r, err := k.Plan(kstrip.Plan{Strip: true, Keep: known})
 	if err != nil {
 		return "", err
 	}
