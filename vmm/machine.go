@@ -677,7 +677,7 @@ func (m *Machine) setupDevices() error {
 			abs = a
 		}
 		m.diskPaths = append(m.diskPaths, abs)
-		if pd, err := m.addVirtio(disk); err != nil {
+		if pd, err := m.addVirtio(disk, fmt.Sprintf("ld%d", i), fmt.Sprintf(" (disk image %s)", d.Path)); err != nil {
 			if pd == nil {
 				disk.Close()
 			}
@@ -685,7 +685,7 @@ func (m *Machine) setupDevices() error {
 		}
 	}
 	for i, d := range m.cfg.Devices {
-		pd, err := m.addVirtio(d)
+		pd, err := m.addVirtio(d, virtioName(d.Type()), "")
 		if pd != nil {
 			m.pluggedDevices++ // its transport closes it
 		}

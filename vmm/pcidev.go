@@ -1,10 +1,14 @@
 package vmm
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -36,13 +40,16 @@ type virtioSlot struct {
 // addVirtio places dev on the PCI bus with the next interrupt line, sets
 // that line level-triggered, and serves its queue notifications from an
 // ioeventfd so that guest kicks never run device code on the vCPU thread.
-// Once it returns a non-nil transport, the machine owns it (and dev) even
-// when it also returns an error; with a nil transport dev is still the
-// caller's.
-func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
+// Its warnings name it as what (a disk's "ld1"), at its PCI slot, with
+// detail after (" (disk image x.img)", or ""). Once it returns a non-nil
+// transport, the machine owns it (and dev) even when it also returns an
+// error; with a nil transport dev is still the caller's.
+func (m *Machine) addVirtio(dev virtio.Device, what, detail string) (*virtio.PCIDevice, error) {
 	line := pciIRQs[len(m.virtio)%len(pciIRQs)]
 	irq := m.sharedLine(line)
-	pd, err := virtio.NewPCIDevice(m.gmem, dev, irq.Input(), m.slog())
+	log := &deviceLog{m: m, name: new(atomic.Pointer[string])}
+	log.setName(what + detail)
+	pd, err := virtio.NewPCIDevice(m.gmem, dev, irq.Input(), slog.New(log))
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +61,7 @@ func (m *Machine) addVirtio(dev virtio.Device) (*virtio.PCIDevice, error) {
 	if err != nil {
 		return pd, err
 	}
+	log.setName(fmt.Sprintf("%s at PCI 00:%02x.0%s", what, slot.Device, detail))
 	if err := setLevelTriggered(m.vmFD, []uint8{line}); err != nil {
 		return pd, &Error{Op: "set ELCR", Err: err}
 	}
@@ -168,8 +176,78 @@ func (s *virtioSlot) close(vmFD uintptr) error {
 	return s.dev.Close()
 }
 
-// slog is the devices' logger: warnings to Config.Log, through the same
-// lock as the machine's own messages so lines never interleave.
-func (m *Machine) slog() *slog.Logger {
-	return slog.New(slog.NewTextHandler(machineLog{m}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+// virtioName is how warnings name a device of Config.Devices, by its
+// virtio type.
+func virtioName(typ uint16) string {
+	switch typ {
+	case 1:
+		return "virtio-net"
+	case 2:
+		return "virtio-blk"
+	}
+	return fmt.Sprintf("virtio type %d", typ)
+}
+
+// deviceLog is a virtio device's logger: its warnings are lines of the
+// machine's own messages to Config.Log ("smolvmm: NAME: message (key=value,
+// ...)"), written through the same lock so lines never interleave, naming
+// the device as the guest and the user know it.
+type deviceLog struct {
+	m      *Machine
+	name   *atomic.Pointer[string] // set again once the PCI slot is known
+	attrs  []slog.Attr             // WithAttrs's, keys with their groups
+	prefix string                  // WithGroup's, "group."
+}
+
+func (h *deviceLog) setName(n string) { h.name.Store(&n) }
+
+// Enabled passes warnings and errors: device information is not logged.
+func (h *deviceLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+// Handle writes r as one line. The transport's virtio_type is left out:
+// the device's name says it.
+func (h *deviceLog) Handle(_ context.Context, r slog.Record) error {
+	var args []string
+	add := func(a slog.Attr) {
+		if a.Key == "virtio_type" || a.Equal(slog.Attr{}) {
+			return
+		}
+		v := strings.ReplaceAll(a.Value.Resolve().String(), "\n", `\n`)
+		args = append(args, a.Key+"="+v)
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		a.Key = h.prefix + a.Key
+		add(a)
+		return true
+	})
+	line := "smolvmm: " + *h.name.Load() + ": " + r.Message
+	if len(args) > 0 {
+		line += " (" + strings.Join(args, ", ") + ")"
+	}
+	_, err := machineLog{h.m}.Write([]byte(line + "\n"))
+	return err
+}
+
+// WithAttrs returns h with attrs added to every line.
+func (h *deviceLog) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = slices.Clone(h.attrs)
+	for _, a := range attrs {
+		a.Key = h.prefix + a.Key
+		c.attrs = append(c.attrs, a)
+	}
+	return &c
+}
+
+// WithGroup returns h with later keys under name.
+func (h *deviceLog) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	c := *h
+	c.prefix += name + "."
+	return &c
 }
