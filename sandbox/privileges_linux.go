@@ -163,6 +163,24 @@ func clearCapabilities() error {
 	return nil
 }
 
+// setNotDumpable makes the process not dumpable, and checks that it is.
+// A process started with ambient capabilities stays dumpable, as exec
+// leaves a process whose ids did not change: once its capabilities are
+// dropped, any process of its user could attach to it or take its
+// descriptors (pidfd_getfd), those its capabilities opened among them
+// (root's /dev/kvm, a tap). The setting is the process's, not a thread's.
+func setNotDumpable() error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE, 0): %w", err)
+	}
+	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_GET_DUMPABLE): %w", err)
+	} else if d != 0 {
+		return fmt.Errorf("the process is still dumpable (%d) after prctl(PR_SET_DUMPABLE, 0)", d)
+	}
+	return nil
+}
+
 // ErrCapsOnEveryThread is wrapped by DropCapabilities in a build linked
 // with cgo, which cannot make a call on every thread: the other threads
 // would keep the capabilities.
@@ -177,7 +195,10 @@ var ErrCapsOnEveryThread = errors.New("a build linked with cgo cannot drop capab
 // CAP_SETPCAP is permitted it also empties the bounding set, first (it
 // needs that capability, raised if not effective); boundingEmptied says
 // so. had is the capabilities there were (effective, permitted and
-// inheritable ORed), 0 when none, and then it makes no call. In a build
+// inheritable ORed), 0 when none, and then it makes no call. With some,
+// it first makes the process not dumpable, and checks it: no process of
+// its user may then attach to it or take the descriptors its
+// capabilities opened (exec left it dumpable). In a build
 // linked with cgo a process with effective or permitted capabilities
 // gets ErrCapsOnEveryThread and keeps them; one with only inheritable
 // ones keeps those and gets no error when execForbidden, the caller
@@ -198,6 +219,9 @@ func DropCapabilities(execForbidden bool) (had uint64, boundingEmptied bool, err
 	// Ambient capabilities are permitted and inheritable ones too.
 	if had == 0 {
 		return 0, false, nil
+	}
+	if err := setNotDumpable(); err != nil {
+		return had, false, err
 	}
 	if linkedWithLibc {
 		if held != 0 {

@@ -110,6 +110,8 @@ func capsChild(mode string) int {
 	// Mode "inheritable-exec": no filter is to forbid execve.
 	had, bounding, err := DropCapabilities(mode != "inheritable-exec")
 	fmt.Printf("had %#x bounding %v err %v\n", had, bounding, err)
+	d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	fmt.Printf("dumpable %d %v\n", d, err)
 	return printThreadCaps()
 }
 
@@ -117,8 +119,10 @@ func capsChild(mode string) int {
 // capabilities (as setpriv --ambient-caps starts one) has none left on
 // any thread after DropCapabilities, and an empty bounding set when it
 // held CAP_SETPCAP, effective or only permitted; a VMM started so kept
-// them while its guest ran (CapEff 3000 under setpriv). Without any,
-// nothing changes.
+// them while its guest ran (CapEff 3000 under setpriv). With some, the
+// process is not dumpable after: it stayed dumpable, and any process of
+// its user took the descriptors its capabilities had opened (root's
+// /dev/kvm, a tap) with pidfd_getfd. Without any, nothing changes.
 func TestDropCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to start a process of another user with capabilities")
@@ -177,6 +181,16 @@ func TestDropCapabilities(t *testing.T) {
 			if lines[0] != want {
 				t.Errorf("DropCapabilities: %q, want %q", lines[0], want)
 			}
+			// Not dumpable whenever there were capabilities, even
+			// those a cgo build refused or kept.
+			wantDumpable := "dumpable 1 <nil>"
+			if tt.had != 0 {
+				wantDumpable = "dumpable 0 <nil>"
+			}
+			if len(lines) < 2 || lines[1] != wantDumpable {
+				t.Fatalf("after DropCapabilities: %q, want %q", lines[1:min(2, len(lines))], wantDumpable)
+			}
+			lines = append(lines[:1], lines[2:]...)
 			if linkedWithLibc && tt.had != 0 {
 				return
 			}

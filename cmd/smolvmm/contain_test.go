@@ -818,7 +818,8 @@ func TestFlagHelpPerCommand(t *testing.T) {
 // its bounding set when it holds CAP_SETPCAP; it kept them (CapEff 3000
 // with net_admin and net_raw) while --user's refusal said it had no
 // privileges to drop, which now says it drops them. CAP_DAC_OVERRIDE
-// opens root's /dev/kvm and files for nobody.
+// opens root's /dev/kvm and files for nobody. The VMM is then not
+// dumpable, which it stayed.
 func TestOrdinaryUserDropsCaps(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -860,6 +861,16 @@ func TestOrdinaryUserDropsCaps(t *testing.T) {
 				if !strings.HasPrefix(st["Uid"], fmt.Sprint(nobody.UID)) || st["Seccomp"] != "2" {
 					t.Errorf("%s: Uid %q Seccomp %q; want nobody's, under the filter", st["path"], st["Uid"], st["Seccomp"])
 				}
+			}
+			// Not dumpable: the kernel then gives its /proc files
+			// (but the world-readable directories) to root.
+			// Dumpable, any process of nobody's took its /dev/kvm
+			// and tap with pidfd_getfd.
+			var st unix.Stat_t
+			if err := unix.Stat(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid), &st); err != nil {
+				t.Fatal(err)
+			} else if st.Uid != 0 {
+				t.Errorf("/proc/%d/environ is uid %d's: the VMM is dumpable, its descriptors open to any process of its user", cmd.Process.Pid, st.Uid)
 			}
 			if want := strings.Replace(tt.line, "65534", fmt.Sprint(nobody.UID), 1); !strings.Contains(stderr.String(), "smolvmm: "+want+"\n") {
 				t.Errorf("-v lacks %q:\n%s", want, stderr)
