@@ -217,7 +217,9 @@ func TestRunningVMIsFiltered(t *testing.T) {
 // TestContainInheritedFDs: descriptors the VMM's parent left open (here
 // a pipe and a file, as exec.Cmd.ExtraFiles pass them) are closed before
 // the VM runs: a jailed, filtered VMM held its caller's /dev/null and
-// pipes. The VMM's own descriptors are there (its disk image).
+// pipes, and run one that -a or another flag's value named as --ready-fd,
+// or SMOLVMM_JAILED named without --jail. The VMM's own descriptors are
+// there (its disk image).
 func TestContainInheritedFDs(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -238,12 +240,22 @@ func TestContainInheritedFDs(t *testing.T) {
 	if st, err := w.Stat(); err == nil {
 		pipeLink = fmt.Sprintf("pipe:[%d]", st.Sys().(*syscall.Stat_t).Ino)
 	}
-	for _, args := range [][]string{nil, {"--user", "nobody"}} {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			if args != nil && os.Geteuid() != 0 {
+	// The file is descriptor 4 (ExtraFiles start at 3). Named as another
+	// flag's value, or by jailEnv outside a jail, it was kept.
+	for _, tt := range []struct {
+		args, env []string
+	}{
+		{nil, nil},
+		{[]string{"--user", "nobody"}, nil},
+		{[]string{"--ready", "--ready-fd=4"}, nil},
+		{nil, []string{jailEnv + "=4"}},
+	} {
+		args := tt.args
+		t.Run(strings.Join(append(args, tt.env...), " "), func(t *testing.T) {
+			if slices.Contains(args, "--user") && os.Geteuid() != 0 {
 				t.Skip("needs root")
 			}
-			cmd, stderr := runningVMWith(t, func(cmd *exec.Cmd) { cmd.ExtraFiles = []*os.File{w, f} }, nil, args...)
+			cmd, stderr := runningVMWith(t, func(cmd *exec.Cmd) { cmd.ExtraFiles = []*os.File{w, f} }, tt.env, args...)
 			dir := fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)
 			ents, err := os.ReadDir(dir)
 			if err != nil {
