@@ -676,7 +676,7 @@ func (m *Machine) restoreState(st *machineState) error {
 			return err
 		}
 	}
-	if err := setMSRs(fd, c.MSRs); err != nil {
+	if err := restoreMSRs(func(msrs []MSR) error { return setMSRs(fd, msrs) }, c.MSRs); err != nil {
 		return kvmRefused("MSRs", err)
 	}
 	if err := set(blobMPState, c.MPState); err != nil {
@@ -716,6 +716,30 @@ func (m *Machine) restoreState(st *machineState) error {
 	clock := make([]byte, sizeClock)
 	copy(clock[:8], st.Clock[:8])
 	return kvmRefused(blobClock.name, blobClock.setTo(vm, clock))
+}
+
+// msrTSC is IA32_TIME_STAMP_COUNTER.
+const msrTSC = 0x10
+
+// restoreMSRs sets msrs through set (KVM_SET_MSRS), the TSC among them
+// first set to its value plus 2^63. KVM before Linux 6.7 takes a TSC
+// write within a second of the value it expects (the vCPU's creation's
+// 0 plus the time since) for an attempt to synchronise vCPUs and keeps
+// the TSC it has: the TSC of a snapshot taken under a second into the
+// guest's life would start again from about 0, going backwards. Half the
+// 64-bit range away from both, neither write is taken so; from 6.7 on
+// both are set as written. A separate first set, so that MSRs read
+// against the TSC (the TSC deadline) see the snapshot's.
+func restoreMSRs(set func([]MSR) error, msrs []MSR) error {
+	for _, m := range msrs {
+		if m.Index == msrTSC {
+			if err := set([]MSR{{Index: msrTSC, Data: m.Data + 1<<63}}); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	return set(msrs)
 }
 
 // ErrKVMRefused is wrapped by a restore whose state KVM refused to set
