@@ -51,8 +51,9 @@ import (
 // must be given in Disks. When set, they must be as
 // many, each read-only exactly when the snapshot's was and of its serial
 // (an empty Serial takes the snapshot's), else Restore fails with
-// ErrSnapshotDevices: the guest negotiated both. Each image must have the content the snapshot saw, else Restore
-// fails with ErrDiskChanged, naming both files: the guest's cached view
+// ErrSnapshotDevices, Field Disks: the guest negotiated both. Each image
+// must have the content the snapshot saw, else Restore fails with
+// ErrDiskChanged, Field Disks, naming both files: the guest's cached view
 // of it would no longer match. The snapshot's file unchanged (same size,
 // device, inode and modification time) is accepted without reading it;
 // another file of the same size (a copy of the image per clone), or the
@@ -210,7 +211,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		}
 	}
 	if len(cfg.Disks) != len(st.Disks) {
-		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s has %d disks, %d given: %w", path, len(st.Disks), len(cfg.Disks), ErrConfig), Field: "Disks"}
+		return nil, &Error{Op: "restore", Err: fmt.Errorf("snapshot %s has %d disks, %d given: %w", path, len(st.Disks), len(cfg.Disks), ErrSnapshotDevices), Field: "Disks"}
 	}
 	if cfg.Disks, err = diskSettings(cfg.Disks, st.Disks); err != nil {
 		return nil, err
@@ -599,7 +600,7 @@ func (m *Machine) checkDisks(want []DiskIdentity, fromSnapshot bool) error {
 				what = fmt.Sprintf("content %s, the snapshot's %s %s (inode %d on device %#x, the snapshot's %d on %#x)", c, w.Path, w.Content, got.Inode, got.Dev, w.Inode, w.Dev)
 			}
 		}
-		return &Error{Op: op, Err: fmt.Errorf("%w: %s", ErrDiskChanged, what),
+		return &Error{Op: op, Field: "Disks", Err: fmt.Errorf("%w: %s", ErrDiskChanged, what),
 			Hint: "restore against the image as it was (or a copy of it), or snapshot again"}
 	}
 	return nil

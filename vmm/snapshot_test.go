@@ -227,7 +227,7 @@ func TestRestoreRefusals(t *testing.T) {
 		{"other version", edited(func(b []byte) []byte { b[8] = 8; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 8"},
 		{"version 6", edited(func(b []byte) []byte { b[8] = 6; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 6, this reader knows version 7"},
 		{"not a snapshot", disk, vmm.Config{}, nil, snapshot.ErrFormat, "bad magic"},
-		{"fewer disks", path, vmm.Config{Disks: []blk.Spec{}}, nil, vmm.ErrConfig, "has 1 disks, 0 given"},
+		{"fewer disks", path, vmm.Config{Disks: []blk.Spec{}}, nil, vmm.ErrSnapshotDevices, "has 1 disks, 0 given"},
 		// The guest negotiated a writable disk and a serial: one that
 		// turned read-only would fail its writes, and read-only disks
 		// share their lock, so two restores could then write one image.
@@ -246,6 +246,11 @@ func TestRestoreRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, vmm.ErrDiskNotRecorded, "ld0 (the snapshot's disk image " + disk + "): the path does not name the file the snapshot recorded: modified at "},
+	}
+	// The Config field each refusal of a disk names.
+	fields := map[string]string{
+		"fewer disks": "Disks", "disk read-only, the snapshot's read-write": "Disks",
+		"disk of another serial": "Disks", "changed disk": "Disks",
 	}
 	for _, tt := range tests {
 		// Begun by PrepareRestore or not, the same refusal, with
@@ -273,6 +278,10 @@ func TestRestoreRefusals(t *testing.T) {
 				}
 				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 					t.Fatalf("Restore: %v\nwant %v mentioning %q", err, tt.want, tt.text)
+				}
+				var ve *vmm.Error
+				if f := fields[tt.name]; f != "" && (!errors.As(err, &ve) || ve.Field != f) {
+					t.Errorf("Restore: %v\nwant a *vmm.Error with Field %q", err, f)
 				}
 				if leaked := leakedFDs(t, fds); len(leaked) > 0 {
 					t.Errorf("file descriptors left open after the refusal: %v", leaked)

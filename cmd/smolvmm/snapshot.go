@@ -314,6 +314,9 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		m, err := vmm.Restore(cfg, c.String("restore"), opts...)
 		var ve *vmm.Error
 		if errors.Is(err, vmm.ErrSnapshotDevices) && errors.As(err, &ve) && ve.Field == "Disks" {
+			if err := restoreDiskCountError(c.String("restore"), cfg.Disks, err); err != nil {
+				return nil, usageStatus{err} // more or fewer -d than the snapshot's disks
+			}
 			// A disk's read-only setting or serial: the advice is -d's.
 			if hint := restoreDiskHint(c.String("restore"), cfg.Disks); hint != "" {
 				ve.Hint = hint
@@ -350,11 +353,6 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 			ve.Hint += " (its content is then checked)"
 			return nil, err
 		}
-		if errors.Is(err, vmm.ErrConfig) && errors.As(err, &ve) && ve.Field == "Disks" {
-			if err := restoreDiskCountError(c.String("restore"), cfg.Disks, err); err != nil {
-				return nil, usageStatus{err} // more or fewer -d than the snapshot's disks
-			}
-		}
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
 			// The devices come from the flags: a --net the snapshot
 			// contradicts, as restoreNet refuses before the restore.
@@ -389,7 +387,7 @@ func ownerDropFlag(c *cli.Context, uid uint32) string {
 }
 
 // restoreDiskCountError turns a restore's refusal of the number of disks
-// given (err, which shows vmm.ErrConfig's own text) into the -d flags to
+// given (err, which shows vmm.ErrSnapshotDevices's own text) into the -d flags to
 // give, as a refused disk setting gets; nil when the snapshot's disks are
 // as many as given, or cannot be read (err then stands).
 func restoreDiskCountError(path string, given []blk.Spec, err error) error {
