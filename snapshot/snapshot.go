@@ -119,7 +119,8 @@
 // guest moved over another device decodes nothing, even once that device
 // moved away, which version 6's addresses alone could not tell. A
 // snapshot of an older version is refused (ErrVersion), as any other
-// version is: take the snapshot again.
+// version is: take the snapshot again; one of a newer version wraps
+// ErrNewerVersion too.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors
@@ -176,11 +177,14 @@ const (
 
 // Errors a reader wraps.
 var (
-	ErrFormat     = errors.New("not a smolvmm snapshot")
-	ErrVersion    = errors.New("unsupported snapshot format version")
-	ErrCorrupt    = errors.New("snapshot is corrupt")
-	ErrTruncated  = errors.New("snapshot is truncated")
-	ErrMemorySize = errors.New("snapshot memory size differs")
+	ErrFormat  = errors.New("not a smolvmm snapshot")
+	ErrVersion = errors.New("unsupported snapshot format version")
+	// ErrNewerVersion is wrapped, with ErrVersion, by a reader's refusal
+	// of a version above its own: a newer smolvmm wrote the snapshot.
+	ErrNewerVersion = errors.New("written by a newer smolvmm")
+	ErrCorrupt      = errors.New("snapshot is corrupt")
+	ErrTruncated    = errors.New("snapshot is truncated")
+	ErrMemorySize   = errors.New("snapshot memory size differs")
 )
 
 // Header is a snapshot's fixed header.
@@ -605,6 +609,9 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	}
 	le := binary.LittleEndian
 	h.Version = le.Uint32(head[8:])
+	if h.Version > Version {
+		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d: %w", ErrVersion, h.Version, Version, ErrNewerVersion)
+	}
 	if h.Version != Version {
 		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d", ErrVersion, h.Version, Version)
 	}

@@ -66,7 +66,8 @@ func TestRefusals(t *testing.T) {
 		detail string
 	}{
 		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrFormat, `bad magic "XMOLSNAP"`},
-		{"other version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrVersion, "version 9, this reader knows version 7"},
+		// A newer smolvmm's snapshot says so: the advice is that one.
+		{"newer version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrNewerVersion, "version 9, this reader knows version 7: written by a newer smolvmm"},
 		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this reader knows version 7"},
 		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, ErrVersion, "version 3, this reader knows version 7"},
 		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return b }, ErrVersion, "version 4, this reader knows version 7"},
@@ -101,6 +102,9 @@ func TestRefusals(t *testing.T) {
 			_, _, err := Read(bytes.NewReader(b), int64(len(b)))
 			if !errors.Is(err, tt.want) || !bytes.Contains([]byte(err.Error()), []byte(tt.detail)) {
 				t.Fatalf("Read = %v, want %v mentioning %q", err, tt.want, tt.detail)
+			}
+			if newer := errors.Is(err, ErrNewerVersion); newer != (tt.want == ErrNewerVersion) || newer && !errors.Is(err, ErrVersion) {
+				t.Errorf("Read = %v: ErrNewerVersion %t, want it only for a newer version, with ErrVersion", err, newer)
 			}
 		})
 	}

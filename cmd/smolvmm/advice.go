@@ -81,12 +81,20 @@ var adviceTable = []advice{
 	// Only --restore reads a snapshot.
 	{is: isErr(snapshot.ErrFormat), cli: "give --restore a file written by --snapshot"},
 	{is: isErr(snapshot.ErrTruncated), cli: "give --restore a whole file written by --snapshot"},
-	{is: isErr(snapshot.ErrVersion), cli: "this smolvmm restores only its own format: take the snapshot again with its --snapshot"},
+	{is: olderSnapshot, cli: "this smolvmm restores only its own format: take the snapshot again with its --snapshot"},
+	{is: isErr(snapshot.ErrNewerVersion), cli: "restore it with the newer smolvmm that wrote it, or take the snapshot again with this one's --snapshot"},
 	{is: corruptSnapshot, cli: "the file was damaged or altered since --snapshot wrote it: take the snapshot again"},
 	{is: isErr(vmm.ErrKVMRefused), cli: "take the snapshot again on this host with --snapshot"},
 	// A new directory: changing the owner or mode of the one given,
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
+}
+
+// olderSnapshot reports whether err refuses a snapshot format version
+// other than this reader's and not newer: one this smolvmm's --snapshot
+// replaces.
+func olderSnapshot(err error) bool {
+	return errors.Is(err, snapshot.ErrVersion) && !errors.Is(err, snapshot.ErrNewerVersion)
 }
 
 // replaceDirAdvice is the advice for an entry of the sets, or of the

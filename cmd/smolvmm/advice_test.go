@@ -106,6 +106,9 @@ func TestAdvise(t *testing.T) {
 		// These said what was wrong, not what to do.
 		{"snapshot of another version", fmt.Errorf("restore: %w: version 5, this reader knows version 6", snapshot.ErrVersion),
 			"restore: unsupported snapshot format version: version 5, this reader knows version 6 (this smolvmm restores only its own format: take the snapshot again with its --snapshot)"},
+		// It said to take the snapshot again, as for an older one.
+		{"snapshot of a newer version", fmt.Errorf("restore: %w: version 9, this reader knows version 7: %w", snapshot.ErrVersion, snapshot.ErrNewerVersion),
+			"restore: unsupported snapshot format version: version 9, this reader knows version 7: written by a newer smolvmm (restore it with the newer smolvmm that wrote it, or take the snapshot again with this one's --snapshot)"},
 		{"corrupt snapshot", fmt.Errorf("restore: snapshot f: %w: SHA-256 of header and state is 00, the header says 01", snapshot.ErrCorrupt),
 			"restore: snapshot f: snapshot is corrupt: SHA-256 of header and state is 00, the header says 01 (the file was damaged or altered since --snapshot wrote it: take the snapshot again)"},
 		{"snapshot corrupt and cut short", fmt.Errorf("restore: snapshot f: %w: %w", snapshot.ErrTruncated, snapshot.ErrCorrupt),
