@@ -103,6 +103,8 @@ const (
 //	         given) and exits 130
 //	vmmreadytouch as vmmreadyserve, but maps guest RAM first, and touches
 //	         fakeTouched of it fakeDelay after its report, before it prints
+//	vmmunreadyserve as vmmreadyserve, without the ready report (a restore
+//	         of a snapshot taken before its guest was ready)
 //	bench    not a VMM but a bench of them: see fakeBench
 //	bootbench not a VMM but a sequential bench of one: see fakeBootBench
 //	network  not a VMM but a shared network: touches fakeNetworkBytes,
@@ -191,7 +193,7 @@ func fakeVMM(mode string, args []string) int {
 		return 0
 	case "vmmready", "vmmreadyline":
 		return fakeVMMReady(mode, r, *report, *settledFD, *readyFD)
-	case "vmmreadyserve", "vmmreadytouch":
+	case "vmmreadyserve", "vmmreadytouch", "vmmunreadyserve":
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
 		var mem []byte
@@ -203,6 +205,10 @@ func fakeVMM(mode string, args []string) int {
 			}
 		}
 		r.Phases[PhaseFirstRun] = MonoNow()
+		if mode == "vmmunreadyserve" {
+			fmt.Print("resumed\r\n")
+			return fakeServeUntilTerm(term, r, *report, false)
+		}
 		r.Phases[PhaseReady] = r.Phases[PhaseFirstRun]
 		if *readyFD > 2 {
 			var b [8]byte

@@ -266,6 +266,13 @@ var ErrExitStatus = errors.New("the boot ended with a failure status")
 // ErrTimeout is wrapped when a boot did not end within BootOptions.Timeout.
 var ErrTimeout = errors.New("boot timed out")
 
+// ErrNoReadyReport is wrapped, with ErrTimeout, when a boot whose
+// program's ready report is its ready event (Target.ReadyReported) timed
+// out with neither that report nor the ready line: a restore of a
+// snapshot taken before its guest was ready, whose guest did not become
+// ready since, is ready only once it does, and more time may not help.
+var ErrNoReadyReport = errors.New("the program never reported its guest ready")
+
 // ErrNegativeTimeout is wrapped by RunBoot's and RunParallel's refusal of
 // a negative Timeout, before anything starts (0 means the default).
 var ErrNegativeTimeout = errors.New("negative timeout")
@@ -533,10 +540,13 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	wg.Wait()
 	ender.Wait()
 	_, stopped := rec.phases[PhaseStopped]
+	_, wasReady := rec.phases[PhaseReady]
 
 	switch {
 	case stopped && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// Ready, and stopped: the timeout is no failure of the boot.
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && vmmReadyOnly && t.ReadyReported && !wasReady:
+		return fail(fmt.Errorf("%w: boot did not end within %v: %w", ErrTimeout, o.Timeout, ErrNoReadyReport), stderr)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fail(fmt.Errorf("%w: boot did not end within %v", ErrTimeout, o.Timeout), stderr)
 	case ctx.Err() != nil:

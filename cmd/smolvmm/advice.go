@@ -65,7 +65,13 @@ var adviceTable = []advice{
 	// kstrip and run refuse it alike (kstrip.ErrKASLR is
 	// netbsdboot.ErrKASLR); run's vmm.Error hint is the lib text.
 	{is: isErr(kstrip.ErrKASLR), lib: "use the release's kernel linked without KASLR, netbsd-GENERIC", cli: kaslrAdvice},
-	{is: isErr(bench.ErrTimeout), cli: "raise --timeout"},
+	{is: func(err error) bool {
+		return errors.Is(err, bench.ErrTimeout) && !errors.Is(err, bench.ErrNoReadyReport)
+	}, cli: "raise --timeout"},
+	// Only --restore's boots count the VMM's ready report: the snapshot
+	// was taken before its guest was ready (C-a s), and the restored
+	// guest did not become ready by the means the boot's would.
+	{is: isErr(bench.ErrNoReadyReport), cli: "a restore is ready at once only when the snapshot was taken once its guest was ready: take it at ready with run --snapshot, or give --ready or --ready-port a condition the restored guest meets"},
 	{is: isAs[*imagebuilder.UnreadableError], cli: "make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share"},
 	// A directory set is read with the builder's permissions: root reads
 	// any entry, and the archive holds the same files without the host's.

@@ -106,6 +106,10 @@ func TestAdvise(t *testing.T) {
 		// These said what was wrong, not what to do.
 		{"snapshot of another version", fmt.Errorf("restore: %w: version 5, this reader knows version 6", snapshot.ErrVersion),
 			"restore: unsupported snapshot format version: version 5, this reader knows version 6 (this smolvmm restores only its own format: take the snapshot again with its --snapshot)"},
+		// It said to raise --timeout: the restored guest of a snapshot
+		// taken before ready never became ready, and would not have.
+		{"restore never ready", fmt.Errorf("smolvmm-restore: %w: boot did not end within 30s: %w", bench.ErrTimeout, bench.ErrNoReadyReport),
+			"smolvmm-restore: boot timed out: boot did not end within 30s: the program never reported its guest ready (a restore is ready at once only when the snapshot was taken once its guest was ready: take it at ready with run --snapshot, or give --ready or --ready-port a condition the restored guest meets)"},
 		// It said to take the snapshot again, as for an older one.
 		{"snapshot of a newer version", fmt.Errorf("restore: %w: version 9, this reader knows version 7: %w", snapshot.ErrVersion, snapshot.ErrNewerVersion),
 			"restore: unsupported snapshot format version: version 9, this reader knows version 7: written by a newer smolvmm (restore it with the newer smolvmm that wrote it, or take the snapshot again with this one's --snapshot)"},
