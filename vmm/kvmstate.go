@@ -191,29 +191,90 @@ type MSR struct {
 	Data  uint64
 }
 
-// msrIndexList returns the MSRs KVM saves and restores for a vCPU
-// (KVM_GET_MSR_INDEX_LIST), without those this vCPU refuses to read: the
-// list names every MSR the host's KVM knows, some of which the vCPU's
-// CPUID does not enable.
-func msrIndexList(kvmFD, vcpuFD int) ([]uint32, error) {
+// msrIndexList returns the MSRs a snapshot saves for a vCPU whose CPUID
+// entries are cpuid: those KVM saves and restores
+// (KVM_GET_MSR_INDEX_LIST) and the MTRRs (mtrrMSRs), without those this
+// vCPU refuses to read: the list names every MSR the host's KVM knows,
+// some of which the vCPU's CPUID does not enable.
+func msrIndexList(kvmFD, vcpuFD int, cpuid []cpuidEntry) ([]uint32, error) {
 	buf := make([]byte, 4+4*1024)
 	binary.LittleEndian.PutUint32(buf, 1024)
 	if _, err := ioctlBuf(kvmFD, kvmGetMSRIndexList, buf); err != nil {
 		return nil, fmt.Errorf("KVM_GET_MSR_INDEX_LIST: %w", err)
 	}
 	n := min(int(binary.LittleEndian.Uint32(buf)), 1024)
-	var ok []uint32
-	one := make([]byte, 8+sizeMSREntry)
+	var all []uint32
+	listed := map[uint32]bool{}
 	for i := range n {
 		idx := binary.LittleEndian.Uint32(buf[4+4*i:])
-		clear(one)
-		binary.LittleEndian.PutUint32(one, 1)
-		binary.LittleEndian.PutUint32(one[8:], idx)
-		if got, err := ioctlBuf(vcpuFD, kvmGetMSRs, one); err == nil && got == 1 {
+		all = append(all, idx)
+		listed[idx] = true
+	}
+	mtrrCap, capOK := getMSR(vcpuFD, msrMTRRCap)
+	for _, idx := range mtrrMSRs(cpuidHasMTRR(cpuid), mtrrCap, capOK) {
+		if !listed[idx] {
+			all = append(all, idx)
+		}
+	}
+	var ok []uint32
+	for _, idx := range all {
+		if _, readable := getMSR(vcpuFD, idx); readable {
 			ok = append(ok, idx)
 		}
 	}
 	return ok, nil
+}
+
+// getMSR reads one MSR of the vCPU fd; false when KVM refuses it.
+func getMSR(fd int, idx uint32) (uint64, bool) {
+	one := make([]byte, 8+sizeMSREntry)
+	binary.LittleEndian.PutUint32(one, 1)
+	binary.LittleEndian.PutUint32(one[8:], idx)
+	if got, err := ioctlBuf(fd, kvmGetMSRs, one); err != nil || got != 1 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(one[8+8:]), true
+}
+
+// MTRR MSRs and CPUID bits. KVM_GET_MSR_INDEX_LIST names none of the
+// MTRRs, yet a guest sets them (NetBSD's MTRR code writes MTRRdefType
+// at every boot) and KVM keeps them per vCPU: a restore left them 0.
+const (
+	msrMTRRCap       = 0xfe  // IA32_MTRRCAP: VCNT in bits 7:0, FIX bit 8
+	msrMTRRPhysBase0 = 0x200 // variable ranges: base, mask pairs
+	msrMTRRDefType   = 0x2ff
+	cpuid1EDXMTRR    = 1 << 12 // CPUID.1:EDX.MTRR
+	mtrrCapFixed     = 1 << 8
+	// maxVarMTRRs bounds the variable pairs saved: KVM has 8, and
+	// MTRRcap's 8-bit count could otherwise take more MSRs than
+	// KVM_SET_MSRS sets at once.
+	maxVarMTRRs = 32
+)
+
+// mtrrFixed are the fixed-range MTRRs.
+var mtrrFixed = []uint32{0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f}
+
+// cpuidHasMTRR reports whether the CPUID entries give the vCPU MTRRs.
+func cpuidHasMTRR(cpuid []cpuidEntry) bool {
+	e := findCPUID(cpuid, 1, -1)
+	return e != nil && e.EDX&cpuid1EDXMTRR != 0
+}
+
+// mtrrMSRs returns the MTRRs of a vCPU that has them (CPUID) and whose
+// MTRRcap reads mtrrCap (capOK: it could be read): MTRRdefType, the
+// fixed ranges when MTRRcap has them, and VCNT variable range pairs.
+func mtrrMSRs(has bool, mtrrCap uint64, capOK bool) []uint32 {
+	if !has || !capOK {
+		return nil
+	}
+	idx := []uint32{msrMTRRDefType}
+	if mtrrCap&mtrrCapFixed != 0 {
+		idx = append(idx, mtrrFixed...)
+	}
+	for i := range min(uint32(mtrrCap&0xff), maxVarMTRRs) {
+		idx = append(idx, msrMTRRPhysBase0+2*i, msrMTRRPhysBase0+2*i+1)
+	}
+	return idx
 }
 
 func getMSRs(fd int, idx []uint32) ([]MSR, error) {

@@ -730,7 +730,7 @@ func (m *Machine) captureState() (*machineState, error) {
 		return nil, err
 	}
 	if m.msrIndex == nil {
-		if m.msrIndex, err = msrIndexList(int(m.kvm.Fd()), fd); err != nil {
+		if m.msrIndex, err = msrIndexList(int(m.kvm.Fd()), fd, m.vcpu.cpuid); err != nil {
 			return nil, err
 		}
 	}

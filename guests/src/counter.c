@@ -24,7 +24,13 @@
  * snapshot then has pages written, pages never touched and pages made
  * zero again, before and after a restore. With "spin", after the last
  * count it prints "counter: spinning" and loops in spin_forever, writing
- * nothing, instead of exiting (a test snapshots it there). */
+ * nothing, instead of exiting (a test snapshots it there).
+ * With "mtrr", when CPUID says it has MTRRs, it sets MTRRdefType, the
+ * first variable range and two fixed ranges to mtrr_val before its first
+ * count, and at the ready point, after its write to 0x505, prints them as
+ * "counter: mtrr 2ff=V 200=V 201=V 250=V 268=V" (hex): a restored guest
+ * prints what it reads after the restore. Without MTRRs it prints
+ * "counter: no mtrr". */
 #include "rt.h"
 
 static volatile u32 reached;
@@ -70,6 +76,35 @@ static void on_irq(u32 irq)
 	exit(0);
 }
 
+static const u32 mtrr_idx[] = {0x2ff, 0x200, 0x201, 0x250, 0x268};
+/* WB by default, enabled with the fixed ranges; range 0 at 0, WB, 128 MiB;
+ * the first 64 KiB WB; 0xC0000-0xC7FFF WP. */
+static const u64 mtrr_val[] = {0xc06, 0x6, 0xf8000800, 0x0606060606060606ull, 0x0505050505050505ull};
+
+static int has_mtrr(void)
+{
+	u32 a = 1, b, c = 0, d;
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	return (d >> 12) & 1;
+}
+
+static void mtrr_set(void)
+{
+	for (u32 k = 0; k < sizeof mtrr_idx / sizeof mtrr_idx[0]; k++)
+		__asm__ volatile("wrmsr" : : "c"(mtrr_idx[k]), "a"((u32)mtrr_val[k]), "d"((u32)(mtrr_val[k] >> 32)));
+}
+
+static void mtrr_print(void)
+{
+	printf("counter: mtrr");
+	for (u32 k = 0; k < sizeof mtrr_idx / sizeof mtrr_idx[0]; k++) {
+		u32 lo, hi;
+		__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(mtrr_idx[k]));
+		printf(" %x=%llx", mtrr_idx[k], ((u64)hi << 32) | lo);
+	}
+	printf("\n");
+}
+
 /* scatter_page is the page count i writes: above 4 MiB, below RAM's top. */
 static u8 *scatter_page(u32 i, u32 top)
 {
@@ -106,6 +141,11 @@ void kmain(u32 magic, const struct mb_info *mbi)
 	word_uint("n", &n);
 	word_uint("at", &at);
 	int pit = has_word("pit"), clock = has_word("clock");
+	int mtrr = has_word("mtrr") && has_mtrr();
+	if (has_word("mtrr") && !mtrr)
+		printf("counter: no mtrr\n");
+	if (mtrr)
+		mtrr_set();
 	if (clock) {
 		u32 calib = 1;
 		word_uint("calib", &calib);
@@ -134,6 +174,8 @@ void kmain(u32 magic, const struct mb_info *mbi)
 			print_rtc();
 		} else if (i == at) {
 			outb(0x505, 1);
+			if (mtrr)
+				mtrr_print();
 			if (pit) {
 				struct deadline dl;
 				deadline_init(&dl, timeout_word(5));
