@@ -25,8 +25,8 @@ type Options struct {
 	Config Config
 }
 
-// Run boots each target Warmup times, once more to sample its memory, and
-// Boots times measured, one system after the other. A system that fails
+// Run boots each target Warmup times, once more to sample its memory
+// (unless its MemoryInTimedBoot), and Boots times measured, one system after the other. A system that fails
 // keeps its error in System.Error and the others still run; only ctx
 // ending stops Run early.
 func Run(ctx context.Context, targets []Target, o Options) (*Results, error) {
@@ -62,9 +62,14 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 			fmt.Fprintf(o.Progress, format, args...)
 		}
 	}
-	progress("%s: %d warm-up, 1 memory, %d timed boots ", t.Name, o.Warmup, o.Boots)
-	defer progress("\n")
 	total := o.Warmup + 1 + o.Boots
+	if t.MemoryInTimedBoot {
+		total--
+		progress("%s: %d warm-up, %d timed boots (memory sampled in the first) ", t.Name, o.Warmup, o.Boots)
+	} else {
+		progress("%s: %d warm-up, 1 memory, %d timed boots ", t.Name, o.Warmup, o.Boots)
+	}
+	defer progress("\n")
 	memoryTries := 0
 	sampleEarly := false
 	for i := 0; i < total; i++ {
@@ -77,8 +82,7 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 			progress("failed")
 			break
 		}
-		switch {
-		case i == o.Warmup:
+		if i == o.Warmup {
 			s.Memory, s.MemoryError = b.Memory, ""
 			if b.MemoryErr != nil {
 				s.MemoryError = b.MemoryErr.Error()
@@ -95,11 +99,12 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 			if s.Memory == nil && errors.Is(b.MemoryErr, syscall.ESRCH) {
 				sampleEarly = true
 			}
-			if memoryTries++; s.Memory == nil && memoryTries < maxMemoryTries {
+			if memoryTries++; !t.MemoryInTimedBoot && s.Memory == nil && memoryTries < maxMemoryTries {
 				i--
 				continue
 			}
-		case i > o.Warmup:
+		}
+		if i > o.Warmup || i == o.Warmup && t.MemoryInTimedBoot {
 			s.Boots = append(s.Boots, *b)
 		}
 		progress(".")

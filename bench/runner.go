@@ -95,6 +95,13 @@ type Target struct {
 	// (RLIMIT_NPROC, a cgroup's pids.max): a Go VMM runs a thread per
 	// vCPU and per P besides its runtime's own. 0 counts one.
 	Tasks uint64
+	// MemoryInTimedBoot: Run samples the memory in the first timed boot,
+	// once, instead of in an untimed boot of its own (retried when the
+	// sample fails): for a program that may run only as many times as
+	// the bench times it (smolvmm restoring a snapshot that recorded a
+	// read-write disk, which a restore refuses once a guest wrote it).
+	// The sample's pause is then in that boot's later phases.
+	MemoryInTimedBoot bool
 }
 
 // SharedNetwork is a network process that VMs join, whose memory the bench

@@ -736,3 +736,43 @@ func TestRunSharedNetworkMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestRunMemoryInTimedBoot: a target that may run only as often as it is
+// timed (MemoryInTimedBoot) starts Warmup+Boots times, not once more for
+// its memory, which its first timed boot samples, once, even when the
+// sample fails (the lines fake maps no guest RAM).
+func TestRunMemoryInTimedBoot(t *testing.T) {
+	tests := []struct {
+		mode                  string
+		boots, warmup, starts int
+		memory                bool
+	}{
+		{"memory", 1, 0, 1, true},
+		{"memory", 2, 1, 3, true},
+		{"lines", 1, 0, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s-%d-%d", tt.mode, tt.boots, tt.warmup), func(t *testing.T) {
+			count := filepath.Join(t.TempDir(), "starts")
+			target := fakeTarget(t, "fake", tt.mode, "BENCH_COUNT="+count)
+			target.MemoryInTimedBoot = true
+			var progress strings.Builder
+			res, err := Run(context.Background(), []Target{target},
+				Options{Boots: tt.boots, Warmup: tt.warmup, Progress: &progress, Boot: BootOptions{Timeout: 30 * time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			starts, err := os.ReadFile(count)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := res.Systems[0]
+			if len(starts) != tt.starts || len(s.Boots) != tt.boots || strings.Count(progress.String(), ".") != tt.starts {
+				t.Errorf("%d starts, %d timed boots, progress %q; want %d, %d and a dot a start", len(starts), len(s.Boots), progress.String(), tt.starts, tt.boots)
+			}
+			if (s.Memory != nil) != tt.memory || (s.MemoryError == "") != tt.memory {
+				t.Errorf("memory %+v, error %q; want a sample: %v", s.Memory, s.MemoryError, tt.memory)
+			}
+		})
+	}
+}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/snapshot"
 )
@@ -148,6 +150,54 @@ func TestCLIBenchRestoreParallelDisk(t *testing.T) {
 		if status != tt.status || !strings.Contains(out+stderr, tt.want) {
 			t.Errorf("-d %s, bench --restore --parallel 2: status %d, want %d and %q\n%s\n%s", tt.disk, status, tt.status, tt.want, out, stderr)
 		}
+	}
+}
+
+// TestCLIBenchRestoreOnceWritableDisk: the one restore that
+// checkRestoreRounds's advice gives (-n 1 --warmup 0) of a snapshot with
+// a read-write disk is the only one: bench restored it once more before,
+// untimed, to sample its memory, and the timed restore was then refused
+// an image the first guest had written. Its memory is now read in the
+// timed restore.
+func TestCLIBenchRestoreOnceWritableDisk(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	dir := t.TempDir()
+	demo, disk, snap := filepath.Join(dir, "demo.elf"), filepath.Join(dir, "d.img"), filepath.Join(dir, "demo.snap")
+	if err := os.WriteFile(demo, guests.Demo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, status := runCLI(t, "run", "-k", demo, "-m", "16", "--net", "none", "-d", disk, "--ready", "^smolvmm-demo: hello", "--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("--snapshot: status %d\n%s", status, stderr)
+	}
+	js := filepath.Join(dir, "r.json")
+	_, stderr, status := runCLI(t, "bench", "--restore", snap, "--net", "none", "-n", "1", "--warmup", "0", "--json", js)
+	if status != 0 {
+		t.Fatalf("bench --restore -n 1 --warmup 0: status %d\n%s", status, stderr)
+	}
+	var line string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "smolvmm-restore: ") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "memory sampled in the first") || strings.Count(line, ".") != 1 {
+		t.Errorf("progress %q: want one restore, its memory sampled in it\n%s", line, stderr)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := bench.ReadResults(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Systems[0]; len(s.Boots) != 1 || s.Memory == nil {
+		t.Errorf("%d timed restores, memory %+v (%s); want 1 and a sample", len(s.Boots), s.Memory, s.MemoryError)
 	}
 }
 

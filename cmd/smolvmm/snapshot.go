@@ -879,6 +879,12 @@ func benchRestoreTargets(c *cli.Context, boot bench.Target) ([]bench.Target, err
 			restore.GuestFile = real
 		}
 	}
+	// Its guest may write the disk, and a restore is refused an image
+	// changed since the snapshot: no restore beyond the timed ones
+	// (checkRestoreRounds allows one), not even one for the memory.
+	if which, _, _ := snapshotRWDisks(path); which != "" {
+		restore.MemoryInTimedBoot = true
+	}
 	targets := []bench.Target{restore}
 	if c.String("compare") == "boot" {
 		boot.GuestBytes = memSize
