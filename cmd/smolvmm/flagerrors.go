@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -31,6 +32,26 @@ func flagWant(name string) string {
 		return "want a whole number of VMs, at least 1"
 	}
 	return ""
+}
+
+// errNotDecimal is decimalOnly's refusal, which flagParseMessage finds
+// in the flag package's error.
+var errNotDecimal = errors.New("not in decimal")
+
+// decimalOnly refuses a number flag's value that Go's syntax, which the
+// flag package parses, would not read as decimal: a leading 0 (octal:
+// --uid 01750 ran as uid 1000, where --user 01750 is uid 1750), a 0x,
+// 0o or 0b prefix, or _ between digits. Anything else is left to the
+// flag's own parse.
+func decimalOnly(s string) error {
+	digits := s
+	if len(digits) > 0 && (digits[0] == '+' || digits[0] == '-') {
+		digits = digits[1:]
+	}
+	if len(digits) > 1 && digits[0] == '0' || strings.Contains(digits, "_") {
+		return errNotDecimal
+	}
+	return nil
 }
 
 // dashed is a flag's name as it is written: -m, --timeout.
@@ -102,6 +123,9 @@ func flagParseMessage(c *cli.Context, msg string) string {
 			want := flagWant(namesOf(f)[0])
 			if want == "" {
 				want = wantOfKind(f)
+			}
+			if strings.HasSuffix(rest, ": "+errNotDecimal.Error()) {
+				return fmt.Sprintf("%s %s: give it in decimal, without a leading 0, a 0x, 0o or 0b prefix or _; %s", flagSpelling(f), value, want)
 			}
 			return fmt.Sprintf("%s %s: %s", flagSpelling(f), value, want)
 		}

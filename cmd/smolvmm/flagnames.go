@@ -50,25 +50,25 @@ func (f *namedDurationFlag) Names() []string    { return f.names }
 // Apply is the flag's own, its values recorded (repeatflags.go).
 func (f *namedStringFlag) Apply(set *flag.FlagSet) error {
 	err := f.StringFlag.Apply(set)
-	f.recordValues(set, f.names)
+	f.recordValues(set, f.names, false)
 	return err
 }
 
 func (f *namedBoolFlag) Apply(set *flag.FlagSet) error {
 	err := f.BoolFlag.Apply(set)
-	f.recordValues(set, f.names)
+	f.recordValues(set, f.names, false)
 	return err
 }
 
 func (f *namedIntFlag) Apply(set *flag.FlagSet) error {
 	err := f.IntFlag.Apply(set)
-	f.recordValues(set, f.names)
+	f.recordValues(set, f.names, true)
 	return err
 }
 
 func (f *namedDurationFlag) Apply(set *flag.FlagSet) error {
 	err := f.DurationFlag.Apply(set)
-	f.recordValues(set, f.names)
+	f.recordValues(set, f.names, false)
 	return err
 }
 

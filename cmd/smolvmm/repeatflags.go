@@ -25,14 +25,15 @@ type givenValue struct{ name, value string }
 type flagRecord struct{ given []givenValue }
 
 // recordValues makes the flag set record, in r, what the command line
-// gives the flag of names (its flag.Values are wrapped). Its defaults
-// and environment values are not set through them.
-func (r *flagRecord) recordValues(set *flag.FlagSet, names []string) {
+// gives the flag of names (its flag.Values are wrapped), refusing for a
+// decimal one (a number flag) any value decimalOnly refuses. Its
+// defaults and environment values are not set through them.
+func (r *flagRecord) recordValues(set *flag.FlagSet, names []string, decimal bool) {
 	r.given = r.given[:0]
 	vals := make([]recordedValue, len(names)) // one allocation a flag
 	for i, name := range names {
 		if fl := set.Lookup(name); fl != nil {
-			vals[i] = recordedValue{Value: fl.Value, name: name, to: r}
+			vals[i] = recordedValue{Value: fl.Value, name: name, to: r, decimal: decimal}
 			fl.Value = &vals[i]
 		}
 	}
@@ -41,11 +42,17 @@ func (r *flagRecord) recordValues(set *flag.FlagSet, names []string) {
 // recordedValue is a flag.Value that records each value set.
 type recordedValue struct {
 	flag.Value
-	name string
-	to   *flagRecord
+	name    string
+	to      *flagRecord
+	decimal bool
 }
 
 func (v *recordedValue) Set(s string) error {
+	if v.decimal {
+		if err := decimalOnly(s); err != nil {
+			return err
+		}
+	}
 	if err := v.Value.Set(s); err != nil {
 		return err
 	}
