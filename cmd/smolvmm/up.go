@@ -191,6 +191,10 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		verb := "built"
 		switch verdict {
 		case rebuild.Fresh:
+			if svc.Service != nil {
+				// A build warns of them: one not built is still told.
+				imagebuilder.WarnIgnoredPostinst(svc.Service, newBuildLog(log, "smolvmm up: "))
+			}
 			if svc.Digest != "" && im.Stamp.Describes(res.Image) {
 				return fmt.Sprintf("%s is up to date (built by up from the service's files as they are now, and from these sets)", res.Image), nil
 			}

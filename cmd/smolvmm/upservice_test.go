@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -232,6 +233,58 @@ func TestUpServiceEditedDuringFetch(t *testing.T) {
 			tt.after(t, dir)
 			upAgain(t, f, opts, tt.then, "from other files of this one")
 			upAgain(t, f, opts, "service fetch run", "")
+		})
+	}
+}
+
+// TestUpWarnsIgnoredPostinstWhenFresh: a file in postinst/ that is no
+// script never runs; the build warned of it, but an up whose image was
+// up to date said nothing (README: "one warning names them"). It warns
+// there too, once, before the step's summary.
+func TestUpWarnsIgnoredPostinstWhenFresh(t *testing.T) {
+	const warning = "smolvmm up: warning: service web: postinst/README not run: postinst/ runs only its *.sh scripts\n"
+	tests := []struct {
+		name  string
+		files []string // in postinst/
+		want  int      // warnings
+	}{
+		{"a README beside a script", []string{"10.sh", "README"}, 1},
+		{"scripts and a dotfile", []string{"10.sh", ".10.sh.swp"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUp(t)
+			f.load = true
+			dir := t.TempDir()
+			writeUpService(t, dir, "web", "httpd\n")
+			p := filepath.Join(dir, "web", "postinst")
+			if err := os.Mkdir(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			old := time.Now().Add(-time.Hour)
+			for _, name := range tt.files {
+				if err := os.WriteFile(filepath.Join(p, name), []byte("true\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				os.Chtimes(filepath.Join(p, name), old, old)
+			}
+			os.Chtimes(p, old, old)
+			opts := upOptions{Service: "web", ServiceDir: dir, Image: filepath.Join(t.TempDir(), "web.img")}
+			if _, err := up(context.Background(), io.Discard, f.deps(), opts); err != nil {
+				t.Fatal(err)
+			}
+			f.calls = nil
+			var log bytes.Buffer
+			if _, err := up(context.Background(), &log, f.deps(), opts); err != nil {
+				t.Fatal(err)
+			}
+			out := log.String()
+			if got := strings.Join(f.calls, " "); got != "service fetch run" {
+				t.Fatalf("calls %q, want the image up to date\n%s", got, out)
+			}
+			if got := strings.Count(out, "warning:"); got != tt.want || tt.want > 0 && (!strings.Contains(out, warning) || strings.Index(out, warning) > strings.Index(out, "is up to date")) {
+				t.Errorf("%d warnings, want %d: %q, before the summary\n%s", got, tt.want, warning, out)
+			}
 		})
 	}
 }
