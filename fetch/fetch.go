@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/plainname"
 )
 
 // Defaults for a release request.
@@ -602,22 +604,16 @@ func (f *Fetcher) mirror() (string, error) {
 // the mirror's tree.
 func checkComponent(field, v string) error {
 	example := map[string]string{"version": DefaultVersion, "arch": DefaultArch, "set": DefaultSet}[field]
-	if len(v) > maxComponent {
+	if len(v) > plainname.MaxLen {
 		// Said before any directory is made: one named by it is too
 		// long for the file system ("mkdir ...: file name too long").
-		return fmt.Errorf("bad %s %q... (%d bytes): want a plain name of at most %d bytes such as %q", field, v[:16], len(v), maxComponent, example)
+		return fmt.Errorf("bad %s %q... (%d bytes): want a plain name of at most %d bytes such as %q", field, v[:16], len(v), plainname.MaxLen, example)
 	}
-	if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\?#% ") {
+	if !plainname.Plain(v) {
 		return fmt.Errorf("bad %s %q: want a plain name such as %q", field, v, example)
 	}
 	return nil
 }
-
-// maxComponent is the longest version, arch or set name taken: each names
-// a directory or file of the cache, with room left for the suffixes the
-// cache adds (".tgz.part"), and real ones are far shorter ("10.1", "evbarm",
-// "rescue").
-const maxComponent = 64
 
 // removeEmpty removes dir's kernel and sets subdirectories, its lock file
 // and dir itself, then empty parents up to root; non-empty ones stay.

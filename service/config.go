@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/plainname"
 )
 
 // ConfigFile is the name of a service's optional settings file.
@@ -89,6 +91,7 @@ func ReadConfig(fsys fs.FS, where string) (Config, error) {
 // bufio.Scanner refused one over 64 KiB, naming no file or line).
 func ParseConfig(text, name string) (Config, error) {
 	cfg := defaults()
+	seen := map[string]int{} // the line of each key given
 	for n, l := range strings.Split(text, "\n") {
 		line := n + 1
 		if i := strings.IndexByte(l, '#'); i >= 0 {
@@ -105,15 +108,20 @@ func ParseConfig(text, name string) (Config, error) {
 			// (a build by root), and the line a secret.
 			return Config{}, fmt.Errorf("%s:%d: the line is not key=value (known keys: sets, size)", name, line)
 		}
+		if k == "sets" || k == "size" {
+			// The last one was taken without a word.
+			if first, ok := seen[k]; ok {
+				return Config{}, fmt.Errorf("%s:%d: %s given again (first on line %d): give each key once", name, line, k, first)
+			}
+			seen[k] = line
+		}
 		switch k {
 		case "sets":
 			cfg.Sets = nil
 			for _, s := range strings.Split(v, ",") {
 				s = strings.TrimSpace(s)
-				// A name is looked up as NAME.tgz and as a directory
-				// NAME: "." and ".." would be the directory searched.
-				if s == "" || strings.ContainsAny(s, "/\\") || strings.HasPrefix(s, ".") {
-					return Config{}, fmt.Errorf("%s:%d: set name %q: want names like rescue,base (no / or \\, not starting with \".\")", name, line, s)
+				if err := checkSetName(s); err != nil {
+					return Config{}, fmt.Errorf("%s:%d: set name %q: %w", name, line, s, err)
 				}
 				cfg.Sets = append(cfg.Sets, s)
 			}
@@ -132,4 +140,22 @@ func ParseConfig(text, name string) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// checkSetName refuses a set name the fetcher would refuse (the check is
+// plainname's, shared with it), and more: one starting with "." (a name
+// is also looked up as a directory NAME, and "." or ".." would be the
+// directory searched; a dotfile is no set), and quotes or white space,
+// which service.conf does not strip: sets="rescue" or sets=rescue base
+// named sets no mirror has.
+func checkSetName(s string) error {
+	switch {
+	case strings.ContainsFunc(s, func(r rune) bool { return r == '"' || r == '\'' || unicode.IsSpace(r) }):
+		return errors.New("want names like rescue,base: unquoted, separated by commas, without spaces")
+	case len(s) > plainname.MaxLen:
+		return fmt.Errorf("want a name of at most %d bytes, such as rescue", plainname.MaxLen)
+	case !plainname.Plain(s) || strings.HasPrefix(s, "."):
+		return errors.New(`want names like rescue,base (no / or \, ?, # or %, not starting with ".")`)
+	}
+	return nil
 }

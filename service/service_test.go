@@ -99,11 +99,25 @@ func TestParseConfig(t *testing.T) {
 		{"size=auto", "{[rescue] 0}"},
 		{"sets=", "set name \"\""},
 		// Looked up as directories, these named the directory searched.
-		{"sets=..", "set name \"..\": want names like rescue,base (no / or \\, not starting with \".\")"},
+		{"sets=..", "set name \"..\": want names like rescue,base (no / or \\, ?, # or %, not starting with \".\")"},
 		{"sets=rescue,.", "set name \".\""},
 		{"sets=.hidden", "set name \".hidden\""},
 		{"sets=a/b", "set name \"a/b\""},
 		{"sets=rescue.v2", "{[rescue.v2] 10}"},
+		{"sets = rescue , base ", "{[rescue base] 10}"},
+		// Names fetch refuses were taken, and named in advice to run
+		// smolvmm fetch rescue base, or looked up as sets no mirror has.
+		{"size=20\nsets=rescue base", `service.conf:2: set name "rescue base": want names like rescue,base: unquoted, separated by commas, without spaces`},
+		{`sets="rescue"`, `service.conf:1: set name "\"rescue\"": want names like rescue,base: unquoted`},
+		{`sets='rescue',base`, `service.conf:1: set name "'rescue'": want names like rescue,base: unquoted`},
+		{"sets=res\tcue", `set name "res\tcue": want names like rescue,base: unquoted`},
+		{"sets=rescue?x", `service.conf:1: set name "rescue?x": want names like rescue,base (no / or \, ?, # or %, not starting with ".")`},
+		{"sets=base,a%2f", `set name "a%2f": want names like rescue,base (no / or \, ?, # or %`},
+		{"sets=" + strings.Repeat("x", 65), `: want a name of at most 64 bytes`},
+		{"sets=" + strings.Repeat("x", 64), "{[" + strings.Repeat("x", 64) + "] 10}"},
+		// A key given twice: the last was taken without a word.
+		{"sets=base\nsize=20\nsets=etc", "service.conf:3: sets given again (first on line 1): give each key once"},
+		{"size=20\n# size=30\nsize=auto", "service.conf:3: size given again (first on line 1)"},
 		{"colour=blue", "unknown key \"colour\""},
 		{"justtext", "service.conf:1: the line is not key=value"},
 		{"size=1\n\nroot:$6$salt$hash:19000::::::", "service.conf:3: the line is not key=value"},
