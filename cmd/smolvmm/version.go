@@ -37,9 +37,12 @@ func versionLine() string {
 
 // versionText is "smolvmm VERSION (revision REV[, modified]) built with
 // GOVERSION" from a binary's build information: the main module's version
-// ("(devel)" for a build from a checkout, and when none is recorded) and
-// the VCS revision go build stamps in a checkout, "modified" when its tree
-// had uncommitted changes.
+// (go install's; from Go 1.24 on, go build in a checkout stamps the
+// commit's tag or a pseudo-version v0.0.0-DATE-REV, +dirty when the tree
+// had uncommitted changes; "(devel)" when the build recorded no VCS
+// information, as with -buildvcs=false, and when none is recorded) and
+// the VCS revision go build stamps in a checkout, "modified" when its
+// tree had uncommitted changes.
 func versionText(bi *debug.BuildInfo) string {
 	version := bi.Main.Version
 	if version == "" {
