@@ -546,7 +546,7 @@ func checkBenchKernel(c *cli.Context) error {
 		ve.Hint = fmt.Sprintf("--compare boot boots it in the snapshot's %d MiB, whatever -m says: take the snapshot (--restore %s) again with run -m %d or more, or compare a smaller kernel",
 			cfg.MemoryMiB, restore, big.NeedMiB())
 	}
-	return kernelLoadError(err, proto) // run.go
+	return kernelLoadError(err, proto, kernelFile(cfg)) // run.go
 }
 
 // checkBenchKVM opens and closes the KVM device smolvmm's boots will use,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
+	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -452,7 +454,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			defer watchNIC(ctx, cancel, joined)()
 		}
 	}
-	if err = kernelLoadError(err, cfg.Boot); err != nil {
+	if err = kernelLoadError(err, cfg.Boot, kernelFile(cfg)); err != nil {
 		snapDone()
 		return err
 	}
@@ -558,16 +560,50 @@ func printBackendStats(c *cli.Context, b vnet.Backend) {
 }
 
 // kernelLoadError is the CLI's error for vmm's err loading the kernel by
-// proto (New's, or CheckKernel's): advice for a forced protocol, and
-// status 2 for a mistake in -a or a module's type, which only the
-// kernel's protocol tells (multiboot.ErrAppend, for a NetBSD kernel
-// booted by multiboot, is netbsdboot.ErrAppend too).
-func kernelLoadError(err error, proto bootplan.Protocol) error {
-	err = forcedBootHint(err, proto) // advice.go
+// proto (New's, or CheckKernel's) from the file kernel (-k's; "" for a
+// restore or the built-in guest): advice for a forced protocol, or for a
+// snapshot given as the kernel, and status 2 for a mistake in -a or a
+// module's type, which only the kernel's protocol tells
+// (multiboot.ErrAppend, for a NetBSD kernel booted by multiboot, is
+// netbsdboot.ErrAppend too).
+func kernelLoadError(err error, proto bootplan.Protocol, kernel string) error {
+	snapshotAsKernelHint(err, kernel)
+	err = forcedBootHint(err, proto) // advice.go: for a kernel after all
 	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
 		err = usageStatus{err}
 	}
 	return err
+}
+
+// snapshotAsKernelHint points a -k kernel that no protocol boots and that
+// is a snapshot (it starts with the snapshot magic: run -k up.snap) to
+// --restore: the advice to pass a multiboot or NetBSD kernel, after "the
+// file starts with \"SMOL\"", missed what was meant.
+func snapshotAsKernelHint(err error, kernel string) {
+	var ve *vmm.Error
+	if kernel == "" || !errors.As(err, &ve) || ve.Field != "Kernel" || !notAKernel(ve.Err) {
+		return
+	}
+	f, ferr := os.Open(kernel)
+	if ferr != nil {
+		return
+	}
+	defer f.Close()
+	magic := make([]byte, len(snapshot.Magic))
+	if _, ferr := io.ReadFull(f, magic); ferr != nil || string(magic) != snapshot.Magic {
+		return
+	}
+	ve.Field = "" // the hint is complete: not vmFlagHint's to change
+	ve.Hint = fmt.Sprintf("-k %s is a smolvmm snapshot, not a kernel: give it as --restore %s instead of -k", kernel, kernel)
+}
+
+// kernelFile is the file cfg's kernel is read from, "" when it is none
+// (a restore, the built-in guest).
+func kernelFile(cfg vmm.Config) string {
+	if cfg.KernelImage != nil {
+		return ""
+	}
+	return cfg.Kernel
 }
 
 // guestCrashExit gives a guest's crash the crash status, 2, with advice
