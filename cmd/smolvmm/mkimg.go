@@ -379,12 +379,21 @@ func resolveSets(flags, names []string, arch string) ([]string, error) {
 	if len(out) > 0 {
 		return out, nil
 	}
+	var missing []*missingSetError
 	for _, n := range names {
 		p, err := findSet(n, arch)
+		var m *missingSetError
+		if errors.As(err, &m) {
+			missing = append(missing, m) // each named, and fetched at once
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, p)
+	}
+	if len(missing) > 0 {
+		return nil, missingSets(missing)
 	}
 	return out, nil
 }
@@ -472,12 +481,42 @@ func findSet(name, arch string) (string, error) {
 			return p, err
 		}
 	}
-	fetchArgs := name
+	return "", &missingSetError{name: name, archives: strings.Join(archives, " or "), cache: cache, arch: arch}
+}
+
+// missingSetError is findSet's error for a set found nowhere.
+type missingSetError struct {
+	name, archives, cache, arch string
+}
+
+func (e *missingSetError) Error() string {
+	return fmt.Sprintf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
+		e.name, e.archives, e.cache, e.name, fetchSetArgs(e.arch, e.name))
+}
+
+// fetchSetArgs is the arguments of smolvmm fetch for the sets names of
+// port arch.
+func fetchSetArgs(arch string, names ...string) string {
+	args := strings.Join(names, " ")
 	if arch != "" && arch != fetch.DefaultArch {
-		fetchArgs = "--arch " + arch + " " + name
+		args = "--arch " + arch + " " + args
 	}
-	return "", fmt.Errorf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
-		name, strings.Join(archives, " or "), cache, name, fetchArgs)
+	return args
+}
+
+// missingSets is the error for the service's sets found nowhere: all of
+// them, so that one fetch gets them all (the first alone was named, and
+// the next mkimg named the next).
+func missingSets(m []*missingSetError) error {
+	if len(m) == 1 {
+		return m[0]
+	}
+	quoted, names := make([]string, len(m)), make([]string, len(m))
+	for i, e := range m {
+		quoted[i], names[i] = strconv.Quote(e.name), e.name
+	}
+	return fmt.Errorf("sets %s: no NAME.tgz or NAME.tar.xz in the current directory, in sets/ or in %s, and no directory NAME in the current directory or in sets/: pass -x PATH,..., or fetch the sets first (smolvmm fetch %s)",
+		strings.Join(quoted, ", "), m[0].cache, fetchSetArgs(m[0].arch, names...))
 }
 
 // setExtensions are the names' endings of the archives a set is read from
