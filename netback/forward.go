@@ -87,7 +87,7 @@ func ParseForward(s string) (Forward, error) {
 		addr := head[:cut]
 		host = head[cut+1:]
 		if strings.HasPrefix(addr, "[") != strings.HasSuffix(addr, "]") {
-			return bad("unbalanced brackets around the host address " + addr)
+			return bad(fmt.Sprintf("unbalanced brackets around the host address %q", addr))
 		}
 		bracketed := strings.HasPrefix(addr, "[")
 		addr = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")

@@ -35,7 +35,8 @@ func TestParseForward(t *testing.T) {
 		{in: "sctp:1:8080:80", err: "protocol \"sctp\" is not tcp or udp"},
 		{in: "1.2.3:8080:80", err: "host address \"1.2.3\" is not an IP address"},
 		{in: "::1:8080:80", err: "in brackets"},
-		{in: "[::1:8080:80", err: "unbalanced brackets"},
+		{in: "[::1:8080:80", err: `unbalanced brackets around the host address "[::1"`},
+		{in: "[a\nb\x1b[2J:1:2", err: `unbalanced brackets around the host address "[a\nb\x1b[2J"`},
 		{in: "[fe80::1%eth0]:8080:80", err: "zoned"},
 		{in: "x:y", err: "host port \"x\""},
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // Timeouts and sizes of a hub's connections.
@@ -118,7 +120,8 @@ type HubConfig struct {
 	// user (not root) owns or others may write without the sticky bit,
 	// fails with ErrLeasesUnsafe.
 	Leases string
-	// Logf, when set, is told of VMs joining, being refused and leaving.
+	// Logf, when set, is told of VMs joining, being refused and leaving,
+	// one line each, its control characters escaped (termsafe.Line).
 	Logf func(format string, args ...any)
 }
 
@@ -314,6 +317,11 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	}
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
+	} else {
+		// A line may carry a VM's text (its hello's MAC and forwards):
+		// escaped, it cannot forge a line of the hub's or act on the
+		// terminal of whoever reads the log.
+		h.logf = func(format string, args ...any) { cfg.Logf("%s", termsafe.Line(fmt.Sprintf(format, args...))) }
 	}
 	if err := prepareSocketDir(filepath.Dir(cfg.Socket)); err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/netback"
 )
 
@@ -207,9 +208,11 @@ type daemonLog struct {
 	held    []string
 }
 
-// logf writes a line with the time, or holds it until start.
+// logf writes a line with the time, or holds it until start. Its
+// control characters are escaped (termsafe.Line): a line may carry a
+// VM's text, which must neither forge a line nor act on a terminal.
 func (l *daemonLog) logf(format string, args ...any) {
-	line := fmt.Sprintf("smolvmm net: %s %s\n", l.now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("smolvmm net: %s %s\n", l.now().Format("15:04:05"), termsafe.Line(fmt.Sprintf(format, args...)))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.started {

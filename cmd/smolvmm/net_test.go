@@ -1210,6 +1210,10 @@ func TestDaemonLogOrder(t *testing.T) {
 			"start\nsmolvmm net: 12:00:00 VM a joined\n"},
 		{"lines before the start follow it", []string{"refused a VM: x", "VM b joined"}, []string{"VM b left"},
 			"start\nsmolvmm net: 12:00:00 refused a VM: x\nsmolvmm net: 12:00:00 VM b joined\nsmolvmm net: 12:00:00 VM b left\n"},
+		// A line with control characters, whoever logs it, stays one
+		// line and sends no escape to the terminal.
+		{"control characters escaped", nil, []string{"refused a VM: [\nsmolvmm net: 10:59:59 VM c joined\x1b[2J"},
+			"start\nsmolvmm net: 12:00:00 refused a VM: [\\nsmolvmm net: 10:59:59 VM c joined\\x1b[2J\n"},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer
