@@ -52,7 +52,7 @@ func tildeNotPath(name string) bool {
 }
 
 // refuseUnexpandedTilde refuses a path flag whose value starts with "~/"
-// (or is "~") where the working directory has nothing named "~": the shell
+// (or is "~"), and --net user:~/PATH, where the working directory has nothing named "~": the shell
 // expands ~ only at the start of a word, so --cache=~/x and a quoted "~/x"
 // reach smolvmm as they are, and a directory named "~" was made in the
 // working directory.
@@ -73,13 +73,18 @@ func refuseUnexpandedTilde(c *cli.Context) error {
 			values = c.StringSlice(name)
 		}
 		for _, v := range values {
-			if v != "~" && !strings.HasPrefix(v, "~/") {
+			// --net user:PATH names a path after its "user:".
+			kind, path := "", v
+			if rest, ok := strings.CutPrefix(v, "user:"); ok && namesOf(f)[0] == "net" {
+				kind, path = "user:", rest
+			}
+			if path != "~" && !strings.HasPrefix(path, "~/") {
 				continue
 			}
 			if _, err := os.Lstat("~"); err == nil {
 				continue // a directory really named ~, which may be meant
 			}
-			return usageErrorf("%s %q: the shell left ~ as it is (it expands it only at the start of a word, not after = or in quotes): give %s $HOME%s", flagSpelling(f), v, flagSpelling(f), strings.TrimPrefix(v, "~"))
+			return usageErrorf("%s %q: the shell left ~ as it is (it expands it only at the start of a word, not after = or in quotes): give %s %s$HOME%s", flagSpelling(f), v, flagSpelling(f), kind, strings.TrimPrefix(path, "~"))
 		}
 	}
 	return nil

@@ -162,6 +162,11 @@ func TestUnexpandedTildeRefused(t *testing.T) {
 		{[]string{"fetch", "--cache=~/x"}, false, `smolvmm fetch: --cache "~/x": the shell left ~ as it is (it expands it only at the start of a word, not after = or in quotes): give --cache $HOME/x`},
 		{[]string{"run", "-k", "/nonexistent", "-d", "~/disk.img,ro"}, false, `smolvmm run: -d "~/disk.img,ro": the shell left ~ as it is`},
 		{[]string{"mkimg", "-i", "~"}, false, `smolvmm mkimg: -i "~": the shell left ~ as it is`},
+		// The path of --net user:PATH: the advice to start the network
+		// said "smolvmm net --socket ~/x.sock", which the shell expands,
+		// and the user went round in a circle.
+		{[]string{"run", "-k", "/nonexistent", "--net", "user:~/x.sock"}, false, `smolvmm run: --net "user:~/x.sock": the shell left ~ as it is (it expands it only at the start of a word, not after = or in quotes): give --net user:$HOME/x.sock`},
+		{[]string{"run", "-k", "/nonexistent", "--net=user:~/x.sock"}, true, `smolvmm run: --net user:~/x.sock: shared network is not running`},
 		{[]string{"run", "-k", "~/k"}, true, `smolvmm run: read kernel: open ~/k`},
 		{[]string{"run", "-k", "/nonexistent", "--ready", "~/x"}, false, `smolvmm run: read kernel: open /nonexistent`},
 	}

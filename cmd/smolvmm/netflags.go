@@ -215,7 +215,7 @@ func noHubError(spec string, err error) error {
 	arg := strings.TrimPrefix(spec, "user:")
 	start := "smolvmm net --name " + arg
 	if strings.ContainsRune(arg, '/') {
-		start = "smolvmm net --socket " + arg
+		start = "smolvmm net --socket " + absPath(arg)
 	}
 	// A file of another kind where the socket would be: smolvmm net
 	// refuses to replace it, so its start line would fail.
@@ -229,7 +229,7 @@ func noHubError(spec string, err error) error {
 		case !strings.ContainsRune(arg, '/'):
 			return fmt.Errorf("--net %s: %w; %s: move it away, then start the network with: %s", spec, err, what, start)
 		case st.IsDir():
-			return fmt.Errorf("--net %s: %w; %s: give the path of a network's socket, such as %s, started with: smolvmm net --socket %s", spec, err, what, filepath.Join(arg, "net.sock"), filepath.Join(arg, "net.sock"))
+			return fmt.Errorf("--net %s: %w; %s: give the path of a network's socket, such as %s, started with: smolvmm net --socket %[4]s", spec, err, what, filepath.Join(absPath(arg), "net.sock"))
 		}
 		return fmt.Errorf("--net %s: %w; %s: give the path of a running network's socket", spec, err, what)
 	}
@@ -243,6 +243,17 @@ func noHubError(spec string, err error) error {
 		}
 	}
 	return fmt.Errorf("--net %s: %w; start it with: %s", spec, err, start)
+}
+
+// absPath is path made absolute, for advice: a relative one names
+// another file from another directory, and one that starts with ~ (a
+// directory named ~ here) would be expanded by the shell. path itself if
+// the working directory cannot be read.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
 
 // rootHubDirFor is where root's networks listen (netback.RootHubDir); a

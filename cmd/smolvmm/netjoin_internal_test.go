@@ -100,6 +100,36 @@ func TestNoHubErrorNotASocket(t *testing.T) {
 	}
 }
 
+// run's --net user:PATH with a relative PATH is told to start the network
+// with its absolute path: one written from ~ (a directory named ~ in the
+// working directory) would be expanded by the shell, and any relative one
+// names another socket from another directory.
+func TestNoHubErrorAbsolutePath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, sub := range []string{"~", "d"} {
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const notRunning = ": shared network is not running; "
+	tests := []struct{ path, want string }{
+		{"~/x.sock", "--net user:~/x.sock" + notRunning + "start it with: smolvmm net --socket " + filepath.Join(dir, "~/x.sock")},
+		{"./x.sock", "--net user:./x.sock" + notRunning + "start it with: smolvmm net --socket " + filepath.Join(dir, "x.sock")},
+		{"d", "--net user:d" + notRunning + "start it with: smolvmm net --name d"},
+		{"d/", "--net user:d/" + notRunning + "d/ is a directory, not a socket, and smolvmm net would not replace it: give the path of a network's socket, such as " +
+			filepath.Join(dir, "d/net.sock") + ", started with: smolvmm net --socket " + filepath.Join(dir, "d/net.sock")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			err := noHubError("user:"+tt.path, netback.ErrNoHub)
+			if err.Error() != tt.want || !errors.Is(err, netback.ErrNoHub) {
+				t.Errorf("noHubError = %q, want %q, wrapping ErrNoHub", err, tt.want)
+			}
+		})
+	}
+}
+
 // A network that its name led to but that is another user's is said
 // with what to do: of a directory another user made, remove it or use a
 // runtime directory of this user's; of another user's process listening
