@@ -182,8 +182,11 @@ type Hub struct {
 	// ports (checkPrivileged).
 	peerUID   func(c net.Conn) (int, error)
 	portStart func() int
-	mu        sync.RWMutex
-	ports     map[[6]byte]*hubPort
+	// self is the hub's own user: its VMs, as root's, are not held to
+	// userLimit.
+	self  int
+	mu    sync.RWMutex
+	ports map[[6]byte]*hubPort
 	// admitMu serialises admissions (register).
 	admitMu sync.Mutex
 	// natEnds are the NAT relays of VMs that left, by address, ended
@@ -308,7 +311,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}, natEnds: map[netip.Addr]*natEnd{}, natGrace: hubNATGraceFor,
 		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}), changed: make(chan struct{}, 1),
 		closing: make(chan struct{}),
-		peerUID: hooks.peerUID, portStart: hooks.portStart}
+		peerUID: hooks.peerUID, portStart: hooks.portStart, self: os.Geteuid()}
 	if h.peerUID == nil {
 		h.peerUID = connPeerUID
 	}
@@ -800,6 +803,7 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	now := h.now()
 	plan, ok := h.leases.plan(mac, h.connectedLocked, now)
 	taken := h.takenLocked(key, fwds)
+	n := h.connectedOfLocked(peer)
 	h.mu.RUnlock()
 	plan.uid = peer.owner
 	whose := fmt.Sprintf("is leased (%s) to the VMs of uid %d", leased, owner)
@@ -818,6 +822,12 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only that user's VMs and root's may join with it", mac, whose, peer.uid), 0
 	case dup:
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac), 0
+	case n >= userLimit():
+		who := fmt.Sprintf("uid %d has", peer.uid)
+		if peer.err != nil {
+			who = fmt.Sprintf("users unknown (%v) have", peer.err)
+		}
+		return nil, RefusedUserLimit, fmt.Sprintf("%s %d VMs connected, the most one user's VMs may have at once (half of the network's %d addresses, so that no user takes them all; root's and the network's own user's are not limited)", who, n, poolSize()), 0
 	case !ok && !plan.wait.IsZero():
 		return nil, 0, "", max(plan.wait.Sub(now), time.Millisecond)
 	case !ok:
@@ -826,7 +836,7 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 		// Said before the bind, which would blame another program.
 		return nil, RefusedForward, taken, 0
 	}
-	p := &hubPort{h: h, conn: c, mac: mac, key: key, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newBoundedFrameQueue(hubPortDepth, hubPortBytes)}
+	p := &hubPort{h: h, conn: c, mac: mac, key: key, uid: peer.uid, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newBoundedFrameQueue(hubPortDepth, hubPortBytes)}
 	for _, f := range fwds {
 		stop, err := h.gw.forward(f, plan.addr, forwardLimits{vm: &p.fwd, all: &h.fwd})
 		if err != nil {
@@ -843,6 +853,27 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	h.settleNAT(key, plan.addr, rejoin)
 	h.noteChange()
 	return p, 0, "", 0
+}
+
+// userLimit is how many VMs one user may have connected at once: half
+// the pool, so that one user's VMs (or one process opening handshakes
+// with made-up MACs) cannot take every address from the others.
+func userLimit() int { return poolSize() / 2 }
+
+// connectedOfLocked is how many VMs of peer's user are connected, 0 for
+// root and the hub's own user, whom userLimit does not bound. A VM whose
+// user is unknown counts with the others unknown. Under h.mu.
+func (h *Hub) connectedOfLocked(peer peerUser) int {
+	if peer.err == nil && (peer.uid == 0 || peer.uid == h.self) {
+		return 0
+	}
+	n := 0
+	for _, p := range h.ports {
+		if p.uid == peer.uid {
+			n++
+		}
+	}
+	return n
 }
 
 // natEnd is the pending end of the NAT relays of a VM that left.
@@ -1060,6 +1091,7 @@ type hubPort struct {
 	conn     net.Conn
 	mac      net.HardwareAddr
 	key      [6]byte
+	uid      int // its process's user (peerUser.uid), -1 when unknown
 	addr     netip.Addr
 	forwards []Forward
 	stops    []func() error

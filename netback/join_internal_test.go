@@ -31,6 +31,7 @@ func TestPermanentJoinError(t *testing.T) {
 		{&RefusedError{Reason: RefusedForward}, true},
 		{&RefusedError{Reason: RefusedDuplicateMAC}, false},
 		{&RefusedError{Reason: RefusedNoAddress}, false},
+		{&RefusedError{Reason: RefusedUserLimit}, false},
 		{&RefusedError{Reason: RefusedClosing}, false},
 		{&RefusedError{Reason: 200}, false},
 		{fmt.Errorf("shared network x: %w", &hubVersionError{hub: 2, vm: 1}), true},

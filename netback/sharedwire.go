@@ -64,6 +64,10 @@ const (
 	// RefusedMACOwner: the MAC is leased to the VMs of another user
 	// than the VM's, and the VM's is not root.
 	RefusedMACOwner Refusal = 8
+	// RefusedUserLimit: the VM's user has as many VMs connected as one
+	// user may (half the pool's addresses; root and the network's own
+	// user are not limited).
+	RefusedUserLimit Refusal = 9
 )
 
 var refusalNames = map[Refusal]string{
@@ -72,6 +76,7 @@ var refusalNames = map[Refusal]string{
 	RefusedNoAddress: "no address left", RefusedClosing: "network shutting down",
 	RefusedNoDescriptors: "network out of file descriptors",
 	RefusedMACOwner:      "MAC leased to another user",
+	RefusedUserLimit:     "too many VMs of one user",
 }
 
 // String is the refusal's reason in words, for messages.
@@ -120,8 +125,8 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // later is no reason to keep a VM waiting on it), or its MAC is leased
 // to another user (whose VM it is not, whenever it asks). The others pass: a
 // duplicate MAC (most often the VM's own previous connection, not yet
-// gone), a full pool (VMs leave), a hub shutting down (another starts),
-// and codes this side does not know.
+// gone), a full pool or a user's VMs at their limit (VMs leave), a hub
+// shutting down (another starts), and codes this side does not know.
 func (e *RefusedError) Permanent() bool {
 	switch e.Reason {
 	case RefusedMalformed, RefusedVersion, RefusedForward, RefusedMACOwner:

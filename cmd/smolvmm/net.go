@@ -32,7 +32,8 @@ func netCommand() *cli.Command {
 host, whose loopback it stands for; DNS at 10.0.2.3 from the host's resolver;
 DHCP) and an Ethernet switch between it and every VM that joins, so that VMs
 reach each other by address. Each MAC is leased its own address from
-10.0.2.15 upward, kept across restarts in the lease file. A VM joins with
+10.0.2.15 upward, kept across restarts in the lease file; one user's VMs
+hold at most 120 at once (root's and the network's own user's, any). A VM joins with
 smolvmm run --net user:NAME (or user:/path/to.sock); its -p forwards
 listen on the host while it is connected.
 

@@ -190,6 +190,9 @@ func backendError(spec string, err error) error {
 	if errors.As(err, &refused) && refused.Reason == netback.RefusedMACOwner {
 		return fmt.Errorf("%w (give this VM a --mac of its own)", err)
 	}
+	if errors.As(err, &refused) && refused.Reason == netback.RefusedUserLimit {
+		return fmt.Errorf("%w (stop one of your VMs on that network, or start a network of your own for them: smolvmm net --name NAME, then --net user:NAME)", err)
+	}
 	var foreign *netback.ForeignHubError
 	if errors.As(err, &foreign) {
 		return fmt.Errorf("%w (%s)", err, foreignHubAdvice(foreign))
