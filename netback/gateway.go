@@ -72,6 +72,7 @@ func newGateway(out frameSink, inDepth int, oneGuest bool) (*gateway, error) {
 	// end, then the stack (which ends the handshakes a TCP handler may
 	// wait on), then the relays' goroutines are joined.
 	n := newNAT(UserGateway, UserSubnet, oneGuest)
+	n.stack = g.stack
 	g.nat = n
 	g.closers = append(g.closers, n.wait,
 		func() error { g.stack.Close(); g.stack.Wait(); return nil },

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -184,6 +185,9 @@ type nat struct {
 	// guest's connection, for its SYNs sent again (watchTCP).
 	dialMu sync.Mutex
 	dials  map[stack.TransportEndpointID]*natDial
+	// stack is the gateway's, which sends the guests the ICMP port
+	// unreachables of their flows (portUnreachable); set by newGateway.
+	stack *stack.Stack
 	// held is when the first SYN came of each connection held back
 	// (holdSYN), for its dial's watch once admitted (watchDial): it may
 	// be late in the guest's backoff, its next SYN far off.
@@ -734,6 +738,8 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 		c.conns.remove(gc)
 		n.releaseUDP(c, f)
 	})
+	var last atomic.Int64 // the length of the guest's last datagram
+	f.refused = func() { n.portUnreachable(id, int(last.Load())) }
 	n.mu.Lock()
 	if !f.ended.Load() { // else its end has been and gone
 		n.flows[f] = c
@@ -747,10 +753,58 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 		defer n.done(c, 1)
 		defer f.close()
 		readEndpoint(ep, &wq, func(b []byte) error {
+			last.Store(int64(len(b)))
 			f.send(b)
 			return nil
 		})
 	}()
+}
+
+// portUnreachable sends the guest of the UDP flow id (its remote end)
+// an ICMP port unreachable from the address it sent to, as a router
+// passes on the refusal of a host: its socket is told at once that
+// nothing listens there (connection refused), as under QEMU's slirp.
+// The datagram quoted, its IP header and UDP header (RFC 792's header
+// and 8 bytes), is rebuilt from the flow's addresses and ports and the
+// length of the guest's last datagram (size): the gonet endpoint keeps
+// no headers, and a guest matches the quote to its socket by those
+// alone. The stack's ICMP rate limit bounds them (1000 a second, in
+// bursts of 50), as it does its own.
+func (n *nat) portUnreachable(id stack.TransportEndpointID, size int) {
+	if n.stack == nil || !n.stack.AllowICMPMessage() {
+		return
+	}
+	r, err := n.stack.FindRoute(nicID, id.LocalAddress, id.RemoteAddress, header.IPv4ProtocolNumber, false)
+	if err != nil {
+		return
+	}
+	defer r.Release()
+	quote := make([]byte, header.IPv4MinimumSize+header.UDPMinimumSize)
+	ip := header.IPv4(quote)
+	ip.Encode(&header.IPv4Fields{
+		TotalLength: uint16(min(len(quote)+size, 0xffff)),
+		TTL:         r.DefaultTTL(),
+		Protocol:    uint8(header.UDPProtocolNumber),
+		SrcAddr:     id.RemoteAddress,
+		DstAddr:     id.LocalAddress,
+	})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	header.UDP(quote[header.IPv4MinimumSize:]).Encode(&header.UDPFields{
+		SrcPort: id.RemotePort,
+		DstPort: id.LocalPort,
+		Length:  uint16(min(header.UDPMinimumSize+size, 0xffff)),
+	})
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		ReserveHeaderBytes: int(r.MaxHeaderLength()) + header.ICMPv4MinimumSize,
+		Payload:            buffer.MakeWithData(quote),
+	})
+	defer pkt.DecRef()
+	pkt.TransportProtocolNumber = header.ICMPv4ProtocolNumber
+	icmp := header.ICMPv4(pkt.TransportHeader().Push(header.ICMPv4MinimumSize))
+	icmp.SetType(header.ICMPv4DstUnreachable)
+	icmp.SetCode(header.ICMPv4PortUnreachable)
+	icmp.SetChecksum(header.ICMPv4Checksum(icmp, pkt.Data().Checksum()))
+	_ = r.WritePacket(stack.NetworkHeaderParams{Protocol: header.ICMPv4ProtocolNumber, TTL: r.DefaultTTL(), TOS: stack.DefaultTOS}, pkt)
 }
 
 // datagramPool holds the buffers of the NAT's UDP flows, each taken only
@@ -766,8 +820,8 @@ var datagramPool = sync.Pool{New: func() any {
 // readUDPConn calls got with each datagram c receives, in a buffer of
 // datagramPool taken once the socket is readable, until c closes or got
 // fails. A refusal (an ICMP port unreachable for an earlier datagram:
-// nothing listens there yet) is no reason to end.
-func readUDPConn(c *net.UDPConn, got func([]byte) error) error {
+// nothing listens there yet) is no reason to end: refused is called.
+func readUDPConn(c *net.UDPConn, got func([]byte) error, refused func()) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -796,6 +850,7 @@ func readUDPConn(c *net.UDPConn, got func([]byte) error) error {
 		if rerr == nil {
 			rerr = got((*bp)[:k])
 		} else if rerr == unix.ECONNREFUSED {
+			refused()
 			rerr = nil
 		}
 		datagramPool.Put(bp)
@@ -845,6 +900,10 @@ type udpFlow struct {
 	end     func()
 	// ended is set as the flow ends, before end is called.
 	ended atomic.Bool
+	// refused, when set, is called when the far side refused a
+	// datagram (an ICMP port unreachable came for it). Set before
+	// readFar runs.
+	refused func()
 }
 
 // newUDPFlow starts a flow's idle timer; end, called once when the flow
@@ -868,10 +927,14 @@ func (f *udpFlow) send(b []byte) {
 func (f *udpFlow) readFar() {
 	defer f.close()
 	if c, ok := f.far.(*net.UDPConn); ok { // a NAT flow's host socket
+		refused := f.refused
+		if refused == nil {
+			refused = func() {}
+		}
 		_ = readUDPConn(c, func(b []byte) error {
 			f.idle.Reset(udpIdleFor)
 			return f.deliver(b)
-		})
+		}, refused)
 		return
 	}
 	buf := make([]byte, udpMaxDatagram)
