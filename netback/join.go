@@ -93,6 +93,12 @@ type Joined struct {
 	logf    func(format string, args ...any) // JoinOptions.Logf, or a no-op
 	notef   func(format string, args ...any) // JoinOptions.Notef, or a no-op
 	lasting func(error) bool                 // JoinOptions.Lasting, or nil
+	// link is SetLinkNotify's function, told as the connection is lost
+	// and rejoined (linkDown says which it was told last); linkMu keeps
+	// the two, and the calls, in order.
+	linkMu   sync.Mutex
+	link     func(up bool)
+	linkDown bool
 }
 
 // JoinOptions are JoinWith's optional settings.
@@ -281,17 +287,19 @@ func (j *Joined) run(c net.Conn) {
 			return
 		default:
 		}
+		j.linkChanged(false)
 		j.logf("shared network %s lost: %v; reconnecting", j.name, err)
 		j.notef("shared network %s lost (%v); the VM is offline until it rejoins", j.name, err)
 		was := j.Addr()
 		if c = j.redial(); c == nil {
 			return
 		}
+		j.linkChanged(true)
 		if now := j.Addr(); now != was {
 			// The guest keeps the old address, which the network no
 			// longer routes, until its DHCP client is refused it.
 			j.logf("rejoined %s as %s, no longer %s", j.name, now, was)
-			j.notef("rejoined shared network %s at another address, %s (was %s): the guest keeps %s, and is offline, until its DHCP client next renews its lease (within %d minutes) and is refused it, its lease ends (within %d minutes, when another VM has %s now: the network passes no request from another VM's address), or its network is restarted", j.name, now, was, was, int(dhcpLeaseTime/2/time.Minute), int(dhcpLeaseTime/time.Minute), was)
+			j.notef("rejoined shared network %s at another address, %s (was %s): the guest keeps %s, and is offline, until its DHCP client asks again (when the link is back, if it watches it, else when it next renews its lease, within %d minutes) and is refused it, its lease ends (within %d minutes, when another VM has %s now: the network passes no request from another VM's address), or its network is restarted", j.name, now, was, was, int(dhcpLeaseTime/2/time.Minute), int(dhcpLeaseTime/time.Minute), was)
 		} else {
 			j.logf("rejoined %s as %s", j.name, now)
 			j.notef("rejoined shared network %s as %s", j.name, now)
@@ -313,6 +321,33 @@ func (j *Joined) read(c net.Conn) error {
 		buf = f[:cap(f)]
 		parts[0] = f
 		j.toGuest.pushParts(parts)
+	}
+}
+
+// SetLinkNotify makes the backend call notify(false) when its connection
+// to the network is lost and notify(true) once it has rejoined, from its
+// own goroutine, holding only a lock of its own for these calls: a
+// virtio-net device shows it to the guest as its link's status
+// (virtio/net.LinkBackend), so that the guest's DHCP client asks again
+// for its lease on rejoining, where its address may have changed. Called
+// while the connection is lost, it tells notify(false) at once.
+func (j *Joined) SetLinkNotify(notify func(up bool)) {
+	j.linkMu.Lock()
+	defer j.linkMu.Unlock()
+	j.link = notify
+	if j.linkDown {
+		notify(false)
+	}
+}
+
+// linkChanged tells SetLinkNotify's function, if any, that the link is up
+// or down.
+func (j *Joined) linkChanged(up bool) {
+	j.linkMu.Lock()
+	defer j.linkMu.Unlock()
+	j.linkDown = !up
+	if j.link != nil {
+		j.link(up)
 	}
 }
 

@@ -277,7 +277,7 @@ func TestJoinedNotef(t *testing.T) {
 		"rejoined shared network web as 10.0.2.15",
 		// A network restarted with other leases: the guest has the
 		// old address until its DHCP client learns the new one.
-		"rejoined shared network web at another address, 10.0.2.16 (was 10.0.2.15): the guest keeps 10.0.2.15, and is offline, until its DHCP client next renews its lease (within 30 minutes) and is refused it, its lease ends (within 60 minutes, when another VM has 10.0.2.15 now: the network passes no request from another VM's address), or its network is restarted",
+		"rejoined shared network web at another address, 10.0.2.16 (was 10.0.2.15): the guest keeps 10.0.2.15, and is offline, until its DHCP client asks again (when the link is back, if it watches it, else when it next renews its lease, within 30 minutes) and is refused it, its lease ends (within 60 minutes, when another VM has 10.0.2.15 now: the network passes no request from another VM's address), or its network is restarted",
 	} {
 		want = append(want,
 			"shared network web lost (EOF); the VM is offline until it rejoins",

@@ -118,7 +118,8 @@ type Config struct {
 	// them: Close (or a failing New) closes those that are io.Closers. A
 	// device with a SetKick(func(queue int)) method gets the transport's
 	// KickQueue, so that its own goroutines (network receive) can wake the
-	// device's worker. A snapshot records of a caller's own device only
+	// device's worker; one with a SetConfigChanged(func()) method gets its
+	// ConfigChanged (a network card's link going down or up). A snapshot records of a caller's own device only
 	// its transport's state (features negotiated, status, queues): what
 	// the device itself holds is not saved, and a restore gives it to the
 	// guest as the device in Devices is then. Besides, a network card's
@@ -699,6 +700,9 @@ func (m *Machine) setupDevices() error {
 		}
 		if k, ok := d.(interface{ SetKick(func(int)) }); ok {
 			k.SetKick(pd.KickQueue)
+		}
+		if c, ok := d.(interface{ SetConfigChanged(func()) }); ok {
+			c.SetConfigChanged(pd.ConfigChanged)
 		}
 	}
 	return nil

@@ -17,6 +17,7 @@ type lateBackend struct {
 	nc     netConfig
 	mu     sync.Mutex
 	b      netback.Backend // the joined network, nil before
+	link   func(up bool)   // SetLinkNotify's, handed to b on the join
 	closed bool
 	ready  chan struct{} // closed once joined, or closed
 }
@@ -40,8 +41,19 @@ func (l *lateBackend) join() (failer nicFailer, err error) {
 	}
 	l.b = b
 	close(l.ready)
+	if lb, ok := b.(interface{ SetLinkNotify(func(bool)) }); ok && l.link != nil {
+		lb.SetLinkNotify(l.link)
+	}
 	failer, _ = b.(nicFailer)
 	return failer, nil
+}
+
+// SetLinkNotify passes notify on to the network's backend once joined
+// (virtio/net.LinkBackend): the device calls it from New, before.
+func (l *lateBackend) SetLinkNotify(notify func(up bool)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.link = notify
 }
 
 func (l *lateBackend) backend() netback.Backend {

@@ -25,6 +25,21 @@ type Backend interface {
 	Close() error
 }
 
+// LinkBackend is a Backend whose link to its network can go down and come
+// back: a shared network's, lost while its daemon is gone. The device
+// shows the link's state in its status (LINK_UP) and tells the driver of
+// each change (a configuration-change interrupt), so that the guest sees
+// its carrier drop and return, and its DHCP client asks again for its
+// lease on return (the network may have given it another address).
+type LinkBackend interface {
+	Backend
+	// SetLinkNotify makes the backend call notify(false) when its link
+	// goes down and notify(true) when it is back, from any goroutine,
+	// holding none of its locks; the link is taken as up until then.
+	// The device calls it once, from New.
+	SetLinkNotify(notify func(up bool))
+}
+
 // Frame sizes the device works with.
 const (
 	// EthernetHeaderSize is the destination, source and type fields: the

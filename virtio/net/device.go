@@ -64,6 +64,16 @@ type Device struct {
 	// mac whenever it is a NIC's address (see WriteConfig).
 	written [6]byte
 
+	// configChanged raises the transport's configuration-change
+	// interrupt (SetConfigChanged's), or nil.
+	configChanged atomic.Pointer[func()]
+	// linkDown is set while a LinkBackend's link is down; status says
+	// LINK_UP otherwise.
+	linkDown atomic.Bool
+	// status is set while the driver has STATUS negotiated (Activate),
+	// and so is told when linkDown changes.
+	status atomic.Bool
+
 	kick   atomic.Pointer[func(int)]
 	warn   atomic.Pointer[func(kind, msg string, args ...any)] // SetWarn's, or nil
 	watch  atomic.Pointer[func([]byte)]                        // SetTransmitWatch's, or nil
@@ -114,6 +124,9 @@ func New(backend Backend, mac stdnet.HardwareAddr) (*Device, error) {
 	}
 	copy(d.mac[:], mac)
 	d.written = d.mac
+	if lb, ok := backend.(LinkBackend); ok {
+		lb.SetLinkNotify(d.setLink)
+	}
 	go d.readBackend()
 	go d.writeBackend()
 	return d, nil
@@ -124,6 +137,26 @@ func New(backend Backend, mac stdnet.HardwareAddr) (*Device, error) {
 // frames wait for the guest's next notify.
 func (d *Device) SetKick(kick func(queue int)) {
 	d.kick.Store(&kick)
+}
+
+// SetConfigChanged gives the device the function that raises the
+// transport's configuration-change interrupt
+// (virtio.PCIDevice.ConfigChanged): a LinkBackend's link going down or up
+// then tells a driver that negotiated STATUS. Until it is set, the driver
+// sees the change only when it next reads the status.
+func (d *Device) SetConfigChanged(changed func()) {
+	d.configChanged.Store(&changed)
+}
+
+// setLink is a LinkBackend's notice that its link is up or down: the
+// status changes, and a driver that watches it is told.
+func (d *Device) setLink(up bool) {
+	if d.linkDown.Swap(!up) == !up || !d.status.Load() {
+		return
+	}
+	if f := d.configChanged.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // SetTransmitWatch makes the device show each frame the guest transmits
@@ -217,13 +250,16 @@ func (d *Device) QueueSizes() []uint16 { return []uint16{QueueSize, QueueSize} }
 // ConfigSize covers mac and status.
 func (d *Device) ConfigSize() int { return configSize }
 
-// ReadConfig serves mac[6] then status (LINK_UP).
+// ReadConfig serves mac[6] then status (LINK_UP, unless a LinkBackend's
+// link is down).
 func (d *Device) ReadConfig(off int, data []byte) {
 	var c [configSize]byte
 	d.macMu.Lock()
 	copy(c[:6], d.mac[:])
 	d.macMu.Unlock()
-	binary.LittleEndian.PutUint16(c[6:], StatusLinkUp)
+	if !d.linkDown.Load() {
+		binary.LittleEndian.PutUint16(c[6:], StatusLinkUp)
+	}
 	copy(data, c[off:]) // the transport keeps the access inside configSize
 }
 
@@ -250,8 +286,12 @@ func (d *Device) WriteConfig(off int, data []byte) {
 	}
 }
 
-// Activate does nothing: no negotiated feature changes how frames move.
-func (d *Device) Activate(uint32) {}
+// Activate notes whether the driver negotiated STATUS, which decides
+// whether a link's change is told to it (setLink); no negotiated feature
+// changes how frames move.
+func (d *Device) Activate(features uint32) {
+	d.status.Store(features&virtio.Bit(FeatureStatus) != 0)
+}
 
 // Held reports the receive chain the device keeps for a frame that fits
 // (virtio.ChainHolder): a snapshot offers it to the restored device
@@ -274,8 +314,12 @@ func (d *Device) DropHeld(queue int) {
 }
 
 // Reset forgets the receive chain the device was holding (it belongs to
-// the old ring). A frame waiting for a buffer is kept for the new ring.
-func (d *Device) Reset() { d.DropHeld(RxQueue) }
+// the old ring), and the features negotiated. A frame waiting for a
+// buffer is kept for the new ring.
+func (d *Device) Reset() {
+	d.status.Store(false)
+	d.DropHeld(RxQueue)
+}
 
 // Process serves queue 0 (deliver waiting frames) or 1 (send frames).
 func (d *Device) Process(i int, q *virtio.Queue) error {

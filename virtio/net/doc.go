@@ -4,7 +4,8 @@
 //
 // # What the guest sees
 //
-// Features MAC, STATUS (LINK_UP, always) and INDIRECT_DESC; a 10-byte
+// Features MAC, STATUS (LINK_UP, unless a LinkBackend's link is down: a
+// change raises the configuration-change interrupt) and INDIRECT_DESC; a 10-byte
 // virtio_net_hdr in front of every frame (no MRG_RXBUF, no offloads, so the
 // header is all zeros on receive and ignored on transmit); no control
 // queue. Queue 0 receives, queue 1 transmits, each of QueueSize entries.

@@ -104,6 +104,7 @@ func newRigLog(t testing.TB, backend netback.Backend, log *slog.Logger) *rig {
 		t.Fatal(err)
 	}
 	r.dev.SetKick(r.pd.KickQueue)
+	r.dev.SetConfigChanged(r.pd.ConfigChanged)
 	t.Cleanup(func() { r.pd.Close() })
 	r.drv = virtiotest.Driver{Regs: r.pd.BARDevice(0)}
 	r.attach(false)

@@ -1,0 +1,75 @@
+package net
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/virtio"
+)
+
+// linkBackend is a fakeBackend whose link the test takes down and up, as
+// a shared network's goes down when its daemon is lost.
+type linkBackend struct {
+	*fakeBackend
+	mu     sync.Mutex
+	notify func(up bool)
+}
+
+func (b *linkBackend) SetLinkNotify(notify func(up bool)) {
+	b.mu.Lock()
+	b.notify = notify
+	b.mu.Unlock()
+}
+
+func (b *linkBackend) set(up bool) {
+	b.mu.Lock()
+	n := b.notify
+	b.mu.Unlock()
+	n(up)
+}
+
+// A backend's link going down and up shows in the status the driver reads
+// (LINK_UP cleared, then set) with a configuration-change interrupt each
+// time it changes, as NetBSD's vioif_config_change reads the status then
+// and tells the interface's carrier (a DHCP client asks for its lease
+// again when it comes back). Before, the status said LINK_UP whatever the
+// backend's network did. A driver that did not negotiate STATUS gets no
+// interrupt: the field is not its to read.
+func TestLinkStatusFollowsBackend(t *testing.T) {
+	be := &linkBackend{fakeBackend: newFakeBackend()}
+	r := newRigOn(t, be)
+	status := func() uint16 { return r.drv.Read16(virtio.RegConfig + 6) }
+	steps := []struct {
+		name       string
+		up         bool
+		wantStatus uint16
+		wantIRQ    bool
+	}{
+		{"link down", false, 0, true},
+		{"down again: no change", false, 0, false},
+		{"link up", true, StatusLinkUp, true},
+		{"up again: no change", true, StatusLinkUp, false},
+	}
+	if got := status(); got != StatusLinkUp {
+		t.Fatalf("status %#x at start, want LINK_UP", got)
+	}
+	r.drv.ISR() // clear
+	for _, s := range steps {
+		be.set(s.up)
+		if got := status(); got != s.wantStatus {
+			t.Errorf("%s: status %#x, want %#x", s.name, got, s.wantStatus)
+		}
+		if got := r.drv.ISR()&virtio.ISRConfig != 0; got != s.wantIRQ {
+			t.Errorf("%s: configuration-change interrupt %v, want %v", s.name, got, s.wantIRQ)
+		}
+	}
+	// A driver without STATUS.
+	if _, err := r.drv.Attach(wantFeatures&^(1<<FeatureStatus), []uint32{r.rx.PFN, r.tx.PFN}); err != nil {
+		t.Fatal(err)
+	}
+	r.drv.ISR()
+	be.set(false)
+	if r.drv.ISR()&virtio.ISRConfig != 0 {
+		t.Error("configuration-change interrupt to a driver that did not negotiate STATUS")
+	}
+}
