@@ -9,7 +9,10 @@
 // console), the ready condition (a regular expression on a console line,
 // or a TCP connect that succeeds) and the process's exit. A Target that
 // reports its own phases (smolvmm does, through a ChildReport file) adds
-// them on the same clock (CLOCK_MONOTONIC, shared by every process).
+// them on the same clock (CLOCK_MONOTONIC, shared by every process), and
+// one with a Target.ReadyFlag reports its own ready while it runs
+// (smolvmm: the guest wrote its boot-timer port): the boot is ready at
+// the earlier of that and the ready condition.
 // A guest that has not ended by itself BootOptions.ExitWait after the
 // bench saw it ready (a system at its login prompt) is stopped there:
 // its boot ends at the ready event, with PhaseStopped.
@@ -25,7 +28,7 @@
 //
 // Memory is sampled once per system, in an extra boot that is not timed:
 // the process is stopped (SIGSTOP) at the ready event, or at the first
-// console byte when there is none, its /proc/PID/smaps is read, and it is
+// console byte without a ready condition, its /proc/PID/smaps is read, and it is
 // continued. The overhead is the resident memory outside the guest's RAM
 // mapping (the anonymous mapping of exactly the guest's size, for smolvmm
 // and QEMU alike; for a restore, Target.GuestFile's private mapping, of

@@ -105,6 +105,14 @@ const (
 //	         fakeTouched of it fakeDelay after its report, before it prints
 //	vmmunreadyserve as vmmreadyserve, without the ready report (a restore
 //	         of a snapshot taken before its guest was ready)
+//	portready as smolvmm booting a guest that writes the boot-timer port:
+//	         maps guest RAM, touches fakeTouched of it, writes its ready time to -ready-fd (when given), prints
+//	         "booting", after 3*fakeDelay "marker: ready", and exits 0 with
+//	         a ChildReport (given --report) whose ready and first-run are
+//	         that ready time
+//	portreadyserve as portready, but never prints the ready line: runs
+//	         until SIGTERM (a minute at most), then writes its report and
+//	         exits 130, as smolvmm stopped
 //	bench    not a VMM but a bench of them: see fakeBench
 //	bootbench not a VMM but a sequential bench of one: see fakeBootBench
 //	network  not a VMM but a shared network: touches fakeNetworkBytes,
@@ -181,6 +189,42 @@ func fakeVMM(mode string, args []string) int {
 		return serveUntilStopped(term)
 	case "fwd":
 		return fakeForward(r, *report)
+	case "portready", "portreadyserve":
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		for i := 0; i < fakeTouched; i += 4096 {
+			mem[i] = 1
+		}
+		// The guest's boot-timer write, as smolvmm reports it; first-run
+		// takes the same time, for the test to find it in the phases.
+		at := MonoNow()
+		r.Phases[PhaseFirstRun], r.Phases[PhaseReady] = at, at
+		if *readyFD > 2 {
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], uint64(at))
+			os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
+		}
+		fmt.Print("booting\r\n")
+		if mode == "portreadyserve" {
+			return fakeServeUntilTerm(term, r, *report, true)
+		}
+		time.Sleep(3 * fakeDelay)
+		fmt.Print("marker: ready\r\n")
+		r.Phases[PhaseGuestExit] = MonoNow()
+		status := 0
+		r.GuestStatus = &status
+		if *report != "" {
+			if err := WriteChildReport(*report, r); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+		}
+		return 0
 	case "readyfd", "notready":
 		fmt.Println("booting")
 		time.Sleep(fakeDelay)

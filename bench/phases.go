@@ -27,7 +27,8 @@ const (
 	PhaseFirstOutput = "first-output"
 	// PhaseReady: the ready condition held: a console line matched the
 	// ready pattern or a TCP connect succeeded (seen by the bench), or the
-	// guest wrote smolvmm's boot-timer port (reported by smolvmm).
+	// guest wrote smolvmm's boot-timer port (reported by smolvmm),
+	// whichever came first.
 	PhaseReady = "ready"
 	// PhaseStopped: the bench stopped the VMM (SIGTERM) because the
 	// guest, ready, did not end by itself within BootOptions.ExitWait:

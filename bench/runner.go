@@ -54,30 +54,36 @@ type Target struct {
 	// program may wait for EOF there: the bench closes its end once it
 	// has read the program's memory.
 	SettledFlag string
-	// ReadyFlag, when set, is passed with a descriptor number after Args
-	// when the boot has a Ready.Addr: the program judges that readiness
-	// itself (smolvmm sees the guest accept a connection on the forwarded
-	// port, which a connection from the host cannot tell from a forward
-	// that accepted for a guest that never answers), and writes the time
-	// it became ready there, as 8 bytes of CLOCK_MONOTONIC nanoseconds,
-	// little-endian; the bench then does not poll Ready.Addr itself.
-	// RunBoot passes it too when it samples memory for a Ready.Pattern:
-	// the program then writes there any ready of its own (smolvmm's: a
-	// restore of a snapshot taken once ready, whose guest prints no ready
-	// line again; the guest's boot-timer write), which the bench would
-	// otherwise learn only from the ReportFlag's report, once the process
-	// is gone, too late to read its memory at.
+	// ReadyFlag, when set, is passed by RunBoot with a descriptor number
+	// after Args; the program writes the time its guest became ready
+	// there, as 8 bytes of CLOCK_MONOTONIC nanoseconds, little-endian.
+	// With a Ready.Addr the program judges that readiness itself
+	// (smolvmm sees the guest accept a connection on the forwarded port,
+	// which a connection from the host cannot tell from a forward that
+	// accepted for a guest that never answers), and the bench does not
+	// poll Ready.Addr. Otherwise the program reports a ready of its own
+	// (smolvmm's: the guest's boot-timer write; a restore's, see
+	// ReadyReported), which is a ready event as a Ready.Pattern's line
+	// is: the boot is ready at the earlier of the two, as smolvmm run's
+	// timings say, with a pattern or without a ready condition, and a
+	// guest that runs on is stopped ExitWait after it. The bench learns
+	// it there while the process runs, to sample its memory and stop it
+	// at, not only from the ReportFlag's report once it is gone.
+	// RunParallel passes it only for a ReadyReported with a
+	// ParallelOptions.Ready.
 	ReadyFlag string
-	// ReadyReported: the program's ready report on its ReadyFlag counts
-	// as its ready event, with a Ready.Pattern or without a ready
-	// condition (smolvmm restoring a snapshot taken once ready: its
-	// guest is ready at its first instruction and may never print the
-	// ready line again). RunBoot still takes the line's time when the
-	// line comes before the boot ends (the guest exits, or is stopped
-	// ExitWait after the report), and samples memory at the first
-	// console byte after the report, once the guest has run; RunParallel
-	// starts such a VM at the report, or at its first console byte when
-	// that comes later.
+	// ReadyReported: the program's ready report on its ReadyFlag comes
+	// at its guest's first instruction (smolvmm restoring a snapshot
+	// taken once ready: its guest may never print the ready line
+	// again), and without it the program's guest is not ready (a
+	// restore of a snapshot taken before its guest was ready:
+	// ErrNoReadyReport). It is the boot's ready event, but the ready
+	// line, when a Ready.Pattern's comes before the boot ends (the
+	// guest exits, or is stopped ExitWait after the report), gives the
+	// phase its time instead; RunBoot samples memory at the first
+	// console byte after the report, once the guest has run.
+	// RunParallel starts such a VM at the report, or at its first
+	// console byte when that comes later.
 	ReadyReported bool
 	// Success says which exit statuses of the program mean the boot went
 	// well (nil: 0 only); a boot that ends with another fails with
@@ -197,8 +203,10 @@ type BootOptions struct {
 	// bench has seen it ready (and sampled its memory, if it does) before
 	// the bench stops it (default one second): a guest still running
 	// then (a system at its login prompt) would never end, and the boot
-	// ends at its ready event. Without a ready condition the bench waits
-	// for the process to exit, up to Timeout.
+	// ends at its ready event. A guest never ready (no ready condition,
+	// or one that never held, and no ready reported on the
+	// Target.ReadyFlag) is waited for until its process exits, up to
+	// Timeout.
 	ExitWait time.Duration
 	// StopGrace is how long a process stopped with SIGTERM has to exit
 	// before it is killed with SIGKILL (default five seconds).
@@ -352,14 +360,12 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 
 	// The program's ready report (Target.ReadyFlag): the bench reads
 	// readyIn, the program writes its copy of readyOut. With Ready.Addr
-	// the program judges the bench's own condition; else only its own
-	// ready is reported there: a restore's (Target.ReadyReported), whose
-	// guest does not print the ready line again, which is its ready
-	// event with or without a pattern; or, with a pattern, one to sample
-	// memory at.
-	vmmReadyOnly := o.Ready.Addr == "" && (t.ReadyReported || o.Ready.Pattern != nil && o.SampleMemory)
+	// the program judges the bench's own condition; else it reports its
+	// own ready there: a restore's (restoreReport), whose guest does not
+	// print the ready line again, or the guest's boot-timer write.
+	restoreReport := t.ReadyReported && o.Ready.Addr == ""
 	var readyIn, readyOut *os.File
-	if t.ReadyFlag != "" && (o.Ready.Addr != "" || vmmReadyOnly) {
+	if t.ReadyFlag != "" {
 		if readyIn, readyOut, err = os.Pipe(); err != nil {
 			w.Close()
 			return fail(fmt.Errorf("ready pipe: %w", err), nil)
@@ -467,8 +473,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			rec.netMem, rec.netErr = m, err
 		}
 	}
-	// firstOut is closed at the first console byte: a restore's memory
-	// is read no sooner (see below).
+	// firstOut is closed at the first console byte, once memory was
+	// sampled there if it is: a restore's memory is read no sooner, and
+	// a guest without a ready condition is stopped no sooner (see below).
 	firstOut := make(chan struct{})
 	// observed follows each event the bench sees, once. With a ready
 	// condition the sample is taken at ready only: one at the first
@@ -477,10 +484,10 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	observed := func(event string) {
 		switch event {
 		case PhaseFirstOutput:
-			close(firstOut)
 			if !o.Ready.IsSet() || o.sampleAtFirstOutput {
 				sample(event)
 			}
+			close(firstOut)
 		case PhaseReady:
 			sample(event)
 			readyOnce.Do(func() { close(ready) })
@@ -495,24 +502,19 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		readConsole(r, &out, o, rec, observed)
 	}()
 	switch {
-	case readyIn != nil && vmmReadyOnly:
-		// Not the bench's own ready: the pattern's line, when there is
-		// one, or else the child's report, gives the phase. Only the
-		// memory is read there, on its own goroutine: the console is
-		// read on meanwhile, so that the pattern's line is timed when
-		// it comes. A report that counts as the ready event
-		// (Target.ReadyReported) also starts the wait for the guest's
-		// end: a restored guest that never prints the line nor exits
-		// is stopped then, not timed out.
+	case readyIn != nil && restoreReport:
+		// A restore's ready, at its first instruction: the pattern's
+		// line, when there is one and it comes, or else the report,
+		// gives the phase. The memory is read on this goroutine: the
+		// console is read on meanwhile, so that the pattern's line is
+		// timed when it comes. The report also starts the wait for the
+		// guest's end: a restored guest that never prints the line nor
+		// exits is stopped then, not timed out.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			at, ok := readReadyTime(readyIn)
 			if !ok {
-				return
-			}
-			if !t.ReadyReported {
-				sample(PhaseReady)
 				return
 			}
 			if o.Ready.Pattern == nil {
@@ -524,15 +526,30 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			readyOnce.Do(func() { close(ready) })
 		}()
 	case readyIn != nil:
+		// The program's judgement of Ready.Addr, or its guest's own
+		// ready (the boot-timer write): with a pattern the earlier of
+		// it and the line is the ready phase, and whichever the bench
+		// learns first is its ready event.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if at, ok := readReadyTime(readyIn); ok && rec.markAt(PhaseReady, at) {
-				if t.ReadyReported && o.SampleMemory {
-					sampleAfterRestore(firstOut, done, o.ExitWait, sample)
-				}
-				observed(PhaseReady)
+			at, ok := readReadyTime(readyIn)
+			if !ok || !rec.markEarliest(PhaseReady, at) {
+				return // the line came first, and was observed
 			}
+			if t.ReadyReported && o.SampleMemory {
+				sampleAfterRestore(firstOut, done, o.ExitWait, sample)
+			}
+			if !o.Ready.IsSet() {
+				// Memory is read at the first console byte: the
+				// guest is stopped no sooner.
+				if o.SampleMemory {
+					waitClosed(firstOut, done, o.ExitWait)
+				}
+				readyOnce.Do(func() { close(ready) })
+				return
+			}
+			observed(PhaseReady)
 		}()
 	case o.Ready.Addr != "":
 		wg.Add(1)
@@ -552,7 +569,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	switch {
 	case stopped && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// Ready, and stopped: the timeout is no failure of the boot.
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) && vmmReadyOnly && t.ReadyReported && !wasReady:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && restoreReport && !wasReady:
 		return fail(fmt.Errorf("%w: boot did not end within %v: %w", ErrTimeout, o.Timeout, ErrNoReadyReport), stderr)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fail(fmt.Errorf("%w: boot did not end within %v", ErrTimeout, o.Timeout), stderr)
@@ -575,8 +592,11 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		}
 		guestStatus = child.GuestStatus
 		for name, ns := range child.Phases {
-			// The bench's own observations win over the child's.
-			if _, ok := rec.phases[name]; !ok {
+			// The bench's own observations win over the child's, but
+			// for a ready that is not a restore's: the guest's
+			// boot-timer write before the ready line is the ready
+			// event, as run's timings say.
+			if old, ok := rec.phases[name]; !ok || name == PhaseReady && !t.ReadyReported && ns < old {
 				rec.phases[name] = ns
 			}
 		}
@@ -666,6 +686,19 @@ type recorder struct {
 	netErr error
 }
 
+// markEarliest records phase at mono (CLOCK_MONOTONIC ns), or moves it
+// there when it was recorded later; it reports whether this was the first
+// time.
+func (r *recorder) markEarliest(phase string, mono int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.phases[phase]
+	if !ok || mono < old {
+		r.phases[phase] = mono
+	}
+	return !ok
+}
+
 // mark records phase now, once; it reports whether this was the first time.
 func (r *recorder) mark(phase string) bool { return r.markAt(phase, MonoNow()) }
 
@@ -734,6 +767,17 @@ func sampleAfterRestore(firstOut, done <-chan struct{}, wait time.Duration, samp
 	select {
 	case <-firstOut:
 		sample(PhaseFirstOutput)
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// waitClosed waits for c or done to be closed, at most wait.
+func waitClosed(c, done <-chan struct{}, wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c:
 	case <-done:
 	case <-t.C:
 	}

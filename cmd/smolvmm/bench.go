@@ -67,12 +67,14 @@ Times are milliseconds since that process was started: first console byte,
 ready (--ready REGEXP on a console line; --ready-port PORT with -p PORT:80:
 the guest accepting a connection on port 80, as smolvmm run --ready-port
 tells it (QEMU's boots: a TCP connection to 127.0.0.1:PORT that the peer
-keeps open 100 ms or answers); or the guest writing the boot-timer port 0x505),
-exit, and smolvmm's own phases (VM created, devices, kernel loaded, first
-KVM_RUN). A guest still running a second after it was ready (a system at
-its login prompt) is stopped there (phase "stopped": SIGTERM, then SIGKILL
-5 s later); without a ready condition the bench waits for the guest to
-end. Memory is the VMM's resident memory outside guest RAM.
+keeps open 100 ms or answers); or the guest writing the boot-timer port 0x505;
+whichever comes first, as run --timings), exit, and smolvmm's own phases
+(VM created, devices, kernel loaded, first KVM_RUN). A guest still running
+a second after it was ready (a system at its login prompt) is stopped there
+(phase "stopped": SIGTERM, then SIGKILL 5 s later); one never ready (no
+ready condition, or a --ready line never printed, and no write to 0x505)
+is waited for until it ends. Memory is the VMM's resident memory outside
+guest RAM.
 
 With --compare qemu the same kernel boots under qemu-system-i386 -kernel,
 with -enable-kvm (when /dev/kvm can be opened) and without (TCG), with the
