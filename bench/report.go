@@ -57,11 +57,17 @@ func (r *Results) WriteText(w io.Writer) error {
 	if len(r.Ratios) > 0 {
 		fmt.Fprintf(tw, "\nratio of medians\n")
 		for _, q := range r.Ratios {
-			fmt.Fprintf(tw, "%s / %s\t%s\t%.2fx\t\n", q.System, q.Baseline, q.Phase, q.Value)
+			phase := q.Phase
+			if phase == "memory" {
+				phase = "memory (one sample each)"
+			}
+			fmt.Fprintf(tw, "%s / %s\t%s\t%.2fx\t\n", q.System, q.Baseline, phase, q.Value)
 		}
 	}
-	if note := r.readyNotComparedNote(); note != "" {
-		fmt.Fprintf(tw, "%s\n", note)
+	for _, note := range []string{r.readyNotComparedNote(), r.memoryNotComparedNote()} {
+		if note != "" {
+			fmt.Fprintf(tw, "%s\n", note)
+		}
 	}
 	return tw.Flush()
 }

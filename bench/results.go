@@ -117,8 +117,12 @@ type PhaseSummary struct {
 	Summary
 }
 
-// Ratio is a system's median divided by the baseline's, for one phase
-// (or "memory" for the memory overheads).
+// Ratio is a system's median divided by the baseline's, for one phase;
+// or, Phase "memory", its memory overhead divided by the baseline's: one
+// sample each, not medians, compared only when both were taken at the
+// same event (Memory.SampledAt; a restore's, at its first console byte
+// after the restore, is at once its first output and its ready), else
+// left out with a note.
 type Ratio struct {
 	System   string  `json:"system"`
 	Baseline string  `json:"baseline"`
@@ -188,11 +192,41 @@ func (r *Results) computeRatios() {
 				r.Ratios = append(r.Ratios, Ratio{System: s.Name, Baseline: base.Name, Phase: p, Value: a.Median / b.Median})
 			}
 		}
-		if s.Memory != nil && base.Memory != nil && base.Memory.OverheadKiB > 0 {
+		if s.Memory != nil && base.Memory != nil && base.Memory.OverheadKiB > 0 && memoryCompared(s.Memory, base.Memory) {
 			r.Ratios = append(r.Ratios, Ratio{System: s.Name, Baseline: base.Name, Phase: "memory",
 				Value: float64(s.Memory.OverheadKiB) / float64(base.Memory.OverheadKiB)})
 		}
 	}
+}
+
+// memoryCompared reports whether two memory samples were taken at the
+// same event, so that their overheads compare: one at ready and one at
+// the first console byte (QEMU's TCG, whose guest was gone before a
+// sample at ready) are not. A restore's sample (GuestFile set) is taken at
+// its first console byte after the restore, once its guest has run, from
+// a snapshot taken once ready: at its ready as much as at its output.
+func memoryCompared(a, b *Memory) bool {
+	return a.SampledAt == b.SampledAt || a.GuestFile != "" || b.GuestFile != ""
+}
+
+// memoryNotComparedNote says which systems' memory is left out of the
+// ratios, sampled at another event than the first system's, or "".
+func (r *Results) memoryNotComparedNote() string {
+	if len(r.Systems) < 2 || r.Systems[0].Memory == nil {
+		return ""
+	}
+	base := r.Systems[0]
+	var which []string
+	for _, s := range r.Systems[1:] {
+		if s.Memory != nil && !memoryCompared(s.Memory, base.Memory) {
+			which = append(which, fmt.Sprintf("%s's at %s", s.Name, s.Memory.SampledAt))
+		}
+	}
+	if len(which) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("memory is not compared where it was sampled at another event than %s's, at %s: %s",
+		base.Name, base.Memory.SampledAt, strings.Join(which, ", "))
 }
 
 // portReadyQEMU reports whether ready is a ready port's and one of a or

@@ -323,3 +323,54 @@ func TestWriteTextStoppedBoots(t *testing.T) {
 		t.Errorf("text lacks %q:\n%s", want, buf.String())
 	}
 }
+
+// Memory overheads are one sample each: compared only when sampled at the
+// same event (QEMU's TCG, sampled at its first output because its guest
+// was gone by ready, is not compared with smolvmm's at ready, and a note
+// says so), a restore's with any; the text says they are no medians.
+func TestRatiosMemorySampledAt(t *testing.T) {
+	mem := func(at, file string, overhead int64) *Memory {
+		return &Memory{SampledAt: at, GuestFile: file, RSSKiB: overhead, OverheadKiB: overhead}
+	}
+	tests := []struct {
+		name        string
+		base, other *Memory
+		compared    bool
+	}{
+		{"both at ready", mem(PhaseReady, "", 1000), mem(PhaseReady, "", 3000), true},
+		{"ready and first output", mem(PhaseReady, "", 1000), mem(PhaseFirstOutput, "", 3000), false},
+		{"a restore at its first output", mem(PhaseFirstOutput, "/s.snap", 1000), mem(PhaseReady, "", 3000), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			boot := Boot{Phases: map[string]float64{PhaseFirstOutput: 2, PhaseExit: 10}}
+			r := &Results{Config: Config{Kernel: "k", Boots: 1, MemoryMiB: 128},
+				Systems: []System{{Name: "smolvmm", Boots: []Boot{boot}, Memory: tt.base}, {Name: "qemu-tcg", Boots: []Boot{boot}, Memory: tt.other}}}
+			for i := range r.Systems {
+				r.Systems[i].summarize()
+			}
+			r.computeRatios()
+			var got *Ratio
+			for i, q := range r.Ratios {
+				if q.Phase == "memory" {
+					got = &r.Ratios[i]
+				}
+			}
+			if (got != nil) != tt.compared || got != nil && got.Value != 3 {
+				t.Errorf("memory ratio %+v, want compared %v", got, tt.compared)
+			}
+			var buf bytes.Buffer
+			if err := r.WriteText(&buf); err != nil {
+				t.Fatal(err)
+			}
+			text := buf.String()
+			if tt.compared != strings.Contains(text, "memory (one sample each)") {
+				t.Errorf("text, want the memory row labelled one sample each (%v):\n%s", tt.compared, text)
+			}
+			note := "memory is not compared where it was sampled at another event than smolvmm's, at ready: qemu-tcg's at first-output"
+			if got := strings.Contains(text, note); got == tt.compared || got != (r.memoryNotComparedNote() != "") {
+				t.Errorf("note %q in the text %v, want %v:\n%s", note, got, !tt.compared, text)
+			}
+		})
+	}
+}

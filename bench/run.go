@@ -46,8 +46,10 @@ func Run(ctx context.Context, targets []Target, o Options) (*Results, error) {
 		}
 	}
 	res.computeRatios()
-	if note := res.readyNotComparedNote(); note != "" {
-		res.Notes = append(res.Notes, note)
+	for _, note := range []string{res.readyNotComparedNote(), res.memoryNotComparedNote()} {
+		if note != "" {
+			res.Notes = append(res.Notes, note)
+		}
 	}
 	return res, nil
 }
