@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/snapshot"
+)
+
+// TestBenchParallelFDsREADME: the descriptors each --parallel VM takes,
+// as the refusal under ulimit -n 40 counts them, are the README's: 5,
+// with --ready too, and 6 with --restore and --ready, whose VMs alone get
+// a ready pipe (README said 6 for any --ready).
+func TestBenchParallelFDsREADME(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "s.snap")
+	f, err := os.Create(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Write(f, snapshot.NIC{}, []byte(`{}`), make([]byte, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	kvm := filepath.Join(dir, "kvm") // refused before KVM is opened
+	text := strings.Join(strings.Fields(readme(t)), " ")
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		fds    string
+		readme string
+	}{
+		{"boots", nil, "5", "the bench keeps 5 descriptors per VM"},
+		{"boots, ready", []string{"--ready", "^x"}, "5", "the bench keeps 5 descriptors per VM"},
+		{"restores, ready", []string{"--restore", snap, "--ready", "^x"}, "6", "6 with `--restore` and `--ready`, its ready pipe"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{smolvmmBin(t), "bench", "--parallel", "100", "--net", "none", "--kvm-device", kvm}, tt.args...)
+			cmd := exec.Command("/bin/sh", append([]string{"-c", `ulimit -n 40 && exec "$0" "$@"`}, args...)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			_ = cmd.Run()
+			m := regexp.MustCompile(`each VM takes (\d+):`).FindStringSubmatch(stderr.String())
+			if m == nil || m[1] != tt.fds {
+				t.Fatalf("stderr %q: want each VM to take %s", stderr.String(), tt.fds)
+			}
+			if !strings.Contains(text, tt.readme) {
+				t.Errorf("README lacks %q", tt.readme)
+			}
+		})
+	}
+}
