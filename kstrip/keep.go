@@ -45,8 +45,17 @@ var DefaultKeep = []string{
 
 // EraNames are the DefaultKeep names only some NetBSD releases have: a
 // kernel without one is stripped without it, unremarked
-// (Kernel.Applicable does not count it missing).
+// (Kernel.Applicable does not count it missing), and a Plan naming it in
+// any list skips it with a note (Report.Notes).
 var EraNames = []string{"npx"}
+
+// eraWhat says what era name n is, and which kernels lack it.
+func eraWhat(n string) string {
+	if n == "npx" {
+		return "the i386 FPU driver of kernels before NetBSD 6.0, which later ones lack"
+	}
+	return "a driver only some NetBSD releases have"
+}
 
 // configWord says whether w begins the lines of a kernel configuration
 // file (config(5)) that name no device; none is a driver's name. A switch,

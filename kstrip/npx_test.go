@@ -3,6 +3,7 @@ package kstrip
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/internal/realnetbsd"
@@ -124,5 +125,52 @@ func TestApplicableRealKernel(t *testing.T) {
 	}
 	if _, err := k.Plan(Plan{Strip: true, Keep: kept}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEraNamesInUserLists: the default keep list as help shows it (with
+// npx) failed as a --keep list on every kernel after 6.0, which lacks npx:
+// a user list gave the era names no leniency. An era name a kernel lacks
+// is now skipped with a note in any list; a list of nothing else still
+// keeps nothing (ErrNothingKept), and a misspelt name still fails.
+func TestEraNamesInUserLists(t *testing.T) {
+	withNpx := []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus"},
+		{Name: "npx", Attach: "npx_isa", State: 2, Parent: par("mainbus", "mainbus", -1)}}
+	note := `keep name "npx" is not in this kernel: the i386 FPU driver of kernels before NetBSD 6.0, which later ones lack; skipped`
+	tests := []struct {
+		name    string
+		entries []kstriptest.Entry
+		plan    Plan
+		notes   []string
+		err     error
+	}{
+		{"default list as a keep list", generic, Plan{Strip: true, Keep: DefaultKeep}, []string{note}, nil},
+		{"disable", generic, Plan{Disable: []string{"npx", "fdc"}}, []string{strings.Replace(note, "keep", "disable", 1)}, nil},
+		{"enable", generic, Plan{Enable: []string{"npx"}}, []string{strings.Replace(note, "keep", "enable", 1)}, nil},
+		{"era name alone", generic, Plan{Strip: true, Keep: []string{"npx"}}, nil, ErrNothingKept},
+		{"era name alone, unknown ignored", generic, Plan{Strip: true, Keep: []string{"npx"}, IgnoreUnknown: true}, nil, ErrNothingKept},
+		{"misspelt", generic, Plan{Strip: true, Keep: []string{"mainbus", "npz"}}, nil, ErrUnknownName},
+		{"kernel has it", withNpx, Plan{Strip: true, Keep: []string{"mainbus", "npx"}}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, _ := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: tt.entries}))
+			r, err := k.Plan(tt.plan)
+			if !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+				t.Fatalf("Plan(%+v) error %v, want %v", tt.plan, err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			if !slices.Equal(r.Notes, tt.notes) || len(r.Unknown) != 0 || len(otherWarnings(r)) != len(r.Warnings) {
+				t.Errorf("notes %q, unknown %+v, warnings %q; want notes %q", r.Notes, r.Unknown, r.Warnings, tt.notes)
+			}
+			if tt.name == "default list as a keep list" {
+				want, err := k.Plan(Plan{Strip: true, Keep: defaultKeep(t, k)})
+				if err != nil || !slices.Equal(r.Changes, want.Changes) {
+					t.Errorf("changes differ from the default strip's: %v", err)
+				}
+			}
+		})
 	}
 }

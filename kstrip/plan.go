@@ -70,6 +70,9 @@ type Report struct {
 	KeptParents []KeptParent `json:"kept_parents"`
 	Unknown     []Unknown    `json:"unknown"`
 	Warnings    []string     `json:"warnings"`
+	// Notes say what was skipped by design: an era name (EraNames) the
+	// kernel lacks, in any list.
+	Notes []string `json:"notes"`
 }
 
 // slowProbes are drivers that cost boot time in a microVM whatever the
@@ -97,16 +100,17 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	want := make([]target, len(k.Entries))
 	explicit := make([]bool, len(k.Entries))
 	sg := k.newSuggester()
-	keep := k.resolve(r, sg, "keep", p.Keep)
-	en := k.resolve(r, sg, "enable", p.Enable)
-	dis := k.resolve(r, sg, "disable", p.Disable)
+	keep, keepEra := k.resolve(r, sg, "keep", p.Keep)
+	en, enEra := k.resolve(r, sg, "enable", p.Enable)
+	dis, _ := k.resolve(r, sg, "disable", p.Disable)
 	if len(r.Unknown) > 0 && !p.IgnoreUnknown {
 		return r, unknownError(r.Unknown)
 	}
-	if p.Strip && len(keep)+len(en) == 0 && len(r.Unknown) > 0 {
-		// Every keep and enable name was unknown (a blank list never gets
-		// here with names): disabling everything is never what was meant.
-		var names []string
+	if p.Strip && len(keep)+len(en) == 0 && len(r.Unknown)+len(keepEra)+len(enEra) > 0 {
+		// Every keep and enable name was unknown or an era name the
+		// kernel lacks (a blank list never gets here with names):
+		// disabling everything is never what was meant.
+		names := slices.Concat(keepEra, enEra)
 		for _, u := range r.Unknown {
 			if u.List != "disable" {
 				names = append(names, u.Name)
@@ -171,9 +175,10 @@ func once(ws []string) []string {
 }
 
 // resolve matches names and records those that match nothing, each name
-// once however often the list repeats it.
-func (k *Kernel) resolve(r *Report, sg *suggester, list string, names []string) []int {
-	var out []int
+// once however often the list repeats it. An era name the kernel lacks is
+// no mistake (the default list as help shows it, given whole, names npx
+// on every kernel after 6.0): it is noted and returned in era instead.
+func (k *Kernel) resolve(r *Report, sg *suggester, list string, names []string) (out []int, era []string) {
 	seen := map[string]bool{}
 	for _, n := range names {
 		n = strings.TrimSpace(n)
@@ -182,6 +187,11 @@ func (k *Kernel) resolve(r *Report, sg *suggester, list string, names []string) 
 		}
 		seen[n] = true
 		m := k.Match(n)
+		if len(m) == 0 && slices.Contains(EraNames, n) {
+			era = append(era, n)
+			r.Notes = append(r.Notes, fmt.Sprintf("%s name %q is not in this kernel: %s; skipped", list, n, eraWhat(n)))
+			continue
+		}
 		if len(m) == 0 {
 			u := Unknown{List: list, Name: n}
 			if len(r.Unknown) < maxSuggested {
@@ -191,7 +201,7 @@ func (k *Kernel) resolve(r *Report, sg *suggester, list string, names []string) 
 		}
 		out = append(out, m...)
 	}
-	return out
+	return out, era
 }
 
 // firstFew joins the first maxShown of names with sep, and says how

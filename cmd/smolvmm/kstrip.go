@@ -135,6 +135,7 @@ type kstripJSON struct {
 	Changes       []kstrip.Change     `json:"changes"`
 	KeptParents   []kstrip.KeptParent `json:"kept_parents"`
 	Warnings      []string            `json:"warnings"`
+	Notes         []string            `json:"notes,omitempty"`
 	Unknown       []kstrip.Unknown    `json:"unknown,omitempty"`
 	Written       bool                `json:"written"`
 }
@@ -278,7 +279,10 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		if err := k.Apply(r); err != nil {
 			return err
 		}
-		out.Changes, out.KeptParents, out.Warnings, out.Unknown = r.Changes, r.KeptParents, r.Warnings, r.Unknown
+		out.Changes, out.KeptParents, out.Warnings, out.Notes, out.Unknown = r.Changes, r.KeptParents, r.Warnings, r.Notes, r.Unknown
+		for _, n := range out.Notes {
+			fmt.Fprintln(stderr, kstripPrefix+"note:", n)
+		}
 		if c.IsSet("keep") || c.IsSet("keep-file") {
 			out.Warnings = append(out.Warnings, lostDefaults(k)...)
 		}
