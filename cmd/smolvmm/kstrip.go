@@ -53,9 +53,11 @@ Modes:
   --list/--json with -o, --dry-run or an edit flag print the table after
   the edits.
 To keep one driver more than the default list, strip with the defaults,
-then run kstrip --enable NAME KERNEL. A --keep or -K list that leaves no
-serial console (com) or no disk driver (ld, wd, sd) enabled where the
-default list would keep com_isa or ld_virtio is warned of.
+then run kstrip --enable NAME KERNEL. A run that leaves no boot CPU
+(cpu: the kernel would crash at its first interrupt), no serial console
+(com) or no disk driver (ld, wd, sd) enabled where the default list would
+keep cpu, com_isa or ld_virtio is warned of, whether a --keep or -K list
+left it out or --disable disabled it.
 --enable also re-enables the parents of what it enables; --disable wins
 over --keep and --enable, and a parent only disabled entries need is not
 kept (a kept entry left with no enabled parent is warned of). The root
@@ -283,9 +285,7 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		for _, n := range out.Notes {
 			fmt.Fprintln(stderr, kstripPrefix+"note:", n)
 		}
-		if c.IsSet("keep") || c.IsSet("keep-file") {
-			out.Warnings = append(out.Warnings, lostDefaults(k)...)
-		}
+		out.Warnings = append(out.Warnings, lostDefaults(k, plan, c.IsSet("keep") || c.IsSet("keep-file"))...)
 		for _, w := range out.Warnings {
 			fmt.Fprintln(stderr, kstripPrefix+"warning:", w)
 		}
@@ -309,33 +309,55 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 }
 
 // bootRoles are what the default keep list keeps for a microVM to boot:
-// its console and its root disk, each by one attachment (keep) that any
-// of drivers can stand in for.
+// its boot CPU, its console and its root disk, each by one attachment
+// (keep) that any of drivers can stand in for. Without a cpu entry
+// cpu_attach never runs for the boot CPU, which alone sets its interrupt
+// stack and CR4_OSXSAVE: NetBSD 9 i386 switches to a null stack at the
+// first interrupt (or faults on xsave). The root, mainbus, needs no role:
+// it is never disabled.
 var bootRoles = []struct {
-	keep, drivers, what string
+	keep, drivers, lacks string
 }{
-	{"com_isa", "com", "serial console"},
-	{"ld_virtio", "ld wd sd", "disk to mount the root file system from"},
+	{"cpu", "cpu", "the kernel attaches no boot CPU and crashes at its first interrupt"},
+	{"com_isa", "com", "the kernel has no serial console"},
+	{"ld_virtio", "ld wd sd", "the kernel has no disk to mount the root file system from"},
 }
 
-// lostDefaults warns, for a strip with the user's keep list, of each boot
-// role the default list would have kept in k and no enabled entry now
-// fills: --keep and -K replace the default list, which is easy to miss
-// (--keep vioif leaves no console and no disk).
-func lostDefaults(k *kstrip.Kernel) []string {
+// lostDefaults warns of each boot role the default list would have kept
+// in k and no enabled entry fills after a run with plan p: a --disable
+// that matches it, --keep and -K (which replace the default list, easy to
+// miss: --keep vioif leaves no CPU, console or disk), or an earlier strip.
+func lostDefaults(k *kstrip.Kernel, p kstrip.Plan, userKeep bool) []string {
 	var out []string
 	for _, r := range bootRoles {
 		if !k.Known(r.keep) {
 			continue
 		}
 		drivers := strings.Fields(r.drivers)
-		if !slices.ContainsFunc(k.Entries, func(e kstrip.Entry) bool { return !e.State.Disabled() && slices.Contains(drivers, e.Name) }) {
-			names := drivers[len(drivers)-1]
-			if n := len(drivers) - 1; n > 0 {
-				names = strings.Join(drivers[:n], ", ") + " or " + names
-			}
-			out = append(out, fmt.Sprintf("no %s entry stays enabled, so the kernel has no %s: --keep and -K replace the default keep list, which keeps %s; add it to the list", names, r.what, r.keep))
+		ofRole := func(i int) bool { return slices.Contains(drivers, k.Entries[i].Name) }
+		if slices.ContainsFunc(k.Entries, func(e kstrip.Entry) bool { return !e.State.Disabled() && slices.Contains(drivers, e.Name) }) {
+			continue
 		}
+		names := drivers[len(drivers)-1]
+		if n := len(drivers) - 1; n > 0 {
+			names = strings.Join(drivers[:n], ", ") + " or " + names
+		}
+		var disabling []string
+		for _, d := range p.Disable {
+			if slices.ContainsFunc(k.Match(d), ofRole) && !slices.Contains(disabling, d) {
+				disabling = append(disabling, d)
+			}
+		}
+		var advice string
+		switch {
+		case len(disabling) > 0:
+			advice = fmt.Sprintf("--disable %s disables it; leave it out", strings.Join(disabling, ","))
+		case userKeep:
+			advice = fmt.Sprintf("--keep and -K replace the default keep list, which keeps %s; add it to the list", r.keep)
+		default:
+			advice = fmt.Sprintf("--enable %s enables it", r.keep)
+		}
+		out = append(out, fmt.Sprintf("no %s entry stays enabled, so %s: %s", names, r.lacks, advice))
 	}
 	return out
 }

@@ -770,29 +770,43 @@ func TestKstripKASLRAdvice(t *testing.T) {
 
 // TestKstripLostDefaults: --keep and -K replace the default keep list, so
 // --keep vioif disabled the console and the disk without a word. A keep
-// list that leaves no driver for a role the default list fills (com_isa,
-// ld_virtio) is now warned of; another driver for it (wd) will do, and a
-// strip with the default list, or with no console in the kernel, warns
-// of nothing.
+// list that leaves no driver for a role the default list fills (cpu,
+// com_isa, ld_virtio) is now warned of; another driver for it (wd) will
+// do, and a strip with the default list, or with no console in the
+// kernel, warns of nothing. A keep list without cpu, or --disable cpu,
+// gave a kernel that never attaches its boot CPU (no interrupt stack, no
+// CR4_OSXSAVE: it dies at its first interrupt) without a word; a
+// --disable that empties a role is warned of too, with its own advice.
 func TestKstripLostDefaults(t *testing.T) {
 	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	generic := i386GenericKernel(t)
 	noCom := testKernel(t, kstriptest.Options{Bits: 32, Entries: []kstriptest.Entry{
 		{Name: "mainbus", Attach: "mainbus", State: 0},
 		{Name: "vioif", Attach: "vioif", State: 2, Parent: &kstriptest.Parent{IAttr: "mainbus", Name: "mainbus", Unit: -1}},
 	}})
-	console := "warning: no com entry stays enabled, so the kernel has no serial console: --keep and -K replace the default keep list, which keeps com_isa; add it to the list"
-	disk := "warning: no ld, wd or sd entry stays enabled, so the kernel has no disk to mount the root file system from: --keep and -K replace the default keep list, which keeps ld_virtio; add it to the list"
+	const keepText = ": --keep and -K replace the default keep list, which keeps "
+	cpuLost := "warning: no cpu entry stays enabled, so the kernel attaches no boot CPU and crashes at its first interrupt"
+	cpu := cpuLost + keepText + "cpu; add it to the list"
+	console := "warning: no com entry stays enabled, so the kernel has no serial console" + keepText + "com_isa; add it to the list"
+	disk := "warning: no ld, wd or sd entry stays enabled, so the kernel has no disk to mount the root file system from" + keepText + "ld_virtio; add it to the list"
 	tests := []struct {
 		name          string
 		args          []string
 		want, notWant []string
 	}{
-		{"keep vioif", []string{"--keep", "vioif", kern}, []string{console, disk}, nil},
-		{"keep the console", []string{"--keep", "vioif,com_isa", kern}, []string{disk}, []string{console}},
-		{"keep wd", []string{"--keep", "com0,wd", kern}, nil, []string{console, disk}},
-		{"console disabled", []string{"--keep", "com_isa,ld_virtio", "--disable", "com", kern}, []string{console}, []string{disk}},
-		{"default list", []string{kern}, nil, []string{console, disk}},
+		{"keep vioif", []string{"--keep", "vioif", kern}, []string{cpu, console, disk}, nil},
+		{"keep the console", []string{"--keep", "cpu,vioif,com_isa", kern}, []string{disk}, []string{console, cpuLost}},
+		{"keep wd", []string{"--keep", "cpu,com0,wd", kern}, nil, []string{console, disk, cpuLost}},
+		{"console disabled", []string{"--keep", "cpu,com_isa,ld_virtio", "--disable", "com", kern},
+			[]string{"warning: no com entry stays enabled, so the kernel has no serial console: --disable com disables it; leave it out"}, []string{disk, "com_isa; add it"}},
+		{"default list", []string{kern}, nil, []string{console, disk, cpuLost}},
 		{"no com_isa in the kernel", []string{"--keep", "vioif", noCom}, nil, []string{console, disk}},
+		{"i386 GENERIC without cpu", []string{"--keep", "vioif,com_isa,ld_virtio", generic}, []string{cpu}, []string{console, disk}},
+		{"i386 GENERIC, cpu disabled", []string{"--disable", "cpu", generic},
+			[]string{cpuLost + ": --disable cpu disables it; leave it out"}, []string{console, disk}},
+		{"i386 GENERIC, default list with cpu* disabled", []string{"--disable", "fdc,cpu*", generic},
+			[]string{cpuLost + ": --disable cpu* disables it; leave it out"}, []string{console, disk}},
+		{"i386 GENERIC with cpu", []string{"--keep", "cpu,vioif,com_isa,ld_virtio", generic}, nil, []string{"warning"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -811,6 +825,15 @@ func TestKstripLostDefaults(t *testing.T) {
 				}
 			}
 		})
+	}
+	// An earlier strip left no cpu: an edit that does not restore it says
+	// how to.
+	out := filepath.Join(t.TempDir(), "k")
+	if _, e, code := runKstripCLI("-o", out, "--keep", "vioif,com_isa,ld_virtio", generic); code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	if _, e, _ := runKstripCLI("--enable", "vioif", out); !strings.Contains(e, cpuLost+": --enable cpu enables it") {
+		t.Errorf("--enable on a kernel without cpu: stderr lacks the advice:\n%s", e)
 	}
 }
 
