@@ -18,8 +18,9 @@ import (
 //     looks for ACPI tables only while an acpi entry is enabled, so
 //     without it neither ioapic (from the MADT) nor acpicpu would ever
 //     attach. Without tables the probe is a short memory scan that fails
-//     and prints one error line. Its children (pckbc, hpet... at acpi?)
-//     are not kept.
+//     and prints two error lines (NetBSD 9: ACPICA's "A valid RSDP was
+//     not found" and "acpi_probe: failed to initialize tables"). Its
+//     children (pckbc, hpet... at acpi?) are not kept.
 //   - pci, isa: the buses of virtio and of the serial port. Keeping them
 //     keeps every bridge they may sit behind (ppb, pcib...), which only
 //     match PCI IDs.

@@ -69,7 +69,8 @@ Flags go before KERNEL.
 Default keep list: ` + defaultKeepText() + `
   mainbus, cpu: the root and the boot CPU. acpi, acpicpu, ioapic: attach
   only from ACPI/MP tables smolvmm does not provide (the ACPI probe fails
-  fast and prints one error line), but keep the kernel right on a VMM that
+  fast and prints two error lines, no valid RSDP found and acpi_probe
+  failing to initialize tables), but keep the kernel right on a VMM that
   has them; without acpi0 the kernel never reads the ACPI tables, so
   ioapic and acpicpu could not attach from them either. pci, isa: the
   buses of virtio and of the serial console (the bridges they may sit
