@@ -488,6 +488,10 @@ type Stripped struct {
 	// Cached: a good copy was there (verified against its .sha512
 	// sidecar), and strip was not called.
 	Cached bool
+	// Changed: a copy was there with its sidecar, but no longer matched
+	// it (edited since it was made, as by a kstrip run on it): it was
+	// stripped again, which undid the edit.
+	Changed bool
 	// Summary is what strip said it did ("" when Cached).
 	Summary string
 }
@@ -515,15 +519,19 @@ func strippedName(sum string, keep []string, revision int) string {
 // StripCached returns a stripped copy of kernel k in the cache beside it,
 // stripping it only when no good copy exists for this kernel's digest and
 // keep list. The copy's digest is kept in a .sha512 sidecar and checked on
-// each use. A copy that cannot be stored because the cache may not be
+// each use; a copy that no longer matches it is stripped again, and
+// reported Changed. A copy that cannot be stored because the cache may not be
 // written is an error matching fetch.ErrCacheNotWritable.
 func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error) {
 	path := filepath.Join(filepath.Dir(k.Path), StrippedName(k.SHA512, keep))
 	sidecar := path + ".sha512"
+	changed := false
 	if want, err := os.ReadFile(sidecar); err == nil {
-		if got, err := fetch.HashFile(path); err == nil && got == strings.TrimSpace(string(want)) {
+		got, err := fetch.HashFile(path)
+		if err == nil && got == strings.TrimSpace(string(want)) {
 			return Stripped{Path: path, Cached: true}, nil
 		}
+		changed = err == nil
 	}
 	os.Remove(sidecar)
 	summary, err := strip(k.Path, path, keep)
@@ -537,7 +545,7 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 	if err != nil {
 		return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, cacheErr(err))
 	}
-	return Stripped{Path: path, Summary: summary}, nil
+	return Stripped{Path: path, Changed: changed, Summary: summary}, nil
 }
 
 // cacheErr is err, matching fetch.ErrCacheNotWritable too when it says

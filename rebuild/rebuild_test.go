@@ -571,18 +571,23 @@ func TestStrippedNameKeysTheRevision(t *testing.T) {
 	}
 }
 
+// TestStripCached: a good stripped copy is used again, any other is
+// stripped anew. A copy changed since it was made (a user's kstrip
+// --enable on it) was stripped again without a word, silently undoing the
+// edit; it is now reported as Changed, for the caller to say so.
 func TestStripCached(t *testing.T) {
 	tests := []struct {
-		name   string
-		change func(t *testing.T, first Stripped)
-		keep   []string
-		cached bool
+		name    string
+		change  func(t *testing.T, first Stripped)
+		keep    []string
+		cached  bool
+		changed bool
 	}{
-		{"again", func(*testing.T, Stripped) {}, []string{"mainbus", "com"}, true},
-		{"another keep list", func(*testing.T, Stripped) {}, []string{"mainbus", "com", "ld"}, false},
-		{"stripped copy corrupt", func(t *testing.T, s Stripped) { write(t, s.Path, "bad") }, []string{"mainbus", "com"}, false},
-		{"stripped copy gone", func(t *testing.T, s Stripped) { os.Remove(s.Path) }, []string{"mainbus", "com"}, false},
-		{"sidecar gone", func(t *testing.T, s Stripped) { os.Remove(s.Path + ".sha512") }, []string{"mainbus", "com"}, false},
+		{"again", func(*testing.T, Stripped) {}, []string{"mainbus", "com"}, true, false},
+		{"another keep list", func(*testing.T, Stripped) {}, []string{"mainbus", "com", "ld"}, false, false},
+		{"stripped copy corrupt", func(t *testing.T, s Stripped) { write(t, s.Path, "bad") }, []string{"mainbus", "com"}, false, true},
+		{"stripped copy gone", func(t *testing.T, s Stripped) { os.Remove(s.Path) }, []string{"mainbus", "com"}, false, false},
+		{"sidecar gone", func(t *testing.T, s Stripped) { os.Remove(s.Path + ".sha512") }, []string{"mainbus", "com"}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -610,8 +615,8 @@ func TestStripCached(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if second.Cached != tt.cached || strips != map[bool]int{true: 1, false: 2}[tt.cached] {
-				t.Errorf("second %+v after %d strips, want cached = %v", second, strips, tt.cached)
+			if second.Cached != tt.cached || second.Changed != tt.changed || strips != map[bool]int{true: 1, false: 2}[tt.cached] {
+				t.Errorf("second %+v after %d strips, want cached = %v, changed = %v", second, strips, tt.cached, tt.changed)
 			}
 			want := "kernel keeping " + strings.Join(tt.keep, ",")
 			if b, _ := os.ReadFile(second.Path); string(b) != want {

@@ -154,6 +154,9 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			return "", err
 		}
 		res.Kernel = k.Path
+		if k.Changed {
+			fmt.Fprintf(log, "smolvmm up: note: the stripped kernel %s was changed since up made it; stripped again\n", k.Path)
+		}
 		if k.Cached {
 			return "cached " + k.Path, nil
 		}

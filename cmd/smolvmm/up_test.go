@@ -241,6 +241,11 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 			if strings.Contains(tt.calls, "build") && tt.name != "image deleted" && !strings.Contains(log.String(), "mkimg   rebuilt") {
 				t.Errorf("log does not say the image was rebuilt:\n%s", log.String())
 			}
+			// An edited stripped kernel was stripped again without a word.
+			note := "smolvmm up: note: the stripped kernel " + res.Kernel + " was changed since up made it; stripped again\n"
+			if got := strings.Contains(log.String(), note); got != (tt.name == "stripped kernel corrupt") {
+				t.Errorf("log has the note %q: %v\n%s", note, got, log.String())
+			}
 		})
 	}
 }
