@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/regfile"
@@ -91,7 +92,10 @@ KERNEL's mode plus owner write, u+w). A symlink is followed (its
 target is replaced, the link stays); a device, FIFO, socket or directory
 is refused, and so is a disk image a running VM holds or a file with no
 write permission at all (chmod a-w: strip into another file, or chmod
-u+w it first). -o - writes the
+u+w it first). A file in a release's kernel directory of smolvmm's
+fetch cache (the release's kernel, up's stripped copy) is refused too, in
+place or as -o: the next fetch or up would undo the change; strip into a
+file outside the cache. -o - writes the
 kernel to standard output (the summary then goes to standard error).
 Gzipped kernels are read (detected by their magic); the result is
 gzipped only when the output name ends in .gz.`
@@ -210,6 +214,9 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 				return fmt.Errorf("kstrip: output %w; -o - writes the kernel to standard output", err)
 			}
 			return fmt.Errorf("kstrip: output %w", err)
+		}
+		if err := checkNotInFetchCache(what, out, target); err != nil {
+			return err
 		}
 		// A disk image a running VM holds is never replaced: the VM would
 		// write on to the unlinked old file (as mkimg -f refuses it). A
@@ -569,6 +576,69 @@ func splitCommas(vals []string) []string {
 		}
 	}
 	return out
+}
+
+// checkNotInFetchCache refuses to replace target, the file output what
+// ("kernel" or "-o") named path would replace, when it lies in a release's
+// kernel directory of smolvmm's fetch cache: fetch and up check what they
+// keep there against its digest and replace what no longer matches, so
+// the next run would silently undo the strip.
+func checkNotInFetchCache(what, path, target string) error {
+	dir, ok := fetchCacheKernelDir(target)
+	if !ok {
+		return nil
+	}
+	kind, undone := "a file in a release's kernel directory of", "fetch and up keep only their own files there"
+	if _, err := os.Stat(target + ".sha512"); err == nil {
+		kind, undone = "a kernel up stripped, in", "the next up would find it changed and strip the release's kernel again, undoing the edit"
+	} else if listedIn(filepath.Join(dir, "SHA512"), filepath.Base(target)) {
+		kind, undone = "the release's kernel in", "the next fetch or up would find it no longer matching its SHA512 and download it again, undoing the strip (up strips a copy of its own)"
+	}
+	advice := "strip into a file outside the cache with -o OUT"
+	if what == "-o" {
+		advice = "give -o a file outside the cache"
+	}
+	return usageErrorf("kstrip: %s %s is %s smolvmm's fetch cache (%s): %s; %s", what, path, kind, dir, undone, advice)
+}
+
+// fetchCacheKernelDir returns the directory of target when it is a
+// release's kernel directory in smolvmm's fetch cache: a "kernel"
+// directory holding a SHA512 file, with fetch's lock file beside it (a
+// cache of any --cache) or under the default cache (which a copied cache
+// may have without its lock). A NetBSD release tree (binary/kernel) has
+// the same shape and neither.
+func fetchCacheKernelDir(target string) (string, bool) {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(target))
+	if err != nil || filepath.Base(dir) != "kernel" {
+		return "", false
+	}
+	if st, err := os.Stat(filepath.Join(dir, "SHA512")); err != nil || !st.Mode().IsRegular() {
+		return "", false
+	}
+	if _, err := os.Lstat(filepath.Join(filepath.Dir(dir), ".lock")); err == nil {
+		return dir, true
+	}
+	def, err := fetch.DefaultCacheDir()
+	if err != nil {
+		return "", false
+	}
+	if real, err := filepath.EvalSymlinks(def); err == nil {
+		def = real
+	}
+	return dir, strings.HasPrefix(dir, def+string(filepath.Separator))
+}
+
+// listedIn reports whether the SHA512 digest file sums lists name ("SHA512
+// (name) = ..."). Only its first MiB is read: a release's lists a few
+// files.
+func listedIn(sums, name string) bool {
+	f, err := os.Open(sums)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return bytes.Contains(b, []byte("("+name+")"))
 }
 
 // namesStdout reports whether path names this process's standard output

@@ -935,3 +935,77 @@ func TestKstripDefaultListAsKeep(t *testing.T) {
 		t.Error("the default list given with --keep strips otherwise than the default list")
 	}
 }
+
+// TestKstripRefusesFetchCache: a strip in place of the release's kernel in
+// smolvmm's fetch cache was undone by the next fetch ("did not match its
+// SHA512 (removed); downloading it again"), and an edit of up's stripped
+// copy by the next up (stripped again). kstrip now refuses to replace a
+// file in a release's kernel directory of the cache, in place or -o,
+// found by fetch's lock file beside it (any --cache) or under the
+// default cache; a NetBSD release tree of the same shape (binary/kernel
+// with its SHA512) is no cache, and reading the cache stays allowed.
+func TestKstripRefusesFetchCache(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	kernel := gzipBytes(mustRead(t, testKernel(t, kstriptest.Options{Bits: 32})))
+	// release lays out a release's kernel directory under root, with
+	// fetch's lock file when lock is set, and returns its kernel's path.
+	release := func(root string, lock bool) string {
+		dir := filepath.Join(root, "9.3", "i386")
+		os.MkdirAll(filepath.Join(dir, "kernel"), 0o755)
+		if lock {
+			os.WriteFile(filepath.Join(dir, ".lock"), nil, 0o644)
+		}
+		os.WriteFile(filepath.Join(dir, "kernel", "SHA512"), []byte("SHA512 (netbsd-GENERIC.gz) = 00\n"), 0o644)
+		k := filepath.Join(dir, "kernel", "netbsd-GENERIC.gz")
+		os.WriteFile(k, kernel, 0o644)
+		return k
+	}
+	cached := release(t.TempDir(), true)
+	kdir := filepath.Dir(cached)
+	stripped := filepath.Join(kdir, "netbsd-GENERIC.kstrip-0123456789abcdef")
+	os.WriteFile(stripped, gunzipBytes(t, kernel), 0o644)
+	os.WriteFile(stripped+".sha512", []byte("00\n"), 0o644)
+	link := filepath.Join(t.TempDir(), "k.gz")
+	os.Symlink(cached, link)
+	inDefault := release(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "smolvmm"), false)
+	tree := release(filepath.Join(t.TempDir(), "NetBSD-9.3", "binary"), false)
+	outside := filepath.Join(t.TempDir(), "netbsd")
+
+	const releaseKernel = "is the release's kernel in smolvmm's fetch cache"
+	tests := []struct {
+		name string
+		args []string
+		want string // "" for success
+	}{
+		{"in place", []string{cached}, releaseKernel},
+		{"through a symlink", []string{link}, releaseKernel},
+		{"default cache, no lock file", []string{inDefault}, releaseKernel},
+		{"up's stripped copy", []string{"--enable", "ne0", stripped}, "is a kernel up stripped, in smolvmm's fetch cache"},
+		{"-o into the cache", []string{"-o", filepath.Join(kdir, "netbsd"), cached}, "give -o a file outside the cache"},
+		{"-o onto the cached kernel", []string{"-o", cached, tree}, "-o " + cached + " " + releaseKernel},
+		{"-o outside", []string{"-o", outside, cached}, ""},
+		{"dry run", []string{"-n", cached}, ""},
+		{"list", []string{"--list", cached}, ""},
+		{"release tree", []string{tree}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := runKstripCLI(tt.args...)
+			if tt.want == "" {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, stderr)
+				}
+				return
+			}
+			if code != 2 || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "-o") {
+				t.Errorf("exit %d, want 2 and %q:\n%s", code, tt.want, stderr)
+			}
+		})
+	}
+	if !bytes.Equal(mustRead(t, cached), kernel) || !bytes.Equal(mustRead(t, inDefault), kernel) {
+		t.Error("a cached kernel was changed")
+	}
+	if _, err := os.Stat(filepath.Join(kdir, "netbsd")); err == nil {
+		t.Error("-o wrote into the cache")
+	}
+}
