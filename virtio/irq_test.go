@@ -15,9 +15,23 @@ import (
 // sharedRig is two devices whose INTx drive one line, as a fifth virtio
 // device shares IRQ 10 with the first.
 type sharedRig struct {
-	line  *virtiotest.IRQ
-	drv   [2]virtiotest.Driver
-	rings [2]*virtiotest.Ring
+	line   *virtiotest.IRQ
+	inputs [2]*seenIRQ
+	drv    [2]virtiotest.Driver
+	rings  [2]*virtiotest.Ring
+}
+
+// seenIRQ passes a device's level on to its input, then records it, so a
+// test can wait for that device's own interrupt rather than for a line
+// another device may already hold high.
+type seenIRQ struct {
+	to   bus.IRQ
+	seen *virtiotest.IRQ
+}
+
+func (s *seenIRQ) Set(level bool) {
+	s.to.Set(level)
+	s.seen.Set(level)
 }
 
 func newSharedRig(t *testing.T, input func(line bus.IRQ) func() bus.IRQ) *sharedRig {
@@ -29,7 +43,8 @@ func newSharedRig(t *testing.T, input func(line bus.IRQ) func() bus.IRQ) *shared
 	for i := range r.drv {
 		dev := newFakeDev()
 		dev.sizes = []uint16{16}
-		pd, err := virtio.NewPCIDevice(mem, dev, next(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r.inputs[i] = &seenIRQ{to: next(), seen: virtiotest.NewIRQ()}
+		pd, err := virtio.NewPCIDevice(mem, dev, r.inputs[i], slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +61,7 @@ func newSharedRig(t *testing.T, input func(line bus.IRQ) func() bus.IRQ) *shared
 	return r
 }
 
-// complete has device i finish one request and waits for its ISR bit.
+// complete has device i finish one request and waits for its interrupt.
 func (r *sharedRig) complete(t *testing.T, i int) {
 	t.Helper()
 	ring := r.rings[i]
@@ -55,11 +70,12 @@ func (r *sharedRig) complete(t *testing.T, i int) {
 	if _, _, err := ring.WaitUsed(2 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// The used element is published before the interrupt is raised.
+	// The used element is published before the interrupt is raised, and
+	// the shared line may be high already for the other device.
 	deadline := time.Now().Add(2 * time.Second)
-	for !r.line.Level() {
+	for !r.inputs[i].seen.Level() {
 		if time.Now().After(deadline) {
-			t.Fatalf("device %d completed a request but the line never rose", i)
+			t.Fatalf("device %d completed a request but never raised its interrupt", i)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
