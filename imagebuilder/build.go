@@ -281,6 +281,9 @@ func Build(ctx context.Context, cfg Config, out string) error {
 	if err := CheckOutputNotInput(out, cfg.Sets...); err != nil {
 		return err
 	}
+	if err := CheckOutputNotInService(out, cfg.Service); err != nil {
+		return err
+	}
 	t, err := BuildTree(ctx, &cfg)
 	if err != nil {
 		return err
@@ -306,6 +309,9 @@ func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out stri
 		return err
 	}
 	if err := CheckOutputNotInput(out, cfg.Sets...); err != nil {
+		return err
+	}
+	if err := CheckOutputNotInService(out, cfg.Service); err != nil {
 		return err
 	}
 	opts := ext2.Options{Timestamp: cfg.Timestamp, TimestampSet: cfg.TimestampSet, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
@@ -392,10 +398,12 @@ var ErrOutputIsInput = errors.New("image is an input of its own build")
 
 // OutputIsInputError is the error of Build, WriteImage and the data image
 // builders for an image that is one of the build's inputs (a set file,
-// also through a link) or lies inside an input directory (a set
-// directory, the directory a data image holds): writing the image would
-// overwrite the set it is made of, or the image would be read into the
-// next image built from that directory (growing with each build).
+// also through a link, or a service's service.conf) or lies inside an
+// input directory (a set directory, a service's etc/ or postinst/, its
+// services directory's common/, the directory a data image holds):
+// writing the image would overwrite what it is made of, or the image
+// would be read into the next image built from that directory (growing
+// with each build).
 type OutputIsInputError struct {
 	Image string // the image as given
 	Input string // the input as given
@@ -447,6 +455,21 @@ func CheckOutputNotInput(out string, inputs ...string) error {
 		}
 	}
 	return nil
+}
+
+// CheckOutputNotInService returns an *OutputIsInputError when the image
+// out lies among what a build of s reads from the host: the service's
+// etc/ or postinst/, its service.conf, or the common/ of its services
+// directory. The image would be read into the next image built from s
+// (growing with each build), and changing it would change what the
+// service is made of. A service without a Dir (an embedded one, or nil)
+// reads nothing of the host.
+func CheckOutputNotInService(out string, s *service.Service) error {
+	if s == nil || s.Dir == "" {
+		return nil
+	}
+	dir := filepath.Join(s.Dir, s.Name)
+	return CheckOutputNotInput(out, filepath.Join(dir, "etc"), filepath.Join(dir, "postinst"), filepath.Join(dir, service.ConfigFile), filepath.Join(s.Dir, service.CommonDir))
 }
 
 // realOutput is the absolute path, links resolved, of the file writing

@@ -124,3 +124,86 @@ func TestOutputBesideInput(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOutputInService: Build and WriteImage refuse an image among what
+// the build of a host service reads (its etc/, postinst/, service.conf,
+// its services directory's common/), naming both, and write nothing
+// there. Without it an image in etc/ (with Force) was read into /etc of
+// the next image built, which grew with each build; one over
+// service.conf replaced it. An image elsewhere in the service's
+// directory is taken.
+func TestOutputInService(t *testing.T) {
+	root := t.TempDir()
+	sd := filepath.Join(root, "svcs")
+	for _, d := range []string{"t/etc/sub", "t/postinst", "common"} {
+		if err := os.MkdirAll(filepath.Join(sd, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := []byte("sets=rescue\n")
+	for name, b := range map[string][]byte{"t/etc/rc": []byte("sh\n"), "t/service.conf": conf} {
+		if err := os.WriteFile(filepath.Join(sd, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := testsets.Bytes(testsets.Rescue(10_000), "tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setPath := filepath.Join(root, "rescue.tar")
+	if err := os.WriteFile(setPath, set, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc := loadService(t, "t", sd)
+	cfg := imagebuilder.Config{Sets: []string{setPath}, Service: svc, Force: true}
+	builders := map[string]func(out string) error{
+		"Build":      func(out string) error { return imagebuilder.Build(context.Background(), cfg, out) },
+		"WriteImage": func(out string) error { return imagebuilder.WriteImage(fstree.New(), cfg, out) },
+	}
+	for _, tc := range []struct {
+		name, out string
+		input     string // the input named, "" when taken
+		inDir     bool
+	}{
+		{"in etc/", "t/etc/root.img", "t/etc", true},
+		{"under etc/", "t/etc/sub/root.img", "t/etc", true},
+		{"in postinst/", "t/postinst/root.img", "t/postinst", true},
+		{"service.conf", "t/service.conf", "t/service.conf", false},
+		{"in common/", "common/root.img", "common", true},
+		{"in the service's directory", "t/root.img", "", false},
+	} {
+		for bname, build := range builders {
+			t.Run(bname+" "+tc.name, func(t *testing.T) {
+				out := filepath.Join(sd, tc.out)
+				err := build(out)
+				if tc.input == "" {
+					if err != nil {
+						t.Fatalf("%v, want the image taken", err)
+					}
+					return
+				}
+				var oe *imagebuilder.OutputIsInputError
+				if !errors.Is(err, imagebuilder.ErrOutputIsInput) || !errors.As(err, &oe) {
+					t.Fatalf("err = %v, want an OutputIsInputError", err)
+				}
+				if want := filepath.Join(sd, tc.input); oe.Image != out || oe.Input != want || oe.InDir != tc.inDir {
+					t.Errorf("error %+v, want image %s, input %s, in the directory %v", *oe, out, want, tc.inDir)
+				}
+				if tc.inDir {
+					if _, err := os.Stat(out); err == nil {
+						t.Errorf("%s was written", out)
+					}
+				}
+				if got, err := os.ReadFile(filepath.Join(sd, "t/service.conf")); err != nil || !bytes.Equal(got, conf) {
+					t.Errorf("service.conf changed: %q, %v", got, err)
+				}
+			})
+		}
+	}
+	if err := imagebuilder.CheckOutputNotInService(filepath.Join(sd, "common/x.img"), loadService(t, "rescue", "")); err != nil {
+		t.Errorf("embedded service: %v, want nothing of the host read", err)
+	}
+	if err := imagebuilder.CheckOutputNotInService(filepath.Join(sd, "common/x.img"), nil); err != nil {
+		t.Errorf("no service: %v", err)
+	}
+}

@@ -677,26 +677,23 @@ func flagFileError(flag, spec, path string, err error) error {
 
 // checkImageOutsideService refuses an image that a build of service name
 // from the services directory dir reads: one in the service's etc/ or
-// postinst/, its service.conf, or in dir's common/.
+// postinst/, its service.conf, or in dir's common/ (the library's
+// CheckOutputNotInService, said as advice before any work).
 // The image would be copied into the next image built from the service,
 // and the guest's writes to it would change the service's digest, so that
-// every up rebuilt it. Links are followed on both sides; an embedded
-// service (none named so in dir) reads nothing of dir.
+// every up rebuilt it. A service that does not load is left to the
+// build, which says why.
 func checkImageOutsideService(image, dir, name string) error {
 	if dir == "" {
 		return nil
 	}
-	svcDir := filepath.Join(dir, name)
-	if !isDir(svcDir) {
+	svc, err := service.Load(name, dir)
+	if err != nil {
 		return nil
 	}
-	inputs := []string{filepath.Join(dir, service.CommonDir)}
-	for _, c := range []string{"etc", "postinst", service.ConfigFile} {
-		inputs = append(inputs, filepath.Join(svcDir, c))
-	}
 	var oe *imagebuilder.OutputIsInputError
-	if errors.As(imagebuilder.CheckOutputNotInput(image, inputs...), &oe) {
-		return usageErrorf("image %s is in %s, which the build of service %s reads: the image would be copied into itself (into the next image built), and the guest's writes to it would make every up rebuild the image; give -i a file outside %s's etc/ and postinst/ and outside %s", image, oe.Input, name, svcDir, filepath.Join(dir, service.CommonDir))
+	if errors.As(imagebuilder.CheckOutputNotInService(image, svc), &oe) {
+		return usageErrorf("image %s is in %s, which the build of service %s reads: the image would be copied into itself (into the next image built), and the guest's writes to it would make every up rebuild the image; give -i a file outside %s's etc/ and postinst/ and outside %s", image, oe.Input, name, filepath.Join(svc.Dir, name), filepath.Join(svc.Dir, service.CommonDir))
 	}
 	return nil
 }
