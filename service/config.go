@@ -23,8 +23,8 @@ const ConfigFile = "service.conf"
 //	sets=rescue        # comma-separated set names, without extension
 //	size=10            # image size in MiB, or "auto"
 type Config struct {
-	// Sets are set names (rescue, base, etc...) without extension; the
-	// caller finds <name>.tgz or <name>.tar.xz.
+	// Sets are set names (rescue, base, etc...) without extension, each
+	// once; the caller finds <name>.tgz or <name>.tar.xz.
 	Sets []string
 	// SizeMB is the image size in MiB; 0 means auto (content plus headroom).
 	SizeMB int
@@ -118,11 +118,18 @@ func ParseConfig(text, name string) (Config, error) {
 		switch k {
 		case "sets":
 			cfg.Sets = nil
+			named := map[string]bool{}
 			for _, s := range strings.Split(v, ",") {
 				s = strings.TrimSpace(s)
 				if err := checkSetName(s); err != nil {
 					return Config{}, fmt.Errorf("%s:%d: set name %q: %w", name, line, s, err)
 				}
+				// Read twice into the image, and named twice in advice
+				// (smolvmm fetch base etc base).
+				if named[s] {
+					return Config{}, fmt.Errorf("%s:%d: set %q named twice: name each set once", name, line, s)
+				}
+				named[s] = true
 				cfg.Sets = append(cfg.Sets, s)
 			}
 		case "size":

@@ -122,10 +122,15 @@ func TestParseConfig(t *testing.T) {
 		{"justtext", "service.conf:1: the line is not key=value"},
 		{"size=1\n\nroot:$6$salt$hash:19000::::::", "service.conf:3: the line is not key=value"},
 		{"size=0", "size \"0\""},
+		// Read twice into the image, and named twice in the advice to
+		// fetch the sets.
+		{"size=20\nsets=base,etc,base", `service.conf:2: set "base" named twice: name each set once`},
+		{"sets=base,base", `service.conf:1: set "base" named twice`},
+		{"sets=base,Base", "{[base Base] 10}"},
 		// Lines past bufio.Scanner's 64 KiB: "bufio.Scanner: token too
 		// long", naming neither file nor line, and the sets read so far.
 		{"sets=base\n#" + strings.Repeat("x", 70000) + "\nsize=20", "{[base] 20}"},
-		{"size=20\nsets=" + strings.Repeat("base,", 14000) + "etc", "{[" + strings.Repeat("base ", 14000) + "etc] 20}"},
+		{"size=20\nsets=" + manySets(14000, ","), "{[" + manySets(14000, " ") + "] 20}"},
 		{"sets=base\n" + strings.Repeat("y", 70000), "service.conf:2: the line is not key=value"},
 	} {
 		c, err := service.ParseConfig(tc.text, "service.conf")
@@ -142,6 +147,15 @@ func TestParseConfig(t *testing.T) {
 			t.Errorf("ParseConfig(%q) = %s: quotes the line", tc.text, got)
 		}
 	}
+}
+
+// manySets is n distinct set names joined by sep.
+func manySets(n int, sep string) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%d", i)
+	}
+	return strings.Join(names, sep)
 }
 
 func ExampleLoad() {

@@ -481,17 +481,33 @@ func findSet(name, arch string) (string, error) {
 			return p, err
 		}
 	}
-	return "", &missingSetError{name: name, archives: strings.Join(archives, " or "), cache: cache, arch: arch}
+	return "", &missingSetError{name: name, archives: archives, cache: cache, arch: arch}
 }
 
 // missingSetError is findSet's error for a set found nowhere.
 type missingSetError struct {
-	name, archives, cache, arch string
+	name     string
+	archives []string // the files looked for
+	cache    string
+	arch     string
 }
 
 func (e *missingSetError) Error() string {
 	return fmt.Sprintf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
-		e.name, e.archives, e.cache, e.name, fetchSetArgs(e.arch, e.name))
+		e.name, strings.Join(e.archives, " or "), e.cache, e.name, fetchSetArgs(e.arch, fetchName(e.name)))
+}
+
+// fetchName is the name smolvmm fetch takes for set name: without the
+// archive's extension, which fetch picks from the release's SHA512 (a
+// 9.x release has base.tgz, a 10.x one base.tar.xz; fetch refuses the
+// other series' name).
+func fetchName(name string) string {
+	for _, ext := range setExtensions {
+		if base, ok := strings.CutSuffix(name, ext); ok && base != "" {
+			return base
+		}
+	}
+	return name
 }
 
 // fetchSetArgs is the arguments of smolvmm fetch for the sets names of
@@ -506,17 +522,41 @@ func fetchSetArgs(arch string, names ...string) string {
 
 // missingSets is the error for the service's sets found nowhere: all of
 // them, so that one fetch gets them all (the first alone was named, and
-// the next mkimg named the next).
+// the next mkimg named the next). Each set is named once, with the files
+// looked for it (its own name when it is an archive's).
 func missingSets(m []*missingSetError) error {
-	if len(m) == 1 {
-		return m[0]
+	var quoted, archives, dirs, fetchNames []string
+	seen, fetchSeen := map[string]bool{}, map[string]bool{}
+	var first *missingSetError
+	for _, e := range m {
+		if seen[e.name] {
+			continue
+		}
+		seen[e.name] = true
+		if first == nil {
+			first = e
+		}
+		quoted = append(quoted, strconv.Quote(e.name))
+		archives = append(archives, strings.Join(e.archives, " or "))
+		dirs = append(dirs, e.name)
+		if f := fetchName(e.name); !fetchSeen[f] {
+			fetchSeen[f] = true
+			fetchNames = append(fetchNames, f)
+		}
 	}
-	quoted, names := make([]string, len(m)), make([]string, len(m))
-	for i, e := range m {
-		quoted[i], names[i] = strconv.Quote(e.name), e.name
+	if len(quoted) == 1 {
+		return first
 	}
-	return fmt.Errorf("sets %s: no NAME.tgz or NAME.tar.xz in the current directory, in sets/ or in %s, and no directory NAME in the current directory or in sets/: pass -x PATH,..., or fetch the sets first (smolvmm fetch %s)",
-		strings.Join(quoted, ", "), m[0].cache, fetchSetArgs(m[0].arch, names...))
+	return fmt.Errorf("sets %s: no %s, in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH,..., or fetch the sets first (smolvmm fetch %s)",
+		strings.Join(quoted, ", "), strings.Join(archives, ", nor "), first.cache, orList(dirs), fetchSetArgs(first.arch, fetchNames...))
+}
+
+// orList is items as a sentence's list: "a", "a or b", "a, b or c".
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
 
 // setExtensions are the names' endings of the archives a set is read from

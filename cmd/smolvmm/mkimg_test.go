@@ -151,7 +151,7 @@ func TestMkimgOptions(t *testing.T) {
 		{"timestamp past 2038", fakeFlags{"timestamp": "3000-01-01T00:00:00Z", "image": "t.img"}, "--timestamp 3000-01-01T00:00:00Z: ext2 stores times from 1970-01-01T00:00:00Z to 2038-01-19T03:14:07Z (Unix seconds 0 to 2147483647)", "t.img", 0},
 		{"timestamp before 1970", fakeFlags{"timestamp": "1969-12-31T23:59:59Z", "image": "t.img"}, "--timestamp 1969-12-31T23:59:59Z: ext2 stores times", "t.img", 0},
 		{"timestamp -1", fakeFlags{"timestamp": "-1", "image": "t.img"}, "--timestamp -1: ext2 stores times", "t.img", 0},
-		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "sets \"base\", \"etc\": no NAME.tgz or NAME.tar.xz in the current directory, in sets/ or in ", "d.img", 0},
+		{"missing set", fakeFlags{"service": "base", "image": "d.img"}, "sets \"base\", \"etc\": no base.tgz or base.tar.xz, nor etc.tgz or etc.tar.xz, in the current directory, in sets/ or in ", "d.img", 0},
 		{"unknown service", fakeFlags{"service": "web"}, `no service "web"`, "", 0},
 		{"bad set list", fakeFlags{"sets": []string{"rescue.tgz,nope.tgz"}, "image": "e.img"}, "-x nope.tgz: no such file or directory (check the path given with -x); -x splits its value at commas: a path with a comma in it must be renamed, or given as a symlink whose path has none", "e.img", 0},
 		// It said only "-x a: no such file or directory".
