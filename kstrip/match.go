@@ -154,7 +154,7 @@ func editDistance(a, b string) int {
 // order, which a Plan takes without IgnoreUnknown; missing is the others
 // but the EraNames, which a kernel of another release lacks by design.
 // When the kernel knows none of names (a kernel of another port, whose
-// root is no mainbus), it returns ErrNothingKept: a strip that keeps
+// root is no mainbus), or names is empty, it returns ErrNothingKept: a strip that keeps
 // nothing disables every entry but the roots. A list the user gave goes
 // to Plan whole instead, which refuses a misspelt name this would drop.
 func (k *Kernel) Applicable(names []string) (kept, missing []string, err error) {
@@ -166,8 +166,24 @@ func (k *Kernel) Applicable(names []string) (kept, missing []string, err error) 
 			missing = append(missing, n)
 		}
 	}
+	if len(names) == 0 {
+		return nil, nil, noNamesError{k.rootsText()}
+	}
 	if len(kept) == 0 {
 		return nil, missing, k.nothingKept(names)
 	}
 	return kept, missing, nil
 }
+
+// noNamesError is Applicable's ErrNothingKept for an empty list: no name
+// was given to match, so ErrNothingKept's "no name matches" with an empty
+// list of names would mislead.
+type noNamesError struct{ roots string }
+
+// Error says that no names were given, and what a strip would do.
+func (e noNamesError) Error() string {
+	return "no names given to keep: stripping would disable every entry but " + e.roots + ", and the kernel would attach nothing"
+}
+
+// Is makes errors.Is(err, ErrNothingKept) true.
+func (e noNamesError) Is(target error) bool { return target == ErrNothingKept }

@@ -89,12 +89,17 @@ func TestApplicable(t *testing.T) {
 		in            []string
 		kept, missing []string
 		err           error
+		msg           string // the error's text
 	}{
-		{"era name present", with, []string{"mainbus", "npx"}, []string{"mainbus", "npx"}, nil, nil},
-		{"era name missing", without, []string{"mainbus", "npx"}, []string{"mainbus"}, nil, nil},
-		{"other name missing", without, []string{"mainbus", "nosuchdrv", "npx"}, []string{"mainbus"}, []string{"nosuchdrv"}, nil},
-		{"nothing known", without, []string{"nosuchdrv", "npx"}, nil, []string{"nosuchdrv"}, ErrNothingKept},
-		{"nothing given", without, nil, nil, nil, ErrNothingKept},
+		{"era name present", with, []string{"mainbus", "npx"}, []string{"mainbus", "npx"}, nil, nil, ""},
+		{"era name missing", without, []string{"mainbus", "npx"}, []string{"mainbus"}, nil, nil, ""},
+		{"other name missing", without, []string{"mainbus", "nosuchdrv", "npx"}, []string{"mainbus"}, []string{"nosuchdrv"}, nil, ""},
+		{"nothing known", without, []string{"nosuchdrv", "npx"}, nil, []string{"nosuchdrv"}, ErrNothingKept,
+			"no keep or enable name matches an entry of this kernel (nosuchdrv, npx): stripping would disable every entry but the root mainbus0, and the kernel would attach nothing"},
+		// It said "no keep or enable name matches an entry of this
+		// kernel ()", as if names had been given.
+		{"nothing given", without, nil, nil, nil, ErrNothingKept,
+			"no names given to keep: stripping would disable every entry but the root mainbus0, and the kernel would attach nothing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +107,9 @@ func TestApplicable(t *testing.T) {
 			kept, missing, err := k.Applicable(tt.in)
 			if !slices.Equal(kept, tt.kept) || !slices.Equal(missing, tt.missing) || !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
 				t.Errorf("Applicable(%q) = %q, %q, %v; want %q, %q, %v", tt.in, kept, missing, err, tt.kept, tt.missing, tt.err)
+			}
+			if err != nil && err.Error() != tt.msg {
+				t.Errorf("Applicable(%q): %q, want %q", tt.in, err, tt.msg)
 			}
 		})
 	}
