@@ -13,8 +13,10 @@ import "strings"
 // ("10.1", "evbarm", "rescue").
 const MaxLen = 64
 
-// Plain reports whether v, at most MaxLen bytes long, is a plain name:
-// not empty, "." or "..", without / or \, ?, #, % or a space.
+// Plain reports whether v is a plain name: at most MaxLen bytes long,
+// not empty, "." or "..", without / or \, ?, #, % or a space. Callers
+// that say why a name is refused check the length first, as it has its
+// own advice.
 func Plain(v string) bool {
-	return v != "" && v != "." && v != ".." && !strings.ContainsAny(v, `/\?#% `)
+	return v != "" && len(v) <= MaxLen && v != "." && v != ".." && !strings.ContainsAny(v, `/\?#% `)
 }
