@@ -451,7 +451,7 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
 		return nil, err
 	}
-	if err := checkDisks(cfg.Disks); err != nil {
+	if err := checkDiskSpecs(cfg.Disks); err != nil {
 		return nil, err
 	}
 	if err := checkWatchers(cfg); err != nil {
@@ -742,12 +742,12 @@ func checkDevices(disks int, devs []virtio.Device) error {
 	return nil
 }
 
-// checkDisks refuses, before any is opened, a disk without an image
+// checkDiskSpecs refuses, before any is opened, a disk without an image
 // path or with a Serial GET_ID cannot answer (ErrConfig: values wrong in
 // themselves), and one image given twice in disks, by the same path or
 // by another name of the file (a link): its second open would find the
 // image locked, by this very process.
-func checkDisks(disks []blk.Spec) error {
+func checkDiskSpecs(disks []blk.Spec) error {
 	for i, d := range disks {
 		if d.Path == "" {
 			return &Error{Op: fmt.Sprintf("ld%d", i), Err: fmt.Errorf("Disks[%d] has no image path: %w", i, ErrConfig),

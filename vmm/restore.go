@@ -116,7 +116,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
 		return nil, err
 	}
-	if err := checkDisks(cfg.Disks); err != nil {
+	if err := checkDiskSpecs(cfg.Disks); err != nil {
 		return nil, err
 	}
 	if err := checkWatchers(cfg); err != nil {
