@@ -20,8 +20,9 @@ var (
 	// devices than the bus holds, readiness or snapshot settings that
 	// cannot act, a nil snapshot writer, a second Run), refused before
 	// anything is opened where it can be; or for the snapshot a Restore
-	// continues (another number of disks, an address for a network card
-	// it does not have). An error about a file the Config names (missing,
+	// continues (an address for a network card it does not have: other
+	// disks or devices than the snapshot's, their number included, are
+	// ErrSnapshotDevices). An error about a file the Config names (missing,
 	// unreadable, not a kernel, an image too small or locked) is not
 	// ErrConfig: it wraps its cause (fs.ErrNotExist,
 	// multiboot.ErrNotMultiboot, blk.ErrInUse...), as does a loader's
