@@ -2,10 +2,12 @@ package vmm
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/virtio"
@@ -74,5 +76,36 @@ func TestDeviceWarningNamesDevice(t *testing.T) {
 	}
 	if strings.Contains(got, "level=") || strings.Contains(got, imgs[0]) || strings.Contains(got, "virtio_type") {
 		t.Errorf("log names the first disk, or is slog's text format:\n%s", got)
+	}
+}
+
+// TestDeviceLogEscapes: a device's warning line keeps what it quotes
+// (the disk image's path in its name, the message, each value) inert on a
+// terminal: a control character is written as its Go escape, so that an
+// image named a\rb.img or an error carrying ESC [2J can neither clear the
+// screen nor overwrite the line. Only a newline was escaped (slog's text
+// handler, replaced, had quoted them).
+func TestDeviceLogEscapes(t *testing.T) {
+	tests := []struct {
+		name, msg string
+		attrs     []any
+		want      string
+	}{
+		{"ld0 at PCI 00:01.0 (disk image /tmp/a\rb.img)", "virtio-blk: the disk image failed",
+			[]any{"err", "x\x1b[2Jy\rz"},
+			`smolvmm: ld0 at PCI 00:01.0 (disk image /tmp/a\rb.img): virtio-blk: the disk image failed (err=x\x1b[2Jy\rz)` + "\n"},
+		{"ld1", "two\nlines\x07", []any{"a\x1bkey", "v\u202ev", "n", 3},
+			`smolvmm: ld1: two\nlines\a (a\x1bkey=v\u202ev, n=3)` + "\n"},
+		{"ld2 (disk image plain.img)", "plain", []any{"err", `C:\x`},
+			`smolvmm: ld2 (disk image plain.img): plain (err=C:\x)` + "\n"},
+	}
+	for _, tt := range tests {
+		var log syncBuilder
+		h := &deviceLog{m: &Machine{cfg: Config{Log: &log}}, name: new(atomic.Pointer[string])}
+		h.setName(tt.name)
+		slog.New(h).Warn(tt.msg, tt.attrs...)
+		if got := log.String(); got != tt.want {
+			t.Errorf("%q: logged\n%q\nwant\n%q", tt.name, got, tt.want)
+		}
 	}
 }

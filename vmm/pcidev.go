@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/bus"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/virtio"
 )
@@ -212,8 +213,7 @@ func (h *deviceLog) Handle(_ context.Context, r slog.Record) error {
 		if a.Key == "virtio_type" || a.Equal(slog.Attr{}) {
 			return
 		}
-		v := strings.ReplaceAll(a.Value.Resolve().String(), "\n", `\n`)
-		args = append(args, a.Key+"="+v)
+		args = append(args, termsafe.Line(a.Key)+"="+termsafe.Line(a.Value.Resolve().String()))
 	}
 	for _, a := range h.attrs {
 		add(a)
@@ -223,7 +223,10 @@ func (h *deviceLog) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 		return true
 	})
-	line := "smolvmm: " + *h.name.Load() + ": " + r.Message
+	// The name carries a disk image's path, and values a device's or
+	// host's error text: each is made inert on a terminal, escaping the
+	// control characters slog's text handler quoted.
+	line := "smolvmm: " + termsafe.Line(*h.name.Load()) + ": " + termsafe.Line(r.Message)
 	if len(args) > 0 {
 		line += " (" + strings.Join(args, ", ") + ")"
 	}
