@@ -231,8 +231,9 @@ type Config struct {
 	// A *snapshot.TargetWriter is finished (TargetWriter.Finish: the
 	// snapshot committed, or a failed one discarded) by OnSnapshot, which
 	// then must call Finish; without OnSnapshot, by the machine, and a
-	// commit that fails fails the snapshot (Run's error with
-	// SnapshotExit, else logged to Log).
+	// commit that fails fails the snapshot. Without OnSnapshot, a failed
+	// snapshot (its write or its commit) is Run's error with
+	// SnapshotExit, else logged to Log.
 	SnapshotOnReady io.Writer
 	SnapshotExit    bool
 	OnSnapshot      func(SnapshotInfo, error)
@@ -820,18 +821,13 @@ func checkWatchers(cfg Config) error {
 // finishTarget finishes Config.SnapshotOnReady's snapshot when the
 // writer is a snapshot.TargetWriter and no OnSnapshot is there to: the
 // Target holds itself for the writer until Finish (its Close waits for
-// it), and commits nothing before. It returns err, or the commit's error,
-// which is logged when nothing else reports it (no SnapshotExit).
+// it), and commits nothing before. It returns err, or the commit's error.
 func (m *Machine) finishTarget(err error) error {
 	w, ok := m.cfg.SnapshotOnReady.(*snapshot.TargetWriter)
 	if !ok {
 		return err
 	}
-	ferr := w.Finish(err)
-	if ferr != nil && err == nil && !m.cfg.SnapshotExit {
-		m.logf("snapshot on ready: %v", ferr)
-	}
-	return ferr
+	return w.Finish(err)
 }
 
 // checkHostPort refuses an address a TCP dial could never reach: one

@@ -2,8 +2,10 @@ package vmm_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +65,27 @@ func TestReadyTargetWithoutOnSnapshot(t *testing.T) {
 			}
 			f.Close()
 		})
+	}
+}
+
+// failingWriter refuses every write, as a full disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestReadySnapshotFailureLogged: a SnapshotOnReady snapshot that fails,
+// with neither OnSnapshot nor SnapshotExit to report it, is logged to Log
+// whatever the writer: its write failing, as its commit's failure was.
+// (A write that failed was discarded without a word.)
+func TestReadySnapshotFailureLogged(t *testing.T) {
+	needKVM(t)
+	var log guests.Console
+	out, e, err := boot(t, vmm.Config{Kernel: "demo", KernelImage: guests.Demo, MemoryMiB: 16, Log: &log,
+		Ready: regexp.MustCompile("^smolvmm-demo: hello"), SnapshotOnReady: failingWriter{}}, 30*time.Second)
+	if err != nil || e.Reason != vmm.ExitDebug {
+		t.Fatalf("Run = %+v, %v; the guest should run on; output:\n%s", e, err, out)
+	}
+	if got := log.String(); !strings.Contains(got, "snapshot on ready: ") || !strings.Contains(got, "no space left on device") {
+		t.Errorf("log:\n%s\nwant the failed snapshot's error", got)
 	}
 }

@@ -822,6 +822,10 @@ func (m *Machine) snapshotOnReady() {
 			m.cfg.OnSnapshot(info, err)
 		} else {
 			err = m.finishTarget(err) // machine.go
+			if err != nil && !m.cfg.SnapshotExit {
+				// Nothing else reports it: the guest runs on.
+				m.logf("snapshot on ready: %v", err)
+			}
 		}
 		if m.cfg.SnapshotExit {
 			if err != nil {
