@@ -94,11 +94,14 @@ type Joined struct {
 	notef   func(format string, args ...any) // JoinOptions.Notef, or a no-op
 	lasting func(error) bool                 // JoinOptions.Lasting, or nil
 	// link is SetLinkNotify's function, told as the connection is lost
-	// and rejoined (linkDown says which it was told last); linkMu keeps
-	// the two, and the calls, in order.
-	linkMu   sync.Mutex
-	link     func(up bool)
-	linkDown bool
+	// and rejoined (linkDown says which it was last). Its calls are made
+	// without linkMu, which guards these: the notices wait in linkQueue,
+	// told in order by one goroutine at a time (linkTelling).
+	linkMu      sync.Mutex
+	link        func(up bool)
+	linkDown    bool
+	linkQueue   []bool
+	linkTelling bool
 }
 
 // JoinOptions are JoinWith's optional settings.
@@ -325,30 +328,54 @@ func (j *Joined) read(c net.Conn) error {
 }
 
 // SetLinkNotify makes the backend call notify(false) when its connection
-// to the network is lost and notify(true) once it has rejoined, from its
-// own goroutine, holding only a lock of its own for these calls: a
-// virtio-net device shows it to the guest as its link's status
-// (virtio/net.LinkBackend), so that the guest's DHCP client asks again
-// for its lease on rejoining, where its address may have changed. Called
-// while the connection is lost, it tells notify(false) at once.
+// to the network is lost and notify(true) once it has rejoined, holding
+// none of its locks, one call at a time and in order: a virtio-net device
+// shows it to the guest as its link's status (virtio/net.LinkBackend), so
+// that the guest's DHCP client asks again for its lease on rejoining,
+// where its address may have changed. Called while the connection is
+// lost, it tells notify(false) before returning, unless a notice is being
+// told meanwhile: its goroutine then tells this one after it.
 func (j *Joined) SetLinkNotify(notify func(up bool)) {
 	j.linkMu.Lock()
-	defer j.linkMu.Unlock()
 	j.link = notify
 	if j.linkDown {
-		notify(false)
+		j.linkQueue = append(j.linkQueue, false)
 	}
+	j.tellLink()
 }
 
 // linkChanged tells SetLinkNotify's function, if any, that the link is up
 // or down.
 func (j *Joined) linkChanged(up bool) {
 	j.linkMu.Lock()
-	defer j.linkMu.Unlock()
 	j.linkDown = !up
 	if j.link != nil {
-		j.link(up)
+		j.linkQueue = append(j.linkQueue, up)
 	}
+	j.tellLink()
+}
+
+// tellLink, called with linkMu held, tells the queued notices to the
+// link function, releasing linkMu for each call, and returns with it
+// released. When another goroutine is telling already, it leaves them to
+// it: the notices keep their order, and a function that calls back into
+// the backend (SetLinkNotify) finds no lock held.
+func (j *Joined) tellLink() {
+	if j.linkTelling {
+		j.linkMu.Unlock()
+		return
+	}
+	j.linkTelling = true
+	for len(j.linkQueue) > 0 && j.link != nil {
+		up, notify := j.linkQueue[0], j.link
+		j.linkQueue = j.linkQueue[1:]
+		j.linkMu.Unlock()
+		notify(up)
+		j.linkMu.Lock()
+	}
+	j.linkQueue = nil
+	j.linkTelling = false
+	j.linkMu.Unlock()
 }
 
 // redial dials with backoff until the hub answers (the new connection,

@@ -35,7 +35,8 @@ type LinkBackend interface {
 	Backend
 	// SetLinkNotify makes the backend call notify(false) when its link
 	// goes down and notify(true) when it is back, from any goroutine,
-	// holding none of its locks; the link is taken as up until then.
+	// holding none of its locks, one call at a time and in the order of
+	// the changes; the link is taken as up until then.
 	// The device calls it once, from New.
 	SetLinkNotify(notify func(up bool))
 }
