@@ -14,12 +14,15 @@ import (
 // that never ran. Until the join the device's reader waits, and the
 // guest, which has not run, sends nothing.
 type lateBackend struct {
-	nc     netConfig
-	mu     sync.Mutex
-	b      netback.Backend // the joined network, nil before
-	link   func(up bool)   // SetLinkNotify's, handed to b on the join
-	closed bool
-	ready  chan struct{} // closed once joined, or closed
+	nc   netConfig
+	mu   sync.Mutex
+	b    netback.Backend // the joined network, nil before
+	link func(up bool)   // SetLinkNotify's, handed to b on the join
+	// linkSeq counts SetLinkNotify's calls: handLink passes link on
+	// again when it changed meanwhile.
+	linkSeq uint64
+	closed  bool
+	ready   chan struct{} // closed once joined, or closed
 }
 
 func newLateBackend(nc netConfig) *lateBackend {
@@ -34,26 +37,52 @@ func (l *lateBackend) join() (failer nicFailer, err error) {
 		return nil, backendError(l.nc.Spec, err) // netflags.go
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		b.Close()
 		return nil, net.ErrClosed
 	}
 	l.b = b
 	close(l.ready)
-	if lb, ok := b.(interface{ SetLinkNotify(func(bool)) }); ok && l.link != nil {
-		lb.SetLinkNotify(l.link)
-	}
+	l.mu.Unlock()
+	l.handLink()
 	failer, _ = b.(nicFailer)
 	return failer, nil
 }
 
 // SetLinkNotify passes notify on to the network's backend once joined
-// (virtio/net.LinkBackend): the device calls it from New, before.
+// (virtio/net.LinkBackend): the device calls it from New, before; called
+// after the join, it passes it on at once.
 func (l *lateBackend) SetLinkNotify(notify func(up bool)) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.link = notify
+	l.linkSeq++
+	l.mu.Unlock()
+	l.handLink()
+}
+
+// handLink passes the latest SetLinkNotify function on to the joined
+// backend, outside l.mu: the backend may call it at once (a network lost
+// meanwhile), and calls it holding none of lateBackend's locks. A newer
+// function set while it passed one on is passed on again, so that the
+// backend ends with the latest whichever hand-off ran last.
+func (l *lateBackend) handLink() {
+	for {
+		l.mu.Lock()
+		lb, ok := l.b.(interface{ SetLinkNotify(func(bool)) })
+		link, seq := l.link, l.linkSeq
+		l.mu.Unlock()
+		if !ok || link == nil {
+			return
+		}
+		lb.SetLinkNotify(link)
+		l.mu.Lock()
+		done := l.linkSeq == seq
+		l.mu.Unlock()
+		if done {
+			return
+		}
+	}
 }
 
 func (l *lateBackend) backend() netback.Backend {
