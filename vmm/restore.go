@@ -62,6 +62,9 @@ import (
 // of virtio device as the snapshot's, in order (else ErrSnapshotDevices,
 // Field Devices), and a network card must
 // have the snapshot's address unless WithMAC gives the clone another.
+// A card whose link can change (virtio/net.LinkBackend) and whose driver
+// watches it gets a configuration-change interrupt, so that the guest
+// reads the status of the link it has now.
 // Nothing is left open on error.
 //
 // The snapshot's state section is read, checked against its digest and
@@ -274,6 +277,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if err := m.restoreMAC(st, o); err != nil {
 		return nil, err
 	}
+	m.tellLinks() // restoremac.go
 	// A readiness condition given for the restore is waited for after it
 	// (new console lines, the port probed against the restored guest);
 	// only without one does the snapshot's own readiness carry over.

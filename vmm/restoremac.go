@@ -111,6 +111,25 @@ func (m *Machine) restoreMAC(st *machineState, o restoreOptions) error {
 	return nil
 }
 
+// linkWatcher is a network card whose link can change and whose driver
+// watches it (virtio/net's WatchesLink).
+type linkWatcher interface{ WatchesLink() bool }
+
+// tellLinks raises the configuration-change interrupt of each restored
+// card whose driver watches a link that can change: the driver last saw
+// the snapshot's link, perhaps down, and reads the status again only when
+// told (NetBSD's vioif sends nothing while it thinks the link down). It
+// runs once the machine's state, its interrupt controllers included, is
+// restored; a card restoreMAC signalled already gets the same single
+// interrupt.
+func (m *Machine) tellLinks() {
+	for _, s := range m.virtio {
+		if w, ok := s.dev.Device().(linkWatcher); ok && w.WatchesLink() {
+			s.dev.ConfigChanged()
+		}
+	}
+}
+
 // SnapshotMAC returns the address of the first network card of the
 // snapshot's machine as its guest last saw it, or nil when the machine
 // had no network card (or the guest's address was not recorded). A card's

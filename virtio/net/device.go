@@ -148,6 +148,17 @@ func (d *Device) SetConfigChanged(changed func()) {
 	d.configChanged.Store(&changed)
 }
 
+// WatchesLink reports whether the driver is told of the link's changes:
+// the backend is a LinkBackend, whose link can go down and come back, and
+// the driver negotiated STATUS. A restored guest's driver last saw the
+// link of the snapshot's backend, and may think it down (NetBSD's vioif
+// then sends nothing) until told to read the status again: a machine
+// restoring such a device raises its configuration-change interrupt.
+func (d *Device) WatchesLink() bool {
+	_, ok := d.backend.(LinkBackend)
+	return ok && d.status.Load()
+}
+
 // setLink is a LinkBackend's notice that its link is up or down: the
 // status changes, and a driver that watches it is told.
 func (d *Device) setLink(up bool) {
