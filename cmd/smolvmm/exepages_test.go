@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,12 +43,20 @@ func TestRunningVMUnmapsItsSetUpCode(t *testing.T) {
 	// -v's word on the filter comes when the set-up is over, just before
 	// the guest runs; the rest of stderr is kept for the end.
 	setUp, ended := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
 	var stderr []string
+	stderrSoFar := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), stderr...)
+	}
 	go func() {
 		defer close(ended)
 		s := bufio.NewScanner(pipe)
 		for s.Scan() {
+			mu.Lock()
 			stderr = append(stderr, s.Text())
+			mu.Unlock()
 			if strings.Contains(s.Text(), "seccomp filter of") {
 				close(setUp)
 			}
@@ -60,16 +69,18 @@ func TestRunningVMUnmapsItsSetUpCode(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("set-up not over within 60 s")
 	}
-	// Before the release ~10 MiB of it is resident (measured 10.7).
+	// Before the release ~10 MiB of it is resident (measured 10.7); after
+	// it, what ran again (measured 1.9 to 2.6 MiB idle, 4.0 in a loaded
+	// CI run, where the runtime's collector had run too).
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		kib := readOnlyResidentKiB(t, cmd.Process.Pid, exe)
-		if kib <= 4<<10 {
+		if kib <= 6<<10 {
 			t.Logf("the running VMM's read-only mappings of %s: %d KiB resident", exe, kib)
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d KiB of the executable's code and read-only data still resident after 60 s, want at most 4 MiB", kib)
+			t.Fatalf("%d KiB of the executable's code and read-only data still resident after 60 s, want at most 6 MiB; stderr so far:\n%s", kib, strings.Join(stderrSoFar(), "\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
