@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
@@ -46,6 +48,9 @@ const (
 	// fakeSettleLate is longer than the second the parallel bench once
 	// waited for a VM to settle, as 50 VMs on two cores can take.
 	fakeSettleLate = 1500 * time.Millisecond
+	// fakeReadyLate is when the readylate fake prints its ready line:
+	// well after the timeout of the test that runs it.
+	fakeReadyLate = 10 * fakeDelay
 	// fakeNetworkBytes is what a fake shared network holds until it
 	// settles.
 	fakeNetworkBytes = 32 << 20
@@ -113,6 +118,12 @@ const (
 //	portreadyserve as portready, but never prints the ready line: runs
 //	         until SIGTERM (a minute at most), then writes its report and
 //	         exits 130, as smolvmm stopped
+//	readylate writes its PID to the file BENCH_PIDFILE, prints "booting",
+//	         after fakeReadyLate "marker: ready", and runs for a minute
+//	readyahead prints "booting" and, once the bench has read it, reports
+//	         on -ready-fd a ready time a minute ahead (a ready event timed
+//	         after the bench's timeout, seen before its timer fires, as on a
+//	         loaded host); exits after fakeDelay
 //	bench    not a VMM but a bench of them: see fakeBench
 //	bootbench not a VMM but a sequential bench of one: see fakeBootBench
 //	network  not a VMM but a shared network: touches fakeNetworkBytes,
@@ -362,6 +373,32 @@ func fakeVMM(mode string, args []string) int {
 		return fakeNprocBench() // limits_test.go
 	case "reserve":
 		return fakeReserve() // limits_test.go
+	case "readylate":
+		if err := os.WriteFile(os.Getenv("BENCH_PIDFILE"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 4
+		}
+		fmt.Print("booting\r\n")
+		time.Sleep(fakeReadyLate)
+		fmt.Print("marker: ready\r\n")
+		time.Sleep(time.Minute)
+		return 0
+	case "readyahead":
+		fmt.Print("booting\r\n")
+		// Its report counts from its first console byte: it waits until
+		// the bench has read that byte (the pipe is empty), and a little more.
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			// TIOCINQ is Linux's FIONREAD: the bytes in the pipe.
+			if n, err := unix.IoctlGetInt(1, unix.TIOCINQ); err != nil || n == 0 {
+				break
+			}
+		}
+		time.Sleep(fakeDelay)
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(MonoNow()+time.Minute.Nanoseconds()))
+		os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
+		time.Sleep(fakeDelay)
+		return 0
 	case "hang":
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)

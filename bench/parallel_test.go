@@ -621,6 +621,79 @@ func TestParallelVMCutOff(t *testing.T) {
 	}
 }
 
+// TestRunParallelCutOff: through RunParallel, a VM not ready at the
+// timeout is killed then, before the others are measured, and stays not
+// started though its ready line comes later; a ready event timed after
+// the timeout does not count even when it is seen before the timer fires.
+func TestRunParallelCutOff(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    string
+		timeout time.Duration
+		wantErr string
+	}{
+		{"ready line after the timeout", "readylate", 150 * time.Millisecond, "not started within 150ms"},
+		{"ready timed after the timeout", "readyahead", 30 * time.Second, "exited before its ready line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			target := fakeTarget(t, "fake", tt.mode, "BENCH_PIDFILE="+pidFile)
+			target.ReadyFlag, target.ReadyReported = "-ready-fd", true
+			// The network's settle is a point while the VMs are measured:
+			// there the readylate VM must be gone already.
+			var alive error
+			networkSettleAfter = func(time.Duration) <-chan time.Time {
+				if tt.mode == "readylate" {
+					alive = waitGone(pidFile)
+				}
+				c := make(chan time.Time, 1)
+				c <- time.Time{}
+				return c
+			}
+			defer func() { networkSettleAfter = time.After }()
+			res, err := RunParallel(context.Background(), target, ParallelOptions{N: 1, Timeout: tt.timeout,
+				Ready: regexp.MustCompile("^marker: ready"), Config: Config{Kernel: "fake", MemoryMiB: 1},
+				NetworkPID: os.Getpid(), NetworkSettle: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if alive != nil {
+				t.Errorf("VM not ready at the timeout: %v", alive)
+			}
+			if res.Started != 0 || res.Failed != 1 {
+				t.Errorf("started %d failed %d, want 0 and 1: %+v", res.Started, res.Failed, res.VMs)
+			}
+			if v := res.VMs[0]; v.Started() || v.ReadyMS != 0 || v.Error != tt.wantErr {
+				t.Errorf("VM %+v, want not started: %s", v, tt.wantErr)
+			}
+		})
+	}
+}
+
+// waitGone waits (5 s at most) until the process whose PID is in the
+// file pidFile has ended; no file: it ended before it wrote one.
+func waitGone(pidFile string) error {
+	b, err := os.ReadFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		stat, err := os.ReadFile("/proc/" + string(b) + "/stat")
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		// The state follows the command's closing parenthesis.
+		if i := bytes.LastIndexByte(stat, ')'); err == nil && i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %s still running while the others were measured", b)
+}
+
 // With too few file descriptors for all of them, the VMs that get none
 // say so and the others start.
 func TestRunParallelOutOfFiles(t *testing.T) {
