@@ -3,6 +3,7 @@ package ext2
 import (
 	"encoding/binary"
 	"fmt"
+	"path"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 )
@@ -82,6 +83,9 @@ func newPlan(t *fstree.Tree, bs uint32) (*plan, error) {
 	err := t.Walk(func(path string, n *fstree.Node) error {
 		if path == "" || n == p.lf {
 			return nil
+		}
+		if err := checkName(path); err != nil {
+			return err
 		}
 		in := p.byNode[n]
 		if in == nil {
@@ -303,6 +307,18 @@ func (p *plan) blockData(n *fstree.Node, b uint32, buf []byte) []byte {
 		copy(buf[from-lo:to-lo], e.Data[from-s:to-s])
 	}
 	return buf
+}
+
+// checkName refuses a tree path whose last name does not fit a directory
+// entry: its length is one byte there, so a longer name would wrap to
+// another name without a word. The tree's own paths are checked as they
+// are put; this holds for any tree.
+func checkName(p string) error {
+	name := path.Base(p)
+	if len(name) > fstree.MaxNameLen {
+		return contentErr("/"+p, "/%s: name %.20q... is %d bytes, more than the %d an ext2 directory entry holds", p, name, len(name), fstree.MaxNameLen)
+	}
+	return nil
 }
 
 // buildDir lays out the entries of directory in ("." and ".." first, then

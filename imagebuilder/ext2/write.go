@@ -58,7 +58,8 @@ func (e *TooSmallError) Error() string {
 // ContentError says that the tree holds something no ext2 image made here
 // can store, whatever its size: a file or symlink target too long, a
 // directory linked twice or with too many links, a node of a type ext2
-// has no inode for, a lost+found that is not a directory.
+// has no inode for, a lost+found that is not a directory, a name longer
+// than a directory entry holds.
 type ContentError struct {
 	Path string // the node's path in the image, from "/"
 	msg  string
