@@ -288,7 +288,7 @@ func TestLoadErrors(t *testing.T) {
 		// One byte more than TestLoadPlaces loads.
 		{name: "loader data ending a byte past 0x9F000", image: std, opts: Options{Modules: []Module{{Name: "m", Args: strings.Repeat("a", room+1)}}},
 			is: []error{ErrLowAreaFull}, msg: []string{"module 0 command line", "would end at 0x9f001, past 0x9f000"}},
-		{name: "a.out load_addr above header_addr", image: aoutWith(func(w []uint32) { w[1] = 0x200100 }), is: []error{ErrBadAOut}},
+		{name: "a.out load_addr above header_addr", image: aoutWith(func(w []uint32) { w[1] = 0x200100 }), is: []error{ErrBadAOut}, msg: []string{"load_addr 0x200100 above header_addr"}},
 		{name: "a.out load_end past the file", image: aoutWith(func(w []uint32) { w[2] = 0x200900 }), is: []error{ErrTruncated}},
 		{name: "a.out bss_end below load_end", image: aoutWith(func(w []uint32) { w[3] = 0x200700 }), is: []error{ErrBadAOut}},
 		{name: "a.out entry outside", image: aoutWith(func(w []uint32) { w[4] = 0x300000 }), is: []error{ErrBadAOut}, msg: []string{"entry_addr 0x300000"}},
