@@ -766,12 +766,15 @@ func TestBuildUpImageArch(t *testing.T) {
 	}
 }
 
-// imagecheckFsck runs e2fsck -fn on img when e2fsprogs is installed.
+// imagecheckFsck runs e2fsck -fn on img, as imagebuilder's imagecheck.Fsck
+// (internal to imagebuilder) does. Without e2fsprogs the test is skipped,
+// which the test report lists (a log line was seen by no one, and CI,
+// which installs e2fsprogs, allows no such skip); call it last, as a skip
+// ends the test.
 func imagecheckFsck(t *testing.T, img string) {
 	t.Helper()
 	if _, err := exec.LookPath("e2fsck"); err != nil {
-		t.Log("e2fsck not installed: image not checked")
-		return
+		t.Skipf("e2fsck not installed (e2fsprogs): %v: the image is not checked", err)
 	}
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn %s: %v\n%s", img, err, out)
