@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -87,5 +88,47 @@ func TestReadySnapshotFailureLogged(t *testing.T) {
 	}
 	if got := log.String(); !strings.Contains(got, "snapshot on ready: ") || !strings.Contains(got, "no space left on device") {
 		t.Errorf("log:\n%s\nwant the failed snapshot's error", got)
+	}
+}
+
+// TestReadyTargetCommitFails: the machine's Finish of a TargetWriter whose
+// commit fails (its temporary was removed under it) fails the snapshot:
+// Run returns the error with SnapshotExit, and Log has it otherwise.
+func TestReadyTargetCommitFails(t *testing.T) {
+	tests := []struct {
+		name string
+		exit bool // SnapshotExit
+	}{
+		{"SnapshotExit", true},
+		{"the guest runs on", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			needKVM(t)
+			dir := t.TempDir()
+			target, err := snapshot.OpenTarget(filepath.Join(dir, "demo.snap"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer target.Close()
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			var log guests.Console
+			out, e, err := boot(t, vmm.Config{Kernel: "demo", KernelImage: guests.Demo, MemoryMiB: 16, Log: &log,
+				Ready: regexp.MustCompile("^smolvmm-demo: hello"), SnapshotOnReady: target.NewWriter(), SnapshotExit: tt.exit}, 30*time.Second)
+			if tt.exit {
+				if !errors.Is(err, snapshot.ErrMoved) {
+					t.Fatalf("Run = %+v, %v; want the commit's failure (ErrMoved); output:\n%s", e, err, out)
+				}
+				return
+			}
+			if err != nil || e.Reason != vmm.ExitDebug {
+				t.Fatalf("Run = %+v, %v; the guest should run on; output:\n%s", e, err, out)
+			}
+			if got := log.String(); !strings.Contains(got, "snapshot on ready: ") || !strings.Contains(got, "removed") {
+				t.Errorf("log:\n%s\nwant the failed commit's error", got)
+			}
+		})
 	}
 }
