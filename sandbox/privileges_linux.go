@@ -195,10 +195,11 @@ var ErrCapsOnEveryThread = errors.New("a build linked with cgo cannot drop capab
 // CAP_SETPCAP is permitted it also empties the bounding set, first (it
 // needs that capability, raised if not effective); boundingEmptied says
 // so. had is the capabilities there were (effective, permitted and
-// inheritable ORed), 0 when none, and then it makes no call. With some,
-// it first makes the process not dumpable, and checks it: no process of
-// its user may then attach to it or take the descriptors its
-// capabilities opened (exec left it dumpable). In a build
+// inheritable ORed), 0 when none, and then it makes no call. With
+// effective or permitted ones, it first makes the process not dumpable,
+// and checks it: no process of its user may then attach to it or take
+// the descriptors its capabilities opened (exec left it dumpable);
+// inheritable ones alone open nothing, and it stays dumpable. In a build
 // linked with cgo a process with effective or permitted capabilities
 // gets ErrCapsOnEveryThread and keeps them; one with only inheritable
 // ones keeps those and gets no error when execForbidden, the caller
@@ -220,8 +221,13 @@ func DropCapabilities(execForbidden bool) (had uint64, boundingEmptied bool, err
 	if had == 0 {
 		return 0, false, nil
 	}
-	if err := setNotDumpable(); err != nil {
-		return had, false, err
+	// Inheritable ones alone opened nothing, and a not-dumpable process's
+	// /proc files are root's: its user could no longer read its memory
+	// (smaps) or set its oom_score_adj.
+	if held != 0 {
+		if err := setNotDumpable(); err != nil {
+			return had, false, err
+		}
 	}
 	if linkedWithLibc {
 		if held != 0 {
