@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("BENCH_FAKE"); mode != "" {
 		os.Exit(fakeVMM(mode, os.Args[1:]))
 	}
+	if mode := os.Getenv("BENCH_PROC"); mode != "" {
+		os.Exit(procChild(mode))
+	}
 	os.Exit(m.Run())
 }
 

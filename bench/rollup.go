@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -81,7 +80,7 @@ func ParseRollup(r io.Reader) (Rollup, error) {
 
 // ReadRollup reads /proc/PID/smaps_rollup.
 func ReadRollup(pid int) (Rollup, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	f, err := openProc(pid, "smaps_rollup")
 	if err != nil {
 		return Rollup{}, err
 	}
@@ -97,7 +96,7 @@ func ReadRollup(pid int) (Rollup, error) {
 // mapping in /proc/PID/smaps (found as Overhead finds it, or as
 // RestoredOverhead does when guestFile is set).
 func guestMapping(pid int, guestBytes uint64, guestFile string) (rss, pss int64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	f, err := openProc(pid, "smaps")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -241,7 +240,7 @@ func ReadRestoredMemory(pid int, guestBytes uint64, file string) (Memory, error)
 }
 
 func readMemory(pid int, guestBytes uint64, file string) (Memory, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	f, err := openProc(pid, "smaps")
 	if err != nil {
 		return Memory{}, err
 	}
