@@ -823,11 +823,11 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 	case dup:
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac), 0
 	case n >= userLimit():
-		who := fmt.Sprintf("uid %d has", peer.uid)
+		who := fmt.Sprintf("uid %d has", peer.owner)
 		if peer.err != nil {
 			who = fmt.Sprintf("users unknown (%v) have", peer.err)
 		}
-		return nil, RefusedUserLimit, fmt.Sprintf("%s %d VMs connected, the most one user's VMs may have at once (half of the network's %d addresses, so that no user takes them all; root's and the network's own user's are not limited)", who, n, poolSize()), 0
+		return nil, RefusedUserLimit, fmt.Sprintf("%s %d VMs connected, the most one user's VMs may have at once (half of the network's %d addresses, so that no user takes them all; root's, but those it runs as another user, and the network's own user's are not limited)", who, n, poolSize()), 0
 	case !ok && !plan.wait.IsZero():
 		return nil, 0, "", max(plan.wait.Sub(now), time.Millisecond)
 	case !ok:
@@ -836,7 +836,7 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 		// Said before the bind, which would blame another program.
 		return nil, RefusedForward, taken, 0
 	}
-	p := &hubPort{h: h, conn: c, mac: mac, key: key, uid: peer.uid, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newBoundedFrameQueue(hubPortDepth, hubPortBytes)}
+	p := &hubPort{h: h, conn: c, mac: mac, key: key, uid: peer.owner, addr: plan.addr, ll: linkLocal(key), forwards: fwds, out: newBoundedFrameQueue(hubPortDepth, hubPortBytes)}
 	for _, f := range fwds {
 		stop, err := h.gw.forward(f, plan.addr, forwardLimits{vm: &p.fwd, all: &h.fwd})
 		if err != nil {
@@ -860,16 +860,19 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 // with made-up MACs) cannot take every address from the others.
 func userLimit() int { return poolSize() / 2 }
 
-// connectedOfLocked is how many VMs of peer's user are connected, 0 for
-// root and the hub's own user, whom userLimit does not bound. A VM whose
-// user is unknown counts with the others unknown. Under h.mu.
+// connectedOfLocked is how many VMs of peer's owner are connected, 0 for
+// root and the hub's own user, whom userLimit does not bound. A VM counts
+// as its owner's, not its process's: root's VM run as another user
+// rejoins as that user's process once the network restarts, and counted
+// as root's until then, the VMs over the limit stayed offline. A VM
+// whose user is unknown counts with the others unknown. Under h.mu.
 func (h *Hub) connectedOfLocked(peer peerUser) int {
-	if peer.err == nil && (peer.uid == 0 || peer.uid == h.self) {
+	if peer.err == nil && (peer.owner == 0 || peer.owner == h.self) {
 		return 0
 	}
 	n := 0
 	for _, p := range h.ports {
-		if p.uid == peer.uid {
+		if p.uid == peer.owner {
 			n++
 		}
 	}
@@ -1091,7 +1094,7 @@ type hubPort struct {
 	conn     net.Conn
 	mac      net.HardwareAddr
 	key      [6]byte
-	uid      int // its process's user (peerUser.uid), -1 when unknown
+	uid      int // its owner (peerUser.owner), -1 when unknown
 	addr     netip.Addr
 	forwards []Forward
 	stops    []func() error

@@ -69,3 +69,50 @@ func TestHubUserLimit(t *testing.T) {
 		t.Errorf("%d VMs joined, want %d", n, poolSize())
 	}
 }
+
+// The limit counts a VM as its owner's: root's process that says its VM
+// runs as uid 1000 (run --user alice) counts as uid 1000's. Counted as
+// root's, 121 such VMs joined, and once the network restarted and they
+// rejoined as uid 1000's processes, one stayed offline, retrying.
+func TestHubUserLimitCountsOwner(t *testing.T) {
+	limit := poolSize() / 2
+	for _, tt := range []struct {
+		name string
+		// uids and runsAs are the user of each join's process and
+		// the user it says its VM runs as, cycled over the joins.
+		uids, runsAs []int
+	}{
+		{"root running as 1000", []int{0}, []int{1000}},
+		{"root running as 1000 and 1000", []int{0, 1000}, []int{1000, 0}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var uid atomic.Int64
+			h, err := newHub(HubConfig{Socket: filepath.Join(testsock.Dir(t), "n.sock"), Logf: t.Logf}, hubHooks{
+				peerUID: func(net.Conn) (int, error) { return int(uid.Load()), nil },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			join := func(i int) (*Joined, error) {
+				uid.Store(int64(tt.uids[i%len(tt.uids)]))
+				j, err := JoinWith(h.Socket(), net.HardwareAddr{0x52, 0x54, 0, 3, byte(i >> 8), byte(i)}, nil, JoinOptions{RunsAs: tt.runsAs[i%len(tt.runsAs)]})
+				if j != nil {
+					t.Cleanup(func() { j.Close() })
+				}
+				return j, err
+			}
+			for i := range limit {
+				if _, err := join(i); err != nil {
+					t.Fatalf("VM %d: %v", i+1, err)
+				}
+			}
+			_, err = join(limit)
+			var re *RefusedError
+			want := "uid 1000 has 120 VMs connected"
+			if !errors.As(err, &re) || re.Reason != RefusedUserLimit || !strings.Contains(re.Message, want) {
+				t.Errorf("VM %d: %v; want refused, saying %q", limit+1, err, want)
+			}
+		})
+	}
+}
