@@ -83,7 +83,8 @@ type dataEntry struct {
 	dev, ino uint64 // the entry scanned: the copy refuses another in its place
 }
 
-// scanData lists the entries under root. With fat (FAT32), each name is
+// scanData lists the entries under root, but the file omit (when not nil;
+// the same device and inode) is left out. With fat (FAT32), each name is
 // checked for what go-diskfs would store (see fatDir): a name it would
 // change, or two names that would be one entry, are refused, before any
 // image is written.
@@ -91,7 +92,7 @@ type dataEntry struct {
 // The walk goes through directory descriptors and never follows a symlink
 // (see hostdir): a user who can write in the directory cannot make a
 // build running as root list, or block on, anything outside it.
-func scanData(root *hostdir.Dir, fat bool) ([]dataEntry, error) {
+func scanData(root *hostdir.Dir, fat bool, omit *unix.Stat_t) ([]dataEntry, error) {
 	var es []dataEntry
 	var walk func(d *hostdir.Dir, rel string) error
 	walk = func(d *hostdir.Dir, rel string) error {
@@ -105,12 +106,15 @@ func scanData(root *hostdir.Dir, fat bool) ([]dataEntry, error) {
 		fd := newFATDir(d.Path(), rel == "")
 		for _, name := range names {
 			r, hp := path.Join(rel, name), d.Join(name)
+			st, err := d.Lstat(name)
+			if err == nil && omit != nil && st.Dev == omit.Dev && st.Ino == omit.Ino {
+				continue
+			}
 			if fat {
 				if err := fd.add(name); err != nil {
 					return err
 				}
 			}
-			st, err := d.Lstat(name)
 			if err != nil {
 				// A directory that may be listed but not searched
 				// (r without x) shows its names and no more.
@@ -221,6 +225,22 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 // image in place. A stopped build leaves outPath as it was and no
 // temporary file, and returns an error wrapping ctx's.
 func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, sizeMB int) error {
+	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, false)
+}
+
+// BuildDataImageTemporary is BuildDataImageContext for an image at
+// outPath that is new and empty while dir is read (a temporary file made
+// for one VM's run, removed once the VM holds it): one lying inside dir
+// is left out of the image rather than refused, as it holds nothing of a
+// previous build. outPath inside dir holding anything, or not a regular
+// file, is refused as BuildDataImageContext refuses it.
+func BuildDataImageTemporary(ctx context.Context, dir, outPath, fsType string, sizeMB int) error {
+	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, true)
+}
+
+// buildDataImage is BuildDataImageContext; with temporary, an empty
+// outPath inside dir is left out of the image (BuildDataImageTemporary).
+func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int, temporary bool) error {
 	if fsType == "" {
 		fsType = DataFAT32
 	}
@@ -233,15 +253,26 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 	default:
 		return fmt.Errorf("data file system %q: want %s or %s", fsType, DataFAT32, DataISO9660)
 	}
+	var omit *unix.Stat_t // the empty output the scan leaves out
 	if err := CheckOutputNotInput(outPath, dir); err != nil {
-		return err
+		var st unix.Stat_t
+		switch serr := unix.Stat(outPath, &st); {
+		case !temporary:
+			return err
+		case errors.Is(serr, unix.ENOENT):
+			// Made after the scan: it is not read.
+		case serr != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0:
+			return err
+		default:
+			omit = &st
+		}
 	}
 	root, err := openDataRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	es, err := scanData(root, typ == filesystem.TypeFat32)
+	es, err := scanData(root, typ == filesystem.TypeFat32, omit)
 	if err != nil {
 		return err
 	}

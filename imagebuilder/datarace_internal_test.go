@@ -97,7 +97,7 @@ func TestDataChangedBeforeCopy(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer root.Close()
-				es, err := scanData(root, fsType == DataFAT32)
+				es, err := scanData(root, fsType == DataFAT32, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

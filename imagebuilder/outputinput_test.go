@@ -207,3 +207,66 @@ func TestOutputInService(t *testing.T) {
 		t.Errorf("no service: %v", err)
 	}
 }
+
+// TestBuildDataImageTemporary: a temporary image inside the directory it
+// holds (run --share /tmp, TMPDIR in the directory shared), new and
+// empty while the directory is read, is left out of the image rather
+// than refused; one holding anything is refused still, and so is an
+// empty one given to BuildDataImageContext. run --share /tmp was refused.
+func TestBuildDataImageTemporary(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		content   []byte // the output's, before the build; nil: none
+		temporary bool
+		refused   bool
+	}{
+		{"empty", []byte{}, true, false},
+		{"absent", nil, true, false},
+		{"holding a previous image", []byte("an image"), true, true},
+		{"empty, not temporary", []byte{}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "tmp", "smolvmm-share-1.img")
+			if tc.content != nil {
+				if err := os.WriteFile(out, tc.content, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			build := imagebuilder.BuildDataImageContext
+			if tc.temporary {
+				build = imagebuilder.BuildDataImageTemporary
+			}
+			err := build(context.Background(), dir, out, imagebuilder.DataFAT32, 0)
+			if tc.refused {
+				if !errors.Is(err, imagebuilder.ErrOutputIsInput) {
+					t.Errorf("err = %v, want an OutputIsInputError", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsys := imageFS(t, out)
+			var names []string
+			for _, d := range []string{".", "tmp"} {
+				es, err := fsys.ReadDir(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range es {
+					names = append(names, d+" "+strings.ToLower(e.Name()))
+				}
+			}
+			if got, want := strings.Join(names, ", "), ". f, . tmp"; got != want {
+				t.Errorf("image holds %s, want %s", got, want)
+			}
+		})
+	}
+}

@@ -211,10 +211,9 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		}
 		f.Close()
 		temps = append(temps, f.Name())
-		if err := imagebuilder.BuildDataImageContext(ctx, dir, f.Name(), imagebuilder.DataFAT32, 0); err != nil {
-			if errors.Is(err, imagebuilder.ErrOutputIsInput) {
-				return cfg, cleanup, &fileError{fmt.Sprintf("--share %s: the disk image is built in %s, which is inside the directory shared: set TMPDIR to a directory outside %s", spec, filepath.Dir(f.Name()), dir), err} // checks.go
-			}
+		// New and empty while dir is read: one in dir (--share /tmp) is
+		// left out of itself.
+		if err := imagebuilder.BuildDataImageTemporary(ctx, dir, f.Name(), imagebuilder.DataFAT32, 0); err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
 		}
 		cfg.Disks = append(cfg.Disks, blk.Spec{Path: f.Name(),
