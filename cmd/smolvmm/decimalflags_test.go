@@ -74,3 +74,25 @@ func TestDecimalOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestMkimgNumbersDecimal: mkimg's -m and --timestamp, string flags that
+// TestNumberFlagsDecimal does not walk, read decimal as README says: a
+// leading 0 ignored (0100 is 100, not octal 64), a prefix or _ refused.
+func TestMkimgNumbersDecimal(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+	for _, tt := range []struct {
+		in   string
+		want int64 // -1: refused
+	}{
+		{"0100", 100}, {"100", 100}, {"0x10", -1}, {"0o10", -1}, {"0b10", -1}, {"1_000", -1},
+	} {
+		mb, _, err := parseMegabytes(tt.in)
+		if (err != nil) != (tt.want < 0) || err == nil && int64(mb) != tt.want {
+			t.Errorf("-m %s: %d MiB, %v; want %d (-1: refused)", tt.in, mb, err, tt.want)
+		}
+		ts, err := parseTimestamp(tt.in)
+		if (err != nil) != (tt.want < 0) || err == nil && ts != tt.want {
+			t.Errorf("--timestamp %s: %d, %v; want %d (-1: refused)", tt.in, ts, err, tt.want)
+		}
+	}
+}
