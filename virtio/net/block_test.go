@@ -115,7 +115,11 @@ func TestStuckBackendDoesNotBlockResetOrClose(t *testing.T) {
 					t.Fatalf("transmit chain %d of %d not given back while frames wait for the backend: %v", i, txHandoff, err)
 				}
 			}
-			time.Sleep(20 * time.Millisecond)
+			// A register write waits for the worker to be done serving
+			// the notify (it takes the worker lock): had the worker gone
+			// on taking chains, they would be given back by now, and
+			// nothing kicks the queue again while the backend is stuck.
+			r.drv.QueueSize(TxQueue)
 			if got := r.tx.UsedIdx(); got != txHandoff {
 				t.Errorf("%d transmit chains given back with the backend stuck, want %d: the rest wait in the ring", got, txHandoff)
 			}
