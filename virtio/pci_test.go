@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -695,20 +696,26 @@ func TestCloseWaitsForServe(t *testing.T) {
 		name string
 		// run starts serve and closing on goroutines, in the case's
 		// order, and returns once both have begun.
-		run  func(pd *virtio.PCIDevice, dev *fakeDev, serve, closing func())
+		run  func(t *testing.T, pd *virtio.PCIDevice, dev *fakeDev, serve, closing func())
 		hold bool // Process waits for dev.hold
 	}{
-		{"Close during Serve's Process", func(pd *virtio.PCIDevice, dev *fakeDev, serve, closing func()) {
+		{"Close during Serve's Process", func(t *testing.T, pd *virtio.PCIDevice, dev *fakeDev, serve, closing func()) {
 			go serve()
 			<-dev.entered
 			go closing()
 		}, true},
-		{"Serve waiting for the lock when Close begins", func(pd *virtio.PCIDevice, dev *fakeDev, serve, closing func()) {
+		{"Serve waiting for the lock when Close begins", func(t *testing.T, pd *virtio.PCIDevice, dev *fakeDev, serve, closing func()) {
 			resume := pd.Quiesce()
 			go serve()
-			time.Sleep(20 * time.Millisecond) // Serve is waiting for the lock
+			if !waitForStack(10*time.Second, "sync.Mutex.Lock", "virtio.(*PCIDevice).Serve(") {
+				t.Fatal("Serve never waited for the lock Quiesce holds")
+			}
 			go closing()
-			time.Sleep(20 * time.Millisecond) // Close has begun
+			// Close waits for the lock once it has begun (closed done
+			// and seen the worker out).
+			if !waitForStack(10*time.Second, "sync.Mutex.Lock", "virtio.(*PCIDevice).Close(") {
+				t.Fatal("Close never waited for the lock Quiesce holds")
+			}
 			resume()
 		}, false},
 	} {
@@ -731,12 +738,21 @@ func TestCloseWaitsForServe(t *testing.T) {
 			r.pd.Quiesce()()
 
 			served, closed := make(chan struct{}), make(chan struct{})
-			tc.run(r.pd, dev, func() { r.pd.Serve(); close(served) }, func() { r.pd.Close(); close(closed) })
+			tc.run(t, r.pd, dev, func() { r.pd.Serve(); close(served) }, func() { r.pd.Close(); close(closed) })
 			if tc.hold {
-				select {
-				case <-closed:
-					t.Error("Close returned while Serve's Process was still running")
-				case <-time.After(100 * time.Millisecond):
+				// Close either returns (wrong: Process still runs) or
+				// waits for the lock Serve holds; nothing else ends this.
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+					if isClosed(closed) {
+						t.Error("Close returned while Serve's Process was still running")
+						break
+					}
+					if hasStack("sync.Mutex.Lock", "virtio.(*PCIDevice).Close(") {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("Close neither returned nor waited for the lock Serve holds")
+					}
 				}
 				if dev.closed.Load() {
 					t.Error("device closed while Serve's Process was still running")
@@ -808,5 +824,44 @@ func TestServeInline(t *testing.T) {
 	r.pd.Serve()
 	if got := ring.UsedIdx(); got != 1 {
 		t.Fatalf("Serve after Close served a request (used idx %d)", got)
+	}
+}
+
+// waitForStack waits, at most d, for a goroutine in state (the bracketed
+// status of a stack dump, such as "[sync.Mutex.Lock") with frame in its
+// stack, and reports whether one was seen.
+func waitForStack(d time.Duration, state, frame string) bool {
+	for deadline := time.Now().Add(d); !time.Now().After(deadline); time.Sleep(time.Millisecond) {
+		if hasStack(state, frame) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasStack reports whether a goroutine is in state with frame in its
+// stack now.
+func hasStack(state, frame string) bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	for n == len(buf) {
+		buf = make([]byte, 2*len(buf))
+		n = runtime.Stack(buf, true)
+	}
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, " ["+state) && strings.Contains(g, frame) {
+			return true
+		}
+	}
+	return false
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
