@@ -232,14 +232,21 @@ func TestConsoleWriterFinish(t *testing.T) {
 				t.Errorf("Finish returned after %v, before the chunk in flight was written", took)
 			}
 			c.Write([]byte("late"))
-			time.Sleep(50 * time.Millisecond)
-			if got := w.started.Load(); got != tt.want {
-				t.Errorf("the console was handed %d bytes after Finish, want still %d", got, tt.want)
-			}
 			start = time.Now()
 			c.Close()
 			if d := time.Since(start); d > stopDrainTime/2 {
 				t.Errorf("Close after Finish took %v", d)
+			}
+			// Once the writer goroutine has returned no Write can
+			// start: what it was handed by then is all it ever is.
+			release()
+			select {
+			case <-c.done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the console's writer goroutine did not return after Close")
+			}
+			if got := w.started.Load(); got != tt.want {
+				t.Errorf("the console was handed %d bytes after Finish, want still %d", got, tt.want)
 			}
 		})
 	}
