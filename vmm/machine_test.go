@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -871,16 +872,23 @@ func TestStopWithStalledConsole(t *testing.T) {
 	}
 }
 
-// slowConsole takes 20 ms per Write (slow, not stalled) and counts the
-// bytes of the Writes that start once returned is set.
+// slowConsole takes 20 ms per Write (slow, not stalled), counts the
+// bytes of the Writes that start once returned is set, and notes the
+// goroutine that writes (the machine's console writer).
 type slowConsole struct {
 	returned atomic.Bool
 	after    atomic.Int64
+	writer   atomic.Value // the id of the goroutine of the first Write, as a stack dump names it
 }
 
 func (c *slowConsole) Write(p []byte) (int, error) {
 	if c.returned.Load() {
 		c.after.Add(int64(len(p)))
+	}
+	if c.writer.Load() == nil {
+		buf := make([]byte, 64)
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine "), " ")
+		c.writer.Store(id)
 	}
 	time.Sleep(20 * time.Millisecond)
 	return len(p), nil
@@ -920,7 +928,22 @@ func TestNoConsoleWriteAfterRun(t *testing.T) {
 			if err != nil || e.Reason != vmm.ExitStopped {
 				t.Fatalf("Run = %+v, %v; want stopped", e, err)
 			}
-			time.Sleep(300 * time.Millisecond)
+			// Once the goroutine that writes the console has returned
+			// (Close ends it) no Write can start: what was counted by
+			// then is all there is.
+			m.Close()
+			id, _ := con.writer.Load().(string)
+			if id == "" {
+				t.Fatal("the guest wrote nothing to the console")
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				if _, live := goroutines()[id]; !live {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the console's writer goroutine did not return after Close")
+				}
+			}
 			if n := con.after.Load(); n > 0 {
 				t.Errorf("%d bytes written to Config.Console after Run returned", n)
 			}
