@@ -95,14 +95,19 @@ benchcheck:
 test: vet unit fuzz benchcheck
 
 # Boots the built-in demo guest BENCH_BOOTS times in smolvmm and in QEMU
-# (with and without KVM), writes bench/results.json and bench/boot.svg; takes
-# a snapshot of the demo guest once it has started and times its restores
-# beside cold boots (bench/restore.json, bench/restore.svg); then runs the Go
-# benchmarks.
+# (with and without KVM), writes bench/results.json and bench/boot.svg; boots
+# it as many times again in smolvmm without its seccomp filter, a second
+# table right below the first (bench/noseccomp.json): the filter's cost is
+# the difference of their first-output and exit medians; takes a snapshot
+# of the demo guest once it has started and times its restores beside cold
+# boots (bench/restore.json, bench/restore.svg); then runs the Go benchmarks.
 BENCH_BOOTS ?= 20
 bench: build
 	./$(BIN) bench -n $(BENCH_BOOTS) --warmup 2 --ready '^smolvmm-demo: done' --compare qemu \
 	  --json bench/results.json --svg bench/boot.svg
+	@echo 'The same boots without the seccomp filter (--no-seccomp); set beside smolvmm above: what the filter costs'
+	./$(BIN) bench -n $(BENCH_BOOTS) --warmup 2 --ready '^smolvmm-demo: done' --no-seccomp \
+	  --json bench/noseccomp.json
 	./$(BIN) run -k guests/bin/demo.elf --net none --ready '^smolvmm-demo: hello' \
 	  --snapshot bench/demo.snap --snapshot-exit >/dev/null
 	./$(BIN) bench --restore bench/demo.snap --net none -n $(BENCH_BOOTS) --warmup 2 --compare boot \

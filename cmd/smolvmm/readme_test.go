@@ -439,3 +439,45 @@ func TestReadmeListsPackages(t *testing.T) {
 		t.Fatalf("only %d packages found", n)
 	}
 }
+
+// TestMakeBenchWithoutSeccomp: `make bench` boots the demo guest with the
+// seccomp filter and again without it (--no-seccomp), the same bench
+// otherwise, so that the filter's cost comes out of it rather than a
+// hand-run; and the README's paragraph on the filter's cost points there.
+// The target used to run with the filter only.
+func TestMakeBenchWithoutSeccomp(t *testing.T) {
+	b, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, recipe, ok := strings.Cut(string(b), "\nbench:")
+	if !ok {
+		t.Fatal("the Makefile has no bench target")
+	}
+	recipe, _, _ = strings.Cut(recipe, "\n\n")
+	recipe = strings.ReplaceAll(recipe, "\\\n", " ")
+	var with, without string
+	for _, line := range strings.Split(recipe, "\n") {
+		if !strings.Contains(line, "$(BIN) bench ") || strings.Contains(line, "--restore") {
+			continue
+		}
+		if strings.Contains(line, "--no-seccomp") {
+			without = line
+		} else {
+			with = line
+		}
+	}
+	if with == "" || without == "" {
+		t.Fatalf("make bench does not boot the demo guest both with and without --no-seccomp:\n%s", recipe)
+	}
+	// The same boots: count, warm-up and ready line.
+	for _, flag := range []string{"-n $(BENCH_BOOTS)", "--warmup 2", "--ready '^smolvmm-demo: done'"} {
+		if !strings.Contains(with, flag) || !strings.Contains(without, flag) {
+			t.Errorf("make bench's boots with and without the filter differ in %s:\n%s\n%s", flag, with, without)
+		}
+	}
+	text := strings.Join(strings.Fields(readme(t)), " ")
+	if !strings.Contains(text, "`--no-seccomp` turns the filter off for debugging. Cost: `make bench`") {
+		t.Error("README's paragraph on the seccomp filter's cost does not point to make bench")
+	}
+}
