@@ -332,7 +332,8 @@ func TestQEMUNativeLoader(t *testing.T) {
 			checkOutput(t, out, append([]string{handoff}, want...))
 			// The comparison above holds for any esym the loader
 			// writes; the contract's is the end of everything loaded
-			// (NETBSD-BOOT.md 1b), here the module's end.
+			// (docs/NETBSD-BOOT-NOTES.md, the /boot handoff), here
+			// the module's end.
 			var modEnd uint64
 			for _, r := range plan.Regions {
 				if strings.HasPrefix(r.What, "module miniroot.kmod") && r.Len == uint64(len(mod)) {

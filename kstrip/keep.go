@@ -10,7 +10,9 @@ import (
 )
 
 // DefaultKeep is what a smolvmm virtio microVM needs; everything else is
-// disabled. It is the predecessor's list reviewed against NETBSD-BOOT.md:
+// disabled. It is the predecessor's list reviewed against what the kernel
+// finds on smolvmm's machine (docs/NETBSD-BOOT-NOTES.md, "The machine
+// without firmware"):
 //   - mainbus, cpu: the root and the boot CPU.
 //   - acpi, acpicpu, ioapic: attach only from ACPI or MP tables, which
 //     smolvmm does not provide, but keep the kernel right on a VMM that

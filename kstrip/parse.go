@@ -9,7 +9,8 @@ import (
 )
 
 // layout is where the fields of struct cfdata and struct cfparent sit for
-// one pointer size and one NetBSD release (NETBSD-BOOT.md section 4).
+// one pointer size and one NetBSD release (docs/NETBSD-BOOT-NOTES.md,
+// "kstrip's table").
 type layout struct {
 	ptr      int  // pointer size: 4 or 8
 	size     int  // sizeof(struct cfdata)

@@ -76,7 +76,7 @@ type Report struct {
 }
 
 // slowProbes are drivers that cost boot time in a microVM whatever the
-// VMM does (NETBSD-BOOT.md section 2).
+// VMM does (docs/NETBSD-BOOT-NOTES.md, "The machine without firmware").
 var slowProbes = map[string]string{
 	"fdc":   "the floppy controller probe costs at least 1 s",
 	"pckbc": "the keyboard controller probe polls up to 100,000 times",

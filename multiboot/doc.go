@@ -16,5 +16,7 @@
 //	                 table and string table, then page-aligned modules
 //
 // The layout follows what NetBSD's i386 multiboot entry expects; see
-// NETBSD-BOOT.md sections 1 and 2 in the project's shared docs.
+// docs/NETBSD-BOOT-NOTES.md, "Entering the kernel" (the entry's state and
+// the information it reads) and "The machine without firmware" (the low
+// pages and the BIOS area left to the VMM).
 package multiboot

@@ -679,8 +679,9 @@ func (l *layout) lowArea(k *kernel, args BootArgs, opts Options, memSize uint64)
 
 	// The stack: a return address the kernel discards, then the six
 	// arguments (exec.c:506-511; i386 locore.S:374-381, amd64
-	// locore.S:443-454). esym is the end of everything loaded, as
-	// NETBSD-BOOT.md 1b has it, where /boot passes marks[MARK_END], the
+	// locore.S:443-454). esym is the end of everything loaded
+	// (docs/NETBSD-BOOT-NOTES.md, "NetBSD's own /boot handoff", says
+	// why), where /boot passes marks[MARK_END], the
 	// symbols' end rounded to an int (exec.c:450-452, 509, before
 	// module_init at 515): the kernel takes its
 	// symbols from BTINFO_SYMTAB (i386 machdep.c:1079-1085) and puts its

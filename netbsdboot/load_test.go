@@ -235,7 +235,8 @@ func TestLoadLayout(t *testing.T) {
 			expect(t, b, mod1, fsimg, "module 1")
 
 			// The stack: esym is the end of everything loaded, the
-			// last module's end (NETBSD-BOOT.md 1b).
+			// last module's end (docs/NETBSD-BOOT-NOTES.md, the /boot
+			// handoff).
 			words := []uint32{0, RBSingle | RBMD1 | ABQuiet, 0, 0x7000, uint32(endpa), (testMem - 1<<20) / 1024, 640}
 			for i, w := range words {
 				if got := le.Uint32(b[0x6FE4+4*i:]); got != w {
@@ -304,7 +305,8 @@ func TestLoadLayout(t *testing.T) {
 }
 
 // TestLoadEsym: the esym stack argument is the physical end of everything
-// loaded (NETBSD-BOOT.md 1b): the last module's end when there are
+// loaded (docs/NETBSD-BOOT-NOTES.md, the /boot handoff): the last
+// module's end when there are
 // modules, else the symbol area's. BTINFO_SYMTAB's esym stays the symbol
 // area's end, where the kernel takes its symbols from, and endpa the last
 // module's end. Addresses by hand: stdKernel's i386 symbols are

@@ -114,7 +114,7 @@ func TestRealKernel(t *testing.T) {
 		t.Errorf("endpa %#x, plan end %#x, want %#x", endpa, p.End, base+uint32(len(module)))
 	}
 	// esym on the stack: the end of everything loaded, the module's
-	// (NETBSD-BOOT.md 1b).
+	// (docs/NETBSD-BOOT-NOTES.md, the /boot handoff).
 	if esym := stack(4); esym != base+uint32(len(module)) {
 		t.Errorf("stack esym %#x, want the module's end %#x", esym, base+uint32(len(module)))
 	}

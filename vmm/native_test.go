@@ -46,7 +46,8 @@ func TestNativeHandoffGuest(t *testing.T) {
 		t.Errorf("nbboot printed:\n%s\nwant:\n%s", out.String(), w)
 	}
 	// The comparison holds for any esym the loader writes; the
-	// contract's is the end of everything loaded (NETBSD-BOOT.md 1b),
+	// contract's is the end of everything loaded (docs/NETBSD-BOOT-NOTES.md,
+	// the /boot handoff),
 	// here the module's end.
 	var modEnd uint64
 	for _, r := range plan.Regions {

@@ -538,7 +538,8 @@ func (v *vcpu) handleExit() error {
 		return v.crash("HLT with no interrupt source")
 	case kvmExitShutdown:
 		// A triple fault: NetBSD's cpu_reset ends with one when the
-		// reset ports did not work (NETBSD-BOOT.md §2), after
+		// reset ports did not work (docs/NETBSD-BOOT-NOTES.md, "The
+		// machine without firmware"), after
 		// cpu_reboot printed "rebooting...", so once the guest has
 		// written to its console it is a reboot request. Before
 		// that it died booting (a KVM that cannot run its paged

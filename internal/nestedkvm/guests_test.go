@@ -61,8 +61,8 @@ func TestPagedGuests(t *testing.T) {
 		// 0x200000, loaded AT 0x200000; /boot enters at e_entry &
 		// 0x07ffffff (loadfile_machdep.h LOADADDR).
 		entry = 0x200000
-		// The handoff's stack (NETBSD-BOOT.md 1b: a return address, then
-		// six words) ends where smolvmm's bootinfo table starts, 0x7000
+		// The handoff's stack (docs/NETBSD-BOOT-NOTES.md, the /boot
+		// handoff: a return address, then six words) ends where smolvmm's bootinfo table starts, 0x7000
 		// (netbsdboot's loader window): ESP 0x7000 - 7*4.
 		bootinfo = 0x7000
 		esp      = bootinfo - 4*(1+6)

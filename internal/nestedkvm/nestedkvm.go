@@ -3,7 +3,10 @@
 // (qemu-system-x86_64 -accel tcg -cpu max emulates AMD SVM with nested
 // paging), loads the kvm modules there, and runs a statically built
 // smolvmm on that /dev/kvm, which runs paged 32-bit guests, iret into
-// protected mode and long mode (see ../shared/docs/KVM-HERE.md).
+// protected mode and long mode. The development and CI machines' own KVM
+// is nested and emulating: a guest that turns on 32-bit paging or
+// switches itself to long mode triple-faults there (README, "Tests on a
+// real KVM: the nested-KVM rig").
 //
 // A test describes a Job: files to put in the guest and a shell script
 // (busybox sh, smolvmm at /bin/smolvmm). Step frames each command so that
@@ -72,7 +75,8 @@ type Job struct {
 	Script string
 	// Timeout bounds each attempt, from QEMU's start to its end (default
 	// DefaultTimeout). An attempt that runs out is retried once: the rig
-	// stalls now and then for no reason found (KVM-HERE.md).
+	// stalls now and then for no reason found (about one run in ten,
+	// measured here; the same run then passes).
 	Timeout time.Duration
 	// Log, if set, receives the serial output as it comes, instead of the
 	// test log (which gets one line per guest line).
