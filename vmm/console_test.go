@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,9 +162,10 @@ func TestConsoleWriterStop(t *testing.T) {
 }
 
 // gatedWriter counts the bytes handed to each Write as it starts, then
-// holds the Write until release closes.
+// holds the Write until release closes, and counts them again as it ends.
 type gatedWriter struct {
 	started atomic.Int64
+	ended   atomic.Int64
 	took    chan struct{} // gets a value at each Write's start
 	release chan struct{}
 }
@@ -174,6 +177,7 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 	default:
 	}
 	<-w.release
+	w.ended.Add(int64(len(p)))
 	return len(p), nil
 }
 
@@ -198,13 +202,8 @@ func TestConsoleWriterFinish(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &gatedWriter{took: make(chan struct{}, 1), release: make(chan struct{})}
 			c := newConsoleWriter(w, nil)
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					close(w.release)
-				}
-			}
+			var once sync.Once
+			release := func() { once.Do(func() { close(w.release) }) }
 			defer release()
 			// One byte that the console takes and holds, then more
 			// queued behind it.
@@ -217,7 +216,13 @@ func TestConsoleWriterFinish(t *testing.T) {
 				c.Stop()
 			}
 			if !tt.stall {
-				time.AfterFunc(50*time.Millisecond, release)
+				// The console takes the chunk once Finish waits for it
+				// (a Finish that does not wait is caught below).
+				go func() {
+					if waitForConsoleStack(10*time.Second, "sync.Cond.Wait", "vmm.(*consoleWriter).Finish(") {
+						release()
+					}
+				}()
 			}
 			start := time.Now()
 			c.Finish()
@@ -228,8 +233,8 @@ func TestConsoleWriterFinish(t *testing.T) {
 			switch {
 			case tt.stall && took < stopDrainTime/2:
 				t.Errorf("Finish returned after %v on a stalled console: it should wait about %v", took, stopDrainTime)
-			case !tt.stall && took < 40*time.Millisecond:
-				t.Errorf("Finish returned after %v, before the chunk in flight was written", took)
+			case !tt.stall && w.ended.Load() != tt.want:
+				t.Errorf("Finish returned with %d of the %d bytes the console was handed written: before the chunk in flight was", w.ended.Load(), tt.want)
 			}
 			c.Write([]byte("late"))
 			start = time.Now()
@@ -306,4 +311,25 @@ func TestConsoleWriterCloseJoins(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitForConsoleStack waits, at most d, for a goroutine in state (the
+// bracketed status of a stack dump, such as "[sync.Cond.Wait") with frame
+// in its stack, and reports whether one was seen.
+func waitForConsoleStack(d time.Duration, state, frame string) bool {
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(d); !time.Now().After(deadline); time.Sleep(time.Millisecond) {
+		n := runtime.Stack(buf, true)
+		if n == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, " ["+state) && strings.Contains(g, frame) {
+				return true
+			}
+		}
+	}
+	return false
 }
