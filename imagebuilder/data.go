@@ -83,8 +83,8 @@ type dataEntry struct {
 	dev, ino uint64 // the entry scanned: the copy refuses another in its place
 }
 
-// scanData lists the entries under root, but the file omit (when not nil;
-// the same device and inode) is left out. With fat (FAT32), each name is
+// scanData lists the entries under root, but those in omit (the same
+// device and inode) are left out, a directory with all it holds. With fat (FAT32), each name is
 // checked for what go-diskfs would store (see fatDir): a name it would
 // change, or two names that would be one entry, are refused, before any
 // image is written.
@@ -92,7 +92,7 @@ type dataEntry struct {
 // The walk goes through directory descriptors and never follows a symlink
 // (see hostdir): a user who can write in the directory cannot make a
 // build running as root list, or block on, anything outside it.
-func scanData(root *hostdir.Dir, fat bool, omit *unix.Stat_t) ([]dataEntry, error) {
+func scanData(root *hostdir.Dir, fat bool, omit []unix.Stat_t) ([]dataEntry, error) {
 	var es []dataEntry
 	var walk func(d *hostdir.Dir, rel string) error
 	walk = func(d *hostdir.Dir, rel string) error {
@@ -107,7 +107,7 @@ func scanData(root *hostdir.Dir, fat bool, omit *unix.Stat_t) ([]dataEntry, erro
 		for _, name := range names {
 			r, hp := path.Join(rel, name), d.Join(name)
 			st, err := d.Lstat(name)
-			if err == nil && omit != nil && st.Dev == omit.Dev && st.Ino == omit.Ino {
+			if err == nil && omitted(&st, omit) {
 				continue
 			}
 			if fat {
@@ -178,6 +178,16 @@ const maxDataFileSize = 1<<32 - 1
 // image's file system holds.
 var ErrDataFileTooLarge = errors.New("file too large for a data image")
 
+// omitted reports whether st is the same file as one in omit.
+func omitted(st *unix.Stat_t, omit []unix.Stat_t) bool {
+	for _, o := range omit {
+		if st.Dev == o.Dev && st.Ino == o.Ino {
+			return true
+		}
+	}
+	return false
+}
+
 // openDataRoot opens the directory a data image holds. A symlink naming
 // it is followed (the user named it), once: scan and copy both go through
 // the descriptor, so a directory renamed or swapped for a symlink after
@@ -225,7 +235,7 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 // image in place. A stopped build leaves outPath as it was and no
 // temporary file, and returns an error wrapping ctx's.
 func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, sizeMB int) error {
-	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, false)
+	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, false, nil)
 }
 
 // BuildDataImageTemporary is BuildDataImageContext for an image at
@@ -234,13 +244,27 @@ func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, siz
 // is left out of the image rather than refused, as it holds nothing of a
 // previous build. outPath inside dir holding anything, or not a regular
 // file, is refused as BuildDataImageContext refuses it.
-func BuildDataImageTemporary(ctx context.Context, dir, outPath, fsType string, sizeMB int) error {
-	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, true)
+//
+// leaveOut names the other temporaries of the same run (the directories
+// holding its images, this one's among them): each found in dir (the same
+// device and inode) is left out of the image with all it holds, so that
+// no image holds another. Each must exist.
+func BuildDataImageTemporary(ctx context.Context, dir, outPath, fsType string, sizeMB int, leaveOut ...string) error {
+	var omit []unix.Stat_t
+	for _, p := range leaveOut {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return fmt.Errorf("temporary %s: %w", p, err)
+		}
+		omit = append(omit, st)
+	}
+	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, true, omit)
 }
 
 // buildDataImage is BuildDataImageContext; with temporary, an empty
-// outPath inside dir is left out of the image (BuildDataImageTemporary).
-func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int, temporary bool) error {
+// outPath inside dir is left out of the image, and so is every entry of
+// dir with the device and inode of one in omit (BuildDataImageTemporary).
+func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int, temporary bool, omit []unix.Stat_t) error {
 	if fsType == "" {
 		fsType = DataFAT32
 	}
@@ -253,7 +277,6 @@ func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int
 	default:
 		return fmt.Errorf("data file system %q: want %s or %s", fsType, DataFAT32, DataISO9660)
 	}
-	var omit *unix.Stat_t // the empty output the scan leaves out
 	if err := CheckOutputNotInput(outPath, dir); err != nil {
 		var st unix.Stat_t
 		switch serr := unix.Stat(outPath, &st); {
@@ -264,7 +287,7 @@ func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int
 		case serr != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0:
 			return err
 		default:
-			omit = &st
+			omit = append(omit, st)
 		}
 	}
 	root, err := openDataRoot(dir)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,17 +214,22 @@ func TestOutputInService(t *testing.T) {
 // empty while the directory is read, is left out of the image rather
 // than refused; one holding anything is refused still, and so is an
 // empty one given to BuildDataImageContext. run --share /tmp was refused.
+// The run's other temporaries named to leave out (an earlier share's
+// image, in a directory of its own) are left out with what they hold:
+// run --share DIR/a --share DIR copied the first image into the second.
 func TestBuildDataImageTemporary(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		content   []byte // the output's, before the build; nil: none
 		temporary bool
+		leaveOut  bool // an earlier image's directory, tmp/run-1, named
 		refused   bool
 	}{
-		{"empty", []byte{}, true, false},
-		{"absent", nil, true, false},
-		{"holding a previous image", []byte("an image"), true, true},
-		{"empty, not temporary", []byte{}, false, true},
+		{"empty", []byte{}, true, false, false},
+		{"absent", nil, true, false, false},
+		{"absent, an earlier image left out", nil, true, true, false},
+		{"holding a previous image", []byte("an image"), true, false, true},
+		{"empty, not temporary", []byte{}, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -239,11 +245,23 @@ func TestBuildDataImageTemporary(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			build := imagebuilder.BuildDataImageContext
-			if tc.temporary {
-				build = imagebuilder.BuildDataImageTemporary
+			var leaveOut []string
+			if tc.leaveOut {
+				earlier := filepath.Join(dir, "tmp", "run-1")
+				if err := os.Mkdir(earlier, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(earlier, "share.img"), []byte("an earlier image"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				leaveOut = append(leaveOut, earlier)
 			}
-			err := build(context.Background(), dir, out, imagebuilder.DataFAT32, 0)
+			var err error
+			if tc.temporary {
+				err = imagebuilder.BuildDataImageTemporary(context.Background(), dir, out, imagebuilder.DataFAT32, 0, leaveOut...)
+			} else {
+				err = imagebuilder.BuildDataImageContext(context.Background(), dir, out, imagebuilder.DataFAT32, 0)
+			}
 			if tc.refused {
 				if !errors.Is(err, imagebuilder.ErrOutputIsInput) {
 					t.Errorf("err = %v, want an OutputIsInputError", err)
@@ -268,5 +286,8 @@ func TestBuildDataImageTemporary(t *testing.T) {
 				t.Errorf("image holds %s, want %s", got, want)
 			}
 		})
+	}
+	if err := imagebuilder.BuildDataImageTemporary(context.Background(), t.TempDir(), filepath.Join(t.TempDir(), "x.img"), imagebuilder.DataFAT32, 0, filepath.Join(t.TempDir(), "gone")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a temporary to leave out that does not exist: err = %v, want one matching fs.ErrNotExist", err)
 	}
 }

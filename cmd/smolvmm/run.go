@@ -164,13 +164,14 @@ func runSignals(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // vmConfig turns the shared run flags into a vmm.Config. cleanup removes
-// what it created (shared-directory images); call it after the VM ends,
-// also on error. ctx stops the building of --share images.
+// what it created (shared-directory images, each in a directory of its
+// own); call it after the VM ends, also on error. ctx stops the building
+// of --share images.
 func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 	var temps []string
 	cleanup = func() {
 		for _, p := range temps {
-			os.Remove(p)
+			os.RemoveAll(p)
 		}
 	}
 	if err := checkRunFlags(c); err != nil {
@@ -205,18 +206,19 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 	}
 	for _, spec := range c.StringSlice("share") {
 		dir, ro, _ := parseShareSpec(spec) // checked by checkRunFlags
-		f, err := os.CreateTemp("", "smolvmm-share-*.img")
+		// A directory of its own per image: a share holding TMPDIR
+		// (--share /tmp) leaves out the run's temporaries, this image
+		// and the earlier shares' alike, by device and inode.
+		tmp, err := os.MkdirTemp("", "smolvmm-share-*")
 		if err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
 		}
-		f.Close()
-		temps = append(temps, f.Name())
-		// New and empty while dir is read: one in dir (--share /tmp) is
-		// left out of itself.
-		if err := imagebuilder.BuildDataImageTemporary(ctx, dir, f.Name(), imagebuilder.DataFAT32, 0); err != nil {
+		temps = append(temps, tmp)
+		img := filepath.Join(tmp, "share.img")
+		if err := imagebuilder.BuildDataImageTemporary(ctx, dir, img, imagebuilder.DataFAT32, 0, temps...); err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
 		}
-		cfg.Disks = append(cfg.Disks, blk.Spec{Path: f.Name(),
+		cfg.Disks = append(cfg.Disks, blk.Spec{Path: img,
 			Options: blk.Options{ReadOnly: ro, Serial: shareSerial(dir)}})
 	}
 	if len(temps) > 0 {
