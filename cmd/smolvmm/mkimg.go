@@ -481,7 +481,20 @@ func findSet(name, arch string) (string, error) {
 			return p, err
 		}
 	}
-	return "", &missingSetError{name: name, archives: archives, cache: cache, arch: arch}
+	m := &missingSetError{name: name, archives: archives, cache: cache, arch: arch}
+	// Named with an extension that is not the archive there is
+	// (sets=etc.tar.xz, the release's etc.tgz): a fetch would not help,
+	// the name would.
+	if base := fetchName(name); base != name {
+		if p, err := findSet(base, arch); err == nil {
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				m.found = p
+			}
+		} else if f := releaseSetFile(base, arch); f != "" && f != name {
+			m.release = f
+		}
+	}
+	return "", m
 }
 
 // missingSetError is findSet's error for a set found nowhere.
@@ -490,11 +503,35 @@ type missingSetError struct {
 	archives []string // the files looked for
 	cache    string
 	arch     string
+	// For a name with an extension: the archive its name without it
+	// finds, else the file the default release's SHA512 (when cached)
+	// lists for it, when that is another name.
+	found, release string
 }
 
 func (e *missingSetError) Error() string {
-	return fmt.Sprintf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH, or fetch the set first (smolvmm fetch %s)",
-		e.name, strings.Join(e.archives, " or "), e.cache, e.name, fetchSetArgs(e.arch, fetchName(e.name)))
+	msg := fmt.Sprintf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: ",
+		e.name, strings.Join(e.archives, " or "), e.cache, e.name)
+	switch {
+	case e.found != "":
+		return msg + e.rename() + ", or pass -x PATH"
+	case e.release != "":
+		return msg + fmt.Sprintf("%s and fetch it (smolvmm fetch %s), or pass -x PATH", e.rename(), fetchSetArgs(e.arch, fetchName(e.name)))
+	}
+	return msg + fmt.Sprintf("pass -x PATH, or fetch the set first (smolvmm fetch %s)", fetchSetArgs(e.arch, fetchName(e.name)))
+}
+
+// rename is the advice for a set named with another extension than its
+// archive's (found or release set), "" for any other.
+func (e *missingSetError) rename() string {
+	base := fetchName(e.name)
+	switch {
+	case e.found != "":
+		return fmt.Sprintf("sets=%s would read %s: name the set %s", base, e.found, base)
+	case e.release != "":
+		return fmt.Sprintf("the default release (NetBSD %s) has %s, not %s: name the set %s (sets=%s)", fetch.DefaultVersion, e.release, e.name, base, base)
+	}
+	return ""
 }
 
 // fetchName is the name smolvmm fetch takes for set name: without the
@@ -523,9 +560,10 @@ func fetchSetArgs(arch string, names ...string) string {
 // missingSets is the error for the service's sets found nowhere: all of
 // them, so that one fetch gets them all (the first alone was named, and
 // the next mkimg named the next). Each set is named once, with the files
-// looked for it (its own name when it is an archive's).
+// looked for it (its own name when it is an archive's); one found under
+// its name without the extension is not fetched, but named so.
 func missingSets(m []*missingSetError) error {
-	var quoted, archives, dirs, fetchNames []string
+	var quoted, archives, dirs, fetchNames, renames []string
 	seen, fetchSeen := map[string]bool{}, map[string]bool{}
 	var first *missingSetError
 	for _, e := range m {
@@ -539,7 +577,10 @@ func missingSets(m []*missingSetError) error {
 		quoted = append(quoted, strconv.Quote(e.name))
 		archives = append(archives, strings.Join(e.archives, " or "))
 		dirs = append(dirs, e.name)
-		if f := fetchName(e.name); !fetchSeen[f] {
+		if r := e.rename(); r != "" {
+			renames = append(renames, "; "+r)
+		}
+		if f := fetchName(e.name); e.found == "" && !fetchSeen[f] {
 			fetchSeen[f] = true
 			fetchNames = append(fetchNames, f)
 		}
@@ -547,8 +588,12 @@ func missingSets(m []*missingSetError) error {
 	if len(quoted) == 1 {
 		return first
 	}
-	return fmt.Errorf("sets %s: no %s, in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH,..., or fetch the sets first (smolvmm fetch %s)",
-		strings.Join(quoted, ", "), strings.Join(archives, ", nor "), first.cache, orList(dirs), fetchSetArgs(first.arch, fetchNames...))
+	fetchAdvice := ""
+	if len(fetchNames) > 0 {
+		fetchAdvice = fmt.Sprintf(", or fetch the sets first (smolvmm fetch %s)", fetchSetArgs(first.arch, fetchNames...))
+	}
+	return fmt.Errorf("sets %s: no %s, in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: pass -x PATH,...%s%s",
+		strings.Join(quoted, ", "), strings.Join(archives, ", nor "), first.cache, orList(dirs), fetchAdvice, strings.Join(renames, ""))
 }
 
 // orList is items as a sentence's list: "a", "a or b", "a, b or c".
@@ -569,20 +614,8 @@ var setExtensions = []string{".tgz", ".tar.gz", ".tar.xz", ".txz", ".tar"}
 // (a copy that no longer matches is an error, never used). It also returns
 // the directory it looked in, for messages.
 func cachedSet(name, arch string) (path, dir string, err error) {
-	if arch == "" {
-		arch = fetch.DefaultArch
-	}
-	root, err := fetch.DefaultCacheDir()
-	if err != nil {
-		return "", "the fetch cache", nil
-	}
-	dir = filepath.Join(root, fetch.DefaultVersion, arch, "sets")
-	data, err := os.ReadFile(filepath.Join(dir, "SHA512"))
-	if err != nil {
-		return "", dir, nil
-	}
-	digests, err := fetch.ParseDigests(data)
-	if err != nil {
+	dir, digests := cachedDigests(arch)
+	if digests == nil {
 		return "", dir, nil
 	}
 	file, sum, err := digests.SetFile(name)
@@ -601,6 +634,43 @@ func cachedSet(name, arch string) (path, dir string, err error) {
 		return "", dir, fmt.Errorf("set %s in the cache does not match its SHA512 (expected %s, actual %s): run smolvmm fetch %s to download it again", path, sum, got, name)
 	}
 	return path, dir, nil
+}
+
+// cachedDigests is the SHA512 smolvmm fetch verified into its cache for
+// the default version of port arch, nil when there is none, and the
+// directory it looked in, for messages.
+func cachedDigests(arch string) (dir string, d fetch.Digests) {
+	if arch == "" {
+		arch = fetch.DefaultArch
+	}
+	root, err := fetch.DefaultCacheDir()
+	if err != nil {
+		return "the fetch cache", nil
+	}
+	dir = filepath.Join(root, fetch.DefaultVersion, arch, "sets")
+	data, err := os.ReadFile(filepath.Join(dir, "SHA512"))
+	if err != nil {
+		return dir, nil
+	}
+	d, err = fetch.ParseDigests(data)
+	if err != nil {
+		return dir, nil
+	}
+	return dir, d
+}
+
+// releaseSetFile is the file the default release of port arch has for
+// set name, as its cached SHA512 lists it; "" when that is not known.
+func releaseSetFile(name, arch string) string {
+	_, d := cachedDigests(arch)
+	if d == nil {
+		return ""
+	}
+	file, _, err := d.SetFile(name)
+	if err != nil {
+		return ""
+	}
+	return file
 }
 
 // progressBar shows a long step (8 MiB or more) on a terminal; elsewhere it
