@@ -111,17 +111,20 @@ func (m *Machine) restoreMAC(st *machineState, o restoreOptions) error {
 	return nil
 }
 
-// linkWatcher is a network card whose link can change and whose driver
-// watches it (virtio/net's WatchesLink).
+// linkWatcher is a network card whose driver watches its link
+// (virtio/net's WatchesLink).
 type linkWatcher interface{ WatchesLink() bool }
 
 // tellLinks raises the configuration-change interrupt of each restored
-// card whose driver watches a link that can change: the driver last saw
-// the snapshot's link, perhaps down, and reads the status again only when
-// told (NetBSD's vioif sends nothing while it thinks the link down). It
-// runs once the machine's state, its interrupt controllers included, is
-// restored; a card restoreMAC signalled already gets the same single
-// interrupt.
+// card whose driver watches the link, whatever its backend: the driver
+// last saw the snapshot's link, perhaps down (a shared network's, its
+// daemon gone), and reads the status again only when told (NetBSD's vioif
+// sends nothing while it thinks the link down); the restored card's
+// backend (the built-in user network, a tap) may be one whose link never
+// changes. The transport raises it only for a driver that set DRIVER_OK.
+// It runs once the machine's state, its interrupt controllers included,
+// is restored; a card restoreMAC signalled already keeps the same single
+// interrupt (the ISR bit and the level line are set once).
 func (m *Machine) tellLinks() {
 	for _, s := range m.virtio {
 		if w, ok := s.dev.Device().(linkWatcher); ok && w.WatchesLink() {

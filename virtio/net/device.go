@@ -148,15 +148,16 @@ func (d *Device) SetConfigChanged(changed func()) {
 	d.configChanged.Store(&changed)
 }
 
-// WatchesLink reports whether the driver is told of the link's changes:
-// the backend is a LinkBackend, whose link can go down and come back, and
-// the driver negotiated STATUS. A restored guest's driver last saw the
-// link of the snapshot's backend, and may think it down (NetBSD's vioif
-// then sends nothing) until told to read the status again: a machine
-// restoring such a device raises its configuration-change interrupt.
+// WatchesLink reports whether the driver watches the link: it negotiated
+// STATUS, and reads the status again when told of a change. A restored
+// guest's driver last saw the link of the snapshot's backend, and may
+// think it down (NetBSD's vioif then sends nothing) until told, whatever
+// backend the restored device has (a snapshot of a shared network's guest
+// may be restored onto another network, whose link never changes): a
+// machine restoring such a device raises its configuration-change
+// interrupt, which costs a driver that saw the link up one read.
 func (d *Device) WatchesLink() bool {
-	_, ok := d.backend.(LinkBackend)
-	return ok && d.status.Load()
+	return d.status.Load()
 }
 
 // setLink is a LinkBackend's notice that its link is up or down: the

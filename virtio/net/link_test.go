@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
 )
 
@@ -71,5 +72,33 @@ func TestLinkStatusFollowsBackend(t *testing.T) {
 	be.set(false)
 	if r.drv.ISR()&virtio.ISRConfig != 0 {
 		t.Error("configuration-change interrupt to a driver that did not negotiate STATUS")
+	}
+}
+
+// WatchesLink is whether the driver negotiated STATUS, whatever the
+// backend: a restore tells such a driver to read the status again (its
+// guest may have last seen a shared network's link down, and be restored
+// onto a network whose link never changes). It was false for any backend
+// but a LinkBackend, and such a guest was never told.
+func TestWatchesLink(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		backend  netback.Backend
+		features uint32
+		want     bool
+	}{
+		{"link backend, STATUS", &linkBackend{fakeBackend: newFakeBackend()}, wantFeatures, true},
+		{"plain backend, STATUS", newFakeBackend(), wantFeatures, true},
+		{"plain backend, no STATUS", newFakeBackend(), wantFeatures &^ (1 << FeatureStatus), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRigOn(t, tc.backend)
+			if _, err := r.drv.Attach(tc.features, []uint32{r.rx.PFN, r.tx.PFN}); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.dev.WatchesLink(); got != tc.want {
+				t.Errorf("WatchesLink = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
