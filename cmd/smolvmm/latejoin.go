@@ -23,16 +23,18 @@ type lateBackend struct {
 	linkSeq uint64
 	closed  bool
 	ready   chan struct{} // closed once joined, or closed
+	// open joins the network: openBackend, or a test's stub.
+	open func(netConfig) (netback.Backend, error)
 }
 
 func newLateBackend(nc netConfig) *lateBackend {
-	return &lateBackend{nc: nc, ready: make(chan struct{})}
+	return &lateBackend{nc: nc, ready: make(chan struct{}), open: openBackend}
 }
 
 // join joins the network; failer is as openNIC's. A backend closed
 // meanwhile (the machine's Close) joins nothing.
 func (l *lateBackend) join() (failer nicFailer, err error) {
-	b, err := openBackend(l.nc) // jail.go
+	b, err := l.open(l.nc) // openBackend, jail.go
 	if err != nil {
 		return nil, backendError(l.nc.Spec, err) // netflags.go
 	}
