@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 )
@@ -66,5 +70,60 @@ func TestLongestNameEntry(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no entry of the %d-byte name in the root directory", len(name))
+	}
+}
+
+// putUnchecked puts n in directory dir under name, past fstree's checks
+// (Put refuses a name over MaxNameLen): a tree made some other way, or by
+// a later fstree, may hold any name, and the writer's own check is the
+// one under test.
+func putUnchecked(dir *fstree.Node, name string, n *fstree.Node) {
+	f := reflect.ValueOf(dir).Elem().FieldByName("children")
+	children := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+	children.SetMapIndex(reflect.ValueOf(name), reflect.ValueOf(n))
+}
+
+// TestWriteRefusesLongName: newPlan checks each name of the tree it
+// walks, so Write refuses a tree holding a name over 255 bytes with a
+// ContentError naming its path, before any block is written, whatever
+// the tree let in (TestCheckName tests the check alone; with newPlan's
+// call removed, the name was written with its length wrapped).
+func TestWriteRefusesLongName(t *testing.T) {
+	long := strings.Repeat("a", fstree.MaxNameLen+1)
+	for _, tt := range []struct {
+		name string
+		dir  string // where the long name is put
+	}{
+		{"in the root", ""},
+		{"in a directory", "etc"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := fstree.New()
+			mustPut(t, tr, "etc/rc", fstree.NewFile(0644, []byte("x")))
+			dir, err := tr.Get(tt.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			putUnchecked(dir, long, fstree.NewFile(0644, []byte("y")))
+			want := "/" + long
+			if tt.dir != "" {
+				want = "/" + tt.dir + want
+			}
+			check := func(what string, err error) {
+				t.Helper()
+				var ce *ContentError
+				if !errors.As(err, &ce) || ce.Path != want || !strings.Contains(err.Error(), "is 256 bytes, more than the 255 an ext2 directory entry holds") {
+					t.Errorf("%s: %v, want a ContentError for %.30s... saying the name is 256 bytes", what, err, want)
+				}
+			}
+			_, err = newPlan(tr, 1024)
+			check("newPlan", err)
+			f, err := os.Create(filepath.Join(t.TempDir(), "root.img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			check("Write", Write(f, tr, Options{Size: 4 << 20}))
+		})
 	}
 }
