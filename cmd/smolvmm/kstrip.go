@@ -608,7 +608,14 @@ func checkNotInFetchCache(what, path, target string) error {
 // may have without its lock). A NetBSD release tree (binary/kernel) has
 // the same shape and neither.
 func fetchCacheKernelDir(target string) (string, bool) {
-	dir, err := filepath.EvalSymlinks(filepath.Dir(target))
+	// Absolute first: a relative target's directory may be "." (named
+	// from inside the kernel directory), whose name and parent say
+	// nothing, and the default cache is matched as a prefix.
+	abs, err := filepath.Abs(target)
+	if err != nil {
+		return "", false
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
 	if err != nil || filepath.Base(dir) != "kernel" {
 		return "", false
 	}

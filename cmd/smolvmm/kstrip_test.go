@@ -972,24 +972,34 @@ func TestKstripRefusesFetchCache(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "netbsd")
 
 	const releaseKernel = "is the release's kernel in smolvmm's fetch cache"
+	defKdir := filepath.Dir(inDefault)
 	tests := []struct {
 		name string
+		dir  string // working directory, "" to stay
 		args []string
 		want string // "" for success
 	}{
-		{"in place", []string{cached}, releaseKernel},
-		{"through a symlink", []string{link}, releaseKernel},
-		{"default cache, no lock file", []string{inDefault}, releaseKernel},
-		{"up's stripped copy", []string{"--enable", "ne0", stripped}, "is a kernel up stripped, in smolvmm's fetch cache"},
-		{"-o into the cache", []string{"-o", filepath.Join(kdir, "netbsd"), cached}, "give -o a file outside the cache"},
-		{"-o onto the cached kernel", []string{"-o", cached, tree}, "-o " + cached + " " + releaseKernel},
-		{"-o outside", []string{"-o", outside, cached}, ""},
-		{"dry run", []string{"-n", cached}, ""},
-		{"list", []string{"--list", cached}, ""},
-		{"release tree", []string{tree}, ""},
+		{"in place", "", []string{cached}, releaseKernel},
+		// A relative path's directory is "." until made absolute.
+		{"relative, in place", kdir, []string{"netbsd-GENERIC.gz"}, "in smolvmm's fetch cache (" + kdir + ")"},
+		{"relative, default cache", defKdir, []string{"netbsd-GENERIC.gz"}, releaseKernel},
+		{"relative -o into the cache", kdir, []string{"-o", "netbsd", cached}, "give -o a file outside the cache"},
+		{"relative from above", filepath.Dir(kdir), []string{"kernel/netbsd-GENERIC.gz"}, releaseKernel},
+		{"through a symlink", "", []string{link}, releaseKernel},
+		{"default cache, no lock file", "", []string{inDefault}, releaseKernel},
+		{"up's stripped copy", "", []string{"--enable", "ne0", stripped}, "is a kernel up stripped, in smolvmm's fetch cache"},
+		{"-o into the cache", "", []string{"-o", filepath.Join(kdir, "netbsd"), cached}, "give -o a file outside the cache"},
+		{"-o onto the cached kernel", "", []string{"-o", cached, tree}, "-o " + cached + " " + releaseKernel},
+		{"-o outside", "", []string{"-o", outside, cached}, ""},
+		{"dry run", "", []string{"-n", cached}, ""},
+		{"list", "", []string{"--list", cached}, ""},
+		{"release tree", "", []string{tree}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.dir != "" {
+				t.Chdir(tt.dir)
+			}
 			_, stderr, code := runKstripCLI(tt.args...)
 			if tt.want == "" {
 				if code != 0 {
