@@ -762,25 +762,23 @@ func sampleAfterRestore(firstOut, done <-chan struct{}, wait time.Duration, samp
 		return
 	default:
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-firstOut:
+	if waitClosed(firstOut, done, wait) {
 		sample(PhaseFirstOutput)
-	case <-done:
-	case <-t.C:
 	}
 }
 
-// waitClosed waits for c or done to be closed, at most wait.
-func waitClosed(c, done <-chan struct{}, wait time.Duration) {
+// waitClosed waits for c or done to be closed, at most wait; it reports
+// whether c was.
+func waitClosed(c, done <-chan struct{}, wait time.Duration) bool {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-c:
+		return true
 	case <-done:
 	case <-t.C:
 	}
+	return false
 }
 
 // pollPort connects to addr until a connection holds or done closes. The
