@@ -286,8 +286,13 @@ func TestRunBootMemoryWhenSettled(t *testing.T) {
 				target.ReadyFlag = "-ready-fd"
 				target = withReport(target)
 			}
+			// The vmmready fakes ignore SIGTERM and end by themselves
+			// once sampled: a grace of a second was, on a loaded host,
+			// too short for one to write its report and exit, and its
+			// SIGKILL failed the boot (status -1). Those that heed the
+			// stop end at once, whatever the grace.
 			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: tt.ready}, SampleMemory: true,
-				SettleTimeout: tt.settle, Timeout: 30 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: time.Second})
+				SettleTimeout: tt.settle, Timeout: 30 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: 20 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
