@@ -121,6 +121,8 @@ const (
 //	portreadyserve as portready, but never prints the ready line: runs
 //	         until SIGTERM (a minute at most), then writes its report and
 //	         exits 130, as smolvmm stopped
+//	portreadyline as portready, but after its ready line runs until
+//	         SIGTERM as portreadyserve does
 //	readylate writes its PID to the file BENCH_PIDFILE, prints "booting",
 //	         after fakeReadyLate "marker: ready", and runs for a minute
 //	readyahead prints "booting" and, once the bench has read it, reports
@@ -203,7 +205,7 @@ func fakeVMM(mode string, args []string) int {
 		return serveUntilStopped(term)
 	case "fwd":
 		return fakeForward(r, *report)
-	case "portready", "portreadyserve":
+	case "portready", "portreadyserve", "portreadyline":
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
 		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
@@ -229,6 +231,9 @@ func fakeVMM(mode string, args []string) int {
 		}
 		time.Sleep(3 * fakeDelay)
 		fmt.Print("marker: ready\r\n")
+		if mode == "portreadyline" {
+			return fakeServeUntilTerm(term, r, *report, true)
+		}
 		r.Phases[PhaseGuestExit] = MonoNow()
 		status := 0
 		r.GuestStatus = &status

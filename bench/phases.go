@@ -46,6 +46,24 @@ const (
 	PhaseExit = "exit"
 )
 
+// Ready events: what made a boot ready (Boot.ReadyBy), or the memory
+// sample taken at ready (Memory.ReadyBy). Two systems' ready phases, or
+// samples at ready, compare only when the same event made them.
+const (
+	// ReadyByLine: a console line matched the ready pattern.
+	ReadyByLine = "line"
+	// ReadyByPort: the bench's own TCP connection to the ready address
+	// held.
+	ReadyByPort = "port"
+	// ReadyByVMM: the VMM reported its guest ready itself
+	// (Target.ReadyFlag, or its ChildReport's ready): smolvmm's guest
+	// wrote the boot-timer port, or accepted on the ready port.
+	ReadyByVMM = "vmm"
+	// ReadyByRestore: the VMM reported that a restore of a snapshot taken
+	// once ready runs (Target.ReadyReported): ready again at once.
+	ReadyByRestore = "restore"
+)
+
 // PhaseOrder lists the phases in the order they happen. PhaseReady is an
 // exception: a ready pattern on the guest's last line can be seen after
 // PhaseGuestExit, and a port can be ready before any console output; so is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -41,7 +42,9 @@ const SchemaVersion = "smolvmm-bench/1"
 // process's after it (smolvmm: 130; -1 when it had to be killed). Such a
 // boot ends at its ready event: "exit" is not compared in Ratios. Nor is
 // "ready" of a QEMU system with a ready port (Config.ReadyAddr): QEMU's is
-// a connection its forwarder holds, not the guest's accept (a note says so).
+// a connection its forwarder holds, not the guest's accept (a note says so);
+// nor "ready" where another event made it (Boot.ReadyBy: smolvmm's guest's
+// boot-timer write, QEMU's ready line), a note says which.
 type Results struct {
 	// Schema is SchemaVersion.
 	Schema string    `json:"schema"`
@@ -120,9 +123,9 @@ type PhaseSummary struct {
 // Ratio is a system's median divided by the baseline's, for one phase;
 // or, Phase "memory", its memory overhead divided by the baseline's: one
 // sample each, not medians, compared only when both were taken at the
-// same event (Memory.SampledAt; a restore's, at its first console byte
-// after the restore, is at once its first output and its ready), else
-// left out with a note.
+// same event (Memory.SampledAt, and for a ready Memory.ReadyBy; a
+// restore's, at its first console byte after the restore, is at once its
+// first output and its ready), else left out with a note.
 type Ratio struct {
 	System   string  `json:"system"`
 	Baseline string  `json:"baseline"`
@@ -183,7 +186,7 @@ func (r *Results) computeRatios() {
 			if p == PhaseExit && (s.stoppedBoots() > 0 || base.stoppedBoots() > 0) {
 				continue // a stop's time, not the boot's
 			}
-			if p == PhaseReady && r.portReadyQEMU(s, base) {
+			if p == PhaseReady && (r.portReadyQEMU(s, base) || !readyCompared(s, base)) {
 				continue // not the same event (readyNotComparedNote)
 			}
 			a, ok1 := s.Phase(p)
@@ -205,8 +208,84 @@ func (r *Results) computeRatios() {
 // sample at ready) are not. A restore's sample (GuestFile set) is taken at
 // its first console byte after the restore, once its guest has run, from
 // a snapshot taken once ready: at its ready as much as at its output.
+// Two samples at ready are at the same event when the same ready event
+// made it: smolvmm's at its guest's boot-timer write is not QEMU's at the
+// ready line the guest prints later.
 func memoryCompared(a, b *Memory) bool {
-	return a.SampledAt == b.SampledAt || a.GuestFile != "" || b.GuestFile != ""
+	if a.GuestFile != "" || b.GuestFile != "" {
+		return true
+	}
+	return a.SampledAt == b.SampledAt && (a.SampledAt != PhaseReady || a.ReadyBy == b.ReadyBy)
+}
+
+// sampledAtText names the event a memory sample was taken at, with the
+// ready event that made a ready.
+func sampledAtText(m *Memory) string {
+	if m.SampledAt == PhaseReady && m.ReadyBy != "" {
+		return m.SampledAt + " (" + readyByText(m.ReadyBy) + ")"
+	}
+	return m.SampledAt
+}
+
+// readyBy returns the ready event of s's boots (Boot.ReadyBy): the one
+// they share, "" when none has one (results written before it was
+// recorded), or several joined by "+" when they differ.
+func readyBy(s *System) string {
+	var seen []string
+	for i := range s.Boots {
+		if _, ok := s.Boots[i].Phases[PhaseReady]; !ok {
+			continue
+		}
+		if by := s.Boots[i].ReadyBy; !slices.Contains(seen, by) {
+			seen = append(seen, by)
+		}
+	}
+	slices.Sort(seen)
+	return strings.Join(seen, "+")
+}
+
+// readyCompared reports whether the ready phases of a and b are the same
+// event in every boot: a ready at smolvmm's boot-timer write, which comes
+// before the guest's ready line, is not QEMU's at that line. A restore's
+// report stands for the ready its snapshot was taken at, and compares
+// with any boot's ready.
+func readyCompared(a, b *System) bool {
+	ea, eb := readyBy(a), readyBy(b)
+	if ea == ReadyByRestore || eb == ReadyByRestore {
+		return true
+	}
+	return ea == eb && !strings.Contains(ea, "+")
+}
+
+// knownReadyBy reports whether by is one of the ReadyBy events.
+func knownReadyBy(by string) bool {
+	switch by {
+	case ReadyByLine, ReadyByPort, ReadyByVMM, ReadyByRestore:
+		return true
+	}
+	return false
+}
+
+// readyByText says what a ready event (Boot.ReadyBy, or several joined
+// by "+") is.
+func readyByText(by string) string {
+	var parts []string
+	for _, e := range strings.Split(by, "+") {
+		switch e {
+		case ReadyByLine:
+			e = "its ready line"
+		case ReadyByPort:
+			e = "a connection to the ready port that held"
+		case ReadyByVMM:
+			e = "the VMM's own report (its guest's boot-timer port write, or accept on the ready port)"
+		case ReadyByRestore:
+			e = "its restore's report"
+		case "":
+			e = "an event not recorded"
+		}
+		parts = append(parts, e)
+	}
+	return strings.Join(parts, " or ")
 }
 
 // memoryNotComparedNote says which systems' memory is left out of the
@@ -219,14 +298,14 @@ func (r *Results) memoryNotComparedNote() string {
 	var which []string
 	for _, s := range r.Systems[1:] {
 		if s.Memory != nil && !memoryCompared(s.Memory, base.Memory) {
-			which = append(which, fmt.Sprintf("%s's at %s", s.Name, s.Memory.SampledAt))
+			which = append(which, fmt.Sprintf("%s's at %s", s.Name, sampledAtText(s.Memory)))
 		}
 	}
 	if len(which) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("memory is not compared where it was sampled at another event than %s's, at %s: %s",
-		base.Name, base.Memory.SampledAt, strings.Join(which, ", "))
+		base.Name, sampledAtText(base.Memory), strings.Join(which, ", "))
 }
 
 // portReadyQEMU reports whether ready is a ready port's and one of a or
@@ -247,17 +326,27 @@ func (r *Results) readyNotComparedNote() string {
 	if len(r.Systems) < 2 {
 		return ""
 	}
-	var names []string
+	base := &r.Systems[0]
+	_, hasReady := base.Phase(PhaseReady)
+	var names, other []string
 	for i := 1; i < len(r.Systems); i++ {
-		if r.portReadyQEMU(&r.Systems[i], &r.Systems[0]) {
-			names = append(names, r.Systems[i].Name)
+		s := &r.Systems[i]
+		if r.portReadyQEMU(s, base) {
+			names = append(names, s.Name)
+		} else if _, ok := s.Phase(PhaseReady); ok && hasReady && !readyCompared(s, base) {
+			other = append(other, fmt.Sprintf("%s's is %s", s.Name, readyByText(readyBy(s))))
 		}
 	}
-	if len(names) == 0 {
-		return ""
+	var notes []string
+	if len(names) > 0 {
+		notes = append(notes, fmt.Sprintf("ready is not compared between %s and %s: QEMU's ready is a connection to %s that held, which its user network's forwarder accepts and holds even with nothing listening in the guest; %s's is the guest's own accept",
+			base.Name, strings.Join(names, ", "), r.Config.ReadyAddr, base.Name))
 	}
-	return fmt.Sprintf("ready is not compared between %s and %s: QEMU's ready is a connection to %s that held, which its user network's forwarder accepts and holds even with nothing listening in the guest; %s's is the guest's own accept",
-		r.Systems[0].Name, strings.Join(names, ", "), r.Config.ReadyAddr, r.Systems[0].Name)
+	if len(other) > 0 {
+		notes = append(notes, fmt.Sprintf("ready is not compared where another event made it than %s's, %s: %s",
+			base.Name, readyByText(readyBy(base)), strings.Join(other, ", ")))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // WriteJSON writes r, indented.
@@ -333,6 +422,9 @@ func (r *Results) Validate() error {
 			if m.SampledAt != PhaseReady && m.SampledAt != PhaseFirstOutput {
 				return bad("system %s: memory sampled at %q", s.Name, m.SampledAt)
 			}
+			if m.ReadyBy != "" && (m.SampledAt != PhaseReady || !knownReadyBy(m.ReadyBy)) {
+				return bad("system %s: memory sampled at %q made ready by %q", s.Name, m.SampledAt, m.ReadyBy)
+			}
 		}
 		if m := s.NetworkMemory; m != nil {
 			if s.NetworkMemoryError != "" || m.PID <= 0 || m.RSSKiB <= 0 || m.PSSKiB <= 0 || m.PSSKiB > m.RSSKiB || m.VMs < 0 || m.VMs > 0 && m.VMsError != "" ||
@@ -354,6 +446,11 @@ func validateBoot(b Boot) error {
 	for _, p := range []string{PhaseFirstOutput, PhaseExit} {
 		if _, ok := b.Phases[p]; !ok {
 			return fmt.Errorf("phase %s missing", p)
+		}
+	}
+	if b.ReadyBy != "" {
+		if _, ok := b.Phases[PhaseReady]; !ok || !knownReadyBy(b.ReadyBy) {
+			return fmt.Errorf("ready_by %q: an unknown event, or no phase %s", b.ReadyBy, PhaseReady)
 		}
 	}
 	if b.Stopped() {

@@ -332,14 +332,24 @@ func TestRatiosMemorySampledAt(t *testing.T) {
 	mem := func(at, file string, overhead int64) *Memory {
 		return &Memory{SampledAt: at, GuestFile: file, RSSKiB: overhead, OverheadKiB: overhead}
 	}
+	// by is mem sampled at the ready made by the event by.
+	by := func(by string, m *Memory) *Memory {
+		m.ReadyBy = by
+		return m
+	}
 	tests := []struct {
 		name        string
 		base, other *Memory
 		compared    bool
+		note        string // the note's end, when not compared
 	}{
-		{"both at ready", mem(PhaseReady, "", 1000), mem(PhaseReady, "", 3000), true},
-		{"ready and first output", mem(PhaseReady, "", 1000), mem(PhaseFirstOutput, "", 3000), false},
-		{"a restore at its first output", mem(PhaseFirstOutput, "/s.snap", 1000), mem(PhaseReady, "", 3000), true},
+		{"both at ready", mem(PhaseReady, "", 1000), mem(PhaseReady, "", 3000), true, ""},
+		{"ready and first output", mem(PhaseReady, "", 1000), mem(PhaseFirstOutput, "", 3000), false, "at ready: qemu-tcg's at first-output"},
+		{"a restore at its first output", mem(PhaseFirstOutput, "/s.snap", 1000), mem(PhaseReady, "", 3000), true, ""},
+		{"both at the ready line", by(ReadyByLine, mem(PhaseReady, "", 1000)), by(ReadyByLine, mem(PhaseReady, "", 3000)), true, ""},
+		{"boot-timer write and the ready line", by(ReadyByVMM, mem(PhaseReady, "", 1000)), by(ReadyByLine, mem(PhaseReady, "", 3000)), false,
+			"at ready (the VMM's own report (its guest's boot-timer port write, or accept on the ready port)): qemu-tcg's at ready (its ready line)"},
+		{"a restore's report and the ready line", by(ReadyByRestore, mem(PhaseReady, "/s.snap", 1000)), by(ReadyByLine, mem(PhaseReady, "", 3000)), true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -367,9 +377,91 @@ func TestRatiosMemorySampledAt(t *testing.T) {
 			if tt.compared != strings.Contains(text, "memory (one sample each)") {
 				t.Errorf("text, want the memory row labelled one sample each (%v):\n%s", tt.compared, text)
 			}
-			note := "memory is not compared where it was sampled at another event than smolvmm's, at ready: qemu-tcg's at first-output"
+			note := "memory is not compared where it was sampled at another event than smolvmm's, " + tt.note
 			if got := strings.Contains(text, note); got == tt.compared || got != (r.memoryNotComparedNote() != "") {
 				t.Errorf("note %q in the text %v, want %v:\n%s", note, got, !tt.compared, text)
+			}
+		})
+	}
+}
+
+// A ready phase compares only with one the same event made (Boot.ReadyBy)
+// in every boot: smolvmm's at its guest's boot-timer write is not QEMU's
+// at the ready line; a restore's report, the ready its snapshot was taken
+// at, compares with any (--compare boot); results written before the
+// event was recorded compare as they did.
+func TestRatiosReadyBy(t *testing.T) {
+	tests := []struct {
+		name     string
+		base     []string // each boot's ReadyBy
+		other    []string
+		compared bool
+		note     string
+	}{
+		{"line and line", []string{ReadyByLine}, []string{ReadyByLine}, true, ""},
+		{"boot-timer write and line", []string{ReadyByVMM}, []string{ReadyByLine}, false,
+			"ready is not compared where another event made it than smolvmm's, the VMM's own report (its guest's boot-timer port write, or accept on the ready port): qemu-kvm's is its ready line"},
+		{"some boots by the write", []string{ReadyByVMM, ReadyByLine}, []string{ReadyByLine, ReadyByLine}, false,
+			"than smolvmm's, its ready line or the VMM's own report"},
+		{"mixed on both sides", []string{ReadyByVMM, ReadyByLine}, []string{ReadyByVMM, ReadyByLine}, false, "qemu-kvm's is its ready line or the VMM's own report"},
+		{"a restore and a boot's line", []string{ReadyByRestore}, []string{ReadyByLine}, true, ""},
+		{"not recorded", []string{""}, []string{""}, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			boots := func(by []string, scale float64) []Boot {
+				var bs []Boot
+				for _, e := range by {
+					bs = append(bs, Boot{Phases: map[string]float64{PhaseFirstOutput: 2 * scale, PhaseReady: 5 * scale, PhaseExit: 10 * scale}, ReadyBy: e})
+				}
+				return bs
+			}
+			r := &Results{Schema: SchemaVersion, Config: Config{Kernel: "k", Boots: 2, MemoryMiB: 128},
+				Systems: []System{{Name: "smolvmm", Boots: boots(tt.base, 1)}, {Name: "qemu-kvm", Boots: boots(tt.other, 2)}}}
+			for i := range r.Systems {
+				r.Systems[i].summarize()
+			}
+			r.computeRatios()
+			got := false
+			for _, q := range r.Ratios {
+				got = got || q.Phase == PhaseReady
+			}
+			if got != tt.compared {
+				t.Errorf("ready compared %v, want %v: %+v", got, tt.compared, r.Ratios)
+			}
+			note := r.readyNotComparedNote()
+			if tt.compared && note != "" || !tt.compared && !strings.Contains(note, tt.note) {
+				t.Errorf("note %q, want %q", note, tt.note)
+			}
+			if err := r.Validate(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// A ready event the bench does not know, or one without a ready phase,
+// is refused.
+func TestValidateReadyBy(t *testing.T) {
+	tests := []struct {
+		name  string
+		by    string
+		ready bool
+		ok    bool
+	}{
+		{"line", ReadyByLine, true, true},
+		{"none", "", false, true},
+		{"unknown", "telepathy", true, false},
+		{"without a ready phase", ReadyByVMM, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Boot{Phases: map[string]float64{PhaseFirstOutput: 2, PhaseExit: 10}, ReadyBy: tt.by}
+			if tt.ready {
+				b.Phases[PhaseReady] = 5
+			}
+			if err := validateBoot(b); (err == nil) != tt.ok {
+				t.Errorf("error %v, want ok %v", err, tt.ok)
 			}
 		})
 	}

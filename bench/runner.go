@@ -227,6 +227,10 @@ type Boot struct {
 	// boot the bench stopped at its ready event (see BootOptions.ExitWait)
 	// has PhaseStopped and no PhaseGuestExit.
 	Phases map[string]float64 `json:"phases_ms"`
+	// ReadyBy is the event that gave PhaseReady its time (ReadyByLine,
+	// ReadyByPort, ReadyByVMM, ReadyByRestore); empty without a ready
+	// phase, and in results written before it was recorded.
+	ReadyBy string `json:"ready_by,omitempty"`
 	// Status is the process exit status (-1 when killed by a signal); for
 	// a stopped boot, how the process ended after the stop: smolvmm's is
 	// 130, -1 when it had to be killed.
@@ -422,7 +426,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	// console byte with them.
 	var sampling sync.Mutex
 	sampled := false
-	sample := func(event string) {
+	// sample reads the memory at event; by is the ready event that made
+	// it (Memory.ReadyBy) when event is PhaseReady.
+	sample := func(event, by string) {
 		if !o.SampleMemory {
 			return
 		}
@@ -453,6 +459,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		_ = syscall.Kill(vmm, syscall.SIGCONT)
 		if err == nil {
 			mem.SampledAt, mem.Settled = event, wasSettled
+			if event == PhaseReady {
+				mem.ReadyBy = by
+			}
 			if wasSettled && settled.mapped {
 				mem.ExecutableMapped, mem.ExecutableMappedWhy = true, settled.mappedWhy
 			}
@@ -481,18 +490,25 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	// condition the sample is taken at ready only: one at the first
 	// output would hold ready back by its wait, and its release would
 	// end the settled wait.
-	observed := func(event string) {
+	// by is the ready event (ReadyByLine...) of a PhaseReady.
+	observed := func(event, by string) {
 		switch event {
 		case PhaseFirstOutput:
 			if !o.Ready.IsSet() || o.sampleAtFirstOutput {
-				sample(event)
+				sample(event, "")
 			}
 			close(firstOut)
 		case PhaseReady:
-			sample(event)
+			sample(event, by)
 			readyOnce.Do(func() { close(ready) })
 		}
 	}
+	// reportBy is the ready event the program's report stands for.
+	reportBy := ReadyByVMM
+	if restoreReport {
+		reportBy = ReadyByRestore
+	}
+	sampleReported := func(event string) { sample(event, reportBy) }
 
 	var wg sync.WaitGroup
 	var out bytes.Buffer
@@ -518,10 +534,10 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 				return
 			}
 			if o.Ready.Pattern == nil {
-				rec.markAt(PhaseReady, at)
+				rec.markReady(reportBy, at)
 			}
 			if o.SampleMemory {
-				sampleAfterRestore(firstOut, done, o.ExitWait, sample)
+				sampleAfterRestore(firstOut, done, o.ExitWait, sampleReported)
 			}
 			readyOnce.Do(func() { close(ready) })
 		}()
@@ -534,11 +550,11 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		go func() {
 			defer wg.Done()
 			at, ok := readReadyTime(readyIn)
-			if !ok || !rec.markEarliest(PhaseReady, at) {
+			if !ok || !rec.markReadyEarliest(reportBy, at) {
 				return // the line came first, and was observed
 			}
 			if t.ReadyReported && o.SampleMemory {
-				sampleAfterRestore(firstOut, done, o.ExitWait, sample)
+				sampleAfterRestore(firstOut, done, o.ExitWait, sampleReported)
 			}
 			if !o.Ready.IsSet() {
 				// Memory is read at the first console byte: the
@@ -549,7 +565,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 				readyOnce.Do(func() { close(ready) })
 				return
 			}
-			observed(PhaseReady)
+			observed(PhaseReady, reportBy)
 		}()
 	case o.Ready.Addr != "":
 		wg.Add(1)
@@ -598,6 +614,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			// event, as run's timings say.
 			if old, ok := rec.phases[name]; !ok || name == PhaseReady && !t.ReadyReported && ns < old {
 				rec.phases[name] = ns
+				if name == PhaseReady {
+					rec.readyBy = reportBy
+				}
 			}
 		}
 	}
@@ -631,6 +650,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			ns = exit
 		}
 		b.Phases[name] = float64(ns-start) / 1e6
+	}
+	if _, ok := b.Phases[PhaseReady]; ok {
+		b.ReadyBy = rec.readyBy
 	}
 	b.Memory, b.MemoryErr = rec.mem, rec.memErr
 	b.NetworkMemory, b.NetworkMemoryErr = rec.netMem, rec.netErr
@@ -684,19 +706,33 @@ type recorder struct {
 	// one sample before RunBoot reads them.
 	netMem *NetworkMemory
 	netErr error
+	// readyBy is the ready event that gave PhaseReady its time.
+	readyBy string
 }
 
-// markEarliest records phase at mono (CLOCK_MONOTONIC ns), or moves it
-// there when it was recorded later; it reports whether this was the first
-// time.
-func (r *recorder) markEarliest(phase string, mono int64) bool {
+// markReadyEarliest records PhaseReady at mono (CLOCK_MONOTONIC ns), made
+// by the ready event by, or moves it there when it was recorded later; it
+// reports whether this was the first time.
+func (r *recorder) markReadyEarliest(by string, mono int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, ok := r.phases[phase]
+	old, ok := r.phases[PhaseReady]
 	if !ok || mono < old {
-		r.phases[phase] = mono
+		r.phases[PhaseReady], r.readyBy = mono, by
 	}
 	return !ok
+}
+
+// markReady records PhaseReady at mono, made by the ready event by, once;
+// it reports whether this was the first time.
+func (r *recorder) markReady(by string, mono int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.phases[PhaseReady]; ok {
+		return false
+	}
+	r.phases[PhaseReady], r.readyBy = mono, by
+	return true
 }
 
 // mark records phase now, once; it reports whether this was the first time.
@@ -726,21 +762,21 @@ func (r *recorder) memory(m *Memory, err error) {
 
 // readConsole reads the VMM's standard output until EOF, marking the first
 // byte and the ready pattern.
-func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, observe func(string)) {
+func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, observe func(event, by string)) {
 	buf := make([]byte, 4096)
 	lines := readyLine{m: consoleline.NewMatcher(o.Ready.Pattern)}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
 			if rec.mark(PhaseFirstOutput) {
-				observe(PhaseFirstOutput)
+				observe(PhaseFirstOutput, "")
 			}
 			out.Write(buf[:n])
 			if o.Console != nil {
 				_, _ = o.Console.Write(buf[:n])
 			}
-			if lines.feed(buf[:n]) && rec.mark(PhaseReady) {
-				observe(PhaseReady)
+			if lines.feed(buf[:n]) && rec.markReady(ReadyByLine, MonoNow()) {
+				observe(PhaseReady, ReadyByLine)
 			}
 		}
 		if err != nil {
@@ -783,9 +819,9 @@ func waitClosed(c, done <-chan struct{}, wait time.Duration) bool {
 
 // pollPort connects to addr until a connection holds or done closes. The
 // ready time is when the connect that held succeeded.
-func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recorder, sample func(string)) {
-	if at, ok := portready.Wait(addr, every, done); ok && rec.markAt(PhaseReady, MonoOf(at)) {
-		sample(PhaseReady)
+func pollPort(addr string, every time.Duration, done <-chan struct{}, rec *recorder, observe func(event, by string)) {
+	if at, ok := portready.Wait(addr, every, done); ok && rec.markReady(ReadyByPort, MonoOf(at)) {
+		observe(PhaseReady, ReadyByPort)
 	}
 }
 

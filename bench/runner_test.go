@@ -120,6 +120,9 @@ func TestRunBootReadyPort(t *testing.T) {
 			if _, ok := b.Phases[PhaseStopped]; !ok {
 				t.Errorf("a service that never ends was not stopped once ready: phases %v", b.Phases)
 			}
+			if tt.mode == "port" && b.ReadyBy != ReadyByPort {
+				t.Errorf("ready by %q, want %q", b.ReadyBy, ReadyByPort)
+			}
 			if ready > b.Phases[PhaseExit] {
 				t.Errorf("ready at %.3f ms, after the exit at %.3f ms", ready, b.Phases[PhaseExit])
 			}
@@ -377,6 +380,9 @@ func TestRunBootReadyReportedEndsBoot(t *testing.T) {
 			_, okStopped := b.Phases[PhaseStopped]
 			if !okReady || !okStopped || ready > b.Phases[PhaseFirstOutput] {
 				t.Errorf("phases %v: want ready (the report's, before the first output) and stopped", b.Phases)
+			}
+			if want := map[bool]string{true: ReadyByRestore, false: ReadyByVMM}[tt.reported]; b.ReadyBy != want {
+				t.Errorf("ready by %q, want %q", b.ReadyBy, want)
 			}
 		})
 	}

@@ -100,6 +100,10 @@ type Memory struct {
 	// SampledAt is the event the sample was taken at: "ready" or
 	// "first-output".
 	SampledAt string `json:"sampled_at"`
+	// ReadyBy is, for a sample at ready, the event that made it ready
+	// then (ReadyByLine...; Boot.ReadyBy): a sample at smolvmm's
+	// boot-timer write is not one at QEMU's ready line.
+	ReadyBy string `json:"ready_by,omitempty"`
 	// Settled: the sample was taken once the process said it had done
 	// what it does after its guest starts (Target.SettledFlag), some time
 	// after SampledAt.
