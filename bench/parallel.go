@@ -27,7 +27,10 @@ type ParallelOptions struct {
 	// Ready, when set, is matched against each console line: a VM is
 	// started when a line matches, or, for a Target.ReadyReported, when
 	// it reports its own ready, at its first console byte if that comes
-	// later. Nil: at its first console byte.
+	// later; for another target with a Target.ReadyFlag, at the earlier
+	// of the line and the ready it reports (smolvmm: its guest's
+	// boot-timer write), as RunBoot times it, but not before its first
+	// console byte either. Nil: at its first console byte.
 	Ready *regexp.Regexp
 	// Timeout bounds the wait for every VM to start and settle (0: one
 	// minute; a negative one is refused); the VMs not started by then
@@ -98,8 +101,8 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	if o.CPUs < 1 {
 		o.CPUs, cpusFrom = hostCPUs()
 	}
-	if o.Ready == nil || !t.ReadyReported {
-		t.ReadyFlag = "" // ready at its first byte, or its line only
+	if o.Ready == nil {
+		t.ReadyFlag = "" // ready at its first byte
 	}
 	// Refused at once rather than started until something runs out.
 	if err := CheckHostLimits(t, o.N); err != nil {
@@ -340,10 +343,12 @@ type parallelVM struct {
 	mapped     bool
 	mappedWhy  string
 	// readyIn is the bench's end of the VM's own ready report
-	// (Target.ReadyFlag), nil without one; vmmReady is set when the
-	// report came before the VM's first console byte.
+	// (Target.ReadyFlag), nil without one; vmmReady is set when a
+	// restore's report (restore: Target.ReadyReported) came before the
+	// VM's first console byte.
 	readyIn  *os.File
 	vmmReady bool
+	restore  bool
 	// report is the file of its ChildReport ("" without a
 	// Target.ReportFlag): it says whether the guest chose the status.
 	report string
@@ -386,6 +391,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 	// line does (a restore of a snapshot taken once ready, whose guest
 	// does not print that line again).
 	var readyOut *os.File
+	v.restore = t.ReadyReported
 	if t.ReadyFlag != "" {
 		if v.readyIn, readyOut, err = os.Pipe(); err != nil {
 			r.Close()
@@ -581,7 +587,9 @@ func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 
 // readReport reads the VM's own ready report until the process is gone.
 // The report marks the VM ready, but not before its first console byte: a
-// VM starts there (a restored guest can be ready before it prints).
+// VM starts there (a restored guest can be ready before it prints). A
+// report that is no restore's, its guest's own ready (smolvmm: the
+// boot-timer write), also moves there a ready line the bench saw first.
 func (v *parallelVM) readReport() {
 	defer v.readyIn.Close()
 	at, ok := readReadyTime(v.readyIn)
@@ -589,13 +597,14 @@ func (v *parallelVM) readReport() {
 		return
 	}
 	v.mu.Lock()
-	first := v.first
-	if first == 0 {
+	defer v.mu.Unlock()
+	switch {
+	case v.first == 0:
 		v.vmmReady = true
-	}
-	v.mu.Unlock()
-	if first != 0 {
-		v.markReady(max(at, first))
+	case v.ready != 0 && !v.restore:
+		v.ready = min(v.ready, max(at, v.first))
+	default:
+		v.markReadyLocked(max(at, v.first))
 	}
 }
 
@@ -604,6 +613,11 @@ func (v *parallelVM) readReport() {
 func (v *parallelVM) markReady(now int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.markReadyLocked(now)
+}
+
+// markReadyLocked is markReady, with v.mu held.
+func (v *parallelVM) markReadyLocked(now int64) {
 	if v.ready != 0 || v.late || v.deadline != 0 && now > v.deadline {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -463,9 +464,10 @@ func TestRunParallelWaitsUntilSettled(t *testing.T) {
 }
 
 // A VM that reports its own ready (a restore of a snapshot taken once
-// ready, whose guest does not print the ready line again) is ready at its
-// first console byte, as RunBoot takes it; one that reports nothing and
-// never prints the line is not.
+// ready, whose guest does not print the ready line again; or a boot's
+// guest that wrote the boot-timer port) is ready at its first console
+// byte, as RunBoot takes it; one that reports nothing and never prints
+// the line is not.
 func TestRunParallelVMMReady(t *testing.T) {
 	tests := []struct {
 		mode     string
@@ -475,9 +477,9 @@ func TestRunParallelVMMReady(t *testing.T) {
 		{"vmmready", true, 2},
 		{"vmmreadyline", true, 2},
 		{"notready", true, 0},
-		// A boot's ready is its line: a report (its boot-timer write)
-		// does not start it.
-		{"vmmready", false, 0},
+		// A boot's report (its boot-timer write) starts it as the line
+		// does, as in RunBoot and run.
+		{"vmmready", false, 2},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.mode, ",reported=", tt.reported), func(t *testing.T) {
@@ -822,6 +824,76 @@ func TestRunParallelNetworkSettle(t *testing.T) {
 			}
 			if large := nm.PSSKiB >= fakeNetworkBytes>>10; large != tt.wantLarge {
 				t.Errorf("network PSS %d KiB: holding its %d MiB is %v, want %v", nm.PSSKiB, fakeNetworkBytes>>20, large, tt.wantLarge)
+			}
+		})
+	}
+}
+
+// With a ready pattern, a booted guest's boot-timer write (the VMM's ready
+// report, no restore's) starts a --parallel VM as it makes a sequential
+// bench's boot ready, whether the line comes later or never: the ready
+// pipe was given to restores only, so one that never printed the line
+// failed "the guest ended (status 0) before its ready line".
+func TestRunParallelBootTimerReady(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		ready string
+	}{
+		{"line later", "^marker: ready$"},
+		{"line never", "^never printed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fakeTarget(t, "fake", "portready")
+			target.ReadyFlag = "-ready-fd"
+			res, err := RunParallel(context.Background(), target, ParallelOptions{N: 2, Timeout: 30 * time.Second,
+				Ready: regexp.MustCompile(tt.ready), Config: Config{Kernel: "fake", MemoryMiB: 20}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Started != 2 {
+				t.Fatalf("started %d of 2: %+v", res.Started, res.VMs)
+			}
+			for _, v := range res.VMs {
+				// The write comes before the first byte: ready there.
+				if v.ReadyMS != v.FirstOutputMS {
+					t.Errorf("vm %d: ready at %.3f ms, want its first output's, at %.3f ms (the write came before it)", v.Index, v.ReadyMS, v.FirstOutputMS)
+				}
+			}
+			if err := res.Validate(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// A booted VM's report of its guest's boot-timer write moves its ready
+// back to the write when the bench saw the ready line first, though not
+// before its first console byte; a restore's report does not move it.
+func TestParallelReportMovesReady(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		restore bool
+		at      int64
+		want    int64
+	}{
+		{"write before the line", false, 200, 200},
+		{"write before the first byte", false, 50, 100},
+		{"write after the line", false, 700, 500},
+		{"a restore's report", true, 200, 500},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b [8]byte
+			binary.LittleEndian.PutUint64(b[:], uint64(tt.at))
+			w.Write(b[:])
+			w.Close()
+			v := &parallelVM{first: 100, ready: 500, restore: tt.restore, readyIn: r}
+			v.readReport()
+			if v.ready != tt.want {
+				t.Errorf("ready %d, want %d", v.ready, tt.want)
 			}
 		})
 	}

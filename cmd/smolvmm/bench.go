@@ -718,7 +718,7 @@ func snapshotRWDisks(path string) (which, it, ro string) {
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
 func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netOpts bench.ParallelOptions) error {
-	if ready == nil || !t.ReadyReported {
+	if ready == nil {
 		t.ReadyFlag = "" // as RunParallel: unused
 	}
 	if err := bench.CheckHostLimits(t, n); err != nil {
