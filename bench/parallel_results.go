@@ -91,7 +91,8 @@ type VM struct {
 	Index int `json:"index"`
 	// StartMS is when its process was started, FirstOutputMS its first
 	// console byte, ReadyMS its ready event (the first console byte, or
-	// the ready line); absent when not reached.
+	// the ready line, or the ready the VMM reported, not before its first
+	// console byte); absent when not reached.
 	StartMS       float64 `json:"start_ms,omitempty"`
 	FirstOutputMS float64 `json:"first_output_ms,omitempty"`
 	ReadyMS       float64 `json:"ready_ms,omitempty"`

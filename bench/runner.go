@@ -69,8 +69,7 @@ type Target struct {
 	// guest that runs on is stopped ExitWait after it. The bench learns
 	// it there while the process runs, to sample its memory and stop it
 	// at, not only from the ReportFlag's report once it is gone.
-	// RunParallel passes it only for a ReadyReported with a
-	// ParallelOptions.Ready.
+	// RunParallel passes it only with a ParallelOptions.Ready.
 	ReadyFlag string
 	// ReadyReported: the program's ready report on its ReadyFlag comes
 	// at its guest's first instruction (smolvmm restoring a snapshot
