@@ -326,21 +326,29 @@ func TestBenchErrors(t *testing.T) {
 	}
 }
 
+// emptySnapshot writes dir/s.snap, a valid snapshot of 4 MiB of memory
+// and no state, for checks made before anything is restored.
+func emptySnapshot(t *testing.T, dir string) string {
+	t.Helper()
+	snap := filepath.Join(dir, "s.snap")
+	f, err := os.Create(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := snapshot.Write(f, snapshot.NIC{}, []byte(`{}`), make([]byte, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
 // TestBenchNoKVM: a KVM device bench may not use was found by each boot,
 // after the report's header, said in the results as a nested error, and
 // the results were written; it is now said once, in run's words, before
 // any boot or output, whatever the mode.
 func TestBenchNoKVM(t *testing.T) {
 	dir := t.TempDir()
-	snap := filepath.Join(dir, "s.snap")
-	f, err := os.Create(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snapshot.Write(f, snapshot.NIC{}, []byte(`{}`), make([]byte, 4<<20)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	snap := emptySnapshot(t, dir)
 	notKVM := filepath.Join(dir, "not-kvm")
 	if err := os.WriteFile(notKVM, nil, 0o644); err != nil {
 		t.Fatal(err)

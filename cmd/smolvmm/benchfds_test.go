@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/smolvmm/smolvmm/snapshot"
 )
 
 // TestBenchParallelFDsREADME: the descriptors each --parallel VM takes,
@@ -19,15 +16,7 @@ import (
 // counts as its line too).
 func TestBenchParallelFDsREADME(t *testing.T) {
 	dir := t.TempDir()
-	snap := filepath.Join(dir, "s.snap")
-	f, err := os.Create(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snapshot.Write(f, snapshot.NIC{}, []byte(`{}`), make([]byte, 4<<20)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	snap := emptySnapshot(t, dir)
 	kvm := filepath.Join(dir, "kvm") // refused before KVM is opened
 	text := strings.Join(strings.Fields(readme(t)), " ")
 	for _, tt := range []struct {
