@@ -99,6 +99,17 @@ const (
 	natTCPBuffer        = 256 << 10
 	natTCPSmallBuffer   = 16 << 10
 	natTCPBufferedConns = 128
+	// natICMPPerSecond and natICMPBurst are one guest's budget of ICMP
+	// port unreachables (portUnreachable), a token bucket of its own
+	// checked before the gateway stack's limiter (1000 a second, bursts
+	// of 50), which every VM of a hub shares: a guest flooding closed
+	// host ports from hundreds of flows drained that one, and its
+	// neighbours' datagrams to closed ports went unanswered. It is far
+	// above what a program needs to be told (a refusal per datagram
+	// sent to a closed port, a DNS client's retries), and far below the
+	// shared limit, which takes ten guests flooding at once to reach.
+	natICMPPerSecond = 100
+	natICMPBurst     = 10
 	// udpIdleTimeout ends a UDP flow (its host socket and goroutines)
 	// after this long without a datagram either way, as a NAT's
 	// connection tracking forgets it; a later datagram opens a new flow.
@@ -305,6 +316,35 @@ type natGuest struct {
 	// join; ended (under nat.mu) is set as the guest leaves.
 	wg    sync.WaitGroup
 	ended bool
+	// icmp is the guest's budget of port unreachables.
+	icmp tokenBucket
+}
+
+// tokenBucket is a rate limit of rate events a second in bursts of
+// burst; the zero value starts full.
+type tokenBucket struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time // when tokens was last topped up; zero before the first
+}
+
+// allow takes a token at now, if there is one.
+func (b *tokenBucket) allow(now time.Time, rate, burst float64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
+	}
+	if now.After(b.last) {
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // natStats are a NAT's counters.
@@ -739,7 +779,7 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 		n.releaseUDP(c, f)
 	})
 	var last atomic.Int64 // the length of the guest's last datagram
-	f.refused = func() { n.portUnreachable(id, int(last.Load())) }
+	f.refused = func() { n.portUnreachable(c, id, int(last.Load())) }
 	n.mu.Lock()
 	if !f.ended.Load() { // else its end has been and gone
 		n.flows[f] = c
@@ -768,10 +808,13 @@ func (n *nat) handleUDP(r *udp.ForwarderRequest) {
 // and 8 bytes), is rebuilt from the flow's addresses and ports and the
 // length of the guest's last datagram (size): the gonet endpoint keeps
 // no headers, and a guest matches the quote to its socket by those
-// alone. The stack's ICMP rate limit bounds them (1000 a second, in
-// bursts of 50), as it does its own.
-func (n *nat) portUnreachable(id stack.TransportEndpointID, size int) {
-	if n.stack == nil || !n.stack.AllowICMPMessage() {
+// alone. The guest's own budget (c.icmp, natICMPPerSecond) bounds them
+// first, so that one guest cannot use up the stack's ICMP rate limit
+// (1000 a second, in bursts of 50) that bounds them and its own for
+// every guest; a refusal over either is dropped before anything is
+// built, as a flood's are.
+func (n *nat) portUnreachable(c *natGuest, id stack.TransportEndpointID, size int) {
+	if n.stack == nil || !c.icmp.allow(time.Now(), natICMPPerSecond, natICMPBurst) || !n.stack.AllowICMPMessage() {
 		return
 	}
 	r, err := n.stack.FindRoute(nicID, id.LocalAddress, id.RemoteAddress, header.IPv4ProtocolNumber, false)
