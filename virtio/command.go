@@ -69,8 +69,14 @@ func (d *PCIDevice) lineWanted() bool {
 	return d.asserted && d.cfg.Command()&pci.CommandIntxOff == 0
 }
 
-// setLine drives INTx to lineWanted when it is not there. Caller holds mu.
+// setLine drives INTx to lineWanted when it is not there, but not while
+// the device is held (restored, not started): the machine restores its
+// interrupt controllers after its devices, which would drop the line, and
+// a shared line passes on only changes; Start drives it. Caller holds mu.
 func (d *PCIDevice) setLine() {
+	if d.held {
+		return
+	}
 	if up := d.lineWanted(); up != d.level {
 		d.level = up
 		d.irq.Set(up)

@@ -137,10 +137,11 @@ func (d *PCIDevice) State() TransportState {
 // may still fail after its devices' (the interrupt controllers, a
 // network card's address), and must then have written no disk and sent
 // no frame; nor may a device raise its line before the machine's
-// interrupt controllers are restored, which would drop it. Every queue of a live device is marked
-// pending meanwhile, and so are kicks that come (a backend's received
-// frame): Start serves them, the requests the guest queued before the
-// snapshot included.
+// interrupt controllers are restored, which would drop it. Every queue
+// of a live device is marked pending meanwhile, and so are kicks that
+// come (a backend's received frame): Start serves them, the requests the
+// guest queued before the snapshot included; a configuration change
+// (ConfigChanged) sets its ISR bit, and Start raises the line for it.
 func (d *PCIDevice) Restore(s TransportState) error {
 	if err := d.CheckState(s); err != nil {
 		return err
@@ -176,12 +177,15 @@ func (d *PCIDevice) Restore(s TransportState) error {
 
 // Start lets a restored device serve its queues: those Restore marked
 // pending, and every kick since, are served at once (once bus mastering
-// is on). A machine calls it when the restore has wholly succeeded, just
-// before its guest runs. A device not restored serves from NewPCIDevice
+// is on), and its line is raised for an interrupt that came meanwhile
+// (ConfigChanged). A machine calls it when the restore has wholly
+// succeeded and its interrupt controllers are restored, just before its
+// guest runs. A device not restored serves from NewPCIDevice
 // on, and Start does nothing to it; nor does a second call.
 func (d *PCIDevice) Start() {
 	d.mu.Lock()
 	d.held = false
+	d.setLine() // for a configuration change while held (ConfigChanged)
 	d.mu.Unlock()
 	// serve keeps kicks in pending under mu while held: past the unlock,
 	// every one of them is there to be seen.
@@ -247,7 +251,9 @@ func (d *PCIDevice) CheckState(s TransportState) error {
 // ConfigChanged raises the configuration-change interrupt (ISR bit 1), as
 // a device does when its configuration space changed under a live driver,
 // which then reads again what it watches there. It does nothing before the
-// driver is ready (DRIVER_OK) or while the device is broken.
+// driver is ready (DRIVER_OK) or while the device is broken. A restored
+// device not yet started sets the bit but raises its line only at Start,
+// after the machine's interrupt controllers are restored.
 func (d *PCIDevice) ConfigChanged() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
