@@ -27,6 +27,10 @@ const (
 type download struct {
 	r                    *release
 	url, name, path, sum string
+	// list is the digest list naming the file ("sets/SHA512"), and
+	// cachedList says it is the cache's copy, not the mirror's of now.
+	list       string
+	cachedList bool
 
 	size        int64 // final size
 	transferred int64 // bytes received this run
@@ -85,6 +89,29 @@ func (d *download) run(ctx context.Context) error {
 		}
 		return err
 	}
+}
+
+// listedMissingError is the mirror's 404 for a file its digest list
+// names; it matches ErrNotFound.
+type listedMissingError struct {
+	url, name, list string
+	cached          bool // the list is the cache's copy
+}
+
+func (e *listedMissingError) Error() string {
+	if e.cached {
+		return fmt.Sprintf("%v: GET %s: 404, although the cached list %s lists %s: the mirror may have renamed or removed it since, or be incomplete", ErrNotFound, e.url, e.list, e.name)
+	}
+	return fmt.Sprintf("%v: GET %s: 404, although the release's %s lists %s: the mirror is incomplete", ErrNotFound, e.url, e.list, e.name)
+}
+
+func (e *listedMissingError) Is(target error) bool { return target == ErrNotFound }
+
+// isListedMissing reports whether err is a 404 for a file a digest list
+// names.
+func isListedMissing(err error) bool {
+	var e *listedMissingError
+	return errors.As(err, &e)
 }
 
 // looksHTML tells whether the file at path starts like an HTML page, which
@@ -168,7 +195,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		}
 		return d.attempt(ctx, part, 0)
 	case http.StatusNotFound:
-		return 0, fmt.Errorf("%w: GET %s: 404, although the release's SHA512 lists %s: the mirror is incomplete", ErrNotFound, shown(d.url), d.name)
+		return 0, &listedMissingError{url: shown(d.url), name: d.name, list: d.list, cached: d.cachedList}
 	default:
 		return 0, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(d.url), resp.Status)
 	}

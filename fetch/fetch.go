@@ -132,7 +132,9 @@ func (f *Fetcher) ReleaseDir(version, arch string) (string, error) {
 // none) are in the cache and verified, downloading what is missing, and
 // returns where they are. A fully cached release costs no network I/O,
 // but for one request: a cached digest file that lacks the kernel or a set
-// asked for is fetched again once (the mirror may have corrected it), and
+// asked for, or names a file the mirror answers 404 for (renamed since:
+// base.tgz now base.tar.xz), is fetched again once (the mirror may have
+// corrected or changed it), and
 // when the mirror cannot be reached the cached list's answer stands
 // (ErrUnknownSet, ErrNotFound), saying so.
 func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...string) (*Release, error) {
@@ -191,7 +193,7 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) {
 	version, arch := rel.version, rel.arch
 	out := &Release{Version: version, Arch: arch, Dir: rel.dir}
-	kd, cached, err := rel.digests(ctx, "kernel", false)
+	kd, kcached, err := rel.digests(ctx, "kernel", false)
 	if err != nil {
 		return nil, err
 	}
@@ -199,22 +201,24 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 	// The cached list may be one the mirror has corrected since (a cache
 	// that cannot be written keeps the one it has).
 	var stale string // why the cached list's answer stands
-	if !ok && cached && rel.readOnly == nil {
+	if !ok && kcached && rel.readOnly == nil {
 		if kd, stale, err = rel.refresh(ctx, "kernel", kd); err != nil {
 			return nil, err
 		}
 		ksum, ok = kd[KernelName]
+		kcached = stale != ""
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s%s", ErrNotFound, shown(rel.base), KernelName, stale)
 	}
 	// Resolve every set name before downloading anything, so a typo costs
 	// no download.
-	sd, cached, err := rel.digests(ctx, "sets", false)
+	sd, scached, err := rel.digests(ctx, "sets", false)
 	if err != nil {
 		return nil, err
 	}
-	if cached && rel.readOnly == nil {
+	stale = ""
+	if scached && rel.readOnly == nil {
 		for _, s := range sets {
 			if _, _, err := sd.SetFile(s); err != nil {
 				// As for the kernel: fetched again once, and the
@@ -222,30 +226,45 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 				if sd, stale, err = rel.refresh(ctx, "sets", sd); err != nil {
 					return nil, err
 				}
+				scached = stale != ""
 				break
 			}
 		}
 	}
-	// A set asked for twice ("rescue rescue", "rescue rescue.tgz") is
-	// one file, verified and returned once, where it was first named.
-	type want struct{ set, name, sum string }
-	var wants []want
-	seen := map[string]bool{}
-	for _, s := range sets {
-		name, sum, err := sd.SetFile(s)
-		if err != nil {
-			return nil, fmt.Errorf("NetBSD %s/%s: %w%s", version, arch, err, stale)
-		}
-		if !seen[name] {
-			seen[name] = true
-			wants = append(wants, want{s, name, sum})
-		}
-	}
-	if out.Kernel, err = rel.file(ctx, "kernel", KernelName, ksum); err != nil {
+	wants, err := rel.resolve(sd, sets, stale)
+	if err != nil {
 		return nil, err
 	}
-	for _, w := range wants {
-		file, err := rel.file(ctx, "sets", w.name, w.sum)
+	out.Kernel, err = rel.file(ctx, "kernel", KernelName, ksum, kcached)
+	if kcached && isListedMissing(err) {
+		// The mirror may have replaced the file its cached list names.
+		if kd, err = rel.relist(ctx, "kernel", err); err != nil {
+			return nil, err
+		}
+		if ksum, ok = kd[KernelName]; !ok {
+			return nil, fmt.Errorf("%w: %skernel/SHA512 does not list %s", ErrNotFound, shown(rel.base), KernelName)
+		}
+		out.Kernel, err = rel.file(ctx, "kernel", KernelName, ksum, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(wants); i++ {
+		w := wants[i]
+		file, err := rel.file(ctx, "sets", w.name, w.sum, scached)
+		if scached && isListedMissing(err) {
+			// A set renamed on the mirror (base.tgz now base.tar.xz):
+			// every set is resolved anew in the new list, and those
+			// done are had again from the cache.
+			if sd, err = rel.relist(ctx, "sets", err); err != nil {
+				return nil, err
+			}
+			if wants, err = rel.resolve(sd, sets, ""); err != nil {
+				return nil, err
+			}
+			scached, out.Sets, i = false, nil, -1
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -254,6 +273,42 @@ func (rel *release) fetch(ctx context.Context, sets []string) (*Release, error) 
 	}
 	out.Requests = rel.requests
 	return out, nil
+}
+
+// want is a set asked for: its name as given, its file and digest.
+type want struct{ set, name, sum string }
+
+// resolve finds the files of sets in the digest list d. A set asked for
+// twice ("rescue rescue", "rescue rescue.tgz") is one file, verified and
+// returned once, where it was first named. stale is appended to an error.
+func (rel *release) resolve(d Digests, sets []string, stale string) ([]want, error) {
+	var wants []want
+	seen := map[string]bool{}
+	for _, s := range sets {
+		name, sum, err := d.SetFile(s)
+		if err != nil {
+			return nil, fmt.Errorf("NetBSD %s/%s: %w%s", rel.version, rel.arch, err, stale)
+		}
+		if !seen[name] {
+			seen[name] = true
+			wants = append(wants, want{s, name, sum})
+		}
+	}
+	return wants, nil
+}
+
+// relist fetches the digest list of sub again after missing, a 404 for a
+// file its cached copy names. When the list cannot be had, missing
+// stands, saying why the cached list could not be checked.
+func (rel *release) relist(ctx context.Context, sub string, missing error) (Digests, error) {
+	d, _, err := rel.digests(ctx, sub, true)
+	if err == nil {
+		return d, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w (the mirror could not be asked again for the list: %v)", missing, err)
 }
 
 // release carries the state of one Fetch call.
@@ -445,8 +500,9 @@ func releaseNumber(v string) bool {
 }
 
 // file returns the verified cache entry for name, downloading it when the
-// cache has no good copy.
-func (r *release) file(ctx context.Context, sub, name, sum string) (File, error) {
+// cache has no good copy. cached says the digest list that names it is
+// the cache's, not one fetched in this run.
+func (r *release) file(ctx context.Context, sub, name, sum string, cached bool) (File, error) {
 	start := time.Now()
 	path := filepath.Join(r.dir, sub, name)
 	out := File{Name: name, Path: path, SHA512: sum}
@@ -471,7 +527,7 @@ func (r *release) file(ctx context.Context, sub, name, sum string) (File, error)
 	if r.readOnly != nil {
 		return out, r.cannotStore(path, "is not cached")
 	}
-	d := download{r: r, url: r.base + sub + "/" + name, name: name, path: path, sum: sum}
+	d := download{r: r, url: r.base + sub + "/" + name, name: name, path: path, sum: sum, list: sub + "/SHA512", cachedList: cached}
 	if err := d.run(ctx); err != nil {
 		if errors.Is(err, ErrDigestMismatch) {
 			// The digest file may be what is wrong: fetch it again next time.
