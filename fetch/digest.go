@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -18,7 +19,9 @@ type Digests map[string]string
 
 // ParseDigests reads a BSD-style digest file, one `SHA512 (name) = hex` line
 // per file, as NetBSD publishes in binary/sets/SHA512 and
-// binary/kernel/SHA512. Blank lines are ignored. An HTML page, a line in any
+// binary/kernel/SHA512. Blank lines are ignored, and so is a line that
+// repeats an earlier one's name and digest; a name listed with two
+// digests is an ErrNotDigestFile error naming both lines. An HTML page, a line in any
 // other form, or a file listing nothing is an ErrNotDigestFile error naming
 // the line, since a mirror that answers something else (an index page, a
 // captive portal) must never be trusted as a source of digests.
@@ -29,6 +32,7 @@ func ParseDigests(data []byte) (Digests, error) {
 			ErrNotDigestFile, firstLine(trimmed, 40))
 	}
 	d := Digests{}
+	lineOf := map[string]int{} // where each name was listed first
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 64*1024)
 	for n := 1; sc.Scan(); n++ {
@@ -40,7 +44,16 @@ func ParseDigests(data []byte) (Digests, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d %q: %w", ErrNotDigestFile, n, clip(line, 60), err)
 		}
-		d[name] = sum
+		// A name listed twice alike is harmless; with two digests,
+		// either may be the wrong one, and taking one would fail
+		// every run with a mismatch.
+		if first, ok := lineOf[name]; ok {
+			if d[name] != sum {
+				return nil, fmt.Errorf("%w: lines %d and %d list %s with different digests", ErrNotDigestFile, first, n, name)
+			}
+			continue
+		}
+		lineOf[name], d[name] = n, sum
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotDigestFile, err)
@@ -109,7 +122,8 @@ func (d Digests) SetFile(set string) (file, sum string, err error) {
 var setExts = []string{".tgz", ".tar.xz", ".tar.gz", ".tar.bz2", ".tbz", ".txz"}
 
 // Sets returns the set names the digest file lists, sorted, without
-// extensions.
+// extensions, each once (a set may be listed as two archives, rescue.tgz
+// and rescue.tar.xz).
 func (d Digests) Sets() []string {
 	var names []string
 	for f := range d {
@@ -119,7 +133,7 @@ func (d Digests) Sets() []string {
 		names = append(names, f)
 	}
 	sort.Strings(names)
-	return names
+	return slices.Compact(names)
 }
 
 // HashFile returns the hex SHA512 of the file at path.

@@ -26,6 +26,9 @@ func TestParseDigests(t *testing.T) {
 		{"not hex", "SHA512 (a.tgz) = " + strings.Repeat("zz", 64), nil, "not hex"},
 		{"path in name", "SHA512 (../x) = " + hexA, nil, "bad file name"},
 		{"missing equals", "SHA512 (a.tgz) " + hexA, nil, `missing ") = "`},
+		// The last line's digest was taken: a mismatch on every run.
+		{"name twice, digests differ", "SHA512 (a.tgz) = " + hexA + "\nSHA512 (b.tgz) = " + hexA + "\nSHA512 (a.tgz) = " + strings.Repeat("b", 128), nil, `lines 1 and 3 list a.tgz with different digests`},
+		{"name twice, same digest", "SHA512 (a.tgz) = " + hexA + "\nSHA512 (a.tgz) = " + strings.ToUpper(hexA), Digests{"a.tgz": hexA}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +51,15 @@ func TestParseDigests(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDigestsSets: a set listed as two archives is named once; "[rescue
+// rescue]" was printed.
+func TestDigestsSets(t *testing.T) {
+	d := Digests{"rescue.tgz": "1", "rescue.tar.xz": "2", "base.tgz": "3"}
+	if got := strings.Join(d.Sets(), " "); got != "base rescue" {
+		t.Errorf("Sets() = %q, want %q", got, "base rescue")
 	}
 }
 
