@@ -24,8 +24,12 @@ type byteBar struct {
 }
 
 // newProgressBar draws a bar of total bytes on w, starting at have, cleared
-// when finished.
+// when finished. A total < 0 is unknown (no Content-Length): the library's
+// bar of unknown length (-1) then spins.
 func newProgressBar(w io.Writer, what string, total, have int64) *byteBar {
+	if total < 0 {
+		total = -1
+	}
 	b := &byteBar{what: what, total: total, base: have, done: have, now: time.Now}
 	b.start = b.now()
 	b.bar = progressbar.NewOptions64(total,
@@ -41,9 +45,13 @@ func newProgressBar(w io.Writer, what string, total, have int64) *byteBar {
 	return b
 }
 
-// describe is what, the bytes done and, after a second, the rate.
+// describe is what, the bytes done (of the total, when known) and, after
+// a second, the rate.
 func (b *byteBar) describe() string {
 	s := fmt.Sprintf("%s %s of %s", b.what, humanBytes(b.done), humanBytes(b.total))
+	if b.total < 0 {
+		s = fmt.Sprintf("%s %s received", b.what, humanBytes(b.done))
+	}
 	if el := b.now().Sub(b.start); el >= time.Second {
 		s += fmt.Sprintf(", %s/s", humanBytes(int64(float64(b.done-b.base)/el.Seconds())))
 	}

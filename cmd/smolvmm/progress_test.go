@@ -62,3 +62,40 @@ func TestDescribeResumed(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressUnknownLength: a download of no announced length (no
+// Content-Length) shows the bytes received and the rate, on a bar of
+// unknown length; it showed "64.0 KiB of -1 B".
+func TestProgressUnknownLength(t *testing.T) {
+	tests := []struct {
+		name  string
+		have  int64
+		after time.Duration
+		write int
+		want  string
+	}{
+		{"at once", 0, 10 * time.Millisecond, 64 << 10, "rescue.tgz 64.0 KiB received"},
+		{"after 2 s", 0, 2 * time.Second, 4 << 20, "rescue.tgz 4.0 MiB received, 2.0 MiB/s"},
+		{"resumed", 1 << 20, 2 * time.Second, 4 << 20, "rescue.tgz 5.0 MiB received, 2.0 MiB/s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			at := time.Unix(1700000000, 0)
+			b := newProgressBar(&out, "rescue.tgz", -1, tt.have)
+			b.now, b.start = func() time.Time { return at }, at
+			at = at.Add(tt.after)
+			b.Write(make([]byte, tt.write))
+			if d := b.describe(); d != tt.want {
+				t.Errorf("describe = %q, want %q", d, tt.want)
+			}
+			if m := b.bar.State().Max; m != -1 {
+				t.Errorf("bar of length %d, want the unknown length -1", m)
+			}
+			b.Close()
+			if strings.Contains(out.String(), "-1") {
+				t.Errorf("drawn %q", out.String())
+			}
+		})
+	}
+}
