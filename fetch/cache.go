@@ -14,6 +14,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/lockholder"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 // DefaultCacheDir returns $XDG_CACHE_HOME/smolvmm, or ~/.cache/smolvmm when
@@ -183,6 +184,28 @@ func waitLock(ctx context.Context, f *os.File) error {
 			return err
 		}
 	}
+}
+
+// notRegular checks that the cache entry at path, when there is one, is
+// a regular file, without waiting on it (regfile.Open): a FIFO put there
+// would hold Fetch, and the release's lock, for ever on its open. Only
+// the user knows what it is, so it is refused, not removed.
+func notRegular(path string) error {
+	f, _, err := regfile.Open(path)
+	if err == nil {
+		f.Close()
+		return nil
+	}
+	return entryErr(err)
+}
+
+// entryErr is err, when it refuses a cache entry that is not a regular
+// file, said as such; nil otherwise (an absent entry is the caller's).
+func entryErr(err error) error {
+	if !errors.Is(err, regfile.ErrNotRegular) {
+		return nil
+	}
+	return fmt.Errorf("cache entry %w: remove it, the cache holds only files it writes", err)
 }
 
 // writeFileAtomic writes data to path through a synced temporary file and

@@ -7,10 +7,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 // Digests maps a file name in a release directory ("rescue.tgz") to its
@@ -136,9 +137,12 @@ func (d Digests) Sets() []string {
 	return slices.Compact(names)
 }
 
-// HashFile returns the hex SHA512 of the file at path.
+// HashFile returns the hex SHA512 of the regular file at path. Anything
+// else (a FIFO, a device, a directory) is refused, matching
+// regfile.ErrNotRegular, without waiting: opening a FIFO to read would
+// wait for a writer for ever.
 func HashFile(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return "", err
 	}

@@ -10,7 +10,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 const (
@@ -51,6 +55,9 @@ type download struct {
 
 func (d *download) run(ctx context.Context) error {
 	part := d.path + ".part"
+	if err := notRegular(part); err != nil {
+		return err
+	}
 	restarted := false
 	d.kept = fileSize(part)
 	for attempt := 1; ; attempt++ {
@@ -209,9 +216,19 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 		return 0, fmt.Errorf("%s: the mirror announces %d bytes, more than the %d a NetBSD file can be", shown(d.url), total, int64(maxFileSize))
 	}
 
-	f, err := os.OpenFile(part, flags, 0o644)
+	// O_NONBLOCK: a FIFO put there since run's check fails the open
+	// (no reader) instead of waiting; anything else not a file is
+	// refused by its mode.
+	f, err := os.OpenFile(part, flags|syscall.O_NONBLOCK, 0o644)
 	if err != nil {
 		return 0, fsErr("create", part, err)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return 0, fsErr("create", part, err)
+		}
+		return 0, entryErr(fmt.Errorf("%s is %s: %w", part, filekind.Of(st.Mode()), regfile.ErrNotRegular))
 	}
 	var w io.Writer = f
 	if d.r.f.wrapPart != nil {

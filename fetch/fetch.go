@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/internal/plainname"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
 // Defaults for a release request.
@@ -348,7 +349,11 @@ func (r *release) get(ctx context.Context, url string, offset int64) (*http.Resp
 // file: the mirror may have corrected it since), replacing the cached copy.
 func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Digests, cached bool, err error) {
 	path := filepath.Join(r.dir, sub, "SHA512")
-	if data, err := os.ReadFile(path); err == nil && !refresh {
+	data, err := regfile.ReadFile(path, maxDigestFile)
+	if err := entryErr(err); err != nil {
+		return nil, false, err
+	}
+	if err == nil && !refresh {
 		if d, err := ParseDigests(data); err == nil {
 			return d, true, nil
 		}
@@ -373,7 +378,7 @@ func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Dige
 	if resp.StatusCode != http.StatusOK {
 		return nil, false, fmt.Errorf("%w: GET %s: %s", ErrHTTP, shown(url), resp.Status)
 	}
-	data, err := io.ReadAll(io.LimitReader(body, maxDigestFile+1))
+	data, err = io.ReadAll(io.LimitReader(body, maxDigestFile+1))
 	if err != nil {
 		return nil, false, transferErr(url, body.why(ctx, err))
 	}
@@ -508,6 +513,9 @@ func (r *release) file(ctx context.Context, sub, name, sum string, cached bool) 
 	out := File{Name: name, Path: path, SHA512: sum}
 	if st, err := os.Stat(path); err == nil {
 		got, err := HashFile(path)
+		if err := entryErr(err); err != nil {
+			return out, err
+		}
 		if err != nil {
 			return out, fmt.Errorf("verify cached %s: %w", path, err)
 		}
