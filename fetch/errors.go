@@ -38,8 +38,13 @@ var (
 	// reason than ErrCacheNotWritable's or ErrNoSpace's: a file system
 	// that takes no new directories there (/proc), say.
 	ErrCacheDir = errors.New("cache directory cannot be made")
-	// ErrHTTP: the mirror answered with an unexpected HTTP status.
+	// ErrHTTP: the mirror answered with an unexpected HTTP status, or
+	// redirected in a loop.
 	ErrHTTP = errors.New("unexpected HTTP status")
+	// ErrProxyAuth: the HTTP proxy (from HTTPS_PROXY/HTTP_PROXY, with
+	// the default client) answered 407: it asks for credentials, which
+	// its URL gives (http://USER:PASSWORD@HOST:PORT).
+	ErrProxyAuth = errors.New("proxy authentication required")
 )
 
 // DigestError says which file failed verification, what the release's digest

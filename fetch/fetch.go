@@ -569,9 +569,31 @@ func (f *Fetcher) get(ctx context.Context, url string, offset int64) (*http.Resp
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("GET %s: %w", shown(url), ctx.Err())
 		}
-		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or the mirror URL)", ErrNetwork, shown(url), unwrapURLError(err))
+		cause := unwrapURLError(err)
+		// net/http says a proxy's refusal of CONNECT (an https://
+		// mirror) by the status's text alone, and a redirect loop by a
+		// text of its own: neither is a mirror out of reach.
+		if cause.Error() == http.StatusText(http.StatusProxyAuthRequired) {
+			return nil, proxyAuthErr(url, "407 "+cause.Error())
+		}
+		if strings.HasPrefix(cause.Error(), "stopped after") && strings.HasSuffix(cause.Error(), "redirects") {
+			return nil, fmt.Errorf("%w: GET %s: the mirror redirects in a loop (%v): check the mirror URL", ErrHTTP, shown(url), cause)
+		}
+		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or the mirror URL)", ErrNetwork, shown(url), cause)
+	}
+	if resp.StatusCode == http.StatusProxyAuthRequired {
+		// The proxy's answer (an http:// mirror), not the mirror's.
+		resp.Body.Close()
+		return nil, proxyAuthErr(url, resp.Status)
 	}
 	return resp, nil
+}
+
+// proxyAuthErr is the error of a GET of url that the proxy refused with
+// status (407) for want of credentials. The proxy's URL is not said: it
+// may hold a password.
+func proxyAuthErr(url, status string) error {
+	return fmt.Errorf("%w: GET %s: the proxy (from HTTPS_PROXY/HTTP_PROXY) asks for credentials (%s): give them in its URL, such as HTTPS_PROXY=http://USER:PASSWORD@HOST:PORT", ErrProxyAuth, shown(url), status)
 }
 
 // shown is u as messages print it: the password of a mirror given as

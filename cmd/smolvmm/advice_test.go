@@ -69,6 +69,9 @@ func TestAdvise(t *testing.T) {
 		// no space left on device").
 		{"fetch 404", fmt.Errorf("%w: GET u: 404", fetch.ErrNotFound),
 			"not found on mirror: GET u: 404 (--version, --arch and --mirror choose the release and the mirror)"},
+		// A proxy's 407 got "(check --mirror)": no flag is at fault.
+		{"proxy 407", fmt.Errorf("%w: GET u: the proxy asks for credentials", fetch.ErrProxyAuth),
+			"proxy authentication required: GET u: the proxy asks for credentials"},
 		{"fetch full", fmt.Errorf("write p: %w", fullCache{}),
 			"write p: no space left on device (free some space or choose another --cache directory)"},
 		// "mkdir /nonexistent/.cache/smolvmm: permission denied" (HOME
