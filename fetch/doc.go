@@ -16,8 +16,11 @@
 // to a ".part" file that is renamed into place only after its digest
 // matches; an interrupted download is resumed with an HTTP Range request, or
 // restarted from zero when the mirror cannot resume it. A cached digest
-// file that lacks the kernel or a set asked for is fetched once more
-// before Fetch fails: the mirror may have corrected it since. A cache this
+// file that lacks the kernel or a set asked for, or names a file the
+// mirror answers 404 for, is fetched once more before Fetch fails: the
+// mirror may have corrected it, or renamed a set, since. An entry of the
+// cache that is not a regular file (a FIFO) is refused, never waited on.
+// A cache this
 // process may not write still serves what it holds, verified; a file it
 // lacks is refused (ErrCacheNotWritable).
 package fetch
