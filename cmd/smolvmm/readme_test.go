@@ -323,7 +323,7 @@ func TestReadmeSeccompFigures(t *testing.T) {
 // lacked 141, 148, 159, 128+n, SIGHUP, Ctrl-A h and Ctrl-A s.
 func TestRunHelpMatchesReadme(t *testing.T) {
 	text := strings.Join(strings.Fields(readme(t)), " ")
-	start := strings.Index(text, "Exit status of `run`:")
+	start := strings.Index(text, "Exit status of `run` and the other commands:")
 	end := strings.Index(text, "`up` ends as `run` does")
 	if start < 0 || end < start {
 		t.Fatal("README has no paragraph on run's exit status")
