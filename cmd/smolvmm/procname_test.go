@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestProcessNames: the processes smolvmm starts as /proc/self/exe, the
@@ -50,23 +54,47 @@ func TestProcessNames(t *testing.T) {
 				}
 				want[kids[0]] = "smolvmm-broker"
 			}
-			for pid, name := range want {
-				comms, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", pid))
-				if err != nil || len(comms) == 0 {
-					t.Fatalf("threads of %d: %v %v", pid, comms, err)
+			// The broker names itself first thing, but the VM may be
+			// running before its runtime has started: wait for it.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				wrong := misnamedThreads(t, want)
+				if len(wrong) == 0 {
+					break
 				}
-				for _, p := range comms {
-					b, err := os.ReadFile(p)
-					if err != nil {
-						t.Fatal(err)
-					}
-					// kvm-nx-lpage-recovery is the kernel's own
-					// worker in the VMM's thread group.
-					if got := strings.TrimSpace(string(b)); got != name && !strings.HasPrefix(got, "kvm-") {
-						t.Errorf("%s is %q, want %q", p, got, name)
-					}
+				if time.Now().After(deadline) {
+					t.Fatalf("after 10 s:\n%s", strings.Join(wrong, "\n"))
 				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		})
 	}
+}
+
+// misnamedThreads lists the threads of each pid in want not named as want
+// says.
+func misnamedThreads(t *testing.T, want map[int]string) []string {
+	t.Helper()
+	var wrong []string
+	for pid, name := range want {
+		comms, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", pid))
+		if err != nil || len(comms) == 0 {
+			t.Fatalf("threads of %d: %v %v", pid, comms, err)
+		}
+		for _, p := range comms {
+			b, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+				continue // a thread that ended, as the page release's does
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// kvm-nx-lpage-recovery is the kernel's own worker in the
+			// VMM's thread group.
+			if got := strings.TrimSpace(string(b)); got != name && !strings.HasPrefix(got, "kvm-") {
+				wrong = append(wrong, fmt.Sprintf("%s is %q, want %q", p, got, name))
+			}
+		}
+	}
+	return wrong
 }
