@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,10 +111,15 @@ func signalBuild(t *testing.T, cmd *exec.Cmd, dir string, sig syscall.Signal) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	// The build has started once its temporary file exists.
+	deadline := time.After(60 * time.Second)
 	for !buildStarted(t, dir) {
 		select {
 		case err := <-done:
 			t.Fatalf("ended (%v) before the build started: %s", err, stderr.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("no temporary image in %s after 60 s; stderr: %s", dir, stderr.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -130,18 +136,28 @@ func signalBuild(t *testing.T, cmd *exec.Cmd, dir string, sig syscall.Signal) {
 	}
 }
 
+// buildStarted reports whether dir, or a directory in it (run --share
+// builds each image in a directory of its own), holds a temporary image.
 func buildStarted(t *testing.T, dir string) bool {
 	t.Helper()
-	es, err := os.ReadDir(dir)
+	found := false
+	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walked
+			}
+			return err
+		}
+		if strings.Contains(e.Name(), ".tmp-") {
+			found = true
+			return fs.SkipAll
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range es {
-		if strings.Contains(e.Name(), ".tmp-") {
-			return true
-		}
-	}
-	return false
+	return found
 }
 
 // TestInterrupted: a signal turns a failure into status 130, but never a
