@@ -29,13 +29,7 @@ func TestCompressedNotTar(t *testing.T) {
 	}{
 		{"gzip", gz.Bytes(), "k.gz: decompresses (gzip) to something that is not a tar archive, a compressed kernel perhaps: a set must be a .tgz, .tar.xz, .tar or a directory"},
 	}
-	if _, err := exec.LookPath("xz"); err == nil {
-		cmd := exec.Command("xz", "-c")
-		cmd.Stdin = bytes.NewReader(kernel)
-		xzd, err := cmd.Output()
-		if err != nil {
-			t.Fatal(err)
-		}
+	if xzd := xzOf(t, kernel); xzd != nil {
 		cases = append(cases, struct {
 			name string
 			data []byte
@@ -81,13 +75,7 @@ func TestCompressedTwice(t *testing.T) {
 		{"bzip2 in gzip", gz(append([]byte("BZh91AY&SY"), junk...)), "dbl.tgz: decompresses (gzip) to bzip2 data, not a tar archive: the file is compressed twice"},
 		{"zstd in gzip", gz(append([]byte{0x28, 0xb5, 0x2f, 0xfd}, junk...)), "dbl.tgz: decompresses (gzip) to zstd data, not a tar archive: the file is compressed twice"},
 	}
-	if _, err := exec.LookPath("xz"); err == nil {
-		cmd := exec.Command("xz", "-c")
-		cmd.Stdin = bytes.NewReader(gz(tb.Bytes()))
-		xzd, err := cmd.Output()
-		if err != nil {
-			t.Fatal(err)
-		}
+	if xzd := xzOf(t, gz(tb.Bytes())); xzd != nil {
 		cases = append(cases, struct {
 			name string
 			data []byte
@@ -112,4 +100,19 @@ func TestCompressedTwice(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cut.tgz: entry 1: corrupt or truncated archive: unexpected EOF") {
 		t.Errorf("AddArchive of a cut set = %v, want it truncated", err)
 	}
+}
+
+// xzOf is data compressed by the xz command, or nil when there is none.
+func xzOf(t *testing.T, data []byte) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("xz"); err != nil {
+		return nil
+	}
+	cmd := exec.Command("xz", "-c")
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
