@@ -8,16 +8,16 @@ import (
 
 	"github.com/smolvmm/smolvmm/virtio"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
 
 // linkBackend drops what the guest sends and has nothing to receive; the
 // test takes its link down and up (vnet.LinkBackend), as a shared
 // network's goes while its daemon is gone.
 type linkBackend struct {
-	mu     sync.Mutex
-	notify func(up bool)
-	done   chan struct{}
-	once   sync.Once
+	virtiotest.Link
+	done chan struct{}
+	once sync.Once
 }
 
 func newLinkBackend() *linkBackend { return &linkBackend{done: make(chan struct{})} }
@@ -32,19 +32,6 @@ func (b *linkBackend) WriteFrame([]byte) error { return nil }
 func (b *linkBackend) Close() error {
 	b.once.Do(func() { close(b.done) })
 	return nil
-}
-
-func (b *linkBackend) SetLinkNotify(notify func(up bool)) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.notify = notify
-}
-
-func (b *linkBackend) set(up bool) {
-	b.mu.Lock()
-	n := b.notify
-	b.mu.Unlock()
-	n(up)
 }
 
 // TestNICLinkChangeInterrupts: a network card given in Devices is handed
@@ -81,7 +68,7 @@ func TestNICLinkChangeInterrupts(t *testing.T) {
 	}
 	isr() // clear
 	for _, up := range []bool{false, true} {
-		be.set(up)
+		be.Set(up)
 		if got := isr(); got&virtio.ISRConfig == 0 {
 			t.Errorf("link up=%v: ISR %#x, want the configuration-change bit %#x", up, got, virtio.ISRConfig)
 		}

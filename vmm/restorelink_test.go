@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -20,21 +20,7 @@ import (
 // network's goes down while its daemon is gone (vnet.LinkBackend).
 type linkUser struct {
 	vnet.Backend
-	mu     sync.Mutex
-	notify func(up bool)
-}
-
-func (b *linkUser) SetLinkNotify(notify func(up bool)) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.notify = notify
-}
-
-func (b *linkUser) set(up bool) {
-	b.mu.Lock()
-	n := b.notify
-	b.mu.Unlock()
-	n(up)
+	virtiotest.Link
 }
 
 func linkUserNIC(t *testing.T, mac net.HardwareAddr) (virtio.Device, *linkUser) {
@@ -70,7 +56,7 @@ func TestRestoreTellsLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	nic, lb := linkUserNIC(t, a)
-	lb.set(false)
+	lb.Set(false)
 	var snapErr error
 	out, e, err := boot(t, vmm.Config{Kernel: guest(t, "vnet"), Append: "clone", MemoryMiB: 16,
 		Devices: []virtio.Device{nic}, SnapshotOnReady: f, SnapshotExit: true,

@@ -1,32 +1,18 @@
 package net
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
 
 // linkBackend is a fakeBackend whose link the test takes down and up, as
 // a shared network's goes down when its daemon is lost.
 type linkBackend struct {
 	*fakeBackend
-	mu     sync.Mutex
-	notify func(up bool)
-}
-
-func (b *linkBackend) SetLinkNotify(notify func(up bool)) {
-	b.mu.Lock()
-	b.notify = notify
-	b.mu.Unlock()
-}
-
-func (b *linkBackend) set(up bool) {
-	b.mu.Lock()
-	n := b.notify
-	b.mu.Unlock()
-	n(up)
+	virtiotest.Link
 }
 
 // A backend's link going down and up shows in the status the driver reads
@@ -56,7 +42,7 @@ func TestLinkStatusFollowsBackend(t *testing.T) {
 	}
 	r.drv.ISR() // clear
 	for _, s := range steps {
-		be.set(s.up)
+		be.Set(s.up)
 		if got := status(); got != s.wantStatus {
 			t.Errorf("%s: status %#x, want %#x", s.name, got, s.wantStatus)
 		}
@@ -69,7 +55,7 @@ func TestLinkStatusFollowsBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.drv.ISR()
-	be.set(false)
+	be.Set(false)
 	if r.drv.ISR()&virtio.ISRConfig != 0 {
 		t.Error("configuration-change interrupt to a driver that did not negotiate STATUS")
 	}
