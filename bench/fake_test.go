@@ -208,14 +208,12 @@ func fakeVMM(mode string, args []string) int {
 	case "portready", "portreadyserve", "portreadyline":
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
-		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+		mem, err := fakeGuestRAM()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 4
 		}
-		for i := 0; i < fakeTouched; i += 4096 {
-			mem[i] = 1
-		}
+		touchFakeGuest(mem)
 		// The guest's boot-timer write, as smolvmm reports it; first-run
 		// takes the same time, for the test to find it in the phases.
 		at := MonoNow()
@@ -262,7 +260,7 @@ func fakeVMM(mode string, args []string) int {
 		var mem []byte
 		if mode == "vmmreadytouch" {
 			var err error
-			if mem, err = syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE); err != nil {
+			if mem, err = fakeGuestRAM(); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 4
 			}
@@ -280,9 +278,7 @@ func fakeVMM(mode string, args []string) int {
 		}
 		if mem != nil {
 			time.Sleep(fakeDelay)
-			for i := 0; i < fakeTouched; i += 4096 {
-				mem[i] = 1
-			}
+			touchFakeGuest(mem)
 		}
 		fmt.Print("resumed\r\n")
 		return fakeServeUntilTerm(term, r, *report, false)
@@ -297,17 +293,12 @@ func fakeVMM(mode string, args []string) int {
 		}
 		fallthrough
 	case "memory", "settles", "unsettled", "settleslate", "settlesmapped":
-		// MAP_NORESERVE, as smolvmm maps guest RAM: a mapping the Go
-		// runtime's own anonymous mappings cannot merge with when they
-		// come next to it, which would change its size.
-		mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+		mem, err := fakeGuestRAM()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 4
 		}
-		for i := 0; i < fakeTouched; i += 4096 {
-			mem[i] = 1
-		}
+		touchFakeGuest(mem)
 		fmt.Println("touched " + strconv.Itoa(fakeTouched))
 		if mode == "settleslate" {
 			time.Sleep(fakeSettleLate)
@@ -347,7 +338,7 @@ func fakeVMM(mode string, args []string) int {
 		} else {
 			signal.Ignore(syscall.SIGTERM)
 		}
-		if _, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE); err != nil {
+		if _, err := fakeGuestRAM(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 4
 		}
@@ -444,14 +435,12 @@ func fakeVMMReady(mode string, r ChildReport, report string, settledFD, readyFD 
 	// It ends by itself once the bench has read its memory: a stop that
 	// comes first must not cost its report.
 	signal.Ignore(syscall.SIGTERM)
-	mem, err := syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+	mem, err := fakeGuestRAM()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
-	for i := 0; i < fakeTouched; i += 4096 {
-		mem[i] = 1
-	}
+	touchFakeGuest(mem)
 	r.Phases[PhaseFirstRun] = MonoNow()
 	r.Phases[PhaseReady] = r.Phases[PhaseFirstRun]
 	if readyFD > 2 {
@@ -596,5 +585,19 @@ func serveUntilStopped(term <-chan os.Signal) int {
 		return 130
 	case <-time.After(time.Minute):
 		return 0
+	}
+}
+
+// fakeGuestRAM maps a fake guest's RAM MAP_NORESERVE, as smolvmm maps
+// guest RAM: a mapping the Go runtime's own anonymous mappings cannot
+// merge with when they come next to it, which would change its size.
+func fakeGuestRAM() ([]byte, error) {
+	return syscall.Mmap(-1, 0, fakeGuestBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+}
+
+// touchFakeGuest writes the pages of mem a fake guest uses.
+func touchFakeGuest(mem []byte) {
+	for i := 0; i < fakeTouched; i += 4096 {
+		mem[i] = 1
 	}
 }
