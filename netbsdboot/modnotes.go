@@ -18,50 +18,84 @@ var moduleUsers = map[ModuleType]struct{ fn, why string }{
 	// splash_setimage: sys/dev/splash/splash.c:147, built with
 	// SPLASHSCREEN (sys/dev/splash/files.splash:4).
 	ModuleImage: {"splash_setimage", "built without options SPLASHSCREEN"},
-	// rnd_seed: sys/kern/kern_rndq.c:1371.
+	// rnd_seed: sys/kern/kern_rndq.c:1371, later kern_entropy.c. Handed
+	// a seed by module_init_md, or, in -current since 2023, by
+	// x86_rndseed (rndSeedReader).
 	ModuleRnd: {"rnd_seed", "a kernel from before boot-loaded entropy seeds"},
 }
 
-// maxScan bounds how much of module_init_md is read to look for its
-// calls; NetBSD's is a few hundred bytes.
+// rndSeedReader is the function -current (2023) hands entropy seeds to
+// rnd_seed from instead of module_init_md, whose BI_MODULE_RND case it
+// left empty ("handled in x86_rndseed"): it is outside options MODULAR,
+// and init386 and init_x86_64 call it always, so such a kernel takes
+// seeds with or without MODULAR.
+const rndSeedReader = "x86_rndseed"
+
+// maxScan bounds how much of module_init_md or x86_rndseed is read to
+// look for its calls; NetBSD's are a few hundred bytes.
 const maxScan = 64 << 10
 
 // moduleNotes says which of the modules the kernel will pass over, judged
 // by its symbol table: without MODULAR it has no module_init_md and reads
-// no module at all; a file system image, splash image or entropy seed
-// needs the function module_init_md hands it to, and a module_init_md
-// that calls it (NetBSD 5.99's skips every module but kmods, though its
+// no module at all, but for the entropy seeds an x86_rndseed reads; a
+// file system image, splash image or entropy seed needs the function
+// module_init_md (or x86_rndseed) hands it to, and a module_init_md that
+// calls it (NetBSD 5.99's skips every module but kmods, though its
 // kernels may have md_root_setconf). A kernel without symbols cannot be
 // judged, and gets no note: these are notes, not errors.
 func moduleNotes(r io.ReaderAt, size uint64, h bootelf.Header, k *kernel, l *layout) ([]string, error) {
 	if len(l.mods) == 0 {
 		return nil, nil
 	}
-	syms, ok, err := h.LookupSymbols(r, size, k.secs, "module_init_md", "md_root_setconf", "splash_setimage", "rnd_seed")
+	syms, ok, err := h.LookupSymbols(r, size, k.secs, "module_init_md", rndSeedReader, "md_root_setconf", "splash_setimage", "rnd_seed")
 	if err != nil || !ok {
 		return nil, err
 	}
-	initFn, modular := syms["module_init_md"]
-	if !modular {
-		n := fmt.Sprintf("the kernel will ignore its %d boot modules: it has no module_init_md (built without options MODULAR), which reads them", len(l.mods))
-		if len(l.mods) == 1 {
-			n = fmt.Sprintf("the kernel will ignore module 0 (%s): it has no module_init_md (built without options MODULAR), which reads boot modules", l.mods[0].Name)
+	_, ownRnd := syms[rndSeedReader]
+	// reader is the function that reads module i, if the kernel has it.
+	reader := func(i int) string {
+		if l.modTypes[i] == ModuleRnd && ownRnd {
+			return rndSeedReader
 		}
-		return []string{n}, nil
+		return "module_init_md"
 	}
-	code := k.code(r, initFn)
-	var notes []string
+	var notes, unread []string
+	for i, m := range l.mods {
+		if _, has := syms[reader(i)]; !has {
+			unread = append(unread, fmt.Sprintf("the kernel will ignore module %d (%s, %s): it has no module_init_md (built without options MODULAR), which reads boot modules",
+				i, m.Name, l.modTypes[i]))
+		}
+	}
+	switch {
+	case len(unread) == 1 && len(l.mods) == 1:
+		notes = append(notes, fmt.Sprintf("the kernel will ignore module 0 (%s): it has no module_init_md (built without options MODULAR), which reads boot modules", l.mods[0].Name))
+	case len(unread) == len(l.mods):
+		notes = append(notes, fmt.Sprintf("the kernel will ignore its %d boot modules: it has no module_init_md (built without options MODULAR), which reads them", len(l.mods)))
+	default:
+		notes = append(notes, unread...)
+	}
+	code := map[string][]byte{}
 	for i, m := range l.mods {
 		u, ok := moduleUsers[l.modTypes[i]]
-		if !ok {
+		name := reader(i)
+		readFn, readable := syms[name]
+		if !ok || !readable {
 			continue
+		}
+		if _, done := code[name]; !done {
+			code[name] = k.code(r, readFn)
 		}
 		fn, has := syms[u.fn]
 		switch {
 		case !has:
-			notes = append(notes, fmt.Sprintf("the kernel will ignore module %d (%s, %s): it has no %s (%s), which module_init_md hands such a module to",
-				i, m.Name, l.modTypes[i], u.fn, u.why))
-		case code != nil && !calls(code, initFn.Value, fn.Value, k.class64):
+			notes = append(notes, fmt.Sprintf("the kernel will ignore module %d (%s, %s): it has no %s (%s), which %s hands such a module to",
+				i, m.Name, l.modTypes[i], u.fn, u.why, name))
+		case code[name] == nil || calls(code[name], readFn.Value, fn.Value, k.class64):
+			// Called, or the code cannot be read to tell: no note.
+		case name == rndSeedReader:
+			notes = append(notes, fmt.Sprintf("the kernel will ignore module %d (%s, %s): its %s never calls %s",
+				i, m.Name, l.modTypes[i], name, u.fn))
+		default:
 			notes = append(notes, fmt.Sprintf("the kernel will ignore module %d (%s, %s): its module_init_md never calls %s, so it passes over every boot module but kmods",
 				i, m.Name, l.modTypes[i], u.fn))
 		}
