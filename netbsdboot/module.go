@@ -150,7 +150,8 @@ var elfTypes = map[uint16]string{
 // i386, EM_X86_64 for amd64), read with the kernel's ELF class and byte
 // order. It reports the failure and boots on without the module, which
 // the guest then lacks (a miniroot.kmod refused ends at the root device
-// prompt), so such a module is refused before the VM starts.
+// prompt), so such a module is refused before the VM starts, as is one
+// built for a NetBSD version the kernel refuses (checkKmodVersion).
 func (m Module) checkKmod(i int, k *kernel) error {
 	kernelWhat, hdrSize := "an i386 kernel (ELF32, e_machine 3)", 52
 	if k.class64 {
@@ -194,7 +195,7 @@ func (m Module) checkKmod(i int, k *kernel) error {
 	case identVersion != versionCur || version != versionCur:
 		why = fmt.Sprintf("its ELF version is %d (EI_VERSION) and %d (e_version), not 1 (EV_CURRENT)", identVersion, version)
 	default:
-		return nil
+		return m.checkKmodVersion(i, k.version)
 	}
 	return kmodError(i, m.Name, kernelWhat, why)
 }
@@ -203,6 +204,112 @@ func (m Module) checkKmod(i int, k *kernel) error {
 func kmodError(i int, name, kernelWhat, why string) error {
 	return fmt.Errorf("%w: module %d (%s), a kmod, does not suit %s: %s; NetBSD's module loader takes only relocatable objects (ET_REL) for the kernel's own machine, and the kernel would boot without it",
 		ErrModule, i, name, kernelWhat, why)
+}
+
+// checkKmodVersion refuses a kmod built for a NetBSD version the kernel
+// (of version kernel, its ident note's) will not load: module_do_load
+// (9.1 sys/kern/kern_module.c:1106-1114) refuses one whose mi_version
+// module_compatible (unchanged in -current) rejects ("module `%s' built for
+// `%d', system `%d'"), and the kernel boots on without it. A kmod whose
+// mi_version cannot be found is left to the kernel.
+func (m Module) checkKmodVersion(i int, kernel uint32) error {
+	v, sym, ok := kmodVersion(m.Data)
+	if !ok || kernel == 0 || moduleCompatible(v, kernel) {
+		return nil
+	}
+	rule := "a NetBSD release loads only kmods of its own major and minor version"
+	if current(kernel) {
+		rule = "a -current kernel loads only kmods of its exact version"
+	}
+	return fmt.Errorf("%w: module %d (%s), a kmod, was built for NetBSD %s (mi_version %d in %s), but the kernel is NetBSD %s (%d): the kernel would refuse it and boot without it, as %s (\"module `%s' built for `%d', system `%d'\")",
+		ErrModule, i, m.Name, Ident{Version: v}.Release(), v, sym, Ident{Version: kernel}.Release(), kernel, rule,
+		strings.TrimSuffix(sym, modinfoSuffix), v, kernel)
+}
+
+// current reports whether version is -current's (x.99.z), as
+// module_compatible's #if tells it.
+func current(version uint32) bool { return version/1000000%100 == 99 }
+
+// moduleCompatible is module_compatible (9.1 sys/kern/kern_module.c:
+// 622-631) for a kernel of version kernel: -current wants the same
+// version, a release one whose difference, as ints, is under 10000.
+func moduleCompatible(kmod, kernel uint32) bool {
+	if current(kernel) {
+		return kmod == kernel
+	}
+	d := int64(int32(kmod)) - int64(int32(kernel))
+	return d > -10000 && d < 10000
+}
+
+// modinfoSuffix ends the name MODULE(class, name, required) gives its
+// modinfo_t, name_modinfo (9.1 sys/sys/module.h:154-162), a static
+// const whose first member, the u_int mi_version, is the
+// __NetBSD_Version__ of the tree it was built in. The link set entry
+// _MODULE_REGISTER adds (module.h:150) is named
+// __link_set_modules_sym_name_modinfo, and holds a pointer.
+const (
+	modinfoSuffix = "_modinfo"
+	linkSetPrefix = "__link_set_"
+	sttObject     = 1 // STT_OBJECT
+	shtNobits     = 8 // SHT_NOBITS
+)
+
+// kmodVersion returns the mi_version of the kmod b (a little-endian
+// ELF relocatable object, as checkKmod found) and the symbol it was read
+// from: the first object in its symbol table named like a modinfo_t.
+// An ET_REL symbol's value is its offset in its section, read from the
+// file, before relocation, which mi_version needs none of. ok is false
+// when there is no such symbol or its bytes are not in the file.
+func kmodVersion(b []byte) (version uint32, sym string, ok bool) {
+	r, size := bytes.NewReader(b), uint64(len(b))
+	h, err := bootelf.ReadHeader(r, size)
+	if err != nil {
+		return 0, "", false
+	}
+	secs, _, err := h.Sections(r, size)
+	if err != nil {
+		return 0, "", false
+	}
+	var symtab, strtab []byte
+	for _, s := range secs {
+		if s.Index == 0 || s.Type != bootelf.SHTSymtab || s.Link == 0 || uint64(s.Link) >= uint64(len(secs)) {
+			continue
+		}
+		st := secs[s.Link]
+		if st.Type != bootelf.SHTStrtab || bootelf.InFile(s.Offset, s.Size, size, "") != nil || bootelf.InFile(st.Offset, st.Size, size, "") != nil {
+			continue
+		}
+		symtab, strtab = b[s.Offset:s.Offset+s.Size], b[st.Offset:st.Offset+st.Size]
+		break
+	}
+	entSize := 16
+	if h.Class == bootelf.Class64 {
+		entSize = 24
+	}
+	le := binary.LittleEndian
+	for ; len(symtab) >= entSize; symtab = symtab[entSize:] {
+		e := symtab[:entSize]
+		nameOff, info, shndx, value, symSize := uint64(le.Uint32(e)), e[12], le.Uint16(e[14:]), uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:]))
+		if h.Class == bootelf.Class64 {
+			info, shndx, value, symSize = e[4], le.Uint16(e[6:]), le.Uint64(e[8:]), le.Uint64(e[16:])
+		}
+		if info&0xf != sttObject || symSize < 4 || shndx == 0 || uint64(shndx) >= uint64(len(secs)) || nameOff >= uint64(len(strtab)) {
+			continue
+		}
+		name := strtab[nameOff:]
+		if end := bytes.IndexByte(name, 0); end >= 0 {
+			name = name[:end]
+		}
+		if !bytes.HasSuffix(name, []byte(modinfoSuffix)) || bytes.HasPrefix(name, []byte(linkSetPrefix)) || len(name) == len(modinfoSuffix) {
+			continue
+		}
+		sec := secs[shndx]
+		if sec.Type == shtNobits || value > sec.Size || sec.Size-value < 4 || bootelf.InFile(sec.Offset, sec.Size, size, "") != nil {
+			return 0, "", false
+		}
+		return le.Uint32(b[sec.Offset+value:]), string(name), true
+	}
+	return 0, "", false
 }
 
 // RndSeedSize is the size of the entropy seed an rndseed module must be:
