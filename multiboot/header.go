@@ -2,6 +2,7 @@ package multiboot
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -25,6 +26,20 @@ const (
 // headerSearch is how far into the image a multiboot v1 header may start.
 const headerSearch = 8192
 
+// A multiboot2 header, which this loader does not boot, but names: its
+// magic, 8-byte aligned within the first 32768 bytes, then architecture,
+// header length and a checksum that makes the four sum to zero
+// (Multiboot2 specification, 3.1.1 and 3.1.2).
+const (
+	header2Magic  = 0xE85250D6
+	header2Search = 32768
+)
+
+// ErrMultiboot2: the file has no multiboot v1 header but a multiboot2
+// one: a multiboot2 kernel, which this multiboot v1 loader does not boot.
+// Errors with it also wrap ErrNotMultiboot.
+var ErrMultiboot2 = errors.New("a multiboot2 kernel, which this multiboot v1 loader does not boot")
+
 // diagSearch is how far FindHeader keeps looking, only to tell "header too
 // far" from "no header at all".
 const diagSearch = 64 << 10
@@ -42,7 +57,8 @@ type Header struct {
 // size bytes and its file offset. The header must start 4-byte aligned in the
 // first 8192 bytes, with magic + flags + checksum == 0. Address and video
 // fields beyond the end of the file read as zero; Load checks that the ones
-// it uses are present.
+// it uses are present. A file without one but with a multiboot2 header
+// gets an error wrapping ErrMultiboot2.
 func FindHeader(r io.ReaderAt, size int64) (Header, int64, error) {
 	if size < 0 {
 		return Header{}, 0, fmt.Errorf("%w: negative file size %d", ErrNotMultiboot, size)
@@ -76,6 +92,10 @@ func FindHeader(r io.ReaderAt, size int64) (Header, int64, error) {
 		return Header{}, badSum, fmt.Errorf("%w: %w: magic %#x at file offset %#x but magic+flags+checksum != 0",
 			ErrNotMultiboot, ErrBadChecksum, HeaderMagic, badSum)
 	}
+	if off, ok := findHeader2(buf); ok {
+		return Header{}, off, fmt.Errorf("%w: %w: its multiboot2 header (magic %#x) is at file offset %#x, and it has no multiboot v1 header (magic %#x)",
+			ErrNotMultiboot, ErrMultiboot2, header2Magic, off, HeaderMagic)
+	}
 	switch {
 	case size == 0:
 		return Header{}, 0, fmt.Errorf("%w: the file is empty", ErrNotMultiboot)
@@ -85,6 +105,20 @@ func FindHeader(r io.ReaderAt, size int64) (Header, int64, error) {
 	}
 	return Header{}, 0, fmt.Errorf("%w: no magic %#x at a 4-byte aligned offset in the first %d bytes",
 		ErrNotMultiboot, HeaderMagic, headerSearch)
+}
+
+// findHeader2 returns the offset of the first multiboot2 header in b, the
+// file's first bytes, where the multiboot2 spec puts it: 8-byte aligned,
+// its 16 fixed bytes in the first 32768, magic, architecture, header
+// length and checksum summing to zero.
+func findHeader2(b []byte) (int64, bool) {
+	le := binary.LittleEndian
+	for off := 0; off+16 <= min(len(b), header2Search); off += 8 {
+		if le.Uint32(b[off:]) == header2Magic && le.Uint32(b[off:])+le.Uint32(b[off+4:])+le.Uint32(b[off+8:])+le.Uint32(b[off+12:]) == 0 {
+			return int64(off), true
+		}
+	}
+	return 0, false
 }
 
 // parseHeader decodes a header from b, reading fields past len(b) as zero.

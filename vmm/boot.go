@@ -35,8 +35,10 @@ const (
 // modules (NetBSD's multiboot entry never reads the module list, its
 // native entry does) or an ELF64 one (multiboot v1 loads ELF32 only,
 // unless the header has the a.out kludge's addresses). Those, and any
-// NetBSD-noted ELF without a header, get NetBSD's native handoff. reason
-// says why a header was passed over, and is empty otherwise.
+// NetBSD-noted ELF without a header (or with a multiboot2 one only, as
+// amd64 10), get NetBSD's native handoff. A file with only a multiboot2
+// header is refused as that. reason says why a header was passed over,
+// and is empty otherwise.
 func chooseProtocol(image []byte, modules int) (proto bootplan.Protocol, reason string, err error) {
 	r := bytes.NewReader(image)
 	hdr, _, mbErr := multiboot.FindHeader(r, int64(len(image)))
@@ -54,8 +56,9 @@ func chooseProtocol(image []byte, modules int) (proto bootplan.Protocol, reason 
 		// An ELF file cut short before its ident note could be read
 		// is that, not a file of another kind.
 		return bootplan.Auto, "", nbErr
-	case errors.Is(mbErr, multiboot.ErrBadChecksum) || errors.Is(mbErr, multiboot.ErrHeaderTooFar):
-		// A broken multiboot header says more than "no NetBSD note".
+	case errors.Is(mbErr, multiboot.ErrBadChecksum) || errors.Is(mbErr, multiboot.ErrHeaderTooFar) || errors.Is(mbErr, multiboot.ErrMultiboot2):
+		// A broken multiboot header, or a multiboot2 one, says more
+		// than "no NetBSD note".
 		return bootplan.Auto, "", mbErr
 	}
 	return bootplan.Auto, "", fmt.Errorf("%w: %w; %w", ErrNoBootProtocol, mbErr, nbErr)

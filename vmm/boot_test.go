@@ -109,6 +109,28 @@ func TestChooseProtocol(t *testing.T) {
 		Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 599001500)}},
 	}.Build()
 	badSumPlain := elftest.File{Entry: 0xc0100000, Segs: []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: badHeader}}}.Build()
+	// A multiboot2 header (magic, architecture i386, length 24, checksum,
+	// end tag), 8-byte aligned in the text, as NetBSD 10 has one: amd64
+	// without a v1 header, i386 after its v1 header.
+	le, magic2, magic1 := binary.LittleEndian, uint32(0xE85250D6), uint32(multiboot.HeaderMagic)
+	mb2 := le.AppendUint32(nil, magic2)
+	mb2 = le.AppendUint32(mb2, 0)
+	mb2 = le.AppendUint32(mb2, 24)
+	mb2 = le.AppendUint32(mb2, -(magic2 + 24))
+	mb2 = le.AppendUint32(le.AppendUint32(mb2, 0), 8)
+	mb2Only := func(note bool) []byte {
+		f := elftest.File{Class: 2, Entry: 0xffffffff80200000,
+			Segs: []elftest.Seg{{Vaddr: 0xffffffff80200000, Paddr: 0x200000, Data: append(make([]byte, 16), mb2...), Memsz: 0x1000}}}
+		if note {
+			f.Secs = []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 1000000000)}}
+		}
+		return f.Build()
+	}
+	v1 := le.AppendUint32(le.AppendUint32(le.AppendUint32(nil, magic1), 2), -(magic1 + 2))
+	bothHeaders := elftest.File{Class: 1, Machine: 3, Entry: 0xc0100000,
+		Segs: []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: append(append(v1, 0, 0, 0, 0), mb2...), Memsz: 0x1000}},
+		Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 1000000000)}},
+	}.Build()
 	for _, tc := range []struct {
 		name    string
 		image   []byte
@@ -133,12 +155,18 @@ func TestChooseProtocol(t *testing.T) {
 		{"text", []byte("hello"), 0, bootplan.Auto, "", []error{ErrNoBootProtocol, netbsdboot.ErrNotELF}},
 		{"NetBSD ELF with a broken multiboot header", badSum, 0, bootplan.NetBSD, "", nil},
 		{"plain ELF with a broken multiboot header", badSumPlain, 0, bootplan.Auto, "", []error{multiboot.ErrBadChecksum}},
+		{"multiboot2 only", mb2Only(false), 0, bootplan.Auto, "", []error{multiboot.ErrMultiboot2, multiboot.ErrNotMultiboot}},
+		{"NetBSD amd64 10 with a multiboot2 header", mb2Only(true), 0, bootplan.NetBSD, "", nil},
+		{"NetBSD i386 10 with multiboot v1 and v2 headers", bothHeaders, 0, bootplan.Multiboot, "", nil},
 		{"NetBSD amd64 cut in its section headers", nbKernel(2, 62)[:len(nbKernel(2, 62))-10], 0, bootplan.Auto, "", []error{netbsdboot.ErrTruncated}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, reason, err := chooseProtocol(tc.image, tc.modules)
 			if errors.Is(err, netbsdboot.ErrTruncated) && (errors.Is(err, ErrNoBootProtocol) || errors.Is(err, netbsdboot.ErrNotNetBSD)) {
 				t.Errorf("error %v: a file cut short is called another kind of file", err)
+			}
+			if errors.Is(err, multiboot.ErrMultiboot2) && errors.Is(err, ErrNoBootProtocol) {
+				t.Errorf("error %v: a multiboot2 kernel is called no multiboot kernel", err)
 			}
 			if got != tc.want || reason != tc.reason {
 				t.Errorf("protocol %v (%q), want %v (%q)", got, reason, tc.want, tc.reason)
