@@ -78,8 +78,11 @@ func kernelImage(cfg Config) ([]byte, error) {
 	// they come.
 	image, _, err := kernelimage.Decompress(image)
 	if err != nil {
-		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err,
-			Hint: "the file starts like gzip but does not decompress: re-download it"}
+		hint := "the gzip data is corrupt or truncated: download the kernel again"
+		if errors.Is(err, kernelimage.ErrTooLarge) {
+			hint = "this is not a kernel image"
+		}
+		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err, Hint: hint}
 	}
 	if len(image) == 0 {
 		// Said once, rather than by each boot protocol in turn.

@@ -20,6 +20,7 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/kstrip"
 )
@@ -267,8 +268,11 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 				return &fileError{fmt.Sprintf("kernel %s: %v (%s)", in, pe.Err, a), err}
 			}
 		}
-		if errors.Is(err, kstrip.ErrTooLarge) {
+		if errors.Is(err, kstrip.ErrTooLarge) || errors.Is(err, kernelimage.ErrTooLarge) {
 			return fmt.Errorf("kstrip: %w (this is not a kernel image: give an uncompressed or gzipped NetBSD kernel)", err)
+		}
+		if errors.Is(err, kernelimage.ErrCorrupt) {
+			return fmt.Errorf("kstrip: %w (the gzip data is corrupt or truncated: download the kernel again)", err)
 		}
 		return fmt.Errorf("kstrip: %w", err)
 	}

@@ -20,20 +20,22 @@ const MaxSize = 512 << 20
 
 // Decompress returns raw, gunzipped when it starts with the gzip magic, and
 // whether it was. It reads the file as Gunzip does. An image, plain or
-// gunzipped, larger than MaxSize is refused.
+// gunzipped, larger than MaxSize is refused (ErrTooLarge); gzip data that
+// does not decompress, with ErrCorrupt. The errors state what is wrong
+// and leave what to do to the caller, who knows where the file came from.
 func Decompress(raw []byte) (data []byte, gzipped bool, err error) {
 	if !IsGzip(raw) {
 		if len(raw) > MaxSize {
-			return nil, false, fmt.Errorf("the image is %s, more than the %d MiB a kernel may be", regfile.Size(int64(len(raw))), MaxSize>>20)
+			return nil, false, &sentinelError{fmt.Errorf("the image is %s, more than the %d MiB a kernel may be", regfile.Size(int64(len(raw))), MaxSize>>20), ErrTooLarge}
 		}
 		return raw, false, nil
 	}
 	out, err := Gunzip(raw, MaxSize)
 	if errors.Is(err, ErrTooLarge) {
-		return nil, true, fmt.Errorf("gzip data expands past %d MiB: not a kernel", MaxSize>>20)
+		return nil, true, &sentinelError{fmt.Errorf("gzip data expands past the %d MiB a kernel may be", MaxSize>>20), ErrTooLarge}
 	}
 	if err != nil {
-		return nil, true, fmt.Errorf("%w (is the download truncated?)", err)
+		return nil, true, err
 	}
 	return out, true, nil
 }
@@ -42,8 +44,25 @@ func Decompress(raw []byte) (data []byte, gzipped bool, err error) {
 func IsGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
 // ErrTooLarge is matched (errors.Is) by Gunzip's error for data that
-// expands past its limit.
+// expands past its limit, and by Decompress's for an image larger than
+// MaxSize.
 var ErrTooLarge = errors.New("gzip data expands past the limit")
+
+// ErrCorrupt is matched (errors.Is) by Gunzip's and Decompress's error for
+// gzip data that does not decompress: a bad header, a cut-short member, a
+// wrong checksum. The error's own text says which and where.
+var ErrCorrupt = errors.New("corrupt gzip data")
+
+// sentinelError is err, in its own words, matched by errors.Is to is as
+// well as to what err wraps.
+type sentinelError struct {
+	err error
+	is  error
+}
+
+func (e *sentinelError) Error() string        { return e.err.Error() }
+func (e *sentinelError) Unwrap() error        { return e.err }
+func (e *sentinelError) Is(target error) bool { return target == e.is }
 
 // ErrKASLR: an amd64 NetBSD kernel linked relocatable for KASLR
 // (GENERIC_KASLR), which only NetBSD's prekern places, at boot. kstrip
@@ -59,7 +78,8 @@ var ErrKASLR = errors.New("NetBSD KASLR kernel")
 // (:339-358). A lone 0x1f there is dropped, as check_header consumes it.
 // So padding after a gzip file is no error; it reaches the reader as it
 // reaches the kernel. Data that expands past limit bytes is refused
-// (ErrTooLarge) once limit+1 bytes are out, having kept none of them.
+// (ErrTooLarge) once limit+1 bytes are out, having kept none of them;
+// data that does not decompress, with ErrCorrupt.
 //
 // The last four bytes of raw (the gzip trailer's size when one member ends
 // the data) size the first buffer only when deflate could expand raw that
@@ -115,11 +135,11 @@ func inflate(raw []byte, s *sink) error {
 			err = zr.Reset(bb)
 		}
 		if err != nil {
-			return fmt.Errorf("gzip member at file offset %d: bad gzip header: %w", off, err)
+			return &sentinelError{fmt.Errorf("gzip member at file offset %d: bad gzip header: %w", off, err), ErrCorrupt}
 		}
 		zr.Multistream(false)
 		if err := s.readFrom(zr); err != nil {
-			return fmt.Errorf("gzip member at file offset %d: data corrupt after %d decompressed bytes: %w", off, s.n, err)
+			return &sentinelError{fmt.Errorf("gzip member at file offset %d: data corrupt after %d decompressed bytes: %w", off, s.n, err), ErrCorrupt}
 		}
 		if s.n > s.limit {
 			return nil

@@ -16,30 +16,38 @@ func TestDecompress(t *testing.T) {
 	zw := gzip.NewWriter(&z)
 	zw.Write([]byte("kernel bytes"))
 	zw.Close()
+	badCRC := bytes.Clone(z.Bytes())
+	badCRC[len(badCRC)-8] ^= 0xff
 	tests := []struct {
 		name    string
 		in      []byte
 		want    string
 		gzipped bool
-		err     bool
+		err     error
 	}{
-		{"plain", []byte("\x7fELF..."), "\x7fELF...", false, false},
-		{"gzip", z.Bytes(), "kernel bytes", true, false},
-		{"truncated gzip", z.Bytes()[:z.Len()-6], "", true, true},
-		{"gzip magic only", []byte{0x1f, 0x8b}, "", true, true},
-		{"empty", nil, "", false, false},
+		{"plain", []byte("\x7fELF..."), "\x7fELF...", false, nil},
+		{"gzip", z.Bytes(), "kernel bytes", true, nil},
+		{"truncated gzip", z.Bytes()[:z.Len()-6], "", true, ErrCorrupt},
+		{"gzip magic only", []byte{0x1f, 0x8b}, "", true, ErrCorrupt},
+		// Whole, yet corrupt: no guess that it was cut short.
+		{"checksum wrong", badCRC, "", true, ErrCorrupt},
+		{"empty", nil, "", false, nil},
 		// libsa's cread reads member after member, then passes bytes
 		// that are not gzip data on as they stand.
-		{"two members", bytes.Join([][]byte{z.Bytes(), z.Bytes()}, nil), "kernel byteskernel bytes", true, false},
-		{"padded with zeros", bytes.Join([][]byte{z.Bytes(), {0, 0, 0, 0}}, nil), "kernel bytes\x00\x00\x00\x00", true, false},
-		{"lone 0x1f after the member", bytes.Join([][]byte{z.Bytes(), {0x1f}}, nil), "kernel bytes", true, false},
-		{"0x1f and other bytes after the member", bytes.Join([][]byte{z.Bytes(), []byte("\x1fxy")}, nil), "kernel bytesxy", true, false},
-		{"second member corrupt", bytes.Join([][]byte{z.Bytes(), z.Bytes()[:12]}, nil), "", true, true},
+		{"two members", bytes.Join([][]byte{z.Bytes(), z.Bytes()}, nil), "kernel byteskernel bytes", true, nil},
+		{"padded with zeros", bytes.Join([][]byte{z.Bytes(), {0, 0, 0, 0}}, nil), "kernel bytes\x00\x00\x00\x00", true, nil},
+		{"lone 0x1f after the member", bytes.Join([][]byte{z.Bytes(), {0x1f}}, nil), "kernel bytes", true, nil},
+		{"0x1f and other bytes after the member", bytes.Join([][]byte{z.Bytes(), []byte("\x1fxy")}, nil), "kernel bytesxy", true, nil},
+		{"second member corrupt", bytes.Join([][]byte{z.Bytes(), z.Bytes()[:12]}, nil), "", true, ErrCorrupt},
 	}
 	for _, tt := range tests {
 		got, gz, err := Decompress(tt.in)
-		if string(got) != tt.want || gz != tt.gzipped || (err != nil) != tt.err {
-			t.Errorf("%s: got %q gzipped=%v err=%v", tt.name, got, gz, err)
+		if string(got) != tt.want || gz != tt.gzipped || !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+			t.Errorf("%s: got %q gzipped=%v err=%v; want err %v", tt.name, got, gz, err, tt.err)
+		}
+		// Facts only: what to do about it is the caller's to say.
+		if err != nil && strings.ContainsAny(err.Error(), "?()") {
+			t.Errorf("%s: err %q gives advice", tt.name, err)
 		}
 	}
 }
@@ -64,8 +72,8 @@ func TestDecompressBoundsPlain(t *testing.T) {
 		if (err != nil) != tt.err || gz {
 			t.Errorf("%s: gzipped=%v err=%v, want an error %v", tt.name, gz, err, tt.err)
 		}
-		if err != nil && !strings.Contains(err.Error(), "512 MiB") {
-			t.Errorf("%s: err %q does not name the limit", tt.name, err)
+		if err != nil && (!strings.Contains(err.Error(), "512 MiB") || !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCorrupt)) {
+			t.Errorf("%s: err %q does not name the limit or is not ErrTooLarge", tt.name, err)
 		}
 		if err == nil && len(out) != tt.size {
 			t.Errorf("%s: %d bytes back, want %d", tt.name, len(out), tt.size)
@@ -148,8 +156,8 @@ func TestDecompressBomb(t *testing.T) {
 	bomb := bytes.Repeat(gz(t, make([]byte, 64<<20)), MaxSize/(64<<20)+1)
 	var err error
 	n := allocated(func() { _, _, err = Decompress(bomb) })
-	if err == nil || !strings.Contains(err.Error(), "expands past 512 MiB: not a kernel") {
-		t.Errorf("Decompress: %v, want the bomb refused", err)
+	if !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "512 MiB") {
+		t.Errorf("Decompress: %v, want the bomb refused as ErrTooLarge", err)
 	}
 	if n > MaxSize*3/2 {
 		t.Errorf("allocated %d MiB refusing it", n>>20)
