@@ -25,7 +25,16 @@ import (
 // (see MinTime), and one warning for the set added to t.Warnings, naming
 // the first such entry.
 func (t *Tree) AddTar(r io.Reader, name string) error {
-	tr := tar.NewReader(r)
+	return t.addTar(r, name, "the archive")
+}
+
+// addTar is AddTar, its errors giving offsets in r, which is what: "the
+// archive", or "the decompressed archive" of a compressed set.
+func (t *Tree) addTar(r io.Reader, name, what string) error {
+	// The tar reader buffers nothing: the bytes it has read are where it
+	// is in r, the offset a damaged archive is reported at.
+	at := &tarPos{cr: &countReader{r: r}, what: what}
+	tr := tar.NewReader(at.cr)
 	var clamped clampedTimes
 	for i := 1; ; i++ {
 		h, err := tr.Next()
@@ -37,9 +46,9 @@ func (t *Tree) AddTar(r io.Reader, name string) error {
 			err = &firstHeaderError{err}
 		}
 		if err != nil {
-			return fmt.Errorf("%s: entry %d: corrupt or truncated archive: %w", name, i, err)
+			return fmt.Errorf("%s: entry %d: corrupt or truncated archive at byte %d of %s: %w", name, i, at.cr.n, at.what, err)
 		}
-		if err := t.addTarEntry(tr, h, &clamped); err != nil {
+		if err := t.addTarEntry(tr, h, &clamped, at); err != nil {
 			return fmt.Errorf("%s: entry %d (%s): %w", name, i, termsafe.Printable(h.Name), err)
 		}
 	}
@@ -52,7 +61,13 @@ const (
 	gnuMultiVolume = 'M' // tar --multi-volume: the rest of a file begun in the volume before
 )
 
-func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes) error {
+// tarPos is where addTar is in its tar stream, and what that stream is.
+type tarPos struct {
+	cr   *countReader
+	what string
+}
+
+func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes, at *tarPos) error {
 	switch h.Typeflag {
 	case gnuVolumeLabel:
 		return nil // checked as a path, a label such as "Backup 1/2" would be refused
@@ -91,8 +106,11 @@ func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes)
 			return err
 		}
 		n, err := readContent(tr, h.Size)
+		if ce := (*contentError)(nil); errors.As(err, &ce) {
+			return fmt.Errorf("reading content (%d bytes): truncated or corrupt archive at byte %d of %s (byte %d of its content): %w", h.Size, at.cr.n, at.what, ce.off, ce.err)
+		}
 		if err != nil {
-			return fmt.Errorf("reading content (%d bytes): truncated or corrupt archive: %w", h.Size, err)
+			return err
 		}
 		return t.Put(p, attrs(n))
 	// A dumpdir's list of names only tells an incremental restore what
@@ -178,7 +196,7 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 	for off < size {
 		want := min(int64(chunk), size-off)
 		if got, err := io.ReadFull(r, buf[:want]); err != nil {
-			return nil, fmt.Errorf("at byte %d: %w", off+int64(got), err)
+			return nil, &contentError{off + int64(got), err}
 		}
 		if !IsZero(buf[:want]) {
 			last := len(n.Extents) - 1
@@ -194,6 +212,17 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 	return n, nil
 }
 
+// contentError is readContent's error: err, after off bytes of the member.
+type contentError struct {
+	off int64
+	err error
+}
+
+func (e *contentError) Error() string {
+	return fmt.Sprintf("at byte %d of its content: %v", e.off, e.err)
+}
+func (e *contentError) Unwrap() error { return e.err }
+
 // readSized reads exactly size bytes, allocating at most 1 MiB ahead of
 // the data actually read.
 func readSized(r io.Reader, size int64) ([]byte, error) {
@@ -205,10 +234,10 @@ func readSized(r io.Reader, size int64) ([]byte, error) {
 		n, err := r.Read(b[len(b):int(min(int64(cap(b)), size))])
 		b = b[:len(b)+n]
 		if err == io.EOF && int64(len(b)) < size {
-			return nil, fmt.Errorf("at byte %d: %w", len(b), io.ErrUnexpectedEOF)
+			return nil, &contentError{int64(len(b)), io.ErrUnexpectedEOF}
 		}
 		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("at byte %d: %w", len(b), err)
+			return nil, &contentError{int64(len(b)), err}
 		}
 	}
 	return b, nil
@@ -351,7 +380,11 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		}
 		src = io.MultiReader(bytes.NewReader(inner[:n]), rest)
 	}
-	if err := t.AddTar(src, name); err != nil {
+	what := "the archive"
+	if c != compNone {
+		what = "the decompressed archive"
+	}
+	if err := t.addTar(src, name, what); err != nil {
 		var fh *firstHeaderError
 		if c != compNone && errors.As(err, &fh) {
 			return fmt.Errorf("%s: decompresses (%s) to something that is not a tar archive, a compressed kernel perhaps: a set must be a .tgz, .tar.xz, .tar or a directory (%w)", name, compNames[c], fh.err)

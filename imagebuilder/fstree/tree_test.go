@@ -105,7 +105,7 @@ func TestTruncatedLargeMember(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := fstree.New().AddTar(&b, "big.tar")
-			want := fmt.Sprintf("at byte %d: %v", tc.have, io.ErrUnexpectedEOF)
+			want := fmt.Sprintf("at byte %d of the archive (byte %d of its content): %v", 512+tc.have, tc.have, io.ErrUnexpectedEOF)
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("got %v, want an error containing %q", err, want)
 			}
