@@ -96,7 +96,7 @@ func TestBadInput(t *testing.T) {
 			i, _ := sectionOfType(t, b, elf.SHT_SYMTAB)
 			put32(b, sectionHeader(b, i)+24, uint32(k.ByteOrder().Uint16(b[48:]))) // sh_link
 			return b
-		}, []error{ErrNoSymbols}, []string{"invalid string table link"}},
+		}, []error{ErrMalformed}, []string{"symbol table", "invalid string table link"}},
 		{"unreadable headers", func() []byte {
 			b := clone(orig)
 			b[elf.EI_VERSION] = 9

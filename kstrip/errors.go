@@ -14,8 +14,9 @@ var (
 	// ErrTruncated: the file has ELF's magic, but a header it locates
 	// runs past the file's end (a copy cut short).
 	ErrTruncated = errors.New("truncated ELF file")
-	// ErrMalformed: the file has ELF's magic, but its headers cannot be
-	// read, or describe no kernel (hundreds of loadable segments).
+	// ErrMalformed: the file has ELF's magic, but its headers or its
+	// symbol table cannot be read, or the headers describe no kernel
+	// (hundreds of loadable segments).
 	ErrMalformed = errors.New("malformed ELF file")
 	// ErrNotExec: the ELF file is not an executable (e_type ET_EXEC), as
 	// every NetBSD kernel linked at a fixed address is: a kernel module,

@@ -140,7 +140,7 @@ func Parse(image []byte) (k *Kernel, err error) {
 	}
 	f, err := elf.NewFile(bytes.NewReader(image))
 	if err != nil {
-		return nil, fmt.Errorf("%w: its headers cannot be read (debug/elf: %v)", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: its headers cannot be read (debug/elf: %w)", ErrMalformed, err)
 	}
 	if err := checkType(f, image); err != nil {
 		return nil, err
@@ -340,7 +340,8 @@ func findSymbols(f *elf.File) (cfdata, drivers uint64, err error) {
 		return 0, 0, fmt.Errorf("%w: the kernel is stripped, so kstrip cannot find cfdata; NetBSD release kernels (netbsd-GENERIC) keep their symbols: use one of those", ErrNoSymbols)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: reading the symbol table: %v", ErrNoSymbols, err)
+		// A table there but unreadable is no stripped kernel.
+		return 0, 0, fmt.Errorf("%w: reading the symbol table: %w", ErrMalformed, err)
 	}
 	found := false
 	for _, s := range syms {

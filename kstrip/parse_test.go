@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -178,4 +179,60 @@ func TestTinyFixture(t *testing.T) {
 	if string(a) != string(b) {
 		t.Errorf("testdata/netbsd-tiny is stale:\n%s\n%s", b, a)
 	}
+}
+
+// TestParseKeepsCause: a kernel whose headers or symbol table debug/elf
+// cannot read is malformed, with debug/elf's error wrapped. A symbol table
+// of a size no whole number of symbols fill was "no symbol table", as a
+// stripped kernel is, and neither error could be told by errors.As.
+func TestParseKeepsCause(t *testing.T) {
+	_, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
+	order := binary.LittleEndian
+	tests := []struct {
+		name  string
+		image func() []byte
+		cause string // how the text of an error in the chain starts
+		msg   string
+	}{
+		{"symbol table size not a multiple of a symbol's", func() []byte {
+			b := clone(orig)
+			i, _ := sectionOfType(t, b, elf.SHT_SYMTAB)
+			at := sectionHeader(b, i) + 20 // sh_size
+			order.PutUint32(b[at:], order.Uint32(b[at:])-1)
+			return b
+		}, "length of symbol section is not a multiple of SymSize", "malformed ELF file: reading the symbol table: length of symbol section"},
+		{"unreadable headers", func() []byte {
+			b := clone(orig)
+			b[elf.EI_VERSION] = 9
+			return b
+		}, "unknown ELF version", "malformed ELF file: its headers cannot be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.image())
+			if !errors.Is(err, ErrMalformed) || errors.Is(err, ErrNoSymbols) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("err %v, want ErrMalformed saying %q", err, tt.msg)
+			}
+			if !wraps(err, tt.cause) {
+				t.Errorf("err %v does not wrap debug/elf's %q", err, tt.cause)
+			}
+		})
+	}
+}
+
+// wraps reports whether err or an error it wraps starts with msg.
+func wraps(err error, msg string) bool {
+	if err == nil {
+		return false
+	}
+	if strings.HasPrefix(err.Error(), msg) {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return wraps(u.Unwrap(), msg)
+	case interface{ Unwrap() []error }:
+		return slices.ContainsFunc(u.Unwrap(), func(e error) bool { return wraps(e, msg) })
+	}
+	return false
 }
