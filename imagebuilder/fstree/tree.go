@@ -188,13 +188,13 @@ func (t *Tree) dir(p string, create bool) (*Node, string, error) {
 		next := d.children[c]
 		if next == nil {
 			if !create {
-				return nil, "", fmt.Errorf("%s: no such directory", strings.Join(parts[:i+1], "/"))
+				return nil, "", fmt.Errorf("%s: no such directory", termsafe.Printable(strings.Join(parts[:i+1], "/")))
 			}
 			next = NewDir(0755)
 			d.children[c] = next
 		}
 		if next.Type != Dir {
-			return nil, "", fmt.Errorf("%s: parent %s is a %s, not a directory", p, strings.Join(parts[:i+1], "/"), next.Type)
+			return nil, "", fmt.Errorf("%s: parent %s is a %s, not a directory", termsafe.Printable(p), termsafe.Printable(strings.Join(parts[:i+1], "/")), next.Type)
 		}
 		d = next
 	}
@@ -216,7 +216,7 @@ func (t *Tree) Get(p string) (*Node, error) {
 	}
 	n := d.children[name]
 	if n == nil {
-		return nil, fmt.Errorf("%s: not found", cp)
+		return nil, fmt.Errorf("%s: not found", termsafe.Printable(cp))
 	}
 	return n, nil
 }
@@ -277,10 +277,10 @@ func (e *ReplaceDirError) Error() string {
 func (t *Tree) Link(p, target string) error {
 	n, err := t.Get(target)
 	if err != nil {
-		return fmt.Errorf("hard link %s -> %s: target missing (it must come earlier in the set): %w", p, target, err)
+		return fmt.Errorf("hard link %s -> %s: target missing (it must come earlier in the set): %w", termsafe.Printable(p), termsafe.Printable(target), err)
 	}
 	if n.Type == Dir {
-		return fmt.Errorf("hard link %s -> %s: target is a directory", p, target)
+		return fmt.Errorf("hard link %s -> %s: target is a directory", termsafe.Printable(p), termsafe.Printable(target))
 	}
 	return t.Put(p, n)
 }
@@ -299,7 +299,7 @@ func (t *Tree) Remove(p string) error {
 		return err
 	}
 	if d.children[name] == nil {
-		return fmt.Errorf("%s: not found", cp)
+		return fmt.Errorf("%s: not found", termsafe.Printable(cp))
 	}
 	delete(d.children, name)
 	return nil

@@ -522,3 +522,41 @@ func TestLargeMemberKeepsOnlyData(t *testing.T) {
 		t.Errorf("%d non-zero bytes, want %d", nz, len(marks))
 	}
 }
+
+// TestMessagesQuoteHostileNames: a name with control characters is
+// quoted in every message about it, as the entry's name is: a raw ESC in
+// a hard link's message made the CLI escape the whole line, so the same
+// name showed in two spellings in one error.
+func TestMessagesQuoteHostileNames(t *testing.T) {
+	const esc = "\x1b[31m"
+	setup := func(t *testing.T) *fstree.Tree {
+		tr := fstree.New()
+		if err := tr.Put("d"+esc, fstree.NewDir(0o755)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Put("f"+esc, fstree.NewFile(0o644, []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	tests := []struct {
+		name string
+		op   func(tr *fstree.Tree) error
+		want string
+	}{
+		{"link to a missing target", func(tr *fstree.Tree) error { return tr.Link("bin/ln"+esc, "no"+esc) }, `hard link "bin/ln\x1b[31m" -> "no\x1b[31m": target missing`},
+		{"link to a directory", func(tr *fstree.Tree) error { return tr.Link("ln"+esc, "d"+esc) }, `hard link "ln\x1b[31m" -> "d\x1b[31m": target is a directory`},
+		{"missing parent", func(tr *fstree.Tree) error { _, err := tr.Get("no" + esc + "/x"); return err }, `"no\x1b[31m": no such directory`},
+		{"parent not a directory", func(tr *fstree.Tree) error { return tr.Put("f"+esc+"/x", fstree.NewDir(0o755)) }, `"f\x1b[31m/x": parent "f\x1b[31m" is a`},
+		{"not found", func(tr *fstree.Tree) error { _, err := tr.Get("no" + esc); return err }, `"no\x1b[31m": not found`},
+		{"nothing to remove", func(tr *fstree.Tree) error { return tr.Remove("no" + esc) }, `"no\x1b[31m": not found`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.op(setup(t))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.ContainsAny(err.Error(), "\x1b") {
+				t.Errorf("err %q, want it to say %q with no raw control character", err, tt.want)
+			}
+		})
+	}
+}
