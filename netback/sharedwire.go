@@ -244,7 +244,7 @@ func readHubMessage(r io.Reader, body any) (version, status byte, err error) {
 		return h[4], h[5], nil
 	}
 	if err := json.Unmarshal(b, body); err != nil {
-		return h[4], h[5], fmt.Errorf("%w: handshake body: %v", ErrHubProtocol, err)
+		return h[4], h[5], fmt.Errorf("%w: handshake body: %w", ErrHubProtocol, err)
 	}
 	return h[4], h[5], nil
 }

@@ -44,17 +44,25 @@ func checkIDs(c Credentials) error {
 // that the user database has no entry for: it names no group.
 var ErrNoPasswdEntry = errors.New("has no entry in the user database, which would give its group")
 
+// userLookup is user.Lookup, which a test replaces to fail as a user
+// database that cannot be read does.
+var userLookup = user.Lookup
+
 // LookupUser finds name in the user database (read now, before any
 // filter), or takes it as a numeric uid, whose group is then its entry's
 // (a uid's own number as a gid is some other group: 5 is tty's on
 // Debian, games' uid 5 has gid 60). A uid without an entry is refused
 // (ErrNoPasswdEntry): its group cannot be known.
 func LookupUser(name string) (Credentials, error) {
-	u, err := user.Lookup(name)
+	u, err := userLookup(name)
 	if err != nil {
 		id, nerr := strconv.Atoi(name)
 		if nerr != nil || id < 0 {
-			return Credentials{}, fmt.Errorf("user %s: no such user", name)
+			// Only a database read to its end says there is no such user.
+			if errors.As(err, new(user.UnknownUserError)) {
+				return Credentials{}, fmt.Errorf("user %s: no such user", name)
+			}
+			return Credentials{}, fmt.Errorf("user %s: reading the user database: %w", name, err)
 		}
 		if err := checkIDs(Credentials{UID: id}); err != nil {
 			return Credentials{}, fmt.Errorf("user %s: %w", name, err)

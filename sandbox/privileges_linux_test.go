@@ -5,6 +5,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -572,4 +573,30 @@ func binaryForNobody(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// TestLookupUserCause: "no such user" is said only when the user
+// database has no such name; a database that cannot be read is reported
+// with its error, which was dropped for "no such user".
+func TestLookupUserCause(t *testing.T) {
+	unreadable := &fs.PathError{Op: "open", Path: "/etc/passwd", Err: fs.ErrPermission}
+	tests := []struct {
+		name   string
+		lookup func(string) (*user.User, error)
+		msg    string
+		is     error
+	}{
+		{"no such name", func(n string) (*user.User, error) { return nil, user.UnknownUserError(n) }, "user vmm: no such user", nil},
+		{"database unreadable", func(string) (*user.User, error) { return nil, unreadable }, "user vmm: reading the user database: open /etc/passwd: permission denied", fs.ErrPermission},
+	}
+	defer func(l func(string) (*user.User, error)) { userLookup = l }(userLookup)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			userLookup = tt.lookup
+			_, err := LookupUser("vmm")
+			if err == nil || err.Error() != tt.msg || (tt.is != nil && !errors.Is(err, tt.is)) {
+				t.Errorf("LookupUser = %v, want %q wrapping %v", err, tt.msg, tt.is)
+			}
+		})
+	}
 }
