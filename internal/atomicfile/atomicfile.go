@@ -30,8 +30,10 @@ import (
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/protlink"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -165,17 +167,18 @@ func resolved(path, p string, fi os.FileInfo) (string, error) {
 	return p, nil
 }
 
-// Write creates path with mode perm, or replaces it, and gives it the
-// content write puts in the file it is given. A replaced file keeps its
-// permission bits (read, write and execute for owner, group and others)
-// and, as far as this process may give them (all of them as root), its
-// owner and group: the replacement is a new file, which would otherwise be
-// the writer's, with perm. Its setuid, setgid and sticky bits are not
-// kept: they were set for the old content, and the owner given back
-// would run the new content with the owner's rights. A symlink at path is
-// followed: its target is replaced and the link stays. An existing target
-// that is not a regular file is refused (ErrNotRegular). On any error the
-// temporary file is removed and the target is left as it was.
+// Write creates path with mode perm less the umask (as os.OpenFile
+// does), or replaces it, and gives it the content write puts in the file
+// it is given. A replaced file keeps its permission bits (read, write and
+// execute for owner, group and others) and, as far as this process may
+// give them (all of them as root), its owner and group: the replacement
+// is a new file, which would otherwise be the writer's, with perm. Its
+// setuid, setgid and sticky bits are not kept: they were set for the old
+// content, and the owner given back would run the new content with the
+// owner's rights. A symlink at path is followed: its target is replaced
+// and the link stays. An existing target that is not a regular file is
+// refused (ErrNotRegular). On any error the temporary file is removed and
+// the target is left as it was.
 func Write(path string, perm os.FileMode, write func(*os.File) error) error {
 	return WriteContext(context.Background(), path, perm, write)
 }
@@ -193,13 +196,18 @@ func WriteContext(ctx context.Context, path string, perm os.FileMode, write func
 		return err
 	}
 	uid, gid := -1, -1
+	// A new file is created with perm and the kernel takes the umask
+	// from it, as for os.OpenFile: a user with umask 077 gets an image
+	// only they can read. A replacement starts private and is given the
+	// old file's mode once its owner is back.
+	create, replace := perm, false
 	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
+		perm, create, replace = st.Mode().Perm(), 0o600, true
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			uid, gid = int(sys.Uid), int(sys.Gid)
 		}
 	}
-	f, dir, err := createTemp(path)
+	f, dir, err := createTemp(path, create)
 	if err != nil {
 		return err
 	}
@@ -215,13 +223,15 @@ func WriteContext(ctx context.Context, path string, perm os.FileMode, write func
 	if ctx.Err() != nil {
 		return stopped(ctx, path)
 	}
-	// Before the chmod, which a chown may undo in part. Best effort: a
-	// user who is not root may give a file only a group of theirs.
-	if uid >= 0 && f.Chown(uid, gid) != nil {
-		f.Chown(-1, gid)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("chmod %s: %w", f.Name(), err)
+	if replace {
+		// Before the chmod, which a chown may undo in part. Best effort:
+		// a user who is not root may give a file only a group of theirs.
+		if uid >= 0 && f.Chown(uid, gid) != nil {
+			f.Chown(-1, gid)
+		}
+		if err := f.Chmod(perm); err != nil {
+			return fmt.Errorf("chmod %s: %w", f.Name(), err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", f.Name(), err)
@@ -277,13 +287,26 @@ const (
 var CommitHook func(stage string)
 
 // createTemp creates the temporary file Write fills for target (a path
-// Target returned), in target's directory, which it also returns.
-func createTemp(target string) (*os.File, string, error) {
+// Target returned), in target's directory, which it also returns, with
+// mode perm less the umask. os.CreateTemp would make it 0600, and a
+// chmod to perm afterwards would ignore the umask; reading the umask
+// instead would race with any other goroutine that sets it.
+func createTemp(target string, perm os.FileMode) (*os.File, string, error) {
 	dir, base := filepath.Split(target)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, tempPattern(base))
+	pattern := tempPattern(base)
+	prefix, suffix, _ := strings.Cut(pattern, "*")
+	var f *os.File
+	var err error
+	for range 10000 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10)+suffix)
+		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
 		// The temporary file's random name says nothing to the reader:
 		// name the directory, and keep the cause (fs.ErrNotExist for a
@@ -298,11 +321,12 @@ func createTemp(target string) (*os.File, string, error) {
 }
 
 // maxTempBase is the longest base name a temporary's name holds whole:
-// "." + base + ".tmp-" + CreateTemp's random part (at most 10 digits)
+// "." + base + ".tmp-" + createTemp's random part (at most 10 digits)
 // must stay within NAME_MAX (255 bytes).
 const maxTempBase = 255 - len(".") - len(".tmp-") - 10
 
-// tempPattern is the CreateTemp pattern for a temporary of base. A base
+// tempPattern is the pattern ("*" for the random part) of a temporary's
+// name for base. A base
 // too long to have the temporary's prefix and suffix added (a valid name
 // near NAME_MAX) is cut and told apart by a digest of the whole name.
 func tempPattern(base string) string {
@@ -338,7 +362,7 @@ func Check(path string) error {
 	if err != nil {
 		return err
 	}
-	f, _, err := createTemp(target)
+	f, _, err := createTemp(target, 0o600)
 	if err != nil {
 		return err
 	}

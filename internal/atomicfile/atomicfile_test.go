@@ -504,3 +504,49 @@ func TestWriteContextStops(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteNewFileUmask: a new file was chmod'ed to perm, so with umask
+// 077 an image came out 0644, readable (and lockable) by every user; it
+// now gets perm less the umask, as os.OpenFile gives. A replaced file
+// keeps its own mode whatever the umask. The umask is the process's: no
+// test of this package runs in parallel with this one.
+func TestWriteNewFileUmask(t *testing.T) {
+	tests := []struct {
+		umask    int
+		existing os.FileMode // 0: none
+		want     os.FileMode
+	}{
+		{0o077, 0, 0o600},
+		{0o027, 0, 0o640},
+		{0o022, 0, 0o644},
+		{0o077, 0o644, 0o644},
+		{0o022, 0o600, 0o600},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("umask %03o existing %03o", tt.umask, tt.existing), func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprint(i))
+			if tt.existing != 0 {
+				if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, tt.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old := syscall.Umask(tt.umask)
+			err := WriteFile(path, []byte("new"), 0o644)
+			syscall.Umask(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != tt.want {
+				t.Errorf("mode %v, want %v", st.Mode().Perm(), tt.want)
+			}
+		})
+	}
+}
