@@ -416,17 +416,11 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 	var err error
 	var work string
 	if typ == filesystem.TypeISO9660 {
-		if work, err = os.MkdirTemp("", "smolvmm-iso-"); err != nil {
-			return err
+		var done func()
+		if work, done, err = isoWorkTree(); err != nil {
+			return fmt.Errorf("making the ISO 9660 work tree: %w", err)
 		}
-		defer os.RemoveAll(work)
-		// The work directory becomes the image's root, Rock Ridge
-		// mode and all: MkdirTemp's 0700 would shut out every user
-		// but root in the guest. 0755 is what isoMode gives the
-		// directories below it.
-		if err := os.Chmod(work, 0o755); err != nil {
-			return err
-		}
+		defer done()
 		fsys, err = iso9660.Create(b, size, 0, 2048, work) // ISO 9660 logical blocks
 	} else {
 		fsys, err = fat32.Create(b, size, 0, 512, DataLabel, true)
