@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path"
 	"path/filepath"
 	"slices"
@@ -45,22 +44,20 @@ type identity struct {
 	drop     bool // switch to uid/gid before running the script
 }
 
-// scriptUser is the invoking user, or nobody when that is root: a script
-// from a service directory never runs as root on the build host.
+// scriptUser is the invoking user, or, when that is root, a user and
+// group of their own (see buildIDs): a script from a service directory
+// never runs as root on the build host, nor as a user whose processes
+// could reach into this build or a later one, or outlive it (see
+// killUser).
 func scriptUser() (identity, error) {
 	if os.Geteuid() != 0 {
 		return identity{uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}, nil
 	}
-	u, err := user.Lookup("nobody")
+	id, err := buildIDs()
 	if err != nil {
-		return identity{}, fmt.Errorf("running as root and there is no user nobody to run postinst scripts as (they never run as root): %w", err)
+		return identity{}, fmt.Errorf("running as root and no user id is free to run postinst scripts as (they never run as root): %w", err)
 	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil || uid == 0 {
-		return identity{}, fmt.Errorf("user nobody has unusable ids %s:%s", u.Uid, u.Gid)
-	}
-	return identity{uid: uint32(uid), gid: uint32(gid), drop: true}, nil
+	return identity{uid: id, gid: id, drop: true}, nil
 }
 
 // RunPostinst runs the service's postinst/*.sh scripts (see
@@ -68,7 +65,8 @@ func scriptUser() (identity, error) {
 // temporary directory, and writes to log a warning naming the other files
 // of postinst/, which do not run: working directory at its
 // root, environment PATH only (PostinstPath), umask 022 (PostinstUmask),
-// as the invoking user (nobody when that is root), so that they cannot
+// as the invoking user (when that is root, an id of the build's own: see
+// scriptUser), so that they cannot
 // set owners: what they make belongs to root:wheel in the image (or keeps
 // the owner of the path it replaces), and a chown to another user fails
 // (the failure says so; etc/rc can chown at boot). What the scripts add,
@@ -103,8 +101,11 @@ func scriptUser() (identity, error) {
 // to log; a failure shows its last 2000 bytes. Each script runs in a
 // process group of its own, killed when the script ends, or when ctx is
 // done (the step then fails with an error matching ctx's): what a script
-// put in the background neither holds the build up nor outlives it. The
-// staging directory is removed however the step ends.
+// put in the background neither holds the build up nor outlives it.
+// When root builds, the script is also the init of a PID namespace of
+// its own, whose end kills what left the group (setsid), and what is
+// left of the build's user is killed (see killUser). The staging
+// directory is removed however the step ends.
 //
 // The scripts run on the host, without a chroot (NetBSD binaries do not
 // run there), so a symlink of t is staged so that following it never
@@ -154,8 +155,8 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if duringStaging != nil {
 		duringStaging(tmp)
 	}
-	// The builder's, mode 0700: the scripts' user, when it is another
-	// (nobody), can neither reach in nor, in tmp, rename it.
+	// The builder's, mode 0700: the scripts' user, when it is another,
+	// can neither reach in nor, in tmp, rename it.
 	if err := os.Mkdir(keep, 0700); err != nil {
 		return fmt.Errorf("postinst staging: %w", err)
 	}
@@ -242,9 +243,10 @@ func (e *StageDirError) Error() string {
 func (e *StageDirError) Unwrap() error { return e.Err }
 
 // StageUnreachableError is the error of RunPostinst (and BuildTree) when
-// the user the postinst scripts run as (nobody, when root builds) could
-// not reach the staging directory, made in the temporary directory
-// (os.TempDir): a directory on the way does not let that user search it.
+// the user the postinst scripts run as (the build's own, when root
+// builds) could not reach the staging directory, made in the temporary
+// directory (os.TempDir): a directory on the way does not let that user
+// search it.
 type StageUnreachableError struct {
 	Dir          string      // the staging directory, absolute, symlinks resolved
 	UID          uint32      // the user the scripts run as
@@ -290,6 +292,11 @@ func checkReachable(dir string, id identity) error {
 	}
 }
 
+// postinstPIDNamespace is whether a root build runs each script in a PID
+// namespace of its own (see runScript); tests turn it off to try the
+// way taken where no namespace can be made.
+var postinstPIDNamespace = true
+
 func runScript(ctx context.Context, s *service.Service, name, tmp, stage string, id identity, log io.Writer) error {
 	body, err := fs.ReadFile(s.FS, name)
 	if err != nil {
@@ -308,39 +315,68 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 	if log != nil {
 		w = io.MultiWriter(out, log)
 	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", postinstShell, sp)
-	cmd.Dir = stage
-	cmd.Env = []string{PostinstPath}
-	cmd.Stdout, cmd.Stderr = w, w // one writer: one pipe, one copy
-	// A group of its own, killed when the script ends or ctx is done:
-	// a job the script put in the background would otherwise hold its
-	// output (and the build) open, or run on after it, in a deleted
-	// staging directory.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if id.drop {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: []uint32{}}
+	command := func(pidns bool) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", postinstShell, sp)
+		cmd.Dir = stage
+		cmd.Env = []string{PostinstPath}
+		cmd.Stdout, cmd.Stderr = w, w // one writer: one pipe, one copy
+		// A group of its own, killed when the script ends or ctx is
+		// done: a job the script put in the background would otherwise
+		// hold its output (and the build) open, or run on after it, in
+		// a deleted staging directory.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if id.drop {
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: []uint32{}}
+		}
+		if pidns {
+			// The script is the init of a PID namespace of its own:
+			// when it ends, the kernel kills all it started, also what
+			// left its process group (setsid), before its end is seen.
+			cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+		}
+		cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+		// A process that left the group (setsid) and holds the output
+		// is not waited for longer than this.
+		cmd.WaitDelay = outputWait
+		return cmd
 	}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-	// A process that left the group (setsid) and holds the output is not
-	// waited for longer than this.
-	cmd.WaitDelay = outputWait
-	if err := cmd.Start(); err != nil {
+	cmd := command(id.drop && postinstPIDNamespace)
+	err = cmd.Start()
+	if err != nil && id.drop && postinstPIDNamespace && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
+		// No namespace here (a container without CAP_SYS_ADMIN):
+		// killUser ends what the script leaves, by its user id.
+		cmd = command(false)
+		err = cmd.Start()
+	}
+	if err != nil {
 		return fmt.Errorf("service %s: %s: %w", s.Name, name, err)
 	}
 	// Killed once the script has ended, before it is reaped: its id,
 	// the group's, is then no other process's. (Should that wait fail,
 	// the group is killed after the reap: its id stays in use while a
-	// process of the group lives.)
+	// process of the group lives.) The processes of the build's own user
+	// are killed then too: none is left where no PID namespace was made,
+	// and none holds the output.
+	var kerr error
 	exited := waitExit(cmd.Process.Pid) == nil
 	if exited {
 		killGroup(cmd.Process.Pid)
+		if id.drop {
+			kerr = killUser(id.uid)
+		}
 	}
 	err = cmd.Wait()
 	if !exited {
 		killGroup(cmd.Process.Pid)
+		if id.drop {
+			kerr = killUser(id.uid)
+		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("service %s: %s stopped: %w", s.Name, name, ctxError(ctx))
+	}
+	if kerr != nil {
+		return fmt.Errorf("service %s: %s: %w", s.Name, name, kerr)
 	}
 	if errors.Is(err, exec.ErrWaitDelay) {
 		return fmt.Errorf("service %s: %s (as uid %d) left a process running outside its process group that still held its output %v after it ended: %w", s.Name, name, id.uid, outputWait, err)
@@ -633,13 +669,12 @@ func holdDirs(stage string, stamps map[string]stageStamp) (release func(), err e
 
 // stageDirMode is the mode of tmp, the directory that holds the staging
 // tree's parent (gate) and keep, while the scripts run. When they run as
-// another user (nobody), tmp is given that user's group and mode 0710, so
-// that the users of that group (nogroup, shared with system users) may
-// pass through it but not write it: the scripts' user can rename neither
-// gate nor keep. gate is the scripts' user's own, mode 0700: no user but
-// that one and root, not one of nobody's group either, may enter it and
-// run the setuid and setgid files staged below it (see stagedPerm); a
-// process already running as the scripts' user gains nothing by them.
+// another user (the build's own, see scriptUser), tmp is given that
+// user's group and mode 0710, so that the scripts may pass through it but
+// not write it: the scripts' user can rename neither gate nor keep. gate
+// is the scripts' user's own, mode 0700: no user but that one and root
+// may enter it and run the setuid and setgid files staged below it (see
+// stagedPerm); only the build's scripts run as that user.
 // Run as the builder, the scripts need no more than the builder's own
 // 0700.
 func stageDirMode(id identity) fs.FileMode {
@@ -1039,9 +1074,9 @@ func nodeKind(t fstree.Type) string {
 // keptFiles returns a path each staged regular file of stamps was
 // stamped at, by device and inode, for the files whose hard link in keep
 // is still that file. The scripts' user cannot reach keep when it is
-// another user than the builder's (nobody, when root builds); when it is
-// the same, a script could remove a link there, and its file is then
-// taken for a new one.
+// another user than the builder's (when root builds); when it is the
+// same, a script could remove a link there, and its file is then taken
+// for a new one.
 func keptFiles(keep string, stamps map[string]stageStamp) (map[[2]uint64]string, error) {
 	at := map[[2]uint64]string{}
 	var d *hostdir.Dir

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,18 +16,18 @@ import (
 )
 
 // TestPostinstStageGate: when root builds, the staging tree, which holds
-// the set's setuid and setgid files (owned by nobody), is reachable by
-// nobody and root alone. Its parent was 0710 with nobody's group, so any
-// host user of that group (nogroup: _apt, sync...) could enter and run a
-// staged setuid file as nobody. The directory above the tree is now
-// nobody's, mode 0700, in one the scripts' user may not write.
+// the set's setuid and setgid files (owned by the scripts' user), is
+// reachable by that user and root alone. Its parent was 0710 with
+// nobody's group, so any host user of that group (nogroup: _apt,
+// sync...) could enter and run a staged setuid file as nobody; and the
+// scripts ran as nobody, so any process of nobody's (a script of an
+// earlier build left running, a daemon) could read and change the tree.
+// The directory above the tree is now the scripts' user's, mode 0700, in
+// one that user may not write, and that user is the build's own: not
+// nobody, and no other process's.
 func TestPostinstStageGate(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the scripts run as nobody only when root builds")
-	}
-	id, err := scriptUser()
-	if err != nil {
-		t.Skip(err)
+		t.Skip("needs root: the scripts run as another user only when root builds")
 	}
 	svc := scriptService(t, "true\n")
 	tr := fstree.New()
@@ -54,9 +55,17 @@ func TestPostinstStageGate(t *testing.T) {
 		if err := syscall.Stat(filepath.Dir(stage), &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.Mode&0o7777 != 0o700 || st.Uid != id.uid {
-			t.Errorf("the staging tree's parent %s: mode %#o, owner %d; want 0700, owned by the scripts' user %d", filepath.Dir(stage), st.Mode&0o7777, st.Uid, id.uid)
+		id := identity{uid: st.Uid, gid: st.Gid}
+		if st.Mode&0o7777 != 0o700 || st.Uid < buildIDLow || st.Uid >= buildIDHigh || st.Gid != st.Uid {
+			t.Errorf("the staging tree's parent %s: mode %#o, owner %d:%d; want 0700, owned by an id of the build's own", filepath.Dir(stage), st.Mode&0o7777, st.Uid, st.Gid)
 		}
+		// No process but the build's has the id, and none of its has
+		// another.
+		eachProcess(func(pid int, uids, gids []uint32, zombie bool) {
+			if slices.Contains(uids, id.uid) || slices.Contains(gids, id.gid) {
+				t.Errorf("process %d has ids %v:%v, the build's own %d", pid, uids, gids, id.uid)
+			}
+		})
 		for p := filepath.Dir(filepath.Dir(stage)); strings.HasPrefix(p, tmp); p = filepath.Dir(p) {
 			if err := syscall.Stat(p, &st); err != nil {
 				t.Fatal(err)
@@ -70,9 +79,10 @@ func TestPostinstStageGate(t *testing.T) {
 			uid, gid uint32
 			enter    bool
 		}{
-			{"a user of nobody's group", 42, id.gid, false},
+			{"a user of the scripts' group", 42, id.gid, false},
 			{"a user of another group", 42, 42, false},
-			{"nobody", id.uid, id.gid, true},
+			{"nobody", 65534, 65534, false},
+			{"the scripts' user", id.uid, id.gid, true},
 		} {
 			cmd := exec.Command("/bin/sh", "-c", `test -r "$0"`, su)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tc.uid, Gid: tc.gid, Groups: []uint32{}}}

@@ -3,6 +3,7 @@ package imagebuilder_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -78,6 +79,25 @@ func alive(pid int) bool {
 	return true
 }
 
+// hostPid is shell code that prints "pid N", N the shell's process id
+// as the host sees it: when root builds, a script runs in a PID
+// namespace of its own, where $$ and $! are that namespace's ids. The
+// shell opens /proc/self/stat itself, for its builtin read.
+const hostPid = `read p _ </proc/self/stat; echo pid $p`
+
+// bgSleep is a command that prints its host pid (see hostPid), adds a
+// line to the file pids, and then sleeps 300 seconds with the
+// redirections redir.
+func bgSleep(redir string) string {
+	return `sh -c '` + hostPid + `; echo >> pids; exec sleep 300 ` + redir + `'`
+}
+
+// waitPids is shell code that waits until n bgSleep commands have
+// printed their pid: the script's end would kill them before.
+func waitPids(n int) string {
+	return fmt.Sprintf("touch pids; while [ $(wc -l < pids) -lt %d ]; do sleep 0.05; done\n", n)
+}
+
 // checkGone fails the test for each "pid N" the log names that is still
 // running a second after the build returned.
 func checkGone(t *testing.T, log string) {
@@ -119,10 +139,10 @@ func TestPostinstProcesses(t *testing.T) {
 		name, script string
 		fails        bool
 	}{
-		{"background keeps output", "sleep 300 & echo pid $!\n", false},
-		{"background redirected", "sleep 300 >/dev/null 2>&1 </dev/null & echo pid $!\n", false},
-		{"subshell", "(sleep 300 >/dev/null 2>&1 & echo pid $!)\n", false},
-		{"script fails", "sleep 300 & echo pid $!; exit 3\n", true},
+		{"background keeps output", bgSleep("") + " &\n" + waitPids(1), false},
+		{"background redirected", bgSleep(">/dev/null 2>&1 </dev/null") + " &\n" + waitPids(1), false},
+		{"subshell", "(" + bgSleep(">/dev/null 2>&1") + " &)\n" + waitPids(1), false},
+		{"script fails", bgSleep("") + " &\n" + waitPids(1) + "exit 3\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmp := reachableTmp(t)
@@ -149,7 +169,7 @@ func TestPostinstCancel(t *testing.T) {
 	var log lockedLog
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	script := "sleep 300 >/dev/null 2>&1 & echo pid $!\nsleep 301 & echo pid $!\necho pid $$\nwait\n"
+	script := bgSleep(">/dev/null 2>&1") + " &\n" + bgSleep("") + " &\n" + hostPid + "\n" + waitPids(2) + "wait\n"
 	time.AfterFunc(500*time.Millisecond, cancel)
 	err := runPostinstWithin(t, ctx, postinstService(t, map[string]string{"x.sh": script}), &log, 30*time.Second)
 	if !errors.Is(err, context.Canceled) {
@@ -210,19 +230,33 @@ func TestPostinstUmask(t *testing.T) {
 // TestPostinstEscapedHolder: a process that left the script's process
 // group (setsid), so survives its kill, and still holds the script's
 // output fails the step once the output has been waited for a while,
-// naming it, rather than holding the build until it ends.
+// naming it, rather than holding the build until it ends. When root
+// builds, the script's PID namespace ends with it, and such a process
+// with it: the step succeeds and nothing is left (it ran on, as nobody,
+// and could change every later root build's staging tree).
 func TestPostinstEscapedHolder(t *testing.T) {
 	if _, err := exec.LookPath("setsid"); err != nil {
 		t.Skip("no setsid")
 	}
-	reachableTmp(t)
-	var log lockedLog
-	err := runPostinstWithin(t, context.Background(), postinstService(t, map[string]string{"x.sh": "setsid sleep 300 & echo pid $!\nsleep 1\n"}), &log, 30*time.Second)
-	for _, m := range regexp.MustCompile(`pid (\d+)`).FindAllStringSubmatch(log.String(), -1) {
-		pid, _ := strconv.Atoi(m[1])
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	if err == nil || !strings.Contains(err.Error(), "left a process running outside its process group") {
-		t.Errorf("RunPostinst: %v, want the process left holding the output named", err)
+	for _, redir := range []string{"", ">/dev/null 2>&1 </dev/null"} {
+		t.Run(redir, func(t *testing.T) {
+			reachableTmp(t)
+			var log lockedLog
+			err := runPostinstWithin(t, context.Background(), postinstService(t, map[string]string{"x.sh": "setsid " + bgSleep(redir) + " &\n" + waitPids(1)}), &log, 30*time.Second)
+			if os.Geteuid() == 0 {
+				if err != nil {
+					t.Errorf("RunPostinst: %v", err)
+				}
+				checkGone(t, log.String())
+				return
+			}
+			for _, m := range regexp.MustCompile(`pid (\d+)`).FindAllStringSubmatch(log.String(), -1) {
+				pid, _ := strconv.Atoi(m[1])
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			if redir == "" && (err == nil || !strings.Contains(err.Error(), "left a process running outside its process group")) {
+				t.Errorf("RunPostinst: %v, want the process left holding the output named", err)
+			}
+		})
 	}
 }

@@ -33,8 +33,9 @@ func mkimgCommand() *cli.Command {
 		ArgsUsage: " ",
 		Description: `Reads the sets (.tgz, .tar.xz or directories) into memory, lays the service over
 them (its etc/ over /etc, common/ as /etc/include, /etc/fstab, /dev nodes),
-runs its postinst scripts on a staging copy (as nobody when run as root),
-and writes an ext2 image that NetBSD 9 mounts read-write. No root needed.
+runs its postinst scripts on a staging copy (as a user id of the build's own
+when run as root), and writes an ext2 image that NetBSD 9 mounts read-write.
+No root needed.
 
 Without -m and -x, the service's service.conf decides the size and sets
 (rescue: auto, rescue.tgz; a service without one gets 10 MiB and

@@ -206,16 +206,18 @@ func TestMkimgSignalDuringPostinst(t *testing.T) {
 	bin := smolvmmBin(t)
 	sets := inSetDir(t)
 	svcs := filepath.Join(sets, "svcs")
+	// Host pids, read by the shell from /proc/self/stat: a root build's
+	// script runs in a PID namespace, where $$ is 1.
 	for p, c := range map[string]string{
 		"svc/etc/rc":        "sh\n",
-		"svc/postinst/x.sh": "sleep 300 >/dev/null 2>&1 & echo pid $!\nsleep 301 & echo pid $!\necho pid $$\ntouch started\nwait\n",
+		"svc/postinst/x.sh": "sh -c 'read p _ </proc/self/stat; echo pid $p; echo >> pids; exec sleep 300 >/dev/null 2>&1' &\nsh -c 'read p _ </proc/self/stat; echo pid $p; echo >> pids; exec sleep 301' &\nread p _ </proc/self/stat; echo pid $p\ntouch pids; while [ $(wc -l < pids) -lt 2 ]; do sleep 0.05; done\ntouch started\nwait\n",
 	} {
 		os.MkdirAll(filepath.Join(svcs, filepath.Dir(p)), 0o755)
 		os.WriteFile(filepath.Join(svcs, p), []byte(c), 0o644)
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
-			// The scripts' user (nobody, when root builds) must reach
+			// The scripts' user (another, when root builds) must reach
 			// the staging copy: not a t.TempDir (0700).
 			tmp, err := os.MkdirTemp("", "tmpdir-")
 			if err != nil {

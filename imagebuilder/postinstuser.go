@@ -1,0 +1,228 @@
+package imagebuilder
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The ids a root build's postinst scripts run as are taken from
+// [buildIDLow, buildIDHigh): far above the ids of users and of the
+// ranges container tools hand out (subuid from 100000, 65536 each), so
+// that no file of the host has one, and no process but the build's.
+const (
+	buildIDLow  = 0x7f000000
+	buildIDHigh = 0x7fff0000
+)
+
+// buildIDs picks the user and group id (one number for both) a root
+// build runs its postinst scripts as: one that no process has as a user
+// or group id, and no user or group of the system's databases has. A
+// shared user such as nobody would let any process of it (a script of
+// an earlier build left running, a daemon) read and change the staging
+// tree, and outlive the build unseen among the user's others. Inside a
+// user namespace whose maps do not hold the range, an id is taken from
+// those they hold, from 1000 up.
+func buildIDs() (uint32, error) {
+	ranges := mappedIDs()
+	if len(ranges) == 0 {
+		return 0, errors.New("no id from 1000 to 4294967293 is mapped both as a user id and as a group id (/proc/self/uid_map, gid_map)")
+	}
+	for range 100 {
+		r := ranges[rand.IntN(len(ranges))]
+		id := r[0] + uint32(rand.Uint64N(uint64(r[1]-r[0])))
+		if id == 65534 || id == 65535 { // nobody, and the old (uid16_t)-1
+			continue
+		}
+		if idInUse(id) {
+			continue
+		}
+		return id, nil
+	}
+	return 0, errors.New("every id tried is used by a process or named in the user or group database")
+}
+
+// mappedIDs returns the ranges [low, high) of ids that buildIDs may
+// pick: those of [buildIDLow, buildIDHigh) that the process's user
+// namespace maps both as user and as group ids, else those it maps from
+// 1000 up.
+func mappedIDs() [][2]uint32 {
+	both := intersect(readIDMap("/proc/self/uid_map"), readIDMap("/proc/self/gid_map"))
+	if r := intersect(both, [][2]uint32{{buildIDLow, buildIDHigh}}); len(r) > 0 {
+		return r
+	}
+	// (uid_t)-1 and -2 are no ids: setuid takes -1 for "unchanged".
+	return intersect(both, [][2]uint32{{1000, 0xfffffffe}})
+}
+
+// readIDMap reads a user namespace's uid_map or gid_map as ranges
+// [low, high) of the ids inside; without one (no /proc), the whole range.
+func readIDMap(name string) [][2]uint32 {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return [][2]uint32{{0, 0xffffffff}}
+	}
+	var rs [][2]uint32
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		lo, err1 := strconv.ParseUint(f[0], 10, 32)
+		n, err2 := strconv.ParseUint(f[2], 10, 33)
+		if err1 != nil || err2 != nil || n == 0 {
+			continue
+		}
+		rs = append(rs, [2]uint32{uint32(lo), uint32(min(lo+n, 0xffffffff))})
+	}
+	return rs
+}
+
+// intersect returns the non-empty intersections of ranges of a with
+// ranges of b.
+func intersect(a, b [][2]uint32) [][2]uint32 {
+	var rs [][2]uint32
+	for _, x := range a {
+		for _, y := range b {
+			if lo, hi := max(x[0], y[0]), min(x[1], y[1]); lo < hi {
+				rs = append(rs, [2]uint32{lo, hi})
+			}
+		}
+	}
+	return rs
+}
+
+// idInUse reports whether id is a user or group id of a running process
+// (real, effective, saved or file system), or names a user or group of
+// the system's databases.
+func idInUse(id uint32) bool {
+	s := strconv.FormatUint(uint64(id), 10)
+	if _, err := user.LookupId(s); err == nil {
+		return true
+	}
+	if _, err := user.LookupGroupId(s); err == nil {
+		return true
+	}
+	found := false
+	eachProcess(func(pid int, uids, gids []uint32, zombie bool) {
+		for _, v := range append(uids, gids...) {
+			if v == id {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+// eachProcess calls f for each process of /proc with its user and group
+// ids (real, effective, saved, file system) and whether it is a zombie.
+// A process gone before its status is read is left out.
+func eachProcess(f func(pid int, uids, gids []uint32, zombie bool)) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		st, err := os.Open("/proc/" + name + "/status")
+		if err != nil {
+			continue
+		}
+		var uids, gids []uint32
+		zombie := false
+		sc := bufio.NewScanner(st)
+		for sc.Scan() {
+			key, val, _ := strings.Cut(sc.Text(), ":")
+			switch key {
+			case "State":
+				zombie = strings.HasPrefix(strings.TrimSpace(val), "Z")
+			case "Uid":
+				uids = parseIDs(val)
+			case "Gid":
+				gids = parseIDs(val)
+			}
+		}
+		st.Close()
+		if uids != nil {
+			f(pid, uids, gids, zombie)
+		}
+	}
+}
+
+// parseIDs parses the ids of a Uid: or Gid: line of /proc/PID/status.
+func parseIDs(s string) []uint32 {
+	var ids []uint32
+	for _, f := range strings.Fields(s) {
+		if v, err := strconv.ParseUint(f, 10, 32); err == nil {
+			ids = append(ids, uint32(v))
+		}
+	}
+	return ids
+}
+
+// killUser kills every process that has uid as a user id, the build's
+// own (see buildIDs): where the scripts ran in a PID namespace, that
+// namespace's end killed them all already, and this finds none; where
+// no namespace could be made (no CAP_SYS_ADMIN in a container), it ends
+// what a script left running, even outside its process group (setsid).
+// Each process found is stopped first, so that none forks while the
+// others are killed; once a look finds none that is not stopped, all
+// are killed. It gives up after a few seconds of processes that keep
+// appearing, and says so.
+func killUser(uid uint32) error {
+	deadline := time.Now().Add(5 * time.Second)
+	stopped := map[int]bool{}
+	for {
+		fresh := false
+		eachProcess(func(pid int, uids, _ []uint32, zombie bool) {
+			if zombie || stopped[pid] {
+				return
+			}
+			for _, v := range uids {
+				if v == uid {
+					syscall.Kill(pid, syscall.SIGSTOP)
+					stopped[pid] = true
+					fresh = true
+					return
+				}
+			}
+		})
+		if !fresh {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	for pid := range stopped {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	left := 0
+	eachProcess(func(pid int, uids, _ []uint32, zombie bool) {
+		if zombie || stopped[pid] {
+			return
+		}
+		for _, v := range uids {
+			if v == uid {
+				left++
+				return
+			}
+		}
+	})
+	if left > 0 {
+		return fmt.Errorf("%d processes of uid %d, the user the postinst scripts ran as, were still running after they were killed", left, uid)
+	}
+	return nil
+}
