@@ -119,3 +119,30 @@ func TestISOModesUmask(t *testing.T) {
 		})
 	}
 }
+
+// TestDataImageModeUmask: a new data image was 0644 whatever the umask,
+// so under umask 077 other users could read it (and lock it); it is now
+// 0644 less the umask, as a file the user makes otherwise.
+func TestDataImageModeUmask(t *testing.T) {
+	for _, fsType := range []string{imagebuilder.DataFAT32, imagebuilder.DataISO9660} {
+		for umask, want := range map[int]os.FileMode{0o077: 0o600, 0o022: 0o644} {
+			t.Run(fmt.Sprintf("%s %04o", fsType, umask), func(t *testing.T) {
+				dir := writeTree(t, []string{"f"})
+				out := filepath.Join(t.TempDir(), "data.img")
+				old := syscall.Umask(umask)
+				err := imagebuilder.BuildDataImage(dir, out, fsType)
+				syscall.Umask(old)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, err := os.Stat(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != want {
+					t.Errorf("image mode %v, want %v", st.Mode().Perm(), want)
+				}
+			})
+		}
+	}
+}
