@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +16,8 @@ import (
 )
 
 // TestMain removes the binary smolvmmBin built (24 MiB in the temporary
-// directory, once per run) after the tests. Started with takeFDEnv, the
+// directory, once per run), and asUnprivileged's copy of it, after the
+// tests. Started with takeFDEnv, the
 // test binary is takeFD's helper instead.
 func TestMain(m *testing.M) {
 	if v := os.Getenv(takeFDEnv); v != "" {
@@ -24,6 +26,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
+	}
+	if openBin != "" {
+		os.RemoveAll(filepath.Dir(openBin))
 	}
 	os.Exit(code)
 }
