@@ -69,9 +69,12 @@ GOTEST = GO='$(GO)' $(GO) run ./internal/testreport
 # There no skip is allowed: the list's one sandbox entry is the cgo
 # build's, and under an empty list (/dev/null) it is neither allowed nor
 # reported as matching nothing.
+# The timeouts exceed go test's 10 minutes: the nested-KVM rig's tests
+# allow 2 to 4 minutes each and retry a stalled boot once (up to 24
+# minutes on a loaded machine); the race detector slows vmm's ~4.
 unit:
-	$(GOTEST) -count=1 $$($(GO) list ./... | grep -v -E '/(vmm|virtio|netback|bus|pci|guestmem)(/|$$)')
-	$(GOTEST) -race -count=1 $(RACE_PKGS)
+	$(GOTEST) -count=1 -timeout 30m $$($(GO) list ./... | grep -v -E '/(vmm|virtio|netback|bus|pci|guestmem)(/|$$)')
+	$(GOTEST) -race -count=1 -timeout 20m $(RACE_PKGS)
 	CGO_ENABLED=0 SMOLVMM_ALLOWED_SKIPS=$${SMOLVMM_ALLOWED_SKIPS:+/dev/null} $(GOTEST) -count=1 ./sandbox/...
 	CGO_ENABLED=0 SMOLVMM_ALLOWED_SKIPS=$${SMOLVMM_ALLOWED_SKIPS:+/dev/null} $(GOTEST) -count=1 -run UnderSeccomp ./netback/...
 
