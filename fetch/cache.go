@@ -35,7 +35,8 @@ func DefaultCacheDir() (string, error) {
 // kernel and sets directories under it. The returned function releases it.
 // A cache this process may not write (another user's, a read-only file
 // system) is locked through a read-only descriptor, which flock takes as
-// well, or not at all when it has no lock file: readOnly is then set, and
+// well, or not at all when it has no lock file or may not open it
+// (another user's, lockFileMode): readOnly is then set, and
 // only what is cached there may be used; the error of the write is
 // returned in readOnly.
 // A Fetch that fails before anything is cached removes the directories and
@@ -52,7 +53,15 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		// of it, between the mkdir of one directory and the next or
 		// before the lock file is opened: start over, a bounded number
 		// of times.
-		err := mkdirAll(dir, 0o755)
+		// Missing directories above the cache root (~/.cache) are
+		// made private, as the XDG spec says; the cache's own are
+		// readable by others (a cache may serve other users), which
+		// gives them no say in its lock (lockFileMode).
+		root := filepath.Dir(filepath.Dir(dir))
+		err := mkdirAll(filepath.Dir(root), 0o700)
+		if err == nil {
+			err = mkdirAll(dir, 0o755)
+		}
 		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
 			vanished++
 			continue
@@ -61,10 +70,13 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 			return nil, nil, cacheDirErr(fsErr("create cache directory", dir, err))
 		}
 		path := filepath.Join(dir, ".lock")
-		f, err := openFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		f, err := openFile(path, os.O_CREATE|os.O_RDWR, lockFileMode)
 		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
 			vanished++
 			continue
+		}
+		if err == nil {
+			narrowLockFile(f)
 		}
 		if notWritable(err) {
 			readOnly = fsErr("create lock file", path, err)
@@ -109,6 +121,24 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 			}
 		}
 		return func() { f.Close() }, readOnly, nil
+	}
+}
+
+// lockFileMode is the lock file's access: flock needs only a descriptor,
+// a read-only one too, so any user who could open the file could hold
+// the lock and keep its owner's fetches waiting for as long as it likes.
+const lockFileMode = 0o600
+
+// narrowLockFile takes group and others' access off f, the lock file, if
+// this user owns it: one made before lockFileMode was 0644. Best effort:
+// the lock works either way.
+func narrowLockFile(f *os.File) {
+	st, err := f.Stat()
+	if err != nil || st.Mode().Perm()&^lockFileMode == 0 {
+		return
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == os.Geteuid() {
+		_ = f.Chmod(st.Mode().Perm() & lockFileMode)
 	}
 }
 
