@@ -107,7 +107,9 @@ type HubConfig struct {
 	// another user is refused; an existing one is never narrowed, but
 	// loses group and world write access), so that each network's
 	// socket says who may join it. The socket is mode 0600: only its
-	// owner's VMs may join.
+	// owner's VMs may join. Beside it the hub keeps a lock file,
+	// Socket+".lock" (mode 0600, this user's: one of another user's is
+	// refused), held while it starts.
 	Socket string
 	// Group, when above 0, is a group whose members' VMs may join too:
 	// the socket is mode 0660 and owned by that group. Set on every
@@ -270,8 +272,8 @@ type HubStats struct {
 // left by a hub that died (a dial of it refused) is replaced; one that a
 // running hub answers on is an error wrapping ErrHubRunning; one whose
 // dial fails otherwise (EACCES, EAGAIN) is left, and an error wrapping
-// the dial's. Hubs starting together in one directory take turns
-// (lockSocketDir).
+// the dial's. Hubs starting together on one socket take turns
+// (lockSocket).
 func NewHub(cfg HubConfig) (*Hub, error) { return newHub(cfg, hubHooks{}) }
 
 // hubHooks are what the tests replace in a hub; a zero field is the real
@@ -329,9 +331,9 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if err := prepareSocketDir(filepath.Dir(cfg.Socket)); err != nil {
 		return nil, err
 	}
-	// Under the directory's lock, so that no other hub's start removes
+	// Under the socket's lock, so that no other hub's start removes
 	// this one's socket as stale between the check and the listen.
-	unlock, err := lockSocketDir(cfg.Socket)
+	unlock, err := lockSocket(cfg.Socket)
 	if err != nil {
 		return nil, err
 	}

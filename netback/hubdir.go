@@ -92,27 +92,50 @@ func prepareRuntimeDir(dir string) error {
 	return nil
 }
 
-// socketDirLockWait bounds lockSocketDir's wait for another hub's start
-// in the same directory, which holds the lock for milliseconds: one
-// holding it longer is stopped or hung.
-const socketDirLockWait = 5 * time.Second
+// socketLockWait bounds lockSocket's wait for another hub's start on
+// the same socket, which holds the lock for milliseconds: one holding it
+// longer is stopped or hung.
+const socketLockWait = 5 * time.Second
 
-// lockSocketDir takes the exclusive lock (flock) of socket's directory,
-// waiting at most socketDirLockWait, and returns what releases it. A hub
-// holds it from its check of a socket file left at socket to having its
-// own in place: else a hub starting meanwhile would find the file it
-// checked gone or replaced, and remove the other hub's live socket as
-// stale, leaving that hub running unreachable. The directory rather than
-// a file beside the socket: nothing is left behind, and the starts of
-// the other networks there wait milliseconds at most.
-func lockSocketDir(socket string) (unlock func(), err error) {
-	dir := filepath.Dir(socket)
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("shared network: listen on %s: lock its directory: %w", socket, &os.PathError{Op: "open", Path: dir, Err: err})
+// socketLock is the lock file of a hub's socket: the socket's path with
+// ".lock" appended, mode 0600, kept (removing it would let two hubs lock
+// two files of one name).
+func socketLock(socket string) string { return socket + ".lock" }
+
+// lockSocket takes the exclusive lock (flock) of socket's lock file
+// (socketLock), waiting at most socketLockWait, and returns what releases
+// it. A hub holds it from its check of a socket file left at socket to
+// having its own in place: else a hub starting meanwhile would find the
+// file it checked gone or replaced, and remove the other hub's live
+// socket as stale, leaving that hub running unreachable. A file of this
+// user's, mode 0600, rather than the directory: flock needs only a
+// descriptor, a read-only one too, so any user who may read the
+// directory could have held it and kept the network from starting. One
+// owned by another user, or that others may open, is refused: its owner
+// could hold it.
+func lockSocket(socket string) (unlock func(), err error) {
+	path := socketLock(socket)
+	const flags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	made := true
+	fd, err := unix.Open(path, flags|unix.O_CREAT|unix.O_EXCL, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		made = false
+		fd, err = unix.Open(path, flags, 0)
 	}
-	f := os.NewFile(uintptr(fd), dir)
-	deadline := time.Now().Add(socketDirLockWait)
+	if errors.Is(err, unix.ELOOP) {
+		// O_NOFOLLOW's error would say only "too many levels of
+		// symbolic links".
+		return nil, fmt.Errorf("shared network: listen on %s: its lock %s is a symbolic link, which the network does not follow", socket, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shared network: listen on %s: its lock: %w", socket, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if err := checkSocketLock(f, socket, made); err != nil {
+		f.Close()
+		return nil, err
+	}
+	deadline := time.Now().Add(socketLockWait)
 	for {
 		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -120,7 +143,7 @@ func lockSocketDir(socket string) (unlock func(), err error) {
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("shared network: listen on %s: lock its directory: %w", socket, &os.PathError{Op: "flock", Path: dir, Err: err})
+			return nil, fmt.Errorf("shared network: listen on %s: its lock: %w", socket, &os.PathError{Op: "flock", Path: path, Err: err})
 		}
 		if time.Now().After(deadline) {
 			who := lockholder.Describe(f)
@@ -128,10 +151,32 @@ func lockSocketDir(socket string) (unlock func(), err error) {
 				who = "another process"
 			}
 			f.Close()
-			return nil, fmt.Errorf("shared network: listen on %s: its directory %s has been locked for %v by %s, which a network holds only while it starts: that one is stopped or hung", socket, dir, socketDirLockWait, who)
+			return nil, fmt.Errorf("shared network: listen on %s: its lock %s has been held for %v by %s, which a network holds only while it starts: that one is stopped or hung", socket, path, socketLockWait, who)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// checkSocketLock refuses f, socket's lock file, unless it is a regular
+// file that this process made (made) or of this user's, that no other
+// user may open; group and others' bits left on one are taken off.
+func checkSocketLock(f *os.File, socket string, made bool) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("shared network: listen on %s: its lock: %w", socket, err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("shared network: listen on %s: its lock %s is not a regular file", socket, f.Name())
+	case !made && ok && int(sys.Uid) != os.Geteuid():
+		return fmt.Errorf("shared network: listen on %s: its lock %s belongs to uid %d, not to this user (uid %d), who could hold it and keep the network from starting", socket, f.Name(), sys.Uid, os.Geteuid())
+	case st.Mode().Perm()&0o077 != 0:
+		if err := f.Chmod(st.Mode().Perm() &^ 0o077); err != nil {
+			return fmt.Errorf("shared network: listen on %s: its lock: %w", socket, err)
+		}
+	}
+	return nil
 }
 
 // listenSocket listens on socket, whose access (setSocketAccess) is set
