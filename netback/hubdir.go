@@ -61,12 +61,19 @@ func prepareSocketDir(dir string) error {
 // it.
 const runtimeDirMode = 0o711
 
+// ErrRuntimeDirForeign is the error of a default runtime directory (or
+// its parent) that another user owns: under /tmp anybody may make
+// /tmp/smolvmm-UID before its user does, and only its owner or root may
+// remove it from there.
+var ErrRuntimeDirForeign = errors.New("runtime directory is another user's")
+
 // prepareRuntimeDir creates dir and its parent if missing, mode
 // runtimeDirMode. Existing ones are not narrowed, as another network may
 // have its group's VMs going through them: they gain runtimeDirMode's
 // bits and lose only write access of group and others, which would let
 // those replace any network's socket or leases. Either one owned by
-// another user is refused: under /tmp anybody could have made it first.
+// another user is refused (ErrRuntimeDirForeign): under /tmp anybody
+// could have made it first.
 func prepareRuntimeDir(dir string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Mkdir(d, runtimeDirMode); err != nil && !errors.Is(err, os.ErrExist) {
@@ -80,7 +87,7 @@ func prepareRuntimeDir(dir string) error {
 			return fmt.Errorf("shared network: runtime directory %s is not a directory", d)
 		}
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
-			return fmt.Errorf("shared network: runtime directory %s belongs to uid %d, not to this user (uid %d): remove it", d, sys.Uid, os.Geteuid())
+			return fmt.Errorf("shared network: %w: %s belongs to uid %d, not to this user (uid %d)", ErrRuntimeDirForeign, d, sys.Uid, os.Geteuid())
 		}
 		// The umask may have taken bits off a new one.
 		if mode := (st.Mode().Perm() | runtimeDirMode) &^ 0o022; mode != st.Mode().Perm() {

@@ -74,8 +74,10 @@ func TestPrepareRuntimeDir(t *testing.T) {
 	if err := os.Lchown(filepath.Dir(dir), 4243, -1); err != nil {
 		t.Fatal(err)
 	}
-	if err := prepareRuntimeDir(dir); err == nil || !strings.Contains(err.Error(), "belongs to uid 4243") {
-		t.Errorf("a runtime directory of another user: %v, want it refused", err)
+	// It said "remove it", which the user may not in a sticky /tmp:
+	// what to do is the command's to say.
+	if err := prepareRuntimeDir(dir); !errors.Is(err, ErrRuntimeDirForeign) || !strings.Contains(err.Error(), "belongs to uid 4243") || strings.Contains(err.Error(), "remove it") {
+		t.Errorf("a runtime directory of another user: %v, want it refused as ErrRuntimeDirForeign, saying whose it is and no advice", err)
 	}
 }
 

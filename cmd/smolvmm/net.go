@@ -146,6 +146,9 @@ func netAction(c *cli.Context) error {
 		return fmt.Errorf("%w (stop it first, or give another --name or --socket)", err)
 	case errors.Is(err, netback.ErrLeasesInUse):
 		return fmt.Errorf("%w (two networks would overwrite each other's leases: stop that one, or give this one another --leases)", err)
+	case errors.Is(err, netback.ErrRuntimeDirForeign):
+		// Under a sticky /tmp only its owner or root may remove it.
+		return fmt.Errorf("%w (another user made it first: set XDG_RUNTIME_DIR to a directory of your own, give --socket in a directory of your own, or ask that user or root to remove it)", err)
 	case errors.Is(err, netback.ErrLeasesUnsafe):
 		return fmt.Errorf("%w (give --leases a file of your own, not a symlink, in a directory only you or root may write, or a sticky one such as /tmp)", err)
 	}

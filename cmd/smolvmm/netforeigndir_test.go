@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestNetRuntimeDirForeign: another user made /tmp/smolvmm-UID first (as
+// anybody may under /tmp); the network said "remove it", which its user
+// may not in a sticky /tmp (EPERM). It says whose it is, and what its user
+// can do: a runtime directory or a socket of their own, or ask that user
+// or root.
+func TestNetRuntimeDirForeign(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the network as one user in a directory another made")
+	}
+	const uid = 61237 // no one's
+	dir, err := os.MkdirTemp("", "net-foreign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b, err := os.ReadFile(smolvmmBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, tmp := filepath.Join(dir, "smolvmm"), filepath.Join(dir, "tmp")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// /tmp as it is: sticky, open to all; the user's directory in it
+	// made by root.
+	foreign := filepath.Join(tmp, fmt.Sprintf("smolvmm-%d", uid))
+	if err := os.MkdirAll(foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]os.FileMode{dir: 0o755, exe: 0o755, tmp: 0o777 | os.ModeSticky} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "net", "--name", "web")
+	cmd.Dir = dir
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "XDG_RUNTIME_DIR=") && !strings.HasPrefix(e, "TMPDIR=") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = append(env, "TMPDIR="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	want := []string{
+		fmt.Sprintf("%s belongs to uid 0, not to this user (uid %d)", foreign, uid),
+		"set XDG_RUNTIME_DIR to a directory of your own, give --socket in a directory of your own, or ask that user or root to remove it",
+	}
+	for _, w := range want {
+		if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), w) {
+			t.Errorf("net as uid %d: %v, output %q; want status 1 saying %q", uid, err, out, w)
+		}
+	}
+	if strings.Contains(string(out), ": remove it") {
+		t.Errorf("output %q tells the user to remove a directory they may not", out)
+	}
+}
