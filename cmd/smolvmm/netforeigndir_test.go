@@ -22,29 +22,11 @@ func TestNetRuntimeDirForeign(t *testing.T) {
 		t.Skip("needs root, to run the network as one user in a directory another made")
 	}
 	const uid = 61237 // no one's
-	dir, err := os.MkdirTemp("", "net-foreign")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	b, err := os.ReadFile(smolvmmBin(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe, tmp := filepath.Join(dir, "smolvmm"), filepath.Join(dir, "tmp")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// /tmp as it is: sticky, open to all; the user's directory in it
-	// made by root.
+	dir, exe, tmp := binForOthers(t)
+	// The user's directory in /tmp, made by root.
 	foreign := filepath.Join(tmp, fmt.Sprintf("smolvmm-%d", uid))
-	if err := os.MkdirAll(foreign, 0o755); err != nil {
+	if err := os.Mkdir(foreign, 0o755); err != nil {
 		t.Fatal(err)
-	}
-	for p, mode := range map[string]os.FileMode{dir: 0o755, exe: 0o755, tmp: 0o777 | os.ModeSticky} {
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -72,4 +54,33 @@ func TestNetRuntimeDirForeign(t *testing.T) {
 	if strings.Contains(string(out), ": remove it") {
 		t.Errorf("output %q tells the user to remove a directory they may not", out)
 	}
+}
+
+// binForOthers copies the smolvmm binary where other users may run it
+// (the test's is in a directory of root's alone): exe in dir (0755), and
+// tmp in it, sticky and open to all as /tmp is.
+func binForOthers(t *testing.T) (dir, exe, tmp string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "smolvmm-others")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b, err := os.ReadFile(smolvmmBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, tmp = filepath.Join(dir, "smolvmm"), filepath.Join(dir, "tmp")
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]os.FileMode{dir: 0o755, exe: 0o755, tmp: 0o777 | os.ModeSticky} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, exe, tmp
 }

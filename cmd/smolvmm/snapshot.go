@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/virtio/blk"
 
@@ -716,11 +717,15 @@ func (f *snapFailures) get() (int, error) {
 // allowSnapshotUser readies t, --snapshot's target at path, for the user
 // the VM drops to (--user, --uid), if any, and refuses a directory that
 // user may not replace files in: a mistake in the flags (status 2), found
-// by run as it sets up and by up before it fetches.
+// by run as it sets up and by up before it fetches. Without one, a file
+// this user may not replace (checkStickyOwner) is refused as well.
 func allowSnapshotUser(c *cli.Context, path string, t *snapshot.Target) error {
 	creds, err := dropTo(c) // contain.go
-	if err != nil || creds == nil {
+	if err != nil {
 		return err
+	}
+	if creds == nil {
+		return checkStickyOwner(path, t, os.Geteuid())
 	}
 	err = t.AllowUser(creds.UID, creds.GID)
 	switch {
@@ -730,6 +735,30 @@ func allowSnapshotUser(c *cli.Context, path string, t *snapshot.Target) error {
 		return snapshotTargetAdvice(path, err)
 	}
 	return nil
+}
+
+// checkStickyOwner refuses t, --snapshot's target at path, when its file
+// is another user's in a sticky directory (as /tmp) of another user's:
+// uid may create the temporaries beside it, but only the file's or the
+// directory's owner (or root) may rename one over it, and the rename
+// comes after the boot (for up, after the download and the build). It is
+// the file's problem, not the flags' (status 1).
+func checkStickyOwner(path string, t *snapshot.Target, uid int) error {
+	if uid == 0 {
+		return nil // CAP_FOWNER: root replaces any file
+	}
+	dir, files, ok := t.Names()
+	if !ok || files.FileID == (snapshot.FileID{}) {
+		return nil // no file to replace
+	}
+	var dst, fst unix.Stat_t
+	if unix.Fstat(int(dir.Fd()), &dst) != nil || dst.Mode&unix.S_ISVTX == 0 || int(dst.Uid) == uid {
+		return nil
+	}
+	if unix.Fstatat(int(dir.Fd()), files.File, &fst, unix.AT_SYMLINK_NOFOLLOW) != nil || int(fst.Uid) == uid {
+		return nil
+	}
+	return &fileError{fmt.Sprintf("--snapshot %s belongs to uid %d, in %s, a sticky directory (as /tmp) of uid %d's: only the file's owner, the directory's and root may replace the file, which writing the snapshot does (by a rename, after the boot); give --snapshot a path of your own, or ask uid %d to remove this one", path, fst.Uid, t.DirName(), dst.Uid, fst.Uid), snapshot.ErrDirPermission}
 }
 
 // checkSnapshotUser is allowSnapshotUser for a preflight: the target is
