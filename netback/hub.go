@@ -142,7 +142,8 @@ type HubConfig struct {
 // refused, so no VM can take over another's port, address or forwards);
 // a MAC's lease is the user's whose VM joined with it (SO_PEERCRED; the
 // user root's process said its VM would run as), and a VM of another
-// user but root is refused it (RefusedMACOwner), since a VM picks its
+// user but root and the hub's own user is refused it (RefusedMACOwner),
+// since a VM picks its
 // own MAC, even after its address went to another MAC when the pool ran
 // out (a user's leases are kept without an address then, up to a bound
 // that another user's new MACs cannot make them lose: leaseStore);
@@ -293,6 +294,8 @@ type hubHooks struct {
 	// bound, if not nil, is called with the path the socket was bound
 	// at, before its access is set.
 	bound func(path string)
+	// self, if not nil, is the hub's own user rather than its euid.
+	self func() int
 }
 
 // newHub is NewHub with hooks.
@@ -316,6 +319,9 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		peerUID: hooks.peerUID, portStart: hooks.portStart, self: os.Geteuid()}
 	if h.peerUID == nil {
 		h.peerUID = connPeerUID
+	}
+	if hooks.self != nil {
+		h.self = hooks.self()
 	}
 	if h.portStart == nil {
 		h.portStart = unprivilegedPortStart
@@ -817,11 +823,15 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 		return nil, RefusedClosing, "the network is shutting down", 0
 	case recorded && peer.err != nil:
 		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's user is unknown (%v): only that user's VMs and root's may join with it", mac, whose, peer.err), 0
-	case recorded && peer.uid != 0 && peer.uid != owner:
+	case recorded && peer.uid != 0 && peer.uid != h.self && peer.uid != owner:
 		// A VM picks its own MAC: else another user allowed on the
 		// socket would take this one's address while it is away, and
-		// then have it refused as connected already.
-		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only that user's VMs and root's may join with it", mac, whose, peer.uid), 0
+		// then have it refused as connected already. The network's
+		// own user may, as root may: else a member of its group who
+		// joined with the MAC of the owner's VM (a default MAC is
+		// derived from the disk's path, which anybody may know)
+		// would lock the owner out of its own network for good.
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only that user's VMs, root's and the network's own user's (uid %d) may join with it", mac, whose, peer.uid, h.self), 0
 	case dup:
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac), 0
 	case n >= userLimit():
@@ -846,6 +856,9 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 			return nil, RefusedForward, err.Error(), 0
 		}
 		p.stops = append(p.stops, stop)
+	}
+	if recorded && peer.err == nil && peer.uid != 0 && peer.uid == h.self && owner != peer.owner {
+		h.logf("VM %s of uid %d, the network's own user, takes the MAC's lease from uid %d", mac, peer.uid, owner)
 	}
 	h.mu.Lock()
 	h.ports[key] = p

@@ -155,3 +155,58 @@ func TestHubMACOwnerKeptPastFullPool(t *testing.T) {
 		t.Errorf("uid 1000 with its MAC: %v %v, want it let in with an address", a, err)
 	}
 }
+
+// TestHubOwnMACReclaim: a member of the network's group joined with the
+// MAC of the network owner's VM (a default MAC is derived from the disk's
+// path, which anybody may know) and left: the owner's own VM was then
+// refused that MAC for good ("only that user's VMs and root's may join
+// with it") on the owner's own network. The network's user takes it back,
+// as root may, and it is said in the log; another member still may not.
+func TestHubOwnMACReclaim(t *testing.T) {
+	const self, member, other = 1000, 2000, 3000
+	sock := filepath.Join(testsock.Dir(t), "n.sock")
+	var uid atomic.Int64 // the user of the next join
+	var logged atomic.Value
+	logged.Store("")
+	h, err := newHub(HubConfig{Socket: sock, Logf: func(f string, a ...any) {
+		logged.Store(logged.Load().(string) + fmt.Sprintf(f, a...) + "\n")
+	}}, hubHooks{
+		peerUID: func(net.Conn) (int, error) { return int(uid.Load()), nil },
+		self:    func() int { return self },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}
+	steps := []struct {
+		name    string
+		uid     int
+		refused string // what the refusal says; "" when let in
+	}{
+		{"a member takes the owner's MAC", member, ""},
+		{"the network's user takes it back", self, ""},
+		{"the member may not any more", member, "to the VMs of uid 1000, and the VM's process runs as uid 2000: only that user's VMs, root's and the network's own user's (uid 1000) may join with it"},
+		{"nor may another member", other, "to the VMs of uid 1000"},
+	}
+	for _, tt := range steps {
+		uid.Store(int64(tt.uid))
+		j, err := JoinWith(sock, mac, nil, JoinOptions{})
+		var re *RefusedError
+		switch {
+		case tt.refused == "" && err != nil:
+			t.Errorf("%s: %v, want it let in", tt.name, err)
+		case tt.refused != "" && (!errors.As(err, &re) || re.Reason != RefusedMACOwner || !strings.Contains(re.Message, tt.refused)):
+			t.Errorf("%s: %v, want a MAC owner refusal saying %q", tt.name, err, tt.refused)
+		}
+		if j != nil {
+			j.Close()
+			for h.Stats().VMs != 0 {
+				runtime.Gosched()
+			}
+		}
+	}
+	if want := "VM 52:54:00:12:34:56 of uid 1000, the network's own user, takes the MAC's lease from uid 2000"; !strings.Contains(logged.Load().(string), want) {
+		t.Errorf("log:\n%s\nwant a line saying %q", logged.Load(), want)
+	}
+}
