@@ -831,7 +831,11 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 		// joined with the MAC of the owner's VM (a default MAC is
 		// derived from the disk's path, which anybody may know)
 		// would lock the owner out of its own network for good.
-		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only that user's VMs, root's and the network's own user's (uid %d) may join with it", mac, whose, peer.uid, h.self), 0
+		may := "that user's VMs and root's"
+		if h.self != 0 {
+			may = fmt.Sprintf("that user's VMs, root's and the network's own user's (uid %d)", h.self)
+		}
+		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only %s may join with it", mac, whose, peer.uid, may), 0
 	case dup:
 		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac), 0
 	case n >= userLimit():
