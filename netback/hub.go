@@ -200,6 +200,13 @@ type Hub struct {
 	natEnds  map[netip.Addr]*natEnd
 	natGrace time.Duration
 	conns    connSet // every open connection, handshaking or joined
+	// pending counts the connections whose handshake is not over, by
+	// user, within pendingLimits (admitPending).
+	pending pendingSet
+	// The lines a flood of connections would make, each kind within
+	// its bounds: handshakes that fail, refusals, connections refused
+	// over pendingLimits.
+	handshakeLog, refuseLog, busyLog logLimit
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -551,12 +558,17 @@ func (h *Hub) accept(spare *os.File) {
 			h.logf("accept works again, since a failure at %s; %d VMs were refused for want of descriptors", since.Format(time.TimeOnly), refused)
 			failing, refused = false, 0
 		}
+		uid, ok := h.admitPending(c)
+		if !ok {
+			continue
+		}
 		if !h.conns.add(c) {
+			h.pending.done(uid)
 			_ = c.Close()
 			return
 		}
 		h.wg.Add(1)
-		go h.serve(c)
+		go h.serve(c, uid)
 	}
 }
 
@@ -590,11 +602,14 @@ func (h *Hub) refuseNoDescriptors(c net.Conn) {
 	_ = writeHubMessage(c, byte(RefusedNoDescriptors), hubAnswer{Error: msg})
 }
 
-// serve runs one VM's connection: handshake, then its frames until
-// either side closes.
-func (h *Hub) serve(c net.Conn) {
+// serve runs one VM's connection, counted as pending for uid until its
+// handshake is over: handshake, then its frames until either side
+// closes.
+func (h *Hub) serve(c net.Conn, uid int) {
 	defer h.wg.Done()
 	defer h.conns.remove(c)
+	handshaken := sync.OnceFunc(func() { h.pending.done(uid) })
+	defer handshaken()
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
 	var hello hubHello
 	ver, _, err := readHubMessage(c, &hello)
@@ -603,12 +618,12 @@ func (h *Hub) serve(c net.Conn) {
 		// (HubPID, another hub checking for a live one), not a VM;
 		// one the hub's Close closed is no VM's fault either.
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-			h.logf("handshake: %v", err)
+			h.handshakeLog.logf(h.logf, "handshake: %v", err)
 		}
 		return
 	}
 	refuse := func(r Refusal, msg string) {
-		h.logf("refused a VM: %s: %s", r, msg)
+		h.refuseLog.logf(h.logf, "refused a VM: %s: %s", r, msg)
 		_ = writeHubMessage(c, byte(r), hubAnswer{Error: msg})
 	}
 	if ver != hubVersion {
@@ -629,6 +644,7 @@ func (h *Hub) serve(c net.Conn) {
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
+	handshaken()
 	h.logf("VM %s joined as %s%s", p.mac, p.addr, forwardList(p.forwards))
 	h.wg.Add(1)
 	go p.writeLoop()

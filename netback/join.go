@@ -239,6 +239,12 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	// Close cancels ctx: the handshake's reads and writes end then too.
 	unwatch := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	if err := writeHubMessage(c, 0, j.hello); err != nil {
+		// A hub that refuses a connection at once (RefusedBusy) may
+		// have closed it before the hello: its answer is still there.
+		var ans hubAnswer
+		if ver, status, rerr := readHubMessage(c, &ans); rerr == nil && ver == hubVersion && status != 0 {
+			return fail(&RefusedError{Socket: j.socket, Reason: Refusal(status), Message: ans.Error})
+		}
 		return fail(handshakeError(j.socket, err))
 	}
 	var ans hubAnswer

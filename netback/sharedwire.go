@@ -68,6 +68,9 @@ const (
 	// user may (half the pool's addresses; root and the network's own
 	// user are not limited).
 	RefusedUserLimit Refusal = 9
+	// RefusedBusy: the VM's user, or all users, had as many connections
+	// to the hub whose handshake was not over as it takes at once.
+	RefusedBusy Refusal = 10
 )
 
 var refusalNames = map[Refusal]string{
@@ -77,6 +80,7 @@ var refusalNames = map[Refusal]string{
 	RefusedNoDescriptors: "network out of file descriptors",
 	RefusedMACOwner:      "MAC leased to another user",
 	RefusedUserLimit:     "too many VMs of one user",
+	RefusedBusy:          "too many VMs joining at once",
 }
 
 // String is the refusal's reason in words, for messages.
