@@ -51,6 +51,10 @@ func TestReadOnlyCache(t *testing.T) {
 	}{
 		{"fully cached", true, nil, []string{"rescue"}, ""},
 		{"fully cached, no lock file", true, func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, ".lock")) }, []string{"rescue"}, ""},
+		// Another user's lock file is 0600: served without the lock.
+		{"fully cached, lock file unreadable", true, func(t *testing.T, dir string) {
+			lockUnreadable(t, filepath.Join(dir, ".lock"))
+		}, []string{"rescue"}, ""},
 		{"a set not cached", true, nil, []string{"rescue", "base"}, "base.tgz is not cached, and the cache directory"},
 		{"a cached set corrupt", true, func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "sets", "rescue.tgz"), []byte("bad"), 0o644)
@@ -67,10 +71,10 @@ func TestReadOnlyCache(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			asOtherUser(t)
 			if tc.change != nil {
 				tc.change(t, dir)
 			}
-			asOtherUser(t)
 			srv.ResetLog()
 			rel, err := f.Fetch(context.Background(), "9.3", "i386", tc.sets...)
 			if n := len(srv.Requests()); n != 0 {
@@ -94,5 +98,18 @@ func TestReadOnlyCache(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// lockUnreadable makes openFile fail on lock, as on another user's lock
+// file (mode 0600), for a process that opens nothing else for writing.
+func lockUnreadable(t *testing.T, lock string) {
+	t.Helper()
+	next := openFile
+	openFile = func(p string, flag int, perm fs.FileMode) (*os.File, error) {
+		if p == lock {
+			return nil, &fs.PathError{Op: "open", Path: p, Err: syscall.EACCES}
+		}
+		return next(p, flag, perm)
 	}
 }
