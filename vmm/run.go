@@ -256,7 +256,7 @@ func (m *Machine) runWaitsForCaller() bool {
 func (m *Machine) release() error {
 	var first error
 	if m.vcpu != nil {
-		if err := m.vcpu.close(); err != nil && first == nil {
+		if err := m.vcpu.close(); err != nil {
 			first = &Error{Op: "close vCPU", Err: err}
 		}
 	}
