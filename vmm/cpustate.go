@@ -256,23 +256,37 @@ func (m *Machine) restoreTSCKHz(want uint32) error {
 	if uint64(want) == have {
 		return nil
 	}
-	refuse := func(why string, err error) error {
-		e := fmt.Errorf("%w: the snapshot's vCPU ran its TSC at %d kHz, this host's runs at %d kHz, and %s", ErrTSCFrequency, want, have, why)
-		if err != nil {
-			e = fmt.Errorf("%w: %w", e, err)
-		}
-		return &Error{Op: "KVM_SET_TSC_KHZ", Err: e,
-			Hint: "restore on a host whose TSC runs at the snapshot's rate, or whose KVM scales the TSC, or boot afresh"}
-	}
 	diff := max(uint64(want), have) - min(uint64(want), have)
 	if diff > tscToleranceKHz(have) && !canScaleTSC(m.kvm.Fd()) {
-		return refuse("this host's KVM cannot scale the TSC (no KVM_CAP_TSC_CONTROL)", nil)
+		return tscRefusal(want, have, "this host's KVM cannot scale the TSC (no KVM_CAP_TSC_CONTROL)", nil)
 	}
 	if err := kvm.SetTSCKHz(fd, uint64(want)); err != nil {
-		return refuse("KVM refused the snapshot's", err)
+		return tscRefusal(want, have, "KVM refused the snapshot's", err)
 	}
-	if got, err := kvm.GetTSCKHz(fd); err != nil || got != uint64(want) {
-		return refuse(fmt.Sprintf("KVM set %d kHz instead (%v)", got, err), nil)
+	got, err := kvm.GetTSCKHz(fd)
+	return tscReadBack(want, have, got, err)
+}
+
+// tscReadBack checks what KVM_GET_TSC_KHZ read (got, err) after
+// KVM_SET_TSC_KHZ set want kHz on a host running have: a failed read and
+// another rate are told apart, as neither says anything of the other.
+func tscReadBack(want uint32, have, got uint64, err error) error {
+	if err != nil {
+		return tscRefusal(want, have, "KVM_GET_TSC_KHZ could not read back the rate set", err)
+	}
+	if got != uint64(want) {
+		return tscRefusal(want, have, fmt.Sprintf("KVM set %d kHz instead", got), nil)
 	}
 	return nil
+}
+
+// tscRefusal is restoreTSCKHz's refusal of a snapshot whose vCPU ran its
+// TSC at want kHz on a host running have, for why (and err, if any).
+func tscRefusal(want uint32, have uint64, why string, err error) error {
+	e := fmt.Errorf("%w: the snapshot's vCPU ran its TSC at %d kHz, this host's runs at %d kHz, and %s", ErrTSCFrequency, want, have, why)
+	if err != nil {
+		e = fmt.Errorf("%w: %w", e, err)
+	}
+	return &Error{Op: "KVM_SET_TSC_KHZ", Err: e,
+		Hint: "restore on a host whose TSC runs at the snapshot's rate, or whose KVM scales the TSC, or boot afresh"}
 }

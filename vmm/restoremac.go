@@ -179,8 +179,12 @@ func nicOf(st *machineState) (snapshot.NIC, error) {
 			continue
 		}
 		mac, err := net.ParseMAC(s)
-		if err != nil || len(mac) != len(nic.MAC) {
-			return nic, fmt.Errorf("network card address %q: %w: not an Ethernet address (%v)", s, snapshot.ErrCorrupt, err)
+		if err != nil {
+			return nic, fmt.Errorf("network card address %q: %w: %w", s, snapshot.ErrCorrupt, err)
+		}
+		// ParseMAC also takes 8- and 20-byte (EUI-64, InfiniBand) addresses.
+		if len(mac) != len(nic.MAC) {
+			return nic, fmt.Errorf("network card address %q: %w: %d bytes, not an Ethernet address's %d", s, snapshot.ErrCorrupt, len(mac), len(nic.MAC))
 		}
 		copy(nic.MAC[:], mac)
 		break
