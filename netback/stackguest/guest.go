@@ -49,7 +49,8 @@ type Config struct {
 	MAC net.HardwareAddr
 	// Addr is the guest's static address and prefix, e.g. 10.0.2.15/24.
 	Addr netip.Prefix
-	// Gateway is the default route; the zero Addr means none.
+	// Gateway is the default route, an IPv4 address; the zero Addr means
+	// none.
 	Gateway netip.Addr
 	// Silent drops TCP segments to ports nothing listens on instead of
 	// answering with a reset: a guest that is up (it answers ARP) but
@@ -62,6 +63,10 @@ type Config struct {
 func New(b netback.Backend, c Config) (*Guest, error) {
 	if len(c.MAC) != 6 || !c.Addr.Addr().Is4() {
 		return nil, fmt.Errorf("stackguest: need a 6-byte MAC and an IPv4 address, got %q and %s", c.MAC, c.Addr)
+	}
+	// The stack speaks IPv4 only; a gateway of another family is no route.
+	if c.Gateway.IsValid() && !c.Gateway.Is4() {
+		return nil, fmt.Errorf("stackguest: gateway %s is not an IPv4 address", c.Gateway)
 	}
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
@@ -155,8 +160,12 @@ func (g *Guest) ListenUDP(port uint16) (net.PacketConn, error) {
 	return c, nil
 }
 
-// DialTCP connects from the guest to addr.
+// DialTCP connects from the guest to addr, an IPv4 address (the stack
+// speaks IPv4 only).
 func (g *Guest) DialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	if !addr.Addr().Is4() {
+		return nil, fmt.Errorf("stackguest: dial %s: not an IPv4 address", addr)
+	}
 	fa := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.Addr().As4()), Port: addr.Port()}
 	c, err := gonet.DialContextTCP(ctx, g.Stack, fa, ipv4.ProtocolNumber)
 	if err != nil {
