@@ -35,6 +35,8 @@ const (
 
 	fcrEnable  = 0x01
 	fcrClearRX = 0x02
+	fcrDMA     = 0x08 // DMA mode select
+	fcrTrigger = 0xC0 // receive FIFO trigger level
 
 	lcrDLAB = 0x80
 
@@ -57,6 +59,16 @@ const (
 	msrDSR  = 0x20
 	msrRI   = 0x40
 	msrDCD  = 0x80
+)
+
+// The register bits a guest's writes keep, the rest reading as zero; a
+// restored state holding any other is refused (UARTState.Check).
+const (
+	ierWritable = ierRDA | ierTHRE | ierRLS | ierMS
+	// The FIFO clear bits act once and are not kept; bits 4-5 are the
+	// 16750's.
+	fcrWritable = fcrEnable | fcrDMA | fcrTrigger
+	mcrWritable = mcrDTR | mcrRTS | mcrOUT1 | mcrOUT2 | mcrLoop
 )
 
 // uartRXLimit bounds the host-side receive buffer so a flood of input
@@ -232,20 +244,20 @@ func (u *UART) writeReg(reg uint64, v uint8) {
 			return
 		}
 		old := u.ier
-		u.ier = v & 0x0F
+		u.ier = v & ierWritable
 		if u.ier&ierTHRE != 0 && old&ierTHRE == 0 {
 			// Enabling THRE with an empty transmitter raises it at once.
 			u.thrIntr = true
 		}
 	case uartIIR:
-		u.fcr = v & 0xC9
+		u.fcr = v & fcrWritable
 		if v&fcrClearRX != 0 {
 			u.rx = nil
 		}
 	case uartLCR:
 		u.lcr = v
 	case uartMCR:
-		u.mcr = v & 0x1F
+		u.mcr = v & mcrWritable
 	case uartLSR, uartMSR:
 		// Read-only on a 16550A; factory test writes are ignored.
 	case uartSCR:

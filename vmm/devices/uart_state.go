@@ -55,7 +55,7 @@ func (s UARTState) Check() error {
 	for _, r := range []struct {
 		name     string
 		v, keeps uint8
-	}{{"IER", s.IER, 0x0F}, {"MCR", s.MCR, 0x1F}, {"FCR", s.FCR, 0xC9}, {"LSR error bits", s.LSRErr, lsrOE}} {
+	}{{"IER", s.IER, ierWritable}, {"MCR", s.MCR, mcrWritable}, {"FCR", s.FCR, fcrWritable}, {"LSR error bits", s.LSRErr, lsrOE}} {
 		if r.v&^r.keeps != 0 {
 			return fmt.Errorf("uart: %s %#x: only bits %#x can be set", r.name, r.v, r.keeps)
 		}
