@@ -19,7 +19,9 @@ import (
 // is the access width (1, 2 or 4 for port I/O, up to 8 for MMIO). Read fills
 // data in little-endian order; Write consumes it.
 type Device interface {
+	// Read answers a read of len(data) bytes at offset.
 	Read(offset uint64, data []byte)
+	// Write takes a write of data at offset.
 	Write(offset uint64, data []byte)
 }
 
@@ -114,8 +116,8 @@ func (b *Bus) register(r mapping) error {
 
 // Range is a registered address range, as Overlapping reports it.
 type Range struct {
-	Name       string
-	Base, Size uint64
+	Name       string // the name it was registered with
+	Base, Size uint64 // its first address and length in bytes
 }
 
 // Overlapping returns the registered ranges that overlap [base,
@@ -216,7 +218,7 @@ func (b *Bus) unclaimed(counts map[uint64]uint64, addr uint64, data []byte, writ
 // Unhandled is a count of accesses no device claimed, by address (for at
 // most MaxTracked addresses each way). Total counts every access.
 type Unhandled struct {
-	Reads, Writes map[uint64]uint64
+	Reads, Writes map[uint64]uint64 // accesses by address
 	Total         uint64
 }
 

@@ -67,6 +67,7 @@ type Config struct {
 // own way (a program naming itself first), apart from the scripts'
 // output, which comes to its Write as the scripts wrote it.
 type Warner interface {
+	// Warn is told one warning of the build, without a newline.
 	Warn(msg string)
 }
 
@@ -360,8 +361,8 @@ var ErrSetKind = errors.New("not a regular file or a directory")
 
 // SetKindError is Build's error for a set of a kind it does not read.
 type SetKindError struct {
-	Path string
-	Mode fs.FileMode
+	Path string      // the set as given
+	Mode fs.FileMode // what stat says it is
 }
 
 // Error names the set and its kind.

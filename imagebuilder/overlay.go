@@ -70,11 +70,11 @@ const DefaultArch = ArchI386
 
 // Device is one /dev node.
 type Device struct {
-	Name         string
-	Type         fstree.Type
-	Major, Minor uint32
-	Perm         uint16
-	GID          uint32
+	Name         string      // its name under /dev
+	Type         fstree.Type // fstree.CharDev or fstree.BlockDev
+	Major, Minor uint32      // its device numbers
+	Perm         uint16      // its permission bits
+	GID          uint32      // its group
 }
 
 // portDevs is what differs between the ports' /dev nodes.

@@ -29,18 +29,18 @@ type Plan struct {
 
 // Change is one entry whose cf_fstate Apply rewrites.
 type Change struct {
-	Index  int    `json:"index"`
-	Label  string `json:"label"`
-	Attach string `json:"attach"`
-	From   State  `json:"from"`
-	To     State  `json:"to"`
+	Index  int    `json:"index"`  // the entry's index in the cfdata table
+	Label  string `json:"label"`  // its name as userconf prints it (Entry.Label)
+	Attach string `json:"attach"` // its attachment name (cf_atname)
+	From   State  `json:"from"`   // its cf_fstate in the kernel as read
+	To     State  `json:"to"`     // the cf_fstate Apply writes
 }
 
 // KeptParent is an entry kept only because a kept entry may attach to it.
 type KeptParent struct {
-	Index  int    `json:"index"`
-	Label  string `json:"label"`
-	Attach string `json:"attach"`
+	Index  int    `json:"index"`  // the entry's index in the cfdata table
+	Label  string `json:"label"`  // its name as userconf prints it (Entry.Label)
+	Attach string `json:"attach"` // its attachment name (cf_atname)
 	// For is the label and attachment of the entry that needs it.
 	For string `json:"for"`
 }
@@ -49,7 +49,7 @@ type KeptParent struct {
 type Unknown struct {
 	// List is "keep", "enable" or "disable".
 	List string `json:"list"`
-	Name string `json:"name"`
+	Name string `json:"name"` // the name as the list gave it
 	// Suggestions are up to five close names of the kernel (Suggest),
 	// for the first 64 unknown names of a Plan (maxSuggested): a list
 	// with more is the wrong file, not misspelt, and the search costs
@@ -66,10 +66,10 @@ const maxShown = 10
 
 // Report is what Plan decided; Apply carries it out.
 type Report struct {
-	Changes     []Change     `json:"changes"`
-	KeptParents []KeptParent `json:"kept_parents"`
-	Unknown     []Unknown    `json:"unknown"`
-	Warnings    []string     `json:"warnings"`
+	Changes     []Change     `json:"changes"`      // the entries whose state Apply rewrites, in table order
+	KeptParents []KeptParent `json:"kept_parents"` // the entries kept only as a kept entry's possible parent
+	Unknown     []Unknown    `json:"unknown"`      // the names that matched no entry
+	Warnings    []string     `json:"warnings"`     // what was not done as asked, and why, a sentence each
 	// Notes say what was skipped by design: an era name (EraNames) the
 	// kernel lacks, in any list.
 	Notes []string `json:"notes"`
@@ -440,7 +440,8 @@ func didYouMean(s []string) string {
 	return " (did you mean " + strings.Join(names, ", ") + "?)"
 }
 
-// UnknownError is returned by Plan when names match no entry.
+// UnknownError is returned by Plan when names match no entry: Names
+// lists them.
 type UnknownError struct{ Names []Unknown }
 
 func unknownError(u []Unknown) error { return &UnknownError{Names: u} }

@@ -47,16 +47,17 @@ const (
 // register, with its old and new values; the register already holds the
 // new one.
 type CommandWatcher interface {
+	// CommandChanged is told the command register's old and new values.
 	CommandChanged(old, new uint16)
 }
 
 // Header is the identity of a type-0 function.
 type Header struct {
-	VendorID, DeviceID uint16
-	Revision           uint8
+	VendorID, DeviceID uint16 // the PCI IDs of the maker and the device
+	Revision           uint8  // the device's revision ID
 	// Class is class<<16 | subclass<<8 | programming interface.
 	Class                          uint32
-	SubsystemVendorID, SubsystemID uint16
+	SubsystemVendorID, SubsystemID uint16 // the subsystem's maker and ID
 }
 
 // Config is a type-0 configuration space: 256 bytes with the write masks a
@@ -274,9 +275,9 @@ type Function interface {
 
 // Slot is where a function was placed and what it was given.
 type Slot struct {
-	Device  int // device number on bus 0
-	IRQLine uint8
-	BARs    [6]uint64
+	Device  int       // device number on bus 0
+	IRQLine uint8     // the legacy IRQ its INTx is routed to, 0 for none
+	BARs    [6]uint64 // each BAR's port address; 0 for a BAR not declared
 }
 
 // Host is the host bridge and configuration mechanism #1. Register it on the

@@ -7,9 +7,9 @@ import (
 
 // FunctionState is one function's configuration space, for snapshots.
 type FunctionState struct {
-	Device int
-	Space  []byte
-	Sizing [6]bool
+	Device int     // the function's device number on bus 0
+	Space  []byte  // its 256 bytes of configuration space
+	Sizing [6]bool // for each BAR, whether the guest is sizing it (wrote all ones)
 	// Decoding says which BARs are on the port bus. A BAR the guest
 	// moved over another device decodes nothing, even once that device
 	// moved away (until the guest moves it, or turns I/O decode off and
@@ -26,8 +26,8 @@ type FunctionState struct {
 // HostState is the host's address latch and every function's
 // configuration space, BAR placement included.
 type HostState struct {
-	Addr      uint32
-	Functions []FunctionState
+	Addr      uint32          // the configuration address register (0xCF8)
+	Functions []FunctionState // the functions, in device order
 }
 
 // State returns the host's state.

@@ -187,14 +187,23 @@ var (
 	ErrMemorySize   = errors.New("snapshot memory size differs")
 )
 
-// Header is a snapshot's fixed header.
+// Header is a snapshot's fixed header (the layout is in the package doc).
 type Header struct {
-	Version  uint32
-	MemSize  uint64
+	// Version is the file's format version; a reader takes only its own.
+	Version uint32
+	// MemSize is the guest memory's size in bytes, a multiple of PageSize.
+	MemSize uint64
+	// StateOff is the state section's offset in bytes: HeaderSize.
 	StateOff uint64
+	// StateLen is the state section's length in bytes, at most
+	// MaxStateSize.
 	StateLen uint64
-	MemOff   uint64
-	Digest   [sha256.Size]byte
+	// MemOff is the memory section's offset in bytes: the first page
+	// boundary after the state section.
+	MemOff uint64
+	// Digest is the SHA-256 over the header's bytes but its own and then
+	// the state section; it does not cover the padding or the memory.
+	Digest [sha256.Size]byte
 	// MemDigest is the memory section's CRC-32C (see the package doc),
 	// which File.VerifyMemory checks.
 	MemDigest uint32
@@ -215,7 +224,10 @@ type KVMID [16]byte
 // Meta is what a snapshot's header says of its machine besides the
 // sections' sizes and digests.
 type Meta struct {
+	// NIC is what the machine had of a network card (Header.NIC).
 	NIC NIC
+	// KVM identifies the host's KVM the state's CPUID record came from
+	// (Header.KVM).
 	KVM KVMID
 }
 
@@ -696,11 +708,13 @@ func checkSize(size int64, h Header) error {
 // File is an open snapshot. Open checks its header and state; OpenHeader
 // its header alone, and ReadState then the rest.
 type File struct {
+	// Header is the file's header: its fields checked when opened, its
+	// digest once the state is read (by Open, or by ReadState).
 	Header Header
 	// State is the state section, set once checked (by Open, or by
 	// ReadState after OpenHeader).
 	State []byte
-	Path  string
+	Path  string // the file's name as given to Open or OpenHeader
 	f     *os.File
 	size  int64
 	head  []byte // the header's bytes, for ReadState's digest

@@ -192,8 +192,8 @@ type Renamer interface {
 	Discard() error
 }
 
-// FileID is a file's identity: the device and inode numbers stat gives
-// it. The zero FileID is no file.
+// FileID is a file's identity: the device (Dev) and inode (Ino) numbers
+// stat gives it. The zero FileID is no file.
 type FileID struct{ Dev, Ino uint64 }
 
 func idOf(st *unix.Stat_t) FileID { return FileID{Dev: uint64(st.Dev), Ino: st.Ino} }

@@ -57,5 +57,6 @@ type Device interface {
 // and drops later reports of that kind, so a guest that keeps failing
 // cannot flood the log. warn may be called from any goroutine.
 type Warner interface {
+	// SetWarn gives the device the function to report trouble with.
 	SetWarn(warn func(kind, msg string, args ...any))
 }

@@ -8,6 +8,8 @@ import (
 
 // QueueState is where a queue's rings are and how far the device got.
 type QueueState struct {
+	// PFN is the guest page frame number (address / 4096) of the
+	// queue's rings, as the driver wrote it; 0 is a queue not set up.
 	PFN       uint32
 	LastAvail uint16 // next available entry the device takes
 	UsedIdx   uint16 // next used entry the device produces
@@ -21,17 +23,28 @@ type QueueState struct {
 // (regs.go) has no place in it: take a snapshot only once Settled says
 // none is held.
 type TransportState struct {
-	Type   uint16
-	Guest  uint32
+	// Type is the device's virtio type (TypeNet, TypeBlock, ...); a
+	// restore refuses state of another.
+	Type uint16
+	// Guest is the feature bits the driver accepted.
+	Guest uint32
+	// Status is the device status register (DRIVER_OK and the rest).
 	Status uint8
-	ISR    uint8
-	Sel    uint16
+	// ISR is the interrupt status bits pending, cleared by the
+	// driver's read.
+	ISR uint8
+	// Sel is the queue select register: the queue the queue registers
+	// address.
+	Sel uint16
 	// Asserted is the interrupt status: an interrupt is pending. INTx
 	// is up while it is, unless the PCI command register (the PCI
 	// host's state) disables INTx.
 	Asserted bool
-	Broken   bool
-	Queues   []QueueState
+	// Broken says the device refused a corrupt ring and serves nothing
+	// until the driver resets it (Broken, DEVICE_NEEDS_RESET).
+	Broken bool
+	// Queues is each queue's state, in queue order.
+	Queues []QueueState
 }
 
 // ErrPFNHeld is wrapped by Settled's error: the driver is between the

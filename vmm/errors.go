@@ -46,7 +46,7 @@ var (
 // network card address.
 type Error struct {
 	Op    string // what was being done: "open /dev/kvm", "load kernel netbsd"
-	Err   error
+	Err   error  // why it failed, which Unwrap returns
 	Hint  string // what to do, for the CLI to print
 	Field string // the Config field ("MemoryMiB", "Kernel", "KernelImage", "Modules", "Append", "Boot", "Disks", "Devices", "ReadyAddr"...) or RestoreOption ("WithMAC") at fault, or ""
 }
@@ -86,6 +86,7 @@ func (e *CrashError) Unwrap() error { return ErrGuestCrash }
 // reboots by triple fault has printed first. It carries the registers that
 // tell where and in which mode; it wraps ErrGuestCrash.
 type TripleFaultError struct {
+	// EIP, CR0, CR3, CR4 and EFER are the vCPU's at the fault.
 	EIP, CR0, CR3, CR4, EFER uint64
 	// SettingPaging: the instruction at EIP moves to CR0 a value with
 	// PG set, paging being off: the guest died turning paging on (where

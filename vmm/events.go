@@ -28,6 +28,6 @@ const (
 
 // Event is a phase reached at a monotonic time.
 type Event struct {
-	Phase Phase
-	Time  time.Time
+	Phase Phase     // the phase reached
+	Time  time.Time // when it was reached
 }

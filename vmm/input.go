@@ -63,6 +63,7 @@ type inputPump struct {
 // machine must be File's only reader while it runs.
 type FileInput interface {
 	io.Reader
+	// File is the file Read reads, for the machine to poll.
 	File() *os.File
 }
 

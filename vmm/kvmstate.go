@@ -187,8 +187,8 @@ func (b kvmBlob) setTo(fd int, buf []byte) error {
 
 // MSR is one model-specific register's index and value.
 type MSR struct {
-	Index uint32
-	Data  uint64
+	Index uint32 // the MSR's number (ECX of RDMSR)
+	Data  uint64 // its value
 }
 
 // msrIndexList returns the MSRs a snapshot saves for a vCPU whose CPUID

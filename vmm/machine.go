@@ -277,6 +277,7 @@ func (r ExitReason) String() string {
 
 // Exit is how a guest ended.
 type Exit struct {
+	// Reason is why the guest ended.
 	Reason ExitReason
 	// Code is the value written to the debug-exit port (ExitDebug only).
 	Code uint32

@@ -79,13 +79,22 @@ type vcpuSnapshot struct {
 // snapshot's Content digest; anything else is refused, since the guest's
 // cached view of the image would no longer match.
 type DiskIdentity struct {
-	Path     string
+	// Path is the image's path as the machine opened it.
+	Path string
+	// ReadOnly says the disk was attached read-only; a restore refuses
+	// the other mode.
 	ReadOnly bool
-	Serial   string
-	Size     int64
-	Dev      uint64
-	Inode    uint64
-	MtimeNs  int64
+	// Serial is the disk's serial as the guest saw it; "" in a snapshot
+	// that recorded none (derived from Path).
+	Serial string
+	// Size is the image's size in bytes.
+	Size int64
+	// Dev and Inode are the image file's device and inode numbers.
+	Dev   uint64
+	Inode uint64
+	// MtimeNs is the file's modification time, in nanoseconds since the
+	// Unix epoch.
+	MtimeNs int64
 	// Content is the image's digest when the snapshot was taken,
 	// "crc32c:" and 8 hex digits (snapshot.FileDigest over Size bytes).
 	// Empty when none was recorded: a restore then accepts only the same

@@ -167,10 +167,22 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 	}
 }
 
+// fieldDocPackages lists the packages (directories relative to the module
+// root) whose exported struct types must document every exported field:
+// on-disk formats, device and snapshot state, configuration, and the
+// results a caller reads.
+var fieldDocPackages = map[string]bool{
+	"snapshot": true, "virtio": true, "virtio/blk": true, "vmm": true, "vmm/devices": true,
+	"kstrip": true, "imagebuilder": true, "pci": true, "bus": true,
+}
+
 // TestExportedNamesDocumented: every exported function, method (of an
 // exported type), type, constant and variable in a non-test Go file of
 // the module has a doc comment (a grouped const or var may share its
-// group's). Methods such as Error, String and Unwrap had none.
+// group's). Methods such as Error, String and Unwrap had none. So has
+// every exported method of an exported interface, and, in the packages of
+// fieldDocPackages, every exported field of an exported struct type
+// (undocumentedMembers says what passes).
 func TestExportedNamesDocumented(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -199,6 +211,13 @@ func TestExportedNamesDocumented(t *testing.T) {
 		}
 		if f.Name.Name == "main" {
 			return nil // nothing of a command is exported to a reader
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		for _, m := range undocumentedMembers(fset, f, fieldDocPackages[filepath.ToSlash(rel)]) {
+			t.Errorf("%s: %s has no doc comment", fset.Position(m.Pos()), m.Name)
 		}
 		for _, decl := range f.Decls {
 			switch decl := decl.(type) {
@@ -244,6 +263,101 @@ func TestExportedNamesDocumented(t *testing.T) {
 	}
 }
 
+// undocumentedMembers returns the exported methods of f's exported
+// interface types that have no comment of their own (above or after),
+// and, if fields, the exported fields of its exported struct types that
+// have none and are named neither in their type's doc nor in a comment of
+// the group of fields they are in (fields with no blank line between
+// them): a comment above a group such as "IER, LCR and MCR are the
+// registers" documents each it names. Embedded fields and interfaces are
+// documented where their type is.
+func undocumentedMembers(fset *token.FileSet, f *ast.File, fields bool) []*ast.Ident {
+	var missing []*ast.Ident
+	for _, decl := range f.Decls {
+		g, ok := decl.(*ast.GenDecl)
+		if !ok || g.Tok != token.TYPE {
+			continue
+		}
+		for _, spec := range g.Specs {
+			ts := spec.(*ast.TypeSpec)
+			if !ts.Name.IsExported() {
+				continue
+			}
+			switch typ := ts.Type.(type) {
+			case *ast.InterfaceType:
+				for _, m := range typ.Methods.List {
+					if m.Doc != nil || m.Comment != nil {
+						continue
+					}
+					for _, n := range m.Names {
+						if n.IsExported() {
+							missing = append(missing, n)
+						}
+					}
+				}
+			case *ast.StructType:
+				if fields {
+					doc := ts.Doc
+					if doc == nil && len(g.Specs) == 1 {
+						doc = g.Doc
+					}
+					missing = append(missing, undocumentedFields(fset, typ, doc)...)
+				}
+			}
+		}
+	}
+	return missing
+}
+
+// undocumentedFields returns st's exported fields that have no comment
+// and are named neither in their type's doc nor in a comment of their
+// group (undocumentedMembers).
+func undocumentedFields(fset *token.FileSet, st *ast.StructType, typeDoc *ast.CommentGroup) []*ast.Ident {
+	var missing []*ast.Ident
+	var typeText []string
+	if typeDoc != nil {
+		typeText = []string{typeDoc.Text()}
+	}
+	var group []string // the comments of the group of fields so far
+	prevEnd := -1
+	line := func(p token.Pos) int { return fset.Position(p).Line }
+	for _, fd := range st.Fields.List {
+		start := fd.Pos()
+		if fd.Doc != nil {
+			start = fd.Doc.Pos()
+		}
+		if prevEnd < 0 || line(start) > prevEnd+1 {
+			group = nil
+		}
+		prevEnd = line(fd.End())
+		for _, c := range []*ast.CommentGroup{fd.Doc, fd.Comment} {
+			if c != nil {
+				group = append(group, c.Text())
+			}
+		}
+		if fd.Doc != nil || fd.Comment != nil {
+			continue
+		}
+		for _, n := range fd.Names {
+			if n.IsExported() && !namedIn(n.Name, group) && !namedIn(n.Name, typeText) {
+				missing = append(missing, n)
+			}
+		}
+	}
+	return missing
+}
+
+// namedIn reports whether any of comments names name as a word.
+func namedIn(name string, comments []string) bool {
+	re := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`)
+	for _, c := range comments {
+		if re.MatchString(c) {
+			return true
+		}
+	}
+	return false
+}
+
 // exportedReceiver reports whether a method's receiver type (T, *T, T[P])
 // is exported: the methods of unexported types are not in the godoc.
 func exportedReceiver(x ast.Expr) bool {
@@ -260,5 +374,47 @@ func exportedReceiver(x ast.Expr) bool {
 		default:
 			return false
 		}
+	}
+}
+
+// TestUndocumentedMembers: what the godoc check takes for a documented
+// interface method or struct field, and what it flags.
+func TestUndocumentedMembers(t *testing.T) {
+	tests := []struct {
+		name, src string
+		fields    bool
+		want      string // the flagged names, space-separated
+	}{
+		{"interface method without comment", "type I interface {\n\t// A is.\n\tA()\n\tB()\n\tc()\n}", false, "B"},
+		{"interface method with line comment", "type I interface {\n\tA() // is\n}", false, ""},
+		{"embedded interface", "type I interface {\n\tio.Reader\n}", false, ""},
+		{"unexported interface", "type i interface {\n\tA()\n}", false, ""},
+		{"fields not asked for", "type S struct {\n\tA int\n}", false, ""},
+		{"field without comment", "type S struct {\n\t// A is.\n\tA int\n\tB int\n\tc int\n}", true, "B"},
+		{"line comment", "type S struct {\n\tA int // is\n}", true, ""},
+		{"named in the group's comment", "type S struct {\n\t// A and B are.\n\tA int\n\tB int\n}", true, ""},
+		{"group ends at a blank line", "type S struct {\n\t// A and B are.\n\tA int\n\n\tB int\n}", true, "B"},
+		{"named in the type's doc", "// S is, with its A.\ntype S struct {\n\tA int\n\tB int\n}", true, "B"},
+		{"named as part of a word", "type S struct {\n\t// AB is.\n\tAB int\n\tA int\n}", true, "A"},
+		{"several names, one comment", "type S struct {\n\t// the pair\n\tA, B int\n}", true, ""},
+		{"several names, none", "type S struct {\n\tA, B int\n}", true, "A B"},
+		{"embedded field", "type S struct {\n\tio.Reader\n}", true, ""},
+		{"unexported type", "type s struct {\n\tA int\n}", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, "x.go", "package x\n\n"+tt.src+"\n", parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, n := range undocumentedMembers(fset, f, tt.fields) {
+				got = append(got, n.Name)
+			}
+			if g := strings.Join(got, " "); g != tt.want {
+				t.Errorf("flagged %q, want %q", g, tt.want)
+			}
+		})
 	}
 }

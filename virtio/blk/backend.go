@@ -25,7 +25,13 @@ type Backend interface {
 // request of many guest pages costs one system call.
 type VectorBackend interface {
 	Backend
+	// ReadVAt fills bufs, in order, from the bytes at off on, and
+	// returns how many it read. As io.ReaderAt's, it returns an error
+	// whenever it read fewer than all of bufs hold (io.ErrUnexpectedEOF
+	// where the image ends early): a short read is never a success.
 	ReadVAt(bufs [][]byte, off int64) (int, error)
+	// WriteVAt writes bufs, in order, at off on, and returns how many
+	// bytes it wrote; an error whenever it wrote fewer than all of them.
 	WriteVAt(bufs [][]byte, off int64) (int, error)
 }
 

@@ -17,6 +17,7 @@ var ErrNotRaw = errors.New("not a raw disk image")
 // signature of a compressed file or of a disk image format other than
 // raw. It wraps ErrNotRaw.
 type FormatError struct {
+	// Path is the image's path as given to Open.
 	Path string
 	// Format names what the image is: "gzip", "xz", "bzip2", "zstd"
 	// (Compressed), "qcow2", "VMDK", "VHD", "VHDX" or "VDI".

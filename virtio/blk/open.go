@@ -32,6 +32,7 @@ type Options struct {
 // Spec is a disk to attach: an image path and its options, as
 // ParseDiskSpec reads them from text and String writes them.
 type Spec struct {
+	// Path is the image's path.
 	Path string
 	Options
 }

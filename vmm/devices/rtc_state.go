@@ -8,9 +8,9 @@ import (
 // RTCState is the CMOS clock's RAM, index register and the guest's offset
 // from the host clock, for snapshots.
 type RTCState struct {
-	Index  uint8
-	RAM    [128]byte
-	Offset time.Duration
+	Index  uint8         // the index register: the CMOS byte port 0x71 reads and writes
+	RAM    [128]byte     // the CMOS bytes; the clock's own are computed on each read
+	Offset time.Duration // the guest's clock less the host's
 	// Held is the time the guest is writing while register B's SET bit
 	// is on (NetBSD's rtcput between its writes), which becomes the
 	// clock's when SET goes off; zero while SET is off.
@@ -20,6 +20,8 @@ type RTCState struct {
 // RTCHeld is a calendar time by field, as the guest wrote them: a date
 // may be half written (31 November until the month follows).
 type RTCHeld struct {
+	// Year (century included), Month, Day, Hour, Min, Sec and Nsec are
+	// the fields in binary, whatever encoding the guest wrote them in.
 	Year, Month, Day, Hour, Min, Sec, Nsec int
 }
 

@@ -22,7 +22,8 @@ type ExitFunc func(kind ExitKind, code uint32)
 // KeyboardController is the reset half of the 8042 at ports 0x60-0x64:
 // command 0xFE (pulse the reset line) written to 0x64 resets the machine.
 // There is no keyboard, so reads return all ones, as from an absent
-// controller, which makes NetBSD's pckbc probe give up.
+// controller, which makes NetBSD's pckbc probe give up. Exit, if set, is
+// told of the reset.
 type KeyboardController struct{ Exit ExitFunc }
 
 // Read returns all ones.
@@ -40,7 +41,7 @@ func (k *KeyboardController) Write(off uint64, data []byte) {
 type ResetControl struct {
 	mu   sync.Mutex
 	v    uint8
-	Exit ExitFunc
+	Exit ExitFunc // told of the reset, if set
 }
 
 // Read returns the last value written.
@@ -67,7 +68,7 @@ func (r *ResetControl) Write(_ uint64, data []byte) {
 }
 
 // FastA20 is system control port A at 0x92: bit 1 is A20 (always on under
-// KVM), bit 0 is a fast reset.
+// KVM), bit 0 is a fast reset. Exit, if set, is told of the reset.
 type FastA20 struct{ Exit ExitFunc }
 
 // Read reports A20 enabled.
@@ -89,7 +90,7 @@ func (f *FastA20) Write(_ uint64, data []byte) {
 // QEMU with `-device isa-debug-exit,iobase=0x501,iosize=2`. Any write ends
 // it, whatever its offset: the machine registers it clipped, so that a
 // write starting in its ports and running past them reaches it too, as
-// in QEMU.
+// in QEMU. Exit, if set, is told of the end and the value.
 type DebugExit struct{ Exit ExitFunc }
 
 // Read returns all ones.

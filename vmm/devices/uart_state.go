@@ -4,10 +4,16 @@ import "fmt"
 
 // UARTState is a UART's registers and receive buffer, for snapshots.
 type UARTState struct {
-	RX                                   []byte
+	// RX is the bytes received and not yet read, at most 4096.
+	RX []byte
+	// IER, LCR, MCR, SCR, FCR and MSR are the registers of those names,
+	// DLL and DLM the divisor latch's low and high bytes, LSRErr the
+	// line status error bits (overrun only).
 	IER, LCR, MCR, LSRErr, SCR, DLL, DLM uint8
 	FCR, MSR                             uint8
-	THRIntr, IRQHigh                     bool
+	// THRIntr says a transmitter-empty interrupt is pending; IRQHigh
+	// that the IRQ line is up.
+	THRIntr, IRQHigh bool
 }
 
 // State returns the UART's state.
