@@ -38,11 +38,11 @@ const ParallelSchemaVersion = "smolvmm-bench-parallel/1"
 type ParallelResults struct {
 	// Schema is ParallelSchemaVersion.
 	Schema string    `json:"schema"`
-	Date   time.Time `json:"date"`
+	Date   time.Time `json:"date"` // when the run began
 	// Host.CPUs is the core count the per-core rate divides by, and
 	// Host.CPUsFrom the limit that set it.
 	Host   Host   `json:"host"`
-	Config Config `json:"config"`
+	Config Config `json:"config"` // what each VM booted
 	// System and Command are the VMM started N times.
 	System  string   `json:"system"`
 	Command []string `json:"command"`
@@ -52,8 +52,8 @@ type ParallelResults struct {
 	Started int `json:"started"`
 	Failed  int `json:"failed"`
 	// AllReadyMS is when the last started VM became ready (0 when none
-	// did). StartsPerSec is Started / AllReadyMS, and per core divided by
-	// Host.CPUs.
+	// did). StartsPerSec is Started / AllReadyMS, and StartsPerSecPerCore
+	// that divided by Host.CPUs.
 	AllReadyMS          float64 `json:"all_ready_ms"`
 	StartsPerSec        float64 `json:"starts_per_sec"`
 	StartsPerSecPerCore float64 `json:"starts_per_sec_per_core"`
@@ -72,9 +72,9 @@ type ParallelResults struct {
 
 // NetworkMemory is the memory of the shared network's process.
 type NetworkMemory struct {
-	PID    int   `json:"pid"`
-	RSSKiB int64 `json:"rss_kib"`
-	PSSKiB int64 `json:"pss_kib"`
+	PID    int   `json:"pid"`     // the network's process
+	RSSKiB int64 `json:"rss_kib"` // its resident set, KiB
+	PSSKiB int64 `json:"pss_kib"` // its proportional set, KiB
 	// VMs is how many VMs were joined to the network when its memory was
 	// read, as it said (this bench's and any other's); 0 when it did not
 	// say, and VMsError says why.
@@ -88,7 +88,7 @@ type NetworkMemory struct {
 
 // VM is one VM of a parallel start.
 type VM struct {
-	Index int `json:"index"`
+	Index int `json:"index"` // the VM's place in start order, from 0
 	// StartMS is when its process was started, FirstOutputMS its first
 	// console byte, ReadyMS its ready event (the first console byte, or
 	// the ready line, or the ready the VMM reported, not before its first
@@ -145,14 +145,18 @@ type ParallelMemory struct {
 	// mapped (VMMemory.ExecutableMapped): their figures count its set-up
 	// code. ExecutableMappedWhy lists their reasons, each once, in VM
 	// order, separated by "; ".
-	ExecutableMapped    int     `json:"executable_mapped,omitempty"`
-	ExecutableMappedWhy string  `json:"executable_mapped_why,omitempty"`
-	RSSKiBMean          float64 `json:"rss_kib_mean"`
-	PSSKiBMean          float64 `json:"pss_kib_mean"`
-	PSSKiBTotal         int64   `json:"pss_kib_total"`
-	OverheadRSSKiBMean  float64 `json:"overhead_rss_kib_mean"`
-	OverheadPSSKiBMean  float64 `json:"overhead_pss_kib_mean"`
-	OverheadPSSKiBMax   int64   `json:"overhead_pss_kib_max"`
+	ExecutableMapped    int    `json:"executable_mapped,omitempty"`
+	ExecutableMappedWhy string `json:"executable_mapped_why,omitempty"`
+	// RSSKiBMean, PSSKiBMean and PSSKiBTotal are the N VMs' resident
+	// and proportional set sizes, in KiB; OverheadRSSKiBMean and
+	// OverheadPSSKiBMean the same without their guest RAM (VMMemory's
+	// OverheadRSSKiB and OverheadPSSKiB), OverheadPSSKiBMax the largest.
+	RSSKiBMean         float64 `json:"rss_kib_mean"`
+	PSSKiBMean         float64 `json:"pss_kib_mean"`
+	PSSKiBTotal        int64   `json:"pss_kib_total"`
+	OverheadRSSKiBMean float64 `json:"overhead_rss_kib_mean"`
+	OverheadPSSKiBMean float64 `json:"overhead_pss_kib_mean"`
+	OverheadPSSKiBMax  int64   `json:"overhead_pss_kib_max"`
 }
 
 // aggregate fills the counts, rates and summaries from r.VMs.

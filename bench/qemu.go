@@ -18,10 +18,10 @@ var ErrNoQEMU = errors.New(QEMUBinary + " not found: install it (Debian: apt-get
 // virtio-blk-pci disks and a legacy virtio-net-pci card on the user
 // network with its port forwards.
 type QEMUSetup struct {
-	Kernel    string
-	Append    string
-	MemoryMiB int
-	Disks     []QEMUDisk
+	Kernel    string     // the kernel image's path
+	Append    string     // the kernel's command line
+	MemoryMiB int        // guest RAM in MiB
+	Disks     []QEMUDisk // the disks, in bus order
 	// UserNet adds the NIC on QEMU's user network (slirp).
 	UserNet bool
 	// Forwards are hostfwd rules, "tcp:127.0.0.1:8080-:80".
@@ -30,7 +30,7 @@ type QEMUSetup struct {
 
 // QEMUDisk is one disk image; ReadOnly maps smolvmm's ",ro".
 type QEMUDisk struct {
-	Path     string
+	Path     string // the image's path
 	ReadOnly bool
 }
 

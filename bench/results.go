@@ -48,9 +48,9 @@ const SchemaVersion = "smolvmm-bench/1"
 type Results struct {
 	// Schema is SchemaVersion.
 	Schema string    `json:"schema"`
-	Date   time.Time `json:"date"`
-	Host   Host      `json:"host"`
-	Config Config    `json:"config"`
+	Date   time.Time `json:"date"`   // when the run began
+	Host   Host      `json:"host"`   // the machine it ran on
+	Config Config    `json:"config"` // what each system booted
 	// Systems come in the order they were run, smolvmm first.
 	Systems []System `json:"systems"`
 	// Ratios compare each other system's medians with the first system's.
@@ -62,7 +62,7 @@ type Results struct {
 
 // Host describes the machine the numbers come from.
 type Host struct {
-	Kernel string `json:"kernel"`
+	Kernel string `json:"kernel"` // the host kernel's release, as uname gives it
 	// CPUs is how many CPUs the bench's VMs can run on at once: the
 	// fewer of those its affinity mask allows and a cgroup's CPU quota,
 	// rounded up; CPUsFrom says which limit set it (CPUsAffinity,
@@ -75,14 +75,14 @@ type Host struct {
 
 // Config is what was booted and how.
 type Config struct {
-	Kernel    string   `json:"kernel"`
-	Disks     []string `json:"disks,omitempty"`
-	Append    string   `json:"append"`
-	MemoryMiB int      `json:"memory_mib"`
-	Boots     int      `json:"boots"`
-	Warmup    int      `json:"warmup"`
-	Ready     string   `json:"ready,omitempty"`
-	ReadyAddr string   `json:"ready_addr,omitempty"`
+	Kernel    string   `json:"kernel"`               // the kernel image's path
+	Disks     []string `json:"disks,omitempty"`      // the disks, as given
+	Append    string   `json:"append"`               // the kernel's command line
+	MemoryMiB int      `json:"memory_mib"`           // guest RAM in MiB
+	Boots     int      `json:"boots"`                // timed boots per system
+	Warmup    int      `json:"warmup"`               // untimed boots before them
+	Ready     string   `json:"ready,omitempty"`      // the ready pattern, as given
+	ReadyAddr string   `json:"ready_addr,omitempty"` // the ready address (Ready.Addr)
 	// Net is the VMs' network, in netback.Open's form (user, user:NAME, tap:NAME, none).
 	Net string `json:"net,omitempty"`
 }
@@ -92,7 +92,7 @@ type System struct {
 	// Name is "smolvmm", "qemu-kvm" (qemu-system-i386 -enable-kvm) or
 	// "qemu-tcg" (qemu-system-i386 without KVM).
 	Name    string   `json:"name"`
-	Command []string `json:"command"`
+	Command []string `json:"command"` // the command line that ran it
 	// Error, when set, says why the system has no (or partial) results;
 	// Boots then holds the boots that succeeded.
 	Error string `json:"error,omitempty"`
@@ -116,7 +116,7 @@ type System struct {
 
 // PhaseSummary is the Summary of one phase across a system's boots.
 type PhaseSummary struct {
-	Phase string `json:"phase"`
+	Phase string `json:"phase"` // the phase's name (PhaseOrder)
 	Summary
 }
 
@@ -127,10 +127,10 @@ type PhaseSummary struct {
 // restore's, at its first console byte after the restore, is at once its
 // first output and its ready), else left out with a note.
 type Ratio struct {
-	System   string  `json:"system"`
-	Baseline string  `json:"baseline"`
-	Phase    string  `json:"phase"`
-	Value    float64 `json:"median_ratio"`
+	System   string  `json:"system"`       // the system compared (System.Name)
+	Baseline string  `json:"baseline"`     // the first system, compared with
+	Phase    string  `json:"phase"`        // the phase, or "memory"
+	Value    float64 `json:"median_ratio"` // System's figure divided by Baseline's
 }
 
 // Phase returns the system's summary of phase, if any boot reached it.

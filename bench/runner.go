@@ -178,7 +178,7 @@ func (r Ready) IsSet() bool { return r.Pattern != nil || r.Addr != "" }
 
 // BootOptions tune RunBoot.
 type BootOptions struct {
-	Ready Ready
+	Ready Ready // the ready condition a boot must meet; unset, none is
 	// Timeout bounds one boot (0: one minute; negative is refused).
 	Timeout time.Duration
 	// SampleMemory stops the process at the ready event (or the first
@@ -248,8 +248,8 @@ type Boot struct {
 
 // BootError is a boot that went wrong; it carries what the VMM said.
 type BootError struct {
-	Target string
-	Err    error
+	Target string // the VMM booted
+	Err    error  // what went wrong
 	// Stderr is the tail of the VMM's standard error.
 	Stderr string
 }

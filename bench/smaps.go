@@ -10,11 +10,11 @@ import (
 
 // Mapping is one entry of /proc/PID/smaps.
 type Mapping struct {
-	Start, End uint64
-	Perms      string
+	Start, End uint64 // the mapping's addresses, End excluded
+	Perms      string // its permissions, as smaps gives them: "r-xp"
 	// Path is the file or pseudo-name ("[heap]"); empty when anonymous.
 	Path   string
-	RSSKiB int64
+	RSSKiB int64 // its resident set, KiB
 	// PSSKiB is the proportional set size: each resident page divided by
 	// the number of processes that map it.
 	PSSKiB int64

@@ -7,14 +7,14 @@ import (
 
 // Summary describes a set of times in milliseconds.
 type Summary struct {
-	N      int     `json:"n"`
-	Min    float64 `json:"min_ms"`
-	Median float64 `json:"median_ms"`
+	N      int     `json:"n"`         // how many times
+	Min    float64 `json:"min_ms"`    // the least
+	Median float64 `json:"median_ms"` // the middle one, or the mean of the two middle ones
 	// P95 is the nearest-rank 95th percentile: the smallest value that is
 	// at least 95% of the values (the maximum when N < 20).
 	P95  float64 `json:"p95_ms"`
-	Max  float64 `json:"max_ms"`
-	Mean float64 `json:"mean_ms"`
+	Max  float64 `json:"max_ms"`  // the greatest
+	Mean float64 `json:"mean_ms"` // the arithmetic mean
 }
 
 // Summarize computes the Summary of values (the zero Summary when empty).

@@ -62,6 +62,7 @@ func (r Region) String() string {
 // flat 32-bit protected mode (4 GiB code and data segments, paging and
 // interrupts off) and runs.
 type Plan struct {
+	// Protocol is the boot protocol chosen.
 	Protocol Protocol
 	// Reason says why Auto chose Protocol over the kernel's multiboot
 	// header, for a user who expects multiboot (NetBSD's multiboot

@@ -107,9 +107,9 @@ type File struct {
 
 // Release is the result of Fetch: the kernel and the sets, all verified.
 type Release struct {
-	Version, Arch string
+	Version, Arch string // the release and port fetched: "9.3", "i386"
 	Dir           string // cache directory of this release
-	Kernel        File
+	Kernel        File   // the kernel, KernelName, as the release has it
 	Sets          []File // in the order requested, each file once
 	// Requests counts the HTTP requests this Fetch made: zero when
 	// everything came from the cache.

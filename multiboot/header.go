@@ -46,6 +46,8 @@ const diagSearch = 64 << 10
 
 // Header is a multiboot v1 header as found in a kernel image.
 type Header struct {
+	// Magic, Flags and Checksum are the header's first three words
+	// (Magic+Flags+Checksum is zero modulo 2^32).
 	Magic, Flags, Checksum uint32
 	// Address fields, meaningful when Flags has FlagAOutKludge.
 	HeaderAddr, LoadAddr, LoadEndAddr, BSSEndAddr, EntryAddr uint32

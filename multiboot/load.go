@@ -51,7 +51,7 @@ type Options struct {
 // (just "Name" when Args is empty).
 type Module struct {
 	Name string
-	Data []byte
+	Data []byte // the module's bytes, loaded as they are
 	Args string
 }
 

@@ -108,9 +108,9 @@ var (
 
 // RefusedError is a hub's refusal of a VM, with the hub's reason.
 type RefusedError struct {
-	Socket  string
-	Reason  Refusal
-	Message string
+	Socket  string  // the hub's socket
+	Reason  Refusal // the status byte of the hub's answer
+	Message string  // the hub's own words, as it sent them
 }
 
 // Error names the network's socket, the reason and the network's own

@@ -71,6 +71,7 @@ type Module struct {
 	// before the type is decided (see contents). An empty module is
 	// refused.
 	Data []byte
+	// Type is the module's type; ModuleAuto decides it from Data.
 	Type ModuleType
 }
 

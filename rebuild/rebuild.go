@@ -95,6 +95,7 @@ func (v Verdict) String() string {
 
 // Image is a service's disk image and what it is built from.
 type Image struct {
+	// Path is the image's file.
 	Path string
 	// ServiceTime is the time of the service's newest input file (zero
 	// for a built-in service): it dates the image only where Stamp does
@@ -484,6 +485,7 @@ func ImageID(path string) (string, error) {
 
 // Stripped is a stripped kernel in the cache.
 type Stripped struct {
+	// Path is the stripped kernel's file in the cache.
 	Path string
 	// Cached: a good copy was there (verified against its .sha512
 	// sidecar), and strip was not called.

@@ -18,7 +18,7 @@ import (
 
 // Credentials are the user and group a process drops to.
 type Credentials struct {
-	UID, GID int
+	UID, GID int // the user and group IDs
 }
 
 // MaxID is the largest user or group id a process can take. The kernel's

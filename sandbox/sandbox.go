@@ -62,7 +62,7 @@ var ErrUnsupported = errors.New("seccomp filtering is only implemented on linux/
 // never to change the owner or mode of the one given, which other
 // programs may share (/tmp).
 type ChrootDirError struct {
-	Dir    string
+	Dir    string // the directory as given
 	Reason string // what is wrong, after the directory's name: "is not empty (it holds x)"
 }
 

@@ -36,6 +36,7 @@ const CommonDir = "common"
 
 // Service is one loaded and validated service.
 type Service struct {
+	// Name is the service's name: its directory's.
 	Name string
 	// FS is the service directory (etc/rc, etc/*, postinst/*, service.conf).
 	// Load gives a service from a host directory the FS of an os.Root:

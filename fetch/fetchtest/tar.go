@@ -14,8 +14,8 @@ type Entry struct {
 	Mode     int64  // permission bits; 0644 (files) or 0755 (dirs) when zero
 	Type     byte   // tar.TypeReg when zero
 	Linkname string // target of a hard link (tar.TypeLink) or symlink
-	Devmajor int64
-	Devminor int64
+	Devmajor int64  // a device node's major number
+	Devminor int64  // and minor number
 }
 
 // SetTgz builds a gzipped tar in the style of NetBSD's sets: names start

@@ -52,16 +52,16 @@ const MaxNameLen = 255
 // covered by any extent read as zero (a hole).
 type Extent struct {
 	Off  int64
-	Data []byte
+	Data []byte // the bytes from Off on
 }
 
 // Node is one inode. Several paths may share a Node: they are hard links.
 type Node struct {
-	Type  Type
+	Type  Type   // what it is: a file, a directory, a device...
 	Perm  uint16 // permission and setuid/setgid/sticky bits (07777)
-	UID   uint32
-	GID   uint32
-	Mtime int64 // Unix seconds; 0 without MtimeSet means "none given", the writer substitutes its timestamp; outside MinTime..MaxTime the writer stores the nearest of the two
+	UID   uint32 // owner
+	GID   uint32 // group
+	Mtime int64  // Unix seconds; 0 without MtimeSet means "none given", the writer substitutes its timestamp; outside MinTime..MaxTime the writer stores the nearest of the two
 	// MtimeSet says Mtime was given, also when it is 0: 1970-01-01, the
 	// time of every file of a set built with SOURCE_DATE_EPOCH=0. See
 	// HasMtime.

@@ -60,8 +60,8 @@ func RescueNames() []string {
 
 // Entry is one member of a test set.
 type Entry struct {
-	Hdr  tar.Header
-	Data []byte
+	Hdr  tar.Header // its tar header
+	Data []byte     // its content, for a regular file
 }
 
 // Rescue returns the members of a rescue-like set with a crunched binary of

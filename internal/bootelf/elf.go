@@ -33,8 +33,11 @@ const (
 
 // Header is an ELF file header of either class, in the file's byte order.
 type Header struct {
-	Class     byte // Class32 or Class64
-	Data      byte // DataLSB or DataMSB
+	Class byte // Class32 or Class64
+	Data  byte // DataLSB or DataMSB
+	// Type, Machine, Entry, Phoff, Shoff, Phentsize, Phnum, Shentsize,
+	// Shnum and Shstrndx are the e_ fields of those names (a 32-bit
+	// file's addresses and offsets widened).
 	Type      uint16
 	Machine   uint16
 	Entry     uint64
@@ -137,7 +140,9 @@ func ReadHeader(r io.ReaderAt, size uint64) (Header, error) {
 
 // Prog is one program header.
 type Prog struct {
-	Index                                      int
+	Index int // its place in the program header table, from 0
+	// Type, Flags, Offset, Vaddr, Paddr, Filesz, Memsz and Align are
+	// the p_ fields of those names (a 32-bit file's widened).
 	Type, Flags                                uint32
 	Offset, Vaddr, Paddr, Filesz, Memsz, Align uint64
 }
@@ -187,7 +192,10 @@ func (h Header) Progs(r io.ReaderAt, size uint64) ([]Prog, error) {
 
 // Section is one section header.
 type Section struct {
-	Index              int
+	Index int // its place in the section header table, from 0
+	// Name (an offset in the section name table), Type, Flags, Addr,
+	// Offset, Size, Link, Info, Addralign and Entsize are the sh_ fields
+	// of those names (a 32-bit file's widened).
 	Name, Type         uint32
 	Flags, Addr        uint64
 	Offset, Size       uint64

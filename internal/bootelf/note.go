@@ -18,8 +18,8 @@ const MaxNotesTotal = 256 << 10
 // Note is one ELF note.
 type Note struct {
 	Name string // without its NUL
-	Type uint32
-	Desc []byte
+	Type uint32 // n_type
+	Desc []byte // the descriptor, without its padding
 }
 
 // noteArea is a note section or PT_NOTE segment.

@@ -14,7 +14,7 @@ const LowReserved = 1 * MiB
 // Segment is one piece of a kernel image to place in guest memory.
 type Segment struct {
 	Name              string // for errors: "segment 2" or "a.out image"
-	FileOff, FileSize uint64
+	FileOff, FileSize uint64 // where its bytes are in the file, and how many
 	Addr, MemSize     uint64 // physical; MemSize >= FileSize, the rest is BSS
 	Vaddr             uint64 // the ELF p_vaddr (0 for a.out)
 }
@@ -120,8 +120,8 @@ const LowMemTop = 640 << 10
 
 // MemRange is one memory map entry.
 type MemRange struct {
-	Base, Length uint64
-	Type         uint32
+	Base, Length uint64 // its first address and size in bytes
+	Type         uint32 // MemUsable or MemReserved
 }
 
 // MemoryMap is the short map every protocol gives the guest: conventional

@@ -8,7 +8,7 @@ import (
 
 // Symbol is a symbol table entry a lookup found.
 type Symbol struct {
-	Value, Size uint64
+	Value, Size uint64 // st_value and st_size
 	Shndx       uint16 // section index; 0 (SHN_UNDEF) for an undefined symbol
 }
 

@@ -32,7 +32,7 @@ import (
 // Segment is the page-aligned range of one read-only loadable segment of
 // the running executable.
 type Segment struct {
-	Start, End uintptr
+	Start, End uintptr // its first address and the one after its last
 	// Executable is set for code (PF_X).
 	Executable bool
 }

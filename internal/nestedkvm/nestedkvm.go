@@ -103,10 +103,10 @@ type Result struct {
 
 // StepResult is one command run by the step shell function.
 type StepResult struct {
-	Name   string
+	Name   string // the step's name, as the script gave it
 	Stdout string // as the command wrote it (the guest's own "\r\n" kept)
-	Stderr string
-	Status int
+	Stderr string // likewise
+	Status int    // the command's exit status
 	// Elapsed is the step's guest uptime difference (10 ms resolution):
 	// for ratios between steps, never as an absolute time.
 	Elapsed time.Duration

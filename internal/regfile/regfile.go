@@ -69,8 +69,8 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 // TooLargeError is ReadFile's error for a file larger than its limit; it
 // matches ErrTooLarge (errors.Is).
 type TooLargeError struct {
-	Path  string
-	Size  int64 // the file's size, or -1 when it grew past Limit while read
+	Path  string // the file as given
+	Size  int64  // the file's size, or -1 when it grew past Limit while read
 	Limit int64
 }
 

@@ -19,16 +19,16 @@ import (
 // Parent is a cfparent: interface attribute, parent driver ("" for
 // NULL), parent unit (-1 for "?").
 type Parent struct {
-	IAttr, Name string
-	Unit        int
+	IAttr, Name string // the interface attribute and the parent driver
+	Unit        int    // the parent unit
 }
 
 // Entry is one cfdata entry.
 type Entry struct {
-	Name, Attach string
-	Unit         int
-	State        int16
-	Parent       *Parent
+	Name, Attach string  // cf_name and cf_atname
+	Unit         int     // cf_unit
+	State        int16   // cf_fstate
+	Parent       *Parent // cf_pspec; nil for root
 	// Spec is the configuration line the entry comes from, without its
 	// locators ("com0 at isa?"); FromConfig sets it, Build ignores it.
 	Spec string
@@ -38,7 +38,7 @@ type Entry struct {
 type Options struct {
 	// Bits is 32 (i386, 24-byte entries) or 64 (amd64, 48-byte entries).
 	Bits    int
-	Entries []Entry
+	Entries []Entry // the cfdata table, in order
 	// Pad adds that many bytes of read-only data before the table, to
 	// make a kernel-sized file.
 	Pad int

@@ -10,7 +10,7 @@ import (
 
 // Driver drives a legacy transport's BAR0 registers like a guest driver.
 type Driver struct {
-	Regs bus.Device
+	Regs bus.Device // the transport's BAR0 registers
 }
 
 // Read8 reads a byte register.

@@ -6,7 +6,7 @@ import (
 
 // Alloc hands out guest addresses from a fake memory, bump-pointer style.
 type Alloc struct {
-	Mem  *guestmem.Memory
+	Mem  *guestmem.Memory // the memory allocated from
 	next uint64
 }
 

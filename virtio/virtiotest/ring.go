@@ -10,19 +10,19 @@ import (
 
 // Buf is one buffer to put in a chain.
 type Buf struct {
-	Addr  uint64
-	Len   uint32
-	Write bool // device-writable
+	Addr  uint64 // its guest address
+	Len   uint32 // its length in bytes
+	Write bool   // device-writable
 }
 
 // Ring is the driver's view of one legacy split ring placed at PFN. It
 // writes guest memory directly, as a guest would; it checks nothing, so
 // tests can build any bad ring they like.
 type Ring struct {
-	Mem               *guestmem.Memory
-	Size              uint16
+	Mem               *guestmem.Memory // the guest memory the ring is in
+	Size              uint16           // the queue size, in descriptors
 	PFN               uint32
-	Desc, Avail, Used uint64
+	Desc, Avail, Used uint64 // the guest addresses of the three rings
 
 	nextDesc uint16 // next descriptor to hand out (round robin)
 	availIdx uint16

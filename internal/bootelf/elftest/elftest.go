@@ -11,32 +11,32 @@ import (
 type Seg struct {
 	Type         uint32 // 0 means PT_LOAD
 	Flags        uint32 // 0 means PF_R|PF_W|PF_X
-	Vaddr, Paddr uint64
-	Data         []byte
+	Vaddr, Paddr uint64 // p_vaddr and p_paddr
+	Data         []byte // the bytes it loads (p_filesz of them)
 	Memsz        uint64 // 0 means len(Data)
 }
 
 // Sec is a section. Its data is written to the file unless Type is
 // SHT_NOBITS (8).
 type Sec struct {
-	Name    string
-	Type    uint32
-	Flags   uint64
-	Addr    uint64
-	Data    []byte
-	Link    uint32
-	Info    uint32
-	Entsize uint64
+	Name    string // its name, put in .shstrtab
+	Type    uint32 // sh_type
+	Flags   uint64 // sh_flags
+	Addr    uint64 // sh_addr
+	Data    []byte // its contents (sh_size of them)
+	Link    uint32 // sh_link
+	Info    uint32 // sh_info
+	Entsize uint64 // sh_entsize
 }
 
 // File describes an ELF file.
 type File struct {
 	Class     byte   // 1 (ELF32, the default) or 2 (ELF64)
-	BigEndian bool   //
+	BigEndian bool   // big-endian (ELFDATA2MSB) rather than little
 	Type      uint16 // 0 means ET_EXEC
 	Machine   uint16 // 0 means EM_386 for ELF32, EM_X86_64 for ELF64
-	Entry     uint64
-	Segs      []Seg
+	Entry     uint64 // e_entry
+	Segs      []Seg  // the program headers, in order
 	// Secs are sections 1..n; .shstrtab is added as section n+1. Without
 	// sections the file has no section header table.
 	Secs []Sec
@@ -203,10 +203,10 @@ func (f File) BuildOffsets() ([]byte, []uint64) {
 
 // Sym is a symbol for Symtab.
 type Sym struct {
-	Name  string
-	Value uint64
+	Name  string // its name, put in the string table
+	Value uint64 // st_value
 	Size  uint64 // st_size
-	Shndx uint16
+	Shndx uint16 // st_shndx: the section it is in
 }
 
 // Symtab encodes syms (after the null symbol) as a symbol table of the
