@@ -248,7 +248,7 @@ type Boot struct {
 
 // BootError is a boot that went wrong; it carries what the VMM said.
 type BootError struct {
-	Target string // the VMM booted
+	Target string // the target's name (Target.Name)
 	Err    error  // what went wrong
 	// Stderr is the tail of the VMM's standard error.
 	Stderr string

@@ -103,7 +103,7 @@ type Result struct {
 
 // StepResult is one command run by the step shell function.
 type StepResult struct {
-	Name   string // the step's name, as the script gave it
+	Name   string // the step's name, as Step was given it
 	Stdout string // as the command wrote it (the guest's own "\r\n" kept)
 	Stderr string // likewise
 	Status int    // the command's exit status
