@@ -176,7 +176,8 @@ func (d *Device) setLink(up bool) {
 // backend gets it: how a VMM sees what the guest sends whatever the backend
 // (its answer on a forwarded port, say). watch must not keep the frame and
 // should be quick: it holds back the guest's transmit queue. Nil removes
-// the watch.
+// the watch. A watch that panics is removed, its panic logged through
+// SetWarn's function, and the guest's frames go on.
 func (d *Device) SetTransmitWatch(watch func(frame []byte)) {
 	if watch == nil {
 		d.watch.Store(nil)

@@ -1,6 +1,7 @@
 package net
 
 import (
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -144,7 +145,7 @@ func (d *Device) processTx(q *virtio.Queue) error {
 		}
 		buf, good := d.gather(&c, buf)
 		if w := d.watch.Load(); good && w != nil {
-			(*w)(buf[HeaderSize:])
+			d.showWatch(w, buf[HeaderSize:])
 		}
 		if good {
 			d.tx.add(buf)
@@ -158,6 +159,22 @@ func (d *Device) processTx(q *virtio.Queue) error {
 			return err
 		}
 	}
+}
+
+// showWatch shows frame to w, SetTransmitWatch's function. A panic of
+// w is its setter's bug, not the guest's: the transport would take it
+// for the device's and stop serving the guest (a virtqueue violation).
+// w is removed instead, not to be called again, the panic logged as
+// its, and the frame sent.
+func (d *Device) showWatch(w *func([]byte), frame []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.watch.CompareAndSwap(w, nil)
+			d.warnf("tx-watch-panic", "virtio-net: the transmit watch panicked; it is removed, and the guest's frames go on",
+				"panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	(*w)(frame)
 }
 
 // writeBackend writes the frames processTx hands it to the backend, in
