@@ -182,7 +182,10 @@ func TestQuiesceDrainsTransmit(t *testing.T) {
 		be      func() netback.Backend
 		drained bool
 	}{
-		{"slow backend", func() netback.Backend { return &slowBackend{delay: 10 * time.Millisecond, closer: newCloser()} }, true},
+		// 1 ms a frame: the writer still holds them when Quiesce
+		// begins, and 5 ms is far within its bound even on a loaded
+		// machine (10 ms a frame missed it there: 3 of 5 in 100 ms).
+		{"slow backend", func() netback.Backend { return &slowBackend{delay: time.Millisecond, closer: newCloser()} }, true},
 		{"stuck backend", func() netback.Backend { return &stuckBackend{release: make(chan struct{}), closer: newCloser()} }, false},
 	}
 	for _, tt := range tests {
