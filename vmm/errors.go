@@ -152,12 +152,13 @@ func (e *WriterPanicError) Error() string {
 }
 
 // PanicError is Config.Console's Write or Config.Input's Read panicking
-// on the goroutine that moves the guest's console output or input. The
-// machine stops, calls it no more, and Run returns the panic as an
-// *Error (Field "Console" or "Input") wrapping a *PanicError. A
-// snapshot's writer panicking is a *WriterPanicError instead.
+// on the goroutine that moves the guest's console output or input, or
+// Config.OnEvent panicking. The machine stops, calls it no more, and Run
+// returns the panic as an *Error (Field "Console", "Input" or "OnEvent")
+// wrapping a *PanicError (see Config.OnEvent for its panics outside
+// Run). A snapshot's writer panicking is a *WriterPanicError instead.
 type PanicError struct {
-	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read"
+	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read", "Config.OnEvent"
 	Value any    // what it panicked with
 	Stack []byte // the stack of the goroutine that called it, at the panic
 }

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -190,11 +191,20 @@ type Config struct {
 	// answer is asked again. A guest that refuses (RST) or never answers
 	// is never ready.
 	ReadyGuestPort uint16
-	// OnEvent, when set, is called at each Phase, one call at a time, from
-	// the goroutine that reached it (the guest's phases on the vCPU
-	// thread, which waits for it); keep it short. Close may be called
-	// from it (see Machine.Close); Snapshot, on the vCPU thread, fails
-	// with ErrSnapshotFromCallback.
+	// OnEvent, when set, is called at each Phase, one call at a time, in
+	// the order the phases were reached, from the goroutine that reached
+	// it, which waits for it (the guest's phases on the vCPU thread;
+	// PhaseReady, when ReadyAddr or ReadyGuestPort reports it, on a
+	// goroutine of the machine's); keep it short. But the vCPU thread
+	// does not wait for a call in progress on another goroutine, which
+	// may be waiting for the vCPU (in Snapshot): that goroutine reports
+	// the vCPU's phase once its call returns. Close may be called from it
+	// (see Machine.Close), and Snapshot, which on the vCPU thread fails
+	// with ErrSnapshotFromCallback. A panic in it stops the machine, and
+	// Run returns it, a *PanicError in an *Error with Field OnEvent; in
+	// New, Restore or a Snapshot before Run (on the caller's goroutine)
+	// they panic with that *PanicError instead. OnEvent is not called
+	// again after it panicked.
 	OnEvent func(Event)
 	// Log receives diagnostics (unhandled port and MMIO accesses when
 	// Verbose). Nil discards them.
@@ -367,10 +377,25 @@ type Machine struct {
 	exit      atomic.Pointer[Exit]
 	firstOut  atomic.Bool
 	readyOnce sync.Once
-	readyDone atomic.Bool   // PhaseReady was reported (a snapshot records it)
-	eventMu   sync.Mutex    // OnEvent runs one call at a time
-	watch     *consoleWatch // the console's lines: halt message and ready pattern
-	vga       vgaProbe      // the guest's accesses to the empty VGA window
+	readyDone atomic.Bool // PhaseReady was reported (a snapshot records it)
+	// Event delivery (eventAt): OnEvent runs one call at a time, in the
+	// order the phases were reached. eventBusy: a goroutine is in it;
+	// eventQueue: the events waiting for it to return; eventsOff: it
+	// panicked, and is not called again.
+	eventMu    sync.Mutex
+	eventBusy  bool
+	eventQueue []queuedEvent
+	eventsOff  bool
+	// The transmit watch's sighting of the guest's SYN-ACK
+	// (ReadyGuestPort), reported on a goroutine of its own (readySeen):
+	// readySeenGo, it was started; readySeenStop, Run is past it;
+	// readySeenWG, Run joins it.
+	readySeenMu   sync.Mutex
+	readySeenGo   bool
+	readySeenStop bool
+	readySeenWG   sync.WaitGroup
+	watch         *consoleWatch // the console's lines: halt message and ready pattern
+	vga           vgaProbe      // the guest's accesses to the empty VGA window
 
 	// Lifecycle (run.go): Run and Close may be called from any goroutine.
 	lifeMu   sync.Mutex
@@ -885,12 +910,112 @@ func (m *Machine) requestExit(e Exit) {
 
 func (m *Machine) event(p Phase) { m.eventAt(p, time.Now()) }
 
+// queuedEvent is an event waiting for the OnEvent call in progress to
+// return: turn, when not nil, is closed when the goroutine that reached
+// it, which waits, is to make its call; one without is the vCPU thread's,
+// made by whichever goroutine is calling then.
+type queuedEvent struct {
+	e    Event
+	turn chan struct{}
+}
+
+// eventAt reports phase p, reached at t, to Config.OnEvent: one call at
+// a time, in order, and, but for the vCPU thread, on the goroutine that
+// reached it, which waits for its turn. The vCPU thread never waits for
+// another goroutine's call: that call may be waiting for the vCPU (a
+// Snapshot from OnEvent on the ReadyAddr prober), so the vCPU's event is
+// left for that goroutine to report once its call returns. A panic in
+// OnEvent is handed back (onEventPanic), and OnEvent not called again.
 func (m *Machine) eventAt(p Phase, t time.Time) {
-	if m.cfg.OnEvent != nil {
-		m.eventMu.Lock()
-		defer m.eventMu.Unlock()
-		m.cfg.OnEvent(Event{Phase: p, Time: t})
+	if m.cfg.OnEvent == nil {
+		return
 	}
+	onVCPU := m.vcpu != nil && m.vcpu.onThread()
+	e := Event{Phase: p, Time: t}
+	m.eventMu.Lock()
+	switch {
+	case m.eventsOff:
+		m.eventMu.Unlock()
+		return
+	case !m.eventBusy:
+		m.eventBusy = true
+		m.eventMu.Unlock()
+	case onVCPU:
+		m.eventQueue = append(m.eventQueue, queuedEvent{e: e})
+		m.eventMu.Unlock()
+		return
+	default:
+		turn := make(chan struct{})
+		m.eventQueue = append(m.eventQueue, queuedEvent{e: e, turn: turn})
+		m.eventMu.Unlock()
+		<-turn // eventBusy is this goroutine's now, or OnEvent is off
+		m.eventMu.Lock()
+		off := m.eventsOff
+		m.eventMu.Unlock()
+		if off {
+			return
+		}
+	}
+	for {
+		if pe := m.callOnEvent(e); pe != nil {
+			m.eventsDone()
+			m.onEventPanic(e.Phase, pe)
+			return
+		}
+		m.eventMu.Lock()
+		if len(m.eventQueue) == 0 {
+			m.eventBusy = false
+			m.eventMu.Unlock()
+			return
+		}
+		next := m.eventQueue[0]
+		m.eventQueue = m.eventQueue[1:]
+		if next.turn != nil {
+			close(next.turn) // its goroutine calls next
+			m.eventMu.Unlock()
+			return
+		}
+		m.eventMu.Unlock()
+		e = next.e
+	}
+}
+
+// callOnEvent calls Config.OnEvent with e, and returns its panic, if it
+// panicked.
+func (m *Machine) callOnEvent(e Event) (pe *PanicError) {
+	defer func() {
+		if r := recover(); r != nil {
+			pe = &PanicError{Call: "Config.OnEvent", Value: r, Stack: debug.Stack()}
+		}
+	}()
+	m.cfg.OnEvent(e)
+	return nil
+}
+
+// eventsDone turns OnEvent off after its panic: the events queued are
+// dropped, and the goroutines waiting for their turn return.
+func (m *Machine) eventsDone() {
+	m.eventMu.Lock()
+	defer m.eventMu.Unlock()
+	m.eventsOff, m.eventBusy = true, false
+	for _, q := range m.eventQueue {
+		if q.turn != nil {
+			close(q.turn)
+		}
+	}
+	m.eventQueue = nil
+}
+
+// onEventPanic hands back OnEvent's panic at phase p: on a goroutine Run
+// waits for (the vCPU thread, the ReadyAddr prober, the transmit watch's
+// report) it stops the machine and Run returns it, as a panicking
+// Console's Write does; on the caller's own (New, Restore, a Snapshot
+// before Run) it panics on, as the *PanicError.
+func (m *Machine) onEventPanic(p Phase, pe *PanicError) {
+	if !m.waited.holdsCaller() {
+		panic(pe)
+	}
+	m.ioPanicked(fmt.Sprintf("event %s", p), "OnEvent")(pe) // run.go
 }
 
 // onConsoleByte runs on the vCPU thread for each byte the guest transmits:
@@ -935,14 +1060,22 @@ func (m *Machine) checkConsole() {
 // ready reports PhaseReady once.
 func (m *Machine) ready() { m.readyAt(time.Now()) }
 
-// readyAt reports PhaseReady once, at t.
+// readyAt reports PhaseReady once, at t. Only the claim is under
+// readyOnce: OnEvent, which may call Snapshot and so wait for the vCPU,
+// runs outside it, lest the vCPU wait in readyOnce (the boot-timer port,
+// the console's pattern) for the prober's call.
 func (m *Machine) readyAt(t time.Time) {
+	claimed := false
 	m.readyOnce.Do(func() {
+		claimed = true
 		m.readyDone.Store(true)
 		m.watch.stopReady()
-		m.eventAt(PhaseReady, t)
-		m.snapshotOnReady()
 	})
+	if !claimed {
+		return
+	}
+	m.eventAt(PhaseReady, t)
+	m.snapshotOnReady()
 }
 
 // readyPortInterval is how often ReadyAddr is probed.
@@ -963,7 +1096,7 @@ func (m *Machine) probeReadyAddr() *portready.Prober {
 	if port := m.cfg.ReadyGuestPort; port != 0 {
 		watch := func(frame []byte) {
 			if !m.readyDone.Load() && portready.Accepted(frame, port) {
-				m.readyFromWaited(time.Now())
+				m.readySeen(time.Now())
 			}
 		}
 		for _, d := range m.cfg.Devices {
@@ -982,15 +1115,36 @@ func (m *Machine) probeReadyAddr() *portready.Prober {
 	return portready.Start(m.cfg.ReadyAddr, readyPortInterval, m.readyFromWaited)
 }
 
-// readyFromWaited is readyAt on a goroutine Run waits for (the prober, a
-// device's worker), which Config.OnEvent and OnSnapshot may call Close
+// readyFromWaited is readyAt on a goroutine Run waits for (the prober,
+// readySeen's), which Config.OnEvent and OnSnapshot may call Close
 // from.
 func (m *Machine) readyFromWaited(t time.Time) {
 	defer m.waited.enter()()
 	m.readyAt(t)
 }
 
-// stopReadyWatch removes the transmit watch probeReadyAddr set.
+// readySeen reports PhaseReady, seen at t by the transmit watch, on a
+// goroutine of its own, which Run joins (stopReadyWatch): the watch runs
+// in the network card's Process, under its transport's worker lock,
+// which a Snapshot from OnEvent would wait for (it quiesces the
+// devices), and where a panic of OnEvent would be taken for the
+// device's.
+func (m *Machine) readySeen(t time.Time) {
+	m.readySeenMu.Lock()
+	defer m.readySeenMu.Unlock()
+	if m.readySeenGo || m.readySeenStop {
+		return
+	}
+	m.readySeenGo = true
+	m.readySeenWG.Add(1)
+	go func() {
+		defer m.readySeenWG.Done()
+		m.readyFromWaited(t)
+	}()
+}
+
+// stopReadyWatch removes the transmit watch probeReadyAddr set, and waits
+// for the report of what it saw.
 func (m *Machine) stopReadyWatch() {
 	if m.cfg.ReadyGuestPort == 0 {
 		return
@@ -1000,6 +1154,10 @@ func (m *Machine) stopReadyWatch() {
 			w.SetTransmitWatch(nil)
 		}
 	}
+	m.readySeenMu.Lock()
+	m.readySeenStop = true // a watch call still in flight starts none
+	m.readySeenMu.Unlock()
+	m.readySeenWG.Wait()
 }
 
 func (m *Machine) logf(format string, args ...any) {

@@ -142,12 +142,13 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 	if !stop() {
 		<-stopping
 	}
+	m.event(PhaseExit)
 	if e := m.panicErr.Load(); e != nil && err == nil {
-		// The console's Write or the input's Read panicked (its
-		// goroutine is done with it by now) and stopped the guest.
+		// The console's Write, the input's Read or OnEvent (at
+		// PhaseExit too) panicked (its goroutine is done with it by
+		// now) and stopped the guest.
 		err = *e
 	}
-	m.event(PhaseExit)
 	if err != nil {
 		return Exit{}, err
 	}
