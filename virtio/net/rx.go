@@ -138,8 +138,8 @@ func (d *Device) processRx(q *virtio.Queue) error {
 		}
 		d.pending = nil
 		d.releaseFrame(f)
+		d.rxBytes.Add(uint64(len(f))) // before the frame, as in tx.go
 		d.rxFrames.Add(1)
-		d.rxBytes.Add(uint64(len(f)))
 	}
 }
 

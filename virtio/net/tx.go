@@ -200,8 +200,10 @@ func (d *Device) writeBackend() {
 				d.txErrors.Add(1)
 				d.warnf("tx-error", "virtio-net: the network backend failed to send a frame; it is lost, later failures are counted", "err", err)
 			} else {
-				d.txFrames.Add(1)
+				// Bytes first: whoever sees a frame counted sees
+				// its bytes too.
 				d.txBytes.Add(uint64(len(b) - HeaderSize))
+				d.txFrames.Add(1)
 			}
 		}
 		p.mu.Lock()
