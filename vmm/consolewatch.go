@@ -72,7 +72,8 @@ type consoleWatch struct {
 	halting bool
 }
 
-// A line up to eagerLine bytes long is matched at every byte; past that,
+// A line up to eagerLine bytes long is matched at every byte (without a
+// character it ends partway through: consoleline.Line.Settled); past that,
 // once every matchEvery bytes (and when it ends or check runs), which
 // bounds the matching a byte costs whatever the line's length.
 const (
@@ -95,8 +96,10 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 		if w.whole != nil && !w.line.Cut() && w.matchPattern(w.whole, line) != 0 {
 			return matchReady
 		}
-		if w.unmatched > 0 {
-			return w.matchReady(line) // its last bytes were not matched yet
+		// Its last bytes were not matched yet: past eagerLine, or a
+		// character the line ended partway through (Settled).
+		if w.unmatched > 0 || consoleline.Unfinished(line) > 0 {
+			return w.matchReady(line)
 		}
 		return 0
 	case consoleline.Skipped:
@@ -113,7 +116,7 @@ func (w *consoleWatch) feed(b byte) consoleMatch {
 	}
 	if w.ready != nil && !w.noReady.Load() {
 		if len(line) <= eagerLine || w.unmatched+1 >= matchEvery {
-			got |= w.matchReady(line)
+			got |= w.matchReady(w.line.Settled())
 		} else {
 			w.unmatched++
 			w.unmatchedAt = time.Now()
@@ -163,7 +166,7 @@ func (w *consoleWatch) check() (bool, time.Time) {
 	if w.unmatched == 0 {
 		return false, time.Time{}
 	}
-	return w.matchReady(w.line.Bytes()) != 0, w.unmatchedAt
+	return w.matchReady(w.line.Settled()) != 0, w.unmatchedAt
 }
 
 // stopReady ends the ready matching: the machine is ready already.

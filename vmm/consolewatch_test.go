@@ -94,6 +94,17 @@ func TestConsoleWatch(t *testing.T) {
 		{name: "ready on the line after a full one", ready: `login: `, writes: []string{long, "\nlogin: "},
 			readyAt: long + "\nlogin: "},
 
+		// Half a UTF-8 character reads as U+FFFD, which the next
+		// byte may undo: it is matched once complete, or at the
+		// line's end.
+		{name: "half a character is not a non-letter", ready: `ready\PL`, writes: []string{"ready\xc3", "\xa9\n"}},
+		{name: "half a character is not outside a class", ready: `login:[^é]`, writes: []string{"ready login:\xc3\xa9\n"}},
+		{name: "a character that completes", ready: `login:é`, writes: []string{"login:\xc3", "\xa9"}, readyAt: "login:\xc3\xa9"},
+		{name: "half a character at a line's end", ready: `ready\PL`, writes: []string{"ready\xc3\n"}, readyAt: "ready\xc3\n"},
+		{name: "half a character on a long line", ready: `ready\PL`, writes: []string{strings.Repeat("x", 300) + "ready\xc3\xa9\n"}},
+		{name: "half a character on a long line's end", ready: `ready\PL`, writes: []string{strings.Repeat("x", 300) + "ready\xc3\n"},
+			readyAt: strings.Repeat("x", 300) + "ready\xc3\n"},
+
 		{name: "halt and a pattern it matches", ready: `reboot\.`, writes: []string{halt},
 			halt: "The operating system has halted.\n\rPlease press any key to reboot.", readyAt: "The operating system has halted.\n\rPlease press any key to reboot."},
 		{name: "halt before the ready pattern", ready: `login: `, writes: []string{halt},
@@ -172,6 +183,7 @@ func TestConsoleWatchLongLine(t *testing.T) {
 		{name: "match on a long line, reported within matchEvery bytes", ready: `ready`, out: long + "ready" + strings.Repeat("y", 2*matchEvery),
 			fed: long + "ready" + strings.Repeat("y", nextMatch(len(long+"ready"))-len(long+"ready"))},
 		{name: "no match on a long line", ready: `login: `, out: long + "logout"},
+		{name: "half a character on a long line", ready: `ready\PL`, out: long + "ready\xc3"},
 		{name: "prompt on a short line after a long one", ready: `^login: `, out: long + "\n\rlogin: ", fed: long + "\n\rlogin: "},
 	}
 	for _, tt := range tests {

@@ -8,13 +8,15 @@
 // ^ or $ would match under one line end and not the other.
 //
 // A pattern is matched against a line as it grows unless what follows
-// could change the match (Split): $ means the end of a complete line.
+// could change the match (Split): $ means the end of a complete line, and
+// a UTF-8 character is matched once complete (Line.Settled).
 package consoleline
 
 import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"unicode/utf8"
 )
 
 // Max bounds the bytes a line keeps; the bytes past it are left out, and
@@ -69,6 +71,33 @@ func (l *Line) Bytes() []byte { return l.b }
 // then only its start, and where it ends says nothing of where the line
 // does.
 func (l *Line) Cut() bool { return l.cut }
+
+// Settled is the part of the line the bytes that follow cannot change: all
+// of it but a UTF-8 character it ends partway through, which a pattern
+// would read as U+FFFD (`ready\PL` would match "ready" and the first byte
+// of "é"). An ended or cut line is settled whole. It is valid until the
+// next Add.
+func (l *Line) Settled() []byte {
+	if l.ended || l.cut {
+		return l.b
+	}
+	return l.b[:len(l.b)-Unfinished(l.b)]
+}
+
+// Unfinished is the length of the UTF-8 character b ends partway through,
+// the bytes more could complete; 0 when b ends with a complete character
+// or with bytes no more could make one of.
+func Unfinished(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax+1; i-- {
+		if utf8.RuneStart(b[i]) {
+			if utf8.FullRune(b[i:]) {
+				return 0
+			}
+			return len(b) - i
+		}
+	}
+	return 0
+}
 
 // Split divides re into the part matched against a line as it grows
 // (partial) and the part matched against complete lines only (whole);
@@ -452,9 +481,15 @@ func NewMatcher(re *regexp.Regexp) *Matcher {
 func (m *Matcher) Add(c byte) bool {
 	switch m.line.Add(c) {
 	case Grew:
-		return m.partial != nil && m.partial.Match(m.line.Bytes())
+		return m.partial != nil && m.partial.Match(m.line.Settled())
 	case Ended:
-		return m.whole != nil && !m.line.Cut() && m.whole.Match(m.line.Bytes())
+		// A character left unfinished (the line ended, or was cut, in
+		// it) was not matched as the line grew.
+		line := m.line.Bytes()
+		if m.partial != nil && Unfinished(line) > 0 && m.partial.Match(line) {
+			return true
+		}
+		return m.whole != nil && !m.line.Cut() && m.whole.Match(line)
 	}
 	return false
 }

@@ -100,6 +100,18 @@ func TestMatcher(t *testing.T) {
 		{"login: or login: at the end", `login: |login:$`, "boot\r\nlogin: ", false, "boot\r\nlogin: "},
 		{"login: or login: at the end, the end", `login: |login:$`, "login:x\nlogin:\n", false, "login:x\nlogin:\n"},
 		{"login: or logout at the end", `login: |logout$`, "logout now\nlogin: ", false, "logout now\nlogin: "},
+		// Half a UTF-8 character reads as U+FFFD, which the next byte may
+		// undo: the line is matched without it until it is complete, or
+		// whole once the line ends.
+		{"half a character is not a non-letter", `ready\PL`, "ready\xc3\xa9\n", false, ""},
+		{"half a character is not outside a class", `login:[^é]`, "ready login:\xc3\xa9\n", false, ""},
+		{"a character that completes matches", `login:é`, "login:\xc3\xa9", false, "login:\xc3\xa9"},
+		{"half a character at a line's end", `ready\PL`, "ready\xc3\n", false, "ready\xc3\n"},
+		{"half a character then another byte", `ready\PL`, "ready\xc3x", false, "ready\xc3x"},
+		{"half of a 4-byte character", `a\pS`, "a\xf0\x9f\x98\x80", false, "a\xf0\x9f\x98\x80"},
+		{"half of a 4-byte character undone", `a[^\x{1F600}]`, "a\xf0\x9f\x98\x80\n", false, ""},
+		{"a match before half a character", `login: `, "login: \xc3", false, "login: "},
+		{"an invalid byte is whole", `x\x{FFFD}`, "x\xff", false, "x\xff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
