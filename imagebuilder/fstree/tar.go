@@ -35,6 +35,7 @@ func (t *Tree) addTar(r io.Reader, name, what string) error {
 	// is in r, the offset a damaged archive is reported at.
 	at := &tarPos{cr: &countReader{r: r}, what: what}
 	tr := tar.NewReader(at.cr)
+	content := t.newHoleReader(tr, at.cr)
 	var clamped clampedTimes
 	for i := 1; ; i++ {
 		h, err := tr.Next()
@@ -48,7 +49,10 @@ func (t *Tree) addTar(r io.Reader, name, what string) error {
 		if err != nil {
 			return fmt.Errorf("%s: entry %d: corrupt or truncated archive at byte %d of %s: %w", name, i, at.cr.n, at.what, err)
 		}
-		if err := t.addTarEntry(tr, h, &clamped, at); err != nil {
+		if err := t.addTarEntry(content, h, &clamped, at); err != nil {
+			if content.err != nil { // not a corrupt archive
+				err = content.err
+			}
 			return fmt.Errorf("%s: entry %d (%s): %w", name, i, termsafe.Printable(h.Name), err)
 		}
 	}
@@ -67,7 +71,7 @@ type tarPos struct {
 	what string
 }
 
-func (t *Tree) addTarEntry(tr *tar.Reader, h *tar.Header, clamped *clampedTimes, at *tarPos) error {
+func (t *Tree) addTarEntry(tr io.Reader, h *tar.Header, clamped *clampedTimes, at *tarPos) error {
 	switch h.Typeflag {
 	case gnuVolumeLabel:
 		return nil // checked as a path, a label such as "Backup 1/2" would be refused
