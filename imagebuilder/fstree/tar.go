@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/termsafe"
-	"github.com/ulikunitz/xz"
 )
 
 // AddTar reads a tar stream into t. Entries are applied in order, so a
@@ -340,6 +339,7 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	var src io.Reader = br
+	var xr *xzReader
 	switch c {
 	case compGzip:
 		zr, err := gzip.NewReader(br)
@@ -350,10 +350,7 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		zr.Multistream(false)
 		src = &gzipMembers{br: br, zr: zr, at: func() int64 { return cr.n - int64(br.Buffered()) }}
 	case compXZ:
-		if err := xzFilters(head); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		xr, err := xz.NewReader(br)
+		xr, err = newXZReader(br)
 		if err != nil {
 			return fmt.Errorf("%s: bad xz header: %w", name, err)
 		}
@@ -389,6 +386,9 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		what = "the decompressed archive"
 	}
 	if err := t.addTar(src, name, what); err != nil {
+		if xr != nil && xr.refused != nil { // not a corrupt archive
+			return fmt.Errorf("%s: %w", name, xr.refused)
+		}
 		var fh *firstHeaderError
 		if c != compNone && errors.As(err, &fh) {
 			return fmt.Errorf("%s: decompresses (%s) to something that is not a tar archive, a compressed kernel perhaps: a set must be a .tgz, .tar.xz, .tar or a directory (%w)", name, compNames[c], fh.err)
@@ -398,6 +398,9 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 	// Read the compressed stream to its end so its checksum and index are
 	// verified: a tar can end cleanly inside a truncated xz or gzip file.
 	if _, err := io.Copy(io.Discard, src); err != nil {
+		if xr != nil && xr.refused != nil {
+			return fmt.Errorf("%s: %w", name, xr.refused)
+		}
 		return fmt.Errorf("%s: corrupt or truncated compressed stream after the tar end: %w", name, err)
 	}
 	return nil
@@ -434,52 +437,6 @@ func doubleCompressedError(name, outer, inner string) error {
 		return fmt.Errorf(head+"; decompress it once and give the .tar.xz it holds", name, outer, inner)
 	}
 	return fmt.Errorf(head+", and %s compression is not supported: decompress both and give the .tar, or recompress it as .tgz or .tar.xz", name, outer, inner, inner)
-}
-
-// xzLZMA2 is the id of the xz filter the decoder reads.
-const xzLZMA2 = 0x21
-
-// xzFilterNames names the xz filters (by id) that may precede LZMA2.
-var xzFilterNames = map[uint64]string{
-	0x03: "delta", 0x04: "x86 BCJ", 0x05: "PowerPC BCJ", 0x06: "IA-64 BCJ",
-	0x07: "ARM BCJ", 0x08: "ARM-Thumb BCJ", 0x09: "SPARC BCJ", 0x0a: "ARM64 BCJ", 0x0b: "RISC-V BCJ",
-}
-
-// xzFilters refuses an xz file whose first block uses a filter chain
-// other than LZMA2 alone (xz --x86, --delta...), which the decoder cannot
-// read: it failed on the first read as "unsupported filter count",
-// reported as a corrupt archive. head is the file's first bytes.
-func xzFilters(head []byte) error {
-	// The stream header (12 bytes), then the first block header: its size
-	// byte (0: no block but the index), its flags (the low two bits are
-	// the filter count less one; 0x40 and 0x80 add a compressed and an
-	// uncompressed size, varints), then each filter's id, a varint.
-	const at = 12
-	if len(head) < at+2 || head[at] == 0 {
-		return nil // too short to tell, or no block: the decoder says
-	}
-	flags := head[at+1]
-	count := int(flags&3) + 1
-	rest := head[at+2:]
-	for _, bit := range []byte{0x40, 0x80} {
-		if flags&bit == 0 {
-			continue
-		}
-		_, n := binary.Uvarint(rest)
-		if n <= 0 {
-			return nil
-		}
-		rest = rest[n:]
-	}
-	id, n := binary.Uvarint(rest)
-	if n <= 0 || count == 1 && id == xzLZMA2 {
-		return nil
-	}
-	what := fmt.Sprintf("filter id %#x", id)
-	if name, ok := xzFilterNames[id]; ok {
-		what = "the " + name + " filter"
-	}
-	return fmt.Errorf("the xz compression uses %s (a chain of %d filters): only LZMA2 alone is supported; recompress the set with plain xz, without filter options", what, count)
 }
 
 // errReader is a reader whose every read fails with err.

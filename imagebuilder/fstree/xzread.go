@@ -1,0 +1,464 @@
+package fstree
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"hash/crc64"
+	"io"
+
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// XZDictCap is the largest LZMA2 dictionary a set's xz blocks may declare:
+// xz -9's (and -9e's), the largest of its presets, 64 MiB. The decoder
+// allocates a block's dictionary whole before reading its data, and a
+// block may declare up to 4 GiB.
+const XZDictCap = 64 << 20
+
+// xzDictPerByte is the dictionary allocated, beyond one of XZDictCap and
+// the data decompressed, that each byte of a set's xz file allows: one
+// XZDictCap dictionary per 64 KiB. Each block's dictionary is allocated
+// anew, so without a bound a file of tiny blocks each declaring a large
+// dictionary would take a second for every few kilobytes.
+const xzDictPerByte = 1024
+
+// xzLZMA2 is the id of the xz filter the decoder reads.
+const xzLZMA2 = 0x21
+
+// xzFilterNames names the xz filters (by id) that may precede LZMA2.
+var xzFilterNames = map[uint64]string{
+	0x03: "delta", 0x04: "x86 BCJ", 0x05: "PowerPC BCJ", 0x06: "IA-64 BCJ",
+	0x07: "ARM BCJ", 0x08: "ARM-Thumb BCJ", 0x09: "SPARC BCJ", 0x0a: "ARM64 BCJ", 0x0b: "RISC-V BCJ",
+}
+
+var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+
+// xzReader decompresses an xz file (one or more streams, with stream
+// padding between them) whose blocks hold LZMA2 data alone, checking each
+// block's header before its dictionary is allocated: github.com/ulikunitz/xz
+// allocates whatever a block declares. Its LZMA2 decoder does the rest.
+type xzReader struct {
+	in        *countReader
+	check     byte   // the current stream's check type
+	flags     []byte // the current stream's flags, which its footer repeats
+	blocks    int    // blocks begun, over all streams
+	records   [][2]uint64
+	block     *xzBlock // nil between blocks
+	dictTotal int64    // the dictionaries allocated
+	produced  int64    // bytes decompressed
+	err       error    // what ended the reading
+	refused   error    // err, when the file is sound but holds what a set may not
+}
+
+// xzBlock is the block being read.
+type xzBlock struct {
+	n, at          int64 // its number from 1, and the offset of its header
+	headerLen      int64
+	dataAt         int64 // the offset of its compressed data
+	compSize, size int64 // as its header declares them, or -1
+	out            int64 // bytes decompressed
+	lz             *lzma.Reader2
+	hash           hash.Hash
+}
+
+// xzError is an error of the xz file at byte at.
+func xzError(at int64, format string, args ...any) error {
+	return fmt.Errorf("xz: at byte %d: "+format, append([]any{at}, args...)...)
+}
+
+// newXZReader reads the first stream header of r.
+func newXZReader(r io.Reader) (*xzReader, error) {
+	x := &xzReader{in: &countReader{r: r}}
+	if err := x.streamHeader(nil); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// streamHeader reads a stream header, of which head is read already.
+func (x *xzReader) streamHeader(head []byte) error {
+	at := x.in.n - int64(len(head))
+	h := make([]byte, 12)
+	copy(h, head)
+	if _, err := io.ReadFull(x.in, h[len(head):]); err != nil {
+		return xzError(at, "stream header: %w", unexpected(err))
+	}
+	if !bytes.Equal(h[:6], xzMagic) {
+		return xzError(at, "no xz stream header (magic % x)", h[:6])
+	}
+	if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:]) {
+		return xzError(at+8, "stream header CRC32 mismatch")
+	}
+	if h[6] != 0 || h[7]&0xf0 != 0 {
+		return xzError(at+6, "stream flags %#02x %#02x: not an xz format this decoder knows", h[6], h[7])
+	}
+	x.flags, x.check = h[6:8], h[7]
+	if x.newHash() == nil && x.check != 0 {
+		x.refused = xzError(at+7, "integrity check type %#x is not supported (CRC32, CRC64, SHA-256 or none are): recompress the set with plain xz", x.check)
+		return x.refused
+	}
+	x.records = x.records[:0]
+	return nil
+}
+
+// newHash is the hash of the stream's check, nil for none.
+func (x *xzReader) newHash() hash.Hash {
+	switch x.check {
+	case 1:
+		return crc32.NewIEEE()
+	case 4:
+		return crc64.New(crc64.MakeTable(crc64.ECMA))
+	case 10:
+		return sha256.New()
+	}
+	return nil
+}
+
+// checkSize is the size of the stream's check.
+func (x *xzReader) checkSize() int64 {
+	switch x.check {
+	case 0:
+		return 0
+	case 1:
+		return 4
+	case 4:
+		return 8
+	}
+	return 32
+}
+
+// Read decompresses the blocks one after the other; io.EOF after the
+// last stream and its padding.
+func (x *xzReader) Read(p []byte) (int, error) {
+	for x.err == nil {
+		if x.block == nil {
+			x.err = x.next()
+			continue
+		}
+		n, err := x.block.lz.Read(p)
+		x.block.out += int64(n)
+		x.produced += int64(n)
+		if x.block.hash != nil {
+			x.block.hash.Write(p[:n])
+		}
+		b := x.block
+		switch {
+		case b.size >= 0 && b.out > b.size:
+			err = xzError(b.at, "block %d holds more than the %d bytes its header declares", b.n, b.size)
+		case err == io.EOF:
+			err = x.endBlock()
+		case err != nil:
+			err = fmt.Errorf("xz: block %d at byte %d: %w", b.n, b.at, unexpected(err))
+		}
+		x.err = err
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	return 0, x.err
+}
+
+// unexpected is err, io.ErrUnexpectedEOF for io.EOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// next reads what follows a block: the next block's header, or the index,
+// the stream footer and what follows the stream (io.EOF at the file's end).
+func (x *xzReader) next() error {
+	at := x.in.n
+	var size [1]byte
+	if _, err := io.ReadFull(x.in, size[:]); err != nil {
+		return xzError(at, "block header or index: %w", unexpected(err))
+	}
+	if size[0] == 0 {
+		if err := x.index(at); err != nil {
+			return err
+		}
+		return x.afterStream()
+	}
+	h := make([]byte, (int(size[0])+1)*4)
+	h[0] = size[0]
+	if _, err := io.ReadFull(x.in, h[1:]); err != nil {
+		return xzError(at, "block header: %w", unexpected(err))
+	}
+	x.blocks++
+	b := &xzBlock{n: int64(x.blocks), at: at, headerLen: int64(len(h)), dataAt: x.in.n, hash: x.newHash()}
+	dict, err := b.parseHeader(h)
+	if err != nil {
+		var r *xzRefusal
+		if errors.As(err, &r) {
+			x.refused = err
+		}
+		return err
+	}
+	// A block never reaches back further than its own data.
+	alloc := dict
+	if b.size >= 0 {
+		alloc = min(alloc, b.size)
+	}
+	alloc = max(alloc, lzma.MinDictCap)
+	if x.dictTotal+alloc > XZDictCap+xzDictPerByte*x.in.n+x.produced {
+		x.refused = &xzRefusal{fmt.Errorf("xz block %d (at byte %d) declares a %d-byte LZMA2 dictionary, which brings the dictionaries of the set's blocks, each allocated whole, to %d bytes for %d bytes of file and %d decompressed: the blocks are too small for their dictionaries; recompress the set with plain xz", b.n, at, dict, x.dictTotal+alloc, x.in.n, x.produced)}
+		return x.refused
+	}
+	x.dictTotal += alloc
+	if b.lz, err = (lzma.Reader2Config{DictCap: int(alloc)}).NewReader2(x.in); err != nil {
+		return fmt.Errorf("xz: block %d at byte %d: %w", b.n, at, err)
+	}
+	x.block = b
+	return nil
+}
+
+// xzRefusal is an error for an xz file that is sound but that a set may
+// not be.
+type xzRefusal struct{ err error }
+
+func (e *xzRefusal) Error() string { return e.err.Error() }
+func (e *xzRefusal) Unwrap() error { return e.err }
+
+// parseHeader reads the block header h (its size byte first) into b and
+// returns the dictionary size it declares.
+func (b *xzBlock) parseHeader(h []byte) (int64, error) {
+	end := len(h) - 4
+	if crc32.ChecksumIEEE(h[:end]) != binary.LittleEndian.Uint32(h[end:]) {
+		return 0, xzError(b.at, "block %d header CRC32 mismatch", b.n)
+	}
+	flags := h[1]
+	if flags&0x3c != 0 {
+		return 0, xzError(b.at+1, "block %d header flags %#02x: reserved bits set", b.n, flags)
+	}
+	rest := h[2:end]
+	field := func(what string) (uint64, error) {
+		v, n := xzVarint(rest)
+		if n == 0 {
+			return 0, xzError(b.at+int64(len(h)-4-len(rest)), "block %d header: bad %s", b.n, what)
+		}
+		rest = rest[n:]
+		return v, nil
+	}
+	b.compSize, b.size = -1, -1
+	if flags&0x40 != 0 {
+		v, err := field("compressed size")
+		if err != nil {
+			return 0, err
+		}
+		if v == 0 || v > 1<<62 {
+			return 0, xzError(b.at, "block %d header: compressed size %d", b.n, v)
+		}
+		b.compSize = int64(v)
+	}
+	if flags&0x80 != 0 {
+		v, err := field("uncompressed size")
+		if err != nil {
+			return 0, err
+		}
+		if v > 1<<62 {
+			return 0, xzError(b.at, "block %d header: uncompressed size %d", b.n, v)
+		}
+		b.size = int64(v)
+	}
+	count := int(flags&3) + 1
+	var firstID uint64
+	var props []byte
+	for i := range count {
+		id, err := field("filter id")
+		if err != nil {
+			return 0, err
+		}
+		n, err := field("filter properties size")
+		if err != nil {
+			return 0, err
+		}
+		if n > uint64(len(rest)) {
+			return 0, xzError(b.at, "block %d header: filter properties past its end", b.n)
+		}
+		if i == 0 {
+			firstID, props = id, rest[:n]
+		}
+		rest = rest[n:]
+	}
+	if count != 1 || firstID != xzLZMA2 {
+		what := fmt.Sprintf("filter id %#x", firstID)
+		if name, ok := xzFilterNames[firstID]; ok {
+			what = "the " + name + " filter"
+		}
+		return 0, &xzRefusal{fmt.Errorf("the xz compression uses %s (a chain of %d filters): only LZMA2 alone is supported; recompress the set with plain xz, without filter options (block %d, at byte %d)", what, count, b.n, b.at)}
+	}
+	if !IsZero(rest) {
+		return 0, xzError(b.at, "block %d header: padding not zero", b.n)
+	}
+	if len(props) != 1 || props[0] > 40 {
+		return 0, xzError(b.at, "block %d header: bad LZMA2 properties % x", b.n, props)
+	}
+	dict := int64(0xFFFFFFFF)
+	if d := props[0]; d < 40 {
+		dict = int64(2|d&1) << (d/2 + 11)
+	}
+	if dict > XZDictCap {
+		return 0, &xzRefusal{fmt.Errorf("xz block %d (at byte %d) declares a %d-byte LZMA2 dictionary, more than the %d bytes (64 MiB, xz -9's) a set's xz blocks may declare, as the decoder allocates it whole: recompress the set with xz -9 or a lower preset", b.n, b.at, dict, XZDictCap)}
+	}
+	return dict, nil
+}
+
+// xzVarint reads an xz multibyte integer (7 bits a byte, low first, at
+// most 9 bytes, no needless zero byte): its value and length, 0 if bad.
+func xzVarint(p []byte) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(p) && i < 9; i++ {
+		v |= uint64(p[i]&0x7f) << (7 * i)
+		if p[i]&0x80 == 0 {
+			if i > 0 && p[i] == 0 {
+				return 0, 0
+			}
+			return v, i + 1
+		}
+	}
+	return 0, 0
+}
+
+// endBlock reads the block's padding and check once its data ended.
+func (x *xzReader) endBlock() error {
+	b := x.block
+	comp := x.in.n - b.dataAt
+	if b.compSize >= 0 && comp != b.compSize || b.size >= 0 && b.out != b.size {
+		return xzError(b.at, "block %d holds %d compressed bytes and %d decompressed, not the %d and %d its header declares", b.n, comp, b.out, b.compSize, b.size)
+	}
+	tail := make([]byte, (4-comp%4)%4+x.checkSize())
+	at := x.in.n
+	if _, err := io.ReadFull(x.in, tail); err != nil {
+		return xzError(at, "block %d padding and check: %w", b.n, unexpected(err))
+	}
+	pad := int((4 - comp%4) % 4)
+	if !IsZero(tail[:pad]) {
+		return xzError(at, "block %d padding not zero", b.n)
+	}
+	if b.hash != nil {
+		var want []byte
+		switch h := b.hash.(type) {
+		case hash.Hash32:
+			want = binary.LittleEndian.AppendUint32(nil, h.Sum32())
+		case hash.Hash64:
+			want = binary.LittleEndian.AppendUint64(nil, h.Sum64())
+		default:
+			want = h.Sum(nil)
+		}
+		if !bytes.Equal(tail[pad:], want) {
+			return xzError(at+int64(pad), "block %d integrity check mismatch: the data is corrupt", b.n)
+		}
+	}
+	x.records = append(x.records, [2]uint64{uint64(b.headerLen + comp + x.checkSize()), uint64(b.out)})
+	x.block = nil
+	return nil
+}
+
+// index reads the stream's index, its indicator byte at at read already,
+// and checks it lists the blocks read.
+func (x *xzReader) index(at int64) error {
+	crc := crc32.NewIEEE()
+	crc.Write([]byte{0})
+	r := io.TeeReader(x.in, crc)
+	br := &byteReader{r: r}
+	count, err := readXZVarint(br)
+	if err != nil || count != uint64(len(x.records)) {
+		return xzError(at, "index lists %d blocks, the stream holds %d (%v)", count, len(x.records), err)
+	}
+	for i, rec := range x.records {
+		for j, what := range []string{"unpadded size", "uncompressed size"} {
+			v, err := readXZVarint(br)
+			if err != nil || v != rec[j] {
+				return xzError(at, "index record %d: %s %d, the block has %d (%v)", i+1, what, v, rec[j], err)
+			}
+		}
+	}
+	size := 1 + br.n
+	pad := make([]byte, (4-size%4)%4)
+	if _, err := io.ReadFull(r, pad); err != nil || !IsZero(pad) {
+		return xzError(at, "index padding missing or not zero (%v)", err)
+	}
+	size += int64(len(pad))
+	sum := crc.Sum32()
+	foot := make([]byte, 4+12)
+	if _, err := io.ReadFull(x.in, foot); err != nil {
+		return xzError(at+size, "index CRC32 and stream footer: %w", unexpected(err))
+	}
+	if binary.LittleEndian.Uint32(foot) != sum {
+		return xzError(at+size, "index CRC32 mismatch")
+	}
+	f := foot[4:]
+	switch {
+	case crc32.ChecksumIEEE(f[4:10]) != binary.LittleEndian.Uint32(f):
+		return xzError(at+size+4, "stream footer CRC32 mismatch")
+	case string(f[10:]) != "YZ":
+		return xzError(at+size+4, "no stream footer")
+	case !bytes.Equal(f[8:10], x.flags):
+		return xzError(at+size+4, "stream footer flags differ from the header's")
+	case (int64(binary.LittleEndian.Uint32(f[4:]))+1)*4 != size+4: // the index with its CRC32
+		return xzError(at+size+4, "stream footer gives an index size other than %d", size+4)
+	}
+	return nil
+}
+
+// afterStream reads stream padding (zero bytes, four at a time) to the
+// file's end (io.EOF) or the next stream's header.
+func (x *xzReader) afterStream() error {
+	for {
+		at := x.in.n
+		var w [4]byte
+		n, err := io.ReadFull(x.in, w[:])
+		switch {
+		case n == 0 && err == io.EOF:
+			return io.EOF
+		case err != nil:
+			return xzError(at, "%d bytes after the stream, not a multiple of 4 zero bytes nor another stream", n)
+		case w == [4]byte{}:
+			continue
+		case bytes.Equal(w[:], xzMagic[:4]):
+			return x.streamHeader(w[:])
+		}
+		return xzError(at, "data after the stream (% x), neither zero padding nor another stream", w)
+	}
+}
+
+// byteReader reads single bytes from r, counting them.
+type byteReader struct {
+	r io.Reader
+	n int64
+}
+
+func (b *byteReader) ReadByte() (byte, error) {
+	var c [1]byte
+	if _, err := io.ReadFull(b.r, c[:]); err != nil {
+		return 0, unexpected(err)
+	}
+	b.n++
+	return c[0], nil
+}
+
+// readXZVarint reads an xz multibyte integer from br.
+func readXZVarint(br *byteReader) (uint64, error) {
+	var p []byte
+	for len(p) < 9 {
+		c, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		p = append(p, c)
+		if c&0x80 == 0 {
+			break
+		}
+	}
+	v, n := xzVarint(p)
+	if n == 0 {
+		return 0, errors.New("bad multibyte integer")
+	}
+	return v, nil
+}
