@@ -44,15 +44,15 @@ var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 // allocates whatever a block declares. Its LZMA2 decoder does the rest.
 type xzReader struct {
 	in        *countReader
-	check     byte   // the current stream's check type
-	flags     []byte // the current stream's flags, which its footer repeats
-	blocks    int    // blocks begun, over all streams
-	records   [][2]uint64
-	block     *xzBlock // nil between blocks
-	dictTotal int64    // the dictionaries allocated
-	produced  int64    // bytes decompressed
-	err       error    // what ended the reading
-	refused   error    // err, when the file is sound but holds what a set may not
+	check     byte        // the current stream's check type
+	flags     []byte      // the current stream's flags, which its footer repeats
+	blocks    int         // blocks begun, over all streams
+	records   [][2]uint64 // the current stream's blocks, as its index lists them: unpadded and uncompressed sizes
+	block     *xzBlock    // nil between blocks
+	dictTotal int64       // the dictionaries allocated
+	produced  int64       // bytes decompressed
+	err       error       // what ended the reading
+	refused   error       // err, when the file is sound but holds what a set may not
 }
 
 // xzBlock is the block being read.
@@ -135,6 +135,9 @@ func (x *xzReader) checkSize() int64 {
 // Read decompresses the blocks one after the other; io.EOF after the
 // last stream and its padding.
 func (x *xzReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil // the decoder would return nothing forever
+	}
 	for x.err == nil {
 		if x.block == nil {
 			x.err = x.next()
@@ -291,7 +294,11 @@ func (b *xzBlock) parseHeader(h []byte) (int64, error) {
 		if name, ok := xzFilterNames[firstID]; ok {
 			what = "the " + name + " filter"
 		}
-		return 0, &xzRefusal{fmt.Errorf("the xz compression uses %s (a chain of %d filters): only LZMA2 alone is supported; recompress the set with plain xz, without filter options (block %d, at byte %d)", what, count, b.n, b.at)}
+		chain := "alone"
+		if count > 1 {
+			chain = fmt.Sprintf("a chain of %d filters", count)
+		}
+		return 0, &xzRefusal{fmt.Errorf("the xz compression uses %s (%s): only LZMA2 alone is supported; recompress the set with plain xz, without filter options (block %d, at byte %d)", what, chain, b.n, b.at)}
 	}
 	if !IsZero(rest) {
 		return 0, xzError(b.at, "block %d header: padding not zero", b.n)
