@@ -66,9 +66,9 @@ type xzBlock struct {
 	hash           hash.Hash
 }
 
-// xzError is an error of the xz file at byte at.
+// xzError is an error of the xz file at byte at (format starts "xz ...").
 func xzError(at int64, format string, args ...any) error {
-	return fmt.Errorf("xz: at byte %d: "+format, append([]any{at}, args...)...)
+	return fmt.Errorf("at byte %d of the compressed file: "+format, append([]any{at}, args...)...)
 }
 
 // newXZReader reads the first stream header of r.
@@ -86,20 +86,20 @@ func (x *xzReader) streamHeader(head []byte) error {
 	h := make([]byte, 12)
 	copy(h, head)
 	if _, err := io.ReadFull(x.in, h[len(head):]); err != nil {
-		return xzError(at, "stream header: %w", unexpected(err))
+		return xzError(at, "xz stream header: %w", unexpected(err))
 	}
 	if !bytes.Equal(h[:6], xzMagic) {
 		return xzError(at, "no xz stream header (magic % x)", h[:6])
 	}
 	if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:]) {
-		return xzError(at+8, "stream header CRC32 mismatch")
+		return xzError(at+8, "xz stream header CRC32 mismatch")
 	}
 	if h[6] != 0 || h[7]&0xf0 != 0 {
-		return xzError(at+6, "stream flags %#02x %#02x: not an xz format this decoder knows", h[6], h[7])
+		return xzError(at+6, "xz stream flags %#02x %#02x: not an xz format this decoder knows", h[6], h[7])
 	}
 	x.flags, x.check = h[6:8], h[7]
 	if x.newHash() == nil && x.check != 0 {
-		x.refused = xzError(at+7, "integrity check type %#x is not supported (CRC32, CRC64, SHA-256 or none are): recompress the set with plain xz", x.check)
+		x.refused = xzError(at+7, "xz integrity check type %#x is not supported (CRC32, CRC64, SHA-256 or none are): recompress the set with plain xz", x.check)
 		return x.refused
 	}
 	x.records = x.records[:0]
@@ -152,11 +152,11 @@ func (x *xzReader) Read(p []byte) (int, error) {
 		b := x.block
 		switch {
 		case b.size >= 0 && b.out > b.size:
-			err = xzError(b.at, "block %d holds more than the %d bytes its header declares", b.n, b.size)
+			err = xzError(b.at, "xz block %d holds more than the %d bytes its header declares", b.n, b.size)
 		case err == io.EOF:
 			err = x.endBlock()
 		case err != nil:
-			err = fmt.Errorf("xz: block %d at byte %d: %w", b.n, b.at, unexpected(err))
+			err = xzError(b.at, "xz block %d: %w", b.n, unexpected(err))
 		}
 		x.err = err
 		if n > 0 || err != nil {
@@ -180,7 +180,7 @@ func (x *xzReader) next() error {
 	at := x.in.n
 	var size [1]byte
 	if _, err := io.ReadFull(x.in, size[:]); err != nil {
-		return xzError(at, "block header or index: %w", unexpected(err))
+		return xzError(at, "xz block header or index: %w", unexpected(err))
 	}
 	if size[0] == 0 {
 		if err := x.index(at); err != nil {
@@ -191,7 +191,7 @@ func (x *xzReader) next() error {
 	h := make([]byte, (int(size[0])+1)*4)
 	h[0] = size[0]
 	if _, err := io.ReadFull(x.in, h[1:]); err != nil {
-		return xzError(at, "block header: %w", unexpected(err))
+		return xzError(at, "xz block header: %w", unexpected(err))
 	}
 	x.blocks++
 	b := &xzBlock{n: int64(x.blocks), at: at, headerLen: int64(len(h)), dataAt: x.in.n, hash: x.newHash()}
@@ -215,7 +215,7 @@ func (x *xzReader) next() error {
 	}
 	x.dictTotal += alloc
 	if b.lz, err = (lzma.Reader2Config{DictCap: int(alloc)}).NewReader2(x.in); err != nil {
-		return fmt.Errorf("xz: block %d at byte %d: %w", b.n, at, err)
+		return xzError(at, "xz block %d: %w", b.n, err)
 	}
 	x.block = b
 	return nil
@@ -233,17 +233,17 @@ func (e *xzRefusal) Unwrap() error { return e.err }
 func (b *xzBlock) parseHeader(h []byte) (int64, error) {
 	end := len(h) - 4
 	if crc32.ChecksumIEEE(h[:end]) != binary.LittleEndian.Uint32(h[end:]) {
-		return 0, xzError(b.at, "block %d header CRC32 mismatch", b.n)
+		return 0, xzError(b.at, "xz block %d header CRC32 mismatch", b.n)
 	}
 	flags := h[1]
 	if flags&0x3c != 0 {
-		return 0, xzError(b.at+1, "block %d header flags %#02x: reserved bits set", b.n, flags)
+		return 0, xzError(b.at+1, "xz block %d header flags %#02x: reserved bits set", b.n, flags)
 	}
 	rest := h[2:end]
 	field := func(what string) (uint64, error) {
 		v, n := xzVarint(rest)
 		if n == 0 {
-			return 0, xzError(b.at+int64(len(h)-4-len(rest)), "block %d header: bad %s", b.n, what)
+			return 0, xzError(b.at+int64(len(h)-4-len(rest)), "xz block %d header: bad %s", b.n, what)
 		}
 		rest = rest[n:]
 		return v, nil
@@ -255,7 +255,7 @@ func (b *xzBlock) parseHeader(h []byte) (int64, error) {
 			return 0, err
 		}
 		if v == 0 || v > 1<<62 {
-			return 0, xzError(b.at, "block %d header: compressed size %d", b.n, v)
+			return 0, xzError(b.at, "xz block %d header: compressed size %d", b.n, v)
 		}
 		b.compSize = int64(v)
 	}
@@ -265,7 +265,7 @@ func (b *xzBlock) parseHeader(h []byte) (int64, error) {
 			return 0, err
 		}
 		if v > 1<<62 {
-			return 0, xzError(b.at, "block %d header: uncompressed size %d", b.n, v)
+			return 0, xzError(b.at, "xz block %d header: uncompressed size %d", b.n, v)
 		}
 		b.size = int64(v)
 	}
@@ -282,7 +282,7 @@ func (b *xzBlock) parseHeader(h []byte) (int64, error) {
 			return 0, err
 		}
 		if n > uint64(len(rest)) {
-			return 0, xzError(b.at, "block %d header: filter properties past its end", b.n)
+			return 0, xzError(b.at, "xz block %d header: filter properties past its end", b.n)
 		}
 		if i == 0 {
 			firstID, props = id, rest[:n]
@@ -301,10 +301,10 @@ func (b *xzBlock) parseHeader(h []byte) (int64, error) {
 		return 0, &xzRefusal{fmt.Errorf("the xz compression uses %s (%s): only LZMA2 alone is supported; recompress the set with plain xz, without filter options (block %d, at byte %d)", what, chain, b.n, b.at)}
 	}
 	if !IsZero(rest) {
-		return 0, xzError(b.at, "block %d header: padding not zero", b.n)
+		return 0, xzError(b.at, "xz block %d header: padding not zero", b.n)
 	}
 	if len(props) != 1 || props[0] > 40 {
-		return 0, xzError(b.at, "block %d header: bad LZMA2 properties % x", b.n, props)
+		return 0, xzError(b.at, "xz block %d header: bad LZMA2 properties % x", b.n, props)
 	}
 	dict := int64(0xFFFFFFFF)
 	if d := props[0]; d < 40 {
@@ -337,16 +337,16 @@ func (x *xzReader) endBlock() error {
 	b := x.block
 	comp := x.in.n - b.dataAt
 	if b.compSize >= 0 && comp != b.compSize || b.size >= 0 && b.out != b.size {
-		return xzError(b.at, "block %d holds %d compressed bytes and %d decompressed, not the %d and %d its header declares", b.n, comp, b.out, b.compSize, b.size)
+		return xzError(b.at, "xz block %d holds %d compressed bytes and %d decompressed, not the %d and %d its header declares", b.n, comp, b.out, b.compSize, b.size)
 	}
 	tail := make([]byte, (4-comp%4)%4+x.checkSize())
 	at := x.in.n
 	if _, err := io.ReadFull(x.in, tail); err != nil {
-		return xzError(at, "block %d padding and check: %w", b.n, unexpected(err))
+		return xzError(at, "xz block %d padding and check: %w", b.n, unexpected(err))
 	}
 	pad := int((4 - comp%4) % 4)
 	if !IsZero(tail[:pad]) {
-		return xzError(at, "block %d padding not zero", b.n)
+		return xzError(at, "xz block %d padding not zero", b.n)
 	}
 	if b.hash != nil {
 		var want []byte
@@ -359,7 +359,7 @@ func (x *xzReader) endBlock() error {
 			want = h.Sum(nil)
 		}
 		if !bytes.Equal(tail[pad:], want) {
-			return xzError(at+int64(pad), "block %d integrity check mismatch: the data is corrupt", b.n)
+			return xzError(at+int64(pad), "xz block %d integrity check mismatch: the data is corrupt", b.n)
 		}
 	}
 	x.records = append(x.records, [2]uint64{uint64(b.headerLen + comp + x.checkSize()), uint64(b.out)})
@@ -375,41 +375,50 @@ func (x *xzReader) index(at int64) error {
 	r := io.TeeReader(x.in, crc)
 	br := &byteReader{r: r}
 	count, err := readXZVarint(br)
-	if err != nil || count != uint64(len(x.records)) {
-		return xzError(at, "index lists %d blocks, the stream holds %d (%v)", count, len(x.records), err)
+	if err != nil {
+		return xzError(at, "xz index: block count: %w", err)
+	}
+	if count != uint64(len(x.records)) {
+		return xzError(at, "xz index lists %d blocks, the stream holds %d", count, len(x.records))
 	}
 	for i, rec := range x.records {
 		for j, what := range []string{"unpadded size", "uncompressed size"} {
 			v, err := readXZVarint(br)
-			if err != nil || v != rec[j] {
-				return xzError(at, "index record %d: %s %d, the block has %d (%v)", i+1, what, v, rec[j], err)
+			if err != nil {
+				return xzError(at, "xz index record %d: %s: %w", i+1, what, err)
+			}
+			if v != rec[j] {
+				return xzError(at, "xz index record %d: %s %d, the block has %d", i+1, what, v, rec[j])
 			}
 		}
 	}
 	size := 1 + br.n
 	pad := make([]byte, (4-size%4)%4)
-	if _, err := io.ReadFull(r, pad); err != nil || !IsZero(pad) {
-		return xzError(at, "index padding missing or not zero (%v)", err)
+	if _, err := io.ReadFull(r, pad); err != nil {
+		return xzError(at, "xz index padding: %w", unexpected(err))
+	}
+	if !IsZero(pad) {
+		return xzError(at, "xz index padding not zero")
 	}
 	size += int64(len(pad))
 	sum := crc.Sum32()
 	foot := make([]byte, 4+12)
 	if _, err := io.ReadFull(x.in, foot); err != nil {
-		return xzError(at+size, "index CRC32 and stream footer: %w", unexpected(err))
+		return xzError(at+size, "xz index CRC32 and stream footer: %w", unexpected(err))
 	}
 	if binary.LittleEndian.Uint32(foot) != sum {
-		return xzError(at+size, "index CRC32 mismatch")
+		return xzError(at+size, "xz index CRC32 mismatch")
 	}
 	f := foot[4:]
 	switch {
 	case crc32.ChecksumIEEE(f[4:10]) != binary.LittleEndian.Uint32(f):
-		return xzError(at+size+4, "stream footer CRC32 mismatch")
+		return xzError(at+size+4, "xz stream footer CRC32 mismatch")
 	case string(f[10:]) != "YZ":
-		return xzError(at+size+4, "no stream footer")
+		return xzError(at+size+4, "no xz stream footer")
 	case !bytes.Equal(f[8:10], x.flags):
-		return xzError(at+size+4, "stream footer flags differ from the header's")
+		return xzError(at+size+4, "xz stream footer flags differ from the header's")
 	case (int64(binary.LittleEndian.Uint32(f[4:]))+1)*4 != size+4: // the index with its CRC32
-		return xzError(at+size+4, "stream footer gives an index size other than %d", size+4)
+		return xzError(at+size+4, "xz stream footer gives an index size other than %d", size+4)
 	}
 	return nil
 }
@@ -425,13 +434,13 @@ func (x *xzReader) afterStream() error {
 		case n == 0 && err == io.EOF:
 			return io.EOF
 		case err != nil:
-			return xzError(at, "%d bytes after the stream, not a multiple of 4 zero bytes nor another stream", n)
+			return xzError(at, "%d bytes after the xz stream, not a multiple of 4 zero bytes nor another stream", n)
 		case w == [4]byte{}:
 			continue
 		case bytes.Equal(w[:], xzMagic[:4]):
 			return x.streamHeader(w[:])
 		}
-		return xzError(at, "data after the stream (% x), neither zero padding nor another stream", w)
+		return xzError(at, "data after the xz stream (% x), neither zero padding nor another stream", w)
 	}
 }
 
