@@ -317,11 +317,11 @@ func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out stri
 	}
 	opts := ext2.Options{Timestamp: cfg.Timestamp, TimestampSet: cfg.TimestampSet, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
 	if cfg.SizeMB == 0 {
-		min, err := ext2.MinSize(t, &opts)
+		size, err := ext2.AutoSize(t, &opts, Headroom)
 		if err != nil {
 			return err
 		}
-		opts.Size = (min + Headroom(min) + 1<<20 - 1) &^ (1<<20 - 1)
+		opts.Size = size
 	}
 	return writeAtomically(ctx, out, func(f *os.File) error { return ext2.Write(ctxFile{ctx, f}, t, opts) })
 }

@@ -82,11 +82,15 @@ func (g *geometry) capacity() uint64 {
 	return c
 }
 
+// largeImage is the size from which autoBlockSize picks 4 KiB blocks
+// (tests lower it).
+var largeImage int64 = 512 << 20
+
 // autoBlockSize picks 1 KiB blocks for images below 512 MiB, as mke2fs does
 // for "small" file systems: NetBSD sets are thousands of small files, and
 // 1 KiB blocks waste less on them; larger images take 4 KiB.
 func autoBlockSize(size int64) uint32 {
-	if size < 512<<20 {
+	if size < largeImage {
 		return 1024
 	}
 	return 4096

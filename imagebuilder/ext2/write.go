@@ -182,6 +182,23 @@ func MinSize(t *fstree.Tree, opts *Options) (int64, error) {
 	return minSize(t, opts, true)
 }
 
+// AutoSize returns the size of an image sized to t's content with room
+// to spare: the least that holds it (MinSize) plus extra(least), rounded
+// up to a whole MiB. With opts.BlockSize 0 it sets it to the block size
+// that least was found with, which the larger size may not get: 1 KiB
+// blocks below 512 MiB and 4 KiB above, in which each small file takes
+// 4 KiB, so content that needs 401 MiB left 1% of a 512 MiB image free.
+func AutoSize(t *fstree.Tree, opts *Options, extra func(least int64) int64) (int64, error) {
+	least, err := MinSize(t, opts)
+	if err != nil {
+		return 0, err
+	}
+	if opts.BlockSize == 0 {
+		opts.BlockSize = autoBlockSize(least)
+	}
+	return (least + extra(least) + 1<<20 - 1) &^ (1<<20 - 1), nil
+}
+
 // minSize is MinSize, the spare inodes asked for or not (see fit).
 func minSize(t *fstree.Tree, opts *Options, spare bool) (int64, error) {
 	plans := map[uint32]*plan{}
