@@ -965,6 +965,8 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, stamps
 			if q, found := stampedAt[[2]uint64{st.Dev, st.Ino}]; found {
 				if on, err := orig.Get(q); err == nil && on.Type == fstree.Regular {
 					old, how.staged = on, true
+					s := stamps[q]
+					how.untouched = s.untouched(st) && st.Mtim == s.mtime
 				}
 			}
 		} else if s, ok := stamps[p]; ok && s.same(st) {
@@ -1123,11 +1125,15 @@ var duringStaging func(tmp string)
 // entry as a process the scripts left running could.
 var afterStageLstat func(p string)
 
+// readingStaged, when set (by tests), is told each staged regular file
+// p that mergeStage reads back.
+var readingStaged func(p string)
+
 // stagedHow is what mergeStage knows of how a staged entry came to be
 // where it is now.
 type stagedHow struct {
 	staged    bool                              // the inode staged for old, at its path or, for a regular file, elsewhere
-	untouched bool                              // a directory's status unchanged since it was staged (see stageStamp)
+	untouched bool                              // a directory's, or a staged regular file's, status unchanged since it was staged (see stageStamp)
 	retimed   bool                              // a directory given a modification time other than the staged one, not the build's clock's (touch -d)
 	moved     bool                              // a directory staged at another path, renamed here
 	copyOf    func(n *fstree.Node) *fstree.Node // the set's file n, of a time a script set, is a mode-keeping copy of, or nil (see copySource)
@@ -1236,6 +1242,17 @@ func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old
 	case unix.S_IFREG:
 		if n := byIno[st.Ino]; n != nil {
 			return n, nil
+		}
+		if how.untouched && old != nil && old.Type == fstree.Regular && old.Size == st.Size && perm == stagedPerm(old) {
+			// Not written, chmod-ed, linked or renamed since it was
+			// staged: each of those sets the status change time, which
+			// only the clock gives (see clockPast), so it holds the set's
+			// bytes and is not read back (which doubled a build's memory).
+			byIno[st.Ino] = old
+			return old, nil
+		}
+		if readingStaged != nil {
+			readingStaged(p)
 		}
 		n, err := readStaged(f, st.Size)
 		if err != nil {
