@@ -46,7 +46,28 @@ func dialGateway(t *testing.T, g *stackguest.Guest, addr netip.Addr, from, to ui
 // 50), which a VM with hundreds of flows to a closed port drained: its
 // neighbour's datagram to a closed port then drew no refusal, and its
 // socket waited out its timeout. Each VM now has a budget of its own.
+//
+// The flood is paced (floodPerTick a millisecond), not a loop without
+// pause, which under the race detector on two busy cores took a core of
+// its own and at times had the hub drop the flooding VM. The other VM's datagrams wait in the gateway's queue
+// behind up to a queue's worth (1024 frames) of the flood's, which
+// takes seconds to drain on a loaded machine under the race detector:
+// each refusal may take refusalWait. Each round's refusals come at
+// once, so with the one shared limiter drained some would surely be
+// missing.
 func TestNATPortUnreachableFloodSparesOthers(t *testing.T) {
+	const (
+		// floodPerTick datagrams a millisecond: three times the shared
+		// limiter's rate, so that it would be drained.
+		floodPerTick = 3
+		// perRound is the other VM's datagrams at once: within its
+		// own burst of 10 refusals (natICMPBurst).
+		perRound = 8
+		rounds   = 3
+		// refusalWait only turns a refusal that never comes into a
+		// failure rather than a hang.
+		refusalWait = 20 * time.Second
+	)
 	h := startHub(t, testsock.Dir(t))
 	ga, ja := joinGuest(t, h, testMAC(1))
 	gb, jb := joinGuest(t, h, testMAC(2))
@@ -62,14 +83,17 @@ func TestNATPortUnreachableFloodSparesOthers(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for next := 0; ; {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-tick.C:
 			}
-			for _, c := range flood {
-				_, _ = c.Write([]byte("x"))
+			for range floodPerTick {
+				_, _ = flood[next].Write([]byte("x"))
+				next = (next + 1) % len(flood)
 			}
 		}
 	}()
@@ -79,26 +103,37 @@ func TestNATPortUnreachableFloodSparesOthers(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond) // the flood under way
 
-	const tries = 5
-	for i := range tries {
-		c := dialGateway(t, gb, jb.Addr(), uint16(32000+i), closedUDPPort(t))
-		if _, err := c.Write([]byte("anyone there?")); err != nil {
-			t.Fatal(err)
+	for r := range rounds {
+		closed := closedUDPPort(t)
+		var conns []*gonet.UDPConn
+		for i := range perRound {
+			c := dialGateway(t, gb, jb.Addr(), uint16(32000+r*perRound+i), closed)
+			defer c.Close()
+			conns = append(conns, c)
 		}
-		// gonet's read waits for a datagram, not an error: it is read
-		// again until the refusal is there.
-		deadline := time.Now().Add(2 * time.Second)
-		var err error
-		for {
-			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			_, err = c.Read(make([]byte, 100))
-			if ne, ok := err.(net.Error); !ok || !ne.Timeout() || time.Now().After(deadline) {
-				break
+		for _, c := range conns {
+			if _, err := c.Write([]byte("anyone there?")); err != nil {
+				t.Fatal(err)
 			}
 		}
-		c.Close()
-		if err == nil || !strings.Contains(err.Error(), "refused") {
-			t.Errorf("datagram %d of the other VM while one flooded: read %v, want the connection refused", i, err)
+		deadline := time.Now().Add(refusalWait)
+		for i, c := range conns {
+			// gonet's read waits for a datagram, not an error: it is
+			// read again until the refusal is there.
+			var err error
+			for {
+				c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				_, err = c.Read(make([]byte, 100))
+				if ne, ok := err.(net.Error); !ok || !ne.Timeout() || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Errorf("round %d, datagram %d of the other VM while one flooded: read %v, want the connection refused", r, i, err)
+			}
 		}
+		// The other VM's budget tops up (100 a second) for the next
+		// round.
+		time.Sleep(100 * time.Millisecond)
 	}
 }
