@@ -90,11 +90,11 @@ func TestINTxDisable(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.publish()
-			if _, _, err := r.rings[0].WaitUsed(2 * time.Second); err != nil {
+			if _, _, err := r.rings[0].WaitUsed(virtiotest.Patience); err != nil {
 				t.Fatal(err)
 			}
 			// The used element is published before the interrupt is raised.
-			for deadline := time.Now().Add(time.Second); !r.statusInterrupt(); {
+			for deadline := time.Now().Add(virtiotest.Patience); !r.statusInterrupt(); {
 				if time.Now().After(deadline) {
 					t.Fatal("interrupt status never set")
 				}
@@ -170,7 +170,7 @@ func TestBusMaster(t *testing.T) {
 				t.Fatal("served a queue with bus mastering off")
 			}
 			r.command(ioBM)
-			if _, n, err := ring.WaitUsed(2 * time.Second); err != nil || n != 8 {
+			if _, n, err := ring.WaitUsed(virtiotest.Patience); err != nil || n != 8 {
 				t.Fatalf("once bus mastering is on: used %d bytes, %v; want the kept request served", n, err)
 			}
 			waitLevel(t, r.irq, true)
@@ -205,10 +205,10 @@ func TestBusMasterOffWaits(t *testing.T) {
 	free()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(virtiotest.Patience):
 		t.Fatal("the write clearing Bus Master never returned")
 	}
-	if _, _, err := r.rings[0].WaitUsed(time.Second); err != nil {
+	if _, _, err := r.rings[0].WaitUsed(virtiotest.Patience); err != nil {
 		t.Fatalf("the request in flight was not completed: %v", err)
 	}
 }

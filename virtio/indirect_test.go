@@ -142,7 +142,7 @@ func TestTransportIndirectNeedsAgreement(t *testing.T) {
 			ring.Publish(ring.AddIndirect(r.alloc.Take(32, 16), []virtiotest.Buf{{Addr: 0x80000, Len: 16}, {Addr: 0x81000, Len: 8, Write: true}}))
 			drv.Notify(0)
 			if tc.served {
-				if _, n, err := ring.WaitUsed(2 * time.Second); err != nil || n != 8 {
+				if _, n, err := ring.WaitUsed(virtiotest.Patience); err != nil || n != 8 {
 					t.Fatalf("used %d bytes, %v; want the indirect chain served", n, err)
 				}
 				if r.pd.Broken() {
@@ -150,7 +150,7 @@ func TestTransportIndirectNeedsAgreement(t *testing.T) {
 				}
 				return
 			}
-			deadline := time.Now().Add(2 * time.Second)
+			deadline := time.Now().Add(virtiotest.Patience)
 			for !r.pd.Broken() {
 				if time.Now().After(deadline) {
 					t.Fatalf("status %#x, used idx %d: an indirect chain without the feature did not break the device", drv.Status(), ring.UsedIdx())

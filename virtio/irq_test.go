@@ -67,12 +67,12 @@ func (r *sharedRig) complete(t *testing.T, i int) {
 	ring := r.rings[i]
 	ring.Publish(ring.AddChain([]virtiotest.Buf{{Addr: 0x80000 + 0x1000*uint64(i), Len: 8, Write: true}}))
 	r.drv[i].Notify(0)
-	if _, _, err := ring.WaitUsed(2 * time.Second); err != nil {
+	if _, _, err := ring.WaitUsed(virtiotest.Patience); err != nil {
 		t.Fatal(err)
 	}
 	// The used element is published before the interrupt is raised, and
 	// the shared line may be high already for the other device.
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(virtiotest.Patience)
 	for !r.inputs[i].seen.Level() {
 		if time.Now().After(deadline) {
 			t.Fatalf("device %d completed a request but never raised its interrupt", i)

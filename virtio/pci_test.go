@@ -173,7 +173,7 @@ func (r *rig) request(t *testing.T, qi int) (uint32, error) {
 	ring := r.rings[qi]
 	ring.Publish(ring.AddChain([]virtiotest.Buf{{Addr: 0x80000, Len: 32, Write: true}}))
 	r.drv.Notify(uint16(qi))
-	_, n, err := ring.WaitUsed(2 * time.Second)
+	_, n, err := ring.WaitUsed(virtiotest.Patience)
 	return n, err
 }
 
@@ -438,7 +438,7 @@ func TestNoInterruptFlag(t *testing.T) {
 
 func waitLevel(t *testing.T, irq *virtiotest.IRQ, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(virtiotest.Patience)
 	for irq.Level() != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("IRQ level never became %v", want)
@@ -470,7 +470,7 @@ func TestKicksBeforeDriverOK(t *testing.T) {
 		t.Fatal("request served before DRIVER_OK")
 	}
 	d.SetStatus(virtio.StatusDriverOK)
-	if _, n, err := ring.WaitUsed(2 * time.Second); err != nil || n != 4 {
+	if _, n, err := ring.WaitUsed(virtiotest.Patience); err != nil || n != 4 {
 		t.Fatalf("request made available before DRIVER_OK not served after it: n %d err %v", n, err)
 	}
 }
@@ -495,12 +495,12 @@ func TestNotifyDoesNotRunOnCaller(t *testing.T) {
 	}()
 	select {
 	case <-returned:
-	case <-time.After(2 * time.Second):
+	case <-time.After(virtiotest.Patience):
 		t.Fatal("notify write blocked on the device's Process")
 	}
 	<-dev.entered // the worker runs Process while the notify has returned
 	dev.hold <- struct{}{}
-	if _, _, err := ring.WaitUsed(2 * time.Second); err != nil {
+	if _, _, err := ring.WaitUsed(virtiotest.Patience); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -543,7 +543,7 @@ func TestBrokenDevice(t *testing.T) {
 			}
 			r.dev.panics.Store(tc.panic)
 			tc.wreck(r)
-			deadline := time.Now().Add(2 * time.Second)
+			deadline := time.Now().Add(virtiotest.Patience)
 			for r.drv.Status()&virtio.StatusNeedsReset == 0 {
 				if time.Now().After(deadline) {
 					t.Fatalf("status %#x: NEEDS_RESET never set", r.drv.Status())
@@ -762,7 +762,7 @@ func TestCloseWaitsForServe(t *testing.T) {
 			for what, c := range map[string]chan struct{}{"Serve": served, "Close": closed} {
 				select {
 				case <-c:
-				case <-time.After(2 * time.Second):
+				case <-time.After(virtiotest.Patience):
 					t.Fatalf("%s did not return", what)
 				}
 			}
@@ -792,7 +792,7 @@ func TestOtherDeviceUnaffected(t *testing.T) {
 			t.Fatalf("healthy device, request %d: used len %d err %v", i, n, err)
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(virtiotest.Patience)
 	for !bad.pd.Broken() {
 		if time.Now().After(deadline) {
 			t.Fatal("corrupt device not marked broken")

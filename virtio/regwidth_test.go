@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/smolvmm/smolvmm/virtio"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
@@ -120,7 +119,7 @@ func TestNotifyWide(t *testing.T) {
 	ring := r.rings[1]
 	ring.Publish(ring.AddChain([]virtiotest.Buf{{Addr: 0x80000, Len: 32, Write: true}}))
 	r.drv.Write32(virtio.RegQueueNotify, 1)
-	if _, _, err := ring.WaitUsed(2 * time.Second); err != nil {
+	if _, _, err := ring.WaitUsed(virtiotest.Patience); err != nil {
 		t.Fatalf("queue 1 not served after a 32-bit notify: %v", err)
 	}
 	if st := r.drv.Status(); st&virtio.StatusDriverOK == 0 {

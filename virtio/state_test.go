@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
@@ -94,7 +93,7 @@ func TestRestoreServesQueuedRequests(t *testing.T) {
 	}
 	ring2 := *ring // the same ring, in the snapshot's memory (NewRing would zero it)
 	ring2.Mem = mem2
-	if _, n, err := ring2.WaitUsed(2 * time.Second); err != nil || n != 8 {
+	if _, n, err := ring2.WaitUsed(virtiotest.Patience); err != nil || n != 8 {
 		t.Fatalf("restored device: used %d bytes, %v; want the queued request served", n, err)
 	}
 	if b, _ := mem2.Read8(0x80000); b != 0xAB {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
@@ -42,7 +41,7 @@ func ExampleOpen() {
 		{Addr: 0x12000, Len: 1, Write: true},
 	}))
 	drv.Notify(0)
-	_, n, _ := ring.WaitUsed(5 * time.Second)
+	_, n, _ := ring.WaitUsed(virtiotest.Patience)
 	data, _ := mem.Slice(0x11000, 19)
 	status, _ := mem.Read8(0x12000)
 	fmt.Printf("%q status %d used %d\n", data, status, n)

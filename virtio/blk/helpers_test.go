@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio"
@@ -137,7 +136,7 @@ func (r *blkRig) submit(t testing.TB, bufs []virtiotest.Buf, indirect bool) uint
 	head := r.ring.Add(r.alloc, bufs, indirect)
 	r.ring.Publish(head)
 	r.drv.Notify(0)
-	id, n, err := r.ring.WaitUsed(5 * time.Second)
+	id, n, err := r.ring.WaitUsed(virtiotest.Patience)
 	if err != nil {
 		t.Fatal(err)
 	}

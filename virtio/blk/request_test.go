@@ -381,7 +381,7 @@ func TestDMAIntoMemoryHole(t *testing.T) {
 				r.ring.Publish(head)
 				r.drv.Notify(0)
 				if tc.ok {
-					if _, _, err := r.ring.WaitUsed(5 * time.Second); err != nil {
+					if _, _, err := r.ring.WaitUsed(virtiotest.Patience); err != nil {
 						t.Fatal(err)
 					}
 					if s, _ := mem.Read8(bufs[len(bufs)-1].Addr); s != blk.StatusOK || r.pd.Broken() {
@@ -389,7 +389,7 @@ func TestDMAIntoMemoryHole(t *testing.T) {
 					}
 					return
 				}
-				deadline := time.Now().Add(5 * time.Second)
+				deadline := time.Now().Add(virtiotest.Patience)
 				for !r.pd.Broken() {
 					if time.Now().After(deadline) {
 						s, _ := mem.Read8(bufs[len(bufs)-1].Addr)

@@ -86,7 +86,7 @@ func TestRestoreServesOnlyOnceStarted(t *testing.T) {
 			}
 
 			pd.Start()
-			if id, _, err := r.ring.WaitUsed(2 * time.Second); err != nil || id != uint32(head) {
+			if id, _, err := r.ring.WaitUsed(virtiotest.Patience); err != nil || id != uint32(head) {
 				t.Fatalf("after Start: used id %d, %v; want the queued write (%d) served", id, err, head)
 			}
 			be.mu.Lock()
@@ -97,7 +97,7 @@ func TestRestoreServesOnlyOnceStarted(t *testing.T) {
 			}
 			select {
 			case <-irq.Raised():
-			case <-time.After(2 * time.Second):
+			case <-time.After(virtiotest.Patience):
 				t.Fatal("after Start: INTx not raised for the used write")
 			}
 		})

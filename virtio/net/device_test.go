@@ -55,7 +55,7 @@ func TestRxSeparateHeaderAndData(t *testing.T) {
 		head, hdr, data := r.postRx(2048)
 		f := frame(n, byte(n))
 		r.be.in <- f
-		id, length, err := r.rx.WaitUsed(5 * time.Second)
+		id, length, err := r.rx.WaitUsed(virtiotest.Patience)
 		if err != nil {
 			t.Fatalf("%d-byte frame: %v", n, err)
 		}
@@ -86,7 +86,7 @@ func TestRxOneBufferLayout(t *testing.T) {
 	r.rx.Publish(head)
 	f := frame(1514, 7)
 	r.be.in <- f
-	if _, n, err := r.rx.WaitUsed(5 * time.Second); err != nil || n != HeaderSize+1514 {
+	if _, n, err := r.rx.WaitUsed(virtiotest.Patience); err != nil || n != HeaderSize+1514 {
 		t.Fatalf("used %d bytes, %v", n, err)
 	}
 	if got := r.bytes(buf+HeaderSize, 1514); !bytes.Equal(got, f) {
@@ -111,7 +111,7 @@ func TestRxShortBufferDropsFrame(t *testing.T) {
 	// deterministic "nothing used for the long frame".
 	f := frame(100, 2)
 	r.be.in <- f
-	id, n, err := r.rx.WaitUsed(5 * time.Second)
+	id, n, err := r.rx.WaitUsed(virtiotest.Patience)
 	if err != nil || id != uint32(head) || n != HeaderSize+100 {
 		t.Fatalf("used (%d, %d), %v; want (%d, %d)", id, n, err, head, HeaderSize+100)
 	}
@@ -151,7 +151,7 @@ func TestRxFullQueueResumesOnNotify(t *testing.T) {
 	}
 	r.drv.Notify(RxQueue)
 	for i, p := range posts {
-		id, n, err := r.rx.WaitUsed(5 * time.Second)
+		id, n, err := r.rx.WaitUsed(virtiotest.Patience)
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
@@ -207,7 +207,7 @@ func TestTxManySegments(t *testing.T) {
 		if got := r.sent(); !bytes.Equal(got, f) {
 			t.Fatalf("indirect=%v: backend got %d bytes, want the 1514-byte frame", indirect, len(got))
 		}
-		id, n, err := r.tx.WaitUsed(5 * time.Second)
+		id, n, err := r.tx.WaitUsed(virtiotest.Patience)
 		if err != nil || id != uint32(head) || n != 0 {
 			t.Fatalf("indirect=%v: used (%d, %d), %v; want (%d, 0)", indirect, id, n, err, head)
 		}
@@ -242,7 +242,7 @@ func TestTxBadChainsAreSkipped(t *testing.T) {
 		t.Fatal("the good frame after bad chains was not sent intact")
 	}
 	for i := range 4 {
-		if _, _, err := r.tx.WaitUsed(5 * time.Second); err != nil {
+		if _, _, err := r.tx.WaitUsed(virtiotest.Patience); err != nil {
 			t.Fatalf("chain %d not returned: %v", i, err)
 		}
 	}
@@ -263,10 +263,10 @@ func TestRxChainWithoutRoomIsReturned(t *testing.T) {
 	head, _, data := r.postRx(2048)
 	f := frame(60, 1)
 	r.be.in <- f
-	if id, n, err := r.rx.WaitUsed(5 * time.Second); err != nil || id != uint32(bad) || n != 0 {
+	if id, n, err := r.rx.WaitUsed(virtiotest.Patience); err != nil || id != uint32(bad) || n != 0 {
 		t.Fatalf("bad chain: used (%d, %d), %v; want (%d, 0)", id, n, err, bad)
 	}
-	if id, n, err := r.rx.WaitUsed(5 * time.Second); err != nil || id != uint32(head) || n != HeaderSize+60 {
+	if id, n, err := r.rx.WaitUsed(virtiotest.Patience); err != nil || id != uint32(head) || n != HeaderSize+60 {
 		t.Fatalf("good chain: used (%d, %d), %v", id, n, err)
 	}
 	if !bytes.Equal(r.bytes(data, 60), f) {
@@ -299,7 +299,7 @@ func TestCorruptRingBreaksUntilReset(t *testing.T) {
 	}
 	r.postRx(2048)
 	r.be.in <- frame(60, 0)
-	if _, _, err := r.rx.WaitUsed(5 * time.Second); err != nil {
+	if _, _, err := r.rx.WaitUsed(virtiotest.Patience); err != nil {
 		t.Fatalf("no receive after reset: %v", err)
 	}
 }
@@ -321,7 +321,7 @@ func TestResetAndRenegotiate(t *testing.T) {
 	head, _, data := r.postRx(2048)
 	f := frame(80, 4)
 	r.be.in <- f
-	id, n, err := r.rx.WaitUsed(5 * time.Second)
+	id, n, err := r.rx.WaitUsed(virtiotest.Patience)
 	if err != nil || id != uint32(head) || n != HeaderSize+80 {
 		t.Fatalf("after re-init: used (%d, %d), %v; want (%d, %d)", id, n, err, head, HeaderSize+80)
 	}
@@ -415,7 +415,7 @@ func TestHeldRxChainAndQueuePlacement(t *testing.T) {
 			}
 			f := frame(100, 2)
 			r.be.in <- f
-			id, n, err := ring.WaitUsed(5 * time.Second)
+			id, n, err := ring.WaitUsed(virtiotest.Patience)
 			if err != nil || id != uint32(head) || n != HeaderSize+100 {
 				t.Fatalf("used (%d, %d), %v; want (%d, %d)", id, n, err, head, HeaderSize+100)
 			}
@@ -452,7 +452,7 @@ func TestFramesBeforeDriverOKWait(t *testing.T) {
 	r.attach(false)
 	_, _, data := r.postRx(2048)
 	r.drv.Notify(RxQueue)
-	if _, _, err := r.rx.WaitUsed(5 * time.Second); err != nil {
+	if _, _, err := r.rx.WaitUsed(virtiotest.Patience); err != nil {
 		t.Fatalf("frame that arrived while the device was down: %v", err)
 	}
 	if !bytes.Equal(r.bytes(data, 60), f) {
@@ -527,7 +527,7 @@ func TestSnapshotHeldRxChain(t *testing.T) {
 	pd.Start()
 	f := frame(100, 2)
 	be.in <- f
-	id, n, err := r.rx.WaitUsed(5 * time.Second)
+	id, n, err := r.rx.WaitUsed(virtiotest.Patience)
 	if err != nil || id != uint32(head) || n != HeaderSize+100 {
 		t.Fatalf("after the restore: used (%d, %d), %v; want (%d, %d)", id, n, err, head, HeaderSize+100)
 	}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
@@ -27,7 +26,7 @@ func TestTransmitWatch(t *testing.T) {
 		r.put(b+HeaderSize, f)
 		r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: b, Len: HeaderSize + uint32(len(f))}}))
 		r.drv.Notify(TxQueue)
-		if _, _, err := r.tx.WaitUsed(5 * time.Second); err != nil {
+		if _, _, err := r.tx.WaitUsed(virtiotest.Patience); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,7 +66,7 @@ func TestTransmitWatchPanics(t *testing.T) {
 		r.put(b+HeaderSize, f)
 		r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: b, Len: HeaderSize + uint32(len(f))}}))
 		r.drv.Notify(TxQueue)
-		if _, _, err := r.tx.WaitUsed(5 * time.Second); err != nil {
+		if _, _, err := r.tx.WaitUsed(virtiotest.Patience); err != nil {
 			t.Fatalf("frame %d: %v\n%s", i, err, log)
 		}
 		if got := r.sent(); !bytes.Equal(got, f) {

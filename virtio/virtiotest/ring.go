@@ -142,7 +142,15 @@ func (r *Ring) NextUsed() (id uint32, length uint32, ok bool) {
 	return id, length, true
 }
 
-// WaitUsed polls for the next used element until timeout.
+// Patience is how long a test waits for what a device must do (a used
+// element, an interrupt, a status bit): it only turns a hang into a
+// failure, and a device served under the race detector on a busy
+// machine may take seconds. A test that something does not happen
+// waits briefly instead: that wait is the test.
+const Patience = 20 * time.Second
+
+// WaitUsed polls for the next used element until timeout (Patience,
+// unless the test is that none comes).
 func (r *Ring) WaitUsed(timeout time.Duration) (id uint32, length uint32, err error) {
 	deadline := time.Now().Add(timeout)
 	for {
