@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -65,9 +64,7 @@ func TestHubRefusesSameHostPortTwice(t *testing.T) {
 				}
 				c.Close()
 				// Gone before the next join binds the port again.
-				for h.Stats().VMs != 0 {
-					runtime.Gosched()
-				}
+				waitVMsGone(t, h)
 				return
 			}
 			if Refusal(status) != RefusedForward || !strings.Contains(ans.Error, tt.refused) {

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -81,9 +80,7 @@ func TestHubMACOwner(t *testing.T) {
 		}
 		if j != nil {
 			j.Close()
-			for h.Stats().VMs != 0 {
-				runtime.Gosched()
-			}
+			waitVMsGone(t, h)
 		}
 	}
 }
@@ -121,9 +118,7 @@ func TestHubMACOwnerKeptPastFullPool(t *testing.T) {
 		}
 		a := j.Addr()
 		j.Close()
-		for h.Stats().VMs != 0 {
-			runtime.Gosched()
-		}
+		waitVMsGone(t, h)
 		return a, nil
 	}
 	refusedTo := func(step string, err error, want string) {
@@ -201,12 +196,25 @@ func TestHubOwnMACReclaim(t *testing.T) {
 		}
 		if j != nil {
 			j.Close()
-			for h.Stats().VMs != 0 {
-				runtime.Gosched()
-			}
+			waitVMsGone(t, h)
 		}
 	}
 	if want := "VM 52:54:00:12:34:56 of uid 1000, the network's own user, takes the MAC's lease from uid 2000"; !strings.Contains(logged.Load().(string), want) {
 		t.Errorf("log:\n%s\nwant a line saying %q", logged.Load(), want)
+	}
+}
+
+// waitVMsGone waits until no VM is joined to h: a VM that closed its
+// connection is gone from the hub once the hub has read its end.
+func waitVMsGone(t *testing.T, h *Hub) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		n := h.Stats().VMs
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d VMs still joined 20 s after their connections closed", n)
+		}
 	}
 }

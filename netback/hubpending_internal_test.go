@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,9 +97,7 @@ func TestHubPendingBounded(t *testing.T) {
 		j, err := JoinWith(sock, net.HardwareAddr{0x52, 0x54, 0, 0, 0x10, byte(u >> 8)}, nil, JoinOptions{})
 		if j != nil {
 			j.Close()
-			for h.Stats().VMs != 0 {
-				runtime.Gosched()
-			}
+			waitVMsGone(t, h)
 		}
 		return err
 	}

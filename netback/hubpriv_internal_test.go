@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,9 +258,7 @@ func TestHubPrivilegedForwardRejoin(t *testing.T) {
 		if j != nil {
 			// Gone from the hub before the next join of its MAC.
 			j.Close()
-			for h.Stats().VMs != 0 {
-				runtime.Gosched()
-			}
+			waitVMsGone(t, h)
 		}
 	}
 }
@@ -303,9 +300,7 @@ func TestHubPrivilegedGrantWithoutUID(t *testing.T) {
 		}
 		if j != nil {
 			j.Close()
-			for h.Stats().VMs != 0 {
-				runtime.Gosched()
-			}
+			waitVMsGone(t, h)
 		}
 	}
 }
@@ -360,9 +355,7 @@ func TestHubPrivilegedRefusalNamesGrantOnlyWhenOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.Close()
-	for h.Stats().VMs != 0 {
-		runtime.Gosched()
-	}
+	waitVMsGone(t, h)
 	uid.Store(1000)
 	for _, tt := range []struct {
 		name       string
