@@ -8,6 +8,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio"
+	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
 
 // stuckBackend blocks every WriteFrame until released, and fails reads.
@@ -62,7 +63,7 @@ func TestSlowBackendDoesNotBlockVCPU(t *testing.T) {
 		return 0
 	}, 1)
 	close(be.release)
-	if _, _, err := r.tx.WaitUsed(5 * time.Second); err != nil {
+	if _, _, err := r.tx.WaitUsed(virtiotest.Patience); err != nil {
 		t.Fatalf("transmit chain not completed once the backend took it: %v", err)
 	}
 	if err := r.pd.Close(); err != nil {
@@ -94,7 +95,7 @@ func TestStuckBackendDoesNotBlockResetOrClose(t *testing.T) {
 		{"backend back", func(r *rig, be *stuckBackend) {
 			close(be.release)
 			for i := range chains - txHandoff {
-				if _, _, err := r.tx.WaitUsed(2 * time.Second); err != nil {
+				if _, _, err := r.tx.WaitUsed(virtiotest.Patience); err != nil {
 					t.Errorf("transmit chain %d of the %d left in the ring not taken once the backend took frames again: %v", i, chains-txHandoff, err)
 					return
 				}
@@ -111,7 +112,7 @@ func TestStuckBackendDoesNotBlockResetOrClose(t *testing.T) {
 			}
 			r.drv.Notify(TxQueue)
 			for i := range txHandoff {
-				if _, _, err := r.tx.WaitUsed(2 * time.Second); err != nil {
+				if _, _, err := r.tx.WaitUsed(virtiotest.Patience); err != nil {
 					t.Fatalf("transmit chain %d of %d not given back while frames wait for the backend: %v", i, txHandoff, err)
 				}
 			}
@@ -198,7 +199,7 @@ func TestQuiesceDrainsTransmit(t *testing.T) {
 			}
 			r.drv.Notify(TxQueue)
 			for i := range frames {
-				if _, _, err := r.tx.WaitUsed(2 * time.Second); err != nil {
+				if _, _, err := r.tx.WaitUsed(virtiotest.Patience); err != nil {
 					t.Fatalf("transmit chain %d not given back: %v", i, err)
 				}
 			}
