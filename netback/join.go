@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/goid"
 )
 
 // Reconnection delays of a Joined backend: the first retry comes soon (a
@@ -63,8 +66,11 @@ type Joined struct {
 	toGuest *frameQueue
 	done    chan struct{}
 	runDone chan struct{} // closed when run returns
-	failed  chan struct{} // closed when the hub refused a reconnection for good
-	wg      sync.WaitGroup
+	// runID is run's goroutine (goid.ID), where the callbacks are told:
+	// Close called from there cannot wait for run to end.
+	runID  atomic.Uint64
+	failed chan struct{} // closed when the hub refused a reconnection for good
+	wg     sync.WaitGroup
 	// closing is cancelled by Close (stop): each dial's context derives
 	// from it, so that Close ends a dial without a goroutine to watch
 	// done.
@@ -111,7 +117,10 @@ type JoinOptions struct {
 	// Logf, when set, is told when the connection to the network is lost,
 	// when rejoining it fails (the first time, and again when the error
 	// changes) and when the VM has rejoined: once per event, not per
-	// attempt.
+	// attempt. It, Notef and Lasting are called on the backend's own
+	// goroutine, which waits for them; each may call Close (which then
+	// returns without waiting for that goroutine, which ends once the
+	// callback returns).
 	Logf func(format string, args ...any)
 	// Notef, when set, is told in one line each, whatever Logf is: that
 	// the connection was lost, the first failure to rejoin in that
@@ -282,6 +291,7 @@ func duplicateMAC(err error) bool {
 func (j *Joined) run(c net.Conn) {
 	defer j.wg.Done()
 	defer close(j.runDone)
+	j.runID.Store(goid.ID())
 	for {
 		err := j.read(c)
 		j.mu.Lock()
@@ -340,7 +350,8 @@ func (j *Joined) read(c net.Conn) error {
 // that the guest's DHCP client asks again for its lease on rejoining,
 // where its address may have changed. Called while the connection is
 // lost, it tells notify(false) before returning, unless a notice is being
-// told meanwhile: its goroutine then tells this one after it.
+// told meanwhile: its goroutine then tells this one after it. notify may
+// call Close, as JoinOptions' callbacks may.
 func (j *Joined) SetLinkNotify(notify func(up bool)) {
 	j.linkMu.Lock()
 	j.link = notify
@@ -589,8 +600,13 @@ func (j *Joined) Stats() Stats {
 // hub to end its own, which the hub does once it has taken the VM out
 // (its MAC, its forwards): a VM started next with the same MAC and
 // forwards is then let in. Before, it could be refused as connected
-// already.
+// already. It then waits for the backend's goroutine to end, and so for
+// a callback it is running (JoinOptions' Logf, Notef, Lasting; the link's
+// notify) to return, except when called from that callback: it returns
+// then without waiting for itself, and the goroutine ends as the
+// callback returns.
 func (j *Joined) Close() error {
+	onRun := j.runID.Load() == goid.ID()
 	j.closeOnce.Do(func() {
 		close(j.done)
 		j.stop()
@@ -599,19 +615,31 @@ func (j *Joined) Close() error {
 		c := j.conn
 		j.mu.Unlock()
 		if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-			t := time.NewTimer(joinCloseWaitFor)
-			select {
-			case <-j.runDone: // the hub's end came: run has closed c
-			case <-t.C:
+			if onRun {
+				// run reads c no more until this returns: the
+				// hub's end is awaited here instead.
+				_ = c.SetReadDeadline(time.Now().Add(joinCloseWaitFor))
+				_, _ = io.Copy(io.Discard, c)
+			} else {
+				t := time.NewTimer(joinCloseWaitFor)
+				select {
+				case <-j.runDone: // the hub's end came: run has closed c
+				case <-t.C:
+				}
+				t.Stop()
 			}
-			t.Stop()
 		}
 		j.mu.Lock()
 		if j.conn != nil {
 			j.conn.Close()
 		}
 		j.mu.Unlock()
-		j.wg.Wait()
 	})
+	// Not in the Do: a callback's Close, while another goroutine's Close
+	// waits here for run, must return (its Do's wait is bounded by
+	// joinCloseWait); this wait is not.
+	if !onRun {
+		j.wg.Wait()
+	}
 	return nil
 }
