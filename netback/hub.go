@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/goid"
 	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
@@ -123,7 +124,10 @@ type HubConfig struct {
 	// fails with ErrLeasesUnsafe.
 	Leases string
 	// Logf, when set, is told of VMs joining, being refused and leaving,
-	// one line each, its control characters escaped (termsafe.Line).
+	// one line each, its control characters escaped (termsafe.Line). It
+	// is called on the hub's goroutines, which Close waits for, and may
+	// call Close: that Close returns at once, nil, and the hub stops
+	// meanwhile.
 	Logf func(format string, args ...any)
 }
 
@@ -208,10 +212,16 @@ type Hub struct {
 	// over pendingLimits.
 	handshakeLog, refuseLog, busyLog logLimit
 
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
-	closing   chan struct{} // closed as Close begins
+	wg sync.WaitGroup
+	// logging holds the goroutines calling HubConfig.Logf, whose Close
+	// cannot wait for the hub's goroutines (their own among them).
+	logging goid.Set
+	// closeStarted is set by the first Close; closed is closed once its
+	// work is done, and closeErr set.
+	closeStarted atomic.Bool
+	closed       chan struct{}
+	closeErr     error
+	closing      chan struct{} // closed as Close begins
 
 	// changed holds a token after a VM joined or left or the leases
 	// were saved, until Changed's receiver takes it: changes made
@@ -322,7 +332,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	}
 	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}, natEnds: map[netip.Addr]*natEnd{}, natGrace: hubNATGraceFor,
 		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}), changed: make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		closing: make(chan struct{}), closed: make(chan struct{}),
 		peerUID: hooks.peerUID, portStart: hooks.portStart, self: os.Geteuid()}
 	if h.peerUID == nil {
 		h.peerUID = connPeerUID
@@ -339,7 +349,10 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		// A line may carry a VM's text (its hello's MAC and forwards):
 		// escaped, it cannot forge a line of the hub's or act on the
 		// terminal of whoever reads the log.
-		h.logf = func(format string, args ...any) { cfg.Logf("%s", termsafe.Line(fmt.Sprintf(format, args...))) }
+		h.logf = func(format string, args ...any) {
+			defer h.logging.Enter()()
+			cfg.Logf("%s", termsafe.Line(fmt.Sprintf(format, args...)))
+		}
 	}
 	if err := prepareSocketDir(filepath.Dir(cfg.Socket)); err != nil {
 		return nil, err
@@ -473,27 +486,46 @@ func (h *Hub) noteChange() {
 
 // Close stops accepting, disconnects every VM (removing their forwards)
 // and stops the gateway, waiting for every goroutine. The socket file is
-// removed.
+// removed. Called from HubConfig.Logf, on one of the goroutines it would
+// wait for, it returns at once, nil, while the hub stops; a Close from
+// elsewhere waits for that and returns its error.
 func (h *Hub) Close() error {
-	h.closeOnce.Do(func() {
-		close(h.closing)
-		// Linked into place, the socket file is not the path the
-		// listener knows to remove. Removed first: a VM dialling
-		// meanwhile finds nothing, not a socket that refuses it.
-		err := removeSocket(h.socket, h.socketFile)
-		err = errors.Join(err, h.ln.Close())
-		h.conns.closeAll()
-		h.wg.Wait()
-		h.stopNATEnds()
-		// No VM is left to ask for a save: the last one has every
-		// change, the last-seen times of the VMs that just left too.
-		close(h.saveReq)
-		<-h.saveDone
-		h.saveLeases()
-		h.leases.close()
-		h.closeErr = errors.Join(err, h.gw.close())
-	})
+	inLog := h.logging.HoldsCaller()
+	// Not a sync.Once: a Close from Logf while another's is under way
+	// (or from that Close's own log lines) must not wait for it.
+	if h.closeStarted.CompareAndSwap(false, true) {
+		if inLog {
+			go h.shutdown()
+		} else {
+			h.shutdown()
+		}
+	}
+	if inLog {
+		return nil
+	}
+	<-h.closed
 	return h.closeErr
+}
+
+// shutdown is Close's work, done once.
+func (h *Hub) shutdown() {
+	defer close(h.closed)
+	close(h.closing)
+	// Linked into place, the socket file is not the path the
+	// listener knows to remove. Removed first: a VM dialling
+	// meanwhile finds nothing, not a socket that refuses it.
+	err := removeSocket(h.socket, h.socketFile)
+	err = errors.Join(err, h.ln.Close())
+	h.conns.closeAll()
+	h.wg.Wait()
+	h.stopNATEnds()
+	// No VM is left to ask for a save: the last one has every
+	// change, the last-seen times of the VMs that just left too.
+	close(h.saveReq)
+	<-h.saveDone
+	h.saveLeases()
+	h.leases.close()
+	h.closeErr = errors.Join(err, h.gw.close())
 }
 
 // accept serves connections until Close. Out of descriptors, it takes
