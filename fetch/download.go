@@ -237,7 +237,11 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	if d.r.f.Progress != nil {
 		p := d.r.f.Progress(d.name, total, have)
 		defer p.Close()
-		w = io.MultiWriter(w, p)
+		w = &progressTee{part: w, progress: p, failed: func(err error) {
+			if d.r.f.Note != nil {
+				d.r.f.Note(fmt.Sprintf("the progress writer of %s failed: %v; the download goes on without it", d.name, err))
+			}
+		}}
 	}
 	n, rerr, werr := copyBody(w, io.LimitReader(body, maxFileSize+1-have))
 	rerr = body.why(ctx, rerr)
@@ -271,6 +275,31 @@ func (d *download) keptPart(part string) string {
 		return "the mirror cannot resume (it answered a request to resume with the whole file), so the next run downloads it from the start again; the partial file " + part + " is kept for a mirror that can"
 	}
 	return "the partial file " + part + " is kept and the next run resumes it"
+}
+
+// progressTee writes to the .part file's writer, then what that took to
+// the Progress writer. The latter only shows the download: its failure
+// (a progress bar's terminal gone) is told to failed, once, and it is
+// written no more; the download goes on. Before, it failed the download
+// as a failure to write the .part file.
+type progressTee struct {
+	part, progress io.Writer
+	failed         func(error)
+}
+
+func (t *progressTee) Write(b []byte) (int, error) {
+	n, err := t.part.Write(b)
+	if t.progress != nil && n > 0 {
+		k, perr := t.progress.Write(b[:n])
+		if perr == nil && k < n {
+			perr = io.ErrShortWrite
+		}
+		if perr != nil {
+			t.progress = nil
+			t.failed(perr)
+		}
+	}
+	return n, err
 }
 
 // copyBody copies like io.Copy but tells read errors (the network) from

@@ -52,7 +52,10 @@ type Fetcher struct {
 	// Progress, when set, is called at the start of each download with the
 	// file name, its total size (-1 if unknown) and the bytes already on
 	// disk from an earlier attempt; the bytes received are written to the
-	// returned writer, which is closed when the download ends.
+	// returned writer, which is closed when the download ends. The writer
+	// only shows the download: once a write to it fails (or writes
+	// short) it is written no more, Note is told, and the download goes
+	// on.
 	Progress func(name string, total, have int64) io.WriteCloser
 	// LockWait, when set, is called before Fetch waits for another
 	// process that holds the release's cache directory (fetching the same
@@ -63,7 +66,7 @@ type Fetcher struct {
 	// Note, when set, is called with a line for the user about what
 	// Fetch does beside downloading: a cached file that failed its check
 	// was removed and is downloaded again (offline, the error that
-	// follows is the download's).
+	// follows is the download's); a Progress writer failed.
 	Note func(msg string)
 	// StallTimeout is how long a download may go without receiving a
 	// byte before it counts as cut short (ErrTruncated) and is resumed:
