@@ -234,8 +234,11 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	if d.r.f.wrapPart != nil {
 		w = d.r.f.wrapPart(f)
 	}
+	var p io.WriteCloser
 	if d.r.f.Progress != nil {
-		p := d.r.f.Progress(d.name, total, have)
+		p = d.r.f.Progress(d.name, total, have)
+	}
+	if p != nil { // nil: nothing shows this download
 		defer p.Close()
 		w = &progressTee{part: w, progress: p, failed: func(err error) {
 			if d.r.f.Note != nil {

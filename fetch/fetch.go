@@ -52,10 +52,10 @@ type Fetcher struct {
 	// Progress, when set, is called at the start of each download with the
 	// file name, its total size (-1 if unknown) and the bytes already on
 	// disk from an earlier attempt; the bytes received are written to the
-	// returned writer, which is closed when the download ends. The writer
-	// only shows the download: once a write to it fails (or writes
-	// short) it is written no more, Note is told, and the download goes
-	// on.
+	// returned writer, which is closed when the download ends; nil means
+	// none for this download. The writer only shows the download: once a
+	// write to it fails (or writes short) it is written no more, Note is
+	// told, and the download goes on.
 	Progress func(name string, total, have int64) io.WriteCloser
 	// LockWait, when set, is called before Fetch waits for another
 	// process that holds the release's cache directory (fetching the same

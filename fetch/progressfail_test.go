@@ -32,23 +32,29 @@ func (p *progressFails) Close() error { p.closed = true; return nil }
 // A Progress writer is a display, not the download: its failure (a
 // progress bar's terminal gone: EPIPE) neither fails the download nor is
 // called a failure to write the cache's .part file, it is written no
-// more after it, and Note is told of it once. Before, the writer's EPIPE
-// failed Fetch as "write .../netbsd-GENERIC.gz.part: broken pipe".
+// more after it, and Note is told of it once. A Progress that returns nil
+// means no progress writer. Before, the writer's EPIPE failed Fetch as
+// "write .../netbsd-GENERIC.gz.part: broken pipe", and a nil writer made
+// Fetch panic.
 func TestFetchProgressFails(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		writer *progressFails
-		writes int // writes it is to see
+		writer *progressFails // nil: Progress returns nil
+		writes int            // writes it is to see
 	}{
 		{name: "first write fails", writer: &progressFails{failAt: 1, err: syscall.EPIPE}, writes: 1},
 		{name: "second write fails", writer: &progressFails{failAt: 2, err: syscall.EPIPE}, writes: 2},
 		{name: "short write", writer: &progressFails{failAt: 1}, writes: 1},
+		{name: "nil writer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, f := setup(t)
 			f.Progress = func(name string, total, have int64) io.WriteCloser {
-				if name != KernelName {
+				switch {
+				case name != KernelName:
 					return &recorder{}
+				case tc.writer == nil:
+					return nil // not a nil *progressFails in an interface
 				}
 				return tc.writer
 			}
@@ -60,6 +66,12 @@ func TestFetchProgressFails(t *testing.T) {
 			}
 			if !bytes.Equal(mustRead(t, rel.Kernel.Path), testKernel) {
 				t.Errorf("the cached kernel differs from the mirror's")
+			}
+			if tc.writer == nil {
+				if len(notes) > 0 {
+					t.Errorf("notes %q, want none", notes)
+				}
+				return
 			}
 			if tc.writer.writes != tc.writes || !tc.writer.closed {
 				t.Errorf("the progress writer saw %d writes (closed %v), want %d, then Close", tc.writer.writes, tc.writer.closed, tc.writes)
