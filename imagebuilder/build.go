@@ -60,6 +60,8 @@ type Config struct {
 	// service's files the build does not read (see
 	// service.Service.Warnings), each line starting "warning: " (or
 	// handed to its Warn method, when it is a Warner); nil discards them.
+	// A write of a script's output that fails fails the build, once the
+	// script has ended (ScriptLogError).
 	Log io.Writer
 }
 

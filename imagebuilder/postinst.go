@@ -98,7 +98,10 @@ func scriptUser() (identity, error) {
 // without -d) stays as it was. A
 // script that fails, or leaves a hard link to a file outside the root or
 // a socket, makes the whole step fail and t unchanged. Script output goes
-// to log; a failure shows its last 2000 bytes. Each script runs in a
+// to log; a failure shows its last 2000 bytes. A log that fails to take
+// it is written no more and fails the step once the script has ended
+// (the script's own failure first, else a *ScriptLogError), the output
+// still read to its end. Each script runs in a
 // process group of its own, killed when the script ends, or when ctx is
 // done (the step then fails with an error matching ctx's): what a script
 // put in the background neither holds the build up nor outlives it.
@@ -311,10 +314,7 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		return err
 	}
 	out := &tailBuffer{max: outputTail}
-	var w io.Writer = out
-	if log != nil {
-		w = io.MultiWriter(out, log)
-	}
+	w := &scriptOutput{tail: out, log: log}
 	command := func(pidns bool) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", postinstShell, sp)
 		cmd.Dir = stage
@@ -382,7 +382,10 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		return fmt.Errorf("service %s: %s (as uid %d) left a process running outside its process group that still held its output %v after it ended: %w", s.Name, name, id.uid, outputWait, err)
 	}
 	if err != nil {
-		return &ScriptError{Service: s.Name, Script: name, UID: id.uid, Err: err, Output: out.String(), Logged: log != nil}
+		return &ScriptError{Service: s.Name, Script: name, UID: id.uid, Err: err, Output: out.String(), Logged: log != nil && w.logErr == nil}
+	}
+	if w.logErr != nil {
+		return &ScriptLogError{Service: s.Name, Script: name, UID: id.uid, Err: w.logErr, Output: out.String()}
 	}
 	return nil
 }
@@ -395,7 +398,7 @@ type ScriptError struct {
 	UID     uint32 // the user it ran as
 	Err     error  // how it ended (an *exec.ExitError) or why it did not run
 	Output  string // its output's last bytes, after "..." when it printed more
-	Logged  bool   // the output went to the build's log as it came
+	Logged  bool   // all the output went to the build's log as it came (false when the log failed)
 }
 
 // Error is one line: the script, its user and how it ended, and what its
