@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path"
+	"sort"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 )
@@ -295,12 +296,20 @@ func (p *plan) blockData(n *fstree.Node, b uint32, buf []byte) []byte {
 		}
 	}
 	clear(buf)
-	for _, e := range n.Extents {
+	// The extents are sorted and apart: start at the first ending past
+	// lo, as a sparse file has one per run of data, up to 2^19 in 4 GiB.
+	first := sort.Search(len(n.Extents), func(i int) bool {
+		return n.Extents[i].Off+int64(len(n.Extents[i].Data)) > lo
+	})
+	for _, e := range n.Extents[first:] {
 		s, t := e.Off, e.Off+int64(len(e.Data))
+		if s >= hi {
+			break
+		}
 		if t > n.Size {
 			t = n.Size
 		}
-		if t <= lo || s >= hi {
+		if t <= lo {
 			continue
 		}
 		from, to := max(s, lo), min(t, hi)
