@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -175,44 +174,81 @@ func (t *Tree) checkSize(size int64) error {
 	return nil
 }
 
-// denseLimit is the size up to which a member is read whole.
-const denseLimit = 64 << 20
+// holeGrain is the unit readContent keeps or drops: the larger ext2 block
+// size and a page. Zeros kept cost memory; a finer unit would keep fewer,
+// and make more extents of files that are not sparse at all.
+const holeGrain = 4 << 10
 
-// readContent reads a member of the given size in chunks and keeps only the
-// chunks holding non-zero bytes, so a sparse member costs memory only for
-// its data.
+// readContent reads a member of the given size, in chunks of ReadChunk
+// bytes, and keeps only its holeGrain-aligned runs holding a non-zero
+// byte: the others are holes, as the image writers leave all-zero blocks
+// anyway. So a member costs memory for its data only, whatever its zeros:
+// a sparse member's holes, and a dense member's zeros, which compress
+// about 1000 to 1, come from a few bytes of archive. Memory grows with
+// the data actually read, so a header claiming a large size costs nothing.
 func readContent(r io.Reader, size int64) (*Node, error) {
-	if size <= denseLimit {
-		// Most files: read whole into one buffer (the ext2 writer skips
-		// all-zero blocks anyway). The buffer grows with the data actually
-		// read, so a header claiming a large size costs nothing.
-		b, err := readSized(r, size)
-		if err != nil {
-			return nil, err
+	n := &Node{Type: Regular, Size: size}
+	buf := make([]byte, min(ReadChunk, size))
+	var data []byte // the extent being read, from start on
+	var start int64
+	endExtent := func() {
+		if len(data) == 0 {
+			return
 		}
-		return NewFile(0, b), nil
+		// Room grown for data that turned out zeros is given back.
+		if cap(data)-len(data) > len(data)/8 {
+			data = append([]byte(nil), data...)
+		}
+		n.Extents = append(n.Extents, Extent{Off: start, Data: data})
+		data = nil
 	}
-	n := NewFile(0, nil)
-	const chunk = 64 << 10
-	buf := make([]byte, chunk)
-	var off int64
-	for off < size {
-		want := min(int64(chunk), size-off)
-		if got, err := io.ReadFull(r, buf[:want]); err != nil {
+	for off := int64(0); off < size; {
+		chunk := buf[:min(int64(len(buf)), size-off)]
+		if got, err := io.ReadFull(r, chunk); err != nil {
+			if err == io.EOF { // nothing of the chunk read, but it was due
+				err = io.ErrUnexpectedEOF
+			}
 			return nil, &contentError{off + int64(got), err}
 		}
-		if !IsZero(buf[:want]) {
-			last := len(n.Extents) - 1
-			if last >= 0 && n.Extents[last].Off+int64(len(n.Extents[last].Data)) == off {
-				n.Extents[last].Data = append(n.Extents[last].Data, buf[:want]...)
-			} else {
-				n.Extents = append(n.Extents, Extent{Off: off, Data: append([]byte(nil), buf[:want]...)})
-			}
+		if int64(len(chunk)) == size && !hasZeroGrain(chunk) {
+			data = chunk // most files: the member whole, kept as read
+			break
 		}
-		off += want
+		for len(chunk) > 0 {
+			b := chunk[:min(holeGrain, len(chunk))]
+			chunk = chunk[len(b):]
+			if IsZero(b) {
+				endExtent()
+				off += int64(len(b))
+				continue
+			}
+			if len(data) == 0 {
+				start = off
+			}
+			if cap(data)-len(data) < len(b) {
+				// Double, but not past the member's end, so a member
+				// that is all data ends in a buffer of its size.
+				grown := make([]byte, len(data), len(data)+max(len(b), int(min(int64(len(data)), size-off))))
+				copy(grown, data)
+				data = grown
+			}
+			data = append(data, b...)
+			off += int64(len(b))
+		}
 	}
-	n.Size = size
+	endExtent()
 	return n, nil
+}
+
+// hasZeroGrain reports whether b has an all-zero holeGrain-aligned run.
+func hasZeroGrain(b []byte) bool {
+	for len(b) > 0 {
+		if IsZero(b[:min(holeGrain, len(b))]) {
+			return true
+		}
+		b = b[min(holeGrain, len(b)):]
+	}
+	return false
 }
 
 // contentError is readContent's error: err, after off bytes of the member.
@@ -225,26 +261,6 @@ func (e *contentError) Error() string {
 	return fmt.Sprintf("at byte %d of its content: %v", e.off, e.err)
 }
 func (e *contentError) Unwrap() error { return e.err }
-
-// readSized reads exactly size bytes, allocating at most 1 MiB ahead of
-// the data actually read.
-func readSized(r io.Reader, size int64) ([]byte, error) {
-	b := make([]byte, 0, min(size, 1<<20))
-	for int64(len(b)) < size {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, int(min(size-int64(len(b)), int64(len(b)))))
-		}
-		n, err := r.Read(b[len(b):int(min(int64(cap(b)), size))])
-		b = b[:len(b)+n]
-		if err == io.EOF && int64(len(b)) < size {
-			return nil, &contentError{int64(len(b)), io.ErrUnexpectedEOF}
-		}
-		if err != nil && err != io.EOF {
-			return nil, &contentError{int64(len(b)), err}
-		}
-	}
-	return b, nil
-}
 
 // IsZero reports whether b holds only zero bytes: such runs become holes
 // in sparse files, here and in the image writers. It runs over every block
