@@ -151,14 +151,15 @@ func (e *WriterPanicError) Error() string {
 	return fmt.Sprintf("snapshot writer panicked: %v", e.Value)
 }
 
-// PanicError is Config.Console's Write or Config.Input's Read panicking
-// on the goroutine that moves the guest's console output or input, or
+// PanicError is Config.Console's Write, Config.Input's Read or
+// Config.Log's Write panicking on the goroutine that moves the guest's
+// console output, its input or the machine's messages, or
 // Config.OnEvent panicking. The machine stops, calls it no more, and Run
-// returns the panic as an *Error (Field "Console", "Input" or "OnEvent")
+// returns the panic as an *Error (Field "Console", "Input", "Log" or "OnEvent")
 // wrapping a *PanicError (see Config.OnEvent for its panics outside
 // Run). A snapshot's writer panicking is a *WriterPanicError instead.
 type PanicError struct {
-	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read", "Config.OnEvent"
+	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read", "Config.Log's Write", "Config.OnEvent"
 	Value any    // what it panicked with
 	Stack []byte // the stack of the goroutine that called it, at the panic
 }

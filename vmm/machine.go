@@ -207,7 +207,20 @@ type Config struct {
 	// again after it panicked.
 	OnEvent func(Event)
 	// Log receives diagnostics (unhandled port and MMIO accesses when
-	// Verbose). Nil discards them.
+	// Verbose, a device's warnings), one message per Write, in the order
+	// they were logged, from a goroutine of the machine's: nothing that
+	// logs (the vCPU, a device) waits for it, and up to 64 KiB of
+	// messages wait for it; beyond that they are dropped, and a message
+	// says how many once Log takes messages again. What New and Restore
+	// logged has been written when they return. Run returns once
+	// everything logged has been written, unless the machine was stopped
+	// (ctx ended, or Close): then, as for Console, Run waits for a Write
+	// in flight at most a second, and drops what is queued; so does
+	// Close. Only such a Write, one that did not return in that second,
+	// may still be running after Close. Close may be called from Write
+	// (see Machine.Close), and Snapshot. A Write that panics gets no more
+	// messages and stops the machine: Run returns the panic, a
+	// *PanicError in an *Error with Field Log. Nil discards them.
 	Log io.Writer
 	// Verbose logs, besides, the boot protocol and what was loaded where
 	// (New), or the snapshot, its memory and the disks checked (Restore).
@@ -372,7 +385,11 @@ type Machine struct {
 	plan      bootplan.Plan
 	// virtio devices on the PCI bus, closed before the VM.
 	virtio []*virtioSlot
-	logMu  sync.Mutex
+	// log carries messages to Config.Log off the goroutines that log
+	// them (nil without a Log); logMu orders the writes of a Machine
+	// New did not build (tests), which has none.
+	log   *logWriter
+	logMu sync.Mutex
 
 	exit      atomic.Pointer[Exit]
 	firstOut  atomic.Bool
@@ -460,6 +477,7 @@ type Machine struct {
 // are closed.
 func New(cfg Config) (m *Machine, err error) {
 	m = &Machine{cfg: cfg}
+	m.startLog()
 	built := m
 	defer func() {
 		if err != nil {
@@ -536,6 +554,7 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := m.vcpu.setBootState(m.plan); err != nil {
 		return nil, err
 	}
+	m.flushLog() // what New logged is out when it returns
 	return m, nil
 }
 
@@ -1164,12 +1183,33 @@ func (m *Machine) logf(format string, args ...any) {
 	fmt.Fprintf(machineLog{m}, "smolvmm: "+format+"\n", args...)
 }
 
-// machineLog writes whole messages to Config.Log (or nowhere), one at a
-// time.
+// startLog starts the goroutine that writes to Config.Log (logWriter).
+// A panic of Log's Write stops the machine, and Run returns it.
+func (m *Machine) startLog() {
+	if m.cfg.Log != nil {
+		m.log = newLogWriter(m.cfg.Log, m.ioPanicked("log", "Log"))
+	}
+}
+
+// flushLog waits until what was logged so far is written to Config.Log
+// (see logWriter.flush).
+func (m *Machine) flushLog() {
+	if m.log != nil {
+		m.log.flush()
+	}
+}
+
+// machineLog hands whole messages to Config.Log (or nowhere), one at a
+// time, in order: through the log goroutine, which the caller never
+// waits for.
 type machineLog struct{ m *Machine }
 
 func (l machineLog) Write(p []byte) (int, error) {
 	if l.m.cfg.Log == nil {
+		return len(p), nil
+	}
+	if l.m.log != nil {
+		l.m.log.put(p)
 		return len(p), nil
 	}
 	l.m.logMu.Lock()

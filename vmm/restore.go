@@ -99,6 +99,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		opt(&o)
 	}
 	m = &Machine{cfg: cfg}
+	m.startLog()
 	built := m
 	defer func() {
 		if err != nil {
@@ -287,6 +288,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		m.logRestore(path, st) // restorelog.go
 	}
 	m.event(PhaseStateRestored)
+	m.flushLog() // what Restore logged is out when it returns
 	return m, nil
 }
 

@@ -139,6 +139,9 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 		// and the context ending must still end the wait.
 		m.console.Finish()
 	}
+	// So is everything logged to Config.Log, under the same rule: a
+	// stopped machine waits at most stopDrainTime for a stalled Log.
+	m.flushLog()
 	if !stop() {
 		<-stopping
 	}
@@ -182,6 +185,9 @@ func (m *Machine) stop() {
 		m.console.Stop() // the vCPU may be waiting for a stalled console
 	}
 	m.snapW.stop() // or for a snapshot's writer
+	if m.log != nil {
+		m.log.Stop() // Run and Close wait for Config.Log only so long
+	}
 	m.vcpu.kick()
 }
 
@@ -210,14 +216,17 @@ func (m *Machine) RemainingInput() io.Reader {
 //
 // Called from a goroutine that Run waits for (Config.OnEvent,
 // Config.OnSnapshot and Config.BeforeRun, Config.Console's Write,
-// Config.Input's Read) while Run runs, Close cannot wait for Run: it asks
-// the guest to stop and returns nil at once, and Run releases the
-// machine before it returns (a later Close returns the release's error).
+// Config.Input's Read, Config.Log's Write) while Run runs, Close cannot
+// wait for Run: it asks the guest to stop and returns nil at once, and
+// Run releases the machine before it returns (a later Close returns the
+// release's error). From Config.Log's Write when Run is not running,
+// Close releases the machine and returns without waiting for that Write.
 //
-// Two goroutines can outlive it, each held by a call of the caller's
+// Three goroutines can outlive it, each held by a call of the caller's
 // that does not return: the console writer of a Config.Console whose
 // Write never returns (a pipe nobody reads), which Run and Close wait
-// for only stopDrainTime once the guest was stopped; and the input pump
+// for only stopDrainTime once the guest was stopped; the log writer of
+// a Config.Log whose Write never returns, likewise; and the input pump
 // of a Config.Input that cannot be interrupted (an io.Pipe, see
 // Config.Input), whose Read in flight ends only when the reader has data
 // or fails (Machine.RemainingInput gives back what it read).
@@ -250,7 +259,8 @@ func (m *Machine) Close() error {
 // runWaitsForCaller reports whether Run waits for the calling goroutine
 // before it returns.
 func (m *Machine) runWaitsForCaller() bool {
-	return m.waited.holdsCaller() || (m.console != nil && m.console.onWriter())
+	return m.waited.holdsCaller() || (m.console != nil && m.console.onWriter()) ||
+		(m.log != nil && m.log.onWriter())
 }
 
 // release frees what New built, devices before the VM and its memory.
@@ -288,5 +298,11 @@ func (m *Machine) release() error {
 		m.pagemap = nil
 	}
 	m.pagemapMu.Unlock()
+	if m.log != nil {
+		// Last: the devices, closed, log no more. A Log that takes no
+		// more holds Close stopDrainTime at most.
+		m.log.Stop()
+		m.log.Close()
+	}
 	return first
 }

@@ -1,0 +1,82 @@
+package vmm
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gateWriter blocks its first Write until open is closed, and records
+// every message.
+type gateWriter struct {
+	open    chan struct{}
+	entered chan struct{}
+	got     syncBuilder
+}
+
+func (w *gateWriter) Write(p []byte) (int, error) {
+	select {
+	case <-w.entered:
+	default:
+		close(w.entered)
+		<-w.open
+	}
+	return w.got.Write(p)
+}
+
+// TestLogWriterKeepsOrderDropsWhenFull: messages reach Config.Log in the
+// order they were logged; those that find the queue full, Log being
+// stalled, are dropped, and a message says how many, where they were
+// (before the next message that fits, or alone once Log takes them).
+// Nothing that logs waits for Log.
+func TestLogWriterKeepsOrderDropsWhenFull(t *testing.T) {
+	w := &gateWriter{open: make(chan struct{}), entered: make(chan struct{})}
+	l := newLogWriter(w, nil)
+	l.put([]byte("first\n"))
+	<-w.entered // Write holds the first message
+	msg := strings.Repeat("x", 1000) + "\n"
+	fit := logQueueLimit / len(msg)
+	start := time.Now()
+	for i := range fit + 5 {
+		l.put([]byte(fmt.Sprintf("%04d%s", i, msg[4:])))
+	}
+	l.put([]byte("after\n")) // small enough to fit: after the note
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("logging to a stalled Log took %v", d)
+	}
+	close(w.open)
+	l.Close()
+	got := w.got.String()
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	want := append([]string{"first"}, make([]string, fit)...)
+	for i := range fit {
+		want[1+i] = fmt.Sprintf("%04d", i)
+	}
+	want = append(want, "smolvmm: 5 log messages dropped", "after")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines logged, want %d:\n%.300s...", len(lines), len(want), got)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d is %.60q, want it to start %q", i, lines[i], w)
+		}
+	}
+}
+
+// TestLogWriterStalledIsLeft: a Log whose Write never returns holds Close
+// stopDrainTime once the machine is stopped, no longer.
+func TestLogWriterStalledIsLeft(t *testing.T) {
+	w := &gateWriter{open: make(chan struct{}), entered: make(chan struct{})}
+	defer close(w.open)
+	l := newLogWriter(w, nil)
+	l.put([]byte("stalls\n"))
+	<-w.entered
+	l.Stop()
+	start := time.Now()
+	l.Close()
+	if d := time.Since(start); d < stopDrainTime/2 || d > 3*stopDrainTime {
+		t.Errorf("Close took %v, want about %v", d, stopDrainTime)
+	}
+	l.put([]byte("later\n")) // dropped, not waited for
+}
