@@ -2,7 +2,9 @@ package vmm
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/smolvmm/smolvmm/bus"
 )
@@ -27,7 +29,10 @@ type DeviceBus struct {
 // 0x61); on the MMIO bus, guest RAM (all below the memory size but the
 // VGA window 0xA0000-0xBFFFF), KVM's I/O APIC (0xFEC00000-0xFEC000FF),
 // local APIC (0xFEE00000-0xFEE00FFF) and TSS pages
-// (0xFFFBC000-0xFFFBFFFF), and addresses past 52 bits.
+// (0xFFFBC000-0xFFFBFFFF), and addresses past 52 bits. dev is called on
+// the vCPU thread; a panic in it stops the machine, and Run returns it,
+// a *PanicError in an *Error whose Op names the device ("MMIO device
+// NAME"); dev is not called again, and its reads are then all ones.
 func (d *DeviceBus) Register(name string, base, size uint64, dev bus.Device) error {
 	return d.register(name, base, size, dev, d.b.Register)
 }
@@ -39,17 +44,18 @@ func (d *DeviceBus) RegisterClipped(name string, base, size uint64, dev bus.Devi
 }
 
 func (d *DeviceBus) register(name string, base, size uint64, dev bus.Device, reg func(string, uint64, uint64, bus.Device) error) error {
+	kind := "port"
+	if d.mmio {
+		kind = "MMIO"
+	}
 	if size != 0 && base+size >= base {
 		if what := d.unreachable(base, size); what != "" {
-			kind := "port"
-			if d.mmio {
-				kind = "MMIO"
-			}
 			return &Error{Op: "register " + name, Err: fmt.Errorf("%s range [%#x, %#x) %s: the guest's accesses there never reach this bus: %w",
 				kind, base, base+size, what, ErrConfig)}
 		}
 	}
-	if err := reg(name, base, size, dev); err != nil {
+	g := &guardedDevice{m: d.m, op: kind + " device " + name, dev: dev}
+	if err := reg(name, base, size, g); err != nil {
 		return &Error{Op: "register " + name, Err: err}
 	}
 	d.mu.Lock()
@@ -133,4 +139,51 @@ func overlaps(base, end uint64, spans []span) string {
 		}
 	}
 	return ""
+}
+
+// guardedDevice is a caller's device on a DeviceBus, which the vCPU
+// thread calls: its panic would unwind the run loop, and Run, past
+// Run's cleanup (the input pump left reading the program's input). The
+// panic stops the machine instead, and Run returns it (a *PanicError in
+// an *Error whose Op names the device); the device is not called again,
+// its reads then all ones, as an unclaimed access's.
+type guardedDevice struct {
+	m      *Machine
+	op     string // "port device NAME"
+	dev    bus.Device
+	failed atomic.Bool
+}
+
+// Read calls the device's Read unless it panicked.
+func (g *guardedDevice) Read(offset uint64, data []byte) {
+	if !g.call("Read", func() { g.dev.Read(offset, data) }) {
+		for i := range data {
+			data[i] = 0xFF
+		}
+	}
+}
+
+// Write calls the device's Write unless it panicked.
+func (g *guardedDevice) Write(offset uint64, data []byte) {
+	g.call("Write", func() { g.dev.Write(offset, data) })
+}
+
+// call runs f, the device's method what, and reports whether it
+// returned: false once the device panicked.
+func (g *guardedDevice) call(what string, f func()) (ok bool) {
+	if g.failed.Load() {
+		return false
+	}
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		ok = false
+		g.failed.Store(true)
+		pe := &PanicError{Call: g.op + "'s " + what, Value: r, Stack: debug.Stack()}
+		g.m.callbackPanic(g.op, "", pe) // machine.go
+	}()
+	f()
+	return true
 }

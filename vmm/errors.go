@@ -154,12 +154,14 @@ func (e *WriterPanicError) Error() string {
 // PanicError is Config.Console's Write, Config.Input's Read or
 // Config.Log's Write panicking on the goroutine that moves the guest's
 // console output, its input or the machine's messages, or
-// Config.OnEvent panicking. The machine stops, calls it no more, and Run
-// returns the panic as an *Error (Field "Console", "Input", "Log" or "OnEvent")
+// Config.OnEvent, Config.OnSnapshot or a device on Machine.PortBus or
+// MMIOBus panicking. The machine stops, calls it no more, and Run
+// returns the panic as an *Error (Field "Console", "Input", "Log",
+// "OnEvent" or "OnSnapshot"; none, and an Op naming it, for a device)
 // wrapping a *PanicError (see Config.OnEvent for its panics outside
 // Run). A snapshot's writer panicking is a *WriterPanicError instead.
 type PanicError struct {
-	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read", "Config.Log's Write", "Config.OnEvent"
+	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read", "Config.Log's Write", "Config.OnEvent", "Config.OnSnapshot", "MMIO device NAME's Read"
 	Value any    // what it panicked with
 	Stack []byte // the stack of the goroutine that called it, at the panic
 }

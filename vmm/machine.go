@@ -249,7 +249,10 @@ type Config struct {
 	// SnapshotExit, Run returns ExitSnapshot. OnSnapshot, when set, gets
 	// the result, on the vCPU thread with the guest paused until it
 	// returns: Close may be called from it (see Machine.Close); Snapshot
-	// fails with ErrSnapshotFromCallback. A Write that panics fails the
+	// fails with ErrSnapshotFromCallback. A panic in OnSnapshot stops
+	// the machine, and Run returns it, a *PanicError in an *Error with
+	// Field OnSnapshot (a TargetWriter it did not finish is discarded).
+	// A Write that panics fails the
 	// snapshot with an error wrapping a *WriterPanicError; Run goes on.
 	// A *snapshot.TargetWriter is finished (TargetWriter.Finish: the
 	// snapshot committed, or a failed one discarded) by OnSnapshot, which
@@ -1031,10 +1034,18 @@ func (m *Machine) eventsDone() {
 // Console's Write does; on the caller's own (New, Restore, a Snapshot
 // before Run) it panics on, as the *PanicError.
 func (m *Machine) onEventPanic(p Phase, pe *PanicError) {
+	m.callbackPanic(fmt.Sprintf("event %s", p), "OnEvent", pe)
+}
+
+// callbackPanic hands back the panic of a caller's callback (field, the
+// Config field that set it; "" for a device on PortBus or MMIOBus) made
+// while doing op: on a goroutine Run waits for, it stops the machine and
+// Run returns it; on the caller's own, it panics on.
+func (m *Machine) callbackPanic(op, field string, pe *PanicError) {
 	if !m.waited.holdsCaller() {
 		panic(pe)
 	}
-	m.ioPanicked(fmt.Sprintf("event %s", p), "OnEvent")(pe) // run.go
+	m.ioPanicked(op, field)(pe) // run.go
 }
 
 // onConsoleByte runs on the vCPU thread for each byte the guest transmits:

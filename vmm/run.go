@@ -110,6 +110,18 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 		m.requestExit(Exit{Reason: ExitStopped})
 	}
 	var prober *portready.Prober
+	// On the way out: nothing more reaches the guest, then every
+	// goroutine Run started is joined; also when the run loop panics (a
+	// bug of smolvmm's own: the caller's callbacks are recovered where
+	// they are called), which stops the machine first, so that nothing
+	// waits for a guest still printing.
+	finished := false
+	defer func() {
+		if !finished {
+			m.stop()
+			m.finishRun(prober, stop, stopping)
+		}
+	}()
 	err := m.vcpu.run(func() { prober = m.probeReadyAddr() })
 	if err != nil {
 		err = m.memFileCause(err) // memfile.go: a restored guest's file cut under it
@@ -120,8 +132,32 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 		err = *e
 	}
 
-	// On the way out: nothing more reaches the guest, then every goroutine
-	// Run started is joined.
+	finished = true
+	m.finishRun(prober, stop, stopping)
+	m.event(PhaseExit)
+	if e := m.panicErr.Load(); e != nil && err == nil {
+		// The console's Write, the input's Read or OnEvent (at
+		// PhaseExit too) panicked (its goroutine is done with it by
+		// now) and stopped the guest.
+		err = *e
+	}
+	if err != nil {
+		return Exit{}, err
+	}
+	if e := m.snapErr.Load(); e != nil {
+		return Exit{}, *e
+	}
+	e := m.exit.Load()
+	if e == nil {
+		return Exit{Reason: ExitStopped}, nil
+	}
+	return *e, nil
+}
+
+// finishRun is Run's way out once the vCPU is done: nothing more reaches
+// the guest, then every goroutine Run started is joined (the prober, the
+// context's stop, whose AfterFunc stopped reports whether it is off).
+func (m *Machine) finishRun(prober *portready.Prober, stopped func() bool, stopping <-chan struct{}) {
 	if m.input != nil {
 		m.input.stop()
 	}
@@ -142,27 +178,9 @@ func (m *Machine) run(ctx context.Context) (Exit, error) {
 	// So is everything logged to Config.Log, under the same rule: a
 	// stopped machine waits at most stopDrainTime for a stalled Log.
 	m.flushLog()
-	if !stop() {
+	if !stopped() {
 		<-stopping
 	}
-	m.event(PhaseExit)
-	if e := m.panicErr.Load(); e != nil && err == nil {
-		// The console's Write, the input's Read or OnEvent (at
-		// PhaseExit too) panicked (its goroutine is done with it by
-		// now) and stopped the guest.
-		err = *e
-	}
-	if err != nil {
-		return Exit{}, err
-	}
-	if e := m.snapErr.Load(); e != nil {
-		return Exit{}, *e
-	}
-	e := m.exit.Load()
-	if e == nil {
-		return Exit{Reason: ExitStopped}, nil
-	}
-	return *e, nil
 }
 
 // ioPanicked returns what the console writer and the input pump call with

@@ -828,7 +828,13 @@ func (m *Machine) snapshotOnReady() {
 	}
 	done := func(info SnapshotInfo, err error) {
 		if m.cfg.OnSnapshot != nil {
-			m.cfg.OnSnapshot(info, err)
+			if pe := m.callOnSnapshot(info, err); pe != nil {
+				// A TargetWriter it did not finish is discarded,
+				// lest the Target's Close wait for it.
+				m.finishTarget(pe)
+				m.callbackPanic("snapshot on ready", "OnSnapshot", pe) // machine.go
+				return
+			}
 		} else {
 			err = m.finishTarget(err) // machine.go
 			if err != nil && !m.cfg.SnapshotExit {
@@ -844,4 +850,17 @@ func (m *Machine) snapshotOnReady() {
 		}
 	}
 	m.requestSnapshot(m.cfg.SnapshotOnReady, done)
+}
+
+// callOnSnapshot calls Config.OnSnapshot, and returns its panic, if it
+// panicked: on the vCPU thread, it would unwind the run loop past Run's
+// cleanup.
+func (m *Machine) callOnSnapshot(info SnapshotInfo, err error) (pe *PanicError) {
+	defer func() {
+		if r := recover(); r != nil {
+			pe = &PanicError{Call: "Config.OnSnapshot", Value: r, Stack: debug.Stack()}
+		}
+	}()
+	m.cfg.OnSnapshot(info, err)
+	return nil
 }
