@@ -477,15 +477,22 @@ type Machine struct {
 
 // New builds a machine: VM, memory, devices, and the kernel loaded and
 // ready to run. On error nothing is left open, and the Devices it was given
-// are closed.
+// are closed; so too when Config.OnEvent panics (the panic goes on, see
+// Config.OnEvent).
 func New(cfg Config) (m *Machine, err error) {
 	m = &Machine{cfg: cfg}
 	m.startLog()
 	built := m
 	defer func() {
-		if err != nil {
+		// Released on a panic too (OnEvent's, as its *PanicError),
+		// which then goes on.
+		r := recover()
+		if err != nil || r != nil {
 			built.Close()
 			built.closeUnplugged()
+		}
+		if r != nil {
+			panic(r)
 		}
 	}()
 	if cfg.MemoryMiB == 0 {

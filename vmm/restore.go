@@ -65,7 +65,8 @@ import (
 // A card whose link can change (virtio/net.LinkBackend) and whose driver
 // watches it gets a configuration-change interrupt, so that the guest
 // reads the status of the link it has now.
-// Nothing is left open on error.
+// Nothing is left open on error, nor when Config.OnEvent panics (the
+// panic goes on, see Config.OnEvent).
 //
 // The snapshot's state section is read, checked against its digest and
 // decoded while the VM, its memory and its vCPU are created (from the
@@ -102,9 +103,15 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	m.startLog()
 	built := m
 	defer func() {
-		if err != nil {
+		// Released on a panic too (OnEvent's, as its *PanicError),
+		// which then goes on.
+		r := recover()
+		if err != nil || r != nil {
 			built.Close()
 			built.closeUnplugged()
+		}
+		if r != nil {
+			panic(r)
 		}
 	}()
 	if o.mac != nil {
