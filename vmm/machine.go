@@ -429,6 +429,9 @@ type Machine struct {
 	waited     goroutineSet
 	closeInRun bool
 	runEnded   bool // Run is past its last look at closeInRun
+	// closeInSnap: Close was called from the writer of a snapshot taken
+	// before Run, whose goroutine then releases the machine.
+	closeInSnap bool
 
 	closeOnce sync.Once
 	closers   []func() error

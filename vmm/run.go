@@ -239,6 +239,10 @@ func (m *Machine) RemainingInput() io.Reader {
 // Run releases the machine before it returns (a later Close returns the
 // release's error). From Config.Log's Write when Run is not running,
 // Close releases the machine and returns without waiting for that Write.
+// From the writer of a snapshot being taken before Run (on the
+// goroutine taking it), Close interrupts the write as a stop does (see
+// Snapshot) and returns nil at once, and the machine is released once
+// the snapshot has ended, before that Snapshot returns.
 //
 // Three goroutines can outlive it, each held by a call of the caller's
 // that does not return: the console writer of a Config.Console whose
@@ -256,6 +260,15 @@ func (m *Machine) Close() error {
 		m.closeInRun = true
 		m.lifeMu.Unlock()
 		m.stop()
+		return nil
+	}
+	if m.vcpu != nil && m.vcpu.snapshottingOnCaller() {
+		// From the writer of a snapshot taken before Run, on the
+		// goroutine taking it, which release would wait for: that
+		// goroutine releases the machine once it is written.
+		m.closeInSnap = true
+		m.lifeMu.Unlock()
+		m.snapW.stop()
 		return nil
 	}
 	m.lifeMu.Unlock()
@@ -278,7 +291,7 @@ func (m *Machine) Close() error {
 // before it returns.
 func (m *Machine) runWaitsForCaller() bool {
 	return m.waited.holdsCaller() || (m.console != nil && m.console.onWriter()) ||
-		(m.log != nil && m.log.onWriter())
+		(m.log != nil && m.log.onWriter()) || (m.vcpu != nil && m.vcpu.snapshottingOnCaller())
 }
 
 // release frees what New built, devices before the VM and its memory.

@@ -174,8 +174,9 @@ type snapRequest struct {
 //
 // Called on the vCPU thread (from Config.OnEvent or Config.OnSnapshot
 // there) or from Config.Console's Write, which the vCPU may be waiting
-// for, it fails with ErrSnapshotFromCallback instead of waiting for
-// itself. snapshot.Target writes to a file that keeps its old content
+// for, or from the w of a snapshot being taken before Run (its Write,
+// or OnEvent, on the goroutine taking it), it fails with
+// ErrSnapshotFromCallback instead of waiting for itself. snapshot.Target writes to a file that keeps its old content
 // until a new snapshot is complete (Target.Write, or a TargetWriter as
 // Config.SnapshotOnReady); under a seccomp filter it needs calls that
 // RunIoctls' recipe forbids (see Config.BeforeRun).
@@ -189,7 +190,7 @@ func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
 	if w == nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("the writer is nil: %w", ErrConfig)}
 	}
-	if m.vcpu.onThread() || (m.console != nil && m.console.onWriter()) {
+	if m.vcpu.onThread() || (m.console != nil && m.console.onWriter()) || m.vcpu.snapshottingOnCaller() {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: ErrSnapshotFromCallback}
 	}
 	type result struct {
@@ -227,9 +228,17 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 	case vcpuCreated:
 		// Not running yet: nothing moves, take it here, while run and
 		// close wait.
-		v.state = vcpuSnapshotting
+		v.state, v.snapGID = vcpuSnapshotting, goid()
 		v.mu.Unlock()
 		info, err := m.takeSnapshotBeforeRun(w)
+		m.lifeMu.Lock()
+		release := m.closeInSnap
+		m.lifeMu.Unlock()
+		if release {
+			// Close was called from w (run.go), which could not
+			// wait for this snapshot: it is released here.
+			m.closeOnce.Do(func() { m.closeErr = m.release() })
+		}
 		done(info, err)
 		return
 	case vcpuRunning:

@@ -69,6 +69,9 @@ type vcpu struct {
 	// ended: Run returned while a before-Run snapshot was being taken,
 	// so the vCPU is exited, not created, once it is written (endRun).
 	ended bool
+	// snapGID is the goroutine taking a before-Run snapshot (goid),
+	// while vcpuSnapshotting: its writer's calls run on it.
+	snapGID uint64
 
 	cpuid []cpuidEntry // the entries KVM_SET_CPUID2 gave it, for a snapshot
 
@@ -628,7 +631,7 @@ func (v *vcpu) endRun() {
 // snapshotted ends a before-Run snapshot: the vCPU is created again,
 // or exited if Run returned meanwhile. Caller holds v.mu.
 func (v *vcpu) snapshotted() {
-	v.state = vcpuCreated
+	v.state, v.snapGID = vcpuCreated, 0
 	if v.ended {
 		v.state = vcpuExited
 	}
@@ -649,6 +652,16 @@ func (v *vcpu) waitSnapshot() {
 // syscallKVMRun is one KVM_RUN.
 func syscallKVMRun(fd int) (uintptr, uintptr, unix.Errno) {
 	return unix.Syscall(unix.SYS_IOCTL, uintptr(fd), kvmRunIoctl, 0)
+}
+
+// snapshottingOnCaller reports whether the caller is the goroutine
+// taking a before-Run snapshot (its writer, or OnEvent, calling back),
+// which run, close and another snapshot wait for.
+func (v *vcpu) snapshottingOnCaller() bool {
+	v.mu.Lock()
+	state, gid := v.state, v.snapGID
+	v.mu.Unlock()
+	return state == vcpuSnapshotting && gid == goid()
 }
 
 // onThread reports whether the caller is the vCPU's run loop thread.
