@@ -42,23 +42,31 @@ func (l *stallLog) Write(p []byte) (int, error) {
 // device's locks, which the vCPU's next access to the device waits for.
 // A Log whose Write blocked there held the vCPU, so cancelling Run's
 // context did not stop it; one whose Write called Close deadlocked in
-// Close waiting for that goroutine. Now Log is written from a goroutine
-// of its own: Run returns on its context's end, and Close from Write
-// returns.
+// Close waiting for that goroutine. The vCPU thread's own notes (the VGA
+// window) were written on it, and a Log that blocked there held it too.
+// Now Log is written from a goroutine of its own: Run returns on its
+// context's end, and Close from Write returns.
 func TestLogStallsOrCloses(t *testing.T) {
 	needKVM(t)
-	kernel := guest(t, "vblk")
-	for _, tc := range []string{"blocks", "closes"} {
-		t.Run(tc, func(t *testing.T) {
+	tests := []struct {
+		name, kernel, append, trigger string
+		closes                        bool // Write calls Close, else blocks
+	}{
+		{"device warning, Log blocks", "vblk", "evil=loop", "needs reset", false},
+		{"device warning, Log closes", "vblk", "evil=loop", "needs reset", true},
+		{"vCPU's note, Log blocks", "bad", "vga", "no display", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
 			path, _ := diskImage(t)
 			var m *vmm.Machine
 			closed := make(chan error, 1)
-			lg := &stallLog{trigger: "needs reset", hit: make(chan struct{}), release: make(chan struct{})}
-			if tc == "closes" {
+			lg := &stallLog{trigger: tc.trigger, hit: make(chan struct{}), release: make(chan struct{})}
+			if tc.closes {
 				lg.action = func() { closed <- m.Close() }
 			}
 			var err error
-			m, err = vmm.New(vmm.Config{Kernel: kernel, Append: "evil=loop", MemoryMiB: 32,
+			m, err = vmm.New(vmm.Config{Kernel: guest(t, tc.kernel), Append: tc.append, MemoryMiB: 32,
 				Disks: []blk.Spec{{Path: path}}, Log: lg, Console: &guests.Console{}})
 			if err != nil {
 				t.Fatal(err)
@@ -74,7 +82,7 @@ func TestLogStallsOrCloses(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("the broken device's warning was never logged")
 			}
-			if tc == "closes" {
+			if tc.closes {
 				select {
 				case err := <-closed:
 					if err != nil {
@@ -84,8 +92,8 @@ func TestLogStallsOrCloses(t *testing.T) {
 					t.Fatal("Close called from Config.Log's Write did not return")
 				}
 			} else {
-				// The guest goes on to read the device's status, and
-				// the vCPU waits there, while Write blocks.
+				// The guest goes on (to read the device's status, where
+				// the vCPU waited), while Write blocks.
 				time.Sleep(2 * time.Second)
 				cancel()
 			}
