@@ -189,7 +189,11 @@ type Config struct {
 	// network's forward needs: it accepts on the host before it asks the
 	// guest, and keeps the host side open while a guest that does not
 	// answer is asked again. A guest that refuses (RST) or never answers
-	// is never ready.
+	// is never ready. The machine takes the cards' transmit watch over
+	// while Run runs: it replaces a watch the caller set with
+	// SetTransmitWatch (a card holds one), and removes its own when Run
+	// returns, leaving none; a caller that watches the transmits itself
+	// either does without ReadyGuestPort or sets its watch after Run.
 	ReadyGuestPort uint16
 	// OnEvent, when set, is called at each Phase, one call at a time, in
 	// the order the phases were reached, from the goroutine that reached

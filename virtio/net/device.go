@@ -175,9 +175,12 @@ func (d *Device) setLink(up bool) {
 // to watch (without its virtio header), on the worker goroutine, before the
 // backend gets it: how a VMM sees what the guest sends whatever the backend
 // (its answer on a forwarded port, say). watch must not keep the frame and
-// should be quick: it holds back the guest's transmit queue. Nil removes
-// the watch. A watch that panics is removed, its panic logged through
-// SetWarn's function, and the guest's frames go on.
+// should be quick: it holds back the guest's transmit queue. The device
+// holds one watch: a call replaces the one set before, and nil removes
+// it. (A vmm.Machine given vmm.Config.ReadyGuestPort sets its own watch
+// while Run runs and removes it after, replacing the caller's.) A watch
+// that panics is removed, its panic logged through SetWarn's function,
+// and the guest's frames go on.
 func (d *Device) SetTransmitWatch(watch func(frame []byte)) {
 	if watch == nil {
 		d.watch.Store(nil)
