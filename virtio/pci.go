@@ -118,7 +118,11 @@ type PCIDevice struct {
 // NewPCIDevice wraps dev in the legacy transport over guest memory mem,
 // driving irq (level-triggered INTx, e.g. a KVM_IRQ_LINE on 5, 9, 10 or
 // 11) and logging to log (nil: slog.Default()). It starts the worker
-// goroutine; Close stops it.
+// goroutine; Close stops it. log's handler may be called holding the
+// device's locks (a device marked broken warns under them), which a
+// vCPU's next access to its registers waits for: it must not block, nor
+// call into the device (package vmm's hands the line to a goroutine of
+// its own).
 func NewPCIDevice(mem *guestmem.Memory, dev Device, irq bus.IRQ, log *slog.Logger) (*PCIDevice, error) {
 	if log == nil {
 		log = slog.Default()
@@ -226,7 +230,8 @@ func (d *PCIDevice) warnOnce(kind, msg string, args ...any) {
 }
 
 // markBroken sets DEVICE_NEEDS_RESET and stops serving until reset.
-// Caller holds mu.
+// Caller holds mu (and, serving, workMu): its warning reaches the log
+// handler under them (see NewPCIDevice).
 func (d *PCIDevice) markBroken(kind string, err error) {
 	if d.broken {
 		return
