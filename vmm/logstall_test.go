@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -45,16 +46,17 @@ func (l *stallLog) Write(p []byte) (int, error) {
 // Close waiting for that goroutine. The vCPU thread's own notes (the VGA
 // window) were written on it, and a Log that blocked there held it too.
 // Now Log is written from a goroutine of its own: Run returns on its
-// context's end, and Close from Write returns.
+// context's end, and Close or Snapshot from Write returns.
 func TestLogStallsOrCloses(t *testing.T) {
 	needKVM(t)
 	tests := []struct {
 		name, kernel, append, trigger string
-		closes                        bool // Write calls Close, else blocks
+		call                          string // what Write calls: "Close", "Snapshot", "" (it blocks)
 	}{
-		{"device warning, Log blocks", "vblk", "evil=loop", "needs reset", false},
-		{"device warning, Log closes", "vblk", "evil=loop", "needs reset", true},
-		{"vCPU's note, Log blocks", "bad", "vga", "no display", false},
+		{"device warning, Log blocks", "vblk", "evil=loop", "needs reset", ""},
+		{"device warning, Log closes", "vblk", "evil=loop", "needs reset", "Close"},
+		{"device warning, Log snapshots", "vblk", "evil=loop", "needs reset", "Snapshot"},
+		{"vCPU's note, Log blocks", "bad", "vga", "no display", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,8 +64,11 @@ func TestLogStallsOrCloses(t *testing.T) {
 			var m *vmm.Machine
 			closed := make(chan error, 1)
 			lg := &stallLog{trigger: tc.trigger, hit: make(chan struct{}), release: make(chan struct{})}
-			if tc.closes {
+			switch tc.call {
+			case "Close":
 				lg.action = func() { closed <- m.Close() }
+			case "Snapshot":
+				lg.action = func() { _, err := m.Snapshot(io.Discard); closed <- err }
 			}
 			var err error
 			m, err = vmm.New(vmm.Config{Kernel: guest(t, tc.kernel), Append: tc.append, MemoryMiB: 32,
@@ -82,15 +87,16 @@ func TestLogStallsOrCloses(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("the broken device's warning was never logged")
 			}
-			if tc.closes {
+			if tc.call != "" {
 				select {
 				case err := <-closed:
 					if err != nil {
-						t.Errorf("Close from Log's Write: %v", err)
+						t.Errorf("%s from Log's Write: %v", tc.call, err)
 					}
 				case <-time.After(10 * time.Second):
-					t.Fatal("Close called from Config.Log's Write did not return")
+					t.Fatalf("%s called from Config.Log's Write did not return", tc.call)
 				}
+				cancel()
 			} else {
 				// The guest goes on (to read the device's status, where
 				// the vCPU waited), while Write blocks.
