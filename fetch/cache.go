@@ -53,12 +53,15 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		// of it, between the mkdir of one directory and the next or
 		// before the lock file is opened: start over, a bounded number
 		// of times.
-		// Missing directories above the cache root (~/.cache) are
-		// made private, as the XDG spec says; the cache's own are
-		// readable by others (a cache may serve other users), which
+		// A missing ~/.cache, the XDG default, is made private, as
+		// the XDG spec says; the cache's own directories, and those
+		// above a cache given elsewhere (one shared at /srv/cache),
+		// are readable by others: a cache may serve other users, which
 		// gives them no say in its lock (lockFileMode).
-		root := filepath.Dir(filepath.Dir(dir))
-		err := mkdirAll(filepath.Dir(root), 0o700)
+		var err error
+		if parent := filepath.Dir(filepath.Dir(filepath.Dir(dir))); isHomeCache(parent) {
+			err = mkdirAll(parent, 0o700)
+		}
 		if err == nil {
 			err = mkdirAll(dir, 0o755)
 		}
@@ -122,6 +125,13 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		}
 		return func() { f.Close() }, readOnly, nil
 	}
+}
+
+// isHomeCache reports whether dir is ~/.cache, XDG_CACHE_HOME's default
+// (a private directory), rather than a directory given elsewhere.
+func isHomeCache(dir string) bool {
+	home, err := os.UserHomeDir()
+	return err == nil && home != "" && filepath.Clean(dir) == filepath.Join(home, ".cache")
 }
 
 // lockFileMode is the lock file's access: flock needs only a descriptor,

@@ -11,7 +11,7 @@ import (
 // could read it held its lock through a read-only descriptor (flock -x),
 // keeping its owner's fetch waiting for as long as he liked. It is made
 // 0600, one left 0644 by an earlier version is narrowed, and directories
-// made above the cache root (~/.cache) are private as XDG says; the
+// made above the default cache root (~/.cache) are private as XDG says; the
 // cache's own stay readable, for a cache that serves other users.
 func TestLockFileMode(t *testing.T) {
 	tests := []struct {
@@ -25,6 +25,7 @@ func TestLockFileMode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			home := t.TempDir()
+			t.Setenv("HOME", home)
 			dir := filepath.Join(home, ".cache", "smolvmm", "9.3", "i386")
 			lock := filepath.Join(dir, ".lock")
 			if tt.existing != 0 {
