@@ -83,8 +83,9 @@ func unprivilegedPortStart() int {
 
 // HubVMs asks the hub listening on socket how many VMs are joined to it
 // now: what its memory is shared among. Errors: ErrNoHub (wrapped) when
-// none answers there, a *ForeignHubError as Join's, a *RefusedError from a hub that does not answer
-// such questions (one older than them refuses it as a malformed hello),
+// none answers there, a *ForeignHubError as Join's, a *RefusedError when
+// the hub refuses the question (RefusedBusy, as it refuses a VM's join; a
+// hub older than such questions refuses it as a malformed hello),
 // ErrHubProtocol for anything else on the socket.
 func HubVMs(socket string) (int, error) {
 	c, err := dialHub(socket)
@@ -93,14 +94,14 @@ func HubVMs(socket string) (int, error) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
-	if err := writeHubMessage(c, 0, hubHello{Query: hubQueryVMs}); err != nil {
-		return 0, fmt.Errorf("shared network %s: query: %w", socket, err)
+	if err := sayHello(c, socket, hubHello{Query: hubQueryVMs}); err != nil {
+		return 0, err
 	}
 	var ans hubAnswer
 	ver, status, err := readHubMessage(c, &ans)
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("shared network %s: query: %w", socket, err)
+		return 0, handshakeError(socket, err)
 	case ver != hubVersion:
 		return 0, fmt.Errorf("shared network %s: %w", socket, &hubVersionError{hub: ver, vm: hubVersion})
 	case status != 0:

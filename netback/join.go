@@ -247,14 +247,8 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
 	// Close cancels ctx: the handshake's reads and writes end then too.
 	unwatch := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	if err := writeHubMessage(c, 0, j.hello); err != nil {
-		// A hub that refuses a connection at once (RefusedBusy) may
-		// have closed it before the hello: its answer is still there.
-		var ans hubAnswer
-		if ver, status, rerr := readHubMessage(c, &ans); rerr == nil && ver == hubVersion && status != 0 {
-			return fail(&RefusedError{Socket: j.socket, Reason: Refusal(status), Message: ans.Error})
-		}
-		return fail(handshakeError(j.socket, err))
+	if err := sayHello(c, j.socket, j.hello); err != nil {
+		return fail(err)
 	}
 	var ans hubAnswer
 	ver, status, err := readHubMessage(c, &ans)
@@ -277,6 +271,22 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, addr, nil
+}
+
+// sayHello writes hello on c, a connection to the hub at socket. A hub
+// that refuses a connection at once (RefusedBusy) may have closed it
+// before the hello: the write fails, and the hub's answer, still there to
+// read, is the error then (a *RefusedError).
+func sayHello(c net.Conn, socket string, hello hubHello) error {
+	err := writeHubMessage(c, 0, hello)
+	if err == nil {
+		return nil
+	}
+	var ans hubAnswer
+	if ver, status, rerr := readHubMessage(c, &ans); rerr == nil && ver == hubVersion && status != 0 {
+		return &RefusedError{Socket: socket, Reason: Refusal(status), Message: ans.Error}
+	}
+	return handshakeError(socket, err)
 }
 
 // duplicateMAC reports whether err is a hub's refusal of a MAC connected
