@@ -32,6 +32,10 @@ var (
 	// ErrModule: a module that cannot be passed (unknown type, path too
 	// long for the 80-byte field, overlapping the kernel).
 	ErrModule = errors.New("bad boot module")
+	// ErrKmodVersion: a kmod built for a NetBSD release whose kmods
+	// the kernel's module loader refuses (its mi_version against the
+	// kernel's __NetBSD_Version__); wrapped with ErrModule.
+	ErrKmodVersion = errors.New("kmod built for another NetBSD release")
 	// ErrModuleType: a module type that is none of kmod, fs, splash or
 	// rndseed (wrapped with ErrModule).
 	ErrModuleType = errors.New("unknown module type")

@@ -73,8 +73,10 @@ func versionKernel(class byte, version uint32) []byte {
 // sys/kern/kern_module.c:622-631 module_compatible, :1106-1114: "module
 // `%s' built for `%d', system `%d'") and boots on without it: a release
 // takes a kmod of its own major and minor version, -current only one of
-// its exact version. Such a kmod is refused; one whose mi_version cannot
-// be found is left to the kernel.
+// its exact version. Such a kmod is refused (ErrKmodVersion, so that the
+// advice is to take the kmod of the kernel's release, not to check the
+// module's type); one whose mi_version cannot be found is left to the
+// kernel.
 func TestKmodVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -86,7 +88,7 @@ func TestKmodVersion(t *testing.T) {
 		{"10.0 kmod, 10.0 kernel", 2, 1000000000, versionedKmod(2, "miniroot", 1000000000, ""), nil},
 		{"i386: 9.1 kmod, 9.1 kernel", 1, 901000000, versionedKmod(1, "miniroot", 901000000, ""), nil},
 		{"9.3 kmod, 10.0 kernel", 2, 1000000000, versionedKmod(2, "miniroot", 903000000, ""),
-			[]string{"module 0 (m.kmod), a kmod, was built for NetBSD 9.3 (mi_version 903000000 in miniroot_modinfo), but the kernel is NetBSD 10.0 (1000000000)",
+			[]string{"module 0 (m.kmod) was built for NetBSD 9.3 (mi_version 903000000 in miniroot_modinfo), but the kernel is NetBSD 10.0 (1000000000)",
 				"module `miniroot' built for `903000000', system `1000000000'"}},
 		{"i386: 10.0 kmod, 10.1 kernel", 1, 1001000000, versionedKmod(1, "tmpfs", 1000000000, ""),
 			[]string{"built for NetBSD 10.0 (mi_version 1000000000 in tmpfs_modinfo), but the kernel is NetBSD 10.1 (1001000000)"}},
@@ -112,8 +114,8 @@ func TestKmodVersion(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrModule) {
-				t.Fatalf("error %v, want ErrModule", err)
+			if !errors.Is(err, ErrModule) || !errors.Is(err, ErrKmodVersion) {
+				t.Fatalf("error %v, want ErrModule and ErrKmodVersion", err)
 			}
 			for _, w := range tc.wantErr {
 				if !strings.Contains(err.Error(), w) {

@@ -207,8 +207,8 @@ func kmodError(i int, name, kernelWhat, why string) error {
 		ErrModule, i, name, kernelWhat, why)
 }
 
-// checkKmodVersion refuses a kmod built for a NetBSD version the kernel
-// (of version kernel, its ident note's) will not load: module_do_load
+// checkKmodVersion refuses (ErrKmodVersion) a kmod built for a NetBSD
+// version the kernel (of version kernel, its ident note's) will not load: module_do_load
 // (9.1 sys/kern/kern_module.c:1106-1114) refuses one whose mi_version
 // module_compatible (unchanged in -current) rejects ("module `%s' built for
 // `%d', system `%d'"), and the kernel boots on without it. A kmod whose
@@ -222,8 +222,8 @@ func (m Module) checkKmodVersion(i int, kernel uint32) error {
 	if current(kernel) {
 		rule = "a -current kernel loads only kmods of its exact version"
 	}
-	return fmt.Errorf("%w: module %d (%s), a kmod, was built for NetBSD %s (mi_version %d in %s), but the kernel is NetBSD %s (%d): the kernel would refuse it and boot without it, as %s (\"module `%s' built for `%d', system `%d'\")",
-		ErrModule, i, m.Name, Ident{Version: v}.Release(), v, sym, Ident{Version: kernel}.Release(), kernel, rule,
+	return fmt.Errorf("%w: %w: module %d (%s) was built for NetBSD %s (mi_version %d in %s), but the kernel is NetBSD %s (%d): the kernel would refuse it and boot without it, as %s (\"module `%s' built for `%d', system `%d'\")",
+		ErrModule, ErrKmodVersion, i, m.Name, Ident{Version: v}.Release(), v, sym, Ident{Version: kernel}.Release(), kernel, rule,
 		strings.TrimSuffix(sym, modinfoSuffix), v, kernel)
 }
 

@@ -189,6 +189,8 @@ func loadHint(err error) (field, hint string) {
 		return "Kernel", "the kernel and its symbols are larger than the kernel maps at boot; more memory does not help"
 	case errors.Is(err, netbsdboot.ErrTooManyModules):
 		return "Modules", "pass fewer modules"
+	case errors.Is(err, netbsdboot.ErrKmodVersion):
+		return "Modules", "use the kmod from the kernel's own NetBSD release (its modules set), or a kernel of the kmod's release"
 	case errors.Is(err, netbsdboot.ErrModule):
 		return "Modules", "check the modules and their types (kmod, fs, splash, rndseed)"
 	case errors.Is(err, netbsdboot.ErrAppend):

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -230,6 +231,26 @@ func TestLoadKernelProtocols(t *testing.T) {
 			}
 			if p.Protocol != tc.want || len(p.Regions) == 0 {
 				t.Errorf("plan %+v", p)
+			}
+		})
+	}
+}
+
+// TestLoadHintModules: a kmod built for another NetBSD release than the
+// kernel's got the hint to check the modules' types, which are right;
+// the hint is now to take the kmod of the kernel's release.
+func TestLoadHintModules(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		hintHas string
+	}{
+		{"kmod of another release", fmt.Errorf("%w: %w: module 0 (m.kmod) was built for NetBSD 9.3", netbsdboot.ErrModule, netbsdboot.ErrKmodVersion), "kmod from the kernel's own NetBSD release"},
+		{"kmod for another machine", fmt.Errorf("%w: module 0 (m.kmod), a kmod, does not suit an i386 kernel", netbsdboot.ErrModule), "check the modules and their types"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if f, h := loadHint(tc.err); f != "Modules" || !strings.Contains(h, tc.hintHas) {
+				t.Errorf("field %q hint %q, want Modules and %q", f, h, tc.hintHas)
 			}
 		})
 	}

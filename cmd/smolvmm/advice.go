@@ -263,6 +263,8 @@ func vmFlagHint(e *vmm.Error) string {
 			return "pass fewer --module files"
 		case errors.Is(e.Err, netbsdboot.ErrBootMap):
 			return "pass smaller or fewer --module files: a larger -m does not help, the kernel maps no more at boot"
+		case errors.Is(e.Err, netbsdboot.ErrKmodVersion):
+			return "give --module the kmod from the kernel's own NetBSD release, its modules set, or give -k a kernel of the kmod's release"
 		}
 		return "check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed"
 	case "Append":
