@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/goid"
 )
 
 // consoleBufferSize bounds what the guest may write ahead of a slow
@@ -161,11 +163,11 @@ func (c *consoleWriter) Close() {
 
 // onWriter reports whether the caller is the writer goroutine (in out's
 // Write).
-func (c *consoleWriter) onWriter() bool { return c.gid.Load() == goid() }
+func (c *consoleWriter) onWriter() bool { return c.gid.Load() == goid.ID() }
 
 func (c *consoleWriter) loop() {
 	defer close(c.done)
-	c.gid.Store(goid())
+	c.gid.Store(goid.ID())
 	var chunk []byte
 	for {
 		c.mu.Lock()

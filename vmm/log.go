@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/goid"
 )
 
 // logQueueLimit bounds the bytes of messages waiting for Config.Log;
@@ -139,11 +141,11 @@ func (l *logWriter) Close() {
 }
 
 // onWriter reports whether the caller is the goroutine (in out's Write).
-func (l *logWriter) onWriter() bool { return l.gid.Load() == goid() }
+func (l *logWriter) onWriter() bool { return l.gid.Load() == goid.ID() }
 
 func (l *logWriter) loop() {
 	defer close(l.done)
-	l.gid.Store(goid())
+	l.gid.Store(goid.ID())
 	for {
 		l.mu.Lock()
 		for len(l.queue) == 0 && l.dropped == 0 && !l.closed && !l.finished {

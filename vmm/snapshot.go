@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/internal/goid"
 	"github.com/smolvmm/smolvmm/pci"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio"
@@ -228,7 +229,7 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 	case vcpuCreated:
 		// Not running yet: nothing moves, take it here, while run and
 		// close wait.
-		v.state, v.snapGID = vcpuSnapshotting, goid()
+		v.state, v.snapGID = vcpuSnapshotting, goid.ID()
 		v.mu.Unlock()
 		info, err := m.takeSnapshotBeforeRun(w)
 		m.lifeMu.Lock()

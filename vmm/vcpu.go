@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/bootplan"
+	"github.com/smolvmm/smolvmm/internal/goid"
 	"github.com/smolvmm/smolvmm/snapshot"
 )
 
@@ -661,7 +662,7 @@ func (v *vcpu) snapshottingOnCaller() bool {
 	v.mu.Lock()
 	state, gid := v.state, v.snapGID
 	v.mu.Unlock()
-	return state == vcpuSnapshotting && gid == goid()
+	return state == vcpuSnapshotting && gid == goid.ID()
 }
 
 // onThread reports whether the caller is the vCPU's run loop thread.
