@@ -1,8 +1,10 @@
 package fstree_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"os/exec"
 	"runtime"
@@ -14,11 +16,13 @@ import (
 )
 
 // xzBlockSpec is a block of xzBlocks: its LZMA2 dictionary (the
-// properties byte: 28 for 64 MiB, 40 for 4 GiB) and whether its header
-// gives its sizes.
+// properties byte: 28 for 64 MiB, 40 for 4 GiB), whether its header
+// gives its sizes, and whether its first chunk keeps the dictionary
+// (which xz refuses).
 type xzBlockSpec struct {
-	dict  byte
-	sizes bool
+	dict    byte
+	sizes   bool
+	noReset bool
 }
 
 // xzBlocks is data as an xz file (CRC32 checks) of the given blocks, data
@@ -43,7 +47,7 @@ func xzBlocks(data []byte, blocks []xzBlockSpec) []byte {
 		for j := 0; j < len(part); j += 1 << 16 {
 			chunk := part[j:min(j+1<<16, len(part))]
 			ctl := byte(2)
-			if j == 0 {
+			if j == 0 && !spec.noReset {
 				ctl = 1 // resets the dictionary
 			}
 			lz = append(lz, ctl, byte((len(chunk)-1)>>8), byte(len(chunk)-1))
@@ -89,9 +93,12 @@ func xzBlocks(data []byte, blocks []xzBlockSpec) []byte {
 // dictionary made the decoder allocate it whole, for every block: "fatal
 // error: out of memory", or 307 GB allocated over 2.5 minutes for 75
 // blocks. A dictionary above xz -9's 64 MiB is refused, naming the block,
-// before it is allocated; and, as each block's dictionary is allocated
-// anew, so are blocks too small for their dictionaries, unless their
-// headers give their sizes (a block never reaches back further).
+// before it is allocated. Blocks of 64 MiB, however many and small, are
+// read with one dictionary: 10,000 of them made 640 GB of dictionaries
+// (a budget refused them, and valid files xz makes); now 64 MiB. A block
+// whose first chunk keeps the dictionary, which a decoder made for the
+// block refused, is refused still, though the dictionary is the last
+// block's.
 func TestXZDictionary(t *testing.T) {
 	es := testsets.Rescue(200)
 	raw, err := testsets.Bytes(es, "tar")
@@ -110,15 +117,19 @@ func TestXZDictionary(t *testing.T) {
 		blocks []xzBlockSpec
 		want   string // "" to read
 	}{
-		{"8 MiB", []xzBlockSpec{{22, false}}, ""},
-		{"64 MiB", []xzBlockSpec{{28, false}}, ""},
-		{"4 GiB", []xzBlockSpec{{40, false}}, "set.txz: xz block 1 (at byte 12) declares a 4294967295-byte LZMA2 dictionary, more than the 67108864 bytes (64 MiB, xz -9's) a set's xz blocks may declare, as the decoder allocates it whole: recompress the set with xz -9 or a lower preset"},
-		{"96 MiB, sizes given", []xzBlockSpec{{29, true}}, "set.txz: xz block 1 (at byte 12) declares a 100663296-byte LZMA2 dictionary"},
-		{"4 GiB in the third block", []xzBlockSpec{{22, false}, {22, true}, {40, false}}, "set.txz: xz block 3 (at byte "},
-		{"4 GiB in every block", many(75, xzBlockSpec{40, false}), "set.txz: xz block 1 (at byte 12) declares a 4294967295-byte"},
-		{"many small blocks of 64 MiB", many(100, xzBlockSpec{28, false}), "set.txz: xz block 2 (at byte "},
-		{"many small blocks of 64 MiB, sizes given", many(100, xzBlockSpec{28, true}), ""},
-		{"many small blocks of 4 KiB", many(100, xzBlockSpec{0, false}), ""},
+		{"8 MiB", []xzBlockSpec{{22, false, false}}, ""},
+		{"64 MiB", []xzBlockSpec{{28, false, false}}, ""},
+		{"4 GiB", []xzBlockSpec{{40, false, false}}, "set.txz: xz block 1 (at byte 12) declares a 4294967295-byte LZMA2 dictionary, more than the 67108864 bytes (64 MiB, xz -9's) a set's xz blocks may declare, as the decoder allocates it whole: recompress the set with xz -9 or a lower preset"},
+		{"96 MiB, sizes given", []xzBlockSpec{{29, true, false}}, "set.txz: xz block 1 (at byte 12) declares a 100663296-byte LZMA2 dictionary"},
+		{"4 GiB in the third block", []xzBlockSpec{{22, false, false}, {22, true, false}, {40, false, false}}, "set.txz: xz block 3 (at byte "},
+		{"4 GiB in every block", many(75, xzBlockSpec{40, false, false}), "set.txz: xz block 1 (at byte 12) declares a 4294967295-byte"},
+		{"many small blocks of 64 MiB", many(100, xzBlockSpec{28, false, false}), ""},
+		{"10000 tiny blocks of 64 MiB", many(10000, xzBlockSpec{28, false, false}), ""},
+		{"many small blocks of 64 MiB, sizes given", many(100, xzBlockSpec{28, true, false}), ""},
+		{"many small blocks of 4 KiB", many(100, xzBlockSpec{0, false, false}), ""},
+		{"4 KiB, then 64 MiB, then 8 MiB", []xzBlockSpec{{0, false, false}, {28, false, false}, {22, false, false}}, ""},
+		{"first chunk keeps the dictionary", []xzBlockSpec{{22, false, true}}, "set.txz: entry 1: corrupt or truncated archive at byte 0 of the decompressed archive: at byte 24 of the compressed file: xz block 1: its first LZMA2 chunk (control byte 0x02) does not reset the dictionary"},
+		{"second block's first chunk keeps the dictionary", []xzBlockSpec{{22, false, false}, {22, false, true}}, "set.txz: entry 81: corrupt or truncated archive at byte 41728 of the decompressed archive: at byte 41772 of the compressed file: xz block 2: its first LZMA2 chunk (control byte 0x02) does not reset the dictionary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			txz := xzBlocks(raw, tc.blocks)
@@ -134,7 +145,8 @@ func TestXZDictionary(t *testing.T) {
 			tr := fstree.New()
 			err := tr.AddArchive(bytes.NewReader(txz), "set.txz")
 			runtime.ReadMemStats(&after)
-			if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20 {
+			// The decoder copies each stored chunk through a new 32 KiB buffer.
+			if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20+40<<10*uint64(len(tc.blocks)) {
 				t.Errorf("reading the set allocated %d MiB", got>>20)
 			}
 			if tc.want == "" {
@@ -207,6 +219,110 @@ func TestXZForms(t *testing.T) {
 			}
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("AddArchive = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestXZMadeByXZ: the files xz makes read, whatever their blocks'
+// dictionaries and sizes. A budget on the dictionaries allocated, one per
+// block, refused two concatenated xz -9 streams, the first small, and
+// xz -T1 -9 --block-size=256KiB, whose block headers give no sizes. As
+// the xz reader hands the decoder one chunk at a time, a compressed
+// chunk whose header gives more data than it decodes from is refused.
+func TestXZMadeByXZ(t *testing.T) {
+	if _, err := exec.LookPath("xz"); err != nil {
+		t.Skip("no xz here to make the files")
+	}
+	var text bytes.Buffer
+	for i := 0; text.Len() < 1<<20; i++ {
+		fmt.Fprintf(&text, "line %d of a manual page, as a set holds many\n", i*i%9973)
+	}
+	es := append(testsets.Rescue(256<<10),
+		testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./usr/share/man/cat1/x.0", Mode: 0444, Size: int64(text.Len())}, Data: text.Bytes()},
+		testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./var/zeros", Mode: 0444, Size: 256 << 10}, Data: make([]byte, 256<<10)})
+	raw, err := testsets.Bytes(es, "tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xz := func(data []byte, args ...string) []byte {
+		cmd := exec.Command("xz", append([]string{"-c", "--memlimit-compress=1GiB"}, args...)...)
+		cmd.Stdin = bytes.NewReader(data)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("xz %v: %v", args, err)
+		}
+		return out
+	}
+	cat := func(files ...[]byte) []byte { return bytes.Join(files, nil) }
+	// longChunk adds a byte to the data of the first compressed LZMA2
+	// chunk of f's first block, and to the compressed size its header
+	// gives; and returns the error that makes.
+	longChunk := func(f []byte) ([]byte, string) {
+		for i, k := 12+(int(f[12])+1)*4, 1; f[i] != 0; k++ {
+			ctl := f[i]
+			if ctl < 0x80 {
+				i += 3 + int(binary.BigEndian.Uint16(f[i+1:])) + 1
+				continue
+			}
+			n := int(binary.BigEndian.Uint16(f[i+3:])) + 1
+			hl := 5
+			if ctl >= 0xc0 {
+				hl = 6
+			}
+			if n < 1<<16 {
+				g := cat(f[:i+hl+n], []byte{0x55}, f[i+hl+n:])
+				binary.BigEndian.PutUint16(g[i+3:], uint16(n))
+				return g, fmt.Sprintf(": xz block 1: LZMA2 chunk %d: its data ends after %d of the %d compressed bytes its header gives: the data is corrupt", k, n, n+1)
+			}
+			i += hl + n
+		}
+		t.Fatal("no compressed chunk to lengthen")
+		return nil, ""
+	}
+	long, longErr := longChunk(xz(raw, "-6"))
+	for _, tc := range []struct {
+		name string
+		data func() []byte
+		want string // in the error; "" to read
+	}{
+		{"two -9 streams, the first of 10 KiB", func() []byte { return cat(xz(raw[:10<<10], "-9"), xz(raw[10<<10:], "-9")) }, ""},
+		{"five -9 streams", func() []byte {
+			var s [][]byte
+			for i := range 5 {
+				s = append(s, xz(raw[i*len(raw)/5:(i+1)*len(raw)/5], "-9"))
+			}
+			return cat(s...)
+		}, ""},
+		{"-9 -T1 --block-size=256KiB", func() []byte { return xz(raw, "-9", "-T1", "--block-size=256KiB") }, ""},
+		{"-9 -T2 --block-size=64KiB", func() []byte { return xz(raw, "-9", "-T2", "--block-size=64KiB") }, ""},
+		{"-9 -T0", func() []byte { return xz(raw, "-9", "-T0") }, ""},
+		{"-0 -T1 --block-size=64KiB", func() []byte { return xz(raw, "-0", "-T1", "--block-size=64KiB") }, ""},
+		{"-6 -T1 --block-size=64KiB", func() []byte { return xz(raw, "-6", "-T1", "--block-size=64KiB") }, ""},
+		{"-9e -T1 --block-size=64KiB", func() []byte { return xz(raw, "-9e", "-T1", "--block-size=64KiB") }, ""},
+		{"a chunk longer than its data", func() []byte { return long }, longErr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := fstree.New()
+			err := tr.AddArchive(bytes.NewReader(tc.data()), "set.txz")
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("AddArchive = %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := tr.Get("usr/share/man/cat1/x.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(f.Content(), text.Bytes()) {
+				t.Error("usr/share/man/cat1/x.0 differs from what was compressed")
+			}
+			if f, err := tr.Get("var/zeros"); err != nil || f.Size != 256<<10 {
+				t.Errorf("var/zeros: %v, %v", f, err)
 			}
 		})
 	}

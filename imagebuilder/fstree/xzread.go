@@ -20,13 +20,6 @@ import (
 // block may declare up to 4 GiB.
 const XZDictCap = 64 << 20
 
-// xzDictPerByte is the dictionary allocated, beyond one of XZDictCap and
-// the data decompressed, that each byte of a set's xz file allows: one
-// XZDictCap dictionary per 64 KiB. Each block's dictionary is allocated
-// anew, so without a bound a file of tiny blocks each declaring a large
-// dictionary would take a second for every few kilobytes.
-const xzDictPerByte = 1024
-
 // xzLZMA2 is the id of the xz filter the decoder reads.
 const xzLZMA2 = 0x21
 
@@ -42,17 +35,53 @@ var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 // padding between them) whose blocks hold LZMA2 data alone, checking each
 // block's header before its dictionary is allocated: github.com/ulikunitz/xz
 // allocates whatever a block declares. Its LZMA2 decoder does the rest.
+//
+// The decoder allocates its dictionary whole (zeroing 64 MiB takes some
+// 10 ms) and cannot be given another, so one decoder reads every block,
+// fed the blocks' LZMA2 chunks as one sequence: each block's first chunk
+// resets the dictionary, as a new decoder's must, and the end marker
+// between blocks is kept from it. A new decoder, with a dictionary at
+// least twice the last, is made only for a block that needs more, so a
+// file of tiny blocks each declaring 64 MiB allocates it once.
 type xzReader struct {
-	in        *countReader
-	check     byte        // the current stream's check type
-	flags     []byte      // the current stream's flags, which its footer repeats
-	blocks    int         // blocks begun, over all streams
-	records   [][2]uint64 // the current stream's blocks, as its index lists them: unpadded and uncompressed sizes
-	block     *xzBlock    // nil between blocks
-	dictTotal int64       // the dictionaries allocated
-	produced  int64       // bytes decompressed
-	err       error       // what ended the reading
-	refused   error       // err, when the file is sound but holds what a set may not
+	in      *countReader
+	check   byte        // the current stream's check type
+	flags   []byte      // the current stream's flags, which its footer repeats
+	blocks  int         // blocks begun, over all streams
+	records [][2]uint64 // the current stream's blocks, as its index lists them: unpadded and uncompressed sizes
+	block   *xzBlock    // nil between blocks
+	lz      *lzma.Reader2
+	dictCap int64 // lz's dictionary
+	chunks  xzChunks
+	left    int64 // bytes of the current chunk lz has not returned
+	err     error // what ended the reading
+	refused error // err, when the file is sound but holds what a set may not
+}
+
+// xzChunks is what the LZMA2 decoder reads: the chunk header the xz reader
+// read, then the chunk's data, and nothing beyond.
+type xzChunks struct {
+	in     io.Reader
+	header []byte
+	size   int64 // the chunk's compressed bytes
+	data   int64 // of them, those not yet read
+}
+
+// Read reads the header, then the data, then fails: a decoder reading
+// past its chunk would read the next chunk's header, which is the xz
+// reader's to read.
+func (c *xzChunks) Read(p []byte) (int, error) {
+	if len(c.header) > 0 {
+		n := copy(p, c.header)
+		c.header = c.header[n:]
+		return n, nil
+	}
+	if c.data == 0 {
+		return 0, errors.New("LZMA2 decoder reads past its chunk")
+	}
+	n, err := c.in.Read(p[:min(int64(len(p)), c.data)])
+	c.data -= int64(n)
+	return n, err
 }
 
 // xzBlock is the block being read.
@@ -62,7 +91,8 @@ type xzBlock struct {
 	dataAt         int64 // the offset of its compressed data
 	compSize, size int64 // as its header declares them, or -1
 	out            int64 // bytes decompressed
-	lz             *lzma.Reader2
+	dict           int64 // the dictionary it needs
+	chunks         int   // its LZMA2 chunks begun
 	hash           hash.Hash
 }
 
@@ -74,6 +104,7 @@ func xzError(at int64, format string, args ...any) error {
 // newXZReader reads the first stream header of r.
 func newXZReader(r io.Reader) (*xzReader, error) {
 	x := &xzReader{in: &countReader{r: r}}
+	x.chunks.in = x.in
 	if err := x.streamHeader(nil); err != nil {
 		return nil, err
 	}
@@ -143,9 +174,15 @@ func (x *xzReader) Read(p []byte) (int, error) {
 			x.err = x.next()
 			continue
 		}
-		n, err := x.block.lz.Read(p)
+		if x.left == 0 {
+			x.err = x.chunk()
+			continue
+		}
+		// Asked for no more than the chunk holds, the decoder does not
+		// read the next chunk's header, which the xz reader reads first.
+		n, err := x.lz.Read(p[:min(int64(len(p)), x.left)])
+		x.left -= int64(n)
 		x.block.out += int64(n)
-		x.produced += int64(n)
 		if x.block.hash != nil {
 			x.block.hash.Write(p[:n])
 		}
@@ -153,8 +190,6 @@ func (x *xzReader) Read(p []byte) (int, error) {
 		switch {
 		case b.size >= 0 && b.out > b.size:
 			err = xzError(b.at, "xz block %d holds more than the %d bytes its header declares", b.n, b.size)
-		case err == io.EOF:
-			err = x.endBlock()
 		case err != nil:
 			err = xzError(b.at, "xz block %d: %w", b.n, unexpected(err))
 		}
@@ -204,20 +239,65 @@ func (x *xzReader) next() error {
 		return err
 	}
 	// A block never reaches back further than its own data.
-	alloc := dict
+	b.dict = dict
 	if b.size >= 0 {
-		alloc = min(alloc, b.size)
+		b.dict = min(b.dict, b.size)
 	}
-	alloc = max(alloc, lzma.MinDictCap)
-	if x.dictTotal+alloc > XZDictCap+xzDictPerByte*x.in.n+x.produced {
-		x.refused = &xzRefusal{fmt.Errorf("xz block %d (at byte %d) declares a %d-byte LZMA2 dictionary, which brings the dictionaries of the set's blocks, each allocated whole, to %d bytes for %d bytes of file and %d decompressed: the blocks are too small for their dictionaries; recompress the set with plain xz", b.n, at, dict, x.dictTotal+alloc, x.in.n, x.produced)}
-		return x.refused
-	}
-	x.dictTotal += alloc
-	if b.lz, err = (lzma.Reader2Config{DictCap: int(alloc)}).NewReader2(x.in); err != nil {
-		return xzError(at, "xz block %d: %w", b.n, err)
-	}
+	b.dict = max(b.dict, lzma.MinDictCap)
 	x.block = b
+	return nil
+}
+
+// chunk reads the header of the block's next LZMA2 chunk, making the
+// decoder for the block's first chunk if the last has too small a
+// dictionary, or reads the block's end.
+func (x *xzReader) chunk() error {
+	b := x.block
+	at := x.in.n
+	if x.chunks.data != 0 {
+		return xzError(at, "xz block %d: LZMA2 chunk %d: its data ends after %d of the %d compressed bytes its header gives: the data is corrupt", b.n, b.chunks, x.chunks.size-x.chunks.data, x.chunks.size)
+	}
+	h := make([]byte, 1, 6)
+	if _, err := io.ReadFull(x.in, h); err != nil {
+		return xzError(at, "xz block %d: LZMA2 chunk header: %w", b.n, unexpected(err))
+	}
+	ctl := h[0]
+	if ctl == 0 {
+		return x.endBlock()
+	}
+	b.chunks++
+	switch {
+	case ctl >= 0xc0:
+		h = h[:6] // with properties
+	case ctl >= 0x80:
+		h = h[:5]
+	case ctl <= 2:
+		h = h[:3]
+	default:
+		return xzError(at, "xz block %d: LZMA2 chunk %d control byte %#02x: no such chunk type", b.n, b.chunks, ctl)
+	}
+	if b.chunks == 1 && ctl != 1 && ctl < 0xe0 {
+		return xzError(at, "xz block %d: its first LZMA2 chunk (control byte %#02x) does not reset the dictionary", b.n, ctl)
+	}
+	if _, err := io.ReadFull(x.in, h[1:]); err != nil {
+		return xzError(at, "xz block %d: LZMA2 chunk %d header: %w", b.n, b.chunks, unexpected(err))
+	}
+	x.left = int64(binary.BigEndian.Uint16(h[1:])) + 1
+	x.chunks.data = x.left
+	if ctl >= 0x80 {
+		x.left += int64(ctl&0x1f) << 16
+		x.chunks.data = int64(binary.BigEndian.Uint16(h[3:])) + 1
+	}
+	x.chunks.header, x.chunks.size = h, x.chunks.data
+	if b.chunks == 1 && b.dict > x.dictCap {
+		c := max(b.dict, min(2*x.dictCap, XZDictCap))
+		x.lz = nil // not to hold both dictionaries
+		lz, err := (lzma.Reader2Config{DictCap: int(c)}).NewReader2(&x.chunks)
+		if err != nil {
+			return xzError(at, "xz block %d: %w", b.n, err)
+		}
+		x.lz, x.dictCap = lz, c
+	}
 	return nil
 }
 
