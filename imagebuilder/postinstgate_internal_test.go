@@ -56,7 +56,7 @@ func TestPostinstStageGate(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := identity{uid: st.Uid, gid: st.Gid}
-		if st.Mode&0o7777 != 0o700 || st.Uid < buildIDLow || st.Uid >= buildIDHigh || st.Gid != st.Uid {
+		if st.Mode&0o7777 != 0o700 || !mapped(st.Uid) || st.Gid != st.Uid {
 			t.Errorf("the staging tree's parent %s: mode %#o, owner %d:%d; want 0700, owned by an id of the build's own", filepath.Dir(stage), st.Mode&0o7777, st.Uid, st.Gid)
 		}
 		// No process but the build's has the id, and none of its has
