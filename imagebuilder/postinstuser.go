@@ -125,6 +125,17 @@ func idInUse(id uint32) bool {
 // ids (real, effective, saved, file system) and whether it is a zombie.
 // A process gone before its status is read is left out.
 func eachProcess(f func(pid int, uids, gids []uint32, zombie bool)) {
+	eachProcessState(func(pid int, uids, gids []uint32, state byte, _ bool) {
+		f(pid, uids, gids, state == 'Z' || state == 'X')
+	})
+}
+
+// eachProcessState is eachProcess with the process's state, the letter
+// of /proc/PID/status (R running, T stopped, Z zombie...), and whether
+// a SIGSTOP is pending for it: it stops before it runs its own code
+// again, though it may first end a wait in the kernel (state D), such as
+// a vfork's for a child that is stopped.
+func eachProcessState(f func(pid int, uids, gids []uint32, state byte, stopPending bool)) {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return
@@ -141,22 +152,29 @@ func eachProcess(f func(pid int, uids, gids []uint32, zombie bool)) {
 			continue
 		}
 		var uids, gids []uint32
-		zombie := false
+		var state byte
+		stopPending := false
 		sc := bufio.NewScanner(st)
 		for sc.Scan() {
 			key, val, _ := strings.Cut(sc.Text(), ":")
 			switch key {
 			case "State":
-				zombie = strings.HasPrefix(strings.TrimSpace(val), "Z")
+				if v := strings.TrimSpace(val); v != "" {
+					state = v[0]
+				}
 			case "Uid":
 				uids = parseIDs(val)
 			case "Gid":
 				gids = parseIDs(val)
+			case "SigPnd", "ShdPnd":
+				if m, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64); err == nil && m&(1<<(syscall.SIGSTOP-1)) != 0 {
+					stopPending = true
+				}
 			}
 		}
 		st.Close()
 		if uids != nil {
-			f(pid, uids, gids, zombie)
+			f(pid, uids, gids, state, stopPending)
 		}
 	}
 }
@@ -173,56 +191,57 @@ func parseIDs(s string) []uint32 {
 }
 
 // killUser kills every process that has uid as a user id, the build's
-// own (see buildIDs): where the scripts ran in a PID namespace, that
-// namespace's end killed them all already, and this finds none; where
-// no namespace could be made (no CAP_SYS_ADMIN in a container), it ends
-// what a script left running, even outside its process group (setsid).
-// Each process found is stopped first, so that none forks while the
-// others are killed; once a look finds none that is not stopped, all
-// are killed. It gives up after a few seconds of processes that keep
-// appearing, and says so.
+// own (see buildIDs), so none but a script's: what a script left
+// running, even outside its process group (setsid). Each one neither
+// stopped nor with a SIGSTOP pending is sent one, looking again until a
+// look finds none such (one could have continued another, SIGCONT,
+// before it was stopped itself), so that none forks while they are
+// killed; then all are killed, and the whole is done again until a look
+// finds none (a child forked as its parent was stopped can have been
+// missed). It gives up after a few seconds of processes that keep
+// running, and says so.
 func killUser(uid uint32) error {
 	deadline := time.Now().Add(5 * time.Second)
-	stopped := map[int]bool{}
-	for {
-		fresh := false
-		eachProcess(func(pid int, uids, _ []uint32, zombie bool) {
-			if zombie || stopped[pid] {
-				return
-			}
-			for _, v := range uids {
-				if v == uid {
-					syscall.Kill(pid, syscall.SIGSTOP)
-					stopped[pid] = true
-					fresh = true
-					return
-				}
-			}
-		})
-		if !fresh {
-			break
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-	}
-	for pid := range stopped {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	left := 0
-	eachProcess(func(pid int, uids, _ []uint32, zombie bool) {
-		if zombie || stopped[pid] {
-			return
-		}
+	ofUser := func(uids []uint32) bool {
 		for _, v := range uids {
 			if v == uid {
-				left++
-				return
+				return true
 			}
 		}
-	})
-	if left > 0 {
-		return fmt.Errorf("%d processes of uid %d, the user the postinst scripts ran as, were still running after they were killed", left, uid)
+		return false
 	}
-	return nil
+	for {
+		seen := map[int]bool{}
+		for {
+			running := false
+			eachProcessState(func(pid int, uids, _ []uint32, state byte, stopPending bool) {
+				if state == 'Z' || state == 'X' || !ofUser(uids) {
+					return
+				}
+				seen[pid] = true
+				// t: stopped by its tracer, which is of uid too and
+				// is stopped in turn. A SIGCONT would have discarded
+				// a SIGSTOP still pending.
+				if state != 'T' && state != 't' && !stopPending {
+					syscall.Kill(pid, syscall.SIGSTOP)
+					running = true
+				}
+			})
+			if !running || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(seen) == 0 {
+			return nil
+		}
+		for pid := range seen {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes of uid %d, the user the postinst scripts ran as, kept running for 5s while they were stopped and killed", uid)
+		}
+		// Those killed are gone or zombies by a later look, but for
+		// one in an uninterruptible wait.
+		time.Sleep(5 * time.Millisecond)
+	}
 }

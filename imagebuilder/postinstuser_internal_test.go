@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +24,15 @@ func mapped(id uint32) bool {
 		}
 	}
 	return false
+}
+
+// content is the trimmed content of the file p of tr, "" without one.
+func content(tr *fstree.Tree, p string) string {
+	n, err := tr.Get(p)
+	if err != nil || n == nil {
+		return ""
+	}
+	return strings.TrimSpace(string(n.Content()))
 }
 
 // TestPostinstNothingLeft: a root build ran its scripts as nobody, in a
@@ -117,6 +128,50 @@ func TestIntersect(t *testing.T) {
 		got := intersect(tt.a, tt.b)
 		if len(got) != len(tt.want) || len(got) > 0 && got[0] != tt.want[0] {
 			t.Errorf("intersect(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestPostinstKillUserRace: what a script leaves running is all killed
+// even when it forks all the while and continues (SIGCONT) the processes
+// of its id that the build stopped, before it is stopped itself: one so
+// continued forked after the last look, and ran on (the build failed,
+// naming it, and it ran on).
+func TestPostinstKillUserRace(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("no setsid")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only a root build runs its scripts as an id of its own")
+	}
+	const script = "cat /proc/self/uid_map > uidmap\nid -u > uid\n" +
+		"setsid sh -c 'while :; do kill -CONT -1; done' >/dev/null 2>&1 </dev/null &\n" +
+		"setsid sh -c 'while :; do sleep 30 & sh -c \"sleep 30 & sleep 30\" & sleep 0.01; done' >/dev/null 2>&1 </dev/null &\n" +
+		"setsid sh -c 'while :; do kill -CONT -1; done' >/dev/null 2>&1 </dev/null &\n" +
+		"sleep 0.3\n"
+	// Where no PID namespace is made, killUser alone ends them.
+	old := postinstPIDNamespace
+	postinstPIDNamespace = false
+	defer func() { postinstPIDNamespace = old }()
+	for i := range 5 {
+		tr := fstree.New()
+		if err := RunPostinst(context.Background(), tr, scriptService(t, script), nil); err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+		uid, _ := strconv.ParseUint(content(tr, "uid"), 10, 32)
+		if f := strings.Fields(content(tr, "uidmap")); len(f) == 3 && f[2] == "1" {
+			uid, _ = strconv.ParseUint(f[1], 10, 32)
+		}
+		time.Sleep(100 * time.Millisecond)
+		n := 0
+		eachProcess(func(pid int, uids, _ []uint32, zombie bool) {
+			if !zombie && slices.Contains(uids, uint32(uid)) {
+				n++
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+		if n > 0 {
+			t.Errorf("build %d: %d processes of uid %d, the script's, run after the build", i, n, uid)
 		}
 	}
 }
