@@ -42,13 +42,17 @@ var postinstShell = fmt.Sprintf(`umask %03o && exec /bin/sh "$0"`, PostinstUmask
 type identity struct {
 	uid, gid uint32
 	drop     bool // switch to uid/gid before running the script
+	// When drop, the ids the script has inside the user namespace it
+	// runs in, mapped to uid and gid: nobody's (see nobodyIDs).
+	inUID, inGID uint32
+	noUserNS     bool // no user namespace could be made: run as uid/gid
 }
 
 // scriptUser is the invoking user, or, when that is root, a user and
-// group of their own (see buildIDs): a script from a service directory
-// never runs as root on the build host, nor as a user whose processes
-// could reach into this build or a later one, or outlive it (see
-// killUser).
+// group of their own (see buildIDs), which the script sees as nobody's
+// (see runScript): a script from a service directory never runs as root
+// on the build host, nor as a user whose processes could reach into this
+// build or a later one, or outlive it (see killUser).
 func scriptUser() (identity, error) {
 	if os.Geteuid() != 0 {
 		return identity{uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}, nil
@@ -57,7 +61,8 @@ func scriptUser() (identity, error) {
 	if err != nil {
 		return identity{}, fmt.Errorf("running as root and no user id is free to run postinst scripts as (they never run as root): %w", err)
 	}
-	return identity{uid: id, gid: id, drop: true}, nil
+	inUID, inGID := nobodyIDs()
+	return identity{uid: id, gid: id, drop: true, inUID: inUID, inGID: inGID}, nil
 }
 
 // RunPostinst runs the service's postinst/*.sh scripts (see
@@ -105,10 +110,10 @@ func scriptUser() (identity, error) {
 // process group of its own, killed when the script ends, or when ctx is
 // done (the step then fails with an error matching ctx's): what a script
 // put in the background neither holds the build up nor outlives it.
-// When root builds, the script is also the init of a PID namespace of
-// its own, whose end kills what left the group (setsid), and what is
-// left of the build's user is killed (see killUser). The staging
-// directory is removed however the step ends.
+// When root builds, the script runs in a user namespace of its own in
+// which it is nobody (see runScript), and every process of the build's
+// id, what left the group (setsid) too, is killed when it ends (see
+// killUser). The staging directory is removed however the step ends.
 //
 // The scripts run on the host, without a chroot (NetBSD binaries do not
 // run there), so a symlink of t is staged so that following it never
@@ -191,7 +196,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 		}
 	}
 	for _, name := range scripts {
-		if err := runScript(ctx, s, name, tmp, stage, id, log); err != nil {
+		if err := runScript(ctx, s, name, tmp, stage, &id, log); err != nil {
 			return err
 		}
 	}
@@ -295,12 +300,26 @@ func checkReachable(dir string, id identity) error {
 	}
 }
 
-// postinstPIDNamespace is whether a root build runs each script in a PID
-// namespace of its own (see runScript); tests turn it off to try the
-// way taken where no namespace can be made.
-var postinstPIDNamespace = true
+// startScript starts a script's command; tests replace it to refuse the
+// user namespace, as a host without one does.
+var startScript = (*exec.Cmd).Start
 
-func runScript(ctx context.Context, s *service.Service, name, tmp, stage string, id identity, log io.Writer) error {
+// noUserNamespace reports whether err, the failure to start a script in
+// a user namespace of its own, says that none can be made here: none
+// allowed (user.max_user_namespaces 0 or reached: ENOSPC, EUSERS past
+// the nesting limit), or refused to this process (EPERM, EACCES: a
+// container's seccomp filter or an LSM), or unknown to the kernel
+// (EINVAL).
+func noUserNamespace(err error) bool {
+	for _, e := range []error{syscall.EPERM, syscall.EACCES, syscall.EINVAL, syscall.ENOSPC, syscall.EUSERS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func runScript(ctx context.Context, s *service.Service, name, tmp, stage string, id *identity, log io.Writer) error {
 	body, err := fs.ReadFile(s.FS, name)
 	if err != nil {
 		return fmt.Errorf("service %s: %w", s.Name, err)
@@ -315,7 +334,7 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 	}
 	out := &tailBuffer{max: outputTail}
 	w := &scriptOutput{tail: out, log: log}
-	command := func(pidns bool) *exec.Cmd {
+	command := func(userns bool) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", postinstShell, sp)
 		cmd.Dir = stage
 		cmd.Env = []string{PostinstPath}
@@ -326,13 +345,23 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		// a deleted staging directory.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if id.drop {
+			// No supplementary groups: root's would stay the script's.
 			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: []uint32{}}
 		}
-		if pidns {
-			// The script is the init of a PID namespace of its own:
-			// when it ends, the kernel kills all it started, also what
-			// left its process group (setsid), before its end is seen.
-			cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+		if userns {
+			// In a user namespace of its own that maps nobody's ids
+			// alone, to the build's: the script is nobody to itself,
+			// so what looks its user up (ssh-keygen, whoami, id -un)
+			// finds one, and the build's id to every other process.
+			// It is no root inside, so it keeps no capability past
+			// its exec. Setgroups stays allowed for the child to drop
+			// root's groups before it execs; the script cannot call
+			// it without CAP_SETGID.
+			cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUSER
+			cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: int(id.inUID), HostID: int(id.uid), Size: 1}}
+			cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: int(id.inGID), HostID: int(id.gid), Size: 1}}
+			cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.inUID, Gid: id.inGID, Groups: []uint32{}}
 		}
 		cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 		// A process that left the group (setsid) and holds the output
@@ -340,13 +369,19 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		cmd.WaitDelay = outputWait
 		return cmd
 	}
-	cmd := command(id.drop && postinstPIDNamespace)
-	err = cmd.Start()
-	if err != nil && id.drop && postinstPIDNamespace && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
-		// No namespace here (a container without CAP_SYS_ADMIN):
-		// killUser ends what the script leaves, by its user id.
+	userns := id.drop && !id.noUserNS
+	cmd := command(userns)
+	err = startScript(cmd)
+	if err != nil && userns && noUserNamespace(err) {
+		// The script runs as the build's id itself, which names no
+		// user: it stays the only one with that id, and killUser still
+		// ends what it leaves.
+		id.noUserNS = true
+		if log != nil {
+			warn(log, fmt.Sprintf("service %s: no user namespace can be made here (%v), so the postinst scripts run as uid %d, which names no user: a command that looks its user up (ssh-keygen, whoami, id -un) fails", s.Name, err, id.uid))
+		}
 		cmd = command(false)
-		err = cmd.Start()
+		err = startScript(cmd)
 	}
 	if err != nil {
 		return fmt.Errorf("service %s: %s: %w", s.Name, name, err)
@@ -355,8 +390,8 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 	// the group's, is then no other process's. (Should that wait fail,
 	// the group is killed after the reap: its id stays in use while a
 	// process of the group lives.) The processes of the build's own user
-	// are killed then too: none is left where no PID namespace was made,
-	// and none holds the output.
+	// are killed then too, those that left the group (setsid) among
+	// them: no other process has that id.
 	var kerr error
 	exited := waitExit(cmd.Process.Pid) == nil
 	if exited {
@@ -421,10 +456,21 @@ func (e *ScriptError) Detail() string {
 func (e *ScriptError) Unwrap() error { return e.Err }
 
 // notPermitted is what a failed script's output tail says of owners when
-// a command in it was refused EPERM, most often a chown: the scripts do
-// not run as root, so no owner they set reaches the image.
+// a command in it was refused EPERM, most often a chown, or a chown or
+// chgrp was refused EINVAL (in a root build's user namespace, which maps
+// no id but nobody's, another is no id at all): the scripts do not run
+// as root, so no owner they set reaches the image.
 func notPermitted(output string) string {
-	if !strings.Contains(strings.ToLower(output), syscall.EPERM.Error()) {
+	refused := false
+	for _, line := range strings.Split(strings.ToLower(output), "\n") {
+		if strings.Contains(line, syscall.EPERM.Error()) {
+			refused = true
+		}
+		if strings.Contains(line, syscall.EINVAL.Error()) && (strings.Contains(line, "chown") || strings.Contains(line, "chgrp") || strings.Contains(line, "ownership") || strings.Contains(line, "changing group")) {
+			refused = true
+		}
+	}
+	if !refused {
 		return ""
 	}
 	return "; postinst scripts do not run as root, so they cannot give files other owners (chown, chgrp) or make device nodes: a file they make belongs to root in the image, and etc/rc can set owners at boot"

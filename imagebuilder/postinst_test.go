@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ chmod 0600 etc/motd
 mkdir -p var/new
 ln -s ../../etc/motd var/new/l
 ln etc/added etc/added2
-id -u > etc/uid
+echo $(id -u) $(cat /proc/self/uid_map) > etc/uid
 env | sort > etc/env
 pwd > etc/pwd
 `,
@@ -98,8 +99,8 @@ pwd > etc/pwd
 	if got := content("etc/second"); got != "second\n" {
 		t.Errorf("second script did not see the first one's work: %q", got)
 	}
-	if got := strings.TrimSpace(content("etc/uid")); os.Geteuid() == 0 && !isBuildUID(got) || os.Geteuid() != 0 && got != strconv.Itoa(os.Geteuid()) {
-		t.Errorf("script ran as uid %s, want the builder's %d, or when that is root one of the build's own (never root, never nobody)", got, os.Geteuid())
+	if inside, outside := scriptUIDs(content("etc/uid")); os.Geteuid() == 0 && (!isBuildUID(outside) || inside != nobodyUID(t) && inside != outside) || os.Geteuid() != 0 && outside != strconv.Itoa(os.Geteuid()) {
+		t.Errorf("script ran as uid %s (%s to itself), want the builder's %d, or when that is root one of the build's own (never root, never nobody), nobody's to itself", outside, inside, os.Geteuid())
 	}
 	for _, line := range strings.Split(strings.TrimSpace(content("etc/env")), "\n") {
 		if !strings.HasPrefix(line, "PATH=") && !strings.HasPrefix(line, "PWD=") {
@@ -345,7 +346,7 @@ func TestPostinstSetuidUnreachable(t *testing.T) {
 	tr := baseTree(t)
 	tr.Put("usr/bin/su", fstree.NewFile(04555, []byte("x")))
 	tr.Put("usr/bin/wall", fstree.NewFile(02555, []byte("x")))
-	dir := postinstService(t, map[string]string{"x.sh": "set -e\nfind usr -perm -4000 > etc/suid\nfind usr -perm -2000 > etc/sgid\nstat -c '%a %u' .. > etc/parent\n"})
+	dir := postinstService(t, map[string]string{"x.sh": "set -e\nfind usr -perm -4000 > etc/suid\nfind usr -perm -2000 > etc/sgid\nstat -c '%a %u' .. > etc/parent\necho $(id -u) $(cat /proc/self/uid_map) > etc/uid\n"})
 	var log strings.Builder
 	if err := imagebuilder.RunPostinst(context.Background(), tr, loadService(t, "svc", dir), &log); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
@@ -353,8 +354,12 @@ func TestPostinstSetuidUnreachable(t *testing.T) {
 	parent := fmt.Sprintf("700 %d\n", os.Geteuid())
 	if os.Geteuid() == 0 {
 		n, err := tr.Get("etc/parent")
-		if uid, ok := strings.CutPrefix(string(contentOf(n)), "700 "); err != nil || !ok || !isBuildUID(strings.TrimSpace(uid)) {
-			t.Errorf("etc/parent: %q %v, want mode 700 and the build's own uid", contentOf(n), err)
+		// The script's own uid (nobody's, to itself, in its user
+		// namespace): the build's own (see TestPostinstStageGate).
+		n2, _ := tr.Get("etc/uid")
+		inside, outside := scriptUIDs(contentOf(n2))
+		if uid, ok := strings.CutPrefix(string(contentOf(n)), "700 "); err != nil || !ok || strings.TrimSpace(uid) != inside || !isBuildUID(outside) {
+			t.Errorf("etc/parent: %q %v, want mode 700 and the scripts' uid, %s (%s to itself), the build's own", contentOf(n), err, outside, inside)
 		}
 		parent = contentOf(n)
 	}
@@ -681,7 +686,10 @@ func TestPostinstOwnersHint(t *testing.T) {
 		hint         bool
 	}{
 		{"chown", "set -e\nchown 0:0 etc/motd\n", true},
+		{"chown to a user", "set -e\nchown 1000:1000 etc/motd\n", true},
+		{"chgrp", "set -e\nchgrp 0 etc/motd\n", true},
 		{"other failure", "echo oops; exit 3\n", false},
+		{"other invalid argument", "echo 'sleep: invalid time interval: Invalid argument'; exit 3\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := postinstService(t, map[string]string{"x.sh": tc.script})
@@ -999,6 +1007,30 @@ func TestBuildPostinstDevNull(t *testing.T) {
 			t.Errorf("/dev/null: want %q in\n%s", want, got)
 		}
 	}
+}
+
+// scriptUIDs returns the uid a script ran as, to itself and to the host,
+// from s, what "echo $(id -u) $(cat /proc/self/uid_map)" printed in it:
+// a root build's script runs in a user namespace that maps one id.
+func scriptUIDs(s string) (inside, outside string) {
+	f := strings.Fields(s)
+	if len(f) == 4 && f[1] == f[0] && f[3] == "1" {
+		return f[0], f[2]
+	}
+	if len(f) == 0 {
+		return "", ""
+	}
+	return f[0], f[0]
+}
+
+// nobodyUID is the uid of the user nobody, which a root build's scripts
+// are in their user namespace.
+func nobodyUID(t *testing.T) string {
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return "65534"
+	}
+	return u.Uid
 }
 
 // isBuildUID reports whether s, a uid the scripts of a root build ran

@@ -80,9 +80,8 @@ func alive(pid int) bool {
 }
 
 // hostPid is shell code that prints "pid N", N the shell's process id
-// as the host sees it: when root builds, a script runs in a PID
-// namespace of its own, where $$ and $! are that namespace's ids. The
-// shell opens /proc/self/stat itself, for its builtin read.
+// as the host sees it, read from /proc/self/stat (which the shell opens
+// itself, for its builtin read), whatever namespace the shell is in.
 const hostPid = `read p _ </proc/self/stat; echo pid $p`
 
 // bgSleep is a command that prints its host pid (see hostPid), adds a
@@ -231,9 +230,10 @@ func TestPostinstUmask(t *testing.T) {
 // group (setsid), so survives its kill, and still holds the script's
 // output fails the step once the output has been waited for a while,
 // naming it, rather than holding the build until it ends. When root
-// builds, the script's PID namespace ends with it, and such a process
-// with it: the step succeeds and nothing is left (it ran on, as nobody,
-// and could change every later root build's staging tree).
+// builds, every process of the build's own id is killed when the script
+// ends, such a process with them: the step succeeds and nothing is left
+// (it ran on, as nobody, and could change every later root build's
+// staging tree).
 func TestPostinstEscapedHolder(t *testing.T) {
 	if _, err := exec.LookPath("setsid"); err != nil {
 		t.Skip("no setsid")

@@ -190,6 +190,25 @@ func parseIDs(s string) []uint32 {
 	return ids
 }
 
+// nobodyIDs returns the user and group ids of nobody (65534 without
+// one, or with root's), which a root build's scripts have inside their
+// user namespace: a name lookup of their user finds nobody's entry, as
+// when they ran as nobody, while outside they are the build's own id.
+func nobodyIDs() (uid, gid uint32) {
+	uid, gid = 65534, 65534
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return uid, gid
+	}
+	if v, err := strconv.ParseUint(u.Uid, 10, 32); err == nil && v != 0 {
+		uid = uint32(v)
+	}
+	if v, err := strconv.ParseUint(u.Gid, 10, 32); err == nil && v != 0 {
+		gid = uint32(v)
+	}
+	return uid, gid
+}
+
 // killUser kills every process that has uid as a user id, the build's
 // own (see buildIDs), so none but a script's: what a script left
 // running, even outside its process group (setsid). Each one neither

@@ -206,8 +206,7 @@ func TestMkimgSignalDuringPostinst(t *testing.T) {
 	bin := smolvmmBin(t)
 	sets := inSetDir(t)
 	svcs := filepath.Join(sets, "svcs")
-	// Host pids, read by the shell from /proc/self/stat: a root build's
-	// script runs in a PID namespace, where $$ is 1.
+	// Host pids, read by the shell from /proc/self/stat.
 	for p, c := range map[string]string{
 		"svc/etc/rc":        "sh\n",
 		"svc/postinst/x.sh": "sh -c 'read p _ </proc/self/stat; echo pid $p; echo >> pids; exec sleep 300 >/dev/null 2>&1' &\nsh -c 'read p _ </proc/self/stat; echo pid $p; echo >> pids; exec sleep 301' &\nread p _ </proc/self/stat; echo pid $p\ntouch pids; while [ $(wc -l < pids) -lt 2 ]; do sleep 0.05; done\ntouch started\nwait\n",
