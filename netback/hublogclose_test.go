@@ -24,6 +24,9 @@ import (
 // waited for itself in its sync.Once.
 func TestHubCloseFromLogf(t *testing.T) {
 	var stopping atomic.Bool // the hub's Close was called
+	// saveFails: the VM's Join returned. A save failing before would
+	// close the hub, from Logf, before it answered the VM.
+	var saveFails atomic.Bool
 	for _, tc := range []struct {
 		name string
 		// on is the part of the log line Logf closes the hub on.
@@ -40,7 +43,15 @@ func TestHubCloseFromLogf(t *testing.T) {
 			joinAndLeave(false)(t, h)
 			go h.Close()
 		}},
-		{name: "lease save failed", on: "disk full", failSave: func() bool { return true }, act: joinAndLeave(false)},
+		{name: "lease save failed", on: "disk full", failSave: saveFails.Load, act: func(t *testing.T, h *netback.Hub) {
+			j, err := netback.Join(h.Socket(), testMAC(7), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			saveFails.Store(true)
+			// The join's save, if it is not done yet, or the leave's fails.
+			j.Close()
+		}},
 		{name: "Close's lease save failed", on: "disk full", failSave: stopping.Load, act: func(t *testing.T, h *netback.Hub) {
 			joinAndLeave(false)(t, h)
 			<-h.Changed() // the join's save is done
