@@ -12,7 +12,8 @@ import (
 )
 
 // logQueueLimit bounds the bytes of messages waiting for Config.Log;
-// beyond it messages are dropped and counted.
+// beyond it messages are dropped and counted. A message longer than it
+// is cut to it (cutMessage).
 const logQueueLimit = 64 << 10
 
 // logWriter carries the machine's messages and its devices' warnings to
@@ -63,14 +64,33 @@ func (l *logWriter) put(p []byte) {
 	switch {
 	case l.closed || l.finished:
 		return
-	case l.queued+len(p) > logQueueLimit:
+	case len(p) > logQueueLimit:
+		// Alone it would never fit: dropped, it could only be said
+		// that Log was too slow, which it was not.
+		p = cutMessage(p)
+	default:
+		p = append([]byte(nil), p...)
+	}
+	// The goroutine is woken for a drop too: with nothing else queued,
+	// it writes the note of it, which flush waits for.
+	l.wake.Signal()
+	if l.queued+len(p) > logQueueLimit {
 		l.dropped++
 		return
 	}
 	l.noteDropped()
-	l.queue = append(l.queue, append([]byte(nil), p...))
+	l.queue = append(l.queue, p)
 	l.queued += len(p)
-	l.wake.Signal()
+}
+
+// cutMessage returns the start of message p, longer than logQueueLimit,
+// ending with a note of how many bytes were cut: logQueueLimit bytes in
+// all, at most.
+func cutMessage(p []byte) []byte {
+	note := func(n int) string { return fmt.Sprintf(" [smolvmm: %d bytes of this message cut]\n", n) }
+	// The note of len(p) bytes is at least as long as the one written.
+	keep := logQueueLimit - len(note(len(p)))
+	return append(p[:keep:keep], note(len(p)-keep)...)
 }
 
 // noteDropped queues the count of the messages dropped, where they would

@@ -80,3 +80,61 @@ func TestLogWriterStalledIsLeft(t *testing.T) {
 	}
 	l.put([]byte("later\n")) // dropped, not waited for
 }
+
+// TestLogWriterCutsLongMessage: a message longer than the queue holds is
+// cut to fit, saying how many bytes were cut, and written. Before, it was
+// dropped without waking the goroutine, so flush, which Run and New end
+// with, waited for ever for the note of the drop.
+func TestLogWriterCutsLongMessage(t *testing.T) {
+	for _, n := range []int{logQueueLimit + 1, 3 * logQueueLimit} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			var got syncBuilder
+			l := newLogWriter(&got, nil)
+			time.Sleep(20 * time.Millisecond) // the goroutine waits for messages
+			l.put([]byte(strings.Repeat("x", n-1) + "\n"))
+			flushed := make(chan struct{})
+			go func() { l.flush(); close(flushed) }()
+			select {
+			case <-flushed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("flush did not return within 10s of a message too long")
+			}
+			l.Close()
+			s := got.String()
+			if len(s) > logQueueLimit {
+				t.Errorf("%d bytes written, want at most %d", len(s), logQueueLimit)
+			}
+			kept := strings.Count(s, "x")
+			want := fmt.Sprintf(" [smolvmm: %d bytes of this message cut]\n", n-kept)
+			if kept < logQueueLimit/2 || !strings.HasSuffix(s, want) {
+				t.Errorf("written %d bytes of the message, ending %q; want it cut, ending %q", kept, s[max(0, len(s)-80):], want)
+			}
+		})
+	}
+}
+
+// TestLogWriterDropWakes: a drop wakes the goroutine, which writes the
+// note of it even with nothing else queued; flush waits for that note.
+// The queue is counted full with nothing in it, the one state where the
+// goroutine sleeps as a message is dropped (a message too long to fit
+// was, before it was cut).
+func TestLogWriterDropWakes(t *testing.T) {
+	var got syncBuilder
+	l := newLogWriter(&got, nil)
+	time.Sleep(20 * time.Millisecond) // the goroutine waits for messages
+	l.mu.Lock()
+	l.queued = logQueueLimit
+	l.mu.Unlock()
+	l.put([]byte("dropped\n"))
+	flushed := make(chan struct{})
+	go func() { l.flush(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("flush did not return within 10s of a drop")
+	}
+	l.Close()
+	if s := got.String(); !strings.HasPrefix(s, "smolvmm: 1 log messages dropped") {
+		t.Errorf("written %q, want the note of 1 message dropped", s)
+	}
+}

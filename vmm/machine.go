@@ -215,7 +215,9 @@ type Config struct {
 	// they were logged, from a goroutine of the machine's: nothing that
 	// logs (the vCPU, a device) waits for it, and up to 64 KiB of
 	// messages wait for it; beyond that they are dropped, and a message
-	// says how many once Log takes messages again. What New and Restore
+	// says how many once Log takes messages again (one message longer
+	// than 64 KiB is cut to that, ending with how many bytes were cut,
+	// not dropped). What New and Restore
 	// logged has been written when they return. Run returns once
 	// everything logged has been written, unless the machine was stopped
 	// (ctx ended, or Close): then, as for Console, Run waits for a Write
