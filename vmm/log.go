@@ -205,14 +205,16 @@ func (l *logWriter) write(msg []byte) (ok bool) {
 			return
 		}
 		err := &PanicError{Call: "Config.Log's Write", Value: r, Stack: debug.Stack()}
+		// Told before flush returns (busy holds it): New, which ends
+		// with a flush, returns a panic of its own messages.
+		if l.onPanic != nil {
+			l.onPanic(err)
+		}
 		l.mu.Lock()
 		l.busy, l.finished = false, true
 		l.queue, l.queued = nil, 0
 		l.drained.Broadcast()
 		l.mu.Unlock()
-		if l.onPanic != nil {
-			l.onPanic(err)
-		}
 		ok = false
 	}()
 	// A failing log must not stop the guest: the message is lost.

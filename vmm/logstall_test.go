@@ -140,3 +140,25 @@ func TestLogPanicIsRunsError(t *testing.T) {
 		t.Fatalf("Run: %v, want a *PanicError of Config.Log's Write in an *Error with Field Log", err)
 	}
 }
+
+// TestLogPanicInNewIsNewsError: a Log whose Write panics at a message New
+// logged (Verbose's boot plan, logged before the vCPU is made) is New's
+// error, the machine released. Before, the panic stopped the machine
+// being built: stop kicked a vCPU not made yet, and the program ended
+// with a nil pointer dereference on the log's goroutine.
+func TestLogPanicInNewIsNewsError(t *testing.T) {
+	needKVM(t)
+	m, err := vmm.New(vmm.Config{Kernel: "demo", KernelImage: guests.Demo, Verbose: true, Log: panicLog{}, Console: &guests.Console{}})
+	if err == nil {
+		m.Close()
+		t.Fatal("New returned no error, want Config.Log's Write's panic")
+	}
+	if m != nil {
+		t.Errorf("New returned a machine with its error %v", err)
+	}
+	var pe *vmm.PanicError
+	var ve *vmm.Error
+	if !errors.As(err, &pe) || !errors.As(err, &ve) || ve.Field != "Log" || pe.Call != "Config.Log's Write" {
+		t.Fatalf("New: %v, want a *PanicError of Config.Log's Write in an *Error with Field Log", err)
+	}
+}

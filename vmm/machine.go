@@ -226,7 +226,9 @@ type Config struct {
 	// may still be running after Close. Close may be called from Write
 	// (see Machine.Close), and Snapshot. A Write that panics gets no more
 	// messages and stops the machine: Run returns the panic, a
-	// *PanicError in an *Error with Field Log. Nil discards them.
+	// *PanicError in an *Error with Field Log; New returns it instead,
+	// having released the machine, when it panicked while New ran (as
+	// New's own Verbose messages are written). Nil discards them.
 	Log io.Writer
 	// Verbose logs, besides, the boot protocol and what was loaded where
 	// (New), or the snapshot, its memory and the disks checked (Restore).
@@ -435,6 +437,10 @@ type Machine struct {
 	waited     goroutineSet
 	closeInRun bool
 	runEnded   bool // Run is past its last look at closeInRun
+	// building: New is building the machine, which a panic of
+	// Config.Log's Write does not stop (stop reads what New is still
+	// making) but ends with New's error (logPanicked, built).
+	building bool
 	// closeInSnap: Close was called from the writer of a snapshot taken
 	// before Run, whose goroutine then releases the machine.
 	closeInSnap bool
@@ -461,8 +467,9 @@ type Machine struct {
 	// faultErr: a virtio device faulted on guest memory (deviceFault),
 	// which ends Run with it.
 	faultErr atomic.Pointer[error]
-	// panicErr: Config.Console's Write or Config.Input's Read panicked
-	// (ioPanicked), which ends Run with it.
+	// panicErr: Config.Console's Write, Config.Input's Read or
+	// Config.Log's Write panicked (ioPanicked), which ends Run with it,
+	// or New (logPanicked).
 	panicErr atomic.Pointer[error]
 	// pagemap tells a snapshot which guest pages were never populated
 	// (snapzero.go), opened once, under pagemapMu.
@@ -489,7 +496,7 @@ type Machine struct {
 // are closed; so too when Config.OnEvent panics (the panic goes on, see
 // Config.OnEvent).
 func New(cfg Config) (m *Machine, err error) {
-	m = &Machine{cfg: cfg}
+	m = &Machine{cfg: cfg, building: true}
 	m.startLog()
 	built := m
 	defer func() {
@@ -574,6 +581,9 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	m.flushLog() // what New logged is out when it returns
+	if err := m.built(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -1211,11 +1221,43 @@ func (m *Machine) logf(format string, args ...any) {
 }
 
 // startLog starts the goroutine that writes to Config.Log (logWriter).
-// A panic of Log's Write stops the machine, and Run returns it.
+// A panic of Log's Write stops the machine, and Run returns it; during
+// New, New returns it (logPanicked).
 func (m *Machine) startLog() {
 	if m.cfg.Log != nil {
-		m.log = newLogWriter(m.cfg.Log, m.ioPanicked("log", "Log"))
+		m.log = newLogWriter(m.cfg.Log, m.logPanicked)
 	}
+}
+
+// logPanicked is told, on the log's goroutine, of a panic of Config.Log's
+// Write: while New builds the machine it is kept for New to return
+// (built), for stop would kick a vCPU not made yet; after, it stops the
+// machine (ioPanicked).
+func (m *Machine) logPanicked(err error) {
+	m.lifeMu.Lock()
+	building := m.building
+	if building {
+		e := error(&Error{Op: "log", Err: err, Field: "Log"})
+		m.panicErr.CompareAndSwap(nil, &e)
+	}
+	m.lifeMu.Unlock()
+	if !building {
+		m.ioPanicked("log", "Log")(err) // run.go
+	}
+}
+
+// built ends New's building: it returns the panic of Config.Log's Write
+// logPanicked kept, if any; a later one stops the machine. The flush
+// before it returned after the log's goroutine was told of a panic of
+// a message New logged.
+func (m *Machine) built() error {
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	m.building = false
+	if e := m.panicErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // flushLog waits until what was logged so far is written to Config.Log
