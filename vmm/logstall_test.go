@@ -162,3 +162,21 @@ func TestLogPanicInNewIsNewsError(t *testing.T) {
 		t.Fatalf("New: %v, want a *PanicError of Config.Log's Write in an *Error with Field Log", err)
 	}
 }
+
+// TestLogPanicInRestoreIsRestoresError: as New, Restore returns the panic
+// of a Config.Log's Write at a message it logged, the machine released,
+// rather than a machine whose Run then reports it.
+func TestLogPanicInRestoreIsRestoresError(t *testing.T) {
+	needKVM(t)
+	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
+	m, err := vmm.Restore(vmm.Config{Verbose: true, Log: panicLog{}, Console: &guests.Console{}}, path)
+	if err == nil {
+		m.Close()
+		t.Fatal("Restore returned no error, want Config.Log's Write's panic")
+	}
+	var pe *vmm.PanicError
+	var ve *vmm.Error
+	if !errors.As(err, &pe) || !errors.As(err, &ve) || ve.Field != "Log" || pe.Call != "Config.Log's Write" {
+		t.Fatalf("Restore: %v, want a *PanicError of Config.Log's Write in an *Error with Field Log", err)
+	}
+}

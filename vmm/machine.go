@@ -226,9 +226,10 @@ type Config struct {
 	// may still be running after Close. Close may be called from Write
 	// (see Machine.Close), and Snapshot. A Write that panics gets no more
 	// messages and stops the machine: Run returns the panic, a
-	// *PanicError in an *Error with Field Log; New returns it instead,
-	// having released the machine, when it panicked while New ran (as
-	// New's own Verbose messages are written). Nil discards them.
+	// *PanicError in an *Error with Field Log; New (or Restore) returns
+	// it instead, having released the machine, when it panicked while
+	// New ran (as New's own Verbose messages are written). Nil discards
+	// them.
 	Log io.Writer
 	// Verbose logs, besides, the boot protocol and what was loaded where
 	// (New), or the snapshot, its memory and the disks checked (Restore).

@@ -99,7 +99,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	for _, opt := range opts {
 		opt(&o)
 	}
-	m = &Machine{cfg: cfg}
+	m = &Machine{cfg: cfg, building: true} // a Log panic is Restore's error (built)
 	m.startLog()
 	built := m
 	defer func() {
@@ -296,6 +296,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	}
 	m.event(PhaseStateRestored)
 	m.flushLog() // what Restore logged is out when it returns
+	if err := m.built(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
