@@ -13,8 +13,11 @@ import (
 
 // logQueueLimit bounds the bytes of messages waiting for Config.Log;
 // beyond it messages are dropped and counted. A message longer than it
-// is cut to it (cutMessage).
-const logQueueLimit = 64 << 10
+// is cut to it (cutMessage). It holds every once-per-address note of
+// unhandled accesses a guest can cause (bus.MaxTracked, some 90 bytes
+// each) with room to spare, so that a guest sweeping the address space
+// costs no notes to a Log merely slower than the vCPU.
+const logQueueLimit = 1 << 20
 
 // logWriter carries the machine's messages and its devices' warnings to
 // Config.Log on a goroutine of its own, in the order they were logged.

@@ -213,10 +213,10 @@ type Config struct {
 	// Log receives diagnostics (unhandled port and MMIO accesses when
 	// Verbose, a device's warnings), one message per Write, in the order
 	// they were logged, from a goroutine of the machine's: nothing that
-	// logs (the vCPU, a device) waits for it, and up to 64 KiB of
+	// logs (the vCPU, a device) waits for it, and up to 1 MiB of
 	// messages wait for it; beyond that they are dropped, and a message
 	// says how many once Log takes messages again (one message longer
-	// than 64 KiB is cut to that, ending with how many bytes were cut,
+	// than 1 MiB is cut to that, ending with how many bytes were cut,
 	// not dropped). What New and Restore
 	// logged has been written when they return. Run returns once
 	// everything logged has been written, unless the machine was stopped
