@@ -282,6 +282,13 @@ func (x *xzReader) chunk() error {
 	if _, err := io.ReadFull(x.in, h[1:]); err != nil {
 		return xzError(at, "xz block %d: LZMA2 chunk %d header: %w", b.n, b.chunks, unexpected(err))
 	}
+	if ctl >= 0xc0 {
+		// The decoder takes lc up to 8 and lp up to 4, building a table
+		// of 0x300<<(lc+lp) probabilities (6 MiB) for each such chunk.
+		if p := h[5]; p > 224 || p%9+p/9%5 > 4 {
+			return xzError(at+5, "xz block %d: LZMA2 chunk %d properties byte %#02x (lc %d, lp %d, pb %d): LZMA2 allows lc+lp up to 4 and pb up to 4: the data is corrupt", b.n, b.chunks, p, p%9, p/9%5, p/45)
+		}
+	}
 	x.left = int64(binary.BigEndian.Uint16(h[1:])) + 1
 	x.chunks.data = x.left
 	if ctl >= 0x80 {
