@@ -83,15 +83,21 @@ func xzLZ(chunks ...[]byte) []byte {
 	return append(bytes.Join(chunks, nil), 0)
 }
 
-// TestXZChunks: LZMA2 chunk headers that xz calls corrupt. A chunk's
-// properties with lc+lp above 4 (or pb above 4, a byte above 224), which
-// LZMA2 does not allow, were read: the decoder builds a table of
-// 0x300<<(lc+lp) probabilities for each such chunk, 6 MiB and some 4 ms
+// TestXZChunks: LZMA2 chunk headers and block sizes that xz calls corrupt.
+// A chunk's properties with lc+lp above 4 (or pb above 4, a byte above
+// 224), which LZMA2 does not allow, were read: the decoder builds a table
+// of 0x300<<(lc+lp) probabilities for each such chunk, 6 MiB and some 4 ms
 // for a 13-byte chunk of lc 8, lp 4 (a 26 KB file allocated 12 GB). They
-// are refused, naming the chunk.
+// are refused, naming the chunk. A chunk whose data ends before the bytes
+// its header gives was "xz block 1: unexpected EOF" at the block's header;
+// the error names the chunk, at its header. A block whose header gives
+// one of its sizes, which the block does not hold, gave the other as -1;
+// only the sizes the header gives are told.
 func TestXZChunks(t *testing.T) {
 	a100 := bytes.Repeat([]byte{'A'}, 100)
 	a200 := bytes.Repeat([]byte{'A'}, 200)
+	lie := lzmaChunk(0xe0, 0x5d)
+	lie[1]++ // 356 bytes, not 100
 	for _, tc := range []struct {
 		name string
 		file []byte
@@ -106,7 +112,17 @@ func TestXZChunks(t *testing.T) {
 			"at byte 29 of the compressed file: xz block 1: LZMA2 chunk 1 properties byte 0xe1 (lc 0, lp 0, pb 5): LZMA2 allows lc+lp up to 4 and pb up to 4: the data is corrupt"},
 		{"a byte above 224 in the second block", xzFile(xzRawBlock{xzLZ(lzmaChunk(0xe0, 0x5d)), a100, -1, -1}, xzRawBlock{xzLZ(lzmaChunk(0xe0, 0xff)), a100, -1, -1}),
 			"at byte 61 of the compressed file: xz block 2: LZMA2 chunk 1 properties byte 0xff (lc 3, lp 3, pb 5): LZMA2 allows lc+lp up to 4 and pb up to 4: the data is corrupt"},
+		{"a chunk shorter than its header gives", xzFile(xzRawBlock{xzLZ(lie, lzmaChunk(0xc0, 0x5d)), a100, -1, -1}),
+			"at byte 24 of the compressed file: xz block 1: LZMA2 chunk 1: its 7 compressed bytes end before the 356 bytes its header gives are decompressed: the data is corrupt"},
+		{"a second chunk shorter than its header gives", xzFile(xzRawBlock{xzLZ(lzmaChunk(0xe0, 0x5d), lie), a100, -1, -1}),
+			"at byte 37 of the compressed file: xz block 1: LZMA2 chunk 2: its 7 compressed bytes end before the 356 bytes its header gives are decompressed: the data is corrupt"},
 		{"sizes given", xzFile(xzRawBlock{xzLZ(lzmaChunk(0xe0, 0x5d)), a100, 14, 100}), ""},
+		{"uncompressed size given, wrong", xzFile(xzRawBlock{xzLZ(lzmaChunk(0xe0, 0x5d)), a100, -1, 1 << 62}),
+			"at byte 12 of the compressed file: xz block 1 holds 100 decompressed bytes, not the 4611686018427387904 its header declares"},
+		{"compressed size given, wrong", xzFile(xzRawBlock{xzLZ(lzmaChunk(0xe0, 0x5d)), a100, 15, -1}),
+			"at byte 12 of the compressed file: xz block 1 holds 14 compressed bytes, not the 15 its header declares"},
+		{"both sizes given, one wrong", xzFile(xzRawBlock{xzLZ(lzmaChunk(0xe0, 0x5d)), a100, 15, 100}),
+			"at byte 12 of the compressed file: xz block 1 holds 14 compressed bytes and 100 decompressed, not the 15 and 100 its header declares"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x, err := newXZReader(bytes.NewReader(tc.file))

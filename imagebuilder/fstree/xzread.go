@@ -63,6 +63,8 @@ type xzReader struct {
 type xzChunks struct {
 	in     io.Reader
 	header []byte
+	at     int64 // the offset of the chunk's header
+	out    int64 // the bytes the chunk decompresses to, as its header gives them
 	size   int64 // the chunk's compressed bytes
 	data   int64 // of them, those not yet read
 }
@@ -190,8 +192,11 @@ func (x *xzReader) Read(p []byte) (int, error) {
 		switch {
 		case b.size >= 0 && b.out > b.size:
 			err = xzError(b.at, "xz block %d holds more than the %d bytes its header declares", b.n, b.size)
+		case err != nil && x.chunks.data == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
+			c := &x.chunks
+			err = xzError(c.at, "xz block %d: LZMA2 chunk %d: its %d compressed bytes end before the %d bytes its header gives are decompressed: the data is corrupt", b.n, b.chunks, c.size, c.out)
 		case err != nil:
-			err = xzError(b.at, "xz block %d: %w", b.n, unexpected(err))
+			err = xzError(x.chunks.at, "xz block %d: LZMA2 chunk %d: %w", b.n, b.chunks, unexpected(err))
 		}
 		x.err = err
 		if n > 0 || err != nil {
@@ -296,6 +301,7 @@ func (x *xzReader) chunk() error {
 		x.chunks.data = int64(binary.BigEndian.Uint16(h[3:])) + 1
 	}
 	x.chunks.header, x.chunks.size = h, x.chunks.data
+	x.chunks.at, x.chunks.out = at, x.left
 	if b.chunks == 1 && b.dict > x.dictCap {
 		c := max(b.dict, min(2*x.dictCap, XZDictCap))
 		x.lz = nil // not to hold both dictionaries
@@ -424,6 +430,12 @@ func (x *xzReader) endBlock() error {
 	b := x.block
 	comp := x.in.n - b.dataAt
 	if b.compSize >= 0 && comp != b.compSize || b.size >= 0 && b.out != b.size {
+		switch {
+		case b.size < 0:
+			return xzError(b.at, "xz block %d holds %d compressed bytes, not the %d its header declares", b.n, comp, b.compSize)
+		case b.compSize < 0:
+			return xzError(b.at, "xz block %d holds %d decompressed bytes, not the %d its header declares", b.n, b.out, b.size)
+		}
 		return xzError(b.at, "xz block %d holds %d compressed bytes and %d decompressed, not the %d and %d its header declares", b.n, comp, b.out, b.compSize, b.size)
 	}
 	tail := make([]byte, (4-comp%4)%4+x.checkSize())
