@@ -3,12 +3,6 @@ package vmm
 import (
 	"fmt"
 	"io"
-	"runtime/debug"
-	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/smolvmm/smolvmm/internal/goid"
 )
 
 // logQueueLimit bounds the bytes of messages waiting for Config.Log;
@@ -20,43 +14,27 @@ import (
 const logQueueLimit = 1 << 20
 
 // logWriter carries the machine's messages and its devices' warnings to
-// Config.Log on a goroutine of its own, in the order they were logged.
-// They are logged on the vCPU thread and on a device's serving goroutine
-// holding the device's locks, which the vCPU's next access to the device
-// waits for: a Log whose Write blocks (a pipe nobody reads) or calls
-// Close or Snapshot must hold neither, or the machine could not be
-// stopped. Nothing that logs waits for Log: a full queue drops the
-// message, and the count is said once Log takes messages again.
+// Config.Log on a goroutine of its own (asyncWriter), in the order they
+// were logged. They are logged on the vCPU thread and on a device's
+// serving goroutine holding the device's locks, which the vCPU's next
+// access to the device waits for: a Log whose Write blocks (a pipe nobody
+// reads) or calls Close or Snapshot must hold neither, or the machine
+// could not be stopped. Nothing that logs waits for Log: a full queue
+// drops the message, and the count is said once Log takes messages
+// again. A panic of Log's Write is told to onPanic before a flush
+// returns.
 type logWriter struct {
-	out io.Writer
-
-	mu      sync.Mutex
+	asyncWriter
 	queue   [][]byte // whole messages, in order
 	queued  int      // their bytes
 	dropped int      // messages dropped since the last one queued
-	busy    bool     // the goroutine is in out's Write
-	stopped bool     // the machine is being stopped: wait for Log at most stopDrainTime
-	closed  bool     // Close was called: the goroutine ends once the queue is empty
-	// finished: out's Write panicked, or stalled past a bounded wait;
-	// nothing more is written to out.
-	finished bool
-	wake     *sync.Cond // the goroutine waits for messages or close
-	drained  *sync.Cond // flush waits for an empty queue
-	done     chan struct{}
-	gid      atomic.Uint64 // the goroutine's id (goid)
-
-	// onPanic, when set, gets out's Write's panic (a *PanicError), on
-	// the goroutine, which writes no more.
-	onPanic func(error)
 }
 
 // newLogWriter starts writing to out; onPanic (or nil) is told of a panic
 // of out's Write.
 func newLogWriter(out io.Writer, onPanic func(error)) *logWriter {
-	l := &logWriter{out: out, done: make(chan struct{}), onPanic: onPanic}
-	l.wake = sync.NewCond(&l.mu)
-	l.drained = sync.NewCond(&l.mu)
-	go l.loop()
+	l := &logWriter{}
+	l.start(out, "Config.Log's Write", onPanic, l)
 	return l
 }
 
@@ -108,15 +86,6 @@ func (l *logWriter) noteDropped() {
 	l.dropped = 0
 }
 
-// Stop is called when the machine is asked to stop: a Log that no longer
-// takes messages must not hold Run or Close past stopDrainTime.
-func (l *logWriter) Stop() {
-	l.mu.Lock()
-	l.stopped = true
-	l.drained.Broadcast()
-	l.mu.Unlock()
-}
-
 // flush waits until every message queued has been written, for as long
 // as it takes unless the machine is stopped, then at most stopDrainTime;
 // a Write still in flight then is abandoned: nothing more is written to
@@ -127,24 +96,7 @@ func (l *logWriter) flush() {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	expired := false
-	var timer *time.Timer
-	for (len(l.queue) > 0 || l.busy || l.dropped > 0) && !l.finished && !expired {
-		if l.stopped && timer == nil {
-			timer = time.AfterFunc(stopDrainTime, func() {
-				l.mu.Lock()
-				expired = true
-				l.drained.Broadcast()
-				l.mu.Unlock()
-			})
-			defer timer.Stop()
-		}
-		l.drained.Wait()
-	}
-	if expired {
-		l.finished = true
-		l.queue, l.queued = nil, 0
-	}
+	l.waitWritten(func() bool { return (l.pending() || l.busy) && !l.finished }, false)
 }
 
 // Close ends the goroutine once it has written what is queued: Close
@@ -152,75 +104,23 @@ func (l *logWriter) flush() {
 // it was abandoned in a stalled Write or is the caller.
 func (l *logWriter) Close() {
 	l.flush()
-	l.mu.Lock()
-	l.closed = true
-	l.wake.Broadcast()
-	finished := l.finished
-	l.mu.Unlock()
-	if finished || l.onWriter() {
-		return
+	l.end()
+}
+
+// pending, take and discard make the queue a writeQueue.
+
+func (l *logWriter) pending() bool { return len(l.queue) > 0 || l.dropped > 0 }
+
+func (l *logWriter) take([]byte) []byte {
+	l.noteDropped() // dropped while the queue was full, and nothing came since
+	if len(l.queue) == 0 {
+		return nil
 	}
-	<-l.done
+	msg := l.queue[0]
+	l.queue[0] = nil
+	l.queue = l.queue[1:]
+	l.queued -= len(msg)
+	return msg
 }
 
-// onWriter reports whether the caller is the goroutine (in out's Write).
-func (l *logWriter) onWriter() bool { return l.gid.Load() == goid.ID() }
-
-func (l *logWriter) loop() {
-	defer close(l.done)
-	l.gid.Store(goid.ID())
-	for {
-		l.mu.Lock()
-		for len(l.queue) == 0 && l.dropped == 0 && !l.closed && !l.finished {
-			l.wake.Wait()
-		}
-		l.noteDropped() // dropped while the queue was full, and nothing came since
-		if len(l.queue) == 0 || l.finished {
-			l.mu.Unlock()
-			return
-		}
-		msg := l.queue[0]
-		l.queue[0] = nil
-		l.queue = l.queue[1:]
-		l.queued -= len(msg)
-		l.busy = true
-		l.mu.Unlock()
-
-		if !l.write(msg) {
-			return
-		}
-
-		l.mu.Lock()
-		l.busy = false
-		l.drained.Broadcast()
-		l.mu.Unlock()
-	}
-}
-
-// write writes msg to out, and reports false if out's Write panicked:
-// the panic, which would end the program from a goroutine of the
-// machine's, is recovered and given to onPanic, and nothing more is
-// written.
-func (l *logWriter) write(msg []byte) (ok bool) {
-	defer func() {
-		r := recover()
-		if r == nil {
-			return
-		}
-		err := &PanicError{Call: "Config.Log's Write", Value: r, Stack: debug.Stack()}
-		// Told before flush returns (busy holds it): New, which ends
-		// with a flush, returns a panic of its own messages.
-		if l.onPanic != nil {
-			l.onPanic(err)
-		}
-		l.mu.Lock()
-		l.busy, l.finished = false, true
-		l.queue, l.queued = nil, 0
-		l.drained.Broadcast()
-		l.mu.Unlock()
-		ok = false
-	}()
-	// A failing log must not stop the guest: the message is lost.
-	_, _ = l.out.Write(msg)
-	return true
-}
+func (l *logWriter) discard() { l.queue, l.queued = nil, 0 }
