@@ -43,6 +43,21 @@ func benchRun(t *testing.T, env []string, args ...string) (int, string, string) 
 	return status, stdout.String(), stderr.String()
 }
 
+// readParallelJSON reads the results bench --parallel wrote to path.
+func readParallelJSON(t *testing.T, path string) *bench.ParallelResults {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := bench.ReadParallelResults(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 func readBenchJSON(t *testing.T, path string) *bench.Results {
 	t.Helper()
 	f, err := os.Open(path)
@@ -530,15 +545,7 @@ func TestBenchParallel(t *testing.T) {
 			if status != 0 {
 				t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
 			}
-			f, err := os.Open(js)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			res, err := bench.ReadParallelResults(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := readParallelJSON(t, js)
 			if res.N != 3 || res.Started != 3 || res.Failed != 0 || len(res.VMs) != 3 || res.Config.Kernel != "demo" {
 				t.Fatalf("n %d started %d failed %d kernel %q: %+v", res.N, res.Started, res.Failed, res.Config.Kernel, res.VMs)
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
 )
 
@@ -62,15 +60,7 @@ func TestBenchGuestEndsBeforeReady(t *testing.T) {
 			}},
 		{"parallel", []string{"--parallel", "1"}, "the guest ended (status 1) before its ready line",
 			func(t *testing.T, start time.Time, _ *consoleWatch, json string) time.Time {
-				f, err := os.Open(json)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
-				res, err := bench.ReadParallelResults(f)
-				if err != nil {
-					t.Fatal(err)
-				}
+				res := readParallelJSON(t, json)
 				if len(res.VMs) != 1 || res.VMs[0].FirstOutputMS == 0 {
 					t.Fatalf("VMs %+v: want one with its first output timed", res.VMs)
 				}

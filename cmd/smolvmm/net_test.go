@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
@@ -666,15 +665,7 @@ func TestBenchParallelSharedNetwork(t *testing.T) {
 		t.Fatalf("status %d\n%s\n%s", status, stdout, stderr)
 	}
 	// The network's own memory, read while the VMs were connected.
-	f, err := os.Open(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	res, err := bench.ReadParallelResults(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := readParallelJSON(t, js)
 	nm := res.NetworkMemory
 	if nm == nil || nm.PID != d.cmd.Process.Pid || nm.RSSKiB <= 0 || nm.PSSKiB <= 0 || nm.VMs != 4 || nm.PSSKiBPerVM != float64(nm.PSSKiB)/4 || res.Config.Net != "user:"+socket {
 		t.Errorf("network memory %+v (%s), config net %q; want the daemon's (pid %d), shared by 4 VMs", nm, res.NetworkMemoryError, res.Config.Net, d.cmd.Process.Pid)
