@@ -43,6 +43,12 @@ func readyByAddr(t *testing.T) vmm.Config {
 // network's forward, made ready by ReadyGuestPort: PhaseReady comes from
 // the network card's transmit watch.
 func readyByGuestPort(t *testing.T) vmm.Config {
+	return vnetReadyByPort(t, "listen=80 timeout=30")
+}
+
+// vnetReadyByPort is the vnet guest, given words, behind a user network's
+// forward of ReadyAddr to its port 80, made ready by ReadyGuestPort 80.
+func vnetReadyByPort(t *testing.T, words string) vmm.Config {
 	kernel := guest(t, "vnet")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +67,7 @@ func readyByGuestPort(t *testing.T) vmm.Config {
 		back.Close()
 		t.Fatal(err)
 	}
-	return vmm.Config{Kernel: kernel, Append: "listen=80 timeout=30", MemoryMiB: 16, Devices: []virtio.Device{nic},
+	return vmm.Config{Kernel: kernel, Append: words, MemoryMiB: 16, Devices: []virtio.Device{nic},
 		ReadyAddr: addr.String(), ReadyGuestPort: 80}
 }
 

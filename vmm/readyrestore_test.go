@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smolvmm/smolvmm/netback"
-	"github.com/smolvmm/smolvmm/virtio"
-	vnet "github.com/smolvmm/smolvmm/virtio/net"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -65,7 +62,6 @@ func TestRestoreReadiness(t *testing.T) {
 // there is ready, one refusing there (RST) is not, though the forward
 // accepted every connection on the host. Each guest ends by itself.
 func TestReadyGuestPort(t *testing.T) {
-	kernel := guest(t, "vnet")
 	tests := []struct {
 		name, words string
 		ready       bool
@@ -75,27 +71,10 @@ func TestReadyGuestPort(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().(*net.TCPAddr)
-			ln.Close()
-			mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
-			fwd := netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: uint16(addr.Port), GuestPort: 80}
-			back, err := netback.Open("user", []netback.Forward{fwd}, mac)
-			if err != nil {
-				t.Fatal(err)
-			}
-			nic, err := vnet.New(back, mac)
-			if err != nil {
-				back.Close()
-				t.Fatal(err)
-			}
+			cfg := vnetReadyByPort(t, tt.words) // onevent_test.go
 			var phases []vmm.Phase
-			out, e, err := boot(t, vmm.Config{Kernel: kernel, Append: tt.words, MemoryMiB: 16, Devices: []virtio.Device{nic},
-				ReadyAddr: addr.String(), ReadyGuestPort: 80,
-				OnEvent: func(e vmm.Event) { phases = append(phases, e.Phase) }}, 60*time.Second)
+			cfg.OnEvent = func(e vmm.Event) { phases = append(phases, e.Phase) }
+			out, e, err := boot(t, cfg, 60*time.Second)
 			wantDebugExit(t, e, err, 0)
 			if ready := slices.Contains(phases, vmm.PhaseReady); ready != tt.ready {
 				t.Errorf("ready %v, want %v (phases %v)\n%s", ready, tt.ready, phases, out)
