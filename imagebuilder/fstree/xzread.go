@@ -49,8 +49,8 @@ var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 //
 // Valid but hostile chunks cost time and garbage, not memory: 1-byte
 // stored chunks, or LZMA chunks each resetting the properties or the
-// state, take some 1-3 s and 1-1.4 GB of allocation (under 100 MB at a
-// time) per MB of input, as the decoder copies each stored chunk through
+// state, take some 1-3 s and 1-1.3 GiB of allocation (under 100 MiB at a
+// time) per MiB of input, as the decoder copies each stored chunk through
 // a new 32 KiB buffer and rebuilds its tables at each reset.
 type xzReader struct {
 	in      *countReader
