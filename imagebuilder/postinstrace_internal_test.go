@@ -173,18 +173,5 @@ func TestStageChangedCause(t *testing.T) {
 // scriptService is a service "svc" whose one postinst script is script.
 func scriptService(t *testing.T, script string) *service.Service {
 	t.Helper()
-	dir := t.TempDir()
-	for p, s := range map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/x.sh": script} {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	svc, err := service.Load("svc", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return scriptsService(t, map[string]string{"x.sh": script}) // postinstuser_internal_test.go
 }
