@@ -158,8 +158,8 @@ func (e *WriterPanicError) Error() string {
 // MMIOBus panicking. The machine stops, calls it no more, and Run
 // returns the panic as an *Error (Field "Console", "Input", "Log",
 // "OnEvent" or "OnSnapshot"; none, and an Op naming it, for a device)
-// wrapping a *PanicError (see Config.OnEvent for its panics outside
-// Run). A snapshot's writer panicking is a *WriterPanicError instead.
+// wrapping a *PanicError (see Config.OnEvent and Config.Log for
+// panics outside Run). A snapshot's writer panicking is a *WriterPanicError instead.
 type PanicError struct {
 	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read", "Config.Log's Write", "Config.OnEvent", "Config.OnSnapshot", "MMIO device NAME's Read"
 	Value any    // what it panicked with
