@@ -10,32 +10,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 )
-
-// lockedLog is a log the scripts' output goes to, read by the test while
-// a build may still write to it.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // reachableTmp points TMPDIR at a new directory the scripts' user can
 // traverse, and returns it: what is left in it after a build is what the
@@ -53,7 +34,7 @@ func reachableTmp(t *testing.T) string {
 
 // runPostinstWithin runs RunPostinst, failing the test when it has not
 // returned within limit.
-func runPostinstWithin(t *testing.T, ctx context.Context, svcDir string, log *lockedLog, limit time.Duration) error {
+func runPostinstWithin(t *testing.T, ctx context.Context, svcDir string, log *guests.Console, limit time.Duration) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- imagebuilder.RunPostinst(ctx, baseTree(t), loadService(t, "svc", svcDir), log) }()
@@ -145,7 +126,7 @@ func TestPostinstProcesses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmp := reachableTmp(t)
-			var log lockedLog
+			var log guests.Console
 			start := time.Now()
 			err := runPostinstWithin(t, context.Background(), postinstService(t, map[string]string{"x.sh": tc.script}), &log, 30*time.Second)
 			if (err != nil) != tc.fails {
@@ -165,7 +146,7 @@ func TestPostinstProcesses(t *testing.T) {
 // and returns an error matching the context's.
 func TestPostinstCancel(t *testing.T) {
 	tmp := reachableTmp(t)
-	var log lockedLog
+	var log guests.Console
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	script := bgSleep(">/dev/null 2>&1") + " &\n" + bgSleep("") + " &\n" + hostPid + "\n" + waitPids(2) + "wait\n"
@@ -241,7 +222,7 @@ func TestPostinstEscapedHolder(t *testing.T) {
 	for _, redir := range []string{"", ">/dev/null 2>&1 </dev/null"} {
 		t.Run(redir, func(t *testing.T) {
 			reachableTmp(t)
-			var log lockedLog
+			var log guests.Console
 			err := runPostinstWithin(t, context.Background(), postinstService(t, map[string]string{"x.sh": "setsid " + bgSleep(redir) + " &\n" + waitPids(1)}), &log, 30*time.Second)
 			if os.Geteuid() == 0 {
 				if err != nil {

@@ -13,11 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/service"
 )
@@ -229,24 +229,6 @@ func TestPostinstUserLookup(t *testing.T) {
 	}
 }
 
-// syncLog is a build's log read by the test while the build writes it.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestPostinstScriptReach: a script that is nobody in its user namespace
 // is nobody to no other process: a host process of uid 65534 can neither
 // enter the staging tree nor signal the script while it runs, and the
@@ -310,7 +292,7 @@ func TestPostinstScriptReach(t *testing.T) {
 				}
 			}
 			script += "while [ ! -e go ]; do sleep 0.05; done\nrm -f go\n"
-			var log syncLog
+			var log guests.Console // safe to read while the build writes
 			done := make(chan error, 1)
 			tr := fstree.New()
 			go func() { done <- RunPostinst(context.Background(), tr, scriptService(t, script), &log) }()
