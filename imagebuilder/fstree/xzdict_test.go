@@ -149,19 +149,26 @@ func TestXZDictionary(t *testing.T) {
 			if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20+40<<10*uint64(len(tc.blocks)) {
 				t.Errorf("reading the set allocated %d MiB", got>>20)
 			}
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := tr.Get(strings.TrimPrefix(es[len(es)-1].Hdr.Name, "./")); err != nil {
-					t.Error(err)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-				t.Fatalf("AddArchive = %v, want %q", err, tc.want)
-			}
+			wantRead(t, tr, err, es, tc.want)
 		})
+	}
+}
+
+// wantRead checks AddArchive's err against want: with want empty, the
+// set was read, its last entry es's last; else err begins with want.
+func wantRead(t *testing.T, tr *fstree.Tree, err error, es []testsets.Entry, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Get(strings.TrimPrefix(es[len(es)-1].Hdr.Name, "./")); err != nil {
+			t.Error(err)
+		}
+		return
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("AddArchive = %v, want %q", err, want)
 	}
 }
 
@@ -208,18 +215,7 @@ func TestXZForms(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := fstree.New()
 			err := tr.AddArchive(bytes.NewReader(tc.data), "set.txz")
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := tr.Get(strings.TrimPrefix(es[len(es)-1].Hdr.Name, "./")); err != nil {
-					t.Error(err)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-				t.Fatalf("AddArchive = %v, want %q", err, tc.want)
-			}
+			wantRead(t, tr, err, es, tc.want)
 		})
 	}
 }
