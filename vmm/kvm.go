@@ -268,9 +268,42 @@ func setLevelTriggered(vmFD uintptr, lines []uint8) error {
 // createVM is KVM_CREATE_VM, made again when a signal interrupted it: the
 // kernel gives up with EINTR when a signal is pending while it registers
 // the VM with the process's memory (mm_take_all_locks), and the Go
-// runtime signals its threads at any time (preemption, SIGURG).
+// runtime signals its threads at any time (preemption, SIGURG). Its
+// error is an *Error saying what a failure means (createVMError).
 func createVM(kvmFD uintptr) (uintptr, error) {
-	return retryEINTR(func() (uintptr, error) { return kvm.CreateVM(kvmFD) })
+	return createVMBy(func() (uintptr, error) { return kvm.CreateVM(kvmFD) })
+}
+
+// createVMBy is createVM with create as KVM_CREATE_VM.
+func createVMBy(create func() (uintptr, error)) (uintptr, error) {
+	fd, err := retryEINTR(create)
+	if err != nil {
+		return 0, createVMError(err)
+	}
+	return fd, nil
+}
+
+// ErrVirtualizationInUse: KVM could not turn on the CPU's virtualization
+// extensions to create a VM (KVM_CREATE_VM failed with EBUSY): another
+// hypervisor, such as VirtualBox or VMware, holds them. KVM turns them on
+// at its first VM before Linux 6.12 (since, when it loads, unless
+// kvm.enable_virt_at_load=0).
+var ErrVirtualizationInUse = errors.New("another hypervisor holds this CPU's virtualization extensions (VT-x, AMD-V)")
+
+// createVMError is KVM_CREATE_VM's error err as an *Error, with what it
+// means where the errno says: EBUSY, the CPU's virtualization taken
+// (ErrVirtualizationInUse); ENOMEM, the kernel's allocations for the VM
+// refused, which a memory cgroup's limit does too. The errno stays for
+// errors.Is. EINVAL would be a VM type x86 lacks, and this VMM asks for
+// the default one every x86 KVM has.
+func createVMError(err error) error {
+	switch {
+	case errors.Is(err, unix.EBUSY):
+		err = &kvmError{ErrVirtualizationInUse.Error(), ErrVirtualizationInUse, err}
+	case errors.Is(err, unix.ENOMEM):
+		err = &kvmError{what: "the kernel has no memory for a new VM (the host's, or this process's memory cgroup's, is used up)", cause: err}
+	}
+	return &Error{Op: "KVM_CREATE_VM", Err: err}
 }
 
 // retryEINTR calls f until it returns anything but EINTR.

@@ -545,14 +545,8 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	m.closers = append(m.closers, m.kvm.Close)
-	vmFD, err := createVM(m.kvm.Fd())
-	if err != nil {
-		return nil, &Error{Op: "KVM_CREATE_VM", Err: err}
-	}
-	m.vmFD = vmFD
-	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
-	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
-		return nil, &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
+	if err := m.newVM(); err != nil {
+		return nil, err
 	}
 	if err := m.setupMemory(); err != nil {
 		return nil, err
@@ -586,6 +580,21 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// newVM creates the machine's VM and asks how much XSAVE state its vCPU
+// moves: a boot's and a restore's alike. The machine's closers close it.
+func (m *Machine) newVM() error {
+	vmFD, err := createVM(m.kvm.Fd())
+	if err != nil {
+		return err
+	}
+	m.vmFD = vmFD
+	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
+	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
+		return &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
+	}
+	return nil
 }
 
 // Memory returns the guest's RAM, for tests and loaders. The VGA window

@@ -351,14 +351,8 @@ func (m *Machine) openKVM() (err error) {
 // when the VM and its memory existed (PhaseVMCreated). The machine's
 // closers release it all on error.
 func (m *Machine) createRestoredVM(f *snapshot.File, beforeMemory func()) (vmAt time.Time, err error) {
-	vmFD, err := createVM(m.kvm.Fd())
-	if err != nil {
-		return vmAt, &Error{Op: "KVM_CREATE_VM", Err: err}
-	}
-	m.vmFD = vmFD
-	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
-	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
-		return vmAt, &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
+	if err := m.newVM(); err != nil {
+		return vmAt, err
 	}
 	if err := checkXSaveSize(m.xsaveSize); err != nil {
 		return vmAt, &Error{Op: "restore", Err: err}

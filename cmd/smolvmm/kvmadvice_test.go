@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// TestKVMHostAdvice: the library's facts about the host's KVM get the
+// CLI's advice on the line printed: a VM KVM could not create because
+// another hypervisor holds VT-x or AMD-V ("smolvmm run: KVM_CREATE_VM:
+// device or resource busy" said nothing more).
+func TestKVMHostAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"virtualization held", &vmm.Error{Op: "KVM_CREATE_VM", Err: fmt.Errorf("%w: %w", vmm.ErrVirtualizationInUse, syscall.EBUSY)},
+			"smolvmm run: KVM_CREATE_VM: " + vmm.ErrVirtualizationInUse.Error() + ": device or resource busy (stop the other hypervisor using this CPU, such as VirtualBox or VMware, then try again)"},
+		{"out of memory has no advice of this kind", &vmm.Error{Op: "KVM_CREATE_VM", Err: syscall.ENOMEM},
+			"smolvmm run: KVM_CREATE_VM: cannot allocate memory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := errorLine("run", advise(tc.err)); got != tc.want {
+				t.Errorf("\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
