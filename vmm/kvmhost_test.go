@@ -2,8 +2,10 @@ package vmm
 
 import (
 	"errors"
+	"os"
 	"testing"
 
+	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,5 +64,164 @@ func TestCreateVMError(t *testing.T) {
 				t.Errorf("error %v says the CPU's virtualization is taken", err)
 			}
 		})
+	}
+}
+
+// TestDisablePMU: the VM's PMU is disabled (KVM_ENABLE_CAP on the VM with
+// KVM_CAP_PMU_CAPABILITY, KVM_PMU_CAP_DISABLE) when KVM says it can; a
+// KVM that cannot (before Linux 5.18, or with enable_pmu off) is left
+// alone without an error. Hiding CPUID leaf 0xA alone left an AMD guest
+// the legacy counters.
+func TestDisablePMU(t *testing.T) {
+	failed := errors.New("refused")
+	tests := []struct {
+		name       string
+		answer     uintptr
+		checkErr   error
+		enableErr  error
+		wantEnable bool
+		wantErr    error
+	}{
+		{"can disable", pmuCapDisable, nil, nil, true, nil},
+		{"can disable, with other bits", pmuCapDisable | 2, nil, nil, true, nil},
+		{"no capability", 0, nil, nil, false, nil},
+		{"capability without disable", 2, nil, nil, false, nil},
+		{"check fails", 0, failed, nil, false, nil},
+		{"enable fails", pmuCapDisable, nil, failed, true, failed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check := func(fd uintptr, c kvm.Capability) (uintptr, error) {
+				if fd != 3 || c != capPMUCapability {
+					t.Errorf("asked fd %d for capability %d, want 3 and %d", fd, c, capPMUCapability)
+				}
+				return tt.answer, tt.checkErr
+			}
+			enabled := false
+			enable := func(fd uintptr, a *enableCapArgs) error {
+				enabled = true
+				if fd != 4 || a.Cap != capPMUCapability || a.Flags != 0 || a.Args != [4]uint64{pmuCapDisable} {
+					t.Errorf("KVM_ENABLE_CAP on fd %d with %+v, want the VM's, 4, with KVM_CAP_PMU_CAPABILITY and KVM_PMU_CAP_DISABLE", fd, *a)
+				}
+				return tt.enableErr
+			}
+			err := disablePMUBy(check, enable, 3, 4)
+			if enabled != tt.wantEnable {
+				t.Errorf("KVM_ENABLE_CAP made: %v, want %v", enabled, tt.wantEnable)
+			}
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("error %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestTuneCPUIDHidesPMU: every sign of a PMU is taken from the CPUID, on
+// Intel and AMD: leaf 0xA, PDCM (leaf 1 ECX bit 15), AMD's counter
+// extensions (leaf 0x80000001 ECX bits 23, 24, 28) and PerfMonV2 (leaf
+// 0x80000022). Only leaf 0xA was, so an AMD guest read PerfCtrExtCore
+// and would fault on counters a VM without a PMU does not have. The other
+// bits of those registers stay.
+func TestTuneCPUIDHidesPMU(t *testing.T) {
+	intel := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E}
+	amd := kvm.CPUIDEntry2{Function: 0, Eax: 0x10, Ebx: 0x68747541, Edx: 0x69746E65, Ecx: 0x444D4163}
+	tests := []struct {
+		name string
+		in   kvm.CPUIDEntry2
+		want kvm.CPUIDEntry2
+	}{
+		{"leaf 1 PDCM", kvm.CPUIDEntry2{Function: 1, Ecx: 1<<15 | 1<<0 | 1<<9, Ebx: 0x00010800},
+			kvm.CPUIDEntry2{Function: 1, Ecx: 1<<0 | 1<<9, Ebx: 0x00010800}},
+		{"leaf 0xA", kvm.CPUIDEntry2{Function: 0xA, Eax: 0x07300403, Ebx: 0x7F, Ecx: 0xF, Edx: 0x603},
+			kvm.CPUIDEntry2{Function: 0xA}},
+		{"leaf 0x80000001 counter extensions", kvm.CPUIDEntry2{Function: 0x80000001, Ecx: 1<<23 | 1<<24 | 1<<28 | 1<<0 | 1<<6, Edx: 1 << 29},
+			kvm.CPUIDEntry2{Function: 0x80000001, Ecx: 1<<0 | 1<<6, Edx: 1 << 29}},
+		{"leaf 0x80000022 PerfMonV2", kvm.CPUIDEntry2{Function: 0x80000022, Eax: 1, Ebx: 6},
+			kvm.CPUIDEntry2{Function: 0x80000022}},
+	}
+	for _, vendor := range []struct {
+		name string
+		leaf kvm.CPUIDEntry2
+	}{{"intel", intel}, {"amd", amd}} {
+		for _, tt := range tests {
+			t.Run(vendor.name+"/"+tt.name, func(t *testing.T) {
+				out := tuneCPUID([]kvm.CPUIDEntry2{vendor.leaf, tt.in}, 0)
+				got := out[1]
+				if tt.in.Function == 1 {
+					got.Ebx = tt.want.Ebx // the APIC ID and count are TestTuneCPUID's
+				}
+				if got != tt.want {
+					t.Errorf("leaf %#x = %+v\nwant %+v", tt.in.Function, got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// TestVMHasNoPMU: on a KVM that can disable the PMU, a booted machine's
+// vCPU has none, as KVM shows it to the host: a PMU event select written
+// by the host reads back as 0 (KVM keeps it only for a vCPU with a PMU).
+func TestVMHasNoPMU(t *testing.T) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("KVM unusable here (%v)", err)
+	}
+	n, err := kvm.CheckExtension(f.Fd(), capPMUCapability)
+	f.Close()
+	if err != nil || n&pmuCapDisable == 0 {
+		t.Skipf("this KVM cannot disable a VM's PMU (KVM_CAP_PMU_CAPABILITY %#x, %v)", n, err)
+	}
+	m, err := New(Config{Kernel: "spin", KernelImage: spinGuest()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// The first event select of each vendor's legacy counters: AMD's
+	// (K7) and Intel's (P6). KVM takes a write of either from the host
+	// without a PMU, and drops it.
+	const eventSelect = 0x76 // an event, not enabled
+	sel := uint32(0x186)
+	if !isIntel(m.vcpu.cpuid) {
+		sel = 0xc0010000
+	}
+	if err := setMSRs(m.vcpu.fd, []MSR{{Index: sel, Data: eventSelect}}); err != nil {
+		t.Fatalf("event select %#x: %v", sel, err)
+	}
+	if got, ok := getMSR(m.vcpu.fd, sel); !ok || got != 0 {
+		t.Errorf("event select %#x reads %#x (readable %v) after the host wrote %#x: the vCPU has a PMU", sel, got, ok, eventSelect)
+	}
+}
+
+// isIntel reports whether the CPUID entries' leaf 0 says GenuineIntel.
+func isIntel(entries []cpuidEntry) bool {
+	for _, e := range entries {
+		if e.Function == 0 {
+			return e.EBX == 0x756E6547 && e.EDX == 0x49656E69 && e.ECX == 0x6C65746E
+		}
+	}
+	return false
+}
+
+// TestEnableVMCap: KVM_ENABLE_CAP as enableVMCap encodes it reaches a
+// VM's KVM: KVM_CAP_X86_DISABLE_EXITS with nothing to disable is taken
+// (a wrong ioctl number or size is ENOTTY), so disablePMU's ioctl is the
+// one KVM knows even on a host whose KVM has no PMU to disable.
+func TestEnableVMCap(t *testing.T) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("KVM unusable here (%v)", err)
+	}
+	defer f.Close()
+	const capX86DisableExits = 143 // KVM_CAP_X86_DISABLE_EXITS, Linux 4.16
+	if n, err := kvm.CheckExtension(f.Fd(), capX86DisableExits); err != nil || n == 0 {
+		t.Skipf("this KVM has no KVM_CAP_X86_DISABLE_EXITS (%d, %v)", n, err)
+	}
+	vmFD, err := createVM(f.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(int(vmFD))
+	if err := enableVMCap(vmFD, &enableCapArgs{Cap: capX86DisableExits}); err != nil {
+		t.Fatalf("KVM_ENABLE_CAP(KVM_CAP_X86_DISABLE_EXITS, 0): %v", err)
 	}
 }

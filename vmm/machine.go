@@ -582,8 +582,9 @@ func New(cfg Config) (m *Machine, err error) {
 	return m, nil
 }
 
-// newVM creates the machine's VM and asks how much XSAVE state its vCPU
-// moves: a boot's and a restore's alike. The machine's closers close it.
+// newVM creates the machine's VM, without a PMU where KVM can take it
+// (disablePMU), and asks how much XSAVE state its vCPU moves: a boot's
+// and a restore's alike. The machine's closers close it.
 func (m *Machine) newVM() error {
 	vmFD, err := createVM(m.kvm.Fd())
 	if err != nil {
@@ -591,6 +592,9 @@ func (m *Machine) newVM() error {
 	}
 	m.vmFD = vmFD
 	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
+	if err := disablePMU(m.kvm.Fd(), vmFD); err != nil {
+		return err
+	}
 	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
 		return &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
 	}

@@ -148,8 +148,8 @@ func (v *vcpu) close() error {
 
 // setCPUID passes KVM's supported CPUID through, minus what a guest cannot
 // use here: MONITOR/MWAIT (KVM does not run them) and the performance
-// monitoring leaf (no PMU is set up), with APIC ID and x2APIC ID 0 for the
-// only CPU. On Intel hosts it also fills leaf 0x15 with the TSC frequency,
+// monitoring leaves and bits (the VM has no PMU where KVM can take it,
+// disablePMU), with APIC ID and x2APIC ID 0 for the only CPU. On Intel hosts it also fills leaf 0x15 with the TSC frequency,
 // which NetBSD then uses instead of calibrating the TSC against the PIT
 // for ~100 ms.
 func (v *vcpu) setCPUID() error {
@@ -287,6 +287,15 @@ type cpuid2 struct {
 	entries       [maxCPUIDEntries + 1]kvm.CPUIDEntry2
 }
 
+// The PMU's feature bits outside its own leaves: PDCM (leaf 1 ECX, Intel's
+// IA32_PERF_CAPABILITIES) and AMD's counter extensions (leaf 0x80000001
+// ECX: core, northbridge, last-level cache), whose counters a VM without
+// a PMU does not have: the guest's access to them would fault.
+const (
+	pdcm          = 1 << 15
+	amdPerfCtrExt = 1<<23 | 1<<24 | 1<<28
+)
+
 // tuneCPUID adjusts the supported CPUID entries for a one-CPU NetBSD guest.
 // tscKHz is the vCPU's TSC frequency (0 if unknown).
 func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
@@ -299,11 +308,14 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 			intel = e.Ebx == 0x756E6547 && e.Edx == 0x49656E69 && e.Ecx == 0x6C65746E // "GenuineIntel"
 			maxLeaf = i
 		case 1:
-			e.Ecx &^= 1 << 3                // MONITOR/MWAIT
+			e.Ecx &^= 1<<3 | pdcm           // MONITOR/MWAIT, PDCM
 			e.Ebx &^= 0xFF << 24            // initial APIC ID 0
 			e.Ebx = e.Ebx&^0xFF0000 | 1<<16 // one logical processor
-		case 0xA:
+		case 0xA, 0x80000022:
+			// Intel's architectural PMU, AMD's PerfMonV2.
 			e.Eax, e.Ebx, e.Ecx, e.Edx = 0, 0, 0, 0
+		case 0x80000001:
+			e.Ecx &^= amdPerfCtrExt
 		case 4, 0x8000001D:
 			// One core per package and one logical CPU per cache, as
 			// leaf 1 says: KVM passes the host's counts, and NetBSD's
