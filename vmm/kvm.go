@@ -156,7 +156,49 @@ func openKVM(path string) (*os.File, error) {
 		f.Close()
 		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: fmt.Errorf("%s speaks KVM API version %d, not %d: %w", path, v, kvmAPIVersion, ErrNoKVM)}
 	}
+	if err := checkRequiredCaps(kvm.CheckExtension, f.Fd(), path); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return f, nil
+}
+
+// ErrKVMTooOld: the KVM device lacks a capability this VMM cannot run
+// without; the error names it and the Linux release that brought it.
+var ErrKVMTooOld = errors.New("this host's KVM is too old")
+
+// capImmediateExit is KVM_CAP_IMMEDIATE_EXIT.
+const capImmediateExit = 136
+
+// requiredCaps are the KVM capabilities a machine cannot do without, and
+// the Linux release that brought each. kvm_run.immediate_exit: a kick
+// (vcpu.kick) and a snapshot's completion of the instruction in progress
+// (completeInstruction) set it to leave KVM_RUN without running the
+// guest on; before Linux 4.11 that byte is padding KVM ignores: a kick
+// between the loop's check and KVM_RUN would be lost, and a snapshot
+// would run the guest on to its next exit.
+var requiredCaps = []struct {
+	cap   kvm.Capability
+	name  string
+	linux string
+}{
+	{capImmediateExit, "KVM_CAP_IMMEDIATE_EXIT", "4.11"},
+}
+
+// checkRequiredCaps asks check (KVM_CHECK_EXTENSION) of the KVM device
+// kvmFD, opened at path, for each of requiredCaps, refusing
+// (ErrKVMTooOld) one without.
+func checkRequiredCaps(check func(fd uintptr, c kvm.Capability) (uintptr, error), kvmFD uintptr, path string) error {
+	for _, c := range requiredCaps {
+		n, err := check(kvmFD, c.cap)
+		if err != nil {
+			return &Error{Op: "KVM_CHECK_EXTENSION(" + c.name + ")", Err: err}
+		}
+		if n == 0 {
+			return &Error{Op: "KVM_CHECK_EXTENSION", Err: fmt.Errorf("%s has no %s, which KVM has had since Linux %s: %w", path, c.name, c.linux, ErrKVMTooOld)}
+		}
+	}
+	return nil
 }
 
 // deviceGroup is the mode of the device at path and the name of its group

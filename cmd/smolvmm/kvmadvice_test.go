@@ -11,7 +11,8 @@ import (
 // TestKVMHostAdvice: the library's facts about the host's KVM get the
 // CLI's advice on the line printed: a VM KVM could not create because
 // another hypervisor holds VT-x or AMD-V ("smolvmm run: KVM_CREATE_VM:
-// device or resource busy" said nothing more).
+// device or resource busy" said nothing more), and a KVM too old for
+// this VMM.
 func TestKVMHostAdvice(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -20,6 +21,8 @@ func TestKVMHostAdvice(t *testing.T) {
 	}{
 		{"virtualization held", &vmm.Error{Op: "KVM_CREATE_VM", Err: fmt.Errorf("%w: %w", vmm.ErrVirtualizationInUse, syscall.EBUSY)},
 			"smolvmm run: KVM_CREATE_VM: " + vmm.ErrVirtualizationInUse.Error() + ": device or resource busy (stop the other hypervisor using this CPU, such as VirtualBox or VMware, then try again)"},
+		{"KVM too old", &vmm.Error{Op: "KVM_CHECK_EXTENSION", Err: fmt.Errorf("/dev/kvm has no KVM_CAP_IMMEDIATE_EXIT, which KVM has had since Linux 4.11: %w", vmm.ErrKVMTooOld)},
+			"smolvmm run: KVM_CHECK_EXTENSION: /dev/kvm has no KVM_CAP_IMMEDIATE_EXIT, which KVM has had since Linux 4.11: " + vmm.ErrKVMTooOld.Error() + " (run smolvmm on a newer Linux kernel)"},
 		{"out of memory has no advice of this kind", &vmm.Error{Op: "KVM_CREATE_VM", Err: syscall.ENOMEM},
 			"smolvmm run: KVM_CREATE_VM: cannot allocate memory"},
 	} {
