@@ -11,6 +11,84 @@ import (
 	"github.com/smolvmm/smolvmm/service"
 )
 
+// stubShell runs the built-in rc scripts under the host's /bin/sh, since
+// no NetBSD userland boots here, with only stub commands on PATH: each
+// logs its name and arguments, then runs the body it was given.
+type stubShell struct {
+	t        *testing.T
+	dir, bin string
+	log      string // what the stubs ran, a line each
+}
+
+func newStubShell(t *testing.T) *stubShell {
+	t.Helper()
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	dir := t.TempDir()
+	s := &stubShell{t: t, dir: dir, bin: filepath.Join(dir, "bin"), log: filepath.Join(dir, "log")}
+	if err := os.Mkdir(s.bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// stub makes the command name, which logs "name args" and runs body.
+func (s *stubShell) stub(name, body string) {
+	s.t.Helper()
+	script := "#!/bin/sh\necho \"" + name + " $*\" >> \"$LOG\"\n" + body + "\n"
+	if err := os.WriteFile(filepath.Join(s.bin, name), []byte(script), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// host puts the host's program name among the stubs, unlogged.
+func (s *stubShell) host(name string) {
+	s.t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		s.t.Skip("no " + name)
+	}
+	if err := os.Symlink(p, filepath.Join(s.bin, name)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// run runs script with the stubs alone on PATH and env added, returning
+// what it wrote to stdout and stderr.
+func (s *stubShell) run(script string, env ...string) (string, error) {
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Env = append([]string{"LOG=" + s.log, "PATH=" + s.bin}, env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// calls is what the stubs ran, a line each.
+func (s *stubShell) calls() string {
+	b, _ := os.ReadFile(s.log)
+	return string(b)
+}
+
+// basicrcPath is basicrc's PATH line, which basicrcFor points at the stubs.
+const basicrcPath = "PATH=/sbin:/bin:/usr/sbin:/usr/bin:/rescue\n"
+
+// basicrcFor is the built-in basicrc with s's stubs on its PATH.
+func basicrcFor(s *stubShell) string {
+	s.t.Helper()
+	svc, err := service.Load("rescue", "")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	b, err := fs.ReadFile(svc.Common, "basicrc")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if strings.Count(string(b), basicrcPath) != 1 {
+		s.t.Fatalf("basicrc does not set %q once: the test puts its stubs there", basicrcPath)
+	}
+	return strings.Replace(string(b), basicrcPath, "PATH="+s.bin+"\n", 1)
+}
+
 // TestBasicrcNetwork runs the built-in basicrc under the host's /bin/sh
 // with stub commands that record their arguments, since no NetBSD userland
 // boots here: it takes its address by DHCP when dhcpcd is there and
@@ -26,25 +104,6 @@ import (
 // /tmp and /var/run instead, and writes no /etc/resolv.conf, saying so
 // when the image's names no server.
 func TestBasicrcNetwork(t *testing.T) {
-	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("no /bin/sh")
-	}
-	grep, err := exec.LookPath("grep")
-	if err != nil {
-		t.Skip("no grep")
-	}
-	s, err := service.Load("rescue", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := fs.ReadFile(s.Common, "basicrc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const pathLine = "PATH=/sbin:/bin:/usr/sbin:/usr/bin:/rescue\n"
-	if strings.Count(string(b), pathLine) != 1 {
-		t.Fatalf("basicrc does not set %q once: the test puts its stubs there", pathLine)
-	}
 	const (
 		static = "ifconfig vioif0 inet 10.0.2.15 netmask 255.255.255.0 up\nroute -q add default 10.0.2.2\n"
 		dhcp   = "dhcpcd -q -4 -A --nodelay -w -t 10 vioif0\n"
@@ -64,7 +123,7 @@ func TestBasicrcNetwork(t *testing.T) {
 		rwDisk10 = "[   1.0131] ld0 at virtio1: features: 0x10000206<INDIRECT_DESC,FLUSH,SEG_MAX,SIZE_MAX>\n" +
 			"[   1.0132] ld1 at virtio2: features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
 		roDisk10 = "[   1.0131] ld0 at virtio1: features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
-		rwRoot   = "dmesg \nmount -u -w /\nmount -a\n"
+		rwRoot   = "dmesg \nfsck -p /\nmount -u -w /\nmount -a\n"
 		roRoot   = "dmesg \nmount -a -t noext2fs\nmount -t tmpfs tmpfs /tmp\nmount -t tmpfs tmpfs /var/run\n"
 		noNS     = "basicrc: / is read-only (its disk was given read-only): /etc/resolv.conf names no DNS server, and none can be written; put one in the image (nameserver 10.0.2.3)\n"
 	)
@@ -96,62 +155,120 @@ func TestBasicrcNetwork(t *testing.T) {
 		{"NetBSD 10, read-only root, no nameserver", true, "exit 1", "", roDisk10, true, dhcp + static, "", noNS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			bin := filepath.Join(dir, "bin")
-			log := filepath.Join(dir, "log")
-			resolv := filepath.Join(dir, "resolv.conf")
-			os.Mkdir(bin, 0o755)
-			if err := os.Symlink(grep, filepath.Join(bin, "grep")); err != nil {
-				t.Fatal(err)
-			}
-			stub := func(name, body string) {
-				script := "#!/bin/sh\necho \"" + name + " $*\" >> \"$LOG\"\n" + body + "\n"
-				if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			stub("mount", "exit 0")
-			stub("route", "exit 0")
+			sh := newStubShell(t)
+			sh.host("grep")
+			resolv := filepath.Join(sh.dir, "resolv.conf")
+			sh.stub("mount", "exit 0")
+			sh.stub("route", "exit 0")
+			sh.stub("fsck", "exit 0")
 			nic := "exit 0"
 			if !tc.nic {
 				nic = `[ "$*" = vioif0 ] && exit 1; exit 0`
 			}
-			stub("ifconfig", nic)
+			sh.stub("ifconfig", nic)
 			if tc.dhcpcd != "" {
-				stub("dhcpcd", tc.dhcpcd)
+				sh.stub("dhcpcd", tc.dhcpcd)
 			}
 			if tc.dmesg != "" {
-				stub("dmesg", "printf '%s' '"+tc.dmesg+"'")
+				sh.stub("dmesg", "printf '%s' '"+tc.dmesg+"'")
 			}
 			if tc.resolv != "" {
 				os.WriteFile(resolv, []byte(tc.resolv), 0o644)
 			}
-			rc := strings.Replace(string(b), pathLine, "PATH="+bin+"\n", 1)
-			rc = strings.ReplaceAll(rc, "/etc/resolv.conf", resolv)
-			varRun := filepath.Join(dir, "var/run")
+			rc := strings.ReplaceAll(basicrcFor(sh), "/etc/resolv.conf", resolv)
+			varRun := filepath.Join(sh.dir, "var/run")
 			os.MkdirAll(varRun, 0o755)
 			rc = strings.ReplaceAll(rc, "/var/run", varRun)
-			cmd := exec.Command("/bin/sh", "-c", rc)
-			cmd.Env = []string{"LOG=" + log, "RESOLV=" + resolv, "PATH=" + bin}
 			wantOut := strings.ReplaceAll(tc.wantOut, "/etc/resolv.conf", resolv)
-			if out, err := cmd.CombinedOutput(); err != nil || string(out) != wantOut {
+			if out, err := sh.run(rc, "RESOLV="+resolv); err != nil || out != wantOut {
 				t.Fatalf("basicrc: %v, output %q, want %q", err, out, wantOut)
 			}
-			calls, _ := os.ReadFile(log)
 			mounts := rwRoot
 			switch {
 			case tc.dmesg == "":
-				mounts = "mount -u -w /\nmount -a\n"
+				mounts = "fsck -p /\nmount -u -w /\nmount -a\n"
 			case tc.ro:
 				mounts = strings.Replace(roRoot, "/var/run", varRun, 1)
 			}
 			want := mounts + "ifconfig vioif0\n" + tc.wantCalls + "ifconfig lo0 inet 127.0.0.1 up\n"
-			if string(calls) != want {
+			if calls := sh.calls(); calls != want {
 				t.Errorf("commands run:\n%s\nwant:\n%s", calls, want)
 			}
 			ns, _ := os.ReadFile(resolv)
 			if string(ns) != tc.wantNS {
 				t.Errorf("resolv.conf = %q, want %q", ns, tc.wantNS)
+			}
+		})
+	}
+}
+
+// TestBasicrcFsck runs the built-in basicrc with a stub fsck: the root is
+// checked with fsck -p before it is made read-write, as NetBSD's
+// rc.d/fsck_root does, so that a root a VM stopped from the host left
+// unclean is not mounted read-write marked with errors for good. fsck's
+// exit status 4 (FSCK_EXIT_ROOT_CHANGED: it repaired the root and could
+// not make the kernel re-read it) reboots, nothing mounted; any other
+// failure, or a failed reboot, keeps the root read-only, as a read-only
+// disk's, saying so. A read-only disk is not checked, and an image
+// without fsck mounts its root unchecked, saying so.
+func TestBasicrcFsck(t *testing.T) {
+	const (
+		check   = "fsck -p /\n"
+		rw      = "mount -u -w /\nmount -a\n"
+		ro      = "mount -a -t noext2fs\nmount -t tmpfs tmpfs /tmp\nmount -t tmpfs tmpfs VARRUN\n"
+		roDisk  = "[   1.0131] ld0 at virtio1: Features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
+		rwDisk  = "[   1.0131] ld0 at virtio1: Features: 0x10000206<INDIRECT_DESC,FLUSH,SEG_MAX,SIZE_MAX>\n"
+		reboots = "basicrc: fsck repaired /, which the kernel could not re-read: rebooting\n"
+	)
+	for _, tc := range []struct {
+		name       string
+		dmesg      string
+		fsck       string // the stub's body; "" for none
+		reboot     string // the reboot stub's body
+		wantCalls  string
+		wantOut    string
+		wantKilled bool // the reboot ended the script
+	}{
+		{"clean", rwDisk, "exit 0", "", "dmesg \n" + check + rw, "", false},
+		{"no dmesg", "", "exit 0", "", check + rw, "", false},
+		{"root changed", rwDisk, "exit 4", "kill -KILL $PPID", "dmesg \n" + check + "reboot \n", reboots, true},
+		{"root changed, reboot fails", rwDisk, "exit 4", "exit 1", "dmesg \n" + check + "reboot \n" + ro,
+			reboots + "basicrc: reboot failed: / stays read-only; reboot by hand\n", false},
+		{"unresolved", rwDisk, "exit 2", "", "dmesg \n" + check + ro,
+			"basicrc: fsck -p / failed (exit status 2): / stays read-only; repair it with fsck -y / and reboot\n", false},
+		{"check failed", rwDisk, "exit 8", "", "dmesg \n" + check + ro,
+			"basicrc: fsck -p / failed (exit status 8): / stays read-only; repair it with fsck -y / and reboot\n", false},
+		{"no fsck", rwDisk, "", "", "dmesg \n" + rw, "basicrc: the image has no fsck: / is mounted read-write unchecked\n", false},
+		{"read-only disk", roDisk, "exit 8", "", "dmesg \n" + ro, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh := newStubShell(t)
+			sh.host("grep")
+			sh.stub("mount", "exit 0")
+			if tc.fsck != "" {
+				sh.stub("fsck", tc.fsck)
+			}
+			sh.stub("reboot", tc.reboot)
+			sh.stub("ifconfig", `[ "$*" = vioif0 ] && exit 1; exit 0`)
+			if tc.dmesg != "" {
+				sh.stub("dmesg", "printf '%s' '"+tc.dmesg+"'")
+			}
+			varRun := filepath.Join(sh.dir, "var/run")
+			os.MkdirAll(varRun, 0o755)
+			rc := strings.ReplaceAll(basicrcFor(sh), "/var/run", varRun)
+			out, err := sh.run(rc)
+			if killed := err != nil && strings.Contains(err.Error(), "killed"); killed != tc.wantKilled || (err != nil && !killed) {
+				t.Errorf("basicrc: %v, want killed by the reboot: %v", err, tc.wantKilled)
+			}
+			if out != tc.wantOut {
+				t.Errorf("output %q, want %q", out, tc.wantOut)
+			}
+			want := strings.ReplaceAll(tc.wantCalls, "VARRUN", varRun)
+			if !tc.wantKilled {
+				want += "ifconfig vioif0\nifconfig lo0 inet 127.0.0.1 up\n" // no network card
+			}
+			if calls := sh.calls(); calls != want {
+				t.Errorf("commands run:\n%s\nwant:\n%s", calls, want)
 			}
 		})
 	}
