@@ -47,9 +47,15 @@ func imageFstab(t *fstree.Tree) string {
 }
 
 // Ttys is the /etc/ttys written when neither the sets nor the service
-// provide one. The console line is "off": the service's /etc/rc owns the
-// console (it runs a shell there), and a getty would fight it for input;
-// "secure" still lets root log in when a user switches it on.
+// provide one. NetBSD's init starts the gettys of the lines that are "on"
+// only once /etc/rc has exited, never beside it. The console line is
+// "off": the service's /etc/rc keeps the console (its shell there) and
+// ends the VM when done (the built-in ones power off), and the rescue set
+// has no getty, which init would keep failing to start. With no line on
+// and /etc/rc gone, init has no child to wait for and spins, so a
+// service's /etc/rc should power the VM off when done. "secure" still
+// lets root log in when a service's ttys switches the console on (base
+// has getty).
 const Ttys = "console\t\"/usr/libexec/getty std.9600\"\tvt100\toff\tsecure\n"
 
 // Group IDs NetBSD gives device nodes.

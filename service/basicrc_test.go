@@ -273,3 +273,50 @@ func TestBasicrcFsck(t *testing.T) {
 		})
 	}
 }
+
+// TestBuiltinRcEndsVM runs the built-in services' etc/rc with stubs: each
+// powers the VM off once its shell exits. NetBSD's init starts gettys
+// only after /etc/rc exits, the images' /etc/ttys switches none on, and
+// with no child left init waits for none (waitpid failing with ECHILD
+// at once, again and again): a rescue rc that ended after its sh left
+// the guest spinning at full CPU with nothing on the console.
+func TestBuiltinRcEndsVM(t *testing.T) {
+	const include = ". /etc/include/basicrc\n"
+	for _, tc := range []struct {
+		name, shutdown string
+		wantCalls      string // after basicrc
+	}{
+		{"rescue", "exit 0", "sh \nhalt -p\n"},
+		{"base", "exit 0", "ksh \nshutdown -p now\n"},
+		{"base", "exit 1", "ksh \nshutdown -p now\nhalt -p\n"},
+	} {
+		t.Run(tc.name+" "+tc.shutdown, func(t *testing.T) {
+			svc, err := service.Load(tc.name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := fs.ReadFile(svc.FS, "etc/rc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Count(string(b), include) != 1 {
+				t.Fatalf("etc/rc does not source basicrc once (%q): the test puts a stub there", include)
+			}
+			sh := newStubShell(t)
+			for _, c := range []string{"sh", "ksh", "halt"} {
+				sh.stub(c, "exit 0")
+			}
+			sh.stub("shutdown", tc.shutdown)
+			stubRc := filepath.Join(sh.dir, "basicrc")
+			if err := os.WriteFile(stubRc, []byte("echo basicrc >> \"$LOG\"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := sh.run(strings.Replace(string(b), include, ". "+stubRc+"\n", 1)); err != nil || out != "" {
+				t.Errorf("etc/rc: %v, output %q", err, out)
+			}
+			if calls, want := sh.calls(), "basicrc\n"+tc.wantCalls; calls != want {
+				t.Errorf("commands run:\n%s\nwant:\n%s", calls, want)
+			}
+		})
+	}
+}
