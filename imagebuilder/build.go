@@ -89,11 +89,12 @@ func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 
 // BuildTree reads the sets, applies the service overlay and runs the
 // postinst scripts, returning the tree the image will hold; it fails when
-// the scripts left no usable /etc/rc (see service.Validate) or the tree
-// has no init (FindInit). It sets an
-// empty cfg.Arch to the port of the sets' init (see Config.Arch). It stops
-// when ctx is done, within the read of a set and while a postinst script
-// runs (see RunPostinst), with an error matching ctx's.
+// the scripts left no usable /etc/rc (see service.Validate), the tree
+// has no init (FindInit) or no shell for it to run /etc/rc with
+// (ShellError). It sets an empty cfg.Arch to the port of the sets' init
+// (see Config.Arch). It stops when ctx is done, within the read of a set
+// and while a postinst script runs (see RunPostinst), with an error
+// matching ctx's.
 func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("no service given")
@@ -140,10 +141,76 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		return nil, err
 	}
 	// An image without init only shows as the kernel's "panic: no init".
-	if _, err := FindInit(t); err != nil {
+	initPath, err := FindInit(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShell(t, initPath); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// The shells NetBSD's init runs /etc/rc with (and a single-user shell):
+// INIT_BSHELL of sbin/init/init.c, _PATH_BSHELL, or for the rescue set's
+// init, built with RESCUEDIR, RESCUEDIR "/sh".
+const (
+	initShell       = "/bin/sh"
+	rescueInitShell = "/rescue/sh"
+)
+
+// ShellError is BuildTree's error, and Build's, for a tree whose init has
+// no shell to run /etc/rc with: init execs it for /etc/rc and, when that
+// fails, for a single-user shell, so the image would never get past init.
+type ShellError struct {
+	Init    string // the init FindInit chose, e.g. /sbin/init
+	Shell   string // the shell that init runs: /bin/sh, or /rescue/sh for the rescue set's init
+	Problem string // what stands at Shell instead: "not found", "a directory"...
+}
+
+// Error names the init, its shell and what stands there.
+func (e *ShellError) Error() string {
+	who := "init " + e.Init
+	if e.Shell == rescueInitShell {
+		who = "init " + e.Init + ", the rescue set's,"
+	}
+	return fmt.Sprintf("%s runs /etc/rc with %s, and the image has no such program (%s: %s): without it init starts neither /etc/rc nor a single-user shell; its sets must provide it (the rescue set has /rescue/sh, base /bin/sh)",
+		who, e.Shell, e.Shell, e.Problem)
+}
+
+// checkShell checks that t holds, as an executable file, the shell the
+// init at initPath (FindInit's) runs /etc/rc with, following symlinks
+// inside the tree. The init is the rescue set's when it is the very file
+// at /rescue/init (that path, a symlink to it or a hard link, as
+// AddRescueLinks makes /sbin/init): its program is built with RESCUEDIR.
+// An init that is no ELF program, such as a "#!" script, is not NetBSD's
+// init but run by the kernel through its interpreter: it is left alone.
+func checkShell(t *fstree.Tree, initPath string) error {
+	shell := initShell
+	n, err := resolve(t, initPath)
+	if err != nil {
+		return err
+	}
+	if _, ok := elfMachine(n); !ok {
+		return nil
+	}
+	if r, err := resolve(t, "/rescue/init"); err == nil && r == n {
+		shell = rescueInitShell
+	}
+	var problem string
+	switch sh, err := resolve(t, shell); {
+	case err != nil:
+		// resolve names paths of the image, which a set's link can fill
+		// with control characters.
+		problem = termsafe.Line(err.Error())
+	case sh.Type != fstree.Regular:
+		problem = "a " + sh.Type.String()
+	case sh.Perm&0o111 == 0:
+		problem = fmt.Sprintf("not executable (mode %04o)", sh.Perm)
+	default:
+		return nil
+	}
+	return &ShellError{Init: initPath, Shell: shell, Problem: problem}
 }
 
 // checkRc checks, once the postinst scripts have run, that t's /etc/rc is

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -296,5 +297,80 @@ func TestBuildWarnsOptionsMk(t *testing.T) {
 		case tc.want != "" && (strings.Count(got, "warning: ") != 1 || !strings.Contains(got, tc.want)):
 			t.Errorf("%v: log %q, want one warning: %q", tc.files, got, tc.want)
 		}
+	}
+}
+
+// TestBuildShell: NetBSD's init runs /etc/rc with its shell, /bin/sh, or
+// /rescue/sh for the rescue set's init (built with RESCUEDIR), and without
+// it starts neither /etc/rc nor a single-user shell. A set with init and
+// no such shell built an image that never got past init; it is refused,
+// naming the shell, and nothing is written. The shell is followed
+// through symlinks inside the image, as init's execv follows them.
+func TestBuildShell(t *testing.T) {
+	prog := testsets.ELF(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_386, 100)
+	exe := func(name string) testsets.Entry {
+		return testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o555, Size: int64(len(prog))}, Data: prog}
+	}
+	script := []byte("#!/bin/sh\n")
+	link := func(name, target string) testsets.Entry {
+		return testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
+	}
+	hard := func(name, target string) testsets.Entry {
+		return testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target, Mode: 0o555}}
+	}
+	for _, tc := range []struct {
+		name    string
+		set     []testsets.Entry
+		init    string // the init the image starts
+		shell   string // the shell init runs /etc/rc with; "" for a set that is accepted
+		problem string
+	}{
+		{"base init alone", []testsets.Entry{exe("./sbin/init")}, "/sbin/init", "/bin/sh", "not found"},
+		{"base init, /bin/sh a link to /rescue/sh", []testsets.Entry{exe("./sbin/init"), exe("./rescue/sh"), link("./bin/sh", "/rescue/sh")}, "", "", ""},
+		{"base init, /bin a link to /rescue", []testsets.Entry{exe("./sbin/init"), exe("./rescue/sh"), link("./bin", "rescue")}, "", "", ""},
+		{"base init, /bin/sh a dangling link", []testsets.Entry{exe("./sbin/init"), link("./bin/sh", "/rescue/sh")}, "/sbin/init", "/bin/sh", "/rescue not found"},
+		{"base init, /bin/sh not executable", []testsets.Entry{exe("./sbin/init"),
+			{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./bin/sh", Mode: 0o644, Size: 1}, Data: []byte("x")}}, "/sbin/init", "/bin/sh", "not executable (mode 0644)"},
+		{"base init, /bin/sh a directory", []testsets.Entry{exe("./sbin/init"), {Hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./bin/sh", Mode: 0o755}}}, "/sbin/init", "/bin/sh", "a directory"},
+		{"base init beside the rescue one, no /rescue/sh", []testsets.Entry{exe("./sbin/init"), exe("./bin/sh"), exe("./rescue/init")}, "", "", ""},
+		{"rescue init alone", []testsets.Entry{exe("./rescue/init")}, "/sbin/init", "/rescue/sh", "not found"},
+		{"rescue init with /bin/sh, no /rescue/sh", []testsets.Entry{exe("./rescue/init"), exe("./bin/sh")}, "/sbin/init", "/rescue/sh", "not found"},
+		{"/sbin/init a link to the rescue one", []testsets.Entry{exe("./rescue/init"), exe("./bin/sh"), link("./sbin/init", "/rescue/init")}, "/sbin/init", "/rescue/sh", "not found"},
+		{"rescue init and its sh", []testsets.Entry{exe("./rescue/sh"), hard("./rescue/init", "./rescue/sh")}, "", "", ""},
+		{"rescue set", testsets.Rescue(1000), "", "", ""},
+		// The kernel runs a "#!" init through its interpreter: it is
+		// not NetBSD's init, which runs /etc/rc.
+		{"script init", []testsets.Entry{{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./sbin/init", Mode: 0o555, Size: int64(len(script))}, Data: script}}, "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := testsets.Bytes(tc.set, "tar")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			p := filepath.Join(dir, "set.tar")
+			if err := os.WriteFile(p, set, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "root.img")
+			cfg := imagebuilder.Config{Sets: []string{p}, Service: loadService(t, "rescue", ""), SizeMB: 10, Timestamp: ts}
+			err = imagebuilder.Build(context.Background(), cfg, out)
+			if tc.shell == "" {
+				if err != nil {
+					t.Fatalf("Build: %v", err)
+				}
+				return
+			}
+			var se *imagebuilder.ShellError
+			if !errors.As(err, &se) || se.Init != tc.init || se.Shell != tc.shell || se.Problem != tc.problem {
+				t.Fatalf("Build: %v (%#v), want a ShellError for init %s, shell %s: %s", err, se, tc.init, tc.shell, tc.problem)
+			}
+			if !strings.Contains(err.Error(), tc.shell+": "+tc.problem) {
+				t.Errorf("Build: %v, want it to say %s: %s", err, tc.shell, tc.problem)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("an image was written: %v", err)
+			}
+		})
 	}
 }
