@@ -130,7 +130,7 @@
 //
 // Target replaces a snapshot file only with a complete snapshot, through
 // temporaries beside it made in advance (for a process that later may not
-// create files), refusing a file another process holds locked (ErrInUse,
+// create files), refusing a file another machine or process holds locked (ErrInUse,
 // naming it) and removing the temporaries of writers that were killed.
 package snapshot
 
@@ -918,10 +918,11 @@ func (s *File) Close() error { return s.f.Close() }
 // were read from, whatever its path names since.
 func (s *File) Stat() (os.FileInfo, error) { return s.f.Stat() }
 
-// ErrInUse is wrapped by LockShared's refusal of a file another process
-// holds an exclusive lock on (one writing a snapshot to it, or a VM whose
-// read-write disk it is).
-var ErrInUse = errors.New("the file is locked by another process")
+// ErrInUse is wrapped by LockShared's refusal of a file something else
+// holds an exclusive lock on (a Target writing a snapshot to it, or a VM
+// whose read-write disk it is), and by a Target's refusal of a file held
+// locked: in another process, or in this one (another machine or Target).
+var ErrInUse = errors.New("the file is locked by another machine or process")
 
 // LockShared takes a shared flock on the snapshot file, without waiting,
 // and returns a descriptor of the file that holds the lock until closed

@@ -574,7 +574,8 @@ func TestSparseWrite(t *testing.T) {
 
 // TestLockShared: the shared lock outlives the File's Close, lets other
 // readers lock shared, keeps a writer's exclusive lock out until released,
-// and is refused (ErrInUse) while a writer holds the file.
+// and is refused (ErrInUse) while a writer holds the file, which may be in
+// this process (another machine or Target), so no other process is blamed.
 func TestLockShared(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.snap")
 	if err := os.WriteFile(path, sample(t), 0o600); err != nil {
@@ -617,6 +618,9 @@ func TestLockShared(t *testing.T) {
 			lf.Close()
 		}
 		t.Fatalf("shared lock under a writer's: %v, want ErrInUse", err)
+	} else if strings.Contains(err.Error(), "another process") {
+		// The writer is this process: another machine or Target of it.
+		t.Errorf("shared lock under this process's writer: %q blames another process", err)
 	}
 }
 

@@ -74,7 +74,7 @@ func (e tempMovedError) Error() string   { return e.err.Error() }
 func (e tempMovedError) Unwrap() []error { return []error{e.err, ErrTempMoved} }
 
 // TargetError is the error of a Target's operation, naming its file.
-// Err wraps ErrInUse when another process holds the file locked (Holder
+// Err wraps ErrInUse when another machine or process holds the file locked (Holder
 // then names it, when it can be found), ErrNotRegular, ErrDirPermission
 // or ErrMoved (and ErrTempRemoved or ErrTempMoved with it).
 type TargetError struct {

@@ -102,7 +102,7 @@ func TestCLIRestoreSnapshotLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"smolvmm run: restore: snapshot " + snap + ": the file is locked by another process; its lock is held by process " + strconv.Itoa(os.Getpid()),
+		"smolvmm run: restore: snapshot " + snap + ": the file is locked by another machine or process; its lock is held by process " + strconv.Itoa(os.Getpid()),
 		"(the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp)",
 	}
 	out, stderr, status := runCLI(t, "run", "--restore", snap)
