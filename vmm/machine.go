@@ -172,7 +172,11 @@ type Config struct {
 	// than short ones.
 	Ready *regexp.Regexp
 	// ReadyAddr, when set, is a host TCP address (a port forwarded to the
-	// guest, e.g. "127.0.0.1:8080") polled while the guest runs: without
+	// guest, e.g. "127.0.0.1:8080" or "localhost:8080") polled while the
+	// guest runs. A host name is looked up once, by New or Restore (one
+	// that does not resolve is refused, ErrConfig), and its addresses are
+	// probed from then on, in the order the lookup gave them: so no
+	// lookup runs under BeforeRun's sandbox. Without
 	// ReadyGuestPort, the first connection that is answered or held open
 	// (portready.Hold) reports PhaseReady, timed at its connect, which is
 	// right when the address reaches the guest's own TCP (a tap behind a
@@ -407,6 +411,8 @@ type Machine struct {
 	firstOut  atomic.Bool
 	readyOnce sync.Once
 	readyDone atomic.Bool // PhaseReady was reported (a snapshot records it)
+	// readyAddrs is Config.ReadyAddr resolved (resolveReadyAddr).
+	readyAddrs []string
 	// Event delivery (eventAt): OnEvent runs one call at a time, in the
 	// order the phases were reached. eventBusy: a goroutine is in it;
 	// eventQueue: the events waiting for it to return; eventsOff: it
@@ -527,6 +533,9 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	if err := checkWatchers(cfg); err != nil {
+		return nil, err
+	}
+	if m.readyAddrs, err = resolveReadyAddr(cfg.ReadyAddr); err != nil {
 		return nil, err
 	}
 	if cfg.Append == "" && !cfg.NoAppend {
@@ -1174,15 +1183,15 @@ func (m *Machine) probeReadyAddr() *portready.Prober {
 				w.SetTransmitWatch(watch)
 			}
 		}
-		if m.cfg.ReadyAddr == "" {
+		if m.readyAddrs == nil {
 			return nil
 		}
-		return portready.StartDialing(m.cfg.ReadyAddr, readyPortInterval, m.readyDone.Load)
+		return portready.StartDialing(m.readyAddrs, readyPortInterval, m.readyDone.Load)
 	}
-	if m.cfg.ReadyAddr == "" {
+	if m.readyAddrs == nil {
 		return nil
 	}
-	return portready.Start(m.cfg.ReadyAddr, readyPortInterval, m.readyFromWaited)
+	return portready.Start(m.readyAddrs, readyPortInterval, m.readyFromWaited)
 }
 
 // readyFromWaited is readyAt on a goroutine Run waits for (the prober,

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -751,10 +752,20 @@ func TestISAPortWidths(t *testing.T) {
 
 // TestReadyAddr: a guest that never prints, behind a host port that
 // answers once the guest runs; ReadyAddr reports PhaseReady after the first
-// run, and the test stops the guest there.
+// run, and the test stops the guest there. A host name (localhost) is
+// looked up once, by New, and never while Run runs: there the lookup ran
+// under BeforeRun's sandbox, which stopped the process, and on goroutines
+// that outlived Run.
 func TestReadyAddr(t *testing.T) {
 	needKVM(t)
-	addr := portreadytest.Greeter(t, "SSH-2.0-guest\r\n")
+	_, port, _ := net.SplitHostPort(portreadytest.Greeter(t, "SSH-2.0-guest\r\n"))
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		t.Run(host, func(t *testing.T) { testReadyAddr(t, net.JoinHostPort(host, port)) })
+	}
+}
+
+func testReadyAddr(t *testing.T, addr string) {
+	lookups := countLookups(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var phases []vmm.Phase
@@ -782,6 +793,13 @@ func TestReadyAddr(t *testing.T) {
 		if times[i].Before(times[i-1]) {
 			t.Errorf("%s at %v is before %s at %v", phases[i], times[i], phases[i-1], times[i-1])
 		}
+	}
+	wantLookups := int32(0)
+	if host, _, _ := net.SplitHostPort(addr); host == "localhost" {
+		wantLookups = 1 // New's
+	}
+	if n := lookups.Load(); n != wantLookups {
+		t.Errorf("%s looked up %d times, want %d", addr, n, wantLookups)
 	}
 }
 

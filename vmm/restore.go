@@ -133,6 +133,9 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if err := checkWatchers(cfg); err != nil {
 		return nil, err
 	}
+	if m.readyAddrs, err = resolveReadyAddr(cfg.ReadyAddr); err != nil {
+		return nil, err
+	}
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = defaultKVMPath
 	}

@@ -22,8 +22,9 @@ import (
 // ErrConfig. A snapshot being taken before the guest first runs (see
 // Snapshot) is written before the guest starts.
 //
-// Every goroutine Run starts (the Config.Input pump, the ReadyAddr prober)
-// has returned when Run returns, and Run reads no more from Config.Input:
+// Every goroutine Run starts (the Config.Input pump, the ReadyAddr prober,
+// which dials the addresses New or Restore resolved, so that no lookup of
+// the resolver's runs on) has returned when Run returns, and Run reads no more from Config.Input:
 // see Config.Input for the one exception, a reader that cannot be
 // interrupted.
 //

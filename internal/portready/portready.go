@@ -12,8 +12,11 @@
 package portready
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -33,11 +36,59 @@ var dialer = func() *net.Dialer {
 	return d
 }()
 
-// Probe connects once to the TCP address addr. It reports whether the port
-// is ready and, if so, when the connection was made.
-func Probe(addr string) (time.Time, bool) {
-	c, err := dialer.Dial("tcp", addr)
+// LookupFunc looks a host name up, as net.Resolver.LookupNetIP does.
+type LookupFunc func(ctx context.Context, network, host string) ([]netip.Addr, error)
+
+// Resolve returns the addresses a probe of the TCP address addr connects
+// to, each an IP address and port number: addr's own when its host is an
+// IP address, else those lookup (net.DefaultResolver.LookupNetIP when
+// nil) gives for its host, in that order, each with addr's port (a number
+// or service name). A VMM resolves once, before its sandbox: a lookup
+// reads files, calls uname and may open sockets to a name server, which
+// the sandbox refuses, and leaves goroutines of its own behind; a dial of
+// an IP address does neither.
+func Resolve(ctx context.Context, addr string, lookup LookupFunc) ([]string, error) {
+	host, portName, err := net.SplitHostPort(addr)
 	if err != nil {
+		return nil, err
+	}
+	port, err := net.LookupPort("tcp", portName)
+	if err != nil {
+		return nil, err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []string{netip.AddrPortFrom(ip, uint16(port)).String()}, nil
+	}
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupNetIP
+	}
+	ips, err := lookup(ctx, "ip", host)
+	if err != nil {
+		return nil, err
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("host %s has no address", host)
+	}
+	addrs := make([]string, len(ips))
+	for i, ip := range ips {
+		addrs[i] = netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()
+	}
+	return addrs, nil
+}
+
+// Probe connects once to the first of the TCP addresses addrs that takes
+// a connection, trying them in order, as a dial of a host name tries its
+// addresses. It reports whether the port is ready and, if so, when the
+// connection was made.
+func Probe(addrs ...string) (time.Time, bool) {
+	var c net.Conn
+	for _, addr := range addrs {
+		var err error
+		if c, err = dialer.Dial("tcp", addr); err == nil {
+			break
+		}
+	}
+	if c == nil {
 		return time.Time{}, false
 	}
 	at := time.Now()
@@ -52,8 +103,13 @@ func Probe(addr string) (time.Time, bool) {
 // ready connection was made. It gives up, returning false, once done is
 // closed.
 func Wait(addr string, every time.Duration, done <-chan struct{}) (time.Time, bool) {
+	return wait([]string{addr}, every, done)
+}
+
+// wait is Wait of the addresses addrs (Probe).
+func wait(addrs []string, every time.Duration, done <-chan struct{}) (time.Time, bool) {
 	for {
-		if at, ok := Probe(addr); ok {
+		if at, ok := Probe(addrs...); ok {
 			return at, true
 		}
 		select {
@@ -72,14 +128,14 @@ type Prober struct {
 	finished chan struct{}
 }
 
-// Start probes addr every interval (Wait) until it is ready, then calls
-// found once, on the Prober's goroutine, with the time the ready
-// connection was made. Stop ends it.
-func Start(addr string, every time.Duration, found func(time.Time)) *Prober {
+// Start probes the addresses addrs (Probe) every interval until one is
+// ready, then calls found once, on the Prober's goroutine, with the time
+// the ready connection was made. Stop ends it.
+func Start(addrs []string, every time.Duration, found func(time.Time)) *Prober {
 	p := &Prober{done: make(chan struct{}), finished: make(chan struct{})}
 	go func() {
 		defer close(p.finished)
-		if at, ok := Wait(addr, every, p.done); ok {
+		if at, ok := wait(addrs, every, p.done); ok {
 			found(at)
 		}
 	}()
@@ -94,17 +150,17 @@ func (p *Prober) Stop() {
 	<-p.finished
 }
 
-// StartDialing connects to addr again and again, every interval apart,
-// each connection held as Probe holds it, until until reports true or the
-// Prober is stopped: connections that count for nothing themselves, but
-// make a forwarder behind addr connect to the guest, whose answer the
-// caller watches for (Accepted). Stop ends it.
-func StartDialing(addr string, every time.Duration, until func() bool) *Prober {
+// StartDialing connects to the addresses addrs (Probe) again and again,
+// every interval apart, each connection held as Probe holds it, until
+// until reports true or the Prober is stopped: connections that count for
+// nothing themselves, but make a forwarder behind addrs connect to the
+// guest, whose answer the caller watches for (Accepted). Stop ends it.
+func StartDialing(addrs []string, every time.Duration, until func() bool) *Prober {
 	p := &Prober{done: make(chan struct{}), finished: make(chan struct{})}
 	go func() {
 		defer close(p.finished)
 		for !until() {
-			Probe(addr)
+			Probe(addrs...)
 			select {
 			case <-p.done:
 				return

@@ -1,7 +1,11 @@
 package portready
 
 import (
+	"context"
+	"errors"
 	"net"
+	"net/netip"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,7 +80,7 @@ func TestProber(t *testing.T) {
 			})
 			found := make(chan time.Time, 10)
 			before := time.Now()
-			p := Start(addr, time.Millisecond, func(at time.Time) { found <- at })
+			p := Start([]string{addr}, time.Millisecond, func(at time.Time) { found <- at })
 			if tt.ready {
 				select {
 				case at := <-found:
@@ -110,7 +114,7 @@ func TestProberStopsAtOnce(t *testing.T) {
 	}
 	ln.Close()
 	reported := false
-	p := Start(ln.Addr().String(), time.Hour, func(time.Time) { reported = true })
+	p := Start([]string{ln.Addr().String()}, time.Hour, func(time.Time) { reported = true })
 	p.Stop()
 	if reported {
 		t.Error("a closed port was reported ready")
@@ -134,7 +138,7 @@ func TestStartDialing(t *testing.T) {
 	}
 	addr, conns := serve()
 	var stop atomic.Bool
-	p := StartDialing(addr, time.Millisecond, stop.Load)
+	p := StartDialing([]string{addr}, time.Millisecond, stop.Load)
 	for range 3 { // connects again after an answer
 		<-conns
 	}
@@ -143,10 +147,97 @@ func TestStartDialing(t *testing.T) {
 	p.Stop()
 
 	addr, conns = serve()
-	q := StartDialing(addr, time.Millisecond, func() bool { return true })
+	q := StartDialing([]string{addr}, time.Millisecond, func() bool { return true })
 	<-q.finished // ended by until alone
 	q.Stop()
 	if len(conns) != 0 {
 		t.Error("a Prober whose until holds from the start connected")
+	}
+}
+
+// TestResolve: an address is resolved once into IP addresses with their
+// port, so that probes dial no name: an IP address as it is, without a
+// lookup; a name as its lookup answers, in that order; a service name as
+// its port. A lookup that fails or finds nothing is an error.
+func TestResolve(t *testing.T) {
+	lookupErr := errors.New("no such host")
+	tests := []struct {
+		name   string
+		addr   string
+		ips    []netip.Addr
+		err    error
+		want   []string
+		looked bool // the lookup was asked
+		bad    bool
+	}{
+		{"IPv4", "127.0.0.1:8080", nil, nil, []string{"127.0.0.1:8080"}, false, false},
+		{"IPv6", "[::1]:8080", nil, nil, []string{"[::1]:8080"}, false, false},
+		{"name", "localhost:8080", []netip.Addr{netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1")}, nil,
+			[]string{"[::1]:8080", "127.0.0.1:8080"}, true, false},
+		{"mapped IPv4", "host:22", []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}, nil, []string{"10.0.0.1:22"}, true, false},
+		{"service", "localhost:http", []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil, []string{"127.0.0.1:80"}, true, false},
+		{"unresolvable", "nonexistent.invalid:80", nil, lookupErr, nil, true, true},
+		{"no address", "empty:80", nil, nil, nil, true, true},
+		{"no port", "localhost", nil, nil, nil, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			looked := false
+			got, err := Resolve(context.Background(), tt.addr, func(_ context.Context, network, host string) ([]netip.Addr, error) {
+				looked = true
+				if want, _, _ := net.SplitHostPort(tt.addr); host != want || network != "ip" {
+					t.Errorf("looked up %s %q, want ip %q", network, host, want)
+				}
+				return tt.ips, tt.err
+			})
+			if looked != tt.looked {
+				t.Errorf("lookup asked: %v, want %v", looked, tt.looked)
+			}
+			if tt.bad {
+				if err == nil {
+					t.Fatalf("Resolve = %v, want an error", got)
+				}
+				if tt.err != nil && !errors.Is(err, tt.err) {
+					t.Errorf("Resolve error %v does not wrap the lookup's %v", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("Resolve = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestResolveLocalhost: the system's resolver gives localhost as IP
+// addresses, which a dial uses without a lookup (none of the resolver's
+// goroutines or system calls while probing).
+func TestResolveLocalhost(t *testing.T) {
+	addrs, err := Resolve(context.Background(), "localhost:8080", nil)
+	if err != nil || len(addrs) == 0 {
+		t.Fatalf("Resolve(localhost) = %q, %v", addrs, err)
+	}
+	for _, a := range addrs {
+		if _, err := netip.ParseAddrPort(a); err != nil {
+			t.Errorf("Resolve(localhost) gave %q, no IP address and port: %v", a, err)
+		}
+	}
+}
+
+// TestProbeTriesEachAddress: a probe of several addresses (a name's) is
+// ready when a later one answers though an earlier one refuses, as a
+// dial of the name would be.
+func TestProbeTriesEachAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	if _, ok := Probe(closed, portreadytest.Greeter(t, "SSH-2.0\r\n")); !ok {
+		t.Error("Probe of a refusing address, then an answering one: not ready")
+	}
+	if _, ok := Probe(closed, closed); ok {
+		t.Error("Probe of two refusing addresses: ready")
 	}
 }

@@ -1,0 +1,57 @@
+package vmm_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/vmm"
+)
+
+// TestReadyAddrUnresolvable: a ReadyAddr whose host name does not resolve
+// is refused by New and Restore, ErrConfig naming the field, before
+// anything is opened; the prober used to dial it in vain while Run ran.
+func TestReadyAddrUnresolvable(t *testing.T) {
+	defer vmm.SetReadyLookup(func(_ context.Context, _, host string) ([]netip.Addr, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	})()
+	kvm := filepath.Join(t.TempDir(), "kvm") // no such device: a Config that passed would fail there
+	for _, op := range []string{"New", "Restore"} {
+		t.Run(op, func(t *testing.T) {
+			cfg := vmm.Config{Kernel: "exit", KernelImage: exitGuest(), KVMPath: kvm, ReadyAddr: "nonexistent.invalid:80"}
+			var m *vmm.Machine
+			var err error
+			if op == "New" {
+				m, err = vmm.New(cfg)
+			} else {
+				m, err = vmm.Restore(cfg, filepath.Join(t.TempDir(), "none.snap"))
+			}
+			if err == nil {
+				m.Close()
+				t.Fatal("succeeded")
+			}
+			var ve *vmm.Error
+			var de *net.DNSError
+			if !errors.Is(err, vmm.ErrConfig) || !errors.As(err, &ve) || ve.Field != "ReadyAddr" || !errors.As(err, &de) ||
+				!strings.Contains(err.Error(), "nonexistent.invalid") {
+				t.Fatalf("%s = %v (Field %q); want ErrConfig with Field ReadyAddr wrapping the lookup's error", op, err, fieldOf(ve))
+			}
+		})
+	}
+}
+
+// countLookups makes New and Restore count their lookups of ReadyAddr's
+// host, made by the system's resolver, until the test ends.
+func countLookups(t *testing.T) *atomic.Int32 {
+	var n atomic.Int32
+	t.Cleanup(vmm.SetReadyLookup(func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		n.Add(1)
+		return net.DefaultResolver.LookupNetIP(ctx, network, host)
+	}))
+	return &n
+}
