@@ -73,16 +73,28 @@ func (w *asyncWriter) Stop() {
 	w.mu.Unlock()
 }
 
-// waitWritten waits on drained while more holds: for as long as it
-// takes until the machine is stopped (or from the start, if limited),
-// then stopDrainTime at most. When that time runs out, the writer is
-// finished, what is queued dropped, and a Write in flight abandoned.
-// Caller holds mu.
-func (w *asyncWriter) waitWritten(more func() bool, limited bool) {
+// drainLimit says how long waitWritten waits for out.
+type drainLimit int
+
+const (
+	// untilStopped: as long as it takes until the machine is stopped,
+	// then stopDrainTime; then out is given up.
+	untilStopped drainLimit = iota
+	// limited: stopDrainTime from the start; then out is given up.
+	limited
+	// limitedKeep: stopDrainTime from the start; then what is queued
+	// stays queued for out, unless the machine was stopped meanwhile.
+	limitedKeep
+)
+
+// waitWritten waits on drained while more holds, as limit says. When out
+// is given up, the writer is finished, what is queued dropped, and a
+// Write in flight abandoned. Caller holds mu.
+func (w *asyncWriter) waitWritten(more func() bool, limit drainLimit) {
 	expired := false
 	var timer *time.Timer
 	for more() && !expired {
-		if (limited || w.stopped) && timer == nil {
+		if (limit != untilStopped || w.stopped) && timer == nil {
 			timer = time.AfterFunc(stopDrainTime, func() {
 				w.mu.Lock()
 				expired = true
@@ -93,7 +105,7 @@ func (w *asyncWriter) waitWritten(more func() bool, limited bool) {
 		}
 		w.drained.Wait()
 	}
-	if expired {
+	if expired && (limit != limitedKeep || w.stopped) {
 		w.finished, w.abandoned = true, w.busy
 		w.q.discard()
 	}

@@ -78,7 +78,7 @@ func (c *consoleWriter) Finish() {
 	c.finished = true
 	c.buf = c.buf[:0]
 	c.drained.Broadcast() // a Write waiting for room drops its bytes
-	c.waitWritten(func() bool { return c.busy }, true)
+	c.waitWritten(func() bool { return c.busy }, limited)
 }
 
 // Close flushes and stops the goroutine. After Stop it gives a stalled

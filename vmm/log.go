@@ -96,7 +96,19 @@ func (l *logWriter) flush() {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.waitWritten(func() bool { return (l.pending() || l.busy) && !l.finished }, false)
+	l.waitWritten(func() bool { return (l.pending() || l.busy) && !l.finished }, untilStopped)
+}
+
+// flushBuilt is flush for New and Restore, whose caller has no Machine
+// to Close yet, so a Write that blocks must not hold them: it waits at
+// most stopDrainTime, then leaves what is still queued for out.
+func (l *logWriter) flushBuilt() {
+	if l.onWriter() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waitWritten(func() bool { return (l.pending() || l.busy) && !l.finished }, limitedKeep)
 }
 
 // Close ends the goroutine once it has written what is queued: Close

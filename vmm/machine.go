@@ -140,7 +140,10 @@ type Config struct {
 	// returns (see Machine.Run). Close may be called from Write (see
 	// Machine.Close); Snapshot may not. A Write that panics gets no more
 	// output and stops the machine: Run returns the panic, a *PanicError
-	// in an *Error with Field Console.
+	// in an *Error with Field Console. An error Write returns is ignored,
+	// and what it was given is lost, as on a disconnected serial line:
+	// the guest runs on. To keep the error, wrap the writer in one that
+	// records it (as the CLI does).
 	Console io.Writer
 	// Input, when set, is read for bytes to send to the guest's COM1:
 	// only while Run runs, and only as many as the UART can take at once.
@@ -221,8 +224,10 @@ type Config struct {
 	// messages wait for it; beyond that they are dropped, and a message
 	// says how many once Log takes messages again (one message longer
 	// than 1 MiB is cut to that, ending with how many bytes were cut,
-	// not dropped). What New and Restore
-	// logged has been written when they return. Run returns once
+	// not dropped). New and Restore wait for Log to take what they
+	// logged at most a second, as a stop does (their caller has no
+	// Machine to Close yet): what it has not taken by then stays queued
+	// for it. Run returns once
 	// everything logged has been written, unless the machine was stopped
 	// (ctx ended, or Close): then, as for Console, Run waits for a Write
 	// in flight at most a second, and drops what is queued; so does
@@ -232,8 +237,10 @@ type Config struct {
 	// messages and stops the machine: Run returns the panic, a
 	// *PanicError in an *Error with Field Log; New (or Restore) returns
 	// it instead, having released the machine, when it panicked while
-	// New ran (as New's own Verbose messages are written). Nil discards
-	// them.
+	// New waited for it (as New's own Verbose messages are written). An
+	// error Write returns is ignored, the message lost, as output on a
+	// disconnected line: to keep it, wrap the writer in one that records
+	// it (as the CLI does). Nil discards them.
 	Log io.Writer
 	// Verbose logs, besides, the boot protocol and what was loaded where
 	// (New), or the snapshot, its memory and the disks checked (Restore).
@@ -584,7 +591,9 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := m.vcpu.setBootState(m.plan); err != nil {
 		return nil, err
 	}
-	m.flushLog() // what New logged is out when it returns
+	if m.log != nil {
+		m.log.flushBuilt() // what New logged is out when it returns, or queued
+	}
 	if err := m.built(); err != nil {
 		return nil, err
 	}
