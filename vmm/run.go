@@ -252,7 +252,11 @@ func (m *Machine) RemainingInput() io.Reader {
 // a Config.Log whose Write never returns, likewise; and the input pump
 // of a Config.Input that cannot be interrupted (an io.Pipe, see
 // Config.Input), whose Read in flight ends only when the reader has data
-// or fails (Machine.RemainingInput gives back what it read).
+// or fails (Machine.RemainingInput gives back what it read). A call the
+// machine waits for on the vCPU thread or a goroutine Run waits for
+// (Config.OnEvent, Config.OnSnapshot, Config.BeforeRun, a device on
+// PortBus or MMIOBus) is not bounded: one that never returns holds Run,
+// and Close, which waits for Run, for ever.
 func (m *Machine) Close() error {
 	m.lifeMu.Lock()
 	m.closing = true
