@@ -1,12 +1,19 @@
 package goid
 
 import (
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/exepages"
 )
 
 // ID is the same for calls on one goroutine, differs between two, and
-// is never 0 (which a failed parse of runtime.Stack's header would give).
+// is never 0.
 func TestID(t *testing.T) {
 	a, b := ID(), ID()
 	if a == 0 || a != b {
@@ -50,5 +57,53 @@ func TestSet(t *testing.T) {
 		if elsewhere() {
 			t.Errorf("%s: HoldsCaller true on another goroutine", st.name)
 		}
+	}
+}
+
+// ID is the id runtime.Stack's header shows, on this goroutine and on
+// others: goid.Get reads it at an offset of the runtime's goroutine
+// structure, which a new Go version may move.
+func TestIDIsRuntimeStacks(t *testing.T) {
+	stackID := func() uint64 {
+		var buf [64]byte
+		n := runtime.Stack(buf[:], false)
+		s := strings.TrimPrefix(string(buf[:n]), "goroutine ")
+		id, _, _ := strings.Cut(s, " ")
+		v, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			t.Errorf("runtime.Stack's header %q: %v", buf[:n], err)
+		}
+		return v
+	}
+	for i := 0; i < 3; i++ {
+		c := make(chan [2]uint64)
+		go func() { c <- [2]uint64{ID(), stackID()} }()
+		if got := <-c; got[0] != got[1] {
+			t.Errorf("ID %d, runtime.Stack's header says %d", got[0], got[1])
+		}
+	}
+	if got, want := ID(), stackID(); got != want {
+		t.Errorf("ID %d, runtime.Stack's header says %d", got, want)
+	}
+}
+
+// ID reads no traceback tables: once a process has unmapped its
+// executable (internal/exepages, as the VMM does when its guest runs),
+// runtime.Stack's traceback mapped back ~1 MiB of function, file and line
+// tables (13-17 faults of 64 KiB). ID maps back at most its own code.
+func TestIDMapsBackNoTables(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ID()
+	if _, err := exepages.Release(); err != nil {
+		t.Skipf("the test binary's pages cannot be unmapped: %v", err)
+	}
+	var before, after unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &before) // maps its own code back
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &before)
+	ID()
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &after)
+	if n := after.Minflt - before.Minflt; n > 2 {
+		t.Errorf("ID took %d page faults after the executable was unmapped, want at most 2 (its own code)", n)
 	}
 }
