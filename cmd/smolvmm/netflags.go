@@ -104,6 +104,9 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 		return cfg, fmt.Errorf("--mac %s: with --net none the guest has no network card to give it: drop --mac, or use --net user or tap:NAME", mac)
 	}
 	switch {
+	case kind == "none":
+		// No card: no MAC (a random one read the kernel's random source
+		// on every start, ~0.09 ms).
 	case mac != "":
 		m, err := vnet.ParseMAC(mac)
 		if err != nil {
