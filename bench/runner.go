@@ -191,7 +191,8 @@ type BootOptions struct {
 	// first console byte after its report, once its guest has run.
 	SampleMemory bool
 	// SettleTimeout bounds the wait for the SettledFlag byte before the
-	// memory sample (default one second).
+	// memory sample (default three seconds: smolvmm settles after its
+	// second release of its executable, a second after its guest starts).
 	SettleTimeout time.Duration
 	// Console, when set, receives a copy of the console output.
 	Console io.Writer
@@ -310,7 +311,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		o.PollInterval = time.Millisecond
 	}
 	if o.SettleTimeout == 0 {
-		o.SettleTimeout = time.Second
+		o.SettleTimeout = 3 * time.Second
 	}
 	if o.ExitWait == 0 {
 		o.ExitWait = time.Second
