@@ -257,11 +257,6 @@ var pidfdWorks = sync.OnceValue(func() bool {
 func systemLimits() hostLimits {
 	var l hostLimits
 	var r syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur != unix.RLIM_INFINITY {
-		if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
-			l.nofile, l.nofileUsed = r.Cur, uint64(len(fds))
-		}
-	}
 	if unix.Getrlimit(unix.RLIMIT_NPROC, (*unix.Rlimit)(&r)) == nil && r.Cur != unix.RLIM_INFINITY && nprocEnforced() {
 		if used, err := userTasks(os.Getuid()); err == nil {
 			l.nproc, l.nprocUsed = r.Cur, used
@@ -282,6 +277,14 @@ func systemLimits() hostLimits {
 	}
 	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
 		l.cgroupPids, l.cgroupPidsUsed, l.cgroup = cgroupPids("/sys/fs/cgroup", string(b))
+	}
+	// Counted last: the regular files read above have made the runtime
+	// open its poller's two descriptors (epoll, eventfd), which it keeps;
+	// counted before them, one check saw two fewer than the next.
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur != unix.RLIM_INFINITY {
+		if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+			l.nofile, l.nofileUsed = r.Cur, uint64(len(fds))
+		}
 	}
 	return l
 }
