@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // benchRun runs smolvmm bench with args and returns its status, stdout and
@@ -277,6 +278,12 @@ func TestBenchErrors(t *testing.T) {
 		{"restore with -a, compare boot", []string{"--restore", filepath.Join(dir, "s.snap"), "-a", "-s", "--compare", "boot"}, 1, "s.snap"},
 		{"bad ready", []string{"--ready", "("}, 2, "--ready \"(\": not a regular expression: missing closing )"},
 		{"bad port", []string{"--ready-port", "70000"}, 2, "give a TCP port between 1 and 65535"},
+		// At the edges: the largest port and RAM pass the range checks
+		// (to the forward's, and the KVM device's), one more does not.
+		{"port just too high", []string{"--ready-port", "65536"}, 2, "--ready-port 65536: give a TCP port between 1 and 65535"},
+		{"highest port", []string{"--ready-port", "65535"}, 2, "--ready-port 65535: no -p forwards TCP port 65535"},
+		{"RAM just too much", []string{"-m", strconv.Itoa(vmm.MaxMemoryMiB + 1), "--kvm-device", filepath.Join(dir, "kvm")}, 2, "-m " + strconv.Itoa(vmm.MaxMemoryMiB+1) + ": too much RAM"},
+		{"most RAM", []string{"-n", "1", "--warmup", "0", "-m", strconv.Itoa(vmm.MaxMemoryMiB), "--kvm-device", filepath.Join(dir, "kvm")}, 1, "KVM is not available"},
 		// One check per flag, quoting the value (both had one message
 		// naming neither value).
 		{"no boots", []string{"-n", "0", "--kvm-device", filepath.Join(dir, "kvm")}, 2, "smolvmm bench: -n 0: give at least 1 boot"},

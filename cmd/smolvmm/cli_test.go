@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 var (
@@ -124,6 +125,12 @@ func TestCLIErrors(t *testing.T) {
 		// 2 MiB was inside the stated range, then too small for any kernel.
 		{"demo 2 MiB", []string{"demo", "-m", "2"}, 2, "-m 2: too little RAM (use -m between 3 and 3072 MiB)", false},
 		{"too much memory", []string{"run", "-k", text, "-m", "99999"}, 2, "-m 99999: too much RAM (use -m between 3 and 3072 MiB", false},
+		// At the edges: the largest RAM and port pass the range checks
+		// (to the KVM device's, and the forward's), one more does not.
+		{"memory just too much", []string{"run", "-k", text, "-m", strconv.Itoa(vmm.MaxMemoryMiB + 1)}, 2, "-m " + strconv.Itoa(vmm.MaxMemoryMiB+1) + ": too much RAM", false},
+		{"most memory", []string{"run", "-k", text, "-m", strconv.Itoa(vmm.MaxMemoryMiB), "--kvm-device", filepath.Join(dir, "kvm")}, 1, "no KVM device at this path", false},
+		{"ready port just too high", []string{"run", "-k", text, "--ready-port", "65536"}, 2, "--ready-port 65536: give a TCP port between 1 and 65535", false},
+		{"highest ready port", []string{"run", "-k", text, "--ready-port", "65535"}, 2, "--ready-port 65535: no -p forwards TCP port 65535", false},
 		{"same disk twice", []string{"run", "-k", text, "-d", text, "-d", text + ",ro"}, 2, "this image is already a disk of this VM", false},
 		{"unknown command", []string{"rnu"}, 2, `smolvmm: unknown command "rnu" (smolvmm --help lists the commands)`, false},
 		{"unknown global flag", []string{"--frobnicate"}, 2, "smolvmm: unknown flag --frobnicate (see smolvmm --help)", false},
