@@ -111,6 +111,9 @@ func netAction(c *cli.Context) error {
 	// The hub saves the leases when they change, long after the start:
 	// a path it cannot write then would lose them without a word.
 	if l := c.String("leases"); l != "" {
+		if err := checkNotStdout("--leases", l); err != nil { // dashoutput.go
+			return err
+		}
 		if err := checkOutputDir("--leases", l, "keep them"); err != nil {
 			return err
 		}

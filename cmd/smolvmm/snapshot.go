@@ -106,6 +106,9 @@ func checkSnapshotTarget(c *cli.Context) error {
 	if path == "" {
 		return nil
 	}
+	if err := checkNotStdout("--snapshot", path); err != nil { // dashoutput.go
+		return err
+	}
 	if err := checkNameLength("--snapshot", path); err != nil { // checks.go
 		return err
 	}
