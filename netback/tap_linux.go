@@ -66,7 +66,12 @@ func openTap(name string) (t *Tap, raised bool, err error) {
 
 	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, false, tapErr(name, "open "+tunDevice, err)
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			// The clone device itself is refused: a tap made for this
+			// user would not help, as TUNSETIFF's refusal's advice says.
+			return nil, false, fmt.Errorf("tap %s: open %s: %s: %w", name, tunDevice, tunDeviceRefused(err, statOwner(tunDevice), os.Geteuid()), err)
+		}
+		return nil, false, tapErr(name, "open "+tunDevice, existed, err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
@@ -76,7 +81,7 @@ func openTap(name string) (t *Tap, raised bool, err error) {
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		_ = unix.Close(fd)
-		return nil, false, tapErr(name, "TUNSETIFF", err)
+		return nil, false, tapErr(name, "TUNSETIFF", existed, err)
 	}
 	// A tap made beforehand ("ip tuntap add") is down, and a down tap
 	// fails every frame written to it: up it goes, or it is refused.
@@ -106,12 +111,20 @@ func checkIfName(name string) error {
 	return nil
 }
 
-// tapErr turns the usual failures of opening a tap into advice.
-func tapErr(name, op string, err error) error {
+// tapErr turns the usual failures of opening a tap into advice; existed
+// says the interface was there before.
+func tapErr(name, op string, existed bool, err error) error {
 	var hint string
 	switch {
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
-		hint = fmt.Sprintf("permission denied: run as root, or create the tap for your user first with `ip tuntap add %s mode tap user $USER` (then `ip link set %s up`)", name, name)
+		// Read from sysfs, which may show another network namespace's
+		// devices: then the owner is not known.
+		owner, ok := readTunAttr(name, "owner")
+		group, _ := readTunAttr(name, "group")
+		if !ok {
+			owner, group = unknownOwner, unknownOwner
+		}
+		hint = tapNotPermitted(name, ok || existed, owner, group, os.Geteuid())
 	case errors.Is(err, syscall.EBUSY):
 		hint = fmt.Sprintf("tap %s is already in use by another process (another VM?): stop it or choose another tap name", name)
 	case errors.Is(err, syscall.EINVAL):
@@ -128,15 +141,88 @@ func tapErr(name, op string, err error) error {
 // /sys/class/net/NAME/tun_flags, which only tun and tap devices have), -1
 // when they cannot be read.
 func readTunFlags(name string) int64 {
-	b, err := os.ReadFile("/sys/class/net/" + name + "/tun_flags")
-	if err != nil {
-		return -1
-	}
-	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 0, 32)
-	if err != nil {
+	v, ok := readTunAttr(name, "tun_flags")
+	if !ok {
 		return -1
 	}
 	return v
+}
+
+// readTunAttr reads the number in /sys/class/net/NAME/attr, an attribute
+// only tun and tap devices have (owner and group are -1 when unset); ok
+// is false when there is no such device or the number cannot be read.
+func readTunAttr(name, attr string) (v int64, ok bool) {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/" + attr)
+	if err != nil {
+		return 0, false
+	}
+	v, err = strconv.ParseInt(strings.TrimSpace(string(b)), 0, 64)
+	return v, err == nil
+}
+
+// fileOwner is a file's mode and owner, for saying why it was refused.
+type fileOwner struct {
+	known    bool // false: the file could not be examined
+	mode     os.FileMode
+	uid, gid uint32
+}
+
+// statOwner is path's mode and owner; known is false when it cannot be
+// examined.
+func statOwner(path string) fileOwner {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return fileOwner{}
+	}
+	return fileOwner{known: true, mode: os.FileMode(st.Mode & 0o777), uid: st.Uid, gid: st.Gid}
+}
+
+// tunDeviceRefused says why opening the clone device failed with err
+// (EACCES or EPERM), given its mode and owner f, for the user euid. A tap
+// made for the user changes nothing here: every tap is opened through it.
+func tunDeviceRefused(err error, f fileOwner, euid int) string {
+	what := "the device"
+	if f.known {
+		what = fmt.Sprintf("the device (mode %#o, owner %d:%d)", f.mode, f.uid, f.gid)
+	}
+	if errors.Is(err, syscall.EPERM) {
+		// Not the mode bits (EACCES): a container's device rules or a
+		// security module.
+		return fmt.Sprintf("%s may not be opened here, whatever its mode: the device rules of this container, or a security module, forbid it", what)
+	}
+	return fmt.Sprintf("%s is not open to this user (uid %d): run as root, or have root open it to all users with `chmod 0666 %s`, the mode most distributions give it", what, euid, tunDevice)
+}
+
+// unknownOwner is tapNotPermitted's owner and group when they cannot be
+// read.
+const unknownOwner = -2
+
+// tapNotPermitted says why the kernel refused the user euid the tap
+// name: only its owner, a member of its group, or a process with
+// CAP_NET_ADMIN may attach to a tap, and only the last may create one.
+// exists says the tap exists, with owner and group (-1: none;
+// unknownOwner: not known).
+func tapNotPermitted(name string, exists bool, owner, group int64, euid int) string {
+	if !exists {
+		return fmt.Sprintf("this user (uid %d) may not create tap %s (that needs CAP_NET_ADMIN): run as root, or create the tap for your user first, as root, with `ip tuntap add %s mode tap user $USER` (then `ip link set %s up`)", euid, name, name, name)
+	}
+	if owner >= 0 && owner == int64(euid) {
+		return fmt.Sprintf("tap %s belongs to this user (uid %d), and still the kernel refused to attach to it (a security module?)", name, euid)
+	}
+	var whose string
+	switch {
+	case owner >= 0 && group >= 0:
+		whose = fmt.Sprintf("belongs to uid %d and group %d", owner, group)
+	case owner >= 0:
+		whose = fmt.Sprintf("belongs to uid %d", owner)
+	case group >= 0:
+		whose = fmt.Sprintf("belongs to group %d", group)
+	case owner == unknownOwner:
+		whose = "does not belong to this user"
+	default:
+		whose = "belongs to no user"
+	}
+	return fmt.Sprintf("tap %s exists and %s: this user (uid %d) may not attach to it (that needs CAP_NET_ADMIN): run as root, or make it anew for your user, as root, with `ip tuntap del %s mode tap` and `ip tuntap add %s mode tap user $USER` (then `ip link set %s up`)", name, whose, euid, name, name, name)
 }
 
 // notTapHint says why the kernel refused (EINVAL) to attach to interface

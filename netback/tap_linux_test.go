@@ -24,7 +24,7 @@ func TestTapErrorMessages(t *testing.T) {
 		err  error
 		want string
 	}{
-		{syscall.EPERM, "run as root, or create the tap for your user first with `ip tuntap add tap7 mode tap user $USER`"},
+		{syscall.EPERM, "run as root, or create the tap for your user first, as root, with `ip tuntap add tap7 mode tap user $USER`"},
 		{syscall.EACCES, "permission denied"},
 		{syscall.EBUSY, "tap tap7 is already in use by another process"},
 		{syscall.EINVAL, "interface tap7 exists but is not a tap device"},
@@ -32,7 +32,7 @@ func TestTapErrorMessages(t *testing.T) {
 		{syscall.EIO, "cannot attach"},
 	}
 	for _, tc := range tests {
-		err := tapErr("tap7", "TUNSETIFF", tc.err)
+		err := tapErr("tap7", "TUNSETIFF", false, tc.err)
 		if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "TUNSETIFF") {
 			t.Errorf("tapErr(%v) = %q, want it to wrap the errno and say %q", tc.err, err, tc.want)
 		}

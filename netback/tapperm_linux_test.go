@@ -1,0 +1,162 @@
+//go:build linux
+
+package netback
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestTapPermissionHints: a refusal says which step was refused. The
+// clone device refused (a container's is often mode 0600, root's) was
+// answered "create the tap for your user first", which changes nothing
+// there, with "permission denied" said twice; a tap that exists for
+// another user got the same advice, which ip refuses (it exists).
+func TestTapPermissionHints(t *testing.T) {
+	dev := fileOwner{known: true, mode: 0o600, uid: 0, gid: 0}
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"device mode", tunDeviceRefused(syscall.EACCES, dev, 1000),
+			"the device (mode 0600, owner 0:0) is not open to this user (uid 1000): run as root, or have root open it to all users with `chmod 0666 /dev/net/tun`, the mode most distributions give it"},
+		{"device not examined", tunDeviceRefused(syscall.EACCES, fileOwner{}, 1000),
+			"the device is not open to this user (uid 1000): run as root, or have root open it to all users with `chmod 0666 /dev/net/tun`, the mode most distributions give it"},
+		{"device rules", tunDeviceRefused(syscall.EPERM, fileOwner{known: true, mode: 0o666}, 1000),
+			"the device (mode 0666, owner 0:0) may not be opened here, whatever its mode: the device rules of this container, or a security module, forbid it"},
+		{"no such tap", tapNotPermitted("tap7", false, 0, 0, 1000),
+			"this user (uid 1000) may not create tap tap7 (that needs CAP_NET_ADMIN): run as root, or create the tap for your user first, as root, with `ip tuntap add tap7 mode tap user $USER` (then `ip link set tap7 up`)"},
+		{"another's tap", tapNotPermitted("tap7", true, 1001, -1, 1000),
+			"tap tap7 exists and belongs to uid 1001: this user (uid 1000) may not attach to it (that needs CAP_NET_ADMIN): run as root, or make it anew for your user, as root, with `ip tuntap del tap7 mode tap` and `ip tuntap add tap7 mode tap user $USER` (then `ip link set tap7 up`)"},
+		{"a group's tap", tapNotPermitted("tap7", true, -1, 20, 1000),
+			"tap tap7 exists and belongs to group 20: this user (uid 1000) may not attach to it (that needs CAP_NET_ADMIN): run as root, or make it anew for your user, as root, with `ip tuntap del tap7 mode tap` and `ip tuntap add tap7 mode tap user $USER` (then `ip link set tap7 up`)"},
+		{"no one's tap", tapNotPermitted("tap7", true, -1, -1, 1000),
+			"tap tap7 exists and belongs to no user: this user (uid 1000) may not attach to it (that needs CAP_NET_ADMIN): run as root, or make it anew for your user, as root, with `ip tuntap del tap7 mode tap` and `ip tuntap add tap7 mode tap user $USER` (then `ip link set tap7 up`)"},
+		// sysfs showing another network namespace's devices.
+		{"owner not known", tapNotPermitted("tap7", true, unknownOwner, unknownOwner, 1000),
+			"tap tap7 exists and does not belong to this user: this user (uid 1000) may not attach to it (that needs CAP_NET_ADMIN): run as root, or make it anew for your user, as root, with `ip tuntap del tap7 mode tap` and `ip tuntap add tap7 mode tap user $USER` (then `ip link set tap7 up`)"},
+		{"own tap refused", tapNotPermitted("tap7", true, 1000, -1, 1000),
+			"tap tap7 belongs to this user (uid 1000), and still the kernel refused to attach to it (a security module?)"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// TestTapDeviceNotOpen: where this user may not open the clone device,
+// OpenTap says so, with the device's mode and owner, once "permission
+// denied", and not to create the tap for the user (which changes nothing).
+func TestTapDeviceNotOpen(t *testing.T) {
+	var st unix.Stat_t
+	if err := unix.Stat(tunDevice, &st); err != nil {
+		t.Skipf("%s: %v", tunDevice, err)
+	}
+	if st.Mode&0o006 == 0o006 {
+		t.Skipf("%s is open to every user here (mode %#o)", tunDevice, st.Mode&0o777)
+	}
+	done := make(chan error)
+	go func() {
+		// Never unlocked: the thread, with its file system uid, ends
+		// with this goroutine.
+		runtime.LockOSThread()
+		if os.Geteuid() == 0 {
+			if err := unix.Setfsgid(65534); err != nil {
+				done <- err
+				return
+			}
+			if err := unix.Setfsuid(65534); err != nil {
+				done <- err
+				return
+			}
+		}
+		_, err := OpenTap("smtperm")
+		done <- err
+	}()
+	err := <-done
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if !errors.Is(err, syscall.EACCES) || !strings.Contains(msg, "tap smtperm: open /dev/net/tun: the device (mode ") ||
+		!strings.Contains(msg, "is not open to this user") || strings.Count(msg, "permission denied") != 1 || strings.Contains(msg, "ip tuntap add") {
+		t.Errorf("OpenTap as a user the device refuses: %v", err)
+	}
+}
+
+// TestTapOfAnotherUser: a tap made for another user is refused to this
+// one (without CAP_NET_ADMIN) saying whose it is and how to make it anew,
+// and a tap this user may not create says how to create it for the user.
+func TestTapOfAnotherUser(t *testing.T) {
+	tests := []struct {
+		name, tap string
+		owner     int // -1: no tap made beforehand
+		want      string
+	}{
+		{"another user's", "smtother", 61237, "tap smtother exists and belongs to uid 61237: this user (uid 0) may not attach to it (that needs CAP_NET_ADMIN): run as root, or make it anew for your user, as root, with `ip tuntap del smtother mode tap` and `ip tuntap add smtother mode tap user $USER`"},
+		{"none yet", "smtnone", -1, "this user (uid 0) may not create tap smtnone (that needs CAP_NET_ADMIN): run as root, or create the tap for your user first, as root, with `ip tuntap add smtnone mode tap user $USER`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			needTap(t)
+			inNewNetns(t)
+			sysfsOfNetns(t)
+			if tt.owner >= 0 {
+				makeTapOf(t, tt.tap, tt.owner)
+			}
+			dropNetAdmin(t)
+			_, err := OpenTap(tt.tap)
+			if err == nil || !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "TUNSETIFF: "+tt.want) ||
+				strings.Count(err.Error(), "operation not permitted") != 1 {
+				t.Errorf("OpenTap(%s) = %v, want EPERM saying %q", tt.tap, err, tt.want)
+			}
+		})
+	}
+}
+
+// makeTapOf creates persistent tap name owned by uid.
+func makeTapOf(t *testing.T, name string, uid int) {
+	t.Helper()
+	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("open %s: %v", tunDevice, err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		t.Skipf("cannot create a tap here: %v", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sysfsOfNetns mounts, for the calling thread (inNewNetns's) alone, a
+// sysfs showing its network namespace's devices, as "ip netns exec" does.
+func sysfsOfNetns(t *testing.T) {
+	t.Helper()
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		t.Skipf("cannot make a mount namespace here: %v", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		t.Skipf("cannot make / a slave mount here: %v", err)
+	}
+	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil {
+		t.Skipf("cannot mount sysfs here: %v", err)
+	}
+}
