@@ -58,6 +58,9 @@ var adviceTable = []advice{
 	// the path is whole, a snapshot being written renamed over it.
 	{is: isAs[restoreSnapshotInUse], cli: "the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp"},
 	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
+	// Not ErrNotWritable's ,ro alone: reading is refused as well.
+	{is: notReadable(notReadableRW), lib: notReadableRW, cli: "with chmod or chown, make it readable and writable by the user smolvmm runs as, or readable and attach it read-only with ,ro after its -d path; " + rootOpensImages},
+	{is: notReadable(notReadableRO), lib: notReadableRO, cli: "make it readable by the user smolvmm runs as, with chmod or chown; " + rootOpensImages},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
@@ -98,6 +101,24 @@ var adviceTable = []advice{
 	// A new directory: changing the owner or mode of the one given,
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
+}
+
+// blk's advice for an image it may not read, opened read-write and
+// read-only.
+const (
+	notReadableRW = "make it readable and writable by this user, or readable and attach it read-only"
+	notReadableRO = "make it readable by this user"
+)
+
+// rootOpensImages ends the advice for an image its user may not read.
+const rootOpensImages = "or start smolvmm as root: run --user USER opens the images as root, then runs as USER"
+
+// notReadable reports whether err is blk's refusal of an image it may not
+// read with the advice lib: each open's advice is replaced by its own.
+func notReadable(lib string) func(error) bool {
+	return func(err error) bool {
+		return errors.Is(err, blk.ErrNotReadable) && strings.Contains(err.Error(), "("+lib+")")
+	}
 }
 
 // olderSnapshot reports whether err refuses a snapshot format version

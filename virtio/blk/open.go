@@ -41,6 +41,11 @@ type Spec struct {
 // not writable (permissions, a read-only file system, an immutable file).
 var ErrNotWritable = errors.New("the image is not writable")
 
+// ErrNotReadable is wrapped by Open's error when the image may not be
+// read by this process's user (its permissions, or a directory on its path
+// that may not be searched): a read-only open fails too.
+var ErrNotReadable = errors.New("the image may not be read by this user")
+
 // ErrInUse is wrapped by Open's error when another VM (process) holds the
 // image's lock: an exclusive one, taken by a read-write open, or a shared
 // one, which only read-only opens (Options.ReadOnly) share.
@@ -172,6 +177,15 @@ func Open(path string, opts Options) (*Disk, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
+		// Refused reading as well, writing is not what is at fault: a
+		// read-only attach would fail too.
+		if errors.Is(err, fs.ErrPermission) && (opts.ReadOnly || !mayRead(path)) {
+			hint := "make it readable by this user"
+			if !opts.ReadOnly {
+				hint = "make it readable and writable by this user, or readable and attach it read-only"
+			}
+			return nil, fmt.Errorf("disk image %s: cannot open it %s: %w: %w (%s)", path, mode, ErrNotReadable, err, hint)
+		}
 		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
 			return nil, fmt.Errorf("disk image %s: cannot open it %s: %w: %w (attach it read-only, or make it writable)", path, mode, ErrNotWritable, err)
 		}
@@ -211,6 +225,18 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	d.file, d.path = f, path
 	return d, nil
+}
+
+// mayRead reports whether a read-only open of path is not refused for
+// permission. Non-blocking: a FIFO put there since the image was examined
+// does not hang it.
+func mayRead(path string) bool {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM)
+	}
+	unix.Close(fd)
+	return true
 }
 
 func flock(f *os.File, how int) error {

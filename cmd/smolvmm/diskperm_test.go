@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/virtio/blk"
+)
+
+// diskPermImages makes, in a directory every user may search, a
+// 1000-byte image (a partial sector at its end) of each mode.
+func diskPermImages(t *testing.T, modes map[string]os.FileMode) (dir string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "diskperm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range modes {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, make([]byte, 1000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestDiskNotReadableAdvice: an image the user may not read was called
+// not writable and given ,ro, which then failed with no advice. Both opens
+// now say what to make it, and the read-only file keeps its ,ro advice.
+func TestDiskNotReadableAdvice(t *testing.T) {
+	dir := diskPermImages(t, map[string]os.FileMode{"noread.img": 0, "ronly.img": 0o444})
+	const root = "; or start smolvmm as root: run --user USER opens the images as root, then runs as USER)"
+	tests := []struct {
+		name string
+		spec blk.Spec
+		want string
+	}{
+		{"unreadable read-write", blk.Spec{Path: "noread.img"},
+			"disk image DIR/noread.img: cannot open it read-write: the image may not be read by this user: permission denied (with chmod or chown, make it readable and writable by the user smolvmm runs as, or readable and attach it read-only with ,ro after its -d path" + root},
+		{"unreadable read-only", blk.Spec{Path: "noread.img", Options: blk.Options{ReadOnly: true}},
+			"disk image DIR/noread.img: cannot open it read-only: the image may not be read by this user: permission denied (make it readable by the user smolvmm runs as, with chmod or chown" + root},
+		{"not writable", blk.Spec{Path: "ronly.img"},
+			"disk image DIR/ronly.img: cannot open it read-write: the image is not writable: permission denied (attach it read-only with ,ro after its -d path, or make it writable)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.spec.Path = filepath.Join(dir, tt.spec.Path)
+			err := asNobodyFS(t, func() error {
+				d, err := blk.Open(tt.spec.Path, tt.spec.Options)
+				if err == nil {
+					d.Close()
+				}
+				return err
+			})
+			if err == nil {
+				t.Fatalf("%s opened", tt.spec)
+			}
+			if got, want := advise(err), filepathReplace(tt.want, dir); got != want {
+				t.Errorf("advice:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// filepathReplace is s with DIR replaced by dir.
+func filepathReplace(s, dir string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte("DIR"), []byte(dir)))
+}
+
+// asNobodyFS runs f as an ordinary user: as root, on a thread of its
+// own with nobody's file system uid and gid, to which permission bits
+// apply; as anyone else, as itself.
+func asNobodyFS(t *testing.T, f func() error) error {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return f()
+	}
+	type result struct{ err, setup error }
+	done := make(chan result)
+	go func() {
+		// Never unlocked: the thread, with its file system ids, ends
+		// with this goroutine.
+		runtime.LockOSThread()
+		if err := unix.Setfsgid(65534); err != nil {
+			done <- result{setup: err}
+			return
+		}
+		if err := unix.Setfsuid(65534); err != nil {
+			done <- result{setup: err}
+			return
+		}
+		done <- result{err: f()}
+	}()
+	r := <-done
+	if r.setup != nil {
+		t.Skipf("cannot take another user's file system ids here: %v", r.setup)
+	}
+	return r.err
+}

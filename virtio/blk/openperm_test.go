@@ -1,0 +1,126 @@
+package blk_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/virtio/blk"
+)
+
+// TestOpenNotReadable: an image this user may not read was called "not
+// writable" and given the advice to attach it read-only, which then failed
+// with no advice. It is now said not to be readable, read-write and
+// read-only alike, with what to make it; an image only not writable keeps
+// its advice.
+func TestOpenNotReadable(t *testing.T) {
+	dir, err := os.MkdirTemp("", "blkperm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	image := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, make([]byte, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	noRead, readOnly := image("noread.img", 0), image("ronly.img", 0o444)
+	shut := filepath.Join(dir, "shut")
+	if err := os.Mkdir(shut, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inShut := filepath.Join(shut, "d.img")
+	if err := os.WriteFile(inShut, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shut, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(shut, 0o755) })
+
+	const (
+		rwNotReadable = ": cannot open it read-write: the image may not be read by this user: permission denied (make it readable and writable by this user, or readable and attach it read-only)"
+		roNotReadable = ": cannot open it read-only: the image may not be read by this user: permission denied (make it readable by this user)"
+	)
+	tests := []struct {
+		name, path string
+		ro         bool
+		is         error // nil: it opens
+		want       string
+	}{
+		{"unreadable read-write", noRead, false, blk.ErrNotReadable, "disk image " + noRead + rwNotReadable},
+		{"unreadable read-only", noRead, true, blk.ErrNotReadable, "disk image " + noRead + roNotReadable},
+		{"directory shut read-write", inShut, false, blk.ErrNotReadable, "disk image " + inShut + rwNotReadable},
+		{"directory shut read-only", inShut, true, blk.ErrNotReadable, "disk image " + inShut + roNotReadable},
+		{"read-only file read-write", readOnly, false, blk.ErrNotWritable, "disk image " + readOnly + ": cannot open it read-write: the image is not writable: permission denied (attach it read-only, or make it writable)"},
+		{"read-only file read-only", readOnly, true, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := asOtherUser(t, func() error {
+				d, err := blk.Open(tt.path, blk.Options{ReadOnly: tt.ro})
+				if err == nil {
+					d.Close()
+				}
+				return err
+			})
+			switch {
+			case tt.is == nil && err != nil:
+				t.Fatalf("Open: %v, want it open", err)
+			case tt.is == nil:
+			case !errors.Is(err, tt.is) || err.Error() != tt.want:
+				t.Fatalf("Open: %v\nwant %q, wrapping %v", err, tt.want, tt.is)
+			case tt.is == blk.ErrNotReadable && errors.Is(err, blk.ErrNotWritable):
+				t.Fatalf("Open: %v says the image is not writable, and reading it is refused too", err)
+			case strings.Count(err.Error(), "permission denied") != 1:
+				t.Fatalf("Open: %v", err)
+			}
+		})
+	}
+}
+
+// asOtherUser runs f as an ordinary user: as root, on a thread of its own
+// with the file system uid and gid of nobody, to whom permission bits
+// apply; as anyone else, as itself.
+func asOtherUser(t *testing.T, f func() error) error {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return f()
+	}
+	type result struct {
+		err, setup error
+	}
+	done := make(chan result)
+	go func() {
+		// Never unlocked: the thread, with its file system ids, ends
+		// with this goroutine.
+		runtime.LockOSThread()
+		if err := unix.Setfsgid(65534); err != nil {
+			done <- result{setup: err}
+			return
+		}
+		if err := unix.Setfsuid(65534); err != nil {
+			done <- result{setup: err}
+			return
+		}
+		done <- result{err: f()}
+	}()
+	r := <-done
+	if r.setup != nil {
+		t.Skipf("cannot take another user's file system ids here: %v", r.setup)
+	}
+	return r.err
+}
