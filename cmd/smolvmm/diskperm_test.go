@@ -74,6 +74,47 @@ func TestDiskNotReadableAdvice(t *testing.T) {
 	}
 }
 
+// TestDiskTailWarnedOnceOpen: the partial sector's warning, with its
+// advice to pad the file, came before the refusal of an image the user
+// may not open (-d /etc/shadow,ro): it is given only for an image that
+// opens as the machine will open it.
+func TestDiskTailWarnedOnceOpen(t *testing.T) {
+	dir := diskPermImages(t, map[string]os.FileMode{"rw.img": 0o666, "noread.img": 0, "ronly.img": 0o444, "locked.img": 0o666})
+	f, err := os.Open(filepath.Join(dir, "locked.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		spec string
+		warn bool
+	}{
+		{"rw.img", true},
+		{"rw.img,ro", true},
+		{"noread.img", false},
+		{"noread.img,ro", false},
+		{"ronly.img", false},
+		{"ronly.img,ro", true},
+		{"locked.img", false}, // in use by another VM
+	}
+	for _, tt := range tests {
+		d, err := blk.ParseDiskSpec(filepath.Join(dir, tt.spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w bytes.Buffer
+		if err := asNobodyFS(t, func() error { warnDiskTail(&w, "run", d); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.Len() > 0; got != tt.warn {
+			t.Errorf("-d %s: warned %v, want %v: %q", tt.spec, got, tt.warn, w.String())
+		}
+	}
+}
+
 // filepathReplace is s with DIR replaced by dir.
 func filepathReplace(s, dir string) string {
 	return string(bytes.ReplaceAll([]byte(s), []byte("DIR"), []byte(dir)))

@@ -12,12 +12,30 @@ import (
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
+// warnDiskTail is warnHiddenTail for the -d image d of a command that has
+// not opened it yet: only once it opens as the machine will open it (its
+// ,ro), since an image refused is said by the machine, and a warning before
+// that refusal advised changing a file the user may not read or write.
+func warnDiskTail(w io.Writer, cmd string, d blk.Spec) {
+	if st, err := os.Stat(d.Path); err != nil || !st.Mode().IsRegular() || blk.HiddenBytes(st.Size()) == 0 {
+		return // nothing to warn of: no need to open it
+	}
+	disk, err := blk.Open(d.Path, d.Options)
+	if err != nil {
+		return
+	}
+	disk.Close()
+	warnHiddenTail(w, cmd, d.Path)
+}
+
 // warnHiddenTail warns on w, for command cmd, when the -d image at path
 // ends in a partial sector, which the guest never sees: a file system
 // made to the byte would be cut short without a word. The image is still
-// used. A path that cannot be read is said elsewhere, in the command's
-// own words; so is an image smaller than one sector, which the machine
-// refuses (a warning that the guest sees 0 bytes would contradict that).
+// used. The caller has opened it as the machine will (bench's
+// checkDiskFile), or calls warnDiskTail: an image that cannot be opened is
+// said elsewhere, in the command's own words; so is an image smaller than
+// one sector, which the machine refuses (a warning that the guest sees 0
+// bytes would contradict that).
 func warnHiddenTail(w io.Writer, cmd, path string) {
 	st, err := os.Stat(path)
 	if err != nil || !st.Mode().IsRegular() || st.Size() < blk.SectorSize {

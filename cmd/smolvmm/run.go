@@ -200,7 +200,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 			return cfg, cleanup, err
 		}
 		if c.Command.Name != "boot" { // bench's VMs (benchBootCommand): bench warned once
-			warnHiddenTail(os.Stderr, commandSaid(c), d.Path) // disktail.go
+			warnDiskTail(os.Stderr, commandSaid(c), d) // disktail.go
 		}
 		cfg.Disks = append(cfg.Disks, d)
 	}
