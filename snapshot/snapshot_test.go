@@ -49,16 +49,52 @@ func TestRoundTrip(t *testing.T) {
 	if got := b[h.MemOff+PageSize:][:14]; string(got) != "guest page one" {
 		t.Fatalf("memory page 1 reads %q", got)
 	}
-	if err := h.CheckMemory(2 * PageSize); err != nil {
+}
+
+// TestCheckMemory: a snapshot restores only into its own memory size:
+// less memory as well as more is refused, with both sizes.
+func TestCheckMemory(t *testing.T) {
+	b := sample(t)
+	h, _, err := Read(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.CheckMemory(4 << 20); !errors.Is(err, ErrMemorySize) {
-		t.Fatalf("CheckMemory(4 MiB) = %v, want ErrMemorySize", err)
+	for _, tt := range []struct {
+		name string
+		size uint64
+		ok   bool
+	}{
+		{"same", 2 * PageSize, true},
+		{"a page less", PageSize, false},
+		{"a page more", 3 * PageSize, false},
+		{"4 MiB", 4 << 20, false},
+		{"zero", 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := h.CheckMemory(tt.size)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("CheckMemory(%d) = %v, want nil", tt.size, err)
+				}
+				return
+			}
+			var ms *MemorySizeError
+			if !errors.Is(err, ErrMemorySize) || !errors.As(err, &ms) || ms.Snapshot != 2*PageSize || ms.Asked != tt.size {
+				t.Fatalf("CheckMemory(%d) = %v, want a MemorySizeError of %d in the snapshot, %d asked", tt.size, err, 2*PageSize, tt.size)
+			}
+		})
 	}
 }
 
 func TestRefusals(t *testing.T) {
 	le := binary.LittleEndian
+	// resign puts the right digest back after an edit of the header, so
+	// that only the field check, not the digest, can refuse it.
+	resign := func(b []byte) []byte {
+		d := digest(b[:HeaderSize], b[HeaderSize:HeaderSize+le.Uint64(b[32:])])
+		copy(b[digestOff:], d[:])
+		return b
+	}
 	tests := []struct {
 		name   string
 		edit   func(b []byte) []byte
@@ -77,6 +113,29 @@ func TestRefusals(t *testing.T) {
 		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory size changed", func(b []byte) []byte { le.PutUint64(b[16:], 3*PageSize); return b }, ErrCorrupt, "SHA-256"},
 		{"huge state length", func(b []byte) []byte { le.PutUint64(b[32:], 1<<40); return b }, ErrCorrupt, "state length"},
+		// The state length's bound: MaxStateSize passes the header check
+		// (the file is then too short), a byte more is refused; the memory
+		// offset follows the state, so that only the length is at fault.
+		{"state length at most", func(b []byte) []byte {
+			le.PutUint64(b[32:], MaxStateSize)
+			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize))
+			return b
+		}, ErrTruncated, "state section ends at byte"},
+		{"state length a byte over", func(b []byte) []byte {
+			le.PutUint64(b[32:], MaxStateSize+1)
+			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize+1))
+			return b
+		}, ErrCorrupt, "state length 16777217 exceeds 16777216"},
+		// The memory size's bound, with the digest right: 1 TiB passes the
+		// header check (the file is then too short), a page more is refused.
+		{"memory size 1 TiB", func(b []byte) []byte { le.PutUint64(b[16:], 1<<40); return resign(b) }, ErrTruncated, "memory section ends at"},
+		{"memory size 1 TiB and a page", func(b []byte) []byte { le.PutUint64(b[16:], 1<<40+PageSize); return resign(b) }, ErrCorrupt, "memory size 0x10000001000 is not"},
+		{"memory size not whole pages", func(b []byte) []byte { le.PutUint64(b[16:], 2*PageSize+1); return resign(b) }, ErrCorrupt, "memory size 0x2001 is not"},
+		{"memory size zero", func(b []byte) []byte { le.PutUint64(b[16:], 0); return resign(b) }, ErrCorrupt, "memory size 0x0 is not"},
+		// The header size field is checked on its own, not only by the
+		// digest.
+		{"header size 127", func(b []byte) []byte { le.PutUint32(b[12:], HeaderSize-1); return resign(b) }, ErrCorrupt, "header size 127, want 128"},
+		{"header size 129", func(b []byte) []byte { le.PutUint32(b[12:], HeaderSize+1); return resign(b) }, ErrCorrupt, "header size 129, want 128"},
 		{"reserved bytes", func(b []byte) []byte { b[120] = 1; return b }, ErrCorrupt, "reserved"},
 		{"first reserved byte", func(b []byte) []byte { b[reservedOff] = 1; return b }, ErrCorrupt, "reserved header bytes 107-127"},
 		{"NIC flag cleared", func(b []byte) []byte { b[flagsOff] = 0; return b }, ErrCorrupt, "network card address 525400123456 in the header of a machine without a network card"},
