@@ -15,7 +15,8 @@ import (
 // TestRestoreConfigFields: a restore refuses a Config the snapshot does
 // not fit naming the field at fault, so that a program can name its own
 // setting of it: a memory size New would refuse (as New refuses it), or
-// not the snapshot's (with the snapshot's size), and other devices.
+// not the snapshot's, more or less (with the snapshot's size), and other
+// devices.
 func TestRestoreConfigFields(t *testing.T) {
 	needKVM(t)
 	m, err := vmm.New(vmm.Config{Kernel: "exit", KernelImage: exitGuest(), MemoryMiB: 8})
@@ -41,7 +42,8 @@ func TestRestoreConfigFields(t *testing.T) {
 		{"negative memory", vmm.Config{MemoryMiB: -1}, vmm.ErrConfig, "MemoryMiB"},
 		{"too little memory", vmm.Config{MemoryMiB: vmm.MinMemoryMiB - 1}, vmm.ErrConfig, "MemoryMiB"},
 		{"too much memory", vmm.Config{MemoryMiB: vmm.MaxMemoryMiB + 1}, vmm.ErrConfig, "MemoryMiB"},
-		{"other memory size", vmm.Config{MemoryMiB: 16}, snapshot.ErrMemorySize, "MemoryMiB"},
+		{"more memory", vmm.Config{MemoryMiB: 16}, snapshot.ErrMemorySize, "MemoryMiB"},
+		{"less memory", vmm.Config{MemoryMiB: 4}, snapshot.ErrMemorySize, "MemoryMiB"},
 		{"other devices", vmm.Config{Devices: []virtio.Device{&closeRecorder{}}}, vmm.ErrSnapshotDevices, "Devices"},
 	}
 	for _, tt := range tests {
@@ -56,8 +58,8 @@ func TestRestoreConfigFields(t *testing.T) {
 				t.Fatalf("Restore: %v (Field %q); want %v with Field %q", err, fieldOf(ve), tt.want, tt.field)
 			}
 			var ms *snapshot.MemorySizeError
-			if errors.Is(tt.want, snapshot.ErrMemorySize) && (!errors.As(err, &ms) || ms.Snapshot != 8<<20 || ms.Asked != 16<<20) {
-				t.Fatalf("Restore: %v; want a MemorySizeError of 8 MiB in the snapshot, 16 asked", err)
+			if asked := uint64(tt.cfg.MemoryMiB) << 20; errors.Is(tt.want, snapshot.ErrMemorySize) && (!errors.As(err, &ms) || ms.Snapshot != 8<<20 || ms.Asked != asked) {
+				t.Fatalf("Restore: %v; want a MemorySizeError of 8 MiB in the snapshot, %d MiB asked", err, tt.cfg.MemoryMiB)
 			}
 		})
 	}
