@@ -499,6 +499,15 @@ func TestLoadRefuses(t *testing.T) {
 		{"powerpc, big-endian", kernel(func(k *elftest.File) { k.Machine, k.BigEndian = 20, true; note(k, true) }), Options{}, []error{ErrMachine}, []string{"PowerPC (powerpc)"}},
 		{"sparc64", kernel(func(k *elftest.File) { k.Class, k.Machine, k.BigEndian = 2, 43, true; note(k, true) }), Options{}, []error{ErrMachine}, []string{"SPARC v9 (sparc64)", "ELF64"}},
 		{"mips", kernel(func(k *elftest.File) { k.Machine = 8 }), Options{}, []error{ErrMachine}, []string{"MIPS (mips)"}},
+		// i386's machine number in a big-endian file: no x86 kernel is
+		// one, whatever its e_machine says.
+		{"i386, big-endian", kernel(func(k *elftest.File) { k.BigEndian = true; note(k, true) }), Options{}, []error{ErrMachine}, []string{"Intel 80386 (i386)", "NetBSD 9.1 kernel"}},
+		{"amd64, big-endian", func() []byte {
+			k := stdKernel(2)
+			k.BigEndian = true
+			note(&k, true)
+			return k.Build()
+		}(), Options{}, []error{ErrMachine}, []string{"x86-64", "ELF64"}},
 		{"unknown machine", kernel(func(k *elftest.File) { k.Machine = 4242 }), Options{}, []error{ErrMachine}, []string{"e_machine 4242"}},
 		{"amd64 code in ELF32", kernel(func(k *elftest.File) { k.Machine = 62 }), Options{}, []error{ErrMachine}, []string{"x86-64"}},
 		{"module object", kernel(func(k *elftest.File) { k.Type = 1 }), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1"}},
@@ -673,6 +682,9 @@ func TestLoadAcceptsEdges(t *testing.T) {
 			k.Secs = append(k.Secs, elftest.Sec{Name: ".note.other", Type: 7, Data: elftest.Note(false, "Other", xenNoteEntry, make([]byte, 8))})
 			return k.Build()
 		}(), Options{}, 0x200020, 0},
+		// The whole layout and locore's tables fill the memory to its
+		// last byte (TestLoadMemoryErrors refuses a page more).
+		{"layout and headroom fill memory", std, Options{Headroom: testMem - 0x10425c}, 0x100020, 0},
 		{"empty __xen_guest", func() []byte {
 			k := stdKernel(1)
 			k.Secs = append(k.Secs, elftest.Sec{Name: "__xen_guest", Type: 1})
@@ -1024,6 +1036,13 @@ func TestLoadMemoryErrors(t *testing.T) {
 	// Loaded at p_vaddr & EntryMask (0x201000), not at p_paddr (where it
 	// would not wrap), it ends past 2^64.
 	wraps.Segs[1].Paddr, wraps.Segs[1].Memsz = 0x1000, 0xfffffffffff00000
+	// endsAt is stdKernel's i386 image with its data segment ending at
+	// end.
+	endsAt := func(end uint64) []byte {
+		k := stdKernel(1)
+		k.Segs[1].Memsz = end - 0x101000
+		return k.Build()
+	}
 	fsimg := make([]byte, 1<<20)
 	for _, tc := range []struct {
 		name     string
@@ -1045,6 +1064,15 @@ func TestLoadMemoryErrors(t *testing.T) {
 		// the symbols: 0x1c000 bytes (TestBootTables) from 0x801000.
 		{"no headroom", bigImg, 8 << 20, Options{}, ErrTooLarge, ErrBadELF, 0x81d000,
 			"the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x80015c), then 115 KiB free for the kernel's bootstrap page tables) needs 9 MiB", ""},
+		// TestLoadAcceptsEdges loads a page less.
+		{"the headroom a page over", stdKernel(1).Build(), testMem, Options{Headroom: testMem - 0x10425c + 0x1000}, ErrTooLarge, ErrBadELF, testMem + 0x1000,
+			"then 15347 KiB free for the kernel's bootstrap page tables) needs 17 MiB of guest memory, have 16 MiB", ""},
+		// A segment may end at 4 GiB; its symbols after it are then past
+		// what locore maps.
+		{"segment ending at 4 GiB", endsAt(1 << 32), testMem, Options{}, ErrBootMap, ErrBadELF, 0,
+			"the kernel and its symbols end at 0x10000025c", ""},
+		{"segment ending a byte past 4 GiB", endsAt(1<<32 + 1), testMem, Options{}, ErrBadELF, ErrTooLarge, 0,
+			"segment 1: p_memsz 0xffeff001 at 0x101000 ends at 0x100000001, past the 4 GiB a 32-bit kernel addresses", ""},
 		{"absurd p_memsz", absurd.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
 			"segment 1: p_memsz 0xffffffff at 0x101000 ends at 0x100100fff, past the 4 GiB a 32-bit kernel addresses", "another machine"},
 		{"p_memsz wrapping", wraps.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
