@@ -192,6 +192,20 @@ func TestRequests(t *testing.T) {
 			st := r.status()
 			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 8}, {Addr: st, Len: 1, Write: true}}, st
 		}, want: result{blk.StatusIOErr, 1}},
+		// A byte short of a header: the 16th byte, the sector's last,
+		// is not there; a request that would succeed fails.
+		{name: "GET_ID with a 15-byte header", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeGetID, 0), Len: 15}, {Addr: 0x200000, Len: 20, Write: true}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}},
+		{name: "FLUSH with a 15-byte header", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
+			st := r.status()
+			return []virtiotest.Buf{{Addr: r.header(blk.TypeFlush, 0), Len: 15}, {Addr: st, Len: 1, Write: true}}, st
+		}, want: result{blk.StatusIOErr, 1}, check: func(t *testing.T, r *blkRig, be *memBackend) {
+			if be.syncs != 0 {
+				t.Errorf("%d syncs for a refused FLUSH, want 0", be.syncs)
+			}
+		}},
 		{name: "header in a writable buffer", opts: rw, build: func(r *blkRig) ([]virtiotest.Buf, uint64) {
 			st := r.status()
 			return []virtiotest.Buf{{Addr: r.header(blk.TypeIn, 0), Len: 16, Write: true}, {Addr: st, Len: 1, Write: true}}, st
