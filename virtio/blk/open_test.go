@@ -33,6 +33,11 @@ func TestParseDiskSpec(t *testing.T) {
 		{in: "b.img,serial=", wantErr: "must be 1 to 20 bytes"},
 		{in: "b.img,serial=123456789012345678901", wantErr: "must be 1 to 20 bytes"},
 		{in: "b.img,serial=a\tb", wantErr: "not printable"},
+		// Printable ASCII is 0x20 to 0x7E: DEL is not.
+		{in: "b.img,serial= ~", want: blk.Spec{Path: "b.img", Options: blk.Options{Serial: " ~"}}},
+		{in: "b.img,serial=a\x7f", wantErr: `serial "a\x7f": byte 1 is not printable ASCII`},
+		{in: "b.img,serial=a\x1f", wantErr: `serial "a\x1f": byte 1 is not printable ASCII`},
+		{in: "b.img,serial=a\x80", wantErr: `serial "a\x80": byte 1 is not printable ASCII`},
 		// A comma in the path is doubled, as in QEMU's options.
 		{in: "c,,ro.img", want: blk.Spec{Path: "c,ro.img"}},
 		{in: "c,,ro.img,ro", want: blk.Spec{Path: "c,ro.img", Options: blk.Options{ReadOnly: true}}},
