@@ -289,6 +289,16 @@ func TestLoadErrors(t *testing.T) {
 		{name: "loader data ending a byte past 0x9F000", image: std, opts: Options{Modules: []Module{{Name: "m", Args: strings.Repeat("a", room+1)}}},
 			is: []error{ErrLowAreaFull}, msg: []string{"module 0 command line", "would end at 0x9f001, past 0x9f000"}},
 		{name: "a.out load_addr above header_addr", image: aoutWith(func(w []uint32) { w[1] = 0x200100 }), is: []error{ErrBadAOut}, msg: []string{"load_addr 0x200100 above header_addr"}},
+		// The header is at file offset 0x40: header_addr - load_addr
+		// past that puts load_addr before the file's first byte.
+		{name: "a.out load_addr before the file", image: aoutWith(func(w []uint32) { w[0] = 0x200080 }), is: []error{ErrBadAOut},
+			msg: []string{"header_addr 0x200080 - load_addr 0x200000 = 0x80, but the header is at file offset 0x40: load_addr would be before the file's start"}},
+		{name: "a.out load_addr a byte before the file", image: aoutWith(func(w []uint32) { w[0] = 0x200041 }), is: []error{ErrBadAOut},
+			msg: []string{"= 0x41, but the header is at file offset 0x40: load_addr would be before the file's start"}},
+		{name: "a.out load_end below load_addr", image: aoutWith(func(w []uint32) { w[2] = 0x1ff000 }), is: []error{ErrBadAOut},
+			msg: []string{"load_end_addr 0x1ff000 below load_addr 0x200000"}},
+		{name: "a.out load_end a byte below load_addr", image: aoutWith(func(w []uint32) { w[2] = 0x1fffff }), is: []error{ErrBadAOut},
+			msg: []string{"load_end_addr 0x1fffff below load_addr 0x200000"}},
 		{name: "a.out load_end past the file", image: aoutWith(func(w []uint32) { w[2] = 0x200900 }), is: []error{ErrTruncated}},
 		{name: "a.out bss_end below load_end", image: aoutWith(func(w []uint32) { w[3] = 0x200700 }), is: []error{ErrBadAOut}},
 		{name: "a.out entry outside", image: aoutWith(func(w []uint32) { w[4] = 0x300000 }), is: []error{ErrBadAOut}, msg: []string{"entry_addr 0x300000"}},
