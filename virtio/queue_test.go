@@ -175,6 +175,17 @@ func TestPopRejects(t *testing.T) {
 			}
 			r.Publish(0)
 		}},
+		// A loop is refused at its 9th descriptor, the first past the
+		// table: read, the 9th (descriptor 0 again, readable after the
+		// writable ones) would be refused for its direction instead.
+		// TestPopValidChains takes a chain of all 8.
+		{"loop refused at the descriptor past the table", "chain at head 0 (queue): chain longer than its table (8 entries)", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
+			r.WriteDesc(r.Desc, 0, 0x20000, 16, virtio.DescNext, 1)
+			for i := uint16(1); i < size; i++ {
+				r.WriteDesc(r.Desc, i, 0x20000, 16, virtio.DescNext|virtio.DescWrite, (i+1)%size)
+			}
+			r.Publish(0)
+		}},
 		{"buffer past end of memory", "(queue): descriptor 0: buffer: guest range [0xffff8, +0x10): outside guest memory", func(r *virtiotest.Ring, _ *virtiotest.Alloc) {
 			r.Publish(r.AddChain([]virtiotest.Buf{{Addr: memSize - 8, Len: 16}}))
 		}},
@@ -223,6 +234,13 @@ func TestPopRejects(t *testing.T) {
 			tbl := a.Take(32, 16)
 			r.WriteDesc(tbl, 0, 0x20000, 16, virtio.DescNext, 1)
 			r.WriteDesc(tbl, 1, 0x20000, 16, virtio.DescNext, 0)
+			r.WriteDesc(r.Desc, 0, tbl, 32, virtio.DescIndirect, 0)
+			r.Publish(0)
+		}},
+		{"loop in indirect table refused past its size", "(indirect table): chain longer than its table (2 entries)", func(r *virtiotest.Ring, a *virtiotest.Alloc) {
+			tbl := a.Take(32, 16)
+			r.WriteDesc(tbl, 0, 0x20000, 16, virtio.DescNext, 1)
+			r.WriteDesc(tbl, 1, 0x20000, 16, virtio.DescNext|virtio.DescWrite, 0)
 			r.WriteDesc(r.Desc, 0, tbl, 32, virtio.DescIndirect, 0)
 			r.Publish(0)
 		}},
