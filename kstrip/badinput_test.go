@@ -121,6 +121,27 @@ func TestBadInput(t *testing.T) {
 		{"no terminator", func() []byte {
 			return readFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic, NoTerminator: true}))
 		}, []error{ErrNoTerminator}, []string{itoa(int64(len(generic))) + " entries", "end of its segment"}},
+		// The segment holding cfdata ends a byte short of the
+		// terminator's end: the bytes after it in the file are zeros,
+		// but not the segment's.
+		{"terminator a byte past its segment", func() []byte {
+			b := clone(orig)
+			ph, p := loadOf(t, b, uint64(k.Offset()))
+			end := uint64(k.Offset()) + uint64(len(generic)+1)*24 - 1
+			put32(b, ph+16, uint32(end-p.Off)) // p_filesz
+			return b
+		}, []error{ErrNoTerminator}, []string{itoa(int64(len(generic))) + " entries", "before the end of its segment at file offset " + fmt.Sprintf("%#x", uint64(k.Offset())+uint64(len(generic)+1)*24-1)}},
+		// The last segment's p_filesz runs past the file and cfdata is
+		// put 8 bytes before the file's end: the segment is cut at the
+		// file's end, where no entry fits.
+		{"p_filesz past the file, cfdata at its end", func() []byte {
+			b := clone(orig)
+			ph, p := lastLoad(t, b)
+			put32(b, ph+16, uint32(uint64(len(b))-p.Off+0x1000)) // p_filesz
+			put32(b, ph+20, uint32(max(p.Memsz, uint64(len(b))-p.Off+0x1000)))
+			put32(b, symbolValueOffset(t, b, "cfdata"), uint32(p.Vaddr+uint64(len(b))-8-p.Off))
+			return b
+		}, []error{ErrNoTerminator}, []string{"after 0 entries", "before the end of its segment at file offset " + fmt.Sprintf("%#x", len(orig))}},
 		{"name pointer outside the file", func() []byte {
 			b := clone(orig)
 			put32(b, k.Entries[3].Offset, 0x0badf00d)
@@ -178,6 +199,50 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadOf returns the file offset of the program header of the little-
+// endian ELF32 image's PT_LOAD whose file bytes hold offset off, and the
+// header.
+func loadOf(t *testing.T, image []byte, off uint64) (int64, *elf.Prog) {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && off >= p.Off && off-p.Off < p.Filesz {
+			return progHeader(image, i), p
+		}
+	}
+	t.Fatalf("no PT_LOAD holds file offset %#x", off)
+	return 0, nil
+}
+
+// lastLoad returns the program header of the little-endian ELF32
+// image's PT_LOAD that comes last in the file, and its file offset.
+func lastLoad(t *testing.T, image []byte) (int64, *elf.Prog) {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	for i, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && (last < 0 || p.Off > f.Progs[last].Off) {
+			last = i
+		}
+	}
+	if last < 0 {
+		t.Fatal("no PT_LOAD")
+	}
+	return progHeader(image, last), f.Progs[last]
+}
+
+// progHeader is the file offset of program header i of the
+// little-endian ELF32 image.
+func progHeader(image []byte, i int) int64 {
+	return int64(binary.LittleEndian.Uint32(image[28:])) + int64(i)*int64(binary.LittleEndian.Uint16(image[42:]))
 }
 
 // relocatable is an amd64 ET_REL file with NetBSD's ident note, cfdata
