@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -67,6 +68,16 @@ func (s *stubShell) run(script string, env ...string) (string, error) {
 func (s *stubShell) calls() string {
 	b, _ := os.ReadFile(s.log)
 	return string(b)
+}
+
+// fstab writes content as the image's /etc/fstab, returning its path.
+func (s *stubShell) fstab(content string) string {
+	s.t.Helper()
+	p := filepath.Join(s.dir, "fstab")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	return p
 }
 
 // basicrcPath is basicrc's PATH line, which basicrcFor points at the stubs.
@@ -161,6 +172,7 @@ func TestBasicrcNetwork(t *testing.T) {
 			sh.stub("mount", "exit 0")
 			sh.stub("route", "exit 0")
 			sh.stub("fsck", "exit 0")
+			sh.stub("fsck_ext2fs", "exit 0")
 			nic := "exit 0"
 			if !tc.nic {
 				nic = `[ "$*" = vioif0 ] && exit 1; exit 0`
@@ -176,6 +188,7 @@ func TestBasicrcNetwork(t *testing.T) {
 				os.WriteFile(resolv, []byte(tc.resolv), 0o644)
 			}
 			rc := strings.ReplaceAll(basicrcFor(sh), "/etc/resolv.conf", resolv)
+			rc = strings.ReplaceAll(rc, "/etc/fstab", sh.fstab(imagebuilder.Fstab))
 			varRun := filepath.Join(sh.dir, "var/run")
 			os.MkdirAll(varRun, 0o755)
 			rc = strings.ReplaceAll(rc, "/var/run", varRun)
@@ -205,41 +218,59 @@ func TestBasicrcNetwork(t *testing.T) {
 // TestBasicrcFsck runs the built-in basicrc with a stub fsck: the root is
 // checked with fsck -p before it is made read-write, as NetBSD's
 // rc.d/fsck_root does, so that a root a VM stopped from the host left
-// unclean is not mounted read-write marked with errors for good. fsck's
-// exit status 4 (FSCK_EXIT_ROOT_CHANGED: it repaired the root and could
-// not make the kernel re-read it) reboots, nothing mounted; any other
-// failure, or a failed reboot, keeps the root read-only, as a read-only
-// disk's, saying so. A read-only disk is not checked, and an image
-// without fsck mounts its root unchecked, saying so.
+// unclean is not mounted read-write marked with errors for good.
+//
+// fsck's exit status 4 (FSCK_EXIT_ROOT_CHANGED: it repaired the root and
+// could not make the kernel re-read it) reboots, which ends a smolvmm VM
+// (status 0), nothing mounted, and the console says to start the VM
+// again; a failed reboot keeps the root read-only. Every other status
+// fails open: fsck_ext2fs exits 8 without checking anything when the
+// superblock and its first backup differ where it does not expect them
+// to (the last mount point NetBSD writes into the superblock alone), and
+// fsck exits 1 for a /etc/fstab without /, so the root is mounted
+// read-write as before basicrc checked it, with a warning naming the
+// status. An image without fsck_ext2fs, or whose fstab has no line for
+// /, is not checked, silently; one without fsck mounts its root
+// unchecked, saying so. A read-only disk is not checked.
 func TestBasicrcFsck(t *testing.T) {
 	const (
 		check   = "fsck -p /\n"
-		rw      = "mount -u -w /\nmount -a\n"
+		rw      = "mount -u -w /\n" + "mount -a\n"
 		ro      = "mount -a -t noext2fs\nmount -t tmpfs tmpfs /tmp\nmount -t tmpfs tmpfs VARRUN\n"
 		roDisk  = "[   1.0131] ld0 at virtio1: Features: 0x10000226<INDIRECT_DESC,FLUSH,RO,SEG_MAX,SIZE_MAX>\n"
 		rwDisk  = "[   1.0131] ld0 at virtio1: Features: 0x10000206<INDIRECT_DESC,FLUSH,SEG_MAX,SIZE_MAX>\n"
-		reboots = "basicrc: fsck repaired /, which the kernel could not re-read: rebooting\n"
+		reboots = "basicrc: fsck repaired /, which the kernel could not re-read: rebooting, which ends this VM; start it again\n"
+		fstab   = "/dev/ld0a / ext2fs rw 1 1\n"
 	)
+	failed := func(status string) string {
+		return "basicrc: warning: fsck -p / failed (exit status " + status + "): / was not checked or not repaired, and is mounted read-write as it is; to check it, stop the VM and run e2fsck -f on its image\n"
+	}
 	for _, tc := range []struct {
 		name       string
 		dmesg      string
 		fsck       string // the stub's body; "" for none
+		noExt2fs   bool   // no fsck_ext2fs
+		fstab      string // /etc/fstab; "" for none
 		reboot     string // the reboot stub's body
 		wantCalls  string
 		wantOut    string
 		wantKilled bool // the reboot ended the script
 	}{
-		{"clean", rwDisk, "exit 0", "", "dmesg \n" + check + rw, "", false},
-		{"no dmesg", "", "exit 0", "", check + rw, "", false},
-		{"root changed", rwDisk, "exit 4", "kill -KILL $PPID", "dmesg \n" + check + "reboot \n", reboots, true},
-		{"root changed, reboot fails", rwDisk, "exit 4", "exit 1", "dmesg \n" + check + "reboot \n" + ro,
-			reboots + "basicrc: reboot failed: / stays read-only; reboot by hand\n", false},
-		{"unresolved", rwDisk, "exit 2", "", "dmesg \n" + check + ro,
-			"basicrc: fsck -p / failed (exit status 2): / stays read-only; repair it with fsck -y / and reboot\n", false},
-		{"check failed", rwDisk, "exit 8", "", "dmesg \n" + check + ro,
-			"basicrc: fsck -p / failed (exit status 8): / stays read-only; repair it with fsck -y / and reboot\n", false},
-		{"no fsck", rwDisk, "", "", "dmesg \n" + rw, "basicrc: the image has no fsck: / is mounted read-write unchecked\n", false},
-		{"read-only disk", roDisk, "exit 8", "", "dmesg \n" + ro, "", false},
+		{"clean", rwDisk, "exit 0", false, fstab, "", "dmesg \n" + check + rw, "", false},
+		{"no dmesg", "", "exit 0", false, fstab, "", check + rw, "", false},
+		{"root changed", rwDisk, "exit 4", false, fstab, "kill -KILL $PPID", "dmesg \n" + check + "reboot \n", reboots, true},
+		{"root changed, reboot fails", rwDisk, "exit 4", false, fstab, "exit 1", "dmesg \n" + check + "reboot \n" + ro,
+			reboots + "basicrc: reboot failed: / stays read-only; end the VM and start it again\n", false},
+		{"not the disk", rwDisk, "exit 1", false, fstab, "", "dmesg \n" + check + rw, failed("1"), false},
+		{"unresolved", rwDisk, "exit 2", false, fstab, "", "dmesg \n" + check + rw, failed("2"), false},
+		{"check failed", rwDisk, "exit 8", false, fstab, "", "dmesg \n" + check + rw, failed("8"), false},
+		{"no fsck", rwDisk, "", false, fstab, "", "dmesg \n" + rw, "basicrc: the image has no fsck: / is mounted read-write unchecked\n", false},
+		{"no fsck_ext2fs", rwDisk, "exit 8", true, fstab, "", "dmesg \n" + rw, "", false},
+		{"no fstab", rwDisk, "exit 1", false, "", "", "dmesg \n" + rw, "", false},
+		{"no / in fstab", rwDisk, "exit 1", false, "# /dev/ld0a / ext2fs rw 1 1\n/dev/ld1a /data ext2fs rw 1 2\n/dev/ld2a /x/ ext2fs rw 1 2\n", "", "dmesg \n" + rw, "", false},
+		{"/ among others", rwDisk, "exit 0", false, "ptyfs /dev/pts ptyfs rw 0 0\n\t/dev/ld0a\t/\text2fs rw 1 1\n", "", "dmesg \n" + check + rw, "", false},
+		{"/ last, no newline", rwDisk, "exit 0", false, "/dev/ld0a /", "", "dmesg \n" + check + rw, "", false},
+		{"read-only disk", roDisk, "exit 8", false, fstab, "", "dmesg \n" + ro, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sh := newStubShell(t)
@@ -248,14 +279,22 @@ func TestBasicrcFsck(t *testing.T) {
 			if tc.fsck != "" {
 				sh.stub("fsck", tc.fsck)
 			}
+			if !tc.noExt2fs {
+				sh.stub("fsck_ext2fs", "exit 0")
+			}
 			sh.stub("reboot", tc.reboot)
 			sh.stub("ifconfig", `[ "$*" = vioif0 ] && exit 1; exit 0`)
 			if tc.dmesg != "" {
 				sh.stub("dmesg", "printf '%s' '"+tc.dmesg+"'")
 			}
+			fstabPath := filepath.Join(sh.dir, "fstab")
+			if tc.fstab != "" {
+				fstabPath = sh.fstab(tc.fstab)
+			}
 			varRun := filepath.Join(sh.dir, "var/run")
 			os.MkdirAll(varRun, 0o755)
 			rc := strings.ReplaceAll(basicrcFor(sh), "/var/run", varRun)
+			rc = strings.ReplaceAll(rc, "/etc/fstab", fstabPath)
 			out, err := sh.run(rc)
 			if killed := err != nil && strings.Contains(err.Error(), "killed"); killed != tc.wantKilled || (err != nil && !killed) {
 				t.Errorf("basicrc: %v, want killed by the reboot: %v", err, tc.wantKilled)
