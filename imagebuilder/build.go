@@ -384,7 +384,10 @@ func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out stri
 	if err := CheckOutputNotInService(out, cfg.Service); err != nil {
 		return err
 	}
-	opts := ext2.Options{Timestamp: cfg.Timestamp, TimestampSet: cfg.TimestampSet, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20}
+	// The image is the VM's root: "/" in every superblock keeps them
+	// alike once NetBSD has written it into the first (see LastMounted).
+	opts := ext2.Options{Timestamp: cfg.Timestamp, TimestampSet: cfg.TimestampSet, Progress: cfg.Progress, Size: int64(cfg.SizeMB) << 20,
+		LastMounted: "/"}
 	if cfg.SizeMB == 0 {
 		size, err := ext2.AutoSize(t, &opts, Headroom)
 		if err != nil {

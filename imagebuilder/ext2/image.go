@@ -335,6 +335,12 @@ func (iw *imageWriter) writeNonZero(data []byte, blk uint32) error {
 	return nil
 }
 
+// lastMountedMax is the longest Options.LastMounted: the superblock's
+// 64-byte field less the NUL NetBSD's strlcpy ends it with.
+const lastMountedMax = 63
+
+// superblock is group grp's copy of the superblock: the primary for
+// group 0, a backup otherwise, alike but for the group number.
 func (iw *imageWriter) superblock(grp uint32, freeB, freeI uint64) []byte {
 	g, o := iw.g, iw.opts
 	s := make([]byte, 1024)
@@ -369,6 +375,8 @@ func (iw *imageWriter) superblock(grp uint32, freeB, freeI uint64) []byte {
 	u := o.uuid(g.blocks)
 	copy(s[104:120], u[:])
 	copy(s[120:136], o.Label)
+	// The rest NUL, as NetBSD's strlcpy of a shorter one leaves it.
+	copy(s[136:136+lastMountedMax], o.LastMounted)
 	le.PutUint32(s[264:], ts) // mkfs time
 	return s
 }

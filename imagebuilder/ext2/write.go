@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
@@ -41,6 +42,15 @@ type Options struct {
 	// Progress, when set, is called as data blocks are written, with the
 	// bytes of data written so far and in all.
 	Progress func(done, total uint64)
+	// LastMounted is written as the directory the file system was last
+	// mounted on (at most 63 bytes, no NUL), in the superblock and in
+	// every backup of it: "/" for a root file system. NetBSD writes the
+	// mount point into the superblock alone at each read-write mount,
+	// and its fsck_ext2fs refuses (exit status 8, checking nothing) a
+	// file system whose superblock differs from the first backup in
+	// any field but a few, the mount point not among them: written
+	// everywhere beforehand, the copies stay alike.
+	LastMounted string
 }
 
 // TooSmallError says that the content does not fit the requested size.
@@ -267,6 +277,9 @@ func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
 	}
 	if len(opts.Label) > 16 {
 		return fmt.Errorf("volume label %q is %d bytes, at most 16", opts.Label, len(opts.Label))
+	}
+	if len(opts.LastMounted) > lastMountedMax || strings.IndexByte(opts.LastMounted, 0) >= 0 {
+		return fmt.Errorf("last mount point %q: at most %d bytes, no NUL, fit the superblock's field", opts.LastMounted, lastMountedMax)
 	}
 	if opts.Timestamp == 0 && !opts.TimestampSet {
 		opts.Timestamp = time.Now().Unix()
