@@ -306,11 +306,19 @@ func TestBuildWarnsOptionsMk(t *testing.T) {
 // no such shell built an image that never got past init; it is refused,
 // naming the shell, and nothing is written. The shell is followed
 // through symlinks inside the image, as init's execv follows them.
+//
+// NetBSD's init is told by the C string "/etc/rc" in it (its
+// _PATH_RUNCOM): an init of the user's own without it, which may need no
+// shell and built before the check, still builds.
 func TestBuildShell(t *testing.T) {
 	prog := testsets.ELF(elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_386, 100)
-	exe := func(name string) testsets.Entry {
-		return testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o555, Size: int64(len(prog))}, Data: prog}
+	file := func(name string, data []byte) testsets.Entry {
+		return testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o555, Size: int64(len(data))}, Data: data}
 	}
+	exe := func(name string) testsets.Entry { return file(name, prog) }
+	// NetBSD's init: a program holding "/etc/rc" as a C string.
+	netbsdInit := append(append([]byte(nil), prog...), "\x00/etc/rc\x00"...)
+	initExe := func(name string) testsets.Entry { return file(name, netbsdInit) }
 	script := []byte("#!/bin/sh\n")
 	link := func(name, target string) testsets.Entry {
 		return testsets.Entry{Hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
@@ -325,19 +333,23 @@ func TestBuildShell(t *testing.T) {
 		shell   string // the shell init runs /etc/rc with; "" for a set that is accepted
 		problem string
 	}{
-		{"base init alone", []testsets.Entry{exe("./sbin/init")}, "/sbin/init", "/bin/sh", "not found"},
-		{"base init, /bin/sh a link to /rescue/sh", []testsets.Entry{exe("./sbin/init"), exe("./rescue/sh"), link("./bin/sh", "/rescue/sh")}, "", "", ""},
-		{"base init, /bin a link to /rescue", []testsets.Entry{exe("./sbin/init"), exe("./rescue/sh"), link("./bin", "rescue")}, "", "", ""},
-		{"base init, /bin/sh a dangling link", []testsets.Entry{exe("./sbin/init"), link("./bin/sh", "/rescue/sh")}, "/sbin/init", "/bin/sh", "/rescue not found"},
-		{"base init, /bin/sh not executable", []testsets.Entry{exe("./sbin/init"),
+		{"base init alone", []testsets.Entry{initExe("./sbin/init")}, "/sbin/init", "/bin/sh", "not found"},
+		{"base init, /bin/sh a link to /rescue/sh", []testsets.Entry{initExe("./sbin/init"), exe("./rescue/sh"), link("./bin/sh", "/rescue/sh")}, "", "", ""},
+		{"base init, /bin a link to /rescue", []testsets.Entry{initExe("./sbin/init"), exe("./rescue/sh"), link("./bin", "rescue")}, "", "", ""},
+		{"base init, /bin/sh a dangling link", []testsets.Entry{initExe("./sbin/init"), link("./bin/sh", "/rescue/sh")}, "/sbin/init", "/bin/sh", "/rescue not found"},
+		{"base init, /bin/sh not executable", []testsets.Entry{initExe("./sbin/init"),
 			{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./bin/sh", Mode: 0o644, Size: 1}, Data: []byte("x")}}, "/sbin/init", "/bin/sh", "not executable (mode 0644)"},
-		{"base init, /bin/sh a directory", []testsets.Entry{exe("./sbin/init"), {Hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./bin/sh", Mode: 0o755}}}, "/sbin/init", "/bin/sh", "a directory"},
-		{"base init beside the rescue one, no /rescue/sh", []testsets.Entry{exe("./sbin/init"), exe("./bin/sh"), exe("./rescue/init")}, "", "", ""},
-		{"rescue init alone", []testsets.Entry{exe("./rescue/init")}, "/sbin/init", "/rescue/sh", "not found"},
-		{"rescue init with /bin/sh, no /rescue/sh", []testsets.Entry{exe("./rescue/init"), exe("./bin/sh")}, "/sbin/init", "/rescue/sh", "not found"},
-		{"/sbin/init a link to the rescue one", []testsets.Entry{exe("./rescue/init"), exe("./bin/sh"), link("./sbin/init", "/rescue/init")}, "/sbin/init", "/rescue/sh", "not found"},
+		{"base init, /bin/sh a directory", []testsets.Entry{initExe("./sbin/init"), {Hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./bin/sh", Mode: 0o755}}}, "/sbin/init", "/bin/sh", "a directory"},
+		{"base init beside the rescue one, no /rescue/sh", []testsets.Entry{initExe("./sbin/init"), exe("./bin/sh"), initExe("./rescue/init")}, "", "", ""},
+		{"rescue init alone", []testsets.Entry{initExe("./rescue/init")}, "/sbin/init", "/rescue/sh", "not found"},
+		{"rescue init with /bin/sh, no /rescue/sh", []testsets.Entry{initExe("./rescue/init"), exe("./bin/sh")}, "/sbin/init", "/rescue/sh", "not found"},
+		{"/sbin/init a link to the rescue one", []testsets.Entry{initExe("./rescue/init"), exe("./bin/sh"), link("./sbin/init", "/rescue/init")}, "/sbin/init", "/rescue/sh", "not found"},
 		{"rescue init and its sh", []testsets.Entry{exe("./rescue/sh"), hard("./rescue/init", "./rescue/sh")}, "", "", ""},
 		{"rescue set", testsets.Rescue(1000), "", "", ""},
+		// An init of the user's own, which need not run /etc/rc.
+		{"custom init", []testsets.Entry{exe("./sbin/init")}, "", "", ""},
+		{"custom init naming /etc/rc.local", []testsets.Entry{file("./sbin/init", append(append([]byte(nil), prog...), "/etc/rc.local\x00"...))}, "", "", ""},
+		{"custom rescue init", []testsets.Entry{exe("./rescue/init")}, "", "", ""},
 		// The kernel runs a "#!" init through its interpreter: it is
 		// not NetBSD's init, which runs /etc/rc.
 		{"script init", []testsets.Entry{{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./sbin/init", Mode: 0o555, Size: int64(len(script))}, Data: script}}, "", "", ""},
