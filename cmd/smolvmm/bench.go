@@ -376,6 +376,7 @@ func benchAction(c *cli.Context) error {
 	if err := checkBenchKVM(c); err != nil {
 		return err
 	}
+	warnWritableDisks(os.Stderr, c.StringSlice("disk"))
 	var notes []string
 	if isSharedNet(nc.Spec) {
 		// Its memory is reported with the VM's, read in the memory boot,
@@ -640,6 +641,33 @@ func checkParallelFlags(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// warnWritableDisks says once, on w, when any of the -d flags disks
+// gives a writable image: a boot the bench stops, at a second past its
+// ready event, ends without the guest's shutdown and leaves the image's
+// file systems marked not clean, so each later boot checks them (the
+// built-in services' basicrc runs fsck -p /) within the time measured.
+func warnWritableDisks(w io.Writer, disks []string) {
+	var rw, ro []string
+	for _, d := range disks {
+		spec, err := blk.ParseDiskSpec(d)
+		if err != nil || spec.ReadOnly {
+			continue
+		}
+		rw = append(rw, "-d "+d)
+		spec.ReadOnly = true
+		ro = append(ro, "-d "+shellWord(spec.String()))
+	}
+	if len(rw) == 0 {
+		return
+	}
+	is := " is"
+	if len(rw) > 1 {
+		is = " are"
+	}
+	fmt.Fprintf(w, "smolvmm bench: warning: %s%s writable: a boot the bench stops (its guest still running a second after it is ready) ends without the guest's shutdown, leaving the file systems it mounted read-write marked not clean, so each later boot checks them (the built-in services run fsck -p /) within the time measured; give %s for boots that compare\n",
+		strings.Join(rw, ", "), is, strings.Join(ro, " "))
 }
 
 // checkParallelDisks refuses --parallel N > 1 with a read-write disk,
