@@ -346,25 +346,7 @@ func inNewNetns(t *testing.T) {
 // left down, as "ip tuntap add NAME mode tap user $USER" does.
 func makeDownTap(t *testing.T, name string) {
 	t.Helper()
-	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("open %s: %v", tunDevice, err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		t.Skipf("cannot create a tap here: %v", err)
-	}
-	if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, os.Geteuid()); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
-		t.Fatal(err)
-	}
+	makeTapOf(t, name, os.Geteuid())
 }
 
 // dropNetAdmin removes CAP_NET_ADMIN from the effective capabilities of

@@ -122,7 +122,7 @@ func TestTapOfAnotherUser(t *testing.T) {
 	}
 }
 
-// makeTapOf creates persistent tap name owned by uid.
+// makeTapOf creates persistent tap name owned by uid, left down.
 func makeTapOf(t *testing.T, name string, uid int) {
 	t.Helper()
 	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
