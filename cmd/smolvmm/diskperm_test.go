@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/internal/nobodyfs"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
@@ -57,7 +57,7 @@ func TestDiskNotReadableAdvice(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.spec.Path = filepath.Join(dir, tt.spec.Path)
-			err := asNobodyFS(t, func() error {
+			err := nobodyfs.Do(t, func() error {
 				d, err := blk.Open(tt.spec.Path, tt.spec.Options)
 				if err == nil {
 					d.Close()
@@ -106,7 +106,7 @@ func TestDiskTailWarnedOnceOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		var w bytes.Buffer
-		if err := asNobodyFS(t, func() error { warnDiskTail(&w, "run", d); return nil }); err != nil {
+		if err := nobodyfs.Do(t, func() error { warnDiskTail(&w, "run", d); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if got := w.Len() > 0; got != tt.warn {
@@ -118,35 +118,4 @@ func TestDiskTailWarnedOnceOpen(t *testing.T) {
 // filepathReplace is s with DIR replaced by dir.
 func filepathReplace(s, dir string) string {
 	return string(bytes.ReplaceAll([]byte(s), []byte("DIR"), []byte(dir)))
-}
-
-// asNobodyFS runs f as an ordinary user: as root, on a thread of its
-// own with nobody's file system uid and gid, to which permission bits
-// apply; as anyone else, as itself.
-func asNobodyFS(t *testing.T, f func() error) error {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return f()
-	}
-	type result struct{ err, setup error }
-	done := make(chan result)
-	go func() {
-		// Never unlocked: the thread, with its file system ids, ends
-		// with this goroutine.
-		runtime.LockOSThread()
-		if err := unix.Setfsgid(65534); err != nil {
-			done <- result{setup: err}
-			return
-		}
-		if err := unix.Setfsuid(65534); err != nil {
-			done <- result{setup: err}
-			return
-		}
-		done <- result{err: f()}
-	}()
-	r := <-done
-	if r.setup != nil {
-		t.Skipf("cannot take another user's file system ids here: %v", r.setup)
-	}
-	return r.err
 }

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/smolvmm/smolvmm/internal/nobodyfs"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
@@ -70,7 +68,7 @@ func TestOpenNotReadable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := asOtherUser(t, func() error {
+			err := nobodyfs.Do(t, func() error {
 				d, err := blk.Open(tt.path, blk.Options{ReadOnly: tt.ro})
 				if err == nil {
 					d.Close()
@@ -90,37 +88,4 @@ func TestOpenNotReadable(t *testing.T) {
 			}
 		})
 	}
-}
-
-// asOtherUser runs f as an ordinary user: as root, on a thread of its own
-// with the file system uid and gid of nobody, to whom permission bits
-// apply; as anyone else, as itself.
-func asOtherUser(t *testing.T, f func() error) error {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return f()
-	}
-	type result struct {
-		err, setup error
-	}
-	done := make(chan result)
-	go func() {
-		// Never unlocked: the thread, with its file system ids, ends
-		// with this goroutine.
-		runtime.LockOSThread()
-		if err := unix.Setfsgid(65534); err != nil {
-			done <- result{setup: err}
-			return
-		}
-		if err := unix.Setfsuid(65534); err != nil {
-			done <- result{setup: err}
-			return
-		}
-		done <- result{err: f()}
-	}()
-	r := <-done
-	if r.setup != nil {
-		t.Skipf("cannot take another user's file system ids here: %v", r.setup)
-	}
-	return r.err
 }
