@@ -650,15 +650,7 @@ func TestBenchInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
-			var errText bytes.Buffer
-			buf := make([]byte, 4096)
-			for !strings.Contains(errText.String(), "R\n") {
-				n, err := stderr.Read(buf)
-				errText.Write(buf[:n])
-				if err != nil {
-					t.Fatalf("the guest never ran: %v\n%s", err, errText.String())
-				}
-			}
+			errText := readUntilRan(t, stderr)
 			vms := childPIDs(t, cmd.Process.Pid)
 			if len(vms) == 0 {
 				t.Fatal("no VM process under bench")
@@ -997,4 +989,21 @@ func TestBenchSharedNetworkMemory(t *testing.T) {
 	if want := fmt.Sprintf("shared network user:%s (process %d): RSS ", socket, d.cmd.Process.Pid); !strings.Contains(stdout, want) {
 		t.Errorf("stdout lacks %q:\n%s", want, stdout)
 	}
+}
+
+// readUntilRan reads a bench's stderr until its guest has printed "R" (it
+// runs, under whatever filter it was given), failing t if the stream ends
+// first; it returns what it read.
+func readUntilRan(t *testing.T, stderr io.Reader) *bytes.Buffer {
+	t.Helper()
+	var errText bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(errText.String(), "R\n") {
+		n, err := stderr.Read(buf)
+		errText.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("the guest never ran: %v\n%s", err, errText.String())
+		}
+	}
+	return &errText
 }

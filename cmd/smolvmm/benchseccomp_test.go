@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -47,15 +46,7 @@ func TestBenchNoSeccomp(t *testing.T) {
 			}()
 			// "R" on the console: the guest runs, the filter (if any)
 			// is on.
-			var errText bytes.Buffer
-			buf := make([]byte, 4096)
-			for !strings.Contains(errText.String(), "R\n") {
-				n, err := stderr.Read(buf)
-				errText.Write(buf[:n])
-				if err != nil {
-					t.Fatalf("the guest never ran: %v\n%s", err, errText.String())
-				}
-			}
+			readUntilRan(t, stderr)
 			vms := childPIDs(t, cmd.Process.Pid) // bench_test.go
 			if len(vms) != 1 {
 				t.Fatalf("VM processes under bench: %v, want one", vms)
