@@ -176,10 +176,12 @@ type Config struct {
 	Ready *regexp.Regexp
 	// ReadyAddr, when set, is a host TCP address (a port forwarded to the
 	// guest, e.g. "127.0.0.1:8080" or "localhost:8080") polled while the
-	// guest runs. A host name is looked up once, by New or Restore (one
-	// that does not resolve is refused, ErrConfig), and its addresses are
-	// probed from then on, in the order the lookup gave them: so no
-	// lookup runs under BeforeRun's sandbox. Without
+	// guest runs. An empty host (":8080") is the local system, as for
+	// net.Dial: 127.0.0.1, then ::1, with no lookup. A host name is
+	// looked up once, by New or Restore (one that does not resolve is
+	// refused, ErrConfig), and its addresses are probed from then on, in
+	// the order the lookup gave them: so no lookup runs under BeforeRun's
+	// sandbox. Without
 	// ReadyGuestPort, the first connection that is answered or held open
 	// (portready.Hold) reports PhaseReady, timed at its connect, which is
 	// right when the address reaches the guest's own TCP (a tap behind a

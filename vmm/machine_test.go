@@ -755,12 +755,17 @@ func TestISAPortWidths(t *testing.T) {
 // run, and the test stops the guest there. A host name (localhost) is
 // looked up once, by New, and never while Run runs: there the lookup ran
 // under BeforeRun's sandbox, which stopped the process, and on goroutines
-// that outlived Run.
+// that outlived Run. An empty host (":PORT") is the local system, with no
+// lookup.
 func TestReadyAddr(t *testing.T) {
 	needKVM(t)
 	_, port, _ := net.SplitHostPort(portreadytest.Greeter(t, "SSH-2.0-guest\r\n"))
-	for _, host := range []string{"127.0.0.1", "localhost"} {
-		t.Run(host, func(t *testing.T) { testReadyAddr(t, net.JoinHostPort(host, port)) })
+	for _, host := range []string{"127.0.0.1", "localhost", ""} {
+		name := host
+		if host == "" {
+			name = "empty host" // ":PORT", the local system, not looked up
+		}
+		t.Run(name, func(t *testing.T) { testReadyAddr(t, net.JoinHostPort(host, port)) })
 	}
 }
 

@@ -13,7 +13,7 @@ var lookupReadyHost portready.LookupFunc = net.DefaultResolver.LookupNetIP
 
 // resolveReadyAddr resolves Config.ReadyAddr (checkHostPort passed it),
 // in New or Restore, into the IP addresses and port the prober dials
-// (none without one). A name dialed by the prober was looked up while Run
+// (none without one; the loopback addresses for an empty host). A name dialed by the prober was looked up while Run
 // ran: under BeforeRun's sandbox, which stops the process at what a
 // lookup does (uname, reading /etc/hosts), and by goroutines of the
 // resolver's that Run did not wait for.

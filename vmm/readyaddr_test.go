@@ -55,3 +55,43 @@ func countLookups(t *testing.T) *atomic.Int32 {
 	}))
 	return &n
 }
+
+// TestReadyAddrEmptyHost: a ReadyAddr without a host (":8080", the local
+// system to net.Dial) or with an unspecified IP address is accepted by
+// New and Restore without a lookup; ":PORT" was refused as a lookup of
+// "" that found no such host. Both then fail at what comes after the
+// configuration's checks (no KVM device, no snapshot here).
+func TestReadyAddrEmptyHost(t *testing.T) {
+	var lookups atomic.Int32
+	defer vmm.SetReadyLookup(func(_ context.Context, _, host string) ([]netip.Addr, error) {
+		lookups.Add(1)
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	})()
+	kvm := filepath.Join(t.TempDir(), "kvm") // no such device
+	for _, addr := range []string{":8080", ":http", "[::]:8080", "0.0.0.0:8080"} {
+		for _, op := range []string{"New", "Restore"} {
+			t.Run(addr+"/"+op, func(t *testing.T) {
+				cfg := vmm.Config{Kernel: "exit", KernelImage: exitGuest(), KVMPath: kvm, ReadyAddr: addr}
+				var m *vmm.Machine
+				var err error
+				if op == "New" {
+					m, err = vmm.New(cfg)
+				} else {
+					m, err = vmm.Restore(cfg, filepath.Join(t.TempDir(), "none.snap"))
+				}
+				if err == nil {
+					m.Close()
+					t.Fatal("succeeded without a KVM device")
+				}
+				var ve *vmm.Error
+				errors.As(err, &ve)
+				if errors.Is(err, vmm.ErrConfig) || fieldOf(ve) == "ReadyAddr" {
+					t.Fatalf("%s = %v (Field %q); want it past ReadyAddr's check", op, err, fieldOf(ve))
+				}
+			})
+		}
+	}
+	if n := lookups.Load(); n != 0 {
+		t.Errorf("%d lookups, want none", n)
+	}
+}

@@ -41,9 +41,12 @@ type LookupFunc func(ctx context.Context, network, host string) ([]netip.Addr, e
 
 // Resolve returns the addresses a probe of the TCP address addr connects
 // to, each an IP address and port number: addr's own when its host is an
-// IP address, else those lookup (net.DefaultResolver.LookupNetIP when
-// nil) gives for its host, in that order, each with addr's port (a number
-// or service name). A VMM resolves once, before its sandbox: a lookup
+// IP address (an unspecified one, "0.0.0.0" or "::", as it is: a connect
+// to it reaches the local system), the loopback addresses 127.0.0.1 then
+// ::1 when its host is empty (":8080", which net.Dial takes for the local
+// system, trying IPv4), else those lookup (net.DefaultResolver.LookupNetIP
+// when nil) gives for its host, in that order, each with addr's port (a
+// number or service name). A VMM resolves once, before its sandbox: a lookup
 // reads files, calls uname and may open sockets to a name server, which
 // the sandbox refuses, and leaves goroutines of its own behind; a dial of
 // an IP address does neither.
@@ -58,6 +61,13 @@ func Resolve(ctx context.Context, addr string, lookup LookupFunc) ([]string, err
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []string{netip.AddrPortFrom(ip, uint16(port)).String()}, nil
+	}
+	if host == "" {
+		// No name to look up: a lookup of "" fails ("no such host").
+		return []string{
+			netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port)).String(),
+			netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port)).String(),
+		}, nil
 	}
 	if lookup == nil {
 		lookup = net.DefaultResolver.LookupNetIP

@@ -157,8 +157,10 @@ func TestStartDialing(t *testing.T) {
 
 // TestResolve: an address is resolved once into IP addresses with their
 // port, so that probes dial no name: an IP address as it is, without a
-// lookup; a name as its lookup answers, in that order; a service name as
-// its port. A lookup that fails or finds nothing is an error.
+// lookup, an unspecified one too; an empty host (":8080") as the
+// loopback addresses, without a lookup (which refused ""); a name as its
+// lookup answers, in that order; a service name as its port. A lookup
+// that fails or finds nothing is an error.
 func TestResolve(t *testing.T) {
 	lookupErr := errors.New("no such host")
 	tests := []struct {
@@ -179,6 +181,12 @@ func TestResolve(t *testing.T) {
 		{"unresolvable", "nonexistent.invalid:80", nil, lookupErr, nil, true, true},
 		{"no address", "empty:80", nil, nil, nil, true, true},
 		{"no port", "localhost", nil, nil, nil, false, true},
+		// An empty host is the local system, as net.Dial takes it: a
+		// lookup of "" would fail.
+		{"empty host", ":8080", nil, lookupErr, []string{"127.0.0.1:8080", "[::1]:8080"}, false, false},
+		{"empty host, service", ":http", nil, lookupErr, []string{"127.0.0.1:80", "[::1]:80"}, false, false},
+		{"unspecified IPv4", "0.0.0.0:80", nil, lookupErr, []string{"0.0.0.0:80"}, false, false},
+		{"unspecified IPv6", "[::]:80", nil, lookupErr, []string{"[::]:80"}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
