@@ -660,7 +660,7 @@ func modeOf(m uint32) fs.FileMode {
 }
 
 // inUse is the error for f, which flock refused with err: ErrInUse,
-// naming the holder, when another process holds a lock.
+// naming the holder, when another machine or process holds a lock.
 func inUse(path, op string, f *os.File, err error) error {
 	if !errors.Is(err, unix.EWOULDBLOCK) {
 		return &TargetError{Path: path, Op: op, Err: fmt.Errorf("flock: %w", err)}
