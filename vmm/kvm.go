@@ -386,7 +386,59 @@ func enableVMCap(vmFD uintptr, a *enableCapArgs) error {
 // enable_pmu is on: with it off no VM has one); elsewhere the VM keeps
 // what KVM gives it.
 func disablePMU(kvmFD, vmFD uintptr) error {
-	return disablePMUBy(kvm.CheckExtension, enableVMCap, kvmFD, vmFD)
+	return disablePMUBy(pmuCheck, pmuEnable, kvmFD, vmFD)
+}
+
+// pmuCheck and pmuEnable are the KVM_CHECK_EXTENSION and KVM_ENABLE_CAP
+// disablePMU makes; tests fake them.
+var (
+	pmuCheck  = kvm.CheckExtension
+	pmuEnable = enableVMCap
+)
+
+// restoredPMU gives the restored VM vmFD the PMU its snapshot's vCPU had,
+// before its vCPU is created: none (disablePMU) unless the snapshot's
+// CPUID entries advertise one (cpuidHasPMU), as a snapshot taken by a
+// build that left the VM its PMU does. Such a snapshot's MSRs hold the
+// counters' state, which KVM refuses to set on a vCPU without a PMU.
+func restoredPMU(kvmFD, vmFD uintptr, entries []cpuidEntry) error {
+	return restoredPMUBy(pmuCheck, pmuEnable, kvmFD, vmFD, entries)
+}
+
+// restoredPMUBy is restoredPMU through disablePMUBy's check and enable.
+func restoredPMUBy(check func(fd uintptr, c kvm.Capability) (uintptr, error), enable func(vmFD uintptr, a *enableCapArgs) error, kvmFD, vmFD uintptr, entries []cpuidEntry) error {
+	if cpuidHasPMU(entries) {
+		return nil
+	}
+	return disablePMUBy(check, enable, kvmFD, vmFD)
+}
+
+// cpuidHasPMU reports whether CPUID entries advertise a PMU: Intel's
+// architectural PMU (leaf 0xA's version, EAX bits 7:0) or PDCM (leaf 1),
+// AMD's counter extensions (leaf 0x80000001) or PerfMonV2 (leaf
+// 0x80000022 EAX bit 0). tuneCPUID clears them all.
+func cpuidHasPMU(entries []cpuidEntry) bool {
+	for _, e := range entries {
+		switch e.Function {
+		case 1:
+			if e.ECX&pdcm != 0 {
+				return true
+			}
+		case 0xA:
+			if e.EAX&0xFF != 0 {
+				return true
+			}
+		case 0x80000001:
+			if e.ECX&amdPerfCtrExt != 0 {
+				return true
+			}
+		case 0x80000022:
+			if e.EAX&1 != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // disablePMUBy is disablePMU asking check (KVM_CHECK_EXTENSION) and

@@ -566,6 +566,9 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := m.newVM(); err != nil {
 		return nil, err
 	}
+	if err := disablePMU(m.kvm.Fd(), m.vmFD); err != nil {
+		return nil, err
+	}
 	if err := m.setupMemory(); err != nil {
 		return nil, err
 	}
@@ -602,9 +605,11 @@ func New(cfg Config) (m *Machine, err error) {
 	return m, nil
 }
 
-// newVM creates the machine's VM, without a PMU where KVM can take it
-// (disablePMU), and asks how much XSAVE state its vCPU moves: a boot's
-// and a restore's alike. The machine's closers close it.
+// newVM creates the machine's VM and asks how much XSAVE state its vCPU
+// moves: a boot's and a restore's alike. Its PMU is theirs to decide
+// before the vCPU exists: a boot's VM has none where KVM can take it
+// (disablePMU), a restore's the snapshot's (restoredPMU). The machine's
+// closers close it.
 func (m *Machine) newVM() error {
 	vmFD, err := createVM(m.kvm.Fd())
 	if err != nil {
@@ -612,9 +617,6 @@ func (m *Machine) newVM() error {
 	}
 	m.vmFD = vmFD
 	m.closers = append(m.closers, func() error { return unix.Close(int(vmFD)) })
-	if err := disablePMU(m.kvm.Fd(), vmFD); err != nil {
-		return err
-	}
 	if m.xsaveSize, err = xsaveSize(m.kvm.Fd(), vmFD); err != nil {
 		return &Error{Op: "KVM_CHECK_EXTENSION", Err: err}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -190,7 +191,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		// for the CPUID. The goroutine is joined before f is closed.
 		m.cpuid = p.cpuid
 		if early {
-			vmAt, vmErr = m.createRestoredVM(f, p.load)
+			vmAt, vmErr = m.createRestoredVM(f, p.load, func() *machineState { p.load(); return p.st })
 		}
 		st, loadedAt, memChecked, memErr, err = p.wait()
 	} else {
@@ -258,7 +259,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 				return nil, err
 			}
 		}
-		if vmAt, err = m.createRestoredVM(f, nil); err != nil {
+		if vmAt, err = m.createRestoredVM(f, nil, func() *machineState { return st }); err != nil {
 			return nil, err
 		}
 	}
@@ -310,10 +311,11 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 // restoreOverlapped reads, verifies and decodes f's state, then checks
 // its memory section when checkMem, and, when early, creates the
 // machine's VM from f's header meanwhile: Restore without a
-// PreparedRestore. The VM, its memory and its vCPU need only
-// the header: a goroutine creates them while this one asks KVM for the
-// vCPU's CPUID (the longest step, which the goroutine's vCPU waits for),
-// then reads, verifies and decodes the state. Two goroutines, not three:
+// PreparedRestore. The VM and its memory need only the header: a
+// goroutine creates them while this one asks KVM for the vCPU's CPUID
+// (the longest step, which the goroutine's vCPU waits for), then reads,
+// verifies and decodes the state, whose CPUID decides the VM's PMU before
+// the goroutine creates the vCPU, meanwhile the memory is checked. Two goroutines, not three:
 // a third would wait for one of GOMAXPROCS=2 Ps, which an ioctl holds
 // until it returns. The decode stays on this goroutine's grown stack (a
 // new one's would grow by copies, paging in stack maps). Nothing runs on
@@ -321,15 +323,18 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 // restoreOverlapped returns.
 func (m *Machine) restoreOverlapped(f *snapshot.File, early, checkMem bool) (st *machineState, loadedAt, vmAt time.Time, vmErr, memErr, err error) {
 	var build *vmBuild
+	decoded := newStateHandoff()
 	if early {
 		if vmErr = m.openKVM(); vmErr == nil {
 			m.cpuid = newCPUIDFetch()
-			build = m.buildVM(f)
+			build = m.buildVM(f, decoded.wait)
 			defer build.wait()
+			defer decoded.give(nil) // first, so that the goroutine ends
 			m.cpuid.decide(m.kvm, f.Header.KVM)
 		}
 	}
 	st, err = loadState(f)
+	decoded.give(st) // the vCPU's creation then overlaps the memory's check
 	if err == nil && checkMem {
 		memErr = f.VerifyMemory()
 	}
@@ -351,11 +356,14 @@ func (m *Machine) openKVM() (err error) {
 
 // createRestoredVM creates, once /dev/kvm is open, the VM with f's memory
 // section as its RAM, its interrupt controllers and PIT, and its vCPU:
-// what needs only the snapshot's header. It calls beforeMemory, when not
-// nil, once the VM exists and before it is given its memory. It returns
-// when the VM and its memory existed (PhaseVMCreated). The machine's
-// closers release it all on error.
-func (m *Machine) createRestoredVM(f *snapshot.File, beforeMemory func()) (vmAt time.Time, err error) {
+// what needs only the snapshot's header, but for the VM's PMU, which the
+// verified state's CPUID decides (restoredPMU) before the vCPU exists:
+// state returns that state, waiting for it, or nil when there is none
+// (the restore then fails with the state's error). It calls
+// beforeMemory, when not nil, once the VM exists and before it is given
+// its memory. It returns when the VM and its memory existed
+// (PhaseVMCreated). The machine's closers release it all on error.
+func (m *Machine) createRestoredVM(f *snapshot.File, beforeMemory func(), state func() *machineState) (vmAt time.Time, err error) {
 	if err := m.newVM(); err != nil {
 		return vmAt, err
 	}
@@ -377,8 +385,43 @@ func (m *Machine) createRestoredVM(f *snapshot.File, beforeMemory func()) (vmAt 
 	if err := m.createIRQChips(); err != nil {
 		return vmAt, err
 	}
+	st := state()
+	if st == nil {
+		return vmAt, errNoState
+	}
+	if err := restoredPMU(m.kvm.Fd(), m.vmFD, st.VCPU.CPUID); err != nil {
+		return vmAt, err
+	}
 	m.vcpu, err = newVCPU(m, 0, true)
 	return vmAt, err
+}
+
+// errNoState is createRestoredVM's when the state could not be read: the
+// restore reports the state's own error instead.
+var errNoState = errors.New("no snapshot state to create the vCPU for")
+
+// stateHandoff passes the decoded state from Restore's goroutine to
+// createRestoredVM's, whose vCPU waits for it.
+type stateHandoff struct {
+	once  sync.Once
+	ready chan struct{}
+	st    *machineState
+}
+
+func newStateHandoff() *stateHandoff { return &stateHandoff{ready: make(chan struct{})} }
+
+// give passes st (nil: none), once; later calls do nothing.
+func (h *stateHandoff) give(st *machineState) {
+	h.once.Do(func() {
+		h.st = st
+		close(h.ready)
+	})
+}
+
+// wait returns what give passed, once it has.
+func (h *stateHandoff) wait() *machineState {
+	<-h.ready
+	return h.st
 }
 
 // vmBuild is createRestoredVM running on a goroutine of its own.
@@ -390,11 +433,11 @@ type vmBuild struct {
 
 // buildVM starts createRestoredVM; until wait has returned, the goroutine
 // owns the machine.
-func (m *Machine) buildVM(f *snapshot.File) *vmBuild {
+func (m *Machine) buildVM(f *snapshot.File, state func() *machineState) *vmBuild {
 	b := &vmBuild{done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
-		b.at, b.err = m.createRestoredVM(f, nil)
+		b.at, b.err = m.createRestoredVM(f, nil, state)
 	}()
 	return b
 }
