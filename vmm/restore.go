@@ -90,7 +90,10 @@ import (
 // names this host's KVM (the same kernel boot and /dev/kvm registration;
 // kvmid.go) is checked against its own record of that KVM's answer,
 // which KVM would give again, instead of asking KVM (~1 ms on a nested
-// host). It gets the snapshot's TSC
+// host). The VM has a PMU only when those entries advertise one (a
+// snapshot taken by a build that gave every VM one, whose counters' MSRs
+// KVM sets only on a vCPU with a PMU); otherwise it has none where KVM
+// can take it, as New's. It gets the snapshot's TSC
 // frequency too, scaled by KVM when this host's differs; Restore fails
 // with ErrTSCFrequency, naming both, when KVM cannot scale it. A part
 // of the state this host's KVM refuses to set (KVM_SET_SREGS, ...) fails
