@@ -61,8 +61,13 @@ func openTap(name string) (t *Tap, raised bool, err error) {
 	if err := checkIfName(name); err != nil {
 		return nil, false, err
 	}
-	_, statErr := net.InterfaceByName(name)
-	existed := statErr == nil
+	// The index tells whether sysfs shows this namespace's interface
+	// (0: there is none).
+	var ifindex int
+	if ifi, err := net.InterfaceByName(name); err == nil {
+		ifindex = ifi.Index
+	}
+	existed := ifindex != 0
 
 	fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -71,7 +76,7 @@ func openTap(name string) (t *Tap, raised bool, err error) {
 			// user would not help, as TUNSETIFF's refusal's advice says.
 			return nil, false, fmt.Errorf("tap %s: open %s: %s: %w", name, tunDevice, tunDeviceRefused(err, statOwner(tunDevice), os.Geteuid()), err)
 		}
-		return nil, false, tapErr(name, "open "+tunDevice, existed, err)
+		return nil, false, tapErr(name, "open "+tunDevice, ifindex, err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
@@ -81,7 +86,7 @@ func openTap(name string) (t *Tap, raised bool, err error) {
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		_ = unix.Close(fd)
-		return nil, false, tapErr(name, "TUNSETIFF", existed, err)
+		return nil, false, tapErr(name, "TUNSETIFF", ifindex, err)
 	}
 	// A tap made beforehand ("ip tuntap add") is down, and a down tap
 	// fails every frame written to it: up it goes, or it is refused.
@@ -111,20 +116,22 @@ func checkIfName(name string) error {
 	return nil
 }
 
-// tapErr turns the usual failures of opening a tap into advice; existed
-// says the interface was there before.
-func tapErr(name, op string, existed bool, err error) error {
+// tapErr turns the usual failures of opening a tap into advice; ifindex
+// is the interface's index in this network namespace before, 0 when there
+// was none.
+func tapErr(name, op string, ifindex int, err error) error {
 	var hint string
 	switch {
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
-		// Read from sysfs, which may show another network namespace's
-		// devices: then the owner is not known.
-		owner, ok := readTunAttr(name, "owner")
-		group, _ := readTunAttr(name, "group")
-		if !ok {
-			owner, group = unknownOwner, unknownOwner
+		owner, group := int64(unknownOwner), int64(unknownOwner)
+		if ifindex != 0 && sysfsShows(name, ifindex) {
+			o, ok := readTunAttr(name, "owner")
+			g, gok := readTunAttr(name, "group")
+			if ok && gok {
+				owner, group = o, g
+			}
 		}
-		hint = tapNotPermitted(name, ok || existed, owner, group, os.Geteuid())
+		hint = tapNotPermitted(name, ifindex != 0, owner, group, os.Geteuid())
 	case errors.Is(err, syscall.EBUSY):
 		hint = fmt.Sprintf("tap %s is already in use by another process (another VM?): stop it or choose another tap name", name)
 	case errors.Is(err, syscall.EINVAL):
@@ -148,9 +155,19 @@ func readTunFlags(name string) int64 {
 	return v
 }
 
-// readTunAttr reads the number in /sys/class/net/NAME/attr, an attribute
-// only tun and tap devices have (owner and group are -1 when unset); ok
-// is false when there is no such device or the number cannot be read.
+// sysfsShows says whether /sys/class/net shows this network namespace's
+// interface name, of index ifindex: entering a network namespace, or
+// making one, without mounting /sys anew leaves a sysfs showing another
+// namespace's interfaces, a same-named one with another owner among them.
+func sysfsShows(name string, ifindex int) bool {
+	v, ok := readTunAttr(name, "ifindex")
+	return ok && v == int64(ifindex)
+}
+
+// readTunAttr reads the number in /sys/class/net/NAME/attr (owner, group
+// and tun_flags only tun and tap devices have; owner and group are -1 when
+// unset); ok is false when there is no such device or the number cannot be
+// read.
 func readTunAttr(name, attr string) (v int64, ok bool) {
 	b, err := os.ReadFile("/sys/class/net/" + name + "/" + attr)
 	if err != nil {

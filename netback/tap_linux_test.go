@@ -32,7 +32,7 @@ func TestTapErrorMessages(t *testing.T) {
 		{syscall.EIO, "cannot attach"},
 	}
 	for _, tc := range tests {
-		err := tapErr("tap7", "TUNSETIFF", false, tc.err)
+		err := tapErr("tap7", "TUNSETIFF", 0, tc.err)
 		if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "TUNSETIFF") {
 			t.Errorf("tapErr(%v) = %q, want it to wrap the errno and say %q", tc.err, err, tc.want)
 		}

@@ -118,6 +118,58 @@ func TestTapOfAnotherUser(t *testing.T) {
 	}
 }
 
+// TestTapOwnerOfAnotherNetns: with /sys showing another network
+// namespace's devices (nsenter --net, or unshare -n without mounting /sys
+// anew), a refused tap was said to exist and belong to that namespace's
+// tap's owner, with advice to delete a tap not in this namespace. The
+// owner is now read only from a sysfs whose interface has this
+// namespace's index.
+func TestTapOwnerOfAnotherNetns(t *testing.T) {
+	tests := []struct {
+		name  string
+		owner int // -1: no tap in this namespace
+		want  string
+	}{
+		{"none here", -1, "TUNSETIFF: this user (uid 0) may not create tap smtns (that needs CAP_NET_ADMIN)"},
+		{"another here", 61237, "TUNSETIFF: tap smtns exists and does not belong to this user: this user (uid 0) may not attach to it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			needTap(t)
+			inNewNetns(t)
+			sysfsOfNetns(t)
+			makeTapOf(t, "smtns", 1234)
+			// Held, so that the first namespace, its tap with it, lives on
+			// once this thread leaves it.
+			first, err := os.Open("/proc/thread-self/ns/net")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Close()
+			// A namespace of its own, /sys still showing the first's.
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				t.Skipf("cannot make a network namespace here: %v", err)
+			}
+			if tt.owner >= 0 {
+				// Another index than the first namespace's tap's.
+				makeTapOf(t, "smtpad", 0)
+				makeTapOf(t, "smtns", tt.owner)
+			}
+			dropNetAdmin(t)
+			if _, err := os.Stat("/sys/class/net/smtns"); err != nil {
+				t.Fatalf("/sys does not show the first namespace's tap: %v", err)
+			}
+			tap, err := OpenTap("smtns")
+			if tap != nil {
+				tap.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "1234") {
+				t.Errorf("OpenTap(smtns) = %v, want it to say %q, and nothing of uid 1234", err, tt.want)
+			}
+		})
+	}
+}
+
 // makeTapOf creates persistent tap name owned by uid, left down.
 func makeTapOf(t *testing.T, name string, uid int) {
 	t.Helper()
