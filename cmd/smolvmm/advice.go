@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/smolvmm/smolvmm/bench"
@@ -30,6 +31,9 @@ type advice struct {
 	// say, when set, makes cli from err: advice naming a value the
 	// error holds.
 	say func(err error) string
+	// libOf, when set, makes lib from err: the library's advice naming
+	// a value the error holds.
+	libOf func(err error) string
 }
 
 // kaslrAdvice is for a GENERIC_KASLR kernel given to run or to kstrip.
@@ -59,8 +63,7 @@ var adviceTable = []advice{
 	{is: isAs[restoreSnapshotInUse], cli: "the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp"},
 	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
 	// Not ErrNotWritable's ,ro alone: reading is refused as well.
-	{is: notReadable(notReadableRW), lib: notReadableRW, cli: "with chmod or chown, make it readable and writable by the user smolvmm runs as, or readable and attach it read-only with ,ro after its -d path; " + rootOpensImages},
-	{is: notReadable(notReadableRO), lib: notReadableRO, cli: "make it readable by the user smolvmm runs as, with chmod or chown; " + rootOpensImages},
+	{is: isAs[*blk.AccessError], libOf: accessErrorLib, say: func(err error) string { return notReadableAdvice(err, os.Geteuid()) }},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
@@ -103,22 +106,39 @@ var adviceTable = []advice{
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
 }
 
-// blk's advice for an image it may not read, opened read-write and
-// read-only.
-const (
-	notReadableRW = "make it readable and writable by this user, or readable and attach it read-only"
-	notReadableRO = "make it readable by this user"
-)
-
-// rootOpensImages ends the advice for an image its user may not read.
-const rootOpensImages = "or start smolvmm as root: run --user USER opens the images as root, then runs as USER"
-
-// notReadable reports whether err is blk's refusal of an image it may not
-// read with the advice lib: each open's advice is replaced by its own.
-func notReadable(lib string) func(error) bool {
-	return func(err error) bool {
-		return errors.Is(err, blk.ErrNotReadable) && strings.Contains(err.Error(), "("+lib+")")
+// accessErrorLib is blk's advice in its refusal of an image its user may
+// not read, which notReadableAdvice replaces.
+func accessErrorLib(err error) string {
+	var ae *blk.AccessError
+	if !errors.As(err, &ae) {
+		return ""
 	}
+	return ae.Advice()
+}
+
+// notReadableAdvice is the advice for blk's refusal of an image the user
+// euid may not read (a *blk.AccessError): what to make the image, or the
+// directory that refused its search, and, but to root, to start as root,
+// which opens the images before taking another user. Root itself refused
+// (NFS's root_squash, a container) is helped by no start as root.
+func notReadableAdvice(err error, euid int) string {
+	var ae *blk.AccessError
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	var a string
+	switch {
+	case ae.Dir != "":
+		a = fmt.Sprintf("with chmod or chown, let the user smolvmm runs as search the directory %s, or move the image to a directory it may search", ae.Dir)
+	case ae.ReadOnly:
+		a = "make it readable by the user smolvmm runs as, with chmod or chown"
+	default:
+		a = "with chmod or chown, make it readable and writable by the user smolvmm runs as, or readable and attach it read-only with ,ro after its -d path"
+	}
+	if euid != 0 {
+		a += "; or start smolvmm as root: run --user USER opens the images as root, then runs as USER"
+	}
+	return a
 }
 
 // olderSnapshot reports whether err refuses a snapshot format version
@@ -195,6 +215,9 @@ func advise(err error) string {
 		}
 		if a.say != nil {
 			a.cli = a.say(err)
+		}
+		if a.libOf != nil {
+			a.lib = a.libOf(err)
 		}
 		if a.lib != "" && strings.Contains(msg, a.lib) {
 			msg = strings.Replace(msg, a.lib, a.cli, 1)

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -38,10 +41,19 @@ func diskPermImages(t *testing.T, modes map[string]os.FileMode) (dir string) {
 
 // TestDiskNotReadableAdvice: an image the user may not read was called
 // not writable and given ,ro, which then failed with no advice. Both opens
-// now say what to make it, and the read-only file keeps its ,ro advice.
+// now say what to make it, or which directory to open, and the read-only
+// file keeps its ,ro advice.
 func TestDiskNotReadableAdvice(t *testing.T) {
 	dir := diskPermImages(t, map[string]os.FileMode{"noread.img": 0, "ronly.img": 0o444})
-	const root = "; or start smolvmm as root: run --user USER opens the images as root, then runs as USER)"
+	shut := filepath.Join(dir, "shut")
+	if err := os.Mkdir(shut, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(shut, 0o755) })
+	root := "; or start smolvmm as root: run --user USER opens the images as root, then runs as USER)"
+	if os.Geteuid() == 0 {
+		root = ")"
+	}
 	tests := []struct {
 		name string
 		spec blk.Spec
@@ -51,6 +63,8 @@ func TestDiskNotReadableAdvice(t *testing.T) {
 			"disk image DIR/noread.img: cannot open it read-write: the image may not be read by this user: permission denied (with chmod or chown, make it readable and writable by the user smolvmm runs as, or readable and attach it read-only with ,ro after its -d path" + root},
 		{"unreadable read-only", blk.Spec{Path: "noread.img", Options: blk.Options{ReadOnly: true}},
 			"disk image DIR/noread.img: cannot open it read-only: the image may not be read by this user: permission denied (make it readable by the user smolvmm runs as, with chmod or chown" + root},
+		{"directory shut", blk.Spec{Path: "shut/d.img", Options: blk.Options{ReadOnly: true}},
+			"disk image DIR/shut/d.img: cannot open it read-only: the image may not be read by this user: the directory DIR/shut may not be searched by this user: permission denied (with chmod or chown, let the user smolvmm runs as search the directory DIR/shut, or move the image to a directory it may search" + root},
 		{"not writable", blk.Spec{Path: "ronly.img"},
 			"disk image DIR/ronly.img: cannot open it read-write: the image is not writable: permission denied (attach it read-only with ,ro after its -d path, or make it writable)"},
 	}
@@ -71,6 +85,27 @@ func TestDiskNotReadableAdvice(t *testing.T) {
 				t.Errorf("advice:\n got %s\nwant %s", got, want)
 			}
 		})
+	}
+}
+
+// TestNotReadableAdviceOfRoot: root refused an image (NFS's root_squash,
+// a container) was told to start smolvmm as root; only another user is.
+func TestNotReadableAdviceOfRoot(t *testing.T) {
+	const asRoot = "start smolvmm as root"
+	for _, ae := range []*blk.AccessError{
+		{Path: "d.img", Err: fs.ErrPermission},
+		{Path: "d.img", ReadOnly: true, Err: fs.ErrPermission},
+		{Path: "shut/d.img", Dir: "shut", Err: fs.ErrPermission},
+	} {
+		for _, euid := range []int{0, 1000} {
+			got := notReadableAdvice(fmt.Errorf("attach: %w", ae), euid)
+			if got == "" || strings.Contains(got, asRoot) != (euid != 0) {
+				t.Errorf("%v, uid %d: advice %q", ae, euid, got)
+			}
+			if ae.Dir != "" && (!strings.Contains(got, "search the directory shut") || strings.Contains(got, "make it readable")) {
+				t.Errorf("%v: advice %q does not name the directory alone", ae, got)
+			}
+		}
 	}
 }
 

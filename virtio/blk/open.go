@@ -46,6 +46,48 @@ var ErrNotWritable = errors.New("the image is not writable")
 // that may not be searched): a read-only open fails too.
 var ErrNotReadable = errors.New("the image may not be read by this user")
 
+// AccessError is Open's error when the image may not be read by this
+// process's user, because of its own permissions or those of a directory
+// on its path: a read-only open fails too. It wraps ErrNotReadable and the
+// system's error.
+type AccessError struct {
+	// Path is the image's path, as given to Open.
+	Path string
+	// Dir is the directory on Path that this user may not search, empty
+	// when the image itself refused.
+	Dir string
+	// ReadOnly says the open was read-only.
+	ReadOnly bool
+	// Err is the system's error (permission denied).
+	Err error
+}
+
+// Error says which open was refused, by what, and Advice.
+func (e *AccessError) Error() string {
+	mode, what := "read-write", ""
+	if e.ReadOnly {
+		mode = "read-only"
+	}
+	if e.Dir != "" {
+		what = fmt.Sprintf(": the directory %s may not be searched by this user", e.Dir)
+	}
+	return fmt.Sprintf("disk image %s: cannot open it %s: %v%s: %v (%s)", e.Path, mode, ErrNotReadable, what, e.Err, e.Advice())
+}
+
+// Unwrap is ErrNotReadable and the system's error.
+func (e *AccessError) Unwrap() []error { return []error{ErrNotReadable, e.Err} }
+
+// Advice is what to change, as Error says it.
+func (e *AccessError) Advice() string {
+	switch {
+	case e.Dir != "":
+		return "let this user search the directory, or move the image to one it may search"
+	case e.ReadOnly:
+		return "make it readable by this user"
+	}
+	return "make it readable and writable by this user, or readable and attach it read-only"
+}
+
 // ErrInUse is wrapped by Open's error when another VM (process) holds the
 // image's lock: an exclusive one, taken by a read-write open, or a shared
 // one, which only read-only opens (Options.ReadOnly) share.
@@ -166,7 +208,8 @@ func Open(path string, opts Options) (*Disk, error) {
 	// a read-write open with EISDIR (no advice), a FIFO blocks a
 	// read-only one, and opening a device may act on it. (The open file
 	// is checked again below.)
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+	st, statErr := os.Stat(path)
+	if statErr == nil && !st.Mode().IsRegular() {
 		return nil, notRegular(path, st.Mode())
 	}
 	f, err := os.OpenFile(path, flag, 0)
@@ -180,11 +223,13 @@ func Open(path string, opts Options) (*Disk, error) {
 		// Refused reading as well, writing is not what is at fault: a
 		// read-only attach would fail too.
 		if errors.Is(err, fs.ErrPermission) && (opts.ReadOnly || !mayRead(path)) {
-			hint := "make it readable by this user"
-			if !opts.ReadOnly {
-				hint = "make it readable and writable by this user, or readable and attach it read-only"
+			ae := &AccessError{Path: path, ReadOnly: opts.ReadOnly, Err: err}
+			// Stat needs only the search of the directories on the
+			// path: refused, one of them is at fault, not the file.
+			if errors.Is(statErr, fs.ErrPermission) {
+				ae.Dir = unsearchableDir(path)
 			}
-			return nil, fmt.Errorf("disk image %s: cannot open it %s: %w: %w (%s)", path, mode, ErrNotReadable, err, hint)
+			return nil, ae
 		}
 		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
 			return nil, fmt.Errorf("disk image %s: cannot open it %s: %w: %w (attach it read-only, or make it writable)", path, mode, ErrNotWritable, err)
@@ -203,7 +248,7 @@ func Open(path string, opts Options) (*Disk, error) {
 		}
 		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
 	}
-	st, err := f.Stat()
+	st, err = f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("disk image %s: stat: %w", path, err)
@@ -237,6 +282,21 @@ func mayRead(path string) bool {
 	}
 	unix.Close(fd)
 	return true
+}
+
+// unsearchableDir is the directory on path that this user may not
+// search, given that path cannot be examined for want of permission: the
+// deepest of its directories that can be, whose entries cannot. It is
+// empty when none can be examined.
+func unsearchableDir(path string) string {
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
 }
 
 func flock(f *os.File, how int) error {

@@ -14,7 +14,8 @@ import (
 // TestOpenNotReadable: an image this user may not read was called "not
 // writable" and given the advice to attach it read-only, which then failed
 // with no advice. It is now said not to be readable, read-write and
-// read-only alike, with what to make it; an image only not writable keeps
+// read-only alike, with what to make it, or, a directory on its path
+// refusing its search, which directory; an image only not writable keeps
 // its advice.
 func TestOpenNotReadable(t *testing.T) {
 	dir, err := os.MkdirTemp("", "blkperm")
@@ -53,6 +54,7 @@ func TestOpenNotReadable(t *testing.T) {
 		rwNotReadable = ": cannot open it read-write: the image may not be read by this user: permission denied (make it readable and writable by this user, or readable and attach it read-only)"
 		roNotReadable = ": cannot open it read-only: the image may not be read by this user: permission denied (make it readable by this user)"
 	)
+	shutNotSearched := ": the image may not be read by this user: the directory " + shut + " may not be searched by this user: permission denied (let this user search the directory, or move the image to one it may search)"
 	tests := []struct {
 		name, path string
 		ro         bool
@@ -61,8 +63,8 @@ func TestOpenNotReadable(t *testing.T) {
 	}{
 		{"unreadable read-write", noRead, false, blk.ErrNotReadable, "disk image " + noRead + rwNotReadable},
 		{"unreadable read-only", noRead, true, blk.ErrNotReadable, "disk image " + noRead + roNotReadable},
-		{"directory shut read-write", inShut, false, blk.ErrNotReadable, "disk image " + inShut + rwNotReadable},
-		{"directory shut read-only", inShut, true, blk.ErrNotReadable, "disk image " + inShut + roNotReadable},
+		{"directory shut read-write", inShut, false, blk.ErrNotReadable, "disk image " + inShut + ": cannot open it read-write" + shutNotSearched},
+		{"directory shut read-only", inShut, true, blk.ErrNotReadable, "disk image " + inShut + ": cannot open it read-only" + shutNotSearched},
 		{"read-only file read-write", readOnly, false, blk.ErrNotWritable, "disk image " + readOnly + ": cannot open it read-write: the image is not writable: permission denied (attach it read-only, or make it writable)"},
 		{"read-only file read-only", readOnly, true, nil, ""},
 	}
@@ -85,6 +87,10 @@ func TestOpenNotReadable(t *testing.T) {
 				t.Fatalf("Open: %v says the image is not writable, and reading it is refused too", err)
 			case strings.Count(err.Error(), "permission denied") != 1:
 				t.Fatalf("Open: %v", err)
+			}
+			var ae *blk.AccessError
+			if tt.is == blk.ErrNotReadable && (!errors.As(err, &ae) || ae.ReadOnly != tt.ro || (ae.Dir == shut) != (tt.path == inShut)) {
+				t.Fatalf("Open: %#v, want a *blk.AccessError, read-only %v, naming the directory only when it refused", ae, tt.ro)
 			}
 		})
 	}
