@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestBenchNoSeccomp: bench boots smolvmm under its seccomp filter, and
@@ -30,8 +32,13 @@ func TestBenchNoSeccomp(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"bench", "-k", kernel, "--net", "none", "-n", "1", "--warmup", "0",
-				"--ready", "^never", "--timeout", "10m", "--console"}, tt.flags...)
-			cmd := exec.Command(smolvmmBin(t), args...)
+				"--ready", "^never", "--timeout", "1m", "--console"}, tt.flags...)
+			// A guest that never runs fails the test in a minute, not
+			// at the test binary's deadline: killed, bench takes its
+			// boot with it (Pdeathsig), and stderr ends.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, smolvmmBin(t), args...)
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)

@@ -1,37 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// syncBuffer is a bytes.Buffer that one goroutine writes and another
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestCLIEscapeHelp: Ctrl-A h typed on the terminal of a running VM
 // prints the escape keys' help there (run's stderr, the terminal), C-a s
@@ -64,7 +43,7 @@ func TestCLIEscapeHelp(t *testing.T) {
 				cmd.Process.Kill()
 				cmd.Wait()
 			})
-			var term syncBuffer
+			var term lockedBuffer // contain_test.go
 			go func() {
 				buf := make([]byte, 4096)
 				for {
@@ -112,7 +91,18 @@ func TestCLIEscapeHelp(t *testing.T) {
 			if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
 				t.Fatal(err)
 			}
-			err := cmd.Wait()
+			// Waited for in a goroutine: t.Cleanup's Kill cannot run
+			// while the test is blocked in Wait.
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-waited:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-waited
+				t.Fatalf("smolvmm still ran 20 s after Ctrl-A x; terminal:\n%q", term.String())
+			}
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 				t.Errorf("after Ctrl-A x: %v, want status 130; terminal:\n%q", err, term.String())
