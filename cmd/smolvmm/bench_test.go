@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/guests"
@@ -993,9 +994,14 @@ func TestBenchSharedNetworkMemory(t *testing.T) {
 
 // readUntilRan reads a bench's stderr until its guest has printed "R" (it
 // runs, under whatever filter it was given), failing t if the stream ends
-// first; it returns what it read.
+// first or, for a pipe, if two minutes pass; it returns what it read.
 func readUntilRan(t *testing.T, stderr io.Reader) *bytes.Buffer {
 	t.Helper()
+	if p, ok := stderr.(interface{ SetReadDeadline(time.Time) error }); ok {
+		if err := p.SetReadDeadline(time.Now().Add(2 * time.Minute)); err == nil {
+			defer p.SetReadDeadline(time.Time{})
+		}
+	}
 	var errText bytes.Buffer
 	buf := make([]byte, 4096)
 	for !strings.Contains(errText.String(), "R\n") {
