@@ -48,13 +48,7 @@ func TestReadyAndSnapshotConfig(t *testing.T) {
 				cfg := tt.cfg
 				cfg.KVMPath = kvm
 				cfg.Kernel, cfg.KernelImage = "exit", exitGuest()
-				var m *vmm.Machine
-				var err error
-				if op == "New" {
-					m, err = vmm.New(cfg)
-				} else {
-					m, err = vmm.Restore(cfg, filepath.Join(t.TempDir(), "none.snap"))
-				}
+				m, err := newOrRestore(t, op, cfg)
 				if err == nil {
 					m.Close()
 					t.Fatal("succeeded without a KVM device")
@@ -125,13 +119,7 @@ func TestConfigErrorRule(t *testing.T) {
 				if cfg.Kernel == "" && len(cfg.Disks) > 0 {
 					cfg.Kernel, cfg.KernelImage = "exit", exitGuest()
 				}
-				var m *vmm.Machine
-				var err error
-				if op == "New" {
-					m, err = vmm.New(cfg)
-				} else {
-					m, err = vmm.Restore(cfg, filepath.Join(dir, "none.snap"))
-				}
+				m, err := newOrRestore(t, op, cfg)
 				if err == nil {
 					m.Close()
 					t.Fatalf("%s succeeded", op)
@@ -146,4 +134,15 @@ func TestConfigErrorRule(t *testing.T) {
 			})
 		}
 	}
+}
+
+// newOrRestore is vmm.New(cfg) for op "New", else vmm.Restore(cfg) of a
+// snapshot file that does not exist: for checks both make of a Config
+// before they open anything.
+func newOrRestore(t *testing.T, op string, cfg vmm.Config) (*vmm.Machine, error) {
+	t.Helper()
+	if op == "New" {
+		return vmm.New(cfg)
+	}
+	return vmm.Restore(cfg, filepath.Join(t.TempDir(), "none.snap"))
 }

@@ -24,13 +24,7 @@ func TestReadyAddrUnresolvable(t *testing.T) {
 	for _, op := range []string{"New", "Restore"} {
 		t.Run(op, func(t *testing.T) {
 			cfg := vmm.Config{Kernel: "exit", KernelImage: exitGuest(), KVMPath: kvm, ReadyAddr: "nonexistent.invalid:80"}
-			var m *vmm.Machine
-			var err error
-			if op == "New" {
-				m, err = vmm.New(cfg)
-			} else {
-				m, err = vmm.Restore(cfg, filepath.Join(t.TempDir(), "none.snap"))
-			}
+			m, err := newOrRestore(t, op, cfg)
 			if err == nil {
 				m.Close()
 				t.Fatal("succeeded")
@@ -72,13 +66,7 @@ func TestReadyAddrEmptyHost(t *testing.T) {
 		for _, op := range []string{"New", "Restore"} {
 			t.Run(addr+"/"+op, func(t *testing.T) {
 				cfg := vmm.Config{Kernel: "exit", KernelImage: exitGuest(), KVMPath: kvm, ReadyAddr: addr}
-				var m *vmm.Machine
-				var err error
-				if op == "New" {
-					m, err = vmm.New(cfg)
-				} else {
-					m, err = vmm.Restore(cfg, filepath.Join(t.TempDir(), "none.snap"))
-				}
+				m, err := newOrRestore(t, op, cfg)
 				if err == nil {
 					m.Close()
 					t.Fatal("succeeded without a KVM device")
