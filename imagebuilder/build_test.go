@@ -24,6 +24,21 @@ import (
 
 const ts = 1700000000
 
+// tarSet writes the entries as a tar set in a directory of its own and
+// returns its path.
+func tarSet(t testing.TB, es []testsets.Entry) string {
+	t.Helper()
+	b, err := testsets.Bytes(es, "tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "set.tar")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // rescueSet writes a rescue-like set in the given format and returns its path.
 func rescueSet(t testing.TB, format string) string {
 	t.Helper()
@@ -355,18 +370,10 @@ func TestBuildShell(t *testing.T) {
 		{"script init", []testsets.Entry{{Hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./sbin/init", Mode: 0o555, Size: int64(len(script))}, Data: script}}, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			set, err := testsets.Bytes(tc.set, "tar")
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			p := filepath.Join(dir, "set.tar")
-			if err := os.WriteFile(p, set, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(dir, "root.img")
+			p := tarSet(t, tc.set)
+			out := filepath.Join(t.TempDir(), "root.img")
 			cfg := imagebuilder.Config{Sets: []string{p}, Service: loadService(t, "rescue", ""), SizeMB: 10, Timestamp: ts}
-			err = imagebuilder.Build(context.Background(), cfg, out)
+			err := imagebuilder.Build(context.Background(), cfg, out)
 			if tc.shell == "" {
 				if err != nil {
 					t.Fatalf("Build: %v", err)

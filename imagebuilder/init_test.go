@@ -74,21 +74,13 @@ func TestFindInit(t *testing.T) {
 // TestBuildNeedsInit: a set without init (a base.tgz without rescue, say)
 // makes an image NetBSD cannot start: refused, nothing written.
 func TestBuildNeedsInit(t *testing.T) {
-	set, err := testsets.Bytes([]testsets.Entry{{
+	p := tarSet(t, []testsets.Entry{{
 		Hdr:  tar.Header{Typeflag: tar.TypeReg, Name: "./etc/motd", Mode: 0o644, Size: 6},
 		Data: []byte("hello\n"),
-	}}, "tar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	p := filepath.Join(dir, "noinit.tar")
-	if err := os.WriteFile(p, set, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "root.img")
+	}})
+	out := filepath.Join(t.TempDir(), "root.img")
 	cfg := imagebuilder.Config{Sets: []string{p}, Service: loadService(t, "rescue", ""), SizeMB: 10, Timestamp: ts}
-	err = imagebuilder.Build(context.Background(), cfg, out)
+	err := imagebuilder.Build(context.Background(), cfg, out)
 	if !errors.Is(err, imagebuilder.ErrNoInit) || !strings.Contains(err.Error(), "/rescue/init") {
 		t.Fatalf("Build: %v, want ErrNoInit naming /rescue/init", err)
 	}

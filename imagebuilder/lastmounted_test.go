@@ -16,16 +16,8 @@ import (
 // fsck_ext2fs refuses a superblock that differs there from its first
 // backup. Build writes "/" into the superblock and every backup.
 func TestBuildLastMounted(t *testing.T) {
-	set, err := testsets.Bytes(testsets.Rescue(1000), "tar")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	p := filepath.Join(dir, "set.tar")
-	if err := os.WriteFile(p, set, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "root.img")
+	p := tarSet(t, testsets.Rescue(1000))
+	out := filepath.Join(t.TempDir(), "root.img")
 	// 32 MiB of 1 KiB blocks: four groups, backups in 1 and 3.
 	cfg := imagebuilder.Config{Sets: []string{p}, Service: loadService(t, "rescue", ""), SizeMB: 32, Timestamp: ts}
 	if err := imagebuilder.Build(context.Background(), cfg, out); err != nil {
