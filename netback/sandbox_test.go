@@ -20,6 +20,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 
+	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
@@ -314,12 +315,8 @@ func joinChild() int {
 // no call the filter refuses (MPTCP's first dial probes the kernel with
 // bind and uname).
 func TestNATDialUnderSeccomp(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	_, port, _ := net.SplitHostPort(portreadytest.Refusing(t))
+	closed, _ := strconv.Atoi(port)
 	for _, godebug := range []string{"multipathtcp=0", "multipathtcp=1", "multipathtcp=3"} {
 		t.Run(godebug, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -14,14 +14,7 @@ import (
 )
 
 func TestProbe(t *testing.T) {
-	closed := func() string { // a port nobody listens on
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}()
+	closed := portreadytest.Refusing(t)
 	tests := []struct {
 		name  string
 		addr  string

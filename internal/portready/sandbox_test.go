@@ -44,12 +44,7 @@ func TestProbeUnderSeccomp(t *testing.T) {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skip("no seccomp filter on this platform")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := portreadytest.Refusing(t)
 	_, port, _ := net.SplitHostPort(portreadytest.Greeter(t, "SSH-2.0\r\n"))
 	for _, tt := range []struct {
 		name, addr string

@@ -4,7 +4,10 @@ package portreadytest
 
 import (
 	"net"
+	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Serve listens on a free 127.0.0.1 port until the test ends and hands each
@@ -36,4 +39,26 @@ func Greeter(tb testing.TB, greeting string) string {
 		c.Write([]byte(greeting))
 		c.Close()
 	})
+}
+
+// Refusing returns a 127.0.0.1 address whose port refuses connections
+// until the test ends: bound by a socket that never listens. A port taken
+// from a closed listener could be taken again by another test's listener
+// meanwhile, or be the port a dial to it picks as its own (a connection to
+// itself), and then be found ready.
+func Refusing(tb testing.TB) string {
+	tb.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		tb.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*unix.SockaddrInet4).Port))
 }
