@@ -26,15 +26,17 @@ func TestHiddenTailWarning(t *testing.T) {
 		name string
 		cmd  []string
 		file string
+		opts string // after the -d path
 		size int64
 		want string // "" for no warning
 	}{
-		{"run", []string{"run", "-m", "32", "--net", "none", "-k", bad, "-a", "halt"}, "odd.img", 1000,
+		{"run", []string{"run", "-m", "32", "--net", "none", "-k", bad, "-a", "halt"}, "odd.img", "", 1000,
 			"smolvmm run: warning: -d DIR/odd.img: the image is 1000 bytes, not a whole number of 512-byte sectors, so the guest sees only 512 of them and not the last 488; pad it to whole sectors with: truncate -s %512 DIR/odd.img\n"},
-		{"run: a name to quote", []string{"run", "-m", "32", "--net", "none", "-k", bad, "-a", "halt"}, "my disk.img", 4097,
+		{"run: a name to quote", []string{"run", "-m", "32", "--net", "none", "-k", bad, "-a", "halt"}, "my disk.img", "", 4097,
 			"smolvmm run: warning: -d DIR/my disk.img: the image is 4097 bytes, not a whole number of 512-byte sectors, so the guest sees only 4096 of them and not the last 1; pad it to whole sectors with: truncate -s %512 'DIR/my disk.img'\n"},
-		{"run: whole sectors", []string{"run", "-m", "32", "--net", "none", "-k", bad, "-a", "halt"}, "even.img", 4096, ""},
-		{"bench", []string{"bench", "-k", bad, "-a", "halt", "--net", "none", "-n", "2", "--warmup", "0"}, "odd.img", 1000,
+		{"run: whole sectors", []string{"run", "-m", "32", "--net", "none", "-k", bad, "-a", "halt"}, "even.img", "", 4096, ""},
+		// Read-only: bench warns of a writable disk too (benchrw_test.go).
+		{"bench", []string{"bench", "-k", bad, "-a", "halt", "--net", "none", "-n", "2", "--warmup", "0"}, "odd.img", ",ro", 1000,
 			"smolvmm bench: warning: -d DIR/odd.img: the image is 1000 bytes, not a whole number of 512-byte sectors, so the guest sees only 512 of them and not the last 488; pad it to whole sectors with: truncate -s %512 DIR/odd.img\n"},
 	}
 	for _, tt := range tests {
@@ -44,7 +46,7 @@ func TestHiddenTailWarning(t *testing.T) {
 			if err := os.WriteFile(img, make([]byte, tt.size), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(smolvmmBin(t), append(tt.cmd, "-d", img)...)
+			cmd := exec.Command(smolvmmBin(t), append(tt.cmd, "-d", img+tt.opts)...)
 			cmd.Dir = dir
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
