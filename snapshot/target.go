@@ -352,7 +352,7 @@ func (r *DirRenamer) Close() error {
 
 // OpenTarget resolves path (a symlink to the file it names, if safe:
 // see resolveAt), locks the file there if there is one (refusing one
-// another process holds locked, with ErrInUse), removes the temporaries
+// another machine or process holds locked, with ErrInUse), removes the temporaries
 // dead writers left beside it and creates the Target's own. It changes
 // nothing at path. No file at path is not an error, the first commit
 // creates it; a symlink to no file is (ErrDanglingSymlink).

@@ -70,8 +70,9 @@ import (
 // panic goes on, see Config.OnEvent).
 //
 // The snapshot's state section is read, checked against its digest and
-// decoded while the VM, its memory and its vCPU are created (from the
-// header alone); a snapshot refused is reported before any error of the
+// decoded while the VM and its memory are created (from the header
+// alone); the vCPU is created once the state is decoded, its CPUID
+// deciding whether the VM keeps a PMU; a snapshot refused is reported before any error of the
 // VM's, and nothing runs until the state is verified. PrepareRestore
 // begins KVM's answer on the CPUID before Restore is called
 // (WithPrepared), and the reading and decoding unless Restore comes to

@@ -41,6 +41,7 @@ func TestDashOutputRefused(t *testing.T) {
 		{"bench --json", []string{"bench", "-n", "1", "--warmup", "0", "--json", "-", "--kvm-device", kvm}, "--json"},
 		{"bench --svg", []string{"bench", "-n", "1", "--warmup", "0", "--svg", "-", "--kvm-device", kvm}, "--svg"},
 		{"net --leases", []string{"net", "--socket", filepath.Join(tmp, "n.sock"), "--leases", "-"}, "--leases"},
+		{"net --socket", []string{"net", "--socket", "-"}, "--socket"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

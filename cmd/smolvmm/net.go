@@ -85,6 +85,9 @@ func netAction(c *cli.Context) error {
 	if socket != "" && c.IsSet("name") {
 		return usageErrorf("smolvmm net: give --name or --socket, not both")
 	}
+	if err := checkNotStdout("--socket", socket); err != nil { // dashoutput.go
+		return err
+	}
 	if socket == "" {
 		s, err := netback.HubSocket(c.String("name"))
 		if err != nil {
