@@ -74,15 +74,22 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func(mappedWhy s
 		}
 		// Both may be closed by now: on a busy host this thread, at the
 		// lowest priority, can wake only after a short guest has ended,
-		// and select chooses at random. Run is over then: no release.
+		// and select chooses at random. Run is over then: no release,
+		// unless a bench waits for settled to read this VM's memory (it
+		// would count the set-up code, as of no VM that runs on).
+		ended := false
 		select {
 		case <-cancel:
 			select {
 			case <-start:
 				mappedWhy = "the guest ended before the release ran"
 			default:
+				return
 			}
-			return
+			if settled == nil {
+				return
+			}
+			ended = true
 		default:
 		}
 		if tracer != "" {
@@ -95,6 +102,9 @@ func dropExecutablePages(cfg *vmm.Config, verbose bool, settled func(mappedWhy s
 			return
 		}
 		mappedWhy = ""
+		if ended {
+			return
+		}
 		// Again once Run's set-up is over; a failure here leaves what the
 		// first drop did. A guest that ends first (the demo's, in 40 ms)
 		// needs no second drop on the way out, unless a bench waits for
