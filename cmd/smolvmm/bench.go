@@ -1018,7 +1018,7 @@ func benchBoot(c *cli.Context) error {
 	if fd := c.Int("settled-fd"); fd > 2 && !jailed {
 		settled = openBenchSettled(fd)
 	}
-	waitRelease := dropExecutablePages(&cfg, false, settled.notify) // exepages.go
+	waitRelease := dropExecutablePages(&cfg, false, settled.notifier()) // exepages.go
 	defer waitRelease()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -1071,6 +1071,16 @@ func openBenchSettled(fd int) *benchSettled {
 	// Non-blocking, so that linger's read can have a deadline.
 	_ = syscall.SetNonblock(fd, true)
 	return &benchSettled{f: os.NewFile(uintptr(fd), "settled")}
+}
+
+// notifier is notify, or nil without a socket (a timed boot, a jailed
+// VM): dropExecutablePages then knows no bench waits to read the VM's
+// memory, and does not unmap the executable again on the way out.
+func (s *benchSettled) notifier() func(mappedWhy string) {
+	if s == nil {
+		return nil
+	}
+	return s.notify
 }
 
 // notify tells the bench that the VMM has settled: its memory may be

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -379,32 +380,60 @@ func TestDropExecutablePagesTwice(t *testing.T) {
 // Nothing is formatted after the last drop, -v or not (it is formatted
 // by wait): fmt's and strconv's code would map back, ~0.2-0.45 MiB of it.
 // Formatting allocates; nothing is allocated from the last drop to
-// settled.
+// settled. The count is the process's: a thread the runtime starts
+// meanwhile allocates too (seen 4 times in 9000 on a loaded host), so a
+// try during which one started is tried again.
 func TestDropExecutablePagesFormatsNothingAfter(t *testing.T) {
+	defer func(f func() (uintptr, error), d time.Duration) { releasePages, releaseAgainAfter = f, d }(releasePages, releaseAgainAfter)
+	releaseAgainAfter = time.Millisecond
+	threads := pprof.Lookup("threadcreate")
 	for _, verbose := range []bool{false, true} {
-		defer func(f func() (uintptr, error), d time.Duration) { releasePages, releaseAgainAfter = f, d }(releasePages, releaseAgainAfter)
-		releaseAgainAfter = time.Millisecond
-		var before, after runtime.MemStats
-		drops := 0
-		releasePages = func() (uintptr, error) {
-			if drops++; drops == 2 {
-				runtime.ReadMemStats(&before)
+		for try := 1; ; try++ {
+			var before, after runtime.MemStats
+			var threadsBefore, threadsAfter int
+			drops := 0
+			releasePages = func() (uintptr, error) {
+				if drops++; drops == 2 {
+					threadsBefore = threads.Count()
+					runtime.ReadMemStats(&before)
+				}
+				return 3 << 20, nil
 			}
-			return 3 << 20, nil
+			settled := make(chan struct{})
+			var cfg vmm.Config
+			wait := dropExecutablePages(&cfg, verbose, func(string) {
+				runtime.ReadMemStats(&after)
+				threadsAfter = threads.Count()
+				close(settled)
+			})
+			if err := cfg.BeforeRun(); err != nil {
+				t.Fatal(err)
+			}
+			<-settled
+			wait()
+			n := after.Mallocs - before.Mallocs
+			if n != 0 && threadsAfter != threadsBefore && try < 5 {
+				continue
+			}
+			if drops != 2 || n != 0 {
+				t.Errorf("-v %v: %d drops, %d allocations after the last (%d threads started meanwhile), want 2 drops and none after", verbose, drops, n, threadsAfter-threadsBefore)
+			}
+			break
 		}
-		settled := make(chan struct{})
-		var cfg vmm.Config
-		wait := dropExecutablePages(&cfg, verbose, func(string) {
-			runtime.ReadMemStats(&after)
-			close(settled)
-		})
-		if err := cfg.BeforeRun(); err != nil {
-			t.Fatal(err)
-		}
-		<-settled
-		if n := after.Mallocs - before.Mallocs; drops != 2 || n != 0 {
-			t.Errorf("-v %v: %d drops, %d allocations after the last, want 2 drops and none after", verbose, drops, n)
-		}
-		wait()
+	}
+}
+
+// TestBenchSettledNotifier: a boot without the bench's settled socket (a
+// timed boot, a jailed VM) gives dropExecutablePages no settled function,
+// so the executable is not unmapped again on its way out for a memory
+// read nobody makes (~0.23 ms of each timed boot's exit); a nil
+// *benchSettled's method value was a non-nil func.
+func TestBenchSettledNotifier(t *testing.T) {
+	var none *benchSettled
+	if none.notifier() != nil {
+		t.Error("a boot without a settled socket has a settled function")
+	}
+	if (&benchSettled{}).notifier() == nil {
+		t.Error("a boot with a settled socket has no settled function")
 	}
 }
