@@ -209,9 +209,6 @@ func benchAction(c *cli.Context) error {
 	}
 	// Found now, not after every boot has run.
 	for _, f := range []string{"json", "svg"} {
-		if err := checkNotStdout("--"+f, c.String(f)); err != nil { // dashoutput.go
-			return err
-		}
 		if p := c.String(f); p != "" {
 			// A file's problem, status 1, as for every other output.
 			if err := checkOutputDir("--"+f, p, "write it"); err != nil {

@@ -240,9 +240,13 @@ func checkTapName(name string) error {
 
 // checkImageOutput is what mkimg and up check of the image they will
 // write, before reading a set: it must be a regular file or not exist yet
-// (a symlink counts as the file it names), and its directory must exist.
-// It returns the file that will be written.
+// (a symlink counts as the file it names), its directory must exist, and
+// it is not "-" (checkNotStdout). It returns the file that will be
+// written.
 func checkImageOutput(out string) (string, error) {
+	if err := checkNotStdout("-i", out); err != nil { // filemsgs.go
+		return "", err
+	}
 	if err := checkNameLength("image", out); err != nil {
 		return "", err
 	}

@@ -29,9 +29,13 @@ func outputDirError(flag, path, dir, verb string) error {
 }
 
 // checkOutputDir refuses, with outputDirError, an output path of flag
-// whose directory does not exist (or is not a directory), and, as a
-// command-line mistake, one too long to be a path (checkNameLength).
+// whose directory does not exist (or is not a directory), and, as
+// command-line mistakes, "-" (checkNotStdout) and one too long to be a
+// path (checkNameLength).
 func checkOutputDir(flag, path, verb string) error {
+	if err := checkNotStdout(flag, path); err != nil {
+		return err
+	}
 	if err := checkNameLength(flag, path); err != nil { // checks.go
 		return err
 	}
@@ -39,6 +43,18 @@ func checkOutputDir(flag, path, verb string) error {
 		return outputDirError(flag, path, dir, verb)
 	}
 	return nil
+}
+
+// checkNotStdout refuses "-" as the output file of flag, a command-line
+// mistake: kstrip -o takes it for standard output, as many tools do, but
+// the other outputs are files written by replacement (an image, a
+// snapshot, bench's results, whose table is on standard output already),
+// and "-" made a file of that name in the current directory.
+func checkNotStdout(flag, path string) error {
+	if path != "-" {
+		return nil
+	}
+	return usageErrorf(`%s -: "-" is not standard output here: give a file name (./- for a file named -)`, flag)
 }
 
 // inputFileError is err about the input file path named by flag's value

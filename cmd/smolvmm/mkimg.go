@@ -303,9 +303,6 @@ func initArchAdvice(err error, arch string) error {
 // (unless force), that is not a regular file (a device or FIFO is never
 // replaced, -f or not), or whose directory does not exist.
 func checkOutput(out string, force bool) error {
-	if err := checkNotStdout("-i", out); err != nil { // dashoutput.go
-		return err
-	}
 	target, err := checkImageOutput(out)
 	if err != nil {
 		return err

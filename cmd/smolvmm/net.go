@@ -85,9 +85,6 @@ func netAction(c *cli.Context) error {
 	if socket != "" && c.IsSet("name") {
 		return usageErrorf("smolvmm net: give --name or --socket, not both")
 	}
-	if err := checkNotStdout("--socket", socket); err != nil { // dashoutput.go
-		return err
-	}
 	if socket == "" {
 		s, err := netback.HubSocket(c.String("name"))
 		if err != nil {
@@ -114,9 +111,6 @@ func netAction(c *cli.Context) error {
 	// The hub saves the leases when they change, long after the start:
 	// a path it cannot write then would lose them without a word.
 	if l := c.String("leases"); l != "" {
-		if err := checkNotStdout("--leases", l); err != nil { // dashoutput.go
-			return err
-		}
 		if err := checkOutputDir("--leases", l, "keep them"); err != nil {
 			return err
 		}
@@ -247,8 +241,11 @@ func (l *daemonLog) start(line string) {
 // checkSocketFlag refuses a --socket path no socket can be made at: one
 // too long for a Unix socket's address (a mistake in the flag, status 2),
 // or a file of another kind already there (which the network would not
-// remove), saying what to give instead.
+// remove), saying what to give instead; "-" too (checkNotStdout).
 func checkSocketFlag(socket string) error {
+	if err := checkNotStdout("--socket", socket); err != nil { // filemsgs.go
+		return err
+	}
 	if len(socket) > netback.MaxSocketPath {
 		return usageErrorf("--socket %s is %d bytes long; a Unix socket's path has at most %d: give a shorter one (it may be relative to the current directory)", socket, len(socket), netback.MaxSocketPath)
 	}

@@ -106,7 +106,7 @@ func checkSnapshotTarget(c *cli.Context) error {
 	if path == "" {
 		return nil
 	}
-	if err := checkNotStdout("--snapshot", path); err != nil { // dashoutput.go
+	if err := checkNotStdout("--snapshot", path); err != nil { // filemsgs.go
 		return err
 	}
 	if err := checkNameLength("--snapshot", path); err != nil { // checks.go

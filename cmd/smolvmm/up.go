@@ -411,9 +411,6 @@ Examples:
 			if err := checkUpBoot(c); err != nil {
 				return err
 			}
-			if err := checkNotStdout("-i", c.String("image")); err != nil { // dashoutput.go
-				return err
-			}
 			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")}
 			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
 				return err
