@@ -25,15 +25,15 @@ import (
 // advice is what this program adds to a library's error: the libraries
 // state the facts and speak of their own API, never of our flags.
 type advice struct {
-	is  func(error) bool
-	lib string // the library's own advice, replaced when the message has it
+	is func(error) bool
+	// lib is the library's own advice, replaced when the message has
+	// it; when empty, the advice of the error's Advice method
+	// (libAdvice).
+	lib string
 	cli string // advice about flags, appended in parentheses otherwise
 	// say, when set, makes cli from err: advice naming a value the
 	// error holds.
 	say func(err error) string
-	// libOf, when set, makes lib from err: the library's advice naming
-	// a value the error holds.
-	libOf func(err error) string
 }
 
 // kaslrAdvice is for a GENERIC_KASLR kernel given to run or to kstrip.
@@ -63,7 +63,7 @@ var adviceTable = []advice{
 	{is: isAs[restoreSnapshotInUse], cli: "the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp"},
 	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
 	// Not ErrNotWritable's ,ro alone: reading is refused as well.
-	{is: isAs[*blk.AccessError], libOf: accessErrorLib, say: func(err error) string { return notReadableAdvice(err, os.Geteuid()) }},
+	{is: isAs[*blk.AccessError], say: func(err error) string { return notReadableAdvice(err, os.Geteuid()) }},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
@@ -106,39 +106,41 @@ var adviceTable = []advice{
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
 }
 
-// accessErrorLib is blk's advice in its refusal of an image its user may
-// not read, which notReadableAdvice replaces.
-func accessErrorLib(err error) string {
-	var ae *blk.AccessError
-	if !errors.As(err, &ae) {
-		return ""
-	}
-	return ae.Advice()
-}
-
 // notReadableAdvice is the advice for blk's refusal of an image the user
-// euid may not read (a *blk.AccessError): what to make the image, or the
-// directory that refused its search, and, but to root, to start as root,
-// which opens the images before taking another user. Root itself refused
-// (NFS's root_squash, a container) is helped by no start as root.
+// euid may not read (a *blk.AccessError): blk's own, what to make the
+// image or the directory that refused its search, in this program's words
+// (,ro for read-only), and, but to root, to start as root, which opens the
+// images before taking another user. Root itself refused (NFS's
+// root_squash, a container) is helped by no start as root.
 func notReadableAdvice(err error, euid int) string {
 	var ae *blk.AccessError
 	if !errors.As(err, &ae) {
 		return ""
 	}
-	var a string
-	switch {
-	case ae.Dir != "":
-		a = fmt.Sprintf("with chmod or chown, let the user smolvmm runs as search the directory %s, or move the image to a directory it may search", ae.Dir)
-	case ae.ReadOnly:
-		a = "make it readable by the user smolvmm runs as, with chmod or chown"
-	default:
-		a = "with chmod or chown, make it readable and writable by the user smolvmm runs as, or readable and attach it read-only with ,ro after its -d path"
+	a := strings.ReplaceAll(ae.Advice(), "this user", "the user smolvmm runs as")
+	a = strings.Replace(a, "attach it read-only", "attach it read-only with ,ro after its -d path", 1)
+	if ae.Dir != "" {
+		a = strings.Replace(a, "search the directory", "search the directory "+ae.Dir, 1)
 	}
+	a = "with chmod or chown, " + a
 	if euid != 0 {
 		a += "; or start smolvmm as root: run --user USER opens the images as root, then runs as USER"
 	}
 	return a
+}
+
+// libAdvice is the advice a library error states by an Advice method as
+// well as in its message (blk.AccessError's), when that error is the one
+// the row is matched: the row's advice replaces it there.
+func libAdvice(err error, is func(error) bool) string {
+	var ad interface {
+		error
+		Advice() string
+	}
+	if errors.As(err, &ad) && is(ad) {
+		return ad.Advice()
+	}
+	return ""
 }
 
 // olderSnapshot reports whether err refuses a snapshot format version
@@ -216,8 +218,8 @@ func advise(err error) string {
 		if a.say != nil {
 			a.cli = a.say(err)
 		}
-		if a.libOf != nil {
-			a.lib = a.libOf(err)
+		if a.lib == "" {
+			a.lib = libAdvice(err, a.is)
 		}
 		if a.lib != "" && strings.Contains(msg, a.lib) {
 			msg = strings.Replace(msg, a.lib, a.cli, 1)

@@ -62,9 +62,9 @@ func TestDiskNotReadableAdvice(t *testing.T) {
 		{"unreadable read-write", blk.Spec{Path: "noread.img"},
 			"disk image DIR/noread.img: cannot open it read-write: the image may not be read by this user: permission denied (with chmod or chown, make it readable and writable by the user smolvmm runs as, or readable and attach it read-only with ,ro after its -d path" + root},
 		{"unreadable read-only", blk.Spec{Path: "noread.img", Options: blk.Options{ReadOnly: true}},
-			"disk image DIR/noread.img: cannot open it read-only: the image may not be read by this user: permission denied (make it readable by the user smolvmm runs as, with chmod or chown" + root},
+			"disk image DIR/noread.img: cannot open it read-only: the image may not be read by this user: permission denied (with chmod or chown, make it readable by the user smolvmm runs as" + root},
 		{"directory shut", blk.Spec{Path: "shut/d.img", Options: blk.Options{ReadOnly: true}},
-			"disk image DIR/shut/d.img: cannot open it read-only: the image may not be read by this user: the directory DIR/shut may not be searched by this user: permission denied (with chmod or chown, let the user smolvmm runs as search the directory DIR/shut, or move the image to a directory it may search" + root},
+			"disk image DIR/shut/d.img: cannot open it read-only: the image may not be read by this user: the directory DIR/shut may not be searched by this user: permission denied (with chmod or chown, let the user smolvmm runs as search the directory DIR/shut, or move the image to one it may search" + root},
 		{"not writable", blk.Spec{Path: "ronly.img"},
 			"disk image DIR/ronly.img: cannot open it read-write: the image is not writable: permission denied (attach it read-only with ,ro after its -d path, or make it writable)"},
 	}
