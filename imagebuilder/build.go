@@ -7,7 +7,6 @@
 package imagebuilder
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -150,106 +149,6 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// The shells NetBSD's init runs /etc/rc with (and a single-user shell):
-// INIT_BSHELL of sbin/init/init.c, _PATH_BSHELL, or for the rescue set's
-// init, built with RESCUEDIR, RESCUEDIR "/sh".
-const (
-	initShell       = "/bin/sh"
-	rescueInitShell = "/rescue/sh"
-)
-
-// initRunCom is the script NetBSD's init runs, _PATH_RUNCOM: its program
-// holds it as a C string, which tells it from an init of the user's own.
-const initRunCom = "/etc/rc"
-
-// fileContains reports whether the content of regular file n holds
-// needle, holes read as zeros, without assembling a sparse file whole.
-func fileContains(n *fstree.Node, needle []byte) bool {
-	k := len(needle) - 1
-	var tail []byte // the last k bytes before the current extent
-	end := int64(0)
-	zeros := func(gap int64) []byte { return make([]byte, min(gap, int64(k))) }
-	for _, e := range n.Extents {
-		if e.Off >= n.Size {
-			break
-		}
-		data := e.Data
-		if e.Off+int64(len(data)) > n.Size {
-			data = data[:n.Size-e.Off]
-		}
-		if e.Off > end {
-			tail = append(tail, zeros(e.Off-end)...)
-		}
-		join := append(append([]byte(nil), tail...), data[:min(len(data), k)]...)
-		if bytes.Contains(join, needle) || bytes.Contains(data, needle) {
-			return true
-		}
-		tail = append(tail, data[max(0, len(data)-k):]...)
-		tail = tail[max(0, len(tail)-k):]
-		end = e.Off + int64(len(data))
-	}
-	if n.Size > end {
-		return bytes.Contains(append(tail, zeros(n.Size-end)...), needle)
-	}
-	return false
-}
-
-// ShellError is BuildTree's error, and Build's, for a tree whose init,
-// NetBSD's, has no shell to run /etc/rc with: init execs it for /etc/rc and, when that
-// fails, for a single-user shell, so the image would never get past init.
-type ShellError struct {
-	Init    string // the init FindInit chose, e.g. /sbin/init
-	Shell   string // the shell that init runs: /bin/sh, or /rescue/sh for the rescue set's init
-	Problem string // what stands at Shell instead: "not found", "a directory"...
-}
-
-// Error names the init, its shell and what stands there.
-func (e *ShellError) Error() string {
-	who := "init " + e.Init
-	if e.Shell == rescueInitShell {
-		who = "init " + e.Init + ", the rescue set's,"
-	}
-	return fmt.Sprintf("%s runs /etc/rc with %s, and the image has no such program (%s: %s): without it init starts neither /etc/rc nor a single-user shell; its sets must provide it (the rescue set has /rescue/sh, base /bin/sh)",
-		who, e.Shell, e.Shell, e.Problem)
-}
-
-// checkShell checks that t holds, as an executable file, the shell the
-// init at initPath (FindInit's) runs /etc/rc with, following symlinks
-// inside the tree. Only NetBSD's init is checked: an ELF program holding
-// the C string "/etc/rc" (its _PATH_RUNCOM, sbin/init/pathnames.h). Any
-// other init, a program of the user's own that needs no shell or a "#!"
-// script the kernel runs through its interpreter, is left alone, as
-// before the check. NetBSD's init is the rescue set's when it is the very
-// file at /rescue/init (that path, a symlink to it or a hard link, as
-// AddRescueLinks makes /sbin/init): its program is built with RESCUEDIR.
-func checkShell(t *fstree.Tree, initPath string) error {
-	shell := initShell
-	n, err := resolve(t, initPath)
-	if err != nil {
-		return err
-	}
-	if _, ok := elfMachine(n); !ok || !fileContains(n, []byte(initRunCom+"\x00")) {
-		return nil
-	}
-	if r, err := resolve(t, "/rescue/init"); err == nil && r == n {
-		shell = rescueInitShell
-	}
-	var problem string
-	switch sh, err := resolve(t, shell); {
-	case err != nil:
-		// resolve names paths of the image, which a set's link can fill
-		// with control characters.
-		problem = termsafe.Line(err.Error())
-	case sh.Type != fstree.Regular:
-		problem = "a " + sh.Type.String()
-	case sh.Perm&0o111 == 0:
-		problem = fmt.Sprintf("not executable (mode %04o)", sh.Perm)
-	default:
-		return nil
-	}
-	return &ShellError{Init: initPath, Shell: shell, Problem: problem}
 }
 
 // checkRc checks, once the postinst scripts have run, that t's /etc/rc is

@@ -384,6 +384,9 @@ func TestBuildShell(t *testing.T) {
 			if !errors.As(err, &se) || se.Init != tc.init || se.Shell != tc.shell || se.Problem != tc.problem {
 				t.Fatalf("Build: %v (%#v), want a ShellError for init %s, shell %s: %s", err, se, tc.init, tc.shell, tc.problem)
 			}
+			if !errors.Is(err, imagebuilder.ErrNoShell) {
+				t.Errorf("Build: %v, want it to match ErrNoShell", err)
+			}
 			if !strings.Contains(err.Error(), tc.shell+": "+tc.problem) {
 				t.Errorf("Build: %v, want it to say %s: %s", err, tc.shell, tc.problem)
 			}

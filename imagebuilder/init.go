@@ -1,6 +1,7 @@
 package imagebuilder
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // InitPaths are where NetBSD's kernel looks for init, in its order
@@ -30,21 +32,34 @@ const maxSymlinks = 32
 func FindInit(t *fstree.Tree) (string, error) {
 	var why []string
 	for _, p := range InitPaths {
-		n, err := resolve(t, p)
-		switch {
-		case err != nil:
-			why = append(why, p+": "+err.Error())
-		case n.Type != fstree.Regular:
-			why = append(why, fmt.Sprintf("%s: a %s", p, n.Type))
-		case n.Perm&0o111 == 0:
-			why = append(why, fmt.Sprintf("%s: not executable (mode %04o)", p, n.Perm))
-		default:
+		problem := notExecutable(t, p)
+		if problem == "" {
 			return p, nil
 		}
+		why = append(why, p+": "+problem)
 	}
 	// Each path once, with what stands there (it was listed twice).
 	return "", fmt.Errorf("%w: NetBSD starts the first of these that is an executable file, and this tree has none: %s; its sets must provide one (the rescue set and base do)",
 		ErrNoInit, strings.Join(why, "; "))
+}
+
+// notExecutable says what stands at the absolute path p of t instead of
+// an executable regular file (following symlinks inside the tree, as
+// resolve does): resolve's error, "a directory", "not executable (mode
+// 0644)"; "" when the file is there. resolve names paths of the image,
+// which a set's link can fill with control characters: they are made
+// printable.
+func notExecutable(t *fstree.Tree, p string) string {
+	n, err := resolve(t, p)
+	switch {
+	case err != nil:
+		return termsafe.Line(err.Error())
+	case n.Type != fstree.Regular:
+		return "a " + n.Type.String()
+	case n.Perm&0o111 == 0:
+		return fmt.Sprintf("not executable (mode %04o)", n.Perm)
+	}
+	return ""
 }
 
 // resolve returns the node at absolute path p of t, following symlinks in
@@ -183,4 +198,102 @@ func elfMachine(n *fstree.Node) (m elf.Machine, ok bool) {
 		return elf.Machine(binary.BigEndian.Uint16(h[18:])), true
 	}
 	return 0, false
+}
+
+// The shells NetBSD's init runs /etc/rc with (and a single-user shell):
+// INIT_BSHELL of sbin/init/init.c, _PATH_BSHELL, or for the rescue set's
+// init, built with RESCUEDIR, RESCUEDIR "/sh".
+const (
+	initShell       = "/bin/sh"
+	rescueInitShell = "/rescue/sh"
+)
+
+// initRunCom is the script NetBSD's init runs, _PATH_RUNCOM: its program
+// holds it as a C string, which tells it from an init of the user's own.
+const initRunCom = "/etc/rc"
+
+// fileContains reports whether the content of regular file n holds
+// needle, holes read as zeros, without assembling a sparse file whole.
+func fileContains(n *fstree.Node, needle []byte) bool {
+	k := len(needle) - 1
+	var tail []byte // the last k bytes before the current extent
+	end := int64(0)
+	zeros := func(gap int64) []byte { return make([]byte, min(gap, int64(k))) }
+	for _, e := range n.Extents {
+		if e.Off >= n.Size {
+			break
+		}
+		data := e.Data
+		if e.Off+int64(len(data)) > n.Size {
+			data = data[:n.Size-e.Off]
+		}
+		if e.Off > end {
+			tail = append(tail, zeros(e.Off-end)...)
+		}
+		join := append(append([]byte(nil), tail...), data[:min(len(data), k)]...)
+		if bytes.Contains(join, needle) || bytes.Contains(data, needle) {
+			return true
+		}
+		tail = append(tail, data[max(0, len(data)-k):]...)
+		tail = tail[max(0, len(tail)-k):]
+		end = e.Off + int64(len(data))
+	}
+	if n.Size > end {
+		return bytes.Contains(append(tail, zeros(n.Size-end)...), needle)
+	}
+	return false
+}
+
+// ErrNoShell is matched (errors.Is) by a *ShellError: the tree's init,
+// NetBSD's, has no shell to run /etc/rc with.
+var ErrNoShell = errors.New("no shell for init")
+
+// ShellError is BuildTree's error, and Build's, for a tree whose init,
+// NetBSD's, has no shell to run /etc/rc with: init execs it for /etc/rc
+// and, when that fails, for a single-user shell, so the image would never
+// get past init.
+type ShellError struct {
+	Init    string // the init FindInit chose, e.g. /sbin/init
+	Shell   string // the shell that init runs: /bin/sh, or /rescue/sh for the rescue set's init
+	Problem string // what stands at Shell instead: "not found", "a directory"...
+}
+
+// Error names the init, its shell and what stands there.
+func (e *ShellError) Error() string {
+	who := "init " + e.Init
+	if e.Shell == rescueInitShell {
+		who = "init " + e.Init + ", the rescue set's,"
+	}
+	return fmt.Sprintf("%s runs /etc/rc with %s, and the image has no such program (%s: %s): without it init starts neither /etc/rc nor a single-user shell; its sets must provide it (the rescue set has /rescue/sh, base /bin/sh)",
+		who, e.Shell, e.Shell, e.Problem)
+}
+
+// Is makes errors.Is(err, ErrNoShell) true.
+func (e *ShellError) Is(target error) bool { return target == ErrNoShell }
+
+// checkShell checks that t holds, as an executable file, the shell the
+// init at initPath (FindInit's) runs /etc/rc with, following symlinks
+// inside the tree. Only NetBSD's init is checked: an ELF program holding
+// the C string "/etc/rc" (its _PATH_RUNCOM, sbin/init/pathnames.h). Any
+// other init, a program of the user's own that needs no shell or a "#!"
+// script the kernel runs through its interpreter, is left alone, as
+// before the check. NetBSD's init is the rescue set's when it is the very
+// file at /rescue/init (that path, a symlink to it or a hard link, as
+// AddRescueLinks makes /sbin/init): its program is built with RESCUEDIR.
+func checkShell(t *fstree.Tree, initPath string) error {
+	shell := initShell
+	n, err := resolve(t, initPath)
+	if err != nil {
+		return err
+	}
+	if _, ok := elfMachine(n); !ok || !fileContains(n, []byte(initRunCom+"\x00")) {
+		return nil
+	}
+	if r, err := resolve(t, "/rescue/init"); err == nil && r == n {
+		shell = rescueInitShell
+	}
+	if problem := notExecutable(t, shell); problem != "" {
+		return &ShellError{Init: initPath, Shell: shell, Problem: problem}
+	}
+	return nil
 }

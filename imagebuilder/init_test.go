@@ -42,6 +42,8 @@ func TestFindInit(t *testing.T) {
 		{"dangling symlink", map[string]*fstree.Node{"sbin/init": fstree.NewSymlink("/rescue/init")}, "", "/sbin/init: /rescue not found"},
 		{"symlink loop", map[string]*fstree.Node{"sbin/init": fstree.NewSymlink("init")}, "", "too many symlinks"},
 		{"rescue is a file", map[string]*fstree.Node{"rescue": exe()}, "", "/rescue/init: /rescue is not a directory"},
+		// A set's link names a path of its choosing: it is printed inert.
+		{"link with control characters", map[string]*fstree.Node{"sbin/init": fstree.NewSymlink("/e\x1b[2J/init")}, "", `/sbin/init: /e\x1b[2J not found`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
