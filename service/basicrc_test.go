@@ -229,9 +229,10 @@ func TestBasicrcNetwork(t *testing.T) {
 // to (the last mount point NetBSD writes into the superblock alone), and
 // fsck exits 1 for a /etc/fstab without /, so the root is mounted
 // read-write as before basicrc checked it, with a warning naming the
-// status. An image without fsck_ext2fs, or whose fstab has no line for
-// /, is not checked, silently; one without fsck mounts its root
-// unchecked, saying so. A read-only disk is not checked.
+// status. An image without fsck, without fsck_ext2fs, or whose fstab has
+// no line for /, is not checked: its root is mounted unchecked with a
+// warning naming what is missing (the last two were silent). A read-only
+// disk is not checked.
 func TestBasicrcFsck(t *testing.T) {
 	const (
 		check   = "fsck -p /\n"
@@ -242,6 +243,9 @@ func TestBasicrcFsck(t *testing.T) {
 		reboots = "basicrc: fsck repaired /, which the kernel could not re-read: rebooting, which ends this VM; start it again\n"
 		fstab   = "/dev/ld0a / ext2fs rw 1 1\n"
 	)
+	unchecked := func(missing string) string {
+		return "basicrc: warning: " + missing + ": / is mounted read-write unchecked\n"
+	}
 	failed := func(status string) string {
 		return "basicrc: warning: fsck -p / failed (exit status " + status + "): / was not checked or not repaired, and is mounted read-write as it is; to check it, stop the VM and run e2fsck -f on its image\n"
 	}
@@ -264,10 +268,10 @@ func TestBasicrcFsck(t *testing.T) {
 		{"not the disk", rwDisk, "exit 1", false, fstab, "", "dmesg \n" + check + rw, failed("1"), false},
 		{"unresolved", rwDisk, "exit 2", false, fstab, "", "dmesg \n" + check + rw, failed("2"), false},
 		{"check failed", rwDisk, "exit 8", false, fstab, "", "dmesg \n" + check + rw, failed("8"), false},
-		{"no fsck", rwDisk, "", false, fstab, "", "dmesg \n" + rw, "basicrc: the image has no fsck: / is mounted read-write unchecked\n", false},
-		{"no fsck_ext2fs", rwDisk, "exit 8", true, fstab, "", "dmesg \n" + rw, "", false},
-		{"no fstab", rwDisk, "exit 1", false, "", "", "dmesg \n" + rw, "", false},
-		{"no / in fstab", rwDisk, "exit 1", false, "# /dev/ld0a / ext2fs rw 1 1\n/dev/ld1a /data ext2fs rw 1 2\n/dev/ld2a /x/ ext2fs rw 1 2\n", "", "dmesg \n" + rw, "", false},
+		{"no fsck", rwDisk, "", false, fstab, "", "dmesg \n" + rw, unchecked("the image has no fsck"), false},
+		{"no fsck_ext2fs", rwDisk, "exit 8", true, fstab, "", "dmesg \n" + rw, unchecked("the image has no fsck_ext2fs"), false},
+		{"no fstab", rwDisk, "exit 1", false, "", "", "dmesg \n" + rw, unchecked("/etc/fstab has no line for /"), false},
+		{"no / in fstab", rwDisk, "exit 1", false, "# /dev/ld0a / ext2fs rw 1 1\n/dev/ld1a /data ext2fs rw 1 2\n/dev/ld2a /x/ ext2fs rw 1 2\n", "", "dmesg \n" + rw, unchecked("/etc/fstab has no line for /"), false},
 		{"/ among others", rwDisk, "exit 0", false, "ptyfs /dev/pts ptyfs rw 0 0\n\t/dev/ld0a\t/\text2fs rw 1 1\n", "", "dmesg \n" + check + rw, "", false},
 		{"/ last, no newline", rwDisk, "exit 0", false, "/dev/ld0a /", "", "dmesg \n" + check + rw, "", false},
 		{"read-only disk", roDisk, "exit 8", false, fstab, "", "dmesg \n" + ro, "", false},
@@ -299,8 +303,8 @@ func TestBasicrcFsck(t *testing.T) {
 			if killed := err != nil && strings.Contains(err.Error(), "killed"); killed != tc.wantKilled || (err != nil && !killed) {
 				t.Errorf("basicrc: %v, want killed by the reboot: %v", err, tc.wantKilled)
 			}
-			if out != tc.wantOut {
-				t.Errorf("output %q, want %q", out, tc.wantOut)
+			if wantOut := strings.ReplaceAll(tc.wantOut, "/etc/fstab", fstabPath); out != wantOut {
+				t.Errorf("output %q, want %q", out, wantOut)
 			}
 			want := strings.ReplaceAll(tc.wantCalls, "VARRUN", varRun)
 			if !tc.wantKilled {
