@@ -26,11 +26,12 @@ import (
 // undo.
 //
 // It happens twice: when the guest starts to run, then releaseAgainAfter
-// later (or when the guest ends, if sooner and settled is set). The first comes before Run's own set-up is over (the console's
-// reader, the context's watch, the vCPU loop's goroutines and their
-// first stack growths), which maps back ~2-3 MiB that a running VM does
-// not run again (measured: a spinning guest held 6.9 MiB with one drop,
-// 3.6 MiB with two).
+// later (or when the guest ends, if sooner and settled is set). The first
+// comes before Run's own set-up is over (the console's reader, the
+// context's watch, the vCPU loop's goroutines and their first stack
+// growths), which maps back ~2-3 MiB that a running VM does not run again
+// (measured: a spinning guest held 6.9 MiB with one drop, 3.6 MiB with
+// two).
 //
 // settled, when set, is called once that is over, done or not: with ""
 // when the executable was unmapped, else why it stayed mapped. The
