@@ -386,7 +386,15 @@ func enableVMCap(vmFD uintptr, a *enableCapArgs) error {
 // enable_pmu is on: with it off no VM has one); elsewhere the VM keeps
 // what KVM gives it.
 func disablePMU(kvmFD, vmFD uintptr) error {
-	return disablePMUBy(pmuCheck, pmuEnable, kvmFD, vmFD)
+	// An error, as 0, says a KVM that cannot.
+	if n, err := pmuCheck(kvmFD, capPMUCapability); err != nil || n&pmuCapDisable == 0 {
+		return nil
+	}
+	a := enableCapArgs{Cap: capPMUCapability, Args: [4]uint64{pmuCapDisable}}
+	if err := pmuEnable(vmFD, &a); err != nil {
+		return &Error{Op: "KVM_ENABLE_CAP", Err: fmt.Errorf("KVM_CAP_PMU_CAPABILITY with KVM_PMU_CAP_DISABLE: %w", err)}
+	}
+	return nil
 }
 
 // pmuCheck and pmuEnable are the KVM_CHECK_EXTENSION and KVM_ENABLE_CAP
@@ -402,15 +410,10 @@ var (
 // build that left the VM its PMU does. Such a snapshot's MSRs hold the
 // counters' state, which KVM refuses to set on a vCPU without a PMU.
 func restoredPMU(kvmFD, vmFD uintptr, entries []cpuidEntry) error {
-	return restoredPMUBy(pmuCheck, pmuEnable, kvmFD, vmFD, entries)
-}
-
-// restoredPMUBy is restoredPMU through disablePMUBy's check and enable.
-func restoredPMUBy(check func(fd uintptr, c kvm.Capability) (uintptr, error), enable func(vmFD uintptr, a *enableCapArgs) error, kvmFD, vmFD uintptr, entries []cpuidEntry) error {
 	if cpuidHasPMU(entries) {
 		return nil
 	}
-	return disablePMUBy(check, enable, kvmFD, vmFD)
+	return disablePMU(kvmFD, vmFD)
 }
 
 // cpuidHasPMU reports whether CPUID entries advertise a PMU: Intel's
@@ -439,18 +442,4 @@ func cpuidHasPMU(entries []cpuidEntry) bool {
 		}
 	}
 	return false
-}
-
-// disablePMUBy is disablePMU asking check (KVM_CHECK_EXTENSION) and
-// enabling through enable (KVM_ENABLE_CAP).
-func disablePMUBy(check func(fd uintptr, c kvm.Capability) (uintptr, error), enable func(vmFD uintptr, a *enableCapArgs) error, kvmFD, vmFD uintptr) error {
-	// An error, as 0, says a KVM that cannot.
-	if n, err := check(kvmFD, capPMUCapability); err != nil || n&pmuCapDisable == 0 {
-		return nil
-	}
-	a := enableCapArgs{Cap: capPMUCapability, Args: [4]uint64{pmuCapDisable}}
-	if err := enable(vmFD, &a); err != nil {
-		return &Error{Op: "KVM_ENABLE_CAP", Err: fmt.Errorf("KVM_CAP_PMU_CAPABILITY with KVM_PMU_CAP_DISABLE: %w", err)}
-	}
-	return nil
 }

@@ -119,6 +119,14 @@ func TestCheckRequiredCaps(t *testing.T) {
 	}
 }
 
+// fakePMUCalls makes disablePMU ask check and enable through enable for
+// the rest of the test.
+func fakePMUCalls(t *testing.T, check func(fd uintptr, c kvm.Capability) (uintptr, error), enable func(vmFD uintptr, a *enableCapArgs) error) {
+	oldCheck, oldEnable := pmuCheck, pmuEnable
+	pmuCheck, pmuEnable = check, enable
+	t.Cleanup(func() { pmuCheck, pmuEnable = oldCheck, oldEnable })
+}
+
 // TestDisablePMU: the VM's PMU is disabled (KVM_ENABLE_CAP on the VM with
 // KVM_CAP_PMU_CAPABILITY, KVM_PMU_CAP_DISABLE) when KVM says it can; a
 // KVM that cannot (before Linux 5.18, or with enable_pmu off) is left
@@ -157,7 +165,8 @@ func TestDisablePMU(t *testing.T) {
 				}
 				return tt.enableErr
 			}
-			err := disablePMUBy(check, enable, 3, 4)
+			fakePMUCalls(t, check, enable)
+			err := disablePMU(3, 4)
 			if enabled != tt.wantEnable {
 				t.Errorf("KVM_ENABLE_CAP made: %v, want %v", enabled, tt.wantEnable)
 			}

@@ -88,7 +88,8 @@ func TestRestoredPMU(t *testing.T) {
 				disabled = a.Cap == capPMUCapability && a.Args[0] == pmuCapDisable
 				return nil
 			}
-			if err := restoredPMUBy(check, enable, 3, 4, tt.entries); err != nil {
+			fakePMUCalls(t, check, enable)
+			if err := restoredPMU(3, 4, tt.entries); err != nil {
 				t.Fatal(err)
 			}
 			if disabled != tt.wantDisable {
