@@ -69,7 +69,7 @@ func TestDeviceWarningNamesDevice(t *testing.T) {
 	if !m.virtio[1].dev.Broken() {
 		t.Fatal("the second disk took a queue outside memory")
 	}
-	m.flushLog()
+	m.flushLog(untilStopped)
 	got := log.String()
 	want := "smolvmm: ld1 at PCI 00:02.0 (disk image " + imgs[1] + "): virtio: device needs reset; refusing to serve it (reason="
 	if !strings.HasPrefix(got, want) || strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, ")\n") {

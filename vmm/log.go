@@ -87,35 +87,26 @@ func (l *logWriter) noteDropped() {
 }
 
 // flush waits until every message queued has been written, for as long
-// as it takes unless the machine is stopped, then at most stopDrainTime;
-// a Write still in flight then is abandoned: nothing more is written to
-// out. From out's Write itself it does not wait.
-func (l *logWriter) flush() {
+// as limit says: untilStopped, as long as it takes unless the machine is
+// stopped, then at most stopDrainTime, after which a Write still in
+// flight is abandoned and nothing more is written to out; limitedKeep,
+// for New and Restore, whose caller has no Machine to Close yet (a Write
+// that blocks must not hold them), at most stopDrainTime, leaving what
+// is still queued for out. From out's Write itself it does not wait.
+func (l *logWriter) flush(limit drainLimit) {
 	if l.onWriter() {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.waitWritten(func() bool { return (l.pending() || l.busy) && !l.finished }, untilStopped)
-}
-
-// flushBuilt is flush for New and Restore, whose caller has no Machine
-// to Close yet, so a Write that blocks must not hold them: it waits at
-// most stopDrainTime, then leaves what is still queued for out.
-func (l *logWriter) flushBuilt() {
-	if l.onWriter() {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.waitWritten(func() bool { return (l.pending() || l.busy) && !l.finished }, limitedKeep)
+	l.waitWritten(func() bool { return (l.pending() || l.busy) && !l.finished }, limit)
 }
 
 // Close ends the goroutine once it has written what is queued: Close
-// flushes (see flush), then stops the goroutine and waits for it, unless
+// flushes (see flush, untilStopped), then stops the goroutine and waits for it, unless
 // it was abandoned in a stalled Write or is the caller.
 func (l *logWriter) Close() {
-	l.flush()
+	l.flush(untilStopped)
 	l.end()
 }
 

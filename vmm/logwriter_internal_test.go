@@ -93,7 +93,7 @@ func TestLogWriterCutsLongMessage(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // the goroutine waits for messages
 			l.put([]byte(strings.Repeat("x", n-1) + "\n"))
 			flushed := make(chan struct{})
-			go func() { l.flush(); close(flushed) }()
+			go func() { l.flush(untilStopped); close(flushed) }()
 			select {
 			case <-flushed:
 			case <-time.After(10 * time.Second):
@@ -127,7 +127,7 @@ func TestLogWriterDropWakes(t *testing.T) {
 	l.mu.Unlock()
 	l.put([]byte("dropped\n"))
 	flushed := make(chan struct{})
-	go func() { l.flush(); close(flushed) }()
+	go func() { l.flush(untilStopped); close(flushed) }()
 	select {
 	case <-flushed:
 	case <-time.After(10 * time.Second):

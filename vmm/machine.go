@@ -596,9 +596,7 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := m.vcpu.setBootState(m.plan); err != nil {
 		return nil, err
 	}
-	if m.log != nil {
-		m.log.flushBuilt() // what New logged is out when it returns, or queued
-	}
+	m.flushLog(limitedKeep) // what New logged is out when it returns, or queued
 	if err := m.built(); err != nil {
 		return nil, err
 	}
@@ -1296,11 +1294,11 @@ func (m *Machine) built() error {
 	return nil
 }
 
-// flushLog waits until what was logged so far is written to Config.Log
-// (see logWriter.flush).
-func (m *Machine) flushLog() {
+// flushLog waits until what was logged so far is written to Config.Log,
+// for as long as limit says (see logWriter.flush).
+func (m *Machine) flushLog(limit drainLimit) {
 	if m.log != nil {
-		m.log.flush()
+		m.log.flush(limit)
 	}
 }
 

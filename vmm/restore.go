@@ -303,9 +303,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		m.logRestore(path, st) // restorelog.go
 	}
 	m.event(PhaseStateRestored)
-	if m.log != nil {
-		m.log.flushBuilt() // what Restore logged is out when it returns, or queued
-	}
+	m.flushLog(limitedKeep) // what Restore logged is out when it returns, or queued
 	if err := m.built(); err != nil {
 		return nil, err
 	}

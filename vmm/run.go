@@ -178,7 +178,7 @@ func (m *Machine) finishRun(prober *portready.Prober, stopped func() bool, stopp
 	}
 	// So is everything logged to Config.Log, under the same rule: a
 	// stopped machine waits at most stopDrainTime for a stalled Log.
-	m.flushLog()
+	m.flushLog(untilStopped)
 	if !stopped() {
 		<-stopping
 	}
