@@ -167,9 +167,6 @@ func openKVM(path string) (*os.File, error) {
 // without; the error names it and the Linux release that brought it.
 var ErrKVMTooOld = errors.New("this host's KVM is too old")
 
-// capImmediateExit is KVM_CAP_IMMEDIATE_EXIT.
-const capImmediateExit = 136
-
 // requiredCaps are the KVM capabilities a machine cannot do without, and
 // the Linux release that brought each. kvm_run.immediate_exit: a kick
 // (vcpu.kick) and a snapshot's completion of the instruction in progress
@@ -182,7 +179,7 @@ var requiredCaps = []struct {
 	name  string
 	linux string
 }{
-	{capImmediateExit, "KVM_CAP_IMMEDIATE_EXIT", "4.11"},
+	{kvm.CapImmediateExit, "KVM_CAP_IMMEDIATE_EXIT", "4.11"},
 }
 
 // checkRequiredCaps asks check (KVM_CHECK_EXTENSION) of the KVM device
@@ -195,7 +192,7 @@ func checkRequiredCaps(check func(fd uintptr, c kvm.Capability) (uintptr, error)
 			return &Error{Op: "KVM_CHECK_EXTENSION(" + c.name + ")", Err: err}
 		}
 		if n == 0 {
-			return &Error{Op: "KVM_CHECK_EXTENSION", Err: fmt.Errorf("%s has no %s, which KVM has had since Linux %s: %w", path, c.name, c.linux, ErrKVMTooOld)}
+			return &Error{Op: "KVM_CHECK_EXTENSION(" + c.name + ")", Err: fmt.Errorf("%s has no %s, which KVM has had since Linux %s: %w", path, c.name, c.linux, ErrKVMTooOld)}
 		}
 	}
 	return nil
@@ -363,9 +360,8 @@ func retryEINTR(f func() (uintptr, error)) (uintptr, error) {
 // vCPU exists. Hiding the PMU's CPUID leaves alone does not: KVM gives an
 // AMD guest its four legacy counters whatever CPUID says.
 const (
-	kvmEnableCap     = 0xa3 // _IOW(KVMIO, 0xa3, struct kvm_enable_cap)
-	capPMUCapability = 212  // KVM_CAP_PMU_CAPABILITY
-	pmuCapDisable    = 1    // KVM_PMU_CAP_DISABLE
+	kvmEnableCap  = 0xa3 // _IOW(KVMIO, 0xa3, struct kvm_enable_cap)
+	pmuCapDisable = 1    // KVM_PMU_CAP_DISABLE
 )
 
 // enableCapArgs is struct kvm_enable_cap.
@@ -387,10 +383,10 @@ func enableVMCap(vmFD uintptr, a *enableCapArgs) error {
 // what KVM gives it.
 func disablePMU(kvmFD, vmFD uintptr) error {
 	// An error, as 0, says a KVM that cannot.
-	if n, err := pmuCheck(kvmFD, capPMUCapability); err != nil || n&pmuCapDisable == 0 {
+	if n, err := pmuCheck(kvmFD, kvm.CapPMUCapability); err != nil || n&pmuCapDisable == 0 {
 		return nil
 	}
-	a := enableCapArgs{Cap: capPMUCapability, Args: [4]uint64{pmuCapDisable}}
+	a := enableCapArgs{Cap: uint32(kvm.CapPMUCapability), Args: [4]uint64{pmuCapDisable}}
 	if err := pmuEnable(vmFD, &a); err != nil {
 		return &Error{Op: "KVM_ENABLE_CAP", Err: fmt.Errorf("KVM_CAP_PMU_CAPABILITY with KVM_PMU_CAP_DISABLE: %w", err)}
 	}

@@ -81,7 +81,7 @@ func TestCheckRequiredCaps(t *testing.T) {
 		want   []string
 		is     error
 	}{
-		{"has it", map[kvm.Capability]uintptr{capImmediateExit: 1}, nil, nil, nil},
+		{"has it", map[kvm.Capability]uintptr{kvm.CapImmediateExit: 1}, nil, nil, nil},
 		{"lacks it", map[kvm.Capability]uintptr{}, nil,
 			[]string{"/dev/kvm has no KVM_CAP_IMMEDIATE_EXIT", "Linux 4.11", ErrKVMTooOld.Error()}, ErrKVMTooOld},
 		{"cannot ask", nil, failed, []string{"KVM_CHECK_EXTENSION(KVM_CAP_IMMEDIATE_EXIT): refused"}, failed},
@@ -97,8 +97,8 @@ func TestCheckRequiredCaps(t *testing.T) {
 				return tt.answer[c], tt.err
 			}
 			err := checkRequiredCaps(check, 3, "/dev/kvm")
-			if len(asked) == 0 || asked[0] != capImmediateExit {
-				t.Errorf("asked %v, want KVM_CAP_IMMEDIATE_EXIT (%d)", asked, capImmediateExit)
+			if len(asked) == 0 || asked[0] != kvm.CapImmediateExit {
+				t.Errorf("asked %v, want KVM_CAP_IMMEDIATE_EXIT (%d)", asked, kvm.CapImmediateExit)
 			}
 			if tt.is == nil {
 				if err != nil {
@@ -152,15 +152,15 @@ func TestDisablePMU(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			check := func(fd uintptr, c kvm.Capability) (uintptr, error) {
-				if fd != 3 || c != capPMUCapability {
-					t.Errorf("asked fd %d for capability %d, want 3 and %d", fd, c, capPMUCapability)
+				if fd != 3 || c != kvm.CapPMUCapability {
+					t.Errorf("asked fd %d for capability %d, want 3 and %d", fd, c, kvm.CapPMUCapability)
 				}
 				return tt.answer, tt.checkErr
 			}
 			enabled := false
 			enable := func(fd uintptr, a *enableCapArgs) error {
 				enabled = true
-				if fd != 4 || a.Cap != capPMUCapability || a.Flags != 0 || a.Args != [4]uint64{pmuCapDisable} {
+				if fd != 4 || a.Cap != uint32(kvm.CapPMUCapability) || a.Flags != 0 || a.Args != [4]uint64{pmuCapDisable} {
 					t.Errorf("KVM_ENABLE_CAP on fd %d with %+v, want the VM's, 4, with KVM_CAP_PMU_CAPABILITY and KVM_PMU_CAP_DISABLE", fd, *a)
 				}
 				return tt.enableErr
@@ -227,7 +227,7 @@ func TestVMHasNoPMU(t *testing.T) {
 	if err != nil {
 		t.Skipf("KVM unusable here (%v)", err)
 	}
-	n, err := kvm.CheckExtension(f.Fd(), capPMUCapability)
+	n, err := kvm.CheckExtension(f.Fd(), kvm.CapPMUCapability)
 	f.Close()
 	if err != nil || n&pmuCapDisable == 0 {
 		t.Skipf("this KVM cannot disable a VM's PMU (KVM_CAP_PMU_CAPABILITY %#x, %v)", n, err)

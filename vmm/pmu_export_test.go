@@ -13,7 +13,7 @@ func FakePMUDisable(n *atomic.Int32) (undo func()) {
 	check, enable := pmuCheck, pmuEnable
 	pmuCheck = func(uintptr, kvm.Capability) (uintptr, error) { return pmuCapDisable, nil }
 	pmuEnable = func(_ uintptr, a *enableCapArgs) error {
-		if a.Cap == capPMUCapability && a.Args[0] == pmuCapDisable {
+		if a.Cap == uint32(kvm.CapPMUCapability) && a.Args[0] == pmuCapDisable {
 			n.Add(1)
 		}
 		return nil

@@ -85,7 +85,7 @@ func TestRestoredPMU(t *testing.T) {
 			}
 			disabled := false
 			enable := func(_ uintptr, a *enableCapArgs) error {
-				disabled = a.Cap == capPMUCapability && a.Args[0] == pmuCapDisable
+				disabled = a.Cap == uint32(kvm.CapPMUCapability) && a.Args[0] == pmuCapDisable
 				return nil
 			}
 			fakePMUCalls(t, check, enable)
