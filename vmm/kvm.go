@@ -164,7 +164,8 @@ func openKVM(path string) (*os.File, error) {
 }
 
 // ErrKVMTooOld: the KVM device lacks a capability this VMM cannot run
-// without; the error names it and the Linux release that brought it.
+// without; the error names it and the Linux release that brought it, and
+// its Hint asks for that release.
 var ErrKVMTooOld = errors.New("this host's KVM is too old")
 
 // requiredCaps are the KVM capabilities a machine cannot do without, and
@@ -192,7 +193,8 @@ func checkRequiredCaps(check func(fd uintptr, c kvm.Capability) (uintptr, error)
 			return &Error{Op: "KVM_CHECK_EXTENSION(" + c.name + ")", Err: err}
 		}
 		if n == 0 {
-			return &Error{Op: "KVM_CHECK_EXTENSION(" + c.name + ")", Err: fmt.Errorf("%s has no %s, which KVM has had since Linux %s: %w", path, c.name, c.linux, ErrKVMTooOld)}
+			return &Error{Op: "KVM_CHECK_EXTENSION(" + c.name + ")", Err: fmt.Errorf("%s has no %s, which KVM has had since Linux %s: %w", path, c.name, c.linux, ErrKVMTooOld),
+				Hint: "use Linux " + c.linux + " or newer"}
 		}
 	}
 	return nil
@@ -326,7 +328,7 @@ func createVMBy(create func() (uintptr, error)) (uintptr, error) {
 // extensions to create a VM (KVM_CREATE_VM failed with EBUSY): another
 // hypervisor, such as VirtualBox or VMware, holds them. KVM turns them on
 // at its first VM before Linux 6.12 (since, when it loads, unless
-// kvm.enable_virt_at_load=0).
+// kvm.enable_virt_at_load=0). Its Hint says to stop the other one.
 var ErrVirtualizationInUse = errors.New("another hypervisor holds this CPU's virtualization extensions (VT-x, AMD-V)")
 
 // createVMError is KVM_CREATE_VM's error err as an *Error, with what it
@@ -336,13 +338,15 @@ var ErrVirtualizationInUse = errors.New("another hypervisor holds this CPU's vir
 // errors.Is. EINVAL would be a VM type x86 lacks, and this VMM asks for
 // the default one every x86 KVM has.
 func createVMError(err error) error {
+	e := &Error{Op: "KVM_CREATE_VM", Err: err}
 	switch {
 	case errors.Is(err, unix.EBUSY):
-		err = &kvmError{ErrVirtualizationInUse.Error(), ErrVirtualizationInUse, err}
+		e.Err = &kvmError{ErrVirtualizationInUse.Error(), ErrVirtualizationInUse, err}
+		e.Hint = "stop the other hypervisor using this CPU, such as VirtualBox or VMware, then try again"
 	case errors.Is(err, unix.ENOMEM):
-		err = &kvmError{what: "the kernel has no memory for a new VM (the host's, or this process's memory cgroup's, is used up)", cause: err}
+		e.Err = &kvmError{what: "the kernel has no memory for a new VM (the host's, or this process's memory cgroup's, is used up)", cause: err}
 	}
-	return &Error{Op: "KVM_CREATE_VM", Err: err}
+	return e
 }
 
 // retryEINTR calls f until it returns anything but EINTR.

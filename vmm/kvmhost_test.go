@@ -23,9 +23,9 @@ func TestCreateVMError(t *testing.T) {
 		calls   int
 		wantErr bool
 	}{
-		{"busy", []error{unix.EBUSY}, "KVM_CREATE_VM: " + ErrVirtualizationInUse.Error() + ": device or resource busy",
+		{"busy", []error{unix.EBUSY}, "KVM_CREATE_VM: " + ErrVirtualizationInUse.Error() + ": device or resource busy (stop the other hypervisor using this CPU, such as VirtualBox or VMware, then try again)",
 			[]error{ErrVirtualizationInUse, unix.EBUSY}, 1, true},
-		{"busy after a signal", []error{unix.EINTR, unix.EBUSY}, "KVM_CREATE_VM: " + ErrVirtualizationInUse.Error() + ": device or resource busy",
+		{"busy after a signal", []error{unix.EINTR, unix.EBUSY}, "KVM_CREATE_VM: " + ErrVirtualizationInUse.Error() + ": device or resource busy (stop the other hypervisor using this CPU, such as VirtualBox or VMware, then try again)",
 			[]error{ErrVirtualizationInUse, unix.EBUSY}, 2, true},
 		{"out of memory", []error{unix.ENOMEM}, "KVM_CREATE_VM: the kernel has no memory for a new VM (the host's, or this process's memory cgroup's, is used up): cannot allocate memory",
 			[]error{unix.ENOMEM}, 1, true},
@@ -83,7 +83,7 @@ func TestCheckRequiredCaps(t *testing.T) {
 	}{
 		{"has it", map[kvm.Capability]uintptr{kvm.CapImmediateExit: 1}, nil, nil, nil},
 		{"lacks it", map[kvm.Capability]uintptr{}, nil,
-			[]string{"/dev/kvm has no KVM_CAP_IMMEDIATE_EXIT", "Linux 4.11", ErrKVMTooOld.Error()}, ErrKVMTooOld},
+			[]string{"/dev/kvm has no KVM_CAP_IMMEDIATE_EXIT", "Linux 4.11", ErrKVMTooOld.Error(), "(use Linux 4.11 or newer)"}, ErrKVMTooOld},
 		{"cannot ask", nil, failed, []string{"KVM_CHECK_EXTENSION(KVM_CAP_IMMEDIATE_EXIT): refused"}, failed},
 	}
 	for _, tt := range tests {

@@ -97,10 +97,6 @@ var adviceTable = []advice{
 	{is: isErr(snapshot.ErrNewerVersion), cli: "restore it with the newer smolvmm that wrote it, or take the snapshot again with this one's --snapshot"},
 	{is: corruptSnapshot, cli: "the file was damaged or altered since --snapshot wrote it: take the snapshot again"},
 	{is: isErr(vmm.ErrKVMRefused), cli: "take the snapshot again on this host with --snapshot"},
-	// Before Linux 6.12 KVM takes the CPU's VT-x or AMD-V at its first
-	// VM, which fails while another hypervisor holds them.
-	{is: isErr(vmm.ErrVirtualizationInUse), cli: "stop the other hypervisor using this CPU, such as VirtualBox or VMware, then try again"},
-	{is: isErr(vmm.ErrKVMTooOld), cli: "run smolvmm on a newer Linux kernel"},
 	// A new directory: changing the owner or mode of the one given,
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
