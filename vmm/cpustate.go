@@ -223,9 +223,10 @@ const (
 	kvmGetTSCKHz = 0xa3
 )
 
-// tscToleranceKHz is how far from khz, the host's rate, KVM takes a requested TSC rate for
-// the host's own: 250 ppm, its tsc_tolerance_ppm default (NTP corrects
-// that much). Within it KVM sets the rate without scaling.
+// tscToleranceKHz is how far from khz, the host's rate, KVM takes a
+// requested TSC rate for the host's own: 250 ppm, its tsc_tolerance_ppm
+// default (NTP corrects that much). Within it KVM sets the rate without
+// scaling.
 func tscToleranceKHz(khz uint64) uint64 { return khz * 250 / 1000000 }
 
 // canScaleTSC reports whether the KVM of kvmFD (/dev/kvm) scales a vCPU's

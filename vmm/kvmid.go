@@ -138,8 +138,8 @@ func readBootID() (b [36]byte, ok bool) {
 // cannot be told, read once: by a restore's decision whether to ask KVM
 // for the CPUID, else, for a snapshot's header, before Run's sandbox
 // (Config.BeforeRun, which may refuse the reads) when there is one or a
-// snapshot is configured, or at the first snapshot. The KVM cannot change meanwhile:
-// the machine's open /dev/kvm keeps the module loaded.
+// snapshot is configured, or at the first snapshot. The KVM cannot change
+// meanwhile: the machine's open /dev/kvm keeps the module loaded.
 func (m *Machine) kvmIdentity() snapshot.KVMID {
 	m.kvmIDOnce.Do(func() {
 		if m.cpuid != nil && m.cpuid.identified {

@@ -103,8 +103,8 @@ func (l *logWriter) flush(limit drainLimit) {
 }
 
 // Close ends the goroutine once it has written what is queued: Close
-// flushes (see flush, untilStopped), then stops the goroutine and waits for it, unless
-// it was abandoned in a stalled Write or is the caller.
+// flushes (see flush, untilStopped), then stops the goroutine and waits
+// for it, unless it was abandoned in a stalled Write or is the caller.
 func (l *logWriter) Close() {
 	l.flush(untilStopped)
 	l.end()

@@ -181,12 +181,11 @@ type Config struct {
 	// looked up once, by New or Restore (one that does not resolve is
 	// refused, ErrConfig), and its addresses are probed from then on, in
 	// the order the lookup gave them: so no lookup runs under BeforeRun's
-	// sandbox. Without
-	// ReadyGuestPort, the first connection that is answered or held open
-	// (portready.Hold) reports PhaseReady, timed at its connect, which is
-	// right when the address reaches the guest's own TCP (a tap behind a
-	// NAT rule). Whichever of Ready, ReadyAddr and the boot-timer port
-	// comes first reports it.
+	// sandbox. Without ReadyGuestPort, the first connection that is answered
+	// or held open (portready.Hold) reports PhaseReady, timed at its
+	// connect, which is right when the address reaches the guest's own TCP
+	// (a tap behind a NAT rule). Whichever of Ready, ReadyAddr and the
+	// boot-timer port comes first reports it.
 	ReadyAddr string
 	// ReadyGuestPort, when set, is the guest's TCP port behind ReadyAddr
 	// (the forward's guest port): PhaseReady is then the guest accepting

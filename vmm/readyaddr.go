@@ -13,10 +13,11 @@ var lookupReadyHost portready.LookupFunc = net.DefaultResolver.LookupNetIP
 
 // resolveReadyAddr resolves Config.ReadyAddr (checkHostPort passed it),
 // in New or Restore, into the IP addresses and port the prober dials
-// (none without one; the loopback addresses for an empty host). A name dialed by the prober was looked up while Run
-// ran: under BeforeRun's sandbox, which stops the process at what a
-// lookup does (uname, reading /etc/hosts), and by goroutines of the
-// resolver's that Run did not wait for.
+// (none without one; the loopback addresses for an empty host). A name
+// dialed by the prober was looked up while Run ran: under BeforeRun's
+// sandbox, which stops the process at what a lookup does (uname, reading
+// /etc/hosts), and by goroutines of the resolver's that Run did not wait
+// for.
 func resolveReadyAddr(addr string) ([]string, error) {
 	if addr == "" {
 		return nil, nil

@@ -72,18 +72,18 @@ import (
 // The snapshot's state section is read, checked against its digest and
 // decoded while the VM and its memory are created (from the header
 // alone); the vCPU is created once the state is decoded, its CPUID
-// deciding whether the VM keeps a PMU; a snapshot refused is reported before any error of the
-// VM's, and nothing runs until the state is verified. PrepareRestore
-// begins KVM's answer on the CPUID before Restore is called
-// (WithPrepared), and the reading and decoding unless Restore comes to
-// them first, so that they overlap the caller's own setup too. The memory
-// section is then read (the file, not the copy-on-write mapping: its
-// data, not its holes) and checked against its digest, unless
-// SkipMemoryCheck says not to: a damaged snapshot is refused (an error
-// wrapping snapshot.ErrCorrupt, naming both digests) before any of its
-// state is applied, never half-restored. The check overlaps the VM's
-// creation (or, prepared, the caller's setup) and is part of
-// PhaseSnapshotLoaded.
+// deciding whether the VM keeps a PMU; a snapshot refused is reported
+// before any error of the VM's, and nothing runs until the state is
+// verified. PrepareRestore begins KVM's answer on the CPUID before
+// Restore is called (WithPrepared), and the reading and decoding unless
+// Restore comes to them first, so that they overlap the caller's own
+// setup too. The memory section is then read (the file, not the
+// copy-on-write mapping: its data, not its holes) and checked against its
+// digest, unless SkipMemoryCheck says not to: a damaged snapshot is
+// refused (an error wrapping snapshot.ErrCorrupt, naming both digests)
+// before any of its state is applied, never half-restored. The check
+// overlaps the VM's creation (or, prepared, the caller's setup) and is
+// part of PhaseSnapshotLoaded.
 //
 // The vCPU gets the snapshot's CPUID entries, not this host's: Restore
 // fails with ErrCPUID, naming the leaf, register and bits, when they have
@@ -317,12 +317,12 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 // goroutine creates them while this one asks KVM for the vCPU's CPUID
 // (the longest step, which the goroutine's vCPU waits for), then reads,
 // verifies and decodes the state, whose CPUID decides the VM's PMU before
-// the goroutine creates the vCPU, meanwhile the memory is checked. Two goroutines, not three:
-// a third would wait for one of GOMAXPROCS=2 Ps, which an ioctl holds
-// until it returns. The decode stays on this goroutine's grown stack (a
-// new one's would grow by copies, paging in stack maps). Nothing runs on
-// the state before it is verified. The goroutine is joined before
-// restoreOverlapped returns.
+// the goroutine creates the vCPU, meanwhile the memory is checked. Two
+// goroutines, not three: a third would wait for one of GOMAXPROCS=2 Ps,
+// which an ioctl holds until it returns. The decode stays on this
+// goroutine's grown stack (a new one's would grow by copies, paging in
+// stack maps). Nothing runs on the state before it is verified. The
+// goroutine is joined before restoreOverlapped returns.
 func (m *Machine) restoreOverlapped(f *snapshot.File, early, checkMem bool) (st *machineState, loadedAt, vmAt time.Time, vmErr, memErr, err error) {
 	var build *vmBuild
 	decoded := newStateHandoff()
@@ -694,9 +694,9 @@ func (m *Machine) checkDevices(st *machineState) error {
 }
 
 // restoreState sets the vCPU, the devices, the interrupt controllers and
-// the clocks from st, which checkState has accepted. The devices go before the interrupt controllers,
-// since restoring a device drives its line: the controllers' own record
-// of the lines is then the snapshot's.
+// the clocks from st, which checkState has accepted. The devices go
+// before the interrupt controllers, since restoring a device drives its
+// line: the controllers' own record of the lines is then the snapshot's.
 func (m *Machine) restoreState(st *machineState) error {
 	if err := m.checkDevices(st); err != nil {
 		return err

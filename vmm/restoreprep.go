@@ -62,10 +62,10 @@ type PreparedRestore struct {
 // is checked against its digest too (unless opts has SkipMemoryCheck:
 // the other options are Restore's alone), so that the check overlaps the
 // caller's setup; Restore checks it itself when it was skipped here and
-// not there, and ignores the verdict when skipped there. It never fails: a snapshot or KVM that cannot be
-// opened is left for Restore to report, as it would without the
-// preparation. Close releases it, once Restore has or will not be
-// called; every goroutine it started is then joined.
+// not there, and ignores the verdict when skipped there. It never fails:
+// a snapshot or KVM that cannot be opened is left for Restore to report,
+// as it would without the preparation. Close releases it, once Restore
+// has or will not be called; every goroutine it started is then joined.
 func PrepareRestore(kvmPath, path string, opts ...RestoreOption) *PreparedRestore {
 	if kvmPath == "" {
 		kvmPath = defaultKVMPath

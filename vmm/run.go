@@ -24,9 +24,9 @@ import (
 //
 // Every goroutine Run starts (the Config.Input pump, the ReadyAddr prober,
 // which dials the addresses New or Restore resolved, so that no lookup of
-// the resolver's runs on) has returned when Run returns, and Run reads no more from Config.Input:
-// see Config.Input for the one exception, a reader that cannot be
-// interrupted.
+// the resolver's runs on) has returned when Run returns, and Run reads no
+// more from Config.Input: see Config.Input for the one exception, a
+// reader that cannot be interrupted.
 //
 // When Run returns, Config.Console gets no more Writes. Everything the
 // guest printed has reached it, unless the machine was stopped (ctx

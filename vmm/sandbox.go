@@ -10,8 +10,8 @@ import (
 // KVM_RUN first: an allow-list such as sandbox.Filter's needs no others
 // (KVM_IRQ_LINE_STATUS drives the devices' interrupt lines, KVM_IOEVENTFD
 // follows a guest that moves a virtio BAR, KVM_GET_REGS and KVM_GET_SREGS
-// describe a crash), and the reads of KVM state a snapshot makes. Everything else, /dev/kvm and the VM's setup
-// included, happens in New.
+// describe a crash), and the reads of KVM state a snapshot makes.
+// Everything else, /dev/kvm and the VM's setup included, happens in New.
 func RunIoctls() []uint64 {
 	return append([]uint64{
 		uint64(kvmRunIoctl),

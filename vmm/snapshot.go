@@ -177,10 +177,11 @@ type snapRequest struct {
 // there) or from Config.Console's Write, which the vCPU may be waiting
 // for, or from the w of a snapshot being taken before Run (its Write,
 // or OnEvent, on the goroutine taking it), it fails with
-// ErrSnapshotFromCallback instead of waiting for itself. snapshot.Target writes to a file that keeps its old content
-// until a new snapshot is complete (Target.Write, or a TargetWriter as
-// Config.SnapshotOnReady); under a seccomp filter it needs calls that
-// RunIoctls' recipe forbids (see Config.BeforeRun).
+// ErrSnapshotFromCallback instead of waiting for itself. snapshot.Target
+// writes to a file that keeps its old content until a new snapshot is
+// complete (Target.Write, or a TargetWriter as Config.SnapshotOnReady);
+// under a seccomp filter it needs calls that RunIoctls' recipe forbids
+// (see Config.BeforeRun).
 //
 // A nil w is refused (an *Error wrapping ErrConfig). A w whose Write (or
 // Seek, Stat, SyscallConn, which the snapshot may call) panics fails the

@@ -149,9 +149,9 @@ func (v *vcpu) close() error {
 // setCPUID passes KVM's supported CPUID through, minus what a guest cannot
 // use here: MONITOR/MWAIT (KVM does not run them) and the performance
 // monitoring leaves and bits (the VM has no PMU where KVM can take it,
-// disablePMU), with APIC ID and x2APIC ID 0 for the only CPU. On Intel hosts it also fills leaf 0x15 with the TSC frequency,
-// which NetBSD then uses instead of calibrating the TSC against the PIT
-// for ~100 ms.
+// disablePMU), with APIC ID and x2APIC ID 0 for the only CPU. On Intel
+// hosts it also fills leaf 0x15 with the TSC frequency, which NetBSD then
+// uses instead of calibrating the TSC against the PIT for ~100 ms.
 func (v *vcpu) setCPUID() error {
 	if v.m.cpuid == nil {
 		v.m.cpuid = newCPUIDFetch()
