@@ -416,27 +416,12 @@ func restoredPMU(kvmFD, vmFD uintptr, entries []cpuidEntry) error {
 	return disablePMU(kvmFD, vmFD)
 }
 
-// cpuidHasPMU reports whether CPUID entries advertise a PMU: Intel's
-// architectural PMU (leaf 0xA's version, EAX bits 7:0) or PDCM (leaf 1),
-// AMD's counter extensions (leaf 0x80000001) or PerfMonV2 (leaf
-// 0x80000022 EAX bit 0). tuneCPUID clears them all.
+// cpuidHasPMU reports whether CPUID entries advertise a PMU: any of
+// pmuSigns, which tuneCPUID clears.
 func cpuidHasPMU(entries []cpuidEntry) bool {
 	for _, e := range entries {
-		switch e.Function {
-		case 1:
-			if e.ECX&pdcm != 0 {
-				return true
-			}
-		case 0xA:
-			if e.EAX&0xFF != 0 {
-				return true
-			}
-		case 0x80000001:
-			if e.ECX&amdPerfCtrExt != 0 {
-				return true
-			}
-		case 0x80000022:
-			if e.EAX&1 != 0 {
+		for _, p := range pmuSigns {
+			if e.Function == p.leaf && e.reg(p.reg)&p.mask != 0 {
 				return true
 			}
 		}

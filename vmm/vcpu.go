@@ -296,6 +296,49 @@ const (
 	amdPerfCtrExt = 1<<23 | 1<<24 | 1<<28
 )
 
+// pmuSigns are the CPUID bits that advertise a PMU, which tuneCPUID
+// clears and cpuidHasPMU looks for: Intel's architectural PMU (leaf 0xA's
+// version, EAX bits 7:0) and PDCM, AMD's counter extensions and
+// PerfMonV2 (leaf 0x80000022 EAX bit 0). A whole leaf is the PMU's own:
+// tuneCPUID clears all of it.
+var pmuSigns = []struct {
+	leaf  uint32
+	reg   string // "EAX".."EDX"
+	mask  uint32
+	whole bool
+}{
+	{1, "ECX", pdcm, false},
+	{0xA, "EAX", 0xFF, true},
+	{0x80000001, "ECX", amdPerfCtrExt, false},
+	{0x80000022, "EAX", 1, true},
+}
+
+// hidePMU clears pmuSigns from e.
+func hidePMU(e *kvm.CPUIDEntry2) {
+	for _, p := range pmuSigns {
+		switch {
+		case e.Function != p.leaf:
+		case p.whole:
+			e.Eax, e.Ebx, e.Ecx, e.Edx = 0, 0, 0, 0
+		default:
+			*cpuidReg(e, p.reg) &^= p.mask
+		}
+	}
+}
+
+// cpuidReg is the register r ("EAX".."EDX") of e.
+func cpuidReg(e *kvm.CPUIDEntry2, r string) *uint32 {
+	switch r {
+	case "EAX":
+		return &e.Eax
+	case "EBX":
+		return &e.Ebx
+	case "ECX":
+		return &e.Ecx
+	}
+	return &e.Edx
+}
+
 // tuneCPUID adjusts the supported CPUID entries for a one-CPU NetBSD guest.
 // tscKHz is the vCPU's TSC frequency (0 if unknown).
 func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
@@ -303,19 +346,15 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 	maxLeaf := -1
 	for i := range entries {
 		e := &entries[i]
+		hidePMU(e)
 		switch e.Function {
 		case 0:
 			intel = e.Ebx == 0x756E6547 && e.Edx == 0x49656E69 && e.Ecx == 0x6C65746E // "GenuineIntel"
 			maxLeaf = i
 		case 1:
-			e.Ecx &^= 1<<3 | pdcm           // MONITOR/MWAIT, PDCM
+			e.Ecx &^= 1 << 3                // MONITOR/MWAIT
 			e.Ebx &^= 0xFF << 24            // initial APIC ID 0
 			e.Ebx = e.Ebx&^0xFF0000 | 1<<16 // one logical processor
-		case 0xA, 0x80000022:
-			// Intel's architectural PMU, AMD's PerfMonV2.
-			e.Eax, e.Ebx, e.Ecx, e.Edx = 0, 0, 0, 0
-		case 0x80000001:
-			e.Ecx &^= amdPerfCtrExt
 		case 4, 0x8000001D:
 			// One core per package and one logical CPU per cache, as
 			// leaf 1 says: KVM passes the host's counts, and NetBSD's
