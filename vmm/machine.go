@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -903,7 +902,7 @@ func checkDiskSpecs(disks []blk.Spec) error {
 // and SnapshotExit or OnSnapshot without SnapshotOnReady's writer.
 func checkWatchers(cfg Config) error {
 	if cfg.ReadyAddr != "" {
-		if err := checkHostPort(cfg.ReadyAddr); err != nil {
+		if _, _, err := portready.SplitAddr(cfg.ReadyAddr); err != nil {
 			return &Error{Op: "ready address", Err: fmt.Errorf("%q: %w: %w", cfg.ReadyAddr, err, ErrConfig),
 				Hint: "give a host and a TCP port, such as 127.0.0.1:8080", Field: "ReadyAddr"}
 		}
@@ -935,24 +934,6 @@ func (m *Machine) finishTarget(err error) error {
 		return err
 	}
 	return w.Finish(err)
-}
-
-// checkHostPort refuses an address a TCP dial could never reach: one
-// without a port, or whose port is no number (or service name) from 1 to
-// 65535.
-func checkHostPort(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	n, err := net.LookupPort("tcp", port)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("port 0 is no port to connect to")
-	}
-	return nil
 }
 
 // sameDevice reports whether a and b are one device: the same pointer

@@ -11,7 +11,7 @@ import (
 // lookupReadyHost looks Config.ReadyAddr's host name up; tests fake it.
 var lookupReadyHost portready.LookupFunc = net.DefaultResolver.LookupNetIP
 
-// resolveReadyAddr resolves Config.ReadyAddr (checkHostPort passed it),
+// resolveReadyAddr resolves Config.ReadyAddr (checkWatchers passed it),
 // in New or Restore, into the IP addresses and port the prober dials
 // (none without one; the loopback addresses for an empty host). A name
 // dialed by the prober was looked up while Run ran: under BeforeRun's

@@ -36,6 +36,24 @@ var dialer = func() *net.Dialer {
 	return d
 }()
 
+// SplitAddr splits the TCP address addr into its host and port number,
+// refusing an address a probe could never connect to: one without a
+// port, or whose port is no number (or service name) from 1 to 65535.
+func SplitAddr(addr string) (host string, port uint16, err error) {
+	host, name, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := net.LookupPort("tcp", name)
+	if err != nil {
+		return "", 0, err
+	}
+	if n == 0 {
+		return "", 0, errors.New("port 0 is no port to connect to")
+	}
+	return host, uint16(n), nil
+}
+
 // LookupFunc looks a host name up, as net.Resolver.LookupNetIP does.
 type LookupFunc func(ctx context.Context, network, host string) ([]netip.Addr, error)
 
@@ -51,22 +69,18 @@ type LookupFunc func(ctx context.Context, network, host string) ([]netip.Addr, e
 // the sandbox refuses, and leaves goroutines of its own behind; a dial of
 // an IP address does neither.
 func Resolve(ctx context.Context, addr string, lookup LookupFunc) ([]string, error) {
-	host, portName, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	port, err := net.LookupPort("tcp", portName)
+	host, port, err := SplitAddr(addr)
 	if err != nil {
 		return nil, err
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return []string{netip.AddrPortFrom(ip, uint16(port)).String()}, nil
+		return []string{netip.AddrPortFrom(ip, port).String()}, nil
 	}
 	if host == "" {
 		// No name to look up: a lookup of "" fails ("no such host").
 		return []string{
-			netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port)).String(),
-			netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port)).String(),
+			netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port).String(),
+			netip.AddrPortFrom(netip.IPv6Loopback(), port).String(),
 		}, nil
 	}
 	if lookup == nil {
@@ -81,7 +95,7 @@ func Resolve(ctx context.Context, addr string, lookup LookupFunc) ([]string, err
 	}
 	addrs := make([]string, len(ips))
 	for i, ip := range ips {
-		addrs[i] = netip.AddrPortFrom(ip.Unmap(), uint16(port)).String()
+		addrs[i] = netip.AddrPortFrom(ip.Unmap(), port).String()
 	}
 	return addrs, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,5 +241,41 @@ func TestProbeTriesEachAddress(t *testing.T) {
 	}
 	if _, ok := Probe(closed, closed); ok {
 		t.Error("Probe of two refusing addresses: ready")
+	}
+}
+
+// TestSplitAddr: an address a probe could connect to is split into its
+// host and port number (a service name's too); one without a port, or
+// whose port is 0, out of range or an unknown service, is refused, as
+// vmm refuses such a Config.ReadyAddr.
+func TestSplitAddr(t *testing.T) {
+	tests := []struct {
+		addr     string
+		wantHost string
+		wantPort uint16
+		wantErr  string
+	}{
+		{"127.0.0.1:8080", "127.0.0.1", 8080, ""},
+		{"[::1]:22", "::1", 22, ""},
+		{":8080", "", 8080, ""},
+		{"localhost:http", "localhost", 80, ""},
+		{"localhost", "", 0, "missing port in address"},
+		{"127.0.0.1:0", "", 0, "port 0"},
+		{"127.0.0.1:65536", "", 0, "invalid port"},
+		{"127.0.0.1:no-such-service", "", 0, "unknown port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			host, port, err := SplitAddr(tt.addr)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("SplitAddr(%q) = %q, %d, %v; want an error saying %q", tt.addr, host, port, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || host != tt.wantHost || port != tt.wantPort {
+				t.Errorf("SplitAddr(%q) = %q, %d, %v; want %q, %d", tt.addr, host, port, err, tt.wantHost, tt.wantPort)
+			}
+		})
 	}
 }
