@@ -86,12 +86,19 @@ func TestReleaseUnmapsPagesAndKeepsContents(t *testing.T) {
 	}
 	defer pm.Close()
 	wantSum := sum(table[:])
+	// The process's other threads (the runtime's, the test framework's)
+	// run on between the release and the count, mapping back what they
+	// run 64 KiB at a time: seen 369 of 720 pages on a loaded CI machine.
+	// A try that left more than half is made again.
 	before := mappedPages(t, pm, segs)
-	n, err := Release()
-	if err != nil {
-		t.Fatal(err)
+	var after int
+	var n uintptr
+	for try := 0; try < 5 && (try == 0 || after*2 > before); try++ {
+		if n, err = Release(); err != nil {
+			t.Fatal(err)
+		}
+		after = mappedPages(t, pm, segs)
 	}
-	after := mappedPages(t, pm, segs)
 	var total uintptr
 	for _, s := range segs {
 		total += s.Len()
