@@ -31,11 +31,8 @@ func TestProbe(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := time.Now()
 			at, ok := Probe(tt.addr)
-			// A ready port is probed again while not found ready: a
-			// connect gives up after dialTimeout, which a loaded host
-			// can outlast though the port listens.
-			for i := 0; tt.ready && !ok && i < 50; i++ {
-				at, ok = Probe(tt.addr)
+			if tt.ready && !ok {
+				at, ok = probeUntilReady(tt.addr)
 			}
 			if ok != tt.ready {
 				t.Fatalf("Probe = %v, want %v", ok, tt.ready)
@@ -238,13 +235,7 @@ func TestResolveLocalhost(t *testing.T) {
 func TestProbeTriesEachAddress(t *testing.T) {
 	closed := portreadytest.Refusing(t)
 	greeter := portreadytest.Greeter(t, "SSH-2.0\r\n")
-	// Tried again while not ready: a connect gives up after dialTimeout,
-	// which a loaded host can outlast though the greeter listens.
-	ok := false
-	for i := 0; i < 50 && !ok; i++ {
-		_, ok = Probe(closed, greeter)
-	}
-	if !ok {
+	if _, ok := probeUntilReady(closed, greeter); !ok {
 		t.Error("Probe of a refusing address, then an answering one: not ready")
 	}
 	if _, ok := Probe(closed, closed); ok {
@@ -285,5 +276,17 @@ func TestSplitAddr(t *testing.T) {
 				t.Errorf("SplitAddr(%q) = %q, %d, %v; want %q, %d", tt.addr, host, port, err, tt.wantHost, tt.wantPort)
 			}
 		})
+	}
+}
+
+// probeUntilReady probes addrs up to 50 times until one is ready: a
+// connect gives up after dialTimeout, which a loaded host (or a process
+// just started on one) can outlast though the port listens, as Wait
+// would probe again; a port that refuses stays not ready.
+func probeUntilReady(addrs ...string) (time.Time, bool) {
+	for i := 0; ; i++ {
+		if at, ok := Probe(addrs...); ok || i == 49 {
+			return at, ok
+		}
 	}
 }

@@ -26,14 +26,7 @@ func TestMain(m *testing.M) {
 			fmt.Println("install:", err)
 			os.Exit(3)
 		}
-		// A probe's connect gives up after dialTimeout, which a child
-		// just started on a loaded host can outlast though the port
-		// listens: probe again, as Wait would; a refusing port stays
-		// not ready.
-		ok := false
-		for i := 0; i < 50 && !ok; i++ {
-			_, ok = Probe(addrs...)
-		}
+		_, ok := probeUntilReady(addrs...)
 		fmt.Printf("probed, ready %v\n", ok)
 		os.Exit(0)
 	}
