@@ -13,7 +13,7 @@ import (
 const maxIOMSRs = 256
 
 // checkState refuses a decoded state that no machine of ours could have
-// written: KVM structures of the wrong size or count, interrupt
+// written: a memory size New refuses, KVM structures of the wrong size or count, interrupt
 // controllers out of order, interrupt controller and PIT state no guest
 // could reach (KVM takes it), a boot protocol none boots by, and UART or
 // RTC state no guest could reach.
@@ -23,6 +23,12 @@ const maxIOMSRs = 256
 // Restore, against the machine's devices, each before it applies any of
 // its state.
 func checkState(st *machineState) error {
+	// New's range (checkMemoryMiB): more would put RAM, in one slot from
+	// address 0, across the 32-bit PCI/APIC hole; less holds no kernel.
+	// The header's size is no check: it may be anything up to 1 TiB.
+	if st.MemoryMiB < MinMemoryMiB || st.MemoryMiB > MaxMemoryMiB {
+		return fmt.Errorf("MemoryMiB %d: a machine has %d to %d MiB", st.MemoryMiB, MinMemoryMiB, MaxMemoryMiB)
+	}
 	c := &st.VCPU
 	for _, b := range []struct {
 		name string

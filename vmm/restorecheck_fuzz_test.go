@@ -16,9 +16,10 @@ import (
 // so that a small input edits a real state; decoding the whole 18 KB
 // state took 0.74 ms a time here, too slow to fuzz), and checks each as
 // Restore does before anything is applied. An accepted state must hold
-// what restoreState then uses without looking (three interrupt
-// controllers of KVM's size, a clock, XSAVE or FPU state), and UART and
-// RTC state their Restore takes.
+// what restoreState then uses without looking (a memory size New takes,
+// which becomes the machine's, three interrupt controllers of KVM's
+// size, a clock, XSAVE or FPU state), and UART and RTC state their
+// Restore takes.
 func FuzzCheckState(f *testing.F) {
 	b, err := os.ReadFile("testdata/demo-state.json")
 	if err != nil {
@@ -36,6 +37,8 @@ func FuzzCheckState(f *testing.F) {
 	f.Add([]byte(`{"VCPU":{"XSave":null,"FPU":null}}`))
 	f.Add([]byte(`{"UART":{"IER":1,"RX":"eA==","IRQHigh":true},"RTC":{"Index":139}}`))
 	f.Add([]byte(`{"MACs":["02:00:00:00:00:01"],"Virtio":[{"Type":1,"Queues":[{"PFN":1}]}]}`))
+	f.Add([]byte(`{"MemoryMiB":4096}`))
+	f.Add([]byte(`{"MemoryMiB":1}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 2048 {
 			// encoding/json's cost grows with the input, and what a
@@ -46,6 +49,9 @@ func FuzzCheckState(f *testing.F) {
 		check := func(st *machineState) {
 			if checkState(st) != nil {
 				return
+			}
+			if st.MemoryMiB < MinMemoryMiB || st.MemoryMiB > MaxMemoryMiB {
+				t.Fatalf("accepted a memory size of %d MiB, which New refuses", st.MemoryMiB)
 			}
 			if len(st.IRQChips) != irqchipCount || len(st.Clock) != sizeClock || st.VCPU.XSave == nil && st.VCPU.FPU == nil {
 				t.Fatalf("accepted a state restoreState cannot use: %d interrupt controllers, clock of %d bytes, XSAVE %d bytes, FPU %d",

@@ -16,6 +16,7 @@ import (
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
+	"golang.org/x/sys/unix"
 )
 
 // TestRestoreRefusesForgedState: a snapshot whose state section has a
@@ -124,6 +125,77 @@ func TestRestoreRefusesForgedState(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRestoreRefusesForgedMemorySize: a snapshot whose state and header
+// agree on a memory size no machine has (valid digests) is refused as
+// corrupt, naming MemoryMiB, before a VM is made: one of 4096 MiB
+// restored and ran with its RAM in one slot across the 32-bit PCI/APIC
+// hole, and one of 1 MiB was accepted and ended as a guest crash.
+func TestRestoreRefusesForgedMemorySize(t *testing.T) {
+	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
+	f, err := snapshot.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := vmm.StateJSON(f.State)
+	mem, merr := f.MapMemory()
+	f.Close()
+	if err != nil || merr != nil {
+		t.Fatal(err, merr)
+	}
+	defer unix.Munmap(mem)
+	for _, mib := range []int{1, vmm.MinMemoryMiB - 1, vmm.MaxMemoryMiB + 1, 4096} {
+		t.Run(strconv.Itoa(mib), func(t *testing.T) {
+			var st map[string]any
+			d := json.NewDecoder(bytes.NewReader(good))
+			d.UseNumber()
+			if err := d.Decode(&st); err != nil {
+				t.Fatal(err)
+			}
+			st["MemoryMiB"] = mib
+			j, err := json.Marshal(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, err := vmm.StateSection(j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The guest's pages, then zeros the writer takes as such
+			// without touching them.
+			big, err := unix.Mmap(-1, 0, mib<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Munmap(big)
+			n := copy(big, mem)
+			zero := snapshot.NewPageSet(len(big) / snapshot.PageSize)
+			for p := n / snapshot.PageSize; p < len(big)/snapshot.PageSize; p++ {
+				zero.Add(p)
+			}
+			p := filepath.Join(t.TempDir(), "forged.snap")
+			out, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = snapshot.WriteKnown(out, snapshot.NIC{}, state, big, zero)
+			if cerr := out.Close(); err != nil || cerr != nil {
+				t.Fatal(err, cerr)
+			}
+			for _, kvmPath := range []string{"", "/nonexistent/kvm"} {
+				m, err := vmm.Restore(vmm.Config{KVMPath: kvmPath}, p)
+				if err == nil {
+					m.Close()
+					t.Fatalf("Restore (KVM %q) succeeded", kvmPath)
+				}
+				want := "MemoryMiB " + strconv.Itoa(mib) + ": a machine has 3 to 3072 MiB"
+				if !errors.Is(err, snapshot.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("Restore (KVM %q): %v\nwant %v saying %q", kvmPath, err, snapshot.ErrCorrupt, want)
+				}
+			}
+		})
 	}
 }
 
