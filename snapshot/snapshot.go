@@ -36,8 +36,11 @@
 // over the header (the memory digest included) and the state, that the
 // padding after the state is zero (the digest does not cover it), and that
 // the file ends where the memory section does (ErrTruncated before it,
-// ErrCorrupt after it). The memory itself is
-// checked by VerifyMemory, which reads the file's data (not its holes)
+// ErrCorrupt after it). A version other than Version is refused with
+// ErrVersion (and ErrNewerVersion above it), unless the file is this
+// version's but for a damaged version field (its fields pass and its
+// SHA-256 is right with Version there): that is ErrCorrupt. The memory
+// itself is checked by VerifyMemory, which reads the file's data (not its holes)
 // with pread, not through MapMemory's mapping: the mapping stays lazy,
 // its pages shared with the page cache until the guest touches them.
 // Package vmm's restore calls it by default, before any of the state is
@@ -603,7 +606,9 @@ func Read(r io.ReaderAt, size int64) (Header, []byte, error) {
 
 // readHeader reads the fixed header and checks its fields, all but the
 // digest, which covers the state too. It returns the header's bytes for
-// the digest.
+// the digest. A header of another version is refused as such, unless it
+// is a damaged one of this version (damagedVersion), which reads the
+// state to tell.
 func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	var h Header
 	head := make([]byte, HeaderSize)
@@ -619,16 +624,58 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	if string(head[:len(Magic)]) != Magic {
 		return h, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:len(Magic)])
 	}
+	if v := binary.LittleEndian.Uint32(head[8:]); v != Version {
+		h.Version = v
+		if err := damagedVersion(r, head); err != nil {
+			return h, nil, err
+		}
+		if v > Version {
+			return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d: %w", ErrVersion, v, Version, ErrNewerVersion)
+		}
+		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d", ErrVersion, v, Version)
+	}
+	h, err := headerFields(head)
+	if err != nil {
+		return h, nil, err
+	}
+	return h, head, nil
+}
+
+// damagedVersion refuses (ErrCorrupt) head, of another version than
+// this reader's, when it is this version's header but for the version
+// field: with Version there, its fields pass and its SHA-256 is the one
+// over it and the state its fields place, which no file of another
+// version has (its digest, if any, covers its own version). A bit flip
+// there read as "written by a newer smolvmm". Of a file of another
+// version, whose layout may be any, it reads nothing unless its bytes
+// pass as this version's header, and then no more than the state that
+// header bounds (MaxStateSize); any read error leaves the verdict to the
+// version.
+func damagedVersion(r io.ReaderAt, head []byte) error {
+	fixed := bytes.Clone(head)
+	binary.LittleEndian.PutUint32(fixed[8:], Version)
+	h, err := headerFields(fixed)
+	if err != nil {
+		return nil
+	}
+	state := make([]byte, h.StateLen)
+	if n, _ := r.ReadAt(state, int64(h.StateOff)); n < len(state) {
+		return nil
+	}
+	if digest(fixed, state) != h.Digest {
+		return nil
+	}
+	return fmt.Errorf("%w: version field damaged (header bytes 8-11 say version %d): the SHA-256 over the header and state matches them with version %d: the file is otherwise a version-%d snapshot",
+		ErrCorrupt, binary.LittleEndian.Uint32(head[8:]), Version, Version)
+}
+
+// headerFields decodes head, a header of this version with the magic
+// checked, and checks its fields but the digest.
+func headerFields(head []byte) (Header, error) {
 	le := binary.LittleEndian
-	h.Version = le.Uint32(head[8:])
-	if h.Version > Version {
-		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d: %w", ErrVersion, h.Version, Version, ErrNewerVersion)
-	}
-	if h.Version != Version {
-		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d", ErrVersion, h.Version, Version)
-	}
+	h := Header{Version: le.Uint32(head[8:])}
 	if hs := le.Uint32(head[12:]); hs != HeaderSize {
-		return h, nil, fmt.Errorf("%w: header size %d, want %d", ErrCorrupt, hs, HeaderSize)
+		return h, fmt.Errorf("%w: header size %d, want %d", ErrCorrupt, hs, HeaderSize)
 	}
 	h.MemSize = le.Uint64(head[16:])
 	h.StateOff = le.Uint64(head[24:])
@@ -641,21 +688,21 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	copy(h.KVM[:], head[kvmOff:reservedOff])
 	switch {
 	case !bytes.Equal(head[reservedOff:], make([]byte, HeaderSize-reservedOff)):
-		return h, nil, fmt.Errorf("%w: reserved header bytes %d-%d are not zero", ErrCorrupt, reservedOff, HeaderSize-1)
+		return h, fmt.Errorf("%w: reserved header bytes %d-%d are not zero", ErrCorrupt, reservedOff, HeaderSize-1)
 	case head[flagsOff]&^flagNIC != 0:
-		return h, nil, fmt.Errorf("%w: machine flags %#x in header byte %d, only bit 0 is defined", ErrCorrupt, head[flagsOff], flagsOff)
+		return h, fmt.Errorf("%w: machine flags %#x in header byte %d, only bit 0 is defined", ErrCorrupt, head[flagsOff], flagsOff)
 	case !h.NIC.Present && h.NIC.MAC != ([6]byte{}):
-		return h, nil, fmt.Errorf("%w: network card address %x in the header of a machine without a network card", ErrCorrupt, h.NIC.MAC)
+		return h, fmt.Errorf("%w: network card address %x in the header of a machine without a network card", ErrCorrupt, h.NIC.MAC)
 	case h.StateOff != HeaderSize:
-		return h, nil, fmt.Errorf("%w: state offset %d, want %d", ErrCorrupt, h.StateOff, HeaderSize)
+		return h, fmt.Errorf("%w: state offset %d, want %d", ErrCorrupt, h.StateOff, HeaderSize)
 	case h.StateLen > MaxStateSize:
-		return h, nil, fmt.Errorf("%w: state length %d exceeds %d", ErrCorrupt, h.StateLen, MaxStateSize)
+		return h, fmt.Errorf("%w: state length %d exceeds %d", ErrCorrupt, h.StateLen, MaxStateSize)
 	case h.MemOff != alignUp(h.StateOff+h.StateLen):
-		return h, nil, fmt.Errorf("%w: memory offset %#x, want %#x (the page after the state)", ErrCorrupt, h.MemOff, alignUp(h.StateOff+h.StateLen))
+		return h, fmt.Errorf("%w: memory offset %#x, want %#x (the page after the state)", ErrCorrupt, h.MemOff, alignUp(h.StateOff+h.StateLen))
 	case !validMemSize(h.MemSize):
-		return h, nil, fmt.Errorf("%w: memory size %#x is not a positive multiple of the page size of at most 1 TiB", ErrCorrupt, h.MemSize)
+		return h, fmt.Errorf("%w: memory size %#x is not a positive multiple of the page size of at most 1 TiB", ErrCorrupt, h.MemSize)
 	}
-	return h, head, nil
+	return h, nil
 }
 
 // readState reads the state section h places, checks the digest over
@@ -734,7 +781,8 @@ func Open(path string) (*File, error) {
 }
 
 // OpenHeader opens the snapshot at path and checks its header's fields,
-// without reading the state section: ReadState does that, and may run on
+// without reading the state section (but for a header of another
+// version, to tell a damaged version field): ReadState does that, and may run on
 // another goroutine while MapMemory maps the memory, so that a restore
 // reads and decodes the state while it creates the VM. Until ReadState
 // has returned nil, the header is unverified (the digest covers it with

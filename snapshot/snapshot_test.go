@@ -102,13 +102,23 @@ func TestRefusals(t *testing.T) {
 		detail string
 	}{
 		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrFormat, `bad magic "XMOLSNAP"`},
-		// A newer smolvmm's snapshot says so: the advice is that one.
-		{"newer version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return b }, ErrNewerVersion, "version 9, this reader knows version 7: written by a newer smolvmm"},
-		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return b }, ErrVersion, "version 1, this reader knows version 7"},
-		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return b }, ErrVersion, "version 3, this reader knows version 7"},
-		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return b }, ErrVersion, "version 4, this reader knows version 7"},
-		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return b }, ErrVersion, "version 5, this reader knows version 7"},
-		{"version 6", func(b []byte) []byte { le.PutUint32(b[8:], 6); return b }, ErrVersion, "version 6, this reader knows version 7"},
+		// A newer smolvmm's snapshot says so: the advice is that one. A
+		// file of another version has its digest over its own version
+		// (resign), so that it is not a damaged version field's.
+		{"newer version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return resign(b) }, ErrNewerVersion, "version 9, this reader knows version 7: written by a newer smolvmm"},
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return resign(b) }, ErrVersion, "version 1, this reader knows version 7"},
+		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return resign(b) }, ErrVersion, "version 3, this reader knows version 7"},
+		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return resign(b) }, ErrVersion, "version 4, this reader knows version 7"},
+		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return resign(b) }, ErrVersion, "version 5, this reader knows version 7"},
+		{"version 6", func(b []byte) []byte { le.PutUint32(b[8:], 6); return resign(b) }, ErrVersion, "version 6, this reader knows version 7"},
+		{"version 6, otherwise corrupt", func(b []byte) []byte { le.PutUint32(b[8:], 6); b[HeaderSize+2] ^= 1; return b }, ErrVersion, "version 6, this reader knows version 7"},
+		// A version field damaged in a file of this version is not
+		// another version's: it said "version 15, this reader knows
+		// version 7: written by a newer smolvmm".
+		{"version byte damaged to 15", func(b []byte) []byte { b[8] = 15; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 15)"},
+		{"version byte damaged to 6", func(b []byte) []byte { b[8] = 6; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 6)"},
+		{"version byte damaged to 0x87", func(b []byte) []byte { b[8] = 0x87; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 135)"},
+		{"version's last byte damaged", func(b []byte) []byte { b[11] = 0x80; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 2147483655)"},
 		{"memory digest changed", func(b []byte) []byte { b[memDigestOff+1] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory size changed", func(b []byte) []byte { le.PutUint64(b[16:], 3*PageSize); return b }, ErrCorrupt, "SHA-256"},
@@ -164,6 +174,118 @@ func TestRefusals(t *testing.T) {
 			}
 			if newer := errors.Is(err, ErrNewerVersion); newer != (tt.want == ErrNewerVersion) || newer && !errors.Is(err, ErrVersion) {
 				t.Errorf("Read = %v: ErrNewerVersion %t, want it only for a newer version, with ErrVersion", err, newer)
+			}
+			if errors.Is(err, ErrVersion) && errors.Is(err, ErrCorrupt) {
+				t.Errorf("Read = %v: both a version's refusal and corrupt", err)
+			}
+		})
+	}
+}
+
+// readRecorder is a file whose reads it records: the end of the
+// furthest asked for.
+type readRecorder struct {
+	r   *bytes.Reader
+	end int64
+}
+
+func (r *readRecorder) ReadAt(p []byte, off int64) (int, error) {
+	r.end = max(r.end, off+int64(len(p)))
+	return r.r.ReadAt(p, off)
+}
+
+// TestDamagedVersion: a file of this version whose version field alone
+// is damaged is refused as corrupt, saying so, by OpenHeader too; a
+// newer smolvmm's, of its own layout, is still refused as newer, and
+// the reader reads no more of it than a state this layout bounds (none
+// when its fields are not this layout's).
+func TestDamagedVersion(t *testing.T) {
+	le := binary.LittleEndian
+	resign := func(b []byte) []byte {
+		d := digest(b[:HeaderSize], b[HeaderSize:HeaderSize+le.Uint64(b[32:])])
+		copy(b[digestOff:], d[:])
+		return b
+	}
+	// newer is a version 8 file of another layout: a header of 256
+	// bytes, its digest at its end, the state after it.
+	newer := func(edit func(b []byte)) func([]byte) []byte {
+		return func([]byte) []byte {
+			b := make([]byte, 4*PageSize)
+			copy(b, Magic)
+			le.PutUint32(b[8:], 8)
+			le.PutUint32(b[12:], 256)
+			le.PutUint64(b[16:], 2*PageSize)
+			le.PutUint64(b[24:], 256)
+			le.PutUint64(b[32:], 100)
+			le.PutUint64(b[40:], 2*PageSize)
+			d := sha256.Sum256(b[:224])
+			copy(b[224:], d[:])
+			if edit != nil {
+				edit(b)
+			}
+			return b
+		}
+	}
+	tests := []struct {
+		name    string
+		file    func(b []byte) []byte
+		want    error
+		detail  string
+		maxRead int64 // the furthest byte the reader may ask for
+	}{
+		{"damaged to 15", func(b []byte) []byte { b[8] = 15; return b }, ErrCorrupt,
+			"version field damaged (header bytes 8-11 say version 15): the SHA-256 over the header and state matches them with version 7: the file is otherwise a version-7 snapshot", PageSize},
+		{"damaged to 6", func(b []byte) []byte { b[8] = 6; return b }, ErrCorrupt, "say version 6)", PageSize},
+		{"damaged to 0x87", func(b []byte) []byte { b[8] = 0x87; return b }, ErrCorrupt, "say version 135)", PageSize},
+		{"version 8 of this layout", func(b []byte) []byte { b[8] = 8; return resign(b) }, ErrNewerVersion, "version 8, this reader knows version 7", HeaderSize + 15},
+		{"version 8 of its own layout", newer(nil), ErrNewerVersion, "version 8, this reader knows version 7", HeaderSize},
+		// Where this layout's state offset and length are, a state no
+		// file of this version could have: nothing past the header is read.
+		{"version 8, state length 1<<62", newer(func(b []byte) {
+			le.PutUint32(b[12:], HeaderSize)
+			le.PutUint64(b[24:], HeaderSize)
+			le.PutUint64(b[32:], 1<<62)
+		}), ErrNewerVersion, "version 8", HeaderSize},
+		{"version 8, state length past the bound", newer(func(b []byte) {
+			le.PutUint32(b[12:], HeaderSize)
+			le.PutUint64(b[24:], HeaderSize)
+			le.PutUint64(b[32:], MaxStateSize+1)
+			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize+1))
+		}), ErrNewerVersion, "version 8", HeaderSize},
+		// A state this layout allows, longer than the file: read to the
+		// bound, no further.
+		{"version 8, the longest state", newer(func(b []byte) {
+			clear(b[HeaderSize:])
+			le.PutUint32(b[12:], HeaderSize)
+			le.PutUint64(b[24:], HeaderSize)
+			le.PutUint64(b[32:], MaxStateSize)
+			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize))
+		}), ErrNewerVersion, "version 8", HeaderSize + MaxStateSize},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.file(sample(t))
+			r := &readRecorder{r: bytes.NewReader(b)}
+			_, _, err := Read(r, int64(len(b)))
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.detail) {
+				t.Fatalf("Read = %v, want %v mentioning %q", err, tt.want, tt.detail)
+			}
+			if tt.want == ErrCorrupt && errors.Is(err, ErrVersion) {
+				t.Errorf("Read = %v: a damaged version field is no other version", err)
+			}
+			if r.end > tt.maxRead {
+				t.Errorf("Read asked for bytes up to %d, want at most %d", r.end, tt.maxRead)
+			}
+			path := filepath.Join(t.TempDir(), "s.snap")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := OpenHeader(path)
+			if err == nil {
+				f.Close()
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.detail) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("OpenHeader = %v, want %v naming the file and mentioning %q", err, tt.want, tt.detail)
 			}
 		})
 	}
@@ -279,6 +401,9 @@ func FuzzRead(f *testing.F) {
 	padded := sample(f) // a byte of the padding before the memory set
 	padded[PageSize-1] = 1
 	f.Add(padded)
+	damaged := sample(f) // a version field damaged
+	damaged[8] = 15
+	f.Add(damaged)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// What a restore trusts before the digest is checked: where the
 		// memory section lies, for mapping it.
@@ -289,6 +414,21 @@ func FuzzRead(f *testing.F) {
 		}
 		h, state, err := Read(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
+			if errors.Is(err, ErrVersion) && errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Read = %v: both a version's refusal and corrupt", err)
+			}
+			// A damaged version field is the verdict only for a file
+			// whose header, with this version in it, passes and whose
+			// digest is then right.
+			le := binary.LittleEndian
+			if len(b) >= HeaderSize && le.Uint32(b[8:]) != Version && errors.Is(err, ErrCorrupt) {
+				fixed := bytes.Clone(b)
+				le.PutUint32(fixed[8:], Version)
+				fh, _, ferr := readHeader(bytes.NewReader(fixed))
+				if ferr != nil || uint64(len(fixed)) < HeaderSize+fh.StateLen || digest(fixed[:HeaderSize], fixed[HeaderSize:HeaderSize+fh.StateLen]) != fh.Digest {
+					t.Fatalf("Read = %v for version %d, but with version %d the header is refused (%v) or its digest wrong", err, le.Uint32(b[8:]), Version, ferr)
+				}
+			}
 			return
 		}
 		if uint64(len(state)) != h.StateLen || h.MemOff+h.MemSize > uint64(len(b)) || h.MemOff%PageSize != 0 {
