@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -203,6 +204,17 @@ func TestRestoreRefusals(t *testing.T) {
 		return func(b []byte) []byte { binary.LittleEndian.PutUint64(b[16:], size); return b }
 	}
 	corrupt := edited(func(b []byte) []byte { b[snapshot.HeaderSize+10] ^= 0x20; return b })
+	// resign puts back the header's SHA-256 (bytes 48-79: over bytes 0-47,
+	// 80-127 and the state), so that an edited version is another
+	// version's file, not a damaged field of this one's.
+	resign := func(b []byte) []byte {
+		s := sha256.New()
+		s.Write(b[:48])
+		s.Write(b[80:snapshot.HeaderSize])
+		s.Write(b[snapshot.HeaderSize : snapshot.HeaderSize+binary.LittleEndian.Uint64(b[32:])])
+		copy(b[48:80], s.Sum(nil))
+		return b
+	}
 	tests := []struct {
 		name  string
 		path  string
@@ -224,8 +236,9 @@ func TestRestoreRefusals(t *testing.T) {
 		{"corrupt state, no KVM", corrupt, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, snapshot.ErrCorrupt, "SHA-256"},
 		{"no KVM", path, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, vmm.ErrNoKVM, "/nonexistent/kvm"},
 		{"truncated", edited(func(b []byte) []byte { return b[:len(b)-4096] }), vmm.Config{}, nil, snapshot.ErrTruncated, "memory section ends at"},
-		{"other version", edited(func(b []byte) []byte { b[8] = 8; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 8"},
-		{"version 6", edited(func(b []byte) []byte { b[8] = 6; return b }), vmm.Config{}, nil, snapshot.ErrVersion, "version 6, this reader knows version 7"},
+		{"other version", edited(func(b []byte) []byte { b[8] = 8; return resign(b) }), vmm.Config{}, nil, snapshot.ErrVersion, "version 8"},
+		{"version 6", edited(func(b []byte) []byte { b[8] = 6; return resign(b) }), vmm.Config{}, nil, snapshot.ErrVersion, "version 6, this reader knows version 7"},
+		{"version field damaged", edited(func(b []byte) []byte { b[8] = 15; return b }), vmm.Config{}, nil, snapshot.ErrCorrupt, "version field damaged (header bytes 8-11 say version 15)"},
 		{"not a snapshot", disk, vmm.Config{}, nil, snapshot.ErrFormat, "bad magic"},
 		{"fewer disks", path, vmm.Config{Disks: []blk.Spec{}}, nil, vmm.ErrSnapshotDevices, "has 1 disks, 0 given"},
 		// The guest negotiated a writable disk and a serial: one that
