@@ -43,7 +43,12 @@ const (
 	opSet             // some bit of val set
 	opClear           // every bit of val clear
 	opType            // equal to val once sockTypeFlags are masked off (socket's type)
+	opGe              // val or more, unsigned (a descriptor past the standard ones)
 )
+
+// stdDescriptors is the number of standard descriptors (0, 1 and 2),
+// which the filter keeps a VMM from changing the flags of or truncating.
+const stdDescriptors = 3
 
 // sockTypeFlags are the flags socket takes in its type argument; the rest
 // is the type.
@@ -51,7 +56,8 @@ const sockTypeFlags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 
 // cond tests argument arg. Only the low 32 bits are loaded: every argument
 // tested is an int or unsigned int to the kernel (ioctl's and fcntl's
-// command, socket's family, type and protocol, setsockopt's and
+// command, fcntl's and ftruncate's descriptor, pwritev2's flags,
+// socket's family, type and protocol, setsockopt's and
 // getsockopt's level and option, tgkill's and kill's pid, rt_sigaction's
 // signal, prctl's option, madvise's advice), or a word whose tested bits are in its low half
 // (clone's flags, mmap's prot), or one the kernel itself checks in full
@@ -91,8 +97,12 @@ var hot = []int{
 var allowed = []int{
 	// I/O on descriptors already open: disks (vectored I/O, flush,
 	// flock's release), tap, eventfds, the console.
+	// Writes at an offset (pwrite64, lseek then write) cannot reach
+	// the earlier content of a standard descriptor opened to append
+	// (2>>log): the kernel appends whatever the offset, and the filter
+	// keeps O_APPEND (fcntl, pwritev2 below).
 	unix.SYS_READV, unix.SYS_WRITEV, unix.SYS_PREAD64, unix.SYS_PWRITE64, unix.SYS_PREADV2,
-	unix.SYS_PWRITEV2, unix.SYS_LSEEK, unix.SYS_FSYNC, unix.SYS_FDATASYNC, unix.SYS_FLOCK,
+	unix.SYS_LSEEK, unix.SYS_FSYNC, unix.SYS_FDATASYNC, unix.SYS_FLOCK,
 	unix.SYS_FSTAT, unix.SYS_CLOSE,
 	// The Go runtime: memory, threads' signal state, timers, the poller.
 	unix.SYS_MUNMAP, unix.SYS_RT_SIGPROCMASK, unix.SYS_SIGALTSTACK,
@@ -208,9 +218,16 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 	// fcntl: descriptor flags (the poller's O_NONBLOCK) and the pipe
 	// sizes of the splice Go's net package does between two sockets; not
 	// duplicates or locks.
-	for _, cmd := range []uint32{unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_SETFL, unix.F_GETPIPE_SZ, unix.F_SETPIPE_SZ} {
+	for _, cmd := range []uint32{unix.F_GETFD, unix.F_SETFD, unix.F_GETFL, unix.F_GETPIPE_SZ, unix.F_SETPIPE_SZ} {
 		fcntl = append(fcntl, []cond{{1, opEq, cmd}})
 	}
+	// A file's status flags only past the standard descriptors (the
+	// tap's, sockets' O_NONBLOCK): on standard error opened to append
+	// (2>>log, one log for several VMs) a VMM taken over cleared
+	// O_APPEND and wrote over the log's earlier lines. The caller makes
+	// 0, 1 and 2's flags final before the filter (Go's File.Fd makes a
+	// descriptor blocking, once).
+	fcntl = append(fcntl, []cond{{1, opEq, unix.F_SETFL}, {0, opGe, stdDescriptors}})
 	rs = append(rs,
 		// Signals to this process only: the runtime preempts its
 		// threads with tgkill, and the vCPU is kicked out of KVM_RUN so.
@@ -228,6 +245,9 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		// flags the filter cannot read: ENOSYS makes it fall back to clone.
 		rule{nr: unix.SYS_CLONE3, errno: unix.ENOSYS},
 		rule{nr: unix.SYS_FCNTL, any: fcntl},
+		// Not RWF_NOAPPEND, which writes at the offset given into a
+		// file opened to append (2>>log).
+		rule{nr: unix.SYS_PWRITEV2, any: one(cond{5, opClear, unix.RWF_NOAPPEND})},
 		rule{nr: unix.SYS_MADVISE, any: madvise},
 		// The Go runtime names its heap's mappings whenever it maps,
 		// uses or returns memory, the background scavenger included
@@ -258,8 +278,9 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		)
 	}
 	if f.Truncate {
-		// Emptying a temporary file before it is written again.
-		rs = append(rs, rule{nr: unix.SYS_FTRUNCATE})
+		// Emptying a temporary file before it is written again; not a
+		// standard descriptor (2>>log: its earlier lines).
+		rs = append(rs, rule{nr: unix.SYS_FTRUNCATE, any: one(cond{0, opGe, stdDescriptors})})
 	}
 	if f.Sockets || f.UnixSockets {
 		var families [][]cond
@@ -538,6 +559,8 @@ func (a *asm) block(r rule) {
 			case opType:
 				a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: ^uint32(sockTypeFlags)})
 				a.jump(bpf.JumpEqual, c.val, -1, fail)
+			case opGe:
+				a.jump(bpf.JumpGreaterOrEqual, c.val, -1, fail)
 			}
 		}
 		a.ret(retAllow)

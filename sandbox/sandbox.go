@@ -115,8 +115,10 @@ type Filter struct {
 	// writes), never for one a guest may take over. (Descriptor 0 is
 	// standard input, never such a directory.)
 	RenameDir int
-	// Truncate allows ftruncate on the descriptors held: a VMM empties
-	// a snapshot's temporary file before writing it again.
+	// Truncate allows ftruncate on the descriptors held but the
+	// standard ones (0, 1, 2: a log opened to append keeps its earlier
+	// lines): a VMM empties a snapshot's temporary file before writing
+	// it again.
 	Truncate bool
 
 	// Prefix starts the line printed when a call is refused (e.g.

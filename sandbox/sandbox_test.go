@@ -103,6 +103,20 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "rt_sigaction SIGINT", nr: 13, args: []uint64{2}, want: retAllow},
 		{name: "rt_sigaction SIGSYS", nr: 13, args: []uint64{31}, want: retTrap},
 		{name: "fcntl F_SETFL", nr: 72, args: []uint64{3, 4}, want: retAllow},
+		{name: "fcntl F_SETFL O_NONBLOCK on a tap", nr: 72, args: []uint64{9, unix.F_SETFL, unix.O_RDWR | unix.O_NONBLOCK}, want: retAllow},
+		// Standard error opened to append (2>>log): a VMM taken over
+		// cleared O_APPEND, then wrote over the log's first lines.
+		{name: "fcntl F_SETFL on standard error", nr: 72, args: []uint64{2, unix.F_SETFL, unix.O_WRONLY}, want: retTrap},
+		{name: "fcntl F_SETFL O_APPEND kept on standard error", nr: 72, args: []uint64{2, unix.F_SETFL, unix.O_WRONLY | unix.O_APPEND}, want: retTrap},
+		{name: "fcntl F_SETFL on standard input", nr: 72, args: []uint64{0, unix.F_SETFL, unix.O_NONBLOCK}, want: retTrap},
+		{name: "fcntl F_SETFL on standard output", nr: 72, args: []uint64{1, unix.F_SETFL, 0}, want: retTrap},
+		// The kernel reads the descriptor as an unsigned int.
+		{name: "fcntl F_SETFL on standard error, high bits set", nr: 72, args: []uint64{1<<32 | 2, unix.F_SETFL, 0}, want: retTrap},
+		{name: "fcntl F_GETFL on standard error", nr: 72, args: []uint64{2, unix.F_GETFL}, want: retAllow},
+		{name: "fcntl F_SETFD on standard error", nr: 72, args: []uint64{2, unix.F_SETFD, unix.FD_CLOEXEC}, want: retAllow},
+		{name: "pwritev2", nr: unix.SYS_PWRITEV2, args: []uint64{7, 0x10000, 1, 0, 0, unix.RWF_DSYNC}, want: retAllow},
+		{name: "pwritev2 RWF_NOAPPEND", nr: unix.SYS_PWRITEV2, args: []uint64{2, 0x10000, 1, 0, 0, unix.RWF_NOAPPEND}, want: retTrap},
+		{name: "pwrite64 on standard error", nr: unix.SYS_PWRITE64, args: []uint64{2, 0x10000, 1, 0}, want: retAllow},
 		{name: "fcntl F_DUPFD", nr: 72, args: []uint64{3, 0}, want: retTrap},
 		{name: "socket without Sockets", nr: 41, args: []uint64{2, 1, 0}, want: retTrap},
 		{name: "connect without Sockets", nr: 42, want: retTrap},
@@ -197,6 +211,8 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "ftruncate without Truncate", nr: 77, args: []uint64{7, 0}, want: retTrap},
 		{name: "ftruncate with RenameDir only", renameDir: 7, nr: 77, args: []uint64{7, 0}, want: retTrap},
 		{name: "ftruncate with Truncate", truncate: true, nr: 77, args: []uint64{7, 0}, want: retAllow},
+		{name: "ftruncate of standard error with Truncate", truncate: true, nr: 77, args: []uint64{2, 0}, want: retTrap},
+		{name: "ftruncate of standard input with Truncate", truncate: true, nr: 77, args: []uint64{0, 0}, want: retTrap},
 		// A VMM writing snapshots (Truncate, no RenameDir: its broker
 		// renames) may neither rename nor remove anything, by any
 		// directory descriptor.
@@ -366,6 +382,25 @@ func child(mode string) int {
 			err = unix.Bind(fd, &unix.SockaddrUnix{Name: os.Getenv("SANDBOX_TEST_PATH")})
 		}
 		fmt.Fprintln(os.Stderr, "bind:", err)
+	case "unappend":
+		// What a VMM taken over did to a log shared by several VMs
+		// (2>>log): O_APPEND cleared, then a write at its start.
+		fl, err := unix.FcntlInt(2, unix.F_GETFL, 0)
+		if err == nil {
+			_, err = unix.FcntlInt(2, unix.F_SETFL, fl&^unix.O_APPEND)
+		}
+		if err == nil {
+			_, err = unix.Pwrite(2, []byte("OVERWRITTEN"), 0)
+		}
+		fmt.Fprintln(os.Stderr, "unappend:", err)
+	case "noappend-write":
+		_, err := unix.Pwritev2(2, [][]byte{[]byte("OVERWRITTEN")}, 0, unix.RWF_NOAPPEND)
+		fmt.Fprintln(os.Stderr, "pwritev2 RWF_NOAPPEND:", err)
+	case "append-pwrite":
+		// Allowed: the kernel appends to a file opened so whatever
+		// the offset.
+		_, err := unix.Pwrite(2, []byte("appended\n"), 0)
+		fmt.Fprintln(os.Stderr, "pwrite:", err)
 	case "prctl-name":
 		err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("x\x00")[0])), 0, 0, 0)
 		fmt.Fprintln(os.Stderr, "renamed the thread:", err)
@@ -450,6 +485,53 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 	}
 }
 
+// TestAppendedLogKept: a filtered process whose standard error is a log
+// opened to append (2>>log) cannot write over the log's earlier lines:
+// clearing O_APPEND and pwritev2's RWF_NOAPPEND are refused, and a
+// pwrite at offset 0 appends.
+func TestAppendedLogKept(t *testing.T) {
+	const earlier = "EARLIER LOG LINE\n"
+	trapped := func(call string) string {
+		return "child: seccomp: the VMM attempted the forbidden " + call + " and was stopped (test)\n"
+	}
+	for _, tt := range []struct {
+		mode, want string
+		status     int
+	}{
+		{"unappend", trapped("fcntl (system call 72)"), ExitStatus},
+		{"noappend-write", trapped("pwritev2 (system call 328)"), ExitStatus},
+		{"append-pwrite", "appended\npwrite: <nil>\n", 0},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "shared.log")
+			if err := os.WriteFile(path, []byte(earlier), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			log, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer log.Close()
+			cmd := childCmd(t, tt.mode)
+			cmd.Stderr = log
+			err = cmd.Run()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatalf("child: %v", err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.status || string(got) != earlier+tt.want {
+				t.Errorf("child: exit status %d, log %q; want %d, %q", status, got, tt.status, earlier+tt.want)
+			}
+		})
+	}
+}
+
 // startInstalled starts cmd (a "wait" child) and reads its line saying
 // the filter is installed; the caller kills and waits for it. stdin
 // closed tells the child to end.
@@ -526,7 +608,7 @@ func TestEveryListedCallAllowed(t *testing.T) {
 			listed[nr] = true
 		}
 	}
-	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 54: true, 55: true, 435: true, unix.SYS_MADVISE: true}
+	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 54: true, 55: true, 435: true, unix.SYS_MADVISE: true, unix.SYS_PWRITEV2: true}
 	if OpenRefusedQuietly {
 		conditional[unix.SYS_OPENAT] = true // its verdict is openatVerdict, checked above
 	}

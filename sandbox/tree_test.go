@@ -42,6 +42,8 @@ func ruleVerdict(rules []rule, arch uint32, nr int, args []uint64) uint32 {
 					holds = holds && v&c.val == 0
 				case opType:
 					holds = holds && v&^sockTypeFlags == c.val
+				case opGe:
+					holds = holds && v >= c.val
 				}
 			}
 			if holds {
@@ -69,6 +71,8 @@ func argsFor(rules []rule) [][]uint64 {
 			return c.val
 		case opType:
 			return c.val | sockTypeFlags
+		case opGe:
+			return c.val
 		}
 		return ^c.val // opClear
 	}
@@ -82,6 +86,8 @@ func argsFor(rules []rule) [][]uint64 {
 			return ^c.val
 		case opType:
 			return c.val ^ 1 | sockTypeFlags
+		case opGe:
+			return c.val - 1
 		}
 		return c.val // opClear
 	}
@@ -124,9 +130,10 @@ func TestProgramIsTheRules(t *testing.T) {
 		{f: Filter{Ioctls: []uint64{kvmRun}, UnixSockets: true, RenameDir: 7}},
 		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true, UnixSockets: true, RenameDir: 9}},
 		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true, RenameDir: 9}, quiet: true},
+		{f: Filter{Ioctls: []uint64{kvmRun}, Truncate: true}},
 	} {
 		f := tt.f
-		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d,quiet=%v", f.Sockets, f.UnixSockets, f.RenameDir, tt.quiet), func(t *testing.T) {
+		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d,truncate=%v,quiet=%v", f.Sockets, f.UnixSockets, f.RenameDir, f.Truncate, tt.quiet), func(t *testing.T) {
 			rules := f.rules(1234, tt.quiet)
 			insts, err := assemble(rules)
 			if err != nil {

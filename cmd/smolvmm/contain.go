@@ -298,6 +298,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			}
 			return nil
 		}
+		settleStdFlags()
 		inst, err := prepared.Install()
 		if err != nil {
 			return fmt.Errorf("%w (smolvmm --no-seccomp runs without the filter)", err)
@@ -312,6 +313,18 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 	}
 	installTestHook(cfg) // testhook*.go
 	return nil
+}
+
+// settleStdFlags makes the standard descriptors' status flags final
+// before the filter, which refuses F_SETFL on them (it keeps a log's
+// O_APPEND): Go's File.Fd makes a descriptor the process started with
+// non-blocking blocking, with an F_SETFL, the first time only; a later
+// Fd (a shared network's rejoin asks whether stderr is a terminal) then
+// only reads the flags.
+func settleStdFlags() {
+	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		f.Fd()
+	}
 }
 
 // abstractLine is -v's line on a shared network in the host's network
