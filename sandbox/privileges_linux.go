@@ -98,7 +98,10 @@ var ErrNotRoot = errors.New("only a process started as root can change its user"
 // it then checks, with the ids and groups the process then has. Ids above
 // MaxID are refused. Call it after
 // everything the process needs has been opened: files and devices
-// opened before stay usable.
+// opened before stay usable. Emptying the bounding set takes
+// CAP_SETPCAP: a process without it effective (root started with a
+// bounding set that lacks it) keeps the set, and gets no_new_privs on
+// every thread instead, which it checks too (DropKeepsBoundingSet).
 func DropPrivileges(c Credentials) error {
 	if c.UID <= 0 || c.GID < 0 {
 		return fmt.Errorf("drop privileges to uid %d, gid %d: give a user other than root", c.UID, c.GID)
@@ -109,8 +112,18 @@ func DropPrivileges(c Credentials) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("drop privileges to uid %d: running as uid %d: %w", c.UID, os.Geteuid(), ErrNotRoot)
 	}
-	if err := dropBoundingSet(); err != nil {
+	keep, err := DropKeepsBoundingSet()
+	if err != nil {
 		return err
+	}
+	if !keep {
+		if err := dropBoundingSet(); err != nil {
+			return err
+		}
+	} else if !linkedWithLibc {
+		if err := setNoNewPrivs(); err != nil {
+			return err
+		}
 	}
 	// The Go runtime applies each to all threads.
 	if err := syscall.Setgroups(nil); err != nil {
@@ -132,7 +145,46 @@ func DropPrivileges(c Credentials) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
-	return checkDropped(c)
+	return checkDropped(c, keep && !linkedWithLibc)
+}
+
+// DropKeepsBoundingSet reports whether DropPrivileges, called now, keeps
+// the capability bounding set instead of emptying it: in a build linked
+// with cgo (KeepsBoundingSet), and when CAP_SETPCAP, which emptying it
+// takes, is not in the calling thread's effective set (root started by a
+// service manager with CapabilityBoundingSet=CAP_SETUID CAP_SETGID..., or
+// in a container that drops all capabilities but a few). The set kept
+// grants nothing to a process left with no capability: the kernel reads
+// it only at an execve, to cap what a set-user-ID or file-capability
+// program gains, and at a capset, to cap the inheritable set, which a
+// process with no capability cannot raise anyway. DropPrivileges gives every thread
+// no_new_privs, under which an execve gains nothing (a seccomp filter
+// that forbids execve, installed after, would too); a user namespace's
+// capabilities do not come from it.
+func DropKeepsBoundingSet() (bool, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, fmt.Errorf("capget: %w", err)
+	}
+	return keepBoundingSet(data[0].Effective, linkedWithLibc), nil
+}
+
+// keepBoundingSet is DropKeepsBoundingSet's decision from the low word of
+// the effective set (CAP_SETPCAP is capability 8) and whether the build
+// is linked with cgo.
+func keepBoundingSet(effective uint32, cgo bool) bool {
+	return cgo || effective&(1<<unix.CAP_SETPCAP) == 0
+}
+
+// setNoNewPrivs gives every thread no_new_privs (a per-thread attribute,
+// which new threads inherit): no program executed gains capabilities or
+// ids, whatever the bounding set.
+func setNoNewPrivs() error {
+	if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); errno != 0 {
+		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS, 1): %w", errno)
+	}
+	return nil
 }
 
 // clearCapabilities empties every thread's ambient and inheritable sets
@@ -272,9 +324,9 @@ func DropCapabilities(execForbidden bool) (had uint64, boundingEmptied bool, err
 
 // checkDropped checks that the calling thread (as every other: the Go
 // runtime set each) runs as c, real, effective and saved ids, with no
-// supplementary group and no capability, and that the process is not
-// dumpable.
-func checkDropped(c Credentials) error {
+// supplementary group and no capability, with no_new_privs when
+// noNewPrivs, and that the process is not dumpable.
+func checkDropped(c Credentials, noNewPrivs bool) error {
 	// x/sys returns the kernel's unsigned ids as C ints: 4294967294 is -2.
 	ru, eu, su := getresid(unix.Getresuid)
 	rg, eg, sg := getresid(unix.Getresgid)
@@ -295,6 +347,14 @@ func checkDropped(c Credentials) error {
 		return fmt.Errorf("prctl(PR_GET_DUMPABLE): %w", err)
 	} else if d != 0 {
 		return fmt.Errorf("the process is still dumpable (%d) after dropping to uid %d", d, c.UID)
+	}
+	if !noNewPrivs {
+		return nil
+	}
+	if n, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_GET_NO_NEW_PRIVS): %w", err)
+	} else if n != 1 {
+		return fmt.Errorf("no_new_privs is %d after dropping to uid %d with the bounding set kept", n, c.UID)
 	}
 	return nil
 }

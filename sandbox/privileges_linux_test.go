@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,6 +80,9 @@ func dropChild(mode string) int {
 	if err := DropPrivileges(Credentials{UID: 65534, GID: 65534}); err != nil {
 		fmt.Fprintln(os.Stderr, "DropPrivileges:", err)
 		return 3
+	}
+	if mode == "no-setpcap" {
+		return printThreadStatus("Cap", "NoNewPrivs")
 	}
 	return printThreadCaps()
 }
@@ -299,6 +303,74 @@ func TestDropPrivilegesEveryThread(t *testing.T) {
 	}
 }
 
+// TestDropPrivilegesWithoutSetpcap: root started without CAP_SETPCAP in
+// its bounding set (a service's CapabilityBoundingSet=CAP_SETUID
+// CAP_SETGID..., a container that drops all capabilities but a few)
+// drops to nobody with no capability on any thread, keeping the bounding
+// set it cannot empty, and with no_new_privs on every thread, under which
+// no program executed could gain what that set allows. It failed with
+// "prctl(PR_CAPBSET_DROP, 0): operation not permitted".
+func TestDropPrivilegesWithoutSetpcap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv(1) from util-linux")
+	}
+	full, err := strconv.ParseUint(capBounding(t), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--bounding-set", "-setpcap", "--inh-caps=-all", "--", os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SANDBOX_TEST_DROP=no-setpcap")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 6*7 {
+		t.Fatalf("%d lines for %d threads, want at least 7 threads:\n%s", len(lines), len(lines)/6, out)
+	}
+	for _, l := range lines {
+		want := " 0000000000000000"
+		switch {
+		case strings.Contains(l, "CapBnd"):
+			want = fmt.Sprintf(" %016x", full&^(1<<unix.CAP_SETPCAP))
+		case strings.Contains(l, "NoNewPrivs"):
+			if linkedWithLibc { // set by the filter's TSYNC, installed after
+				continue
+			}
+			want = " 1"
+		}
+		if !strings.HasSuffix(l, want) {
+			t.Errorf("thread %s, want%s", l, want)
+		}
+	}
+}
+
+// TestKeepBoundingSet: the bounding set is kept in a cgo build, and
+// whenever CAP_SETPCAP, which emptying it takes, is not effective.
+func TestKeepBoundingSet(t *testing.T) {
+	const setpcap = 1 << unix.CAP_SETPCAP
+	for _, tt := range []struct {
+		effective uint32
+		cgo, keep bool
+	}{
+		{0xffffffff, false, false},
+		{setpcap, false, false},
+		{0xffffffff &^ setpcap, false, true}, // setpriv --bounding-set -setpcap
+		{1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID, false, true},
+		{0, false, true},
+		{0xffffffff, true, true},
+		{0, true, true},
+	} {
+		if got := keepBoundingSet(tt.effective, tt.cgo); got != tt.keep {
+			t.Errorf("keepBoundingSet(%#x, cgo %v) = %v, want %v", tt.effective, tt.cgo, got, tt.keep)
+		}
+	}
+}
+
 // TestDropPrivilegesInheritable: a process started with inheritable and
 // ambient capabilities drops them with its user, in a cgo build too; it
 // refused to ("capabilities 0x1000 are left after dropping to uid
@@ -355,7 +427,7 @@ func TestDropPrivilegesOutOfRange(t *testing.T) {
 // told so, naming the ids it has.
 func TestCheckDropped(t *testing.T) {
 	ru, eu, su := getresid(unix.Getresuid)
-	err := checkDropped(Credentials{UID: 12345, GID: 12345})
+	err := checkDropped(Credentials{UID: 12345, GID: 12345}, false)
 	if want := fmt.Sprintf("runs as uids %d %d %d", ru, eu, su); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("checkDropped as uid %d: %v; want an error saying %q", eu, err, want)
 	}
@@ -539,7 +611,11 @@ func blockThreads(n int) {
 // printThreadCaps prints each thread's capability sets ("TID CapInh:
 // HEX", ...) and returns a child's status: 0, or 3 when a thread's
 // status cannot be read.
-func printThreadCaps() int {
+func printThreadCaps() int { return printThreadStatus("Cap") }
+
+// printThreadStatus prints each thread's /proc status lines that start
+// with one of prefixes, as printThreadCaps does.
+func printThreadStatus(prefixes ...string) int {
 	paths, _ := filepath.Glob("/proc/self/task/*/status")
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
@@ -548,7 +624,7 @@ func printThreadCaps() int {
 			return 3
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "Cap") {
+			if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(line, p) }) {
 				fmt.Printf("%s %s\n", filepath.Base(filepath.Dir(p)), strings.Join(strings.Fields(line), " "))
 			}
 		}

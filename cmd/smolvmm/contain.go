@@ -262,14 +262,19 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			}
 		}
 		if creds != nil {
-			if err := sandbox.DropPrivileges(*creds); err != nil {
+			// Asked first: the drop takes CAP_SETPCAP away.
+			keepsBounding, err := sandbox.DropKeepsBoundingSet()
+			if err == nil {
+				err = sandbox.DropPrivileges(*creds)
+			}
+			if err != nil {
 				if c.String("user") == "" {
 					return fmt.Errorf("--uid %d --gid %d: %w", creds.UID, creds.GID, err)
 				}
 				return fmt.Errorf("--user %s: %w", c.String("user"), err)
 			}
 			if verbose {
-				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", droppedLine(*creds, sandbox.KeepsBoundingSet))
+				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", droppedLine(*creds, sandbox.KeepsBoundingSet, keepsBounding))
 			}
 			if jailed { // jail.go: the kernel forgot it with the credentials
 				if err := sandbox.DieWithParent(); err != nil {
@@ -337,13 +342,18 @@ func abstractLine(jailed bool) string {
 	return line + "--jail gives it a network namespace of its own, without them"
 }
 
-// droppedLine is -v's line on the user the VMM runs as; keepsBounding is
-// sandbox.KeepsBoundingSet, which a cgo build's DropPrivileges leaves
-// whole.
-func droppedLine(creds sandbox.Credentials, keepsBounding bool) string {
+// droppedLine is -v's line on the user the VMM runs as; cgo is
+// sandbox.KeepsBoundingSet, whose DropPrivileges leaves the bounding set
+// whole, keepsBounding what sandbox.DropKeepsBoundingSet said: also
+// true when smolvmm was started without CAP_SETPCAP, which emptying the
+// set takes.
+func droppedLine(creds sandbox.Credentials, cgo, keepsBounding bool) string {
 	line := fmt.Sprintf("running as uid %d gid %d, with no other groups and no capabilities", creds.UID, creds.GID)
-	if keepsBounding {
+	switch {
+	case cgo:
 		line += " (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"
+	case keepsBounding:
+		line += " (the capability bounding set is kept: emptying it takes CAP_SETPCAP, which smolvmm was started without; with no_new_privs on every thread it grants nothing)"
 	}
 	return line
 }

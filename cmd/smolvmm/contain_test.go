@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -764,21 +765,70 @@ func TestUserWithInheritableCaps(t *testing.T) {
 }
 
 // TestDroppedLine: -v's line on the user the VMM runs as says "no
-// capabilities" and, in a cgo build (which keeps the bounding set whole),
-// that the bounding set is kept; it said "no capabilities" alone while a
-// cgo build's CapBnd was full.
+// capabilities" and, in a cgo build (which keeps the bounding set whole)
+// or started without CAP_SETPCAP, that the bounding set is kept, and
+// why; it said "no capabilities" alone while a cgo build's CapBnd was
+// full.
 func TestDroppedLine(t *testing.T) {
 	creds := sandbox.Credentials{UID: 65534, GID: 65533}
+	const cgoKept = " (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"
 	for _, tt := range []struct {
-		keeps bool
-		want  string
+		cgo, keeps bool
+		want       string
 	}{
-		{false, "running as uid 65534 gid 65533, with no other groups and no capabilities"},
-		{true, "running as uid 65534 gid 65533, with no other groups and no capabilities (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"},
+		{false, false, "running as uid 65534 gid 65533, with no other groups and no capabilities"},
+		{true, true, "running as uid 65534 gid 65533, with no other groups and no capabilities" + cgoKept},
+		{false, true, "running as uid 65534 gid 65533, with no other groups and no capabilities (the capability bounding set is kept: emptying it takes CAP_SETPCAP, which smolvmm was started without; with no_new_privs on every thread it grants nothing)"},
 	} {
-		if got := droppedLine(creds, tt.keeps); got != tt.want {
-			t.Errorf("droppedLine(keeps bounding set %v) = %q, want %q", tt.keeps, got, tt.want)
+		if got := droppedLine(creds, tt.cgo, tt.keeps); got != tt.want {
+			t.Errorf("droppedLine(cgo %v, keeps bounding set %v) = %q, want %q", tt.cgo, tt.keeps, got, tt.want)
 		}
+	}
+}
+
+// TestUserWithoutSetpcap: root started without CAP_SETPCAP in its
+// bounding set (a service's CapabilityBoundingSet=CAP_SETUID CAP_SETGID
+// ..., a pod that drops ALL and adds a few) runs its VM as nobody with
+// no capability, the bounding set kept (CapBnd as it started) with
+// no_new_privs, as -v says. It failed after the whole setup with
+// "--user nobody: prctl(PR_CAPBSET_DROP, 0): operation not permitted".
+func TestUserWithoutSetpcap(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv(1) from util-linux")
+	}
+	nobody := nobodyUser(t)
+	self, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bnd, _ := strings.Cut(string(self), "\nCapBnd:\t")
+	full, err := strconv.ParseUint(bnd[:16], 16, 64)
+	if err != nil {
+		t.Fatalf("CapBnd %q: %v", bnd[:16], err)
+	}
+	wantBnd := fmt.Sprintf("%016x", full&^(1<<unix.CAP_SETPCAP))
+	cmd, stderr := runningVMWith(t, func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{setpriv, "--bounding-set", "-setpcap", "--inh-caps=-all", "--"}, cmd.Args...)
+		cmd.Path = setpriv
+	}, nil, "--user", "nobody", "-v")
+	for _, st := range procStatus(t, cmd.Process.Pid) {
+		checkNoCaps(t, st, "CapInh", "CapPrm", "CapEff", "CapAmb")
+		if st["CapBnd"] != wantBnd || st["NoNewPrivs"] != "1" || st["Seccomp"] != "2" || !strings.HasPrefix(st["Uid"], fmt.Sprint(nobody.UID)+"\t") {
+			t.Errorf("%s: CapBnd %s NoNewPrivs %q Seccomp %q Uid %q; want %s, 1, 2, nobody's", st["path"], st["CapBnd"], st["NoNewPrivs"], st["Seccomp"], st["Uid"], wantBnd)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	want := fmt.Sprintf("smolvmm: running as uid %d gid %d, with no other groups and no capabilities (the capability bounding set is kept: emptying it takes CAP_SETPCAP, which smolvmm was started without; with no_new_privs on every thread it grants nothing)\n", nobody.UID, nobody.GID)
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
 	}
 }
 
