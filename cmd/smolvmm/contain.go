@@ -323,9 +323,9 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 // settleStdFlags makes the standard descriptors' status flags final
 // before the filter, which refuses F_SETFL on them (it keeps a log's
 // O_APPEND): Go's File.Fd makes a descriptor the process started with
-// non-blocking blocking, with an F_SETFL, the first time only; a later
-// Fd (a shared network's rejoin asks whether stderr is a terminal) then
-// only reads the flags.
+// non-blocking blocking, with an F_SETFL (again whenever another process
+// sharing the descriptor set O_NONBLOCK), so nothing after the filter
+// calls Fd on them.
 func settleStdFlags() {
 	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
 		f.Fd()

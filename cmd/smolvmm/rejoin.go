@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/smolvmm/smolvmm/netback"
@@ -170,7 +171,11 @@ func rejoinAdvice(user string, creds *sandbox.Credentials) string {
 // error, ended for a terminal the console may have made raw.
 func stderrNotef() func(format string, args ...any) {
 	eol := "\n"
-	if term.IsTerminal(int(os.Stderr.Fd())) {
+	// Descriptor 2 itself, not os.Stderr.Fd(): Fd makes a descriptor
+	// the process started with non-blocking blocking again, with an
+	// F_SETFL, whenever another process sharing it set O_NONBLOCK, and
+	// the filter kills the VMM for an F_SETFL on a standard descriptor.
+	if term.IsTerminal(unix.Stderr) {
 		eol = "\r\n"
 	}
 	return func(format string, args ...any) {
