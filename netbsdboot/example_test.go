@@ -17,11 +17,10 @@ func ExampleLoad() {
 		Segs:  []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: make([]byte, 0x1000), Memsz: 0x2000}},
 		Secs:  []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)}},
 	}.Build()
-	// The least a kmod can be: an ELF32 header for i386 (EM_386), a
-	// relocatable object (ET_REL), EV_CURRENT.
-	kmod := make([]byte, 52)
-	copy(kmod, "\x7fELF\x01\x01\x01")
-	kmod[16], kmod[18], kmod[20] = 1, 3, 1
+	// The least a kmod can be, 230 bytes: a relocatable object (ET_REL)
+	// for i386 whose section headers name a symbol table, its string
+	// table and a byte of code.
+	kmod := elftest.Kmod(1, 0)
 	mem := guestmem.New(make([]byte, 8<<20))
 	p, err := netbsdboot.Load(mem, bytes.NewReader(kernel), int64(len(kernel)), netbsdboot.Options{
 		KernelName: "netbsd",
@@ -42,7 +41,7 @@ func ExampleLoad() {
 	// [0x00007000, 0x000071b0) bootinfo table and records
 	// [0x00100000, 0x00102000) segment 0
 	// [0x00102000, 0x001020cc) symbols: ELF header copy, section headers, section names, symbol and string tables, CTF
-	// [0x00103000, 0x00103034) module tmpfs.kmod (kmod)
+	// [0x00103000, 0x001030e6) module tmpfs.kmod (kmod)
 }
 
 // ExampleParseAppend shows what an append line becomes under the native

@@ -102,7 +102,7 @@ func TestKmodVersion(t *testing.T) {
 		{"no modinfo symbol", 2, 1000000000, versionedKmod(2, "miniroot", 903000000, "none"), nil},
 		{"modinfo in a NOBITS section", 2, 1000000000, versionedKmod(2, "miniroot", 903000000, "nobits"), nil},
 		{"modinfo past its section's end", 1, 1000000000, versionedKmod(1, "miniroot", 903000000, "past"), nil},
-		{"no section table", 2, 1000000000, elftest.Kmod(2, 100), nil},
+		{"only the null symbol", 2, 1000000000, elftest.Kmod(2, 100), nil},
 		{"gzipped 9.3 kmod, 10.0 kernel", 2, 1000000000, gz(versionedKmod(2, "miniroot", 903000000, "")), []string{"built for NetBSD 9.3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

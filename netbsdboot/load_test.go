@@ -327,7 +327,7 @@ func TestLoadEsym(t *testing.T) {
 		{Type: 4, Data: elftest.NetBSDNote(false, 901000000)},
 	}}.Build()
 	le := binary.LittleEndian
-	kmod := elftest.Kmod(1, 100)
+	kmod := elftest.Kmod(1, 300)
 	fsimg := pattern(5000, 4)
 	for _, tc := range []struct {
 		name                 string
@@ -340,11 +340,11 @@ func TestLoadEsym(t *testing.T) {
 		{"no symbol table", noSymtab, nil, 0x1020cc, 0x1020cc, 0x1020cc},
 		{"no sections", noSections, nil, 0x102034, 0x102034, 0x102034},
 		{"one module", stdKernel(1).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}},
-			0x105064, 0x10425c, 0x105064},
+			0x10512c, 0x10425c, 0x10512c},
 		{"two modules", stdKernel(1).Build(), []Module{{Name: "miniroot.kmod", Data: kmod}, {Name: "/fs.img", Data: fsimg, Type: ModuleFS}},
 			0x106000 + 5000, 0x10425c, 0x106000 + 5000},
-		{"amd64, one module", stdKernel(2).Build(), []Module{{Name: "miniroot.kmod", Data: elftest.Kmod(2, 100)}},
-			0x205064, 0x204360, 0x205064},
+		{"amd64, one module", stdKernel(2).Build(), []Module{{Name: "miniroot.kmod", Data: elftest.Kmod(2, 400)}},
+			0x205190, 0x204360, 0x205190},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newMem()
@@ -589,7 +589,7 @@ func TestLoadRefuses(t *testing.T) {
 			[]string{"not little-endian (EI_DATA 2, want 1)"}},
 		{"kmod of an old ELF version", std, Options{Modules: []Module{{Name: "x.kmod", Data: func() []byte { b := elftest.Kmod(1, 100); b[20] = 0; return b }()}}}, []error{ErrModule},
 			[]string{"ELF version is 1 (EI_VERSION) and 0 (e_version)"}},
-		{"kmod shorter than an ELF header", stdKernel(2).Build(), Options{Modules: []Module{{Name: "x.kmod", Data: elftest.Kmod(2, 60)}}}, []error{ErrModule},
+		{"kmod shorter than an ELF header", stdKernel(2).Build(), Options{Modules: []Module{{Name: "x.kmod", Data: elftest.Kmod(2, 0)[:60]}}}, []error{ErrModule},
 			[]string{"it is 60 bytes, shorter than the kernel's 64-byte ELF header"}},
 		{"kmod typed so, not ELF", std, Options{Modules: []Module{{Name: "x.kmod", Data: []byte("not an ELF file"), Type: ModuleELF}}}, []error{ErrModule},
 			[]string{"module 0 (x.kmod), a kmod, does not suit an i386 kernel (ELF32, e_machine 3): it is not an ELF file"}},

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/bootelf"
@@ -21,7 +22,7 @@ type ModuleType int
 // sys/arch/i386/stand/lib/exec.c:169-191 and 758-773), not by its content.
 const (
 	ModuleAuto  ModuleType = 0 // decide from the content: an ELF file is a kmod, anything else is refused
-	ModuleELF   ModuleType = 1 // BI_MODULE_ELF: a kernel module (.kmod), /boot's "load"; an ELF relocatable object (ET_REL) for the kernel's class and machine, as NetBSD's module loader takes no other
+	ModuleELF   ModuleType = 1 // BI_MODULE_ELF: a kernel module (.kmod), /boot's "load"; an ELF relocatable object (ET_REL) for the kernel's class and machine, whole and with one symbol table, as NetBSD's module loader takes no other
 	ModuleImage ModuleType = 2 // BI_MODULE_IMAGE: a splash image, /boot's "splash"
 	ModuleRnd   ModuleType = 3 // BI_MODULE_RND: an entropy seed, /boot's "rndseed": RndSeedSize bytes with a matching SHA-1 digest, as rndctl -S saves it
 	ModuleFS    ModuleType = 4 // BI_MODULE_FS: a file system image, /boot's "fs"
@@ -149,10 +150,11 @@ var elfTypes = map[uint16]string{
 // and e_version EV_CURRENT, e_type ET_REL and an e_machine of the kernel's
 // own (sys/arch/{i386,amd64}/include/elf_machdep.h: EM_386 or EM_486 for
 // i386, EM_X86_64 for amd64), read with the kernel's ELF class and byte
-// order. It reports the failure and boots on without the module, which
-// the guest then lacks (a miniroot.kmod refused ends at the root device
-// prompt), so such a module is refused before the VM starts, as is one
-// built for a NetBSD version the kernel refuses (checkKmodVersion).
+// order, then sections it can read whole (checkKobj). It reports the
+// failure and boots on without the module, which the guest then lacks (a
+// miniroot.kmod refused ends at the root device prompt), so such a module
+// is refused before the VM starts, as is one built for a NetBSD version
+// the kernel refuses (checkKmodVersion).
 func (m Module) checkKmod(i int, k *kernel) error {
 	kernelWhat, hdrSize := "an i386 kernel (ELF32, e_machine 3)", 52
 	if k.class64 {
@@ -196,6 +198,9 @@ func (m Module) checkKmod(i int, k *kernel) error {
 	case identVersion != versionCur || version != versionCur:
 		why = fmt.Sprintf("its ELF version is %d (EI_VERSION) and %d (e_version), not 1 (EV_CURRENT)", identVersion, version)
 	default:
+		if why, msg := checkKobj(b, k.class64); why != "" {
+			return kobjError(i, m.Name, why, msg)
+		}
 		return m.checkKmodVersion(i, k.version)
 	}
 	return kmodError(i, m.Name, kernelWhat, why)
@@ -205,6 +210,226 @@ func (m Module) checkKmod(i int, k *kernel) error {
 func kmodError(i int, name, kernelWhat, why string) error {
 	return fmt.Errorf("%w: module %d (%s), a kmod, does not suit %s: %s; NetBSD's module loader takes only relocatable objects (ET_REL) for the kernel's own machine, and the kernel would boot without it",
 		ErrModule, i, name, kernelWhat, why)
+}
+
+// ELF values kobj_load's section checks need (sys/sys/exec_elf.h).
+const (
+	shtRela      = 4     // SHT_RELA
+	shtRel       = 9     // SHT_REL
+	shfExecinstr = 4     // SHF_EXECINSTR
+	elfMaxShnum  = 32768 // ELF_MAXSHNUM (9.1 exec_elf.h:1292)
+)
+
+// sectionTypes names the sh_type values kobj_load tells apart.
+var sectionTypes = map[uint32]string{
+	0:                   "SHT_NULL",
+	bootelf.SHTProgbits: "SHT_PROGBITS",
+	bootelf.SHTSymtab:   "SHT_SYMTAB",
+	bootelf.SHTStrtab:   "SHT_STRTAB",
+	shtRela:             "SHT_RELA",
+	bootelf.SHTNote:     "SHT_NOTE",
+	shtNobits:           "SHT_NOBITS",
+	shtRel:              "SHT_REL",
+}
+
+// kobjSection is a section header's fields kobj_load reads.
+type kobjSection struct {
+	name, typ           uint32
+	flags, offset, size uint64
+	link, info          uint32
+	addralign           uint64
+}
+
+// kobjShort is what kobj_read_mem prints of a read past a boot module's
+// end (9.1 sys/kern/subr_kobj.c:1135-1138).
+const kobjShort = "preloaded object short"
+
+// checkKobj repeats what kobj_load (9.1 sys/kern/subr_kobj.c:154-570)
+// checks of the sections of b, a kmod whose ELF header checkKmod found
+// right for the kernel (class64: an amd64 one): it returns why the
+// loader would refuse it ("" when it would not) and the loader's
+// message. Every read kobj_load makes of a boot module goes through
+// kobj_read_mem (:1127-1138), which refuses one past the module's end
+// ("preloaded object short"): a module cut short, or whose headers point
+// past it. Relocating and resolving symbols, which come after, are left
+// to the kernel.
+func checkKobj(b []byte, class64 bool) (why, msg string) {
+	le := binary.LittleEndian
+	fileSize := uint64(len(b))
+	shoff, shentsize, shnum, shstrndx := uint64(le.Uint32(b[32:])), le.Uint16(b[46:]), le.Uint16(b[48:]), le.Uint16(b[50:])
+	// sizeof Elf_Shdr, Elf_Sym, Elf_Rel, Elf_Rela; kobj_load's size_t
+	// arithmetic is the kernel's word.
+	shdrSize, symSize, relSize, relaSize, bits, word := uint16(40), uint64(16), uint64(8), uint64(12), 32, uint64(math.MaxUint32)
+	if class64 {
+		shoff, shentsize, shnum, shstrndx = le.Uint64(b[40:]), le.Uint16(b[58:]), le.Uint16(b[60:]), le.Uint16(b[62:])
+		shdrSize, symSize, relSize, relaSize, bits, word = 64, 24, 16, 24, 64, math.MaxUint64
+	}
+	switch { // :229-233
+	case shnum == 0:
+		return "it has no sections (e_shnum 0)", "bad sizes"
+	case shnum > elfMaxShnum:
+		return fmt.Sprintf("it has %d sections (e_shnum), more than the %d (ELF_MAXSHNUM) the loader takes", shnum, elfMaxShnum), "bad sizes"
+	case shoff == 0:
+		return "it has no section header table (e_shoff 0)", "bad sizes"
+	case shentsize != shdrSize:
+		return fmt.Sprintf("its section headers are %d bytes (e_shentsize), not the %d of an ELF%d section header", shentsize, shdrSize, bits), "bad sizes"
+	}
+	// :234-241
+	if !inData(shoff, uint64(shnum)*uint64(shdrSize), fileSize) {
+		return fmt.Sprintf("its section header table, %d headers of %d bytes at offset %#x, runs past the module's %d bytes", shnum, shdrSize, shoff, fileSize), kobjShort
+	}
+	secs := make([]kobjSection, shnum)
+	for i := range secs {
+		h := b[shoff+uint64(i)*uint64(shdrSize):]
+		s := kobjSection{name: le.Uint32(h), typ: le.Uint32(h[4:])}
+		if class64 {
+			s.flags, s.offset, s.size, s.link, s.info, s.addralign = le.Uint64(h[8:]), le.Uint64(h[24:]), le.Uint64(h[32:]), le.Uint32(h[40:]), le.Uint32(h[44:]), le.Uint64(h[48:])
+		} else {
+			s.flags, s.offset, s.size, s.link, s.info, s.addralign = uint64(le.Uint32(h[8:])), uint64(le.Uint32(h[16:])), uint64(le.Uint32(h[20:])), le.Uint32(h[24:]), le.Uint32(h[28:]), uint64(le.Uint32(h[32:]))
+		}
+		secs[i] = s
+	}
+	// Section names, for the messages only: the loader needs none.
+	var names []byte
+	if shstrndx != 0 && shstrndx < shnum {
+		if s := secs[shstrndx]; s.typ == bootelf.SHTStrtab && inData(s.offset, s.size, fileSize) {
+			names = b[s.offset : s.offset+s.size]
+		}
+	}
+	sec := func(i uint64) string {
+		typ := sectionTypes[secs[i].typ]
+		if typ == "" {
+			typ = fmt.Sprintf("sh_type %#x", secs[i].typ)
+		}
+		if off := uint64(secs[i].name); off != 0 && off < uint64(len(names)) {
+			if n, _, _ := bytes.Cut(names[off:], []byte{0}); len(n) > 0 {
+				return fmt.Sprintf("section %d (%s, %s)", i, n, typ)
+			}
+		}
+		return fmt.Sprintf("section %d (%s)", i, typ)
+	}
+	// read is kobj_read_mem's check of n bytes of section i.
+	read := func(i, n uint64) string {
+		if inData(secs[i].offset, n, fileSize) {
+			return ""
+		}
+		return fmt.Sprintf("%s, %d bytes at offset %#x, runs past the module's %d bytes", sec(i), n, secs[i].offset, fileSize)
+	}
+
+	// :247-272: a relocation section's target, sh_info, is read as
+	// an index into the table unchecked.
+	var contents int
+	var symtabs []string
+	symtab := uint64(0)
+	for i, s := range secs {
+		switch s.typ {
+		case bootelf.SHTProgbits, shtNobits:
+			contents++
+		case bootelf.SHTSymtab:
+			symtabs = append(symtabs, fmt.Sprint(i))
+			symtab = uint64(i)
+		case shtRel, shtRela:
+			if s.info >= uint32(shnum) {
+				return fmt.Sprintf("%s relocates section %d (sh_info), past its %d sections", sec(uint64(i)), s.info, shnum), ""
+			}
+		}
+	}
+	switch { // :273-283
+	case contents == 0:
+		return "it has no code or data (no SHT_PROGBITS or SHT_NOBITS section)", "file has no contents"
+	case len(symtabs) == 0:
+		return "it has no symbol table (SHT_SYMTAB), as after strip", "file has no valid symbol table"
+	case len(symtabs) > 1:
+		return fmt.Sprintf("it has %d symbol tables (SHT_SYMTAB: sections %s), and the loader takes one", len(symtabs), strings.Join(symtabs, ", ")), "file has no valid symbol table"
+	}
+	// :288-293
+	strtab := uint64(secs[symtab].link)
+	switch {
+	case strtab == 0:
+		return fmt.Sprintf("its symbol table, %s, links no string table (sh_link 0)", sec(symtab)), "file has invalid symbol strings"
+	case strtab >= uint64(shnum):
+		return fmt.Sprintf("its symbol table, %s, links (sh_link) section %d, past its %d sections", sec(symtab), strtab, shnum), "file has invalid symbol strings"
+	case secs[strtab].typ != bootelf.SHTStrtab:
+		return fmt.Sprintf("its symbol table, %s, links (sh_link) %s, not a string table (SHT_STRTAB)", sec(symtab), sec(strtab)), "file has invalid symbol strings"
+	}
+	// :329-341: whole symbols only.
+	nsym := secs[symtab].size / symSize
+	if nsym == 0 {
+		return fmt.Sprintf("its symbol table, %s, is %d bytes, less than one %d-byte symbol", sec(symtab), secs[symtab].size, symSize), "no symbol table"
+	}
+	if why := read(symtab, nsym*symSize); why != "" {
+		return why, kobjShort
+	}
+	// :346-357
+	if secs[strtab].size == 0 {
+		return fmt.Sprintf("its symbols' string table, %s, is empty", sec(strtab)), "no symbol strings"
+	}
+	if why := read(strtab, secs[strtab].size); why != "" {
+		return why, kobjShort
+	}
+	// :372-388
+	if shstrndx != 0 {
+		if shstrndx >= shnum {
+			return fmt.Sprintf("its section names are in section %d (e_shstrndx), past its %d sections", shstrndx, shnum), "bad shstrndx"
+		}
+		if s := secs[shstrndx]; s.size != 0 && s.typ == bootelf.SHTStrtab {
+			if why := read(uint64(shstrndx), s.size); why != "" {
+				return why, kobjShort
+			}
+		}
+	}
+	// :393-422: the code's size as the loader sums it, each section
+	// aligned first; alignmask is an int, sign-extended into a size_t.
+	var text uint64
+	for _, s := range secs {
+		if (s.typ == bootelf.SHTProgbits || s.typ == shtNobits) && s.flags&shfExecinstr != 0 {
+			mask := uint64(int64(int32(s.addralign-1))) & word
+			text = ((text+mask)&word&^mask + s.size) & word
+		}
+	}
+	if text == 0 {
+		return "it has no code (no byte in an SHT_PROGBITS or SHT_NOBITS section with SHF_EXECINSTR)", "no text"
+	}
+	// :474-570: the code and data, and the relocations of sections of
+	// code or data, in whole entries (SHT_RELA's read whole).
+	for i, s := range secs {
+		n := uint64(0)
+		switch s.typ {
+		case bootelf.SHTProgbits:
+			n = s.size
+		case shtRel:
+			if secs[s.info].typ == bootelf.SHTProgbits {
+				n = s.size - s.size%relSize
+			}
+		case shtRela:
+			if secs[s.info].typ == bootelf.SHTProgbits && s.size-s.size%relaSize != 0 {
+				n = s.size
+			}
+		}
+		// Code or data is read even when empty; relocations are not.
+		if s.typ != bootelf.SHTProgbits && n == 0 {
+			continue
+		}
+		if why := read(uint64(i), n); why != "" {
+			return why, kobjShort
+		}
+	}
+	return "", ""
+}
+
+// inData reports whether n bytes at off lie within size bytes.
+func inData(off, n, size uint64) bool { return off <= size && n <= size-off }
+
+// kobjError says why module i, a kmod, cannot go to the kernel:
+// kobj_load would refuse it, printing msg, or, with msg "", read a
+// section header from past its copy of the table.
+func kobjError(i int, name, why, msg string) error {
+	fate := fmt.Sprintf("kobj_load would refuse it (%q), and the kernel would boot without it", msg)
+	if msg == "" {
+		fate = "kobj_load would read that section's header from past its section header table, whatever lies there"
+	}
+	return fmt.Errorf("%w: module %d (%s), a kmod, is not one NetBSD's module loader can load: %s; %s",
+		ErrModule, i, name, why, fate)
 }
 
 // checkKmodVersion refuses (ErrKmodVersion) a kmod built for a NetBSD

@@ -262,22 +262,65 @@ func NetBSDNote(bigEndian bool, version uint32) []byte {
 }
 
 // Kmod is an n-byte NetBSD kernel module for a kernel of the class (1:
-// i386, 2: amd64): the ELF header NetBSD's kobj_load checks (ET_REL, the
-// kernel's machine, EV_CURRENT, little-endian), then filler bytes. n is at
-// least the header's size (52 or 64 bytes).
+// i386, 2: amd64), or one of the fewest bytes a module takes (230 for
+// ELF32, 346 for ELF64) when n is fewer: what NetBSD's kobj_load checks
+// (sys/kern/subr_kobj.c:183-422, 9.1), an ET_REL header for the kernel's
+// machine, EV_CURRENT, little-endian, then its section header table
+// (null, .symtab of the null symbol, .strtab, .text), the symbol table,
+// its one-byte string table and .text, filler bytes to the file's end, so
+// that the module cut short by any byte loses part of a section the
+// loader reads.
 func Kmod(class byte, n int) []byte {
+	f := File{Class: class}
+	ehsize, shsize, symsize, word := 52, 40, 16, uint64(4)
+	mach := uint16(3) // EM_386
+	if f.class64() {
+		ehsize, shsize, symsize, word = 64, 64, 24, 8
+		mach = 62 // EM_X86_64
+	}
+	symOff := ehsize + 4*shsize
+	strOff := symOff + symsize
+	textOff := strOff + 1
+	n = max(n, textOff+1)
 	b := make([]byte, n)
-	for i := range b {
+	for i := textOff; i < n; i++ {
 		b[i] = 3 + byte(i*7)
 	}
 	copy(b, "\x7fELF")
 	b[4], b[5], b[6] = class, 1, 1
-	mach := uint16(3) // EM_386
-	if class == 2 {
-		mach = 62 // EM_X86_64
+	o := binary.LittleEndian
+	put := func(p []byte, v uint64) []byte { // a word of the class
+		if f.class64() {
+			o.PutUint64(p, v)
+			return p[8:]
+		}
+		o.PutUint32(p, uint32(v))
+		return p[4:]
 	}
-	binary.LittleEndian.PutUint16(b[16:], 1) // ET_REL
-	binary.LittleEndian.PutUint16(b[18:], mach)
-	binary.LittleEndian.PutUint32(b[20:], 1) // e_version
+	o.PutUint16(b[16:], 1) // ET_REL
+	o.PutUint16(b[18:], mach)
+	o.PutUint32(b[20:], 1)                           // e_version
+	p := put(put(put(b[24:], 0), 0), uint64(ehsize)) // e_entry, e_phoff, e_shoff
+	o.PutUint32(p, 0)                                // e_flags
+	o.PutUint16(p[4:], uint16(ehsize))
+	o.PutUint16(p[10:], uint16(shsize))
+	o.PutUint16(p[12:], 4) // e_shnum; e_shstrndx 0: no section names
+	for i, s := range []struct {
+		typ             uint32
+		flags, off, len uint64
+		link, info      uint32
+		align, entsize  uint64
+	}{
+		1: {typ: 2, off: uint64(symOff), len: uint64(symsize), link: 2, info: 1, align: word, entsize: uint64(symsize)},
+		2: {typ: 3, off: uint64(strOff), len: 1, align: 1},
+		3: {typ: 1, flags: 6, off: uint64(textOff), len: uint64(n - textOff), align: 1}, // SHF_ALLOC|SHF_EXECINSTR
+	} {
+		sh := b[ehsize+i*shsize:]
+		o.PutUint32(sh[4:], s.typ)
+		q := put(put(put(put(sh[8:], s.flags), 0), s.off), s.len)
+		o.PutUint32(q, s.link)
+		o.PutUint32(q[4:], s.info)
+		put(put(q[8:], s.align), s.entsize)
+	}
 	return b
 }
