@@ -65,7 +65,7 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 		hp := e.Dir.Join(e.Name)
 		p, err := Clean(e.Rel)
 		if err != nil {
-			return fmt.Errorf("%s: %w", termsafe.Printable(hp), err)
+			return fmt.Errorf("%s: %w", termsafe.Printable(shorten(hp)), err)
 		}
 		owned.note(e.St)
 		return put(p, hp, e.Dir, e.Name, e.St, e.File)

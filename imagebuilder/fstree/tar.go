@@ -51,7 +51,7 @@ func (t *Tree) addTar(r io.Reader, name, what string) error {
 			if content.err != nil { // not a corrupt archive
 				err = content.err
 			}
-			return fmt.Errorf("%s: entry %d (%s): %w", name, i, termsafe.Printable(h.Name), err)
+			return fmt.Errorf("%s: entry %d (%s): %w", name, i, termsafe.Printable(shorten(h.Name)), err)
 		}
 	}
 }

@@ -5,6 +5,7 @@
 package fstree
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -150,30 +151,60 @@ type Tree struct {
 // New returns a tree holding only a root directory (0755, root:wheel).
 func New() *Tree { return &Tree{Root: NewDir(0755)} }
 
+// MaxPathLen is the longest path the tree takes, in Clean's form (no
+// leading "/" or "./"): NetBSD's PATH_MAX, 1024 bytes with the NUL
+// (sys/sys/syslimits.h), less that NUL. NetBSD cannot look up a longer
+// path by its full name, and each path costs the tree's walks its
+// length at every level above it: unbounded, a set of a few hundred
+// bytes holding one path of 40,000 levels took gigabytes to walk.
+const MaxPathLen = 1023
+
+// ErrPathTooLong is matched (errors.Is) by Clean's error for a path
+// longer than MaxPathLen.
+var ErrPathTooLong = errors.New("path too long")
+
 // Clean turns a set path ("./rescue/sh", "rescue/sh/", ".") into the form the
 // tree uses ("rescue/sh", "" for the root). It refuses absolute paths, ".."
-// components and over-long names, which could place files outside the image.
+// components, over-long names, which could place files outside the image,
+// and paths longer than MaxPathLen. Its errors name a long path shortened.
 func Clean(p string) (string, error) {
 	if strings.HasPrefix(p, "/") {
-		return "", fmt.Errorf("path %q is absolute: set members must be relative (./path)", p)
+		return "", fmt.Errorf("path %q is absolute: set members must be relative (./path)", shorten(p))
 	}
 	if strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("path %q contains a NUL byte", p)
+		return "", fmt.Errorf("path %q contains a NUL byte", shorten(p))
 	}
 	var parts []string
-	for _, c := range strings.Split(p, "/") {
+	size := -1 // the length of parts joined
+	for c := range strings.SplitSeq(p, "/") {
 		switch c {
 		case "", ".":
 			continue
 		case "..":
-			return "", fmt.Errorf("path %q contains \"..\": it would escape the image root", p)
+			return "", fmt.Errorf("path %q contains \"..\": it would escape the image root", shorten(p))
 		}
 		if len(c) > MaxNameLen {
-			return "", fmt.Errorf("path %q: name %.20q... is %d bytes, ext2 allows %d", p, c, len(c), MaxNameLen)
+			return "", fmt.Errorf("path %q: name %.20q... is %d bytes, ext2 allows %d", shorten(p), c, len(c), MaxNameLen)
 		}
-		parts = append(parts, c)
+		size += 1 + len(c)
+		if size <= MaxPathLen {
+			parts = append(parts, c)
+		}
+	}
+	if size > MaxPathLen {
+		return "", fmt.Errorf("path %q is %d bytes, more than the %d NetBSD can look up (its PATH_MAX, 1024, less the NUL): %w", shorten(p), size, MaxPathLen, ErrPathTooLong)
 	}
 	return strings.Join(parts, "/"), nil
+}
+
+// shorten returns p, or when it is long its start and end around "...",
+// for a message: a path may be up to a set's largest header long.
+func shorten(p string) string {
+	const head, tail = 48, 24
+	if len(p) <= head+3+tail {
+		return p
+	}
+	return p[:head] + "..." + p[len(p)-tail:]
 }
 
 // dir returns the directory that holds clean path p, creating missing parents
