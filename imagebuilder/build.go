@@ -41,6 +41,17 @@ type Config struct {
 	Arch string
 	// SizeMB is the image size in MiB; 0 sizes it to the content plus headroom.
 	SizeMB int
+	// FixedSize says an image of SizeMB (not 0) is what will be
+	// written, never one sized to the content instead: BuildTree then
+	// stops reading the sets, with a *ext2.TooSmallError, once their
+	// files' data takes more room than twice the image and 64 MiB,
+	// rather than hold it all in memory for WriteImage to refuse (sets
+	// a little too large are read whole, and WriteImage's error says
+	// what they need). Without it a
+	// caller may write the tree sized to its content when SizeMB turns
+	// out too small, and the sets may hold up to MaxAutoData. Build
+	// sets it.
+	FixedSize bool
 	// Timestamp (Unix seconds) goes in the superblock and on every file
 	// whose set gives no mtime; 0 means now unless TimestampSet.
 	Timestamp int64
@@ -83,6 +94,24 @@ func warn(log io.Writer, msg string) {
 	fmt.Fprintf(log, "warning: %s\n", msg)
 }
 
+// MaxAutoData is the most file data (bytes: the files' content, less
+// the 4 KiB runs of zeros kept as holes) BuildTree reads from the sets
+// for an image that is, or may be, sized to its content (Config.SizeMB
+// 0, or Config.FixedSize not set), 2 GiB: a build holds the data in
+// memory until the image is written, and a set of a few hundred KiB
+// can decompress to gigabytes. NetBSD's base, comp, etc and man sets
+// together hold some 650 MiB. An image of a size given
+// (Config.FixedSize) may hold up to its size instead.
+const MaxAutoData = 2 << 30
+
+// autoDataLimit is MaxAutoData (a variable: tests lower it).
+var autoDataLimit int64 = MaxAutoData
+
+// ErrTooMuchData is matched (errors.Is) by BuildTree's error for sets
+// whose files hold more data than MaxAutoData, for an image that is, or
+// may be, sized to its content.
+var ErrTooMuchData = errors.New("the sets hold more file data than is read for an image sized to its content")
+
 // Headroom is the free space added to an image sized to its content: a
 // quarter of the content, and at least 4 MiB.
 func Headroom(content int64) int64 { return max(content/4, 4<<20) }
@@ -94,7 +123,12 @@ func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 // (ShellError). It sets an empty cfg.Arch to the port of the sets' init
 // (see Config.Arch). It stops when ctx is done, within the read of a set
 // and while a postinst script runs (see RunPostinst), with an error
-// matching ctx's.
+// matching ctx's. The sets' file data is held in memory: BuildTree stops
+// reading them, with an error wrapping an *fstree.LimitError, once it
+// passes MaxAutoData (ErrTooMuchData) or, with cfg.FixedSize, once it
+// takes more room than twice an image of cfg.SizeMB and 64 MiB (an
+// *ext2.TooSmallError, whose Needed is then the least the files read by
+// then need).
 func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	if cfg.Service == nil {
 		return nil, fmt.Errorf("no service given")
@@ -111,8 +145,13 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		}
 	}
 	t := fstree.New()
+	t.DataLimit = autoDataLimit
+	if cfg.FixedSize && cfg.SizeMB > 0 {
+		t.RoomLimit = fixedRoomLimit(int64(cfg.SizeMB) << 20)
+		t.DataLimit = max(t.DataLimit, t.RoomLimit)
+	}
 	if err := readSets(ctx, t, cfg.Sets, cfg.ReadProgress); err != nil {
-		return nil, err
+		return nil, dataLimitError(err, cfg)
 	}
 	if cfg.Log != nil {
 		for _, w := range t.Warnings {
@@ -149,6 +188,34 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// fixedRoomLimit is the room in an image (bytes) past which the sets'
+// files are not read for an image of size bytes that cannot grow: twice
+// the image and 64 MiB, far enough past it that sets a little too large
+// for it are read whole, and the image's "too small" says what they
+// need, but near enough that sets that cannot fit are not all held in
+// memory first.
+func fixedRoomLimit(size int64) int64 { return 2*size + 64<<20 }
+
+// dataLimitError is BuildTree's error err for sets whose data passed a
+// limit of the tree (an *fstree.LimitError): for an image of a size
+// given, an *ext2.TooSmallError; for one that may be sized to its
+// content, ErrTooMuchData.
+func dataLimitError(err error, cfg *Config) error {
+	var le *fstree.LimitError
+	if !errors.As(err, &le) {
+		return err
+	}
+	if le.Room {
+		const mib = 1 << 20
+		small := &ext2.TooSmallError{Size: int64(cfg.SizeMB) << 20, Needed: (le.Have + mib - 1) &^ (mib - 1)}
+		return fmt.Errorf("%w (%w)", small, err)
+	}
+	if cfg.FixedSize && cfg.SizeMB > 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%d MiB, held in memory while the image is built; an image of a size given holds up to its size): %w", ErrTooMuchData, autoDataLimit>>20, err)
 }
 
 // checkRc checks, once the postinst scripts have run, that t's /etc/rc is
@@ -281,7 +348,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // file beside out and renames it into place when complete, so out is never
 // left half-written; an existing out is an error unless cfg.Force is set.
 // A build stopped by ctx (see BuildTree and WriteImageContext) leaves out
-// as it was and no temporary file.
+// as it was and no temporary file. An image of cfg.SizeMB is never sized
+// to its content instead: Build sets cfg.FixedSize.
 func Build(ctx context.Context, cfg Config, out string) error {
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err
@@ -292,6 +360,7 @@ func Build(ctx context.Context, cfg Config, out string) error {
 	if err := CheckOutputNotInService(out, cfg.Service); err != nil {
 		return err
 	}
+	cfg.FixedSize = true // the image written is of cfg.SizeMB
 	t, err := BuildTree(ctx, &cfg)
 	if err != nil {
 		return err

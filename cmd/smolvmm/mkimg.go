@@ -17,6 +17,7 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -204,14 +205,19 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if err := checkImageNotInput(out, inputs); err != nil { // checks.go
 		return err
 	}
-	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, Timestamp: ts, TimestampSet: true, Force: c.Bool("force"), Log: newBuildLog(log, "smolvmm mkimg: ")}
+	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, FixedSize: true, Timestamp: ts, TimestampSet: true, Force: c.Bool("force"), Log: newBuildLog(log, "smolvmm mkimg: ")}
 	start := time.Now()
 	reading := progress(log, "reading sets")
 	cfg.ReadProgress = reading.update
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	reading.done()
 	if err != nil {
-		return initArchAdvice(err, arch)
+		// The sets' data, held in memory, is checked against the
+		// image's size as they are read.
+		if errors.Is(err, imagebuilder.ErrTooMuchData) {
+			return &fileError{fmt.Sprintf("%v (give -m with a size in MiB to build an image that holds more)", err), err}
+		}
+		return initArchAdvice(tooSmallAdvice(err, c, svc), arch)
 	}
 	port := ""
 	if arch == "" && cfg.Arch != "" {
@@ -255,6 +261,11 @@ func tooSmallAdvice(err error, c mkimgFlags, svc *service.Service) error {
 	}
 	need := small.Needed >> 20
 	give := fmt.Sprintf("give -m %d or more, or -m auto", need)
+	var early *fstree.LimitError
+	if errors.As(err, &early) {
+		// The sets were read no further: what they need is more.
+		give = fmt.Sprintf("give -m auto, or a larger -m: the sets were read only until their data passed the image's size, so they need %d MiB or more", need)
+	}
 	conf := filepath.Join(svc.Dir, svc.Name, service.ConfigFile)
 	var from string
 	switch _, statErr := fs.Stat(svc.FS, service.ConfigFile); {

@@ -201,7 +201,9 @@ func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string,
 	if err := t.checkSize(st.Size); err != nil {
 		return nil, "", err
 	}
-	c, err := ReadSparseContext(ctx, f, st.Size)
+	t.taking(p)
+	c, err := readSparse(ctx, f, st.Size, t.takeFunc())
+	t.taken()
 	var shrank *ShrankError
 	if errors.As(err, &shrank) {
 		return nil, "", fmt.Errorf("changed while it was read: %w", err)
@@ -209,6 +211,6 @@ func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string,
 	if err != nil {
 		return nil, "", err
 	}
-	n.Type, n.Size, n.Extents = Regular, c.Size, c.Extents
+	n.Type, n.Size, n.Extents, n.room = Regular, c.Size, c.Extents, c.room
 	return n, "", nil
 }

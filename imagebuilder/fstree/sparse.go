@@ -36,10 +36,17 @@ func ReadSparse(f *os.File, size int64) (*Node, error) {
 // ReadSparseContext is ReadSparse stopping once ctx is done, before the
 // next chunk, with ctx.Err().
 func ReadSparseContext(ctx context.Context, f *os.File, size int64) (*Node, error) {
+	return readSparse(ctx, f, size, nil)
+}
+
+// readSparse is ReadSparseContext telling take (when not nil) what each
+// chunk it keeps adds, and stopping at its error.
+func readSparse(ctx context.Context, f *os.File, size int64, take func(usage) error) (*Node, error) {
 	n := NewFile(0, nil)
 	n.Size = size
 	fd := int(f.Fd())
 	buf := make([]byte, min(ReadChunk, size))
+	var room roomCounter
 	for off := int64(0); off < size; {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if err == unix.ENXIO {
@@ -76,6 +83,11 @@ func ReadSparseContext(ctx context.Context, f *os.File, size int64) (*Node, erro
 			} else {
 				n.Extents = append(n.Extents, Extent{Off: data, Data: append([]byte(nil), chunk...)})
 			}
+			if take != nil {
+				if err := take(usage{int64(len(chunk)), room.add(data, chunk)}); err != nil {
+					return nil, err
+				}
+			}
 		}
 		off = max(hole, off+1)
 	}
@@ -86,5 +98,6 @@ func ReadSparseContext(ctx context.Context, f *os.File, size int64) (*Node, erro
 	if st.Size < size {
 		return nil, &ShrankError{Was: size, Now: st.Size}
 	}
+	n.room = room.room
 	return n, nil
 }

@@ -107,7 +107,9 @@ func (t *Tree) addTarEntry(tr io.Reader, h *tar.Header, clamped *clampedTimes, a
 		if err := t.checkSize(h.Size); err != nil {
 			return err
 		}
-		n, err := readContent(tr, h.Size)
+		t.taking(p)
+		n, err := readContent(tr, h.Size, t.takeFunc())
+		t.taken()
 		if ce := (*contentError)(nil); errors.As(err, &ce) {
 			return fmt.Errorf("reading content (%d bytes): truncated or corrupt archive at byte %d of %s (byte %d of its content): %w", h.Size, at.cr.n, at.what, ce.off, ce.err)
 		}
@@ -186,11 +188,14 @@ const holeGrain = 4 << 10
 // a sparse member's holes, and a dense member's zeros, which compress
 // about 1000 to 1, come from a few bytes of archive. Memory grows with
 // the data actually read, so a header claiming a large size costs nothing.
-func readContent(r io.Reader, size int64) (*Node, error) {
+// After each chunk, take (when not nil) is told what it kept, and its
+// error stops the read.
+func readContent(r io.Reader, size int64, take func(usage) error) (*Node, error) {
 	n := &Node{Type: Regular, Size: size}
 	buf := make([]byte, min(ReadChunk, size))
 	var data []byte // the extent being read, from start on
 	var start int64
+	var room roomCounter
 	endExtent := func() {
 		if len(data) == 0 {
 			return
@@ -210,11 +215,13 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 			}
 			return nil, &contentError{off + int64(got), err}
 		}
+		var kept usage
 		if int64(len(chunk)) == size && !hasZeroGrain(chunk) {
 			data = chunk // most files: the member whole, kept as read
-			break
+			kept = usage{int64(len(chunk)), room.add(0, chunk)}
+			off = size
 		}
-		for len(chunk) > 0 {
+		for off < size && len(chunk) > 0 {
 			b := chunk[:min(holeGrain, len(chunk))]
 			chunk = chunk[len(b):]
 			if IsZero(b) {
@@ -233,10 +240,18 @@ func readContent(r io.Reader, size int64) (*Node, error) {
 				data = grown
 			}
 			data = append(data, b...)
+			kept.mem += int64(len(b))
+			kept.room += room.add(off, b)
 			off += int64(len(b))
+		}
+		if take != nil {
+			if err := take(kept); err != nil {
+				return nil, err
+			}
 		}
 	}
 	endExtent()
+	n.room = room.room
 	return n, nil
 }
 

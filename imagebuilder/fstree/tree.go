@@ -76,6 +76,7 @@ type Node struct {
 	Major, Minor uint32 // device nodes
 
 	children map[string]*Node // directories
+	room     int64            // regular files read from a set: the room their data takes (see RoomBlock)
 }
 
 // NewDir returns an empty directory node.
@@ -141,11 +142,31 @@ type Tree struct {
 	// and directories) this tree reads (fuzzing uses it to keep every run
 	// short).
 	FileLimit int64
+	// DataLimit, when non-zero, is the most bytes of content the
+	// regular files read from sets (archives and directories) into
+	// this tree may keep in memory: their data, zeros kept as holes
+	// costing nothing. Reading stops with a *LimitError once the files
+	// the tree holds and the one being read keep more (counted again
+	// every 16 MiB read once past it, so that files a set replaces do
+	// not count; a file a later entry replaces counts until then).
+	DataLimit int64
+	// RoomLimit, when non-zero, is the most room in an image the regular
+	// files read from sets into this tree may take, counted as
+	// DataLimit is, in blocks of RoomBlock bytes holding a non-zero
+	// byte: what they take at least in an image of any block size, so
+	// that an image of RoomLimit bytes cannot hold more. Reading stops
+	// with a *LimitError once they take more.
+	RoomLimit int64
 	// Warnings say what the sets read into the tree hold that the image
 	// cannot keep exactly, read anyway: modification times outside
 	// MinTime..MaxTime, clamped to the nearest. One per set, starting
 	// with the set's name.
 	Warnings []string
+
+	cur       usage // the regular file being read from a set, so far
+	used      usage // the files held and cur, and those replaced since the last count
+	recountAt int64 // used.mem at which to count the files held again
+	replacing replacing
 }
 
 // New returns a tree holding only a root directory (0755, root:wheel).
