@@ -56,7 +56,7 @@ type Options struct {
 // TooSmallError says that the content does not fit the requested size.
 type TooSmallError struct {
 	Size   int64 // requested bytes
-	Needed int64 // smallest size in bytes that fits, a whole number of MiB
+	Needed int64 // smallest size in bytes that fits, a whole number of MiB; a lower bound when the sets were read only until their data passed the image (imagebuilder.Config.FixedSize)
 }
 
 // Error says how many megabytes the content needs.
