@@ -268,9 +268,10 @@ type HubStats struct {
 	ForwardFlows, ForwardFlowsRefused uint64
 	// NATConns and NATFlows are the VMs' TCP connections and UDP flows
 	// relayed to the host now; NATRefusedConns and NATRefusedFlows count
-	// those refused because their VM had its most already (a TCP SYN
-	// reset; a new flow's datagram dropped). Each VM has bounds of its
-	// own.
+	// those refused because their VM had its most already, or its user's
+	// VMs or all VMs had (a TCP SYN reset; a new flow's datagram
+	// dropped). Each VM has bounds of its own; each user's VMs share a
+	// budget sized from the process's RLIMIT_NOFILE, as do all VMs.
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
 	// NATHeldConns counts the VMs' TCP connections whose SYN was held
 	// back (dropped, for the VM to send again) while too many of its
@@ -313,6 +314,20 @@ type hubHooks struct {
 	bound func(path string)
 	// self, if not nil, is the hub's own user rather than its euid.
 	self func() int
+	// nofile, if not nil, is the descriptor limit the NAT's budget is
+	// sized from (newNATBudget) rather than RLIMIT_NOFILE.
+	nofile func() uint64
+}
+
+// fileLimit is the process's RLIMIT_NOFILE, as Go raised it at its start
+// (to the hard limit); 1024, the usual soft limit, when it cannot be
+// read.
+func fileLimit() uint64 {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		return 1024
+	}
+	return lim.Cur
 }
 
 // newHub is NewHub with hooks.
@@ -394,6 +409,14 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		h.leases.close()
 		return nil, errors.Join(err, h.unlisten())
 	}
+	nofile := hooks.nofile
+	if nofile == nil {
+		nofile = fileLimit
+	}
+	// Before the gateway starts: no relay is admitted before.
+	h.gw.nat.budget = newNATBudget(nofile())
+	h.gw.nat.userOf = h.natUserOf
+	h.gw.nat.logf = h.logf
 	h.gw.start()
 	go h.saveLoop()
 	h.wg.Add(1)
@@ -944,6 +967,21 @@ func (h *Hub) connectedOfLocked(peer peerUser) int {
 		}
 	}
 	return n
+}
+
+// natUserOf is whose the VM at addr is, for the NAT's budget: its owner,
+// exempt when userLimit does not bound it (connectedOfLocked); unknown
+// for an address no VM has. Called under the NAT's lock: it takes h.mu
+// to read, and nothing holding h.mu waits on the NAT.
+func (h *Hub) natUserOf(addr netip.Addr) natUser {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, p := range h.ports {
+		if p.addr == addr {
+			return natUser{uid: p.uid, exempt: p.uid == 0 || p.uid == h.self}
+		}
+	}
+	return natUser{uid: -1}
 }
 
 // natEnd is the pending end of the NAT relays of a VM that left.

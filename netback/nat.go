@@ -3,6 +3,7 @@ package netback
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -83,7 +84,8 @@ const (
 	// 1024 of them allow a guest about 11 new flows a second (a DNS
 	// query each to an outside resolver) without end. Together they are
 	// about 3 Ki descriptors per guest, far below the usual hard limits
-	// (512 Ki with systemd, 1 Mi in containers).
+	// (512 Ki with systemd, 1 Mi in containers); a hub bounds each
+	// user's guests together, and all of them, too (natBudget).
 	natTCPPerGuest = 2048
 	natUDPPerGuest = 1024
 	// natTCPBuffer is the send and the receive buffer of the gateway's
@@ -110,6 +112,18 @@ const (
 	// shared limit, which takes ten guests flooding at once to reach.
 	natICMPPerSecond = 100
 	natICMPBurst     = 10
+	// natReserveMin and natHubMax size a hub's budget of relays
+	// (newNATBudget). A hub keeps a quarter of its RLIMIT_NOFILE, and at
+	// least natReserveMin descriptors unless that is above half of it,
+	// for what is not a relay: each VM's connection and forwards' ports
+	// and connections, the DNS servers' upstream queries, the lease
+	// file. Its relays are at most natHubMax, whatever its limit: an
+	// idle UDP flow holds about 11 KiB (20,000 took 225 MB of RSS), a
+	// TCP connection up to 32 KiB of buffers past its guest's first
+	// natTCPBufferedConns, so natHubMax stay within about 1 GiB; it is
+	// four times a home router's table, half of passt's.
+	natReserveMin = 1024
+	natHubMax     = 64 << 10
 	// udpIdleTimeout ends a UDP flow (its host socket and goroutines)
 	// after this long without a datagram either way, as a NAT's
 	// connection tracking forgets it; a later datagram opens a new flow.
@@ -199,6 +213,14 @@ type nat struct {
 	// stack is the gateway's, which sends the guests the ICMP port
 	// unreachables of their flows (portUnreachable); set by newGateway.
 	stack *stack.Stack
+	// budget, when set (a hub's, before its gateway starts), bounds the
+	// relays of each user's guests and of all guests (under mu); userOf
+	// says whose a guest is, called under mu as its first relay is
+	// admitted (it must not wait on anything that holds mu), and logf
+	// is told when a user meets a bound.
+	budget *natBudget
+	userOf func(netip.Addr) natUser
+	logf   func(format string, args ...any)
 	// held is when the first SYN came of each connection held back
 	// (holdSYN), for its dial's watch once admitted (watchDial): it may
 	// be late in the guest's backoff, its next SYN far off.
@@ -318,6 +340,125 @@ type natGuest struct {
 	ended bool
 	// icmp is the guest's budget of port unreachables.
 	icmp tokenBucket
+	// user is whose the guest is (nat.userOf), as its entry was made:
+	// its relays count against that user's budget until they end.
+	user natUser
+}
+
+// natUser is the user a guest's relays count against in a hub's budget:
+// its VM's owner (-1 when unknown, all such counted together). exempt
+// are root's VMs and the hub's own user's, which userLimit does not
+// bound either: they are held to the hub's whole budget only, and keep a
+// share of it that the other users' VMs cannot take.
+type natUser struct {
+	uid    int
+	exempt bool
+}
+
+// natBudget bounds the relays of a hub's guests by user and in all, as
+// userLimit bounds the addresses one user's VMs take. Each relay holds a
+// host socket: the per-guest bounds alone let one user's userLimit VMs
+// hold some 360 Ki of them, more than most processes may open, and a
+// user's 21 VMs of 1024 UDP flows each took every descriptor of a hub
+// (RLIMIT_NOFILE 20,000) and 225 MB: no other VM could join, root's
+// included. Under nat.mu.
+type natBudget struct {
+	// nofile is the RLIMIT_NOFILE the budget was sized from, reserve
+	// the descriptors kept from it for the rest.
+	nofile, reserve uint64
+	// all bounds every guest's relays; users those of all users but
+	// the exempt together (the rest is the exempt's), and perUser one
+	// user's: half of all, as userLimit is half the pool.
+	all, users, perUser int
+	// open counts every relay, usersOpen those of users not exempt,
+	// byUser those of each such user.
+	open, usersOpen int
+	byUser          map[int]int
+	// noted are the bounds whose reaching was logged (natBudgetKey),
+	// until their count falls to half of them: a user at its bound,
+	// its flows ending and new ones refused, makes one line, not one
+	// per refusal.
+	noted map[natBudgetKey]bool
+}
+
+// natBudgetKey names a bound of a natBudget: one user's, all users'
+// together (natBudgetUsers) or the hub's (natBudgetAll).
+type natBudgetKey struct {
+	users, all bool
+	uid        int
+}
+
+// newNATBudget sizes a hub's budget from its RLIMIT_NOFILE, nofile: what
+// is left once a quarter (at least natReserveMin, unless that is above
+// half) is kept for the rest, at most natHubMax. The users but root and
+// the hub's own may have three quarters of it together, one user half.
+func newNATBudget(nofile uint64) *natBudget {
+	reserve := max(nofile/4, min(natReserveMin, nofile/2))
+	all := int(min(nofile-reserve, natHubMax))
+	return &natBudget{nofile: nofile, reserve: reserve, all: all, users: all - all/4, perUser: all / 2,
+		byUser: map[int]int{}, noted: map[natBudgetKey]bool{}}
+}
+
+// check says why one more relay of u's guests is over a bound, "" if it
+// is not; note is set the first time since that bound was last half
+// used, for the log.
+func (b *natBudget) check(u natUser) (why string, note bool) {
+	var key natBudgetKey
+	switch {
+	case b.open >= b.all:
+		key = natBudgetKey{all: true}
+		why = fmt.Sprintf("the network's VMs have %d connections and flows through the NAT, the most it relays at once (its RLIMIT_NOFILE %d less %d descriptors kept for joins, DNS and forwards, at most %d)", b.open, b.nofile, b.reserve, natHubMax)
+	case u.exempt:
+		return "", false
+	case b.byUser[u.uid] >= b.perUser:
+		key = natBudgetKey{uid: u.uid}
+		who := fmt.Sprintf("uid %d's VMs have", u.uid)
+		if u.uid < 0 {
+			who = "the VMs whose user is unknown have"
+		}
+		why = fmt.Sprintf("%s %d connections and flows through the NAT, the most one user's VMs may have at once (half of the network's %d, so that no user takes them all)", who, b.byUser[u.uid], b.all)
+	case b.usersOpen >= b.users:
+		key = natBudgetKey{users: true}
+		why = fmt.Sprintf("the VMs of users other than root and the network's own have %d connections and flows through the NAT together, the most they may have at once (three quarters of the network's %d; the rest is kept for root's VMs and the network's own user's)", b.usersOpen, b.all)
+	default:
+		return "", false
+	}
+	note = !b.noted[key]
+	b.noted[key] = true
+	return why, note
+}
+
+// add counts a relay of u's guests.
+func (b *natBudget) add(u natUser) {
+	b.open++
+	if !u.exempt {
+		b.usersOpen++
+		b.byUser[u.uid]++
+	}
+}
+
+// remove ends a relay of u's guests that add counted.
+func (b *natBudget) remove(u natUser) {
+	b.open--
+	if b.open <= b.all/2 {
+		delete(b.noted, natBudgetKey{all: true})
+	}
+	if u.exempt {
+		return
+	}
+	b.usersOpen--
+	if b.usersOpen <= b.users/2 {
+		delete(b.noted, natBudgetKey{users: true})
+	}
+	n := b.byUser[u.uid] - 1
+	if n <= b.perUser/2 {
+		delete(b.noted, natBudgetKey{uid: u.uid})
+	}
+	if n == 0 {
+		delete(b.byUser, u.uid)
+	} else {
+		b.byUser[u.uid] = n
+	}
 }
 
 // tokenBucket is a rate limit of rate events a second in bursts of
@@ -407,7 +548,7 @@ type natAdmission int
 const (
 	natAdmitted natAdmission = iota
 	natClosing               // the NAT is closing
-	natFull                  // the guest has its most relays
+	natFull                  // the guest, or its user (natBudget), has its most relays
 	natBusy                  // the guest has its most TCP dials
 )
 
@@ -457,6 +598,9 @@ func (n *nat) releaseTCP(c *natGuest, buffered bool) {
 		c.buffered--
 	}
 	n.openTCP--
+	if n.budget != nil {
+		n.budget.remove(c.user)
+	}
 	n.forgetLocked(c)
 	n.mu.Unlock()
 }
@@ -476,21 +620,47 @@ func (n *nat) admitUDP(guest netip.Addr) (*natGuest, natAdmission) {
 }
 
 // admit is admitTCP's and admitUDP's common part: under n.mu, unless the
-// NAT is closing, count decides on guest's entry (and counts what it
-// admits), and an admission keeps the entry and counts its k goroutines.
+// NAT is closing or the guest's user is over its budget (natFull, the
+// first time logged), count decides on guest's entry (and counts what it
+// admits), and an admission keeps the entry and counts its k goroutines
+// and, in the budget, its relay.
 func (n *nat) admit(guest netip.Addr, k int, count func(*natGuest) natAdmission) (*natGuest, natAdmission) {
+	c, a, note := n.admitLocked(guest, k, count)
+	if note != "" && n.logf != nil {
+		// Not under n.mu: a log line may take its time.
+		n.logf("NAT: %s; their new ones are refused (TCP reset, UDP dropped, counted) until some end", note)
+	}
+	return c, a
+}
+
+// admitLocked is admit's work under n.mu; note is the budget's bound met,
+// to log.
+func (n *nat) admitLocked(guest netip.Addr, k int, count func(*natGuest) natAdmission) (c *natGuest, a natAdmission, note string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return nil, natClosing
+		return nil, natClosing, ""
 	}
-	c := n.guests[guest]
+	c = n.guests[guest]
 	if c == nil {
 		c = &natGuest{addr: guest}
+		if n.userOf != nil {
+			c.user = n.userOf(guest)
+		}
 	}
-	a := count(c)
-	if a != natAdmitted {
-		return nil, a
+	if n.budget != nil {
+		if why, first := n.budget.check(c.user); why != "" {
+			if first {
+				note = why
+			}
+			return nil, natFull, note
+		}
+	}
+	if a = count(c); a != natAdmitted {
+		return nil, a, ""
+	}
+	if n.budget != nil {
+		n.budget.add(c.user)
 	}
 	if c.ctx == nil {
 		c.ctx, c.cancel = context.WithCancel(n.ctx)
@@ -499,7 +669,7 @@ func (n *nat) admit(guest netip.Addr, k int, count func(*natGuest) natAdmission)
 	n.wg.Add(k)
 	c.wg.Add(k)
 	n.running.Add(int64(k))
-	return c, natAdmitted
+	return c, natAdmitted, ""
 }
 
 // releaseUDP ends a flow admitUDP admitted (f, once it has one).
@@ -507,6 +677,9 @@ func (n *nat) releaseUDP(c *natGuest, f *udpFlow) {
 	n.mu.Lock()
 	c.udp--
 	n.openUDP--
+	if n.budget != nil {
+		n.budget.remove(c.user)
+	}
 	n.forgetLocked(c)
 	if f != nil {
 		delete(n.flows, f)
@@ -623,7 +796,8 @@ func (n *nat) wait() error {
 // handleTCP is the TCP forwarder's handler, on a goroutine of its own for
 // each SYN of a new connection: the guest's connection is accepted once
 // the host's is established, and refused (reset) when it is not or when
-// the guest has natTCPPerGuest already; a SYN beyond the guest's
+// the guest has natTCPPerGuest already (or its user its budget's most:
+// natBudget); a SYN beyond the guest's
 // natDialsPerGuest dials, or its natDialsPerService to that
 // destination, is dropped, for the guest to send again. A dial ends when
 // the guest stops sending its SYN (watchTCP): it gave up.
@@ -731,7 +905,8 @@ func closeWrite(c net.Conn) {
 // handleUDP is the UDP forwarder's handler, called by the stack for a
 // datagram that no endpoint takes (the first of a new flow): it opens the
 // flow's host socket and relays its datagrams until the flow is idle, or
-// drops the datagram when the guest has natUDPPerGuest flows already.
+// drops the datagram when the guest has natUDPPerGuest flows already (or
+// its user its budget's most relays: natBudget).
 // It runs on the stack's delivery path and does not block: a UDP dial
 // sends nothing.
 func (n *nat) handleUDP(r *udp.ForwarderRequest) {

@@ -1,6 +1,7 @@
 package netback
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -55,4 +56,69 @@ func steps(d time.Duration, n int) []time.Duration {
 		s[i] = time.Duration(i) * d
 	}
 	return s
+}
+
+// A hub's budget of NAT relays is what its descriptor limit leaves once
+// a quarter (at least 1024 unless that is above half) is kept for the
+// rest, at most 64 Ki; the users but root and the hub's own share three
+// quarters of it, one user half.
+func TestNewNATBudget(t *testing.T) {
+	tests := []struct {
+		nofile              uint64
+		all, users, perUser int
+	}{
+		{16, 8, 6, 4},                              // half kept: 1024 is above half
+		{1024, 512, 384, 256},                      // Go's usual soft limit
+		{3000, 1976, 1482, 988},                    // 1024 kept, above a quarter
+		{20000, 15000, 11250, 7500},                // a quarter kept
+		{1 << 19, 64 << 10, 48 << 10, 32 << 10},    // systemd's hard limit: at most 64 Ki
+		{^uint64(0), 64 << 10, 48 << 10, 32 << 10}, // RLIM_INFINITY
+	}
+	for _, tt := range tests {
+		b := newNATBudget(tt.nofile)
+		if b.all != tt.all || b.users != tt.users || b.perUser != tt.perUser {
+			t.Errorf("RLIMIT_NOFILE %d: all %d, users %d, per user %d; want %d, %d, %d",
+				tt.nofile, b.all, b.users, b.perUser, tt.all, tt.users, tt.perUser)
+		}
+	}
+}
+
+// Each bound of a budget is noted (for the log) the first time a relay
+// is refused over it, not again while it stays full, and again once its
+// count has fallen to half of it and it is met anew.
+func TestNATBudgetNotesOnce(t *testing.T) {
+	b := newNATBudget(16) // all 8, users 6, one user 4
+	alice := natUser{uid: 1000}
+	fill := func(u natUser, k int) {
+		for range k {
+			if why, _ := b.check(u); why != "" {
+				t.Fatalf("uid %d refused below its bound: %s", u.uid, why)
+			}
+			b.add(u)
+		}
+	}
+	fill(alice, 4)
+	var notes []bool
+	for range 3 {
+		why, note := b.check(alice)
+		if why == "" {
+			t.Fatal("uid 1000's fifth relay admitted")
+		}
+		notes = append(notes, note)
+	}
+	b.remove(alice) // 3: above half, still noted
+	fill(alice, 1)
+	_, note := b.check(alice)
+	notes = append(notes, note)
+	b.remove(alice)
+	b.remove(alice) // 2: half, forgotten
+	fill(alice, 2)
+	_, note = b.check(alice)
+	notes = append(notes, note)
+	if want := []bool{true, false, false, false, true}; !slices.Equal(notes, want) {
+		t.Errorf("noted %v, want %v", notes, want)
+	}
+	if b.open != 4 || b.usersOpen != 4 || b.byUser[1000] != 4 {
+		t.Errorf("counts open %d, users %d, uid 1000 %d; want 4 each", b.open, b.usersOpen, b.byUser[1000])
+	}
 }
