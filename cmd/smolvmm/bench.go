@@ -100,10 +100,13 @@ go on; the report gives the count that started. An N the host's limits
 certainly cannot hold (RLIMIT_NOFILE, RLIMIT_NPROC, kernel.threads-max,
 pid_max, a cgroup's pids.max) is refused before any VM starts. Disks are
 shared by every VM: give them ,ro. With --net user:NAME every VM joins
-the shared network (smolvmm net), each with its own MAC, 52:54:00:5b:00:00 upward, or from
---mac MAC upward (VM i gets MAC + i, within its last two bytes): give each
-bench that runs at once on one network its own --mac, as two from one
-address would be refused each other's MACs. The network's memory is shared
+the shared network (smolvmm net), each with its own MAC, from one that
+is the user's own upward (52:54:00, the uid's low 16 bits XOR 0x5b00, then
+00: root's 52:54:00:5b:00:00), as the network keeps a MAC for the user
+whose VM leased it, or from --mac MAC upward (VM i gets MAC + i, within
+its last two bytes): give each bench of one user that runs at once on one
+network its own --mac, as two from one address would be refused each
+other's MACs. The network's memory is shared
 out among the VMs joined to it then, as it says (others' too). --net
 tap:NAME, which every VM would share, is refused with N > 1.`,
 		Flags: append([]cli.Flag{
@@ -354,7 +357,7 @@ func benchAction(c *cli.Context) error {
 		case c.String("mac") != "":
 			vmArgs = parallelMACs(nc.MAC) // netflags.go: VM i gets --mac + i
 		case isSharedNet(nc.Spec):
-			vmArgs = parallelMACs(defaultParallelMAC) // one MAC per VM on a shared network
+			vmArgs = parallelMACs(defaultParallelMAC(os.Geteuid())) // one MAC per VM on a shared network, the user's own
 		}
 		var netOpts bench.ParallelOptions
 		if isSharedNet(nc.Spec) {
@@ -840,10 +843,12 @@ func sharedNetPID(spec string) (string, int, error) {
 }
 
 // parallelHints says, once each, what to change when VMs failed for want
-// of file descriptors or memory, or found their MACs taken.
+// of file descriptors or memory, or found their MACs taken or another
+// user's.
 func parallelHints(res *bench.ParallelResults) []string {
-	var fds, procs, mem, mac bool
+	var fds, procs, mem, mac, owner bool
 	for _, v := range res.VMs {
+		owner = owner || strings.Contains(v.Error, netback.RefusedMACOwner.String())
 		fds = fds || strings.Contains(v.Error, "out of file descriptors")
 		procs = procs || strings.Contains(v.Error, "no more processes")
 		mem = mem || strings.Contains(v.Error, "cannot allocate memory")
@@ -861,6 +866,10 @@ func parallelHints(res *bench.ParallelResults) []string {
 	}
 	if mac {
 		hints = append(hints, "some VMs' MACs were on the network already (another bench's VMs?): give each bench that runs at once its own --mac, the first of its VMs' (VM i gets MAC + i)")
+	}
+	if owner {
+		// The VM's own advice, a --mac per VM, is not bench's to take.
+		hints = append(hints, "some VMs' MACs are leased to another user's VMs on the network: give this bench a --mac of its own, the first of its VMs' (VM i gets MAC + i), from a range no other user's VMs have used")
 	}
 	return hints
 }

@@ -132,9 +132,19 @@ func isUserNet(spec string) bool { return spec == "user" || isSharedNet(spec) }
 func isSharedNet(spec string) bool { return strings.HasPrefix(spec, "user:") }
 
 // defaultParallelMAC is the first MAC of bench --parallel's VMs on a
-// shared network without --mac: the same on every run, so that the
-// network's leases are reused rather than new ones taken each run.
-var defaultParallelMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0x5b, 0x00, 0x00}
+// shared network without --mac, for the user uid whose processes they
+// are: 52:54:00, uid's low 16 bits XOR 0x5b00 (root's are the
+// 52:54:00:5b:00:00 of before), and 00, VM i taking i in the last byte.
+// The same on every run, so that the network's leases are reused rather
+// than new ones taken each run; another user's differ, since the network
+// keeps a MAC for the user whose VM leased it: with one range for all, a
+// second user's bench on a group's network had every VM refused. Two
+// users' ranges meet only beyond 256 VMs (more than the network's
+// addresses), or for uids 65536 apart.
+func defaultParallelMAC(uid int) net.HardwareAddr {
+	v := uint16(uid) ^ 0x5b00
+	return net.HardwareAddr{0x52, 0x54, 0x00, byte(v >> 8), byte(v), 0x00}
+}
 
 // parallelMACs gives VM i of bench --parallel its own MAC, base plus i in
 // its last two bytes (checkParallelFlags refuses a base that would pass
