@@ -708,8 +708,7 @@ func (h *Hub) serve(c net.Conn, uid int) {
 
 // leaveCause says why the VM left, its read having failed with err: the
 // hub's own reason when it ended the connection (cause, or its Close),
-// else err without the connection's addresses, which name the hub's
-// socket as it was bound (a temporary path, gone since).
+// else err without the connection's addresses (connError).
 func (p *hubPort) leaveCause(err error) string {
 	if c, ok := p.cause.Load().(string); ok {
 		return c
@@ -722,11 +721,7 @@ func (p *hubPort) leaveCause(err error) string {
 	if errors.Is(err, io.EOF) {
 		return "it closed its connection"
 	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err.Error()
-	}
-	return fmt.Sprint(err)
+	return fmt.Sprint(connError(err))
 }
 
 // answerQuery answers a hello that asks rather than joins.

@@ -303,7 +303,9 @@ func (j *Joined) run(c net.Conn) {
 	defer close(j.runDone)
 	j.runID.Store(goid.ID())
 	for {
-		err := j.read(c)
+		// Said without the connection's addresses (connError), as a
+		// failed handshake is.
+		err := connError(j.read(c))
 		j.mu.Lock()
 		if j.cut != nil { // WriteFrame closed c: its reason, not the read's
 			err, j.cut = j.cut, nil
@@ -551,6 +553,7 @@ func (j *Joined) WriteFrame(frame []byte) error {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("the network took no frame for %v (stopped or hung)", joinWriteTimeoutFor)
 		}
+		err = connError(err)
 		// The reader sees the end too, and redials, reporting err: it is
 		// set before the close the reader wakes to.
 		j.mu.Lock()

@@ -145,18 +145,29 @@ func (e *RefusedError) Permanent() bool {
 // before it was linked into place, not the one the VM dialled; and a
 // timeout says how long it waited.
 func handshakeError(socket string, err error) error {
-	var oe *net.OpError
-	var se *os.SyscallError
-	switch {
-	case errors.As(err, &oe) && errors.As(oe.Err, &se):
-		err = oe.Err // "read: connection reset by peer"
-	case errors.As(err, &oe):
-		err = fmt.Errorf("%s: %w", oe.Op, oe.Err)
-	}
+	err = connError(err)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("shared network %s: handshake: %w (no answer within %v: the network's process is stopped, overloaded, or cannot accept; see its log)", socket, err, hubHandshakeTimeout)
 	}
 	return fmt.Errorf("shared network %s: handshake: %w", socket, err)
+}
+
+// connError is err, from a read or write of a VM's connection to a hub,
+// without the connection's addresses: they name the hub's socket as it
+// was bound, a temporary path gone since (listenSocket), where the VM
+// knows the hub by the path it dialled. "read: connection reset by peer"
+// rather than "read unix @->/tmp/.s414201771/s: read: ...", still
+// wrapping the errno.
+func connError(err error) error {
+	var oe *net.OpError
+	var se *os.SyscallError
+	switch {
+	case errors.As(err, &oe) && errors.As(oe.Err, &se):
+		return oe.Err
+	case errors.As(err, &oe):
+		return fmt.Errorf("%s: %w", oe.Op, oe.Err)
+	}
+	return err
 }
 
 // hubVersionError is a hub answering in another protocol version.
