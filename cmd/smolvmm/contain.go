@@ -156,8 +156,9 @@ type brokerStarted struct {
 // compromised device model would), the VMM attempts "open:PATH",
 // "exec:PATH", "unlinkat:PATH" or "renameat:FROM:TO" (relative to the
 // descriptor the snapshot's directory had, snapDirFD) or
-// "connect:PATH" (a Unix socket), and reports the outcome on stderr. It
-// stands for code a guest took over. "snapshot-full" instead has the
+// "connect:PATH" (a Unix socket), or "unappend" (clear standard error's
+// O_APPEND, then write at its offset 0), and reports the outcome on
+// stderr. It stands for code a guest took over. "snapshot-full" instead has the
 // snapshot at ready fail as on a full file system (ENOSPC).
 const testHookEnv = "SMOLVMM_TEST_AFTER_SETUP"
 

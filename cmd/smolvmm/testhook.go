@@ -117,6 +117,17 @@ func runTestHook(hook string) {
 			_, err = os.Open("/etc/passwd")
 		}
 		fmt.Fprintf(os.Stderr, "smolvmm-test: open with SIGSYS blocked: %v\n", err)
+	case hook == "unappend":
+		// Standard error opened to append (2>>log): clear O_APPEND,
+		// then write over the file's first bytes.
+		fl, err := unix.FcntlInt(2, unix.F_GETFL, 0)
+		if err == nil {
+			_, err = unix.FcntlInt(2, unix.F_SETFL, fl&^unix.O_APPEND)
+		}
+		if err == nil {
+			_, err = unix.Pwrite(2, []byte("OVERWRITTEN"), 0)
+		}
+		fmt.Fprintf(os.Stderr, "smolvmm-test: unappend: %v\n", err)
 	case hook == "int80":
 		fmt.Fprintf(os.Stderr, "smolvmm-test: int $0x80 getpid: %d\n", int80Getpid())
 	case hook == "x32":
