@@ -89,6 +89,17 @@ func checkContainFlags(c *cli.Context) error {
 			return usageErrorf("--user %s: its group is root's (gid 0), whose files the VMM could then read; give a user of another group, or --uid and --gid", u)
 		}
 	}
+	if c.String("user") != "" || uid >= 0 {
+		if missing := dropCapsMissing(effectiveCaps()); missing != "" {
+			given, without := "--user "+c.String("user"), "--user"
+			if c.String("user") == "" {
+				given, without = fmt.Sprintf("--uid %d --gid %d", uid, gid), "--uid and --gid"
+			}
+			return usageErrorf("%s: changing the VMM's user takes CAP_SETUID and CAP_SETGID, and smolvmm was started as root without %s "+
+				"(a service's CapabilityBoundingSet, a container's dropped capabilities); start it as root with %s, or without %s",
+				given, missing, missing, without)
+		}
+	}
 	// Checked before the VM is set up, and again when the VMM enters it.
 	if dir := c.String("chroot"); dir != "" {
 		if err := sandbox.CheckChrootDir(dir); err != nil {
@@ -96,6 +107,36 @@ func checkContainFlags(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// effectiveCaps is the low word of the calling thread's effective
+// capabilities (CAP_SETUID and CAP_SETGID are in it). Should capget fail,
+// it says all are there: the drop, after the setup, then says what the
+// kernel refused.
+func effectiveCaps() uint32 {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return ^uint32(0)
+	}
+	return data[0].Effective
+}
+
+// dropCapsMissing names the capabilities that sandbox.DropPrivileges
+// takes (setgroups and setresgid, CAP_SETGID; setresuid, CAP_SETUID)
+// and effective, the low word of the effective set, lacks: "" when it
+// has both. Root started without them (setpriv --bounding-set -setuid, a
+// service's CapabilityBoundingSet) failed after the whole VM setup.
+// CAP_SETPCAP is not among them: without it the bounding set is kept.
+func dropCapsMissing(effective uint32) string {
+	var missing []string
+	if effective&(1<<unix.CAP_SETUID) == 0 {
+		missing = append(missing, "CAP_SETUID")
+	}
+	if effective&(1<<unix.CAP_SETGID) == 0 {
+		missing = append(missing, "CAP_SETGID")
+	}
+	return strings.Join(missing, " and ")
 }
 
 // nameJailed names the jailed VMM "smolvmm" on every thread, first
