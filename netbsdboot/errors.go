@@ -30,8 +30,18 @@ var (
 	// multiboot.ErrAppend: both protocols read the line alike.
 	ErrAppend = bootargs.ErrAppend
 	// ErrModule: a module that cannot be passed (unknown type, path too
-	// long for the 80-byte field, overlapping the kernel).
+	// long for the 80-byte field, overlapping the kernel), or a kmod
+	// NetBSD's module loader would refuse and boot without: one not for
+	// the kernel's class and machine, one whose sections kobj_load
+	// refuses (ErrKmodDamaged), one of another release (ErrKmodVersion).
 	ErrModule = errors.New("bad boot module")
+	// ErrKmodDamaged: a kmod cut short (shorter than its ELF header, or a
+	// section header table or section the loader reads past its end),
+	// stripped of its symbol table, or whose section headers kobj_load
+	// refuses otherwise (two symbol tables, one linking no string table,
+	// bad e_shentsize, e_shnum, e_shoff or e_shstrndx, no code); wrapped
+	// with ErrModule.
+	ErrKmodDamaged = errors.New("damaged kmod")
 	// ErrKmodVersion: a kmod built for a NetBSD release whose kmods
 	// the kernel's module loader refuses (its mi_version against the
 	// kernel's __NetBSD_Version__); wrapped with ErrModule.

@@ -135,8 +135,8 @@ func TestKmodKobjChecks(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrModule) {
-				t.Fatalf("Load: %v, want ErrModule", err)
+			if !errors.Is(err, ErrModule) || !errors.Is(err, ErrKmodDamaged) {
+				t.Fatalf("Load: %v, want ErrModule and ErrKmodDamaged", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -149,7 +149,7 @@ func TestKmodKobjChecks(t *testing.T) {
 
 // TestKmodEveryPrefixRefused: gcc puts a kmod's section header table
 // last, so every prefix of one lacks bytes the loader reads; each is
-// refused, none panics.
+// refused as damaged (ErrKmodDamaged) from the ELF magic on, none panics.
 func TestKmodEveryPrefixRefused(t *testing.T) {
 	for _, tc := range []struct {
 		class byte
@@ -161,8 +161,10 @@ func TestKmodEveryPrefixRefused(t *testing.T) {
 			t.Fatalf("%s whole: %v", tc.file, err)
 		}
 		for n := 1; n < len(kmod); n++ {
-			if err := (Module{Name: tc.file, Data: kmod[:n]}).checkKmod(0, k); !errors.Is(err, ErrModule) {
-				t.Errorf("%s cut to %d of %d bytes: %v, want ErrModule", tc.file, n, len(kmod), err)
+			err := (Module{Name: tc.file, Data: kmod[:n]}).checkKmod(0, k)
+			// Less than the ELF magic is no ELF file, not a damaged kmod.
+			if !errors.Is(err, ErrModule) || n >= 4 && !errors.Is(err, ErrKmodDamaged) {
+				t.Errorf("%s cut to %d of %d bytes: %v, want ErrModule and, from 4 bytes, ErrKmodDamaged", tc.file, n, len(kmod), err)
 			}
 		}
 	}
@@ -215,8 +217,8 @@ func TestRealKmodKobjChecks(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrModule) {
-				t.Fatalf("Load: %v, want ErrModule", err)
+			if !errors.Is(err, ErrModule) || !errors.Is(err, ErrKmodDamaged) {
+				t.Fatalf("Load: %v, want ErrModule and ErrKmodDamaged", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), "module 0 (miniroot.kmod), a kmod") || !strings.Contains(err.Error(), w) {

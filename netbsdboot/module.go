@@ -167,9 +167,10 @@ func (m Module) checkKmod(i int, k *kernel) error {
 		why = "it is not an ELF file"
 	case len(b) < hdrSize:
 		why = fmt.Sprintf("it is %d bytes, shorter than the kernel's %d-byte ELF header", len(b), hdrSize)
+		return kmodError(i, m.Name, kernelWhat, why, true)
 	}
 	if why != "" {
-		return kmodError(i, m.Name, kernelWhat, why)
+		return kmodError(i, m.Name, kernelWhat, why, false)
 	}
 	class, data, identVersion := b[4], b[5], b[6]
 	// x86 kernels read the header little-endian; a big-endian
@@ -203,13 +204,18 @@ func (m Module) checkKmod(i int, k *kernel) error {
 		}
 		return m.checkKmodVersion(i, k.version)
 	}
-	return kmodError(i, m.Name, kernelWhat, why)
+	return kmodError(i, m.Name, kernelWhat, why, false)
 }
 
-// kmodError says why module i, a kmod, cannot go to the kernel.
-func kmodError(i int, name, kernelWhat, why string) error {
+// kmodError says why module i, a kmod, cannot go to the kernel; damaged:
+// it is cut short (ErrKmodDamaged).
+func kmodError(i int, name, kernelWhat, why string, damaged bool) error {
+	sentinel := ErrModule
+	if damaged {
+		sentinel = fmt.Errorf("%w: %w", ErrModule, ErrKmodDamaged)
+	}
 	return fmt.Errorf("%w: module %d (%s), a kmod, does not suit %s: %s; NetBSD's module loader takes only relocatable objects (ET_REL) for the kernel's own machine, and the kernel would boot without it",
-		ErrModule, i, name, kernelWhat, why)
+		sentinel, i, name, kernelWhat, why)
 }
 
 // ELF values kobj_load's section checks need (sys/sys/exec_elf.h).
@@ -428,8 +434,8 @@ func kobjError(i int, name, why, msg string) error {
 	if msg == "" {
 		fate = "kobj_load would read that section's header from past its section header table, whatever lies there"
 	}
-	return fmt.Errorf("%w: module %d (%s), a kmod, is not one NetBSD's module loader can load: %s; %s",
-		ErrModule, i, name, why, fate)
+	return fmt.Errorf("%w: %w: module %d (%s), a kmod, is not one NetBSD's module loader can load: %s; %s",
+		ErrModule, ErrKmodDamaged, i, name, why, fate)
 }
 
 // checkKmodVersion refuses (ErrKmodVersion) a kmod built for a NetBSD

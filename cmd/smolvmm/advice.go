@@ -309,6 +309,8 @@ func vmFlagHint(e *vmm.Error) string {
 			return "pass fewer --module files"
 		case errors.Is(e.Err, netbsdboot.ErrBootMap):
 			return "pass smaller or fewer --module files: a larger -m does not help, the kernel maps no more at boot"
+		case errors.Is(e.Err, netbsdboot.ErrKmodDamaged):
+			return "give --module the whole kmod as the NetBSD release ships it in its modules set (stand/ARCH/VERSION/modules/NAME/NAME.kmod), not a copy cut short or stripped: the module loader reads every section and needs the symbol table"
 		case errors.Is(e.Err, netbsdboot.ErrKmodVersion):
 			return "give --module the kmod from the kernel's own NetBSD release, its modules set, or give -k a kernel of the kmod's release"
 		}

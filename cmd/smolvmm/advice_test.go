@@ -53,6 +53,8 @@ func TestAdvise(t *testing.T) {
 			"load kernel k: " + netbsdboot.ErrModule.Error() + " (check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed)"},
 		{"kmod of another release", &vmm.Error{Op: "load kernel k", Err: fmt.Errorf("%w: %w: module 0 (m)", netbsdboot.ErrModule, netbsdboot.ErrKmodVersion), Hint: "use the kmod from the kernel's own release", Field: "Modules"},
 			"load kernel k: bad boot module: kmod built for another NetBSD release: module 0 (m) (give --module the kmod from the kernel's own NetBSD release, its modules set, or give -k a kernel of the kmod's release)"},
+		{"damaged kmod", &vmm.Error{Op: "load kernel k", Err: fmt.Errorf("%w: %w: module 0 (m)", netbsdboot.ErrModule, netbsdboot.ErrKmodDamaged), Hint: "use a whole kmod", Field: "Modules"},
+			"load kernel k: bad boot module: damaged kmod: module 0 (m) (give --module the whole kmod as the NetBSD release ships it in its modules set (stand/ARCH/VERSION/modules/NAME/NAME.kmod), not a copy cut short or stripped: the module loader reads every section and needs the symbol table)"},
 		{"module past the bootstrap mapping", &vmm.Error{Op: "load kernel k", Err: fmt.Errorf("%w: %w: module 0 (m)", netbsdboot.ErrModule, netbsdboot.ErrBootMap), Hint: "pass smaller modules", Field: "Modules"},
 			"load kernel k: bad boot module: beyond the kernel's bootstrap mapping: module 0 (m) (pass smaller or fewer --module files: a larger -m does not help, the kernel maps no more at boot)"},
 		{"NetBSD modules forced to multiboot", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNetBSDModules, Hint: "NetBSD's native handoff passes them", Field: "Boot"},
