@@ -10,11 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/goid"
 	"github.com/smolvmm/smolvmm/internal/termsafe"
@@ -129,6 +132,20 @@ type HubConfig struct {
 	// call Close: that Close returns at once, nil, and the hub stops
 	// meanwhile.
 	Logf func(format string, args ...any)
+	// Contained is a hub whose process forbids itself, once NewHub has
+	// returned, every system call that names a file (a seccomp filter
+	// sees descriptors, never paths). Such a hub reads the host's hosts
+	// file and resolv.conf once, at the start, not again when they
+	// change; reads the first unprivileged port through a descriptor
+	// opened at the start; leaves its socket file at Close (nothing
+	// listens on it then, and the next hub replaces it); and writes the
+	// lease file through WriteLeases, which must be set.
+	Contained bool
+	// WriteLeases, when set, replaces the lease file's content with a
+	// table, instead of the hub's own write (a temporary file renamed
+	// over it): a contained hub hands the table to what may rename
+	// files. The hub still reads the file and holds its lock.
+	WriteLeases func(table []byte) error
 }
 
 // Hub is a user network that several VMs share: one gateway (the same
@@ -191,9 +208,13 @@ type Hub struct {
 	portStart func() int
 	// self is the hub's own user: its VMs, as root's, are not held to
 	// userLimit.
-	self  int
-	mu    sync.RWMutex
-	ports map[[6]byte]*hubPort
+	self int
+	// contained is HubConfig.Contained; nofile the process's
+	// RLIMIT_NOFILE as NewHub found it (refuseNoDescriptors).
+	contained bool
+	nofile    uint64
+	mu        sync.RWMutex
+	ports     map[[6]byte]*hubPort
 	// admitMu serialises admissions (register).
 	admitMu sync.Mutex
 	// natEnds are the NAT relays of VMs that left, by address, ended
@@ -357,7 +378,14 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	}
 	if h.portStart == nil {
 		h.portStart = unprivilegedPortStart
+		if cfg.Contained {
+			h.portStart = heldPortStart()
+		}
 	}
+	if cfg.Contained && cfg.WriteLeases == nil {
+		return nil, fmt.Errorf("shared network: contained, but no writer of the lease file")
+	}
+	h.contained, h.nofile = cfg.Contained, fileLimit()
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	} else {
@@ -396,6 +424,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		return nil, errors.Join(err, h.unlisten())
 	}
 	h.leases.holdConnected(h.now().Add(hubRejoinGraceFor))
+	h.leases.write = cfg.WriteLeases
 	h.saveLeaseFile = h.leases.save
 	if wrapSave != nil {
 		h.saveLeaseFile = func() error { return wrapSave(h.leases.save) }
@@ -403,6 +432,9 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if h.gw, err = newGateway(hubGatewaySink{h}, hubGatewayDepth, false); err != nil {
 		h.leases.close()
 		return nil, errors.Join(err, h.unlisten())
+	}
+	if cfg.Contained {
+		h.gw.resolver.reread = false // stat and open would be refused
 	}
 	if err := h.gw.serveDHCP(h.leases.lookup); err != nil {
 		_ = h.gw.close()
@@ -537,7 +569,10 @@ func (h *Hub) shutdown() {
 	// Linked into place, the socket file is not the path the
 	// listener knows to remove. Removed first: a VM dialling
 	// meanwhile finds nothing, not a socket that refuses it.
-	err := removeSocket(h.socket, h.socketFile)
+	var err error
+	if !h.contained { // its stat and unlink would be refused
+		err = removeSocket(h.socket, h.socketFile)
+	}
 	err = errors.Join(err, h.ln.Close())
 	h.conns.closeAll()
 	h.wg.Wait()
@@ -628,13 +663,36 @@ func (h *Hub) accept(spare *os.File) {
 }
 
 // openSpare opens the descriptor the hub keeps to answer VMs with when
-// it has none left; nil if it cannot.
+// it has none left; nil if it cannot. An eventfd: it names no file, which
+// a contained hub could not open.
 func openSpare() *os.File {
-	f, err := os.Open(os.DevNull)
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil
 	}
-	return f
+	return os.NewFile(uintptr(fd), "spare")
+}
+
+// heldPortStart is unprivilegedPortStart read through a descriptor
+// opened now, for a contained hub: a sysctl file read again from offset
+// 0 gives its value then. Where it cannot be opened, the value is 1024.
+func heldPortStart() func() int {
+	f, err := os.Open(unprivilegedPortStartFile)
+	if err != nil {
+		return func() int { return 1024 }
+	}
+	return func() int {
+		var b [32]byte
+		n, err := f.ReadAt(b[:], 0)
+		if n == 0 && err != nil {
+			return 1024
+		}
+		v, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+		if err != nil || v < 0 {
+			return 1024
+		}
+		return v
+	}
 }
 
 // refuseNoDescriptors reads the hello of a VM the hub accepted on its
@@ -649,9 +707,8 @@ func (h *Hub) refuseNoDescriptors(c net.Conn) {
 		return
 	}
 	limit := "its limit"
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-		limit = fmt.Sprintf("RLIMIT_NOFILE %d", lim.Cur)
+	if h.nofile != 0 { // read at the start: prlimit64 may be refused now
+		limit = fmt.Sprintf("RLIMIT_NOFILE %d", h.nofile)
 	}
 	msg := fmt.Sprintf("the network's process has every file descriptor open that %s allows (%d VMs joined)", limit, h.Stats().VMs)
 	_ = writeHubMessage(c, byte(RefusedNoDescriptors), hubAnswer{Error: msg})

@@ -470,8 +470,15 @@ func leaseOffsets(b []byte) []int64 {
 // writeLeases replaces s's lease file with content b: written to a new
 // temporary file in its directory (O_EXCL, so no symlink is followed),
 // synced, and renamed over the file, which replaces whatever is at its
-// path (a symlink too) rather than writing through it.
+// path (a symlink too) rather than writing through it; or given to
+// s.write, when set.
 func (s *leaseStore) writeLeases(b []byte) error {
+	if s.write != nil {
+		if err := s.write(b); err != nil {
+			return fmt.Errorf("lease file %s: %w", s.path, err)
+		}
+		return nil
+	}
 	base := filepath.Base(s.path)
 	dfd := int(s.dir.Fd())
 	var tmp string

@@ -27,6 +27,8 @@ type leaseStore struct {
 	// through; lock holds the file's lock (lockLeases). Both nil for
 	// leases in memory, and once closed.
 	dir, lock *os.File
+	// write, when set, replaces writeLeases' own (HubConfig.WriteLeases).
+	write func(table []byte) error
 
 	// saveMu orders the file's writes, which happen outside mu (so that
 	// a slow disk holds up no lookup): each write's snapshot is taken

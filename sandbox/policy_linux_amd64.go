@@ -303,6 +303,9 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 				rs = append(rs, rule{nr: nr})
 			}
 		}
+		if f.Sockets && f.Listen {
+			rs = append(rs, rule{nr: unix.SYS_BIND}, rule{nr: unix.SYS_LISTEN})
+		}
 		rs = append(rs,
 			rule{nr: unix.SYS_SETSOCKOPT, any: optionConds(setSockopts)},
 			rule{nr: unix.SYS_GETSOCKOPT, any: optionConds(getSockopts)})

@@ -105,6 +105,12 @@ type Filter struct {
 	// abstract sockets. Without Sockets, IPv4 and IPv6 sockets stay
 	// forbidden.
 	UnixSockets bool
+	// Listen allows bind and listen, with Sockets: a shared network's
+	// daemon opens a VM's forwarded ports on the host when it joins.
+	// The filter cannot see a bind's address, so any port the process
+	// may bind is open to it; without UnixSockets, socket makes IPv4 and
+	// IPv6 sockets only, and its Unix listeners are bound already.
+	Listen bool
 	// RenameDir, when not zero, is a descriptor of a directory in which
 	// renameat and renameat2 may rename or exchange files, unlinkat
 	// may remove files (not directories) and newfstatat may describe

@@ -183,7 +183,13 @@ var releaseHook func(cancel <-chan struct{})
 // it listens (~0.5 ms; no guest waits on it). logf, when set, says why it
 // did not happen; false means it will not happen later either.
 func releaseDaemonPages(logf func(string, ...any)) bool {
-	if pid := tracerPID(); pid != "" {
+	return releaseUntraced(tracerPID(), logf)
+}
+
+// releaseUntraced is releaseDaemonPages for a process traced by pid ("":
+// none).
+func releaseUntraced(pid string, logf func(string, ...any)) bool {
+	if pid != "" {
 		if logf != nil {
 			logf("traced by PID %s: the executable stayed mapped", pid)
 		}
@@ -203,6 +209,12 @@ func tracerPID() string {
 	if err != nil {
 		return ""
 	}
+	return tracerIn(b)
+}
+
+// tracerIn is the tracer's PID that status, /proc/self/status's content,
+// gives, or "" for none.
+func tracerIn(b []byte) string {
 	_, rest, ok := bytes.Cut(b, []byte("\nTracerPid:"))
 	if !ok {
 		return ""

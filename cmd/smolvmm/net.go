@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -21,6 +22,8 @@ import (
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/snapshot"
 )
 
 func netCommand() *cli.Command {
@@ -72,6 +75,8 @@ Examples:
 			&cli.StringFlag{Name: "leases", Usage: "keep the DHCP leases in `FILE` (default: next to the socket, .leases for .sock)"},
 			&cli.StringFlag{Name: "group", Usage: "let the VMs of `GROUP`'s members join too (name or number): socket mode 0660, that group's"},
 			&cli.BoolFlag{Name: "quiet", Usage: "do not log VMs joining and leaving"},
+			&cli.BoolFlag{Name: "no-seccomp", Usage: "do not install the seccomp filter that limits the running network to the system calls it needs (for debugging; a refused call names itself)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say how large the seccomp filter is"},
 		},
 		Action: netAction,
 	}
@@ -137,6 +142,18 @@ func netAction(c *cli.Context) error {
 	if c.Bool("quiet") {
 		cfg.Logf = nil
 	}
+	leases := cfg.Leases
+	if leases == "" {
+		leases = netback.HubLeases(socket)
+	}
+	var prepared *sandbox.Prepared
+	var lw *leaseWriter
+	if !c.Bool("no-seccomp") {
+		// Assembled while the hub starts.
+		prepared = sandbox.Prepare(netFilter())
+		lw = &leaseWriter{ready: make(chan struct{})}
+		cfg.Contained, cfg.WriteLeases = true, lw.write
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stopSignals...) // fetch.go
 	defer signal.Stop(sigs)
@@ -155,17 +172,39 @@ func netAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Now: filepath.Abs stats the working directory.
+	join := joinName(c, socket)
+	release := releaseDaemonPages // exepages.go
+	if prepared != nil {
+		if err := lw.open(leases); err != nil {
+			return errors.Join(err, h.Close())
+		}
+		// After the hub's last save, which goes through it.
+		defer lw.close()
+		if release, err = heldRelease(); err != nil {
+			return errors.Join(err, h.Close())
+		}
+		warmListen()
+		inst, err := prepared.Install()
+		if err != nil {
+			return errors.Join(fmt.Errorf("%w (smolvmm net --no-seccomp runs without the filter)", err), h.Close())
+		}
+		if c.Bool("verbose") {
+			fmt.Fprintf(os.Stderr, "smolvmm net: %s installed on every thread\n", inst)
+		}
+	} else if c.Bool("verbose") {
+		fmt.Fprintln(os.Stderr, "smolvmm net: no seccomp filter (--no-seccomp): the network may make any system call")
+	}
+	if netAfterSetup != nil {
+		netAfterSetup() // nettesthook.go, in the tests' build only
+	}
 	stopReleases := func() {}
-	if releaseDaemonPages(cfg.Logf) { // exepages.go; said once if not
-		stopReleases = releaseAfterJoins(h, cfg.Logf)
+	if release(cfg.Logf) { // said once if not
+		stopReleases = releaseAfterJoins(h, cfg.Logf, release)
 	}
 	defer stopReleases()
-	leases := cfg.Leases
-	if leases == "" {
-		leases = netback.HubLeases(socket)
-	}
 	dlog.start(fmt.Sprintf("smolvmm net: listening on %s (gateway %s, DNS %s, leases from %s in %s); join with --net user:%s\n",
-		socket, netback.UserGateway, netback.UserDNS, netback.UserGuest, leases, joinName(c, socket)))
+		socket, netback.UserGateway, netback.UserDNS, netback.UserGuest, leases, join))
 	sig := <-sigs
 	stopReleases() // before the hub closes under it
 	s := h.Stats()
@@ -284,12 +323,12 @@ var joinsQuiet = []time.Duration{100 * time.Millisecond, 1500 * time.Millisecond
 // VMs leave and join keeps otherwise the high-water mark of their
 // buffers, ~12.5 MiB anonymous after 50 VMs left and 50 others joined
 // (~3.5 MiB with it), at the cost of ~0.6 MiB to a daemon joined once.
-func releaseAfterJoins(h *netback.Hub, logf func(string, ...any)) (stop func()) {
+func releaseAfterJoins(h *netback.Hub, logf func(string, ...any), release func(func(string, ...any)) bool) (stop func()) {
 	return releaseLoop(h.Changed(), joinsQuiet, time.After, func(period int) bool {
 		if period == len(joinsQuiet)-1 {
 			debug.FreeOSMemory() // before the release: its code goes too
 		}
-		return releaseDaemonPages(logf) // exepages.go
+		return release(logf)
 	})
 }
 
@@ -358,6 +397,118 @@ func joinValue(name string, bySocket, group bool, socket string) string {
 		return "./" + socket
 	}
 	return socket
+}
+
+// netFilter is the daemon's seccomp filter: the Go runtime's calls, I/O
+// on what it holds (the VMs' connections, the lease file's temporaries,
+// its broker), accepting VMs, and the IPv4 and IPv6 sockets of the NAT,
+// the DNS forwarding and the VMs' forwarded ports, which it binds and
+// listens on when they join. No file is opened, renamed or removed by
+// name: the lease file is replaced by the broker (leaseWriter), the
+// resolver's files are read at the start only (HubConfig.Contained).
+func netFilter() sandbox.Filter {
+	return sandbox.Filter{
+		Sockets:  true,
+		Listen:   true,
+		Truncate: true, // a lease temporary, emptied before it is written
+		Process:  "the network",
+		Prefix:   "smolvmm net: ",
+		Advice:   " (smolvmm net --no-seccomp turns the filter off; please report the call)",
+	}
+}
+
+// warmListen listens once on a TCP port of the loopback, and closes it,
+// before the filter: Go's net package learns, at its first TCP listener
+// (a VM's forward, later), whether the kernel has MPTCP (socket, uname)
+// and the largest backlog (/proc/sys/net/core/somaxconn), once, with
+// calls the filter refuses. A loopback that takes no listener leaves
+// them to that first forward, which then stops the daemon and says so.
+func warmListen() {
+	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ln.Close()
+	}
+}
+
+// netAfterSetup, when set, runs once the daemon is contained: the tests'
+// build attempts testHookEnv's call there (nettesthook.go).
+var netAfterSetup func()
+
+// leaseWriter writes a contained network's lease file: through a
+// snapshot.Target opened once the hub holds the file's lock, whose
+// temporaries it writes and whose renames the broker does (broker.go),
+// as a --snapshot VMM's. Writes wait for open.
+type leaseWriter struct {
+	ready chan struct{} // closed by open
+	t     *snapshot.Target
+	b     *broker
+	err   error
+}
+
+// open opens the lease file at path and starts its broker.
+func (w *leaseWriter) open(path string) (err error) {
+	defer func() {
+		w.err = err
+		close(w.ready)
+	}()
+	t, err := snapshot.OpenTarget(path)
+	if err != nil {
+		return fmt.Errorf("--leases %s: %w", path, err)
+	}
+	d, files, ok := t.Names()
+	if !ok {
+		t.Close()
+		return fmt.Errorf("--leases %s: closed before the network ran", path)
+	}
+	fd, err := unix.FcntlInt(d.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		t.Close()
+		return fmt.Errorf("--leases %s: its directory: %w", path, err)
+	}
+	dir := os.NewFile(uintptr(fd), d.Name())
+	b, err := brokerStart(brokerArgs{files: files}, dir, nil, true)
+	dir.Close()
+	if err != nil {
+		t.Close()
+		return fmt.Errorf("--leases %s: %w", path, err)
+	}
+	t.UseRenamer(brokerRenamer{b})
+	w.t, w.b = t, b
+	return nil
+}
+
+// write replaces the lease file's content with table.
+func (w *leaseWriter) write(table []byte) error {
+	<-w.ready
+	if w.err != nil {
+		return w.err
+	}
+	return w.t.Write(func(out io.Writer) error {
+		_, err := out.Write(table)
+		return err
+	})
+}
+
+// close removes the temporaries and ends the broker.
+func (w *leaseWriter) close() {
+	if w.t != nil {
+		w.t.Close()
+		w.b.Close()
+	}
+}
+
+// heldRelease is releaseDaemonPages for a contained daemon, which may
+// not open /proc/self/status again: it reads the tracer's PID through a
+// descriptor opened now.
+func heldRelease() (func(func(string, ...any)) bool, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	return func(logf func(string, ...any)) bool {
+		b := make([]byte, 4096)
+		n, _ := f.ReadAt(b, 0)
+		return releaseUntraced(tracerIn(b[:n]), logf)
+	}, nil
 }
 
 // lookupGroup turns --group's name or number into a group ID.
