@@ -137,10 +137,16 @@ type HubConfig struct {
 	// sees descriptors, never paths). Such a hub reads the host's hosts
 	// file and resolv.conf once, at the start, not again when they
 	// change; reads the first unprivileged port through a descriptor
-	// opened at the start; leaves its socket file at Close (nothing
-	// listens on it then, and the next hub replaces it); and writes the
-	// lease file through WriteLeases, which must be set.
+	// opened at the start; removes its socket file at Close through
+	// RemoveSocket (left without it: nothing listens on it then, and
+	// the next hub replaces it); and writes the lease file through
+	// WriteLeases, which must be set.
 	Contained bool
+	// RemoveSocket, for a contained hub, removes its socket file at
+	// Close, as the hub itself does otherwise: only if Socket is still
+	// the file SocketFile describes (another hub may have made its own
+	// there since). A process that may name files does it for the hub.
+	RemoveSocket func() error
 	// WriteLeases, when set, replaces the lease file's content with a
 	// table, instead of the hub's own write (a temporary file renamed
 	// over it): a contained hub hands the table to what may rename
@@ -209,12 +215,14 @@ type Hub struct {
 	// self is the hub's own user: its VMs, as root's, are not held to
 	// userLimit.
 	self int
-	// contained is HubConfig.Contained; nofile the process's
-	// RLIMIT_NOFILE as NewHub found it (refuseNoDescriptors).
-	contained bool
-	nofile    uint64
-	mu        sync.RWMutex
-	ports     map[[6]byte]*hubPort
+	// contained is HubConfig.Contained, removeSocket its RemoveSocket;
+	// nofile the process's RLIMIT_NOFILE as NewHub found it
+	// (refuseNoDescriptors).
+	contained    bool
+	removeSocket func() error
+	nofile       uint64
+	mu           sync.RWMutex
+	ports        map[[6]byte]*hubPort
 	// admitMu serialises admissions (register).
 	admitMu sync.Mutex
 	// natEnds are the NAT relays of VMs that left, by address, ended
@@ -385,7 +393,7 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	if cfg.Contained && cfg.WriteLeases == nil {
 		return nil, fmt.Errorf("shared network: contained, but no writer of the lease file")
 	}
-	h.contained, h.nofile = cfg.Contained, fileLimit()
+	h.contained, h.removeSocket, h.nofile = cfg.Contained, cfg.RemoveSocket, fileLimit()
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	} else {
@@ -510,6 +518,10 @@ func (h *Hub) unlisten() error {
 // Socket is the path VMs connect to.
 func (h *Hub) Socket() string { return h.socket }
 
+// SocketFile describes the socket file NewHub made at Socket, as it was
+// bound: what HubConfig.RemoveSocket compares Socket with at Close.
+func (h *Hub) SocketFile() os.FileInfo { return h.socketFile }
+
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	h.mu.RLock()
@@ -541,7 +553,8 @@ func (h *Hub) noteChange() {
 
 // Close stops accepting, disconnects every VM (removing their forwards)
 // and stops the gateway, waiting for every goroutine. The socket file is
-// removed. Called from HubConfig.Logf, on one of the goroutines it would
+// removed (a contained hub's through HubConfig.RemoveSocket, if set).
+// Called from HubConfig.Logf, on one of the goroutines it would
 // wait for, it returns at once, nil, while the hub stops; a Close from
 // elsewhere waits for that and returns its error.
 func (h *Hub) Close() error {
@@ -570,8 +583,13 @@ func (h *Hub) shutdown() {
 	// listener knows to remove. Removed first: a VM dialling
 	// meanwhile finds nothing, not a socket that refuses it.
 	var err error
-	if !h.contained { // its stat and unlink would be refused
+	switch {
+	case !h.contained:
 		err = removeSocket(h.socket, h.socketFile)
+	case h.removeSocket != nil: // its own stat and unlink would be refused
+		if err = h.removeSocket(); err != nil {
+			err = fmt.Errorf("shared network: remove %s: %w", h.socket, err)
+		}
 	}
 	err = errors.Join(err, h.ln.Close())
 	h.conns.closeAll()

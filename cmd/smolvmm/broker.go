@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,10 @@ import (
 //	             file (the first time), or exchange the spare with it,
 //	             and sync the directory (snapshot.DirRenamer.Commit)
 //	'd' discard: remove the temporaries that are not the file
+//	's' socket:  remove the shared network's socket file, for its
+//	             daemon (smolvmm net) alone: the path it was given at
+//	             its start, if that is still the socket the daemon
+//	             bound (the device and inode given with it)
 //
 // A request is its one byte; an answer is an errno (4 bytes, little
 // endian; 0 for success, answerMoved for snapshot.ErrMoved,
@@ -51,6 +56,10 @@ import (
 // dumpable, with its bounding set whole, and any process of that user
 // could then take its descriptors (pidfd_getfd), stderr among them,
 // which may be a file only root may write.
+//
+// A shared network's daemon has a broker too, for its lease file (as a
+// snapshot) and its socket file, which its filter keeps it from
+// renaming and removing itself.
 //
 // A shared network's hub is not the broker's to dial: the VMM dials it
 // itself (its filter allows Unix sockets then), since a broker for every
@@ -88,9 +97,10 @@ const (
 )
 
 const (
-	opCheck   = 'v'
-	opCommit  = 'c'
-	opDiscard = 'd'
+	opCheck        = 'v'
+	opCommit       = 'c'
+	opDiscard      = 'd'
+	opRemoveSocket = 's'
 )
 
 // answerMoved is the answer's code for snapshot.ErrMoved, beyond any
@@ -103,15 +113,24 @@ const (
 
 // brokerArgs are the broker's command line after its name: the
 // snapshot's file name in its directory, its two temporaries', then the
-// three files' identities ("DEV:INO"; "-" for no file).
+// three files' identities ("DEV:INO"; "-" for no file); for a shared
+// network's daemon, then its socket's absolute path and identity.
 type brokerArgs struct {
 	files snapshot.Files
+	// socket is the daemon's socket file, socketID the socket it bound
+	// there; "" for a VMM's broker.
+	socket   string
+	socketID snapshot.FileID
 }
 
 func (a brokerArgs) list() []string {
 	f := a.files
-	return []string{"smolvmm-broker", f.File, f.Temps[0], f.Temps[1],
+	l := []string{"smolvmm-broker", f.File, f.Temps[0], f.Temps[1],
 		formatFileID(f.FileID), formatFileID(f.TempIDs[0]), formatFileID(f.TempIDs[1])}
+	if a.socket != "" {
+		l = append(l, a.socket, formatFileID(a.socketID))
+	}
+	return l
 }
 
 func formatFileID(id snapshot.FileID) string {
@@ -123,8 +142,8 @@ func formatFileID(id snapshot.FileID) string {
 
 // parseBrokerArgs reads the broker's command line (brokerArgs.list).
 func parseBrokerArgs(args []string) (brokerArgs, error) {
-	if len(args) != 7 {
-		return brokerArgs{}, fmt.Errorf("%d arguments; want 6 (%s is set by smolvmm for its broker; unset it)", len(args)-1, brokerEnv)
+	if len(args) != 7 && len(args) != 9 {
+		return brokerArgs{}, fmt.Errorf("%d arguments; want 6, or 8 for a shared network's (%s is set by smolvmm for its broker; unset it)", len(args)-1, brokerEnv)
 	}
 	f := snapshot.Files{File: args[1], Temps: [2]string{args[2], args[3]}}
 	for _, name := range []string{f.File, f.Temps[0], f.Temps[1]} {
@@ -138,15 +157,38 @@ func parseBrokerArgs(args []string) (brokerArgs, error) {
 		if v == "-" && i == 0 {
 			continue // no file there at the start
 		}
-		d, n, ok := strings.Cut(v, ":")
-		dev, err1 := strconv.ParseUint(d, 10, 64)
-		ino, err2 := strconv.ParseUint(n, 10, 64)
-		if !ok || err1 != nil || err2 != nil || ino == 0 {
-			return brokerArgs{}, fmt.Errorf("%q is not a file's DEV:INO", v)
+		id, err := parseFileID(v)
+		if err != nil {
+			return brokerArgs{}, err
 		}
-		*p = snapshot.FileID{Dev: dev, Ino: ino}
+		*p = id
 	}
-	return brokerArgs{files: f}, nil
+	a := brokerArgs{files: f}
+	if len(args) == 9 {
+		// Absolute: the broker names it through the directory's
+		// descriptor (removeSocketFile), the only one its filter lets
+		// it name files through.
+		if a.socket = args[7]; !filepath.IsAbs(a.socket) || filepath.Clean(a.socket) != a.socket {
+			return brokerArgs{}, fmt.Errorf("%q is not a socket's absolute path", a.socket)
+		}
+		id, err := parseFileID(args[8])
+		if err != nil {
+			return brokerArgs{}, err
+		}
+		a.socketID = id
+	}
+	return a, nil
+}
+
+// parseFileID reads a file's identity, "DEV:INO" (formatFileID).
+func parseFileID(v string) (snapshot.FileID, error) {
+	d, n, ok := strings.Cut(v, ":")
+	dev, err1 := strconv.ParseUint(d, 10, 64)
+	ino, err2 := strconv.ParseUint(n, 10, 64)
+	if !ok || err1 != nil || err2 != nil || ino == 0 {
+		return snapshot.FileID{}, fmt.Errorf("%q is not a file's DEV:INO", v)
+	}
+	return snapshot.FileID{Dev: dev, Ino: ino}, nil
 }
 
 // maybeBrokerMain runs the broker and exits when this process is one.
@@ -217,23 +259,29 @@ func brokerMain(args []string) int {
 		if err != nil || n == 0 {
 			return end() // the VMM is gone
 		}
-		var rerr error
-		switch {
-		case n != 1:
-			rerr = fmt.Errorf("broker: request of %d bytes: %w", n, unix.EINVAL)
-		case buf[0] == opCheck:
-			rerr = ren.Check()
-		case buf[0] == opCommit:
-			rerr = ren.Commit()
-		case buf[0] == opDiscard:
-			rerr = ren.Discard()
-		default:
-			rerr = fmt.Errorf("broker: request %q: %w", buf[0], unix.EINVAL)
-		}
-		if err := brokerAnswer(rerr); err != nil {
+		if err := brokerAnswer(brokerServe(a, ren, buf[:n])); err != nil {
 			return end()
 		}
 	}
+}
+
+// brokerServe does request req with a's names and ren: one byte, an
+// operation the broker's owner may ask (removing a socket is a
+// network's alone).
+func brokerServe(a brokerArgs, ren *snapshot.DirRenamer, req []byte) error {
+	switch {
+	case len(req) != 1:
+		return fmt.Errorf("broker: request of %d bytes: %w", len(req), unix.EINVAL)
+	case req[0] == opCheck:
+		return ren.Check()
+	case req[0] == opCommit:
+		return ren.Commit()
+	case req[0] == opDiscard:
+		return ren.Discard()
+	case req[0] == opRemoveSocket && a.socket != "":
+		return removeSocketFile(brokerDirFD, a.socket, a.socketID)
+	}
+	return fmt.Errorf("broker: request %q: %w", req[0], unix.EINVAL)
 }
 
 // parseBrokerUser reads brokerUserEnv's value, "UID:GID".
@@ -275,7 +323,8 @@ func answerCode(err error) uint32 {
 
 // brokerFilter is the broker's seccomp filter: the runtime's calls, I/O
 // on what it holds, and the renames and removals in the snapshot's
-// directory.
+// directory (or, through its descriptor, of the socket's absolute
+// path).
 func brokerFilter() sandbox.Filter {
 	return sandbox.Filter{
 		RenameDir: brokerDirFD,
@@ -283,6 +332,29 @@ func brokerFilter() sandbox.Filter {
 		Prefix:    "smolvmm: ",
 		Advice:    " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
+}
+
+// removeSocketFile removes the socket file at path, named through the
+// directory descriptor dir (the path is absolute: any directory's
+// descriptor, or unix.AT_FDCWD), if it is still the socket id: once its
+// daemon stopped, another may have made its own there. Gone already is
+// no error.
+func removeSocketFile(dir int, path string, id snapshot.FileID) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(dir, path, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || uint64(st.Dev) != id.Dev || st.Ino != id.Ino {
+		return nil // not the socket its daemon bound
+	}
+	if err := unix.Unlinkat(dir, path, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &os.PathError{Op: "unlink", Path: path, Err: err}
+	}
+	return nil
 }
 
 // broker is the VMM's end of its broker.
@@ -403,3 +475,7 @@ func (r brokerRenamer) Check() error { return r.b.request(opCheck) }
 func (r brokerRenamer) Commit() error { return r.b.request(opCommit) }
 
 func (r brokerRenamer) Discard() error { return r.b.request(opDiscard) }
+
+// removeSocket asks the broker to remove its shared network's socket
+// file (removeSocketFile).
+func (b *broker) removeSocket() error { return b.request(opRemoveSocket) }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -152,7 +153,7 @@ func netAction(c *cli.Context) error {
 		// Assembled while the hub starts.
 		prepared = sandbox.Prepare(netFilter())
 		lw = &leaseWriter{ready: make(chan struct{})}
-		cfg.Contained, cfg.WriteLeases = true, lw.write
+		cfg.Contained, cfg.WriteLeases, cfg.RemoveSocket = true, lw.write, lw.removeSocket
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stopSignals...) // fetch.go
@@ -176,7 +177,7 @@ func netAction(c *cli.Context) error {
 	join := joinName(c, socket)
 	release := releaseDaemonPages // exepages.go
 	if prepared != nil {
-		if err := lw.open(leases); err != nil {
+		if err := lw.open(leases, h); err != nil {
 			return errors.Join(err, h.Close())
 		}
 		// After the hub's last save, which goes through it.
@@ -404,8 +405,9 @@ func joinValue(name string, bySocket, group bool, socket string) string {
 // its broker), accepting VMs, and the IPv4 and IPv6 sockets of the NAT,
 // the DNS forwarding and the VMs' forwarded ports, which it binds and
 // listens on when they join. No file is opened, renamed or removed by
-// name: the lease file is replaced by the broker (leaseWriter), the
-// resolver's files are read at the start only (HubConfig.Contained).
+// name: the lease file is replaced, and the socket file removed at the
+// stop, by the broker (leaseWriter); the resolver's files are read at
+// the start only (HubConfig.Contained).
 func netFilter() sandbox.Filter {
 	return sandbox.Filter{
 		Sockets:  true,
@@ -436,20 +438,34 @@ var netAfterSetup func()
 // leaseWriter writes a contained network's lease file: through a
 // snapshot.Target opened once the hub holds the file's lock, whose
 // temporaries it writes and whose renames the broker does (broker.go),
-// as a --snapshot VMM's. Writes wait for open.
+// as a --snapshot VMM's. The broker removes the hub's socket file at the
+// stop too. Writes wait for open.
 type leaseWriter struct {
 	ready chan struct{} // closed by open
 	t     *snapshot.Target
 	b     *broker
 	err   error
+	// socket is the hub's socket file, absolute, and socketID the
+	// socket it bound there (set by open).
+	socket   string
+	socketID snapshot.FileID
 }
 
-// open opens the lease file at path and starts its broker.
-func (w *leaseWriter) open(path string) (err error) {
+// open opens the lease file at path and starts its broker, which is
+// given h's socket file to remove at the stop.
+func (w *leaseWriter) open(path string, h *netback.Hub) (err error) {
 	defer func() {
 		w.err = err
 		close(w.ready)
 	}()
+	st, ok := h.SocketFile().Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("--socket %s: no device and inode known", h.Socket())
+	}
+	if w.socket, err = filepath.Abs(h.Socket()); err != nil {
+		return fmt.Errorf("--socket %s: %w", h.Socket(), err)
+	}
+	w.socketID = snapshot.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
 	t, err := snapshot.OpenTarget(path)
 	if err != nil {
 		return fmt.Errorf("--leases %s: %w", path, err)
@@ -465,7 +481,7 @@ func (w *leaseWriter) open(path string) (err error) {
 		return fmt.Errorf("--leases %s: its directory: %w", path, err)
 	}
 	dir := os.NewFile(uintptr(fd), d.Name())
-	b, err := brokerStart(brokerArgs{files: files}, dir, nil, true)
+	b, err := brokerStart(brokerArgs{files: files, socket: w.socket, socketID: w.socketID}, dir, nil, true)
 	dir.Close()
 	if err != nil {
 		t.Close()
@@ -486,6 +502,20 @@ func (w *leaseWriter) write(table []byte) error {
 		_, err := out.Write(table)
 		return err
 	})
+}
+
+// removeSocket removes the hub's socket file at its stop
+// (HubConfig.RemoveSocket): through the broker; or, when open failed
+// before the broker started, itself, not contained yet.
+func (w *leaseWriter) removeSocket() error {
+	<-w.ready
+	if w.b == nil {
+		if w.socket == "" {
+			return nil // nothing known of it: left, and replaced as stale
+		}
+		return removeSocketFile(unix.AT_FDCWD, w.socket, w.socketID)
+	}
+	return w.b.removeSocket()
 }
 
 // close removes the temporaries and ends the broker.

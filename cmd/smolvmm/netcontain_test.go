@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/snapshot"
 )
 
 // threadStatus is the value of field (e.g. "Seccomp") in the status of
@@ -84,7 +89,10 @@ func TestNetDaemonContained(t *testing.T) {
 			if len(left) != 0 {
 				t.Errorf("temporaries left: %v", left)
 			}
-			// The next start reads them (a stale socket is replaced).
+			if _, err := os.Lstat(socket); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the socket after the stop: %v; want it removed", err)
+			}
+			// The next start reads them.
 			startNetDaemon(t, socket, append([]string{"--leases", leases}, tc.args...)...)
 		})
 	}
@@ -183,5 +191,109 @@ func TestNetDaemonForbiddenCall(t *testing.T) {
 				t.Fatalf("stderr:\n%s\nwant %q", stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestRemoveSocketFile: the network's broker removes the socket path it
+// was given only while it is the socket the daemon bound (its device
+// and inode): not another socket made there since, nor another kind of
+// file; one gone already is no error.
+func TestRemoveSocketFile(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		replace func(t *testing.T, path string) // after the identity is taken
+		removed bool
+	}{
+		{"the daemon's", nil, true},
+		{"gone", func(t *testing.T, path string) { os.Remove(path) }, true},
+		{"another socket", func(t *testing.T, path string) {
+			os.Remove(path)
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.(*net.UnixListener).SetUnlinkOnClose(false)
+			t.Cleanup(func() { ln.Close() })
+		}, false},
+		{"a file", func(t *testing.T, path string) {
+			os.Remove(path)
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(testsock.Dir(t), "n.sock")
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.(*net.UnixListener).SetUnlinkOnClose(false)
+			defer ln.Close()
+			var st unix.Stat_t
+			if err := unix.Lstat(path, &st); err != nil {
+				t.Fatal(err)
+			}
+			id := snapshot.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
+			if tc.replace != nil {
+				tc.replace(t, path)
+			}
+			_, statErr := os.Lstat(path)
+			present := statErr == nil
+			dir, err := os.Open(t.TempDir()) // another directory: the path is absolute
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dir.Close()
+			if err := removeSocketFile(int(dir.Fd()), path, id); err != nil {
+				t.Fatalf("removeSocketFile: %v", err)
+			}
+			_, err = os.Lstat(path)
+			if gone := errors.Is(err, os.ErrNotExist); gone != (tc.removed || !present) {
+				t.Errorf("after removeSocketFile: %v; want removed %v", err, tc.removed)
+			}
+		})
+	}
+}
+
+// TestBrokerSocketArgs: a shared network's broker takes its socket as an
+// absolute, clean path and a DEV:INO; a VMM's broker (no socket) refuses
+// the request to remove one.
+func TestBrokerSocketArgs(t *testing.T) {
+	base := []string{"smolvmm-broker", "n.leases", ".a.tmp", ".b.tmp", "-", "2049:12", "2049:13"}
+	good, err := parseBrokerArgs(append(base[:7:7], "/run/user/1000/smolvmm/net.sock", "2049:14"))
+	if err != nil || good.socket != "/run/user/1000/smolvmm/net.sock" || good.socketID != (snapshot.FileID{Dev: 2049, Ino: 14}) {
+		t.Fatalf("parseBrokerArgs with a socket: %+v, %v", good, err)
+	}
+	if got := good.list(); len(got) != 9 || got[7] != good.socket || got[8] != "2049:14" {
+		t.Errorf("list() = %q; want the socket and its identity last", got)
+	}
+	// Neither asks the renamer, which is nil here.
+	for _, tc := range []struct {
+		a   brokerArgs
+		req []byte
+	}{
+		{brokerArgs{}, []byte{opRemoveSocket}},
+		{good, []byte{opRemoveSocket, 0}},
+		{good, []byte("s/etc/passwd")},
+		{good, []byte{'x'}},
+		{good, nil},
+	} {
+		if err := brokerServe(tc.a, nil, tc.req); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("request %q (socket %q): %v; want %v", tc.req, tc.a.socket, err, unix.EINVAL)
+		}
+	}
+	for _, extra := range [][]string{
+		{"net.sock", "2049:14"},
+		{"/run/../etc/passwd", "2049:14"},
+		{"/run/x/", "2049:14"},
+		{"/run/net.sock", "-"},
+		{"/run/net.sock", "2049:0"},
+		{"/run/net.sock"},
+	} {
+		args := append(base[:7:7], extra...)
+		if got := brokerMain(args); got != 2 {
+			t.Errorf("brokerMain(%q) = %d; want 2, refused", args, got)
+		}
 	}
 }
