@@ -239,7 +239,7 @@ func brokerMain(args []string) int {
 	}
 	ren := snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.files)
 	if brokerFiltered() {
-		if _, err := sandbox.Install(brokerFilter()); err != nil {
+		if _, err := sandbox.Install(brokerFilter(a.socket != "")); err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
 			return 1
 		}
@@ -324,8 +324,17 @@ func answerCode(err error) uint32 {
 // brokerFilter is the broker's seccomp filter: the runtime's calls, I/O
 // on what it holds, and the renames and removals in the snapshot's
 // directory (or, through its descriptor, of the socket's absolute
-// path).
-func brokerFilter() sandbox.Filter {
+// path). A forbidden call is reported as its owner's: a shared
+// network's daemon (network) or a VMM.
+func brokerFilter(network bool) sandbox.Filter {
+	if network {
+		return sandbox.Filter{
+			RenameDir: brokerDirFD,
+			Process:   "the network's broker",
+			Prefix:    "smolvmm net: ",
+			Advice:    " (smolvmm net --no-seccomp turns the filter off; please report the call)",
+		}
+	}
 	return sandbox.Filter{
 		RenameDir: brokerDirFD,
 		Process:   "the VMM's broker",

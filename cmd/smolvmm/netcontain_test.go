@@ -297,3 +297,22 @@ func TestBrokerSocketArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerFilterOwner: a forbidden call of the shared network's broker
+// is reported as the network's, with smolvmm net's advice; a VMM's as
+// the VMM's.
+func TestBrokerFilterOwner(t *testing.T) {
+	for _, tc := range []struct {
+		network                 bool
+		process, prefix, advice string
+	}{
+		{true, "the network's broker", "smolvmm net: ", "smolvmm net --no-seccomp"},
+		{false, "the VMM's broker", "smolvmm: ", "smolvmm --no-seccomp"},
+	} {
+		f := brokerFilter(tc.network)
+		if f.Process != tc.process || f.Prefix != tc.prefix || !strings.Contains(f.Advice, tc.advice) || f.RenameDir != brokerDirFD {
+			t.Errorf("brokerFilter(%v): process %q, prefix %q, advice %q, RenameDir %d; want %q, %q, %q..., %d",
+				tc.network, f.Process, f.Prefix, f.Advice, f.RenameDir, tc.process, tc.prefix, tc.advice, brokerDirFD)
+		}
+	}
+}
