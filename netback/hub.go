@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -702,14 +701,10 @@ func heldPortStart() func() int {
 	return func() int {
 		var b [32]byte
 		n, err := f.ReadAt(b[:], 0)
-		if n == 0 && err != nil {
-			return 1024
+		if n > 0 {
+			err = nil // io.EOF: the whole value, shorter than b
 		}
-		v, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-		if err != nil || v < 0 {
-			return 1024
-		}
-		return v
+		return portStartOf(b[:n], err)
 	}
 }
 

@@ -69,8 +69,12 @@ var unprivilegedPortStartFile = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 // unprivilegedPortStart is the first host port that a process without
 // CAP_NET_BIND_SERVICE may bind: the host's setting, read each time (it
 // can change), or 1024, the traditional bound, where it cannot be read.
-func unprivilegedPortStart() int {
-	b, err := os.ReadFile(unprivilegedPortStartFile)
+func unprivilegedPortStart() int { return portStartOf(os.ReadFile(unprivilegedPortStartFile)) }
+
+// portStartOf is the first unprivileged port that b, the content of
+// unprivilegedPortStartFile read with err, gives: 1024 when it could not
+// be read or is not a port.
+func portStartOf(b []byte, err error) int {
 	if err != nil {
 		return 1024
 	}
