@@ -28,9 +28,11 @@ import (
 // libc's, in a cgo build) it opens no file once made, so a VMM whose
 // seccomp filter forbids opening files (and stat) still answers DNS, and
 // a change to those files on the host is seen by the VM's next run. A
-// shared network (smolvmm net, a daemon without the filter, running for
-// months while DHCP, NetworkManager or a VPN rewrite resolv.conf) reads
-// them again when they change (reread).
+// shared network (smolvmm net, a daemon running for months while DHCP,
+// NetworkManager or a VPN rewrite resolv.conf) reads them again when
+// they change (reread), unless it is contained (HubConfig.Contained: its
+// seccomp filter refuses stat and open as a VMM's does), when it reads
+// them once, at its start.
 type hostResolver struct {
 	conf atomic.Pointer[hostConf]
 	// reread, when set, makes config look at the files again, at most
