@@ -10,10 +10,25 @@ import (
 	"syscall"
 )
 
+// ErrGone is matched (errors.Is) by the errors of reading a process's
+// memory once the process has exited: reaped (its /proc directory is
+// gone), a zombie (its smaps is empty), or gone before a signal reached
+// it (ESRCH).
+var ErrGone = errors.New("the process has exited")
+
+// gone adds ErrGone to err when err says that the process is gone: ENOENT
+// on its /proc files, or ESRCH.
+func gone(err error) error {
+	if err != nil && !errors.Is(err, ErrGone) && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)) {
+		return fmt.Errorf("%w: %w", err, ErrGone)
+	}
+	return err
+}
+
 // openProc opens /proc/PID/name. Refused a file the kernel gave to root
 // while the process runs as another user, the error says why: the
 // process is not dumpable, and a bare "permission denied" read as a
-// mistake of the bench's.
+// mistake of the bench's. A process gone is ErrGone.
 func openProc(pid int, name string) (*os.File, error) {
 	path := fmt.Sprintf("/proc/%d/%s", pid, name)
 	f, err := os.Open(path)
@@ -22,7 +37,7 @@ func openProc(pid int, name string) (*os.File, error) {
 			return nil, fmt.Errorf("%w: %s", err, why)
 		}
 	}
-	return f, err
+	return f, gone(err)
 }
 
 // notDumpable says why path of process pid is root's while the process

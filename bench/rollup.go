@@ -87,7 +87,7 @@ func ReadRollup(pid int) (Rollup, error) {
 	defer f.Close()
 	ro, err := ParseRollup(f)
 	if err != nil {
-		return Rollup{}, fmt.Errorf("/proc/%d/%w", pid, err)
+		return Rollup{}, fmt.Errorf("/proc/%d/%w", pid, gone(err))
 	}
 	return ro, nil
 }
@@ -96,14 +96,9 @@ func ReadRollup(pid int) (Rollup, error) {
 // mapping in /proc/PID/smaps (found as Overhead finds it, or as
 // RestoredOverhead does when guestFile is set).
 func guestMapping(pid int, guestBytes uint64, guestFile string) (rss, pss int64, err error) {
-	f, err := openProc(pid, "smaps")
+	maps, err := readSmaps(pid)
 	if err != nil {
 		return 0, 0, err
-	}
-	defer f.Close()
-	maps, err := ParseSmaps(f)
-	if err != nil {
-		return 0, 0, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}
 	i, err := findGuest(maps, guestBytes, guestFile)
 	if err != nil {

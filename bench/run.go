@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,11 +93,12 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 				s.NetworkMemoryError = b.NetworkMemoryErr.Error()
 			}
 			// A guest that exits right after its first byte can be gone
-			// before the stop signal lands: boot again to sample it. One
-			// gone right after its ready event (the demo guest, under
-			// QEMU's TCG) is sampled at its first byte then: at ready it
-			// would be gone again.
-			if s.Memory == nil && errors.Is(b.MemoryErr, syscall.ESRCH) {
+			// before the stop signal lands, or before its smaps is read
+			// (a zombie, or reaped): boot again to sample it. One gone
+			// right after its ready event (the demo guest, under QEMU's
+			// TCG) is sampled at its first byte then: at ready it would
+			// be gone again.
+			if s.Memory == nil && errors.Is(b.MemoryErr, ErrGone) {
 				sampleEarly = true
 			}
 			if memoryTries++; !t.MemoryInTimedBoot && s.Memory == nil && memoryTries < maxMemoryTries {

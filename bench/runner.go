@@ -452,7 +452,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		}
 		// Stopped, the process cannot exit (and unmap) under the read.
 		if err := stopForSample(vmm, event); err != nil {
-			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, err))
+			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, gone(err)))
 			return
 		}
 		mem, err := readMemory(vmm, t.GuestBytes, t.GuestFile)

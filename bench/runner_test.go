@@ -505,26 +505,51 @@ func TestRunRetriesMemorySample(t *testing.T) {
 }
 
 // TestRunSamplesEarlyWhenGone: a guest gone at its ready event before the
-// bench could stop it (as the demo guest under QEMU's TCG, which exits
-// right after its ready line) is booted again for its memory and sampled
-// at its first console byte, not left unmeasured.
+// bench could read its memory (as the demo guest under QEMU's TCG, which
+// exits right after its ready line) is booted again for its memory and
+// sampled at its first console byte, not left unmeasured: gone before the
+// stop (ESRCH), or between the stop and the read (its /proc directory
+// gone once reaped; a zombie's empty smaps is TestReadMemoryGone's).
 func TestRunSamplesEarlyWhenGone(t *testing.T) {
-	old := stopForSample
-	t.Cleanup(func() { stopForSample = old })
-	stopForSample = func(pid int, event string) error {
-		if event == PhaseReady {
-			return fmt.Errorf("as if gone: %w", syscall.ESRCH)
-		}
-		return old(pid, event)
+	tests := []struct {
+		name string
+		stop func(pid int) error // at ready
+	}{
+		{"gone before the stop", func(int) error { return fmt.Errorf("as if gone: %w", syscall.ESRCH) }},
+		{"reaped before the read", func(pid int) error {
+			// The fake ends fakeDelay after its ready line, and RunBoot
+			// reaps it: the stop lands on nothing, as a kill of a zombie
+			// succeeds.
+			deadline := time.Now().Add(30 * time.Second)
+			for !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("process %d still there after 30 s", pid)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return nil
+		}},
 	}
-	res, err := Run(context.Background(), []Target{fakeTarget(t, "fake", "memory")},
-		Options{Boots: 1, Boot: BootOptions{Ready: Ready{Pattern: regexp.MustCompile(`^touched`)}, Timeout: 30 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := res.Systems[0]
-	if s.Memory == nil || s.Memory.SampledAt != PhaseFirstOutput || s.MemoryError != "" {
-		t.Errorf("memory %+v, error %q: want a sample at %s", s.Memory, s.MemoryError, PhaseFirstOutput)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := stopForSample
+			t.Cleanup(func() { stopForSample = old })
+			stopForSample = func(pid int, event string) error {
+				if event == PhaseReady {
+					return tt.stop(pid)
+				}
+				return old(pid, event)
+			}
+			res, err := Run(context.Background(), []Target{fakeTarget(t, "fake", "memory")},
+				Options{Boots: 1, Boot: BootOptions{Ready: Ready{Pattern: regexp.MustCompile(`^touched`)}, Timeout: 30 * time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := res.Systems[0]
+			if s.Memory == nil || s.Memory.SampledAt != PhaseFirstOutput || s.MemoryError != "" {
+				t.Errorf("memory %+v, error %q: want a sample at %s", s.Memory, s.MemoryError, PhaseFirstOutput)
+			}
+		})
 	}
 }
 

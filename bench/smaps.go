@@ -244,21 +244,31 @@ func ReadRestoredMemory(pid int, guestBytes uint64, file string) (Memory, error)
 }
 
 func readMemory(pid int, guestBytes uint64, file string) (Memory, error) {
-	f, err := openProc(pid, "smaps")
+	maps, err := readSmaps(pid)
 	if err != nil {
 		return Memory{}, err
-	}
-	defer f.Close()
-	maps, err := ParseSmaps(f)
-	if err != nil {
-		return Memory{}, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
-	}
-	if len(maps) == 0 {
-		return Memory{}, fmt.Errorf("/proc/%d/smaps is empty: the process has exited", pid)
 	}
 	mem, err := overhead(maps, guestBytes, file)
 	if err != nil {
 		return Memory{}, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}
 	return mem, nil
+}
+
+// readSmaps reads and parses /proc/PID/smaps. A process gone, reaped or a
+// zombie (whose smaps is empty), is ErrGone.
+func readSmaps(pid int) ([]Mapping, error) {
+	f, err := openProc(pid, "smaps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	maps, err := ParseSmaps(f)
+	if err != nil {
+		return nil, fmt.Errorf("/proc/%d/smaps: %w", pid, gone(err))
+	}
+	if len(maps) == 0 {
+		return nil, fmt.Errorf("/proc/%d/smaps is empty: %w", pid, ErrGone)
+	}
+	return maps, nil
 }
