@@ -32,8 +32,8 @@
 // continued. The overhead is the resident memory outside the guest's RAM
 // mapping (the anonymous mapping of exactly the guest's size, for smolvmm
 // and QEMU alike; for a restore, Target.GuestFile's private mapping, of
-// which the guest pages touched and written since the restore are
-// reported too).
+// which the pages mapped since the restore (those touched and those the
+// kernel mapped around them) and written are reported too).
 //
 // Results is the JSON document (its schema is the Go type, with the
 // version in SchemaVersion); WriteSVG draws it and WriteText prints it.

@@ -27,7 +27,7 @@ func (r *Results) WriteText(w io.Writer) error {
 			fmt.Fprintf(tw, "%d of %d boots stopped at ready: the guest did not end by itself (stopped, closed and exit time the stop)\n", n, len(s.Boots))
 		}
 		if m := s.Memory; m != nil && m.GuestFile != "" {
-			fmt.Fprintf(tw, "memory at %s%s: RSS %.1f MiB, guest RAM (a private mapping of %s) touched %.2f of %.0f MiB, %.2f MiB of it written (copied), VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
+			fmt.Fprintf(tw, "memory at %s%s: RSS %.1f MiB, guest RAM (a private mapping of %s) mapped %.2f of %.0f MiB (the pages touched and those the kernel mapped around them from the page cache), %.2f MiB of it written (copied), VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
 				m.SampledAt, settledText(m), kib2mib(m.RSSKiB), m.GuestFile, kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
 		} else if m != nil {
 			fmt.Fprintf(tw, "memory at %s%s: RSS %.1f MiB, guest RAM resident %.1f of %.0f MiB, VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
@@ -47,7 +47,7 @@ func (r *Results) WriteText(w io.Writer) error {
 	}
 	if r.restored() {
 		// A restore beside a boot: their memory side by side.
-		fmt.Fprintf(tw, "\nmemory (MiB)\tRSS\tguest touched\tguest written\tVMM overhead\t\n")
+		fmt.Fprintf(tw, "\nmemory (MiB)\tRSS\tguest mapped\tguest written\tVMM overhead\t\n")
 		for _, s := range r.Systems {
 			if m := s.Memory; m != nil {
 				fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", s.Name, kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB))

@@ -117,8 +117,13 @@ type Memory struct {
 	// RSSKiB is the process's whole resident set (sum of smaps Rss).
 	RSSKiB int64 `json:"rss_kib"`
 	// GuestRAMKiB is the size of the guest RAM mapping and GuestRSSKiB
-	// the part of it that is resident: for a restored VM, the pages of
-	// the snapshot the guest (or the VMM) touched since the restore.
+	// the part of it that is resident. For a restored VM that is the
+	// pages of the snapshot mapped since the restore, more than the guest
+	// (or the VMM) touched: a read fault on a private file mapping maps
+	// the page cache's pages around it too (fault-around, or the whole of
+	// a large folio: 2 MiB for one byte read, on Linux 6.18 with ext4),
+	// and madvise(MADV_RANDOM) does not stop it there; GuestWrittenKiB is
+	// exact.
 	GuestRAMKiB int64 `json:"guest_ram_kib"`
 	GuestRSSKiB int64 `json:"guest_rss_kib"`
 	// GuestWrittenKiB is the part of GuestRSSKiB written since the mapping

@@ -215,11 +215,11 @@ func memoryPanelH(systems []System) int {
 }
 
 // drawMemory writes each system's memory as one line of text, for a
-// restore beside a boot: RSS, the guest pages touched and written, and the
-// VMM's own.
+// restore beside a boot: RSS, the guest pages resident (a restore's:
+// mapped, see Memory.GuestRSSKiB) and written, and the VMM's own.
 func drawMemory(b *bytes.Buffer, systems []System, y int) {
 	fmt.Fprintf(b, `<g class="memory">`+"\n")
-	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">Memory (MiB, at %s): RSS; guest RAM touched, of it written; VMM overhead</text>`+"\n",
+	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">Memory (MiB, at %s): RSS; guest RAM mapped (fault-around included), of it written; VMM overhead</text>`+"\n",
 		svgLeft, y+12, memorySampledAt(systems))
 	row := 0
 	for _, s := range systems {
@@ -230,7 +230,7 @@ func drawMemory(b *bytes.Buffer, systems []System, y int) {
 		row++
 		yy := y + 12 + row*20
 		fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end">%s</text>`, svgLeft-8, yy, esc(s.Name))
-		fmt.Fprintf(b, `<text x="%d" y="%d" data-system="%s">RSS %.2f; guest touched %.2f, written %.2f; overhead %.2f</text>`+"\n",
+		fmt.Fprintf(b, `<text x="%d" y="%d" data-system="%s">RSS %.2f; guest mapped %.2f, written %.2f; overhead %.2f</text>`+"\n",
 			svgLeft, yy, esc(s.Name), kib2mib(m.RSSKiB), kib2mib(m.GuestRSSKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB))
 	}
 	b.WriteString("</g>\n")
