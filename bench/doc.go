@@ -30,8 +30,9 @@
 // the process is stopped (SIGSTOP) at the ready event, or at the first
 // console byte without a ready condition, its /proc/PID/smaps is read, and it is
 // continued. The overhead is the resident memory outside the guest's RAM
-// mapping (the anonymous mapping of exactly the guest's size, for smolvmm
-// and QEMU alike; for a restore, Target.GuestFile's private mapping, of
+// mapping (the anonymous mapping at the address the VMM said on its
+// Target.SettledFlag socket, else the one of exactly the guest's size, for
+// smolvmm and QEMU alike; for a restore, Target.GuestFile's private mapping, of
 // which the pages mapped since the restore (those touched and those the
 // kernel mapped around them) and written are reported too).
 //

@@ -28,7 +28,7 @@ func TestReadMemoryGone(t *testing.T) {
 	}{
 		{"ReadMemory", func() error { _, err := ReadMemory(pid, fakeGuestBytes); return err }},
 		{"ReadRestoredMemory", func() error { _, err := ReadRestoredMemory(pid, fakeGuestBytes, "/snap"); return err }},
-		{"guestMapping", func() error { _, _, err := guestMapping(pid, fakeGuestBytes, ""); return err }},
+		{"guestMapping", func() error { _, _, err := guestMapping(pid, fakeGuestBytes, "", 0); return err }},
 		{"ReadRollup", func() error { _, err := ReadRollup(pid); return err }},
 	}
 	for _, state := range []string{"zombie", "reaped"} {

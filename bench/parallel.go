@@ -670,7 +670,7 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	m := &VMMemory{RSSKiB: ro.RSSKiB, PSSKiB: ro.PSSKiB, PSSAnonKiB: ro.PSSAnonKiB, PSSFileKiB: ro.PSSFileKiB,
 		Unsettled: v.vmmSettled != nil && !v.hasSettled, ExecutableMapped: v.mapped, ExecutableMappedWhy: v.mappedWhy}
 	if guestBytes > 0 {
-		rss, pss, err := guestMapping(pid, guestBytes, guestFile)
+		rss, pss, err := guestMapping(pid, guestBytes, guestFile, v.vmmSettled.guestRAMAt())
 		if err != nil {
 			v.memErr = err
 			return

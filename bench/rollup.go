@@ -93,14 +93,15 @@ func ReadRollup(pid int) (Rollup, error) {
 }
 
 // guestMapping returns the resident and proportional size of the guest RAM
-// mapping in /proc/PID/smaps (found as Overhead finds it, or as
-// RestoredOverhead does when guestFile is set).
-func guestMapping(pid int, guestBytes uint64, guestFile string) (rss, pss int64, err error) {
+// mapping in /proc/PID/smaps (found as Overhead finds it, as OverheadAt
+// does at addr when it is not 0, or as RestoredOverhead does when
+// guestFile is set).
+func guestMapping(pid int, guestBytes uint64, guestFile string, addr uint64) (rss, pss int64, err error) {
 	maps, err := readSmaps(pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	i, err := findGuest(maps, guestBytes, guestFile)
+	i, err := findGuest(maps, guestBytes, guestFile, addr)
 	if err != nil {
 		return 0, 0, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}

@@ -455,7 +455,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			rec.memory(nil, fmt.Errorf("stop %s at %s: %w", t.Name, event, gone(err)))
 			return
 		}
-		mem, err := readMemory(vmm, t.GuestBytes, t.GuestFile)
+		mem, err := readMemory(vmm, t.GuestBytes, t.GuestFile, settled.guestRAMAt())
 		_ = syscall.Kill(vmm, syscall.SIGCONT)
 		if err == nil {
 			mem.SampledAt, mem.Settled = event, wasSettled

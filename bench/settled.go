@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,19 +29,31 @@ type settledConn struct {
 	// (SettledMapped), mappedWhy saying why when it said.
 	mapped    bool
 	mappedWhy string
-	once      sync.Once
+	// guestRAM is the address of the guest RAM in the process, when it
+	// said (SettledGuestRAM); 0 until then.
+	guestRAM atomic.Uint64
+	once     sync.Once
 }
 
 // What a Target's process writes on its SettledFlag socket once it has
 // settled, in one write: SettledReleased when it unmapped its
 // executable's set-up code, or SettledMapped followed by why it did not
 // (text, SettledMax bytes in all at most). Another first byte counts as
-// settled, nothing said of the executable.
+// settled, nothing said of the executable. Before it, in a write of its
+// own, the process may say where its guest RAM is mapped:
+// SettledGuestRAM followed by the address, 8 bytes little-endian; the
+// memory read then takes the mapping there for the guest RAM, where a
+// mapping of the same size (the Go heap grows in 4 MiB mappings) could
+// not be told from it by its size.
 const (
 	SettledReleased = 1
 	SettledMapped   = 2
+	SettledGuestRAM = 3
 	SettledMax      = 256
 )
+
+// guestRAMMsgLen is the length of a SettledGuestRAM message.
+const guestRAMMsgLen = 9
 
 // attachSettled gives cmd the process's end of a new socket pair as its
 // next descriptor (3 without other ExtraFiles) and t.SettledFlag naming
@@ -73,13 +87,38 @@ func (s *settledConn) started() {
 	s.child.Close()
 	go func() {
 		defer close(s.done)
-		b := make([]byte, SettledMax)
-		n, _ := s.conn.Read(b)
-		s.settled = n >= 1
-		if n >= 1 && b[0] == SettledMapped {
-			s.mapped, s.mappedWhy = true, termsafe.Line(string(b[1:n]))
+		buf := make([]byte, guestRAMMsgLen+SettledMax)
+		var b []byte
+		for {
+			n, err := s.conn.Read(buf)
+			b = append(b, buf[:n]...)
+			if len(b) >= guestRAMMsgLen && b[0] == SettledGuestRAM && s.guestRAM.Load() == 0 {
+				s.guestRAM.Store(binary.LittleEndian.Uint64(b[1:guestRAMMsgLen]))
+				b = b[guestRAMMsgLen:]
+			}
+			// The settled message, or a part of the address's still
+			// to come.
+			if len(b) > 0 && (b[0] != SettledGuestRAM || s.guestRAM.Load() != 0) {
+				break
+			}
+			if err != nil {
+				return
+			}
+		}
+		s.settled = true
+		if b[0] == SettledMapped {
+			s.mapped, s.mappedWhy = true, termsafe.Line(string(b[1:min(len(b), SettledMax)]))
 		}
 	}()
+}
+
+// guestRAMAt is the address of the guest RAM the process said, 0 when it
+// did not (or s is nil).
+func (s *settledConn) guestRAMAt() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.guestRAM.Load()
 }
 
 // wait returns when the process has settled (true), or after timeout

@@ -158,7 +158,18 @@ const mergeSlack = 1 << 20
 // neighbour's resident pages then count as guest memory (GuestMappingKiB
 // shows the merge).
 func Overhead(maps []Mapping, guestBytes uint64) (Memory, error) {
-	return overhead(maps, guestBytes, "")
+	return overhead(maps, guestBytes, "", 0)
+}
+
+// OverheadAt is Overhead for a guest RAM known to start at address addr
+// (as the VMM said it: Target.SettledFlag): the anonymous read-write
+// mapping that holds [addr, addr+guestBytes) is the guest RAM, whatever
+// else has its size.
+func OverheadAt(maps []Mapping, guestBytes, addr uint64) (Memory, error) {
+	if addr == 0 {
+		return Memory{}, fmt.Errorf("OverheadAt: no guest RAM address")
+	}
+	return overhead(maps, guestBytes, "", addr)
 }
 
 // RestoredOverhead is Overhead for a VM restored from a snapshot: its guest
@@ -169,10 +180,12 @@ func RestoredOverhead(maps []Mapping, guestBytes uint64, file string) (Memory, e
 	if file == "" {
 		return Memory{}, fmt.Errorf("RestoredOverhead: no snapshot file named")
 	}
-	return overhead(maps, guestBytes, file)
+	return overhead(maps, guestBytes, file, 0)
 }
 
-func overhead(maps []Mapping, guestBytes uint64, file string) (Memory, error) {
+// overhead is Overhead, OverheadAt when addr is not 0, or RestoredOverhead
+// when file is set.
+func overhead(maps []Mapping, guestBytes uint64, file string, addr uint64) (Memory, error) {
 	var mem Memory
 	for _, m := range maps {
 		mem.RSSKiB += m.RSSKiB
@@ -180,7 +193,7 @@ func overhead(maps []Mapping, guestBytes uint64, file string) (Memory, error) {
 			mem.FileRSSKiB += m.RSSKiB
 		}
 	}
-	guest, err := findGuest(maps, guestBytes, file)
+	guest, err := findGuest(maps, guestBytes, file, addr)
 	if err != nil {
 		return Memory{}, err
 	}
@@ -198,10 +211,14 @@ func overhead(maps []Mapping, guestBytes uint64, file string) (Memory, error) {
 }
 
 // findGuest returns the index of the guest RAM mapping in maps, as
-// Overhead describes it, or as RestoredOverhead does when file is set.
-func findGuest(maps []Mapping, guestBytes uint64, file string) (int, error) {
+// Overhead describes it, as OverheadAt does when addr is not 0, or as
+// RestoredOverhead does when file is set.
+func findGuest(maps []Mapping, guestBytes uint64, file string, addr uint64) (int, error) {
 	if file != "" {
 		return findGuestFile(maps, guestBytes, file)
+	}
+	if addr != 0 {
+		return findGuestAt(maps, guestBytes, addr)
 	}
 	guest := -1
 	for i, m := range maps {
@@ -221,6 +238,22 @@ func findGuest(maps []Mapping, guestBytes uint64, file string) (int, error) {
 	return guest, nil
 }
 
+// findGuestAt returns the index of the anonymous read-write mapping that
+// holds [addr, addr+guestBytes): the guest RAM, merged or not with a
+// neighbour.
+func findGuestAt(maps []Mapping, guestBytes, addr uint64) (int, error) {
+	for i, m := range maps {
+		if addr < m.Start || addr >= m.End {
+			continue
+		}
+		if m.Path != "" || !strings.HasPrefix(m.Perms, "rw") || guestBytes > m.End-addr {
+			return -1, fmt.Errorf("the guest RAM at %#x (%d bytes) is not an anonymous read-write mapping of it: %#x-%#x %s %s", addr, guestBytes, m.Start, m.End, m.Perms, m.Path)
+		}
+		return i, nil
+	}
+	return -1, fmt.Errorf("no mapping holds the guest RAM at %#x among %d mappings", addr, len(maps))
+}
+
 // findGuestFile returns the index of the private read-write mapping of
 // exactly guestBytes of file (the kernel appends " (deleted)" to a file
 // removed since it was mapped).
@@ -236,7 +269,7 @@ func findGuestFile(maps []Mapping, guestBytes uint64, file string) (int, error) 
 
 // ReadMemory reads /proc/PID/smaps and computes the overhead.
 func ReadMemory(pid int, guestBytes uint64) (Memory, error) {
-	return readMemory(pid, guestBytes, "")
+	return readMemory(pid, guestBytes, "", 0)
 }
 
 // ReadRestoredMemory is ReadMemory for a VM restored from the snapshot
@@ -245,15 +278,17 @@ func ReadRestoredMemory(pid int, guestBytes uint64, file string) (Memory, error)
 	if file == "" {
 		return Memory{}, fmt.Errorf("ReadRestoredMemory: no snapshot file named")
 	}
-	return readMemory(pid, guestBytes, file)
+	return readMemory(pid, guestBytes, file, 0)
 }
 
-func readMemory(pid int, guestBytes uint64, file string) (Memory, error) {
+// readMemory is ReadMemory, or ReadRestoredMemory when file is set; addr,
+// when not 0 (and no file), is where the guest RAM is mapped (OverheadAt).
+func readMemory(pid int, guestBytes uint64, file string, addr uint64) (Memory, error) {
 	maps, err := readSmaps(pid)
 	if err != nil {
 		return Memory{}, err
 	}
-	mem, err := overhead(maps, guestBytes, file)
+	mem, err := overhead(maps, guestBytes, file, addr)
 	if err != nil {
 		return Memory{}, fmt.Errorf("/proc/%d/smaps: %w", pid, err)
 	}

@@ -95,7 +95,7 @@ func TestReadRestoredMemorySelf(t *testing.T) {
 		t.Errorf("after reading one page and writing another of the mapping: %+v, want 8 to %d KiB mapped, 4 KiB written", m, size>>10)
 	}
 	// --parallel reads the same mapping for its guest RAM.
-	if rss, _, err := guestMapping(os.Getpid(), size, resolved); err != nil || rss != m.GuestRSSKiB {
+	if rss, _, err := guestMapping(os.Getpid(), size, resolved, 0); err != nil || rss != m.GuestRSSKiB {
 		t.Errorf("guestMapping of the snapshot: %d KiB resident, %v; want %d", rss, err, m.GuestRSSKiB)
 	}
 	if _, err := ReadRestoredMemory(os.Getpid(), size, ""); err == nil {

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/urfave/cli/v2"
 
@@ -1035,6 +1036,7 @@ func benchBoot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	settled.guestRAM(m.Memory().Bytes())
 	exit, runErr := m.Run(ctx)
 	var nicErr *nicFailedError
 	if runErr == nil && errors.As(context.Cause(ctx), &nicErr) {
@@ -1100,6 +1102,20 @@ func (s *benchSettled) notify(mappedWhy string) {
 		msg = msg[:min(len(msg), bench.SettledMax)]
 	}
 	_, _ = s.f.Write(msg)
+}
+
+// guestRAM tells the bench where the guest RAM is mapped
+// (bench.SettledGuestRAM), before the guest runs: the Go heap's mappings
+// can have its size (-m 4), which leaves the bench unable to tell them
+// apart by size alone.
+func (s *benchSettled) guestRAM(mem []byte) {
+	if s == nil || len(mem) == 0 {
+		return
+	}
+	var msg [9]byte
+	msg[0] = bench.SettledGuestRAM
+	binary.LittleEndian.PutUint64(msg[1:], uint64(uintptr(unsafe.Pointer(&mem[0]))))
+	_, _ = s.f.Write(msg[:])
 }
 
 // linger waits, at most d, for the bench to have read the VM's memory
