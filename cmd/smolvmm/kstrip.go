@@ -194,8 +194,10 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		return fmt.Errorf("kstrip: kernel %s is %s: give a kernel file", in, filekind.Of(st.Mode()))
 	}
 	// The file to be replaced is checked before any work: a device, FIFO
-	// or directory there is never replaced (-o /dev/full, a FIFO).
-	if out := c.String("output"); !c.Bool("dry-run") && out != "-" && (out != "" || !c.Bool("list") && !c.Bool("json")) {
+	// or directory there is never replaced (-o /dev/full, a FIFO). Asked
+	// as kstripPlan decides: --list with an edit flag replaces the
+	// kernel as surely as the edit flag alone.
+	if out := c.String("output"); !c.Bool("dry-run") && out != "-" && kstripEdits(c) {
 		if out == "" {
 			out = in
 		}
@@ -446,6 +448,18 @@ func readKeepFile(file string) ([]string, error) {
 	return names, nil
 }
 
+// kstripEdits reports whether the flags ask for an edit: all but --list
+// or --json alone do (with -o, --dry-run, --keep, -K, --enable or
+// --disable they print the table after the edits). runKstrip checks the
+// file to be replaced by the same answer kstripPlan acts on.
+func kstripEdits(c *cli.Context) bool {
+	if !c.Bool("list") && !c.Bool("json") {
+		return true
+	}
+	return c.IsSet("keep") || c.IsSet("keep-file") || c.IsSet("output") || c.Bool("dry-run") ||
+		len(splitCommas(c.StringSlice("enable"))) > 0 || len(splitCommas(c.StringSlice("disable"))) > 0
+}
+
 // kstripPlan turns the flags into a Plan; edits is false for a listing.
 func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.Writer) (p kstrip.Plan, edits bool, err error) {
 	p.Enable, p.Disable = splitCommas(c.StringSlice("enable")), splitCommas(c.StringSlice("disable"))
@@ -458,11 +472,10 @@ func kstripPlan(c *cli.Context, k *kstrip.Kernel, keepFile []string, stderr io.W
 	if userKeep && strings.TrimSpace(strings.Join(p.Keep, "")) == "" {
 		return p, false, fmt.Errorf("kstrip: --keep names nothing: stripping with it would disable every driver")
 	}
-	onlyEdits := len(p.Enable) > 0 || len(p.Disable) > 0
-	listing := c.Bool("list") || c.Bool("json")
-	if listing && !userKeep && !onlyEdits && !c.IsSet("output") && !c.Bool("dry-run") {
+	if !kstripEdits(c) {
 		return p, false, nil
 	}
+	onlyEdits := len(p.Enable) > 0 || len(p.Disable) > 0
 	p.Strip = userKeep || !onlyEdits
 	if p.Strip && !userKeep {
 		keep, missing, err := k.Applicable(kstrip.DefaultKeep)
