@@ -97,7 +97,9 @@ func (emptyError) Is(target error) bool { return target == ErrNotELF }
 var ErrNotRegular = atomicfile.ErrNotRegular
 
 // WantsGzip reports whether a kernel written to path is compressed: only
-// when its name ends in ".gz".
+// when its name ends in ".gz". WriteFile replaces a symlink's target, so
+// a caller writing through a link asks of the target's name (as
+// atomicfile.Target gives it), not the link's.
 func WantsGzip(path string) bool { return strings.HasSuffix(path, ".gz") }
 
 // WriteFile replaces path with data (gzip-compressed when compress is

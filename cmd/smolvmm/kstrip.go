@@ -99,7 +99,8 @@ place or as -o: the next fetch or up would undo the change; strip into a
 file outside the cache. -o - writes the
 kernel to standard output (the summary then goes to standard error).
 Gzipped kernels are read (detected by their magic); the result is
-gzipped only when the output name ends in .gz.`
+gzipped only when the name of the file written ends in .gz (a symlink's
+target's name, not the link's).`
 }
 
 func kstripCommand() *cli.Command {
@@ -511,10 +512,17 @@ func kstripWrite(ctx context.Context, c *cli.Context, in string, f *kstrip.File,
 		out = in
 	}
 	_, statErr := os.Stat(out)
+	// Compressed by the name of the file replaced: through a link
+	// "netbsd" to netbsd.gz, the .gz file is written. Should the target
+	// not resolve, the writer, which resolves it again, says why.
+	target, err := atomicfile.Target(out)
+	if err != nil {
+		target = out
+	}
 	// A new output is the user's own copy: owner-write is added, or a
 	// kernel from read-only media (0444) would give a 0444 output that
 	// the same command then refuses to replace as write-protected.
-	if err := kstrip.WriteFileContext(ctx, out, k.Bytes(), kstrip.WantsGzip(out), f.Mode|0o200); err != nil {
+	if err := kstrip.WriteFileContext(ctx, out, k.Bytes(), kstrip.WantsGzip(target), f.Mode|0o200); err != nil {
 		// The writer leaves the output as it was: say so of the output.
 		left := out + " is unchanged"
 		if statErr != nil {

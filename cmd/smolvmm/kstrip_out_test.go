@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 )
 
@@ -83,6 +84,66 @@ func TestKstripListEditChecksOutput(t *testing.T) {
 			}
 			if !bytes.Equal(mustRead(t, k), orig) {
 				t.Error("the kernel was replaced")
+			}
+		})
+	}
+}
+
+// TestKstripGzipFollowsTarget: whether the kernel is written gzipped
+// followed the name as given, while a symlink's target is what is
+// replaced: kstrip of a link "netbsd" to real.gz left real.gz a plain ELF
+// file, and of "netbsd.gz" to a plain "real" a gzipped one. The name of
+// the file replaced now decides, in place and with -o.
+func TestKstripGzipFollowsTarget(t *testing.T) {
+	kern := testKernel(t, kstriptest.Options{Bits: 32})
+	want := libStrip(t, kern, kstrip.Plan{Strip: true, Keep: kstrip.DefaultKeep, IgnoreUnknown: true})
+	tests := []struct {
+		name       string
+		link, real string // names in one directory: link -> real
+		out        bool   // link is -o's; else the kernel, replaced in place
+		gzip       bool   // real is gzipped after
+	}{
+		{"in place, link to .gz", "netbsd", "real.gz", false, true},
+		{"in place, .gz link to a plain file", "netbsd.gz", "real", false, false},
+		{"-o, link to .gz", "out", "real.gz", true, true},
+		{"-o, .gz link to a plain file", "out.gz", "real", true, false},
+		{"-o, link to a new .gz", "new", "new-real.gz", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			link, real := filepath.Join(dir, tt.link), filepath.Join(dir, tt.real)
+			args := []string{link}
+			if tt.out {
+				args = []string{"-o", link, kern}
+				if !strings.HasPrefix(tt.link, "new") {
+					os.WriteFile(real, []byte("an older kernel"), 0o644)
+				}
+			} else {
+				b := mustRead(t, kern)
+				if strings.HasSuffix(tt.real, ".gz") {
+					b = gzipBytes(b)
+				}
+				os.WriteFile(real, b, 0o644)
+			}
+			if err := os.Symlink(tt.real, link); err != nil {
+				t.Fatal(err)
+			}
+			if _, stderr, code := runKstripCLI(args...); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+				t.Fatalf("%s is no longer a symlink: %v", link, err)
+			}
+			got := mustRead(t, real)
+			if isGz := bytes.HasPrefix(got, []byte{0x1f, 0x8b}); isGz != tt.gzip {
+				t.Fatalf("%s gzipped: %v, want %v", tt.real, isGz, tt.gzip)
+			}
+			if tt.gzip {
+				got = gunzipBytes(t, got)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the library's result", tt.real)
 			}
 		})
 	}
