@@ -49,8 +49,8 @@ type Config struct {
 	// a little too large are read whole, and WriteImage's error says
 	// what they need). Without it a
 	// caller may write the tree sized to its content when SizeMB turns
-	// out too small, and the sets may hold up to MaxAutoData. Build
-	// sets it.
+	// out too small, and the sets may hold up to MaxAutoData or, when
+	// larger, SizeMB. Build sets it.
 	FixedSize bool
 	// Timestamp (Unix seconds) goes in the superblock and on every file
 	// whose set gives no mtime; 0 means now unless TimestampSet.
@@ -96,21 +96,23 @@ func warn(log io.Writer, msg string) {
 
 // MaxAutoData is the most file data (bytes: the files' content, less
 // the 4 KiB runs of zeros kept as holes) BuildTree reads from the sets
-// for an image that is, or may be, sized to its content (Config.SizeMB
-// 0, or Config.FixedSize not set), 2 GiB: a build holds the data in
-// memory until the image is written, and a set of a few hundred KiB
-// can decompress to gigabytes. NetBSD's base, comp, etc and man sets
-// together hold some 650 MiB. An image of a size given
-// (Config.FixedSize) may hold up to its size instead.
+// for an image sized to its content (Config.SizeMB 0), 2 GiB: a build
+// holds the data in memory until the image is written, and a set of a
+// few hundred KiB can decompress to gigabytes. NetBSD's base, comp, etc
+// and man sets together hold some 650 MiB. For an image of a larger
+// size given, the limit is its size instead, what it can hold, whether
+// or not it may grow (Config.FixedSize); a fixed one is bounded by the
+// room its files take too (see BuildTree).
 const MaxAutoData = 2 << 30
 
 // autoDataLimit is MaxAutoData (a variable: tests lower it).
 var autoDataLimit int64 = MaxAutoData
 
 // ErrTooMuchData is matched (errors.Is) by BuildTree's error for sets
-// whose files hold more data than MaxAutoData, for an image that is, or
-// may be, sized to its content.
-var ErrTooMuchData = errors.New("the sets hold more file data than is read for an image sized to its content")
+// whose files hold more data than MaxAutoData and, when larger, than
+// the image's Config.SizeMB, for an image that is, or may be, sized to
+// its content (Config.FixedSize not set).
+var ErrTooMuchData = errors.New("the sets hold more file data than is read into memory to build the image")
 
 // Headroom is the free space added to an image sized to its content: a
 // quarter of the content, and at least 4 MiB.
@@ -125,7 +127,8 @@ func Headroom(content int64) int64 { return max(content/4, 4<<20) }
 // and while a postinst script runs (see RunPostinst), with an error
 // matching ctx's. The sets' file data is held in memory: BuildTree stops
 // reading them, with an error wrapping an *fstree.LimitError, once it
-// passes MaxAutoData (ErrTooMuchData) or, with cfg.FixedSize, once it
+// passes MaxAutoData and cfg.SizeMB (ErrTooMuchData) or, with
+// cfg.FixedSize, once it
 // takes more room than twice an image of cfg.SizeMB and 64 MiB (an
 // *ext2.TooSmallError, whose Needed is then the least the files read by
 // then need).
@@ -145,7 +148,7 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 		}
 	}
 	t := fstree.New()
-	t.DataLimit = autoDataLimit
+	t.DataLimit = dataLimit(cfg)
 	if cfg.FixedSize && cfg.SizeMB > 0 {
 		t.RoomLimit = fixedRoomLimit(int64(cfg.SizeMB) << 20)
 		t.DataLimit = max(t.DataLimit, t.RoomLimit)
@@ -190,6 +193,15 @@ func BuildTree(ctx context.Context, cfg *Config) (*fstree.Tree, error) {
 	return t, nil
 }
 
+// dataLimit is the most file data BuildTree reads from the sets for
+// cfg, before a fixed image's room limit: autoDataLimit, or what an
+// image of cfg.SizeMB can hold when that is more. An image that may
+// grow past its size (up's, sized by its service) still holds all the
+// size asks for.
+func dataLimit(cfg *Config) int64 {
+	return max(autoDataLimit, int64(cfg.SizeMB)<<20)
+}
+
 // fixedRoomLimit is the room in an image (bytes) past which the sets'
 // files are not read for an image of size bytes that cannot grow: twice
 // the image and 64 MiB, far enough past it that sets a little too large
@@ -215,7 +227,10 @@ func dataLimitError(err error, cfg *Config) error {
 	if cfg.FixedSize && cfg.SizeMB > 0 {
 		return err
 	}
-	return fmt.Errorf("%w (%d MiB, held in memory while the image is built; an image of a size given holds up to its size): %w", ErrTooMuchData, autoDataLimit>>20, err)
+	if limit := dataLimit(cfg); limit > autoDataLimit {
+		return fmt.Errorf("%w (at most %d MiB, the image's size): %w", ErrTooMuchData, limit>>20, err)
+	}
+	return fmt.Errorf("%w (at most %d MiB, or for an image of a larger size given, its size): %w", ErrTooMuchData, autoDataLimit>>20, err)
 }
 
 // checkRc checks, once the postinst scripts have run, that t's /etc/rc is
