@@ -263,8 +263,13 @@ func tooSmallAdvice(err error, c mkimgFlags, svc *service.Service) error {
 	give := fmt.Sprintf("give -m %d or more, or -m auto", need)
 	var early *fstree.LimitError
 	if errors.As(err, &early) {
-		// The sets were read no further: what they need is more.
+		// The sets were read no further: what they need is more. Their
+		// data read by then, at least Needed, is past what -m auto
+		// reads once Needed is.
 		give = fmt.Sprintf("give -m auto, or a larger -m: the sets were read only until their data passed the image's size, so they need %d MiB or more", need)
+		if small.Needed > imagebuilder.MaxAutoData {
+			give = fmt.Sprintf("give a larger -m: the sets were read only until their data passed the image's size, so they need %d MiB or more, past the %d MiB -m auto reads", need, imagebuilder.MaxAutoData>>20)
+		}
 	}
 	conf := filepath.Join(svc.Dir, svc.Name, service.ConfigFile)
 	var from string

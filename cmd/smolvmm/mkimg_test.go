@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,8 +19,10 @@ import (
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
+	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/testsets"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
+	"github.com/smolvmm/smolvmm/service"
 )
 
 // fakeFlags stands in for cli.Context in mkimg tests.
@@ -247,6 +250,51 @@ func TestMkimgTooSmallAdvice(t *testing.T) {
 			err := mkimg(context.Background(), tc.flags, io.Discard)
 			if err == nil || !strings.HasSuffix(err.Error(), "it needs at least 12 MiB "+tc.want) {
 				t.Errorf("got %v, want an error ending %q", err, "it needs at least 12 MiB "+tc.want)
+			}
+			var small *ext2.TooSmallError
+			if !errors.As(err, &small) {
+				t.Errorf("%v does not wrap the TooSmallError", err)
+			}
+		})
+	}
+}
+
+// TestMkimgEarlyTooSmallAdvice: the "too small" of sets read only
+// until their data passed the image's room limit (twice it and 64 MiB)
+// offers -m auto only when what they need by then is within what -m
+// auto reads (imagebuilder.MaxAutoData): above an -m of 992 MiB the room
+// limit is past it, and -m auto offered there was refused in turn. The
+// error is built as imagebuilder.BuildTree builds it: reading 2 GiB of
+// sets for it would take as much memory.
+func TestMkimgEarlyTooSmallAdvice(t *testing.T) {
+	svc, err := service.Load("rescue", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mib = 1 << 20
+	early := func(sizeMB, neededMB int64) error {
+		le := &fstree.LimitError{Room: true, Limit: 2*sizeMB*mib + 64*mib, Have: neededMB * mib}
+		return fmt.Errorf("%w (%w)", &ext2.TooSmallError{Size: sizeMB * mib, Needed: neededMB * mib}, fmt.Errorf("set.tgz: %w", le))
+	}
+	for _, tc := range []struct {
+		name string
+		m    string
+		err  error
+		want string
+	}{
+		{"within -m auto's", "16", early(16, 97),
+			"(the size is -m 16: give -m auto, or a larger -m: the sets were read only until their data passed the image's size, so they need 97 MiB or more)"},
+		{"at -m auto's", "992", early(992, 2048),
+			"(the size is -m 992: give -m auto, or a larger -m: the sets were read only until their data passed the image's size, so they need 2048 MiB or more)"},
+		{"past -m auto's", "1500", early(1500, 3065),
+			"(the size is -m 1500: give a larger -m: the sets were read only until their data passed the image's size, so they need 3065 MiB or more, past the 2048 MiB -m auto reads)"},
+		{"read whole", "5", &ext2.TooSmallError{Size: 5 * mib, Needed: 12 * mib},
+			"(the size is -m 5: give -m 12 or more, or -m auto)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tooSmallAdvice(tc.err, fakeFlags{"megabytes": tc.m}, svc)
+			if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error ending %q", err, tc.want)
 			}
 			var small *ext2.TooSmallError
 			if !errors.As(err, &small) {
