@@ -36,22 +36,25 @@ func paxFile(t *testing.T, name string) []byte {
 }
 
 // TestPathLengthLimit: a path longer than NetBSD looks up (PATH_MAX 1024
-// with its NUL) is refused wherever it enters the tree, naming the
-// limit; one of exactly MaxPathLen bytes goes in. Unbounded, one set
+// with its NUL, which the full name "/"+path must fit) is refused
+// wherever it enters the tree, naming the limit; one of exactly
+// MaxPathLen bytes goes in. A path of 1023 bytes was taken, and its
+// full name of 1024 is ENAMETOOLONG to NetBSD's namei. Unbounded, one set
 // entry of 40,000 levels made every walk of the tree build paths of
 // quadratic total length (gigabytes).
 func TestPathLengthLimit(t *testing.T) {
 	longest := deepPath(fstree.MaxPathLen)
-	if len(longest) != 1023 {
+	if len(longest) != 1022 {
 		t.Fatalf("deepPath(%d) is %d bytes", fstree.MaxPathLen, len(longest))
 	}
 	tests := []struct {
 		name, path string
 		refused    bool
 	}{
-		{"1023 bytes", longest, false},
-		{"1023 bytes with ./ and a trailing /", "./" + longest + "/", false},
-		{"1024 bytes", deepPath(1024), true},
+		{"1022 bytes", longest, false},
+		{"1022 bytes with ./ and a trailing /", "./" + longest + "/", false},
+		{"1023 bytes", deepPath(1023), true},
+		{"1023 bytes with ./", "./" + deepPath(1023), true},
 		{"40,000 levels", "./d/" + strings.Repeat("a/", 40000) + "f", true},
 	}
 	for _, tt := range tests {
@@ -73,8 +76,8 @@ func TestPathLengthLimit(t *testing.T) {
 				return
 			}
 			for what, err := range map[string]error{"Clean": err, "Put": putErr, "Link": linkErr, "AddTar": tarErr} {
-				if !errors.Is(err, fstree.ErrPathTooLong) || !strings.Contains(err.Error(), "more than the 1023") {
-					t.Errorf("%s: %v; want ErrPathTooLong naming the limit 1023", what, err)
+				if !errors.Is(err, fstree.ErrPathTooLong) || !strings.Contains(err.Error(), "bytes, more than the 1022") {
+					t.Errorf("%s: %v; want ErrPathTooLong naming the limit 1022", what, err)
 					continue
 				}
 				// The path is named, shortened: the error stays a line.

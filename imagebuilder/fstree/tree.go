@@ -174,11 +174,14 @@ func New() *Tree { return &Tree{Root: NewDir(0755)} }
 
 // MaxPathLen is the longest path the tree takes, in Clean's form (no
 // leading "/" or "./"): NetBSD's PATH_MAX, 1024 bytes with the NUL
-// (sys/sys/syslimits.h), less that NUL. NetBSD cannot look up a longer
-// path by its full name, and each path costs the tree's walks its
-// length at every level above it: unbounded, a set of a few hundred
-// bytes holding one path of 40,000 levels took gigabytes to walk.
-const MaxPathLen = 1023
+// (sys/sys/syslimits.h), less that NUL and the leading "/" of the
+// path's full name, which namei copies in whole with the NUL in
+// PATH_MAX bytes (sys/kern/vfs_lookup.c). NetBSD cannot look up a
+// longer path by its full name, and each path costs the tree's walks
+// its length at every level above it: unbounded, a set of a few
+// hundred bytes holding one path of 40,000 levels took gigabytes to
+// walk.
+const MaxPathLen = 1022
 
 // ErrPathTooLong is matched (errors.Is) by Clean's error for a path
 // longer than MaxPathLen.
@@ -213,7 +216,7 @@ func Clean(p string) (string, error) {
 		}
 	}
 	if size > MaxPathLen {
-		return "", fmt.Errorf("path %q is %d bytes, more than the %d NetBSD can look up (its PATH_MAX, 1024, less the NUL): %w", shorten(p), size, MaxPathLen, ErrPathTooLong)
+		return "", fmt.Errorf("path %q is %d bytes, more than the %d NetBSD can look up (PATH_MAX less the NUL and the leading /): %w", shorten(p), size, MaxPathLen, ErrPathTooLong)
 	}
 	return strings.Join(parts, "/"), nil
 }
