@@ -57,8 +57,17 @@ type Config struct {
 	Timestamp int64
 	// TimestampSet makes a Timestamp of 0 mean 1970-01-01T00:00:00Z.
 	TimestampSet bool
-	// Force allows replacing an existing image file.
+	// Force allows replacing an existing image file. Without it, an
+	// image file that appears while the image is written is left as it
+	// is too (an error matching ErrExists).
 	Force bool
+	// Replace, when set with Force, is asked right before the new image
+	// is put in place whether the file then at the image's path, open
+	// read-only, may be replaced (atomicfile.ReplaceIf): its error
+	// leaves that file as it is, the new image discarded. A lock it takes
+	// on the file is held until the new image is in place. With no file
+	// there then, the new image replaces none that appears meanwhile.
+	Replace func(old *os.File) error
 	// Progress, when set, is called while data blocks are written, with
 	// bytes done and bytes in all.
 	Progress func(done, total uint64)
@@ -392,7 +401,8 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 // WriteImageContext is WriteImage stopped by ctx, between the writes of
 // the image's blocks and up to the rename that puts the image in place
 // (atomicfile.WriteContext): a stopped write leaves out as it was and no
-// temporary file, and returns an error matching ctx's.
+// temporary file, and returns an error matching ctx's. The rename
+// replaces only what cfg allows (Config.Force, Config.Replace).
 func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out string) error {
 	if ctx.Err() != nil {
 		return ctxError(ctx)
@@ -417,7 +427,19 @@ func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out stri
 		}
 		opts.Size = size
 	}
-	return writeAtomically(ctx, out, func(f *os.File) error { return ext2.Write(ctxFile{ctx, f}, t, opts) })
+	var commit []atomicfile.Option
+	switch {
+	case !cfg.Force:
+		commit = append(commit, atomicfile.NoReplace())
+	case cfg.Replace != nil:
+		commit = append(commit, atomicfile.ReplaceIf(cfg.Replace))
+	}
+	err := writeAtomically(ctx, out, func(f *os.File) error { return ext2.Write(ctxFile{ctx, f}, t, opts) }, commit...)
+	var ee *atomicfile.ExistsError
+	if !cfg.Force && errors.As(err, &ee) {
+		return fmt.Errorf("image %s %w: it appeared while the image was written and is left as it is, the new image discarded: remove it, or set Config.Force to replace it", out, ErrExists)
+	}
+	return err
 }
 
 // ctxFile is an image file whose writes fail once ctx is done. Its
@@ -584,8 +606,8 @@ func realOutput(path string) (string, bool) {
 
 // writeAtomically writes out through a synced temporary file renamed over
 // it, so a failed or interrupted build never leaves half an image.
-func writeAtomically(ctx context.Context, out string, write func(*os.File) error) error {
-	if err := atomicfile.WriteContext(ctx, out, 0o644, write); err != nil {
+func writeAtomically(ctx context.Context, out string, write func(*os.File) error, opts ...atomicfile.Option) error {
+	if err := atomicfile.WriteContext(ctx, out, 0o644, write, opts...); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			// Said first: the rest names a file inside the image
 			// ("/bin/sh: writing..."), which reads like a shell's error.

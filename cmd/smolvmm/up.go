@@ -48,6 +48,10 @@ type upBuild struct {
 	SizeMB  int
 	Out     string    // the image, created or replaced atomically (never half written)
 	Log     io.Writer // output of the service's postinst scripts
+	// Replace decides, right before the rename, whether the file then at
+	// Out may be replaced (imagebuilder.Config.Replace); with no file
+	// there, none that appears is replaced.
+	Replace func(old *os.File) error
 }
 
 // upDeps are the stages `up` drives, as functions so that each can be
@@ -192,6 +196,10 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			fmt.Fprintf(log, "smolvmm up: note: the release %s was built from cannot be checked: no record of it can be kept in the cache (%v); its dates alone decide whether it is rebuilt\n", res.Image, im.Unrecorded)
 		}
 		verb := "built"
+		// The file judged, nil when there is none: the build takes
+		// seconds, and the image is put in place only over this file,
+		// unused then (commitCheck).
+		var judged os.FileInfo
 		switch verdict {
 		case rebuild.Fresh:
 			if svc.Service != nil {
@@ -216,12 +224,18 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			if err := checkNotInUse(res.Image); err != nil {
 				return "", err
 			}
+			if judged, err = os.Stat(res.Image); err != nil {
+				return "", err
+			}
 			verb = "rebuilt (it was no longer an ext2 image)"
 		case rebuild.Older, rebuild.ServiceChanged, rebuild.BuilderChanged, rebuild.OtherRelease:
 			// The old image, and whatever the guest wrote to it, is replaced;
 			// never under a running VM, which would go on writing to the
 			// unlinked file while this one boots the new image.
 			if err := checkNotInUse(res.Image); err != nil {
+				return "", err
+			}
+			if judged, err = os.Stat(res.Image); err != nil {
 				return "", err
 			}
 			verb = "rebuilt (it was older than the service or a set)"
@@ -247,8 +261,17 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", selfNamed{err}
 			}
 		}
-		msg, err := d.build(ctx, upBuild{Service: o.Service, Svc: svc.Service, Sets: im.Sets, Arch: res.Release.Arch, SizeMB: svc.SizeMB, Out: res.Image, Log: log})
-		if err != nil {
+		msg, err := d.build(ctx, upBuild{Service: o.Service, Svc: svc.Service, Sets: im.Sets, Arch: res.Release.Arch, SizeMB: svc.SizeMB, Out: res.Image, Log: log,
+			Replace: commitCheck(res.Image, judged)})
+		var refused imageTakenError
+		var exists *atomicfile.ExistsError
+		switch {
+		case errors.As(err, &refused):
+			return "", selfNamed{refused}
+		case errors.As(err, &exists):
+			// It appeared between commitCheck's look and the rename.
+			return "", selfNamed{imageTakenError{fmt.Errorf("image %s appeared while up built it: %s", res.Image, imageTakenAdvice)}}
+		case err != nil:
 			return "", err
 		}
 		res.Built = true
@@ -303,6 +326,53 @@ func checkNotInUse(image string) error {
 		return fmt.Errorf("image %s: %w", image, err)
 	}
 	defer f.Close()
+	return lockImage(f, image)
+}
+
+// imageTakenAdvice ends the refusal of an image that changed while up
+// built its new one.
+const imageTakenAdvice = "it is left as it is and the image up built discarded (another up, or smolvmm run, may be using it): run up again once that is done, or give -i another file"
+
+// imageTakenError is up's refusal to put the image it built in place:
+// the file at the image's path is no longer the one up judged (or one
+// appeared where there was none), or a VM began to use it.
+type imageTakenError struct{ error }
+
+func (e imageTakenError) Unwrap() error { return e.error }
+
+// commitCheck is the check, right before the rename, of the file then at
+// image: it must be judged, the file up decided to replace (nil: there
+// was none), and no VM may use it; the lock it takes for that is held
+// until the new image is in place, so no VM starts on the old one.
+func commitCheck(image string, judged os.FileInfo) func(old *os.File) error {
+	return func(old *os.File) error {
+		st, err := old.Stat()
+		if err != nil {
+			return fmt.Errorf("image %s: %w", image, err)
+		}
+		if judged == nil {
+			what := fmt.Sprintf("a file of %d bytes", st.Size())
+			if errors.Is(unix.Flock(int(old.Fd()), unix.LOCK_EX|unix.LOCK_NB), unix.EWOULDBLOCK) {
+				what += ", in use by a running VM"
+				if h := lockholder.Describe(old); h != "" {
+					what += ", its lock held by " + h
+				}
+			}
+			return imageTakenError{fmt.Errorf("image %s appeared while up built it (%s): %s", image, what, imageTakenAdvice)}
+		}
+		if !os.SameFile(st, judged) {
+			return imageTakenError{fmt.Errorf("image %s was replaced by another file while up built its new image: %s", image, imageTakenAdvice)}
+		}
+		if err := lockImage(old, image); err != nil {
+			return imageTakenError{fmt.Errorf("%w; the image up built is discarded", err)}
+		}
+		return nil
+	}
+}
+
+// lockImage takes, on f (image), the lock a VM holds on its disk, or
+// says the VM holding it.
+func lockImage(f *os.File, image string) error {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			msg := fmt.Sprintf("image %s is in use by a running VM: stop that VM before replacing the image", image)
@@ -735,7 +805,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if b.Svc == nil {
 		return "", fmt.Errorf("service %s: not loaded", b.Service)
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: newBuildLog(b.Log, "smolvmm up: "), Force: true}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: newBuildLog(b.Log, "smolvmm up: "), Force: true, Replace: b.Replace}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	var ae *imagebuilder.InitArchError
 	if errors.As(err, &ae) {

@@ -105,8 +105,13 @@ func (f *fakeUp) deps() upDeps {
 				}
 				f.rcs = append(f.rcs, string(rc))
 			}
-			// As the real builder: half an image never shows under b.Out.
-			return "10 MiB ext2", atomicfile.Write(b.Out, 0o644, func(w *os.File) error {
+			// As the real builder: half an image never shows under b.Out,
+			// and the rename replaces what b.Replace allows.
+			var commit []atomicfile.Option
+			if b.Replace != nil {
+				commit = append(commit, atomicfile.ReplaceIf(b.Replace))
+			}
+			return "10 MiB ext2", atomicfile.WriteContext(ctx, b.Out, 0o644, func(w *os.File) error {
 				if f.buildErr != nil {
 					w.WriteString("half")
 					return f.buildErr
@@ -118,7 +123,7 @@ func (f *fakeUp) deps() upDeps {
 				img[1080], img[1081] = 0x53, 0xEF
 				_, err := w.Write(img)
 				return err
-			})
+			}, commit...)
 		},
 		run: func(ctx context.Context, kernel, image string) error {
 			f.calls = append(f.calls, "run")

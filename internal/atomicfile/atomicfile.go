@@ -27,8 +27,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/smolvmm/smolvmm/internal/filekind"
-	"github.com/smolvmm/smolvmm/internal/protlink"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -36,6 +34,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/protlink"
 )
 
 // ErrNotRegular is matched (errors.Is) by the error for a target that
@@ -190,10 +193,21 @@ func Write(path string, perm os.FileMode, write func(*os.File) error) error {
 // removes the temporary file, leaves path as it was and returns an error
 // matching ctx.Err() and its cause. A ctx that ends after the rename
 // changes nothing: the new file is in place.
-func WriteContext(ctx context.Context, path string, perm os.FileMode, write func(*os.File) error) (err error) {
+//
+// Options (NoReplace, ReplaceIf) limit what the rename may replace.
+func WriteContext(ctx context.Context, path string, perm os.FileMode, write func(*os.File) error, opts ...Option) (err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	path, err = Target(path)
 	if err != nil {
 		return err
+	}
+	if o.noReplace {
+		if _, err := os.Lstat(path); err == nil {
+			return &ExistsError{Path: path}
+		}
 	}
 	uid, gid := -1, -1
 	// A new file is created with perm and the kernel takes the umask
@@ -250,7 +264,13 @@ func WriteContext(ctx context.Context, path string, perm os.FileMode, write func
 	if ctx.Err() != nil {
 		return stopped(ctx, path)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	old, err := commit(f.Name(), path, o)
+	if old != nil {
+		// Closed once the rename is durable: the lock ReplaceIf's check
+		// may hold on the old file outlasts the new file's arrival.
+		defer old.Close()
+	}
+	if err != nil {
 		return err
 	}
 	if CommitHook != nil {
@@ -260,6 +280,123 @@ func WriteContext(ctx context.Context, path string, perm os.FileMode, write func
 		d.Sync()
 		d.Close()
 	}
+	return nil
+}
+
+// Option limits what WriteContext's rename may replace.
+type Option func(*options)
+
+type options struct {
+	noReplace bool
+	replaceIf func(old *os.File) error
+}
+
+// NoReplace has WriteContext create path and replace no file: a path
+// that exists when it begins, or where a file appears while the content
+// is written, is left as it is, the new file discarded, and the error is
+// an *ExistsError. The new file is put in place with renameat2's
+// RENAME_NOREPLACE, or, on a file system that takes no flags (NFS), with
+// a link, which fails as surely on an existing name.
+func NoReplace() Option { return func(o *options) { o.noReplace = true } }
+
+// ReplaceIf has WriteContext ask ok, right before the rename, whether
+// the file then at path may be replaced: a file that was judged before a
+// long write may since have been put to another use. ok is given that
+// file, opened read-only; its error leaves path as it is, the new file
+// discarded, and is returned. The file stays open until the new one is
+// in place and the rename synced, so a lock ok takes on it (flock) is
+// held across the rename, and the rename is made only if path still
+// names that file. When path
+// has no file then, nothing is replaced that ok was not shown: the new
+// file is put in place as with NoReplace.
+func ReplaceIf(ok func(old *os.File) error) Option {
+	return func(o *options) { o.replaceIf = ok }
+}
+
+// ExistsError is WriteContext's error, under NoReplace or ReplaceIf,
+// for a path where a file exists that it may not replace.
+type ExistsError struct {
+	// Path is the file left as it is.
+	Path string
+	// Appeared says the file was not there when the write began.
+	Appeared bool
+}
+
+// Error names the path and when its file was found.
+func (e *ExistsError) Error() string {
+	if e.Appeared {
+		return fmt.Sprintf("%s appeared while its new content was written: it is left as it is", e.Path)
+	}
+	return fmt.Sprintf("%s exists: it is left as it is", e.Path)
+}
+
+// Is makes errors.Is(err, fs.ErrExist) true.
+func (e *ExistsError) Is(target error) bool { return target == fs.ErrExist }
+
+// commit renames tmp, the new file, to path as o allows. It returns the
+// file ReplaceIf's check was shown, open, for the caller to close.
+func commit(tmp, path string, o options) (*os.File, error) {
+	if o.replaceIf != nil {
+		return commitIf(tmp, path, o.replaceIf)
+	}
+	if o.noReplace {
+		return nil, renameNoReplace(tmp, path)
+	}
+	return nil, os.Rename(tmp, path)
+}
+
+// commitIf renames tmp to path if ok accepts the file at path, which it
+// returns open (nil when there was none).
+func commitIf(tmp, path string, ok func(*os.File) error) (*os.File, error) {
+	// O_NONBLOCK: a FIFO put there since Target looked must not hang us;
+	// O_NOFOLLOW: nor may a link lead ok to judge another file.
+	old, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, renameNoReplace(tmp, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := old.Stat()
+	if err != nil {
+		return old, err
+	}
+	if !st.Mode().IsRegular() {
+		return old, &NotRegularError{Path: path, Kind: filekind.Of(st.Mode())}
+	}
+	if err := ok(old); err != nil {
+		return old, err
+	}
+	if now, err := os.Lstat(path); err != nil || !os.SameFile(now, st) {
+		return old, fmt.Errorf("%s was replaced by another file while it was judged: it is left as it is", path)
+	}
+	return old, os.Rename(tmp, path)
+}
+
+// renameat2 is unix.Renameat2; a test makes it fail as on a file system
+// that takes no flags.
+var renameat2 = unix.Renameat2
+
+// renameNoReplace renames tmp to path unless path exists.
+func renameNoReplace(tmp, path string) error {
+	err := renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return &ExistsError{Path: path, Appeared: true}
+	case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS):
+		return &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
+	}
+	// A file system that takes no rename flags: a link is made only
+	// where no name is, and the temporary name then goes.
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return &ExistsError{Path: path, Appeared: true}
+		}
+		return err
+	}
+	os.Remove(tmp)
 	return nil
 }
 
