@@ -17,10 +17,14 @@ import (
 	"github.com/smolvmm/smolvmm/internal/regfile"
 )
 
+// maxBreaks bounds the transfers of one file cut short and resumed
+// within one Fetch. Each must have made progress (a transfer that ends no
+// further than the last is given up at once), so this only stops a
+// mirror that trickles a few bytes per connection: 1000 lets a 1 GiB set
+// cut every MiB through. A variable for tests.
+var maxBreaks = 1000
+
 const (
-	// maxAttempts bounds the resumes of one file within one Fetch; each
-	// resume must have made progress.
-	maxAttempts = 4
 	// maxFileSize refuses a mirror that streams without end; NetBSD's
 	// largest sets are a few hundred MiB.
 	maxFileSize = 4 << 30
@@ -60,7 +64,7 @@ func (d *download) run(ctx context.Context) error {
 	}
 	restarted := false
 	d.kept = fileSize(part)
-	for attempt := 1; ; attempt++ {
+	for {
 		have := fileSize(part)
 		if have > 0 && d.verify(part) == nil {
 			// A complete earlier download that was not renamed yet.
@@ -72,9 +76,13 @@ func (d *download) run(ctx context.Context) error {
 		if err != nil {
 			// Bytes received are no progress when a mirror that cannot
 			// resume sent again what the part file held.
-			if errors.Is(err, ErrTruncated) && fileSize(part) > d.prevEnd && attempt < maxAttempts && ctx.Err() == nil {
+			progress := errors.Is(err, ErrTruncated) && fileSize(part) > d.prevEnd && ctx.Err() == nil
+			if progress && d.breaks < maxBreaks {
 				d.breaks++
 				continue // progress was made: resume from the new end
+			}
+			if progress {
+				return fmt.Errorf("%w (this run resumed it after %d earlier breaks, and gives up at this one)", err, d.breaks)
 			}
 			return err
 		}

@@ -301,17 +301,22 @@ func TestFetchHTMLInsteadOfSet(t *testing.T) {
 	}
 }
 
+// TestFetchTruncatedTransfer: a run gives up on a file cut short more
+// than maxBreaks times (here 3), though each transfer made progress,
+// keeping what arrived, and the next run resumes it.
 func TestFetchTruncatedTransfer(t *testing.T) {
+	defer func(n int) { maxBreaks = n }(maxBreaks)
+	maxBreaks = 3
 	srv, f := setup(t)
 	path := fetchtest.KernelPath("9.3", "i386", KernelName)
 	srv.SetFault(path, fetchtest.Fault{TruncateAt: 1000})
 	_, err := f.Fetch(context.Background(), "9.3", "i386")
-	if !errors.Is(err, ErrTruncated) {
-		t.Fatalf("err = %v, want ErrTruncated", err)
+	if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "after 3 earlier breaks, and gives up") {
+		t.Fatalf("err = %v, want ErrTruncated saying it gave up after 3 breaks", err)
 	}
 	part := filepath.Join(f.Cache, "9.3", "i386", "kernel", KernelName+".part")
-	if got := fileSize(part); got != maxAttempts*1000 {
-		t.Errorf("partial file holds %d bytes, want %d (each attempt resumed)", got, maxAttempts*1000)
+	if got := fileSize(part); got != 4000 {
+		t.Errorf("partial file holds %d bytes, want 4000 (four transfers, three resumed)", got)
 	}
 	if _, err := os.Stat(strings.TrimSuffix(part, ".part")); !os.IsNotExist(err) {
 		t.Error("a truncated kernel was put in place")
@@ -632,19 +637,24 @@ func TestFetchHTMLWithoutContentType(t *testing.T) {
 // and the transfer resumes from where it stopped.
 func TestFetchStalledTransfer(t *testing.T) {
 	tests := []struct {
-		name   string
-		times  int // stalls before the mirror answers in full
-		wantOK bool
+		name        string
+		times       int  // stalls before the mirror answers in full
+		ignoreRange bool // a resume gets the whole file again: no progress
+		wantOK      bool
+		wantBreaks  int
 	}{
-		{"stalls once, then resumes", 1, true},
-		{"stalls every time", 0, false},
+		{"stalls once, then resumes", 1, false, true, 1},
+		// 96,000 bytes: nine stalls at 10,000 bytes each, every one
+		// further than the last.
+		{"stalls every time, each further", 0, false, true, 9},
+		{"stalls every time, no further", 0, true, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, f := setup(t)
 			f.StallTimeout = 200 * time.Millisecond
 			kpath := fetchtest.KernelPath("9.3", "i386", KernelName)
-			srv.SetFault(kpath, fetchtest.Fault{StallAt: 10000, Times: tt.times})
+			srv.SetFault(kpath, fetchtest.Fault{StallAt: 10000, Times: tt.times, IgnoreRange: tt.ignoreRange})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			rel, err := f.Fetch(ctx, "9.3", "i386")
@@ -655,8 +665,11 @@ func TestFetchStalledTransfer(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if rel.Kernel.Breaks != 1 || !hasRequest(srv, kpath, "bytes=10000-") {
-					t.Errorf("breaks %d, requests %v; want one break resumed from 10000", rel.Kernel.Breaks, srv.Requests())
+				if rel.Kernel.Breaks != tt.wantBreaks || !hasRequest(srv, kpath, "bytes=10000-") {
+					t.Errorf("breaks %d, requests %v; want %d, resumed from 10000", rel.Kernel.Breaks, srv.Requests(), tt.wantBreaks)
+				}
+				if !bytes.Equal(mustRead(t, rel.Kernel.Path), testKernel) {
+					t.Error("resumed kernel differs")
 				}
 				return
 			}
@@ -664,8 +677,8 @@ func TestFetchStalledTransfer(t *testing.T) {
 				t.Fatalf("err = %v, want ErrTruncated saying no data for 200ms", err)
 			}
 			part := filepath.Join(f.Cache, "9.3", "i386", "kernel", KernelName+".part")
-			if got := fileSize(part); got != maxAttempts*10000 {
-				t.Errorf("partial file holds %d bytes, want %d (each stall resumed)", got, maxAttempts*10000)
+			if got := fileSize(part); got != 10000 {
+				t.Errorf("partial file holds %d bytes, want 10000 (the second transfer, from the start, got no further)", got)
 			}
 		})
 	}

@@ -29,7 +29,8 @@ func TestMirrorCredentialsHidden(t *testing.T) {
 		{name: "listed set missing", fault: fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), f: fetchtest.Fault{Status: 404}},
 		{name: "set error", fault: fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), f: fetchtest.Fault{Status: 503}},
 		{name: "set is HTML", fault: fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), f: fetchtest.Fault{Status: 200, ContentType: "text/html", Body: []byte("<html></html>")}},
-		{name: "transfer cut short", fault: fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), f: fetchtest.Fault{TruncateAt: 10}},
+		// Cut where every transfer starts over: the run gives up.
+		{name: "transfer cut short", fault: fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), f: fetchtest.Fault{TruncateAt: 10, IgnoreRange: true}},
 		{name: "unreachable", closed: true},
 		{name: "not http", mirror: "ftp://USERINFO@mirror.example/pub/NetBSD"},
 	}
