@@ -224,9 +224,11 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 	// A file's status flags only past the standard descriptors (the
 	// tap's, sockets' O_NONBLOCK): on standard error opened to append
 	// (2>>log, one log for several VMs) a VMM taken over cleared
-	// O_APPEND and wrote over the log's earlier lines. The caller makes
-	// 0, 1 and 2's flags final before the filter (Go's File.Fd makes a
-	// descriptor blocking, once).
+	// O_APPEND and wrote over the log's earlier lines. Refusing it costs
+	// a VMM nothing: nothing in it changes 0, 1 and 2's flags (Go's
+	// File.Fd makes blocking only a descriptor Go made non-blocking
+	// itself, or a socket's file; os.Stdin, os.Stdout and os.Stderr,
+	// from NewFile, are neither).
 	fcntl = append(fcntl, []cond{{1, opEq, unix.F_SETFL}, {0, opGe, stdDescriptors}})
 	rs = append(rs,
 		// Signals to this process only: the runtime preempts its

@@ -21,6 +21,14 @@
 // it; no_new_privs is set first, as the kernel requires of an unprivileged
 // process, and it also keeps an exec (were it allowed) from gaining
 // privileges.
+//
+// The standard descriptors 0, 1 and 2 are the caller's: the filter
+// refuses fcntl(F_SETFL) and ftruncate on them (a log opened to append,
+// 2>>log, keeps its O_APPEND and its earlier lines), so a program that
+// embeds the package changes their status flags before installing it.
+// Go itself does not change them after: File.Fd makes blocking only
+// sockets and descriptors Go made non-blocking, not os.Stdin, os.Stdout
+// or os.Stderr.
 package sandbox
 
 import (

@@ -345,7 +345,6 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			}
 			return nil
 		}
-		settleStdFlags()
 		inst, err := prepared.Install()
 		if err != nil {
 			return fmt.Errorf("%w (smolvmm --no-seccomp runs without the filter)", err)
@@ -360,18 +359,6 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 	}
 	installTestHook(cfg) // testhook*.go
 	return nil
-}
-
-// settleStdFlags makes the standard descriptors' status flags final
-// before the filter, which refuses F_SETFL on them (it keeps a log's
-// O_APPEND): Go's File.Fd makes a descriptor the process started with
-// non-blocking blocking, with an F_SETFL (again whenever another process
-// sharing the descriptor set O_NONBLOCK), so nothing after the filter
-// calls Fd on them.
-func settleStdFlags() {
-	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
-		f.Fd()
-	}
 }
 
 // abstractLine is -v's line on a shared network in the host's network

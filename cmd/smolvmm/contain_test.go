@@ -764,6 +764,78 @@ func TestUserWithInheritableCaps(t *testing.T) {
 	}
 }
 
+// TestStdFlagsKeptUnderFilter: a VMM whose standard descriptors are
+// non-blocking (a shell or supervisor that shares them set O_NONBLOCK)
+// runs its guest under the filter, which refuses F_SETFL on them, to its
+// end, and leaves their status flags as it found them: Go's File.Fd does
+// not make os.Stdin, os.Stdout or os.Stderr blocking. smolvmm called Fd
+// on them before the filter for a change that Go does not make.
+func TestStdFlagsKeptUnderFilter(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		root bool // --user needs smolvmm started as root
+	}{
+		{"filter", nil, false},
+		{"filter --user nobody", []string{"--user", "nobody"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("needs root")
+			}
+			if tt.root {
+				nobodyUser(t)
+			}
+			// A pipe os.Pipe did not make: os.StartProcess calls Fd on
+			// the files it passes, which makes blocking the pipes Go made
+			// non-blocking itself, and the test's stdin would be found so.
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+				t.Fatal(err)
+			}
+			r, w := os.NewFile(uintptr(p[0]), "stdin"), os.NewFile(uintptr(p[1]), "pipe")
+			defer r.Close()
+			defer w.Close()
+			log, err := os.OpenFile(filepath.Join(t.TempDir(), "log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_NONBLOCK, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer log.Close()
+			// The open file descriptions the VMM's 0, 1 and 2 share.
+			fds := [2]int{p[0], int(log.Fd())}
+			flags := func() [2]int {
+				var fl [2]int
+				for i, fd := range fds {
+					if fl[i], err = unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return fl
+			}
+			before := flags()
+			if before[0]&unix.O_NONBLOCK == 0 || before[1]&(unix.O_NONBLOCK|unix.O_APPEND) != unix.O_NONBLOCK|unix.O_APPEND {
+				t.Fatalf("flags before %#x, %#x: want O_NONBLOCK, and O_APPEND on the log", before[0], before[1])
+			}
+			cmd := exec.Command(smolvmmBin(t), append([]string{"demo", "-v"}, tt.args...)...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = r, log, log
+			err = cmd.Run()
+			out, rerr := os.ReadFile(log.Name())
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if err != nil || !bytes.Contains(out, []byte("installed on every thread")) {
+				t.Fatalf("smolvmm demo -v %v: %v, want success under the filter; output:\n%s", tt.args, err, out)
+			}
+			if after := flags(); after != before {
+				t.Errorf("status flags of stdin, stdout and stderr %#x, %#x after the VMM; were %#x, %#x", after[0], after[1], before[0], before[1])
+			}
+		})
+	}
+}
+
 // TestDroppedLine: -v's line on the user the VMM runs as says "no
 // capabilities" and, in a cgo build (which keeps the bounding set whole)
 // or started without CAP_SETPCAP, that the bounding set is kept, and

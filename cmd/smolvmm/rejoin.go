@@ -171,10 +171,9 @@ func rejoinAdvice(user string, creds *sandbox.Credentials) string {
 // error, ended for a terminal the console may have made raw.
 func stderrNotef() func(format string, args ...any) {
 	eol := "\n"
-	// Descriptor 2 itself, not os.Stderr.Fd(): Fd makes a descriptor
-	// the process started with non-blocking blocking again, with an
-	// F_SETFL, whenever another process sharing it set O_NONBLOCK, and
-	// the filter kills the VMM for an F_SETFL on a standard descriptor.
+	// Descriptor 2 itself: os.Stderr.Fd() would do too (Go's Fd changes
+	// no flags of a standard descriptor, which the filter refuses with
+	// F_SETFL), but needs no such reasoning.
 	if term.IsTerminal(unix.Stderr) {
 		eol = "\r\n"
 	}
