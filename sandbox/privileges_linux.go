@@ -101,7 +101,9 @@ var ErrNotRoot = errors.New("only a process started as root can change its user"
 // opened before stay usable. Emptying the bounding set takes
 // CAP_SETPCAP: a process without it effective (root started with a
 // bounding set that lacks it) keeps the set, and gets no_new_privs on
-// every thread instead, which it checks too (DropKeepsBoundingSet).
+// every thread instead, which it checks too, except in a cgo build, which
+// keeps the set anyway and cannot set no_new_privs on every thread
+// (DropKeepsBoundingSet).
 func DropPrivileges(c Credentials) error {
 	if c.UID <= 0 || c.GID < 0 {
 		return fmt.Errorf("drop privileges to uid %d, gid %d: give a user other than root", c.UID, c.GID)
@@ -112,15 +114,17 @@ func DropPrivileges(c Credentials) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("drop privileges to uid %d: running as uid %d: %w", c.UID, os.Geteuid(), ErrNotRoot)
 	}
-	keep, err := DropKeepsBoundingSet()
+	kept, err := DropKeepsBoundingSet()
 	if err != nil {
 		return err
 	}
-	if !keep {
+	// no_new_privs on every thread takes what a cgo build cannot do.
+	noNewPrivs := kept == KeptWithoutSetpcap
+	if kept == 0 {
 		if err := dropBoundingSet(); err != nil {
 			return err
 		}
-	} else if !linkedWithLibc {
+	} else if noNewPrivs {
 		if err := setNoNewPrivs(); err != nil {
 			return err
 		}
@@ -145,36 +149,58 @@ func DropPrivileges(c Credentials) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
-	return checkDropped(c, keep && !linkedWithLibc)
+	return checkDropped(c, noNewPrivs)
 }
 
+// BoundingSetKept is why DropPrivileges keeps the capability bounding
+// set instead of emptying it: 0 when it empties it, else one or both of
+// KeptByCgo and KeptWithoutSetpcap.
+type BoundingSetKept uint8
+
+const (
+	// KeptByCgo: the build is linked with cgo (KeepsBoundingSet), which
+	// cannot make a call on every thread.
+	KeptByCgo BoundingSetKept = 1 << iota
+	// KeptWithoutSetpcap: CAP_SETPCAP, which emptying the set takes, is
+	// not in the calling thread's effective set (root started by a
+	// service manager with CapabilityBoundingSet=CAP_SETUID
+	// CAP_SETGID..., or in a container that drops all capabilities but a
+	// few).
+	KeptWithoutSetpcap
+)
+
 // DropKeepsBoundingSet reports whether DropPrivileges, called now, keeps
-// the capability bounding set instead of emptying it: in a build linked
-// with cgo (KeepsBoundingSet), and when CAP_SETPCAP, which emptying it
-// takes, is not in the calling thread's effective set (root started by a
-// service manager with CapabilityBoundingSet=CAP_SETUID CAP_SETGID..., or
-// in a container that drops all capabilities but a few). The set kept
-// grants nothing to a process left with no capability: the kernel reads
-// it only at an execve, to cap what a set-user-ID or file-capability
-// program gains, and at a capset, to cap the inheritable set, which a
-// process with no capability cannot raise anyway. DropPrivileges gives every thread
-// no_new_privs, under which an execve gains nothing (a seccomp filter
-// that forbids execve, installed after, would too); a user namespace's
-// capabilities do not come from it.
-func DropKeepsBoundingSet() (bool, error) {
+// the capability bounding set instead of emptying it, and why (0: it
+// empties it). The set kept grants nothing to a process left with no
+// capability: the kernel reads it only at an execve, to cap what a
+// set-user-ID or file-capability program gains, and at a capset, to cap
+// the inheritable set, which a process with no capability cannot raise
+// anyway. Kept for KeptWithoutSetpcap alone, DropPrivileges gives every
+// thread no_new_privs, under which an execve gains nothing; a cgo build
+// cannot (KeptByCgo), and only a seccomp filter installed after, whose
+// no_new_privs the kernel spreads to every thread, forbids such an
+// execve. A user namespace's capabilities do not come from the set.
+func DropKeepsBoundingSet() (BoundingSetKept, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false, fmt.Errorf("capget: %w", err)
+		return 0, fmt.Errorf("capget: %w", err)
 	}
 	return keepBoundingSet(data[0].Effective, linkedWithLibc), nil
 }
 
-// keepBoundingSet is DropKeepsBoundingSet's decision from the low word of
+// keepBoundingSet is DropKeepsBoundingSet's answer from the low word of
 // the effective set (CAP_SETPCAP is capability 8) and whether the build
 // is linked with cgo.
-func keepBoundingSet(effective uint32, cgo bool) bool {
-	return cgo || effective&(1<<unix.CAP_SETPCAP) == 0
+func keepBoundingSet(effective uint32, cgo bool) BoundingSetKept {
+	var kept BoundingSetKept
+	if cgo {
+		kept |= KeptByCgo
+	}
+	if effective&(1<<unix.CAP_SETPCAP) == 0 {
+		kept |= KeptWithoutSetpcap
+	}
+	return kept
 }
 
 // setNoNewPrivs gives every thread no_new_privs (a per-thread attribute,

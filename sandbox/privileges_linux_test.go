@@ -355,18 +355,21 @@ func TestKeepBoundingSet(t *testing.T) {
 	const setpcap = 1 << unix.CAP_SETPCAP
 	for _, tt := range []struct {
 		effective uint32
-		cgo, keep bool
+		cgo       bool
+		kept      BoundingSetKept
 	}{
-		{0xffffffff, false, false},
-		{setpcap, false, false},
-		{0xffffffff &^ setpcap, false, true}, // setpriv --bounding-set -setpcap
-		{1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID, false, true},
-		{0, false, true},
-		{0xffffffff, true, true},
-		{0, true, true},
+		{0xffffffff, false, 0},
+		{setpcap, false, 0},
+		{0xffffffff &^ setpcap, false, KeptWithoutSetpcap}, // setpriv --bounding-set -setpcap
+		{1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID, false, KeptWithoutSetpcap},
+		{0, false, KeptWithoutSetpcap},
+		{0xffffffff, true, KeptByCgo},
+		{setpcap, true, KeptByCgo},
+		{0, true, KeptByCgo | KeptWithoutSetpcap},
+		{0xffffffff &^ setpcap, true, KeptByCgo | KeptWithoutSetpcap},
 	} {
-		if got := keepBoundingSet(tt.effective, tt.cgo); got != tt.keep {
-			t.Errorf("keepBoundingSet(%#x, cgo %v) = %v, want %v", tt.effective, tt.cgo, got, tt.keep)
+		if got := keepBoundingSet(tt.effective, tt.cgo); got != tt.kept {
+			t.Errorf("keepBoundingSet(%#x, cgo %v) = %#x, want %#x", tt.effective, tt.cgo, got, tt.kept)
 		}
 	}
 }

@@ -305,7 +305,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		}
 		if creds != nil {
 			// Asked first: the drop takes CAP_SETPCAP away.
-			keepsBounding, err := sandbox.DropKeepsBoundingSet()
+			kept, err := sandbox.DropKeepsBoundingSet()
 			if err == nil {
 				err = sandbox.DropPrivileges(*creds)
 			}
@@ -316,7 +316,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 				return fmt.Errorf("--user %s: %w", c.String("user"), err)
 			}
 			if verbose {
-				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", droppedLine(*creds, sandbox.KeepsBoundingSet, keepsBounding))
+				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", droppedLine(*creds, kept))
 			}
 			if jailed { // jail.go: the kernel forgot it with the credentials
 				if err := sandbox.DieWithParent(); err != nil {
@@ -371,18 +371,20 @@ func abstractLine(jailed bool) string {
 	return line + "--jail gives it a network namespace of its own, without them"
 }
 
-// droppedLine is -v's line on the user the VMM runs as; cgo is
-// sandbox.KeepsBoundingSet, whose DropPrivileges leaves the bounding set
-// whole, keepsBounding what sandbox.DropKeepsBoundingSet said: also
-// true when smolvmm was started without CAP_SETPCAP, which emptying the
-// set takes.
-func droppedLine(creds sandbox.Credentials, cgo, keepsBounding bool) string {
+// droppedLine is -v's line on the user the VMM runs as; kept is why the
+// bounding set was kept (sandbox.DropKeepsBoundingSet, asked before the
+// drop). Only a cgo build started with CAP_SETPCAP is told how to empty
+// it: without CAP_SETPCAP a build without cgo keeps it too.
+func droppedLine(creds sandbox.Credentials, kept sandbox.BoundingSetKept) string {
 	line := fmt.Sprintf("running as uid %d gid %d, with no other groups and no capabilities", creds.UID, creds.GID)
-	switch {
-	case cgo:
+	switch kept {
+	case 0:
+	case sandbox.KeptByCgo:
 		line += " (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"
-	case keepsBounding:
+	case sandbox.KeptWithoutSetpcap:
 		line += " (the capability bounding set is kept: emptying it takes CAP_SETPCAP, which smolvmm was started without; with no_new_privs on every thread it grants nothing)"
+	default:
+		line += " (the capability bounding set is kept whole: emptying it takes CAP_SETPCAP, which smolvmm was started without, and a build linked with cgo cannot empty it on every thread either)"
 	}
 	return line
 }

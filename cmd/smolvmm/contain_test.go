@@ -840,20 +840,23 @@ func TestStdFlagsKeptUnderFilter(t *testing.T) {
 // capabilities" and, in a cgo build (which keeps the bounding set whole)
 // or started without CAP_SETPCAP, that the bounding set is kept, and
 // why; it said "no capabilities" alone while a cgo build's CapBnd was
-// full.
+// full. Building with CGO_ENABLED=0 is advised only where it empties the
+// set: a cgo build started without CAP_SETPCAP was told to, and would
+// have kept it.
 func TestDroppedLine(t *testing.T) {
 	creds := sandbox.Credentials{UID: 65534, GID: 65533}
-	const cgoKept = " (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"
+	const base = "running as uid 65534 gid 65533, with no other groups and no capabilities"
 	for _, tt := range []struct {
-		cgo, keeps bool
-		want       string
+		kept sandbox.BoundingSetKept
+		want string
 	}{
-		{false, false, "running as uid 65534 gid 65533, with no other groups and no capabilities"},
-		{true, true, "running as uid 65534 gid 65533, with no other groups and no capabilities" + cgoKept},
-		{false, true, "running as uid 65534 gid 65533, with no other groups and no capabilities (the capability bounding set is kept: emptying it takes CAP_SETPCAP, which smolvmm was started without; with no_new_privs on every thread it grants nothing)"},
+		{0, base},
+		{sandbox.KeptByCgo, base + " (the capability bounding set is kept whole: a build linked with cgo cannot empty it on every thread; build with CGO_ENABLED=0 for an empty one)"},
+		{sandbox.KeptWithoutSetpcap, base + " (the capability bounding set is kept: emptying it takes CAP_SETPCAP, which smolvmm was started without; with no_new_privs on every thread it grants nothing)"},
+		{sandbox.KeptByCgo | sandbox.KeptWithoutSetpcap, base + " (the capability bounding set is kept whole: emptying it takes CAP_SETPCAP, which smolvmm was started without, and a build linked with cgo cannot empty it on every thread either)"},
 	} {
-		if got := droppedLine(creds, tt.cgo, tt.keeps); got != tt.want {
-			t.Errorf("droppedLine(cgo %v, keeps bounding set %v) = %q, want %q", tt.cgo, tt.keeps, got, tt.want)
+		if got := droppedLine(creds, tt.kept); got != tt.want {
+			t.Errorf("droppedLine(kept %#x) = %q, want %q", tt.kept, got, tt.want)
 		}
 	}
 }
