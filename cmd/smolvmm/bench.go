@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -33,7 +32,6 @@ import (
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
-	vnet "github.com/smolvmm/smolvmm/virtio/net"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -616,13 +614,11 @@ func checkParallelFlags(c *cli.Context) error {
 		return usageErrorf("smolvmm bench: --parallel %d: give at least 1 VM", n)
 	}
 	// What every VM would share, and must not: one tap device (a tap
-	// takes one VM). --mac is the first VM's, the others' count up from
-	// it within its last two bytes.
-	if m, err := vnet.ParseMAC(c.String("mac")); c.IsSet("mac") && err == nil {
-		if last := int(m[4])<<8 | int(m[5]); last+n-1 > 0xffff {
-			return usageErrorf("smolvmm bench: --mac %s with --parallel %d: VM i gets --mac + i, and %d VMs from %s would pass %s; give a lower --mac",
-				c.String("mac"), n, n, m, net.HardwareAddr{m[0], m[1], m[2], m[3], 0xff, 0xff})
-		}
+	// takes one VM). --mac, or the user's own on a shared network, is
+	// the first VM's, the others' count up from it within its last two
+	// bytes.
+	if err := checkParallelMACs(n, c.String("mac"), c.String("net"), os.Geteuid()); err != nil {
+		return err
 	}
 	if kind, name, _ := strings.Cut(c.String("net"), ":"); n > 1 && kind == "tap" {
 		return usageErrorf("smolvmm bench: --net tap:%s does not go with --parallel %d: a tap device takes one VM; use --net none, user or user:NAME", name, n)

@@ -140,14 +140,16 @@ func isSharedNet(spec string) bool { return strings.HasPrefix(spec, "user:") }
 // keeps a MAC for the user whose VM leased it: with one range for all, a
 // second user's bench on a group's network had every VM refused. Two
 // users' ranges meet only beyond 256 VMs (more than the network's
-// addresses), or for uids 65536 apart.
+// addresses), or for uids 65536 apart; a uid whose low byte is 0xff has
+// room for 256 VMs before the last two bytes would wrap, which
+// checkParallelMACs refuses.
 func defaultParallelMAC(uid int) net.HardwareAddr {
 	v := uint16(uid) ^ 0x5b00
 	return net.HardwareAddr{0x52, 0x54, 0x00, byte(v >> 8), byte(v), 0x00}
 }
 
 // parallelMACs gives VM i of bench --parallel its own MAC, base plus i in
-// its last two bytes (checkParallelFlags refuses a base that would pass
+// its last two bytes (checkParallelMACs refuses a base that would pass
 // them).
 func parallelMACs(base net.HardwareAddr) func(i int) []string {
 	first := int(base[4])<<8 | int(base[5])
@@ -155,6 +157,37 @@ func parallelMACs(base net.HardwareAddr) func(i int) []string {
 		n := first + i
 		return []string{"--mac", net.HardwareAddr{base[0], base[1], base[2], base[3], byte(n >> 8), byte(n)}.String()}
 	}
+}
+
+// checkParallelMACs refuses the n VMs of bench --parallel whose MACs,
+// base + i in the last two bytes (parallelMACs), would pass them: a carry
+// would wrap to the start of the range, or to another user's default
+// range (uid 1023's 257th VM had uid 768's first MAC). base is --mac
+// (mac, when given and valid: its own errors are netConfig's) or, on a
+// shared network (netSpec user:NAME), uid's own (defaultParallelMAC);
+// another network with no --mac gives VMs MACs of their own.
+func checkParallelMACs(n int, mac, netSpec string, uid int) error {
+	var base net.HardwareAddr
+	switch {
+	case mac != "":
+		m, err := vnet.ParseMAC(mac)
+		if err != nil {
+			return nil
+		}
+		base = m
+	case isSharedNet(netSpec):
+		base = defaultParallelMAC(uid)
+	default:
+		return nil
+	}
+	if first := int(base[4])<<8 | int(base[5]); first+n-1 <= 0xffff {
+		return nil
+	}
+	last := net.HardwareAddr{base[0], base[1], base[2], base[3], 0xff, 0xff}
+	if mac != "" {
+		return usageErrorf("smolvmm bench: --mac %s with --parallel %d: VM i gets --mac + i, and %d VMs from %s would pass %s; give a lower --mac", mac, n, n, base, last)
+	}
+	return usageErrorf("smolvmm bench: --parallel %d on --net %s without --mac: VM i gets uid %d's own MAC + i, and %d VMs from %s would pass %s; give a --mac, the first VM's, whose last two bytes leave room for them", n, netSpec, uid, n, base, last)
 }
 
 // randomMAC is a 52:54:00 address with three random bytes, for a VM with
