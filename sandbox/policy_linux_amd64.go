@@ -46,6 +46,13 @@ const (
 	opGe              // val or more, unsigned (a descriptor past the standard ones)
 )
 
+// openWriteFlags are openat's flags that Filter.ReadFiles refuses: any
+// access but reading, and those that create, empty or append to a file.
+// O_TMPFILE without its O_DIRECTORY bit, which a read-only open of a
+// directory may have. openat reads its flags as an int: the low half
+// holds them all.
+const openWriteFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND | unix.O_TMPFILE&^unix.O_DIRECTORY
+
 // stdDescriptors is the number of standard descriptors (0, 1 and 2),
 // which the filter keeps a VMM from changing the flags of or truncating.
 const stdDescriptors = 3
@@ -70,7 +77,8 @@ type cond struct {
 
 // rule allows syscall nr, unconditionally when any is empty, else when all
 // the conditions of one of any's sets hold; or, with errno set, fails it
-// with that error without running it.
+// with that error without running it: always when any is empty, else
+// when none of its sets holds (instead of trapping it).
 type rule struct {
 	nr    int
 	any   [][]cond
@@ -260,7 +268,15 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		// included.
 		rule{nr: unix.SYS_PRCTL, any: one(cond{0, opEq, unix.PR_SET_VMA}, cond{1, opEq, unix.PR_SET_VMA_ANON_NAME})},
 	)
-	if quietOpen {
+	switch {
+	case f.ReadFiles:
+		// Read-only opens; others trapped, or refused in a cgo build.
+		open := rule{nr: unix.SYS_OPENAT, any: one(cond{2, opClear, openWriteFlags})}
+		if quietOpen {
+			open.errno = unix.EACCES
+		}
+		rs = append(rs, open)
+	case quietOpen:
 		rs = append(rs, rule{nr: unix.SYS_OPENAT, errno: unix.EACCES})
 	}
 	if f.RenameDir != 0 {
@@ -531,10 +547,11 @@ func (a *asm) leaf(rules []rule, miss int) {
 
 // block emits rule r's verdict for its number: its errno, an allow, or
 // its conditions' (each set's conditions in turn, the next set when one
-// fails, a trap when the last does), returning on every path.
+// fails, a trap, or its errno, when the last does), returning on every
+// path.
 func (a *asm) block(r rule) {
 	switch {
-	case r.errno != 0:
+	case r.errno != 0 && len(r.any) == 0:
 		a.ret(retErrno | uint32(r.errno))
 		return
 	case len(r.any) == 0:
@@ -582,5 +599,9 @@ func (a *asm) block(r rule) {
 		}
 	}
 	a.set(trap)
+	if r.errno != 0 {
+		a.ret(retErrno | uint32(r.errno))
+		return
+	}
 	a.ret(retTrap)
 }

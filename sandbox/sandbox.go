@@ -129,6 +129,17 @@ type Filter struct {
 	// writes), never for one a guest may take over. (Descriptor 0 is
 	// standard input, never such a directory.)
 	RenameDir int
+	// ReadFiles allows openat to open files for reading only: its flags
+	// without O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND or
+	// O_TMPFILE (O_CLOEXEC, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY... are
+	// allowed), then fstat, read and close on what it opened, as on any
+	// descriptor. The filter cannot see the path, so any file the
+	// process's user may read is readable: set it only for a process
+	// that chooses the paths itself (a shared network's broker, which
+	// reads the host's resolver files), never for one a guest may take
+	// over. Not openat2, whose flags the filter cannot read. In a cgo
+	// build (OpenRefusedQuietly) other opens fail with EACCES.
+	ReadFiles bool
 	// Truncate allows ftruncate on the descriptors held but the
 	// standard ones (0, 1, 2: a log opened to append keeps its earlier
 	// lines): a VMM empties a snapshot's temporary file before writing

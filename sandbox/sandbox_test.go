@@ -328,7 +328,8 @@ func child(mode string) int {
 			unix.Nanosleep(&unix.Timespec{Nsec: int64(time.Millisecond)}, nil)
 		}
 	}
-	f := Filter{Prefix: "child: ", Advice: " (test)", Process: os.Getenv("SANDBOX_TEST_PROCESS"), UnixSockets: mode == "bind-unix"}
+	f := Filter{Prefix: "child: ", Advice: " (test)", Process: os.Getenv("SANDBOX_TEST_PROCESS"), UnixSockets: mode == "bind-unix",
+		ReadFiles: mode == "read-open" || mode == "create-open"}
 	if _, err := Install(f); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		return 3
@@ -337,6 +338,12 @@ func child(mode string) int {
 	case "openat":
 		_, err := os.Open("/etc/passwd")
 		fmt.Fprintln(os.Stderr, "opened /etc/passwd:", err)
+	case "read-open":
+		_, err := os.ReadFile("/etc/passwd")
+		fmt.Fprintln(os.Stderr, "read /etc/passwd:", err)
+	case "create-open":
+		_, err := os.OpenFile(os.Getenv("SANDBOX_TEST_PATH"), os.O_WRONLY|os.O_CREATE, 0o600)
+		fmt.Fprintln(os.Stderr, "create refused:", err != nil)
 	case "execve":
 		err := syscall.Exec("/bin/true", []string{"true"}, nil)
 		fmt.Fprintln(os.Stderr, "exec:", err)
@@ -453,10 +460,14 @@ func TestForbiddenCallStopsTheProcess(t *testing.T) {
 		// Under UnixSockets the socket is allowed, its bind (which
 		// would create a file) not.
 		{"bind-unix", trapped("bind (system call 49)"), ExitStatus, ""},
+		// Under ReadFiles a file is opened and read, not created.
+		{"read-open", "read /etc/passwd: <nil>\n", 0, ""},
+		{"create-open", trapped("openat (system call 257)"), ExitStatus, ""},
 	}
 	if OpenRefusedQuietly {
 		tests[0].want, tests[0].status = "opened /etc/passwd: open /etc/passwd: permission denied\n", 0
 		tests[3].want, tests[3].status = "old thread opened /etc/passwd: open /etc/passwd: permission denied\n", 0
+		tests[len(tests)-1].want, tests[len(tests)-1].status = "create refused: true\n", 0
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode+tt.process, func(t *testing.T) {
