@@ -2,6 +2,7 @@ package netback
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,22 +27,28 @@ import (
 // /etc/resolv.conf, asked directly. A VM's own network (in the VMM) reads
 // the files when it starts and never again: unlike net.Resolver (or
 // libc's, in a cgo build) it opens no file once made, so a VMM whose
-// seccomp filter forbids opening files (and stat) still answers DNS, and
-// a change to those files on the host is seen by the VM's next run. A
-// shared network (smolvmm net, a daemon running for months while DHCP,
-// NetworkManager or a VPN rewrite resolv.conf) reads them again when
-// they change (reread), unless it is contained (HubConfig.Contained: its
-// seccomp filter refuses stat and open as a VMM's does), when it reads
-// them once, at its start.
+// seccomp filter forbids opening files still answers DNS, and a change to
+// those files on the host is seen by the VM's next run. A shared network
+// (smolvmm net, a daemon running for months while DHCP, NetworkManager or
+// a VPN rewrite resolv.conf) reads them again when they change (read):
+// itself, or, contained (HubConfig.Contained: its seccomp filter refuses
+// open as a VMM's does), through HubConfig.ReadHostFiles.
 type hostResolver struct {
 	conf atomic.Pointer[hostConf]
-	// reread, when set, makes config look at the files again, at most
+	// read, when set, makes config look at the files again, at most
 	// every hostConfCheckEvery, and read them again when they changed
-	// (their inode, size, modification or change time).
-	reread  bool
+	// (their stamps): ReadHostFiles, or HubConfig.ReadHostFiles.
+	read func(content bool) (HostFiles, error)
+	// logf, when set, is told of a file cut at MaxHostFileSize and of
+	// a read that failed (once until one succeeds).
+	logf    func(format string, args ...any)
 	checkMu sync.Mutex
-	checked time.Time        // when config last looked
-	stamps  [2]hostFileStamp // hostsPath's and resolvConfPath's then
+	checked time.Time // when config last looked
+	stamps  [2]HostFileStamp
+	failed  bool // the last look failed
+	// atStart are the files as read at the start, without their
+	// content: what setLog tells of.
+	atStart HostFiles
 	// slots holds a token for each query being asked of the nameservers
 	// (hostDNSMaxQueries of them); refused counts the queries failed at
 	// once because it was full, or because their guest had
@@ -63,31 +70,121 @@ type hostConf struct {
 }
 
 // hostConfCheckEvery is how often, at most, a shared network's resolver
-// looks whether the files changed (a query's stat of two files).
+// looks whether the files changed (a query's open and fstat of two
+// files, or a request to its broker).
 const hostConfCheckEvery = time.Second
 
-// hostFileStamp is what tells a file changed: missing, or its inode,
-// size, modification and change times (an editor's rename gives a new
-// inode; a rewrite in place within one clock tick, a new size or change
-// time).
-type hostFileStamp struct {
-	ok           bool
-	ino          uint64
-	size         int64
-	mtime, ctime syscall.Timespec
+// MaxHostFileSize is the most that is read of the host's hosts file and
+// of resolv.conf, each: a longer file is cut after its last whole line
+// within it (a hub logs it), as its reader's memory and a broker's
+// answer are bounded. A hosts file of blocklists longer than that loses
+// its later names.
+const MaxHostFileSize = 1 << 20
+
+// HostFileStamp is what tells one of the host's resolver files changed:
+// missing (or not a regular file, or unreadable), or its inode, size,
+// modification and change times (an editor's rename gives a new inode;
+// a rewrite in place within one clock tick, a new size or change time).
+type HostFileStamp struct {
+	// Present is false for a file missing, unreadable or not regular;
+	// the other fields are zero then.
+	Present bool
+	// Ino is the file's inode number.
+	Ino uint64
+	// Size is the file's size in bytes, as fstat gave it.
+	Size int64
+	// Mtime and Ctime are in nanoseconds since 1970.
+	Mtime, Ctime int64
 }
 
-// stampOf is path's stamp now.
-func stampOf(path string) hostFileStamp {
-	fi, err := os.Stat(path)
+// HostFile is one of the host's resolver files as read at one time.
+type HostFile struct {
+	// Stamp is the file's, from the descriptor its content is read
+	// through.
+	Stamp HostFileStamp
+	// Content is the file's content when it was asked for: its first
+	// MaxHostFileSize bytes, cut after the last whole line within them
+	// when it is longer.
+	Content []byte
+	// Cut says the file was longer than MaxHostFileSize and Content
+	// was cut.
+	Cut bool
+}
+
+// HostFiles are the host's resolver files: the hosts file (/etc/hosts)
+// and resolv.conf (/etc/resolv.conf).
+type HostFiles struct {
+	// Hosts is /etc/hosts.
+	Hosts HostFile
+	// ResolvConf is /etc/resolv.conf.
+	ResolvConf HostFile
+}
+
+func (f HostFiles) stamps() [2]HostFileStamp {
+	return [2]HostFileStamp{f.Hosts.Stamp, f.ResolvConf.Stamp}
+}
+
+// ReadHostFiles stats the host's resolver files, /etc/hosts and
+// /etc/resolv.conf, paths no caller chooses, and reads them when content
+// is true, each through one descriptor (its stamp and content agree). A
+// file missing, unreadable or not regular (opened without blocking: a
+// FIFO there is no hang) is a zero HostFile.
+func ReadHostFiles(content bool) HostFiles {
+	return HostFiles{Hosts: readHostFile(hostsPath, content), ResolvConf: readHostFile(resolvConfPath, content)}
+}
+
+// readHostFile is ReadHostFiles' reading of one file at path.
+func readHostFile(path string, content bool) HostFile {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	if err != nil {
-		return hostFileStamp{}
+		return HostFile{}
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return hostFileStamp{ok: true, size: fi.Size(), mtime: syscall.NsecToTimespec(fi.ModTime().UnixNano())}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return HostFile{}
 	}
-	return hostFileStamp{ok: true, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+	f := HostFile{Stamp: HostFileStamp{Present: true, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}}
+	if !content {
+		return f
+	}
+	// One byte past the bound tells a longer file, grown since the
+	// stat or not.
+	buf := make([]byte, 0, min(max(st.Size, 0), MaxHostFileSize)+1)
+	for len(buf) <= MaxHostFileSize {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), MaxHostFileSize+1)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return HostFile{}
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	if len(buf) > MaxHostFileSize {
+		buf = buf[:MaxHostFileSize]
+		if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+			buf = buf[:i+1]
+		} else {
+			buf = buf[:0]
+		}
+		f.Cut = true
+	}
+	f.Content = buf
+	return f
 }
 
 // hostDNSMaxQueries bounds the queries the gateway asks the host's
@@ -113,54 +210,106 @@ var (
 	nameserversFor func() ([]string, time.Duration)
 )
 
+// readHostFilesHere is ReadHostFiles as a hostResolver's read.
+func readHostFilesHere(content bool) (HostFiles, error) { return ReadHostFiles(content), nil }
+
 // newHostResolver reads the host's hosts file and resolver configuration
-// now; reread makes it read them again when they change (hostResolver).
+// now; reread makes it read them again when they change (hostResolver),
+// itself until read is replaced.
 func newHostResolver(reread bool) *hostResolver {
-	r := &hostResolver{reread: reread, slots: make(chan struct{}, hostDNSMaxQueries)}
+	r := &hostResolver{slots: make(chan struct{}, hostDNSMaxQueries)}
+	files := ReadHostFiles(true)
 	if reread {
+		r.read = readHostFilesHere
 		r.checked = time.Now()
-		r.stamps = [2]hostFileStamp{stampOf(hostsPath), stampOf(resolvConfPath)}
+		r.stamps = files.stamps()
 	}
-	r.conf.Store(readHostConf())
+	r.conf.Store(readHostConf(files))
+	files.Hosts.Content, files.ResolvConf.Content = nil, nil
+	r.atStart = files
 	return r
+}
+
+// setLog sets r's logf and tells it of the files read at the start that
+// were cut.
+func (r *hostResolver) setLog(logf func(format string, args ...any)) {
+	r.logf = logf
+	r.logCut(r.atStart)
+}
+
+// logCut logs each of files cut at MaxHostFileSize.
+func (r *hostResolver) logCut(files HostFiles) {
+	if r.logf == nil {
+		return
+	}
+	for _, f := range []struct {
+		path string
+		HostFile
+	}{{hostsPath, files.Hosts}, {resolvConfPath, files.ResolvConf}} {
+		if f.Cut {
+			r.logf("DNS: %s is %d bytes long; only its lines within the first %d bytes are read", f.path, f.Stamp.Size, MaxHostFileSize)
+		}
+	}
 }
 
 // config is the configuration to answer a query with: for a resolver
 // that rereads, the files are looked at first, unless they were less
 // than hostConfCheckEvery ago, and read again if they changed.
 func (r *hostResolver) config() *hostConf {
-	if r.reread {
+	if r.read != nil {
 		r.checkMu.Lock()
 		if now := time.Now(); now.Sub(r.checked) >= hostConfCheckEvery || now.Before(r.checked) {
 			r.checked = now
-			if stamps := [2]hostFileStamp{stampOf(hostsPath), stampOf(resolvConfPath)}; stamps != r.stamps {
-				r.stamps = stamps
-				r.conf.Store(readHostConf())
-			}
+			r.recheck()
 		}
 		r.checkMu.Unlock()
 	}
 	return r.conf.Load()
 }
 
-// readHostConf reads the host's hosts file and resolver configuration
-// now. A missing or unreadable file leaves its part empty: no host names,
-// or the local nameserver (as glibc and Go do without resolv.conf).
-func readHostConf() *hostConf {
-	c := &hostConf{timeout: 5 * time.Second, attempts: 2}
-	if f, err := os.Open(hostsPath); err == nil {
-		c.hosts = parseHosts(f)
-		f.Close()
+// recheck reads the files again if their stamps changed; one that cannot
+// be looked at keeps the configuration as it was.
+func (r *hostResolver) recheck() {
+	files, err := r.read(false)
+	if err == nil && files.stamps() != r.stamps {
+		files, err = r.read(true)
 	}
-	if conf, err := dns.ClientConfigFromFile(resolvConfPath); err == nil {
-		for _, s := range conf.Servers {
-			c.servers = append(c.servers, net.JoinHostPort(s, conf.Port))
+	if err != nil {
+		if !r.failed && r.logf != nil {
+			r.logf("DNS: the host's %s and %s not looked at again: %v", hostsPath, resolvConfPath, err)
 		}
-		if conf.Timeout > 0 {
-			c.timeout = time.Duration(conf.Timeout) * time.Second
-		}
-		if conf.Attempts > 0 {
-			c.attempts = conf.Attempts
+		r.failed = true
+		return
+	}
+	r.failed = false
+	if files.stamps() == r.stamps {
+		return
+	}
+	r.stamps = files.stamps()
+	r.logCut(files)
+	r.conf.Store(readHostConf(files))
+}
+
+// readHostConf is the host's hosts file and resolver configuration from
+// files. A missing or unreadable file leaves its part empty: no host
+// names, or the local nameserver (as glibc and Go do without
+// resolv.conf).
+func readHostConf(files HostFiles) *hostConf {
+	c := &hostConf{timeout: 5 * time.Second, attempts: 2}
+	if files.Hosts.Stamp.Present {
+		c.hosts = parseHosts(bytes.NewReader(files.Hosts.Content))
+	}
+	if files.ResolvConf.Stamp.Present {
+		if conf, err := dns.ClientConfigFromReader(bytes.NewReader(files.ResolvConf.Content)); err == nil {
+			for _, s := range conf.Servers {
+				c.servers = append(c.servers, net.JoinHostPort(s, conf.Port))
+			}
+			if conf.Timeout > 0 {
+				c.timeout = time.Duration(conf.Timeout) * time.Second
+			}
+			if conf.Attempts > 0 {
+				c.attempts = conf.Attempts
+			}
 		}
 	}
 	if nameserversFor != nil {

@@ -134,8 +134,9 @@ type HubConfig struct {
 	// Contained is a hub whose process forbids itself, once NewHub has
 	// returned, every system call that names a file (a seccomp filter
 	// sees descriptors, never paths). Such a hub reads the host's hosts
-	// file and resolv.conf once, at the start, not again when they
-	// change; reads the first unprivileged port through a descriptor
+	// file and resolv.conf itself at the start only, then through
+	// ReadHostFiles (once, at the start, without it); reads the first
+	// unprivileged port through a descriptor
 	// opened at the start; removes its socket file at Close through
 	// RemoveSocket (left without it: nothing listens on it then, and
 	// the next hub replaces it); and writes the lease file through
@@ -151,6 +152,13 @@ type HubConfig struct {
 	// over it): a contained hub hands the table to what may rename
 	// files. The hub still reads the file and holds its lock.
 	WriteLeases func(table []byte) error
+	// ReadHostFiles, for a contained hub, is how its DNS looks at the
+	// host's hosts file and resolv.conf again, as a hub otherwise does
+	// itself (ReadHostFiles, the package's): their stamps at most once a
+	// second, when queries come, and their content when the stamps
+	// changed. A process that may open files does it for the hub. An
+	// error keeps the configuration read last.
+	ReadHostFiles func(content bool) (HostFiles, error)
 }
 
 // Hub is a user network that several VMs share: one gateway (the same
@@ -441,7 +449,10 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		return nil, errors.Join(err, h.unlisten())
 	}
 	if cfg.Contained {
-		h.gw.resolver.reread = false // stat and open would be refused
+		h.gw.resolver.read = cfg.ReadHostFiles // open would be refused
+	}
+	if cfg.Logf != nil {
+		h.gw.resolver.setLog(h.logf)
 	}
 	if err := h.gw.serveDHCP(h.leases.lookup); err != nil {
 		_ = h.gw.close()

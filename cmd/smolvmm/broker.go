@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/snapshot"
 )
@@ -40,11 +41,17 @@ import (
 //	             daemon (smolvmm net) alone: the path it was given at
 //	             its start, if that is still the socket the daemon
 //	             bound (the device and inode given with it)
+//	'r' resolver: stat the host's /etc/hosts and /etc/resolv.conf, and
+//	             read them when the request's second byte is 1 (0:
+//	             their stamps alone), for a shared network's daemon
+//	             alone (netback.ReadHostFiles: fixed paths, no name
+//	             from the daemon, each read to netback.MaxHostFileSize)
 //
-// A request is its one byte; an answer is an errno (4 bytes, little
-// endian; 0 for success, answerMoved for snapshot.ErrMoved,
-// answerTempMoved for snapshot.ErrTempMoved) and a
-// message. The broker runs as the user the
+// A request is its one byte ('r': two); an answer is an errno (4 bytes,
+// little endian; 0 for success, answerMoved for snapshot.ErrMoved,
+// answerTempMoved for snapshot.ErrTempMoved) and a message; for 'r', a
+// success's code is followed by the length of its data (4 bytes) and the
+// data, in messages of at most brokerChunk bytes (hostFilesData). The broker runs as the user the
 // VMM drops to (the temporaries are that user's and their directory
 // writable by it, snapshot.Target.AllowUser checks), under a filter of
 // its own (brokerFilter), and ends when the VMM ends (the socket's
@@ -59,7 +66,8 @@ import (
 //
 // A shared network's daemon has a broker too, for its lease file (as a
 // snapshot) and its socket file, which its filter keeps it from
-// renaming and removing itself.
+// renaming and removing itself, and for the host's resolver files, which
+// it may not open (its broker's filter allows opening for reading only).
 //
 // A shared network's hub is not the broker's to dial: the VMM dials it
 // itself (its filter allows Unix sockets then), since a broker for every
@@ -101,7 +109,21 @@ const (
 	opCommit       = 'c'
 	opDiscard      = 'd'
 	opRemoveSocket = 's'
+	opHostFiles    = 'r'
 )
+
+// brokerChunk is the most bytes of one message of an 'r' answer: far
+// below any socket's send buffer, whose size bounds a SOCK_SEQPACKET
+// message.
+const brokerChunk = 16 << 10
+
+// hostFileHeader is the size of one file's part of an 'r' answer before
+// its content: present, cut (1 byte each), inode, size, mtime, ctime (8
+// each), the content's length (4).
+const hostFileHeader = 2 + 4*8 + 4
+
+// maxHostFilesData bounds an 'r' answer's data: two files.
+const maxHostFilesData = 2 * (hostFileHeader + netback.MaxHostFileSize)
 
 // answerMoved is the answer's code for snapshot.ErrMoved, beyond any
 // errno; answerTempMoved for snapshot.ErrTempMoved (ErrMoved of a
@@ -259,7 +281,20 @@ func brokerMain(args []string) int {
 		if err != nil || n == 0 {
 			return end() // the VMM is gone
 		}
-		if err := brokerAnswer(brokerServe(a, ren, buf[:n])); err != nil {
+		req := buf[:n]
+		if n > 0 && req[0] == opHostFiles {
+			data, err := brokerHostFiles(a, req)
+			if err == nil {
+				err = brokerAnswerData(data)
+			} else {
+				err = brokerAnswer(err)
+			}
+			if err != nil {
+				return end()
+			}
+			continue
+		}
+		if err := brokerAnswer(brokerServe(a, ren, req)); err != nil {
 			return end()
 		}
 	}
@@ -282,6 +317,89 @@ func brokerServe(a brokerArgs, ren *snapshot.DirRenamer, req []byte) error {
 		return removeSocketFile(brokerDirFD, a.socket, a.socketID)
 	}
 	return fmt.Errorf("broker: request %q: %w", req[0], unix.EINVAL)
+}
+
+// brokerHostFiles does an 'r' request: two bytes, the second 0 (the
+// stamps) or 1 (and the content), for a shared network's broker alone.
+// The paths are netback's, never the daemon's.
+func brokerHostFiles(a brokerArgs, req []byte) ([]byte, error) {
+	if a.socket == "" || len(req) != 2 || req[1] > 1 {
+		return nil, fmt.Errorf("broker: request %q: %w", req, unix.EINVAL)
+	}
+	return hostFilesData(netback.ReadHostFiles(req[1] == 1)), nil
+}
+
+// hostFilesData lays out files for an 'r' answer: for the hosts file,
+// then resolv.conf, hostFileHeader bytes (little endian) and the
+// content.
+func hostFilesData(files netback.HostFiles) []byte {
+	var b []byte
+	for _, f := range []netback.HostFile{files.Hosts, files.ResolvConf} {
+		flag := func(v bool) byte {
+			if v {
+				return 1
+			}
+			return 0
+		}
+		b = append(b, flag(f.Stamp.Present), flag(f.Cut))
+		for _, v := range []uint64{f.Stamp.Ino, uint64(f.Stamp.Size), uint64(f.Stamp.Mtime), uint64(f.Stamp.Ctime)} {
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(f.Content)))
+		b = append(b, f.Content...)
+	}
+	return b
+}
+
+// parseHostFiles reads an 'r' answer's data (hostFilesData); content
+// says whether the files' content was asked, nil rather than empty
+// otherwise.
+func parseHostFiles(b []byte, content bool) (netback.HostFiles, error) {
+	var files [2]netback.HostFile
+	for i := range files {
+		if len(b) < hostFileHeader {
+			return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: %d bytes left of the answer for file %d, want %d at least", len(b), i, hostFileHeader)
+		}
+		f := &files[i]
+		f.Stamp.Present, f.Cut = b[0] == 1, b[1] == 1
+		f.Stamp.Ino = binary.LittleEndian.Uint64(b[2:])
+		f.Stamp.Size = int64(binary.LittleEndian.Uint64(b[10:]))
+		f.Stamp.Mtime = int64(binary.LittleEndian.Uint64(b[18:]))
+		f.Stamp.Ctime = int64(binary.LittleEndian.Uint64(b[26:]))
+		n := uint64(binary.LittleEndian.Uint32(b[34:]))
+		b = b[hostFileHeader:]
+		if n > netback.MaxHostFileSize || n > uint64(len(b)) || !content && n != 0 {
+			return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: file %d's content of %d bytes (%d left, at most %d)", i, n, len(b), netback.MaxHostFileSize)
+		}
+		if content {
+			f.Content = b[:n:n]
+		}
+		b = b[n:]
+	}
+	if len(b) != 0 {
+		return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: %d bytes past the answer", len(b))
+	}
+	return netback.HostFiles{Hosts: files[0], ResolvConf: files[1]}, nil
+}
+
+// brokerAnswerData sends a successful answer and its data: the code 0
+// and the data's length, then the data, in messages of brokerChunk bytes
+// at most.
+func brokerAnswerData(data []byte) error {
+	msg := make([]byte, 8, brokerChunk)
+	binary.LittleEndian.PutUint32(msg[4:], uint32(len(data)))
+	n := min(len(data), brokerChunk-len(msg))
+	msg, data = append(msg, data[:n]...), data[n:]
+	for {
+		if _, err := unix.Write(brokerSockFD, msg); err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		n := min(len(data), brokerChunk)
+		msg, data = data[:n], data[n:]
+	}
 }
 
 // parseBrokerUser reads brokerUserEnv's value, "UID:GID".
@@ -324,12 +442,14 @@ func answerCode(err error) uint32 {
 // brokerFilter is the broker's seccomp filter: the runtime's calls, I/O
 // on what it holds, and the renames and removals in the snapshot's
 // directory (or, through its descriptor, of the socket's absolute
-// path). A forbidden call is reported as its owner's: a shared
+// path); a network's broker opens files for reading too (the host's
+// resolver files, whose paths it alone names). A forbidden call is reported as its owner's: a shared
 // network's daemon (network) or a VMM.
 func brokerFilter(network bool) sandbox.Filter {
 	if network {
 		return sandbox.Filter{
 			RenameDir: brokerDirFD,
+			ReadFiles: true, // the resolver's files (brokerHostFiles)
 			Process:   "the network's broker",
 			Prefix:    "smolvmm net: ",
 			Advice:    " (smolvmm net --no-seccomp turns the filter off; please report the call)",
@@ -422,37 +542,70 @@ func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp
 
 // request sends op and reads the answer: only read and write.
 func (b *broker) request(op byte) error {
+	_, err := b.exchange([]byte{op}, false)
+	return err
+}
+
+// exchange sends req and reads the answer, and with data the data that
+// follows a success (brokerAnswerData), at most maxHostFilesData bytes.
+func (b *broker) exchange(req []byte, data bool) ([]byte, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	sock := int(b.sock.Fd())
 	var err error
 	for {
-		_, err = unix.Write(sock, []byte{op})
+		_, err = unix.Write(sock, req)
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("broker: %w", err)
+		return nil, fmt.Errorf("broker: %w", err)
 	}
-	buf := make([]byte, 4096)
-	var n int
-	for {
-		n, err = unix.Read(sock, buf)
-		if !errors.Is(err, unix.EINTR) {
-			break
+	buf := make([]byte, brokerChunk)
+	read := func() (int, error) {
+		for {
+			n, err := unix.Read(sock, buf)
+			if !errors.Is(err, unix.EINTR) {
+				return n, err
+			}
 		}
 	}
+	n, err := read()
 	switch {
 	case err != nil:
-		return fmt.Errorf("broker: %w", err)
+		return nil, fmt.Errorf("broker: %w", err)
 	case n < 4:
-		return fmt.Errorf("broker: ended (%w)", unix.EPIPE)
+		return nil, fmt.Errorf("broker: ended (%w)", unix.EPIPE)
 	}
 	if code := binary.LittleEndian.Uint32(buf); code != 0 {
-		return &brokerError{msg: string(buf[4:n]), code: code}
+		return nil, &brokerError{msg: string(buf[4:n]), code: code}
 	}
-	return nil
+	if !data {
+		return nil, nil
+	}
+	if n < 8 {
+		return nil, fmt.Errorf("broker: an answer of %d bytes, without its data's length (%w)", n, unix.EPROTO)
+	}
+	size := int(binary.LittleEndian.Uint32(buf[4:]))
+	if size > maxHostFilesData {
+		return nil, fmt.Errorf("broker: an answer of %d bytes, beyond %d (%w)", size, maxHostFilesData, unix.EPROTO)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, buf[8:n]...)
+	for len(out) < size {
+		if n, err = read(); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("broker: ended (%w)", unix.EPIPE)
+		}
+		out = append(out, buf[:n]...)
+	}
+	if len(out) != size {
+		return nil, fmt.Errorf("broker: an answer of %d bytes, %d said (%w)", len(out), size, unix.EPROTO)
+	}
+	return out, nil
 }
 
 // brokerError is an operation the broker failed: its message, and its
@@ -484,6 +637,20 @@ func (r brokerRenamer) Check() error { return r.b.request(opCheck) }
 func (r brokerRenamer) Commit() error { return r.b.request(opCommit) }
 
 func (r brokerRenamer) Discard() error { return r.b.request(opDiscard) }
+
+// hostFiles asks the broker for the host's resolver files' stamps, and
+// with content their content (HubConfig.ReadHostFiles).
+func (b *broker) hostFiles(content bool) (netback.HostFiles, error) {
+	req := []byte{opHostFiles, 0}
+	if content {
+		req[1] = 1
+	}
+	data, err := b.exchange(req, true)
+	if err != nil {
+		return netback.HostFiles{}, err
+	}
+	return parseHostFiles(data, content)
+}
 
 // removeSocket asks the broker to remove its shared network's socket
 // file (removeSocketFile).

@@ -154,6 +154,7 @@ func netAction(c *cli.Context) error {
 		prepared = sandbox.Prepare(netFilter())
 		lw = &leaseWriter{ready: make(chan struct{})}
 		cfg.Contained, cfg.WriteLeases, cfg.RemoveSocket = true, lw.write, lw.removeSocket
+		cfg.ReadHostFiles = lw.readHostFiles
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stopSignals...) // fetch.go
@@ -406,8 +407,8 @@ func joinValue(name string, bySocket, group bool, socket string) string {
 // the DNS forwarding and the VMs' forwarded ports, which it binds and
 // listens on when they join. No file is opened, renamed or removed by
 // name: the lease file is replaced, and the socket file removed at the
-// stop, by the broker (leaseWriter); the resolver's files are read at
-// the start only (HubConfig.Contained).
+// stop, by the broker (leaseWriter), which reads the resolver's files
+// for it too when they change (HubConfig.ReadHostFiles).
 func netFilter() sandbox.Filter {
 	return sandbox.Filter{
 		Sockets:  true,
@@ -439,7 +440,8 @@ var netAfterSetup func()
 // snapshot.Target opened once the hub holds the file's lock, whose
 // temporaries it writes and whose renames the broker does (broker.go),
 // as a --snapshot VMM's. The broker removes the hub's socket file at the
-// stop too. Writes wait for open.
+// stop too, and reads the host's resolver files for the hub's DNS.
+// Writes wait for open.
 type leaseWriter struct {
 	ready chan struct{} // closed by open
 	t     *snapshot.Target
@@ -516,6 +518,17 @@ func (w *leaseWriter) removeSocket() error {
 		return removeSocketFile(unix.AT_FDCWD, w.socket, w.socketID)
 	}
 	return w.b.removeSocket()
+}
+
+// readHostFiles looks at the host's resolver files through the broker
+// (HubConfig.ReadHostFiles); before the broker started (open failed),
+// not at all: the configuration read at the start is kept.
+func (w *leaseWriter) readHostFiles(content bool) (netback.HostFiles, error) {
+	<-w.ready
+	if w.b == nil {
+		return netback.HostFiles{}, fmt.Errorf("no broker to read them: %w", w.err)
+	}
+	return w.b.hostFiles(content)
 }
 
 // close removes the temporaries and ends the broker.
