@@ -81,9 +81,9 @@ func newGateway(out frameSink, inDepth int, oneGuest bool) (*gateway, error) {
 	g.stack.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(g.stack, n.handleUDP).HandlePacket)
 
 	// A hub's gateway (many guests) runs in smolvmm net's daemon, for
-	// as long as the host: it follows the files' changes, unless the
-	// hub is contained (HubConfig.Contained: its seccomp filter refuses
-	// stat and open), which reads them once (newHub).
+	// as long as the host: it follows the files' changes, a contained
+	// hub (HubConfig.Contained: its seccomp filter refuses stat and open)
+	// through HubConfig.ReadHostFiles, which asks its broker.
 	g.resolver = newHostResolver(!oneGuest)
 	// Closed after the servers (closers run in reverse): their queries
 	// being answered end, and are joined.
