@@ -77,7 +77,7 @@ func newGateway(out frameSink, inDepth int, oneGuest bool) (*gateway, error) {
 	g.closers = append(g.closers, n.wait,
 		func() error { g.stack.Close(); g.stack.Wait(); return nil },
 		n.stop)
-	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, n.watchTCP(tcp.NewForwarder(g.stack, 0, natMaxInFlight, n.handleTCP).HandlePacket))
+	g.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, n.watchTCP(n.forwardTCP))
 	g.stack.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(g.stack, n.handleUDP).HandlePacket)
 
 	// A hub's gateway (many guests) runs in smolvmm net's daemon, for

@@ -311,7 +311,8 @@ type HubStats struct {
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
 	// NATHeldConns counts the VMs' TCP connections whose SYN was held
 	// back (dropped, for the VM to send again) while too many of its
-	// connections were being dialled, once each.
+	// connections were being dialled, or waited for it to finish their
+	// handshake, once each.
 	NATHeldConns uint64
 	// DNSRefused counts the VMs' DNS queries answered SERVFAIL at once
 	// because too many were being asked of the host's nameservers, for

@@ -42,12 +42,32 @@ const (
 	// timed out.
 	natDialsPerGuest   = 16
 	natDialsPerService = 4
-	// natMaxInFlight bounds the SYNs of all guests being handled at once
-	// (gVisor's forwarder drops those beyond it). It is above
-	// natDialsPerGuest for each of a hub's 240 addresses, so that guests
-	// at their own bound, whose further SYNs are dropped at once, never
-	// fill it for the others.
-	natMaxInFlight = 4096
+	// natHandshakesPerGuest bounds one guest's TCP connections dialled
+	// on the host whose handshake with the guest is not over: the
+	// gateway sent its SYN-ACK and waits for the ACK, holding the host's
+	// connection, a goroutine and a slot of the guest's forwarder for up
+	// to gVisor's 127 s of SYN-ACK retransmissions (a fixed schedule:
+	// its TCPSynRetriesOption changes nothing). Beyond it the guest's
+	// SYNs are dropped as beyond its dials, and it is logged once. A
+	// live guest, NetBSD's as gVisor's, answers a SYN-ACK within a round
+	// trip on the host, so its handshakes not over are the few of its
+	// last dials; 64, four times its dials, leaves room for SYN-ACKs
+	// lost in a full queue and sent again a second later. A guest that
+	// sends SYNs and never ACKs held up to natTCPPerGuest host
+	// connections, and three of them filled the forwarder that every
+	// VM of a hub shared (4096): no other VM could connect for two
+	// minutes.
+	natHandshakesPerGuest = 64
+	// natGuestInFlight bounds one guest's SYNs being handled at once by
+	// its forwarder (gVisor's drops those beyond it): its dials and
+	// handshakes, and the SYNs being admitted or dropped. Each guest has
+	// a forwarder of its own (forwardTCP), so that a guest that fills
+	// its own holds up only its own connections.
+	natGuestInFlight = 4 * (natDialsPerGuest + natHandshakesPerGuest)
+	// natForwardersMax bounds the guests with a forwarder: a hub's VMs
+	// send from their leased addresses only, at most 253 of them; a
+	// SYN from any other source beyond it is reset.
+	natForwardersMax = 1024
 	// natSYNSilence is how long after a guest's last SYN of a connection
 	// being dialled, at least, the NAT takes it that the guest gave up
 	// and ends the dial (its slot freed), three times the last gap
@@ -203,7 +223,7 @@ type nat struct {
 	// refusedTCP and refusedUDP count the connections and flows refused
 	// for a guest's bound; heldTCP the connections whose SYN was held
 	// back (dropped for the guest to send again) while it had its most
-	// dials, once each.
+	// dials or handshakes not over, once each.
 	refusedTCP, refusedUDP, heldTCP atomic.Uint64
 
 	// dials are the TCP connections being dialled on the host, by the
@@ -221,6 +241,9 @@ type nat struct {
 	budget *natBudget
 	userOf func(netip.Addr) natUser
 	logf   func(format string, args ...any)
+	// forwarders are the guests' TCP forwarders, by guest (forwardTCP).
+	fwdMu      sync.Mutex
+	forwarders map[netip.Addr]*tcp.Forwarder
 	// held is when the first SYN came of each connection held back
 	// (holdSYN), for its dial's watch once admitted (watchDial): it may
 	// be late in the guest's backoff, its next SYN far off.
@@ -293,8 +316,35 @@ func (n *nat) watchTCP(forward func(stack.TransportEndpointID, *stack.PacketBuff
 	}
 }
 
+// forwardTCP hands a guest's TCP segment that no endpoint takes to the
+// guest's own forwarder (made at its first), which starts handleTCP for
+// a SYN of a new connection; false, for the stack to reset, from a
+// source that is no guest's or beyond natForwardersMax guests. A
+// forwarder's table of SYNs being handled (natGuestInFlight) is the
+// guest's alone: one that every guest shared was filled by a few
+// guests' handshakes left unfinished, and every other guest's SYNs were
+// dropped.
+func (n *nat) forwardTCP(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
+	guest, ok := n.guestOf(id.RemoteAddress)
+	if !ok {
+		return false
+	}
+	n.fwdMu.Lock()
+	f := n.forwarders[guest]
+	if f == nil {
+		if len(n.forwarders) >= natForwardersMax {
+			n.fwdMu.Unlock()
+			return false
+		}
+		f = tcp.NewForwarder(n.stack, 0, natGuestInFlight, n.handleTCP)
+		n.forwarders[guest] = f
+	}
+	n.fwdMu.Unlock()
+	return f.HandlePacket(id, pkt)
+}
+
 // holdSYN notes a SYN of the guest's connection id dropped while the
-// guest has its most dials: the first of the connection is counted, and
+// guest has its most dials or handshakes not over: the first of the connection is counted, and
 // its time kept (within natHeldMax) for watchDial.
 func (n *nat) holdSYN(id stack.TransportEndpointID) {
 	now := time.Now()
@@ -327,6 +377,11 @@ type natGuest struct {
 	dialing  int // of which being dialled on the host
 	buffered int // of which with natTCPBuffer
 	udp      int // UDP flows
+	// handshaking counts its connections dialled whose handshake with
+	// the guest is not over (natHandshakesPerGuest); handshakesNoted
+	// is set once the bound was logged, until the count falls to half.
+	handshaking     int
+	handshakesNoted bool
 	// dialsTo counts the dials by destination (natDialsPerService).
 	dialsTo map[netip.AddrPort]int
 	// ctx ends the guest's dials when it leaves or the NAT stops.
@@ -521,7 +576,8 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 		return addr, true
 	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
 		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{},
-		dials: map[stack.TransportEndpointID]*natDial{}, held: map[stack.TransportEndpointID]time.Time{}}
+		dials: map[stack.TransportEndpointID]*natDial{}, held: map[stack.TransportEndpointID]time.Time{},
+		forwarders: map[netip.Addr]*tcp.Forwarder{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Under the seccomp filter: GODEBUG=multipathtcp=1 would make the
 	// first dial probe the kernel (bind, uname), which the filter refuses.
@@ -549,19 +605,25 @@ const (
 	natAdmitted natAdmission = iota
 	natClosing               // the NAT is closing
 	natFull                  // the guest, or its user (natBudget), has its most relays
-	natBusy                  // the guest has its most TCP dials
+	natBusy                  // the guest has its most TCP dials, or handshakes not over
 )
 
 // admitTCP counts a TCP connection of guest to dest, being dialled, and
 // its goroutine, unless the guest is at a bound or the NAT is closing,
 // and says whether it is one of the guest's first maxBuffered
 // (natTCPBuffer, else natTCPSmallBuffer). An admitted connection ends
-// with dialed (once its dial is over) and releaseTCP.
+// with dialed (once its dial is over), shaken (once its handshake with
+// the guest is, if the dial succeeded) and releaseTCP.
 func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort) (c *natGuest, a natAdmission, buffered bool) {
+	var note bool
 	c, a = n.admit(guest, 1, func(c *natGuest) natAdmission {
 		switch {
 		case c.tcp >= n.maxTCP:
 			return natFull
+		case c.handshaking >= natHandshakesPerGuest:
+			note = !c.handshakesNoted
+			c.handshakesNoted = true
+			return natBusy
 		case c.dialing >= natDialsPerGuest, c.dialsTo[dest] >= natDialsPerService:
 			return natBusy
 		}
@@ -577,15 +639,37 @@ func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort) (c *natGuest, a na
 		}
 		return natAdmitted
 	})
+	if note && n.logf != nil {
+		who := "the guest"
+		if guest.IsValid() {
+			who = "the VM at " + guest.String()
+		}
+		n.logf("NAT: %s has %d TCP handshakes it has not finished (SYN-ACKs unanswered); its new connections' SYNs are dropped (counted as delayed) until they finish or time out, in up to 127 s", who, natHandshakesPerGuest)
+	}
 	return c, a, buffered
 }
 
-// dialed ends the dial to dest of a connection admitTCP admitted.
-func (n *nat) dialed(c *natGuest, dest netip.AddrPort) {
+// dialed ends the dial to dest of a connection admitTCP admitted; one
+// that succeeded (ok) starts its handshake with the guest, which shaken
+// ends.
+func (n *nat) dialed(c *natGuest, dest netip.AddrPort, ok bool) {
 	n.mu.Lock()
 	c.dialing--
 	if c.dialsTo[dest]--; c.dialsTo[dest] == 0 {
 		delete(c.dialsTo, dest)
+	}
+	if ok {
+		c.handshaking++
+	}
+	n.mu.Unlock()
+}
+
+// shaken ends the handshake with the guest that dialed started.
+func (n *nat) shaken(c *natGuest) {
+	n.mu.Lock()
+	c.handshaking--
+	if c.handshaking <= natHandshakesPerGuest/2 {
+		c.handshakesNoted = false
 	}
 	n.mu.Unlock()
 }
@@ -799,7 +883,8 @@ func (n *nat) wait() error {
 // the guest has natTCPPerGuest already (or its user its budget's most:
 // natBudget); a SYN beyond the guest's
 // natDialsPerGuest dials, or its natDialsPerService to that
-// destination, is dropped, for the guest to send again. A dial ends when
+// destination, or its natHandshakesPerGuest handshakes not over, is
+// dropped, for the guest to send again. A dial ends when
 // the guest stops sending its SYN (watchTCP): it gave up.
 func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
@@ -838,19 +923,23 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	host, err := n.dialer.DialContext(ctx, "tcp", dest.String())
 	unwatch()
 	cancel()
-	n.dialed(c, dest)
+	n.dialed(c, dest, err == nil)
 	if err != nil {
 		r.Complete(true)
 		return
 	}
 	// The handshake waits on the guest, for a minute or more of
 	// retransmissions if it has gone: endGuest does not wait for it, and
-	// an ended guest's connection is closed once it is over.
+	// an ended guest's connection is closed once it is over. It holds
+	// the request's slot of the guest's forwarder until then (gVisor
+	// frees it in Complete, which must come after CreateEndpoint), and
+	// counts against natHandshakesPerGuest.
 	c.wg.Done()
 	joined = false
 	var wq waiter.Queue
 	ep, tcpErr := r.CreateEndpoint(&wq)
 	r.Complete(false)
+	n.shaken(c)
 	if tcpErr != nil { // the guest gave up, or reset
 		_ = host.Close()
 		return
