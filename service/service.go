@@ -43,9 +43,10 @@ type Service struct {
 	// no read through it leaves the service's directory.
 	FS fs.FS
 	// Common is the shared directory installed as /etc/include: the
-	// built-in one, with, for a service from a host directory that has
-	// a common/, that common/ laid over it (its file wins where both
-	// have a name; a directory both have holds the files of both).
+	// built-in one, with, when Load was given a host directory that has
+	// a common/, that common/ laid over it, whether the service is the
+	// directory's or built in (its file wins where both have a name; a
+	// directory both have holds the files of both).
 	// Load reads a host one, too, through an os.Root.
 	Common fs.FS
 	// Config is service.conf, or the defaults when the service has none.
@@ -96,8 +97,10 @@ func (e nameError) Is(target error) bool { return target == ErrName }
 // Load finds service name in dir (a directory holding <name>/ and
 // optionally common/) or, when dir is "" or lacks it, among the embedded
 // services, and validates it. The common files are the embedded ones,
-// with dir's common/, when it has one, laid over them: its files stand
-// beside basicrc, and one of its own named basicrc replaces it.
+// with dir's common/, when it has one, laid over them, for a built-in
+// service taken in dir's stead too: its files stand beside basicrc, and
+// one of its own named basicrc replaces it. A <name> or common/ in dir
+// that is a symlink to nothing is refused, naming it, not passed over.
 //
 // A service from dir is read only inside dir (os.Root): its own directory
 // and common/ may be symlinks, relative or absolute, to directories inside
@@ -111,28 +114,48 @@ func Load(name, dir string) (*Service, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
+	root := Builtin()
+	common, _ := fs.Sub(root, CommonDir)
+	var svc fs.FS // the service's own directory in dir, nil when dir lacks it
 	if dir != "" {
-		s, err := loadHost(name, dir)
+		top, err := openDir(dir)
 		if err != nil {
 			return nil, err
 		}
-		if s != nil {
-			return s, nil
+		defer top.Close()
+		if svc, err = hostService(top, dir, name); err != nil {
+			return nil, err
+		}
+		if svc == nil {
+			// Checked before common/, whose error would hide this one.
+			if _, err := fs.Stat(root, name); err != nil {
+				return nil, noService(name, dir)
+			}
+		}
+		// Laid over the built-in files for a built-in service too: the
+		// user's common/ is theirs whichever service sources it.
+		if common, err = hostCommon(top, dir, common); err != nil {
+			return nil, err
 		}
 	}
-	root := Builtin()
-	if _, err := fs.Stat(root, name); err != nil {
-		known, _ := Names(dir)
-		return nil, fmt.Errorf("no service %q (known: %s): create %s/etc/rc or pick one of those", name, strings.Join(known, ", "), path.Join(orEmbedded(dir), name))
+	if svc != nil {
+		return check(&Service{Name: name, FS: svc, Common: common, Dir: dir}, filepath.Join(dir, name))
 	}
-	svc, _ := fs.Sub(root, name)
-	common, _ := fs.Sub(root, CommonDir)
-	return check(&Service{Name: name, FS: svc, Common: common, Embedded: true}, name)
+	if _, err := fs.Stat(root, name); err != nil {
+		return nil, noService(name, dir)
+	}
+	sub, _ := fs.Sub(root, name)
+	return check(&Service{Name: name, FS: sub, Common: common, Embedded: true}, name)
 }
 
-// loadHost loads service name from the host directory dir, or returns
-// nil, nil when dir has no such service.
-func loadHost(name, dir string) (*Service, error) {
+// noService is the error for a service that is neither in dir nor built in.
+func noService(name, dir string) error {
+	known, _ := Names(dir)
+	return fmt.Errorf("no service %q (known: %s): create %s/etc/rc or pick one of those", name, strings.Join(known, ", "), path.Join(orEmbedded(dir), name))
+}
+
+// openDir opens the host service directory dir as an os.Root.
+func openDir(dir string) (*os.Root, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("service directory: %w", err)
@@ -144,11 +167,21 @@ func loadHost(name, dir string) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service directory: %w", err)
 	}
-	defer top.Close()
+	return top, nil
+}
+
+// hostService opens service name's directory in the host directory dir
+// (top), or returns nil, nil when dir has no such name. A name that is a
+// symlink to nothing is an error: the built-in service of that name, taken
+// instead, would be built without a word.
+func hostService(top *os.Root, dir, name string) (fs.FS, error) {
 	// Stat, like every read of os.Root's FS, does not open the file: the
 	// open of a FIFO (an etc/rc Validate stats) would block.
 	p := inRoot(top, dir, name)
 	if _, err := top.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		if err := dangling(top, dir, name); err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, p, err))
@@ -157,8 +190,15 @@ func loadHost(name, dir string) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, p, err))
 	}
-	common, _ := fs.Sub(Builtin(), CommonDir)
-	p = inRoot(top, dir, CommonDir)
+	return svc.FS(), nil
+}
+
+// hostCommon is builtin, the built-in common files, with dir's common/
+// (top's), when it has one, laid over them, its basicrc checked as the
+// service's scripts are (see Validate).
+func hostCommon(top *os.Root, dir string, builtin fs.FS) (fs.FS, error) {
+	common := builtin
+	p := inRoot(top, dir, CommonDir)
 	switch st, err := top.Stat(p); {
 	case err == nil && st.IsDir():
 		r, err := top.OpenRoot(p)
@@ -168,7 +208,11 @@ func loadHost(name, dir string) (*Service, error) {
 		// Laid over the built-in files, as smolBSD keeps a service's
 		// own beside basicrc: an etc/rc that sources basicrc still finds it.
 		common = layered{upper: r.FS(), lower: common}
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
+		if err := dangling(top, dir, CommonDir); err != nil {
+			return nil, fmt.Errorf("common files: %w", err)
+		}
+	case err != nil:
 		return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
 	}
 	// Stat first: reading a FIFO would block.
@@ -177,8 +221,33 @@ func loadHost(name, dir string) (*Service, error) {
 			return nil, fmt.Errorf("common files in %s: %s", filepath.Join(dir, CommonDir), p)
 		}
 	}
-	return check(&Service{Name: name, FS: svc.FS(), Common: common, Dir: dir}, filepath.Join(dir, name))
+	return common, nil
 }
+
+// dangling is the error for name in top (the host directory dir), which
+// Stat found missing, when it is a symlink whose target is missing; nil
+// when name itself is missing.
+func dangling(top *os.Root, dir, name string) error {
+	st, err := top.Lstat(name)
+	if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		return nil
+	}
+	target, err := top.Readlink(name)
+	if err != nil {
+		return err
+	}
+	return &danglingError{link: filepath.Join(dir, name), target: target}
+}
+
+// danglingError is dangling's: a symlink whose target is missing. It
+// matches fs.ErrNotExist.
+type danglingError struct{ link, target string }
+
+func (e *danglingError) Error() string {
+	return fmt.Sprintf("%s links to %s, which does not exist", e.link, e.target)
+}
+
+func (e *danglingError) Unwrap() error { return fs.ErrNotExist }
 
 // OpenRoot opens the host directory of s, Name in Dir, as an os.Root, the
 // way Load reads it: a link to an absolute path inside Dir is taken as
