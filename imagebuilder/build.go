@@ -244,9 +244,9 @@ func dataLimitError(err error, cfg *Config) error {
 
 // checkRc checks, once the postinst scripts have run, that t's /etc/rc is
 // still what service.Validate asked of the service's: a non-empty regular
-// file whose first line does not end in CR LF. Init runs it with sh at
-// boot; without it the VM only shows init's complaint and a single-user
-// shell. A symlink is followed inside the image, as the guest's kernel
+// file whose first line does not end in CR LF, without a UTF-8 byte order
+// mark. Init runs it with sh at boot; without it the VM only shows init's
+// complaint and a single-user shell. A symlink is followed inside the image, as the guest's kernel
 // will (init's "sh /etc/rc" reads whatever it leads to), and is kept when
 // it ends at such a file. Overlay made the file executable, and a script
 // that dropped the bits has them set again.
@@ -270,13 +270,15 @@ func checkRc(t *fstree.Tree, s *service.Service) error {
 		problem = fmt.Sprintf("%s is a %s, not a regular file", who, rc.Type)
 	case rc.Size == 0:
 		problem = who + " is empty"
+	case service.HasBOM(rc.Content()):
+		problem = who + " begins with a UTF-8 byte order mark (bytes EF BB BF), which sh would take as part of its first command"
 	case service.FirstLineCRLF(rc.Content()):
 		problem = who + " has CR LF (DOS) line endings (its first line ends in CR LF)"
 	default:
 		rc.Perm |= 0555
 		return nil
 	}
-	const must = "the image's /etc/rc, which init runs at boot, must be a non-empty regular file with LF line endings, or a symlink that leads to one in the image"
+	const must = "the image's /etc/rc, which init runs at boot, must be a non-empty regular file with LF line endings and no byte order mark, or a symlink that leads to one in the image"
 	scripts, _ := s.Postinst()
 	for i, n := range scripts {
 		scripts[i] = termsafe.Printable(n)

@@ -88,8 +88,11 @@ func ReadConfig(fsys fs.FS, where string) (Config, error) {
 
 // ParseConfig parses the text of a service.conf; name is used in messages.
 // A line may be of any length: the text is in memory already (a
-// bufio.Scanner refused one over 64 KiB, naming no file or line).
+// bufio.Scanner refused one over 64 KiB, naming no file or line). A
+// UTF-8 byte order mark at its start, which some editors write, is
+// skipped: it was taken as part of the first key ("\ufeffsets").
 func ParseConfig(text, name string) (Config, error) {
+	text = strings.TrimPrefix(text, utf8BOM)
 	cfg := defaults()
 	seen := map[string]int{} // the line of each key given
 	for n, l := range strings.Split(text, "\n") {

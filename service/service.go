@@ -217,7 +217,7 @@ func hostCommon(top *os.Root, dir string, builtin fs.FS) (fs.FS, error) {
 	}
 	// Stat first: reading a FIFO would block.
 	if st, err := fs.Stat(common, "basicrc"); err == nil && st.Mode().IsRegular() {
-		if p := crlf(common, "basicrc"); p != "" {
+		if p := scriptProblem(common, "basicrc"); p != "" {
 			return nil, fmt.Errorf("common files in %s: %s", filepath.Join(dir, CommonDir), p)
 		}
 	}
@@ -421,7 +421,9 @@ func Names(dir string) ([]string, error) {
 // regular file or a symlink to one (the image builder follows it, only
 // within the service directory, and writes the file it points to: /etc/rc
 // is always a file in the image),
-// etc/ is a directory, and each postinst script (see Postinst) is a file.
+// etc/ is a directory, and each postinst script (see Postinst) is a file;
+// etc/rc and the scripts were saved neither with CR LF line endings nor
+// with a UTF-8 byte order mark, both of which sh misreads.
 // Other symlinks
 // of a service go into the image as symlinks, their targets read as guest
 // paths. where names the service in messages.
@@ -445,7 +447,7 @@ func Validate(fsys fs.FS, where string) error {
 	case st.Size() == 0:
 		problems = append(problems, "etc/rc is empty")
 	default:
-		if p := crlf(fsys, "etc/rc"); p != "" {
+		if p := scriptProblem(fsys, "etc/rc"); p != "" {
 			problems = append(problems, p)
 		}
 	}
@@ -456,7 +458,7 @@ func Validate(fsys fs.FS, where string) error {
 			case !e.Type().IsRegular():
 				problems = append(problems, fmt.Sprintf("postinst/%s is %s: a postinst script must be a file", e.Name(), filekind.Of(e.Type())))
 			default:
-				if p := crlf(fsys, path.Join("postinst", e.Name())); p != "" {
+				if p := scriptProblem(fsys, path.Join("postinst", e.Name())); p != "" {
 					problems = append(problems, p)
 				}
 			}
@@ -473,19 +475,30 @@ func Validate(fsys fs.FS, where string) error {
 	return nil
 }
 
-// crlf is the problem of shell script name in fsys, a regular file, when
-// it was saved with CR LF line endings (on Windows, say), as its first
-// line, ending in CR LF, tells: sh takes the CR as part of the line, and
-// ". /etc/include/basicrc\r" finds no file. A CR LF further on may be
-// meant (a here-document writing an HTTP response, a payload after exit)
-// and is left alone. "" when the first line ends in LF alone, or the file
-// cannot be read (the build then says why).
-func crlf(fsys fs.FS, name string) string {
+// scriptProblem is the problem of shell script name in fsys, a regular
+// file, when it was saved in a way sh misreads, "" when there is none or
+// the file cannot be read (the build then says why):
+//   - with CR LF line endings (on Windows, say), as its first line, ending
+//     in CR LF, tells: sh takes the CR as part of the line, and
+//     ". /etc/include/basicrc\r" finds no file. A CR LF further on may be
+//     meant (a here-document writing an HTTP response, a payload after
+//     exit) and is left alone;
+//   - with a UTF-8 byte order mark (an editor's "UTF-8 with BOM"): sh
+//     takes its bytes as part of the first word, and "\ufeff." is no
+//     command, so basicrc is never sourced.
+func scriptProblem(fsys fs.FS, name string) string {
 	b, err := fs.ReadFile(fsys, name)
-	if err != nil || !FirstLineCRLF(b) {
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%s has CR LF (DOS) line endings (its first line ends in CR LF): sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)", name)
+	var problems []string
+	if HasBOM(b) {
+		problems = append(problems, fmt.Sprintf("%s begins with a UTF-8 byte order mark (bytes EF BB BF): sh would take it as part of the first command; save it as UTF-8 without a BOM", name))
+	}
+	if FirstLineCRLF(b) {
+		problems = append(problems, fmt.Sprintf("%s has CR LF (DOS) line endings (its first line ends in CR LF): sh would take each CR as part of its line; convert it to LF line endings (with dos2unix, say)", name))
+	}
+	return strings.Join(problems, "; ")
 }
 
 // FirstLineCRLF reports whether shell script b was saved with CR LF line
@@ -494,6 +507,17 @@ func crlf(fsys fs.FS, name string) string {
 func FirstLineCRLF(b []byte) bool {
 	first, _, ok := bytes.Cut(b, []byte("\n"))
 	return ok && bytes.HasSuffix(first, []byte("\r"))
+}
+
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark some
+// editors put at the start of a file.
+const utf8BOM = "\ufeff"
+
+// HasBOM reports whether shell script b begins with a UTF-8 byte order
+// mark (see Validate): sh would take its bytes as part of the first
+// command.
+func HasBOM(b []byte) bool {
+	return bytes.HasPrefix(b, []byte(utf8BOM))
 }
 
 // Postinst returns the names of the service's postinst scripts, sorted:

@@ -132,6 +132,11 @@ func TestParseConfig(t *testing.T) {
 		{"sets=base\n#" + strings.Repeat("x", 70000) + "\nsize=20", "{[base] 20}"},
 		{"size=20\nsets=" + manySets(14000, ","), "{[" + manySets(14000, " ") + "] 20}"},
 		{"sets=base\n" + strings.Repeat("y", 70000), "service.conf:2: the line is not key=value"},
+		// A byte order mark, as some editors save UTF-8, was taken as
+		// part of the first key: unknown key "\ufeffsets".
+		{"\ufeffsets=base\nsize=20", "{[base] 20}"},
+		{"\ufeff# sets\nsize=20", "{[rescue] 20}"},
+		{"size=20\n\ufeffsets=base", `service.conf:2: unknown key "\ufeffsets"`},
 	} {
 		c, err := service.ParseConfig(tc.text, "service.conf")
 		got := fmt.Sprint(c)
@@ -472,8 +477,9 @@ func TestPostinstNames(t *testing.T) {
 }
 
 // TestLoadRefusesCRLF: an etc/rc, postinst script or common/basicrc saved
-// with CR LF line endings was accepted, and failed in the guest, NetBSD's
-// sh reading ". /etc/include/basicrc\r". Load refuses it, naming the file
+// with CR LF line endings, or with a UTF-8 byte order mark, was accepted,
+// and failed in the guest, NetBSD's sh reading ". /etc/include/basicrc\r"
+// or "\ufeff. /etc/include/basicrc". Load refuses it, naming the file
 // and saying to convert it; a CR elsewhere, and files that are not
 // scripts, are left alone. A file is taken as saved with CR LF when its
 // first line ends so: a deliberate CR LF further on (a here-document
@@ -492,6 +498,17 @@ func TestLoadRefusesCRLF(t *testing.T) {
 		{map[string]string{"svc/etc/rc": "cat > /var/www/reply <<'EOF'\nHTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok\nEOF\nsh\n"}, ""},
 		{map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/10-a.sh": "tail -n +4 \"$0\" > payload\nexit 0\n\r\n\x00\x01\r\n"}, ""},
 		{map[string]string{"svc/etc/rc": "echo 'a\rb'\nsh\n", "svc/postinst/notes.txt": "x\r\n", "svc/etc/motd": "hi\r\n"}, ""},
+		// A UTF-8 byte order mark: sh took it as part of the first
+		// command, "\ufeff." is no command, and basicrc was not sourced.
+		{map[string]string{"svc/etc/rc": "\ufeff. /etc/include/basicrc\nsh\n"},
+			"service %s is not valid: etc/rc begins with a UTF-8 byte order mark (bytes EF BB BF): sh would take it as part of the first command; save it as UTF-8 without a BOM"},
+		{map[string]string{"svc/etc/rc": "sh\n", "svc/postinst/10-a.sh": "\ufeffset -e\n"},
+			"service %s is not valid: postinst/10-a.sh begins with a UTF-8 byte order mark"},
+		{map[string]string{"svc/etc/rc": "sh\n", "common/basicrc": "\ufeffecho hi\n"},
+			"common files in %s: basicrc begins with a UTF-8 byte order mark"},
+		{map[string]string{"svc/etc/rc": "\ufeffsh\r\n"},
+			"service %s is not valid: etc/rc begins with a UTF-8 byte order mark (bytes EF BB BF): sh would take it as part of the first command; save it as UTF-8 without a BOM; etc/rc has CR LF (DOS) line endings"},
+		{map[string]string{"svc/etc/rc": "echo \ufeff\nsh\n", "svc/postinst/notes.txt": "\ufeffx\n", "svc/etc/motd": "\ufeffhi\n"}, ""},
 	} {
 		dir := t.TempDir()
 		write(t, dir, tc.files)
