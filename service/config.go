@@ -23,8 +23,9 @@ const ConfigFile = "service.conf"
 //	sets=rescue        # comma-separated set names, without extension
 //	size=10            # image size in MiB, or "auto"
 type Config struct {
-	// Sets are set names (rescue, base, etc...) without extension, each
-	// once; the caller finds <name>.tgz or <name>.tar.xz.
+	// Sets are set names (rescue, base, etc...), each once (rescue and
+	// rescue.tgz are one set); the caller finds <name>.tgz or
+	// <name>.tar.xz for a name without an extension.
 	Sets []string
 	// SizeMB is the image size in MiB; 0 means auto (content plus headroom).
 	SizeMB int
@@ -121,7 +122,7 @@ func ParseConfig(text, name string) (Config, error) {
 		switch k {
 		case "sets":
 			cfg.Sets = nil
-			named := map[string]bool{}
+			named := map[string]string{} // set (setBase) -> name given
 			for _, s := range strings.Split(v, ",") {
 				s = strings.TrimSpace(s)
 				if err := checkSetName(s); err != nil {
@@ -129,10 +130,13 @@ func ParseConfig(text, name string) (Config, error) {
 				}
 				// Read twice into the image, and named twice in advice
 				// (smolvmm fetch base etc base).
-				if named[s] {
+				switch first, ok := named[setBase(s)]; {
+				case ok && first == s:
 					return Config{}, fmt.Errorf("%s:%d: set %q named twice: name each set once", name, line, s)
+				case ok:
+					return Config{}, fmt.Errorf("%s:%d: set %q named twice (%q, then %q): name each set once", name, line, setBase(s), first, s)
 				}
-				named[s] = true
+				named[setBase(s)] = s
 				cfg.Sets = append(cfg.Sets, s)
 			}
 		case "size":
@@ -150,6 +154,23 @@ func ParseConfig(text, name string) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// setExts are the endings of set archives' names a set is named with
+// (sets=rescue.tgz): those the builder reads and the fetcher finds in a
+// release.
+var setExts = []string{".tgz", ".tar.gz", ".tar.xz", ".txz", ".tar.bz2", ".tbz", ".tar"}
+
+// setBase is set name s without an archive's extension: rescue and
+// rescue.tgz name one set, which the fetcher takes as one file and the
+// builder would read twice.
+func setBase(s string) string {
+	for _, ext := range setExts {
+		if base, ok := strings.CutSuffix(s, ext); ok && base != "" {
+			return base
+		}
+	}
+	return s
 }
 
 // checkSetName refuses a set name the fetcher would refuse (the check is

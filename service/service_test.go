@@ -127,6 +127,14 @@ func TestParseConfig(t *testing.T) {
 		{"size=20\nsets=base,etc,base", `service.conf:2: set "base" named twice: name each set once`},
 		{"sets=base,base", `service.conf:1: set "base" named twice`},
 		{"sets=base,Base", "{[base Base] 10}"},
+		// One set, with and without its archive's extension: the
+		// fetcher took them as one file, the builder read it twice.
+		{"sets=rescue,rescue.tgz", `service.conf:1: set "rescue" named twice ("rescue", then "rescue.tgz"): name each set once`},
+		{"sets=base.tar.xz,etc,base", `service.conf:1: set "base" named twice ("base.tar.xz", then "base"): name each set once`},
+		{"sets=base.tgz,base.tar.xz", `set "base" named twice ("base.tgz", then "base.tar.xz")`},
+		{"sets=rescue.tar,rescue.txz", `set "rescue" named twice`},
+		{"sets=rescue.tgz,rescue.tgz", `set "rescue.tgz" named twice: name each set once`},
+		{"sets=rescue,rescue.v2,rescue.tgz.v2", "{[rescue rescue.v2 rescue.tgz.v2] 10}"},
 		// Lines past bufio.Scanner's 64 KiB: "bufio.Scanner: token too
 		// long", naming neither file nor line, and the sets read so far.
 		{"sets=base\n#" + strings.Repeat("x", 70000) + "\nsize=20", "{[base] 20}"},
