@@ -387,26 +387,38 @@ func orEmbedded(dir string) string {
 }
 
 // Names lists the services available in dir and among the embedded ones.
+// A name in dir that is a symlink is listed when it leads to a directory
+// inside dir, as Load follows it; one that leaves dir is not.
 func Names(dir string) ([]string, error) {
 	seen := map[string]bool{}
-	add := func(fsys fs.FS) error {
-		es, err := fs.ReadDir(fsys, ".")
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			if e.IsDir() && e.Name() != CommonDir {
-				seen[e.Name()] = true
-			}
-		}
-		return nil
-	}
-	if err := add(Builtin()); err != nil {
+	es, err := fs.ReadDir(Builtin(), ".")
+	if err != nil {
 		return nil, err
 	}
+	for _, e := range es {
+		if e.IsDir() && e.Name() != CommonDir {
+			seen[e.Name()] = true
+		}
+	}
 	if dir != "" {
-		if err := add(os.DirFS(dir)); err != nil {
+		top, err := os.OpenRoot(dir)
+		if err != nil {
 			return nil, fmt.Errorf("listing services in %s: %w", dir, err)
+		}
+		defer top.Close()
+		es, err := fs.ReadDir(top.FS(), ".")
+		if err != nil {
+			return nil, fmt.Errorf("listing services in %s: %w", dir, err)
+		}
+		for _, e := range es {
+			isDir := e.IsDir()
+			if e.Type()&fs.ModeSymlink != 0 {
+				st, err := top.Stat(inRoot(top, dir, e.Name()))
+				isDir = err == nil && st.IsDir()
+			}
+			if isDir && e.Name() != CommonDir {
+				seen[e.Name()] = true
+			}
 		}
 	}
 	var names []string
