@@ -280,9 +280,12 @@ func Overlay(t *fstree.Tree, s *service.Service, arch string) error {
 	return AddRescueLinks(t)
 }
 
-// fileMode is the image mode of a service file of host mode m. Files of an
-// embedded FS (mode 0444) become 0644; a host file keeps its mode.
-func fileMode(m fs.FileMode) uint16 {
+// fileMode is the image mode of service file info. A file of the binary
+// (go:embed gives every one mode 0444) becomes 0644; a host file, whose
+// info carries the host's stat, keeps its mode, 0444 included. A common
+// directory may hold both: a user's common/ lies over the built-in one.
+func fileMode(info fs.FileInfo) uint16 {
+	m := info.Mode()
 	perm := uint16(m.Perm())
 	if m&fs.ModeSetuid != 0 {
 		perm |= 04000
@@ -290,14 +293,14 @@ func fileMode(m fs.FileMode) uint16 {
 	if m&fs.ModeSetgid != 0 {
 		perm |= 02000
 	}
-	if perm&0200 == 0 && perm&0444 == 0444 && perm&0111 == 0 {
+	if _, host := info.Sys().(*syscall.Stat_t); !host && perm&0200 == 0 && perm&0444 == 0444 && perm&0111 == 0 {
 		perm = 0644 // go:embed files are read-only 0444
 	}
 	return perm
 }
 
 // copyFS copies the tree under from in fsys to the tree path to. Files of
-// an embedded FS (mode 0444) become 0644; a host directory keeps its modes.
+// the binary (mode 0444) become 0644; a host file keeps its mode.
 // A directory already in t keeps its attributes; a new one takes the
 // host's mode (plus owner rwx). Symlinks are copied as symlinks (their
 // targets are read as guest paths), except etc/rc, which rc reads as the
@@ -316,7 +319,7 @@ func copyFS(t *fstree.Tree, fsys fs.FS, from, to string, rc func() (*fstree.Node
 		if err != nil {
 			return err
 		}
-		perm := fileMode(info.Mode())
+		perm := fileMode(info)
 		switch {
 		case d.IsDir():
 			if rel == "" && to != "etc/include" {
@@ -412,5 +415,5 @@ func linkedRc(s *service.Service) (*fstree.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s (linked from %s): %w", f.Name(), link, err)
 	}
-	return fstree.NewFile(fileMode(st.Mode()), b), nil
+	return fstree.NewFile(fileMode(st), b), nil
 }
