@@ -797,6 +797,20 @@ func stripKernel(in, out string, keep []string, warn func(string)) (string, erro
 	return msg, nil
 }
 
+// tooMuchDataAdvice is up's imagebuilder.ErrTooMuchData, err, for a build
+// of service s: up has no size flag, and the service's size= is what
+// raises the limit (an image of a larger size reads more of the sets).
+func tooMuchDataAdvice(err error, s *service.Service) error {
+	give := "give the service a larger size= in its " + service.ConfigFile
+	switch {
+	case s.Embedded:
+		give = fmt.Sprintf("copy the built-in %s into a --service-dir and give it a larger size= in its %s", s.Name, service.ConfigFile)
+	case s.Dir != "":
+		give = "give the service a larger size= in " + filepath.Join(s.Dir, s.Name, service.ConfigFile)
+	}
+	return &fileError{fmt.Sprintf("%v (%s, or build with mkimg -m)", err, give), err}
+}
+
 // buildUpImage builds the service's ext2 root image from the sets. The
 // service's size is a floor here: up has no size flag, so when the release's
 // sets outgrow it (a newer release's larger rescue binary), the image is
@@ -812,6 +826,9 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 		// The sets matched the release's SHA512 files for b.Arch: the
 		// mirror's, not the user's, mismatch.
 		return "", &fileError{fmt.Sprintf("%v: the release's %s sets, verified, hold another port's programs (check --mirror, --version and --arch)", err, b.Arch), err}
+	}
+	if errors.Is(err, imagebuilder.ErrTooMuchData) {
+		return "", tooMuchDataAdvice(err, b.Svc)
 	}
 	if err != nil {
 		return "", err
