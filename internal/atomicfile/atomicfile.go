@@ -296,7 +296,9 @@ type options struct {
 // is written, is left as it is, the new file discarded, and the error is
 // an *ExistsError. The new file is put in place with renameat2's
 // RENAME_NOREPLACE, or, on a file system that takes no flags (NFS), with
-// a link, which fails as surely on an existing name.
+// a link, which fails as surely on an existing name; on one that takes
+// neither (vboxsf, most FUSE file systems), with a plain rename once no
+// file is seen at path, which replaces a file put there in between.
 func NoReplace() Option { return func(o *options) { o.noReplace = true } }
 
 // ReplaceIf has WriteContext ask ok, right before the rename, whether
@@ -373,9 +375,26 @@ func commitIf(tmp, path string, ok func(*os.File) error) (*os.File, error) {
 	return old, os.Rename(tmp, path)
 }
 
-// renameat2 is unix.Renameat2; a test makes it fail as on a file system
-// that takes no flags.
-var renameat2 = unix.Renameat2
+// renameat2 and link are unix.Renameat2 and os.Link; tests make them
+// fail as file systems without rename flags or hard links do.
+var (
+	renameat2 = unix.Renameat2
+	link      = os.Link
+)
+
+// unsupported says whether err is how a file system refuses an operation
+// it lacks rather than this rename: rename flags are EINVAL (vboxsf, NFS),
+// ENOSYS (an old kernel), EPERM or EOPNOTSUPP (FUSE, by its server);
+// hard links are EPERM (vboxsf, gcsfuse, s3fs), EOPNOTSUPP, ENOSYS or
+// EXDEV (rclone).
+func unsupported(err error) bool {
+	for _, e := range []unix.Errno{unix.EINVAL, unix.ENOSYS, unix.EPERM, unix.EOPNOTSUPP, unix.EXDEV} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
 
 // renameNoReplace renames tmp to path unless path exists.
 func renameNoReplace(tmp, path string) error {
@@ -385,19 +404,53 @@ func renameNoReplace(tmp, path string) error {
 		return nil
 	case errors.Is(err, unix.EEXIST):
 		return &ExistsError{Path: path, Appeared: true}
-	case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS):
+	case errors.Is(err, unix.EXDEV) || !unsupported(err):
 		return &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
 	}
 	// A file system that takes no rename flags: a link is made only
 	// where no name is, and the temporary name then goes.
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return &ExistsError{Path: path, Appeared: true}
+	err = link(tmp, path)
+	switch {
+	case err == nil:
+		os.Remove(tmp)
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		// NFS answers EEXIST to a LINK sent again after its first reply
+		// was lost: the name is then the temporary file itself.
+		if linkedAs(tmp, path) {
+			os.Remove(tmp)
+			return nil
 		}
+		return &ExistsError{Path: path, Appeared: true}
+	case !unsupported(err):
 		return err
 	}
-	os.Remove(tmp)
-	return nil
+	// Neither rename flags nor links (vboxsf, most FUSE file systems):
+	// the plain rename these file systems do support, once no file is
+	// seen at path. A file put there between the look and the rename
+	// is replaced, a window of one system call that a file system with
+	// either would have closed.
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
+			return err
+		}
+		return &ExistsError{Path: path, Appeared: true}
+	}
+	return os.Rename(tmp, path)
+}
+
+// linkedAs says whether path is a second name of tmp, the new file.
+func linkedAs(tmp, path string) bool {
+	st, err := os.Lstat(tmp)
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || sys.Nlink != 2 {
+		return false
+	}
+	now, err := os.Lstat(path)
+	return err == nil && os.SameFile(now, st)
 }
 
 // stopped is WriteContext's error for a ctx that ended: it matches

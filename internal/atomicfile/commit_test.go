@@ -147,34 +147,82 @@ func TestReplaceIfHoldsTheFile(t *testing.T) {
 	}
 }
 
-// TestNoReplaceWithoutRenameFlags: on a file system whose rename takes
-// no flags (EINVAL), NoReplace links the new file in place, and a file
-// that appeared is still left as it is.
+// TestNoReplaceWithoutRenameFlags: where the file system takes no rename
+// flags, the new file is linked in place; where it takes no links
+// either (vboxsf: EINVAL then EPERM; FUSE without rename2 or link), it
+// is renamed once no file is seen at the path, where an image could not
+// be created at all ("link ...: operation not permitted"); and an EEXIST
+// for a link that was made (NFS answering a LINK sent again) is success.
+// A file at the path is left as it is on every way.
 func TestNoReplaceWithoutRenameFlags(t *testing.T) {
-	renameat2 = func(int, string, int, string, uint) error { return unix.EINVAL }
-	defer func() { renameat2 = unix.Renameat2 }()
-	for _, appear := range []bool{false, true} {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "img")
-		CommitHook = func(stage string) {
-			if stage == CommitRename && appear {
-				os.WriteFile(path, []byte("appeared"), 0o644)
-			}
-		}
-		err := writeString(path, "new", NoReplace())
-		CommitHook = nil
-		want := "new"
-		if appear {
-			want = "appeared"
-		}
-		if appear != errors.Is(err, fs.ErrExist) || !appear && err != nil {
-			t.Errorf("appeared %v: err = %v", appear, err)
-		}
-		if b, _ := os.ReadFile(path); string(b) != want {
-			t.Errorf("appeared %v: file holds %q, want %q", appear, b, want)
-		}
-		if left, _ := filepath.Glob(filepath.Join(dir, ".img.tmp-*")); len(left) != 0 {
-			t.Errorf("appeared %v: temporary files left: %v", appear, left)
+	tests := []struct {
+		name      string
+		renameErr error // renameat2's error
+		// linkErr is link's error; linkToo makes the link before it.
+		linkErr  error
+		linkToo  bool
+		appear   bool // a file appears at the path as renameat2 is called
+		want     string
+		wantErr  error // matched by errors.Is; nil for success
+		wantLink bool  // link was tried
+	}{
+		{"no flags, link works", unix.EINVAL, nil, true, false, "new", nil, true},
+		{"no flags, link works, appeared", unix.EINVAL, nil, true, true, "appeared", fs.ErrExist, true},
+		{"no flags, no links (vboxsf)", unix.EINVAL, unix.EPERM, false, false, "new", nil, true},
+		{"no flags, no links, appeared", unix.EINVAL, unix.EPERM, false, true, "appeared", fs.ErrExist, true},
+		{"no rename2, no links (FUSE)", unix.ENOSYS, unix.ENOSYS, false, false, "new", nil, true},
+		{"flags refused EPERM, no links", unix.EPERM, unix.EOPNOTSUPP, false, false, "new", nil, true},
+		{"flags refused EOPNOTSUPP, links across EXDEV", unix.EOPNOTSUPP, unix.EXDEV, false, false, "new", nil, true},
+		{"flags refused EPERM, link works", unix.EPERM, nil, true, false, "new", nil, true},
+		{"link made, answered EEXIST (NFS)", unix.EINVAL, unix.EEXIST, true, false, "new", nil, true},
+		{"rename failed otherwise", unix.EACCES, nil, true, false, "", unix.EACCES, false},
+		{"link failed otherwise", unix.EINVAL, unix.EIO, false, false, "", unix.EIO, true},
+	}
+	opts := map[string]func() Option{
+		"NoReplace": NoReplace,
+		"ReplaceIf": func() Option { return ReplaceIf(func(*os.File) error { return nil }) },
+	}
+	defer func() { renameat2, link = unix.Renameat2, os.Link }()
+	for _, tt := range tests {
+		for oname, opt := range opts {
+			t.Run(oname+"/"+tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "img")
+				renameat2 = func(int, string, int, string, uint) error {
+					if tt.appear {
+						if err := os.WriteFile(path, []byte("appeared"), 0o644); err != nil {
+							t.Error(err)
+						}
+					}
+					return tt.renameErr
+				}
+				linked := false
+				link = func(oldname, newname string) error {
+					linked = true
+					if tt.linkToo {
+						if err := os.Link(oldname, newname); err != nil {
+							return err
+						}
+					}
+					if tt.linkErr != nil {
+						return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: tt.linkErr}
+					}
+					return nil
+				}
+				err := writeString(path, "new", opt())
+				if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+					t.Errorf("err = %v, want %v", err, tt.wantErr)
+				}
+				if linked != tt.wantLink {
+					t.Errorf("link tried %v, want %v", linked, tt.wantLink)
+				}
+				if b, _ := os.ReadFile(path); string(b) != tt.want {
+					t.Errorf("file holds %q, want %q", b, tt.want)
+				}
+				if left, _ := filepath.Glob(filepath.Join(dir, ".img.tmp-*")); len(left) != 0 {
+					t.Errorf("temporary files left: %v", left)
+				}
+			})
 		}
 	}
 }
