@@ -24,6 +24,34 @@ import (
 // cut every MiB through. A variable for tests.
 var maxBreaks = 1000
 
+// A transfer cut short that brought less than smallTransfer is resumed
+// after a pause, firstPause at first and doubled after each such
+// transfer up to maxPause, so that a mirror cutting every connection
+// after a few bytes is not sent up to maxBreaks requests back to back; a
+// transfer that brought more is resumed at once, and the next pause
+// starts again from firstPause.
+const (
+	smallTransfer = 64 << 10
+	firstPause    = 100 * time.Millisecond
+	maxPause      = 5 * time.Second
+)
+
+// pause is sleepCtx; tests replace it so as not to wait.
+var pause = sleepCtx
+
+// sleepCtx waits d or until ctx ends, whose error it then returns: a
+// signal stops a run at once during a pause too.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 const (
 	// maxFileSize refuses a mirror that streams without end; NetBSD's
 	// largest sets are a few hundred MiB.
@@ -48,6 +76,8 @@ type download struct {
 	kept int64
 	// breaks counts the transfers cut short in this run and continued.
 	breaks int
+	// wait is the pause before the last transfer resumed, 0 when none.
+	wait time.Duration
 	// noResume: the mirror answered a request to resume with the whole
 	// file, so the part file was started over.
 	noResume bool
@@ -79,6 +109,9 @@ func (d *download) run(ctx context.Context) error {
 			progress := errors.Is(err, ErrTruncated) && fileSize(part) > d.prevEnd && ctx.Err() == nil
 			if progress && d.breaks < maxBreaks {
 				d.breaks++
+				if err := d.backOff(ctx, fileSize(part)-d.prevEnd); err != nil {
+					return &InterruptedError{URL: shown(d.url), Part: part, Have: fileSize(part), Err: err}
+				}
 				continue // progress was made: resume from the new end
 			}
 			if progress {
@@ -104,6 +137,17 @@ func (d *download) run(ctx context.Context) error {
 		}
 		return err
 	}
+}
+
+// backOff pauses before a transfer resumes one cut short after gained
+// bytes: the longer, the more transfers in a row brought little.
+func (d *download) backOff(ctx context.Context, gained int64) error {
+	if gained >= smallTransfer {
+		d.wait = 0
+		return nil
+	}
+	d.wait = min(max(2*d.wait, firstPause), maxPause)
+	return pause(ctx, d.wait)
 }
 
 // listedMissingError is the mirror's 404 for a file its digest list
