@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/internal/setname"
 )
 
 // Digests maps a file name in a release directory ("rescue.tgz") to its
@@ -97,7 +98,7 @@ func (d Digests) SetFile(set string) (file, sum string, err error) {
 	if s, ok := d[set]; ok {
 		return set, s, nil
 	}
-	for _, ext := range setExts {
+	for _, ext := range setname.Release {
 		if s, ok := d[set+ext]; ok {
 			return set + ext, s, nil
 		}
@@ -105,12 +106,8 @@ func (d Digests) SetFile(set string) (file, sum string, err error) {
 	// A name with another series' extension (9.x has .tgz sets, 10.x
 	// .tar.xz ones) is refused with the name this release has: taking
 	// it would fetch a file other than the one named.
-	for _, ext := range setExts {
-		base, ok := strings.CutSuffix(set, ext)
-		if !ok || base == "" {
-			continue
-		}
-		for _, other := range setExts {
+	if base, ok := setname.Release.Cut(set); ok {
+		for _, other := range setname.Release {
 			if _, ok := d[base+other]; ok {
 				return "", "", fmt.Errorf("%w %q: the release's SHA512 lists %s, not %s", ErrUnknownSet, set, base+other, set)
 			}
@@ -118,9 +115,6 @@ func (d Digests) SetFile(set string) (file, sum string, err error) {
 	}
 	return "", "", fmt.Errorf("%w %q: the release's SHA512 lists %s", ErrUnknownSet, set, strings.Join(d.Sets(), ", "))
 }
-
-// setExts are the extensions of sets' archives in NetBSD releases.
-var setExts = []string{".tgz", ".tar.xz", ".tar.gz", ".tar.bz2", ".tbz", ".txz"}
 
 // Sets returns the set names the digest file lists, sorted, without
 // extensions, each once (a set may be listed as two archives, rescue.tgz

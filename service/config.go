@@ -12,6 +12,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/plainname"
+	"github.com/smolvmm/smolvmm/internal/setname"
 )
 
 // ConfigFile is the name of a service's optional settings file.
@@ -122,7 +123,11 @@ func ParseConfig(text, name string) (Config, error) {
 		switch k {
 		case "sets":
 			cfg.Sets = nil
-			named := map[string]string{} // set (setBase) -> name given
+			// The set's name without its archive's extension -> the
+			// name given: rescue and rescue.tgz are one set, which the
+			// fetcher takes as one file and the builder would read
+			// twice. Any reader's extensions count (.tar is mkimg's).
+			named := map[string]string{}
 			for _, s := range strings.Split(v, ",") {
 				s = strings.TrimSpace(s)
 				if err := checkSetName(s); err != nil {
@@ -130,13 +135,14 @@ func ParseConfig(text, name string) (Config, error) {
 				}
 				// Read twice into the image, and named twice in advice
 				// (smolvmm fetch base etc base).
-				switch first, ok := named[setBase(s)]; {
+				base := setname.Any.Base(s)
+				switch first, ok := named[base]; {
 				case ok && first == s:
 					return Config{}, fmt.Errorf("%s:%d: set %q named twice: name each set once", name, line, s)
 				case ok:
-					return Config{}, fmt.Errorf("%s:%d: set %q named twice (%q, then %q): name each set once", name, line, setBase(s), first, s)
+					return Config{}, fmt.Errorf("%s:%d: set %q named twice (%q, then %q): name each set once", name, line, base, first, s)
 				}
-				named[setBase(s)] = s
+				named[base] = s
 				cfg.Sets = append(cfg.Sets, s)
 			}
 		case "size":
@@ -154,23 +160,6 @@ func ParseConfig(text, name string) (Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// setExts are the endings of set archives' names a set is named with
-// (sets=rescue.tgz): those the builder reads and the fetcher finds in a
-// release.
-var setExts = []string{".tgz", ".tar.gz", ".tar.xz", ".txz", ".tar.bz2", ".tbz", ".tar"}
-
-// setBase is set name s without an archive's extension: rescue and
-// rescue.tgz name one set, which the fetcher takes as one file and the
-// builder would read twice.
-func setBase(s string) string {
-	for _, ext := range setExts {
-		if base, ok := strings.CutSuffix(s, ext); ok && base != "" {
-			return base
-		}
-	}
-	return s
 }
 
 // checkSetName refuses a set name the fetcher would refuse (the check is

@@ -18,6 +18,7 @@ import (
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/ext2"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/internal/setname"
 	"github.com/smolvmm/smolvmm/service"
 )
 
@@ -474,11 +475,8 @@ func findSet(name, arch string) (string, error) {
 	}
 	places := []string{"", "sets"}
 	archives := []string{name + ".tgz", name + ".tar.xz"}
-	for _, ext := range setExtensions {
-		if strings.HasSuffix(name, ext) && len(name) > len(ext) {
-			archives = []string{name}
-			break
-		}
+	if _, ok := setname.Readable.Cut(name); ok {
+		archives = []string{name}
 	}
 	for _, dir := range places {
 		for _, a := range archives {
@@ -555,14 +553,7 @@ func (e *missingSetError) rename() string {
 // archive's extension, which fetch picks from the release's SHA512 (a
 // 9.x release has base.tgz, a 10.x one base.tar.xz; fetch refuses the
 // other series' name).
-func fetchName(name string) string {
-	for _, ext := range setExtensions {
-		if base, ok := strings.CutSuffix(name, ext); ok && base != "" {
-			return base
-		}
-	}
-	return name
-}
+func fetchName(name string) string { return setname.Readable.Base(name) }
 
 // fetchSetArgs is the arguments of smolvmm fetch for the sets names of
 // port arch.
@@ -620,10 +611,6 @@ func orList(items []string) string {
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
-
-// setExtensions are the names' endings of the archives a set is read from
-// (gzip or xz compressed, or plain tar).
-var setExtensions = []string{".tgz", ".tar.gz", ".tar.xz", ".txz", ".tar"}
 
 // cachedSet returns set name from the cache of the default version of
 // port arch ("" is the default port) when
