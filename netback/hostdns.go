@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -39,8 +40,9 @@ type hostResolver struct {
 	// every hostConfCheckEvery, and read them again when they changed
 	// (their stamps): ReadHostFiles, or HubConfig.ReadHostFiles.
 	read func(content bool) (HostFiles, error)
-	// logf, when set, is told of a file cut at MaxHostFileSize and of
-	// a read that failed (once until one succeeds).
+	// logf, when set, is told of a file cut at MaxHostFileSize, of a
+	// nameserver left out for its zone, and of a read that failed (once
+	// until one succeeds).
 	logf    func(format string, args ...any)
 	checkMu sync.Mutex
 	checked time.Time // when config last looked
@@ -63,8 +65,11 @@ type hostConf struct {
 	servers []string                // host:port
 	// zoned are the servers with a zone (a link-local IPv6 address and
 	// its interface, "[fe80::1%eth0]:53"), by server: their socket
-	// address, the zone's interface index found before the filter.
-	zoned    map[string]*unix.SockaddrInet6
+	// address, with the zone's interface index (resolveZones).
+	zoned map[string]*unix.SockaddrInet6
+	// unzoned are the servers left out because their zone named no
+	// interface known, each with why, for the log.
+	unzoned  []string
 	timeout  time.Duration // per query and server
 	attempts int
 }
@@ -118,7 +123,23 @@ type HostFiles struct {
 	Hosts HostFile
 	// ResolvConf is /etc/resolv.conf.
 	ResolvConf HostFile
+	// Zones are, with ResolvConf's content, the interface index of
+	// each zone its nameservers name ("nameserver fe80::1%wlp2s0"), by
+	// the interface's name, as /sys/class/net gave them when the files
+	// were read: a contained process, whose filter refuses the netlink
+	// socket through which the net package finds an interface, is given
+	// them with the files. A zone that is a number is an index already
+	// and is not in it, nor is one that names no interface. At most
+	// MaxHostZones.
+	Zones map[string]int
 }
+
+// MaxHostZones bounds HostFiles.Zones: resolvers use 3 nameservers.
+const MaxHostZones = 16
+
+// MaxInterfaceName is the longest name of a network interface, IFNAMSIZ
+// less its NUL.
+const MaxInterfaceName = 15
 
 func (f HostFiles) stamps() [2]HostFileStamp {
 	return [2]HostFileStamp{f.Hosts.Stamp, f.ResolvConf.Stamp}
@@ -126,11 +147,108 @@ func (f HostFiles) stamps() [2]HostFileStamp {
 
 // ReadHostFiles stats the host's resolver files, /etc/hosts and
 // /etc/resolv.conf, paths no caller chooses, and reads them when content
-// is true, each through one descriptor (its stamp and content agree). A
+// is true, each through one descriptor (its stamp and content agree),
+// and then the index of each zone resolv.conf names (HostFiles.Zones). A
 // file missing, unreadable or not regular (opened without blocking: a
-// FIFO there is no hang) is a zero HostFile.
+// FIFO there is no hang) is a zero HostFile. It opens files for reading
+// and nothing else.
 func ReadHostFiles(content bool) HostFiles {
-	return HostFiles{Hosts: readHostFile(hostsPath, content), ResolvConf: readHostFile(resolvConfPath, content)}
+	f := HostFiles{Hosts: readHostFile(hostsPath, content), ResolvConf: readHostFile(resolvConfPath, content)}
+	if content {
+		f.Zones = readZones(f.ResolvConf)
+	}
+	return f
+}
+
+// sysClassNet is where an interface's index is read, by its name (a
+// variable for the tests).
+var sysClassNet = "/sys/class/net"
+
+// readZones reads, from sysClassNet, the index of each interface that a
+// nameserver of resolv.conf names as its zone, up to MaxHostZones of
+// them; a zone that is a number, or not a plain interface name (no
+// path: no '/', not "." or ".."), or naming no interface, is not looked
+// up.
+func readZones(resolvConf HostFile) map[string]int {
+	var zones map[string]int
+	for _, zone := range resolvConfZones(resolvConf) {
+		if _, err := strconv.Atoi(zone); err == nil || !interfaceName(zone) || len(zones) == MaxHostZones {
+			continue
+		}
+		if _, ok := zones[zone]; ok {
+			continue
+		}
+		if index, ok := readIfIndex(zone); ok {
+			if zones == nil {
+				zones = map[string]int{}
+			}
+			zones[zone] = index
+		}
+	}
+	return zones
+}
+
+// interfaceName reports whether name may be a network interface's name,
+// as Linux allows one: 1 to MaxInterfaceName bytes, no '/', ':', NUL or
+// space, not "." or "..".
+func interfaceName(name string) bool {
+	return name != "" && len(name) <= MaxInterfaceName && name != "." && name != ".." &&
+		!strings.ContainsAny(name, "/:\x00 \t\n\v\f\r")
+}
+
+// resolvConfZones are the zones of resolv.conf's nameservers, in order.
+func resolvConfZones(resolvConf HostFile) []string {
+	if !resolvConf.Stamp.Present {
+		return nil
+	}
+	conf, err := dns.ClientConfigFromReader(bytes.NewReader(resolvConf.Content))
+	if err != nil {
+		return nil
+	}
+	var zones []string
+	for _, s := range conf.Servers {
+		if a, err := netip.ParseAddr(s); err == nil && a.Zone() != "" {
+			zones = append(zones, a.Zone())
+		}
+	}
+	return zones
+}
+
+// readIfIndex reads the index of the interface name from sysClassNet:
+// an open for reading, as a filter that refuses sockets allows.
+func readIfIndex(name string) (int, bool) {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(sysClassNet+"/"+name+"/ifindex", unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return 0, false
+	}
+	defer unix.Close(fd)
+	var buf [32]byte
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, false
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	index, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	if err != nil || index <= 0 || index > math.MaxInt32 {
+		return 0, false
+	}
+	return index, true
 }
 
 // readHostFile is ReadHostFiles' reading of one file at path.
@@ -213,6 +331,18 @@ var (
 // readHostFilesHere is ReadHostFiles as a hostResolver's read.
 func readHostFilesHere(content bool) (HostFiles, error) { return ReadHostFiles(content), nil }
 
+// interfaceIndex finds an interface's index by its name through the net
+// package, which asks a netlink socket: only at a resolver's start,
+// before any seccomp filter, for a zone HostFiles.Zones lacks (no
+// /sys). A variable for the tests.
+var interfaceIndex = func(name string) (int, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return ifi.Index, nil
+}
+
 // newHostResolver reads the host's hosts file and resolver configuration
 // now; reread makes it read them again when they change (hostResolver),
 // itself until read is replaced.
@@ -224,23 +354,27 @@ func newHostResolver(reread bool) *hostResolver {
 		r.checked = time.Now()
 		r.stamps = files.stamps()
 	}
-	r.conf.Store(readHostConf(files))
-	files.Hosts.Content, files.ResolvConf.Content = nil, nil
+	r.conf.Store(readHostConf(files, interfaceIndex))
+	files.Hosts.Content, files.ResolvConf.Content, files.Zones = nil, nil, nil
 	r.atStart = files
 	return r
 }
 
 // setLog sets r's logf and tells it of the files read at the start that
-// were cut.
+// were cut, and of the nameservers left out for their zone.
 func (r *hostResolver) setLog(logf func(format string, args ...any)) {
 	r.logf = logf
-	r.logCut(r.atStart)
+	r.logRead(r.atStart, r.conf.Load())
 }
 
-// logCut logs each of files cut at MaxHostFileSize.
-func (r *hostResolver) logCut(files HostFiles) {
+// logRead logs each of files cut at MaxHostFileSize, and each of conf's
+// nameservers left out for its zone.
+func (r *hostResolver) logRead(files HostFiles, conf *hostConf) {
 	if r.logf == nil {
 		return
+	}
+	for _, u := range conf.unzoned {
+		r.logf("DNS: %s", u)
 	}
 	for _, f := range []struct {
 		path string
@@ -268,7 +402,9 @@ func (r *hostResolver) config() *hostConf {
 }
 
 // recheck reads the files again if their stamps changed; one that cannot
-// be looked at keeps the configuration as it was.
+// be looked at keeps the configuration as it was. Zones are found from
+// the files' Zones alone: a contained process may be under its filter
+// now, which refuses interfaceIndex's netlink socket (and kills it).
 func (r *hostResolver) recheck() {
 	files, err := r.read(false)
 	if err == nil && files.stamps() != r.stamps {
@@ -286,15 +422,17 @@ func (r *hostResolver) recheck() {
 		return
 	}
 	r.stamps = files.stamps()
-	r.logCut(files)
-	r.conf.Store(readHostConf(files))
+	conf := readHostConf(files, nil)
+	r.logRead(files, conf)
+	r.conf.Store(conf)
 }
 
 // readHostConf is the host's hosts file and resolver configuration from
 // files. A missing or unreadable file leaves its part empty: no host
 // names, or the local nameserver (as glibc and Go do without
-// resolv.conf).
-func readHostConf(files HostFiles) *hostConf {
+// resolv.conf). A nameserver's zone is found in files.Zones, or else,
+// when lookup is set, through it (resolveZones).
+func readHostConf(files HostFiles, lookup func(name string) (int, error)) *hostConf {
 	c := &hostConf{timeout: 5 * time.Second, attempts: 2}
 	if files.Hosts.Stamp.Present {
 		c.hosts = parseHosts(bytes.NewReader(files.Hosts.Content))
@@ -315,21 +453,24 @@ func readHostConf(files HostFiles) *hostConf {
 	if nameserversFor != nil {
 		c.servers, c.timeout = nameserversFor()
 	}
-	c.servers = c.resolveZones(c.servers)
+	c.servers = c.resolveZones(c.servers, files.Zones, lookup)
 	if len(c.servers) == 0 {
 		c.servers = []string{"127.0.0.1:53", "[::1]:53"}
 	}
 	return c
 }
 
-// resolveZones finds, now, the interface index of each server's zone
+// resolveZones finds the interface index of each server's zone
 // (NetworkManager writes "nameserver fe80::1%wlp2s0"), for exchange to
 // dial without the net package: given a zone, its dials and its
 // connections' addresses turn it into an index (or back) through a cache
 // refreshed from a netlink socket at most a minute old, a socket the
-// seccomp filter refuses. A server whose zone names no interface is
-// left out: no packet could be sent to it.
-func (r *hostConf) resolveZones(servers []string) []string {
+// seccomp filter refuses. A zone that is a number is the index; a name
+// is looked up in zones (HostFiles.Zones), then, when set, through
+// lookup, which a process under its filter must not have. A server
+// whose zone is found nowhere is left out, and said in r.unzoned: no
+// packet could be sent to it.
+func (r *hostConf) resolveZones(servers []string, zones map[string]int, lookup func(name string) (int, error)) []string {
 	var kept []string
 	for _, server := range servers {
 		ap, err := netip.ParseAddrPort(server)
@@ -338,12 +479,9 @@ func (r *hostConf) resolveZones(servers []string) []string {
 			continue
 		}
 		zone := ap.Addr().Zone()
-		index := 0
-		if ifi, err := net.InterfaceByName(zone); err == nil {
-			index = ifi.Index
-		} else if n, err := strconv.Atoi(zone); err == nil && n > 0 {
-			index = n
-		} else {
+		index, err := zoneIndex(zone, zones, lookup)
+		if err != nil {
+			r.unzoned = append(r.unzoned, fmt.Sprintf("nameserver %s of %s left out: %v", server, resolvConfPath, err))
 			continue
 		}
 		if r.zoned == nil {
@@ -353,6 +491,27 @@ func (r *hostConf) resolveZones(servers []string) []string {
 		kept = append(kept, server)
 	}
 	return kept
+}
+
+// zoneIndex is resolveZones' index of zone.
+func zoneIndex(zone string, zones map[string]int, lookup func(name string) (int, error)) (int, error) {
+	if n, err := strconv.Atoi(zone); err == nil {
+		if n <= 0 || n > math.MaxInt32 {
+			return 0, fmt.Errorf("its zone %s is no interface index", zone)
+		}
+		return n, nil
+	}
+	if n, ok := zones[zone]; ok {
+		return n, nil
+	}
+	if lookup == nil {
+		return 0, fmt.Errorf("its zone %q names no interface", zone)
+	}
+	n, err := lookup(zone)
+	if err != nil {
+		return 0, fmt.Errorf("its zone %q: %w", zone, err)
+	}
+	return n, nil
 }
 
 // parseHosts reads a hosts file: an address, then its names, per line;

@@ -156,8 +156,13 @@ type HubConfig struct {
 	// host's hosts file and resolv.conf again, as a hub otherwise does
 	// itself (ReadHostFiles, the package's): their stamps at most once a
 	// second, when queries come, and their content when the stamps
-	// changed. A process that may open files does it for the hub. An
-	// error keeps the configuration read last.
+	// changed. A process that may open files does it for the hub, and
+	// gives with their content the interface index of each zone
+	// resolv.conf's nameservers name (HostFiles.Zones): the hub finds
+	// them there alone, as its filter refuses the netlink socket the
+	// net package would ask; a nameserver whose zone is not there, nor
+	// a number, is left out and logged. An error keeps the
+	// configuration read last.
 	ReadHostFiles func(content bool) (HostFiles, error)
 }
 

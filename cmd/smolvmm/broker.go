@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,9 +45,13 @@ import (
 //	             bound (the device and inode given with it)
 //	'r' resolver: stat the host's /etc/hosts and /etc/resolv.conf, and
 //	             read them when the request's second byte is 1 (0:
-//	             their stamps alone), for a shared network's daemon
-//	             alone (netback.ReadHostFiles: fixed paths, no name
-//	             from the daemon, each read to netback.MaxHostFileSize)
+//	             their stamps alone), with the interface index of each
+//	             zone resolv.conf's nameservers name, for a shared
+//	             network's daemon alone (netback.ReadHostFiles: fixed
+//	             paths, no name from the daemon, each read to
+//	             netback.MaxHostFileSize; the indexes from
+//	             /sys/class/net, as the daemon's filter refuses the
+//	             netlink socket the net package asks)
 //
 // A request is its one byte ('r': two); an answer is an errno (4 bytes,
 // little endian; 0 for success, answerMoved for snapshot.ErrMoved,
@@ -122,8 +128,13 @@ const brokerChunk = 16 << 10
 // each), the content's length (4).
 const hostFileHeader = 2 + 4*8 + 4
 
-// maxHostFilesData bounds an 'r' answer's data: two files.
-const maxHostFilesData = 2 * (hostFileHeader + netback.MaxHostFileSize)
+// hostZoneSize is the most bytes of one zone of an 'r' answer: its
+// name's length (1 byte), its name, its index (4).
+const hostZoneSize = 1 + netback.MaxInterfaceName + 4
+
+// maxHostFilesData bounds an 'r' answer's data: two files, the number of
+// zones (1 byte) and the zones.
+const maxHostFilesData = 2*(hostFileHeader+netback.MaxHostFileSize) + 1 + netback.MaxHostZones*hostZoneSize
 
 // answerMoved is the answer's code for snapshot.ErrMoved, beyond any
 // errno; answerTempMoved for snapshot.ErrTempMoved (ErrMoved of a
@@ -331,7 +342,11 @@ func brokerHostFiles(a brokerArgs, req []byte) ([]byte, error) {
 
 // hostFilesData lays out files for an 'r' answer: for the hosts file,
 // then resolv.conf, hostFileHeader bytes (little endian) and the
-// content.
+// content; then the number of zones (1 byte) and, in the order of their
+// names, each name's length (1 byte), the name and its index (4 bytes,
+// little endian). Zones beyond netback.MaxHostZones, or named beyond
+// netback.MaxInterfaceName, which netback.ReadHostFiles never gives, are
+// left out.
 func hostFilesData(files netback.HostFiles) []byte {
 	var b []byte
 	for _, f := range []netback.HostFile{files.Hosts, files.ResolvConf} {
@@ -347,6 +362,20 @@ func hostFilesData(files netback.HostFiles) []byte {
 		}
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(f.Content)))
 		b = append(b, f.Content...)
+	}
+	var names []string
+	for name, index := range files.Zones {
+		if name != "" && len(name) <= netback.MaxInterfaceName && index > 0 && index <= math.MaxInt32 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	names = names[:min(len(names), netback.MaxHostZones)]
+	b = append(b, byte(len(names)))
+	for _, name := range names {
+		b = append(b, byte(len(name)))
+		b = append(b, name...)
+		b = binary.LittleEndian.AppendUint32(b, uint32(files.Zones[name]))
 	}
 	return b
 }
@@ -376,10 +405,35 @@ func parseHostFiles(b []byte, content bool) (netback.HostFiles, error) {
 		}
 		b = b[n:]
 	}
+	if len(b) < 1 {
+		return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: the answer ends before its number of zones")
+	}
+	count := int(b[0])
+	b = b[1:]
+	if count > netback.MaxHostZones || !content && count != 0 {
+		return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: %d zones (at most %d, none without the content)", count, netback.MaxHostZones)
+	}
+	var zones map[string]int
+	for i := range count {
+		if len(b) < 1 || len(b) < 1+int(b[0])+4 {
+			return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: %d bytes left of the answer for zone %d", len(b), i)
+		}
+		n := int(b[0])
+		name := string(b[1 : 1+n])
+		index := binary.LittleEndian.Uint32(b[1+n:])
+		b = b[1+n+4:]
+		if _, dup := zones[name]; n == 0 || n > netback.MaxInterfaceName || index == 0 || index > math.MaxInt32 || dup {
+			return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: zone %d, %q of index %d (a name of 1 to %d bytes, given once, and an index from 1 to %d)", i, name, index, netback.MaxInterfaceName, math.MaxInt32)
+		}
+		if zones == nil {
+			zones = map[string]int{}
+		}
+		zones[name] = int(index)
+	}
 	if len(b) != 0 {
 		return netback.HostFiles{}, fmt.Errorf("broker: the resolver's files: %d bytes past the answer", len(b))
 	}
-	return netback.HostFiles{Hosts: files[0], ResolvConf: files[1]}, nil
+	return netback.HostFiles{Hosts: files[0], ResolvConf: files[1], Zones: zones}, nil
 }
 
 // brokerAnswerData sends a successful answer and its data: the code 0
