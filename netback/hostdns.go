@@ -82,9 +82,13 @@ const hostConfCheckEvery = time.Second
 // MaxHostFileSize is the most that is read of the host's hosts file and
 // of resolv.conf, each: a longer file is cut after its last whole line
 // within it (a hub logs it), as its reader's memory and a broker's
-// answer are bounded. A hosts file of blocklists longer than that loses
-// its later names.
-const MaxHostFileSize = 1 << 20
+// answer are bounded. It is far beyond any real file's size: hosts
+// files of ad-blocking lists run to a few MiB, and a name cut from one
+// would be asked of the nameservers, past the block.
+const MaxHostFileSize = 64 << 20
+
+// maxHostFileSize is MaxHostFileSize, lowered by the tests.
+var maxHostFileSize = MaxHostFileSize
 
 // HostFileStamp is what tells one of the host's resolver files changed:
 // missing (or not a regular file, or unreadable), or its inode, size,
@@ -275,12 +279,13 @@ func readHostFile(path string, content bool) HostFile {
 	}
 	// One byte past the bound tells a longer file, grown since the
 	// stat or not.
-	buf := make([]byte, 0, min(max(st.Size, 0), MaxHostFileSize)+1)
-	for len(buf) <= MaxHostFileSize {
+	limit := maxHostFileSize
+	buf := make([]byte, 0, min(max(st.Size, 0), int64(limit))+1)
+	for len(buf) <= limit {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), MaxHostFileSize+1)])
+		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), limit+1)])
 		if err == unix.EINTR {
 			continue
 		}
@@ -292,8 +297,8 @@ func readHostFile(path string, content bool) HostFile {
 		}
 		buf = buf[:len(buf)+n]
 	}
-	if len(buf) > MaxHostFileSize {
-		buf = buf[:MaxHostFileSize]
+	if len(buf) > limit {
+		buf = buf[:limit]
 		if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
 			buf = buf[:i+1]
 		} else {
@@ -381,7 +386,7 @@ func (r *hostResolver) logRead(files HostFiles, conf *hostConf) {
 		HostFile
 	}{{hostsPath, files.Hosts}, {resolvConfPath, files.ResolvConf}} {
 		if f.Cut {
-			r.logf("DNS: %s is %d bytes long; only its lines within the first %d bytes are read", f.path, f.Stamp.Size, MaxHostFileSize)
+			r.logf("DNS: %s is %d bytes long; only its lines within the first %d bytes are read", f.path, f.Stamp.Size, maxHostFileSize)
 		}
 	}
 }

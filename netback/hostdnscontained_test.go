@@ -155,15 +155,25 @@ func TestContainedHubRereadsThroughReadHostFiles(t *testing.T) {
 	}
 }
 
+// lowerMaxHostFileSize makes maxHostFileSize n for the test: a file
+// longer than MaxHostFileSize would be 64 MiB.
+func lowerMaxHostFileSize(t *testing.T, n int) {
+	old := maxHostFileSize
+	maxHostFileSize = n
+	t.Cleanup(func() { maxHostFileSize = old })
+}
+
 // TestReadHostFiles: each file is read through one descriptor, at most
-// MaxHostFileSize of it, cut after its last whole line within that
-// bound; one missing, a directory or a FIFO (which would block an
-// open) is a zero HostFile; without content, the stamps alone.
+// MaxHostFileSize of it (lowered here), cut after its last whole line
+// within that bound; one missing, a directory or a FIFO (which would
+// block an open) is a zero HostFile; without content, the stamps alone.
 func TestReadHostFiles(t *testing.T) {
 	defer func(h, r string) { hostsPath, resolvConfPath = h, r }(hostsPath, resolvConfPath)
+	const bound = 4096
+	lowerMaxHostFileSize(t, bound)
 	line := "192.0.2.1 name.test.\n"
-	long := strings.Repeat(line, MaxHostFileSize/len(line)+10)
-	within := long[:MaxHostFileSize/len(line)*len(line)]
+	long := strings.Repeat(line, bound/len(line)+10)
+	within := long[:bound/len(line)*len(line)]
 	for _, tt := range []struct {
 		name    string
 		make    func(path string) error
@@ -174,9 +184,9 @@ func TestReadHostFiles(t *testing.T) {
 		{"missing", func(string) error { return nil }, false, "", false},
 		{"small", func(p string) error { return os.WriteFile(p, []byte(line), 0o644) }, true, line, false},
 		{"empty", func(p string) error { return os.WriteFile(p, nil, 0o644) }, true, "", false},
-		{"at the bound", func(p string) error { return os.WriteFile(p, []byte(long[:MaxHostFileSize]), 0o644) }, true, long[:MaxHostFileSize], false},
+		{"at the bound", func(p string) error { return os.WriteFile(p, []byte(long[:bound]), 0o644) }, true, long[:bound], false},
 		{"longer", func(p string) error { return os.WriteFile(p, []byte(long), 0o644) }, true, within, true},
-		{"one long line", func(p string) error { return os.WriteFile(p, bytes.Repeat([]byte("x"), MaxHostFileSize+1), 0o644) }, true, "", true},
+		{"one long line", func(p string) error { return os.WriteFile(p, bytes.Repeat([]byte("x"), bound+1), 0o644) }, true, "", true},
 		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }, false, "", false},
 		{"FIFO", func(p string) error { return syscall.Mkfifo(p, 0o644) }, false, "", false},
 	} {
@@ -215,12 +225,14 @@ func TestReadHostFiles(t *testing.T) {
 }
 
 // TestHubLogsCutHostsFile: a hub whose hosts file is longer than
-// MaxHostFileSize at its start says so, naming the file and its size.
+// MaxHostFileSize (lowered here) at its start says so, naming the file,
+// its size and the bound.
 func TestHubLogsCutHostsFile(t *testing.T) {
 	dir := t.TempDir()
 	defer func(h, r string) { hostsPath, resolvConfPath = h, r }(hostsPath, resolvConfPath)
 	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
-	big := bytes.Repeat([]byte("192.0.2.1 name.test.\n"), MaxHostFileSize/21+1)
+	lowerMaxHostFileSize(t, 4096)
+	big := bytes.Repeat([]byte("192.0.2.1 name.test.\n"), 4096/21+1)
 	if err := os.WriteFile(hostsPath, big, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +247,7 @@ func TestHubLogsCutHostsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Close()
-	want := fmt.Sprintf("DNS: %s is %d bytes long; only its lines within the first %d bytes are read", hostsPath, len(big), MaxHostFileSize)
+	want := fmt.Sprintf("DNS: %s is %d bytes long; only its lines within the first 4096 bytes are read", hostsPath, len(big))
 	mu.Lock()
 	defer mu.Unlock()
 	for _, l := range logged {

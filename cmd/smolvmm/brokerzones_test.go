@@ -13,58 +13,94 @@ import (
 	"github.com/smolvmm/smolvmm/netback"
 )
 
-// brokerZonesChild marks the test binary run by TestBrokerHostFilesZones
-// in a mount namespace of its own, whose /etc/resolv.conf is the test's.
-const brokerZonesChild = "SMOLVMM_TEST_BROKER_ZONES"
+// brokerEtcChild names the test that the test binary runs in a mount
+// namespace of its own (inEtcNamespace).
+const brokerEtcChild = "SMOLVMM_TEST_BROKER_ETC"
 
 // brokerZonesResolvConf is the resolv.conf the child sees: NetworkManager's
 // zoned nameserver on lo (which every host has), one on an interface
 // there is none of, one by its index.
 const brokerZonesResolvConf = "nameserver fe80::1%lo\nnameserver fe80::2%nosuchif0\nnameserver fe80::3%4\nnameserver 192.0.2.53\n"
 
-// TestBrokerHostFilesZones: a shared network's broker, under its filter,
-// answers 'r' with the interface index of each zone resolv.conf's
-// nameservers name (read from /sys/class/net: its daemon's filter
-// refuses the netlink socket the net package would ask), lo's as the
-// net package finds it; a zone naming no interface, or a number, is not
-// in it; without the content, no zones. The broker reads the fixed
-// /etc/resolv.conf, so the test runs itself in a mount namespace where
-// that is a file of its own.
-func TestBrokerHostFilesZones(t *testing.T) {
+// inEtcNamespace reports whether this is the test run again in a mount
+// namespace where each of etc's files (/etc/hosts, /etc/resolv.conf,
+// which the broker reads and no caller names) has the content given;
+// otherwise it runs the test so, as root, and fails when the test fails
+// there. The bind mounts follow a symlink at /etc; the namespace's
+// propagation is private, the host's /etc untouched.
+func inEtcNamespace(t *testing.T, etc map[string]string) bool {
+	t.Helper()
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skip("the seccomp filter is linux/amd64's")
 	}
-	if os.Getenv(brokerZonesChild) == "1" {
-		brokerZonesCheck(t)
-		return
+	if os.Getenv(brokerEtcChild) == t.Name() {
+		return true
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root, to bind-mount a resolv.conf over /etc/resolv.conf in a mount namespace")
+		t.Skip("needs root, to bind-mount files over /etc's in a mount namespace")
 	}
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Skipf("needs util-linux's unshare: %v", err)
 	}
-	if _, err := net.InterfaceByName("lo"); err != nil {
-		t.Skipf("no interface lo: %v", err)
-	}
-	conf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(conf, []byte(brokerZonesResolvConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The bind mount follows /etc/resolv.conf if it is a symlink; the
-	// namespace's propagation is private, the host's /etc untouched.
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" /etc/resolv.conf && exec "$2" -test.run='^TestBrokerHostFilesZones$' -test.count=1 -test.v`,
-		"sh", conf, exe)
-	cmd.Env = append(os.Environ(), brokerZonesChild+"=1")
+	dir := t.TempDir()
+	script := ""
+	args := []string{"sh"}
+	for target, content := range etc {
+		src := filepath.Join(dir, filepath.Base(target))
+		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, src, target)
+		script += fmt.Sprintf(`mount --bind "$%d" "$%d" && `, len(args)-2, len(args)-1)
+	}
+	args = append(args, exe)
+	script += fmt.Sprintf(`exec "$%d" -test.run='^%s$' -test.count=1 -test.v`, len(args)-1, t.Name())
+	cmd := exec.Command(unshare, append([]string{"--mount", "--propagation", "private", "sh", "-c", script}, args...)...)
+	cmd.Env = append(os.Environ(), brokerEtcChild+"="+t.Name())
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestBrokerHostFilesZones") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Fatalf("in a mount namespace: %v\n%s", err, out)
+	}
+	return false
+}
+
+// TestBrokerHostFilesZones: a shared network's broker, under its filter,
+// answers 'r' with the interface index of each zone resolv.conf's
+// nameservers name (read from /sys/class/net: its daemon's filter
+// refuses the netlink socket the net package would ask), lo's as the
+// net package finds it; a zone naming no interface, or a number, is not
+// in it; without the content, no zones.
+func TestBrokerHostFilesZones(t *testing.T) {
+	if _, err := net.InterfaceByName("lo"); err != nil {
+		t.Skipf("no interface lo: %v", err)
+	}
+	if inEtcNamespace(t, map[string]string{"/etc/resolv.conf": brokerZonesResolvConf}) {
+		brokerZonesCheck(t)
+	}
+}
+
+// TestBrokerHostFilesLong: a shared network's broker sends a hosts file
+// of a few MiB, as ad-blocking lists are, whole.
+func TestBrokerHostFilesLong(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < 3<<20; i++ {
+		fmt.Fprintf(&b, "0.0.0.0 ads%d.example.test\n", i)
+	}
+	hosts := b.String()
+	if !inEtcNamespace(t, map[string]string{"/etc/hosts": hosts}) {
+		return
+	}
+	got, err := startTestBroker(t, true).hostFiles(true)
+	if err != nil {
+		t.Fatalf("hostFiles(true): %v", err)
+	}
+	if got.Hosts.Cut || string(got.Hosts.Content) != hosts {
+		t.Errorf("the hosts file: %d bytes, cut %v; want its %d bytes whole", len(got.Hosts.Content), got.Hosts.Cut, len(hosts))
 	}
 }
 
