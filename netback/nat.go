@@ -31,9 +31,10 @@ import (
 const (
 	// natDialsPerGuest bounds one guest's TCP connections being dialled
 	// on the host at once, and natDialsPerService those of them to one
-	// destination (address and port); its SYNs beyond them are dropped,
-	// and the guest sends them again. Each holds a goroutine and a
-	// half-open socket for up to natDialTimeout. The bound per service
+	// destination (address and port); its SYNs beyond them wait for a
+	// dial to end (natSYNWait), then are dropped, and the guest sends
+	// them again. Each holds a goroutine and a half-open socket for up
+	// to natDialTimeout. The bound per service
 	// is what keeps a guest connecting: a program retrying a service
 	// that is down and drops SYNs, with a connect timeout shorter than
 	// natDialTimeout, leaves a dial hanging on the host at each try
@@ -48,22 +49,43 @@ const (
 	// connection, a goroutine and a slot of the guest's forwarder for up
 	// to gVisor's 127 s of SYN-ACK retransmissions (a fixed schedule:
 	// its TCPSynRetriesOption changes nothing). Beyond it the guest's
-	// SYNs are dropped as beyond its dials, and it is logged once. A
-	// live guest, NetBSD's as gVisor's, answers a SYN-ACK within a round
-	// trip on the host, so its handshakes not over are the few of its
-	// last dials; 64, four times its dials, leaves room for SYN-ACKs
-	// lost in a full queue and sent again a second later. A guest that
-	// sends SYNs and never ACKs held up to natTCPPerGuest host
-	// connections, and three of them filled the forwarder that every
-	// VM of a hub shared (4096): no other VM could connect for two
-	// minutes.
+	// SYNs wait and are dropped as beyond its dials, and it is logged
+	// once. A live guest, NetBSD's as gVisor's, answers a SYN-ACK
+	// within a round trip on the host, so its handshakes not over are
+	// the few of its last dials; 64, four times its dials, leaves room
+	// for SYN-ACKs lost in a full queue and sent again a second later.
+	// A guest that sends SYNs and never ACKs held up to natTCPPerGuest
+	// host connections, and three of them filled the forwarder that
+	// every VM of a hub shared (4096): no other VM could connect for
+	// two minutes.
 	natHandshakesPerGuest = 64
 	// natGuestInFlight bounds one guest's SYNs being handled at once by
 	// its forwarder (gVisor's drops those beyond it): its dials and
-	// handshakes, and the SYNs being admitted or dropped. Each guest has
-	// a forwarder of its own (forwardTCP), so that a guest that fills
-	// its own holds up only its own connections.
+	// handshakes, the SYNs waiting for one to end (natSYNWait), and
+	// those being admitted or dropped. Each guest has a forwarder of its
+	// own (forwardTCP), so that a guest that fills its own holds up only
+	// its own connections.
 	natGuestInFlight = 4 * (natDialsPerGuest + natHandshakesPerGuest)
+	// natSYNWait is how long at most a guest's SYN that finds its dials
+	// or handshakes at their bound waits for one to end, before it is
+	// dropped for the guest to send again. Dropped at once, a burst of
+	// connections to one service that answers (a load test, a parallel
+	// fetch: 200 at once) met the guest's backoff, 1, 3, 7, 15 s..., and
+	// half of them timed out, where a host or slirp accepts them all in
+	// milliseconds. It is below the guest's first retransmission (1 s on
+	// Linux and gVisor): while a SYN waits, the forwarder ignores the
+	// connection's SYNs sent again, and the next one, after it is
+	// dropped, waits anew.
+	natSYNWait = 900 * time.Millisecond
+	// natSYNWaitsPerGuest bounds one guest's SYNs waiting (natSYNWait),
+	// leaving room in its forwarder for its dials and handshakes twice
+	// over, so that a SYN that finds a dial free is never dropped for
+	// the waiting ones; natSYNWaitsPerService bounds those to one
+	// destination, so that a service that drops SYNs, whose dials end
+	// only as the guest gives up (natSYNSilence), leaves some of the
+	// waits to the others. Beyond them a SYN is dropped at once.
+	natSYNWaitsPerGuest   = natGuestInFlight - 2*(natDialsPerGuest+natHandshakesPerGuest)
+	natSYNWaitsPerService = natSYNWaitsPerGuest * 3 / 4
 	// natForwardersMax bounds the guests with a forwarder: a hub's VMs
 	// send from their leased addresses only, at most 253 of them; a
 	// SYN from any other source beyond it is reset.
@@ -164,6 +186,17 @@ var udpIdleFor = udpIdleTimeout
 // a NAT may read it (atomic).
 var synSilenceTest atomic.Int64
 
+// synWaitTest replaces natSYNWait when not 0, as synSilenceTest does.
+var synWaitTest atomic.Int64
+
+// synWaitFor is natSYNWait, or synWaitTest when set.
+func synWaitFor() time.Duration {
+	if d := time.Duration(synWaitTest.Load()); d != 0 {
+		return d
+	}
+	return natSYNWait
+}
+
 // notRelayed are the destinations the NAT refuses: the cloud services
 // that answer any process of the host by its address alone, which a guest
 // must not reach as the host: 169.254.0.0/16 (the metadata services of
@@ -222,8 +255,8 @@ type nat struct {
 	running atomic.Int64
 	// refusedTCP and refusedUDP count the connections and flows refused
 	// for a guest's bound; heldTCP the connections whose SYN was held
-	// back (dropped for the guest to send again) while it had its most
-	// dials or handshakes not over, once each.
+	// back (dropped for the guest to send again, after its wait) while
+	// it had its most dials or handshakes not over, once each.
 	refusedTCP, refusedUDP, heldTCP atomic.Uint64
 
 	// dials are the TCP connections being dialled on the host, by the
@@ -343,10 +376,11 @@ func (n *nat) forwardTCP(id stack.TransportEndpointID, pkt *stack.PacketBuffer) 
 	return f.HandlePacket(id, pkt)
 }
 
-// holdSYN notes a SYN of the guest's connection id dropped while the
-// guest has its most dials or handshakes not over: the first of the connection is counted, and
-// its time kept (within natHeldMax) for watchDial.
-func (n *nat) holdSYN(id stack.TransportEndpointID) {
+// holdSYN notes a SYN of the guest's connection id, which came at
+// came, dropped while the guest has its most dials or handshakes not
+// over: the first of the connection is counted, and its time kept
+// (within natHeldMax) for watchDial.
+func (n *nat) holdSYN(id stack.TransportEndpointID, came time.Time) {
 	now := time.Now()
 	n.dialMu.Lock()
 	defer n.dialMu.Unlock()
@@ -364,7 +398,7 @@ func (n *nat) holdSYN(id stack.TransportEndpointID) {
 		}
 	}
 	if len(n.held) < natHeldMax {
-		n.held[id] = now
+		n.held[id] = came
 	}
 }
 
@@ -384,6 +418,12 @@ type natGuest struct {
 	handshakesNoted bool
 	// dialsTo counts the dials by destination (natDialsPerService).
 	dialsTo map[netip.AddrPort]int
+	// waits counts its SYNs waiting for a dial or handshake to end
+	// (natSYNWait), waitsTo those by destination; freed, when set, is
+	// closed (and cleared) to wake them as one ends (wakeLocked).
+	waits   int
+	waitsTo map[netip.AddrPort]int
+	freed   chan struct{}
 	// ctx ends the guest's dials when it leaves or the NAT stops.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -608,24 +648,83 @@ const (
 	natBusy                  // the guest has its most TCP dials, or handshakes not over
 )
 
+// synWait is a SYN waiting for its guest's dial or handshake to end
+// (awaitTCP): c is the entry that counts it (in waits), nil when none.
+type synWait struct {
+	c *natGuest
+}
+
+// awaitTCP is admitTCP for a SYN that came at came: one that finds its
+// guest's dials or handshakes at their bound waits for one to end, up
+// to natSYNWait (within natSYNWaitsPerGuest and natSYNWaitsPerService),
+// and is natBusy only then or beyond those bounds. The forwarder's slot
+// it holds meanwhile is its guest's (natGuestInFlight).
+func (n *nat) awaitTCP(guest netip.Addr, dest netip.AddrPort, came time.Time) (c *natGuest, a natAdmission, buffered bool) {
+	var w synWait
+	c, a, buffered, wake := n.admitTCP(guest, dest, &w)
+	if wake == nil {
+		return c, a, buffered
+	}
+	timer := time.NewTimer(time.Until(came.Add(synWaitFor())))
+	defer timer.Stop()
+	for wake != nil {
+		select {
+		case <-wake:
+			c, a, buffered, wake = n.admitTCP(guest, dest, &w)
+		case <-timer.C:
+			n.unwait(&w, dest)
+			return nil, natBusy, false
+		}
+	}
+	return c, a, buffered
+}
+
 // admitTCP counts a TCP connection of guest to dest, being dialled, and
 // its goroutine, unless the guest is at a bound or the NAT is closing,
 // and says whether it is one of the guest's first maxBuffered
 // (natTCPBuffer, else natTCPSmallBuffer). An admitted connection ends
 // with dialed (once its dial is over), shaken (once its handshake with
-// the guest is, if the dial succeeded) and releaseTCP.
-func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort) (c *natGuest, a natAdmission, buffered bool) {
+// the guest is, if the dial succeeded) and releaseTCP. When the guest
+// has its most dials or handshakes, w counts the SYN as waiting (if
+// there is room: natSYNWaitsPerGuest, natSYNWaitsPerService) and wake
+// is closed when one ends, for the SYN to try again with the same w;
+// otherwise wake is nil, and w counts nothing. A waiting SYN of a guest
+// that has left is natClosing.
+func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort, w *synWait) (c *natGuest, a natAdmission, buffered bool, wake <-chan struct{}) {
 	var note bool
+	busy := func(c *natGuest) natAdmission {
+		if w.c != c { // not waiting yet, or on an entry since forgotten
+			n.unwaitLocked(w, dest)
+			if c.waits >= natSYNWaitsPerGuest || c.waitsTo[dest] >= natSYNWaitsPerService {
+				return natBusy
+			}
+			c.waits++
+			if c.waitsTo == nil {
+				c.waitsTo = map[netip.AddrPort]int{}
+			}
+			c.waitsTo[dest]++
+			w.c = c
+			// Joined by wait: stop wakes it.
+			n.wg.Add(1)
+		}
+		if c.freed == nil {
+			c.freed = make(chan struct{})
+		}
+		wake = c.freed
+		return natBusy
+	}
 	c, a = n.admit(guest, 1, func(c *natGuest) natAdmission {
 		switch {
+		case w.c != nil && w.c.ended:
+			return natClosing
 		case c.tcp >= n.maxTCP:
 			return natFull
 		case c.handshaking >= natHandshakesPerGuest:
 			note = !c.handshakesNoted
 			c.handshakesNoted = true
-			return natBusy
+			return busy(c)
 		case c.dialing >= natDialsPerGuest, c.dialsTo[dest] >= natDialsPerService:
-			return natBusy
+			return busy(c)
 		}
 		c.tcp++
 		c.dialing++
@@ -646,7 +745,40 @@ func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort) (c *natGuest, a na
 		}
 		n.logf("NAT: %s has %d TCP handshakes it has not finished (SYN-ACKs unanswered); its new connections' SYNs are dropped (counted as delayed) until they finish or time out, in up to 127 s", who, natHandshakesPerGuest)
 	}
-	return c, a, buffered
+	if wake == nil && w.c != nil {
+		n.unwait(w, dest)
+	}
+	return c, a, buffered, wake
+}
+
+// unwait ends the wait w counts, if any.
+func (n *nat) unwait(w *synWait, dest netip.AddrPort) {
+	n.mu.Lock()
+	n.unwaitLocked(w, dest)
+	n.mu.Unlock()
+}
+
+// unwaitLocked is unwait under n.mu.
+func (n *nat) unwaitLocked(w *synWait, dest netip.AddrPort) {
+	c := w.c
+	if c == nil {
+		return
+	}
+	w.c = nil
+	c.waits--
+	if c.waitsTo[dest]--; c.waitsTo[dest] == 0 {
+		delete(c.waitsTo, dest)
+	}
+	n.wg.Done()
+}
+
+// wakeLocked wakes c's SYNs waiting (n.mu held): a dial or handshake
+// ended, or the entry did.
+func (c *natGuest) wakeLocked() {
+	if c.freed != nil {
+		close(c.freed)
+		c.freed = nil
+	}
 }
 
 // dialed ends the dial to dest of a connection admitTCP admitted; one
@@ -661,6 +793,7 @@ func (n *nat) dialed(c *natGuest, dest netip.AddrPort, ok bool) {
 	if ok {
 		c.handshaking++
 	}
+	c.wakeLocked()
 	n.mu.Unlock()
 }
 
@@ -671,6 +804,7 @@ func (n *nat) shaken(c *natGuest) {
 	if c.handshaking <= natHandshakesPerGuest/2 {
 		c.handshakesNoted = false
 	}
+	c.wakeLocked()
 	n.mu.Unlock()
 }
 
@@ -777,6 +911,7 @@ func (n *nat) forgetLocked(c *natGuest) {
 		if n.guests[c.addr] == c {
 			delete(n.guests, c.addr)
 		}
+		c.wakeLocked()
 		c.cancel()
 	}
 }
@@ -802,6 +937,7 @@ func (n *nat) endGuest(guest netip.Addr) {
 	}
 	delete(n.guests, guest)
 	c.ended = true
+	c.wakeLocked()
 	var fs []*udpFlow
 	for f, fc := range n.flows {
 		if fc == c {
@@ -861,6 +997,7 @@ func (n *nat) stop() error {
 	guests := make([]*natGuest, 0, len(n.guests))
 	for _, c := range n.guests {
 		guests = append(guests, c)
+		c.wakeLocked()
 	}
 	n.mu.Unlock()
 	n.cancel()
@@ -881,12 +1018,13 @@ func (n *nat) wait() error {
 // each SYN of a new connection: the guest's connection is accepted once
 // the host's is established, and refused (reset) when it is not or when
 // the guest has natTCPPerGuest already (or its user its budget's most:
-// natBudget); a SYN beyond the guest's
-// natDialsPerGuest dials, or its natDialsPerService to that
-// destination, or its natHandshakesPerGuest handshakes not over, is
-// dropped, for the guest to send again. A dial ends when
-// the guest stops sending its SYN (watchTCP): it gave up.
+// natBudget); a SYN beyond the guest's natDialsPerGuest dials, or its
+// natDialsPerService to that destination, or its natHandshakesPerGuest
+// handshakes not over, waits for one to end (awaitTCP), and is dropped
+// after natSYNWait, for the guest to send again. A dial ends when the
+// guest stops sending its SYN (watchTCP): it gave up.
 func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
+	came := time.Now()
 	id := r.ID()
 	to, ok := n.outside(id.LocalAddress)
 	guest, known := n.guestOf(id.RemoteAddress)
@@ -895,7 +1033,7 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	dest := netip.AddrPortFrom(to, id.LocalPort)
-	c, admission, buffered := n.admitTCP(guest, dest)
+	c, admission, buffered := n.awaitTCP(guest, dest, came)
 	switch admission {
 	case natClosing:
 		r.Complete(true)
@@ -905,7 +1043,7 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	case natBusy: // dropped: the guest sends its SYN again
-		n.holdSYN(id)
+		n.holdSYN(id, came)
 		r.Complete(false)
 		return
 	}

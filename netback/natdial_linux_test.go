@@ -2,6 +2,7 @@ package netback_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -12,40 +13,74 @@ import (
 	"github.com/smolvmm/smolvmm/netback"
 )
 
-// A guest whose connections to one service hang in their dial on the
-// host (a service that is down and drops SYNs, which a program retrying
-// with a short timeout keeps trying) still connects at once to another
-// service: the dials to one destination hold only part of its dials.
+// A guest whose connections to services hang in their dial on the host
+// (a service that is down and drops SYNs, which a program retrying with
+// a short timeout keeps trying) still connects at once to another
+// service: the dials to one destination hold only part of its dials
+// (NATDialsPerService at once), and its SYNs beyond them, waiting for a
+// dial to end, only part of its waits (NATSYNWaitsPerService, and
+// NATSYNWaitsPerGuest in all); beyond those a SYN is dropped at once,
+// for the guest to send again, and counted as delayed.
 func TestNATDialsPerService(t *testing.T) {
-	hang := hangingPort(t)
-	echo := echoTCP(t)
-	h := startHub(t, testsock.Dir(t))
-	g, _ := joinGuest(t, h, testMAC(1))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	for range 2 * netback.NATDialsPerGuest {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, hang)); err == nil {
-				c.Close()
+	// The SYNs wait as long as the test, so that their count holds.
+	defer netback.SetSYNWait(time.Minute)()
+	tests := []struct {
+		name        string
+		services    int // hanging, each given tries connections at once
+		tries       int
+		dials       int
+		waits, held int
+	}{
+		{"a few", 1, 2 * netback.NATDialsPerGuest, netback.NATDialsPerService, 2*netback.NATDialsPerGuest - netback.NATDialsPerService, 0},
+		{"beyond the service's waits", 1, 200, netback.NATDialsPerService, netback.NATSYNWaitsPerService, 200 - netback.NATDialsPerService - netback.NATSYNWaitsPerService},
+		{"beyond the guest's waits", 2, 150, 2 * netback.NATDialsPerService, netback.NATSYNWaitsPerGuest, 300 - 2*netback.NATDialsPerService - netback.NATSYNWaitsPerGuest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hang []uint16
+			for range tt.services {
+				hang = append(hang, hangingPort(t))
 			}
-		}()
-	}
-	waitFor(t, "the guest's SYNs beyond its dials to the service to be dropped", func() bool { return h.Stats().NATHeldConns > 0 })
+			echo := echoTCP(t)
+			h := startHub(t, testsock.Dir(t))
+			g, _ := joinGuest(t, h, testMAC(1))
 
-	ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer ecancel()
-	c, err := g.DialTCP(ectx, netip.AddrPortFrom(netback.UserGateway, echo))
-	if err != nil {
-		t.Fatalf("to another service, while its dials to one hang: %v", err)
-	}
-	defer c.Close()
-	if err := echoes(c, "other"); err != nil {
-		t.Fatal(err)
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer cancel()
+			for _, port := range hang {
+				for range tt.tries {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port)); err == nil {
+							c.Close()
+						}
+					}()
+				}
+			}
+			waitFor(t, fmt.Sprintf("%d SYNs waiting and %d dropped", tt.waits, tt.held), func() bool {
+				return netback.HubSYNWaits(h) == tt.waits && h.Stats().NATHeldConns == uint64(tt.held)
+			})
+			if s := h.Stats(); s.NATConns != uint64(tt.dials) || s.NATRefusedConns != 0 {
+				t.Fatalf("%d connections dialled, %d refused, want %d and none", s.NATConns, s.NATRefusedConns, tt.dials)
+			}
+
+			ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer ecancel()
+			c, err := g.DialTCP(ectx, netip.AddrPortFrom(netback.UserGateway, echo))
+			if err != nil {
+				t.Fatalf("to another service, while its dials to others hang: %v", err)
+			}
+			defer c.Close()
+			if err := echoes(c, "other"); err != nil {
+				t.Fatal(err)
+			}
+			if s, w := h.Stats(), netback.HubSYNWaits(h); s.NATConns != uint64(tt.dials+1) || s.NATHeldConns != uint64(tt.held) || w != tt.waits {
+				t.Errorf("with the other connection: %d connections, %d delayed, %d SYNs waiting; want %d, %d, %d", s.NATConns, s.NATHeldConns, w, tt.dials+1, tt.held, tt.waits)
+			}
+		})
 	}
 }
 

@@ -198,8 +198,7 @@ func TestHubSYNFloodLeavesOthersConnecting(t *testing.T) {
 // each only until the guest's ACK. 200 connections of the single VM of a
 // user network, opened 16 at once (its dials' bound, 4 to each of 4
 // services) and all open together, each echoes. (More at once than the
-// dials' bounds are dropped for the guest to send again, a second later
-// and then with its backoff: a slower test, and no different here.)
+// dials' bounds wait for a dial to end: TestNATManyConnectionsAtOnce.)
 func TestUserNATManyConnections(t *testing.T) {
 	g, u := startGuestOn(t)
 	var ports []uint16
