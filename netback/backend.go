@@ -147,8 +147,9 @@ type Stats struct {
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
 	// NATHeldConns counts the guest's TCP connections whose SYN was held
 	// back (dropped, for the guest to send again) while too many of its
-	// connections were being dialled, once each: delayed, not refused,
-	// so not counted by Lost.
+	// connections were being dialled, or waited for it to finish their
+	// handshake, once each: delayed, not refused, so not counted by
+	// Lost.
 	NATHeldConns uint64
 	// DNSRefused counts the guest's DNS queries answered SERVFAIL at
 	// once because too many were being asked of the host's nameservers.
@@ -181,7 +182,7 @@ func (s Stats) String() string {
 		{s.ForwardFlowsRefused, "forwarded UDP datagrams of new clients dropped, at a forward's or the VM's most flows"},
 		{s.NATRefusedConns, "outgoing TCP connections refused, at the VM's most"},
 		{s.NATRefusedFlows, "outgoing UDP flows refused, at the VM's most"},
-		{s.NATHeldConns, "outgoing TCP connections delayed (SYN held back), too many being dialled"},
+		{s.NATHeldConns, "outgoing TCP connections delayed (SYN held back), too many being dialled or left unanswered by the guest"},
 		{s.DNSRefused, "DNS queries answered SERVFAIL at once, too many being asked"},
 		{s.DNSRefusedConns, "DNS TCP connections reset, at the VM's most"},
 	} {

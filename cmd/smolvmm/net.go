@@ -214,7 +214,7 @@ func netAction(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "smolvmm net: %v: stopped (%d VMs were connected; %d frames switched, %d dropped, %d spoofed, %d broadcasts over a VM's flood limit, %d forwarded connections refused while too many waited for their VM, "+
-		"%d forwarded UDP datagrams of new clients dropped at a forward's or VM's bound, %d outgoing connections and %d UDP flows refused at a VM's, its user's or the network's bound, %d outgoing connections delayed while too many were being dialled, %d DNS queries refused while too many were asked, %d DNS TCP connections refused at a VM's bound)\n",
+		"%d forwarded UDP datagrams of new clients dropped at a forward's or VM's bound, %d outgoing connections and %d UDP flows refused at a VM's, its user's or the network's bound, %d outgoing connections delayed while too many were being dialled or left unanswered by their VM, %d DNS queries refused while too many were asked, %d DNS TCP connections refused at a VM's bound)\n",
 		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused, s.ForwardFlowsRefused, s.NATRefusedConns, s.NATRefusedFlows, s.NATHeldConns, s.DNSRefused, s.DNSRefusedConns)
 	return nil
 }

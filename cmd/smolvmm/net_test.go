@@ -897,7 +897,7 @@ func TestNetStopStatus(t *testing.T) {
 			d.cmd.Process.Signal(sig)
 			// Before Wait, which closes the pipe; the counts it ends with
 			// include the NAT's and DNS's refusals.
-			d.expect(t, "0 outgoing connections and 0 UDP flows refused at a VM's, its user's or the network's bound, 0 outgoing connections delayed while too many were being dialled, 0 DNS queries refused while too many were asked, 0 DNS TCP connections refused at a VM's bound")
+			d.expect(t, "0 outgoing connections and 0 UDP flows refused at a VM's, its user's or the network's bound, 0 outgoing connections delayed while too many were being dialled or left unanswered by their VM, 0 DNS queries refused while too many were asked, 0 DNS TCP connections refused at a VM's bound")
 			if err := d.cmd.Wait(); err != nil {
 				t.Errorf("smolvmm net on %v: %v, want status 0", sig, err)
 			}
