@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,10 +46,10 @@ type console struct {
 	// (restored set), the terminal is left as it was found.
 	mu       sync.Mutex
 	restored bool
-	// quit gets SIGQUIT and cont SIGCONT while the terminal is raw;
-	// done ends their watch (watch), which closes watched when it has
-	// returned.
-	quit    chan os.Signal
+	// fatal gets fatalSignals and cont SIGCONT while the terminal is
+	// raw; done ends their watch (watch), which closes watched when it
+	// has returned.
+	fatal   chan os.Signal
 	cont    chan os.Signal
 	done    chan struct{}
 	watched chan struct{}
@@ -75,12 +77,11 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.pgrp = unix.Getpgrp() // before the filter, which has no getpgrp
-	// Go's SIGQUIT (its stack dump, status 2) runs no deferred function:
-	// the terminal is put back first, as the seccomp filter's SIGSYS
-	// handler does.
-	c.quit, c.cont = make(chan os.Signal, 1), make(chan os.Signal, 1)
+	// Go's end on fatalSignals runs no deferred function: the terminal
+	// is put back first, as the seccomp filter's SIGSYS handler does.
+	c.fatal, c.cont = make(chan os.Signal, len(fatalSignals)), make(chan os.Signal, 1)
 	c.done, c.watched = make(chan struct{}), make(chan struct{})
-	signal.Notify(c.quit, unix.SIGQUIT)
+	signal.Notify(c.fatal, fatalSignals...)
 	signal.Notify(c.cont, unix.SIGCONT)
 	go func() {
 		c.watch()
@@ -102,8 +103,16 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 	return c, nil
 }
 
+// fatalSignals are the signals on which Go's runtime ends the process
+// without running deferred functions, and which another process may send
+// or a write cause: SIGQUIT, SIGABRT and SIGTRAP (a stack dump, status 2)
+// and SIGPIPE (a write to a standard output or error whose reader went
+// away: status 141).
+var fatalSignals = []os.Signal{unix.SIGQUIT, unix.SIGABRT, unix.SIGTRAP, unix.SIGPIPE}
+
 // restore puts the terminal back as openConsole found it (only the first
-// call does) and returns once the watch of SIGQUIT and SIGCONT has ended.
+// call does) and returns once the watch of fatalSignals and SIGCONT has
+// ended: one of them received before it is served first.
 func (c *console) restore() {
 	c.restoreTerminal()
 	if c.watched != nil {
@@ -119,23 +128,31 @@ func (c *console) restoreTerminal() {
 			_ = term.Restore(c.fd, c.saved)
 			c.restored = true
 			c.mu.Unlock()
-			// Only now: a SIGQUIT until then still restores.
-			signal.Stop(c.quit)
+			// Only now: a fatal signal until then still restores.
+			// Stop returns once a signal sent before it is in
+			// c.fatal, where watch finds it.
+			signal.Stop(c.fatal)
 			signal.Stop(c.cont)
 			close(c.done)
 		}
 	})
 }
 
-// watch waits, while the terminal is raw, for SIGQUIT and SIGCONT. On
-// SIGQUIT it restores the terminal and sends SIGQUIT again, to be Go's
-// default: the stack dump and status 2 the README promises. On SIGCONT
-// (a shell's fg or bg after a stop, which put the shell's own mode back
-// meanwhile: Ctrl-C then killed the VMM) it sets raw mode again once the
-// process is in the foreground: at once after fg; after bg, when a later
-// fg brings it there, which sends no signal to a running job, so it
-// looks every rawPoll until then. The seccomp filter allows all of it
-// (TCSETS, TIOCGPGRP, the runtime's timers, and kill of the process
+// watch waits, while the terminal is raw, for fatalSignals and SIGCONT.
+// On SIGQUIT, SIGABRT or SIGTRAP it restores the terminal and sends the
+// signal again, to be Go's default: the stack dump and status 2 the
+// README promises. On SIGPIPE it does what Go does, which asking for the
+// signal turned off: it ends the process of SIGPIPE if standard output or
+// error has lost its reader (brokenPipe), and ignores a SIGPIPE from any
+// other descriptor. On SIGCONT (a shell's fg or bg after a stop, which
+// put the shell's own mode back meanwhile: Ctrl-C then killed the VMM) it
+// sets raw mode again once the process is in the foreground: at once
+// after fg; after bg, when a later fg brings it there, which sends no
+// signal to a running job, so it looks every rawPoll until then. A fatal
+// signal received before restore is served when restore ends the watch
+// (the guest's end and a write to a closed pipe race). The seccomp filter
+// allows all of it (TCSETS, TIOCGPGRP, poll, the runtime's timers,
+// rt_sigaction of these signals, and kill and tgkill of the process
 // itself).
 func (c *console) watch() {
 	var ticker *time.Ticker
@@ -147,11 +164,10 @@ func (c *console) watch() {
 	}()
 	for {
 		select {
-		case <-c.quit:
-			c.restoreTerminal()
-			signal.Reset(unix.SIGQUIT)
-			_ = unix.Kill(os.Getpid(), unix.SIGQUIT)
-			return
+		case sig := <-c.fatal:
+			if c.fatalSignal(sig.(syscall.Signal)) {
+				return
+			}
 		case <-c.cont:
 			if !c.rawAgain() && ticker == nil {
 				ticker = time.NewTicker(rawPoll)
@@ -163,8 +179,69 @@ func (c *console) watch() {
 				ticker, poll = nil, nil
 			}
 		case <-c.done:
-			return
+			for {
+				select {
+				case sig := <-c.fatal:
+					if c.fatalSignal(sig.(syscall.Signal)) {
+						return
+					}
+				default:
+					return
+				}
+			}
 		}
+	}
+}
+
+// fatalSignal serves sig, one of fatalSignals, and reports whether the
+// watch is over: false for a SIGPIPE that is not standard output's or
+// error's, which Go ignores.
+func (c *console) fatalSignal(sig syscall.Signal) bool {
+	if sig == unix.SIGPIPE {
+		f := brokenOutput(os.Stdout, os.Stderr)
+		if f == nil {
+			return false
+		}
+		c.restoreTerminal()
+		brokenPipe(f)
+		return false
+	}
+	c.restoreTerminal()
+	signal.Reset(sig)
+	_ = unix.Kill(os.Getpid(), sig)
+	return true
+}
+
+// brokenOutput is the first of files that poll says has lost its reader
+// (a pipe's POLLERR, a socket's POLLHUP: a write fails with EPIPE), or
+// nil.
+func brokenOutput(files ...*os.File) *os.File {
+	fds := make([]unix.PollFd, len(files))
+	for i, f := range files {
+		fds[i] = unix.PollFd{Fd: int32(f.Fd()), Events: unix.POLLOUT}
+	}
+	if n, err := unix.Poll(fds, 0); err != nil || n == 0 {
+		return nil
+	}
+	for i, fd := range fds {
+		if fd.Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+			return files[i]
+		}
+	}
+	return nil
+}
+
+// brokenPipe ends the process of SIGPIPE, status 141, as Go's runtime
+// does for a write to f, a standard output or error without a reader,
+// once no one asks for the signal: by such a write (the runtime sets the
+// default action, unblocks and raises it; a kill would be ignored). A
+// write that fails otherwise (EIO: a terminal hung up, whose poll says
+// POLLHUP too) returns. Where another handler of SIGPIPE is left (a
+// jailed VMM, PID 1 of its namespace, ends itself with 141 on SIGPIPE),
+// the write returns EPIPE and the process ends with 141 here.
+func brokenPipe(f *os.File) {
+	if _, err := f.Write([]byte{'\n'}); errors.Is(err, syscall.EPIPE) {
+		os.Exit(128 + int(unix.SIGPIPE))
 	}
 }
 

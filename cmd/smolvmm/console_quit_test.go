@@ -16,9 +16,9 @@ import (
 )
 
 // TestSIGQUITRestoresTerminal: SIGQUIT stops a run on a terminal as the
-// README says (Go's stack dump, status 2) and, like SIGTERM, leaves the
-// terminal as it found it: the dump does not run deferred functions, so
-// the console's raw mode stayed. Under the seccomp filter too, where the
+// README says (Go's stack dump, status 2), as do SIGABRT and SIGTRAP, and,
+// like SIGTERM, leaves the terminal as it found it: the dump does not run
+// deferred functions, so the console's raw mode stayed. Under the seccomp filter too, where the
 // restore and the signal sent again must be calls it allows.
 func TestSIGQUITRestoresTerminal(t *testing.T) {
 	if !kvmUsable() {
@@ -34,6 +34,10 @@ func TestSIGQUITRestoresTerminal(t *testing.T) {
 		{"SIGQUIT", nil, unix.SIGQUIT, 2, true},
 		{"SIGQUIT, no filter", []string{"--no-seccomp"}, unix.SIGQUIT, 2, true},
 		{"SIGTERM", nil, unix.SIGTERM, 130, false},
+		// Go's dump and status 2 as well: the terminal was left raw.
+		{"SIGABRT", nil, unix.SIGABRT, 2, true},
+		{"SIGTRAP", nil, unix.SIGTRAP, 2, true},
+		{"SIGABRT, no filter", []string{"--no-seccomp"}, unix.SIGABRT, 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
