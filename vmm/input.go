@@ -20,11 +20,16 @@ const inputFullWait = time.Millisecond
 // inputChunk bounds one read from Config.Input.
 const inputChunk = 256
 
+// inputHoldLimit bounds what the pump holds of a FileInput terminal's
+// keys that the UART had no room for (pollTerminal).
+const inputHoldLimit = 4096
+
 // inputPump moves bytes from Config.Input to the UART while the machine
 // runs, and never takes a byte it cannot hand to the guest at once: it
 // reads at most what the UART's receive buffer has room for, and a byte
-// read after stop is kept for RemainingInput, not dropped. How it is
-// stopped depends on what Input is (see Config.Input):
+// read after stop is kept for RemainingInput, not dropped. The exception
+// is a FileInput over a terminal, read whatever the room (pollTerminal).
+// How it is stopped depends on what Input is (see Config.Input):
 //
 //   - an *os.File (or a FileInput's File) is polled together with a
 //     wake-up eventfd and read only when poll reports data, so stop ends
@@ -48,6 +53,12 @@ type inputPump struct {
 	quit chan struct{} // closed by stop
 	done chan struct{} // closed when the pump's goroutine has returned
 
+	// terminal: the input is a FileInput over a terminal, read by
+	// pollTerminal; held is what it read that the UART had no room for
+	// yet (under mu).
+	terminal bool
+	held     []byte
+
 	wakeFD    int                                           // eventfd that stop writes (*os.File input), else -1
 	deadliner interface{ SetReadDeadline(time.Time) error } // non-nil: Read can be interrupted
 	// onPanic, when set, gets the source's Read's panic (a *PanicError),
@@ -61,6 +72,16 @@ type inputPump struct {
 // nothing is left reading when Run returns. Read must then read File at
 // most once, returning (0, nil) when it filtered out all it read, and the
 // machine must be File's only reader while it runs.
+//
+// When File is a terminal (it answers TCGETS), Read is called whenever
+// File has data, also while the guest reads nothing and the UART has no
+// room: the filter sees every key, a quit key among them, however much
+// was typed or pasted for a guest that hangs. What the UART cannot take is
+// held, up to 4 KiB, and handed to the guest in order as it reads; the
+// keys beyond are dropped as a serial line's overrun drops them (the
+// UART's LSR reports it), and what is held when Run returns is given back
+// by RemainingInput. Any other File is read only as far as the UART has
+// room: no byte is dropped.
 type FileInput interface {
 	io.Reader
 	// File is the file Read reads, for the machine to poll.
@@ -86,12 +107,25 @@ func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic
 			return nil, &Error{Op: "console input: eventfd", Err: err}
 		}
 		p.wakeFD = fd
+		if _, ok := src.(FileInput); ok {
+			if err := rc.Control(func(fd uintptr) {
+				_, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+				p.terminal = err == nil
+			}); err != nil {
+				unix.Close(p.wakeFD)
+				return nil, &Error{Op: "console input", Err: err}
+			}
+		}
 		go func() {
 			defer close(p.done)
 			defer waited.enter()() // Run waits for the pump: Close from Read must not
 			// Inside Control the descriptor cannot be closed and reused
 			// under the poll.
-			if err := rc.Control(func(fd uintptr) { p.pollFile(int(fd)) }); err != nil {
+			poll := p.pollFile
+			if p.terminal {
+				poll = p.pollTerminal
+			}
+			if err := rc.Control(func(fd uintptr) { poll(int(fd)) }); err != nil {
 				p.fail(err)
 			}
 		}()
@@ -139,22 +173,11 @@ func (p *inputPump) pollFile(fd int) {
 		if k == 0 {
 			return
 		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wakeFD), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, -1); err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			p.fail(err)
+		ready, end := p.waitReadable(fd, -1)
+		if end {
 			return
 		}
-		if fds[1].Revents != 0 {
-			return // stopped
-		}
-		if fds[0].Revents&unix.POLLNVAL != 0 {
-			p.fail(os.ErrClosed)
-			return
-		}
-		if fds[0].Revents == 0 {
+		if !ready {
 			continue
 		}
 		p.mu.Lock()
@@ -174,6 +197,109 @@ func (p *inputPump) pollFile(fd int) {
 			p.fail(err)
 			return
 		}
+	}
+}
+
+// pollTerminal is pollFile for a FileInput over a terminal: it reads
+// whenever the terminal has data, whatever the UART's room, so that the
+// filter sees every key (the command's Ctrl-A x is for a hung guest,
+// which reads none). What the UART cannot take is held (hold) and handed
+// on, checked every inputFullWait, as the guest reads; held bytes are
+// still handed on after the terminal's end.
+func (p *inputPump) pollTerminal(fd int) {
+	buf := make([]byte, inputChunk)
+	for {
+		wait := -1
+		if p.feedHeld() > 0 {
+			wait = int(inputFullWait / time.Millisecond)
+		}
+		ready, end := p.waitReadable(fd, wait)
+		if end {
+			return
+		}
+		if !ready {
+			continue
+		}
+		p.mu.Lock()
+		if p.stopped {
+			p.mu.Unlock()
+			return
+		}
+		n, err := p.readReady(fd, buf)
+		if n > 0 {
+			p.hold(buf[:n])
+		}
+		p.mu.Unlock()
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+		case err != nil:
+			p.fail(err)
+			for p.feedHeld() > 0 {
+				if _, end := p.waitReadable(-1, int(inputFullWait/time.Millisecond)); end {
+					return
+				}
+			}
+			return
+		}
+	}
+}
+
+// waitReadable polls fd (none when -1) and the wake-up eventfd for at
+// most timeout milliseconds (-1: no limit) and reports whether fd has data
+// (or its end), and whether the pump is done: stopped, or the poll failed.
+func (p *inputPump) waitReadable(fd, timeout int) (ready, end bool) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wakeFD), Events: unix.POLLIN}}
+	if _, err := unix.Poll(fds, timeout); err != nil {
+		if err == unix.EINTR {
+			return false, false
+		}
+		p.fail(err)
+		return false, true
+	}
+	switch {
+	case fds[1].Revents != 0:
+		return false, true // stopped
+	case fds[0].Revents&unix.POLLNVAL != 0:
+		p.fail(os.ErrClosed)
+		return false, true
+	}
+	return fds[0].Revents != 0, false
+}
+
+// feedHeld hands the UART what it has room for of the held bytes, none
+// once stopped, and returns how many are still held.
+func (p *inputPump) feedHeld() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopped {
+		p.feedHeldLocked()
+	}
+	return len(p.held)
+}
+
+// feedHeldLocked is feedHeld with p.mu held. The guest only takes from
+// the UART's buffer and the pump adds to it (but for the guest's own bytes
+// in loopback mode), so the room measured first is there to take.
+func (p *inputPump) feedHeldLocked() {
+	if n := min(p.uart.RXSpace(), len(p.held)); n > 0 {
+		p.uart.Receive(p.held[:n])
+		p.held = p.held[:copy(p.held, p.held[n:])]
+	}
+}
+
+// hold queues b, read from the terminal, behind the held bytes and hands
+// the UART what it has room for. Past inputHoldLimit held bytes the rest
+// is dropped, as a serial line overruns: one of them is given to the full
+// UART, which takes none and sets its overrun flag (LSR OE) for the guest
+// to see. (Were the guest to read in the instant since the UART was
+// filled, that byte would go in ahead of the held ones: an overrun loses
+// keys either way.) p.mu is held.
+func (p *inputPump) hold(b []byte) {
+	p.held = append(p.held, b...)
+	p.feedHeldLocked()
+	if len(p.held) > inputHoldLimit {
+		p.uart.Receive(p.held[inputHoldLimit : inputHoldLimit+1])
+		p.held = p.held[:inputHoldLimit]
 	}
 }
 
@@ -278,6 +404,10 @@ func (p *inputPump) stop() {
 		_, _ = unix.Write(p.wakeFD, one[:])
 		<-p.done
 		unix.Close(p.wakeFD)
+		// Read but not handed to the guest: RemainingInput's.
+		p.mu.Lock()
+		p.rest, p.held = append(p.held, p.rest...), nil
+		p.mu.Unlock()
 	case p.deadliner != nil:
 		_ = p.deadliner.SetReadDeadline(time.Unix(1, 0))
 		<-p.done

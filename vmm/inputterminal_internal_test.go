@@ -1,0 +1,214 @@
+package vmm
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/smolvmm/smolvmm/vmm/devices"
+)
+
+// escapeWatch is a FileInput as the smolvmm command's: its file through a
+// filter, which here passes every byte on and counts them, and closes
+// quit on Ctrl-A x.
+type escapeWatch struct {
+	f    *os.File
+	quit chan struct{}
+
+	mu   sync.Mutex
+	seen int
+	prev byte
+}
+
+func (e *escapeWatch) File() *os.File { return e.f }
+
+func (e *escapeWatch) Read(p []byte) (int, error) {
+	n, err := e.f.Read(p)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, b := range p[:n] {
+		if e.prev == 0x01 && b == 'x' {
+			close(e.quit)
+		}
+		e.prev = b
+	}
+	e.seen += n
+	return n, err
+}
+
+func (e *escapeWatch) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.seen
+}
+
+// rawPTY opens a pseudo-terminal in raw mode, as the smolvmm command's
+// console is, and returns its two sides.
+func rawPTY(t *testing.T) (ptm, pts *os.File) {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptm.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	if _, err := term.MakeRaw(int(pts.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	return ptm, pts
+}
+
+// drainUART reads the UART as a guest would, LSR then RBR while LSR says
+// data is ready, until it has want bytes or 10 s have passed; it returns
+// them and whether the first LSR read reported an overrun.
+func drainUART(u *devices.UART, want int) (got []byte, overrun bool) {
+	reg := make([]byte, 1)
+	first := true
+	for deadline := time.Now().Add(10 * time.Second); len(got) < want && time.Now().Before(deadline); {
+		u.Read(5, reg) // LSR
+		if first {
+			overrun, first = reg[0]&0x02 != 0, false
+		}
+		if reg[0]&0x01 == 0 {
+			time.Sleep(time.Millisecond) // the pump moves held bytes in
+			continue
+		}
+		u.Read(0, reg) // RBR
+		got = append(got, reg[0])
+	}
+	return got, overrun
+}
+
+// TestInputTerminalReadWhileUARTFull: input from a terminal is read even
+// when the guest does not read the UART and its buffer is full, so that
+// the command's escape filter sees Ctrl-A x (a hung guest is when the
+// user needs it): 4,096 bytes typed or pasted stopped it. What the UART
+// cannot take is held, up to inputHoldLimit bytes, and handed to the guest
+// in order as it reads; beyond that it is dropped as a serial line
+// overruns (LSR OE).
+func TestInputTerminalReadWhileUARTFull(t *testing.T) {
+	ptm, pts := rawPTY(t)
+	u := devices.NewUART(nil, nil)
+	u.Receive(bytes.Repeat([]byte{'g'}, 4096))
+	if n := u.RXSpace(); n != 0 {
+		t.Fatalf("UART space %d after 4096 bytes, want 0", n)
+	}
+	in := &escapeWatch{f: pts, quit: make(chan struct{})}
+	var waited goroutineSet
+	p, err := startInput(in, u, &waited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := append(bytes.Repeat([]byte{'a'}, 5000), 0x01, 'x')
+	go ptm.Write(typed)
+	select {
+	case <-in.quit:
+	case <-time.After(10 * time.Second):
+		p.stop()
+		t.Fatalf("Ctrl-A x after 5000 bytes typed for a guest that reads none: not read in 10 s (the filter saw %d bytes)", in.count())
+	}
+	if n := in.count(); n != len(typed) {
+		t.Errorf("the filter saw %d bytes, want all %d", n, len(typed))
+	}
+	got, overrun := drainUART(u, 4096+inputHoldLimit)
+	p.stop()
+	want := append(bytes.Repeat([]byte{'g'}, 4096), typed[:inputHoldLimit]...)
+	if !bytes.Equal(got, want) {
+		t.Errorf("the guest read %d bytes, want the 4096 it had and the first %d typed (%d): %q", len(got), inputHoldLimit, len(want), got)
+	}
+	if !overrun {
+		t.Error("LSR does not report the overrun of the bytes dropped")
+	}
+	if n := u.RXSpace(); n != 4096 {
+		t.Errorf("%d more bytes reached the UART, want none past the held ones", 4096-n)
+	}
+}
+
+// TestInputPipeKeepsBackpressure: a FileInput over a pipe (data, not
+// keys) is read only as far as the UART has room, never dropped: the rest
+// stays for RemainingInput.
+func TestInputPipeKeepsBackpressure(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	u := devices.NewUART(nil, nil)
+	u.Receive(bytes.Repeat([]byte{'g'}, 4095))
+	data := bytes.Repeat([]byte("0123456789"), 500)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	in := &escapeWatch{f: r, quit: make(chan struct{})}
+	var waited goroutineSet
+	p, err := startInput(in, u, &waited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); u.RXSpace() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.stop()
+			t.Fatal("the one byte of room was not filled in 10 s")
+		}
+	}
+	p.stop()
+	read := in.count()
+	rest, err := io.ReadAll(remaining{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append([]byte{data[0]}, rest...); !bytes.Equal(got, data) || read != 1 {
+		t.Errorf("the pump read %d bytes, RemainingInput gave %d; want 1 and the other %d", read, len(rest), len(data)-1)
+	}
+}
+
+// TestInputTerminalHeldForRemainingInput: keys read from a terminal and
+// held for a guest that read none are RemainingInput's once the pump
+// stops, not lost.
+func TestInputTerminalHeldForRemainingInput(t *testing.T) {
+	ptm, pts := rawPTY(t)
+	u := devices.NewUART(nil, nil)
+	u.Receive(bytes.Repeat([]byte{'g'}, 4096))
+	in := &escapeWatch{f: pts, quit: make(chan struct{})}
+	var waited goroutineSet
+	p, err := startInput(in, u, &waited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := append(bytes.Repeat([]byte("abc"), 100), 0x01, 'x')
+	go ptm.Write(typed)
+	select {
+	case <-in.quit:
+	case <-time.After(10 * time.Second):
+		p.stop()
+		t.Fatalf("Ctrl-A x not read in 10 s (the filter saw %d bytes)", in.count())
+	}
+	p.stop()
+	rest := make([]byte, len(typed))
+	if _, err := io.ReadFull(remaining{p}, rest); err != nil || !bytes.Equal(rest, typed) {
+		t.Errorf("RemainingInput: %q, %v; want the %d bytes typed: %q", rest, err, len(typed), typed)
+	}
+	if n := u.RXSpace(); n != 0 {
+		t.Errorf("the UART has room for %d, want 0: no byte read by the guest", n)
+	}
+}
