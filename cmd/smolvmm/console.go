@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,13 +69,18 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 		c.in = stdin
 		return c, nil
 	}
+	// Set first: a line in "\r\n" on a terminal still cooked is the
+	// same line, one in "\n" on a raw one a staircase.
+	terminalRaw.Store(true)
 	saved, err := term.MakeRaw(c.fd)
 	if err != nil {
+		terminalRaw.Store(false)
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.saved, c.termios = saved, t
 	if c.raw, err = unix.IoctlGetTermios(c.fd, unix.TCGETS); err != nil {
 		_ = term.Restore(c.fd, saved)
+		terminalRaw.Store(false)
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.pgrp = unix.Getpgrp() // before the filter, which has no getpgrp
@@ -127,6 +134,7 @@ func (c *console) restoreTerminal() {
 			c.mu.Lock()
 			_ = term.Restore(c.fd, c.saved)
 			c.restored = true
+			terminalRaw.Store(false)
 			c.mu.Unlock()
 			// Only now: a fatal signal until then still restores.
 			// Stop returns once a signal sent before it is in
@@ -272,6 +280,42 @@ func (c *console) rawAgain() bool {
 	}
 	_ = unix.IoctlSetTermios(c.fd, unix.TCSETS, c.raw)
 	return true
+}
+
+// terminalRaw is whether a console has the process's terminal in raw
+// mode, where output processing is off: a line must end "\r\n" to start
+// the next one at the left (rawLogWriter).
+var terminalRaw atomic.Bool
+
+// rawLogWriter is w, a terminal (tty) or not, for the -v log (Config.Log:
+// the boot plan, the seccomp note, the ports no device answers; the
+// network's lines): while terminalRaw, its writes to a terminal end each
+// line "\r\n", as the command's own notices on a raw terminal do.
+type rawLogWriter struct {
+	w   io.Writer
+	tty bool
+}
+
+// newRawLogWriter is the log writer for f.
+func newRawLogWriter(f *os.File) *rawLogWriter {
+	return &rawLogWriter{w: f, tty: term.IsTerminal(int(f.Fd()))}
+}
+
+func (l *rawLogWriter) Write(p []byte) (int, error) {
+	if !l.tty || !terminalRaw.Load() || !bytes.Contains(p, []byte{'\n'}) {
+		return l.w.Write(p)
+	}
+	out := make([]byte, 0, len(p)+bytes.Count(p, []byte{'\n'}))
+	for i, b := range p {
+		if b == '\n' && (i == 0 || p[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, b)
+	}
+	if _, err := l.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // escapeHelp is what Ctrl-A h prints, as QEMU's does: lines ended with

@@ -182,7 +182,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		Append:    c.String("append"),
 		NoAppend:  c.IsSet("append") && c.String("append") == "",
 		Verbose:   c.Bool("verbose"),
-		Log:       os.Stderr,
+		Log:       newRawLogWriter(os.Stderr), // console.go: "\r\n" once the terminal is raw
 		KVMPath:   c.String("kvm-device"),
 	}
 	if hasFlag(c, "boot") {
