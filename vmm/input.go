@@ -41,7 +41,7 @@ const inputHoldLimit = 4096
 //     is kept for RemainingInput.
 type inputPump struct {
 	src  io.Reader
-	uart *devices.UART
+	uart inputUART
 
 	// mu makes delivery and stop exclusive: once stop has set stopped, no
 	// byte reaches the UART.
@@ -86,6 +86,14 @@ type FileInput interface {
 	io.Reader
 	// File is the file Read reads, for the machine to poll.
 	File() *os.File
+}
+
+// inputUART is what the pump needs of the UART (a *devices.UART): a test
+// gives it one whose guest reads in the instant between two calls.
+type inputUART interface {
+	RXSpace() int
+	Receive(p []byte)
+	Overrun()
 }
 
 // startInput starts the pump for src; onPanic (or nil) is told of a panic
@@ -289,17 +297,16 @@ func (p *inputPump) feedHeldLocked() {
 
 // hold queues b, read from the terminal, behind the held bytes and hands
 // the UART what it has room for. Past inputHoldLimit held bytes the rest
-// is dropped, as a serial line overruns: one of them is given to the full
-// UART, which takes none and sets its overrun flag (LSR OE) for the guest
-// to see. (Were the guest to read in the instant since the UART was
-// filled, that byte would go in ahead of the held ones: an overrun loses
-// keys either way.) p.mu is held.
+// is dropped, as a serial line overruns, and the UART told so (LSR OE for
+// the guest to see): told, not handed a byte to refuse, which the guest
+// reading in the instant since the UART was filled would have let in
+// ahead of the held ones. p.mu is held.
 func (p *inputPump) hold(b []byte) {
 	p.held = append(p.held, b...)
 	p.feedHeldLocked()
 	if len(p.held) > inputHoldLimit {
-		p.uart.Receive(p.held[inputHoldLimit : inputHoldLimit+1])
 		p.held = p.held[:inputHoldLimit]
+		p.uart.Overrun()
 	}
 }
 

@@ -128,6 +128,19 @@ func (u *UART) Receive(p []byte) {
 	u.update()
 }
 
+// Overrun reports a received byte lost for want of room, as the
+// receiver reports one it drops when full: LSR's overrun bit (OE) is set
+// until the guest reads LSR, with the receiver line status interrupt if
+// enabled. No byte is queued, so the guest still reads what it had, in
+// order; the caller that held the byte back (the machine's input pump)
+// need not race the guest's reads to have it dropped.
+func (u *UART) Overrun() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.lsrErr |= lsrOE
+	u.update()
+}
+
 // push appends b to the receiver, or reports an overrun when it is full.
 // Caller holds mu.
 func (u *UART) push(b byte) bool {
