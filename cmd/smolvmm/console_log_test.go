@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,16 +59,67 @@ func TestConsoleRawSetsLogLineEnds(t *testing.T) {
 	}
 }
 
-// TestCLIVerboseLogOnRawTerminal: run -v on a terminal writes the boot
-// plan that Config.Log gets with "\r\n", as the terminal is raw by then:
-// no line ends in a bare "\n". (The containment's lines, the seccomp
-// note among them, contain.go writes to standard error itself.)
+// TestCLIVerboseLogOnRawTerminal: run -v on a terminal ends every line
+// of its own "\r\n": the boot plan that Config.Log gets and the
+// containment's lines (the seccomp note or --no-seccomp's, the chroot,
+// the user dropped to, the snapshot broker) written as the terminal is
+// raw, where a bare "\n" left each line starting where the last ended,
+// and those written before raw mode or after the restore, which the
+// terminal's own output processing ends so.
 func TestCLIVerboseLogOnRawTerminal(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
+	tests := []struct {
+		name string
+		args func(t *testing.T) []string
+		root bool     // --user, --chroot and --jail are tried as root only
+		want []string // lines of -v's that the run must have written
+	}{
+		{"seccomp", func(*testing.T) []string { return nil }, false,
+			[]string{"smolvmm: boot protocol ", "smolvmm:   loaded ", " BPF instructions ", " installed on every thread"}},
+		{"no seccomp", func(*testing.T) []string { return []string{"--no-seccomp"} }, false,
+			[]string{"smolvmm: no seccomp filter (--no-seccomp)"}},
+		{"chroot, user", func(t *testing.T) []string {
+			nobodyUser(t) // contain_test.go
+			return []string{"--chroot", t.TempDir(), "--user", "nobody"}
+		}, true, []string{"smolvmm: root directory is now ", "smolvmm: running as uid ", " installed on every thread"}},
+		// The jail's line is written before the console has the terminal raw.
+		{"jail", func(*testing.T) []string { return []string{"--jail"} }, true,
+			[]string{"smolvmm: jailed: the VMM is PID 1 ", " installed on every thread"}},
+		{"snapshot broker", func(t *testing.T) []string {
+			return []string{"--snapshot", filepath.Join(t.TempDir(), "s.snap")}
+		}, false, []string{"smolvmm: a broker process renames the snapshots", " installed on every thread"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("needs root")
+			}
+			out := verboseOnTerminal(t, append([]string{"run", "-v", "-k", spinKernel(t), "-m", "16", "--net", "none"}, tt.args(t)...), tt.want)
+			for _, line := range strings.SplitAfter(out, "\n") {
+				if strings.Contains(line, "smolvmm") && strings.HasSuffix(line, "\n") && !strings.HasSuffix(line, "\r\n") {
+					t.Errorf("line ended by a bare LF on the terminal: %q", line)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no line with %q", w)
+				}
+			}
+			if t.Failed() {
+				t.Logf("terminal:\n%q", out)
+			}
+		})
+	}
+}
+
+// verboseOnTerminal runs smolvmm with args on a new terminal until each of
+// want is on it, ends it with Ctrl-A x and returns what it wrote there.
+func verboseOnTerminal(t *testing.T, args, want []string) string {
+	t.Helper()
 	ptm, pts := openPTYPair(t)
-	cmd := exec.Command(smolvmmBin(t), "run", "-v", "-k", spinKernel(t), "-m", "16", "--net", "none")
+	cmd := exec.Command(smolvmmBin(t), args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -80,7 +131,9 @@ func TestCLIVerboseLogOnRawTerminal(t *testing.T) {
 		<-waited
 	})
 	var term lockedBuffer // contain_test.go
+	copied := make(chan struct{})
 	go func() {
+		defer close(copied)
 		buf := make([]byte, 4096)
 		for {
 			n, err := ptm.Read(buf)
@@ -90,13 +143,17 @@ func TestCLIVerboseLogOnRawTerminal(t *testing.T) {
 			}
 		}
 	}()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		status, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
-		if strings.Contains(string(status), "\nSeccomp:\t2\n") && strings.Count(term.String(), "smolvmm:   loaded ") >= 2 {
-			break
+	seen := func() bool {
+		for _, w := range want {
+			if !strings.Contains(term.String(), w) {
+				return false
+			}
 		}
+		return true
+	}
+	for deadline := time.Now().Add(20 * time.Second); !seen(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no log under the filter in 20 s; terminal:\n%q", term.String())
+			t.Fatalf("not all of %q in 20 s; terminal:\n%q", want, term.String())
 		}
 	}
 	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
@@ -108,11 +165,13 @@ func TestCLIVerboseLogOnRawTerminal(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("still running 20 s after Ctrl-A x; terminal:\n%q", term.String())
 	}
-	out := term.String()
-	for _, line := range strings.SplitAfter(out, "\n") {
-		plan := strings.Contains(line, "smolvmm: boot protocol ") || strings.Contains(line, "smolvmm:   loaded ")
-		if plan && strings.HasSuffix(line, "\n") && !strings.HasSuffix(line, "\r\n") {
-			t.Errorf("log line ended by a bare LF on the raw terminal: %q", line)
-		}
+	// What it wrote last (after the restore): read until the terminal
+	// has nothing more, its last writer gone.
+	pts.Close()
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("terminal not at its end 10 s after the command's; terminal:\n%q", term.String())
 	}
+	return term.String()
 }

@@ -278,6 +278,13 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			brokerReady <- brokerStarted{b, err}
 		}()
 	}
+	// -v's lines are the log's: by BeforeRun the console may have the
+	// terminal raw, where a bare "\n" starts the next line where this
+	// one ended (console.go: rawLogWriter).
+	vlog := cfg.Log
+	if vlog == nil {
+		vlog = newRawLogWriter(os.Stderr)
+	}
 	prev := cfg.BeforeRun
 	cfg.BeforeRun = func() error {
 		if prev != nil {
@@ -292,7 +299,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			}
 			snap.UseRenamer(brokerRenamer{r.b}) // closes the VMM's descriptor of the directory
 			if verbose {
-				fmt.Fprintln(os.Stderr, "smolvmm: a broker process renames the snapshots for the VMM")
+				fmt.Fprintln(vlog, "smolvmm: a broker process renames the snapshots for the VMM")
 			}
 		}
 		if chroot != "" {
@@ -300,7 +307,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 				return fmt.Errorf("--chroot: %w", err)
 			}
 			if verbose {
-				fmt.Fprintf(os.Stderr, "smolvmm: root directory is now %s\n", chroot)
+				fmt.Fprintf(vlog, "smolvmm: root directory is now %s\n", chroot)
 			}
 		}
 		if creds != nil {
@@ -316,7 +323,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 				return fmt.Errorf("--user %s: %w", c.String("user"), err)
 			}
 			if verbose {
-				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", droppedLine(*creds, kept))
+				fmt.Fprintf(vlog, "smolvmm: %s\n", droppedLine(*creds, kept))
 			}
 			if jailed { // jail.go: the kernel forgot it with the credentials
 				if err := sandbox.DieWithParent(); err != nil {
@@ -336,12 +343,12 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 				return err
 			}
 			if verbose && had != 0 {
-				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", capsDroppedLine(had, bounding, sandbox.KeepsInheritable))
+				fmt.Fprintf(vlog, "smolvmm: %s\n", capsDroppedLine(had, bounding, sandbox.KeepsInheritable))
 			}
 		}
 		if prepared == nil {
 			if verbose {
-				fmt.Fprintln(os.Stderr, "smolvmm: no seccomp filter (--no-seccomp): the VMM may make any system call")
+				fmt.Fprintln(vlog, "smolvmm: no seccomp filter (--no-seccomp): the VMM may make any system call")
 			}
 			return nil
 		}
@@ -350,9 +357,9 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			return fmt.Errorf("%w (smolvmm --no-seccomp runs without the filter)", err)
 		}
 		if verbose {
-			fmt.Fprintf(os.Stderr, "smolvmm: %s installed on every thread\n", inst)
+			fmt.Fprintf(vlog, "smolvmm: %s installed on every thread\n", inst)
 			if hostAbstract {
-				fmt.Fprintf(os.Stderr, "smolvmm: %s\n", abstractLine(jailed))
+				fmt.Fprintf(vlog, "smolvmm: %s\n", abstractLine(jailed))
 			}
 		}
 		return nil
