@@ -145,7 +145,10 @@ type Config struct {
 	// records it (as the CLI does).
 	Console io.Writer
 	// Input, when set, is read for bytes to send to the guest's COM1:
-	// only while Run runs, and only as many as the UART can take at once.
+	// only while Run runs, and only as many as the UART can take at once,
+	// but for a FileInput over a terminal, read whenever it has data so
+	// that its filter sees every key: what the UART cannot take is held
+	// (4 KiB) and the rest dropped as an overrun (see FileInput).
 	// When Run returns nothing reads it any more if it is an *os.File or a
 	// FileInput (polled, and read only when it has data) or has
 	// SetReadDeadline (a net.Conn: interrupted by a past deadline, then

@@ -105,8 +105,8 @@ that none was taken and why (the guest never became ready, or every attempt
 failed: the one at ready, each C-a s); with --snapshot-exit, a guest that ends
 by itself before it is ready, or whose snapshot failed, gives 1 (a stop by
 Ctrl-A x or a signal, 130).
-SIGQUIT ends it with Go's stack dump and status 2; SIGUSR1, SIGUSR2 and
-SIGALRM are ignored.
+SIGQUIT, SIGABRT and SIGTRAP end it with Go's stack dump and status 2
+(a terminal put back first); SIGUSR1, SIGUSR2 and SIGALRM are ignored.
 
 The guest reaches the files it was given (-d, --share, the kernel and
 modules), the network it was given (--net) and its console: once set up,

@@ -15,11 +15,15 @@ import (
 // (the App's Writer, a guest's console, the bench's table): it keeps the
 // first write error, which run turns into status 1 with one line, so that
 // output lost to a full disk (>/dev/full) or a descriptor not open for
-// writing is not a silent success. A broken pipe is not seen here: the
-// runtime ends the process with SIGPIPE first (status 141, as for any
-// program). Nor is a standard output closed at the start (>&-): Go's
-// runtime opens /dev/null there before main, as systemd does for a
-// service's discarded output, and the two cannot be told apart.
+// writing is not a silent success. A broken pipe ends the process with
+// SIGPIPE instead (status 141, as for any program): Go's runtime ends it
+// before the write returns, or, while a console has the terminal raw and
+// so asks for the signal (console.go: watch), the write returns EPIPE,
+// kept here, and the console ends the process with 141 once it has put
+// the terminal back. Not seen here is a standard output closed at the
+// start (>&-): Go's runtime opens /dev/null there before main, as systemd
+// does for a service's discarded output, and the two cannot be told
+// apart.
 var stdout = &outWriter{w: os.Stdout}
 
 // outWriter is w, keeping the first write error.
