@@ -291,6 +291,23 @@ func checkNoCaps(t *testing.T, st map[string]string, sets ...string) {
 	}
 }
 
+// rootSetpriv returns setpriv(1)'s path, or skips t unless it runs as
+// root (why, when not "", says what for) with setpriv installed.
+func rootSetpriv(t *testing.T, why string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if why != "" {
+			t.Skip("needs root, " + why)
+		}
+		t.Skip("needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv(1) from util-linux")
+	}
+	return setpriv
+}
+
 // nobodyUser returns user nobody's ids, or skips t where there is none.
 func nobodyUser(t *testing.T) sandbox.Credentials {
 	t.Helper()
@@ -746,13 +763,7 @@ func TestUserWithInheritableCaps(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv(1) from util-linux")
-	}
+	setpriv := rootSetpriv(t, "")
 	for _, caps := range [][]string{{"--inh-caps", "+net_admin"}, {"--inh-caps", "+net_admin", "--ambient-caps", "+net_admin"}} {
 		t.Run(strings.Join(caps, " "), func(t *testing.T) {
 			args := append(caps, "--", smolvmmBin(t), "demo", "--user", "nobody")
@@ -871,13 +882,7 @@ func TestUserWithoutSetpcap(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv(1) from util-linux")
-	}
+	setpriv := rootSetpriv(t, "")
 	nobody := nobodyUser(t)
 	self, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -961,13 +966,7 @@ func TestOrdinaryUserDropsCaps(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to start smolvmm as nobody with capabilities")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv(1) from util-linux")
-	}
+	setpriv := rootSetpriv(t, "to start smolvmm as nobody with capabilities")
 	nobody := nobodyUser(t)
 	asNobody := func(caps string) []string {
 		args := []string{setpriv, fmt.Sprintf("--reuid=%d", nobody.UID), fmt.Sprintf("--regid=%d", nobody.GID), "--clear-groups"}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,29 +52,16 @@ func TestParallelMACRange(t *testing.T) {
 // TestParallelDefaultMACWrapRefused: the refusal comes from the bench of
 // uid 1023 itself, status 2, before it looks for the network or KVM.
 func TestParallelDefaultMACWrapRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to start the bench as uid 1023")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv(1) from util-linux")
-	}
+	setpriv := rootSetpriv(t, "to start the bench as uid 1023") // contain_test.go
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "g.sock")
 	// CAP_DAC_OVERRIDE reaches the test's executable, in root's
 	// directory; nothing else needs it.
-	cmd := exec.Command(setpriv, "--reuid=1023", "--regid=1023", "--clear-groups",
+	_, stderr, status := runProgramIn(t, "", setpriv, "--reuid=1023", "--regid=1023", "--clear-groups",
 		"--inh-caps=+dac_override", "--ambient-caps=+dac_override", "--",
-		smolvmmBin(t), "bench", "--parallel", "257", "--net", "user:"+sock, "--kvm-device", filepath.Join(dir, "kvm"))
-	out, err := cmd.CombinedOutput()
-	status := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		status = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+		smolvmmBin(t), "bench", "--parallel", "257", "--net", "user:"+sock, "--kvm-device", filepath.Join(dir, "kvm")) // snapshotsafe_test.go
 	want := fmt.Sprintf("--parallel 257 on --net user:%s without --mac: VM i gets uid 1023's own MAC + i, and 257 VMs from 52:54:00:58:ff:00 would pass 52:54:00:58:ff:ff", sock)
-	if status != 2 || !strings.Contains(string(out), want) {
-		t.Errorf("status %d, output %q; want 2 and %q", status, out, want)
+	if status != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("status %d, stderr %q; want 2 and %q", status, stderr, want)
 	}
 }

@@ -40,16 +40,23 @@ func runProgramIn(t *testing.T, dir, prog string, args ...string) (string, strin
 	cmd.Dir = dir
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	status := exitStatus(t, cmd.Run())
+	return stdout.String(), stderr.String(), status
+}
+
+// exitStatus is the exit status of a command that err, its Run's or
+// Wait's, ended; it fails t when the command did not run or end.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return stdout.String(), stderr.String(), 0
+		return 0
 	case errors.As(err, &ee):
-		return stdout.String(), stderr.String(), ee.ExitCode()
+		return ee.ExitCode()
 	}
-	t.Fatalf("%s %v: %v", prog, args, err)
-	return "", "", 0
+	t.Fatal(err)
+	return 0
 }
 
 // dirNames lists dir's entries, sorted.

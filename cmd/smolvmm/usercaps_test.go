@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,13 +19,7 @@ import (
 // Without CAP_SETPCAP only, --user is accepted (the bounding set is
 // kept): the setup starts and meets the missing device.
 func TestUserWithoutSetuidCaps(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv(1) from util-linux")
-	}
+	setpriv := rootSetpriv(t, "") // contain_test.go
 	nobody := nobodyUser(t)
 	ids := []string{"--uid", fmt.Sprint(nobody.UID), "--gid", fmt.Sprint(nobody.GID)}
 	idsGiven := fmt.Sprintf("--uid %d --gid %d", nobody.UID, nobody.GID)
@@ -53,18 +45,9 @@ func TestUserWithoutSetuidCaps(t *testing.T) {
 	} {
 		t.Run(tt.drop+" "+strings.Join(tt.user, " "), func(t *testing.T) {
 			args := append([]string{"--bounding-set", tt.drop, "--inh-caps=-all", "--", smolvmmBin(t), "demo", "--kvm-device", kvm}, tt.user...)
-			cmd := exec.Command(setpriv, args...)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			status := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				status = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if status != tt.status || stderr.String() != tt.want {
-				t.Errorf("status %d, stderr:\n%s\nwant status %d, stderr:\n%s", status, stderr.String(), tt.status, tt.want)
+			_, stderr, status := runProgramIn(t, "", setpriv, args...) // snapshotsafe_test.go
+			if status != tt.status || stderr != tt.want {
+				t.Errorf("status %d, stderr:\n%s\nwant status %d, stderr:\n%s", status, stderr, tt.status, tt.want)
 			}
 		})
 	}
