@@ -26,24 +26,7 @@ func withOptions(f []byte, opts ...byte) []byte {
 
 // udpFrom is an IPv4/UDP frame from srcIP:sport to dstIP:dport.
 func udpFrom(dstMAC, srcMAC net.HardwareAddr, srcIP, dstIP string, sport, dport uint16, payload []byte) []byte {
-	f := make([]byte, 14+20+8+len(payload))
-	copy(f[0:6], dstMAC)
-	copy(f[6:12], srcMAC)
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:34]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
-	ip[8], ip[9] = 64, 17
-	s, d := netip.MustParseAddr(srcIP).As4(), netip.MustParseAddr(dstIP).As4()
-	copy(ip[12:16], s[:])
-	copy(ip[16:20], d[:])
-	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
-	udp := f[34:42]
-	binary.BigEndian.PutUint16(udp[0:], sport)
-	binary.BigEndian.PutUint16(udp[2:], dport)
-	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
-	copy(f[42:], payload)
-	return f
+	return ipv4Frame(dstMAC, srcMAC, netip.MustParseAddr(srcIP), netip.MustParseAddr(dstIP), 17, udpDatagram(sport, dport, payload)) // frames_test.go
 }
 
 // withIPv4 changes an IPv4 frame's protocol and fragment field (flags and

@@ -12,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-
 	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
@@ -63,15 +59,13 @@ func TestHubNATBudget(t *testing.T) {
 			},
 		},
 		{
-			name:  "udp",
-			serve: echoUDP,
-			open: func(g *stackguest.Guest, port uint16) (net.Conn, error) {
-				return gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: port}, ipv4.ProtocolNumber)
-			},
+			name:    "udp",
+			serve:   echoUDP,
+			open:    dialGatewayUDP,
 			refused: func(s netback.HubStats) uint64 { return s.NATRefusedFlows },
 			refuse: func(t *testing.T, g *stackguest.Guest, port uint16) {
 				t.Helper()
-				c, err := gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: port}, ipv4.ProtocolNumber)
+				c, err := dialGatewayUDP(g, port)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -112,15 +106,7 @@ func TestHubNATBudget(t *testing.T) {
 			}
 			open := func(g *stackguest.Guest, what string) net.Conn {
 				t.Helper()
-				c, err := tt.open(g, port)
-				if err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
-				t.Cleanup(func() { c.Close() })
-				if err := echoes(c, what); err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
-				return c
+				return openEchoing(t, tt.open, g, port, what)
 			}
 			refused := uint64(0)
 			refuse := func(g *stackguest.Guest, what string) {

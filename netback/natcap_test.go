@@ -81,6 +81,27 @@ func echoes(c net.Conn, msg string) error {
 	return nil
 }
 
+// openEchoing opens a connection or flow from g to port with open and
+// fails t unless it echoes what; it is closed when the test ends.
+func openEchoing(t *testing.T, open func(g *stackguest.Guest, port uint16) (net.Conn, error), g *stackguest.Guest, port uint16, what string) net.Conn {
+	t.Helper()
+	c, err := open(g, port)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := echoes(c, what); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return c
+}
+
+// dialGatewayUDP opens a UDP flow from g to port on the gateway, which
+// the NAT relays to the host's port.
+func dialGatewayUDP(g *stackguest.Guest, port uint16) (net.Conn, error) {
+	return gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: port}, ipv4.ProtocolNumber)
+}
+
 // A guest has at most so many TCP connections and UDP flows through a
 // hub's NAT: beyond them a SYN is refused and a new flow's datagram
 // dropped (and counted), while its earlier ones go on, another guest on
@@ -123,11 +144,9 @@ func TestHubNATBoundsPerGuest(t *testing.T) {
 			},
 		},
 		{
-			name:  "udp",
-			serve: echoUDP,
-			open: func(g *stackguest.Guest, port uint16) (net.Conn, error) {
-				return gonet.DialUDP(g.Stack, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: port}, ipv4.ProtocolNumber)
-			},
+			name:    "udp",
+			serve:   echoUDP,
+			open:    dialGatewayUDP,
 			refused: func(s netback.HubStats) uint64 { return s.NATRefusedFlows },
 			count:   func(s netback.HubStats) uint64 { return s.NATFlows },
 			free: func(h *netback.Hub, guest netip.Addr, _ []net.Conn, k int) {
@@ -143,15 +162,7 @@ func TestHubNATBoundsPerGuest(t *testing.T) {
 			b, _ := joinGuest(t, h, testMAC(2))
 			open := func(g *stackguest.Guest, what string) net.Conn {
 				t.Helper()
-				c, err := tt.open(g, port)
-				if err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
-				t.Cleanup(func() { c.Close() })
-				if err := echoes(c, what); err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
-				return c
+				return openEchoing(t, tt.open, g, port, what)
 			}
 			var conns []net.Conn
 			for i := range limit {

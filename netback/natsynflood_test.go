@@ -21,28 +21,17 @@ import (
 // synFrame is an Ethernet/IPv4/TCP SYN from src:sport (srcMAC) to
 // dst:dport (dstMAC).
 func synFrame(dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, sport, dport uint16) []byte {
-	f := make([]byte, 14+20+20)
-	copy(f[0:6], dstMAC)
-	copy(f[6:12], srcMAC)
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:34]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], 40)
-	ip[8], ip[9] = 64, 6
-	s, d := src.As4(), dst.As4()
-	copy(ip[12:16], s[:])
-	copy(ip[16:20], d[:])
-	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
-	tcp := f[34:54]
+	tcp := make([]byte, 20)
 	binary.BigEndian.PutUint16(tcp[0:], sport)
 	binary.BigEndian.PutUint16(tcp[2:], dport)
 	binary.BigEndian.PutUint32(tcp[4:], 1000)
 	tcp[12] = 5 << 4
 	tcp[13] = 0x02 // SYN
 	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	s, d := src.As4(), dst.As4()
 	pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 6, 0, 20)
 	binary.BigEndian.PutUint16(tcp[16:], ipChecksum(append(pseudo, tcp...)))
-	return f
+	return ipv4Frame(dstMAC, srcMAC, src, dst, 6, tcp) // frames_test.go
 }
 
 // joinRawAt joins a raw VM and returns it with the address the hub
@@ -248,7 +237,13 @@ func TestUserNATManyConnections(t *testing.T) {
 	if s := u.Stats(); s.NATConns != conns || s.NATRefusedConns != 0 {
 		t.Errorf("%d connections through the NAT, %d refused; want %d, none", s.NATConns, s.NATRefusedConns, conns)
 	}
-	for i, c := range open {
+	echoEach(t, open)
+}
+
+// echoEach fails t unless each of conns echoes its number.
+func echoEach(t *testing.T, conns []net.Conn) {
+	t.Helper()
+	for i, c := range conns {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		msg := fmt.Sprintf("%03d", i)
 		got := make([]byte, len(msg))

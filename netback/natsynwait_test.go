@@ -2,8 +2,6 @@ package netback_test
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -85,17 +83,7 @@ func TestNATManyConnectionsAtOnce(t *testing.T) {
 			if failed != 0 {
 				t.Fatalf("%d of %d connections opened at once failed within 20 s (%v; stats %+v)", failed, tt.conns, took, stats())
 			}
-			for i, c := range open {
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				msg := fmt.Sprintf("%03d", i)
-				got := make([]byte, len(msg))
-				if _, err := c.Write([]byte(msg)); err != nil {
-					t.Fatalf("connection %d: %v", i, err)
-				}
-				if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
-					t.Fatalf("connection %d: echo %q, %v", i, got, err)
-				}
-			}
+			echoEach(t, open) // natsynflood_test.go
 			s := stats()
 			if s.NATConns != uint64(tt.conns) || s.NATRefusedConns != 0 {
 				t.Errorf("%d connections through the NAT, %d refused; want %d, none", s.NATConns, s.NATRefusedConns, tt.conns)
