@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // TestResolveZones: a zoned nameserver's zone becomes its interface's
@@ -76,9 +74,9 @@ func TestResolveZones(t *testing.T) {
 // is no plain interface name (a path, "." or "..", longer than IFNAMSIZ
 // allows) is not looked up, nor is one past MaxHostZones.
 func TestReadHostFilesZones(t *testing.T) {
-	defer func(h, r, s string) { hostsPath, resolvConfPath, sysClassNet = h, r, s }(hostsPath, resolvConfPath, sysClassNet)
+	defer func(s string) { sysClassNet = s }(sysClassNet)
 	dir := t.TempDir()
-	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
+	hostFilesIn(t, dir) // hostdnsreread_test.go
 	sys := filepath.Join(dir, "class", "net")
 	for path, index := range map[string]string{
 		"eth9":                   "9\n",
@@ -162,11 +160,8 @@ func TestReadHostFilesZones(t *testing.T) {
 // never looks one up itself; a zone neither given nor a number leaves
 // its nameserver out, logged, and the others are asked.
 func TestContainedHubZonesFromReadHostFiles(t *testing.T) {
-	dir := t.TempDir()
-	defer func(h, r string, f func(string) (int, error)) {
-		hostsPath, resolvConfPath, interfaceIndex = h, r, f
-	}(hostsPath, resolvConfPath, interfaceIndex)
-	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
+	hostFilesIn(t, t.TempDir()) // hostdnsreread_test.go
+	defer func(f func(string) (int, error)) { interfaceIndex = f }(interfaceIndex)
 	if err := os.WriteFile(resolvConfPath, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -192,20 +187,11 @@ func TestContainedHubZonesFromReadHostFiles(t *testing.T) {
 		return f, nil
 	}
 	var logged []string
-	h, err := NewHub(HubConfig{
-		Socket:        filepath.Join(testsock.Dir(t), "net.sock"),
-		Contained:     true,
-		WriteLeases:   func([]byte) error { return nil },
-		ReadHostFiles: read,
-		Logf: func(format string, args ...any) {
-			mu.Lock()
-			logged = append(logged, fmt.Sprintf(format, args...))
-			mu.Unlock()
-		},
+	h := startContainedHub(t, read, func(format string, args ...any) {
+		mu.Lock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+		mu.Unlock()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer h.Close()
 	r := h.gw.resolver
 	mu.Lock()
@@ -218,9 +204,7 @@ func TestContainedHubZonesFromReadHostFiles(t *testing.T) {
 	}
 	served.Zones = map[string]int{"wlp2s0": 3}
 	mu.Unlock()
-	r.checkMu.Lock()
-	r.checked = r.checked.Add(-2 * hostConfCheckEvery)
-	r.checkMu.Unlock()
+	lookedLongAgo(r) // hostdnsreread_test.go
 	c := r.config()
 	if got, want := strings.Join(c.servers, ","), "[fe80::1%wlp2s0]:53,[fe80::3%4]:53"; got != want {
 		t.Errorf("servers %s, want %s", got, want)

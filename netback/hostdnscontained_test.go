@@ -22,9 +22,7 @@ import (
 // content only when the stamps changed. A failed look keeps what was
 // read last, and is logged once.
 func TestContainedHubRereadsThroughReadHostFiles(t *testing.T) {
-	dir := t.TempDir()
-	defer func(h, r string) { hostsPath, resolvConfPath = h, r }(hostsPath, resolvConfPath)
-	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
+	hostFilesIn(t, t.TempDir()) // hostdnsreread_test.go
 	if err := os.WriteFile(hostsPath, []byte("192.0.2.1 pinned.test.\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -57,30 +55,16 @@ func TestContainedHubRereadsThroughReadHostFiles(t *testing.T) {
 	}
 	var logMu sync.Mutex
 	var logged []string
-	h, err := NewHub(HubConfig{
-		Socket:        filepath.Join(testsock.Dir(t), "net.sock"),
-		Contained:     true,
-		WriteLeases:   func([]byte) error { return nil },
-		ReadHostFiles: read,
-		Logf: func(format string, args ...any) {
-			logMu.Lock()
-			logged = append(logged, fmt.Sprintf(format, args...))
-			logMu.Unlock()
-		},
+	h := startContainedHub(t, read, func(format string, args ...any) {
+		logMu.Lock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+		logMu.Unlock()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer h.Close()
 	r := h.gw.resolver
 	server := func() string {
 		c := r.config()
 		return strings.Join(c.servers, ",")
-	}
-	lookedLongAgo := func() {
-		r.checkMu.Lock()
-		r.checked = r.checked.Add(-2 * hostConfCheckEvery)
-		r.checkMu.Unlock()
 	}
 	takeCalls := func() []bool {
 		mu.Lock()
@@ -101,7 +85,7 @@ func TestContainedHubRereadsThroughReadHostFiles(t *testing.T) {
 	if c := takeCalls(); len(c) != 0 {
 		t.Errorf("within a second of the start: ReadHostFiles called %v, want not", c)
 	}
-	lookedLongAgo()
+	lookedLongAgo(r)
 	if got := server(); got != "192.0.2.53:53" {
 		t.Errorf("stamps unchanged: servers %s, want 192.0.2.53:53", got)
 	}
@@ -116,7 +100,7 @@ func TestContainedHubRereadsThroughReadHostFiles(t *testing.T) {
 	if got := server(); got != "192.0.2.53:53" {
 		t.Errorf("less than a second after the last look: servers %s, want 192.0.2.53:53 still", got)
 	}
-	lookedLongAgo()
+	lookedLongAgo(r)
 	if got := server(); got != "192.0.2.54:53" {
 		t.Errorf("on the next look after resolv.conf changed: servers %s, want 192.0.2.54:53", got)
 	}
@@ -130,7 +114,7 @@ func TestContainedHubRereadsThroughReadHostFiles(t *testing.T) {
 	served.ResolvConf = HostFile{Stamp: HostFileStamp{Present: true, Ino: 7}, Content: []byte("nameserver 192.0.2.55\n")}
 	mu.Unlock()
 	for range 2 {
-		lookedLongAgo()
+		lookedLongAgo(r)
 		if got := server(); got != "192.0.2.54:53" {
 			t.Errorf("ReadHostFiles failing: servers %s, want 192.0.2.54:53 kept", got)
 		}
@@ -149,10 +133,28 @@ func TestContainedHubRereadsThroughReadHostFiles(t *testing.T) {
 	mu.Lock()
 	fail = nil
 	mu.Unlock()
-	lookedLongAgo()
+	lookedLongAgo(r)
 	if got := server(); got != "192.0.2.55:53" {
 		t.Errorf("ReadHostFiles working again: servers %s, want 192.0.2.55:53", got)
 	}
+}
+
+// startContainedHub starts a contained hub, as a daemon under its filter
+// runs one, that looks at the host's files through read, as through its
+// broker, and logs through logf. The caller closes it.
+func startContainedHub(t *testing.T, read func(content bool) (HostFiles, error), logf func(format string, args ...any)) *Hub {
+	t.Helper()
+	h, err := NewHub(HubConfig{
+		Socket:        filepath.Join(testsock.Dir(t), "net.sock"),
+		Contained:     true,
+		WriteLeases:   func([]byte) error { return nil },
+		ReadHostFiles: read,
+		Logf:          logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // lowerMaxHostFileSize makes maxHostFileSize n for the test: a file
@@ -228,9 +230,7 @@ func TestReadHostFiles(t *testing.T) {
 // MaxHostFileSize (lowered here) at its start says so, naming the file,
 // its size and the bound.
 func TestHubLogsCutHostsFile(t *testing.T) {
-	dir := t.TempDir()
-	defer func(h, r string) { hostsPath, resolvConfPath = h, r }(hostsPath, resolvConfPath)
-	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
+	hostFilesIn(t, t.TempDir()) // hostdnsreread_test.go
 	lowerMaxHostFileSize(t, 4096)
 	big := bytes.Repeat([]byte("192.0.2.1 name.test.\n"), 4096/21+1)
 	if err := os.WriteFile(hostsPath, big, 0o644); err != nil {

@@ -9,15 +9,29 @@ import (
 	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
+// hostFilesIn makes the host's hosts file and resolv.conf dir's "hosts"
+// and "resolv.conf" until the test ends.
+func hostFilesIn(t *testing.T, dir string) {
+	h, r := hostsPath, resolvConfPath
+	t.Cleanup(func() { hostsPath, resolvConfPath = h, r })
+	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
+}
+
+// lookedLongAgo makes r's last look at the host's files older than
+// hostConfCheckEvery, so that its next config looks again.
+func lookedLongAgo(r *hostResolver) {
+	r.checkMu.Lock()
+	r.checked = r.checked.Add(-2 * hostConfCheckEvery)
+	r.checkMu.Unlock()
+}
+
 // A shared network's DNS follows the host's /etc/hosts and
 // /etc/resolv.conf as they change (a daemon runs for months while DHCP or
 // a VPN rewrites them), looking at most once a second; a VM's own
 // network, in a VMM whose seccomp filter refuses stat and open, keeps
 // them as read when it started.
 func TestHostResolverRereads(t *testing.T) {
-	dir := t.TempDir()
-	defer func(h, r string) { hostsPath, resolvConfPath = h, r }(hostsPath, resolvConfPath)
-	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
+	hostFilesIn(t, t.TempDir())
 	write := func(addr, server string) {
 		t.Helper()
 		if err := os.WriteFile(hostsPath, []byte(addr+" pinned.test.\n"), 0o644); err != nil {
@@ -79,12 +93,7 @@ func TestHostResolverRereads(t *testing.T) {
 			if got := see(r); got != before {
 				t.Errorf("less than a second after the last look: %+v, want %+v still", got, before)
 			}
-			lookedLongAgo := func() {
-				r.checkMu.Lock()
-				r.checked = r.checked.Add(-2 * hostConfCheckEvery)
-				r.checkMu.Unlock()
-			}
-			lookedLongAgo()
+			lookedLongAgo(r)
 			want := before
 			if tt.followed {
 				want = after
@@ -99,7 +108,7 @@ func TestHostResolverRereads(t *testing.T) {
 			if err := os.Rename(tmp, resolvConfPath); err != nil {
 				t.Fatal(err)
 			}
-			lookedLongAgo()
+			lookedLongAgo(r)
 			if tt.followed {
 				want.server = "192.0.2.55:53"
 			}

@@ -3,7 +3,6 @@ package netback
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,9 +12,7 @@ import (
 // and by a resolver at its start (a VMM's): a name on its last line is
 // answered from it, not asked of the nameservers past the block.
 func TestLongHostsFileReadWhole(t *testing.T) {
-	dir := t.TempDir()
-	defer func(h, r string) { hostsPath, resolvConfPath = h, r }(hostsPath, resolvConfPath)
-	hostsPath, resolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "resolv.conf")
+	hostFilesIn(t, t.TempDir()) // hostdnsreread_test.go
 	var b strings.Builder
 	for i := 0; b.Len() < 2<<20; i++ {
 		fmt.Fprintf(&b, "0.0.0.0 ads%d.example.test\n", i)
