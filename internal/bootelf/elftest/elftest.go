@@ -54,6 +54,17 @@ func (f File) order() binary.ByteOrder {
 	return binary.LittleEndian
 }
 
+// putWord puts v in p as a word of f's class and order, and returns the
+// rest of p.
+func (f File) putWord(p []byte, v uint64) []byte {
+	if f.class64() {
+		f.order().PutUint64(p, v)
+		return p[8:]
+	}
+	f.order().PutUint32(p, uint32(v))
+	return p[4:]
+}
+
 func align(v, a int) int { return (v + a - 1) &^ (a - 1) }
 
 // Build returns the file's bytes and the file offset of each section's
@@ -127,14 +138,7 @@ func (f File) BuildOffsets() ([]byte, []uint64) {
 	o.PutUint16(b[16:], etype)
 	o.PutUint16(b[18:], machine)
 	o.PutUint32(b[20:], 1)
-	put := func(p []byte, v uint64) []byte { // a word of the class
-		if f.class64() {
-			o.PutUint64(p, v)
-			return p[8:]
-		}
-		o.PutUint32(p, uint32(v))
-		return p[4:]
-	}
+	put := f.putWord
 	p := put(b[24:], f.Entry)
 	p = put(p, uint64(ehsize))
 	p = put(p, uint64(shoff))
@@ -289,14 +293,7 @@ func Kmod(class byte, n int) []byte {
 	copy(b, "\x7fELF")
 	b[4], b[5], b[6] = class, 1, 1
 	o := binary.LittleEndian
-	put := func(p []byte, v uint64) []byte { // a word of the class
-		if f.class64() {
-			o.PutUint64(p, v)
-			return p[8:]
-		}
-		o.PutUint32(p, uint32(v))
-		return p[4:]
-	}
+	put := f.putWord
 	o.PutUint16(b[16:], 1) // ET_REL
 	o.PutUint16(b[18:], mach)
 	o.PutUint32(b[20:], 1)                           // e_version
