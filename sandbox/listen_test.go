@@ -5,7 +5,6 @@ package sandbox
 import (
 	"testing"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,20 +32,8 @@ func TestFilterListen(t *testing.T) {
 		{"listen with Listen alone", false, true, unix.SYS_LISTEN, []uint64{5, 128}, retTrap},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := Filter{Sockets: tt.sockets, Listen: tt.listen}
-			insts, err := f.Program()
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm, err := bpf.NewVM(insts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := vm.Run(seccompData(auditArchX8664, tt.nr, tt.args...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if uint32(got) != tt.want {
+			got := verdict(t, Filter{Sockets: tt.sockets, Listen: tt.listen}, auditArchX8664, tt.nr, tt.args...) // sandbox_test.go
+			if got != tt.want {
 				t.Errorf("verdict %#x, want %#x", got, tt.want)
 			}
 		})

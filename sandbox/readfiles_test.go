@@ -47,20 +47,8 @@ func TestFilterReadFiles(t *testing.T) {
 		{"newfstatat by name", true, unix.SYS_NEWFSTATAT, 0, retTrap},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := Filter{ReadFiles: tt.readFiles}
-			insts, err := f.Program()
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm, err := bpf.NewVM(insts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := vm.Run(seccompData(auditArchX8664, tt.nr, at, 0x1000, tt.flags, 0o644))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if uint32(got) != tt.want {
+			got := verdict(t, Filter{ReadFiles: tt.readFiles}, auditArchX8664, tt.nr, at, 0x1000, tt.flags, 0o644) // sandbox_test.go
+			if got != tt.want {
 				t.Errorf("verdict %#x, want %#x", got, tt.want)
 			}
 		})

@@ -48,6 +48,31 @@ func seccompData(auditArch uint32, nr int, args ...uint64) []byte {
 
 const auditArchX8664 = 0xC000003E
 
+// filterVM is f's program in x/net/bpf's VM.
+func filterVM(t *testing.T, f Filter) *bpf.VM {
+	t.Helper()
+	insts, err := f.Program()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
+
+// verdict is what f's program decides for system call nr of the
+// architecture auditArch with args.
+func verdict(t *testing.T, f Filter, auditArch uint32, nr int, args ...uint64) uint32 {
+	t.Helper()
+	got, err := filterVM(t, f).Run(seccompData(auditArch, nr, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(got)
+}
+
 func TestFilterVerdicts(t *testing.T) {
 	pid := os.Getpid()
 	tests := []struct {
@@ -233,23 +258,11 @@ func TestFilterVerdicts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets, UnixSockets: tt.unix, RenameDir: tt.renameDir,
 				Truncate: tt.truncate}
-			insts, err := f.Program()
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm, err := bpf.NewVM(insts)
-			if err != nil {
-				t.Fatal(err)
-			}
 			arch := tt.arch
 			if arch == 0 {
 				arch = auditArchX8664
 			}
-			got, err := vm.Run(seccompData(arch, tt.nr, tt.args...))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if uint32(got) != uint32(tt.want) {
+			if got := verdict(t, f, arch, tt.nr, tt.args...); got != uint32(tt.want) {
 				t.Errorf("verdict %#x, want %#x", got, tt.want)
 			}
 		})
@@ -604,15 +617,7 @@ func TestStatusOfFilteredProcess(t *testing.T) {
 // TestEveryListedCallAllowed: each call of the tables is allowed whatever
 // its arguments, and nothing else numbered near them is.
 func TestEveryListedCallAllowed(t *testing.T) {
-	f := Filter{Sockets: true}
-	insts, err := f.Program()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := bpf.NewVM(insts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := filterVM(t, Filter{Sockets: true})
 	listed := map[int]bool{}
 	for _, tab := range [][]int{hot, allowed, socketCalls, msgCalls} {
 		for _, nr := range tab {
