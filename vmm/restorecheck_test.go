@@ -148,21 +148,7 @@ func TestRestoreRefusesForgedMemorySize(t *testing.T) {
 	defer unix.Munmap(mem)
 	for _, mib := range []int{1, vmm.MinMemoryMiB - 1, vmm.MaxMemoryMiB + 1, 4096} {
 		t.Run(strconv.Itoa(mib), func(t *testing.T) {
-			var st map[string]any
-			d := json.NewDecoder(bytes.NewReader(good))
-			d.UseNumber()
-			if err := d.Decode(&st); err != nil {
-				t.Fatal(err)
-			}
-			st["MemoryMiB"] = mib
-			j, err := json.Marshal(st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			state, err := vmm.StateSection(j)
-			if err != nil {
-				t.Fatal(err)
-			}
+			state := editedState(t, good, func(st map[string]any) { st["MemoryMiB"] = mib })
 			// The guest's pages, then zeros the writer takes as such
 			// without touching them.
 			big, err := unix.Mmap(-1, 0, mib<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
@@ -257,6 +243,28 @@ func TestRestoreKVMRefusesState(t *testing.T) {
 	}
 }
 
+// editedState is the state section of the state JSON good with edit
+// applied to it.
+func editedState(t *testing.T, good []byte, edit func(st map[string]any)) []byte {
+	t.Helper()
+	var st map[string]any
+	d := json.NewDecoder(bytes.NewReader(good))
+	d.UseNumber() // a disk's mtime in ns does not survive a float64
+	if err := d.Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	edit(st)
+	j, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := vmm.StateSection(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
 // forger returns a function that writes a copy of the snapshot at path
 // with its state edited, digest and all, and its header's network card
 // nic's (nil: the snapshot's).
@@ -277,21 +285,7 @@ func forger(t *testing.T, path string) func(edit func(st map[string]any), nic *s
 	mem = mem[f.Header.MemOff : f.Header.MemOff+f.Header.MemSize]
 	f.Close()
 	return func(edit func(st map[string]any), nic *snapshot.NIC) string {
-		var st map[string]any
-		d := json.NewDecoder(bytes.NewReader(good))
-		d.UseNumber() // a disk's mtime in ns does not survive a float64
-		if err := d.Decode(&st); err != nil {
-			t.Fatal(err)
-		}
-		edit(st)
-		j, err := json.Marshal(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		state, err := vmm.StateSection(j)
-		if err != nil {
-			t.Fatal(err)
-		}
+		state := editedState(t, good, edit)
 		p := filepath.Join(t.TempDir(), "forged.snap")
 		out, err := os.Create(p)
 		if err != nil {
