@@ -111,10 +111,11 @@ bench: build
 	@echo 'The same boots without the seccomp filter (--no-seccomp); set beside smolvmm above: what the filter costs'
 	./$(BIN) bench -n $(BENCH_BOOTS) --warmup 2 --ready '^smolvmm-demo: done' --no-seccomp \
 	  --json bench/noseccomp.json
-	./$(BIN) run -k guests/bin/demo.elf --net none --ready '^smolvmm-demo: hello' \
+	@echo 'The demo restored from a snapshot taken at the same readiness (its last line), beside its cold boot'
+	./$(BIN) run -k guests/bin/demo.elf --net none --ready '^smolvmm-demo: done' \
 	  --snapshot bench/demo.snap --snapshot-exit >/dev/null
 	./$(BIN) bench --restore bench/demo.snap --net none -n $(BENCH_BOOTS) --warmup 2 --compare boot \
-	  --json bench/restore.json --svg bench/restore.svg
+	  --ready '^smolvmm-demo: done' --json bench/restore.json --svg bench/restore.svg
 	rm -f bench/demo.snap
 	$(GO) test -run '^$$' -bench BootToFirstByte -benchtime 10x ./vmm
 
