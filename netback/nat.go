@@ -350,7 +350,8 @@ func (n *nat) watchTCP(forward func(stack.TransportEndpointID, *stack.PacketBuff
 }
 
 // forwardTCP hands a guest's TCP segment that no endpoint takes to the
-// guest's own forwarder (made at its first), which starts handleTCP for
+// guest's own forwarder (made at its first, dropped as it leaves:
+// endGuest), which starts handleTCP for
 // a SYN of a new connection; false, for the stack to reset, from a
 // source that is no guest's or beyond natForwardersMax guests. A
 // forwarder's table of SYNs being handled (natGuestInFlight) is the
@@ -925,10 +926,20 @@ func (n *nat) done(c *natGuest, k int) {
 
 // endGuest ends the relays of the guest at guest, which has left (a hub's
 // VM gone): its dials end, both sides of its TCP connections and its UDP
-// flows close, and their goroutines are joined, but for a TCP handshake
-// still waiting on the guest, which ends alone (handleTCP). A guest at
-// that address from now on has relays of its own, counted from none.
+// flows close (the host's side of a handshake still waiting on the guest
+// too), and their goroutines are joined, but for those handshakes, which
+// end alone (handleTCP) and count against the hub's budget until then.
+// A guest at that address from now on has relays and a forwarder of its
+// own, counted from none.
 func (n *nat) endGuest(guest netip.Addr) {
+	// The next guest at the address gets a forwarder of its own: this
+	// one's table holds the ended guest's handshakes for up to 127 s,
+	// and a VM started again five times with 64 each found it full and
+	// every SYN of its dropped, uncounted. Its requests keep it to the
+	// end.
+	n.fwdMu.Lock()
+	delete(n.forwarders, guest)
+	n.fwdMu.Unlock()
 	n.mu.Lock()
 	c := n.guests[guest]
 	if c == nil {
@@ -1067,11 +1078,19 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	// The handshake waits on the guest, for a minute or more of
-	// retransmissions if it has gone: endGuest does not wait for it, and
-	// an ended guest's connection is closed once it is over. It holds
-	// the request's slot of the guest's forwarder until then (gVisor
-	// frees it in Complete, which must come after CreateEndpoint), and
-	// counts against natHandshakesPerGuest.
+	// retransmissions if it has gone: endGuest does not wait for it, but
+	// closes the host's side at once (it holds a descriptor), and an
+	// ended guest's connection is closed once it is over. It holds the
+	// request's slot of the guest's forwarder until then (gVisor frees
+	// it in Complete, which must come after CreateEndpoint), and counts
+	// against natHandshakesPerGuest.
+	if !c.conns.add(host) { // the guest has ended
+		_ = host.Close()
+		n.shaken(c)
+		r.Complete(true)
+		return
+	}
+	defer c.conns.remove(host)
 	c.wg.Done()
 	joined = false
 	var wq waiter.Queue
@@ -1079,11 +1098,9 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	r.Complete(false)
 	n.shaken(c)
 	if tcpErr != nil { // the guest gave up, or reset
-		_ = host.Close()
 		return
 	}
 	if joined = n.rejoin(c); !joined {
-		_ = host.Close()
 		ep.Close()
 		return
 	}
@@ -1094,12 +1111,6 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	ep.SocketOptions().SetSendBufferSize(size, true)
 	ep.SocketOptions().SetReceiveBufferSize(size, true)
 	gc := gonet.NewTCPConn(&wq, ep)
-	if !c.conns.add(host) {
-		_ = host.Close()
-		_ = gc.Close()
-		return
-	}
-	defer c.conns.remove(host)
 	if !c.conns.add(gc) {
 		_ = gc.Close()
 		return

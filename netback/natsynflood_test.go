@@ -58,6 +58,13 @@ func joinRawAt(t *testing.T, h *netback.Hub, mac net.HardwareAddr) (*rawVM, neti
 // answering the ARP requests for ip (the gateway asks before it sends
 // its SYN-ACKs) and dropping the rest: the SYN-ACKs go unanswered.
 func answerARP(c net.Conn, mac net.HardwareAddr, ip netip.Addr) {
+	answerARPNoting(c, mac, ip, nil)
+}
+
+// answerARPNoting is answerARP that tells synACK, when set, the
+// destination port of each SYN-ACK the raw VM is sent (those sent again
+// too).
+func answerARPNoting(c net.Conn, mac net.HardwareAddr, ip netip.Addr, synACK func(port uint16)) {
 	var h [4]byte
 	for {
 		if _, err := io.ReadFull(c, h[:]); err != nil {
@@ -66,6 +73,9 @@ func answerARP(c net.Conn, mac net.HardwareAddr, ip netip.Addr) {
 		f := make([]byte, binary.BigEndian.Uint32(h[:]))
 		if _, err := io.ReadFull(c, f); err != nil {
 			return
+		}
+		if synACK != nil && len(f) >= 54 && f[12] == 8 && f[13] == 0 && f[23] == 6 && f[14] == 0x45 && f[47]&0x12 == 0x12 {
+			synACK(binary.BigEndian.Uint16(f[36:38]))
 		}
 		if len(f) < 42 || f[12] != 8 || f[13] != 6 || f[21] != 1 || netip.AddrFrom4([4]byte(f[38:42])) != ip {
 			continue
@@ -85,6 +95,21 @@ func answerARP(c net.Conn, mac net.HardwareAddr, ip netip.Addr) {
 		if _, err := c.Write(r); err != nil {
 			return
 		}
+	}
+}
+
+// sendSYNs sends k SYNs of new connections from r at addr to the
+// gateway's port, from source ports first, first+1...
+func sendSYNs(t *testing.T, r *rawVM, addr netip.Addr, port, first uint16, k int) {
+	t.Helper()
+	var b []byte
+	for i := range k {
+		f := synFrame(netback.UserGatewayMAC, r.mac, addr, netback.UserGateway, first+uint16(i), port)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	if _, err := r.c.Write(b); err != nil {
+		t.Fatal(err)
 	}
 }
 
