@@ -86,6 +86,14 @@ const (
 	// waits to the others. Beyond them a SYN is dropped at once.
 	natSYNWaitsPerGuest   = natGuestInFlight - 2*(natDialsPerGuest+natHandshakesPerGuest)
 	natSYNWaitsPerService = natSYNWaitsPerGuest * 3 / 4
+	// natHubSYNWaits bounds a hub's guests' SYNs waiting all together,
+	// as the one table every VM shared bounded them before each had a
+	// forwarder of its own: each holds a goroutine and a timer (some
+	// 13 KiB), and natSYNWaitsPerGuest alone let one user's VMs hold
+	// half a GiB, a hub's 1 GiB. One user's VMs have half of them, the
+	// users but root and the hub's own three quarters (natShare);
+	// beyond, a SYN is dropped at once, counted as delayed.
+	natHubSYNWaits = 4096
 	// natForwardersMax bounds the guests with a forwarder: a hub's VMs
 	// send from their leased addresses only, at most 253 of them; a
 	// SYN from any other source beyond it is reset.
@@ -173,6 +181,11 @@ const (
 	// udpMaxDatagram is the largest UDP payload over IPv4.
 	udpMaxDatagram = 65507
 )
+
+// natHubLimits are a hub's bounds of its guests' SYNs waiting
+// (natHubSYNWaits), a variable for the tests (read when its budget is
+// made).
+var natHubLimits = struct{ waits int }{natHubSYNWaits}
 
 // natLimits are the per-guest bounds of a NAT: natTCPPerGuest,
 // natUDPPerGuest and natTCPBufferedConns, a variable for the tests (read
@@ -475,6 +488,54 @@ type natBudget struct {
 	// its flows ending and new ones refused, makes one line, not one
 	// per refusal.
 	noted map[natBudgetKey]bool
+	// waits counts the guests' SYNs waiting (natHubSYNWaits).
+	waits natShare
+}
+
+// natShare bounds what a hub's guests hold of one thing as natBudget
+// bounds their relays: all in all, users for the users but the exempt
+// together, perUser for one user. Under nat.mu.
+type natShare struct {
+	all, users, perUser int
+	// held counts every guest's, usersHeld those of users not exempt,
+	// byUser those of each such user.
+	held, usersHeld int
+	byUser          map[int]int
+}
+
+// newNATShare is a natShare of all: three quarters for the users but the
+// exempt, half for one.
+func newNATShare(all int) natShare {
+	return natShare{all: all, users: all - all/4, perUser: all / 2, byUser: map[int]int{}}
+}
+
+// take counts one more of u's guests'; false, counting nothing, when
+// that is over a bound.
+func (s *natShare) take(u natUser) bool {
+	if s.held >= s.all {
+		return false
+	}
+	if !u.exempt {
+		if s.usersHeld >= s.users || s.byUser[u.uid] >= s.perUser {
+			return false
+		}
+		s.usersHeld++
+		s.byUser[u.uid]++
+	}
+	s.held++
+	return true
+}
+
+// give ends one of u's guests' that take counted.
+func (s *natShare) give(u natUser) {
+	s.held--
+	if u.exempt {
+		return
+	}
+	s.usersHeld--
+	if s.byUser[u.uid]--; s.byUser[u.uid] == 0 {
+		delete(s.byUser, u.uid)
+	}
 }
 
 // natBudgetKey names a bound of a natBudget: one user's, all users'
@@ -492,7 +553,7 @@ func newNATBudget(nofile uint64) *natBudget {
 	reserve := max(nofile/4, min(natReserveMin, nofile/2))
 	all := int(min(nofile-reserve, natHubMax))
 	return &natBudget{nofile: nofile, reserve: reserve, all: all, users: all - all/4, perUser: all / 2,
-		byUser: map[int]int{}, noted: map[natBudgetKey]bool{}}
+		byUser: map[int]int{}, noted: map[natBudgetKey]bool{}, waits: newNATShare(natHubLimits.waits)}
 }
 
 // check says why one more relay of u's guests is over a bound, "" if it
@@ -657,7 +718,8 @@ type synWait struct {
 
 // awaitTCP is admitTCP for a SYN that came at came: one that finds its
 // guest's dials or handshakes at their bound waits for one to end, up
-// to natSYNWait (within natSYNWaitsPerGuest and natSYNWaitsPerService),
+// to natSYNWait (within natSYNWaitsPerGuest, natSYNWaitsPerService
+// and a hub's natHubSYNWaits),
 // and is natBusy only then or beyond those bounds. The forwarder's slot
 // it holds meanwhile is its guest's (natGuestInFlight).
 func (n *nat) awaitTCP(guest netip.Addr, dest netip.AddrPort, came time.Time) (c *natGuest, a natAdmission, buffered bool) {
@@ -687,7 +749,8 @@ func (n *nat) awaitTCP(guest netip.Addr, dest netip.AddrPort, came time.Time) (c
 // with dialed (once its dial is over), shaken (once its handshake with
 // the guest is, if the dial succeeded) and releaseTCP. When the guest
 // has its most dials or handshakes, w counts the SYN as waiting (if
-// there is room: natSYNWaitsPerGuest, natSYNWaitsPerService) and wake
+// there is room: natSYNWaitsPerGuest, natSYNWaitsPerService, a hub's
+// natHubSYNWaits) and wake
 // is closed when one ends, for the SYN to try again with the same w;
 // otherwise wake is nil, and w counts nothing. A waiting SYN of a guest
 // that has left is natClosing.
@@ -696,7 +759,8 @@ func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort, w *synWait) (c *na
 	busy := func(c *natGuest) natAdmission {
 		if w.c != c { // not waiting yet, or on an entry since forgotten
 			n.unwaitLocked(w, dest)
-			if c.waits >= natSYNWaitsPerGuest || c.waitsTo[dest] >= natSYNWaitsPerService {
+			if c.waits >= natSYNWaitsPerGuest || c.waitsTo[dest] >= natSYNWaitsPerService ||
+				n.budget != nil && !n.budget.waits.take(c.user) {
 				return natBusy
 			}
 			c.waits++
@@ -766,6 +830,9 @@ func (n *nat) unwaitLocked(w *synWait, dest netip.AddrPort) {
 		return
 	}
 	w.c = nil
+	if n.budget != nil {
+		n.budget.waits.give(c.user)
+	}
 	c.waits--
 	if c.waitsTo[dest]--; c.waitsTo[dest] == 0 {
 		delete(c.waitsTo, dest)
