@@ -18,3 +18,13 @@ func HubBudgetWaits(h *Hub) int {
 	defer n.mu.Unlock()
 	return n.budget.waits.held
 }
+
+// SetNATHubBuffered sets how many of a hub's guests' TCP connections
+// have the larger buffers all together (one user's VMs half of them, the
+// users' but root and the hub's own three quarters) for the hubs started
+// until the returned function restores it.
+func SetNATHubBuffered(k int) (restore func()) {
+	old := natHubLimits
+	natHubLimits.buffered = k
+	return func() { natHubLimits = old }
+}

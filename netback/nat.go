@@ -140,17 +140,22 @@ const (
 	natUDPPerGuest = 1024
 	// natTCPBuffer is the send and the receive buffer of the gateway's
 	// side of each of a guest's first natTCPBufferedConns relayed TCP
-	// connections; its later ones get natTCPSmallBuffer. gVisor's
-	// default is 1 MiB, tuned up to 4 MiB: a guest that opened
-	// connections to a host server that sends, and never read them,
-	// made a hub hold 1 MiB for each (293 MB for 300), up to GBs for
-	// natTCPPerGuest. Now one guest's connections hold at most 64 MiB
-	// in the first and 60 MiB in the rest (2 × 16 KiB each). 256 KiB is
-	// above the bandwidth-delay product of a host's own connections and
-	// most outside ones (1 Gb/s at 2 ms).
+	// connections, on a hub only while its guests have fewer than
+	// natHubBuffered such (one user's VMs half of them, the users but
+	// root and the hub's own three quarters: natShare); the others get
+	// natTCPSmallBuffer. gVisor's default is 1 MiB, tuned up to 4 MiB:
+	// a guest that opened connections to a host server that sends, and
+	// never read them, made a hub hold 1 MiB for each (293 MB for 300),
+	// up to GBs for natTCPPerGuest. Now one guest's connections hold at
+	// most 64 MiB in the first and 60 MiB in the rest (2 × 16 KiB
+	// each), and a hub's 512 MiB in its natHubBuffered, where 240 VMs'
+	// first ones could fill 15 GiB. 256 KiB is above the
+	// bandwidth-delay product of a host's own connections and most
+	// outside ones (1 Gb/s at 2 ms).
 	natTCPBuffer        = 256 << 10
 	natTCPSmallBuffer   = 16 << 10
 	natTCPBufferedConns = 128
+	natHubBuffered      = 1024
 	// natICMPPerSecond and natICMPBurst are one guest's budget of ICMP
 	// port unreachables (portUnreachable), a token bucket of its own
 	// checked before the gateway stack's limiter (1000 a second, bursts
@@ -167,11 +172,13 @@ const (
 	// least natReserveMin descriptors unless that is above half of it,
 	// for what is not a relay: each VM's connection and forwards' ports
 	// and connections, the DNS servers' upstream queries, the lease
-	// file. Its relays are at most natHubMax, whatever its limit: an
-	// idle UDP flow holds about 11 KiB (20,000 took 225 MB of RSS), a
-	// TCP connection up to 32 KiB of buffers past its guest's first
-	// natTCPBufferedConns, so natHubMax stay within about 1 GiB; it is
-	// four times a home router's table, half of passt's.
+	// file. Its relays are at most natHubMax, whatever its limit; it is
+	// four times a home router's table, half of passt's. An idle UDP
+	// flow holds about 11 KiB (20,000 took 225 MB of RSS), 700 MiB for
+	// natHubMax; a TCP connection whose buffers are full both ways
+	// holds 32 KiB (natTCPSmallBuffer), 2 GiB for natHubMax, but for
+	// the hub's natHubBuffered with 512 KiB, 512 MiB more: at most
+	// some 2.5 GiB of buffers in all.
 	natReserveMin = 1024
 	natHubMax     = 64 << 10
 	// udpIdleTimeout ends a UDP flow (its host socket and goroutines)
@@ -183,9 +190,10 @@ const (
 )
 
 // natHubLimits are a hub's bounds of its guests' SYNs waiting
-// (natHubSYNWaits), a variable for the tests (read when its budget is
+// (natHubSYNWaits) and of their TCP connections with natTCPBuffer
+// (natHubBuffered), a variable for the tests (read when its budget is
 // made).
-var natHubLimits = struct{ waits int }{natHubSYNWaits}
+var natHubLimits = struct{ waits, buffered int }{natHubSYNWaits, natHubBuffered}
 
 // natLimits are the per-guest bounds of a NAT: natTCPPerGuest,
 // natUDPPerGuest and natTCPBufferedConns, a variable for the tests (read
@@ -488,8 +496,10 @@ type natBudget struct {
 	// its flows ending and new ones refused, makes one line, not one
 	// per refusal.
 	noted map[natBudgetKey]bool
-	// waits counts the guests' SYNs waiting (natHubSYNWaits).
-	waits natShare
+	// waits counts the guests' SYNs waiting (natHubSYNWaits),
+	// buffered their TCP connections with natTCPBuffer
+	// (natHubBuffered).
+	waits, buffered natShare
 }
 
 // natShare bounds what a hub's guests hold of one thing as natBudget
@@ -553,7 +563,8 @@ func newNATBudget(nofile uint64) *natBudget {
 	reserve := max(nofile/4, min(natReserveMin, nofile/2))
 	all := int(min(nofile-reserve, natHubMax))
 	return &natBudget{nofile: nofile, reserve: reserve, all: all, users: all - all/4, perUser: all / 2,
-		byUser: map[int]int{}, noted: map[natBudgetKey]bool{}, waits: newNATShare(natHubLimits.waits)}
+		byUser: map[int]int{}, noted: map[natBudgetKey]bool{},
+		waits: newNATShare(natHubLimits.waits), buffered: newNATShare(natHubLimits.buffered)}
 }
 
 // check says why one more relay of u's guests is over a bound, "" if it
@@ -744,8 +755,8 @@ func (n *nat) awaitTCP(guest netip.Addr, dest netip.AddrPort, came time.Time) (c
 
 // admitTCP counts a TCP connection of guest to dest, being dialled, and
 // its goroutine, unless the guest is at a bound or the NAT is closing,
-// and says whether it is one of the guest's first maxBuffered
-// (natTCPBuffer, else natTCPSmallBuffer). An admitted connection ends
+// and says whether it is one of the guest's first maxBuffered and, on a
+// hub, within natHubBuffered (natTCPBuffer, else natTCPSmallBuffer). An admitted connection ends
 // with dialed (once its dial is over), shaken (once its handshake with
 // the guest is, if the dial succeeded) and releaseTCP. When the guest
 // has its most dials or handshakes, w counts the SYN as waiting (if
@@ -798,7 +809,7 @@ func (n *nat) admitTCP(guest netip.Addr, dest netip.AddrPort, w *synWait) (c *na
 		}
 		c.dialsTo[dest]++
 		n.openTCP++
-		if buffered = c.buffered < n.maxBuffered; buffered {
+		if buffered = c.buffered < n.maxBuffered && (n.budget == nil || n.budget.buffered.take(c.user)); buffered {
 			c.buffered++
 		}
 		return natAdmitted
@@ -882,6 +893,9 @@ func (n *nat) releaseTCP(c *natGuest, buffered bool) {
 	c.tcp--
 	if buffered {
 		c.buffered--
+		if n.budget != nil {
+			n.budget.buffered.give(c.user)
+		}
 	}
 	n.openTCP--
 	if n.budget != nil {
