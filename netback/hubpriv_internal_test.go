@@ -11,38 +11,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
-// freePort is a port of 127.0.0.1 that nothing listens on now, for TCP
-// and for UDP, below Linux's default ephemeral range (32768-60999): a port
-// taken from that range by a TCP listen of port 0 was free for TCP but
-// could be, or become, another process's UDP source port, which made the
-// hub's UDP forward on it fail in CI.
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	const first, count = 20000, 12768
-	start := time.Now().Nanosecond()
-	for i := 0; i < count; i++ {
-		p := uint16(first + (start+i*7919)%count)
-		addr := fmt.Sprintf("127.0.0.1:%d", p)
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return p
-	}
-	t.Fatalf("no port of 127.0.0.1 in %d-%d is free for both TCP and UDP", first, first+count-1)
-	return 0
-}
+// freePort is a port of 127.0.0.1 free for TCP and UDP (testsock.Port).
+func freePort(t *testing.T) uint16 { return testsock.Port(t) }
 
 // A VM may forward a host port below the host's first unprivileged one
 // only if the process that connected is root's; else it is refused (a

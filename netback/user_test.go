@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -25,24 +26,9 @@ import (
 
 var guestMAC = net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
 
-// freePort returns a host port that was free a moment ago.
-func freePort(t testing.TB, network string) uint16 {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
-}
+// freePort is a port of 127.0.0.1 free for TCP and UDP (testsock.Port),
+// whichever network the forward is for.
+func freePort(t testing.TB, network string) uint16 { return testsock.Port(t) }
 
 // startGuest runs a user network with forwards and a netstack guest at
 // 10.0.2.15 behind it.

@@ -236,7 +236,9 @@ func TestCheckForwardPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tcp.Close()
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	// A port TCP has free too, below the ephemeral range: "tcp beside a
+	// busy udp" binds TCP there.
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(testsock.Port(t))})
 	if err != nil {
 		t.Fatal(err)
 	}
