@@ -24,11 +24,18 @@ const inputChunk = 256
 // keys that the UART had no room for (pollTerminal).
 const inputHoldLimit = 4096
 
+// inputStallWait is how long the UART must have taken no held byte, the
+// hold full, before the pump takes the guest for one that stopped reading
+// and reads the terminal again, dropping what it cannot hold: until then
+// a paste waits in the terminal, as it waits for a slow serial line.
+const inputStallWait = time.Second
+
 // inputPump moves bytes from Config.Input to the UART while the machine
 // runs, and never takes a byte it cannot hand to the guest at once: it
 // reads at most what the UART's receive buffer has room for, and a byte
 // read after stop is kept for RemainingInput, not dropped. The exception
-// is a FileInput over a terminal, read whatever the room (pollTerminal).
+// is a FileInput over a terminal, held beyond the UART's room and, once
+// the guest has stopped reading, read whatever the room (pollTerminal).
 // How it is stopped depends on what Input is (see Config.Input):
 //
 //   - an *os.File (or a FileInput's File) is polled together with a
@@ -74,14 +81,16 @@ type inputPump struct {
 // machine must be File's only reader while it runs.
 //
 // When File is a terminal (it answers TCGETS), Read is called whenever
-// File has data, also while the guest reads nothing and the UART has no
-// room: the filter sees every key, a quit key among them, however much
-// was typed or pasted for a guest that hangs. What the UART cannot take is
-// held, up to 4 KiB, and handed to the guest in order as it reads; the
-// keys beyond are dropped as a serial line's overrun drops them (the
-// UART's LSR reports it), and what is held when Run returns is given back
-// by RemainingInput. Any other File is read only as far as the UART has
-// room: no byte is dropped.
+// File has data and the UART or a hold of 4 KiB has room, the held bytes
+// handed to the guest in order as it reads: a paste larger than both
+// waits in the terminal while the guest reads, none of it lost. Once the
+// guest has taken no byte for a second, the hold full, Read is called
+// whenever File has data, so that the filter sees every key, a quit key
+// among them, however much was typed or pasted for a guest that hangs:
+// the keys that do not fit in the hold are then dropped as a serial
+// line's overrun drops them (the UART's LSR reports it). What is held
+// when Run returns is given back by RemainingInput. Any other File is
+// read only as far as the UART has room: no byte is dropped.
 type FileInput interface {
 	io.Reader
 	// File is the file Read reads, for the machine to poll.
@@ -209,31 +218,50 @@ func (p *inputPump) pollFile(fd int) {
 }
 
 // pollTerminal is pollFile for a FileInput over a terminal: it reads
-// whenever the terminal has data, whatever the UART's room, so that the
-// filter sees every key (the command's Ctrl-A x is for a hung guest,
-// which reads none). What the UART cannot take is held (hold) and handed
-// on, checked every inputFullWait, as the guest reads; held bytes are
-// still handed on after the terminal's end.
+// while the UART or the hold has room, what the UART cannot take held
+// (hold) and handed on, checked every inputFullWait, as the guest reads;
+// a full hold leaves the rest in the terminal (backpressure). Once the
+// guest has taken no held byte for inputStallWait it reads whenever the
+// terminal has data, whatever the room, so that the filter sees every
+// key (the command's Ctrl-A x is for a hung guest, which reads none), and
+// drops what it cannot hold. Held bytes are still handed on after the
+// terminal's end.
 func (p *inputPump) pollTerminal(fd int) {
 	buf := make([]byte, inputChunk)
+	taken := time.Now() // when the guest last took a held byte, or the hold had room
 	for {
-		wait := -1
-		if p.feedHeld() > 0 {
+		held, moved := p.feedHeld()
+		now := time.Now()
+		if moved > 0 || held < inputHoldLimit {
+			taken = now
+		}
+		stalled := now.Sub(taken) >= inputStallWait
+		wait, readFD := -1, fd
+		if held > 0 {
 			wait = int(inputFullWait / time.Millisecond)
 		}
-		ready, end := p.waitReadable(fd, wait)
+		if held >= inputHoldLimit && !stalled {
+			readFD = -1 // the guest reads: the terminal waits for room
+		}
+		ready, end := p.waitReadable(readFD, wait)
 		if end {
 			return
 		}
 		if !ready {
 			continue
 		}
+		// Reading only what the hold has room for drops nothing while
+		// the guest reads: the UART's room only grows until hold.
+		k := inputChunk
+		if !stalled {
+			k = min(k, inputHoldLimit-held)
+		}
 		p.mu.Lock()
 		if p.stopped {
 			p.mu.Unlock()
 			return
 		}
-		n, err := p.readReady(fd, buf)
+		n, err := p.readReady(fd, buf[:k])
 		if n > 0 {
 			p.hold(buf[:n])
 		}
@@ -242,12 +270,14 @@ func (p *inputPump) pollTerminal(fd int) {
 		case err == unix.EAGAIN || err == unix.EINTR:
 		case err != nil:
 			p.fail(err)
-			for p.feedHeld() > 0 {
+			for {
+				if held, _ := p.feedHeld(); held == 0 {
+					return
+				}
 				if _, end := p.waitReadable(-1, int(inputFullWait/time.Millisecond)); end {
 					return
 				}
 			}
-			return
 		}
 	}
 }
@@ -275,24 +305,27 @@ func (p *inputPump) waitReadable(fd, timeout int) (ready, end bool) {
 }
 
 // feedHeld hands the UART what it has room for of the held bytes, none
-// once stopped, and returns how many are still held.
-func (p *inputPump) feedHeld() int {
+// once stopped, and returns how many are still held and how many it
+// handed on.
+func (p *inputPump) feedHeld() (held, moved int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.stopped {
-		p.feedHeldLocked()
+		moved = p.feedHeldLocked()
 	}
-	return len(p.held)
+	return len(p.held), moved
 }
 
 // feedHeldLocked is feedHeld with p.mu held. The guest only takes from
 // the UART's buffer and the pump adds to it (but for the guest's own bytes
 // in loopback mode), so the room measured first is there to take.
-func (p *inputPump) feedHeldLocked() {
-	if n := min(p.uart.RXSpace(), len(p.held)); n > 0 {
+func (p *inputPump) feedHeldLocked() int {
+	n := min(p.uart.RXSpace(), len(p.held))
+	if n > 0 {
 		p.uart.Receive(p.held[:n])
 		p.held = p.held[:copy(p.held, p.held[n:])]
 	}
+	return n
 }
 
 // hold queues b, read from the terminal, behind the held bytes and hands

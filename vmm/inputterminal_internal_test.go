@@ -102,8 +102,8 @@ func drainUART(u *devices.UART, want int) (got []byte, overrun bool) {
 // the command's escape filter sees Ctrl-A x (a hung guest is when the
 // user needs it): 4,096 bytes typed or pasted stopped it. What the UART
 // cannot take is held, up to inputHoldLimit bytes, and handed to the guest
-// in order as it reads; beyond that it is dropped as a serial line
-// overruns (LSR OE).
+// in order as it reads; beyond that, once the guest has read nothing for
+// inputStallWait, it is dropped as a serial line overruns (LSR OE).
 func TestInputTerminalReadWhileUARTFull(t *testing.T) {
 	ptm, pts := rawPTY(t)
 	u := devices.NewUART(nil, nil)
@@ -210,5 +210,62 @@ func TestInputTerminalHeldForRemainingInput(t *testing.T) {
 	}
 	if n := u.RXSpace(); n != 0 {
 		t.Errorf("the UART has room for %d, want 0: no byte read by the guest", n)
+	}
+}
+
+// TestInputTerminalPasteWhileGuestReads: a paste larger than the UART's
+// buffer and the pump's hold, into a terminal whose guest reads slowly but
+// steadily, reaches the guest whole and in order, without an overrun: the
+// rest waits in the terminal until there is room, as it did before the
+// pump held keys, where the pump read it all at once and dropped 52 KiB
+// of 60.
+func TestInputTerminalPasteWhileGuestReads(t *testing.T) {
+	ptm, pts := rawPTY(t)
+	u := devices.NewUART(nil, nil)
+	in := &escapeWatch{f: pts, quit: make(chan struct{})}
+	var waited goroutineSet
+	p, err := startInput(in, u, &waited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	pasted := make([]byte, 60*1024)
+	for i := range pasted {
+		pasted[i] = 'a' + byte(i%23) // a byte out of order or missing shows
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := ptm.Write(pasted)
+		wrote <- err
+	}()
+	// The guest reads 512 bytes a millisecond or so: far slower than the
+	// pump reads a terminal.
+	reg := make([]byte, 1)
+	var got []byte
+	overrun := false
+	for deadline := time.Now().Add(20 * time.Second); len(got) < len(pasted) && time.Now().Before(deadline); {
+		for i := 0; i < 512; i++ {
+			u.Read(5, reg) // LSR
+			overrun = overrun || reg[0]&0x02 != 0
+			if reg[0]&0x01 == 0 {
+				break
+			}
+			u.Read(0, reg) // RBR
+			got = append(got, reg[0])
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, pasted) {
+		n := 0
+		for n < len(got) && n < len(pasted) && got[n] == pasted[n] {
+			n++
+		}
+		t.Errorf("the guest read %d bytes of the %d pasted, the first %d as pasted", len(got), len(pasted), n)
+	}
+	if overrun {
+		t.Error("LSR reports an overrun: bytes were dropped")
 	}
 }

@@ -146,9 +146,11 @@ type Config struct {
 	Console io.Writer
 	// Input, when set, is read for bytes to send to the guest's COM1:
 	// only while Run runs, and only as many as the UART can take at once,
-	// but for a FileInput over a terminal, read whenever it has data so
-	// that its filter sees every key: what the UART cannot take is held
-	// (4 KiB) and the rest dropped as an overrun (see FileInput).
+	// but for a FileInput over a terminal, read as far as the UART and a
+	// hold of 4 KiB have room, and, once the guest has read nothing for a
+	// second, whenever it has data so that its filter sees every key: what
+	// does not fit in the hold is then dropped as an overrun (see
+	// FileInput).
 	// When Run returns nothing reads it any more if it is an *os.File or a
 	// FileInput (polled, and read only when it has data) or has
 	// SetReadDeadline (a net.Conn: interrupted by a past deadline, then
