@@ -94,7 +94,7 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 		c.watch()
 		close(c.watched)
 	}()
-	e := &escapeReader{r: stdin, help: os.Stderr, quit: func() {
+	e := &escapeReader{r: stdin, help: newRawLogWriter(os.Stderr), quit: func() {
 		if c.onQuit != nil {
 			c.onQuit()
 		}
@@ -149,10 +149,10 @@ func (c *console) restoreTerminal() {
 // watch waits, while the terminal is raw, for fatalSignals and SIGCONT.
 // On SIGQUIT, SIGABRT or SIGTRAP it restores the terminal and sends the
 // signal again, to be Go's default: the stack dump and status 2 the
-// README promises. On SIGPIPE it does what Go does, which asking for the
-// signal turned off: it ends the process of SIGPIPE if standard output or
-// error has lost its reader (brokenPipe), and ignores a SIGPIPE from any
-// other descriptor. On SIGCONT (a shell's fg or bg after a stop, which
+// README promises. For SIGPIPE it does what Go does, which asking for the
+// signal turned off: it ends the process of SIGPIPE once a write to
+// standard output or error has failed with EPIPE (brokenOut, brokenPipe),
+// and ignores a SIGPIPE from any other descriptor. On SIGCONT (a shell's fg or bg after a stop, which
 // put the shell's own mode back meanwhile: Ctrl-C then killed the VMM) it
 // sets raw mode again once the process is in the foreground: at once
 // after fg; after bg, when a later fg brings it there, which sends no
@@ -176,6 +176,10 @@ func (c *console) watch() {
 			if c.fatalSignal(sig.(syscall.Signal)) {
 				return
 			}
+		case <-brokenOut.broken:
+			c.restoreTerminal()
+			brokenPipe(brokenOut.File())
+			return
 		case <-c.cont:
 			if !c.rawAgain() && ticker == nil {
 				ticker = time.NewTicker(rawPoll)
@@ -193,6 +197,9 @@ func (c *console) watch() {
 					if c.fatalSignal(sig.(syscall.Signal)) {
 						return
 					}
+				case <-brokenOut.broken:
+					brokenPipe(brokenOut.File())
+					return
 				default:
 					return
 				}
@@ -202,41 +209,18 @@ func (c *console) watch() {
 }
 
 // fatalSignal serves sig, one of fatalSignals, and reports whether the
-// watch is over: false for a SIGPIPE that is not standard output's or
-// error's, which Go ignores.
+// watch is over: false for a SIGPIPE, which the watch serves only once a
+// write to standard output or error has failed with EPIPE (brokenOut; it
+// may return after the signal is here): Go ignores a SIGPIPE from any
+// other descriptor (a socket of the network's).
 func (c *console) fatalSignal(sig syscall.Signal) bool {
 	if sig == unix.SIGPIPE {
-		f := brokenOutput(os.Stdout, os.Stderr)
-		if f == nil {
-			return false
-		}
-		c.restoreTerminal()
-		brokenPipe(f)
 		return false
 	}
 	c.restoreTerminal()
 	signal.Reset(sig)
 	_ = unix.Kill(os.Getpid(), sig)
 	return true
-}
-
-// brokenOutput is the first of files that poll says has lost its reader
-// (a pipe's POLLERR, a socket's POLLHUP: a write fails with EPIPE), or
-// nil.
-func brokenOutput(files ...*os.File) *os.File {
-	fds := make([]unix.PollFd, len(files))
-	for i, f := range files {
-		fds[i] = unix.PollFd{Fd: int32(f.Fd()), Events: unix.POLLOUT}
-	}
-	if n, err := unix.Poll(fds, 0); err != nil || n == 0 {
-		return nil
-	}
-	for i, fd := range fds {
-		if fd.Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
-			return files[i]
-		}
-	}
-	return nil
 }
 
 // brokenPipe ends the process of SIGPIPE, status 141, as Go's runtime
@@ -303,7 +287,9 @@ func newRawLogWriter(f *os.File) *rawLogWriter {
 
 func (l *rawLogWriter) Write(p []byte) (int, error) {
 	if !l.tty || !terminalRaw.Load() || !bytes.Contains(p, []byte{'\n'}) {
-		return l.w.Write(p)
+		n, err := l.w.Write(p)
+		brokenOut.note(l.w, err)
+		return n, err
 	}
 	out := make([]byte, 0, len(p)+bytes.Count(p, []byte{'\n'}))
 	for i, b := range p {
@@ -313,6 +299,7 @@ func (l *rawLogWriter) Write(p []byte) (int, error) {
 		out = append(out, b)
 	}
 	if _, err := l.w.Write(out); err != nil {
+		brokenOut.note(l.w, err)
 		return 0, err
 	}
 	return len(p), nil

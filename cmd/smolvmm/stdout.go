@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/term"
@@ -36,6 +37,7 @@ type outWriter struct {
 func (o *outWriter) Write(p []byte) (int, error) {
 	n, err := o.w.Write(p)
 	if err != nil {
+		brokenOut.note(o.w, err)
 		o.mu.Lock()
 		if o.err == nil {
 			o.err = err
@@ -54,6 +56,36 @@ func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// brokenOut is the record of a write to standard output or error that
+// failed with EPIPE (its reader went away), for the console to end the
+// process of SIGPIPE on (console.go: watch): a write's own answer, where
+// poll cannot tell (a socket whose peer shut down reading shows neither
+// POLLERR nor POLLHUP) nor say whose write raised a SIGPIPE.
+var brokenOut = &pipeRecord{broken: make(chan struct{})}
+
+// pipeRecord keeps the first standard output or error whose write
+// failed with EPIPE, and closes broken then.
+type pipeRecord struct {
+	once   sync.Once
+	file   atomic.Pointer[os.File]
+	broken chan struct{}
+}
+
+// note records w if it is standard output or error and err is EPIPE.
+func (r *pipeRecord) note(w io.Writer, err error) {
+	f, ok := w.(*os.File)
+	if !ok || (f != os.Stdout && f != os.Stderr) || !errors.Is(err, syscall.EPIPE) {
+		return
+	}
+	r.once.Do(func() {
+		r.file.Store(f)
+		close(r.broken)
+	})
+}
+
+// File is the standard output or error recorded broken, or nil.
+func (r *pipeRecord) File() *os.File { return r.file.Load() }
 
 // Err is the first write error, or nil.
 func (o *outWriter) Err() error {
