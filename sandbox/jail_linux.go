@@ -151,7 +151,9 @@ var ErrNotJailed = errors.New("not the first process of a new PID namespace")
 // write to a closed stdout or stderr) to die of it and, ignored, exits
 // with status 2. For exitSignals a handler ends the process with 128+n
 // itself, as the unjailed VMM ends (restore the terminal from the caller
-// of Run, which outlives it). The signals the caller handles itself
+// of Run, which outlives it): for SIGPIPE only when poll shows standard
+// output or error broken, as Go ignores one raised by a write to another
+// descriptor (a socket's). The signals the caller handles itself
 // (signal.Notify) are its own; those Go ignores (SIGUSR1, SIGUSR2,
 // SIGALRM) are ignored here too.
 //
@@ -169,11 +171,50 @@ func EnterJail() error {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, exitSignals...)
-	go func() {
-		s := <-sigs
-		os.Exit(128 + int(s.(syscall.Signal)))
-	}()
+	go exitOn(sigs, func() bool { return outputBroken(1, 2) }, os.Exit)
 	return nil
+}
+
+// exitOn ends the process (exit) with 128+n on the first of sigs that
+// Go would end it of: a SIGPIPE only when broken says standard output or
+// error has lost its reader, as Go ignores one from any other descriptor
+// (a socket of the network's, reset by its host).
+func exitOn(sigs <-chan os.Signal, broken func() bool, exit func(int)) {
+	for s := range sigs {
+		if s == syscall.SIGPIPE && !broken() {
+			continue
+		}
+		exit(128 + int(s.(syscall.Signal)))
+		return
+	}
+}
+
+// outputBroken reports whether poll says one of fds, a pipe or a socket,
+// has lost its reader: a pipe's POLLERR, a socket's POLLHUP. A terminal's
+// POLLHUP (hung up) is not that: its writes fail with EIO, and raise no
+// SIGPIPE. fstat tells them apart (the seccomp filter allows it, not
+// every ioctl).
+func outputBroken(fds ...int) bool {
+	pfds := make([]unix.PollFd, len(fds))
+	for i, fd := range fds {
+		pfds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
+	}
+	if n, err := unix.Poll(pfds, 0); err != nil || n == 0 {
+		return false
+	}
+	for i, p := range pfds {
+		if p.Revents&(unix.POLLERR|unix.POLLHUP) == 0 {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fds[i], &st) != nil {
+			continue
+		}
+		if t := st.Mode & unix.S_IFMT; t == unix.S_IFIFO || t == unix.S_IFSOCK {
+			return true
+		}
+	}
+	return false
 }
 
 // mountProc puts a procfs of the process's own PID namespace on /proc, in

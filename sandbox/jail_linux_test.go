@@ -89,3 +89,59 @@ func TestSetName(t *testing.T) {
 		})
 	}
 }
+
+// TestJailExitOnSIGPIPE: the jailed PID 1 ends of SIGPIPE (141) only when
+// standard output or error has lost its reader, and ignores one raised by
+// a write to another descriptor (a socket of the network's, reset by its
+// host), where it ended the VM on every SIGPIPE.
+func TestJailExitOnSIGPIPE(t *testing.T) {
+	pipe := func(closeReader bool) int {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(); w.Close() })
+		if closeReader {
+			r.Close()
+		}
+		return int(w.Fd())
+	}
+	socket := func(closePeer bool) int {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]) })
+		if closePeer {
+			syscall.Close(fds[0])
+		}
+		return fds[1]
+	}
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	for _, tt := range []struct {
+		name   string
+		fds    []int
+		signal os.Signal
+		want   int // exit status, -1: none
+	}{
+		{"SIGPIPE, outputs read", []int{pipe(false), socket(false)}, syscall.SIGPIPE, -1},
+		{"SIGPIPE, output to /dev/null", []int{int(devNull.Fd()), pipe(false)}, syscall.SIGPIPE, -1},
+		{"SIGPIPE, stdout a pipe without reader", []int{pipe(true), pipe(false)}, syscall.SIGPIPE, 141},
+		{"SIGPIPE, stderr a socket without peer", []int{pipe(false), socket(true)}, syscall.SIGPIPE, 141},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sigs := make(chan os.Signal, 2)
+			sigs <- tt.signal
+			close(sigs)
+			got := -1
+			exitOn(sigs, func() bool { return outputBroken(tt.fds...) }, func(code int) { got = code })
+			if got != tt.want {
+				t.Errorf("exit status %d, want %d (-1: none)", got, tt.want)
+			}
+		})
+	}
+}
