@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/smolvmm/smolvmm/internal/testpty"
 	"github.com/smolvmm/smolvmm/vmm/devices"
 )
 
@@ -53,23 +52,7 @@ func (e *escapeWatch) count() int {
 // console is, and returns its two sides.
 func rawPTY(t *testing.T) (ptm, pts *os.File) {
 	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() { ptm.Close() })
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetUint32(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
+	ptm, pts = testpty.Open(t)
 	if _, err := term.MakeRaw(int(pts.Fd())); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testpty"
 	"github.com/smolvmm/smolvmm/snapshot"
 )
 
@@ -297,24 +298,7 @@ func TestCLIRestoreRefusesBootFlags(t *testing.T) {
 // openPTYPair opens a new pseudo-terminal: its master and terminal sides.
 func openPTYPair(t *testing.T) (ptm, pts *os.File) {
 	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() { ptm.Close() })
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetUint32(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
-	return ptm, pts
+	return testpty.Open(t)
 }
 
 // TestCLISnapshotKeyRepeated: under the seccomp filter, Ctrl-A s replaces
