@@ -24,8 +24,9 @@ const inputChunk = 256
 // keys that the UART had no room for (pollTerminal).
 const inputHoldLimit = 4096
 
-// inputStallWait is how long the UART must have taken no held byte, the
-// hold full, before the pump takes the guest for one that stopped reading
+// inputStallWait is how long the UART must have taken less than
+// inputHoldLimit held bytes, the hold full, before the pump takes the
+// guest for one that stopped reading (or reads too slowly to be waited for)
 // and reads the terminal again, dropping what it cannot hold: until then
 // a paste waits in the terminal, as it waits for a slow serial line.
 const inputStallWait = time.Second
@@ -221,19 +222,27 @@ func (p *inputPump) pollFile(fd int) {
 // while the UART or the hold has room, what the UART cannot take held
 // (hold) and handed on, checked every inputFullWait, as the guest reads;
 // a full hold leaves the rest in the terminal (backpressure). Once the
-// guest has taken no held byte for inputStallWait it reads whenever the
+// guest has taken less than a hold's worth in inputStallWait (none: a
+// hung guest; a trickle: one the paste would outlast) it reads whenever the
 // terminal has data, whatever the room, so that the filter sees every
 // key (the command's Ctrl-A x is for a hung guest, which reads none), and
 // drops what it cannot hold. Held bytes are still handed on after the
 // terminal's end.
 func (p *inputPump) pollTerminal(fd int) {
 	buf := make([]byte, inputChunk)
-	taken := time.Now() // when the guest last took a held byte, or the hold had room
+	// taken is when the hold was last empty or the guest had last taken
+	// a hold's worth since: a guest that reads slower than inputHoldLimit
+	// bytes an inputStallWait counts as stalled, so that a paste queued in
+	// the terminal behind a trickle does not hold Ctrl-A x up for long
+	// (each byte a trickle takes leaves the hold room for one more: room
+	// alone says nothing).
+	taken, since := time.Now(), 0
 	for {
 		held, moved := p.feedHeld()
 		now := time.Now()
-		if moved > 0 || held < inputHoldLimit {
-			taken = now
+		since += moved
+		if held == 0 || since >= inputHoldLimit {
+			taken, since = now, 0
 		}
 		stalled := now.Sub(taken) >= inputStallWait
 		wait, readFD := -1, fd

@@ -252,3 +252,37 @@ func TestInputTerminalPasteWhileGuestReads(t *testing.T) {
 		t.Error("LSR reports an overrun: bytes were dropped")
 	}
 }
+
+// TestInputTerminalEscapeBehindTrickle: Ctrl-A x typed behind a paste
+// ends the run within a few seconds when the guest reads, but slowly (a
+// byte every 5 ms, below a hold's worth a second): it was held up for as
+// long as the guest kept taking bytes, since any byte taken counted as
+// reading.
+func TestInputTerminalEscapeBehindTrickle(t *testing.T) {
+	ptm, pts := rawPTY(t)
+	u := devices.NewUART(nil, nil)
+	in := &escapeWatch{f: pts, quit: make(chan struct{})}
+	var waited goroutineSet
+	p, err := startInput(in, u, &waited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	typed := append(bytes.Repeat([]byte{'a'}, 20*1024), 0x01, 'x')
+	go ptm.Write(typed)
+	reg := make([]byte, 1)
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-in.quit:
+			return
+		case <-deadline:
+			t.Fatalf("Ctrl-A x behind 20 KiB pasted for a guest reading a byte every 5 ms: not seen in 10 s (the filter saw %d bytes)", in.count())
+		case <-time.After(5 * time.Millisecond):
+			u.Read(5, reg) // LSR
+			if reg[0]&0x01 != 0 {
+				u.Read(0, reg) // RBR
+			}
+		}
+	}
+}
