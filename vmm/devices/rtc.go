@@ -280,7 +280,11 @@ func (r *RTC) setField(reg uint8, v uint8) {
 	case rtcMonth:
 		f.month = r.decode(v)
 	case rtcYear:
-		f.year = f.year/100*100 + r.decode(v)
+		// The register holds the year of the century: a value past 99
+		// (BCD garbage, or binary up to 255) must not carry into the
+		// century, or writes of it would add up to any year, past what
+		// a snapshot's check lets a clock hold.
+		f.year = f.year/100*100 + r.decode(v)%100
 	case rtcCentury:
 		f.year = r.decode(v)*100 + f.year%100
 	}
