@@ -59,6 +59,19 @@ func rawPTY(t *testing.T) (ptm, pts *os.File) {
 	return ptm, pts
 }
 
+// startTerminalPump starts the input pump of u over the terminal side pts
+// of a pseudo-terminal, through an escapeWatch as the command's console.
+func startTerminalPump(t *testing.T, pts *os.File, u *devices.UART) (*escapeWatch, *inputPump) {
+	t.Helper()
+	in := &escapeWatch{f: pts, quit: make(chan struct{})}
+	var waited goroutineSet
+	p, err := startInput(in, u, &waited, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, p
+}
+
 // drainUART reads the UART as a guest would, LSR then RBR while LSR says
 // data is ready, until it has want bytes or 10 s have passed; it returns
 // them and whether the first LSR read reported an overrun.
@@ -94,12 +107,7 @@ func TestInputTerminalReadWhileUARTFull(t *testing.T) {
 	if n := u.RXSpace(); n != 0 {
 		t.Fatalf("UART space %d after 4096 bytes, want 0", n)
 	}
-	in := &escapeWatch{f: pts, quit: make(chan struct{})}
-	var waited goroutineSet
-	p, err := startInput(in, u, &waited, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, p := startTerminalPump(t, pts, u)
 	typed := append(bytes.Repeat([]byte{'a'}, 5000), 0x01, 'x')
 	go ptm.Write(typed)
 	select {
@@ -172,12 +180,7 @@ func TestInputTerminalHeldForRemainingInput(t *testing.T) {
 	ptm, pts := rawPTY(t)
 	u := devices.NewUART(nil, nil)
 	u.Receive(bytes.Repeat([]byte{'g'}, 4096))
-	in := &escapeWatch{f: pts, quit: make(chan struct{})}
-	var waited goroutineSet
-	p, err := startInput(in, u, &waited, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, p := startTerminalPump(t, pts, u)
 	typed := append(bytes.Repeat([]byte("abc"), 100), 0x01, 'x')
 	go ptm.Write(typed)
 	select {
@@ -205,12 +208,7 @@ func TestInputTerminalHeldForRemainingInput(t *testing.T) {
 func TestInputTerminalPasteWhileGuestReads(t *testing.T) {
 	ptm, pts := rawPTY(t)
 	u := devices.NewUART(nil, nil)
-	in := &escapeWatch{f: pts, quit: make(chan struct{})}
-	var waited goroutineSet
-	p, err := startInput(in, u, &waited, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := startTerminalPump(t, pts, u)
 	defer p.stop()
 	pasted := make([]byte, 60*1024)
 	for i := range pasted {
@@ -261,12 +259,7 @@ func TestInputTerminalPasteWhileGuestReads(t *testing.T) {
 func TestInputTerminalEscapeBehindTrickle(t *testing.T) {
 	ptm, pts := rawPTY(t)
 	u := devices.NewUART(nil, nil)
-	in := &escapeWatch{f: pts, quit: make(chan struct{})}
-	var waited goroutineSet
-	p, err := startInput(in, u, &waited, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, p := startTerminalPump(t, pts, u)
 	defer p.stop()
 	typed := append(bytes.Repeat([]byte{'a'}, 20*1024), 0x01, 'x')
 	go ptm.Write(typed)
