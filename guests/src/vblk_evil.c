@@ -172,6 +172,14 @@ void evil_run(u32 timeout)
 	deadline_init(&dl, wait < timeout ? wait : timeout);
 	while (vq_used_idx(&blk_q) == 0 && !deadline_passed(&dl))
 		;
+	/* availw's device completes the request and only then reads the
+	 * available index the data overwrote: wait for it to refuse the ring
+	 * rather than race the device thread for its status. */
+	if (!strcmp(kind, "availw")) {
+		deadline_init(&dl, wait < timeout ? wait : timeout);
+		while (!(inb(io + VIO_STATUS) & VIRTIO_NEEDS_RESET) && !deadline_passed(&dl))
+			;
+	}
 	printf("vblk: evil %s: used=%u status=0x%02x device-status=0x%02x isr=0x%x\n", kind,
 	       vq_used_idx(&blk_q), estatus, inb(io + VIO_STATUS), inb(io + VIO_ISR));
 	if (!strcmp(kind, "ramlast") || !strcmp(kind, "ivt")) {

@@ -6,6 +6,7 @@
 #define VIRTIO_ACK 1
 #define VIRTIO_DRIVER 2
 #define VIRTIO_DRIVER_OK 4
+#define VIRTIO_NEEDS_RESET 64
 #define VIRTIO_FAILED 128
 
 #define VIRTIO_F_INDIRECT_DESC (1u << 28)
