@@ -16,7 +16,9 @@
  * With "listen=N" (the readiness tests'), it answers ARP requests for
  * 10.0.2.15 and TCP SYNs to 10.0.2.15 instead of sending the ARP request:
  * one to port N gets a SYN-ACK, printing "vnet: accepted tcp from A:P on
- * port N", and the guest exits; one to another port gets a RST, printing
+ * port N", and the guest exits (with "stay", once its timeout has
+ * passed, so that a host acting on its readiness finds it running); one
+ * to another port gets a RST, printing
  * "vnet: refused tcp from A:P to port Q", and after three of those the
  * guest exits. With "clone" too, it does that after the DHCP exchanges
  * (what a restored service does). */
@@ -305,6 +307,12 @@ static void listen(u32 port, u32 timeout)
 		if (accept) {
 			printf("vnet: accepted tcp from %u.%u.%u.%u:%u on port %u\n", sip[12], sip[13],
 			       sip[14], sip[15], (u32)(t[0] << 8 | t[1]), to);
+			if (has_word("stay")) {
+				/* Keeps running past the SYN-ACK that made it
+				 * ready, for a host that acts on readiness. */
+				while (!deadline_passed(&dl))
+					;
+			}
 			exit(0);
 		}
 		printf("vnet: refused tcp from %u.%u.%u.%u:%u to port %u\n", sip[12], sip[13], sip[14],
