@@ -459,9 +459,11 @@ func commaAdvice(err error, parts []string, i int) error {
 // any of these, a directory NAME in the current directory or in sets/.
 // Archives come first everywhere: a directory NAME beside sets/NAME.tgz is
 // more likely something else of the user's (their service directory
-// rescue/, with --service-dir .) than the set. A name that ends in an
-// archive's extension (sets=rescue.tgz) is that archive, as the cache
-// takes it (fetch.Digests.SetFile): NAME.tgz.tgz is not looked for.
+// rescue/, with --service-dir .) than the set. A name that ends in any
+// set archive's extension (sets=rescue.tgz, or a mirror's rescue.tbz) is
+// that archive, as the cache (fetch.Digests.SetFile) and service.conf's
+// check of a set named twice take it: NAME.tgz.tgz is not looked for. Its
+// content, not its name, says whether the builder reads it.
 func findSet(name, arch string) (string, error) {
 	stat := func(p string, dir bool) (bool, error) {
 		st, err := os.Stat(p)
@@ -475,7 +477,7 @@ func findSet(name, arch string) (string, error) {
 	}
 	places := []string{"", "sets"}
 	archives := []string{name + ".tgz", name + ".tar.xz"}
-	if _, ok := setname.Readable.Cut(name); ok {
+	if _, ok := setname.Any.Cut(name); ok {
 		archives = []string{name}
 	}
 	for _, dir := range places {
@@ -530,14 +532,15 @@ func (e *missingSetError) Error() string {
 	switch {
 	case e.found != "":
 		return msg + e.rename() + ", or pass -x PATH"
-	case e.release != "":
+	case e.release != "", unreadable(e.name):
 		return msg + fmt.Sprintf("%s and fetch it (smolvmm fetch %s), or pass -x PATH", e.rename(), fetchSetArgs(e.arch, fetchName(e.name)))
 	}
 	return msg + fmt.Sprintf("pass -x PATH, or fetch the set first (smolvmm fetch %s)", fetchSetArgs(e.arch, fetchName(e.name)))
 }
 
 // rename is the advice for a set named with another extension than its
-// archive's (found or release set), "" for any other.
+// archive's (found or release set), or with one the builder does not
+// read; "" for any other.
 func (e *missingSetError) rename() string {
 	base := fetchName(e.name)
 	switch {
@@ -545,15 +548,39 @@ func (e *missingSetError) rename() string {
 		return fmt.Sprintf("sets=%s would read %s: name the set %s", base, e.found, base)
 	case e.release != "":
 		return fmt.Sprintf("the default release (NetBSD %s) has %s, not %s: name the set %s (sets=%s)", fetch.DefaultVersion, e.release, e.name, base, base)
+	case unreadable(e.name):
+		return fmt.Sprintf("mkimg reads sets compressed with gzip or xz, or plain tar (%s), not %s's bzip2 (%s): name the set %s (sets=%s)",
+			strings.Join(setname.Readable, ", "), e.name, strings.Join(unreadableExts(), ", "), base, base)
 	}
 	return ""
+}
+
+// unreadable reports whether set name ends in an archive's extension
+// the builder does not read (bzip2's: not in setname.Readable).
+func unreadable(name string) bool {
+	_, archive := setname.Any.Cut(name)
+	_, readable := setname.Readable.Cut(name)
+	return archive && !readable
+}
+
+// unreadableExts are the set archives' extensions the builder does not
+// read.
+func unreadableExts() []string {
+	var exts []string
+	for _, ext := range setname.Any {
+		if unreadable("x" + ext) {
+			exts = append(exts, ext)
+		}
+	}
+	return exts
 }
 
 // fetchName is the name smolvmm fetch takes for set name: without the
 // archive's extension, which fetch picks from the release's SHA512 (a
 // 9.x release has base.tgz, a 10.x one base.tar.xz; fetch refuses the
-// other series' name).
-func fetchName(name string) string { return setname.Readable.Base(name) }
+// other series' name). Any set archive's extension is cut, bzip2's too:
+// fetch fetches what the release has, whatever the set was called.
+func fetchName(name string) string { return setname.Any.Base(name) }
 
 // fetchSetArgs is the arguments of smolvmm fetch for the sets names of
 // port arch.

@@ -2,7 +2,9 @@
 // ("rescue.tgz", "base.tar.xz") and cuts them off a set's name, so that
 // the fetcher, service.conf and mkimg agree on which names are one set.
 // Each takes the list that fits what it does with the name: the fetcher
-// looks for what releases ship, mkimg for what its builder reads.
+// looks for what releases ship; service.conf and mkimg take any of them
+// for an archive's name, mkimg telling a name the builder cannot read
+// (Readable) what it reads.
 package setname
 
 import (
@@ -23,9 +25,10 @@ var (
 	// otherwise may carry. A plain .tar is not among them: no release
 	// ships an uncompressed set.
 	Release = Exts{".tgz", ".tar.xz", ".tar.gz", ".tar.bz2", ".tbz", ".txz"}
-	// Readable holds the extensions of the archives mkimg reads a set
-	// from: gzip or xz compressed, or a plain tar (a set a user made).
-	// The builder refuses bzip2, so .tar.bz2 and .tbz are not here.
+	// Readable holds the extensions of the archives mkimg's builder
+	// reads a set from: gzip or xz compressed, or a plain tar (a set a
+	// user made). The builder refuses bzip2, so .tar.bz2 and .tbz are
+	// not here.
 	Readable = Exts{".tgz", ".tar.gz", ".tar.xz", ".txz", ".tar"}
 	// Any holds the extensions of Readable and Release: a name ending
 	// in one of them is a set's archive for some reader.
