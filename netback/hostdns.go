@@ -1,12 +1,10 @@
 package netback
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/netip"
@@ -440,7 +438,7 @@ func (r *hostResolver) recheck() {
 func readHostConf(files HostFiles, lookup func(name string) (int, error)) *hostConf {
 	c := &hostConf{timeout: 5 * time.Second, attempts: 2}
 	if files.Hosts.Stamp.Present {
-		c.hosts = parseHosts(bytes.NewReader(files.Hosts.Content))
+		c.hosts = parseHosts(files.Hosts.Content)
 	}
 	if files.ResolvConf.Stamp.Present {
 		if conf, err := dns.ClientConfigFromReader(bytes.NewReader(files.ResolvConf.Content)); err == nil {
@@ -521,12 +519,15 @@ func zoneIndex(zone string, zones map[string]int, lookup func(name string) (int,
 
 // parseHosts reads a hosts file: an address, then its names, per line;
 // '#' starts a comment. Lines that do not parse are skipped, as the C
-// library does.
-func parseHosts(rd io.Reader) map[string][]net.IPAddr {
+// library does. A line is read whatever its length, as glibc reads it
+// (content is bounded by MaxHostFileSize): a line of thousands of
+// aliases loses neither its names nor those of the lines after it.
+func parseHosts(content []byte) map[string][]net.IPAddr {
 	hosts := map[string][]net.IPAddr{}
-	s := bufio.NewScanner(rd)
-	for s.Scan() {
-		line, _, _ := strings.Cut(s.Text(), "#")
+	for rest := content; len(rest) > 0; {
+		var text []byte
+		text, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		line, _, _ := strings.Cut(string(text), "#")
 		f := strings.Fields(line)
 		if len(f) < 2 {
 			continue

@@ -14,7 +14,7 @@ import (
 )
 
 func TestParseHosts(t *testing.T) {
-	h := parseHosts(strings.NewReader(`# comment
+	h := parseHosts([]byte(`# comment
 127.0.0.1	localhost loopback   # trailing comment
 ::1 localhost ip6-localhost
 10.1.2.3 Web.Example.   web
@@ -32,6 +32,36 @@ not-an-address name
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("parseHosts:\n got %v\nwant %v", h, want)
+	}
+}
+
+// TestParseHostsLongLine: a line longer than bufio.Scanner's 64 KiB
+// (a name with thousands of aliases, in a file MaxHostFileSize bounds)
+// is read as any other, and so are the lines after it: the scanner
+// stopped at it, and every name from there on was unknown.
+func TestParseHostsLongLine(t *testing.T) {
+	var aliases strings.Builder
+	for i := 0; aliases.Len() <= 100<<10; i++ {
+		fmt.Fprintf(&aliases, " alias%d", i)
+	}
+	for _, tc := range []struct {
+		name, long string
+		want       []string // names of 10.0.0.1
+	}{
+		{"aliases", "10.0.0.1 first" + aliases.String(), []string{"first", "alias0", "alias9999"}},
+		{"comment", "10.0.0.1 first #" + strings.Repeat("x", 100<<10), []string{"first"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := parseHosts([]byte("127.0.0.1 localhost\n" + tc.long + "\r\n192.0.2.7 after\n"))
+			for _, name := range append([]string{"localhost", "after"}, tc.want...) {
+				if len(h[name]) != 1 {
+					t.Errorf("%s: %v, want one address", name, h[name])
+				}
+			}
+			if got := h["first"]; len(got) == 1 && !got[0].IP.Equal(net.IPv4(10, 0, 0, 1)) {
+				t.Errorf("first: %v, want 10.0.0.1", got)
+			}
+		})
 	}
 }
 
