@@ -178,6 +178,6 @@ func stderrNotef() func(format string, args ...any) {
 		eol = "\r\n"
 	}
 	return func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "smolvmm: "+format+eol, args...)
+		fmt.Fprintf(stderrOut, "smolvmm: "+format+eol, args...) // stdout.go: its EPIPE recorded
 	}
 }

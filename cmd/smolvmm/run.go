@@ -470,7 +470,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			eol = "\r\n" // the terminal is raw already
 		}
 		for _, w := range p.Notices {
-			fmt.Fprintf(os.Stderr, "smolvmm %s: note: %s%s", commandSaid(c), w, eol)
+			fmt.Fprintf(stderrOut, "smolvmm %s: note: %s%s", commandSaid(c), w, eol) // stdout.go: its EPIPE recorded
 		}
 	}
 	con.onSnapshot = snapshotKey(snap, m) // snapshot.go: Ctrl-A s

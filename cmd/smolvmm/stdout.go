@@ -84,6 +84,24 @@ func (r *pipeRecord) note(w io.Writer, err error) {
 	})
 }
 
+// stderrOut is standard error for the command's own lines that a
+// console may find its terminal raw for (the loader's notices, a shared
+// network's): a write that fails with EPIPE is recorded in brokenOut,
+// for the console to end the process with 141, as Go's runtime would
+// were the console not asking for SIGPIPE. It writes to os.Stderr as it
+// is at the write.
+var stderrOut io.Writer = stderrWriter{}
+
+// stderrWriter is stderrOut's type.
+type stderrWriter struct{}
+
+func (stderrWriter) Write(p []byte) (int, error) {
+	f := os.Stderr
+	n, err := f.Write(p)
+	brokenOut.note(f, err)
+	return n, err
+}
+
 // File is the standard output or error recorded broken, or nil.
 func (r *pipeRecord) File() *os.File { return r.file.Load() }
 
