@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,31 +14,41 @@ import (
 )
 
 // TestBrokenStderrWhileRaw: a run on a terminal whose standard error's
-// reader has gone away ends of SIGPIPE, status 141, when a notice written
-// there while the terminal is raw fails (the loader's notes of what a
-// NetBSD kernel is not given), and leaves the terminal as it found it.
-// The notes were written past the record of a broken output the console
-// ends the process on: their EPIPE was lost, and the silent guest ran on.
+// reader has gone away ends of SIGPIPE, status 141, when a line written
+// there while the terminal is raw fails, and leaves the terminal as it
+// found it: the loader's notes of what a NetBSD kernel is not given, and
+// Ctrl-A s's answer when there is no snapshot file. Those lines were
+// written past the record of a broken output the console ends the
+// process on: their EPIPE was lost, and the silent guest ran on.
 func TestBrokenStderrWhileRaw(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
 	}
-	kernel := filepath.Join(t.TempDir(), "netbsd")
+	netbsd := filepath.Join(t.TempDir(), "netbsd")
 	// A silent NetBSD kernel: "-s" without console= gets a note, as
 	// does its lack of a symbol table.
-	if err := os.WriteFile(kernel, netbsdELF(3, []byte{0xEB, 0xFE}), 0o644); err != nil { // jmp $
+	if err := os.WriteFile(netbsd, netbsdELF(3, []byte{0xEB, 0xFE}), 0o644); err != nil { // jmp $
 		t.Fatal(err)
 	}
-	for _, flags := range [][]string{nil, {"--no-seccomp"}} {
-		t.Run(strings.Join(append([]string{"run"}, flags...), " "), func(t *testing.T) {
-			_, pts := openPTYPair(t)
+	tests := []struct {
+		name string
+		args []string
+		keys string // typed once it runs
+	}{
+		{"loader notes", []string{"-k", netbsd, "-a", "-s"}, ""},
+		{"loader notes, --no-seccomp", []string{"-k", netbsd, "-a", "-s", "--no-seccomp"}, ""},
+		{"C-a s without --snapshot", []string{"-k", spinKernel(t)}, "\x01s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ptm, pts := openPTYPair(t)
 			before := termiosOf(t, pts)
 			r, w, err := os.Pipe()
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.Close()
-			cmd := exec.Command(smolvmmBin(t), append([]string{"run", "-k", kernel, "-m", "16", "--net", "none", "-a", "-s"}, flags...)...)
+			cmd := exec.Command(smolvmmBin(t), append([]string{"run", "-m", "16", "--net", "none"}, tt.args...)...)
 			var stdout lockedBuffer // contain_test.go
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, &stdout, w
 			if err := cmd.Start(); err != nil {
@@ -52,11 +61,16 @@ func TestBrokenStderrWhileRaw(t *testing.T) {
 				cmd.Process.Kill()
 				<-waited
 			})
+			if tt.keys != "" {
+				if _, err := ptm.Write([]byte(tt.keys)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			select {
 			case err = <-waited:
 				waited <- err
 			case <-time.After(20 * time.Second):
-				t.Fatalf("still running 20 s after its notes met a closed standard error; stdout:\n%s", stdout.String())
+				t.Fatalf("still running 20 s after a line met a closed standard error; stdout:\n%s", stdout.String())
 			}
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) {

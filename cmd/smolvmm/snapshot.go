@@ -623,11 +623,11 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 			// The guest runs on, and a Ctrl-A s may yet write one: a
 			// failed attempt, said now, as a Ctrl-A s's is.
 			run.failures.add(err)
-			fmt.Fprintf(os.Stderr, "\r\nsmolvmm %s: warning: snapshot at ready: %v\r\n", commandSaid(c), snapshotWriteAdvice(t, err))
+			fmt.Fprintf(stderrOut, "\r\nsmolvmm %s: warning: snapshot at ready: %v\r\n", commandSaid(c), snapshotWriteAdvice(t, err))
 			return
 		}
 		if c.Bool("verbose") || c.Bool("timings") {
-			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
+			fmt.Fprintf(stderrOut, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
 				path, float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}
 	}
@@ -854,7 +854,7 @@ func snapshotKey(run *snapRun, m *vmm.Machine) func() {
 	return func() {
 		t := run.target
 		if t == nil {
-			fmt.Fprint(os.Stderr, "\r\nsmolvmm: C-a s: no snapshot file: run with --snapshot FILE\r\n")
+			fmt.Fprint(stderrOut, "\r\nsmolvmm: C-a s: no snapshot file: run with --snapshot FILE\r\n")
 			return
 		}
 		go func() {
@@ -862,10 +862,10 @@ func snapshotKey(run *snapRun, m *vmm.Machine) func() {
 			info, err := m.Snapshot(w)
 			if err = w.Finish(err); err != nil {
 				run.failures.add(err)
-				fmt.Fprintf(os.Stderr, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t, err))
+				fmt.Fprintf(stderrOut, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t, err))
 				return
 			}
-			fmt.Fprintf(os.Stderr, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
+			fmt.Fprintf(stderrOut, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
 				t.Path(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}()
 	}
