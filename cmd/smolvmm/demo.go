@@ -15,7 +15,7 @@ const demoJailUsage = "when started as root: run the VMM in new mount, PID, IPC 
 
 // demoModuleUsage is demo's --module help: run's speaks of a NetBSD
 // kernel's module types, and the built-in guest is a multiboot kernel.
-const demoModuleUsage = "boot module `FILE`, optionally followed by ,args for its multiboot command line (repeatable; the guest prints where each was loaded and its command line)"
+const demoModuleUsage = "boot module `FILE`, optionally followed by ,args for its multiboot command line (repeatable; the guest prints where each was loaded and its command line; a comma in FILE is written ,,)"
 
 func demoCommand() *cli.Command {
 	return &cli.Command{

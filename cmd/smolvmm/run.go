@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/smolvmm/smolvmm/internal/commaopt"
 	"io"
 	"io/fs"
 	"net/netip"
@@ -47,9 +48,9 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "disk", Aliases: []string{"d"},
 			Usage: "virtio-blk disk `IMAGE`, optionally followed by ,ro and ,serial=ID (repeatable: ld0, ld1, ...)"},
 		&cli.StringSliceFlag{Name: "share", Usage: "share a snapshot of host `DIR` (DIR,ro: read-only) as the next ld disk " +
-			"(a FAT32 image built at start; mount_msdos /dev/ldNa in the guest; guest writes are discarded at exit)"},
+			"(a FAT32 image built at start; mount_msdos /dev/ldNa in the guest; guest writes are discarded at exit; a comma in DIR is written ,,)"},
 		&cli.StringSliceFlag{Name: "module", Usage: "boot module `FILE`, optionally followed by ,args for a multiboot kernel or by its type " +
-			"for a NetBSD kernel, which takes modules only through its native handoff: ,kmod (the default for an ELF file), ,fs, ,splash or ,rndseed (repeatable)"},
+			"for a NetBSD kernel, which takes modules only through its native handoff: ,kmod (the default for an ELF file), ,fs, ,splash or ,rndseed (repeatable; a comma in FILE is written ,,)"},
 		&cli.StringFlag{Name: "boot", Value: "auto", Usage: "boot `PROTOCOL`: auto (multiboot when the kernel has a multiboot header, " +
 			"except for a NetBSD kernel given --module, or ELF64 without the a.out kludge; NetBSD's native /boot handoff for those and other NetBSD ELF kernels), multiboot or netbsd"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: verboseUsage},
@@ -316,26 +317,35 @@ func checkRunFlags(c *cli.Context) error {
 // shareDirWant is what --share takes, as its refusal of a file says.
 const shareDirWant = "a directory to share"
 
-// parseShareSpec splits --share's value, DIR or DIR,ro. A value without
-// a directory or with another option is a command-line mistake (status 2).
+// parseShareSpec splits --share's value, DIR or DIR,ro, a comma in DIR
+// written twice as -d's. A value without a directory or with another
+// option is a command-line mistake (status 2).
 func parseShareSpec(spec string) (dir string, ro bool, err error) {
-	dir, opt, _ := strings.Cut(spec, ",")
-	switch {
-	case dir == "":
-		return "", false, usageErrorf("--share %q: empty directory path (the form is DIR[,ro])", spec)
-	case opt != "" && opt != "ro":
-		return "", false, usageErrorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro", spec, opt)
+	parts := commaopt.Split(spec)
+	dir = parts[0]
+	if dir == "" {
+		return "", false, usageErrorf("--share %q: empty directory path (the form is DIR[,ro], a comma in DIR written ,,)", spec)
 	}
-	return dir, opt == "ro", nil
+	for _, opt := range parts[1:] {
+		switch {
+		case opt != "ro":
+			return "", false, usageErrorf("--share %s: unknown option %q; use --share DIR or --share DIR,ro (a comma in DIR is written ,,)", spec, opt)
+		case ro:
+			return "", false, usageErrorf("--share %s: option ro given twice; give it once", spec)
+		}
+		ro = true
+	}
+	return dir, ro, nil
 }
 
 // parseModuleSpec splits --module's value, FILE or FILE,args (a type for
-// a NetBSD kernel, which the boot protocol checks). A value without a
-// file is a command-line mistake (status 2), as -d's.
+// a NetBSD kernel, which the boot protocol checks), a comma in FILE written
+// twice as -d's; args are the rest as given. A value without a file is a
+// command-line mistake (status 2), as -d's.
 func parseModuleSpec(spec string) (path, args string, err error) {
-	path, args, _ = strings.Cut(spec, ",")
+	path, args, _ = commaopt.Cut(spec)
 	if path == "" {
-		return "", "", usageErrorf("--module %q: empty file path (the form is FILE[,args], or FILE,kmod|fs|splash|rndseed for a NetBSD kernel)", spec)
+		return "", "", usageErrorf("--module %q: empty file path (the form is FILE[,args], or FILE,kmod|fs|splash|rndseed for a NetBSD kernel; a comma in FILE is written ,,)", spec)
 	}
 	return path, args, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/smolvmm/smolvmm/internal/commaopt"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"io/fs"
 	"os"
@@ -97,7 +98,7 @@ var ErrInUse = errors.New("in use by another VM")
 // the path (or the serial) is written twice, as QEMU's options do:
 // "a,,b.img,ro" is the image "a,b.img", read-only.
 func ParseDiskSpec(s string) (Spec, error) {
-	parts := splitOptions(s)
+	parts := commaopt.Split(s)
 	sp := Spec{Path: parts[0]}
 	if sp.Path == "" {
 		return Spec{}, fmt.Errorf("disk %q: empty image path (the form is path[,ro][,serial=ID])", s)
@@ -137,27 +138,6 @@ func (sp Spec) String() string {
 		s += ",serial=" + strings.ReplaceAll(sp.Serial, ",", ",,")
 	}
 	return s
-}
-
-// splitOptions splits s at its single commas; a doubled comma stands for
-// one, inside a part.
-func splitOptions(s string) []string {
-	var parts []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != ',' {
-			cur.WriteByte(s[i])
-			continue
-		}
-		if i+1 < len(s) && s[i+1] == ',' {
-			cur.WriteByte(',')
-			i++
-			continue
-		}
-		parts = append(parts, cur.String())
-		cur.Reset()
-	}
-	return append(parts, cur.String())
 }
 
 // CheckSerial refuses a serial GET_ID cannot answer (Options.Serial):
