@@ -165,12 +165,17 @@ void evil_run(u32 timeout)
 		vq_submit(&blk_q, (u16)head);
 	}
 	printf("vblk: evil %s submitted\n", kind);
-	/* A device that refuses the request never completes it: wait briefly. */
-	u32 wait = 1;
+	/* The device thread either completes the request or refuses the ring
+	 * (NEEDS_RESET), on its own time: wait for one or the other, not for a
+	 * fixed while (1 to 2 s, less where its 4M-poll cap comes first) that a
+	 * loaded host's device thread can outlast, the guest then reading
+	 * device-status 0x07 where the test wants 0x47. */
+	u32 wait = timeout;
 	word_uint("evilwait", &wait);
 	struct deadline dl;
 	deadline_init(&dl, wait < timeout ? wait : timeout);
-	while (vq_used_idx(&blk_q) == 0 && !deadline_passed(&dl))
+	while (vq_used_idx(&blk_q) == 0 && !(inb(io + VIO_STATUS) & VIRTIO_NEEDS_RESET) &&
+	       !deadline_passed(&dl))
 		;
 	/* availw's device completes the request and only then reads the
 	 * available index the data overwrote: wait for it to refuse the ring
