@@ -574,14 +574,14 @@ func checkOutputFiles(outputs, inputs []namedFile) error {
 // it opens them.
 func checkRunInputs(c *cli.Context) error {
 	for _, spec := range c.StringSlice("share") {
-		dir, _, _ := strings.Cut(spec, ",")
+		dir, _, _ := parseShareSpec(spec) // checked by checkRunFlags
 		if err := checkInputDir("--share", spec, dir, shareDirWant); err != nil { // filemsgs.go
 			return err
 		}
 	}
 	limit := int64(c.Int("memory")) << 20
 	for _, spec := range c.StringSlice("module") {
-		path, _, _ := strings.Cut(spec, ",")
+		path, _, _ := parseModuleSpec(spec) // checked by checkRunFlags
 		f, size, err := regfile.Open(path)
 		if err == nil && size > limit {
 			err = &regfile.TooLargeError{Path: path, Size: size, Limit: limit}

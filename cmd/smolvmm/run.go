@@ -277,7 +277,7 @@ func checkRunFlags(c *cli.Context) error {
 	for _, spec := range c.StringSlice("share") {
 		// A file's problem, status 1, said before the data image's
 		// builder names it in its own words ("data directory: stat").
-		if dir, _, _ := strings.Cut(spec, ","); dir != "" {
+		if dir, _, err := parseShareSpec(spec); err == nil { // its mistakes refused above
 			if err := checkInputDir("--share", dir, dir, shareDirWant); err != nil { // filemsgs.go
 				return err
 			}

@@ -56,6 +56,12 @@ func checkSnapshotFlags(c *cli.Context) error {
 	case c.Bool("no-verify-memory") && restore == "":
 		return usageErrorf("--no-verify-memory without --restore FILE: it skips the check of the memory of the snapshot a VM is restored from")
 	}
+	for _, spec := range c.StringSlice("share") {
+		// The refusals below name the directory: its spelling first.
+		if _, _, err := parseShareSpec(spec); err != nil {
+			return err
+		}
+	}
 	if shares := c.StringSlice("share"); len(shares) > 0 && c.String("snapshot") != "" {
 		// The share's disk is a temporary image, removed once the guest
 		// runs: a snapshot would record a file no restore can open, and
@@ -63,7 +69,7 @@ func checkSnapshotFlags(c *cli.Context) error {
 		// The advice keeps ,ro: without it a read-only share would become
 		// a disk the guest may write.
 		disk := "IMAGE"
-		if _, opt, _ := strings.Cut(shares[0], ","); opt == "ro" {
+		if _, ro, _ := parseShareSpec(shares[0]); ro {
 			disk = "IMAGE,ro"
 		}
 		return usageErrorf("--snapshot %s and --share %s: a share is an image built from the directory for this run and removed as the guest starts, which no restore could open; make the directory a disk image of its own (smolvmm mkimg --data %s -i IMAGE) and give it with -d %s instead", c.String("snapshot"), shares[0], shareDirOf(shares[0]), disk)
@@ -73,7 +79,7 @@ func checkSnapshotFlags(c *cli.Context) error {
 		// image is a disk the snapshot's VM never had: refused now,
 		// before it is built, not by the restore's count of disks.
 		disk := "IMAGE"
-		if _, opt, _ := strings.Cut(shares[0], ","); opt == "ro" {
+		if _, ro, _ := parseShareSpec(shares[0]); ro {
 			disk = "IMAGE,ro"
 		}
 		return usageErrorf("--restore %s and --share %s: a restored VM has the disks its snapshot recorded, and a snapshot has no share (--snapshot refuses --share); drop --share (for a directory in a restored VM, make it an image, smolvmm mkimg --data %s -i IMAGE, give it with -d %s to the run that takes the snapshot, and restore that snapshot)", restore, shares[0], shareDirOf(shares[0]), disk)
@@ -90,9 +96,10 @@ func checkSnapshotFlags(c *cli.Context) error {
 	return checkSnapshotTarget(c)
 }
 
-// shareDirOf is --share spec's directory, without ,ro.
+// shareDirOf is --share spec's directory, without ,ro and with each
+// comma written once, as mkimg --data takes it.
 func shareDirOf(spec string) string {
-	dir, _, _ := strings.Cut(spec, ",")
+	dir, _, _ := parseShareSpec(spec)
 	return dir
 }
 
@@ -125,7 +132,7 @@ func checkSnapshotTarget(c *cli.Context) error {
 		inputs = append(inputs, named{"--restore", r})
 	}
 	for _, spec := range c.StringSlice("module") {
-		p, _, _ := strings.Cut(spec, ",")
+		p, _, _ := parseModuleSpec(spec)
 		inputs = append(inputs, named{"--module", p})
 	}
 	for _, spec := range c.StringSlice("disk") {
@@ -134,7 +141,7 @@ func checkSnapshotTarget(c *cli.Context) error {
 		}
 	}
 	for _, spec := range c.StringSlice("share") {
-		p, _, _ := strings.Cut(spec, ",")
+		p, _, _ := parseShareSpec(spec)
 		inputs = append(inputs, named{"--share", p})
 	}
 	for _, in := range inputs {
