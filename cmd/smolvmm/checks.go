@@ -574,7 +574,7 @@ func checkOutputFiles(outputs, inputs []namedFile) error {
 // it opens them.
 func checkRunInputs(c *cli.Context) error {
 	for _, spec := range c.StringSlice("share") {
-		dir, _, _ := parseShareSpec(spec) // checked by checkRunFlags
+		dir, _, _ := parseShareSpec(spec)                                         // checked by checkRunFlags
 		if err := checkInputDir("--share", spec, dir, shareDirWant); err != nil { // filemsgs.go
 			return err
 		}
