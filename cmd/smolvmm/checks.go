@@ -573,15 +573,16 @@ func checkOutputFiles(outputs, inputs []namedFile) error {
 // empty. up calls it before it downloads; run finds the same faults when
 // it opens them.
 func checkRunInputs(c *cli.Context) error {
+	// The values' mistakes were refused by checkRunFlags.
 	for _, spec := range c.StringSlice("share") {
-		dir, _, _ := parseShareSpec(spec)                                         // checked by checkRunFlags
+		dir, _, _ := parseShareSpec(spec)
 		if err := checkInputDir("--share", spec, dir, shareDirWant); err != nil { // filemsgs.go
 			return err
 		}
 	}
 	limit := int64(c.Int("memory")) << 20
 	for _, spec := range c.StringSlice("module") {
-		path, _, _ := parseModuleSpec(spec) // checked by checkRunFlags
+		path, _, _ := parseModuleSpec(spec)
 		f, size, err := regfile.Open(path)
 		if err == nil && size > limit {
 			err = &regfile.TooLargeError{Path: path, Size: size, Limit: limit}

@@ -324,7 +324,7 @@ func parseShareSpec(spec string) (dir string, ro bool, err error) {
 	parts := commaopt.Split(spec)
 	dir = parts[0]
 	if dir == "" {
-		return "", false, usageErrorf("--share %q: empty directory path (the form is DIR[,ro], a comma in DIR written ,,)", spec)
+		return "", false, usageErrorf("--share %q: empty directory path (the form is DIR[,ro]; a comma in DIR is written ,,)", spec)
 	}
 	for _, opt := range parts[1:] {
 		switch {
