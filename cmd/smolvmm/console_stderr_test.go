@@ -62,6 +62,12 @@ func TestBrokenStderrWhileRaw(t *testing.T) {
 				<-waited
 			})
 			if tt.keys != "" {
+				// Typed once the console reads them: the terminal raw.
+				for deadline := time.Now().Add(20 * time.Second); termiosOf(t, pts).Lflag&unix.ICANON != 0; time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("terminal not raw in 20 s; stdout:\n%s", stdout.String())
+					}
+				}
 				if _, err := ptm.Write([]byte(tt.keys)); err != nil {
 					t.Fatal(err)
 				}
