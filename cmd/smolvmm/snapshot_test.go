@@ -471,15 +471,13 @@ func TestCLIRestoreStop(t *testing.T) {
 	}
 }
 
-// freeTCPPort returns a port of 127.0.0.1 that was free a moment ago.
+// freeTCPPort returns a port of 127.0.0.1 that was free a moment ago,
+// below the ephemeral range (testsock.Port): one a listen of port 0 gave
+// could be taken as an outgoing connection's local port before the VMM
+// listened on it.
 func freeTCPPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(int(testsock.Port(t)))
 }
 
 // TestCLIRestoreForward: the port forwards of a restored VM are the
