@@ -105,13 +105,10 @@ func TestProber(t *testing.T) {
 // TestProberStopsAtOnce: Stop on a Prober whose address refuses returns
 // without a report.
 func TestProberStopsAtOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close()
+	// Not a closed listener's port, which another test's listener could
+	// take again before the probe and hold like a ready port.
 	reported := false
-	p := Start([]string{ln.Addr().String()}, time.Hour, func(time.Time) { reported = true })
+	p := Start([]string{portreadytest.Refusing(t)}, time.Hour, func(time.Time) { reported = true })
 	p.Stop()
 	if reported {
 		t.Error("a closed port was reported ready")
