@@ -493,9 +493,7 @@ func removeStaleSocket(path string) error {
 	if st.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("shared network: %s exists and is not a socket", path)
 	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
+	if err = probeSocket(path); err == nil {
 		return fmt.Errorf("shared network: %s: %w", path, ErrHubRunning)
 	}
 	if stale, err := staleSocket(path, err); !stale {
@@ -504,6 +502,24 @@ func removeStaleSocket(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("shared network: stale socket: %w", err)
 	}
+	return nil
+}
+
+// probeSocket connects to the socket file path and closes the connection
+// at once: nil if a listener took it, else the dial's error, for
+// staleSocket. Without a deadline: a Unix socket's connect never waits
+// (Linux queues the connection, or says at once ECONNREFUSED, nobody
+// listens, or EAGAIN, the queue is full), so a deadline only expired on a
+// prober slowed past it. On a loaded host a dial that had connected to a
+// live hub then said "i/o timeout" (1 s), and a hub starting beside it
+// said it could not tell whether a network ran there, not ErrHubRunning.
+func probeSocket(path string) error {
+	var d net.Dialer
+	c, err := d.Dial("unix", path)
+	if err != nil {
+		return err
+	}
+	_ = c.Close()
 	return nil
 }
 

@@ -228,8 +228,7 @@ func listenSocket(socket string, gid int, bound func(string)) (ln *net.UnixListe
 	if path != socket {
 		err := os.Link(path, socket)
 		if errors.Is(err, os.ErrExist) {
-			if c, derr := net.DialTimeout("unix", socket, time.Second); derr == nil {
-				c.Close()
+			if probeSocket(socket) == nil {
 				err = ErrHubRunning
 			}
 			return fail(fmt.Errorf("shared network: listen on %s: made while this hub started: %w", socket, err))
