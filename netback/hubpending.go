@@ -2,9 +2,14 @@ package netback
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bounds of the connections a hub holds before their handshake is over:
@@ -100,11 +105,46 @@ func (h *Hub) admitPending(c net.Conn) (uid int, ok bool) {
 		return uid, true
 	}
 	h.busyLog.logf(h.logf, "refused a connection at once: %s", why)
-	// Into the new socket's empty buffer: at once, and never long.
-	_ = c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	_ = writeHubMessage(c, byte(RefusedBusy), hubAnswer{Error: why + "; try again once fewer VMs are joining"})
+	_ = writeHubMessage(writeNow{c}, byte(RefusedBusy), hubAnswer{Error: why + "; try again once fewer VMs are joining"})
 	_ = c.Close()
 	return uid, false
+}
+
+// writeNow writes to a connection in one non-blocking write: what goes
+// into its socket's buffer at once, never a wait. The accept loop writes
+// so into a new socket's empty buffer, where the whole answer fits. With
+// a write deadline (50 ms) instead, an accept loop slowed past it (a
+// loaded host) closed refused connections without their answer, and
+// their VMs read EOF where they wanted RefusedBusy.
+type writeNow struct{ c net.Conn }
+
+// Write writes what of b the socket takes at once; a short write is an
+// error.
+func (w writeNow) Write(b []byte) (int, error) {
+	sc, ok := w.c.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("a %T has no descriptor to write to at once", w.c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	// Returning true: done after one try, even one that would block.
+	if err := rc.Write(func(fd uintptr) bool {
+		n, werr = unix.Write(int(fd), b)
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	if werr != nil {
+		return 0, os.NewSyscallError("write", werr)
+	}
+	if n < len(b) {
+		return n, io.ErrShortWrite
+	}
+	return n, nil
 }
 
 // logLimit lets lines of one kind through hubLogBurst at once, then one
