@@ -227,6 +227,9 @@ type Hub struct {
 	// self is the hub's own user: its VMs, as root's, are not held to
 	// userLimit.
 	self int
+	// handshakeTimeout bounds a hello and its answer: hubHandshakeTimeout
+	// unless hubHooks says otherwise.
+	handshakeTimeout time.Duration
 	// contained is HubConfig.Contained, removeSocket its RemoveSocket;
 	// nofile the process's RLIMIT_NOFILE as NewHub found it
 	// (refuseNoDescriptors).
@@ -359,6 +362,9 @@ type hubHooks struct {
 	// nofile, if not nil, is the descriptor limit the NAT's budget is
 	// sized from (newNATBudget) rather than RLIMIT_NOFILE.
 	nofile func() uint64
+	// handshakeTimeout, if not zero, bounds a hello and its answer
+	// rather than hubHandshakeTimeout.
+	handshakeTimeout time.Duration
 }
 
 // fileLimit is the process's RLIMIT_NOFILE, as Go raised it at its start
@@ -390,7 +396,10 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 	h := &Hub{socket: cfg.Socket, logf: cfg.Logf, now: now, ports: map[[6]byte]*hubPort{}, natEnds: map[netip.Addr]*natEnd{}, natGrace: hubNATGraceFor,
 		saveReq: make(chan struct{}, 1), saveDone: make(chan struct{}), changed: make(chan struct{}, 1),
 		closing: make(chan struct{}), closed: make(chan struct{}),
-		peerUID: hooks.peerUID, portStart: hooks.portStart, self: os.Geteuid()}
+		peerUID: hooks.peerUID, portStart: hooks.portStart, self: os.Geteuid(), handshakeTimeout: hubHandshakeTimeout}
+	if hooks.handshakeTimeout != 0 {
+		h.handshakeTimeout = hooks.handshakeTimeout
+	}
 	if h.peerUID == nil {
 		h.peerUID = connPeerUID
 	}
@@ -768,7 +777,7 @@ func (h *Hub) serve(c net.Conn, uid int) {
 	defer h.conns.remove(c)
 	handshaken := sync.OnceFunc(func() { h.pending.done(uid) })
 	defer handshaken()
-	_ = c.SetDeadline(time.Now().Add(hubHandshakeTimeout))
+	_ = c.SetDeadline(time.Now().Add(h.handshakeTimeout))
 	var hello hubHello
 	ver, _, err := readHubMessage(c, &hello)
 	if err != nil {
