@@ -537,7 +537,7 @@ func probeSocket(path string) error {
 // listens on it. Any other failure says nothing of that, and is err: a
 // hub may be listening that this process may not reach (EACCES: another
 // user's, in a directory open to all), or that is too busy to take a
-// connection now (EAGAIN: its queue full; a timeout). Before, any of
+// connection now (EAGAIN: its queue full). Before, any of
 // them had its live socket removed. A file gone meanwhile (ENOENT) is not
 // stale, nor an error: there is nothing to remove.
 func staleSocket(path string, dialErr error) (stale bool, err error) {
