@@ -7,11 +7,13 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio"
@@ -52,14 +54,10 @@ func readyByGuestPort(t *testing.T) vmm.Config {
 // forward of ReadyAddr to its port 80, made ready by ReadyGuestPort 80.
 func vnetReadyByPort(t *testing.T, words string) vmm.Config {
 	kernel := guest(t, "vnet")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().(*net.TCPAddr)
-	ln.Close()
+	// Below the ephemeral range: free until the forward listens.
+	port := testsock.Port(t)
 	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
-	fwd := netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: uint16(addr.Port), GuestPort: 80}
+	fwd := netback.Forward{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: port, GuestPort: 80}
 	back, err := netback.Open("user", []netback.Forward{fwd}, mac)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +68,7 @@ func vnetReadyByPort(t *testing.T, words string) vmm.Config {
 		t.Fatal(err)
 	}
 	return vmm.Config{Kernel: kernel, Append: words, MemoryMiB: 16, Devices: []virtio.Device{nic},
-		ReadyAddr: addr.String(), ReadyGuestPort: 80}
+		ReadyAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))), ReadyGuestPort: 80}
 }
 
 // readyByPattern is a chatty guest made ready by its console: PhaseReady

@@ -1,12 +1,12 @@
 package vmm_test
 
 import (
-	"net"
 	"regexp"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -17,14 +17,9 @@ import (
 // (the counter guest runs to its end, so the negatives are deterministic).
 func TestRestoreReadiness(t *testing.T) {
 	path, _, _ := snapshotCounter(t, vmm.Config{}, "")
-	closed := func() string { // a port nobody listens on
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}()
+	// A port bound and never listening for the whole test, where a port
+	// once listened on and closed could be taken by another's listener.
+	closed := portreadytest.Refusing(t)
 	tests := []struct {
 		name string
 		cfg  vmm.Config

@@ -767,12 +767,7 @@ func TestCLISharedNetworkPortTaken(t *testing.T) {
 	kernel := spinKernel(t)
 	socket := filepath.Join(testsock.Dir(t), "n.sock")
 	d := startNetDaemon(t, socket)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testsock.Port(t) // below the ephemeral range: free until -p listens
 	vm := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "user:"+socket, "--mac", "52:54:00:aa:bb:02", "-p", fmt.Sprintf("%d:80", port))
 	var stderr bytes.Buffer
 	vm.Stderr = &stderr
