@@ -13,16 +13,9 @@ import (
 	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
-// freeTCPPort is a host port nothing listens on now.
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freeTCPPort is a host port nothing listens on, from testsock: below the
+// ephemeral range another test's connect or listener could take it from.
+func freeTCPPort(t *testing.T) int { return int(testsock.Port(t)) }
 
 // A VM that stops (Close) and its successor that starts at once with the
 // same MAC and forward: the successor is let in, every time, as Close

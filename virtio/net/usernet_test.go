@@ -11,20 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/internal/testsock"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
 
-// freePort returns a host TCP port that was free a moment ago.
-func freePort(t testing.TB) uint16 {
-	t.Helper()
-	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return uint16(ln.Addr().(*stdnet.TCPAddr).Port)
-}
+// freePort returns a host TCP port free until a forward listens on it:
+// testsock's, below the ephemeral range another test's connect or
+// listener could take it from.
+func freePort(t testing.TB) uint16 { return testsock.Port(t) }
 
 // guestBehindDevice runs the user network with one forward to guest port
 // 80, the virtio-net device on it, a driver shim on the device and a
