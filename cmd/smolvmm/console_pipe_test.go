@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +82,60 @@ var brokenOutputs = []struct {
 	}},
 }
 
+// startReaped starts cmd, whose end exitWithin then gives; the test's
+// cleanup kills and reaps it whatever the test's path out.
+func startReaped(t *testing.T, cmd *exec.Cmd) (waited chan error) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited = make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-waited
+	})
+	return waited
+}
+
+// exitWithin is the end of startReaped's command, which must come within
+// 20 s of what the test did (after); log is what the test shows if not.
+func exitWithin(t *testing.T, waited chan error, after string, log fmt.Stringer) error {
+	t.Helper()
+	select {
+	case err := <-waited:
+		waited <- err // for the cleanup
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatalf("still running 20 s after %s; output:\n%s", after, log)
+		return nil
+	}
+}
+
+// waitRaw waits up to 20 s for the console to make the terminal pts raw:
+// it is up, and reads what is typed.
+func waitRaw(t *testing.T, pts *os.File, log fmt.Stringer) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); termiosOf(t, pts).Lflag&unix.ICANON != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal not raw in 20 s; output:\n%s", log)
+		}
+	}
+}
+
+// wantSIGPIPE fails the test unless err is the end of a process killed by
+// SIGPIPE (status 141).
+func wantSIGPIPE(t *testing.T, err error, log fmt.Stringer) {
+	t.Helper()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("exit: %v, want SIGPIPE; output:\n%s", err, log)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != unix.SIGPIPE {
+		t.Errorf("exit: %v, want killed by SIGPIPE (status 141); output:\n%s", err, log)
+	}
+}
+
 // TestBrokenPipeRestoresTerminal: a run on a terminal whose output's
 // reader goes away (smolvmm run ... | head -1, or a socket shut for
 // reading) ends of SIGPIPE, status 141, as the README says, and leaves the
@@ -102,16 +157,8 @@ func TestBrokenPipeRestoresTerminal(t *testing.T) {
 				cmd := exec.Command(smolvmmBin(t), append([]string{"run", "-k", kernel, "-m", "16", "--net", "none"}, flags...)...)
 				var stderr lockedBuffer // contain_test.go
 				cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, w, &stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
+				waited := startReaped(t, cmd)
 				w.Close()
-				waited := make(chan error, 1)
-				go func() { waited <- cmd.Wait() }()
-				t.Cleanup(func() {
-					cmd.Process.Kill()
-					<-waited
-				})
 				// The guest's output comes once the terminal is raw:
 				// the reader then goes away, as head -1 does.
 				if err := readThenLeave(); err != nil {
@@ -120,20 +167,7 @@ func TestBrokenPipeRestoresTerminal(t *testing.T) {
 				if raw := termiosOf(t, pts); raw.Lflag&unix.ICANON != 0 {
 					t.Fatal("the guest wrote before the terminal was raw")
 				}
-				var err error
-				select {
-				case err = <-waited:
-					waited <- err
-				case <-time.After(20 * time.Second):
-					t.Fatalf("still running 20 s after its reader went away; stderr:\n%s", stderr.String())
-				}
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) {
-					t.Fatalf("exit: %v, want SIGPIPE; stderr:\n%s", err, stderr.String())
-				}
-				if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != unix.SIGPIPE {
-					t.Errorf("exit: %v, want killed by SIGPIPE (status 141); stderr:\n%s", err, stderr.String())
-				}
+				wantSIGPIPE(t, exitWithin(t, waited, "its reader went away", &stderr), &stderr)
 				if strings.Contains(stderr.String(), "writing standard output") {
 					t.Errorf("a broken pipe said as lost output:\n%s", stderr.String())
 				}
@@ -167,37 +201,19 @@ func TestSIGPIPEOfAnotherWriteIgnored(t *testing.T) {
 			cmd := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "none")
 			var stderr lockedBuffer
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, w, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			waited := startReaped(t, cmd)
 			w.Close()
 			if closeReader {
 				r.Close()
 			}
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-waited
-			})
-			// The console is up once the terminal is raw.
-			for deadline := time.Now().Add(20 * time.Second); termiosOf(t, pts).Lflag&unix.ICANON != 0; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("terminal not raw in 20 s; stderr:\n%s", stderr.String())
-				}
-			}
+			waitRaw(t, pts, &stderr)
 			if err := cmd.Process.Signal(unix.SIGPIPE); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := ptm.Write([]byte{escapeByte, 'x'}); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case err = <-waited:
-				waited <- err
-			case <-time.After(20 * time.Second):
-				t.Fatalf("still running 20 s after Ctrl-A x; stderr:\n%s", stderr.String())
-			}
+			err = exitWithin(t, waited, "Ctrl-A x", &stderr)
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 				t.Errorf("exit: %v, want status 130 of Ctrl-A x: the SIGPIPE ignored; stderr:\n%s", err, stderr.String())

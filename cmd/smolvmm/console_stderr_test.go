@@ -2,15 +2,10 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // TestBrokenStderrWhileRaw: a run on a terminal whose standard error's
@@ -51,40 +46,15 @@ func TestBrokenStderrWhileRaw(t *testing.T) {
 			cmd := exec.Command(smolvmmBin(t), append([]string{"run", "-m", "16", "--net", "none"}, tt.args...)...)
 			var stdout lockedBuffer // contain_test.go
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, &stdout, w
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			waited := startReaped(t, cmd) // console_pipe_test.go
 			w.Close()
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-waited
-			})
 			if tt.keys != "" {
-				// Typed once the console reads them: the terminal raw.
-				for deadline := time.Now().Add(20 * time.Second); termiosOf(t, pts).Lflag&unix.ICANON != 0; time.Sleep(10 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatalf("terminal not raw in 20 s; stdout:\n%s", stdout.String())
-					}
-				}
+				waitRaw(t, pts, &stdout) // typed once the console reads them
 				if _, err := ptm.Write([]byte(tt.keys)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			select {
-			case err = <-waited:
-				waited <- err
-			case <-time.After(20 * time.Second):
-				t.Fatalf("still running 20 s after a line met a closed standard error; stdout:\n%s", stdout.String())
-			}
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) {
-				t.Fatalf("exit: %v, want SIGPIPE", err)
-			}
-			if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != unix.SIGPIPE {
-				t.Errorf("exit: %v, want killed by SIGPIPE (status 141)", err)
-			}
+			wantSIGPIPE(t, exitWithin(t, waited, "a line met a closed standard error", &stdout), &stdout)
 			if after := termiosOf(t, pts); !bytes.Equal(termiosBytes(&after), termiosBytes(&before)) {
 				t.Errorf("terminal left as %+v, want as it was: %+v", after, before)
 			}
