@@ -254,7 +254,7 @@ func fakeVMM(mode string, args []string) int {
 		return 0
 	case "vmmready", "vmmreadyline":
 		return fakeVMMReady(mode, r, *report, *settledFD, *readyFD)
-	case "vmmreadyserve", "vmmreadytouch", "vmmunreadyserve":
+	case "vmmreadyserve", "vmmreadytouch", "vmmunreadyserve", "vmmreadylateline":
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
 		var mem []byte
@@ -281,6 +281,17 @@ func fakeVMM(mode string, args []string) int {
 			touchFakeGuest(mem)
 		}
 		fmt.Print("resumed\r\n")
+		if mode == "vmmreadylateline" {
+			// Its ready line comes only as it is stopped, as a
+			// restored guest's did on a loaded host.
+			late := make(chan os.Signal, 1)
+			go func(term <-chan os.Signal) {
+				sig := <-term
+				fmt.Print("marker: ready\r\n")
+				late <- sig
+			}(term)
+			term = late
+		}
 		return fakeServeUntilTerm(term, r, *report, false)
 	case "onefails", "onecrashes":
 		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {

@@ -517,6 +517,10 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		defer wg.Done()
 		readConsole(r, &out, o, rec, observed)
 	}()
+	// reportedAt is a restore's ready report's time (0 when none came),
+	// written before wg.Done: the ready phase when the line came after
+	// the stop.
+	var reportedAt int64
 	switch {
 	case readyIn != nil && restoreReport:
 		// A restore's ready, at its first instruction: the pattern's
@@ -533,6 +537,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			if !ok {
 				return
 			}
+			reportedAt = at
 			if o.Ready.Pattern == nil {
 				rec.markReady(reportBy, at)
 			}
@@ -626,6 +631,12 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		// stopped after all.
 		delete(rec.phases, PhaseStopped)
 		stopped = false
+	}
+	if r, ok := rec.phases[PhaseReady]; stopped && reportedAt != 0 && ok && r > rec.phases[PhaseStopped] {
+		// A restore stopped ExitWait after its report, whose ready line
+		// was read only after the stop (a loaded host): the boot ended
+		// at the stop, so the report, its ready event, gives the phase.
+		rec.phases[PhaseReady], rec.readyBy = reportedAt, reportBy
 	}
 	if stopped {
 		// The bench stopped the guest: it did not exit (a VMM may report

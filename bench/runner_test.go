@@ -395,6 +395,30 @@ func TestRunBootReadyReportedEndsBoot(t *testing.T) {
 	}
 }
 
+// A restore (Target.ReadyReported) whose ready line is read only after
+// the bench stopped it ExitWait after its report (a loaded host's slow
+// guest or console) is ready at the report, not after its stop: the
+// boot ended at the stop, and the results said "ready at 1060 ms, after
+// the stop at 1047 ms".
+func TestRunBootReadyLineAfterStop(t *testing.T) {
+	target := withReport(fakeTarget(t, "fake", "vmmreadylateline"))
+	target.ReadyFlag, target.ReadyReported = "-ready-fd", true
+	b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: regexp.MustCompile("^marker: ready")},
+		Timeout: 10 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b.Output), "marker: ready") {
+		t.Fatalf("output %q: the ready line never came", b.Output)
+	}
+	if err := validateBoot(*b); err != nil {
+		t.Errorf("phases %v: %v", b.Phases, err)
+	}
+	if b.ReadyBy != ReadyByRestore {
+		t.Errorf("ready by %q, want %q", b.ReadyBy, ReadyByRestore)
+	}
+}
+
 // A restore's memory (Target.ReadyReported) is read once its guest has
 // run, at its first console byte after the report, not at the report,
 // which comes at its first instruction: there the guest RAM was still
