@@ -121,15 +121,8 @@ func verboseOnTerminal(t *testing.T, args, want []string) string {
 	ptm, pts := openPTYPair(t)
 	cmd := exec.Command(smolvmmBin(t), args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-waited
-	})
+	waited := startReaped(t, cmd) // console_pipe_test.go
+
 	var term lockedBuffer // contain_test.go
 	copied := make(chan struct{})
 	go func() {
@@ -159,12 +152,7 @@ func verboseOnTerminal(t *testing.T, args, want []string) string {
 	if _, err := ptm.Write([]byte{0x01, 'x'}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-waited:
-		waited <- err
-	case <-time.After(20 * time.Second):
-		t.Fatalf("still running 20 s after Ctrl-A x; terminal:\n%q", term.String())
-	}
+	exitWithin(t, waited, "Ctrl-A x", &term)
 	// What it wrote last (after the restore): read until the terminal
 	// has nothing more, its last writer gone.
 	pts.Close()

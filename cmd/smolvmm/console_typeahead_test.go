@@ -28,15 +28,7 @@ func TestCLIEscapeAfterTypeahead(t *testing.T) {
 			cmd := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "none")
 			var stderr lockedBuffer // contain_test.go
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-waited
-			})
+			waited := startReaped(t, cmd) // console_pipe_test.go
 			// Keys are read under the filter, once the terminal is raw.
 			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 				status, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
@@ -50,13 +42,7 @@ func TestCLIEscapeAfterTypeahead(t *testing.T) {
 			// Written on its own: the terminal takes no more than its
 			// buffer until smolvmm reads.
 			go ptm.Write(append(bytes.Repeat([]byte{'a'}, typed), 0x01, 'x'))
-			var err error
-			select {
-			case err = <-waited:
-				waited <- err
-			case <-time.After(20 * time.Second):
-				t.Fatalf("smolvmm still ran 20 s after %d bytes and Ctrl-A x; stderr:\n%s", typed, stderr.String())
-			}
+			err := exitWithin(t, waited, strconv.Itoa(typed)+" bytes and Ctrl-A x", &stderr)
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 				t.Errorf("after Ctrl-A x: %v, want status 130; stderr:\n%s", err, stderr.String())
