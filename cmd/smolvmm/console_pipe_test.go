@@ -47,26 +47,24 @@ func codeKernel(t *testing.T, code []byte) string {
 // brokenOutputs are standard outputs whose reader goes away after one
 // byte: a pipe closed (smolvmm run ... | head -1), a Unix socket whose
 // peer shut down reading, where poll shows neither POLLERR nor POLLHUP
-// but a write fails with EPIPE. start gives the command's end and a
-// function that reads a byte and then goes away.
+// but a write fails with EPIPE. start gives the command's end, a
+// function that reads a byte, and one that has the reader go away.
 var brokenOutputs = []struct {
 	name  string
-	start func(t *testing.T) (w *os.File, readThenLeave func() error)
+	start func(t *testing.T) (w *os.File, readByte, leave func() error)
 }{
-	{"pipe", func(t *testing.T) (*os.File, func() error) {
+	{"pipe", func(t *testing.T) (*os.File, func() error, func() error) {
 		r, w, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.Close() })
 		return w, func() error {
-			if _, err := r.Read(make([]byte, 1)); err != nil {
-				return err
-			}
-			return r.Close()
-		}
+			_, err := r.Read(make([]byte, 1))
+			return err
+		}, r.Close
 	}},
-	{"socket shut for reading", func(t *testing.T) (*os.File, func() error) {
+	{"socket shut for reading", func(t *testing.T) (*os.File, func() error, func() error) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -74,11 +72,9 @@ var brokenOutputs = []struct {
 		peer := os.NewFile(uintptr(fds[0]), "peer")
 		t.Cleanup(func() { peer.Close() })
 		return os.NewFile(uintptr(fds[1]), "stdout"), func() error {
-			if _, err := peer.Read(make([]byte, 1)); err != nil {
-				return err
-			}
-			return unix.Shutdown(fds[0], unix.SHUT_RD)
-		}
+			_, err := peer.Read(make([]byte, 1))
+			return err
+		}, func() error { return unix.Shutdown(fds[0], unix.SHUT_RD) }
 	}},
 }
 
@@ -153,19 +149,24 @@ func TestBrokenPipeRestoresTerminal(t *testing.T) {
 			t.Run(out.name+": "+strings.Join(append([]string{"run"}, flags...), " "), func(t *testing.T) {
 				_, pts := openPTYPair(t)
 				before := termiosOf(t, pts)
-				w, readThenLeave := out.start(t)
+				w, readByte, leave := out.start(t)
 				cmd := exec.Command(smolvmmBin(t), append([]string{"run", "-k", kernel, "-m", "16", "--net", "none"}, flags...)...)
 				var stderr lockedBuffer // contain_test.go
 				cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, w, &stderr
 				waited := startReaped(t, cmd)
 				w.Close()
-				// The guest's output comes once the terminal is raw:
-				// the reader then goes away, as head -1 does.
-				if err := readThenLeave(); err != nil {
+				// The guest's output comes once the terminal is raw,
+				// which it stays while the reader is there (once it
+				// has gone, the restore may come before this look).
+				if err := readByte(); err != nil {
 					t.Fatalf("no output: %v; stderr:\n%s", err, stderr.String())
 				}
 				if raw := termiosOf(t, pts); raw.Lflag&unix.ICANON != 0 {
 					t.Fatal("the guest wrote before the terminal was raw")
+				}
+				// The reader goes away, as head -1 does.
+				if err := leave(); err != nil {
+					t.Fatal(err)
 				}
 				wantSIGPIPE(t, exitWithin(t, waited, "its reader went away", &stderr), &stderr)
 				if strings.Contains(stderr.String(), "writing standard output") {
