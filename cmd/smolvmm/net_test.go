@@ -552,12 +552,10 @@ func TestCLIUserNetworkTCP(t *testing.T) {
 			}
 		})
 		t.Run(network+"/listen", func(t *testing.T) {
-			ln, err := net.Listen("tcp4", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			hostPort := ln.Addr().(*net.TCPAddr).Port
-			ln.Close()
+			// Below the ephemeral range: a closed port-0 listener's
+			// port could be taken by another process's connection
+			// before the forward listened on it.
+			hostPort := testsock.Port(t)
 			vm := startVM(t, "-k", kernel, "-m", "32", "--net", network, "--mac", "52:54:00:7c:00:04",
 				"-p", fmt.Sprintf("%d:5000", hostPort), "-a", fmt.Sprintf("listen port=5000 bytes=%d", size))
 			vm.expect(t, "vtcp: listening on ")
@@ -1023,12 +1021,7 @@ func BenchmarkTwoVMTCP(b *testing.B) {
 		startNetDaemon(b, socket)
 		var vm time.Duration
 		for range b.N {
-			ln, err := net.Listen("tcp4", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			port := ln.Addr().(*net.TCPAddr).Port
-			ln.Close()
+			port := testsock.Port(b) // as TestCLIUserNetworkTCP's listen
 			v := startVM(b, "-k", guests.ForTest(b, "vtcp"), "-m", "32", "--net", "user:"+socket, "--mac", "52:54:00:7c:00:07",
 				"-p", fmt.Sprintf("%d:5000", port), "-a", fmt.Sprintf("listen port=5000 bytes=%d", size))
 			v.expect(b, "vtcp: listening on ")
