@@ -69,27 +69,32 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 		c.in = stdin
 		return c, nil
 	}
+	// Go's end on fatalSignals runs no deferred function: the terminal
+	// is put back first, as the seccomp filter's SIGSYS handler does.
+	// Caught before raw mode (watch serves one caught meanwhile once it
+	// starts): one between raw mode and the Notify ended the process
+	// with the terminal left raw.
+	c.fatal, c.cont = make(chan os.Signal, len(fatalSignals)), make(chan os.Signal, 1)
+	c.done, c.watched = make(chan struct{}), make(chan struct{})
+	signal.Notify(c.fatal, fatalSignals...)
+	signal.Notify(c.cont, unix.SIGCONT)
 	// Set first: a line in "\r\n" on a terminal still cooked is the
 	// same line, one in "\n" on a raw one a staircase.
 	terminalRaw.Store(true)
 	saved, err := term.MakeRaw(c.fd)
 	if err != nil {
 		terminalRaw.Store(false)
+		c.unnotify()
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.saved, c.termios = saved, t
 	if c.raw, err = unix.IoctlGetTermios(c.fd, unix.TCGETS); err != nil {
 		_ = term.Restore(c.fd, saved)
 		terminalRaw.Store(false)
+		c.unnotify()
 		return nil, fmt.Errorf("terminal raw mode: %w", err)
 	}
 	c.pgrp = unix.Getpgrp() // before the filter, which has no getpgrp
-	// Go's end on fatalSignals runs no deferred function: the terminal
-	// is put back first, as the seccomp filter's SIGSYS handler does.
-	c.fatal, c.cont = make(chan os.Signal, len(fatalSignals)), make(chan os.Signal, 1)
-	c.done, c.watched = make(chan struct{}), make(chan struct{})
-	signal.Notify(c.fatal, fatalSignals...)
-	signal.Notify(c.cont, unix.SIGCONT)
 	go func() {
 		c.watch()
 		close(c.watched)
@@ -108,6 +113,24 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 	}
 	c.in = e
 	return c, nil
+}
+
+// unnotify undoes openConsole's signal.Notify when raw mode failed: a
+// fatal signal caught meanwhile is sent again, to be Go's default.
+func (c *console) unnotify() {
+	signal.Stop(c.fatal)
+	signal.Stop(c.cont)
+	for {
+		select {
+		case sig := <-c.fatal:
+			if sig != unix.SIGPIPE {
+				signal.Reset(sig)
+				_ = unix.Kill(os.Getpid(), sig.(syscall.Signal))
+			}
+		default:
+			return
+		}
+	}
 }
 
 // fatalSignals are the signals on which Go's runtime ends the process
