@@ -1008,6 +1008,10 @@ func TestOrdinaryUserDropsCaps(t *testing.T) {
 			} else if st.Uid != 0 {
 				t.Errorf("/proc/%d/environ is uid %d's: the VMM is dumpable, its descriptors open to any process of its user", cmd.Process.Pid, st.Uid)
 			}
+			// Wait copies the rest of the VM's stderr: the line, written
+			// before the guest ran, may not have been copied yet.
+			cmd.Process.Kill()
+			cmd.Wait()
 			if want := strings.Replace(tt.line, "65534", fmt.Sprint(nobody.UID), 1); !strings.Contains(stderr.String(), "smolvmm: "+want+"\n") {
 				t.Errorf("-v lacks %q:\n%s", want, stderr)
 			}
