@@ -898,11 +898,13 @@ func TestStopWithStalledConsole(t *testing.T) {
 
 // slowConsole takes 20 ms per Write (slow, not stalled), counts the
 // bytes of the Writes that start once returned is set, and notes the
-// goroutine that writes (the machine's console writer).
+// goroutine that writes (the machine's console writer); first is closed
+// at the first Write.
 type slowConsole struct {
 	returned atomic.Bool
 	after    atomic.Int64
 	writer   atomic.Value // the id of the goroutine of the first Write, as a stack dump names it
+	first    chan struct{}
 }
 
 func (c *slowConsole) Write(p []byte) (int, error) {
@@ -913,6 +915,7 @@ func (c *slowConsole) Write(p []byte) (int, error) {
 		buf := make([]byte, 64)
 		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine "), " ")
 		c.writer.Store(id)
+		close(c.first)
 	}
 	time.Sleep(20 * time.Millisecond)
 	return len(p), nil
@@ -934,7 +937,7 @@ func TestNoConsoleWriteAfterRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			needKVM(t)
-			con := &slowConsole{}
+			con := &slowConsole{first: make(chan struct{})}
 			m, err := vmm.New(vmm.Config{Kernel: "chatty", KernelImage: chattyGuest(), Console: con})
 			if err != nil {
 				t.Fatal(err)
@@ -946,7 +949,18 @@ func TestNoConsoleWriteAfterRun(t *testing.T) {
 			if tt.close {
 				stop = func() { go m.Close() }
 			}
-			time.AfterFunc(200*time.Millisecond, stop)
+			// Stopped 200 ms into the flood, the console's first Write
+			// (more queued behind it) its start: counted from Run's
+			// start, a loaded machine's guest had not printed yet
+			// ("the guest wrote nothing").
+			go func() {
+				select {
+				case <-con.first:
+					time.Sleep(200 * time.Millisecond)
+				case <-time.After(20 * time.Second):
+				}
+				stop()
+			}()
 			e, err := m.Run(ctx)
 			con.returned.Store(true)
 			if err != nil || e.Reason != vmm.ExitStopped {
