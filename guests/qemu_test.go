@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 // These tests run every guest under QEMU's software emulation: the reference
@@ -412,17 +414,15 @@ func TestQEMUVtcp(t *testing.T) {
 	})
 
 	t.Run("listen", func(t *testing.T) {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hostPort := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		// Below the ephemeral range: a closed port-0 listener's port
+		// could be another process's before QEMU's forward took it.
+		hostPort := testsock.Port(t)
 		done := make(chan error, 1)
+		const listening = "vtcp: listening on 10.0.2.15:5000\r\n"
 		out, status := runQEMU(t, kernel, qemuOpts{
 			append:  fmt.Sprintf("listen port=5000 bytes=%d", size),
 			extra:   append([]string{"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:5000", hostPort)}, nic...),
-			trigger: "vtcp: listening on 10.0.2.15:5000\r\n",
+			trigger: listening,
 			then: func() {
 				c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", hostPort), 10*time.Second)
 				if err != nil {
@@ -448,6 +448,11 @@ func TestQEMUVtcp(t *testing.T) {
 		}
 		wantLines(t, out, address, "vtcp: connection from 10.0.2.2:", fmt.Sprintf("vtcp: received %d bytes ok\r\n", size),
 			", bad checksums 0\r\n", "vtcp: closed\r\n")
+		// A guest that never listened (QEMU without its forward)
+		// started no client: nothing to wait for, its output says why.
+		if !strings.Contains(out, listening) {
+			return
+		}
 		if err := <-done; err != nil {
 			t.Errorf("host client: %v", err)
 		}
