@@ -81,7 +81,7 @@ func TestDataOnCutPage(t *testing.T) {
 				if !errors.Is(err, virtio.ErrMemoryFault) || !errors.Is(err, unix.EFAULT) {
 					t.Errorf("fault %v; want one wrapping ErrMemoryFault and EFAULT", err)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(virtiotest.Patience):
 				s, _ := r.mem.Read8(st)
 				t.Fatalf("no fault reported (status %d, broken %v)", s, r.pd.Broken())
 			}

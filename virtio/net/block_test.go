@@ -53,7 +53,7 @@ func TestSlowBackendDoesNotBlockVCPU(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(virtiotest.Patience):
 		t.Fatal("a vCPU register access blocked behind a stuck backend")
 	}
 	r.waitStat("ReadErrors", func(s Stats) uint64 {
@@ -131,7 +131,7 @@ func TestStuckBackendDoesNotBlockResetOrClose(t *testing.T) {
 			}()
 			select {
 			case <-done:
-			case <-time.After(2 * time.Second):
+			case <-time.After(virtiotest.Patience):
 				t.Fatalf("%s blocked behind a backend stuck in WriteFrame", tt.name)
 			}
 			closed := make(chan struct{})
@@ -141,7 +141,7 @@ func TestStuckBackendDoesNotBlockResetOrClose(t *testing.T) {
 			}()
 			select {
 			case <-closed:
-			case <-time.After(2 * time.Second):
+			case <-time.After(virtiotest.Patience):
 				t.Fatal("Close blocked behind a backend stuck in WriteFrame")
 			}
 		})

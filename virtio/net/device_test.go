@@ -286,7 +286,7 @@ func TestCorruptRingBreaksUntilReset(t *testing.T) {
 	// A descriptor far outside guest memory: the ring is corrupt.
 	r.tx.Publish(r.tx.AddChain([]virtiotest.Buf{{Addr: 1 << 40, Len: 100}}))
 	r.drv.Notify(TxQueue)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(virtiotest.Patience)
 	for !r.pd.Broken() {
 		if time.Now().After(deadline) {
 			t.Fatal("device not marked broken by an out-of-memory descriptor")

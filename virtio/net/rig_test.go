@@ -181,18 +181,18 @@ func (r *rig) sent() []byte {
 	select {
 	case f := <-r.be.out:
 		return f
-	case <-time.After(5 * time.Second):
-		r.t.Fatal("no frame reached the backend within 5s")
+	case <-time.After(virtiotest.Patience):
+		r.t.Fatalf("no frame reached the backend within %v", virtiotest.Patience)
 	}
 	return nil
 }
 
 func (r *rig) waitStat(what string, get func(Stats) uint64, want uint64) {
 	r.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(virtiotest.Patience)
 	for get(r.dev.Stats()) != want {
 		if time.Now().After(deadline) {
-			r.t.Fatalf("%s = %d after 5s, want %d (stats %+v)", what, get(r.dev.Stats()), want, r.dev.Stats())
+			r.t.Fatalf("%s = %d after %v, want %d (stats %+v)", what, get(r.dev.Stats()), virtiotest.Patience, want, r.dev.Stats())
 		}
 		time.Sleep(time.Millisecond)
 	}

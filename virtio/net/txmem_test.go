@@ -155,7 +155,7 @@ func TestTxJumboBuffersKept(t *testing.T) {
 		t.Fatalf("%d jumbo buffers while the backend is stuck: the test needs more than %d waiting", inFlight, txJumbos)
 	}
 	close(be.release) // every write succeeds from now on
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(virtiotest.Patience)
 	for ring.UsedIdx() != frames {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d chains taken", ring.UsedIdx(), frames)
@@ -166,7 +166,7 @@ func TestTxJumboBuffersKept(t *testing.T) {
 		}
 		dev.Drain(time.Second)
 	}
-	if !dev.Drain(5 * time.Second) {
+	if !dev.Drain(virtiotest.Patience) {
 		t.Fatal("frames still wait for a released backend")
 	}
 	if st := dev.Stats(); st.TxFrames != frames {

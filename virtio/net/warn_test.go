@@ -68,7 +68,7 @@ func TestDropsWarnedOnce(t *testing.T) {
 			r.be = be
 			tc.drive(r)
 			r.waitStat(tc.name, tc.stat, 2)
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(virtiotest.Patience)
 			for !strings.Contains(log.String(), tc.want) && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
