@@ -61,7 +61,9 @@ const (
 
 // fakeVMM modes:
 //
-//	lines    prints a line, after fakeDelay "marker: ready", exits 1 (as QEMU's debug-exit)
+//	lines    prints a line, after fakeDelay "marker: ready", exits 1 (as QEMU's debug-exit);
+//	         given -settled-fd (a boot sampled), settles after its first line
+//	         and waits there until the bench has read its memory
 //	report   as lines, and writes a ChildReport to the file after --report,
 //	         with the guest status it exits with: BENCH_STATUS, 1 unless set
 //	vmmfail  as report, but its guest did not choose the status (no guest
@@ -177,6 +179,12 @@ func fakeVMM(mode string, args []string) int {
 		r.Phases[PhaseVMCreated] = MonoNow()
 		r.Phases[PhaseFirstRun] = MonoNow()
 		fmt.Print("hello\r\n")
+		if *settledFD > 2 {
+			if err := holdForSample(*settledFD); err != nil {
+				fmt.Fprintln(os.Stderr, "settled:", err)
+				return 4
+			}
+		}
 		time.Sleep(fakeDelay)
 		fmt.Print("marker: ready\r\n")
 		// smolvmm records its guest's exit however the run ended.
@@ -489,6 +497,21 @@ func fakeVMMReady(mode string, r ChildReport, report string, settledFD, readyFD 
 		}
 	}
 	return 0
+}
+
+// holdForSample writes the settled byte to the descriptor fd and waits
+// for EOF there (a minute at most): the bench closes its end once it has
+// read the process's memory, so that the process is still there to be
+// stopped and read, however late the bench comes.
+func holdForSample(fd int) error {
+	_ = syscall.SetNonblock(fd, true) // for the read's deadline
+	f := os.NewFile(uintptr(fd), "settled")
+	if _, err := f.Write([]byte{SettledReleased}); err != nil {
+		return err
+	}
+	_ = f.SetReadDeadline(time.Now().Add(time.Minute))
+	_, _ = f.Read(make([]byte, 1))
+	return nil
 }
 
 // fakeCrash crashes the Go runtime as a VMM's can, its cause first and

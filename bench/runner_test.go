@@ -510,7 +510,13 @@ func TestRunBootMemory(t *testing.T) {
 // for it maxMemoryTries times, then measured anyway, with the reason kept.
 func TestRunRetriesMemorySample(t *testing.T) {
 	count := filepath.Join(t.TempDir(), "starts")
-	res, err := Run(context.Background(), []Target{fakeTarget(t, "fake", "lines", "BENCH_COUNT="+count)},
+	// The sampled boots wait for their sample (holdForSample): the fake
+	// exits fakeDelay after its first line, and a bench that stopped it
+	// later (a loaded host) found it gone, a reason of its own ("stop
+	// fake at first-output: ... the process has exited").
+	target := fakeTarget(t, "fake", "lines", "BENCH_COUNT="+count)
+	target.SettledFlag = "-settled-fd"
+	res, err := Run(context.Background(), []Target{target},
 		Options{Boots: 2, Boot: BootOptions{Timeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
