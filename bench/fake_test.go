@@ -119,7 +119,8 @@ const (
 //	         maps guest RAM, touches fakeTouched of it, writes its ready time to -ready-fd (when given), prints
 //	         "booting", after 3*fakeDelay "marker: ready", and exits 0 with
 //	         a ChildReport (given --report) whose ready and first-run are
-//	         that ready time
+//	         that ready time; given -settled-fd (a boot sampled), settles
+//	         after "booting" and waits there until the bench has read its memory
 //	portreadyserve as portready, but never prints the ready line: runs
 //	         until SIGTERM (a minute at most), then writes its report and
 //	         exits 130, as smolvmm stopped
@@ -232,6 +233,12 @@ func fakeVMM(mode string, args []string) int {
 			os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
 		}
 		fmt.Print("booting\r\n")
+		if *settledFD > 2 {
+			if err := holdForSample(*settledFD); err != nil {
+				fmt.Fprintln(os.Stderr, "settled:", err)
+				return 4
+			}
+		}
 		if mode == "portreadyserve" {
 			return fakeServeUntilTerm(term, r, *report, true)
 		}

@@ -35,6 +35,14 @@ func TestRunBootReadyEarliest(t *testing.T) {
 			if tt.readyFlag {
 				target.ReadyFlag = "-ready-fd"
 			}
+			if tt.sample {
+				// Sampled, the fake waits for the sample before its
+				// line and exit (holdForSample), 3*fakeDelay after
+				// its ready report: a loaded host's bench stopped it
+				// later and found it gone ("stop fake at ready: no
+				// such process").
+				target.SettledFlag = "-settled-fd"
+			}
 			// The guest ends by itself well within ExitWait.
 			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: tt.ready}, SampleMemory: tt.sample,
 				Timeout: time.Minute, ExitWait: 30 * time.Second})
