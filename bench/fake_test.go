@@ -375,9 +375,12 @@ func fakeVMM(mode string, args []string) int {
 	case "slowexit":
 		signal.Ignore(syscall.SIGTERM)
 		r.Phases[PhaseFirstRun] = MonoNow()
-		fmt.Print("marker: ready\r\n")
+		// Its guest ends with its line, timed before it is printed:
+		// timed after, on a loaded host, the fake could be descheduled
+		// past the bench's stop, and its guest ended after the stop.
 		r.Phases[PhaseGuestExit] = MonoNow()
 		r.Phases[PhaseClosed] = MonoNow()
+		fmt.Print("marker: ready\r\n")
 		guest := 1
 		r.GuestStatus = &guest
 		time.Sleep(4 * fakeDelay)
