@@ -77,6 +77,7 @@ const (
 //	         in ns since its start, to the file BENCH_REFUSED; runs as port,
 //	         and writes a ChildReport (its runtime phase) to --report
 //	memory   maps fakeGuestBytes of anonymous RAM, touches fakeTouched of it, prints, sleeps
+//	         (with BENCH_HOLD set, a minute: until the bench ends it, as a guest runs)
 //	silent   prints "boom" on stderr and exits 3
 //	onefails as memory, except the one start that creates the file BENCH_ONCE,
 //	         which prints "no room for this one" on stderr and exits 3
@@ -326,6 +327,10 @@ func fakeVMM(mode string, args []string) int {
 		}
 		touchFakeGuest(mem)
 		fmt.Println("touched " + strconv.Itoa(fakeTouched))
+		if os.Getenv("BENCH_HOLD") != "" {
+			time.Sleep(time.Minute)
+			return 0
+		}
 		if mode == "settleslate" {
 			time.Sleep(fakeSettleLate)
 		} else {

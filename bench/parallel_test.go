@@ -282,7 +282,11 @@ func TestRunParallel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const n = 3
-			target := fakeTarget(t, "fake", tt.mode, "BENCH_ONCE="+filepath.Join(t.TempDir(), "once"))
+			// The fakes that start run until the bench ends them
+			// (BENCH_HOLD): the memory fake exited fakeDelay after its
+			// line, and a loaded host's bench stopped it later, to
+			// find it gone ("no memory: ... the process has exited").
+			target := fakeTarget(t, "fake", tt.mode, "BENCH_ONCE="+filepath.Join(t.TempDir(), "once"), "BENCH_HOLD=1")
 			switch tt.mode {
 			case "lines":
 				target.GuestBytes = 0
@@ -720,7 +724,10 @@ func TestRunParallelOutOfFiles(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 		t.Skip(err)
 	}
-	target := fakeTarget(t, "fake", "memory")
+	// Run until the bench ends them (BENCH_HOLD): exited fakeDelay after
+	// their line, a loaded host's bench stopped them later, to find them
+	// gone ("started without memory: ... the process has exited").
+	target := fakeTarget(t, "fake", "memory", "BENCH_HOLD=1")
 	res, err := RunParallel(context.Background(), target, ParallelOptions{N: 5, Timeout: 30 * time.Second, Config: Config{Kernel: "fake", MemoryMiB: 20}})
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
