@@ -77,7 +77,9 @@ const (
 //	         in ns since its start, to the file BENCH_REFUSED; runs as port,
 //	         and writes a ChildReport (its runtime phase) to --report
 //	memory   maps fakeGuestBytes of anonymous RAM, touches fakeTouched of it, prints, sleeps
-//	         (with BENCH_HOLD set, a minute: until the bench ends it, as a guest runs)
+//	         (with BENCH_HOLD set, a minute: until the bench ends it, as a guest runs);
+//	         given -settled-fd (a boot sampled), settles after its line and
+//	         waits there until the bench has read its memory
 //	silent   prints "boom" on stderr and exits 3
 //	onefails as memory, except the one start that creates the file BENCH_ONCE,
 //	         which prints "no room for this one" on stderr and exits 3
@@ -330,6 +332,12 @@ func fakeVMM(mode string, args []string) int {
 		if os.Getenv("BENCH_HOLD") != "" {
 			time.Sleep(time.Minute)
 			return 0
+		}
+		if mode == "memory" && *settledFD > 2 {
+			if err := holdForSample(*settledFD); err != nil {
+				fmt.Fprintln(os.Stderr, "settled:", err)
+				return 4
+			}
 		}
 		if mode == "settleslate" {
 			time.Sleep(fakeSettleLate)

@@ -484,8 +484,18 @@ func TestSettledConn(t *testing.T) {
 	}
 }
 
+// sampledMemoryFake is the memory fake, given a SettledFlag: sampled, it
+// waits for the sample after its line (holdForSample), where it exited
+// fakeDelay after it and a loaded host's bench stopped it later, to find
+// it gone ("stop fake at first-output: no such process").
+func sampledMemoryFake(t *testing.T) Target {
+	target := fakeTarget(t, "fake", "memory")
+	target.SettledFlag = "-settled-fd"
+	return target
+}
+
 func TestRunBootMemory(t *testing.T) {
-	b, err := RunBoot(context.Background(), fakeTarget(t, "fake", "memory"), BootOptions{SampleMemory: true, Timeout: 30 * time.Second})
+	b, err := RunBoot(context.Background(), sampledMemoryFake(t), BootOptions{SampleMemory: true, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -772,7 +782,7 @@ func TestRunSharedNetworkMemory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target := fakeTarget(t, "fake", "memory")
+			target := sampledMemoryFake(t)
 			target.Network = tt.net
 			res, err := Run(context.Background(), []Target{target}, Options{Boots: 1, Config: Config{Kernel: "fake", MemoryMiB: 20, Net: "user:test"},
 				Boot: BootOptions{Timeout: 30 * time.Second}})
@@ -823,6 +833,7 @@ func TestRunMemoryInTimedBoot(t *testing.T) {
 		t.Run(fmt.Sprintf("%s-%d-%d", tt.mode, tt.boots, tt.warmup), func(t *testing.T) {
 			count := filepath.Join(t.TempDir(), "starts")
 			target := fakeTarget(t, "fake", tt.mode, "BENCH_COUNT="+count)
+			target.SettledFlag = "-settled-fd" // see sampledMemoryFake
 			target.MemoryInTimedBoot = true
 			var progress strings.Builder
 			res, err := Run(context.Background(), []Target{target},
