@@ -7,3 +7,7 @@ const (
 	NATHandshakesPerGuest = natHandshakesPerGuest
 	NATSetupPerGuest      = natDialsPerGuest + natHandshakesPerGuest
 )
+
+// HubGatewayQueued is how many frames wait in h's queue towards its
+// gateway.
+func HubGatewayQueued(h *Hub) int { return len(h.gw.in.ch) }
