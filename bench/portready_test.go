@@ -85,6 +85,15 @@ func TestRunBootStopsAtPortReady(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			target := withReport(fakeTarget(t, "fake", "portreadyserve"))
 			target.ReadyFlag = "-ready-fd"
+			if tt.sample {
+				// Sampled, the fake waits for the sample after its
+				// first line (holdForSample), as smolvmm waits for the
+				// bench to read it: the stop comes ExitWait after the
+				// ready report, and a loaded host's bench, whose sample
+				// came later, found the fake gone ("stop fake at
+				// first-output: no such process").
+				target.SettledFlag = "-settled-fd"
+			}
 			b, err := RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: tt.ready}, SampleMemory: tt.sample,
 				Timeout: 10 * time.Second, ExitWait: 50 * time.Millisecond, StopGrace: time.Second})
 			if err != nil {
