@@ -77,7 +77,10 @@ const (
 //	         in ns since its start, to the file BENCH_REFUSED; runs as port,
 //	         and writes a ChildReport (its runtime phase) to --report
 //	memory   maps fakeGuestBytes of anonymous RAM, touches fakeTouched of it, prints, sleeps
-//	         (with BENCH_HOLD set, a minute: until the bench ends it, as a guest runs);
+//	         (with BENCH_HOLD set, a minute: until the bench ends it, as a guest runs;
+//	         with BENCH_RESUMED naming a file, each start but the one that
+//	         creates it first waits after its line for SIGCONT, the bench's
+//	         resume after its sample, a minute at most);
 //	         given -settled-fd (a boot sampled), settles after its line and
 //	         waits there until the bench has read its memory
 //	silent   prints "boom" on stderr and exits 3
@@ -328,7 +331,15 @@ func fakeVMM(mode string, args []string) int {
 			return 4
 		}
 		touchFakeGuest(mem)
+		resumed := make(chan os.Signal, 1)
+		signal.Notify(resumed, syscall.SIGCONT)
 		fmt.Println("touched " + strconv.Itoa(fakeTouched))
+		if p := os.Getenv("BENCH_RESUMED"); p != "" && !createdFirst(p) {
+			select {
+			case <-resumed:
+			case <-time.After(time.Minute):
+			}
+		}
 		if os.Getenv("BENCH_HOLD") != "" {
 			time.Sleep(time.Minute)
 			return 0
@@ -520,6 +531,16 @@ func fakeVMMReady(mode string, r ChildReport, report string, settledFD, readyFD 
 		}
 	}
 	return 0
+}
+
+// createdFirst creates the file path and reports whether this call did.
+func createdFirst(path string) bool {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // holdForSample writes the settled byte to the descriptor fd and waits

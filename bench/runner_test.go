@@ -580,7 +580,14 @@ func TestRunSamplesEarlyWhenGone(t *testing.T) {
 				}
 				return old(pid, event)
 			}
-			res, err := Run(context.Background(), []Target{fakeTarget(t, "fake", "memory")},
+			// The starts after the first wait for their sample's resume
+			// (BENCH_RESUMED): the fake ends fakeDelay after its line,
+			// and a loaded host's bench stopped it later at the first
+			// output too, gone again ("stop fake at first-output: no
+			// such process"). The first ends by itself, as the stops
+			// above want.
+			target := fakeTarget(t, "fake", "memory", "BENCH_RESUMED="+filepath.Join(t.TempDir(), "started"))
+			res, err := Run(context.Background(), []Target{target},
 				Options{Boots: 1, Boot: BootOptions{Ready: Ready{Pattern: regexp.MustCompile(`^touched`)}, Timeout: 30 * time.Second}})
 			if err != nil {
 				t.Fatal(err)
