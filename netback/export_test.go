@@ -280,3 +280,16 @@ func HubDialGaps(h *Hub) []time.Duration {
 	}
 	return gaps
 }
+
+// HubDialPorts is the guests' ports of h's NAT's connections being
+// dialled.
+func HubDialPorts(h *Hub) []uint16 {
+	n := h.gw.nat
+	n.dialMu.Lock()
+	defer n.dialMu.Unlock()
+	var ports []uint16
+	for id := range n.dials {
+		ports = append(ports, id.RemotePort)
+	}
+	return ports
+}
