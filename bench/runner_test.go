@@ -18,6 +18,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/consoleline"
 	"github.com/smolvmm/smolvmm/internal/portready/portreadytest"
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 func TestRunBootPhases(t *testing.T) {
@@ -92,14 +93,11 @@ func TestRunBootReadyPort(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// Find a free port; the fake listens on it fakeDelay after starting.
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-			ln.Close()
+			// A free port, which the fake listens on fakeDelay after
+			// starting: below the ephemeral range, where no other
+			// process's connection takes it meanwhile.
+			port := strconv.Itoa(int(testsock.Port(t)))
+			addr := net.JoinHostPort("127.0.0.1", port)
 			refusedFile := filepath.Join(t.TempDir(), "refused")
 			target := fakeTarget(t, "fake", tt.mode, "BENCH_ADDR="+addr, "BENCH_PORT="+port, "BENCH_REFUSED="+refusedFile)
 			if tt.mode == "fwd" {
