@@ -35,12 +35,9 @@ func TestNATUDPPortUnreachable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, addr := tt.guest(t)
-			closed, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			port := uint16(closed.LocalAddr().(*net.UDPAddr).Port)
-			closed.Close()
+			// Nothing listens there, nor takes it meanwhile (below the
+			// ephemeral range).
+			port := testsock.Port(t)
 			c, err := gonet.DialUDP(g.Stack, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(addr.As4()), Port: 31000},
 				&tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: port}, ipv4.ProtocolNumber)
 			if err != nil {

@@ -63,7 +63,8 @@ func TestUserNetworkUnderSeccomp(t *testing.T) {
 		t.Skip("the fake nameserver needs port 53: run as root")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+testsock.Dir(t))
+	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=1", "NETBACK_SANDBOX_DIR="+testsock.Dir(t),
+		fmt.Sprintf("NETBACK_SANDBOX_FORWARD_PORT=%d", testsock.Port(t)))
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "dns vm.test. = 192.0.2.99\n") || !strings.Contains(string(out), "tcp echo ok\n") ||
 		!strings.Contains(string(out), "forward ok\n") {
@@ -101,13 +102,13 @@ func sandboxChild() int {
 		return fail("%v", err)
 	}
 	*netback.ResolvConfPath = conf
-	fl, err := net.Listen("tcp", "127.0.0.1:0")
+	// The parent's testsock.Port: below the ephemeral range, where no
+	// other process's connection takes it before the forward listens.
+	fport, err := strconv.ParseUint(os.Getenv("NETBACK_SANDBOX_FORWARD_PORT"), 10, 16)
 	if err != nil {
-		return fail("free port: %v", err)
+		return fail("forward port: %v", err)
 	}
-	fport := uint16(fl.Addr().(*net.TCPAddr).Port)
-	fl.Close()
-	u, err := netback.NewUser(guestMAC, []netback.Forward{{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: fport, GuestPort: 80}})
+	u, err := netback.NewUser(guestMAC, []netback.Forward{{Proto: "tcp", HostAddr: netback.DefaultForwardAddr, HostPort: uint16(fport), GuestPort: 80}})
 	if err != nil {
 		return fail("NewUser: %v", err)
 	}
