@@ -37,13 +37,21 @@ func TestLogWriterKeepsOrderDropsWhenFull(t *testing.T) {
 	<-w.entered // Write holds the first message
 	msg := strings.Repeat("x", 1000) + "\n"
 	fit := logQueueLimit / len(msg)
-	start := time.Now()
-	for i := range fit + 5 {
-		l.put([]byte(fmt.Sprintf("%04d%s", i, msg[4:])))
-	}
-	l.put([]byte("after\n")) // small enough to fit: after the note
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("logging to a stalled Log took %v", d)
+	// Log stays stalled until the puts return: one that waited for it
+	// would never return.
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		for i := range fit + 5 {
+			l.put([]byte(fmt.Sprintf("%04d%s", i, msg[4:])))
+		}
+		l.put([]byte("after\n")) // small enough to fit: after the note
+	}()
+	select {
+	case <-logged:
+	case <-time.After(20 * time.Second):
+		close(w.open)
+		t.Fatal("logging to a stalled Log waited for it")
 	}
 	close(w.open)
 	l.Close()
@@ -74,8 +82,14 @@ func TestLogWriterStalledIsLeft(t *testing.T) {
 	<-w.entered
 	l.Stop()
 	start := time.Now()
-	l.Close()
-	if d := time.Since(start); d < stopDrainTime/2 || d > 3*stopDrainTime {
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(stopDrainTime + 20*time.Second):
+		t.Fatalf("Close still waits for the stalled Log %v after the stop", stopDrainTime+20*time.Second)
+	}
+	if d := time.Since(start); d < stopDrainTime/2 {
 		t.Errorf("Close took %v, want about %v", d, stopDrainTime)
 	}
 	l.put([]byte("later\n")) // dropped, not waited for

