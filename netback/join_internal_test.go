@@ -433,7 +433,9 @@ func TestJoinedCloseDuringRejoin(t *testing.T) {
 	}
 	start := time.Now()
 	j.Close()
-	if d := time.Since(start); d > time.Second {
+	// Well under the handshake's timeout, which a Close that waited
+	// for the redial would wait out, and above a loaded host's delays.
+	if d := time.Since(start); d > hubHandshakeTimeout/2 {
 		t.Errorf("Close took %v during a rejoin that got no answer, want it at once", d)
 	}
 	if n := dialGoroutines(); n != 0 {

@@ -226,7 +226,9 @@ func TestQuiesceDrainsTransmit(t *testing.T) {
 			if tt.drained && sent != frames {
 				t.Errorf("%d frames given to the backend when Quiesce returned, want %d", sent, frames)
 			}
-			if !tt.drained && (took < quiesceDrainForTest || took > time.Second) {
+			// Far above the bound: a loaded -race run's scheduling is
+			// not the defect looked for, a Quiesce without a bound is.
+			if !tt.drained && (took < quiesceDrainForTest || took > 5*time.Second) {
 				t.Errorf("Quiesce took %v with the backend stuck, want its bound, %v", took, quiesceDrainForTest)
 			}
 		})
