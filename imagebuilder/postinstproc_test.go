@@ -150,7 +150,18 @@ func TestPostinstCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	script := bgSleep(">/dev/null 2>&1") + " &\n" + bgSleep("") + " &\n" + hostPid + "\n" + waitPids(2) + "wait\n"
-	time.AfterFunc(500*time.Millisecond, cancel)
+	// Cancelled once the script and both jobs have printed their pids,
+	// not at a fixed time: a loaded host's script could be cancelled
+	// before it printed any ("no pid in the scripts' output").
+	printed := regexp.MustCompile(`pid \d+\n`)
+	go func() {
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if len(printed.FindAllString(log.String(), -1)) == 3 {
+				break
+			}
+		}
+		cancel()
+	}()
 	err := runPostinstWithin(t, ctx, postinstService(t, map[string]string{"x.sh": script}), &log, 30*time.Second)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("RunPostinst: %v, want an error matching context.Canceled", err)
