@@ -142,7 +142,7 @@ func TestConsoleWriterStop(t *testing.T) {
 	c.Stop()
 	select {
 	case <-wrote:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Write still blocked after Stop")
 	}
 	if got := accepted.Load(); got != 1+3*consoleBufferSize {
@@ -153,7 +153,7 @@ func TestConsoleWriterStop(t *testing.T) {
 	go func() { c.Close(); close(closed) }()
 	select {
 	case <-closed:
-	case <-time.After(stopDrainTime + 5*time.Second):
+	case <-time.After(stopDrainTime + 20*time.Second):
 		t.Fatal("Close hung on a stalled console after Stop")
 	}
 	if d := time.Since(start); d < stopDrainTime/2 {
@@ -247,7 +247,7 @@ func TestConsoleWriterFinish(t *testing.T) {
 			release()
 			select {
 			case <-c.done:
-			case <-time.After(5 * time.Second):
+			case <-time.After(20 * time.Second):
 				t.Fatal("the console's writer goroutine did not return after Close")
 			}
 			if got := w.started.Load(); got != tt.want {

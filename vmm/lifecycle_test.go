@@ -85,7 +85,7 @@ func closedForGood(t *testing.T, m *vmm.Machine, before map[string]string) {
 
 func noGoroutinesLeft(t *testing.T, before map[string]string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var left []string
 		for id, stack := range goroutines() {
@@ -242,7 +242,7 @@ func TestInputAfterRun(t *testing.T) {
 			}
 			t.Cleanup(func() { r.Close(); w.Close() })
 			return r, w, func(*vmm.Machine) io.Reader {
-				r.SetReadDeadline(time.Now().Add(5 * time.Second))
+				r.SetReadDeadline(time.Now().Add(20 * time.Second))
 				return r
 			}
 		}},
@@ -250,7 +250,7 @@ func TestInputAfterRun(t *testing.T) {
 			r, w := net.Pipe()
 			t.Cleanup(func() { r.Close(); w.Close() })
 			return r, w, func(*vmm.Machine) io.Reader {
-				r.SetReadDeadline(time.Now().Add(5 * time.Second))
+				r.SetReadDeadline(time.Now().Add(20 * time.Second))
 				return r
 			}
 		}},
@@ -261,7 +261,7 @@ func TestInputAfterRun(t *testing.T) {
 			}
 			t.Cleanup(func() { r.Close(); w.Close() })
 			return dropZ{r}, w, func(*vmm.Machine) io.Reader {
-				r.SetReadDeadline(time.Now().Add(5 * time.Second))
+				r.SetReadDeadline(time.Now().Add(20 * time.Second))
 				return r
 			}
 		}},

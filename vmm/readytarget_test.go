@@ -57,7 +57,7 @@ func TestReadyTargetWithoutOnSnapshot(t *testing.T) {
 				if !committed {
 					t.Fatal("no snapshot committed")
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(20 * time.Second):
 				t.Fatal("Target.Close still waits for the snapshot's Finish")
 			}
 			f, err := snapshot.Open(path)

@@ -76,7 +76,7 @@ func TestStopInterruptsSnapshotBeforeRun(t *testing.T) {
 				if !errors.Is(res.err, vmm.ErrNotRunning) || res.info != (vmm.SnapshotInfo{}) {
 					t.Errorf("Snapshot: %+v, %v; want a zero SnapshotInfo and ErrNotRunning", res.info, res.err)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(20 * time.Second):
 				t.Fatal("the snapshot before Run stayed blocked after the stop")
 			}
 		})

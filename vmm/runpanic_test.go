@@ -102,7 +102,7 @@ func TestCallbackPanicOnVCPU(t *testing.T) {
 			}
 			pw.Write([]byte("typed after Close\n"))
 			time.Sleep(100 * time.Millisecond) // a pump left behind would read it meanwhile
-			pr.SetReadDeadline(time.Now().Add(time.Second))
+			pr.SetReadDeadline(time.Now().Add(20 * time.Second))
 			buf := make([]byte, 64)
 			n, err := pr.Read(buf)
 			if string(buf[:n]) != "typed after Close\n" {

@@ -210,7 +210,7 @@ func TestRunDoneWhileSnapshotBeforeRun(t *testing.T) {
 		if r.err != nil || r.exit.Reason != vmm.ExitStopped {
 			t.Errorf("Run: %+v, %v; want ExitStopped", r.exit, r.err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Run with a done context waited for the snapshot's writer")
 	}
 	second := make(chan error, 1)

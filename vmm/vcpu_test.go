@@ -54,7 +54,7 @@ func TestKickStates(t *testing.T) {
 	<-running
 	// The run loop marks itself running just before PhaseFirstRun's
 	// callback (this one) returns; wait for the state, not for time.
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		v.mu.Lock()
 		state := v.state
 		v.mu.Unlock()
@@ -70,7 +70,7 @@ func TestKickStates(t *testing.T) {
 		if !v.kick() {
 			t.Fatalf("kick %d: vCPU not running", i)
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(20 * time.Second)
 		for {
 			v.mu.Lock()
 			ie := atomic.LoadUint32(v.immediateExit())
@@ -79,7 +79,7 @@ func TestKickStates(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("kick %d: immediate_exit still set 5 s later: the kick is never cleared", i)
+				t.Fatalf("kick %d: immediate_exit still set 20 s later: the kick is never cleared", i)
 			}
 			time.Sleep(time.Millisecond)
 		}
