@@ -709,8 +709,8 @@ func TestWriteShort(t *testing.T) {
 			}()
 			select {
 			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("Write has not returned in 5 s (%d calls)", w.calls)
+			case <-time.After(20 * time.Second):
+				t.Fatalf("Write has not returned in 20 s (%d calls)", w.calls)
 			}
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("Write = %d, %v; want an error wrapping %v saying %q", n, err, tc.want, tc.msg)
