@@ -266,7 +266,7 @@ func (x *viaTransport) doInline(b *testing.B, i int) {
 func (x *viaTransport) acknowledge(b *testing.B) {
 	select {
 	case <-x.irq.Raised():
-	case <-time.After(5 * time.Second):
+	case <-time.After(virtiotest.Patience):
 		b.Fatal("no interrupt")
 	}
 	x.drv.ISR()
