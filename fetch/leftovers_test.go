@@ -151,7 +151,7 @@ func TestLockWaitHeedsTheContext(t *testing.T) {
 				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), ".lock") {
 					t.Errorf("Fetch = %v, want %v naming the lock file", err, tc.want)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(20 * time.Second):
 				t.Fatal("Fetch still waits for the lock after its context ended")
 			}
 			// The waiter never held the lock: what the holder uses stays.
