@@ -329,12 +329,15 @@ func TestCloseFromCallback(t *testing.T) {
 			case <-time.After(deadlockBound):
 				t.Fatalf("deadlock: Run has not returned after Close from %s", tt.name)
 			}
+			// Waited for: Run does not wait for a plain io.Reader's Read,
+			// which it cannot interrupt, so the pump can pass on Close's
+			// result after Run returned.
 			select {
 			case err := <-inner:
 				if err != nil {
 					t.Errorf("Close from %s: %v", tt.name, err)
 				}
-			default:
+			case <-time.After(deadlockBound):
 				t.Fatal("Close was not called")
 			}
 			closedForGood(t, m, before)
