@@ -187,8 +187,14 @@ func TestNATDialAdmittedLate(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "the dials to the service", func() bool { return h.Stats().NATConns == netback.NATDialsPerService })
-	first := netback.HubDialPorts(h)
+	// All four dials' ports: a connection is counted at its admission,
+	// its dial's port only once its watch begins, and a port missed here
+	// would pass the wait for a new one below at once.
+	var first []uint16
+	waitFor(t, "the dials to the service", func() bool {
+		first = netback.HubDialPorts(h)
+		return h.Stats().NATConns == netback.NATDialsPerService && len(first) == netback.NATDialsPerService
+	})
 	late := make(chan error, 1)
 	go func() {
 		c, err := g.DialTCP(long, dest)

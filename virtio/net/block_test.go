@@ -226,9 +226,9 @@ func TestQuiesceDrainsTransmit(t *testing.T) {
 			if tt.drained && sent != frames {
 				t.Errorf("%d frames given to the backend when Quiesce returned, want %d", sent, frames)
 			}
-			// Far above the bound: a loaded -race run's scheduling is
-			// not the defect looked for, a Quiesce without a bound is.
-			if !tt.drained && (took < quiesceDrainForTest || took > 5*time.Second) {
+			// The bound and a loaded -race run's scheduling: a bound
+			// many times virtio's still fails.
+			if !tt.drained && (took < quiesceDrainForTest || took > quiesceDrainForTest+1500*time.Millisecond) {
 				t.Errorf("Quiesce took %v with the backend stuck, want its bound, %v", took, quiesceDrainForTest)
 			}
 		})
