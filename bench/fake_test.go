@@ -187,7 +187,7 @@ func fakeVMM(mode string, args []string) int {
 		r.Phases[PhaseFirstRun] = MonoNow()
 		fmt.Print("hello\r\n")
 		if *settledFD > 2 {
-			if err := holdForSample(*settledFD); err != nil {
+			if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
 				fmt.Fprintln(os.Stderr, "settled:", err)
 				return 4
 			}
@@ -240,7 +240,7 @@ func fakeVMM(mode string, args []string) int {
 		}
 		fmt.Print("booting\r\n")
 		if *settledFD > 2 {
-			if err := holdForSample(*settledFD); err != nil {
+			if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
 				fmt.Fprintln(os.Stderr, "settled:", err)
 				return 4
 			}
@@ -315,8 +315,7 @@ func fakeVMM(mode string, args []string) int {
 		}
 		return fakeServeUntilTerm(term, r, *report, false)
 	case "onefails", "onecrashes":
-		if f, err := os.OpenFile(os.Getenv("BENCH_ONCE"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
-			f.Close()
+		if createdFirst(os.Getenv("BENCH_ONCE")) {
 			if mode == "onecrashes" {
 				fakeCrash()
 			}
@@ -345,7 +344,7 @@ func fakeVMM(mode string, args []string) int {
 			return 0
 		}
 		if mode == "memory" && *settledFD > 2 {
-			if err := holdForSample(*settledFD); err != nil {
+			if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
 				fmt.Fprintln(os.Stderr, "settled:", err)
 				return 4
 			}
@@ -507,21 +506,18 @@ func fakeVMMReady(mode string, r ChildReport, report string, settledFD, readyFD 
 	}
 	time.Sleep(fakeDelay)
 	if settledFD > 2 {
-		// Non-blocking, so that the read below can have a deadline.
-		_ = syscall.SetNonblock(settledFD, true)
-		f := os.NewFile(uintptr(settledFD), "settled")
+		var settled []byte
 		if mode == "vmmready" {
 			for i := fakeTouched; i < 2*fakeTouched; i += 4096 {
 				mem[i] = 1
 			}
-			if _, err := f.Write([]byte{1}); err != nil {
-				fmt.Fprintln(os.Stderr, "settled:", err)
-				return 4
-			}
+			settled = []byte{1}
 		}
 		// As smolvmm: the memory stays until the bench has read it.
-		_ = f.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, _ = f.Read(make([]byte, 1))
+		if err := holdForSample(settledFD, settled, 5*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "settled:", err)
+			return 4
+		}
 	}
 	r.Phases[PhaseGuestExit] = MonoNow()
 	if report != "" {
@@ -543,17 +539,19 @@ func createdFirst(path string) bool {
 	return true
 }
 
-// holdForSample writes the settled byte to the descriptor fd and waits
-// for EOF there (a minute at most): the bench closes its end once it has
-// read the process's memory, so that the process is still there to be
+// holdForSample writes settled (if any) to the settled descriptor fd and
+// waits for EOF there, patience at most: the bench closes its end once it
+// has read the process's memory, so that the process is still there to be
 // stopped and read, however late the bench comes.
-func holdForSample(fd int) error {
+func holdForSample(fd int, settled []byte, patience time.Duration) error {
 	_ = syscall.SetNonblock(fd, true) // for the read's deadline
 	f := os.NewFile(uintptr(fd), "settled")
-	if _, err := f.Write([]byte{SettledReleased}); err != nil {
-		return err
+	if len(settled) > 0 {
+		if _, err := f.Write(settled); err != nil {
+			return err
+		}
 	}
-	_ = f.SetReadDeadline(time.Now().Add(time.Minute))
+	_ = f.SetReadDeadline(time.Now().Add(patience))
 	_, _ = f.Read(make([]byte, 1))
 	return nil
 }
