@@ -90,21 +90,26 @@ func TestNATDialsPerService(t *testing.T) {
 // natDialTimeout: a program retrying services that drop SYNs does not
 // keep its guest's dials; a guest still sending its SYN keeps its dial.
 func TestNATDialEndsWhenGuestGivesUp(t *testing.T) {
-	defer netback.SetSYNSilence(1500 * time.Millisecond)()
 	tests := []struct {
 		name string
+		// silence is the NAT's natSYNSilence.
+		silence time.Duration
 		// tries is how long the guest tries to connect.
 		tries  time.Duration
 		dials  int
 		gaveUp bool
 	}{
-		{"gives up", 300 * time.Millisecond, netback.NATDialsPerGuest, true},
-		// gVisor sends its SYN again after 1 s, then 2 s: each time
-		// later than the silence before, and sooner than three gaps.
-		{"keeps trying", 20 * time.Second, 1, false},
+		{"gives up", 1500 * time.Millisecond, 300 * time.Millisecond, netback.NATDialsPerGuest, true},
+		// gVisor sends its SYN again after 1 s, then 2 s, then 4 s:
+		// the silence outlasts the first two gaps by 1.5 s and more
+		// (a loaded host's delays, under -race, shifted one SYN by
+		// the 0.5 s a silence of 1.5 s left over the 1 s gap), and
+		// only three times the second gap (6 s) outlasts the third.
+		{"keeps trying", 3500 * time.Millisecond, 20 * time.Second, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			defer netback.SetSYNSilence(tt.silence)()
 			var hang []uint16
 			for range netback.NATDialsPerGuest / netback.NATDialsPerService {
 				hang = append(hang, hangingPort(t))
@@ -128,15 +133,20 @@ func TestNATDialEndsWhenGuestGivesUp(t *testing.T) {
 			waitFor(t, "the guest's dials", func() bool { return h.Stats().NATConns == uint64(tt.dials) })
 			if !tt.gaveUp {
 				waitFor(t, "the dial's watch", func() bool { return len(netback.HubDialGaps(h)) == tt.dials })
-				// Its SYNs come 1 and 3 s after the first: a gap
-				// of 2 s is the third, and the dial outlived the
-				// silence before it, as the guest kept trying.
+				// Its SYNs come 1, 3 and 7 s after the first: a
+				// gap of 4 s is the fourth, and the dial outlived
+				// the silence before it, as the guest kept trying.
+				// Waited for 20 s: 7 s of them are the backoff's.
 				ended := false
-				waitFor(t, "the guest's third SYN, or the dial's end", func() bool {
+				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 					gaps := netback.HubDialGaps(h)
-					ended = len(gaps) != tt.dials
-					return ended || gaps[0] >= 1500*time.Millisecond
-				})
+					if ended = len(gaps) != tt.dials; ended || gaps[0] >= 3*time.Second {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out waiting for the guest's fourth SYN, or the dial's end (gaps %v)", gaps)
+					}
+				}
 				if n := h.Stats().NATConns; ended || n != uint64(tt.dials) {
 					t.Fatalf("the dial of a guest still sending its SYN ended (%d dials, want %d)", n, tt.dials)
 				}
