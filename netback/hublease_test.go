@@ -296,7 +296,7 @@ func TestHubRejoinAfterCrashKeepsAddress(t *testing.T) {
 	}
 	// The file as a hub killed now leaves it: A's join saved.
 	var crashed string
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		if crashed = readLeaseFile(t, dir); strings.Contains(crashed, a.String()) {
 			break
 		}

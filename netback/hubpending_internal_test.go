@@ -205,7 +205,7 @@ func TestHubHandshakeLogBounded(t *testing.T) {
 		readHubMessage(c, &ans) // its end: the hub is done with it
 		c.Close()
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(pendingPatience); ; {
 		if _, total := h.pending.count(0); total == 0 {
 			break
 		}

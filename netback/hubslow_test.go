@@ -148,7 +148,7 @@ func TestHubLeaveLogged(t *testing.T) {
 			defer h.Close()
 			vm := joinRaw(t, h, testMAC(1))
 			tt.close(h, vm)
-			for deadline := time.Now().Add(5 * time.Second); h.Stats().VMs != 0; time.Sleep(10 * time.Millisecond) {
+			for deadline := time.Now().Add(20 * time.Second); h.Stats().VMs != 0; time.Sleep(10 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the VM is still joined")
 				}

@@ -36,8 +36,8 @@ func TestJoinedLinkNotify(t *testing.T) {
 			if up != want {
 				t.Fatalf("link up %v, want %v", up, want)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no link change to up=%v within 5s", want)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no link change to up=%v within 20s", want)
 		}
 	}
 	if j.Connects() != 2 {
@@ -80,8 +80,8 @@ func TestJoinedLinkNotifyOutsideLocks(t *testing.T) {
 		if up {
 			t.Fatal("link up, want down first")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no link change within 5s")
+	case <-time.After(20 * time.Second):
+		t.Fatal("no link change within 20s")
 	}
 	// The first handler is still running.
 	second := make(chan bool, 10)
@@ -92,7 +92,7 @@ func TestJoinedLinkNotifyOutsideLocks(t *testing.T) {
 	}()
 	select {
 	case <-set:
-	case <-time.After(2 * time.Second):
+	case <-time.After(20 * time.Second):
 		close(release)
 		t.Fatal("SetLinkNotify waited for the handler of an earlier notice: it holds the backend's lock")
 	}
@@ -103,8 +103,8 @@ func TestJoinedLinkNotifyOutsideLocks(t *testing.T) {
 			if up != want {
 				t.Fatalf("the second function told up=%v, want %v", up, want)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("the second function not told up=%v within 5s", want)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the second function not told up=%v within 20s", want)
 		}
 	}
 	select {

@@ -114,7 +114,7 @@ func TestHubRejoinedVMGetsFreshSYNTable(t *testing.T) {
 	g, _ := joinGuest(t, h, mac)
 	echo := echoTCP(t)
 	for i := range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, echo))
 		cancel()
 		if err != nil {

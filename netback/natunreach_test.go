@@ -49,7 +49,7 @@ func TestNATUDPPortUnreachable(t *testing.T) {
 			}
 			// gonet's read waits for a datagram, not an error: it is
 			// read again until the refusal is there.
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(20 * time.Second)
 			for {
 				c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 				_, err = c.Read(make([]byte, 100))

@@ -91,7 +91,7 @@ func packetSocket(t *testing.T, ifname string) (int, int) {
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 		t.Fatal(err)
 	}
-	tv := unix.Timeval{Sec: 5}
+	tv := unix.Timeval{Sec: 20}
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestTapFramesBothWays(t *testing.T) {
 		if !ok {
 			t.Fatal("tap closed before the frame arrived")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatalf("frame sent on %s never reached ReadFrame", name)
 	}
 	if st := tap.Stats(); st.FromGuest != 1 || st.ToGuest == 0 {
@@ -208,10 +208,10 @@ func TestTapFramesBothWays(t *testing.T) {
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("pending ReadFrame ended with %v, want ErrClosed", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("ReadFrame still blocked after Close")
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := net.InterfaceByName(name); err != nil {
 			break

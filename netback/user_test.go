@@ -331,7 +331,7 @@ func TestUserCloseWithOpenConnection(t *testing.T) {
 	select {
 	case gc := <-accepted:
 		defer gc.Close()
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("guest never accepted the forwarded connection")
 	}
 	done := make(chan error, 1)
@@ -341,10 +341,10 @@ func TestUserCloseWithOpenConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Close hangs while a forwarded connection is open")
 	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
 		t.Fatalf("host side of the forward still open after Close: %v", err)
 	}
@@ -403,7 +403,7 @@ func TestUserFirstForwardIsPrompt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.SetDeadline(time.Now().Add(20 * time.Second))
 		b, err := io.ReadAll(c)
 		c.Close()
 		ln.Close()
