@@ -264,7 +264,7 @@ func TestMkimgSignalDuringPostinst(t *testing.T) {
 			}
 			for _, m := range regexp.MustCompile(`pid (\d+)`).FindAllStringSubmatch(stderr.String(), -1) {
 				pid, _ := strconv.Atoi(m[1])
-				deadline := time.Now().Add(2 * time.Second)
+				deadline := time.Now().Add(20 * time.Second)
 				for processRuns(pid) && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
 				}
