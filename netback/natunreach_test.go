@@ -35,9 +35,7 @@ func TestNATUDPPortUnreachable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, addr := tt.guest(t)
-			// Nothing listens there, nor takes it meanwhile (below the
-			// ephemeral range).
-			port := testsock.Port(t)
+			port := closedUDPPort(t)
 			c, err := gonet.DialUDP(g.Stack, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(addr.As4()), Port: 31000},
 				&tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(netback.UserGateway.As4()), Port: port}, ipv4.ProtocolNumber)
 			if err != nil {

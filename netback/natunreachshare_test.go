@@ -16,17 +16,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 )
 
-// closedUDPPort is a host loopback port nothing listens on.
-func closedUDPPort(t *testing.T) uint16 {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(c.LocalAddr().(*net.UDPAddr).Port)
-	c.Close()
-	return port
-}
+// closedUDPPort is a host loopback port nothing listens on (testsock.Port:
+// below the ephemeral range, where no other process's socket takes it
+// meanwhile, as it could a closed port-0 socket's port).
+func closedUDPPort(t *testing.T) uint16 { return testsock.Port(t) }
 
 // dialGateway is a UDP socket of guest g (at addr, port from) to the
 // gateway's port to (the host's loopback).
