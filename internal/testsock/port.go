@@ -3,19 +3,20 @@ package testsock
 import (
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
 
 // Port is a port of 127.0.0.1 that nothing listens on now, for TCP and for
-// UDP, below Linux's default ephemeral range (32768-60999): a port a
-// listen of port 0 gives comes from that range, where another process's
-// outgoing connection or datagram may take it for the other protocol, or
-// take it again once the test closed it, which made forward tests fail in
-// CI with "address already in use".
+// UDP, outside the host's ephemeral range (Linux's default 32768-60999): a
+// port a listen of port 0 gives comes from that range, where another
+// process's outgoing connection or datagram may take it for the other
+// protocol, or take it again once the test closed it, which made forward
+// tests fail in CI with "address already in use".
 func Port(t testing.TB) uint16 {
 	t.Helper()
-	const first, count = 20000, 12768
+	first, count := portsOutside(ephemeralRange())
 	start := time.Now().Nanosecond()
 	for i := 0; i < count; i++ {
 		p := uint16(first + (start+i*7919)%count)
@@ -34,4 +35,34 @@ func Port(t testing.TB) uint16 {
 	}
 	t.Fatalf("no port of 127.0.0.1 in %d-%d is free for both TCP and UDP", first, first+count-1)
 	return 0
+}
+
+// ephemeralRange is the host's range of ports for outgoing sockets, or
+// Linux's default where it cannot be read.
+func ephemeralRange() (low, high int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if _, err := fmt.Sscan(string(b), &low, &high); err == nil && 0 < low && low <= high && high <= 65535 {
+			return low, high
+		}
+	}
+	return 32768, 60999
+}
+
+// portsOutside is the first port and the number of ports of the test
+// range: 20000-32767 when it lies below the ephemeral range low-high (the
+// default), else the larger of the unprivileged ports below and above it
+// (all of them when a host gives every port to outgoing sockets).
+func portsOutside(low, high int) (first, count int) {
+	const unprivileged = 1024
+	switch below, above := low-unprivileged, 65535-high; {
+	case low > 32767:
+		return 20000, 12768
+	case below <= 0 && above <= 0:
+		return unprivileged, 65536 - unprivileged
+	case below >= above:
+		return unprivileged, below
+	default:
+		return high + 1, above
+	}
 }
