@@ -3,6 +3,7 @@ package kstrip_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/smolvmm/smolvmm/kstrip"
 )
@@ -44,8 +45,15 @@ func Example() {
 		fmt.Printf("cfdata[%d] %s (%s): %s -> %s\n", c.Index, c.Label, c.Attach, c.From, c.To)
 	}
 	fmt.Println(len(r.Changes), "changes")
-	out := os.TempDir() + "/netbsd-tiny.stripped"
-	defer os.Remove(out)
+	// A directory of its own: a fixed name in /tmp could be another
+	// run's, or another user's, which this one may not replace.
+	dir, err := os.MkdirTemp("", "kstrip-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "netbsd-tiny.stripped")
 	if err := kstrip.WriteFile(out, k.Bytes(), kstrip.WantsGzip(out), f.Mode); err != nil {
 		fmt.Println(err)
 	}
