@@ -235,15 +235,16 @@ void deadline_init(struct deadline *d, u32 seconds)
 {
 	d->left = seconds + 1; /* the first tick may come at once */
 	d->polls = 0;
-	d->cap = seconds < 500 ? seconds * 4000000u : 2000000000u;
+	d->reads = 0;
+	d->cap = seconds < 2000 ? seconds * 1000000u : 2000000000u;
 	d->last = cmos_read(0);
 }
 
 int deadline_passed(struct deadline *d)
 {
-	if (++d->polls >= d->cap)
-		return 1;
-	if ((d->polls & 255) == 0) {
+	if ((++d->polls & 255) == 0) {
+		if (++d->reads >= d->cap)
+			return 1;
 		u8 s = cmos_read(0);
 		if (s != d->last) {
 			d->last = s;

@@ -64,10 +64,13 @@ int has_prefix(const char *p); /* a word starting with p */
 int word_uint(const char *key, u32 *v); /* "key=N" (decimal or 0x hex) */
 
 /* Wall-clock deadline for polling loops, counted in RTC second ticks (the
- * cost of a loop iteration differs a thousandfold between QEMU TCG and the
- * project's KVM). A poll cap also ends the wait if the RTC never ticks. */
+ * cost of a loop iteration differs a thousandfold between QEMU TCG, the
+ * project's software KVM and a hardware one). A cap on the RTC reads (each
+ * two port exits, a microsecond or more on any KVM) also ends the wait if
+ * the RTC never ticks; a cap on polls, which cost nanoseconds on hardware,
+ * ended a 5 s wait in well under a second there. */
 struct deadline {
-	u32 left, polls, cap;
+	u32 left, polls, reads, cap;
 	u8 last;
 };
 void deadline_init(struct deadline *d, u32 seconds);
