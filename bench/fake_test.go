@@ -186,11 +186,9 @@ func fakeVMM(mode string, args []string) int {
 		r.Phases[PhaseVMCreated] = MonoNow()
 		r.Phases[PhaseFirstRun] = MonoNow()
 		fmt.Print("hello\r\n")
-		if *settledFD > 2 {
-			if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
-				fmt.Fprintln(os.Stderr, "settled:", err)
-				return 4
-			}
+		if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "settled:", err)
+			return 4
 		}
 		time.Sleep(fakeDelay)
 		fmt.Print("marker: ready\r\n")
@@ -239,11 +237,9 @@ func fakeVMM(mode string, args []string) int {
 			os.NewFile(uintptr(*readyFD), "ready").Write(b[:])
 		}
 		fmt.Print("booting\r\n")
-		if *settledFD > 2 {
-			if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
-				fmt.Fprintln(os.Stderr, "settled:", err)
-				return 4
-			}
+		if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "settled:", err)
+			return 4
 		}
 		if mode == "portreadyserve" {
 			return fakeServeUntilTerm(term, r, *report, true)
@@ -343,7 +339,7 @@ func fakeVMM(mode string, args []string) int {
 			time.Sleep(time.Minute)
 			return 0
 		}
-		if mode == "memory" && *settledFD > 2 {
+		if mode == "memory" {
 			if err := holdForSample(*settledFD, []byte{SettledReleased}, time.Minute); err != nil {
 				fmt.Fprintln(os.Stderr, "settled:", err)
 				return 4
@@ -542,8 +538,12 @@ func createdFirst(path string) bool {
 // holdForSample writes settled (if any) to the settled descriptor fd and
 // waits for EOF there, patience at most: the bench closes its end once it
 // has read the process's memory, so that the process is still there to be
-// stopped and read, however late the bench comes.
+// stopped and read, however late the bench comes. Without the descriptor
+// (fd 2 or less: a boot not sampled) there is nothing to wait for.
 func holdForSample(fd int, settled []byte, patience time.Duration) error {
+	if fd <= 2 {
+		return nil
+	}
 	_ = syscall.SetNonblock(fd, true) // for the read's deadline
 	f := os.NewFile(uintptr(fd), "settled")
 	if len(settled) > 0 {
