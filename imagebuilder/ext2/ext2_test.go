@@ -244,7 +244,7 @@ func TestBadTrees(t *testing.T) {
 		want string
 	}{
 		{"lost+found file", func(tr *fstree.Tree) { tr.Put("lost+found", fstree.NewFile(0644, nil)) }, "must be a directory"},
-		{"long symlink", func(tr *fstree.Tree) { tr.Put("x", fstree.NewSymlink(strings.Repeat("a", 1024))) }, "symlink target is 1024 bytes"},
+		{"long symlink", func(tr *fstree.Tree) { tr.Put("x", fstree.NewSymlink(strings.Repeat("a", 1024))) }, "symlink /x: its target is 1024 bytes"},
 		{"bad block size", nil, "block size 512"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

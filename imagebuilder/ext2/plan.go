@@ -179,8 +179,11 @@ func (p *plan) prepare(in *inode, root *fstree.Node) error {
 		if len(n.Target) == 0 {
 			return contentErr(in.path, "%s: symlink with an empty target", in.path)
 		}
-		if len(n.Target) >= int(p.bs) {
-			return contentErr(in.path, "%s: symlink target is %d bytes, at most %d fit one block", in.path, len(n.Target), p.bs-1)
+		// Checked here too for a tree built without CheckSymlink. The
+		// limit is below the least block size, so a target always fits
+		// the one block a long symlink gets.
+		if err := fstree.CheckSymlink(in.path, n.Target); err != nil {
+			return &ContentError{Path: in.path, msg: err.Error()}
 		}
 		if len(n.Target) >= 60 {
 			p.blocks++

@@ -34,7 +34,7 @@ func TestPlannedBlocks(t *testing.T) {
 		{"3000 symlinks of 60 bytes", 0, symlinks(3000, 60)},
 		{"3000 symlinks of 61 bytes", 0, symlinks(3000, 61)},
 		{"3000 symlinks of 60 bytes, 4 KiB blocks", 4096, symlinks(3000, 60)},
-		{"longest symlink", 1024, symlinks(1, 1023)},
+		{"longest symlink", 1024, symlinks(1, fstree.MaxPathLen)},
 		{"files", 0, func(t *testing.T, tr *fstree.Tree) {
 			for i := range 300 {
 				mustPut(t, tr, fmt.Sprintf("d%d/f%d", i/50, i), fstree.NewFile(0o644, testsets.Blob(uint64(i), i*97)))

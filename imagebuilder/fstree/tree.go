@@ -381,15 +381,22 @@ func walk(p string, n *Node, fn func(string, *Node) error) error {
 	return nil
 }
 
-// CheckSymlink reports an error when symlink p's target cannot be stored:
-// an empty one. Any other target is accepted, a relative one that climbs
-// above the root included: NetBSD resolves ".." at the root to the root
-// (the ISDOTDOT case of sys/kern/vfs_lookup.c:952-975 in 9.1), so
-// /a/b -> ../../../x is /x, and the target is only ever resolved inside
-// the image.
+// CheckSymlink reports an error when symlink p's target cannot be stored
+// or followed: an empty one, or one longer than MaxPathLen bytes. NetBSD
+// reads a target into a buffer of PATH_MAX bytes with what remains of the
+// path being looked up, at least its NUL (namei_follow in
+// sys/kern/vfs_lookup.c of 9.1), so it refuses a longer target with
+// ENAMETOOLONG, whatever the file system stores. Any other target is
+// accepted, a relative one that climbs above the root included: NetBSD
+// resolves ".." at the root to the root (the ISDOTDOT case of
+// sys/kern/vfs_lookup.c:952-975 in 9.1), so /a/b -> ../../../x is /x, and
+// the target is only ever resolved inside the image.
 func CheckSymlink(p, target string) error {
 	if target == "" {
 		return fmt.Errorf("symlink %s has an empty target", termsafe.Printable(p))
+	}
+	if len(target) > MaxPathLen {
+		return fmt.Errorf("symlink %s: its target is %d bytes, more than the %d NetBSD can follow (a longer one fails with ENAMETOOLONG)", termsafe.Printable(shorten(p)), len(target), MaxPathLen)
 	}
 	return nil
 }
