@@ -53,7 +53,8 @@ type Config struct {
 	// larger, SizeMB. Build sets it.
 	FixedSize bool
 	// Timestamp (Unix seconds) goes in the superblock and on every file
-	// whose set gives no mtime; 0 means now unless TimestampSet.
+	// whose set gives no mtime; 0 means now unless TimestampSet. One
+	// outside fstree.MinTime..MaxTime is refused (ext2.CheckTimestamp).
 	Timestamp int64
 	// TimestampSet makes a Timestamp of 0 mean 1970-01-01T00:00:00Z.
 	TimestampSet bool
@@ -377,6 +378,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // as it was and no temporary file. An image of cfg.SizeMB is never sized
 // to its content instead: Build sets cfg.FixedSize.
 func Build(ctx context.Context, cfg Config, out string) error {
+	// Before the sets are read: ext2.Write would refuse it only after.
+	if err := ext2.CheckTimestamp(cfg.Timestamp); err != nil {
+		return err
+	}
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err
 	}
@@ -408,6 +413,10 @@ func WriteImage(t *fstree.Tree, cfg Config, out string) error {
 func WriteImageContext(ctx context.Context, t *fstree.Tree, cfg Config, out string) error {
 	if ctx.Err() != nil {
 		return ctxError(ctx)
+	}
+	// Before a temporary file is made for the image.
+	if err := ext2.CheckTimestamp(cfg.Timestamp); err != nil {
+		return err
 	}
 	if err := checkTarget(out, cfg.Force); err != nil {
 		return err

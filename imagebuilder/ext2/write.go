@@ -29,7 +29,8 @@ type Options struct {
 	Inodes uint64
 	// Timestamp (Unix seconds) is written in the superblock and on every node
 	// without a time of its own (see fstree.Node.HasMtime); 0 means now
-	// unless TimestampSet.
+	// unless TimestampSet. Write refuses one outside fstree.MinTime..MaxTime
+	// (see CheckTimestamp).
 	Timestamp int64
 	// TimestampSet makes a Timestamp of 0 mean 1970-01-01T00:00:00Z (as
 	// SOURCE_DATE_EPOCH=0 asks) rather than now.
@@ -281,6 +282,9 @@ func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
 	if len(opts.LastMounted) > lastMountedMax || strings.IndexByte(opts.LastMounted, 0) >= 0 {
 		return fmt.Errorf("last mount point %q: at most %d bytes, no NUL, fit the superblock's field", opts.LastMounted, lastMountedMax)
 	}
+	if err := CheckTimestamp(opts.Timestamp); err != nil {
+		return err
+	}
 	if opts.Timestamp == 0 && !opts.TimestampSet {
 		opts.Timestamp = time.Now().Unix()
 	}
@@ -291,6 +295,20 @@ func Write(w io.WriterAt, t *fstree.Tree, opts Options) error {
 	iw := newImageWriter(w, p, g, &opts)
 	if err := iw.writeAll(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// CheckTimestamp reports an error when ts, an Options.Timestamp, is a
+// time ext2 cannot store: outside fstree.MinTime..MaxTime. NetBSD reads
+// an inode's 32-bit times signed, so any other would wrap (2^31+100
+// reads as 1901). An explicit time is refused rather than clamped as a
+// set's file times are: the image would not say what was asked for.
+func CheckTimestamp(ts int64) error {
+	if ts < fstree.MinTime || ts > fstree.MaxTime {
+		return fmt.Errorf("Timestamp %d is outside the times ext2 stores, %d (%s) to %d (%s)", ts,
+			int64(fstree.MinTime), time.Unix(fstree.MinTime, 0).UTC().Format(time.RFC3339),
+			int64(fstree.MaxTime), time.Unix(fstree.MaxTime, 0).UTC().Format(time.RFC3339))
 	}
 	return nil
 }
