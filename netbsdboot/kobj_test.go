@@ -140,11 +140,11 @@ func TestKmodEveryPrefixRefused(t *testing.T) {
 	}{{1, "tiny-i386.kmod"}, {2, "tiny-amd64.kmod"}} {
 		kmod := readFixture(t, tc.file)
 		k := &kernel{class64: tc.class == 2, version: 901000000}
-		if err := (Module{Name: tc.file, Data: kmod}).checkKmod(0, k); err != nil {
+		if _, err := (Module{Name: tc.file, Data: kmod}).checkKmod(0, k); err != nil {
 			t.Fatalf("%s whole: %v", tc.file, err)
 		}
 		for n := 1; n < len(kmod); n++ {
-			err := (Module{Name: tc.file, Data: kmod[:n]}).checkKmod(0, k)
+			_, err := (Module{Name: tc.file, Data: kmod[:n]}).checkKmod(0, k)
 			// Less than the ELF magic is no ELF file, not a damaged kmod.
 			if !errors.Is(err, ErrModule) || n >= 4 && !errors.Is(err, ErrKmodDamaged) {
 				t.Errorf("%s cut to %d of %d bytes: %v, want ErrModule and, from 4 bytes, ErrKmodDamaged", tc.file, n, len(kmod), err)

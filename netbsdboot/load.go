@@ -450,6 +450,7 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 	parts := []string{fmt.Sprintf("the kernel [%#x, %#x)", k.start, k.end), fmt.Sprintf("its symbols [%#x, %#x)", k.syms.start, l.symEnd)}
 	top := l.symEnd
 	limit := min(memSize, math.MaxUint32)
+	var kmods []kmodAlloc // what each kmod takes of amd64's module_map
 	for i, m := range opts.Modules {
 		// Decompressed first: the type is decided, and the module
 		// placed, by what the kernel will get.
@@ -472,7 +473,9 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 		}
 		switch t {
 		case ModuleELF:
-			err = m.checkKmod(i, k)
+			var alloc kobjAlloc
+			alloc, err = m.checkKmod(i, k)
+			kmods = append(kmods, kmodAlloc{i, m.Name, alloc})
 		case ModuleRnd:
 			var note string
 			note, err = m.checkRndSeed(i, k.version)
@@ -499,6 +502,11 @@ func layOut(k *kernel, opts Options, memSize uint64) (*layout, error) {
 	l.endpa = top // exec.c:781
 	if err := k.checkBootMap(l.endpa, all); err != nil {
 		return nil, err
+	}
+	if k.class64 {
+		if err := checkModuleMap(l.endpa, kmods); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range all {
 		for _, s := range k.segs {
@@ -564,6 +572,64 @@ func (k *kernel) checkBootMap(endpa uint64, mods []placed) error {
 	}
 	return fmt.Errorf("%w: %s, past %#x (%.1f MiB), the most of memory NetBSD's %s locore maps at boot: %s",
 		wrap, what, limit, float64(limit)/(1<<20), arch, why)
+}
+
+// kmodAlloc is what module i, a kmod called name, takes of module_map.
+type kmodAlloc struct {
+	i     int
+	name  string
+	alloc kobjAlloc
+}
+
+// checkModuleMap refuses (ErrModule, ErrBootMap) the first of an amd64
+// kernel's kmods that would find no room in its module_map, what is
+// loaded ending at endpa, whose page rounding checkBootMap found within
+// BootMapAMD64. amd64 links modules within 2 GiB of the kernel, in
+// module_map (9.1 sys/arch/amd64/amd64/machdep.c:384-395), the rest of
+// the 96 MiB locore maps at boot: from atdevbase + IOM_SIZE (:1583),
+// atdevbase being KERNBASE + the page-rounded endpa (locore.S:644-647)
+// + TABLESIZE (:868-871), to KERNBASE + NKL2_KIMG_ENTRIES * NBPD_L2
+// (machdep.c:1584), so BOOTMAP_VA_SIZE less the page-rounded endpa.
+// BootMapAMD64 counts the largest u-area, so this leaves up to 16 KiB
+// less than a GENERIC kernel has: a kmod within that of the limit is
+// refused though it would fit. module_init_md primes the kmods in the
+// module list's order (x86_machdep.c:231-243) and each one kobj_load
+// links takes its data, read-only data and code from module_map
+// (subr_kobj.c:424-462), where a boot module stays (kern_module.c:
+// 1428-1444); nothing takes module_map before them (the map is set up
+// empty, machdep.c:392, and module_init_md runs from module_init,
+// kern_module.c:418). A kmod finding no room fails "out of memory",
+// which module_init_md ignores: the kernel boots without it. i386 links
+// modules in kernel_map (kern_module.c:410-411), which has room.
+func checkModuleMap(endpa uint64, kmods []kmodAlloc) error {
+	size := uint64(BootMapAMD64) - bootelf.AlignUp(endpa, pageSize)
+	var taken uint64
+	var before []string
+	for _, m := range kmods {
+		need := m.alloc.mapBytes()
+		if need <= size-taken {
+			taken += need
+			before = append(before, fmt.Sprintf("module %d (%s)", m.i, m.name))
+			continue
+		}
+		left := size - taken
+		share := ""
+		if len(before) > 0 {
+			share = fmt.Sprintf(" (module_map holds %d bytes, of which the kmods before it, %s, take %d)", size, joinAnd(before), taken)
+		}
+		return fmt.Errorf("%w: %w: module %d (%s), a kmod, needs %d bytes (%.1f MiB) of the amd64 kernel's module_map to be linked (code %d, read-only data %d, data %d bytes, as kobj_load sums them, each page rounded), but only %d bytes (%.1f MiB) are left%s: module_map is what remains of the %#x bytes locore maps at boot past its bootstrap tables, the ISA hole and what was loaded (ending at %#x); kobj_load would fail (\"out of memory\") and the kernel would boot without it",
+			ErrModule, ErrBootMap, m.i, m.name, need, float64(need)/(1<<20), m.alloc.text, m.alloc.rodata, m.alloc.data,
+			left, float64(left)/(1<<20), share, 48<<21, endpa)
+	}
+	return nil
+}
+
+// joinAnd lists items as "a", "a and b", "a, b and c".
+func joinAnd(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // record is one bootinfo record: its type and what follows the common

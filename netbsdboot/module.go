@@ -154,8 +154,10 @@ var elfTypes = map[uint16]string{
 // failure and boots on without the module, which the guest then lacks (a
 // miniroot.kmod refused ends at the root device prompt), so such a module
 // is refused before the VM starts, as is one built for a NetBSD version
-// the kernel refuses (checkKmodVersion).
-func (m Module) checkKmod(i int, k *kernel) error {
+// the kernel refuses (checkKmodVersion). It returns what kobj_load would
+// allocate for the kmod, for layOut to check against amd64's module_map
+// (checkModuleMap), once it knows where what is loaded ends.
+func (m Module) checkKmod(i int, k *kernel) (kobjAlloc, error) {
 	kernelWhat, hdrSize := "an i386 kernel (ELF32, e_machine 3)", 52
 	if k.class64 {
 		kernelWhat, hdrSize = "an amd64 kernel (ELF64, e_machine 62)", 64
@@ -167,10 +169,10 @@ func (m Module) checkKmod(i int, k *kernel) error {
 		why = "it is not an ELF file"
 	case len(b) < hdrSize:
 		why = fmt.Sprintf("it is %d bytes, shorter than the kernel's %d-byte ELF header", len(b), hdrSize)
-		return kmodError(i, m.Name, kernelWhat, why, true)
+		return kobjAlloc{}, kmodError(i, m.Name, kernelWhat, why, true)
 	}
 	if why != "" {
-		return kmodError(i, m.Name, kernelWhat, why, false)
+		return kobjAlloc{}, kmodError(i, m.Name, kernelWhat, why, false)
 	}
 	class, data, identVersion := b[4], b[5], b[6]
 	// x86 kernels read the header little-endian; a big-endian
@@ -199,12 +201,13 @@ func (m Module) checkKmod(i int, k *kernel) error {
 	case identVersion != versionCur || version != versionCur:
 		why = fmt.Sprintf("its ELF version is %d (EI_VERSION) and %d (e_version), not 1 (EV_CURRENT)", identVersion, version)
 	default:
-		if why, msg := checkKobj(b, k.class64); why != "" {
-			return kobjError(i, m.Name, why, msg)
+		alloc, why, msg := checkKobj(b, k.class64)
+		if why != "" {
+			return kobjAlloc{}, kobjError(i, m.Name, why, msg)
 		}
-		return m.checkKmodVersion(i, k.version)
+		return alloc, m.checkKmodVersion(i, k.version)
 	}
-	return kmodError(i, m.Name, kernelWhat, why, false)
+	return kobjAlloc{}, kmodError(i, m.Name, kernelWhat, why, false)
 }
 
 // kmodError says why module i, a kmod, cannot go to the kernel; damaged:
@@ -222,6 +225,7 @@ func kmodError(i int, name, kernelWhat, why string, damaged bool) error {
 const (
 	shtRela      = 4     // SHT_RELA
 	shtRel       = 9     // SHT_REL
+	shfWrite     = 1     // SHF_WRITE
 	shfExecinstr = 4     // SHF_EXECINSTR
 	elfMaxShnum  = 32768 // ELF_MAXSHNUM (9.1 exec_elf.h:1292)
 )
@@ -246,6 +250,36 @@ type kobjSection struct {
 	addralign           uint64
 }
 
+// kobjAlloc is what kobj_load allocates from module_map for a kmod's
+// SHT_PROGBITS and SHT_NOBITS sections, allocated or not: the sums it
+// makes of its code (SHF_EXECINSTR), read-only data (no SHF_WRITE) and
+// data, each section aligned to its sh_addralign first (9.1
+// sys/kern/subr_kobj.c:393-416).
+type kobjAlloc struct{ text, rodata, data uint64 }
+
+// mapBytes is the module_map space the kmod takes: each sum page rounded,
+// as uvm_km_alloc is asked for it (subr_kobj.c:425, 441, 456), none for a
+// sum of 0 (:424, 440). It saturates where a size from a hostile header
+// would overflow: such a kmod fits nowhere.
+func (a kobjAlloc) mapBytes() uint64 {
+	var total uint64
+	for _, n := range []uint64{a.text, a.rodata, a.data} {
+		if n > math.MaxUint64-(pageSize-1) {
+			return math.MaxUint64
+		}
+		total = satAdd(total, bootelf.AlignUp(n, pageSize))
+	}
+	return total
+}
+
+// satAdd is a + b, or the largest uint64 when that overflows.
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
+}
+
 // kobjShort is what kobj_read_mem prints of a read past a boot module's
 // end (9.1 sys/kern/subr_kobj.c:1135-1138).
 const kobjShort = "preloaded object short"
@@ -258,8 +292,9 @@ const kobjShort = "preloaded object short"
 // kobj_read_mem (:1127-1138), which refuses one past the module's end
 // ("preloaded object short"): a module cut short, or whose headers point
 // past it. Relocating and resolving symbols, which come after, are left
-// to the kernel.
-func checkKobj(b []byte, class64 bool) (why, msg string) {
+// to the kernel. It also returns what kobj_load would allocate for the
+// sections (alloc), when it would not refuse them.
+func checkKobj(b []byte, class64 bool) (alloc kobjAlloc, why, msg string) {
 	le := binary.LittleEndian
 	fileSize := uint64(len(b))
 	shoff, shentsize, shnum, shstrndx := uint64(le.Uint32(b[32:])), le.Uint16(b[46:]), le.Uint16(b[48:]), le.Uint16(b[50:])
@@ -272,17 +307,17 @@ func checkKobj(b []byte, class64 bool) (why, msg string) {
 	}
 	switch { // :229-233
 	case shnum == 0:
-		return "it has no sections (e_shnum 0)", "bad sizes"
+		return kobjAlloc{}, "it has no sections (e_shnum 0)", "bad sizes"
 	case shnum > elfMaxShnum:
-		return fmt.Sprintf("it has %d sections (e_shnum), more than the %d (ELF_MAXSHNUM) the loader takes", shnum, elfMaxShnum), "bad sizes"
+		return kobjAlloc{}, fmt.Sprintf("it has %d sections (e_shnum), more than the %d (ELF_MAXSHNUM) the loader takes", shnum, elfMaxShnum), "bad sizes"
 	case shoff == 0:
-		return "it has no section header table (e_shoff 0)", "bad sizes"
+		return kobjAlloc{}, "it has no section header table (e_shoff 0)", "bad sizes"
 	case shentsize != shdrSize:
-		return fmt.Sprintf("its section headers are %d bytes (e_shentsize), not the %d of an ELF%d section header", shentsize, shdrSize, bits), "bad sizes"
+		return kobjAlloc{}, fmt.Sprintf("its section headers are %d bytes (e_shentsize), not the %d of an ELF%d section header", shentsize, shdrSize, bits), "bad sizes"
 	}
 	// :234-241
 	if !inData(shoff, uint64(shnum)*uint64(shdrSize), fileSize) {
-		return fmt.Sprintf("its section header table, %d headers of %d bytes at offset %#x, runs past the module's %d bytes", shnum, shdrSize, shoff, fileSize), kobjShort
+		return kobjAlloc{}, fmt.Sprintf("its section header table, %d headers of %d bytes at offset %#x, runs past the module's %d bytes", shnum, shdrSize, shoff, fileSize), kobjShort
 	}
 	secs := make([]kobjSection, shnum)
 	for i := range secs {
@@ -336,65 +371,73 @@ func checkKobj(b []byte, class64 bool) (why, msg string) {
 			symtab = uint64(i)
 		case shtRel, shtRela:
 			if s.info >= uint32(shnum) {
-				return fmt.Sprintf("%s relocates section %d (sh_info), past its %d sections", sec(uint64(i)), s.info, shnum), ""
+				return kobjAlloc{}, fmt.Sprintf("%s relocates section %d (sh_info), past its %d sections", sec(uint64(i)), s.info, shnum), ""
 			}
 		}
 	}
 	switch { // :273-283
 	case contents == 0:
-		return "it has no code or data (no SHT_PROGBITS or SHT_NOBITS section)", "file has no contents"
+		return kobjAlloc{}, "it has no code or data (no SHT_PROGBITS or SHT_NOBITS section)", "file has no contents"
 	case len(symtabs) == 0:
-		return "it has no symbol table (SHT_SYMTAB), as after strip", "file has no valid symbol table"
+		return kobjAlloc{}, "it has no symbol table (SHT_SYMTAB), as after strip", "file has no valid symbol table"
 	case len(symtabs) > 1:
-		return fmt.Sprintf("it has %d symbol tables (SHT_SYMTAB: sections %s), and the loader takes one", len(symtabs), strings.Join(symtabs, ", ")), "file has no valid symbol table"
+		return kobjAlloc{}, fmt.Sprintf("it has %d symbol tables (SHT_SYMTAB: sections %s), and the loader takes one", len(symtabs), strings.Join(symtabs, ", ")), "file has no valid symbol table"
 	}
 	// :288-293
 	strtab := uint64(secs[symtab].link)
 	switch {
 	case strtab == 0:
-		return fmt.Sprintf("its symbol table, %s, links no string table (sh_link 0)", sec(symtab)), "file has invalid symbol strings"
+		return kobjAlloc{}, fmt.Sprintf("its symbol table, %s, links no string table (sh_link 0)", sec(symtab)), "file has invalid symbol strings"
 	case strtab >= uint64(shnum):
-		return fmt.Sprintf("its symbol table, %s, links (sh_link) section %d, past its %d sections", sec(symtab), strtab, shnum), "file has invalid symbol strings"
+		return kobjAlloc{}, fmt.Sprintf("its symbol table, %s, links (sh_link) section %d, past its %d sections", sec(symtab), strtab, shnum), "file has invalid symbol strings"
 	case secs[strtab].typ != bootelf.SHTStrtab:
-		return fmt.Sprintf("its symbol table, %s, links (sh_link) %s, not a string table (SHT_STRTAB)", sec(symtab), sec(strtab)), "file has invalid symbol strings"
+		return kobjAlloc{}, fmt.Sprintf("its symbol table, %s, links (sh_link) %s, not a string table (SHT_STRTAB)", sec(symtab), sec(strtab)), "file has invalid symbol strings"
 	}
 	// :329-341: whole symbols only.
 	nsym := secs[symtab].size / symSize
 	if nsym == 0 {
-		return fmt.Sprintf("its symbol table, %s, is %d bytes, less than one %d-byte symbol", sec(symtab), secs[symtab].size, symSize), "no symbol table"
+		return kobjAlloc{}, fmt.Sprintf("its symbol table, %s, is %d bytes, less than one %d-byte symbol", sec(symtab), secs[symtab].size, symSize), "no symbol table"
 	}
 	if why := read(symtab, nsym*symSize); why != "" {
-		return why, kobjShort
+		return kobjAlloc{}, why, kobjShort
 	}
 	// :346-357
 	if secs[strtab].size == 0 {
-		return fmt.Sprintf("its symbols' string table, %s, is empty", sec(strtab)), "no symbol strings"
+		return kobjAlloc{}, fmt.Sprintf("its symbols' string table, %s, is empty", sec(strtab)), "no symbol strings"
 	}
 	if why := read(strtab, secs[strtab].size); why != "" {
-		return why, kobjShort
+		return kobjAlloc{}, why, kobjShort
 	}
 	// :372-388
 	if shstrndx != 0 {
 		if shstrndx >= shnum {
-			return fmt.Sprintf("its section names are in section %d (e_shstrndx), past its %d sections", shstrndx, shnum), "bad shstrndx"
+			return kobjAlloc{}, fmt.Sprintf("its section names are in section %d (e_shstrndx), past its %d sections", shstrndx, shnum), "bad shstrndx"
 		}
 		if s := secs[shstrndx]; s.size != 0 && s.typ == bootelf.SHTStrtab {
 			if why := read(uint64(shstrndx), s.size); why != "" {
-				return why, kobjShort
+				return kobjAlloc{}, why, kobjShort
 			}
 		}
 	}
-	// :393-422: the code's size as the loader sums it, each section
-	// aligned first; alignmask is an int, sign-extended into a size_t.
-	var text uint64
+	// :393-422: the code's, read-only data's and data's sizes as the
+	// loader sums them, each section aligned first; alignmask is an int,
+	// sign-extended into a size_t.
 	for _, s := range secs {
-		if (s.typ == bootelf.SHTProgbits || s.typ == shtNobits) && s.flags&shfExecinstr != 0 {
-			mask := uint64(int64(int32(s.addralign-1))) & word
-			text = ((text+mask)&word&^mask + s.size) & word
+		if s.typ != bootelf.SHTProgbits && s.typ != shtNobits {
+			continue
 		}
+		sum := &alloc.data
+		switch {
+		case s.flags&shfExecinstr != 0:
+			sum = &alloc.text
+		case s.flags&shfWrite == 0:
+			sum = &alloc.rodata
+		}
+		mask := uint64(int64(int32(s.addralign-1))) & word
+		*sum = ((*sum+mask)&word&^mask + s.size) & word
 	}
-	if text == 0 {
-		return "it has no code (no byte in an SHT_PROGBITS or SHT_NOBITS section with SHF_EXECINSTR)", "no text"
+	if alloc.text == 0 {
+		return kobjAlloc{}, "it has no code (no byte in an SHT_PROGBITS or SHT_NOBITS section with SHF_EXECINSTR)", "no text"
 	}
 	// :474-570: the code and data, and the relocations of sections of
 	// code or data, in whole entries (SHT_RELA's read whole).
@@ -417,10 +460,10 @@ func checkKobj(b []byte, class64 bool) (why, msg string) {
 			continue
 		}
 		if why := read(uint64(i), n); why != "" {
-			return why, kobjShort
+			return kobjAlloc{}, why, kobjShort
 		}
 	}
-	return "", ""
+	return alloc, "", ""
 }
 
 // inData reports whether n bytes at off lie within size bytes.
