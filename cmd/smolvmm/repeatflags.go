@@ -145,16 +145,17 @@ func repeatedMessage(f cli.Flag, values []string) string {
 	if len(values) > 2 {
 		times = strconv.Itoa(len(values)) + " times"
 	}
-	if _, ok := unwrapFlag(f).(*cli.BoolFlag); ok {
-		return fmt.Sprintf("%s given %s: give a switch once", flagSpelling(f), times)
-	}
 	quoted := make([]string, len(values))
 	for i, v := range values {
 		quoted[i] = strconv.Quote(v)
 	}
 	last := len(quoted) - 1
-	return fmt.Sprintf("%s given %s (%s, then %s): it takes one value; give it once",
+	given := fmt.Sprintf("%s given %s (%s, then %s)",
 		flagSpelling(f), times, strings.Join(quoted[:last], ", "), quoted[last])
+	if _, ok := unwrapFlag(f).(*cli.BoolFlag); ok {
+		return given + ": give a switch once"
+	}
+	return given + ": it takes one value; give it once"
 }
 
 // twoFormsMessage rewrites urfave/cli's refusal of a flag given under two

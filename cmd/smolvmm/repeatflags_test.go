@@ -82,10 +82,7 @@ func TestRepeatedFlagRefused(t *testing.T) {
 				if code := exitCode(err); code != 2 {
 					t.Errorf("exit status %d, want 2: %v", code, err)
 				}
-				want := flagSpelling(f) + " given twice"
-				if _, ok := f.(*cli.BoolFlag); !ok {
-					want += ` ("` + first + `", then "` + second + `")`
-				}
+				want := flagSpelling(f) + ` given twice ("` + first + `", then "` + second + `")`
 				if !strings.HasPrefix(err.Error(), want) {
 					t.Errorf("error %q, want it to start %q", err, want)
 				}
