@@ -106,7 +106,8 @@ func shareDirOf(spec string) string {
 // checkSnapshotTarget refuses a --snapshot path no file can have, and a
 // --snapshot file the snapshot must not replace: one of the files the VM
 // reads or this program (same device and inode, whatever the spelling or
-// symlinks). Any other that is not a snapshot is refused once opened
+// symlinks), or one with no write permission at all (checkWriteProtected).
+// Any other that is not a snapshot is refused once opened
 // (checkIsSnapshot).
 func checkSnapshotTarget(c *cli.Context) error {
 	path := c.String("snapshot")
@@ -165,7 +166,10 @@ func checkSnapshotTarget(c *cli.Context) error {
 	if exe, err := os.Stat("/proc/self/exe"); err == nil && os.SameFile(st, exe) {
 		return usageErrorf("--snapshot %s is this smolvmm program: the snapshot would replace it; write the snapshot elsewhere", path)
 	}
-	return nil
+	// As every output: the snapshot is renamed over the file, which
+	// needs only its directory writable. Checked before the boot, for
+	// the snapshot at ready and each Ctrl-A s alike (one target).
+	return checkWriteProtected("--snapshot", path, path, commandSaid(c), "give --snapshot another file")
 }
 
 // checkIsSnapshot refuses t, --snapshot's target at path, unless the file
