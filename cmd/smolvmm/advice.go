@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/bootplan"
@@ -61,7 +62,9 @@ var adviceTable = []advice{
 	// A --snapshot run locks its file for the VM's life: the copy at
 	// the path is whole, a snapshot being written renamed over it.
 	{is: isAs[restoreSnapshotInUse], cli: "the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp"},
-	{is: isErr(blk.ErrNotWritable), lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
+	{is: bootDiskNotWritable, lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
+	// A restore keeps its snapshot's read-write disk: ,ro is refused.
+	{is: isAs[restoreDiskNotWritable], lib: "attach it read-only, or make it writable", say: restoreNotWritableAdvice},
 	// Not ErrNotWritable's ,ro alone: reading is refused as well.
 	{is: isAs[*blk.AccessError], say: func(err error) string { return notReadableAdvice(err, os.Geteuid()) }},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
@@ -163,6 +166,44 @@ func (e restoreDiskInUse) Unwrap() error { return e.error }
 type restoreSnapshotInUse struct{ error }
 
 func (e restoreSnapshotInUse) Unwrap() error { return e.error }
+
+// restoreDiskNotWritable is a restore's refusal of a disk it may not
+// write (blk.ErrNotWritable): the snapshot recorded it read-write, as a
+// restore must attach it, so a boot's advice, ,ro, is refused. disks is
+// how many disks the snapshot has (0: unknown).
+type restoreDiskNotWritable struct {
+	error
+	disks int
+}
+
+func (e restoreDiskNotWritable) Unwrap() error { return e.error }
+
+// restoreNotWritableAdvice is the advice for a restoreDiskNotWritable:
+// the image made writable, unless its file system is read-only, or a
+// writable copy given with -d, and with it a -d for each other disk
+// (-d gives all of them or none).
+func restoreNotWritableAdvice(err error) string {
+	var e restoreDiskNotWritable
+	errors.As(err, &e)
+	a := "the snapshot recorded this disk read-write, and a restore attaches it so: ,ro is refused; "
+	if errors.Is(err, syscall.EROFS) {
+		a += "its file system is read-only: give"
+	} else {
+		a += "make the image writable, chmod u+w IMAGE as its owner or root, or give"
+	}
+	// cp gives a new file the mode of a read-only original.
+	a += " this restore a writable copy, cp IMAGE COPY; chmod u+w COPY, with -d COPY"
+	if e.disks > 1 {
+		a += " in that disk's place among a -d for each of the snapshot's disks, in order"
+	}
+	return a
+}
+
+// bootDiskNotWritable reports whether err is a disk not writable that is
+// not a restore's.
+func bootDiskNotWritable(err error) bool {
+	return errors.Is(err, blk.ErrNotWritable) && !isAs[restoreDiskNotWritable](err)
+}
 
 // bootDiskInUse reports whether err is a disk in use that is not a
 // restore's.

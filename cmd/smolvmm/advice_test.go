@@ -84,6 +84,15 @@ func TestAdvise(t *testing.T) {
 			"fetch: /c/9.3/i386/sets/base.tgz is not cached, and the cache directory /c/9.3/i386 is not writable: cache directory not writable (choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME)"},
 		{"read-only disk", fmt.Errorf("disk image p: open read-write: %w: EROFS (attach it read-only, or make it writable)", blk.ErrNotWritable),
 			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
+		// A restore attaches the disk as its snapshot recorded it: the
+		// boot's ,ro was refused as a device the snapshot's lacked.
+		{"restore's disk not writable", restoreDiskNotWritable{&vmm.Error{Op: "ld0", Err: fmt.Errorf("disk image p: cannot open it read-write: %w: %w (attach it read-only, or make it writable)", blk.ErrNotWritable, syscall.EACCES)}, 1},
+			"ld0: disk image p: cannot open it read-write: the image is not writable: permission denied (the snapshot recorded this disk read-write, and a restore attaches it so: ,ro is refused; make the image writable, chmod u+w IMAGE as its owner or root, or give this restore a writable copy, cp IMAGE COPY; chmod u+w COPY, with -d COPY)"},
+		{"restore's disk on a read-only file system", restoreDiskNotWritable{&vmm.Error{Op: "ld0", Err: fmt.Errorf("disk image p: cannot open it read-write: %w: %w (attach it read-only, or make it writable)", blk.ErrNotWritable, syscall.EROFS)}, 1},
+			"ld0: disk image p: cannot open it read-write: the image is not writable: read-only file system (the snapshot recorded this disk read-write, and a restore attaches it so: ,ro is refused; its file system is read-only: give this restore a writable copy, cp IMAGE COPY; chmod u+w COPY, with -d COPY)"},
+		// -d gives every disk or none.
+		{"restore's second disk not writable", restoreDiskNotWritable{&vmm.Error{Op: "ld1", Err: fmt.Errorf("disk image p: cannot open it read-write: %w: %w (attach it read-only, or make it writable)", blk.ErrNotWritable, syscall.EACCES)}, 2},
+			"ld1: disk image p: cannot open it read-write: the image is not writable: permission denied (the snapshot recorded this disk read-write, and a restore attaches it so: ,ro is refused; make the image writable, chmod u+w IMAGE as its owner or root, or give this restore a writable copy, cp IMAGE COPY; chmod u+w COPY, with -d COPY in that disk's place among a -d for each of the snapshot's disks, in order)"},
 		{"disk in use", fmt.Errorf("disk image p is %w: process 7 (smolvmm) holds its lock", blk.ErrInUse),
 			"disk image p is in use by another VM: process 7 (smolvmm) holds its lock (stop that VM, or give ,ro after the image's -d in both, or use a copy of the image)"},
 		// A restore's ,ro must be the snapshot's: a copy is the way out.

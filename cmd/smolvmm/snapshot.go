@@ -382,6 +382,10 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		if errors.Is(err, snapshot.ErrInUse) {
 			return nil, restoreSnapshotInUse{err} // advice.go
 		}
+		if errors.Is(err, blk.ErrNotWritable) {
+			disks, _ := vmm.SnapshotDisks(c.String("restore"))
+			return nil, restoreDiskNotWritable{err, len(disks)} // advice.go
+		}
 		return m, err
 	}
 	return vmm.New(cfg)
