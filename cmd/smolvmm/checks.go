@@ -269,13 +269,38 @@ func checkImageOutput(out string) (string, error) {
 // changed. The atomic writer needs only its directory writable, and root
 // passes any access check, so it would be replaced; rm and sed -i ask
 // before removing or replacing such a file, smolvmm refuses. who is the
-// command, advice the other way out ("give -o another file").
+// command, advice the other way out ("give -o another file"), the only
+// one given when this user could not make the file writable and replace
+// it (chmodAdvised).
 func checkWriteProtected(what, path, target, who, advice string) error {
 	st, err := os.Stat(target)
 	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o222 != 0 {
 		return nil
 	}
-	return fmt.Errorf("%s %s is write-protected (mode %#o): %s does not replace it; %s, or make it writable first (chmod u+w %s)", what, path, st.Mode().Perm(), who, advice, path)
+	if chmodAdvised(st, os.Geteuid(), dirWritable(filepath.Dir(target))) {
+		advice += ", or make it writable first (chmod u+w " + path + ")"
+	}
+	return fmt.Errorf("%s %s is write-protected (mode %#o): %s does not replace it; %s", what, path, st.Mode().Perm(), who, advice)
+}
+
+// chmodAdvised reports whether chmod u+w is advice the user euid can
+// follow for a write-protected file st in a directory it may or may not
+// write (dirOK): only the file's owner, or root, may change its mode, and
+// the replacement is a rename in that directory. Advising it to anyone
+// else (root's kernel in a root-owned directory, to an ordinary user)
+// named a step that fails.
+func chmodAdvised(st os.FileInfo, euid int, dirOK bool) bool {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || !dirOK {
+		return false
+	}
+	return euid == 0 || int64(sys.Uid) == int64(euid)
+}
+
+// dirWritable reports whether this process, by its effective ids, may
+// create and remove entries in dir (a read-only file system refuses too).
+func dirWritable(dir string) bool {
+	return unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS) == nil
 }
 
 // checkWritable proves, before any work, that the output what (a flag and
