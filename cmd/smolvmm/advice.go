@@ -59,9 +59,9 @@ var adviceTable = []advice{
 	// A restore takes the snapshot's ,ro setting: ,ro against a
 	// read-write snapshot's disk is refused, so only a copy is left.
 	{is: isAs[restoreDiskInUse], cli: "stop that VM, or give this restore a copy of the image, cp IMAGE COPY, with -d COPY: each clone that writes needs its own, and its content is checked against the snapshot's"},
-	// A --snapshot run locks its file for the VM's life: the copy at
-	// the path is whole, a snapshot being written renamed over it.
-	{is: isAs[restoreSnapshotInUse], cli: "the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp"},
+	// A --snapshot run locks the file it will replace exclusively until
+	// its first snapshot is renamed over it, which it locks shared.
+	{is: isAs[restoreSnapshotInUse], cli: "a VM run with --snapshot holds the file it will replace until its first snapshot is there: wait for that snapshot, or restore a copy made with cp"},
 	{is: bootDiskNotWritable, lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
 	// A restore keeps its snapshot's read-write disk: ,ro is refused.
 	{is: isAs[restoreDiskNotWritable], lib: "attach it read-only, or make it writable", say: restoreNotWritableAdvice},

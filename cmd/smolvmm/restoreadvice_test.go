@@ -97,13 +97,13 @@ func TestCLIRestoreSnapshotLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	// As a run --snapshot holds its target for the VM's life.
+	// As a run --snapshot holds its target until its first snapshot.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
 		"smolvmm run: restore: snapshot " + snap + ": the file is locked by another machine or process; its lock is held by process " + strconv.Itoa(os.Getpid()),
-		"(the VM writing its snapshots there, run with --snapshot, keeps it locked while it runs: wait for that VM to end, or restore a copy made with cp)",
+		"(a VM run with --snapshot holds the file it will replace until its first snapshot is there: wait for that snapshot, or restore a copy made with cp)",
 	}
 	out, stderr, status := runCLI(t, "run", "--restore", snap)
 	if status != 1 || strings.Contains(stderr, "temporarily unavailable") {
