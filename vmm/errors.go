@@ -8,7 +8,10 @@ import (
 // Sentinel errors callers can test with errors.Is.
 var (
 	// ErrNoKVM: the KVM device (/dev/kvm, or Config.KVMPath) is missing,
-	// is no KVM device, or speaks another API version.
+	// is no KVM device, or speaks another API version. Its *Error, like
+	// ErrKVMPermission's and ErrKVMTooOld's, has Field KVMPath, for the
+	// default /dev/kvm as well (the value KVMPath stood for); whether the
+	// host or the path is at fault is the Hint's to say.
 	ErrNoKVM = errors.New("KVM is not available")
 	// ErrKVMPermission: the KVM device exists but this user may not open
 	// it read-write.
@@ -23,11 +26,12 @@ var (
 	// continues (an address for a network card it does not have: other
 	// disks or devices than the snapshot's, their number included, are
 	// ErrSnapshotDevices). An error about a file the Config names (missing,
-	// unreadable, not a kernel, an image too small or locked) is not
-	// ErrConfig: it wraps its cause (fs.ErrNotExist,
-	// multiboot.ErrNotMultiboot, blk.ErrInUse...), as does a loader's
-	// refusal of what the values make with the file (a command line:
-	// multiboot.ErrCmdline). Either way an *Error's Field names the field.
+	// unreadable, not a kernel, an image too small or locked, no KVM
+	// device) is not ErrConfig: it wraps its cause (fs.ErrNotExist,
+	// multiboot.ErrNotMultiboot, blk.ErrInUse, ErrNoKVM...), as does a
+	// loader's refusal of what the values make with the file (a command
+	// line: multiboot.ErrCmdline). Either way an *Error's Field names the
+	// field.
 	ErrConfig = errors.New("invalid configuration")
 	// ErrGuestCrash: the guest stopped in a way no OS asks for (emulation
 	// failure, failed VM entry, a triple fault before it wrote anything
@@ -48,7 +52,7 @@ type Error struct {
 	Op    string // what was being done: "open /dev/kvm", "load kernel netbsd"
 	Err   error  // why it failed, which Unwrap returns
 	Hint  string // what to do, for the CLI to print
-	Field string // the Config field ("MemoryMiB", "Kernel", "KernelImage", "Modules", "Append", "Boot", "Disks", "Devices", "ReadyAddr"...) or RestoreOption ("WithMAC") at fault, or ""
+	Field string // the Config field ("MemoryMiB", "Kernel", "KernelImage", "Modules", "Append", "Boot", "Disks", "Devices", "ReadyAddr", "KVMPath"...) or RestoreOption ("WithMAC") at fault, or ""
 }
 
 // Error is the operation and the cause, with the hint in parentheses.

@@ -56,8 +56,9 @@ func ioctlW(fd uintptr, nr, size uintptr, arg unsafe.Pointer) error {
 }
 
 // CheckKVM opens the KVM device at path ("" is /dev/kvm) as New does and
-// closes it, returning New's error for a device that cannot be used: a
-// caller checks it before long work that ends in a machine.
+// closes it, returning New's error for a device that cannot be used
+// (Field KVMPath, the Config field path stands for): a caller checks it
+// before long work that ends in a machine.
 func CheckKVM(path string) error {
 	if path == "" {
 		path = defaultKVMPath
@@ -120,11 +121,19 @@ func notDevice(err error) bool {
 // the API version this VMM speaks. The advice about the host (firmware,
 // modules, its group) is given only for /dev/kvm: another path is
 // the caller's choice, and the host may have KVM elsewhere.
+//
+// An error that says the device cannot be used (ErrNoKVM,
+// ErrKVMPermission, ErrKVMTooOld) has Field KVMPath, whether the caller
+// set it or left the default /dev/kvm: path is the field's value either
+// way, and a front end cannot tell the two apart when it passes its own
+// default. The Hint, not the Field, says whether the host is at fault.
+// A failure that says nothing of the device (too many open files) names
+// no field.
 func openKVM(path string) (*os.File, error) {
 	host := path == defaultKVMPath
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		e := &Error{Op: "open " + path, Err: err}
+		e := &Error{Op: "open " + path, Err: err, Field: "KVMPath"}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			e.Err = &kvmError{ErrNoKVM.Error(), ErrNoKVM, err}
@@ -144,6 +153,7 @@ func openKVM(path string) (*os.File, error) {
 			e.Hint = "no KVM device at this path: check it"
 		default:
 			e.Err = &kvmError{cause: err}
+			e.Field = ""
 		}
 		return nil, e
 	}
@@ -151,10 +161,10 @@ func openKVM(path string) (*os.File, error) {
 	switch {
 	case err != nil:
 		f.Close()
-		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: &kvmError{path + " is not a KVM device", ErrNoKVM, err}}
+		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: &kvmError{path + " is not a KVM device", ErrNoKVM, err}, Field: "KVMPath"}
 	case v != kvmAPIVersion:
 		f.Close()
-		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: fmt.Errorf("%s speaks KVM API version %d, not %d: %w", path, v, kvmAPIVersion, ErrNoKVM)}
+		return nil, &Error{Op: "KVM_GET_API_VERSION", Err: fmt.Errorf("%s speaks KVM API version %d, not %d: %w", path, v, kvmAPIVersion, ErrNoKVM), Field: "KVMPath"}
 	}
 	if err := checkRequiredCaps(kvm.CheckExtension, f.Fd(), path); err != nil {
 		f.Close()
@@ -185,7 +195,7 @@ var requiredCaps = []struct {
 
 // checkRequiredCaps asks check (KVM_CHECK_EXTENSION) of the KVM device
 // kvmFD, opened at path, for each of requiredCaps, refusing
-// (ErrKVMTooOld) one without.
+// (ErrKVMTooOld, Field KVMPath, as openKVM's) one without.
 func checkRequiredCaps(check func(fd uintptr, c kvm.Capability) (uintptr, error), kvmFD uintptr, path string) error {
 	for _, c := range requiredCaps {
 		n, err := check(kvmFD, c.cap)
@@ -194,7 +204,7 @@ func checkRequiredCaps(check func(fd uintptr, c kvm.Capability) (uintptr, error)
 		}
 		if n == 0 {
 			return &Error{Op: "KVM_CHECK_EXTENSION(" + c.name + ")", Err: fmt.Errorf("%s has no %s, which KVM has had since Linux %s: %w", path, c.name, c.linux, ErrKVMTooOld),
-				Hint: "use Linux " + c.linux + " or newer"}
+				Hint: "use Linux " + c.linux + " or newer", Field: "KVMPath"}
 		}
 	}
 	return nil

@@ -80,11 +80,12 @@ func TestCheckRequiredCaps(t *testing.T) {
 		err    error // KVM_CHECK_EXTENSION's own
 		want   []string
 		is     error
+		field  string // the device is KVMPath's; a failed ioctl says nothing of it
 	}{
-		{"has it", map[kvm.Capability]uintptr{kvm.CapImmediateExit: 1}, nil, nil, nil},
+		{"has it", map[kvm.Capability]uintptr{kvm.CapImmediateExit: 1}, nil, nil, nil, ""},
 		{"lacks it", map[kvm.Capability]uintptr{}, nil,
-			[]string{"/dev/kvm has no KVM_CAP_IMMEDIATE_EXIT", "Linux 4.11", ErrKVMTooOld.Error(), "(use Linux 4.11 or newer)"}, ErrKVMTooOld},
-		{"cannot ask", nil, failed, []string{"KVM_CHECK_EXTENSION(KVM_CAP_IMMEDIATE_EXIT): refused"}, failed},
+			[]string{"/dev/kvm has no KVM_CAP_IMMEDIATE_EXIT", "Linux 4.11", ErrKVMTooOld.Error(), "(use Linux 4.11 or newer)"}, ErrKVMTooOld, "KVMPath"},
+		{"cannot ask", nil, failed, []string{"KVM_CHECK_EXTENSION(KVM_CAP_IMMEDIATE_EXIT): refused"}, failed, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +110,9 @@ func TestCheckRequiredCaps(t *testing.T) {
 			var ve *Error
 			if !errors.As(err, &ve) || !errors.Is(err, tt.is) {
 				t.Fatalf("error %v, want an *Error wrapping %v", err, tt.is)
+			}
+			if ve.Field != tt.field {
+				t.Errorf("error %v: Field %q, want %q", err, ve.Field, tt.field)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
