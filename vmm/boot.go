@@ -152,6 +152,9 @@ func cmdlineField(name string, mods []multiboot.Module) string {
 }
 
 // loadHint says which Config field a loader error concerns and what to do.
+// "Kernel" stands for the kernel's file or bytes, which are KernelImage's
+// when that is set (loadNamedKernel says so), except for a refused
+// command line, whose kernel name is Kernel's either way.
 func loadHint(err error) (field, hint string) {
 	var big *multiboot.MemoryError
 	var cmdline *cmdlineError

@@ -82,7 +82,7 @@ func kernelImage(cfg Config) ([]byte, error) {
 		if errors.Is(err, kernelimage.ErrTooLarge) {
 			hint = "this is not a kernel image"
 		}
-		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err, Hint: hint}
+		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err, Hint: hint, Field: kernelField(cfg)}
 	}
 	if len(image) == 0 {
 		// Said once, rather than by each boot protocol in turn.
@@ -104,9 +104,25 @@ func loadNamedKernel(mem *guestmem.Memory, image []byte, cfg Config) (bootplan.P
 	p, err := loadKernel(mem, image, name, cfg)
 	if err != nil {
 		field, hint := loadHint(err)
+		var cmdline *cmdlineError
+		if field == "Kernel" && !errors.As(err, &cmdline) {
+			// The bytes are at fault, and with KernelImage set
+			// Kernel only names them; a name with white space is
+			// Kernel's whatever the bytes.
+			field = kernelField(cfg)
+		}
 		return p, &Error{Op: "load " + kernelWhat(cfg), Err: err, Hint: hint, Field: field}
 	}
 	return p, nil
+}
+
+// kernelField is the Config field cfg's kernel image comes from:
+// KernelImage when set (Kernel then only names it), else Kernel.
+func kernelField(cfg Config) string {
+	if cfg.KernelImage != nil {
+		return "KernelImage"
+	}
+	return "Kernel"
 }
 
 // kernelWhat names cfg's kernel in an error: "kernel NAME" by the base

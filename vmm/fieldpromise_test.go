@@ -1,6 +1,8 @@
 package vmm_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,14 +10,24 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/kernelimage"
+	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // TestErrorFieldNamesFile: an error about a file the Config names is an
 // *Error whose Field names the field that gave it (ErrConfig's promise):
-// a KVMPath that is no KVM device named no field.
+// a gzipped kernel cut short named no field, bytes from KernelImage were
+// blamed on Kernel, which only names them, and a KVMPath that is no KVM
+// device named none.
 func TestErrorFieldNamesFile(t *testing.T) {
 	dir := t.TempDir()
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(guests.Demo)
+	zw.Close()
+	cut := z.Bytes()[:z.Len()/2]
 	junk := []byte("not a kernel at all, nor anything else a loader knows")
 	file := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
@@ -24,8 +36,9 @@ func TestErrorFieldNamesFile(t *testing.T) {
 		}
 		return p
 	}
-	junkFile := file("junk", junk)
+	cutFile, junkFile := file("netbsd.gz", cut), file("junk", junk)
 	noKVM := filepath.Join(dir, "kvm")
+	notKernel := []error{vmm.ErrNoBootProtocol, multiboot.ErrNotMultiboot, netbsdboot.ErrNotNetBSD}
 	kvmErr := vmm.CheckKVM("")
 	if kvmErr != nil {
 		t.Logf("New is not asked about the kernels: %v", kvmErr)
@@ -38,6 +51,14 @@ func TestErrorFieldNamesFile(t *testing.T) {
 		isNot []error
 		text  string // a part of the error's text
 	}{
+		{"cut gzip file", vmm.Config{Kernel: cutFile}, "Kernel", []error{kernelimage.ErrCorrupt}, nil, "decompress kernel netbsd.gz: "},
+		{"cut gzip KernelImage", vmm.Config{KernelImage: cut}, "KernelImage", []error{kernelimage.ErrCorrupt}, nil, "decompress kernel image: "},
+		{"cut gzip KernelImage named", vmm.Config{Kernel: "netbsd.gz", KernelImage: cut}, "KernelImage", []error{kernelimage.ErrCorrupt}, nil, "decompress kernel netbsd.gz: "},
+		{"junk file", vmm.Config{Kernel: junkFile}, "Kernel", notKernel, nil, "load kernel junk: "},
+		{"junk KernelImage", vmm.Config{KernelImage: junk}, "KernelImage", notKernel, nil, "load kernel image: "},
+		{"junk KernelImage named", vmm.Config{Kernel: "junk", KernelImage: junk}, "KernelImage", notKernel, nil, "load kernel junk: "},
+		// The name with white space is Kernel's, whatever the bytes.
+		{"KernelImage named with a space", vmm.Config{Kernel: "my kernel", KernelImage: guests.Demo}, "Kernel", []error{multiboot.ErrCmdline}, nil, "white space"},
 		{"missing KVMPath", vmm.Config{KernelImage: guests.Demo, KVMPath: noKVM}, "KVMPath", []error{vmm.ErrNoKVM, os.ErrNotExist}, nil, "open " + noKVM + ": "},
 		{"KVMPath a directory", vmm.Config{KernelImage: guests.Demo, KVMPath: dir}, "KVMPath", []error{vmm.ErrNoKVM}, nil, "not a KVM device"},
 		{"KVMPath /dev/null", vmm.Config{KernelImage: guests.Demo, KVMPath: "/dev/null"}, "KVMPath", []error{vmm.ErrNoKVM}, nil, "/dev/null is not a KVM device"},

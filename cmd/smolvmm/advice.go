@@ -330,10 +330,19 @@ func vmFlagHint(e *vmm.Error) string {
 			return "no kernel may be larger, a limit no flag changes: check the path given with -k"
 		case strings.HasPrefix(e.Op, "read kernel"):
 			return "check the path given with -k"
+		case strings.HasPrefix(e.Op, "decompress"):
+			// Corrupt or bomb-like gzip data: the library's hint (fetch
+			// it again; no kernel) fits, and no flag, --boot least of
+			// all, changes it.
+			return ""
 		case notAKernel(e.Err):
 			return "pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"
 		}
 		return e.Hint + "; --boot forces a protocol"
+	case "KernelImage":
+		// Only the built-in guest's bytes (demo, bench without -k):
+		// no flag gives them, so the library's hint stands.
+		return ""
 	case "Boot":
 		// Only a forced --boot multiboot is at fault: auto passes
 		// over the header of these kernels.
