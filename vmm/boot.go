@@ -13,8 +13,8 @@ import (
 )
 
 // ErrNoBootProtocol: the kernel has neither a multiboot header nor NetBSD's
-// ident note. Errors with it also wrap multiboot.ErrNotMultiboot and
-// netbsdboot.ErrNotNetBSD.
+// ident note, an empty file or gzip data of nothing included. Errors with
+// it also wrap multiboot.ErrNotMultiboot and netbsdboot.ErrNotNetBSD.
 var ErrNoBootProtocol = errors.New("neither a multiboot kernel nor a NetBSD ELF kernel")
 
 // ErrNetBSDELF64 is wrapped, with the multiboot loader's error, when a

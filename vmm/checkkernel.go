@@ -11,6 +11,8 @@ import (
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/multiboot"
+	"github.com/smolvmm/smolvmm/netbsdboot"
 )
 
 // CheckKernel loads cfg's kernel as New would, into scratch memory of
@@ -76,7 +78,7 @@ func kernelImage(cfg Config) ([]byte, error) {
 	}
 	// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz); take them as
 	// they come.
-	image, _, err := kernelimage.Decompress(image)
+	image, gzipped, err := kernelimage.Decompress(image)
 	if err != nil {
 		hint := "the gzip data is corrupt or truncated: download the kernel again"
 		if errors.Is(err, kernelimage.ErrTooLarge) {
@@ -84,14 +86,32 @@ func kernelImage(cfg Config) ([]byte, error) {
 		}
 		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err, Hint: hint, Field: kernelField(cfg)}
 	}
-	if len(image) == 0 {
-		// Said once, rather than by each boot protocol in turn.
-		if cfg.KernelImage != nil {
-			return nil, &Error{Op: "kernel", Err: fmt.Errorf("KernelImage (for %q) is empty: %w", cfg.Kernel, ErrConfig), Field: "KernelImage"}
-		}
-		return nil, &Error{Op: "read kernel", Err: fmt.Errorf("%s: the file is empty", cfg.Kernel), Hint: "check the path", Field: "Kernel"}
+	// Said once, rather than by each boot protocol in turn ("in the
+	// first 0 bytes"). An empty KernelImage is a value wrong in itself;
+	// an empty file, or gzip data of nothing, is no kernel, as a file of
+	// junk is not.
+	switch {
+	case len(image) > 0:
+		return image, nil
+	case cfg.KernelImage != nil && !gzipped:
+		return nil, &Error{Op: "kernel", Err: fmt.Errorf("KernelImage (for %q) is empty: %w", cfg.Kernel, ErrConfig), Field: "KernelImage"}
+	case cfg.KernelImage != nil:
+		return nil, &Error{Op: "kernel", Err: emptyKernelError(fmt.Sprintf("KernelImage (for %q) holds gzip data of nothing", cfg.Kernel)), Field: "KernelImage"}
+	case gzipped:
+		return nil, &Error{Op: "read kernel", Err: emptyKernelError(cfg.Kernel + ": the gzip data holds nothing"), Hint: "check the path", Field: "Kernel"}
 	}
-	return image, nil
+	return nil, &Error{Op: "read kernel", Err: emptyKernelError(cfg.Kernel + ": the file is empty"), Hint: "check the path", Field: "Kernel"}
+}
+
+// emptyKernelError says a kernel image holds nothing: no kernel, so it
+// wraps what a file of junk does (ErrNoBootProtocol, with both
+// protocols' refusals), without their words for it.
+type emptyKernelError string
+
+func (e emptyKernelError) Error() string { return string(e) }
+
+func (e emptyKernelError) Unwrap() []error {
+	return []error{ErrNoBootProtocol, multiboot.ErrNotMultiboot, netbsdboot.ErrNotNetBSD}
 }
 
 // loadNamedKernel loads image into mem under the name the guest is told

@@ -20,14 +20,22 @@ import (
 // *Error whose Field names the field that gave it (ErrConfig's promise):
 // a gzipped kernel cut short named no field, bytes from KernelImage were
 // blamed on Kernel, which only names them, and a KVMPath that is no KVM
-// device named none.
+// device named none. An empty kernel, or gzip data holding nothing, is
+// no kernel: it wraps what a file of junk does (it wrapped nothing), and
+// is still called empty rather than refused by each protocol ("in the
+// first 0 bytes").
 func TestErrorFieldNamesFile(t *testing.T) {
 	dir := t.TempDir()
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	zw.Write(guests.Demo)
-	zw.Close()
-	cut := z.Bytes()[:z.Len()/2]
+	gz := func(b []byte) []byte {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(b)
+		zw.Close()
+		return z.Bytes()
+	}
+	cut := gz(guests.Demo)
+	cut = cut[:len(cut)/2]
+	gzEmpty := gz(nil)
 	junk := []byte("not a kernel at all, nor anything else a loader knows")
 	file := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
@@ -36,7 +44,7 @@ func TestErrorFieldNamesFile(t *testing.T) {
 		}
 		return p
 	}
-	cutFile, junkFile := file("netbsd.gz", cut), file("junk", junk)
+	cutFile, emptyFile, gzEmptyFile, junkFile := file("netbsd.gz", cut), file("empty", nil), file("empty.gz", gzEmpty), file("junk", junk)
 	noKVM := filepath.Join(dir, "kvm")
 	notKernel := []error{vmm.ErrNoBootProtocol, multiboot.ErrNotMultiboot, netbsdboot.ErrNotNetBSD}
 	kvmErr := vmm.CheckKVM("")
@@ -59,6 +67,11 @@ func TestErrorFieldNamesFile(t *testing.T) {
 		{"junk KernelImage named", vmm.Config{Kernel: "junk", KernelImage: junk}, "KernelImage", notKernel, nil, "load kernel junk: "},
 		// The name with white space is Kernel's, whatever the bytes.
 		{"KernelImage named with a space", vmm.Config{Kernel: "my kernel", KernelImage: guests.Demo}, "Kernel", []error{multiboot.ErrCmdline}, nil, "white space"},
+		{"empty file", vmm.Config{Kernel: emptyFile}, "Kernel", notKernel, []error{vmm.ErrConfig}, "read kernel: " + emptyFile + ": the file is empty (check the path)"},
+		{"gzip of nothing in a file", vmm.Config{Kernel: gzEmptyFile}, "Kernel", notKernel, []error{vmm.ErrConfig}, "read kernel: " + gzEmptyFile + ": the gzip data holds nothing (check the path)"},
+		{"gzip of nothing in KernelImage", vmm.Config{Kernel: "x.gz", KernelImage: gzEmpty}, "KernelImage", notKernel, []error{vmm.ErrConfig}, "KernelImage (for \"x.gz\") holds gzip data of nothing"},
+		// An empty KernelImage is a value wrong in itself.
+		{"empty KernelImage", vmm.Config{KernelImage: []byte{}}, "KernelImage", []error{vmm.ErrConfig}, notKernel, "is empty"},
 		{"missing KVMPath", vmm.Config{KernelImage: guests.Demo, KVMPath: noKVM}, "KVMPath", []error{vmm.ErrNoKVM, os.ErrNotExist}, nil, "open " + noKVM + ": "},
 		{"KVMPath a directory", vmm.Config{KernelImage: guests.Demo, KVMPath: dir}, "KVMPath", []error{vmm.ErrNoKVM}, nil, "not a KVM device"},
 		{"KVMPath /dev/null", vmm.Config{KernelImage: guests.Demo, KVMPath: "/dev/null"}, "KVMPath", []error{vmm.ErrNoKVM}, nil, "/dev/null is not a KVM device"},

@@ -280,10 +280,12 @@ func notAKernel(err error) bool {
 
 // forcedBootHint rewrites the advice for a kernel that the protocol
 // --boot forced cannot boot: "pass a multiboot kernel" is wrong for a
-// NetBSD kernel forced to multiboot, whose fix is to drop --boot.
+// NetBSD kernel forced to multiboot, whose fix is to drop --boot. Only a
+// loader's refusal ("load kernel ...") is one: an empty file is no
+// kernel either, but no protocol was tried on it.
 func forcedBootHint(err error, proto bootplan.Protocol) error {
 	var ve *vmm.Error
-	if proto == bootplan.Auto || !errors.As(err, &ve) || ve.Field != "Kernel" || !notAKernel(ve.Err) {
+	if proto == bootplan.Auto || !errors.As(err, &ve) || ve.Field != "Kernel" || !strings.HasPrefix(ve.Op, "load ") || !notAKernel(ve.Err) {
 		return err
 	}
 	ve.Field = "" // the hint is complete: not vmFlagHint's to change

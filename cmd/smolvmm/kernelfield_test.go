@@ -16,26 +16,43 @@ import (
 // TestKernelFileAdvice: run's advice for a -k file vmm refuses before any
 // protocol reads it. A gzipped kernel cut short, once its error named
 // the Kernel field, must keep the library's advice to fetch it again,
-// not gain "--boot forces a protocol", which changes nothing for it.
+// not gain "--boot forces a protocol", which changes nothing for it; an
+// empty one, once it wrapped vmm.ErrNoBootProtocol as junk does, must
+// not be told that --boot forced a protocol that passed it over.
 func TestKernelFileAdvice(t *testing.T) {
 	dir := t.TempDir()
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	zw.Write(guests.Demo)
-	zw.Close()
-	cut := filepath.Join(dir, "netbsd.gz")
-	if err := os.WriteFile(cut, z.Bytes()[:z.Len()/2], 0o600); err != nil {
-		t.Fatal(err)
+	gz := func(b []byte) []byte {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(b)
+		zw.Close()
+		return z.Bytes()
 	}
+	file := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cut := gz(guests.Demo)
+	cut = cut[:len(cut)/2]
+	cutFile, empty, gzEmpty := file("netbsd.gz", cut), file("empty", nil), file("empty.gz", gz(nil))
 	for _, tt := range []struct {
 		name   string
 		kernel string
 		boot   bootplan.Protocol
 		advice string
 	}{
-		{"cut gzip", cut, bootplan.Auto, "the gzip data is corrupt or truncated: download the kernel again"},
-		{"cut gzip, --boot multiboot", cut, bootplan.Multiboot, "the gzip data is corrupt or truncated: download the kernel again"},
-		{"cut gzip, --boot netbsd", cut, bootplan.NetBSD, "the gzip data is corrupt or truncated: download the kernel again"},
+		{"cut gzip", cutFile, bootplan.Auto, "the gzip data is corrupt or truncated: download the kernel again"},
+		{"cut gzip, --boot multiboot", cutFile, bootplan.Multiboot, "the gzip data is corrupt or truncated: download the kernel again"},
+		{"cut gzip, --boot netbsd", cutFile, bootplan.NetBSD, "the gzip data is corrupt or truncated: download the kernel again"},
+		// No kernel, but not one the protocol --boot forced passed
+		// over: the file is the wrong one.
+		{"empty", empty, bootplan.Auto, "check the path given with -k"},
+		{"empty, --boot multiboot", empty, bootplan.Multiboot, "check the path given with -k"},
+		{"empty, --boot netbsd", empty, bootplan.NetBSD, "check the path given with -k"},
+		{"gzip of nothing, --boot multiboot", gzEmpty, bootplan.Multiboot, "check the path given with -k"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := vmm.Config{Kernel: tt.kernel, Boot: tt.boot}
