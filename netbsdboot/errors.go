@@ -33,7 +33,8 @@ var (
 	// long for the 80-byte field, overlapping the kernel), or a kmod
 	// NetBSD's module loader would refuse and boot without: one not for
 	// the kernel's class and machine, one whose sections kobj_load
-	// refuses (ErrKmodDamaged), one of another release (ErrKmodVersion).
+	// refuses (ErrKmodDamaged), one of another release (ErrKmodVersion),
+	// one amd64's module_map has no room to link (with ErrBootMap).
 	ErrModule = errors.New("bad boot module")
 	// ErrKmodDamaged: a kmod cut short (shorter than its ELF header, or a
 	// section header table or section the loader reads past its end),
@@ -50,8 +51,10 @@ var (
 	// rndseed (wrapped with ErrModule).
 	ErrModuleType = errors.New("unknown module type")
 	// ErrBootMap: what is loaded ends past what the kernel's locore maps
-	// at boot (BootMapAMD64, BootMapI386), whatever the guest's memory.
-	// Wrapped with ErrModule when a module ends there.
+	// at boot (BootMapAMD64, BootMapI386), whatever the guest's memory,
+	// or, for amd64, the kmods' linked copies do not fit in what that
+	// mapping leaves past everything loaded (the kernel's module_map).
+	// Wrapped with ErrModule when a module is the cause.
 	ErrBootMap = errors.New("beyond the kernel's bootstrap mapping")
 	// ErrTooManyModules: the bootinfo records do not fit in what the
 	// kernel copies.
