@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -210,34 +211,189 @@ func checkRequiredCaps(check func(fd uintptr, c kvm.Capability) (uintptr, error)
 	return nil
 }
 
-// deviceGroup is the mode of the device at path and the name of its group
-// ("" when either cannot be found).
-func deviceGroup(path string) (fs.FileMode, string) {
+// deviceAccess is what decides the advice for a user refused a device:
+// its group, what that group may do, and this user's standing in it.
+type deviceAccess struct {
+	// group is the name of the device's group, "" when unknown.
+	group string
+	// groupRW is whether the device's group may read and write it: its
+	// ACL's group:: entry within the ACL's mask, or, without an ACL,
+	// the mode's group bits (with one, those bits are the mask, and
+	// say nothing of the group).
+	groupRW bool
+	// active is whether this process has the group, as its effective or
+	// a supplementary group.
+	active bool
+	// listed is whether the group database lists this user in the group,
+	// which a login gives the processes it starts.
+	listed bool
+}
+
+// deviceGroup is the deviceAccess of the device at path for this
+// process's user; facts that cannot be read are left false or empty,
+// which gives the advice that does not rely on them.
+func deviceGroup(path string) deviceAccess {
+	var a deviceAccess
 	fi, err := os.Stat(path)
 	if err != nil {
-		return 0, ""
+		return a
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fi.Mode(), ""
+		return a
 	}
-	g, err := user.LookupGroupId(strconv.FormatUint(uint64(st.Gid), 10))
-	if err != nil {
-		return fi.Mode(), ""
+	gid := strconv.FormatUint(uint64(st.Gid), 10)
+	if g, err := user.LookupGroupId(gid); err == nil {
+		a.group = g.Name
 	}
-	return fi.Mode(), g.Name
+	if acl, err := readACL(path); err == nil {
+		// An ACL that does not parse leaves groupRW false: the advice
+		// of an ACL of the user's own works whatever it holds.
+		if perm, err := ownerGroupPerm(fi.Mode(), acl); err == nil {
+			a.groupRW = perm&aclRW == aclRW
+		}
+	}
+	groups, _ := os.Getgroups()
+	a.active = inGroup(int(st.Gid), os.Getegid(), groups)
+	if u, err := user.Current(); err == nil {
+		if ids, err := u.GroupIds(); err == nil {
+			for _, id := range ids {
+				a.listed = a.listed || id == gid
+			}
+		}
+	}
+	return a
 }
 
-// kvmPermissionHint is the advice for a user refused /dev/kvm, whose mode
-// and group are mode and group. Joining the group helps only when it may
-// read and write the device and is not root's (which no user should join
-// for this); otherwise the user needs access of their own: an ACL now, a
-// udev rule to keep it across reboots.
-func kvmPermissionHint(mode fs.FileMode, group string) string {
-	if mode&0o060 == 0o060 && group != "" && group != "root" {
-		return fmt.Sprintf("add your user to the %s group (sudo usermod -aG %s $USER, then log in again) or run as root", group, group)
+// inGroup is whether gid is egid or among groups (getgroups(2)).
+func inGroup(gid, egid int, groups []int) bool {
+	if gid == egid {
+		return true
 	}
-	return "give your user read and write access to /dev/kvm (sudo setfacl --modify u:$USER:rw /dev/kvm, and a udev rule to keep it after a reboot) or run as root"
+	for _, g := range groups {
+		if g == gid {
+			return true
+		}
+	}
+	return false
+}
+
+// The POSIX access ACL as Linux keeps it in the aclXattr attribute: a
+// little-endian 4-byte version, aclVersion, then 8-byte entries of a
+// 2-byte tag, 2-byte permission (rwx as in a mode's bits) and 4-byte
+// uid or gid.
+const (
+	aclXattr    = "system.posix_acl_access"
+	aclVersion  = 2
+	aclHeader   = 4
+	aclEntryLen = 8
+
+	aclGroupObj = 0x04 // the group:: entry, the file's group's
+	aclMask     = 0x10 // mask::, the most any group or named user gets
+
+	aclRW = 0o6 // read and write, in an entry's permission
+)
+
+// aclEntry is one entry of an access ACL.
+type aclEntry struct {
+	tag, perm uint16
+	id        uint32
+}
+
+// readACL reads the access ACL of path (aclXattr), nil when it has none
+// or its file system keeps none.
+func readACL(path string) ([]aclEntry, error) {
+	for {
+		n, err := unix.Getxattr(path, aclXattr, nil)
+		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.EOPNOTSUPP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr " + aclXattr, Path: path, Err: err}
+		}
+		b := make([]byte, n)
+		n, err = unix.Getxattr(path, aclXattr, b)
+		if errors.Is(err, unix.ERANGE) {
+			// It grew between the two calls.
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr " + aclXattr, Path: path, Err: err}
+		}
+		acl, err := parseACL(b[:n])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", path, aclXattr, err)
+		}
+		return acl, nil
+	}
+}
+
+// parseACL parses an access ACL's attribute (see aclXattr).
+func parseACL(b []byte) ([]aclEntry, error) {
+	if len(b) < aclHeader {
+		return nil, fmt.Errorf("%d bytes, shorter than the %d-byte header", len(b), aclHeader)
+	}
+	if v := binary.LittleEndian.Uint32(b); v != aclVersion {
+		return nil, fmt.Errorf("version %d at offset 0, not %d", v, aclVersion)
+	}
+	if r := (len(b) - aclHeader) % aclEntryLen; r != 0 {
+		return nil, fmt.Errorf("%d bytes: the last %d, at offset %d, are not a whole %d-byte entry", len(b), r, len(b)-r, aclEntryLen)
+	}
+	acl := make([]aclEntry, 0, (len(b)-aclHeader)/aclEntryLen)
+	for off := aclHeader; off < len(b); off += aclEntryLen {
+		acl = append(acl, aclEntry{
+			tag:  binary.LittleEndian.Uint16(b[off:]),
+			perm: binary.LittleEndian.Uint16(b[off+2:]),
+			id:   binary.LittleEndian.Uint32(b[off+4:]),
+		})
+	}
+	return acl, nil
+}
+
+// ownerGroupPerm is the permission (rwx bits) the file's group has, of a
+// file with mode and access ACL acl (nil: none): the ACL's group:: entry
+// within its mask, else the mode's group bits.
+func ownerGroupPerm(mode fs.FileMode, acl []aclEntry) (uint16, error) {
+	if acl == nil {
+		return uint16(mode.Perm()>>3) & 0o7, nil
+	}
+	group, mask, found := uint16(0), uint16(0o7), false
+	for _, e := range acl {
+		switch e.tag {
+		case aclGroupObj:
+			group, found = e.perm, true
+		case aclMask:
+			mask = e.perm
+		}
+	}
+	if !found {
+		return 0, errors.New("the ACL has no group:: entry")
+	}
+	return group & mask & 0o7, nil
+}
+
+// kvmPermissionHint is the advice for a user refused /dev/kvm, whose
+// group and this user's standing in it are a. Joining the group helps
+// only when it may read and write the device and is not root's (which
+// no user should join for this); a user listed in it whose process does
+// not have it yet needs a new login; otherwise the user needs access of
+// their own: an ACL now, a udev rule to keep it across reboots.
+func kvmPermissionHint(a deviceAccess) string {
+	const access = "give your user read and write access to /dev/kvm (sudo setfacl --modify u:$USER:rw /dev/kvm, and a udev rule to keep it after a reboot) or run as root"
+	usable := a.groupRW && a.group != "" && a.group != "root"
+	switch {
+	case usable && a.active:
+		// The group's access did not let this process in: an ACL entry
+		// of its user's, or a security module, stands before it.
+		return fmt.Sprintf("this process has the %s group, which may read and write /dev/kvm, and was refused all the same: %s", a.group, access)
+	case usable && a.listed:
+		return fmt.Sprintf("your user is in the %s group, but this login started before it joined: log in again (or run newgrp %s) or run as root", a.group, a.group)
+	case usable:
+		return fmt.Sprintf("add your user to the %s group (sudo usermod -aG %s $USER, then log in again) or run as root", a.group, a.group)
+	case (a.active || a.listed) && a.group != "" && a.group != "root":
+		return fmt.Sprintf("the %s group, which your user is in, may not read and write /dev/kvm: %s", a.group, access)
+	}
+	return access
 }
 
 // kvmAPIVersion is the only KVM API version there has been since Linux
