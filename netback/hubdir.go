@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/lockholder"
 )
 
@@ -62,9 +63,10 @@ func prepareSocketDir(dir string) error {
 const runtimeDirMode = 0o711
 
 // ErrRuntimeDirForeign is the error of a default runtime directory (or
-// its parent) that another user owns: under /tmp anybody may make
-// /tmp/smolvmm-UID before its user does, and only its owner or root may
-// remove it from there.
+// its parent) that another user owns, or of another user's symlink or
+// other file at its path: under /tmp anybody may make /tmp/smolvmm-UID
+// before its user does, and only its owner or root may remove it from
+// there.
 var ErrRuntimeDirForeign = errors.New("runtime directory is another user's")
 
 // prepareRuntimeDir creates dir and its parent if missing, mode
@@ -72,8 +74,9 @@ var ErrRuntimeDirForeign = errors.New("runtime directory is another user's")
 // have its group's VMs going through them: they gain runtimeDirMode's
 // bits and lose only write access of group and others, which would let
 // those replace any network's socket or leases. Either one owned by
-// another user is refused (ErrRuntimeDirForeign): under /tmp anybody
-// could have made it first.
+// another user, a directory or a symlink or other file at its path, is
+// refused (ErrRuntimeDirForeign): under /tmp anybody could have made it
+// first. One of this user's that is no directory is refused too.
 func prepareRuntimeDir(dir string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Mkdir(d, runtimeDirMode); err != nil && !errors.Is(err, os.ErrExist) {
@@ -83,11 +86,17 @@ func prepareRuntimeDir(dir string) error {
 		if err != nil {
 			return fmt.Errorf("shared network: runtime directory: %w", err)
 		}
+		// The owner first: a symlink or other file another user put
+		// there first is theirs to remove as much as a directory.
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+			what := ""
+			if !st.IsDir() {
+				what = fmt.Sprintf(" is %s, not a directory, and", filekind.Of(st.Mode()))
+			}
+			return fmt.Errorf("shared network: %w: %s%s belongs to uid %d, not to this user (uid %d)", ErrRuntimeDirForeign, d, what, sys.Uid, os.Geteuid())
+		}
 		if !st.IsDir() {
 			return fmt.Errorf("shared network: runtime directory %s is not a directory", d)
-		}
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
-			return fmt.Errorf("shared network: %w: %s belongs to uid %d, not to this user (uid %d)", ErrRuntimeDirForeign, d, sys.Uid, os.Geteuid())
 		}
 		// The umask may have taken bits off a new one.
 		if mode := (st.Mode().Perm() | runtimeDirMode) &^ 0o022; mode != st.Mode().Perm() {

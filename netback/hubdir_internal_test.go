@@ -81,6 +81,63 @@ func TestPrepareRuntimeDir(t *testing.T) {
 	}
 }
 
+// A symlink or other file at the runtime directory's path, or its
+// parent's, is refused; as another user's (ErrRuntimeDirForeign, with its
+// owner) when another user put it there, as a directory of theirs is: it
+// was said only to be no directory, and the command gave no advice.
+func TestPrepareRuntimeDirNotDir(t *testing.T) {
+	const other = 4243
+	tests := []struct {
+		name    string
+		parent  bool // planted at the parent's path, else the directory's
+		file    bool // a regular file, else a symlink to a directory
+		owner   int  // -1: this user
+		foreign bool
+		said    string // after the path
+	}{
+		{"own symlink", false, false, -1, false, " is not a directory"},
+		{"own file, parent", true, true, -1, false, " is not a directory"},
+		{"another's symlink", false, false, other, true, " is a symlink, not a directory, and belongs to uid 4243, not to this user"},
+		{"another's symlink, parent", true, false, other, true, " is a symlink, not a directory, and belongs to uid 4243, not to this user"},
+		{"another's file, parent", true, true, other, true, " is a regular file, not a directory, and belongs to uid 4243, not to this user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.owner >= 0 && os.Geteuid() != 0 {
+				t.Skip("giving a file to another user takes root")
+			}
+			base := testsock.Dir(t)
+			dir := filepath.Join(base, "smolvmm", "net")
+			path := dir
+			if tt.parent {
+				path = filepath.Dir(dir)
+			} else if err := os.Mkdir(filepath.Dir(dir), 0o711); err != nil {
+				t.Fatal(err)
+			}
+			target := filepath.Join(base, "elsewhere")
+			if err := os.Mkdir(target, 0o711); err != nil {
+				t.Fatal(err)
+			}
+			if tt.file {
+				if err := os.WriteFile(path, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+			if tt.owner >= 0 {
+				if err := os.Lchown(path, tt.owner, -1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := prepareRuntimeDir(dir)
+			if err == nil || errors.Is(err, ErrRuntimeDirForeign) != tt.foreign || !strings.Contains(err.Error(), path+tt.said) {
+				t.Errorf("%v; want an error saying %q, ErrRuntimeDirForeign %v", err, path+tt.said, tt.foreign)
+			}
+		})
+	}
+}
+
 // With a group, the socket is the group's too (0660); without, its
 // owner's only.
 func TestHubSocketGroup(t *testing.T) {
