@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +75,7 @@ Examples:
 			&cli.StringFlag{Name: "name", Value: "default", Usage: "network `NAME` (letters, digits, '.', '_', '-'); VMs join with smolvmm run --net user:NAME"},
 			&cli.StringFlag{Name: "socket", Usage: "listen on the Unix socket `PATH` instead of the one --name gives; VMs join with smolvmm run --net user:PATH"},
 			&cli.StringFlag{Name: "leases", Usage: "keep the DHCP leases in `FILE` (default: next to the socket, .leases for .sock)"},
-			&cli.StringFlag{Name: "group", Usage: "let the VMs of `GROUP`'s members join too (name or number): socket mode 0660, that group's"},
+			&cli.StringFlag{Name: "group", Usage: "let the VMs of `GROUP`'s members join too (name or number; without root, a group of your own): socket mode 0660, that group's"},
 			&cli.BoolFlag{Name: "quiet", Usage: "do not log VMs joining and leaving"},
 			&cli.BoolFlag{Name: "no-seccomp", Usage: "do not install the seccomp filter that limits the running network to the system calls it needs (for debugging; a refused call names itself)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say how large the seccomp filter is"},
@@ -554,7 +555,8 @@ func heldRelease() (func(func(string, ...any)) bool, error) {
 	}, nil
 }
 
-// lookupGroup turns --group's name or number into a group ID.
+// lookupGroup turns --group's name or number into a group ID, refusing
+// one the socket cannot be given (checkOwnGroup).
 func lookupGroup(g string) (int, error) {
 	gid, err := strconv.Atoi(g)
 	if err != nil {
@@ -569,5 +571,46 @@ func lookupGroup(g string) (int, error) {
 	if gid <= 0 {
 		return 0, usageErrorf("--group %s: give the group of the VMs' users, not root's (root reaches the socket anyway)", g)
 	}
+	groups, _ := os.Getgroups()
+	listed := false
+	if u, err := user.Current(); err == nil {
+		ids, _ := u.GroupIds()
+		listed = slices.Contains(ids, strconv.Itoa(gid))
+	}
+	if err := checkOwnGroup(g, gid, os.Geteuid(), os.Getegid(), groups, listed); err != nil {
+		return 0, err
+	}
 	return gid, nil
+}
+
+// checkOwnGroup refuses --group g (gid) to a process of euid that has
+// not the group, as its effective (egid) or a supplementary group
+// (groups): chown(2) gives a file to another group only with CAP_CHOWN,
+// which euid 0 stands for here (root has it; another user's process
+// rarely does, and one that has it is refused a group it could give,
+// rather than failing late at the socket's lchown, status 1). listed: the
+// group database lists the user in it, which a new login would give.
+func checkOwnGroup(g string, gid, euid, egid int, groups []int, listed bool) error {
+	if euid == 0 || egid == gid || slices.Contains(groups, gid) {
+		return nil
+	}
+	if listed {
+		return usageErrorf("--group %s: without root the socket can only be given to a group of your own, and this login (uid %d) has not got group %d yet, though the user is in it now: log in again, or run smolvmm net as root", g, euid, gid)
+	}
+	own := []string{groupName(egid)}
+	for _, o := range groups {
+		if o != egid {
+			own = append(own, groupName(o))
+		}
+	}
+	return usageErrorf("--group %s: without root the socket can only be given to a group of your own, and group %d is not one of this user's (uid %d): %s; give one of those, or run smolvmm net as root", g, gid, euid, strings.Join(own, ", "))
+}
+
+// groupName is gid with its name, "1000 (alice)", or the number alone if
+// it has none.
+func groupName(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return fmt.Sprintf("%d (%s)", gid, g.Name)
+	}
+	return strconv.Itoa(gid)
 }
