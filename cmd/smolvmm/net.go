@@ -97,6 +97,9 @@ func netAction(c *cli.Context) error {
 		if err != nil {
 			return usageErrorf("--name: %v", err)
 		}
+		if err := checkHubSocketLength("--name "+c.String("name"), s); err != nil {
+			return err
+		}
 		socket = s
 	} else {
 		if err := checkSocketFlag(socket); err != nil {
@@ -278,6 +281,25 @@ func (l *daemonLog) start(line string) {
 		_, _ = io.WriteString(l.w, h)
 	}
 	l.started, l.held = true, nil
+}
+
+// checkHubSocketLength refuses socket, the path a network's name gives
+// in the default runtime directory (netback.HubSocket), when it is too
+// long for a Unix socket's address, saying what to shorten. Status 1,
+// for net --name and for the commands that join with --net user:NAME
+// alike: the name is valid, and the runtime directory, which the
+// environment chooses, is as much at fault (a path given as it is,
+// --socket or --net user:PATH, is the flag's mistake: status 2). flag is
+// how the command line named the network.
+func checkHubSocketLength(flag, socket string) error {
+	if len(socket) <= netback.MaxSocketPath {
+		return nil
+	}
+	dir := "set XDG_RUNTIME_DIR to a shorter directory of your own"
+	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt == "" || !filepath.IsAbs(rt) {
+		dir = "set XDG_RUNTIME_DIR to a short directory of your own (without it the runtime directory is under TMPDIR, else /tmp)"
+	}
+	return fmt.Errorf("%s: its socket %s is %d bytes long; a Unix socket's path has at most %d: give the network a shorter name, or %s", flag, socket, len(socket), netback.MaxSocketPath, dir)
 }
 
 // checkSocketFlag refuses a --socket path no socket can be made at: one

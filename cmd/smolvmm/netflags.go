@@ -59,6 +59,15 @@ func parseNetFlags(c *cli.Context, seed string) (netConfig, error) {
 		// Every error of parseNetValues is a flag value: exit status 2.
 		return nc, usageErrorf("%v", err)
 	}
+	// A name's socket too long for its address: else only the join,
+	// after the VM is built, said "connect: invalid argument".
+	if name, ok := strings.CutPrefix(nc.Spec, "user:"); ok && !strings.ContainsRune(name, '/') {
+		if socket, err := netback.HubSocket(name); err == nil {
+			if err := checkHubSocketLength("--net "+nc.Spec, socket); err != nil { // net.go
+				return nc, err
+			}
+		}
+	}
 	return nc, nil
 }
 
@@ -72,6 +81,11 @@ func parseNetValues(spec string, publish []string, mac, seed string) (netConfig,
 	case kind == "user" && name != "":
 		if _, err := netback.ResolveHub(name); err != nil {
 			return cfg, fmt.Errorf("--net %s: %w", spec, err)
+		}
+		// As smolvmm net's --socket: a path given too long for a Unix
+		// socket's address is the flag's mistake.
+		if strings.ContainsRune(name, '/') && len(name) > netback.MaxSocketPath {
+			return cfg, fmt.Errorf("--net %s: the path is %d bytes long; a Unix socket's path has at most %d: give a shorter one (it may be relative to the current directory)", spec, len(name), netback.MaxSocketPath)
 		}
 	case kind == "tap" && name != "":
 		if err := checkTapName(name); err != nil {
