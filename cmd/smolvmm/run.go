@@ -849,11 +849,7 @@ func nicSetup(c *cli.Context, cfg *vmm.Config) (nc netConfig, ok bool, err error
 	if !hasFlag(c, "net") {
 		return nc, false, nil
 	}
-	seed := ""
-	if len(cfg.Disks) > 0 {
-		seed = cfg.Disks[0].Path
-	}
-	nc, err = nicConfig(c, seed)
+	nc, err = nicConfig(c, macSeed(c, cfg.Disks))
 	if err != nil || nc.Spec == "none" {
 		return nc, false, err
 	}
@@ -867,6 +863,24 @@ func nicSetup(c *cli.Context, cfg *vmm.Config) (nc netConfig, ok bool, err error
 	checkRejoin(c, &nc) // rejoin.go
 	readyThroughForward(cfg, nc)
 	return nc, true, nil
+}
+
+// macSeed is what the default MAC is derived from: the first disk's path
+// (up's image, else the first -d) or, when the first disk is a --share
+// image, that share's directory, since the image is a new temporary file
+// each run and so would give a new MAC, and on a shared network a new
+// lease, every time. vmConfig puts the shares after every other disk.
+func macSeed(c *cli.Context, disks []blk.Spec) string {
+	if len(disks) == 0 {
+		return ""
+	}
+	if hasFlag(c, "share") {
+		if shares := c.StringSlice("share"); len(shares) == len(disks) {
+			dir, _, _ := parseShareSpec(shares[0]) // checked by checkRunFlags
+			return dir
+		}
+	}
+	return disks[0].Path
 }
 
 // shareSerial is the serial of --share dir's disk: "share-" and the
