@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strconv"
+	"strings"
 )
 
 // QEMUBinary is the QEMU run when a benchmark compares with QEMU.
@@ -18,7 +19,7 @@ var ErrNoQEMU = errors.New(QEMUBinary + " not found: install it (Debian: apt-get
 // virtio-blk-pci disks and a legacy virtio-net-pci card on the user
 // network with its port forwards.
 type QEMUSetup struct {
-	Kernel    string     // the kernel image's path
+	Kernel    string     // the kernel image's path, any name (-kernel takes it whole)
 	Append    string     // the kernel's command line
 	MemoryMiB int        // guest RAM in MiB
 	Disks     []QEMUDisk // the disks, in bus order
@@ -30,7 +31,7 @@ type QEMUSetup struct {
 
 // QEMUDisk is one disk image; ReadOnly maps smolvmm's ",ro".
 type QEMUDisk struct {
-	Path     string // the image's path
+	Path     string // the image's path, any name (QEMUArgs doubles its commas)
 	ReadOnly bool
 }
 
@@ -68,7 +69,7 @@ func QEMUArgs(s QEMUSetup) []string {
 	}
 	for i, d := range s.Disks {
 		id := fmt.Sprintf("disk%d", i)
-		drive := "file=" + d.Path + ",if=none,format=raw,id=" + id
+		drive := "file=" + qemuOptValue(d.Path) + ",if=none,format=raw,id=" + id
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
@@ -84,4 +85,11 @@ func QEMUArgs(s QEMUSetup) []string {
 		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,disable-modern=on,netdev=net0")
 	}
 	return args
+}
+
+// qemuOptValue is v as a value in a QEMU option list (-drive
+// file=V,if=none,...), where a single comma would end it and start the
+// next option: QEMU reads ",," as one comma of the value.
+func qemuOptValue(v string) string {
+	return strings.ReplaceAll(v, ",", ",,")
 }
