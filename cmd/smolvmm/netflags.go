@@ -25,7 +25,7 @@ func netFlags() []cli.Flag {
 			Usage: "network `MODE`: user (rootless NAT, guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3), user:NAME or user:/path.sock (join the shared network smolvmm net runs), tap:NAME (attach to or create a tap), none (no network card)"},
 		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
 			Usage: "forward a host port to the guest; `SPEC` is [tcp|udp:][hostaddr:]hostport:guestport (repeatable; host side on 127.0.0.1 unless hostaddr is given; needs the user network: --net user, user:NAME or user:/path.sock)"},
-		&cli.StringFlag{Name: "mac", Usage: "guest NIC `MAC` address (default 52:54:00 + 3 bytes of a hash of the first disk's path, stable across runs)"},
+		&cli.StringFlag{Name: "mac", Usage: "guest NIC `MAC` address (default 52:54:00 + 3 bytes of a hash of the first disk's path (a shared directory's, for a share), stable across runs)"},
 	}
 }
 
