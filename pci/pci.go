@@ -341,6 +341,8 @@ func NewHost(pio *bus.Bus) *Host {
 // registers them on the port bus, and fills interrupt line irq with pin
 // INTA (irq 0 means no interrupt). NetBSD refuses to share an ISA edge IRQ
 // with a level-triggered PCI handler, so irq must be one no ISA device uses.
+// A refused Add changes nothing: no BAR is left on the port bus or in fn's
+// configuration space, so fn may be added again once the fault is fixed.
 func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 	switch irq {
 	case 0, 5, 9, 10, 11:
@@ -354,6 +356,15 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 	}
 	cfg := fn.PCIConfig()
 	s := Slot{Device: h.next, IRQLine: irq}
+	// Place every BAR before touching anything, so that a refusal at a
+	// later BAR leaves no earlier one behind.
+	type placed struct {
+		name string
+		size uint64
+		dev  bus.Device
+	}
+	var bars [6]placed
+	nextIO := h.nextIO
 	for b := 0; b < 6; b++ {
 		_, size := cfg.BAR(b)
 		if size == 0 {
@@ -363,22 +374,45 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 		if dev == nil {
 			return Slot{}, fmt.Errorf("pci: BAR%d declared without a device", b)
 		}
-		base := (h.nextIO + uint64(size) - 1) &^ (uint64(size) - 1)
-		if base+uint64(size) > 0x10000 {
+		sz := uint64(size)
+		base := (nextIO + sz - 1) &^ (sz - 1)
+		if base+sz > 0x10000 {
 			return Slot{}, fmt.Errorf("pci: out of I/O space for BAR%d", b)
 		}
-		if err := h.pio.Register(fmt.Sprintf("pci 00:%02x.0 BAR%d", h.next, b), base, uint64(size), dev); err != nil {
-			return Slot{}, err
+		if r := h.pio.Overlapping(base, sz); len(r) != 0 {
+			return Slot{}, fmt.Errorf("pci: BAR%d at [%#x, %#x) overlaps %s at [%#x, %#x)",
+				b, base, base+sz, r[0].Name, r[0].Base, r[0].Base+r[0].Size)
 		}
-		cfg.mu.Lock()
-		cfg.setBAR(b, base)
+		bars[b] = placed{fmt.Sprintf("pci 00:%02x.0 BAR%d", h.next, b), sz, dev}
+		s.BARs[b] = base
+		nextIO = base + sz
+	}
+	for b, p := range bars {
+		if p.dev == nil {
+			continue
+		}
+		if err := h.pio.Register(p.name, s.BARs[b], p.size, p.dev); err != nil {
+			// Another user of the bus took the range since the check.
+			for u := range b {
+				if bars[u].dev != nil {
+					h.pio.Unregister(s.BARs[u])
+				}
+			}
+			return Slot{}, fmt.Errorf("pci: BAR%d: %w", b, err)
+		}
+	}
+	cfg.mu.Lock()
+	for b, p := range bars {
+		if p.dev == nil {
+			continue
+		}
+		cfg.setBAR(b, s.BARs[b])
 		// Firmware enables the decoding of what it placed.
 		cfg.space[RegCommand] |= CommandIO
-		cfg.mu.Unlock()
-		h.decoded[h.next][b].base, h.decoded[h.next][b].on = base, true
-		s.BARs[b] = base
-		h.nextIO = base + uint64(size)
+		h.decoded[h.next][b].base, h.decoded[h.next][b].on = s.BARs[b], true
 	}
+	cfg.mu.Unlock()
+	h.nextIO = nextIO
 	pin := uint8(1)
 	if irq == 0 {
 		pin = 0
