@@ -61,8 +61,9 @@ import (
 // same one touched, is read and accepted when its CRC-32C is the one the
 // snapshot recorded (see DiskIdentity). Devices must be the same kinds
 // of virtio device as the snapshot's, in order (else ErrSnapshotDevices,
-// Field Devices), and a network card must
-// have the snapshot's address unless WithMAC gives the clone another.
+// Field Devices), and each network card must
+// have the address its slot had in the snapshot, unless WithMAC gives the
+// clone's first card another (else ErrMACChanged).
 // A card whose link can change (virtio/net.LinkBackend) and whose driver
 // watches it gets a configuration-change interrupt, so that the guest
 // reads the status of the link it has now.

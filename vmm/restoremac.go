@@ -49,13 +49,17 @@ func SkipMemoryCheck() RestoreOption {
 // vioif0 link MAC active) or reboots; then it must renew its DHCP lease,
 // since the user network leases the guest's address to mac alone.
 // Without WithMAC, Restore refuses a card whose address is not the
-// snapshot's (ErrMACChanged).
+// snapshot's (ErrMACChanged). With several cards, WithMAC gives the first
+// its address; each other card must still have the address its slot had
+// in the snapshot (else ErrMACChanged, Field Devices): a clone's guest
+// would go on sending from it.
 func WithMAC(mac net.HardwareAddr) RestoreOption {
 	return func(o *restoreOptions) { o.mac = append(net.HardwareAddr(nil), mac...) }
 }
 
-// ErrMACChanged is wrapped by a restore whose network card has another
-// address than the snapshot's (without WithMAC), or than WithMAC's.
+// ErrMACChanged is wrapped by a restore whose network card, any of them,
+// has another address than the snapshot's card in its slot (without
+// WithMAC, or a card after the first), or than WithMAC's (the first).
 var ErrMACChanged = errors.New("the network card's address is not the one the restore expects")
 
 // checkMAC validates WithMAC's address: a NIC's (six bytes, neither
@@ -72,43 +76,63 @@ func checkMAC(mac net.HardwareAddr) error {
 	return nil
 }
 
-// restoreMAC checks the first network card's address against the
-// snapshot's and WithMAC's, and signals a clone's new address to the
-// guest's driver. It runs once the machine's state is restored.
+// restoreMAC checks each network card's address against the one its
+// slot had in the snapshot (the first card's against WithMAC's instead,
+// when given), and signals a clone's new address to the guest's driver.
+// It runs once the machine's state is restored.
 func (m *Machine) restoreMAC(st *machineState, o restoreOptions) error {
-	nic := -1
+	nic := m.firstNIC()
+	if nic < 0 && o.mac != nil {
+		return &Error{Op: "restore", Field: "WithMAC", Err: fmt.Errorf("address %s for a network card, but the machine has none: %w", o.mac, ErrConfig)}
+	}
+	changed := false
 	for i, s := range m.virtio {
-		if _, ok := s.dev.Device().(macDevice); ok {
-			nic = i
-			break
+		d, ok := s.dev.Device().(macDevice)
+		if !ok {
+			continue
+		}
+		clone := i == nic && o.mac != nil
+		op := fmt.Sprintf("restore: network card (virtio device %d)", i)
+		has := d.MAC()
+		var had net.HardwareAddr
+		if i < len(st.MACs) && st.MACs[i] != "" {
+			var err error
+			if had, err = net.ParseMAC(st.MACs[i]); err != nil {
+				return &Error{Op: op, Err: fmt.Errorf("snapshot's address %q: %w: %w", st.MACs[i], snapshot.ErrCorrupt, err)}
+			}
+		}
+		switch {
+		case clone && has.String() != o.mac.String():
+			return &Error{Op: op, Field: "WithMAC", Err: fmt.Errorf("%w: the card has %s, the clone's address is %s", ErrMACChanged, has, o.mac),
+				Hint: "give the card the clone's address"}
+		case clone:
+			// Told once every card is accepted.
+			changed = had.String() != o.mac.String()
+		case had != nil && has.String() != had.String() && i == nic:
+			return &Error{Op: op, Field: "WithMAC", Err: fmt.Errorf("%w: the card has %s, the snapshot's guest %s", ErrMACChanged, has, had),
+				Hint: "give the card the snapshot's address, or restore a clone with another address (WithMAC)"}
+		case had != nil && has.String() != had.String():
+			// WithMAC gives one address, the first card's: the others'
+			// guest drivers still send from the snapshot's.
+			return &Error{Op: op, Field: "Devices", Err: fmt.Errorf("%w: the card has %s, the snapshot's guest %s", ErrMACChanged, has, had),
+				Hint: "give the card the snapshot's address (WithMAC changes the first network card's alone)"}
 		}
 	}
-	if nic < 0 {
-		if o.mac != nil {
-			return &Error{Op: "restore", Field: "WithMAC", Err: fmt.Errorf("address %s for a network card, but the machine has none: %w", o.mac, ErrConfig)}
-		}
-		return nil
-	}
-	op := fmt.Sprintf("restore: network card (virtio device %d)", nic)
-	has := m.virtio[nic].dev.Device().(macDevice).MAC()
-	var had net.HardwareAddr
-	if nic < len(st.MACs) && st.MACs[nic] != "" {
-		var err error
-		if had, err = net.ParseMAC(st.MACs[nic]); err != nil {
-			return &Error{Op: op, Err: fmt.Errorf("snapshot's address %q: %w: %w", st.MACs[nic], snapshot.ErrCorrupt, err)}
-		}
-	}
-	switch {
-	case o.mac != nil && has.String() != o.mac.String():
-		return &Error{Op: op, Field: "WithMAC", Err: fmt.Errorf("%w: the card has %s, the clone's address is %s", ErrMACChanged, has, o.mac),
-			Hint: "give the card the clone's address"}
-	case o.mac == nil && had != nil && has.String() != had.String():
-		return &Error{Op: op, Field: "WithMAC", Err: fmt.Errorf("%w: the card has %s, the snapshot's guest %s", ErrMACChanged, has, had),
-			Hint: "give the card the snapshot's address, or restore a clone with another address (WithMAC)"}
-	case o.mac != nil && had.String() != o.mac.String():
+	if changed {
 		m.virtio[nic].dev.ConfigChanged()
 	}
 	return nil
+}
+
+// firstNIC is the virtio slot of the machine's first network card, -1
+// when it has none.
+func (m *Machine) firstNIC() int {
+	for i, s := range m.virtio {
+		if _, ok := s.dev.Device().(macDevice); ok {
+			return i
+		}
+	}
+	return -1
 }
 
 // linkWatcher is a network card whose driver watches its link
