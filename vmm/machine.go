@@ -385,8 +385,11 @@ type Machine struct {
 	// diskCopies says, after a restore, which disks are not the
 	// snapshot's file but one with its content (for logRestore).
 	diskCopies []bool
-	kvm        *os.File
-	vmFD       uintptr
+	// restoring says setupDevices opens a snapshot's disks, whose format
+	// checkDisks checks with their identity (blk.OpenRecorded).
+	restoring bool
+	kvm       *os.File
+	vmFD      uintptr
 	// xsaveSize is how many bytes of XSAVE state the vCPU's KVM moves
 	// (xsaveSize), asked once the VM exists: a snapshot may be taken
 	// where the sandbox allows no KVM_CHECK_EXTENSION.
@@ -778,7 +781,11 @@ func (m *Machine) setupDevices() error {
 		}
 	}
 	for i, d := range m.cfg.Disks {
-		disk, err := blk.Open(d.Path, d.Options)
+		open := blk.Open
+		if m.restoring {
+			open = blk.OpenRecorded
+		}
+		disk, err := open(d.Path, d.Options)
 		if err != nil {
 			return &Error{Op: fmt.Sprintf("ld%d", i), Err: err, Field: "Disks"} // blk says "disk image PATH"
 		}

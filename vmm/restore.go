@@ -59,7 +59,12 @@ import (
 // device, inode and modification time) is accepted without reading it;
 // another file of the same size (a copy of the image per clone), or the
 // same one touched, is read and accepted when its CRC-32C is the one the
-// snapshot recorded (see DiskIdentity). Devices must be the same kinds
+// snapshot recorded (see DiskIdentity). An image so accepted is not
+// refused for starting with a compressed file's or another disk format's
+// signature, as New refuses an image (a *blk.FormatError): its guest may
+// have written one there (blk.OpenRecorded); the refusal of another file
+// not accepted that starts with one wraps New's (ErrNotRaw) as well as
+// ErrDiskChanged. Devices must be the same kinds
 // of virtio device as the snapshot's, in order (else ErrSnapshotDevices,
 // Field Devices), and each network card must
 // have the address its slot had in the snapshot, unless WithMAC gives the
@@ -277,6 +282,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 		m.eventAt(PhaseVMCreated, vmAt)
 	}
 
+	m.restoring = true
 	if err := m.setupDevices(); err != nil {
 		return nil, err
 	}
@@ -614,7 +620,11 @@ func notRecorded(i int, w DiskIdentity, fi os.FileInfo) error {
 // checkDisks refuses images that are not those the snapshot saw: of
 // another size, or, when the file is not the snapshot's unchanged, with
 // another content (or none recorded, in an older snapshot). It reads only
-// the images that are not the snapshot's file unchanged. Disks taken
+// the images that are not the snapshot's file unchanged. The refusal of
+// another file that is not a raw image wraps blk.Open's (a
+// *blk.FormatError) too;
+// the images accepted are not checked so, since their guest may have
+// written a compressed stream's signature on them. Disks taken
 // from the snapshot (fromSnapshot) must be its very files, unchanged
 // (ErrDiskNotRecorded): a copy must be given.
 func (m *Machine) checkDisks(want []DiskIdentity, fromSnapshot bool) error {
@@ -661,7 +671,16 @@ func (m *Machine) checkDisks(want []DiskIdentity, fromSnapshot bool) error {
 				what = fmt.Sprintf("content %s, the snapshot's %s %s (inode %d on device %#x, the snapshot's %d on %#x)", c, w.Path, w.Content, got.Inode, got.Dev, w.Inode, w.Dev)
 			}
 		}
-		return &Error{Op: op, Field: "Disks", Err: fmt.Errorf("%w: %s", ErrDiskChanged, what),
+		err = fmt.Errorf("%w: %s", ErrDiskChanged, what)
+		// Opened without the format check (blk.OpenRecorded), which
+		// the file the snapshot saw passed at its boot: of another, a
+		// cold boot's refusal is said too.
+		if !same {
+			if ferr := blk.CheckRaw(disk.Image(), got.Size, path); ferr != nil {
+				err = fmt.Errorf("%w; %w", err, ferr)
+			}
+		}
+		return &Error{Op: op, Field: "Disks", Err: err,
 			Hint: "restore against the image as it was (or a copy of it), or snapshot again"}
 	}
 	return nil

@@ -177,6 +177,22 @@ func DeriveSerial(path string) string {
 // sector is not exposed, and is not refused either (HiddenBytes says how
 // many bytes it holds). Close releases the file and the lock.
 func Open(path string, opts Options) (*Disk, error) {
+	return open(path, opts, true)
+}
+
+// OpenRecorded opens the image at path as Open does, without refusing one
+// that starts with a compressed file's or another format's signature: for
+// an image the caller checks, once open, to be one that Open accepted
+// before (a snapshot's disk, by its recorded identity or content). Its
+// guest may since have written such a signature on its first sector (tar
+// czf to the raw disk starts it with gzip's), which does not make the
+// guest's own disk another format. Every other refusal of Open's applies.
+func OpenRecorded(path string, opts Options) (*Disk, error) {
+	return open(path, opts, false)
+}
+
+// open is Open, and without checkRaw OpenRecorded.
+func open(path string, opts Options, checkRaw bool) (*Disk, error) {
 	if opts.Serial == "" {
 		opts.Serial = DeriveSerial(path)
 	}
@@ -239,9 +255,11 @@ func Open(path string, opts Options) (*Disk, error) {
 	}
 	// A compressed file or a qcow2 image would be taken as raw without a
 	// word, and a writable one written into.
-	if err := CheckRaw(f, st.Size(), path); err != nil {
-		f.Close()
-		return nil, err
+	if checkRaw {
+		if err := CheckRaw(f, st.Size(), path); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	d, err := New(newFileBackend(f), st.Size(), opts)
 	if err != nil {
