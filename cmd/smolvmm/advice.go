@@ -64,7 +64,7 @@ var adviceTable = []advice{
 	{is: isAs[restoreSnapshotInUse], cli: "a VM run with --snapshot holds the file it will replace until its first snapshot is there: wait for that snapshot, or restore a copy made with cp"},
 	{is: bootDiskNotWritable, lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
 	// A restore keeps its snapshot's read-write disk: ,ro is refused.
-	{is: isAs[restoreDiskNotWritable], lib: "attach it read-only, or make it writable", say: restoreNotWritableAdvice},
+	{is: isAs[restoreDiskNotWritable], lib: "attach it read-only, or make it writable", say: func(err error) string { return restoreNotWritableAdvice(err, os.Geteuid()) }},
 	// Not ErrNotWritable's ,ro alone: reading is refused as well.
 	{is: isAs[*blk.AccessError], say: func(err error) string { return notReadableAdvice(err, os.Geteuid()) }},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
@@ -170,26 +170,43 @@ func (e restoreSnapshotInUse) Unwrap() error { return e.error }
 // restoreDiskNotWritable is a restore's refusal of a disk it may not
 // write (blk.ErrNotWritable): the snapshot recorded it read-write, as a
 // restore must attach it, so a boot's advice, ,ro, is refused. disks is
-// how many disks the snapshot has (0: unknown).
+// how many disks the snapshot has (0: unknown); image is the refused
+// image's path and st its FileInfo as the refusal left it (nil: unknown),
+// which decide whether chmod u+w would help.
 type restoreDiskNotWritable struct {
 	error
 	disks int
+	image string
+	st    os.FileInfo
 }
 
 func (e restoreDiskNotWritable) Unwrap() error { return e.error }
 
-// restoreNotWritableAdvice is the advice for a restoreDiskNotWritable:
-// the image made writable, unless its file system is read-only, or a
-// writable copy given with -d, and with it a -d for each other disk
-// (-d gives all of them or none).
-func restoreNotWritableAdvice(err error) string {
+// restoreNotWritableAdvice is the advice for a restoreDiskNotWritable to
+// the user euid: the image made writable, when chmod u+w is what it lacks
+// and euid may change its mode (chmodAdvised), or that its owner must let
+// this user write it; else, or with them, a writable copy given with -d,
+// and with it a -d for each other disk (-d gives all of them or none).
+// chmod u+w was advised to every user, also of an image of another's
+// whose u+w was set (mode 0644), where it changes nothing.
+func restoreNotWritableAdvice(err error, euid int) string {
 	var e restoreDiskNotWritable
 	errors.As(err, &e)
 	a := "the snapshot recorded this disk read-write, and a restore attaches it so: ,ro is refused; "
-	if errors.Is(err, syscall.EROFS) {
+	sys, owned := (*syscall.Stat_t)(nil), false
+	if e.st != nil {
+		sys, owned = e.st.Sys().(*syscall.Stat_t)
+	}
+	switch {
+	case errors.Is(err, syscall.EROFS):
 		a += "its file system is read-only: give"
-	} else {
-		a += "make the image writable, chmod u+w IMAGE as its owner or root, or give"
+	case owned && e.st.Mode().Perm()&0o200 == 0 && chmodAdvised(e.st, euid, true): // checks.go
+		// The image is written in place: its directory does not matter.
+		a += "make the image writable, chmod u+w " + shellWord(e.image) + ", or give"
+	case owned && euid != 0 && int64(sys.Uid) != int64(euid):
+		a += fmt.Sprintf("the image is uid %d's (mode %#o), and only its owner or root may let this user write it; or give", sys.Uid, e.st.Mode().Perm())
+	default:
+		a += "give"
 	}
 	// cp gives a new file the mode of a read-only original.
 	a += " this restore a writable copy, cp IMAGE COPY; chmod u+w COPY, with -d COPY"

@@ -82,7 +82,7 @@ func TestRestoreReadOnlyDiskAdvice(t *testing.T) {
 	if err := os.Chmod(img, 0o444); err != nil {
 		t.Fatal(err)
 	}
-	want := "smolvmm run: ld0: disk image " + img + ": cannot open it read-write: the image is not writable: permission denied (the snapshot recorded this disk read-write, and a restore attaches it so: ,ro is refused; make the image writable, chmod u+w IMAGE as its owner or root, or give this restore a writable copy, cp IMAGE COPY; chmod u+w COPY, with -d COPY)\n"
+	want := "smolvmm run: ld0: disk image " + img + ": cannot open it read-write: the image is not writable: permission denied (the snapshot recorded this disk read-write, and a restore attaches it so: ,ro is refused; make the image writable, chmod u+w " + img + ", or give this restore a writable copy, cp IMAGE COPY; chmod u+w COPY, with -d COPY)\n"
 	if _, stderr, status := run("--restore", snap); status != 1 || stderr != want {
 		t.Fatalf("restore of a read-only disk: status %d, stderr %q; want 1 and %q", status, stderr, want)
 	}

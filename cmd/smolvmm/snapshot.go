@@ -384,11 +384,36 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		}
 		if errors.Is(err, blk.ErrNotWritable) {
 			disks, _ := vmm.SnapshotDisks(c.String("restore"))
-			return nil, restoreDiskNotWritable{err, len(disks)} // advice.go
+			e := restoreDiskNotWritable{error: err, disks: len(disks)} // advice.go
+			// The image refused, -d's or the snapshot's own, for the
+			// advice to read its owner and mode.
+			if n, ok := diskIndex(err); ok && n < len(cfg.Disks) {
+				e.image = cfg.Disks[n].Path
+			} else if ok && len(cfg.Disks) == 0 && n < len(disks) {
+				e.image = disks[n].Path
+			}
+			if e.image != "" {
+				e.st, _ = os.Stat(e.image)
+			}
+			return nil, e
 		}
 		return m, err
 	}
 	return vmm.New(cfg)
+}
+
+// diskIndex is the index of the disk whose opening err reports: the
+// machine's *vmm.Error names it ldN.
+func diskIndex(err error) (int, bool) {
+	var ve *vmm.Error
+	if !errors.As(err, &ve) || ve.Field != "Disks" {
+		return 0, false
+	}
+	n, perr := strconv.Atoi(strings.TrimPrefix(ve.Op, "ld"))
+	if perr != nil || n < 0 || !strings.HasPrefix(ve.Op, "ld") {
+		return 0, false
+	}
+	return n, true
 }
 
 // ownerDropFlag is the --user or --uid flag of c that drops the VMM to
