@@ -97,6 +97,17 @@ func TestWriteProtectedAdviceAsUser(t *testing.T) {
 	rootJSON := file(openDir, "root.json", 0)
 	rootSnap := file(openDir, "root.snap", 0)
 	ownSnap := file(ownDir, "own.snap", nobody.UID)
+	// nobody's link in its own directory to its snapshot in root's: the
+	// snapshot is renamed over in root's directory, which nobody may not
+	// write, so chmod u+w would not let it be replaced.
+	linkedSnap := file(rootDir, "x.snap", nobody.UID)
+	linkSnap := filepath.Join(ownDir, "l.snap")
+	if err := os.Symlink(linkedSnap, linkSnap); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(linkSnap, nobody.UID, -1); err != nil {
+		t.Fatal(err)
+	}
 	const prot = " is write-protected (mode 0444): "
 	tests := []struct {
 		name string
@@ -119,6 +130,8 @@ func TestWriteProtectedAdviceAsUser(t *testing.T) {
 			"smolvmm run: --snapshot " + rootSnap + prot + "run does not replace it; give --snapshot another file\n"},
 		{"run --snapshot own file in own directory", []string{"run", "-k", text, "--net", "none", "--snapshot", ownSnap},
 			"smolvmm run: --snapshot " + ownSnap + prot + "run does not replace it; give --snapshot another file, or make it writable first (chmod u+w " + ownSnap + ")\n"},
+		{"run --snapshot through own link to own file in root's directory", []string{"run", "-k", text, "--net", "none", "--snapshot", linkSnap},
+			"smolvmm run: --snapshot " + linkSnap + prot + "run does not replace it; give --snapshot another file\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,7 +143,7 @@ func TestWriteProtectedAdviceAsUser(t *testing.T) {
 			}
 		})
 	}
-	for _, p := range []string{rootKernel, ownKernelRootDir, ownKernel, rootOut, rootImage, rootJSON, rootSnap, ownSnap} {
+	for _, p := range []string{rootKernel, ownKernelRootDir, ownKernel, rootOut, rootImage, rootJSON, rootSnap, ownSnap, linkedSnap} {
 		if b, err := os.ReadFile(p); err != nil || string(b) != content {
 			t.Errorf("%s holds %q (%v); want it kept", p, b, err)
 		}

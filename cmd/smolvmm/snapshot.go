@@ -20,6 +20,7 @@ import (
 	"github.com/smolvmm/smolvmm/virtio/blk"
 
 	"github.com/smolvmm/smolvmm/bench"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/consoleline"
 	"github.com/smolvmm/smolvmm/snapshot"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
@@ -168,8 +169,14 @@ func checkSnapshotTarget(c *cli.Context) error {
 	}
 	// As every output: the snapshot is renamed over the file, which
 	// needs only its directory writable. Checked before the boot, for
-	// the snapshot at ready and each Ctrl-A s alike (one target).
-	return checkWriteProtected("--snapshot", path, path, commandSaid(c), "give --snapshot another file")
+	// the snapshot at ready and each Ctrl-A s alike (one target). A
+	// symlink's file is replaced in its own directory, whose
+	// writability decides whether chmod u+w is advice.
+	target, err := atomicfile.Target(path)
+	if err != nil {
+		target = path
+	}
+	return checkWriteProtected("--snapshot", path, target, commandSaid(c), "give --snapshot another file")
 }
 
 // checkIsSnapshot refuses t, --snapshot's target at path, unless the file
