@@ -273,7 +273,7 @@ func benchAction(c *cli.Context) error {
 		if err != nil {
 			return usageErrorf("-d: %v", err)
 		}
-		if err := checkDiskFile(d, i); err != nil {
+		if err := checkDiskFile(d, i, c.String("restore") != ""); err != nil {
 			return err
 		}
 		warnHiddenTail(os.Stderr, "bench", d.Path) // disktail.go

@@ -412,7 +412,7 @@ func upPreflight(c *cli.Context, image string) error {
 		if st, err := os.Stat(d.Path); err == nil && imgErr == nil && os.SameFile(st, imgSt) {
 			return usageErrorf("-d %s: this is the image up builds and boots as ld0 (%s, through a link); give each image once (use a copy for a second disk)", d.Path, image)
 		}
-		if err := checkDiskFile(d, i+1); err != nil { // ld0 is the image
+		if err := checkDiskFile(d, i+1, false); err != nil { // ld0 is the image
 			return err
 		}
 	}
@@ -485,13 +485,20 @@ func probeNet(nc netConfig) error {
 
 // checkDiskFile refuses the -d image d, ld n of the VM, as the VM would
 // when it opens it, and in its words: missing, or one blk.Open refuses (a
-// FIFO, a directory, a file it may not write, one another VM holds). The
+// FIFO, a directory, a file it may not write, one another VM holds). A
+// restore's disk (restore) is opened as the restore opens it, with
+// blk.OpenRecorded: its guest may have written a compressed stream's
+// signature on it, and the restore decides by the snapshot's record. The
 // lock goes with the close.
-func checkDiskFile(d blk.Spec, n int) error {
+func checkDiskFile(d blk.Spec, n int, restore bool) error {
 	if _, err := os.Stat(d.Path); err != nil {
 		return inputFileError("-d", d.Path, d.Path, err)
 	}
-	disk, err := blk.Open(d.Path, d.Options)
+	open := blk.Open
+	if restore {
+		open = blk.OpenRecorded
+	}
+	disk, err := open(d.Path, d.Options)
 	if err != nil {
 		return fmt.Errorf("ld%d: %w", n, notRawAdvice(err, d.Options)) // as run names it; disktail.go
 	}

@@ -197,8 +197,14 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
 			return cfg, cleanup, inputFileError("-d", d.Path, d.Path, err)
 		}
-		if err := checkDiskFormat(d); err != nil { // disktail.go
-			return cfg, cleanup, err
+		// A restore's disk is the snapshot's, whose guest may have
+		// written a compressed stream's signature on it: the restore
+		// decides by the content the snapshot recorded (newMachine
+		// advises on a refused one that is not raw).
+		if !restoring(c) {
+			if err := checkDiskFormat(d); err != nil { // disktail.go
+				return cfg, cleanup, err
+			}
 		}
 		if c.Command.Name != "boot" { // bench's VMs (benchBootCommand): bench warned once
 			warnDiskTail(os.Stderr, commandSaid(c), d) // disktail.go

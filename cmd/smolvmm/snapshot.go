@@ -322,9 +322,14 @@ func kvmOrDefault(p string) string {
 	return p
 }
 
+// restoring reports whether c restores a snapshot (--restore FILE).
+func restoring(c *cli.Context) bool {
+	return hasFlag(c, "restore") && c.String("restore") != ""
+}
+
 // newMachine boots cfg, or restores --restore's snapshot with it.
 func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
-	if hasFlag(c, "restore") && c.String("restore") != "" {
+	if restoring(c) {
 		var opts []vmm.RestoreOption
 		if restorePrep != nil {
 			opts = append(opts, vmm.WithPrepared(restorePrep))
@@ -389,6 +394,19 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		if errors.Is(err, snapshot.ErrInUse) {
 			return nil, restoreSnapshotInUse{err} // advice.go
 		}
+		if errors.Is(err, vmm.ErrDiskChanged) && errors.Is(err, blk.ErrNotRaw) && errors.As(err, &ve) {
+			// Not the snapshot's image, and not raw either: the CLI no
+			// longer refuses it before the restore (vmConfig), so the
+			// conversion a boot's refusal names is named here.
+			var opts blk.Options
+			if n, ok := diskIndex(err); ok && n < len(cfg.Disks) {
+				opts = cfg.Disks[n].Options
+			}
+			if conv := restoreNotRawHint(err, opts); conv != "" {
+				ve.Hint = conv + ", whose content is then checked against the snapshot's; or restore against the image as it was (or a copy of it), or snapshot again"
+			}
+			return nil, err
+		}
 		if errors.Is(err, blk.ErrNotWritable) {
 			disks, _ := vmm.SnapshotDisks(c.String("restore"))
 			e := restoreDiskNotWritable{error: err, disks: len(disks)} // advice.go
@@ -409,18 +427,39 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 	return vmm.New(cfg)
 }
 
-// diskIndex is the index of the disk whose opening err reports: the
-// machine's *vmm.Error names it ldN.
+// diskIndex is the index of the disk err refuses: the machine's
+// *vmm.Error names it ldN, alone or followed by " (disk image PATH)".
 func diskIndex(err error) (int, bool) {
 	var ve *vmm.Error
 	if !errors.As(err, &ve) || ve.Field != "Disks" {
 		return 0, false
 	}
-	n, perr := strconv.Atoi(strings.TrimPrefix(ve.Op, "ld"))
-	if perr != nil || n < 0 || !strings.HasPrefix(ve.Op, "ld") {
+	num, ok := strings.CutPrefix(ve.Op, "ld")
+	if !ok {
+		return 0, false
+	}
+	num, _, _ = strings.Cut(num, " ")
+	n, perr := strconv.Atoi(num)
+	if perr != nil || n < 0 {
 		return 0, false
 	}
 	return n, true
+}
+
+// restoreNotRawHint is the conversion a boot's refusal of the image that
+// err's *blk.FormatError names advises (notRawAdvice), the -d it gives
+// with opts; "" when err holds none.
+func restoreNotRawHint(err error, opts blk.Options) string {
+	var fe *blk.FormatError
+	if !errors.As(err, &fe) {
+		return ""
+	}
+	advised := notRawAdvice(fe, opts).Error() // disktail.go: "FE (ADVICE)"
+	conv, ok := strings.CutPrefix(advised, fe.Error()+" (")
+	if !ok || !strings.HasSuffix(conv, ")") {
+		return ""
+	}
+	return strings.TrimSuffix(conv, ")")
 }
 
 // ownerDropFlag is the --user or --uid flag of c that drops the VMM to
