@@ -37,9 +37,10 @@
 // padding after the state is zero (the digest does not cover it), and that
 // the file ends where the memory section does (ErrTruncated before it,
 // ErrCorrupt after it). A version other than Version is refused with
-// ErrVersion (and ErrNewerVersion above it), unless the file is this
-// version's but for a damaged version field (its fields pass and its
-// SHA-256 is right with Version there): that is ErrCorrupt. The memory
+// ErrVersion (and ErrOlderVersion below it, ErrNewerVersion above it),
+// unless the file is this version's but for a damaged version field (its
+// fields pass and its SHA-256 is right with Version there): that is
+// ErrCorrupt. The memory
 // itself is checked by VerifyMemory, which reads the file's data (not its holes)
 // with pread, not through MapMemory's mapping: the mapping stays lazy,
 // its pages shared with the page cache until the guest touches them.
@@ -120,10 +121,17 @@
 // ~1 ms on a nested host, and decides whether to ask from the header
 // alone. Version 7 says which BARs of each PCI function decode: one the
 // guest moved over another device decodes nothing, even once that device
-// moved away, which version 6's addresses alone could not tell. A
-// snapshot of an older version is refused (ErrVersion), as any other
-// version is: take the snapshot again; one of a newer version wraps
-// ErrNewerVersion too.
+// moved away, which version 6's addresses alone could not tell. Version
+// 8 has the vCPU's MTRRs among its MSRs, which KVM_GET_MSR_INDEX_LIST
+// does not name: a version-7 file may hold none, and a restore of one
+// left them 0 (NetBSD sets MTRRdefType at every boot); the MSR list's
+// length varies anyway, so only the version can tell. A version-8 state
+// also records a BAR decoding only with I/O decode on in its function's
+// command register, where a version-7 file from before the command
+// register was honoured could say one decodes with it off. A snapshot
+// of an older version is refused (ErrVersion, and ErrOlderVersion), as
+// any other version is: take the snapshot again; one of a newer version
+// wraps ErrNewerVersion too.
 //
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors
@@ -158,7 +166,7 @@ import (
 // Format constants.
 const (
 	Magic      = "SMOLSNAP"
-	Version    = 7
+	Version    = 8
 	HeaderSize = 128
 	PageSize   = 4096
 	// MaxStateSize bounds the state section a reader accepts, so a corrupt
@@ -185,6 +193,10 @@ var (
 	// ErrNewerVersion is wrapped, with ErrVersion, by a reader's refusal
 	// of a version above its own: a newer smolvmm wrote the snapshot.
 	ErrNewerVersion = errors.New("written by a newer smolvmm")
+	// ErrOlderVersion is wrapped, with ErrVersion, by a reader's refusal
+	// of a version from 1 to below its own: an older smolvmm wrote the
+	// snapshot, whose state this one would restore wrong or not at all.
+	ErrOlderVersion = errors.New("written by an older smolvmm")
 	ErrCorrupt      = errors.New("snapshot is corrupt")
 	ErrTruncated    = errors.New("snapshot is truncated")
 	ErrMemorySize   = errors.New("snapshot memory size differs")
@@ -631,6 +643,9 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 		}
 		if v > Version {
 			return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d: %w", ErrVersion, v, Version, ErrNewerVersion)
+		}
+		if v >= 1 {
+			return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d: %w", ErrVersion, v, Version, ErrOlderVersion)
 		}
 		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d", ErrVersion, v, Version)
 	}

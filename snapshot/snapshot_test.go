@@ -105,20 +105,25 @@ func TestRefusals(t *testing.T) {
 		// A newer smolvmm's snapshot says so: the advice is that one. A
 		// file of another version has its digest over its own version
 		// (resign), so that it is not a damaged version field's.
-		{"newer version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return resign(b) }, ErrNewerVersion, "version 9, this reader knows version 7: written by a newer smolvmm"},
-		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return resign(b) }, ErrVersion, "version 1, this reader knows version 7"},
-		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return resign(b) }, ErrVersion, "version 3, this reader knows version 7"},
-		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return resign(b) }, ErrVersion, "version 4, this reader knows version 7"},
-		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return resign(b) }, ErrVersion, "version 5, this reader knows version 7"},
-		{"version 6", func(b []byte) []byte { le.PutUint32(b[8:], 6); return resign(b) }, ErrVersion, "version 6, this reader knows version 7"},
-		{"version 6, otherwise corrupt", func(b []byte) []byte { le.PutUint32(b[8:], 6); b[HeaderSize+2] ^= 1; return b }, ErrVersion, "version 6, this reader knows version 7"},
+		{"newer version", func(b []byte) []byte { le.PutUint32(b[8:], 9); return resign(b) }, ErrNewerVersion, "version 9, this reader knows version 8: written by a newer smolvmm"},
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return resign(b) }, ErrVersion, "version 1, this reader knows version 8: written by an older smolvmm"},
+		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return resign(b) }, ErrVersion, "version 3, this reader knows version 8: written by an older smolvmm"},
+		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return resign(b) }, ErrVersion, "version 4, this reader knows version 8: written by an older smolvmm"},
+		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return resign(b) }, ErrVersion, "version 5, this reader knows version 8: written by an older smolvmm"},
+		{"version 6", func(b []byte) []byte { le.PutUint32(b[8:], 6); return resign(b) }, ErrVersion, "version 6, this reader knows version 8: written by an older smolvmm"},
+		{"version 6, otherwise corrupt", func(b []byte) []byte { le.PutUint32(b[8:], 6); b[HeaderSize+2] ^= 1; return b }, ErrVersion, "version 6, this reader knows version 8: written by an older smolvmm"},
+		// Version 7 lacks the MTRRs among its MSRs: restored, its guest
+		// found them 0.
+		{"version 7", func(b []byte) []byte { le.PutUint32(b[8:], 7); return resign(b) }, ErrVersion, "version 7, this reader knows version 8: written by an older smolvmm"},
+		// No smolvmm wrote version 0: not called an older one's.
+		{"version 0", func(b []byte) []byte { le.PutUint32(b[8:], 0); return resign(b) }, ErrVersion, "version 0, this reader knows version 8"},
 		// A version field damaged in a file of this version is not
 		// another version's: it said "version 15, this reader knows
-		// version 7: written by a newer smolvmm".
+		// version 8: written by a newer smolvmm".
 		{"version byte damaged to 15", func(b []byte) []byte { b[8] = 15; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 15)"},
 		{"version byte damaged to 6", func(b []byte) []byte { b[8] = 6; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 6)"},
 		{"version byte damaged to 0x87", func(b []byte) []byte { b[8] = 0x87; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 135)"},
-		{"version's last byte damaged", func(b []byte) []byte { b[11] = 0x80; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 2147483655)"},
+		{"version's last byte damaged", func(b []byte) []byte { b[11] = 0x80; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 2147483656)"},
 		{"memory digest changed", func(b []byte) []byte { b[memDigestOff+1] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory size changed", func(b []byte) []byte { le.PutUint64(b[16:], 3*PageSize); return b }, ErrCorrupt, "SHA-256"},
@@ -175,6 +180,14 @@ func TestRefusals(t *testing.T) {
 			if newer := errors.Is(err, ErrNewerVersion); newer != (tt.want == ErrNewerVersion) || newer && !errors.Is(err, ErrVersion) {
 				t.Errorf("Read = %v: ErrNewerVersion %t, want it only for a newer version, with ErrVersion", err, newer)
 			}
+			wantOlder := false
+			if len(b) >= 12 {
+				v := binary.LittleEndian.Uint32(b[8:])
+				wantOlder = tt.want == ErrVersion && v >= 1 && v < Version
+			}
+			if older := errors.Is(err, ErrOlderVersion); older != wantOlder || older && !errors.Is(err, ErrVersion) {
+				t.Errorf("Read = %v: ErrOlderVersion %t, want it only for a version from 1 to %d, with ErrVersion", err, older, Version-1)
+			}
 			if errors.Is(err, ErrVersion) && errors.Is(err, ErrCorrupt) {
 				t.Errorf("Read = %v: both a version's refusal and corrupt", err)
 			}
@@ -206,13 +219,13 @@ func TestDamagedVersion(t *testing.T) {
 		copy(b[digestOff:], d[:])
 		return b
 	}
-	// newer is a version 8 file of another layout: a header of 256
+	// newer is a version 9 file of another layout: a header of 256
 	// bytes, its digest at its end, the state after it.
 	newer := func(edit func(b []byte)) func([]byte) []byte {
 		return func([]byte) []byte {
 			b := make([]byte, 4*PageSize)
 			copy(b, Magic)
-			le.PutUint32(b[8:], 8)
+			le.PutUint32(b[8:], 9)
 			le.PutUint32(b[12:], 256)
 			le.PutUint64(b[16:], 2*PageSize)
 			le.PutUint64(b[24:], 256)
@@ -234,33 +247,33 @@ func TestDamagedVersion(t *testing.T) {
 		maxRead int64 // the furthest byte the reader may ask for
 	}{
 		{"damaged to 15", func(b []byte) []byte { b[8] = 15; return b }, ErrCorrupt,
-			"version field damaged (header bytes 8-11 say version 15): the SHA-256 over the header and state matches them with version 7: the file is otherwise a version-7 snapshot", PageSize},
+			"version field damaged (header bytes 8-11 say version 15): the SHA-256 over the header and state matches them with version 8: the file is otherwise a version-8 snapshot", PageSize},
 		{"damaged to 6", func(b []byte) []byte { b[8] = 6; return b }, ErrCorrupt, "say version 6)", PageSize},
 		{"damaged to 0x87", func(b []byte) []byte { b[8] = 0x87; return b }, ErrCorrupt, "say version 135)", PageSize},
-		{"version 8 of this layout", func(b []byte) []byte { b[8] = 8; return resign(b) }, ErrNewerVersion, "version 8, this reader knows version 7", HeaderSize + 15},
-		{"version 8 of its own layout", newer(nil), ErrNewerVersion, "version 8, this reader knows version 7", HeaderSize},
+		{"version 9 of this layout", func(b []byte) []byte { b[8] = 9; return resign(b) }, ErrNewerVersion, "version 9, this reader knows version 8", HeaderSize + 15},
+		{"version 9 of its own layout", newer(nil), ErrNewerVersion, "version 9, this reader knows version 8", HeaderSize},
 		// Where this layout's state offset and length are, a state no
 		// file of this version could have: nothing past the header is read.
-		{"version 8, state length 1<<62", newer(func(b []byte) {
+		{"version 9, state length 1<<62", newer(func(b []byte) {
 			le.PutUint32(b[12:], HeaderSize)
 			le.PutUint64(b[24:], HeaderSize)
 			le.PutUint64(b[32:], 1<<62)
-		}), ErrNewerVersion, "version 8", HeaderSize},
-		{"version 8, state length past the bound", newer(func(b []byte) {
+		}), ErrNewerVersion, "version 9", HeaderSize},
+		{"version 9, state length past the bound", newer(func(b []byte) {
 			le.PutUint32(b[12:], HeaderSize)
 			le.PutUint64(b[24:], HeaderSize)
 			le.PutUint64(b[32:], MaxStateSize+1)
 			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize+1))
-		}), ErrNewerVersion, "version 8", HeaderSize},
+		}), ErrNewerVersion, "version 9", HeaderSize},
 		// A state this layout allows, longer than the file: read to the
 		// bound, no further.
-		{"version 8, the longest state", newer(func(b []byte) {
+		{"version 9, the longest state", newer(func(b []byte) {
 			clear(b[HeaderSize:])
 			le.PutUint32(b[12:], HeaderSize)
 			le.PutUint64(b[24:], HeaderSize)
 			le.PutUint64(b[32:], MaxStateSize)
 			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize))
-		}), ErrNewerVersion, "version 8", HeaderSize + MaxStateSize},
+		}), ErrNewerVersion, "version 9", HeaderSize + MaxStateSize},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
