@@ -14,12 +14,8 @@ type FunctionState struct {
 	// moved over another device decodes nothing, even once that device
 	// moved away (until the guest moves it, or turns I/O decode off and
 	// on), so its address alone does not tell. State records a BAR
-	// decoding only while the command register has CommandIO set; a
-	// state that says one decodes with it clear comes from a snapshot
-	// taken before the Host honoured the command register, when BARs
-	// decoded whatever it held (a guest that never wrote it, relying on
-	// the firmware's I/O enable), and Restore sets CommandIO in it, as
-	// firmware would have.
+	// decoding only while the command register has CommandIO set, and
+	// Restore refuses a state that says one decodes with it clear.
 	Decoding [6]bool
 }
 
@@ -63,14 +59,12 @@ func (h *Host) State() HostState {
 // are moved on the port bus too, and reported to OnBARMove: first each
 // that left a decoded place or decodes nothing (new NoAddress), then
 // each that decodes at its new place, so that a BAR moved from one
-// decoded place to another is reported twice. A BAR decodes only if the
-// restored command register has CommandIO set, which a state from before
-// the Host honoured it gets (see FunctionState.Decoding). Last, each
-// CommandWatcher whose command
+// decoded place to another is reported twice. A state that has a BAR
+// decoding with CommandIO clear in its command register, which State
+// never records, is refused. Last, each CommandWatcher whose command
 // register changed is told, so a device follows the restored bus
 // mastering and interrupt disable bits.
 func (h *Host) Restore(s HostState) error {
-	s = firmwareDecode(s)
 	h.mu.Lock()
 	if err := h.checkState(s); err != nil {
 		h.mu.Unlock()
@@ -103,7 +97,7 @@ func (h *Host) Restore(s HostState) error {
 		}
 		for b := range 6 {
 			d := &h.decoded[f.Device][b]
-			if d.on && (!f.decoding(b) || d.base != c.barAddr(b)) {
+			if d.on && (!f.Decoding[b] || d.base != c.barAddr(b)) {
 				h.pio.Unregister(d.base)
 				d.on = false
 			}
@@ -130,7 +124,7 @@ func (h *Host) Restore(s HostState) error {
 			}
 			d := &h.decoded[f.Device][b]
 			nw := c.barAddr(b)
-			if f.decoding(b) && !d.on {
+			if f.Decoding[b] && !d.on {
 				// checkState found the range free: an error is not
 				// reached, and would leave the BAR undecoded.
 				if h.pio.Register(fmt.Sprintf("pci BAR%d", b), nw, uint64(c.barSize[b]), fn.BARDevice(b)) == nil {
@@ -171,44 +165,12 @@ func (f FunctionState) command() uint16 {
 	return binary.LittleEndian.Uint16(f.Space[RegCommand:])
 }
 
-// decoding reports whether BAR b decodes once f is restored: it was on
-// the port bus, and I/O decode is on.
-func (f FunctionState) decoding(b int) bool {
-	return f.Decoding[b] && f.command()&CommandIO != 0
-}
-
 // CheckState refuses what Restore refuses, changing nothing: a machine
 // checks every device's state before it restores any.
 func (h *Host) CheckState(s HostState) error {
-	s = firmwareDecode(s)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.checkState(s)
-}
-
-// firmwareDecode returns s with CommandIO set in the command register of
-// each function that has a BAR decoding with it clear, its space copied
-// (s's is left as it was). State never records that, so such a function
-// is from a snapshot taken before the Host honoured the command register,
-// when its BARs decoded anyway: restored with its BARs off, a guest that
-// never set I/O decode (as a snapshot before its first run, or one that
-// relies on the firmware's) would lose its devices.
-func firmwareDecode(s HostState) HostState {
-	var fns []FunctionState
-	for i, f := range s.Functions {
-		if len(f.Space) <= RegCommand || f.Space[RegCommand]&CommandIO != 0 || f.Decoding == [6]bool{} {
-			continue
-		}
-		if fns == nil {
-			fns = append([]FunctionState(nil), s.Functions...)
-		}
-		fns[i].Space = append([]byte(nil), f.Space...)
-		fns[i].Space[RegCommand] |= CommandIO
-	}
-	if fns != nil {
-		s.Functions = fns
-	}
-	return s
 }
 
 // addrMask is what the address latch keeps of a write.
@@ -268,11 +230,11 @@ func (h *Host) checkDecoding(s HostState) error {
 			}
 			addr := uint64(binary.LittleEndian.Uint32(f.Space[RegBAR0+4*b:]) & c.addrMask(b))
 			d := h.decoded[f.Device][b]
-			stays := d.on && f.decoding(b) && d.base == addr
+			stays := d.on && f.Decoding[b] && d.base == addr
 			if d.on && !stays {
 				leaving[d.base] = true
 			}
-			if f.decoding(b) && !stays {
+			if f.Decoding[b] && !stays {
 				taking = append(taking, placed{f.Device, b, addr, uint64(c.barSize[b])})
 			}
 		}
@@ -322,7 +284,7 @@ func (c *Config) writable(o int) uint8 {
 // check refuses a function's state whose space differs from c's where no
 // guest writes, whose BARs are not aligned as a guest's writes leave
 // them or hold the size probe, or that is sizing or decoding a BAR c does
-// not have.
+// not have, or decoding one with I/O decode off.
 // It takes c.mu.
 func (c *Config) check(f FunctionState) error {
 	c.mu.Lock()
@@ -341,6 +303,9 @@ func (c *Config) check(f FunctionState) error {
 				return fmt.Errorf("BAR%d decoding, but the function has no BAR%d", b, b)
 			}
 			continue
+		}
+		if f.Decoding[b] && f.command()&CommandIO == 0 {
+			return fmt.Errorf("BAR%d decoding, but the command register %#x has I/O decode off, which takes every BAR off the bus", b, f.command())
 		}
 		low := c.barSize[b] - 1
 		raw := binary.LittleEndian.Uint32(f.Space[RegBAR0+4*b:])
