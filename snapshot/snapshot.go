@@ -78,27 +78,63 @@
 //
 // Package vmm writes the state section in two binary parts (their
 // layouts are in vmm/statefields.go and vmm/statecodec.go; since version
-// 5 neither is JSON). The fields part holds, in a fixed layout (integers
-// little-endian, each string and list its length then its contents), the
-// memory size, the boot protocol, the vCPU's TSC frequency
-// (KVM_GET_TSC_KHZ), the UART's registers and receive buffer, the CMOS
+// 5 neither is JSON), all integers little-endian:
+//
+//	u32     the fields part's length N, then its N bytes
+//	        14 entries, each a u32 length then that many bytes (0: none):
+//	 1      kvm_regs (144 bytes)
+//	 2      kvm_sregs (312)
+//	 3      kvm_lapic_state (1024)
+//	 4      kvm_vcpu_events (64)
+//	 5      kvm_mp_state (4)
+//	 6      kvm_debugregs (128)
+//	 7      kvm_xsave (4096, or more: KVM_CAP_XSAVE2's size, AMX's state)
+//	 8      kvm_xcrs (392)
+//	 9      kvm_fpu (416)
+//	10      kvm_pit_state2 (112)
+//	11      kvm_clock_data (48)
+//	12      the vCPU's MSRs, kvm_msr_entry each (16 bytes: u32 index, u32
+//	        zero, u64 value)
+//	13      the CPUID entries it was given (KVM_SET_CPUID2),
+//	        kvm_cpuid_entry2 each (40 bytes: u32 function, index, flags,
+//	        eax, ebx, ecx, edx, then 12 zero bytes)
+//	14      the feature leaves of KVM's supported CPUID
+//	        (KVM_GET_SUPPORTED_CPUID) they were checked against,
+//	        kvm_cpuid_entry2 each; empty when it was not known
+//	u32     the number of interrupt controllers (3), then each as a u32
+//	        length and a kvm_irqchip (520 bytes): the master 8259, the
+//	        slave 8259, the I/O APIC
+//
+// and nothing after. Entries 7 to 9 are always there: a vCPU whose KVM
+// has KVM_CAP_XSAVE has kvm_xsave and kvm_xcrs and an empty kvm_fpu,
+// one without has kvm_fpu alone. Each KVM structure is byte for byte as
+// the kernel defines it on x86-64. The MSRs are, in this order and each
+// only if the vCPU reads it, those KVM_GET_MSR_INDEX_LIST names, then,
+// when the vCPU's CPUID has MTRRs (CPUID.1:EDX bit 12), the MTRRs that
+// list does not name: MTRRdefType (0x2ff), the fixed ranges (0x250,
+// 0x258, 0x259, 0x268-0x26f) when MTRRcap (0xfe) says it has them, and
+// as many variable range pairs, base then mask, as MTRRcap counts
+// (0x200-0x20f for KVM's 8).
+//
+// The fields part holds, in a fixed layout (each string and byte list
+// its u32 length then its bytes, each list its u32 count then its
+// elements, each bool one byte 0 or 1; vmm/statefields.go has it field
+// by field), the memory size in MiB, the boot protocol, the vCPU's TSC
+// frequency (KVM_GET_TSC_KHZ), whether the machine had reported itself
+// ready, the UART's receive buffer and its
+// registers (one byte each), the RTC's index register (one byte), CMOS
 // RAM and the guest's clock offset, each PCI function's configuration
 // space (BAR placement included) and which of its BARs decode, each
 // virtio transport's registers and queues (PFN, last_avail, used index,
-// pending ISR), each network card's MAC address, and each disk image's
-// identity (path, size, device, inode, mtime and its content's
-// FileDigest). Then come the KVM structures, each byte for byte as the
-// kernel defines them on x86-64: the vCPU's (kvm_regs, kvm_sregs,
-// kvm_xsave and kvm_xcrs or kvm_fpu, kvm_debugregs, kvm_lapic_state,
-// kvm_mp_state, kvm_vcpu_events, and the MSRs KVM_GET_MSR_INDEX_LIST
-// names that the vCPU reads, as kvm_msr_entry), the CPUID entries it was
-// given (KVM_SET_CPUID2, as kvm_cpuid_entry2) and the feature leaves of
-// KVM's supported CPUID (KVM_GET_SUPPORTED_CPUID, as kvm_cpuid_entry2)
-// they were checked against, and the VM's (kvm_pit_state2,
-// kvm_clock_data, and the two 8259s and the I/O APIC as kvm_irqchip).
+// pending ISR), each virtio device's network address (one per device,
+// in the transports' order: a network card's MAC as text, six two-digit
+// lower-case hex bytes joined by colons, "52:54:00:12:34:56"; empty for
+// a disk or other device), and each disk image's identity (path, size,
+// device, inode, mtime and its content's FileDigest as the text
+// "crc32c:" then 8 lower-case hex digits, empty when none was recorded).
 // A reader refuses a part with bytes after the last field it knows, so
 // no field can be added unseen: Version changes whenever that content
-// changes, in meaning or in layout.
+// changes, in meaning or in layout (what the MSR list holds included).
 //
 // Version 2 added the memory digest, the TSC frequency and the CPUID
 // entries. Version 3 holds the CPUID entries and the MSRs as the kernel's

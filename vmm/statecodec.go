@@ -143,13 +143,19 @@ func kernelArray(data []byte, what string) ([]byte, error) {
 // bytes. Layout, all integers little-endian u32:
 //
 //	length of the fields part, then the fields part
-//	each of stateBlobs' structures, then the MSRs (kvm_msr_entry array)
-//	  and the CPUID entries (kvm_cpuid_entry2 array), then the record of
-//	  KVM's supported CPUID (KVMCPUID, kvm_cpuid_entry2 array; new in
-//	  version 6), each as its length then its bytes (length 0: none)
-//	the number of interrupt controllers, then each as length and bytes
+//	each of stateBlobs' structures, in its order: regs (144 bytes),
+//	  sregs (312), lapic (1024), vcpu events (64), mp state (4), debug
+//	  registers (128), xsave (4096 or more), xcrs (392), fpu (416), pit2
+//	  (112), clock (48); then the MSRs (kvm_msr_entry array, 16 bytes
+//	  each: msrIndexList's, the MTRRs included), the CPUID entries
+//	  (kvm_cpuid_entry2 array, 40 bytes each), then the record of KVM's
+//	  supported CPUID (KVMCPUID, kvm_cpuid_entry2 array; new in version
+//	  6), each as its length then its bytes (length 0: none)
+//	the number of interrupt controllers (3), then each as length and
+//	  bytes (kvm_irqchip, 520): PIC master, PIC slave, I/O APIC
 //
-// and nothing after. machineState's JSON encoding (all of it in JSON, as
+// and nothing after. xsave, xcrs and fpu each have their length always:
+// with KVM_CAP_XSAVE the fpu's is 0, without it xsave's and xcrs' are. machineState's JSON encoding (all of it in JSON, as
 // format version 3 had it) stays what the tests edit a state as.
 
 // stateBlobs returns st's KVM structures but the interrupt controllers,

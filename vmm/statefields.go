@@ -20,14 +20,21 @@ import (
 // length then its bytes; a slice is its u32 count then its elements.
 // In order:
 //
-//	MemoryMiB, Protocol, VCPU.TSCKHz (u32), Ready
-//	UART: RX, IER, LCR, MCR, LSRErr, SCR, DLL, DLM, FCR, MSR, THRIntr, IRQHigh
-//	RTC: Index, RAM (128 bytes), Offset, Held's Year, Month, Day, Hour, Min, Sec, Nsec
-//	PCI: Addr (u32), Functions: Device, Space, Sizing (6 bools), Decoding (6 bools; version 7)
+//	MemoryMiB, Protocol (1 multiboot, 2 NetBSD's handoff), VCPU.TSCKHz (u32), Ready
+//	UART: RX ([]byte), then IER, LCR, MCR, LSRErr, SCR, DLL, DLM, FCR, MSR
+//	  (one byte each), THRIntr, IRQHigh
+//	RTC: Index (one byte), RAM (128 bytes, no length), Offset (nanoseconds),
+//	  Held's Year, Month, Day, Hour, Min, Sec, Nsec
+//	PCI: Addr (u32), Functions: Device, Space ([]byte, 256), Sizing (6 bools),
+//	  Decoding (6 bools; version 7)
 //	Virtio: Type (u16), Guest (u32), Status, ISR (u8), Sel (u16), Asserted, Broken,
 //	  Queues: PFN (u32), LastAvail, UsedIdx (u16)
-//	MACs (strings)
-//	Disks: Path, ReadOnly, Serial, Size, Dev (u64), Inode (u64), MtimeNs, Content
+//	MACs (strings): one per virtio device, in Virtio's order: a network
+//	  card's address as text, as net.HardwareAddr.String writes it
+//	  ("52:54:00:12:34:56"), "" for a disk or other device
+//	Disks: Path, ReadOnly, Serial, Size, Dev (u64), Inode (u64), MtimeNs,
+//	  Content (text: "crc32c:" and 8 lower-case hex digits, contentDigest's,
+//	  or "" when none was recorded)
 //
 // An empty []byte, string list or slice decodes as nil.
 
