@@ -229,6 +229,17 @@ func (u *UART) readReg(reg uint64) uint8 {
 }
 
 func (u *UART) writeReg(reg uint64, v uint8) {
+	if reg == uartRBR && u.transmits() {
+		// Out may wait (a console nobody reads): not under mu, which
+		// the input pump needs to go on reading the console's keys,
+		// Ctrl-A x among them. Only the vCPU writes THR, so the bytes
+		// still leave in order. A failing console writer must not
+		// stop the guest: the byte is lost as on a disconnected line.
+		_, _ = u.out.Write([]byte{v})
+		if u.OnOutput != nil {
+			u.OnOutput(v)
+		}
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	defer u.update()
@@ -241,13 +252,6 @@ func (u *UART) writeReg(reg uint64, v uint8) {
 		}
 		if u.mcr&mcrLoop != 0 {
 			u.push(v)
-		} else {
-			// A failing console writer must not stop the guest: the
-			// byte is lost as on a disconnected line.
-			_, _ = u.out.Write([]byte{v})
-			if u.OnOutput != nil {
-				u.OnOutput(v)
-			}
 		}
 		// The byte left at once: the holding register is empty again.
 		u.thrIntr = true
@@ -276,6 +280,14 @@ func (u *UART) writeReg(reg uint64, v uint8) {
 	case uartSCR:
 		u.scr = v
 	}
+}
+
+// transmits reports whether a write of THR now sends the byte out: not
+// the divisor latch, not looped back.
+func (u *UART) transmits() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lcr&lcrDLAB == 0 && u.mcr&mcrLoop == 0
 }
 
 func (u *UART) msrValue() uint8 {
