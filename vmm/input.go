@@ -13,8 +13,11 @@ import (
 	"github.com/smolvmm/smolvmm/vmm/devices"
 )
 
-// inputFullWait is how long the pump waits for the guest to drain a full
-// UART receive buffer before it looks again.
+// inputFullWait is how long the pump waits before it looks again when the
+// UART takes no more: its FIFO is full, or the line has not carried the
+// last byte yet (the UART takes host bytes at the guest's line rate, so
+// this is also the pacing's tick: at 115200 baud the line carries 11.5
+// bytes a millisecond, within the FIFO's 16).
 const inputFullWait = time.Millisecond
 
 // inputChunk bounds one read from Config.Input.
@@ -25,7 +28,7 @@ const inputChunk = 256
 const inputHoldLimit = 4096
 
 // inputStallWait is how long the UART must have taken less than
-// inputHoldLimit held bytes, the hold full, before the pump takes the
+// a trickle (inputPump.trickle) of held bytes, the hold full, before the pump takes the
 // guest for one that stopped reading (or reads too slowly to be waited for)
 // and reads the terminal again, dropping what it cannot hold: until then
 // a paste waits in the terminal, as it waits for a slow serial line.
@@ -81,11 +84,16 @@ type inputPump struct {
 // most once, returning (0, nil) when it filtered out all it read, and the
 // machine must be File's only reader while it runs.
 //
+// The UART takes bytes no faster than the guest's serial line carries
+// them (devices.UART.CharTime; about 960 a second at NetBSD's default 9600
+// baud), as many as its 16-byte FIFO holds: the rest wait here or in File.
+//
 // When File is a terminal (it answers TCGETS), Read is called whenever
 // File has data and the UART or a hold of 4 KiB has room, the held bytes
 // handed to the guest in order as it reads: a paste larger than both
 // waits in the terminal while the guest reads, none of it lost. Once the
-// guest has taken no byte for a second, the hold full, Read is called
+// guest has taken next to no byte for a second (less than a quarter of
+// what its line carries in that time), the hold full, Read is called
 // whenever File has data, so that the filter sees every key, a quit key
 // among them, however much was typed or pasted for a guest that hangs:
 // the keys that do not fit in the hold are then dropped as a serial
@@ -104,6 +112,7 @@ type inputUART interface {
 	RXSpace() int
 	Receive(p []byte)
 	Overrun()
+	CharTime() time.Duration
 }
 
 // startInput starts the pump for src; onPanic (or nil) is told of a panic
@@ -222,7 +231,7 @@ func (p *inputPump) pollFile(fd int) {
 // while the UART or the hold has room, what the UART cannot take held
 // (hold) and handed on, checked every inputFullWait, as the guest reads;
 // a full hold leaves the rest in the terminal (backpressure). Once the
-// guest has taken less than a hold's worth in inputStallWait (none: a
+// guest has taken less than a trickle in inputStallWait (none: a
 // hung guest; a trickle: one the paste would outlast) it reads whenever the
 // terminal has data, whatever the room, so that the filter sees every
 // key (the command's Ctrl-A x is for a hung guest, which reads none), and
@@ -231,8 +240,8 @@ func (p *inputPump) pollFile(fd int) {
 func (p *inputPump) pollTerminal(fd int) {
 	buf := make([]byte, inputChunk)
 	// taken is when the hold was last empty or the guest had last taken
-	// a hold's worth since: a guest that reads slower than inputHoldLimit
-	// bytes an inputStallWait counts as stalled, so that a paste queued in
+	// a trickle since: a guest that reads slower than that in an
+	// inputStallWait counts as stalled, so that a paste queued in
 	// the terminal behind a trickle does not hold Ctrl-A x up for long
 	// (each byte a trickle takes leaves the hold room for one more: room
 	// alone says nothing).
@@ -241,7 +250,7 @@ func (p *inputPump) pollTerminal(fd int) {
 		held, moved := p.feedHeld()
 		now := time.Now()
 		since += moved
-		if held == 0 || since >= inputHoldLimit {
+		if held == 0 || since >= p.trickle() {
 			taken, since = now, 0
 		}
 		stalled := now.Sub(taken) >= inputStallWait
@@ -289,6 +298,19 @@ func (p *inputPump) pollTerminal(fd int) {
 			}
 		}
 	}
+}
+
+// trickle is how many bytes the guest must take in inputStallWait to
+// count as reading: a hold's worth, or a quarter of what the line carries
+// in that time if less, for a guest cannot take bytes faster than its line
+// (at 9600 baud, about 960 a second), and the pump, looking every
+// inputFullWait on a loaded host, hands them on slower still.
+func (p *inputPump) trickle() int {
+	n := inputHoldLimit
+	if ct := p.uart.CharTime(); ct > 0 {
+		n = min(n, int(inputStallWait/ct)/4)
+	}
+	return max(n, 1)
 }
 
 // waitReadable polls fd (none when -1) and the wake-up eventfd for at

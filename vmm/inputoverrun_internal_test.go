@@ -3,6 +3,7 @@ package vmm
 import (
 	"bytes"
 	"testing"
+	"time"
 )
 
 // guestReadingUART is an inputUART whose guest reads a byte in the very
@@ -25,6 +26,8 @@ func (u *guestReadingUART) Receive(p []byte) {
 }
 
 func (u *guestReadingUART) Overrun() { u.overrun++ }
+
+func (u *guestReadingUART) CharTime() time.Duration { return 0 }
 
 // TestInputTerminalOverrunKeepsOrder: keys from a terminal past what the
 // pump holds are dropped as an overrun that the UART reports (LSR OE),

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -60,4 +61,30 @@ func TestInputEscapeWhileConsoleStalled(t *testing.T) {
 	<-printed
 	p.stop()
 	cw.Close()
+}
+
+// TestInputEscapeNotPaced: the command's escape keys are the filter's,
+// read from the terminal before the UART: Ctrl-A x typed behind 1000
+// bytes reaches the filter while the guest's 9600-baud line has carried
+// one of them (the guest reads none, its receiver full with the FIFO
+// off), not after the second the line needs for them.
+func TestInputEscapeNotPaced(t *testing.T) {
+	ptm, pts := rawPTY(t)
+	u := devices.NewUART(nil, nil)
+	in, p := startTerminalPump(t, pts, u)
+	typed := append(bytes.Repeat([]byte{'a'}, 1000), 0x01, 'x')
+	go ptm.Write(typed)
+	select {
+	case <-in.quit:
+	case <-time.After(10 * time.Second):
+		p.stop()
+		t.Fatalf("Ctrl-A x not read in 10 s (the filter saw %d bytes)", in.count())
+	}
+	p.mu.Lock() // the read that saw it has handed its bytes on
+	p.mu.Unlock()
+	p.stop()
+	got, _ := drainUART(u, 1)
+	if lsr := lsrOf(u); !bytes.Equal(got, typed[:1]) || lsr&0x01 != 0 {
+		t.Errorf("the guest's receiver held %q (and LSR %#x after it) when the filter saw Ctrl-A x, want the first byte typed alone", got, lsr)
+	}
 }

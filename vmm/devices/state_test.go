@@ -19,6 +19,7 @@ func TestUARTStateRoundTrip(t *testing.T) {
 	wr(a, uartMCR, 0x0B)
 	wr(a, uartSCR, 0x5A)
 	wr(a, uartIER, 0x01) // received data available
+	wr(a, uartIIR, fcrEnable)
 	a.Receive([]byte("hi"))
 	if !irq1.high() {
 		t.Fatal("setup: the line is not high with data and IER RDA")

@@ -3,6 +3,7 @@ package devices
 import (
 	"io"
 	"sync"
+	"time"
 
 	"github.com/smolvmm/smolvmm/bus"
 )
@@ -38,7 +39,10 @@ const (
 	fcrDMA     = 0x08 // DMA mode select
 	fcrTrigger = 0xC0 // receive FIFO trigger level
 
-	lcrDLAB = 0x80
+	lcrWordLen = 0x03 // data bits - 5
+	lcrStop2   = 0x04 // two stop bits (1.5 with 5 data bits)
+	lcrParity  = 0x08
+	lcrDLAB    = 0x80
 
 	mcrDTR  = 0x01
 	mcrRTS  = 0x02
@@ -71,13 +75,34 @@ const (
 	mcrWritable = mcrDTR | mcrRTS | mcrOUT1 | mcrOUT2 | mcrLoop
 )
 
-// uartRXLimit bounds the host-side receive buffer so a flood of input
-// cannot grow memory without limit; excess bytes set the overrun flag.
+// uartRXLimit bounds the receive buffer a restored state may hold: the
+// receiver now holds at most a FIFO's worth (uartFIFODepth), but a
+// snapshot from before it was paced holds up to this many.
 const uartRXLimit = 4096
+
+// uartFIFODepth is the 16550A's receive FIFO; with the FIFO disabled the
+// receiver holds one byte, as a 16450's does.
+const uartFIFODepth = 16
+
+// uartBaseRate is the baud rate of divisor 1: the PC's 1.8432 MHz clock
+// over 16.
+const uartBaseRate = 115200
+
+// uartResetDivisor is the divisor latch of a guest that never programs
+// it: 9600 baud, which a PC BIOS leaves the console at (the 16550 itself
+// resets it to nothing defined). NetBSD programs it from its console speed.
+const uartResetDivisor = 12
 
 // UART is a 16550A serial port (COM1 at 0x3F8 on IRQ 4 on a PC). Transmitted
 // bytes go to Out at once, so the transmitter is always empty; received bytes
-// come from Receive. The interrupt output follows the 16550's priority rules
+// come from Receive, paced as a serial line carries them: at most one a
+// character time at the rate and framing the guest programmed (CharTime),
+// into a 16-byte receive FIFO (one byte with the FIFO off). RXSpace says how
+// many the line has carried since and the FIFO has room for; the caller
+// keeps the rest until then, as a sender waits on flow control, so that a
+// guest reading at the line's rate is never handed more at once than a
+// real port's FIFO: NetBSD's tty drops what one interrupt hands it past its
+// 1 KiB limit. The interrupt output follows the 16550's priority rules
 // and drives its IRQ line level: high while an enabled condition is pending,
 // low once the guest has served it. On the PC's edge-triggered 8259 that is
 // one edge per new event, which is what NetBSD's com(4) waits for once its
@@ -87,7 +112,7 @@ type UART struct {
 	out io.Writer
 	irq bus.IRQ
 
-	rx      []byte
+	rx      []byte // the receive FIFO
 	ier     uint8
 	lcr     uint8
 	mcr     uint8
@@ -99,6 +124,13 @@ type UART struct {
 	thrIntr bool  // THRE interrupt pending (cleared by reading IIR or writing THR)
 	msr     uint8 // delta bits and loopback state
 	irqHigh bool
+
+	// now is the host's monotonic clock (time.Now), a test's clock in
+	// tests; lineAt is when the line finished carrying the last byte it
+	// delivered (zero: idle since the UART was made or restored). Host
+	// times are not machine state: a snapshot has neither.
+	now    func() time.Time
+	lineAt time.Time
 
 	// OnOutput, when set, sees every transmitted byte after it was written
 	// to out (the machine watches for NetBSD's halt message with it).
@@ -113,17 +145,26 @@ func NewUART(out io.Writer, irq bus.IRQ) *UART {
 	if irq == nil {
 		irq = bus.NoIRQ{}
 	}
-	return &UART{out: out, irq: irq, msr: msrDCD | msrDSR | msrCTS, dll: 12}
+	return &UART{out: out, irq: irq, msr: msrDCD | msrDSR | msrCTS, dll: uartResetDivisor, now: time.Now}
 }
 
-// Receive queues bytes typed on the console for the guest to read.
+// Receive hands the guest bytes typed on the console: the first RXSpace
+// of them arrive, the rest are lost as a line's overrun loses them (LSR
+// OE), so a caller hands at most RXSpace and keeps the rest for later.
 func (u *UART) Receive(p []byte) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, b := range p {
-		if !u.push(b) {
-			break
-		}
+	now := u.now()
+	start, due := u.lineDue(now)
+	n := min(len(p), due)
+	for _, b := range p[:n] {
+		u.push(b)
+	}
+	if n > 0 {
+		u.lineAt = start.Add(time.Duration(n) * u.charTime())
+	}
+	if n < len(p) {
+		u.lsrErr |= lsrOE
 	}
 	u.update()
 }
@@ -131,9 +172,9 @@ func (u *UART) Receive(p []byte) {
 // Overrun reports a received byte lost for want of room, as the
 // receiver reports one it drops when full: LSR's overrun bit (OE) is set
 // until the guest reads LSR, with the receiver line status interrupt if
-// enabled. No byte is queued, so the guest still reads what it had, in
-// order; the caller that held the byte back (the machine's input pump)
-// need not race the guest's reads to have it dropped.
+// enabled. No byte is queued, so the guest still reads what it had, in order; the
+// caller that held the byte back (the machine's input pump) need not race
+// the guest's reads to have it dropped.
 func (u *UART) Overrun() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -143,20 +184,84 @@ func (u *UART) Overrun() {
 
 // push appends b to the receiver, or reports an overrun when it is full.
 // Caller holds mu.
-func (u *UART) push(b byte) bool {
-	if len(u.rx) >= uartRXLimit {
+func (u *UART) push(b byte) {
+	if len(u.rx) >= u.depth() {
 		u.lsrErr |= lsrOE
-		return false
+		return
 	}
 	u.rx = append(u.rx, b)
-	return true
 }
 
-// RXSpace reports how many more bytes Receive accepts without overrun.
+// depth is how many bytes the receiver holds. Caller holds mu.
+func (u *UART) depth() int {
+	if u.fcr&fcrEnable != 0 {
+		return uartFIFODepth
+	}
+	return 1
+}
+
+// charTime is how long one character takes on the line at the divisor
+// latch's rate: a start bit, 5 to 8 data bits, the parity bit if enabled
+// and 1, 1.5 or 2 stop bits. Caller holds mu.
+func (u *UART) charTime() time.Duration {
+	div := int64(u.dlm)<<8 | int64(u.dll)
+	if div == 0 {
+		// Undefined on the chip: taken as the fastest rate rather
+		// than a line that carries a byte every few seconds.
+		div = 1
+	}
+	halfBits := int64(2 * (1 + 5 + int(u.lcr&lcrWordLen)))
+	if u.lcr&lcrParity != 0 {
+		halfBits += 2
+	}
+	switch {
+	case u.lcr&lcrStop2 == 0:
+		halfBits += 2
+	case u.lcr&lcrWordLen == 0:
+		halfBits += 3
+	default:
+		halfBits += 4
+	}
+	return time.Duration(halfBits * div * int64(time.Second) / (2 * uartBaseRate))
+}
+
+// lineDue returns how many bytes may arrive at now, the line's carrying
+// them at one a character time and a full receiver holding it back, and
+// when the first of them began: the later of the last byte's arrival and
+// as far back as the receiver's room reaches, for an idle line's bytes
+// arrive no faster than it could have carried them. Caller holds mu.
+func (u *UART) lineDue(now time.Time) (start time.Time, due int) {
+	room := u.depth() - len(u.rx)
+	if room <= 0 {
+		return now, 0
+	}
+	ct := u.charTime()
+	start = now.Add(-time.Duration(room) * ct)
+	if u.lineAt.After(start) {
+		start = u.lineAt
+	}
+	if now.Before(start) {
+		return start, 0
+	}
+	return start, min(room, int(now.Sub(start)/ct))
+}
+
+// RXSpace reports how many bytes Receive accepts now: those the line has
+// carried since the last it delivered, as far as the receiver has room.
 func (u *UART) RXSpace() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return uartRXLimit - len(u.rx)
+	_, due := u.lineDue(u.now())
+	return due
+}
+
+// CharTime is how long the line takes to carry one character at the rate
+// and framing the guest last programmed (115200/divisor baud; from reset,
+// 9600 baud and 7 bits a character).
+func (u *UART) CharTime() time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.charTime()
 }
 
 // Read serves a guest read of a UART register.
@@ -185,6 +290,14 @@ func (u *UART) readReg(reg uint64) uint8 {
 		}
 		if len(u.rx) == 0 {
 			return 0
+		}
+		if len(u.rx) >= u.depth() {
+			// A full receiver held the line back: the byte it
+			// carried waits, as in the shift register, and the one
+			// after it begins now.
+			if held := u.now().Add(-u.charTime()); held.After(u.lineAt) {
+				u.lineAt = held
+			}
 		}
 		b := u.rx[0]
 		u.rx = u.rx[1:]

@@ -1,10 +1,17 @@
 package devices
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // UARTState is a UART's registers and receive buffer, for snapshots.
 type UARTState struct {
-	// RX is the bytes received and not yet read, at most 4096.
+	// RX is the bytes received and not yet read: the receive FIFO's, at
+	// most 16 (one with the FIFO off); a snapshot from before the
+	// receiver was paced holds up to 4096, all of them there to read.
+	// Bytes the line has not carried yet are the host's (the input's),
+	// not the machine's: a snapshot has none of them.
 	RX []byte
 	// IER, LCR, MCR, SCR, FCR and MSR are the registers of those names,
 	// DLL and DLM the divisor latch's low and high bytes, LSRErr the
@@ -39,6 +46,8 @@ func (u *UART) Restore(s UARTState) error {
 	u.ier, u.lcr, u.mcr, u.lsrErr, u.scr = s.IER, s.LCR, s.MCR, s.LSRErr, s.SCR
 	u.dll, u.dlm, u.fcr, u.msr, u.thrIntr = s.DLL, s.DLM, s.FCR, s.MSR, s.THRIntr
 	u.irqHigh = s.IRQHigh
+	// The line is idle from here: no host time is machine state.
+	u.lineAt = time.Time{}
 	u.irq.Set(s.IRQHigh)
 	u.update()
 	return nil

@@ -3,6 +3,7 @@ package devices
 import (
 	"bytes"
 	"testing"
+	"time"
 )
 
 // recIRQ records every level change of an IRQ line.
@@ -107,10 +108,11 @@ func TestUARTTransmitInterrupt(t *testing.T) {
 
 func TestUARTReceive(t *testing.T) {
 	irq := &recIRQ{}
-	u := NewUART(nil, irq)
+	u, clock := pacedUART(irq)
 	wr(u, uartIER, ierRDA)
+	wr(u, uartIIR, fcrEnable)
 	u.Receive([]byte("ab"))
-	if !irq.high() || rd(u, uartIIR) != iirRDA {
+	if !irq.high() || rd(u, uartIIR) != iirRDA|iirFIFOs {
 		t.Fatal("received data must raise RDA")
 	}
 	if rd(u, uartLSR)&lsrDR == 0 {
@@ -122,8 +124,9 @@ func TestUARTReceive(t *testing.T) {
 	if irq.high() || rd(u, uartLSR)&lsrDR != 0 {
 		t.Fatal("an empty receiver must lower the line and clear DR")
 	}
-	// Flooding past the buffer sets overrun once and keeps what fits.
-	u.Receive(make([]byte, uartRXLimit+10))
+	// Flooding past the FIFO sets overrun once and keeps what fits.
+	clock.advance(time.Second)
+	u.Receive(make([]byte, uartFIFODepth+10))
 	if rd(u, uartLSR)&lsrOE == 0 {
 		t.Fatal("overrun not reported")
 	}
@@ -134,8 +137,9 @@ func TestUARTReceive(t *testing.T) {
 		t.Fatalf("RXSpace = %d, want 0", u.RXSpace())
 	}
 	wr(u, uartIIR, fcrEnable|fcrClearRX)
-	if u.RXSpace() != uartRXLimit {
-		t.Fatal("FCR clear-RX must empty the receiver")
+	clock.advance(time.Second)
+	if n := u.RXSpace(); n != uartFIFODepth {
+		t.Fatalf("RXSpace = %d after FCR clear-RX, want %d: it must empty the receiver", n, uartFIFODepth)
 	}
 }
 
