@@ -131,6 +131,9 @@ type UART struct {
 	// times are not machine state: a snapshot has neither.
 	now    func() time.Time
 	lineAt time.Time
+	// lostOE is an overrun reported by Overrun while the receiver held
+	// nothing, shown with the next byte that arrives.
+	lostOE bool
 
 	// OnOutput, when set, sees every transmitted byte after it was written
 	// to out (the machine watches for NetBSD's halt message with it).
@@ -172,12 +175,19 @@ func (u *UART) Receive(p []byte) {
 // Overrun reports a received byte lost for want of room, as the
 // receiver reports one it drops when full: LSR's overrun bit (OE) is set
 // until the guest reads LSR, with the receiver line status interrupt if
-// enabled. No byte is queued, so the guest still reads what it had, in order; the
+// enabled; on an empty receiver, from the next byte's arrival (a real
+// receiver overruns only when it holds data, and NetBSD's com(4) reads RBR
+// whenever LSR shows an error: OE alone would hand it a NUL never typed).
+// No byte is queued, so the guest still reads what it had, in order; the
 // caller that held the byte back (the machine's input pump) need not race
 // the guest's reads to have it dropped.
 func (u *UART) Overrun() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if len(u.rx) == 0 {
+		u.lostOE = true
+		return
+	}
 	u.lsrErr |= lsrOE
 	u.update()
 }
@@ -190,6 +200,10 @@ func (u *UART) push(b byte) {
 		return
 	}
 	u.rx = append(u.rx, b)
+	if u.lostOE {
+		u.lsrErr |= lsrOE
+		u.lostOE = false
+	}
 }
 
 // depth is how many bytes the receiver holds. Caller holds mu.

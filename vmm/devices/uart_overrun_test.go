@@ -9,7 +9,9 @@ import (
 // overrun does (16550: LSR OE set, cleared by the LSR read; the line
 // status interrupt when enabled), and queues no byte: the guest, reading
 // as NetBSD's com(4) does (RBR while LSR shows any receive status, OE
-// included), reads only what it had, in order.
+// included), reads only what it had, in order. On an empty receiver the
+// overrun shows with the next byte: OE alone sent com(4) to read RBR and
+// hand its tty a NUL nobody typed.
 func TestUARTOverrun(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -21,11 +23,13 @@ func TestUARTOverrun(t *testing.T) {
 		{"full, line status interrupt enabled", ierRLS | ierRDA, bytes.Repeat([]byte{'g'}, uartFIFODepth), true, true},
 		{"full, interrupts off", 0, bytes.Repeat([]byte{'g'}, uartFIFODepth), true, false},
 		{"with room, line status interrupt enabled", ierRLS, []byte("ab"), true, true},
+		{"empty, line status interrupt enabled", ierRLS | ierRDA, nil, false, false},
+		{"empty, only data interrupt enabled", ierRDA, nil, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			irq := &recIRQ{}
-			u, _ := pacedUART(irq)
+			u, clock := pacedUART(irq)
 			wr(u, uartIIR, fcrEnable)
 			wr(u, uartIER, tt.ier)
 			u.Receive(tt.had)
@@ -52,6 +56,13 @@ func TestUARTOverrun(t *testing.T) {
 			}
 			if tt.ier&ierRDA == 0 && irq.high() {
 				t.Error("IRQ line still high once LSR was read")
+			}
+			// The next byte shows the overrun not yet reported.
+			clock.advance(u.CharTime())
+			u.Receive([]byte("n"))
+			got, lsrs = comRxLoop(u, 2048)
+			if string(got) != "n" || (lsrs[0]&lsrOE != 0) == tt.wantOE {
+				t.Errorf("next byte: read %q with LSR %#x; want \"n\", overrun %v", got, lsrs, !tt.wantOE)
 			}
 		})
 	}

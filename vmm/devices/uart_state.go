@@ -47,7 +47,7 @@ func (u *UART) Restore(s UARTState) error {
 	u.dll, u.dlm, u.fcr, u.msr, u.thrIntr = s.DLL, s.DLM, s.FCR, s.MSR, s.THRIntr
 	u.irqHigh = s.IRQHigh
 	// The line is idle from here: no host time is machine state.
-	u.lineAt = time.Time{}
+	u.lineAt, u.lostOE = time.Time{}, false
 	u.irq.Set(s.IRQHigh)
 	u.update()
 	return nil
