@@ -89,6 +89,9 @@ const (
 //	onecrashes as onefails, but that one crashes the Go runtime (a panic,
 //	         then the stacks of 40 goroutines)
 //	hang     prints a line and sleeps for a minute
+//	crash    prints a line, "the guest crashed: triple fault" on stderr, exits 2
+//	threadfail prints a line, then the Go runtime's "failed to create new
+//	         OS thread" and "fatal error: newosproc" on stderr, exits 2
 //	serve    maps guest RAM, prints a line, "marker: ready", and runs until SIGTERM, on which
 //	         it writes a ChildReport (with a guest-exit, as smolvmm reports a
 //	         stop) if given --report and exits 130, as smolvmm does
@@ -450,6 +453,11 @@ func fakeVMM(mode string, args []string) int {
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)
 		return 0
+	case "threadfail": // a VMM whose runtime found no thread to create once it had printed
+		fmt.Println("up")
+		fmt.Fprintln(os.Stderr, "runtime: failed to create new OS thread (have 7 already; errno=11)")
+		fmt.Fprintln(os.Stderr, "fatal error: newosproc")
+		return 2
 	}
 	fmt.Fprintln(os.Stderr, "unknown fake mode", mode)
 	return 5

@@ -78,7 +78,9 @@ type ParallelOptions struct {
 // (/proc/PID/smaps_rollup and the guest RAM mapping in /proc/PID/smaps)
 // and they are killed. A VM that cannot start (its process fails to start
 // or exits first, as when the host runs out of memory or file descriptors)
-// keeps its reason in VM.Error; the others are unaffected. Each VM is
+// keeps its reason in VM.Error; the others are unaffected. So does one
+// whose process ended by itself after its ready event but before its
+// memory was read: it did not run with the others. Each VM is
 // the OOM killer's first choice (oom_score_adj 1000), so that under memory
 // pressure VMs fail rather than the bench. N VMs that the
 // host's limits certainly cannot hold (descriptors, processes, tasks) are
@@ -355,6 +357,18 @@ type parallelVM struct {
 	err    error
 	mem    *VMMemory
 	memErr error
+	// end is how the process ended, unless the bench could not start
+	// it; endWhat, when set, says that it ended by itself before its
+	// ready event, and when ("before its ready line").
+	end     *vmEnd
+	endWhat string
+	// gone says that the process had ended by itself after its ready
+	// event but before the bench measured it: it did not run with the
+	// others, and fails.
+	gone bool
+	// oomKills says whether the OOM killer killed a process of the
+	// bench's memory cgroup while the VMs ran (nil: not known).
+	oomKills *bool
 }
 
 // settle reports the VM as started or failed, once.
@@ -443,7 +457,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 }
 
 // follow reads the started VM's console until EOF and reaps its process,
-// then says why it ended if it did not start. Neither wait holds a thread:
+// then keeps how it ended, for result. Neither wait holds a thread:
 // the console is a pipe and the process a pidfd, both served by the
 // runtime's poller (exec.Cmd.Wait alone blocks one in waitid per VM).
 func (v *parallelVM) follow(ready *regexp.Regexp) {
@@ -471,32 +485,71 @@ func (v *parallelVM) follow(ready *regexp.Regexp) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.ready != 0 || v.err != nil {
+	if v.err != nil {
 		return
 	}
-	if v.killed {
-		return // not started in time: result says so
+	// Kept even for a VM that started: one found gone when it was to be
+	// measured failed after all (see sample), and this says how.
+	v.end = v.endOf(waitErr)
+	if v.ready != 0 || v.killed {
+		return // started, or not in time: result says so
 	}
-	status := "exited"
+	v.endWhat = "before its first console byte"
+	if v.first != 0 {
+		v.endWhat = "before its ready line"
+	}
+}
+
+// vmEnd is how a VM's process ended by itself.
+type vmEnd struct {
+	status string // as exec's ProcessState says, or the guest's end
+	// sigkill says that SIGKILL ended it: not the bench's (such a VM
+	// ended by itself), so another process's or the kernel's OOM killer.
+	sigkill bool
+}
+
+// endOf is how the VM's process ended, from exec.Cmd.Wait's error.
+func (v *parallelVM) endOf(waitErr error) *vmEnd {
+	e := &vmEnd{status: "exited"}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(waitErr, &ee):
-		status = ee.ProcessState.String()
+		e.status = ee.ProcessState.String()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			e.sigkill = true
+		}
 	case waitErr != nil:
-		status = waitErr.Error()
+		e.status = waitErr.Error()
 	}
 	// A status the guest chose is its end, not the VMM's failure: the
 	// demo guest's good end is status 1, which "exit status 1" hides.
 	if v.report != "" && (waitErr == nil || ee != nil) {
 		if r, err := readChildReport(v.report); err == nil && r.GuestStatus != nil && *r.GuestStatus == v.cmd.ProcessState.ExitCode() {
-			status = fmt.Sprintf("the guest ended (status %d)", *r.GuestStatus)
+			e.status = fmt.Sprintf("the guest ended (status %d)", *r.GuestStatus)
 		}
 	}
-	what := "before its first console byte"
-	if v.first != 0 {
-		what = "before its ready line"
+	return e
+}
+
+// endError says why a VM that ended by itself did not start: how it
+// ended, when (what), and its standard error's tail; oomKills says
+// whether the OOM killer killed a process of the bench's memory cgroup
+// meanwhile (nil: not known).
+func (v *parallelVM) endError(what string, oomKills *bool) string {
+	status := "exited"
+	if v.end != nil {
+		status = v.end.status
+		if v.end.sigkill {
+			status = "killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first)"
+			if oomKills != nil && *oomKills {
+				status = "killed by the kernel's OOM killer"
+			}
+		}
 	}
 	msg := fmt.Sprintf("%s %s", status, what)
+	if v.stderr == nil {
+		return msg
+	}
 	if s := v.stderr.String(); s != "" {
 		msg += ": " + s
 		// A VMM whose runtime found no thread to create: the same task
@@ -505,7 +558,7 @@ func (v *parallelVM) follow(ready *regexp.Regexp) {
 			msg += startAdvice(syscall.EAGAIN)
 		}
 	}
-	v.err = errors.New(msg)
+	return msg
 }
 
 // vmOOMScoreAdj is the oom_score_adj of each VM of RunParallel: the most,
@@ -662,8 +715,17 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	// here, and flagged.
 	v.stopLocked()
 	pid := v.cmd.Process.Pid
+	// Ended by itself (the bench sends SIGKILL only after this): not a
+	// start that ran with the others, whatever it printed first.
+	if exited(pid) {
+		v.gone = true
+		return
+	}
 	ro, err := ReadRollup(pid)
 	if err != nil {
+		// ErrGone, though it is no zombie yet: it is exiting (its
+		// memory gone first).
+		v.gone = exited(pid) || errors.Is(err, ErrGone)
 		v.memErr = err
 		return
 	}
@@ -672,6 +734,7 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	if guestBytes > 0 {
 		rss, pss, err := guestMapping(pid, guestBytes, guestFile, v.vmmSettled.guestRAMAt())
 		if err != nil {
+			v.gone = exited(pid) || errors.Is(err, ErrGone)
 			v.memErr = err
 			return
 		}
@@ -679,6 +742,19 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	}
 	m.OverheadRSSKiB, m.OverheadPSSKiB = m.RSSKiB-m.GuestRSSKiB, m.PSSKiB-m.GuestPSSKiB
 	v.mem = m
+}
+
+// endedAfterReady says when a VM failed that sample found gone.
+const endedAfterReady = "after its first console byte, before the bench measured it"
+
+// exited reports whether the process pid, a child of the bench, has
+// exited (reaped or not); a stopped one has not.
+func exited(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	// ECHILD: follow has reaped it already. Linux sets si_signo to
+	// SIGCHLD for an exited child, and to 0 when none is.
+	return err != nil || info.Signo != 0
 }
 
 // cutOff ends the wait for the VM at the timeout: a VM not ready by
@@ -716,15 +792,21 @@ func (v *parallelVM) result(t0 int64, timeout time.Duration) VM {
 	if v.first != 0 {
 		r.FirstOutputMS = ms(v.first)
 	}
-	switch {
-	case v.ready != 0:
+	if v.ready != 0 {
 		r.ReadyMS = ms(v.ready)
+	}
+	switch {
+	case v.ready != 0 && !v.gone:
 		r.Memory = v.mem
 		if v.memErr != nil {
 			r.MemoryError = v.memErr.Error()
 		}
 	case v.err != nil:
 		r.Error = v.err.Error()
+	case v.ready != 0:
+		r.Error = v.endError(endedAfterReady, v.oomKills)
+	case v.endWhat != "":
+		r.Error = v.endError(v.endWhat, v.oomKills)
 	default:
 		r.Error = fmt.Sprintf("not started within %v", timeout)
 		if v.stderr == nil {

@@ -46,8 +46,9 @@ type ParallelResults struct {
 	// System and Command are the VMM started N times.
 	System  string   `json:"system"`
 	Command []string `json:"command"`
-	// N VMs were asked for; Started reached their ready event, Failed
-	// did not (their VM.Error says why): Started + Failed == N.
+	// N VMs were asked for; Started reached their ready event and were
+	// still there when measured, Failed did not (their VM.Error says
+	// why): Started + Failed == N.
 	N       int `json:"n"`
 	Started int `json:"started"`
 	Failed  int `json:"failed"`
@@ -96,7 +97,11 @@ type VM struct {
 	StartMS       float64 `json:"start_ms,omitempty"`
 	FirstOutputMS float64 `json:"first_output_ms,omitempty"`
 	ReadyMS       float64 `json:"ready_ms,omitempty"`
-	// Error says why the VM did not start.
+	// Error says why the VM did not start: also one that reached its
+	// ready event (ReadyMS stays) but whose process ended by itself
+	// before the bench measured it, as it did not run with the others
+	// ("exit status 2 after its first console byte, before the bench
+	// measured it: " and its standard error).
 	Error string `json:"error,omitempty"`
 	// Memory is read while every started VM is alive; MemoryError says
 	// why it is missing.
@@ -104,7 +109,8 @@ type VM struct {
 	MemoryError string    `json:"memory_error,omitempty"`
 }
 
-// Started reports whether the VM reached its ready event.
+// Started reports whether the VM reached its ready event and was still
+// there to be measured.
 func (v VM) Started() bool { return v.Error == "" }
 
 // VMMemory is one VM process's memory.
