@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("BENCH_PROC"); mode != "" {
 		os.Exit(procChild(mode))
 	}
+	if procs := os.Getenv("BENCH_OOMBENCH"); procs != "" {
+		os.Exit(oomBench(procs))
+	}
 	os.Exit(m.Run())
 }
 
@@ -90,6 +93,8 @@ const (
 //	         then the stacks of 40 goroutines)
 //	hang     prints a line and sleeps for a minute
 //	crash    prints a line, "the guest crashed: triple fault" on stderr, exits 2
+//	hog      touches ever more memory, 16 MiB at a time (8 GiB at most,
+//	         then exits 6), printing nothing: for the OOM killer to take
 //	threadfail prints a line, then the Go runtime's "failed to create new
 //	         OS thread" and "fatal error: newosproc" on stderr, exits 2
 //	serve    maps guest RAM, prints a line, "marker: ready", and runs until SIGTERM, on which
@@ -453,6 +458,19 @@ func fakeVMM(mode string, args []string) int {
 		fmt.Println("hanging")
 		time.Sleep(time.Minute)
 		return 0
+	case "hog": // a VMM whose guest RAM grows until the OOM killer takes it
+		for total := 0; total < 8<<30; total += 16 << 20 {
+			mem, err := syscall.Mmap(-1, 0, 16<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 4
+			}
+			for i := 0; i < len(mem); i += 4096 {
+				mem[i] = 1
+			}
+		}
+		fmt.Fprintln(os.Stderr, "8 GiB touched, not killed")
+		return 6
 	case "threadfail": // a VMM whose runtime found no thread to create once it had printed
 		fmt.Println("up")
 		fmt.Fprintln(os.Stderr, "runtime: failed to create new OS thread (have 7 already; errno=11)")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,6 +130,10 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 		dir = d
 	}
 
+	// Read again once the VMs are reaped: a VM killed from outside is
+	// said to be the OOM killer's when the count rose.
+	oomBefore, oomErr := readOOMKills(procSelfCgroup, cgroupRoot)
+
 	vms := make([]*parallelVM, o.N)
 	settled := make(chan int, o.N)
 	// Closed when the bench stops waiting: the waits for settled bytes end.
@@ -239,6 +244,14 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	wg.Wait()
 	close(reaped)
 	<-starterDone
+	if oomErr == nil {
+		if after, err := readOOMKills(procSelfCgroup, cgroupRoot); err == nil {
+			rose := after > oomBefore
+			for _, v := range vms {
+				v.oomKills = &rose
+			}
+		}
+	}
 	if ctxErr != nil && !errors.Is(ctxErr, errTimedOut) {
 		return nil, fmt.Errorf("bench: parallel start interrupted: %w", ctxErr)
 	}
@@ -259,6 +272,60 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 }
 
 var errTimedOut = errors.New("timed out")
+
+// Where readOOMKills finds the bench's cgroup; tests replace them.
+var (
+	procSelfCgroup = "/proc/self/cgroup"
+	cgroupRoot     = "/sys/fs/cgroup"
+)
+
+// readOOMKills reads how many processes the OOM killer has killed in the
+// memory cgroup that selfCgroup (/proc/self/cgroup's text) names for the
+// bench, whose VMs are in it too: cgroup v1's memory.oom_control (under
+// root/memory) or v2's memory.events (under root), each's oom_kill line.
+// v1 counts the cgroup's own tasks, v2 its descendants' too; either
+// counts a kill that a limit of the cgroup caused or the host's lack of
+// memory (Linux 4.13 and later). A root cgroup of v2 has no such file.
+func readOOMKills(selfCgroup, root string) (uint64, error) {
+	b, err := os.ReadFile(selfCgroup)
+	if err != nil {
+		return 0, err
+	}
+	var file string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// hierarchy-ID:controller-list:path
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		p := filepath.Clean("/" + parts[2])
+		switch {
+		case hasController(parts[1], "memory"):
+			file = filepath.Join(root, "memory", p, "memory.oom_control")
+		case parts[0] == "0" && parts[1] == "" && file == "":
+			// Beside a v1 memory hierarchy, v2 has no memory controller:
+			// v1's line, wherever it is, wins.
+			file = filepath.Join(root, p, "memory.events")
+		}
+	}
+	if file == "" {
+		return 0, fmt.Errorf("%s: no memory cgroup", selfCgroup)
+	}
+	text, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(text), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: oom_kill %q: %w", file, v, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no oom_kill line", file)
+}
 
 // readNetworkMemory reads the memory of the shared network's process pid
 // (its smaps_rollup) and, when vms is set, how many VMs it says are

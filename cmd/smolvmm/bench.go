@@ -840,15 +840,16 @@ func sharedNetPID(spec string) (string, int, error) {
 }
 
 // parallelHints says, once each, what to change when VMs failed for want
-// of file descriptors or memory, or found their MACs taken or another
-// user's.
+// of file descriptors or memory
+// (the OOM killer's kill too), or found their MACs taken or another
+// user's. The VMs are other processes: their errors come as text.
 func parallelHints(res *bench.ParallelResults) []string {
 	var fds, procs, mem, mac, owner bool
 	for _, v := range res.VMs {
 		owner = owner || strings.Contains(v.Error, netback.RefusedMACOwner.String())
 		fds = fds || strings.Contains(v.Error, "out of file descriptors")
 		procs = procs || strings.Contains(v.Error, "no more processes")
-		mem = mem || strings.Contains(v.Error, "cannot allocate memory")
+		mem = mem || strings.Contains(v.Error, "cannot allocate memory") || strings.Contains(v.Error, "OOM killer")
 		mac = mac || strings.Contains(v.Error, netback.RefusedDuplicateMAC.String())
 	}
 	var hints []string
