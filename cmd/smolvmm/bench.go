@@ -840,14 +840,18 @@ func sharedNetPID(spec string) (string, int, error) {
 }
 
 // parallelHints says, once each, what to change when VMs failed for want
-// of file descriptors or memory
+// of file descriptors (the bench's or the shared network's) or memory
 // (the OOM killer's kill too), or found their MACs taken or another
 // user's. The VMs are other processes: their errors come as text.
 func parallelHints(res *bench.ParallelResults) []string {
-	var fds, procs, mem, mac, owner bool
+	var fds, netFDs, procs, mem, mac, owner bool
+	noDescriptors := netback.RefusedNoDescriptors.String() // "network out of file descriptors"
 	for _, v := range res.VMs {
 		owner = owner || strings.Contains(v.Error, netback.RefusedMACOwner.String())
-		fds = fds || strings.Contains(v.Error, "out of file descriptors")
+		netFDs = netFDs || strings.Contains(v.Error, noDescriptors)
+		// The network's refusal says "out of file descriptors" too, of
+		// its own process, which no limit of the bench's raises.
+		fds = fds || strings.Contains(strings.ReplaceAll(v.Error, noDescriptors, ""), "out of file descriptors")
 		procs = procs || strings.Contains(v.Error, "no more processes")
 		mem = mem || strings.Contains(v.Error, "cannot allocate memory") || strings.Contains(v.Error, "OOM killer")
 		mac = mac || strings.Contains(v.Error, netback.RefusedDuplicateMAC.String())
@@ -855,6 +859,9 @@ func parallelHints(res *bench.ParallelResults) []string {
 	var hints []string
 	if fds {
 		hints = append(hints, "some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel")
+	}
+	if netFDs {
+		hints = append(hints, "the shared network ran out of file descriptors for some VMs: raise the limit of open files where smolvmm net runs (LimitNOFILE= in its systemd unit, or ulimit -n before it) and start it again, or give a smaller --parallel")
 	}
 	if procs {
 		hints = append(hints, "some VMs could not be created as processes: give a smaller --parallel, or raise the task limit that was reached (ulimit -u, sysctl kernel.threads-max or kernel.pid_max, the cgroup's pids.max)")

@@ -7,16 +7,23 @@ import (
 	"github.com/smolvmm/smolvmm/bench"
 )
 
-// A VM the OOM killer took (or most likely took) gets the memory advice.
+// The shared network's refusal for want of descriptors points at the
+// network's limit, not the bench's; a VM the OOM killer took (or most
+// likely took) gets the memory advice.
 func TestParallelHintsNetworkAndOOM(t *testing.T) {
 	const (
-		memory = "some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel"
+		benchFDs = "some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel"
+		netFDs   = "the shared network ran out of file descriptors for some VMs: raise the limit of open files where smolvmm net runs (LimitNOFILE= in its systemd unit, or ulimit -n before it) and start it again, or give a smaller --parallel"
+		memory   = "some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel"
 	)
+	refused := "exit status 1 before its first console byte: smolvmm bench: shared network /run/smolvmm/net.sock refused the VM: network out of file descriptors: the network's process has every file descriptor open that RLIMIT_NOFILE 64 allows (60 VMs joined) (raise the limit of open files where smolvmm net runs: LimitNOFILE= in its systemd unit, or ulimit -n before it; or join fewer VMs)"
 	tests := []struct {
 		name string
 		errs []string
 		want []string
 	}{
+		{"network refused", []string{refused, ""}, []string{netFDs}},
+		{"network refused and bench out", []string{refused, "console pipe: too many open files (out of file descriptors: RLIMIT_NOFILE is 64)"}, []string{benchFDs, netFDs}},
 		{"OOM killer", []string{"killed by the kernel's OOM killer before its first console byte"}, []string{memory}},
 		{"most likely the OOM killer", []string{"killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first) after its first console byte, before the bench measured it"}, []string{memory}},
 		{"another signal", []string{"signal: terminated before its first console byte"}, nil},
