@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	if procs := os.Getenv("BENCH_OOMBENCH"); procs != "" {
 		os.Exit(oomBench(procs))
 	}
+	if pidFile := os.Getenv("BENCH_REPORTBENCH"); pidFile != "" {
+		os.Exit(reportBench(pidFile))
+	}
 	os.Exit(m.Run())
 }
 

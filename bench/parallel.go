@@ -89,7 +89,9 @@ type ParallelOptions struct {
 // is an error: then no more VMs are started, and those started are killed
 // and reaped, unmeasured, before RunParallel returns. On every return the
 // VMs' temporary directory is removed; and should the bench die first
-// (SIGKILL, a crash), the kernel kills its VMs.
+// (SIGKILL, a crash), the kernel kills its VMs, and the next RunParallel
+// of the same user and temporary directory removes that directory (no
+// process holds its lock then).
 func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelResults, error) {
 	if o.N < 1 {
 		return nil, fmt.Errorf("bench: %d parallel VMs: give at least 1", o.N)
@@ -122,10 +124,11 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	}
 	var dir string
 	if t.ReportFlag != "" {
-		d, err := os.MkdirTemp("", "smolvmm-bench")
+		d, lock, err := makeReportDir(os.TempDir())
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
+		defer lock.Close()
 		defer os.RemoveAll(d)
 		dir = d
 	}
@@ -272,6 +275,66 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 }
 
 var errTimedOut = errors.New("timed out")
+
+// reportDirPrefix begins the name of each bench's directory of its VMs'
+// reports (Target.ReportFlag), in the temporary directory.
+const reportDirPrefix = "smolvmm-bench-reports-"
+
+// makeReportDir makes, in tmp, the directory of the VMs' reports, and
+// locks it (flock, held by lock until it is closed), first removing those
+// of benches gone: a bench killed (SIGKILL, the OOM killer) cannot remove
+// its own, and the kernel drops its lock. It is made under another name
+// and renamed once locked, so that no bench takes it for one whose bench
+// is gone before it is locked.
+func makeReportDir(tmp string) (dir string, lock *os.File, err error) {
+	removeStaleReportDirs(tmp)
+	d, err := os.MkdirTemp(tmp, ".smolvmm-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	lock, err = os.Open(d)
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err == nil {
+		dir = filepath.Join(tmp, reportDirPrefix+strings.TrimPrefix(filepath.Base(d), ".smolvmm-bench-"))
+		err = os.Rename(d, dir)
+	}
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		os.Remove(d)
+		return "", nil, fmt.Errorf("reports directory %s: %w", d, err)
+	}
+	return dir, lock, nil
+}
+
+// removeStaleReportDirs removes the report directories in tmp that no
+// bench holds locked: only directories (no symbolic link is followed)
+// that this user owns, as tmp is shared.
+func removeStaleReportDirs(tmp string) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), reportDirPrefix) {
+			continue // a symbolic link is no directory here
+		}
+		path := filepath.Join(tmp, e.Name())
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		// Locked by its bench, or a lock refused (no flock here): kept.
+		if unix.Fstat(fd, &st) == nil && st.Uid == uint32(os.Getuid()) && unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(path)
+		}
+		unix.Close(fd)
+	}
+}
 
 // Where readOOMKills finds the bench's cgroup; tests replace them.
 var (

@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reportBench is the bench of TestRunParallelKilledLeavesNoReports: one
+// VM with a report, never ready, whose PID it writes to pidFile once
+// started (after the bench made its reports' directory); the bench waits
+// a minute for it, long enough to be killed meanwhile.
+func reportBench(pidFile string) int {
+	exe, err := os.Executable()
+	if err != nil {
+		return 1
+	}
+	target := Target{Name: "fake", Path: exe, Env: []string{"BENCH_FAKE=readylate", "BENCH_PIDFILE=" + pidFile}, ReportFlag: "--report"}
+	_, err = RunParallel(context.Background(), target, ParallelOptions{N: 1, Timeout: time.Minute,
+		Ready: regexp.MustCompile("^never"), Config: Config{Kernel: "fake", MemoryMiB: 1}})
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// A bench killed by SIGKILL cannot remove its VMs' reports' directory:
+// the next bench does, and leaves alone what is not such a directory of
+// a bench gone (a live bench's, another user's, a symbolic link).
+func TestRunParallelKilledLeavesNoReports(t *testing.T) {
+	tmp := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "vm.pid")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "BENCH_REPORTBENCH="+pidFile, "TMPDIR="+tmp)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Its VM is started once it writes its PID: the directory is made.
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(pidFile); err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the bench's VM did not start")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if err := waitGone(pidFile); err != nil { // its parent-death signal
+		t.Fatal(err)
+	}
+
+	// What must stay: a live bench's directory, locked; a symbolic link
+	// to a directory; another user's directory (as root, who can make one).
+	live := filepath.Join(tmp, reportDirPrefix+"live")
+	if err := os.Mkdir(live, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Skipf("no flock in %s: %v", tmp, err)
+	}
+	target := t.TempDir()
+	if err := os.WriteFile(filepath.Join(target, "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(tmp, reportDirPrefix+"link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Base(link), filepath.Base(live)}
+	if os.Getuid() == 0 {
+		other := filepath.Join(tmp, reportDirPrefix+"other")
+		if err := os.Mkdir(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, filepath.Base(other))
+	}
+	slices.Sort(want)
+
+	t.Setenv("TMPDIR", tmp)
+	next := fakeTarget(t, "fake", "report")
+	next.GuestBytes, next.ReportFlag = 0, "--report"
+	if _, err := RunParallel(context.Background(), next, ParallelOptions{N: 1, Timeout: 30 * time.Second,
+		Config: Config{Kernel: "fake", MemoryMiB: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s holds %q after the next bench, want %q", tmp, got, want)
+	}
+	if _, err := os.Stat(filepath.Join(target, "keep")); err != nil {
+		t.Errorf("the link's target lost its file: %v", err)
+	}
+}
