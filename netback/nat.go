@@ -1507,7 +1507,7 @@ func (f *udpFlow) close() {
 // the gateway to the guest's, so that the guest's replies go back to that
 // client.
 type udpForward struct {
-	ln   *net.UDPConn
+	ln   udpHostPort
 	dial func() (net.Conn, error) // a connection to the guest's port
 	// lim counts the flows, bounded by maxFlows for this forward and
 	// maxVMFlows for its VM's (forwardFlowLimits when made).
@@ -1520,7 +1520,7 @@ type udpForward struct {
 	wg     sync.WaitGroup // the flows' readers
 }
 
-func newUDPForward(ln *net.UDPConn, lim forwardLimits, dial func() (net.Conn, error)) *udpForward {
+func newUDPForward(ln udpHostPort, lim forwardLimits, dial func() (net.Conn, error)) *udpForward {
 	return &udpForward{ln: ln, dial: dial, lim: lim, maxFlows: forwardFlowLimits.forward,
 		maxVMFlows: forwardFlowLimits.vm, flows: map[netip.AddrPort]*udpFlow{}}
 }
@@ -1529,7 +1529,7 @@ func newUDPForward(ln *net.UDPConn, lim forwardLimits, dial func() (net.Conn, er
 func (p *udpForward) serve() error {
 	buf := make([]byte, udpMaxDatagram)
 	for {
-		k, from, err := p.ln.ReadFromUDPAddrPort(buf)
+		k, from, err := p.ln.readFrom(buf)
 		if err != nil {
 			return err
 		}
@@ -1561,8 +1561,7 @@ func (p *udpForward) flow(from netip.AddrPort) *udpFlow {
 	}
 	var f *udpFlow
 	f = newUDPFlow(c, func(b []byte) error {
-		_, err := p.ln.WriteToUDPAddrPort(b, from)
-		return err
+		return p.ln.writeTo(b, from)
 	}, func() {
 		p.mu.Lock()
 		if p.flows[from] == f {

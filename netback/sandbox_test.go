@@ -44,6 +44,8 @@ func TestMain(m *testing.M) {
 		os.Exit(natChild())
 	case "zoned":
 		os.Exit(zonedChild())
+	case "linklocal":
+		os.Exit(linkLocalChild()) // fwdlinklocal_test.go
 	case "fdhub":
 		os.Exit(fdHubChild()) // hubfd_test.go
 	default:

@@ -92,24 +92,43 @@ type forwardLimits struct {
 func (g *gateway) forward(f Forward, addr netip.Addr, lim forwardLimits) (stop func() error, err error) {
 	local := netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
 	guest := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4(addr.As4()), Port: f.GuestPort}
+	network := forwardNetwork(f.Proto, f.HostAddr)
 	switch f.Proto {
 	case "tcp":
-		ln, err := net.Listen("tcp", local)
-		if err != nil {
-			return nil, forwardListenErr(f, err)
+		var ln io.Closer
+		var accept func() (net.Conn, error)
+		if f.HostAddr.Is6() {
+			rl, err := listenRawTCP(netip.AddrPortFrom(f.HostAddr, f.HostPort))
+			if err != nil {
+				return nil, forwardListenErr(f, err)
+			}
+			ln, accept = rl, func() (net.Conn, error) { return acceptRaw(rl) }
+		} else {
+			nl, err := net.Listen(network, local)
+			if err != nil {
+				return nil, forwardListenErr(f, err)
+			}
+			ln, accept = nl, nl.Accept
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		t := &tcpForward{g: g, ln: ln, guest: guest, lim: lim, ctx: ctx, cancel: cancel}
+		t := &tcpForward{g: g, ln: ln, accept: accept, guest: guest, lim: lim, ctx: ctx, cancel: cancel}
 		g.wg.Add(1)
 		go t.serve()
 		return t.close, nil
 	case "udp":
 		addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(f.HostAddr, f.HostPort))
-		lc, err := net.ListenUDP("udp", addr)
+		lc, err := net.ListenUDP(network, addr)
 		if err != nil {
 			return nil, forwardListenErr(f, err)
 		}
-		p := newUDPForward(lc, lim, func() (net.Conn, error) {
+		var port udpHostPort = netUDPPort{lc}
+		if f.HostAddr.Is6() {
+			if port, err = newRawUDPPort(lc); err != nil {
+				lc.Close()
+				return nil, forwardListenErr(f, err)
+			}
+		}
+		p := newUDPForward(port, lim, func() (net.Conn, error) {
 			return gonet.DialUDP(g.stack, nil, &guest, ipv4.ProtocolNumber)
 		})
 		g.goServe(p.serve)
@@ -130,9 +149,9 @@ func CheckForwardPorts(fs []Forward) error {
 		var err error
 		switch f.Proto {
 		case "tcp":
-			c, err = net.Listen("tcp", ap.String())
+			c, err = net.Listen(forwardNetwork(f.Proto, f.HostAddr), ap.String())
 		case "udp":
-			c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+			c, err = net.ListenUDP(forwardNetwork(f.Proto, f.HostAddr), net.UDPAddrFromAddrPort(ap))
 		default:
 			return fmt.Errorf("port forward %s: protocol %q is neither tcp nor udp", f, f.Proto)
 		}
@@ -162,11 +181,13 @@ func forwardListenErr(f Forward, err error) error {
 
 // tcpForward relays connections accepted on a host port to the guest.
 type tcpForward struct {
-	g     *gateway
-	ln    net.Listener
-	guest tcpip.FullAddress
-	conns connSet // host and guest sides of the relays
-	lim   forwardLimits
+	g  *gateway
+	ln io.Closer // the host socket
+	// accept is ln's next connection (acceptRaw on an IPv6 address).
+	accept func() (net.Conn, error)
+	guest  tcpip.FullAddress
+	conns  connSet // host and guest sides of the relays
+	lim    forwardLimits
 	// pending counts this forward's connections waiting for the guest.
 	pending atomic.Int64
 	// ctx ends the dials to the guest when the forward closes.
@@ -234,7 +255,7 @@ func (l forwardLimits) releaseFlow() {
 func (t *tcpForward) serve() {
 	defer t.g.wg.Done()
 	for {
-		c, err := t.ln.Accept()
+		c, err := t.accept()
 		if err != nil {
 			return
 		}
@@ -275,7 +296,7 @@ func (t *tcpForward) relay(host net.Conn) {
 		close(done)
 	}()
 	_, _ = io.Copy(host, guest)
-	if hc, ok := host.(*net.TCPConn); ok {
+	if hc, ok := host.(interface{ CloseWrite() error }); ok {
 		_ = hc.CloseWrite()
 	}
 	<-done
