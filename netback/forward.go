@@ -31,11 +31,25 @@ var ErrBadForward = errors.New("malformed port forward")
 var ErrSameHostPort = errors.New("host port given twice")
 
 // SameHostPort reports whether forwards a and b would listen on one host
-// socket: one protocol and port, on one address or with either on all of
-// them (0.0.0.0 or ::, which take the port on every address).
+// socket: one protocol and port, on one address or with either on all the
+// other's: :: takes the port on every address, IPv4's too; 0.0.0.0 only
+// on IPv4's (a forward there listens on IPv4 alone), so 0.0.0.0 and ::1
+// are two sockets.
 func SameHostPort(a, b Forward) bool {
 	return a.Proto == b.Proto && a.HostPort == b.HostPort &&
-		(a.HostAddr == b.HostAddr || a.HostAddr.IsUnspecified() || b.HostAddr.IsUnspecified())
+		(a.HostAddr == b.HostAddr || takesPortOf(a.HostAddr, b.HostAddr) || takesPortOf(b.HostAddr, a.HostAddr))
+}
+
+// takesPortOf reports whether a socket bound to all, an unspecified
+// address, holds the same port on addr.
+func takesPortOf(all, addr netip.Addr) bool {
+	switch all {
+	case netip.IPv6Unspecified():
+		return true
+	case netip.IPv4Unspecified():
+		return addr.Is4() || addr.Is4In6()
+	}
+	return false
 }
 
 // CheckForwards refuses forwards of one VM that name one host port twice
