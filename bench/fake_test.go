@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,8 +36,8 @@ func TestMain(m *testing.M) {
 	if procs := os.Getenv("BENCH_OOMBENCH"); procs != "" {
 		os.Exit(oomBench(procs))
 	}
-	if pidFile := os.Getenv("BENCH_REPORTBENCH"); pidFile != "" {
-		os.Exit(reportBench(pidFile))
+	if mode, pidFile, ok := strings.Cut(os.Getenv("BENCH_REPORTBENCH"), ":"); ok {
+		os.Exit(reportBench(pidFile, mode == "parallel"))
 	}
 	os.Exit(m.Run())
 }

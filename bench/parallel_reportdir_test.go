@@ -14,18 +14,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reportBench is the bench of TestRunParallelKilledLeavesNoReports: one
-// VM with a report, never ready, whose PID it writes to pidFile once
-// started (after the bench made its reports' directory); the bench waits
-// a minute for it, long enough to be killed meanwhile.
-func reportBench(pidFile string) int {
+// reportBench is the bench of TestKilledBenchLeavesNoReports: one VM
+// with a report, never ready, whose PID it writes to pidFile once started
+// (after the bench made its reports' directory); the bench, parallel
+// (RunParallel) or not (RunBoot), waits a minute for it, long enough to
+// be killed meanwhile.
+func reportBench(pidFile string, parallel bool) int {
 	exe, err := os.Executable()
 	if err != nil {
 		return 1
 	}
 	target := Target{Name: "fake", Path: exe, Env: []string{"BENCH_FAKE=readylate", "BENCH_PIDFILE=" + pidFile}, ReportFlag: "--report"}
-	_, err = RunParallel(context.Background(), target, ParallelOptions{N: 1, Timeout: time.Minute,
-		Ready: regexp.MustCompile("^never"), Config: Config{Kernel: "fake", MemoryMiB: 1}})
+	never := regexp.MustCompile("^never")
+	if parallel {
+		_, err = RunParallel(context.Background(), target, ParallelOptions{N: 1, Timeout: time.Minute,
+			Ready: never, Config: Config{Kernel: "fake", MemoryMiB: 1}})
+	} else {
+		_, err = RunBoot(context.Background(), target, BootOptions{Ready: Ready{Pattern: never}, Timeout: time.Minute})
+	}
 	if err != nil {
 		return 1
 	}
@@ -34,8 +40,20 @@ func reportBench(pidFile string) int {
 
 // A bench killed by SIGKILL cannot remove its VMs' reports' directory:
 // the next bench does, and leaves alone what is not such a directory of
-// a bench gone (a live bench's, another user's, a symbolic link).
-func TestRunParallelKilledLeavesNoReports(t *testing.T) {
+// a bench gone (a live bench's, another user's, a symbolic link). The
+// sequential bench (RunBoot) made its own with os.MkdirTemp, left for
+// good.
+func TestKilledBenchLeavesNoReports(t *testing.T) {
+	for _, parallel := range []bool{true, false} {
+		name := "sequential"
+		if parallel {
+			name = "parallel"
+		}
+		t.Run(name, func(t *testing.T) { testKilledBenchLeavesNoReports(t, parallel) })
+	}
+}
+
+func testKilledBenchLeavesNoReports(t *testing.T, parallel bool) {
 	tmp := t.TempDir()
 	pidFile := filepath.Join(t.TempDir(), "vm.pid")
 	exe, err := os.Executable()
@@ -43,7 +61,11 @@ func TestRunParallelKilledLeavesNoReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "BENCH_REPORTBENCH="+pidFile, "TMPDIR="+tmp)
+	mode := "parallel"
+	if !parallel {
+		mode = "sequential"
+	}
+	cmd.Env = append(os.Environ(), "BENCH_REPORTBENCH="+mode+":"+pidFile, "TMPDIR="+tmp)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -332,10 +332,13 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	args := t.Args
 	var report string
 	if t.ReportFlag != "" {
-		dir, err := os.MkdirTemp("", "smolvmm-bench")
+		// Locked, so that a bench killed meanwhile has it removed by
+		// the next (parallel.go).
+		dir, lock, err := makeReportDir(os.TempDir())
 		if err != nil {
 			return fail(err, nil)
 		}
+		defer lock.Close()
 		defer os.RemoveAll(dir)
 		report = filepath.Join(dir, "report.json")
 		args = append(append([]string(nil), args...), t.ReportFlag, report)
