@@ -70,9 +70,11 @@ func testKilledBenchLeavesNoReports(t *testing.T, parallel bool) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Its VM is started once it writes its PID: the directory is made.
+	// Its VM is started once it has written its PID: the directory is
+	// made. The file is there empty first (os.WriteFile creates, then
+	// writes), and waitGone needs the PID.
 	for end := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(pidFile); err == nil {
+		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 {
 			break
 		}
 		if time.Now().After(end) {
