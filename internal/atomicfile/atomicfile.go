@@ -221,10 +221,13 @@ func WriteContext(ctx context.Context, path string, perm os.FileMode, write func
 			uid, gid = int(sys.Uid), int(sys.Gid)
 		}
 	}
-	f, dir, err := createTemp(path, create)
+	f, dir, lock, err := createTemp(path, create)
 	if err != nil {
 		return err
 	}
+	// Closed last, once the temporary is renamed or removed: until then
+	// no other run takes it for one a killed run left.
+	defer lock.Close()
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -481,23 +484,47 @@ var CommitHook func(stage string)
 // mode perm less the umask. os.CreateTemp would make it 0600, and a
 // chmod to perm afterwards would ignore the umask; reading the umask
 // instead would race with any other goroutine that sets it.
-func createTemp(target string, perm os.FileMode) (*os.File, string, error) {
+//
+// The temporary is locked (flock) through lock, a second descriptor of
+// its open file, so that the lock outlasts f's Close until the caller
+// closes lock, after the rename or removal: a run killed while writing
+// (SIGKILL, the OOM killer) cannot remove its temporary, and the kernel
+// drops its lock, which is how createTemp, before it makes a new one,
+// tells the temporaries for target that such runs left from those being
+// written now (removeStaleTemps). lock is nil where the file system has
+// no flock; its Close is then a no-op error.
+func createTemp(target string, perm os.FileMode) (f *os.File, dir string, lock *os.File, err error) {
 	dir, base := filepath.Split(target)
 	if dir == "" {
 		dir = "."
 	}
 	pattern := tempPattern(base)
 	prefix, suffix, _ := strings.Cut(pattern, "*")
-	var f *os.File
-	var err error
+	removeStaleTemps(dir, prefix, suffix)
 	for range 10000 {
 		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10)+suffix)
 		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
-		if !errors.Is(err, fs.ErrExist) {
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
 			break
 		}
+		var kept bool
+		lock, kept, err = lockTemp(f)
+		if err != nil || kept {
+			break
+		}
+		// Another run's removeStaleTemps took it, unlocked, between its
+		// creation and the lock: another name.
+		f.Close()
+		f, err = nil, fs.ErrExist
 	}
 	if err != nil {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
 		// The temporary file's random name says nothing to the reader:
 		// name the directory, and keep the cause (fs.ErrNotExist for a
 		// missing directory).
@@ -505,9 +532,97 @@ func createTemp(target string, perm os.FileMode) (*os.File, string, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, dir, &DirError{Dir: filepath.Clean(dir), Err: err}
+		return nil, dir, nil, &DirError{Dir: filepath.Clean(dir), Err: err}
 	}
-	return f, dir, nil
+	return f, dir, lock, nil
+}
+
+// lockTemp locks f, a temporary just created, through a duplicate of its
+// descriptor, which it returns (nil when the file system has no flock),
+// and says whether f's name still names it: removeStaleTemps may have
+// removed it before the lock was taken.
+func lockTemp(f *os.File) (lock *os.File, kept bool, err error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("dup %s: %w", f.Name(), err)
+	}
+	lock = os.NewFile(uintptr(fd), f.Name())
+	// Blocking: removeStaleTemps holds a lock only to look and remove.
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		// No flock here (NFS without locks, some FUSE): removeStaleTemps
+		// keeps every temporary, so none is taken from under us.
+		lock.Close()
+		return nil, true, nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		lock.Close()
+		return nil, false, err
+	}
+	if now, err := os.Lstat(f.Name()); err != nil || !os.SameFile(now, st) {
+		lock.Close()
+		return nil, false, nil
+	}
+	return lock, true, nil
+}
+
+// removeStaleTemps removes, from dir, the temporaries for one target
+// (named prefix, createTemp's random digits, suffix) that no run holds
+// locked: those of runs killed while writing. Only regular files this
+// user owns are removed, opened without following a symbolic link, as
+// dir may be shared (/tmp); a temporary whose lock is refused (no flock
+// on this file system) is kept, as it may be being written.
+func removeStaleTemps(dir, prefix, suffix string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		digits, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok {
+			digits, ok = strings.CutSuffix(digits, suffix)
+		}
+		if !ok || !isRandomPart(digits) || !e.Type().IsRegular() {
+			continue
+		}
+		removeIfStale(filepath.Join(dir, e.Name()))
+	}
+}
+
+// isRandomPart says whether s can be createTemp's random part: the
+// decimal digits of a uint32.
+func isRandomPart(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// removeIfStale removes path, a temporary, if it is a regular file of
+// this user that it can lock at once, and only while it holds the lock,
+// so that the run that created it, locking it next, sees it gone.
+func removeIfStale(path string) {
+	// O_NONBLOCK: a FIFO put there since the listing must not hang us.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st, now unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != uint32(os.Geteuid()) {
+		return
+	}
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return // being written, or no flock here
+	}
+	if unix.Lstat(path, &now) == nil && now.Dev == st.Dev && now.Ino == st.Ino {
+		unix.Unlink(path)
+	}
 }
 
 // maxTempBase is the longest base name a temporary's name holds whole:
@@ -552,10 +667,11 @@ func Check(path string) error {
 	if err != nil {
 		return err
 	}
-	f, _, err := createTemp(target, 0o600)
+	f, _, lock, err := createTemp(target, 0o600)
 	if err != nil {
 		return err
 	}
+	defer lock.Close()
 	f.Close()
 	return os.Remove(f.Name())
 }
