@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	if mode, pidFile, ok := strings.Cut(os.Getenv("BENCH_REPORTBENCH"), ":"); ok {
 		os.Exit(reportBench(pidFile, mode == "parallel"))
 	}
+	if os.Getenv("BENCH_HOLDTEMPDIR") != "" {
+		os.Exit(holdTempDir())
+	}
 	os.Exit(m.Run())
 }
 

@@ -280,13 +280,32 @@ var errTimedOut = errors.New("timed out")
 // reports (Target.ReportFlag), in the temporary directory.
 const reportDirPrefix = "smolvmm-bench-reports-"
 
+// filesDirPrefix begins the name of each directory MakeTempDir makes.
+const filesDirPrefix = "smolvmm-bench-files-"
+
+// MakeTempDir makes, in the temporary directory (os.TempDir), a
+// directory for a bench's own files (the guest or a decompressed kernel
+// QEMU is given), and locks it (flock, held by lock until it is
+// closed), first removing those of benches gone, as for the VMs'
+// reports: the caller removes the directory, then closes lock; a bench
+// killed before it could is cleaned up after by the next bench.
+func MakeTempDir() (dir string, lock *os.File, err error) {
+	return makeTempDir(os.TempDir(), filesDirPrefix)
+}
+
 // makeReportDir makes, in tmp, the directory of the VMs' reports, and
 // locks it (flock, held by lock until it is closed), first removing those
 // of benches gone: a bench killed (SIGKILL, the OOM killer) cannot remove
-// its own, and the kernel drops its lock. It is made under another name
-// and renamed once locked, so that no bench takes it for one whose bench
-// is gone before it is locked.
+// its own, and the kernel drops its lock.
 func makeReportDir(tmp string) (dir string, lock *os.File, err error) {
+	return makeTempDir(tmp, reportDirPrefix)
+}
+
+// makeTempDir makes and locks, in tmp, a directory named prefix and a
+// random part, after removeStaleReportDirs. It is made under another
+// name and renamed once locked, so that no bench takes it for one whose
+// bench is gone before it is locked.
+func makeTempDir(tmp, prefix string) (dir string, lock *os.File, err error) {
 	removeStaleReportDirs(tmp)
 	d, err := os.MkdirTemp(tmp, ".smolvmm-bench-")
 	if err != nil {
@@ -297,7 +316,7 @@ func makeReportDir(tmp string) (dir string, lock *os.File, err error) {
 		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	}
 	if err == nil {
-		dir = filepath.Join(tmp, reportDirPrefix+strings.TrimPrefix(filepath.Base(d), ".smolvmm-bench-"))
+		dir = filepath.Join(tmp, prefix+strings.TrimPrefix(filepath.Base(d), ".smolvmm-bench-"))
 		err = os.Rename(d, dir)
 	}
 	if err != nil {
@@ -305,21 +324,22 @@ func makeReportDir(tmp string) (dir string, lock *os.File, err error) {
 			lock.Close()
 		}
 		os.Remove(d)
-		return "", nil, fmt.Errorf("reports directory %s: %w", d, err)
+		return "", nil, fmt.Errorf("bench directory %s: %w", d, err)
 	}
 	return dir, lock, nil
 }
 
-// removeStaleReportDirs removes the report directories in tmp that no
-// bench holds locked: only directories (no symbolic link is followed)
-// that this user owns, as tmp is shared.
+// removeStaleReportDirs removes the directories of benches in tmp (the
+// VMs' reports, MakeTempDir's) that no bench holds locked: only
+// directories (no symbolic link is followed) that this user owns, as tmp
+// is shared.
 func removeStaleReportDirs(tmp string) {
 	entries, err := os.ReadDir(tmp)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), reportDirPrefix) {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), reportDirPrefix) && !strings.HasPrefix(e.Name(), filesDirPrefix) {
 			continue // a symbolic link is no directory here
 		}
 		path := filepath.Join(tmp, e.Name())

@@ -394,10 +394,13 @@ func benchAction(c *cli.Context) error {
 	if c.String("compare") == "qemu" {
 		// QEMU needs the demo guest as a file, and a gzipped kernel
 		// decompressed.
-		dir, err := os.MkdirTemp("", "smolvmm-bench")
+		// Locked while this bench runs, so that the next bench
+		// removes it if this one is killed.
+		dir, lock, err := bench.MakeTempDir()
 		if err != nil {
-			return err
+			return fmt.Errorf("smolvmm bench: --compare qemu: %w", err)
 		}
+		defer lock.Close()
 		defer os.RemoveAll(dir)
 		qk := filepath.Join(dir, "demo.elf")
 		if kernel == "" {
