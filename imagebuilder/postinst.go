@@ -20,6 +20,7 @@ import (
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"github.com/smolvmm/smolvmm/internal/staledir"
 	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/service"
 	"golang.org/x/sys/unix"
@@ -113,7 +114,10 @@ func scriptUser() (identity, error) {
 // When root builds, the script runs in a user namespace of its own in
 // which it is nobody (see runScript), and every process of the build's
 // id, what left the group (setsid) too, is killed when it ends (see
-// killUser). The staging directory is removed however the step ends.
+// killUser). The staging directory is removed however the step ends;
+// one that a build killed (SIGKILL) left is removed by the next, which
+// first kills what the dead build's scripts left running when it was
+// root (see removeDeadStaging).
 //
 // The scripts run on the host, without a chroot (NetBSD binaries do not
 // run there), so a symlink of t is staged so that following it never
@@ -130,6 +134,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 		return err
 	}
 	warnIgnored(s, log)
+	removeDeadStaging()
 	if len(scripts) == 0 {
 		return nil
 	}
@@ -137,11 +142,17 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "smolvmm-postinst-")
+	// Locked for the build's life, with the scripts' user recorded in
+	// it: see removeDeadStaging.
+	var note []byte
+	if id.drop {
+		note = []byte(strconv.FormatUint(uint64(id.uid), 10))
+	}
+	tmp, removeStage, err := staledir.Make(stagePrefix+"*", note)
 	if err != nil {
 		return &StageDirError{TempDir: os.TempDir(), Err: err}
 	}
-	defer os.RemoveAll(tmp)
+	defer removeStage()
 	// One absolute path without symlinks, for staging, the scripts'
 	// working directory and the recognition of staging paths in the
 	// symlinks they write: a shell's pwd prints the resolved path, and
@@ -217,6 +228,31 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	}
 	t.Root = root
 	return nil
+}
+
+// stagePrefix begins the name of a postinst staging directory in
+// os.TempDir().
+const stagePrefix = "smolvmm-postinst-"
+
+// removeDeadStaging removes the staging directories that builds of this
+// user left when they were killed (see staledir: each build holds its
+// own locked). A root build's scripts ran as an id of that build's own
+// (see buildIDs), which it recorded in the directory: every process of
+// that id is what the dead build's scripts left running (in their
+// group or not), and is killed first, by the /proc scan killUser makes
+// (no process need take that id, as kill(-1) would). A build that is not
+// root records nothing: its scripts ran as the builder, whose other
+// processes are no build's; its script's shell died with it (Pdeathsig).
+func removeDeadStaging() {
+	staledir.RemoveDead(stagePrefix, func(_ string, note []byte) {
+		uid, err := strconv.ParseUint(string(note), 10, 32)
+		// Only an id a root build may pick: never root's, nor one of
+		// the users' range below 1000, nor nobody's.
+		if err != nil || os.Geteuid() != 0 || uid < 1000 || uid == 65534 || uid == 65535 || uid >= 0xfffffffe {
+			return
+		}
+		killUser(uint32(uid))
+	})
 }
 
 // warnIgnored writes to log one warning naming the files of the
@@ -343,7 +379,12 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 		// done: a job the script put in the background would otherwise
 		// hold its output (and the build) open, or run on after it, in
 		// a deleted staging directory.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// Pdeathsig: a build killed (SIGKILL, the OOM killer) takes the
+		// script's shell with it; what the shell started is then killed
+		// by the next build (see removeDeadStaging). The signal follows
+		// the death of the thread that started the shell, which the Go
+		// runtime does not end while the process runs (none is locked).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if id.drop {
 			// No supplementary groups: root's would stay the script's.
 			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.uid, Gid: id.gid, Groups: []uint32{}}

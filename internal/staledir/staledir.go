@@ -1,0 +1,121 @@
+// Package staledir makes temporary directories that a process holds
+// locked (flock(2)) for as long as it uses them, so that one left by a
+// process that was killed (SIGKILL, the OOM killer), whose lock the
+// kernel released, can be told from one in use and removed by the next
+// process that makes one of the same kind.
+package staledir
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockName is the file in the directory whose flock its maker holds.
+const lockName = "lock"
+
+// maxNote bounds the note a dead directory's lock file is read for.
+const maxNote = 4096
+
+// Make makes a directory in os.TempDir() as os.MkdirTemp(pattern) does
+// (mode 0700), holding a file "lock" that holds note and that the
+// process keeps flock'ed until release, which removes the directory and
+// then drops the lock. A directory whose lock no process holds was left
+// by a maker that died: RemoveDead removes it.
+func Make(pattern string, note []byte) (dir string, release func(), err error) {
+	dir, err = os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", nil, err
+	}
+	var lock *os.File
+	release = func() {
+		os.RemoveAll(dir)
+		if lock != nil {
+			lock.Close()
+		}
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	// Written and locked under another name, then renamed into place:
+	// RemoveDead never finds the lock free, or its note partial, before
+	// it is held.
+	lock, err = os.OpenFile(filepath.Join(dir, lockName+".new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return "", nil, fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	if _, err := lock.Write(note); err != nil {
+		return "", nil, err
+	}
+	if err := os.Rename(lock.Name(), filepath.Join(dir, lockName)); err != nil {
+		return "", nil, err
+	}
+	return dir, release, nil
+}
+
+// RemoveDead removes the directories of os.TempDir() whose names begin
+// with prefix that a process of this user made with Make and left when
+// it died: one of this user's, that no other user may write in, whose
+// lock no process holds. It holds the lock itself while it calls
+// before, when not nil, with the directory and the note its maker gave,
+// and then removes the directory (symlinks are removed, never followed).
+// Any other is left alone: another user's, a live process's, one made
+// without a lock. Best effort: a directory it cannot remove costs
+// nothing but its room.
+func RemoveDead(prefix string, before func(dir string, note []byte)) {
+	tmp := os.TempDir()
+	es, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range es {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(tmp, e.Name())
+		st, err := os.Lstat(dir)
+		if err != nil || !st.IsDir() || st.Mode().Perm()&0o022 != 0 {
+			continue
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != os.Geteuid() {
+			continue
+		}
+		removeIfDead(dir, before)
+	}
+}
+
+// removeIfDead removes dir when no process holds its lock, holding the
+// lock itself meanwhile.
+func removeIfDead(dir string, before func(dir string, note []byte)) {
+	fd, err := unix.Open(filepath.Join(dir, lockName), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(dir, lockName))
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != os.Geteuid() {
+		return
+	}
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	if before != nil {
+		note, err := io.ReadAll(io.LimitReader(f, maxNote))
+		if err != nil {
+			return
+		}
+		before(dir, note)
+	}
+	os.RemoveAll(dir)
+}

@@ -1,0 +1,59 @@
+package staledir
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestRemoveDead: RemoveDead removes a directory whose lock no process
+// holds, giving its note first, and leaves a live one, one others may
+// write in, one without a lock, and a symlink to a dead one.
+func TestRemoveDead(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	live, release, err := Make("p-*", []byte("live"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	dead := func(name string, mode os.FileMode) string {
+		d := filepath.Join(tmp, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, lockName), []byte("note of "+name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	gone := dead("p-dead", 0o710)
+	open := dead("p-open", 0o777)
+	other := dead("q-dead", 0o700)
+	nolock := filepath.Join(tmp, "p-nolock")
+	os.Mkdir(nolock, 0o700)
+	link := filepath.Join(tmp, "p-link")
+	if err := os.Symlink(other, link); err != nil {
+		t.Fatal(err)
+	}
+	notes := map[string]string{}
+	RemoveDead("p-", func(dir string, note []byte) { notes[dir] = string(note) })
+	for _, tc := range []struct {
+		dir  string
+		kept bool
+	}{{live, true}, {gone, false}, {open, true}, {other, true}, {nolock, true}, {link, true}} {
+		if _, err := os.Lstat(tc.dir); (err == nil) != tc.kept {
+			t.Errorf("%s: kept %v, want %v", tc.dir, err == nil, tc.kept)
+		}
+	}
+	if len(notes) != 1 || notes[gone] != "note of p-dead" {
+		t.Errorf("notes given %q, want only p-dead's", notes)
+	}
+	release()
+	if _, err := os.Lstat(live); err == nil {
+		t.Errorf("%s left after its release", live)
+	}
+}
