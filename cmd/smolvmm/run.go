@@ -21,6 +21,7 @@ import (
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/internal/staledir"
 	"github.com/smolvmm/smolvmm/internal/starttime"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
@@ -170,10 +171,12 @@ func runSignals(ctx context.Context) (context.Context, context.CancelFunc) {
 // of --share images.
 func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 	var temps []string
+	var releases []func()
 	cleanup = func() {
-		for _, p := range temps {
-			os.RemoveAll(p)
+		for _, release := range releases {
+			release()
 		}
+		releases = nil
 	}
 	if err := checkRunFlags(c); err != nil {
 		return cfg, cleanup, err
@@ -211,16 +214,24 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		}
 		cfg.Disks = append(cfg.Disks, d)
 	}
+	if len(c.StringSlice("share")) > 0 {
+		// What a run killed while it built its images left (SIGKILL,
+		// the OOM killer: no cleanup ran), as big as its shares.
+		staledir.RemoveDead(shareTempPrefix, nil)
+	}
 	for _, spec := range c.StringSlice("share") {
 		dir, ro, _ := parseShareSpec(spec) // checked by checkRunFlags
 		// A directory of its own per image: a share holding TMPDIR
 		// (--share /tmp) leaves out the run's temporaries, this image
-		// and the earlier shares' alike, by device and inode.
-		tmp, err := os.MkdirTemp("", "smolvmm-share-*")
+		// and the earlier shares' alike, by device and inode. Locked
+		// until cleanup, so that a later run removes it only once this
+		// one has died.
+		tmp, release, err := staledir.Make(shareTempPrefix+"*", nil)
 		if err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
 		}
 		temps = append(temps, tmp)
+		releases = append(releases, release)
 		img := filepath.Join(tmp, "share.img")
 		if err := imagebuilder.BuildDataImageTemporary(ctx, dir, img, imagebuilder.DataFAT32, 0, temps...); err != nil {
 			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
@@ -231,7 +242,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 	if len(temps) > 0 {
 		// The machine holds them open from New on: remove them before
 		// the guest runs, while the VMM still may (contain.go).
-		cfg.BeforeRun = func() error { cleanup(); temps = nil; return nil }
+		cfg.BeforeRun = func() error { cleanup(); return nil }
 	}
 	for _, spec := range c.StringSlice("module") {
 		if err := ctx.Err(); err != nil {
@@ -319,6 +330,10 @@ func checkRunFlags(c *cli.Context) error {
 	}
 	return checkContainFlags(c) // contain.go
 }
+
+// shareTempPrefix begins the name of the directory in TMPDIR that holds
+// a --share image while it is built.
+const shareTempPrefix = "smolvmm-share-"
 
 // shareDirWant is what --share takes, as its refusal of a file says.
 const shareDirWant = "a directory to share"
