@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/diskfs/go-diskfs/backend"
+	"github.com/smolvmm/smolvmm/internal/staledir"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +107,7 @@ func TestRemoveDeadISOWork(t *testing.T) {
 			t.Fatal(err)
 		}
 		if lock {
-			if err := os.WriteFile(filepath.Join(dir, isoWorkLock), nil, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, staledir.LockName), nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -117,7 +118,7 @@ func TestRemoveDeadISOWork(t *testing.T) {
 	}
 	dead := mk(isoWorkPrefix+"dead", 0o700, true)
 	live := mk(isoWorkPrefix+"live", 0o700, true)
-	held, err := os.Open(filepath.Join(live, isoWorkLock))
+	held, err := os.Open(filepath.Join(live, staledir.LockName))
 	if err != nil {
 		t.Fatal(err)
 	}

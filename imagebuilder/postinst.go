@@ -244,7 +244,7 @@ const stagePrefix = "smolvmm-postinst-"
 // root records nothing: its scripts ran as the builder, whose other
 // processes are no build's; its script's shell died with it (Pdeathsig).
 func removeDeadStaging() {
-	staledir.RemoveDead(stagePrefix, func(_ string, note []byte) {
+	staledir.RemoveDead(stagePrefix, 0o022, func(_ string, note []byte) {
 		uid, err := strconv.ParseUint(string(note), 10, 32)
 		// Only an id a root build may pick: never root's, nor one of
 		// the users' range below 1000, nor nobody's.

@@ -217,7 +217,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 	if len(c.StringSlice("share")) > 0 {
 		// What a run killed while it built its images left (SIGKILL,
 		// the OOM killer: no cleanup ran), as big as its shares.
-		staledir.RemoveDead(shareTempPrefix, nil)
+		staledir.RemoveDead(shareTempPrefix, 0o077, nil)
 	}
 	for _, spec := range c.StringSlice("share") {
 		dir, ro, _ := parseShareSpec(spec) // checked by checkRunFlags

@@ -16,8 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockName is the file in the directory whose flock its maker holds.
-const lockName = "lock"
+// LockName is the file in a directory Make made whose flock its maker
+// holds, and in which it keeps its note.
+const LockName = "lock"
 
 // maxNote bounds the note a dead directory's lock file is read for.
 const maxNote = 4096
@@ -47,7 +48,7 @@ func Make(pattern string, note []byte) (dir string, release func(), err error) {
 	// Written and locked under another name, then renamed into place:
 	// RemoveDead never finds the lock free, or its note partial, before
 	// it is held.
-	lock, err = os.OpenFile(filepath.Join(dir, lockName+".new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	lock, err = os.OpenFile(filepath.Join(dir, LockName+".new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", nil, err
 	}
@@ -57,7 +58,7 @@ func Make(pattern string, note []byte) (dir string, release func(), err error) {
 	if _, err := lock.Write(note); err != nil {
 		return "", nil, err
 	}
-	if err := os.Rename(lock.Name(), filepath.Join(dir, lockName)); err != nil {
+	if err := os.Rename(lock.Name(), filepath.Join(dir, LockName)); err != nil {
 		return "", nil, err
 	}
 	return dir, release, nil
@@ -65,14 +66,15 @@ func Make(pattern string, note []byte) (dir string, release func(), err error) {
 
 // RemoveDead removes the directories of os.TempDir() whose names begin
 // with prefix that a process of this user made with Make and left when
-// it died: one of this user's, that no other user may write in, whose
-// lock no process holds. It holds the lock itself while it calls
-// before, when not nil, with the directory and the note its maker gave,
-// and then removes the directory (symlinks are removed, never followed).
-// Any other is left alone: another user's, a live process's, one made
-// without a lock. Best effort: a directory it cannot remove costs
-// nothing but its room.
-func RemoveDead(prefix string, before func(dir string, note []byte)) {
+// it died: one of this user's, none of whose permission bits in closed
+// is set (0o022: no other user may write in it; 0o077: closed to
+// others), whose lock no process holds. It holds the lock itself while
+// it calls before, when not nil, with the directory and the note its
+// maker gave, and then removes the directory (symlinks are removed,
+// never followed). Any other is left alone: another user's, one opened
+// to others, a live process's, one made without a lock. Best effort: a
+// directory it cannot remove costs nothing but its room.
+func RemoveDead(prefix string, closed os.FileMode, before func(dir string, note []byte)) {
 	tmp := os.TempDir()
 	es, err := os.ReadDir(tmp)
 	if err != nil {
@@ -84,7 +86,7 @@ func RemoveDead(prefix string, before func(dir string, note []byte)) {
 		}
 		dir := filepath.Join(tmp, e.Name())
 		st, err := os.Lstat(dir)
-		if err != nil || !st.IsDir() || st.Mode().Perm()&0o022 != 0 {
+		if err != nil || !st.IsDir() || st.Mode().Perm()&closed != 0 {
 			continue
 		}
 		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != os.Geteuid() {
@@ -97,11 +99,11 @@ func RemoveDead(prefix string, before func(dir string, note []byte)) {
 // removeIfDead removes dir when no process holds its lock, holding the
 // lock itself meanwhile.
 func removeIfDead(dir string, before func(dir string, note []byte)) {
-	fd, err := unix.Open(filepath.Join(dir, lockName), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	fd, err := unix.Open(filepath.Join(dir, LockName), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(dir, lockName))
+	f := os.NewFile(uintptr(fd), filepath.Join(dir, LockName))
 	defer f.Close()
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != os.Geteuid() {

@@ -22,7 +22,7 @@ func TestRemoveDead(t *testing.T) {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(d, lockName), []byte("note of "+name), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(d, LockName), []byte("note of "+name), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chmod(d, mode); err != nil {
@@ -32,6 +32,8 @@ func TestRemoveDead(t *testing.T) {
 	}
 	gone := dead("p-dead", 0o710)
 	open := dead("p-open", 0o777)
+	closedOnly := dead("r-dead", 0o710)
+	closed := dead("r-closed", 0o700)
 	other := dead("q-dead", 0o700)
 	nolock := filepath.Join(tmp, "p-nolock")
 	os.Mkdir(nolock, 0o700)
@@ -40,11 +42,14 @@ func TestRemoveDead(t *testing.T) {
 		t.Fatal(err)
 	}
 	notes := map[string]string{}
-	RemoveDead("p-", func(dir string, note []byte) { notes[dir] = string(note) })
+	RemoveDead("p-", 0o022, func(dir string, note []byte) { notes[dir] = string(note) })
+	// A caller whose directories are closed to others leaves one that
+	// is not.
+	RemoveDead("r-", 0o077, nil)
 	for _, tc := range []struct {
 		dir  string
 		kept bool
-	}{{live, true}, {gone, false}, {open, true}, {other, true}, {nolock, true}, {link, true}} {
+	}{{live, true}, {gone, false}, {open, true}, {other, true}, {nolock, true}, {link, true}, {closedOnly, true}, {closed, false}} {
 		if _, err := os.Lstat(tc.dir); (err == nil) != tc.kept {
 			t.Errorf("%s: kept %v, want %v", tc.dir, err == nil, tc.kept)
 		}
