@@ -131,8 +131,8 @@ type UART struct {
 	// times are not machine state: a snapshot has neither.
 	now    func() time.Time
 	lineAt time.Time
-	// lostOE is an overrun reported by Overrun while the receiver held
-	// nothing, shown with the next byte that arrives.
+	// lostOE is an overrun reported while the receiver held nothing,
+	// shown with the next byte that arrives.
 	lostOE bool
 
 	// OnOutput, when set, sees every transmitted byte after it was written
@@ -153,12 +153,21 @@ func NewUART(out io.Writer, irq bus.IRQ) *UART {
 
 // Receive hands the guest bytes typed on the console: the first RXSpace
 // of them arrive, the rest are lost as a line's overrun loses them (LSR
-// OE), so a caller hands at most RXSpace and keeps the rest for later.
+// OE, shown as Overrun shows it), so a caller hands at most RXSpace and
+// keeps the rest for later.
 func (u *UART) Receive(p []byte) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	now := u.now()
-	start, due := u.lineDue(now)
+	if u.offer(p) < len(p) {
+		u.overrun()
+	}
+	u.update()
+}
+
+// offer hands the receiver what the line has carried of p and returns
+// how many it took. Caller holds mu and updates the IRQ line.
+func (u *UART) offer(p []byte) int {
+	start, due := u.lineDue(u.now())
 	n := min(len(p), due)
 	for _, b := range p[:n] {
 		u.push(b)
@@ -166,10 +175,7 @@ func (u *UART) Receive(p []byte) {
 	if n > 0 {
 		u.lineAt = start.Add(time.Duration(n) * u.charTime())
 	}
-	if n < len(p) {
-		u.lsrErr |= lsrOE
-	}
-	u.update()
+	return n
 }
 
 // Overrun reports a received byte lost for want of room, as the
@@ -184,19 +190,24 @@ func (u *UART) Receive(p []byte) {
 func (u *UART) Overrun() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.overrun()
+	u.update()
+}
+
+// overrun is Overrun with mu held and the IRQ line left to the caller.
+func (u *UART) overrun() {
 	if len(u.rx) == 0 {
 		u.lostOE = true
 		return
 	}
 	u.lsrErr |= lsrOE
-	u.update()
 }
 
 // push appends b to the receiver, or reports an overrun when it is full.
 // Caller holds mu.
 func (u *UART) push(b byte) {
 	if len(u.rx) >= u.depth() {
-		u.lsrErr |= lsrOE
+		u.overrun()
 		return
 	}
 	u.rx = append(u.rx, b)
