@@ -35,11 +35,14 @@ const inputHoldLimit = 4096
 const inputStallWait = time.Second
 
 // inputPump moves bytes from Config.Input to the UART while the machine
-// runs, and never takes a byte it cannot hand to the guest at once: it
-// reads at most what the UART's receive buffer has room for, and a byte
-// read after stop is kept for RemainingInput, not dropped. The exception
-// is a FileInput over a terminal, held beyond the UART's room and, once
-// the guest has stopped reading, read whatever the room (pollTerminal).
+// runs, and never drops a byte it read but for a stalled terminal's: it
+// reads at most what the UART's receive buffer has room for, and holds
+// what the UART no longer takes when the read returns (the guest turned
+// its FIFO off or slowed its line meanwhile) until it does, reading no
+// more until then; a byte held or read at stop is kept for
+// RemainingInput. A FileInput over a terminal is held beyond the UART's
+// room and, once the guest has stopped reading, read whatever the room
+// (pollTerminal).
 // How it is stopped depends on what Input is (see Config.Input):
 //
 //   - an *os.File (or a FileInput's File) is polled together with a
@@ -65,8 +68,8 @@ type inputPump struct {
 	done chan struct{} // closed when the pump's goroutine has returned
 
 	// terminal: the input is a FileInput over a terminal, read by
-	// pollTerminal; held is what it read that the UART had no room for
-	// yet (under mu).
+	// pollTerminal. held is what the pump read that the UART had no room
+	// for yet (under mu).
 	terminal bool
 	held     []byte
 
@@ -110,7 +113,7 @@ type FileInput interface {
 // gives it one whose guest reads in the instant between two calls.
 type inputUART interface {
 	RXSpace() int
-	Receive(p []byte)
+	Offer(p []byte) int
 	Overrun()
 	CharTime() time.Duration
 }
@@ -146,6 +149,7 @@ func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic
 		go func() {
 			defer close(p.done)
 			defer waited.enter()() // Run waits for the pump: Close from Read must not
+			defer p.keepHeld()
 			// Inside Control the descriptor cannot be closed and reused
 			// under the poll.
 			poll := p.pollFile
@@ -163,6 +167,7 @@ func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic
 		go func() {
 			defer close(p.done)
 			defer waited.enter()()
+			defer p.keepHeld()
 			p.readLoop()
 		}()
 	}
@@ -196,6 +201,12 @@ func (p *inputPump) space() int {
 func (p *inputPump) pollFile(fd int) {
 	buf := make([]byte, inputChunk)
 	for {
+		if held, _ := p.feedHeld(); held > 0 {
+			if _, end := p.waitReadable(-1, int(inputFullWait/time.Millisecond)); end {
+				return
+			}
+			continue
+		}
 		k := p.space()
 		if k == 0 {
 			return
@@ -215,13 +226,15 @@ func (p *inputPump) pollFile(fd int) {
 		// Poll saw data (or the end): this read does not wait.
 		n, err := p.readReady(fd, buf[:k])
 		if n > 0 {
-			p.uart.Receive(buf[:n])
+			p.held = append(p.held, buf[:n]...)
+			p.feedHeldLocked()
 		}
 		p.mu.Unlock()
 		switch {
 		case err == unix.EAGAIN || err == unix.EINTR:
 		case err != nil:
 			p.fail(err)
+			p.drainHeld()
 			return
 		}
 	}
@@ -288,14 +301,8 @@ func (p *inputPump) pollTerminal(fd int) {
 		case err == unix.EAGAIN || err == unix.EINTR:
 		case err != nil:
 			p.fail(err)
-			for {
-				if held, _ := p.feedHeld(); held == 0 {
-					return
-				}
-				if _, end := p.waitReadable(-1, int(inputFullWait/time.Millisecond)); end {
-					return
-				}
-			}
+			p.drainHeld()
+			return
 		}
 	}
 }
@@ -347,16 +354,43 @@ func (p *inputPump) feedHeld() (held, moved int) {
 	return len(p.held), moved
 }
 
-// feedHeldLocked is feedHeld with p.mu held. The guest only takes from
-// the UART's buffer and the pump adds to it (but for the guest's own bytes
-// in loopback mode), so the room measured first is there to take.
+// feedHeldLocked is feedHeld with p.mu held. The UART measures its room
+// and takes the bytes at once (Offer): the guest may shrink the room
+// between two calls (FIFO off, a slower line).
 func (p *inputPump) feedHeldLocked() int {
-	n := min(p.uart.RXSpace(), len(p.held))
-	if n > 0 {
-		p.uart.Receive(p.held[:n])
-		p.held = p.held[:copy(p.held, p.held[n:])]
-	}
+	n := p.uart.Offer(p.held)
+	p.held = p.held[:copy(p.held, p.held[n:])]
 	return n
+}
+
+// drainHeld hands the held bytes on as the UART takes them, once the
+// input has ended, until none is left or the pump is stopped.
+func (p *inputPump) drainHeld() {
+	for {
+		if held, _ := p.feedHeld(); held == 0 {
+			return
+		}
+		if p.wakeFD >= 0 {
+			if _, end := p.waitReadable(-1, int(inputFullWait/time.Millisecond)); end {
+				return
+			}
+			continue
+		}
+		select {
+		case <-p.quit:
+			return
+		case <-time.After(inputFullWait):
+		}
+	}
+}
+
+// keepHeld gives the bytes still held, which no guest will now take, to
+// RemainingInput ahead of any read after them; the pump's goroutine calls
+// it as it returns.
+func (p *inputPump) keepHeld() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rest, p.held = append(p.held, p.rest...), nil
 }
 
 // hold queues b, read from the terminal, behind the held bytes and hands
@@ -395,6 +429,14 @@ func (p *inputPump) readReady(fd int, b []byte) (int, error) {
 func (p *inputPump) readLoop() {
 	buf := make([]byte, inputChunk)
 	for {
+		if held, _ := p.feedHeld(); held > 0 {
+			select {
+			case <-p.quit:
+				return
+			case <-time.After(inputFullWait):
+			}
+			continue
+		}
 		k := p.space()
 		if k == 0 {
 			return
@@ -405,7 +447,8 @@ func (p *inputPump) readLoop() {
 		if stopped {
 			p.rest = append(p.rest, buf[:n]...)
 		} else if n > 0 {
-			p.uart.Receive(buf[:n])
+			p.held = append(p.held, buf[:n]...)
+			p.feedHeldLocked()
 		}
 		p.mu.Unlock()
 		if stopped && p.deadliner != nil && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -413,6 +456,7 @@ func (p *inputPump) readLoop() {
 		}
 		if err != nil {
 			p.fail(err)
+			p.drainHeld()
 			return
 		}
 		if stopped {
@@ -475,10 +519,6 @@ func (p *inputPump) stop() {
 		_, _ = unix.Write(p.wakeFD, one[:])
 		<-p.done
 		unix.Close(p.wakeFD)
-		// Read but not handed to the guest: RemainingInput's.
-		p.mu.Lock()
-		p.rest, p.held = append(p.held, p.rest...), nil
-		p.mu.Unlock()
 	case p.deadliner != nil:
 		_ = p.deadliner.SetReadDeadline(time.Unix(1, 0))
 		<-p.done

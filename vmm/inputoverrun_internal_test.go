@@ -17,12 +17,13 @@ type guestReadingUART struct {
 
 func (u *guestReadingUART) RXSpace() int { return u.limit - len(u.rx) }
 
-func (u *guestReadingUART) Receive(p []byte) {
+func (u *guestReadingUART) Offer(p []byte) int {
 	n := min(len(p), u.RXSpace())
 	u.rx = append(u.rx, p[:n]...)
 	if len(u.rx) == u.limit {
 		u.read, u.rx = append(u.read, u.rx[0]), u.rx[1:]
 	}
+	return n
 }
 
 func (u *guestReadingUART) Overrun() { u.overrun++ }

@@ -154,7 +154,7 @@ func NewUART(out io.Writer, irq bus.IRQ) *UART {
 // Receive hands the guest bytes typed on the console: the first RXSpace
 // of them arrive, the rest are lost as a line's overrun loses them (LSR
 // OE, shown as Overrun shows it), so a caller hands at most RXSpace and
-// keeps the rest for later.
+// keeps the rest for later; Offer does that under one lock.
 func (u *UART) Receive(p []byte) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -164,8 +164,19 @@ func (u *UART) Receive(p []byte) {
 	u.update()
 }
 
-// offer hands the receiver what the line has carried of p and returns
-// how many it took. Caller holds mu and updates the IRQ line.
+// Offer hands the guest what the line has carried of p, as far as the
+// receiver has room (RXSpace), and returns how many it took: the caller
+// keeps the rest, no overrun. Measured and taken at once, a guest that
+// turns its FIFO off or slows its line meanwhile costs no byte.
+func (u *UART) Offer(p []byte) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := u.offer(p)
+	u.update()
+	return n
+}
+
+// offer is Offer with mu held and the IRQ line left to the caller.
 func (u *UART) offer(p []byte) int {
 	start, due := u.lineDue(u.now())
 	n := min(len(p), due)
@@ -271,7 +282,7 @@ func (u *UART) lineDue(now time.Time) (start time.Time, due int) {
 	return start, min(room, int(now.Sub(start)/ct))
 }
 
-// RXSpace reports how many bytes Receive accepts now: those the line has
+// RXSpace reports how many bytes Offer takes now: those the line has
 // carried since the last it delivered, as far as the receiver has room.
 func (u *UART) RXSpace() int {
 	u.mu.Lock()
