@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -13,12 +14,18 @@ import (
 	"github.com/smolvmm/smolvmm/vmm/devices"
 )
 
-// inputFullWait is how long the pump waits before it looks again when the
-// UART takes no more: its FIFO is full, or the line has not carried the
-// last byte yet (the UART takes host bytes at the guest's line rate, so
-// this is also the pacing's tick: at 115200 baud the line carries 11.5
-// bytes a millisecond, within the FIFO's 16).
-const inputFullWait = time.Millisecond
+// inputEmptyWait is how long the pump waits before it reads again a
+// reader whose Read returned (0, nil): nothing now, says the reader, with
+// no way to be told when. The UART's room is waited for exactly
+// (inputPump.sleep).
+const inputEmptyWait = time.Millisecond
+
+// inputLineWait is the pump's shortest sleep while the line carries
+// bytes to a receiver with room: it hands on what the line carried
+// meanwhile at once (at 115200 baud 11.5 bytes, within the FIFO's 16), where
+// waking for each byte's due time cost a quarter of a core through a
+// paste. A slower line's next byte is waited for exactly.
+const inputLineWait = time.Millisecond
 
 // inputChunk bounds one read from Config.Input.
 const inputChunk = 256
@@ -78,6 +85,16 @@ type inputPump struct {
 	// onPanic, when set, gets the source's Read's panic (a *PanicError),
 	// on the pump's goroutine, which reads no more.
 	onPanic func(error)
+
+	// The UART's room callback (roomFreed) signals roomFD, an eventfd
+	// polled beside wakeFD (*os.File input, else -1; under roomMu, which
+	// stop closes it under), or roomCh (any other input), so that the pump
+	// sleeps while the guest reads nothing.
+	roomMu sync.Mutex
+	roomFD int
+	roomCh chan struct{}
+
+	wakes atomic.Int64 // waits the pump came back from, counted for tests
 }
 
 // FileInput is a Config.Input that reads a file through a filter (the
@@ -112,7 +129,7 @@ type FileInput interface {
 // inputUART is what the pump needs of the UART (a *devices.UART): a test
 // gives it one whose guest reads in the instant between two calls.
 type inputUART interface {
-	RXSpace() int
+	RXWait(room func()) (n int, wait time.Duration)
 	Offer(p []byte) int
 	Overrun()
 	CharTime() time.Duration
@@ -121,7 +138,7 @@ type inputUART interface {
 // startInput starts the pump for src; onPanic (or nil) is told of a panic
 // of src's Read.
 func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic func(error)) (*inputPump, error) {
-	p := &inputPump{src: src, uart: uart, quit: make(chan struct{}), done: make(chan struct{}), wakeFD: -1, onPanic: onPanic}
+	p := &inputPump{src: src, uart: uart, quit: make(chan struct{}), done: make(chan struct{}), wakeFD: -1, roomFD: -1, onPanic: onPanic}
 	file, _ := src.(*os.File)
 	if fi, ok := src.(FileInput); ok && file == nil {
 		file = fi.File()
@@ -137,12 +154,18 @@ func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic
 			return nil, &Error{Op: "console input: eventfd", Err: err}
 		}
 		p.wakeFD = fd
+		if fd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+			unix.Close(p.wakeFD)
+			return nil, &Error{Op: "console input: eventfd", Err: err}
+		}
+		p.roomFD = fd
 		if _, ok := src.(FileInput); ok {
 			if err := rc.Control(func(fd uintptr) {
 				_, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
 				p.terminal = err == nil
 			}); err != nil {
 				unix.Close(p.wakeFD)
+				unix.Close(p.roomFD)
 				return nil, &Error{Op: "console input", Err: err}
 			}
 		}
@@ -161,6 +184,7 @@ func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic
 			}
 		}()
 	default:
+		p.roomCh = make(chan struct{}, 1)
 		if d, ok := src.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Time{}) == nil {
 			p.deadliner = d
 		}
@@ -178,21 +202,61 @@ func startInput(src io.Reader, uart *devices.UART, waited *goroutineSet, onPanic
 // inputChunk); 0 when the pump is stopped.
 func (p *inputPump) space() int {
 	for {
-		if n := p.uart.RXSpace(); n > 0 {
+		n, wait := p.uart.RXWait(p.roomFreed)
+		if n > 0 {
 			return min(n, inputChunk)
 		}
-		if p.wakeFD >= 0 {
-			fds := []unix.PollFd{{Fd: int32(p.wakeFD), Events: unix.POLLIN}}
-			if n, _ := unix.Poll(fds, int(inputFullWait/time.Millisecond)); n > 0 {
-				return 0
-			}
-			continue
-		}
-		select {
-		case <-p.quit:
+		if p.sleep(wait) {
 			return 0
-		case <-time.After(inputFullWait):
 		}
+	}
+}
+
+// sleep waits for the UART's room as RXWait said: until wait has passed
+// (the line's next byte is due; inputLineWait at least), or with a
+// negative wait until the guest makes room (roomFreed), or until the pump
+// is stopped, which it reports. Waking no sooner, the pump costs nothing
+// while a guest that does not read leaves the input waiting.
+func (p *inputPump) sleep(wait time.Duration) (end bool) {
+	if wait > 0 {
+		wait = max(wait, inputLineWait)
+	}
+	if p.wakeFD >= 0 {
+		_, end = p.waitReadable(-1, wait)
+		return end
+	}
+	var timeout <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-p.quit:
+		end = true
+	case <-p.roomCh:
+	case <-timeout:
+	}
+	p.wakes.Add(1)
+	return end
+}
+
+// roomFreed is the UART's room callback (RXWait): it wakes the pump's
+// sleep. It runs under the UART's lock, so it only signals, and after
+// stop it signals nothing: the eventfd may be closed, its number reused.
+func (p *inputPump) roomFreed() {
+	if p.roomCh != nil {
+		select {
+		case p.roomCh <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+		return
+	}
+	p.roomMu.Lock()
+	defer p.roomMu.Unlock()
+	if p.roomFD >= 0 {
+		var one = [8]byte{1}
+		_, _ = unix.Write(p.roomFD, one[:])
 	}
 }
 
@@ -201,8 +265,8 @@ func (p *inputPump) space() int {
 func (p *inputPump) pollFile(fd int) {
 	buf := make([]byte, inputChunk)
 	for {
-		if held, _ := p.feedHeld(); held > 0 {
-			if _, end := p.waitReadable(-1, int(inputFullWait/time.Millisecond)); end {
+		if held, _, wait := p.feedHeld(); held > 0 {
+			if p.sleep(wait) {
 				return
 			}
 			continue
@@ -242,7 +306,7 @@ func (p *inputPump) pollFile(fd int) {
 
 // pollTerminal is pollFile for a FileInput over a terminal: it reads
 // while the UART or the hold has room, what the UART cannot take held
-// (hold) and handed on, checked every inputFullWait, as the guest reads;
+// (hold) and handed on as the line carries it and the guest reads;
 // a full hold leaves the rest in the terminal (backpressure). Once the
 // guest has taken less than a trickle in inputStallWait (none: a
 // hung guest; a trickle: one the paste would outlast) it reads whenever the
@@ -260,19 +324,27 @@ func (p *inputPump) pollTerminal(fd int) {
 	// alone says nothing).
 	taken, since := time.Now(), 0
 	for {
-		held, moved := p.feedHeld()
+		held, moved, wait := p.feedHeld()
 		now := time.Now()
 		since += moved
 		if held == 0 || since >= p.trickle() {
 			taken, since = now, 0
 		}
 		stalled := now.Sub(taken) >= inputStallWait
-		wait, readFD := -1, fd
-		if held > 0 {
-			wait = int(inputFullWait / time.Millisecond)
+		readFD := fd
+		switch {
+		case held == 0:
+			wait = -1 // nothing for the UART: the terminal alone is waited for
+		case wait > 0:
+			wait = max(wait, inputLineWait)
 		}
 		if held >= inputHoldLimit && !stalled {
-			readFD = -1 // the guest reads: the terminal waits for room
+			// The guest reads: the terminal waits for room, or until
+			// the guest is found stalled.
+			readFD = -1
+			if until := taken.Add(inputStallWait).Sub(now); wait < 0 || until < wait {
+				wait = until
+			}
 		}
 		ready, end := p.waitReadable(readFD, wait)
 		if end {
@@ -310,8 +382,8 @@ func (p *inputPump) pollTerminal(fd int) {
 // trickle is how many bytes the guest must take in inputStallWait to
 // count as reading: a hold's worth, or a quarter of what the line carries
 // in that time if less, for a guest cannot take bytes faster than its line
-// (at 9600 baud, about 960 a second), and the pump, looking every
-// inputFullWait on a loaded host, hands them on slower still.
+// (at 9600 baud, about 960 a second), and the pump, woken on a loaded
+// host, hands them on slower still.
 func (p *inputPump) trickle() int {
 	n := inputHoldLimit
 	if ct := p.uart.CharTime(); ct > 0 {
@@ -320,12 +392,20 @@ func (p *inputPump) trickle() int {
 	return max(n, 1)
 }
 
-// waitReadable polls fd (none when -1) and the wake-up eventfd for at
-// most timeout milliseconds (-1: no limit) and reports whether fd has data
-// (or its end), and whether the pump is done: stopped, or the poll failed.
-func (p *inputPump) waitReadable(fd, timeout int) (ready, end bool) {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wakeFD), Events: unix.POLLIN}}
-	if _, err := unix.Poll(fds, timeout); err != nil {
+// waitReadable polls fd (none when -1), the wake-up eventfd and the room
+// eventfd for at most wait (negative: no limit) and reports whether fd
+// has data (or its end), and whether the pump is done: stopped, or the
+// poll failed.
+func (p *inputPump) waitReadable(fd int, wait time.Duration) (ready, end bool) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.wakeFD), Events: unix.POLLIN}, {Fd: int32(p.roomFD), Events: unix.POLLIN}}
+	var timeout *unix.Timespec
+	if wait >= 0 {
+		ts := unix.NsecToTimespec(int64(wait))
+		timeout = &ts
+	}
+	_, err := unix.Ppoll(fds, timeout, nil)
+	p.wakes.Add(1)
+	if err != nil {
 		if err == unix.EINTR {
 			return false, false
 		}
@@ -339,19 +419,30 @@ func (p *inputPump) waitReadable(fd, timeout int) (ready, end bool) {
 		p.fail(os.ErrClosed)
 		return false, true
 	}
+	if fds[2].Revents != 0 {
+		var n [8]byte
+		_, _ = unix.Read(p.roomFD, n[:]) // reset: the next wake-up is a new one
+	}
 	return fds[0].Revents != 0, false
 }
 
 // feedHeld hands the UART what it has room for of the held bytes, none
-// once stopped, and returns how many are still held and how many it
-// handed on.
-func (p *inputPump) feedHeld() (held, moved int) {
+// once stopped, and returns how many are still held, how many it handed
+// on and, when some are still held, how long to sleep for the UART's room
+// (RXWait's wait: 0 when it has room already).
+func (p *inputPump) feedHeld() (held, moved int, wait time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.stopped {
 		moved = p.feedHeldLocked()
 	}
-	return len(p.held), moved
+	if len(p.held) > 0 {
+		var n int
+		if n, wait = p.uart.RXWait(p.roomFreed); n > 0 {
+			wait = 0
+		}
+	}
+	return len(p.held), moved, wait
 }
 
 // feedHeldLocked is feedHeld with p.mu held. The UART measures its room
@@ -367,19 +458,9 @@ func (p *inputPump) feedHeldLocked() int {
 // input has ended, until none is left or the pump is stopped.
 func (p *inputPump) drainHeld() {
 	for {
-		if held, _ := p.feedHeld(); held == 0 {
+		held, _, wait := p.feedHeld()
+		if held == 0 || p.sleep(wait) {
 			return
-		}
-		if p.wakeFD >= 0 {
-			if _, end := p.waitReadable(-1, int(inputFullWait/time.Millisecond)); end {
-				return
-			}
-			continue
-		}
-		select {
-		case <-p.quit:
-			return
-		case <-time.After(inputFullWait):
 		}
 	}
 }
@@ -429,11 +510,9 @@ func (p *inputPump) readReady(fd int, b []byte) (int, error) {
 func (p *inputPump) readLoop() {
 	buf := make([]byte, inputChunk)
 	for {
-		if held, _ := p.feedHeld(); held > 0 {
-			select {
-			case <-p.quit:
+		if held, _, wait := p.feedHeld(); held > 0 {
+			if p.sleep(wait) {
 				return
-			case <-time.After(inputFullWait):
 			}
 			continue
 		}
@@ -471,7 +550,7 @@ func (p *inputPump) readLoop() {
 			select {
 			case <-p.quit:
 				return
-			case <-time.After(inputFullWait):
+			case <-time.After(inputEmptyWait):
 			}
 		}
 	}
@@ -519,6 +598,10 @@ func (p *inputPump) stop() {
 		_, _ = unix.Write(p.wakeFD, one[:])
 		<-p.done
 		unix.Close(p.wakeFD)
+		p.roomMu.Lock()
+		unix.Close(p.roomFD)
+		p.roomFD = -1
+		p.roomMu.Unlock()
 	case p.deadliner != nil:
 		_ = p.deadliner.SetReadDeadline(time.Unix(1, 0))
 		<-p.done

@@ -17,6 +17,13 @@ type guestReadingUART struct {
 
 func (u *guestReadingUART) RXSpace() int { return u.limit - len(u.rx) }
 
+func (u *guestReadingUART) RXWait(func()) (int, time.Duration) {
+	if n := u.RXSpace(); n > 0 {
+		return n, 0
+	}
+	return 0, -1
+}
+
 func (u *guestReadingUART) Offer(p []byte) int {
 	n := min(len(p), u.RXSpace())
 	u.rx = append(u.rx, p[:n]...)

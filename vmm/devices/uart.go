@@ -134,6 +134,9 @@ type UART struct {
 	// lostOE is an overrun reported while the receiver held nothing,
 	// shown with the next byte that arrives.
 	lostOE bool
+	// room is RXWait's callback, called once when the guest may have made
+	// room (nil: nobody waits).
+	room func()
 
 	// OnOutput, when set, sees every transmitted byte after it was written
 	// to out (the machine watches for NetBSD's halt message with it).
@@ -291,6 +294,38 @@ func (u *UART) RXSpace() int {
 	return due
 }
 
+// RXWait is RXSpace for a sender that sleeps while the UART takes
+// nothing: it returns how many bytes Offer takes now and, when none, how
+// long until the line carries the next, or a negative wait when the
+// receiver is full, which only the guest's reading undoes. When none,
+// room (unless nil) is called once the guest reads a byte from the full
+// receiver or reprograms the receiver or the line, any of which may make
+// room sooner; it replaces the room of an earlier call, and is called with
+// the UART's lock held, so it must neither block nor call the UART.
+func (u *UART) RXWait(room func()) (n int, wait time.Duration) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := u.now()
+	start, due := u.lineDue(now)
+	u.room = nil
+	if due > 0 {
+		return due, 0
+	}
+	u.room = room
+	if len(u.rx) >= u.depth() {
+		return 0, -1
+	}
+	return 0, start.Add(u.charTime()).Sub(now)
+}
+
+// roomChanged calls RXWait's room, once. Caller holds mu.
+func (u *UART) roomChanged() {
+	if f := u.room; f != nil {
+		u.room = nil
+		f()
+	}
+}
+
 // CharTime is how long the line takes to carry one character at the rate
 // and framing the guest last programmed (115200/divisor baud; from reset,
 // 9600 baud and 7 bits a character).
@@ -327,7 +362,8 @@ func (u *UART) readReg(reg uint64) uint8 {
 		if len(u.rx) == 0 {
 			return 0
 		}
-		if len(u.rx) >= u.depth() {
+		full := len(u.rx) >= u.depth()
+		if full {
 			// A full receiver held the line back: the byte it
 			// carried waits, as in the shift register, and the one
 			// after it begins now.
@@ -339,6 +375,11 @@ func (u *UART) readReg(reg uint64) uint8 {
 		u.rx = u.rx[1:]
 		if len(u.rx) == 0 {
 			u.rx = nil
+		}
+		if full {
+			// Room where there was none; a read from a receiver with
+			// room changes no byte's due time.
+			u.roomChanged()
 		}
 		return b
 	case uartIER:
@@ -397,6 +438,7 @@ func (u *UART) writeReg(reg uint64, v uint8) {
 	case uartRBR:
 		if dlab {
 			u.dll = v
+			u.roomChanged()
 			return
 		}
 		if u.mcr&mcrLoop != 0 {
@@ -407,6 +449,7 @@ func (u *UART) writeReg(reg uint64, v uint8) {
 	case uartIER:
 		if dlab {
 			u.dlm = v
+			u.roomChanged()
 			return
 		}
 		old := u.ier
@@ -420,8 +463,10 @@ func (u *UART) writeReg(reg uint64, v uint8) {
 		if v&fcrClearRX != 0 {
 			u.rx = nil
 		}
+		u.roomChanged()
 	case uartLCR:
 		u.lcr = v
+		u.roomChanged()
 	case uartMCR:
 		u.mcr = v & mcrWritable
 	case uartLSR, uartMSR:
