@@ -690,9 +690,17 @@ func (v *parallelVM) endError(what string, oomKills *bool) string {
 	if v.end != nil {
 		status = v.end.status
 		if v.end.sigkill {
-			status = "killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first)"
-			if oomKills != nil && *oomKills {
+			// The kernel counts a kill in the victim's memory cgroup
+			// (the bench's, which its VMs inherit) before it sends the
+			// signal, and the count is read again once every VM is
+			// reaped: one that did not rise rules the OOM killer out.
+			switch {
+			case oomKills == nil:
+				status = "killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first)"
+			case *oomKills:
 				status = "killed by the kernel's OOM killer"
+			default:
+				status = "killed by SIGKILL from another process (not the OOM killer: the bench's memory cgroup counted no kill)"
 			}
 		}
 	}

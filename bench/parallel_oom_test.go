@@ -75,7 +75,7 @@ func TestParallelVMKilledMessage(t *testing.T) {
 	}{
 		{"counted", &vmEnd{status: "signal: killed", sigkill: true}, &yes, "killed by the kernel's OOM killer before its first console byte: x"},
 		{"not counted", &vmEnd{status: "signal: killed", sigkill: true}, &no,
-			"killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first) before its first console byte: x"},
+			"killed by SIGKILL from another process (not the OOM killer: the bench's memory cgroup counted no kill) before its first console byte: x"},
 		{"not known", &vmEnd{status: "signal: killed", sigkill: true}, nil,
 			"killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first) before its first console byte: x"},
 		{"another signal", &vmEnd{status: "signal: terminated"}, &yes, "signal: terminated before its first console byte: x"},

@@ -856,7 +856,10 @@ func parallelHints(res *bench.ParallelResults) []string {
 		// its own process, which no limit of the bench's raises.
 		fds = fds || strings.Contains(strings.ReplaceAll(v.Error, noDescriptors, ""), "out of file descriptors")
 		procs = procs || strings.Contains(v.Error, "no more processes")
-		mem = mem || strings.Contains(v.Error, "cannot allocate memory") || strings.Contains(v.Error, "OOM killer")
+		// The OOM killer's kill, known or likely; not one it is known
+		// not to have made ("not the OOM killer").
+		mem = mem || strings.Contains(v.Error, "cannot allocate memory") ||
+			strings.Contains(v.Error, "by the kernel's OOM killer") || strings.Contains(v.Error, "most likely the kernel's OOM killer")
 		mac = mac || strings.Contains(v.Error, netback.RefusedDuplicateMAC.String())
 	}
 	var hints []string

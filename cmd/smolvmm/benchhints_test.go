@@ -9,7 +9,8 @@ import (
 
 // The shared network's refusal for want of descriptors points at the
 // network's limit, not the bench's; a VM the OOM killer took (or most
-// likely took) gets the memory advice.
+// likely took) gets the memory advice, one it is known not to have taken
+// none.
 func TestParallelHintsNetworkAndOOM(t *testing.T) {
 	const (
 		benchFDs = "some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel"
@@ -26,6 +27,7 @@ func TestParallelHintsNetworkAndOOM(t *testing.T) {
 		{"network refused and bench out", []string{refused, "console pipe: too many open files (out of file descriptors: RLIMIT_NOFILE is 64)"}, []string{benchFDs, netFDs}},
 		{"OOM killer", []string{"killed by the kernel's OOM killer before its first console byte"}, []string{memory}},
 		{"most likely the OOM killer", []string{"killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first) after its first console byte, before the bench measured it"}, []string{memory}},
+		{"not the OOM killer", []string{"killed by SIGKILL from another process (not the OOM killer: the bench's memory cgroup counted no kill) before its first console byte"}, nil},
 		{"another signal", []string{"signal: terminated before its first console byte"}, nil},
 	}
 	for _, tt := range tests {
