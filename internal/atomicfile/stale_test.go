@@ -14,15 +14,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestHelperSlowWriter is not a test: run by startSlowWriter as a
-// subprocess, it writes ATOMICFILE_SLOW_TARGET from its standard input,
-// which the test never closes, once it has said on standard output which
-// temporary it writes.
-func TestHelperSlowWriter(t *testing.T) {
-	target := os.Getenv("ATOMICFILE_SLOW_TARGET")
-	if target == "" {
-		t.Skip("run by TestWriteRemovesKilledRunsTemporaries")
+// TestMain runs the test binary as slowWriter when startSlowWriter
+// starts it, else the tests.
+func TestMain(m *testing.M) {
+	if target := os.Getenv("ATOMICFILE_SLOW_TARGET"); target != "" {
+		os.Exit(slowWriter(target))
 	}
+	os.Exit(m.Run())
+}
+
+// slowWriter writes target through Write from its standard input, which
+// the test never closes, once it has said on standard output which
+// temporary it writes.
+func slowWriter(target string) int {
 	err := Write(target, 0o644, func(f *os.File) error {
 		if _, err := f.WriteString("partial"); err != nil {
 			return err
@@ -32,9 +36,10 @@ func TestHelperSlowWriter(t *testing.T) {
 		return err
 	})
 	if err != nil {
-		t.Fatal(err)
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // startSlowWriter starts a process writing target through Write that
@@ -42,7 +47,7 @@ func TestHelperSlowWriter(t *testing.T) {
 // that temporary is being written.
 func startSlowWriter(t *testing.T, target string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSlowWriter$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "ATOMICFILE_SLOW_TARGET="+target)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
