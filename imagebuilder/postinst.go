@@ -146,7 +146,7 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	// it: see removeDeadStaging.
 	var note []byte
 	if id.drop {
-		note = []byte(strconv.FormatUint(uint64(id.uid), 10))
+		note = buildNote(id.uid)
 	}
 	tmp, removeStage, err := staledir.Make(stagePrefix+"*", note)
 	if err != nil {
@@ -237,21 +237,25 @@ const stagePrefix = "smolvmm-postinst-"
 // removeDeadStaging removes the staging directories that builds of this
 // user left when they were killed (see staledir: each build holds its
 // own locked). A root build's scripts ran as an id of that build's own
-// (see buildIDs), which it recorded in the directory: every process of
-// that id is what the dead build's scripts left running (in their
-// group or not), and is killed first, by the /proc scan killUser makes
-// (no process need take that id, as kill(-1) would). A build that is not
-// root records nothing: its scripts ran as the builder, whose other
+// (see buildIDs), which it recorded in the directory with the boot and
+// the user namespace it ran in (see buildNote): the processes of that
+// id in that namespace, or in one made below it (a script's), are what
+// the dead build's scripts left running (in their group or not), and
+// are killed first, by the /proc scan killUser makes (no process need
+// take that id, as kill(-1) would). Only when the id can still be no
+// one else's (see deadBuildUID): a directory can outlive a reboot (a
+// TMPDIR on disk), after which the id may be a new account's, and
+// another namespace's ids are not this one's. A build that is not root
+// records nothing: its scripts ran as the builder, whose other
 // processes are no build's; its script's shell died with it (Pdeathsig).
 func removeDeadStaging() {
 	staledir.RemoveDead(stagePrefix, 0o022, func(_ string, note []byte) {
-		uid, err := strconv.ParseUint(string(note), 10, 32)
-		// Only an id a root build may pick: never root's, nor one of
-		// the users' range below 1000, nor nobody's.
-		if err != nil || os.Geteuid() != 0 || uid < 1000 || uid == 65534 || uid == 65535 || uid >= 0xfffffffe {
+		if os.Geteuid() != 0 {
 			return
 		}
-		killUser(uint32(uid))
+		if uid, ns, ok := deadBuildUID(note); ok {
+			killUser(uid, &ns)
+		}
 	})
 }
 
@@ -438,14 +442,14 @@ func runScript(ctx context.Context, s *service.Service, name, tmp, stage string,
 	if exited {
 		killGroup(cmd.Process.Pid)
 		if id.drop {
-			kerr = killUser(id.uid)
+			kerr = killUser(id.uid, nil)
 		}
 	}
 	err = cmd.Wait()
 	if !exited {
 		killGroup(cmd.Process.Pid)
 		if id.drop {
-			kerr = killUser(id.uid)
+			kerr = killUser(id.uid, nil)
 		}
 	}
 	if ctx.Err() != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The ids a root build's postinst scripts run as are taken from
@@ -103,11 +105,7 @@ func intersect(a, b [][2]uint32) [][2]uint32 {
 // (real, effective, saved or file system), or names a user or group of
 // the system's databases.
 func idInUse(id uint32) bool {
-	s := strconv.FormatUint(uint64(id), 10)
-	if _, err := user.LookupId(s); err == nil {
-		return true
-	}
-	if _, err := user.LookupGroupId(s); err == nil {
+	if idNamed(id) {
 		return true
 	}
 	found := false
@@ -119,6 +117,126 @@ func idInUse(id uint32) bool {
 		}
 	})
 	return found
+}
+
+// idNamed reports whether id names a user or group of the system's
+// databases; tests replace it to name an id of the build range.
+var idNamed = func(id uint32) bool {
+	s := strconv.FormatUint(uint64(id), 10)
+	if _, err := user.LookupId(s); err == nil {
+		return true
+	}
+	_, err := user.LookupGroupId(s)
+	return err == nil
+}
+
+// nsIdent identifies a namespace: the device and inode of its
+// /proc/PID/ns file.
+type nsIdent struct{ dev, ino uint64 }
+
+func (n nsIdent) String() string { return fmt.Sprintf("%d:%d", n.dev, n.ino) }
+
+// selfUserNS is the user namespace of this process; ok is false
+// without /proc.
+func selfUserNS() (ns nsIdent, ok bool) {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/user", &st) != nil {
+		return nsIdent{}, false
+	}
+	return nsIdent{uint64(st.Dev), st.Ino}, true
+}
+
+// bootID is the kernel's id of this boot, "" when it cannot be read.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// buildNote is what a root build records in its staging directory's
+// lock file: the id its scripts run as, and the boot and user namespace
+// in which that id is the build's (see deadBuildUID).
+func buildNote(uid uint32) []byte {
+	ns, _ := selfUserNS()
+	return fmt.Appendf(nil, "uid %d\nboot %s\nuserns %s\n", uid, bootID(), ns)
+}
+
+// deadBuildUID returns the id a dead root build's note (see buildNote)
+// names, and the user namespace it ran in, when the processes of that
+// id there can only be its scripts': the note is of this boot (after a
+// reboot the id may be anyone's), of this user namespace (another's ids
+// are not these), the id is one a build here picks now (see mappedIDs:
+// one below is a user's) and no user or group of the databases has it
+// (one may have been added since; inside a namespace whose maps fall
+// back to ids from 1000, most are). A note of an older smolvmm, a bare
+// id, names none.
+func deadBuildUID(note []byte) (uint32, nsIdent, bool) {
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(note), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok {
+			fields[k] = v
+		}
+	}
+	v, err := strconv.ParseUint(fields["uid"], 10, 32)
+	if err != nil {
+		return 0, nsIdent{}, false
+	}
+	uid := uint32(v)
+	ns, ok := selfUserNS()
+	if boot := bootID(); !ok || boot == "" || fields["boot"] != boot || fields["userns"] != ns.String() {
+		return 0, nsIdent{}, false
+	}
+	if !pickable(uid) || idNamed(uid) {
+		return 0, nsIdent{}, false
+	}
+	return uid, ns, true
+}
+
+// pickable reports whether buildIDs may pick id now.
+func pickable(id uint32) bool {
+	if id == 65534 || id == 65535 {
+		return false
+	}
+	for _, r := range mappedIDs() {
+		if r[0] <= id && id < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// maxUserNSDepth bounds the walk up from a user namespace to its
+// ancestors: the kernel nests no deeper than 32.
+const maxUserNSDepth = 33
+
+// inUserNS reports whether process pid is in the user namespace ns or
+// in one made below it (a script's own, see runScript): walked up with
+// NS_GET_PARENT, which fails once above this process's own namespace.
+func inUserNS(pid int, ns nsIdent) bool {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	for range maxUserNSDepth {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			break
+		}
+		if (nsIdent{uint64(st.Dev), st.Ino}) == ns {
+			unix.Close(fd)
+			return true
+		}
+		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+		unix.Close(fd)
+		if err != nil {
+			return false
+		}
+		fd = parent
+	}
+	unix.Close(fd)
+	return false
 }
 
 // eachProcess calls f for each process of /proc with its user and group
@@ -218,8 +336,9 @@ func nobodyIDs() (uid, gid uint32) {
 // killed; then all are killed, and the whole is done again until a look
 // finds none (a child forked as its parent was stopped can have been
 // missed). It gives up after a few seconds of processes that keep
-// running, and says so.
-func killUser(uid uint32) error {
+// running, and says so. With ns not nil, only the processes in that
+// user namespace or one below it are, the others left alone.
+func killUser(uid uint32, ns *nsIdent) error {
 	deadline := time.Now().Add(5 * time.Second)
 	ofUser := func(uids []uint32) bool {
 		for _, v := range uids {
@@ -234,7 +353,7 @@ func killUser(uid uint32) error {
 		for {
 			running := false
 			eachProcessState(func(pid int, uids, _ []uint32, state byte, stopPending bool) {
-				if state == 'Z' || state == 'X' || !ofUser(uids) {
+				if state == 'Z' || state == 'X' || !ofUser(uids) || ns != nil && !inUserNS(pid, *ns) {
 					return
 				}
 				seen[pid] = true
