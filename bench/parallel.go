@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/consoleline"
+	"github.com/smolvmm/smolvmm/internal/staledir"
 )
 
 // ParallelOptions tune RunParallel.
@@ -285,75 +286,35 @@ const filesDirPrefix = "smolvmm-bench-files-"
 
 // MakeTempDir makes, in the temporary directory (os.TempDir), a
 // directory for a bench's own files (the guest or a decompressed kernel
-// QEMU is given), and locks it (flock, held by lock until it is
-// closed), first removing those of benches gone, as for the VMs'
-// reports: the caller removes the directory, then closes lock; a bench
-// killed before it could is cleaned up after by the next bench.
+// QEMU is given), mode 0700, holding a file "lock" that lock holds
+// locked (flock) until it is closed, first removing those of benches
+// gone, as for the VMs' reports: the caller removes the directory, then
+// closes lock; a bench killed before it could is cleaned up after by the
+// next bench (see internal/staledir).
 func MakeTempDir() (dir string, lock *os.File, err error) {
 	return makeTempDir(os.TempDir(), filesDirPrefix)
 }
 
 // makeReportDir makes, in tmp, the directory of the VMs' reports, and
-// locks it (flock, held by lock until it is closed), first removing those
-// of benches gone: a bench killed (SIGKILL, the OOM killer) cannot remove
+// locks it (held by lock until it is closed), first removing those of
+// benches gone: a bench killed (SIGKILL, the OOM killer) cannot remove
 // its own, and the kernel drops its lock.
 func makeReportDir(tmp string) (dir string, lock *os.File, err error) {
 	return makeTempDir(tmp, reportDirPrefix)
 }
 
-// makeTempDir makes and locks, in tmp, a directory named prefix and a
-// random part, after removeStaleReportDirs. It is made under another
-// name and renamed once locked, so that no bench takes it for one whose
-// bench is gone before it is locked.
+// makeTempDir makes in tmp, with staledir, a directory named prefix and
+// os.MkdirTemp's random part, after removing the benches' that staledir
+// finds dead (only such names, of this user's, closed to others, with a
+// lock file no process holds).
 func makeTempDir(tmp, prefix string) (dir string, lock *os.File, err error) {
-	removeStaleReportDirs(tmp)
-	d, err := os.MkdirTemp(tmp, ".smolvmm-bench-")
+	staledir.RemoveDeadIn(tmp, reportDirPrefix, 0o077, nil)
+	staledir.RemoveDeadIn(tmp, filesDirPrefix, 0o077, nil)
+	dir, lock, err = staledir.MakeIn(tmp, prefix+"*", nil)
 	if err != nil {
-		return "", nil, err
-	}
-	lock, err = os.Open(d)
-	if err == nil {
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	}
-	if err == nil {
-		dir = filepath.Join(tmp, prefix+strings.TrimPrefix(filepath.Base(d), ".smolvmm-bench-"))
-		err = os.Rename(d, dir)
-	}
-	if err != nil {
-		if lock != nil {
-			lock.Close()
-		}
-		os.Remove(d)
-		return "", nil, fmt.Errorf("bench directory %s: %w", d, err)
+		return "", nil, fmt.Errorf("bench directory in %s: %w", tmp, err)
 	}
 	return dir, lock, nil
-}
-
-// removeStaleReportDirs removes the directories of benches in tmp (the
-// VMs' reports, MakeTempDir's) that no bench holds locked: only
-// directories (no symbolic link is followed) that this user owns, as tmp
-// is shared.
-func removeStaleReportDirs(tmp string) {
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), reportDirPrefix) && !strings.HasPrefix(e.Name(), filesDirPrefix) {
-			continue // a symbolic link is no directory here
-		}
-		path := filepath.Join(tmp, e.Name())
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
-		}
-		var st unix.Stat_t
-		// Locked by its bench, or a lock refused (no flock here): kept.
-		if unix.Fstat(fd, &st) == nil && st.Uid == uint32(os.Getuid()) && unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
-			os.RemoveAll(path)
-		}
-		unix.Close(fd)
-	}
 }
 
 // Where readOOMKills finds the bench's cgroup; tests replace them.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/smolvmm/smolvmm/internal/staledir"
 )
 
 // reportBench is the bench of TestKilledBenchLeavesNoReports: one VM
@@ -40,7 +40,8 @@ func reportBench(pidFile string, parallel bool) int {
 
 // A bench killed by SIGKILL cannot remove its VMs' reports' directory:
 // the next bench does, and leaves alone what is not such a directory of
-// a bench gone (a live bench's, another user's, a symbolic link). The
+// a bench gone (a live bench's, another user's, a symbolic link, the
+// user's own smolvmm-bench-reports-2026-12, which it removed). The
 // sequential bench (RunBoot) made its own with os.MkdirTemp, left for
 // good.
 func TestKilledBenchLeavesNoReports(t *testing.T) {
@@ -92,31 +93,39 @@ func testKilledBenchLeavesNoReports(t *testing.T, parallel bool) {
 	}
 
 	// What must stay: a live bench's directory, locked; a symbolic link
-	// to a directory; another user's directory (as root, who can make one).
-	live := filepath.Join(tmp, reportDirPrefix+"live")
-	if err := os.Mkdir(live, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.Open(live)
+	// to a directory; another user's directory (as root, who can make
+	// one); a directory of the user's own whose name only begins as a
+	// bench's (TMPDIR=$HOME), removed with what it held.
+	live, liveLock, err := staledir.MakeIn(tmp, reportDirPrefix+"*", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Skipf("no flock in %s: %v", tmp, err)
-	}
+	defer liveLock.Close()
 	target := t.TempDir()
 	if err := os.WriteFile(filepath.Join(target, "keep"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(tmp, reportDirPrefix+"link")
+	link := filepath.Join(tmp, reportDirPrefix+"12345")
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{filepath.Base(link), filepath.Base(live)}
+	usersOwn := filepath.Join(tmp, reportDirPrefix+"2026-12")
+	if err := os.Mkdir(usersOwn, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(usersOwn, "results.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Base(link), filepath.Base(live), filepath.Base(usersOwn)}
 	if os.Getuid() == 0 {
-		other := filepath.Join(tmp, reportDirPrefix+"other")
+		other := filepath.Join(tmp, reportDirPrefix+"67890")
 		if err := os.Mkdir(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(other, staledir.LockName), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(filepath.Join(other, staledir.LockName), 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chown(other, 65534, 65534); err != nil {

@@ -116,8 +116,8 @@ func TestRemoveDeadISOWork(t *testing.T) {
 		}
 		return dir
 	}
-	dead := mk(isoWorkPrefix+"dead", 0o700, true)
-	live := mk(isoWorkPrefix+"live", 0o700, true)
+	dead := mk(isoWorkPrefix+"1", 0o700, true)
+	live := mk(isoWorkPrefix+"2", 0o700, true)
 	held, err := os.Open(filepath.Join(live, staledir.LockName))
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +128,12 @@ func TestRemoveDeadISOWork(t *testing.T) {
 	}
 	keep := []string{
 		live,
-		mk(isoWorkPrefix+"nolock", 0o700, false),
-		mk(isoWorkPrefix+"open", 0o755, true),
+		mk(isoWorkPrefix+"3", 0o700, false),
+		mk(isoWorkPrefix+"4", 0o755, true),
 		mk("other-dead", 0o700, true),
 	}
 	if os.Geteuid() == 0 {
-		other := mk(isoWorkPrefix+"others", 0o700, true)
+		other := mk(isoWorkPrefix+"5", 0o700, true)
 		if err := os.Chown(other, 4242, 4242); err != nil {
 			t.Fatal(err)
 		}

@@ -27,22 +27,32 @@ const maxNote = 4096
 // (mode 0700), holding a file "lock" that holds note and that the
 // process keeps flock'ed until release, which removes the directory and
 // then drops the lock. A directory whose lock no process holds was left
-// by a maker that died: RemoveDead removes it.
+// by a maker that died: RemoveDead removes it. Only a pattern that ends
+// in its "*" makes one RemoveDead can find (see RemoveDead).
 func Make(pattern string, note []byte) (dir string, release func(), err error) {
-	dir, err = os.MkdirTemp("", pattern)
+	dir, lock, err := MakeIn(os.TempDir(), pattern, note)
 	if err != nil {
 		return "", nil, err
 	}
-	var lock *os.File
-	release = func() {
+	return dir, func() {
 		os.RemoveAll(dir)
-		if lock != nil {
-			lock.Close()
-		}
+		lock.Close()
+	}, nil
+}
+
+// MakeIn is Make in the directory tmp, returning the lock file itself:
+// the caller removes dir, then closes lock.
+func MakeIn(tmp, pattern string, note []byte) (dir string, lock *os.File, err error) {
+	dir, err = os.MkdirTemp(tmp, pattern)
+	if err != nil {
+		return "", nil, err
 	}
 	defer func() {
 		if err != nil {
-			release()
+			os.RemoveAll(dir)
+			if lock != nil {
+				lock.Close()
+			}
 		}
 	}()
 	// Written and locked under another name, then renamed into place:
@@ -61,27 +71,35 @@ func Make(pattern string, note []byte) (dir string, release func(), err error) {
 	if err := os.Rename(lock.Name(), filepath.Join(dir, LockName)); err != nil {
 		return "", nil, err
 	}
-	return dir, release, nil
+	return dir, lock, nil
 }
 
-// RemoveDead removes the directories of os.TempDir() whose names begin
-// with prefix that a process of this user made with Make and left when
-// it died: one of this user's, none of whose permission bits in closed
-// is set (0o022: no other user may write in it; 0o077: closed to
-// others), whose lock no process holds. It holds the lock itself while
-// it calls before, when not nil, with the directory and the note its
-// maker gave, and then removes the directory (symlinks are removed,
-// never followed). Any other is left alone: another user's, one opened
-// to others, a live process's, one made without a lock. Best effort: a
-// directory it cannot remove costs nothing but its room.
+// RemoveDead removes the directories of os.TempDir() that a process of
+// this user made with Make (pattern prefix + "*") and left when it
+// died: one named prefix and os.MkdirTemp's random part (decimal
+// digits), of this user's, none of whose permission bits in closed is
+// set (0o022: no other user may write in it; 0o077: closed to others),
+// holding a regular file "lock" of this user's that no process holds
+// locked. It holds the lock itself while it calls before, when not nil,
+// with the directory and the note its maker gave, and then removes the
+// directory (symlinks are removed, never followed). Any other is left
+// alone: another user's, one opened to others, a live process's, one
+// made without a lock, one named otherwise (a user's own, say
+// prefix + "2026-12"). Best effort: a directory it cannot remove costs
+// nothing but its room.
 func RemoveDead(prefix string, closed os.FileMode, before func(dir string, note []byte)) {
-	tmp := os.TempDir()
+	RemoveDeadIn(os.TempDir(), prefix, closed, before)
+}
+
+// RemoveDeadIn is RemoveDead in the directory tmp.
+func RemoveDeadIn(tmp, prefix string, closed os.FileMode, before func(dir string, note []byte)) {
 	es, err := os.ReadDir(tmp)
 	if err != nil {
 		return
 	}
 	for _, e := range es {
-		if !strings.HasPrefix(e.Name(), prefix) || !e.IsDir() {
+		digits, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !isRandomPart(digits) || !e.IsDir() {
 			continue
 		}
 		dir := filepath.Join(tmp, e.Name())
@@ -94,6 +112,20 @@ func RemoveDead(prefix string, closed os.FileMode, before func(dir string, note 
 		}
 		removeIfDead(dir, before)
 	}
+}
+
+// isRandomPart says whether s can be os.MkdirTemp's random part: the
+// decimal digits of a uint32.
+func isRandomPart(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // removeIfDead removes dir when no process holds its lock, holding the

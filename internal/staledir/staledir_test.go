@@ -8,7 +8,9 @@ import (
 
 // TestRemoveDead: RemoveDead removes a directory whose lock no process
 // holds, giving its note first, and leaves a live one, one others may
-// write in, one without a lock, and a symlink to a dead one.
+// write in, one without a lock, a symlink to a dead one, and ones whose
+// names are not the prefix and os.MkdirTemp's random digits (a user's
+// own, which a "lock" file did not save: p-2026-12 was removed).
 func TestRemoveDead(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
@@ -30,14 +32,17 @@ func TestRemoveDead(t *testing.T) {
 		}
 		return d
 	}
-	gone := dead("p-dead", 0o710)
-	open := dead("p-open", 0o777)
-	closedOnly := dead("r-dead", 0o710)
-	closed := dead("r-closed", 0o700)
-	other := dead("q-dead", 0o700)
-	nolock := filepath.Join(tmp, "p-nolock")
+	gone := dead("p-1", 0o710)
+	open := dead("p-2", 0o777)
+	closedOnly := dead("r-3", 0o710)
+	closed := dead("r-4", 0o700)
+	other := dead("q-5", 0o700)
+	usersOwn := dead("p-2026-12", 0o700)
+	tooLong := dead("p-12345678901", 0o700)
+	bare := dead("p-", 0o700)
+	nolock := filepath.Join(tmp, "p-6")
 	os.Mkdir(nolock, 0o700)
-	link := filepath.Join(tmp, "p-link")
+	link := filepath.Join(tmp, "p-7")
 	if err := os.Symlink(other, link); err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +54,13 @@ func TestRemoveDead(t *testing.T) {
 	for _, tc := range []struct {
 		dir  string
 		kept bool
-	}{{live, true}, {gone, false}, {open, true}, {other, true}, {nolock, true}, {link, true}, {closedOnly, true}, {closed, false}} {
+	}{{live, true}, {gone, false}, {open, true}, {other, true}, {nolock, true}, {link, true}, {closedOnly, true}, {closed, false}, {usersOwn, true}, {tooLong, true}, {bare, true}} {
 		if _, err := os.Lstat(tc.dir); (err == nil) != tc.kept {
 			t.Errorf("%s: kept %v, want %v", tc.dir, err == nil, tc.kept)
 		}
 	}
-	if len(notes) != 1 || notes[gone] != "note of p-dead" {
-		t.Errorf("notes given %q, want only p-dead's", notes)
+	if len(notes) != 1 || notes[gone] != "note of p-1" {
+		t.Errorf("notes given %q, want only p-1's", notes)
 	}
 	release()
 	if _, err := os.Lstat(live); err == nil {
