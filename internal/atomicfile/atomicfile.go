@@ -39,6 +39,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/protlink"
+	"github.com/smolvmm/smolvmm/internal/staledir"
 )
 
 // ErrNotRegular is matched (errors.Is) by the error for a target that
@@ -571,8 +572,13 @@ func lockTemp(f *os.File) (lock *os.File, kept bool, err error) {
 // locked: those of runs killed while writing. Only regular files this
 // user owns are removed, opened without following a symbolic link, as
 // dir may be shared (/tmp); a temporary whose lock is refused (no flock
-// on this file system) is kept, as it may be being written.
+// on this file system) is kept, as it may be being written. Nothing is
+// removed on a network file system (NFS, CIFS, SMB, FUSE), where a lock
+// free here may be held by a live writer on another host.
 func removeStaleTemps(dir, prefix, suffix string) {
+	if networkFS(dir) {
+		return
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -588,6 +594,9 @@ func removeStaleTemps(dir, prefix, suffix string) {
 		removeIfStale(filepath.Join(dir, e.Name()))
 	}
 }
+
+// networkFS is staledir.NetworkFS; tests replace it.
+var networkFS = staledir.NetworkFS
 
 // isRandomPart says whether s can be createTemp's random part: the
 // decimal digits of a uint32.

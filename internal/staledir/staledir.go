@@ -91,8 +91,12 @@ func RemoveDead(prefix string, closed os.FileMode, before func(dir string, note 
 	RemoveDeadIn(os.TempDir(), prefix, closed, before)
 }
 
-// RemoveDeadIn is RemoveDead in the directory tmp.
+// RemoveDeadIn is RemoveDead in the directory tmp. On a network file
+// system it removes nothing (see NetworkFS).
 func RemoveDeadIn(tmp, prefix string, closed os.FileMode, before func(dir string, note []byte)) {
+	if NetworkFS(tmp) {
+		return
+	}
 	es, err := os.ReadDir(tmp)
 	if err != nil {
 		return
@@ -112,6 +116,37 @@ func RemoveDeadIn(tmp, prefix string, closed os.FileMode, before func(dir string
 		}
 		removeIfDead(dir, before)
 	}
+}
+
+// Magic numbers of statfs(2)'s f_type.
+const (
+	nfsMagic  = 0x6969
+	cifsMagic = 0xFF534D42
+	smb2Magic = 0xFE534D42
+	smbMagic  = 0x517B
+	fuseMagic = 0x65735546
+)
+
+// statfs is unix.Statfs; tests replace it to be on a network file system.
+var statfs = unix.Statfs
+
+// NetworkFS reports whether dir lies on a file system whose flocks
+// another host may not see: NFS (mounted local_lock, or nolock, a lock
+// is this host's alone), CIFS and SMB (before Linux 5.5 a flock was
+// local), or FUSE (sshfs, and whatever its server does). A lock free
+// there may be held by a live process on another host, so neither
+// RemoveDead nor atomicfile removes anything from such a directory. One
+// whose type cannot be read counts as one.
+func NetworkFS(dir string) bool {
+	var st unix.Statfs_t
+	if statfs(dir, &st) != nil {
+		return true
+	}
+	switch uint32(st.Type) {
+	case nfsMagic, cifsMagic, smb2Magic, smbMagic, fuseMagic:
+		return true
+	}
+	return false
 }
 
 // isRandomPart says whether s can be os.MkdirTemp's random part: the

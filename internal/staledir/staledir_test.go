@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRemoveDead: RemoveDead removes a directory whose lock no process
@@ -65,5 +67,52 @@ func TestRemoveDead(t *testing.T) {
 	release()
 	if _, err := os.Lstat(live); err == nil {
 		t.Errorf("%s left after its release", live)
+	}
+}
+
+// TestRemoveDeadNetworkFS: on NFS, CIFS, SMB or FUSE a lock free here
+// may be held on another host, so a directory that looks dead is kept
+// (it was removed); elsewhere it is removed.
+func TestRemoveDeadNetworkFS(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		magic  int64
+		err    error
+		remove bool
+	}{
+		{"nfs", 0x6969, nil, false},
+		{"cifs", 0xFF534D42, nil, false},
+		{"smb2", 0xFE534D42, nil, false},
+		{"smb", 0x517B, nil, false},
+		{"fuse", 0x65735546, nil, false},
+		{"unknown", 0, unix.ENOSYS, false},
+		{"ext4", 0xEF53, nil, true},
+		{"tmpfs", 0x01021994, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			saved := statfs
+			defer func() { statfs = saved }()
+			statfs = func(path string, st *unix.Statfs_t) error {
+				if path != tmp {
+					t.Errorf("statfs(%q), want %q", path, tmp)
+				}
+				st.Type = tc.magic
+				return tc.err
+			}
+			d := filepath.Join(tmp, "p-42")
+			if err := os.Mkdir(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, LockName), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			called := false
+			RemoveDead("p-", 0o077, func(string, []byte) { called = true })
+			if _, err := os.Lstat(d); (err != nil) != tc.remove || called != tc.remove {
+				t.Errorf("removed %v (note given %v), want %v", err != nil, called, tc.remove)
+			}
+		})
 	}
 }
