@@ -6,7 +6,6 @@
 package staledir
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,7 +24,7 @@ const maxNote = 4096
 
 // Make makes a directory in os.TempDir() as os.MkdirTemp(pattern) does
 // (mode 0700), holding a file "lock" that holds note and that the
-// process keeps flock'ed until release, which removes the directory and
+// process keeps flock'ed (where the file system allows) until release, which removes the directory and
 // then drops the lock. A directory whose lock no process holds was left
 // by a maker that died: RemoveDead removes it. Only a pattern that ends
 // in its "*" makes one RemoveDead can find (see RemoveDead).
@@ -41,7 +40,8 @@ func Make(pattern string, note []byte) (dir string, release func(), err error) {
 }
 
 // MakeIn is Make in the directory tmp, returning the lock file itself:
-// the caller removes dir, then closes lock.
+// the caller removes dir, then closes lock. Where the file system refuses
+// the lock, the directory is made without it, and is never found dead.
 func MakeIn(tmp, pattern string, note []byte) (dir string, lock *os.File, err error) {
 	dir, err = os.MkdirTemp(tmp, pattern)
 	if err != nil {
@@ -62,9 +62,10 @@ func MakeIn(tmp, pattern string, note []byte) (dir string, lock *os.File, err er
 	if err != nil {
 		return "", nil, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return "", nil, fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
+	// A lock refused (no flock on this file system: ENOLCK, EOPNOTSUPP)
+	// costs only the cleanup: RemoveDead cannot take it either, and
+	// keeps the directory.
+	_ = flock(int(lock.Fd()), unix.LOCK_EX)
 	if _, err := lock.Write(note); err != nil {
 		return "", nil, err
 	}
@@ -127,6 +128,9 @@ const (
 	fuseMagic = 0x65735546
 )
 
+// flock is unix.Flock; tests replace it to refuse locks.
+var flock = unix.Flock
+
 // statfs is unix.Statfs; tests replace it to be on a network file system.
 var statfs = unix.Statfs
 
@@ -176,7 +180,7 @@ func removeIfDead(dir string, before func(dir string, note []byte)) {
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != os.Geteuid() {
 		return
 	}
-	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+	if flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return
 	}
 	if before != nil {

@@ -116,3 +116,34 @@ func TestRemoveDeadNetworkFS(t *testing.T) {
 		})
 	}
 }
+
+// TestMakeWithoutFlock: where the file system refuses flock (ENOLCK,
+// EOPNOTSUPP), Make failed, and with it the run (os.MkdirTemp worked
+// there); it now makes the directory unlocked, which RemoveDead, refused
+// the lock too, keeps.
+func TestMakeWithoutFlock(t *testing.T) {
+	for _, refusal := range []error{unix.ENOLCK, unix.EOPNOTSUPP} {
+		t.Run(refusal.Error(), func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			saved := flock
+			defer func() { flock = saved }()
+			flock = func(int, int) error { return refusal }
+			dir, release, err := Make("p-*", []byte("note"))
+			if err != nil {
+				t.Fatalf("Make: %v", err)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, LockName)); err != nil || string(b) != "note" {
+				t.Errorf("lock file holds %q (%v), want %q", b, err, "note")
+			}
+			RemoveDead("p-", 0o077, nil)
+			if _, err := os.Lstat(dir); err != nil {
+				t.Errorf("RemoveDead removed %s, which it could not lock: %v", dir, err)
+			}
+			release()
+			if _, err := os.Lstat(dir); err == nil {
+				t.Errorf("%s left after its release", dir)
+			}
+		})
+	}
+}
