@@ -232,7 +232,11 @@ func linkLocalChild() int {
 	if dir := os.Getenv("NETBACK_HUB_DIR"); dir != "" {
 		// Left open at the end: its close removes the socket file,
 		// which smolvmm net's broker does, outside the filter.
-		if _, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock")}); err != nil {
+		// Contained, as smolvmm net's: what it reads at a join (the
+		// first unprivileged port) it reads through a descriptor opened
+		// now, the lease file through its writer.
+		if _, err := netback.NewHub(netback.HubConfig{Socket: filepath.Join(dir, "net.sock"), Contained: true,
+			WriteLeases: func([]byte) error { return nil }}); err != nil {
 			return fail("hub: %v", err)
 		}
 		// As smolvmm net does before its filter: net's first TCP
