@@ -588,7 +588,7 @@ func removeStaleTemps(dir, prefix, suffix string) {
 		if ok {
 			digits, ok = strings.CutSuffix(digits, suffix)
 		}
-		if !ok || !isRandomPart(digits) || !e.Type().IsRegular() {
+		if !ok || !staledir.IsRandomPart(digits) || !e.Type().IsRegular() {
 			continue
 		}
 		removeIfStale(filepath.Join(dir, e.Name()))
@@ -597,20 +597,6 @@ func removeStaleTemps(dir, prefix, suffix string) {
 
 // networkFS is staledir.NetworkFS; tests replace it.
 var networkFS = staledir.NetworkFS
-
-// isRandomPart says whether s can be createTemp's random part: the
-// decimal digits of a uint32.
-func isRandomPart(s string) bool {
-	if s == "" || len(s) > 10 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
 
 // removeIfStale removes path, a temporary, if it is a regular file of
 // this user that it can lock at once, and only while it holds the lock,

@@ -104,7 +104,7 @@ func RemoveDeadIn(tmp, prefix string, closed os.FileMode, before func(dir string
 	}
 	for _, e := range es {
 		digits, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok || !isRandomPart(digits) || !e.IsDir() {
+		if !ok || !IsRandomPart(digits) || !e.IsDir() {
 			continue
 		}
 		dir := filepath.Join(tmp, e.Name())
@@ -153,9 +153,9 @@ func NetworkFS(dir string) bool {
 	return false
 }
 
-// isRandomPart says whether s can be os.MkdirTemp's random part: the
-// decimal digits of a uint32.
-func isRandomPart(s string) bool {
+// IsRandomPart says whether s can be the random part os.MkdirTemp and
+// os.CreateTemp put in a name: the decimal digits of a uint32.
+func IsRandomPart(s string) bool {
 	if s == "" || len(s) > 10 {
 		return false
 	}
