@@ -1,17 +1,17 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smolvmm/smolvmm/internal/testproc"
 )
 
 // holdTempDir is the bench of TestKilledBenchLeavesNoTempDir: it makes
@@ -37,34 +37,7 @@ func holdTempDir() int {
 // directory, once made.
 func startHolder(t *testing.T, tmp string) (*exec.Cmd, string) {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "BENCH_HOLDTEMPDIR=1", "TMPDIR="+tmp)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		stdin.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("the bench made no directory: %v", err)
-	}
-	return cmd, strings.TrimSuffix(line, "\n")
+	return testproc.StartHolder(t, "BENCH_HOLDTEMPDIR=1", "TMPDIR="+tmp)
 }
 
 // bench --compare qemu made its directory for QEMU's guest with

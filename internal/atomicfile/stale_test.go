@@ -1,16 +1,15 @@
 package atomicfile
 
 import (
-	"bufio"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,30 +46,7 @@ func slowWriter(target string) int {
 // that temporary is being written.
 func startSlowWriter(t *testing.T, target string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "ATOMICFILE_SLOW_TARGET="+target)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		stdin.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("the writer said no temporary: %v", err)
-	}
-	return cmd, strings.TrimSuffix(line, "\n")
+	return testproc.StartHolder(t, "ATOMICFILE_SLOW_TARGET="+target)
 }
 
 // A run killed while it wrote (SIGKILL, the OOM killer) left its
