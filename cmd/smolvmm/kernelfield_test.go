@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,13 +19,6 @@ import (
 // not be told that --boot forced a protocol that passed it over.
 func TestKernelFileAdvice(t *testing.T) {
 	dir := t.TempDir()
-	gz := func(b []byte) []byte {
-		var z bytes.Buffer
-		zw := gzip.NewWriter(&z)
-		zw.Write(b)
-		zw.Close()
-		return z.Bytes()
-	}
 	file := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -35,9 +26,9 @@ func TestKernelFileAdvice(t *testing.T) {
 		}
 		return p
 	}
-	cut := gz(guests.Demo)
+	cut := gzipBytes(guests.Demo) // kstrip_test.go
 	cut = cut[:len(cut)/2]
-	cutFile, empty, gzEmpty := file("netbsd.gz", cut), file("empty", nil), file("empty.gz", gz(nil))
+	cutFile, empty, gzEmpty := file("netbsd.gz", cut), file("empty", nil), file("empty.gz", gzipBytes(nil))
 	for _, tt := range []struct {
 		name   string
 		kernel string
