@@ -206,15 +206,15 @@ func reserveThreads() {
 
 // startFDs is the number of descriptors the bench holds for a moment, on
 // top of parallelFDs', while it starts a VM of t: the write ends of the
-// console and stderr pipes and what starting a process takes (os/exec's,
-// the fork's), and the VM's ends of its settled socket and ready pipe,
-// until it has its own. Measured under a lowered RLIMIT_NOFILE: every VM
-// started with 2 more than parallelFDs' per VM and the descriptors open
-// before, 3 with the settled socket; one more is counted as margin.
-// Without them, the last VM of the most the check let through failed
-// "too many open files".
+// console and stderr pipes, os/exec's /dev/null for stdin, the fork's
+// two-ended error pipe, and the VM's ends of its settled socket and ready
+// pipe, until it has its own. Measured under a lowered RLIMIT_NOFILE,
+// with the numbers free below it counted (fdsBelow): every VM started
+// with 5 more than parallelFDs' per VM, 6 with the settled socket; one
+// more is counted as margin. Without them, the last VM of the most the
+// check let through failed "too many open files".
 func startFDs(t Target) uint64 {
-	n := uint64(3)
+	n := uint64(6)
 	if t.SettledFlag != "" && !t.Jailed {
 		n++
 	}
@@ -278,15 +278,40 @@ func systemLimits() hostLimits {
 	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
 		l.cgroupPids, l.cgroupPidsUsed, l.cgroup = cgroupPids("/sys/fs/cgroup", string(b))
 	}
-	// Counted last: the regular files read above have made the runtime
-	// open its poller's two descriptors (epoll, eventfd), which it keeps;
-	// counted before them, one check saw two fewer than the next.
+	// The runtime opens its poller's two descriptors (epoll, eventfd) at
+	// the first pipe or socket it is given, and keeps them: a bench's first
+	// run, counted before them, found two fewer free than it had. A pipe
+	// made and closed here has them open when they are counted.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur != unix.RLIM_INFINITY {
 		if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
-			l.nofile, l.nofileUsed = r.Cur, uint64(len(fds))
+			l.nofile, l.nofileUsed = r.Cur, fdsBelow(fds, r.Cur)
 		}
 	}
 	return l
+}
+
+// fdsBelow is how many of the descriptors listed in fds (the entries of
+// /proc/self/fd) take a number below limit, the one read's own left out.
+// RLIMIT_NOFILE bounds the numbers a new descriptor may take, not how
+// many are open: one inherited above it (a shell's fd 255, say) leaves
+// every number below it free, where counted it made the room seem one
+// less (and measured with it, a start's need one less than it is).
+func fdsBelow(fds []os.DirEntry, limit uint64) uint64 {
+	var n uint64
+	for _, e := range fds {
+		if fd, err := strconv.ParseUint(e.Name(), 10, 64); err == nil && fd < limit {
+			n++
+		}
+	}
+	// The read's own was the lowest number free, so below the limit.
+	if n > 0 {
+		n--
+	}
+	return n
 }
 
 // cgroupPids finds, under the cgroup file systems at root, the tightest

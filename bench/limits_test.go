@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -688,11 +689,11 @@ func TestStartFDs(t *testing.T) {
 		t    Target
 		want uint64
 	}{
-		{"neither", Target{}, 3},
-		{"settled", Target{SettledFlag: "-s"}, 4},
-		{"settled, jailed (none)", Target{SettledFlag: "-s", Jailed: true}, 3},
-		{"ready", Target{ReadyFlag: "-r"}, 4},
-		{"both", Target{SettledFlag: "-s", ReadyFlag: "-r"}, 5},
+		{"neither", Target{}, 6},
+		{"settled", Target{SettledFlag: "-s"}, 7},
+		{"settled, jailed (none)", Target{SettledFlag: "-s", Jailed: true}, 6},
+		{"ready", Target{ReadyFlag: "-r"}, 7},
+		{"both", Target{SettledFlag: "-s", ReadyFlag: "-r"}, 8},
 	} {
 		if got := startFDs(tt.t); got != tt.want {
 			t.Errorf("%s: %d descriptors, want %d", tt.name, got, tt.want)
@@ -706,29 +707,34 @@ func TestStartFDs(t *testing.T) {
 // Under a RLIMIT_NOFILE that leaves room for exactly n VMs as the check
 // counts them, all n start; one descriptor fewer and n are refused. The
 // check left out what a start holds for a moment: the last VM of the
-// most it let through failed with "too many open files".
+// most it let through failed with "too many open files". It counted a
+// descriptor above the limit (a shell's 255) as taking room: measured
+// beside one, a start's need was found one less than it is, and the last
+// VM failed where no such descriptor was.
 func TestRunParallelStartsTheMostNOFILEAllows(t *testing.T) {
-	for _, settled := range []bool{false, true} {
-		t.Run(fmt.Sprint("settled=", settled), func(t *testing.T) {
+	for _, tc := range []struct{ settled, above bool }{{false, false}, {true, false}, {false, true}} {
+		t.Run(fmt.Sprintf("settled=%v,above=%v", tc.settled, tc.above), func(t *testing.T) {
 			const n = 4
 			target := shTarget(filepath.Join(t.TempDir(), "pids"))
-			if settled {
+			if tc.settled {
 				// sh takes it as $3 and $4, after the report; it never
 				// settles, which costs a settle timeout.
 				target.SettledFlag = "--settled-fd"
+			}
+			if tc.above {
+				// Far above any limit below: 4 VMs take fewer than 100.
+				if err := unix.Dup3(2, 1000, unix.O_CLOEXEC); err != nil {
+					t.Skip(err)
+				}
+				defer unix.Close(1000)
 			}
 			var old syscall.Rlimit
 			if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
 				t.Fatal(err)
 			}
 			for _, spare := range []int{0, -1} {
-				fds, err := os.ReadDir("/proc/self/fd")
-				if err != nil {
-					t.Fatal(err)
-				}
 				low := old
-				// Counted as the check counts them, ReadDir's own too.
-				low.Cur = uint64(len(fds)+spare) + n*parallelFDs(target) + startFDs(target)
+				low.Cur = limitLeaving(t, uint64(int(n*parallelFDs(target)+startFDs(target))+spare))
 				if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 					t.Skip(err)
 				}
@@ -766,6 +772,78 @@ func TestParallelFDs(t *testing.T) {
 	for _, tt := range tests {
 		if got := parallelFDs(tt.t); got != tt.want {
 			t.Errorf("%s: %d descriptors, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// limitLeaving is the RLIMIT_NOFILE that leaves room free numbers for new
+// descriptors in this process: the numbers below it that no open
+// descriptor takes. A descriptor inherited above it (a shell's, say)
+// takes none of them.
+func limitLeaving(t *testing.T, room uint64) uint64 {
+	t.Helper()
+	// Opens the runtime's poller, as the check does before it counts.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	w.Close()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := make(map[uint64]bool)
+	for _, e := range entries {
+		fd, err := strconv.ParseUint(e.Name(), 10, 64)
+		if err != nil {
+			t.Fatalf("/proc/self/fd/%s: not a descriptor number", e.Name())
+		}
+		// ReadDir's own, listed, is closed now: its link is gone.
+		if _, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			open[fd] = true
+		}
+	}
+	free := uint64(0)
+	for limit := uint64(0); ; limit++ {
+		if free >= room {
+			return limit
+		}
+		if !open[limit] {
+			free++
+		}
+	}
+}
+
+// fdEntry is a /proc/self/fd entry for fdsBelow.
+type fdEntry string
+
+func (e fdEntry) Name() string               { return string(e) }
+func (e fdEntry) IsDir() bool                { return false }
+func (e fdEntry) Type() fs.FileMode          { return fs.ModeSymlink }
+func (e fdEntry) Info() (fs.FileInfo, error) { return nil, fs.ErrNotExist }
+
+// Only the numbers below the limit take room, the listing's own left out.
+func TestFDsBelow(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		fds   []string
+		limit uint64
+		want  uint64
+	}{
+		{"all below", []string{"0", "1", "2", "3"}, 64, 3},
+		{"a shell's 255 above", []string{"0", "1", "2", "255", "3"}, 64, 3},
+		{"at the limit", []string{"0", "1", "2", "3", "64"}, 64, 3},
+		{"holes", []string{"0", "2", "9", "10"}, 10, 2},
+		{"not a number", []string{"0", "1", "x", "2"}, 64, 2},
+		{"none", nil, 64, 0},
+	} {
+		var fds []os.DirEntry
+		for _, n := range tt.fds {
+			fds = append(fds, fdEntry(n))
+		}
+		if got := fdsBelow(fds, tt.limit); got != tt.want {
+			t.Errorf("%s: %d below %d, want %d", tt.name, got, tt.limit, tt.want)
 		}
 	}
 }
