@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/smolvmm/smolvmm/internal/testsock"
 )
 
 func TestParseHosts(t *testing.T) {
@@ -100,14 +102,9 @@ func fakeNameserver(t *testing.T, zone map[string][]string) string {
 		}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := testsock.Listeners(t, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Skipf("no TCP port beside UDP %s: %v", pc.LocalAddr(), err)
 	}
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
 		go srv.ActivateAndServe()

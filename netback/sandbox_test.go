@@ -400,16 +400,11 @@ func natChild() int {
 // a zone (which the kernel ignores there) answers over UDP, and over TCP
 // after a truncated answer.
 func TestZonedNameserverUnderSeccomp(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "[::1]:0")
+	pc, ln, err := testsock.Listeners(t, "::1")
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
 	port := pc.LocalAddr().(*net.UDPAddr).Port
-	ln, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
-	if err != nil {
-		pc.Close()
-		t.Skipf("TCP port %d of ::1: %v", port, err)
-	}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -16,25 +17,48 @@ import (
 // tests fail in CI with "address already in use".
 func Port(t testing.TB) uint16 {
 	t.Helper()
+	pc, ln, err := Listeners(t, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	pc.Close()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// Listeners listens on one port of the loopback address host for TCP and
+// UDP both, as a nameserver does, chosen as Port chooses and held open: no
+// other socket takes it between the choice and the listen. The error says
+// host is not an address here (no IPv6, say). Both close when the test
+// ends, if not before.
+func Listeners(t testing.TB, host string) (net.PacketConn, net.Listener, error) {
+	t.Helper()
+	probe, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, nil, err
+	}
+	probe.Close()
 	first, count := portsOutside(ephemeralRange())
 	start := time.Now().Nanosecond()
 	for i := 0; i < count; i++ {
-		p := uint16(first + (start+i*7919)%count)
-		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		addr := net.JoinHostPort(host, strconv.Itoa(first+(start+i*7919)%count))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
 		}
 		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
 		if err != nil {
+			ln.Close()
 			continue
 		}
-		pc.Close()
-		return p
+		t.Cleanup(func() {
+			ln.Close()
+			pc.Close()
+		})
+		return pc, ln, nil
 	}
-	t.Fatalf("no port of 127.0.0.1 in %d-%d is free for both TCP and UDP", first, first+count-1)
-	return 0
+	t.Fatalf("no port of %s in %d-%d is free for both TCP and UDP", host, first, first+count-1)
+	return nil, nil, nil
 }
 
 // ephemeralRange is the host's range of ports for outgoing sockets, or

@@ -50,3 +50,23 @@ func TestPortFree(t *testing.T) {
 	}
 	pc.Close()
 }
+
+// TestListeners: one port, in the test range, held for TCP and UDP both;
+// an address not of this host is an error, not a listener.
+func TestListeners(t *testing.T) {
+	pc, ln, err := Listeners(t, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, udp := ln.Addr().(*net.TCPAddr).Port, pc.LocalAddr().(*net.UDPAddr).Port
+	low, high := ephemeralRange()
+	if first, count := portsOutside(low, high); tcp != udp || tcp < first || tcp >= first+count {
+		t.Errorf("TCP port %d, UDP port %d: want one port in %d-%d", tcp, udp, first, first+count-1)
+	}
+	if _, err := net.Listen("tcp", ln.Addr().String()); err == nil {
+		t.Errorf("%s: a second listen succeeded: the port is not held", ln.Addr())
+	}
+	if _, _, err := Listeners(t, "192.0.2.1"); err == nil {
+		t.Error("Listeners on 192.0.2.1 (TEST-NET-1, no address here): no error")
+	}
+}
