@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +51,10 @@ func TestReadFileGzipByMagic(t *testing.T) {
 		if err := os.WriteFile(p, tc.content, 0o640); err != nil {
 			t.Fatal(err)
 		}
+		// Set apart from the umask, which WriteFile's mode is subject to.
+		if err := os.Chmod(p, 0o640); err != nil {
+			t.Fatal(err)
+		}
 		f, err := ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -82,6 +87,10 @@ func TestReadFileBadGzip(t *testing.T) {
 }
 
 func TestWriteFile(t *testing.T) {
+	// A new file gets mode less the umask (atomicfile.Write): with
+	// umask 022 the modes below come out whole. The umask is the
+	// process's; no test of this package runs in parallel.
+	defer syscall.Umask(syscall.Umask(0o022))
 	dir := t.TempDir()
 	data := append([]byte("\x7fELF"), bytes.Repeat([]byte("cfdata"), 5000)...)
 	tests := []struct {
