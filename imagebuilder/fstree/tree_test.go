@@ -284,6 +284,8 @@ func TestAddDir(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "etc/sub"), 0750)
 	os.WriteFile(filepath.Join(dir, "etc/a"), []byte("A"), 0640)
+	// The perms checked below, whatever the umask.
+	os.Chmod(filepath.Join(dir, "etc/a"), 0640)
 	os.Link(filepath.Join(dir, "etc/a"), filepath.Join(dir, "etc/sub/b"))
 	os.Symlink("../a", filepath.Join(dir, "etc/sub/c"))
 	tr := fstree.New()
@@ -301,6 +303,9 @@ func TestAddDir(t *testing.T) {
 	}
 	if os.Geteuid() == 0 {
 		if err := unix.Mknod(filepath.Join(dir, "etc/ld1a"), unix.S_IFBLK|0640, int(unix.Mkdev(19, 8))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, "etc/ld1a"), 0640); err != nil {
 			t.Fatal(err)
 		}
 		tr := fstree.New()
