@@ -611,6 +611,7 @@ func TestPostinstTmpdirPaths(t *testing.T) {
 		{"relative", func(t *testing.T) string {
 			d := reachable(t)
 			os.Mkdir(filepath.Join(d, "tmp"), 0755)
+			os.Chmod(filepath.Join(d, "tmp"), 0755) // whatever the umask
 			t.Chdir(d)
 			return "tmp"
 		}},
