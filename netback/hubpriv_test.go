@@ -167,7 +167,8 @@ func otherUserDir(t *testing.T) (dir, bin string) {
 	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
 	if err == nil {
 		_, err = io.Copy(dst, src)
-		err = errors.Join(err, dst.Close())
+		// 0755 whatever the umask: uid 65534 runs it.
+		err = errors.Join(err, dst.Chmod(0o755), dst.Close())
 	}
 	if err != nil {
 		t.Fatal(err)
