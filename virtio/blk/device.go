@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/smolvmm/smolvmm/virtio"
 )
@@ -47,6 +48,11 @@ type Disk struct {
 	path    string   // the image's path, set by Open, for warnings
 	// warn is the transport's (virtio.Warner), nil until it is set.
 	warn func(kind, msg string, args ...any)
+
+	// flushMu guards flushErr, the first flush that failed: every later
+	// flush is answered IOERR (FlushError says why).
+	flushMu  sync.Mutex
+	flushErr error
 
 	// Scratch scatter-gather lists, used only on the worker goroutine.
 	rd, wr [][]byte
@@ -160,16 +166,19 @@ func (d *Disk) ReadConfig(off int, data []byte) {
 func (d *Disk) WriteConfig(int, []byte) {}
 
 // SetWarn gives the disk the transport's warning function
-// (virtio.Warner): an error of the image on the host (a failed read,
-// write or fdatasync: ENOSPC, EIO, an image shrunk under the disk) is
-// logged there, once for each operation and errno, with the image's path,
-// the offset and the error. The guest only sees its request fail.
+// (virtio.Warner): an error of the image on the host (a failed read or
+// write: ENOSPC, EIO, an image shrunk under the disk) is logged there,
+// once for each operation and errno, with the image's path, the offset
+// and the error; a failed fdatasync once, as it is latched (FlushError).
+// The guest only sees its request fail.
 func (d *Disk) SetWarn(warn func(kind, msg string, args ...any)) { d.warn = warn }
 
 // Activate does nothing: no feature changes how requests are served.
 func (d *Disk) Activate(uint32) {}
 
-// Reset does nothing: the disk keeps no per-driver state.
+// Reset does nothing: the disk keeps no per-driver state. A failed
+// flush stays latched (FlushError): a driver that starts again has not
+// got back the writes it lost.
 func (d *Disk) Reset() {}
 
 // Process serves every available request of the queue. It stops at a

@@ -35,12 +35,31 @@
 // soon as the kernel has them: they survive the VMM being killed, but not a
 // host crash or power loss. They are durable once a FLUSH the guest issued
 // after them completes: FLUSH calls fdatasync on the image and only then
-// writes the status byte. This is a volatile write cache with flush, the
+// writes the status byte (see Failed flushes). This is a volatile write cache with flush, the
 // model every guest file system knows (NetBSD issues FLUSH for its
 // metadata barriers); reads may come from the page cache. The
 // configuration says so: its writeback byte (offset 32) reads 1, which
 // NetBSD's ld(4) reports as the write cache enabled; CONFIG_WCE is not
 // offered, so the cache cannot be turned off.
+//
+// # Failed flushes
+//
+// Linux reports a failed writeback once per open file: after an fdatasync
+// that failed (ENOSPC, EIO), the pages it could not write count as clean,
+// the next fdatasync succeeds, and their data reads back stale once the
+// page cache drops them. So the first FLUSH that fails is latched
+// (FlushError): it and every later FLUSH are answered IOERR until the
+// image is opened again, and the disk warns once, naming the image. Later
+// flushes still run fdatasync, so that later writes reach the disk when
+// they can, but none is answered OK: what the failed one covered may be
+// lost. Reads and writes are served as before: a write's OK never meant
+// durable, only a flush's does. A driver reset (Reset) keeps the latch.
+// A snapshot does not record it (it holds the transport's state and the
+// image's identity, not the disk's): a restored VM opens the image again
+// and starts without one, a fresh open file whose fdatasync reports only
+// what fails from then on. The guest that saw the failed flush was told
+// of it; a restored copy of it learns nothing, so a caller that snapshots
+// should check FlushError first.
 //
 // # Host errors
 //
@@ -48,7 +67,8 @@
 // image shrunk under the disk) is answered IOERR, all the guest learns
 // (NetBSD prints "ld0a: error writing fsbn ..."). The disk also warns on
 // the transport's logger (virtio.Warner), once per operation and errno,
-// with the image's path, the byte offset, the length and the error.
+// with the image's path, the byte offset, the length and the error; a
+// failed flush once, as it is latched (see Failed flushes).
 //
 // # Locking
 //

@@ -104,16 +104,52 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 		}
 		return StatusOK, 0, nil
 	case TypeFlush:
-		if err := d.b.Sync(); err != nil {
-			d.hostError("flush", -1, 0, err)
-			return StatusIOErr, 0, nil
-		}
-		return StatusOK, 0, nil
+		return d.flush(), 0, nil
 	case TypeGetID:
 		n := scatter(wr, d.serial[:])
 		return StatusOK, uint32(n), nil
 	}
 	return StatusUnsupp, 0, nil
+}
+
+// flush syncs the image and answers a FLUSH. Linux reports a failed
+// writeback once per open file: the fdatasync after a failed one succeeds,
+// though the writes whose writeback failed never reached the disk (their
+// pages count as clean, and read back stale once evicted). So the first
+// failure is latched and every later flush answered IOERR too, until the
+// image is opened again, as QEMU does. Later flushes still sync, so that
+// later writes reach the disk when they can.
+func (d *Disk) flush() uint8 {
+	err := d.b.Sync()
+	d.flushMu.Lock()
+	first := d.flushErr == nil && err != nil
+	if first {
+		d.flushErr = err
+	}
+	latched := d.flushErr != nil
+	d.flushMu.Unlock()
+	if first {
+		d.flushFailed(err)
+	}
+	if latched {
+		return StatusIOErr
+	}
+	return StatusOK
+}
+
+// flushFailed warns, once, that the image's first flush failed with err
+// and what follows for the guest. Later failures are not news: every
+// flush fails from then on.
+func (d *Disk) flushFailed(err error) {
+	if d.warn == nil {
+		return
+	}
+	var args []any
+	if d.path != "" {
+		args = append(args, "image", d.path)
+	}
+	args = append(args, "op", "flush", "err", err)
+	d.warn("flush-latched", "virtio-blk: flushing the disk image failed on the host: writes the guest made before it may not be on the disk, so this flush and every later one get an I/O error until the image is opened again", args...)
 }
 
 // failed is what serve returns for a read or write of n bytes at sector
@@ -128,7 +164,7 @@ func (d *Disk) failed(op string, n, sector uint64, err error) error {
 }
 
 // hostError warns, once per operation and kind of error, that the image
-// failed op of n bytes at byte offset off (-1: none, a flush): the guest
+// failed op (a read or write) of n bytes at byte offset off: the guest
 // sees only IOERR (NetBSD prints "ld0a: error writing fsbn ..."), and the
 // cause, a full or failing host disk, is the host's to fix.
 func (d *Disk) hostError(op string, off int64, n uint64, err error) {
@@ -139,11 +175,7 @@ func (d *Disk) hostError(op string, off int64, n uint64, err error) {
 	if d.path != "" {
 		args = append(args, "image", d.path)
 	}
-	args = append(args, "op", op)
-	if off >= 0 {
-		args = append(args, "offset", off, "bytes", n)
-	}
-	args = append(args, "err", err)
+	args = append(args, "op", op, "offset", off, "bytes", n, "err", err)
 	d.warn("host-io:"+op+":"+errKind(err), "virtio-blk: the disk image failed on the host; the guest's request gets an I/O error", args...)
 }
 

@@ -5,6 +5,18 @@ import (
 	"os"
 )
 
+// FlushError is the error of the first flush that failed on the host
+// (fdatasync's), nil while none has. From that flush on, every FLUSH is
+// answered IOERR: what was written before it may not be on the disk, and
+// a later fdatasync's success does not say otherwise (Linux reports a
+// failed writeback once). It stays until the image is opened again; Reset
+// keeps it. It may be called from any goroutine.
+func (d *Disk) FlushError() error {
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
+	return d.flushErr
+}
+
 // Stat describes the disk's image file (fstat of the open file: the
 // image it serves, even if its path now names another). A disk made with
 // New over a Backend has no file.
