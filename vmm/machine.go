@@ -382,6 +382,9 @@ type Machine struct {
 	cfg Config
 	// diskPaths are cfg.Disks' paths made absolute when opened.
 	diskPaths []string
+	// disks are cfg.Disks' devices, in order, for DiskStats; their
+	// transports close them.
+	disks []*blk.Disk
 	// diskCopies says, after a restore, which disks are not the
 	// snapshot's file but one with its content (for logRestore).
 	diskCopies []bool
@@ -647,6 +650,18 @@ func (m *Machine) PortBus() *DeviceBus { return m.portBus }
 // included, but those KVM serves (see DeviceBus.Register).
 func (m *Machine) MMIOBus() *DeviceBus { return m.mmioBus }
 
+// DiskStats returns what the guest did to each of Config.Disks, in their
+// order (blk.Disk.Stats): a disk whose writes go nowhere that lasts (a
+// temporary image) can say at the end that it took some. It may be
+// called while Run runs and after Close.
+func (m *Machine) DiskStats() []blk.Stats {
+	stats := make([]blk.Stats, len(m.disks))
+	for i, d := range m.disks {
+		stats[i] = d.Stats()
+	}
+	return stats
+}
+
 // Unhandled returns the counts of port and MMIO accesses no device claimed.
 func (m *Machine) Unhandled() (pio, mmio bus.Unhandled) {
 	return m.pio.Unhandled(), m.mmio.Unhandled()
@@ -797,6 +812,7 @@ func (m *Machine) setupDevices() error {
 			abs = a
 		}
 		m.diskPaths = append(m.diskPaths, abs)
+		m.disks = append(m.disks, disk)
 		if pd, err := m.addVirtio(disk, fmt.Sprintf("ld%d", i), fmt.Sprintf(" (disk image %s)", d.Path)); err != nil {
 			if pd == nil {
 				disk.Close()

@@ -560,6 +560,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			printBackendStats(c, nic.Backend())
 		}
 	}
+	printShareWrites(c, m.DiskStats())
 	if err != nil {
 		return guestCrashExit(c, err)
 	}
@@ -903,6 +904,32 @@ func macSeed(c *cli.Context, disks []blk.Spec) string {
 	}
 	return disks[0].Path
 }
+
+// printShareWrites says, for each --share disk the guest wrote to, how
+// much: its writes and flushes were answered OK, and went with the
+// temporary image, which nothing told the guest. stats are the machine's
+// disks', the shares last (vmConfig).
+func printShareWrites(c *cli.Context, stats []blk.Stats) {
+	if !hasFlag(c, "share") {
+		return
+	}
+	shares := c.StringSlice("share")
+	first := len(stats) - len(shares)
+	for i, spec := range shares {
+		if first+i < 0 {
+			continue
+		}
+		if n := stats[first+i].BytesWritten; n > 0 {
+			dir, _, _ := parseShareSpec(spec) // checked by checkRunFlags
+			fmt.Fprintf(os.Stderr, "smolvmm %s: --share %s: the guest wrote %s to it, discarded with its image (a share is a copy of the directory for this run; for writes that last, make the directory an image, smolvmm mkimg --data %s -i IMAGE, and give it with -d IMAGE)\n",
+				commandSaid(c), spec, kibString(n), dir)
+		}
+	}
+}
+
+// kibString is n bytes in KiB, rounded up: a write of one sector is not
+// "0 KiB".
+func kibString(n uint64) string { return strconv.FormatUint((n+1023)/1024, 10) + " KiB" }
 
 // shareSerial is the serial of --share dir's disk: "share-" and the
 // directory's name, cut to the serial's 20 bytes and with bytes other than

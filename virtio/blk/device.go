@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/smolvmm/smolvmm/virtio"
 )
@@ -53,6 +54,9 @@ type Disk struct {
 	// flush is answered IOERR (FlushError says why).
 	flushMu  sync.Mutex
 	flushErr error
+	// writes and written count the OUT requests answered OK and their
+	// bytes (Stats).
+	writes, written atomic.Uint64
 
 	// Scratch scatter-gather lists, used only on the worker goroutine.
 	rd, wr [][]byte

@@ -70,6 +70,12 @@
 // with the image's path, the byte offset, the length and the error; a
 // failed flush once, as it is latched (see Failed flushes).
 //
+// # Counters
+//
+// Stats counts the writes the disk performed and their bytes, so that a
+// caller that throws the image away after the run (a temporary one) can
+// say whether the guest wrote to it.
+//
 // # Locking
 //
 // Open takes an flock on the image: exclusive (LOCK_EX|LOCK_NB) for a

@@ -102,6 +102,8 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 		if err := writeV(d.b, rd, int64(sector*SectorSize)); err != nil {
 			return StatusIOErr, 0, d.failed("write", n, sector, err)
 		}
+		d.writes.Add(1)
+		d.written.Add(n)
 		return StatusOK, 0, nil
 	case TypeFlush:
 		return d.flush(), 0, nil

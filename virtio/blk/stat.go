@@ -5,6 +5,20 @@ import (
 	"os"
 )
 
+// Stats counts what the guest did to a disk since it was opened.
+type Stats struct {
+	// Writes is the number of OUT requests performed and answered OK.
+	Writes uint64
+	// BytesWritten is the data those requests wrote to the image.
+	BytesWritten uint64
+}
+
+// Stats returns the disk's counters. It may be called from any
+// goroutine, also while the disk serves requests and after it is closed.
+func (d *Disk) Stats() Stats {
+	return Stats{Writes: d.writes.Load(), BytesWritten: d.written.Load()}
+}
+
 // FlushError is the error of the first flush that failed on the host
 // (fdatasync's), nil while none has. From that flush on, every FLUSH is
 // answered IOERR: what was written before it may not be on the disk, and
