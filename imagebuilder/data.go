@@ -19,6 +19,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/smolvmm/smolvmm/imagebuilder/internal/hostdir"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"golang.org/x/sys/unix"
 )
@@ -235,7 +236,31 @@ func BuildDataImageSize(dir, outPath, fsType string, sizeMB int) error {
 // image in place. A stopped build leaves outPath as it was and no
 // temporary file, and returns an error wrapping ctx's.
 func BuildDataImageContext(ctx context.Context, dir, outPath, fsType string, sizeMB int) error {
-	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, false, nil)
+	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, DataOptions{Force: true}, false, nil)
+}
+
+// DataOptions says what BuildDataImageOptions may replace at its output
+// path, as Config's Force and Replace do for a root image.
+type DataOptions struct {
+	// Force allows replacing an existing file at the output path.
+	// Without it, a file there when the build begins, or one that
+	// appears while the image is written, is left as it is (an error
+	// matching ErrExists).
+	Force bool
+	// Replace, when set with Force, is asked right before the new image
+	// is put in place whether the file then at the output path, open
+	// read-only, may be replaced (atomicfile.ReplaceIf): its error
+	// leaves that file as it is, the new image discarded. A lock it takes
+	// on the file is held until the new image is in place. With no file
+	// there then, the new image replaces none that appears meanwhile.
+	Replace func(old *os.File) error
+}
+
+// BuildDataImageOptions is BuildDataImageContext replacing only what opts
+// allow: the data image takes long enough to write for the file at
+// outPath to be put to another use meanwhile (a VM's disk).
+func BuildDataImageOptions(ctx context.Context, dir, outPath, fsType string, sizeMB int, opts DataOptions) error {
+	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, opts, false, nil)
 }
 
 // BuildDataImageTemporary is BuildDataImageContext for an image at
@@ -258,13 +283,13 @@ func BuildDataImageTemporary(ctx context.Context, dir, outPath, fsType string, s
 		}
 		omit = append(omit, st)
 	}
-	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, true, omit)
+	return buildDataImage(ctx, dir, outPath, fsType, sizeMB, DataOptions{Force: true}, true, omit)
 }
 
-// buildDataImage is BuildDataImageContext; with temporary, an empty
+// buildDataImage is BuildDataImageOptions; with temporary, an empty
 // outPath inside dir is left out of the image, and so is every entry of
 // dir with the device and inode of one in omit (BuildDataImageTemporary).
-func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int, temporary bool, omit []unix.Stat_t) error {
+func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int, opts DataOptions, temporary bool, omit []unix.Stat_t) error {
 	if fsType == "" {
 		fsType = DataFAT32
 	}
@@ -276,6 +301,12 @@ func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int
 		typ = filesystem.TypeISO9660
 	default:
 		return fmt.Errorf("data file system %q: want %s or %s", fsType, DataFAT32, DataISO9660)
+	}
+	if !opts.Force {
+		// Said before the directory is read, as for a root image.
+		if _, err := os.Stat(outPath); err == nil {
+			return fmt.Errorf("data image %s %w: remove it, or set DataOptions.Force to replace it", outPath, ErrExists)
+		}
 	}
 	if err := CheckOutputNotInput(outPath, dir); err != nil {
 		var st unix.Stat_t
@@ -312,9 +343,21 @@ func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int
 	if afterDataScan != nil {
 		afterDataScan()
 	}
-	return writeAtomically(ctx, outPath, func(f *os.File) error {
+	var commit []atomicfile.Option
+	switch {
+	case !opts.Force:
+		commit = append(commit, atomicfile.NoReplace())
+	case opts.Replace != nil:
+		commit = append(commit, atomicfile.ReplaceIf(opts.Replace))
+	}
+	err = writeAtomically(ctx, outPath, func(f *os.File) error {
 		return writeDataImage(ctx, f, root, es, fsType, size)
-	})
+	}, commit...)
+	var ee *atomicfile.ExistsError
+	if !opts.Force && errors.As(err, &ee) {
+		return fmt.Errorf("data image %s %w: it appeared while the image was written and is left as it is, the new image discarded: remove it, or set DataOptions.Force to replace it", outPath, ErrExists)
+	}
+	return err
 }
 
 // UnreadableError is the error for an entry of a data directory that

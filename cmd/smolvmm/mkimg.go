@@ -139,12 +139,13 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 			sizeMB = 0
 		}
 		start := time.Now()
-		if err := imagebuilder.BuildDataImageContext(ctx, dir, out, c.String("fs"), sizeMB); err != nil {
+		opts := imagebuilder.DataOptions{Force: c.Bool("force")}
+		if err := imagebuilder.BuildDataImageOptions(ctx, dir, out, c.String("fs"), sizeMB, opts); err != nil {
 			var small *imagebuilder.DataSizeError
 			if errors.As(err, &small) {
 				return &fileError{fmt.Sprintf("%v (give -m %d or more, or -m auto)", err, small.NeedMiB), err}
 			}
-			return err
+			return appearedAdvice(err, out)
 		}
 		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs%s\n", out, c.String("fs"), dir, time.Since(start).Seconds(), lateSignal(ctx))
 		return nil
@@ -230,7 +231,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	err = imagebuilder.WriteImageContext(ctx, tree, cfg, out)
 	finish.done()
 	if err != nil {
-		return tooSmallAdvice(err, c, svc)
+		return appearedAdvice(tooSmallAdvice(err, c, svc), out)
 	}
 	st, _ := os.Stat(out)
 	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs%s\n", out, st.Size()>>20, time.Since(start).Seconds(), lateSignal(ctx))
@@ -339,6 +340,15 @@ func checkOutput(out string, force bool) error {
 		}
 	}
 	return nil
+}
+
+// appearedAdvice is err, when it is the builder's refusal (without -f)
+// of an image that appeared at out while it was written, in mkimg's words.
+func appearedAdvice(err error, out string) error {
+	if !errors.Is(err, imagebuilder.ErrExists) {
+		return err
+	}
+	return &fileError{fmt.Sprintf("image %s appeared while mkimg wrote it: it is left as it is and the new image discarded; remove it and run mkimg again, or pass -f to overwrite it", out), err}
 }
 
 // parseMegabytes reads -m: a positive number of MiB, or "auto".
