@@ -139,13 +139,13 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 			sizeMB = 0
 		}
 		start := time.Now()
-		opts := imagebuilder.DataOptions{Force: c.Bool("force")}
+		opts := imagebuilder.DataOptions{Force: c.Bool("force"), Replace: forceCheck(out, c.Bool("force"))}
 		if err := imagebuilder.BuildDataImageOptions(ctx, dir, out, c.String("fs"), sizeMB, opts); err != nil {
 			var small *imagebuilder.DataSizeError
 			if errors.As(err, &small) {
 				return &fileError{fmt.Sprintf("%v (give -m %d or more, or -m auto)", err, small.NeedMiB), err}
 			}
-			return appearedAdvice(err, out)
+			return commitAdvice(err, out)
 		}
 		fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%s of %s) in %.2fs%s\n", out, c.String("fs"), dir, time.Since(start).Seconds(), lateSignal(ctx))
 		return nil
@@ -207,7 +207,8 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	if err := checkImageNotInput(out, inputs); err != nil { // checks.go
 		return err
 	}
-	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, FixedSize: true, Timestamp: ts, TimestampSet: true, Force: c.Bool("force"), Log: newBuildLog(log, "smolvmm mkimg: ")}
+	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, FixedSize: true, Timestamp: ts, TimestampSet: true, Force: c.Bool("force"),
+		Replace: forceCheck(out, c.Bool("force")), Log: newBuildLog(log, "smolvmm mkimg: ")}
 	start := time.Now()
 	reading := progress(log, "reading sets")
 	cfg.ReadProgress = reading.update
@@ -231,7 +232,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	err = imagebuilder.WriteImageContext(ctx, tree, cfg, out)
 	finish.done()
 	if err != nil {
-		return appearedAdvice(tooSmallAdvice(err, c, svc), out)
+		return commitAdvice(tooSmallAdvice(err, c, svc), out)
 	}
 	st, _ := os.Stat(out)
 	fmt.Fprintf(log, "smolvmm mkimg: wrote %s (%d MiB) in %.2fs%s\n", out, st.Size()>>20, time.Since(start).Seconds(), lateSignal(ctx))
@@ -331,7 +332,9 @@ func checkOutput(out string, force bool) error {
 	if _, err := os.Stat(target); err == nil && !force {
 		return fmt.Errorf("image %s already exists: remove it or pass -f to overwrite it", out)
 	} else if err == nil {
-		// -f replaces the file; a VM using it would write on to the old one.
+		// -f replaces the file; a VM using it would write on to the old
+		// one. Said here before any work, and checked again at the
+		// rename (forceCheck).
 		if err := checkNotInUse(target); err != nil {
 			return err
 		}
@@ -342,13 +345,46 @@ func checkOutput(out string, force bool) error {
 	return nil
 }
 
-// appearedAdvice is err, when it is the builder's refusal (without -f)
-// of an image that appeared at out while it was written, in mkimg's words.
-func appearedAdvice(err error, out string) error {
-	if !errors.Is(err, imagebuilder.ErrExists) {
-		return err
+// commitAdvice is err, when the image built was not put in place at out,
+// in mkimg's words: without -f, because a file appeared there while it
+// was written; with -f, because forceCheck refused the file there.
+func commitAdvice(err error, out string) error {
+	var refused forceRefusal
+	switch {
+	case errors.As(err, &refused):
+		return refused // its text names the image: the builder's "image X: " would say it twice
+	case errors.Is(err, imagebuilder.ErrExists):
+		return &fileError{fmt.Sprintf("image %s appeared while mkimg wrote it: it is left as it is and the new image discarded; remove it and run mkimg again, or pass -f to overwrite it", out), err}
 	}
-	return &fileError{fmt.Sprintf("image %s appeared while mkimg wrote it: it is left as it is and the new image discarded; remove it and run mkimg again, or pass -f to overwrite it", out), err}
+	return err
+}
+
+// forceRefusal is forceCheck's refusal of the file at the image's path.
+type forceRefusal struct{ error }
+
+func (e forceRefusal) Unwrap() error { return e.error }
+
+// forceCheck is -f's check, right before the rename, of the file then at
+// the image's path out, nil without -f: checkOutput's, made before the
+// build, is made again, as a VM may start on the image (or one be put
+// there) during a build of seconds or minutes, and would then write on to
+// the unlinked old file. The lock taken to see that no VM uses it is held
+// until the new image is in place, so none starts on the old one.
+func forceCheck(out string, force bool) func(old *os.File) error {
+	if !force {
+		return nil
+	}
+	return func(old *os.File) error {
+		// old is the file at the path the writer resolved: through a
+		// symlink, its target, as checkOutput judged.
+		if err := checkWriteProtected("image", out, old.Name(), "-f", "give -i another file"); err != nil {
+			return forceRefusal{fmt.Errorf("%w; it is left as it is and the image mkimg built discarded", err)}
+		}
+		if err := lockImage(old, out); err != nil { // up.go
+			return forceRefusal{fmt.Errorf("%w; it is left as it is and the image mkimg built discarded", err)}
+		}
+		return nil
+	}
 }
 
 // parseMegabytes reads -m: a positive number of MiB, or "auto".
