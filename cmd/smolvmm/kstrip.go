@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,7 +91,9 @@ Default keep list: ` + defaultKeepText() + `
 Without -o the kernel is replaced in place through a temporary file,
 fsync and rename, keeping its permission bits, owner and group (not a
 setuid, setgid or sticky bit); so is an existing OUT (a new one gets
-KERNEL's mode plus owner write, u+w). A symlink is followed (its
+KERNEL's mode plus owner write, u+w). An existing OUT that is not empty
+and is no kernel (an ELF file, plain or gzipped) is refused unless -f is
+given: a mistyped -o (a guest's disk, notes) would be lost. A symlink is followed (its
 target is replaced, the link stays); a device, FIFO, socket or directory
 is refused, and so is a disk image a running VM holds or a file with no
 write permission at all (chmod a-w: strip into another file, or chmod
@@ -111,6 +115,7 @@ func kstripCommand() *cli.Command {
 		Description: kstripDescription(),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the kernel to `OUT` (a regular file, or - for standard output) instead of replacing KERNEL"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "with -o OUT, overwrite an existing OUT that is no kernel (an ELF file, plain or gzipped)"},
 			&cli.StringFlag{Name: "keep-file", Aliases: []string{"K"}, Usage: "keep the driver names in `FILE` (one a line, # comments) instead of the default list, not added to it (or --keep, not both)"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep these `NAMES` (comma-separated) instead of the default list, not added to it (or -K, not both)"},
 			&cli.StringSliceFlag{Name: "disable", Usage: "disable these `NAMES`"},
@@ -175,6 +180,11 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 			return usageErrorf("kstrip: -o - would write a binary kernel to the terminal: redirect standard output, or give -o FILE")
 		}
 		summary, summaryPrefix = stderr, kstripPrefix
+	}
+	// -f acts only on the file -o names: anywhere else it would be
+	// silently ignored.
+	if c.Bool("force") && (c.String("output") == "" || c.String("output") == "-") {
+		return usageErrorf("kstrip: -f lets -o OUT overwrite a file that is no kernel: drop -f, or give -o OUT")
 	}
 	// An empty --keep ("" or ",") is a slip on the command line, said
 	// before the kernel is read. The example is in the default list's
@@ -241,6 +251,10 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 			}
 		} else if err := checkWriteProtected("-o", out, target, "kstrip", "give -o another file"); err != nil {
 			return err
+		} else if !c.Bool("force") {
+			if err := checkOutputIsKernel(out, target); err != nil {
+				return err
+			}
 		}
 		// ...and so is its directory, where the replacement is made; a
 		// missing KERNEL is left for the read below to report.
@@ -534,6 +548,49 @@ func kstripWrite(ctx context.Context, c *cli.Context, in string, f *kstrip.File,
 		return out, false, fmt.Errorf("kstrip: writing %s: %w (%s)", out, err, left)
 	}
 	return out, true, nil
+}
+
+// checkOutputIsKernel refuses to replace target, the file -o path names,
+// when it is not empty and is no kernel kstrip reads (an ELF file, plain
+// or gzipped): -o rescue.img for -o rescue.k would lose a guest's disk,
+// which no other check stops while no VM holds it. Only the first bytes
+// are read (of a gzipped file, the first it inflates to).
+func checkOutputIsKernel(path, target string) error {
+	// O_NONBLOCK: a FIFO put there since Target looked must not hang us.
+	f, err := os.OpenFile(target, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		cause := err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			cause = pe.Err // the path is named once
+		}
+		return &fileError{fmt.Sprintf("kstrip: -o %s: %v, so kstrip cannot tell whether it is a kernel it may replace: give -o another file, or pass -f to overwrite it", path, cause), err}
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil // the writer refuses it, saying what it is
+	}
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	if n == 0 {
+		return nil // nothing is lost
+	}
+	if kernelimage.IsGzip(head) {
+		if _, err := f.Seek(0, io.SeekStart); err == nil {
+			if zr, err := gzip.NewReader(f); err == nil {
+				n, _ = io.ReadFull(zr, head[:cap(head)])
+				head = head[:n]
+			}
+		}
+	}
+	if bytes.Equal(head, []byte(elf.ELFMAG)) {
+		return nil
+	}
+	return fmt.Errorf("kstrip: -o %s holds something other than a kernel (an ELF file, plain or gzipped): kstrip would replace it with the kernel it writes; give -o another file, or pass -f to overwrite it", path)
 }
 
 // kstripPrefix begins kstrip's notes and warnings, as errorLine begins

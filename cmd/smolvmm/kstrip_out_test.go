@@ -117,7 +117,8 @@ func TestKstripGzipFollowsTarget(t *testing.T) {
 			if tt.out {
 				args = []string{"-o", link, kern}
 				if !strings.HasPrefix(tt.link, "new") {
-					os.WriteFile(real, []byte("an older kernel"), 0o644)
+					// An older kernel: -o replaces no other file without -f.
+					os.WriteFile(real, mustRead(t, kern), 0o644)
 				}
 			} else {
 				b := mustRead(t, kern)

@@ -416,7 +416,9 @@ func TestKstripMessages(t *testing.T) {
 	bare := testKernel(t, kstriptest.Options{Bits: 32, Entries: []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus"}}})
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "old.gz")
-	if err := os.WriteFile(existing, []byte("old"), 0o644); err != nil {
+	// An older kernel: -o replaces no other file without -f.
+	old := gzipBytes(mustRead(t, kern))
+	if err := os.WriteFile(existing, old, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// A 1-block file size limit fails the write after every check
@@ -489,8 +491,8 @@ func TestKstripMessages(t *testing.T) {
 			}
 		})
 	}
-	if b, _ := os.ReadFile(existing); string(b) != "old" {
-		t.Errorf("%s now holds %q", existing, b)
+	if b, _ := os.ReadFile(existing); !bytes.Equal(b, old) {
+		t.Errorf("%s now holds %.20q", existing, b)
 	}
 }
 
@@ -609,7 +611,8 @@ func TestKstripKeepsModeAndOwner(t *testing.T) {
 				target = filepath.Join(t.TempDir(), "out")
 				args = []string{"-o", target, kern}
 				if tt.existing != 0 {
-					if err := os.WriteFile(target, []byte("old"), tt.existing); err != nil {
+					// An older kernel: -o replaces no other file without -f.
+					if err := os.WriteFile(target, mustRead(t, kern), tt.existing); err != nil {
 						t.Fatal(err)
 					}
 					os.Chmod(target, tt.existing)

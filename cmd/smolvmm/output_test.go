@@ -94,6 +94,10 @@ func TestKstripOutputs(t *testing.T) {
 		})
 	}
 	t.Run("symlink", func(t *testing.T) {
+		// Its target an older kernel: -o replaces no other file without -f.
+		if err := os.WriteFile(f["regular"], orig, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if _, stderr, code := runKstripCLI("-o", f["link"], kern); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
