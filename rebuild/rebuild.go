@@ -9,10 +9,13 @@
 // of the image builder, or when it is older than its sets (where no stamp
 // records the release, whose key holds each set's digest, for a set
 // downloaded again with the same bytes is no other set), or, when the
-// caller names the release it boots, is not described by that release's
-// stamp: one image path serves every release and port, and only the stamp
-// tells which one built the file under it (where no stamp can be
-// recorded, a read-only cache, the dates alone decide).
+// caller names the release it boots, is recorded by that release's stamp
+// as built from other sets: one image path serves every release and port,
+// and only the stamp tells which one built the file under it. An image
+// that release's stamp does not describe is NotRecorded, never stale: it
+// may hold what a guest wrote to it, and the stamp, kept in a cache that
+// may be cleared, is no proof that the caller may replace it (where no
+// stamp can be recorded, a read-only cache, the dates alone decide).
 package rebuild
 
 import (
@@ -64,12 +67,18 @@ const (
 	// says) with another revision of the image builder, or before
 	// stamps recorded one: the same inputs now build another image.
 	BuilderChanged
-	// OtherRelease: the image is not recorded as built from the sets of
-	// Image.Release: the release's stamp is missing, names another file
-	// (one built for another release or port, a copy), or records
-	// another release. Its dates say nothing of the port its programs
-	// are for.
+	// OtherRelease: the image is recorded (by the caller, as its stamp
+	// says) as built from other sets than those of Image.Release. Its
+	// dates say nothing of the port its programs are for.
 	OtherRelease
+	// NotRecorded: the file is an ext2 image that no stamp of
+	// Image.Release describes, where one could be recorded: nothing says
+	// the caller built it, or from which release (it was copied, built
+	// by another program or for another release or port, or its stamp
+	// was removed with the cache, or left under its former path by a move
+	// to another file system). It is no image to replace, for what was
+	// written to it would be lost, nor one known to be of this release.
+	NotRecorded
 )
 
 // String is the verdict in a word, for the step log.
@@ -88,6 +97,8 @@ func (v Verdict) String() string {
 	case BuilderChanged:
 		return "built by an older image builder"
 	case OtherRelease:
+		return "recorded as built from another release"
+	case NotRecorded:
 		return "not recorded as built from this release"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
@@ -122,9 +133,8 @@ type Image struct {
 	Stamp   Stamp
 	// Unrecorded is why Stamp cannot be recorded (Stamp.Writable: a
 	// cache that cannot be written), nil when it can. An image no stamp
-	// describes is then judged by its dates alone: no build could have
-	// recorded its release, and taking it for another release's would
-	// rebuild it, and lose what the guest wrote to it, on every run.
+	// describes is then judged by its dates alone, not NotRecorded: no
+	// build could have recorded its release.
 	Unrecorded error
 }
 
@@ -162,7 +172,10 @@ func (im Image) Check() (Verdict, error) {
 	builderChanged := im.Builder != 0 && described && rec.builder != im.Builder
 	// A stamp from before releases were recorded lies in the release's
 	// own cache directory, which names the release it was written for.
-	otherRelease := im.Release != "" && ((!described && im.Unrecorded == nil) || (described && rec.release != "" && rec.release != im.Release))
+	otherRelease := im.Release != "" && described && rec.release != "" && rec.release != im.Release
+	// Only a stamp proves the caller built the image: one it does not
+	// describe (a cache cleared, a copy) may hold what a guest wrote.
+	notRecorded := im.Release != "" && !described && im.Unrecorded == nil
 	st, err := os.Stat(im.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -175,6 +188,8 @@ func (im Image) Check() (Verdict, error) {
 		return ServiceChanged, nil
 	case builderChanged:
 		return BuilderChanged, nil
+	case notRecorded:
+		return NotRecorded, nil
 	case otherRelease:
 		return OtherRelease, nil
 	case st.ModTime().Before(newest):
@@ -419,7 +434,7 @@ func (s Stamp) read(image string) (stamped, bool) {
 		return stamped{}, false
 	}
 	f := strings.Fields(string(b))
-	if len(f) < 2 || len(f) > 4 || f[1] != id {
+	if len(f) < 2 || len(f) > 4 || !sameID(f[1], id) {
 		return stamped{}, false
 	}
 	rec := stamped{digest: f[0]}
@@ -466,6 +481,45 @@ func (s Stamp) Writable() error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// sameID reports whether the ImageIDs a and b name the same file: where
+// both hold a birth time, the device's number does not count, for a disk
+// may come back under another one (another boot, another USB port), and
+// an inode number with its birth time to the nanosecond, in a stamp named
+// after the file's path, names the file it was recorded for.
+func sameID(a, b string) bool {
+	if a == b {
+		return true
+	}
+	_, fa, okA := strings.Cut(a, ":")
+	_, fb, okB := strings.Cut(b, ":")
+	return okA && okB && strings.Contains(fa, ":") && fa == fb
+}
+
+// Moved moves to s the stamp beside it (in the same directory) that
+// describes image, when s does not: the stamp of the same file under
+// another path, which a rename of the file or of a directory above it
+// leaves behind, for a stamp is named after the image's path while its
+// ImageID stays. It reports whether it did; a stamp that cannot be read
+// or moved is not.
+func (s Stamp) Moved(image string) bool {
+	if s.Describes(image) {
+		return false
+	}
+	dir := filepath.Dir(string(s))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		old := Stamp(filepath.Join(dir, e.Name()))
+		if old == s || !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".service") || !old.Describes(image) {
+			continue
+		}
+		return os.Rename(string(old), string(s)) == nil
+	}
+	return false
 }
 
 // ImageID names the file at path: device, inode and birth time, which stay

@@ -81,6 +81,10 @@ type upOptions struct {
 	Service    string
 	ServiceDir string
 	Image      string // image path; <service>.img when empty
+	// KeepImage boots an existing ext2 image as it is, whatever up
+	// would rebuild it for, and records it as built from this release
+	// and service (--keep-image).
+	KeepImage bool
 }
 
 // image is the image path: Image, or <service>.img.
@@ -185,6 +189,10 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		for _, s := range res.Release.Sets {
 			im.Sets = append(im.Sets, s.Path)
 		}
+		// The stamp is named after the image's path: one left under the
+		// path the image (or its directory) was renamed from is the
+		// image's still.
+		im.Stamp.Moved(res.Image)
 		if !im.Stamp.Describes(res.Image) {
 			im.Unrecorded = im.Stamp.Writable()
 		}
@@ -194,6 +202,21 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		}
 		if im.Unrecorded != nil && verdict != rebuild.Missing {
 			fmt.Fprintf(log, "smolvmm up: note: the release %s was built from cannot be checked: no record of it can be kept in the cache (%v); its dates alone decide whether it is rebuilt\n", res.Image, im.Unrecorded)
+		}
+		if o.KeepImage && verdict != rebuild.Fresh && verdict != rebuild.Missing && verdict != rebuild.NotImage {
+			// The user's word that the image is this release's and
+			// service's: recorded, so that the next up boots it too.
+			digest := svc.Digest
+			if digest == "" {
+				digest = rebuild.FilesDigest
+			}
+			if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision, im.Release); err != nil {
+				fmt.Fprintf(log, "smolvmm up: note: cannot record %s as built from NetBSD %s/%s's sets (%v); the next up judges it as this one would have without --keep-image\n", res.Image, res.Release.Version, res.Release.Arch, err)
+			}
+			if svc.Service != nil {
+				imagebuilder.WarnIgnoredPostinst(svc.Service, newBuildLog(log, "smolvmm up: "))
+			}
+			return fmt.Sprintf("%s kept as it is (--keep-image), though %s", res.Image, verdict), nil
 		}
 		verb := "built"
 		// The file judged, nil when there is none: the build takes
@@ -228,6 +251,11 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				return "", err
 			}
 			verb = "rebuilt (it was no longer an ext2 image)"
+		case rebuild.NotRecorded:
+			// Only a record proves up built the image; one it cannot
+			// find (a cache cleared, an image copied) may be the only
+			// copy of what a guest wrote, never replaced unasked.
+			return "", selfNamed{notRecordedError(res.Image, res.Release)}
 		case rebuild.Older, rebuild.ServiceChanged, rebuild.BuilderChanged, rebuild.OtherRelease:
 			// The old image, and whatever the guest wrote to it, is replaced;
 			// never under a running VM, which would go on writing to the
@@ -245,9 +273,9 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			case rebuild.BuilderChanged:
 				verb = "rebuilt (it was built by an older smolvmm image builder)"
 			case rebuild.OtherRelease:
-				// One image path serves every release and port: an
-				// image of amd64 programs is no root for an i386 kernel.
-				verb = fmt.Sprintf("rebuilt (no record in the cache says up built it from NetBSD %s/%s's sets)", res.Release.Version, res.Release.Arch)
+				// The release's record says up built this very file
+				// from other sets: another list, or a mirror's new bytes.
+				verb = fmt.Sprintf("rebuilt (up built it from another list of NetBSD %s/%s's sets, or from sets of other bytes)", res.Release.Version, res.Release.Arch)
 			}
 		}
 		// The build replaces the image through a temporary file of its
@@ -399,6 +427,19 @@ func notUpImageError(image string) error {
 
 func (e selfNamed) Unwrap() error { return e.error }
 
+// notRecordedError refuses to replace image, an ext2 image no record in
+// release r's cache says up built from r's sets: it may hold what a guest
+// wrote, the record having gone with a cleared cache, or be a copy, an
+// image mkimg built, or one up built for another release or port.
+func notRecordedError(image string, r *fetch.Release) error {
+	return fmt.Errorf("image %s: no record in the cache says up built it from NetBSD %s/%s's sets "+
+		"(the records go with a cleared cache or a move to another file system; a copy, an image mkimg built, "+
+		"or one up built for another --version or --arch has none): up does not replace it, which would lose what was written to it; "+
+		"to boot it as it is, and have up record it as this release's, run up again with --keep-image; "+
+		"to have up build a new one, remove it (rm %s); or give another image with -i",
+		image, r.Version, r.Arch, image)
+}
+
 func step(log io.Writer, name string, fn func() (string, error)) error {
 	start := time.Now()
 	msg, err := fn()
@@ -417,6 +458,7 @@ func upCommand() *cli.Command {
 	flags := append(releaseFlags(),
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "image `FILE` (default <service>.img in the current directory)"},
 		&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional <name>/service.conf)"},
+		&cli.BoolFlag{Name: "keep-image", Usage: "boot the existing image as it is, never rebuilt, and record it as built from this release and service (one no record names, after the cache was cleared, is otherwise refused)"},
 	)
 	// run's flags but -k (up picks the kernel), --restore and
 	// --no-verify-memory (up builds and boots; restore with run).
@@ -442,10 +484,13 @@ func upCommand() *cli.Command {
               same bytes rebuilds nothing), or built by up from another
               service or other files of it
               (etc/, postinst/, service.conf and common/, by content), or
-              not recorded as built by up from this release's sets (one
-              image name serves every --version and --arch), or no longer
-              an ext2 image (a file up did not build is left alone); never
-              while a VM uses it
+              from other sets of this release, or no longer an ext2 image;
+              never while a VM uses it. An image no record in the cache
+              says up built from this release (one image name serves every
+              --version and --arch; a cleared cache keeps no record) is
+              neither rebuilt nor booted: up stops and says what to do
+              (--keep-image boots it as it is); a file up did not build is
+              left alone
    4. run     the stripped kernel with the image as ld0 (root=ld0a)
 Each step prints what it did and how long it took.
 
@@ -481,7 +526,7 @@ Examples:
 			if err := checkUpBoot(c); err != nil {
 				return err
 			}
-			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image")}
+			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image"), KeepImage: c.Bool("keep-image")}
 			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
 				return err
 			}

@@ -259,26 +259,70 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 // an image up built for amd64 was called up to date by an i386 up (its
 // stamp in the i386 cache named the image amd64 replaced, and was
 // ignored; the image was newer than the i386 sets) and booted by the
-// i386 kernel. An image no record of this release describes is rebuilt.
+// i386 kernel. An image no record of this release describes was then
+// rebuilt, and what the guest wrote to it lost (one whose record went
+// with a cleared cache too): it is neither booted nor rebuilt, and up
+// says what to do. Removed, it is built for the release asked for.
 func TestUpImageOfAnotherRelease(t *testing.T) {
 	f := newFakeUp(t)
 	f.srv.AddRelease(fetchtest.Release{Version: "9.3", Arch: "amd64", Kernel: []byte("amd64 kernel"),
 		Sets: map[string][]byte{"rescue.tgz": []byte("amd64 rescue")}})
 	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
-	for i, step := range []struct{ arch, calls, why string }{
-		{"i386", "service fetch strip build run", ""},
-		{"amd64", "service fetch strip build run", "NetBSD 9.3/amd64"},
-		{"i386", "service fetch build run", "NetBSD 9.3/i386"},
-		{"i386", "service fetch run", ""},
-		{"amd64", "service fetch build run", "NetBSD 9.3/amd64"},
+	for i, step := range []struct {
+		arch, calls string
+		remove      bool // the image removed first
+		refused     bool
+	}{
+		{"i386", "service fetch strip build run", false, false},
+		{"amd64", "service fetch strip", false, true},
+		{"i386", "service fetch run", false, false},
+		{"amd64", "service fetch build run", true, false},
+		{"amd64", "service fetch run", false, false},
+		{"i386", "service fetch", false, true},
 	} {
 		f.arch = step.arch
-		upAgain(t, f, opts, step.calls, step.why)
+		if step.remove {
+			os.Remove(opts.Image)
+		}
+		if step.refused {
+			upRefused(t, f, opts, step.calls, "NetBSD 9.3/"+step.arch)
+			continue
+		}
+		upAgain(t, f, opts, step.calls, "")
 		if strings.Contains(step.calls, "build") {
 			if got := f.builds[len(f.builds)-1].Arch; got != step.arch {
 				t.Errorf("up %d (%s) built for %s", i, step.arch, got)
 			}
 		}
+	}
+}
+
+// upRefused runs up once more, which must refuse to replace (or boot) an
+// image no record says it built from the release, calling no more than
+// calls, leaving the image as it was and saying what to do.
+func upRefused(t *testing.T, f *fakeUp, opts upOptions, calls, release string) {
+	t.Helper()
+	before, err := os.ReadFile(opts.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.calls = nil
+	var log bytes.Buffer
+	_, err = up(context.Background(), &log, f.deps(), opts)
+	want := "image " + opts.Image + ": no record in the cache says up built it from " + release + "'s sets"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("up: %v, want %q\n%s", err, want, log.String())
+	}
+	for _, advice := range []string{"run up again with --keep-image", "remove it (rm " + opts.Image + ")", "give another image with -i"} {
+		if !strings.Contains(err.Error(), advice) {
+			t.Errorf("up: %v, want the advice %q", err, advice)
+		}
+	}
+	if got := strings.Join(f.calls, " "); got != calls {
+		t.Errorf("calls %q, want %q\n%s", got, calls, log.String())
+	}
+	if after, _ := os.ReadFile(opts.Image); !bytes.Equal(before, after) {
+		t.Errorf("the image changed: %q..., was %q...", after[:min(len(after), 40)], before[:min(len(before), 40)])
 	}
 }
 
@@ -317,8 +361,9 @@ func TestUpCacheKeepsNoStamp(t *testing.T) {
 // TestUpBuiltinServiceChanges: a built-in service has no date; up rebuilds
 // an image it built from another version of the service (a smolvmm upgrade),
 // but not one the service still matches (a new binary with the same
-// service). One it did not build (mkimg, a copy) is rebuilt too, for no
-// record says which release it was built from.
+// service). One it did not build (mkimg, a copy) is neither rebuilt nor
+// booted, for no record says which release it was built from: it was
+// rebuilt, and what was written to it lost.
 func TestUpBuiltinServiceChanges(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -337,7 +382,7 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 			if err := os.WriteFile(image, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "service fetch build run"},
+		}, "service fetch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,11 +393,11 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.change(t, f, opts.Image)
-			why := "up built it from another service, or from other files of this one"
 			if strings.Contains(tt.name, "by hand") {
-				why = "no record in the cache says up built it"
+				upRefused(t, f, opts, tt.calls, "NetBSD 9.3/i386")
+				return
 			}
-			upAgain(t, f, opts, tt.calls, why)
+			upAgain(t, f, opts, tt.calls, "up built it from another service, or from other files of this one")
 		})
 	}
 }
@@ -360,7 +405,8 @@ func TestUpBuiltinServiceChanges(t *testing.T) {
 // TestUpRebuildsForAnOlderImageBuilder: an image up built with an older
 // image builder (amd64 /dev nodes before f032337), or stamped before the
 // builder's revision was recorded, is rebuilt, whatever its dates; one up
-// did not build is rebuilt for want of a record of its release.
+// did not build is neither rebuilt nor booted, for want of a record of
+// its release.
 func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -371,7 +417,7 @@ func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
 		{"same builder", func(f []string) string { return strings.Join(f, " ") }, false, "service fetch run"},
 		{"stamped before revisions", func(f []string) string { return f[0] + " " + f[1] }, false, "service fetch build run"},
 		{"older builder", func(f []string) string { return fmt.Sprintf("%s %s %d", f[0], f[1], imagebuilder.Revision-1) }, false, "service fetch build run"},
-		{"older builder, image replaced by hand", func(f []string) string { return f[0] + " " + f[1] }, true, "service fetch build run"},
+		{"older builder, image replaced by hand", func(f []string) string { return f[0] + " " + f[1] }, true, "service fetch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -399,11 +445,11 @@ func TestUpRebuildsForAnOlderImageBuilder(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			why := "built by an older smolvmm image builder"
 			if tt.swap {
-				why = "no record in the cache says up built it"
+				upRefused(t, f, opts, tt.calls, "NetBSD 9.3/i386")
+				return
 			}
-			upAgain(t, f, opts, tt.calls, why)
+			upAgain(t, f, opts, tt.calls, "built by an older smolvmm image builder")
 		})
 	}
 }
