@@ -155,3 +155,48 @@ func TestDataUnreadable(t *testing.T) {
 		})
 	}
 }
+
+// TestSetDirUnreadable: a directory set the user may not read is refused
+// as an entry of it is, naming it and saying what to do. The set's own
+// directory was "set D: reading D: open D: permission denied", with no
+// advice.
+func TestSetDirUnreadable(t *testing.T) {
+	const advice = " cannot be read: permission denied (a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead)"
+	tests := []struct {
+		name string
+		path string // made unreadable, below the set
+		mode os.FileMode
+		want string // stderr after "smolvmm mkimg: set SET: ", %s the set
+	}{
+		{"the set's directory", ".", 0, "directory %s" + advice},
+		{"the set's directory, search only", ".", 0o111, "directory %s" + advice},
+		{"a file in it", "etc/secret", 0, "file %s/etc/secret" + advice},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, out := filepath.Join(openTempDir(t, false), "set"), openTempDir(t, true)
+			if err := os.MkdirAll(filepath.Join(set, "etc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(set, "etc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(set, "etc/secret"), []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(set, tt.path)
+			if err := os.Chmod(p, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Chmod(p, 0o755)
+			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "-x", set, "-i", filepath.Join(out, "s.img")))
+			want := "smolvmm mkimg: set " + set + ": " + strings.ReplaceAll(tt.want, "%s", set) + "\n"
+			if code != 1 || stderr != want {
+				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
+			}
+			if left, _ := os.ReadDir(out); len(left) != 0 {
+				t.Errorf("left in %s: %v", out, left)
+			}
+		})
+	}
+}

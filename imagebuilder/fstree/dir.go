@@ -43,6 +43,11 @@ func (t *Tree) AddDir(root string) error {
 // was read by then stays in t.
 func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 	rd, rst, err := hostdir.OpenRoot(root)
+	if errors.Is(err, fs.ErrPermission) {
+		// The set's own directory, refused as its entries are: the
+		// same cause, the same remedy.
+		return &UnreadableError{Path: termsafe.Printable(root), Dir: true, Err: err}
+	}
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", root, err)
 	}
@@ -87,10 +92,10 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 	return nil
 }
 
-// UnreadableError is the error of AddDir for an entry of the directory
-// set that the user reading it may not open (EACCES, EPERM): a file
-// without read permission for that user, or a directory without read and
-// search permission. Such an entry is there and unchanged, not swapped
+// UnreadableError is the error of AddDir for the directory set itself or
+// an entry of it that the user reading it may not open (EACCES, EPERM): a
+// file without read permission for that user, or a directory without read
+// and search permission. Such an entry is there and unchanged, not swapped
 // while it was read.
 type UnreadableError struct {
 	Path string // host path of the entry, printable

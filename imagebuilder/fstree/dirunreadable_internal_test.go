@@ -62,6 +62,14 @@ func TestAddDirUnreadable(t *testing.T) {
 			}
 			return os.Chmod(hp, 0)
 		}, "directory %s cannot be read: permission denied"},
+		// The set's own directory was "reading D: open D: permission
+		// denied", which no advice matched.
+		{"the set's own directory, mode 0", ".", func(hp string) error {
+			return os.Chmod(hp, 0)
+		}, "directory %s cannot be read: permission denied"},
+		{"the set's own directory, search only", ".", func(hp string) error {
+			return os.Chmod(hp, 0o111)
+		}, "directory %s cannot be read: permission denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
