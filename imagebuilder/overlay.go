@@ -396,6 +396,11 @@ func linkedRc(s *service.Service) (*fstree.Node, error) {
 		return nil, err
 	}
 	f, err := root.OpenFile("etc/rc", os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if errors.Is(err, fs.ErrPermission) {
+		// The user's permissions refused it, not the link's way: os.Root
+		// refuses a link that leads out otherwise.
+		return nil, &service.UnreadableError{Path: link, Err: err}
+	}
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

@@ -40,14 +40,15 @@ type Service struct {
 	Name string
 	// FS is the service directory (etc/rc, etc/*, postinst/*, service.conf).
 	// Load gives a service from a host directory the FS of an os.Root:
-	// no read through it leaves the service's directory.
+	// no read through it leaves the service's directory. A read the
+	// user may not make is an *UnreadableError naming the host path.
 	FS fs.FS
 	// Common is the shared directory installed as /etc/include: the
 	// built-in one, with, when Load was given a host directory that has
 	// a common/, that common/ laid over it, whether the service is the
 	// directory's or built in (its file wins where both have a name; a
 	// directory both have holds the files of both).
-	// Load reads a host one, too, through an os.Root.
+	// Load reads a host one, too, through an os.Root, as FS.
 	Common fs.FS
 	// Config is service.conf, or the defaults when the service has none.
 	Config Config
@@ -164,6 +165,9 @@ func openDir(dir string) (*os.Root, error) {
 		return nil, fmt.Errorf("service directory %s is not a directory", dir)
 	}
 	top, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("service directory: %w", &UnreadableError{Path: dir, Dir: true, Err: err})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("service directory: %w", err)
 	}
@@ -184,13 +188,151 @@ func hostService(top *os.Root, dir, name string) (fs.FS, error) {
 		}
 		return nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, p, err))
+		return nil, hostServiceError(top, dir, name, p, err)
 	}
 	svc, err := top.OpenRoot(p)
 	if err != nil {
-		return nil, fmt.Errorf("service %s in %s: %w", name, dir, linkCause(top.FS(), dir, p, err))
+		return nil, hostServiceError(top, dir, name, p, err)
 	}
-	return svc.FS(), nil
+	return hostFS{fsys: svc.FS(), dir: filepath.Join(dir, filepath.FromSlash(p))}, nil
+}
+
+// hostServiceError is err, the failure to stat or open service name's
+// directory p in top (the host directory dir), with the service named:
+// an *UnreadableError names dir itself.
+func hostServiceError(top *os.Root, dir, name, p string, err error) error {
+	err = openCause(top, dir, p, err)
+	if errors.As(err, new(*UnreadableError)) {
+		return fmt.Errorf("service %s: %w", name, err)
+	}
+	return fmt.Errorf("service %s in %s: %w", name, dir, err)
+}
+
+// openCause is err, the failure to stat or open the directory name in top
+// (the host directory dir): an *UnreadableError when the user may not
+// read or search a directory on its way or the directory itself, or else
+// as linkCause gives it.
+func openCause(top *os.Root, dir, name string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return hostFS{fsys: top.FS(), dir: dir}.unreadable(name, true, err)
+	}
+	return linkCause(top.FS(), dir, name, err)
+}
+
+// UnreadableError is the error for a file or directory of a host service
+// directory (a service's own, common/, or the directory holding them)
+// that the user reading it may not open, or, for a directory, search
+// (EACCES, EPERM): the first one on the way to what was read.
+type UnreadableError struct {
+	Path string // host path: the directory given to Load, joined with the entry's path in it
+	Dir  bool   // a directory, not a file
+	Err  error  // the system's error, matching fs.ErrPermission
+}
+
+// Error names the entry, its kind and why it cannot be read.
+func (e *UnreadableError) Error() string {
+	kind := "file"
+	if e.Dir {
+		kind = "directory"
+	}
+	msg := e.Err
+	var pe *fs.PathError
+	if errors.As(e.Err, &pe) {
+		msg = pe.Err // the path is named already, relative to an os.Root
+	}
+	return fmt.Sprintf("%s %s cannot be read: %v", kind, e.Path, msg)
+}
+
+// Unwrap is the system's error.
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// hostFS is the FS of the os.Root of the host directory dir, whose refused
+// reads are *UnreadableErrors naming the entry by its host path: an
+// os.Root's name it relative to the root ("openat etc/priv"), which left
+// the user to find which directory's.
+type hostFS struct {
+	fsys fs.FS // an os.Root's FS
+	dir  string
+}
+
+// unreadable is err, a read of name, as an *UnreadableError naming the
+// entry at fault when it is a refusal: the first directory on name's way
+// that the user may not search, or else name itself (a directory when
+// dir and its kind cannot be had).
+func (h hostFS) unreadable(name string, dir bool, err error) error {
+	if !errors.Is(err, fs.ErrPermission) || errors.As(err, new(*UnreadableError)) {
+		return err
+	}
+	at, parent := name, "."
+	if name != "." {
+		for part := range strings.SplitSeq(name, "/") {
+			p := path.Join(parent, part)
+			if _, lerr := fs.Lstat(h.fsys, p); errors.Is(lerr, fs.ErrPermission) {
+				at, dir = parent, true
+				break
+			}
+			parent = p
+		}
+	}
+	if at == name {
+		if st, serr := fs.Stat(h.fsys, name); serr == nil {
+			dir = st.IsDir()
+		}
+	}
+	return &UnreadableError{Path: filepath.Join(h.dir, filepath.FromSlash(at)), Dir: dir, Err: err}
+}
+
+// Open opens name.
+func (h hostFS) Open(name string) (fs.File, error) {
+	f, err := h.fsys.Open(name)
+	return f, h.unreadable(name, false, err)
+}
+
+// ReadDir lists directory name.
+func (h hostFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	es, err := fs.ReadDir(h.fsys, name)
+	for i, e := range es {
+		es[i] = hostEntry{DirEntry: e, fsys: h, name: path.Join(name, e.Name())}
+	}
+	return es, h.unreadable(name, true, err)
+}
+
+// ReadFile reads file name.
+func (h hostFS) ReadFile(name string) ([]byte, error) {
+	b, err := fs.ReadFile(h.fsys, name)
+	return b, h.unreadable(name, false, err)
+}
+
+// ReadLink reads symlink name.
+func (h hostFS) ReadLink(name string) (string, error) {
+	target, err := fs.ReadLink(h.fsys, name)
+	return target, h.unreadable(name, false, err)
+}
+
+// Stat is name's FileInfo, a symlink followed.
+func (h hostFS) Stat(name string) (fs.FileInfo, error) {
+	st, err := fs.Stat(h.fsys, name)
+	return st, h.unreadable(name, false, err)
+}
+
+// Lstat is name's FileInfo, a symlink not followed.
+func (h hostFS) Lstat(name string) (fs.FileInfo, error) {
+	st, err := fs.Lstat(h.fsys, name)
+	return st, h.unreadable(name, false, err)
+}
+
+// hostEntry is an entry of a hostFS directory listing: its Info, an lstat
+// of its own, is refused as the FS's reads are.
+type hostEntry struct {
+	fs.DirEntry
+	fsys hostFS
+	name string // path in fsys
+}
+
+// Info is the entry's FileInfo.
+func (e hostEntry) Info() (fs.FileInfo, error) {
+	st, err := e.DirEntry.Info()
+	return st, e.fsys.unreadable(e.name, e.IsDir(), err)
 }
 
 // hostCommon is builtin, the built-in common files, with dir's common/
@@ -203,17 +345,17 @@ func hostCommon(top *os.Root, dir string, builtin fs.FS) (fs.FS, error) {
 	case err == nil && st.IsDir():
 		r, err := top.OpenRoot(p)
 		if err != nil {
-			return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
+			return nil, fmt.Errorf("common files: %w", openCause(top, dir, p, err))
 		}
 		// Laid over the built-in files, as smolBSD keeps a service's
 		// own beside basicrc: an etc/rc that sources basicrc still finds it.
-		common = layered{upper: r.FS(), lower: common}
+		common = layered{upper: hostFS{fsys: r.FS(), dir: filepath.Join(dir, filepath.FromSlash(p))}, lower: common}
 	case errors.Is(err, fs.ErrNotExist):
 		if err := dangling(top, dir, CommonDir); err != nil {
 			return nil, fmt.Errorf("common files: %w", err)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("common files: %w", linkCause(top.FS(), dir, p, err))
+		return nil, fmt.Errorf("common files: %w", openCause(top, dir, p, err))
 	}
 	// Stat first: reading a FIFO would block.
 	if st, err := fs.Stat(common, "basicrc"); err == nil && st.Mode().IsRegular() {
@@ -354,9 +496,10 @@ func (e *linkError) Unwrap() error { return e.err }
 // directory dir), as a *linkError when name or a directory on its way is
 // a symlink: os.Root's own "path escapes from parent" names neither the
 // link nor its target. A link to nothing stays err (fs.ErrNotExist): the
-// path is missing.
+// path is missing; so does a refusal (fs.ErrPermission), which os.Root
+// gives no link that leads out: it is the permissions' doing.
 func linkCause(fsys fs.FS, dir, name string, err error) error {
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
+	if err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return err
 	}
 	for p := name; p != "." && p != "/" && p != ""; p = path.Dir(p) {
@@ -443,6 +586,10 @@ func Validate(fsys fs.FS, where string) error {
 	var problems []string
 	st, err := fs.Stat(fsys, "etc/rc")
 	switch {
+	case errors.As(err, new(*UnreadableError)):
+		// Not a problem of the service's making: the permissions of
+		// the user reading it, with their own remedy.
+		return fmt.Errorf("service %s: %w", where, err)
 	case errors.Is(err, fs.ErrNotExist):
 		problems = append(problems, "etc/rc is missing: it is the script the VM runs at boot (e.g. \". /etc/include/basicrc; sh\")")
 	case err != nil:
@@ -475,6 +622,8 @@ func Validate(fsys fs.FS, where string) error {
 				}
 			}
 		}
+	} else if errors.As(err, new(*UnreadableError)) {
+		return fmt.Errorf("service %s: %w", where, err)
 	} else if err = linkCause(fsys, where, "postinst", err); errors.As(err, new(*linkError)) {
 		problems = append(problems, err.Error())
 	} else if !errors.Is(err, fs.ErrNotExist) {
