@@ -18,6 +18,7 @@ import (
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 	"github.com/smolvmm/smolvmm/sandbox"
+	"github.com/smolvmm/smolvmm/service"
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -89,6 +90,9 @@ var adviceTable = []advice{
 	// directory's set does not list the directory itself: its entries
 	// then land beneath the symlink or file, which fails as well.
 	{is: isAs[*fstree.ReplaceDirError], cli: replaceDirAdvice},
+	// As a directory set, a service directory is read with the
+	// builder's permissions; it has no archive to give instead.
+	{is: isAs[*service.UnreadableError], cli: "a directory given with --service-dir is read with the permissions of the user smolvmm runs as: make it readable by that user, with chmod, or build as root"},
 	{is: fatName(false), cli: "rename it, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: fatName(true), cli: "rename one, or make an ISO 9660 image of the directory with mkimg --data DIR --fs iso9660"},
 	{is: isAs[*imagebuilder.StageDirError], cli: "set TMPDIR to a directory you may write, on a file system with room"},

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,6 +193,64 @@ func TestSetDirUnreadable(t *testing.T) {
 			defer os.Chmod(p, 0o755)
 			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "-x", set, "-i", filepath.Join(out, "s.img")))
 			want := "smolvmm mkimg: set " + set + ": " + strings.ReplaceAll(tt.want, "%s", set) + "\n"
+			if code != 1 || stderr != want {
+				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
+			}
+			if left, _ := os.ReadDir(out); len(left) != 0 {
+				t.Errorf("left in %s: %v", out, left)
+			}
+		})
+	}
+}
+
+// TestServiceUnreadable: a part of a --service-dir service the user may
+// not read is refused naming its host path, with what to do. They were
+// "service my in D: openat my: permission denied" and "service my: openat
+// etc/priv: permission denied", a path relative to the service, with no
+// advice.
+func TestServiceUnreadable(t *testing.T) {
+	const advice = " cannot be read: permission denied (a directory given with --service-dir is read with the permissions of the user smolvmm runs as: make it readable by that user, with chmod, or build as root)"
+	tests := []struct {
+		name string
+		path string // made unreadable, below the --service-dir directory
+		want string // stderr after "smolvmm mkimg: ", %s the --service-dir directory
+	}{
+		{"the service's directory", "my", "service my: directory %s/my" + advice},
+		{"a file of its etc/", "my/etc/priv", "service my: file %s/my/etc/priv" + advice},
+		{"its etc/", "my/etc", "service %[1]s/my: directory %[1]s/my/etc" + advice},
+		{"the directory given", ".", "service directory: directory %s" + advice},
+		{"a common file", "common/priv", "common files: file %s/common/priv" + advice},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top, out := openTempDir(t, false), openTempDir(t, true)
+			set, svcs := filepath.Join(top, "set"), filepath.Join(top, "svcs")
+			for _, d := range []string{"set/etc", "svcs/my/etc", "svcs/common"} {
+				if err := os.MkdirAll(filepath.Join(top, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for f, c := range map[string]string{"set/etc/motd": "hi\n", "svcs/my/etc/rc": "sh\n", "svcs/my/etc/priv": "x\n", "svcs/common/priv": "x\n"} {
+				if err := os.WriteFile(filepath.Join(top, f), []byte(c), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Chmod, not the umask, decides what nobody may read.
+			if err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Chmod(p, d.Type().Perm()|0o755)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(svcs, tt.path)
+			if err := os.Chmod(p, 0); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Chmod(p, 0o755)
+			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "-x", set, "--service-dir", svcs, "-s", "my", "-i", filepath.Join(out, "s.img")))
+			want := "smolvmm mkimg: " + fmt.Sprintf(tt.want, svcs) + "\n"
 			if code != 1 || stderr != want {
 				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
 			}
