@@ -205,6 +205,9 @@ func checkSocketLock(f *os.File, socket string, made bool) error {
 // bound at, before its access is set. The listener does not remove the
 // socket file when closed; file is the socket file, for removeSocket.
 func listenSocket(socket string, gid int, bound func(string)) (ln *net.UnixListener, file os.FileInfo, err error) {
+	if err := checkGroup(gid); err != nil {
+		return nil, nil, err
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(socket), ".s")
 	if err != nil {
 		return nil, nil, fmt.Errorf("shared network: listen on %s: %w", socket, err)
@@ -265,6 +268,20 @@ func removeSocket(socket string, file os.FileInfo) error {
 	}
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("shared network: %w", err)
+	}
+	return nil
+}
+
+// maxGroup is the largest group id a file can have: lchown(2) takes
+// 4294967295 as "unchanged" and cuts larger ids to 32 bits, so either
+// would leave the socket, mode 0660, to another group (root's included).
+const maxGroup = 1<<32 - 2
+
+// checkGroup refuses a HubConfig.Group no socket can be given: 0 is
+// none, and 1 to maxGroup a group.
+func checkGroup(gid int) error {
+	if gid < 0 || gid > maxGroup {
+		return fmt.Errorf("shared network: Group %d is out of range: group ids go from 1 to %d (0 for none)", gid, maxGroup)
 	}
 	return nil
 }

@@ -578,31 +578,39 @@ func heldRelease() (func(func(string, ...any)) bool, error) {
 }
 
 // lookupGroup turns --group's name or number into a group ID, refusing
-// one the socket cannot be given (checkOwnGroup).
+// one the socket cannot be given (checkOwnGroup). A number is bounded as
+// run's --gid is: past sandbox.MaxID lchown(2) takes 4294967295 as
+// "unchanged" and cuts larger ones to 32 bits, which gave the socket
+// another group, root's included, without a word.
 func lookupGroup(g string) (int, error) {
-	gid, err := strconv.Atoi(g)
-	if err != nil {
+	gid, err := strconv.ParseInt(g, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) && strings.HasPrefix(g, "-"), err == nil && gid < 0:
+		return 0, usageErrorf("--group %s: ids are not negative; give a group name, or a group id between 1 and %d", g, sandbox.MaxID)
+	case errors.Is(err, strconv.ErrRange), err == nil && gid > sandbox.MaxID:
+		return 0, usageErrorf("--group %s: ids go up to %d", g, sandbox.MaxID)
+	case err != nil:
 		grp, lerr := user.LookupGroup(g)
 		if lerr != nil {
 			return 0, usageErrorf("--group %s: no such group (give a group name or number)", g)
 		}
-		if gid, err = strconv.Atoi(grp.Gid); err != nil {
-			return 0, usageErrorf("--group %s: group ID %q is not a number", g, grp.Gid)
+		if gid, err = strconv.ParseInt(grp.Gid, 10, 64); err != nil || gid < 0 || gid > sandbox.MaxID {
+			return 0, usageErrorf("--group %s: group ID %q is not a number between 0 and %d", g, grp.Gid, sandbox.MaxID)
 		}
 	}
-	if gid <= 0 {
+	if gid == 0 {
 		return 0, usageErrorf("--group %s: give the group of the VMs' users, not root's (root reaches the socket anyway)", g)
 	}
 	groups, _ := os.Getgroups()
 	listed := false
 	if u, err := user.Current(); err == nil {
 		ids, _ := u.GroupIds()
-		listed = slices.Contains(ids, strconv.Itoa(gid))
+		listed = slices.Contains(ids, strconv.FormatInt(gid, 10))
 	}
-	if err := checkOwnGroup(g, gid, os.Geteuid(), os.Getegid(), groups, listed); err != nil {
+	if err := checkOwnGroup(g, int(gid), os.Geteuid(), os.Getegid(), groups, listed); err != nil {
 		return 0, err
 	}
-	return gid, nil
+	return int(gid), nil
 }
 
 // checkOwnGroup refuses --group g (gid) to a process of euid that has

@@ -67,3 +67,28 @@ func TestNetGroupNotOwn(t *testing.T) {
 		t.Errorf("the socket was made")
 	}
 }
+
+// TestLookupGroupRange: --group's number is bounded as run's --gid is,
+// status 2, before any check of whose group it is. 4294967296 and
+// 4294967295 gave the socket root's group (lchown cuts to 32 bits;
+// 4294967295 is "unchanged"), 99999999999 gid 1215752191, and -1 was
+// refused as root's group.
+func TestLookupGroupRange(t *testing.T) {
+	tests := []struct{ g, want string }{
+		{"4294967295", "--group 4294967295: ids go up to 4294967294"},
+		{"4294967296", "--group 4294967296: ids go up to 4294967294"},
+		{"99999999999", "--group 99999999999: ids go up to 4294967294"},
+		{"99999999999999999999", "--group 99999999999999999999: ids go up to 4294967294"},
+		{"-1", "--group -1: ids are not negative; give a group name, or a group id between 1 and 4294967294"},
+		{"-99999999999999999999", "--group -99999999999999999999: ids are not negative"},
+		{"0", "--group 0: give the group of the VMs' users, not root's"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.g, func(t *testing.T) {
+			gid, err := lookupGroup(tt.g)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || exitCode(err) != 2 {
+				t.Errorf("lookupGroup(%q) = %d, %v; want status 2 and %q", tt.g, gid, err, tt.want)
+			}
+		})
+	}
+}
