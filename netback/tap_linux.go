@@ -58,8 +58,8 @@ func CheckTap(name string) error {
 
 // openTap is OpenTap, saying too whether it brought the tap up.
 func openTap(name string) (t *Tap, raised bool, err error) {
-	if err := checkIfName(name); err != nil {
-		return nil, false, err
+	if err := CheckTapName(name); err != nil {
+		return nil, false, fmt.Errorf("tap name %q: %w", name, err)
 	}
 	// The index tells whether sysfs shows this namespace's interface
 	// (0: there is none).
@@ -103,14 +103,28 @@ func openTap(name string) (t *Tap, raised bool, err error) {
 	return &Tap{name: name, file: os.NewFile(uintptr(fd), tunDevice+":"+name)}, raised, nil
 }
 
-// checkIfName rejects names Linux would refuse or misread.
-func checkIfName(name string) error {
-	if name == "" || len(name) >= unix.IFNAMSIZ || name == "." || name == ".." {
-		return fmt.Errorf("tap name %q: must be 1 to %d characters (and not . or ..)", name, unix.IFNAMSIZ-1)
+// CheckTapName checks name as an interface's name, without opening
+// anything: 1 to 15 bytes (IFNAMSIZ less its NUL), not . or .., and no
+// '/', ':', white space, control or non-ASCII character, which Linux
+// refuses or which would be misread (an alias's ':', a path's '/').
+// OpenTap refuses such a name with this error, after "tap name NAME: ".
+func CheckTapName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("the name is empty: an interface name has 1 to %d characters", unix.IFNAMSIZ-1)
+	case len(name) >= unix.IFNAMSIZ:
+		return fmt.Errorf("the name is %d bytes: an interface name has at most %d characters", len(name), unix.IFNAMSIZ-1)
+	case name == "." || name == "..":
+		return fmt.Errorf("%s is not an interface name: Linux refuses . and ..", name)
 	}
 	for _, r := range name {
-		if r == '/' || r == ':' || r <= ' ' || r > '~' {
-			return fmt.Errorf("tap name %q: character %q is not allowed in an interface name", name, r)
+		switch {
+		case r == '/' || r == ':':
+			return fmt.Errorf("character %q is not allowed in an interface name", r)
+		case r <= ' ' || r > '~':
+			// By code point: quoted, white space and control
+			// characters would be escapes the terminal escapes again.
+			return fmt.Errorf("character %U is not allowed in an interface name, which takes printable ASCII", r)
 		}
 	}
 	return nil

@@ -230,10 +230,12 @@ func checkReadyPort(c *cli.Context) error {
 	return usageErrorf("--ready-port %d: no -p forwards TCP port %d of 127.0.0.1 to the guest, so nothing the guest runs can answer there; add -p %d:GUESTPORT", p, p, p)
 }
 
-// checkTapName refuses a tap name the kernel cannot take (IFNAMSIZ).
+// checkTapName refuses a tap name the kernel cannot take, by netback's
+// rules: a character or a . or .. that only the tap's opening refused
+// was status 1, without --net.
 func checkTapName(name string) error {
-	if len(name) >= unix.IFNAMSIZ {
-		return fmt.Errorf("--net tap:%s: an interface name has at most %d characters", name, unix.IFNAMSIZ-1)
+	if err := netback.CheckTapName(name); err != nil {
+		return fmt.Errorf("--net tap:%s: %w", name, err)
 	}
 	return nil
 }

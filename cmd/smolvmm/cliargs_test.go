@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTapNameRefused: a --net tap:NAME Linux would not take as an
+// interface's name is a mistake on the command line, status 2, naming
+// --net: only an over-long one was; a character or . and .. were found
+// when the tap was opened, status 1, without the flag.
+func TestTapNameRefused(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "text")
+	if err := os.WriteFile(text, []byte("not a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nokvm := filepath.Join(dir, "nokvm")
+	tests := []struct{ name, want string }{
+		{"a/b", "smolvmm run: --net tap:a/b: character '/' is not allowed in an interface name"},
+		{"a b", "smolvmm run: --net tap:a b: character U+0020 is not allowed in an interface name, which takes printable ASCII"},
+		{"x:y", "smolvmm run: --net tap:x:y: character ':' is not allowed in an interface name"},
+		{"tap\x01", `smolvmm run: --net tap:tap\x01: character U+0001 is not allowed in an interface name, which takes printable ASCII`},
+		{"tapé", "smolvmm run: --net tap:tapé: character U+00E9 is not allowed in an interface name, which takes printable ASCII"},
+		{"..", "smolvmm run: --net tap:..: .. is not an interface name: Linux refuses . and .."},
+		{".", "smolvmm run: --net tap:.: . is not an interface name: Linux refuses . and .."},
+		{"abcdefghijklmnop", "smolvmm run: --net tap:abcdefghijklmnop: the name is 16 bytes: an interface name has at most 15 characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, status := runCLI(t, "run", "-k", text, "--kvm-device", nokvm, "--net", "tap:"+tt.name)
+			msg := strings.TrimSuffix(stderr, "\n")
+			if status != 2 || msg != tt.want {
+				t.Errorf("--net tap:%q: status %d, stderr %q; want status 2 and %q", tt.name, status, msg, tt.want)
+			}
+		})
+	}
+}

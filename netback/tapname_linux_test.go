@@ -1,0 +1,44 @@
+//go:build linux
+
+package netback
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCheckTapName: the names Linux takes as an interface's pass; the
+// others are refused with the reason, which OpenTap gives after the name.
+func TestCheckTapName(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"tap0", ""},
+		{"a", ""},
+		{"abcdefghijklmno", ""},
+		{"smol-h.1_x", ""},
+		{"", "the name is empty: an interface name has 1 to 15 characters"},
+		{"abcdefghijklmnop", "the name is 16 bytes: an interface name has at most 15 characters"},
+		{".", ". is not an interface name: Linux refuses . and .."},
+		{"..", ".. is not an interface name: Linux refuses . and .."},
+		{"a/b", "character '/' is not allowed in an interface name"},
+		{"x:y", "character ':' is not allowed in an interface name"},
+		{"a b", "character U+0020 is not allowed in an interface name, which takes printable ASCII"},
+		{"a\tb", "character U+0009 is not allowed in an interface name, which takes printable ASCII"},
+		{"tap\x7f", "character U+007F is not allowed in an interface name, which takes printable ASCII"},
+		{"tapé", "character U+00E9 is not allowed in an interface name, which takes printable ASCII"},
+	}
+	for _, tt := range tests {
+		err := CheckTapName(tt.name)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("CheckTapName(%q) = %v, want it taken", tt.name, err)
+			}
+			continue
+		}
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("CheckTapName(%q) = %v, want %q", tt.name, err, tt.want)
+		}
+		if _, err := OpenTap(tt.name); err == nil || !strings.HasPrefix(err.Error(), "tap name ") || !strings.HasSuffix(err.Error(), tt.want) {
+			t.Errorf("OpenTap(%q) = %v, want `tap name %q: %s`", tt.name, err, tt.name, tt.want)
+		}
+	}
+}
