@@ -218,6 +218,13 @@ func checkReadyPort(c *cli.Context) error {
 	}
 	switch {
 	case nc.Spec == "none":
+		// restoreNet gives a restore without --net the snapshot's none:
+		// said of the snapshot, not of a --net none never given.
+		if restoring(c) {
+			if has, _, err := snapshotNIC(c.String("restore")); err == nil && !has { // snapshot.go
+				return usageErrorf("--ready-port %d: the VM of --restore %s had no network card, so nothing can answer there; use --ready REGEXP on a console line instead", p, c.String("restore"))
+			}
+		}
 		return usageErrorf("--ready-port %d: with --net none the guest has no network card, so nothing can answer there; use --ready REGEXP on a console line instead", p)
 	case !isUserNet(nc.Spec):
 		return nil

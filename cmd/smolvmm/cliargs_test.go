@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/guests"
 )
 
 // TestTapNameRefused: a --net tap:NAME Linux would not take as an
@@ -34,6 +36,40 @@ func TestTapNameRefused(t *testing.T) {
 			msg := strings.TrimSuffix(stderr, "\n")
 			if status != 2 || msg != tt.want {
 				t.Errorf("--net tap:%q: status %d, stderr %q; want status 2 and %q", tt.name, status, msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadyPortRestoreNoNIC: --ready-port with a --restore whose VM had
+// no network card is refused of the snapshot, as --net, -p and --mac
+// are: it said "with --net none the guest has no network card", of a
+// --net none never given.
+func TestReadyPortRestoreNoNIC(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	snap := filepath.Join(t.TempDir(), "counter.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "none",
+		"--snapshot", snap, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
+	}
+	said := ": --ready-port 80: the VM of --restore " + snap + " had no network card, so nothing can answer there; use --ready REGEXP on a console line instead"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"run", []string{"run", "--restore", snap, "--ready-port", "80"}, "smolvmm run" + said},
+		{"run --net none", []string{"run", "--restore", snap, "--net", "none", "--ready-port", "80"}, "smolvmm run" + said},
+		{"bench", []string{"bench", "--restore", snap, "--ready-port", "80", "-n", "1", "--warmup", "0"}, "smolvmm bench" + said},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, status := runCLI(t, tt.args...)
+			if msg := strings.TrimSuffix(stderr, "\n"); status != 2 || msg != tt.want {
+				t.Errorf("status %d, stderr %q; want status 2 and %q", status, msg, tt.want)
 			}
 		})
 	}
