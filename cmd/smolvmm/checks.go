@@ -680,8 +680,14 @@ func checkNetBSDBootArgs(c *cli.Context) error {
 func checkArgs(c *cli.Context, max int, takes string) error {
 	name := c.Command.Name
 	args := c.Args().Slice()
-	for _, a := range args {
+	for i, a := range args {
 		if len(a) > 1 && a[0] == '-' {
+			// The flag package reads every flag before the first
+			// argument, and consumes a --: a first argument that looks
+			// like a flag came after a --, which made it an argument.
+			if i == 0 {
+				return usageErrorf("after --, %s is an argument: drop the -- (see smolvmm %s --help)", a, name)
+			}
 			return usageErrorf("flag %s after the arguments: flags go before the arguments (see smolvmm %s --help)", a, name)
 		}
 	}

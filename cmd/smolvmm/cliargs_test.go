@@ -74,3 +74,28 @@ func TestReadyPortRestoreNoNIC(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagAfterDoubleDash: a flag after -- is an argument, and the
+// refusal names the --: it said "flag -k after the arguments", where no
+// argument came before it. A flag after an argument is still that.
+func TestFlagAfterDoubleDash(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--", "-k", "k"}, "smolvmm run: after --, -k is an argument: drop the -- (see smolvmm run --help)"},
+		{[]string{"run", "--", "--net=none"}, "smolvmm run: after --, --net=none is an argument: drop the -- (see smolvmm run --help)"},
+		{[]string{"kstrip", "--", "-o", "out", "k"}, "smolvmm kstrip: after --, -o is an argument: drop the -- (see smolvmm kstrip --help)"},
+		{[]string{"net", "--", "--quiet"}, "smolvmm net: after --, --quiet is an argument: drop the -- (see smolvmm net --help)"},
+		{[]string{"run", "--", "extra", "-k", "k"}, "smolvmm run: flag -k after the arguments: flags go before the arguments (see smolvmm run --help)"},
+		{[]string{"run", "extra", "-k", "k"}, "smolvmm run: flag -k after the arguments: flags go before the arguments (see smolvmm run --help)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, stderr, status := runCLI(t, tt.args...)
+			if msg := strings.TrimSuffix(stderr, "\n"); status != 2 || msg != tt.want {
+				t.Errorf("status %d, stderr %q; want status 2 and %q", status, msg, tt.want)
+			}
+		})
+	}
+}
