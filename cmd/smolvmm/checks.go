@@ -65,7 +65,8 @@ func appendKernelName(c *cli.Context) (string, int) {
 // With the kernel unknown, it is checked against a one-character name.
 // When -k's file name leaves too little room, the name is what is
 // refused: -a may be the default, and the room left none at all. Under
-// --boot netbsd nothing is refused: see nativeBoot.
+// --boot netbsd nothing is refused (see nativeBoot), nor under --boot
+// auto for a -k kernel it boots natively (autoBootsNatively).
 func checkAppend(c *cli.Context) error {
 	a := c.String("append")
 	if a == "" {
@@ -84,7 +85,7 @@ func checkAppend(c *cli.Context) error {
 		name, n = "k", 1
 	}
 	room := cmdlineMax - n - 1
-	if len(line) <= room || nativeBoot(c) {
+	if len(line) <= room || nativeBoot(c) || autoBootsNatively(c, k) {
 		return nil
 	}
 	// Only the name's refusal waits on the file: a missing one is said to
@@ -109,14 +110,43 @@ func checkAppend(c *cli.Context) error {
 // bytes, with a warning) and -a's words into boot flags and bootinfo
 // records, none bounded by the line's length (root=, whose field is, is
 // checked with -a's words when the kernel loads). With --boot auto the
-// protocol is the kernel file's, known only once it is read and
-// decompressed, so the multiboot limit still applies there.
+// protocol is the kernel file's: autoBootsNatively reads it.
 func nativeBoot(c *cli.Context) bool {
 	if !hasFlag(c, "boot") {
 		return false
 	}
 	p, err := bootplan.ParseProtocol(c.String("boot"))
 	return err == nil && p == bootplan.NetBSD // a bad value is refused later
+}
+
+// autoBootsNatively reports that -k's kernel k, under --boot auto, boots
+// by NetBSD's native handoff, which has no command line (see nativeBoot):
+// a kernel without a multiboot header (amd64, i386 built without options
+// MULTIBOOT), or one given modules. That is the file's to say, with the
+// modules given, so the kernel is loaded as run would, outside any VM,
+// without -a, which does not change the choice. Only a refusal asks: the
+// command line's limit is checked before the kernel is read. A kernel or
+// module that does not load is not taken for one: the limit stands, and
+// the load says what is wrong with it once -a fits.
+func autoBootsNatively(c *cli.Context, k string) bool {
+	if k == "" || !hasFlag(c, "boot") {
+		return false
+	}
+	if p, err := bootplan.ParseProtocol(c.String("boot")); err != nil || p != bootplan.Auto {
+		return false
+	}
+	cfg := vmm.Config{Kernel: k, MemoryMiB: c.Int("memory"), NoAppend: true}
+	if hasFlag(c, "module") {
+		for _, spec := range c.StringSlice("module") {
+			mod, err := readModule(spec, int64(cfg.MemoryMiB)<<20) // run.go
+			if err != nil {
+				return false
+			}
+			cfg.Modules = append(cfg.Modules, mod)
+		}
+	}
+	plan, err := vmm.CheckKernel(cfg)
+	return err == nil && plan.Protocol == bootplan.NetBSD
 }
 
 // nativeAdvice is the way out of the command line's limit for a -k

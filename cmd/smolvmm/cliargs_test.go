@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 )
 
 // TestTapNameRefused: a --net tap:NAME Linux would not take as an
@@ -95,6 +96,45 @@ func TestFlagAfterDoubleDash(t *testing.T) {
 			_, stderr, status := runCLI(t, tt.args...)
 			if msg := strings.TrimSuffix(stderr, "\n"); status != 2 || msg != tt.want {
 				t.Errorf("status %d, stderr %q; want status 2 and %q", status, msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestAppendLengthAutoNative: under --boot auto, a -k kernel that boots
+// by NetBSD's native handoff (here one without a multiboot header) has
+// no command line to fill, as under --boot netbsd: neither a long -a nor
+// a long file name is refused (the VM is then refused for want of KVM).
+// They were, status 2, as for a multiboot kernel, which still is.
+func TestAppendLengthAutoNative(t *testing.T) {
+	native, _ := realnetbsd.Files(t)
+	dir := t.TempDir()
+	nokvm := filepath.Join(dir, "nokvm")
+	longName := filepath.Join(dir, strings.Repeat("k", 254))
+	if err := os.Symlink(native, longName); err != nil {
+		t.Fatal(err)
+	}
+	multiboot := guests.ForTest(t, "counter")
+	long := "console=com root=ld0a " + strings.Repeat("x", 300)
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   string
+	}{
+		{"native, long -a", []string{"run", "-k", native, "-a", long}, 1, "no KVM"},
+		{"native, --boot auto, long -a", []string{"run", "-k", native, "--boot", "auto", "-a", long}, 1, "no KVM"},
+		{"native, name fills the command line", []string{"run", "-k", longName}, 1, "no KVM"},
+		{"bench native, long -a", []string{"bench", "-k", native, "-a", long, "-n", "1", "--warmup", "0"}, 1, "no KVM"},
+		{"native, --boot multiboot, long -a", []string{"run", "-k", native, "--boot", "multiboot", "-a", long}, 2, "smolvmm run: -a: 322 bytes"},
+		{"multiboot, long -a", []string{"run", "-k", multiboot, "-a", long}, 2, "smolvmm run: -a: 322 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(tt.args[:1:1], append([]string{"--net", "none", "--kvm-device", nokvm}, tt.args[1:]...)...)
+			_, stderr, status := runCLI(t, args...)
+			if status != tt.status || !strings.Contains(stderr, tt.want) {
+				t.Errorf("status %d, stderr %q; want status %d and %q", status, stderr, tt.status, tt.want)
 			}
 		})
 	}
