@@ -116,7 +116,9 @@ type HubConfig struct {
 	Socket string
 	// Group, when above 0, is a group whose members' VMs may join too:
 	// the socket is mode 0660 and owned by that group. Set on every
-	// start, since the socket is made anew each time.
+	// start, since the socket is made anew each time. A group id above
+	// 4294967294 is refused: lchown(2) would leave the socket to
+	// another group.
 	Group int
 	// Leases is the lease file; "" means HubLeases(Socket). The hub
 	// holds a lock beside it (Leases+".lock") while it runs: another

@@ -277,11 +277,11 @@ func removeSocket(socket string, file os.FileInfo) error {
 // would leave the socket, mode 0660, to another group (root's included).
 const maxGroup = 1<<32 - 2
 
-// checkGroup refuses a HubConfig.Group no socket can be given: 0 is
-// none, and 1 to maxGroup a group.
+// checkGroup refuses a HubConfig.Group no socket can be given: 0 and
+// below are none, and 1 to maxGroup a group.
 func checkGroup(gid int) error {
-	if gid < 0 || gid > maxGroup {
-		return fmt.Errorf("shared network: Group %d is out of range: group ids go from 1 to %d (0 for none)", gid, maxGroup)
+	if gid > maxGroup {
+		return fmt.Errorf("shared network: Group %d is out of range: group ids go up to %d (0 for none)", gid, maxGroup)
 	}
 	return nil
 }
