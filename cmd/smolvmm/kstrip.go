@@ -93,8 +93,9 @@ fsync and rename, keeping its permission bits, owner and group (not a
 setuid, setgid or sticky bit); so is an existing OUT (a new one gets
 KERNEL's mode plus owner write, u+w). An existing OUT that is not empty
 and is no kernel (an ELF file, plain or gzipped) is refused unless -f is
-given: a mistyped -o (a guest's disk, notes) would be lost. A symlink is followed (its
-target is replaced, the link stays); a device, FIFO, socket or directory
+given: a mistyped -o (a guest's disk, notes) would be lost. An OUT that
+is the -K file (by a symlink or a hard link too) is refused even with -f.
+A symlink is followed (its target is replaced, the link stays); a device, FIFO, socket or directory
 is refused, and so is a disk image a running VM holds or a file with no
 write permission at all (chmod a-w: strip into another file, or chmod
 u+w it first). A file in a release's kernel directory of smolvmm's
@@ -228,6 +229,14 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 				return fmt.Errorf("kstrip: output %w; -o - writes the kernel to standard output", err)
 			}
 			return fmt.Errorf("kstrip: output %w", err)
+		}
+		// An -o that is the keep list would lose it to the kernel, -f
+		// or not (symlinks and hard links included). KERNEL is no such
+		// input: -o KERNEL is the in-place edit kstrip makes without -o.
+		if c.String("output") != "" {
+			if err := checkOutputFiles([]namedFile{{"-o", out}}, []namedFile{{"-K", c.String("keep-file")}}); err != nil { // checks.go
+				return err
+			}
 		}
 		if err := checkNotInFetchCache(what, out, target); err != nil {
 			return err
