@@ -103,6 +103,8 @@ fetch cache (the release's kernel, up's stripped copy) is refused too, in
 place or as -o: the next fetch or up would undo the change; strip into a
 file outside the cache. -o - writes the
 kernel to standard output (the summary then goes to standard error).
+A summary lost on standard output (>/dev/full) after the kernel was
+written is said with that, status 1.
 Gzipped kernels are read (detected by their magic); the result is
 gzipped only when the name of the file written ends in .gz (a symlink's
 target's name, not the link's).`
@@ -166,7 +168,11 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 	if in == "" {
 		return usageErrorf("kstrip: KERNEL is empty: give the kernel's path after the flags")
 	}
-	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	// Standard output's first write error is kept: the kernel may be
+	// written before the summary is lost, which a bare "writing
+	// standard output" would hide.
+	printed := &firstErrWriter{w: c.App.Writer}
+	stdout, stderr := io.Writer(printed), c.App.ErrWriter
 	if stderr == nil {
 		stderr = os.Stderr
 	}
@@ -177,7 +183,7 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		if c.Bool("list") || c.Bool("json") {
 			return usageErrorf("kstrip: -o - writes the kernel to standard output, where -l and --json print too: drop one of them")
 		}
-		if isTerminal(stdout) {
+		if isTerminal(c.App.Writer) {
 			return usageErrorf("kstrip: -o - would write a binary kernel to the terminal: redirect standard output, or give -o FILE")
 		}
 		summary, summaryPrefix = stderr, kstripPrefix
@@ -332,18 +338,48 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		}
 	}
 	out.Entries = k.Entries
+	var printErr error
+	lost := "summary was"
 	switch {
 	case c.Bool("json"):
-		return writeKstripJSON(stdout, &out)
+		printErr, lost = writeKstripJSON(stdout, &out), "JSON was"
 	case c.Bool("list"):
 		if edits {
 			kstripSummary(stdout, "", c, &out)
+			lost = "summary and table were"
 		}
-		return kstrip.WriteTable(stdout, k.Entries)
+		printErr = kstrip.WriteTable(stdout, k.Entries)
 	case edits:
 		kstripSummary(summary, summaryPrefix, c, &out)
 	}
-	return nil
+	switch {
+	case printed.err == nil:
+		return printErr
+	case !out.Written:
+		// The first error, which run says once as output lost (a later
+		// one would be said beside it).
+		return printed.err
+	}
+	// The edit is done: the error says so, and run is not to say the
+	// lost output again without it.
+	if o, ok := c.App.Writer.(*outWriter); ok {
+		o.reported(printed.err) // stdout.go
+	}
+	return &fileError{fmt.Sprintf("kstrip: %s was written; only its %s lost: %v", out.Output, lost, stdoutError(printed.err)), printed.err}
+}
+
+// firstErrWriter is w, keeping the first write error.
+type firstErrWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (f *firstErrWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
 
 // bootRoles are what the default keep list keeps for a microVM to boot:

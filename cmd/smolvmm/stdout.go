@@ -112,6 +112,17 @@ func (o *outWriter) Err() error {
 	return o.err
 }
 
+// reported forgets err, the first write error, once the command has said
+// it in an error of its own (kstrip: the kernel was written, only its
+// summary lost), so that run does not say it again without the context.
+func (o *outWriter) reported(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == err {
+		o.err = nil
+	}
+}
+
 // stdoutError is the error for output lost to err: what happened to
 // standard output and what to do about it.
 func stdoutError(err error) error {
