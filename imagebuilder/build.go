@@ -500,8 +500,11 @@ func (e *SetKindError) Error() string {
 // Is makes errors.Is(err, ErrSetKind) true.
 func (e *SetKindError) Is(target error) bool { return target == ErrSetKind }
 
-// ErrExists is wrapped by Build's error when the image exists and
-// Config.Force is not set.
+// ErrExists is wrapped by the error of Build and WriteImage when a file
+// is at the image's path, before the build or appearing while the image
+// is written, and Config.Force is not set; and by that of
+// BuildDataImageOptions, the same way, when DataOptions.Force is not set.
+// The file is left as it is.
 var ErrExists = errors.New("already exists")
 
 // checkTarget refuses an existing out unless force, and a directory always.
