@@ -309,6 +309,11 @@ func readSets(ctx context.Context, t *fstree.Tree, sets []string, progress func(
 	isDir := make([]bool, len(sets))
 	for i, s := range sets {
 		st, err := os.Stat(s)
+		if errors.Is(err, fs.ErrPermission) {
+			// A directory on the way the builder may not search: the
+			// same cause as a set's entry it may not read.
+			return fmt.Errorf("set %s: %w", s, unsearchable(s, err))
+		}
 		if err != nil {
 			return fmt.Errorf("set %s: %w", s, pathCause(err))
 		}
@@ -329,6 +334,11 @@ func readSets(ctx context.Context, t *fstree.Tree, sets []string, progress func(
 				if ctx.Err() != nil {
 					return ctxError(ctx)
 				}
+				// The set's own directory is named once.
+				var ue *fstree.UnreadableError
+				if errors.As(err, &ue) && ue.Path == termsafe.Printable(s) {
+					return fmt.Errorf("set %w", err)
+				}
 				return fmt.Errorf("set %s: %w", s, err)
 			}
 			continue
@@ -347,6 +357,26 @@ func readSets(ctx context.Context, t *fstree.Tree, sets []string, progress func(
 		}
 	}
 	return nil
+}
+
+// unsearchable is err, the refused stat of set path, as an
+// *fstree.UnreadableError naming the first directory on the way that
+// the builder may not search; err as it is when none is found (a
+// symlink's target lies beyond it).
+func unsearchable(path string, err error) error {
+	path = filepath.Clean(path)
+	dir := "."
+	if filepath.IsAbs(path) {
+		dir = "/"
+	}
+	for _, part := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
+		next := filepath.Join(dir, part)
+		if _, lerr := os.Lstat(next); errors.Is(lerr, fs.ErrPermission) {
+			return &fstree.UnreadableError{Path: termsafe.Printable(dir), Dir: true, Err: lerr}
+		}
+		dir = next
+	}
+	return pathCause(err)
 }
 
 // countingReader reports the bytes read through it, and stops reading

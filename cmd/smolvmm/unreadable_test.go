@@ -161,18 +161,18 @@ func TestDataUnreadable(t *testing.T) {
 // TestSetDirUnreadable: a directory set the user may not read is refused
 // as an entry of it is, naming it and saying what to do. The set's own
 // directory was "set D: reading D: open D: permission denied", with no
-// advice.
+// advice, then "set D: directory D cannot be read", naming it twice.
 func TestSetDirUnreadable(t *testing.T) {
 	const advice = " cannot be read: permission denied (a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead)"
 	tests := []struct {
 		name string
 		path string // made unreadable, below the set
 		mode os.FileMode
-		want string // stderr after "smolvmm mkimg: set SET: ", %s the set
+		want string // stderr after "smolvmm mkimg: ", %s the set
 	}{
-		{"the set's directory", ".", 0, "directory %s" + advice},
-		{"the set's directory, search only", ".", 0o111, "directory %s" + advice},
-		{"a file in it", "etc/secret", 0, "file %s/etc/secret" + advice},
+		{"the set's directory", ".", 0, "set directory %s" + advice},
+		{"the set's directory, search only", ".", 0o111, "set directory %s" + advice},
+		{"a file in it", "etc/secret", 0, "set %s: file %s/etc/secret" + advice},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,7 +192,7 @@ func TestSetDirUnreadable(t *testing.T) {
 			}
 			defer os.Chmod(p, 0o755)
 			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "-x", set, "-i", filepath.Join(out, "s.img")))
-			want := "smolvmm mkimg: set " + set + ": " + strings.ReplaceAll(tt.want, "%s", set) + "\n"
+			want := "smolvmm mkimg: " + strings.ReplaceAll(tt.want, "%s", set) + "\n"
 			if code != 1 || stderr != want {
 				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
 			}
