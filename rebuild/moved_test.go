@@ -83,3 +83,45 @@ func TestStampMoved(t *testing.T) {
 		})
 	}
 }
+
+// TestStampMovedNeedsBirthTime: where the file system keeps no birth
+// time, an ImageID is a device and an inode number alone, which a file
+// made after an image was deleted takes again, and the deleted image's
+// stamp stays: Moved took that stamp for the new file's, and up rebuilt
+// (or booted as its own) a file it never built. Only an ID with a birth
+// time finds a stamp under another path.
+func TestStampMovedNeedsBirthTime(t *testing.T) {
+	tests := []struct {
+		name    string
+		stamped string // the ID the stamp under the former path records
+		id      string // the ID of the file now at the image's path
+		moved   bool
+	}{
+		{"birth time, the same file", "8.1:13:1700000000.000000001", "8.1:13:1700000000.000000001", true},
+		{"birth time, the disk under another device number", "8.1:13:1700000000.000000001", "8.2:13:1700000000.000000001", true},
+		{"birth time, the inode taken by another file", "8.1:13:1700000000.000000001", "8.1:13:1700000500.000000002", false},
+		{"no birth time, the same inode", "7.0:13", "7.0:13", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cache := t.TempDir()
+			former := DirStamp(cache, "/vm/a.img")
+			if err := os.MkdirAll(filepath.Dir(string(former)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			write(t, string(former), "v1 "+tt.stamped+" 1 i386\n")
+			s := DirStamp(cache, "/vm/b.img")
+			if got := s.moved(tt.id); got != tt.moved {
+				t.Errorf("moved(%s) of a stamp recording %s = %v, want %v", tt.id, tt.stamped, got, tt.moved)
+			}
+			_, errFormer := os.Stat(string(former))
+			_, errNew := os.Stat(string(s))
+			if tt.moved && (errFormer == nil || errNew != nil) {
+				t.Errorf("the stamp was not moved: former %v, new %v", errFormer, errNew)
+			}
+			if !tt.moved && (errFormer != nil || errNew == nil) {
+				t.Errorf("the stamp moved: former %v, new %v", errFormer, errNew)
+			}
+		})
+	}
+}

@@ -76,7 +76,8 @@ const (
 	// the caller built it, or from which release (it was copied, built
 	// by another program or for another release or port, or its stamp
 	// was removed with the cache, or left under its former path by a move
-	// to another file system). It is no image to replace, for what was
+	// to another file system, or by any rename where the file system keeps
+	// no birth time: Stamp.Moved). It is no image to replace, for what was
 	// written to it would be lost, nor one known to be of this release.
 	NotRecorded
 )
@@ -433,6 +434,12 @@ func (s Stamp) read(image string) (stamped, bool) {
 	if err != nil {
 		return stamped{}, false
 	}
+	return parseStamp(b, id)
+}
+
+// parseStamp returns what stamp content b records, if it describes the
+// file whose ImageID is id.
+func parseStamp(b []byte, id string) (stamped, bool) {
 	f := strings.Fields(string(b))
 	if len(f) < 2 || len(f) > 4 || !sameID(f[1], id) {
 		return stamped{}, false
@@ -501,11 +508,28 @@ func sameID(a, b string) bool {
 // describes image, when s does not: the stamp of the same file under
 // another path, which a rename of the file or of a directory above it
 // leaves behind, for a stamp is named after the image's path while its
-// ImageID stays. It reports whether it did; a stamp that cannot be read
-// or moved is not.
+// ImageID stays. Only an ImageID with a birth time is looked for so: one
+// without (a file system that keeps none) is a device and an inode number
+// alone, which a file made after the image was deleted takes again, and
+// stamps of deleted images stay. It reports whether it moved a stamp; a
+// stamp that cannot be read or moved is not.
 func (s Stamp) Moved(image string) bool {
-	if s.Describes(image) {
+	id, err := ImageID(image)
+	if err != nil {
 		return false
+	}
+	return s.moved(id)
+}
+
+// moved is Moved for the file whose ImageID is id.
+func (s Stamp) moved(id string) bool {
+	if !hasBirthTime(id) {
+		return false
+	}
+	if b, err := os.ReadFile(string(s)); err == nil {
+		if _, ok := parseStamp(b, id); ok {
+			return false
+		}
 	}
 	dir := filepath.Dir(string(s))
 	entries, err := os.ReadDir(dir)
@@ -513,13 +537,25 @@ func (s Stamp) Moved(image string) bool {
 		return false
 	}
 	for _, e := range entries {
-		old := Stamp(filepath.Join(dir, e.Name()))
-		if old == s || !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".service") || !old.Describes(image) {
+		old := filepath.Join(dir, e.Name())
+		if old == string(s) || !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".service") {
 			continue
 		}
-		return os.Rename(string(old), string(s)) == nil
+		b, err := os.ReadFile(old)
+		if err != nil {
+			continue
+		}
+		if _, ok := parseStamp(b, id); ok {
+			return os.Rename(old, string(s)) == nil
+		}
 	}
 	return false
+}
+
+// hasBirthTime reports whether ImageID id holds the file's birth time
+// (device:inode:birth), which no later file with its inode number has.
+func hasBirthTime(id string) bool {
+	return strings.Count(id, ":") >= 2
 }
 
 // ImageID names the file at path: device, inode and birth time, which stay

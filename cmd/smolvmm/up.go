@@ -191,7 +191,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		}
 		// The stamp is named after the image's path: one left under the
 		// path the image (or its directory) was renamed from is the
-		// image's still.
+		// image's still, where its file ID has a birth time.
 		im.Stamp.Moved(res.Image)
 		if !im.Stamp.Describes(res.Image) {
 			im.Unrecorded = im.Stamp.Writable()
@@ -433,7 +433,7 @@ func (e selfNamed) Unwrap() error { return e.error }
 // image mkimg built, or one up built for another release or port.
 func notRecordedError(image string, r *fetch.Release) error {
 	return fmt.Errorf("image %s: no record in the cache says up built it from NetBSD %s/%s's sets "+
-		"(the records go with a cleared cache or a move to another file system; a copy, an image mkimg built, "+
+		"(the records go with a cleared cache, a move to another file system, or a rename on one that keeps no birth times; a copy, an image mkimg built, "+
 		"or one up built for another --version or --arch has none): up does not replace it, which would lose what was written to it; "+
 		"to boot it as it is, and have up record it as this release's, run up again with --keep-image; "+
 		"to have up build a new one, remove it (rm %s); or give another image with -i",
