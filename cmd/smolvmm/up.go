@@ -311,7 +311,9 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			digest = rebuild.FilesDigest
 		}
 		if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision, im.Release); err != nil {
-			fmt.Fprintf(log, "smolvmm up: note: cannot record which release and service built %s (%v); unless no record can be kept there at all, the next up rebuilds it\n", res.Image, err)
+			// The next up then finds an image no record describes
+			// (NotRecorded), which it neither boots nor replaces.
+			fmt.Fprintf(log, "smolvmm up: note: cannot record which release and service built %s (%v); the next up will find no record of it and stop, leaving it as it is (unless no record can be kept in the cache at all then, where its dates decide): run that up with --keep-image to boot it as it is, or remove the image to have it built again\n", res.Image, err)
 		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
 	})
