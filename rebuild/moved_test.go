@@ -3,6 +3,7 @@ package rebuild
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -121,6 +122,55 @@ func TestStampMovedNeedsBirthTime(t *testing.T) {
 			}
 			if !tt.moved && (errFormer != nil || errNew == nil) {
 				t.Errorf("the stamp moved: former %v, new %v", errFormer, errNew)
+			}
+		})
+	}
+}
+
+// TestStampOtherReleases: an image the release's stamp does not describe
+// may be one the caller built for another release of the same cache
+// (another port, another version), whose stamp says so: those releases'
+// directories are found, and only stamps of this very file count.
+func TestStampOtherReleases(t *testing.T) {
+	tests := []struct {
+		name   string
+		stamps []string // releases (version/arch) whose stamp describes the image
+		others []string // releases whose stamp names another file
+		want   []string
+	}{
+		{"no other release", nil, nil, nil},
+		{"the release's own stamp", []string{"9.3/i386"}, nil, nil},
+		{"another port", []string{"9.3/amd64"}, nil, []string{"9.3/amd64"}},
+		{"another version and port", []string{"9.2/i386", "10.0/amd64", "9.3/i386"}, nil, []string{"10.0/amd64", "9.2/i386"}},
+		{"a stamp of another file", nil, []string{"9.3/amd64"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cache := filepath.Join(dir, "cache")
+			image := filepath.Join(dir, "rescue.img")
+			writeImage(t, image, "image")
+			other := filepath.Join(dir, "other.img")
+			writeImage(t, other, "another image")
+			for _, r := range tt.stamps {
+				recordRelease(t, DirStamp(filepath.Join(cache, r), image), image, r)
+			}
+			for _, r := range tt.others {
+				// The stamp under the image's path, of a file since replaced.
+				s := DirStamp(filepath.Join(cache, r), image)
+				recordRelease(t, s, other, r)
+			}
+			// Not a release: a file in the cache's root and in a version's.
+			os.MkdirAll(filepath.Join(cache, "9.3"), 0o755)
+			write(t, filepath.Join(cache, "lock"), "")
+			write(t, filepath.Join(cache, "9.3", "lock"), "")
+			got := DirStamp(filepath.Join(cache, "9.3", "i386"), image).OtherReleases(image)
+			var want []string
+			for _, r := range tt.want {
+				want = append(want, filepath.Join(cache, r))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("OtherReleases = %q, want %q", got, want)
 			}
 		})
 	}

@@ -552,6 +552,42 @@ func (s Stamp) moved(id string) bool {
 	return false
 }
 
+// OtherReleases returns the cache directories of the other releases
+// whose stamp of image describes it: s is release dir's stamp of image,
+// <dir>/images/<name>, and dir is <cache>/<version>/<arch>, as fetch
+// keeps releases, so those stamps are <cache>/*/*/images/<name>. An image
+// s does not describe may so be one the caller built from another
+// release's sets (for another version or port). Directories that cannot
+// be read are passed over.
+func (s Stamp) OtherReleases(image string) []string {
+	dir := filepath.Dir(filepath.Dir(string(s)))
+	cache := filepath.Dir(filepath.Dir(dir))
+	versions, err := os.ReadDir(cache)
+	if err != nil {
+		return nil
+	}
+	var found []string
+	for _, v := range versions {
+		if !v.IsDir() {
+			continue
+		}
+		arches, err := os.ReadDir(filepath.Join(cache, v.Name()))
+		if err != nil {
+			continue
+		}
+		for _, a := range arches {
+			other := filepath.Join(cache, v.Name(), a.Name())
+			if !a.IsDir() || other == dir {
+				continue
+			}
+			if Stamp(filepath.Join(other, "images", filepath.Base(string(s)))).Describes(image) {
+				found = append(found, other)
+			}
+		}
+	}
+	return found
+}
+
 // hasBirthTime reports whether ImageID id holds the file's birth time
 // (device:inode:birth), which no later file with its inode number has.
 func hasBirthTime(id string) bool {

@@ -254,7 +254,13 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		case rebuild.NotRecorded:
 			// Only a record proves up built the image; one it cannot
 			// find (a cache cleared, an image copied) may be the only
-			// copy of what a guest wrote, never replaced unasked.
+			// copy of what a guest wrote, never replaced unasked. One
+			// another release's record describes was built for that
+			// release: --keep-image would boot it with this one's
+			// kernel, and is not what to offer.
+			if others := im.Stamp.OtherReleases(res.Image); len(others) > 0 {
+				return "", selfNamed{builtForOtherReleaseError(res.Image, res.Release, others)}
+			}
 			return "", selfNamed{notRecordedError(res.Image, res.Release)}
 		case rebuild.Older, rebuild.ServiceChanged, rebuild.BuilderChanged, rebuild.OtherRelease:
 			// The old image, and whatever the guest wrote to it, is replaced;
@@ -442,6 +448,26 @@ func notRecordedError(image string, r *fetch.Release) error {
 		image, r.Version, r.Arch, image)
 }
 
+// builtForOtherReleaseError refuses image, an ext2 image the records of
+// other releases in the cache (their directories, dirs: <cache>/V/A)
+// say up built from their sets, and none from release r's: booted by r's
+// kernel (another port's programs) it would not run, and replaced it
+// would lose what was written to it.
+func builtForOtherReleaseError(image string, r *fetch.Release, dirs []string) error {
+	names := make([]string, len(dirs))
+	for i, d := range dirs {
+		names[i] = fmt.Sprintf("NetBSD %s/%s", filepath.Base(filepath.Dir(d)), filepath.Base(d))
+	}
+	boot := "run up with the --version and --arch of one of those"
+	if len(dirs) == 1 {
+		boot = fmt.Sprintf("run up with --version %s --arch %s", filepath.Base(filepath.Dir(dirs[0])), filepath.Base(dirs[0]))
+	}
+	return fmt.Errorf("image %s: up built it for %s, and no record in the cache says it did from NetBSD %s/%s's sets: "+
+		"up neither boots it with NetBSD %s/%s's kernel nor replaces it, which would lose what was written to it; "+
+		"to have up build one for NetBSD %s/%s, remove it (rm %s), or give another image with -i; to boot it as it is, %s",
+		image, strings.Join(names, " and "), r.Version, r.Arch, r.Version, r.Arch, r.Version, r.Arch, image, boot)
+}
+
 func step(log io.Writer, name string, fn func() (string, error)) error {
 	start := time.Now()
 	msg, err := fn()
@@ -491,8 +517,8 @@ func upCommand() *cli.Command {
               says up built from this release (one image name serves every
               --version and --arch; a cleared cache keeps no record) is
               neither rebuilt nor booted: up stops and says what to do
-              (--keep-image boots it as it is); a file up did not build is
-              left alone
+              (up for the release another record names, or --keep-image,
+              boots it as it is); a file up did not build is left alone
    4. run     the stripped kernel with the image as ld0 (root=ld0a)
 Each step prints what it did and how long it took.
 

@@ -262,7 +262,8 @@ func TestUpRebuildsWhatIsStale(t *testing.T) {
 // i386 kernel. An image no record of this release describes was then
 // rebuilt, and what the guest wrote to it lost (one whose record went
 // with a cleared cache too): it is neither booted nor rebuilt, and up
-// says what to do. Removed, it is built for the release asked for.
+// says which release it built it for. Removed, it is built for the
+// release asked for.
 func TestUpImageOfAnotherRelease(t *testing.T) {
 	f := newFakeUp(t)
 	f.srv.AddRelease(fetchtest.Release{Version: "9.3", Arch: "amd64", Kernel: []byte("amd64 kernel"),
@@ -270,22 +271,22 @@ func TestUpImageOfAnotherRelease(t *testing.T) {
 	opts := upOptions{Service: "rescue", Image: filepath.Join(t.TempDir(), "rescue.img")}
 	for i, step := range []struct {
 		arch, calls string
-		remove      bool // the image removed first
-		refused     bool
+		remove      bool   // the image removed first
+		builtFor    string // the port up built the image for, when refused
 	}{
-		{"i386", "service fetch strip build run", false, false},
-		{"amd64", "service fetch strip", false, true},
-		{"i386", "service fetch run", false, false},
-		{"amd64", "service fetch build run", true, false},
-		{"amd64", "service fetch run", false, false},
-		{"i386", "service fetch", false, true},
+		{"i386", "service fetch strip build run", false, ""},
+		{"amd64", "service fetch strip", false, "i386"},
+		{"i386", "service fetch run", false, ""},
+		{"amd64", "service fetch build run", true, ""},
+		{"amd64", "service fetch run", false, ""},
+		{"i386", "service fetch", false, "amd64"},
 	} {
 		f.arch = step.arch
 		if step.remove {
 			os.Remove(opts.Image)
 		}
-		if step.refused {
-			upRefused(t, f, opts, step.calls, "NetBSD 9.3/"+step.arch)
+		if step.builtFor != "" {
+			upRefusedOther(t, f, opts, step.calls, "NetBSD 9.3/"+step.arch, []string{"NetBSD 9.3/" + step.builtFor})
 			continue
 		}
 		upAgain(t, f, opts, step.calls, "")
