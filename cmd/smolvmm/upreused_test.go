@@ -78,15 +78,43 @@ func TestUpInodeReusedWithoutBirthTime(t *testing.T) {
 				t.Fatal(err)
 			}
 			opts := upOptions{Service: "rescue", Image: filepath.Join(mnt, "b.img")}
-			if err := os.WriteFile(opts.Image, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
 			t.Cleanup(func() { os.Remove(opts.Image) })
-			if idB, err := rebuild.ImageID(opts.Image); err != nil || idB != idA {
-				t.Skipf("the new file did not take the deleted image's inode (%s, was %s, %v)", idB, idA, err)
-			}
+			takeInode(t, mnt, idA, opts.Image, b)
 			f.svc.Digest = digest
 			upRefused(t, f, opts, "service fetch", "NetBSD 9.3/i386")
 		})
 	}
+}
+
+// takeInode writes data to a new file at path that has the file ID id,
+// freed by a deletion: files are made in dir until one takes it (the
+// next is the likeliest), then renamed to path, which keeps it; the
+// others are removed.
+func takeInode(t *testing.T, dir, id, path string, data []byte) {
+	t.Helper()
+	var made []string
+	defer func() {
+		for _, f := range made {
+			os.Remove(f)
+		}
+	}()
+	for range 256 {
+		f, err := os.CreateTemp(dir, "inode")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if got, err := rebuild.ImageID(f.Name()); err != nil || got != id {
+			made = append(made, f.Name())
+			continue
+		}
+		if err := os.WriteFile(f.Name(), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(f.Name(), path); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("none of 256 new files in %s took the deleted file's ID %s", dir, id)
 }
