@@ -183,6 +183,12 @@ type snapRequest struct {
 // under a seccomp filter it needs calls that RunIoctls' recipe forbids
 // (see Config.BeforeRun).
 //
+// A machine one of whose disks had a flush fail on the host
+// (blk.Disk.FlushError) is refused every snapshot, before anything is
+// written to w: an *Error wrapping a *DiskFlushError naming the disk. The
+// image may lack writes the guest knows were not made durable, and a
+// restore, which opens it again, would not tell its guest so.
+//
 // A nil w is refused (an *Error wrapping ErrConfig). A w whose Write (or
 // Seek, Stat, SyscallConn, which the snapshot may call) panics fails the
 // snapshot, the machine goes on as after any failed one, and Snapshot
@@ -420,6 +426,69 @@ func (m *Machine) failSnapshot() {
 	}
 }
 
+// DiskFlushError is a snapshot's refusal of a machine one of whose disks
+// had a flush fail on the host (blk.Disk.FlushError): what the guest
+// wrote before that flush may not be on the image, though the host's
+// cache reads it back for now. The guest was told (that FLUSH and every
+// later one failed); a restore opens the image again, without the
+// failure, so the restored guest would be told nothing and its flushes
+// would succeed over writes that may be lost. Nothing is written to the
+// snapshot's writer, and the machine runs on as after any failed
+// snapshot; only opening the image again (a new machine) clears the
+// failure. It wraps Err.
+type DiskFlushError struct {
+	// Disk names the disk as the machine does: "ld0", "ld1"... for
+	// Config.Disks (NetBSD's names), "Devices[i]" for a disk among
+	// Config.Devices.
+	Disk string
+	// Path is the disk's image as Config.Disks gave it, or the name of
+	// the image file of a disk among Config.Devices; "" when it has none
+	// (a disk over another blk.Backend).
+	Path string
+	// Err is the error of the flush that failed (fdatasync's: EIO,
+	// ENOSPC...).
+	Err error
+}
+
+// Error names the disk, its image and the flush's error.
+func (e *DiskFlushError) Error() string {
+	name := e.Disk
+	if e.Path != "" {
+		name += " (disk image " + e.Path + ")"
+	}
+	return fmt.Sprintf("%s: a flush failed on the host (%v): what the guest wrote before it may not be on the image, and a restore would not tell its guest so", name, e.Err)
+}
+
+// Unwrap returns the flush's error.
+func (e *DiskFlushError) Unwrap() error { return e.Err }
+
+// flushFailed returns a *DiskFlushError for the first disk, of
+// Config.Disks or among Config.Devices, whose flush failed on the host
+// (blk.Disk.FlushError), nil when none did.
+func (m *Machine) flushFailed() error {
+	for i, s := range m.virtio {
+		d, ok := s.dev.Device().(*blk.Disk)
+		if !ok {
+			continue
+		}
+		err := d.FlushError()
+		if err == nil {
+			continue
+		}
+		e := &DiskFlushError{Err: err}
+		if i < len(m.cfg.Disks) {
+			e.Disk, e.Path = fmt.Sprintf("ld%d", i), m.cfg.Disks[i].Path
+		} else {
+			e.Disk = fmt.Sprintf("Devices[%d]", i-len(m.cfg.Disks))
+			if f := d.Image(); f != nil {
+				e.Path = f.Name()
+			}
+		}
+		return e
+	}
+	return nil
+}
+
 // errStoppedFirst is the error of a snapshot the machine stopped before
 // it was begun.
 func errStoppedFirst() error {
@@ -432,6 +501,11 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 	start := time.Now()
 	for _, s := range m.virtio {
 		defer s.dev.Quiesce()()
+	}
+	// Checked once the devices are quiesced, so that a flush the pass
+	// just served counts.
+	if err := m.flushFailed(); err != nil {
+		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
 	// A PFN held half written is in no TransportState: a restore would
 	// merge the driver's next half with the rings' last place.

@@ -59,7 +59,8 @@
 // and starts without one, a fresh open file whose fdatasync reports only
 // what fails from then on. The guest that saw the failed flush was told
 // of it; a restored copy of it learns nothing, so a caller that snapshots
-// should check FlushError first.
+// should check FlushError first: vmm's Machine.Snapshot refuses a machine
+// one of whose disks has a failed flush.
 //
 // # Host errors
 //
