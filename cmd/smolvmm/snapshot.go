@@ -903,12 +903,21 @@ func snapshotTargetAdvice(path string, err error) error {
 
 // snapshotWriteAdvice turns the error of a snapshot written to t,
 // --snapshot's target, into advice; it is "--snapshot FILE: ..." and, for
-// a spare a VM restored from still holds or a full file system, says what
-// to do.
+// a spare a VM restored from still holds, a full file system or a disk
+// whose flush failed on the host, says what to do.
 func snapshotWriteAdvice(t *snapshot.Target, err error) error {
 	path := t.Path()
 	var te *snapshot.TargetError
+	var fe *vmm.DiskFlushError
 	switch {
+	case errors.As(err, &fe):
+		// Before ENOSPC's case: the image's file system is full, not
+		// the snapshot's, and no other file would help.
+		image := "the disk's image"
+		if fe.Path != "" {
+			image = fe.Path
+		}
+		return fmt.Errorf("--snapshot %s: no snapshot is taken of this run: %w. Free space on (or repair) the file system that holds %s, shut the guest down, and snapshot a new run once its guest has checked its file system (%s's flushes fail until the image is opened again)", path, err, image, fe.Disk)
 	case errors.Is(err, snapshot.ErrInUse) && errors.As(err, &te):
 		return fmt.Errorf("--snapshot %s: the previous snapshot, which this one would be written over, is in use (%w: a VM was restored from it); stop that VM to take another snapshot", path, te.Err)
 	case errors.Is(err, snapshot.ErrTempRemoved) && errors.As(err, &te):
