@@ -90,7 +90,7 @@ func TestStampMoved(t *testing.T) {
 // made after an image was deleted takes again, and the deleted image's
 // stamp stays: Moved took that stamp for the new file's, and up rebuilt
 // (or booted as its own) a file it never built. Only an ID with a birth
-// time finds a stamp under another path.
+// time, or an inode generation number, finds a stamp under another path.
 func TestStampMovedNeedsBirthTime(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -102,6 +102,12 @@ func TestStampMovedNeedsBirthTime(t *testing.T) {
 		{"birth time, the disk under another device number", "8.1:13:1700000000.000000001", "8.2:13:1700000000.000000001", true},
 		{"birth time, the inode taken by another file", "8.1:13:1700000000.000000001", "8.1:13:1700000500.000000002", false},
 		{"no birth time, the same inode", "7.0:13", "7.0:13", false},
+		// An inode generation number stands for the birth time: a
+		// rename keeps it, and a file given a deleted one's inode
+		// number gets another.
+		{"generation, the same file", "7.0:13:g3033903645", "7.0:13:g3033903645", true},
+		{"generation, the inode taken by another file", "7.0:13:g3033903645", "7.0:13:g1347487576", false},
+		{"recorded without a generation, the file has one", "7.0:13", "7.0:13:g3033903645", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

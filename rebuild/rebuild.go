@@ -76,9 +76,11 @@ const (
 	// the caller built it, or from which release (it was copied, built
 	// by another program or for another release or port, or its stamp
 	// was removed with the cache, or left under its former path by a move
-	// to another file system, or by any rename where the file system keeps
-	// no birth time: Stamp.Moved). It is no image to replace, for what was
-	// written to it would be lost, nor one known to be of this release.
+	// to another file system: Stamp.Moved; or its file system keeps
+	// neither birth times nor inode generation numbers, and no stamp can
+	// tell it from a later file given its inode number: Identifies). It
+	// is no image to replace, for what was written to it would be lost,
+	// nor one known to be of this release.
 	NotRecorded
 )
 
@@ -459,10 +461,21 @@ func parseStamp(b []byte, id string) (stamped, bool) {
 // Record records that image, as it is now, was built from the service
 // with digest by revision builder of the image builder, from the release
 // named by release (ReleaseKey; "" when no release is to be recorded).
+// An image whose ImageID does not identify it is not recorded (an error
+// matching ErrUnidentified): no stamp could tell it from a file later
+// given its inode number.
 func (s Stamp) Record(image, digest string, builder int, release string) error {
 	id, err := ImageID(image)
 	if err != nil {
 		return err
+	}
+	return s.record(image, id, digest, builder, release)
+}
+
+// record is Record for image, whose ImageID is id.
+func (s Stamp) record(image, id, digest string, builder int, release string) error {
+	if !Identifies(id) {
+		return fmt.Errorf("image %s (file ID %s): %w", image, id, ErrUnidentified)
 	}
 	if err := os.MkdirAll(filepath.Dir(string(s)), 0o755); err != nil {
 		return err
@@ -490,29 +503,37 @@ func (s Stamp) Writable() error {
 	return os.Remove(f.Name())
 }
 
-// sameID reports whether the ImageIDs a and b name the same file: where
-// both hold a birth time, the device's number does not count, for a disk
-// may come back under another one (another boot, another USB port), and
-// an inode number with its birth time to the nanosecond, in a stamp named
-// after the file's path, names the file it was recorded for.
+// sameID reports whether the ImageIDs a and b name the same file. An ID
+// that does not identify its file (Identifies) names none: its inode
+// number may be a later file's. Where both hold a birth time, the
+// device's number does not count, for a disk may come back under another
+// one (another boot, another USB port), and an inode number with its
+// birth time to the nanosecond, in a stamp named after the file's path,
+// names the file it was recorded for; an inode generation number is only
+// told apart from the next file's on the same file system, so there the
+// device counts.
 func sameID(a, b string) bool {
+	if !Identifies(a) || !Identifies(b) {
+		return false
+	}
 	if a == b {
 		return true
 	}
-	_, fa, okA := strings.Cut(a, ":")
-	_, fb, okB := strings.Cut(b, ":")
-	return okA && okB && strings.Contains(fa, ":") && fa == fb
+	_, fa, _ := strings.Cut(a, ":")
+	_, fb, _ := strings.Cut(b, ":")
+	return hasBirthTime(a) && hasBirthTime(b) && fa == fb
 }
 
 // Moved moves to s the stamp beside it (in the same directory) that
 // describes image, when s does not: the stamp of the same file under
 // another path, which a rename of the file or of a directory above it
 // leaves behind, for a stamp is named after the image's path while its
-// ImageID stays. Only an ImageID with a birth time is looked for so: one
-// without (a file system that keeps none) is a device and an inode number
-// alone, which a file made after the image was deleted takes again, and
-// stamps of deleted images stay. It reports whether it moved a stamp; a
-// stamp that cannot be read or moved is not.
+// ImageID stays. Only an ImageID that identifies its file (Identifies) is
+// looked for so: one with neither a birth time nor a generation number (a
+// file system that keeps neither) is a device and an inode number alone,
+// which a file made after the image was deleted takes again, and stamps
+// of deleted images stay. It reports whether it moved a stamp; a stamp
+// that cannot be read or moved is not.
 func (s Stamp) Moved(image string) bool {
 	id, err := ImageID(image)
 	if err != nil {
@@ -523,7 +544,7 @@ func (s Stamp) Moved(image string) bool {
 
 // moved is Moved for the file whose ImageID is id.
 func (s Stamp) moved(id string) bool {
-	if !hasBirthTime(id) {
+	if !Identifies(id) {
 		return false
 	}
 	if b, err := os.ReadFile(string(s)); err == nil {
@@ -591,16 +612,60 @@ func (s Stamp) OtherReleases(image string) []string {
 // hasBirthTime reports whether ImageID id holds the file's birth time
 // (device:inode:birth), which no later file with its inode number has.
 func hasBirthTime(id string) bool {
-	return strings.Count(id, ":") >= 2
+	f := strings.Split(id, ":")
+	return len(f) == 3 && !strings.HasPrefix(f[2], "g")
 }
 
-// ImageID names the file at path: device, inode and birth time, which stay
-// while a guest writes to it and change when the file is replaced (an
-// inode number alone is soon reused).
+// Identifies reports whether ImageID id tells its file from a later one
+// given the same inode number: it holds the file's birth time or its
+// inode generation number. A stamp records, and matches, only such an ID:
+// one of a device and an inode number alone may name a file made after
+// the image was deleted, which no stamp proves the caller built.
+func Identifies(id string) bool {
+	return strings.Count(id, ":") == 2
+}
+
+// ErrUnidentified is what Stamp.Record returns (wrapped) for an image
+// whose ImageID does not identify it (Identifies).
+var ErrUnidentified = errors.New("its file system keeps neither a birth time nor an inode generation number for it, which would tell it from a later file given its inode number")
+
+// fsIocGetVersion is FS_IOC_GETVERSION, _IOR('v', 1, long), which
+// golang.org/x/sys/unix does not define: FS_IOC_GETFLAGS, _IOR('f', 1,
+// long), with the other type byte, so that each port's encoding of the
+// direction and the size holds.
+const fsIocGetVersion = unix.FS_IOC_GETFLAGS + ('v'-'f')<<8
+
+// ImageID names the file at path, as device:inode:birth where statx gives
+// its birth time (sec.nsec), which stays while a guest writes to the file
+// and changes when it is replaced (an inode number alone is soon reused).
+// Where it gives none (ext4 with 128-byte inodes), the inode's generation
+// number stands for it, device:inode:g<generation> (FS_IOC_GETVERSION,
+// which ext2, ext3, ext4 and f2fs answer): those file systems give each
+// inode they allocate a new one, so that a reused inode number is not
+// taken for the file deleted before. Where neither can be had (a file
+// system keeping neither, a file that cannot be opened for reading, one
+// that is not regular) the ID is device:inode, which does not identify
+// the file (Identifies).
 func ImageID(path string) (string, error) {
 	var st unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_TYPE|unix.STATX_INO|unix.STATX_BTIME, &st); err != nil {
 		return "", &os.PathError{Op: "statx", Path: path, Err: err}
+	}
+	if st.Mask&unix.STATX_BTIME == 0 && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		// Opened only as a regular file (a device's open may act), and
+		// the ID taken from what was opened, should the path have been
+		// replaced since.
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			defer unix.Close(fd)
+			var fst unix.Statx_t
+			if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &fst); err == nil {
+				st = fst
+				if gen, err := unix.IoctlGetUint32(fd, fsIocGetVersion); err == nil && st.Mask&unix.STATX_BTIME == 0 {
+					return fmt.Sprintf("%d.%d:%d:g%d", st.Dev_major, st.Dev_minor, st.Ino, gen), nil
+				}
+			}
+		}
 	}
 	id := fmt.Sprintf("%d.%d:%d", st.Dev_major, st.Dev_minor, st.Ino)
 	if st.Mask&unix.STATX_BTIME != 0 {

@@ -191,7 +191,8 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		}
 		// The stamp is named after the image's path: one left under the
 		// path the image (or its directory) was renamed from is the
-		// image's still, where its file ID has a birth time.
+		// image's still, where its file ID identifies it (a birth time
+		// or an inode generation number).
 		im.Stamp.Moved(res.Image)
 		if !im.Stamp.Describes(res.Image) {
 			im.Unrecorded = im.Stamp.Writable()
@@ -258,6 +259,9 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			// another release's record describes was built for that
 			// release: --keep-image would boot it with this one's
 			// kernel, and is not what to offer.
+			if id, err := rebuild.ImageID(res.Image); err == nil && !rebuild.Identifies(id) {
+				return "", selfNamed{unidentifiedError(res.Image)}
+			}
 			if others := im.Stamp.OtherReleases(res.Image); len(others) > 0 {
 				return "", selfNamed{builtForOtherReleaseError(res.Image, res.Release, others)}
 			}
@@ -441,11 +445,24 @@ func (e selfNamed) Unwrap() error { return e.error }
 // image mkimg built, or one up built for another release or port.
 func notRecordedError(image string, r *fetch.Release) error {
 	return fmt.Errorf("image %s: no record in the cache says up built it from NetBSD %s/%s's sets "+
-		"(the records go with a cleared cache, a move to another file system, or a rename on one that keeps no birth times; a copy, an image mkimg built, "+
+		"(the records go with a cleared cache or a move to another file system, and one an up before inode generation numbers were read kept on a file system without birth times no longer counts; a copy, an image mkimg built, "+
 		"or one up built for another --version or --arch has none): up does not replace it, which would lose what was written to it; "+
 		"to boot it as it is, and have up record it as this release's, run up again with --keep-image; "+
 		"to have up build a new one, remove it (rm %s); or give another image with -i",
 		image, r.Version, r.Arch, image)
+}
+
+// unidentifiedError refuses image, an ext2 image on a file system that
+// keeps neither birth times nor inode generation numbers (ramfs, some
+// network file systems): no record can tell it from a file later given
+// its inode number, so none says up built it, and none can be kept.
+func unidentifiedError(image string) error {
+	return fmt.Errorf("image %s: its file system keeps neither birth times nor inode generation numbers, "+
+		"so no record in the cache can tell it from another file later given its inode number, and up keeps none: "+
+		"up neither boots nor replaces an image no record describes, which may hold what was written to it; "+
+		"to boot it as it is, run up with --keep-image (every time: up cannot record it); "+
+		"or give, with -i, an image on a file system that keeps either, such as ext4 or xfs",
+		image)
 }
 
 // builtForOtherReleaseError refuses image, an ext2 image the records of
