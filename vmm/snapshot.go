@@ -187,7 +187,10 @@ type snapRequest struct {
 // (blk.Disk.FlushError) is refused every snapshot, before anything is
 // written to w: an *Error wrapping a *DiskFlushError naming the disk. The
 // image may lack writes the guest knows were not made durable, and a
-// restore, which opens it again, would not tell its guest so.
+// restore, which opens it again, would not tell its guest so. A read-only
+// disk never counts: nothing was written through it (its FLUSH does not
+// sync, so an image on squashfs or iso9660, which have no fsync, does not
+// refuse snapshots).
 //
 // A nil w is refused (an *Error wrapping ErrConfig). A w whose Write (or
 // Seek, Stat, SyscallConn, which the snapshot may call) panics fails the
@@ -464,11 +467,12 @@ func (e *DiskFlushError) Unwrap() error { return e.Err }
 
 // flushFailed returns a *DiskFlushError for the first disk, of
 // Config.Disks or among Config.Devices, whose flush failed on the host
-// (blk.Disk.FlushError), nil when none did.
+// (blk.Disk.FlushError), nil when none did. A read-only disk is skipped:
+// nothing was written through it that a failed flush could have lost.
 func (m *Machine) flushFailed() error {
 	for i, s := range m.virtio {
 		d, ok := s.dev.Device().(*blk.Disk)
-		if !ok {
+		if !ok || d.ReadOnly() {
 			continue
 		}
 		err := d.FlushError()

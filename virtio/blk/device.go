@@ -130,7 +130,8 @@ func (d *Disk) Close() error {
 func (d *Disk) Type() uint16 { return virtio.TypeBlock }
 
 // Features offers SIZE_MAX, SEG_MAX, FLUSH, INDIRECT_DESC and, for a
-// read-only disk, RO.
+// read-only disk, RO. A read-only disk offers FLUSH too, as a guest may
+// flush any disk (ld(4) on unmount); it answers OK without a sync.
 func (d *Disk) Features() uint32 {
 	f := virtio.Bit(FeatureSizeMax) | virtio.Bit(FeatureSegMax) | virtio.Bit(FeatureFlush) |
 		virtio.Bit(virtio.FeatureIndirectDesc)

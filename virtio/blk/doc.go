@@ -62,6 +62,12 @@
 // should check FlushError first: vmm's Machine.Snapshot refuses a machine
 // one of whose disks has a failed flush.
 //
+// A read-only disk's FLUSH is answered OK without fdatasync and never
+// latches: nothing was written through it, and an image on a file system
+// without fsync (squashfs, iso9660, where fdatasync fails with EINVAL)
+// would otherwise fail every flush the guest sends (NetBSD's ld(4)
+// flushes on unmount) and so refuse every snapshot.
+//
 // # Host errors
 //
 // A read, write or flush that fails on the host (ENOSPC, EDQUOT, EIO, an

@@ -121,7 +121,15 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 // failure is latched and every later flush answered IOERR too, until the
 // image is opened again, as QEMU does. Later flushes still sync, so that
 // later writes reach the disk when they can.
+//
+// A read-only disk's FLUSH is answered OK without a sync: nothing was
+// written through it, so there is nothing to make durable, and an image
+// on a file system without fsync (squashfs, iso9660: EINVAL) would
+// otherwise latch a failure that refuses every snapshot.
 func (d *Disk) flush() uint8 {
+	if d.ro {
+		return StatusOK
+	}
 	err := d.b.Sync()
 	d.flushMu.Lock()
 	first := d.flushErr == nil && err != nil
