@@ -275,12 +275,14 @@ func removeSocket(socket string, file os.FileInfo) error {
 // maxGroup is the largest group id a file can have: lchown(2) takes
 // 4294967295 as "unchanged" and cuts larger ids to 32 bits, so either
 // would leave the socket, mode 0660, to another group (root's included).
-const maxGroup = 1<<32 - 2
+// An int64, so that it compiles where int is 32 bits (where no int
+// exceeds it).
+const maxGroup int64 = 1<<32 - 2
 
 // checkGroup refuses a HubConfig.Group no socket can be given: 0 and
 // below are none, and 1 to maxGroup a group.
 func checkGroup(gid int) error {
-	if gid > maxGroup {
+	if int64(gid) > maxGroup {
 		return fmt.Errorf("shared network: Group %d is out of range: group ids go up to %d (0 for none)", gid, maxGroup)
 	}
 	return nil

@@ -15,8 +15,9 @@ import (
 // "unchanged" and cut larger ids to 32 bits: 4294967296 gave the socket,
 // mode 0660, to root's group.
 func TestHubGroupOutOfRange(t *testing.T) {
-	for _, gid := range []int{1<<32 - 1, 1 << 32, 99999999999} {
-		t.Run(strconv.Itoa(gid), func(t *testing.T) {
+	for _, id := range []int64{1<<32 - 1, 1 << 32, 99999999999} {
+		t.Run(strconv.FormatInt(id, 10), func(t *testing.T) {
+			gid := groupInt(t, id)
 			sock := filepath.Join(testsock.Dir(t), "g.sock")
 			h, err := NewHub(HubConfig{Socket: sock, Group: gid})
 			if err == nil {
@@ -37,12 +38,23 @@ func TestHubGroupOutOfRange(t *testing.T) {
 // the hub starts when the process may give the socket that group
 // (root), or fails at lchown, not at the range.
 func TestHubGroupTopOfRange(t *testing.T) {
+	gid := groupInt(t, 4294967294)
 	sock := filepath.Join(testsock.Dir(t), "g.sock")
-	h, err := NewHub(HubConfig{Socket: sock, Group: 4294967294})
+	h, err := NewHub(HubConfig{Socket: sock, Group: gid})
 	if err != nil && strings.Contains(err.Error(), "out of range") {
 		t.Fatalf("NewHub: %v; want 4294967294 taken as a group", err)
 	}
 	if err == nil {
 		h.Close()
 	}
+}
+
+// groupInt returns id as a HubConfig.Group, or skips the test where int
+// is 32 bits and cannot hold it (no Group there is above the range).
+func groupInt(t *testing.T, id int64) int {
+	t.Helper()
+	if int64(int(id)) != id {
+		t.Skipf("group id %d is not an int on this platform", id)
+	}
+	return int(id)
 }
