@@ -105,9 +105,13 @@ func openTap(name string) (t *Tap, raised bool, err error) {
 
 // CheckTapName checks name as an interface's name, without opening
 // anything: 1 to 15 bytes (IFNAMSIZ less its NUL), not . or .., and no
-// '/', ':', white space, control or non-ASCII character, which Linux
-// refuses or which would be misread (an alias's ':', a path's '/').
-// OpenTap refuses such a name with this error, after "tap name NAME: ".
+// '/', ':' or white space, which Linux refuses (a path's '/', an alias's
+// ':'). Nor a control or non-ASCII character: Linux would take one (ip
+// tuntap add dev tapé works), but the name is echoed to terminals and
+// logs, where it would be an escape or look like another name, and it
+// must be typed again to delete the tap, so the rule here is printable
+// ASCII. OpenTap refuses such a name with this error, after "tap name
+// NAME: ".
 func CheckTapName(name string) error {
 	switch {
 	case name == "":
@@ -118,13 +122,15 @@ func CheckTapName(name string) error {
 		return fmt.Errorf("%s is not an interface name: Linux refuses . and ..", name)
 	}
 	for _, r := range name {
+		// White space and the rest by code point: quoted, they would
+		// be escapes the terminal escapes again.
 		switch {
 		case r == '/' || r == ':':
 			return fmt.Errorf("character %q is not allowed in an interface name", r)
-		case r <= ' ' || r > '~':
-			// By code point: quoted, white space and control
-			// characters would be escapes the terminal escapes again.
-			return fmt.Errorf("character %U is not allowed in an interface name, which takes printable ASCII", r)
+		case r == ' ' || (r >= '\t' && r <= '\r'):
+			return fmt.Errorf("character %U is not allowed in an interface name: Linux refuses white space", r)
+		case r < ' ' || r > '~':
+			return fmt.Errorf("character %U is not allowed in a tap name: Linux would take it, but the name is kept to printable ASCII, as it is echoed to terminals and logs and typed to delete the tap", r)
 		}
 	}
 	return nil

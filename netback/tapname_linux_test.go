@@ -7,8 +7,13 @@ import (
 	"testing"
 )
 
-// TestCheckTapName: the names Linux takes as an interface's pass; the
-// others are refused with the reason, which OpenTap gives after the name.
+// keptASCII is why CheckTapName refuses a character Linux takes.
+const keptASCII = "Linux would take it, but the name is kept to printable ASCII, as it is echoed to terminals and logs and typed to delete the tap"
+
+// TestCheckTapName: the names Linux takes as an interface's pass, but
+// for those with a control or non-ASCII character (which Linux takes);
+// the others are refused with the reason, which OpenTap gives after the
+// name.
 func TestCheckTapName(t *testing.T) {
 	tests := []struct{ name, want string }{
 		{"tap0", ""},
@@ -21,10 +26,12 @@ func TestCheckTapName(t *testing.T) {
 		{"..", ".. is not an interface name: Linux refuses . and .."},
 		{"a/b", "character '/' is not allowed in an interface name"},
 		{"x:y", "character ':' is not allowed in an interface name"},
-		{"a b", "character U+0020 is not allowed in an interface name, which takes printable ASCII"},
-		{"a\tb", "character U+0009 is not allowed in an interface name, which takes printable ASCII"},
-		{"tap\x7f", "character U+007F is not allowed in an interface name, which takes printable ASCII"},
-		{"tapé", "character U+00E9 is not allowed in an interface name, which takes printable ASCII"},
+		{"a b", "character U+0020 is not allowed in an interface name: Linux refuses white space"},
+		{"a\tb", "character U+0009 is not allowed in an interface name: Linux refuses white space"},
+		{"a\rb", "character U+000D is not allowed in an interface name: Linux refuses white space"},
+		{"tap\x01", "character U+0001 is not allowed in a tap name: " + keptASCII},
+		{"tap\x7f", "character U+007F is not allowed in a tap name: " + keptASCII},
+		{"tapé", "character U+00E9 is not allowed in a tap name: " + keptASCII},
 	}
 	for _, tt := range tests {
 		err := CheckTapName(tt.name)

@@ -23,10 +23,10 @@ func TestTapNameRefused(t *testing.T) {
 	nokvm := filepath.Join(dir, "nokvm")
 	tests := []struct{ name, want string }{
 		{"a/b", "smolvmm run: --net tap:a/b: character '/' is not allowed in an interface name"},
-		{"a b", "smolvmm run: --net tap:a b: character U+0020 is not allowed in an interface name, which takes printable ASCII"},
+		{"a b", "smolvmm run: --net tap:a b: character U+0020 is not allowed in an interface name: Linux refuses white space"},
 		{"x:y", "smolvmm run: --net tap:x:y: character ':' is not allowed in an interface name"},
-		{"tap\x01", `smolvmm run: --net tap:tap\x01: character U+0001 is not allowed in an interface name, which takes printable ASCII`},
-		{"tapé", "smolvmm run: --net tap:tapé: character U+00E9 is not allowed in an interface name, which takes printable ASCII"},
+		{"tap\x01", `smolvmm run: --net tap:tap\x01: character U+0001 is not allowed in a tap name: Linux would take it, but the name is kept to printable ASCII, as it is echoed to terminals and logs and typed to delete the tap`},
+		{"tapé", "smolvmm run: --net tap:tapé: character U+00E9 is not allowed in a tap name: Linux would take it, but the name is kept to printable ASCII, as it is echoed to terminals and logs and typed to delete the tap"},
 		{"..", "smolvmm run: --net tap:..: .. is not an interface name: Linux refuses . and .."},
 		{".", "smolvmm run: --net tap:.: . is not an interface name: Linux refuses . and .."},
 		{"abcdefghijklmnop", "smolvmm run: --net tap:abcdefghijklmnop: the name is 16 bytes: an interface name has at most 15 characters"},
