@@ -702,6 +702,13 @@ func checkNetBSDBootArgs(c *cli.Context) error {
 	return nil
 }
 
+// filesArgs are the commands whose arguments are files, one of which may
+// be named like a flag: it is given as ./NAME, since checkArgs refuses
+// an argument that starts with '-' even after a --. Other commands take
+// no argument or names (fetch's sets, up's SERVICE, which has no '/' and
+// so cannot be given so).
+var filesArgs = map[string]bool{"kstrip": true}
+
 // checkArgs refuses, in one wording for every command, the arguments a
 // command does not take: beyond the first max (max < 0: no limit), and
 // any that looks like a flag. urfave/cli stops reading flags at the first
@@ -715,6 +722,9 @@ func checkArgs(c *cli.Context, max int, takes string) error {
 			// The flag package reads every flag before the first
 			// argument, and consumes a --: a first argument that looks
 			// like a flag came after a --, which made it an argument.
+			if i == 0 && filesArgs[name] {
+				return usageErrorf("after --, %s is an argument, and flags go before the arguments: drop the -- for the flag %s, or write ./%s for a file named %s (see smolvmm %s --help)", a, a, a, a, name)
+			}
 			if i == 0 {
 				return usageErrorf("after --, %s is an argument: drop the -- (see smolvmm %s --help)", a, name)
 			}

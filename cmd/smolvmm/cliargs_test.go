@@ -86,7 +86,8 @@ func TestFlagAfterDoubleDash(t *testing.T) {
 	}{
 		{[]string{"run", "--", "-k", "k"}, "smolvmm run: after --, -k is an argument: drop the -- (see smolvmm run --help)"},
 		{[]string{"run", "--", "--net=none"}, "smolvmm run: after --, --net=none is an argument: drop the -- (see smolvmm run --help)"},
-		{[]string{"kstrip", "--", "-o", "out", "k"}, "smolvmm kstrip: after --, -o is an argument: drop the -- (see smolvmm kstrip --help)"},
+		{[]string{"kstrip", "--", "-o", "out", "k"}, "smolvmm kstrip: after --, -o is an argument, and flags go before the arguments: drop the -- for the flag -o, or write ./-o for a file named -o (see smolvmm kstrip --help)"},
+		{[]string{"up", "--", "-k"}, "smolvmm up: after --, -k is an argument: drop the -- (see smolvmm up --help)"},
 		{[]string{"net", "--", "--quiet"}, "smolvmm net: after --, --quiet is an argument: drop the -- (see smolvmm net --help)"},
 		{[]string{"run", "--", "extra", "-k", "k"}, "smolvmm run: flag -k after the arguments: flags go before the arguments (see smolvmm run --help)"},
 		{[]string{"run", "extra", "-k", "k"}, "smolvmm run: flag -k after the arguments: flags go before the arguments (see smolvmm run --help)"},
@@ -98,6 +99,27 @@ func TestFlagAfterDoubleDash(t *testing.T) {
 				t.Errorf("status %d, stderr %q; want status 2 and %q", status, msg, tt.want)
 			}
 		})
+	}
+}
+
+// TestDoubleDashFileNamedLikeFlag: kstrip's argument is a file, which
+// may be named like a flag: after --, the refusal tells how to give it
+// (./-k), which works, as well as how to give the flag. It said only
+// "drop the --", after which -k was an unknown flag.
+func TestDoubleDashFileNamedLikeFlag(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "-k"), []byte("not a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, status := runCLIIn(t, dir, "kstrip", "--", "-k")
+	want := "smolvmm kstrip: after --, -k is an argument, and flags go before the arguments: drop the -- for the flag -k, or write ./-k for a file named -k (see smolvmm kstrip --help)\n"
+	if status != 2 || stderr != want {
+		t.Errorf("kstrip -- -k: status %d, stderr %q; want status 2 and %q", status, stderr, want)
+	}
+	// As advised: the file is read as the kernel (and is not one).
+	_, stderr, status = runCLIIn(t, dir, "kstrip", "./-k")
+	if status != 1 || !strings.HasPrefix(stderr, "smolvmm kstrip: ./-k: not an ELF file") {
+		t.Errorf("kstrip ./-k: status %d, stderr %q; want status 1 and the file read as the kernel", status, stderr)
 	}
 }
 
