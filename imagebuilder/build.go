@@ -312,7 +312,10 @@ func readSets(ctx context.Context, t *fstree.Tree, sets []string, progress func(
 		if errors.Is(err, fs.ErrPermission) {
 			// A directory on the way the builder may not search: the
 			// same cause as a set's entry it may not read.
-			return fmt.Errorf("set %s: %w", s, unsearchable(s, err))
+			if ue := unsearchable(s, err); ue != nil {
+				return &SetUnreachableError{Set: s, Err: ue}
+			}
+			return fmt.Errorf("set %s: %w", s, pathCause(err))
 		}
 		if err != nil {
 			return fmt.Errorf("set %s: %w", s, pathCause(err))
@@ -361,9 +364,9 @@ func readSets(ctx context.Context, t *fstree.Tree, sets []string, progress func(
 
 // unsearchable is err, the refused stat of set path, as an
 // *fstree.UnreadableError naming the first directory on the way that
-// the builder may not search; err as it is when none is found (a
-// symlink's target lies beyond it).
-func unsearchable(path string, err error) error {
+// the builder may not search; nil when none is found (a symlink's target
+// lies beyond it).
+func unsearchable(path string, err error) *fstree.UnreadableError {
 	path = filepath.Clean(path)
 	dir := "."
 	if filepath.IsAbs(path) {
@@ -376,8 +379,24 @@ func unsearchable(path string, err error) error {
 		}
 		dir = next
 	}
-	return pathCause(err)
+	return nil
 }
+
+// SetUnreachableError is Build's error for a set below a directory the
+// builder may not search: the set, a directory or an archive (which of
+// the two cannot be told, as it cannot be reached), is refused before any
+// is read. Err is an *fstree.UnreadableError naming that directory, and
+// matches fs.ErrPermission.
+type SetUnreachableError struct {
+	Set string                  // the set as given
+	Err *fstree.UnreadableError // the directory the builder may not search
+}
+
+// Error names the set and the directory that stops the way to it.
+func (e *SetUnreachableError) Error() string { return fmt.Sprintf("set %s: %v", e.Set, e.Err) }
+
+// Unwrap is the *fstree.UnreadableError.
+func (e *SetUnreachableError) Unwrap() error { return e.Err }
 
 // countingReader reports the bytes read through it, and stops reading
 // once ctx is done.

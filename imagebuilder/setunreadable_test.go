@@ -18,18 +18,23 @@ import (
 // directory was named twice ("set D: directory D cannot be read"), and a
 // set below a directory the builder may not search was "set D: stat:
 // permission denied", no UnreadableError, naming neither that directory
-// nor what to do about it.
+// nor what to do about it. One below a directory the builder may not
+// search is a *imagebuilder.SetUnreachableError besides, whatever its
+// kind, as an archive's is not read by AddDir.
 func TestSetUnreadable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		set  string // the set given, below the test's directory
 		path string // made mode 0
 		want string // %s the test's directory
+		// unreachable: the set's path is at fault, not its content (a
+		// *imagebuilder.SetUnreachableError).
+		unreachable bool
 	}{
-		{"the set's directory", "sets/base", "sets/base", "set directory %s/sets/base cannot be read: permission denied"},
-		{"a file of the set", "sets/base", "sets/base/etc/secret", "set %s/sets/base: file %s/sets/base/etc/secret cannot be read: permission denied"},
-		{"a directory above the set", "sets/base", "sets", "set %s/sets/base: directory %s/sets cannot be read: permission denied"},
-		{"a directory above an archive", "sets/base.tar", "sets", "set %s/sets/base.tar: directory %s/sets cannot be read: permission denied"},
+		{"the set's directory", "sets/base", "sets/base", "set directory %s/sets/base cannot be read: permission denied", false},
+		{"a file of the set", "sets/base", "sets/base/etc/secret", "set %s/sets/base: file %s/sets/base/etc/secret cannot be read: permission denied", false},
+		{"a directory above the set", "sets/base", "sets", "set %s/sets/base: directory %s/sets cannot be read: permission denied", true},
+		{"a directory above an archive", "sets/base.tar", "sets", "set %s/sets/base.tar: directory %s/sets cannot be read: permission denied", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -53,6 +58,12 @@ func TestSetUnreadable(t *testing.T) {
 			var ue *fstree.UnreadableError
 			if !errors.As(err, &ue) || !errors.Is(err, fs.ErrPermission) || err == nil || err.Error() != want {
 				t.Errorf("BuildTree = %v, want an *fstree.UnreadableError %q", err, want)
+			}
+			var se *imagebuilder.SetUnreachableError
+			if got := errors.As(err, &se); got != tc.unreachable {
+				t.Errorf("BuildTree = %v: a *imagebuilder.SetUnreachableError %v, want %v", err, got, tc.unreachable)
+			} else if got && (se.Set != filepath.Join(dir, tc.set) || se.Err.Path != filepath.Join(dir, "sets")) {
+				t.Errorf("SetUnreachableError names set %q and directory %q, want %q and %q", se.Set, se.Err.Path, filepath.Join(dir, tc.set), filepath.Join(dir, "sets"))
 			}
 		})
 	}

@@ -83,9 +83,7 @@ var adviceTable = []advice{
 	// guest did not become ready by the means the boot's would.
 	{is: isErr(bench.ErrNoReadyReport), cli: "a restore is ready at once only when the snapshot was taken once its guest was ready: take it at ready with run --snapshot, or give --ready or --ready-port a condition the restored guest meets"},
 	{is: isAs[*imagebuilder.UnreadableError], cli: "make it readable by the user smolvmm runs as, with chmod, or move it out of the directory given with --data or --share"},
-	// A directory set is read with the builder's permissions: root reads
-	// any entry, and the archive holds the same files without the host's.
-	{is: isAs[*fstree.UnreadableError], cli: "a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead"},
+	{is: isAs[*fstree.UnreadableError], say: setUnreadableAdvice},
 	// Giving the sets the other way round is no way out when the
 	// directory's set does not list the directory itself: its entries
 	// then land beneath the symlink or file, which fails as well.
@@ -107,6 +105,19 @@ var adviceTable = []advice{
 	// A new directory: changing the owner or mode of the one given,
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
+}
+
+// setUnreadableAdvice is the advice for a set the builder may not read
+// (an *fstree.UnreadableError). A directory set is read with the
+// builder's permissions: root reads any entry, and the archive holds the
+// same files without the host's. A set below a directory the builder may
+// not search (an *imagebuilder.SetUnreachableError) may be an archive
+// already, and root or that directory's search permission reaches it.
+func setUnreadableAdvice(err error) string {
+	if errors.As(err, new(*imagebuilder.SetUnreachableError)) {
+		return "the set lies below that directory, which the user smolvmm runs as may not search: make the directories above the set searchable by that user, with chmod, or build as root"
+	}
+	return "a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead"
 }
 
 // notReadableAdvice is the advice for blk's refusal of an image the user

@@ -109,6 +109,11 @@ func TestAdvise(t *testing.T) {
 		// It said the set "changed while it was read".
 		{"directory set entry unreadable", fmt.Errorf("reading sets: %w", &fstree.UnreadableError{Path: "/s/etc/zeromode", Err: &fs.PathError{Op: "open", Path: "/s/etc/zeromode", Err: syscall.EACCES}}),
 			"reading sets: file /s/etc/zeromode cannot be read: permission denied (a directory given with -x is read with the permissions of the user smolvmm runs as: build as root, or give -x the set's archive (.tgz, .tar.xz) instead)"},
+		// It said to give -x the set's archive, which this set may be.
+		{"archive set below an unsearchable directory", &imagebuilder.SetUnreachableError{Set: "/s/sets/base.tgz", Err: &fstree.UnreadableError{Path: "/s/sets", Dir: true, Err: &fs.PathError{Op: "lstat", Path: "/s/sets/base.tgz", Err: syscall.EACCES}}},
+			"set /s/sets/base.tgz: directory /s/sets cannot be read: permission denied (the set lies below that directory, which the user smolvmm runs as may not search: make the directories above the set searchable by that user, with chmod, or build as root)"},
+		{"directory set below an unsearchable directory", &imagebuilder.SetUnreachableError{Set: "/s/sets/base", Err: &fstree.UnreadableError{Path: "/s/sets", Dir: true, Err: &fs.PathError{Op: "lstat", Path: "/s/sets/base", Err: syscall.EACCES}}},
+			"set /s/sets/base: directory /s/sets cannot be read: permission denied (the set lies below that directory, which the user smolvmm runs as may not search: make the directories above the set searchable by that user, with chmod, or build as root)"},
 		// It said "postinst staging: mkdir /t/x/smolvmm-postinst-1: permission denied".
 		{"postinst staging not made", fmt.Errorf("service web: %w", &imagebuilder.StageDirError{TempDir: "/t/x", Err: &fs.PathError{Op: "mkdir", Path: "/t/x/smolvmm-postinst-1", Err: syscall.EACCES}}),
 			"service web: cannot make the postinst staging directory in the temporary directory /t/x (TMPDIR, else /tmp): permission denied (set TMPDIR to a directory you may write, on a file system with room)"},

@@ -96,7 +96,10 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 // an entry of it that the user reading it may not open (EACCES, EPERM): a
 // file without read permission for that user, or a directory without read
 // and search permission. Such an entry is there and unchanged, not swapped
-// while it was read.
+// while it was read. A caller may give it too for a directory above a
+// set, a directory or an archive, that the user may not search
+// (imagebuilder's SetUnreachableError wraps one): Dir is then true, and
+// Path is that directory, not the set.
 type UnreadableError struct {
 	Path string // host path of the entry, printable
 	Dir  bool   // a directory, not a file
