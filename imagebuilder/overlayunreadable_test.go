@@ -6,43 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/internal/testcaps"
 	"github.com/smolvmm/smolvmm/service"
-	"golang.org/x/sys/unix"
 )
-
-// withoutDACOverride runs fn with the calling thread's permission checks
-// those of an ordinary user: as root, without CAP_DAC_OVERRIDE and
-// CAP_DAC_READ_SEARCH on this thread only (fn runs on it), given back
-// after.
-func withoutDACOverride(t *testing.T, fn func()) {
-	if os.Geteuid() != 0 {
-		fn()
-		return
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var caps [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &caps[0]); err != nil {
-		t.Skipf("capget: %v", err)
-	}
-	dropped := caps
-	dropped[0].Effective &^= 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH
-	if err := unix.Capset(&hdr, &dropped[0]); err != nil {
-		t.Skipf("capset: %v", err)
-	}
-	defer func() {
-		if err := unix.Capset(&hdr, &caps[0]); err != nil {
-			t.Fatalf("restoring capabilities: %v", err)
-		}
-	}()
-	fn()
-}
 
 // TestOverlayUnreadable: a file of the service the builder may not read
 // is a *service.UnreadableError naming its host path. It was "service svc:
@@ -87,7 +57,7 @@ func TestOverlayUnreadable(t *testing.T) {
 			}
 			t.Cleanup(func() { os.Chmod(p, 0o755) })
 			var err error
-			withoutDACOverride(t, func() { err = imagebuilder.Overlay(fstree.New(), s, "") })
+			testcaps.WithoutDAC(t, func() { err = imagebuilder.Overlay(fstree.New(), s, "") })
 			want := fmt.Sprintf(tc.want, dir)
 			var ue *service.UnreadableError
 			if !errors.As(err, &ue) || !errors.Is(err, fs.ErrPermission) || err.Error() != want {

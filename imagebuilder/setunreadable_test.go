@@ -11,6 +11,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/imagebuilder/fstree"
+	"github.com/smolvmm/smolvmm/internal/testcaps"
 )
 
 // TestSetUnreadable: a set the builder may not read is an
@@ -53,7 +54,7 @@ func TestSetUnreadable(t *testing.T) {
 			t.Cleanup(func() { os.Chmod(p, 0o755) })
 			cfg := imagebuilder.Config{Sets: []string{filepath.Join(dir, tc.set)}, Service: loadService(t, "rescue", ""), Timestamp: ts}
 			var err error
-			withoutDACOverride(t, func() { _, err = imagebuilder.BuildTree(context.Background(), &cfg) })
+			testcaps.WithoutDAC(t, func() { _, err = imagebuilder.BuildTree(context.Background(), &cfg) })
 			want := strings.ReplaceAll(tc.want, "%s", dir)
 			var ue *fstree.UnreadableError
 			if !errors.As(err, &ue) || !errors.Is(err, fs.ErrPermission) || err == nil || err.Error() != want {

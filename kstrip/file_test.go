@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/smolvmm/smolvmm/internal/testcaps"
 )
 
 func readFile(t *testing.T, path string) []byte {
@@ -154,43 +153,9 @@ func TestWriteFile(t *testing.T) {
 	os.Chmod(ro, 0o555)
 	defer os.Chmod(ro, 0o755)
 	var err error
-	withoutDACOverride(t, func() { err = WriteFile(p, data, false, 0o644) })
+	testcaps.WithoutDAC(t, func() { err = WriteFile(p, data, false, 0o644) })
 	if !errors.Is(err, fs.ErrPermission) || string(readFile(t, p)) != "old" {
 		t.Errorf("write into a read-only directory: err %v, want a permission error and the old file", err)
-	}
-}
-
-// withoutDACOverride runs fn unable to write where file modes forbid it:
-// as it is for a user other than root, and for root on one OS thread
-// without CAP_DAC_OVERRIDE (capabilities are per thread on Linux; the
-// thread is locked and exits with its goroutine, never to run other code).
-func withoutDACOverride(t *testing.T, fn func()) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		fn()
-		return
-	}
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var caps [2]unix.CapUserData
-		if err := unix.Capget(&hdr, &caps[0]); err != nil {
-			done <- fmt.Errorf("capget: %w", err)
-			return
-		}
-		for _, c := range []int{unix.CAP_DAC_OVERRIDE, unix.CAP_DAC_READ_SEARCH, unix.CAP_FOWNER} {
-			caps[c/32].Effective &^= 1 << (c % 32)
-		}
-		if err := unix.Capset(&hdr, &caps[0]); err != nil {
-			done <- fmt.Errorf("capset: %w", err)
-			return
-		}
-		fn()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("dropping CAP_DAC_OVERRIDE: %v", err)
 	}
 }
 

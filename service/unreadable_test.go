@@ -6,40 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/internal/testcaps"
 	"github.com/smolvmm/smolvmm/service"
-	"golang.org/x/sys/unix"
 )
-
-// asUnprivileged runs fn with the calling thread's permission checks those
-// of an ordinary user: as root, without CAP_DAC_OVERRIDE and
-// CAP_DAC_READ_SEARCH on this thread only (fn runs on it), given back after.
-func asUnprivileged(t *testing.T, fn func()) {
-	if os.Geteuid() != 0 {
-		fn()
-		return
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var caps [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &caps[0]); err != nil {
-		t.Skipf("capget: %v", err)
-	}
-	dropped := caps
-	dropped[0].Effective &^= 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH
-	if err := unix.Capset(&hdr, &dropped[0]); err != nil {
-		t.Skipf("capset: %v", err)
-	}
-	defer func() {
-		if err := unix.Capset(&hdr, &caps[0]); err != nil {
-			t.Fatalf("restoring capabilities: %v", err)
-		}
-	}()
-	fn()
-}
 
 // TestLoadUnreadable: a part of a host service directory the user may not
 // read is an *UnreadableError naming it by its host path, the first
@@ -109,7 +80,7 @@ func TestLoadUnreadable(t *testing.T) {
 			}
 			t.Cleanup(func() { os.Chmod(p, 0o755) })
 			var err error
-			asUnprivileged(t, func() {
+			testcaps.WithoutDAC(t, func() {
 				var s *service.Service
 				name := tt.svc
 				if name == "" {

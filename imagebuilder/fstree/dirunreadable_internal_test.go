@@ -5,40 +5,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/smolvmm/smolvmm/internal/testcaps"
 )
-
-// asUnprivileged runs fn with the calling thread's permission checks those
-// of an ordinary user: as root, without CAP_DAC_OVERRIDE and
-// CAP_DAC_READ_SEARCH on this thread only (fn runs on it), given back after.
-func asUnprivileged(t *testing.T, fn func()) {
-	if os.Geteuid() != 0 {
-		fn()
-		return
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var caps [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &caps[0]); err != nil {
-		t.Skipf("capget: %v", err)
-	}
-	dropped := caps
-	dropped[0].Effective &^= 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH
-	if err := unix.Capset(&hdr, &dropped[0]); err != nil {
-		t.Skipf("capset: %v", err)
-	}
-	defer func() {
-		if err := unix.Capset(&hdr, &caps[0]); err != nil {
-			t.Fatalf("restoring capabilities: %v", err)
-		}
-	}()
-	fn()
-}
 
 // TestAddDirUnreadable: an entry of a directory set that the reading user
 // may not open (a mode-0 file, a directory of another user's without
@@ -82,7 +53,7 @@ func TestAddDirUnreadable(t *testing.T) {
 			}
 			t.Cleanup(func() { os.Chmod(hp, 0o700) })
 			var err error
-			asUnprivileged(t, func() { err = New().AddDir(dir) })
+			testcaps.WithoutDAC(t, func() { err = New().AddDir(dir) })
 			var ue *UnreadableError
 			want := strings.Replace(tc.want, "%s", hp, 1)
 			if !errors.As(err, &ue) || !errors.Is(err, fs.ErrPermission) || err.Error() != want {
