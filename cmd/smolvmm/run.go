@@ -23,6 +23,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/internal/staledir"
 	"github.com/smolvmm/smolvmm/internal/starttime"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/netbsdboot"
@@ -921,8 +922,9 @@ func printShareWrites(c *cli.Context, stats []blk.Stats) {
 		}
 		if n := stats[first+i].BytesWritten; n > 0 {
 			dir, _, _ := parseShareSpec(spec) // checked by checkRunFlags
-			fmt.Fprintf(os.Stderr, "smolvmm %s: --share %s: the guest wrote %s to it, discarded with its image (a share is a copy of the directory for this run; for writes that last, make the directory an image, smolvmm mkimg --data %s -i IMAGE, and give it with -d IMAGE)\n",
-				commandSaid(c), spec, kibString(n), dir)
+			// The paths escaped as an error line's are: a name is anyone's.
+			fmt.Fprintf(os.Stderr, "smolvmm %s: %s\n", commandSaid(c), termsafe.Line(fmt.Sprintf("--share %s: the guest wrote %s to it, discarded with its image (a share is a copy of the directory for this run; for writes that last, make the directory an image, smolvmm mkimg --data %s -i IMAGE, and give it with -d IMAGE)",
+				spec, kibString(n), dir)))
 		}
 	}
 }
