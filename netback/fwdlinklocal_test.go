@@ -191,15 +191,7 @@ func echoOnGuest(g *stackguest.Guest, f netback.Forward) string {
 		if err != nil {
 			return err.Error()
 		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { io.Copy(c, c); c.Close() }()
-			}
-		}()
+		go serveEcho(ln)
 		return ""
 	}
 	pc, err := g.ListenUDP(f.GuestPort)

@@ -27,18 +27,7 @@ func echoTCP(t *testing.T) uint16 {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	go serveEcho(ln)
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
@@ -240,5 +229,20 @@ func TestHubNATBuffers(t *testing.T) {
 	send, recv := netback.HubTCPBuffers(h)
 	if !slices.Equal(send, want) || !slices.Equal(recv, want) {
 		t.Errorf("the gateway's connections have send buffers %v and receive buffers %v, want %v each", send, recv, want)
+	}
+}
+
+// serveEcho echoes on each connection ln accepts all it reads, then
+// closes it, until ln is closed.
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
 	}
 }

@@ -127,15 +127,7 @@ func sandboxChild() int {
 	if err != nil {
 		return fail("listen: %v", err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	go serveEcho(ln)
 
 	if _, err := sandbox.Install(sandbox.Filter{Sockets: true, Prefix: "child: "}); err != nil {
 		return fail("install: %v", err)
@@ -222,15 +214,7 @@ func TestJoinReconnectsUnderSeccomp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	go serveEcho(echo)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NETBACK_SANDBOX_CHILD=join", "NETBACK_HUB="+h.Socket(),
 		"NETBACK_ECHO="+echo.Addr().String(), "NETBACK_ROOT_HUBDIR="+dir)

@@ -145,15 +145,7 @@ func TestDataUnreadable(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer os.Chmod(p, 0o755)
-			img := filepath.Join(out, "d.img")
-			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "--data", data, "-i", img))
-			want := "smolvmm mkimg: " + strings.ReplaceAll(tt.want, "%s", data) + "\n"
-			if code != 1 || stderr != want {
-				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
-			}
-			if left, _ := os.ReadDir(out); len(left) != 0 {
-				t.Errorf("left in %s: %v", out, left)
-			}
+			mkimgRefusedAsNobody(t, out, strings.ReplaceAll(tt.want, "%s", data), "--data", data, "-i", filepath.Join(out, "d.img"))
 		})
 	}
 }
@@ -191,14 +183,7 @@ func TestSetDirUnreadable(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer os.Chmod(p, 0o755)
-			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "-x", set, "-i", filepath.Join(out, "s.img")))
-			want := "smolvmm mkimg: " + strings.ReplaceAll(tt.want, "%s", set) + "\n"
-			if code != 1 || stderr != want {
-				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
-			}
-			if left, _ := os.ReadDir(out); len(left) != 0 {
-				t.Errorf("left in %s: %v", out, left)
-			}
+			mkimgRefusedAsNobody(t, out, strings.ReplaceAll(tt.want, "%s", set), "-x", set, "-i", filepath.Join(out, "s.img"))
 		})
 	}
 }
@@ -249,14 +234,21 @@ func TestServiceUnreadable(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer os.Chmod(p, 0o755)
-			code, stderr := runStatus(t, asUnprivileged(t, "mkimg", "-x", set, "--service-dir", svcs, "-s", "my", "-i", filepath.Join(out, "s.img")))
-			want := "smolvmm mkimg: " + fmt.Sprintf(tt.want, svcs) + "\n"
-			if code != 1 || stderr != want {
-				t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
-			}
-			if left, _ := os.ReadDir(out); len(left) != 0 {
-				t.Errorf("left in %s: %v", out, left)
-			}
+			mkimgRefusedAsNobody(t, out, fmt.Sprintf(tt.want, svcs), "-x", set, "--service-dir", svcs, "-s", "my", "-i", filepath.Join(out, "s.img"))
 		})
+	}
+}
+
+// mkimgRefusedAsNobody runs mkimg with args as an unprivileged user
+// (asUnprivileged), which must fail, status 1, saying only want, and leave
+// nothing in out.
+func mkimgRefusedAsNobody(t *testing.T, out, want string, args ...string) {
+	t.Helper()
+	code, stderr := runStatus(t, asUnprivileged(t, append([]string{"mkimg"}, args...)...))
+	if want = "smolvmm mkimg: " + want + "\n"; code != 1 || stderr != want {
+		t.Errorf("status %d, stderr:\n%s\nwant status 1 and\n%s", code, stderr, want)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("left in %s: %v", out, left)
 	}
 }

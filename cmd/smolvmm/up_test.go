@@ -303,6 +303,16 @@ func TestUpImageOfAnotherRelease(t *testing.T) {
 // calls, leaving the image as it was and saying what to do.
 func upRefused(t *testing.T, f *fakeUp, opts upOptions, calls, release string) {
 	t.Helper()
+	upRefusedSaying(t, f, opts, calls,
+		"image "+opts.Image+": no record in the cache says up built it from "+release+"'s sets",
+		"run up again with --keep-image", "remove it (rm "+opts.Image+")", "give another image with -i")
+}
+
+// upRefusedSaying runs up once more, which must fail with an error that
+// starts with want and holds every advice, calling no more than calls and
+// leaving the image as it was; it returns that error.
+func upRefusedSaying(t *testing.T, f *fakeUp, opts upOptions, calls, want string, advice ...string) error {
+	t.Helper()
 	before, err := os.ReadFile(opts.Image)
 	if err != nil {
 		t.Fatal(err)
@@ -310,13 +320,12 @@ func upRefused(t *testing.T, f *fakeUp, opts upOptions, calls, release string) {
 	f.calls = nil
 	var log bytes.Buffer
 	_, err = up(context.Background(), &log, f.deps(), opts)
-	want := "image " + opts.Image + ": no record in the cache says up built it from " + release + "'s sets"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("up: %v, want %q\n%s", err, want, log.String())
 	}
-	for _, advice := range []string{"run up again with --keep-image", "remove it (rm " + opts.Image + ")", "give another image with -i"} {
-		if !strings.Contains(err.Error(), advice) {
-			t.Errorf("up: %v, want the advice %q", err, advice)
+	for _, a := range advice {
+		if !strings.Contains(err.Error(), a) {
+			t.Errorf("up: %v, want the advice %q", err, a)
 		}
 	}
 	if got := strings.Join(f.calls, " "); got != calls {
@@ -324,6 +333,20 @@ func upRefused(t *testing.T, f *fakeUp, opts upOptions, calls, release string) {
 	}
 	if after, _ := os.ReadFile(opts.Image); !bytes.Equal(before, after) {
 		t.Errorf("the image changed: %q..., was %q...", after[:min(len(after), 40)], before[:min(len(before), 40)])
+	}
+	return err
+}
+
+// copyImage copies opts' image to copy.img beside it and makes opts give
+// the copy: a file up never built, though its bytes are an image up did.
+func copyImage(t *testing.T, _ *fakeUp, opts *upOptions) {
+	b, err := os.ReadFile(opts.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Image = filepath.Join(filepath.Dir(opts.Image), "copy.img")
+	if err := os.WriteFile(opts.Image, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

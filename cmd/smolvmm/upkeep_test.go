@@ -43,16 +43,7 @@ func TestUpKeepsWhatTheGuestWrote(t *testing.T) {
 			}
 			opts.Image = to
 		}, "service fetch run"},
-		{"image copied", func(t *testing.T, f *fakeUp, opts *upOptions) {
-			b, err := os.ReadFile(opts.Image)
-			if err != nil {
-				t.Fatal(err)
-			}
-			opts.Image = filepath.Join(filepath.Dir(opts.Image), "copy.img")
-			if err := os.WriteFile(opts.Image, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}, ""},
+		{"image copied", copyImage, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
