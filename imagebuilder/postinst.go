@@ -818,8 +818,11 @@ func stageMtime(hp string, n *fstree.Node) error {
 	if !n.HasMtime() {
 		return nil
 	}
-	ts := []unix.Timespec{{Sec: n.Mtime}, {Sec: n.Mtime}}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, hp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	t, err := unix.TimeToTimespec(time.Unix(n.Mtime, 0))
+	if err != nil { // beyond a 32-bit host's time_t
+		return &os.PathError{Op: "utimes", Path: hp, Err: err}
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, hp, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return &os.PathError{Op: "utimes", Path: hp, Err: err}
 	}
 	return nil
@@ -1248,7 +1251,7 @@ func (c stageClock) mtime(st *unix.Stat_t) (int64, bool) {
 	if !tsBefore(st.Mtim, c.start) && !tsBefore(c.end, st.Mtim) {
 		return 0, false
 	}
-	return st.Mtim.Sec, true
+	return int64(st.Mtim.Sec), true
 }
 
 // tsBefore reports whether a is before b, for any times (a time past 2262

@@ -31,8 +31,8 @@ const headerSearch = 8192
 // header length and a checksum that makes the four sum to zero
 // (Multiboot2 specification, 3.1.1 and 3.1.2).
 const (
-	header2Magic  = 0xE85250D6
-	header2Search = 32768
+	header2Magic  uint32 = 0xE85250D6
+	header2Search        = 32768
 )
 
 // ErrMultiboot2: the file has no multiboot v1 header but a multiboot2

@@ -33,8 +33,8 @@ func checkIDs(c Credentials) error {
 		kind string
 		v    int
 	}{{"uid", c.UID}, {"gid", c.GID}} {
-		if id.v < 0 || id.v > MaxID {
-			return fmt.Errorf("%s %d is out of range: ids go from 0 to %d (4294967295 means \"unchanged\" to the kernel)", id.kind, id.v, MaxID)
+		if id.v < 0 || int64(id.v) > MaxID {
+			return fmt.Errorf("%s %d is out of range: ids go from 0 to %d (4294967295 means \"unchanged\" to the kernel)", id.kind, id.v, int64(MaxID))
 		}
 	}
 	return nil

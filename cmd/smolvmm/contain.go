@@ -15,6 +15,10 @@ import (
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
+// maxID is sandbox.MaxID as a 64-bit number: the untyped constant
+// overflows a 32-bit int, in which a 386 build holds flag values.
+const maxID int64 = sandbox.MaxID
+
 // containFlags are the run flags that contain the VMM once its VM is set
 // up (package sandbox).
 func containFlags() []cli.Flag {
@@ -50,15 +54,15 @@ func checkContainFlags(c *cli.Context) error {
 		return usageErrorf("--user and --uid/--gid: give one of them")
 	// Negative ids first: --uid -5 --gid 3 is not a missing --gid.
 	case uidSet && uid < 0:
-		return usageErrorf("--uid %d: ids are not negative; give a user id between 1 and %d", uid, sandbox.MaxID)
+		return usageErrorf("--uid %d: ids are not negative; give a user id between 1 and %d", uid, maxID)
 	case gidSet && gid < 0:
-		return usageErrorf("--gid %d: ids are not negative; give a group id between 1 and %d", gid, sandbox.MaxID)
+		return usageErrorf("--gid %d: ids are not negative; give a group id between 1 and %d", gid, maxID)
 	// 4294967295 is the kernel's "unchanged" and larger ids are cut to
 	// 32 bits: either could leave the VMM root's.
-	case uid > sandbox.MaxID:
-		return usageErrorf("--uid %d: ids go up to %d", uid, sandbox.MaxID)
-	case gid > sandbox.MaxID:
-		return usageErrorf("--gid %d: ids go up to %d", gid, sandbox.MaxID)
+	case int64(uid) > maxID:
+		return usageErrorf("--uid %d: ids go up to %d", uid, maxID)
+	case int64(gid) > maxID:
+		return usageErrorf("--gid %d: ids go up to %d", gid, maxID)
 	case uidSet && !gidSet:
 		return usageErrorf("--uid %d without --gid: --uid and --gid go together (or use --user USER)", uid)
 	case gidSet && !uidSet:

@@ -586,16 +586,16 @@ func lookupGroup(g string) (int, error) {
 	gid, err := strconv.ParseInt(g, 10, 64)
 	switch {
 	case errors.Is(err, strconv.ErrRange) && strings.HasPrefix(g, "-"), err == nil && gid < 0:
-		return 0, usageErrorf("--group %s: ids are not negative; give a group name, or a group id between 1 and %d", g, sandbox.MaxID)
-	case errors.Is(err, strconv.ErrRange), err == nil && gid > sandbox.MaxID:
-		return 0, usageErrorf("--group %s: ids go up to %d", g, sandbox.MaxID)
+		return 0, usageErrorf("--group %s: ids are not negative; give a group name, or a group id between 1 and %d", g, maxID)
+	case errors.Is(err, strconv.ErrRange), err == nil && gid > maxID:
+		return 0, usageErrorf("--group %s: ids go up to %d", g, maxID)
 	case err != nil:
 		grp, lerr := user.LookupGroup(g)
 		if lerr != nil {
 			return 0, usageErrorf("--group %s: no such group (give a group name or number)", g)
 		}
-		if gid, err = strconv.ParseInt(grp.Gid, 10, 64); err != nil || gid < 0 || gid > sandbox.MaxID {
-			return 0, usageErrorf("--group %s: group ID %q is not a number between 0 and %d", g, grp.Gid, sandbox.MaxID)
+		if gid, err = strconv.ParseInt(grp.Gid, 10, 64); err != nil || gid < 0 || gid > maxID {
+			return 0, usageErrorf("--group %s: group ID %q is not a number between 0 and %d", g, grp.Gid, maxID)
 		}
 	}
 	if gid == 0 {

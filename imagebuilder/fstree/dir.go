@@ -167,7 +167,7 @@ var afterHostLstat func(p string)
 // read from f, the descriptor st describes, up to the size st gives; a
 // symlink is read beneath d.
 func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
-	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec, MtimeSet: true}
+	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: int64(st.Mtim.Sec), MtimeSet: true}
 	// Hard links of any kind but a directory are one inode, as a tar of
 	// the tree records them (GNU tar and bsdtar link symlinks and device
 	// nodes too).

@@ -82,7 +82,7 @@ func (t *Tree) addTarEntry(tr io.Reader, h *tar.Header, clamped *clampedTimes, a
 	}
 	// ext2 holds 32-bit ids; a larger one would wrap (2^32 to root), so it
 	// is refused as GNU tar refuses it.
-	if h.Uid < 0 || h.Uid > 0xFFFFFFFF || h.Gid < 0 || h.Gid > 0xFFFFFFFF {
+	if h.Uid < 0 || int64(h.Uid) > 0xFFFFFFFF || h.Gid < 0 || int64(h.Gid) > 0xFFFFFFFF {
 		return fmt.Errorf("owner %d:%d out of range: a uid and a gid are 0 to 4294967295", h.Uid, h.Gid)
 	}
 	attrs := func(n *Node) *Node {
