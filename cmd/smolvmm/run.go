@@ -508,6 +508,10 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	con.onSnapshot = snapshotKey(snap, m) // snapshot.go: Ctrl-A s
 	running = true
 	exit, err := m.Run(ctx)
+	// A Ctrl-A s snapshot the stop interrupted ends now: its line is
+	// said on the raw terminal, before the last lines, and its failure
+	// counted before snapDone's warning chooses its reason.
+	snap.waitKeys()
 	var before *vmm.Error
 	if errors.As(err, &before) && before.Op == vmm.OpBeforeRun {
 		// The containment steps' own errors name their flag.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -662,7 +663,18 @@ type snapRun struct {
 	// exitErr is the error of --snapshot-exit's snapshot at ready as the
 	// machine got it, which Run returns: the run reports it as done's.
 	exitErr error
+	// keys are the Ctrl-A s snapshots under way, each on a goroutine of
+	// its own (snapshotKey): the run waits for them once the guest
+	// stopped, before it restores the terminal and says whether a
+	// snapshot was written (their result lines and failures come
+	// first). Added to on the input's goroutine only, never after Run
+	// returned (nothing reads the input then).
+	keys sync.WaitGroup
 }
+
+// waitKeys waits for the Ctrl-A s snapshots asked for, which end once
+// the machine has stopped (vmm.Machine.Snapshot then fails).
+func (r *snapRun) waitKeys() { r.keys.Wait() }
 
 // setupSnapshot prepares --snapshot's file (before the containment, which
 // allows no new files) and has the machine write it when ready. done,
@@ -944,15 +956,19 @@ func snapshotWriteAdvice(t *snapshot.Target, err error) error {
 
 // snapshotKey returns what Ctrl-A s does on m: write a snapshot to the
 // --snapshot file of run, replacing what it held, off the input's
-// goroutine.
-func snapshotKey(run *snapRun, m *vmm.Machine) func() {
+// goroutine (the snapshot waits for the vCPU, which may wait for the
+// console's reader: the keys are read on meanwhile), counted in run.keys.
+// m is a *vmm.Machine but in tests.
+func snapshotKey(run *snapRun, m snapshotter) func() {
 	return func() {
 		t := run.target
 		if t == nil {
 			fmt.Fprint(stderrOut, "\r\nsmolvmm: C-a s: no snapshot file: run with --snapshot FILE\r\n")
 			return
 		}
+		run.keys.Add(1)
 		go func() {
+			defer run.keys.Done()
 			w := t.NewWriter()
 			info, err := m.Snapshot(w)
 			if err = w.Finish(err); err != nil {
@@ -964,6 +980,11 @@ func snapshotKey(run *snapRun, m *vmm.Machine) func() {
 				t.Path(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
 		}()
 	}
+}
+
+// snapshotter is what snapshotKey needs of the machine.
+type snapshotter interface {
+	Snapshot(w io.Writer) (vmm.SnapshotInfo, error)
 }
 
 // benchRestoreTargets turns bench's smolvmm target (a boot) into one that
