@@ -223,7 +223,7 @@ func TestEscapeReader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		quit := false
-		r := &escapeReader{r: strings.NewReader(tt.in), quit: func() { quit = true }}
+		r := &escapeReader{r: strings.NewReader(tt.in), quit: func() bool { quit = true; return true }}
 		var got []byte
 		buf := make([]byte, 16)
 		for {

@@ -25,9 +25,10 @@ import (
 // does. restore puts the terminal back and is safe to call on every exit
 // path.
 type console struct {
-	in     io.Reader
-	out    io.Writer
-	onQuit func()
+	in  io.Reader
+	out io.Writer
+	// onQuit serves Ctrl-A x, as escapeReader's quit (run.go: quitKey).
+	onQuit func() (now bool)
 	// onSnapshot, when set, serves Ctrl-A s (snapshot.go).
 	onSnapshot func()
 
@@ -99,10 +100,11 @@ func openConsole(stdin, stdout *os.File, snapshots bool) (*console, error) {
 		c.watch()
 		close(c.watched)
 	}()
-	e := &escapeReader{r: stdin, help: newRawLogWriter(os.Stderr), quit: func() {
+	e := &escapeReader{r: stdin, help: newRawLogWriter(os.Stderr), quit: func() bool {
 		if c.onQuit != nil {
-			c.onQuit()
+			return c.onQuit()
 		}
+		return true
 	}}
 	if snapshots {
 		e.snapshot = func() {
@@ -349,11 +351,17 @@ func escapeHelp(snapshot bool) string {
 // itself (vmm.FileInput) and reads it only when it has data, so no read of
 // the terminal outlives the VM.
 type escapeReader struct {
-	r        io.Reader
-	quit     func()
+	r io.Reader
+	// quit serves Ctrl-A x and reports whether the run stops now (Read
+	// then returns io.EOF); false when it stops once a Ctrl-A s snapshot
+	// is written (quitKey): Read then reads on, serving only Ctrl-A x
+	// (quit again) and h, and drops what else is typed, which is no
+	// longer meant for the guest.
+	quit     func() (now bool)
 	snapshot func()    // nil: Ctrl-A s is dropped
 	help     io.Writer // the console's stderr; nil: no help
 	pending  bool
+	quitting bool // quit said false
 }
 
 var _ vmm.FileInput = (*escapeReader)(nil)
@@ -373,14 +381,18 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 			e.pending = false
 			switch b {
 			case 'x', 'X':
-				e.quit()
-				return len(out), io.EOF
+				if e.quit() {
+					return len(out), io.EOF
+				}
+				e.quitting = true
 			case 's', 'S':
-				if e.snapshot != nil {
+				if e.snapshot != nil && !e.quitting {
 					e.snapshot()
 				}
 			case escapeByte:
-				out = append(out, b)
+				if !e.quitting {
+					out = append(out, b)
+				}
 			case 'h', 'H', '?':
 				if e.help != nil {
 					io.WriteString(e.help, escapeHelp(e.snapshot != nil))
@@ -388,7 +400,7 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 			}
 		case b == escapeByte:
 			e.pending = true
-		default:
+		case !e.quitting:
 			out = append(out, b)
 		}
 	}

@@ -35,7 +35,7 @@ func TestEscapeReaderReadsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		src := &countingReader{chunks: []string{tt.chunk, "more"}}
-		r := &escapeReader{r: src, quit: func() {}}
+		r := &escapeReader{r: src, quit: func() bool { return true }}
 		buf := make([]byte, 16)
 		n, err := r.Read(buf)
 		if err != nil || string(buf[:n]) != tt.want || src.reads != 1 {

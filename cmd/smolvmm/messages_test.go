@@ -133,7 +133,7 @@ func TestEscapeHelp(t *testing.T) {
 		for _, key := range []string{"h", "H", "?"} {
 			var help bytes.Buffer
 			quit := false
-			r := &escapeReader{r: strings.NewReader("a\x01" + key + "b"), help: &help, quit: func() { quit = true }}
+			r := &escapeReader{r: strings.NewReader("a\x01" + key + "b"), help: &help, quit: func() bool { quit = true; return true }}
 			if snapshots {
 				r.snapshot = func() {}
 			}

@@ -469,7 +469,8 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	con.onQuit = func() { cancel(nil) }
+	// Ctrl-A x, after a Ctrl-A s asked for before it (snapshot.go).
+	con.onQuit = quitKey(snap, func() { cancel(nil) })
 	defer watchNIC(ctx, cancel, nicFailer)() // netflags.go
 
 	m, err := newMachine(c, cfg) // snapshot.go: New, or Restore with --restore

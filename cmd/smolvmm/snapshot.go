@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -664,12 +665,15 @@ type snapRun struct {
 	// machine got it, which Run returns: the run reports it as done's.
 	exitErr error
 	// keys are the Ctrl-A s snapshots under way, each on a goroutine of
-	// its own (snapshotKey): the run waits for them once the guest
-	// stopped, before it restores the terminal and says whether a
-	// snapshot was written (their result lines and failures come
-	// first). Added to on the input's goroutine only, never after Run
+	// its own (snapshotKey), and pending their number: the run waits for
+	// them once the guest stopped, before it restores the terminal and
+	// says whether a snapshot was written (their result lines and
+	// failures come first), and Ctrl-A x before it stops the guest
+	// (quitKey). Added to on the input's goroutine only, never once a
+	// Ctrl-A x waits (the input then serves no Ctrl-A s) nor after Run
 	// returned (nothing reads the input then).
-	keys sync.WaitGroup
+	keys    sync.WaitGroup
+	pending atomic.Int32
 }
 
 // waitKeys waits for the Ctrl-A s snapshots asked for, which end once
@@ -967,8 +971,10 @@ func snapshotKey(run *snapRun, m snapshotter) func() {
 			return
 		}
 		run.keys.Add(1)
+		run.pending.Add(1)
 		go func() {
 			defer run.keys.Done()
+			defer run.pending.Add(-1)
 			w := t.NewWriter()
 			info, err := m.Snapshot(w)
 			if err = w.Finish(err); err != nil {
@@ -985,6 +991,36 @@ func snapshotKey(run *snapRun, m snapshotter) func() {
 // snapshotter is what snapshotKey needs of the machine.
 type snapshotter interface {
 	Snapshot(w io.Writer) (vmm.SnapshotInfo, error)
+}
+
+// quitKey returns what Ctrl-A x does (escapeReader's quit): stop the run
+// (stop), at once unless a Ctrl-A s snapshot of run is under way. The keys
+// are served in order, so "C-a s C-a x" in one read (a paste, a script)
+// means the snapshot, then the stop (a stop first had the snapshot
+// refused). The wait is on a goroutine of its own, not the
+// input's, which Ctrl-A x must never block: the snapshot waits for the
+// vCPU's next exit, which waits for the console's reader (a paused pager
+// holds it for as long as it likes), and a blocked input could read no
+// second Ctrl-A x. The waiting goroutine holds nothing the snapshot
+// needs, so it cannot deadlock. Instead quit reports false and the input
+// reads on: a second Ctrl-A x stops the run at once, as the README
+// promises Ctrl-A x does for a guest held by its console; signals stop
+// it at once too. quitKey's function is called on the input's goroutine
+// only.
+func quitKey(run *snapRun, stop func()) func() (now bool) {
+	waiting := false
+	return func() bool {
+		if waiting || run.pending.Load() == 0 {
+			stop()
+			return true
+		}
+		waiting = true
+		go func() {
+			run.waitKeys()
+			stop()
+		}()
+		return false
+	}
 }
 
 // benchRestoreTargets turns bench's smolvmm target (a boot) into one that

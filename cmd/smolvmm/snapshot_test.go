@@ -133,7 +133,7 @@ func TestCLISnapshotRefusals(t *testing.T) {
 // guest as nothing; other bytes pass.
 func TestEscapeSnapshotKey(t *testing.T) {
 	n := 0
-	e := &escapeReader{r: strings.NewReader("a\x01sb\x01S"), snapshot: func() { n++ }, quit: func() {}}
+	e := &escapeReader{r: strings.NewReader("a\x01sb\x01S"), snapshot: func() { n++ }, quit: func() bool { return true }}
 	got, err := io.ReadAll(e)
 	if err != nil || string(got) != "ab" || n != 2 {
 		t.Fatalf("read %q, %v, %d snapshots; want \"ab\" and 2", got, err, n)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,6 +76,67 @@ func TestSnapshotKeyWaited(t *testing.T) {
 	}
 }
 
+// TestQuitKey: Ctrl-A x stops the run at once unless a Ctrl-A s snapshot
+// is under way: then once it has ended, its line written, and the input
+// reads on (quit reports false), so that a second Ctrl-A x stops the run
+// at once, the snapshot still held (by a console nobody reads, say).
+func TestQuitKey(t *testing.T) {
+	tests := []struct {
+		name     string
+		snapshot bool // a Ctrl-A s first
+		presses  int  // Ctrl-A x presses before the snapshot ends
+		now      []bool
+		stopped  bool // before the snapshot ended
+	}{
+		{"no snapshot", false, 1, []bool{true}, true},
+		{"after the snapshot", true, 1, []bool{false}, false},
+		{"pressed again", true, 2, []bool{false, true}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run, m, out := keyRun(t)
+			// The first stop's stderr, and its end; a second is the
+			// waiting goroutine's, after the test's end, and a no-op.
+			stopped := make(chan struct{})
+			var first string
+			var once sync.Once
+			stop := func() {
+				once.Do(func() {
+					first = out.String()
+					close(stopped)
+				})
+			}
+			if tt.snapshot {
+				snapshotKey(run, m)()
+			}
+			quit := quitKey(run, stop)
+			var now []bool
+			for range tt.presses {
+				now = append(now, quit())
+			}
+			if fmt.Sprint(now) != fmt.Sprint(tt.now) {
+				t.Errorf("quit said %v, want %v", now, tt.now)
+			}
+			select {
+			case <-stopped:
+				if !tt.stopped {
+					t.Fatal("stopped before the snapshot ended")
+				}
+			default:
+				if tt.stopped {
+					t.Fatal("not stopped at once")
+				}
+			}
+			close(m.release)
+			run.waitKeys()
+			within(t, stopped, "the stop")
+			if !tt.stopped && !strings.Contains(first, keyFailedLine) {
+				t.Errorf("at the stop stderr held %q, want the snapshot's line first", first)
+			}
+		})
+	}
+}
+
 // TestCLISnapshotKeyEndsBeforeRunEnds: a Ctrl-A s snapshot under way when
 // the run is stopped (SIGTERM) is waited for: its failure line comes
 // before the closing warning, which counts it ("the snapshot attempt
@@ -117,6 +179,49 @@ func TestCLISnapshotKeyEndsBeforeRunEnds(t *testing.T) {
 	}
 }
 
+// TestCLISnapshotKeyThenQuit: Ctrl-A s and Ctrl-A x in one read (a paste,
+// an expect script) are served in order: the snapshot is written, said
+// before the run's last line, and then the guest stopped (status 130).
+// The stop came first and the snapshot was refused.
+func TestCLISnapshotKeyThenQuit(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	dir := t.TempDir()
+	snap := keep(t, dir, "q.snap")
+	r := startOnPTY(t, "run", "-k", readySpinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
+	// The guest runs once its console says so (bench_test.go).
+	if err := r.ptm.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var first [1]byte
+	if _, err := io.ReadFull(r.ptm, first[:]); err != nil || first[0] != 'S' {
+		t.Fatalf("the guest's console began %q (%v), want S; stderr:\n%s", first[:], err, r.stderr)
+	}
+	if err := r.ptm.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, r.ptm)
+	if _, err := r.ptm.Write([]byte("\x01s\x01x")); err != nil {
+		t.Fatal(err)
+	}
+	exitedWith(t, r, 130, "Ctrl-A s, Ctrl-A x")
+	stderr := r.stderr.String()
+	written := strings.Index(stderr, "smolvmm: snapshot "+snap+": 16.0 MiB written")
+	stopped := strings.Index(stderr, "smolvmm run: guest stopped")
+	if written < 0 || stopped < written || strings.Contains(stderr, "warning") {
+		t.Fatalf("stderr:\n%s\nwant the snapshot written, then \"guest stopped\", and no warning", stderr)
+	}
+	f, err := snapshot.Open(snap)
+	if err != nil {
+		t.Fatalf("%s: %v", snap, err)
+	}
+	f.Close()
+	if names := dirNames(t, dir); len(names) != 1 {
+		t.Fatalf("left in the directory: %q; want only q.snap", names)
+	}
+}
+
 // waitStderr waits up to 60 s for want on r's standard error.
 func waitStderr(t *testing.T, r *ptyRun, want string) {
 	t.Helper()
@@ -146,5 +251,34 @@ func exitedWith(t *testing.T, r *ptyRun, status int, after string) {
 	var ee *exec.ExitError
 	if !errors.As(r.err, &ee) || ee.ExitCode() != status {
 		t.Fatalf("exit: %v, want status %d; stderr:\n%s", r.err, status, r.stderr)
+	}
+}
+
+// TestEscapeReaderQuitWaits: once Ctrl-A x waits (quit says false), what
+// else is typed is not the guest's: Read reads on, dropping it, serving
+// Ctrl-A h but no Ctrl-A s (a snapshot begun after the quit), until a
+// second Ctrl-A x, which ends the input.
+func TestEscapeReaderQuitWaits(t *testing.T) {
+	var help strings.Builder
+	quits, snapshots := 0, 0
+	r := &escapeReader{
+		r:        &countingReader{chunks: []string{"a\x01x", "b\x01sc\x01\x01\x01h", "d\x01xe"}},
+		quit:     func() bool { quits++; return quits > 1 },
+		snapshot: func() { snapshots++ },
+		help:     &help,
+	}
+	want := []struct {
+		out string
+		err error
+	}{{"a", nil}, {"", nil}, {"", io.EOF}}
+	buf := make([]byte, 16)
+	for i, w := range want {
+		n, err := r.Read(buf)
+		if string(buf[:n]) != w.out || err != w.err {
+			t.Fatalf("Read %d = %q, %v; want %q, %v", i+1, buf[:n], err, w.out, w.err)
+		}
+	}
+	if quits != 2 || snapshots != 0 || !strings.Contains(help.String(), "C-a h    print this help") {
+		t.Fatalf("%d quits, %d snapshots, help %q; want 2, 0 and the help", quits, snapshots, help.String())
 	}
 }
