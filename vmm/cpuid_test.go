@@ -214,3 +214,44 @@ func TestCheckCPUID(t *testing.T) {
 		})
 	}
 }
+
+// TestTuneCPUIDFeatureBits: the feature bits a guest is given whatever
+// the host's KVM_GET_SUPPORTED_CPUID says of them, read in the register
+// a guest reads: leaf 1 ECX bit 31 (hypervisor), which KVM lists only
+// since Linux 6.14 and without which NetBSD 9's x86_errata() writes MSRs
+// KVM refuses on AMD family 10h and Zen 1 signatures; the host's other
+// bits pass.
+func TestTuneCPUIDFeatureBits(t *testing.T) {
+	intel := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E}
+	amd := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x68747541, Edx: 0x69746E65, Ecx: 0x444D4163}
+	const sse3, ssse3, hypervisor = 1 << 0, 1 << 9, 1 << 31
+	tests := []struct {
+		name       string
+		vendor     kvm.CPUIDEntry2
+		leaf       uint32
+		reg        string
+		host, want uint32
+	}{
+		{"hypervisor bit where KVM lacks it (Linux < 6.14), Intel", intel, 1, "ECX", sse3 | ssse3, sse3 | ssse3 | hypervisor},
+		{"hypervisor bit where KVM lacks it (Linux < 6.14), AMD", amd, 1, "ECX", sse3 | ssse3, sse3 | ssse3 | hypervisor},
+		{"hypervisor bit where KVM lists it", amd, 1, "ECX", sse3 | hypervisor, sse3 | hypervisor},
+		{"no leaf 1 ECX feature but the hypervisor", intel, 1, "ECX", 0, hypervisor},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := kvm.CPUIDEntry2{Function: tt.leaf}
+			*cpuidReg(&e, tt.reg) = tt.host
+			out := tuneCPUID([]kvm.CPUIDEntry2{tt.vendor, e}, 0)
+			for i := range out {
+				if out[i].Function != tt.leaf {
+					continue
+				}
+				if got := *cpuidReg(&out[i], tt.reg); got != tt.want {
+					t.Errorf("leaf %#x %s = %#08x given the host's %#08x, want %#08x", tt.leaf, tt.reg, got, tt.host, tt.want)
+				}
+				return
+			}
+			t.Fatalf("leaf %#x missing from %+v", tt.leaf, out)
+		})
+	}
+}

@@ -195,8 +195,9 @@ func TestTuneCPUIDHidesPMU(t *testing.T) {
 		in   kvm.CPUIDEntry2
 		want kvm.CPUIDEntry2
 	}{
-		{"leaf 1 PDCM", kvm.CPUIDEntry2{Function: 1, Ecx: 1<<15 | 1<<0 | 1<<9, Ebx: 0x00010800},
-			kvm.CPUIDEntry2{Function: 1, Ecx: 1<<0 | 1<<9, Ebx: 0x00010800}},
+		// With the hypervisor bit (31), which tuneCPUID sets anyway.
+		{"leaf 1 PDCM", kvm.CPUIDEntry2{Function: 1, Ecx: 1<<31 | 1<<15 | 1<<0 | 1<<9, Ebx: 0x00010800},
+			kvm.CPUIDEntry2{Function: 1, Ecx: 1<<31 | 1<<0 | 1<<9, Ebx: 0x00010800}},
 		{"leaf 0xA", kvm.CPUIDEntry2{Function: 0xA, Eax: 0x07300403, Ebx: 0x7F, Ecx: 0xF, Edx: 0x603},
 			kvm.CPUIDEntry2{Function: 0xA}},
 		{"leaf 0x80000001 counter extensions", kvm.CPUIDEntry2{Function: 0x80000001, Ecx: 1<<23 | 1<<24 | 1<<28 | 1<<0 | 1<<6, Edx: 1 << 29},

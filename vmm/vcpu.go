@@ -149,7 +149,8 @@ func (v *vcpu) close() error {
 // setCPUID passes KVM's supported CPUID through, minus what a guest cannot
 // use here: MONITOR/MWAIT (KVM does not run them) and the performance
 // monitoring leaves and bits (the VM has no PMU where KVM can take it,
-// disablePMU), with APIC ID and x2APIC ID 0 for the only CPU. On Intel
+// disablePMU), with APIC ID and x2APIC ID 0 for the only CPU, and with
+// the hypervisor bit, which older KVMs leave out. On Intel
 // hosts it also fills leaf 0x15 with the TSC frequency, which NetBSD then
 // uses instead of calibrating the TSC against the PIT for ~100 ms.
 func (v *vcpu) setCPUID() error {
@@ -339,6 +340,10 @@ func cpuidReg(e *kvm.CPUIDEntry2, r string) *uint32 {
 	return &e.Edx
 }
 
+// cpuid1ECXHypervisor is CPUID.1:ECX bit 31, set when running under a
+// hypervisor.
+const cpuid1ECXHypervisor = 1 << 31
+
 // tuneCPUID adjusts the supported CPUID entries for a one-CPU NetBSD guest.
 // tscKHz is the vCPU's TSC frequency (0 if unknown).
 func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
@@ -352,7 +357,13 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 			intel = e.Ebx == 0x756E6547 && e.Edx == 0x49656E69 && e.Ecx == 0x6C65746E // "GenuineIntel"
 			maxLeaf = i
 		case 1:
-			e.Ecx &^= 1 << 3                // MONITOR/MWAIT
+			e.Ecx &^= 1 << 3 // MONITOR/MWAIT
+			// The hypervisor bit, which KVM lists only since Linux
+			// 6.14: a guest takes a CPU without it for real
+			// hardware. NetBSD 9's x86_errata() then writes AMD
+			// errata MSRs (DE_CFG) that KVM refuses with #GP, a
+			// panic at boot on family 10h and Zen 1 signatures.
+			e.Ecx |= cpuid1ECXHypervisor
 			e.Ebx &^= 0xFF << 24            // initial APIC ID 0
 			e.Ebx = e.Ebx&^0xFF0000 | 1<<16 // one logical processor
 		case 4, 0x8000001D:
