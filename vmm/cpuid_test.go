@@ -219,12 +219,15 @@ func TestCheckCPUID(t *testing.T) {
 // the host's KVM_GET_SUPPORTED_CPUID says of them, read in the register
 // a guest reads: leaf 1 ECX bit 31 (hypervisor), which KVM lists only
 // since Linux 6.14 and without which NetBSD 9's x86_errata() writes MSRs
-// KVM refuses on AMD family 10h and Zen 1 signatures; the host's other
-// bits pass.
+// KVM refuses on AMD family 10h and Zen 1 signatures. And those it is
+// not given whatever KVM says: VMX (leaf 1 ECX bit 5) and SVM (leaf
+// 0x80000001 ECX bit 2), which KVM lists with nested=1, though a snapshot
+// keeps no nested state. The host's other bits pass.
 func TestTuneCPUIDFeatureBits(t *testing.T) {
 	intel := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E}
 	amd := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x68747541, Edx: 0x69746E65, Ecx: 0x444D4163}
-	const sse3, ssse3, hypervisor = 1 << 0, 1 << 9, 1 << 31
+	const sse3, vmx, ssse3, hypervisor = 1 << 0, 1 << 5, 1 << 9, 1 << 31
+	const lahf, svm, abm = 1 << 0, 1 << 2, 1 << 5
 	tests := []struct {
 		name       string
 		vendor     kvm.CPUIDEntry2
@@ -236,6 +239,9 @@ func TestTuneCPUIDFeatureBits(t *testing.T) {
 		{"hypervisor bit where KVM lacks it (Linux < 6.14), AMD", amd, 1, "ECX", sse3 | ssse3, sse3 | ssse3 | hypervisor},
 		{"hypervisor bit where KVM lists it", amd, 1, "ECX", sse3 | hypervisor, sse3 | hypervisor},
 		{"no leaf 1 ECX feature but the hypervisor", intel, 1, "ECX", 0, hypervisor},
+		{"VMX (nested=1)", intel, 1, "ECX", sse3 | vmx | ssse3 | hypervisor, sse3 | ssse3 | hypervisor},
+		{"SVM (nested=1)", amd, 0x80000001, "ECX", lahf | svm | abm, lahf | abm},
+		{"SVM on a non-AMD leaf 0x80000001", intel, 0x80000001, "ECX", lahf | svm, lahf},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

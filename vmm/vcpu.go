@@ -149,10 +149,11 @@ func (v *vcpu) close() error {
 // setCPUID passes KVM's supported CPUID through, minus what a guest cannot
 // use here: MONITOR/MWAIT (KVM does not run them) and the performance
 // monitoring leaves and bits (the VM has no PMU where KVM can take it,
-// disablePMU), with APIC ID and x2APIC ID 0 for the only CPU, and with
-// the hypervisor bit, which older KVMs leave out. On Intel
-// hosts it also fills leaf 0x15 with the TSC frequency, which NetBSD then
-// uses instead of calibrating the TSC against the PIT for ~100 ms.
+// disablePMU) and VMX and SVM (a snapshot keeps no nested state), with
+// APIC ID and x2APIC ID 0 for the only CPU, and with the hypervisor bit,
+// which older KVMs leave out. On Intel hosts it also fills leaf 0x15 with
+// the TSC frequency, which NetBSD then uses instead of calibrating the
+// TSC against the PIT for ~100 ms.
 func (v *vcpu) setCPUID() error {
 	if v.m.cpuid == nil {
 		v.m.cpuid = newCPUIDFetch()
@@ -340,9 +341,14 @@ func cpuidReg(e *kvm.CPUIDEntry2, r string) *uint32 {
 	return &e.Edx
 }
 
-// cpuid1ECXHypervisor is CPUID.1:ECX bit 31, set when running under a
-// hypervisor.
-const cpuid1ECXHypervisor = 1 << 31
+// CPUID bits tuneCPUID sets or clears whatever KVM says: the hypervisor
+// bit (CPUID.1:ECX bit 31, set when running under a hypervisor), VMX
+// (CPUID.1:ECX bit 5) and SVM (CPUID.80000001H:ECX bit 2).
+const (
+	cpuid1ECXHypervisor = 1 << 31
+	cpuid1ECXVMX        = 1 << 5
+	cpuidExtECXSVM      = 1 << 2
+)
 
 // tuneCPUID adjusts the supported CPUID entries for a one-CPU NetBSD guest.
 // tscKHz is the vCPU's TSC frequency (0 if unknown).
@@ -364,6 +370,11 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 			// errata MSRs (DE_CFG) that KVM refuses with #GP, a
 			// panic at boot on family 10h and Zen 1 signatures.
 			e.Ecx |= cpuid1ECXHypervisor
+			// No VMX, which KVM lists when it runs nested guests: a
+			// snapshot saves no nested state, and VMX would have
+			// it save the host's VMX capability MSRs, which a host
+			// with other nested capabilities refuses to set.
+			e.Ecx &^= cpuid1ECXVMX
 			e.Ebx &^= 0xFF << 24            // initial APIC ID 0
 			e.Ebx = e.Ebx&^0xFF0000 | 1<<16 // one logical processor
 		case 4, 0x8000001D:
@@ -384,6 +395,8 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 				e.Eax &^= 0x1F
 				e.Ebx = e.Ebx&^0xFFFF | 1
 			}
+		case 0x80000001:
+			e.Ecx &^= cpuidExtECXSVM // no nested AMD-V, as no VMX above
 		case 0x80000008:
 			e.Ecx &^= 0xF<<12 | 0xFF // AMD: one core, no core ID bits
 		case 0x8000001E:
