@@ -198,8 +198,8 @@ func TestCheckCPUID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkCPUID(tt.rec, sup)
-			if again := checkCPUID(tt.rec, record); fmt.Sprint(again) != fmt.Sprint(err) {
+			err := checkCPUID(tt.rec, sup, false)
+			if again := checkCPUID(tt.rec, record, false); fmt.Sprint(again) != fmt.Sprint(err) {
 				t.Errorf("checkCPUID against the record = %v, against the answer %v", again, err)
 			}
 			if tt.want == "" {
@@ -222,7 +222,10 @@ func TestCheckCPUID(t *testing.T) {
 // KVM refuses on AMD family 10h and Zen 1 signatures. And those it is
 // not given whatever KVM says: VMX (leaf 1 ECX bit 5) and SVM (leaf
 // 0x80000001 ECX bit 2), which KVM lists with nested=1, though a snapshot
-// keeps no nested state. The host's other bits pass.
+// keeps no nested state, nor KVM's paravirtual features (leaf 0x40000001),
+// which grow with each kernel and which NetBSD does not read; its
+// signature (leaf 0x40000000), which NetBSD does, stays. The host's other
+// bits pass.
 func TestTuneCPUIDFeatureBits(t *testing.T) {
 	intel := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x756E6547, Edx: 0x49656E69, Ecx: 0x6C65746E}
 	amd := kvm.CPUIDEntry2{Function: 0, Eax: 0xD, Ebx: 0x68747541, Edx: 0x69746E65, Ecx: 0x444D4163}
@@ -242,6 +245,10 @@ func TestTuneCPUIDFeatureBits(t *testing.T) {
 		{"VMX (nested=1)", intel, 1, "ECX", sse3 | vmx | ssse3 | hypervisor, sse3 | ssse3 | hypervisor},
 		{"SVM (nested=1)", amd, 0x80000001, "ECX", lahf | svm | abm, lahf | abm},
 		{"SVM on a non-AMD leaf 0x80000001", intel, 0x80000001, "ECX", lahf | svm, lahf},
+		{"KVM's paravirtual features", intel, 0x40000001, "EAX", 0x01007AFB, 0},
+		{"KVM's paravirtual hints", amd, 0x40000001, "EDX", 1, 0},
+		{"KVM's signature", intel, 0x40000000, "EBX", 0x4B4D564B, 0x4B4D564B},
+		{"KVM's paravirtual leaves", amd, 0x40000000, "EAX", 0x40000001, 0x40000001},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,6 +265,48 @@ func TestTuneCPUIDFeatureBits(t *testing.T) {
 				return
 			}
 			t.Fatalf("leaf %#x missing from %+v", tt.leaf, out)
+		})
+	}
+}
+
+// TestCheckCPUIDAcrossKernels: a snapshot from a host whose KVM lists
+// HYPERVISOR and TSC_DEADLINE_TIMER (leaf 1 ECX bits 31 and 24, Linux 6.14
+// and later) restores on the same CPU under an older kernel, which lists
+// neither: KVM gives a vCPU the hypervisor bit whatever it lists (and
+// tuneCPUID sets it everywhere), and the TSC deadline timer wherever it
+// has KVM_CAP_TSC_DEADLINE_TIMER. Without that capability the timer is
+// missing; another bit missing is still refused.
+func TestCheckCPUIDAcrossKernels(t *testing.T) {
+	const sse3, monitor, ssse3, deadline, hypervisor = 1 << 0, 1 << 3, 1 << 9, 1 << 24, 1 << 31
+	older := []cpuidEntry{{Function: 0, EAX: 0xD}, {Function: 1, ECX: sse3 | ssse3, EDX: 0xFF}}
+	tests := []struct {
+		name        string
+		recECX      uint32
+		tscDeadline bool // KVM_CAP_TSC_DEADLINE_TIMER
+		want        string
+	}{
+		{"hypervisor", sse3 | ssse3 | hypervisor, false, ""},
+		{"hypervisor, the timer capability", sse3 | hypervisor, true, ""},
+		{"TSC deadline timer, the capability", sse3 | deadline, true, ""},
+		{"TSC deadline timer and hypervisor, the capability", ssse3 | deadline | hypervisor, true, ""},
+		{"TSC deadline timer, no capability", sse3 | deadline | hypervisor, false, "leaf 0x1 ECX bit 24, which"},
+		{"another bit missing", sse3 | monitor | deadline | hypervisor, true, "leaf 0x1 ECX bit 3, which"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := []cpuidEntry{{Function: 0, EAX: 0xD}, {Function: 1, ECX: tt.recECX, EDX: 0x1}}
+			for _, sup := range [][]cpuidEntry{older, kvmRecord(older)} {
+				err := checkCPUID(rec, sup, tt.tscDeadline)
+				if tt.want == "" {
+					if err != nil {
+						t.Fatalf("checkCPUID = %v, want nil", err)
+					}
+					continue
+				}
+				if !errors.Is(err, ErrCPUID) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("checkCPUID = %v, want ErrCPUID mentioning %q", err, tt.want)
+				}
+			}
 		})
 	}
 }

@@ -74,7 +74,9 @@ var featureRegs = []struct {
 	{0x7, 1, []string{"EAX", "EDX"}},
 	{0xD, 0, []string{"EAX", "EDX"}}, // XCR0 components
 	{0xD, 1, []string{"EAX"}},
-	{0x40000001, -1, []string{"EAX"}}, // KVM paravirtual features
+	// KVM's paravirtual features: tuneCPUID gives none, but a
+	// snapshot by an earlier smolvmm has them.
+	{0x40000001, -1, []string{"EAX"}},
 	{0x80000001, -1, []string{"ECX", "EDX"}},
 	{0x80000007, -1, []string{"EDX"}},
 	{0x80000008, -1, []string{"EBX"}},
@@ -110,8 +112,10 @@ func kvmRecord(supported []cpuidEntry) []cpuidEntry {
 }
 
 // checkCPUID refuses recorded entries with feature bits that supported
-// (KVM_GET_SUPPORTED_CPUID) lacks, naming each leaf, register and bit.
-func checkCPUID(recorded, supported []cpuidEntry) error {
+// (KVM_GET_SUPPORTED_CPUID) lacks, naming each leaf, register and bit,
+// but for those KVM gives a vCPU without listing them (kvmEmulatedLeaf1ECX;
+// tscDeadline: the host's KVM has KVM_CAP_TSC_DEADLINE_TIMER).
+func checkCPUID(recorded, supported []cpuidEntry, tscDeadline bool) error {
 	var missing []string
 	for _, f := range featureRegs {
 		rec := findCPUID(recorded, f.leaf, f.sub)
@@ -123,6 +127,9 @@ func checkCPUID(recorded, supported []cpuidEntry) error {
 			extra := rec.reg(r)
 			if sup != nil {
 				extra &^= sup.reg(r)
+			}
+			if f.leaf == 1 && r == "ECX" {
+				extra &^= kvmEmulatedLeaf1ECX(tscDeadline)
 			}
 			if extra == 0 {
 				continue
@@ -148,6 +155,25 @@ func checkCPUID(recorded, supported []cpuidEntry) error {
 		return fmt.Errorf("%w: the snapshot's vCPU had CPUID %s, which this host's KVM does not support", ErrCPUID, strings.Join(missing, "; "))
 	}
 	return nil
+}
+
+// cpuid1ECXTSCDeadline is CPUID.1:ECX bit 24, the local APIC timer's
+// TSC deadline mode.
+const cpuid1ECXTSCDeadline = 1 << 24
+
+// kvmEmulatedLeaf1ECX returns the leaf 1 ECX bits KVM gives a vCPU with an
+// in-kernel local APIC (every machine's) whose CPUID has them, though KVM
+// lists them in KVM_GET_SUPPORTED_CPUID only since Linux 6.14: the
+// hypervisor bit, which tuneCPUID sets anyway, and the TSC deadline timer,
+// which older KVMs tell of by KVM_CAP_TSC_DEADLINE_TIMER instead
+// (tscDeadline). A snapshot taken on a newer kernel records both, and
+// restores on the same CPU under an older one.
+func kvmEmulatedLeaf1ECX(tscDeadline bool) uint32 {
+	bits := uint32(cpuid1ECXHypervisor)
+	if tscDeadline {
+		bits |= cpuid1ECXTSCDeadline
+	}
+	return bits
 }
 
 // restoreCPUID gives the vCPU the snapshot's CPUID entries, once checked
@@ -182,7 +208,11 @@ func (m *Machine) restoreCPUID(recorded, kvmRecord []cpuidEntry) error {
 		return err
 	}
 	sup := m.cpuid.supported
-	if err := checkCPUID(recorded, sup); err != nil {
+	// Asked even of the KVM the record came from: a record holds
+	// KVM_GET_SUPPORTED_CPUID's answer alone. An error tells nothing:
+	// the capability is taken as absent.
+	n, capErr := kvm.CheckExtension(m.kvm.Fd(), kvm.CapTSCDeadlineTimer)
+	if err := checkCPUID(recorded, sup, capErr == nil && n > 0); err != nil {
 		return err
 	}
 	c := new(cpuid2)

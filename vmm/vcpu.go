@@ -149,11 +149,12 @@ func (v *vcpu) close() error {
 // setCPUID passes KVM's supported CPUID through, minus what a guest cannot
 // use here: MONITOR/MWAIT (KVM does not run them) and the performance
 // monitoring leaves and bits (the VM has no PMU where KVM can take it,
-// disablePMU) and VMX and SVM (a snapshot keeps no nested state), with
-// APIC ID and x2APIC ID 0 for the only CPU, and with the hypervisor bit,
-// which older KVMs leave out. On Intel hosts it also fills leaf 0x15 with
-// the TSC frequency, which NetBSD then uses instead of calibrating the
-// TSC against the PIT for ~100 ms.
+// disablePMU), VMX and SVM (a snapshot keeps no nested state) and KVM's
+// paravirtual features (NetBSD reads none), with APIC ID and x2APIC ID 0
+// for the only CPU, and with the hypervisor bit, which older KVMs leave
+// out. On Intel hosts it also fills leaf 0x15 with the TSC frequency,
+// which NetBSD then uses instead of calibrating the TSC against the PIT
+// for ~100 ms.
 func (v *vcpu) setCPUID() error {
 	if v.m.cpuid == nil {
 		v.m.cpuid = newCPUIDFetch()
@@ -395,6 +396,14 @@ func tuneCPUID(entries []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 				e.Eax &^= 0x1F
 				e.Ebx = e.Ebx&^0xFFFF | 1
 			}
+		case 0x40000001:
+			// None of KVM's paravirtual features (kvmclock, PV EOI
+			// and the rest) nor hints: NetBSD 9 reads none of them,
+			// and KVM adds features with its releases, so that a
+			// snapshot's would be refused on a host with an older
+			// kernel. Leaf 0x40000000's signature, by which NetBSD
+			// names its hypervisor, stays.
+			e.Eax, e.Edx = 0, 0
 		case 0x80000001:
 			e.Ecx &^= cpuidExtECXSVM // no nested AMD-V, as no VMX above
 		case 0x80000008:
