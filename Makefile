@@ -49,7 +49,7 @@ netbsd-kernel:
 
 vet:
 	$(GO) vet ./...
-	@# Everything builds where int is 32 bits too (the loaders and builders
+	@# The code (not its tests) builds where int is 32 bits too (the loaders and builders
 	@# run on any Linux): an untyped constant past 2^31 breaks only there.
 	GOARCH=386 $(GO) build ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

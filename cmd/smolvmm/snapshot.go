@@ -1015,6 +1015,9 @@ func quitKey(run *snapRun, stop func()) func() (now bool) {
 			return true
 		}
 		waiting = true
+		// Said, as a quit that seems ignored while a snapshot waits for
+		// a console nobody reads would look like a hung run.
+		fmt.Fprint(stderrOut, "\r\nsmolvmm: C-a x: stopping once the snapshot under way is written (C-a x again: stop now)\r\n")
 		go func() {
 			run.waitKeys()
 			stop()

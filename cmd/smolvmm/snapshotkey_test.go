@@ -117,6 +117,10 @@ func TestQuitKey(t *testing.T) {
 			if fmt.Sprint(now) != fmt.Sprint(tt.now) {
 				t.Errorf("quit said %v, want %v", now, tt.now)
 			}
+			// A press that waits says so, and how to stop now.
+			if said := strings.Contains(out.String(), "C-a x: stopping once the snapshot under way is written (C-a x again: stop now)"); said != tt.snapshot {
+				t.Errorf("stderr %q: said it waits for the snapshot: %v, want %v", out.String(), said, tt.snapshot)
+			}
 			select {
 			case <-stopped:
 				if !tt.stopped {
