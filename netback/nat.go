@@ -151,11 +151,28 @@ const (
 	// each), and a hub's 512 MiB in its natHubBuffered, where 240 VMs'
 	// first ones could fill 15 GiB. 256 KiB is above the
 	// bandwidth-delay product of a host's own connections and most
-	// outside ones (1 Gb/s at 2 ms).
+	// outside ones (1 Gb/s at 2 ms). A connection keeps its buffers, and
+	// its count, until the gateway's side is done with its guest, past
+	// the relay's end (natTCPDrainTimeout).
 	natTCPBuffer        = 256 << 10
 	natTCPSmallBuffer   = 16 << 10
 	natTCPBufferedConns = 128
 	natHubBuffered      = 1024
+	// natTCPDrainTimeout bounds how long a relayed TCP connection whose
+	// relay is over (both streams ended) waits for its guest to take
+	// what the gateway's side still holds for it (up to its send
+	// buffer) and acknowledge the end of stream; then that side is
+	// reset. Until either, the connection keeps its slot and its buffer
+	// share (drainTCP): freed with the relay, the gateway's endpoint
+	// of a guest that never read (a zero window) and shut down its side
+	// went on probing for ever, holding its buffer outside every bound,
+	// and 3,000 such connections took a hub 775 MB. gVisor's user
+	// timeout (TCPUserTimeoutOption) bounds zero-window probing too,
+	// but starts again each time the window opens: a guest reading a
+	// byte now and then would keep the endpoint for ever. A guest that
+	// reads takes 256 KiB in milliseconds; 60 s is how long gVisor and
+	// Linux let a closed socket wait in FIN-WAIT-2 for its peer.
+	natTCPDrainTimeout = 60 * time.Second
 	// natICMPPerSecond and natICMPBurst are one guest's budget of ICMP
 	// port unreachables (portUnreachable), a token bucket of its own
 	// checked before the gateway stack's limiter (1000 a second, bursts
@@ -199,6 +216,10 @@ var natHubLimits = struct{ waits, buffered int }{natHubSYNWaits, natHubBuffered}
 // natUDPPerGuest and natTCPBufferedConns, a variable for the tests (read
 // when a NAT is made).
 var natLimits = struct{ tcp, udp, buffered int }{natTCPPerGuest, natUDPPerGuest, natTCPBufferedConns}
+
+// natDrainFor is natTCPDrainTimeout, a variable for the tests (read when
+// a NAT is made).
+var natDrainFor = natTCPDrainTimeout
 
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
@@ -256,7 +277,9 @@ type nat struct {
 	// maxTCP, maxUDP and maxBuffered are natLimits as they were when
 	// the NAT was made.
 	maxTCP, maxUDP, maxBuffered int
-	dialer                      net.Dialer
+	// drainFor is natDrainFor as it was when the NAT was made.
+	drainFor time.Duration
+	dialer   net.Dialer
 	// ctx ends the dials in progress when the gateway closes.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -688,7 +711,7 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 		}
 		return addr, true
 	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
-		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{},
+		drainFor: natDrainFor, guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{},
 		dials: map[stack.TransportEndpointID]*natDial{}, held: map[stack.TransportEndpointID]time.Time{},
 		forwarders: map[netip.Addr]*tcp.Forwarder{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -1114,7 +1137,9 @@ func (n *nat) wait() error {
 // natDialsPerService to that destination, or its natHandshakesPerGuest
 // handshakes not over, waits for one to end (awaitTCP), and is dropped
 // after natSYNWait, for the guest to send again. A dial ends when the
-// guest stops sending its SYN (watchTCP): it gave up.
+// guest stops sending its SYN (watchTCP): it gave up. A connection ends
+// once its relay is over and the gateway's side is done with the guest
+// (drainTCP).
 func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	came := time.Now()
 	id := r.ID()
@@ -1198,6 +1223,39 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	defer c.conns.remove(gc)
 	splice(host, gc)
+	drainTCP(c.ctx, ep, &wq, n.drainFor)
+}
+
+// drainTCP waits, once a relay is over, until the gateway's endpoint ep
+// (wq its queue) of the guest's connection has nothing more for the
+// guest: closed, or in TIME-WAIT, all its data and its end of stream
+// acknowledged. Once limit has passed, or as ctx ends (the guest has
+// left, the NAT stops), it is reset instead. Its caller's connection
+// stays counted meanwhile: the endpoint holds up to its send buffer
+// (natTCPDrainTimeout).
+func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue, limit time.Duration) {
+	// Registered before the state is first read: gVisor reports each
+	// move to CLOSED, an error or TIME-WAIT as a hang-up.
+	we, ended := waiter.NewChannelEntry(waiter.EventHUp | waiter.EventErr)
+	wq.EventRegister(&we)
+	defer wq.EventUnregister(&we)
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		switch tcp.EndpointState(ep.State()) {
+		case tcp.StateClose, tcp.StateError, tcp.StateTimeWait:
+			return
+		}
+		select {
+		case <-ended:
+		case <-timer.C:
+			ep.Abort()
+			return
+		case <-ctx.Done():
+			ep.Abort()
+			return
+		}
+	}
 }
 
 // splice copies both ways between a and b until both directions have
