@@ -1233,6 +1233,19 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 // left, the NAT stops), it is reset instead. Its caller's connection
 // stays counted meanwhile: the endpoint holds up to its send buffer
 // (natTCPDrainTimeout).
+//
+// An endpoint in TIME-WAIT (the host closed first) is reset at once,
+// its guest closed already: gVisor kept it 60 s and dropped the SYNs of
+// a guest connecting again from that port to that server (it hands them
+// to a listener only; the NAT has a forwarder), whose connect stalled a
+// minute. A shorter TIME-WAIT for the whole stack
+// (TCPTimeWaitTimeoutOption) would still drop them until the guest's
+// next retransmission, seconds later. The wait guards against a late
+// segment of the old connection, and the link to the guest delivers in
+// order with nothing late; the host's socket keeps its own TIME-WAIT
+// with the server. The guest ignores the reset, as one for no
+// connection, or takes it as the end of one waiting for the gateway's
+// last ACK.
 func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue, limit time.Duration) {
 	// Registered before the state is first read: gVisor reports each
 	// move to CLOSED, an error or TIME-WAIT as a hang-up.
@@ -1243,7 +1256,10 @@ func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue, limit ti
 	defer timer.Stop()
 	for {
 		switch tcp.EndpointState(ep.State()) {
-		case tcp.StateClose, tcp.StateError, tcp.StateTimeWait:
+		case tcp.StateClose, tcp.StateError:
+			return
+		case tcp.StateTimeWait:
+			ep.Abort()
 			return
 		}
 		select {
