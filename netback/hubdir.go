@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -118,7 +119,71 @@ const socketLockWait = 5 * time.Second
 // two files of one name).
 func socketLock(socket string) string { return socket + ".lock" }
 
-// lockSocket takes the exclusive lock (flock) of socket's lock file
+// heldStarts are the sockets whose lock (lockSocket) this process holds
+// through HoldHubStart, by their cleaned path: a flock is the open file's,
+// so NewHub's own would wait for this very process.
+var heldStarts struct {
+	sync.Mutex
+	sockets map[string]bool
+}
+
+// HoldHubStart takes the lock that a hub holds while it starts on socket
+// (NewHub holds it until it listens), for a caller that is about to start
+// one there but has work to do first: from now on, a VM that finds
+// nothing answering on socket waits for the hub, for up to a few seconds
+// (Join), rather than fail. NewHub in this process uses the held lock, so
+// call release once NewHub has returned. The socket's directory is made
+// ready first, as NewHub does (the default runtime directory is made).
+// Errors: those of NewHub's start, before it listens.
+func HoldHubStart(socket string) (release func(), err error) {
+	if socket == "" {
+		return nil, fmt.Errorf("shared network: no socket path")
+	}
+	if err := prepareSocketDir(filepath.Dir(socket)); err != nil {
+		return nil, err
+	}
+	key := filepath.Clean(socket)
+	heldStarts.Lock()
+	held := heldStarts.sockets[key]
+	heldStarts.Unlock()
+	if held {
+		return nil, fmt.Errorf("shared network: listen on %s: its start is held already by this process", socket)
+	}
+	unlock, err := takeSocketLock(socket)
+	if err != nil {
+		return nil, err
+	}
+	heldStarts.Lock()
+	if heldStarts.sockets == nil {
+		heldStarts.sockets = map[string]bool{}
+	}
+	heldStarts.sockets[key] = true
+	heldStarts.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			heldStarts.Lock()
+			delete(heldStarts.sockets, key)
+			heldStarts.Unlock()
+			unlock()
+		})
+	}, nil
+}
+
+// lockSocket is takeSocketLock, but for a socket whose lock this process
+// holds already (HoldHubStart): that lock is used, and the returned
+// unlock leaves it to its holder.
+func lockSocket(socket string) (unlock func(), err error) {
+	heldStarts.Lock()
+	held := heldStarts.sockets[filepath.Clean(socket)]
+	heldStarts.Unlock()
+	if held {
+		return func() {}, nil
+	}
+	return takeSocketLock(socket)
+}
+
+// takeSocketLock takes the exclusive lock (flock) of socket's lock file
 // (socketLock), waiting at most socketLockWait, and returns what releases
 // it. A hub holds it from its check of a socket file left at socket to
 // having its own in place: else a hub starting meanwhile would find the
@@ -129,7 +194,7 @@ func socketLock(socket string) string { return socket + ".lock" }
 // directory could have held it and kept the network from starting. One
 // owned by another user, or that others may open, is refused: its owner
 // could hold it.
-func lockSocket(socket string) (unlock func(), err error) {
+func takeSocketLock(socket string) (unlock func(), err error) {
 	path := socketLock(socket)
 	const flags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	made := true
@@ -193,6 +258,75 @@ func checkSocketLock(f *os.File, socket string, made bool) error {
 		}
 	}
 	return nil
+}
+
+// Bounds of a VM's wait for a hub that is starting (awaitHubStart).
+const (
+	// hubStartWait bounds the wait while the hub holds its socket's
+	// lock, which a hub holds only while it starts (HoldHubStart,
+	// NewHub): as long as another hub's start waits for it
+	// (socketLockWait).
+	hubStartWait = socketLockWait
+	// hubStartGrace is how long a VM looks again for a hub starting
+	// when none was found: a hub started just before the VM (smolvmm
+	// net &, then smolvmm run) has not yet run as far as its lock
+	// when the VM, as quick to start, finds nothing on the socket.
+	hubStartGrace = 250 * time.Millisecond
+	// hubStartPoll is how often the socket is dialled meanwhile.
+	hubStartPoll = 10 * time.Millisecond
+)
+
+// hubStartWaitFor and hubStartGraceFor are hubStartWait and
+// hubStartGrace, variables for the tests; hubStartSleep is awaitHubStart's
+// wait between dials, which a test sees to know that a dial failed.
+var (
+	hubStartWaitFor  = hubStartWait
+	hubStartGraceFor = hubStartGrace
+	hubStartSleep    = time.Sleep
+)
+
+// hubStarting reports whether a hub is starting on socket: another
+// process holds its lock (socketLock), which a hub holds only while it
+// starts. A lock file this process may not open (another user's, mode
+// 0600), or that is not a regular file, says no.
+func hubStarting(socket string) bool {
+	path := socketLock(socket)
+	if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	// A shared lock, let go at once: the starting hub's exclusive one
+	// refuses it; another VM's look takes it too.
+	return errors.Is(unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK)
+}
+
+// awaitHubStart is err, dial's error for socket, or, when that wraps
+// ErrNoHub, the error of dial called again until it no longer does: at
+// most for hubStartWaitFor while a hub is starting on socket
+// (hubStarting), and for hubStartGraceFor while none is. A hub started
+// together with the VM (smolvmm net & smolvmm run) is joined so, while a
+// socket nobody is starting on still fails within the grace.
+func awaitHubStart(socket string, err error, dial func() error) error {
+	start := time.Now()
+	for errors.Is(err, ErrNoHub) {
+		starting := hubStarting(socket)
+		since := time.Since(start)
+		if !starting && since >= hubStartGraceFor {
+			// Once more: the hub may have come up, and let go of its
+			// lock, since the last dial.
+			return dial()
+		}
+		if starting && since >= hubStartWaitFor {
+			return err
+		}
+		hubStartSleep(hubStartPoll)
+		err = dial()
+	}
+	return err
 }
 
 // listenSocket listens on socket, whose access (setSocketAccess) is set

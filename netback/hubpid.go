@@ -117,12 +117,22 @@ func HubVMs(socket string) (int, error) {
 }
 
 // dialHub connects to the hub listening on socket, for a question: an
-// error wrapping ErrNoHub when nothing answers there, a *ForeignHubError
-// as Join's.
+// error wrapping ErrNoHub when nothing answers there (after a wait for a
+// hub starting there, as Join's), a *ForeignHubError as Join's.
 func dialHub(socket string) (net.Conn, error) {
 	if err := checkHubDir(socket, HubDir(), os.Geteuid()); err != nil {
 		return nil, err
 	}
+	c, err := dialHubOnce(socket)
+	err = awaitHubStart(socket, err, func() error {
+		c, err = dialHubOnce(socket)
+		return err
+	})
+	return c, err
+}
+
+// dialHubOnce is dialHub's dial, made once.
+func dialHubOnce(socket string) (net.Conn, error) {
 	c, err := net.DialTimeout("unix", socket, hubHandshakeTimeout)
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 		return nil, fmt.Errorf("%w: nothing answers on %s: %w", ErrNoHub, socket, err)

@@ -191,6 +191,12 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 		return nil, err
 	}
 	c, addr, err := j.dial()
+	// A hub starting on the socket (smolvmm net started just before):
+	// waited for, briefly, as its start line would be.
+	err = awaitHubStart(socket, err, func() error {
+		c, addr, err = j.dial()
+		return err
+	})
 	// Soon at first (a killed predecessor's connection ends within
 	// moments), then less often: each ask the hub refuses is a line of
 	// its log, some 7 in all for a MAC that stays connected.

@@ -63,7 +63,10 @@ only if its process is root's, or if it runs as the user that root's VM
 of the same MAC said it would drop to (run --user, or run --uid) when it
 joined with that forward: such a VM rejoins as that user after the network
 restarts; any other user with that MAC is refused. If the network stops,
-its VMs keep running and reconnect when it is back. SIGINT, SIGTERM or SIGHUP stop it, with status 0 (a service manager's
+its VMs keep running and reconnect when it is back. A VM started while
+the network starts waits for it (up to 5 s). Once it listens it says so
+to the service manager that set NOTIFY_SOCKET (systemd, Type=notify:
+READY=1). SIGINT, SIGTERM or SIGHUP stop it, with status 0 (a service manager's
 normal stop). Only the default directory is created: the directory of
 --socket must exist.
 
@@ -118,6 +121,14 @@ func netAction(c *cli.Context) error {
 			}
 		}
 	}
+	// First, before the checks and set-up below: a VM started together
+	// with the network (smolvmm net &, then smolvmm run) waits for a
+	// network whose start holds this lock, and fails if none does.
+	releaseStart, err := netback.HoldHubStart(socket)
+	if err != nil {
+		return hubStartError(err)
+	}
+	defer releaseStart()
 	// The hub saves the leases when they change, long after the start:
 	// a path it cannot write then would lose them without a word.
 	if l := c.String("leases"); l != "" {
@@ -151,6 +162,12 @@ func netAction(c *cli.Context) error {
 	if leases == "" {
 		leases = netback.HubLeases(socket)
 	}
+	// Connected now, before the filter, which allows no connect to it.
+	notify, err := openNotify(os.Getenv("NOTIFY_SOCKET"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "smolvmm net: warning: %v: the service manager will not learn that the network is ready\n", err)
+	}
+	defer notify.close()
 	var prepared *sandbox.Prepared
 	var lw *leaseWriter
 	if !c.Bool("no-seccomp") {
@@ -164,19 +181,9 @@ func netAction(c *cli.Context) error {
 	signal.Notify(sigs, stopSignals...) // fetch.go
 	defer signal.Stop(sigs)
 	h, err := netback.NewHub(cfg)
-	switch {
-	case errors.Is(err, netback.ErrHubRunning):
-		return fmt.Errorf("%w (stop it first, or give another --name or --socket)", err)
-	case errors.Is(err, netback.ErrLeasesInUse):
-		return fmt.Errorf("%w (two networks would overwrite each other's leases: stop that one, or give this one another --leases)", err)
-	case errors.Is(err, netback.ErrRuntimeDirForeign):
-		// Under a sticky /tmp only its owner or root may remove it.
-		return fmt.Errorf("%w (another user made it first: set XDG_RUNTIME_DIR to a directory of your own, give --socket in a directory of your own, or ask that user or root to remove it)", err)
-	case errors.Is(err, netback.ErrLeasesUnsafe):
-		return fmt.Errorf("%w (give --leases a file of your own, not a symlink, in a directory only you or root may write, or a sticky one such as /tmp)", err)
-	}
+	releaseStart() // listening, or failed
 	if err != nil {
-		return err
+		return hubStartError(err)
 	}
 	// Now: filepath.Abs stats the working directory.
 	join := joinName(c, socket)
@@ -211,6 +218,9 @@ func netAction(c *cli.Context) error {
 	defer stopReleases()
 	dlog.start(fmt.Sprintf("smolvmm net: listening on %s (gateway %s, DNS %s, leases from %s in %s); join with --net user:%s\n",
 		socket, netback.UserGateway, netback.UserDNS, netback.UserGuest, leases, join))
+	if err := notify.ready(); err != nil {
+		dlog.logf("warning: %v: the service manager will not learn that the network is ready", err)
+	}
 	sig := <-sigs
 	stopReleases() // before the hub closes under it
 	s := h.Stats()
@@ -221,6 +231,71 @@ func netAction(c *cli.Context) error {
 		"%d forwarded UDP datagrams of new clients dropped at a forward's or VM's bound, %d outgoing connections and %d UDP flows refused at a VM's, its user's or the network's bound, %d outgoing connections delayed while too many were being dialled or left unanswered by their VM, %d DNS queries refused while too many were asked, %d DNS TCP connections refused at a VM's bound)\n",
 		sig, s.VMs, s.Switched, s.Dropped, s.Spoofed, s.Limited, s.ForwardsRefused, s.ForwardFlowsRefused, s.NATRefusedConns, s.NATRefusedFlows, s.NATHeldConns, s.DNSRefused, s.DNSRefusedConns)
 	return nil
+}
+
+// notifier tells the service manager that started the process (systemd,
+// for a unit of Type=notify) that the network is ready: the sd_notify
+// protocol, a datagram "READY=1" to the Unix socket it names in
+// NOTIFY_SOCKET. The daemon is the unit's main process (it forks no
+// other to serve), whom the default NotifyAccess=main believes. A nil
+// notifier tells no one.
+type notifier struct{ conn *net.UnixConn }
+
+// openNotify connects to path, NOTIFY_SOCKET's value: a socket file, or,
+// starting with '@', a name in the abstract namespace. "" (none set) is
+// a nil notifier. Connected at the start, as the contained daemon's
+// filter allows no connect to it later; NOTIFY_SOCKET is left set (the
+// daemon starts no process that could notify: its broker is given no
+// environment).
+func openNotify(path string) (*notifier, error) {
+	if path == "" {
+		return nil, nil
+	}
+	// Go's address of a name starting with '@' is the abstract one.
+	if path[0] != '@' && !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("NOTIFY_SOCKET %q is neither an absolute path nor an abstract name ('@')", path)
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("NOTIFY_SOCKET %s: %w", path, err)
+	}
+	return &notifier{conn: c}, nil
+}
+
+// ready sends READY=1: called once the socket accepts VMs and the start
+// line is written.
+func (n *notifier) ready() error {
+	if n == nil {
+		return nil
+	}
+	if _, err := n.conn.Write([]byte("READY=1")); err != nil {
+		return fmt.Errorf("NOTIFY_SOCKET: %w", err)
+	}
+	return nil
+}
+
+// close closes n's socket.
+func (n *notifier) close() {
+	if n != nil {
+		n.conn.Close()
+	}
+}
+
+// hubStartError is err, from starting the network (netback.HoldHubStart,
+// netback.NewHub), with what to do about it.
+func hubStartError(err error) error {
+	switch {
+	case errors.Is(err, netback.ErrHubRunning):
+		return fmt.Errorf("%w (stop it first, or give another --name or --socket)", err)
+	case errors.Is(err, netback.ErrLeasesInUse):
+		return fmt.Errorf("%w (two networks would overwrite each other's leases: stop that one, or give this one another --leases)", err)
+	case errors.Is(err, netback.ErrRuntimeDirForeign):
+		// Under a sticky /tmp only its owner or root may remove it.
+		return fmt.Errorf("%w (another user made it first: set XDG_RUNTIME_DIR to a directory of your own, give --socket in a directory of your own, or ask that user or root to remove it)", err)
+	case errors.Is(err, netback.ErrLeasesUnsafe):
+		return fmt.Errorf("%w (give --leases a file of your own, not a symlink, in a directory only you or root may write, or a sticky one such as /tmp)", err)
+	}
+	return err
 }
 
 // checkWritableDir refuses path, flag's value, whose directory this
