@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -146,16 +147,12 @@ var ErrNotJailed = errors.New("not the first process of a new PID namespace")
 // mount of its mount namespace private (MS_REC|MS_PRIVATE), so that no
 // mount or unmount propagates between it and the host, mounts a /proc
 // that shows that PID namespace only (mountProc), and takes over
-// what PID 1 does not get for free: the kernel ignores the signals for
-// which PID 1 has no handler, where the Go runtime re-raises SIGPIPE (a
-// write to a closed stdout or stderr) to die of it and, ignored, exits
-// with status 2. For exitSignals a handler ends the process with 128+n
-// itself, as the unjailed VMM ends (restore the terminal from the caller
-// of Run, which outlives it): for SIGPIPE only when poll shows standard
-// output or error broken, as Go ignores one raised by a write to another
-// descriptor (a socket's). The signals the caller handles itself
-// (signal.Notify) are its own; those Go ignores (SIGUSR1, SIGUSR2,
-// SIGALRM) are ignored here too.
+// what PID 1 does not get for free (HandleSignalsAsPID1): for
+// exitSignals a handler ends the process with 128+n itself, as the
+// unjailed VMM ends (restore the terminal from the caller of Run, which
+// outlives it). The signals the caller handles itself (signal.Notify)
+// are its own; those Go ignores (SIGUSR1, SIGUSR2, SIGALRM) are ignored
+// here too.
 //
 // PID 1 also inherits orphans to reap; a jailed VMM starts no process
 // (its filter forbids it) and so has none.
@@ -169,10 +166,36 @@ func EnterJail() error {
 	if err := mountProc(); err != nil {
 		return err
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, exitSignals...)
-	go exitOn(sigs, func() bool { return outputBroken(1, 2) }, os.Exit)
+	HandleSignalsAsPID1(nil)
 	return nil
+}
+
+// pid1Once makes HandleSignalsAsPID1's first call its only one.
+var pid1Once sync.Once
+
+// HandleSignalsAsPID1 takes over, in a process that is PID 1 of its PID
+// namespace (a container's entrypoint, unshare --pid --fork, a jail:
+// EnterJail calls it), what the kernel does not do for PID 1: it ignores
+// the signals for which PID 1 has no handler, so that the SIGPIPE Go
+// raises to die of a write to a standard output or error without a
+// reader is ignored, and Go exits with status 2, saying nothing. A
+// handler ends the process with 128+n on exitSignals instead, as any
+// other process ends (status 141 for SIGPIPE): for SIGPIPE only when poll
+// shows standard output or error broken, as Go ignores one raised by a
+// write to another descriptor (a socket's), and not while leave (if not
+// nil) reports true: the caller then ends the process itself, once it
+// has put back what it must (a terminal in raw mode); the write that
+// raised the signal returns EPIPE to it. In any other process it does
+// nothing; only its first call does anything.
+func HandleSignalsAsPID1(leave func() bool) {
+	if os.Getpid() != 1 {
+		return
+	}
+	pid1Once.Do(func() {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, exitSignals...)
+		go exitOn(sigs, func() bool { return (leave == nil || !leave()) && outputBroken(1, 2) }, os.Exit)
+	})
 }
 
 // exitOn ends the process (exit) with 128+n on the first of sigs that

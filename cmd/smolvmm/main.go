@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/sandbox"
 )
 
 func commands() []*cli.Command {
@@ -29,9 +31,14 @@ func commands() []*cli.Command {
 }
 
 func main() {
-	maybeBrokerMain()            // broker.go: a VMM's broker ends here
-	nameJailed()                 // contain.go: the jailed VMM was named exe
-	closeInherited(os.Args)      // inherit.go: before anything of ours is open
+	maybeBrokerMain()       // broker.go: a VMM's broker ends here
+	nameJailed()            // contain.go: the jailed VMM was named exe
+	closeInherited(os.Args) // inherit.go: before anything of ours is open
+	// PID 1 of a PID namespace (a container's entrypoint, or --jail's
+	// VMM) ends with 141 on a broken standard output as any process
+	// does, not Go's silent 2; a console with the terminal raw puts it
+	// back first (console.go: watch).
+	sandbox.HandleSignalsAsPID1(terminalRaw.Load)
 	prepareRestoreEarly(os.Args) // snapshot.go: before the flags are parsed
 	os.Exit(run(os.Args))
 }
@@ -48,6 +55,12 @@ func run(args []string) int {
 	// Errors are printed once, below, as one line.
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	err := app.Run(args)
+	if f := brokenOut.File(); f != nil {
+		// A write lost its reader, and the process lives: as PID 1 of
+		// a PID namespace, whose handler may not have run yet
+		// (HandleSignalsAsPID1). Status 141, as the handler ends it.
+		brokenPipe(f) // console.go
+	}
 	command := commandName(args)
 	if jailedFor != "" {
 		command = jailedFor // jail.go: up's VM, jailed, is run's
