@@ -121,14 +121,6 @@ func netAction(c *cli.Context) error {
 			}
 		}
 	}
-	// First, before the checks and set-up below: a VM started together
-	// with the network (smolvmm net &, then smolvmm run) waits for a
-	// network whose start holds this lock, and fails if none does.
-	releaseStart, err := netback.HoldHubStart(socket)
-	if err != nil {
-		return hubStartError(err)
-	}
-	defer releaseStart()
 	// The hub saves the leases when they change, long after the start:
 	// a path it cannot write then would lose them without a word.
 	if l := c.String("leases"); l != "" {
@@ -153,6 +145,15 @@ func netAction(c *cli.Context) error {
 			return err
 		}
 	}
+	// Once the flags are checked (a mistyped one makes no lock file),
+	// before the set-up below: a VM started together with the network
+	// (smolvmm net &, then smolvmm run) waits for a network whose start
+	// holds this lock, and fails if none does.
+	releaseStart, err := netback.HoldHubStart(socket)
+	if err != nil {
+		return hubStartError(err)
+	}
+	defer releaseStart()
 	dlog := &daemonLog{w: os.Stderr, now: time.Now}
 	cfg := netback.HubConfig{Socket: socket, Leases: c.String("leases"), Logf: dlog.logf, Group: gid}
 	if c.Bool("quiet") {

@@ -741,6 +741,10 @@ func TestNetCommandErrors(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "nonexist")); err == nil {
 			t.Errorf("smolvmm net made the missing directory of its --socket")
 		}
+		// A refused --group (a mistake, status 2) makes no start lock.
+		if _, err := os.Stat(filepath.Join(dir, "g.sock.lock")); err == nil {
+			t.Errorf("smolvmm net refused its --group but made g.sock.lock")
+		}
 	}()
 	for _, tt := range tests {
 		// Each is refused at start; one that starts instead runs until
